@@ -1,0 +1,39 @@
+# trapline developer commands. Quick start: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CPU build here (taken from the machine's local wheel); on a GPU box the same pin pulls the CUDA
+# build. Override with e.g. `make setup TORCH_SPEC="torch==2.13.0 --index-url ..."`.
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.trapline-setup
+
+.PHONY: setup lint test test-fast demo bench models clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,train]"
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+demo: setup
+	$(BIN)/python -m trapline.demo
+
+models: setup
+	$(BIN)/python -m model_store.demo.publish --store ./models
+
+bench: setup
+	$(BIN)/python -m benchmarks.report --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The archive door: Ray Data reprocessing jobs that write Parquet detection tables."""

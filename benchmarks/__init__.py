@@ -1,0 +1,1 @@
+"""Throughput benchmarks; they import the product and never copy it."""

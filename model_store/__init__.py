@@ -1,0 +1,16 @@
+"""Versioned detectors and the one detector core that both serve/ and batch/ call."""
+
+from .backends import ModelLoadError
+from .config import ConfigError, ModelConfig, parse_config
+from .detector import Detector
+from .filters import FilterConfigError, FilterSet
+from .imaging import ImageDecodeError, decode_image
+from .records import Detection, ImageDetections, ModelInfo
+from .refs import InvalidRefError, ModelRef
+from .store import ChecksumError, ModelStore, ModelVersion, NotFoundError, StoreError
+
+__all__ = [
+    "ChecksumError", "ConfigError", "Detection", "Detector", "FilterConfigError", "FilterSet",
+    "ImageDecodeError", "ImageDetections", "InvalidRefError", "ModelConfig", "ModelInfo", "ModelLoadError",
+    "ModelRef", "ModelStore", "ModelVersion", "NotFoundError", "StoreError", "decode_image", "parse_config",
+]

@@ -1,0 +1,44 @@
+"""Inference backends, chosen by `config.json`'s `backend` field (never by file extension)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..config import ModelConfig
+
+
+class ModelLoadError(RuntimeError):
+    """Weights that exist and match their checksum but cannot be loaded by the backend."""
+
+
+class Backend(Protocol):
+    """Runs a batch tensor through the model and returns its raw output tensor."""
+
+    device: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def gpu_assigned() -> bool:
+    """True when this process was given a GPU (Ray sets CUDA_VISIBLE_DEVICES; empty means none)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return bool(visible) and visible not in ("-1", "NoDevFiles")
+
+
+def create_backend(config: ModelConfig, weights: Path, device: str = "cpu", threads: int | None = None) -> Backend:
+    """Build the backend named in `config` on `device` ("cpu", "cuda" or "auto")."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
+    if config.backend == "onnx-yolo":
+        from .onnx_runtime import OnnxBackend
+
+        return OnnxBackend(weights, device=device, threads=threads)
+    if config.backend == "torch-export-yolo":
+        from .torch_export import TorchExportBackend
+
+        return TorchExportBackend(weights, device=device, threads=threads)
+    raise ModelLoadError(f"unknown backend {config.backend!r}")  # unreachable: config validation

@@ -1,0 +1,47 @@
+"""ONNX Runtime backend: CPU by default, CUDA only when a GPU is assigned or asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from . import ModelLoadError, gpu_assigned
+
+
+def select_providers(device: str) -> list[str]:
+    """Execution providers for `device`; "auto" takes CUDA only when a GPU is assigned and usable."""
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise ModelLoadError(f"device 'cuda' requested but ONNX Runtime offers only {available}")
+    if device == "cuda" or (device == "auto" and has_cuda and gpu_assigned()):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxBackend:
+    """One InferenceSession per replica/actor; thread count matched to the CPUs it was given."""
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        if threads:
+            # ORT defaults to one thread per core of the machine, which oversubscribes CPUs that Ray
+            # gave to other replicas; callers pass the replica's num_cpus instead.
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        providers = select_providers(device)
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:  # ORT raises several unrelated types for corrupt files
+            raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {exc}") from None
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch; returns the first output."""
+        return self.session.run([self.output_name], {self.input_name: batch})[0]

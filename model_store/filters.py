@@ -1,0 +1,205 @@
+"""Post-processing filters: a small registry of typed, hashable detection filters.
+
+Filters never delete raw detections. Each one marks the detections it fires on; a filter
+whose `action` is "drop" also removes them from the kept set, one whose action is "flag"
+only annotates them. Keeping every raw detection is what lets a batch job re-filter its
+stored tables later without running the model again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class FilterConfigError(ValueError):
+    """A filter name or config that is not valid; the message quotes the bad value."""
+
+
+class FilterConfig(BaseModel):
+    """Base for every filter config: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    action: Literal["drop", "flag"] = Field("drop", description="drop: remove from the kept set; flag: annotate only")
+
+
+class MinSizeConfig(FilterConfig):
+    min_area_fraction: float = Field(..., ge=0.0, le=1.0, description="smallest box area / image area to keep")
+
+
+class ClassMaskConfig(FilterConfig):
+    allowed_labels: list[str] = Field(..., min_length=1, description="labels to keep; all others fire")
+
+    @field_validator("allowed_labels")
+    @classmethod
+    def _unique(cls, labels: list[str]) -> list[str]:
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"allowed_labels has duplicates: {labels!r}")
+        return labels
+
+
+class ScoreConfig(FilterConfig):
+    min_score: float = Field(..., ge=0.0, le=1.0, description="detections scoring below this fire")
+
+
+@dataclass(frozen=True)
+class DetectionArrays:
+    """The columns a filter looks at, for one image: boxes in original pixels (x1, y1, x2, y2)."""
+
+    boxes_px: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    labels: Sequence[str]
+    image_width: int
+    image_height: int
+
+
+class PostFilter:
+    """One registered filter: a config model and a vectorised `fires` predicate."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[FilterConfig]]
+
+    @staticmethod
+    def fires(config: Any, dets: DetectionArrays) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @staticmethod
+    def check_labels(config: Any, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if the config names labels the model does not have."""
+
+
+class MinSizeFilter(PostFilter):
+    name = "min_size"
+    config_model = MinSizeConfig
+
+    @staticmethod
+    def fires(config: MinSizeConfig, dets: DetectionArrays) -> np.ndarray:
+        w = dets.boxes_px[:, 2] - dets.boxes_px[:, 0]
+        h = dets.boxes_px[:, 3] - dets.boxes_px[:, 1]
+        area = (w * h) / float(max(dets.image_width * dets.image_height, 1))
+        return area < config.min_area_fraction
+
+
+class ClassMaskFilter(PostFilter):
+    name = "class_mask"
+    config_model = ClassMaskConfig
+
+    @staticmethod
+    def fires(config: ClassMaskConfig, dets: DetectionArrays) -> np.ndarray:
+        allowed = {i for i, label in enumerate(dets.labels) if label in set(config.allowed_labels)}
+        return ~np.isin(dets.class_ids, list(allowed))
+
+    @staticmethod
+    def check_labels(config: ClassMaskConfig, labels: Sequence[str]) -> None:
+        unknown = [label for label in config.allowed_labels if label not in labels]
+        if unknown:
+            raise FilterConfigError(
+                f"class_mask.allowed_labels names unknown labels {unknown!r}; the model has {list(labels)!r}"
+            )
+
+
+class ScoreFilter(PostFilter):
+    name = "score"
+    config_model = ScoreConfig
+
+    @staticmethod
+    def fires(config: ScoreConfig, dets: DetectionArrays) -> np.ndarray:
+        return dets.scores < config.min_score
+
+
+REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter)}
+
+
+def parse_filter_config(name: str, config: Mapping[str, Any] | FilterConfig) -> FilterConfig:
+    """Validate one filter's config, with an error that names the filter and quotes the bad value."""
+    if name not in REGISTRY:
+        raise FilterConfigError(f"unknown filter {name!r}; known filters: {sorted(REGISTRY)}")
+    model = REGISTRY[name].config_model
+    if isinstance(config, model):
+        return config
+    if isinstance(config, FilterConfig):
+        config = config.model_dump()
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise FilterConfigError(f"invalid config for filter {name!r}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class FilterSet:
+    """An ordered, validated list of filters; its `hash` identifies it in results and tables."""
+
+    filters: tuple[tuple[str, FilterConfig], ...] = ()
+
+    @classmethod
+    def from_specs(cls, specs: Sequence[Mapping[str, Any]]) -> FilterSet:
+        """Build from `[{"name": ..., "config": {...}}, ...]` (the form used in config.json)."""
+        items = []
+        for spec in specs:
+            if set(spec) - {"name", "config"} or "name" not in spec:
+                raise FilterConfigError(f"a filter spec needs 'name' and 'config' only, got {dict(spec)!r}")
+            items.append((spec["name"], parse_filter_config(spec["name"], spec.get("config", {}))))
+        names = [n for n, _ in items]
+        if len(set(names)) != len(names):
+            raise FilterConfigError(f"each filter may appear once, got {names!r}")
+        return cls(tuple(items))
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any] | None] | None) -> FilterSet:
+        """Per-call overrides: `{name: {field: value}}` merges into (or adds) a filter, `{name: None}` removes it."""
+        if not overrides:
+            return self
+        current = dict(self.filters)
+        for name, patch in overrides.items():
+            if patch is None:
+                if name not in REGISTRY:
+                    raise FilterConfigError(f"unknown filter {name!r}; known filters: {sorted(REGISTRY)}")
+                current.pop(name, None)
+                continue
+            if not isinstance(patch, Mapping):
+                raise FilterConfigError(f"override for filter {name!r} must be an object, got {patch!r}")
+            base = current[name].model_dump() if name in current else {}
+            current[name] = parse_filter_config(name, {**base, **patch})
+        return FilterSet(tuple(current.items()))
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if any filter refers to labels the model does not have."""
+        for name, config in self.filters:
+            REGISTRY[name].check_labels(config, labels)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.filters]
+
+    def as_specs(self) -> list[dict[str, Any]]:
+        """The canonical JSON-able form: `[{"name", "config"}]` with every field spelled out."""
+        return [{"name": name, "config": config.model_dump(mode="json")} for name, config in self.filters]
+
+    @property
+    def hash(self) -> str:
+        """A stable 16-hex-digit hash of the names, order and full configs (defaults included)."""
+        canonical = json.dumps(self.as_specs(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def apply(self, dets: DetectionArrays) -> tuple[np.ndarray, list[list[str]]]:
+        """Return (kept mask, flags per detection): flags name every filter that fired."""
+        n = len(dets.scores)
+        kept = np.ones(n, dtype=bool)
+        flags: list[list[str]] = [[] for _ in range(n)]
+        for name, config in self.filters:
+            fired = np.asarray(REGISTRY[name].fires(config, dets), dtype=bool)
+            for i in np.flatnonzero(fired):
+                flags[i].append(name)
+            if config.action == "drop":
+                kept &= ~fired
+        return kept, flags

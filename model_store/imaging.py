@@ -1,0 +1,118 @@
+"""Safe image decoding: bytes -> RGB uint8 array, EXIF orientation applied, size capped."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 50_000_000  # ~ a 8660x5773 photo: above every camera trap, below a bomb
+
+DecodeReason = Literal["empty", "not_image", "truncated", "too_large", "unsupported"]
+
+# EXIF orientation -> operations that bring the stored pixels upright (see the EXIF 2.32 spec).
+_ORIENT_OPS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1, :],
+    5: lambda a: np.transpose(a, (1, 0, 2)),
+    6: lambda a: np.rot90(a, k=-1),
+    7: lambda a: np.transpose(a, (1, 0, 2))[::-1, ::-1],
+    8: lambda a: np.rot90(a, k=1),
+}
+
+
+class ImageDecodeError(ValueError):
+    """An input that is not a usable image; `reason` is a stable code, the message says why."""
+
+    def __init__(self, reason: DecodeReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _looks_truncated(fmt: str | None, data: bytes) -> bool:
+    # libjpeg and libpng "recover" from a cut-off stream by filling grey, which would silently
+    # score a half image, so check the end-of-stream markers ourselves.
+    tail = data.rstrip(b"\x00")
+    if fmt == "JPEG":
+        return not tail.endswith(b"\xff\xd9")
+    if fmt == "PNG":
+        return b"IEND" not in tail[-12:]
+    return False
+
+
+def _orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    op = _ORIENT_OPS.get(orientation)
+    return np.ascontiguousarray(op(rgb)) if op else rgb
+
+
+def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, int, int, int]:
+    """Read only the header: (format, width, height, EXIF orientation); raise ImageDecodeError."""
+    if not data:
+        raise ImageDecodeError("empty", "empty body: expected image bytes (JPEG, PNG, TIFF, WebP, GIF, BMP)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            fmt = img.format
+            try:
+                orientation = int(img.getexif().get(0x0112, 1))
+            except Exception:  # noqa: BLE001 - broken EXIF must not reject a good image
+                orientation = 1
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not_image", f"not a recognised image ({len(data)} bytes)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError("too_large", f"image is over the cap of {max_pixels} pixels ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError("truncated", f"corrupt or truncated image header: {exc}") from None
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError("not_image", f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            "too_large", f"image is {width}x{height} = {width * height} pixels, over the cap of {max_pixels}"
+        )
+    return fmt or "unknown", width, height, orientation if 1 <= orientation <= 8 else 1
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes to an upright RGB uint8 array (H, W, 3).
+
+    The header is checked against `max_pixels` before any pixel is decoded, so a
+    decompression bomb costs a header read, not gigabytes.
+    """
+    fmt, width, height, orientation = probe_image(data, max_pixels)
+    if _looks_truncated(fmt, data):
+        raise ImageDecodeError("truncated", f"truncated {fmt} stream: the end-of-image marker is missing")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is not None:
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    else:
+        rgb = _decode_with_pillow(data, fmt)  # formats OpenCV lacks (GIF) or rejects
+    if rgb.shape[0] * rgb.shape[1] > max_pixels:
+        raise ImageDecodeError("too_large", f"decoded image exceeds the cap of {max_pixels} pixels")
+    return _orient(rgb, orientation)
+
+
+def _decode_with_pillow(data: bytes, fmt: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+            img.load()
+            return np.asarray(img.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError("truncated", f"corrupt or truncated {fmt} image: {exc}") from None
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """Encode an RGB array as JPEG bytes."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()

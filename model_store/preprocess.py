@@ -1,0 +1,69 @@
+"""Letterbox an RGB image into a model input, and map boxes back to the original pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .config import PreprocessConfig
+
+
+@dataclass(frozen=True)
+class LetterboxMeta:
+    """How one image was placed in the model input: scale factors, padding, original size."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+
+def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig) -> tuple[np.ndarray, LetterboxMeta]:
+    """Resize (keeping aspect when `cfg.letterbox`) and pad to `size` = (width, height); returns HWC uint8."""
+    h, w = rgb.shape[:2]
+    out_w, out_h = size
+    if cfg.letterbox:
+        s = min(out_w / w, out_h / h)
+        new_w, new_h = max(1, round(w * s)), max(1, round(h * s))
+        sx = sy = s
+    else:
+        new_w, new_h = out_w, out_h
+        sx, sy = out_w / w, out_h / h
+    # INTER_AREA when shrinking avoids aliasing on large camera-trap frames; LINEAR when growing.
+    interp = cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
+    resized = cv2.resize(rgb, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else rgb
+    pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
+    top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding
+    bottom, right = out_h - new_h - top, out_w - new_w - left
+    if top or bottom or left or right:
+        v = cfg.pad_value
+        resized = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(v, v, v))
+    if cfg.color_order == "bgr":
+        resized = resized[:, :, ::-1]
+    return resized, LetterboxMeta(sx, sy, float(left), float(top), w, h)
+
+
+def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray:
+    """Stack letterboxed HWC uint8 images into the model's NCHW input tensor."""
+    batch = np.stack(images)  # N, H, W, C uint8
+    batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+    if cfg.input_dtype == "uint8":
+        return batch
+    out = batch.astype(np.float32)
+    out *= np.float32(cfg.scale)
+    return out.astype(np.float16) if cfg.input_dtype == "float16" else out
+
+
+def unletterbox(boxes_xyxy: np.ndarray, meta: LetterboxMeta) -> np.ndarray:
+    """Map (N, 4) x1,y1,x2,y2 boxes from model-input pixels to original pixels, clipped to the image."""
+    out = np.empty_like(boxes_xyxy, dtype=np.float32)
+    out[:, [0, 2]] = (boxes_xyxy[:, [0, 2]] - meta.pad_x) / meta.scale_x
+    out[:, [1, 3]] = (boxes_xyxy[:, [1, 3]] - meta.pad_y) / meta.scale_y
+    np.clip(out[:, [0, 2]], 0, meta.width, out=out[:, [0, 2]])
+    np.clip(out[:, [1, 3]], 0, meta.height, out=out[:, [1, 3]])
+    return out

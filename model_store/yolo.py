@@ -1,0 +1,68 @@
+"""Decode Ultralytics-style YOLO outputs and run class-aware NMS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RawDetections:
+    """Detections of one image in model-input pixels, after NMS."""
+
+    boxes_xyxy: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N,) float32
+    class_ids: np.ndarray  # (N,) int64
+
+    @classmethod
+    def empty(cls) -> RawDetections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+
+def candidates(pred: np.ndarray, layout: str, num_classes: int, score_threshold: float) -> RawDetections:
+    """Turn one image's raw output into scored boxes above the threshold (before NMS).
+
+    yolov8: `pred` is (4 + nc, N): cx, cy, w, h, then per-class scores.
+    yolov5: `pred` is (N, 5 + nc): cx, cy, w, h, objectness, then per-class scores.
+    """
+    pred = np.asarray(pred, dtype=np.float32)
+    if layout == "yolov8":
+        if pred.shape[0] != 4 + num_classes:
+            raise ValueError(f"yolov8 output must have 4+{num_classes} rows, got shape {pred.shape}")
+        pred = pred.T
+        cls_scores = pred[:, 4:]
+    elif layout == "yolov5":
+        if pred.shape[1] != 5 + num_classes:
+            raise ValueError(f"yolov5 output must have 5+{num_classes} columns, got shape {pred.shape}")
+        cls_scores = pred[:, 5:] * pred[:, 4:5]
+    else:
+        raise ValueError(f"unknown output layout {layout!r}")
+    class_ids = cls_scores.argmax(axis=1)
+    scores = cls_scores[np.arange(len(cls_scores)), class_ids]
+    keep = scores >= score_threshold
+    if not keep.any():
+        return RawDetections.empty()
+    cxcywh = pred[keep, :4]
+    boxes = np.empty_like(cxcywh)
+    boxes[:, :2] = cxcywh[:, :2] - cxcywh[:, 2:] / 2
+    boxes[:, 2:] = cxcywh[:, :2] + cxcywh[:, 2:] / 2
+    return RawDetections(boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64))
+
+
+def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_agnostic: bool) -> RawDetections:
+    """Greedy NMS (per class unless `class_agnostic`), best score first, at most `max_detections`."""
+    if len(dets.scores) == 0:
+        return dets
+    xywh = dets.boxes_xyxy.copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    # OpenCV's NMS is a well-tested C++ implementation; its batched form offsets boxes per class.
+    if class_agnostic:
+        idx = cv2.dnn.NMSBoxes(xywh.tolist(), dets.scores.tolist(), 0.0, iou_threshold)
+    else:
+        idx = cv2.dnn.NMSBoxesBatched(xywh.tolist(), dets.scores.tolist(), dets.class_ids.tolist(), 0.0,
+                                      iou_threshold)
+    idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+    idx = idx[np.argsort(-dets.scores[idx], kind="stable")][:max_detections]
+    return RawDetections(dets.boxes_xyxy[idx], dets.scores[idx], dets.class_ids[idx])

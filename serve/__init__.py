@@ -1,0 +1,1 @@
+"""The online door: Ray Serve deployments and the FastAPI ingress (see serve/app.py)."""

@@ -1,0 +1,1 @@
+"""trapline: versioned object detectors for camera-trap images, online and over whole archives."""

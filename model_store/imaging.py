@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from typing import Literal
@@ -85,6 +86,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     The header is checked against `max_pixels` before any pixel is decoded, so a
     decompression bomb costs a header read, not gigabytes.
     """
+    _quiet_opencv()
     fmt, width, height, orientation = probe_image(data, max_pixels)
     if _looks_truncated(fmt, data):
         raise ImageDecodeError("truncated", f"truncated {fmt} stream: the end-of-image marker is missing")
@@ -97,6 +99,13 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     if rgb.shape[0] * rgb.shape[1] > max_pixels:
         raise ImageDecodeError("too_large", f"decoded image exceeds the cap of {max_pixels} pixels")
     return _orient(rgb, orientation)
+
+
+@functools.cache
+def _quiet_opencv() -> None:
+    # OpenCV logs every rejected stream at ERROR level on stderr; we raise a typed error instead,
+    # so the log line is noise (one per bad upload). Done on first use, not at import.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _decode_with_pillow(data: bytes, fmt: str) -> np.ndarray:

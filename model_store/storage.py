@@ -13,9 +13,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-
-class StorageError(RuntimeError):
-    """The store root cannot be read or written (missing bucket, no permission, unreachable)."""
+from .errors import StorageError
 
 
 class Storage:
@@ -50,7 +48,17 @@ class Storage:
         return self.fs.exists(self.path(*parts))
 
     def read_bytes(self, *parts: str) -> bytes:
+        if self.is_local:
+            self.local_path(*parts)
         return self.fs.cat_file(self.path(*parts))
+
+    def local_path(self, *parts: str) -> str:
+        """The real path of a local entry; refuses symlinks that lead outside the root."""
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(self.path(*parts))
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise StorageError(f"{'/'.join(parts)} resolves to {real}, outside the store root {real_root}; refused")
+        return real
 
     def listdir(self, *parts: str) -> list[str]:
         """Names (not paths) of the entries directly under `parts`; [] if it does not exist."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, ModelConfig, parse_config
+from .errors import ChecksumError, NotFoundError, StoreError
 from .records import ModelInfo
 from .refs import DEFAULT_ALIAS, ModelRef, check_segment
 from .storage import Storage
@@ -30,18 +31,6 @@ CARD_FILE = "README.md"
 ALIASES_DIR = "_aliases"
 LATEST = "latest"
 DEFAULT_FILES = {"onnx-yolo": "model.onnx", "torch-export-yolo": "model.pt2"}
-
-
-class StoreError(RuntimeError):
-    """A store operation that cannot be done; the message says why and what to do."""
-
-
-class NotFoundError(StoreError, LookupError):
-    """A model, version or alias that the store does not hold."""
-
-
-class ChecksumError(StoreError):
-    """Weights whose sha256 does not match config.json; they are never loaded."""
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -174,7 +163,7 @@ class ModelStore:
         mv = self.get(ref)
         wfile = mv.config.weights.file
         if self.storage.is_local:
-            path = Path(self.storage.path(mv.name, mv.version, wfile))
+            path = Path(self.storage.local_path(mv.name, mv.version, wfile))
             if not path.exists():
                 raise NotFoundError(f"{mv.ref}: weights file {wfile!r} is missing")
         else:

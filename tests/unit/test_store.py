@@ -155,3 +155,20 @@ def test_corrupt_onnx_is_a_load_error(tmp_path):
     store.publish(tmp_path / "w.onnx", "broken", "1", fixture_config("yolov8"))
     with pytest.raises(ModelLoadError, match="cannot load"):
         store.load_detector("broken:1")
+
+
+def test_symlink_out_of_store_refused(local_store, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.onnx").write_bytes(b"secret")
+    vdir = os.path.join(local_store.storage.root, "fixture", "1")
+    os.remove(os.path.join(vdir, "model.onnx"))
+    os.symlink(outside / "model.onnx", os.path.join(vdir, "model.onnx"))
+    with pytest.raises(StoreError, match="outside the store root"):
+        local_store.load_detector("fixture:1")
+    import shutil
+
+    shutil.copytree(os.path.join(local_store.storage.root, "fixture", "2"), outside / "1")
+    os.symlink(outside, os.path.join(local_store.storage.root, "evil"))
+    with pytest.raises(StoreError, match="outside the store root"):
+        local_store.get("evil:1")

@@ -14,7 +14,7 @@ import numpy as np
 from .backends import Backend
 from .config import ModelConfig
 from .filters import DetectionArrays, FilterSet
-from .preprocess import LetterboxMeta, letterbox, to_tensor, unletterbox
+from .preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
 from .records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from .yolo import RawDetections, candidates, nms
 
@@ -36,6 +36,7 @@ class Detector:
         self.config = config
         self.backend = backend
         self.default_filters = config.default_filters()
+        self.preprocessor = Preprocessor(config)
 
     @property
     def device(self) -> str:
@@ -52,9 +53,7 @@ class Detector:
 
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, LetterboxMeta]:
         """Letterbox one RGB image into an HWC uint8 model input plus the metadata to map boxes back."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
-        return letterbox(rgb, self.config.input_size, self.config.preprocess)
+        return self.preprocessor.prepare(rgb)
 
     def infer(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Run a batch of prepared inputs through the backend; returns the raw output tensor."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .config import PreprocessConfig
+from .config import ModelConfig, PreprocessConfig
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,23 @@ def unletterbox(boxes_xyxy: np.ndarray, meta: LetterboxMeta) -> np.ndarray:
     out = np.empty_like(boxes_xyxy, dtype=np.float32)
     out[:, [0, 2]] = (boxes_xyxy[:, [0, 2]] - meta.pad_x) / meta.scale_x
     out[:, [1, 3]] = (boxes_xyxy[:, [1, 3]] - meta.pad_y) / meta.scale_y
-    np.clip(out[:, [0, 2]], 0, meta.width, out=out[:, [0, 2]])
-    np.clip(out[:, [1, 3]], 0, meta.height, out=out[:, [1, 3]])
+    # Fancy indexing returns copies, so clip by assignment (np.clip(..., out=x[:, [0, 2]]) is a no-op).
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, meta.width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, meta.height)
     return out
+
+
+class Preprocessor:
+    """The config-only first stage of a detector: RGB image -> letterboxed model input.
+
+    Needs no weights, so batch jobs run it in cheap CPU tasks before inference actors.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, LetterboxMeta]:
+        """Letterbox one RGB uint8 image; returns HWC uint8 input and the metadata to map boxes back."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        return letterbox(rgb, self.config.input_size, self.config.preprocess)

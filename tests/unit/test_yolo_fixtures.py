@@ -48,3 +48,11 @@ def test_filters_record_hash_and_flags(local_store):
     [flagged] = det.predict_batch([img], filters={"min_size": {"min_area_fraction": 0.01, "action": "flag"}})
     assert len(flagged.detections) == 4
     assert [d.flags for d in flagged.detections] == [[], [], ["min_size"], []]  # the 40x40 fox is 0.5%
+
+
+def test_boxes_are_clipped_to_the_image():
+    from model_store.preprocess import LetterboxMeta, unletterbox
+
+    meta = LetterboxMeta(scale_x=1.0, scale_y=1.0, pad_x=10.0, pad_y=0.0, width=120, height=80)
+    out = unletterbox(np.array([[0.0, -5.0, 200.0, 100.0]], np.float32), meta)
+    assert out.tolist() == [[0.0, 0.0, 120.0, 80.0]]

@@ -1,0 +1,240 @@
+"""The Ray Data plan: listing -> read + decode + letterbox (CPU tasks) -> detect -> write parts.
+
+Streaming end to end: the driver hands Ray the listing (paths only), images are read inside
+the tasks, and what comes back to the driver is one small stats row per written part. Nothing
+is materialised, so memory stays flat however large the archive is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from model_store.storage import Storage
+
+from .archive import open_location
+from .inference import DetectorActor, ServeClient, read_and_prepare
+from .schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA, RESULT_SCHEMA
+from .writer import part_name, write_part
+
+WRITE_CPUS = 0.25  # the writer only serialises and uploads
+STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections")
+# Settings the stages need to reach S3 and the model store. Workers of a cluster that was started
+# before the driver's environment was set (or on other nodes) do not have them, so the driver
+# hands the ones it has to its tasks. With instance roles / IRSA there are no keys to forward.
+FORWARDED_ENV = ("TRAPLINE_S3_ENDPOINT_URL", "TRAPLINE_MODEL_STORE", "TRAPLINE_MODEL_CACHE", "AWS_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Everything the stages need, all picklable (URLs and JSON, no open handles)."""
+
+    archive_url: str
+    out_url: str
+    store_url: str
+    model_name: str
+    model_version: str
+    model_sha256: str
+    ref: str  # pinned NAME:VERSION
+    config_json: str
+    filter_specs: list[dict]
+    filters_hash: str
+    filter_overrides: dict | None
+    run_id: str
+    metadata: dict
+    via: Literal["actors", "serve"] = "actors"
+    concurrency: int | tuple[int, int] = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    batch_size: int = 16
+    read_batch_size: int = 8
+    read_cpus: float = 0.5
+    write_cpus: float = WRITE_CPUS
+    rows_per_file: int = 1000
+    max_pixels: int = 50_000_000
+    serve_app: str = "trapline"
+
+
+@dataclass
+class Progress:
+    """Counts so far; `on_part` callers get one of these after every committed part."""
+
+    total: int
+    started: float = field(default_factory=time.perf_counter)
+    parts: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_FIELDS, 0))
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.counts["images"] / self.elapsed if self.elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        done = self.counts["images"]
+        pct = 100.0 * done / self.total if self.total else 100.0
+        eta = (self.total - done) / self.rate if self.rate > 0 else float("nan")
+        c = self.counts
+        return (f"processed {done}/{self.total} ({pct:.0f}%), ok {c['ok']}, empty {c['empty']}, "
+                f"failed {c['failed']}, detections {c['detections']}, {self.rate:.1f} images/s"
+                + (f", ETA {eta:.0f}s" if math.isfinite(eta) and done < self.total else ""))
+
+
+def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_version: str, model_sha256: str,
+                  filters_hash: str, run_id: str, metadata: dict) -> pa.Table:
+    """The sink: split one batch of results into an images part and a detections part, write both."""
+    storage: Storage = open_location(out_url)
+    batch = batch.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+    n = batch.num_rows
+    now = dt.datetime.now(dt.timezone.utc)
+    consts = {"model_sha256": pa.array([model_sha256] * n, pa.string()),
+              "filters_hash": pa.array([filters_hash] * n, pa.string()),
+              "run_id": pa.array([run_id] * n, pa.string()),
+              "processed_at": pa.array([now] * n, pa.timestamp("us", tz="UTC"))}
+    images = pa.Table.from_arrays([batch[f.name] if f.name in batch.column_names else consts[f.name]
+                                   for f in IMAGES_SCHEMA], schema=IMAGES_SCHEMA)
+    detections = flatten_detections(batch, filters_hash, run_id)
+    keys = list(zip(batch["uri"].to_pylist(), batch["content_id"].to_pylist(), strict=True))
+    name = part_name(run_id, keys)
+    write_part(storage, model_name, model_version, name, images, detections, metadata)
+    status = batch["status"]
+    kept = detections.filter(detections["kept"]).num_rows if detections.num_rows else 0
+    return pa.table({
+        "images": [n],
+        "ok": [pc.sum(pc.equal(status, "ok")).as_py() or 0],
+        "empty": [pc.sum(pc.equal(status, "empty")).as_py() or 0],
+        "failed": [pc.sum(pc.equal(status, "failed")).as_py() or 0],
+        "detections": [kept],
+        "raw_detections": [detections.num_rows],
+        "part": [name],
+    })
+
+
+def flatten_detections(batch: pa.Table, filters_hash: str, run_id: str) -> pa.Table:
+    """One DETECTIONS_SCHEMA row per nested detection of a results batch."""
+    nested = batch["detections"].combine_chunks()
+    parents = pc.list_parent_indices(nested)
+    flat = pc.list_flatten(nested)
+    n = len(flat)
+    cols = {
+        "uri": pc.take(batch["uri"], parents),
+        "content_id": pc.take(batch["content_id"], parents),
+        "filters_hash": pa.array([filters_hash] * n, pa.string()),
+        "run_id": pa.array([run_id] * n, pa.string()),
+    }
+    for f in DETECTIONS_SCHEMA:
+        if f.name not in cols:
+            cols[f.name] = flat.field(f.name)
+    return pa.Table.from_arrays([cols[f.name] for f in DETECTIONS_SCHEMA], schema=DETECTIONS_SCHEMA)
+
+
+def listing_blocks(entries: pa.Table, read_batch_size: int) -> list[pa.Table]:
+    """Split the listing into blocks: small ones for small archives (parallel reads), <=256 rows for big ones."""
+    rows = max(read_batch_size, min(256, math.ceil(entries.num_rows / 512)))
+    return [entries.slice(i, rows) for i in range(0, entries.num_rows, rows)]
+
+
+def object_store_budget(spec: PlanSpec, input_size: tuple[int, int]) -> int:
+    """Bytes of prepared images the job may hold in flight: a few batches per actor, 256 MiB..4 GiB.
+
+    Without a cap Ray Data buffers up to a share of the whole object store before it applies
+    back-pressure, so memory would grow with the archive instead of with the actor pool.
+    """
+    w, h = input_size
+    actors = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
+    want = 6 * actors * max(spec.batch_size, spec.read_batch_size) * w * h * 3
+    return int(min(max(want, 256 * 2**20), 4 * 2**30))
+
+
+def configure_data_context(progress_bars: bool, object_store_bytes: int | None = None) -> None:
+    """Ray Data settings for this job: progress bars only on a terminal, a bounded in-flight budget."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress_bars
+    ctx.enable_auto_log_stats = False
+    # Prepared images are ~300 KB each (320 px input); 32 MiB output blocks keep the stages pipelined.
+    ctx.target_max_block_size = 32 * 1024 * 1024
+    limits = ctx.execution_options.resource_limits
+    ctx.execution_options.resource_limits = type(limits)(
+        cpu=limits.cpu, gpu=limits.gpu, memory=limits.memory,
+        object_store_memory=object_store_bytes if object_store_bytes else limits.object_store_memory)
+
+
+def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Ray remote args that give every stage the driver's S3 / store settings (none when there are none)."""
+    environ = os.environ if environ is None else environ
+    env = {k: environ[k] for k in FORWARDED_ENV if environ.get(k)}
+    return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def build_dataset(entries: pa.Table, spec: PlanSpec):
+    """The lazy Ray Data plan for `entries` (ENTRY_SCHEMA rows); nothing runs until it is iterated."""
+    import ray.data
+
+    remote = worker_env()
+    ds = ray.data.from_arrow(listing_blocks(entries, spec.read_batch_size))
+    ds = ds.map_batches(
+        read_and_prepare, batch_size=spec.read_batch_size, batch_format="pyarrow", num_cpus=spec.read_cpus, **remote,
+        fn_kwargs={"archive_url": spec.archive_url, "config_json": spec.config_json,
+                   "max_pixels": spec.max_pixels},
+    )
+    if isinstance(spec.concurrency, tuple):
+        pool = ray.data.ActorPoolStrategy(min_size=spec.concurrency[0], max_size=spec.concurrency[1])
+    else:
+        pool = ray.data.ActorPoolStrategy(size=spec.concurrency)
+    if spec.via == "actors":
+        ds = ds.map_batches(
+            DetectorActor, batch_size=spec.batch_size, batch_format="numpy", compute=pool,
+            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None, **remote,
+            fn_constructor_kwargs={
+                "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
+                "device": "cuda" if spec.num_gpus > 0 else "cpu",
+                "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
+            },
+        )
+    else:
+        ds = ds.map_batches(
+            ServeClient, batch_size=spec.batch_size, batch_format="numpy", compute=pool, num_cpus=spec.num_cpus,
+            **remote,
+            fn_constructor_kwargs={
+                "model_name": spec.model_name, "ref": spec.ref, "filter_overrides": spec.filter_overrides,
+                "expected": {"version": spec.model_version, "sha256": spec.model_sha256,
+                             "filters_hash": spec.filters_hash},
+                "app_name": spec.serve_app,
+            },
+        )
+    return ds.map_batches(
+        write_results, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
+        fn_kwargs={"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
+                   "model_sha256": spec.model_sha256, "filters_hash": spec.filters_hash, "run_id": spec.run_id,
+                   "metadata": spec.metadata},
+    )
+
+
+def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any] | None = None) -> Progress:
+    """Run the plan, streaming; calls `on_part(progress)` after every committed part."""
+    progress = Progress(total=entries.num_rows)
+    if entries.num_rows == 0:
+        return progress
+    ds = build_dataset(entries, spec)
+    for stats in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for row in stats.to_pylist():
+            progress.parts += 1
+            for k in STAT_FIELDS:
+                progress.counts[k] += int(row[k])
+            if on_part is not None:
+                on_part(progress)
+    return progress

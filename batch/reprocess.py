@@ -1,0 +1,268 @@
+"""The reprocessing job: `python -m batch.reprocess ...` (for `ray job submit`) and `trapline reprocess ...`.
+
+    ray job submit --working-dir . -- python -m batch.reprocess \\
+        --archive s3://traps/archive --out s3://traps/detections --model demo-detector@production
+
+Steps: resolve the model (alias -> pinned version) and filters; list the archive; subtract what
+this model version and filter set already has; run the Ray Data plan; write a manifest and print
+a summary. A rerun picks up where an earlier (even killed) run stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from model_store import FilterSet, ModelStore, ModelVersion
+
+from .archive import Listing, PathPattern, entries_table, list_archive, open_location, resolve_capture_times
+from .errors import BatchError
+from .inference import config_json, preflight_serve
+from .manifest import RunManifest, close_abandoned, new_run_id, write_manifest
+from .options import ReprocessOptions, options_from_args
+from .pipeline import PlanSpec, Progress, configure_data_context, execute, object_store_budget
+from .report import RunReport, apply_progress, format_report, report_counts
+from .schema import RUNS_DIR
+from .selection import Selection, select
+from .sizing import check_cpu_budget, estimate, local_concurrency, plan_resources
+from .tables import Tables
+
+MANIFEST_EVERY_S = 30.0
+
+
+@dataclass
+class Plan:
+    """A run's resolved inputs: pinned model, validated filters, the listing and what to process."""
+
+    options: ReprocessOptions
+    model: ModelVersion
+    filters: FilterSet
+    tables: Tables
+    listing: Listing
+    selection: Selection
+
+    def report(self, run_id: str | None, status: str) -> RunReport:
+        s = self.selection
+        return RunReport(
+            run_id=run_id, status=status, model=f"{self.model.name}:{self.model.version}",
+            filters_hash=self.filters.hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
+            found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
+            held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
+        )
+
+
+def plan_run(options: ReprocessOptions) -> Plan:
+    """Resolve model and filters, list the archive and choose what to process. Reads only."""
+    store = ModelStore(options.store)
+    mv = store.get(options.model)
+    filters = mv.config.default_filters().with_overrides(options.filters)
+    filters.check_labels(mv.config.labels)  # every filter config is validated before anything runs
+    archive = open_location(options.archive)
+    tables = Tables(options.out)
+    pattern = PathPattern(options.path_pattern, options.time_format) if options.path_pattern else None
+    listing = list_archive(archive, options.extensions, pattern)
+    entries = listing.entries
+    if options.needs_capture_times:
+        entries = resolve_capture_times(archive, entries, tables.known_capture_times())
+    done = tables.done_keys(mv.name, mv.version, filters.hash, options.retry_failed)
+    selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
+                       until=options.until, limit=options.limit)
+    return Plan(options, mv, filters, tables, listing, selection)
+
+
+def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] | None = None,
+                  log: Callable[[str], None] | None = None) -> RunReport:
+    """Plan and (unless dry-run) run a reprocessing job; returns its report. Starts/stops local Ray if needed."""
+    log = log or _log
+    t0 = time.perf_counter()
+    plan = plan_run(options)
+    if options.dry_run:
+        report = plan.report(None, "dry-run")
+        report.estimate_s, report.estimate_basis = estimate(plan, local_concurrency(options))
+        return report
+    todo = plan.selection.todo
+    if todo:
+        # Config and weights checksum checked here, so a bad version fails with one clear line
+        # instead of inside every actor.
+        ModelStore(options.store).verify(plan.model.ref)
+    run_id = new_run_id()
+    report = plan.report(run_id, "running")
+    manifest: RunManifest | None = None
+    started_ray = False
+    try:
+        spec = None
+        if todo:  # a rerun with nothing new to do starts no Ray at all
+            started_ray, spec = _prepare_cluster(plan, run_id, report, log)
+        # Before our own manifest exists: files of runs that died half-way are cleaned up first.
+        report.orphans_removed = len(plan.tables.remove_orphans())
+        close_abandoned(plan.tables.storage, run_id)
+        manifest = RunManifest.start(
+            run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
+            out=plan.tables.url, model=_model_info(plan), filters={"hash": plan.filters.hash,
+                                                                   "specs": plan.filters.as_specs()})
+        manifest.counts = report_counts(report)
+        write_manifest(plan.tables.storage, manifest)
+        report.manifest = plan.tables.storage.url(RUNS_DIR, f"{run_id}.json")
+        log(f"run {run_id}: {report.to_process} image(s) to process ({report.already_done} already done) with "
+            f"{report.model} [filters {plan.filters.hash}] -> {plan.tables.url}"
+            + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
+        if spec is not None:
+            reporter = _Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
+            progress = execute(entries_table(todo), spec, on_part=reporter)
+            apply_progress(report, progress)
+        report.status = "succeeded"
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; `ray job stop` (SIGTERM: Ray's handler exits)
+        report.status, report.error = "interrupted", "interrupted"
+        _close(manifest, plan, report, t0, "interrupted", "interrupted")
+        raise
+    except BatchError:
+        _close(manifest, plan, report, t0, "failed", None)
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded in the manifest and the report, then reported
+        report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
+        _close(manifest, plan, report, t0, "failed", report.error)
+        return report
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    _close(manifest, plan, report, t0, "succeeded", None)
+    return report
+
+
+def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[str], None]) -> tuple[bool, PlanSpec]:
+    """Connect to (or start) Ray, size the plan to the cluster, check a Serve deployment is there."""
+    import ray
+
+    from trapline.ray_runtime import ensure_ray
+
+    options = plan.options
+    started = ensure_ray(options.address, log_to_driver=False)
+    try:
+        resources = ray.cluster_resources()
+        cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
+        concurrency, actor_cpus = plan_resources(options, cpus, gpus)
+        if isinstance(concurrency, int):  # more actors than batches would only load the model for nothing
+            concurrency = max(1, min(concurrency, math.ceil(len(plan.selection.todo) / options.batch_size)))
+        warning = check_cpu_budget(options, concurrency, cpus, actor_cpus)
+        if warning:
+            report.warnings.append(warning)
+            log(f"warning: {warning}")
+        spec = _spec(plan, run_id, concurrency, actor_cpus)
+        configure_data_context(options.progress_bars if options.progress_bars is not None else sys.stderr.isatty(),
+                               object_store_budget(spec, plan.model.config.input_size))
+        if options.via == "serve":
+            try:
+                preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
+                                {"version": spec.model_version, "sha256": spec.model_sha256,
+                                 "filters_hash": spec.filters_hash},
+                                plan.model.config.input_size, options.serve_app)
+            except RuntimeError as exc:
+                raise BatchError(str(exc)) from None
+    except BaseException:
+        if started:
+            ray.shutdown()
+        raise
+    return started, spec
+
+
+def _close(manifest: RunManifest | None, plan: Plan, report: RunReport, t0: float, status: str,
+           error: str | None) -> None:
+    report.wall_s = round(time.perf_counter() - t0, 3)
+    if manifest is None:
+        return
+    manifest.finish(status, error)  # type: ignore[arg-type]
+    manifest.counts = report_counts(report)
+    manifest.wall_s, manifest.images_per_s = report.wall_s, report.images_per_s
+    try:
+        write_manifest(plan.tables.storage, manifest)
+    except OSError:
+        pass  # the destination itself failed; the report still says what happened
+
+
+class _Reporter:
+    """Progress lines every `interval` seconds and a manifest heartbeat every 30 s."""
+
+    def __init__(self, interval: float, log: Callable[[str], None], plan: Plan, manifest: RunManifest,
+                 report: RunReport, on_part: Callable[[Progress], Any] | None) -> None:
+        self.interval, self.log, self.plan, self.manifest, self.report = interval, log, plan, manifest, report
+        self.on_part = on_part
+        self.last_line = self.last_manifest = time.perf_counter()
+
+    def __call__(self, progress: Progress) -> None:
+        apply_progress(self.report, progress)
+        now = time.perf_counter()
+        if now - self.last_line >= self.interval or progress.counts["images"] >= progress.total:
+            self.log(progress.line())
+            self.last_line = now
+        if now - self.last_manifest >= MANIFEST_EVERY_S:
+            self.manifest.counts = report_counts(self.report)
+            self.manifest.touch()
+            write_manifest(self.plan.tables.storage, self.manifest)
+            self.last_manifest = now
+        if self.on_part is not None:
+            self.on_part(progress)
+
+
+def _model_info(plan: Plan) -> dict[str, Any]:
+    return {"name": plan.model.name, "version": plan.model.version, "sha256": plan.model.config.weights.sha256,
+            "ref": plan.options.model, "labels": list(plan.model.config.labels)}
+
+
+def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpus: float | None = None) -> PlanSpec:
+    o, mv = plan.options, plan.model
+    return PlanSpec(
+        archive_url=open_location(o.archive).url(), out_url=plan.tables.url, store_url=ModelStore(o.store).root,
+        model_name=mv.name, model_version=mv.version, model_sha256=mv.config.weights.sha256,
+        ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config), filter_specs=plan.filters.as_specs(),
+        filters_hash=plan.filters.hash, filter_overrides=o.filters, run_id=run_id,
+        metadata={"model": _model_info(plan), "filters": {"hash": plan.filters.hash,
+                                                          "specs": plan.filters.as_specs()}},
+        via=o.via, concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, num_gpus=o.num_gpus,
+        batch_size=o.batch_size, read_batch_size=o.read_batch_size, read_cpus=o.read_cpus,
+        rows_per_file=o.rows_per_file, max_pixels=o.max_pixels, serve_app=o.serve_app,
+    )
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """CLI handler shared by `trapline reprocess` and `python -m batch.reprocess`."""
+    options = options_from_args(args)
+    report = run_reprocess(options)
+    if options.json_output:
+        print(json.dumps({**dataclasses.asdict(report), "skipped": report.skipped}, indent=2, default=str))
+    else:
+        print(format_report(report))
+    return 0 if report.status in ("succeeded", "dry-run") else 1
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # `ray job stop` sends SIGTERM: finish like Ctrl-C so the manifest says "interrupted".
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m batch.reprocess`; the same arguments as `trapline reprocess`."""
+    from trapline.cli import main as trapline_main
+
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:
+        pass  # not the main thread (called from another program): leave its signal handling alone
+    return trapline_main(["reprocess", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

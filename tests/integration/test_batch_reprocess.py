@@ -1,0 +1,206 @@
+"""The reprocess job on real Ray Data (the shared 2-CPU test cluster) over a generated local archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from batch.options import ReprocessOptions
+from batch.reprocess import run_reprocess
+from batch.schema import IMAGES
+from batch.tables import Tables
+from model_store import ModelStore
+from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
+
+pytestmark = pytest.mark.ray
+REPO = Path(__file__).resolve().parents[2]
+# Fractional CPUs so the job also fits next to whatever else the shared test cluster runs.
+SMALL = {"num_cpus": 0.5, "read_cpus": 0.25, "rows_per_file": 5, "read_batch_size": 4, "batch_size": 8,
+         "progress_interval_s": 0.5}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reprocess")
+    store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
+    weights = brightness_model(d / "m.onnx")
+    store.publish(weights, "trapcam", "1", brightness_config())
+    store.publish(weights, "trapcam", "2", brightness_config(score_threshold=0.5))  # fewer boxes than v1
+    store.promote("trapcam:1")
+    spec = build_archive()
+    return {"dir": d, "store": store, "spec": spec, "archive": write_local(spec, d / "archive")}
+
+
+def options(env, out, **kw) -> ReprocessOptions:
+    base = {"archive": str(env["archive"]), "out": str(out), "model": "trapcam@production",
+            "store": env["store"].root, "path_pattern": PATH_PATTERN, **SMALL}
+    return ReprocessOptions(**{**base, **kw})
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def image_rows(out: Path, version: str = "1") -> pd.DataFrame:
+    return Tables(str(out)).read(IMAGES, "trapcam", version).to_pandas()
+
+
+def test_run_writes_one_row_per_image_and_a_rerun_adds_nothing(ray_cluster, env, tmp_path):
+    spec, out = env["spec"], tmp_path / "out"
+    seen = []
+    report = run_reprocess(options(env, out), on_part=lambda p: seen.append(p.counts["images"]))
+    assert report.status == "succeeded", report.error
+    assert (report.found, report.processed, report.already_done) == (len(spec.images), len(spec.images), 0)
+    assert (report.ok, report.empty, report.failed) == (len(spec.good) - len(spec.blank), len(spec.blank),
+                                                        len(spec.failed))
+    assert report.detections == 4 * report.ok and seen == sorted(seen) and seen[-1] == len(spec.images)
+
+    # DuckDB and pandas read both tables straight from the files, hive partitions included.
+    images_glob, dets_glob = f"{out}/images/**/*.parquet", f"{out}/detections/**/*.parquet"
+    statuses = dict(duckdb.sql(f"SELECT status, count(*) FROM read_parquet('{images_glob}', hive_partitioning=true,"
+                               " hive_types_autocast=false) WHERE model_version = '1' GROUP BY ALL").fetchall())
+    assert statuses == {"ok": report.ok, "empty": report.empty, "failed": report.failed}
+    joined = duckdb.sql(f"SELECT i.camera_id, count(*) FROM read_parquet('{dets_glob}') d JOIN "
+                        f"read_parquet('{images_glob}') i USING (uri, content_id, filters_hash, run_id) "
+                        "WHERE d.kept GROUP BY ALL ORDER BY 1").fetchall()
+    assert sum(n for _, n in joined) == report.detections
+    images = pd.read_parquet(out / "images")
+    dets = pd.read_parquet(out / "detections")
+    assert len(images) == len(spec.images) and images["uri"].is_unique and len(dets) == report.raw_detections
+    assert set(images["model_name"].astype(str)) == {"trapcam"}
+    failed = images[images.status == "failed"].set_index("rel_path")["error_reason"].to_dict()
+    assert failed == spec.failed
+    assert set(images[images.status == "empty"]["rel_path"]) == spec.blank
+
+    manifest = json.loads(Path(report.manifest).read_text())
+    assert manifest["status"] == "succeeded" and manifest["model"]["version"] == "1"
+    assert manifest["model"]["sha256"] == env["store"].get("trapcam:1").config.weights.sha256
+    assert manifest["counts"]["processed"] == len(spec.images) and manifest["filters"]["hash"] == report.filters_hash
+    assert manifest["arguments"]["model"] == "trapcam@production" and manifest["ended_at"]
+
+    before = files_under(out / "images") + files_under(out / "detections")
+    again = run_reprocess(options(env, out))
+    assert (again.processed, again.already_done, again.status) == (0, len(spec.images), "succeeded")
+    assert files_under(out / "images") + files_under(out / "detections") == before
+    assert again.wall_s <= 0.05 * report.wall_s  # a rerun only lists and reads the images table: no Ray
+
+
+def test_dry_run_reports_and_writes_nothing(ray_cluster, env, tmp_path):
+    out = tmp_path / "out"
+    report = run_reprocess(options(env, out, dry_run=True))
+    assert report.status == "dry-run" and report.to_process == len(env["spec"].images) and report.run_id is None
+    assert report.estimate_s is not None and report.estimate_s >= 0 and "sample" in report.estimate_basis
+    assert not out.exists()
+    run_reprocess(options(env, out, limit=10))
+    before = files_under(out)
+    report = run_reprocess(options(env, out, dry_run=True))
+    assert (report.already_done, report.to_process) == (10, len(env["spec"].images) - 10)
+    assert files_under(out) == before
+
+
+def test_promote_then_rerun_processes_only_what_the_new_version_lacks(ray_cluster, env, tmp_path):
+    out, n = tmp_path / "out", len(env["spec"].images)
+    assert run_reprocess(options(env, out, model="trapcam:1")).processed == n
+    store = env["store"]
+    store.promote("trapcam:2")
+    try:
+        v2 = run_reprocess(options(env, out))  # @production is now 2
+        assert (v2.model, v2.processed, v2.already_done) == ("trapcam:2", n, 0)
+        assert v2.detections < 4 * v2.ok or v2.ok < len(env["spec"].good) - len(env["spec"].blank)
+        assert run_reprocess(options(env, out)).processed == 0
+        assert run_reprocess(options(env, out, model="trapcam:1")).processed == 0
+        assert len(image_rows(out, "1")) == len(image_rows(out, "2")) == n
+        # A different filter set is a different result set: processed again, next to the first.
+        refiltered = run_reprocess(options(env, out, filters={"score": {"min_score": 0.95}}))
+        assert refiltered.processed == n and refiltered.ok == 0 and refiltered.filters_hash != v2.filters_hash
+    finally:
+        store.rollback("trapcam")
+
+
+def test_selection_latest_per_camera_window_and_limit(ray_cluster, env, tmp_path):
+    spec, out = env["spec"], tmp_path / "out"
+    report = run_reprocess(options(env, out, select="latest-per-camera"))
+    assert (report.selected, report.processed) == (3, 3)
+    rows = image_rows(out)
+    assert sorted(rows["rel_path"]) == sorted(spec.latest_per_camera().values())
+    assert set(rows["capture_time_source"]) == {"path", "exif", "mtime"}
+
+    report = run_reprocess(options(env, out, since="2024-05-10", until="2024-05-10", limit=3))
+    assert (report.selected, report.processed, report.held_back) == (8, 3, 4)  # cam02's latest is already done
+    report = run_reprocess(options(env, out, since="2024-05-10", until="2024-05-10"))
+    assert (report.processed, report.already_done) == (4, 4)
+    rows = image_rows(out)
+    assert rows["uri"].is_unique and len(rows) == 3 + 7
+
+
+def test_failure_mid_run_is_recorded_and_the_rerun_completes(ray_cluster, env, tmp_path):
+    out, n = tmp_path / "out", len(env["spec"].images)
+
+    def crash(progress):
+        if progress.parts == 2:
+            raise RuntimeError("injected crash after two parts")
+
+    report = run_reprocess(options(env, out, rows_per_file=3), on_part=crash)
+    assert report.status == "failed" and "injected crash" in report.error
+    assert json.loads(Path(report.manifest).read_text())["status"] == "failed"
+    done = len(image_rows(out))
+    assert 0 < done < n
+    resumed = run_reprocess(options(env, out))
+    assert resumed.already_done >= done and resumed.already_done + resumed.processed == n
+    rows = image_rows(out)
+    assert len(rows) == n and rows["uri"].is_unique
+
+
+def test_killed_driver_resumes_with_exactly_one_row_per_image(ray_cluster, env, tmp_path):
+    import ray
+
+    out, n = tmp_path / "out", len(env["spec"].images)
+    parts_dir = out / "images" / "model_name=trapcam" / "model_version=1"
+    cmd = [sys.executable, "-m", "batch.reprocess", "--archive", str(env["archive"]), "--out", str(out),
+           "--model", "trapcam:1", "--store", env["store"].root, "--path-pattern", PATH_PATTERN,
+           "--address", ray.get_runtime_context().gcs_address, "--num-cpus", "0.5", "--read-cpus", "0.25",
+           "--rows-per-file", "1", "--read-batch-size", "1", "--batch-size", "1"]
+    log = tmp_path / "driver.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ})
+        deadline = time.monotonic() + 120
+        while len(list(parts_dir.glob("part-*.parquet"))) < 3:
+            assert proc.poll() is None, f"driver exited early:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no parts after 120 s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    # Ray stops the dead driver's workers within moments; wait until no more parts appear.
+    count, stable_since = -1, time.monotonic()
+    while time.monotonic() - stable_since < 2.0:
+        now = len(list(parts_dir.glob("part-*.parquet")))
+        if now != count:
+            count, stable_since = now, time.monotonic()
+        time.sleep(0.1)
+    done_at_kill = len(image_rows(out))
+    assert 0 < done_at_kill < n, f"the job was not interrupted half-way ({done_at_kill}/{n} done)"
+    killed = Tables(str(out)).manifests()[0]
+    assert killed.status == "running"  # nobody could close it
+
+    resumed = run_reprocess(options(env, out, model="trapcam:1"))
+    assert resumed.status == "succeeded" and resumed.already_done == done_at_kill
+    assert resumed.processed == n - done_at_kill
+    rows = image_rows(out)
+    assert len(rows) == n and rows["uri"].is_unique
+    # No stray detections either: every detections file has its images file, no duplicate boxes.
+    dets = duckdb.sql(f"SELECT uri, detection_index, count(*) c FROM read_parquet('{out}/detections/**/*.parquet') "
+                      "GROUP BY ALL HAVING c > 1").fetchall()
+    assert dets == []
+    tables = Tables(str(out))
+    assert set(tables.parts("detections", "trapcam", "1")) <= set(tables.parts(IMAGES, "trapcam", "1"))
+    manifests = {m.run_id: m for m in tables.manifests()}
+    assert manifests[killed.run_id].status == "failed" and "abandoned" in manifests[killed.run_id].error

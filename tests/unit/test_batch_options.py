@@ -1,0 +1,94 @@
+"""Reprocess options: flags, config files, validation messages, and the CLI wiring (no Ray)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from batch.options import OptionsError, ReprocessOptions, options_from_args
+from batch.sizing import check_cpu_budget, plan_resources
+from trapline.cli import build_parser, main
+
+BASE = ["reprocess", "--archive", "/data/traps", "--out", "/data/tables", "--model", "demo-detector@production"]
+
+
+def parse(*extra: str) -> ReprocessOptions:
+    return options_from_args(build_parser().parse_args([*BASE, *extra]))
+
+
+def test_flags_map_onto_the_options_model():
+    o = parse("--latest-per-camera", "--since", "2024-05-01", "--until", "2024-05-31", "--limit", "10",
+              "--concurrency", "2-4", "--filters", '{"min_size": {"min_area_fraction": 0.001}}',
+              "--extensions", "jpg,.PNG", "--dry-run", "--json")
+    assert o.select == "latest-per-camera" and o.latest_per_camera and o.needs_capture_times
+    assert o.since == dt.datetime(2024, 5, 1) and o.until == dt.datetime(2024, 5, 31, 23, 59, 59, 999999)
+    assert (o.limit, o.concurrency, o.dry_run, o.json_output) == (10, (2, 4), True, True)
+    assert o.filters == {"min_size": {"min_area_fraction": 0.001}} and o.extensions == [".jpg", ".PNG"]
+    defaults = parse()
+    assert (defaults.select, defaults.via, defaults.actor_cpus, defaults.rows_per_file) == ("all", "actors", 1.0, 1000)
+    assert parse("--via", "serve").actor_cpus == 0.25
+
+
+def test_config_file_with_flags_overriding(tmp_path):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("archive: s3://traps/archive\nout: s3://traps/tables\nmodel: demo-detector@production\n"
+                   "rows-per-file: 500\nselect: latest-per-camera\nfilters:\n  score: {min_score: 0.3}\n")
+    o = options_from_args(build_parser().parse_args(["reprocess", "--config", str(cfg), "--rows-per-file", "50"]))
+    assert (o.archive, o.rows_per_file, o.select) == ("s3://traps/archive", 50, "latest-per-camera")
+    assert o.filters == {"score": {"min_score": 0.3}}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--limit", "0"], r"--limit: .*greater than or equal to 1 \(got 0\)"),
+    (["--since", "May 1st"], r"--since: expected YYYY-MM-DD.*'May 1st'"),
+    (["--since", "2024-06-01", "--until", "2024-05-01"], "is after until"),
+    (["--concurrency", "4-2"], r"--concurrency: .*MIN <= MAX"),
+    (["--filters", "{not json"], r"--filters: not valid JSON"),
+    (["--path-pattern", "(?P<cam>x)"], "unknown named groups"),
+    (["--via", "serve", "--num-gpus", "1"], "--num-gpus applies to --via actors"),
+])
+def test_bad_options_are_reported_with_the_value(extra, message):
+    with pytest.raises(OptionsError, match=message):
+        parse(*extra)
+
+
+def test_missing_and_invalid_model(capsys):
+    assert main(["reprocess", "--archive", "a", "--out", "b"]) == 2
+    assert "--model is required" in capsys.readouterr().err
+    with pytest.raises(OptionsError, match="--model: invalid model name"):
+        parse("--model", "../etc")
+
+
+def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
+    code = main([*BASE[:2], str(tmp_path / "missing"), "--out", str(tmp_path / "t"), "--model", "m:1",
+                 "--store", str(tmp_path / "store"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_export_and_postprocess_are_registered(capsys):
+    args = build_parser().parse_args(["export", "--tables", "t", "--format", "camtrap-dp", "--out", "dp"])
+    assert args.format == "camtrap-dp" and callable(args.func)
+    args = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size", "--config",
+                                      json.dumps({"min_area_fraction": 0.001}), "--camera", "c1", "--camera", "c2"])
+    assert args.camera == ["c1", "c2"] and args.filter_name == "min_size"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])  # --config or --remove
+
+
+def test_cpu_budget_defaults_never_starve_the_read_tasks():
+    o = parse()
+    for cpus in (1, 2, 3, 4, 8, 16, 64):
+        n, actor_cpus = plan_resources(o, cpus, 0)
+        assert n >= 1 and check_cpu_budget(o, n, cpus, actor_cpus) is None, cpus
+        assert n * actor_cpus + max(o.read_cpus, 0.2 * cpus) + 0.25 <= cpus + 1e-9 or cpus == 1, cpus
+    assert plan_resources(o, 1, 0) == (1, 0.25)
+    assert plan_resources(o, 2, 0) == (2, 0.62)
+    assert plan_resources(o, 16, 0) == (13, 0.96)
+    assert plan_resources(parse("--num-cpus", "2"), 16, 0) == (6, 2.0)
+    assert plan_resources(parse("--concurrency", "3"), 16, 0) == (3, 4.18)
+    assert plan_resources(parse("--num-gpus", "0.5"), 16, 2) == (4, 1.0)
+    assert plan_resources(parse("--via", "serve"), 16, 0) == (4, 0.25)
+    assert "need 4.5 CPUs" in check_cpu_budget(o, 4, 2)

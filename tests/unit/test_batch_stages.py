@@ -1,0 +1,194 @@
+"""The plan's stages called as plain functions (no Ray), the writer's commit protocol, and tables readers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from batch.archive import entries_table
+from batch.inference import DetectorActor, read_and_prepare, result_table
+from batch.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
+from batch.options import ReprocessOptions
+from batch.pipeline import write_results
+from batch.reprocess import _spec, plan_run
+from batch.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
+from batch.tables import Tables
+from batch.writer import METADATA_KEY, part_name
+from model_store import ModelStore
+from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stages")
+    store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
+    store.publish(brightness_model(d / "m.onnx"), "trapcam", "1", brightness_config())
+    spec = build_archive()
+    return {"dir": d, "store": store, "spec": spec, "archive": write_local(spec, d / "archive")}
+
+
+def plan_for(env, out, **kw):
+    opts = ReprocessOptions(archive=str(env["archive"]), out=str(out), model="trapcam:1", store=env["store"].root,
+                            path_pattern=PATH_PATTERN, **kw)
+    return plan_run(opts)
+
+
+def run_stages(plan, rows_per_file=7):
+    """What the Ray Data plan does, stage by stage, in this process."""
+    run_id = new_run_id()
+    spec = _spec(plan, run_id, 1)
+    actor = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)
+    table = entries_table(plan.selection.todo)
+    stats = []
+    for start in range(0, table.num_rows, rows_per_file):
+        prepared = read_and_prepare(table.slice(start, rows_per_file), archive_url=spec.archive_url,
+                                    config_json=spec.config_json)
+        results = actor(prepared)
+        stats.append(write_results(results, out_url=spec.out_url, model_name=spec.model_name,
+                                   model_version=spec.model_version, model_sha256=spec.model_sha256,
+                                   filters_hash=spec.filters_hash, run_id=run_id, metadata=spec.metadata))
+    return run_id, stats
+
+
+def test_read_stage_turns_bad_files_into_failed_rows(env):
+    plan = plan_for(env, env["dir"] / "unused")
+    spec = env["spec"]
+    table = entries_table(plan.selection.todo)
+    out = read_and_prepare(table, archive_url=str(env["archive"]), config_json=_spec(plan, "x", 1).config_json)
+    assert out["image"].shape == (table.num_rows, 320, 320, 3) and out["image"].dtype == np.uint8
+    reasons = {rel: r for rel, s, r in zip(out["rel_path"], out["status"], out["error_reason"], strict=True)
+               if s == "failed"}
+    assert reasons == spec.failed
+    by_rel = dict(zip(out["rel_path"], range(len(out["rel_path"])), strict=True))
+    i = by_rel["cam02/DSC_0006.JPG"]
+    assert (out["width"][i], out["height"][i]) == (200, 150)  # original size travels with the letterbox meta
+    assert out["capture_time_source"][i] == "exif"
+    assert out["capture_time_source"][by_rel["cam03/PICT0001.JPG"]] == "mtime"
+
+
+def test_stages_write_both_tables_with_documented_schemas(env, tmp_path):
+    spec = env["spec"]
+    plan = plan_for(env, tmp_path / "out")
+    run_id, stats = run_stages(plan)
+    assert sum(s["images"][0].as_py() for s in stats) == len(spec.images)
+    tables = Tables(str(tmp_path / "out"))
+    images = tables.read(IMAGES, "trapcam", "1")
+    assert images.schema.equals(IMAGES_SCHEMA, check_metadata=False)
+    rows = {r["rel_path"]: r for r in images.to_pylist()}
+    assert len(rows) == len(spec.images)
+    for rel, row in rows.items():
+        expected = "failed" if rel in spec.failed else "empty" if rel in spec.blank else "ok"
+        assert row["status"] == expected, rel
+        assert row["run_id"] == run_id and row["filters_hash"] == plan.filters.hash
+    assert rows["cam02/DSC_0099.JPG"]["error_reason"] == "truncated"
+    assert rows["cam01/2024-05-01/IMG_20240501_080000.jpg"]["detection_count"] == 4
+    dets = tables.read(DETECTIONS, "trapcam", "1")
+    assert dets.schema.equals(DETECTIONS_SCHEMA, check_metadata=False)
+    assert dets.num_rows == 4 * (len(spec.good) - len(spec.blank))
+    first = tables.parts(IMAGES, "trapcam", "1")[0]
+    meta = pq.read_schema(tmp_path / "out" / IMAGES / "model_name=trapcam" / "model_version=1" / first).metadata
+    assert b"labels" in meta[METADATA_KEY] and tables.metadata("trapcam", "1")["model"]["labels"] == ["deer", "fox"]
+
+
+def test_done_keys_skip_failed_but_retry_read_errors(env, tmp_path):
+    plan = plan_for(env, tmp_path / "out")
+    run_stages(plan)
+    tables = Tables(str(tmp_path / "out"))
+    done = tables.done_keys("trapcam", "1", plan.filters.hash)
+    assert len(done) == len(env["spec"].images)
+    assert tables.done_keys("trapcam", "1", "another-filter-set") == set()
+    assert len(tables.done_keys("trapcam", "1", plan.filters.hash, retry_failed=True)) == len(env["spec"].good)
+    again = plan_for(env, tmp_path / "out")
+    assert (again.selection.already_done, again.selection.todo) == (len(env["spec"].images), [])
+
+
+def test_orphaned_detections_are_ignored_by_readers_and_removed_when_their_run_is_dead(env, tmp_path):
+    out = tmp_path / "out"
+    plan = plan_for(env, out)
+    run_id, _ = run_stages(plan, rows_per_file=100)
+    tables = Tables(str(out))
+    part = tables.parts(IMAGES, "trapcam", "1")[0]
+    # A crash between the two writes: the detections part exists, its images part does not.
+    os.remove(out / IMAGES / "model_name=trapcam" / "model_version=1" / part)
+    rerun = plan_for(env, out)
+    assert len(rerun.selection.todo) == len(env["spec"].images)  # nothing counts as done
+    images = tables.current_images("trapcam", "1", plan.filters.hash)
+    assert images.empty and tables.committed_detections(images, "trapcam", "1", plan.filters.hash).empty
+
+    manifest = RunManifest.start(run_id, "reprocess")
+    write_manifest(tables.storage, manifest)
+    assert is_live(manifest) is False  # our own pid: a leftover of this very process, not another driver
+    assert tables.remove_orphans(live=lambda r: True) == []  # a live run's files are left alone
+    removed = tables.remove_orphans()
+    assert [os.path.basename(p) for p in removed] == [part]
+    assert tables.parts(DETECTIONS, "trapcam", "1") == []
+
+
+def test_oversized_files_are_refused_without_reading_them(env, monkeypatch):
+    import batch.inference as inference
+
+    plan = plan_for(env, env["dir"] / "unused")
+    table = entries_table([e for e in plan.selection.todo if e.size_bytes > 10][:3])
+    monkeypatch.setattr(inference, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(inference._storage(str(env["archive"])).fs, "cat_file",
+                        lambda *a, **k: pytest.fail("read an oversized file"))
+    out = read_and_prepare(table, archive_url=str(env["archive"]), config_json=_spec(plan, "x", 1).config_json)
+    assert set(out["error_reason"]) == {"too_large"}
+
+
+def test_serve_answers_from_another_version_or_filter_set_are_refused():
+    from batch.inference import check_served
+    from model_store import ImageDetections
+
+    res = ImageDetections.model_validate({"model": {"name": "m", "version": "2", "sha256": "a" * 64}, "width": 1,
+                                          "height": 1, "detections": [],
+                                          "filters": {"names": [], "hash": "f1", "configs": []}})
+    check_served(res, {"version": "2", "sha256": "a" * 64, "filters_hash": "f1"})
+    with pytest.raises(RuntimeError, match=r"version '2' \(expected '1'\)"):
+        check_served(res, {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"})
+    with pytest.raises(RuntimeError, match="filters_hash"):
+        check_served(res, {"version": "2", "sha256": "a" * 64, "filters_hash": "f2"})
+
+
+def test_workers_get_the_drivers_s3_settings_only_when_there_are_some():
+    from batch.pipeline import worker_env
+
+    assert worker_env({"HOME": "/root"}) == {}
+    env = worker_env({"TRAPLINE_S3_ENDPOINT_URL": "http://s3:9000", "AWS_REGION": "eu-west-1", "PATH": "/bin"})
+    assert env == {"runtime_env": {"env_vars": {"TRAPLINE_S3_ENDPOINT_URL": "http://s3:9000",
+                                                "AWS_REGION": "eu-west-1"}}}
+
+
+def test_part_names_are_deterministic_per_batch():
+    keys = [("s3://b/a.jpg", "etag=1"), ("s3://b/b.jpg", "etag=2")]
+    run = "20240601T120000Z-abcdef"
+    assert part_name(run, keys) == part_name(run, list(keys))
+    assert part_name(run, keys) != part_name(run, keys[:1])
+    assert part_name(run, keys).startswith(f"part-{run}-") and part_name(run, keys).endswith(".parquet")
+
+
+def test_result_table_for_an_all_failed_batch_keeps_schema():
+    batch = {"uri": np.array(["u"], object), "rel_path": np.array(["u"], object), "content_id": np.array(["c"], object),
+             "size_bytes": np.array([0]), "camera_id": np.array([None], object), "capture_time_us": np.array([0]),
+             "capture_time_source": np.array(["mtime"], object), "status": np.array(["failed"], object),
+             "error_reason": np.array(["empty"], object), "error": np.array(["empty body"], object)}
+    t = result_table(batch, {})
+    assert t.schema.equals(RESULT_SCHEMA) and t["detections"].to_pylist() == [[]]
+    assert t["status"].to_pylist() == ["failed"] and t["width"].to_pylist() == [None]
+
+
+def test_manifests_round_trip_and_liveness(tmp_path):
+    tables = Tables(str(tmp_path))
+    m = RunManifest.start(new_run_id(), "reprocess", counts={"found": 3})
+    m.pid = 2 ** 22 + 12345  # no such process
+    write_manifest(tables.storage, m)
+    [back] = read_manifests(tables.storage)
+    assert back.run_id == m.run_id and back.counts == {"found": 3} and back.status == "running"
+    assert is_live(back) is False
+    back.host, back.pid = "some-other-host", 1
+    assert is_live(back) is True  # fresh heartbeat from a host we cannot check
+    back.finish("succeeded")
+    assert is_live(back) is False and back.ended_at

@@ -115,6 +115,12 @@ class ModelStore:
                 out[LATEST] = AliasRecord(versions[-1])
         return {k: v for k, v in out.items() if v is not None}
 
+    def alias(self, name: str, alias: str) -> AliasRecord | None:
+        """One explicit alias record (None if unset): a single small read, cheap enough to poll."""
+        check_segment("model name", name)
+        check_segment("alias", alias)
+        return self._read_alias(name, alias)
+
     def _read_alias(self, name: str, alias: str) -> AliasRecord | None:
         try:
             data = json.loads(self.storage.read_bytes(name, ALIASES_DIR, f"{alias}.json"))

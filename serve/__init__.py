@@ -1,1 +1,37 @@
-"""The online door: Ray Serve deployments and the FastAPI ingress (see serve/app.py)."""
+"""The online door: Ray Serve deployments and the FastAPI ingress (see serve/app.py).
+
+Importing this package has no side effects and does not import Ray; `build_app` (serve.app)
+builds the application, `run_local` (serve.local) starts it on a local or existing cluster.
+
+Contract for other Ray programs (the batch jobs): the model deployment for model NAME is
+`detector-NAME` in the Serve application `trapline`; `get_detector_handle(NAME)` returns a
+handle whose `detect_prepared(prepared, meta, ref, filters)` goes through the same dynamic
+batching as HTTP requests (see serve.replica.DetectorReplica.detect_prepared).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray.serve.handle import DeploymentHandle
+
+APP_NAME = "trapline"
+DETECTOR_DEPLOYMENT_PREFIX = "detector-"
+INGRESS_DEPLOYMENT_NAME = "ingress"
+
+
+def detector_deployment_name(model_name: str) -> str:
+    """The Serve deployment name that serves `model_name`."""
+    return f"{DETECTOR_DEPLOYMENT_PREFIX}{model_name}"
+
+
+def get_detector_handle(model_name: str, app_name: str = APP_NAME) -> DeploymentHandle:
+    """A handle to the deployment serving `model_name` in a running trapline app."""
+    from ray import serve
+
+    return serve.get_deployment_handle(detector_deployment_name(model_name), app_name=app_name)
+
+
+__all__ = ["APP_NAME", "DETECTOR_DEPLOYMENT_PREFIX", "INGRESS_DEPLOYMENT_NAME", "detector_deployment_name",
+           "get_detector_handle"]

@@ -1,0 +1,86 @@
+"""Build the trapline Serve application from a typed config. Nothing runs at import time.
+
+    from serve.app import build_app
+    serve.run(build_app(config), name="trapline")
+
+or, in a standard Ray Serve config file (serve.yaml), `import_path: serve.app:app_builder`
+with the ServeConfig as `args:`; `serve run serve.yaml` / `serve deploy serve.yaml` then call
+`app_builder(args)` where the app is built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from model_store import ModelStore
+
+from . import INGRESS_DEPLOYMENT_NAME, detector_deployment_name
+from .config import ModelServeConfig, ServeConfig, ServeConfigError, parse_serve_config
+from .ingress import TraplineIngress, token_digest
+from .replica import DetectorReplica
+
+
+def detector_deployment(model: ModelServeConfig, http_max_pixels: int):
+    """The Serve deployment (with its options) serving one model."""
+    scaling: dict[str, Any] = (
+        {"autoscaling_config": model.autoscaling_config} if model.autoscaling_config is not None
+        else {"num_replicas": model.num_replicas or 1}
+    )
+    actor_options: dict[str, Any] = {"num_cpus": model.num_cpus, "num_gpus": model.num_gpus}
+    if model.memory_bytes:
+        actor_options["memory"] = model.memory_bytes
+    return serve.deployment(DetectorReplica).options(
+        name=detector_deployment_name(model.name),
+        max_ongoing_requests=model.effective_max_ongoing_requests,
+        max_queued_requests=model.max_queued_requests,
+        ray_actor_options=actor_options,
+        # Applied by reconfigure() on live replicas: a `deployments:` override of it in a Serve
+        # config file retunes a running model without restarting it.
+        user_config=model.runtime(http_max_pixels).model_dump(mode="json"),
+        **scaling,
+    )
+
+
+def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Application:
+    """The trapline application: one `detector-<model>` deployment per model behind one FastAPI ingress.
+
+    Tokens are read here from `environ` (default: os.environ) and only their sha256 digests
+    are passed on, so they never appear in the Serve config or the dashboard.
+    """
+    cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
+    env = os.environ if environ is None else environ
+    admin_token = env.get(cfg.admin_token_env) or None
+    api_token = None
+    if cfg.api_token_env:
+        api_token = env.get(cfg.api_token_env) or None
+        if api_token is None:
+            raise ServeConfigError(f"api_token_env names ${cfg.api_token_env}, which is not set; refusing to start "
+                                   "an open service (set it, or remove api_token_env)")
+    # Resolve a relative store path where the app is built, not in each replica's working directory.
+    store_root = ModelStore(cfg.store).root
+    cfg = cfg.model_copy(update={"store": store_root})
+    detectors = {
+        m.name: detector_deployment(m, cfg.http.max_pixels).bind(
+            m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads, m.effective_decode_threads)
+        for m in cfg.models
+    }
+    ingress = serve.deployment(TraplineIngress).options(
+        name=INGRESS_DEPLOYMENT_NAME,
+        num_replicas=cfg.http.ingress_num_replicas,
+        max_ongoing_requests=cfg.http.ingress_max_ongoing_requests,
+        ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
+    )
+    # The ingress gets only what it uses: model names, http limits, the store, the token env names.
+    ingress_cfg = cfg.model_copy(update={"models": [ModelServeConfig(name=m.name) for m in cfg.models]})
+    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, token_digest(admin_token),
+                        token_digest(api_token))
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Entry point for Ray Serve config files: `import_path: serve.app:app_builder`, `args:` a ServeConfig."""
+    return build_app(args)

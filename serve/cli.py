@@ -1,0 +1,164 @@
+"""`trapline serve`: run the online service until Ctrl-C (or SIGTERM), then shut down cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import APP_NAME
+
+if TYPE_CHECKING:
+    from .config import ServeConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from model_store.cli import add_store_argument
+
+    p = sub.add_parser(
+        "serve", help="run the detection service (Ray Serve + HTTP) until Ctrl-C",
+        description="Start a local Ray (or use --address / $RAY_ADDRESS), deploy the trapline Serve app and serve "
+                    "HTTP on 127.0.0.1:8000 until Ctrl-C. A Ray Serve config file (serve.yaml) is deployed as "
+                    "`serve run` would; for a long-lived deployment on a cluster use `serve deploy serve.yaml`.")
+    p.add_argument("--config", default=None,
+                   help="a Ray Serve config file (e.g. serve.yaml, import_path serve.app:app_builder) "
+                        "or a YAML file holding just the trapline ServeConfig")
+    add_store_argument(p)
+    p.add_argument("--model", action="append", dest="models", metavar="NAME",
+                   help="serve this model (repeatable; default: the config's models, else every model in the "
+                        "store that has a production alias)")
+    p.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1: reachable from this machine "
+                                                "only; 0.0.0.0 exposes the HTTP port, and only it)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8000; 0 picks a free one)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to deploy to, e.g. auto for the one `ray start` runs on this machine "
+                        "(default: $RAY_ADDRESS, else start a local Ray for the lifetime of this command)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray it starts (default: all)")
+    p.add_argument("--app-name", default=None,
+                   help=f"Serve application name (default {APP_NAME}; with --config: which trapline app of the file)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config as a Ray Serve config file (for serve run/deploy) and exit")
+    p.set_defaults(func=cmd_serve)
+
+
+def _absolute_store(store: str | None) -> str:
+    from model_store import ModelStore
+
+    return ModelStore(store).root  # relative paths mean the caller's directory, wherever the app is built
+
+
+def _from_serve_file(raw: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], ServeConfig]:
+    """A Ray Serve config file with the flags applied to its trapline app and http_options."""
+    from .config import parse_serve_config, trapline_app
+
+    raw = copy.deepcopy(raw)
+    app = trapline_app(raw, args.app_name, args.config)
+    app_args = app.setdefault("args", {})
+    app_args["store"] = _absolute_store(args.store or app_args.get("store"))
+    if args.models:
+        known = {m.get("name"): m for m in app_args.get("models") or []}
+        app_args["models"] = [known.get(name, {"name": name}) for name in args.models]
+    http = raw.setdefault("http_options", {})
+    if args.host is not None:
+        http["host"] = args.host
+    if args.port is not None:
+        http["port"] = args.port
+    http.setdefault("host", "127.0.0.1")
+    return raw, parse_serve_config(app_args, f"{args.config} (application {app.get('name')!r})")
+
+
+def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeConfig:
+    """A ServeConfig from a bare config file, or the embedded default, with the flags applied."""
+    from .config import local_default, parse_serve_config
+
+    http = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if not data:
+        # Replicas sized to fit the CPUs of the local Ray this starts (or of this machine).
+        remote = args.address or os.environ.get("RAY_ADDRESS")
+        cpus = None if remote else (args.num_cpus or os.cpu_count())
+        return local_default(args.store, args.models, cpus, **http)
+    data = copy.deepcopy(data)
+    data["store"] = _absolute_store(args.store or data.get("store"))
+    if args.models:
+        known = {m.get("name"): m for m in data.get("models") or []}
+        data["models"] = [known.get(name, {"name": name}) for name in args.models]
+    data.setdefault("http", {}).update(http)
+    return parse_serve_config(data, args.config)
+
+
+def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: str = "/") -> dict[str, Any]:
+    """A ServeConfig as a standard Ray Serve config file (what `serve run` / `serve deploy` take)."""
+    args = cfg.model_dump(mode="json", exclude_none=True)
+    args["models"] = [{"name": m.pop("name"), **m} for m in args["models"]]
+    return {"proxy_location": "EveryNode", "http_options": {"host": cfg.http.host, "port": cfg.http.port},
+            "applications": [{"name": app_name, "route_prefix": route_prefix,
+                              "import_path": "serve.app:app_builder", "args": args}]}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import yaml
+
+    from trapline.cli import UserError
+
+    from .config import read_config_file
+    from .local import ServeStartError, run_config, run_local
+
+    raw = read_config_file(args.config) if args.config else None
+    if raw is not None and "applications" in raw:
+        serve_file, cfg = _from_serve_file(raw, args)
+        started = run_config(serve_file, address=args.address, num_cpus=args.num_cpus)
+    else:
+        cfg = _from_flags(raw, args)
+        serve_file = serve_config_file(cfg, args.app_name or APP_NAME)
+        started = run_local(cfg, address=args.address, num_cpus=args.num_cpus, app_name=args.app_name or APP_NAME)
+    if args.print_config:
+        print(yaml.safe_dump(serve_file, sort_keys=False), end="")
+        return 0
+
+    def _terminate(signum, frame):  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with _user_errors(ServeStartError, UserError), started as url:
+            _announce(url, cfg)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print("shutting down...", file=sys.stderr, flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print("stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def _user_errors(kind: type[Exception], user_error: type[Exception]):
+    """Start-up failures are the user's to fix (a missing alias, a busy port): no traceback."""
+    try:
+        yield
+    except kind as exc:
+        raise user_error(str(exc)) from None
+
+
+def _announce(url: str, cfg: ServeConfig) -> None:
+    import httpx
+
+    admin = "?"
+    try:
+        body = httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).json()
+        for m in body["models"]:
+            print(f"serving {m['name']}: " + ", ".join(f"{a} -> {v}" for a, v in m["aliases"].items()))
+        admin = body["admin_routes"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        pass  # an API token may be required; the service is up either way
+    if admin == "disabled":
+        admin += f" (set ${cfg.admin_token_env} where the app is built to enable them)"
+    print(f"trapline is up at {url}  (API docs: {url}/docs, readiness: {url}/readyz); admin routes {admin}")
+    print("Ctrl-C to stop", flush=True)

@@ -1,0 +1,260 @@
+"""The typed serve config: which models to serve, how each deployment is sized and batched, HTTP limits.
+
+One `ServeConfig` is the `args:` block of an application in a standard Ray Serve config file
+(see serve.yaml) and the input of `build_app`. The per-model fields a replica can apply in
+place (aliases, pins, batching knobs, poll interval, pixel cap) travel to the model deployment
+as its `user_config`. Ray Serve treats a change of `args` as new code (a rolling restart of the
+app's replicas); to retune a running model without restarting it, override its deployment's
+`user_config` in the config file's `deployments:` section, which Serve applies by calling
+`reconfigure` on the live replicas (see serve.yaml).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from model_store.config import ConfigError, format_validation_error
+from model_store.imaging import DEFAULT_MAX_PIXELS
+from model_store.refs import DEFAULT_ALIAS, check_segment
+
+from . import APP_NAME
+
+
+class ServeConfigError(ConfigError):
+    """A serve config that fails validation; the message names the field and quotes the value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _RuntimeFields(_Strict):
+    """Per-model settings a running replica can change in place."""
+
+    aliases: list[str] = Field(default_factory=lambda: [DEFAULT_ALIAS], min_length=1,
+                               description="aliases to serve and hot-swap; the first is the default for requests")
+    pinned_versions: list[str] = Field(default_factory=list,
+                                       description="versions kept loaded for requests that pin `version=`")
+    max_cached_versions: int = Field(1, ge=0, le=32, description=(
+        "extra versions kept loaded (LRU) besides those served by an alias or pinned: versions requests pin, "
+        "and the one an alias pointed at before a swap (so a rollback is instant); each costs (GPU) memory"))
+    max_batch_size: int = Field(8, ge=1, le=512)
+    batch_wait_timeout_s: float = Field(0.01, ge=0.0, le=10.0,
+                                        description="the longest the first request of a batch waits for company")
+    batch_wait_policy: Literal["adaptive", "fixed"] = Field("adaptive", description=(
+        "adaptive: a request that finds the replica idle runs at once, and one that arrives while a batch runs "
+        "waits (at most batch_wait_timeout_s) only until that batch is expected to finish, collecting company "
+        "meanwhile; fixed: always wait batch_wait_timeout_s for a batch to fill (Serve's plain behaviour)"))
+    alias_poll_interval_s: float = Field(2.0, ge=0.0, le=3600.0, description=(
+        "how often each replica re-reads its aliases from the store (0: only on reconfigure / admin reload)"))
+    failed_retry_s: float = Field(60.0, ge=0.0, description=(
+        "a version that failed to load is not retried by the poller for this long (admin reload retries at once)"))
+
+    @field_validator("aliases", "pinned_versions")
+    @classmethod
+    def _segments(cls, values: list[str], info) -> list[str]:
+        kind = "alias" if info.field_name == "aliases" else "version"
+        for value in values:
+            check_segment(kind, value)
+        if len(set(values)) != len(values):
+            raise ValueError(f"{info.field_name} has duplicates: {values!r}")
+        return values
+
+
+class ModelRuntimeConfig(_RuntimeFields):
+    """What a replica applies in place: the deployment's `user_config` (the pixel cap comes from `http`)."""
+
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="decoded images above this are refused")
+
+
+class ModelServeConfig(_RuntimeFields):
+    """One served model: a Serve deployment named `detector-<name>`."""
+
+    name: str = Field(..., description="model name in the store")
+    max_ongoing_requests: int | None = Field(None, ge=1, description=(
+        "requests one replica holds at once; must be >= max_batch_size or batches can never fill "
+        "(default: 2 x max_batch_size, so the next batch queues while one runs)"))
+    max_queued_requests: int = Field(64, ge=-1, description=(
+        "requests waiting at the ingress to be assigned a replica slot; more get 503 + Retry-After. A burst "
+        "counts in full while it is being assigned, so keep this above the bursts you accept (-1: unbounded)"))
+    num_replicas: int | None = Field(None, ge=1, description="fixed replica count (default 1 without autoscaling)")
+    autoscaling_config: dict[str, Any] | None = Field(None, description="passed to Ray Serve unchanged")
+    num_cpus: float = Field(1.0, gt=0.0, description="CPUs per replica (fractional allowed)")
+    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per replica (fractional allowed: replicas share a GPU)")
+    memory_bytes: int | None = Field(None, ge=0, description="memory reserved per replica for scheduling")
+    device: Literal["auto", "cpu", "cuda"] | None = Field(None, description="default: auto with GPUs, else cpu")
+    onnx_threads: int | None = Field(None, ge=1, description="intra-op threads (default: num_cpus, at least 1)")
+    decode_threads: int | None = Field(None, ge=1, description="image decode threads (default: num_cpus + 1)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_segment("model name", value)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ModelServeConfig:
+        if self.max_ongoing_requests is not None and self.max_ongoing_requests < self.max_batch_size:
+            raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= max_batch_size "
+                             f"({self.max_batch_size}), or a replica can never fill a batch")
+        if self.num_replicas is not None and self.autoscaling_config is not None:
+            raise ValueError("give num_replicas or autoscaling_config, not both")
+        if self.autoscaling_config is not None:
+            from ray.serve.config import AutoscalingConfig
+
+            try:
+                AutoscalingConfig.model_validate(self.autoscaling_config)
+            except ValidationError as exc:
+                raise ValueError(f"invalid autoscaling_config: {exc.errors()[0]['msg']} "
+                                 f"(got {self.autoscaling_config!r})") from None
+        return self
+
+    @property
+    def effective_max_ongoing_requests(self) -> int:
+        return self.max_ongoing_requests or 2 * self.max_batch_size
+
+    @property
+    def effective_device(self) -> str:
+        return self.device or ("auto" if self.num_gpus > 0 else "cpu")
+
+    @property
+    def effective_onnx_threads(self) -> int:
+        # Matched to the CPUs Ray reserved for the replica: ORT's default (all cores of the node)
+        # would oversubscribe the CPUs given to other replicas.
+        return self.onnx_threads or max(1, math.floor(self.num_cpus))
+
+    @property
+    def effective_decode_threads(self) -> int:
+        return self.decode_threads or max(1, math.ceil(self.num_cpus)) + 1
+
+    def runtime(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> ModelRuntimeConfig:
+        """The part of this config that a replica applies in place."""
+        return ModelRuntimeConfig(max_pixels=max_pixels, **{k: getattr(self, k) for k in _RuntimeFields.model_fields})
+
+
+class HttpConfig(_Strict):
+    """HTTP front door. host/port apply when trapline starts Serve (run_local, `trapline serve`);
+    under `serve run/deploy` the config file's top-level `http_options` decide them."""
+
+    host: str = Field("127.0.0.1", description="bind address; 127.0.0.1 keeps the service on this machine")
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1, description="larger request bodies get 413")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="images above this many pixels are refused (422)")
+    ingress_num_cpus: float = Field(0.25, gt=0.0)
+    ingress_num_replicas: int = Field(1, ge=1)
+    ingress_max_ongoing_requests: int = Field(512, ge=1, description="the ingress only awaits; keep this high")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503 when a model's queue is full")
+    request_timeout_s: float | None = Field(None, gt=0, description=(
+        "end-to-end HTTP timeout of the Serve proxies (applies when trapline starts Serve)"))
+    cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed to call the API")
+
+
+class ServeConfig(_Strict):
+    """Everything `build_app` needs; the `args:` of the trapline application in a Serve config file."""
+
+    store: str | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
+    cache_dir: str | None = Field(None, description="local cache of S3 weights (default: ~/.cache/trapline/models)")
+    models: list[ModelServeConfig] = Field(..., min_length=1)
+    http: HttpConfig = HttpConfig()
+    admin_token_env: str = Field("TRAPLINE_ADMIN_TOKEN", description=(
+        "env var holding the admin token; admin routes answer 403 while it is unset"))
+    api_token_env: str | None = Field(None, description=(
+        "env var holding a token that detect/models routes require; when named it must be set"))
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelServeConfig]) -> list[ModelServeConfig]:
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each model may be served once, got {names!r}")
+        return models
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0].name
+
+    def model(self, name: str) -> ModelServeConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+def parse_serve_config(data: dict[str, Any] | ServeConfig, source: str = "serve config") -> ServeConfig:
+    """Validate a dict into a ServeConfig; raises ServeConfigError with one line per problem."""
+    if isinstance(data, ServeConfig):
+        return data
+    if not isinstance(data, dict):
+        raise ServeConfigError(f"{source} must be a mapping, got {type(data).__name__}")
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        message = format_validation_error(exc, source).replace("invalid model config", "invalid")
+        raise ServeConfigError(message) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in `path`, with clear errors."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ServeConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ServeConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ServeConfigError(f"{path} must hold a mapping")
+    return data
+
+
+def trapline_app(serve_config: dict[str, Any], app_name: str | None = None, source: str = "config") -> dict[str, Any]:
+    """The application of a Ray Serve config built by serve.app:app_builder (the one named `app_name` if several)."""
+    apps = [a for a in serve_config.get("applications") or [] if str(a.get("import_path", "")).startswith("serve.app:")]
+    if not apps:
+        raise ServeConfigError(f"{source} has no application with import_path serve.app:app_builder")
+    return next((a for a in apps if a.get("name") == app_name), apps[0])
+
+
+def load_config_file(path: str | Path, app_name: str = APP_NAME) -> tuple[ServeConfig, dict[str, Any]]:
+    """Read a config file: a Ray Serve config (`applications:`) or a bare ServeConfig.
+
+    Returns (config, http_options); http_options is the file's top-level `http_options` ({} if none).
+    """
+    data = read_config_file(path)
+    if "applications" not in data:
+        return parse_serve_config(data, str(path)), {}
+    app = trapline_app(data, app_name, str(path))
+    source = f"{path} (application {app.get('name')!r})"
+    return parse_serve_config(app.get("args") or {}, source), dict(data.get("http_options") or {})
+
+
+def local_default(store: str | None = None, models: list[str] | None = None, cpus: float | None = None,
+                  **http: Any) -> ServeConfig:
+    """The embedded default: the given models (else every model with a production alias in the store).
+
+    With `cpus` (a local Ray's CPU count), replicas are sized so that all of them and the ingress
+    fit; without, each asks for the default 1 CPU (a cluster scales to fit).
+    """
+    from model_store import ModelStore
+
+    root = ModelStore(store).root
+    names = models or discover_models(root)
+    if not names:
+        raise ServeConfigError(
+            f"no models to serve: the store {root} has no model with a production alias "
+            "(publish and promote one with `trapline models publish/promote`, or name the models)")
+    sizing = {}
+    if cpus:
+        ingress = HttpConfig.model_fields["ingress_num_cpus"].default
+        sizing["num_cpus"] = max(0.1, min(1.0, math.floor((cpus - ingress) / len(names) * 100) / 100))
+    return parse_serve_config({"store": root, "models": [{"name": n, **sizing} for n in names], "http": http},
+                              "default config")
+
+
+def discover_models(store_root: str | None, alias: str = DEFAULT_ALIAS) -> list[str]:
+    """Models in the store that have `alias` set: the embedded default of `trapline serve`."""
+    from model_store import ModelStore
+
+    store = ModelStore(store_root)
+    return [name for name in store.list_models() if alias in store.aliases(name)]

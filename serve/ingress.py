@@ -1,0 +1,275 @@
+"""The ingress deployment: dispatches HTTP requests to the model deployments and runs the admin actions.
+
+The routes themselves (parsing and encoding) are in serve/router.py; this class holds the
+handles, the store and the tokens, and turns Ray/Serve failures into typed API errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.handle import DeploymentHandle
+
+from model_store import ChecksumError, ConfigError, ModelRef, ModelStore, NotFoundError, StoreError
+from model_store.refs import check_segment
+
+from . import detector_deployment_name
+from .config import ServeConfig
+from .protocol import (
+    ApiError,
+    ForbiddenError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    NotReadyError,
+    OverloadedError,
+    UnauthorizedError,
+    VersionRefusedError,
+    core_error,
+    load_error_kind,
+    unwrap_error,
+)
+from .telemetry import merge_stats
+
+logger = logging.getLogger("ray.serve.trapline")
+
+CONTROL_TIMEOUT_S = 5.0  # status broadcasts (GET /v1/models, /readyz)
+ADMIN_TIMEOUT_S = 600.0  # a promote waits for every replica to load and warm the version
+
+
+def token_digest(token: str | None) -> str | None:
+    """sha256 hex of a token: the ingress keeps and compares digests, never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+
+def bearer_ok(authorization: str | None, digest: str | None) -> bool:
+    """Constant-time check of an `Authorization: Bearer <token>` header against a token digest."""
+    if not digest or not authorization:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    return hmac.compare_digest(token_digest(token.strip()), digest)
+
+
+@serve.ingress()
+class TraplineIngress:
+    """HTTP front door of the trapline app.
+
+    Lifecycle: `__init__` runs once per ingress replica with the validated config (as a dict),
+    one handle per model deployment and the sha256 digests of the admin / API tokens (read
+    from the environment by `build_app`, so the tokens never travel in the app config). Serve
+    then calls `__serve_build_asgi_app__` to get the FastAPI app (serve/router.py), whose
+    routes call the async methods below. Nothing here loads a model.
+    """
+
+    def __init__(self, config: dict[str, Any], detectors: dict[str, DeploymentHandle],
+                 admin_token_sha256: str | None = None, api_token_sha256: str | None = None) -> None:
+        self.config = ServeConfig.model_validate(config)
+        self.handles = detectors
+        self.store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
+        self._admin_digest = admin_token_sha256
+        self._api_digest = api_token_sha256
+        self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
+        if not admin_token_sha256:
+            logger.info("admin routes are disabled: $%s was not set when the app was built",
+                        self.config.admin_token_env)
+
+    def __serve_build_asgi_app__(self):
+        from .router import create_api
+
+        return create_api(self)
+
+    # -- auth ------------------------------------------------------------------------------------
+    def check_api_token(self, authorization: str | None) -> None:
+        if self._api_digest and not bearer_ok(authorization, self._api_digest):
+            raise UnauthorizedError("this service needs `Authorization: Bearer <token>`",
+                                    headers={"WWW-Authenticate": "Bearer"})
+
+    def check_admin_token(self, authorization: str | None) -> None:
+        if not self._admin_digest:
+            raise ForbiddenError(
+                f"admin routes are disabled: set ${self.config.admin_token_env} where the app is built")
+        if not bearer_ok(authorization, self._admin_digest):
+            raise UnauthorizedError("admin routes need `Authorization: Bearer <admin token>`",
+                                    headers={"WWW-Authenticate": "Bearer"})
+
+    # -- dispatch --------------------------------------------------------------------------------
+    def handle(self, model: str | None) -> tuple[str, DeploymentHandle]:
+        name = model or self.config.default_model
+        if name not in self.handles:
+            raise ModelNotFoundError(f"model {name!r} is not served here (served: {sorted(self.handles)})", model=name)
+        return name, self.handles[name]
+
+    def ref(self, model: str, version: str | None, alias: str | None) -> str | None:
+        if version and alias:
+            raise InvalidParameterError("give version or alias, not both")
+        try:
+            if version:
+                return str(ModelRef(model, version=version))
+            if alias:
+                return str(ModelRef(model, alias=alias))
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+        return None
+
+    async def call(self, awaitable) -> Any:
+        """Await a handle call; replica errors come back as typed API errors, overload as 503."""
+        try:
+            return await awaitable
+        except BackPressureError as exc:
+            raise OverloadedError(f"the model is at capacity ({exc}); retry shortly",
+                                  headers=self._retry_after) from None
+        except DeploymentUnavailableError as exc:
+            raise NotReadyError(f"no replica can take the request: {exc}", headers=self._retry_after) from None
+        except Exception as exc:  # noqa: BLE001 - map what the replica raised
+            cause = unwrap_error(exc)
+            api = core_error(cause)
+            if api is not None:
+                raise api from None
+            if isinstance(cause, BackPressureError):
+                raise OverloadedError(str(cause), headers=self._retry_after) from None
+            raise
+
+    async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                     filters: dict[str, Any] | None, render: bool) -> dict[str, Any]:
+        name, handle = self.handle(model)
+        ref = self.ref(name, version, alias)
+        return await self.call(handle.detect.remote(data, ref, filters, render))
+
+    async def _broadcast(self, name: str, method: str, *args: Any, timeout_s: float) -> list[Any]:
+        """Call `method` on every running replica of a model; exceptions come back in the list."""
+        try:
+            return await self.handles[name].broadcast(method, *args).results_async(timeout_s=timeout_s,
+                                                                                    return_exceptions=True)
+        except TimeoutError:
+            raise NotReadyError(f"replicas of {name!r} did not answer {method} within {timeout_s:.0f} s",
+                                headers=self._retry_after) from None
+        except DeploymentUnavailableError:
+            return []  # no running replica at this instant (starting, or between two configs)
+
+    async def model_status(self, name: str) -> dict[str, Any]:
+        """One model as seen by all its replicas (aliases agree once a swap is done)."""
+        results = await self._broadcast(name, "status", timeout_s=CONTROL_TIMEOUT_S)
+        replicas = [r for r in results if isinstance(r, dict)]
+        out: dict[str, Any] = {"name": name, "deployment": detector_deployment_name(name), "replicas": replicas}
+        if not replicas:
+            out.update(ready=False, default_alias=None, aliases={}, store_aliases={}, versions=[], errors=[],
+                       batching=None, stats=merge_stats([]))
+            return out
+        first = replicas[0]
+        versions: dict[str, dict] = {}
+        errors: dict[tuple, dict] = {}
+        for rep in replicas:
+            for v in rep["versions"]:
+                versions.setdefault(v["version"], {k: v[k] for k in ("version", "sha256", "device", "pinned")})
+                versions[v["version"]].setdefault("aliases", set()).update(v["aliases"])
+            for e in rep["errors"]:
+                errors[(e["version"], e["type"])] = e
+        out.update(
+            ready=all(rep["aliases"].get(rep["default_alias"]) for rep in replicas),
+            default_alias=first["default_alias"],
+            aliases=first["aliases"] if all(r["aliases"] == first["aliases"] for r in replicas)
+            else {a: sorted({str(r["aliases"].get(a)) for r in replicas}) for a in first["aliases"]},
+            store_aliases=first["store_aliases"],
+            versions=[{**v, "aliases": sorted(v["aliases"])} for v in versions.values()],
+            errors=list(errors.values()),
+            batching=first["batching"],
+            stats=merge_stats([r["stats"] for r in replicas]),
+        )
+        return out
+
+    async def models(self) -> dict[str, Any]:
+        statuses = await asyncio.gather(*(self.model_status(n) for n in self.handles))
+        return {"models": list(statuses), "admin_routes": "enabled" if self._admin_digest else "disabled"}
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when every model has a replica serving its default alias."""
+        detail = {}
+        for name in self.handles:
+            try:
+                status = await self.model_status(name)
+            except ApiError as exc:
+                detail[name] = {"ready": False, "reason": exc.message}
+                continue
+            reason = None if status["ready"] else "no replica has loaded the default alias yet"
+            detail[name] = {"ready": status["ready"], "aliases": status.get("aliases", {}), "reason": reason}
+        return all(d["ready"] for d in detail.values()), detail
+
+    # -- admin -----------------------------------------------------------------------------------
+    async def _preload_everywhere(self, name: str, version: str) -> list[dict[str, Any]]:
+        results = await self._broadcast(name, "preload", version, timeout_s=ADMIN_TIMEOUT_S)
+        for res in results:
+            if isinstance(res, BaseException):
+                cause = unwrap_error(res)
+                fallback = NotReadyError(f"a replica failed to load {name}:{version}: {cause}")
+                raise (core_error(cause) or fallback) from None
+        if not results:
+            raise NotReadyError(f"{name!r} has no running replica to load {name}:{version}", headers=self._retry_after)
+        return results
+
+    async def _refresh_everywhere(self, name: str) -> list[dict[str, Any]]:
+        results = await self._broadcast(name, "refresh", timeout_s=ADMIN_TIMEOUT_S)
+        return [r for r in results if isinstance(r, dict)]
+
+    async def _in_thread(self, fn, *args):
+        """Run a blocking store call; its errors become API errors."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except NotFoundError as exc:
+            raise ModelNotFoundError(str(exc)) from None
+        except (ChecksumError, ConfigError) as exc:
+            raise VersionRefusedError(str(exc), reason=load_error_kind(exc)) from None
+        except (StoreError, ValueError) as exc:  # e.g. nothing to roll back to, an invalid alias
+            raise InvalidParameterError(str(exc)) from None
+
+    async def promote(self, model: str, version: str, alias: str) -> dict[str, Any]:
+        """Load + verify + warm on every replica first, then move the alias; a broken version is refused."""
+        name, _ = self.handle(model)
+        self._segments(version=version, alias=alias)
+        await self._in_thread(self.store.resolve, ModelRef(name, version=version))
+        await self._preload_everywhere(name, version)
+        record = await self._in_thread(self.store.promote, ModelRef(name, version=version), alias)
+        replicas = await self._refresh_everywhere(name)
+        previous = record.history[-1] if record.history else None
+        logger.info("admin: %s@%s -> %s (was %s)", name, alias, record.version, previous)
+        return {"model": name, "alias": alias, "version": record.version, "previous": previous,
+                "serving": [r["aliases"] for r in replicas]}
+
+    async def rollback(self, model: str, alias: str) -> dict[str, Any]:
+        """Return the alias to its previous version (loaded and warmed first on every replica)."""
+        name, _ = self.handle(model)
+        self._segments(alias=alias)
+        records = await self._in_thread(self.store.aliases, name)
+        current = records.get(alias)
+        if current is None:
+            raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
+        if not current.history:
+            raise InvalidParameterError(
+                f"{name}@{alias} has no earlier version to roll back to (it is {current.version})")
+        await self._preload_everywhere(name, current.history[-1])
+        record = await self._in_thread(self.store.rollback, name, alias)
+        replicas = await self._refresh_everywhere(name)
+        logger.info("admin: %s@%s rolled back to %s (was %s)", name, alias, record.version, current.version)
+        return {"model": name, "alias": alias, "version": record.version, "previous": current.version,
+                "serving": [r["aliases"] for r in replicas]}
+
+    async def reload(self, model: str) -> dict[str, Any]:
+        """Re-read aliases on every replica now, retrying versions that failed before."""
+        name, _ = self.handle(model)
+        results = await self._broadcast(name, "refresh", True, timeout_s=ADMIN_TIMEOUT_S)
+        return {"model": name, "replicas": [r if isinstance(r, dict) else {"error": str(unwrap_error(r))}
+                                            for r in results]}
+
+    @staticmethod
+    def _segments(**values: str) -> None:
+        try:
+            for kind, value in values.items():
+                check_segment(kind, value)
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None

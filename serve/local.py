@@ -1,0 +1,246 @@
+"""Start the service on a local Ray (or an existing cluster), wait until it is ready, tear it down after.
+
+    with run_local(ServeConfig(store="./models", models=[{"name": "demo-detector"}])) as url:
+        httpx.post(f"{url}/v1/detect", content=jpeg_bytes)
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from . import APP_NAME
+from .config import ServeConfig, parse_serve_config, trapline_app
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ServeStartError(RuntimeError):
+    """The app could not be deployed or did not become ready; the message says why."""
+
+
+def wait_until(predicate: Callable[[], T], timeout_s: float, what: str = "condition", interval_s: float = 0.1) -> T:
+    """Poll `predicate` until it returns something truthy; raise TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on `host`."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail fast (instead of a proxy that never binds) when something already listens on host:port."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+            s.bind((host, port))
+    except OSError as exc:
+        raise ServeStartError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}; pick another --port") from None
+
+
+def running_http_options() -> tuple[str, int] | None:
+    """(host, port) of the Serve proxies already running on the connected cluster, or None."""
+    # Serve's HTTP options are cluster-wide and fixed once Serve starts, so when it is already
+    # running we must use its port, not ours. The client is a private API, hence this one place.
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is None:
+        return None
+    return client.http_config.host, client.http_config.port
+
+
+def client_url(host: str, port: int, route_prefix: str = "/") -> str:
+    """The base URL a client on this machine uses (a wildcard bind address is reached on loopback)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "", None) else "[::1]" if host == "::" else host
+    return f"http://{host}:{port}{route_prefix.rstrip('/')}"
+
+
+def wait_ready(base_url: str, timeout_s: float = 300.0) -> None:
+    """Poll GET {base_url}/readyz until it answers 200."""
+    import httpx
+
+    last = "no answer"
+
+    def ready() -> bool:
+        nonlocal last
+        try:
+            r = httpx.get(f"{base_url}/readyz", timeout=10.0, trust_env=False)
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+            return False
+        last = f"{r.status_code} {r.text[:300]}"
+        return r.status_code == 200
+
+    try:
+        wait_until(ready, timeout_s, f"{base_url}/readyz", interval_s=0.2)
+    except TimeoutError as exc:
+        raise ServeStartError(f"{exc}; last answer: {last}") from None
+
+
+@contextmanager
+def serve_session(host: str, port: int, *, address: str | None = None, num_cpus: int | None = None,
+                  request_timeout_s: float | None = None) -> Iterator[tuple[str, int]]:
+    """Ray + Serve for the duration of the block; yields the (host, port) the HTTP proxies listen on.
+
+    Connects to `address` (or $RAY_ADDRESS), else starts a local Ray on loopback. Starts Serve
+    with host/port (port 0: a free one) unless Serve already runs, whose port is then used.
+    Shuts down only what it started.
+    """
+    import ray
+    from ray import serve
+
+    from trapline.ray_runtime import ensure_ray
+
+    started_ray = ensure_ray(address, num_cpus=num_cpus)
+    started_serve = False
+    try:
+        running = running_http_options()
+        if running is None:
+            port = port or free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+            if started_ray:  # the proxy will bind on this machine
+                check_port_free(host, port)
+            options: dict[str, Any] = {"host": host, "port": port}
+            if request_timeout_s:
+                options["request_timeout_s"] = request_timeout_s
+            serve.start(http_options=options)
+            started_serve = True
+        else:
+            if port and running != (host, port):
+                logger.warning("Serve already runs on %s:%s; using it instead of %s:%s", *running, host, port)
+            host, port = running
+        yield host, port
+    finally:
+        if started_serve:
+            serve.shutdown()
+        if started_ray:
+            ray.shutdown()
+
+
+def deploy_failure(app_name: str) -> str | None:
+    """Why an app failed to deploy, from the replicas' own errors (the last line of each traceback)."""
+    from ray import serve
+
+    app = serve.status().applications.get(app_name)
+    if app is None:
+        return None
+    reasons = []
+    for name, dep in app.deployments.items():
+        if dep.status in ("DEPLOY_FAILED", "UNHEALTHY") and dep.message:
+            last = [line for line in dep.message.strip().splitlines() if line.strip()][-1]
+            reasons.append(f"{name}: {last.strip()}")
+    return f"Serve app {app_name!r} failed to deploy: " + "; ".join(reasons) if reasons else None
+
+
+def _delete_app(name: str) -> None:
+    from ray import serve
+
+    try:
+        serve.delete(name)
+    except Exception as exc:  # noqa: BLE001 - best effort: Serve may already be gone
+        logger.warning("could not delete Serve app %r: %s", name, exc)
+
+
+@contextmanager
+def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = None, num_cpus: int | None = None,
+              app_name: str = APP_NAME, route_prefix: str = "/", ready_timeout_s: float = 300.0,
+              environ: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Deploy the trapline app from a ServeConfig and yield its base URL once /readyz is 200.
+
+    Ray and Serve are started as in `serve_session` (and stopped after if this call started
+    them); the app is deleted on exit. `environ` is where the tokens are read (default os.environ).
+    """
+    from ray import serve
+
+    from .app import build_app
+
+    cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
+    app = build_app(cfg, environ)  # validate and read tokens before starting anything
+    with serve_session(cfg.http.host, cfg.http.port, address=address, num_cpus=num_cpus,
+                       request_timeout_s=cfg.http.request_timeout_s) as (host, port):
+        try:
+            # Not serve.run: it waits forever when a replica cannot be scheduled (e.g. more CPUs
+            # asked than the machine has); we wait with a timeout and say why.
+            serve.run_many([serve.RunTarget(target=app, name=app_name, route_prefix=route_prefix)],
+                           wait_for_applications_running=False)
+            wait_app_running(app_name, ready_timeout_s)
+            base_url = client_url(host, port, route_prefix)
+            wait_ready(base_url, ready_timeout_s)
+            yield base_url
+        finally:
+            _delete_app(app_name)
+
+
+def deploy_config(serve_config: Mapping[str, Any]) -> None:
+    """Apply a Ray Serve config (the serve.yaml format) to the running Serve, as `serve deploy` does.
+
+    Unlike `serve.run`, this is Serve's declarative path: a change limited to a deployment's
+    `user_config`, `num_replicas`, `autoscaling_config` or `max_ongoing_requests` (under the
+    app's `deployments:` overrides) updates the running replicas in place.
+    """
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    for app in serve_config.get("applications") or []:  # fail here, with our messages, not in a build task
+        if str(app.get("import_path", "")).startswith("serve.app:"):
+            parse_serve_config(app.get("args") or {}, f"application {app.get('name')!r}")
+    _get_global_client().deploy_apps(ServeDeploySchema.model_validate(dict(serve_config)))
+
+
+def wait_app_running(name: str, timeout_s: float = 300.0) -> None:
+    """Wait until the Serve app is RUNNING; raise ServeStartError with Serve's reasons if it fails or times out."""
+    from ray import serve
+
+    def running() -> bool:
+        app = serve.status().applications.get(name)
+        if app is not None and app.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+            raise ServeStartError(deploy_failure(name) or f"Serve app {name!r} is {app.status}: {app.message}")
+        return app is not None and app.status == "RUNNING"
+
+    try:
+        wait_until(running, timeout_s, f"Serve app {name!r} to be RUNNING", interval_s=0.2)
+    except TimeoutError as exc:
+        app = serve.status().applications.get(name)
+        waiting = [f"{dep_name}: {dep.status} {dep.message}".strip() for dep_name, dep in
+                   (app.deployments.items() if app else []) if dep.status != "HEALTHY"]
+        raise ServeStartError(f"{exc}; " + ("; ".join(waiting) or "no deployment reported a reason")) from None
+
+
+@contextmanager
+def run_config(serve_config: Mapping[str, Any], *, address: str | None = None, num_cpus: int | None = None,
+               ready_timeout_s: float = 300.0) -> Iterator[str]:
+    """Deploy a whole Ray Serve config (what `serve run serve.yaml` does) and yield the trapline app's URL.
+
+    Honours everything in the file (deployments overrides, runtime_env, other apps); the
+    file's `http_options` host/port apply when Serve is not already running.
+    """
+    app = trapline_app(dict(serve_config))
+    http = dict(serve_config.get("http_options") or {})
+    names = [a.get("name", "default") for a in serve_config["applications"]]
+    with serve_session(http.get("host", "127.0.0.1"), http.get("port", 8000), address=address,
+                       num_cpus=num_cpus, request_timeout_s=http.get("request_timeout_s")) as (host, port):
+        try:
+            deploy_config(serve_config)
+            for name in names:
+                wait_app_running(name, ready_timeout_s)
+            base_url = client_url(host, port, app.get("route_prefix", "/"))
+            wait_ready(base_url, ready_timeout_s)
+            yield base_url
+        finally:
+            for name in names:
+                _delete_app(name)

@@ -1,0 +1,242 @@
+"""The HTTP protocol: typed errors with their status codes, and the response shapes.
+
+Errors are raised anywhere in serve/ (ingress or replica) as `ApiError` subclasses; they
+cross the Ray boundary intact (`unwrap_error`) and the router renders every one of them as
+`{"error": {"type", "message", ...}}` with its status. Nothing here imports Ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from model_store import (
+    ChecksumError,
+    ConfigError,
+    FilterConfigError,
+    ImageDecodeError,
+    InvalidRefError,
+    ModelLoadError,
+    NotFoundError,
+)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a stable `type` and a human message; extra fields go in the body."""
+
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def __reduce__(self):  # keep the subclass, headers and extra across pickling (Ray task errors)
+        return (_rebuild_error, (type(self), self.message, self.headers, self.extra))
+
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        err = {"type": self.type, "message": self.message, **self.extra}
+        if request_id:
+            err["request_id"] = request_id
+        return {"error": err}
+
+
+def _rebuild_error(cls: type[ApiError], message: str, headers: dict[str, str], extra: dict[str, Any]) -> ApiError:
+    return cls(message, headers=headers, **extra)
+
+
+class BadRequestError(ApiError):
+    status, type = 400, "bad_request"
+
+
+class UnauthorizedError(ApiError):
+    status, type = 401, "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    status, type = 403, "forbidden"
+
+
+class ModelNotFoundError(ApiError):
+    status, type = 404, "not_found"
+
+
+class PayloadTooLargeError(ApiError):
+    status, type = 413, "payload_too_large"
+
+
+class InvalidImageError(ApiError):
+    """Bytes that are not a usable image; `reason` is the decoder's stable code."""
+
+    status, type = 422, "invalid_image"
+
+
+class EmptyImageError(InvalidImageError):
+    """No bytes at all: a malformed request rather than an undecodable image."""
+
+    status = 400
+
+
+class InvalidParameterError(ApiError):
+    status, type = 422, "invalid_parameter"
+
+
+class InvalidFilterError(ApiError):
+    status, type = 422, "invalid_filter"
+
+
+class VersionRefusedError(ApiError):
+    """A version that cannot be served (bad checksum, corrupt weights, invalid config)."""
+
+    status, type = 422, "version_refused"
+
+
+class OverloadedError(ApiError):
+    status, type = 503, "overloaded"
+
+
+class NotReadyError(ApiError):
+    status, type = 503, "not_ready"
+
+
+def image_error(exc: ImageDecodeError) -> ApiError:
+    """An empty body is a malformed request (400); bytes that do not decode are unprocessable (422)."""
+    return (EmptyImageError if exc.reason == "empty" else InvalidImageError)(str(exc), reason=exc.reason)
+
+
+def load_error_kind(exc: BaseException) -> str:
+    """A stable code for why a version could not be loaded."""
+    if isinstance(exc, ChecksumError):
+        return "checksum_mismatch"
+    if isinstance(exc, ConfigError):
+        return "invalid_config"
+    if isinstance(exc, ModelLoadError):
+        return "model_load_failed"
+    if isinstance(exc, NotFoundError):
+        return "weights_missing"
+    return "load_failed"
+
+
+def core_error(exc: BaseException) -> ApiError | None:
+    """Map an error of the detector core to its API error (None: not a client error)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ImageDecodeError):
+        return image_error(exc)
+    if isinstance(exc, FilterConfigError):
+        return InvalidFilterError(str(exc))
+    if isinstance(exc, InvalidRefError):
+        return InvalidParameterError(str(exc))
+    if isinstance(exc, NotFoundError):
+        return ModelNotFoundError(str(exc))
+    return None
+
+
+def unwrap_error(exc: BaseException) -> BaseException:
+    """The original exception behind a Ray task error (Ray wraps what a replica raised)."""
+    seen = 0
+    while seen < 5 and getattr(exc, "cause", None) is not None and exc.__class__.__name__.startswith("RayTaskError"):
+        exc = exc.cause  # type: ignore[attr-defined]
+        seen += 1
+    return exc
+
+
+# -- response shapes (documentation for /docs and for clients; the router builds plain dicts) -----------------
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class ImageOut(BaseModel):
+    width: int
+    height: int
+
+
+class DetectionOut(BaseModel):
+    label: str
+    class_id: int
+    score: float
+    bbox: tuple[float, float, float, float] = Field(description="normalised [x, y, width, height], top-left origin")
+    flags: list[str] | None = Field(None, description="only with verbose=true: filters that fired (action flag)")
+    box_px: tuple[float, float, float, float] | None = Field(
+        None, description="only with verbose=true: x1, y1, x2, y2 in original pixels")
+
+
+class FiltersOut(BaseModel):
+    names: list[str]
+    hash: str
+    configs: list[dict]
+
+
+class DetectResponse(BaseModel):
+    """The body of a successful POST /v1/detect."""
+
+    model: ModelOut
+    image: ImageOut
+    detections: list[DetectionOut]
+    filters: FiltersOut
+    timing_ms: dict[str, float]
+    dropped: list[DetectionOut] | None = Field(None, description="only with verbose=true: boxes a filter dropped")
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    request_id: str | None = None
+    model_config = {"extra": "allow"}
+
+
+class ErrorResponse(BaseModel):
+    """Every non-2xx answer."""
+
+    error: ErrorDetail
+
+
+def _detection_out(det: dict[str, Any], verbose: bool) -> dict[str, Any]:
+    out = {"label": det["label"], "class_id": det["class_id"], "score": det["score"], "bbox": det["bbox"]}
+    if verbose:
+        out["flags"] = det.get("flags", [])
+        out["box_px"] = det.get("box_px")
+    return out
+
+
+def detect_response(record: dict[str, Any], timing_ms: dict[str, float], verbose: bool = False) -> dict[str, Any]:
+    """The HTTP body for one `ImageDetections.model_dump(mode="json")` record."""
+    body = {
+        "model": record["model"],
+        "image": {"width": record["width"], "height": record["height"]},
+        "detections": [_detection_out(d, verbose) for d in record["detections"]],
+        "filters": record["filters"],
+        "timing_ms": timing_ms,
+    }
+    if verbose:
+        body["dropped"] = [_detection_out(d, True) for d in record.get("dropped", [])]
+    return body
+
+
+def filter_overrides(filters_json: Any, min_score: float | None = None, min_area_fraction: float | None = None,
+                     labels: str | None = None) -> dict[str, Any] | None:
+    """Merge the `filters` JSON query parameter with the convenience parameters (which win)."""
+    overrides: dict[str, Any] = {}
+    if filters_json is not None:
+        if not isinstance(filters_json, dict) or not all(isinstance(k, str) for k in filters_json):
+            raise InvalidFilterError(
+                f"filters must be a JSON object {{filter name: config or null}}, got {filters_json!r}")
+        overrides.update(filters_json)
+
+    def merge(name: str, field: str, value: Any) -> None:
+        base = overrides.get(name)
+        overrides[name] = {**(base if isinstance(base, dict) else {}), field: value}
+
+    if min_score is not None:
+        merge("score", "min_score", min_score)
+    if min_area_fraction is not None:
+        merge("min_size", "min_area_fraction", min_area_fraction)
+    if labels is not None:
+        merge("class_mask", "allowed_labels", [x.strip() for x in labels.split(",") if x.strip()])
+    return overrides or None

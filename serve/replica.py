@@ -1,0 +1,352 @@
+"""The model deployment: one Serve deployment per served model (`detector-<name>`).
+
+Why one deployment per model rather than Serve model multiplexing: our models differ in what
+they need (a GPU fraction for one, CPUs for another, their own batch size and replica count
+or autoscaling), and each has a steady stream of traffic, so giving each its own deployment
+sizes and scales them independently. Multiplexing shines for many sparse models sharing one
+pool, which is not our case. Versions of one model *do* share a replica: they need the same
+resources, and the alias swap is a state change inside the replica (VersionManager), not a
+new model id; a request that pins another version loads it into a bounded LRU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from model_store import Detector, FilterSet, ImageDetections, ModelRef, ModelStore, decode_image
+from model_store.preprocess import LetterboxMeta
+
+from .config import ModelRuntimeConfig
+from .protocol import InvalidParameterError, ModelNotFoundError, core_error
+from .render import render_jpeg
+from .telemetry import BatchStats, ReplicaMetrics
+from .versions import LoadedVersion, VersionManager
+
+logger = logging.getLogger("ray.serve.trapline")
+
+
+def current_request_id() -> str:
+    """The Serve request id (the X-Request-ID header, or one Serve generated), '' outside a request."""
+    try:
+        return serve.context._get_serve_request_context().request_id or ""
+    except Exception:  # noqa: BLE001 - outside Serve (unit tests) there is no request context
+        return ""
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+@dataclass
+class _Item:
+    """One image waiting for a batch: already decoded and letterboxed, with its version and filters."""
+
+    loaded: LoadedVersion
+    prepared: np.ndarray
+    meta: LetterboxMeta
+    filters: FilterSet
+    timing_ms: dict[str, float] = field(default_factory=dict)
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Outcome:
+    record: ImageDetections | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _BatchReport:
+    version: str
+    size: int
+    inference_ms: float
+
+
+class DetectorReplica:
+    """Serves one model: decodes and prepares each request, batches the forward pass, hot-swaps versions.
+
+    Lifecycle (Ray Serve calls these):
+      - `__init__` once per replica: opens the store handle and thread pools; loads nothing.
+      - `reconfigure(user_config)` right after `__init__` and whenever the deployment's
+        `user_config` changes (serve deploy): applies batch size / wait, aliases, pins. The first
+        call loads, verifies and warms the served versions before the replica takes traffic
+        (Serve routes nothing to it until this returns), then starts the alias poller. Later
+        calls swap in the background so the replica keeps serving.
+      - request methods (`detect`, `detect_prepared`) decode and letterbox per request in the
+        decode pool, then meet other requests in `_infer_batch` (@serve.batch); the forward
+        pass runs on one dedicated thread, so the event loop stays free to accept requests.
+      - control methods (`status`, `refresh`, `preload`) are what the ingress broadcasts to
+        every replica for GET /v1/models and the admin routes.
+    """
+
+    def __init__(self, model_name: str, store_root: str | None = None, cache_dir: str | None = None,
+                 device: str = "cpu", onnx_threads: int = 1, decode_threads: int = 2) -> None:
+        self.model = model_name
+        self.store = ModelStore(store_root, cache_dir=cache_dir)
+        self.device = device
+        self.onnx_threads = onnx_threads
+        self.versions = VersionManager(self.store, model_name, self._load_detector)
+        self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="trapline-decode")
+        # One forward pass at a time: ORT already uses `onnx_threads` inside it, and GPU sessions
+        # must not run concurrently. Loads get their own thread so a swap never stalls inference.
+        self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-infer")
+        self._load_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-load")
+        self.metrics = ReplicaMetrics(model_name)
+        self.stats = BatchStats()
+        self.runtime: ModelRuntimeConfig | None = None
+        self._poller: asyncio.Task | None = None
+        # Adaptive batch wait (see ModelRuntimeConfig.batch_wait_policy): requests in the batch
+        # machinery, when the running batch started, and a moving average of batch run time.
+        self._pending = 0
+        self._batch_started: float | None = None
+        self._batch_s: float | None = None
+        try:
+            self.replica_id = serve.get_replica_context().replica_id.unique_id
+        except Exception:  # noqa: BLE001 - not inside Serve
+            self.replica_id = "local"
+
+    def _load_detector(self, version: str) -> Detector:
+        return self.store.load_detector(ModelRef(self.model, version=version), device=self.device,
+                                        threads=self.onnx_threads)
+
+    async def _in_pool(self, pool: ThreadPoolExecutor, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        runtime = ModelRuntimeConfig.model_validate(user_config)
+        self._infer_batch.set_max_batch_size(runtime.max_batch_size)
+        self._infer_batch.set_batch_wait_timeout_s(runtime.batch_wait_timeout_s)
+        first = self.runtime is None
+        self.runtime = runtime
+        self.versions.configure(runtime)
+        if first:
+            changes = await self._in_pool(self._load_pool, lambda: self.versions.refresh(initial=True))
+            self._record_version_events(changes)
+        else:
+            asyncio.get_running_loop().create_task(self.refresh())
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll_aliases())
+
+    async def _poll_aliases(self) -> None:
+        # Picks up `trapline models promote/rollback` done on the store by anyone.
+        while True:
+            interval = self.runtime.alias_poll_interval_s if self.runtime else 0
+            await asyncio.sleep(interval if interval > 0 else 5.0)
+            if interval > 0:
+                try:
+                    await self.refresh()
+                except Exception:  # noqa: BLE001 - the poller must outlive any single failure
+                    logger.exception("alias refresh of %s failed", self.model)
+
+    def __del__(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        for pool in (self._decode_pool, self._infer_pool, self._load_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _record_version_events(self, changes: list[tuple[str, str | None, str]]) -> None:
+        for alias, old, new in changes:
+            self.metrics.swapped(alias, old, new)
+        for failure in self.versions.take_new_failures():
+            self.metrics.refused(failure.version, failure.kind)
+
+    # -- control (broadcast by the ingress) -----------------------------------------------------
+    async def status(self) -> dict[str, Any]:
+        """What this replica serves, what it refused, and its batching stats."""
+        rt = self.runtime or ModelRuntimeConfig()
+        return {"replica": self.replica_id, "model": self.model, **self.versions.status(),
+                "batching": {"max_batch_size": rt.max_batch_size, "batch_wait_timeout_s": rt.batch_wait_timeout_s,
+                             "batch_wait_policy": rt.batch_wait_policy},
+                "stats": self.stats.snapshot()}
+
+    async def refresh(self, retry_failed: bool = False) -> dict[str, Any]:
+        """Re-read the aliases now and swap those that moved (after loading and warming the new version)."""
+        changes = await self._in_pool(self._load_pool, lambda: self.versions.refresh(retry_failed=retry_failed))
+        self._record_version_events(changes)
+        return await self.status()
+
+    async def preload(self, version: str) -> dict[str, Any]:
+        """Load, verify and warm `version` (kept in the LRU); raises VersionRefusedError / ModelNotFoundError."""
+        try:
+            loaded = await self._in_pool(self._load_pool, lambda: self.versions.ensure(version, True))
+        finally:
+            self._record_version_events([])
+        return {"replica": self.replica_id, **loaded.info()}
+
+    # -- requests ------------------------------------------------------------------------------
+    async def _resolve(self, ref: str | None) -> LoadedVersion:
+        version = alias = None
+        if ref:
+            parsed = ModelRef.parse(ref)
+            if parsed.name != self.model:
+                raise ModelNotFoundError(f"this deployment serves model {self.model!r}, not {parsed.name!r}",
+                                         model=parsed.name)
+            version, alias = parsed.version, parsed.alias
+        loaded = self.versions.lookup(version, alias)
+        if loaded is None:  # a pinned version that is not loaded yet: load it on demand
+            try:
+                loaded = await self._in_pool(self._load_pool, self.versions.ensure, version)
+            finally:
+                self._record_version_events([])
+        return loaded
+
+    async def detect(self, data: bytes, ref: str | None = None, filters: dict[str, Any] | None = None,
+                     render: bool = False) -> dict[str, Any]:
+        """Detect objects in encoded image bytes; returns {"record": ImageDetections JSON, "jpeg": bytes | None}."""
+        t0 = time.perf_counter()
+        request_id = current_request_id()
+        try:
+            loaded = await self._resolve(ref)
+            filterset = loaded.detector.filters(filters)
+            rgb, prepared, meta, timing = await self._in_pool(self._decode_pool, self._decode_prepare, loaded, data,
+                                                              render)
+            record = await self._run(_Item(loaded, prepared, meta, filterset, timing))
+            body = record.model_dump(mode="json")
+            jpeg = None
+            if render:
+                jpeg = await self._in_pool(self._decode_pool, render_jpeg, rgb, body["detections"])
+        except Exception as exc:
+            raise self._refused(exc, request_id, ref) from None
+        total_ms = (time.perf_counter() - t0) * 1000
+        self.metrics.result(loaded.version, [d["label"] for d in body["detections"]], total_ms)
+        logger.info("detect request_id=%s model=%s:%s size=%dx%d detections=%d batch=%d total_ms=%.1f",
+                    request_id, self.model, loaded.version, body["width"], body["height"], len(body["detections"]),
+                    body["timing_ms"].get("batch_size", 1), total_ms)
+        return {"record": body, "jpeg": jpeg}
+
+    async def detect_prepared(self, prepared: np.ndarray, meta: dict[str, Any], ref: str | None = None,
+                              filters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The batch-job entry point: one image already letterboxed by `Detector.prepare`.
+
+        `prepared` is the HWC uint8 array and `meta` is `dataclasses.asdict(LetterboxMeta)` from
+        `Detector.prepare` of the same model (same input size); `ref` is None (the default alias),
+        "NAME:VERSION" or "NAME@ALIAS"; `filters` are per-call overrides. Returns
+        `ImageDetections.model_dump(mode="json")`, the library's record for the same image
+        (timing_ms holds queue / inference / postprocess / batch_size). Goes through the same
+        dynamic batching as HTTP requests.
+        """
+        request_id = current_request_id()
+        t0 = time.perf_counter()
+        try:
+            loaded = await self._resolve(ref)
+            det = loaded.detector
+            w, h = det.config.input_size
+            if not isinstance(prepared, np.ndarray) or prepared.dtype != np.uint8 or prepared.shape != (h, w, 3):
+                got = f"{prepared.dtype} {prepared.shape}" if isinstance(prepared, np.ndarray) else type(prepared)
+                raise InvalidParameterError(f"prepared must be uint8 ({h}, {w}, 3) from Detector.prepare of "
+                                            f"{self.model}:{loaded.version}, got {got}")
+            try:
+                letterbox = LetterboxMeta(**meta)
+            except TypeError as exc:
+                raise InvalidParameterError(f"meta must be dataclasses.asdict(LetterboxMeta): {exc}") from None
+            record = await self._run(_Item(loaded, prepared, letterbox, det.filters(filters)))
+        except Exception as exc:
+            raise self._refused(exc, request_id, ref) from None
+        body = record.model_dump(mode="json")
+        self.metrics.result(loaded.version, [d["label"] for d in body["detections"]],
+                            (time.perf_counter() - t0) * 1000)
+        return body
+
+    def _refused(self, exc: BaseException, request_id: str, ref: str | None) -> BaseException:
+        api = core_error(exc)
+        if api is None:
+            logger.exception("request_id=%s model=%s ref=%s failed", request_id, self.model, ref)
+            self.metrics.error("internal_error")
+            self.stats.error("internal_error")
+            return exc
+        self.metrics.error(api.type)
+        self.stats.error(api.type)
+        logger.warning("request_id=%s model=%s ref=%s refused %s: %s", request_id, self.model, ref, api.type,
+                       api.message)
+        return api
+
+    def _decode_prepare(self, loaded: LoadedVersion, data: bytes, keep_rgb: bool):
+        """Decode (pixel cap checked on the header first) and letterbox; the full-size image is kept
+        only when it will be drawn on, so a waiting request holds just the small model input."""
+        t0 = time.perf_counter()
+        rgb = decode_image(data, self.runtime.max_pixels)
+        t1 = time.perf_counter()
+        prepared, meta = loaded.detector.prepare(rgb)
+        timing = {"decode": _ms(t1 - t0), "preprocess": _ms(time.perf_counter() - t1)}
+        return (rgb if keep_rgb else None), prepared, meta, timing
+
+    def _batch_wait_s(self) -> float:
+        """How long a batch started by the request arriving now should wait for company."""
+        limit = self.runtime.batch_wait_timeout_s
+        if self.runtime.batch_wait_policy == "fixed":
+            return limit
+        if self._pending == 0:
+            return 0.0  # idle: waiting would only add latency
+        expected = self._batch_s if self._batch_s is not None else limit
+        if self._batch_started is None:  # a batch was just dispatched and is about to run
+            return min(limit, expected)
+        return min(limit, max(0.0, self._batch_started + expected - time.perf_counter()))
+
+    async def _run(self, item: _Item) -> ImageDetections:
+        # The wait is read when this item opens a new batch; items joining an open batch ignore it.
+        self._infer_batch.set_batch_wait_timeout_s(self._batch_wait_s())
+        self._pending += 1
+        try:
+            outcome: _Outcome = await self._infer_batch(item)
+        finally:
+            self._pending -= 1
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.record
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)  # real values come from reconfigure
+    async def _infer_batch(self, items: list[_Item]) -> list[_Outcome]:
+        self._batch_started = started = time.perf_counter()
+        try:
+            outcomes, reports = await self._in_pool(self._infer_pool, self._run_batch, items)
+        finally:
+            elapsed = time.perf_counter() - started
+            self._batch_s = elapsed if self._batch_s is None else 0.8 * self._batch_s + 0.2 * elapsed
+            self._batch_started = None
+        for rep in reports:
+            self.metrics.batch(rep.version, rep.size, rep.inference_ms)
+            self.stats.batch(rep.version, rep.size)
+        return outcomes
+
+    def _run_batch(self, items: list[_Item]) -> tuple[list[_Outcome], list[_BatchReport]]:
+        """One forward pass per version present in the batch; an error fails only the items it concerns."""
+        start = time.perf_counter()
+        outcomes = [_Outcome() for _ in items]
+        reports = []
+        groups: dict[int, list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(id(item.loaded), []).append(i)
+        for idxs in groups.values():
+            loaded = items[idxs[0]].loaded
+            det = loaded.detector
+            t1 = time.perf_counter()
+            try:
+                raw = det.infer([items[i].prepared for i in idxs])
+            except Exception as exc:  # noqa: BLE001 - reported to each caller of this group
+                logger.exception("inference of %s:%s failed for a batch of %d", self.model, loaded.version, len(idxs))
+                for i in idxs:
+                    outcomes[i].error = exc
+                continue
+            inference_ms = _ms(time.perf_counter() - t1)
+            reports.append(_BatchReport(loaded.version, len(idxs), inference_ms))
+            for j, i in enumerate(idxs):
+                item = items[i]
+                t2 = time.perf_counter()
+                try:
+                    record = det.postprocess(raw[j], item.meta, item.filters)
+                except Exception as exc:  # noqa: BLE001 - one bad item must not fail its batch mates
+                    outcomes[i].error = exc
+                    continue
+                record.timing_ms = {**item.timing_ms, "queue": _ms(start - item.enqueued), "inference": inference_ms,
+                                    "postprocess": _ms(time.perf_counter() - t2), "batch_size": float(len(idxs))}
+                outcomes[i].record = record
+        return outcomes, reports

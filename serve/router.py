@@ -1,0 +1,220 @@
+"""FastAPI routes: parse the request, dispatch to the ingress service, encode the answer. No logic here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from model_store.refs import DEFAULT_ALIAS
+
+from .protocol import (
+    ApiError,
+    BadRequestError,
+    DetectResponse,
+    ErrorResponse,
+    InvalidFilterError,
+    InvalidParameterError,
+    NotReadyError,
+    PayloadTooLargeError,
+    detect_response,
+    filter_overrides,
+)
+
+if TYPE_CHECKING:
+    from .ingress import TraplineIngress
+
+logger = logging.getLogger("ray.serve.trapline")
+
+# Shown in /docs as the "Authorize" button; the check itself is TraplineIngress.check_*_token.
+bearer = HTTPBearer(auto_error=False, description="admin token (admin routes) or API token (when configured)")
+
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 503)}
+IMAGE_BODY = {"requestBody": {"required": True, "content": {
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                       "properties": {"image": {"type": "string", "format": "binary"}}}},
+}}}
+FILE_FIELDS = ("image", "file")
+
+
+def _request_id(request: Request) -> str:
+    return request.headers.get("x-request-id", "")
+
+
+def error_response(exc: ApiError, request: Request) -> JSONResponse:
+    return JSONResponse(exc.body(_request_id(request)), status_code=exc.status, headers=exc.headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` (header or bytes read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequestError(f"invalid Content-Length {declared!r}")
+        if int(declared) > limit:
+            raise PayloadTooLargeError(f"body of {int(declared)} bytes is over the limit of {limit} bytes", limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body is over the limit of {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def image_bytes(request: Request, body: bytes) -> bytes:
+    """The image: the raw body, or the file part of a multipart/form-data upload."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return body  # any other type (image/*, octet-stream, curl's default form type) is the raw image
+
+    async def stream():
+        yield body
+        yield b""
+
+    parser = MultiPartParser(request.headers, stream(), max_files=4, max_fields=32, max_part_size=64 * 1024)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise BadRequestError(f"malformed multipart body: {exc.message}") from None
+    try:
+        files = {key: value for key, value in form.multi_items() if isinstance(value, UploadFile)}
+        upload = next((files[k] for k in FILE_FIELDS if k in files), next(iter(files.values()), None))
+        if upload is None:
+            raise BadRequestError("multipart body has no file part; send the image as the field 'image'")
+        return await upload.read()
+    finally:
+        await form.close()
+
+
+def parse_filters(filters: str | None, min_score: float | None, min_area_fraction: float | None,
+                  labels: str | None) -> dict[str, Any] | None:
+    parsed = None
+    if filters:
+        try:
+            parsed = json.loads(filters)
+        except json.JSONDecodeError as exc:
+            raise InvalidFilterError(f"filters is not valid JSON: {exc.msg} at {exc.pos} (got {filters!r})") from None
+    return filter_overrides(parsed, min_score, min_area_fraction, labels)
+
+
+def create_api(service: TraplineIngress) -> FastAPI:
+    """The FastAPI app of one ingress replica (built at replica start, never at import)."""
+    cfg = service.config
+    api = FastAPI(
+        title="trapline", version="1", docs_url="/docs", redoc_url=None,
+        description="Object detection for camera-trap images. Send image bytes to POST /v1/detect.",
+    )
+    if cfg.http.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        api.add_middleware(CORSMiddleware, allow_origins=cfg.http.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
+
+    @api.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc, request)
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                             for e in exc.errors())
+        return error_response(InvalidParameterError(problems), request)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = {"error": {"type": kind, "message": str(exc.detail), "request_id": _request_id(request)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @api.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("request_id=%s %s %s failed: %r", _request_id(request), request.method, request.url.path, exc,
+                     exc_info=exc)
+        body = {"error": {"type": "internal_error", "message": "internal error; see the service logs",
+                          "request_id": _request_id(request)}}
+        return JSONResponse(body, status_code=500)
+
+    # Auth runs as a dependency, i.e. before the query parameters are validated: a caller
+    # without the token learns nothing about the route's parameters.
+    async def api_auth(request: Request, _: Any = Depends(bearer)) -> None:
+        service.check_api_token(request.headers.get("authorization"))
+
+    async def admin_auth(request: Request, _: Any = Depends(bearer)) -> None:
+        service.check_admin_token(request.headers.get("authorization"))
+
+    @api.get("/healthz", tags=["health"], summary="Liveness: the ingress answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["health"], summary="Readiness: every model serves its default alias",
+             responses={503: {"model": ErrorResponse}})
+    async def readyz() -> JSONResponse:
+        ready, detail = await service.readiness()
+        if not ready:
+            reasons = "; ".join(f"{name}: {d['reason']}" for name, d in detail.items() if d["reason"])
+            raise NotReadyError(f"not ready: {reasons}", models=detail)
+        return JSONResponse({"status": "ready", "models": detail})
+
+    @api.get("/v1/models", tags=["models"], summary="Served models, the version live per alias, loaded versions",
+             dependencies=[Depends(api_auth)], responses=ERRORS)
+    async def list_models() -> JSONResponse:
+        return JSONResponse(await service.models())
+
+    @api.post("/v1/detect", tags=["detect"], summary="Detect objects in one image",
+              response_model=DetectResponse, dependencies=[Depends(api_auth)], openapi_extra=IMAGE_BODY,
+              responses={**ERRORS, 200: {"content": {"application/json": {}, "image/jpeg": {}},
+                                         "description": "detections (JSON), or the annotated image with render=true"}})
+    async def detect(
+        request: Request,
+        model: str | None = Query(None, description=f"model name (default: {cfg.default_model})"),
+        version: str | None = Query(None, description="pin a version, e.g. 3"),
+        alias: str | None = Query(None, description="a served alias (default: the model's first, e.g. production)"),
+        filters: str | None = Query(None, description='JSON overrides, e.g. {"min_size": {"min_area_fraction": 0.01}}'
+                                                      ' ({"name": null} removes a filter)'),
+        min_score: float | None = Query(None, description="shortcut for filters={\"score\": {\"min_score\": ...}}"),
+        min_area_fraction: float | None = Query(None, description="shortcut for the min_size filter"),
+        labels: str | None = Query(None, description="comma-separated labels to keep (class_mask filter)"),
+        render: bool = Query(False, description="return the image as JPEG with the boxes drawn"),
+        verbose: bool = Query(False, description="add flags, pixel boxes and dropped detections"),
+    ) -> Response:
+        t0 = time.perf_counter()
+        overrides = parse_filters(filters, min_score, min_area_fraction, labels)
+        body = await read_body(request, cfg.http.max_body_bytes)
+        data = await image_bytes(request, body)
+        result = await service.detect(model, version, alias, data, overrides, render)
+        record = result["record"]
+        headers = {"X-Model": f"{record['model']['name']}:{record['model']['version']}"}
+        if render:
+            headers["X-Detections"] = str(len(record["detections"]))
+            return Response(result["jpeg"], media_type="image/jpeg", headers=headers)
+        timing = {**record["timing_ms"], "total": round((time.perf_counter() - t0) * 1000, 3)}
+        return JSONResponse(detect_response(record, timing, verbose), headers=headers)
+
+    @api.post("/v1/admin/models/{model}/promote", tags=["admin"], dependencies=[Depends(admin_auth)],
+              responses=ERRORS, summary="Move an alias to a version (loaded, verified, warmed on every replica first)")
+    async def promote(model: str, version: str = Query(..., description="version to promote"),
+                      alias: str = Query(DEFAULT_ALIAS)) -> JSONResponse:
+        return JSONResponse(await service.promote(model, version, alias))
+
+    @api.post("/v1/admin/models/{model}/rollback", tags=["admin"], dependencies=[Depends(admin_auth)],
+              responses=ERRORS, summary="Return an alias to the version it pointed at before")
+    async def rollback(model: str, alias: str = Query(DEFAULT_ALIAS)) -> JSONResponse:
+        return JSONResponse(await service.rollback(model, alias))
+
+    @api.post("/v1/admin/models/{model}/reload", tags=["admin"], dependencies=[Depends(admin_auth)],
+              responses=ERRORS, summary="Re-read aliases from the store now and retry refused versions")
+    async def reload(model: str) -> JSONResponse:
+        return JSONResponse(await service.reload(model))
+
+    return api

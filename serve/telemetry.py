@@ -1,0 +1,110 @@
+"""Prometheus metrics (through ray.serve.metrics) and the in-process stats shown by GET /v1/models.
+
+Serve adds the deployment, replica and application tags to every metric; we add the model
+name and version, and the label for detection counts. Metric names start with `trapline_`
+(Ray exports them with a `ray_` prefix, e.g. `ray_trapline_images_total`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+class ReplicaMetrics:
+    """The metrics of one model replica; metric objects are created once, here, never per request."""
+
+    def __init__(self, model: str) -> None:
+        from ray.serve import metrics
+
+        self.model = model
+        keys = ("model", "version")
+        self.images = metrics.Counter("trapline_images_total", "Images run through the detector.", tag_keys=keys)
+        self.detections = metrics.Counter("trapline_detections_total", "Kept detections, by label.",
+                                          tag_keys=(*keys, "label"))
+        self.errors = metrics.Counter("trapline_request_errors_total", "Requests refused, by error type.",
+                                      tag_keys=("model", "type"))
+        self.batch_size = metrics.Histogram("trapline_batch_size", "Images per model forward pass.",
+                                            boundaries=BATCH_BOUNDARIES, tag_keys=keys)
+        self.inference_ms = metrics.Histogram("trapline_inference_latency_ms", "Model forward pass per batch (ms).",
+                                              boundaries=LATENCY_BOUNDARIES_MS, tag_keys=keys)
+        self.request_ms = metrics.Histogram("trapline_request_latency_ms",
+                                            "Replica time per image: decode, queue, inference, postprocess (ms).",
+                                            boundaries=LATENCY_BOUNDARIES_MS, tag_keys=keys)
+        self.serving = metrics.Gauge("trapline_alias_version_info", "1 for the version each alias serves.",
+                                     tag_keys=("model", "alias", "version"))
+        self.refusals = metrics.Counter("trapline_version_refused_total", "Versions refused at load, by reason.",
+                                        tag_keys=(*keys, "reason"))
+
+    def batch(self, version: str, size: int, inference_ms: float) -> None:
+        tags = {"model": self.model, "version": version}
+        self.batch_size.observe(size, tags=tags)
+        self.inference_ms.observe(inference_ms, tags=tags)
+        self.images.inc(size, tags=tags)
+
+    def result(self, version: str, labels: list[str], total_ms: float) -> None:
+        tags = {"model": self.model, "version": version}
+        for label, n in Counter(labels).items():
+            self.detections.inc(n, tags={**tags, "label": label})
+        self.request_ms.observe(total_ms, tags=tags)
+
+    def error(self, kind: str) -> None:
+        self.errors.inc(tags={"model": self.model, "type": kind})
+
+    def refused(self, version: str, reason: str) -> None:
+        self.refusals.inc(tags={"model": self.model, "version": version, "reason": reason})
+
+    def swapped(self, alias: str, old: str | None, new: str) -> None:
+        if old is not None:
+            self.serving.set(0, tags={"model": self.model, "alias": alias, "version": old})
+        self.serving.set(1, tags={"model": self.model, "alias": alias, "version": new})
+
+
+class BatchStats:
+    """Counts kept in the replica for GET /v1/models: batches by size, images per version."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.batch_sizes: Counter[int] = Counter()
+        self.images: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def batch(self, version: str, size: int) -> None:
+        with self._lock:
+            self.batch_sizes[size] += 1
+            self.images[version] += size
+
+    def error(self, kind: str) -> None:
+        with self._lock:
+            self.errors[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "images": sum(self.images.values()),
+                "images_by_version": dict(self.images),
+                "batches": sum(self.batch_sizes.values()),
+                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+                "max_batch_size_seen": max(self.batch_sizes, default=0),
+                "errors": dict(self.errors),
+            }
+
+
+def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the stats of several replicas."""
+    out: dict[str, Any] = {"images": 0, "images_by_version": Counter(), "batches": 0, "batch_sizes": Counter(),
+                           "max_batch_size_seen": 0, "errors": Counter()}
+    for snap in snapshots:
+        out["images"] += snap["images"]
+        out["batches"] += snap["batches"]
+        out["max_batch_size_seen"] = max(out["max_batch_size_seen"], snap["max_batch_size_seen"])
+        for key in ("images_by_version", "batch_sizes", "errors"):
+            out[key].update(snap[key])
+    out["batch_sizes"] = dict(sorted(out["batch_sizes"].items(), key=lambda kv: int(kv[0])))
+    out["images_by_version"] = dict(out["images_by_version"])
+    out["errors"] = dict(out["errors"])
+    return out

@@ -1,0 +1,310 @@
+"""The HTTP service on the shared local Ray: every route, the response schema, batching, bad input, 503.
+
+One app is deployed for the whole module (run_local, real Serve proxy on a free port, real ONNX
+sessions). `fixture` answers fast; `slowbatch` waits up to 1 s to fill a batch of 16, which
+makes batching deterministic (fixed batch wait); `tinyqueue` does the same with room for 2 queued requests only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import httpx
+import numpy as np
+import pytest
+
+from model_store import ModelStore
+from model_store.imaging import decode_image
+from serve import get_detector_handle
+from serve.local import run_local, wait_until
+from serve.protocol import InvalidParameterError, ModelNotFoundError, unwrap_error
+from tests.fixtures.images import encode, gradient, png_with_declared_size
+from tests.fixtures.onnx_models import EXPECTED_640x480, fixture_config
+
+pytestmark = pytest.mark.ray
+
+MAX_BODY = 200_000
+IMAGE = encode(gradient(640, 480))
+CONFIG = {
+    "models": [
+        # adaptive batch wait: a lone request runs at once although the limit is 0.25 s
+        {"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.25,
+         "alias_poll_interval_s": 0.5},
+        {"name": "slowbatch", "num_cpus": 0.25, "max_batch_size": 16, "batch_wait_timeout_s": 1.0,
+         "batch_wait_policy": "fixed", "max_ongoing_requests": 16, "max_queued_requests": -1,
+         "alias_poll_interval_s": 0},
+        {"name": "tinyqueue", "num_cpus": 0.2, "max_batch_size": 8, "batch_wait_timeout_s": 1.0,
+         "batch_wait_policy": "fixed", "max_ongoing_requests": 8, "max_queued_requests": 2,
+         "alias_poll_interval_s": 0},
+    ],
+    "http": {"port": 0, "max_body_bytes": MAX_BODY, "ingress_num_cpus": 0.1},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, fixture_models) -> ModelStore:
+    root = tmp_path_factory.mktemp("serve-http")
+    store = ModelStore(str(root / "store"), cache_dir=str(root / "cache"))
+    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
+    store.publish(fixture_models["yolov5"], "fixture", "2", fixture_config("yolov5"))
+    store.promote("fixture:1")
+    for name in ("slowbatch", "tinyqueue"):
+        store.publish(fixture_models["yolov8"], name, "1", fixture_config("yolov8"))
+        store.promote(f"{name}:1")
+    return store
+
+
+@pytest.fixture(scope="module")
+def url(ray_cluster, store) -> Iterator[str]:
+    with run_local({**CONFIG, "store": store.root}, environ={}) as base_url:
+        yield base_url
+
+
+def post(url: str, content=IMAGE, path: str = "/v1/detect", **kw) -> httpx.Response:
+    return httpx.post(url + path, content=content, timeout=30, **kw)
+
+
+def burst(url: str, n: int, params: dict, content: bytes = IMAGE) -> list[httpx.Response]:
+    async def go():
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=n)) as client:
+            return await asyncio.gather(*(client.post(url + "/v1/detect", params=params, content=content)
+                                          for _ in range(n)))
+
+    return asyncio.run(go())
+
+
+def expected_bboxes(w: int = 640, h: int = 480) -> list[tuple]:
+    return [(lab, score, (x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h)) for lab, score, x1, y1, x2, y2 in
+            EXPECTED_640x480]
+
+
+def assert_error(r: httpx.Response, status: int, kind: str, **fields) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    err = r.json()["error"]
+    assert err["type"] == kind and err["message"], err
+    for key, value in fields.items():
+        assert err[key] == value, err
+    return err
+
+
+def test_detect_raw_body_returns_the_documented_json(url, store):
+    r = post(url, headers={"X-Request-ID": "req-123", "Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-request-id"] == "req-123" and r.headers["x-model"] == "fixture:1"
+    body = r.json()
+    assert set(body) == {"model", "image", "detections", "filters", "timing_ms"}
+    assert body["model"] == {"name": "fixture", "version": "1", "sha256": store.get("fixture:1").config.weights.sha256}
+    assert body["image"] == {"width": 640, "height": 480}
+    assert all(set(d) == {"label", "class_id", "score", "bbox"} for d in body["detections"])
+    got = [(d["label"], d["score"], tuple(d["bbox"])) for d in body["detections"]]
+    for (label, score, bbox), (elabel, escore, ebbox) in zip(got, expected_bboxes(), strict=True):
+        assert label == elabel and score == pytest.approx(escore, abs=1e-5)
+        assert bbox == pytest.approx(ebbox, abs=2e-3)
+    assert set(body["filters"]) == {"names", "hash", "configs"}
+    assert {"decode", "preprocess", "queue", "inference", "postprocess", "batch_size", "total"} <= set(
+        body["timing_ms"])
+    assert body["timing_ms"]["queue"] < 100  # adaptive batch wait: alone on an idle replica, it did not wait
+
+
+def test_detect_multipart_upload(url):
+    png = encode(gradient(640, 480), "PNG")
+    for field in ("image", "file", "upload"):
+        r = httpx.post(url + "/v1/detect", files={field: ("frame.png", png, "image/png")}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["detections"]) == 4
+    r = httpx.post(url + "/v1/detect", files={"note": (None, "no file here")}, timeout=30)
+    assert_error(r, 400, "bad_request")
+
+
+def test_render_returns_a_decodable_jpeg_with_boxes(url):
+    r = post(url, params={"render": "true"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.headers["x-detections"] == "4" and r.headers["x-model"] == "fixture:1"
+    drawn = decode_image(r.content)
+    assert drawn.shape == (480, 640, 3)
+    plain = decode_image(IMAGE)
+    assert np.abs(drawn.astype(int) - plain.astype(int)).max() > 100  # boxes were drawn
+
+
+def test_filter_overrides_json_and_shortcuts(url):
+    def kept(**params):
+        r = post(url, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    small = kept(filters=json.dumps({"min_size": {"min_area_fraction": 0.01}}), verbose="true")
+    assert [(d["label"], d["score"]) for d in small["detections"]] == [("deer", 0.9), ("fox", 0.7), ("deer", 0.3)]
+    assert [(d["label"], d["flags"]) for d in small["dropped"]] == [("fox", ["min_size"])]
+    assert small["filters"]["names"] == ["min_size"]
+    assert [d["score"] for d in kept(min_score=0.65)["detections"]] == [0.9, 0.7]
+    assert {d["label"] for d in kept(labels="deer")["detections"]} == {"deer"}
+    flagged = kept(filters=json.dumps({"score": {"min_score": 0.5, "action": "flag"}}), verbose="true")
+    assert [d["flags"] for d in flagged["detections"]] == [[], [], [], ["score"]]
+
+
+def test_models_route_lists_aliases_versions_and_batching(url, store):
+    r = httpx.get(url + "/v1/models", timeout=30)
+    assert r.status_code == 200
+    models = {m["name"]: m for m in r.json()["models"]}
+    assert set(models) == {"fixture", "slowbatch", "tinyqueue"}
+    fx = models["fixture"]
+    assert fx["deployment"] == "detector-fixture" and fx["ready"] and fx["default_alias"] == "production"
+    assert fx["aliases"] == {"production": "1"} and fx["store_aliases"] == {"production": "1"}
+    assert any(v["version"] == "1" and v["aliases"] == ["production"] for v in fx["versions"])
+    assert fx["batching"] == {"max_batch_size": 4, "batch_wait_timeout_s": 0.25, "batch_wait_policy": "adaptive"}
+    assert len(fx["replicas"]) == 1 and fx["errors"] == []
+
+
+def test_health_ready_docs_and_unknown_route(url):
+    assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+    r = httpx.get(url + "/readyz", timeout=30)
+    assert r.status_code == 200 and r.json()["models"]["fixture"]["ready"]
+    assert httpx.get(url + "/docs").status_code == 200
+    assert "/v1/detect" in httpx.get(url + "/openapi.json").json()["paths"]
+    assert_error(httpx.get(url + "/v1/nope"), 404, "not_found")
+    assert_error(httpx.get(url + "/v1/detect"), 405, "method_not_allowed")
+
+
+def test_two_versions_live_at_once(url):
+    pinned = post(url, params={"version": "2"})
+    assert pinned.status_code == 200 and pinned.json()["model"]["version"] == "2"
+    assert [d["score"] for d in pinned.json()["detections"]] == pytest.approx([0.9, 0.7, 0.6, 0.3], abs=1e-5)
+    assert post(url).json()["model"]["version"] == "1"  # production is still 1
+    assert post(url, params={"alias": "production"}).json()["model"]["version"] == "1"
+    fx = next(m for m in httpx.get(url + "/v1/models", timeout=30).json()["models"] if m["name"] == "fixture")
+    assert {v["version"] for v in fx["versions"]} == {"1", "2"} and fx["aliases"] == {"production": "1"}
+
+
+def test_concurrent_requests_share_a_batch(url):
+    responses = burst(url, 5, {"model": "slowbatch"})
+    assert [r.status_code for r in responses] == [200] * 5
+    sizes = [r.json()["timing_ms"]["batch_size"] for r in responses]
+    assert min(sizes) >= 2, sizes  # nobody ran alone: they met in @serve.batch
+    sb = next(m for m in httpx.get(url + "/v1/models", timeout=30).json()["models"] if m["name"] == "slowbatch")
+    assert sb["stats"]["max_batch_size_seen"] >= 2 and any(int(k) > 1 for k in sb["stats"]["batch_sizes"])
+
+
+def test_bad_input_gets_clear_errors_and_the_replica_stays_healthy(url):
+    truncated = IMAGE[: len(IMAGE) // 2]
+    assert_error(post(url, content=b""), 400, "invalid_image", reason="empty")
+    assert_error(post(url, content=b"this is not an image at all"), 422, "invalid_image", reason="not_image")
+    assert_error(post(url, content=truncated), 422, "invalid_image", reason="truncated")
+    assert_error(post(url, content=png_with_declared_size(20_000, 20_000)), 422, "invalid_image", reason="too_large")
+    assert_error(post(url, content=b"\xff" * (MAX_BODY + 1)), 413, "payload_too_large")
+
+    def chunks():  # no Content-Length: the limit is enforced on the bytes actually read
+        for _ in range(5):
+            yield b"\xff" * (MAX_BODY // 4)
+
+    assert_error(post(url, content=chunks()), 413, "payload_too_large")
+    assert_error(post(url, params={"model": "nope"}), 404, "not_found")
+    assert_error(post(url, params={"version": "99"}), 404, "not_found")
+    assert_error(post(url, params={"alias": "staging"}), 404, "not_found")
+    assert_error(post(url, params={"version": "../1"}), 422, "invalid_parameter")
+    assert_error(post(url, params={"version": "1", "alias": "production"}), 422, "invalid_parameter")
+    assert_error(post(url, params={"filters": json.dumps({"min_size": {"min_area_fraction": 2}})}), 422,
+                 "invalid_filter")
+    assert_error(post(url, params={"filters": "{not json"}), 422, "invalid_filter")
+    assert_error(post(url, params={"filters": json.dumps({"blur": {}})}), 422, "invalid_filter")
+    assert_error(post(url, params={"labels": "wolf"}), 422, "invalid_filter")
+    assert_error(post(url, params={"min_score": "high"}), 422, "invalid_parameter")
+    ok = post(url)
+    assert ok.status_code == 200 and len(ok.json()["detections"]) == 4
+    assert httpx.get(url + "/readyz", timeout=30).status_code == 200
+
+
+def test_queue_full_answers_503_with_retry_after(url):
+    responses = burst(url, 40, {"model": "tinyqueue"})
+    codes = [r.status_code for r in responses]
+    assert set(codes) == {200, 503}, codes
+    for r in responses:
+        if r.status_code == 503:
+            assert_error(r, 503, "overloaded")
+            assert r.headers["retry-after"] == "1"
+    assert post(url, params={"model": "tinyqueue"}).status_code == 200
+    assert post(url).status_code == 200
+
+
+def test_admin_routes_are_disabled_without_a_token(url):
+    for route in ("/v1/admin/models/fixture/reload", "/v1/admin/models/fixture/promote?version=2",
+                  "/v1/admin/models/fixture/rollback"):
+        assert_error(httpx.post(url + route, headers={"Authorization": "Bearer guess"}), 403, "forbidden")
+
+
+def test_detect_prepared_is_the_library_record(url, store):
+    handle = get_detector_handle("fixture")
+    rgb = decode_image(IMAGE)
+    for ref, filters in ((None, None), ("fixture:2", {"score": {"min_score": 0.65}}), ("fixture@production", None)):
+        det = store.load_detector(ref or "fixture")
+        prepared, meta = det.prepare(rgb)
+        got = handle.detect_prepared.remote(prepared, asdict(meta), ref, filters).result()
+        want = det.predict_batch([rgb], filters=filters)[0].model_dump(mode="json")
+        assert {k: v for k, v in got.items() if k != "timing_ms"} == {k: v for k, v in want.items() if k != "timing_ms"}
+        assert {"queue", "inference", "postprocess", "batch_size"} <= set(got["timing_ms"])
+    with pytest.raises(Exception) as info:
+        handle.detect_prepared.remote(prepared, asdict(meta), "other:1", None).result()
+    assert isinstance(unwrap_error(info.value), ModelNotFoundError)
+    with pytest.raises(Exception) as info:
+        handle.detect_prepared.remote(prepared[:10], asdict(meta), None, None).result()
+    assert isinstance(unwrap_error(info.value), InvalidParameterError)
+
+
+def test_detect_prepared_shares_batches_with_http(url, store):
+    handle = get_detector_handle("slowbatch")
+    det = store.load_detector("slowbatch")
+    prepared, meta = det.prepare(decode_image(IMAGE))
+    handle.detect_prepared.remote(prepared, asdict(meta), None, None).result()  # warm the driver's router
+    pending = handle.detect_prepared.remote(prepared, asdict(meta), None, None)
+    [http] = burst(url, 1, {"model": "slowbatch"})
+    from_handle = pending.result()
+    assert http.status_code == 200
+    assert http.json()["timing_ms"]["batch_size"] == from_handle["timing_ms"]["batch_size"] == 2.0
+
+
+def test_prometheus_metrics_carry_model_and_version(url):
+    import ray
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = ray._private.worker._global_node.metrics_export_port  # this node's Prometheus endpoint
+    assert post(url).status_code == 200
+
+    def samples() -> dict[str, list[dict]] | None:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        found: dict[str, list[dict]] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name.startswith("ray_trapline_") and s.labels.get("model") == "fixture":
+                    found.setdefault(s.name, []).append({**s.labels, "value": s.value})
+        wanted = ("ray_trapline_images_total", "ray_trapline_detections_total", "ray_trapline_batch_size_count",
+                  "ray_trapline_inference_latency_ms_count")
+        return found if all(name in found for name in wanted) else None
+
+    found = wait_until(samples, 60, "trapline metrics to be exported", interval_s=1.0)
+    images = {s["version"]: s["value"] for s in found["ray_trapline_images_total"]}
+    assert images["1"] > 0 and images.get("2", 0) > 0  # both versions served images
+    labels = {(s["version"], s["label"]) for s in found["ray_trapline_detections_total"]}
+    assert {("1", "deer"), ("1", "fox")} <= labels
+    assert all(s["deployment"] == "detector-fixture" for s in found["ray_trapline_batch_size_count"])
+
+
+def test_replica_log_lines_carry_request_id_and_model_version(url):
+    import uuid
+    from pathlib import Path
+
+    import ray
+
+    rid = f"log-{uuid.uuid4().hex[:12]}"
+    assert post(url, headers={"X-Request-ID": rid}).status_code == 200
+    assert post(url, content=b"junk", headers={"X-Request-ID": f"{rid}-bad"}).status_code == 422
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path()) / "serve"
+
+    def lines() -> list[str]:
+        files = logs.glob("replica_trapline_detector-fixture_*.log")
+        return [line for f in files for line in f.read_text().splitlines() if rid in line]
+
+    wait_until(lambda: any("model=fixture:1" in x for x in lines()) and any("invalid_image" in x for x in lines()),
+               30, "the replica's log lines")

@@ -1,0 +1,71 @@
+"""`trapline serve` argument handling, without starting anything (--print-config and errors)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serve.config import parse_serve_config
+from serve.local import ServeStartError, check_port_free, client_url
+from tests.fixtures.onnx_models import fixture_config
+from trapline.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def print_config(capsys, *args) -> dict:
+    assert main(["serve", *args, "--print-config"]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_embedded_default_serves_every_model_with_a_production_alias(local_store, capsys):
+    local_store.promote("fixture:1")
+    out = print_config(capsys, "--store", local_store.root)
+    from ray.serve.schema import ServeDeploySchema
+
+    app = ServeDeploySchema.model_validate(out).applications[0]
+    assert app.import_path == "serve.app:app_builder" and app.name == "trapline"
+    cfg = parse_serve_config(app.args)
+    assert [m.name for m in cfg.models] == ["fixture"] and cfg.store == local_store.root
+    assert out["http_options"] == {"host": "127.0.0.1", "port": 8000}
+
+
+def test_embedded_default_fits_replicas_on_the_local_cpus(local_store, fixture_models):
+    from serve.config import local_default
+
+    local_store.publish(fixture_models["yolov8"], "other", "1", {**fixture_config("yolov8")})
+    local_store.promote("fixture:1")
+    local_store.promote("other:1")
+    cfg = local_default(local_store.root, cpus=2)
+    assert [m.name for m in cfg.models] == ["fixture", "other"]
+    assert sum(m.num_cpus for m in cfg.models) + cfg.http.ingress_num_cpus <= 2
+    assert local_default(local_store.root, ["fixture"]).models[0].num_cpus == 1.0  # a cluster: no fitting
+
+
+def test_flags_override_the_config_file(capsys, tmp_path):
+    out = print_config(capsys, "--config", str(REPO / "serve.yaml"), "--port", "9123", "--store", str(tmp_path))
+    args = out["applications"][0]["args"]
+    assert out["http_options"]["port"] == 9123 and args["store"] == str(tmp_path)
+    assert args["models"][0]["name"] == "demo-detector" and args["models"][0]["max_batch_size"] == 8
+
+
+def test_clear_errors_exit_2(local_store, capsys, tmp_path):
+    assert main(["serve", "--store", local_store.root, "--print-config"]) == 2  # nothing promoted yet
+    assert "no models to serve" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  - name: fixture\n    max_batch_size: 0\n")
+    assert main(["serve", "--config", str(bad), "--print-config"]) == 2
+    assert "max_batch_size" in capsys.readouterr().err
+
+
+def test_local_helpers_report_a_busy_port_and_build_client_urls():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ServeStartError, match="in use; pick another --port"):
+            check_port_free("127.0.0.1", busy.getsockname()[1])
+    assert client_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
+    assert client_url("127.0.0.1", 8123, "/trap/") == "http://127.0.0.1:8123/trap"

@@ -1,0 +1,111 @@
+"""The serve config, serve.yaml and build_app, without a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serve import APP_NAME, detector_deployment_name
+from serve.config import ServeConfig, ServeConfigError, load_config_file, parse_serve_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_and_derived_values():
+    cfg = parse_serve_config({"models": [{"name": "fixture", "max_batch_size": 4, "num_cpus": 0.25}]})
+    m = cfg.models[0]
+    assert m.aliases == ["production"] and cfg.default_model == "fixture"
+    assert m.effective_max_ongoing_requests == 8  # 2 x batch: the next batch queues while one runs
+    assert m.effective_onnx_threads == 1 and m.effective_decode_threads == 2
+    assert m.effective_device == "cpu"
+    assert parse_serve_config({"models": [{"name": "g", "num_gpus": 0.5, "num_cpus": 3}]}).models[0].effective_device \
+        == "auto"
+    assert cfg.http.host == "127.0.0.1" and cfg.http.port == 8000
+    assert cfg.admin_token_env == "TRAPLINE_ADMIN_TOKEN" and cfg.api_token_env is None
+    runtime = m.runtime(cfg.http.max_pixels)
+    assert runtime.max_batch_size == 4 and runtime.max_pixels == cfg.http.max_pixels
+
+
+@pytest.mark.parametrize("models, match", [
+    ([{"name": "x", "max_batch_size": 8, "max_ongoing_requests": 4}], r"max_ongoing_requests \(4\) must be >= max_bat"),
+    ([{"name": "x", "num_replicas": 2, "autoscaling_config": {"max_replicas": 3}}], "not both"),
+    ([{"name": "x", "autoscaling_config": {"min_replicas": -1}}], "invalid autoscaling_config"),
+    ([{"name": "x", "num_cpus": 0}], "num_cpus"),
+    ([{"name": "x", "aliases": []}], "aliases"),
+    ([{"name": "x", "aliases": ["../prod"]}], "invalid alias"),
+    ([{"name": "x", "batch_size": 4}], "Extra inputs are not permitted"),
+    ([{"name": "x"}, {"name": "x"}], "served once"),
+    ([{"name": "bad/name"}], "invalid model name"),
+    ([], "at least 1"),
+])
+def test_invalid_configs_name_the_field(models, match):
+    with pytest.raises(ServeConfigError, match=match):
+        parse_serve_config({"models": models})
+
+
+def test_autoscaling_passthrough_is_accepted():
+    cfg = parse_serve_config({"models": [{"name": "x", "autoscaling_config": {
+        "min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}}]})
+    assert cfg.models[0].autoscaling_config["max_replicas"] == 4
+
+
+def test_repo_serve_yaml_is_a_valid_ray_serve_config():
+    from ray.serve.schema import ServeDeploySchema
+
+    raw = yaml.safe_load((REPO / "serve.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(raw)
+    app = schema.applications[0]
+    assert app.name == APP_NAME and app.import_path == "serve.app:app_builder"
+    cfg, http = load_config_file(REPO / "serve.yaml")
+    assert isinstance(cfg, ServeConfig) and http == {"host": "127.0.0.1", "port": 8000}
+    assert schema.http_options.host == "127.0.0.1"  # secure default: loopback only
+
+
+def test_bare_config_file_and_errors(tmp_path):
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("models:\n  - name: fixture\n")
+    assert load_config_file(bare)[0].models[0].name == "fixture"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("applications:\n  - name: other\n    import_path: other.app:x\n")
+    with pytest.raises(ServeConfigError, match="no application with import_path serve.app"):
+        load_config_file(bad)
+    with pytest.raises(ServeConfigError, match="not found"):
+        load_config_file(tmp_path / "missing.yaml")
+
+
+def test_build_app_wires_deployments_without_a_cluster(tmp_path):
+    from ray.serve._private.build_app import build_app as build_deployments
+
+    from serve.app import app_builder, build_app
+    from serve.ingress import bearer_ok
+
+    config = {"store": "relative-store", "models": [
+        {"name": "fixture", "num_cpus": 0.5, "num_gpus": 0.25, "max_batch_size": 4, "max_queued_requests": 7},
+        {"name": "other", "autoscaling_config": {"min_replicas": 1, "max_replicas": 3}},
+    ]}
+    built = build_deployments(build_app(config, environ={"TRAPLINE_ADMIN_TOKEN": "s3cret"}), name=APP_NAME)
+    deps = {d.name: d for d in built.deployments}
+    assert set(deps) == {"ingress", detector_deployment_name("fixture"), detector_deployment_name("other")}
+    fx = deps["detector-fixture"]
+    assert fx.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.25}
+    assert fx.max_ongoing_requests == 8 and fx._deployment_config.max_queued_requests == 7
+    assert fx.user_config["max_batch_size"] == 4 and fx.user_config["aliases"] == ["production"]
+    model_name, store_root, _, device, threads, _ = fx.init_args
+    assert model_name == "fixture" and Path(store_root).is_absolute() and device == "auto" and threads == 1
+    assert deps["detector-other"]._deployment_config.autoscaling_config.max_replicas == 3
+    ingress_cfg, handles, admin_digest, api_digest = deps["ingress"].init_args
+    assert set(handles) == {"fixture", "other"} and ingress_cfg["store"] == store_root
+    assert "s3cret" not in repr(deps["ingress"].init_args)  # only the digest travels
+    assert bearer_ok("Bearer s3cret", admin_digest) and not bearer_ok("Bearer s3cre", admin_digest)
+    assert not bearer_ok("Basic s3cret", admin_digest) and not bearer_ok(None, admin_digest)
+    assert api_digest is None
+    assert app_builder({"models": [{"name": "fixture"}]}) is not None
+
+
+def test_api_token_env_must_be_set_when_named():
+    from serve.app import build_app
+
+    with pytest.raises(ServeConfigError, match="TRAPLINE_TEST_API_TOKEN"):
+        build_app({"models": [{"name": "x"}], "api_token_env": "TRAPLINE_TEST_API_TOKEN"}, environ={})

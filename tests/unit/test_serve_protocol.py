@@ -1,0 +1,98 @@
+"""The HTTP protocol pieces without a server: error mapping and pickling, response shape, filters, render."""
+
+from __future__ import annotations
+
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+
+from model_store import ChecksumError, ConfigError, FilterConfigError, ImageDecodeError, InvalidRefError, NotFoundError
+from model_store.imaging import decode_image
+from serve.protocol import (
+    ApiError,
+    EmptyImageError,
+    InvalidFilterError,
+    InvalidImageError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    OverloadedError,
+    core_error,
+    detect_response,
+    filter_overrides,
+    load_error_kind,
+)
+from serve.render import render_jpeg
+from tests.fixtures.onnx_models import EXPECTED_640x480
+
+
+def test_api_errors_survive_pickling_with_their_type_headers_and_fields():
+    err = OverloadedError("full", headers={"Retry-After": "1"}, model="fixture")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is OverloadedError and back.status == 503 and back.headers == {"Retry-After": "1"}
+    assert back.body("rid") == {"error": {"type": "overloaded", "message": "full", "model": "fixture",
+                                          "request_id": "rid"}}
+
+
+@pytest.mark.parametrize("exc, cls, status", [
+    (ImageDecodeError("empty", "empty body"), EmptyImageError, 400),
+    (ImageDecodeError("truncated", "cut"), InvalidImageError, 422),
+    (ImageDecodeError("too_large", "bomb"), InvalidImageError, 422),
+    (FilterConfigError("bad"), InvalidFilterError, 422),
+    (InvalidRefError("bad ref"), InvalidParameterError, 422),
+    (NotFoundError("no such version"), ModelNotFoundError, 404),
+])
+def test_core_errors_map_to_statuses(exc, cls, status):
+    api = core_error(exc)
+    assert type(api) is cls and api.status == status
+    if isinstance(exc, ImageDecodeError):
+        assert api.body()["error"]["reason"] == exc.reason
+    assert core_error(RuntimeError("boom")) is None
+
+
+def test_load_error_kinds():
+    assert load_error_kind(ChecksumError("x")) == "checksum_mismatch"
+    assert load_error_kind(ConfigError("x")) == "invalid_config"
+    assert load_error_kind(OSError("x")) == "load_failed"
+
+
+def test_detect_response_has_exactly_the_documented_shape():
+    record = {
+        "model": {"name": "m", "version": "1", "sha256": "ab"}, "width": 640, "height": 480,
+        "detections": [{"label": "deer", "class_id": 0, "score": 0.9, "bbox": [0.1, 0.2, 0.3, 0.4],
+                        "box_px": [64, 96, 256, 288], "flags": ["score"]}],
+        "dropped": [{"label": "fox", "class_id": 1, "score": 0.2, "bbox": [0, 0, 0.1, 0.1], "box_px": [0, 0, 64, 48],
+                     "flags": ["min_size"]}],
+        "filters": {"names": [], "hash": "h", "configs": []}, "timing_ms": {"inference": 1.0},
+    }
+    body = detect_response(record, {"total": 2.0})
+    assert set(body) == {"model", "image", "detections", "filters", "timing_ms"}
+    assert body["image"] == {"width": 640, "height": 480}
+    assert set(body["detections"][0]) == {"label", "class_id", "score", "bbox"}
+    verbose = detect_response(record, {}, verbose=True)
+    assert verbose["detections"][0]["flags"] == ["score"] and verbose["dropped"][0]["label"] == "fox"
+
+
+def test_filter_overrides_merge_json_and_shortcuts():
+    assert filter_overrides(None) is None
+    merged = filter_overrides({"score": {"action": "flag"}, "min_size": None}, min_score=0.5, labels="deer, fox")
+    assert merged == {"score": {"action": "flag", "min_score": 0.5}, "min_size": None,
+                      "class_mask": {"allowed_labels": ["deer", "fox"]}}
+    with pytest.raises(InvalidFilterError):
+        filter_overrides(["score"])
+
+
+def test_render_draws_boxes_and_returns_a_jpeg():
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    dets = [{"label": e[0], "class_id": 0 if e[0] == "deer" else 1, "score": e[1],
+             "bbox": [e[2] / 640, e[3] / 480, (e[4] - e[2]) / 640, (e[5] - e[3]) / 480]} for e in EXPECTED_640x480]
+    out = decode_image(render_jpeg(rgb, dets))
+    assert out.shape == rgb.shape
+    edge = out[180:300, 219:223]  # the left edge of the deer box at x=220
+    assert edge.max() > 100 and out[400:470, 10:100].max() < 30  # lines drawn, background untouched
+    assert cv2.imdecode(np.frombuffer(render_jpeg(rgb, []), np.uint8), cv2.IMREAD_COLOR) is not None
+
+
+def test_api_error_is_an_exception_with_a_default_status():
+    assert ApiError("x").status == 500 and ApiError("x").type == "internal_error"

@@ -1,0 +1,134 @@
+"""The FastAPI routes without Ray: auth order, body limits, multipart, error shapes.
+
+The service behind the routes is a small stand-in that runs the real token checks and the
+real detector core on the fixture model, so what is asserted is the router's own work.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from model_store import decode_image
+from serve.config import parse_serve_config
+from serve.ingress import bearer_ok, token_digest
+from serve.protocol import ForbiddenError, ModelNotFoundError, UnauthorizedError, core_error
+from serve.router import create_api
+from tests.fixtures.images import encode, gradient
+
+with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+API_TOKEN, ADMIN_TOKEN = "api-token", "admin-token"
+IMAGE = encode(gradient(640, 480))
+
+
+class CoreService:
+    """The ingress interface used by the router, answering with the detector core in-process."""
+
+    def __init__(self, detector, admin: bool = True) -> None:
+        self.config = parse_serve_config({"models": [{"name": "fixture"}], "http": {"max_body_bytes": 100_000}})
+        self.detector = detector
+        self.admin = admin
+        self.calls: list[tuple] = []
+
+    def check_api_token(self, authorization):
+        if not bearer_ok(authorization, token_digest(API_TOKEN)):
+            raise UnauthorizedError("token needed", headers={"WWW-Authenticate": "Bearer"})
+
+    def check_admin_token(self, authorization):
+        if not self.admin:
+            raise ForbiddenError("admin disabled")
+        if not bearer_ok(authorization, token_digest(ADMIN_TOKEN)):
+            raise UnauthorizedError("admin token needed", headers={"WWW-Authenticate": "Bearer"})
+
+    async def detect(self, model, version, alias, data, filters, render):
+        self.calls.append((model, version, alias, len(data), filters, render))
+        if model not in (None, "fixture"):
+            raise ModelNotFoundError(f"model {model!r} is not served here")
+        try:
+            [rec] = self.detector.predict_batch([decode_image(data)], filters=filters)
+        except Exception as exc:
+            raise (core_error(exc) or exc) from None
+        return {"record": rec.model_dump(mode="json"), "jpeg": b"\xff\xd8jpeg" if render else None}
+
+    async def models(self):
+        return {"models": [], "admin_routes": "enabled"}
+
+    async def promote(self, model, version, alias):
+        self.calls.append(("promote", model, version, alias))
+        return {"model": model, "alias": alias, "version": version}
+
+
+@pytest.fixture
+def client(local_store):
+    service = CoreService(local_store.load_detector("fixture:1"))
+    with TestClient(create_api(service)) as c:
+        c.service = service
+        yield c
+
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def test_api_token_guards_detect_and_models_but_not_health(client):
+    assert client.get("/healthz").status_code == 200
+    for method, path in (("post", "/v1/detect"), ("get", "/v1/models")):
+        r = client.request(method, path, content=IMAGE)
+        assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = client.post("/v1/detect?min_score=notanumber", content=IMAGE)
+    assert r.status_code == 401  # auth is checked before the parameters
+    assert client.post("/v1/detect", content=IMAGE, headers=AUTH).status_code == 200
+    assert not any(c[3] == 0 for c in client.service.calls)
+
+
+def test_admin_token_and_parameters(client):
+    assert client.post("/v1/admin/models/fixture/promote").status_code == 401
+    r = client.post("/v1/admin/models/fixture/promote", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_parameter"  # version is required
+    r = client.post("/v1/admin/models/fixture/promote?version=2", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.json() == {"model": "fixture", "alias": "production", "version": "2"}
+    client.service.admin = False
+    assert client.post("/v1/admin/models/fixture/reload", headers=AUTH).status_code == 403
+
+
+def test_body_limit_on_header_and_on_bytes_read(client):
+    r = client.post("/v1/detect", content=b"\x00" * 100_001, headers=AUTH)
+    assert r.status_code == 413 and r.json()["error"]["limit"] == 100_000
+
+    def chunks():
+        for _ in range(4):
+            yield b"\x00" * 30_000
+
+    r = client.post("/v1/detect", content=chunks(), headers=AUTH)
+    assert r.status_code == 413
+    assert client.service.calls == []  # refused before any dispatch
+
+
+def test_multipart_filters_and_render(client):
+    r = client.post("/v1/detect", files={"image": ("a.jpg", IMAGE, "image/jpeg")}, data={"note": "x"},
+                    params={"filters": '{"score": {"min_score": 0.5}}', "labels": "deer,fox", "min_score": 0.65},
+                    headers=AUTH)
+    assert r.status_code == 200, r.text
+    *_, size, filters, render = client.service.calls[-1]
+    assert size == len(IMAGE) and render is False
+    assert filters == {"score": {"min_score": 0.65}, "class_mask": {"allowed_labels": ["deer", "fox"]}}
+    assert [d["score"] for d in r.json()["detections"]] == [0.9, 0.7]
+    r = client.post("/v1/detect", params={"render": "true"}, content=IMAGE, headers=AUTH)
+    assert r.headers["content-type"] == "image/jpeg" and r.headers["x-detections"] == "4"
+    r = client.post("/v1/detect", content=b"--x\r\n", headers={**AUTH, "Content-Type": "multipart/form-data"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "bad_request"
+
+
+def test_errors_are_json(client):
+    assert client.get("/nope").json()["error"]["type"] == "not_found"
+    r = client.post("/v1/detect", content=b"", headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"] == {"type": "invalid_image", "reason": "empty",
+                                                          "message": r.json()["error"]["message"]}
+    r = client.post("/v1/detect?filters=[1]", content=IMAGE, headers=AUTH)
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_filter"
+    r = client.post("/v1/detect?model=other", content=IMAGE, headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"

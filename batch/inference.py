@@ -136,10 +136,15 @@ def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDet
         ])
     arrays = []
     for f in RESULT_SCHEMA:
+        values = cols[f.name]
+        if not pa.types.is_floating(f.type):
+            # A column that is null in every row of a block (e.g. camera_id with no path pattern)
+            # reaches a numpy-format batch as float NaN; it means "no value".
+            values = [None if isinstance(v, float) and v != v else v for v in values]
         if f.name == "capture_time":
-            arrays.append(pa.array(cols[f.name], pa.int64()).cast(f.type))
+            arrays.append(pa.array(values, pa.int64()).cast(f.type))
         else:
-            arrays.append(pa.array(cols[f.name], f.type))
+            arrays.append(pa.array(values, f.type))
     return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA)
 
 

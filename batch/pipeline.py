@@ -185,7 +185,10 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
     import ray.data
 
     remote = worker_env()
-    ds = ray.data.from_arrow(listing_blocks(entries, spec.read_batch_size))
+    # from_blocks computes block metadata in the driver and keeps the Arrow schema. from_arrow does
+    # it in remote tasks of 1 CPU each, which never schedule when Serve replicas hold all but a
+    # fraction of a CPU (a --via serve run on a 2-core machine hung exactly there).
+    ds = ray.data.from_blocks(listing_blocks(entries, spec.read_batch_size))
     ds = ds.map_batches(
         read_and_prepare, batch_size=spec.read_batch_size, batch_format="pyarrow", num_cpus=spec.read_cpus, **remote,
         fn_kwargs={"archive_url": spec.archive_url, "config_json": spec.config_json,

@@ -157,7 +157,7 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         if warning:
             report.warnings.append(warning)
             log(f"warning: {warning}")
-        spec = _spec(plan, run_id, concurrency, actor_cpus)
+        spec = fit_to_free_cpus(_spec(plan, run_id, concurrency, actor_cpus), ray.available_resources(), log)
         configure_data_context(options.progress_bars if options.progress_bars is not None else sys.stderr.isatty(),
                                object_store_budget(spec, plan.model.config.input_size))
         if options.via == "serve":
@@ -173,6 +173,29 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
             ray.shutdown()
         raise
     return started, spec
+
+
+def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[[str], None]) -> PlanSpec:
+    """Shrink the CPU asks of a Serve-backed run so it fits in the CPUs the cluster has free.
+
+    With --via serve the replicas already hold their CPUs for as long as they live; a run that
+    asks for more than is left would wait forever for its read tasks (seen on 2-core machines).
+    Ray's CPUs are logical, so asking for smaller shares only changes how many tasks run at once.
+    """
+    if spec.via != "serve":
+        return spec
+    free = float(available.get("CPU", 0.0))
+    n = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
+    need = n * spec.num_cpus + spec.read_cpus + spec.write_cpus
+    if need <= free + 1e-9:
+        return spec
+    if free < 0.05:
+        raise BatchError(f"no free CPU in the Ray cluster for the job's tasks ({free:g} free): the Serve replicas "
+                         "hold them all. Give the replicas fewer CPUs (num_cpus) or add a node.")
+    f = free * 0.95 / need
+    log(f"fitting the run into {free:g} free CPUs: CPU shares scaled by {f:.2f}")
+    return dataclasses.replace(spec, num_cpus=round(spec.num_cpus * f, 3), read_cpus=round(spec.read_cpus * f, 3),
+                               write_cpus=round(spec.write_cpus * f, 3))
 
 
 def _close(manifest: RunManifest | None, plan: Plan, report: RunReport, t0: float, status: str,

@@ -192,3 +192,21 @@ def test_manifests_round_trip_and_liveness(tmp_path):
     assert is_live(back) is True  # fresh heartbeat from a host we cannot check
     back.finish("succeeded")
     assert is_live(back) is False and back.ended_at
+
+
+def test_serve_run_fits_into_free_cpus():
+    """--via serve on a cluster whose replicas hold most CPUs: shares shrink instead of stalling."""
+    from batch.errors import BatchError
+    from batch.pipeline import PlanSpec
+    from batch.reprocess import fit_to_free_cpus
+
+    spec = PlanSpec(archive_url="a", out_url="o", store_url="s", model_name="m", model_version="1",
+                    model_sha256="0" * 64, ref="m:1", config_json="{}", filter_specs=[], filters_hash="h",
+                    filter_overrides=None, run_id="r", metadata={}, via="serve", concurrency=1, num_cpus=0.25)
+    logs = []
+    fitted = fit_to_free_cpus(spec, {"CPU": 0.75}, logs.append)
+    assert fitted.num_cpus + fitted.read_cpus + fitted.write_cpus <= 0.75
+    assert logs and "0.75 free CPUs" in logs[0]
+    assert fit_to_free_cpus(spec, {"CPU": 2.0}, logs.append) is spec
+    with pytest.raises(BatchError, match="no free CPU"):
+        fit_to_free_cpus(spec, {"CPU": 0.0}, logs.append)

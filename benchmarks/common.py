@@ -1,0 +1,220 @@
+"""Helpers shared by the benchmark scripts: paths, statistics, memory sampling, machine facts, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Everything the benchmarks write lives under one git-ignored folder (see .gitignore).
+DEFAULT_ROOT = Path(os.environ.get("TRAPLINE_BENCH_DIR", "bench-results"))
+DEFAULT_STORE = DEFAULT_ROOT / "store"
+DEFAULT_IMAGES = DEFAULT_ROOT / "images"
+DEFAULT_MODEL = "bench-yolov8n:1"
+
+
+def parse_list(text: str | Sequence[Any], kind: type = int) -> list[Any]:
+    """"1,4,8" -> [1, 4, 8]; lists pass through converted to `kind`."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return [kind(x) for x in items if str(x).strip() != ""]
+
+
+def latency_summary(seconds: Iterable[float]) -> dict[str, float | None]:
+    """p50 / p95 / p99 / mean / max in milliseconds (None when there are no samples)."""
+    arr = np.asarray(list(seconds), dtype=np.float64) * 1000.0
+    if arr.size == 0:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "mean_ms": None, "max_ms": None}
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3),
+            "mean_ms": round(float(arr.mean()), 3), "max_ms": round(float(arr.max()), 3)}
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator to 3 significant digits, or None when either is missing or zero."""
+    if not numerator or not denominator:
+        return None
+    return float(f"{float(numerator) / float(denominator):.3g}")
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+def time_loop(fn, min_seconds: float, min_iters: int = 3, max_iters: int | None = None) -> list[float]:
+    """Call `fn()` until both `min_seconds` and `min_iters` are reached; returns each call's duration."""
+    durations: list[float] = []
+    start = time.perf_counter()
+    while len(durations) < min_iters or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        durations.append(time.perf_counter() - t0)
+        if max_iters and len(durations) >= max_iters:
+            break
+    return durations
+
+
+# -- memory of a process tree (the driver plus every Ray process it started) -----------------
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces or parentheses; the fields after the last ')' are fixed.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree(root_pid: int) -> list[int]:
+    """`root_pid` and all its descendants (Ray's raylet, GCS and workers are children of the driver)."""
+    children = _children_map()
+    out, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def process_memory(pid: int) -> int:
+    """Proportional set size in bytes (shared pages such as Ray's object store are split, not
+    counted once per process); falls back to RSS where smaps_rollup is unavailable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_memory(root_pid: int) -> int:
+    return sum(process_memory(pid) for pid in process_tree(root_pid))
+
+
+class MemorySampler:
+    """Samples the memory of a process tree in a background thread; `peak_bytes` after exit.
+
+    Use as a context manager around the work; `root_pid` defaults to this process. Works on
+    Linux only (reads /proc); elsewhere it reports zeros.
+    """
+
+    def __init__(self, root_pid: int | None = None, interval_s: float = 0.25) -> None:
+        self.root_pid = root_pid or os.getpid()
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self) -> int:
+        value = tree_memory(self.root_pid) if os.path.isdir("/proc") else 0
+        self.peak_bytes = max(self.peak_bytes, value)
+        self.samples += 1
+        return value
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> MemorySampler:
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.sample()
+
+    @property
+    def peak_mib(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)
+
+
+# -- the machine a result was measured on -------------------------------------------------------
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, memory, GPU (if nvidia-smi answers) and library versions."""
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0))}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=20)
+            info["gpus"] = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    import onnxruntime as ort
+
+    info["onnxruntime"] = ort.__version__
+    info["ort_providers"] = ort.get_available_providers()
+    try:
+        import cv2
+
+        info["opencv"] = cv2.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Render rows as a fixed-width text table, print it and return it."""
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "".join("| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n" for r in rows)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}"
+    return str(value)

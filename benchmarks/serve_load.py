@@ -1,0 +1,271 @@
+"""Load the online service over HTTP: open loop (fixed arrival rate) and closed loop (N clients).
+
+`python -m benchmarks.serve_load --url http://127.0.0.1:8000 --model bench-yolov8n --mode open --rates 2,4,8`
+`python -m benchmarks.serve_load --start --model bench-yolov8n --mode closed --concurrency 1,8,16 --max-batch-size 8`
+
+Open loop sends at a constant rate (Poisson or fixed gaps) whatever the server does, and each
+latency counts from the moment the request was *due*, so a stalled server shows up as latency
+instead of being hidden by a client that waits before sending more (coordinated omission).
+Closed loop keeps N requests in flight and finds the saturation throughput. The batch sizes the
+replicas formed come from GET /v1/models (per-replica counters, diffed around the run) and from
+each response's `timing_ms.batch_size`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from .common import DEFAULT_STORE, latency_summary, parse_list, print_table, write_json
+
+DETECT_PATH = "/v1/detect"
+
+
+class _Recorder:
+    """Latencies, status counts and per-response batch sizes of one load run."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.statuses: collections.Counter[str] = collections.Counter()
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+        self.versions: collections.Counter[str] = collections.Counter()
+        self.last_done = 0.0
+
+    async def send(self, client: httpx.AsyncClient, url: str, body: bytes, params: dict, started: float) -> None:
+        try:
+            resp = await client.post(url, content=body, params=params, headers={"content-type": "image/jpeg"})
+            status = str(resp.status_code)
+            if resp.status_code == 200:
+                data = resp.json()
+                self.batch_sizes[int(data.get("timing_ms", {}).get("batch_size", 0))] += 1
+                self.versions[str(data.get("model", {}).get("version"))] += 1
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        self.last_done = time.perf_counter()
+        if status == "200":
+            self.latencies.append(self.last_done - started)
+        self.statuses[status] += 1
+
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        total = sum(self.statuses.values())
+        ok = self.statuses.get("200", 0)
+        sizes = {k: v for k, v in sorted(self.batch_sizes.items()) if k > 0}
+        mean_bs = sum(k * v for k, v in sizes.items()) / max(1, sum(sizes.values())) if sizes else None
+        return {"requests": total, "ok": ok, "errors": total - ok, "error_rate": round((total - ok) / total, 4)
+                if total else None, "statuses": dict(self.statuses), "elapsed_s": round(elapsed, 3),
+                "throughput_rps": round(ok / elapsed, 2) if elapsed > 0 else None,
+                "latency": latency_summary(self.latencies), "batch_size_per_request": sizes,
+                "mean_batch_size_seen_by_requests": round(mean_bs, 2) if mean_bs else None,
+                "versions": dict(self.versions)}
+
+
+def _client(timeout_s: float) -> httpx.AsyncClient:
+    # No connection cap: in open loop the client must never be the queue that delays a request.
+    return httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=None,
+                                                                    max_keepalive_connections=256))
+
+
+async def open_loop(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float,
+                    params: dict | None = None, poisson: bool = True, seed: int = 0,
+                    timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send at `rate` requests/s for `duration_s`; latency counts from each request's due time."""
+    rng = np.random.default_rng(seed)
+    rec, tasks, lags = _Recorder(), [], []
+    url = base_url.rstrip("/") + DETECT_PATH
+    async with _client(timeout_s) as client:
+        t0 = time.perf_counter()
+        due, i = t0, 0
+        while due < t0 + duration_s:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lags.append(time.perf_counter() - due)  # how late the generator itself was
+            tasks.append(asyncio.create_task(rec.send(client, url, payloads[i % len(payloads)], params or {}, due)))
+            i += 1
+            due += rng.exponential(1.0 / rate) if poisson else 1.0 / rate
+        await asyncio.gather(*tasks)
+    out = rec.summary(max(rec.last_done, t0 + duration_s) - t0)
+    out.update(mode="open", offered_rps=rate, duration_s=duration_s,
+               generator_lag_p99_ms=round(float(np.percentile(lags, 99)) * 1000, 3) if lags else None)
+    return out
+
+
+async def closed_loop(base_url: str, payloads: Sequence[bytes], concurrency: int, duration_s: float,
+                      params: dict | None = None, timeout_s: float = 30.0) -> dict[str, Any]:
+    """`concurrency` clients each send, wait for the answer, and send again, for `duration_s`."""
+    rec = _Recorder()
+    url = base_url.rstrip("/") + DETECT_PATH
+
+    async def client_loop(client: httpx.AsyncClient, k: int, deadline: float) -> None:
+        i = k
+        while time.perf_counter() < deadline:
+            await rec.send(client, url, payloads[i % len(payloads)], params or {}, time.perf_counter())
+            i += concurrency
+
+    async with _client(timeout_s) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client_loop(client, k, t0 + duration_s) for k in range(concurrency)))
+    out = rec.summary(time.perf_counter() - t0)
+    out.update(mode="closed", concurrency=concurrency, duration_s=duration_s)
+    return out
+
+
+def model_stats(base_url: str, model: str) -> dict[str, Any] | None:
+    """The replicas' batching counters for `model` from GET /v1/models (None if unavailable)."""
+    try:
+        resp = httpx.get(base_url.rstrip("/") + "/v1/models", timeout=10)
+        resp.raise_for_status()
+        entries = resp.json().get("models", [])
+    except (httpx.HTTPError, ValueError):
+        return None
+    entry = next((m for m in entries if m.get("name") == model), None)
+    return entry.get("stats") if entry else None
+
+
+def stats_delta(before: dict | None, after: dict | None) -> dict[str, Any] | None:
+    """Batches formed between two /v1/models snapshots: {size: count}, and their mean size."""
+    if not before or not after:
+        return None
+    sizes = {}
+    for size, count in after.get("batch_sizes", {}).items():
+        diff = count - before.get("batch_sizes", {}).get(size, 0)
+        if diff > 0:
+            sizes[int(size)] = diff
+    batches = sum(sizes.values())
+    return {"batches": batches, "batch_sizes": dict(sorted(sizes.items())),
+            "mean_batch_size": round(sum(k * v for k, v in sizes.items()) / batches, 2) if batches else None}
+
+
+def run_load(base_url: str, model: str, payloads: Sequence[bytes], mode: str, level: float, duration_s: float,
+             params: dict | None = None, warmup_s: float = 1.0, poisson: bool = True) -> dict[str, Any]:
+    """One measured run (after a short closed-loop warm-up), with the batch sizes the server formed."""
+    params = {"model": model, **(params or {})}
+    if warmup_s > 0:
+        asyncio.run(closed_loop(base_url, payloads, 2, warmup_s, params))
+    before = model_stats(base_url, model)
+    if mode == "open":
+        result = asyncio.run(open_loop(base_url, payloads, level, duration_s, params, poisson))
+    else:
+        result = asyncio.run(closed_loop(base_url, payloads, int(level), duration_s, params))
+    result["server_batches"] = stats_delta(before, model_stats(base_url, model))
+    return result
+
+
+# -- starting the service for a run --------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_config(store: str, model: str, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.005,
+                 num_replicas: int = 1, num_cpus: float = 1.0, num_gpus: float = 0.0, onnx_threads: int | None = None,
+                 port: int | None = None, **model_extra: Any) -> dict[str, Any]:
+    """A ServeConfig dict (see serve/config.py) serving one model with the given batching and sizing."""
+    entry = {"name": model, "max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s,
+             "num_replicas": num_replicas, "num_cpus": num_cpus, "num_gpus": num_gpus, **model_extra}
+    if onnx_threads:
+        entry["onnx_threads"] = onnx_threads
+    return {"store": str(store), "models": [entry], "http": {"port": port or free_port()}}
+
+
+@contextlib.contextmanager
+def service(url: str | None = None, config: dict[str, Any] | None = None, num_cpus: int | None = None) -> Iterator[str]:
+    """Yield `url`, or start trapline's Serve app from `config` with serve.local.run_local (on a
+    local Ray of `num_cpus` unless one is running) and yield its base URL once /readyz answers 200;
+    whatever was started is shut down on exit."""
+    if url:
+        yield url.rstrip("/")
+        return
+    import ray
+
+    from serve.config import parse_serve_config
+    from serve.local import run_local
+    from trapline.ray_runtime import ensure_ray
+
+    # Started here rather than by run_local only to keep replica logs off the benchmark's output.
+    started = ensure_ray(num_cpus=num_cpus, log_to_driver=False)
+    try:
+        with run_local(parse_serve_config(config)) as base_url:
+            yield str(base_url).rstrip("/")
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def load_payloads(images: str | None, count: int, size: str) -> list[bytes]:
+    if images:
+        paths = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        return [p.read_bytes() for p in paths[:count]]
+    from .images import ensure_images, parse_size
+
+    return [p.read_bytes() for p in ensure_images(count, parse_size(size))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="base URL of a running service")
+    where.add_argument("--start", action="store_true", help="start the service locally (serve.local.run_local)")
+    parser.add_argument("--model", default="bench-yolov8n", help="model NAME served (query parameter `model`)")
+    parser.add_argument("--version", default=None, help="pin a version (query parameter `version`)")
+    parser.add_argument("--mode", choices=["open", "closed"], default="closed")
+    parser.add_argument("--rates", default="2,4", help="open loop: requests/s, comma list")
+    parser.add_argument("--concurrency", default="1,8", help="closed loop: clients, comma list")
+    parser.add_argument("--fixed-interval", action="store_true", help="open loop: fixed gaps instead of Poisson")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--images", default=None, help="directory of images (default: generated)")
+    parser.add_argument("--count", type=int, default=32)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--store", default=str(DEFAULT_STORE), help="with --start: the model store")
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
+    parser.add_argument("--num-replicas", type=int, default=1)
+    parser.add_argument("--num-cpus", type=float, default=1.0)
+    parser.add_argument("--num-gpus", type=float, default=0.0)
+    parser.add_argument("--out", default=None, help="write the result JSON here")
+    args = parser.parse_args(argv)
+    payloads = load_payloads(args.images, args.count, args.size)
+    config = None
+    if args.start:
+        if args.model.startswith("bench-yolov8n"):
+            from model_store import ModelStore
+
+            from .bench_model import ensure_bench_models
+
+            ensure_bench_models(ModelStore(args.store))
+        config = serve_config(args.store, args.model, args.max_batch_size, args.batch_wait_timeout_s,
+                              args.num_replicas, args.num_cpus, args.num_gpus)
+    levels = parse_list(args.rates, float) if args.mode == "open" else parse_list(args.concurrency)
+    params = {"version": args.version} if args.version else {}
+    rows = []
+    with service(args.url, config) as url:
+        for level in levels:
+            r = run_load(url, args.model, payloads, args.mode, level, args.duration, params, args.warmup,
+                         poisson=not args.fixed_interval)
+            rows.append(r)
+    table = [{"level": r.get("offered_rps", r.get("concurrency")), "rps": r["throughput_rps"],
+              "p50_ms": r["latency"]["p50_ms"], "p95_ms": r["latency"]["p95_ms"], "p99_ms": r["latency"]["p99_ms"],
+              "error_rate": r["error_rate"], "mean_batch": (r["server_batches"] or {}).get("mean_batch_size")
+              or r["mean_batch_size_seen_by_requests"]} for r in rows]
+    print_table(table, ["level", "rps", "p50_ms", "p95_ms", "p99_ms", "error_rate", "mean_batch"])
+    if args.out:
+        write_json(args.out, {"mode": args.mode, "config": config, "runs": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

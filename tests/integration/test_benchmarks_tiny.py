@@ -1,0 +1,62 @@
+"""The Ray parts of the benchmarks end to end, tiny: HTTP load (open and closed loop), the batch job
+both ways, the side-by-side report and a one-setting sweep. Outputs are checked, never timings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import report
+from benchmarks.images import ensure_images
+from benchmarks.sweep import grid, run_sweep
+
+pytestmark = pytest.mark.ray
+
+BATCH_IMAGES = 4
+
+
+def test_report_runs_every_path_and_computes_the_ratios(ray_cluster, local_store, tmp_path):
+    local_store.promote("fixture:1")  # the service serves the production alias
+    out = tmp_path / "report"
+    argv = ["--profile", "tiny", "--model", "fixture:1", "--store", local_store.root, "--size", "64x48",
+            "--max-batch-size", "4", "--batch-images", str(BATCH_IMAGES), "--work", str(tmp_path / "work"),
+            "--out", str(out)]
+    assert report.main(argv) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert not {k: v["error"] for k, v in data.items() if isinstance(v, dict) and "error" in v}
+
+    online = data["online"]
+    assert online["images_per_s"] > 0 and online["saturation"]["error_rate"] == 0
+    assert online["light_p50_ms"] > 0 and online["light"]["mode"] == "open"
+    assert online["saturation"]["server_batches"]["batches"] > 0  # batch sizes read back from GET /v1/models
+    assert online["light_p50_over_batch1_ms"] is not None
+
+    runs = {r["via"]: r for r in data["batch"]["runs"]}
+    assert set(runs) == {"actors", "serve"}
+    for run in runs.values():
+        assert run["first"]["processed"] == BATCH_IMAGES
+        assert run["rerun"]["processed"] == 0 and run["rerun"]["already_done"] == BATCH_IMAGES
+        assert run["ten_x"]["processed"] == 10 * BATCH_IMAGES
+        assert run["rerun_ratio"] is not None and run["memory_growth_10x"] is not None
+        assert run["first"]["peak_mib"] > 100  # the driver plus Ray's processes, not the driver alone
+
+    rows = data["summary"]["rows"]
+    trapline = [r for r in rows if r["path"].startswith("trapline")]
+    assert len(trapline) == 3  # the constant fixture model makes the ratios tiny, but they are computed
+    assert all(r["vs_ceiling"] is not None and r["vs_naive"] is not None for r in trapline)
+    assert all(c["ok"] is not None for c in data["summary"]["checks"])
+    assert "trapline batch --via serve" in (out / "report.md").read_text()
+
+
+def test_sweep_writes_results_and_plots(ray_cluster, local_store, tmp_path):
+    local_store.promote("fixture:1")
+    settings, _ = grid([2], [0.002], [1], [0.5], [0.0], ray_cpus=2)
+    payloads = [p.read_bytes() for p in ensure_images(2, (64, 48), root=tmp_path / "images")]
+    result = run_sweep("fixture", local_store.root, settings, payloads, tmp_path / "sweep", [0.5], duration_s=1.0,
+                       warmup_s=0.3)
+    modes = [r["mode"] for r in result["rows"]]
+    assert modes == ["closed", "open"]
+    assert result["best"]["max_batch_size"] == 2 and result["best"]["throughput_rps"] > 0
+    for name in ("sweep.json", "sweep.csv", "throughput_vs_batch_size.png", "latency_vs_load.png"):
+        assert (tmp_path / "sweep" / name).stat().st_size > 0

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from model_store import FilterSet, ImageDetections, ModelStore, decode_image, parse_config
+from model_store import FilterSet, ImageDetections, ModelStore, parse_config
 from model_store.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.preprocess import LetterboxMeta, Preprocessor
 
@@ -65,7 +65,7 @@ def read_and_prepare(batch: pa.Table, *, archive_url: str, config_json: str,
                 error = f"cannot read {row['uri']}: {type(exc).__name__}: {exc}"
         if data is not None:
             try:
-                prepared, meta = prep.prepare(decode_image(data, max_pixels))
+                prepared, meta = prep.prepare_bytes(data, max_pixels)
                 images[i] = prepared
             except ImageDecodeError as exc:
                 status, reason, error = FAILED, exc.reason, str(exc)

@@ -7,7 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from model_store import ModelStore, decode_image
+from model_store import ModelStore
 
 from .archive import open_location
 from .inference import config_json, preparer
@@ -81,7 +81,7 @@ def sample_estimate(plan: Plan, concurrency: int) -> tuple[float | None, str | N
     for entry in plan.selection.todo[: SAMPLE_IMAGES + 1]:
         t0 = time.perf_counter()
         try:
-            prepared, _ = prep.prepare(decode_image(archive.fs.cat_file(entry.path), plan.options.max_pixels))
+            prepared, _ = prep.prepare_bytes(archive.fs.cat_file(entry.path), plan.options.max_pixels)
         except Exception:  # noqa: BLE001 - bad samples say nothing about speed
             continue
         det.infer([prepared])

@@ -28,6 +28,8 @@ class PreprocessConfig(_Strict):
     color_order: Literal["rgb", "bgr"] = "rgb"
     pad_value: int = Field(114, ge=0, le=255)
     scale: float = Field(1 / 255, gt=0, description="multiplier applied to uint8 pixels")
+    reduced_decode: bool = Field(
+        True, description="decode large JPEGs at 1/2, 1/4 or 1/8 scale when still larger than the model input")
     input_dtype: Literal["float32", "float16", "uint8"] = Field(
         "float32", description="uint8 means the model normalises inside the graph (cheaper transfer)"
     )

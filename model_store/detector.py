@@ -55,6 +55,10 @@ class Detector:
         """Letterbox one RGB image into an HWC uint8 model input plus the metadata to map boxes back."""
         return self.preprocessor.prepare(rgb)
 
+    def prepare_bytes(self, data: bytes, max_pixels: int) -> tuple[np.ndarray, LetterboxMeta]:
+        """Decode image bytes (JPEGs scaled down where that loses nothing) and letterbox them."""
+        return self.preprocessor.prepare_bytes(data, max_pixels)
+
     def infer(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Run a batch of prepared inputs through the backend; returns the raw output tensor."""
         return self.backend.run(to_tensor(prepared, self.config.preprocess))

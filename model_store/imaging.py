@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import warnings
+from collections.abc import Callable
 from typing import Literal
 
 import cv2
@@ -80,25 +81,59 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str,
     return fmt or "unknown", width, height, orientation if 1 <= orientation <= 8 else 1
 
 
+_REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def jpeg_reduction(width: int, height: int, orientation: int, min_size: tuple[int, int]) -> int:
+    """The largest JPEG DCT scale-down (1, 2, 4 or 8) that keeps the upright image >= `min_size`."""
+    need_w, need_h = min_size
+    if orientation >= 5:  # stored rotated by 90 degrees: the stored width becomes the upright height
+        need_w, need_h = need_h, need_w
+    for factor in (8, 4, 2):
+        if -(-width // factor) >= need_w and -(-height // factor) >= need_h:
+            return factor
+    return 1
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to an upright RGB uint8 array (H, W, 3).
 
     The header is checked against `max_pixels` before any pixel is decoded, so a
     decompression bomb costs a header read, not gigabytes.
     """
+    return decode_image_at_least(data, max_pixels, None)[0]
+
+
+def decode_image_at_least(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: Callable[[int, int], tuple[int, int]] | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Like `decode_image`, but a JPEG may be decoded scaled down while it stays >= `min_size(w, h)`.
+
+    `min_size` maps the upright full size (width, height) to the smallest acceptable decoded size.
+
+    libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost (it skips most of the
+    inverse DCT), which is the dominant cost of a 1080p frame headed for a 640 px model.
+    Returns the RGB array and the upright size (width, height) of the full-resolution image.
+    """
     _quiet_opencv()
     fmt, width, height, orientation = probe_image(data, max_pixels)
     if _looks_truncated(fmt, data):
         raise ImageDecodeError("truncated", f"truncated {fmt} stream: the end-of-image marker is missing")
+    upright = (height, width) if orientation >= 5 else (width, height)
+    factor = jpeg_reduction(width, height, orientation, min_size(*upright)) if (min_size and fmt == "JPEG") else 1
+    flag = _REDUCED_FLAGS[factor] if factor > 1 else cv2.IMREAD_COLOR
     buf = np.frombuffer(data, dtype=np.uint8)
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    bgr = cv2.imdecode(buf, flag | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is not None:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     else:
         rgb = _decode_with_pillow(data, fmt)  # formats OpenCV lacks (GIF) or rejects
     if rgb.shape[0] * rgb.shape[1] > max_pixels:
         raise ImageDecodeError("too_large", f"decoded image exceeds the cap of {max_pixels} pixels")
-    return _orient(rgb, orientation)
+    if factor == 1:  # the header may lie (e.g. a GIF's logical screen); trust the pixels
+        upright = (rgb.shape[0], rgb.shape[1]) if orientation >= 5 else (rgb.shape[1], rgb.shape[0])
+    return _orient(rgb, orientation), upright
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,8 +80,34 @@ class Preprocessor:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
 
-    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, LetterboxMeta]:
-        """Letterbox one RGB uint8 image; returns HWC uint8 input and the metadata to map boxes back."""
+    def prepare(self, rgb: np.ndarray, original_size: tuple[int, int] | None = None
+                ) -> tuple[np.ndarray, LetterboxMeta]:
+        """Letterbox one RGB uint8 image; returns HWC uint8 input and the metadata to map boxes back.
+
+        `original_size` (width, height) is the full-resolution size when `rgb` was decoded scaled
+        down: boxes are then mapped back to the original pixels, not the reduced ones.
+        """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
-        return letterbox(rgb, self.config.input_size, self.config.preprocess)
+        prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess)
+        if original_size and original_size != (meta.width, meta.height):
+            ow, oh = original_size
+            meta = LetterboxMeta(meta.scale_x * meta.width / ow, meta.scale_y * meta.height / oh,
+                                 meta.pad_x, meta.pad_y, ow, oh)
+        return prepared, meta
+
+    def min_decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """The smallest decoded size (width, height) that loses nothing for this model's input."""
+        in_w, in_h = self.config.input_size
+        if not self.config.preprocess.letterbox:
+            return in_w, in_h
+        s = min(in_w / width, in_h / height)
+        return math.ceil(width * s), math.ceil(height * s)
+
+    def prepare_bytes(self, data: bytes, max_pixels: int) -> tuple[np.ndarray, LetterboxMeta]:
+        """Decode (scaled down where that loses nothing) and letterbox: the path of served and batch images."""
+        from .imaging import decode_image_at_least
+
+        reduce = self.min_decode_size if self.config.preprocess.reduced_decode else None
+        rgb, size = decode_image_at_least(data, max_pixels, reduce)
+        return self.prepare(rgb, size)

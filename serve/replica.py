@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from model_store import Detector, FilterSet, ImageDetections, ModelRef, ModelStore, decode_image
+from model_store import Detector, FilterSet, ImageDetections, ModelRef, ModelStore
+from model_store.imaging import decode_image_at_least
 from model_store.preprocess import LetterboxMeta
 
 from .config import ModelRuntimeConfig
@@ -273,9 +274,13 @@ class DetectorReplica:
         """Decode (pixel cap checked on the header first) and letterbox; the full-size image is kept
         only when it will be drawn on, so a waiting request holds just the small model input."""
         t0 = time.perf_counter()
-        rgb = decode_image(data, self.runtime.max_pixels)
+        prep = loaded.detector.preprocessor
+        # Drawing needs the full-resolution image; otherwise a JPEG may be decoded scaled down to
+        # no less than the model needs (the same path batch jobs take, so results match).
+        reduce = prep.min_decode_size if (prep.config.preprocess.reduced_decode and not keep_rgb) else None
+        rgb, size = decode_image_at_least(data, self.runtime.max_pixels, reduce)
         t1 = time.perf_counter()
-        prepared, meta = loaded.detector.prepare(rgb)
+        prepared, meta = prep.prepare(rgb, size)
         timing = {"decode": _ms(t1 - t0), "preprocess": _ms(time.perf_counter() - t1)}
         return (rgb if keep_rgb else None), prepared, meta, timing
 

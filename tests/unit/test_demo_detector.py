@@ -54,3 +54,25 @@ def test_torch_export_backend_matches_onnx(demo_store):
             assert np.allclose([d.score for d in a.detections], [d.score for d in b.detections], atol=0.01)
         total += len(a.detections)
     assert total > 0
+
+
+def test_reduced_jpeg_decode_gives_the_same_detections(demo_store, tmp_path):
+    """prepare_bytes (JPEG decoded at 1/2 scale) vs full decode: same objects, boxes in original pixels."""
+    from model_store.demo.scenes import write_samples
+    from model_store.imaging import decode_image
+
+    det = demo_store.load_detector(f"{DEMO_NAME}:2", threads=2)
+    truth = write_samples(tmp_path, n=6, size=(1920, 1080))
+    compared = 0
+    for path in sorted(truth.parent.glob("*.jpg")):
+        data = path.read_bytes()
+        full = det.predict_batch([decode_image(data)])[0]
+        prepared, meta = det.prepare_bytes(data, 50_000_000)
+        assert (meta.width, meta.height) == (1920, 1080)
+        reduced = det.postprocess(det.infer([prepared])[0], meta)
+        strong = [d for d in full.detections if d.score > 0.4]
+        for d in strong:
+            ious = iou_matrix(np.array([d.box_px]), np.array([r.box_px for r in reduced.detections] or [[0, 0, 0, 0]]))
+            assert ious.max() > 0.85, (path.name, d)
+            compared += 1
+    assert compared > 0

@@ -65,3 +65,26 @@ def test_pixel_cap_checked_from_header_before_decoding():
 def test_probe_reads_header_only():
     fmt, w, h, orient = probe_image(encode(gradient(), "JPEG", orientation=6))
     assert (fmt, w, h, orient) == ("JPEG", 64, 48, 6)
+
+
+def test_jpeg_reduction_factor():
+    from model_store.imaging import jpeg_reduction
+
+    assert jpeg_reduction(1920, 1080, 1, (640, 360)) == 2
+    assert jpeg_reduction(1920, 1080, 1, (320, 180)) == 4
+    assert jpeg_reduction(1920, 1080, 1, (1920, 1080)) == 1
+    assert jpeg_reduction(4000, 3000, 1, (320, 240)) == 8
+    assert jpeg_reduction(1920, 1080, 6, (360, 640)) == 2  # stored landscape, upright portrait
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_reduced_decode_keeps_original_size(orientation):
+    from model_store.imaging import decode_image_at_least
+
+    data = encode(gradient(1920, 1080), "JPEG", orientation=orientation)
+    upright = (1080, 1920) if orientation == 6 else (1920, 1080)
+    rgb, size = decode_image_at_least(data, min_size=lambda w, h: (w // 3 + 1, h // 3 + 1))
+    assert size == upright
+    assert (rgb.shape[1], rgb.shape[0]) == (upright[0] // 2, upright[1] // 2)
+    full, full_size = decode_image_at_least(data)
+    assert full_size == upright and (full.shape[1], full.shape[0]) == upright

@@ -34,11 +34,18 @@ class OnnxBackend:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         providers = select_providers(device)
+        if providers[0] == "CUDAExecutionProvider" and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA/cuDNN from pip wheels are found only if loaded first
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:  # ORT raises several unrelated types for corrupt files
             raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {exc}") from None
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        if device == "cuda" and self.device != "cuda":
+            # ORT falls back to the CPU silently when CUDA libraries are missing; a replica that
+            # asked for a GPU would then run 50x slower without anyone noticing.
+            used = self.session.get_providers()
+            raise ModelLoadError(f"device 'cuda' requested but ONNX Runtime fell back to {used}")
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 

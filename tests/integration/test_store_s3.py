@@ -53,3 +53,33 @@ def test_s3_checksum_mismatch_and_failed_publish(s3_bucket, s3_server, fixture_m
         store.publish(fixture_models["yolov8"], "fixture", "9", fixture_config("yolov8"))
     listing = boto3.client("s3", endpoint_url=s3_server).list_objects_v2(Bucket=s3_bucket[5:], Prefix="m/fixture/9")
     assert listing.get("KeyCount", 0) == 0
+
+
+def test_models_cli_on_s3(s3_bucket, s3_server, fixture_models, tmp_path):
+    """`trapline models ...` against an s3:// store, as a user runs it (a subprocess)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(fixture_config("yolov8")))
+    store = f"{s3_bucket}/cli"
+    env = {**os.environ, "TRAPLINE_MODEL_CACHE": str(tmp_path / "cache")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "trapline.cli", "models", *args, "--store", store],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    for version in ("1", "2"):
+        r = run("publish", str(fixture_models["yolov8"]), "--name", "fx", "--version", version, "--config", str(cfg))
+        assert r.returncode == 0, r.stderr
+    assert run("promote", "fx:1").returncode == 0
+    assert run("promote", "fx:2").returncode == 0
+    listed = json.loads(run("list", "--json").stdout)
+    assert listed == [{"name": "fx", "versions": ["1", "2"], "aliases": {"production": "2", "latest": "2"}}]
+    r = run("rollback", "fx")
+    assert r.returncode == 0 and "fx@production -> 1" in r.stdout
+    assert run("verify", "fx@production").returncode == 0
+    r = run("publish", str(fixture_models["yolov8"]), "--name", "fx", "--version", "1", "--config", str(cfg))
+    assert r.returncode == 2 and "already exists" in r.stderr

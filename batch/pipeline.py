@@ -32,7 +32,9 @@ STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections"
 # hands the ones it has to its tasks. With instance roles / IRSA there are no keys to forward.
 FORWARDED_ENV = ("TRAPLINE_S3_ENDPOINT_URL", "TRAPLINE_MODEL_STORE", "TRAPLINE_MODEL_CACHE", "AWS_ENDPOINT_URL",
                  "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 # botocore's retry policy for S3 errors (mode, attempts): the tasks must retry like the driver
+                 "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ Each file is atomic: locally a hidden temp file in the same directory, fsync'ed,
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -58,8 +60,34 @@ def write_part(storage: Storage, model_name: str, model_version: str, name: str,
     """Write a part: detections first (if any), then the images file that commits it."""
     parts = partition_parts(model_name, model_version)
     if detections.num_rows:
-        storage.write_atomic(parquet_bytes(detections, metadata), DETECTIONS, *parts, name)
-    storage.write_atomic(parquet_bytes(images, metadata), IMAGES, *parts, name)
+        write_file(storage, parquet_bytes(detections, metadata), DETECTIONS, *parts, name)
+    write_file(storage, parquet_bytes(images, metadata), IMAGES, *parts, name)
+
+
+def write_file(storage: Storage, data: bytes, *parts: str) -> None:
+    """`Storage.write_atomic`, except that an interrupted S3 write also stops its upload.
+
+    When a job fails, Ray cancels its running tasks by interrupting their main thread. fsspec
+    runs the PUT (and botocore/s3fs retries of it, which last tens of seconds against a failing
+    store) on its own I/O thread and would carry on after the interrupt: the part would land after
+    the run was declared failed, possibly after a rerun had already written the same images. Here
+    the upload is cancelled with the task.
+    """
+    fs = storage.fs
+    if storage.is_local or not getattr(fs, "async_impl", False) or not hasattr(fs, "_pipe_file"):
+        storage.write_atomic(data, *parts)
+        return
+    future = asyncio.run_coroutine_threadsafe(fs._pipe_file(storage.path(*parts), data), fs.loop)
+    try:
+        while True:
+            try:
+                future.result(timeout=0.5)  # short waits, so an interrupt is handled between them
+                return
+            except concurrent.futures.TimeoutError:
+                continue
+    except BaseException:
+        future.cancel()
+        raise
 
 
 def read_metadata(storage: Storage, *parts: str) -> dict[str, Any]:

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model_store import ModelRef, ModelStore
+from model_store import ModelRef
 
+from .bench_model import ensure_if_bench_model
 from .common import (
     DEFAULT_IMAGES,
     DEFAULT_MODEL,
@@ -190,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show the job's own output")
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
-    if args.model.startswith("bench-yolov8n"):
-        from .bench_model import ensure_bench_models
-
-        ensure_bench_models(ModelStore(args.store))
+    ensure_if_bench_model(args.store, args.model)
     result = measure_batch(args.model, args.store, args.images, parse_list(args.via, str), Path(args.work),
                            args.concurrency, parse_size(args.size), args.num_cpus,
                            {"max_batch_size": args.max_batch_size, "num_replicas": args.num_replicas,

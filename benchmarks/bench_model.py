@@ -225,6 +225,12 @@ def model_config(input_dtype: str, description: str, backend: str = "onnx-yolo")
     }
 
 
+def ensure_if_bench_model(store: ModelStore | str, model: str, variants: list[str] | None = None) -> None:
+    """Build the benchmark models when `model` names one; any other model must already be in the store."""
+    if model.startswith(NAME):
+        ensure_bench_models(ModelStore(store) if isinstance(store, str) else store, variants)
+
+
 def ensure_bench_models(store: ModelStore, variants: list[str] | None = None, verbose: bool = True) -> list[str]:
     """Publish the benchmark model variants missing from `store` (cached: built at most once);
     returns every requested reference, e.g. ["bench-yolov8n:1", ...]. Default: the ONNX variants."""

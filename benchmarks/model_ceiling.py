@@ -22,6 +22,7 @@ import numpy as np
 from model_store import ModelStore
 from model_store.preprocess import to_tensor
 
+from .bench_model import ensure_if_bench_model
 from .common import DEFAULT_MODEL, DEFAULT_STORE, latency_summary, parse_list, print_table, time_loop, write_json
 
 WARMUP_RUNS = 2
@@ -111,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
-    if args.model.startswith("bench-yolov8n"):
-        from .bench_model import ensure_bench_models
-
-        ensure_bench_models(ModelStore(args.store))
+    ensure_if_bench_model(args.store, args.model)
     result = measure_ceiling(args.model, args.store, parse_list(args.batch_sizes),
                              parse_list(args.threads) if args.threads else None, parse_list(args.procs),
                              args.seconds, args.device)

@@ -17,6 +17,7 @@ from typing import Any
 
 from model_store import ModelStore, decode_image
 
+from .bench_model import ensure_if_bench_model
 from .common import DEFAULT_IMAGES, DEFAULT_MODEL, DEFAULT_STORE, latency_summary, write_json
 
 
@@ -57,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         from .images import ensure_images
 
         paths = ensure_images(args.count, root=DEFAULT_IMAGES)
-    if args.model.startswith("bench-yolov8n"):
-        from .bench_model import ensure_bench_models
-
-        ensure_bench_models(ModelStore(args.store))
+    ensure_if_bench_model(args.store, args.model)
     result = run_naive(paths, args.model, args.store, args.threads, args.seconds)
     lat = result["latency"]
     print(f"naive loop: {result['images_per_s']:.2f} images/s over {result['images']} images; "

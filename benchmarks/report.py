@@ -24,6 +24,7 @@ from typing import Any
 
 from model_store import ModelRef, ModelStore
 
+from .bench_model import ensure_if_bench_model
 from .common import (
     DEFAULT_MODEL,
     DEFAULT_ROOT,
@@ -96,10 +97,7 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
     cpus = len(os.sched_getaffinity(0))
     work = Path(args.work)
     store = ModelStore(args.store)
-    if args.model.startswith("bench-yolov8n"):
-        from .bench_model import ensure_bench_models
-
-        ensure_bench_models(store, variants=[""])
+    ensure_if_bench_model(store, args.model, variants=[""])
     size = parse_size(args.size)
     paths = ensure_images(args.images or prof["images"], size, root=work / "images")
     payloads = [p.read_bytes() for p in paths]

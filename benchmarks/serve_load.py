@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from .bench_model import ensure_if_bench_model
 from .common import DEFAULT_STORE, latency_summary, parse_list, print_table, write_json
 
 DETECT_PATH = "/v1/detect"
@@ -241,12 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     payloads = load_payloads(args.images, args.count, args.size)
     config = None
     if args.start:
-        if args.model.startswith("bench-yolov8n"):
-            from model_store import ModelStore
-
-            from .bench_model import ensure_bench_models
-
-            ensure_bench_models(ModelStore(args.store))
+        ensure_if_bench_model(args.store, args.model)
         config = serve_config(args.store, args.model, args.max_batch_size, args.batch_wait_timeout_s,
                               args.num_replicas, args.num_cpus, args.num_gpus)
     levels = parse_list(args.rates, float) if args.mode == "open" else parse_list(args.concurrency)

@@ -6,14 +6,41 @@ differs by backend (os.replace locally, a single PUT on S3), so that one operati
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from .errors import StorageError
+
+T = TypeVar("T")
+_TRANSPORT_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3")
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """Connection and service errors of the storage client, as opposed to "not found"/"denied"."""
+    if isinstance(exc, FileNotFoundError | PermissionError | StorageError):
+        return False
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES
+
+
+def _reachable(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn an unreachable or failing store into one StorageError that names it (no traceback)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Storage, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if _is_transport_error(exc):
+                raise StorageError(f"cannot use the store {self.root_url}: {type(exc).__name__}: {exc}") from None
+            raise
+
+    return wrapper
 
 
 class Storage:
@@ -44,9 +71,11 @@ class Storage:
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return f"{protocol}://{p}"
 
+    @_reachable
     def exists(self, *parts: str) -> bool:
         return self.fs.exists(self.path(*parts))
 
+    @_reachable
     def read_bytes(self, *parts: str) -> bytes:
         if self.is_local:
             self.local_path(*parts)
@@ -60,6 +89,7 @@ class Storage:
             raise StorageError(f"{'/'.join(parts)} resolves to {real}, outside the store root {real_root}; refused")
         return real
 
+    @_reachable
     def listdir(self, *parts: str) -> list[str]:
         """Names (not paths) of the entries directly under `parts`; [] if it does not exist."""
         p = self.path(*parts)
@@ -69,12 +99,15 @@ class Storage:
             return []
         return sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries if e.rstrip("/") != p})
 
+    @_reachable
     def put_file(self, local_path: str, *parts: str) -> None:
         self.fs.put_file(local_path, self.path(*parts))
 
+    @_reachable
     def get_file(self, local_path: str, *parts: str) -> None:
         self.fs.get_file(self.path(*parts), local_path)
 
+    @_reachable
     def write_atomic(self, data: bytes, *parts: str) -> None:
         """Replace a small file so that readers see the old or the new content, never a mix."""
         target = self.path(*parts)
@@ -90,6 +123,7 @@ class Storage:
         else:
             self.fs.pipe_file(target, data)  # one PUT: S3 objects are replaced atomically
 
+    @_reachable
     def remove_tree(self, *parts: str) -> None:
         p = self.path(*parts)
         if self.fs.exists(p):

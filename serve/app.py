@@ -32,6 +32,8 @@ def detector_deployment(model: ModelServeConfig, http_max_pixels: int):
         else {"num_replicas": model.num_replicas or 1}
     )
     actor_options: dict[str, Any] = {"num_cpus": model.num_cpus, "num_gpus": model.num_gpus}
+    health = ({"health_check_period_s": model.health_check_period_s}
+              if model.health_check_period_s is not None else {})
     if model.memory_bytes:
         actor_options["memory"] = model.memory_bytes
     return serve.deployment(DetectorReplica).options(
@@ -43,6 +45,7 @@ def detector_deployment(model: ModelServeConfig, http_max_pixels: int):
         # config file retunes a running model without restarting it.
         user_config=model.runtime(http_max_pixels).model_dump(mode="json"),
         **scaling,
+        **health,
     )
 
 

@@ -87,6 +87,9 @@ class ModelServeConfig(_RuntimeFields):
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs per replica (fractional allowed)")
     num_gpus: float = Field(0.0, ge=0.0, description="GPUs per replica (fractional allowed: replicas share a GPU)")
     memory_bytes: int | None = Field(None, ge=0, description="memory reserved per replica for scheduling")
+    health_check_period_s: float | None = Field(None, gt=0.0, description=(
+        "how often Serve checks each replica (default: Serve's, 10 s); a replica that died is replaced only "
+        "once a check notices, and requests wait for a replica meanwhile"))
     device: Literal["auto", "cpu", "cuda"] | None = Field(None, description="default: auto with GPUs, else cpu")
     onnx_threads: int | None = Field(None, ge=1, description="intra-op threads (default: num_cpus, at least 1)")
     decode_threads: int | None = Field(None, ge=1, description="image decode threads (default: num_cpus + 1)")

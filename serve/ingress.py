@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
@@ -127,6 +128,12 @@ class TraplineIngress:
                                   headers=self._retry_after) from None
         except DeploymentUnavailableError as exc:
             raise NotReadyError(f"no replica can take the request: {exc}", headers=self._retry_after) from None
+        except (RayActorError, ActorUnavailableError) as exc:
+            # The replica died (or became unreachable) with this request on it: a transient server-side
+            # fault that a retry fixes once Serve has replaced it, so 503 + Retry-After, not 500.
+            logger.warning("replica lost while serving a request: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            raise NotReadyError("the replica handling this request stopped; retry shortly",
+                                headers=self._retry_after) from None
         except Exception as exc:  # noqa: BLE001 - map what the replica raised
             cause = unwrap_error(exc)
             api = core_error(cause)

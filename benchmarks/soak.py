@@ -1,0 +1,248 @@
+"""Soak and spike: hold ~80% of measured capacity for minutes with memory sampled, then a spike above it.
+
+`python -m benchmarks.soak --start --minutes 10 --out bench-results/soak`
+`python -m benchmarks.soak --url http://127.0.0.1:8000 --model demo-detector --pid <ray head pid> --minutes 30`
+
+1. capacity: a short closed-loop run (serve_load.closed_loop) gives the saturation throughput;
+2. soak: open loop (serve_load.open_loop, Poisson arrivals) at `--load` x capacity for `--minutes`, in
+   windows, while the memory (PSS) of the service's process tree is sampled: reports the trend as a
+   least-squares slope in MiB/min and the errors per window;
+3. spike: `--spike-factor` x capacity at fixed gaps for `--spike-s`: counts 503 answers that carry
+   `Retry-After` (the documented back-pressure) apart from any other error;
+4. recovery: back to the soak rate until a window has no error and its p50 latency is back near
+   the soak's (`recovered`, `recovery_s` after the spike ended).
+
+With `--start` the service (and Ray) run under this process, so the sampled tree is the whole
+service; with `--url`, pass `--pid` of the service's root process (e.g. the Ray head's raylet's
+parent) to sample memory, else memory is not reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from .bench_model import ensure_if_bench_model
+from .common import DEFAULT_ROOT, DEFAULT_STORE, latency_summary, machine_info, tree_memory, write_json
+from .serve_load import DETECT_PATH, closed_loop, load_payloads, open_loop, serve_config, service
+
+
+class MemoryTrend:
+    """Samples the memory of a process tree every `interval_s` in a thread: (seconds, bytes) pairs."""
+
+    def __init__(self, root_pid: int | None, interval_s: float = 2.0) -> None:
+        self.root_pid, self.interval_s = root_pid, interval_s
+        self.samples: list[tuple[float, int]] = []
+        self._t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-trend", daemon=True)
+
+    def sample(self) -> None:
+        if self.root_pid and os.path.isdir("/proc"):
+            self.samples.append((time.perf_counter() - self._t0, tree_memory(self.root_pid)))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> MemoryTrend:
+        self._t0 = time.perf_counter()
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def summary(self) -> dict[str, Any] | None:
+        """Slope (MiB/min, least squares), first/last third means and the samples themselves."""
+        if len(self.samples) < 2:
+            return None
+        t = np.array([s[0] for s in self.samples]) / 60.0
+        mib = np.array([s[1] for s in self.samples]) / 2**20
+        slope = float(np.polyfit(t, mib, 1)[0]) if np.ptp(t) > 0 else 0.0
+        third = max(1, len(mib) // 3)
+        # The first minutes include warm-up (allocator arenas, caches); a leak keeps growing after it.
+        late = t >= t[-1] / 2
+        late_slope = float(np.polyfit(t[late], mib[late], 1)[0]) if late.sum() >= 2 and np.ptp(t[late]) > 0 else None
+        return {"samples": len(mib), "slope_mib_per_min": round(slope, 3),
+                "slope_second_half_mib_per_min": round(late_slope, 3) if late_slope is not None else None,
+                "first_third_mean_mib": round(float(mib[:third].mean()), 1),
+                "last_third_mean_mib": round(float(mib[-third:].mean()), 1),
+                "min_mib": round(float(mib.min()), 1), "max_mib": round(float(mib.max()), 1),
+                "series": [[round(float(a) * 60, 1), round(float(b), 1)] for a, b in zip(t, mib, strict=True)]}
+
+
+async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float, params: dict,
+                timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send at a fixed `rate` for `duration_s` whatever the server does; classify every answer."""
+    url = base_url.rstrip("/") + DETECT_PATH
+    outcomes: collections.Counter[str] = collections.Counter()
+    latencies: list[float] = []
+
+    async def one(client: httpx.AsyncClient, body: bytes) -> None:
+        t0 = time.perf_counter()
+        try:
+            r = await client.post(url, content=body, params=params, headers={"content-type": "image/jpeg"})
+        except httpx.HTTPError as exc:
+            outcomes[f"client_{type(exc).__name__}"] += 1
+            return
+        if r.status_code == 200:
+            outcomes["200"] += 1
+            latencies.append(time.perf_counter() - t0)
+        elif r.status_code == 503 and r.headers.get("retry-after"):
+            outcomes["503_retry_after"] += 1
+        else:
+            outcomes[f"{r.status_code}_other"] += 1
+
+    tasks = []
+    async with httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=None,
+                                                                         max_keepalive_connections=256)) as client:
+        t0 = time.perf_counter()
+        for i in range(max(1, round(rate * duration_s))):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(client, payloads[i % len(payloads)])))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    total = sum(outcomes.values())
+    other = total - outcomes["200"] - outcomes["503_retry_after"]
+    return {"offered_rps": round(rate, 2), "duration_s": duration_s, "requests": total, "ok": outcomes["200"],
+            "rejected_503_retry_after": outcomes["503_retry_after"], "other_errors": other,
+            "outcomes": dict(outcomes), "elapsed_s": round(elapsed, 2),
+            "throughput_rps": round(outcomes["200"] / elapsed, 2) if elapsed else None,
+            "latency_ok": latency_summary(latencies)}
+
+
+def _window(result: dict[str, Any], index: int, started: float) -> dict[str, Any]:
+    return {"window": index, "t_s": round(time.perf_counter() - started, 1), "requests": result["requests"],
+            "errors": result["errors"], "statuses": result["statuses"], "rps": result["throughput_rps"],
+            "p50_ms": result["latency"]["p50_ms"], "p99_ms": result["latency"]["p99_ms"]}
+
+
+def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: float, load: float = 0.8,
+             capacity_s: float = 10.0, capacity_concurrency: int = 8, window_s: float = 30.0,
+             spike_factor: float = 3.0, spike_s: float = 20.0, recovery_s: float = 30.0,
+             memory_pid: int | None = None, memory_interval_s: float = 2.0,
+             log=print) -> dict[str, Any]:
+    """Capacity, soak, spike and recovery against a running service; returns the figures."""
+    params = {"model": model}
+    asyncio.run(closed_loop(base_url, payloads, 2, min(2.0, capacity_s), params))  # warm-up
+    cap_run = asyncio.run(closed_loop(base_url, payloads, capacity_concurrency, capacity_s, params))
+    capacity = cap_run["throughput_rps"] or 0.0
+    if capacity <= 0:
+        raise RuntimeError(f"the capacity run had no successful request: {cap_run['statuses']}")
+    rate = load * capacity
+    log(f"capacity {capacity:.2f} images/s (closed loop, {capacity_concurrency} clients, {capacity_s:g} s); "
+        f"soak at {rate:.2f}/s for {minutes:g} min")
+
+    windows: list[dict[str, Any]] = []
+    latencies_p50 = []
+    started = time.perf_counter()
+    soak_s = minutes * 60
+    with MemoryTrend(memory_pid, memory_interval_s) as memory:
+        while time.perf_counter() - started < soak_s - 0.5:
+            span = min(window_s, soak_s - (time.perf_counter() - started))
+            res = asyncio.run(open_loop(base_url, payloads, rate, span, params, seed=len(windows)))
+            windows.append(_window(res, len(windows), started))
+            if res["latency"]["p50_ms"] is not None:
+                latencies_p50.append(res["latency"]["p50_ms"])
+            log(f"  soak window {len(windows)}: {res['requests']} requests, {res['errors']} errors, "
+                f"p50 {res['latency']['p50_ms']} ms, p99 {res['latency']['p99_ms']} ms")
+    soak = {"offered_rps": round(rate, 2), "minutes": minutes, "windows": windows,
+            "requests": sum(w["requests"] for w in windows), "errors": sum(w["errors"] for w in windows),
+            "p50_ms_median_window": round(float(np.median(latencies_p50)), 2) if latencies_p50 else None,
+            "memory": memory.summary()}
+    mem = soak["memory"] or {}
+    log(f"soak: {soak['requests']} requests, {soak['errors']} errors; memory slope "
+        f"{mem.get('slope_mib_per_min')} MiB/min, second half {mem.get('slope_second_half_mib_per_min')} MiB/min "
+        f"({mem.get('first_third_mean_mib')} -> "
+        f"{mem.get('last_third_mean_mib')} MiB)")
+
+    spike_res = asyncio.run(spike(base_url, payloads, spike_factor * capacity, spike_s, params))
+    spike_end = time.perf_counter()
+    log(f"spike at {spike_factor:g}x ({spike_res['offered_rps']}/s, {spike_s:g} s): {spike_res['ok']} ok, "
+        f"{spike_res['rejected_503_retry_after']} 503 + Retry-After, {spike_res['other_errors']} other errors")
+
+    baseline = soak["p50_ms_median_window"] or 0.0
+    latency_ok = max(2 * baseline, baseline + 50)
+    after, recovered_at = [], None
+    step = max(1.0, min(5.0, recovery_s / 3))
+    while time.perf_counter() - spike_end < recovery_s:
+        res = asyncio.run(open_loop(base_url, payloads, rate, step, params, seed=1000 + len(after)))
+        after.append(_window(res, len(after), spike_end))
+        p50 = res["latency"]["p50_ms"]
+        if res["errors"] == 0 and p50 is not None and p50 <= latency_ok:
+            recovered_at = time.perf_counter()
+            break
+    recovery = {"recovered": recovered_at is not None, "windows": after, "latency_ok_below_ms": round(latency_ok, 2),
+                "recovery_s": round(recovered_at - spike_end, 1) if recovered_at else None}
+    log(f"recovery: {'yes' if recovery['recovered'] else 'NO'}"
+        + (f", a clean window within {recovery['recovery_s']} s of the spike's end" if recovered_at else ""))
+    return {"capacity": {"images_per_s": capacity, "run": cap_run}, "soak": soak, "spike": spike_res,
+            "recovery": recovery}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="base URL of a running service")
+    where.add_argument("--start", action="store_true", help="start the service locally (serve.local.run_local)")
+    parser.add_argument("--model", default="bench-yolov8n", help="model NAME served (query parameter `model`)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak duration")
+    parser.add_argument("--load", type=float, default=0.8, help="soak rate as a fraction of measured capacity")
+    parser.add_argument("--capacity-s", type=float, default=10.0, help="closed-loop capacity run length")
+    parser.add_argument("--capacity-concurrency", type=int, default=8)
+    parser.add_argument("--window-s", type=float, default=30.0, help="soak reporting window")
+    parser.add_argument("--spike-factor", type=float, default=3.0)
+    parser.add_argument("--spike-s", type=float, default=20.0)
+    parser.add_argument("--recovery-s", type=float, default=30.0, help="longest wait for a clean window")
+    parser.add_argument("--pid", type=int, default=None, help="with --url: root pid of the service to sample")
+    parser.add_argument("--memory-interval-s", type=float, default=2.0)
+    parser.add_argument("--images", default=None, help="directory of images (default: generated)")
+    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--store", default=str(DEFAULT_STORE), help="with --start: the model store")
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
+    parser.add_argument("--num-cpus", type=float, default=1.0, help="with --start: CPUs per replica")
+    parser.add_argument("--max-queued-requests", type=int, default=64, help="with --start: the 503 threshold")
+    parser.add_argument("--out", default=str(DEFAULT_ROOT / "soak"), help="directory for soak.json")
+    args = parser.parse_args(argv)
+    payloads = load_payloads(args.images, args.count, args.size)
+    config = None
+    if args.start:
+        ensure_if_bench_model(args.store, args.model)
+        config = serve_config(args.store, args.model, args.max_batch_size, args.batch_wait_timeout_s,
+                              num_cpus=args.num_cpus, max_queued_requests=args.max_queued_requests)
+    memory_pid = os.getpid() if args.start else args.pid
+    t0 = time.perf_counter()
+    with service(args.url, config) as url:
+        result = run_soak(url, args.model, payloads, minutes=args.minutes, load=args.load,
+                          capacity_s=args.capacity_s, capacity_concurrency=args.capacity_concurrency,
+                          window_s=args.window_s, spike_factor=args.spike_factor, spike_s=args.spike_s,
+                          recovery_s=args.recovery_s, memory_pid=memory_pid,
+                          memory_interval_s=args.memory_interval_s, log=lambda m: print(m, flush=True))
+    result.update(config=config, payload_size=args.size, wall_s=round(time.perf_counter() - t0, 1),
+                  machine=machine_info(), argv=sys.argv[1:] if argv is None else list(argv))
+    path = write_json(Path(args.out) / "soak.json", result)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

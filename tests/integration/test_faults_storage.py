@@ -1,0 +1,249 @@
+"""Storage faults: the S3-compatible server drops connections or answers 503 mid-job; the store is unreachable.
+
+A small fault-injecting HTTP proxy on loopback sits in front of the moto server; the job's
+driver and its Ray tasks reach S3 only through it (TRAPLINE_S3_ENDPOINT_URL, which the job
+forwards to its tasks). Rules decide per request whether it passes, gets a 503 SlowDown, or
+has its connection dropped without an answer.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pyarrow.parquet as pq
+import pytest
+
+from batch.options import ReprocessOptions
+from batch.reprocess import run_reprocess
+from batch.tables import Tables
+from model_store import ModelStore
+from tests.conftest import free_port
+from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
+from tests.integration.test_faults_batch import assert_exactly_once
+
+pytestmark = [pytest.mark.ray, pytest.mark.s3]
+
+Rule = Callable[[str, str], str]  # (method, path) -> "pass" | "error" | "drop"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+             b"<Message>injected fault: please reduce your request rate</Message></Error>")
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of an S3 endpoint that injects faults chosen by `rule`."""
+
+    def __init__(self, upstream: str) -> None:
+        up = urlsplit(upstream)
+        self.upstream = (up.hostname, up.port)
+        self.rule: Rule = lambda method, path: "pass"
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep the test output clean
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+            def _relay(self) -> None:
+                body = self._body()
+                action = proxy.decide(self.command, self.path)
+                if action == "drop":  # the server vanishes mid-request: no status line at all
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if action == "error":
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOW_DOWN)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                headers["Content-Length"] = str(len(body))
+                conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", resp.getheader("content-length") if self.command == "HEAD"
+                                 else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay  # noqa: N815 - http.server's names
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def decide(self, method: str, path: str) -> str:
+        with self._lock:
+            action = self.rule(method, path)
+            self.counts[action] += 1
+            return action
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def fail_first(n: int, match: Callable[[str, str], bool], action: str) -> Rule:
+    """A transient fault: the first `n` matching requests get `action`, then everything passes."""
+    left = [n]
+
+    def rule(method: str, path: str) -> str:
+        if left[0] > 0 and match(method, path):
+            left[0] -= 1
+            return action
+        return "pass"
+
+    return rule
+
+
+def is_parquet_put(method: str, path: str) -> bool:
+    return method == "PUT" and ".parquet" in path
+
+
+def is_image_get(method: str, path: str) -> bool:
+    return method == "GET" and "/archive/" in path and re.search(r"\.(jpg|png)(\?|$)", path, re.I) is not None
+
+
+@pytest.fixture
+def faulty_s3(s3_server, s3_bucket, tmp_path, monkeypatch) -> Iterator[dict]:
+    """Model store and archive on moto; the job's S3 traffic goes through a FaultProxy."""
+    store = ModelStore(f"{s3_bucket}/models", cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    spec = build_archive()
+    archive = write_s3(spec, f"{s3_bucket}/archive", s3_server)
+    with FaultProxy(s3_server) as proxy:
+        monkeypatch.setenv("TRAPLINE_S3_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        yield {"proxy": proxy, "spec": spec, "n": len(spec.images), "store": store,
+               "options": {"archive": archive, "out": f"{s3_bucket}/tables", "model": "trapcam:1",
+                           "store": store.root, "path_pattern": PATH_PATTERN, "num_cpus": 0.5, "read_cpus": 0.25,
+                           "concurrency": "1", "rows_per_file": 6, "batch_size": 4, "progress_interval_s": 1}}
+
+
+def parquet_files_are_whole(out: str) -> int:
+    """Every Parquet object under `out` opens and reads in full; returns how many there are."""
+    storage = Tables(out).storage
+    paths = [p for p in storage.fs.find(storage.path()) if p.endswith(".parquet")]
+    for p in paths:
+        with storage.fs.open(p, "rb") as f:
+            pq.read_table(f)
+    return len(paths)
+
+
+def test_transient_s3_errors_are_retried_and_the_job_succeeds(ray_cluster, faulty_s3):
+    proxy, n = faulty_s3["proxy"], faulty_s3["n"]
+    parquet = fail_first(3, is_parquet_put, "error")
+    images = fail_first(3, is_image_get, "drop")
+    proxy.rule = lambda method, path: parquet(method, path) if method == "PUT" else images(method, path)
+    report = run_reprocess(ReprocessOptions(**faulty_s3["options"]))
+    print(f"\ntransient S3 faults injected: {dict(proxy.counts)}; job {report.status}, {report.processed} processed")
+    assert proxy.counts["error"] == 3 and proxy.counts["drop"] == 3  # the faults really happened
+    assert report.status == "succeeded", report.error
+    spec = faulty_s3["spec"]
+    assert report.processed == n and report.failed == len(spec.failed)  # no image lost to a read_error
+    assert_exactly_once(faulty_s3["options"]["out"], n)
+
+
+def test_persistent_s3_errors_end_the_job_clearly_and_a_rerun_completes_it(ray_cluster, faulty_s3):
+    proxy, n, out = faulty_s3["proxy"], faulty_s3["n"], faulty_s3["options"]["out"]
+    written, late, ended = [0], [0], [0.0]
+
+    def rule(method: str, path: str) -> str:  # after two part files, every part write fails; manifests land
+        if not is_parquet_put(method, path):
+            return "pass"
+        written[0] += 1
+        if ended[0] and time.monotonic() > ended[0] + 1.0:
+            late[0] += 1  # a write of the failed run still trying after it ended
+        return "pass" if written[0] <= 2 else "error"
+
+    proxy.rule = rule
+    report = run_reprocess(ReprocessOptions(**faulty_s3["options"]))
+    ended[0] = time.monotonic()
+    print(f"\npersistent S3 fault: {dict(proxy.counts)}; job {report.status}: {report.error}")
+    assert report.status == "failed"
+    # One clear line: the stage and the storage error after its retries, not a remote traceback.
+    assert report.error.startswith("MapBatches(write_results): ") and "SlowDown" in report.error, report.error
+    assert "\n" not in report.error and "Traceback" not in report.error and len(report.error) < 1000
+    manifests = Tables(out).manifests()
+    assert [m.status for m in manifests] == ["failed"] and manifests[0].error == report.error
+    parquet_files_are_whole(out)
+    done = Tables(out).read("images", "trapcam", "1").num_rows
+    assert done < n  # what is committed is whole; a detections file without its images file is a stray
+
+    # The failed run's writes stopped with it (their tasks were cancelled, uploads and retries included):
+    # nothing of it can land later, next to what a rerun writes.
+    time.sleep(3.0)
+    assert late[0] == 0, f"{late[0]} part writes of the failed run were still retrying after it ended"
+    proxy.rule = lambda method, path: "pass"  # the store is back
+    rerun = run_reprocess(ReprocessOptions(**faulty_s3["options"]))
+    assert rerun.status == "succeeded" and rerun.already_done == done and rerun.processed == n - done
+    assert_exactly_once(out, n)
+    parquet_files_are_whole(out)
+
+
+def test_model_store_on_unreachable_s3_fails_cleanly(s3_server, s3_bucket, monkeypatch, capsys):
+    """`trapline models ...` against an S3 endpoint nobody listens on: one `error:` line, exit 2, no traceback."""
+    from trapline.cli import main
+
+    monkeypatch.setenv("TRAPLINE_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    for argv in (["models", "list"], ["models", "show", "trapcam:1"], ["models", "verify", "trapcam:1"]):
+        code = main([*argv, "--store", f"{s3_bucket}/models"])
+        err = capsys.readouterr().err
+        assert code == 2, (argv, err)
+        assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert "s3://" in err or "endpoint" in err.lower(), err
+
+
+def test_reprocess_with_unreachable_store_fails_cleanly(s3_bucket, monkeypatch, tmp_path, capsys):
+    from trapline.cli import main
+
+    monkeypatch.setenv("TRAPLINE_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    (tmp_path / "archive").mkdir()
+    code = main(["reprocess", "--archive", str(tmp_path / "archive"), "--out", str(tmp_path / "out"),
+                 "--model", "trapcam:1", "--store", f"{s3_bucket}/models"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()

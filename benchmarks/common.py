@@ -94,24 +94,25 @@ def process_tree(root_pid: int) -> list[int]:
     return out
 
 
+def _proc_kib_field(path: str, key: str) -> int | None:
+    """The kiB value of `key:` in a /proc file, or None if the file or the field is missing."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def process_memory(pid: int) -> int:
     """Proportional set size in bytes (shared pages such as Ray's object store are split, not
     counted once per process); falls back to RSS where smaps_rollup is unavailable."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    kib = _proc_kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
+    if kib is None:
+        kib = _proc_kib_field(f"/proc/{pid}/status", "VmRSS:")
+    return (kib or 0) * 1024
 
 
 def tree_memory(root_pid: int) -> int:

@@ -215,12 +215,24 @@ def load_payloads(images: str | None, count: int, size: str) -> list[bytes]:
     return [p.read_bytes() for p in ensure_images(count, parse_size(size))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_service_arguments(parser: argparse.ArgumentParser, image_count: int) -> None:
+    """Where the service is (or how to start it) and what to send: shared by serve_load and soak."""
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="base URL of a running service")
     where.add_argument("--start", action="store_true", help="start the service locally (serve.local.run_local)")
     parser.add_argument("--model", default="bench-yolov8n", help="model NAME served (query parameter `model`)")
+    parser.add_argument("--images", default=None, help="directory of images (default: generated)")
+    parser.add_argument("--count", type=int, default=image_count)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--store", default=str(DEFAULT_STORE), help="with --start: the model store")
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
+    parser.add_argument("--num-cpus", type=float, default=1.0, help="with --start: CPUs per replica")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_service_arguments(parser, image_count=32)
     parser.add_argument("--version", default=None, help="pin a version (query parameter `version`)")
     parser.add_argument("--mode", choices=["open", "closed"], default="closed")
     parser.add_argument("--rates", default="2,4", help="open loop: requests/s, comma list")
@@ -228,14 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixed-interval", action="store_true", help="open loop: fixed gaps instead of Poisson")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level")
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--images", default=None, help="directory of images (default: generated)")
-    parser.add_argument("--count", type=int, default=32)
-    parser.add_argument("--size", default="1920x1080")
-    parser.add_argument("--store", default=str(DEFAULT_STORE), help="with --start: the model store")
-    parser.add_argument("--max-batch-size", type=int, default=8)
-    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
     parser.add_argument("--num-replicas", type=int, default=1)
-    parser.add_argument("--num-cpus", type=float, default=1.0)
     parser.add_argument("--num-gpus", type=float, default=0.0)
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)

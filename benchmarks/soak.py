@@ -34,8 +34,16 @@ import httpx
 import numpy as np
 
 from .bench_model import ensure_if_bench_model
-from .common import DEFAULT_ROOT, DEFAULT_STORE, latency_summary, machine_info, tree_memory, write_json
-from .serve_load import DETECT_PATH, closed_loop, load_payloads, open_loop, serve_config, service
+from .common import DEFAULT_ROOT, latency_summary, machine_info, tree_memory, write_json
+from .serve_load import (
+    DETECT_PATH,
+    add_service_arguments,
+    closed_loop,
+    load_payloads,
+    open_loop,
+    serve_config,
+    service,
+)
 
 
 class MemoryTrend:
@@ -199,10 +207,7 @@ def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: f
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="base URL of a running service")
-    where.add_argument("--start", action="store_true", help="start the service locally (serve.local.run_local)")
-    parser.add_argument("--model", default="bench-yolov8n", help="model NAME served (query parameter `model`)")
+    add_service_arguments(parser, image_count=16)
     parser.add_argument("--minutes", type=float, default=10.0, help="soak duration")
     parser.add_argument("--load", type=float, default=0.8, help="soak rate as a fraction of measured capacity")
     parser.add_argument("--capacity-s", type=float, default=10.0, help="closed-loop capacity run length")
@@ -213,13 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recovery-s", type=float, default=30.0, help="longest wait for a clean window")
     parser.add_argument("--pid", type=int, default=None, help="with --url: root pid of the service to sample")
     parser.add_argument("--memory-interval-s", type=float, default=2.0)
-    parser.add_argument("--images", default=None, help="directory of images (default: generated)")
-    parser.add_argument("--count", type=int, default=16)
-    parser.add_argument("--size", default="1920x1080")
-    parser.add_argument("--store", default=str(DEFAULT_STORE), help="with --start: the model store")
-    parser.add_argument("--max-batch-size", type=int, default=8)
-    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
-    parser.add_argument("--num-cpus", type=float, default=1.0, help="with --start: CPUs per replica")
     parser.add_argument("--max-queued-requests", type=int, default=64, help="with --start: the 503 threshold")
     parser.add_argument("--out", default=str(DEFAULT_ROOT / "soak"), help="directory for soak.json")
     args = parser.parse_args(argv)

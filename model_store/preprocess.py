@@ -24,8 +24,12 @@ class LetterboxMeta:
     height: int
 
 
-def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig) -> tuple[np.ndarray, LetterboxMeta]:
-    """Resize (keeping aspect when `cfg.letterbox`) and pad to `size` = (width, height); returns HWC uint8."""
+def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig,
+              interpolation: int | None = None) -> tuple[np.ndarray, LetterboxMeta]:
+    """Resize (keeping aspect when `cfg.letterbox`) and pad to `size` = (width, height); returns HWC uint8.
+
+    `interpolation` overrides the resize filter (training varies it as augmentation).
+    """
     h, w = rgb.shape[:2]
     out_w, out_h = size
     if cfg.letterbox:
@@ -36,7 +40,7 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig) -> 
         new_w, new_h = out_w, out_h
         sx, sy = out_w / w, out_h / h
     # INTER_AREA when shrinking avoids aliasing on large camera-trap frames; LINEAR when growing.
-    interp = cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
+    interp = interpolation if interpolation is not None else (cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR)
     resized = cv2.resize(rgb, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else rgb
     pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
     top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding

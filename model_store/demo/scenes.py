@@ -247,20 +247,3 @@ def write_samples(
     path = out / "ground_truth.json"
     path.write_text(json.dumps({"labels": list(LABELS), "images": truth}, indent=2) + "\n")
     return path
-
-
-def letterbox(
-    img: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR
-) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Ultralytics-style letterbox to size x size (pad 114); return image, scale and (left, top) padding."""
-    h, w = img.shape[:2]
-    r = min(size / h, size / w)
-    new_w, new_h = int(round(w * r)), int(round(h * r))
-    if (new_w, new_h) != (w, h):
-        img = cv2.resize(img, (new_w, new_h), interpolation=interpolation)
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
-    # The +-0.1 rounding split is Ultralytics' own, so pixels line up with its preprocessing exactly.
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
-    return img, r, (left, top)

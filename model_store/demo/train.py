@@ -15,8 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional alias
 
+from model_store.config import PreprocessConfig
 from model_store.demo.model import INPUT_SIZE, NUM_CLASSES, STRIDE, TinyDetector
-from model_store.demo.scenes import LABELS, letterbox, render_scene
+from model_store.demo.scenes import LABELS, render_scene
+from model_store.preprocess import letterbox
 
 # Recipes of the shipped artefacts: v1 is the same model trained for far fewer steps.
 VERSIONS: dict[str, dict[str, int]] = {
@@ -42,9 +44,9 @@ def make_batch(rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torc
         img, boxes = render_scene(rng, w, h, MAX_TRAIN_OBJECTS)
         # Consumers shrink with INTER_LINEAR (Ultralytics) or INTER_AREA (trapline's core): train on both.
         interp = cv2.INTER_AREA if rng.random() < 0.5 else cv2.INTER_LINEAR
-        images[i], r, (left, top) = letterbox(img, INPUT_SIZE, interp)
-        boxes[:, [0, 2]] = boxes[:, [0, 2]] * r + left
-        boxes[:, [1, 3]] = boxes[:, [1, 3]] * r + top
+        images[i], meta = letterbox(img, (INPUT_SIZE, INPUT_SIZE), PreprocessConfig(), interp)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]] * meta.scale_x + meta.pad_x
+        boxes[:, [1, 3]] = boxes[:, [1, 3]] * meta.scale_y + meta.pad_y
         targets.append(boxes)
     g = max(1, max(len(t) for t in targets))
     padded = np.full((batch, g, 5), -1.0, np.float32)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from trapline.cli import UserError
+from trapline.errors import UserError
 
 
 class BatchError(UserError, ValueError):
     """A batch command cannot run as asked; the message says why and what to change."""
+
+    code = "batch_error"

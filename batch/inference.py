@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from model_store import FilterSet, ImageDetections, ModelStore, parse_config
+from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore, parse_config
 from model_store.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.preprocess import LetterboxMeta, Preprocessor
 
@@ -47,10 +47,9 @@ def read_and_prepare(batch: pa.Table, *, archive_url: str, config_json: str,
     """Read each file, decode it safely and letterbox it; bad files become `failed` rows, never errors."""
     storage = _storage(archive_url)
     prep = preparer(config_json)
-    w, h = prep.config.input_size
     rows = batch.to_pylist()
     n = len(rows)
-    images = np.zeros((n, h, w, 3), np.uint8)  # failed rows keep a blank placeholder
+    images: list[np.ndarray | None] = [None] * n
     out: dict[str, list[Any]] = {k: [] for k in (*PASSTHROUGH, "status", "error_reason", "error", *META_FIELDS)}
     for i, row in enumerate(rows):
         status, reason, error, meta, data = PENDING, None, None, None, None
@@ -87,12 +86,40 @@ def read_and_prepare(batch: pa.Table, *, archive_url: str, config_json: str,
         cols[k] = np.array(out[k], dtype=np.int64)
     for k in ("scale_x", "scale_y", "pad_x", "pad_y"):
         cols[k] = np.array(out[k], dtype=np.float64)
-    cols["image"] = images
+    cols["image"] = image_column(images, prep.config.input_size)
     return cols
+
+
+def image_column(images: list[np.ndarray | None], input_size: tuple[int, int]) -> np.ndarray:
+    """One (N, H, W, 3) array when every input has one shape (square letterbox), else an object array
+    of per-row arrays (rect letterbox: Ray Data stores it as a variable-shaped tensor column).
+    Failed rows (None) get a small blank placeholder."""
+    shapes = {im.shape for im in images if im is not None}
+    if len(shapes) <= 1:
+        w, h = input_size
+        shape = shapes.pop() if shapes else (h, w, 3)
+        out = np.zeros((len(images), *shape), np.uint8)
+        for i, im in enumerate(images):
+            if im is not None:
+                out[i] = im
+        return out
+    col = np.empty(len(images), dtype=object)
+    for i, im in enumerate(images):
+        col[i] = im if im is not None else np.zeros((1, 1, 3), np.uint8)
+    return col
 
 
 def _us(when: dt.datetime) -> int:
     return round(when.replace(tzinfo=dt.timezone.utc).timestamp() * 1e6)
+
+
+def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, message: str) -> None:
+    """Mark `rows` of a numpy batch failed with `reason` and `message` (result_table writes them as failed rows)."""
+    for key, value in (("status", FAILED), ("error_reason", reason), ("error", message)):
+        col = np.asarray(batch[key], dtype=object).copy()  # Ray hands read-only arrays
+        for i in rows:
+            col[i] = value
+        batch[key] = col
 
 
 def meta_of(batch: Mapping[str, np.ndarray], i: int) -> LetterboxMeta:
@@ -166,9 +193,17 @@ class DetectorActor:
         todo = [i for i, s in enumerate(batch["status"]) if s == PENDING]
         results: dict[int, ImageDetections] = {}
         if todo:
-            raw = self.detector.infer([batch["image"][i] for i in todo])
-            for j, i in enumerate(todo):
-                results[i] = self.detector.postprocess(raw[j], meta_of(batch, i), self.filters)
+            try:
+                records = self.detector.run_prepared([batch["image"][i] for i in todo],
+                                                     [meta_of(batch, i) for i in todo], self.filters)
+            except ModelRunError as exc:  # the model, not the image: every row says why, the job goes on
+                fail_rows(batch, todo, "model_error", str(exc))
+                return result_table(batch, results)
+            for i, record in zip(todo, records, strict=True):
+                if isinstance(record, Exception):
+                    fail_rows(batch, [i], "postprocess_error", f"{type(record).__name__}: {record}")
+                else:
+                    results[i] = record
         return result_table(batch, results)
 
 
@@ -211,7 +246,7 @@ class ServeClient:
         self.attempts = attempts
 
     def _detect(self, image: np.ndarray, meta: LetterboxMeta):
-        return self.handle.detect_prepared.remote(image, dataclasses.asdict(meta), self.ref, self.filter_overrides)
+        return self.handle.detect_prepared.remote(image, meta, self.ref, self.filter_overrides)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         todo = [i for i, s in enumerate(batch["status"]) if s == PENDING]
@@ -222,24 +257,40 @@ class ServeClient:
                 try:
                     results[i] = ImageDetections.model_validate(response.result())
                     break
-                except Exception:  # noqa: BLE001 - back-pressure or a replica restart: retry, then give up
+                except Exception as exc:  # noqa: BLE001 - sorted below: refusal, or transient and retried
+                    refusal = served_refusal(exc)
+                    if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
+                        fail_rows(batch, [i], *refusal)
+                        break
                     if attempt == self.attempts - 1:
                         raise
-                    time.sleep(0.5 * 2 ** attempt)
+                    time.sleep(0.5 * 2 ** attempt)  # back-pressure (503) or a replica restart
                     response = self._detect(batch["image"][i], meta_of(batch, i))
-            check_served(results[i], self.expected)
+            if i in results:
+                check_served(results[i], self.expected)
         return result_table(batch, results)
 
 
+def served_refusal(exc: BaseException) -> tuple[str, str] | None:
+    """(reason, message) when the deployment refused an image for good: a 4xx, or the model failing on it."""
+    from serve.protocol import unwrap_error  # the error the replica raised, under Ray's wrapper
+
+    exc = unwrap_error(exc)
+    status, kind = getattr(exc, "status", None), getattr(exc, "type", None)
+    if isinstance(status, int) and isinstance(kind, str) and (status < 500 or kind == "model_error"):
+        return kind, str(exc)
+    return None
+
+
 def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
-                    input_size: tuple[int, int], app_name: str = "trapline") -> None:
+                    input_size: tuple[int, int], app_name: str = "trapline", pad_value: int = 114) -> None:
     """One blank image through the deployment before the job starts: fails fast with a clear message."""
     try:
         handle = detector_handle(model_name, app_name)
         w, h = input_size
-        blank = np.full((h, w, 3), 114, np.uint8)
+        blank = np.full((h, w, 3), pad_value, np.uint8)
         meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
-        raw = handle.detect_prepared.remote(blank, dataclasses.asdict(meta), ref, filter_overrides or None).result()
+        raw = handle.detect_prepared.remote(blank, meta, ref, filter_overrides or None).result()
     except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message
         raise RuntimeError(
             f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "

@@ -21,6 +21,7 @@ from model_store.imaging import DEFAULT_MAX_PIXELS
 
 from .archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from .errors import BatchError
+from .flags import FlagStyle, add_model_arguments
 
 
 class OptionsError(BatchError):
@@ -66,31 +67,36 @@ class ReprocessOptions(BaseModel):
     out: str = Field(..., min_length=1, description="destination of the tables: a directory or s3://bucket/prefix")
     model: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
     store: str | None = Field(None, description="model store root (default $TRAPLINE_MODEL_STORE or ./models)")
-    via: Literal["actors", "serve"] = "actors"
+    via: Literal["actors", "serve"] = Field(
+        "actors", description="actors: a dedicated actor pool; serve: the live Serve deployment")
     concurrency: int | tuple[int, int] | None = Field(
-        None, description="inference actors: N or MIN-MAX (default: GPUs / --num-gpus, else CPUs / (2 x --num-cpus))")
+        None, description="inference actors: N or MIN-MAX")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per inference actor")
-    num_cpus: float | None = Field(None, gt=0, description="CPUs per inference actor (default 1; serve: 0.25)")
+    num_cpus: float | None = Field(None, gt=0, description="CPUs per inference actor")
     batch_size: int = Field(16, ge=1, le=1024, description="images per inference call")
     read_batch_size: int = Field(8, ge=1, le=1024, description="images per read/decode task batch")
     read_cpus: float = Field(0.5, gt=0, le=16, description="CPUs per read/decode task")
     rows_per_file: int = Field(1000, ge=1, le=1_000_000, description="images per Parquet part")
-    select: Literal["all", "latest-per-camera"] = "all"
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    select: Literal["all", "latest-per-camera"] = Field(
+        "all", description="which images: the full history, or only the newest capture of each camera")
+    since: dt.datetime | None = Field(None, description="captured at or after (YYYY-MM-DD or ISO time)")
+    until: dt.datetime | None = Field(None, description="captured at or before (a date includes that day)")
     limit: int | None = Field(None, ge=1, description="process at most this many images this run")
-    dry_run: bool = False
+    dry_run: bool = Field(False, description="show what would be done (found / done / to process); write nothing")
     path_pattern: str | None = Field(None, description="regex with named groups camera / timestamp / year..second")
     time_format: str | None = Field(None, description="strptime format of the pattern's `timestamp` group")
-    extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_EXTENSIONS))
+    extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_EXTENSIONS),
+                                  description="image file extensions, comma-separated")
     filters: dict[str, dict[str, Any] | None] | None = Field(
         None, description='post-processing filter overrides, e.g. {"min_size": {"min_area_fraction": 0.001}}')
-    retry_failed: bool = False
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
-    address: str | None = Field(None, description="Ray cluster address (default $RAY_ADDRESS, else start local Ray)")
-    serve_app: str = "trapline"
-    progress_interval_s: float = Field(10.0, gt=0)
-    progress_bars: bool | None = Field(None, description="Ray Data progress bars (default: when stderr is a terminal)")
+    retry_failed: bool = Field(False, description="process files that failed before again")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="refuse images with more pixels than this")
+    address: str | None = Field(None, description="Ray cluster address")
+    serve_app: str = Field("trapline", description="Serve application name for --via serve")
+    progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")
+    wait_s: float = Field(0.0, ge=0, description="when another run holds this table for this model version: "
+                                                   "wait up to this long for it to finish, else refuse")
+    progress_bars: bool | None = Field(None, description="Ray Data progress bars (default: with -v, on a terminal)")
     json_output: bool = Field(False, description="print the summary as JSON")
 
     @field_validator("since", mode="before")
@@ -165,48 +171,30 @@ class ReprocessOptions(BaseModel):
         return self.latest_per_camera or self.since is not None or self.until is not None
 
 
+# How some fields read on the command line; everything else is `--field-name` with the field's
+# description and default (batch/flags.py).
+FLAG_STYLES = {
+    "archive": FlagStyle(metavar="SRC"), "out": FlagStyle(metavar="DST"), "model": FlagStyle(metavar="REF"),
+    "concurrency": FlagStyle(metavar="N|MIN-MAX",
+                             default_text="automatic: GPUs / --num-gpus, else CPUs / (2 x --num-cpus)"),
+    "num_cpus": FlagStyle(metavar="CPUS", default_text="1 with --via actors, 0.25 with --via serve"),
+    "select": FlagStyle(switches={"all": ("--all", "the full history"),
+                                  "latest-per-camera": ("--latest-per-camera",
+                                                        "only the newest capture of each camera (quick backfill)")}),
+    "since": FlagStyle(metavar="DATE"), "until": FlagStyle(metavar="DATE"),
+    "path_pattern": FlagStyle(metavar="REGEX"), "filters": FlagStyle(metavar="JSON"),
+    "extensions": FlagStyle(metavar="EXT,EXT"),
+    "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
+    "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
+    "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS"),
+    "json_output": FlagStyle(flags=("--json",)),
+}
+
+
 def add_reprocess_arguments(p: argparse.ArgumentParser) -> None:
-    """The reprocess flags; defaults live in ReprocessOptions, so flags not given stay unset."""
-    S = argparse.SUPPRESS  # noqa: N806 - a short alias
-    p.add_argument("--config", default=S, help="YAML/JSON file with these options (flags override it)")
-    p.add_argument("--archive", default=S, metavar="SRC", help="image archive: directory or s3://bucket/prefix")
-    p.add_argument("--out", default=S, metavar="DST", help="where the tables go: directory or s3://bucket/prefix")
-    p.add_argument("--model", default=S, metavar="REF", help="NAME:VERSION or NAME@ALIAS (NAME means @production)")
-    p.add_argument("--store", default=S, help="model store root (default $TRAPLINE_MODEL_STORE or ./models)")
-    p.add_argument("--via", choices=["actors", "serve"], default=S,
-                   help="actors: a dedicated actor pool (default); serve: the live Serve deployment")
-    p.add_argument("--concurrency", default=S, metavar="N|MIN-MAX", help="inference actors (default: automatic)")
-    p.add_argument("--num-gpus", type=float, default=S, help="GPUs per inference actor (default 0)")
-    p.add_argument("--num-cpus", type=float, default=S, help="CPUs per inference actor (default 1)")
-    p.add_argument("--batch-size", type=int, default=S, help="images per inference call (default 16)")
-    p.add_argument("--read-batch-size", type=int, default=S, help="images per read/decode batch (default 8)")
-    p.add_argument("--read-cpus", type=float, default=S, help="CPUs per read/decode task (default 0.5)")
-    p.add_argument("--rows-per-file", type=int, default=S, help="images per Parquet part (default 1000)")
-    sel = p.add_mutually_exclusive_group()
-    sel.add_argument("--all", dest="select", action="store_const", const="all", default=S,
-                     help="the full history (default)")
-    sel.add_argument("--latest-per-camera", dest="select", action="store_const", const="latest-per-camera",
-                     default=S, help="only the newest capture of each camera (quick backfill)")
-    p.add_argument("--since", default=S, metavar="DATE", help="captured at or after (YYYY-MM-DD or ISO time)")
-    p.add_argument("--until", default=S, metavar="DATE", help="captured at or before (a date includes that day)")
-    p.add_argument("--limit", type=int, default=S, help="process at most N images this run")
-    p.add_argument("--dry-run", action="store_true", default=S, help="show what would be done; write nothing")
-    p.add_argument("--path-pattern", default=S, metavar="REGEX",
-                   help="named groups camera, timestamp or year/month/day/hour/minute/second, "
-                        r"e.g. '(?P<camera>[^/]+)/IMG_(?P<timestamp>\d{8}_\d{6})'")
-    p.add_argument("--time-format", default=S, help="strptime format of the timestamp group (e.g. %%Y%%m%%d_%%H%%M%%S)")
-    p.add_argument("--extensions", default=S, help=f"comma-separated (default {','.join(DEFAULT_EXTENSIONS)})")
-    p.add_argument("--filters", default=S, metavar="JSON",
-                   help='filter overrides, e.g. \'{"min_size": {"min_area_fraction": 0.001}}\'; {"name": null} removes')
-    p.add_argument("--retry-failed", action="store_true", default=S, help="process files that failed before again")
-    p.add_argument("--max-pixels", type=int, default=S, help="refuse images larger than this (default 50M)")
-    p.add_argument("--address", default=S, help="Ray address (default $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--serve-app", default=S, help="Serve application name for --via serve (default trapline)")
-    p.add_argument("--progress-interval", dest="progress_interval_s", type=float, default=S,
-                   help="seconds between progress lines (default 10)")
-    p.add_argument("--progress-bars", action=argparse.BooleanOptionalAction, default=S,
-                   help="Ray Data progress bars (default: only on a terminal)")
-    p.add_argument("--json", dest="json_output", action="store_true", default=S, help="print the summary as JSON")
+    """The reprocess flags, generated from ReprocessOptions; flags not given stay unset."""
+    p.add_argument("--config", default=argparse.SUPPRESS, help="YAML/JSON file with these options (flags override it)")
+    add_model_arguments(p, ReprocessOptions, FLAG_STYLES)
 
 
 def load_config_file(path: str) -> dict[str, Any]:

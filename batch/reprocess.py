@@ -27,6 +27,7 @@ from model_store import FilterSet, ModelStore, ModelVersion
 from .archive import Listing, PathPattern, entries_table, list_archive, open_location, resolve_capture_times
 from .errors import BatchError
 from .inference import config_json, preflight_serve
+from .lease import RunLease
 from .manifest import RunManifest, close_abandoned, new_run_id, write_manifest
 from .options import ReprocessOptions, options_from_args
 from .pipeline import PlanSpec, Progress, configure_data_context, execute, object_store_budget
@@ -60,10 +61,11 @@ class Plan:
         )
 
 
-def plan_run(options: ReprocessOptions) -> Plan:
-    """Resolve model and filters, list the archive and choose what to process. Reads only."""
-    store = ModelStore(options.store)
-    mv = store.get(options.model)
+def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Plan:
+    """Resolve model (unless given already resolved) and filters, list the archive and choose what to process.
+
+    Reads only."""
+    mv = model or ModelStore(options.store).get(options.model)
     filters = mv.config.default_filters().with_overrides(options.filters)
     filters.check_labels(mv.config.labels)  # every filter config is validated before anything runs
     archive = open_location(options.archive)
@@ -84,17 +86,31 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
     """Plan and (unless dry-run) run a reprocessing job; returns its report. Starts/stops local Ray if needed."""
     log = log or _log
     t0 = time.perf_counter()
-    plan = plan_run(options)
     if options.dry_run:
+        plan = plan_run(options)
         report = plan.report(None, "dry-run")
         report.estimate_s, report.estimate_basis = estimate(plan, local_concurrency(options))
         return report
+    run_id = new_run_id()
+    # One run at a time per table and model version, taken before planning so that a run that
+    # waited sees what the one before it wrote.
+    mv = ModelStore(options.store).get(options.model)
+    lease = RunLease(open_location(options.out), mv.name, mv.version, run_id).acquire(options.wait_s)
+    try:
+        lease.start_heartbeat()
+        # The version the lease covers: resolved once, so an alias moved meanwhile cannot split them.
+        return _run_planned(options, plan_run(options, mv), run_id, t0, on_part, log)
+    finally:
+        lease.release()
+
+
+def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
+                 on_part: Callable[[Progress], Any] | None, log: Callable[[str], None]) -> RunReport:
     todo = plan.selection.todo
     if todo:
-        # Config and weights checksum checked here, so a bad version fails with one clear line
-        # instead of inside every actor.
-        ModelStore(options.store).verify(plan.model.ref)
-    run_id = new_run_id()
+        # Config, weights checksum and one blank forward pass checked here, so a version that cannot
+        # load or run fails with one clear line instead of inside every actor.
+        preflight_model(options.store, plan.model.ref)
     report = plan.report(run_id, "running")
     manifest: RunManifest | None = None
     started_ray = False
@@ -133,21 +149,37 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
         return report
     finally:
         if started_ray:
-            import ray
+            from trapline.ray_runtime import shutdown_ray
 
-            ray.shutdown()
+            shutdown_ray()
     _close(manifest, plan, report, t0, "succeeded", None)
     return report
+
+
+def preflight_model(store: str | None, ref) -> None:
+    """Load the version on this machine's CPU (a load failure is a ModelLoadError naming the version) and run one
+    blank input: BatchError naming model, input and graph."""
+    from model_store import ModelRunError
+
+    detector = ModelStore(store).load_detector(ref, threads=1)
+    try:
+        detector.warmup([1])
+    except ModelRunError as exc:
+        raise BatchError(f"cannot run {ref}: {exc}") from None
 
 
 def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[str], None]) -> tuple[bool, PlanSpec]:
     """Connect to (or start) Ray, size the plan to the cluster, check a Serve deployment is there."""
     import ray
 
-    from trapline.ray_runtime import ensure_ray
+    from trapline.ray_output import is_quiet
+    from trapline.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 
     options = plan.options
-    started = ensure_ray(options.address, log_to_driver=False)
+    try:
+        started = ensure_ray(options.address, log_to_driver=False)
+    except RayUnreachableError as exc:  # the user's address, not a failed run: one line, nothing written
+        raise BatchError(str(exc)) from None
     try:
         resources = ray.cluster_resources()
         cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
@@ -159,19 +191,22 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
             report.warnings.append(warning)
             log(f"warning: {warning}")
         spec = fit_to_free_cpus(_spec(plan, run_id, concurrency, actor_cpus), ray.available_resources(), log)
-        configure_data_context(options.progress_bars if options.progress_bars is not None else sys.stderr.isatty(),
+        # Ray Data's bars are Ray's output: only with -v (on a terminal) unless asked for.
+        bars = not is_quiet() and sys.stderr.isatty()
+        configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
                                object_store_budget(spec, plan.model.config.input_size))
         if options.via == "serve":
             try:
                 preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
                                 {"version": spec.model_version, "sha256": spec.model_sha256,
                                  "filters_hash": spec.filters_hash},
-                                plan.model.config.input_size, options.serve_app)
+                                plan.model.config.input_size, options.serve_app,
+                                plan.model.config.preprocess.pad_value)
             except RuntimeError as exc:
                 raise BatchError(str(exc)) from None
     except BaseException:
         if started:
-            ray.shutdown()
+            shutdown_ray()
         raise
     return started, spec
 
@@ -301,7 +336,9 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from trapline.ray_output import console  # the terminal, also while Ray's output goes to its log file
+
+    print(message, file=console(), flush=True)
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:

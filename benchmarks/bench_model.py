@@ -273,9 +273,9 @@ def check_outputs(store: ModelStore, ref: str) -> dict[str, Any]:
     from .images import camera_trap_frame
 
     rgb = camera_trap_frame(1)
-    raw = detector.infer([detector.prepare(rgb)[0]])
+    [raw] = detector.infer([detector.prepare(rgb)[0]])
     result = detector.predict_batch([rgb])[0]
-    return {"ref": ref, "output_shape": list(raw.shape), "detections": len(result.detections)}
+    return {"ref": ref, "output_shape": [1, *raw.shape], "detections": len(result.detections)}
 
 
 def main(argv: list[str] | None = None) -> int:

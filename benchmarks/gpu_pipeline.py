@@ -82,7 +82,7 @@ def _prepare(store: str, backend: str, model: str | None, count: int | None, siz
     ensure_images(count, size, root=image_root, workers=workers)
     detector = ModelStore(store).load_detector(models["f32"], threads=1)
     w, h = detector.config.input_size
-    out_shape = detector.infer([np.zeros((h, w, 3), np.uint8)]).shape[1:]  # (4 + classes, anchors)
+    out_shape = detector.infer([np.zeros((h, w, 3), np.uint8)])[0].shape  # (4 + classes, anchors)
     answer.put((backend, models, state, out_shape, count))
 
 

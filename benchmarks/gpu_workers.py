@@ -131,7 +131,7 @@ def worker_main(task_q, result_q, in_mm: mmap.mmap, out_mm: mmap.mmap, layout: L
                 for k, i in enumerate(indices):
                     with open(paths[i], "rb") as f:
                         rgb = decode(f.read(), mode, layout.size)
-                    prepared, meta = letterbox(rgb, cfg.input_size, cfg.preprocess)
+                    prepared, meta = letterbox(rgb, cfg.input_size, cfg.preprocess, cfg.stride)
                     dst[start + k] = to_tensor([prepared], cfg.preprocess)[0]
                     metas.append(meta)
                 result_q.put(("prep", slot, start, len(indices), time.perf_counter() - t0, metas))

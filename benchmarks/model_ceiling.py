@@ -38,16 +38,17 @@ def _input_batch(detector, batch_size: int) -> np.ndarray:
 
 def _measure(store_root: str, ref: str, device: str, threads: int, batch_sizes: list[int], seconds: float,
              barrier=None) -> dict[int, list[float]]:
-    """Per batch size, the duration of each timed `backend.run`; `barrier` keeps parallel copies in step."""
+    """Per batch size, the duration of each timed forward pass (`run_tensor`: a static-batch graph runs
+    in chunks of its batch); `barrier` keeps parallel copies in step."""
     detector = ModelStore(store_root).load_detector(ref, device=device, threads=threads)
     out = {}
     for bs in batch_sizes:
         batch = _input_batch(detector, bs)
         for _ in range(WARMUP_RUNS):
-            detector.backend.run(batch)
+            detector.run_tensor(batch)
         if barrier is not None:
             barrier.wait()
-        out[bs] = time_loop(lambda b=batch: detector.backend.run(b), seconds, min_iters=3)
+        out[bs] = time_loop(lambda b=batch: detector.run_tensor(b), seconds, min_iters=3)
     return out
 
 

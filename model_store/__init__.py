@@ -1,6 +1,6 @@
 """Versioned detectors and the one detector core that both serve/ and batch/ call."""
 
-from .backends import ModelLoadError
+from .backends import ModelLoadError, ModelRunError
 from .config import ConfigError, ModelConfig, parse_config
 from .detector import Detector
 from .filters import FilterConfigError, FilterSet
@@ -12,5 +12,6 @@ from .store import ChecksumError, ModelStore, ModelVersion, NotFoundError, Store
 __all__ = [
     "ChecksumError", "ConfigError", "Detection", "Detector", "FilterConfigError", "FilterSet",
     "ImageDecodeError", "ImageDetections", "InvalidRefError", "ModelConfig", "ModelInfo", "ModelLoadError",
-    "ModelRef", "ModelStore", "ModelVersion", "NotFoundError", "StoreError", "decode_image", "parse_config",
+    "ModelRunError", "ModelRef", "ModelStore", "ModelVersion", "NotFoundError", "StoreError",
+    "decode_image", "parse_config",
 ]

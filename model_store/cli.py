@@ -1,12 +1,13 @@
-"""`trapline models ...`: list, show, publish, promote, rollback and verify model versions."""
+"""`trapline models ...`: list, show, publish, quantize, promote, rollback and verify model versions."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from .derive import PRESETS
 from .refs import DEFAULT_ALIAS, ModelRef
-from .store import ModelStore
+from .store import ModelStore, prepare_config
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -30,14 +31,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_show)
 
-    p = msub.add_parser("publish", help="publish new weights as an immutable version")
+    p = msub.add_parser(
+        "publish", help="publish new weights as an immutable version",
+        description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics (YOLOv8, "
+                    "YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and layout are read "
+                    "from the file); --preset and then --config override what was derived, and a config that "
+                    "contradicts the graph is refused.",
+        epilog="examples:\n  trapline models publish yolov8n.onnx --name yolov8n --version 1\n"
+               "  trapline models publish md_v5a.onnx --name megadetector --version 5a --preset megadetector-v5\n"
+               "  trapline models publish model.onnx --name moths --version 3 --config overrides.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_argument(p)
     p.add_argument("weights", help="weights file (e.g. model.onnx)")
     p.add_argument("--name", required=True)
     p.add_argument("--version", required=True)
-    p.add_argument("--config", required=True, help="config.json for this version (weights.sha256 is filled in)")
+    p.add_argument("--config", default=None,
+                   help="config.json for this version, whole or only the fields to override (weights.sha256 is "
+                        "filled in); optional for ONNX exports that carry their class names")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="a known model family's configuration (applied before --config)")
+    p.add_argument("--dry-run", action="store_true", help="print the config that would be published and stop")
     p.add_argument("--card", default=None, help="README.md model card")
     p.set_defaults(func=cmd_publish)
+
+    p = msub.add_parser(
+        "quantize", help="publish an int8 version beside its parent, if it agrees with it",
+        description="Quantize NAME:VERSION to int8 (ONNX Runtime static quantization: QDQ, per-channel int8 "
+                    "weights) and publish it as NAME:V2 beside its parent, with the parent's config. Images in "
+                    "DIR are split deterministically: activation ranges are calibrated on most of them, and on the "
+                    "held-out rest both versions run through the detector and are compared (box match rate, "
+                    "mAP@0.5 taking the parent's detections as truth, mean |Δscore|, ms/image on one thread). The "
+                    "report goes into the new version's model card. Below --min-match nothing is published "
+                    "(exit 2) unless --force. No alias is moved (promote the int8 version to serve it), but the "
+                    "implicit `latest` is the highest version name, which the new one may be.",
+        epilog="examples:\n  trapline models quantize demo-detector:2 --calibrate samples/ --version 2-int8\n"
+               "  trapline models quantize yolov8n:1 --calibrate /data/traps/sample --version 1-int8 "
+               "--min-match 0.95",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_store_argument(p)
+    p.add_argument("ref", help="NAME:VERSION or NAME@ALIAS of an ONNX model to quantize")
+    p.add_argument("--calibrate", required=True, metavar="DIR",
+                   help="directory of representative images (searched recursively); a few hundred from the "
+                        "cameras the model serves")
+    p.add_argument("--version", required=True, help="version to publish the int8 model as")
+    p.add_argument("--holdout-fraction", type=float, default=0.3,
+                   help="share of the images kept out of calibration to compare the versions on (default 0.3)")
+    p.add_argument("--min-match", type=float, default=0.9,
+                   help="refuse when fewer of the parent's boxes (score >= 0.3) are matched (default 0.9)")
+    p.add_argument("--force", action="store_true", help="publish even below --min-match")
+    p.set_defaults(func=cmd_quantize)
 
     p = msub.add_parser("promote", help="point an alias at a version (verifies it first)")
     add_store_argument(p)
@@ -85,7 +127,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{mv.name}:{mv.version}  ({', '.join(aliases) or 'no aliases'})  {mv.url}")
-    print(json.dumps(out["config"], indent=2))
+    print("\n".join(graph_lines(mv.config)))
+    print(json.dumps(mv.config.model_dump(mode="json", exclude={"graph"}), indent=2))
     card = store.card(mv.ref)
     if card:
         print("\n" + card.rstrip())
@@ -93,9 +136,55 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from pathlib import Path
+
+        parsed = prepare_config(Path(args.weights), args.config, args.preset, f"config for {args.name}:{args.version}")
+        print(json.dumps(parsed.model_dump(mode="json", exclude={"graph"}), indent=2))
+        print("\n" + "\n".join(graph_lines(parsed)))
+        return 0
     store = ModelStore(args.store)
-    mv = store.publish(args.weights, args.name, args.version, args.config, args.card)
-    print(f"published {mv.name}:{mv.version} sha256={mv.config.weights.sha256} at {mv.url}")
+    mv = store.publish(args.weights, args.name, args.version, args.config, args.card, preset=args.preset)
+    cfg = mv.config
+    print(f"published {mv.name}:{mv.version} sha256={cfg.weights.sha256} at {mv.url}")
+    print(f"  {cfg.num_classes} labels ({', '.join(cfg.labels[:5])}{', ...' if cfg.num_classes > 5 else ''}), "
+          f"input {cfg.input_size[0]}x{cfg.input_size[1]}, stride {cfg.stride}, letterbox {cfg.preprocess.letterbox}, "
+          f"layout {cfg.output_layout}, score >= {cfg.score_threshold}, NMS IoU {cfg.nms_iou}")
+    for line in graph_lines(cfg):
+        print("  " + line)
+    return 0
+
+
+def graph_lines(cfg) -> list[str]:
+    """What the inspected graph says, for people: input, output, batch, producer."""
+    g = cfg.graph
+    if g is None:
+        return [f"graph: not inspected (backend {cfg.backend})"]
+    batch = f"static batch {g.fixed_batch} (formed batches run in chunks of {g.fixed_batch})" if g.fixed_batch \
+        else "dynamic batch"
+    spatial = "static spatial dims" if g.static_hw else "dynamic spatial dims"
+    meta = ", ".join(f"{k}={v}" for k, v in sorted(g.metadata.items()) if k in ("version", "task", "imgsz", "stride",
+                                                                                  "batch", "date"))
+    return [f"graph input:  {g.input.describe()} ({batch}, {spatial})",
+            f"graph output: {', '.join(o.describe() for o in g.outputs)}",
+            f"producer:     {g.producer}{f' ({meta})' if meta else ''}"]
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    import logging
+
+    from .quantize import quantize_version
+
+    # ONNX Runtime's quantizer warns on the root logger about details the report already covers.
+    logging.disable(logging.WARNING)
+    store = ModelStore(args.store)
+    report = quantize_version(store, args.ref, args.calibrate, args.version, holdout_fraction=args.holdout_fraction,
+                              min_match=args.min_match, force=args.force)
+    mv = store.get(report.candidate)
+    forced = " (forced: below --min-match)" if not report.passed else ""
+    print(f"published {report.candidate}, int8 of {report.parent}{forced}, sha256={mv.config.weights.sha256} "
+          f"at {mv.url}")
+    print(report.table())
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend
+from .backends import Backend, ModelRunError
 from .config import ModelConfig
 from .filters import DetectionArrays, FilterSet
 from .preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
@@ -59,9 +59,50 @@ class Detector:
         """Decode image bytes (JPEGs scaled down where that loses nothing) and letterbox them."""
         return self.preprocessor.prepare_bytes(data, max_pixels)
 
-    def infer(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
-        """Run a batch of prepared inputs through the backend; returns the raw output tensor."""
-        return self.backend.run(to_tensor(prepared, self.config.preprocess))
+    @property
+    def ref(self) -> str:
+        return f"{self.info.name}:{self.info.version}"
+
+    def infer(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run prepared inputs through the model; returns one raw output per input, in order.
+
+        Inputs of one shape share forward passes (rect letterbox gives each frame shape its own
+        input shape; a camera's frames share one), and each pass is sized to what the graph
+        accepts: a graph exported with a static batch runs formed batches in chunks of that
+        size, the last one padded. Raises ModelRunError naming the model, input and expectation.
+        """
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, item in enumerate(prepared):
+            groups.setdefault(item.shape, []).append(i)
+        out: list[np.ndarray] = [None] * len(prepared)  # type: ignore[list-item]
+        for idxs in groups.values():
+            raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess))
+            for j, i in enumerate(idxs):
+                out[i] = raw[j]
+        return out
+
+    def run_tensor(self, tensor: np.ndarray) -> np.ndarray:
+        """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output."""
+        fixed = self.backend.fixed_batch
+        if fixed is None or len(tensor) == fixed:
+            return self._run(tensor)
+        parts = []
+        for start in range(0, len(tensor), fixed):
+            chunk = tensor[start:start + fixed]
+            n = len(chunk)
+            if n < fixed:  # pad with copies of the last input; their outputs are dropped
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
+            parts.append(self._run(chunk)[:n])
+        return np.concatenate(parts)
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        try:
+            return self.backend.run(tensor)
+        except Exception as exc:  # noqa: BLE001 - runtimes raise many types; the caller needs one, with context
+            detail = str(exc).strip().splitlines()
+            raise ModelRunError(
+                f"model {self.ref} failed on an input of shape {list(tensor.shape)} {tensor.dtype}; the graph expects "
+                f"{self.backend.expects()}: {detail[0] if detail else type(exc).__name__}") from exc
 
     def decode(self, raw_one: np.ndarray) -> RawDetections:
         """Boxes above the score threshold after NMS, in model-input pixels."""
@@ -98,6 +139,36 @@ class Detector:
             timing_ms=timing_ms or {},
         )
 
+    def run_prepared(
+        self, prepared: Sequence[np.ndarray], metas: Sequence[LetterboxMeta],
+        filters: FilterSet | Sequence[FilterSet] | None = None,
+    ) -> list[ImageDetections | Exception]:
+        """Prepared inputs -> records: the one run loop of the library, the Serve replica and the batch actors.
+
+        One `infer` for the whole batch, then `postprocess` per input with `filters` (one set for all,
+        or one per input). An input whose postprocessing fails gets its exception in its place, so
+        it never fails its batch mates; a failed forward pass raises ModelRunError for all.
+        Each record's `timing_ms` holds inference (the batch's), postprocess and batch_size.
+        """
+        if not prepared:
+            return []
+        per_item = filters if isinstance(filters, list | tuple) else [filters or self.default_filters] * len(prepared)
+        t0 = time.perf_counter()
+        raw = self.infer(prepared)
+        inference_ms = _ms(time.perf_counter() - t0)
+        out: list[ImageDetections | Exception] = []
+        for one, meta, fs in zip(raw, metas, per_item, strict=True):
+            t1 = time.perf_counter()
+            try:
+                record = self.postprocess(one, meta, fs)
+            except Exception as exc:  # noqa: BLE001 - returned in place: one bad item must not fail the rest
+                out.append(exc)
+                continue
+            record.timing_ms = {"inference": inference_ms, "postprocess": _ms(time.perf_counter() - t1),
+                                "batch_size": float(len(prepared))}
+            out.append(record)
+        return out
+
     def predict_batch(
         self, images: Sequence[np.ndarray], filters: FilterOverrides | FilterSet | None = None
     ) -> list[ImageDetections]:
@@ -107,25 +178,26 @@ class Detector:
         fs = self.filters(filters)
         t0 = time.perf_counter()
         prepared = [self.prepare(img) for img in images]
-        t1 = time.perf_counter()
-        raw = self.infer([p for p, _ in prepared])
-        t2 = time.perf_counter()
+        preprocess_ms = _ms((time.perf_counter() - t0) / len(images))
         results = []
-        for i, (_, meta) in enumerate(prepared):
-            t3 = time.perf_counter()
-            res = self.postprocess(raw[i], meta, fs)
-            res.timing_ms = {
-                "preprocess": round((t1 - t0) * 1000 / len(images), 3),
-                "inference": round((t2 - t1) * 1000, 3),
-                "postprocess": round((time.perf_counter() - t3) * 1000, 3),
-                "batch_size": float(len(images)),
-            }
+        for res in self.run_prepared([p for p, _ in prepared], [m for _, m in prepared], fs):
+            if isinstance(res, Exception):
+                raise res
+            res.timing_ms = {"preprocess": preprocess_ms, **res.timing_ms}
             results.append(res)
         return results
 
+    def blank(self) -> np.ndarray:
+        """A full-size input of padding only (what warm-ups and preflight checks send)."""
+        w, h = self.config.input_size
+        return np.full((h, w, 3), self.config.preprocess.pad_value, np.uint8)
+
     def warmup(self, batch_sizes: Sequence[int] = (1,)) -> None:
         """Run blank inputs once per batch size so the first real request pays no allocation cost."""
-        w, h = self.config.input_size
-        blank = np.full((h, w, 3), self.config.preprocess.pad_value, np.uint8)
+        blank = self.blank()
         for n in batch_sizes:
             self.infer([blank] * n)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

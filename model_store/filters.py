@@ -17,9 +17,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from trapline.errors import TraplineError
 
-class FilterConfigError(ValueError):
+
+class FilterConfigError(TraplineError, ValueError):
     """A filter name or config that is not valid; the message quotes the bad value."""
+
+    code = "invalid_filter"
 
 
 class FilterConfig(BaseModel):

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from trapline.errors import TraplineError
+
 DEFAULT_MAX_PIXELS = 50_000_000  # ~ a 8660x5773 photo: above every camera trap, below a bomb
 
 DecodeReason = Literal["empty", "not_image", "truncated", "too_large", "unsupported"]
@@ -28,8 +30,10 @@ _ORIENT_OPS = {
 }
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(TraplineError, ValueError):
     """An input that is not a usable image; `reason` is a stable code, the message says why."""
+
+    code = "invalid_image"
 
     def __init__(self, reason: DecodeReason, message: str) -> None:
         super().__init__(message)

@@ -24,23 +24,31 @@ class LetterboxMeta:
     height: int
 
 
-def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig,
-              interpolation: int | None = None) -> tuple[np.ndarray, LetterboxMeta]:
-    """Resize (keeping aspect when `cfg.letterbox`) and pad to `size` = (width, height); returns HWC uint8.
+INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST,
+                 "cubic": cv2.INTER_CUBIC}
 
-    `interpolation` overrides the resize filter (training varies it as augmentation).
+
+def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, stride: int = 32,
+              interpolation: int | None = None) -> tuple[np.ndarray, LetterboxMeta]:
+    """Resize and pad an RGB image for a model of input `size` = (width, height); returns HWC uint8.
+
+    square: keep aspect, pad to `size`; rect: keep aspect, pad only up to a multiple of `stride`
+    (the output is at most `size`); stretch: resize to `size`. Sizes, rounding and padding follow
+    Ultralytics' and YOLOv5's `LetterBox` so the same model sees the same tensor it saw there.
+    `interpolation` overrides `cfg.interpolation` (training varies it as augmentation).
     """
     h, w = rgb.shape[:2]
     out_w, out_h = size
-    if cfg.letterbox:
+    if cfg.letterbox == "stretch":
+        new_w, new_h = out_w, out_h
+        sx, sy = out_w / w, out_h / h
+    else:
         s = min(out_w / w, out_h / h)
         new_w, new_h = max(1, round(w * s)), max(1, round(h * s))
         sx = sy = s
-    else:
-        new_w, new_h = out_w, out_h
-        sx, sy = out_w / w, out_h / h
-    # INTER_AREA when shrinking avoids aliasing on large camera-trap frames; LINEAR when growing.
-    interp = interpolation if interpolation is not None else (cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR)
+        if cfg.letterbox == "rect":
+            out_w, out_h = new_w + (out_w - new_w) % stride, new_h + (out_h - new_h) % stride
+    interp = INTERPOLATION[cfg.interpolation] if interpolation is None else interpolation
     resized = cv2.resize(rgb, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else rgb
     pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
     top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding
@@ -60,7 +68,13 @@ def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray
     if cfg.input_dtype == "uint8":
         return batch
     out = batch.astype(np.float32)
-    out *= np.float32(cfg.scale)
+    divisor = 1.0 / cfg.scale
+    if abs(divisor - round(divisor)) < 1e-6:
+        # x / 255 as the reference libraries compute it: x * float32(1/255) differs by an ulp for some
+        # pixels, which is enough to flip saturated class-score ties on real exports.
+        out /= np.float32(round(divisor))
+    else:
+        out *= np.float32(cfg.scale)
     return out.astype(np.float16) if cfg.input_dtype == "float16" else out
 
 
@@ -93,17 +107,28 @@ class Preprocessor:
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
-        prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess)
+        prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
         if original_size and original_size != (meta.width, meta.height):
             ow, oh = original_size
             meta = LetterboxMeta(meta.scale_x * meta.width / ow, meta.scale_y * meta.height / oh,
                                  meta.pad_x, meta.pad_y, ow, oh)
         return prepared, meta
 
+    def accepts(self, prepared: np.ndarray) -> bool:
+        """Whether `prepared` is an input this config's letterbox could have produced."""
+        if not isinstance(prepared, np.ndarray) or prepared.dtype != np.uint8 or prepared.ndim != 3 \
+                or prepared.shape[2] != 3:
+            return False
+        (w, h), (ph, pw) = self.config.input_size, prepared.shape[:2]
+        if self.config.preprocess.letterbox != "rect":
+            return (pw, ph) == (w, h)
+        stride = self.config.stride
+        return 0 < pw <= w and 0 < ph <= h and (pw == w or pw % stride == 0) and (ph == h or ph % stride == 0)
+
     def min_decode_size(self, width: int, height: int) -> tuple[int, int]:
         """The smallest decoded size (width, height) that loses nothing for this model's input."""
         in_w, in_h = self.config.input_size
-        if not self.config.preprocess.letterbox:
+        if self.config.preprocess.letterbox == "stretch":
             return in_w, in_h
         s = min(in_w / width, in_h / height)
         return math.ceil(width * s), math.ceil(height * s)

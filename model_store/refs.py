@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from trapline.errors import TraplineError
+
 # Names, versions and aliases become path segments (local or S3 keys), so the pattern forbids
 # separators, "..", leading dots and anything a shell or URL would treat specially.
 SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_ALIAS = "production"
 
 
-class InvalidRefError(ValueError):
+class InvalidRefError(TraplineError, ValueError):
     """A model name, version or alias that is not a safe path segment."""
+
+    code = "invalid_ref"
 
 
 def check_segment(kind: str, value: str) -> str:

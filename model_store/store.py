@@ -196,30 +196,30 @@ class ModelStore:
 
     def load_detector(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
         """Verify and load a version into a ready `Detector`."""
-        from .backends import create_backend
+        from .backends import ModelLoadError, create_backend
         from .detector import Detector
 
         mv, path = self.fetch(ref)
-        return Detector(mv.info, mv.config, create_backend(mv.config, path, device=device, threads=threads))
+        try:
+            backend = create_backend(mv.config, path, device=device, threads=threads)
+        except ModelLoadError as exc:  # name the version: a replica or job log holds many
+            raise ModelLoadError(f"{mv.ref}: {exc}") from None
+        return Detector(mv.info, mv.config, backend)
 
     # -- writing -------------------------------------------------------------------------
-    def publish(self, weights: str | Path, name: str, version: str, config: str | Path | dict[str, Any],
-                card: str | Path | None = None) -> ModelVersion:
-        """Publish a new version; refuses to overwrite, and leaves nothing behind if it fails."""
+    def publish(self, weights: str | Path, name: str, version: str,
+                config: str | Path | dict[str, Any] | None = None, card: str | Path | None = None,
+                preset: str | None = None) -> ModelVersion:
+        """Publish a new version; refuses to overwrite, and leaves nothing behind if it fails.
+
+        For ONNX weights the graph is inspected first: the config is derived from it (an
+        Ultralytics or YOLOv5 export needs none), `preset` and then `config` override it, and a
+        config that contradicts the graph is refused with both values named.
+        """
         check_segment("model name", name)
         check_segment("version", version)
         weights = Path(weights)
-        if not weights.is_file():
-            raise NotFoundError(f"weights file not found: {weights}")
-        config_dict = _load_config_input(config)
-        digest = sha256_file(weights)
-        wspec = dict(config_dict.get("weights") or {})
-        if wspec.get("sha256") and wspec["sha256"] != digest:
-            raise ChecksumError(f"{weights} has sha256 {digest}, but the config says {wspec['sha256']}")
-        wspec.setdefault("file", DEFAULT_FILES.get(config_dict.get("backend"), weights.name))
-        wspec["sha256"] = digest
-        config_dict["weights"] = wspec
-        parsed = parse_config(config_dict, f"config for {name}:{version}")
+        parsed = prepare_config(weights, config, preset, f"config for {name}:{version}")
         card_text = Path(card).read_text() if card else _default_card(name, version, parsed)
         if self.storage.exists(name, version):
             raise StoreError(f"{name}:{version} already exists in {self.root}; versions are immutable, "
@@ -296,7 +296,7 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _load_config_input(config: str | Path | dict[str, Any]) -> dict[str, Any]:
+def load_config_input(config: str | Path | dict[str, Any]) -> dict[str, Any]:
     if isinstance(config, dict):
         return json.loads(json.dumps(config))  # a deep copy we may edit
     path = Path(config)
@@ -309,6 +309,47 @@ def _load_config_input(config: str | Path | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object")
     return data
+
+
+def prepare_config(weights: Path, config: str | Path | dict[str, Any] | None = None, preset: str | None = None,
+                   source: str = "config") -> ModelConfig:
+    """The validated config `publish` would write for these weights (what `publish --dry-run` shows)."""
+    if not weights.is_file():
+        raise NotFoundError(f"weights file not found: {weights}")
+    config_dict = resolve_config(weights, load_config_input(config) if config is not None else {}, preset)
+    digest = sha256_file(weights)
+    wspec = dict(config_dict.get("weights") or {})
+    if wspec.get("sha256") and wspec["sha256"] != digest:
+        raise ChecksumError(f"{weights} has sha256 {digest}, but the config says {wspec['sha256']}")
+    wspec.setdefault("file", DEFAULT_FILES.get(config_dict.get("backend"), weights.name))
+    wspec["sha256"] = digest
+    config_dict["weights"] = wspec
+    return parse_config(config_dict, source)
+
+
+def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None = None) -> dict[str, Any]:
+    """The config to publish: derived from an ONNX graph when there is one, then preset, then `given`."""
+    from .derive import complete_config, derive_config, merge_config, preset
+
+    backend = given.get("backend", "onnx-yolo")
+    if backend != "onnx-yolo":
+        if preset_name:
+            raise ConfigError(f"presets apply to ONNX models only, not backend {backend!r}")
+        return given
+    from .graph import inspect_onnx
+
+    graph, metadata = inspect_onnx(weights)
+    file = (given.get("weights") or {}).get("file") or DEFAULT_FILES["onnx-yolo"]
+    merged = derive_config(graph, metadata, file)
+    if preset_name:
+        fragment = preset(preset_name)
+        if graph.static_hw:  # rect needs dynamic spatial dims; a static export runs square
+            fragment["preprocess"]["letterbox"] = "square"
+        merged = merge_config(merged, fragment)
+    merged = merge_config(merged, given)
+    merged = complete_config(merged, graph)
+    merged["graph"] = graph.model_dump(mode="json")
+    return merged
 
 
 def _default_card(name: str, version: str, config: ModelConfig) -> str:

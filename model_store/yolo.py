@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 
@@ -61,17 +60,41 @@ def candidates(pred: np.ndarray, layout: str, num_classes: int, score_threshold:
 
 
 def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_agnostic: bool) -> RawDetections:
-    """Greedy NMS (per class unless `class_agnostic`), best score first, at most `max_detections`."""
-    if len(dets.scores) == 0:
+    """Greedy NMS (per class unless `class_agnostic`), best score first, at most `max_detections`.
+
+    Hand-written rather than OpenCV's NMSBoxes because the semantics must be torchvision's, which
+    Ultralytics and YOLOv5 use: a box is suppressed only when its IoU with a kept box is strictly
+    above the threshold, so zero-area boxes (IoU 0/0) are kept. OpenCV suppresses those, which loses
+    boxes the reference libraries report. Classes are separated by offsetting boxes, as they do.
+    """
+    n = len(dets.scores)
+    if n == 0:
         return dets
-    xywh = dets.boxes_xyxy.copy()
-    xywh[:, 2:] -= xywh[:, :2]
-    # OpenCV's NMS is a well-tested C++ implementation; its batched form offsets boxes per class.
-    if class_agnostic:
-        idx = cv2.dnn.NMSBoxes(xywh.tolist(), dets.scores.tolist(), 0.0, iou_threshold)
-    else:
-        idx = cv2.dnn.NMSBoxesBatched(xywh.tolist(), dets.scores.tolist(), dets.class_ids.tolist(), 0.0,
-                                      iou_threshold)
-    idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-    idx = idx[np.argsort(-dets.scores[idx], kind="stable")][:max_detections]
+    order = np.argsort(-dets.scores, kind="stable")
+    boxes = dets.boxes_xyxy[order].astype(np.float64)
+    if not class_agnostic:
+        boxes = boxes + (dets.class_ids[order].astype(np.float64) * _CLASS_OFFSET)[:, None]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    alive = np.ones(n, bool)
+    keep: list[int] = []
+    for i in range(n):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        if len(keep) >= max_detections:
+            break
+        rest = np.flatnonzero(alive[i + 1:]) + i + 1
+        if rest.size == 0:
+            break
+        ix = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
+        iy = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
+        inter = ix * iy
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = inter / (areas[i] + areas[rest] - inter)
+        alive[rest[iou > iou_threshold]] = False  # NaN (0/0) compares False: degenerate boxes survive
+    idx = order[np.asarray(keep, dtype=np.int64)]
     return RawDetections(dets.boxes_xyxy[idx], dets.scores[idx], dets.class_ids[idx])
+
+
+# Larger than any input side, so boxes of different classes never overlap (Ultralytics uses 7680).
+_CLASS_OFFSET = 7680.0

@@ -7,7 +7,6 @@ import contextlib
 import copy
 import os
 import signal
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +102,8 @@ def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: 
 def cmd_serve(args: argparse.Namespace) -> int:
     import yaml
 
-    from trapline.cli import UserError
+    from trapline.errors import UserError
+    from trapline.ray_output import console
 
     from .config import read_config_file
     from .local import ServeStartError, run_config, run_local
@@ -131,10 +131,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                print("shutting down...", file=sys.stderr, flush=True)
+                print("shutting down...", file=console(), flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print("stopped", file=sys.stderr, flush=True)
+    print("stopped", file=console(), flush=True)
     return 0
 
 

@@ -193,8 +193,7 @@ def parse_serve_config(data: dict[str, Any] | ServeConfig, source: str = "serve 
     try:
         return ServeConfig.model_validate(data)
     except ValidationError as exc:
-        message = format_validation_error(exc, source).replace("invalid model config", "invalid")
-        raise ServeConfigError(message) from None
+        raise ServeConfigError(format_validation_error(exc, source, what="")) from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from model_store import ChecksumError, ConfigError, ModelRef, ModelStore, NotFoundError, StoreError
+from model_store import ModelRef, ModelStore
 from model_store.refs import check_segment
+from trapline.errors import TraplineError
 
 from . import detector_deployment_name
 from .config import ServeConfig
@@ -228,11 +229,12 @@ class TraplineIngress:
         """Run a blocking store call; its errors become API errors."""
         try:
             return await asyncio.to_thread(fn, *args)
-        except NotFoundError as exc:
-            raise ModelNotFoundError(str(exc)) from None
-        except (ChecksumError, ConfigError) as exc:
-            raise VersionRefusedError(str(exc), reason=load_error_kind(exc)) from None
-        except (StoreError, ValueError) as exc:  # e.g. nothing to roll back to, an invalid alias
+        except TraplineError as exc:
+            if exc.code in ("checksum_mismatch", "invalid_config"):
+                raise VersionRefusedError(str(exc), reason=load_error_kind(exc)) from None
+            # not_found -> 404; the rest (nothing to roll back to, an invalid alias) is a bad parameter
+            raise (core_error(exc) or InvalidParameterError(str(exc))) from None
+        except ValueError as exc:
             raise InvalidParameterError(str(exc)) from None
 
     async def promote(self, model: str, version: str, alias: str) -> dict[str, Any]:

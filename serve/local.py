@@ -102,10 +102,9 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
     with host/port (port 0: a free one) unless Serve already runs, whose port is then used.
     Shuts down only what it started.
     """
-    import ray
     from ray import serve
 
-    from trapline.ray_runtime import ensure_ray
+    from trapline.ray_runtime import ensure_ray, shutdown_ray
 
     started_ray = ensure_ray(address, num_cpus=num_cpus)
     started_serve = False
@@ -129,7 +128,7 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
         if started_serve:
             serve.shutdown()
         if started_ray:
-            ray.shutdown()
+            shutdown_ray()
 
 
 def deploy_failure(app_name: str) -> str | None:

@@ -11,15 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from model_store import (
-    ChecksumError,
-    ConfigError,
-    FilterConfigError,
-    ImageDecodeError,
-    InvalidRefError,
-    ModelLoadError,
-    NotFoundError,
-)
+from model_store import ImageDecodeError
+from trapline.errors import TraplineError
 
 
 class ApiError(Exception):
@@ -94,6 +87,12 @@ class VersionRefusedError(ApiError):
     status, type = 422, "version_refused"
 
 
+class ModelRunFailedError(ApiError):
+    """The model itself failed on a well-formed image (not the client's fault); the message says how."""
+
+    status, type = 500, "model_error"
+
+
 class OverloadedError(ApiError):
     status, type = 503, "overloaded"
 
@@ -107,17 +106,24 @@ def image_error(exc: ImageDecodeError) -> ApiError:
     return (EmptyImageError if exc.reason == "empty" else InvalidImageError)(str(exc), reason=exc.reason)
 
 
+# The one place where trapline error codes (trapline/errors.py) become HTTP answers; a code not
+# listed here is not the client's fault and becomes a logged 500.
+HTTP_ERRORS: dict[str, type[ApiError]] = {
+    "not_found": ModelNotFoundError,
+    "invalid_filter": InvalidFilterError,
+    "invalid_ref": InvalidParameterError,
+    "model_error": ModelRunFailedError,
+}
+# Why a version could not be loaded, as /v1/models and the refusal metric report it.
+LOAD_FAILURE_KINDS = {"checksum_mismatch": "checksum_mismatch", "invalid_config": "invalid_config",
+                      "model_load_failed": "model_load_failed", "not_found": "weights_missing",
+                      "model_error": "model_error"}
+
+
 def load_error_kind(exc: BaseException) -> str:
     """A stable code for why a version could not be loaded."""
-    if isinstance(exc, ChecksumError):
-        return "checksum_mismatch"
-    if isinstance(exc, ConfigError):
-        return "invalid_config"
-    if isinstance(exc, ModelLoadError):
-        return "model_load_failed"
-    if isinstance(exc, NotFoundError):
-        return "weights_missing"
-    return "load_failed"
+    return LOAD_FAILURE_KINDS.get(getattr(exc, "code", ""), "load_failed") if isinstance(exc, TraplineError) \
+        else "load_failed"
 
 
 def core_error(exc: BaseException) -> ApiError | None:
@@ -126,12 +132,8 @@ def core_error(exc: BaseException) -> ApiError | None:
         return exc
     if isinstance(exc, ImageDecodeError):
         return image_error(exc)
-    if isinstance(exc, FilterConfigError):
-        return InvalidFilterError(str(exc))
-    if isinstance(exc, InvalidRefError):
-        return InvalidParameterError(str(exc))
-    if isinstance(exc, NotFoundError):
-        return ModelNotFoundError(str(exc))
+    if isinstance(exc, TraplineError) and exc.code in HTTP_ERRORS:
+        return HTTP_ERRORS[exc.code](str(exc))
     return None
 
 
@@ -205,8 +207,8 @@ def _detection_out(det: dict[str, Any], verbose: bool) -> dict[str, Any]:
     return out
 
 
-def detect_response(record: dict[str, Any], timing_ms: dict[str, float], verbose: bool = False) -> dict[str, Any]:
-    """The HTTP body for one `ImageDetections.model_dump(mode="json")` record."""
+def detect_response(record: dict[str, Any], timing_ms: dict[str, float], verbose: bool = False) -> DetectResponse:
+    """The HTTP body for one `ImageDetections.model_dump(mode="json")` record, checked against its declared model."""
     body = {
         "model": record["model"],
         "image": {"width": record["width"], "height": record["height"]},
@@ -216,7 +218,7 @@ def detect_response(record: dict[str, Any], timing_ms: dict[str, float], verbose
     }
     if verbose:
         body["dropped"] = [_detection_out(d, True) for d in record.get("dropped", [])]
-    return body
+    return DetectResponse.model_validate(body)
 
 
 def filter_overrides(filters_json: Any, min_score: float | None = None, min_area_fraction: float | None = None,

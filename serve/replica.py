@@ -224,11 +224,11 @@ class DetectorReplica:
                     body["timing_ms"].get("batch_size", 1), total_ms)
         return {"record": body, "jpeg": jpeg}
 
-    async def detect_prepared(self, prepared: np.ndarray, meta: dict[str, Any], ref: str | None = None,
+    async def detect_prepared(self, prepared: np.ndarray, meta: LetterboxMeta, ref: str | None = None,
                               filters: dict[str, Any] | None = None) -> dict[str, Any]:
         """The batch-job entry point: one image already letterboxed by `Detector.prepare`.
 
-        `prepared` is the HWC uint8 array and `meta` is `dataclasses.asdict(LetterboxMeta)` from
+        `prepared` is the HWC uint8 array and `meta` the `LetterboxMeta` (as it is; Ray pickles it) from
         `Detector.prepare` of the same model (same input size); `ref` is None (the default alias),
         "NAME:VERSION" or "NAME@ALIAS"; `filters` are per-call overrides. Returns
         `ImageDetections.model_dump(mode="json")`, the library's record for the same image
@@ -240,16 +240,15 @@ class DetectorReplica:
         try:
             loaded = await self._resolve(ref)
             det = loaded.detector
-            w, h = det.config.input_size
-            if not isinstance(prepared, np.ndarray) or prepared.dtype != np.uint8 or prepared.shape != (h, w, 3):
+            if not det.preprocessor.accepts(prepared):
+                w, h = det.config.input_size
                 got = f"{prepared.dtype} {prepared.shape}" if isinstance(prepared, np.ndarray) else type(prepared)
-                raise InvalidParameterError(f"prepared must be uint8 ({h}, {w}, 3) from Detector.prepare of "
-                                            f"{self.model}:{loaded.version}, got {got}")
-            try:
-                letterbox = LetterboxMeta(**meta)
-            except TypeError as exc:
-                raise InvalidParameterError(f"meta must be dataclasses.asdict(LetterboxMeta): {exc}") from None
-            record = await self._run(_Item(loaded, prepared, letterbox, det.filters(filters)))
+                raise InvalidParameterError(
+                    f"prepared must be a uint8 (H, W, 3) array from Detector.prepare of {self.model}:{loaded.version} "
+                    f"(letterbox {det.config.preprocess.letterbox}, input {w}x{h}), got {got}")
+            if not isinstance(meta, LetterboxMeta):
+                raise InvalidParameterError(f"meta must be the LetterboxMeta from Detector.prepare, got {type(meta)}")
+            record = await self._run(_Item(loaded, prepared, meta, det.filters(filters)))
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         body = record.model_dump(mode="json")
@@ -332,26 +331,22 @@ class DetectorReplica:
             groups.setdefault(id(item.loaded), []).append(i)
         for idxs in groups.values():
             loaded = items[idxs[0]].loaded
-            det = loaded.detector
-            t1 = time.perf_counter()
             try:
-                raw = det.infer([items[i].prepared for i in idxs])
+                records = loaded.detector.run_prepared([items[i].prepared for i in idxs], [items[i].meta for i in idxs],
+                                                       [items[i].filters for i in idxs])
             except Exception as exc:  # noqa: BLE001 - reported to each caller of this group
-                logger.exception("inference of %s:%s failed for a batch of %d", self.model, loaded.version, len(idxs))
+                logger.warning("inference of %s:%s failed for a batch of %d: %s", self.model, loaded.version,
+                               len(idxs), exc)
                 for i in idxs:
                     outcomes[i].error = exc
                 continue
-            inference_ms = _ms(time.perf_counter() - t1)
+            inference_ms = next((r.timing_ms["inference"] for r in records if not isinstance(r, Exception)), 0.0)
             reports.append(_BatchReport(loaded.version, len(idxs), inference_ms))
-            for j, i in enumerate(idxs):
-                item = items[i]
-                t2 = time.perf_counter()
-                try:
-                    record = det.postprocess(raw[j], item.meta, item.filters)
-                except Exception as exc:  # noqa: BLE001 - one bad item must not fail its batch mates
-                    outcomes[i].error = exc
+            for i, record in zip(idxs, records, strict=True):
+                if isinstance(record, Exception):
+                    outcomes[i].error = record
                     continue
-                record.timing_ms = {**item.timing_ms, "queue": _ms(start - item.enqueued), "inference": inference_ms,
-                                    "postprocess": _ms(time.perf_counter() - t2), "batch_size": float(len(idxs))}
+                item = items[i]
+                record.timing_ms = {**item.timing_ms, "queue": _ms(start - item.enqueued), **record.timing_ms}
                 outcomes[i].record = record
         return outcomes, reports

@@ -199,7 +199,8 @@ def create_api(service: TraplineIngress) -> FastAPI:
             headers["X-Detections"] = str(len(record["detections"]))
             return Response(result["jpeg"], media_type="image/jpeg", headers=headers)
         timing = {**record["timing_ms"], "total": round((time.perf_counter() - t0) * 1000, 3)}
-        return JSONResponse(detect_response(record, timing, verbose), headers=headers)
+        body = detect_response(record, timing, verbose).model_dump(mode="json", exclude_none=True)
+        return JSONResponse(body, headers=headers)
 
     @api.post("/v1/admin/models/{model}/promote", tags=["admin"], dependencies=[Depends(admin_auth)],
               responses=ERRORS, summary="Move an alias to a version (loaded, verified, warmed on every replica first)")

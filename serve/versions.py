@@ -14,8 +14,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from model_store import Detector, ModelRef, ModelStore, NotFoundError
 from model_store.store import LATEST
 
@@ -64,8 +62,7 @@ class LoadFailure:
 def warm_and_check(detector: Detector, batch_sizes: list[int]) -> None:
     """Run the full pipeline once on a blank frame: a version that loads but cannot run is refused here."""
     detector.warmup(batch_sizes)
-    w, h = detector.config.input_size
-    detector.predict_batch([np.full((h, w, 3), 114, np.uint8)])
+    detector.predict_batch([detector.blank()])
 
 
 class VersionManager:

@@ -1,4 +1,5 @@
-"""The `trapline` command. Each door registers its own subcommands; this file only wires them."""
+"""Run object detectors over camera-trap images: publish versioned models, serve them over HTTP,
+and reprocess whole image archives into detection tables you can export."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from . import ray_output
+from .errors import TraplineError
 
 # (module, function) pairs that add subcommands; a module that is missing (an optional part
 # not installed) is skipped so the rest of the CLI still works.
@@ -15,13 +19,38 @@ SUBCOMMANDS = [
     ("batch.cli", "register"),
 ]
 
+# One example per command, shown at the end of its --help. Kept here, beside the overview, so
+# every command's help has one even where the command's module does not set an epilog.
+EXAMPLES = {
+    "models": "trapline models list",
+    "models list": "trapline models list --store s3://traps/models",
+    "models show": "trapline models show megadetector@production",
+    "models promote": "trapline models promote megadetector:5 --alias production",
+    "models rollback": "trapline models rollback megadetector --alias production",
+    "models verify": "trapline models verify megadetector:5",
+    "serve": "trapline serve --store ./models --model megadetector --port 8000",
+    "reprocess": "trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
+    "export": "trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package",
+    "postprocess": "trapline postprocess --tables ./detections --filter min_size "
+                   "--config '{\"min_area_fraction\": 0.001}'",
+}
 
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback, exit status 2."""
+OVERVIEW_EPILOG = """\
+a first session:
+  trapline models publish best.onnx --name my-md --version 1   # Ultralytics/YOLOv5 export: no config
+  trapline models promote my-md:1                   # alias production -> version 1
+  trapline serve --model my-md                      # HTTP on 127.0.0.1:8000 until Ctrl-C
+  trapline reprocess --archive ./photos --out ./detections --model my-md
+  trapline export --tables ./detections --format megadetector --out detections.json
+
+Run `trapline COMMAND --help` for a command's options. Ray's own messages go to a log file
+named in the output; -v shows them instead."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trapline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="trapline", description=__doc__, epilog=OVERVIEW_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name, func in SUBCOMMANDS:
         try:
@@ -31,33 +60,58 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         getattr(module, func)(sub)
+    _finish_help(sub, "")
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    # No default: the flag is in the namespace only when given, so code that turns a command's
+    # namespace into its options (batch.options) never sees it.
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show Ray's own log lines on the console (default: they go to a log file)")
+
+
+def _finish_help(sub: argparse._SubParsersAction, prefix: str) -> None:
+    """Give every command its one-line purpose as description, an example, and -v."""
+    purposes = {action.dest: action.help for action in sub._choices_actions}
+    for name, parser in sub.choices.items():
+        path = f"{prefix}{name}"
+        if parser.description is None:
+            parser.description = purposes.get(name)
+        if path in EXAMPLES and not parser.epilog:
+            parser.epilog = f"example:\n  {EXAMPLES[path]}"
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for child in nested:
+            _finish_help(child, f"{path} ")
+        if not nested:
+            _add_verbose(parser)  # `trapline reprocess -v` works as `trapline -v reprocess`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from model_store import (
-        ChecksumError,
-        ConfigError,
-        FilterConfigError,
-        ImageDecodeError,
-        InvalidRefError,
-        ModelLoadError,
-        StoreError,
-    )
-
-    expected = (UserError, StoreError, ConfigError, InvalidRefError, FilterConfigError, ChecksumError,
-                ModelLoadError, ImageDecodeError, FileNotFoundError, PermissionError)
+    ray_output.set_quiet(not vars(args).pop("verbose", False))  # popped: commands see only their own options
+    # Every error a user can act on derives from TraplineError (trapline/errors.py); OS errors on
+    # files the user named are theirs to fix too.
+    expected = (TraplineError, FileNotFoundError, PermissionError)
     try:
         return int(args.func(args) or 0)
     except expected as exc:
+        ray_output.release()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        ray_output.release()
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        ray_output.release()  # a joined cluster is left at exit, after our last line
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through the imported module: run as __main__, this file's UserError would be a second class
+    # that the doors' errors (which import trapline.cli) do not derive from.
+    from trapline.cli import main as trapline_main
+
+    sys.exit(trapline_main())

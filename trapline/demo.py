@@ -21,6 +21,7 @@ import httpx
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, publish_demo
 from model_store.demo.scenes import write_samples
+from trapline.ray_output import set_quiet
 
 
 def _print_result(name: str, body: dict, truth: list[dict]) -> None:
@@ -38,7 +39,7 @@ def _detect(client: httpx.Client, url: str, path: Path) -> dict:
 
 def run(store_root: str, samples: Path, out: Path) -> int:
     from serve.config import local_default
-    from trapline.ray_runtime import ensure_ray
+    from trapline.ray_runtime import ensure_ray, shutdown_ray
 
     store = ModelStore(store_root)
     published = publish_demo(store)
@@ -54,9 +55,7 @@ def run(store_root: str, samples: Path, out: Path) -> int:
     try:
         return _serve_and_reprocess(store, config, samples, truth, out)
     finally:
-        import ray
-
-        ray.shutdown()
+        shutdown_ray()
         print("done: service stopped, Ray shut down.")
 
 
@@ -100,8 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default=os.environ.get("TRAPLINE_MODEL_STORE", "./models"))
     parser.add_argument("--samples", type=Path, default=Path("./samples"))
     parser.add_argument("--out", type=Path, default=Path("./out/detections"))
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show Ray's own log lines too (default: they go to the log file the output names)")
     args = parser.parse_args(argv)
-    return run(args.store, args.samples, args.out)
+    set_quiet(not args.verbose)
+    try:
+        return run(args.store, args.samples, args.out)
+    finally:
+        set_quiet(False)  # a caller in the same process (a test) gets Ray's usual output back
 
 
 if __name__ == "__main__":

@@ -2,30 +2,186 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from typing import Any
+
+from . import ray_output
+from .errors import TraplineError
+
+# Seconds to wait for a TCP connection to a given cluster's address before saying it is unreachable.
+PROBE_TIMEOUT_S = 3.0
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class RayUnreachableError(TraplineError, ConnectionError):
+    """A Ray cluster address was given but nothing answers there; the message says which."""
+
+    code = "ray_unreachable"
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot reach the Ray cluster at {address}: {reason}")
+        self.address = address
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> bool:
-    """Connect to `address` (or $RAY_ADDRESS) if given, else start a local Ray on loopback.
+    """Connect to `address` (or $RAY_ADDRESS) if given, else start a new local Ray on loopback.
 
-    Returns True when this call started a local instance (the caller should shut it down).
-    Token authentication stays on (Ray's default since 2.5x); the dashboard, when it runs,
-    binds to 127.0.0.1 only. Nothing here binds to a non-loopback interface.
+    Returns True when this call started a local instance (the caller should stop it with
+    `shutdown_ray`). Without an address this always starts its own Ray, never joining the
+    cluster a past `ray start` left on record (a dead one would hang ray.init for minutes).
+    Every port of that local Ray listens on 127.0.0.1 only; token authentication stays on
+    (Ray's default). A given address that does not answer fails within seconds
+    (`RayUnreachableError`). In quiet mode (`ray_output.set_quiet`) Ray's console output goes
+    to a file in the session's log directory.
     """
     import ray
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, **kwargs)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address == "local":
+        address = None
+    loopback = check_reachable(address) if address else True
+    if ray_output.is_quiet():
+        kwargs.setdefault("log_to_driver", False)  # workers' output stays in their own log files
+    ray_output.capture_start()
+    try:
+        if address:
+            with _loopback_only() if loopback else contextlib.nullcontext():
+                _connect(address, **kwargs)
+        else:
+            with _loopback_only():
+                ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1",
+                         dashboard_host="127.0.0.1", include_dashboard=kwargs.pop("include_dashboard", False),
+                         **kwargs)
+    except BaseException:
+        ray_output.release()
+        raise
+    ray_output.capture_attach(_logs_dir())
+    return not address
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray this process started (or leave the cluster it joined) and give stderr back."""
+    import ray
+
+    try:
+        ray.shutdown()
+    finally:
+        ray_output.release()
+
+
+def check_reachable(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Raise RayUnreachableError unless a gRPC server answers at the cluster's address.
+
+    Ray itself retries a dead address for minutes with only warnings; this answers in seconds.
+    Returns True when the cluster answers on loopback only (one started like the embedded
+    default): Ray would dial a loopback address at the machine's address, so the caller must
+    keep it loopback.
+    """
+    try:
+        host, port = _dial_target(address)
+    except (ConnectionError, ValueError) as exc:  # "auto" with no cluster on record, or a malformed address
+        raise RayUnreachableError(address, str(exc).strip().splitlines()[0]) from None
+    try:
+        _probe(address, host, port, timeout_s)
         return False
-    ray.init(
-        num_cpus=num_cpus,
-        _node_ip_address="127.0.0.1",
-        dashboard_host="127.0.0.1",
-        include_dashboard=kwargs.pop("include_dashboard", False),
-        **kwargs,
-    )
-    return True
+    except RayUnreachableError:
+        written = address.removeprefix("ray://").split("/", 1)[0].rpartition(":")[0].strip("[]")
+        if written not in LOOPBACK_HOSTS or written == host:
+            raise
+        _probe(address, written, port, timeout_s)
+        return True
+
+
+def _probe(address: str, host: str, port: int, timeout_s: float) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as conn:
+            answered = _speaks_grpc(conn)
+    except TimeoutError:
+        answered = False
+    except OSError as exc:
+        raise RayUnreachableError(address, f"{host}:{port}: {exc.strerror or exc}") from None
+    if not answered:
+        raise RayUnreachableError(address, f"no Ray (gRPC) answer from {host}:{port} within {timeout_s:g} s")
+
+
+def _speaks_grpc(conn: socket.socket) -> bool:
+    """Whether the server answers an HTTP/2 preface with a SETTINGS frame, as Ray's gRPC servers do.
+
+    A bare TCP connect is not enough: firewalls and proxies that accept every connection would
+    pass it, and ray.init would then wait for its own timeouts. With Ray's TLS on, the server
+    expects a TLS handshake first, so the connect has to do.
+    """
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return True
+    conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(3) + b"\x04" + bytes(5))  # preface + SETTINGS
+    header = b""
+    while len(header) < 4:
+        chunk = conn.recv(9)
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == 0x04
+
+
+def _dial_target(address: str) -> tuple[str, int]:
+    """The host and port ray.init will dial for `address` (GCS, or the Ray Client server for ray://)."""
+    if address.startswith("ray://"):
+        target = address[len("ray://"):].split("/", 1)[0]
+    else:
+        # Ray's own resolution (private API, so only here): "auto" reads the cluster record, and
+        # a loopback host becomes the machine's address, which is what Ray will then dial.
+        from ray._private.services import canonicalize_bootstrap_address
+
+        target = canonicalize_bootstrap_address(address) or ""
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"not a HOST:PORT address: {target or address!r}")
+    return host.strip("[]"), int(port)
+
+
+def _connect(address: str, **kwargs: Any) -> None:
+    import ray
+
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise RayUnreachableError(address, str(exc).strip().splitlines()[0]) from None
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Make ray.init keep 127.0.0.1 as the node address, so every Ray server binds loopback.
+
+    On Linux ray.init replaces a loopback node address with the machine's address, and the GCS,
+    raylet, object manager, workers and agents then listen there (or on all interfaces).
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is Ray's switch for a single-machine Ray (its default on
+    macOS and Windows): the node address stays loopback. Ray reads it once at import, so the
+    constant is set too, and both are put back after start-up so that a later connection to a
+    real cluster from this process is unaffected. The processes started here keep the setting.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved_env, saved_flag = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env
+
+
+def _logs_dir() -> str | None:
+    """This session's Ray log directory (a private API: Ray has no public one for it)."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    return node.get_logs_dir_path() if node is not None else None

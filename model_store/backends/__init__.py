@@ -8,17 +8,34 @@ from typing import Protocol
 
 import numpy as np
 
+from trapline.errors import TraplineError
+
 from ..config import ModelConfig
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(TraplineError, RuntimeError):
     """Weights that exist and match their checksum but cannot be loaded by the backend."""
+
+    code = "model_load_failed"
+
+
+class ModelRunError(TraplineError, RuntimeError):
+    """A loaded model that failed on an input; the message names the model, the input and what the graph expects."""
+
+    code = "model_error"
 
 
 class Backend(Protocol):
-    """Runs a batch tensor through the model and returns its raw output tensor."""
+    """Runs a batch tensor through the model and returns its raw output tensor.
+
+    `fixed_batch` is the batch size a graph exported with a static batch dim accepts (None: any);
+    `expects` describes the input the graph takes, for error messages.
+    """
 
     device: str
+    fixed_batch: int | None
+
+    def expects(self) -> str: ...
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 

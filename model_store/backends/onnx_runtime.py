@@ -46,8 +46,18 @@ class OnnxBackend:
             # asked for a GPU would then run 50x slower without anyone noticing.
             used = self.session.get_providers()
             raise ModelLoadError(f"device 'cuda' requested but ONNX Runtime fell back to {used}")
-        self.input_name = self.session.get_inputs()[0].name
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
         self.output_name = self.session.get_outputs()[0].name
+        batch_dim = first.shape[0] if first.shape else None
+        # Exports default to a static batch of 1 (Ultralytics, YOLOv5); the detector splits or pads
+        # formed batches to this size instead of handing ORT a shape it will refuse.
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self._input = first
+
+    def expects(self) -> str:
+        dims = ", ".join(str(d) if isinstance(d, int) else f"{d}?" for d in self._input.shape)
+        return f"{self.input_name} [{dims}] {self._input.type}"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch; returns the first output."""

@@ -41,6 +41,11 @@ class TorchExportBackend:
         except Exception as exc:  # torch raises many types for a corrupt archive
             raise ModelLoadError(f"torch.export cannot load {path.name}: {exc}") from None
 
+    fixed_batch = None  # torch.export programs here are exported with a dynamic batch dim
+
+    def expects(self) -> str:
+        return "a float [N, 3, H, W] tensor (torch.export program)"
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch; returns the output as a numpy array."""
         torch = self._torch

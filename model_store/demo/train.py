@@ -44,7 +44,7 @@ def make_batch(rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torc
         img, boxes = render_scene(rng, w, h, MAX_TRAIN_OBJECTS)
         # Consumers shrink with INTER_LINEAR (Ultralytics) or INTER_AREA (trapline's core): train on both.
         interp = cv2.INTER_AREA if rng.random() < 0.5 else cv2.INTER_LINEAR
-        images[i], meta = letterbox(img, (INPUT_SIZE, INPUT_SIZE), PreprocessConfig(), interp)
+        images[i], meta = letterbox(img, (INPUT_SIZE, INPUT_SIZE), PreprocessConfig(), interpolation=interp)
         boxes[:, [0, 2]] = boxes[:, [0, 2]] * meta.scale_x + meta.pad_x
         boxes[:, [1, 3]] = boxes[:, [1, 3]] * meta.scale_y + meta.pad_y
         targets.append(boxes)

@@ -7,6 +7,8 @@ import sys
 
 import pyarrow.dataset as pads
 
+from tests.e2e.test_quiet_output import named_logs_dir, ray_lines
+
 
 def test_demo_end_to_end(tmp_path):
     store, samples, out = tmp_path / "models", tmp_path / "samples", tmp_path / "out"
@@ -22,6 +24,8 @@ def test_demo_end_to_end(tmp_path):
     assert any("HTTP 422 invalid_image" in line for line in lines)
     assert any("processed 8: ok" in line for line in lines)
     assert "done: service stopped" in proc.stdout
+    assert ray_lines(proc.stdout + proc.stderr) == [], "\n".join(ray_lines(proc.stdout + proc.stderr))
+    named_logs_dir(proc.stderr)  # Ray's own lines went to the log file the output names
     images = pads.dataset(out / "images", partitioning="hive").to_table().to_pylist()
     assert len(images) == 8 and {r["status"] for r in images} <= {"ok", "empty"}
     detections = pads.dataset(out / "detections", partitioning="hive").to_table()

@@ -16,7 +16,7 @@ import pytest
 from model_store import ModelStore
 from serve.local import run_local, wait_until
 from tests.fixtures.images import encode, gradient
-from tests.fixtures.onnx_models import fixture_config
+from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
 
 pytestmark = pytest.mark.ray
 
@@ -159,9 +159,7 @@ def store_alias(r: httpx.Response) -> str:
 
 
 def test_broken_versions_are_refused_and_the_old_keeps_serving(url, store, production_is_1, fixture_models, tmp_path):
-    corrupt = tmp_path / "corrupt.onnx"
-    corrupt.write_bytes(b"not an onnx graph")
-    store.publish(corrupt, "fixture", "3", fixture_config("yolov8"))
+    plant_corrupt_version(store, "fixture", "3", tmp_path)
     # The admin route loads the version on every replica before moving the alias: refused, alias untouched.
     r = httpx.post(f"{url}/v1/admin/models/fixture/promote", params={"version": "3"}, headers=AUTH, timeout=120)
     assert r.status_code == 422, r.text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import asdict
 
 import httpx
 import numpy as np
@@ -241,15 +240,15 @@ def test_detect_prepared_is_the_library_record(url, store):
     for ref, filters in ((None, None), ("fixture:2", {"score": {"min_score": 0.65}}), ("fixture@production", None)):
         det = store.load_detector(ref or "fixture")
         prepared, meta = det.prepare(rgb)
-        got = handle.detect_prepared.remote(prepared, asdict(meta), ref, filters).result()
+        got = handle.detect_prepared.remote(prepared, meta, ref, filters).result()
         want = det.predict_batch([rgb], filters=filters)[0].model_dump(mode="json")
         assert {k: v for k, v in got.items() if k != "timing_ms"} == {k: v for k, v in want.items() if k != "timing_ms"}
         assert {"queue", "inference", "postprocess", "batch_size"} <= set(got["timing_ms"])
     with pytest.raises(Exception) as info:
-        handle.detect_prepared.remote(prepared, asdict(meta), "other:1", None).result()
+        handle.detect_prepared.remote(prepared, meta, "other:1", None).result()
     assert isinstance(unwrap_error(info.value), ModelNotFoundError)
     with pytest.raises(Exception) as info:
-        handle.detect_prepared.remote(prepared[:10], asdict(meta), None, None).result()
+        handle.detect_prepared.remote(prepared[:10], meta, None, None).result()
     assert isinstance(unwrap_error(info.value), InvalidParameterError)
 
 
@@ -257,8 +256,8 @@ def test_detect_prepared_shares_batches_with_http(url, store):
     handle = get_detector_handle("slowbatch")
     det = store.load_detector("slowbatch")
     prepared, meta = det.prepare(decode_image(IMAGE))
-    handle.detect_prepared.remote(prepared, asdict(meta), None, None).result()  # warm the driver's router
-    pending = handle.detect_prepared.remote(prepared, asdict(meta), None, None)
+    handle.detect_prepared.remote(prepared, meta, None, None).result()  # warm the driver's router
+    pending = handle.detect_prepared.remote(prepared, meta, None, None)
     [http] = burst(url, 1, {"model": "slowbatch"})
     from_handle = pending.result()
     assert http.status_code == 200

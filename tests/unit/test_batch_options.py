@@ -92,3 +92,21 @@ def test_cpu_budget_defaults_never_starve_the_read_tasks():
     assert plan_resources(parse("--num-gpus", "0.5"), 16, 2) == (4, 1.0)
     assert plan_resources(parse("--via", "serve"), 16, 0) == (4, 0.25)
     assert "need 4.5 CPUs" in check_cpu_budget(o, 4, 2)
+
+
+def test_every_option_has_a_flag_whose_help_states_the_models_default():
+    """Flags are generated from ReprocessOptions: none is missing, and each stated default is the model's own."""
+    from batch.options import FLAG_STYLES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["reprocess"]
+    by_dest = {a.dest: a for a in sub._actions}
+    for name, info in ReprocessOptions.model_fields.items():
+        assert name in by_dest, f"ReprocessOptions.{name} has no flag"
+        default = info.get_default(call_default_factory=True)
+        style = FLAG_STYLES.get(name)
+        if info.is_required() or default in (None, False) or (style and style.default_text):
+            continue
+        shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+        assert f"(default {shown})" in (by_dest[name].help or "") or style and style.switches, (name, shown)
+    # a value given on the command line reaches the model under the field's name
+    assert parse("--wait", "30").wait_s == 30 and parse("--progress-interval", "2").progress_interval_s == 2

@@ -210,3 +210,34 @@ def test_serve_run_fits_into_free_cpus():
     assert fit_to_free_cpus(spec, {"CPU": 2.0}, logs.append) is spec
     with pytest.raises(BatchError, match="no free CPU"):
         fit_to_free_cpus(spec, {"CPU": 0.0}, logs.append)
+
+
+class _RefusingBackend:
+    """An ONNX Runtime stand-in that refuses every input the way ORT words it (the model is not under test)."""
+
+    device, fixed_batch = "cpu", None
+
+    def expects(self) -> str:
+        return "images [1, 3, 320, 320] tensor(float)"
+
+    def run(self, batch):
+        raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: images\n"
+                           "index: 0 Got: 4 Expected: 1")
+
+
+def test_a_model_that_fails_on_a_batch_fails_its_rows_with_the_reason_not_the_job(env):
+    plan = plan_for(env, env["dir"] / "unused")
+    spec = _spec(plan, "x", 1)
+    actor = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)
+    actor.detector.backend = _RefusingBackend()
+    prepared = read_and_prepare(entries_table(plan.selection.todo), archive_url=spec.archive_url,
+                                config_json=spec.config_json)
+    statuses = list(prepared["status"])
+    rows = actor(prepared).to_pylist()
+    pending = [r for r, s in zip(rows, statuses, strict=True) if s == "pending"]
+    assert pending and all(r["status"] == "failed" and r["error_reason"] == "model_error" for r in pending)
+    msg = pending[0]["error"]
+    assert msg.startswith("model trapcam:1 failed on an input of shape [") and "\n" not in msg
+    assert "the graph expects images [1, 3, 320, 320] tensor(float): [ONNXRuntimeError]" in msg
+    earlier = {r["rel_path"]: r["error_reason"] for r in rows if r["error_reason"] != "model_error"}
+    assert earlier == env["spec"].failed  # files that failed to read/decode keep their own reason

@@ -66,12 +66,21 @@ def test_detect_response_has_exactly_the_documented_shape():
                      "flags": ["min_size"]}],
         "filters": {"names": [], "hash": "h", "configs": []}, "timing_ms": {"inference": 1.0},
     }
-    body = detect_response(record, {"total": 2.0})
+    body = detect_response(record, {"total": 2.0}).model_dump(mode="json", exclude_none=True)
     assert set(body) == {"model", "image", "detections", "filters", "timing_ms"}
     assert body["image"] == {"width": 640, "height": 480}
     assert set(body["detections"][0]) == {"label", "class_id", "score", "bbox"}
-    verbose = detect_response(record, {}, verbose=True)
+    verbose = detect_response(record, {}, verbose=True).model_dump(mode="json", exclude_none=True)
     assert verbose["detections"][0]["flags"] == ["score"] and verbose["dropped"][0]["label"] == "fox"
+
+
+def test_a_response_that_breaks_its_declared_schema_is_caught_before_it_is_sent():
+    from pydantic import ValidationError
+
+    bad = {"model": {"name": "m", "version": "1"}, "width": 640, "height": 480, "detections": [],
+           "filters": {"names": [], "hash": "h", "configs": []}, "timing_ms": {}}
+    with pytest.raises(ValidationError, match="sha256"):
+        detect_response(bad, {})
 
 
 def test_filter_overrides_merge_json_and_shortcuts():

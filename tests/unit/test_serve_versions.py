@@ -11,7 +11,7 @@ from model_store import ModelRef
 from serve.config import ModelRuntimeConfig
 from serve.protocol import ModelNotFoundError, NotReadyError, VersionRefusedError
 from serve.versions import VersionManager
-from tests.fixtures.onnx_models import fixture_config
+from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
 
 
 class CountingLoader:
@@ -34,9 +34,7 @@ def manager(store, **runtime) -> tuple[VersionManager, CountingLoader]:
 
 
 def publish_corrupt_onnx(store, tmp_path, version: str) -> None:
-    bad = tmp_path / f"corrupt-{version}.onnx"
-    bad.write_bytes(b"definitely not an onnx graph")
-    store.publish(bad, "fixture", version, fixture_config("yolov8"))
+    plant_corrupt_version(store, "fixture", version, tmp_path)
 
 
 def test_initial_load_swap_and_instant_rollback(local_store):

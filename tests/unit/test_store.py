@@ -10,7 +10,7 @@ import pytest
 
 from model_store import ChecksumError, ConfigError, InvalidRefError, ModelRef, ModelStore, NotFoundError, StoreError
 from model_store.store import version_sort_key
-from tests.fixtures.onnx_models import fixture_config
+from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
 
 
 def test_layout_on_disk(local_store):
@@ -147,12 +147,15 @@ def test_missing_files_clear_errors(tmp_path):
         store.resolve("m")
 
 
-def test_corrupt_onnx_is_a_load_error(tmp_path):
+def test_corrupt_onnx_is_refused_at_publish_and_at_load(tmp_path):
     from model_store import ModelLoadError
 
     store = ModelStore(str(tmp_path / "s"), cache_dir=str(tmp_path / "c"))
     (tmp_path / "w.onnx").write_bytes(b"definitely not onnx")
-    store.publish(tmp_path / "w.onnx", "broken", "1", fixture_config("yolov8"))
+    with pytest.raises(ModelLoadError, match="w.onnx is not a loadable ONNX model: .*INVALID_PROTOBUF"):
+        store.publish(tmp_path / "w.onnx", "broken", "1", fixture_config("yolov8"))
+    assert store.list_models() == []  # nothing left behind
+    plant_corrupt_version(store, "broken", "1", tmp_path)  # corrupted after publish
     with pytest.raises(ModelLoadError, match="cannot load"):
         store.load_detector("broken:1")
 

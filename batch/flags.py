@@ -1,0 +1,86 @@
+"""Command-line flags generated from a pydantic options model, so help text and defaults cannot drift.
+
+Every field becomes `--field-name` (underscores to dashes) with the field's description as help and
+its default appended from the model itself. Flags that are not given stay unset (argparse.SUPPRESS),
+so the model's defaults and a `--config` file apply. A few fields read better under another flag
+name or as a switch; `FlagStyle` entries say so, beside the model they belong to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+
+@dataclass(frozen=True)
+class FlagStyle:
+    """How one field appears on the command line (all optional)."""
+
+    flags: tuple[str, ...] = ()          # e.g. ("--json",) instead of --json-output
+    metavar: str | None = None
+    default_text: str | None = None      # for defaults computed at run time ("automatic")
+    # Literal value -> (its own flag, help): e.g. select=all as --all, select=latest-per-camera as --latest-per-camera
+    switches: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _base_type(annotation: Any) -> Any:
+    """The annotation without `| None`."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _default_text(info, style: FlagStyle) -> str | None:
+    if style.default_text is not None:
+        return style.default_text
+    default = info.default
+    if default is PydanticUndefined:
+        return None if info.default_factory is None else ",".join(map(str, info.default_factory()))
+    if default is None or default is False:
+        return None
+    return str(default)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
+                        styles: dict[str, FlagStyle] | None = None, skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per field of `model` (see the module docstring)."""
+    styles = styles or {}
+    suppress = argparse.SUPPRESS
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        style = styles.get(name, FlagStyle())
+        flags = list(style.flags) or ["--" + name.replace("_", "-")]
+        help_text = (info.description or name.replace("_", " ")).replace("%", "%%")
+        shown = _default_text(info, style)
+        required = info.is_required()
+        if required:
+            help_text += " (required)"
+        elif shown is not None:
+            help_text += f" (default {shown})"
+        kind = _base_type(info.annotation)
+        if style.switches:
+            group = parser.add_mutually_exclusive_group()
+            for value, (flag, text) in style.switches.items():
+                label = text + (" (default)" if value == shown else "")
+                group.add_argument(flag, dest=name, action="store_const", const=value, default=suppress, help=label)
+            continue
+        kw: dict[str, Any] = {"dest": name, "default": suppress, "help": help_text}
+        if kind is bool and info.default is None:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif kind is bool:
+            kw["action"] = "store_true"
+        else:
+            if typing.get_origin(kind) is Literal:
+                kw["choices"] = list(typing.get_args(kind))
+            elif kind in (int, float):
+                kw["type"] = kind
+            kw["metavar"] = style.metavar or (None if "choices" in kw else name.upper())
+        parser.add_argument(*flags, **kw)

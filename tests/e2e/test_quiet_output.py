@@ -1,0 +1,185 @@
+"""`trapline reprocess` and `trapline serve` as a user runs them on the embedded default: only trapline's
+own lines on the console, Ray's in the log file the output names; a stale `ray start` record on the
+machine is ignored; and every port the serving process tree listens on is a loopback one."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from model_store import ModelStore
+from serve.local import free_port, wait_until
+from tests.fixtures.archive import brightness_config, brightness_model, build_archive, write_local
+from tests.fixtures.onnx_models import fixture_config
+
+pytestmark = pytest.mark.ray
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Ray's console formats: Python logging ("... INFO worker.py:2038 -- ..."), Serve's ("INFO 2026-.. serve"),
+# the C++ core ("[2026-.. E 123 123] core_worker.cc:..."), worker/raylet prefixes, Ray Data's bars.
+RAY_LINE = re.compile(
+    r"\b(DEBUG|INFO|WARNING|ERROR)\b.*\.py:\d+ --|^(DEBUG|INFO|WARNING|ERROR) \d{4}-"
+    r"|^\[\d{4}-\d\d-\d\d [\d:,.]+ [DIWEF] \d+|core_worker|\(raylet\)|graceful_shutdown"
+    r"|\(\w[\w:.-]* pid=\d+\)|Running Dataset|✔️|Started a local Ray")
+
+
+def ray_lines(text: str) -> list[str]:
+    """The lines of `text` that Ray printed rather than trapline."""
+    return [line for line in text.splitlines() if RAY_LINE.search(line)]
+
+
+def named_logs_dir(text: str) -> Path:
+    """The directory of the one `Ray logs: DIR` line, which must exist."""
+    named = re.findall(r"^Ray logs: (\S+)", text, re.M)
+    assert len(named) == 1, text
+    assert Path(named[0]).is_dir()
+    return Path(named[0])
+
+
+@pytest.fixture(scope="module")
+def stale_ray_tmpdir():
+    """A Ray temp dir whose cluster record points at a cluster that is gone (what `ray start` leaves behind)."""
+    root = Path(tempfile.mkdtemp(prefix="tl-", dir="/tmp"))  # short: Ray's socket paths live under it
+    (root / "ray").mkdir()
+    (root / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def user_env(ray_tmpdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # the embedded default
+    return env | {"RAY_TMPDIR": str(ray_tmpdir)}
+
+
+def test_reprocess_prints_only_trapline_lines(tmp_path, stale_ray_tmpdir):
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    archive = write_local(build_archive(), tmp_path / "archive")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "trapline.cli", "reprocess", "--archive", str(archive), "--out", str(tmp_path / "out"),
+         "--model", "trapcam:1", "--store", store.root, "--limit", "6"],
+        cwd=REPO, env=user_env(stale_ray_tmpdir), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - t0 < 240  # its own Ray: the dead cluster on record was never dialled
+    assert "processed 6:" in proc.stdout and "processed 6/6 (100%)" in proc.stderr
+    assert ray_lines(proc.stdout + proc.stderr) == []
+    logs = named_logs_dir(proc.stderr)
+    assert logs.is_relative_to(stale_ray_tmpdir)
+    [driver_log] = logs.glob("trapline_driver_*.err")
+    assert "Started a local Ray instance" in driver_log.read_text()
+
+
+def _children(root: int) -> set[int]:
+    """`root` and every process below it, from /proc."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        new = {pid for pid, ppid in parent.items() if ppid in tree} - tree
+        tree |= new
+        grew = bool(new)
+    return tree
+
+
+def _proc_address(hex_addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes.fromhex(hex_addr)
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw[::-1])
+    ip = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    return ip.ipv4_mapped or ip
+
+
+def listening_sockets(root: int) -> list[tuple[str, str, int]]:
+    """(process command line, address, port) of every TCP socket in LISTEN state in the process tree."""
+    owner: dict[str, str] = {}
+    for pid in _children(root):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owner[target[8:-1]] = cmd
+        except OSError:
+            continue  # a process that just ended
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            cols = row.split()
+            if cols[3] == "0A" and cols[9] in owner:  # 0A: LISTEN
+                addr, port = cols[1].split(":")
+                found.append((owner[cols[9]], str(_proc_address(addr)), int(port, 16)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
+    """Run `trapline serve` (embedded default) once: its console output, listening sockets and exit status."""
+    d = tmp_path_factory.mktemp("quiet-serve")
+    store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
+    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
+    store.promote("fixture:1")
+    port, log_path = free_port(), d / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trapline.cli", "serve", "--store", store.root, "--model", "fixture",
+             "--port", str(port), "--num-cpus", "2"],
+            stdout=log, stderr=subprocess.STDOUT, env=user_env(stale_ray_tmpdir), cwd=d, start_new_session=True)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            return "Ctrl-C to stop" in log_path.read_text()
+
+        wait_until(up, 240, "trapline serve to come up", interval_s=0.5)
+        sockets = listening_sockets(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        returncode = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # only the process group this test started
+            proc.wait(30)
+    return {"port": port, "output": log_path.read_text(), "sockets": sockets, "returncode": returncode}
+
+
+def test_serve_starts_its_own_ray_despite_a_stale_record(served, stale_ray_tmpdir):
+    assert served["returncode"] == 0, served["output"][-3000:]
+    assert f"trapline is up at http://127.0.0.1:{served['port']}" in served["output"]
+    assert named_logs_dir(served["output"]).is_relative_to(stale_ray_tmpdir)
+
+
+def test_serve_output_is_quiet_from_start_to_stop(served):
+    out = served["output"]
+    assert ray_lines(out) == [], "\n".join(ray_lines(out))
+    assert out.rstrip().endswith("stopped") and "shutting down..." in out
+
+
+# Ray Serve 2.60 starts each replica's inter-deployment gRPC server on "[::]:0", hard-coded in
+# ray/serve/_private/replica.py (`add_port_to_grpc_server(self._server, "[::]:0")`) with no setting to
+# change it; it carries Ray's token-auth interceptor. Everything else must be loopback.
+def _serve_replica_wildcard(cmd: str, address: str) -> bool:
+    return cmd.startswith("ray::ServeReplica") and address == "::"
+
+
+def test_every_ray_port_listens_on_loopback(served):
+    sockets = served["sockets"]
+    assert any(cmd.startswith("ray::ProxyActor") and port == served["port"] for cmd, _, port in sockets), sockets
+    assert any("gcs_server" in cmd for cmd, _, _ in sockets) and any("raylet" in cmd for cmd, _, _ in sockets)
+    exposed = [s for s in sockets if not ipaddress.ip_address(s[1]).is_loopback and not _serve_replica_wildcard(*s[:2])]
+    assert exposed == [], exposed

@@ -149,7 +149,9 @@ def test_failure_mid_run_is_recorded_and_the_rerun_completes(ray_cluster, env, t
         if progress.parts == 2:
             raise RuntimeError("injected crash after two parts")
 
-    report = run_reprocess(options(env, out, rows_per_file=3), on_part=crash)
+    # One image per block and per part: the crash comes after 2 of 27 parts, far from the end, however
+    # far ahead the write tasks run (with 3 rows per part they could all finish before the driver saw 2).
+    report = run_reprocess(options(env, out, rows_per_file=1, read_batch_size=1, batch_size=1), on_part=crash)
     assert report.status == "failed" and "injected crash" in report.error
     assert json.loads(Path(report.manifest).read_text())["status"] == "failed"
     done = len(image_rows(out))
@@ -204,3 +206,35 @@ def test_killed_driver_resumes_with_exactly_one_row_per_image(ray_cluster, env, 
     assert set(tables.parts("detections", "trapcam", "1")) <= set(tables.parts(IMAGES, "trapcam", "1"))
     manifests = {m.run_id: m for m in tables.manifests()}
     assert manifests[killed.run_id].status == "failed" and "abandoned" in manifests[killed.run_id].error
+
+
+def test_two_concurrent_runs_process_every_image_exactly_once(ray_cluster, env, tmp_path):
+    """The run lease: a second run on the same table and version waits (--wait) or refuses, never doubles up."""
+    import threading
+
+    from batch.lease import LeaseHeldError
+
+    spec, out = env["spec"], tmp_path / "out"
+    reports, errors = {}, {}
+
+    def run(key: str, **kw) -> None:
+        try:
+            reports[key] = run_reprocess(options(env, out, **kw))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors[key] = exc
+
+    threads = [threading.Thread(target=run, args=(k,), kwargs={"wait_s": 300}) for k in ("a", "b")]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while not (out / "_leases" / "trapcam@1.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run("c")  # no --wait while one of them holds the lease: refused with one line
+    for t in threads:
+        t.join(timeout=300)
+    assert isinstance(errors.pop("c"), LeaseHeldError) and not errors, errors
+    assert reports["a"].status == reports["b"].status == "succeeded"
+    assert sorted(r.processed for r in reports.values()) == [0, len(spec.images)]  # the waiter found it all done
+    images = image_rows(out)
+    assert len(images) == len(spec.images) and images["uri"].is_unique
+    assert not (out / "_leases" / "trapcam@1.json").exists()  # released

@@ -1,4 +1,4 @@
-"""The per-batch stages of the plan: read + decode + letterbox (CPU tasks), then detect (actors or Serve).
+"""The inference stage of the plan (actors or the Serve deployment) and the result rows it returns.
 
 Every stage is a plain function or callable class over a dict of columns, so it can be tested
 on a hand-made batch without Ray. Decoding, letterboxing, inference, NMS and filtering are the
@@ -7,110 +7,22 @@ detector core's (`model_store.Detector`); nothing here re-implements them.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import functools
+import collections
 import json
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore, parse_config
-from model_store.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
-from model_store.preprocess import LetterboxMeta, Preprocessor
+from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
+from model_store.imaging import DEFAULT_MAX_PIXELS
+from model_store.preprocess import LetterboxMeta
 
-from .archive import exif_capture_time, open_location
+from .read import FAILED, PENDING, decode_and_prepare, meta_of
 from .schema import RESULT_SCHEMA
-
-PENDING, FAILED = "pending", "failed"
-META_FIELDS = [f.name for f in dataclasses.fields(LetterboxMeta)]  # scale_x, scale_y, pad_x, pad_y, width, height
-MAX_FILE_BYTES = 512 * 1024 * 1024
-PASSTHROUGH = ("uri", "rel_path", "content_id", "size_bytes", "camera_id", "capture_time_us", "capture_time_source")
-
-
-@functools.lru_cache(maxsize=8)
-def preparer(config_json: str) -> Preprocessor:
-    """The detector's config-only preprocessing stage (no weights loaded), cached per process."""
-    return Preprocessor(parse_config(config_json))
-
-
-@functools.lru_cache(maxsize=8)
-def _storage(url: str):
-    return open_location(url)
-
-
-def read_and_prepare(batch: pa.Table, *, archive_url: str, config_json: str,
-                     max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
-    """Read each file, decode it safely and letterbox it; bad files become `failed` rows, never errors."""
-    storage = _storage(archive_url)
-    prep = preparer(config_json)
-    rows = batch.to_pylist()
-    n = len(rows)
-    images: list[np.ndarray | None] = [None] * n
-    out: dict[str, list[Any]] = {k: [] for k in (*PASSTHROUGH, "status", "error_reason", "error", *META_FIELDS)}
-    for i, row in enumerate(rows):
-        status, reason, error, meta, data = PENDING, None, None, None, None
-        if row["size_bytes"] > MAX_FILE_BYTES:  # never pull a multi-GB "photo" into memory
-            status, reason = FAILED, "too_large"
-            error = f"file is {row['size_bytes']} bytes, over the {MAX_FILE_BYTES} byte limit for one image"
-        else:
-            try:
-                data = storage.fs.cat_file(row["path"])
-            except Exception as exc:  # noqa: BLE001 - any read failure is recorded on the row
-                status, reason = FAILED, "read_error"
-                error = f"cannot read {row['uri']}: {type(exc).__name__}: {exc}"
-        if data is not None:
-            try:
-                prepared, meta = prep.prepare_bytes(data, max_pixels)
-                images[i] = prepared
-            except ImageDecodeError as exc:
-                status, reason, error = FAILED, exc.reason, str(exc)
-            except Exception as exc:  # noqa: BLE001 - a codec crash on one file must not stop the job
-                status, reason, error = FAILED, "decode_error", f"{type(exc).__name__}: {exc}"
-        if row["capture_time_us"] < 0:  # not given by the path or a probe: EXIF, else mtime
-            when = exif_capture_time(data) if data else None
-            row["capture_time_us"] = _us(when) if when else row["mtime_us"]
-            row["capture_time_source"] = "exif" if when else "mtime"
-        for k in PASSTHROUGH:
-            out[k].append(row[k])
-        out["status"].append(status)
-        out["error_reason"].append(reason)
-        out["error"].append(error)
-        for f in META_FIELDS:
-            out[f].append(getattr(meta, f) if meta else -1)
-    cols: dict[str, np.ndarray] = {k: np.array(v, dtype=object) for k, v in out.items() if k not in META_FIELDS}
-    for k in ("size_bytes", "capture_time_us", "width", "height"):
-        cols[k] = np.array(out[k], dtype=np.int64)
-    for k in ("scale_x", "scale_y", "pad_x", "pad_y"):
-        cols[k] = np.array(out[k], dtype=np.float64)
-    cols["image"] = image_column(images, prep.config.input_size)
-    return cols
-
-
-def image_column(images: list[np.ndarray | None], input_size: tuple[int, int]) -> np.ndarray:
-    """One (N, H, W, 3) array when every input has one shape (square letterbox), else an object array
-    of per-row arrays (rect letterbox: Ray Data stores it as a variable-shaped tensor column).
-    Failed rows (None) get a small blank placeholder."""
-    shapes = {im.shape for im in images if im is not None}
-    if len(shapes) <= 1:
-        w, h = input_size
-        shape = shapes.pop() if shapes else (h, w, 3)
-        out = np.zeros((len(images), *shape), np.uint8)
-        for i, im in enumerate(images):
-            if im is not None:
-                out[i] = im
-        return out
-    col = np.empty(len(images), dtype=object)
-    for i, im in enumerate(images):
-        col[i] = im if im is not None else np.zeros((1, 1, 3), np.uint8)
-    return col
-
-
-def _us(when: dt.datetime) -> int:
-    return round(when.replace(tzinfo=dt.timezone.utc).timestamp() * 1e6)
 
 
 def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, message: str) -> None:
@@ -120,11 +32,6 @@ def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, messag
         for i in rows:
             col[i] = value
         batch[key] = col
-
-
-def meta_of(batch: Mapping[str, np.ndarray], i: int) -> LetterboxMeta:
-    return LetterboxMeta(float(batch["scale_x"][i]), float(batch["scale_y"][i]), float(batch["pad_x"][i]),
-                         float(batch["pad_y"][i]), int(batch["width"][i]), int(batch["height"][i]))
 
 
 def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDetections]) -> pa.Table:
@@ -180,22 +87,45 @@ class DetectorActor:
 
     Lifecycle: Ray Data starts `--concurrency` of these; `__init__` runs once per actor and
     loads the pinned model version (sha256-verified by the store) onto the actor's device;
-    `__call__` then runs once per batch of prepared images: one `infer` for the batch, then the
-    core's `postprocess` (decode, NMS, filters) per image. Failed rows pass straight through.
+    `__call__` then runs once per batch: it decodes and letterboxes the encoded files (`data`
+    column, `--decode actors`) on `decode_threads` threads, or takes the images the read tasks
+    prepared (`image` column, `--decode tasks`), then runs the core's `run_prepared` (batched
+    forward pass, decode boxes, NMS, filters). Failed rows pass straight through.
     """
 
     def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
         self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
+        self.max_pixels = max_pixels
+        # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
+        # several CPUs); one thread decodes inline.
+        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") if decode_threads > 1 else None
+
+    def _inputs(self, batch: dict[str, np.ndarray], todo: list[int]
+                ) -> tuple[list[int], list[np.ndarray], list[LetterboxMeta]]:
+        if "data" not in batch:  # prepared by the read tasks
+            return todo, [batch["image"][i] for i in todo], [meta_of(batch, i) for i in todo]
+        prep = self.detector.preprocessor
+
+        def one(i: int):
+            return decode_and_prepare(prep, batch["data"][i], self.max_pixels)
+
+        decoded = list(self._pool.map(one, todo)) if self._pool else [one(i) for i in todo]
+        ok = []
+        for i, d in zip(todo, decoded, strict=True):
+            if d.image is None:
+                fail_rows(batch, [i], d.reason, d.error)
+            else:
+                ok.append((i, d))
+        return [i for i, _ in ok], [d.image for _, d in ok], [d.meta for _, d in ok]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        todo = [i for i, s in enumerate(batch["status"]) if s == PENDING]
+        todo, images, metas = self._inputs(batch, [i for i, s in enumerate(batch["status"]) if s == PENDING])
         results: dict[int, ImageDetections] = {}
         if todo:
             try:
-                records = self.detector.run_prepared([batch["image"][i] for i in todo],
-                                                     [meta_of(batch, i) for i in todo], self.filters)
+                records = self.detector.run_prepared(images, metas, self.filters)
             except ModelRunError as exc:  # the model, not the image: every row says why, the job goes on
                 fail_rows(batch, todo, "model_error", str(exc))
                 return result_table(batch, results)
@@ -233,42 +163,81 @@ class ServeClient:
     """Inference through the live Serve deployment's handle (`--via serve`).
 
     Lifecycle: a small pool of light actors; `__init__` looks up the handle once; `__call__`
-    sends every prepared image of the batch at once (so the deployment's @serve.batch can group
-    them), waits for all, and checks each answer's model version, sha256 and filters hash.
+    keeps up to `window` images of its batch in flight (so the deployment's batcher can group
+    them with other clients' images), sends the encoded file (`detect_bytes`, decoded in the
+    replica) or the read task's letterboxed image (`detect_prepared`, `--decode tasks`), and
+    checks each answer's model version, sha256 and filters hash. Archive images travel in the
+    deployment's bulk lane: online requests go first, and a full lane answers 503, which is
+    waited out (back-pressure, not an error) for up to `overload_wait_s`.
     """
 
     def __init__(self, model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
-                 app_name: str = "trapline", attempts: int = 3) -> None:
+                 app_name: str = "trapline", attempts: int = 3, window: int = 8,
+                 overload_wait_s: float = 600.0) -> None:
         self.handle = detector_handle(model_name, app_name)
         self.ref = ref
         self.filter_overrides = filter_overrides or None
         self.expected = expected
         self.attempts = attempts
+        self.window = window
+        self.overload_wait_s = overload_wait_s
 
-    def _detect(self, image: np.ndarray, meta: LetterboxMeta):
-        return self.handle.detect_prepared.remote(image, meta, self.ref, self.filter_overrides)
+    def _detect(self, batch: dict[str, np.ndarray], i: int):
+        if "data" in batch:
+            return self.handle.detect_bytes.remote(batch["data"][i], self.ref, self.filter_overrides)
+        return self.handle.detect_prepared.remote(batch["image"][i], meta_of(batch, i), self.ref,
+                                                  self.filter_overrides)
+
+    def _result(self, batch: dict[str, np.ndarray], i: int, response) -> ImageDetections | None:
+        """The answer for row i, retrying transient failures; None when the deployment refused the image."""
+        failures, overloaded_since = 0, None
+        while True:
+            try:
+                return ImageDetections.model_validate(response.result())
+            except Exception as exc:  # noqa: BLE001 - sorted below: refusal, overload, or transient and retried
+                refusal = served_refusal(exc)
+                if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
+                    fail_rows(batch, [i], *refusal)
+                    return None
+                if is_overloaded(exc):  # the bulk lane is full: wait for room, however many tries it takes
+                    overloaded_since = overloaded_since or time.monotonic()
+                    if time.monotonic() - overloaded_since > self.overload_wait_s:
+                        raise
+                    time.sleep(0.05 + 0.2 * np.random.random())
+                else:  # a replica restart or a lost connection
+                    failures += 1
+                    if failures >= self.attempts:
+                        raise
+                    time.sleep(0.5 * 2 ** (failures - 1))
+                response = self._detect(batch, i)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         todo = [i for i, s in enumerate(batch["status"]) if s == PENDING]
-        pending = {i: self._detect(batch["image"][i], meta_of(batch, i)) for i in todo}
         results: dict[int, ImageDetections] = {}
-        for i, response in pending.items():
-            for attempt in range(self.attempts):
-                try:
-                    results[i] = ImageDetections.model_validate(response.result())
-                    break
-                except Exception as exc:  # noqa: BLE001 - sorted below: refusal, or transient and retried
-                    refusal = served_refusal(exc)
-                    if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
-                        fail_rows(batch, [i], *refusal)
-                        break
-                    if attempt == self.attempts - 1:
-                        raise
-                    time.sleep(0.5 * 2 ** attempt)  # back-pressure (503) or a replica restart
-                    response = self._detect(batch["image"][i], meta_of(batch, i))
-            if i in results:
-                check_served(results[i], self.expected)
+        in_flight: collections.deque = collections.deque()
+        for i in todo:
+            in_flight.append((i, self._detect(batch, i)))
+            if len(in_flight) >= self.window:
+                self._collect(batch, *in_flight.popleft(), results)
+        while in_flight:
+            self._collect(batch, *in_flight.popleft(), results)
         return result_table(batch, results)
+
+    def _collect(self, batch: dict[str, np.ndarray], i: int, response, results: dict[int, ImageDetections]) -> None:
+        record = self._result(batch, i, response)
+        if record is not None:
+            check_served(record, self.expected)
+            results[i] = record
+
+
+def is_overloaded(exc: BaseException) -> bool:
+    """Whether the deployment refused for lack of room (503 overloaded, or Serve's own back-pressure)."""
+    from ray.serve.exceptions import BackPressureError
+
+    from serve.protocol import unwrap_error
+
+    exc = unwrap_error(exc)
+    return isinstance(exc, BackPressureError) or getattr(exc, "type", None) == "overloaded"
 
 
 def served_refusal(exc: BaseException) -> tuple[str, str] | None:
@@ -278,7 +247,9 @@ def served_refusal(exc: BaseException) -> tuple[str, str] | None:
     exc = unwrap_error(exc)
     status, kind = getattr(exc, "status", None), getattr(exc, "type", None)
     if isinstance(status, int) and isinstance(kind, str) and (status < 500 or kind == "model_error"):
-        return kind, str(exc)
+        # an image the replica could not decode carries the decoder's reason, as a read task records it
+        reason = getattr(exc, "extra", {}).get("reason")
+        return (reason if isinstance(reason, str) else kind), str(exc)
     return None
 
 

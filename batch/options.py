@@ -76,6 +76,9 @@ class ReprocessOptions(BaseModel):
     batch_size: int = Field(16, ge=1, le=1024, description="images per inference call")
     read_batch_size: int = Field(8, ge=1, le=1024, description="images per read/decode task batch")
     read_cpus: float = Field(0.5, gt=0, le=16, description="CPUs per read/decode task")
+    decode: Literal["actors", "tasks"] = Field(
+        "actors", description="where images are decoded and letterboxed: in the inference actors (the encoded "
+                              "bytes travel, the least copying) or in the read tasks (many CPUs feeding few GPUs)")
     rows_per_file: int = Field(1000, ge=1, le=1_000_000, description="images per Parquet part")
     select: Literal["all", "latest-per-camera"] = Field(
         "all", description="which images: the full history, or only the newest capture of each camera")

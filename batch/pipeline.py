@@ -1,4 +1,6 @@
-"""The Ray Data plan: listing -> read + decode + letterbox (CPU tasks) -> detect -> write parts.
+"""The Ray Data plan: listing -> read (CPU tasks) -> decode + letterbox + detect (actors) -> write parts.
+
+With `decode="tasks"` the read tasks also decode and letterbox, and the actors only infer.
 
 Streaming end to end: the driver hands Ray the listing (paths only), images are read inside
 the tasks, and what comes back to the driver is one small stats row per written part. Nothing
@@ -21,7 +23,8 @@ import pyarrow.compute as pc
 from model_store.storage import Storage
 
 from .archive import open_location
-from .inference import DetectorActor, ServeClient, read_and_prepare
+from .inference import DetectorActor, ServeClient
+from .read import read_and_prepare, read_files
 from .schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA, RESULT_SCHEMA
 from .writer import part_name, write_part
 
@@ -55,6 +58,7 @@ class PlanSpec:
     run_id: str
     metadata: dict
     via: Literal["actors", "serve"] = "actors"
+    decode: Literal["actors", "tasks"] = "actors"  # where images are decoded: the inference stage or the read tasks
     concurrency: int | tuple[int, int] = 1
     num_cpus: float = 1.0
     num_gpus: float = 0.0
@@ -191,11 +195,13 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
     # it in remote tasks of 1 CPU each, which never schedule when Serve replicas hold all but a
     # fraction of a CPU (a --via serve run on a 2-core machine hung exactly there).
     ds = ray.data.from_blocks(listing_blocks(entries, spec.read_batch_size))
-    ds = ds.map_batches(
-        read_and_prepare, batch_size=spec.read_batch_size, batch_format="pyarrow", num_cpus=spec.read_cpus, **remote,
-        fn_kwargs={"archive_url": spec.archive_url, "config_json": spec.config_json,
-                   "max_pixels": spec.max_pixels},
-    )
+    if spec.decode == "tasks":
+        read, read_kwargs = read_and_prepare, {"archive_url": spec.archive_url, "config_json": spec.config_json,
+                                               "max_pixels": spec.max_pixels}
+    else:
+        read, read_kwargs = read_files, {"archive_url": spec.archive_url}
+    ds = ds.map_batches(read, batch_size=spec.read_batch_size, batch_format="pyarrow", num_cpus=spec.read_cpus,
+                        fn_kwargs=read_kwargs, **remote)
     if isinstance(spec.concurrency, tuple):
         pool = ray.data.ActorPoolStrategy(min_size=spec.concurrency[0], max_size=spec.concurrency[1])
     else:
@@ -208,6 +214,9 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
                 "device": "cuda" if spec.num_gpus > 0 else "cpu",
                 "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
+                # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
+                "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
+                "max_pixels": spec.max_pixels,
             },
         )
     else:

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 from model_store import ModelStore
 
 from .archive import open_location
-from .inference import config_json, preparer
+from .inference import config_json
 from .options import ReprocessOptions
 from .pipeline import WRITE_CPUS
+from .read import preparer
 
 if TYPE_CHECKING:
     from .reprocess import Plan

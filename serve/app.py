@@ -25,7 +25,7 @@ from .ingress import TraplineIngress, token_digest
 from .replica import DetectorReplica
 
 
-def detector_deployment(model: ModelServeConfig, http_max_pixels: int):
+def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_after_s: int = 1):
     """The Serve deployment (with its options) serving one model."""
     scaling: dict[str, Any] = (
         {"autoscaling_config": model.autoscaling_config} if model.autoscaling_config is not None
@@ -43,7 +43,7 @@ def detector_deployment(model: ModelServeConfig, http_max_pixels: int):
         ray_actor_options=actor_options,
         # Applied by reconfigure() on live replicas: a `deployments:` override of it in a Serve
         # config file retunes a running model without restarting it.
-        user_config=model.runtime(http_max_pixels).model_dump(mode="json"),
+        user_config=model.runtime(http_max_pixels, retry_after_s).model_dump(mode="json"),
         **scaling,
         **health,
     )
@@ -68,7 +68,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     store_root = ModelStore(cfg.store).root
     cfg = cfg.model_copy(update={"store": store_root})
     detectors = {
-        m.name: detector_deployment(m, cfg.http.max_pixels).bind(
+        m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(
             m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads, m.effective_decode_threads)
         for m in cfg.models
     }

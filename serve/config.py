@@ -50,6 +50,17 @@ class _RuntimeFields(_Strict):
         "adaptive: a request that finds the replica idle runs at once, and one that arrives while a batch runs "
         "waits (at most batch_wait_timeout_s) only until that batch is expected to finish, collecting company "
         "meanwhile; fixed: always wait batch_wait_timeout_s for a batch to fill (Serve's plain behaviour)"))
+    max_online_requests: int | None = Field(None, ge=1, description=(
+        "online requests one replica admits at once (decoding, waiting or in the running batch); the next one "
+        "gets 503 + Retry-After at once instead of a longer wait (default: 2 x max_batch_size: one batch "
+        "running, the next forming)"))
+    bulk_max_batch_size: int | None = Field(None, ge=1, le=512, description=(
+        "largest batch of archive images sent through the deployment (`--via serve`); online requests go "
+        "ahead of them at every batch, so an online request waits behind at most one such batch "
+        "(default: max_batch_size; on CPU, where a batch costs its size, 1-2 keeps online latency low)"))
+    bulk_max_waiting: int | None = Field(None, ge=1, description=(
+        "archive images one replica holds at once; more are refused with 503 and the batch job retries them "
+        "(default: 2 x max_batch_size), so archive traffic never takes the slots online requests need"))
     alias_poll_interval_s: float = Field(2.0, ge=0.0, le=3600.0, description=(
         "how often each replica re-reads its aliases from the store (0: only on reconfigure / admin reload)"))
     failed_retry_s: float = Field(60.0, ge=0.0, description=(
@@ -70,6 +81,15 @@ class ModelRuntimeConfig(_RuntimeFields):
     """What a replica applies in place: the deployment's `user_config` (the pixel cap comes from `http`)."""
 
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="decoded images above this are refused")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After of the replica's own 503s (from `http`)")
+
+    @property
+    def online_limit(self) -> int:
+        return self.max_online_requests or 2 * self.max_batch_size
+
+    @property
+    def bulk_limit(self) -> int:
+        return self.bulk_max_waiting or 2 * self.max_batch_size
 
 
 class ModelServeConfig(_RuntimeFields):
@@ -77,8 +97,9 @@ class ModelServeConfig(_RuntimeFields):
 
     name: str = Field(..., description="model name in the store")
     max_ongoing_requests: int | None = Field(None, ge=1, description=(
-        "requests one replica holds at once; must be >= max_batch_size or batches can never fill "
-        "(default: 2 x max_batch_size, so the next batch queues while one runs)"))
+        "requests Serve routes to one replica at once; must be >= max_batch_size or batches can never fill "
+        "(default: the online limit + the bulk limit + 4, so the replica's own admission decides, with a "
+        "typed 503, and archive traffic cannot take the online requests' slots)"))
     max_queued_requests: int = Field(64, ge=-1, description=(
         "requests waiting at the ingress to be assigned a replica slot; more get 503 + Retry-After. A burst "
         "counts in full while it is being assigned, so keep this above the bursts you accept (-1: unbounded)"))
@@ -118,7 +139,10 @@ class ModelServeConfig(_RuntimeFields):
 
     @property
     def effective_max_ongoing_requests(self) -> int:
-        return self.max_ongoing_requests or 2 * self.max_batch_size
+        if self.max_ongoing_requests:
+            return self.max_ongoing_requests
+        rt = self.runtime()
+        return rt.online_limit + rt.bulk_limit + 4  # + control calls (status, preload) and requests being refused
 
     @property
     def effective_device(self) -> str:
@@ -134,9 +158,10 @@ class ModelServeConfig(_RuntimeFields):
     def effective_decode_threads(self) -> int:
         return self.decode_threads or max(1, math.ceil(self.num_cpus)) + 1
 
-    def runtime(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> ModelRuntimeConfig:
+    def runtime(self, max_pixels: int = DEFAULT_MAX_PIXELS, retry_after_s: int = 1) -> ModelRuntimeConfig:
         """The part of this config that a replica applies in place."""
-        return ModelRuntimeConfig(max_pixels=max_pixels, **{k: getattr(self, k) for k in _RuntimeFields.model_fields})
+        return ModelRuntimeConfig(max_pixels=max_pixels, retry_after_s=retry_after_s,
+                                  **{k: getattr(self, k) for k in _RuntimeFields.model_fields})
 
 
 class HttpConfig(_Strict):

@@ -12,6 +12,7 @@ new model id; a request that pins another version loads it into a bounded LRU.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,9 @@ from model_store import Detector, FilterSet, ImageDetections, ModelRef, ModelSto
 from model_store.imaging import decode_image_at_least
 from model_store.preprocess import LetterboxMeta
 
+from .batcher import Lane, PriorityBatcher
 from .config import ModelRuntimeConfig
-from .protocol import InvalidParameterError, ModelNotFoundError, core_error
+from .protocol import InvalidParameterError, ModelNotFoundError, OverloadedError, core_error
 from .render import render_jpeg
 from .telemetry import BatchStats, ReplicaMetrics
 from .versions import LoadedVersion, VersionManager
@@ -81,9 +83,12 @@ class DetectorReplica:
         call loads, verifies and warms the served versions before the replica takes traffic
         (Serve routes nothing to it until this returns), then starts the alias poller. Later
         calls swap in the background so the replica keeps serving.
-      - request methods (`detect`, `detect_prepared`) decode and letterbox per request in the
-        decode pool, then meet other requests in `_infer_batch` (@serve.batch); the forward
-        pass runs on one dedicated thread, so the event loop stays free to accept requests.
+      - request methods decode and letterbox per request in the decode pool, then meet other
+        requests in the two-lane batcher (serve/batcher.py): `detect` (HTTP) in the online lane,
+        `detect_bytes` / `detect_prepared` (batch jobs, `--via serve`) in the bulk lane, which
+        only runs when no online request waits. Each lane admits a bounded number of requests
+        and refuses the next with 503 + Retry-After before decoding it. The forward pass runs on
+        one dedicated thread, so the event loop stays free to accept requests.
       - control methods (`status`, `refresh`, `preload`) are what the ingress broadcasts to
         every replica for GET /v1/models and the admin routes.
     """
@@ -104,11 +109,8 @@ class DetectorReplica:
         self.stats = BatchStats()
         self.runtime: ModelRuntimeConfig | None = None
         self._poller: asyncio.Task | None = None
-        # Adaptive batch wait (see ModelRuntimeConfig.batch_wait_policy): requests in the batch
-        # machinery, when the running batch started, and a moving average of batch run time.
-        self._pending = 0
-        self._batch_started: float | None = None
-        self._batch_s: float | None = None
+        self.batcher: PriorityBatcher[_Item, _Outcome] = PriorityBatcher(self._infer_batch, self._batch_wait_s)
+        self._admitted: dict[Lane, int] = {"online": 0, "bulk": 0}
         try:
             self.replica_id = serve.get_replica_context().replica_id.unique_id
         except Exception:  # noqa: BLE001 - not inside Serve
@@ -124,8 +126,7 @@ class DetectorReplica:
     # -- lifecycle ---------------------------------------------------------------------------
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         runtime = ModelRuntimeConfig.model_validate(user_config)
-        self._infer_batch.set_max_batch_size(runtime.max_batch_size)
-        self._infer_batch.set_batch_wait_timeout_s(runtime.batch_wait_timeout_s)
+        self.batcher.configure(runtime.max_batch_size, runtime.bulk_max_batch_size)
         first = self.runtime is None
         self.runtime = runtime
         self.versions.configure(runtime)
@@ -206,11 +207,12 @@ class DetectorReplica:
         t0 = time.perf_counter()
         request_id = current_request_id()
         try:
-            loaded = await self._resolve(ref)
-            filterset = loaded.detector.filters(filters)
-            rgb, prepared, meta, timing = await self._in_pool(self._decode_pool, self._decode_prepare, loaded, data,
-                                                              render)
-            record = await self._run(_Item(loaded, prepared, meta, filterset, timing))
+            with self._admit("online"):
+                loaded = await self._resolve(ref)
+                filterset = loaded.detector.filters(filters)
+                rgb, prepared, meta, timing = await self._in_pool(self._decode_pool, self._decode_prepare, loaded,
+                                                                  data, render)
+                record = await self._run(_Item(loaded, prepared, meta, filterset, timing), "online")
             body = record.model_dump(mode="json")
             jpeg = None
             if render:
@@ -223,6 +225,30 @@ class DetectorReplica:
                     request_id, self.model, loaded.version, body["width"], body["height"], len(body["detections"]),
                     body["timing_ms"].get("batch_size", 1), total_ms)
         return {"record": body, "jpeg": jpeg}
+
+    async def detect_bytes(self, data: bytes, ref: str | None = None,
+                           filters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The batch-job entry point (`--via serve`): one encoded image of an archive, in the bulk lane.
+
+        Decoded and letterboxed here like an HTTP request, so only the file's bytes travel; returns
+        `ImageDetections.model_dump(mode="json")`. Online requests go first at every batch; when
+        the bulk lane is full the call is refused with OverloadedError (503) and the caller retries.
+        """
+        request_id = current_request_id()
+        t0 = time.perf_counter()
+        try:
+            with self._admit("bulk"):
+                loaded = await self._resolve(ref)
+                filterset = loaded.detector.filters(filters)
+                _, prepared, meta, timing = await self._in_pool(self._decode_pool, self._decode_prepare, loaded,
+                                                                data, False)
+                record = await self._run(_Item(loaded, prepared, meta, filterset, timing), "bulk")
+        except Exception as exc:
+            raise self._refused(exc, request_id, ref) from None
+        body = record.model_dump(mode="json")
+        self.metrics.result(loaded.version, [d["label"] for d in body["detections"]],
+                            (time.perf_counter() - t0) * 1000)
+        return body
 
     async def detect_prepared(self, prepared: np.ndarray, meta: LetterboxMeta, ref: str | None = None,
                               filters: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -238,17 +264,19 @@ class DetectorReplica:
         request_id = current_request_id()
         t0 = time.perf_counter()
         try:
-            loaded = await self._resolve(ref)
-            det = loaded.detector
-            if not det.preprocessor.accepts(prepared):
-                w, h = det.config.input_size
-                got = f"{prepared.dtype} {prepared.shape}" if isinstance(prepared, np.ndarray) else type(prepared)
-                raise InvalidParameterError(
-                    f"prepared must be a uint8 (H, W, 3) array from Detector.prepare of {self.model}:{loaded.version} "
-                    f"(letterbox {det.config.preprocess.letterbox}, input {w}x{h}), got {got}")
-            if not isinstance(meta, LetterboxMeta):
-                raise InvalidParameterError(f"meta must be the LetterboxMeta from Detector.prepare, got {type(meta)}")
-            record = await self._run(_Item(loaded, prepared, meta, det.filters(filters)))
+            with self._admit("bulk"):
+                loaded = await self._resolve(ref)
+                det = loaded.detector
+                if not det.preprocessor.accepts(prepared):
+                    w, h = det.config.input_size
+                    got = f"{prepared.dtype} {prepared.shape}" if isinstance(prepared, np.ndarray) else type(prepared)
+                    raise InvalidParameterError(
+                        f"prepared must be a uint8 (H, W, 3) array from Detector.prepare of {self.model}:"
+                        f"{loaded.version} (letterbox {det.config.preprocess.letterbox}, input {w}x{h}), got {got}")
+                if not isinstance(meta, LetterboxMeta):
+                    raise InvalidParameterError(
+                        f"meta must be the LetterboxMeta from Detector.prepare, got {type(meta)}")
+                record = await self._run(_Item(loaded, prepared, meta, det.filters(filters)), "bulk")
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         body = record.model_dump(mode="json")
@@ -283,39 +311,38 @@ class DetectorReplica:
         timing = {"decode": _ms(t1 - t0), "preprocess": _ms(time.perf_counter() - t1)}
         return (rgb if keep_rgb else None), prepared, meta, timing
 
-    def _batch_wait_s(self) -> float:
-        """How long a batch started by the request arriving now should wait for company."""
-        limit = self.runtime.batch_wait_timeout_s
-        if self.runtime.batch_wait_policy == "fixed":
-            return limit
-        if self._pending == 0:
-            return 0.0  # idle: waiting would only add latency
-        expected = self._batch_s if self._batch_s is not None else limit
-        if self._batch_started is None:  # a batch was just dispatched and is about to run
-            return min(limit, expected)
-        return min(limit, max(0.0, self._batch_started + expected - time.perf_counter()))
+    def _overloaded(self, lane: Lane) -> OverloadedError:
+        limit = self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
+        return OverloadedError(
+            f"model {self.model!r} is at capacity: this replica already holds {limit} {lane} requests; retry shortly",
+            headers={"Retry-After": str(self.runtime.retry_after_s)})
 
-    async def _run(self, item: _Item) -> ImageDetections:
-        # The wait is read when this item opens a new batch; items joining an open batch ignore it.
-        self._infer_batch.set_batch_wait_timeout_s(self._batch_wait_s())
-        self._pending += 1
+    @contextlib.contextmanager
+    def _admit(self, lane: Lane):
+        """Hold one of the lane's places for the request; refused at once (503) when there is none."""
+        limit = self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
+        if self._admitted[lane] >= limit:
+            raise self._overloaded(lane)
+        self._admitted[lane] += 1
         try:
-            outcome: _Outcome = await self._infer_batch(item)
+            yield
         finally:
-            self._pending -= 1
+            self._admitted[lane] -= 1
+
+    def _batch_wait_s(self) -> float:
+        """How long a batch opened now waits for company. Adaptive: not at all, because the batcher
+        opens a batch only when the replica is idle, and whatever arrived while the last batch ran
+        is already queued; fixed: batch_wait_timeout_s (Serve's plain behaviour)."""
+        return self.runtime.batch_wait_timeout_s if self.runtime.batch_wait_policy == "fixed" else 0.0
+
+    async def _run(self, item: _Item, lane: Lane) -> ImageDetections:
+        outcome: _Outcome = await self.batcher.submit(item, lane)
         if outcome.error is not None:
             raise outcome.error
         return outcome.record
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)  # real values come from reconfigure
     async def _infer_batch(self, items: list[_Item]) -> list[_Outcome]:
-        self._batch_started = started = time.perf_counter()
-        try:
-            outcomes, reports = await self._in_pool(self._infer_pool, self._run_batch, items)
-        finally:
-            elapsed = time.perf_counter() - started
-            self._batch_s = elapsed if self._batch_s is None else 0.8 * self._batch_s + 0.2 * elapsed
-            self._batch_started = None
+        outcomes, reports = await self._in_pool(self._infer_pool, self._run_batch, items)
         for rep in reports:
             self.metrics.batch(rep.version, rep.size, rep.inference_ms)
             self.stats.batch(rep.version, rep.size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -38,6 +39,9 @@ CONFIG = {
         {"name": "tinyqueue", "num_cpus": 0.2, "max_batch_size": 8, "batch_wait_timeout_s": 1.0,
          "batch_wait_policy": "fixed", "max_ongoing_requests": 8, "max_queued_requests": 2,
          "alias_poll_interval_s": 0},
+        # admits 2 online requests, which then wait 1 s for company that the refused ones cannot bring
+        {"name": "admission", "num_cpus": 0.1, "max_batch_size": 4, "batch_wait_timeout_s": 1.0,
+         "batch_wait_policy": "fixed", "max_online_requests": 2, "alias_poll_interval_s": 0},
     ],
     "http": {"port": 0, "max_body_bytes": MAX_BODY, "ingress_num_cpus": 0.1},
 }
@@ -50,7 +54,7 @@ def store(tmp_path_factory, fixture_models) -> ModelStore:
     store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
     store.publish(fixture_models["yolov5"], "fixture", "2", fixture_config("yolov5"))
     store.promote("fixture:1")
-    for name in ("slowbatch", "tinyqueue"):
+    for name in ("slowbatch", "tinyqueue", "admission"):
         store.publish(fixture_models["yolov8"], name, "1", fixture_config("yolov8"))
         store.promote(f"{name}:1")
     return store
@@ -149,7 +153,7 @@ def test_models_route_lists_aliases_versions_and_batching(url, store):
     r = httpx.get(url + "/v1/models", timeout=30)
     assert r.status_code == 200
     models = {m["name"]: m for m in r.json()["models"]}
-    assert set(models) == {"fixture", "slowbatch", "tinyqueue"}
+    assert set(models) == {"fixture", "slowbatch", "tinyqueue", "admission"}
     fx = models["fixture"]
     assert fx["deployment"] == "detector-fixture" and fx["ready"] and fx["default_alias"] == "production"
     assert fx["aliases"] == {"production": "1"} and fx["store_aliases"] == {"production": "1"}
@@ -228,6 +232,26 @@ def test_queue_full_answers_503_with_retry_after(url):
     assert post(url).status_code == 200
 
 
+def test_a_full_replica_refuses_online_requests_at_once_not_after_a_wait(url):
+    async def go():
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=8)) as client:
+            async def one():
+                t0 = time.perf_counter()
+                r = await client.post(url + "/v1/detect", params={"model": "admission"}, content=IMAGE)
+                return r, time.perf_counter() - t0
+            return await asyncio.gather(*(one() for _ in range(6)))
+
+    results = asyncio.run(go())
+    ok = [t for r, t in results if r.status_code == 200]
+    refused = [(r, t) for r, t in results if r.status_code != 200]
+    assert len(ok) == 2 and len(refused) == 4, [r.status_code for r, _ in results]
+    for r, _ in refused:
+        assert_error(r, 503, "overloaded")
+        assert r.headers["retry-after"] == "1" and "already holds 2 online requests" in r.json()["error"]["message"]
+    assert max(t for _, t in refused) < min(ok)  # refused before the admitted ones were answered
+    assert post(url, params={"model": "admission"}).status_code == 200  # room again
+
+
 def test_admin_routes_are_disabled_without_a_token(url):
     for route in ("/v1/admin/models/fixture/reload", "/v1/admin/models/fixture/promote?version=2",
                   "/v1/admin/models/fixture/rollback"):
@@ -252,16 +276,23 @@ def test_detect_prepared_is_the_library_record(url, store):
     assert isinstance(unwrap_error(info.value), InvalidParameterError)
 
 
-def test_detect_prepared_shares_batches_with_http(url, store):
-    handle = get_detector_handle("slowbatch")
+def test_online_requests_go_ahead_of_archive_images_and_never_share_their_batch(url, store):
+    handle = get_detector_handle("slowbatch")  # fixed 1 s batch wait: a batch waits for company
     det = store.load_detector("slowbatch")
     prepared, meta = det.prepare(decode_image(IMAGE))
     handle.detect_prepared.remote(prepared, meta, None, None).result()  # warm the driver's router
-    pending = handle.detect_prepared.remote(prepared, meta, None, None)
+    archive = [handle.detect_prepared.remote(prepared, meta, None, None),
+               handle.detect_bytes.remote(IMAGE, None, None)]  # both archive entry points: the bulk lane
+    time.sleep(0.3)  # the archive batch is open, waiting for company
     [http] = burst(url, 1, {"model": "slowbatch"})
-    from_handle = pending.result()
+    bulk = [r.result() for r in archive]
     assert http.status_code == 200
-    assert http.json()["timing_ms"]["batch_size"] == from_handle["timing_ms"]["batch_size"] == 2.0
+    online = http.json()["timing_ms"]
+    assert online["batch_size"] == 1.0 and [b["timing_ms"]["batch_size"] for b in bulk] == [2.0, 2.0]
+    # queued 0.3 s before the online request, the archive images still ran after it
+    assert min(b["timing_ms"]["queue"] for b in bulk) > online["queue"] + 200
+    boxes = [[(d["label"], d["bbox"]) for d in r["detections"]] for r in (*bulk, http.json())]
+    assert boxes[0] == boxes[1] == boxes[2]
 
 
 def test_prometheus_metrics_carry_model_and_version(url):

@@ -9,10 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch.archive import entries_table
-from batch.inference import DetectorActor, read_and_prepare, result_table
+from batch.inference import DetectorActor, result_table
 from batch.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
 from batch.options import ReprocessOptions
 from batch.pipeline import write_results
+from batch.read import read_and_prepare, read_files
 from batch.reprocess import _spec, plan_run
 from batch.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
 from batch.tables import Tables
@@ -67,6 +68,23 @@ def test_read_stage_turns_bad_files_into_failed_rows(env):
     assert (out["width"][i], out["height"][i]) == (200, 150)  # original size travels with the letterbox meta
     assert out["capture_time_source"][i] == "exif"
     assert out["capture_time_source"][by_rel["cam03/PICT0001.JPG"]] == "mtime"
+
+
+def test_decode_in_the_actors_gives_the_rows_decode_in_the_read_tasks_gives(env):
+    plan = plan_for(env, env["dir"] / "unused")
+    spec = _spec(plan, "x", 1)
+    table = entries_table(plan.selection.todo)
+    files = read_files(table, archive_url=spec.archive_url)
+    assert "image" not in files and files["data"].dtype == object
+    pending = [i for i, s in enumerate(files["status"]) if s == "pending"]
+    assert pending and all(len(files["data"][i]) == files["size_bytes"][i] for i in pending)  # the file, not pixels
+    fused = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, decode_threads=2)(files).to_pylist()
+    staged = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)(
+        read_and_prepare(table, archive_url=spec.archive_url, config_json=spec.config_json)).to_pylist()
+    assert fused == staged
+    reasons = {r["rel_path"]: r["error_reason"] for r in fused if r["status"] == "failed"}
+    assert reasons == env["spec"].failed  # undecodable files fail in the actor with the read task's reasons
+    assert sum(r["status"] == "ok" for r in fused) > 0
 
 
 def test_stages_write_both_tables_with_documented_schemas(env, tmp_path):
@@ -128,15 +146,17 @@ def test_orphaned_detections_are_ignored_by_readers_and_removed_when_their_run_i
 
 
 def test_oversized_files_are_refused_without_reading_them(env, monkeypatch):
-    import batch.inference as inference
+    import batch.read as read
 
     plan = plan_for(env, env["dir"] / "unused")
     table = entries_table([e for e in plan.selection.todo if e.size_bytes > 10][:3])
-    monkeypatch.setattr(inference, "MAX_FILE_BYTES", 10)
-    monkeypatch.setattr(inference._storage(str(env["archive"])).fs, "cat_file",
+    monkeypatch.setattr(read, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(read._storage(str(env["archive"])).fs, "cat_file",
                         lambda *a, **k: pytest.fail("read an oversized file"))
     out = read_and_prepare(table, archive_url=str(env["archive"]), config_json=_spec(plan, "x", 1).config_json)
     assert set(out["error_reason"]) == {"too_large"}
+    files = read_files(table, archive_url=str(env["archive"]))
+    assert set(files["error_reason"]) == {"too_large"} and list(files["data"]) == [None] * 3
 
 
 def test_serve_answers_from_another_version_or_filter_set_are_refused():

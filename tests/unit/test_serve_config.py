@@ -17,7 +17,10 @@ def test_defaults_and_derived_values():
     cfg = parse_serve_config({"models": [{"name": "fixture", "max_batch_size": 4, "num_cpus": 0.25}]})
     m = cfg.models[0]
     assert m.aliases == ["production"] and cfg.default_model == "fixture"
-    assert m.effective_max_ongoing_requests == 8  # 2 x batch: the next batch queues while one runs
+    # 8 online (one batch running, the next forming) + 8 archive images + 4 for control calls: the replica's
+    # own admission refuses the rest with a typed 503, and archive traffic never takes the online slots.
+    assert m.effective_max_ongoing_requests == 20
+    assert (m.runtime().online_limit, m.runtime().bulk_limit) == (8, 8)
     assert m.effective_onnx_threads == 1 and m.effective_decode_threads == 2
     assert m.effective_device == "cpu"
     assert parse_serve_config({"models": [{"name": "g", "num_gpus": 0.5, "num_cpus": 3}]}).models[0].effective_device \
@@ -90,7 +93,7 @@ def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     assert set(deps) == {"ingress", detector_deployment_name("fixture"), detector_deployment_name("other")}
     fx = deps["detector-fixture"]
     assert fx.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.25}
-    assert fx.max_ongoing_requests == 8 and fx._deployment_config.max_queued_requests == 7
+    assert fx.max_ongoing_requests == 20 and fx._deployment_config.max_queued_requests == 7
     assert fx.user_config["max_batch_size"] == 4 and fx.user_config["aliases"] == ["production"]
     model_name, store_root, _, device, threads, _ = fx.init_args
     assert model_name == "fixture" and Path(store_root).is_absolute() and device == "auto" and threads == 1

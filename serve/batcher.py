@@ -1,0 +1,129 @@
+"""A dynamic batcher with two lanes: online requests first, archive (bulk) images after.
+
+Why not `@serve.batch`: its queue is one FIFO, so a backfill sent through the deployment puts
+hundreds of archive images ahead of every online request. Here each batch is formed from the
+online lane first (up to `max_batch_size`); only when no online request waits is a batch of
+bulk items formed (up to `bulk_max_batch_size`, so an online request that arrives meanwhile
+waits for at most one small bulk batch), the scheme Triton's dynamic batcher calls priority
+levels. Online and bulk items never share a batch. One batch runs at a time (the forward pass
+has one thread anyway); the next one forms while it runs.
+
+Lifecycle: created once per replica; `submit` from any request coroutine on the replica's
+event loop; the batching loop starts with the first submit and lives as long as the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Lane = Literal["online", "bulk"]
+LANES: tuple[Lane, ...] = ("online", "bulk")
+
+
+@dataclass
+class _Waiting(Generic[Item, Result]):
+    item: Item
+    future: asyncio.Future
+    lane: Lane
+    enqueued: float
+
+
+class PriorityBatcher(Generic[Item, Result]):
+    """Groups submitted items into batches for `run_batch`; see the module docstring for the policy.
+
+    `run_batch(items)` returns one result per item (exceptions are per-item results, raised
+    to that item's caller). `wait_s()` is how long a batch opened now may wait for company
+    (read when a batch opens; a full batch never waits).
+    """
+
+    def __init__(self, run_batch: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
+                 wait_s: Callable[[], float], max_batch_size: int = 8, bulk_max_batch_size: int | None = None) -> None:
+        self._run_batch = run_batch
+        self._wait_s = wait_s
+        self.max_batch_size = max_batch_size
+        self.bulk_max_batch_size = bulk_max_batch_size
+        self._lanes: dict[Lane, deque[_Waiting]] = {lane: deque() for lane in LANES}
+        self._arrived: asyncio.Event | None = None
+        self._loop_task: asyncio.Task | None = None
+
+    def configure(self, max_batch_size: int, bulk_max_batch_size: int | None) -> None:
+        self.max_batch_size = max_batch_size
+        self.bulk_max_batch_size = bulk_max_batch_size
+
+    def waiting(self, lane: Lane | None = None) -> int:
+        """Items queued and not yet in a running batch (in one lane, or both)."""
+        return sum(len(self._lanes[x]) for x in ((lane,) if lane else LANES))
+
+    async def submit(self, item: Item, lane: Lane = "online") -> Result:
+        """Queue `item` in `lane` and wait for its result."""
+        if lane not in self._lanes:
+            raise ValueError(f"lane must be one of {LANES}, got {lane!r}")
+        loop = asyncio.get_running_loop()
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = loop.create_task(self._loop())
+        waiting = _Waiting(item, loop.create_future(), lane, time.perf_counter())
+        self._lanes[lane].append(waiting)
+        self._arrived.set()
+        try:
+            return await waiting.future
+        except asyncio.CancelledError:  # the caller went away: drop its item if it has not run yet
+            if waiting in self._lanes[lane]:
+                self._lanes[lane].remove(waiting)
+            raise
+
+    def _limit(self, lane: Lane) -> int:
+        if lane == "bulk" and self.bulk_max_batch_size:
+            return min(self.bulk_max_batch_size, self.max_batch_size)
+        return self.max_batch_size
+
+    def _lane_now(self) -> Lane | None:
+        return next((lane for lane in LANES if self._lanes[lane]), None)
+
+    async def _fill(self, lane: Lane) -> None:
+        """Wait (at most wait_s) for the lane to fill a batch; an online arrival ends a bulk wait."""
+        deadline = time.perf_counter() + max(0.0, self._wait_s())
+        while len(self._lanes[lane]) < self._limit(lane):
+            if lane == "bulk" and self._lanes["online"]:
+                return
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                return
+
+    async def _loop(self) -> None:
+        while True:
+            lane = self._lane_now()
+            if lane is None:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            await self._fill(lane)
+            lane = self._lane_now() or lane  # an online request that came during a bulk wait goes first
+            queue = self._lanes[lane]
+            batch = [queue.popleft() for _ in range(min(len(queue), self._limit(lane)))]
+            if not batch:
+                continue
+            try:
+                results = await self._run_batch([w.item for w in batch])
+            except Exception as exc:  # noqa: BLE001 - the batch runner failed as a whole: every caller hears it
+                results = [exc] * len(batch)
+            for waiting, result in zip(batch, results, strict=True):
+                if waiting.future.done():  # cancelled by its caller meanwhile
+                    continue
+                if isinstance(result, BaseException):
+                    waiting.future.set_exception(result)
+                else:
+                    waiting.future.set_result(result)

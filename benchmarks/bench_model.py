@@ -227,7 +227,9 @@ def model_config(input_dtype: str, description: str, backend: str = "onnx-yolo")
 
 def ensure_if_bench_model(store: ModelStore | str, model: str, variants: list[str] | None = None) -> None:
     """Build the benchmark models when `model` names one; any other model must already be in the store."""
-    if model.startswith(NAME):
+    if model.startswith(NULL_NAME):
+        ensure_null_model(ModelStore(store) if isinstance(store, str) else store)
+    elif model.startswith(NAME):
         ensure_bench_models(ModelStore(store) if isinstance(store, str) else store, variants)
 
 
@@ -265,6 +267,51 @@ def _build_and_publish(store: ModelStore, missing: list[str], verbose: bool) -> 
             store.publish(path, f"{NAME}{variant}", VERSION, model_config(input_dtype, desc, backend))
             if verbose:
                 print(f"published {NAME}{variant}:{VERSION} to {store.root}")
+
+
+NULL_NAME = "bench-null"
+
+
+def null_onnx(path: Path, anchors: int = 100) -> Path:
+    """A detector with no inference cost: [B, 3, 640, 640] in, a constant [B, 5, anchors] (YOLOv8 layout,
+    one class) out. It reads one pixel per image, so what a run measures is everything but the model:
+    the plumbing a fast accelerator would leave."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    const = np.zeros((1, 5, anchors), np.float32)
+    const[0, :4] = rng.uniform(20, 600, (4, anchors))
+    const[0, 2:4] = rng.uniform(10, 80, (2, anchors))
+    const[0, 4, :3] = [0.9, 0.6, 0.4]  # three candidates above the threshold, as a real frame might have
+    nodes = [
+        helper.make_node("Slice", ["images", "zero", "one", "axes"], ["pixel"]),  # [B, 1, 1, 1]
+        helper.make_node("Mul", ["pixel", "zero_f"], ["nothing"]),
+        helper.make_node("Reshape", ["nothing", "shape_b11"], ["b11"]),
+        helper.make_node("Add", ["b11", "const"], ["output0"]),  # broadcast to [B, 5, anchors]
+    ]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+             (("zero", [0, 0, 0]), ("one", [1, 1, 1]), ("axes", [1, 2, 3]), ("shape_b11", [-1, 1, 1]))]
+    inits += [numpy_helper.from_array(np.zeros((), np.float32), "zero_f"), numpy_helper.from_array(const, "const")]
+    graph = helper.make_graph(
+        nodes, "null-detector", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 640, 640])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 5, anchors])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def ensure_null_model(store: ModelStore) -> str:
+    """Publish `bench-null:1` (see null_onnx) once and promote it; returns its reference."""
+    if VERSION not in store.list_versions(NULL_NAME):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = {**model_config("float32", "Null detector: constant output, no inference cost (benchmarks)."),
+                   "labels": ["thing"]}
+            store.publish(null_onnx(Path(tmp) / "model.onnx"), NULL_NAME, VERSION, cfg)
+    if "production" not in store.aliases(NULL_NAME):
+        store.promote(f"{NULL_NAME}:{VERSION}")
+    return f"{NULL_NAME}:{VERSION}"
 
 
 def check_outputs(store: ModelStore, ref: str) -> dict[str, Any]:

@@ -1,0 +1,291 @@
+"""Both doors against their ceilings, as ratios, in one run on this machine.
+
+`python -m benchmarks.doors [--images 300] [--null-images 1200] [--seconds 20] [--out DIR] [--quick]`
+
+Two models on the same generated 1920x1080 q90 JPEGs:
+
+- the real one (`bench-yolov8n:1`, YOLOv8n's compute): its *model ceiling* is ONNX Runtime on
+  ready tensors in as many single-thread processes as there are CPUs; each door is a ratio of it;
+- the null model (`bench-null:1`, no inference cost, what a fast accelerator leaves): its
+  ceiling is the *plumbing ceiling*, decode + letterbox + null model in the same plain processes.
+
+Sections (each one's failure is recorded and the rest still runs):
+
+- `ceilings`: both ceilings, and batch-1 latency of the real model at the replica's threads;
+- `batch`: `trapline reprocess` per model, `--via actors` with decoding in the actors (default)
+  and in the read tasks, and `--via serve` through a running deployment;
+- `http`: `trapline serve` and the minimal idiomatic Ray Serve app (benchmarks/minimal_serve.py)
+  with the null model in closed loop at the same concurrency, then 2 x the saturation
+  concurrency (overload: throughput, 503 share and how fast a 503 comes back), then the real
+  model at light load (p50 against batch-1 model latency);
+- `priority`: the real model's light-load p50 while a `--via serve` backfill runs through the
+  same deployment, against idle.
+
+Absolute numbers on a shared machine are noisy; the ratios are the claims. Writes doors.json
+and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .batch_throughput import local_ray, reprocess_argv, run_job
+from .bench_model import ensure_bench_models, ensure_null_model
+from .common import DEFAULT_IMAGES, DEFAULT_ROOT, DEFAULT_STORE, machine_info, print_table, ratio, write_json
+from .images import FULL_HD, ensure_images, load_bytes, make_archive
+from .minimal_serve import minimal_service
+from .model_ceiling import measure_ceiling
+from .serve_load import closed_loop, free_port, open_loop, serve_config, service
+
+REAL, NULL = "bench-yolov8n:1", "bench-null:1"
+
+
+def _plumbing_worker(args: tuple) -> tuple[int, float]:
+    store_root, ref, payloads, seconds = args
+    from model_store import ModelStore
+
+    det = ModelStore(store_root).load_detector(ref, threads=1)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        prepared, meta = det.prepare_bytes(payloads[n % len(payloads)], 50_000_000)
+        det.run_prepared([prepared], [meta])
+        n += 1
+    return n, time.perf_counter() - t0
+
+
+def plumbing_ceiling(store_root: str, ref: str, payloads: list[bytes], procs: int, seconds: float) -> dict[str, Any]:
+    """Images/s of decode + letterbox + `ref` in `procs` plain processes (no Ray, no HTTP, no queues)."""
+    with mp.get_context("spawn").Pool(procs) as pool:
+        done = pool.map(_plumbing_worker, [(store_root, ref, payloads, seconds)] * procs)
+    return {"procs": procs, "images_per_s": round(sum(n / s for n, s in done), 2)}
+
+
+def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode: str, cpus: int) -> dict[str, Any]:
+    out = work / f"out-{ref.replace(':', '-')}-{via}-{decode}"
+    shutil.rmtree(out, ignore_errors=True)
+    extra = ["--decode", decode, "--read-cpus", "0.25", "--rows-per-file", "500"]
+    if via == "serve":
+        extra += ["--num-cpus", "0.25", "--concurrency", "1", "--batch-size", "16"]
+    else:  # one actor per CPU, each one ONNX thread, leaving room for a read task and the writer
+        extra += ["--concurrency", str(cpus), "--num-cpus", f"{(cpus - 0.5) / cpus:.2f}", "--batch-size", "8"]
+    res = run_job(reprocess_argv(archive, out, ref, store, via, None, extra))
+    shutil.rmtree(out, ignore_errors=True)
+    return {"model": ref, "via": via, "decode": decode, "images": res["processed"],
+            "images_per_s": res["job_images_per_s"] or res["images_per_s"], "peak_mib": res["peak_mib"]}
+
+
+def http_closed(url: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
+    res = asyncio.run(closed_loop(url, payloads, concurrency, seconds))
+    return {"concurrency": concurrency, "rps": res["throughput_rps"], "p50_ms": res["latency"]["p50_ms"],
+            "statuses": res["statuses"], "requests": res["requests"]}
+
+
+def refused_latency(url: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
+    """Closed loop that also times the 503 answers (how fast the excess is told to come back later)."""
+    import httpx
+
+    ok, refused, statuses = [], [], {}
+
+    async def client(c: httpx.AsyncClient, k: int, deadline: float) -> None:
+        i = k
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            r = await c.post(url + "/v1/detect", content=payloads[i % len(payloads)])
+            (ok if r.status_code == 200 else refused).append(time.perf_counter() - t0)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code == 503:  # a polite client waits a moment, as Retry-After asks (scaled down)
+                await asyncio.sleep(0.05)
+            i += concurrency
+
+    async def go() -> float:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as c:
+            t0 = time.perf_counter()
+            await asyncio.gather(*(client(c, k, t0 + seconds) for k in range(concurrency)))
+            return time.perf_counter() - t0
+
+    elapsed = asyncio.run(go())
+    def p50(xs: list[float]) -> float | None:
+        return round(1000 * sorted(xs)[len(xs) // 2], 1) if xs else None
+
+    return {"concurrency": concurrency, "rps": round(len(ok) / elapsed, 2), "ok_p50_ms": p50(ok),
+            "refused_share": round(len(refused) / max(1, len(ok) + len(refused)), 3), "refused_p50_ms": p50(refused),
+            "statuses": statuses}
+
+
+def light_load(url: str, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+    res = asyncio.run(open_loop(url, payloads, rate, seconds))
+    return {"rate": rate, "p50_ms": res["latency"]["p50_ms"], "p95_ms": res["latency"]["p95_ms"],
+            "statuses": res["statuses"]}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from model_store import ModelStore
+
+    cpus = len(os.sched_getaffinity(0))
+    store = ModelStore(args.store)
+    ensure_bench_models(store, [""], verbose=False)
+    ensure_null_model(store)
+    images = ensure_images(min(args.images, 64), FULL_HD, root=args.images_root)
+    payloads = load_bytes(images)
+    work = Path(args.work)
+    archives = {REAL: make_archive(images, work / f"doors-{args.images}", args.images),
+                NULL: make_archive(images, work / f"doors-{args.null_images}", args.null_images)}
+    res: dict[str, Any] = {"machine": machine_info(), "cpus": cpus, "images": args.images,
+                           "null_images": args.null_images, "errors": {}}
+
+    def section(name: str, fn) -> None:
+        if args.sections and name not in args.sections:
+            return
+        print(f"-- {name}", flush=True)
+        try:
+            res[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - record it, run the rest
+            res["errors"][name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+
+    def ceilings() -> dict[str, Any]:
+        model = measure_ceiling(REAL, store.root, batch_sizes=[1], threads=[1], procs=[cpus], seconds=args.seconds / 4)
+        lat = measure_ceiling(REAL, store.root, batch_sizes=[1], threads=[cpus], procs=[1], seconds=args.seconds / 4)
+        return {"model_images_per_s": model["ceiling_images_per_s"],
+                "batch1_p50_ms": lat["batch1_p50_ms_by_threads"][cpus],
+                "plumbing_images_per_s": plumbing_ceiling(store.root, NULL, payloads, cpus, args.seconds / 2)[
+                    "images_per_s"]}
+
+    # The replica gets what the ingress (0.25 CPU) leaves; the minimal app gets the same for its one deployment.
+    replica = {"num_cpus": cpus - 0.25, "max_batch_size": 8, "bulk_max_batch_size": args.bulk_batch}
+    batch_replica = {**replica, "num_cpus": cpus - 0.5}  # and a --via serve job a read task and its client
+
+    def batch() -> list[dict[str, Any]]:
+        rows = []
+        with local_ray(cpus):
+            for ref in (NULL, REAL):
+                for decode in ("actors", "tasks"):
+                    rows.append(batch_run(archives[ref], work, store.root, ref, "actors", decode, cpus))
+                    print(rows[-1], flush=True)
+                name = ref.split(":")[0]
+                with service(None, serve_config(store.root, name, **batch_replica)):
+                    rows.append(batch_run(archives[ref], work, store.root, ref, "serve", "actors", cpus))
+                    print(rows[-1], flush=True)
+        return rows
+
+    def http() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with local_ray(cpus):
+            with service(None, serve_config(store.root, "bench-null", **replica)) as url:
+                http_closed(url, payloads, 4, 3)  # warm up
+                out["trapline"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
+                best = max(out["trapline"], key=lambda r: r["rps"] or 0)
+                out["overload"] = refused_latency(url, payloads, 2 * best["concurrency"], args.seconds)
+                out["overload"]["saturation_rps"] = best["rps"]
+            with service(None, serve_config(store.root, "bench-yolov8n", **replica)) as url:
+                light_load(url, payloads, 1, 3)
+                out["light_real"] = light_load(url, payloads, args.light_rate, args.seconds)
+            with minimal_service(store.root, NULL, num_cpus=replica["num_cpus"], port=free_port()) as url:
+                http_closed(url, payloads, 4, 3)
+                out["minimal"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
+        return out
+
+    def priority() -> dict[str, Any]:
+        import ray
+
+        with local_ray(cpus), service(None, serve_config(store.root, "bench-yolov8n", **batch_replica)) as url:
+            light_load(url, payloads, 1, 3)
+            idle = light_load(url, payloads, args.light_rate, args.seconds)
+            out = work / "out-priority"
+            shutil.rmtree(out, ignore_errors=True)
+            # The backfill as a user starts it: another process, on this cluster, through the deployment.
+            cmd = [sys.executable, "-m", "batch.reprocess", *reprocess_argv(
+                archives[REAL], out, REAL, store.root, "serve", 1,
+                ["--num-cpus", "0.25", "--read-cpus", "0.25", "--address", ray.get_runtime_context().gcs_address])]
+            with open(work / "priority-backfill.log", "wb") as log:
+                backfill = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+                time.sleep(12)  # Ray Data up, the deployment busy with archive images
+                busy = light_load(url, payloads, args.light_rate, args.seconds)
+                still_running = backfill.poll() is None
+                backfill.wait()
+        return {"idle": idle, "during_backfill": busy, "backfill_ran_throughout": still_running,
+                "backfill_exit": backfill.returncode, "ratio_p50": ratio(busy["p50_ms"], idle["p50_ms"])}
+
+    for name, fn in (("ceilings", ceilings), ("batch", batch), ("http", http), ("priority", priority)):
+        section(name, fn)
+    res["summary"] = summarise(res)
+    return res
+
+
+def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per claim: measured, the reference it is divided by, the ratio and the issue's target."""
+    rows: list[dict[str, Any]] = []
+    ceil = res.get("ceilings", {})
+
+    def add(what: str, value: Any, against: str, ref: Any, target: str) -> None:
+        rows.append({"claim": what, "measured": value, "against": against, "reference": ref,
+                     "ratio": ratio(value, ref) if isinstance(value, int | float) else None, "target": target})
+
+    batch = {(r["model"], r["via"], r["decode"]): r["images_per_s"] for r in res.get("batch", [])}
+    if batch:
+        add("batch null, decode in actors", batch.get((NULL, "actors", "actors")), "plumbing ceiling",
+            ceil.get("plumbing_images_per_s"), ">= 0.8")
+        add("batch null, decode in read tasks", batch.get((NULL, "actors", "tasks")), "plumbing ceiling",
+            ceil.get("plumbing_images_per_s"), "-")
+        add("batch real, decode in actors", batch.get((REAL, "actors", "actors")), "model ceiling",
+            ceil.get("model_images_per_s"), ">= 0.85")
+        add("batch real, decode in read tasks", batch.get((REAL, "actors", "tasks")), "model ceiling",
+            ceil.get("model_images_per_s"), "-")
+        add("batch real --via serve", batch.get((REAL, "serve", "actors")), "batch real via actors",
+            batch.get((REAL, "actors", "actors")), ">= 0.9")
+        add("batch null --via serve", batch.get((NULL, "serve", "actors")), "batch null via actors",
+            batch.get((NULL, "actors", "actors")), "-")
+    http = res.get("http", {})
+    for t, m in zip(http.get("trapline", []), http.get("minimal", []), strict=False):
+        add(f"HTTP null, {t['concurrency']} clients (req/s)", t["rps"], "minimal Ray Serve app", m["rps"], ">= 1.2")
+    if "overload" in http:
+        o = http["overload"]
+        add(f"HTTP null overload, {o['concurrency']} clients (req/s)", o["rps"], "saturation", o["saturation_rps"],
+            f">= ~1 (503s: {o['refused_share']:.0%}, p50 {o['refused_p50_ms']} ms)")
+    if "light_real" in http:
+        add("HTTP real, light load p50 (ms)", http["light_real"]["p50_ms"], "batch-1 model latency",
+            ceil.get("batch1_p50_ms"), "<= +10 ms")
+    pr = res.get("priority")
+    if pr:
+        add("online p50 during a --via serve backfill (ms)", pr["during_backfill"]["p50_ms"], "idle p50",
+            pr["idle"]["p50_ms"], "<= 1.5")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.doors", description=__doc__.splitlines()[0])
+    p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--images-root", default=str(DEFAULT_IMAGES))
+    p.add_argument("--work", default=str(DEFAULT_ROOT / "doors"))
+    p.add_argument("--images", type=int, default=300, help="archive size for the real model")
+    p.add_argument("--null-images", type=int, default=1200, help="archive size for the null model")
+    p.add_argument("--seconds", type=float, default=20.0, help="per HTTP load level and per ceiling")
+    p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[4, 8, 16])
+    p.add_argument("--light-rate", type=float, default=2.0, help="requests/s for the light-load latency")
+    p.add_argument("--bulk-batch", type=int, default=1, help="bulk_max_batch_size of the served model")
+    p.add_argument("--sections", type=lambda s: s.split(","), default=None)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
+    p.add_argument("--out", default="benchmarks/results/doors.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.images, args.null_images, args.seconds, args.concurrency = 24, 48, 2.0, [2, 4]
+    res = run(args)
+    write_json(args.out, res)
+    print(print_table(res["summary"], ["claim", "measured", "against", "reference", "ratio", "target"]))
+    if res["errors"]:
+        print("errors:", res["errors"])
+    return 1 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -129,7 +129,8 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
         job = job or ThumbJob(uri, boxes_of(uri))
         jobs[f"{uri}\0{job.variant}"] = job
         r = rows.loc[uri]
-        return {"job": job, "name": _name(r), "uri": uri, "camera": r["camera_id"] or "",
+        camera = r["camera_id"] if isinstance(r["camera_id"], str) else ""
+        return {"job": job, "name": _name(r), "uri": uri, "camera": camera,
                 "time": _when(r["capture_time"]), "note": note}
 
     gallery = _gallery(kept, labels, all_bands, opts.per_band, card)
@@ -245,7 +246,7 @@ def _summary(images: pd.DataFrame, kept: pd.DataFrame, dropped: pd.DataFrame) ->
     status = images["status"].value_counts()
     return {"images": len(images), "ok": int(status.get("ok", 0)), "empty": int(status.get("empty", 0)),
             "failed": int(status.get("failed", 0)), "kept": len(kept), "dropped": len(dropped),
-            "cameras": int(images["camera_id"].nunique())}
+            "cameras": int(images["camera_id"].nunique(dropna=False))}
 
 
 def _per_camera(images: pd.DataFrame, kept: pd.DataFrame) -> list[dict]:

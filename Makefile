@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.trapline-setup
 
-.PHONY: setup lint test test-fast demo bench models clean
+.PHONY: setup lint test test-fast demo bench models report-screenshot browser clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,15 @@ demo: setup
 
 models: setup
 	$(BIN)/python -m model_store.demo.publish --store ./models
+
+# docs/report.png for the README, from the demo's tables (run `make demo` first).
+report-screenshot: setup
+	$(BIN)/python docs/report_screenshot.py
+
+# Debian's Chromium for the report's browser test (skipped, with the reason, where there is none).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \
+	  echo "chromium could not be installed: the browser test will be skipped"
 
 bench: setup
 	$(BIN)/python -m benchmarks.report --quick

@@ -1,4 +1,4 @@
-"""`trapline reprocess | export | postprocess`: the archive door's commands (parse, dispatch, print)."""
+"""`trapline reprocess | export | postprocess | events | report`: the archive door's commands."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file (megadetector, coco) or directory (camtrap-dp)")
     _add_set_arguments(p)
     p.add_argument("--timezone", default="Z", help="UTC offset of the capture times for Camtrap DP (default Z)")
+    p.add_argument("--observation-level", choices=["media", "event", "both"], default="media",
+                   help="Camtrap DP observations per image box (media), per event and label (event), or both")
+    _add_gap_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export)
 
@@ -30,15 +33,55 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Apply a filter to the stored raw detections of one model version and write "
                                    "the result as a new filter set.")
     p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
-    p.add_argument("--filter", required=True, dest="filter_name", help="filter name: min_size, class_mask, score")
+    p.add_argument("--filter", required=True, dest="filter_name",
+                   help="filter name: min_size, class_mask, score, repeat (table-level: boxes recurring on a camera)")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--config", help='the filter\'s config as JSON, e.g. \'{"min_area_fraction": 0.001}\'')
     group.add_argument("--remove", action="store_true", help="take the filter out of the set")
     _add_set_arguments(p, source=True)
+    p.add_argument("--image", default=None, metavar="URI",
+                   help="only this image (its URI or archive-relative path); one scope kind per run: "
+                        "--camera, --since/--until or --image")
     p.add_argument("--rows-per-file", type=int, default=5000, help="images per Parquet part (default 5000)")
     p.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    p.add_argument("--progress-interval", type=float, default=5.0, help="seconds between progress lines")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_postprocess)
+
+    p = sub.add_parser("events", help="group each camera's images into events (visits) by capture-time gap",
+                       description="Group each camera's images into events by capture-time gap and write the "
+                                   "`events` table next to images/detections (rerunning replaces it).")
+    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
+    _add_gap_argument(p)
+    p.add_argument("--model", default=None, help="NAME, NAME:VERSION or NAME@ALIAS (needed when several are stored)")
+    p.add_argument("--store", default=None, help="model store root, to resolve NAME@ALIAS")
+    p.add_argument("--filters-hash", dest="filters_hash", default=None, help="the filter set (default: the newest)")
+    p.add_argument("--dry-run", action="store_true", help="count the events; write nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("report", help="a static HTML page to review a run: counts, scores, galleries, failures",
+                       description="Write a static HTML review report (index.html with plots/ and thumbs/ beside "
+                                   "it; opens from disk): counts per camera, day and label, score histograms, a "
+                                   "gallery per label and score band, sampled blanks, filtered-out boxes and "
+                                   "failed files; --compare adds what another model version found differently.")
+    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write the report into")
+    _add_set_arguments(p)
+    p.add_argument("--compare", default=None, metavar="OTHER_MODEL_REF",
+                   help="another model version in the same tables (NAME:VERSION or NAME@ALIAS) to compare with")
+    p.add_argument("--compare-filters-hash", default=None, help="the other version's filter set (default: newest)")
+    p.add_argument("--min-iou", type=float, default=0.5, help="IoU for two versions' boxes to match (default 0.5)")
+    p.add_argument("--bands", default="0.2,0.4,0.6,0.8", help="score-band edges (default 0.2,0.4,0.6,0.8)")
+    p.add_argument("--per-band", type=int, default=12, help="images shown per label and band (default 12)")
+    p.add_argument("--thumb-size", type=int, default=360, help="longest thumbnail side in pixels (default 360)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_report)
+
+
+def _add_gap_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gap-s", type=float, default=60.0,
+                   help="a gap longer than this many seconds between a camera's images starts a new event (default 60)")
 
 
 def _add_set_arguments(p: argparse.ArgumentParser, source: bool = False) -> None:
@@ -63,7 +106,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     report = run_export(args.tables, args.format, args.out, model=args.model, filters_hash=args.filters_hash,
                         cameras=args.camera, since=args.since, until=args.until, timezone=args.timezone,
-                        store=args.store)
+                        store=args.store, observation_level=args.observation_level, gap_s=args.gap_s)
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
@@ -88,7 +131,57 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
             raise BatchError(f"--config must be a JSON object, got {args.config!r}")
     report = run_postprocess(args.tables, args.filter_name, config, remove=args.remove, model=args.model,
                              source_filters=args.filters_hash, cameras=args.camera, since=args.since,
-                             until=args.until, rows_per_file=args.rows_per_file, dry_run=args.dry_run,
-                             store=args.store)
+                             until=args.until, image=args.image, rows_per_file=args.rows_per_file,
+                             dry_run=args.dry_run, store=args.store, progress=_progress,
+                             progress_interval=args.progress_interval)
     print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _progress(line: str) -> None:
+    from trapline.ray_output import console
+
+    print(line, file=console(), flush=True)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from .events import run_events
+
+    r = run_events(args.tables, args.gap_s, model=args.model, filters_hash=args.filters_hash, store=args.store,
+                   dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(r), indent=2))
+        return 0
+    print(f"{r.events} event(s) from {r.images} image(s) of {r.model} [filters {r.filters_hash}], gap {r.gap_s:g}s"
+          + (f"; left out: {r.failed} failed" if r.failed else "")
+          + (f", {r.without_time} without a capture time" if r.without_time else ""))
+    print(f"  {r.written}" if r.written else "dry run: nothing was written")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .errors import BatchError
+    from .review import ReportOptions, build_report
+    from .review.build import result_json
+
+    try:
+        edges = [float(e) for e in args.bands.split(",") if e.strip()]
+    except ValueError:
+        raise BatchError(f"--bands takes comma-separated scores such as 0.2,0.5,0.8, got {args.bands!r}") from None
+    opts = ReportOptions(args.tables, args.out, model=args.model, filters_hash=args.filters_hash,
+                         compare=args.compare, compare_filters_hash=args.compare_filters_hash, store=args.store,
+                         cameras=args.camera, since=args.since, until=args.until, edges=edges,
+                         per_band=args.per_band, thumb_side=args.thumb_size, min_iou=args.min_iou)
+    result = build_report(opts, log=_progress)
+    if args.json:
+        print(result_json(result))
+        return 0
+    print(f"report of {result.model} [filters {result.filters_hash}]: {result.images} image(s), "
+          f"{result.thumbnails} thumbnail(s) in {result.wall_s:.1f}s")
+    if result.compared_with:
+        print(f"compared with {result.compared_with}: {result.only_a} box(es) only in {result.model}, "
+              f"{result.only_b} only in {result.compared_with}")
+    if result.unreadable:
+        print(f"warning: {result.unreadable} image(s) could not be read (listed in the report)")
+    print(f"  open {result.index}")
     return 0

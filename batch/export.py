@@ -22,10 +22,12 @@ import pyarrow.dataset as ds
 
 from .archive import open_location
 from .errors import BatchError
+from .events import DEFAULT_GAP_S, group_events
 from .options import parse_when
 from .tables import Tables, TableSet, resolve_table_set
 
 Format = Literal["megadetector", "coco", "camtrap-dp"]
+ObservationLevel = Literal["media", "event", "both"]
 MD_FORMAT_VERSION = "1.4"
 HUMAN_LABELS = {"person", "people", "human", "humans", "hiker"}
 VEHICLE_LABELS = {"vehicle", "car", "truck", "bus", "motorcycle", "bicycle"}
@@ -183,12 +185,20 @@ def media_id(uri: str, content_id: str) -> str:
     return hashlib.sha1(f"{uri}\0{content_id}".encode()).hexdigest()[:16]
 
 
-def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet,
-               offset: str = "Z") -> tuple[list[dict], list[dict]]:
-    """Camtrap DP 1.0 media and media-level observations rows (failed images are left out)."""
+def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset: str = "Z",
+               observation_level: ObservationLevel = "media",
+               gap_s: float = DEFAULT_GAP_S) -> tuple[list[dict], list[dict]]:
+    """Camtrap DP 1.0 media and observations rows (failed images are left out).
+
+    `observation_level` media: one observation per kept box (blank images one `blank` row);
+    event: one per event (batch/events.py, `gap_s`) and label, `count` the most boxes of that
+    label in one image; both: the two, the media-level rows carrying their eventID.
+    """
     by_uri = {uri: g for uri, g in dets.groupby("uri", sort=False)} if not dets.empty else {}
     classified_by = f"{tset.model_name} {tset.model_version}"
     media, observations = [], []
+    events = group_events(images, dets, gap_s, tset.filters_hash) if observation_level != "media" else None
+    event_of = {} if events is None else {uri: ev for ev in events.itertuples(index=False) for uri in ev.uris}
     for row in images[images["status"] != "failed"].itertuples(index=False):
         mid = media_id(row.uri, row.content_id)
         deployment = row.camera_id if isinstance(row.camera_id, str) and row.camera_id else "unknown"
@@ -201,9 +211,12 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet,
             "fileMediatype": mimetypes.guess_type(name)[0] or "image/jpeg",
             "exifData": "", "favorite": "", "mediaComments": "",
         })
-        base = {"deploymentID": deployment, "mediaID": mid, "eventID": "", "eventStart": when, "eventEnd": when,
-                "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": classified_by,
-                "classificationTimestamp": classified_at}
+        ev = event_of.get(row.uri)
+        base = {"deploymentID": deployment, "mediaID": mid, "eventID": ev.event_id if ev else "",
+                "eventStart": when, "eventEnd": when, "observationLevel": "media", "classificationMethod": "machine",
+                "classifiedBy": classified_by, "classificationTimestamp": classified_at}
+        if observation_level == "event":
+            continue
         g = by_uri.get(row.uri)
         if g is None:
             observations.append({**base, "observationID": f"{mid}_blank", "observationType": "blank",
@@ -219,7 +232,28 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet,
                 "count": 1, "classificationProbability": round(float(d.score), 4),
                 "observationTags": f"label:{d.label}|filters:{tset.filters_hash}",
             })
+    if events is not None:
+        observations += _event_observations(events, images, tset, offset)
     return media, observations
+
+
+def _event_observations(events: pd.DataFrame, images: pd.DataFrame, tset: TableSet, offset: str) -> list[dict]:
+    """Event-level observations: one per event and label (a blank event: one `blank` row)."""
+    classified_at = _iso(images["processed_at"].max(), "Z") if not images.empty else ""
+    rows = []
+    for ev in events.itertuples(index=False):
+        base = {"deploymentID": ev.camera_id if isinstance(ev.camera_id, str) and ev.camera_id else "unknown",
+                "mediaID": "", "eventID": ev.event_id, "eventStart": _iso(ev.start, offset),
+                "eventEnd": _iso(ev.end, offset), "observationLevel": "event", "classificationMethod": "machine",
+                "classifiedBy": f"{tset.model_name} {tset.model_version}", "classificationTimestamp": classified_at}
+        if not len(ev.labels):
+            rows.append({**base, "observationID": f"{ev.event_id}_blank", "observationType": "blank",
+                         "observationTags": f"images:{ev.images}|filters:{tset.filters_hash}"})
+        for label, count, score in zip(ev.labels, ev.label_counts, ev.label_max_scores, strict=True):
+            rows.append({**base, "observationID": f"{ev.event_id}_{label}", "observationType": observation_type(label),
+                         "count": int(count), "classificationProbability": round(float(score), 4),
+                         "observationTags": f"label:{label}|images:{ev.images}|filters:{tset.filters_hash}"})
+    return rows
 
 
 def _csv(rows: list[dict], fields: list[str]) -> bytes:
@@ -248,7 +282,8 @@ def _write(url: str, data: bytes) -> str:
 
 def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None, filters_hash: str | None = None,
                cameras: list[str] | None = None, since: Any = None, until: Any = None, timezone: str = "Z",
-               store: str | None = None) -> ExportReport:
+               store: str | None = None, observation_level: ObservationLevel = "media",
+               gap_s: float = DEFAULT_GAP_S) -> ExportReport:
     """Export one model version and filter set; `out` is a file (megadetector, coco) or a directory (camtrap-dp)."""
     if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", timezone):
         raise BatchError(f"--timezone must be Z or +HH:MM / -HH:MM, got {timezone!r}")
@@ -265,7 +300,7 @@ def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None,
         stem = out[:-5] if out.endswith(".json") else out
         written.append(_write(f"{stem}.images.json", json.dumps(index, indent=1).encode()))
     elif fmt == "camtrap-dp":
-        media, observations = camtrap_dp(images, dets, tset, timezone)
+        media, observations = camtrap_dp(images, dets, tset, timezone, observation_level, gap_s)
         base = out.rstrip("/")
         written.append(_write(f"{base}/media.csv", _csv(media, CAMTRAP_MEDIA_FIELDS)))
         written.append(_write(f"{base}/observations.csv", _csv(observations, CAMTRAP_OBSERVATION_FIELDS)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,10 @@ from model_store import FilterSet
 from model_store.filters import DetectionArrays
 
 from .errors import BatchError
-from .export import subset_filter
 from .manifest import RunManifest, new_run_id, write_manifest
 from .schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA
+from .scope import Scope, ScopeError
+from .table_filters import Fired, table_level_fired
 from .tables import Tables, resolve_table_set
 from .writer import part_name, write_part
 
@@ -40,6 +41,8 @@ class PostprocessReport:
     filters_hash: str
     filters: list[dict]
     dry_run: bool = False
+    scope: dict[str, Any] = field(default_factory=dict)
+    in_scope: int = 0  # images of the source set in the scope
     images: int = 0  # images re-filtered (failed ones included, carried over)
     skipped: int = 0  # already present in the new filter set
     detections_checked: int = 0
@@ -65,16 +68,23 @@ def new_filter_set(source_specs: list[dict], name: str, config: Mapping[str, Any
     return fs
 
 
-def refilter_image(image: Mapping[str, Any], dets: pa.Table, fs: FilterSet, labels: list[str]) -> tuple[
-        np.ndarray, list[list[str]]]:
-    """(kept mask, flags) for one image's stored raw detections under the filter set `fs`."""
+def refilter_image(image: Mapping[str, Any], dets: pa.Table, fs: FilterSet, labels: list[str],
+                   table_fired: Mapping[str, Fired] | None = None) -> tuple[np.ndarray, list[list[str]]]:
+    """(kept mask, flags) for one image's stored raw detections under the filter set `fs`.
+
+    `table_fired` holds what the set's table-level filters decided (see batch/table_filters.py).
+    """
     w, h = float(image["width"]), float(image["height"])
     bx, by = dets["bbox_x"].to_numpy(), dets["bbox_y"].to_numpy()
     bw, bh = dets["bbox_w"].to_numpy(), dets["bbox_h"].to_numpy()
     boxes = np.stack([bx * w, by * h, (bx + bw) * w, (by + bh) * h], axis=1).astype(np.float64)
     arrays = DetectionArrays(boxes, dets["score"].to_numpy().astype(np.float64),
                              dets["class_id"].to_numpy().astype(np.int64), labels, int(w), int(h))
-    return fs.apply(arrays)
+    key = (image["uri"], image["content_id"], image["run_id"])
+    indices = dets["detection_index"].to_pylist()
+    precomputed = {name: np.array([i in fired.get(key, ()) for i in indices], dtype=bool)
+                   for name, fired in (table_fired or {}).items()}
+    return fs.apply(arrays, precomputed)
 
 
 def _labels(meta_labels: list[str], dets: pa.Table) -> list[str]:
@@ -86,10 +96,17 @@ def _labels(meta_labels: list[str], dets: pa.Table) -> list[str]:
 
 def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any] | None = None,
                     remove: bool = False, model: str | None = None, source_filters: str | None = None,
-                    cameras: list[str] | None = None, since: Any = None, until: Any = None,
-                    rows_per_file: int = 5000, dry_run: bool = False, store: str | None = None) -> PostprocessReport:
-    """Re-filter one model version's stored detections and write the result as a new filter set."""
+                    cameras: list[str] | None = None, since: Any = None, until: Any = None, image: str | None = None,
+                    rows_per_file: int = 5000, dry_run: bool = False, store: str | None = None,
+                    progress: Callable[[str], None] | None = None, progress_interval: float = 5.0) -> PostprocessReport:
+    """Re-filter one model version's stored detections and write the result as a new filter set.
+
+    The scope (cameras, a since/until window or one image; at most one kind) limits the rows
+    rewritten; `progress` receives a short line at each step and every `progress_interval` seconds.
+    """
     t0 = time.perf_counter()
+    log = progress or (lambda line: None)
+    scope = Scope.of(cameras, since, until, image)
     tables = Tables(tables_url)
     tset = resolve_table_set(tables, model, source_filters, store)
     if not tset.metadata:
@@ -97,29 +114,34 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
     fs = new_filter_set(tset.filter_specs, filter_name, config, remove, tset.labels)
     run_id = None if dry_run else new_run_id()
     report = PostprocessReport(run_id, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, fs.hash,
-                               fs.as_specs(), dry_run=dry_run)
+                               fs.as_specs(), dry_run=dry_run, scope=scope.as_dict())
     if fs.hash == tset.filters_hash:
         report.notes.append("the new filter set equals the source set; nothing to do")
         return report
     name, version = tset.model_name, tset.model_version
     done = set() if dry_run else tables.done_keys(name, version, fs.hash, retry_failed=False)
     expr = ds.field("filters_hash") == tset.filters_hash
-    subset = subset_filter(cameras, since, until)
-    if subset is not None:
-        expr = expr & subset
+    if scope.expression() is not None:
+        expr = expr & scope.expression()
+    report.in_scope = len(set(tables.read(IMAGES, name, version, ["uri"], filter=expr)["uri"].to_pylist()))
+    if scope.kind == "image" and not report.in_scope:
+        raise ScopeError(f"no image {scope.image!r} in {report.model} [filters {tset.filters_hash}] "
+                         f"(give its URI or its path relative to the archive)")
+    log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
+    table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
     meta = {"model": {**tset.metadata.get("model", {})},
             "filters": {"hash": fs.hash, "specs": fs.as_specs(), "source_hash": tset.filters_hash}}
     manifest = None
     if not dry_run:
         arguments = {"filter": filter_name, "config": dict(config or {}), "remove": remove, "model": model,
-                     "source_filters": tset.filters_hash, "cameras": cameras,
-                     "since": str(since) if since else None, "until": str(until) if until else None}
+                     "source_filters": tset.filters_hash, "scope": scope.as_dict()}
         manifest = RunManifest.start(run_id, "postprocess", out=tables.url, model=meta["model"],
                                      filters=meta["filters"], arguments=arguments)
         write_manifest(tables.storage, manifest)
     out_images: list[dict] = []
     out_dets: list[dict] = []
     seen: set[str] = set()
+    ticker = _Ticker(report, manifest, tables, log, progress_interval)
 
     def flush() -> None:
         if not out_images:
@@ -130,6 +152,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                    pa.Table.from_pylist(out_dets, schema=DETECTIONS_SCHEMA), meta)
         out_images.clear()
         out_dets.clear()
+        ticker.parts += 1
 
     now = dt.datetime.now(dt.timezone.utc)
     try:
@@ -147,6 +170,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                 if row["uri"] in seen:
                     continue  # an older part's row for a uri handled already (newest wins)
                 seen.add(row["uri"])
+                ticker.tick()
                 if (row["uri"], row["content_id"]) in done:
                     report.skipped += 1
                     continue
@@ -157,7 +181,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     out_images.append(new_row)
                     continue
                 mine = mine.sort_by("detection_index")
-                kept, flags = refilter_image(row, mine, fs, labels)
+                kept, flags = refilter_image(row, mine, fs, labels, table_fired)
                 old_kept = np.asarray(mine["kept"].to_pylist(), dtype=bool)
                 n_kept = int(kept.sum())
                 report.detections_checked += len(kept)
@@ -185,14 +209,46 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
         raise
     report.wall_s = round(time.perf_counter() - t0, 3)
     if manifest is not None:
-        manifest.counts = {k: getattr(report, k) for k in ("images", "skipped", "detections_checked", "flagged",
-                                                           "kept_before", "kept_after", "images_changed",
-                                                           "became_empty", "became_nonempty")}
+        manifest.counts = _counts(report)
         manifest.wall_s = report.wall_s
         manifest.finish("succeeded")
         write_manifest(tables.storage, manifest)
         report.manifest = tables.storage.url("_runs", f"{run_id}.json")
     return report
+
+
+COUNT_FIELDS = ("in_scope", "images", "skipped", "detections_checked", "flagged", "kept_before", "kept_after",
+                "images_changed", "became_empty", "became_nonempty")
+
+
+def _counts(report: PostprocessReport) -> dict[str, int | float]:
+    return {k: getattr(report, k) for k in COUNT_FIELDS}
+
+
+class _Ticker:
+    """Prints a progress line and refreshes the manifest's counts (its heartbeat) every `interval` seconds."""
+
+    def __init__(self, report: PostprocessReport, manifest: RunManifest | None, tables: Tables,
+                 log: Callable[[str], None], interval: float) -> None:
+        self.report, self.manifest, self.tables, self.log, self.interval = report, manifest, tables, log, interval
+        self.start = self.last = time.monotonic()
+        self.done = 0
+        self.parts = 0
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        r = self.report
+        rate = self.done / max(now - self.start, 1e-9)
+        self.log(f"{self.done}/{r.in_scope} image(s) ({100 * self.done / max(r.in_scope, 1):.0f}%), "
+                 f"{r.images_changed} changed, {self.parts} part(s) written, {rate:.0f} images/s")
+        if self.manifest is not None:
+            self.manifest.counts = _counts(r)
+            self.manifest.touch()
+            write_manifest(self.tables.storage, self.manifest)
 
 
 def _group(dets: pa.Table) -> dict[tuple[str, str, str], pa.Table]:
@@ -210,6 +266,7 @@ def format_report(r: PostprocessReport) -> str:
     head = "dry run: nothing was written" if r.dry_run else f"postprocess run {r.run_id} succeeded in {r.wall_s:.1f}s"
     lines = [head,
              f"model     {r.model}  filters {r.source_filters_hash} -> {r.filters_hash}",
+             f"scope     {r.scope.get('description', 'whole table')}: {r.in_scope} image(s)",
              f"images    {r.images} re-filtered, {r.skipped} already in the new set, {r.images_changed} changed "
              f"outcome ({r.became_empty} became empty, {r.became_nonempty} became non-empty)",
              f"detections {r.detections_checked} checked, {r.flagged} flagged by the filter, "

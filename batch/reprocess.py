@@ -67,6 +67,7 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     Reads only."""
     mv = model or ModelStore(options.store).get(options.model)
     filters = mv.config.default_filters().with_overrides(options.filters)
+    filters.require_per_image()
     filters.check_labels(mv.config.labels)  # every filter config is validated before anything runs
     archive = open_location(options.archive)
     tables = Tables(options.out)

@@ -11,7 +11,7 @@ decode, int8, rect) against the exact one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .records import ImageDetections
@@ -71,15 +71,30 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def compare(reference: Iterable[Box], candidate: Iterable[Box], where: str = "", min_score: float = MIN_SCORE,
-            min_iou: float = MIN_IOU, max_dscore: float = MAX_DSCORE, max_dpx: float = MAX_DPX) -> Agreement:
-    """Match `candidate` boxes against `reference` boxes of one image (see the module docstring)."""
-    out = Agreement()
-    free = sorted(candidate, key=lambda b: -b.score)
+@dataclass(frozen=True)
+class Match:
+    """The fate of one reference box: the candidate it paired with (None: missed) and the best IoU seen."""
+
+    reference: int  # index into the reference boxes as given
+    candidate: int | None  # index into the candidate boxes as given
+    iou: float
+
+
+def match_boxes(reference: Sequence[Box], candidate: Sequence[Box], min_iou: float = MIN_IOU,
+                max_dscore: float = MAX_DSCORE, max_dpx: float = MAX_DPX) -> list[Match]:
+    """Pair boxes of one image one-to-one: best reference first, each with its best free same-class box.
+
+    A pair needs the same class, scores within `max_dscore` and IoU >= `min_iou` (or every corner
+    within `max_dpx`). Returns one Match per reference box, highest score first.
+    """
+    order = sorted(range(len(candidate)), key=lambda k: -candidate[k].score)
     used: set[int] = set()
-    for ref in sorted(reference, key=lambda b: -b.score):
+    out = []
+    for i in sorted(range(len(reference)), key=lambda i: -reference[i].score):
+        ref = reference[i]
         best, best_iou = None, 0.0
-        for k, cand in enumerate(free):
+        for k in order:
+            cand = candidate[k]
             if k in used or cand.class_id != ref.class_id or abs(cand.score - ref.score) > max_dscore:
                 continue
             overlap = iou(ref.xyxy, cand.xyxy)
@@ -87,18 +102,35 @@ def compare(reference: Iterable[Box], candidate: Iterable[Box], where: str = "",
                 overlap = max(overlap, min_iou)  # within a pixel at every corner: the same box
             if overlap > best_iou:
                 best, best_iou = k, overlap
-        counts = ref.score >= min_score
-        out.reference += counts
         if best is not None and best_iou >= min_iou:
             used.add(best)
+            out.append(Match(i, best, best_iou))
+        else:
+            out.append(Match(i, None, best_iou))
+    return out
+
+
+def compare(reference: Iterable[Box], candidate: Iterable[Box], where: str = "", min_score: float = MIN_SCORE,
+            min_iou: float = MIN_IOU, max_dscore: float = MAX_DSCORE, max_dpx: float = MAX_DPX) -> Agreement:
+    """Match `candidate` boxes against `reference` boxes of one image (see the module docstring)."""
+    out = Agreement()
+    refs, cands = list(reference), list(candidate)
+    matches = match_boxes(refs, cands, min_iou, max_dscore, max_dpx)
+    for m in matches:
+        ref = refs[m.reference]
+        counts = ref.score >= min_score
+        out.reference += counts
+        if m.candidate is not None:
             out.matched += counts
             if counts:
-                out.dscores.append(abs(free[best].score - ref.score))
+                out.dscores.append(abs(cands[m.candidate].score - ref.score))
         elif counts:
             out.misses.append(f"{where} class {ref.class_id} score {ref.score:.3f} at {_fmt(ref.xyxy)} "
-                              f"(best same-class IoU within the score tolerance {best_iou:.2f})")
+                              f"(best same-class IoU within the score tolerance {m.iou:.2f})")
+    used = {m.candidate for m in matches}
     out.extras = [f"{where} extra class {b.class_id} score {b.score:.3f} at {_fmt(b.xyxy)}"
-                  for k, b in enumerate(free) if k not in used and b.score >= min_score]
+                  for k, b in sorted(enumerate(cands), key=lambda kb: -kb[1].score)
+                  if k not in used and b.score >= min_score]
     return out
 
 

@@ -107,7 +107,9 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _filters_valid(self) -> ModelConfig:
         try:
-            FilterSet.from_specs(self.filters).check_labels(self.labels)
+            filters = FilterSet.from_specs(self.filters)
+            filters.require_per_image()
+            filters.check_labels(self.labels)
         except FilterConfigError as exc:
             raise ValueError(str(exc)) from None
         return self

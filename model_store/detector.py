@@ -48,6 +48,7 @@ class Detector:
             fs = overrides
         else:
             fs = self.default_filters.with_overrides(overrides)
+        fs.require_per_image()
         fs.check_labels(self.config.labels)
         return fs
 

@@ -52,6 +52,19 @@ class ScoreConfig(FilterConfig):
     min_score: float = Field(..., ge=0.0, le=1.0, description="detections scoring below this fire")
 
 
+class RepeatConfig(FilterConfig):
+    """Repeat-detection elimination (MegaDetector's RDE): boxes recurring at one place on one camera."""
+
+    iou: float = Field(0.85, gt=0.0, le=1.0, description="boxes at least this similar are the same place")
+    min_images: int = Field(10, ge=2, description="a box fires when it recurs in at least this many images")
+    window_hours: float | None = Field(None, gt=0.0, description="only images captured within this many hours "
+                                                                 "of each other count; None: the whole history")
+    min_score: float = Field(0.1, ge=0.0, le=1.0, description="less confident detections are never compared")
+    max_box_fraction: float | None = Field(0.2, gt=0.0, le=1.0, description="boxes larger than this fraction of "
+                                                                            "the image never fire (a large "
+                                                                            "animal at rest is not a stick)")
+
+
 @dataclass(frozen=True)
 class DetectionArrays:
     """The columns a filter looks at, for one image: boxes in original pixels (x1, y1, x2, y2)."""
@@ -69,6 +82,9 @@ class PostFilter:
 
     name: ClassVar[str]
     config_model: ClassVar[type[FilterConfig]]
+    # A table-level filter needs boxes of other images (of one camera) to decide: it cannot run in
+    # the detector on one image; `FilterSet.apply` takes its result precomputed over the tables.
+    table_level: ClassVar[bool] = False
 
     @staticmethod
     def fires(config: Any, dets: DetectionArrays) -> np.ndarray:  # pragma: no cover - interface
@@ -118,7 +134,20 @@ class ScoreFilter(PostFilter):
         return dets.scores < config.min_score
 
 
-REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter)}
+class RepeatFilter(PostFilter):
+    name = "repeat"
+    config_model = RepeatConfig
+    table_level = True
+
+    @staticmethod
+    def fires(config: RepeatConfig, dets: DetectionArrays) -> np.ndarray:
+        raise FilterConfigError("the repeat filter compares boxes across images of a camera; it runs on stored "
+                                "tables (`trapline postprocess --filter repeat`), not on one image")
+
+
+REGISTRY: dict[str, type[PostFilter]] = {
+    f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter)
+}
 
 
 def parse_filter_config(name: str, config: Mapping[str, Any] | FilterConfig) -> FilterConfig:
@@ -182,6 +211,18 @@ class FilterSet:
             REGISTRY[name].check_labels(config, labels)
 
     @property
+    def table_level(self) -> list[str]:
+        """Names of the filters that need boxes of other images (see `PostFilter.table_level`)."""
+        return [name for name, _ in self.filters if REGISTRY[name].table_level]
+
+    def require_per_image(self) -> None:
+        """Raise FilterConfigError if a filter cannot run on one image (the detector's and the service's case)."""
+        if self.table_level:
+            raise FilterConfigError(
+                f"{', '.join(self.table_level)} is a table-level filter (it compares boxes across the images of "
+                "a camera): apply it to stored tables with `trapline postprocess --filter repeat`, not per image")
+
+    @property
     def names(self) -> list[str]:
         return [name for name, _ in self.filters]
 
@@ -195,13 +236,20 @@ class FilterSet:
         canonical = json.dumps(self.as_specs(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def apply(self, dets: DetectionArrays) -> tuple[np.ndarray, list[list[str]]]:
-        """Return (kept mask, flags per detection): flags name every filter that fired."""
+    def apply(self, dets: DetectionArrays, precomputed: Mapping[str, np.ndarray] | None = None) -> tuple[
+            np.ndarray, list[list[str]]]:
+        """Return (kept mask, flags per detection): flags name every filter that fired.
+
+        `precomputed` holds the fired masks of table-level filters for these detections.
+        """
         n = len(dets.scores)
         kept = np.ones(n, dtype=bool)
         flags: list[list[str]] = [[] for _ in range(n)]
         for name, config in self.filters:
-            fired = np.asarray(REGISTRY[name].fires(config, dets), dtype=bool)
+            if precomputed is not None and name in precomputed:
+                fired = np.asarray(precomputed[name], dtype=bool)
+            else:
+                fired = np.asarray(REGISTRY[name].fires(config, dets), dtype=bool)
             for i in np.flatnonzero(fired):
                 flags[i].append(name)
             if config.action == "drop":

@@ -31,8 +31,10 @@ EXAMPLES = {
     "serve": "trapline serve --store ./models --model megadetector --port 8000",
     "reprocess": "trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
     "export": "trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package",
-    "postprocess": "trapline postprocess --tables ./detections --filter min_size "
-                   "--config '{\"min_area_fraction\": 0.001}'",
+    "postprocess": "trapline postprocess --tables ./detections --filter repeat "
+                   "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
+    "events": "trapline events --tables ./detections --gap-s 60",
+    "report": "trapline report --tables ./detections --out ./report --compare megadetector:4",
 }
 
 OVERVIEW_EPILOG = """\
@@ -41,6 +43,7 @@ a first session:
   trapline models promote my-md:1                   # alias production -> version 1
   trapline serve --model my-md                      # HTTP on 127.0.0.1:8000 until Ctrl-C
   trapline reprocess --archive ./photos --out ./detections --model my-md
+  trapline report --tables ./detections --out ./report      # look at it: open report/index.html
   trapline export --tables ./detections --format megadetector --out detections.json
 
 Run `trapline COMMAND --help` for a command's options. Ray's own messages go to a log file

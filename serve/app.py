@@ -21,12 +21,14 @@ from model_store import ModelStore
 
 from . import INGRESS_DEPLOYMENT_NAME, detector_deployment_name
 from .config import ModelServeConfig, ServeConfig, ServeConfigError, parse_serve_config
+from .direct import DirectIngress
 from .ingress import TraplineIngress, token_digest
 from .replica import DetectorReplica
 
 
-def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_after_s: int = 1):
-    """The Serve deployment (with its options) serving one model."""
+def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_after_s: int = 1,
+                        cls: type = DetectorReplica):
+    """The Serve deployment (with its options) serving one model; `cls` DirectIngress makes it the ingress too."""
     scaling: dict[str, Any] = (
         {"autoscaling_config": model.autoscaling_config} if model.autoscaling_config is not None
         else {"num_replicas": model.num_replicas or 1}
@@ -36,7 +38,7 @@ def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_aft
               if model.health_check_period_s is not None else {})
     if model.memory_bytes:
         actor_options["memory"] = model.memory_bytes
-    return serve.deployment(DetectorReplica).options(
+    return serve.deployment(cls).options(
         name=detector_deployment_name(model.name),
         max_ongoing_requests=model.effective_max_ongoing_requests,
         max_queued_requests=model.max_queued_requests,
@@ -50,7 +52,8 @@ def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_aft
 
 
 def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Application:
-    """The trapline application: one `detector-<model>` deployment per model behind one FastAPI ingress.
+    """The trapline application: one `detector-<model>` deployment per model behind one FastAPI ingress,
+    or, for a single model with `http.one_hop` (the default), that model's deployment as the ingress.
 
     Tokens are read here from `environ` (default: os.environ) and only their sha256 digests
     are passed on, so they never appear in the Serve config or the dashboard.
@@ -67,11 +70,16 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     # Resolve a relative store path where the app is built, not in each replica's working directory.
     store_root = ModelStore(cfg.store).root
     cfg = cfg.model_copy(update={"store": store_root})
-    detectors = {
-        m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(
-            m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads, m.effective_decode_threads)
-        for m in cfg.models
-    }
+    ingress_cfg = cfg.model_copy(update={"models": [ModelServeConfig(name=m.name) for m in cfg.models]})
+    digests = (token_digest(admin_token), token_digest(api_token))
+    replica_args = {m.name: (m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads,
+                             m.effective_decode_threads) for m in cfg.models}
+    if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/direct.py)
+        [m] = cfg.models
+        deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, DirectIngress)
+        return deployment.bind(ingress_cfg.model_dump(mode="json"), replica_args[m.name], *digests)
+    detectors = {m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(*replica_args[m.name])
+                 for m in cfg.models}
     ingress = serve.deployment(TraplineIngress).options(
         name=INGRESS_DEPLOYMENT_NAME,
         num_replicas=cfg.http.ingress_num_replicas,
@@ -79,9 +87,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
     )
     # The ingress gets only what it uses: model names, http limits, the store, the token env names.
-    ingress_cfg = cfg.model_copy(update={"models": [ModelServeConfig(name=m.name) for m in cfg.models]})
-    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, token_digest(admin_token),
-                        token_digest(api_token))
+    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, *digests)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -172,6 +172,9 @@ class HttpConfig(_Strict):
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1, description="larger request bodies get 413")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="images above this many pixels are refused (422)")
+    one_hop: bool = Field(True, description=(
+        "with one model, its replicas are also the HTTP ingress (proxy -> model replica, one hop); with "
+        "several models, or false, a FastAPI ingress deployment sits in front of one deployment per model"))
     ingress_num_cpus: float = Field(0.25, gt=0.0)
     ingress_num_replicas: int = Field(1, ge=1)
     ingress_max_ongoing_requests: int = Field(512, ge=1, description="the ingress only awaits; keep this high")

@@ -59,9 +59,8 @@ def bearer_ok(authorization: str | None, digest: str | None) -> bool:
     return hmac.compare_digest(token_digest(token.strip()), digest)
 
 
-@serve.ingress()
-class TraplineIngress:
-    """HTTP front door of the trapline app.
+class IngressCore:
+    """HTTP front door of the trapline app (wrapped as the `TraplineIngress` deployment class below).
 
     Lifecycle: `__init__` runs once per ingress replica with the validated config (as a dict),
     one handle per model deployment and the sha256 digests of the admin / API tokens (read
@@ -282,3 +281,8 @@ class TraplineIngress:
                 check_segment(kind, value)
         except ValueError as exc:
             raise InvalidParameterError(str(exc)) from None
+
+
+# The deployment class. The undecorated core stays importable so serve/direct.py can extend it:
+# Serve's ingress wrapper is meant to be applied once, to the final class.
+TraplineIngress = serve.ingress()(IngressCore)

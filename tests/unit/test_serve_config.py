@@ -78,6 +78,22 @@ def test_bare_config_file_and_errors(tmp_path):
         load_config_file(tmp_path / "missing.yaml")
 
 
+def test_one_model_is_served_in_one_hop_unless_told_otherwise(tmp_path):
+    from ray.serve._private.build_app import build_app as build_deployments
+
+    from serve.app import build_app
+    from serve.direct import DirectCore
+
+    one = {"store": str(tmp_path), "models": [{"name": "fixture", "num_cpus": 0.5, "max_batch_size": 4}]}
+    [dep] = build_deployments(build_app(one, environ={}), name=APP_NAME).deployments
+    assert dep.name == detector_deployment_name("fixture")  # batch jobs find it under the same name
+    assert issubclass(dep.func_or_class, DirectCore) and dep.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.0}
+    _, replica_args, _, _ = dep.init_args
+    assert replica_args[0] == "fixture" and dep.user_config["max_batch_size"] == 4
+    two_hops = build_deployments(build_app({**one, "http": {"one_hop": False}}, environ={}), name=APP_NAME)
+    assert {d.name for d in two_hops.deployments} == {"ingress", detector_deployment_name("fixture")}
+
+
 def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     from ray.serve._private.build_app import build_app as build_deployments
 

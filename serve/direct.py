@@ -1,0 +1,71 @@
+"""One hop: the model deployment is its own HTTP ingress (`http.one_hop`, the default for one model).
+
+With a separate ingress every request crosses two Ray hops (proxy -> ingress replica -> model
+replica), each a serialisation of the image bytes and a scheduling decision: on a 2-core box
+that plumbing cost more than a null model's whole request. Here the FastAPI routes run in the
+model replica itself, and `detect` calls the replica's code in process. Everything else is
+unchanged: the routes, auth and error mapping are the ingress core's; versions, batching,
+admission and hot swap are DetectorReplica's; the deployment keeps the name `detector-<model>`,
+so batch jobs (`--via serve`) and `get_detector_handle` find it as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+
+from . import APP_NAME, detector_deployment_name
+from .ingress import IngressCore
+from .replica import DetectorReplica
+
+
+class DirectCore(IngressCore):
+    """Ingress core + one DetectorReplica in the same actor.
+
+    Lifecycle: `__init__` builds the ingress core (config, token digests) and the replica (store
+    handle, pools; nothing loaded); Serve then calls `reconfigure(user_config)`, which loads and
+    warms the served versions before the replica takes traffic, exactly as for a model-only
+    deployment. Admin and status routes broadcast through a handle to this same deployment, so
+    every replica answers and swaps, this one included.
+    """
+
+    def __init__(self, config: dict[str, Any], replica_args: tuple, admin_token_sha256: str | None = None,
+                 api_token_sha256: str | None = None) -> None:
+        super().__init__(config, {}, admin_token_sha256, api_token_sha256)
+        self.replica = DetectorReplica(*replica_args)
+        name = self.replica.model
+        try:
+            app = serve.get_replica_context().app_name
+        except Exception:  # noqa: BLE001 - not inside Serve (unit tests)
+            app = APP_NAME
+        self.handles = {name: serve.get_deployment_handle(detector_deployment_name(name), app_name=app)}
+
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        await self.replica.reconfigure(user_config)
+
+    async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                     filters: dict[str, Any] | None, render: bool) -> dict[str, Any]:
+        name, _ = self.handle(model)
+        return await self.call(self.replica.detect(data, self.ref(name, version, alias), filters, render))
+
+    # What the broadcasts and batch jobs call on the model deployment (DetectorReplica's methods).
+    async def status(self) -> dict[str, Any]:
+        return await self.replica.status()
+
+    async def refresh(self, retry_failed: bool = False) -> dict[str, Any]:
+        return await self.replica.refresh(retry_failed)
+
+    async def preload(self, version: str) -> dict[str, Any]:
+        return await self.replica.preload(version)
+
+    async def detect_bytes(self, data: bytes, ref: str | None = None,
+                           filters: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.replica.detect_bytes(data, ref, filters)
+
+    async def detect_prepared(self, prepared: Any, meta: Any, ref: str | None = None,
+                              filters: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.replica.detect_prepared(prepared, meta, ref, filters)
+
+
+DirectIngress = serve.ingress()(DirectCore)

@@ -22,7 +22,7 @@ from .classifier import Classifier, ClassifierConfig
 from .config import ConfigError
 from .crops import big_enough, crop_box
 from .filters import FilterSet
-from .records import Classification, ImageDetections, ModelInfo
+from .records import Classification, Detection, ImageDetections, ModelInfo
 from .refs import ModelRef
 
 
@@ -76,9 +76,11 @@ class ResolvedRoute:
                 "min_crop_px": self.min_crop_px}
 
 
-def resolve_routes(store, routes: Sequence[ClassifierRoute | str], detector_labels: Sequence[str],
+def resolve_routes(store, routes: Sequence[ClassifierRoute | str], detector_labels: Sequence[str] | None,
                    filters: FilterSet | None = None) -> list[ResolvedRoute]:
-    """Pin each route's classifier (alias -> version), check it is a classifier, its labels and the filters."""
+    """Pin each route's classifier (alias -> version), check it is a classifier, its labels and the filters.
+
+    `detector_labels` None skips the label check (routes that were checked where they were planned)."""
     out = []
     for route in routes:
         route = ClassifierRoute.parse(route) if isinstance(route, str) else route
@@ -87,7 +89,7 @@ def resolve_routes(store, routes: Sequence[ClassifierRoute | str], detector_labe
             raise ConfigError(f"{mv.ref} is a detector (backend {mv.config.backend}); --classify needs a classifier "
                               "(backend onnx-classifier)")
         labels = tuple(route.labels or mv.config.applies_to)
-        unknown = [label for label in labels if label not in detector_labels]
+        unknown = [label for label in labels if detector_labels is not None and label not in detector_labels]
         if unknown:
             raise ConfigError(f"classifier {mv.ref} is routed detector labels {unknown!r} that the detector does not "
                               f"have; it has {list(detector_labels)!r}")
@@ -120,11 +122,15 @@ class CropJob:
     crop: np.ndarray
 
 
-def crop_jobs(rgb: np.ndarray, record: ImageDetections, routes: Sequence[ResolvedRoute],
+def crop_jobs(rgb: np.ndarray, ranked: Sequence[tuple[Detection, bool]], routes: Sequence[ResolvedRoute],
               image: int = 0) -> list[CropJob]:
-    """The crops one image's kept detections need, one job per (detection, routed classifier)."""
+    """The crops one image's kept detections need, one job per (detection, routed classifier).
+
+    `ranked` is `ImageDetections.ranked()` (or the same list rebuilt from a table's rows in
+    detection_index order): a job's `detection` is its position there.
+    """
     jobs = []
-    for j, (det, kept) in enumerate(record.ranked()):
+    for j, (det, kept) in enumerate(ranked):
         if not kept:
             continue
         for k, route in enumerate(routes):
@@ -175,7 +181,7 @@ class Pipeline:
                  filters: FilterSet | None = None) -> None:
         """Classify the routed kept detections of `records` (in place), cropping from the matching `images`."""
         jobs = [job for i, (rgb, rec) in enumerate(zip(images, records, strict=True))
-                for job in crop_jobs(rgb, rec, self.routes, i)]
+                for job in crop_jobs(rgb, rec.ranked(), self.routes, i)]
         attach(records, jobs, classify_jobs(self.classifiers, jobs, filters))
 
 

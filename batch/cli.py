@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Apply a filter to the stored raw detections of one model version and write "
                                    "the result as a new filter set.")
     p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
-    p.add_argument("--filter", required=True, dest="filter_name", help="filter name: min_size, class_mask, score")
+    p.add_argument("--filter", required=True, dest="filter_name",
+                   help="filter name: min_size, class_mask, score; on classifier scores: classifier_mask, rank_rollup")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--config", help='the filter\'s config as JSON, e.g. \'{"min_area_fraction": 0.001}\'')
     group.add_argument("--remove", action="store_true", help="take the filter out of the set")

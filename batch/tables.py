@@ -238,6 +238,11 @@ class TableSet:
         return list(self.metadata.get("model", {}).get("labels") or [])
 
     @property
+    def classifiers(self) -> list[dict]:
+        """The classifiers of a set made with --classify (model_store.pipeline.routes_metadata entries)."""
+        return list(self.metadata.get("filters", {}).get("classifiers") or [])
+
+    @property
     def filter_specs(self) -> list[dict]:
         return list(self.metadata.get("filters", {}).get("specs") or [])
 

@@ -102,13 +102,18 @@ def resolve_routes(store, routes: Sequence[ClassifierRoute | str], detector_labe
     return out
 
 
-def result_hash(filters: FilterSet, routes: Sequence[ResolvedRoute]) -> str:
+IDENTITY_KEYS = ("name", "version", "sha256", "labels", "min_crop_px")
+
+
+def result_hash(filters: FilterSet, routes: Sequence[ResolvedRoute | Mapping]) -> str:
     """The identity of a result set: the filter set's hash alone without classifiers (so detector-only
-    tables keep their keys), else a hash of the filters and every classifier version and route."""
+    tables keep their keys), else a hash of the filters and every classifier version and route.
+
+    `routes` are resolved routes, or their `routes_metadata` entries as stored tables record them."""
     if not routes:
         return filters.hash
-    canonical = json.dumps({"filters": filters.as_specs(), "classifiers": [r.identity() for r in routes]},
-                           sort_keys=True, separators=(",", ":"))
+    ids = [r.identity() if isinstance(r, ResolvedRoute) else {k: r[k] for k in IDENTITY_KEYS} for r in routes]
+    canonical = json.dumps({"filters": filters.as_specs(), "classifiers": ids}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

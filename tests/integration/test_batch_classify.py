@@ -88,6 +88,8 @@ def test_classify_and_crops_write_joined_tables_and_rerun_idempotently(ray_clust
     assert decode_image(Path(big["crop_uri"]).read_bytes()).shape == (144, 240, 3) == \
         (big["crop_height"], big["crop_width"], 3)
 
+    check_postprocess_and_exports(out, report.filters_hash, env["archive"], tmp_path)
+
     # A rerun finds everything done and writes nothing.
     again = run_reprocess(opts(env, out, crops=True, crop_padding=0.1))
     assert (again.processed, again.already_done) == (0, 4) and snip_files(out) == files
@@ -131,3 +133,43 @@ def test_classify_over_s3_with_snips(ray_cluster, env, s3_bucket):
     assert decode_image(fs.cat_file(snips["crop_uri"].iloc[0].removeprefix("s3://"))).ndim == 3
     assert pd.Series([len(fs.ls(f"{out}/crops".removeprefix("s3://"), detail=False))]).iloc[0] == 1
     assert t.read(IMAGES, "fixture", "1").num_rows == 4
+
+
+def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_path: Path) -> None:
+    """Classifier filters re-applied to the stored tables (no model), and the three exports carrying them."""
+    import json
+
+    from batch.export import run_export
+    from batch.postprocess import run_postprocess
+
+    masked = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source)
+    assert masked.filters_hash != source and masked.images == 4
+    assert "2 classification(s) changed their label" in masked.notes  # the two blue deer
+    t = Tables(str(out))
+    images = t.current_images("fixture", "1", masked.filters_hash)
+    cls = t.committed_detections(images, "fixture", "1", masked.filters_hash, table=CLASSIFICATIONS)
+    assert len(cls) == 6 and "blue" not in set(cls["label"])
+    assert len(t.committed_detections(images, "fixture", "1", masked.filters_hash, table=SNIPS)) == 12
+    rolled = run_postprocess(str(out), "rank_rollup", {"threshold": 0.99}, source_filters=masked.filters_hash)
+    cls = t.committed_detections(t.current_images("fixture", "1", rolled.filters_hash), "fixture", "1",
+                                 rolled.filters_hash, table=CLASSIFICATIONS)
+    assert set(cls["rank"].dropna()) <= {"temperature", "root"}
+
+    md = tmp_path / "md.json"
+    run_export(str(out), "megadetector", str(md), filters_hash=source)
+    doc = json.loads(md.read_text())
+    names = doc["classification_categories"]
+    a = next(i for i in doc["images"] if i["file"] == "cam1/a.jpg")
+    deer = [d for d in a["detections"] if d["category"] == "1"]
+    assert {names[d["classifications"][0][0]] for d in deer} == {"red", "blue"}
+    assert all(len(d["classifications"]) == 2 for d in deer)  # the answer, then the rest of the top-2
+    assert all("classifications" not in d for d in a["detections"] if d["category"] == "2")
+    dp = tmp_path / "dp"
+    run_export(str(out), "camtrap-dp", str(dp), filters_hash=rolled.filters_hash)
+    obs = pd.read_csv(dp / "observations.csv")
+    assert set(obs["scientificName"].dropna()) <= {"red", "green", "cool", "warm", "colour"}
+    assert obs["scientificName"].notna().sum() == 6 and obs["classifiedBy"].str.contains("colour 1").sum() == 6
+    coco = tmp_path / "coco.json"
+    run_export(str(out), "coco", str(coco), filters_hash=source)
+    results = json.loads(coco.read_text())
+    assert sum("classification" in r for r in results) == 6

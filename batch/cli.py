@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the result as a new filter set.")
     p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
     p.add_argument("--filter", required=True, dest="filter_name",
-                   help="filter name: min_size, class_mask, score, repeat (table-level: boxes recurring on a camera)")
+                   help="filter name: min_size, class_mask, score, repeat (table-level: boxes recurring on a "
+                        "camera); on classifier scores: classifier_mask, rank_rollup")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--config", help='the filter\'s config as JSON, e.g. \'{"min_area_fraction": 0.001}\'')
     group.add_argument("--remove", action="store_true", help="take the filter out of the set")

@@ -24,6 +24,7 @@ from .archive import open_location
 from .errors import BatchError
 from .events import DEFAULT_GAP_S, group_events
 from .options import parse_when
+from .schema import CLASSIFICATIONS
 from .tables import Tables, TableSet, resolve_table_set
 
 Format = Literal["megadetector", "coco", "camtrap-dp"]
@@ -73,11 +74,49 @@ def subset_filter(cameras: list[str] | None = None, since: Any = None, until: An
 
 
 def load(tables: Tables, tset: TableSet, expr: ds.Expression | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(current image rows, their kept detections) for one table set."""
+    """(current image rows, their kept detections) for one table set; with classifiers, each detection row
+    has `classifications`: its classifications table rows (a list of dicts, pipeline order)."""
     images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, expr)
     dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
                                        kept_only=True)
+    if tset.classifiers and not dets.empty:
+        cls = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                          table=CLASSIFICATIONS)
+        by_det: dict[tuple[str, int], list[dict]] = {}
+        for row in cls.to_dict("records"):
+            by_det.setdefault((row["uri"], int(row["detection_index"])), []).append(row)
+        dets = dets.assign(classifications=[by_det.get((u, int(i)), []) for u, i in
+                                            zip(dets["uri"], dets["detection_index"], strict=True)])
     return images, dets
+
+
+def classification_categories(tset: TableSet, dets: pd.DataFrame) -> dict[str, str]:
+    """label -> category id ("1".."N"): every classifier's labels in order, then rolled-up taxa as they occur."""
+    ids: dict[str, str] = {}
+    for c in tset.classifiers:
+        for label in c.get("labels_out", []):
+            ids.setdefault(label, str(len(ids) + 1))
+    for rows in dets.get("classifications", []):
+        for r in rows:
+            ids.setdefault(r["label"], str(len(ids) + 1))
+    return ids
+
+
+def md_classifications(rows: list[dict], ids: dict[str, str]) -> list[list]:
+    """MegaDetector's per-detection `classifications`: the answer first, then the rest of the model's top-k."""
+    out = []
+    for r in rows:
+        out.append([ids[r["label"]], round(float(r["score"]), 3)])
+        out += [[ids[label], round(float(score), 3)] for label, score in zip(r["top_labels"], r["top_scores"],
+                                                                              strict=True) if label != r["label"]]
+    return out
+
+
+def scientific_name(row: dict) -> str:
+    """Camtrap DP scientificName of a classification: its taxon (the taxonomy path's end), else its label."""
+    path = row.get("taxon_path")
+    path = [] if path is None else list(path)  # a numpy array when read through pandas
+    return path[-1] if path else row["label"]
 
 
 def clip_box(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
@@ -110,6 +149,7 @@ def _iso(ts: Any, offset: str) -> str:
 
 def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> dict:
     """MegaDetector batch output format 1.4 (https://lila.science/megadetector-output-format)."""
+    cls_ids = classification_categories(tset, dets)
     by_uri = {uri: g for uri, g in dets.groupby("uri", sort=False)} if not dets.empty else {}
     out_images = []
     for row in images.itertuples(index=False):
@@ -121,12 +161,18 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> di
             g = by_uri.get(row.uri)
             entry["detections"] = [] if g is None else [
                 {"category": str(int(d.class_id) + 1), "conf": round(float(d.score), 3),
-                 "bbox": [round(v, 4) for v in _box(d)]}
+                 "bbox": [round(v, 4) for v in _box(d)],
+                 **({"classifications": md_classifications(d.classifications, cls_ids)}
+                    if getattr(d, "classifications", None) else {})}
                 for d in g.itertuples(index=False)
             ]
         out_images.append(entry)
     done = images["processed_at"].max() if not images.empty else None
-    return {
+    extra = {"classification_categories": {v: k for k, v in cls_ids.items()}} if tset.classifiers else {}
+    if tset.classifiers:
+        extra["classifier_metadata"] = [{k: c[k] for k in ("name", "version", "sha256", "labels")}
+                                        for c in tset.classifiers]
+    return {**extra,
         "info": {
             "format_version": MD_FORMAT_VERSION,
             "detector": f"{tset.model_name} {tset.model_version}",
@@ -143,7 +189,11 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> di
 
 
 def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list[dict], dict]:
-    """COCO results (list of {image_id, category_id, bbox [x, y, w, h] pixels, score}) and its image index."""
+    """COCO results (list of {image_id, category_id, bbox [x, y, w, h] pixels, score}) and its image index.
+
+    With classifiers each result also has `classification` {category_id, label, score, classifier}, and the
+    index `classification_categories`."""
+    cls_ids = classification_categories(tset, dets)
     ok = images[images["status"] != "failed"].reset_index(drop=True)
     ids = {uri: i + 1 for i, uri in enumerate(ok["uri"])}
     sizes = {uri: (int(w), int(h)) for uri, w, h in zip(ok["uri"], ok["width"], ok["height"], strict=True)}
@@ -153,11 +203,17 @@ def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list
             continue
         w, h = sizes[d.uri]
         x, y, bw, bh = _box(d)
-        results.append({
+        result = {
             "image_id": ids[d.uri], "category_id": int(d.class_id) + 1,
             "bbox": [round(x * w, 2), round(y * h, 2), round(bw * w, 2), round(bh * h, 2)],
             "score": round(float(d.score), 5),
-        })
+        }
+        if getattr(d, "classifications", None):  # extra keys: pycocotools' loadRes keeps them
+            c = d.classifications[0]
+            result["classification"] = {"category_id": int(cls_ids[c["label"]]), "label": c["label"],
+                                        "score": round(float(c["score"]), 5),
+                                        "classifier": f"{c['classifier_name']}:{c['classifier_version']}"}
+        results.append(result)
     index = {
         "info": {"description": f"images scored by {tset.model_name} {tset.model_version} "
                                 f"(filters {tset.filters_hash})"},
@@ -166,6 +222,8 @@ def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list
         "categories": [{"id": cid + 1, "name": label} for cid, label in _labels(tset, dets).items()],
         "annotations": [],
     }
+    if tset.classifiers:
+        index["classification_categories"] = [{"id": int(i), "name": label} for label, i in cls_ids.items()]
     return results, index
 
 
@@ -227,11 +285,17 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
             bbox = {"bboxX": round(x, 4), "bboxY": round(y, 4), "bboxWidth": round(w, 4), "bboxHeight": round(h, 4)}
             if w <= 0 or h <= 0:
                 bbox = {}  # a degenerate box: keep the observation, drop the geometry
-            observations.append({
+            obs = {
                 **base, **bbox, "observationID": f"{mid}_{n}", "observationType": observation_type(d.label),
                 "count": 1, "classificationProbability": round(float(d.score), 4),
                 "observationTags": f"label:{d.label}|filters:{tset.filters_hash}",
-            })
+            }
+            if getattr(d, "classifications", None):  # the species answer: the first classifier's
+                c = d.classifications[0]
+                obs.update(scientificName=scientific_name(c), classificationProbability=round(float(c["score"]), 4),
+                           classifiedBy=f"{classified_by} + {c['classifier_name']} {c['classifier_version']}",
+                           observationTags=f"{obs['observationTags']}|classification:{c['label']}")
+            observations.append(obs)
     if events is not None:
         observations += _event_observations(events, images, tset, offset)
     return media, observations

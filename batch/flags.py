@@ -27,6 +27,7 @@ class FlagStyle:
     default_text: str | None = None      # for defaults computed at run time ("automatic")
     # Literal value -> (its own flag, help): e.g. select=all as --all, select=latest-per-camera as --latest-per-camera
     switches: dict[str, tuple[str, str]] = field(default_factory=dict)
+    repeatable: bool = False             # a list field given as the flag once per item
 
 
 def _base_type(annotation: Any) -> Any:
@@ -77,6 +78,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
             kw["action"] = argparse.BooleanOptionalAction
         elif kind is bool:
             kw["action"] = "store_true"
+        elif style.repeatable:
+            kw.update(action="append", metavar=style.metavar or name.upper())
         else:
             if typing.get_origin(kind) is Literal:
                 kw["choices"] = list(typing.get_args(kind))

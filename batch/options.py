@@ -92,6 +92,14 @@ class ReprocessOptions(BaseModel):
                                   description="image file extensions, comma-separated")
     filters: dict[str, dict[str, Any] | None] | None = Field(
         None, description='post-processing filter overrides, e.g. {"min_size": {"min_area_fraction": 0.001}}')
+    classify: list[str] = Field(default_factory=list, description=(
+        "a classifier for the kept detections, REF or REF=LABEL,LABEL (the detector labels routed to it; default: "
+        "the classifier's applies_to); repeatable"))
+    classify_cpus: float = Field(0.5, gt=0, le=64, description="CPUs per crop/classify actor")
+    crops: bool = Field(False, description="write a JPEG snip of every kept detection under DST/crops/")
+    crop_padding: float = Field(0.0, ge=0, le=2, description="snips: grow each box by this fraction per side")
+    crop_square: bool = Field(False, description="snips: make them square")
+    crop_min_size: int = Field(0, ge=0, description="snips: none for boxes whose shorter side is under this (px)")
     retry_failed: bool = Field(False, description="process files that failed before again")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="refuse images with more pixels than this")
     address: str | None = Field(None, description="Ray cluster address")
@@ -161,6 +169,23 @@ class ReprocessOptions(BaseModel):
             raise ValueError("--num-gpus applies to --via actors; Serve replicas bring their own GPUs")
         return self
 
+    @field_validator("classify", mode="before")
+    @classmethod
+    def _classify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @property
+    def has_stage(self) -> bool:
+        """Whether the run has a crop/classify stage after the detector."""
+        return bool(self.classify) or self.crops
+
+    @property
+    def crop_options(self):
+        from model_store import CropOptions
+
+        return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size) \
+            if self.crops else None
+
     @property
     def actor_cpus(self) -> float:
         return self.num_cpus if self.num_cpus is not None else (0.25 if self.via == "serve" else 1.0)
@@ -191,6 +216,7 @@ FLAG_STYLES = {
     "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
     "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS"),
     "json_output": FlagStyle(flags=("--json",)),
+    "classify": FlagStyle(metavar="CLS_REF[=LABEL,...]", repeatable=True),
 }
 
 

@@ -69,6 +69,7 @@ class PlanSpec:
     rows_per_file: int = 1000
     max_pixels: int = 50_000_000
     serve_app: str = "trapline"
+    stage: Any = None  # batch.classify.StageSpec: the crop/classify stage of --classify / --crops
 
 
 @dataclass
@@ -230,10 +231,15 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "app_name": spec.serve_app,
             },
         )
+    sink, result_hash = write_results, spec.filters_hash
+    if spec.stage is not None:  # --classify / --crops: see batch/classify.py
+        from .classify import add_stage, write_stage_results
+
+        ds, sink, result_hash = add_stage(ds, spec, remote), write_stage_results, spec.stage.result_hash
     return ds.map_batches(
-        write_results, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
+        sink, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
         fn_kwargs={"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
-                   "model_sha256": spec.model_sha256, "filters_hash": spec.filters_hash, "run_id": spec.run_id,
+                   "model_sha256": spec.model_sha256, "filters_hash": result_hash, "run_id": spec.run_id,
                    "metadata": spec.metadata},
     )
 

@@ -26,6 +26,7 @@ from model_store.filters import DetectionArrays
 
 from .errors import BatchError
 from .manifest import RunManifest, new_run_id, write_manifest
+from .reclassify import ExtraTables, classifiers_of, new_result_hash
 from .schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA
 from .scope import Scope, ScopeError
 from .table_filters import Fired, table_level_fired
@@ -112,14 +113,15 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
     if not tset.metadata:
         raise BatchError(f"cannot find the filter specs of set {tset.filters_hash} in {tables.url}")
     fs = new_filter_set(tset.filter_specs, filter_name, config, remove, tset.labels)
+    set_hash = new_result_hash(fs, tset.metadata)  # covers the source's classifiers, if it has any
     run_id = None if dry_run else new_run_id()
-    report = PostprocessReport(run_id, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, fs.hash,
+    report = PostprocessReport(run_id, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, set_hash,
                                fs.as_specs(), dry_run=dry_run, scope=scope.as_dict())
-    if fs.hash == tset.filters_hash:
+    if set_hash == tset.filters_hash:
         report.notes.append("the new filter set equals the source set; nothing to do")
         return report
     name, version = tset.model_name, tset.model_version
-    done = set() if dry_run else tables.done_keys(name, version, fs.hash, retry_failed=False)
+    done = set() if dry_run else tables.done_keys(name, version, set_hash, retry_failed=False)
     expr = ds.field("filters_hash") == tset.filters_hash
     if scope.expression() is not None:
         expr = expr & scope.expression()
@@ -130,7 +132,11 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
     log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
     table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
     meta = {"model": {**tset.metadata.get("model", {})},
-            "filters": {"hash": fs.hash, "specs": fs.as_specs(), "source_hash": tset.filters_hash}}
+            "filters": {**tset.metadata.get("filters", {}), "hash": set_hash, "specs": fs.as_specs(),
+                        "source_hash": tset.filters_hash}}
+    if classifiers_of(tset.metadata):
+        meta["filters"]["filters_hash"] = fs.hash
+    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata)
     manifest = None
     if not dry_run:
         arguments = {"filter": filter_name, "config": dict(config or {}), "remove": remove, "model": model,
@@ -147,6 +153,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
         if not out_images:
             return
         keys = [(r["uri"], r["content_id"]) for r in out_images]
+        extra.flush(tables.storage, part_name(run_id, keys), meta)  # before write_part's commit
         write_part(tables.storage, name, version, part_name(run_id, keys),
                    pa.Table.from_pylist(out_images, schema=IMAGES_SCHEMA),
                    pa.Table.from_pylist(out_dets, schema=DETECTIONS_SCHEMA), meta)
@@ -165,6 +172,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
             dets = (tables.read(DETECTIONS, name, version, filter=ds.field("filters_hash") == tset.filters_hash,
                                 parts=[part]) if part in det_parts else DETECTIONS_SCHEMA.empty_table())
             groups = _group(dets)
+            extra.load_part(part)
             labels = _labels(tset.labels, dets)
             for row in images.to_pylist():
                 if row["uri"] in seen:
@@ -175,8 +183,9 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     report.skipped += 1
                     continue
                 report.images += 1
-                new_row = {**row, "filters_hash": fs.hash, "run_id": run_id, "processed_at": now}
+                new_row = {**row, "filters_hash": set_hash, "run_id": run_id, "processed_at": now}
                 mine = groups.get((row["uri"], row["content_id"], row["run_id"]))
+                extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id)
                 if row["status"] == "failed" or mine is None or mine.num_rows == 0:
                     out_images.append(new_row)
                     continue
@@ -197,11 +206,13 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                                max_score=max((s for s, k in zip(scores, kept, strict=True) if k), default=None))
                 out_images.append(new_row)
                 for d, k, f in zip(mine.to_pylist(), kept, flags, strict=True):
-                    out_dets.append({**d, "kept": bool(k), "flags": f, "filters_hash": fs.hash, "run_id": run_id})
+                    out_dets.append({**d, "kept": bool(k), "flags": f, "filters_hash": set_hash, "run_id": run_id})
                 if len(out_images) >= rows_per_file and not dry_run:
                     flush()
         if not dry_run:
             flush()
+        if classifiers_of(tset.metadata):
+            report.notes.append(f"{extra.changed} classification(s) changed their label")
     except BaseException as exc:
         if manifest is not None:
             manifest.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", str(exc))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model_store import FilterSet, ModelStore, ModelVersion
+from model_store.pipeline import result_hash
 
 from .archive import Listing, PathPattern, entries_table, list_archive, open_location, resolve_capture_times
 from .errors import BatchError
@@ -50,12 +51,17 @@ class Plan:
     tables: Tables
     listing: Listing
     selection: Selection
+    routes: list = dataclasses.field(default_factory=list)  # pinned classifier routes (--classify)
+    result_hash: str = ""  # the skip key's set: filters hash, or filters + every classifier version
+
+    def __post_init__(self) -> None:
+        self.result_hash = self.result_hash or self.filters.hash
 
     def report(self, run_id: str | None, status: str) -> RunReport:
         s = self.selection
         return RunReport(
             run_id=run_id, status=status, model=f"{self.model.name}:{self.model.version}",
-            filters_hash=self.filters.hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
+            filters_hash=self.result_hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
             found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
         )
@@ -69,6 +75,12 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     filters = mv.config.default_filters().with_overrides(options.filters)
     filters.require_per_image()
     filters.check_labels(mv.config.labels)  # every filter config is validated before anything runs
+    routes = []
+    if options.classify:  # pinned here, once: the run records (and its skip key covers) these versions
+        from .classify import resolve_stage
+
+        routes = resolve_stage(ModelStore(options.store), options.classify, mv.config.labels, filters)
+    result = result_hash(filters, routes) if routes else filters.hash
     archive = open_location(options.archive)
     tables = Tables(options.out)
     pattern = PathPattern(options.path_pattern, options.time_format) if options.path_pattern else None
@@ -76,10 +88,10 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     entries = listing.entries
     if options.needs_capture_times:
         entries = resolve_capture_times(archive, entries, tables.known_capture_times())
-    done = tables.done_keys(mv.name, mv.version, filters.hash, options.retry_failed)
+    done = tables.done_keys(mv.name, mv.version, result, options.retry_failed)
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
                        until=options.until, limit=options.limit)
-    return Plan(options, mv, filters, tables, listing, selection)
+    return Plan(options, mv, filters, tables, listing, selection, routes, result)
 
 
 def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] | None = None,
@@ -112,6 +124,8 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         # Config, weights checksum and one blank forward pass checked here, so a version that cannot
         # load or run fails with one clear line instead of inside every actor.
         preflight_model(options.store, plan.model.ref)
+        for route in plan.routes:  # each classifier loads (sha256) and runs on a blank crop, or the run stops here
+            preflight_classifier(options.store, route.ref)
     report = plan.report(run_id, "running")
     manifest: RunManifest | None = None
     started_ray = False
@@ -124,13 +138,12 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         close_abandoned(plan.tables.storage, run_id)
         manifest = RunManifest.start(
             run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
-            out=plan.tables.url, model=_model_info(plan), filters={"hash": plan.filters.hash,
-                                                                   "specs": plan.filters.as_specs()})
+            out=plan.tables.url, model=_model_info(plan), filters=_filters_info(plan))
         manifest.counts = report_counts(report)
         write_manifest(plan.tables.storage, manifest)
         report.manifest = plan.tables.storage.url(RUNS_DIR, f"{run_id}.json")
         log(f"run {run_id}: {report.to_process} image(s) to process ({report.already_done} already done) with "
-            f"{report.model} [filters {plan.filters.hash}] -> {plan.tables.url}"
+            f"{report.model}{_routes_text(plan)} [filters {plan.result_hash}] -> {plan.tables.url}"
             + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
         if spec is not None:
             reporter = _Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
@@ -167,6 +180,17 @@ def preflight_model(store: str | None, ref) -> None:
         detector.warmup([1])
     except ModelRunError as exc:
         raise BatchError(f"cannot run {ref}: {exc}") from None
+
+
+def preflight_classifier(store: str | None, ref: str) -> None:
+    """Load a classifier version here and run one blank crop: BatchError naming it when it cannot."""
+    from model_store import ModelRunError
+
+    classifier = ModelStore(store).load_classifier(ref, threads=1)
+    try:
+        classifier.warmup()
+    except ModelRunError as exc:
+        raise BatchError(f"cannot run classifier {ref}: {exc}") from None
 
 
 def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[str], None]) -> tuple[bool, PlanSpec]:
@@ -321,6 +345,28 @@ def _model_info(plan: Plan) -> dict[str, Any]:
             "ref": plan.options.model, "labels": list(plan.model.config.labels)}
 
 
+def _filters_info(plan: Plan) -> dict[str, Any]:
+    """What tables and manifests record about a run's post-processing: its set hash, filters and classifiers."""
+    from model_store.pipeline import routes_metadata
+
+    info: dict[str, Any] = {"hash": plan.result_hash, "specs": plan.filters.as_specs()}
+    if plan.routes:
+        info.update(filters_hash=plan.filters.hash, classifiers=routes_metadata(plan.routes))
+    return info
+
+
+def _routes_text(plan: Plan) -> str:
+    return "".join(f" + {r.ref}" + (f" ({','.join(r.labels)})" if r.labels else "") for r in plan.routes)
+
+
+def _stage(plan: Plan):
+    if not plan.options.has_stage:
+        return None
+    from .classify import stage_spec
+
+    return stage_spec(plan.routes, plan.options.crop_options, plan.result_hash, plan.options.classify_cpus)
+
+
 def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpus: float | None = None) -> PlanSpec:
     o, mv = plan.options, plan.model
     return PlanSpec(
@@ -328,11 +374,12 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         model_name=mv.name, model_version=mv.version, model_sha256=mv.config.weights.sha256,
         ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config), filter_specs=plan.filters.as_specs(),
         filters_hash=plan.filters.hash, filter_overrides=o.filters, run_id=run_id,
-        metadata={"model": _model_info(plan), "filters": {"hash": plan.filters.hash,
-                                                          "specs": plan.filters.as_specs()}},
+        metadata={"model": _model_info(plan), "filters": _filters_info(plan),
+                  **({"crops": o.crop_options.model_dump()} if o.crops else {})},
         via=o.via, concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, num_gpus=o.num_gpus,
         batch_size=o.batch_size, read_batch_size=o.read_batch_size, read_cpus=o.read_cpus,
         rows_per_file=o.rows_per_file, max_pixels=o.max_pixels, serve_app=o.serve_app, decode=o.decode,
+        stage=_stage(plan),
     )
 
 

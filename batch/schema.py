@@ -45,6 +45,28 @@ detections: one row per raw detection (kept and dropped, so filters can be re-ap
     flags                list<string> names of every filter that fired
     filters_hash, run_id string
 
+With classifiers (`--classify`) or snips (`--crops`) a part has two more files, written before
+its images file like the detections file (same name, same partition = the detector's):
+
+classifications: one row per (kept detection, classifier it was routed to).
+
+    uri, content_id, detection_index   join keys to detections (with filters_hash, run_id)
+    classifier_name, classifier_version, classifier_sha256
+    label, score         the answer after the classifier filters (a rolled-up taxon, or a label)
+    rank                 taxonomy rank of a rolled-up label (null: one of the model's labels)
+    taxon_path           list<string> taxonomy path of `label`, root first (empty without a taxonomy)
+    top_labels, top_scores  the model's own top-k
+    scores               list<float> the whole probability vector, in the classifier's label order
+    flags                list<string> classifier filters that changed the answer
+
+snips: one row per JPEG snip written under DST/crops/ (see model_store.crops.snip_path).
+
+    uri, content_id, detection_index, crop_uri, crop_width, crop_height
+
+When a run classifies, `filters_hash` of its rows identifies the result set: the filter set
+plus every classifier version and route (`model_store.pipeline.result_hash`), so the skip key
+covers every model version of the pipeline. Without classifiers it is the filter set's hash.
+
 Each file also carries key-value metadata `trapline` (JSON: model name/version/sha256, labels,
 filter specs), so a single part can be interpreted without the model store.
 """
@@ -56,6 +78,8 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 IMAGES = "images"
 DETECTIONS = "detections"
+CLASSIFICATIONS = "classifications"
+SNIPS = "snips"
 RUNS_DIR = "_runs"
 PARTITION_KEYS = ("model_name", "model_version")
 STATUSES = ("ok", "empty", "failed")
@@ -106,6 +130,37 @@ DETECTIONS_SCHEMA = pa.schema([
     pa.field("filters_hash", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
 ])
+
+CLASSIFICATION_FIELDS = [
+    pa.field("detection_index", pa.int32()),
+    pa.field("classifier_name", pa.string()),
+    pa.field("classifier_version", pa.string()),
+    pa.field("classifier_sha256", pa.string()),
+    pa.field("label", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("rank", pa.string()),
+    pa.field("taxon_path", pa.list_(pa.string())),
+    pa.field("top_labels", pa.list_(pa.string())),
+    pa.field("top_scores", pa.list_(pa.float64())),
+    pa.field("scores", pa.list_(pa.float32())),
+    pa.field("flags", pa.list_(pa.string())),
+]
+SNIP_FIELDS = [
+    pa.field("detection_index", pa.int32()),
+    pa.field("crop_uri", pa.string()),
+    pa.field("crop_width", pa.int32()),
+    pa.field("crop_height", pa.int32()),
+]
+
+
+def _keyed(fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema([pa.field("uri", pa.string(), nullable=False), pa.field("content_id", pa.string(), nullable=False),
+                      *fields, pa.field("filters_hash", pa.string(), nullable=False),
+                      pa.field("run_id", pa.string(), nullable=False)])
+
+
+CLASSIFICATIONS_SCHEMA = _keyed(CLASSIFICATION_FIELDS)
+SNIPS_SCHEMA = _keyed(SNIP_FIELDS)
 
 # Columns of one image's result as it leaves the inference stage: the image row (without the
 # per-run constants the writer adds) plus its detections nested, so one batch row = one image.

@@ -22,12 +22,24 @@ from model_store.storage import Storage
 from .archive import open_location
 from .errors import BatchError
 from .manifest import RunManifest, is_live, read_manifests
-from .schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, PARTITION_SCHEMA
+from .schema import (
+    CLASSIFICATIONS,
+    CLASSIFICATIONS_SCHEMA,
+    DETECTIONS,
+    DETECTIONS_SCHEMA,
+    IMAGES,
+    IMAGES_SCHEMA,
+    PARTITION_SCHEMA,
+    SNIPS,
+    SNIPS_SCHEMA,
+)
 from .writer import partition_parts, read_metadata
 
 PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-9a-f]+)\.parquet$")
 TMP_MAX_AGE_S = 3600
-SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA}
+SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA, CLASSIFICATIONS: CLASSIFICATIONS_SCHEMA,
+           SNIPS: SNIPS_SCHEMA}
+PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS)  # written before a part's images file, which commits them
 
 
 class Tables:
@@ -146,12 +158,13 @@ class Tables:
         return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,
-                             filters_hash: str, kept_only: bool = False) -> pd.DataFrame:
-        """Detections that belong to the given image rows (join on uri, content_id, run_id)."""
+                             filters_hash: str, kept_only: bool = False, table: str = DETECTIONS) -> pd.DataFrame:
+        """Rows of `table` (detections, classifications, snips) that belong to the given image rows
+        (join on uri, content_id, run_id)."""
         expr = ds.field("filters_hash") == filters_hash
         if kept_only:
             expr = expr & (ds.field("kept") == True)  # noqa: E712 - a pyarrow expression, not a bool
-        det = self.read(DETECTIONS, model_name, model_version, filter=expr).to_pandas()
+        det = self.read(table, model_name, model_version, filter=expr).to_pandas()
         if det.empty or images.empty:
             return det.iloc[0:0]
         keys = images[["uri", "content_id", "run_id"]]
@@ -172,17 +185,18 @@ class Tables:
                 return is_live(manifests.get(run_id))
 
         removed = []
-        for model_name, model_version in self.partitions(DETECTIONS):
-            committed = set(self.parts(IMAGES, model_name, model_version))
-            for name in self.parts(DETECTIONS, model_name, model_version):
-                m = PART_RE.match(name)
-                if name in committed or not m or live(m.group("run_id")):
-                    continue
-                path = self.storage.path(DETECTIONS, *partition_parts(model_name, model_version), name)
-                self.storage.fs.rm(path)
-                removed.append(path)
-            if self.storage.is_local:
-                removed += self._remove_stale_temp(model_name, model_version)
+        for table in PART_TABLES:
+            for model_name, model_version in self.partitions(table):
+                committed = set(self.parts(IMAGES, model_name, model_version))
+                for name in self.parts(table, model_name, model_version):
+                    m = PART_RE.match(name)
+                    if name in committed or not m or live(m.group("run_id")):
+                        continue
+                    path = self.storage.path(table, *partition_parts(model_name, model_version), name)
+                    self.storage.fs.rm(path)
+                    removed.append(path)
+                if self.storage.is_local and table == DETECTIONS:
+                    removed += self._remove_stale_temp(model_name, model_version)
         return removed
 
     def _remove_stale_temp(self, model_name: str, model_version: str) -> list[str]:
@@ -190,7 +204,7 @@ class Tables:
         import time
 
         removed = []
-        for table in (IMAGES, DETECTIONS):
+        for table in (IMAGES, *PART_TABLES):
             base = self.storage.path(table, *partition_parts(model_name, model_version))
             if not os.path.isdir(base):
                 continue
@@ -222,6 +236,11 @@ class TableSet:
     @property
     def labels(self) -> list[str]:
         return list(self.metadata.get("model", {}).get("labels") or [])
+
+    @property
+    def classifiers(self) -> list[dict]:
+        """The classifiers of a set made with --classify (model_store.pipeline.routes_metadata entries)."""
+        return list(self.metadata.get("filters", {}).get("classifiers") or [])
 
     @property
     def filter_specs(self) -> list[dict]:

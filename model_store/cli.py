@@ -147,9 +147,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     mv = store.publish(args.weights, args.name, args.version, args.config, args.card, preset=args.preset)
     cfg = mv.config
     print(f"published {mv.name}:{mv.version} sha256={cfg.weights.sha256} at {mv.url}")
-    print(f"  {cfg.num_classes} labels ({', '.join(cfg.labels[:5])}{', ...' if cfg.num_classes > 5 else ''}), "
-          f"input {cfg.input_size[0]}x{cfg.input_size[1]}, stride {cfg.stride}, letterbox {cfg.preprocess.letterbox}, "
-          f"layout {cfg.output_layout}, score >= {cfg.score_threshold}, NMS IoU {cfg.nms_iou}")
+    labels = f"{cfg.num_classes} labels ({', '.join(cfg.labels[:5])}{', ...' if cfg.num_classes > 5 else ''})"
+    if mv.is_classifier:
+        print(f"  classifier: {labels}, input {cfg.input_size[0]}x{cfg.input_size[1]}, output {cfg.output}, "
+              f"top {cfg.top_k}, for detector labels {cfg.applies_to or 'all'}")
+    else:
+        print(f"  {labels}, input {cfg.input_size[0]}x{cfg.input_size[1]}, stride {cfg.stride}, letterbox "
+              f"{cfg.preprocess.letterbox}, layout {cfg.output_layout}, score >= {cfg.score_threshold}, "
+              f"NMS IoU {cfg.nms_iou}")
     for line in graph_lines(cfg):
         print("  " + line)
     return 0

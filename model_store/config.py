@@ -64,6 +64,23 @@ class WeightsConfig(_Strict):
         return value
 
 
+def square_size(cls, value: Any) -> Any:
+    """`input_size: 640` means 640x640."""
+    return (value, value) if isinstance(value, int) else value
+
+
+def size_in_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+    if not all(16 <= v <= 4096 for v in value):
+        raise ValueError(f"input_size must be within 16..4096 pixels, got {value!r}")
+    return value
+
+
+def unique_labels(cls, labels: list[str]) -> list[str]:
+    if len(set(labels)) != len(labels) or any(not label for label in labels):
+        raise ValueError(f"labels must be non-empty and unique, got {labels!r}")
+    return labels
+
+
 class ModelConfig(_Strict):
     """Everything needed to run one model version; the backend is chosen here, never by extension."""
 
@@ -85,24 +102,9 @@ class ModelConfig(_Strict):
     description: str = ""
     graph: GraphFacts | None = Field(None, description="the ONNX graph's inspected facts (filled in by publish)")
 
-    @field_validator("input_size", mode="before")
-    @classmethod
-    def _square(cls, value: Any) -> Any:
-        return (value, value) if isinstance(value, int) else value
-
-    @field_validator("input_size")
-    @classmethod
-    def _size_range(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not all(16 <= v <= 4096 for v in value):
-            raise ValueError(f"input_size must be within 16..4096 pixels, got {value!r}")
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _unique_labels(cls, labels: list[str]) -> list[str]:
-        if len(set(labels)) != len(labels) or any(not label for label in labels):
-            raise ValueError(f"labels must be non-empty and unique, got {labels!r}")
-        return labels
+    _square = field_validator("input_size", mode="before")(square_size)
+    _size_range = field_validator("input_size")(size_in_range)
+    _unique_labels = field_validator("labels")(unique_labels)
 
     @model_validator(mode="after")
     def _filters_valid(self) -> ModelConfig:
@@ -175,7 +177,7 @@ def format_validation_error(exc: ValidationError, source: str, what: str = "mode
 
 
 def parse_config(data: bytes | str | dict[str, Any], source: str = "config.json") -> ModelConfig:
-    """Parse and validate a config from JSON text or a dict."""
+    """Parse and validate a config from JSON text or a dict (a detector's; see `parse_any_config`)."""
     if isinstance(data, bytes | str):
         try:
             data = json.loads(data)
@@ -183,7 +185,23 @@ def parse_config(data: bytes | str | dict[str, Any], source: str = "config.json"
             raise ConfigError(f"{source} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must hold a JSON object, got {type(data).__name__}")
+    if data.get("backend") == "onnx-classifier":
+        raise ConfigError(f"{source} is a classifier (backend onnx-classifier), not a detector")
     try:
         return ModelConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def parse_any_config(data: bytes | str | dict[str, Any], source: str = "config.json"):
+    """A detector's `ModelConfig` or a classifier's `ClassifierConfig`, chosen by the `backend` field."""
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and data.get("backend") == "onnx-classifier":
+        from .classifier import parse_classifier_config
+
+        return parse_classifier_config(data, source)
+    return parse_config(data, source)

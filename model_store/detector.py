@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, ModelRunError
+from .backends import Backend, run_chunked
 from .config import ModelConfig
 from .filters import DetectionArrays, FilterSet
 from .preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
@@ -84,26 +84,7 @@ class Detector:
 
     def run_tensor(self, tensor: np.ndarray) -> np.ndarray:
         """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output."""
-        fixed = self.backend.fixed_batch
-        if fixed is None or len(tensor) == fixed:
-            return self._run(tensor)
-        parts = []
-        for start in range(0, len(tensor), fixed):
-            chunk = tensor[start:start + fixed]
-            n = len(chunk)
-            if n < fixed:  # pad with copies of the last input; their outputs are dropped
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
-            parts.append(self._run(chunk)[:n])
-        return np.concatenate(parts)
-
-    def _run(self, tensor: np.ndarray) -> np.ndarray:
-        try:
-            return self.backend.run(tensor)
-        except Exception as exc:  # noqa: BLE001 - runtimes raise many types; the caller needs one, with context
-            detail = str(exc).strip().splitlines()
-            raise ModelRunError(
-                f"model {self.ref} failed on an input of shape {list(tensor.shape)} {tensor.dtype}; the graph expects "
-                f"{self.backend.expects()}: {detail[0] if detail else type(exc).__name__}") from exc
+        return run_chunked(self.backend, tensor, self.ref)
 
     def decode(self, raw_one: np.ndarray) -> RawDetections:
         """Boxes above the score threshold after NMS, in model-input pixels."""

@@ -1,9 +1,13 @@
 """Post-processing filters: a small registry of typed, hashable detection filters.
 
-Filters never delete raw detections. Each one marks the detections it fires on; a filter
-whose `action` is "drop" also removes them from the kept set, one whose action is "flag"
-only annotates them. Keeping every raw detection is what lets a batch job re-filter its
-stored tables later without running the model again.
+Detection filters (`min_size`, `class_mask`, `score`) never delete raw detections. Each one
+marks the detections it fires on; a filter whose `action` is "drop" also removes them from
+the kept set, one whose action is "flag" only annotates them. Keeping every raw detection is
+what lets a batch job re-filter its stored tables later without running the model again.
+
+Classifier filters (`classifier_mask`, `rank_rollup`) live in the same registry and the same
+`FilterSet` (so its hash covers them) but act on a classifier's probability vector instead:
+they rewrite the answer (label, score, taxon) and never touch the raw scores, which tables keep.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -37,15 +41,32 @@ class MinSizeConfig(FilterConfig):
     min_area_fraction: float = Field(..., ge=0.0, le=1.0, description="smallest box area / image area to keep")
 
 
+def no_duplicates(cls, labels: list[str]) -> list[str]:
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"allowed_labels has duplicates: {labels!r}")
+    return labels
+
+
 class ClassMaskConfig(FilterConfig):
     allowed_labels: list[str] = Field(..., min_length=1, description="labels to keep; all others fire")
+    _unique = field_validator("allowed_labels")(no_duplicates)
 
-    @field_validator("allowed_labels")
-    @classmethod
-    def _unique(cls, labels: list[str]) -> list[str]:
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"allowed_labels has duplicates: {labels!r}")
-        return labels
+
+class ClassifierFilterConfig(BaseModel):
+    """Base of the classifier-score filters: `classifier` limits one to one classifier model (default: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    classifier: str | None = Field(None, description="name of the classifier model this applies to (None: every one)")
+
+
+class ClassifierMaskConfig(ClassifierFilterConfig):
+    allowed_labels: list[str] = Field(..., min_length=1, description="classifier labels to keep (e.g. the "
+                                                                      "species present in the region)")
+    _unique = field_validator("allowed_labels")(no_duplicates)
+
+
+class RankRollupConfig(ClassifierFilterConfig):
+    threshold: float = Field(..., gt=0.0, le=1.0, description="lowest summed score a taxon needs to be the answer")
 
 
 class ScoreConfig(FilterConfig):
@@ -81,7 +102,8 @@ class PostFilter:
     """One registered filter: a config model and a vectorised `fires` predicate."""
 
     name: ClassVar[str]
-    config_model: ClassVar[type[FilterConfig]]
+    config_model: ClassVar[type[BaseModel]]
+    kind: ClassVar[str] = "detection"  # or "classification": acts on classifier scores
     # A table-level filter needs boxes of other images (of one camera) to decide: it cannot run in
     # the detector on one image; `FilterSet.apply` takes its result precomputed over the tables.
     table_level: ClassVar[bool] = False
@@ -93,6 +115,10 @@ class PostFilter:
     @staticmethod
     def check_labels(config: Any, labels: Sequence[str]) -> None:
         """Raise FilterConfigError if the config names labels the model does not have."""
+
+    @staticmethod
+    def check_classifier_labels(config: Any, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if the config names labels the classifier does not have."""
 
 
 class MinSizeFilter(PostFilter):
@@ -145,19 +171,122 @@ class RepeatFilter(PostFilter):
                                 "tables (`trapline postprocess --filter repeat`), not on one image")
 
 
-REGISTRY: dict[str, type[PostFilter]] = {
-    f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter)
-}
+@dataclass
+class ClassifierAnswer:
+    """A classifier's answer for one crop while the classifier filters rewrite it."""
+
+    scores: np.ndarray  # the probabilities the filters work on (the mask renormalises these)
+    labels: Sequence[str]
+    taxonomy: Mapping[str, Sequence[str]]  # label -> path from the root; a label without one is its own root
+    ranks: Sequence[str]
+    label: str = ""
+    score: float = 0.0
+    taxon_path: list[str] = field(default_factory=list)
+    rank: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_scores(cls, scores: np.ndarray, labels: Sequence[str], taxonomy: Mapping[str, Sequence[str]],
+                    ranks: Sequence[str] = ()) -> ClassifierAnswer:
+        answer = cls(np.asarray(scores, dtype=np.float64), labels, taxonomy, ranks)
+        answer.pick_top()
+        return answer
+
+    def path_of(self, label: str) -> list[str]:
+        return list(self.taxonomy.get(label) or [label])
+
+    def pick_top(self) -> None:
+        i = int(np.argmax(self.scores)) if len(self.scores) else 0
+        self.label, self.score = self.labels[i], float(self.scores[i])
+        self.taxon_path, self.rank = self.path_of(self.label), None
 
 
-def parse_filter_config(name: str, config: Mapping[str, Any] | FilterConfig) -> FilterConfig:
+class ClassifierFilter(PostFilter):
+    """A filter over classifier scores: `transform` rewrites the answer in place, returns whether it fired."""
+
+    kind = "classification"
+
+    @staticmethod
+    def fires(config: Any, dets: DetectionArrays) -> np.ndarray:  # never fires on detections
+        return np.zeros(len(dets.scores), dtype=bool)
+
+    @staticmethod
+    def transform(config: Any, answer: ClassifierAnswer) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ClassifierMaskFilter(ClassifierFilter):
+    """Keep only allowed labels: zero the others, renormalise over the allowed ones, re-pick the top label."""
+
+    name = "classifier_mask"
+    config_model = ClassifierMaskConfig
+
+    @staticmethod
+    def transform(config: ClassifierMaskConfig, answer: ClassifierAnswer) -> bool:
+        allowed = np.array([label in set(config.allowed_labels) for label in answer.labels])
+        masked = np.where(allowed, answer.scores, 0.0)
+        total = masked.sum()
+        # All allowed labels at zero probability (underflow): no evidence among them, so spread evenly.
+        answer.scores = masked / total if total > 0 else allowed / max(allowed.sum(), 1)
+        before = answer.label
+        answer.pick_top()
+        return before != answer.label or not allowed.all()
+
+    @staticmethod
+    def check_classifier_labels(config: ClassifierMaskConfig, labels: Sequence[str]) -> None:
+        unknown = [label for label in config.allowed_labels if label not in labels]
+        if unknown:
+            raise FilterConfigError(
+                f"classifier_mask.allowed_labels names unknown labels {unknown!r}; the classifier has {list(labels)!r}")
+
+
+class RankRollupFilter(ClassifierFilter):
+    """Up the taxonomy: the lowest rank whose best taxon's summed score reaches `threshold`.
+
+    The top label stands if its own score does. Otherwise labels are grouped by their taxonomy
+    path cut at each rank, deepest first, and the first group whose summed score passes wins
+    (its label is the taxon's name, `rank` its rank). When no rank passes, the answer is the
+    best group at the top rank: the most that can be said.
+    """
+
+    name = "rank_rollup"
+    config_model = RankRollupConfig
+
+    @staticmethod
+    def transform(config: RankRollupConfig, answer: ClassifierAnswer) -> bool:
+        if answer.score >= config.threshold:
+            return False
+        paths = [answer.path_of(label) for label in answer.labels]
+        depth = max(len(p) for p in paths)
+        best: tuple[float, tuple[str, ...]] = (answer.score, tuple(answer.taxon_path))
+        for level in range(depth - 2, -1, -1):
+            sums: dict[tuple[str, ...], float] = {}
+            for path, score in zip(paths, answer.scores, strict=True):
+                key = tuple(path[:level + 1])
+                sums[key] = sums.get(key, 0.0) + float(score)
+            key, total = max(sums.items(), key=lambda kv: kv[1])
+            best = (total, key)
+            if total >= config.threshold:
+                break
+        total, key = best
+        answer.label, answer.score, answer.taxon_path = key[-1], round(min(total, 1.0), 6), list(key)
+        ranks = answer.ranks
+        answer.rank = ranks[len(key) - 1] if len(ranks) >= len(key) else f"level {len(key) - 1}"
+        return True
+
+
+REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter,
+                                                              ClassifierMaskFilter, RankRollupFilter)}
+
+
+def parse_filter_config(name: str, config: Mapping[str, Any] | BaseModel) -> BaseModel:
     """Validate one filter's config, with an error that names the filter and quotes the bad value."""
     if name not in REGISTRY:
         raise FilterConfigError(f"unknown filter {name!r}; known filters: {sorted(REGISTRY)}")
     model = REGISTRY[name].config_model
     if isinstance(config, model):
         return config
-    if isinstance(config, FilterConfig):
+    if isinstance(config, BaseModel):
         config = config.model_dump()
     try:
         return model.model_validate(config)
@@ -173,7 +302,7 @@ def parse_filter_config(name: str, config: Mapping[str, Any] | FilterConfig) -> 
 class FilterSet:
     """An ordered, validated list of filters; its `hash` identifies it in results and tables."""
 
-    filters: tuple[tuple[str, FilterConfig], ...] = ()
+    filters: tuple[tuple[str, BaseModel], ...] = ()
 
     @classmethod
     def from_specs(cls, specs: Sequence[Mapping[str, Any]]) -> FilterSet:
@@ -209,6 +338,27 @@ class FilterSet:
         """Raise FilterConfigError if any filter refers to labels the model does not have."""
         for name, config in self.filters:
             REGISTRY[name].check_labels(config, labels)
+
+    def check_classifier_labels(self, classifier: str, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if a classifier filter for `classifier` names labels it does not have."""
+        for name, config in self.classifier_filters(classifier):
+            REGISTRY[name].check_classifier_labels(config, labels)
+
+    def classifier_filters(self, classifier: str) -> list[tuple[str, BaseModel]]:
+        """The classifier filters that apply to the classifier model named `classifier`, in order."""
+        return [(name, config) for name, config in self.filters if REGISTRY[name].kind == "classification"
+                and getattr(config, "classifier", None) in (None, classifier)]
+
+    @property
+    def has_classifier_filters(self) -> bool:
+        return any(REGISTRY[name].kind == "classification" for name, _ in self.filters)
+
+    def classify(self, classifier: str, answer: ClassifierAnswer) -> ClassifierAnswer:
+        """Apply the classifier filters for `classifier` to one answer (in place); flags name those that fired."""
+        for name, config in self.classifier_filters(classifier):
+            if REGISTRY[name].transform(config, answer):  # type: ignore[attr-defined]
+                answer.flags.append(name)
+        return answer
 
     @property
     def table_level(self) -> list[str]:
@@ -246,6 +396,8 @@ class FilterSet:
         kept = np.ones(n, dtype=bool)
         flags: list[list[str]] = [[] for _ in range(n)]
         for name, config in self.filters:
+            if REGISTRY[name].kind != "detection":
+                continue
             if precomputed is not None and name in precomputed:
                 fired = np.asarray(precomputed[name], dtype=bool)
             else:

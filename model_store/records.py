@@ -13,6 +13,32 @@ class ModelInfo(BaseModel):
     sha256: str
 
 
+class LabelScore(BaseModel):
+    """One label of a classifier's answer and its probability."""
+
+    label: str
+    score: float
+
+
+class Classification(BaseModel):
+    """What one classifier version says about one detection's crop.
+
+    `label` / `score` are the answer after the classifier filters (class mask, rank rollup), which
+    may be a higher taxon than any of the model's labels; `top` is the model's own top-k and
+    `scores` its whole probability vector in label order (kept so stored tables re-filter
+    without the model; the HTTP answer leaves it out unless verbose).
+    """
+
+    model: ModelInfo
+    label: str
+    score: float
+    rank: str | None = Field(None, description="taxonomy rank of `label` when it is a rolled-up taxon")
+    taxon_path: list[str] = Field(default_factory=list, description="taxonomy path of `label`, root first")
+    top: list[LabelScore] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list, description="classifier filters that changed the answer")
+    scores: list[float] | None = None
+
+
 class Detection(BaseModel):
     """One box. `bbox` is normalised [x, y, width, height] from the top-left (MegaDetector / Camtrap DP)."""
 
@@ -22,6 +48,9 @@ class Detection(BaseModel):
     bbox: tuple[float, float, float, float]
     box_px: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in original image pixels")
     flags: list[str] = Field(default_factory=list, description="post-processing filters that fired")
+    classifications: list[Classification] = Field(
+        default_factory=list, description="one per classifier of the pipeline this detection's label is routed to")
+    crop_uri: str | None = Field(None, description="where the snip of this detection was written, if it was")
 
 
 class FiltersApplied(BaseModel):
@@ -46,3 +75,9 @@ class ImageDetections(BaseModel):
     dropped: list[Detection] = Field(default_factory=list)
     filters: FiltersApplied
     timing_ms: dict[str, float] = Field(default_factory=dict)
+
+    def ranked(self) -> list[tuple[Detection, bool]]:
+        """Every raw detection with its kept flag, highest score first: list position = `detection_index`
+        in the tables (kept before dropped on equal scores)."""
+        every = [(d, True) for d in self.detections] + [(d, False) for d in self.dropped]
+        return sorted(every, key=lambda p: -p[0].score)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, ModelConfig, parse_config
+from .classifier import CLASSIFIER_BACKENDS, ClassifierConfig
+from .config import ConfigError, ModelConfig, parse_any_config
 from .errors import ChecksumError, NotFoundError, StoreError
 from .records import ModelInfo
 from .refs import DEFAULT_ALIAS, ModelRef, check_segment
@@ -30,7 +31,7 @@ CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 ALIASES_DIR = "_aliases"
 LATEST = "latest"
-DEFAULT_FILES = {"onnx-yolo": "model.onnx", "torch-export-yolo": "model.pt2"}
+DEFAULT_FILES = {"onnx-yolo": "model.onnx", "torch-export-yolo": "model.pt2", "onnx-classifier": "model.onnx"}
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -52,8 +53,12 @@ class ModelVersion:
 
     name: str
     version: str
-    config: ModelConfig
+    config: ModelConfig | ClassifierConfig
     url: str
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.config.backend in CLASSIFIER_BACKENDS
 
     @property
     def info(self) -> ModelInfo:
@@ -152,7 +157,7 @@ class ModelStore:
         """Resolve `ref` and read its validated config."""
         pinned = self.resolve(ref)
         raw = self.storage.read_bytes(pinned.name, pinned.version, CONFIG_FILE)
-        config = parse_config(raw, f"{pinned}/{CONFIG_FILE}")
+        config = parse_any_config(raw, f"{pinned}/{CONFIG_FILE}")
         return ModelVersion(pinned.name, pinned.version, config, self.storage.url(pinned.name, pinned.version))
 
     def card(self, ref: ModelRef | str) -> str:
@@ -195,16 +200,36 @@ class ModelStore:
         return self.fetch(ref)[0]
 
     def load_detector(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
-        """Verify and load a version into a ready `Detector`."""
-        from .backends import ModelLoadError, create_backend
+        """Verify and load a detector version into a ready `Detector`."""
         from .detector import Detector
 
-        mv, path = self.fetch(ref)
+        mv, path = self._fetch_kind(ref, classifier=False)
+        return Detector(mv.info, mv.config, self._backend(mv, path, device, threads))
+
+    def load_classifier(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
+        """Verify and load a classifier version (backend onnx-classifier) into a ready `Classifier`."""
+        from .classifier import Classifier
+
+        mv, path = self._fetch_kind(ref, classifier=True)
+        return Classifier(mv.info, mv.config, self._backend(mv, path, device, threads))
+
+    def _fetch_kind(self, ref: ModelRef | str, classifier: bool) -> tuple[ModelVersion, Path]:
+        mv = self.get(ref)
+        if mv.is_classifier != classifier:
+            want, got = ("classifier", "detector") if classifier else ("detector", "classifier")
+            raise ConfigError(f"{mv.ref} is a {got} (backend {mv.config.backend}), not a {want}"
+                              + (": give it to --classify / a pipeline's classifiers" if got == "classifier"
+                                 else ""))
+        return self.fetch(mv.ref)
+
+    @staticmethod
+    def _backend(mv: ModelVersion, path: Path, device: str, threads: int | None):
+        from .backends import ModelLoadError, create_backend
+
         try:
-            backend = create_backend(mv.config, path, device=device, threads=threads)
+            return create_backend(mv.config, path, device=device, threads=threads)
         except ModelLoadError as exc:  # name the version: a replica or job log holds many
             raise ModelLoadError(f"{mv.ref}: {exc}") from None
-        return Detector(mv.info, mv.config, backend)
 
     # -- writing -------------------------------------------------------------------------
     def publish(self, weights: str | Path, name: str, version: str,
@@ -312,7 +337,7 @@ def load_config_input(config: str | Path | dict[str, Any]) -> dict[str, Any]:
 
 
 def prepare_config(weights: Path, config: str | Path | dict[str, Any] | None = None, preset: str | None = None,
-                   source: str = "config") -> ModelConfig:
+                   source: str = "config") -> ModelConfig | ClassifierConfig:
     """The validated config `publish` would write for these weights (what `publish --dry-run` shows)."""
     if not weights.is_file():
         raise NotFoundError(f"weights file not found: {weights}")
@@ -324,7 +349,7 @@ def prepare_config(weights: Path, config: str | Path | dict[str, Any] | None = N
     wspec.setdefault("file", DEFAULT_FILES.get(config_dict.get("backend"), weights.name))
     wspec["sha256"] = digest
     config_dict["weights"] = wspec
-    return parse_config(config_dict, source)
+    return parse_any_config(config_dict, source)
 
 
 def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None = None) -> dict[str, Any]:
@@ -332,6 +357,12 @@ def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None
     from .derive import complete_config, derive_config, merge_config, preset
 
     backend = given.get("backend", "onnx-yolo")
+    if backend in CLASSIFIER_BACKENDS:
+        if preset_name:
+            raise ConfigError(f"presets apply to ONNX detectors only, not backend {backend!r}")
+        from .classifier import complete_classifier_config
+
+        return complete_classifier_config(weights, given)
     if backend != "onnx-yolo":
         if preset_name:
             raise ConfigError(f"presets apply to ONNX models only, not backend {backend!r}")
@@ -352,7 +383,7 @@ def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None
     return merged
 
 
-def _default_card(name: str, version: str, config: ModelConfig) -> str:
+def _default_card(name: str, version: str, config: ModelConfig | ClassifierConfig) -> str:
     return (f"# {name} {version}\n\n{config.description or 'No model card was supplied.'}\n\n"
             f"- backend: {config.backend}\n- labels: {', '.join(config.labels)}\n"
             f"- input size: {config.input_size[0]}x{config.input_size[1]}\n")

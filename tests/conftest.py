@@ -31,6 +31,14 @@ def fixture_models(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def colour_onnx(tmp_path_factory) -> Path:
+    """The colour classifier (tests/fixtures/classifiers.py) as a real ONNX file exported from torch."""
+    from tests.fixtures.classifiers import colour_classifier
+
+    return colour_classifier(tmp_path_factory.mktemp("classifier") / "colour.onnx")
+
+
 @pytest.fixture
 def local_store(tmp_path, fixture_models) -> ModelStore:
     """A fresh local store holding `fixture:1` (yolov8 layout) and `fixture:2` (yolov5 layout)."""

@@ -50,7 +50,7 @@ def create_backend(config: ModelConfig, weights: Path, device: str = "cpu", thre
     """Build the backend named in `config` on `device` ("cpu", "cuda" or "auto")."""
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
-    if config.backend == "onnx-yolo":
+    if config.backend in ("onnx-yolo", "onnx-classifier"):
         from .onnx_runtime import OnnxBackend
 
         return OnnxBackend(weights, device=device, threads=threads)
@@ -59,3 +59,33 @@ def create_backend(config: ModelConfig, weights: Path, device: str = "cpu", thre
 
         return TorchExportBackend(weights, device=device, threads=threads)
     raise ModelLoadError(f"unknown backend {config.backend!r}")  # unreachable: config validation
+
+
+def run_chunked(backend: Backend, tensor: np.ndarray, ref: str) -> np.ndarray:
+    """Run a ready NCHW tensor in the batch sizes the graph accepts; returns the stacked raw output.
+
+    A graph exported with a static batch runs formed batches in chunks of that size, the last one
+    padded with copies of its last input (their outputs are dropped). Raises ModelRunError naming
+    the model, the input and what the graph expects.
+    """
+    fixed = backend.fixed_batch
+    if fixed is None or len(tensor) == fixed:
+        return _run(backend, tensor, ref)
+    parts = []
+    for start in range(0, len(tensor), fixed):
+        chunk = tensor[start:start + fixed]
+        n = len(chunk)
+        if n < fixed:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
+        parts.append(_run(backend, chunk, ref)[:n])
+    return np.concatenate(parts)
+
+
+def _run(backend: Backend, tensor: np.ndarray, ref: str) -> np.ndarray:
+    try:
+        return backend.run(tensor)
+    except Exception as exc:  # noqa: BLE001 - runtimes raise many types; the caller needs one, with context
+        detail = str(exc).strip().splitlines()
+        raise ModelRunError(
+            f"model {ref} failed on an input of shape {list(tensor.shape)} {tensor.dtype}; the graph expects "
+            f"{backend.expects()}: {detail[0] if detail else type(exc).__name__}") from exc

@@ -1,0 +1,175 @@
+"""The crop/classify stage of `trapline reprocess` on real Ray Data: classifications, snips, skip key, S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pytest
+
+from batch.options import ReprocessOptions
+from batch.reprocess import run_reprocess
+from batch.schema import CLASSIFICATIONS, IMAGES, SNIPS
+from batch.tables import Tables
+from model_store import ModelStore
+from model_store.imaging import decode_image
+from tests.fixtures.classifiers import colour_config, painted
+from tests.fixtures.onnx_models import fixture_config
+
+pytestmark = pytest.mark.ray
+DEER_BIG, DEER_SMALL = (220, 180, 420, 300), (560, 80, 640, 160)
+IMAGES_DRAWN = {  # rel_path -> colour of the big deer box, colour of the small one
+    "cam1/a.jpg": ("red", "blue"),
+    "cam1/b.jpg": ("green", "red"),
+    "cam2/c.jpg": ("blue", "green"),
+}
+SMALL = {"num_cpus": 0.5, "read_cpus": 0.25, "classify_cpus": 0.25, "rows_per_file": 2, "read_batch_size": 2,
+         "batch_size": 4, "progress_interval_s": 60}
+
+
+def jpeg(colours: tuple[str, str]) -> bytes:
+    img = painted(640, 480, [(colours[0], DEER_BIG), (colours[1], DEER_SMALL)])
+    return cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, fixture_models, colour_onnx):
+    d = tmp_path_factory.mktemp("classify")
+    store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
+    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
+    store.promote("fixture:1")
+    store.publish(colour_onnx, "colour", "1", colour_config())
+    store.publish(colour_onnx, "colour", "2", colour_config(top_k=3))
+    store.promote("colour:1")
+    archive = d / "archive"
+    for rel, colours in IMAGES_DRAWN.items():
+        (archive / rel).parent.mkdir(parents=True, exist_ok=True)
+        (archive / rel).write_bytes(jpeg(colours))
+    (archive / "cam2" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    return {"store": store, "archive": archive}
+
+
+def opts(env, out, **kw) -> ReprocessOptions:
+    return ReprocessOptions(archive=str(env["archive"]), out=str(out), model="fixture@production",
+                            store=env["store"].root, classify=["colour@production"], **{**SMALL, **kw})
+
+
+def snip_files(out: Path) -> dict[str, float]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in (out / "crops").rglob("*.jpg")}
+
+
+def test_classify_and_crops_write_joined_tables_and_rerun_idempotently(ray_cluster, env, tmp_path):
+    out = tmp_path / "out"
+    report = run_reprocess(opts(env, out, crops=True, crop_padding=0.1))
+    assert report.status == "succeeded", report.error
+    assert (report.ok, report.failed) == (3, 1)
+    t = Tables(str(out))
+    images = t.current_images("fixture", "1", report.filters_hash)
+    cls = t.committed_detections(images, "fixture", "1", report.filters_hash, table=CLASSIFICATIONS)
+    dets = t.committed_detections(images, "fixture", "1", report.filters_hash)
+    # Only the deer (routed by the classifier's applies_to) are classified, each by its painted colour.
+    joined = cls.merge(dets, on=["uri", "content_id", "detection_index", "filters_hash", "run_id"],
+                       suffixes=("", "_det"))
+    assert set(joined["label_det"]) == {"deer"} and len(cls) == 2 * 3
+    got = {(Path(u).relative_to(env["archive"]).as_posix(), round(s)) for u, s in
+           zip(joined["uri"], joined["bbox_x"] * 640, strict=True)}
+    assert len(got) == 6
+    for rel, (big, small) in IMAGES_DRAWN.items():
+        mine = joined[joined["uri"] == str(env["archive"] / rel)]
+        by_x = dict(zip((mine["bbox_x"] * 640).round(), mine["label"], strict=True))
+        assert by_x == {220.0: big, 560.0: small}
+    assert set(cls["classifier_version"]) == {"1"} and all(len(s) == 3 for s in cls["scores"])
+    # One snip per kept detection, named deterministically, readable, padded by 10 %.
+    snips = t.committed_detections(images, "fixture", "1", report.filters_hash, table=SNIPS)
+    files = snip_files(out)
+    assert len(snips) == len(files) == int(dets["kept"].sum()) == 12
+    big = snips[(snips["detection_index"] == 0)].iloc[0]
+    assert decode_image(Path(big["crop_uri"]).read_bytes()).shape == (144, 240, 3) == \
+        (big["crop_height"], big["crop_width"], 3)
+
+    check_postprocess_and_exports(out, report.filters_hash, env["archive"], tmp_path)
+
+    # A rerun finds everything done and writes nothing.
+    again = run_reprocess(opts(env, out, crops=True, crop_padding=0.1))
+    assert (again.processed, again.already_done) == (0, 4) and snip_files(out) == files
+
+    # A run killed before its commit (the images table lost) is redone: same snip names, no copies.
+    import shutil
+
+    shutil.rmtree(out / "images")
+    redo = run_reprocess(opts(env, out, crops=True, crop_padding=0.1))
+    assert redo.processed == 4 and set(snip_files(out)) == set(files)
+
+    # The skip key covers the classifier version: promoting colour:2 makes everything new again.
+    env["store"].promote("colour:2")
+    try:
+        newer = run_reprocess(opts(env, out, crops=True, crop_padding=0.1))
+    finally:
+        env["store"].rollback("colour")
+    assert newer.processed == 4 and newer.filters_hash != report.filters_hash
+    latest = t.current_images("fixture", "1", newer.filters_hash)
+    v2 = t.committed_detections(latest, "fixture", "1", newer.filters_hash, table=CLASSIFICATIONS)
+    assert set(v2["classifier_version"]) == {"2"} and all(len(x) == 3 for x in v2["top_labels"])
+
+
+def test_classify_over_s3_with_snips(ray_cluster, env, s3_bucket):
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    for p in env["archive"].rglob("*.jpg"):
+        fs.pipe(f"{s3_bucket}/raw/{p.relative_to(env['archive']).as_posix()}".removeprefix("s3://"), p.read_bytes())
+    out = f"{s3_bucket}/det"
+    report = run_reprocess(ReprocessOptions(archive=f"{s3_bucket}/raw", out=out, model="fixture:1",
+                                            store=env["store"].root, classify=["colour:1=deer"], crops=True,
+                                            **SMALL))
+    assert report.status == "succeeded", report.error
+    t = Tables(out)
+    images = t.current_images("fixture", "1", report.filters_hash)
+    cls = t.committed_detections(images, "fixture", "1", report.filters_hash, table=CLASSIFICATIONS)
+    snips = t.committed_detections(images, "fixture", "1", report.filters_hash, table=SNIPS)
+    assert len(cls) == 6 and len(snips) == 12
+    assert all(u.startswith(f"{s3_bucket}/det/crops/fixture/1/") for u in snips["crop_uri"])
+    assert decode_image(fs.cat_file(snips["crop_uri"].iloc[0].removeprefix("s3://"))).ndim == 3
+    assert pd.Series([len(fs.ls(f"{out}/crops".removeprefix("s3://"), detail=False))]).iloc[0] == 1
+    assert t.read(IMAGES, "fixture", "1").num_rows == 4
+
+
+def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_path: Path) -> None:
+    """Classifier filters re-applied to the stored tables (no model), and the three exports carrying them."""
+    import json
+
+    from batch.export import run_export
+    from batch.postprocess import run_postprocess
+
+    masked = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source)
+    assert masked.filters_hash != source and masked.images == 4
+    assert "2 classification(s) changed their label" in masked.notes  # the two blue deer
+    t = Tables(str(out))
+    images = t.current_images("fixture", "1", masked.filters_hash)
+    cls = t.committed_detections(images, "fixture", "1", masked.filters_hash, table=CLASSIFICATIONS)
+    assert len(cls) == 6 and "blue" not in set(cls["label"])
+    assert len(t.committed_detections(images, "fixture", "1", masked.filters_hash, table=SNIPS)) == 12
+    rolled = run_postprocess(str(out), "rank_rollup", {"threshold": 0.99}, source_filters=masked.filters_hash)
+    cls = t.committed_detections(t.current_images("fixture", "1", rolled.filters_hash), "fixture", "1",
+                                 rolled.filters_hash, table=CLASSIFICATIONS)
+    assert set(cls["rank"].dropna()) <= {"temperature", "root"}
+
+    md = tmp_path / "md.json"
+    run_export(str(out), "megadetector", str(md), filters_hash=source)
+    doc = json.loads(md.read_text())
+    names = doc["classification_categories"]
+    a = next(i for i in doc["images"] if i["file"] == "cam1/a.jpg")
+    deer = [d for d in a["detections"] if d["category"] == "1"]
+    assert {names[d["classifications"][0][0]] for d in deer} == {"red", "blue"}
+    assert all(len(d["classifications"]) == 2 for d in deer)  # the answer, then the rest of the top-2
+    assert all("classifications" not in d for d in a["detections"] if d["category"] == "2")
+    dp = tmp_path / "dp"
+    run_export(str(out), "camtrap-dp", str(dp), filters_hash=rolled.filters_hash)
+    obs = pd.read_csv(dp / "observations.csv")
+    assert set(obs["scientificName"].dropna()) <= {"red", "green", "cool", "warm", "colour"}
+    assert obs["scientificName"].notna().sum() == 6 and obs["classifiedBy"].str.contains("colour 1").sum() == 6
+    coco = tmp_path / "coco.json"
+    run_export(str(out), "coco", str(coco), filters_hash=source)
+    results = json.loads(coco.read_text())
+    assert sum("classification" in r for r in results) == 6

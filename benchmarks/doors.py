@@ -19,7 +19,11 @@ Sections (each one's failure is recorded and the rest still runs):
   concurrency (overload: throughput, 503 share and how fast a 503 comes back), then the real
   model at light load (p50 against batch-1 model latency);
 - `priority`: the real model's light-load p50 while a `--via serve` backfill runs through the
-  same deployment, against idle.
+  same deployment, against idle;
+- `peer` (with `--peer-python` of a venv that has Ultralytics, see benchmarks/peer_ultralytics.py):
+  an Ultralytics YOLOv8n export (tests/fixtures/reference/yolov8n_dynamic.onnx) over one folder,
+  by Ultralytics' own `predict(stream=True)` and by `trapline reprocess` as published (rect
+  letterbox), and its int8 version (`trapline models quantize`, calibrated on the same images).
 
 Absolute numbers on a shared machine are noisy; the ratios are the claims. Writes doors.json
 and prints one table.
@@ -162,7 +166,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "images_per_s"]}
 
     # The replica gets what the ingress (0.25 CPU) leaves; the minimal app gets the same for its one deployment.
-    replica = {"num_cpus": cpus - 0.25, "max_batch_size": 8, "bulk_max_batch_size": args.bulk_batch}
+    # max_online_requests: what the replica admits; the sweep stays within it, the overload run doubles it.
+    replica = {"num_cpus": cpus - 0.25, "max_batch_size": 8, "bulk_max_batch_size": args.bulk_batch,
+               "max_online_requests": max(args.concurrency)}
     batch_replica = {**replica, "num_cpus": cpus - 0.5}  # and a --via serve job a read task and its client
 
     def batch() -> list[dict[str, Any]]:
@@ -216,10 +222,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return {"idle": idle, "during_backfill": busy, "backfill_ran_throughout": still_running,
                 "backfill_exit": backfill.returncode, "ratio_p50": ratio(busy["p50_ms"], idle["p50_ms"])}
 
-    for name, fn in (("ceilings", ceilings), ("batch", batch), ("http", http), ("priority", priority)):
+    def peer() -> dict[str, Any]:
+        if not args.peer_python:
+            raise RuntimeError("give --peer-python (a venv with ultralytics) to run the peer section")
+        return peer_section(store, images, work, args.peer_python, args.peer_images, cpus)
+
+    for name, fn in (("ceilings", ceilings), ("batch", batch), ("http", http), ("priority", priority),
+                     ("peer", peer)):
         section(name, fn)
     res["summary"] = summarise(res)
     return res
+
+
+PEER_ONNX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "yolov8n_dynamic.onnx"
+
+
+def peer_section(store, images: list[Path], work: Path, peer_python: str, count: int, cpus: int) -> dict[str, Any]:
+    """Ultralytics predict vs trapline reprocess (fp32, int8) on one Ultralytics export and one folder."""
+    import json
+
+    from model_store.quantize import quantize_version
+
+    folder = work / f"peer-{count}"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        for i in range(count):  # a flat folder of copies: Ultralytics does not recurse, trapline skips symlinks
+            shutil.copyfile(images[i % len(images)], folder / f"{i:05d}.jpg")
+    if "1" not in store.list_versions("peer-yolov8n"):
+        store.publish(PEER_ONNX, "peer-yolov8n", "1")  # config derived from the export, as a user would
+    quant = None
+    if "int8" not in store.list_versions("peer-yolov8n"):
+        rep = quantize_version(store, "peer-yolov8n:1", images[0].parent, "int8", force=True)
+        quant = {"match_rate": round(rep.match_rate, 4), "map50": rep.map50, "parent_ms": rep.parent_ms,
+                 "int8_ms": rep.int8_ms}
+    out = subprocess.run([peer_python, str(Path(__file__).with_name("peer_ultralytics.py")), "--model", str(PEER_ONNX),
+                          "--images", str(folder)], capture_output=True, text=True, check=True)
+    ultra = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = {"ultralytics": ultra["images_per_s"], "quantize": quant}
+    with local_ray(cpus):
+        for version in ("1", "int8"):
+            rows[f"trapline_{version}"] = batch_run(folder, work, store.root, f"peer-yolov8n:{version}", "actors",
+                                                    "actors", cpus)["images_per_s"]
+    return rows
 
 
 def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -259,6 +303,12 @@ def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
     if pr:
         add("online p50 during a --via serve backfill (ms)", pr["during_backfill"]["p50_ms"], "idle p50",
             pr["idle"]["p50_ms"], "<= 1.5")
+    peer = res.get("peer")
+    if peer:
+        add("Ultralytics export, trapline reprocess fp32 rect", peer["trapline_1"], "Ultralytics predict",
+            peer["ultralytics"], "-")
+        add("Ultralytics export, trapline reprocess int8 rect", peer["trapline_int8"], "Ultralytics predict",
+            peer["ultralytics"], ">= 2")
     return rows
 
 
@@ -270,15 +320,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=300, help="archive size for the real model")
     p.add_argument("--null-images", type=int, default=1200, help="archive size for the null model")
     p.add_argument("--seconds", type=float, default=20.0, help="per HTTP load level and per ceiling")
-    p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[4, 8, 16])
+    p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[2, 4, 8],
+                   help="closed-loop clients; the replica admits the largest, the overload run sends twice it")
     p.add_argument("--light-rate", type=float, default=2.0, help="requests/s for the light-load latency")
     p.add_argument("--bulk-batch", type=int, default=1, help="bulk_max_batch_size of the served model")
+    p.add_argument("--peer-python", default=None, help="python of a venv with ultralytics (the peer section)")
+    p.add_argument("--peer-images", type=int, default=300, help="images in the peer folder")
     p.add_argument("--sections", type=lambda s: s.split(","), default=None)
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     p.add_argument("--out", default="benchmarks/results/doors.json")
     args = p.parse_args(argv)
     if args.quick:
-        args.images, args.null_images, args.seconds, args.concurrency = 24, 48, 2.0, [2, 4]
+        args.images, args.null_images, args.seconds, args.concurrency, args.peer_images = 24, 48, 2.0, [2, 4], 12
     res = run(args)
     write_json(args.out, res)
     print(print_table(res["summary"], ["claim", "measured", "against", "reference", "ratio", "target"]))

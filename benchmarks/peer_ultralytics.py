@@ -1,0 +1,48 @@
+"""The peer: Ultralytics' own `predict` over a folder, timed the way `benchmarks.doors` times trapline.
+
+Runs with the interpreter of a separate virtualenv that has Ultralytics (never the project's):
+
+    python3 -m venv /work/refenv
+    /work/refenv/bin/pip install --isolated --cert /etc/ssl/certs/ca-certificates.crt \
+        "setuptools<80" ultralytics onnx onnxruntime
+    /work/refenv/bin/python benchmarks/peer_ultralytics.py --model M.onnx --images DIR [--imgsz 640]
+
+It imports nothing from trapline. `YOLO(model).predict(source=DIR, stream=True)` with the
+library's defaults (what a user would pick instead of trapline: its own decode, letterbox, ONNX
+Runtime session with default threads, NMS); one image first as a warm-up, not timed. Prints one
+JSON line: images, seconds, images/s, boxes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="an ONNX file exported by Ultralytics")
+    p.add_argument("--images", required=True, help="a folder of JPEGs (not recursive, as Ultralytics reads it)")
+    p.add_argument("--imgsz", type=int, default=640)
+    args = p.parse_args()
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # no update checks, no downloads: the model is a local file
+    from ultralytics import YOLO
+
+    model = YOLO(args.model, task="detect")
+    files = sorted(str(f) for f in Path(args.images).iterdir() if f.suffix.lower() in (".jpg", ".jpeg"))
+    list(model.predict(source=files[0], imgsz=args.imgsz, device="cpu", verbose=False))  # warm-up
+    boxes, t0 = 0, time.perf_counter()
+    for result in model.predict(source=args.images, imgsz=args.imgsz, device="cpu", stream=True, verbose=False):
+        boxes += len(result.boxes)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"images": len(files), "seconds": round(seconds, 3),
+                      "images_per_s": round(len(files) / seconds, 2), "boxes": boxes}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 http_closed(url, payloads, 4, 3)  # warm up
                 out["trapline"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
                 best = max(out["trapline"], key=lambda r: r["rps"] or 0)
-                out["overload"] = refused_latency(url, payloads, 2 * best["concurrency"], args.seconds)
+                out["overload"] = refused_latency(url, payloads, 2 * max(args.concurrency), args.seconds)
                 out["overload"]["saturation_rps"] = best["rps"]
             with service(None, serve_config(store.root, "bench-yolov8n", **replica)) as url:
                 light_load(url, payloads, 1, 3)

@@ -173,6 +173,57 @@ def test_serve_answers_from_another_version_or_filter_set_are_refused():
         check_served(res, {"version": "2", "sha256": "a" * 64, "filters_hash": "f2"})
 
 
+class _FakeDeployment:
+    """Stands in for the Serve handle (not under test): answers each `detect_bytes` call from a script."""
+
+    def __init__(self, script):
+        self.script = script  # per payload: list of exceptions to raise before answering
+        self.in_flight = self.most_in_flight = 0
+        self.detect_bytes = self
+
+    def remote(self, data, ref, filters):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        return _FakeResponse(self, data)
+
+
+class _FakeResponse:
+    def __init__(self, owner, data):
+        self.owner, self.data = owner, data
+
+    def result(self):
+        self.owner.in_flight -= 1
+        failures = self.owner.script.get(self.data, [])
+        if failures:
+            raise failures.pop(0)
+        return {"model": {"name": "m", "version": "1", "sha256": "a" * 64}, "width": 4, "height": 3,
+                "detections": [], "filters": {"names": [], "hash": "f1", "configs": []}}
+
+
+def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(monkeypatch):
+    import batch.inference as inference
+    from serve.protocol import InvalidImageError, OverloadedError
+
+    monkeypatch.setattr(inference.time, "sleep", lambda s: None)
+    fake = _FakeDeployment({b"busy": [OverloadedError("full")] * 5,
+                            b"junk": [InvalidImageError("not an image", reason="not_image")]})
+    monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
+    client = inference.ServeClient("m", "m:1", None, {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"},
+                                   window=3)
+    data = [b"ok%d" % i for i in range(6)] + [b"busy", b"junk"]
+    n = len(data)
+    batch = {"uri": np.array([f"u{i}" for i in range(n)], dtype=object), "status": np.array(["pending"] * n, object),
+             "error_reason": np.array([None] * n, object), "error": np.array([None] * n, object),
+             "data": np.array(data, dtype=object), "capture_time_us": np.zeros(n, np.int64)}
+    for k in ("rel_path", "content_id", "camera_id", "capture_time_source"):
+        batch[k] = np.array(["x"] * n, dtype=object)
+    batch["size_bytes"] = np.ones(n, np.int64)
+    rows = client(batch).to_pylist()
+    assert [r["status"] for r in rows] == ["empty"] * 7 + ["failed"]  # five 503s waited out, not failed
+    assert rows[-1]["error_reason"] == "not_image"  # the decoder's reason, as a read task would record it
+    assert fake.most_in_flight == 3
+
+
 def test_workers_get_the_drivers_s3_settings_only_when_there_are_some():
     from batch.pipeline import worker_env
 

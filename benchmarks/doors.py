@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             res[name] = fn()
         except Exception as exc:  # noqa: BLE001 - record it, run the rest
             res["errors"][name] = f"{type(exc).__name__}: {exc}"
-            traceback.print_exc()
+            res["errors"][name + "_traceback"] = traceback.format_exc()
 
     def ceilings() -> dict[str, Any]:
         model = measure_ceiling(REAL, store.root, batch_sizes=[1], threads=[1], procs=[cpus], seconds=args.seconds / 4)

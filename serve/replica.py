@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +44,14 @@ def current_request_id() -> str:
         return serve.context._get_serve_request_context().request_id or ""
     except Exception:  # noqa: BLE001 - outside Serve (unit tests) there is no request context
         return ""
+
+
+def _lower_thread_priority(niceness: int = 10) -> None:
+    """Best effort: on Linux `setpriority` on a thread id renices that thread alone."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the separate pool still helps
+        pass
 
 
 def _ms(seconds: float) -> float:
@@ -101,6 +111,11 @@ class DetectorReplica:
         self.onnx_threads = onnx_threads
         self.versions = VersionManager(self.store, model_name, self._load_detector)
         self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="trapline-decode")
+        # Archive images decode on their own threads, at a lower OS priority: in the shared pool an
+        # online request's decode would queue behind every admitted archive image, and on a busy
+        # CPU the scheduler should give online work the core (a priority inversion before the batcher).
+        self._bulk_decode_pool = ThreadPoolExecutor(max(1, decode_threads - 1), initializer=_lower_thread_priority,
+                                                    thread_name_prefix="trapline-decode-bulk")
         # One forward pass at a time: ORT already uses `onnx_threads` inside it, and GPU sessions
         # must not run concurrently. Loads get their own thread so a swap never stalls inference.
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-infer")
@@ -152,7 +167,7 @@ class DetectorReplica:
     def __del__(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
-        for pool in (self._decode_pool, self._infer_pool, self._load_pool):
+        for pool in (self._decode_pool, self._bulk_decode_pool, self._infer_pool, self._load_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _record_version_events(self, changes: list[tuple[str, str | None, str]]) -> None:
@@ -240,7 +255,7 @@ class DetectorReplica:
             with self._admit("bulk"):
                 loaded = await self._resolve(ref)
                 filterset = loaded.detector.filters(filters)
-                _, prepared, meta, timing = await self._in_pool(self._decode_pool, self._decode_prepare, loaded,
+                _, prepared, meta, timing = await self._in_pool(self._bulk_decode_pool, self._decode_prepare, loaded,
                                                                 data, False)
                 record = await self._run(_Item(loaded, prepared, meta, filterset, timing), "bulk")
         except Exception as exc:

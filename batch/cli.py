@@ -1,4 +1,4 @@
-"""`trapline reprocess | export | postprocess | events | report`: the archive door's commands."""
+"""`trapline reprocess | export | postprocess | events | report | crops`: the archive door's commands."""
 
 from __future__ import annotations
 
@@ -78,6 +78,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--thumb-size", type=int, default=360, help="longest thumbnail side in pixels (default 360)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_report)
+
+    _register_crops(sub)
+
+
+def _register_crops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("crops", help="JPEG snips of stored kept detections, from the tables (no model)",
+                       description="Cut a JPEG snip of every kept detection of one model version and result set "
+                                   "from its source image, with the names and snips rows reprocess --crops would "
+                                   "write. Reruns write nothing new; unreadable images are listed, not fatal.")
+    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
+    _add_set_arguments(p)
+    p.add_argument("--image", default=None, metavar="URI", help="only this image (its URI or archive-relative path)")
+    p.add_argument("--crop-padding", type=float, default=0.0, help="grow each box by this fraction per side")
+    p.add_argument("--crop-square", action="store_true", help="make the snips square")
+    p.add_argument("--crop-min-size", type=int, default=0, help="none for boxes whose shorter side is under this (px)")
+    p.add_argument("--progress-interval", type=float, default=5.0, help="seconds between progress lines")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_crops)
+
+
+def cmd_crops(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from model_store import CropOptions
+
+    from .crops import format_report, run_crops
+    from .errors import BatchError
+
+    try:
+        options = CropOptions(padding=args.crop_padding, square=args.crop_square, min_size=args.crop_min_size)
+    except ValidationError as exc:
+        raise BatchError(f"crop options: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    report = run_crops(args.tables, options, model=args.model, filters_hash=args.filters_hash, store=args.store,
+                       cameras=args.camera, since=args.since, until=args.until, image=args.image,
+                       progress=_progress, progress_interval=args.progress_interval)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else format_report(report))
+    return 0
 
 
 def _add_gap_argument(p: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ EXAMPLES = {
                    "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
     "events": "trapline events --tables ./detections --gap-s 60",
     "report": "trapline report --tables ./detections --out ./report --compare megadetector:4",
+    "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
 }
 
 OVERVIEW_EPILOG = """\

@@ -2,7 +2,8 @@
 
 `demo-detector` 1 and 2 are the ONNX exports (production -> 1, so a promote to 2 shows a hot
 swap); `demo-detector-torch` 2 is the same v2 network as a torch.export program, to show the
-second backend. Already-published versions are left alone, so this is safe to run repeatedly.
+second backend; `demo-species` 1 is a classifier of four rendered animal kinds (production -> 1),
+for `--classify demo-species=animal`. Already-published versions are left alone, so this is safe to run repeatedly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .scenes import LABELS
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_NAME = "demo-detector"
 TORCH_NAME = "demo-detector-torch"
+SPECIES_NAME = "demo-species"
 
 
 def demo_config(backend: str = "onnx-yolo", version: str = "2") -> dict:
@@ -61,6 +63,36 @@ def model_card(version: str, backend: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def species_card() -> str:
+    """README of the demo species classifier, with its held-out top-1 accuracy."""
+    from .species import HELD_OUT_SEED, TAXONOMY
+
+    info_path = ASSETS / "species" / "training.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    lines = [
+        "# demo-species 1 (onnx-classifier)",
+        "",
+        "A small CNN trained in torch on crops of rendered animals: four kinds of the demo detector's",
+        "`animal`, drawn by the same renderer and differing in what is drawn (roe deer: long legs, high",
+        "head, antlers; wild boar: short legs, deep body, low head and snout; red fox: short legs, ears,",
+        "a long bushy tail with a pale tip; grey wolf: long legs, ears, a drooping tail). Not a wildlife",
+        "model: use it on the rendered samples.",
+        "",
+        "- labels and taxonomy (class > family > species): "
+        + "; ".join(f"{k}: {' > '.join(v)}" for k, v in TAXONOMY.items()),
+        "- input: 64x64 RGB; crops padded 10% and squared, stretched, ImageNet mean / std",
+        "- output: logits [N, 4]",
+        "- regenerate: `python -m model_store.demo.species --out DIR`",
+    ]
+    if "heldout_top1" in info:
+        lines.append(f"- held-out top-1 accuracy: {info['heldout_top1']:.3f} on {info['heldout_set']['n_crops']} "
+                     f"crops of separately rendered scenes (seed {HELD_OUT_SEED})")
+    for key in ("train_crops", "epochs", "seconds", "seed"):
+        if key in info:
+            lines.append(f"- {key}: {info[key]}")
+    return "\n".join(lines) + "\n"
+
+
 def publish_demo(store: ModelStore) -> list[str]:
     """Publish every demo version not yet in `store`; returns what was published."""
     published = []
@@ -74,7 +106,15 @@ def publish_demo(store: ModelStore) -> list[str]:
             card.write_text(model_card(version, backend))
             store.publish(weights, name, version, demo_config(backend, version), card=card)
         published.append(f"{name}:{version}")
-    for name, version in ((DEMO_NAME, "1"), (TORCH_NAME, "2")):
+    if "1" not in store.list_versions(SPECIES_NAME):
+        from .species import species_config
+
+        with tempfile.TemporaryDirectory() as tmp:
+            card = Path(tmp) / "README.md"
+            card.write_text(species_card())
+            store.publish(ASSETS / "species" / "model.onnx", SPECIES_NAME, "1", species_config(), card=card)
+        published.append(f"{SPECIES_NAME}:1")
+    for name, version in ((DEMO_NAME, "1"), (TORCH_NAME, "2"), (SPECIES_NAME, "1")):
         try:
             store.resolve(f"{name}@production")
         except NotFoundError:

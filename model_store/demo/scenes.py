@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,6 +18,8 @@ ANIMAL, PERSON, VEHICLE = 0, 1, 2
 MIN_SIZE_FRAC, MAX_SIZE_FRAC = 0.04, 0.5
 # A new object may overlap existing ones only a little, so every labelled object stays visible.
 MAX_OVERLAP = 0.3
+# The demo's sample scenes: a seed whose eight scenes hold animals of all four demo kinds (chosen for that).
+SAMPLES_SEED = 2061
 
 Colour = tuple[int, int, int]
 
@@ -90,15 +94,44 @@ def _pt(x: float, y: float) -> tuple[int, int]:
     return int(x), int(y)
 
 
+@dataclass(frozen=True)
+class AnimalShape:
+    """Proportion ranges of a quadruped (fractions of its box height) and its tail (dx of w, dy of body, width)."""
+
+    legs: tuple[float, float] = (0.3, 0.45)
+    head: tuple[float, float] = (0.16, 0.24)
+    body: tuple[float, float] = (0.7, 0.95)
+    lift: tuple[float, float] = (-0.2, 0.5)  # head centre above the body's top, in head radii
+    tail: tuple[float, float, float] = (0.1, 0.3, 0.5)
+
+
+# The demo species: kinds of `animal` that differ in what is drawn (legs, head carriage, tail, antlers,
+# ears), so a classifier has a real task. `None` is the generic animal the detector was trained on.
+ANIMAL_SHAPES: dict[str | None, AnimalShape] = {
+    None: AnimalShape(),
+    "roe_deer": AnimalShape(legs=(0.42, 0.45), head=(0.14, 0.17), body=(0.65, 0.75), lift=(1.0, 1.5),
+                            tail=(0.03, -0.1, 0.6)),
+    "wild_boar": AnimalShape(legs=(0.26, 0.31), head=(0.22, 0.26), body=(0.9, 0.97), lift=(-1.1, -0.8),
+                             tail=(0.06, 0.45, 0.3)),
+    "red_fox": AnimalShape(legs=(0.3, 0.34), head=(0.15, 0.18), body=(0.65, 0.75), lift=(0.1, 0.4),
+                           tail=(0.3, 0.05, 2.2)),
+    "grey_wolf": AnimalShape(legs=(0.4, 0.44), head=(0.18, 0.21), body=(0.75, 0.85), lift=(0.0, 0.3),
+                             tail=(0.14, 0.6, 1.0)),
+}
+KINDS = tuple(k for k in ANIMAL_SHAPES if k is not None)
+
+
 def _animal(
-    canvas: np.ndarray, x: float, y: float, w: float, h: float, c: Colour, rng: np.random.Generator
+    canvas: np.ndarray, x: float, y: float, w: float, h: float, c: Colour, rng: np.random.Generator,
+    kind: str | None = None,
 ) -> None:
-    """Quadruped: horizontal body ellipse, head circle on one end, four legs, a tail."""
+    """Quadruped: horizontal body ellipse, head circle on one end, four legs, a tail (and a kind's extras)."""
+    s = ANIMAL_SHAPES[kind]
     face = 1 if rng.random() < 0.5 else -1
-    leg_h = h * rng.uniform(0.3, 0.45)
-    head_r = h * rng.uniform(0.16, 0.24)
+    leg_h = h * rng.uniform(*s.legs)
+    head_r = h * rng.uniform(*s.head)
     body_w = w - 2.4 * head_r
-    body_h = (h - leg_h) * rng.uniform(0.7, 0.95)
+    body_h = (h - leg_h) * rng.uniform(*s.body)
     bx = x + w / 2 - face * head_r
     by = y + h - leg_h - body_h / 2
     t = max(1, int(round(w * 0.05)))
@@ -107,12 +140,30 @@ def _animal(
         lx = bx + dx * body_w
         cv2.line(canvas, _pt(lx, by), _pt(lx + face * rng.uniform(-1, 1) * t, y + h - 1), c, t, aa)
     tail = (bx - face * body_w / 2, by - body_h * 0.2)
-    cv2.line(canvas, _pt(*tail), _pt(tail[0] - face * w * 0.1, by + body_h * 0.3), c, max(1, t // 2), aa)
+    tail_end = (tail[0] - face * w * s.tail[0], by + body_h * s.tail[1])
+    cv2.line(canvas, _pt(*tail), _pt(*tail_end), c, max(1, int(t * s.tail[2])), aa)
     cv2.ellipse(canvas, _pt(bx, by), _pt(body_w / 2, body_h / 2), 0, 0, 360, c, -1, aa)
     hx = bx + face * (body_w / 2 + head_r * 0.6)
-    hy = by - body_h / 2 - head_r * rng.uniform(-0.2, 0.5)
+    hy = by - body_h / 2 - head_r * rng.uniform(*s.lift)
     cv2.line(canvas, _pt(bx + face * body_w * 0.35, by), _pt(hx, hy), c, max(1, int(head_r)), aa)  # neck
     cv2.circle(canvas, _pt(hx, hy), max(1, int(head_r)), c, -1, aa)
+    if kind in ("red_fox", "grey_wolf"):  # pointed ears
+        for ex in (-0.5, 0.4):
+            ear = np.array([_pt(hx + (ex - 0.35) * head_r, hy - 0.6 * head_r), _pt(hx + ex * head_r, hy - 1.9 * head_r),
+                            _pt(hx + (ex + 0.35) * head_r, hy - 0.6 * head_r)], np.int32)
+            cv2.fillConvexPoly(canvas, ear, c, aa)
+    if kind == "red_fox":  # the bushy tail's pale tip
+        cv2.circle(canvas, _pt(*tail_end), max(1, int(t * s.tail[2] / 2)), _shade(c, 1.6) if sum(c) < 300
+                   else _shade(c, 0.5), -1, aa)
+    elif kind == "roe_deer":  # forked antlers
+        for ex in (-0.3, 0.3):
+            base, tip = _pt(hx + ex * head_r, hy - head_r), _pt(hx + ex * 2.2 * head_r, hy - 2.6 * head_r)
+            cv2.line(canvas, base, tip, c, max(1, t // 2), aa)
+            mid = _pt(hx + ex * 1.3 * head_r, hy - 1.8 * head_r)
+            cv2.line(canvas, mid, _pt(hx + face * 0.9 * head_r + ex * head_r, hy - 2.4 * head_r), c, max(1, t // 2), aa)
+    elif kind == "wild_boar":  # a long snout
+        cv2.ellipse(canvas, _pt(hx + face * head_r, hy + 0.3 * head_r), _pt(head_r * 1.1, head_r * 0.55), 0, 0, 360,
+                    c, -1, aa)
 
 
 def _person(
@@ -174,6 +225,18 @@ def render_scene(
     rng: np.random.Generator, width: int, height: int, max_objects: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one RGB uint8 scene and its boxes float32 (K, 5) = [x1, y1, x2, y2, class_id] in pixels."""
+    img, boxes, _ = render_scene_with_kinds(rng, width, height, max_objects, animal_kinds=False)
+    return img, boxes
+
+
+def render_scene_with_kinds(
+    rng: np.random.Generator, width: int, height: int, max_objects: int = 4, animal_kinds: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """`render_scene` plus each box's animal kind (None for persons, vehicles and generic animals).
+
+    The kind follows from each object's private shape seed, so a scene with kinds has the same
+    layout, backgrounds and colours as the one without (the scene's own random stream is unchanged).
+    """
     night = rng.random() < 0.25
     img = _background(rng, width, height, night)
     side = min(width, height)
@@ -181,6 +244,7 @@ def render_scene(
         _draw_distractor(img, rng, side, night)
     n = int(rng.integers(0, max_objects + 1))
     boxes: list[list[float]] = []
+    kinds: list[str | None] = []
     for _ in range(n):
         cls = int(rng.integers(0, len(LABELS)))
         draw, (lo, hi) = _SHAPES[cls]
@@ -205,6 +269,9 @@ def render_scene(
         x1, y1 = int(min(width, x + w + pad)), int(min(height, y + h + pad))
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         shape_seed = int(rng.integers(2**31))
+        kind = KINDS[shape_seed % len(KINDS)] if animal_kinds and cls == ANIMAL else None
+        if kind is not None:
+            draw = functools.partial(_animal, kind=kind)
         draw(mask, x - x0, y - y0, w, h, (255, 255, 255), np.random.default_rng(shape_seed))
         bx, by, bw, bh = cv2.boundingRect(mask)
         if bw < 3 or bh < 3:
@@ -218,10 +285,11 @@ def render_scene(
         roi[sel] = layer[sel]
         bx, by = bx + x0, by + y0
         boxes.append([bx, by, bx + bw, by + bh, cls])
+        kinds.append(kind)
     if rng.random() < 0.3:  # mild defocus/motion softness, as real trap cameras produce
         img = cv2.GaussianBlur(img, (3, 3), 0)
     out = np.clip(img, 0, 255).astype(np.uint8)
-    return out, np.array(boxes, np.float32).reshape(-1, 5)
+    return out, np.array(boxes, np.float32).reshape(-1, 5), kinds
 
 
 def render_dataset(seed: int, n: int, width: int, height: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -231,19 +299,22 @@ def render_dataset(seed: int, n: int, width: int, height: int) -> list[tuple[np.
 
 
 def write_samples(
-    out_dir: str | Path, n: int = 8, seed: int = 2024, size: tuple[int, int] = (960, 540)
+    out_dir: str | Path, n: int = 8, seed: int = SAMPLES_SEED, size: tuple[int, int] = (960, 540)
 ) -> Path:
-    """Write `n` JPEG sample scenes and `ground_truth.json` with their boxes; return the JSON path."""
+    """Write `n` JPEG sample scenes (animals of the demo kinds) and `ground_truth.json`; return the JSON path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     truth: dict[str, list[dict[str, object]]] = {}
-    for i, (img, boxes) in enumerate(render_dataset(seed, n, size[0], size[1])):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        img, boxes, kinds = render_scene_with_kinds(rng, size[0], size[1])
         name = f"scene_{i:03d}.jpg"
         cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         truth[name] = [
-            {"label": LABELS[int(b[4])], "class_id": int(b[4]), "box": [float(v) for v in b[:4]]}
-            for b in boxes
+            {"label": LABELS[int(b[4])], "class_id": int(b[4]), "box": [float(v) for v in b[:4]],
+             **({"kind": kind} if kind else {})}
+            for b, kind in zip(boxes, kinds, strict=True)
         ]
     path = out / "ground_truth.json"
-    path.write_text(json.dumps({"labels": list(LABELS), "images": truth}, indent=2) + "\n")
+    path.write_text(json.dumps({"labels": list(LABELS), "kinds": list(KINDS), "images": truth}, indent=2) + "\n")
     return path

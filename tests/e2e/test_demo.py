@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pyarrow.dataset as pads
 
+from model_store.demo.scenes import KINDS
 from tests.e2e.test_quiet_output import named_logs_dir, ray_lines
 
 
@@ -24,9 +26,16 @@ def test_demo_end_to_end(tmp_path):
     assert any("HTTP 422 invalid_image" in line for line in lines)
     assert any("processed 8: ok" in line for line in lines)
     assert "done: service stopped" in proc.stdout
+    # The species classifier ran on the animal detections: "scene_003.jpg  animal 0.87 -> species roe_deer 0.80 ..."
+    species = [line for line in lines if re.search(r"scene_\d+\.jpg  animal [01]\.\d\d -> species \S+ [01]\.\d\d",
+                                                  line)]
+    assert species, proc.stdout[-3000:]
+    assert any(kind in line for line in species for kind in KINDS)
     assert ray_lines(proc.stdout + proc.stderr) == [], "\n".join(ray_lines(proc.stdout + proc.stderr))
     named_logs_dir(proc.stderr)  # Ray's own lines went to the log file the output names
     images = pads.dataset(out / "images", partitioning="hive").to_table().to_pylist()
     assert len(images) == 8 and {r["status"] for r in images} <= {"ok", "empty"}
     detections = pads.dataset(out / "detections", partitioning="hive").to_table()
     assert detections.num_rows > 0
+    classifications = pads.dataset(out / "classifications", partitioning="hive").to_table()
+    assert classifications.num_rows > 0 and set(classifications["classifier_name"].to_pylist()) == {"demo-species"}

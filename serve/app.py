@@ -88,6 +88,8 @@ def check_routes(store: ModelStore, cfg: ServeConfig) -> ServeConfig:
 def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Application:
     """The trapline application: one `detector-<model>` deployment per model behind one FastAPI ingress,
     or, for a single model with `http.one_hop` (the default), that model's deployment as the ingress.
+    Each entry of `classifiers` is a `classifier-<name>` deployment whose handle is bound into
+    whichever deployment handles HTTP (serve/compose.py); routes are checked against the store here.
 
     Tokens are read here from `environ` (default: os.environ) and only their sha256 digests
     are passed on, so they never appear in the Serve config or the dashboard.

@@ -49,6 +49,22 @@ class ClassifierRoute(BaseModel):
 
 
 @dataclass(frozen=True)
+class CropSpec:
+    """Which detections one classifier takes and how their crops are cut: all `crop_jobs` needs.
+
+    A `ResolvedRoute` gives it from its pinned version's config; the Serve door builds it from the
+    version its classifier replicas serve (serve/compose.py), without loading the model."""
+
+    labels: tuple[str, ...]  # detector labels routed here; () = every label
+    min_crop_px: int
+    padding: float
+    square: bool
+
+    def takes(self, label: str) -> bool:
+        return not self.labels or label in self.labels
+
+
+@dataclass(frozen=True)
 class ResolvedRoute:
     """A route pinned to one classifier version, its labels checked against the detector's."""
 
@@ -69,6 +85,11 @@ class ResolvedRoute:
 
     def takes(self, label: str) -> bool:
         return not self.labels or label in self.labels
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        p = self.config.preprocess
+        return CropSpec(self.labels, self.min_crop_px, p.crop_padding, p.crop_square)
 
     def identity(self) -> dict:
         """What the results depend on: the pinned version and its routing (part of the result-set hash)."""
@@ -127,21 +148,21 @@ class CropJob:
     crop: np.ndarray
 
 
-def crop_jobs(rgb: np.ndarray, ranked: Sequence[tuple[Detection, bool]], routes: Sequence[ResolvedRoute],
-              image: int = 0) -> list[CropJob]:
+def crop_jobs(rgb: np.ndarray, ranked: Sequence[tuple[Detection, bool]],
+              routes: Sequence[ResolvedRoute | CropSpec], image: int = 0) -> list[CropJob]:
     """The crops one image's kept detections need, one job per (detection, routed classifier).
 
     `ranked` is `ImageDetections.ranked()` (or the same list rebuilt from a table's rows in
     detection_index order): a job's `detection` is its position there.
     """
+    specs = [r.crop_spec if isinstance(r, ResolvedRoute) else r for r in routes]
     jobs = []
     for j, (det, kept) in enumerate(ranked):
         if not kept:
             continue
-        for k, route in enumerate(routes):
-            if route.takes(det.label) and big_enough(det.box_px, route.min_crop_px):
-                p = route.config.preprocess
-                jobs.append(CropJob(image, j, k, crop_box(rgb, det.box_px, p.crop_padding, p.crop_square)))
+        for k, spec in enumerate(specs):
+            if spec.takes(det.label) and big_enough(det.box_px, spec.min_crop_px):
+                jobs.append(CropJob(image, j, k, crop_box(rgb, det.box_px, spec.padding, spec.square)))
     return jobs
 
 

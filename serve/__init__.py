@@ -18,12 +18,18 @@ if TYPE_CHECKING:
 
 APP_NAME = "trapline"
 DETECTOR_DEPLOYMENT_PREFIX = "detector-"
+CLASSIFIER_DEPLOYMENT_PREFIX = "classifier-"
 INGRESS_DEPLOYMENT_NAME = "ingress"
 
 
 def detector_deployment_name(model_name: str) -> str:
     """The Serve deployment name that serves `model_name`."""
     return f"{DETECTOR_DEPLOYMENT_PREFIX}{model_name}"
+
+
+def classifier_deployment_name(model_name: str) -> str:
+    """The Serve deployment name that serves the classifier `model_name`."""
+    return f"{CLASSIFIER_DEPLOYMENT_PREFIX}{model_name}"
 
 
 def get_detector_handle(model_name: str, app_name: str = APP_NAME) -> DeploymentHandle:
@@ -33,5 +39,5 @@ def get_detector_handle(model_name: str, app_name: str = APP_NAME) -> Deployment
     return serve.get_deployment_handle(detector_deployment_name(model_name), app_name=app_name)
 
 
-__all__ = ["APP_NAME", "DETECTOR_DEPLOYMENT_PREFIX", "INGRESS_DEPLOYMENT_NAME", "detector_deployment_name",
-           "get_detector_handle"]
+__all__ = ["APP_NAME", "CLASSIFIER_DEPLOYMENT_PREFIX", "DETECTOR_DEPLOYMENT_PREFIX", "INGRESS_DEPLOYMENT_NAME",
+           "classifier_deployment_name", "detector_deployment_name", "get_detector_handle"]

@@ -17,18 +17,28 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from model_store import ModelStore
+from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
+from model_store.pipeline import ClassifierRoute, resolve_routes
 
-from . import INGRESS_DEPLOYMENT_NAME, detector_deployment_name
-from .config import ModelServeConfig, ServeConfig, ServeConfigError, parse_serve_config
+from . import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
+from .classifier import ClassifierReplica
+from .config import (
+    ClassifierServeConfig,
+    DeploymentServeConfig,
+    ModelServeConfig,
+    ServeConfig,
+    ServeConfigError,
+    parse_serve_config,
+)
 from .direct import DirectIngress
 from .ingress import TraplineIngress, token_digest
 from .replica import DetectorReplica
 
 
-def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_after_s: int = 1,
-                        cls: type = DetectorReplica):
-    """The Serve deployment (with its options) serving one model; `cls` DirectIngress makes it the ingress too."""
+def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retry_after_s: int = 1,
+                        cls: type = DetectorReplica, name: str | None = None):
+    """The Serve deployment (with its options) serving one model; `cls` DirectIngress makes it the ingress too,
+    ClassifierReplica (with `name` classifier-NAME) makes it a classifier deployment."""
     scaling: dict[str, Any] = (
         {"autoscaling_config": model.autoscaling_config} if model.autoscaling_config is not None
         else {"num_replicas": model.num_replicas or 1}
@@ -39,7 +49,7 @@ def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_aft
     if model.memory_bytes:
         actor_options["memory"] = model.memory_bytes
     return serve.deployment(cls).options(
-        name=detector_deployment_name(model.name),
+        name=name or detector_deployment_name(model.name),
         max_ongoing_requests=model.effective_max_ongoing_requests,
         max_queued_requests=model.max_queued_requests,
         ray_actor_options=actor_options,
@@ -51,9 +61,35 @@ def detector_deployment(model: ModelServeConfig, http_max_pixels: int, retry_aft
     )
 
 
+def check_routes(store: ModelStore, cfg: ServeConfig) -> ServeConfig:
+    """Check each detector's classifier routes against the store (the classifier is a classifier, the routed
+    labels are the detector's), with the versions the default aliases point at now; empty route labels
+    become the classifier's `applies_to`. Raises ServeConfigError naming the model."""
+    models = []
+    for m in cfg.models:
+        if not m.classify:
+            models.append(m)
+            continue
+        try:
+            detector = store.get(ModelRef(m.name, alias=m.aliases[0]))
+            if detector.is_classifier:
+                raise ConfigError(f"{detector.ref} is a classifier; list it under `classifiers`")
+            refs = [ClassifierRoute(model=str(ModelRef(r.model, alias=cfg.classifier(r.model).aliases[0])),
+                                    labels=r.labels, min_crop_px=r.min_crop_px) for r in m.classify]
+            resolved = resolve_routes(store, refs, detector.config.labels)
+        except (ConfigError, NotFoundError) as exc:
+            raise ServeConfigError(f"model {m.name!r}, classify: {exc}") from None
+        routes = [r.model_copy(update={"labels": list(res.labels)})
+                  for r, res in zip(m.classify, resolved, strict=True)]
+        models.append(m.model_copy(update={"classify": routes}))
+    return cfg.model_copy(update={"models": models})
+
+
 def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Application:
     """The trapline application: one `detector-<model>` deployment per model behind one FastAPI ingress,
     or, for a single model with `http.one_hop` (the default), that model's deployment as the ingress.
+    Each entry of `classifiers` is a `classifier-<name>` deployment whose handle is bound into
+    whichever deployment handles HTTP (serve/compose.py); routes are checked against the store here.
 
     Tokens are read here from `environ` (default: os.environ) and only their sha256 digests
     are passed on, so they never appear in the Serve config or the dashboard.
@@ -69,15 +105,23 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
                                    "an open service (set it, or remove api_token_env)")
     # Resolve a relative store path where the app is built, not in each replica's working directory.
     store_root = ModelStore(cfg.store).root
-    cfg = cfg.model_copy(update={"store": store_root})
-    ingress_cfg = cfg.model_copy(update={"models": [ModelServeConfig(name=m.name) for m in cfg.models]})
+    cfg = check_routes(ModelStore(store_root), cfg.model_copy(update={"store": store_root}))
+    ingress_cfg = cfg.model_copy(update={
+        "models": [ModelServeConfig(name=m.name, classify=m.classify) for m in cfg.models],
+        "classifiers": [ClassifierServeConfig(name=c.name) for c in cfg.classifiers]})
     digests = (token_digest(admin_token), token_digest(api_token))
     replica_args = {m.name: (m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads,
                              m.effective_decode_threads) for m in cfg.models}
+    # Each classifier is its own deployment, bound into whichever deployment handles HTTP.
+    classifiers = {c.name: detector_deployment(c, cfg.http.max_pixels, cfg.http.retry_after_s, ClassifierReplica,
+                                               classifier_deployment_name(c.name))
+                   .bind(c.name, store_root, cfg.cache_dir, c.effective_device, c.effective_onnx_threads)
+                   for c in cfg.classifiers}
     if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/direct.py)
         [m] = cfg.models
         deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, DirectIngress)
-        return deployment.bind(ingress_cfg.model_dump(mode="json"), replica_args[m.name], *digests)
+        return deployment.bind(ingress_cfg.model_dump(mode="json"), replica_args[m.name], *digests,
+                               classifiers=classifiers)
     detectors = {m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(*replica_args[m.name])
                  for m in cfg.models}
     ingress = serve.deployment(TraplineIngress).options(
@@ -87,7 +131,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
     )
     # The ingress gets only what it uses: model names, http limits, the store, the token env names.
-    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, *digests)
+    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, *digests, classifiers=classifiers)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

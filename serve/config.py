@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from model_store.config import ConfigError, format_validation_error
 from model_store.imaging import DEFAULT_MAX_PIXELS
+from model_store.pipeline import ClassifierRoute
 from model_store.refs import DEFAULT_ALIAS, check_segment
 
 from . import APP_NAME
@@ -92,8 +93,8 @@ class ModelRuntimeConfig(_RuntimeFields):
         return self.bulk_max_waiting or 2 * self.max_batch_size
 
 
-class ModelServeConfig(_RuntimeFields):
-    """One served model: a Serve deployment named `detector-<name>`."""
+class DeploymentServeConfig(_RuntimeFields):
+    """What every model deployment (detector or classifier) is sized and batched with."""
 
     name: str = Field(..., description="model name in the store")
     max_ongoing_requests: int | None = Field(None, ge=1, description=(
@@ -121,7 +122,7 @@ class ModelServeConfig(_RuntimeFields):
         return check_segment("model name", value)
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> ModelServeConfig:
+    def _cross_checks(self) -> DeploymentServeConfig:
         if self.max_ongoing_requests is not None and self.max_ongoing_requests < self.max_batch_size:
             raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= max_batch_size "
                              f"({self.max_batch_size}), or a replica can never fill a batch")
@@ -164,6 +165,29 @@ class ModelServeConfig(_RuntimeFields):
                                   **{k: getattr(self, k) for k in _RuntimeFields.model_fields})
 
 
+class ModelServeConfig(DeploymentServeConfig):
+    """One served detector: a Serve deployment named `detector-<name>`."""
+
+    classify: list[ClassifierRoute] = Field(default_factory=list, description=(
+        "classifiers for this detector's kept detections: [{model: CLASSIFIER, labels: [detector labels], "
+        "min_crop_px}] where CLASSIFIER names an entry of `classifiers` (default labels: its applies_to)"))
+
+    @field_validator("classify")
+    @classmethod
+    def _routes(cls, routes: list[ClassifierRoute]) -> list[ClassifierRoute]:
+        for route in routes:
+            check_segment("classifier name", route.model)  # the deployment's name: its aliases are the deployment's
+        names = [r.model for r in routes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each classifier may appear once per detector, got {names!r}")
+        return routes
+
+
+class ClassifierServeConfig(DeploymentServeConfig):
+    """One served classifier: a Serve deployment named `classifier-<name>` with its own replicas, versions
+    (aliases, hot swap) and batching. `max_batch_size` counts requests (each brings one image's crops)."""
+
+
 class HttpConfig(_Strict):
     """HTTP front door. host/port apply when trapline starts Serve (run_local, `trapline serve`);
     under `serve run/deploy` the config file's top-level `http_options` decide them."""
@@ -182,6 +206,9 @@ class HttpConfig(_Strict):
     request_timeout_s: float | None = Field(None, gt=0, description=(
         "end-to-end HTTP timeout of the Serve proxies (applies when trapline starts Serve)"))
     cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed to call the API")
+    max_crops: int = Field(16, ge=0, le=256, description=(
+        "most snips one `?crops=true` answer carries (the highest-scoring kept detections; `crops_truncated` "
+        "says when more were left out)"))
 
 
 class ServeConfig(_Strict):
@@ -190,6 +217,8 @@ class ServeConfig(_Strict):
     store: str | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
     cache_dir: str | None = Field(None, description="local cache of S3 weights (default: ~/.cache/trapline/models)")
     models: list[ModelServeConfig] = Field(..., min_length=1)
+    classifiers: list[ClassifierServeConfig] = Field(default_factory=list, description=(
+        "classifier deployments; a model's `classify` routes name them"))
     http: HttpConfig = HttpConfig()
     admin_token_env: str = Field("TRAPLINE_ADMIN_TOKEN", description=(
         "env var holding the admin token; admin routes answer 403 while it is unset"))
@@ -204,12 +233,30 @@ class ServeConfig(_Strict):
             raise ValueError(f"each model may be served once, got {names!r}")
         return models
 
+    @model_validator(mode="after")
+    def _routes_name_classifiers(self) -> ServeConfig:
+        served = [c.name for c in self.classifiers]
+        if len(set(served)) != len(served):
+            raise ValueError(f"each classifier may be served once, got {served!r}")
+        both = sorted(set(served) & {m.name for m in self.models})
+        if both:
+            raise ValueError(f"{both!r} listed as both a model and a classifier")
+        for m in self.models:
+            unknown = [r.model for r in m.classify if r.model not in served]
+            if unknown:
+                raise ValueError(f"model {m.name!r} routes to classifiers {unknown!r} that `classifiers` does not "
+                                 f"list (served classifiers: {served!r})")
+        return self
+
     @property
     def default_model(self) -> str:
         return self.models[0].name
 
     def model(self, name: str) -> ModelServeConfig | None:
         return next((m for m in self.models if m.name == name), None)
+
+    def classifier(self, name: str) -> ClassifierServeConfig | None:
+        return next((c for c in self.classifiers if c.name == name), None)
 
 
 def parse_serve_config(data: dict[str, Any] | ServeConfig, source: str = "serve config") -> ServeConfig:

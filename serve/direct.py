@@ -31,8 +31,8 @@ class DirectCore(IngressCore):
     """
 
     def __init__(self, config: dict[str, Any], replica_args: tuple, admin_token_sha256: str | None = None,
-                 api_token_sha256: str | None = None) -> None:
-        super().__init__(config, {}, admin_token_sha256, api_token_sha256)
+                 api_token_sha256: str | None = None, classifiers: dict[str, Any] | None = None) -> None:
+        super().__init__(config, {}, admin_token_sha256, api_token_sha256, classifiers)
         self.replica = DetectorReplica(*replica_args)
         name = self.replica.model
         try:
@@ -44,10 +44,10 @@ class DirectCore(IngressCore):
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         await self.replica.reconfigure(user_config)
 
-    async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
-                     filters: dict[str, Any] | None, render: bool) -> dict[str, Any]:
-        name, _ = self.handle(model)
-        return await self.call(self.replica.detect(data, self.ref(name, version, alias), filters, render))
+    def detect_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
+                  render: bool, request: Any):
+        # In process: the crops the replica cuts stay in this actor until they go to the classifiers.
+        return self.replica.detect(data, ref, filters, render, request)
 
     # What the broadcasts and batch jobs call on the model deployment (DetectorReplica's methods).
     async def status(self) -> dict[str, Any]:

@@ -17,14 +17,16 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from model_store import ModelRef, ModelStore
+from model_store import CropOptions, ModelRef, ModelStore
 from model_store.refs import check_segment
 from trapline.errors import TraplineError
 
-from . import detector_deployment_name
+from . import classifier_deployment_name, detector_deployment_name
+from .compose import Composer
 from .config import ServeConfig
 from .protocol import (
     ApiError,
+    CropGeometryChangedError,
     ForbiddenError,
     InvalidParameterError,
     ModelNotFoundError,
@@ -66,13 +68,18 @@ class IngressCore:
     one handle per model deployment and the sha256 digests of the admin / API tokens (read
     from the environment by `build_app`, so the tokens never travel in the app config). Serve
     then calls `__serve_build_asgi_app__` to get the FastAPI app (serve/router.py), whose
-    routes call the async methods below. Nothing here loads a model.
+    routes call the async methods below. Nothing here loads a model. With classifiers, `classifiers`
+    holds one handle per classifier deployment: detect sends the detector's crops to them and
+    attaches the answers (serve/compose.py); the admin and status routes cover them like detectors.
     """
 
     def __init__(self, config: dict[str, Any], detectors: dict[str, DeploymentHandle],
-                 admin_token_sha256: str | None = None, api_token_sha256: str | None = None) -> None:
+                 admin_token_sha256: str | None = None, api_token_sha256: str | None = None,
+                 classifiers: dict[str, DeploymentHandle] | None = None) -> None:
         self.config = ServeConfig.model_validate(config)
         self.handles = detectors
+        self.classifier_handles = dict(classifiers or {})
+        self.composer = Composer({m.name: m.classify for m in self.config.models}, self.classifier_handles, self.call)
         self.store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
         self._admin_digest = admin_token_sha256
         self._api_digest = api_token_sha256
@@ -103,9 +110,21 @@ class IngressCore:
     # -- dispatch --------------------------------------------------------------------------------
     def handle(self, model: str | None) -> tuple[str, DeploymentHandle]:
         name = model or self.config.default_model
+        if name in self.classifier_handles:
+            raise ModelNotFoundError(f"{name!r} is a classifier: send images to a detector (served: "
+                                     f"{sorted(self.handles)}), which has it classify its detections", model=name)
         if name not in self.handles:
             raise ModelNotFoundError(f"model {name!r} is not served here (served: {sorted(self.handles)})", model=name)
         return name, self.handles[name]
+
+    def deployment(self, model: str) -> tuple[str, DeploymentHandle]:
+        """A detector's or a classifier's handle (the admin and status routes act on both kinds)."""
+        if model in self.classifier_handles:
+            return model, self.classifier_handles[model]
+        if model not in self.handles:
+            served = sorted([*self.handles, *self.classifier_handles])
+            raise ModelNotFoundError(f"model {model!r} is not served here (served: {served})", model=model)
+        return model, self.handles[model]
 
     def ref(self, model: str, version: str | None, alias: str | None) -> str | None:
         if version and alias:
@@ -144,15 +163,32 @@ class IngressCore:
             raise
 
     async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
-                     filters: dict[str, Any] | None, render: bool) -> dict[str, Any]:
+                     filters: dict[str, Any] | None, render: bool, classify: bool = True,
+                     crops: CropOptions | None = None) -> dict[str, Any]:
+        """Detect, then classify the routed detections (unless `classify` is false or `render`) and add snips."""
         name, handle = self.handle(model)
         ref = self.ref(name, version, alias)
-        return await self.call(handle.detect.remote(data, ref, filters, render))
+        for attempt in range(2):
+            request = None if render else await self.composer.crop_request(name, classify, crops,
+                                                                           self.config.http.max_crops)
+            result = await self.call(self.detect_on(name, handle, data, ref, filters, render, request))
+            try:
+                return {**result, "record": await self.composer.finish(name, result, request)}
+            except CropGeometryChangedError as exc:  # a classifier swap changed how crops are cut: once more
+                if attempt:
+                    raise
+                self.composer.learn(exc.extra["classifier"], exc.extra)
+        raise AssertionError("unreachable")
+
+    def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
+                  filters: dict[str, Any] | None, render: bool, request: Any):
+        """The detector call (DirectCore runs it in process)."""
+        return handle.detect.remote(data, ref, filters, render, request)
 
     async def _broadcast(self, name: str, method: str, *args: Any, timeout_s: float) -> list[Any]:
         """Call `method` on every running replica of a model; exceptions come back in the list."""
         try:
-            return await self.handles[name].broadcast(method, *args).results_async(timeout_s=timeout_s,
+            return await self.deployment(name)[1].broadcast(method, *args).results_async(timeout_s=timeout_s,
                                                                                     return_exceptions=True)
         except TimeoutError:
             raise NotReadyError(f"replicas of {name!r} did not answer {method} within {timeout_s:.0f} s",
@@ -164,7 +200,11 @@ class IngressCore:
         """One model as seen by all its replicas (aliases agree once a swap is done)."""
         results = await self._broadcast(name, "status", timeout_s=CONTROL_TIMEOUT_S)
         replicas = [r for r in results if isinstance(r, dict)]
-        out: dict[str, Any] = {"name": name, "deployment": detector_deployment_name(name), "replicas": replicas}
+        kind = "classifier" if name in self.classifier_handles else "detector"
+        deployment = classifier_deployment_name(name) if kind == "classifier" else detector_deployment_name(name)
+        out: dict[str, Any] = {"name": name, "kind": kind, "deployment": deployment, "replicas": replicas}
+        if kind == "detector":
+            out["classify"] = [r.model_dump(mode="json") for r in self.composer.classifiers_of(name)]
         if not replicas:
             out.update(ready=False, default_alias=None, aliases={}, store_aliases={}, versions=[], errors=[],
                        batching=None, stats=merge_stats([]))
@@ -192,13 +232,13 @@ class IngressCore:
         return out
 
     async def models(self) -> dict[str, Any]:
-        statuses = await asyncio.gather(*(self.model_status(n) for n in self.handles))
+        statuses = await asyncio.gather(*(self.model_status(n) for n in [*self.handles, *self.classifier_handles]))
         return {"models": list(statuses), "admin_routes": "enabled" if self._admin_digest else "disabled"}
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every model has a replica serving its default alias."""
         detail = {}
-        for name in self.handles:
+        for name in [*self.handles, *self.classifier_handles]:
             try:
                 status = await self.model_status(name)
             except ApiError as exc:
@@ -238,7 +278,7 @@ class IngressCore:
 
     async def promote(self, model: str, version: str, alias: str) -> dict[str, Any]:
         """Load + verify + warm on every replica first, then move the alias; a broken version is refused."""
-        name, _ = self.handle(model)
+        name, _ = self.deployment(model)
         self._segments(version=version, alias=alias)
         await self._in_thread(self.store.resolve, ModelRef(name, version=version))
         await self._preload_everywhere(name, version)
@@ -251,7 +291,7 @@ class IngressCore:
 
     async def rollback(self, model: str, alias: str) -> dict[str, Any]:
         """Return the alias to its previous version (loaded and warmed first on every replica)."""
-        name, _ = self.handle(model)
+        name, _ = self.deployment(model)
         self._segments(alias=alias)
         records = await self._in_thread(self.store.aliases, name)
         current = records.get(alias)
@@ -269,7 +309,7 @@ class IngressCore:
 
     async def reload(self, model: str) -> dict[str, Any]:
         """Re-read aliases on every replica now, retrying versions that failed before."""
-        name, _ = self.handle(model)
+        name, _ = self.deployment(model)
         results = await self._broadcast(name, "refresh", True, timeout_s=ADMIN_TIMEOUT_S)
         return {"model": name, "replicas": [r if isinstance(r, dict) else {"error": str(unwrap_error(r))}
                                             for r in results]}

@@ -93,6 +93,14 @@ class ModelRunFailedError(ApiError):
     status, type = 500, "model_error"
 
 
+class CropGeometryChangedError(ApiError):
+    """The classifier version a replica serves cuts its crops differently than the crops it was sent
+    (a hot swap changed `crop_padding` / `crop_square`); the ingress learns the new geometry and
+    runs the request once more, so a client sees it only if that happens twice in a row."""
+
+    status, type = 503, "crop_geometry_changed"
+
+
 class OverloadedError(ApiError):
     status, type = 503, "overloaded"
 
@@ -159,6 +167,30 @@ class ImageOut(BaseModel):
     height: int
 
 
+class LabelScoreOut(BaseModel):
+    label: str
+    score: float
+
+
+class ClassificationOut(BaseModel):
+    """What one classifier version says about one detection (after the classifier filters)."""
+
+    model: ModelOut = Field(description="the classifier's name, version and weights sha256")
+    label: str
+    score: float
+    rank: str | None = Field(None, description="taxonomy rank of `label` when rank_rollup moved it up")
+    taxon_path: list[str]
+    top: list[LabelScoreOut] = Field(description="the classifier's own top-k labels")
+    flags: list[str] = Field(description="classifier filters that changed the answer")
+    scores: list[float] | None = Field(None, description="only with verbose=true: the whole probability vector")
+
+
+class CropOut(BaseModel):
+    jpeg_base64: str
+    width: int
+    height: int
+
+
 class DetectionOut(BaseModel):
     label: str
     class_id: int
@@ -167,6 +199,9 @@ class DetectionOut(BaseModel):
     flags: list[str] | None = Field(None, description="only with verbose=true: filters that fired (action flag)")
     box_px: tuple[float, float, float, float] | None = Field(
         None, description="only with verbose=true: x1, y1, x2, y2 in original pixels")
+    classifications: list[ClassificationOut] | None = Field(None, description=(
+        "when the model has classifiers (and classify is not false): one per classifier this label is routed to"))
+    crop: CropOut | None = Field(None, description="only with crops=true: the detection's snip")
 
 
 class FiltersOut(BaseModel):
@@ -184,6 +219,7 @@ class DetectResponse(BaseModel):
     filters: FiltersOut
     timing_ms: dict[str, float]
     dropped: list[DetectionOut] | None = Field(None, description="only with verbose=true: boxes a filter dropped")
+    crops_truncated: bool | None = Field(None, description="only with crops=true: more snips than http.max_crops")
 
 
 class ErrorDetail(BaseModel):
@@ -199,11 +235,16 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def _detection_out(det: dict[str, Any], verbose: bool) -> dict[str, Any]:
+def _detection_out(det: dict[str, Any], verbose: bool, classified: bool = False) -> dict[str, Any]:
     out = {"label": det["label"], "class_id": det["class_id"], "score": det["score"], "bbox": det["bbox"]}
     if verbose:
         out["flags"] = det.get("flags", [])
         out["box_px"] = det.get("box_px")
+    if classified:
+        out["classifications"] = [c if verbose else {k: v for k, v in c.items() if k != "scores"}
+                                  for c in det.get("classifications", [])]
+    if "crop" in det:
+        out["crop"] = det["crop"]
     return out
 
 
@@ -212,10 +253,12 @@ def detect_response(record: dict[str, Any], timing_ms: dict[str, float], verbose
     body = {
         "model": record["model"],
         "image": {"width": record["width"], "height": record["height"]},
-        "detections": [_detection_out(d, verbose) for d in record["detections"]],
+        "detections": [_detection_out(d, verbose, record.get("classified", False)) for d in record["detections"]],
         "filters": record["filters"],
         "timing_ms": timing_ms,
     }
+    if "crops_truncated" in record:
+        body["crops_truncated"] = record["crops_truncated"]
     if verbose:
         body["dropped"] = [_detection_out(d, True) for d in record.get("dropped", [])]
     return DetectResponse.model_validate(body)

@@ -11,8 +11,6 @@ new model id; a request that pins another version loads it into a bounded LRU.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import threading
@@ -22,28 +20,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from ray import serve
 
 from model_store import Detector, FilterSet, ImageDetections, ModelRef, ModelStore
 from model_store.imaging import decode_image_at_least
 from model_store.preprocess import LetterboxMeta
 
-from .batcher import Lane, PriorityBatcher
-from .config import ModelRuntimeConfig
-from .protocol import InvalidParameterError, ModelNotFoundError, OverloadedError, core_error
+from .batcher import Lane
+from .compose import CropRequest, cut_crops
+from .protocol import InvalidParameterError
 from .render import render_jpeg
-from .telemetry import BatchStats, ReplicaMetrics
-from .versions import LoadedVersion, VersionManager
+from .versioned import VersionedReplica, current_request_id
+from .versions import LoadedVersion
 
 logger = logging.getLogger("ray.serve.trapline")
 
 
-def current_request_id() -> str:
-    """The Serve request id (the X-Request-ID header, or one Serve generated), '' outside a request."""
-    try:
-        return serve.context._get_serve_request_context().request_id or ""
-    except Exception:  # noqa: BLE001 - outside Serve (unit tests) there is no request context
-        return ""
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
 
 
 def _lower_thread_priority(niceness: int = 10) -> None:
@@ -52,10 +45,6 @@ def _lower_thread_priority(niceness: int = 10) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
     except (AttributeError, OSError):  # not Linux, or not allowed: the separate pool still helps
         pass
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
 
 
 @dataclass
@@ -83,7 +72,7 @@ class _BatchReport:
     inference_ms: float
 
 
-class DetectorReplica:
+class DetectorReplica(VersionedReplica):
     """Serves one model: decodes and prepares each request, batches the forward pass, hot-swaps versions.
 
     Lifecycle (Ray Serve calls these):
@@ -98,18 +87,19 @@ class DetectorReplica:
         `detect_bytes` / `detect_prepared` (batch jobs, `--via serve`) in the bulk lane, which
         only runs when no online request waits. Each lane admits a bounded number of requests
         and refuses the next with 503 + Retry-After before decoding it. The forward pass runs on
-        one dedicated thread, so the event loop stays free to accept requests.
+        one dedicated thread, so the event loop stays free to accept requests. When the request
+        asks for crops (a detector with classifiers, or `?crops=true`), `detect` keeps the decoded
+        full-resolution image and cuts them from it after the batch (serve/compose.py).
       - control methods (`status`, `refresh`, `preload`) are what the ingress broadcasts to
         every replica for GET /v1/models and the admin routes.
     """
 
+    kind = "detector"
+
     def __init__(self, model_name: str, store_root: str | None = None, cache_dir: str | None = None,
                  device: str = "cpu", onnx_threads: int = 1, decode_threads: int = 2) -> None:
-        self.model = model_name
-        self.store = ModelStore(store_root, cache_dir=cache_dir)
         self.device = device
         self.onnx_threads = onnx_threads
-        self.versions = VersionManager(self.store, model_name, self._load_detector)
         self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="trapline-decode")
         # Archive images decode on their own threads, at a lower OS priority: in the shared pool an
         # online request's decode would queue behind every admitted archive image, and on a busy
@@ -119,119 +109,35 @@ class DetectorReplica:
         # One forward pass at a time: ORT already uses `onnx_threads` inside it, and GPU sessions
         # must not run concurrently. Loads get their own thread so a swap never stalls inference.
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-infer")
-        self._load_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-load")
-        self.metrics = ReplicaMetrics(model_name)
-        self.stats = BatchStats()
-        self.runtime: ModelRuntimeConfig | None = None
-        self._poller: asyncio.Task | None = None
-        self.batcher: PriorityBatcher[_Item, _Outcome] = PriorityBatcher(self._infer_batch, self._batch_wait_s)
-        self._admitted: dict[Lane, int] = {"online": 0, "bulk": 0}
-        try:
-            self.replica_id = serve.get_replica_context().replica_id.unique_id
-        except Exception:  # noqa: BLE001 - not inside Serve
-            self.replica_id = "local"
+        super().__init__(model_name, store_root, cache_dir, self._load_detector,
+                         extra_pools=(self._decode_pool, self._bulk_decode_pool, self._infer_pool))
 
-    def _load_detector(self, version: str) -> Detector:
-        return self.store.load_detector(ModelRef(self.model, version=version), device=self.device,
-                                        threads=self.onnx_threads)
-
-    async def _in_pool(self, pool: ThreadPoolExecutor, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    async def reconfigure(self, user_config: dict[str, Any]) -> None:
-        runtime = ModelRuntimeConfig.model_validate(user_config)
-        self.batcher.configure(runtime.max_batch_size, runtime.bulk_max_batch_size)
-        first = self.runtime is None
-        self.runtime = runtime
-        self.versions.configure(runtime)
-        if first:
-            changes = await self._in_pool(self._load_pool, lambda: self.versions.refresh(initial=True))
-            self._record_version_events(changes)
-        else:
-            asyncio.get_running_loop().create_task(self.refresh())
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.get_running_loop().create_task(self._poll_aliases())
-
-    async def _poll_aliases(self) -> None:
-        # Picks up `trapline models promote/rollback` done on the store by anyone.
-        while True:
-            interval = self.runtime.alias_poll_interval_s if self.runtime else 0
-            await asyncio.sleep(interval if interval > 0 else 5.0)
-            if interval > 0:
-                try:
-                    await self.refresh()
-                except Exception:  # noqa: BLE001 - the poller must outlive any single failure
-                    logger.exception("alias refresh of %s failed", self.model)
-
-    def __del__(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-        for pool in (self._decode_pool, self._bulk_decode_pool, self._infer_pool, self._load_pool):
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def _record_version_events(self, changes: list[tuple[str, str | None, str]]) -> None:
-        for alias, old, new in changes:
-            self.metrics.swapped(alias, old, new)
-        for failure in self.versions.take_new_failures():
-            self.metrics.refused(failure.version, failure.kind)
-
-    # -- control (broadcast by the ingress) -----------------------------------------------------
-    async def status(self) -> dict[str, Any]:
-        """What this replica serves, what it refused, and its batching stats."""
-        rt = self.runtime or ModelRuntimeConfig()
-        return {"replica": self.replica_id, "model": self.model, **self.versions.status(),
-                "batching": {"max_batch_size": rt.max_batch_size, "batch_wait_timeout_s": rt.batch_wait_timeout_s,
-                             "batch_wait_policy": rt.batch_wait_policy},
-                "stats": self.stats.snapshot()}
-
-    async def refresh(self, retry_failed: bool = False) -> dict[str, Any]:
-        """Re-read the aliases now and swap those that moved (after loading and warming the new version)."""
-        changes = await self._in_pool(self._load_pool, lambda: self.versions.refresh(retry_failed=retry_failed))
-        self._record_version_events(changes)
-        return await self.status()
-
-    async def preload(self, version: str) -> dict[str, Any]:
-        """Load, verify and warm `version` (kept in the LRU); raises VersionRefusedError / ModelNotFoundError."""
-        try:
-            loaded = await self._in_pool(self._load_pool, lambda: self.versions.ensure(version, True))
-        finally:
-            self._record_version_events([])
-        return {"replica": self.replica_id, **loaded.info()}
-
-    # -- requests ------------------------------------------------------------------------------
-    async def _resolve(self, ref: str | None) -> LoadedVersion:
-        version = alias = None
-        if ref:
-            parsed = ModelRef.parse(ref)
-            if parsed.name != self.model:
-                raise ModelNotFoundError(f"this deployment serves model {self.model!r}, not {parsed.name!r}",
-                                         model=parsed.name)
-            version, alias = parsed.version, parsed.alias
-        loaded = self.versions.lookup(version, alias)
-        if loaded is None:  # a pinned version that is not loaded yet: load it on demand
-            try:
-                loaded = await self._in_pool(self._load_pool, self.versions.ensure, version)
-            finally:
-                self._record_version_events([])
-        return loaded
+    def _load_detector(self, store: ModelStore, version: str) -> Detector:
+        return store.load_detector(ModelRef(self.model, version=version), device=self.device,
+                                   threads=self.onnx_threads)
 
     async def detect(self, data: bytes, ref: str | None = None, filters: dict[str, Any] | None = None,
-                     render: bool = False) -> dict[str, Any]:
-        """Detect objects in encoded image bytes; returns {"record": ImageDetections JSON, "jpeg": bytes | None}."""
+                     render: bool = False, crops: CropRequest | None = None) -> dict[str, Any]:
+        """Detect objects in encoded image bytes; returns {"record": ImageDetections JSON, "jpeg": bytes | None,
+        "cut": the classifier crops and snips asked for by `crops` (serve/compose.py) | None}."""
         t0 = time.perf_counter()
         request_id = current_request_id()
+        keep_rgb = render or (crops is not None and crops.needs_image)
         try:
             with self._admit("online"):
                 loaded = await self._resolve(ref)
                 filterset = loaded.detector.filters(filters)
                 rgb, prepared, meta, timing = await self._in_pool(self._decode_pool, self._decode_prepare, loaded,
-                                                                  data, render)
+                                                                  data, keep_rgb)
                 record = await self._run(_Item(loaded, prepared, meta, filterset, timing), "online")
             body = record.model_dump(mode="json")
-            jpeg = None
+            jpeg = cut = None
             if render:
                 jpeg = await self._in_pool(self._decode_pool, render_jpeg, rgb, body["detections"])
+            elif crops is not None and crops.needs_image:
+                # Cut here, where the full-resolution image already is: only the crops travel on.
+                cut = await self._in_pool(self._decode_pool, cut_crops, rgb, record, crops)
+            del rgb
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         total_ms = (time.perf_counter() - t0) * 1000
@@ -239,7 +145,7 @@ class DetectorReplica:
         logger.info("detect request_id=%s model=%s:%s size=%dx%d detections=%d batch=%d total_ms=%.1f",
                     request_id, self.model, loaded.version, body["width"], body["height"], len(body["detections"]),
                     body["timing_ms"].get("batch_size", 1), total_ms)
-        return {"record": body, "jpeg": jpeg}
+        return {"record": body, "jpeg": jpeg, "cut": cut}
 
     async def detect_bytes(self, data: bytes, ref: str | None = None,
                            filters: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -299,19 +205,6 @@ class DetectorReplica:
                             (time.perf_counter() - t0) * 1000)
         return body
 
-    def _refused(self, exc: BaseException, request_id: str, ref: str | None) -> BaseException:
-        api = core_error(exc)
-        if api is None:
-            logger.exception("request_id=%s model=%s ref=%s failed", request_id, self.model, ref)
-            self.metrics.error("internal_error")
-            self.stats.error("internal_error")
-            return exc
-        self.metrics.error(api.type)
-        self.stats.error(api.type)
-        logger.warning("request_id=%s model=%s ref=%s refused %s: %s", request_id, self.model, ref, api.type,
-                       api.message)
-        return api
-
     def _decode_prepare(self, loaded: LoadedVersion, data: bytes, keep_rgb: bool):
         """Decode (pixel cap checked on the header first) and letterbox; the full-size image is kept
         only when it will be drawn on, so a waiting request holds just the small model input."""
@@ -326,37 +219,13 @@ class DetectorReplica:
         timing = {"decode": _ms(t1 - t0), "preprocess": _ms(time.perf_counter() - t1)}
         return (rgb if keep_rgb else None), prepared, meta, timing
 
-    def _overloaded(self, lane: Lane) -> OverloadedError:
-        limit = self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
-        return OverloadedError(
-            f"model {self.model!r} is at capacity: this replica already holds {limit} {lane} requests; retry shortly",
-            headers={"Retry-After": str(self.runtime.retry_after_s)})
-
-    @contextlib.contextmanager
-    def _admit(self, lane: Lane):
-        """Hold one of the lane's places for the request; refused at once (503) when there is none."""
-        limit = self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
-        if self._admitted[lane] >= limit:
-            raise self._overloaded(lane)
-        self._admitted[lane] += 1
-        try:
-            yield
-        finally:
-            self._admitted[lane] -= 1
-
-    def _batch_wait_s(self) -> float:
-        """How long a batch opened now waits for company. Adaptive: not at all, because the batcher
-        opens a batch only when the replica is idle, and whatever arrived while the last batch ran
-        is already queued; fixed: batch_wait_timeout_s (Serve's plain behaviour)."""
-        return self.runtime.batch_wait_timeout_s if self.runtime.batch_wait_policy == "fixed" else 0.0
-
     async def _run(self, item: _Item, lane: Lane) -> ImageDetections:
         outcome: _Outcome = await self.batcher.submit(item, lane)
         if outcome.error is not None:
             raise outcome.error
         return outcome.record
 
-    async def _infer_batch(self, items: list[_Item]) -> list[_Outcome]:
+    async def _run_items(self, items: list[_Item]) -> list[_Outcome]:
         outcomes, reports = await self._in_pool(self._infer_pool, self._run_batch, items)
         for rep in reports:
             self.metrics.batch(rep.version, rep.size, rep.inference_ms)

@@ -11,10 +11,12 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from model_store import CropOptions
 from model_store.refs import DEFAULT_ALIAS
 
 from .protocol import (
@@ -108,6 +110,19 @@ def parse_filters(filters: str | None, min_score: float | None, min_area_fractio
     return filter_overrides(parsed, min_score, min_area_fraction, labels)
 
 
+def crop_options(crops: bool, render: bool, padding: float, square: bool, min_size: int) -> CropOptions | None:
+    """The snip options of `?crops=true` (None without it), checked as CropOptions checks them."""
+    if not crops:
+        return None
+    if render:
+        raise InvalidParameterError("give crops=true or render=true, not both")
+    try:
+        return CropOptions(padding=padding, square=square, min_size=min_size)
+    except ValidationError as exc:
+        raise InvalidParameterError("; ".join(f"crop_{e['loc'][0]}: {e['msg']} (got {e.get('input')!r})"
+                                              for e in exc.errors())) from None
+
+
 def create_api(service: TraplineIngress) -> FastAPI:
     """The FastAPI app of one ingress replica (built at replica start, never at import)."""
     cfg = service.config
@@ -186,13 +201,20 @@ def create_api(service: TraplineIngress) -> FastAPI:
         min_area_fraction: float | None = Query(None, description="shortcut for the min_size filter"),
         labels: str | None = Query(None, description="comma-separated labels to keep (class_mask filter)"),
         render: bool = Query(False, description="return the image as JPEG with the boxes drawn"),
-        verbose: bool = Query(False, description="add flags, pixel boxes and dropped detections"),
+        verbose: bool = Query(False, description="add flags, pixel boxes, dropped detections, classifier scores"),
+        classify: bool = Query(True, description="run the model's classifiers on its routed detections"),
+        crops: bool = Query(False, description=f"add each kept detection's snip as a base64 JPEG (at most "
+                                               f"{cfg.http.max_crops}, highest scores first)"),
+        crop_padding: float = Query(0.0, description="with crops=true: grow each box by this fraction per side"),
+        crop_square: bool = Query(False, description="with crops=true: square snips"),
+        crop_min_size: int = Query(0, description="with crops=true: no snip for boxes under this many pixels"),
     ) -> Response:
         t0 = time.perf_counter()
         overrides = parse_filters(filters, min_score, min_area_fraction, labels)
+        snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
         body = await read_body(request, cfg.http.max_body_bytes)
         data = await image_bytes(request, body)
-        result = await service.detect(model, version, alias, data, overrides, render)
+        result = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips)
         record = result["record"]
         headers = {"X-Model": f"{record['model']['name']}:{record['model']['version']}"}
         if render:

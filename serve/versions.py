@@ -1,4 +1,4 @@
-"""Which versions of one model a replica holds, and which version each served alias points at.
+"""Which versions of one model (detector or classifier) a replica holds, and which version each served alias points at.
 
 Pure Python (no Ray), so the swap logic is unit-tested on a real store without a cluster.
 """
@@ -29,15 +29,19 @@ MAX_FAILURES_KEPT = 16
 
 @dataclass
 class LoadedVersion:
-    """One loaded, verified and warmed detector version."""
+    """One loaded, verified and warmed model version (a `Detector`, or a `Classifier` in a classifier replica)."""
 
     version: str
-    detector: Detector
+    model: Any
     loaded_at: float
     load_s: float
 
+    @property
+    def detector(self) -> Detector:
+        return self.model
+
     def info(self) -> dict[str, Any]:
-        return {"version": self.version, "sha256": self.detector.info.sha256, "device": self.detector.device,
+        return {"version": self.version, "sha256": self.model.info.sha256, "device": self.model.device,
                 "loaded_at": round(self.loaded_at, 3), "load_s": round(self.load_s, 3)}
 
 
@@ -59,7 +63,7 @@ class LoadFailure:
                                    version=self.version, reason=self.kind)
 
 
-def warm_and_check(detector: Detector, batch_sizes: list[int]) -> None:
+def warm_and_check(detector: Any, batch_sizes: list[int]) -> None:
     """Run the full pipeline once on a blank frame: a version that loads but cannot run is refused here."""
     detector.warmup(batch_sizes)
     detector.predict_batch([detector.blank()])
@@ -78,10 +82,12 @@ class VersionManager:
     requests hold their own reference, so eviction never breaks a request.
     """
 
-    def __init__(self, store: ModelStore, model_name: str, loader: Callable[[str], Detector]) -> None:
+    def __init__(self, store: ModelStore, model_name: str, loader: Callable[[str], Any],
+                 warm: Callable[[Any, list[int]], None] = warm_and_check) -> None:
         self.store = store
         self.model = model_name
         self._loader = loader
+        self._warm = warm
         self._lock = threading.RLock()
         self._loaded: OrderedDict[str, LoadedVersion] = OrderedDict()
         self._serving: dict[str, str] = {}
@@ -170,8 +176,8 @@ class VersionManager:
             raise ModelNotFoundError(str(exc), model=self.model, version=version) from None
         t0 = time.perf_counter()
         try:
-            detector = self._loader(version)
-            warm_and_check(detector, sorted({1, self.runtime.max_batch_size}))
+            model = self._loader(version)
+            self._warm(model, sorted({1, self.runtime.max_batch_size}))
         except Exception as exc:  # noqa: BLE001 - every failure refuses the version, with its reason
             failure = LoadFailure(version, load_error_kind(exc), str(exc))
             with self._lock:
@@ -182,13 +188,13 @@ class VersionManager:
                 self._new_failures.append(failure)
             logger.error("refused %s:%s (%s): %s", self.model, version, failure.kind, failure.message)
             raise failure.error(self.model) from None
-        lv = LoadedVersion(version, detector, time.time(), time.perf_counter() - t0)
+        lv = LoadedVersion(version, model, time.time(), time.perf_counter() - t0)
         with self._lock:
             self._loaded[version] = lv
             self._failures.pop(version, None)
             self._evict()
-        logger.info("loaded %s:%s sha256=%s on %s in %.2f s", self.model, version, detector.info.sha256[:12],
-                    detector.device, lv.load_s)
+        logger.info("loaded %s:%s sha256=%s on %s in %.2f s", self.model, version, model.info.sha256[:12],
+                    model.device, lv.load_s)
         return lv
 
     def refresh(self, retry_failed: bool = False, initial: bool = False) -> list[tuple[str, str | None, str]]:

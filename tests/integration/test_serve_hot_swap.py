@@ -7,7 +7,6 @@ them failed and that the version in the responses switched exactly when it shoul
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from model_store import ModelStore
 from serve.local import run_local, wait_until
 from tests.fixtures.images import encode, gradient
+from tests.fixtures.load import LoadClient as _LoadClient
 from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
 
 pytestmark = pytest.mark.ray
@@ -58,59 +58,8 @@ def version_of(url: str, **params) -> str:
     return r.json()["model"]["version"]
 
 
-class LoadClient:
-    """Threads that keep sending requests; records (status, version) in order per thread."""
-
-    def __init__(self, url: str, threads: int = 2) -> None:
-        self.url = url
-        self.stop = threading.Event()
-        self.results: list[list[tuple[int, str | None]]] = [[] for _ in range(threads)]
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
-
-    def _run(self, i: int) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set():
-                try:
-                    r = client.post(f"{self.url}/v1/detect", content=IMAGE)
-                    version = r.json()["model"]["version"] if r.status_code == 200 else None
-                    self.results[i].append((r.status_code, version))
-                except httpx.HTTPError as exc:
-                    self.results[i].append((0, repr(exc)))
-
-    def total(self) -> int:
-        return sum(len(r) for r in self.results)
-
-    def wait_for(self, version: str, timeout_s: float = 30) -> None:
-        seen = {i: len(r) for i, r in enumerate(self.results)}
-
-        def switched() -> bool:  # every thread answered `version` after this call started
-            return all(any(v == version for _, v in self.results[i][seen[i]:]) for i in seen)
-
-        wait_until(switched, timeout_s, f"responses from version {version}")
-
-    def __enter__(self) -> LoadClient:
-        for t in self.threads:
-            t.start()
-        wait_until(lambda: all(len(r) >= 3 for r in self.results), 30, "the load client to start")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-
-    def assert_all_ok(self) -> None:
-        failed = [res for thread in self.results for res in thread if res[0] != 200]
-        total = sum(len(t) for t in self.results)
-        assert not failed, f"{len(failed)} of {total} requests failed: {failed[:5]}"
-
-    def version_runs(self, i: int = 0) -> list[str]:
-        """The versions one thread saw, with repeats collapsed: e.g. ["1", "2", "1"]."""
-        runs: list[str] = []
-        for _, version in self.results[i]:
-            if not runs or runs[-1] != version:
-                runs.append(version)
-        return runs
+def LoadClient(url: str) -> _LoadClient:  # noqa: N802 - reads as the class it builds
+    return _LoadClient(url, IMAGE)
 
 
 def test_promote_and_rollback_through_the_store_under_load(url, store, production_is_1):

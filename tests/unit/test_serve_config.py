@@ -128,3 +128,22 @@ def test_api_token_env_must_be_set_when_named():
 
     with pytest.raises(ServeConfigError, match="TRAPLINE_TEST_API_TOKEN"):
         build_app({"models": [{"name": "x"}], "api_token_env": "TRAPLINE_TEST_API_TOKEN"}, environ={})
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"models": [{"name": "md", "classify": [{"model": "species"}]}]},
+     r"routes to classifiers \['species'\] that `classifiers` does not list"),
+    ({"models": [{"name": "md", "classify": [{"model": "species@production"}]}], "classifiers": [{"name": "species"}]},
+     "invalid classifier name"),
+    ({"models": [{"name": "md"}], "classifiers": [{"name": "md"}]},
+     r"\['md'\] listed as both a model and a classifier"),
+    ({"models": [{"name": "md"}], "classifiers": [{"name": "s"}, {"name": "s"}]}, "each classifier may be served once"),
+    ({"models": [{"name": "md", "classify": [{"model": "s", "colour": 1}]}], "classifiers": [{"name": "s"}]},
+     "Extra inputs are not permitted"),
+])
+def test_classifier_routes_are_typed_and_checked(data, match):
+    with pytest.raises(ServeConfigError, match=match):
+        parse_serve_config(data)
+    ok = parse_serve_config({"models": [{"name": "md", "classify": [{"model": "s", "labels": ["animal"]}]}],
+                             "classifiers": [{"name": "s", "num_cpus": 0.5, "aliases": ["production", "candidate"]}]})
+    assert ok.classifier("s").runtime().aliases == ["production", "candidate"]

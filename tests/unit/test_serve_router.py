@@ -44,7 +44,7 @@ class CoreService:
         if not bearer_ok(authorization, token_digest(ADMIN_TOKEN)):
             raise UnauthorizedError("admin token needed", headers={"WWW-Authenticate": "Bearer"})
 
-    async def detect(self, model, version, alias, data, filters, render):
+    async def detect(self, model, version, alias, data, filters, render, classify=True, crops=None):
         self.calls.append((model, version, alias, len(data), filters, render))
         if model not in (None, "fixture"):
             raise ModelNotFoundError(f"model {model!r} is not served here")

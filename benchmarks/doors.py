@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # The replica gets what the ingress (0.25 CPU) leaves; the minimal app gets the same for its one deployment.
     # max_online_requests: what the replica admits; the sweep stays within it, the overload run doubles it.
     replica = {"num_cpus": cpus - 0.25, "max_batch_size": 8, "bulk_max_batch_size": args.bulk_batch,
-               "max_online_requests": max(args.concurrency)}
+               "max_online_requests": max(args.concurrency), "max_queued_requests": 0}
     batch_replica = {**replica, "num_cpus": cpus - 0.5}  # and a --via serve job a read task and its client
 
     def batch() -> list[dict[str, Any]]:

@@ -48,14 +48,21 @@ def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retr
               if model.health_check_period_s is not None else {})
     if model.memory_bytes:
         actor_options["memory"] = model.memory_bytes
+    # One hop: Serve's proxy would answer its own queue overflow with a bare 503 (no Retry-After, not
+    # JSON). So the replica admits the queue too (max_online_requests + max_queued_requests) and refuses
+    # the rest itself, typed; the proxy only holds requests on their way to the replica.
+    one_hop = cls is DirectIngress
+    runtime = model.runtime(http_max_pixels, retry_after_s,
+                            queued_online=(model.max_queued_requests if model.max_queued_requests >= 0 else 10**6)
+                            if one_hop else 0)
     return serve.deployment(cls).options(
         name=name or detector_deployment_name(model.name),
-        max_ongoing_requests=model.effective_max_ongoing_requests,
-        max_queued_requests=model.max_queued_requests,
+        max_ongoing_requests=model.max_ongoing_for(runtime),
+        max_queued_requests=-1 if one_hop else model.max_queued_requests,
         ray_actor_options=actor_options,
         # Applied by reconfigure() on live replicas: a `deployments:` override of it in a Serve
         # config file retunes a running model without restarting it.
-        user_config=model.runtime(http_max_pixels, retry_after_s).model_dump(mode="json"),
+        user_config=runtime.model_dump(mode="json"),
         **scaling,
         **health,
     )

@@ -83,10 +83,13 @@ class ModelRuntimeConfig(_RuntimeFields):
 
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="decoded images above this are refused")
     retry_after_s: int = Field(1, ge=0, description="Retry-After of the replica's own 503s (from `http`)")
+    queued_online: int = Field(0, ge=0, description=(
+        "served in one hop: online requests admitted beyond max_online_requests to wait, what the ingress "
+        "queue (max_queued_requests) holds with two hops"))
 
     @property
     def online_limit(self) -> int:
-        return self.max_online_requests or 2 * self.max_batch_size
+        return (self.max_online_requests or 2 * self.max_batch_size) + self.queued_online
 
     @property
     def bulk_limit(self) -> int:
@@ -103,7 +106,8 @@ class DeploymentServeConfig(_RuntimeFields):
         "typed 503, and archive traffic cannot take the online requests' slots)"))
     max_queued_requests: int = Field(64, ge=-1, description=(
         "requests waiting at the ingress to be assigned a replica slot; more get 503 + Retry-After. A burst "
-        "counts in full while it is being assigned, so keep this above the bursts you accept (-1: unbounded)"))
+        "counts in full while it is being assigned, so keep this above the bursts you accept (-1: unbounded). "
+        "Served in one hop, the replica admits this many online requests beyond max_online_requests instead"))
     num_replicas: int | None = Field(None, ge=1, description="fixed replica count (default 1 without autoscaling)")
     autoscaling_config: dict[str, Any] | None = Field(None, description="passed to Ray Serve unchanged")
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs per replica (fractional allowed)")
@@ -140,10 +144,11 @@ class DeploymentServeConfig(_RuntimeFields):
 
     @property
     def effective_max_ongoing_requests(self) -> int:
-        if self.max_ongoing_requests:
-            return self.max_ongoing_requests
-        rt = self.runtime()
-        return rt.online_limit + rt.bulk_limit + 4  # + control calls (status, preload) and requests being refused
+        return self.max_ongoing_for(self.runtime())
+
+    def max_ongoing_for(self, rt: ModelRuntimeConfig) -> int:
+        """The explicit max_ongoing_requests, else what the replica admits + 4 for control calls and refusals."""
+        return self.max_ongoing_requests or rt.online_limit + rt.bulk_limit + 4
 
     @property
     def effective_device(self) -> str:
@@ -159,9 +164,10 @@ class DeploymentServeConfig(_RuntimeFields):
     def effective_decode_threads(self) -> int:
         return self.decode_threads or max(1, math.ceil(self.num_cpus)) + 1
 
-    def runtime(self, max_pixels: int = DEFAULT_MAX_PIXELS, retry_after_s: int = 1) -> ModelRuntimeConfig:
+    def runtime(self, max_pixels: int = DEFAULT_MAX_PIXELS, retry_after_s: int = 1,
+                queued_online: int = 0) -> ModelRuntimeConfig:
         """The part of this config that a replica applies in place."""
-        return ModelRuntimeConfig(max_pixels=max_pixels, retry_after_s=retry_after_s,
+        return ModelRuntimeConfig(max_pixels=max_pixels, retry_after_s=retry_after_s, queued_online=queued_online,
                                   **{k: getattr(self, k) for k in _RuntimeFields.model_fields})
 
 

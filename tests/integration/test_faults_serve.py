@@ -31,7 +31,9 @@ CLIENT_TIMEOUT_S = 15.0  # every request must end (answer or error) well within 
 CONFIG = {
     "models": [{"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.01,
                 "alias_poll_interval_s": 0, "health_check_period_s": 1.0}],
-    "http": {"port": 0, "ingress_num_cpus": 0.1},
+    # Two hops: the typed 503 for a request caught on a dying replica comes from the ingress. Served in
+    # one hop, Serve's proxy answers that request itself, with a plain 500 (README, "One hop").
+    "http": {"port": 0, "ingress_num_cpus": 0.1, "one_hop": False},
 }
 
 

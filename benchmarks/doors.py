@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -45,7 +46,16 @@ from typing import Any
 
 from .batch_throughput import local_ray, reprocess_argv, run_job
 from .bench_model import ensure_bench_models, ensure_null_model
-from .common import DEFAULT_IMAGES, DEFAULT_ROOT, DEFAULT_STORE, machine_info, print_table, ratio, write_json
+from .common import (
+    DEFAULT_IMAGES,
+    DEFAULT_ROOT,
+    DEFAULT_STORE,
+    machine_info,
+    markdown_table,
+    print_table,
+    ratio,
+    write_json,
+)
 from .images import FULL_HD, ensure_images, load_bytes, make_archive
 from .minimal_serve import minimal_service
 from .model_ceiling import measure_ceiling
@@ -239,8 +249,6 @@ PEER_ONNX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "refere
 
 def peer_section(store, images: list[Path], work: Path, peer_python: str, count: int, cpus: int) -> dict[str, Any]:
     """Ultralytics predict vs trapline reprocess (fp32, int8) on one Ultralytics export and one folder."""
-    import json
-
     from model_store.quantize import quantize_version
 
     folder = work / f"peer-{count}"
@@ -329,7 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sections", type=lambda s: s.split(","), default=None)
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     p.add_argument("--out", default="benchmarks/results/doors.json")
+    p.add_argument("--markdown", metavar="DOORS_JSON", help="print an earlier run's summary as a table; run nothing")
     args = p.parse_args(argv)
+    if args.markdown:
+        res = json.loads(Path(args.markdown).read_text())
+        print(markdown_table(summarise(res), ["claim", "measured", "against", "reference", "ratio", "target"]))
+        return 0
     if args.quick:
         args.images, args.null_images, args.seconds, args.concurrency, args.peer_images = 24, 48, 2.0, [2, 4], 12
     res = run(args)

@@ -62,8 +62,9 @@ class _Redirect:
         """Continue in `path`, with what Ray printed before the session existed at its top."""
         sys.stderr.flush()
         with open(path, "ab") as target:
-            self.early.seek(0)
-            shutil.copyfileobj(self.early, target)
+            if not self.early.closed:  # a second Ray session in this process just moves on to its own file
+                self.early.seek(0)
+                shutil.copyfileobj(self.early, target)
             os.dup2(target.fileno(), 2)
         self.early.close()
         self.path = path

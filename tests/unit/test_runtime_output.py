@@ -88,6 +88,25 @@ def test_quiet_capture_sends_fd2_to_the_session_file_and_keeps_the_console(tmp_p
                                             "[2026-01-01 00:00:00,000 E 1 1] core_worker.cc:1: noise"]
 
 
+def test_a_second_ray_session_in_one_process_moves_the_capture_to_its_own_logs(tmp_path, capfd):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    ray_output.set_quiet(True)
+    try:
+        ray_output.capture_start()
+        ray_output.capture_attach(str(first))
+        os.write(2, b"first session\n")
+        ray_output.capture_attach(str(second))  # Ray shut down and started again without a release
+        os.write(2, b"second session\n")
+    finally:
+        ray_output.release()
+        ray_output.set_quiet(False)
+    assert next(first.glob("*.err")).read_text() == "first session\n"
+    assert next(second.glob("*.err")).read_text() == "second session\n"
+    assert f"Ray logs: {second}" in capfd.readouterr().err
+
+
 def test_not_quiet_means_no_capture(capfd):
     ray_output.capture_start()
     assert ray_output.console() is sys.stderr

@@ -124,12 +124,7 @@ class DetectorReplica(VersionedReplica):
         request_id = current_request_id()
         keep_rgb = render or (crops is not None and crops.needs_image)
         try:
-            with self._admit("online"):
-                loaded = await self._resolve(ref)
-                filterset = loaded.detector.filters(filters)
-                rgb, prepared, meta, timing = await self._in_pool(self._decode_pool, self._decode_prepare, loaded,
-                                                                  data, keep_rgb)
-                record = await self._run(_Item(loaded, prepared, meta, filterset, timing), "online")
+            loaded, record, rgb = await self._detect_encoded("online", data, ref, filters, keep_rgb)
             body = record.model_dump(mode="json")
             jpeg = cut = None
             if render:
@@ -158,18 +153,10 @@ class DetectorReplica(VersionedReplica):
         request_id = current_request_id()
         t0 = time.perf_counter()
         try:
-            with self._admit("bulk"):
-                loaded = await self._resolve(ref)
-                filterset = loaded.detector.filters(filters)
-                _, prepared, meta, timing = await self._in_pool(self._bulk_decode_pool, self._decode_prepare, loaded,
-                                                                data, False)
-                record = await self._run(_Item(loaded, prepared, meta, filterset, timing), "bulk")
+            loaded, record, _ = await self._detect_encoded("bulk", data, ref, filters, keep_rgb=False)
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
-        body = record.model_dump(mode="json")
-        self.metrics.result(loaded.version, [d["label"] for d in body["detections"]],
-                            (time.perf_counter() - t0) * 1000)
-        return body
+        return self._archive_answer(loaded, record, t0)
 
     async def detect_prepared(self, prepared: np.ndarray, meta: LetterboxMeta, ref: str | None = None,
                               filters: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -200,6 +187,21 @@ class DetectorReplica(VersionedReplica):
                 record = await self._run(_Item(loaded, prepared, meta, det.filters(filters)), "bulk")
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
+        return self._archive_answer(loaded, record, t0)
+
+    async def _detect_encoded(self, lane: Lane, data: bytes, ref: str | None, filters: dict[str, Any] | None,
+                              keep_rgb: bool) -> tuple[LoadedVersion, ImageDetections, np.ndarray | None]:
+        """Admit, resolve the version, decode + letterbox on the lane's decode threads, and run in the lane's
+        batches; returns the version, its record and (when `keep_rgb`) the full-resolution image."""
+        pool = self._decode_pool if lane == "online" else self._bulk_decode_pool
+        with self._admit(lane):
+            loaded = await self._resolve(ref)
+            filterset = loaded.detector.filters(filters)
+            rgb, prepared, meta, timing = await self._in_pool(pool, self._decode_prepare, loaded, data, keep_rgb)
+            record = await self._run(_Item(loaded, prepared, meta, filterset, timing), lane)
+        return loaded, record, rgb
+
+    def _archive_answer(self, loaded: LoadedVersion, record: ImageDetections, t0: float) -> dict[str, Any]:
         body = record.model_dump(mode="json")
         self.metrics.result(loaded.version, [d["label"] for d in body["detections"]],
                             (time.perf_counter() - t0) * 1000)

@@ -204,19 +204,22 @@ def flatten_extra(batch: pa.Table, column: str, schema: pa.Schema, result_hash: 
 
 
 def write_stage_results(batch: pa.Table, *, out_url: str, model_name: str, model_version: str, model_sha256: str,
-                        filters_hash: str, run_id: str, metadata: dict) -> pa.Table:
+                        filters_hash: str, run_id: str, metadata: dict, fenced: bool = False) -> pa.Table:
     """The sink of a run with a crop/classify stage: its two extra files, then the part as `write_results` does."""
+    from .lease import check_held
     from .pipeline import write_results
 
     storage = open_location(out_url)
     keys = list(zip(batch["uri"].to_pylist(), batch["content_id"].to_pylist(), strict=True))
     name = part_name(run_id, keys)
+    if fenced:
+        check_held(storage, model_name, model_version, run_id)
     for table, schema in ((CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA), (SNIPS, SNIPS_SCHEMA)):
         rows = flatten_extra(batch, table, schema, filters_hash, run_id)
         if rows.num_rows:  # before the images file, which commits the part
             write_file(storage, parquet_bytes(rows, metadata), table, *partition_parts(model_name, model_version), name)
     stats = write_results(batch.drop_columns(list(EXTRA_COLUMNS)), out_url=out_url, model_name=model_name,
                           model_version=model_version, model_sha256=model_sha256, filters_hash=filters_hash,
-                          run_id=run_id, metadata=metadata)
+                          run_id=run_id, metadata=metadata, fenced=fenced)
     n_cls = sum(len(v) for v in batch[CLASSIFICATIONS].to_pylist())
     return stats.append_column("classifications", pa.array([n_cls], pa.int64()))

@@ -21,6 +21,7 @@ from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.imaging import DEFAULT_MAX_PIXELS
 from model_store.preprocess import LetterboxMeta
 
+from .errors import BatchError
 from .read import FAILED, PENDING, decode_and_prepare, meta_of
 from .schema import RESULT_SCHEMA
 
@@ -156,7 +157,7 @@ def check_served(res: ImageDetections, expected: Mapping[str, str]) -> None:
     bad = {k: (got[k], v) for k, v in expected.items() if got.get(k) != v}
     if bad:
         detail = ", ".join(f"{k} {g!r} (expected {e!r})" for k, (g, e) in bad.items())
-        raise RuntimeError(f"the Serve deployment answered with {detail}; is the right version deployed?")
+        raise BatchError(f"the Serve deployment answered with {detail}; is the right version deployed?")
 
 
 class ServeClient:
@@ -194,7 +195,7 @@ class ServeClient:
         while True:
             try:
                 return ImageDetections.model_validate(response.result())
-            except Exception as exc:  # noqa: BLE001 - sorted below: refusal, overload, or transient and retried
+            except Exception as exc:  # noqa: BLE001 - sorted below: refusal, overload, transient, or fatal
                 refusal = served_refusal(exc)
                 if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
                     fail_rows(batch, [i], *refusal)
@@ -204,11 +205,13 @@ class ServeClient:
                     if time.monotonic() - overloaded_since > self.overload_wait_s:
                         raise
                     time.sleep(0.05 + 0.2 * np.random.random())
-                else:  # a replica restart or a lost connection
+                elif is_transient(exc):  # a replica restart or a lost connection
                     failures += 1
                     if failures >= self.attempts:
                         raise
                     time.sleep(0.5 * 2 ** (failures - 1))
+                else:  # a bug or a bad answer: retrying would only repeat it
+                    raise
                 response = self._detect(batch, i)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
@@ -240,6 +243,21 @@ def is_overloaded(exc: BaseException) -> bool:
     return isinstance(exc, BackPressureError) or getattr(exc, "type", None) == "overloaded"
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call may succeed when sent again: a replica that died or is restarting, a
+    deployment that is not ready yet, a lost connection. Anything else is raised at once."""
+    from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError
+    from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+
+    from serve.protocol import unwrap_error
+
+    exc = unwrap_error(exc)
+    if isinstance(exc, RayActorError | ObjectLostError | GetTimeoutError | DeploymentUnavailableError
+                  | ReplicaUnavailableError | ConnectionError | TimeoutError):
+        return True
+    return getattr(exc, "status", None) == 503  # not_ready, crop_geometry_changed (overloaded is handled apart)
+
+
 def served_refusal(exc: BaseException) -> tuple[str, str] | None:
     """(reason, message) when the deployment refused an image for good: a 4xx, or the model failing on it."""
     from serve.protocol import unwrap_error  # the error the replica raised, under Ray's wrapper
@@ -254,7 +272,7 @@ def served_refusal(exc: BaseException) -> tuple[str, str] | None:
 
 
 def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
-                    input_size: tuple[int, int], app_name: str = "trapline", pad_value: int = 114) -> None:
+                    input_size: tuple[int, int], app_name: str, pad_value: int) -> None:
     """One blank image through the deployment before the job starts: fails fast with a clear message."""
     try:
         handle = detector_handle(model_name, app_name)
@@ -263,7 +281,7 @@ def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, ex
         meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
         raw = handle.detect_prepared.remote(blank, meta, ref, filter_overrides or None).result()
     except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message
-        raise RuntimeError(
+        raise BatchError(
             f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "
             f"{type(exc).__name__}: {exc}. Start the service on this cluster (and pass --address) "
             "or use --via actors") from None

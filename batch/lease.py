@@ -4,23 +4,31 @@ The lease is one small JSON object at `<out>/_leases/<model>@<version>.json`, cr
 (locally `O_CREAT | O_EXCL`; on S3 a conditional PUT with `If-None-Match: *`, which S3 and
 S3-compatible servers refuse with 412 when the object exists). The holder refreshes a heartbeat
 in it while it runs and deletes it at the end. A lease whose heartbeat is older than `ttl_s`, or
-whose holder process is gone (same host), is stale: the next run takes it over (locally by renaming
-the stale file away first; on S3 by a PUT conditional on the stale object's ETag), so a run killed
+whose holder process is gone (same host), is stale: the next run takes it over, so a run killed
 with SIGKILL blocks its successors for at most `ttl_s`.
 
+Every change after the create is conditional on the lease still being the one last seen: on S3 a
+PUT with `If-Match` on that ETag; locally the read-check-write runs under an `flock` on a sidecar
+file (a rename cannot tell a stale file from the live one that just replaced it). So two runs
+taking over at once cannot both win, and a holder that stalled past `ttl_s` and was taken over
+finds out at its next heartbeat instead of overwriting the new holder: it is then `lost`, and
+`check()` raises LeaseLostError so the run stops before it writes another part.
+
 Lifecycle: `RunLease.acquire(...)` (waits up to `wait_s`, else raises LeaseHeldError naming the
-holder), then `start_heartbeat()`, then `release()` in a `finally`.
+holder), then `start_heartbeat()`, `check()` between units of work, then `release()` in a `finally`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import socket
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from model_store.storage import Storage
@@ -32,6 +40,10 @@ LEASES_DIR = "_leases"
 
 class LeaseHeldError(BatchError):
     """Another run holds the lease; the message names it and says what to do."""
+
+
+class LeaseLostError(BatchError):
+    """This run stalled past the lease's ttl and another run took the lease over; this run stops."""
 
 
 @dataclass
@@ -60,6 +72,8 @@ class RunLease:
         self.holder = Holder(run_id, socket.gethostname(), os.getpid(), now, now)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._etag: str | None = None  # S3: the ETag of our last write, the condition of the next one
+        self.lost: Holder | None = None  # who took the lease from us, once someone has
 
     # -- acquire ---------------------------------------------------------------------------------
     def acquire(self, wait_s: float = 0.0, poll_s: float = 1.0) -> RunLease:
@@ -71,7 +85,7 @@ class RunLease:
             current, tag = self._read()
             if current is None:
                 continue  # released between our create and read: try again at once
-            if self._is_stale(current) and self._take_over(tag):
+            if self._is_stale(current) and self._replace_if(current, tag):
                 return self
             if time.monotonic() >= deadline:
                 hint = "wait for it (--wait SECONDS)" if wait_s == 0 else f"it is still running after {wait_s:g} s"
@@ -94,18 +108,35 @@ class RunLease:
                 f.write(self._body())
             return True
         try:
-            self.storage.fs.pipe_file(path, self._body(), mode="create")
+            self._etag = _etag(self.storage.fs.pipe_file(path, self._body(), mode="create"))
         except (FileExistsError, OSError) as exc:
             if _precondition_failed(exc):
                 return False
             raise
         return True
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Locally: hold an exclusive flock on `<lease>.lock` (on S3 the conditional PUTs do this job)."""
+        if not self.storage.is_local:
+            yield
+            return
+        path = self.storage.path(*self.parts) + ".lock"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def _read(self) -> tuple[Holder | None, str | None]:
         path = self.storage.path(*self.parts)
         try:
+            # The ETag first: if the object changes between the two calls, the tag is the older one and
+            # a PUT conditional on it fails, instead of a stale body passing with a fresh tag.
+            tag = None if self.storage.is_local else self.storage.fs.info(path, refresh=True).get("ETag")
             data = self.storage.fs.cat_file(path)
-            tag = None if self.storage.is_local else self.storage.fs.info(path).get("ETag")
         except FileNotFoundError:
             return None, None
         try:
@@ -125,20 +156,18 @@ class RunLease:
                 return False
         return False
 
-    def _take_over(self, tag: str | None) -> bool:
+    def _replace_if(self, seen: Holder, tag: str | None) -> bool:
+        """Write our body over the lease only if it is still `seen` (ETag `tag` on S3)."""
         path = self.storage.path(*self.parts)
         if self.storage.is_local:
-            # Renaming is atomic and only one contender can move the stale file away.
-            try:
-                os.rename(path, f"{path}.stale-{uuid.uuid4().hex[:8]}")
-            except FileNotFoundError:
-                return False
-            for name in os.listdir(os.path.dirname(path)):
-                if ".stale-" in name:
-                    os.unlink(os.path.join(os.path.dirname(path), name))
-            return self._create()
+            with self._locked():
+                current, _ = self._read()
+                if current != seen:
+                    return False  # released, taken over or refreshed since we looked
+                self.storage.write_atomic(self._body(), *self.parts)
+                return True
         try:
-            self.storage.fs.pipe_file(path, self._body(), IfMatch=tag)  # only if still that stale object
+            self._etag = _etag(self.storage.fs.pipe_file(path, self._body(), IfMatch=tag))
         except (FileExistsError, OSError) as exc:
             if _precondition_failed(exc):
                 return False
@@ -147,29 +176,86 @@ class RunLease:
 
     # -- hold and release ------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
-        """Refresh the heartbeat every `heartbeat_s` from a daemon thread until `release`."""
+        """Refresh the heartbeat every `heartbeat_s` from a daemon thread until `release` or until the lease is lost."""
         def beat() -> None:
             while not self._stop.wait(self.heartbeat_s):
-                self.holder.heartbeat_at = time.time()
                 try:
-                    self.storage.write_atomic(self._body(), *self.parts)
+                    if not self.refresh():
+                        return
                 except Exception:  # noqa: BLE001 - a missed beat only shortens the grace period
                     pass
 
         self._thread = threading.Thread(target=beat, name="trapline-lease", daemon=True)
         self._thread.start()
 
+    def refresh(self) -> bool:
+        """Write a new heartbeat if the lease is still ours; False (and `lost` set) if another run has it."""
+        mine = Holder(**asdict(self.holder))
+        self.holder.heartbeat_at = time.time()
+        if self.storage.is_local:
+            with self._locked():
+                current, _ = self._read()
+                if current == mine:
+                    self.storage.write_atomic(self._body(), *self.parts)
+                    return True
+        else:
+            if self._etag is None:  # a server that did not say: condition on what is there now
+                current, self._etag = self._read()
+            try:
+                self._etag = _etag(self.storage.fs.pipe_file(self.storage.path(*self.parts), self._body(),
+                                                             IfMatch=self._etag))
+                return True
+            except (FileExistsError, OSError) as exc:
+                if not _precondition_failed(exc):
+                    raise
+            current, _ = self._read()
+        self.lost = current or Holder("none", "unknown", -1, 0.0, 0.0)
+        return False
+
+    def check(self) -> None:
+        """Raise LeaseLostError if another run has taken the lease from this one."""
+        if self.lost is not None:
+            raise LeaseLostError(
+                f"this run lost {self.what} to {self.lost.describe(time.time())} after not refreshing it for "
+                f"over {self.ttl_s:g} s; it stops here (what it wrote is kept; a rerun finishes the rest)")
+
     def release(self) -> None:
         """Stop the heartbeat and delete the lease if it is still ours."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        current, _ = self._read()
-        if current is not None and current.run_id == self.holder.run_id:
-            try:
-                self.storage.fs.rm_file(self.storage.path(*self.parts))
-            except FileNotFoundError:
-                pass
+        with self._locked():
+            current, _ = self._read()
+            if current is not None and current.run_id == self.holder.run_id:
+                try:
+                    self.storage.fs.rm_file(self.storage.path(*self.parts))
+                except FileNotFoundError:
+                    pass
+
+
+def check_held(storage: Storage, model_name: str, model_version: str, run_id: str) -> None:
+    """The write fence: raise LeaseLostError unless `run_id` holds the lease on this table and version.
+
+    A part is committed only by a run that still holds its lease, so a write task that outlives its
+    run (cancelled but not yet stopped when the run failed, or of a run that stalled and was taken
+    over) cannot add a second copy of images that the next run is processing.
+    """
+    try:
+        data = storage.fs.cat_file(storage.path(LEASES_DIR, f"{model_name}@{model_version}.json"))
+        holder = json.loads(data).get("run_id")
+    except FileNotFoundError:
+        holder = None
+    except ValueError:
+        holder = "unknown"
+    if holder != run_id:
+        raise LeaseLostError(f"run {run_id} no longer holds the lease on {storage.url()} for "
+                             f"{model_name}:{model_version} ({'nobody' if holder is None else 'run ' + holder} "
+                             "does); its part was not written")
+
+
+def _etag(response: object) -> str | None:
+    """The ETag of s3fs's put_object answer (None where the filesystem returns nothing)."""
+    return response.get("ETag") if isinstance(response, dict) else None
 
 
 def _precondition_failed(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ is materialised, so memory stays flat however large the archive is.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -24,6 +25,7 @@ from model_store.storage import Storage
 
 from .archive import open_location
 from .inference import DetectorActor, ServeClient
+from .lease import check_held
 from .read import read_and_prepare, read_files
 from .schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA, RESULT_SCHEMA
 from .writer import part_name, write_part
@@ -70,6 +72,7 @@ class PlanSpec:
     max_pixels: int = 50_000_000
     serve_app: str = "trapline"
     stage: Any = None  # batch.classify.StageSpec: the crop/classify stage of --classify / --crops
+    fenced: bool = True  # parts are committed only while this run holds the lease (write_results)
 
 
 @dataclass
@@ -100,8 +103,11 @@ class Progress:
 
 
 def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_version: str, model_sha256: str,
-                  filters_hash: str, run_id: str, metadata: dict) -> pa.Table:
-    """The sink: split one batch of results into an images part and a detections part, write both."""
+                  filters_hash: str, run_id: str, metadata: dict, fenced: bool = False) -> pa.Table:
+    """The sink: split one batch of results into an images part and a detections part, write both.
+
+    `fenced`: commit only while `run_id` holds the run lease (batch/lease.py), as a reprocess run does.
+    """
     storage: Storage = open_location(out_url)
     batch = batch.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
     n = batch.num_rows
@@ -115,6 +121,8 @@ def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_versi
     detections = flatten_detections(batch, filters_hash, run_id)
     keys = list(zip(batch["uri"].to_pylist(), batch["content_id"].to_pylist(), strict=True))
     name = part_name(run_id, keys)
+    if fenced:
+        check_held(storage, model_name, model_version, run_id)
     write_part(storage, model_name, model_version, name, images, detections, metadata)
     status = batch["status"]
     kept = detections.filter(detections["kept"]).num_rows if detections.num_rows else 0
@@ -240,7 +248,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
         sink, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
         fn_kwargs={"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
                    "model_sha256": spec.model_sha256, "filters_hash": result_hash, "run_id": spec.run_id,
-                   "metadata": spec.metadata},
+                   "metadata": spec.metadata, "fenced": spec.fenced},
     )
 
 
@@ -250,11 +258,15 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     if entries.num_rows == 0:
         return progress
     ds = build_dataset(entries, spec)
-    for stats in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        for row in stats.to_pylist():
-            progress.parts += 1
-            for k in STAT_FIELDS:
-                progress.counts[k] += int(row[k])
-            if on_part is not None:
-                on_part(progress)
+    # Closed explicitly: when on_part raises (a crash, a lost lease) Ray Data shuts its executor down
+    # only once the generator is closed, and left to the garbage collector its actors would keep
+    # their CPUs for an unknown time, starving the next run on the cluster.
+    with contextlib.closing(iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))) as batches:
+        for stats in batches:
+            for row in stats.to_pylist():
+                progress.parts += 1
+                for k in STAT_FIELDS:
+                    progress.counts[k] += int(row[k])
+                if on_part is not None:
+                    on_part(progress)
     return progress

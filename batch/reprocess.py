@@ -24,6 +24,7 @@ from typing import Any
 
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.pipeline import result_hash
+from trapline.errors import TraplineError
 
 from .archive import Listing, PathPattern, entries_table, list_archive, open_location, resolve_capture_times
 from .errors import BatchError
@@ -111,8 +112,14 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
     lease = RunLease(open_location(options.out), mv.name, mv.version, run_id).acquire(options.wait_s)
     try:
         lease.start_heartbeat()
+
+        def on_part_held(progress: Progress) -> None:  # a run whose lease was taken over stops here
+            lease.check()
+            if on_part is not None:
+                on_part(progress)
+
         # The version the lease covers: resolved once, so an alias moved meanwhile cannot split them.
-        return _run_planned(options, plan_run(options, mv), run_id, t0, on_part, log)
+        return _run_planned(options, plan_run(options, mv), run_id, t0, on_part_held, log)
     finally:
         lease.release()
 
@@ -221,14 +228,11 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
                                object_store_budget(spec, plan.model.config.input_size))
         if options.via == "serve":
-            try:
-                preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
-                                {"version": spec.model_version, "sha256": spec.model_sha256,
-                                 "filters_hash": spec.filters_hash},
-                                plan.model.config.input_size, options.serve_app,
-                                plan.model.config.preprocess.pad_value)
-            except RuntimeError as exc:
-                raise BatchError(str(exc)) from None
+            preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
+                            {"version": spec.model_version, "sha256": spec.model_sha256,
+                             "filters_hash": spec.filters_hash},
+                            plan.model.config.input_size, options.serve_app,
+                            plan.model.config.preprocess.pad_value)
     except BaseException:
         if started:
             shutdown_ray()
@@ -335,7 +339,9 @@ def describe_error(exc: BaseException) -> str:
             message = f"{type(exc).__name__}: {str(exc).strip()}"
     else:
         lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
-        message = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+        # trapline's own errors say their stable code (trapline/errors.py); anything else its type
+        kind = exc.code if isinstance(exc, TraplineError) else type(exc).__name__
+        message = f"{kind}: {lines[0] if lines else ''}"
     message = message[:1000]
     return f"{stage}: {message}" if stage and stage not in message else message
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import os
 import signal
@@ -102,11 +101,10 @@ def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: 
 def cmd_serve(args: argparse.Namespace) -> int:
     import yaml
 
-    from trapline.errors import UserError
     from trapline.ray_output import console
 
     from .config import read_config_file
-    from .local import ServeStartError, run_config, run_local
+    from .local import run_config, run_local
 
     raw = read_config_file(args.config) if args.config else None
     if raw is not None and "applications" in raw:
@@ -125,7 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with _user_errors(ServeStartError, UserError), started as url:
+        with started as url:
             _announce(url, cfg)
             try:
                 while True:
@@ -136,15 +134,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("stopped", file=console(), flush=True)
     return 0
-
-
-@contextlib.contextmanager
-def _user_errors(kind: type[Exception], user_error: type[Exception]):
-    """Start-up failures are the user's to fix (a missing alias, a busy port): no traceback."""
-    try:
-        yield
-    except kind as exc:
-        raise user_error(str(exc)) from None
 
 
 def _announce(url: str, cfg: ServeConfig) -> None:

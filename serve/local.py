@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from trapline.errors import TraplineError
+
 from . import APP_NAME
 from .config import ServeConfig, parse_serve_config, trapline_app
 
@@ -20,8 +22,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ServeStartError(RuntimeError):
+class ServeStartError(TraplineError):
     """The app could not be deployed or did not become ready; the message says why."""
+
+    code = "serve_start_failed"
 
 
 def wait_until(predicate: Callable[[], T], timeout_s: float, what: str = "condition", interval_s: float = 0.1) -> T:

@@ -16,6 +16,7 @@ from typing import Any
 
 from model_store import Detector, ModelRef, ModelStore, NotFoundError
 from model_store.store import LATEST
+from trapline.errors import TraplineError
 
 from .config import ModelRuntimeConfig
 from .protocol import ApiError, ModelNotFoundError, NotReadyError, VersionRefusedError, load_error_kind
@@ -25,6 +26,12 @@ logger = logging.getLogger("ray.serve.trapline")
 
 HISTORY_FALLBACK = 3  # how many earlier versions of an alias a fresh replica may fall back to
 MAX_FAILURES_KEPT = 16
+
+
+class ModelUnavailableError(TraplineError):
+    """No version of a served model could be loaded at start-up; the message names the model and why."""
+
+    code = "model_unavailable"
 
 
 @dataclass
@@ -241,7 +248,7 @@ class VersionManager:
             failure = self._failures.get(target or "")
             why = f"{failure.kind}: {failure.message}" if failure else (
                 f"the store has no alias {self.default_alias!r} for {self.model!r}" if target is None else "not loaded")
-            raise RuntimeError(f"cannot serve {self.model}@{self.default_alias}: {why}")
+            raise ModelUnavailableError(f"cannot serve {self.model}@{self.default_alias}: {why}")
         return changes
 
     def _read_aliases(self) -> dict[str, Any]:

@@ -114,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Through the imported module: run as __main__, this file's UserError would be a second class
-    # that the doors' errors (which import trapline.cli) do not derive from.
+    # Through the imported module, so `python -m trapline.cli` and the console script share one
+    # module object (and one parser) with the doors that import from it.
     from trapline.cli import main as trapline_main
 
     sys.exit(trapline_main())

@@ -21,6 +21,8 @@ as their reason). Library modules import this leaf module, never the CLI.
 | model_error        | a loaded model that fails on an input                             |
 | batch_error        | a batch job that cannot start or go on (options, lease, cluster)  |
 | ray_unreachable    | a Ray cluster address (--address, $RAY_ADDRESS) nothing answers at |
+| serve_start_failed | a Serve app that could not be deployed or did not become ready    |
+| model_unavailable  | a served model none of whose versions could be loaded at start-up |
 """
 
 from __future__ import annotations

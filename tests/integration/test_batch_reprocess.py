@@ -142,6 +142,17 @@ def test_selection_latest_per_camera_window_and_limit(ray_cluster, env, tmp_path
     assert rows["uri"].is_unique and len(rows) == 3 + 7
 
 
+def cpus_back_after_a_failed_run(timeout_s: float = 30.0) -> None:
+    """A run that stopped half-way has given its actors' CPUs back (else the next run would wait for them)."""
+    import ray
+
+    from serve.local import wait_until
+
+    total = ray.cluster_resources()["CPU"]
+    wait_until(lambda: ray.available_resources().get("CPU", 0.0) >= total - 1e-6, timeout_s,
+               f"all {total:g} CPUs to be free after the failed run (free: {ray.available_resources().get('CPU')})")
+
+
 def test_failure_mid_run_is_recorded_and_the_rerun_completes(ray_cluster, env, tmp_path):
     out, n = tmp_path / "out", len(env["spec"].images)
 
@@ -154,6 +165,7 @@ def test_failure_mid_run_is_recorded_and_the_rerun_completes(ray_cluster, env, t
     report = run_reprocess(options(env, out, rows_per_file=1, read_batch_size=1, batch_size=1), on_part=crash)
     assert report.status == "failed" and "injected crash" in report.error
     assert json.loads(Path(report.manifest).read_text())["status"] == "failed"
+    cpus_back_after_a_failed_run()
     done = len(image_rows(out))
     assert 0 < done < n
     resumed = run_reprocess(options(env, out))

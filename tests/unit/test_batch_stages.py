@@ -54,6 +54,33 @@ def run_stages(plan, rows_per_file=7):
     return run_id, stats
 
 
+def test_a_fenced_write_commits_only_while_its_run_holds_the_lease(env, tmp_path):
+    """A write task that outlives its run (or whose run lost the lease) commits nothing."""
+    from batch.archive import open_location
+    from batch.lease import LeaseLostError, RunLease
+
+    plan = plan_for(env, tmp_path / "out")
+    run_id = new_run_id()
+    spec = _spec(plan, run_id, 1)
+    table = entries_table(plan.selection.todo).slice(0, 3)
+    results = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)(
+        read_and_prepare(table, archive_url=spec.archive_url, config_json=spec.config_json))
+    kw = {"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
+          "model_sha256": spec.model_sha256, "filters_hash": spec.filters_hash, "metadata": spec.metadata,
+          "fenced": True}
+    lease = RunLease(open_location(spec.out_url), spec.model_name, spec.model_version, run_id).acquire()
+    other = "20240601T120000Z-other0"
+    with pytest.raises(LeaseLostError, match=f"run {other} no longer holds .* \\(run {run_id} does\\)"):
+        write_results(results, run_id=other, **kw)
+    assert plan.tables.read(IMAGES, "trapcam", "1").num_rows == 0
+    write_results(results, run_id=run_id, **kw)
+    assert plan.tables.read(IMAGES, "trapcam", "1").num_rows == 3
+    lease.release()
+    with pytest.raises(LeaseLostError, match="nobody does"):
+        write_results(results, run_id=run_id, **kw)
+    assert plan.tables.read(IMAGES, "trapcam", "1").num_rows == 3
+
+
 def test_read_stage_turns_bad_files_into_failed_rows(env):
     plan = plan_for(env, env["dir"] / "unused")
     spec = env["spec"]
@@ -160,6 +187,7 @@ def test_oversized_files_are_refused_without_reading_them(env, monkeypatch):
 
 
 def test_serve_answers_from_another_version_or_filter_set_are_refused():
+    from batch.errors import BatchError
     from batch.inference import check_served
     from model_store import ImageDetections
 
@@ -167,9 +195,9 @@ def test_serve_answers_from_another_version_or_filter_set_are_refused():
                                           "height": 1, "detections": [],
                                           "filters": {"names": [], "hash": "f1", "configs": []}})
     check_served(res, {"version": "2", "sha256": "a" * 64, "filters_hash": "f1"})
-    with pytest.raises(RuntimeError, match=r"version '2' \(expected '1'\)"):
+    with pytest.raises(BatchError, match=r"version '2' \(expected '1'\)"):
         check_served(res, {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"})
-    with pytest.raises(RuntimeError, match="filters_hash"):
+    with pytest.raises(BatchError, match="filters_hash"):
         check_served(res, {"version": "2", "sha256": "a" * 64, "filters_hash": "f2"})
 
 
@@ -210,7 +238,13 @@ def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(mon
     monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
     client = inference.ServeClient("m", "m:1", None, {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"},
                                    window=3)
-    data = [b"ok%d" % i for i in range(6)] + [b"busy", b"junk"]
+    rows = client(_bytes_batch([b"ok%d" % i for i in range(6)] + [b"busy", b"junk"])).to_pylist()
+    assert [r["status"] for r in rows] == ["empty"] * 7 + ["failed"]  # five 503s waited out, not failed
+    assert rows[-1]["error_reason"] == "not_image"  # the decoder's reason, as a read task would record it
+    assert fake.most_in_flight == 3
+
+
+def _bytes_batch(data: list[bytes]) -> dict[str, np.ndarray]:
     n = len(data)
     batch = {"uri": np.array([f"u{i}" for i in range(n)], dtype=object), "status": np.array(["pending"] * n, object),
              "error_reason": np.array([None] * n, object), "error": np.array([None] * n, object),
@@ -218,10 +252,38 @@ def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(mon
     for k in ("rel_path", "content_id", "camera_id", "capture_time_source"):
         batch[k] = np.array(["x"] * n, dtype=object)
     batch["size_bytes"] = np.ones(n, np.int64)
-    rows = client(batch).to_pylist()
-    assert [r["status"] for r in rows] == ["empty"] * 7 + ["failed"]  # five 503s waited out, not failed
-    assert rows[-1]["error_reason"] == "not_image"  # the decoder's reason, as a read task would record it
-    assert fake.most_in_flight == 3
+    return batch
+
+
+def test_serve_client_retries_a_dead_replica_but_not_a_bug(monkeypatch):
+    """Only transient failures are sent again: a replica that died, one not ready yet; a bug is raised at once."""
+    from ray.exceptions import ActorDiedError
+
+    import batch.inference as inference
+    from serve.protocol import NotReadyError
+
+    monkeypatch.setattr(inference.time, "sleep", lambda s: None)
+    expected = {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"}
+    fake = _FakeDeployment({b"restart": [ActorDiedError(), NotReadyError("warming up")]})
+    monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
+    rows = inference.ServeClient("m", "m:1", None, expected)(_bytes_batch([b"restart", b"ok"])).to_pylist()
+    assert [r["status"] for r in rows] == ["empty", "empty"] and fake.script[b"restart"] == []
+
+    bug = KeyError("detections")
+    fake = _FakeDeployment({b"bug": [bug, bug, bug]})
+    monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
+    with pytest.raises(KeyError):
+        inference.ServeClient("m", "m:1", None, expected)(_bytes_batch([b"bug"]))
+    assert len(fake.script[b"bug"]) == 2  # tried once, not three times
+
+
+def test_run_summary_names_the_code_of_trapline_errors():
+    from batch.reprocess import describe_error
+    from model_store import ModelRunError
+
+    assert describe_error(ModelRunError("model m:1 failed on [1, 3, 9, 9]")) == \
+        "model_error: model m:1 failed on [1, 3, 9, 9]"
+    assert describe_error(OSError("disk full")) == "OSError: disk full"
 
 
 def test_workers_get_the_drivers_s3_settings_only_when_there_are_some():

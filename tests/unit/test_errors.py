@@ -19,13 +19,16 @@ from model_store import (
     StoreError,
 )
 from model_store.errors import StorageError
+from serve.local import ServeStartError
 from serve.protocol import core_error, load_error_kind
+from serve.versions import ModelUnavailableError
 from trapline.cli import main
 from trapline.errors import TraplineError, UserError
 from trapline.ray_runtime import RayUnreachableError
 
 ALL = [UserError, StoreError, NotFoundError, ChecksumError, StorageError, ConfigError, FilterConfigError,
-       InvalidRefError, ImageDecodeError, ModelLoadError, ModelRunError, BatchError, RayUnreachableError]
+       InvalidRefError, ImageDecodeError, ModelLoadError, ModelRunError, BatchError, RayUnreachableError,
+       ServeStartError, ModelUnavailableError]
 
 
 def test_every_error_a_user_sees_has_a_documented_stable_code():

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from batch.archive import open_location
-from batch.lease import LeaseHeldError, RunLease
+from batch.lease import LeaseHeldError, LeaseLostError, RunLease
 
 
 def lease(url: str, run_id: str, **kw) -> RunLease:
@@ -70,3 +70,45 @@ def test_a_dead_holder_on_this_host_is_stale_at_once(tmp_path):
             f"RunLease(open_location({str(tmp_path / 'out')!r}), 'trapcam', '1', 'run-dead').acquire()")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     lease(str(tmp_path / "out"), "run-b").acquire().release()  # no wait for the ttl
+
+
+def test_runs_taking_over_a_stale_lease_at_once_give_it_to_exactly_one(out_url):
+    lease(out_url, "run-dead", ttl_s=0.2).acquire()  # never beats, never released
+    time.sleep(0.4)
+    contenders = [lease(out_url, f"run-{i}", ttl_s=0.2) for i in range(6)]
+    start, won, refused = threading.Barrier(len(contenders)), [], []
+
+    def contend(one: RunLease) -> None:
+        start.wait()
+        try:
+            won.append(one.acquire())
+        except LeaseHeldError:
+            refused.append(one)
+
+    threads = [threading.Thread(target=contend, args=(c,)) for c in contenders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Some may see the winner's lease as stale too (its ttl is 0.2 s), but never two at the same moment:
+    # the file names the last winner, and each earlier winner finds out at its next refresh.
+    storage = contenders[0].storage
+    holder = json.loads(storage.fs.cat_file(storage.path(*contenders[0].parts)))["run_id"]
+    assert len(won) + len(refused) == len(contenders) and won
+    assert [w.holder.run_id for w in won if w.refresh()] == [holder]
+
+
+def test_a_holder_that_stalled_past_the_ttl_loses_the_lease_and_stops(out_url):
+    stalled = lease(out_url, "run-a", ttl_s=0.3).acquire()  # its heartbeat thread never ran (a long GC, a frozen VM)
+    time.sleep(0.5)
+    taker = lease(out_url, "run-b", ttl_s=0.3).acquire()
+    stalled.check()  # it has not found out yet
+    assert stalled.refresh() is False and stalled.lost.run_id == "run-b"
+    with pytest.raises(LeaseLostError, match="run run-b"):
+        stalled.check()
+    stalled.release()  # must not delete the new holder's lease
+    storage = taker.storage
+    assert json.loads(storage.fs.cat_file(storage.path(*taker.parts)))["run_id"] == "run-b"
+    with pytest.raises(LeaseHeldError):
+        lease(out_url, "run-c").acquire()
+    taker.release()

@@ -297,26 +297,54 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
                            observationTags=f"{obs['observationTags']}|classification:{c['label']}")
             observations.append(obs)
     if events is not None:
-        observations += _event_observations(events, images, tset, offset)
+        observations += _event_observations(events, by_uri, images, tset, offset)
     return media, observations
 
 
-def _event_observations(events: pd.DataFrame, images: pd.DataFrame, tset: TableSet, offset: str) -> list[dict]:
-    """Event-level observations: one per event and label (a blank event: one `blank` row)."""
+def _event_observations(events: pd.DataFrame, by_uri: dict[str, pd.DataFrame], images: pd.DataFrame,
+                        tset: TableSet, offset: str) -> list[dict]:
+    """Event-level observations: one per event and what was seen (a blank event: one `blank` row).
+
+    "What was seen" is the detector label, or with a classifier its taxon (the first classifier's,
+    as at media level): `count` is the most such boxes in one image of the event (the same animal is
+    in every frame), `classificationProbability` the highest score among them.
+    """
     classified_at = _iso(images["processed_at"].max(), "Z") if not images.empty else ""
+    classified_by = f"{tset.model_name} {tset.model_version}"
     rows = []
     for ev in events.itertuples(index=False):
+        counts: dict[tuple[str, str], int] = {}
+        scores: dict[tuple[str, str], float] = {}
+        classifier: dict[tuple[str, str], str] = {}
+        for uri in ev.uris:
+            per_image: dict[tuple[str, str], int] = {}
+            g = by_uri.get(uri)
+            for d in [] if g is None else g.itertuples(index=False):
+                c = d.classifications[0] if getattr(d, "classifications", None) else None
+                key = (d.label, scientific_name(c) if c is not None else "")
+                per_image[key] = per_image.get(key, 0) + 1
+                scores[key] = max(scores.get(key, 0.0), float(c["score"] if c is not None else d.score))
+                if c is not None:
+                    classifier[key] = f"{c['classifier_name']} {c['classifier_version']}"
+            for key, n in per_image.items():
+                counts[key] = max(counts.get(key, 0), n)
         base = {"deploymentID": ev.camera_id if isinstance(ev.camera_id, str) and ev.camera_id else "unknown",
                 "mediaID": "", "eventID": ev.event_id, "eventStart": _iso(ev.start, offset),
                 "eventEnd": _iso(ev.end, offset), "observationLevel": "event", "classificationMethod": "machine",
-                "classifiedBy": f"{tset.model_name} {tset.model_version}", "classificationTimestamp": classified_at}
-        if not len(ev.labels):
+                "classifiedBy": classified_by, "classificationTimestamp": classified_at}
+        if not counts:
             rows.append({**base, "observationID": f"{ev.event_id}_blank", "observationType": "blank",
                          "observationTags": f"images:{ev.images}|filters:{tset.filters_hash}"})
-        for label, count, score in zip(ev.labels, ev.label_counts, ev.label_max_scores, strict=True):
-            rows.append({**base, "observationID": f"{ev.event_id}_{label}", "observationType": observation_type(label),
-                         "count": int(count), "classificationProbability": round(float(score), 4),
-                         "observationTags": f"label:{label}|images:{ev.images}|filters:{tset.filters_hash}"})
+        for label, taxon in sorted(counts):
+            key = (label, taxon)
+            row = {**base, "observationID": "_".join(filter(None, (ev.event_id, label, taxon))),
+                   "observationType": observation_type(label), "count": counts[key],
+                   "classificationProbability": round(scores[key], 4),
+                   "observationTags": f"label:{label}|images:{ev.images}|filters:{tset.filters_hash}"}
+            if taxon:
+                row.update(scientificName=taxon, classifiedBy=f"{classified_by} + {classifier[key]}",
+                           observationTags=f"{row['observationTags']}|classification:{taxon}")
+            rows.append(row)
     return rows
 
 

@@ -129,8 +129,10 @@ def exported_megadetector_disagreements(out, name: str, tmp_path) -> list[str]:
     path = tmp_path / f"{name}.json"
     run_export(str(out), "megadetector", str(path), model=f"{name}:1")
     md = json.loads(path.read_text())
-    assert md["detection_categories"].items() <= {"1": "animal", "2": "person", "3": "vehicle"}.items()
+    assert md["detection_categories"] == {"1": "animal", "2": "person", "3": "vehicle"}
     sizes = {r.rel_path: (r.width, r.height) for r in Tables(str(out)).read(IMAGES, name, "1").to_pandas().itertuples()}
+    assert sorted(entry["file"] for entry in md["images"]) == sorted(image_names())  # every image, none twice
+    assert sum(len(entry["detections"]) for entry in md["images"]) > 0
     problems = []
     for entry in md["images"]:
         w, h = sizes[entry["file"]]

@@ -89,3 +89,35 @@ def test_camtrap_dp_event_level_observations(env, tmp_path):
     media_rows = [r for r in both if r["observationLevel"] == "media"]
     event_ids = {r["eventID"] for r in both if r["observationLevel"] == "event"}
     assert media_rows and all(r["eventID"] in event_ids for r in media_rows)
+
+
+def test_event_level_observations_carry_the_species_when_a_classifier_ran():
+    from types import SimpleNamespace
+
+    from batch.export import camtrap_dp
+
+    def cls(label, score, path):
+        return {"label": label, "score": score, "taxon_path": path, "classifier_name": "species",
+                "classifier_version": "2"}
+
+    images = pd.DataFrame([{**image(u, "A", t, count=n), "content_id": "c", "rel_path": f"A/{u}.jpg",
+                            "processed_at": T0} for u, t, n in (("f1", 0, 2), ("f2", 10, 1), ("f3", 20, 0))])
+    box = {"bbox_x": 0.1, "bbox_y": 0.1, "bbox_w": 0.2, "bbox_h": 0.2}
+    deer = cls("deer", 0.8, ["Animalia", "Cervidae", "Capreolus capreolus"])
+    dets = pd.DataFrame([
+        {"uri": "f1", "label": "animal", "score": 0.9, **box, "classifications": [deer]},
+        {"uri": "f1", "label": "animal", "score": 0.7, **box, "classifications": [{**deer, "score": 0.6}]},
+        {"uri": "f2", "label": "animal", "score": 0.6, **box, "classifications": [cls("fox", 0.95, [])]},
+        {"uri": "f2", "label": "person", "score": 0.5, **box, "classifications": []},
+    ])
+    tset = SimpleNamespace(model_name="md", model_version="5", filters_hash="h", labels=["animal", "person"])
+    _, rows = camtrap_dp(images, dets, tset, observation_level="event", gap_s=60)
+    by_name = {(r.get("scientificName", ""), r["observationTags"].split("|")[0]): r for r in rows}
+    assert set(by_name) == {("Capreolus capreolus", "label:animal"), ("fox", "label:animal"), ("", "label:person")}
+    roe = by_name[("Capreolus capreolus", "label:animal")]
+    assert roe["count"] == 2 and roe["classificationProbability"] == 0.8  # two in one frame; the best answer
+    assert roe["classifiedBy"] == "md 5 + species 2" and roe["observationType"] == "animal"
+    assert by_name[("fox", "label:animal")]["count"] == 1
+    person = by_name[("", "label:person")]
+    assert person["classificationProbability"] == 0.5 and person["classifiedBy"] == "md 5"
+    assert len({r["observationID"] for r in rows}) == 3 and {r["eventID"] for r in rows} == {"A_20240501T060000"}

@@ -65,3 +65,20 @@ def test_a_formed_batch_matches_one_by_one(store):
             [single] = det.infer([p])
             assert raw.shape == single.shape
             assert abs(raw - single).max() < 1e-3, name
+
+
+def test_the_yardstick_refuses_a_shifted_box_a_score_off_by_more_than_002_and_an_extra_box():
+    from tests.fixtures.parity import Box
+
+    ref = [Box(0, 0.80, (100.0, 100.0, 200.0, 200.0)), Box(1, 0.50, (300.0, 300.0, 340.0, 340.0))]
+    assert compare(ref, list(ref)).ok
+    assert compare(ref, [Box(0, 0.81, (101.0, 100.0, 201.0, 200.0)), ref[1]]).ok  # IoU 0.98, |dscore| 0.01
+    shifted = compare(ref, [Box(0, 0.80, (106.0, 100.0, 206.0, 200.0)), ref[1]])  # IoU 0.89
+    assert (shifted.matched, len(shifted.misses)) == (1, 1)
+    rescored = compare(ref, [Box(0, 0.83, ref[0].xyxy), ref[1]])
+    assert rescored.matched == 1 and not rescored.ok
+    relabelled = compare(ref, [Box(2, 0.80, ref[0].xyxy), ref[1]])
+    assert relabelled.matched == 1 and relabelled.extras  # the wrong-class box is also an extra
+    extra = compare(ref, [*ref, Box(0, 0.31, (0.0, 0.0, 20.0, 20.0))])
+    assert extra.matched == 2 and len(extra.extras) == 1
+    assert compare(ref, [*ref, Box(0, 0.29, (0.0, 0.0, 20.0, 20.0))]).ok  # under the bar: not counted

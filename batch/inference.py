@@ -194,7 +194,7 @@ class ServeClient:
         failures, overloaded_since = 0, None
         while True:
             try:
-                return ImageDetections.model_validate(response.result())
+                return response.result()  # the replica's ImageDetections, as it is
             except Exception as exc:  # noqa: BLE001 - sorted below: refusal, overload, transient, or fatal
                 refusal = served_refusal(exc)
                 if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
@@ -279,13 +279,13 @@ def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, ex
         w, h = input_size
         blank = np.full((h, w, 3), pad_value, np.uint8)
         meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
-        raw = handle.detect_prepared.remote(blank, meta, ref, filter_overrides or None).result()
+        record = handle.detect_prepared.remote(blank, meta, ref, filter_overrides or None).result()
     except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message
         raise BatchError(
             f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "
             f"{type(exc).__name__}: {exc}. Start the service on this cluster (and pass --address) "
             "or use --via actors") from None
-    check_served(ImageDetections.model_validate(raw), expected)
+    check_served(record, expected)
 
 
 def config_json(config: Any) -> str:

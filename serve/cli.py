@@ -18,10 +18,14 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction) -> None:
     from model_store.cli import add_store_argument
 
+    from .config import HttpConfig
+
+    # The defaults the help states are the config model's own, so the two cannot drift.
+    host, port = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
     p = sub.add_parser(
         "serve", help="run the detection service (Ray Serve + HTTP) until Ctrl-C",
-        description="Start a local Ray (or use --address / $RAY_ADDRESS), deploy the trapline Serve app and serve "
-                    "HTTP on 127.0.0.1:8000 until Ctrl-C. A Ray Serve config file (serve.yaml) is deployed as "
+        description=f"Start a local Ray (or use --address / $RAY_ADDRESS), deploy the trapline Serve app and serve "
+                    f"HTTP on {host}:{port} until Ctrl-C. A Ray Serve config file (serve.yaml) is deployed as "
                     "`serve run` would; for a long-lived deployment on a cluster use `serve deploy serve.yaml`.")
     p.add_argument("--config", default=None,
                    help="a Ray Serve config file (e.g. serve.yaml, import_path serve.app:app_builder) "
@@ -30,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", dest="models", metavar="NAME",
                    help="serve this model (repeatable; default: the config's models, else every model in the "
                         "store that has a production alias)")
-    p.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1: reachable from this machine "
+    p.add_argument("--host", default=None, help=f"HTTP bind address (default {host}: reachable from this machine "
                                                 "only; 0.0.0.0 exposes the HTTP port, and only it)")
-    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=None, help=f"HTTP port (default {port}; 0 picks a free one)")
     p.add_argument("--address", default=None,
                    help="Ray cluster to deploy to, e.g. auto for the one `ray start` runs on this machine "
                         "(default: $RAY_ADDRESS, else start a local Ray for the lifetime of this command)")

@@ -15,6 +15,8 @@ from typing import Any
 
 from ray import serve
 
+from model_store import ImageDetections
+
 from . import APP_NAME, detector_deployment_name
 from .ingress import IngressCore
 from .replica import DetectorReplica
@@ -60,11 +62,11 @@ class DirectCore(IngressCore):
         return await self.replica.preload(version)
 
     async def detect_bytes(self, data: bytes, ref: str | None = None,
-                           filters: dict[str, Any] | None = None) -> dict[str, Any]:
+                           filters: dict[str, Any] | None = None) -> ImageDetections:
         return await self.replica.detect_bytes(data, ref, filters)
 
     async def detect_prepared(self, prepared: Any, meta: Any, ref: str | None = None,
-                              filters: dict[str, Any] | None = None) -> dict[str, Any]:
+                              filters: dict[str, Any] | None = None) -> ImageDetections:
         return await self.replica.detect_prepared(prepared, meta, ref, filters)
 
 

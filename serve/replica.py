@@ -143,11 +143,11 @@ class DetectorReplica(VersionedReplica):
         return {"record": body, "jpeg": jpeg, "cut": cut}
 
     async def detect_bytes(self, data: bytes, ref: str | None = None,
-                           filters: dict[str, Any] | None = None) -> dict[str, Any]:
+                           filters: dict[str, Any] | None = None) -> ImageDetections:
         """The batch-job entry point (`--via serve`): one encoded image of an archive, in the bulk lane.
 
         Decoded and letterboxed here like an HTTP request, so only the file's bytes travel; returns
-        `ImageDetections.model_dump(mode="json")`. Online requests go first at every batch; when
+        the `ImageDetections` record as it is (Ray pickles it). Online requests go first at every batch; when
         the bulk lane is full the call is refused with OverloadedError (503) and the caller retries.
         """
         request_id = current_request_id()
@@ -159,13 +159,13 @@ class DetectorReplica(VersionedReplica):
         return self._archive_answer(loaded, record, t0)
 
     async def detect_prepared(self, prepared: np.ndarray, meta: LetterboxMeta, ref: str | None = None,
-                              filters: dict[str, Any] | None = None) -> dict[str, Any]:
+                              filters: dict[str, Any] | None = None) -> ImageDetections:
         """The batch-job entry point: one image already letterboxed by `Detector.prepare`.
 
         `prepared` is the HWC uint8 array and `meta` the `LetterboxMeta` (as it is; Ray pickles it) from
         `Detector.prepare` of the same model (same input size); `ref` is None (the default alias),
         "NAME:VERSION" or "NAME@ALIAS"; `filters` are per-call overrides. Returns
-        `ImageDetections.model_dump(mode="json")`, the library's record for the same image
+        the `ImageDetections` record (as it is), the library's record for the same image
         (timing_ms holds queue / inference / postprocess / batch_size). Goes through the same
         dynamic batching as HTTP requests.
         """
@@ -201,11 +201,9 @@ class DetectorReplica(VersionedReplica):
             record = await self._run(_Item(loaded, prepared, meta, filterset, timing), lane)
         return loaded, record, rgb
 
-    def _archive_answer(self, loaded: LoadedVersion, record: ImageDetections, t0: float) -> dict[str, Any]:
-        body = record.model_dump(mode="json")
-        self.metrics.result(loaded.version, [d["label"] for d in body["detections"]],
-                            (time.perf_counter() - t0) * 1000)
-        return body
+    def _archive_answer(self, loaded: LoadedVersion, record: ImageDetections, t0: float) -> ImageDetections:
+        self.metrics.result(loaded.version, [d.label for d in record.detections], (time.perf_counter() - t0) * 1000)
+        return record
 
     def _decode_prepare(self, loaded: LoadedVersion, data: bytes, keep_rgb: bool):
         """Decode (pixel cap checked on the header first) and letterbox; the full-size image is kept

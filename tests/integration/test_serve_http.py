@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from model_store import ModelStore
+from model_store import ImageDetections, ModelStore
 from model_store.imaging import decode_image
 from serve import get_detector_handle
 from serve.local import run_local, wait_until
@@ -265,6 +265,8 @@ def test_detect_prepared_is_the_library_record(url, store):
         det = store.load_detector(ref or "fixture")
         prepared, meta = det.prepare(rgb)
         got = handle.detect_prepared.remote(prepared, meta, ref, filters).result()
+        assert isinstance(got, ImageDetections)  # typed across the handle, not a dict
+        got = got.model_dump(mode="json")
         want = det.predict_batch([rgb], filters=filters)[0].model_dump(mode="json")
         assert {k: v for k, v in got.items() if k != "timing_ms"} == {k: v for k, v in want.items() if k != "timing_ms"}
         assert {"queue", "inference", "postprocess", "batch_size"} <= set(got["timing_ms"])
@@ -285,7 +287,7 @@ def test_online_requests_go_ahead_of_archive_images_and_never_share_their_batch(
                handle.detect_bytes.remote(IMAGE, None, None)]  # both archive entry points: the bulk lane
     time.sleep(0.3)  # the archive batch is open, waiting for company
     [http] = burst(url, 1, {"model": "slowbatch"})
-    bulk = [r.result() for r in archive]
+    bulk = [r.result().model_dump(mode="json") for r in archive]
     assert http.status_code == 200
     online = http.json()["timing_ms"]
     assert online["batch_size"] == 1.0 and [b["timing_ms"]["batch_size"] for b in bulk] == [2.0, 2.0]

@@ -224,8 +224,11 @@ class _FakeResponse:
         failures = self.owner.script.get(self.data, [])
         if failures:
             raise failures.pop(0)
-        return {"model": {"name": "m", "version": "1", "sha256": "a" * 64}, "width": 4, "height": 3,
-                "detections": [], "filters": {"names": [], "hash": "f1", "configs": []}}
+        from model_store import ImageDetections
+
+        return ImageDetections.model_validate(  # what the replica answers: the record, as it is
+            {"model": {"name": "m", "version": "1", "sha256": "a" * 64}, "width": 4, "height": 3,
+             "detections": [], "filters": {"names": [], "hash": "f1", "configs": []}})
 
 
 def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(monkeypatch):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +20,7 @@ from . import APP_NAME
 from .config import ServeConfig, parse_serve_config, trapline_app
 
 logger = logging.getLogger(__name__)
+_EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
 T = TypeVar("T")
 
 
@@ -145,8 +147,9 @@ def deploy_failure(app_name: str) -> str | None:
     reasons = []
     for name, dep in app.deployments.items():
         if dep.status in ("DEPLOY_FAILED", "UNHEALTHY") and dep.message:
-            last = [line for line in dep.message.strip().splitlines() if line.strip()][-1]
-            reasons.append(f"{name}: {last.strip()}")
+            last = [line for line in dep.message.strip().splitlines() if line.strip()][-1].strip()
+            # "serve.versions.ModelUnavailableError: cannot serve ..." -> the message, which says it all
+            reasons.append(f"{name}: {_EXCEPTION_PREFIX.sub('', last)}")
     return f"Serve app {app_name!r} failed to deploy: " + "; ".join(reasons) if reasons else None
 
 

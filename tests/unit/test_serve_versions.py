@@ -10,7 +10,7 @@ import pytest
 from model_store import ModelRef
 from serve.config import ModelRuntimeConfig
 from serve.protocol import ModelNotFoundError, NotReadyError, VersionRefusedError
-from serve.versions import VersionManager
+from serve.versions import ModelUnavailableError, VersionManager
 from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
 
 
@@ -95,12 +95,12 @@ def test_fresh_replica_falls_back_to_alias_history(local_store, tmp_path):
 
 def test_initial_load_fails_loudly_without_a_servable_version(local_store, tmp_path):
     vm, _ = manager(local_store)
-    with pytest.raises(RuntimeError, match="no alias 'production'"):
+    with pytest.raises(ModelUnavailableError, match="no alias 'production'"):
         vm.refresh(initial=True)
     publish_corrupt_onnx(local_store, tmp_path, "3")
     local_store.promote("fixture:3")
     vm, _ = manager(local_store)
-    with pytest.raises(RuntimeError, match="model_load_failed"):
+    with pytest.raises(ModelUnavailableError, match="model_load_failed"):
         vm.refresh(initial=True)
     with pytest.raises(NotReadyError, match="model_load_failed"):
         vm.lookup()

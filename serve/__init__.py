@@ -5,8 +5,9 @@ builds the application, `run_local` (serve.local) starts it on a local or existi
 
 Contract for other Ray programs (the batch jobs): the model deployment for model NAME is
 `detector-NAME` in the Serve application `trapline`; `get_detector_handle(NAME)` returns a
-handle whose `detect_prepared(prepared, meta, ref, filters)` goes through the same dynamic
-batching as HTTP requests (see serve.replica.DetectorReplica.detect_prepared).
+handle whose `detect_bytes(data, ref, filters)` and `detect_prepared(prepared, meta, ref, filters)`
+go through the same dynamic batching as HTTP requests, in the lower-priority archive lane, and
+answer with the `model_store.ImageDetections` record itself (see serve.replica.DetectorReplica).
 """
 
 from __future__ import annotations

@@ -194,7 +194,8 @@ class ServeClient:
         failures, overloaded_since = 0, None
         while True:
             try:
-                return response.result()  # the replica's ImageDetections, as it is
+                # the replica's ImageDetections as it is (a dict from a deployment of an older trapline)
+                return ImageDetections.model_validate(response.result())
             except Exception as exc:  # noqa: BLE001 - sorted below: refusal, overload, transient, or fatal
                 refusal = served_refusal(exc)
                 if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
@@ -246,14 +247,14 @@ def is_overloaded(exc: BaseException) -> bool:
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed call may succeed when sent again: a replica that died or is restarting, a
     deployment that is not ready yet, a lost connection. Anything else is raised at once."""
-    from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError
+    from ray.exceptions import GetTimeoutError, NodeDiedError, ObjectLostError, RayActorError, WorkerCrashedError
     from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 
     from serve.protocol import unwrap_error
 
     exc = unwrap_error(exc)
-    if isinstance(exc, RayActorError | ObjectLostError | GetTimeoutError | DeploymentUnavailableError
-                  | ReplicaUnavailableError | ConnectionError | TimeoutError):
+    if isinstance(exc, RayActorError | WorkerCrashedError | NodeDiedError | ObjectLostError | GetTimeoutError
+                  | DeploymentUnavailableError | ReplicaUnavailableError | ConnectionError | TimeoutError):
         return True
     return getattr(exc, "status", None) == 503  # not_ready, crop_geometry_changed (overloaded is handled apart)
 
@@ -285,7 +286,7 @@ def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, ex
             f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "
             f"{type(exc).__name__}: {exc}. Start the service on this cluster (and pass --address) "
             "or use --via actors") from None
-    check_served(record, expected)
+    check_served(ImageDetections.model_validate(record), expected)
 
 
 def config_json(config: Any) -> str:

@@ -80,6 +80,9 @@ class RunLease:
         """Take the lease, waiting up to `wait_s` for a live holder to finish; LeaseHeldError after that."""
         deadline = time.monotonic() + wait_s
         while True:
+            # The times written are those of this attempt: a lease taken after a long wait must not
+            # look stale (and be taken over) the moment it is written.
+            self.holder.started_at = self.holder.heartbeat_at = time.time()
             if self._create():
                 return self
             current, tag = self._read()
@@ -99,13 +102,18 @@ class RunLease:
     def _create(self) -> bool:
         path = self.storage.path(*self.parts)
         if self.storage.is_local:
+            # Written whole to a private file, then hard-linked into place: link() fails if the lease
+            # exists, and no reader ever sees a half-written (so seemingly stale) lease.
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{self.holder.run_id}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(self._body())
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.link(tmp, path)
             except FileExistsError:
                 return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(self._body())
+            finally:
+                os.unlink(tmp)
             return True
         try:
             self._etag = _etag(self.storage.fs.pipe_file(path, self._body(), mode="create"))
@@ -190,27 +198,39 @@ class RunLease:
 
     def refresh(self) -> bool:
         """Write a new heartbeat if the lease is still ours; False (and `lost` set) if another run has it."""
-        mine = Holder(**asdict(self.holder))
-        self.holder.heartbeat_at = time.time()
+        beat = Holder(**{**asdict(self.holder), "heartbeat_at": time.time()})
+        body = json.dumps(asdict(beat)).encode()
+        path = self.storage.path(*self.parts)
         if self.storage.is_local:
             with self._locked():
                 current, _ = self._read()
-                if current == mine:
-                    self.storage.write_atomic(self._body(), *self.parts)
+                if self._is_mine(current):
+                    self.storage.write_atomic(body, *self.parts)
+                    self.holder = beat
                     return True
         else:
-            if self._etag is None:  # a server that did not say: condition on what is there now
+            current = None
+            if self._etag is None:  # a server that did not say: condition on what is there now, if ours
                 current, self._etag = self._read()
-            try:
-                self._etag = _etag(self.storage.fs.pipe_file(self.storage.path(*self.parts), self._body(),
-                                                             IfMatch=self._etag))
-                return True
-            except (FileExistsError, OSError) as exc:
-                if not _precondition_failed(exc):
-                    raise
-            current, _ = self._read()
+            if self._etag is not None and (current is None or self._is_mine(current)):
+                try:
+                    self._etag = _etag(self.storage.fs.pipe_file(path, body, IfMatch=self._etag))
+                    self.holder = beat
+                    return True
+                except (FileExistsError, OSError) as exc:
+                    if not _precondition_failed(exc):
+                        raise
+                current, tag = self._read()
+                if self._is_mine(current):  # our own earlier write landed (its answer was lost): carry on
+                    self._etag = tag
+                    return True
         self.lost = current or Holder("none", "unknown", -1, 0.0, 0.0)
         return False
+
+    def _is_mine(self, current: Holder | None) -> bool:
+        """Whether the lease read is this run's (whatever heartbeat it last managed to write)."""
+        return current is not None and (current.run_id, current.host, current.pid, current.started_at) == (
+            self.holder.run_id, self.holder.host, self.holder.pid, self.holder.started_at)
 
     def check(self) -> None:
         """Raise LeaseLostError if another run has taken the lease from this one."""
@@ -238,7 +258,9 @@ def check_held(storage: Storage, model_name: str, model_version: str, run_id: st
 
     A part is committed only by a run that still holds its lease, so a write task that outlives its
     run (cancelled but not yet stopped when the run failed, or of a run that stalled and was taken
-    over) cannot add a second copy of images that the next run is processing.
+    over) does not add a second copy of images that the next run is processing. It is a check before
+    the write, so an upload already under way when the lease changes hands can still land; readers
+    keep the newest row per image, so such a copy costs work, not correctness.
     """
     try:
         data = storage.fs.cat_file(storage.path(LEASES_DIR, f"{model_name}@{model_version}.json"))

@@ -112,3 +112,18 @@ def test_a_holder_that_stalled_past_the_ttl_loses_the_lease_and_stops(out_url):
     with pytest.raises(LeaseHeldError):
         lease(out_url, "run-c").acquire()
     taker.release()
+
+
+def test_a_lease_taken_after_a_long_wait_is_fresh_not_stale(out_url):
+    first = lease(out_url, "run-a", ttl_s=60, heartbeat_s=0.1).acquire()
+    first.start_heartbeat()  # fresh all along, even by a 0.5 s ttl
+    timer = threading.Timer(1.5, first.release)
+    timer.start()
+    t0 = time.monotonic()
+    waiter = lease(out_url, "run-b", ttl_s=0.5).acquire(wait_s=30, poll_s=0.1)
+    assert time.monotonic() - t0 > 1.0  # it waited longer than its ttl
+    timer.join()
+    with pytest.raises(LeaseHeldError):  # its lease was written with this moment's heartbeat
+        lease(out_url, "run-c", ttl_s=0.5).acquire()
+    assert waiter.refresh() and waiter.lost is None
+    waiter.release()

@@ -220,6 +220,6 @@ def write_stage_results(batch: pa.Table, *, out_url: str, model_name: str, model
             write_file(storage, parquet_bytes(rows, metadata), table, *partition_parts(model_name, model_version), name)
     stats = write_results(batch.drop_columns(list(EXTRA_COLUMNS)), out_url=out_url, model_name=model_name,
                           model_version=model_version, model_sha256=model_sha256, filters_hash=filters_hash,
-                          run_id=run_id, metadata=metadata, fenced=fenced)
+                          run_id=run_id, metadata=metadata)  # fenced above, before the first file
     n_cls = sum(len(v) for v in batch[CLASSIFICATIONS].to_pylist())
     return stats.append_column("classifications", pa.array([n_cls], pa.int64()))

@@ -1,7 +1,8 @@
 """A run lease per output table and model version: two reprocess runs never process the same images.
 
 The lease is one small JSON object at `<out>/_leases/<model>@<version>.json`, created exclusively
-(locally `O_CREAT | O_EXCL`; on S3 a conditional PUT with `If-None-Match: *`, which S3 and
+(locally written whole and hard-linked into place, which fails if the file exists; on S3 a
+conditional PUT with `If-None-Match: *`, which S3 and
 S3-compatible servers refuse with 412 when the object exists). The holder refreshes a heartbeat
 in it while it runs and deletes it at the end. A lease whose heartbeat is older than `ttl_s`, or
 whose holder process is gone (same host), is stale: the next run takes it over, so a run killed
@@ -38,6 +39,11 @@ from .errors import BatchError
 LEASES_DIR = "_leases"
 
 
+def lease_parts(model_name: str, model_version: str) -> tuple[str, str]:
+    """Where the lease of one model version lives, relative to the output table's root."""
+    return LEASES_DIR, f"{model_name}@{model_version}.json"
+
+
 class LeaseHeldError(BatchError):
     """Another run holds the lease; the message names it and says what to do."""
 
@@ -65,7 +71,7 @@ class RunLease:
     def __init__(self, storage: Storage, model_name: str, model_version: str, run_id: str,
                  ttl_s: float = 60.0, heartbeat_s: float = 10.0) -> None:
         self.storage = storage
-        self.parts = (LEASES_DIR, f"{model_name}@{model_version}.json")
+        self.parts = lease_parts(model_name, model_version)
         self.what = f"{storage.url()} for {model_name}:{model_version}"
         self.ttl_s, self.heartbeat_s = ttl_s, heartbeat_s
         now = time.time()
@@ -263,7 +269,7 @@ def check_held(storage: Storage, model_name: str, model_version: str, run_id: st
     keep the newest row per image, so such a copy costs work, not correctness.
     """
     try:
-        data = storage.fs.cat_file(storage.path(LEASES_DIR, f"{model_name}@{model_version}.json"))
+        data = storage.fs.cat_file(storage.path(*lease_parts(model_name, model_version)))
         holder = json.loads(data).get("run_id")
     except FileNotFoundError:
         holder = None

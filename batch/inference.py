@@ -22,7 +22,7 @@ from model_store.imaging import DEFAULT_MAX_PIXELS
 from model_store.preprocess import LetterboxMeta
 
 from .errors import BatchError
-from .read import FAILED, PENDING, decode_and_prepare, meta_of
+from .read import FAILED, PENDING, decode_and_prepare, meta_of, read_files
 from .schema import RESULT_SCHEMA
 
 
@@ -83,22 +83,48 @@ def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDet
     return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA)
 
 
+READ_THREADS = 8  # reads in flight per inference actor: enough to hide object-store latency, cheap locally
+
+
+class FileReader:
+    """Reads the files of a batch of listing rows (`--decode actors`: only paths travel to this stage).
+
+    Lifecycle: one per inference actor or Serve client actor, built in its `__init__` with the
+    archive's URL; `read(batch)` turns listing rows into read rows (`data`, `status`) on
+    `threads` I/O threads and passes batches that are already read (a read-task stage upstream) as they are.
+    """
+
+    def __init__(self, archive_url: str | None, threads: int = READ_THREADS) -> None:
+        self.archive_url = archive_url
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="read") if archive_url else None
+
+    def read(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "status" in batch:  # read (and maybe decoded) by the read tasks
+            return batch
+        if self.archive_url is None:
+            raise BatchError("this inference stage got listing rows but has no archive to read them from")
+        return read_files(batch, archive_url=self.archive_url, pool=self._pool)
+
+
 class DetectorActor:
     """Inference through a dedicated Ray Data actor pool (`--via actors`).
 
     Lifecycle: Ray Data starts `--concurrency` of these; `__init__` runs once per actor and
     loads the pinned model version (sha256-verified by the store) onto the actor's device;
-    `__call__` then runs once per batch: it decodes and letterboxes the encoded files (`data`
-    column, `--decode actors`) on `decode_threads` threads, or takes the images the read tasks
-    prepared (`image` column, `--decode tasks`), then runs the core's `run_prepared` (batched
-    forward pass, decode boxes, NMS, filters). Failed rows pass straight through.
+    `__call__` then runs once per batch: with `--decode actors` it reads the listed files itself
+    (`archive_url`; only paths reach it) and decodes and letterboxes them on `decode_threads`
+    threads; with `--decode tasks` it takes the images the read tasks prepared (`image` column).
+    Then it runs the core's `run_prepared` (batched forward pass, decode boxes, NMS, filters).
+    Failed rows pass straight through.
     """
 
     def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
-                 threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 archive_url: str | None = None) -> None:
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
         self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
         self.max_pixels = max_pixels
+        self.reader = FileReader(archive_url)
         # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
         # several CPUs); one thread decodes inline.
         self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") if decode_threads > 1 else None
@@ -122,6 +148,7 @@ class DetectorActor:
         return [i for i, _ in ok], [d.image for _, d in ok], [d.meta for _, d in ok]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        batch = self.reader.read(batch)
         todo, images, metas = self._inputs(batch, [i for i, s in enumerate(batch["status"]) if s == PENDING])
         results: dict[int, ImageDetections] = {}
         if todo:
@@ -164,8 +191,9 @@ class ServeClient:
     """Inference through the live Serve deployment's handle (`--via serve`).
 
     Lifecycle: a small pool of light actors; `__init__` looks up the handle once; `__call__`
-    keeps up to `window` images of its batch in flight (so the deployment's batcher can group
-    them with other clients' images), sends the encoded file (`detect_bytes`, decoded in the
+    reads the listed files (`archive_url`, `--decode actors`), then keeps up to `window` images
+    of its batch in flight (so the deployment's batcher can group them with other clients'
+    images), sends the encoded file (`detect_bytes`, decoded in the
     replica) or the read task's letterboxed image (`detect_prepared`, `--decode tasks`), and
     checks each answer's model version, sha256 and filters hash. Archive images travel in the
     deployment's bulk lane: online requests go first, and a full lane answers 503, which is
@@ -174,8 +202,9 @@ class ServeClient:
 
     def __init__(self, model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
                  app_name: str = "trapline", attempts: int = 3, window: int = 8,
-                 overload_wait_s: float = 600.0) -> None:
+                 overload_wait_s: float = 600.0, archive_url: str | None = None) -> None:
         self.handle = detector_handle(model_name, app_name)
+        self.reader = FileReader(archive_url)
         self.ref = ref
         self.filter_overrides = filter_overrides or None
         self.expected = expected
@@ -216,6 +245,7 @@ class ServeClient:
                 response = self._detect(batch, i)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        batch = self.reader.read(batch)
         todo = [i for i, s in enumerate(batch["status"]) if s == PENDING]
         results: dict[int, ImageDetections] = {}
         in_flight: collections.deque = collections.deque()

@@ -1,6 +1,8 @@
-"""The Ray Data plan: listing -> read (CPU tasks) -> decode + letterbox + detect (actors) -> write parts.
+"""The Ray Data plan: listing -> read + decode + letterbox + detect (actors) -> write parts.
 
-With `decode="tasks"` the read tasks also decode and letterbox, and the actors only infer.
+Only paths travel to the inference actors (`decode="actors"`): each reads, decodes and runs its
+own images. With `decode="tasks"` a stage of read tasks reads, decodes and letterboxes, and the
+actors only infer (many CPUs feeding a GPU).
 
 Streaming end to end: the driver hands Ray the listing (paths only), images are read inside
 the tasks, and what comes back to the driver is one small stats row per written part. Nothing
@@ -26,7 +28,7 @@ from model_store.storage import Storage
 from .archive import open_location
 from .inference import DetectorActor, ServeClient
 from .lease import check_held
-from .read import read_and_prepare, read_files
+from .read import read_and_prepare
 from .schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA, RESULT_SCHEMA
 from .writer import part_name, write_part
 
@@ -83,6 +85,8 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
     parts: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_FIELDS, 0))
+    first_part: tuple[float, int] | None = None  # (seconds since start, images) when the first part landed
+    last_part_s: float = 0.0
 
     @property
     def elapsed(self) -> float:
@@ -92,10 +96,29 @@ class Progress:
     def rate(self) -> float:
         return self.counts["images"] / self.elapsed if self.elapsed > 0 else 0.0
 
+    @property
+    def steady_rate(self) -> float:
+        """Images/s from the first committed part to the last: the rate without Ray Data's and the
+        actors' start-up, which a longer archive runs at (the overall rate until there are two parts)."""
+        if self.first_part is None or self.parts < 2 or self.last_part_s <= self.first_part[0]:
+            return self.rate
+        at, images = self.first_part
+        return (self.counts["images"] - images) / (self.last_part_s - at)
+
+    def add_part(self, stats: dict[str, Any]) -> None:
+        """Count one committed part's stats row."""
+        self.parts += 1
+        for k in STAT_FIELDS:
+            self.counts[k] += int(stats[k])
+        self.last_part_s = self.elapsed
+        if self.first_part is None:
+            self.first_part = (self.last_part_s, self.counts["images"])
+
     def line(self) -> str:
         done = self.counts["images"]
         pct = 100.0 * done / self.total if self.total else 100.0
-        eta = (self.total - done) / self.rate if self.rate > 0 else float("nan")
+        rate = self.steady_rate
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
         c = self.counts
         return (f"processed {done}/{self.total} ({pct:.0f}%), ok {c['ok']}, empty {c['empty']}, "
                 f"failed {c['failed']}, detections {c['detections']}, {self.rate:.1f} images/s"
@@ -204,13 +227,16 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
     # it in remote tasks of 1 CPU each, which never schedule when Serve replicas hold all but a
     # fraction of a CPU (a --via serve run on a 2-core machine hung exactly there).
     ds = ray.data.from_blocks(listing_blocks(entries, spec.read_batch_size))
+    # Decoding in the actors, the actors also read (FileReader): a stage of read tasks only to move the
+    # bytes cost more CPU per image than the decode itself on 2 cores (a task per block, the object store).
+    archive_url = None
     if spec.decode == "tasks":
-        read, read_kwargs = read_and_prepare, {"archive_url": spec.archive_url, "config_json": spec.config_json,
-                                               "max_pixels": spec.max_pixels}
+        ds = ds.map_batches(read_and_prepare, batch_size=spec.read_batch_size, batch_format="pyarrow",
+                            num_cpus=spec.read_cpus, **remote,
+                            fn_kwargs={"archive_url": spec.archive_url, "config_json": spec.config_json,
+                                       "max_pixels": spec.max_pixels})
     else:
-        read, read_kwargs = read_files, {"archive_url": spec.archive_url}
-    ds = ds.map_batches(read, batch_size=spec.read_batch_size, batch_format="pyarrow", num_cpus=spec.read_cpus,
-                        fn_kwargs=read_kwargs, **remote)
+        archive_url = spec.archive_url
     if isinstance(spec.concurrency, tuple):
         pool = ray.data.ActorPoolStrategy(min_size=spec.concurrency[0], max_size=spec.concurrency[1])
     else:
@@ -225,7 +251,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
                 # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
                 "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
-                "max_pixels": spec.max_pixels,
+                "max_pixels": spec.max_pixels, "archive_url": archive_url,
             },
         )
     else:
@@ -236,7 +262,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "model_name": spec.model_name, "ref": spec.ref, "filter_overrides": spec.filter_overrides,
                 "expected": {"version": spec.model_version, "sha256": spec.model_sha256,
                              "filters_hash": spec.filters_hash},
-                "app_name": spec.serve_app,
+                "app_name": spec.serve_app, "archive_url": archive_url,
             },
         )
     sink, result_hash = write_results, spec.filters_hash
@@ -264,9 +290,7 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     with contextlib.closing(iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))) as batches:
         for stats in batches:
             for row in stats.to_pylist():
-                progress.parts += 1
-                for k in STAT_FIELDS:
-                    progress.counts[k] += int(row[k])
+                progress.add_part(row)
                 if on_part is not None:
                     on_part(progress)
     return progress

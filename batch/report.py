@@ -34,6 +34,7 @@ class RunReport:
     raw_detections: int = 0
     parts: int = 0
     images_per_s: float = 0.0  # while images flowed (processing_s), not counting listing and start-up
+    steady_images_per_s: float = 0.0  # from the first committed part to the last (Progress.steady_rate)
     wall_s: float = 0.0  # the whole run, listing and start-up included
     processing_s: float = 0.0
     estimate_s: float | None = None
@@ -56,6 +57,7 @@ def apply_progress(report: RunReport, progress: Progress) -> None:
     report.detections, report.raw_detections, report.parts = c["detections"], c["raw_detections"], progress.parts
     report.processing_s = round(progress.elapsed, 3)
     report.images_per_s = round(progress.rate, 3)
+    report.steady_images_per_s = round(progress.steady_rate, 3)
 
 
 def report_counts(report: RunReport) -> dict[str, int | float]:

@@ -251,7 +251,8 @@ def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[
         return spec
     free = float(available.get("CPU", 0.0))
     n = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
-    need = n * spec.num_cpus + spec.read_cpus + spec.write_cpus
+    reads = spec.read_cpus if spec.decode == "tasks" else 0.0  # otherwise the clients read
+    need = n * spec.num_cpus + reads + spec.write_cpus
     if need <= free + 1e-9:
         return spec
     if free < 0.05:

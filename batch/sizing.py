@@ -25,17 +25,21 @@ READ_SHARE = 0.2  # of the CPUs, kept for read + decode tasks when inference run
 def plan_resources(options: ReprocessOptions, cpus: float, gpus: float) -> tuple[int | tuple[int, int], float]:
     """(actor concurrency, CPUs per actor) for a cluster with `cpus` and `gpus`; explicit options win.
 
-    GPU actors are one per GPU share, Serve clients up to 4 light actors. CPU inference: a
-    detector costs several times more CPU per image than decoding it, so the read tasks keep a
-    fifth of the CPUs (at least one task's worth), a writer 0.25, and the rest is split into
-    about one actor per CPU, each with one ONNX thread per whole CPU it holds. Two CPUs: two
-    actors of 0.625 CPU; one CPU: one actor of 0.25. Neither can stall waiting for a read slot.
+    GPU actors are one per GPU share, Serve clients up to 4 light actors. CPU inference: the
+    writer keeps 0.25 and the rest is split into about one actor per CPU, each with one ONNX
+    thread per whole CPU it holds; the actors read and decode their own images. With
+    `--decode tasks` the read tasks also keep a fifth of the CPUs (at least one task's worth), so
+    that no actor can stall waiting for a read slot, and `--classify` / `--crops` keep
+    `--classify-cpus` for their actor. Two CPUs: two actors of 0.87 CPU (0.62 with read tasks);
+    one CPU: one actor of 0.75 (0.25).
     """
     if options.num_gpus > 0:
         return options.concurrency or max(1, int(gpus // options.num_gpus)), options.actor_cpus
     if options.via == "serve":
         return options.concurrency or max(1, min(4, int(cpus // 2))), options.actor_cpus
-    spare = max(cpus - max(options.read_cpus, READ_SHARE * cpus) - WRITE_CPUS, 0.25)
+    reads = max(options.read_cpus, READ_SHARE * cpus) if options.decode == "tasks" else 0.0
+    stage = options.classify_cpus if options.classify or options.crops else 0.0  # one crop/classify actor
+    spare = max(cpus - reads - stage - WRITE_CPUS, 0.25)
     if options.num_cpus is not None:
         return options.concurrency or max(1, int(spare // options.num_cpus)), options.num_cpus
     concurrency = options.concurrency or max(1, math.ceil(spare - 0.05))
@@ -45,13 +49,14 @@ def plan_resources(options: ReprocessOptions, cpus: float, gpus: float) -> tuple
 
 def check_cpu_budget(options: ReprocessOptions, concurrency: int | tuple[int, int], cpus: float,
                      actor_cpus: float | None = None) -> str | None:
-    """A warning when the actors would leave no CPU for a read task (the job would stall, not fail)."""
+    """A warning when the actors would leave no CPU for a read or write task (the job would stall, not fail)."""
     n = concurrency[0] if isinstance(concurrency, tuple) else concurrency
     actor_cpus = actor_cpus or options.actor_cpus
     # Read and write tasks come and go; the actors hold their CPUs for the whole run.
-    need = n * actor_cpus + options.read_cpus
+    task, what = (options.read_cpus, "a read task") if options.decode == "tasks" else (WRITE_CPUS, "the writer")
+    need = n * actor_cpus + task
     if need > cpus + 1e-9:
-        return (f"{n} actor(s) x {actor_cpus} CPU + {options.read_cpus} CPU for a read task need {need:g} CPUs "
+        return (f"{n} actor(s) x {actor_cpus} CPU + {task} CPU for {what} need {need:g} CPUs "
                 f"but the cluster has {cpus:g}; the job waits for the cluster to grow. "
                 "Lower --concurrency or --num-cpus on a fixed cluster.")
     return None

@@ -8,7 +8,7 @@ skipped), then runs it on a 10 x N archive into a fresh output. Ray (and for `--
 Serve app) is started once by this script, so Ray's start-up is not timed; listing and planning
 are (a rerun is mostly those). The job's own figures (from its `--json` summary, which start
 after planning) are recorded beside. Memory is the proportional set size of this process and
-all its descendants (the raylet, Ray workers, Serve replicas), sampled every 0.25 s.
+all its descendants (the raylet, Ray workers, Serve replicas), sampled every second.
 """
 
 from __future__ import annotations

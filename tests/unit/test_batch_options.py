@@ -78,20 +78,29 @@ def test_export_and_postprocess_are_registered(capsys):
         build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])  # --config or --remove
 
 
-def test_cpu_budget_defaults_never_starve_the_read_tasks():
-    o = parse()
-    for cpus in (1, 2, 3, 4, 8, 16, 64):
-        n, actor_cpus = plan_resources(o, cpus, 0)
-        assert n >= 1 and check_cpu_budget(o, n, cpus, actor_cpus) is None, cpus
-        assert n * actor_cpus + max(o.read_cpus, 0.2 * cpus) + 0.25 <= cpus + 1e-9 or cpus == 1, cpus
-    assert plan_resources(o, 1, 0) == (1, 0.25)
-    assert plan_resources(o, 2, 0) == (2, 0.62)
-    assert plan_resources(o, 16, 0) == (13, 0.96)
-    assert plan_resources(parse("--num-cpus", "2"), 16, 0) == (6, 2.0)
-    assert plan_resources(parse("--concurrency", "3"), 16, 0) == (3, 4.18)
+def test_cpu_budget_defaults_never_starve_the_read_write_or_classify_tasks():
+    for o, reads, stage in ((parse(), 0.0, 0.0), (parse("--decode", "tasks"), "share", 0.0),
+                            (parse("--classify", "species:1"), 0.0, 0.5)):
+        for cpus in (1, 2, 3, 4, 8, 16, 64):
+            n, actor_cpus = plan_resources(o, cpus, 0)
+            assert n >= 1 and check_cpu_budget(o, n, cpus, actor_cpus) is None, cpus
+            held = max(o.read_cpus, 0.2 * cpus) if reads == "share" else reads
+            assert n * actor_cpus + held + stage + 0.25 <= cpus + 1e-9 or cpus == 1, (o.decode, cpus)
+    o = parse()  # the actors read and decode their own images: only the writer keeps CPU beside them
+    assert plan_resources(o, 1, 0) == (1, 0.75)
+    assert plan_resources(o, 2, 0) == (2, 0.87)
+    assert plan_resources(o, 16, 0) == (16, 0.98)
+    tasks = parse("--decode", "tasks")  # read tasks keep a fifth of the CPUs
+    assert plan_resources(tasks, 1, 0) == (1, 0.25)
+    assert plan_resources(tasks, 2, 0) == (2, 0.62)
+    assert plan_resources(tasks, 16, 0) == (13, 0.96)
+    assert plan_resources(parse("--classify", "species:1"), 2, 0) == (2, 0.62)  # the classify actor's 0.5
+    assert plan_resources(parse("--num-cpus", "2"), 16, 0) == (7, 2.0)
+    assert plan_resources(parse("--concurrency", "3"), 16, 0) == (3, 5.25)
     assert plan_resources(parse("--num-gpus", "0.5"), 16, 2) == (4, 1.0)
     assert plan_resources(parse("--via", "serve"), 16, 0) == (4, 0.25)
-    assert "need 4.5 CPUs" in check_cpu_budget(o, 4, 2)
+    assert "need 4.25 CPUs" in check_cpu_budget(o, 4, 2)
+    assert "need 4.5 CPUs" in check_cpu_budget(tasks, 4, 2)
 
 
 def test_every_option_has_a_flag_whose_help_states_the_models_default():

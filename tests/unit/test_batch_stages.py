@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch.archive import entries_table
+from batch.errors import BatchError
 from batch.inference import DetectorActor, result_table
 from batch.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
 from batch.options import ReprocessOptions
@@ -112,6 +114,13 @@ def test_decode_in_the_actors_gives_the_rows_decode_in_the_read_tasks_gives(env)
     reasons = {r["rel_path"]: r["error_reason"] for r in fused if r["status"] == "failed"}
     assert reasons == env["spec"].failed  # undecodable files fail in the actor with the read task's reasons
     assert sum(r["status"] == "ok" for r in fused) > 0
+    # What the plan sends by default: listing rows only (numpy columns, as Ray Data hands them); the actor
+    # reads the files on its I/O threads, EXIF capture times included.
+    listing = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
+    reading = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, archive_url=spec.archive_url)
+    assert reading(listing).to_pylist() == staged
+    with pytest.raises(BatchError, match="no archive"):
+        DetectorActor(spec.store_url, spec.ref, spec.filter_specs)(listing)
 
 
 def test_stages_write_both_tables_with_documented_schemas(env, tmp_path):
@@ -338,12 +347,18 @@ def test_serve_run_fits_into_free_cpus():
 
     spec = PlanSpec(archive_url="a", out_url="o", store_url="s", model_name="m", model_version="1",
                     model_sha256="0" * 64, ref="m:1", config_json="{}", filter_specs=[], filters_hash="h",
-                    filter_overrides=None, run_id="r", metadata={}, via="serve", concurrency=1, num_cpus=0.25)
+                    filter_overrides=None, run_id="r", metadata={}, via="serve", concurrency=1, num_cpus=0.25,
+                    decode="tasks")
     logs = []
     fitted = fit_to_free_cpus(spec, {"CPU": 0.75}, logs.append)
     assert fitted.num_cpus + fitted.read_cpus + fitted.write_cpus <= 0.75
     assert logs and "0.75 free CPUs" in logs[0]
     assert fit_to_free_cpus(spec, {"CPU": 2.0}, logs.append) is spec
+    # Decoding in the replica, the clients read the files themselves: no read tasks to make room for.
+    reading = dataclasses.replace(spec, decode="actors")
+    assert fit_to_free_cpus(reading, {"CPU": 0.5}, logs.append) is reading
+    fitted = fit_to_free_cpus(reading, {"CPU": 0.4}, logs.append)
+    assert fitted.num_cpus + fitted.write_cpus <= 0.4 and "0.4 free CPUs" in logs[-1]
     with pytest.raises(BatchError, match="no free CPU"):
         fit_to_free_cpus(spec, {"CPU": 0.0}, logs.append)
 

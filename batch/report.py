@@ -86,7 +86,8 @@ def format_report(report: RunReport) -> str:
             lines.append(f"estimate  {r.estimate_basis or 'unknown'}")
     else:
         lines.append(f"processed {r.processed}: ok {r.ok}, empty {r.empty}, failed {r.failed}; "
-                     f"detections {r.detections} kept ({r.raw_detections} raw); {r.images_per_s:.1f} images/s")
+                     f"detections {r.detections} kept ({r.raw_detections} raw); {r.images_per_s:.1f} images/s"
+                     + (f" ({r.steady_images_per_s:.1f} after the first part)" if r.parts >= 2 else ""))
         lines.append(f"tables    {r.out}/{{{IMAGES},{DETECTIONS}}}")
         if r.manifest:
             lines.append(f"manifest  {r.manifest}")

@@ -180,6 +180,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     replica = {"num_cpus": cpus - 0.25, "max_batch_size": 8, "bulk_max_batch_size": args.bulk_batch,
                "max_online_requests": max(args.concurrency), "max_queued_requests": 0}
     batch_replica = {**replica, "num_cpus": cpus - 0.5}  # and a --via serve job a read task and its client
+    # The archive through the deployment on the actor pool's terms: one replica per CPU, one ONNX thread
+    # each (1 replica of 1.5 CPUs gets floor(1.5) = 1 thread and leaves a core to decode alone).
+    archive_replica = {**batch_replica, "num_replicas": cpus, "num_cpus": round((cpus - 0.5) / cpus, 2),
+                       "onnx_threads": 1}
 
     def batch() -> list[dict[str, Any]]:
         rows = []
@@ -189,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     rows.append(batch_run(archives[ref], work, store.root, ref, "actors", decode, cpus))
                     print(rows[-1], flush=True)
                 name = ref.split(":")[0]
-                with service(None, serve_config(store.root, name, **batch_replica)):
+                with service(None, serve_config(store.root, name, **archive_replica)):
                     rows.append(batch_run(archives[ref], work, store.root, ref, "serve", "actors", cpus))
                     print(rows[-1], flush=True)
         return rows

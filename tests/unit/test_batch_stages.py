@@ -392,3 +392,25 @@ def test_a_model_that_fails_on_a_batch_fails_its_rows_with_the_reason_not_the_jo
     assert "the graph expects images [1, 3, 320, 320] tensor(float): [ONNXRuntimeError]" in msg
     earlier = {r["rel_path"]: r["error_reason"] for r in rows if r["error_reason"] != "model_error"}
     assert earlier == env["spec"].failed  # files that failed to read/decode keep their own reason
+
+
+def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(monkeypatch):
+    """Start-up (Ray Data, actors loading the model) counts in the overall rate, not in the steady one."""
+    from batch import pipeline
+    from batch.report import RunReport, apply_progress, format_report
+
+    now = [10.0]
+    monkeypatch.setattr(pipeline.time, "perf_counter", lambda: now[0])
+    progress = pipeline.Progress(total=300, started=0.0)
+    part = {"images": 100, "ok": 100, "empty": 0, "failed": 0, "detections": 5, "raw_detections": 7}
+    assert progress.steady_rate == 0.0  # nothing yet
+    now[0] = 12.0
+    progress.add_part(part)  # 100 images after a 12 s start
+    assert progress.steady_rate == 100 / 12  # one part: only the overall rate is known
+    now[0] = 14.0
+    progress.add_part(part)
+    assert progress.first_part == (12.0, 100) and progress.steady_rate == 100 / 2
+    report = RunReport(run_id="r", status="succeeded", model="m:1", filters_hash="h", archive="a", out="o")
+    apply_progress(report, progress)
+    assert report.images_per_s == round(200 / 14, 3) and report.steady_images_per_s == 50.0
+    assert "14.3 images/s (50.0 after the first part)" in format_report(report)

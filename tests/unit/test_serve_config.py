@@ -22,6 +22,9 @@ def test_defaults_and_derived_values():
     assert m.effective_max_ongoing_requests == 20
     assert (m.runtime().online_limit, m.runtime().bulk_limit) == (8, 8)
     assert m.effective_onnx_threads == 1 and m.effective_decode_threads == 2
+    threads = {c: parse_serve_config({"models": [{"name": "f", "num_cpus": c}]}).models[0].effective_onnx_threads
+               for c in (0.25, 0.75, 1.75, 2.0, 3.4)}
+    assert threads == {0.25: 1, 0.75: 1, 1.75: 2, 2.0: 2, 3.4: 3}  # the CPUs Ray reserved, rounded
     assert m.effective_device == "cpu"
     assert parse_serve_config({"models": [{"name": "g", "num_gpus": 0.5, "num_cpus": 3}]}).models[0].effective_device \
         == "auto"

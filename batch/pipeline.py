@@ -99,8 +99,11 @@ class Progress:
     @property
     def steady_rate(self) -> float:
         """Images/s from the first committed part to the last: the rate without Ray Data's and the
-        actors' start-up, which a longer archive runs at (the overall rate until there are two parts)."""
-        if self.first_part is None or self.parts < 2 or self.last_part_s <= self.first_part[0]:
+        actors' start-up, which a longer archive runs at. The overall rate until there are two parts,
+        or when the first part came late (after a quarter of the images: parts landing in a burst at the
+        end say nothing about the rate in between)."""
+        if (self.first_part is None or self.parts < 2 or self.last_part_s <= self.first_part[0]
+                or self.first_part[1] > self.counts["images"] / 4):
             return self.rate
         at, images = self.first_part
         return (self.counts["images"] - images) / (self.last_part_s - at)

@@ -74,24 +74,24 @@ def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_ag
     boxes = dets.boxes_xyxy[order].astype(np.float64)
     if not class_agnostic:
         boxes = boxes + (dets.class_ids[order].astype(np.float64) * _CLASS_OFFSET)[:, None]
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    alive = np.ones(n, bool)
+    # The survivors are kept compacted, in score order, one contiguous array per coordinate: each kept box
+    # then costs a few passes over what is left, and the array shrinks as boxes are suppressed. (Fancy-
+    # indexing the full arrays with an alive mask per kept box cost 33 ms per image at 300 kept boxes.)
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
+    areas = (x2 - x1) * (y2 - y1)
+    left = np.arange(n)
     keep: list[int] = []
-    for i in range(n):
-        if not alive[i]:
-            continue
-        keep.append(i)
-        if len(keep) >= max_detections:
-            break
-        rest = np.flatnonzero(alive[i + 1:]) + i + 1
-        if rest.size == 0:
-            break
-        ix = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
-        iy = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
-        inter = ix * iy
+    while left.size and len(keep) < max_detections:
+        keep.append(int(left[0]))
+        bx1, by1, bx2, by2, barea = x1[0], y1[0], x2[0], y2[0], areas[0]
+        x1, y1, x2, y2, areas, left = x1[1:], y1[1:], x2[1:], y2[1:], areas[1:], left[1:]
+        inter = np.maximum(np.minimum(bx2, x2) - np.maximum(bx1, x1), 0.0)
+        inter *= np.maximum(np.minimum(by2, y2) - np.maximum(by1, y1), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            iou = inter / (areas[i] + areas[rest] - inter)
-        alive[rest[iou > iou_threshold]] = False  # NaN (0/0) compares False: degenerate boxes survive
+            survive = ~(inter / (barea + areas - inter) > iou_threshold)  # NaN (0/0): degenerate boxes survive
+        if not survive.all():
+            x1, y1, x2, y2, areas, left = x1[survive], y1[survive], x2[survive], y2[survive], areas[survive], \
+                left[survive]
     idx = order[np.asarray(keep, dtype=np.int64)]
     return RawDetections(dets.boxes_xyxy[idx], dets.scores[idx], dets.class_ids[idx])
 

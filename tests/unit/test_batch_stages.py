@@ -401,7 +401,7 @@ def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(
 
     now = [10.0]
     monkeypatch.setattr(pipeline.time, "perf_counter", lambda: now[0])
-    progress = pipeline.Progress(total=300, started=0.0)
+    progress = pipeline.Progress(total=400, started=0.0)
     part = {"images": 100, "ok": 100, "empty": 0, "failed": 0, "detections": 5, "raw_detections": 7}
     assert progress.steady_rate == 0.0  # nothing yet
     now[0] = 12.0
@@ -409,8 +409,12 @@ def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(
     assert progress.steady_rate == 100 / 12  # one part: only the overall rate is known
     now[0] = 14.0
     progress.add_part(part)
-    assert progress.first_part == (12.0, 100) and progress.steady_rate == 100 / 2
+    assert progress.first_part == (12.0, 100) and progress.steady_rate == 200 / 14  # the first part is half
+    for t in (16.0, 18.0):
+        now[0] = t
+        progress.add_part(part)
+    assert progress.first_part == (12.0, 100) and progress.steady_rate == 300 / 6  # a quarter: from it on
     report = RunReport(run_id="r", status="succeeded", model="m:1", filters_hash="h", archive="a", out="o")
     apply_progress(report, progress)
-    assert report.images_per_s == round(200 / 14, 3) and report.steady_images_per_s == 50.0
-    assert "14.3 images/s (50.0 after the first part)" in format_report(report)
+    assert report.images_per_s == round(400 / 18, 3) and report.steady_images_per_s == 50.0
+    assert "22.2 images/s (50.0 after the first part)" in format_report(report)

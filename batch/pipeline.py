@@ -69,6 +69,7 @@ class PlanSpec:
     batch_size: int = 16
     read_batch_size: int = 8
     read_cpus: float = 0.5
+    read_concurrency: int | None = None  # read tasks at once (--decode tasks); None: as many as CPUs allow
     write_cpus: float = WRITE_CPUS
     rows_per_file: int = 1000
     max_pixels: int = 50_000_000
@@ -234,8 +235,10 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
     # bytes cost more CPU per image than the decode itself on 2 cores (a task per block, the object store).
     archive_url = None
     if spec.decode == "tasks":
+        # Capped: read tasks that take every free CPU leave none for the writer, whose input then piles up in
+        # the object store until the last read is done (seen on 2 cores: every part written at the end).
         ds = ds.map_batches(read_and_prepare, batch_size=spec.read_batch_size, batch_format="pyarrow",
-                            num_cpus=spec.read_cpus, **remote,
+                            num_cpus=spec.read_cpus, concurrency=spec.read_concurrency, **remote,
                             fn_kwargs={"archive_url": spec.archive_url, "config_json": spec.config_json,
                                        "max_pixels": spec.max_pixels})
     else:

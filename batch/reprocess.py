@@ -36,7 +36,7 @@ from .pipeline import PlanSpec, Progress, configure_data_context, execute, objec
 from .report import RunReport, apply_progress, format_report, report_counts
 from .schema import RUNS_DIR
 from .selection import Selection, select
-from .sizing import check_cpu_budget, estimate, local_concurrency, plan_resources
+from .sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from .tables import Tables
 
 MANIFEST_EVERY_S = 30.0
@@ -222,7 +222,10 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         if warning:
             report.warnings.append(warning)
             log(f"warning: {warning}")
-        spec = fit_to_free_cpus(_spec(plan, run_id, concurrency, actor_cpus), ray.available_resources(), log)
+        spec = _spec(plan, run_id, concurrency, actor_cpus)
+        if options.via == "actors":
+            spec = dataclasses.replace(spec, read_concurrency=read_tasks(options, concurrency, cpus, actor_cpus))
+        spec = fit_to_free_cpus(spec, ray.available_resources(), log)
         # Ray Data's bars are Ray's output: only with -v (on a terminal) unless asked for.
         bars = not is_quiet() and sys.stderr.isatty()
         configure_data_context(options.progress_bars if options.progress_bars is not None else bars,

@@ -47,6 +47,18 @@ def plan_resources(options: ReprocessOptions, cpus: float, gpus: float) -> tuple
     return concurrency, max(0.25, math.floor(100 * spare / most) / 100)
 
 
+def read_tasks(options: ReprocessOptions, concurrency: int | tuple[int, int], cpus: float,
+               actor_cpus: float) -> int | None:
+    """How many read tasks may run at once with `--decode tasks` (None: no read stage): what the actors, a
+    crop/classify actor and the writer leave, so that the writer always finds its CPU."""
+    if options.decode != "tasks":
+        return None
+    n = concurrency[1] if isinstance(concurrency, tuple) else concurrency
+    stage = options.classify_cpus if options.classify or options.crops else 0.0
+    free = cpus - n * actor_cpus - stage - WRITE_CPUS
+    return max(1, math.floor(free / options.read_cpus + 1e-9))
+
+
 def check_cpu_budget(options: ReprocessOptions, concurrency: int | tuple[int, int], cpus: float,
                      actor_cpus: float | None = None) -> str | None:
     """A warning when the actors would leave no CPU for a read or write task (the job would stall, not fail)."""

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from batch.options import OptionsError, ReprocessOptions, options_from_args
-from batch.sizing import check_cpu_budget, plan_resources
+from batch.sizing import check_cpu_budget, plan_resources, read_tasks
 from trapline.cli import build_parser, main
 
 BASE = ["reprocess", "--archive", "/data/traps", "--out", "/data/tables", "--model", "demo-detector@production"]
@@ -101,6 +101,11 @@ def test_cpu_budget_defaults_never_starve_the_read_write_or_classify_tasks():
     assert plan_resources(parse("--via", "serve"), 16, 0) == (4, 0.25)
     assert "need 4.25 CPUs" in check_cpu_budget(o, 4, 2)
     assert "need 4.5 CPUs" in check_cpu_budget(tasks, 4, 2)
+    # Read tasks at once: what the actors and the writer leave (the writer must never starve behind them).
+    assert read_tasks(o, 2, 2, 0.87) is None  # the actors read
+    assert read_tasks(tasks, *plan_resources(tasks, 2, 0)[:1], 2, 0.62) == 1  # 2 - 1.24 - 0.25 = 0.51 -> one of 0.5
+    assert read_tasks(parse("--decode", "tasks", "--read-cpus", "0.25"), 2, 2, 0.75) == 1
+    assert read_tasks(parse("--decode", "tasks", "--read-cpus", "0.25"), 4, 16, 2.0) == 31
 
 
 def test_every_option_has_a_flag_whose_help_states_the_models_default():

@@ -116,14 +116,16 @@ def test_a_holder_that_stalled_past_the_ttl_loses_the_lease_and_stops(out_url):
 
 def test_a_lease_taken_after_a_long_wait_is_fresh_not_stale(out_url):
     first = lease(out_url, "run-a", ttl_s=60, heartbeat_s=0.1).acquire()
-    first.start_heartbeat()  # fresh all along, even by a 0.5 s ttl
-    timer = threading.Timer(1.5, first.release)
+    first.start_heartbeat()  # fresh all along, even by a 2 s ttl
+    # A 2 s ttl, not less: on a loaded 2-core box a moto round trip alone took over 0.5 s, and a 0.5 s
+    # ttl let run-c find the waiter's brand-new lease stale.
+    timer = threading.Timer(3.0, first.release)
     timer.start()
     t0 = time.monotonic()
-    waiter = lease(out_url, "run-b", ttl_s=0.5).acquire(wait_s=30, poll_s=0.1)
-    assert time.monotonic() - t0 > 1.0  # it waited longer than its ttl
+    waiter = lease(out_url, "run-b", ttl_s=2.0).acquire(wait_s=30, poll_s=0.1)
+    assert time.monotonic() - t0 > 2.5  # it waited longer than its ttl
     timer.join()
     with pytest.raises(LeaseHeldError):  # its lease was written with this moment's heartbeat
-        lease(out_url, "run-c", ttl_s=0.5).acquire()
+        lease(out_url, "run-c", ttl_s=2.0).acquire()
     assert waiter.refresh() and waiter.lost is None
     waiter.release()

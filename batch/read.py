@@ -112,10 +112,7 @@ def read_files(batch: pa.Table | Mapping[str, np.ndarray], *, archive_url: str,
     bytes travel on in `data` (None for rows that failed to read)."""
     storage = _storage(archive_url)
     rows = listing_rows(batch)
-
-    def one(row: dict[str, Any]) -> tuple[bytes | None, str | None, str | None]:
-        return _read(storage, row)
-
+    one = functools.partial(_read, storage)
     read = list(pool.map(one, rows)) if pool is not None and len(rows) > 1 else [one(row) for row in rows]
     cols = _columns(rows, [r for _, r, _ in read], [e for _, _, e in read])
     data = np.empty(len(rows), dtype=object)

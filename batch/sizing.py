@@ -22,6 +22,11 @@ SAMPLE_IMAGES = 4
 READ_SHARE = 0.2  # of the CPUs, kept for read + decode tasks when inference runs on CPU
 
 
+def stage_cpus(options: ReprocessOptions) -> float:
+    """CPUs the crop/classify stage's one actor holds (none without --classify / --crops)."""
+    return options.classify_cpus if options.has_stage else 0.0
+
+
 def plan_resources(options: ReprocessOptions, cpus: float, gpus: float) -> tuple[int | tuple[int, int], float]:
     """(actor concurrency, CPUs per actor) for a cluster with `cpus` and `gpus`; explicit options win.
 
@@ -38,7 +43,7 @@ def plan_resources(options: ReprocessOptions, cpus: float, gpus: float) -> tuple
     if options.via == "serve":
         return options.concurrency or max(1, min(4, int(cpus // 2))), options.actor_cpus
     reads = max(options.read_cpus, READ_SHARE * cpus) if options.decode == "tasks" else 0.0
-    stage = options.classify_cpus if options.classify or options.crops else 0.0  # one crop/classify actor
+    stage = stage_cpus(options)
     spare = max(cpus - reads - stage - WRITE_CPUS, 0.25)
     if options.num_cpus is not None:
         return options.concurrency or max(1, int(spare // options.num_cpus)), options.num_cpus
@@ -54,7 +59,7 @@ def read_tasks(options: ReprocessOptions, concurrency: int | tuple[int, int], cp
     if options.decode != "tasks":
         return None
     n = concurrency[1] if isinstance(concurrency, tuple) else concurrency
-    stage = options.classify_cpus if options.classify or options.crops else 0.0
+    stage = stage_cpus(options)
     free = cpus - n * actor_cpus - stage - WRITE_CPUS
     return max(1, math.floor(free / options.read_cpus + 1e-9))
 

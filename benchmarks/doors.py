@@ -19,7 +19,8 @@ Sections (each one's failure is recorded and the rest still runs):
   concurrency (overload: throughput, 503 share and how fast a 503 comes back), then the real
   model at light load (p50 against batch-1 model latency);
 - `priority`: the real model's light-load p50 while a `--via serve` backfill runs through the
-  same deployment, against idle;
+  same deployment, against idle, with bulk preemption (the default) and without, and what
+  preemption costs the backfill;
 - `peer` (with `--peer-python` of a venv that has Ultralytics, see benchmarks/peer_ultralytics.py):
   an Ultralytics YOLOv8n export (tests/fixtures/reference/yolov8n_dynamic.onnx) over one folder,
   by Ultralytics' own `predict(stream=True)` and by `trapline reprocess` as published (rect
@@ -231,25 +232,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     priority_replica = {**batch_replica, "onnx_threads": 1}
 
     def priority() -> dict[str, Any]:
+        import httpx
         import ray
 
-        with local_ray(cpus), service(None, serve_config(store.root, "bench-yolov8n", **priority_replica)) as url:
-            light_load(url, payloads, 1, 3)
-            idle = light_load(url, payloads, args.light_rate, args.seconds)
-            out = work / "out-priority"
-            shutil.rmtree(out, ignore_errors=True)
-            # The backfill as a user starts it: another process, on this cluster, through the deployment.
-            cmd = [sys.executable, "-m", "batch.reprocess", *reprocess_argv(
-                archives[REAL], out, REAL, store.root, "serve", 1,
-                ["--num-cpus", "0.25", "--read-cpus", "0.25", "--address", ray.get_runtime_context().gcs_address])]
-            with open(work / "priority-backfill.log", "wb") as log:
-                backfill = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-                time.sleep(12)  # Ray Data up, the deployment busy with archive images
-                busy = light_load(url, payloads, args.light_rate, args.seconds)
-                still_running = backfill.poll() is None
-                backfill.wait()
-        return {"idle": idle, "during_backfill": busy, "backfill_ran_throughout": still_running,
-                "backfill_exit": backfill.returncode, "ratio_p50": ratio(busy["p50_ms"], idle["p50_ms"])}
+        def one(preempt: bool) -> dict[str, Any]:
+            config = serve_config(store.root, "bench-yolov8n", **priority_replica, preempt_bulk=preempt)
+            with service(None, config) as url:
+                light_load(url, payloads, 1, 3)
+                idle = light_load(url, payloads, args.light_rate, args.seconds)
+                out = work / "out-priority"
+                shutil.rmtree(out, ignore_errors=True)
+                # The backfill as a user starts it: another process, on this cluster, through the deployment.
+                cmd = [sys.executable, "-m", "batch.reprocess", *reprocess_argv(
+                    archives[REAL], out, REAL, store.root, "serve", 1,
+                    ["--num-cpus", "0.25", "--read-cpus", "0.25", "--address", ray.get_runtime_context().gcs_address])]
+                with open(work / "priority-backfill.log", "wb") as log:
+                    t0 = time.perf_counter()
+                    backfill = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+                    time.sleep(12)  # Ray Data up, the deployment busy with archive images
+                    busy = light_load(url, payloads, args.light_rate, args.seconds)
+                    still_running = backfill.poll() is None
+                    backfill.wait()
+                    backfill_s = time.perf_counter() - t0
+                models = httpx.get(url + "/v1/models", timeout=30).json()["models"]
+                stats = next(m for m in models if m["name"] == "bench-yolov8n")["stats"]
+            return {"idle": idle, "during_backfill": busy, "backfill_ran_throughout": still_running,
+                    "backfill_exit": backfill.returncode, "backfill_s": round(backfill_s, 1),
+                    "batches": stats["batches"], "bulk_preempted": stats["bulk_preempted"],
+                    "ratio_p50": ratio(busy["p50_ms"], idle["p50_ms"])}
+
+        with local_ray(cpus):
+            # Preemption (the default) against the batcher's plain priority: its effect and its cost in one run.
+            return {**one(True), "without_preemption": one(False)}
 
     def peer() -> dict[str, Any]:
         if not args.peer_python:
@@ -345,6 +359,12 @@ def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
     if pr:
         add("online p50 during a --via serve backfill (ms)", pr["during_backfill"]["p50_ms"], "idle p50",
             pr["idle"]["p50_ms"], "<= 1.5")
+        plain = pr.get("without_preemption")
+        if plain:
+            add("  the same, preempt_bulk: false (ms)", plain["during_backfill"]["p50_ms"], "idle p50",
+                plain["idle"]["p50_ms"], "-")
+            add("  backfill time with preemption (s)", pr["backfill_s"], "without", plain["backfill_s"],
+                f"cost; {pr['bulk_preempted']} bulk batches stopped, {pr['batches']} run")
     peer = res.get("peer")
     if peer:  # Ultralytics is timed after loading the model and a warm-up image: trapline's steady rate is the peer
         for version, target in (("1", "-"), ("int8", ">= 2")):
@@ -371,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-python", default=None, help="python of a venv with ultralytics (the peer section)")
     p.add_argument("--peer-images", type=int, default=300, help="images in the peer folder")
     p.add_argument("--sections", type=lambda s: s.split(","), default=None)
+    p.add_argument("--update", action="store_true",
+                   help="with --sections: replace only those sections in an existing --out and keep the rest")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     p.add_argument("--out", default="benchmarks/results/doors.json")
     p.add_argument("--markdown", metavar="DOORS_JSON", help="print an earlier run's summary as a table; run nothing")
@@ -382,6 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.images, args.null_images, args.seconds, args.concurrency, args.peer_images = 24, 48, 2.0, [2, 4], 12
     res = run(args)
+    if args.update and args.sections and Path(args.out).is_file():
+        # A re-measured section joins the earlier run: the machine, sizes and other sections stay as they were.
+        earlier = json.loads(Path(args.out).read_text())
+        ran = [name for name in args.sections if name in res]
+        res = {**earlier, **{name: res[name] for name in ran},
+               "errors": {**{k: v for k, v in earlier.get("errors", {}).items()
+                             if k.removesuffix("_traceback") not in ran}, **res["errors"]}}
+        res["summary"] = summarise(res)
     write_json(args.out, res)
     print(print_table(res["summary"], ["claim", "measured", "against", "reference", "ratio", "target"]))
     if res["errors"]:

@@ -1,6 +1,6 @@
 """Versioned detectors and the one detector core that both serve/ and batch/ call."""
 
-from .backends import ModelLoadError, ModelRunError
+from .backends import Interrupt, ModelLoadError, ModelRunError, RunInterruptedError
 from .classifier import Classifier, ClassifierConfig
 from .config import ConfigError, ModelConfig, parse_config
 from .crops import CropOptions
@@ -15,7 +15,8 @@ from .store import ChecksumError, ModelStore, ModelVersion, NotFoundError, Store
 __all__ = [
     "Classification", "Classifier", "ClassifierConfig", "ClassifierRoute", "CropOptions", "Pipeline",
     "ChecksumError", "ConfigError", "Detection", "Detector", "FilterConfigError", "FilterSet",
-    "ImageDecodeError", "ImageDetections", "InvalidRefError", "ModelConfig", "ModelInfo", "ModelLoadError",
-    "ModelRunError", "ModelRef", "ModelStore", "ModelVersion", "NotFoundError", "StoreError",
+    "ImageDecodeError", "ImageDetections", "Interrupt", "InvalidRefError", "ModelConfig", "ModelInfo",
+    "ModelLoadError", "ModelRunError", "ModelRef", "ModelStore", "ModelVersion", "NotFoundError",
+    "RunInterruptedError", "StoreError",
     "decode_image", "parse_config",
 ]

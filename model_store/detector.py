@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, run_chunked
+from .backends import Backend, Interrupt, run_chunked
 from .config import ModelConfig
 from .filters import DetectionArrays, FilterSet
 from .preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
@@ -64,27 +64,28 @@ class Detector:
     def ref(self) -> str:
         return f"{self.info.name}:{self.info.version}"
 
-    def infer(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, prepared: Sequence[np.ndarray], interrupt: Interrupt | None = None) -> list[np.ndarray]:
         """Run prepared inputs through the model; returns one raw output per input, in order.
 
         Inputs of one shape share forward passes (rect letterbox gives each frame shape its own
         input shape; a camera's frames share one), and each pass is sized to what the graph
         accepts: a graph exported with a static batch runs formed batches in chunks of that
-        size, the last one padded. Raises ModelRunError naming the model, input and expectation.
+        size, the last one padded. Raises ModelRunError naming the model, input and expectation,
+        or RunInterruptedError when `interrupt` was requested (from another thread) before the passes finished.
         """
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, item in enumerate(prepared):
             groups.setdefault(item.shape, []).append(i)
         out: list[np.ndarray] = [None] * len(prepared)  # type: ignore[list-item]
         for idxs in groups.values():
-            raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess))
+            raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess), interrupt)
             for j, i in enumerate(idxs):
                 out[i] = raw[j]
         return out
 
-    def run_tensor(self, tensor: np.ndarray) -> np.ndarray:
+    def run_tensor(self, tensor: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
         """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output."""
-        return run_chunked(self.backend, tensor, self.ref)
+        return run_chunked(self.backend, tensor, self.ref, interrupt)
 
     def decode(self, raw_one: np.ndarray) -> RawDetections:
         """Boxes above the score threshold after NMS, in model-input pixels."""
@@ -123,20 +124,21 @@ class Detector:
 
     def run_prepared(
         self, prepared: Sequence[np.ndarray], metas: Sequence[LetterboxMeta],
-        filters: FilterSet | Sequence[FilterSet] | None = None,
+        filters: FilterSet | Sequence[FilterSet] | None = None, interrupt: Interrupt | None = None,
     ) -> list[ImageDetections | Exception]:
         """Prepared inputs -> records: the one run loop of the library, the Serve replica and the batch actors.
 
         One `infer` for the whole batch, then `postprocess` per input with `filters` (one set for all,
         or one per input). An input whose postprocessing fails gets its exception in its place, so
-        it never fails its batch mates; a failed forward pass raises ModelRunError for all.
+        it never fails its batch mates; a failed forward pass raises ModelRunError for all, and one
+        stopped by `interrupt` raises RunInterruptedError (nothing was lost: run the inputs again).
         Each record's `timing_ms` holds inference (the batch's), postprocess and batch_size.
         """
         if not prepared:
             return []
         per_item = filters if isinstance(filters, list | tuple) else [filters or self.default_filters] * len(prepared)
         t0 = time.perf_counter()
-        raw = self.infer(prepared)
+        raw = self.infer(prepared, interrupt)
         inference_ms = _ms(time.perf_counter() - t0)
         out: list[ImageDetections | Exception] = []
         for one, meta, fs in zip(raw, metas, per_item, strict=True):

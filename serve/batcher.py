@@ -8,6 +8,12 @@ waits for at most one small bulk batch), the scheme Triton's dynamic batcher cal
 levels. Online and bulk items never share a batch. One batch runs at a time (the forward pass
 has one thread anyway); the next one forms while it runs.
 
+Preemption (`preempt_bulk`): an online request that arrives while a bulk batch runs need not wait
+for it. The batcher requests that batch's `Interrupt` (ONNX Runtime stops the forward pass within
+a few ms); items the runner reports as `RunInterruptedError` go back to the front of the bulk lane, in
+order, and run again once no online request waits. The cost is the bulk work thrown away: at most
+one bulk batch per online arrival (`on_preempt` hears of each).
+
 Lifecycle: created once per replica; `submit` from any request coroutine on the replica's
 event loop; the batching loop starts with the first submit and lives as long as the loop.
 """
@@ -20,6 +26,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
+
+from model_store import Interrupt, RunInterruptedError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -38,24 +46,31 @@ class _Waiting(Generic[Item, Result]):
 class PriorityBatcher(Generic[Item, Result]):
     """Groups submitted items into batches for `run_batch`; see the module docstring for the policy.
 
-    `run_batch(items)` returns one result per item (exceptions are per-item results, raised
-    to that item's caller). `wait_s()` is how long a batch opened now may wait for company
+    `run_batch(items, interrupt)` returns one result per item (exceptions are per-item results, raised
+    to that item's caller; an `RunInterruptedError` result, or an `RunInterruptedError` raised for the whole batch,
+    puts the item back in its lane). `interrupt` is an `Interrupt` for a bulk batch that may be
+    preempted, else None. `wait_s()` is how long a batch opened now may wait for company
     (read when a batch opens; a full batch never waits).
     """
 
-    def __init__(self, run_batch: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
-                 wait_s: Callable[[], float], max_batch_size: int = 8, bulk_max_batch_size: int | None = None) -> None:
+    def __init__(self, run_batch: Callable[[list[Item], Interrupt | None], Awaitable[Sequence[Result | BaseException]]],
+                 wait_s: Callable[[], float], max_batch_size: int = 8, bulk_max_batch_size: int | None = None,
+                 preempt_bulk: bool = True, on_preempt: Callable[[], None] | None = None) -> None:
         self._run_batch = run_batch
         self._wait_s = wait_s
         self.max_batch_size = max_batch_size
         self.bulk_max_batch_size = bulk_max_batch_size
+        self.preempt_bulk = preempt_bulk
+        self._on_preempt = on_preempt  # told of each bulk batch stopped for an online request
         self._lanes: dict[Lane, deque[_Waiting]] = {lane: deque() for lane in LANES}
         self._arrived: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
+        self._running: Interrupt | None = None  # the running bulk batch's, while it may be preempted
 
-    def configure(self, max_batch_size: int, bulk_max_batch_size: int | None) -> None:
+    def configure(self, max_batch_size: int, bulk_max_batch_size: int | None, preempt_bulk: bool = True) -> None:
         self.max_batch_size = max_batch_size
         self.bulk_max_batch_size = bulk_max_batch_size
+        self.preempt_bulk = preempt_bulk
 
     def waiting(self, lane: Lane | None = None) -> int:
         """Items queued and not yet in a running batch (in one lane, or both)."""
@@ -73,6 +88,11 @@ class PriorityBatcher(Generic[Item, Result]):
         waiting = _Waiting(item, loop.create_future(), lane, time.perf_counter())
         self._lanes[lane].append(waiting)
         self._arrived.set()
+        if lane == "online" and self._running is not None:
+            self._running.request()  # the bulk batch in flight stops; its items run again after this one
+            self._running = None
+            if self._on_preempt is not None:
+                self._on_preempt()
         try:
             return await waiting.future
         except asyncio.CancelledError:  # the caller went away: drop its item if it has not run yet
@@ -116,12 +136,19 @@ class PriorityBatcher(Generic[Item, Result]):
             batch = [queue.popleft() for _ in range(min(len(queue), self._limit(lane)))]
             if not batch:
                 continue
+            interrupt = Interrupt() if lane == "bulk" and self.preempt_bulk else None
+            self._running = interrupt
             try:
-                results = await self._run_batch([w.item for w in batch])
+                results = await self._run_batch([w.item for w in batch], interrupt)
             except Exception as exc:  # noqa: BLE001 - the batch runner failed as a whole: every caller hears it
                 results = [exc] * len(batch)
+            finally:
+                self._running = None
+            again = [w for w, r in zip(batch, results, strict=True)
+                     if isinstance(r, RunInterruptedError) and not w.future.done()]
+            self._lanes[lane].extendleft(reversed(again))  # at the front, in their order
             for waiting, result in zip(batch, results, strict=True):
-                if waiting.future.done():  # cancelled by its caller meanwhile
+                if waiting.future.done() or isinstance(result, RunInterruptedError):  # cancelled, or queued again
                     continue
                 if isinstance(result, BaseException):
                     waiting.future.set_exception(result)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from model_store import Classification, Classifier, FilterSet, ModelRef, ModelStore
+from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
 
 from .protocol import CropGeometryChangedError, InvalidParameterError, ModelRunFailedError, core_error
 from .versioned import VersionedReplica, current_request_id
@@ -101,7 +101,9 @@ class ClassifierReplica(VersionedReplica):
                                         tags={"model": self.model, "version": loaded.version})
         return results
 
-    async def _run_items(self, items: list[_Crops]) -> list[list[Classification] | BaseException]:
+    async def _run_items(self, items: list[_Crops],
+                         interrupt: Interrupt | None = None) -> list[list[Classification] | BaseException]:
+        # Crops come from online requests and the batch job's own classify stage, never the bulk lane.
         return await self._in_pool(self._infer_pool, self._run_batch, items)
 
     def _run_batch(self, items: list[_Crops]) -> list[list[Classification] | BaseException]:

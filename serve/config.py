@@ -59,6 +59,10 @@ class _RuntimeFields(_Strict):
         "largest batch of archive images sent through the deployment (`--via serve`); online requests go "
         "ahead of them at every batch, so an online request waits behind at most one such batch "
         "(default: max_batch_size; on CPU, where a batch costs its size, 1-2 keeps online latency low)"))
+    preempt_bulk: bool = Field(True, description=(
+        "an online request that arrives while an archive batch runs stops that batch's forward pass (within a "
+        "few ms) and goes first; the archive images run again after it. Costs at most one bulk batch of work "
+        "per online arrival (counted in /v1/models stats as bulk_preempted); false: the online request waits"))
     bulk_max_waiting: int | None = Field(None, ge=1, description=(
         "archive images one replica holds at once; more are refused with 503 and the batch job retries them "
         "(default: 2 x max_batch_size), so archive traffic never takes the slots online requests need"))

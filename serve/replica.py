@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from model_store import Detector, FilterSet, ImageDetections, ModelRef, ModelStore
+from model_store import Detector, FilterSet, ImageDetections, Interrupt, ModelRef, ModelStore, RunInterruptedError
 from model_store.imaging import decode_image_at_least
 from model_store.preprocess import LetterboxMeta
 
@@ -225,15 +225,19 @@ class DetectorReplica(VersionedReplica):
             raise outcome.error
         return outcome.record
 
-    async def _run_items(self, items: list[_Item]) -> list[_Outcome]:
-        outcomes, reports = await self._in_pool(self._infer_pool, self._run_batch, items)
+    async def _run_items(self, items: list[_Item],
+                         interrupt: Interrupt | None = None) -> list[_Outcome | RunInterruptedError]:
+        outcomes, reports = await self._in_pool(self._infer_pool, self._run_batch, items, interrupt)
         for rep in reports:
             self.metrics.batch(rep.version, rep.size, rep.inference_ms)
             self.stats.batch(rep.version, rep.size)
-        return outcomes
+        # Items a preemption stopped go back to the batcher as RunInterruptedError, which queues them again.
+        return [o.error if isinstance(o.error, RunInterruptedError) else o for o in outcomes]
 
-    def _run_batch(self, items: list[_Item]) -> tuple[list[_Outcome], list[_BatchReport]]:
-        """One forward pass per version present in the batch; an error fails only the items it concerns."""
+    def _run_batch(self, items: list[_Item], interrupt: Interrupt | None = None,
+                   ) -> tuple[list[_Outcome], list[_BatchReport]]:
+        """One forward pass per version present in the batch; an error fails only the items it concerns.
+        Once `interrupt` stops a pass, that group and the groups after it report RunInterruptedError."""
         start = time.perf_counter()
         outcomes = [_Outcome() for _ in items]
         reports = []
@@ -244,7 +248,11 @@ class DetectorReplica(VersionedReplica):
             loaded = items[idxs[0]].loaded
             try:
                 records = loaded.detector.run_prepared([items[i].prepared for i in idxs], [items[i].meta for i in idxs],
-                                                       [items[i].filters for i in idxs])
+                                                       [items[i].filters for i in idxs], interrupt)
+            except RunInterruptedError as exc:
+                for i in idxs:
+                    outcomes[i].error = exc
+                continue  # the next group raises RunInterruptedError at once, before its pass starts
             except Exception as exc:  # noqa: BLE001 - reported to each caller of this group
                 logger.warning("inference of %s:%s failed for a batch of %d: %s", self.model, loaded.version,
                                len(idxs), exc)

@@ -72,6 +72,11 @@ class BatchStats:
         self.batch_sizes: Counter[int] = Counter()
         self.images: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.bulk_preempted = 0
+
+    def preempted(self) -> None:
+        with self._lock:
+            self.bulk_preempted += 1
 
     def batch(self, version: str, size: int) -> None:
         with self._lock:
@@ -91,16 +96,17 @@ class BatchStats:
                 "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
                 "max_batch_size_seen": max(self.batch_sizes, default=0),
                 "errors": dict(self.errors),
+                "bulk_preempted": self.bulk_preempted,
             }
 
 
 def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     """Sum the stats of several replicas."""
     out: dict[str, Any] = {"images": 0, "images_by_version": Counter(), "batches": 0, "batch_sizes": Counter(),
-                           "max_batch_size_seen": 0, "errors": Counter()}
+                           "max_batch_size_seen": 0, "errors": Counter(), "bulk_preempted": 0}
     for snap in snapshots:
-        out["images"] += snap["images"]
-        out["batches"] += snap["batches"]
+        for key in ("images", "batches", "bulk_preempted"):
+            out[key] += snap.get(key, 0)
         out["max_batch_size_seen"] = max(out["max_batch_size_seen"], snap["max_batch_size_seen"])
         for key in ("images_by_version", "batch_sizes", "errors"):
             out[key].update(snap[key])

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray import serve
 
-from model_store import ModelRef, ModelStore
+from model_store import Interrupt, ModelRef, ModelStore
 
 from .batcher import Lane, PriorityBatcher
 from .config import ModelRuntimeConfig
@@ -47,8 +47,9 @@ class VersionedReplica:
       - control methods (`status`, `refresh`, `preload`) are what the ingress broadcasts to every
         replica for GET /v1/models and the admin routes.
 
-    Subclasses pass `loader(version)` and `warm(model, batch_sizes)` and implement `_run_items(items)`
-    (one result or exception per item), which the batcher calls with one batch.
+    Subclasses pass `loader(version)` and `warm(model, batch_sizes)` and implement `_run_items(items, interrupt)`
+    (one result or exception per item), which the batcher calls with one batch; `interrupt` (bulk batches
+    only) is requested when an online request preempts the batch, and items it stopped report `RunInterruptedError`.
     """
 
     kind = "model"
@@ -65,14 +66,15 @@ class VersionedReplica:
         self.stats = BatchStats()
         self.runtime: ModelRuntimeConfig | None = None
         self._poller: asyncio.Task | None = None
-        self.batcher: PriorityBatcher = PriorityBatcher(self._run_items, self._batch_wait_s)
+        self.batcher: PriorityBatcher = PriorityBatcher(self._run_items, self._batch_wait_s,
+                                                        on_preempt=self.stats.preempted)
         self._admitted: dict[Lane, int] = {"online": 0, "bulk": 0}
         try:
             self.replica_id = serve.get_replica_context().replica_id.unique_id
         except Exception:  # noqa: BLE001 - not inside Serve
             self.replica_id = "local"
 
-    async def _run_items(self, items: list[Any]) -> list[Any]:  # pragma: no cover - interface
+    async def _run_items(self, items: list[Any], interrupt: Interrupt | None = None) -> list[Any]:  # pragma: no cover
         raise NotImplementedError
 
     async def _in_pool(self, pool: ThreadPoolExecutor, fn, *args):
@@ -81,7 +83,7 @@ class VersionedReplica:
     # -- lifecycle ---------------------------------------------------------------------------
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         runtime = ModelRuntimeConfig.model_validate(user_config)
-        self.batcher.configure(runtime.max_batch_size, runtime.bulk_max_batch_size)
+        self.batcher.configure(runtime.max_batch_size, runtime.bulk_max_batch_size, runtime.preempt_bulk)
         first = self.runtime is None
         self.runtime = runtime
         self.versions.configure(runtime)
@@ -122,7 +124,8 @@ class VersionedReplica:
         rt = self.runtime or ModelRuntimeConfig()
         return {"replica": self.replica_id, "model": self.model, "kind": self.kind, **self.versions.status(),
                 "batching": {"max_batch_size": rt.max_batch_size, "batch_wait_timeout_s": rt.batch_wait_timeout_s,
-                             "batch_wait_policy": rt.batch_wait_policy},
+                             "batch_wait_policy": rt.batch_wait_policy, "bulk_max_batch_size": rt.bulk_max_batch_size,
+                             "preempt_bulk": rt.preempt_bulk},
                 "stats": self.stats.snapshot()}
 
     async def refresh(self, retry_failed: bool = False) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -25,11 +27,49 @@ class ModelRunError(TraplineError, RuntimeError):
     code = "model_error"
 
 
+class RunInterruptedError(TraplineError, RuntimeError):
+    """A forward pass stopped because its `Interrupt` was requested; its inputs are intact, run them again."""
+
+    code = "interrupted"
+
+
+class Interrupt:
+    """Lets another thread stop a forward pass in flight (a Serve replica preempts an archive batch when an
+    online request arrives). ONNX Runtime checks its RunOptions' terminate flag between graph nodes, so a
+    pass stops within a few ms; a multi-chunk run also stops between chunks. One Interrupt per run: once
+    requested it stays requested."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requested = False
+        self._hooks: list[Callable[[], None]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self._requested
+
+    def request(self) -> None:
+        with self._lock:
+            self._requested = True
+            hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            hook()
+
+    def on_request(self, hook: Callable[[], None]) -> None:
+        """Call `hook` when the interrupt is requested (at once if it already was)."""
+        with self._lock:
+            if not self._requested:
+                self._hooks.append(hook)
+                return
+        hook()
+
+
 class Backend(Protocol):
     """Runs a batch tensor through the model and returns its raw output tensor.
 
     `fixed_batch` is the batch size a graph exported with a static batch dim accepts (None: any);
-    `expects` describes the input the graph takes, for error messages.
+    `expects` describes the input the graph takes, for error messages. `run` stops early when its
+    `interrupt` is requested, if the runtime can (the caller checks `interrupt.requested` after an error).
     """
 
     device: str
@@ -37,7 +77,7 @@ class Backend(Protocol):
 
     def expects(self) -> str: ...
 
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
+    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray: ...
 
 
 def gpu_assigned() -> bool:
@@ -61,30 +101,34 @@ def create_backend(config: ModelConfig, weights: Path, device: str = "cpu", thre
     raise ModelLoadError(f"unknown backend {config.backend!r}")  # unreachable: config validation
 
 
-def run_chunked(backend: Backend, tensor: np.ndarray, ref: str) -> np.ndarray:
+def run_chunked(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Interrupt | None = None) -> np.ndarray:
     """Run a ready NCHW tensor in the batch sizes the graph accepts; returns the stacked raw output.
 
     A graph exported with a static batch runs formed batches in chunks of that size, the last one
     padded with copies of its last input (their outputs are dropped). Raises ModelRunError naming
-    the model, the input and what the graph expects.
+    the model, the input and what the graph expects, or RunInterruptedError when `interrupt` was requested.
     """
     fixed = backend.fixed_batch
     if fixed is None or len(tensor) == fixed:
-        return _run(backend, tensor, ref)
+        return _run(backend, tensor, ref, interrupt)
     parts = []
     for start in range(0, len(tensor), fixed):
         chunk = tensor[start:start + fixed]
         n = len(chunk)
         if n < fixed:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
-        parts.append(_run(backend, chunk, ref)[:n])
+        parts.append(_run(backend, chunk, ref, interrupt)[:n])
     return np.concatenate(parts)
 
 
-def _run(backend: Backend, tensor: np.ndarray, ref: str) -> np.ndarray:
+def _run(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Interrupt | None) -> np.ndarray:
+    if interrupt is not None and interrupt.requested:
+        raise RunInterruptedError(f"the forward pass of {ref} was interrupted before it started")
     try:
-        return backend.run(tensor)
+        return backend.run(tensor) if interrupt is None else backend.run(tensor, interrupt)
     except Exception as exc:  # noqa: BLE001 - runtimes raise many types; the caller needs one, with context
+        if interrupt is not None and interrupt.requested:
+            raise RunInterruptedError(f"the forward pass of {ref} was interrupted") from exc
         detail = str(exc).strip().splitlines()
         raise ModelRunError(
             f"model {ref} failed on an input of shape {list(tensor.shape)} {tensor.dtype}; the graph expects "

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from . import ModelLoadError, gpu_assigned
+from . import Interrupt, ModelLoadError, gpu_assigned
 
 
 def select_providers(device: str) -> list[str]:
@@ -59,6 +59,11 @@ class OnnxBackend:
         dims = ", ".join(str(d) if isinstance(d, int) else f"{d}?" for d in self._input.shape)
         return f"{self.input_name} [{dims}] {self._input.type}"
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch; returns the first output."""
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
+        """Run one batch; returns the first output. A requested `interrupt` sets the run's terminate flag:
+        ORT stops at the next node and raises."""
+        options = None
+        if interrupt is not None:
+            options = ort.RunOptions()
+            interrupt.on_request(lambda: setattr(options, "terminate", True))
+        return self.session.run([self.output_name], {self.input_name: batch}, options)[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ModelLoadError, gpu_assigned
+from . import Interrupt, ModelLoadError, gpu_assigned
 
 
 class TorchExportBackend:
@@ -46,8 +46,9 @@ class TorchExportBackend:
     def expects(self) -> str:
         return "a float [N, 3, H, W] tensor (torch.export program)"
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch; returns the output as a numpy array."""
+    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
+        """Run one batch; returns the output as a numpy array. A torch program cannot be stopped midway:
+        an `interrupt` takes effect between chunks only (run_chunked)."""
         torch = self._torch
         with torch.inference_mode():
             out = self.module(torch.from_numpy(batch).to(self.device))

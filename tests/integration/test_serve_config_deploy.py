@@ -67,5 +67,6 @@ def test_config_file_deploy_and_in_place_retune(ray_cluster, tmp_path, fixture_m
             stop.set()
             thread.join(30)
         assert after["replicas"][0]["replica"] == before["replicas"][0]["replica"]  # reconfigured, not restarted
-        assert after["batching"] == {"max_batch_size": 6, "batch_wait_timeout_s": 0.02, "batch_wait_policy": "adaptive"}
+        assert after["batching"] == {"max_batch_size": 6, "batch_wait_timeout_s": 0.02, "batch_wait_policy": "adaptive",
+                                     "bulk_max_batch_size": None, "preempt_bulk": True}
         assert statuses and set(statuses) == {200}

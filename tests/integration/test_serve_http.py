@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 
 from model_store import ImageDetections, ModelStore
-from model_store.imaging import decode_image
+from model_store.imaging import DEFAULT_MAX_PIXELS, decode_image
 from serve import get_detector_handle
 from serve.local import run_local, wait_until
 from serve.protocol import InvalidParameterError, ModelNotFoundError, unwrap_error
 from tests.fixtures.images import encode, gradient, png_with_declared_size
 from tests.fixtures.onnx_models import EXPECTED_640x480, fixture_config
+from tests.fixtures.parity import IMAGES, image_names, publish_reference
 
 pytestmark = pytest.mark.ray
 
@@ -42,6 +43,9 @@ CONFIG = {
         # admits 2 online requests, which then wait 1 s for company that the refused ones cannot bring
         {"name": "admission", "num_cpus": 0.1, "max_batch_size": 4, "batch_wait_timeout_s": 1.0,
          "batch_wait_policy": "fixed", "max_online_requests": 2, "alias_poll_interval_s": 0},
+        # a real YOLOv8n export: a bulk batch of 16 takes ~1.5 s on one thread, long enough to preempt
+        {"name": "yolov8n_dynamic", "num_cpus": 0.2, "max_batch_size": 16, "bulk_max_batch_size": 16,
+         "batch_wait_timeout_s": 0.2, "batch_wait_policy": "fixed", "alias_poll_interval_s": 0},
     ],
     "http": {"port": 0, "max_body_bytes": MAX_BODY, "ingress_num_cpus": 0.1},
 }
@@ -57,6 +61,7 @@ def store(tmp_path_factory, fixture_models) -> ModelStore:
     for name in ("slowbatch", "tinyqueue", "admission"):
         store.publish(fixture_models["yolov8"], name, "1", fixture_config("yolov8"))
         store.promote(f"{name}:1")
+    publish_reference(store, "yolov8n_dynamic")
     return store
 
 
@@ -153,12 +158,13 @@ def test_models_route_lists_aliases_versions_and_batching(url, store):
     r = httpx.get(url + "/v1/models", timeout=30)
     assert r.status_code == 200
     models = {m["name"]: m for m in r.json()["models"]}
-    assert set(models) == {"fixture", "slowbatch", "tinyqueue", "admission"}
+    assert set(models) == {"fixture", "slowbatch", "tinyqueue", "admission", "yolov8n_dynamic"}
     fx = models["fixture"]
     assert fx["deployment"] == "detector-fixture" and fx["ready"] and fx["default_alias"] == "production"
     assert fx["aliases"] == {"production": "1"} and fx["store_aliases"] == {"production": "1"}
     assert any(v["version"] == "1" and v["aliases"] == ["production"] for v in fx["versions"])
-    assert fx["batching"] == {"max_batch_size": 4, "batch_wait_timeout_s": 0.25, "batch_wait_policy": "adaptive"}
+    assert fx["batching"] == {"max_batch_size": 4, "batch_wait_timeout_s": 0.25, "batch_wait_policy": "adaptive",
+                              "bulk_max_batch_size": None, "preempt_bulk": True}
     assert len(fx["replicas"]) == 1 and fx["errors"] == []
 
 
@@ -295,6 +301,41 @@ def test_online_requests_go_ahead_of_archive_images_and_never_share_their_batch(
     assert min(b["timing_ms"]["queue"] for b in bulk) > online["queue"] + 200
     boxes = [[(d["label"], d["bbox"]) for d in r["detections"]] for r in (*bulk, http.json())]
     assert boxes[0] == boxes[1] == boxes[2]
+
+
+def test_an_online_request_preempts_a_running_archive_pass_and_no_archive_image_is_lost(url, store):
+    name = "yolov8n_dynamic"
+    handle = get_detector_handle(name)
+    det = store.load_detector(name)
+    photos = [(IMAGES / image).read_bytes() for image in image_names()]
+    archive_images = [photos[i % len(photos)] for i in range(16)]
+
+    def library(*images: bytes) -> list[dict]:  # one batch, as the replica runs them: the same arithmetic
+        pairs = [det.prepare_bytes(data, DEFAULT_MAX_PIXELS) for data in images]
+        records = det.run_prepared([p for p, _ in pairs], [m for _, m in pairs])
+        return [r.model_dump(mode="json", exclude={"timing_ms"}) for r in records]
+
+    def stats() -> dict:
+        models = httpx.get(f"{url}/v1/models").json()["models"]
+        return next(m for m in models if m["name"] == name)["stats"]
+
+    want = library(*archive_images)
+    before = stats()
+    handle.detect_bytes.remote(photos[0], None, None).result()  # warm the driver's router
+    archive = [handle.detect_bytes.remote(data, None, None) for data in archive_images]
+    time.sleep(0.4)  # the batch of 16 is full at once; its passes (~1.5 s on one thread) are running
+    online = post(url, photos[1], params={"model": name})
+    got = [r.result().model_dump(mode="json", exclude={"timing_ms"}) for r in archive]
+    assert online.status_code == 200
+    [alone] = library(photos[1])
+    assert [(d["label"], d["score"], d["bbox"]) for d in online.json()["detections"]] == \
+        [(d["label"], d["score"], d["bbox"]) for d in alone["detections"]]
+    assert got == want  # every archive image answered once, with the records of an uninterrupted run
+    after = stats()
+    assert after["bulk_preempted"] == before["bulk_preempted"] + 1
+    # the stopped batch counts as none: the archive's one whole batch of 16, and the online request alone
+    assert after["batch_sizes"].get("16", 0) == before["batch_sizes"].get("16", 0) + 1
+    assert online.json()["timing_ms"]["batch_size"] == 1.0
 
 
 def test_prometheus_metrics_carry_model_and_version(url):

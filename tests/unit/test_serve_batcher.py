@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from model_store import Interrupt, RunInterruptedError
 from serve.batcher import PriorityBatcher
 
 
@@ -16,10 +17,31 @@ class Recorder:
         self.batches: list[list[str]] = []
         self.cost_s = cost_s
 
-    async def __call__(self, items: list[str]) -> list[str | BaseException]:
+    async def __call__(self, items: list[str], interrupt: Interrupt | None = None) -> list[str | BaseException]:
         self.batches.append(list(items))
         await asyncio.sleep(self.cost_s)
         return [ValueError(f"bad {x}") if x.startswith("bad") else x.upper() for x in items]
+
+
+class Preemptible(Recorder):
+    """A runner whose passes stop when their interrupt is requested (as ONNX Runtime's do); archive
+    ("b...") batches take `cost_s`, online ones 0.02 s."""
+
+    def __init__(self, cost_s: float = 0.5) -> None:
+        super().__init__(cost_s)
+        self.interrupts: list[Interrupt | None] = []
+        self.stopped: list[list[str]] = []
+
+    async def __call__(self, items, interrupt=None):
+        self.batches.append(list(items))
+        self.interrupts.append(interrupt)
+        deadline = asyncio.get_running_loop().time() + (self.cost_s if items[0].startswith("b") else 0.02)
+        while asyncio.get_running_loop().time() < deadline:
+            if interrupt is not None and interrupt.requested:
+                self.stopped.append(list(items))
+                return [RunInterruptedError("stopped")] * len(items)
+            await asyncio.sleep(0.005)
+        return [x.upper() for x in items]
 
 
 def run(coro):
@@ -59,7 +81,7 @@ def test_errors_reach_only_their_own_caller():
 def test_a_runner_that_fails_as_a_whole_fails_that_batch_only():
     calls = []
 
-    async def runner(items):
+    async def runner(items, interrupt=None):
         calls.append(items)
         if len(calls) == 1:
             raise RuntimeError("device lost")
@@ -111,3 +133,56 @@ def test_an_unknown_lane_is_refused():
 
     with pytest.raises(ValueError, match="lane must be one of"):
         run(go())
+
+
+def test_an_online_request_preempts_the_running_bulk_batch_and_the_archive_images_run_again_in_order():
+    async def go():
+        rec = Preemptible(cost_s=0.5)
+        preempted = []
+        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2,
+                            on_preempt=lambda: preempted.append(1))
+        loop = asyncio.get_running_loop()
+        bulk = [asyncio.create_task(b.submit(f"b{i}", "bulk")) for i in range(4)]
+        await asyncio.sleep(0.05)  # b0, b1 are running
+        t0 = loop.time()
+        online = await b.submit("o0", "online")
+        online_s = loop.time() - t0
+        return rec, preempted, online, online_s, await asyncio.gather(*bulk)
+
+    rec, preempted, online, online_s, bulk = run(go())
+    assert online == "O0" and online_s < 0.5 * 0.8  # it did not wait out the bulk pass
+    assert bulk == ["B0", "B1", "B2", "B3"]  # nothing lost, every caller answered once
+    assert rec.stopped == [["b0", "b1"]] and len(preempted) == 1
+    assert rec.batches == [["b0", "b1"], ["o0"], ["b0", "b1"], ["b2", "b3"]]  # back at the front, in order
+    assert rec.interrupts[1] is None  # online batches are never preempted
+
+
+def test_without_preemption_an_online_request_waits_for_the_bulk_batch():
+    async def go():
+        rec = Preemptible(cost_s=0.3)
+        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2, preempt_bulk=False)
+        bulk = asyncio.create_task(b.submit("b0", "bulk"))
+        await asyncio.sleep(0.05)
+        online = await b.submit("o0", "online")
+        return rec, online, await bulk
+
+    rec, online, bulk = run(go())
+    assert (online, bulk) == ("O0", "B0")
+    assert rec.stopped == [] and rec.interrupts == [None, None]
+    assert rec.batches == [["b0"], ["o0"]]
+
+
+def test_a_preempted_archive_image_whose_caller_left_is_not_run_again():
+    async def go():
+        rec = Preemptible(cost_s=0.3)
+        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2)
+        gone = asyncio.create_task(b.submit("b-gone", "bulk"))
+        kept = asyncio.create_task(b.submit("b-kept", "bulk"))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        await b.submit("o0", "online")
+        return rec, await kept
+
+    rec, kept = run(go())
+    assert kept == "B-KEPT"
+    assert rec.batches == [["b-gone", "b-kept"], ["o0"], ["b-kept"]]

@@ -219,5 +219,5 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}"
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:,.1f}"  # ratios keep 3 digits: 1.19 is not 1.2
     return str(value)

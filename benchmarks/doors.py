@@ -154,6 +154,28 @@ def light_load(url: str, payloads: list[bytes], rate: float, seconds: float) -> 
             "statuses": res["statuses"]}
 
 
+def one_at_a_time(url: str, payloads: list[bytes], count: int, gap_s: float = 0.5) -> dict[str, Any]:
+    """`count` requests, each sent `gap_s` after the last answer: no queueing, so the answer's own
+    timing_ms says where a light-load request's time goes. Medians, ms; `hop` is what the replica did
+    not time (proxy, HTTP, JSON, client)."""
+    import statistics
+
+    import httpx
+
+    rows = []
+    with httpx.Client(timeout=60) as client:
+        for i in range(count):
+            time.sleep(gap_s)
+            t0 = time.perf_counter()
+            r = client.post(url + "/v1/detect", content=payloads[i % len(payloads)])
+            r.raise_for_status()
+            rows.append({"total": (time.perf_counter() - t0) * 1000, **r.json()["timing_ms"]})
+    stages = ("decode", "preprocess", "queue", "inference", "postprocess")
+    out = {k: round(statistics.median(r.get(k, 0.0) for r in rows), 1) for k in ("total", *stages)}
+    out["hop"] = round(statistics.median(r["total"] - sum(r.get(k, 0.0) for k in stages) for r in rows), 1)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from model_store import ModelStore
 
@@ -222,6 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with service(None, serve_config(store.root, "bench-yolov8n", **replica)) as url:
                 light_load(url, payloads, 1, 3)
                 out["light_real"] = light_load(url, payloads, args.light_rate, args.seconds)
+                out["one_at_a_time_real"] = one_at_a_time(url, payloads, max(10, int(args.seconds)))
             with minimal_service(store.root, NULL, num_cpus=replica["num_cpus"], port=free_port()) as url:
                 http_closed(url, payloads, 4, 3)
                 out["minimal"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
@@ -355,6 +378,11 @@ def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
     if "light_real" in http:
         add("HTTP real, light load p50 (ms)", http["light_real"]["p50_ms"], "batch-1 model latency",
             ceil.get("batch1_p50_ms"), "<= +10 ms")
+    if "one_at_a_time_real" in http:
+        one = http["one_at_a_time_real"]
+        add("HTTP real, one request at a time p50 (ms)", one["total"], "batch-1 model latency",
+            ceil.get("batch1_p50_ms"), f"decode {one['decode']}, letterbox {one['preprocess']}, inference "
+            f"{one['inference']}, postprocess {one['postprocess']}, hop {one['hop']}")
     pr = res.get("priority")
     if pr:
         add("online p50 during a --via serve backfill (ms)", pr["during_backfill"]["p50_ms"], "idle p50",

@@ -61,6 +61,11 @@ class Detector:
         return self.preprocessor.prepare_bytes(data, max_pixels)
 
     @property
+    def interruptible(self) -> bool:
+        """Whether a forward pass stops early when its Interrupt is requested (ONNX Runtime: yes; torch: no)."""
+        return getattr(self.backend, "interruptible", False)
+
+    @property
     def ref(self) -> str:
         return f"{self.info.name}:{self.info.version}"
 

@@ -11,8 +11,10 @@ has one thread anyway); the next one forms while it runs.
 Preemption (`preempt_bulk`): an online request that arrives while a bulk batch runs need not wait
 for it. The batcher requests that batch's `Interrupt` (ONNX Runtime stops the forward pass within
 a few ms); items the runner reports as `RunInterruptedError` go back to the front of the bulk lane, in
-order, and run again once no online request waits. The cost is the bulk work thrown away: at most
-one bulk batch per online arrival (`on_preempt` hears of each).
+order, and run again once no online request waits. A batch holding an item that was stopped before
+is not preempted again, so under steady online traffic the archive still moves (an online request
+then waits for at most that one batch, as without preemption). The cost is the bulk work thrown
+away: each archive image is run at most twice. `on_preempt` hears of each pass that really stopped.
 
 Lifecycle: created once per replica; `submit` from any request coroutine on the replica's
 event loop; the batching loop starts with the first submit and lives as long as the loop.
@@ -35,12 +37,13 @@ Lane = Literal["online", "bulk"]
 LANES: tuple[Lane, ...] = ("online", "bulk")
 
 
-@dataclass
+@dataclass(eq=False)  # identity: items may hold arrays, and `in` / `remove` on a lane must not compare them
 class _Waiting(Generic[Item, Result]):
     item: Item
     future: asyncio.Future
     lane: Lane
     enqueued: float
+    stopped: bool = False  # its batch was preempted once: it now runs to the end
 
 
 class PriorityBatcher(Generic[Item, Result]):
@@ -91,8 +94,6 @@ class PriorityBatcher(Generic[Item, Result]):
         if lane == "online" and self._running is not None:
             self._running.request()  # the bulk batch in flight stops; its items run again after this one
             self._running = None
-            if self._on_preempt is not None:
-                self._on_preempt()
         try:
             return await waiting.future
         except asyncio.CancelledError:  # the caller went away: drop its item if it has not run yet
@@ -136,7 +137,9 @@ class PriorityBatcher(Generic[Item, Result]):
             batch = [queue.popleft() for _ in range(min(len(queue), self._limit(lane)))]
             if not batch:
                 continue
-            interrupt = Interrupt() if lane == "bulk" and self.preempt_bulk else None
+            # A batch with an item stopped before is not preempted again, so the archive always moves on.
+            preemptible = lane == "bulk" and self.preempt_bulk and not any(w.stopped for w in batch)
+            interrupt = Interrupt() if preemptible else None
             self._running = interrupt
             try:
                 results = await self._run_batch([w.item for w in batch], interrupt)
@@ -144,8 +147,12 @@ class PriorityBatcher(Generic[Item, Result]):
                 results = [exc] * len(batch)
             finally:
                 self._running = None
-            again = [w for w, r in zip(batch, results, strict=True)
-                     if isinstance(r, RunInterruptedError) and not w.future.done()]
+            stopped = [w for w, r in zip(batch, results, strict=True) if isinstance(r, RunInterruptedError)]
+            if stopped and self._on_preempt is not None:
+                self._on_preempt()  # counted when a pass really stopped, not when it was asked to
+            again = [w for w in stopped if not w.future.done()]
+            for w in again:
+                w.stopped = True
             self._lanes[lane].extendleft(reversed(again))  # at the front, in their order
             for waiting, result in zip(batch, results, strict=True):
                 if waiting.future.done() or isinstance(result, RunInterruptedError):  # cancelled, or queued again

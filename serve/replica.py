@@ -248,7 +248,8 @@ class DetectorReplica(VersionedReplica):
             loaded = items[idxs[0]].loaded
             try:
                 records = loaded.detector.run_prepared([items[i].prepared for i in idxs], [items[i].meta for i in idxs],
-                                                       [items[i].filters for i in idxs], interrupt)
+                                                       [items[i].filters for i in idxs],
+                                                       interrupt if loaded.detector.interruptible else None)
             except RunInterruptedError as exc:
                 for i in idxs:
                     outcomes[i].error = exc

@@ -68,12 +68,13 @@ class Backend(Protocol):
     """Runs a batch tensor through the model and returns its raw output tensor.
 
     `fixed_batch` is the batch size a graph exported with a static batch dim accepts (None: any);
-    `expects` describes the input the graph takes, for error messages. `run` stops early when its
-    `interrupt` is requested, if the runtime can (the caller checks `interrupt.requested` after an error).
+    `expects` describes the input the graph takes, for error messages. An `interruptible` backend's
+    `run` stops early when its `interrupt` is requested and raises RunInterruptedError.
     """
 
     device: str
     fixed_batch: int | None
+    interruptible: bool  # whether `run` stops early on a requested interrupt
 
     def expects(self) -> str: ...
 
@@ -126,9 +127,9 @@ def _run(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Interrupt | 
         raise RunInterruptedError(f"the forward pass of {ref} was interrupted before it started")
     try:
         return backend.run(tensor) if interrupt is None else backend.run(tensor, interrupt)
+    except RunInterruptedError as exc:
+        raise RunInterruptedError(f"the forward pass of {ref} was interrupted") from exc
     except Exception as exc:  # noqa: BLE001 - runtimes raise many types; the caller needs one, with context
-        if interrupt is not None and interrupt.requested:
-            raise RunInterruptedError(f"the forward pass of {ref} was interrupted") from exc
         detail = str(exc).strip().splitlines()
         raise ModelRunError(
             f"model {ref} failed on an input of shape {list(tensor.shape)} {tensor.dtype}; the graph expects "

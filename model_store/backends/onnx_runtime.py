@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from . import Interrupt, ModelLoadError, gpu_assigned
+from . import Interrupt, ModelLoadError, RunInterruptedError, gpu_assigned
 
 
 def select_providers(device: str) -> list[str]:
@@ -23,6 +23,8 @@ def select_providers(device: str) -> list[str]:
 
 class OnnxBackend:
     """One InferenceSession per replica/actor; thread count matched to the CPUs it was given."""
+
+    interruptible = True  # ORT checks RunOptions.terminate between graph nodes
 
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
         opts = ort.SessionOptions()
@@ -66,4 +68,10 @@ class OnnxBackend:
         if interrupt is not None:
             options = ort.RunOptions()
             interrupt.on_request(lambda: setattr(options, "terminate", True))
-        return self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+        try:
+            return self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+        except Exception as exc:
+            # Only ORT's own answer to the flag is a stop; any other error is the model's, even mid-preemption.
+            if options is not None and options.terminate and "terminate flag" in str(exc):
+                raise RunInterruptedError("stopped by its interrupt") from exc
+            raise

@@ -42,13 +42,14 @@ class TorchExportBackend:
             raise ModelLoadError(f"torch.export cannot load {path.name}: {exc}") from None
 
     fixed_batch = None  # torch.export programs here are exported with a dynamic batch dim
+    interruptible = False  # a torch program runs to its end: the replica does not preempt it
 
     def expects(self) -> str:
         return "a float [N, 3, H, W] tensor (torch.export program)"
 
     def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
-        """Run one batch; returns the output as a numpy array. A torch program cannot be stopped midway:
-        an `interrupt` takes effect between chunks only (run_chunked)."""
+        """Run one batch; returns the output as a numpy array. A torch program cannot be stopped midway, so
+        `interrupt` is ignored (callers check `interruptible` and do not pass one)."""
         torch = self._torch
         with torch.inference_mode():
             out = self.module(torch.from_numpy(batch).to(self.device))

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from model_store import Interrupt, ModelRunError, ModelStore, RunInterruptedError
+from model_store.backends import run_chunked
 from model_store.imaging import DEFAULT_MAX_PIXELS
 from tests.fixtures.parity import IMAGES, image_names, reference_store
 
@@ -51,8 +52,9 @@ def test_onnx_runtime_honours_the_terminate_flag_of_a_requested_interrupt(store)
     interrupt = Interrupt()
     interrupt.request()
     tensor = np.zeros((1, 3, 640, 640), np.float32)
-    with pytest.raises(Exception, match="terminate"):  # ORT's own error: the flag reached the session
+    with pytest.raises(RunInterruptedError) as caught:
         det.backend.run(tensor, interrupt)
+    assert "terminate flag" in str(caught.value.__cause__)  # ORT's own answer: the flag reached the session
     assert det.backend.run(tensor).shape[0] == 1  # the session itself is unharmed
 
 
@@ -60,6 +62,7 @@ def test_onnx_runtime_honours_the_terminate_flag_of_a_requested_interrupt(store)
 def test_an_interrupt_stops_the_batch_early_and_the_rerun_matches_an_uninterrupted_run(store, name):
     det = store.load_detector(f"{name}:1")
     prepared, metas = _prepared(det, 6)
+    det.run_prepared(prepared[:1], metas[:1])  # warm
     t0 = time.perf_counter()
     expected = det.run_prepared(prepared, metas)
     full_s = time.perf_counter() - t0
@@ -86,3 +89,29 @@ def test_an_interrupt_requested_before_the_pass_runs_nothing(store):
     interrupt.request()
     with pytest.raises(RunInterruptedError, match="before it started"):
         det.run_prepared(prepared, metas, interrupt=interrupt)
+
+
+class _Failing:
+    """A backend that fails on its own while an interrupt is requested: a model error, not a stop."""
+
+    fixed_batch = None
+    interruptible = True
+    device = "cpu"
+
+    def __init__(self, interrupt: Interrupt) -> None:
+        self.interrupt = interrupt
+
+    def expects(self) -> str:
+        return "anything"
+
+    def run(self, batch, interrupt=None):
+        self.interrupt.request()
+        raise ValueError("shape mismatch in node 7")
+
+
+def test_a_model_error_during_a_preemption_is_reported_as_the_model_error():
+    interrupt = Interrupt()
+    with pytest.raises(ModelRunError, match="shape mismatch in node 7"):
+        run_chunked(_Failing(interrupt), np.zeros((1, 3, 8, 8), np.float32), "m:1", interrupt)
+    assert interrupt.requested
+

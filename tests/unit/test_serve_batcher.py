@@ -186,3 +186,58 @@ def test_a_preempted_archive_image_whose_caller_left_is_not_run_again():
     rec, kept = run(go())
     assert kept == "B-KEPT"
     assert rec.batches == [["b-gone", "b-kept"], ["o0"], ["b-kept"]]
+
+
+def test_an_archive_batch_is_preempted_once_then_runs_to_the_end():
+    async def go():
+        rec = Preemptible(cost_s=0.3)
+        preempted = []
+        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2,
+                            on_preempt=lambda: preempted.append(1))
+        bulk = asyncio.create_task(b.submit("b0", "bulk"))
+        await asyncio.sleep(0.05)
+        await b.submit("o0", "online")  # stops b0's first pass
+        await asyncio.sleep(0.05)  # b0 runs again ...
+        await b.submit("o1", "online")  # ... and this one waits for it: steady online traffic cannot starve it
+        return rec, preempted, await bulk
+
+    rec, preempted, bulk = run(go())
+    assert bulk == "B0" and rec.stopped == [["b0"]] and len(preempted) == 1
+    assert rec.batches == [["b0"], ["o0"], ["b0"], ["o1"]]
+    assert rec.interrupts[2] is None  # the second run of b0 could not be preempted
+
+
+def test_a_preemption_counts_only_when_a_pass_really_stopped():
+    async def go():
+        preempted = []
+        b = PriorityBatcher(Recorder(cost_s=0.2), wait_s=lambda: 0.0, max_batch_size=4,
+                            on_preempt=lambda: preempted.append(1))  # a runner that cannot stop (torch)
+        bulk = asyncio.create_task(b.submit("b0", "bulk"))
+        await asyncio.sleep(0.05)
+        return preempted, await b.submit("o0", "online"), await bulk
+
+    assert run(go()) == ([], "O0", "B0")
+
+
+def test_cancelling_items_that_hold_arrays_drops_them():
+    import numpy as np
+
+    async def go():
+        seen = []
+
+        async def runner(items, interrupt=None):
+            seen.append(len(items))
+            await asyncio.sleep(0.05)
+            return [float(x.sum()) for x in items]
+
+        b = PriorityBatcher(runner, wait_s=lambda: 0.0, max_batch_size=8)
+        first = asyncio.create_task(b.submit(np.ones(3)))
+        await asyncio.sleep(0.01)
+        queued = [asyncio.create_task(b.submit(np.ones(3) * k)) for k in (2, 3, 4)]
+        await asyncio.sleep(0.005)
+        queued[2].cancel()  # compared with `in` / `remove`: must not compare the arrays
+        results = await asyncio.gather(first, *queued[:2])
+        return seen, results, b.waiting()
+
+    seen, results, waiting = run(go())
+    assert results == [3.0, 6.0, 9.0] and seen == [1, 2] and waiting == 0

@@ -39,6 +39,9 @@ class ReplicaMetrics:
                                      tag_keys=("model", "alias", "version"))
         self.refusals = metrics.Counter("trapline_version_refused_total", "Versions refused at load, by reason.",
                                         tag_keys=(*keys, "reason"))
+        self.preempted = metrics.Counter("trapline_bulk_preempted_total",
+                                         "Archive forward passes stopped for an online request (run again after it).",
+                                         tag_keys=("model",))
 
     def batch(self, version: str, size: int, inference_ms: float) -> None:
         tags = {"model": self.model, "version": version}
@@ -51,6 +54,9 @@ class ReplicaMetrics:
         for label, n in Counter(labels).items():
             self.detections.inc(n, tags={**tags, "label": label})
         self.request_ms.observe(total_ms, tags=tags)
+
+    def bulk_preempted(self) -> None:
+        self.preempted.inc(tags={"model": self.model})
 
     def error(self, kind: str) -> None:
         self.errors.inc(tags={"model": self.model, "type": kind})
@@ -82,6 +88,9 @@ class BatchStats:
         with self._lock:
             self.batch_sizes[size] += 1
             self.images[version] += size
+
+    def bulk_preempted(self) -> None:
+        self.preempted.inc(tags={"model": self.model})
 
     def error(self, kind: str) -> None:
         with self._lock:

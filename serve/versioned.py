@@ -67,12 +67,16 @@ class VersionedReplica:
         self.runtime: ModelRuntimeConfig | None = None
         self._poller: asyncio.Task | None = None
         self.batcher: PriorityBatcher = PriorityBatcher(self._run_items, self._batch_wait_s,
-                                                        on_preempt=self.stats.preempted)
+                                                        on_preempt=self._preempted)
         self._admitted: dict[Lane, int] = {"online": 0, "bulk": 0}
         try:
             self.replica_id = serve.get_replica_context().replica_id.unique_id
         except Exception:  # noqa: BLE001 - not inside Serve
             self.replica_id = "local"
+
+    def _preempted(self) -> None:
+        self.stats.preempted()
+        self.metrics.bulk_preempted()
 
     async def _run_items(self, items: list[Any], interrupt: Interrupt | None = None) -> list[Any]:  # pragma: no cover
         raise NotImplementedError

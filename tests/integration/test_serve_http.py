@@ -344,6 +344,20 @@ def test_an_online_request_preempts_a_running_archive_pass_and_no_archive_image_
     # it waited its own 0.2 s batch window, not the ~1 s left of the archive batch
     assert timing["batch_size"] == 1.0 and timing["queue"] < 1000
     print(f"online request during the archive batch: {online_s * 1000:.0f} ms, {timing}")
+    assert wait_until(lambda: _metric("ray_trapline_bulk_preempted_total", name), 60,
+                      "the preemption counter to be exported", interval_s=1.0) >= 1
+
+
+def _metric(metric: str, model: str) -> float | None:
+    """The value of a trapline counter for `model` on this node's Prometheus endpoint (None: not exported yet)."""
+    import ray
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = ray._private.worker._global_node.metrics_export_port
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    values = [s.value for family in text_string_to_metric_families(text) for s in family.samples
+              if s.name == metric and s.labels.get("model") == model]
+    return sum(values) if values else None
 
 
 def test_prometheus_metrics_carry_model_and_version(url):

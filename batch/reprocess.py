@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import math
-import re
 import signal
 import sys
 import time
@@ -24,14 +23,14 @@ from typing import Any
 
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.pipeline import result_hash
-from trapline.errors import TraplineError
 
 from .archive import Listing, PathPattern, entries_table, list_archive, open_location, resolve_capture_times
 from .errors import BatchError
+from .failures import describe_error
 from .inference import config_json, preflight_serve
 from .lease import RunLease
 from .manifest import RunManifest, close_abandoned, new_run_id, write_manifest
-from .options import ReprocessOptions, options_from_args
+from .options import ReprocessOptions, add_reprocess_arguments, options_from_args
 from .pipeline import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from .report import RunReport, apply_progress, format_report, report_counts
 from .schema import RUNS_DIR
@@ -305,51 +304,6 @@ class _Reporter:
             self.on_part(progress)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
-_WRAPPERS = ("RayTaskError", "UserCodeException")
-
-
-def _is_wrapper(exc: BaseException) -> bool:
-    return type(exc).__name__.startswith(_WRAPPERS)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a failed run: the error behind Ray's task / user-code wrappers, and the stage it came from.
-
-    Ray Data raises `RayTaskError(UserCodeException)` whose text is a remote traceback; the run's
-    report and manifest get `"<stage>: <Type>: <message>"` instead (e.g. an S3 write that failed
-    after its retries), never the traceback.
-    """
-    outer, stage = exc, None
-    for _ in range(8):  # unwrap RayTaskError -> UserCodeException -> the original error, where Ray kept it
-        if not _is_wrapper(exc):
-            break
-        stage = stage or getattr(exc, "function_name", None)
-        inner = getattr(exc, "cause", None) or exc.__cause__
-        if inner is None or inner is exc:
-            break
-        exc = inner
-    text = _ANSI.sub("", str(outer))
-    where = re.search(r"ray::([\w.]+\([\w.]+\))", text)  # e.g. ray::MapBatches(write_results)()
-    stage = where.group(1) if where else stage
-    if _is_wrapper(exc):  # the cause did not survive the trip back: read it off the remote traceback
-        for line in text.splitlines():
-            m = _ERROR_LINE.match(line)
-            if m and not m.group(1).rsplit(".", 1)[-1].startswith(_WRAPPERS):
-                message = f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2).strip()}"
-                break
-        else:
-            message = f"{type(exc).__name__}: {str(exc).strip()}"
-    else:
-        lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
-        # trapline's own errors say their stable code (trapline/errors.py); anything else its type
-        kind = exc.code if isinstance(exc, TraplineError) else type(exc).__name__
-        message = f"{kind}: {lines[0] if lines else ''}"
-    message = message[:1000]
-    return f"{stage}: {message}" if stage and stage not in message else message
-
-
 def _model_info(plan: Plan) -> dict[str, Any]:
     return {"name": plan.model.name, "version": plan.model.version, "sha256": plan.model.config.weights.sha256,
             "ref": plan.options.model, "labels": list(plan.model.config.labels)}
@@ -416,14 +370,20 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m batch.reprocess`; the same arguments as `trapline reprocess`."""
-    from trapline.cli import main as trapline_main
+    """Entry point of `python -m batch.reprocess` (what `ray job submit` runs): the options of `trapline reprocess`."""
+    from trapline.entry import add_verbose, run_command
 
+    parser = argparse.ArgumentParser(prog="python -m batch.reprocess",
+                                     description="run a model over an image archive (Ray Data) into Parquet "
+                                                 "detection tables; the same options as `trapline reprocess`")
+    add_reprocess_arguments(parser)
+    add_verbose(parser)
+    parser.set_defaults(func=cmd_reprocess)
     try:
         signal.signal(signal.SIGTERM, _terminate)
     except ValueError:
         pass  # not the main thread (called from another program): leave its signal handling alone
-    return trapline_main(["reprocess", *(sys.argv[1:] if argv is None else argv)])
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

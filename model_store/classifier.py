@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from .classifier_filters import ClassifierAnswer
 from .config import ConfigError, WeightsConfig, _Strict, size_in_range, square_size, unique_labels
-from .filters import ClassifierAnswer, FilterSet
+from .filters import FilterSet
 from .graph import GraphFacts
 from .preprocess import INTERPOLATION
 from .records import Classification, LabelScore, ModelInfo

@@ -8,8 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from . import ray_output
-from .errors import TraplineError
+from .entry import add_verbose, run_command
 
 # (module, function) pairs that add subcommands; a module that is missing (an optional part
 # not installed) is skipped so the rest of the CLI still works.
@@ -54,7 +53,7 @@ named in the output; -v shows them instead."""
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trapline", description=__doc__, epilog=OVERVIEW_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_verbose(parser)
+    add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name, func in SUBCOMMANDS:
         try:
@@ -66,13 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
         getattr(module, func)(sub)
     _finish_help(sub, "")
     return parser
-
-
-def _add_verbose(parser: argparse.ArgumentParser) -> None:
-    # No default: the flag is in the namespace only when given, so code that turns a command's
-    # namespace into its options (batch.options) never sees it.
-    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="show Ray's own log lines on the console (default: they go to a log file)")
 
 
 def _finish_help(sub: argparse._SubParsersAction, prefix: str) -> None:
@@ -89,28 +81,11 @@ def _finish_help(sub: argparse._SubParsersAction, prefix: str) -> None:
         for child in nested:
             _finish_help(child, f"{path} ")
         if not nested:
-            _add_verbose(parser)  # `trapline reprocess -v` works as `trapline -v reprocess`
+            add_verbose(parser)  # `trapline reprocess -v` works as `trapline -v reprocess`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    ray_output.set_quiet(not vars(args).pop("verbose", False))  # popped: commands see only their own options
-    # Every error a user can act on derives from TraplineError (trapline/errors.py); OS errors on
-    # files the user named are theirs to fix too.
-    expected = (TraplineError, FileNotFoundError, PermissionError)
-    try:
-        return int(args.func(args) or 0)
-    except expected as exc:
-        ray_output.release()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        ray_output.release()
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        ray_output.release()  # a joined cluster is left at exit, after our last line
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

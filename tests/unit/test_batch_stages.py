@@ -290,7 +290,7 @@ def test_serve_client_retries_a_dead_replica_but_not_a_bug(monkeypatch):
 
 
 def test_run_summary_names_the_code_of_trapline_errors():
-    from batch.reprocess import describe_error
+    from batch.failures import describe_error
     from model_store import ModelRunError
 
     assert describe_error(ModelRunError("model m:1 failed on [1, 3, 9, 9]")) == \

@@ -1,0 +1,51 @@
+"""What a failed run says: one line naming the error behind Ray's wrappers and the stage it came from."""
+
+from __future__ import annotations
+
+import re
+
+from trapline.errors import TraplineError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
+_WRAPPERS = ("RayTaskError", "UserCodeException")
+
+
+def _is_wrapper(exc: BaseException) -> bool:
+    return type(exc).__name__.startswith(_WRAPPERS)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed run: the error behind Ray's task / user-code wrappers, and the stage it came from.
+
+    Ray Data raises `RayTaskError(UserCodeException)` whose text is a remote traceback; the run's
+    report and manifest get `"<stage>: <Type>: <message>"` instead (e.g. an S3 write that failed
+    after its retries), never the traceback.
+    """
+    outer, stage = exc, None
+    for _ in range(8):  # unwrap RayTaskError -> UserCodeException -> the original error, where Ray kept it
+        if not _is_wrapper(exc):
+            break
+        stage = stage or getattr(exc, "function_name", None)
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if inner is None or inner is exc:
+            break
+        exc = inner
+    text = _ANSI.sub("", str(outer))
+    where = re.search(r"ray::([\w.]+\([\w.]+\))", text)  # e.g. ray::MapBatches(write_results)()
+    stage = where.group(1) if where else stage
+    if _is_wrapper(exc):  # the cause did not survive the trip back: read it off the remote traceback
+        for line in text.splitlines():
+            m = _ERROR_LINE.match(line)
+            if m and not m.group(1).rsplit(".", 1)[-1].startswith(_WRAPPERS):
+                message = f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2).strip()}"
+                break
+        else:
+            message = f"{type(exc).__name__}: {str(exc).strip()}"
+    else:
+        lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+        # trapline's own errors say their stable code (trapline/errors.py); anything else its type
+        kind = exc.code if isinstance(exc, TraplineError) else type(exc).__name__
+        message = f"{kind}: {lines[0] if lines else ''}"
+    message = message[:1000]
+    return f"{stage}: {message}" if stage and stage not in message else message

@@ -1,0 +1,41 @@
+"""How every entry point runs a command: Ray's own output quiet unless -v, an error a user can act on
+printed as `error: ...` (exit 2), Ctrl-C as `interrupted` (exit 130).
+
+Shared by `trapline` (trapline/cli.py) and the module entry points that `ray job submit` runs
+(`python -m batch.reprocess`), so those need not import the whole CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import ray_output
+from .errors import TraplineError
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    # No default: the flag is in the namespace only when given, so code that turns a command's
+    # namespace into its options (batch.options) never sees it.
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show Ray's own log lines on the console (default: they go to a log file)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run `args.func(args)` (set by the parser) and turn what a user can act on into a line and an exit code."""
+    ray_output.set_quiet(not vars(args).pop("verbose", False))  # popped: commands see only their own options
+    # Every error a user can act on derives from TraplineError (trapline/errors.py); OS errors on
+    # files the user named are theirs to fix too.
+    expected = (TraplineError, FileNotFoundError, PermissionError)
+    try:
+        return int(args.func(args) or 0)
+    except expected as exc:
+        ray_output.release()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        ray_output.release()
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        ray_output.release()  # a joined cluster is left at exit, after our last line

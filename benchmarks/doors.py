@@ -33,7 +33,6 @@ and prints one table.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing as mp
 import os
@@ -57,10 +56,11 @@ from .common import (
     ratio,
     write_json,
 )
+from .http_probes import http_closed, light_load, one_at_a_time, refused_latency
 from .images import FULL_HD, ensure_images, load_bytes, make_archive
 from .minimal_serve import minimal_service
 from .model_ceiling import measure_ceiling
-from .serve_load import closed_loop, free_port, open_loop, serve_config, service
+from .serve_load import free_port, serve_config, service
 
 REAL, NULL = "bench-yolov8n:1", "bench-null:1"
 
@@ -108,72 +108,6 @@ def _start_s(res: dict[str, Any]) -> float | None:
     if not steady or not wall:
         return None
     return round(max(0.0, wall - res["processed"] / steady), 1)
-
-
-def http_closed(url: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
-    res = asyncio.run(closed_loop(url, payloads, concurrency, seconds))
-    return {"concurrency": concurrency, "rps": res["throughput_rps"], "p50_ms": res["latency"]["p50_ms"],
-            "statuses": res["statuses"], "requests": res["requests"]}
-
-
-def refused_latency(url: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
-    """Closed loop that also times the 503 answers (how fast the excess is told to come back later)."""
-    import httpx
-
-    ok, refused, statuses = [], [], {}
-
-    async def client(c: httpx.AsyncClient, k: int, deadline: float) -> None:
-        i = k
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            r = await c.post(url + "/v1/detect", content=payloads[i % len(payloads)])
-            (ok if r.status_code == 200 else refused).append(time.perf_counter() - t0)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-            if r.status_code == 503:  # a polite client waits a moment, as Retry-After asks (scaled down)
-                await asyncio.sleep(0.05)
-            i += concurrency
-
-    async def go() -> float:
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as c:
-            t0 = time.perf_counter()
-            await asyncio.gather(*(client(c, k, t0 + seconds) for k in range(concurrency)))
-            return time.perf_counter() - t0
-
-    elapsed = asyncio.run(go())
-    def p50(xs: list[float]) -> float | None:
-        return round(1000 * sorted(xs)[len(xs) // 2], 1) if xs else None
-
-    return {"concurrency": concurrency, "rps": round(len(ok) / elapsed, 2), "ok_p50_ms": p50(ok),
-            "refused_share": round(len(refused) / max(1, len(ok) + len(refused)), 3), "refused_p50_ms": p50(refused),
-            "statuses": statuses}
-
-
-def light_load(url: str, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
-    res = asyncio.run(open_loop(url, payloads, rate, seconds))
-    return {"rate": rate, "p50_ms": res["latency"]["p50_ms"], "p95_ms": res["latency"]["p95_ms"],
-            "statuses": res["statuses"]}
-
-
-def one_at_a_time(url: str, payloads: list[bytes], count: int, gap_s: float = 0.5) -> dict[str, Any]:
-    """`count` requests, each sent `gap_s` after the last answer: no queueing, so the answer's own
-    timing_ms says where a light-load request's time goes. Medians, ms; `hop` is what the replica did
-    not time (proxy, HTTP, JSON, client)."""
-    import statistics
-
-    import httpx
-
-    rows = []
-    with httpx.Client(timeout=60) as client:
-        for i in range(count):
-            time.sleep(gap_s)
-            t0 = time.perf_counter()
-            r = client.post(url + "/v1/detect", content=payloads[i % len(payloads)])
-            r.raise_for_status()
-            rows.append({"total": (time.perf_counter() - t0) * 1000, **r.json()["timing_ms"]})
-    stages = ("decode", "preprocess", "queue", "inference", "postprocess")
-    out = {k: round(statistics.median(r.get(k, 0.0) for r in rows), 1) for k in ("total", *stages)}
-    out["hop"] = round(statistics.median(r["total"] - sum(r.get(k, 0.0) for k in stages) for r in rows), 1)
-    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

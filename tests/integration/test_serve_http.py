@@ -366,6 +366,7 @@ def test_prometheus_metrics_carry_model_and_version(url):
 
     port = ray._private.worker._global_node.metrics_export_port  # this node's Prometheus endpoint
     assert post(url).status_code == 200
+    assert post(url, params={"version": "2"}).status_code == 200  # a pinned version: its own series
 
     def samples() -> dict[str, list[dict]] | None:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text

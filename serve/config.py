@@ -61,8 +61,9 @@ class _RuntimeFields(_Strict):
         "(default: max_batch_size; on CPU, where a batch costs its size, 1-2 keeps online latency low)"))
     preempt_bulk: bool = Field(True, description=(
         "an online request that arrives while an archive batch runs stops that batch's forward pass (within a "
-        "few ms) and goes first; the archive images run again after it. Costs at most one bulk batch of work "
-        "per online arrival (counted in /v1/models stats as bulk_preempted); false: the online request waits"))
+        "few ms) and goes first; the archive images run again after it. An archive image is stopped at most "
+        "once, so it runs at most twice (stops counted in /v1/models stats as bulk_preempted); false: the "
+        "online request waits"))
     bulk_max_waiting: int | None = Field(None, ge=1, description=(
         "archive images one replica holds at once; more are refused with 503 and the batch job retries them "
         "(default: 2 x max_batch_size), so archive traffic never takes the slots online requests need"))

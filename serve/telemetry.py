@@ -89,9 +89,6 @@ class BatchStats:
             self.batch_sizes[size] += 1
             self.images[version] += size
 
-    def bulk_preempted(self) -> None:
-        self.preempted.inc(tags={"model": self.model})
-
     def error(self, kind: str) -> None:
         with self._lock:
             self.errors[kind] += 1

@@ -16,6 +16,15 @@ class Recorder:
     def __init__(self, cost_s: float = 0.05) -> None:
         self.batches: list[list[str]] = []
         self.cost_s = cost_s
+        self.preempted = 0  # what the batcher's on_preempt reported
+
+    def batcher(self, **options) -> PriorityBatcher:
+        """A batcher over this runner: no batch wait, batches of 4 (bulk: 2), preemptions counted here."""
+        def count() -> None:
+            self.preempted += 1
+
+        return PriorityBatcher(self, **{"wait_s": lambda: 0.0, "max_batch_size": 4, "bulk_max_batch_size": 2,
+                                        "on_preempt": count, **options})
 
     async def __call__(self, items: list[str], interrupt: Interrupt | None = None) -> list[str | BaseException]:
         self.batches.append(list(items))
@@ -51,7 +60,7 @@ def run(coro):
 def test_online_requests_overtake_archive_images_queued_before_them():
     async def go():
         rec = Recorder()
-        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2)
+        b = rec.batcher()
         first = asyncio.create_task(b.submit("b0", "bulk"))  # starts a batch at once
         await asyncio.sleep(0.01)
         bulk = [asyncio.create_task(b.submit(f"b{i}", "bulk")) for i in range(1, 7)]
@@ -138,21 +147,19 @@ def test_an_unknown_lane_is_refused():
 def test_an_online_request_preempts_the_running_bulk_batch_and_the_archive_images_run_again_in_order():
     async def go():
         rec = Preemptible(cost_s=0.5)
-        preempted = []
-        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2,
-                            on_preempt=lambda: preempted.append(1))
+        b = rec.batcher()
         loop = asyncio.get_running_loop()
         bulk = [asyncio.create_task(b.submit(f"b{i}", "bulk")) for i in range(4)]
         await asyncio.sleep(0.05)  # b0, b1 are running
         t0 = loop.time()
         online = await b.submit("o0", "online")
         online_s = loop.time() - t0
-        return rec, preempted, online, online_s, await asyncio.gather(*bulk)
+        return rec, online, online_s, await asyncio.gather(*bulk)
 
-    rec, preempted, online, online_s, bulk = run(go())
+    rec, online, online_s, bulk = run(go())
     assert online == "O0" and online_s < 0.5 * 0.8  # it did not wait out the bulk pass
     assert bulk == ["B0", "B1", "B2", "B3"]  # nothing lost, every caller answered once
-    assert rec.stopped == [["b0", "b1"]] and len(preempted) == 1
+    assert rec.stopped == [["b0", "b1"]] and rec.preempted == 1
     assert rec.batches == [["b0", "b1"], ["o0"], ["b0", "b1"], ["b2", "b3"]]  # back at the front, in order
     assert rec.interrupts[1] is None  # online batches are never preempted
 
@@ -160,7 +167,7 @@ def test_an_online_request_preempts_the_running_bulk_batch_and_the_archive_image
 def test_without_preemption_an_online_request_waits_for_the_bulk_batch():
     async def go():
         rec = Preemptible(cost_s=0.3)
-        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2, preempt_bulk=False)
+        b = rec.batcher(preempt_bulk=False)
         bulk = asyncio.create_task(b.submit("b0", "bulk"))
         await asyncio.sleep(0.05)
         online = await b.submit("o0", "online")
@@ -175,7 +182,7 @@ def test_without_preemption_an_online_request_waits_for_the_bulk_batch():
 def test_a_preempted_archive_image_whose_caller_left_is_not_run_again():
     async def go():
         rec = Preemptible(cost_s=0.3)
-        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2)
+        b = rec.batcher()
         gone = asyncio.create_task(b.submit("b-gone", "bulk"))
         kept = asyncio.create_task(b.submit("b-kept", "bulk"))
         await asyncio.sleep(0.05)
@@ -191,32 +198,29 @@ def test_a_preempted_archive_image_whose_caller_left_is_not_run_again():
 def test_an_archive_batch_is_preempted_once_then_runs_to_the_end():
     async def go():
         rec = Preemptible(cost_s=0.3)
-        preempted = []
-        b = PriorityBatcher(rec, wait_s=lambda: 0.0, max_batch_size=4, bulk_max_batch_size=2,
-                            on_preempt=lambda: preempted.append(1))
+        b = rec.batcher()
         bulk = asyncio.create_task(b.submit("b0", "bulk"))
         await asyncio.sleep(0.05)
         await b.submit("o0", "online")  # stops b0's first pass
         await asyncio.sleep(0.05)  # b0 runs again ...
         await b.submit("o1", "online")  # ... and this one waits for it: steady online traffic cannot starve it
-        return rec, preempted, await bulk
+        return rec, await bulk
 
-    rec, preempted, bulk = run(go())
-    assert bulk == "B0" and rec.stopped == [["b0"]] and len(preempted) == 1
+    rec, bulk = run(go())
+    assert bulk == "B0" and rec.stopped == [["b0"]] and rec.preempted == 1
     assert rec.batches == [["b0"], ["o0"], ["b0"], ["o1"]]
     assert rec.interrupts[2] is None  # the second run of b0 could not be preempted
 
 
 def test_a_preemption_counts_only_when_a_pass_really_stopped():
     async def go():
-        preempted = []
-        b = PriorityBatcher(Recorder(cost_s=0.2), wait_s=lambda: 0.0, max_batch_size=4,
-                            on_preempt=lambda: preempted.append(1))  # a runner that cannot stop (torch)
+        rec = Recorder(cost_s=0.2)  # a runner that cannot stop (torch)
+        b = rec.batcher()
         bulk = asyncio.create_task(b.submit("b0", "bulk"))
         await asyncio.sleep(0.05)
-        return preempted, await b.submit("o0", "online"), await bulk
+        return rec.preempted, await b.submit("o0", "online"), await bulk
 
-    assert run(go()) == ([], "O0", "B0")
+    assert run(go()) == (0, "O0", "B0")
 
 
 def test_cancelling_items_that_hold_arrays_drops_them():

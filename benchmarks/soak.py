@@ -96,12 +96,17 @@ class MemoryTrend:
 
 async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float, params: dict,
                 timeout_s: float = 30.0) -> dict[str, Any]:
-    """Send at a fixed `rate` for `duration_s` whatever the server does; classify every answer."""
+    """Send at a fixed `rate` for `duration_s` whatever the server does; classify every answer. A 503
+    with Retry-After counts as `503_retry_after`; `typed_503` says how many of them had trapline's JSON
+    error body (the replica's refusal) rather than Serve's proxy's plain text."""
     url = base_url.rstrip("/") + DETECT_PATH
     outcomes: collections.Counter[str] = collections.Counter()
     latencies: list[float] = []
+    refusal_latencies: list[float] = []
+    typed = 0
 
     async def one(client: httpx.AsyncClient, body: bytes) -> None:
+        nonlocal typed
         t0 = time.perf_counter()
         try:
             r = await client.post(url, content=body, params=params, headers={"content-type": "image/jpeg"})
@@ -113,6 +118,8 @@ async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_
             latencies.append(time.perf_counter() - t0)
         elif r.status_code == 503 and r.headers.get("retry-after"):
             outcomes["503_retry_after"] += 1
+            refusal_latencies.append(time.perf_counter() - t0)
+            typed += r.headers.get("content-type", "").startswith("application/json")
         else:
             outcomes[f"{r.status_code}_other"] += 1
 
@@ -131,9 +138,9 @@ async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_
     other = total - outcomes["200"] - outcomes["503_retry_after"]
     return {"offered_rps": round(rate, 2), "duration_s": duration_s, "requests": total, "ok": outcomes["200"],
             "rejected_503_retry_after": outcomes["503_retry_after"], "other_errors": other,
-            "outcomes": dict(outcomes), "elapsed_s": round(elapsed, 2),
+            "typed_503": typed, "outcomes": dict(outcomes), "elapsed_s": round(elapsed, 2),
             "throughput_rps": round(outcomes["200"] / elapsed, 2) if elapsed else None,
-            "latency_ok": latency_summary(latencies)}
+            "latency_ok": latency_summary(latencies), "latency_503": latency_summary(refusal_latencies)}
 
 
 def _window(result: dict[str, Any], index: int, started: float) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.config import BackpressureConfig
 
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
 from model_store.pipeline import ClassifierRoute, resolve_routes
@@ -48,17 +49,22 @@ def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retr
               if model.health_check_period_s is not None else {})
     if model.memory_bytes:
         actor_options["memory"] = model.memory_bytes
-    # One hop: Serve's proxy would answer its own queue overflow with a bare 503 (no Retry-After, not
-    # JSON). So the replica admits the queue too (max_online_requests + max_queued_requests) and refuses
-    # the rest itself, typed; the proxy only holds requests on their way to the replica.
+    # One hop: Serve's proxy answers its own queue overflow with a plain-text 503, not trapline's JSON.
+    # So the replica admits the queue too (max_online_requests + max_queued_requests) and refuses the
+    # rest itself, typed, with room to spare (REFUSAL_HEADROOM in serve/config.py). The proxy's own
+    # bound (503 + Retry-After) is only the backstop for a burst that outruns even the refusals,
+    # instead of the unbounded queue it would otherwise hold; it is as large as the replica's, since
+    # Serve counts every request of a burst as queued while it is being assigned.
     one_hop = cls is DirectIngress
+    bounded = model.max_queued_requests >= 0
     runtime = model.runtime(http_max_pixels, retry_after_s,
-                            queued_online=(model.max_queued_requests if model.max_queued_requests >= 0 else 10**6)
-                            if one_hop else 0)
+                            queued_online=(model.max_queued_requests if bounded else 10**6) if one_hop else 0)
+    max_ongoing = model.max_ongoing_for(runtime)
     return serve.deployment(cls).options(
         name=name or detector_deployment_name(model.name),
-        max_ongoing_requests=model.max_ongoing_for(runtime),
-        max_queued_requests=-1 if one_hop else model.max_queued_requests,
+        max_ongoing_requests=max_ongoing,
+        max_queued_requests=(max_ongoing if bounded else -1) if one_hop else model.max_queued_requests,
+        backpressure_config=BackpressureConfig(retry_after_s=retry_after_s),
         ray_actor_options=actor_options,
         # Applied by reconfigure() on live replicas: a `deployments:` override of it in a Serve
         # config file retunes a running model without restarting it.

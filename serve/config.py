@@ -25,6 +25,14 @@ from model_store.refs import DEFAULT_ALIAS, check_segment
 
 from . import APP_NAME
 
+# Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
+# there (typed 503 + Retry-After, before its body is read) instead of waiting in Serve's router:
+# once a replica is at max_ongoing_requests, the router's routing tasks (2 per replica) back off up
+# to 0.5 s between tries, and a 3x burst on one replica then drains at ~4 requests/s (measured, see
+# BENCHMARKS.md "Bursts"). Refusals return in milliseconds, so this many covers bursts of several
+# hundred requests/s per replica; status and admin calls use them too.
+REFUSAL_HEADROOM = 64
+
 
 class ServeConfigError(ConfigError):
     """A serve config that fails validation; the message names the field and quotes the value."""
@@ -107,12 +115,16 @@ class DeploymentServeConfig(_RuntimeFields):
     name: str = Field(..., description="model name in the store")
     max_ongoing_requests: int | None = Field(None, ge=1, description=(
         "requests Serve routes to one replica at once; must be >= max_batch_size or batches can never fill "
-        "(default: the online limit + the bulk limit + 4, so the replica's own admission decides, with a "
-        "typed 503, and archive traffic cannot take the online requests' slots)"))
+        f"(default: the online limit + the bulk limit + {REFUSAL_HEADROOM}, so the replica's own admission "
+        "decides, with a typed 503, and archive traffic cannot take the online requests' slots). Set it below "
+        "what the replica admits and a burst waits in Serve's router instead, which retries a full replica "
+        "only every 0.5 s: throughput drops to a few requests/s until the burst has drained"))
     max_queued_requests: int = Field(64, ge=-1, description=(
         "requests waiting at the ingress to be assigned a replica slot; more get 503 + Retry-After. A burst "
         "counts in full while it is being assigned, so keep this above the bursts you accept (-1: unbounded). "
-        "Served in one hop, the replica admits this many online requests beyond max_online_requests instead"))
+        "Served in one hop, the replica admits this many online requests beyond max_online_requests instead, "
+        "and Serve's proxy holds at most max_ongoing_requests more once even the replica's slots are full (its "
+        "503 has Retry-After but a plain-text body)"))
     num_replicas: int | None = Field(None, ge=1, description="fixed replica count (default 1 without autoscaling)")
     autoscaling_config: dict[str, Any] | None = Field(None, description="passed to Ray Serve unchanged")
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs per replica (fractional allowed)")
@@ -152,8 +164,8 @@ class DeploymentServeConfig(_RuntimeFields):
         return self.max_ongoing_for(self.runtime())
 
     def max_ongoing_for(self, rt: ModelRuntimeConfig) -> int:
-        """The explicit max_ongoing_requests, else what the replica admits + 4 for control calls and refusals."""
-        return self.max_ongoing_requests or rt.online_limit + rt.bulk_limit + 4
+        """The explicit max_ongoing_requests, else what the replica admits + room for refusals and control calls."""
+        return self.max_ongoing_requests or rt.online_limit + rt.bulk_limit + REFUSAL_HEADROOM
 
     @property
     def effective_device(self) -> str:

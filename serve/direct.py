@@ -46,6 +46,11 @@ class DirectCore(IngressCore):
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         await self.replica.reconfigure(user_config)
 
+    def refuse_early(self, model: str | None) -> None:
+        # The admission check, before the body is read: in one hop the route runs on the replica itself.
+        if model is None or model == self.replica.model:
+            self.replica.refuse_if_full("online")
+
     def detect_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
                   render: bool, request: Any):
         # In process: the crops the replica cuts stay in this actor until they go to the classifiers.

@@ -162,6 +162,9 @@ class IngressCore:
                 raise OverloadedError(str(cause), headers=self._retry_after) from None
             raise
 
+    def refuse_early(self, model: str | None) -> None:
+        """Called before the body is read; with a separate ingress the model's replica decides (nothing here)."""
+
     async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
                      filters: dict[str, Any] | None, render: bool, classify: bool = True,
                      crops: CropOptions | None = None) -> dict[str, Any]:

@@ -212,6 +212,7 @@ def create_api(service: TraplineIngress) -> FastAPI:
         t0 = time.perf_counter()
         overrides = parse_filters(filters, min_score, min_area_fraction, labels)
         snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
+        service.refuse_early(model)
         body = await read_body(request, cfg.http.max_body_bytes)
         data = await image_bytes(request, body)
         result = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips)

@@ -60,3 +60,22 @@ def test_sweep_writes_results_and_plots(ray_cluster, local_store, tmp_path):
     assert result["best"]["max_batch_size"] == 2 and result["best"]["throughput_rps"] > 0
     for name in ("sweep.json", "sweep.csv", "throughput_vs_batch_size.png", "latency_vs_load.png"):
         assert (tmp_path / "sweep" / name).stat().st_size > 0
+
+
+def test_burst_classifies_every_answer_of_a_burst(ray_cluster, local_store, tmp_path):
+    from benchmarks import burst
+
+    local_store.promote("fixture:1")
+    out = tmp_path / "burst.json"
+    argv = ["--model", "fixture", "--store", local_store.root, "--factors", "2", "--spike-s", "0.5",
+            "--sizings", "headroom", "--out", str(out)]
+    assert burst.main(argv) == 0
+    data = json.loads(out.read_text())
+    sizing = data["sizings"]["headroom"]
+    assert sizing["extra"] == {} and sizing["capacity_rps"] > 0
+    [b] = sizing["bursts"]
+    assert b["factor"] == 2 and b["requests"] == b["ok"] + b["rejected_503_retry_after"] + b["other_errors"] > 0
+    assert 0 <= b["typed_503"] <= b["rejected_503_retry_after"]
+    assert b["ok"] > 0 and b["latency_ok"]["p50_ms"] > 0
+    # the sizing it is compared with: a one-hop replica of max_batch_size 8 admits 16 + 32 queued + 16 archive
+    assert burst.plus4("fixture") == 16 + 32 + 16 + 4

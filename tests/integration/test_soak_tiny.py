@@ -19,7 +19,7 @@ def test_soak_writes_trend_spike_and_recovery(ray_cluster, local_store, tmp_path
     out = tmp_path / "soak"
     argv = ["--start", "--model", "fixture", "--store", local_store.root, "--size", "160x120", "--count", "4",
             "--minutes", "0.1", "--window-s", "3", "--capacity-s", "2", "--capacity-concurrency", "4",
-            "--spike-s", "2", "--recovery-s", "10", "--memory-interval-s", "0.5", "--num-cpus", "0.5",
+            "--spike-s", "2", "--recovery-s", "30", "--memory-interval-s", "0.5", "--num-cpus", "0.5",
             "--max-queued-requests", "32", "--out", str(out)]
     assert soak.main(argv) == 0
     data = json.loads((out / "soak.json").read_text())

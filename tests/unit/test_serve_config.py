@@ -17,9 +17,9 @@ def test_defaults_and_derived_values():
     cfg = parse_serve_config({"models": [{"name": "fixture", "max_batch_size": 4, "num_cpus": 0.25}]})
     m = cfg.models[0]
     assert m.aliases == ["production"] and cfg.default_model == "fixture"
-    # 8 online (one batch running, the next forming) + 8 archive images + 4 for control calls: the replica's
-    # own admission refuses the rest with a typed 503, and archive traffic never takes the online slots.
-    assert m.effective_max_ongoing_requests == 20
+    # 8 online (one batch running, the next forming) + 8 archive images + 64 to spare: a burst reaches the
+    # replica, whose own admission refuses it with a typed 503, and archive traffic never takes the online slots.
+    assert m.effective_max_ongoing_requests == 8 + 8 + 64
     assert (m.runtime().online_limit, m.runtime().bulk_limit) == (8, 8)
     assert m.effective_onnx_threads == 1 and m.effective_decode_threads == 2
     threads = {c: parse_serve_config({"models": [{"name": "f", "num_cpus": c}]}).models[0].effective_onnx_threads
@@ -93,6 +93,11 @@ def test_one_model_is_served_in_one_hop_unless_told_otherwise(tmp_path):
     assert issubclass(dep.func_or_class, DirectCore) and dep.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.0}
     _, replica_args, _, _ = dep.init_args
     assert replica_args[0] == "fixture" and dep.user_config["max_batch_size"] == 4
+    # The replica admits 8 online + the 64 queued (one hop) + 8 archive images, and has 64 slots more in
+    # which to refuse a burst itself; Serve's proxy holds at most as many beyond that, then 503 + Retry-After.
+    assert dep.user_config["queued_online"] == 64 and dep.max_ongoing_requests == 8 + 64 + 8 + 64
+    assert dep._deployment_config.max_queued_requests == dep.max_ongoing_requests
+    assert dep._deployment_config.backpressure_config.retry_after_s == 1
     two_hops = build_deployments(build_app({**one, "http": {"one_hop": False}}, environ={}), name=APP_NAME)
     assert {d.name for d in two_hops.deployments} == {"ingress", detector_deployment_name("fixture")}
 
@@ -112,7 +117,7 @@ def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     assert set(deps) == {"ingress", detector_deployment_name("fixture"), detector_deployment_name("other")}
     fx = deps["detector-fixture"]
     assert fx.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.25}
-    assert fx.max_ongoing_requests == 20 and fx._deployment_config.max_queued_requests == 7
+    assert fx.max_ongoing_requests == 8 + 8 + 64 and fx._deployment_config.max_queued_requests == 7
     assert fx.user_config["max_batch_size"] == 4 and fx.user_config["aliases"] == ["production"]
     model_name, store_root, _, device, threads, _ = fx.init_args
     assert model_name == "fixture" and Path(store_root).is_absolute() and device == "auto" and threads == 1

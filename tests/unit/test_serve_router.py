@@ -44,6 +44,9 @@ class CoreService:
         if not bearer_ok(authorization, token_digest(ADMIN_TOKEN)):
             raise UnauthorizedError("admin token needed", headers={"WWW-Authenticate": "Bearer"})
 
+    def refuse_early(self, model):  # never full here; the one-hop replica's check is in test_serve_burst.py
+        pass
+
     async def detect(self, model, version, alias, data, filters, render, classify=True, crops=None):
         self.calls.append((model, version, alias, len(data), filters, render))
         if model not in (None, "fixture"):

@@ -16,8 +16,10 @@ def http_closed(url: str, payloads: list[bytes], concurrency: int, seconds: floa
             "statuses": res["statuses"], "requests": res["requests"]}
 
 
-def refused_latency(url: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
-    """Closed loop that also times the 503 answers (how fast the excess is told to come back later)."""
+def refused_latency(url: str, payloads: list[bytes], concurrency: int, seconds: float,
+                    honour_retry_after: bool = False) -> dict[str, Any]:
+    """Closed loop that also times the 503 answers (how fast the excess is told to come back later).
+    After a 503 a client waits 50 ms (impatient), or what its Retry-After header says."""
     import httpx
 
     ok, refused, statuses = [], [], {}
@@ -29,8 +31,8 @@ def refused_latency(url: str, payloads: list[bytes], concurrency: int, seconds: 
             r = await c.post(url + "/v1/detect", content=payloads[i % len(payloads)])
             (ok if r.status_code == 200 else refused).append(time.perf_counter() - t0)
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-            if r.status_code == 503:  # a polite client waits a moment, as Retry-After asks (scaled down)
-                await asyncio.sleep(0.05)
+            if r.status_code == 503:
+                await asyncio.sleep(float(r.headers.get("retry-after", 1)) if honour_retry_after else 0.05)
             i += concurrency
 
     async def go() -> float:
@@ -43,7 +45,8 @@ def refused_latency(url: str, payloads: list[bytes], concurrency: int, seconds: 
     def p50(xs: list[float]) -> float | None:
         return round(1000 * sorted(xs)[len(xs) // 2], 1) if xs else None
 
-    return {"concurrency": concurrency, "rps": round(len(ok) / elapsed, 2), "ok_p50_ms": p50(ok),
+    return {"concurrency": concurrency, "honour_retry_after": honour_retry_after,
+            "rps": round(len(ok) / elapsed, 2), "ok_p50_ms": p50(ok),
             "refused_share": round(len(refused) / max(1, len(ok) + len(refused)), 3), "refused_p50_ms": p50(refused),
             "statuses": statuses}
 

@@ -24,8 +24,10 @@ from model_store.pipeline import ClassifierRoute, resolve_routes
 from . import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
 from .classifier import ClassifierReplica
 from .config import (
+    REFUSAL_HEADROOM,
     ClassifierServeConfig,
     DeploymentServeConfig,
+    ModelRuntimeConfig,
     ModelServeConfig,
     ServeConfig,
     ServeConfigError,
@@ -34,6 +36,17 @@ from .config import (
 from .direct import DirectIngress
 from .ingress import TraplineIngress, token_digest
 from .replica import DetectorReplica
+
+
+def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig) -> int:
+    """What Serve's proxy may hold for a one-hop model before answering 503 itself: what its replicas
+    admit + REFUSAL_HEADROOM each (Serve counts every request of a burst as queued while it is being
+    assigned, and counts per proxy, not per replica), and never less than an explicit
+    max_ongoing_requests allows in flight."""
+    per_replica = max(model.max_ongoing_for(runtime), runtime.online_limit + runtime.bulk_limit + REFUSAL_HEADROOM)
+    replicas = ((model.autoscaling_config or {}).get("max_replicas", 1) if model.autoscaling_config is not None
+                else model.num_replicas or 1)
+    return per_replica * max(1, int(replicas))
 
 
 def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retry_after_s: int = 1,
@@ -53,17 +66,16 @@ def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retr
     # So the replica admits the queue too (max_online_requests + max_queued_requests) and refuses the
     # rest itself, typed, with room to spare (REFUSAL_HEADROOM in serve/config.py). The proxy's own
     # bound (503 + Retry-After) is only the backstop for a burst that outruns even the refusals,
-    # instead of the unbounded queue it would otherwise hold; it is as large as the replica's, since
-    # Serve counts every request of a burst as queued while it is being assigned.
+    # instead of the unbounded queue it would otherwise hold (proxy_queue_limit).
     one_hop = cls is DirectIngress
     bounded = model.max_queued_requests >= 0
     runtime = model.runtime(http_max_pixels, retry_after_s,
                             queued_online=(model.max_queued_requests if bounded else 10**6) if one_hop else 0)
-    max_ongoing = model.max_ongoing_for(runtime)
     return serve.deployment(cls).options(
         name=name or detector_deployment_name(model.name),
-        max_ongoing_requests=max_ongoing,
-        max_queued_requests=(max_ongoing if bounded else -1) if one_hop else model.max_queued_requests,
+        max_ongoing_requests=model.max_ongoing_for(runtime),
+        max_queued_requests=(proxy_queue_limit(model, runtime) if bounded else -1) if one_hop
+        else model.max_queued_requests,
         backpressure_config=BackpressureConfig(retry_after_s=retry_after_s),
         ray_actor_options=actor_options,
         # Applied by reconfigure() on live replicas: a `deployments:` override of it in a Serve

@@ -123,8 +123,8 @@ class DeploymentServeConfig(_RuntimeFields):
         "requests waiting at the ingress to be assigned a replica slot; more get 503 + Retry-After. A burst "
         "counts in full while it is being assigned, so keep this above the bursts you accept (-1: unbounded). "
         "Served in one hop, the replica admits this many online requests beyond max_online_requests instead, "
-        "and Serve's proxy holds at most max_ongoing_requests more once even the replica's slots are full (its "
-        "503 has Retry-After but a plain-text body)"))
+        "and Serve's proxy holds at most as many as the replicas admit + 64 each once even their slots are "
+        "full (its 503 has Retry-After but a plain-text body)"))
     num_replicas: int | None = Field(None, ge=1, description="fixed replica count (default 1 without autoscaling)")
     autoscaling_config: dict[str, Any] | None = Field(None, description="passed to Ray Serve unchanged")
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs per replica (fractional allowed)")

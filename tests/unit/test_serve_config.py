@@ -102,6 +102,27 @@ def test_one_model_is_served_in_one_hop_unless_told_otherwise(tmp_path):
     assert {d.name for d in two_hops.deployments} == {"ingress", detector_deployment_name("fixture")}
 
 
+def test_the_proxy_bound_of_one_hop_grows_with_replicas_and_never_undercuts_the_replica(tmp_path):
+    from ray.serve._private.build_app import build_app as build_deployments
+
+    from serve.app import build_app
+
+    def proxy_bound(**model) -> tuple[int, int]:
+        one = {"store": str(tmp_path), "models": [{"name": "fixture", "max_batch_size": 4, **model}]}
+        [dep] = build_deployments(build_app(one, environ={}), name=APP_NAME).deployments
+        return dep._deployment_config.max_queued_requests, dep.max_ongoing_requests
+
+    admits_plus = 8 + 64 + 8 + 64
+    assert proxy_bound() == (admits_plus, admits_plus)
+    # Serve counts the queue per proxy: one proxy in front of 3 replicas holds 3 replicas' worth
+    assert proxy_bound(num_replicas=3)[0] == 3 * admits_plus
+    assert proxy_bound(autoscaling_config={"min_replicas": 1, "max_replicas": 4})[0] == 4 * admits_plus
+    # an explicit max_ongoing_requests below what the replica admits sends a burst to Serve's router,
+    # but does not shrink the bound on what the proxy holds (that stays max_queued_requests' job)
+    assert proxy_bound(max_ongoing_requests=16) == (admits_plus, 16)
+    assert proxy_bound(max_queued_requests=-1)[0] == -1  # unbounded, as asked
+
+
 def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     from ray.serve._private.build_app import build_app as build_deployments
 

@@ -24,7 +24,6 @@ from model_store.pipeline import ClassifierRoute, resolve_routes
 from . import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
 from .classifier import ClassifierReplica
 from .config import (
-    REFUSAL_HEADROOM,
     ClassifierServeConfig,
     DeploymentServeConfig,
     ModelRuntimeConfig,
@@ -43,10 +42,7 @@ def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig)
     admit + REFUSAL_HEADROOM each (Serve counts every request of a burst as queued while it is being
     assigned, and counts per proxy, not per replica), and never less than an explicit
     max_ongoing_requests allows in flight."""
-    per_replica = max(model.max_ongoing_for(runtime), runtime.online_limit + runtime.bulk_limit + REFUSAL_HEADROOM)
-    replicas = ((model.autoscaling_config or {}).get("max_replicas", 1) if model.autoscaling_config is not None
-                else model.num_replicas or 1)
-    return per_replica * max(1, int(replicas))
+    return max(model.max_ongoing_for(runtime), runtime.routed_limit) * model.max_replicas
 
 
 def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retry_after_s: int = 1,

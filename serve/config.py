@@ -108,6 +108,11 @@ class ModelRuntimeConfig(_RuntimeFields):
     def bulk_limit(self) -> int:
         return self.bulk_max_waiting or 2 * self.max_batch_size
 
+    @property
+    def routed_limit(self) -> int:
+        """What the replica admits in both lanes + REFUSAL_HEADROOM: the default max_ongoing_requests."""
+        return self.online_limit + self.bulk_limit + REFUSAL_HEADROOM
+
 
 class DeploymentServeConfig(_RuntimeFields):
     """What every model deployment (detector or classifier) is sized and batched with."""
@@ -165,7 +170,14 @@ class DeploymentServeConfig(_RuntimeFields):
 
     def max_ongoing_for(self, rt: ModelRuntimeConfig) -> int:
         """The explicit max_ongoing_requests, else what the replica admits + room for refusals and control calls."""
-        return self.max_ongoing_requests or rt.online_limit + rt.bulk_limit + REFUSAL_HEADROOM
+        return self.max_ongoing_requests or rt.routed_limit
+
+    @property
+    def max_replicas(self) -> int:
+        """The most replicas the deployment runs: num_replicas, or autoscaling's max_replicas (Serve's default 1)."""
+        if self.autoscaling_config is not None:
+            return int(self.autoscaling_config.get("max_replicas", 1))
+        return self.num_replicas or 1
 
     @property
     def effective_device(self) -> str:

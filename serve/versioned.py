@@ -176,26 +176,29 @@ class VersionedReplica:
                        api.message)
         return api
 
-    def _overloaded(self, lane: Lane) -> OverloadedError:
-        limit = self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
+    def _limit(self, lane: Lane) -> int:
+        return self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
+
+    def _overloaded(self, lane: Lane) -> OverloadedError | None:
+        """The 503 for a request in `lane` when the lane has no place left, else None."""
+        if self._admitted[lane] < self._limit(lane):
+            return None
         return OverloadedError(
-            f"{self.kind} {self.model!r} is at capacity: this replica already holds {limit} {lane} requests; "
-            "retry shortly", headers={"Retry-After": str(self.runtime.retry_after_s)})
+            f"{self.kind} {self.model!r} is at capacity: this replica already holds {self._limit(lane)} {lane} "
+            "requests; retry shortly", headers={"Retry-After": str(self.runtime.retry_after_s)})
 
     def refuse_if_full(self, lane: Lane = "online") -> None:
         """Refuse now (503, counted) when the lane has no place: one hop calls this before the body is read,
         so a burst's refusals cost neither the transfer nor the memory of their images. `_admit` still
         decides for the requests that pass (another may take the place meanwhile)."""
-        limit = self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
-        if self._admitted[lane] >= limit:
-            raise self._refused(self._overloaded(lane), current_request_id(), None)
+        if (refusal := self._overloaded(lane)) is not None:
+            raise self._refused(refusal, current_request_id(), None)
 
     @contextlib.contextmanager
     def _admit(self, lane: Lane):
         """Hold one of the lane's places for the request; refused at once (503) when there is none."""
-        limit = self.runtime.online_limit if lane == "online" else self.runtime.bulk_limit
-        if self._admitted[lane] >= limit:
-            raise self._overloaded(lane)
+        if (refusal := self._overloaded(lane)) is not None:
+            raise refusal
         self._admitted[lane] += 1
         try:
             yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +46,20 @@ def local_store(tmp_path, fixture_models) -> ModelStore:
     store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
     store.publish(fixture_models["yolov5"], "fixture", "2", fixture_config("yolov5"))
     return store
+
+
+@pytest.fixture(scope="session")
+def promoted_store(tmp_path_factory, fixture_models) -> Callable[[str], ModelStore]:
+    """`promoted_store(name)`: a new local store under a fresh temp dir holding `fixture:1` (yolov8 layout),
+    promoted to production: what a module that serves the fixture model starts from."""
+    def make(name: str) -> ModelStore:
+        root = tmp_path_factory.mktemp(name)
+        store = ModelStore(str(root / "store"), cache_dir=str(root / "cache"))
+        store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
+        store.promote("fixture:1")
+        return store
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -38,11 +38,8 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, fixture_models) -> ModelStore:
-    root = tmp_path_factory.mktemp("faults-serve")
-    store = ModelStore(str(root / "store"), cache_dir=str(root / "cache"))
-    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
-    store.promote("fixture:1")
+def store(promoted_store, fixture_models) -> ModelStore:
+    store = promoted_store("faults-serve")
     store.publish(fixture_models["yolov8"], "ghost", "1", fixture_config("yolov8"))  # no production alias
     return store
 

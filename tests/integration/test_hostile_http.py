@@ -19,10 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_store import ModelStore
 from serve.local import run_local
 from tests.fixtures.images import encode, gradient
-from tests.fixtures.onnx_models import fixture_config
 from tests.integration.test_faults_serve import replica_pid
 
 pytestmark = pytest.mark.ray
@@ -44,12 +42,9 @@ REPLICA: dict[str, int | None] = {}
 
 
 @pytest.fixture(scope="module")
-def url(ray_cluster, tmp_path_factory, fixture_models) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("hostile-http")
-    store = ModelStore(str(root / "store"), cache_dir=str(root / "cache"))
-    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
-    store.promote("fixture:1")
-    config = {"store": store.root, "models": [{"name": "fixture", "num_cpus": 0.25, "alias_poll_interval_s": 0}],
+def url(ray_cluster, promoted_store) -> Iterator[str]:
+    config = {"store": promoted_store("hostile-http").root,
+              "models": [{"name": "fixture", "num_cpus": 0.25, "alias_poll_interval_s": 0}],
               "http": {"port": 0, "ingress_num_cpus": 0.1, "max_pixels": MAX_PIXELS, "max_body_bytes": 2_000_000}}
     with run_local(config, environ={}) as base_url:
         REPLICA["before"] = replica_pid()

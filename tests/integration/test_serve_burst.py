@@ -15,10 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from model_store import ModelStore
 from serve.local import run_local
 from tests.fixtures.images import encode, gradient
-from tests.fixtures.onnx_models import fixture_config
 
 pytestmark = pytest.mark.ray
 
@@ -36,12 +34,8 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def url(ray_cluster, tmp_path_factory, fixture_models) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("serve-burst")
-    store = ModelStore(str(root / "store"), cache_dir=str(root / "cache"))
-    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
-    store.promote("fixture:1")
-    with run_local({**CONFIG, "store": store.root}, environ={}) as base_url:
+def url(ray_cluster, promoted_store) -> Iterator[str]:
+    with run_local({**CONFIG, "store": promoted_store("serve-burst").root}, environ={}) as base_url:
         yield base_url
 
 

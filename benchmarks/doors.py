@@ -93,7 +93,7 @@ def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode:
     if via == "serve":
         extra += ["--num-cpus", "0.25", "--concurrency", "1", "--batch-size", "16"]
     else:  # one actor per CPU, each one ONNX thread, leaving room for a read task and the writer; the product's
-        # batch size (16): batches of 8 ran the null model at 66-95 images/s against 96-132 (Ray Data's cost per call)
+        # batch size (16): batches of 8 ran the null model at 66-95 images/s against 96-138 (Ray Data's cost per call)
         extra += ["--concurrency", str(cpus), "--num-cpus", f"{(cpus - 0.5) / cpus:.2f}"]
     res = run_job(reprocess_argv(archive, out, ref, store, via, None, extra))
     shutil.rmtree(out, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,14 @@ from model_store import ModelStore
 from tests.fixtures.onnx_models import constant_model, fixture_config, yolov5_output, yolov8_output
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:
+    # The Ctrl-C tests send SIGINT to `trapline serve` as a user at a terminal would. Run in the background
+    # by a non-interactive shell (`make test &`, nohup), pytest starts with SIGINT ignored and its children
+    # inherit that, so the service would rightly ignore the Ctrl-C and the tests would wait in vain.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,7 +55,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs
             with _loopback_only() if loopback else contextlib.nullcontext():
                 _connect(address, **kwargs)
         else:
-            with _loopback_only():
+            with _loopback_only(), _interruptible_children():
                 ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1",
                          dashboard_host="127.0.0.1", include_dashboard=kwargs.pop("include_dashboard", False),
                          **kwargs)
@@ -62,6 +64,29 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs
         raise
     ray_output.capture_attach(_logs_dir())
     return not address
+
+
+@contextlib.contextmanager
+def _interruptible_children() -> Iterator[None]:
+    """Start Ray's processes with SIGINT at its default even when this process ignores it.
+
+    Ray cancels a running task (a failed job's part writes, `ray.cancel`) by interrupting the worker's
+    main thread, which does nothing where SIGINT is ignored. A command started in the background by a
+    non-interactive shell (`trapline reprocess ... &` in a script, many schedulers) inherits SIGINT
+    ignored and would pass that on to the raylet and every worker: measured, `ray.cancel` then had no
+    effect in 20 s against 0.2 s. Handled signals are reset to the default in a child, ignored ones are
+    not, so the driver handles SIGINT while Ray starts and ignores it again after: its own disposition
+    is the caller's.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if not ignored or threading.current_thread() is not threading.main_thread():  # only the main thread may set it
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def shutdown_ray() -> None:

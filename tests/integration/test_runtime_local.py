@@ -45,3 +45,44 @@ def test_reprocess_with_an_unreachable_ray_address_fails_fast_with_one_line(loca
     assert proc.stderr.strip() == proc.stderr.strip().splitlines()[0]
     assert proc.stderr.startswith(f"error: cannot reach the Ray cluster at {address}: ")
     assert took < FAIL_FAST_S
+
+
+CANCEL_SCRIPT = """
+import signal, sys, time
+sys.path.insert(0, sys.argv[1])
+import ray
+from trapline.ray_runtime import ensure_ray, shutdown_ray
+
+ensure_ray(num_cpus=1)
+
+@ray.remote(num_cpus=0.1)
+def busy():
+    for _ in range(600):
+        time.sleep(0.1)
+    return "finished"
+
+ref = busy.remote()
+time.sleep(3)
+ray.cancel(ref)
+try:
+    print("result", ray.get(ref, timeout=15))
+except ray.exceptions.TaskCancelledError:
+    print("cancelled")
+except ray.exceptions.GetTimeoutError:
+    print("still running after 15 s")
+print("driver ignores SIGINT:", signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+shutdown_ray()
+"""
+
+
+def test_a_driver_started_with_sigint_ignored_can_still_cancel_its_tasks(tmp_path):
+    # What a script's `trapline reprocess ... &` gets: SIGINT ignored, inherited by the Ray it starts. Ray
+    # cancels a running task (a failed job's part writes) by interrupting the worker, which must be possible.
+    script = tmp_path / "cancel.py"
+    script.write_text(CANCEL_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(["bash", "-c", 'trap "" INT; exec "$0" "$@"', sys.executable, str(script), str(REPO)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cancelled" in proc.stdout.splitlines(), proc.stdout + proc.stderr[-2000:]
+    assert "driver ignores SIGINT: True" in proc.stdout  # its own disposition stays the caller's

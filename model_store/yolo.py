@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -62,10 +63,14 @@ def candidates(pred: np.ndarray, layout: str, num_classes: int, score_threshold:
 def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_agnostic: bool) -> RawDetections:
     """Greedy NMS (per class unless `class_agnostic`), best score first, at most `max_detections`.
 
-    Hand-written rather than OpenCV's NMSBoxes because the semantics must be torchvision's, which
-    Ultralytics and YOLOv5 use: a box is suppressed only when its IoU with a kept box is strictly
-    above the threshold, so zero-area boxes (IoU 0/0) are kept. OpenCV suppresses those, which loses
-    boxes the reference libraries report. Classes are separated by offsetting boxes, as they do.
+    The semantics are torchvision's, which Ultralytics and YOLOv5 use: a box is suppressed only when
+    its IoU with a kept box is strictly above the threshold; classes are separated by offsetting the
+    boxes, as they do. A box without width or height overlaps nothing (IoU 0, or 0/0), so it is never
+    suppressed and suppresses nothing: those are kept here directly. The rest go to OpenCV's greedy
+    `NMSBoxes` (C++), which differs from torchvision only there (it treats two empty boxes as
+    identical and drops one); it is given ranks in our stable score order instead of the scores, so
+    ties keep the reference order. (Numpy had to loop in Python once per kept box: 4.5 ms per image
+    at 750 candidates and 300 kept, against 0.4 ms here.)
     """
     n = len(dets.scores)
     if n == 0:
@@ -74,26 +79,33 @@ def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_ag
     boxes = dets.boxes_xyxy[order].astype(np.float64)
     if not class_agnostic:
         boxes = boxes + (dets.class_ids[order].astype(np.float64) * _CLASS_OFFSET)[:, None]
-    # The survivors are kept compacted, in score order, one contiguous array per coordinate: each kept box
-    # then costs a few passes over what is left, and the array shrinks as boxes are suppressed. (Fancy-
-    # indexing the full arrays with an alive mask per kept box cost 33 ms per image at 300 kept boxes.)
-    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
-    areas = (x2 - x1) * (y2 - y1)
-    left = np.arange(n)
-    keep: list[int] = []
-    while left.size and len(keep) < max_detections:
-        keep.append(int(left[0]))
-        bx1, by1, bx2, by2, barea = x1[0], y1[0], x2[0], y2[0], areas[0]
-        x1, y1, x2, y2, areas, left = x1[1:], y1[1:], x2[1:], y2[1:], areas[1:], left[1:]
-        inter = np.maximum(np.minimum(bx2, x2) - np.maximum(bx1, x1), 0.0)
-        inter *= np.maximum(np.minimum(by2, y2) - np.maximum(by1, y1), 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            survive = ~(inter / (barea + areas - inter) > iou_threshold)  # NaN (0/0): degenerate boxes survive
-        if not survive.all():
-            x1, y1, x2, y2, areas, left = x1[survive], y1[survive], x2[survive], y2[survive], areas[survive], \
-                left[survive]
-    idx = order[np.asarray(keep, dtype=np.int64)]
-    return RawDetections(dets.boxes_xyxy[idx], dets.scores[idx], dets.class_ids[idx])
+    wh = boxes[:, 2:] - boxes[:, :2]
+    solid = (wh > 0).all(axis=1)
+    idx = np.flatnonzero(solid)
+    keep = idx[_greedy(np.concatenate([boxes[idx, :2], wh[idx]], axis=1), iou_threshold, max_detections)]
+    if idx.size < n:
+        keep = np.sort(np.concatenate([keep, np.flatnonzero(~solid)]))[:max_detections]
+    sel = order[keep]
+    return RawDetections(dets.boxes_xyxy[sel], dets.scores[sel], dets.class_ids[sel])
+
+
+def _greedy(xywh: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:
+    """Positions (ascending) of the boxes greedy NMS keeps, `xywh` being in score order, all with area.
+
+    OpenCV's NMSBoxes has no limit on what it keeps, so a long list goes in chunks: each chunk with the
+    boxes kept so far in front (they survive again: they were checked against each other), until the
+    limit is reached. Work stays ~ candidates x kept instead of candidates x every survivor."""
+    m = len(xywh)
+    rank = np.arange(m, 0, -1, dtype=np.float32)  # exact below 2**24 boxes
+    chunk = max(max_detections, 256)
+    keep = np.empty(0, np.int64)
+    for start in range(0, m, chunk):
+        cand = np.concatenate([keep, np.arange(start, min(m, start + chunk))])
+        got = cv2.dnn.NMSBoxes(xywh[cand], rank[cand], 0.0, float(iou_threshold))
+        keep = np.sort(cand[np.asarray(got, np.int64).reshape(-1)])[:max_detections]
+        if keep.size >= max_detections:
+            break
+    return keep
 
 
 # Larger than any input side, so boxes of different classes never overlap (Ultralytics uses 7680).

@@ -57,3 +57,24 @@ def test_nms_keeps_what_the_plain_definition_keeps(seed, class_agnostic):
 def test_nms_of_nothing_is_nothing():
     empty = RawDetections.empty()
     assert nms(empty, 0.45, 300, False) is empty
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_long_candidate_lists_keep_what_the_plain_definition_keeps(seed):
+    """Thousands of candidates (a random-weight export, a dense insect sheet): NMS runs in chunks of
+    candidates, each checked against what earlier chunks kept; boxes flipped inside out or without
+    width overlap nothing and are kept, whatever their neighbours."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(600, 3000))
+    xy = rng.uniform(0, 400, (n, 2))
+    wh = rng.uniform(2, 60, (n, 2))
+    wh[rng.random(n) < 0.05] *= -1.0  # x2 < x1 or y2 < y1
+    wh[rng.random(n) < 0.05, 0] = 0.0
+    boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+    scores = np.round(rng.uniform(0.25, 1.0, n), 3).astype(np.float32)
+    classes = rng.integers(0, 2, n).astype(np.int64)
+    limit = [1, 7, 300, 1000, 5000, 300][seed]
+    got = nms(RawDetections(boxes, scores, classes), 0.5, limit, False)
+    want = reference_nms(boxes.astype(np.float64), scores, classes, 0.5, limit, False)
+    assert len(want) == min(limit, len(want)) and len(got.scores) == len(want)
+    assert [tuple(b) for b in got.boxes_xyxy] == [tuple(boxes[i]) for i in want]

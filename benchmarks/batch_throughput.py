@@ -130,13 +130,14 @@ def measure_via(via: str, archive_n: Path, archive_10n: Path, work: Path, model:
 
 
 @contextlib.contextmanager
-def local_ray(num_cpus: int | None):
-    """A local Ray for all the runs (unless one is up already); stopped at the end if started here."""
+def local_ray(num_cpus: int | None, env: dict[str, str] | None = None):
+    """A local Ray for all the runs (unless one is up already; `env` for its processes); stopped at the end if
+    started here."""
     import ray
 
     from trapline.ray_runtime import ensure_ray
 
-    started = ensure_ray(num_cpus=num_cpus, log_to_driver=False)
+    started = ensure_ray(num_cpus=num_cpus, log_to_driver=False, env=env)
     try:
         yield
     finally:

@@ -186,6 +186,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["minimal"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
         return out
 
+    def direct() -> dict[str, Any]:
+        """The online door with Serve's direct ingress (`http.direct_ingress`: no proxy hop), and the minimal app
+        through the proxy (the baseline) and through its own direct port, in one Ray with direct ingress on."""
+        from serve.local import direct_ingress_env, direct_urls
+
+        from .minimal_serve import APP_NAME as MINIMAL
+
+        def direct_config(name: str) -> dict[str, Any]:
+            cfg = serve_config(store.root, name, **replica)
+            cfg["http"]["direct_ingress"] = True
+            return cfg
+
+        out: dict[str, Any] = {}
+        with local_ray(cpus, env=direct_ingress_env()):
+            with service(None, direct_config("bench-null")) as url:
+                [url_direct] = direct_urls()
+                http_closed(url_direct, payloads, 4, 3)  # warm up
+                out["trapline"] = [http_closed(url_direct, payloads, c, args.seconds) for c in args.concurrency]
+                out["trapline_proxy"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
+            with service(None, direct_config("bench-yolov8n")):
+                [url_direct] = direct_urls()
+                light_load(url_direct, payloads, 1, 3)
+                out["light_real"] = light_load(url_direct, payloads, args.light_rate, args.seconds)
+                out["one_at_a_time_real"] = one_at_a_time(url_direct, payloads, max(10, int(args.seconds)))
+            with minimal_service(store.root, NULL, num_cpus=replica["num_cpus"], port=free_port()) as url:
+                [url_direct] = direct_urls(MINIMAL)
+                http_closed(url, payloads, 4, 3)
+                out["minimal"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
+                out["minimal_direct"] = [http_closed(url_direct, payloads, c, args.seconds) for c in args.concurrency]
+        return out
+
     # A backfill through the deployment on a small CPU box: one ONNX thread per replica keeps a core for the
     # online requests' decode (with 2 threads each bulk forward pass took both: 2.4 x the idle p50 against 1.4 x).
     priority_replica = {**batch_replica, "onnx_threads": 1}
@@ -229,8 +260,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError("give --peer-python (a venv with ultralytics) to run the peer section")
         return peer_section(store, images, work, args.peer_python, args.peer_images, cpus)
 
-    for name, fn in (("ceilings", ceilings), ("batch", batch), ("http", http), ("priority", priority),
-                     ("peer", peer)):
+    for name, fn in (("ceilings", ceilings), ("batch", batch), ("http", http), ("direct", direct),
+                     ("priority", priority), ("peer", peer)):
         section(name, fn)
     res["summary"] = summarise(res)
     return res
@@ -318,6 +349,23 @@ def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
     if "one_at_a_time_real" in http:
         one = http["one_at_a_time_real"]
         add("HTTP real, one request at a time p50 (ms)", one["total"], "batch-1 model latency",
+            ceil.get("batch1_p50_ms"), f"decode {one['decode']}, letterbox {one['preprocess']}, inference "
+            f"{one['inference']}, postprocess {one['postprocess']}, hop {one['hop']}")
+    direct = res.get("direct", {})
+    for t, m, md, tp in zip(direct.get("trapline", []), direct.get("minimal", []), direct.get("minimal_direct", []),
+                            direct.get("trapline_proxy", []), strict=False):
+        c = t["concurrency"]
+        add(f"HTTP null, direct ingress, {c} clients (req/s)", t["rps"], "minimal Ray Serve app", m["rps"], ">= 1.2")
+        add(f"  the same against the minimal app on its own direct port, {c} clients", t["rps"],
+            "minimal app, direct", md["rps"], "-")
+        add(f"  trapline through the proxy in the same Ray, {c} clients", tp["rps"], "minimal Ray Serve app",
+            m["rps"], "-")
+    if "light_real" in direct:
+        add("HTTP real, direct ingress, light load p50 (ms)", direct["light_real"]["p50_ms"], "batch-1 model latency",
+            ceil.get("batch1_p50_ms"), "<= +10 ms")
+    if "one_at_a_time_real" in direct:
+        one = direct["one_at_a_time_real"]
+        add("HTTP real, direct ingress, one request at a time p50 (ms)", one["total"], "batch-1 model latency",
             ceil.get("batch1_p50_ms"), f"decode {one['decode']}, letterbox {one['preprocess']}, inference "
             f"{one['inference']}, postprocess {one['postprocess']}, hop {one['hop']}")
     pr = res.get("priority")

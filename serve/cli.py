@@ -128,7 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with started as url:
-            _announce(url, cfg)
+            _announce(url, cfg, args.app_name or APP_NAME)
             try:
                 while True:
                     time.sleep(3600)
@@ -140,8 +140,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(url: str, cfg: ServeConfig) -> None:
+def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
     import httpx
+
+    from trapline.ray_output import console
+
+    from .local import direct_urls
 
     admin = "?"
     try:
@@ -154,4 +158,12 @@ def _announce(url: str, cfg: ServeConfig) -> None:
     if admin == "disabled":
         admin += f" (set ${cfg.admin_token_env} where the app is built to enable them)"
     print(f"trapline is up at {url}  (API docs: {url}/docs, readiness: {url}/readyz); admin routes {admin}")
+    if cfg.http.direct_ingress:
+        direct = direct_urls(app_name)
+        if direct:
+            print(f"direct ingress, no proxy hop ({len(direct)} replica(s); a balancer goes in front of several): "
+                  + " ".join(direct))
+        else:
+            print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 "
+                  "(set it where `ray start` runs): only the proxy answers", file=console())
     print("Ctrl-C to stop", flush=True)

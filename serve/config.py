@@ -236,6 +236,11 @@ class HttpConfig(_Strict):
     one_hop: bool = Field(True, description=(
         "with one model, its replicas are also the HTTP ingress (proxy -> model replica, one hop); with "
         "several models, or false, a FastAPI ingress deployment sits in front of one deployment per model"))
+    direct_ingress: bool = Field(False, description=(
+        "each replica of the ingress deployment also answers HTTP on a port of its own (Ray Serve's direct "
+        "ingress, ports from $RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, default 30000): a client there skips the "
+        "proxy's hop; the proxy on `port` keeps answering. The Ray cluster must run with "
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (trapline sets it for a local Ray it starts)"))
     ingress_num_cpus: float = Field(0.25, gt=0.0)
     ingress_num_replicas: int = Field(1, ge=1)
     ingress_max_ongoing_requests: int = Field(512, ge=1, description="the ingress only awaits; keep this high")

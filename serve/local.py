@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import time
@@ -101,18 +102,19 @@ def wait_ready(base_url: str, timeout_s: float = 300.0) -> None:
 
 @contextmanager
 def serve_session(host: str, port: int, *, address: str | None = None, num_cpus: int | None = None,
-                  request_timeout_s: float | None = None) -> Iterator[tuple[str, int]]:
+                  request_timeout_s: float | None = None, direct_ingress: bool = False) -> Iterator[tuple[str, int]]:
     """Ray + Serve for the duration of the block; yields the (host, port) the HTTP proxies listen on.
 
     Connects to `address` (or $RAY_ADDRESS), else starts a local Ray on loopback. Starts Serve
     with host/port (port 0: a free one) unless Serve already runs, whose port is then used.
-    Shuts down only what it started.
+    Shuts down only what it started. `direct_ingress` starts a local Ray with Serve's direct ingress on
+    (`direct_urls`); a running cluster has it on or off already.
     """
     from ray import serve
 
     from trapline.ray_runtime import ensure_ray, shutdown_ray
 
-    started_ray = ensure_ray(address, num_cpus=num_cpus)
+    started_ray = ensure_ray(address, num_cpus=num_cpus, env=direct_ingress_env() if direct_ingress else None)
     started_serve = False
     try:
         running = running_http_options()
@@ -135,6 +137,33 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
             serve.shutdown()
         if started_ray:
             shutdown_ray()
+
+
+def direct_ingress_env() -> dict[str, str]:
+    """What a local Ray needs for Serve's direct ingress (read by Serve's controller and replicas when they
+    start). A replica that stops waits for balancers to take it out of rotation first, 30 s by default;
+    a local Ray has no balancer and stops with its `trapline serve`, so 2 s unless the caller set it."""
+    drain = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
+    return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", drain: os.environ.get(drain, "2")}
+
+
+def direct_urls(app_name: str = APP_NAME) -> list[str]:
+    """Base URLs of `app_name`'s ingress replicas when Serve's direct ingress is on; [] when it is off.
+
+    Each replica listens on its own port there, so a client (or a balancer such as HAProxy in front
+    of several replicas) reaches the app with no proxy hop. Read from the Serve controller's target
+    groups: Serve 2.60 has no public call for them yet (`TargetGroup` is an alpha schema)."""
+    import ray
+    from ray.serve._private.common import RequestProtocol
+    from ray.serve.context import _get_global_client
+
+    groups = ray.get(_get_global_client()._controller.get_target_groups.remote(app_name))
+    urls = []
+    for group in groups:
+        if group.ingress_deployment_name and group.protocol == RequestProtocol.HTTP:  # proxy groups have none
+            prefix = group.route_prefix.rstrip("/")
+            urls += [f"http://{t.ip}:{t.port}{prefix}" for t in group.targets]
+    return sorted(urls)
 
 
 def deploy_failure(app_name: str) -> str | None:
@@ -178,7 +207,8 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
     cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
     app = build_app(cfg, environ)  # validate and read tokens before starting anything
     with serve_session(cfg.http.host, cfg.http.port, address=address, num_cpus=num_cpus,
-                       request_timeout_s=cfg.http.request_timeout_s) as (host, port):
+                       request_timeout_s=cfg.http.request_timeout_s,
+                       direct_ingress=cfg.http.direct_ingress) as (host, port):
         try:
             # Not serve.run: it waits forever when a replica cannot be scheduled (e.g. more CPUs
             # asked than the machine has); we wait with a timeout and say why.
@@ -238,8 +268,10 @@ def run_config(serve_config: Mapping[str, Any], *, address: str | None = None, n
     app = trapline_app(dict(serve_config))
     http = dict(serve_config.get("http_options") or {})
     names = [a.get("name", "default") for a in serve_config["applications"]]
+    direct = bool(((app.get("args") or {}).get("http") or {}).get("direct_ingress"))
     with serve_session(http.get("host", "127.0.0.1"), http.get("port", 8000), address=address,
-                       num_cpus=num_cpus, request_timeout_s=http.get("request_timeout_s")) as (host, port):
+                       num_cpus=num_cpus, request_timeout_s=http.get("request_timeout_s"),
+                       direct_ingress=direct) as (host, port):
         try:
             deploy_config(serve_config)
             for name in names:

@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import ray_output
@@ -28,7 +28,8 @@ class RayUnreachableError(TraplineError, ConnectionError):
         self.address = address
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> bool:
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Mapping[str, str] | None = None,
+               **kwargs: Any) -> bool:
     """Connect to `address` (or $RAY_ADDRESS) if given, else start a new local Ray on loopback.
 
     Returns True when this call started a local instance (the caller should stop it with
@@ -37,7 +38,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs
     Every port of that local Ray listens on 127.0.0.1 only; token authentication stays on
     (Ray's default). A given address that does not answer fails within seconds
     (`RayUnreachableError`). In quiet mode (`ray_output.set_quiet`) Ray's console output goes
-    to a file in the session's log directory.
+    to a file in the session's log directory. `env` is added to the environment of a local Ray's
+    processes (Ray's own switches, read when each process starts); it cannot reach a running cluster.
     """
     import ray
 
@@ -55,7 +57,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs
             with _loopback_only() if loopback else contextlib.nullcontext():
                 _connect(address, **kwargs)
         else:
-            with _loopback_only(), _interruptible_children():
+            with _loopback_only(), _interruptible_children(), _environ(env or {}):
                 ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1",
                          dashboard_host="127.0.0.1", include_dashboard=kwargs.pop("include_dashboard", False),
                          **kwargs)
@@ -64,6 +66,21 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs
         raise
     ray_output.capture_attach(_logs_dir())
     return not address
+
+
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    """`env` in os.environ while the block runs (the local Ray's processes inherit it), then as it was."""
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager

@@ -286,15 +286,40 @@ def peer_section(store, images: list[Path], work: Path, peer_python: str, count:
         rep = quantize_version(store, "peer-yolov8n:1", images[0].parent, "int8", force=True)
         quant = {"match_rate": round(rep.match_rate, 4), "map50": rep.map50, "parent_ms": rep.parent_ms,
                  "int8_ms": rep.int8_ms}
+    if "int8-reduced" not in store.list_versions("peer-yolov8n"):  # int8 + the reduced JPEG decode (opt-in)
+        mv, weights = store.fetch("peer-yolov8n:int8")
+        config = mv.config.model_dump(mode="json", exclude={"weights"})
+        config["preprocess"]["reduced_decode"] = True
+        store.publish(weights, "peer-yolov8n", "int8-reduced", config)
     out = subprocess.run([peer_python, str(Path(__file__).with_name("peer_ultralytics.py")), "--model", str(PEER_ONNX),
                           "--images", str(folder)], capture_output=True, text=True, check=True)
     ultra = json.loads(out.stdout.strip().splitlines()[-1])
-    rows = {"ultralytics": ultra["images_per_s"], "quantize": quant}
+    rows = {"ultralytics": ultra["images_per_s"], "quantize": quant,
+            "agreement": {v: fast_path_agreement(store, "peer-yolov8n:1", f"peer-yolov8n:{v}", images[:16])
+                          for v in ("int8", "int8-reduced")}}
     with local_ray(cpus):
-        for version in ("1", "int8"):
+        for version in ("1", "int8", "int8-reduced"):
             rows[f"trapline_{version}"] = batch_run(folder, work, store.root, f"peer-yolov8n:{version}", "actors",
                                                     "actors", cpus)
     return rows
+
+
+def fast_path_agreement(store, reference: str, fast: str, images: list[Path]) -> dict[str, Any]:
+    """Boxes of `fast` against those of `reference` on the same JPEGs, through the detector core (the
+    parity yardstick of model_store.agreement: same class, IoU >= 0.9 or every corner within 1 px,
+    |score difference| <= 0.02, boxes scoring >= 0.3)."""
+    from model_store.agreement import Agreement, boxes_of, compare
+
+    ref, cand = store.load_detector(reference, threads=1), store.load_detector(fast, threads=1)
+    total = Agreement()
+    for path in images:
+        records = []
+        for detector in (ref, cand):
+            prepared, meta = detector.prepare_bytes(path.read_bytes(), 10**9)
+            records += detector.run_prepared([prepared], [meta])
+        total += compare(boxes_of(records[0]), boxes_of(records[1]), path.name)
+    return {"reference_boxes": total.reference, "matched": total.matched, "extra": len(total.extras),
+            "match_rate": round(total.match_rate, 4), "images": len(images)}
 
 
 def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -380,9 +405,16 @@ def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
                 f"cost; {pr['bulk_preempted']} bulk batches stopped, {pr['batches']} run")
     peer = res.get("peer")
     if peer:  # Ultralytics is timed after loading the model and a warm-up image: trapline's steady rate is the peer
-        for version, target in (("1", "-"), ("int8", ">= 2")):
-            run = peer[f"trapline_{version}"]
-            what = f"Ultralytics export, trapline reprocess {'fp32' if version == '1' else 'int8'} rect"
+        names = {"1": "fp32", "int8": "int8", "int8-reduced": "int8 + reduced decode"}
+        for version, target in (("1", "-"), ("int8", ">= 2"), ("int8-reduced", ">= 2")):
+            run = peer.get(f"trapline_{version}")
+            if run is None:
+                continue
+            what = f"Ultralytics export, trapline reprocess {names[version]} rect"
+            agree = (peer.get("agreement") or {}).get(version)
+            if agree:  # the price of the fast path, next to its speed
+                target += (f"; boxes as fp32 exact: {agree['matched']}/{agree['reference_boxes']}, "
+                           f"{agree['extra']} extra")
             add(what + ", steady", run["steady_images_per_s"], "Ultralytics predict", peer["ultralytics"], target)
             add(what + ", whole job", run["images_per_s"], "Ultralytics predict", peer["ultralytics"],
                 f"whole job; start-up {run['start_s']} s")

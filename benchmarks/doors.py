@@ -18,6 +18,8 @@ Sections (each one's failure is recorded and the rest still runs):
   with the null model in closed loop at the same concurrency, then 2 x the saturation
   concurrency (overload: throughput, 503 share and how fast a 503 comes back), then the real
   model at light load (p50 against batch-1 model latency);
+- `direct`: the same with Serve's direct ingress (`http.direct_ingress`: the client on the replica's own
+  port, no proxy), overload included, against the minimal app through the proxy and on its own direct port;
 - `priority`: the real model's light-load p50 while a `--via serve` backfill runs through the
   same deployment, against idle, with bulk preemption (the default) and without, and what
   preemption costs the backfill;
@@ -44,7 +46,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .batch_throughput import local_ray, reprocess_argv, run_job
+from .batch_throughput import local_ray, reprocess_argv
 from .bench_model import ensure_bench_models, ensure_null_model
 from .common import (
     DEFAULT_IMAGES,
@@ -56,13 +58,14 @@ from .common import (
     ratio,
     write_json,
 )
+from .doors_jobs import batch_run
+from .doors_peer import peer_section
+from .doors_summary import NULL, REAL, summarise
 from .http_probes import http_closed, light_load, one_at_a_time, refused_latency
 from .images import FULL_HD, ensure_images, load_bytes, make_archive
 from .minimal_serve import minimal_service
 from .model_ceiling import measure_ceiling
 from .serve_load import free_port, serve_config, service
-
-REAL, NULL = "bench-yolov8n:1", "bench-null:1"
 
 
 def _plumbing_worker(args: tuple) -> tuple[int, float]:
@@ -83,33 +86,6 @@ def plumbing_ceiling(store_root: str, ref: str, payloads: list[bytes], procs: in
     with mp.get_context("spawn").Pool(procs) as pool:
         done = pool.map(_plumbing_worker, [(store_root, ref, payloads, seconds)] * procs)
     return {"procs": procs, "images_per_s": round(sum(n / s for n, s in done), 2)}
-
-
-def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode: str, cpus: int) -> dict[str, Any]:
-    out = work / f"out-{ref.replace(':', '-')}-{via}-{decode}"
-    shutil.rmtree(out, ignore_errors=True)
-    # Parts of 100 images: the job's steady rate (from its first part to its last) needs several parts.
-    extra = ["--decode", decode, "--read-cpus", "0.25", "--rows-per-file", "100"]
-    if via == "serve":
-        extra += ["--num-cpus", "0.25", "--concurrency", "1", "--batch-size", "16"]
-    else:  # one actor per CPU, each one ONNX thread, leaving room for a read task and the writer; the product's
-        # batch size (16): batches of 8 ran the null model at 66-95 images/s against 96-138 (Ray Data's cost per call)
-        extra += ["--concurrency", str(cpus), "--num-cpus", f"{(cpus - 0.5) / cpus:.2f}"]
-    res = run_job(reprocess_argv(archive, out, ref, store, via, None, extra))
-    shutil.rmtree(out, ignore_errors=True)
-    return {"model": ref, "via": via, "decode": decode, "images": res["processed"],
-            "images_per_s": res["job_images_per_s"] or res["images_per_s"],
-            "steady_images_per_s": res["job_steady_images_per_s"], "start_s": _start_s(res),
-            "peak_mib": res["peak_mib"]}
-
-
-def _start_s(res: dict[str, Any]) -> float | None:
-    """Seconds the job lost to start-up (Ray Data, actors loading the model): its time less images / steady rate."""
-    steady, wall = res.get("job_steady_images_per_s"), res.get("job_wall_s")
-    if not steady or not wall:
-        return None
-    return round(max(0.0, wall - res["processed"] / steady), 1)
-
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from model_store import ModelStore
@@ -167,16 +143,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(rows[-1], flush=True)
         return rows
 
+    def overload(url: str, sweep: list[dict[str, Any]]) -> dict[str, Any]:
+        """Twice the sweep's largest concurrency, with impatient clients and with clients that honour Retry-After;
+        each against the sweep's best rate (saturation)."""
+        best = max(sweep, key=lambda r: r["rps"] or 0)
+        out = {}
+        for key, polite in (("overload", False), ("overload_retry_after", True)):
+            out[key] = refused_latency(url, payloads, 2 * max(args.concurrency), args.seconds, polite)
+            out[key]["saturation_rps"] = best["rps"]
+        return out
+
     def http() -> dict[str, Any]:
         out: dict[str, Any] = {}
         with local_ray(cpus):
             with service(None, serve_config(store.root, "bench-null", **replica)) as url:
                 http_closed(url, payloads, 4, 3)  # warm up
                 out["trapline"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
-                best = max(out["trapline"], key=lambda r: r["rps"] or 0)
-                for key, polite in (("overload", False), ("overload_retry_after", True)):
-                    out[key] = refused_latency(url, payloads, 2 * max(args.concurrency), args.seconds, polite)
-                    out[key]["saturation_rps"] = best["rps"]
+                out.update(overload(url, out["trapline"]))
             with service(None, serve_config(store.root, "bench-yolov8n", **replica)) as url:
                 light_load(url, payloads, 1, 3)
                 out["light_real"] = light_load(url, payloads, args.light_rate, args.seconds)
@@ -204,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 [url_direct] = direct_urls()
                 http_closed(url_direct, payloads, 4, 3)  # warm up
                 out["trapline"] = [http_closed(url_direct, payloads, c, args.seconds) for c in args.concurrency]
+                out.update(overload(url_direct, out["trapline"]))
                 out["trapline_proxy"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
             with service(None, direct_config("bench-yolov8n")):
                 [url_direct] = direct_urls()
@@ -267,160 +251,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-PEER_ONNX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "yolov8n_dynamic.onnx"
-
-
-def peer_section(store, images: list[Path], work: Path, peer_python: str, count: int, cpus: int) -> dict[str, Any]:
-    """Ultralytics predict vs trapline reprocess (fp32, int8) on one Ultralytics export and one folder."""
-    from model_store.quantize import quantize_version
-
-    folder = work / f"peer-{count}"
-    if not folder.is_dir():
-        folder.mkdir(parents=True)
-        for i in range(count):  # a flat folder of copies: Ultralytics does not recurse, trapline skips symlinks
-            shutil.copyfile(images[i % len(images)], folder / f"{i:05d}.jpg")
-    if "1" not in store.list_versions("peer-yolov8n"):
-        store.publish(PEER_ONNX, "peer-yolov8n", "1")  # config derived from the export, as a user would
-    quant = None
-    if "int8" not in store.list_versions("peer-yolov8n"):
-        rep = quantize_version(store, "peer-yolov8n:1", images[0].parent, "int8", force=True)
-        quant = {"match_rate": round(rep.match_rate, 4), "map50": rep.map50, "parent_ms": rep.parent_ms,
-                 "int8_ms": rep.int8_ms}
-    if "int8-reduced" not in store.list_versions("peer-yolov8n"):  # int8 + the reduced JPEG decode (opt-in)
-        mv, weights = store.fetch("peer-yolov8n:int8")
-        config = mv.config.model_dump(mode="json", exclude={"weights"})
-        config["preprocess"]["reduced_decode"] = True
-        store.publish(weights, "peer-yolov8n", "int8-reduced", config)
-    out = subprocess.run([peer_python, str(Path(__file__).with_name("peer_ultralytics.py")), "--model", str(PEER_ONNX),
-                          "--images", str(folder)], capture_output=True, text=True, check=True)
-    ultra = json.loads(out.stdout.strip().splitlines()[-1])
-    rows = {"ultralytics": ultra["images_per_s"], "quantize": quant,
-            "agreement": {v: fast_path_agreement(store, "peer-yolov8n:1", f"peer-yolov8n:{v}", images[:16])
-                          for v in ("int8", "int8-reduced")}}
-    with local_ray(cpus):
-        for version in ("1", "int8", "int8-reduced"):
-            rows[f"trapline_{version}"] = batch_run(folder, work, store.root, f"peer-yolov8n:{version}", "actors",
-                                                    "actors", cpus)
-    return rows
-
-
-def fast_path_agreement(store, reference: str, fast: str, images: list[Path]) -> dict[str, Any]:
-    """Boxes of `fast` against those of `reference` on the same JPEGs, through the detector core (the
-    parity yardstick of model_store.agreement: same class, IoU >= 0.9 or every corner within 1 px,
-    |score difference| <= 0.02, boxes scoring >= 0.3)."""
-    from model_store.agreement import Agreement, boxes_of, compare
-
-    ref, cand = store.load_detector(reference, threads=1), store.load_detector(fast, threads=1)
-    total = Agreement()
-    for path in images:
-        records = []
-        for detector in (ref, cand):
-            prepared, meta = detector.prepare_bytes(path.read_bytes(), 10**9)
-            records += detector.run_prepared([prepared], [meta])
-        total += compare(boxes_of(records[0]), boxes_of(records[1]), path.name)
-    return {"reference_boxes": total.reference, "matched": total.matched, "extra": len(total.extras),
-            "match_rate": round(total.match_rate, 4), "images": len(images)}
-
-
-def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per claim: measured, the reference it is divided by, the ratio and the issue's target."""
-    rows: list[dict[str, Any]] = []
-    ceil = res.get("ceilings", {})
-
-    def add(what: str, value: Any, against: str, ref: Any, target: str) -> None:
-        rows.append({"claim": what, "measured": value, "against": against, "reference": ref,
-                     "ratio": ratio(value, ref) if isinstance(value, int | float) else None, "target": target})
-
-    # Archives are long: the targets are read on the steady rate (first part to last); the whole job's rate,
-    # Ray Data's and the actors' start-up included, is the second row of each, with the start-up in seconds.
-    runs = {(r["model"], r["via"], r["decode"]): r for r in res.get("batch", [])}
-
-    def steady(key: tuple[str, str, str]) -> float | None:
-        run = runs.get(key) or {}
-        return run.get("steady_images_per_s") or run.get("images_per_s")
-
-    def job(key: tuple[str, str, str]) -> float | None:
-        return (runs.get(key) or {}).get("images_per_s")
-
-    def start(key: tuple[str, str, str]) -> str:
-        return f"whole job; start-up {(runs.get(key) or {}).get('start_s')} s"
-
-    if runs:
-        ceilings = ((NULL, ceil.get("plumbing_images_per_s"), "plumbing ceiling", ">= 0.8"),
-                    (REAL, ceil.get("model_images_per_s"), "model ceiling", ">= 0.85"))
-        for model, ceiling, ceiling_name, target in ceilings:
-            kind = "null" if model == NULL else "real"
-            for decode, where in (("actors", "decode in actors"), ("tasks", "decode in read tasks")):
-                key = (model, "actors", decode)
-                add(f"batch {kind}, {where}, steady", steady(key), ceiling_name, ceiling,
-                    target if decode == "actors" else "-")
-                add(f"batch {kind}, {where}, whole job", job(key), ceiling_name, ceiling, start(key))
-            served, pool = (model, "serve", "actors"), (model, "actors", "actors")
-            add(f"batch {kind} --via serve, steady", steady(served), f"batch {kind} via actors", steady(pool),
-                ">= 0.9" if model == REAL else "-")
-            add(f"batch {kind} --via serve, whole job", job(served), f"batch {kind} via actors", job(pool),
-                start(served))
-    http = res.get("http", {})
-    for t, m in zip(http.get("trapline", []), http.get("minimal", []), strict=False):
-        add(f"HTTP null, {t['concurrency']} clients (req/s)", t["rps"], "minimal Ray Serve app", m["rps"], ">= 1.2")
-    for key, who in (("overload", "retry after 50 ms"), ("overload_retry_after", "honour Retry-After")):
-        if key in http:
-            o = http[key]
-            add(f"HTTP null overload, {o['concurrency']} clients that {who} (req/s)", o["rps"], "saturation",
-                o["saturation_rps"], f">= ~1 (503s: {o['refused_share']:.0%}, p50 {o['refused_p50_ms']} ms)")
-    if "light_real" in http:
-        add("HTTP real, light load p50 (ms)", http["light_real"]["p50_ms"], "batch-1 model latency",
-            ceil.get("batch1_p50_ms"), "<= +10 ms")
-    if "one_at_a_time_real" in http:
-        one = http["one_at_a_time_real"]
-        add("HTTP real, one request at a time p50 (ms)", one["total"], "batch-1 model latency",
-            ceil.get("batch1_p50_ms"), f"decode {one['decode']}, letterbox {one['preprocess']}, inference "
-            f"{one['inference']}, postprocess {one['postprocess']}, hop {one['hop']}")
-    direct = res.get("direct", {})
-    for t, m, md, tp in zip(direct.get("trapline", []), direct.get("minimal", []), direct.get("minimal_direct", []),
-                            direct.get("trapline_proxy", []), strict=False):
-        c = t["concurrency"]
-        add(f"HTTP null, direct ingress, {c} clients (req/s)", t["rps"], "minimal Ray Serve app", m["rps"], ">= 1.2")
-        add(f"  the same against the minimal app on its own direct port, {c} clients", t["rps"],
-            "minimal app, direct", md["rps"], "-")
-        add(f"  trapline through the proxy in the same Ray, {c} clients", tp["rps"], "minimal Ray Serve app",
-            m["rps"], "-")
-    if "light_real" in direct:
-        add("HTTP real, direct ingress, light load p50 (ms)", direct["light_real"]["p50_ms"], "batch-1 model latency",
-            ceil.get("batch1_p50_ms"), "<= +10 ms")
-    if "one_at_a_time_real" in direct:
-        one = direct["one_at_a_time_real"]
-        add("HTTP real, direct ingress, one request at a time p50 (ms)", one["total"], "batch-1 model latency",
-            ceil.get("batch1_p50_ms"), f"decode {one['decode']}, letterbox {one['preprocess']}, inference "
-            f"{one['inference']}, postprocess {one['postprocess']}, hop {one['hop']}")
-    pr = res.get("priority")
-    if pr:
-        add("online p50 during a --via serve backfill (ms)", pr["during_backfill"]["p50_ms"], "idle p50",
-            pr["idle"]["p50_ms"], "<= 1.5")
-        plain = pr.get("without_preemption")
-        if plain:
-            add("  the same, preempt_bulk: false (ms)", plain["during_backfill"]["p50_ms"], "idle p50",
-                plain["idle"]["p50_ms"], "-")
-            add("  backfill time with preemption (s)", pr["backfill_s"], "without", plain["backfill_s"],
-                f"cost; {pr['bulk_preempted']} bulk batches stopped, {pr['batches']} run")
-    peer = res.get("peer")
-    if peer:  # Ultralytics is timed after loading the model and a warm-up image: trapline's steady rate is the peer
-        names = {"1": "fp32", "int8": "int8", "int8-reduced": "int8 + reduced decode"}
-        for version, target in (("1", "-"), ("int8", ">= 2"), ("int8-reduced", ">= 2")):
-            run = peer.get(f"trapline_{version}")
-            if run is None:
-                continue
-            what = f"Ultralytics export, trapline reprocess {names[version]} rect"
-            agree = (peer.get("agreement") or {}).get(version)
-            if agree:  # the price of the fast path, next to its speed
-                target += (f"; boxes as fp32 exact: {agree['matched']}/{agree['reference_boxes']}, "
-                           f"{agree['extra']} extra")
-            add(what + ", steady", run["steady_images_per_s"], "Ultralytics predict", peer["ultralytics"], target)
-            add(what + ", whole job", run["images_per_s"], "Ultralytics predict", peer["ultralytics"],
-                f"whole job; start-up {run['start_s']} s")
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.doors", description=__doc__.splitlines()[0])
     p.add_argument("--store", default=str(DEFAULT_STORE))
@@ -458,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                              if k.removesuffix("_traceback") not in ran}, **res["errors"]}}
         res["summary"] = summarise(res)
     write_json(args.out, res)
-    print(print_table(res["summary"], ["claim", "measured", "against", "reference", "ratio", "target"]))
+    print_table(res["summary"], ["claim", "measured", "against", "reference", "ratio", "target"])
     if res["errors"]:
         print("errors:", res["errors"])
     return 1 if res["errors"] else 0

@@ -174,3 +174,21 @@ def test_latency_summary_and_ratio():
     assert s["p50_ms"] == 20.0 and s["max_ms"] == 30.0
     assert latency_summary([])["p99_ms"] is None
     assert ratio(9, 10) == 0.9 and ratio(None, 10) is None and ratio(1, 0) is None
+
+
+def test_doors_summary_puts_each_door_against_its_own_saturation():
+    """Overload through Serve's proxy and through direct ingress are each divided by their own door's best rate."""
+    from benchmarks.doors_summary import summarise
+
+    def overload(rps, saturation, polite):
+        return {"concurrency": 16, "honour_retry_after": polite, "rps": rps, "saturation_rps": saturation,
+                "refused_share": 0.25, "refused_p50_ms": 12.0}
+
+    res = {"http": {"overload": overload(40.0, 80.0, False), "overload_retry_after": overload(60.0, 80.0, True)},
+           "direct": {"overload": overload(90.0, 100.0, False), "overload_retry_after": overload(110.0, 100.0, True)}}
+    rows = {r["claim"]: r for r in summarise(res)}
+    assert rows["HTTP null overload, 16 clients that retry after 50 ms (req/s)"]["ratio"] == 0.5
+    assert rows["HTTP null overload, 16 clients that honour Retry-After (req/s)"]["ratio"] == 0.75
+    assert rows["HTTP null overload, direct ingress, 16 clients that retry after 50 ms (req/s)"]["ratio"] == 0.9
+    direct_polite = rows["HTTP null overload, direct ingress, 16 clients that honour Retry-After (req/s)"]
+    assert direct_polite["ratio"] == 1.1 and direct_polite["target"].startswith(">= ~1 (503s: 25%, p50 12.0 ms)")

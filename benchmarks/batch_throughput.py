@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from model_store import ModelRef
+from trapline.ray_output import set_quiet
 
 from .bench_model import ensure_if_bench_model
 from .common import (
@@ -190,9 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-threads", type=int, default=None, help="--via serve: ONNX Runtime threads per replica")
     parser.add_argument("--work", default=str(DEFAULT_ROOT / "batch"), help="archives and outputs go here")
     parser.add_argument("--extra", default="", help="more batch.reprocess arguments, quoted")
-    parser.add_argument("--verbose", action="store_true", help="show the job's own output")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the job's own output and Ray's (default: Ray's goes to its session's log directory)")
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
+    set_quiet(not args.verbose)
     ensure_if_bench_model(args.store, args.model)
     result = measure_batch(args.model, args.store, args.images, parse_list(args.via, str), Path(args.work),
                            args.concurrency, parse_size(args.size), args.num_cpus,

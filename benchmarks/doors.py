@@ -46,6 +46,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from trapline.ray_output import set_quiet
+
 from .batch_throughput import local_ray, reprocess_argv
 from .bench_model import ensure_bench_models, ensure_null_model
 from .common import (
@@ -271,7 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     p.add_argument("--out", default="benchmarks/results/doors.json")
     p.add_argument("--markdown", metavar="DOORS_JSON", help="print an earlier run's summary as a table; run nothing")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="Ray's own console output here (default: in the Ray session's log directory, named once)")
     args = p.parse_args(argv)
+    set_quiet(not args.verbose)
     if args.markdown:
         res = json.loads(Path(args.markdown).read_text())
         print(markdown_table(summarise(res), ["claim", "measured", "against", "reference", "ratio", "target"]))

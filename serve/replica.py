@@ -39,10 +39,16 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
-def _lower_thread_priority(niceness: int = 10) -> None:
-    """Best effort: on Linux `setpriority` on a thread id renices that thread alone."""
+def _lower_thread_priority(step: int = 10) -> None:
+    """Best effort: on Linux `setpriority` on a thread id renices that thread alone.
+
+    Relative to the niceness the thread was born with, not to an absolute value: Ray starts its workers at
+    niceness 15, where an absolute 10 would put archive decoding *above* the online threads (as root) or fail
+    (as anyone else) and leave it level with them. Capped at 19, the lowest priority Linux has.
+    """
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
     except (AttributeError, OSError):  # not Linux, or not allowed: the separate pool still helps
         pass
 

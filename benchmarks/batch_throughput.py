@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from model_store import ModelRef
-from trapline.ray_output import set_quiet
 
 from .bench_model import ensure_if_bench_model
 from .common import (
@@ -38,6 +37,7 @@ from .common import (
     parse_list,
     print_table,
     ratio,
+    ray_console,
     write_json,
 )
 from .images import FULL_HD, ensure_images, make_archive, parse_size
@@ -134,9 +134,7 @@ def measure_via(via: str, archive_n: Path, archive_10n: Path, work: Path, model:
 def local_ray(num_cpus: int | None, env: dict[str, str] | None = None):
     """A local Ray for all the runs (unless one is up already; `env` for its processes); stopped at the end if
     started here."""
-    import ray
-
-    from trapline.ray_runtime import ensure_ray
+    from trapline.ray_runtime import ensure_ray, shutdown_ray
 
     started = ensure_ray(num_cpus=num_cpus, log_to_driver=False, env=env)
     try:
@@ -147,7 +145,7 @@ def local_ray(num_cpus: int | None, env: dict[str, str] | None = None):
                 from ray import serve
 
                 serve.shutdown()
-            ray.shutdown()
+            shutdown_ray()  # and stderr back to the terminal when Ray's output went to its log file
 
 
 def measure_batch(model: str, store: str, n_images: int, via: list[str], work: Path, concurrency: int | None = None,
@@ -195,13 +193,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="show the job's own output and Ray's (default: Ray's goes to its session's log directory)")
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
-    set_quiet(not args.verbose)
-    ensure_if_bench_model(args.store, args.model)
-    result = measure_batch(args.model, args.store, args.images, parse_list(args.via, str), Path(args.work),
-                           args.concurrency, parse_size(args.size), args.num_cpus,
-                           {"max_batch_size": args.max_batch_size, "num_replicas": args.num_replicas,
-                            "num_cpus": args.serve_cpus, "onnx_threads": args.serve_threads},
-                           args.extra.split() if args.extra else None, quiet=not args.verbose)
+    with ray_console(args.verbose):
+        ensure_if_bench_model(args.store, args.model)
+        result = measure_batch(args.model, args.store, args.images, parse_list(args.via, str), Path(args.work),
+                               args.concurrency, parse_size(args.size), args.num_cpus,
+                               {"max_batch_size": args.max_batch_size, "num_replicas": args.num_replicas,
+                                "num_cpus": args.serve_cpus, "onnx_threads": args.serve_threads},
+                               args.extra.split() if args.extra else None, quiet=not args.verbose)
     print_table([{"via": r["via"], "images/s (N)": r["images_per_s_n"], "images/s (10 N)": r["images_per_s"],
                   "rerun_s": r["rerun"]["wall_s"], "rerun_ratio": r["rerun_ratio"], "peak_mib": r["first"]["peak_mib"],
                   "peak_mib_10x": r["ten_x"]["peak_mib"], "mem_growth_10x": r["memory_growth_10x"]}

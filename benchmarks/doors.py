@@ -46,8 +46,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from trapline.ray_output import set_quiet
-
 from .batch_throughput import local_ray, reprocess_argv
 from .bench_model import ensure_bench_models, ensure_null_model
 from .common import (
@@ -58,6 +56,7 @@ from .common import (
     markdown_table,
     print_table,
     ratio,
+    ray_console,
     write_json,
 )
 from .doors_jobs import batch_run
@@ -274,9 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="benchmarks/results/doors.json")
     p.add_argument("--markdown", metavar="DOORS_JSON", help="print an earlier run's summary as a table; run nothing")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="Ray's own console output here (default: in the Ray session's log directory, named once)")
+                   help="Ray's own console output here (default: in each Ray session's log directory, which is named)")
     args = p.parse_args(argv)
-    set_quiet(not args.verbose)
+    with ray_console(args.verbose):
+        return _run_and_report(args)
+
+
+def _run_and_report(args: argparse.Namespace) -> int:
     if args.markdown:
         res = json.loads(Path(args.markdown).read_text())
         print(markdown_table(summarise(res), ["claim", "measured", "against", "reference", "ratio", "target"]))

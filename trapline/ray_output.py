@@ -41,6 +41,11 @@ def is_quiet() -> bool:
     return _quiet
 
 
+def capturing() -> bool:
+    """Whether Ray's output is being sent to a file now (by this command or by a caller in this process)."""
+    return _session is not None
+
+
 def console() -> TextIO:
     """Where trapline's own progress and error lines go: the terminal's stderr, also during a quiet session."""
     return _session.console if _session is not None else sys.stderr

@@ -34,9 +34,12 @@ def _pool_niceness(born_at: int) -> tuple[int, int]:
     return out["online"], out["bulk"]
 
 
-@pytest.mark.parametrize("born_at", [_niceness(), 15])
+@pytest.mark.parametrize("born_at", [0, 15])
 def test_archive_decode_threads_run_below_the_online_ones(born_at):
-    online, bulk = _pool_niceness(max(born_at, _niceness()))
-    assert online == max(born_at, _niceness())
+    start = max(born_at, _niceness())  # raising priority needs privileges: never below where this test runs
+    if start >= 19:
+        pytest.skip("this test runs at niceness 19 already: no lower priority is left to give")
+    online, bulk = _pool_niceness(start)
+    assert online == start
     assert bulk > online, f"archive decode at niceness {bulk}, online threads at {online}"
     assert bulk == min(19, online + 10)

@@ -136,3 +136,47 @@ def test_verbose_flag_before_or_after_the_command():
     assert parser.parse_args(["-v", "models", "list"]).verbose is True
     assert parser.parse_args(["models", "list", "-v"]).verbose is True
     assert "verbose" not in vars(parser.parse_args(["models", "list"]))  # commands' options never see it
+
+
+def test_a_command_run_inside_a_callers_capture_leaves_it_in_place(tmp_path, capfd):
+    """A benchmark that runs `batch.reprocess` in its own quiet Ray session keeps Ray's output in its file
+    after the job returns, also when the job fails with an error a user can act on."""
+    import argparse
+
+    from trapline.entry import run_command
+    from trapline.errors import TraplineError
+
+    def fails(args):
+        raise TraplineError("no such archive")
+
+    ray_output.set_quiet(True)
+    try:
+        ray_output.capture_start()
+        ray_output.capture_attach(str(tmp_path))
+        assert run_command(argparse.Namespace(func=lambda a: 0)) == 0
+        assert run_command(argparse.Namespace(func=fails)) == 2
+        assert ray_output.capturing() and ray_output.is_quiet()
+        os.write(2, b"ray noise after the jobs\n")
+    finally:
+        ray_output.release()
+        ray_output.set_quiet(False)
+    err = capfd.readouterr().err
+    assert "ray noise" not in err
+    [log] = tmp_path.glob("trapline_driver_*.err")
+    assert "ray noise after the jobs" in log.read_text()
+
+
+def test_a_command_of_its_own_gives_fd2_back(capfd):
+    import argparse
+
+    from trapline.entry import run_command
+
+    def starts_a_capture(args):
+        ray_output.capture_start()
+        return 0
+
+    assert run_command(argparse.Namespace(func=starts_a_capture)) == 0
+    assert not ray_output.capturing()
+    os.write(2, b"on the terminal\n")
+    assert "on the terminal" in capfd.readouterr().err
+    ray_output.set_quiet(False)

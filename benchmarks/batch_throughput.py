@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from model_store import ModelRef
+from trapline import ray_output
 
 from .bench_model import ensure_if_bench_model
 from .common import (
@@ -37,7 +38,6 @@ from .common import (
     parse_list,
     print_table,
     ratio,
-    ray_console,
     write_json,
 )
 from .images import FULL_HD, ensure_images, make_archive, parse_size
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="show the job's own output and Ray's (default: Ray's goes to its session's log directory)")
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
-    with ray_console(args.verbose):
+    with ray_output.mode(quiet=not args.verbose):
         ensure_if_bench_model(args.store, args.model)
         result = measure_batch(args.model, args.store, args.images, parse_list(args.via, str), Path(args.work),
                                args.concurrency, parse_size(args.size), args.num_cpus,

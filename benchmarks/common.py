@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -10,7 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -224,17 +223,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 10 else f"{value:,.1f}"  # ratios keep 3 digits: 1.19 is not 1.2
     return str(value)
-
-
-@contextlib.contextmanager
-def ray_console(verbose: bool) -> Iterator[None]:
-    """Ray's console output goes to each Ray session's log directory unless `verbose` (as in trapline's own
-    commands); the terminal's stderr is given back at the end, also when the benchmark fails."""
-    from trapline import ray_output
-
-    ray_output.set_quiet(not verbose)
-    try:
-        yield
-    finally:
-        ray_output.release()
-        ray_output.set_quiet(False)

@@ -46,6 +46,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from trapline import ray_output
+
 from .batch_throughput import local_ray, reprocess_argv
 from .bench_model import ensure_bench_models, ensure_null_model
 from .common import (
@@ -56,7 +58,6 @@ from .common import (
     markdown_table,
     print_table,
     ratio,
-    ray_console,
     write_json,
 )
 from .doors_jobs import batch_run
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="Ray's own console output here (default: in each Ray session's log directory, which is named)")
     args = p.parse_args(argv)
-    with ray_console(args.verbose):
+    with ray_output.mode(quiet=not args.verbose):
         return _run_and_report(args)
 
 

@@ -22,7 +22,7 @@ import httpx
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
-from trapline.ray_output import set_quiet
+from trapline import ray_output
 
 
 def _print_result(name: str, body: dict, truth: list[dict]) -> None:
@@ -135,11 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show Ray's own log lines too (default: they go to the log file the output names)")
     args = parser.parse_args(argv)
-    set_quiet(not args.verbose)
-    try:
+    with ray_output.mode(quiet=not args.verbose):  # a caller in the same process (a test) gets its mode back
         return run(args.store, args.samples, args.out)
-    finally:
-        set_quiet(False)  # a caller in the same process (a test) gets Ray's usual output back
 
 
 if __name__ == "__main__":

@@ -24,24 +24,17 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Run `args.func(args)` (set by the parser) and turn what a user can act on into a line and an exit code."""
     verbose = vars(args).pop("verbose", False)  # popped: commands see only their own options
-    # A caller in this process that already sends Ray's output to a file (a benchmark running a job in its own
-    # Ray session) keeps its capture: this command neither changes the mode nor gives fd 2 back.
-    owner = not ray_output.capturing()
-    if owner:
-        ray_output.set_quiet(not verbose)
-    release = ray_output.release if owner else (lambda: None)
     # Every error a user can act on derives from TraplineError (trapline/errors.py); OS errors on
     # files the user named are theirs to fix too.
     expected = (TraplineError, FileNotFoundError, PermissionError)
-    try:
-        return int(args.func(args) or 0)
-    except expected as exc:
-        release()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        release()
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        release()  # a joined cluster is left at exit, after our last line
+    with ray_output.mode(quiet=not verbose) as release:  # a joined cluster is left at exit, after our last line
+        try:
+            return int(args.func(args) or 0)
+        except expected as exc:
+            release()
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            release()
+            print("interrupted", file=sys.stderr)
+            return 130

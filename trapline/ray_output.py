@@ -20,10 +20,12 @@ trapline's summaries and `--json` go; those prints are switched off for the sess
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -39,6 +41,26 @@ def set_quiet(quiet: bool) -> None:
 
 def is_quiet() -> bool:
     return _quiet
+
+
+@contextlib.contextmanager
+def mode(quiet: bool) -> Iterator[Callable[[], None]]:
+    """Quiet or verbose for one command (the CLI, the demo, a benchmark); the mode before it comes back at the end,
+    and fd 2 too if Ray's output went to a file. Yields the `release` to call before a last line on stderr.
+
+    A caller in this process that already sends Ray's output to its file (a benchmark running `batch.reprocess`
+    in its own Ray session) keeps it: the nested command neither changes the mode nor gives fd 2 back.
+    """
+    if capturing():
+        yield lambda: None
+        return
+    previous = _quiet
+    set_quiet(quiet)
+    try:
+        yield release
+    finally:
+        release()
+        set_quiet(previous)
 
 
 def capturing() -> bool:

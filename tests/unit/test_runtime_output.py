@@ -166,17 +166,22 @@ def test_a_command_run_inside_a_callers_capture_leaves_it_in_place(tmp_path, cap
     assert "ray noise after the jobs" in log.read_text()
 
 
-def test_a_command_of_its_own_gives_fd2_back(capfd):
+def test_a_command_of_its_own_gives_fd2_and_the_mode_back(capfd):
     import argparse
 
     from trapline.entry import run_command
 
     def starts_a_capture(args):
+        assert ray_output.is_quiet()  # quiet while it runs (no -v)
         ray_output.capture_start()
         return 0
 
-    assert run_command(argparse.Namespace(func=starts_a_capture)) == 0
-    assert not ray_output.capturing()
+    try:
+        assert run_command(argparse.Namespace(func=starts_a_capture)) == 0
+        assert not ray_output.capturing()
+        assert not ray_output.is_quiet()  # the caller's mode (verbose, a library's default) is back
+    finally:
+        ray_output.release()
+        ray_output.set_quiet(False)
     os.write(2, b"on the terminal\n")
     assert "on the terminal" in capfd.readouterr().err
-    ray_output.set_quiet(False)

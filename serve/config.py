@@ -352,27 +352,66 @@ def local_default(store: str | None = None, models: list[str] | None = None, cpu
                   **http: Any) -> ServeConfig:
     """The embedded default: the given models (else every model with a production alias in the store).
 
-    With `cpus` (a local Ray's CPU count), replicas are sized so that all of them and the ingress
-    fit; without, each asks for the default 1 CPU (a cluster scales to fit).
+    Detectors become model deployments; classifiers become classifier deployments, each routed to the
+    served detectors that have a label its `applies_to` names (every served detector when it names none).
+    A classifier no served detector routes to is left out: it would hold a replica no request reaches.
+    With `cpus` (a local Ray's CPU count), replicas are sized so that all of them and the ingress fit;
+    without, each asks for the default 1 CPU (a cluster scales to fit).
     """
     from model_store import ModelStore
 
-    root = ModelStore(store).root
+    store_ = ModelStore(store)
+    root = store_.root
     names = models or discover_models(root)
     if not names:
         raise ServeConfigError(
             f"no models to serve: the store {root} has no model with a production alias "
             "(publish and promote one with `trapline models publish/promote`, or name the models)")
+    served = {name: _current_version(store_, name) for name in names}
+    detectors = [n for n, mv in served.items() if mv is None or not mv.is_classifier]
+    if not detectors:
+        raise ServeConfigError(
+            f"no detector to serve: {', '.join(names)} {'is a classifier' if len(names) == 1 else 'are classifiers'} "
+            f"(backend onnx-classifier) and a classifier only runs on a detector's boxes; publish and promote a "
+            f"detector to {root}, or name one with --model")
+    routes = {d: [] for d in detectors}
+    classifiers = []
+    for name, mv in served.items():
+        if mv is None or not mv.is_classifier:
+            continue
+        for d in detectors:
+            wanted = mv.config.applies_to
+            labels = [label for label in wanted if served[d] is not None and label in served[d].config.labels]
+            if labels or not wanted:
+                routes[d].append({"model": name, "labels": labels})
+        if any(r["model"] == name for rs in routes.values() for r in rs):
+            classifiers.append(name)
     sizing = {}
     if cpus:
         ingress = HttpConfig.model_fields["ingress_num_cpus"].default
-        sizing["num_cpus"] = max(0.1, min(1.0, math.floor((cpus - ingress) / len(names) * 100) / 100))
-    return parse_serve_config({"store": root, "models": [{"name": n, **sizing} for n in names], "http": http},
-                              "default config")
+        per = (cpus - ingress) / (len(detectors) + len(classifiers))
+        sizing["num_cpus"] = max(0.1, min(1.0, math.floor(per * 100) / 100))
+    return parse_serve_config(
+        {"store": root, "models": [{"name": d, "classify": routes[d], **sizing} for d in detectors],
+         "classifiers": [{"name": c, **sizing} for c in classifiers], "http": http}, "default config")
+
+
+def _current_version(store, name: str):
+    """The version a model's production alias (else its latest) points at, to tell its kind and labels;
+    None when it has neither (the deployment then reports why it cannot load)."""
+    from trapline.errors import TraplineError
+
+    for alias in (DEFAULT_ALIAS, "latest"):
+        try:
+            return store.get(f"{name}@{alias}")
+        except TraplineError:
+            continue
+    return None
 
 
 def discover_models(store_root: str | None, alias: str = DEFAULT_ALIAS) -> list[str]:
-    """Models in the store that have `alias` set: the embedded default of `trapline serve`."""
+    """Models in the store that have `alias` set (detectors and classifiers): the embedded default of
+    `trapline serve`."""
     from model_store import ModelStore
 
     store = ModelStore(store_root)

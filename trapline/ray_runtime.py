@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from . import ray_output
@@ -57,6 +59,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
             with _loopback_only() if loopback else contextlib.nullcontext():
                 _connect(address, **kwargs)
         else:
+            secure_token_file()  # before ray.init, which would write a new token world-readable
             with _loopback_only(), _interruptible_children(), _environ(env or {}):
                 ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1",
                          dashboard_host="127.0.0.1", include_dashboard=kwargs.pop("include_dashboard", False),
@@ -66,6 +69,40 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
         raise
     ray_output.capture_attach(_logs_dir())
     return not address
+
+
+def token_file() -> Path | None:
+    """The file Ray reads its auth token from: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token (None when the
+    token is given in $RAY_AUTH_TOKEN, or token auth is explicitly off)."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        return None
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def secure_token_file() -> Path | None:
+    """Make sure the token a local Ray will use is readable by this user alone (mode 0600).
+
+    Ray 2.5x turns token auth on for a new local cluster and, when no token exists, writes one to
+    ~/.ray/auth_token with the process umask: 0644 on most systems, so any local user could read it and
+    join the cluster (run code as this user). trapline writes the token first, created 0600 in a 0700
+    directory (the same 256-bit form Ray generates), and narrows a token file an earlier Ray left readable
+    by others. Returns the token file, or None when there is none to look after."""
+    path = token_file()
+    if path is None:
+        return None
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it meanwhile: narrowed below
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        path.chmod(0o600)
+    return path
 
 
 @contextlib.contextmanager

@@ -1,23 +1,61 @@
-"""`make demo`'s program, as a user runs it: a subprocess on the embedded default (local Ray)."""
+"""The README's path as a new user walks it, in order, in one directory: `make demo`'s program on the
+embedded default (./models, ./samples, ./out/detections), then `trapline serve` + curl on the store it
+left, `trapline reprocess`, `trapline report` and `trapline export`. Each step's output is checked; a
+step that a new user would meet failing (as `trapline serve` did after the demo began promoting its
+species classifier) fails here."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import signal
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pyarrow.dataset as pads
+import pytest
 
 from model_store.demo.scenes import KINDS
+from serve.local import free_port, wait_until
 from tests.e2e.test_quiet_output import named_logs_dir, ray_lines
 
+pytestmark = pytest.mark.ray
 
-def test_demo_end_to_end(tmp_path):
-    store, samples, out = tmp_path / "models", tmp_path / "samples", tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "trapline.demo", "--store", str(store), "--samples", str(samples), "--out", str(out)],
-        capture_output=True, text=True, timeout=420,
-    )
+DETECTORS, SPECIES = {"demo-detector", "demo-detector-torch"}, "demo-species"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """The new user's directory and $HOME (so the Ray token the steps leave is theirs to inspect)."""
+    return tmp_path_factory.mktemp("new-user")
+
+
+def trapline(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "trapline.cli", *args], cwd=home, env=user_env(home),
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"trapline {' '.join(args)}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    return proc
+
+
+def user_env(home: Path) -> dict[str, str]:
+    drop = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "TRAPLINE_MODEL_STORE")
+    return {k: v for k, v in os.environ.items() if k not in drop} | {"HOME": str(home)}
+
+
+@pytest.fixture(scope="module")
+def demo(home) -> subprocess.CompletedProcess:
+    """`make demo`'s program with its defaults, run in the user's directory."""
+    return subprocess.run([sys.executable, "-m", "trapline.demo"], cwd=home, env=user_env(home),
+                          capture_output=True, text=True, timeout=420)
+
+
+def test_1_demo_end_to_end(demo, home):
+    proc, out = demo, home / "out" / "detections"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     served = [line for line in lines if line.strip().startswith("scene_") and "demo-detector:1" in line]
@@ -38,4 +76,80 @@ def test_demo_end_to_end(tmp_path):
     detections = pads.dataset(out / "detections", partitioning="hive").to_table()
     assert detections.num_rows > 0
     classifications = pads.dataset(out / "classifications", partitioning="hive").to_table()
-    assert classifications.num_rows > 0 and set(classifications["classifier_name"].to_pylist()) == {"demo-species"}
+    assert classifications.num_rows > 0 and set(classifications["classifier_name"].to_pylist()) == {SPECIES}
+
+
+def test_2_ray_token_is_readable_by_the_user_alone(demo, home):
+    token = home / ".ray" / "auth_token"
+    assert token.is_file() and token.read_text().strip()
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600, oct(token.stat().st_mode)
+    assert stat.S_IMODE(token.parent.stat().st_mode) & 0o077 == 0
+
+
+def test_3_serve_after_the_demo_detects_and_names_species(demo, home):
+    """`trapline serve` with no flags on the store `make demo` left: detectors as detectors, the species
+    classifier as a classifier deployment, and curl /v1/detect answers with species."""
+    port, log_path = free_port(), home / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "trapline.cli", "serve", "--port", str(port)],
+                                cwd=home, env=user_env(home), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            return "Ctrl-C to stop" in log_path.read_text()
+
+        wait_until(up, 300, "trapline serve to come up", interval_s=0.5)
+        url = f"http://127.0.0.1:{port}"
+        models = httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).json()["models"]
+        kinds = {m["name"]: m.get("kind", "detector") for m in models}
+        assert kinds == {**dict.fromkeys(DETECTORS, "detector"), SPECIES: "classifier"}, kinds
+        body = detect(url, home / "samples" / "scene_000.jpg")
+        classified = [c for d in body["detections"] for c in d.get("classifications", [])]
+        assert body["model"]["name"] == "demo-detector" and classified, body
+        assert {c["model"]["name"] for c in classified} == {SPECIES}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, log_path.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    out = log_path.read_text()
+    assert f"trapline is up at {url}" in out and out.rstrip().endswith("stopped")
+    assert ray_lines(out) == [], "\n".join(ray_lines(out))
+
+
+def detect(url: str, image: Path) -> dict:
+    """POST the image as the README's curl line does (curl itself where the machine has it)."""
+    if shutil.which("curl"):
+        proc = subprocess.run(["curl", "-sS", "--noproxy", "*", "-X", "POST", "-H", "Content-Type: image/jpeg",
+                               "--data-binary", f"@{image}", f"{url}/v1/detect"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+    resp = httpx.post(f"{url}/v1/detect", content=image.read_bytes(), timeout=120, trust_env=False)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def test_4_reprocess_report_export_on_the_demo_tables(demo, home):
+    tables = "out/detections"
+    proc = trapline(home, "reprocess", "--archive", "samples", "--out", tables, "--model", "demo-detector@production")
+    assert "processed 8: ok" in proc.stdout, proc.stdout
+    images = pads.dataset(home / tables / "images", partitioning="hive").to_table().to_pylist()
+    assert {str(r["model_version"]) for r in images} == {"1", "2"}  # the demo's v2 rows and this run's v1 rows
+
+    trapline(home, "report", "--tables", tables, "--out", "report", "--model", "demo-detector@production")
+    page = (home / "report" / "index.html").read_text()
+    assert "demo-detector" in page and "scene_" in page
+
+    trapline(home, "export", "--tables", tables, "--format", "megadetector", "--out", "md.json",
+             "--model", "demo-detector@production")
+    md = json.loads((home / "md.json").read_text())
+    assert len(md["images"]) == 8 and md["detection_categories"] and md["info"]
+
+    trapline(home, "export", "--tables", tables, "--format", "camtrap-dp", "--out", "camtrap",
+             "--model", "demo-detector:2")
+    with open(home / "camtrap" / "observations.csv") as f:
+        header, *rows = f.read().splitlines()
+    assert header.startswith("observationID") and rows

@@ -170,7 +170,8 @@ def test_serve_output_is_quiet_from_start_to_stop(served):
     assert out.rstrip().endswith("stopped") and "shutting down..." in out
 
 
-# Ray Serve 2.60 starts each replica's inter-deployment gRPC server on "[::]:0", hard-coded in
+# The one non-loopback socket, named in SECURITY.md (not bound to loopback: it cannot be): Ray Serve 2.60
+# starts each replica's inter-deployment gRPC server on "[::]:0", hard-coded in
 # ray/serve/_private/replica.py (`add_port_to_grpc_server(self._server, "[::]:0")`) with no setting to
 # change it; it carries Ray's token-auth interceptor. Everything else must be loopback.
 def _serve_replica_wildcard(cmd: str, address: str) -> bool:
@@ -183,3 +184,6 @@ def test_every_ray_port_listens_on_loopback(served):
     assert any("gcs_server" in cmd for cmd, _, _ in sockets) and any("raylet" in cmd for cmd, _, _ in sockets)
     exposed = [s for s in sockets if not ipaddress.ip_address(s[1]).is_loopback and not _serve_replica_wildcard(*s[:2])]
     assert exposed == [], exposed
+    # The exception is stated where users read about exposure, with why it is safe and how to firewall it.
+    security = (REPO / "SECURITY.md").read_text()
+    assert "inter-deployment gRPC port" in security and "token" in security and "firewall" in security

@@ -45,6 +45,42 @@ def test_embedded_default_fits_replicas_on_the_local_cpus(local_store, fixture_m
     assert local_default(local_store.root, ["fixture"]).models[0].num_cpus == 1.0  # a cluster: no fitting
 
 
+def test_embedded_default_serves_classifiers_as_classifiers(local_store, fixture_models, colour_onnx, capsys):
+    """`make demo` leaves a promoted classifier beside the detectors: it is served as a classifier
+    deployment, routed to the detectors that have a label its applies_to names, never as a detector."""
+    from tests.fixtures.classifiers import colour_config
+
+    other = {**fixture_config("yolov8"), "labels": ["bird", "insect"]}
+    local_store.publish(fixture_models["yolov8"], "birds", "1", other)
+    local_store.publish(colour_onnx, "colours", "1", colour_config(applies_to=["deer"]))
+    local_store.publish(colour_onnx, "anything", "1", colour_config(applies_to=[]))
+    for ref in ("fixture:1", "birds:1", "colours:1", "anything:1"):
+        local_store.promote(ref)
+    cfg = parse_serve_config(print_config(capsys, "--store", local_store.root)["applications"][0]["args"])
+    assert [m.name for m in cfg.models] == ["birds", "fixture"]
+    assert sorted(c.name for c in cfg.classifiers) == ["anything", "colours"]
+    routes = {m.name: {r.model: r.labels for r in m.classify} for m in cfg.models}
+    assert routes == {"birds": {"anything": []}, "fixture": {"anything": [], "colours": ["deer"]}}
+
+    from serve.config import local_default
+
+    fitted = local_default(local_store.root, cpus=2)
+    used = sum(d.num_cpus for d in [*fitted.models, *fitted.classifiers]) + fitted.http.ingress_num_cpus
+    assert used <= 2
+
+
+def test_a_store_of_classifiers_alone_is_refused_in_one_line(tmp_path, colour_onnx, capsys):
+    from model_store import ModelStore
+    from tests.fixtures.classifiers import colour_config
+
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(colour_onnx, "colours", "1", colour_config())
+    store.promote("colours:1")
+    assert main(["serve", "--store", store.root, "--print-config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no detector to serve" in err and "colours" in err, err
+
+
 def test_flags_override_the_config_file(capsys, tmp_path):
     out = print_config(capsys, "--config", str(REPO / "serve.yaml"), "--port", "9123", "--store", str(tmp_path))
     args = out["applications"][0]["args"]

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from .options import add_reprocess_arguments
+from batch.reprocess.options import add_reprocess_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--remove", action="store_true", help="take the filter out of the set")
     _add_set_arguments(p, source=True)
     p.add_argument("--image", default=None, metavar="URI",
-                   help="only this image (its URI or archive-relative path); one scope kind per run: "
-                        "--camera, --since/--until or --image")
+                   help="only this image (its URI or archive-relative path); --camera, --since/--until and "
+                        "--image intersect, as in every command that takes them")
     p.add_argument("--rows-per-file", type=int, default=5000, help="images per Parquet part (default 5000)")
     p.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     p.add_argument("--progress-interval", type=float, default=5.0, help="seconds between progress lines")
@@ -101,10 +101,9 @@ def _register_crops(sub: argparse._SubParsersAction) -> None:
 def cmd_crops(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from batch.refilter.snips import format_report, run_crops
     from model_store import CropOptions
-
-    from .crops import format_report, run_crops
-    from .errors import BatchError
+    from trapline.errors import BatchError
 
     try:
         options = CropOptions(padding=args.crop_padding, square=args.crop_square, min_size=args.crop_min_size)
@@ -134,13 +133,13 @@ def _add_set_arguments(p: argparse.ArgumentParser, source: bool = False) -> None
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
-    from .reprocess import cmd_reprocess as run
+    from batch.reprocess.job import cmd_reprocess as run
 
     return run(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import run_export
+    from batch.export.formats import run_export
 
     report = run_export(args.tables, args.format, args.out, model=args.model, filters_hash=args.filters_hash,
                         cameras=args.camera, since=args.since, until=args.until, timezone=args.timezone,
@@ -156,8 +155,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_postprocess(args: argparse.Namespace) -> int:
-    from .errors import BatchError
-    from .postprocess import format_report, run_postprocess
+    from batch.refilter.postprocess import format_report, run_postprocess
+    from trapline.errors import BatchError
 
     config = None
     if args.config is not None:
@@ -183,7 +182,7 @@ def _progress(line: str) -> None:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from .events import run_events
+    from batch.refilter.events import run_events
 
     r = run_events(args.tables, args.gap_s, model=args.model, filters_hash=args.filters_hash, store=args.store,
                    dry_run=args.dry_run)
@@ -198,9 +197,9 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .errors import BatchError
-    from .review import ReportOptions, build_report
-    from .review.build import result_json
+    from batch.review import ReportOptions, build_report
+    from batch.review.build import result_json
+    from trapline.errors import BatchError
 
     try:
         edges = [float(e) for e in args.bands.split(",") if e.strip()]

@@ -2,7 +2,7 @@
 
 `python -m benchmarks.batch_throughput --model bench-yolov8n:1 --images 40 [--via serve,actors] [--concurrency 1]`
 
-For each `--via` it runs `batch.reprocess` (the same entry point as `python -m batch.reprocess`)
+For each `--via` it runs `batch.reprocess.job` (the same entry point as `python -m batch.reprocess`)
 on a generated archive of N images, reruns it over the finished output (everything should be
 skipped), then runs it on a 10 x N archive into a fresh output. Ray (and for `--via serve` the
 Serve app) is started once by this script, so Ray's start-up is not timed; listing and planning
@@ -25,11 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model_store import ModelRef
-from trapline import ray_output
-
-from .bench_model import ensure_if_bench_model
-from .common import (
+from benchmarks.bench_model import ensure_if_bench_model
+from benchmarks.common import (
     DEFAULT_IMAGES,
     DEFAULT_MODEL,
     DEFAULT_ROOT,
@@ -40,7 +37,9 @@ from .common import (
     ratio,
     write_json,
 )
-from .images import FULL_HD, ensure_images, make_archive, parse_size
+from benchmarks.images import FULL_HD, ensure_images, make_archive, parse_size
+from model_store import ModelRef
+from trapline import ray_output
 
 
 class _Tee(io.TextIOBase):
@@ -86,12 +85,12 @@ def parse_report(text: str) -> dict[str, Any]:
 
 
 def run_job(argv: list[str], quiet: bool = True) -> dict[str, Any]:
-    """Run batch.reprocess in this process (Ray already up): wall time, peak memory and the job's report.
+    """Run batch.reprocess.job in this process (Ray already up): wall time, peak memory and the job's report.
 
     `wall_s` is measured here around the whole job (listing and planning included, Ray start-up
     not); `job_wall_s` and `job_images_per_s` are the job's own numbers, which start after planning.
     """
-    entry = importlib.import_module("batch.reprocess")
+    entry = importlib.import_module("batch.reprocess.job")
     captured = io.StringIO()
     stream = captured if quiet else _Tee(captured, sys.stdout)
     with MemorySampler() as mem, contextlib.redirect_stdout(stream):
@@ -103,7 +102,7 @@ def run_job(argv: list[str], quiet: bool = True) -> dict[str, Any]:
         report = latest_manifest(Path(argv[argv.index("--out") + 1])) or {}
         report.update(report.get("counts") or {})
     if code not in (0, None):
-        raise RuntimeError(f"batch.reprocess {' '.join(argv)} exited with {code}: {captured.getvalue()[-800:]}")
+        raise RuntimeError(f"batch.reprocess.job {' '.join(argv)} exited with {code}: {captured.getvalue()[-800:]}")
     processed = int(report.get("processed") or 0)
     return {"wall_s": round(wall, 3), "images_per_s": round(processed / wall, 3) if wall > 0 else None,
             "peak_mib": mem.peak_mib, "found": report.get("found"), "processed": processed,
@@ -157,7 +156,7 @@ def measure_batch(model: str, store: str, n_images: int, via: list[str], work: P
     The Serve app runs only during the `--via serve` runs: its replicas hold Ray CPUs that the
     actor pool of `--via actors` would otherwise wait for.
     """
-    from .serve_load import serve_config, service
+    from benchmarks.serve_load import serve_config, service
 
     images = ensure_images(min(n_images, 64), size, root=images_root)
     tag = f"{size[0]}x{size[1]}"
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=40, help="N: images in the archive (the 10x run uses 10 N)")
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--via", default="serve,actors")
-    parser.add_argument("--concurrency", type=int, default=None, help="passed to batch.reprocess")
+    parser.add_argument("--concurrency", type=int, default=None, help="passed to batch.reprocess.job")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--max-batch-size", type=int, default=8, help="--via serve: the Serve app's batch size")
     parser.add_argument("--num-replicas", type=int, default=1, help="--via serve: replicas")
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "--via serve: Ray CPUs per replica; leave room for the job's client actor, read and write tasks"))
     parser.add_argument("--serve-threads", type=int, default=None, help="--via serve: ONNX Runtime threads per replica")
     parser.add_argument("--work", default=str(DEFAULT_ROOT / "batch"), help="archives and outputs go here")
-    parser.add_argument("--extra", default="", help="more batch.reprocess arguments, quoted")
+    parser.add_argument("--extra", default="", help="more batch.reprocess.job arguments, quoted")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the job's own output and Ray's (default: Ray's goes to its session's log directory)")
     parser.add_argument("--out", default=None, help="write the result JSON here")

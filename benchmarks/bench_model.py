@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.common import DEFAULT_STORE
 from model_store import ModelStore
-
-from .common import DEFAULT_STORE
 
 NAME = "bench-yolov8n"
 VERSION = "1"
@@ -157,10 +156,9 @@ def calibrate(model, seed: int = 0) -> None:
     """Give random weights sane activations (BatchNorm statistics) and a realistic candidate count."""
     import torch
 
-    from model_store.config import PreprocessConfig
-    from model_store.preprocess import letterbox
-
-    from .images import camera_trap_frame
+    from benchmarks.images import camera_trap_frame
+    from model_store.core.config import PreprocessConfig
+    from model_store.core.preprocess import letterbox
 
     # Generated camera-trap frames, letterboxed by the product's own preprocessing.
     frames = [letterbox(camera_trap_frame(i, seed=seed + 1000), (INPUT_SIZE, INPUT_SIZE), PreprocessConfig())[0]
@@ -317,7 +315,7 @@ def ensure_null_model(store: ModelStore) -> str:
 def check_outputs(store: ModelStore, ref: str) -> dict[str, Any]:
     """Load `ref` through the product and report output shape and detections on a noise image."""
     detector = store.load_detector(ref)
-    from .images import camera_trap_frame
+    from benchmarks.images import camera_trap_frame
 
     rgb = camera_trap_frame(1)
     [raw] = detector.infer([detector.prepare(rgb)[0]])

@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_model import ensure_if_bench_model
+from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, parse_list, write_json
+from benchmarks.serve_load import closed_loop, load_payloads, serve_config, service
+from benchmarks.soak import spike
 from serve.config import DeploymentServeConfig
-
-from .bench_model import ensure_if_bench_model
-from .common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, parse_list, write_json
-from .serve_load import closed_loop, load_payloads, serve_config, service
-from .soak import spike
 
 MAX_BATCH, MAX_QUEUED = 8, 32
 

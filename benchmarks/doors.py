@@ -46,11 +46,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from trapline import ray_output
-
-from .batch_throughput import local_ray, reprocess_argv
-from .bench_model import ensure_bench_models, ensure_null_model
-from .common import (
+from benchmarks.batch_throughput import local_ray, reprocess_argv
+from benchmarks.bench_model import ensure_bench_models, ensure_null_model
+from benchmarks.common import (
     DEFAULT_IMAGES,
     DEFAULT_ROOT,
     DEFAULT_STORE,
@@ -60,14 +58,15 @@ from .common import (
     ratio,
     write_json,
 )
-from .doors_jobs import batch_run
-from .doors_peer import peer_section
-from .doors_summary import NULL, REAL, summarise
-from .http_probes import http_closed, light_load, one_at_a_time, refused_latency
-from .images import FULL_HD, ensure_images, load_bytes, make_archive
-from .minimal_serve import minimal_service
-from .model_ceiling import measure_ceiling
-from .serve_load import free_port, serve_config, service
+from benchmarks.doors_jobs import batch_run
+from benchmarks.doors_peer import peer_section
+from benchmarks.doors_summary import NULL, REAL, summarise
+from benchmarks.http_probes import http_closed, light_load, one_at_a_time, refused_latency
+from benchmarks.images import FULL_HD, ensure_images, load_bytes, make_archive
+from benchmarks.minimal_serve import minimal_service
+from benchmarks.model_ceiling import measure_ceiling
+from benchmarks.serve_load import free_port, serve_config, service
+from trapline import ray_output
 
 
 def _plumbing_worker(args: tuple) -> tuple[int, float]:
@@ -174,9 +173,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def direct() -> dict[str, Any]:
         """The online door with Serve's direct ingress (`http.direct_ingress`: no proxy hop), and the minimal app
         through the proxy (the baseline) and through its own direct port, in one Ray with direct ingress on."""
+        from benchmarks.minimal_serve import APP_NAME as MINIMAL
         from serve.local import direct_ingress_env, direct_urls
-
-        from .minimal_serve import APP_NAME as MINIMAL
 
         def direct_config(name: str) -> dict[str, Any]:
             cfg = serve_config(store.root, name, **replica)
@@ -219,7 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = work / "out-priority"
                 shutil.rmtree(out, ignore_errors=True)
                 # The backfill as a user starts it: another process, on this cluster, through the deployment.
-                cmd = [sys.executable, "-m", "batch.reprocess", *reprocess_argv(
+                cmd = [sys.executable, "-m", "batch.reprocess.job", *reprocess_argv(
                     archives[REAL], out, REAL, store.root, "serve", 1,
                     ["--num-cpus", "0.25", "--read-cpus", "0.25", "--address", ray.get_runtime_context().gcs_address])]
                 with open(work / "priority-backfill.log", "wb") as log:

@@ -1,4 +1,4 @@
-"""One archive job of benchmarks/doors.py: `batch.reprocess` in-process on the local Ray, timed whole and steady."""
+"""One archive job of benchmarks/doors.py: `batch.reprocess.job` in-process on the local Ray, timed whole and steady."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .batch_throughput import reprocess_argv, run_job
+from benchmarks.batch_throughput import reprocess_argv, run_job
 
 
 def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode: str, cpus: int) -> dict[str, Any]:

@@ -9,15 +9,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .batch_throughput import local_ray
-from .doors_jobs import batch_run
+from benchmarks.batch_throughput import local_ray
+from benchmarks.doors_jobs import batch_run
 
 PEER_ONNX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "yolov8n_dynamic.onnx"
 
 
 def peer_section(store, images: list[Path], work: Path, peer_python: str, count: int, cpus: int) -> dict[str, Any]:
     """Ultralytics predict vs trapline reprocess (fp32, int8) on one Ultralytics export and one folder."""
-    from model_store.quantize import quantize_version
+    from model_store.store.quantize import quantize_version
 
     folder = work / f"peer-{count}"
     if not folder.is_dir():
@@ -51,9 +51,9 @@ def peer_section(store, images: list[Path], work: Path, peer_python: str, count:
 
 def fast_path_agreement(store, reference: str, fast: str, images: list[Path]) -> dict[str, Any]:
     """Boxes of `fast` against those of `reference` on the same JPEGs, through the detector core (the
-    parity yardstick of model_store.agreement: same class, IoU >= 0.9 or every corner within 1 px,
+    parity yardstick of model_store.core.agreement: same class, IoU >= 0.9 or every corner within 1 px,
     |score difference| <= 0.02, boxes scoring >= 0.3)."""
-    from model_store.agreement import Agreement, boxes_of, compare
+    from model_store.core.agreement import Agreement, boxes_of, compare
 
     ref, cand = store.load_detector(reference, threads=1), store.load_detector(fast, threads=1)
     total = Agreement()

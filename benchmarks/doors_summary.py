@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import ratio
+from benchmarks.common import ratio
 
 REAL, NULL = "bench-yolov8n:1", "bench-null:1"
 

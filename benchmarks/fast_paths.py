@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.common import DEFAULT_ROOT, print_table, write_json
 from model_store import Detector, ModelStore
-from model_store.agreement import Agreement, Box, boxes_of, compare
-from model_store.imaging import DEFAULT_MAX_PIXELS, encode_jpeg
-
-from .common import DEFAULT_ROOT, print_table, write_json
+from model_store.core.agreement import Agreement, Box, boxes_of, compare
+from model_store.core.imaging import DEFAULT_MAX_PIXELS, encode_jpeg
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference"
 VARIANTS = {
@@ -86,8 +85,8 @@ def reference_rows(store: ModelStore) -> list[dict[str, Any]]:
 
 
 def demo_rows(store: ModelStore, n_scenes: int) -> list[dict[str, Any]]:
+    from model_store.core.metrics import average_precision_50
     from model_store.demo.evaluate import HELD_OUT_SEED
-    from model_store.demo.metrics import average_precision_50
     from model_store.demo.publish import publish_demo
     from model_store.demo.scenes import LABELS, render_dataset
 

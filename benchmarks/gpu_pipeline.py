@@ -37,11 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.common import DEFAULT_IMAGES, DEFAULT_STORE, machine_info, parse_list, print_table, write_json
+from benchmarks.gpu_runners import Runner, make_runner, stage_inference, stage_postprocess
+from benchmarks.gpu_workers import Layout, shared_buffers, start_workers, stop_workers
 from model_store import ModelStore
-
-from .common import DEFAULT_IMAGES, DEFAULT_STORE, machine_info, parse_list, print_table, write_json
-from .gpu_runners import Runner, make_runner, stage_inference, stage_postprocess
-from .gpu_workers import Layout, shared_buffers, start_workers, stop_workers
 
 TARGET_IMAGES_PER_S = 2500
 MODELS = {  # per backend: model kind -> benchmark model (benchmarks.bench_model)
@@ -59,8 +58,8 @@ def _prepare(store: str, backend: str, model: str | None, count: int | None, siz
              image_root: str, workers: int, want_gpu: bool, answer) -> None:
     """Choose the backend, build models and images, probe CUDA, in a separate process: torch,
     OpenCV and ONNX Runtime start threads that must not be running in the parent when it forks."""
-    from .bench_model import ensure_bench_models
-    from .images import ensure_images
+    from benchmarks.bench_model import ensure_bench_models
+    from benchmarks.images import ensure_images
 
     state = "CPU asked for (--device cpu)" if not want_gpu else ""
     if want_gpu and backend in ("auto", "ort"):
@@ -277,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-dir", default=str(DEFAULT_IMAGES), help="where generated images are cached")
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
-    from .images import parse_size
+    from benchmarks.images import parse_size
 
     size = parse_size(args.size)
     cpus = len(os.sched_getaffinity(0))
@@ -303,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
-    from .images import image_dir
+    from benchmarks.images import image_dir
 
     paths = [str(image_dir(args.image_dir, size, 90, 0) / f"frame_{i:05d}.jpg") for i in range(n_images)]
     store = ModelStore(args.store)

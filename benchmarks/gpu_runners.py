@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.gpu_workers import Layout, decode
 from model_store import ModelStore
-from model_store.preprocess import letterbox, to_tensor
-
-from .gpu_workers import Layout, decode
+from model_store.core.preprocess import letterbox, to_tensor
 
 _PINNED: set[int] = set()  # host buffers already page-locked with cudaHostRegister
 

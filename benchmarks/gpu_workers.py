@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from model_store import Detector, ModelConfig, decode_image
-from model_store.imaging import probe_image
-from model_store.preprocess import letterbox, to_tensor
-from model_store.records import ModelInfo
+from model_store.core.imaging import probe_image
+from model_store.core.preprocess import letterbox, to_tensor
+from model_store.core.records import ModelInfo
 
 DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 

@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from .serve_load import closed_loop, open_loop
+from benchmarks.serve_load import closed_loop, open_loop
 
 
 def http_closed(url: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:

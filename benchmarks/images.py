@@ -17,9 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model_store.imaging import encode_jpeg
-
-from .common import DEFAULT_IMAGES
+from benchmarks.common import DEFAULT_IMAGES
+from model_store.core.imaging import encode_jpeg
 
 FULL_HD = (1920, 1080)
 SMALL = (640, 480)

@@ -19,17 +19,24 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_model import ensure_if_bench_model
+from benchmarks.common import (
+    DEFAULT_MODEL,
+    DEFAULT_STORE,
+    latency_summary,
+    parse_list,
+    print_table,
+    time_loop,
+    write_json,
+)
 from model_store import ModelStore
-from model_store.preprocess import to_tensor
-
-from .bench_model import ensure_if_bench_model
-from .common import DEFAULT_MODEL, DEFAULT_STORE, latency_summary, parse_list, print_table, time_loop, write_json
+from model_store.core.preprocess import to_tensor
 
 WARMUP_RUNS = 2
 
 
 def _input_batch(detector, batch_size: int) -> np.ndarray:
-    from .images import camera_trap_frame
+    from benchmarks.images import camera_trap_frame
 
     w, h = detector.config.input_size
     prepared, _ = detector.prepare(camera_trap_frame(0, (max(w, 64) * 3, max(h, 64) * 3 * 9 // 16)))

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_model import ensure_if_bench_model
+from benchmarks.common import DEFAULT_IMAGES, DEFAULT_MODEL, DEFAULT_STORE, latency_summary, write_json
 from model_store import ModelStore, decode_image
-
-from .bench_model import ensure_if_bench_model
-from .common import DEFAULT_IMAGES, DEFAULT_MODEL, DEFAULT_STORE, latency_summary, write_json
 
 
 def run_naive(paths: list[Path], ref: str = DEFAULT_MODEL, store_root: str = str(DEFAULT_STORE),
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.images:
         paths = sorted(p for p in Path(args.images).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     else:
-        from .images import ensure_images
+        from benchmarks.images import ensure_images
 
         paths = ensure_images(args.count, root=DEFAULT_IMAGES)
     ensure_if_bench_model(args.store, args.model)

@@ -22,10 +22,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from model_store import ModelRef, ModelStore
-
-from .bench_model import ensure_if_bench_model
-from .common import (
+from benchmarks.bench_model import ensure_if_bench_model
+from benchmarks.common import (
     DEFAULT_MODEL,
     DEFAULT_ROOT,
     DEFAULT_STORE,
@@ -36,7 +34,8 @@ from .common import (
     ratio,
     write_json,
 )
-from .images import ensure_images, parse_size
+from benchmarks.images import ensure_images, parse_size
+from model_store import ModelRef, ModelStore
 
 LIGHT_LOAD_FRACTION = 0.1  # of the measured saturation throughput
 TARGETS = {"online_vs_ceiling": 0.85, "batch_vs_ceiling": 0.9, "light_p50_over_batch1_ms": 15.0,
@@ -78,7 +77,7 @@ def serve_settings(ceiling: dict[str, Any], cpus: int, args: argparse.Namespace)
 
 def measure_online(store: str, model: str, payloads: list[bytes], settings: dict[str, Any], load_s: float,
                    light_s: float, batch1_ms: float | None) -> dict[str, Any]:
-    from .serve_load import run_load, serve_config, service
+    from benchmarks.serve_load import run_load, serve_config, service
 
     name = ModelRef.parse(model).name
     with service(None, serve_config(store, name, **settings)) as url:
@@ -106,8 +105,8 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
                            "images": {"count": len(paths), "size": args.size, "dir": str(paths[0].parent),
                                       "mean_mb": round(sum(len(p) for p in payloads) / len(payloads) / 1e6, 3)},
                            "machine": machine_info(), "targets": TARGETS}
-    from .model_ceiling import measure_ceiling
-    from .naive import run_naive
+    from benchmarks.model_ceiling import measure_ceiling
+    from benchmarks.naive import run_naive
 
     # "all": one single-thread session per CPU, often the best a CPU can do.
     procs = sorted({cpus if p == "all" else int(p) for p in parse_list(prof["procs"], str)} & set(range(1, cpus + 1)))
@@ -132,7 +131,7 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
             _section(res, "online", measure_online, args.store, args.model, payloads, settings, prof["load_s"],
                      prof["light_s"], batch1)
         if "batch" not in skip:
-            from .batch_throughput import measure_batch
+            from benchmarks.batch_throughput import measure_batch
 
             extra = ["--concurrency", str(args.batch_concurrency)] if args.batch_concurrency else None
             _section(res, "batch", measure_batch, args.model, args.store, args.batch_images or prof["batch_images"],

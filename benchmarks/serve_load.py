@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from .bench_model import ensure_if_bench_model
-from .common import DEFAULT_STORE, latency_summary, parse_list, print_table, write_json
+from benchmarks.bench_model import ensure_if_bench_model
+from benchmarks.common import DEFAULT_STORE, latency_summary, parse_list, print_table, write_json
 
 DETECT_PATH = "/v1/detect"
 
@@ -210,7 +210,7 @@ def load_payloads(images: str | None, count: int, size: str) -> list[bytes]:
     if images:
         paths = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         return [p.read_bytes() for p in paths[:count]]
-    from .images import ensure_images, parse_size
+    from benchmarks.images import ensure_images, parse_size
 
     return [p.read_bytes() for p in ensure_images(count, parse_size(size))]
 

@@ -33,9 +33,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from .bench_model import ensure_if_bench_model
-from .common import DEFAULT_ROOT, latency_summary, machine_info, tree_memory, write_json
-from .serve_load import (
+from benchmarks.bench_model import ensure_if_bench_model
+from benchmarks.common import DEFAULT_ROOT, latency_summary, machine_info, tree_memory, write_json
+from benchmarks.serve_load import (
     DETECT_PATH,
     add_service_arguments,
     closed_loop,

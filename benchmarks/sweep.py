@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, parse_list, print_table, write_json
-from .plots import latency_vs_load, throughput_vs_batch_size
-from .serve_load import load_payloads, run_load, serve_config, service
+from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, parse_list, print_table, write_json
+from benchmarks.plots import latency_vs_load, throughput_vs_batch_size
+from benchmarks.serve_load import load_payloads, run_load, serve_config, service
 
 INGRESS_CPUS = 0.25  # serve.config.HttpConfig.ingress_num_cpus default
 CSV_COLUMNS = ["num_replicas", "num_cpus", "onnx_threads", "num_gpus", "max_batch_size", "batch_wait_timeout_s",
@@ -144,9 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(DEFAULT_ROOT / "sweep"))
     args = parser.parse_args(argv)
     if args.model.startswith("bench-yolov8n"):
+        from benchmarks.bench_model import VARIANTS, ensure_bench_models
         from model_store import ModelStore
-
-        from .bench_model import VARIANTS, ensure_bench_models
 
         variant = args.model.removeprefix("bench-yolov8n")
         ensure_bench_models(ModelStore(args.store), variants=[variant] if variant in VARIANTS else None)

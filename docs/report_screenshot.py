@@ -17,8 +17,8 @@ from PIL import Image
 
 from batch.review import ReportOptions, build_report
 from batch.review.browser import visit
-from batch.schema import IMAGES
-from batch.tables import Tables
+from batch.tables.reader import Tables
+from batch.tables.schema import IMAGES
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,11 +19,10 @@ from ray.serve import Application
 from ray.serve.config import BackpressureConfig
 
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
-from model_store.pipeline import ClassifierRoute, resolve_routes
-
-from . import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
-from .classifier import ClassifierReplica
-from .config import (
+from model_store.core.pipeline import ClassifierRoute, resolve_routes
+from serve import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
+from serve.classifier import ClassifierReplica
+from serve.config import (
     ClassifierServeConfig,
     DeploymentServeConfig,
     ModelRuntimeConfig,
@@ -32,9 +31,9 @@ from .config import (
     ServeConfigError,
     parse_serve_config,
 )
-from .direct import DirectIngress
-from .ingress import TraplineIngress, token_digest
-from .replica import DetectorReplica
+from serve.direct import DirectIngress
+from serve.ingress import TraplineIngress, token_digest
+from serve.replica import DetectorReplica
 
 
 def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig) -> int:

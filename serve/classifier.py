@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 
 from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
-
-from .protocol import CropGeometryChangedError, InvalidParameterError, ModelRunFailedError, core_error
-from .versioned import VersionedReplica, current_request_id
-from .versions import LoadedVersion
+from serve.protocol import CropGeometryChangedError, InvalidParameterError, ModelRunFailedError, core_error
+from serve.versioned import VersionedReplica, current_request_id
+from serve.versions import LoadedVersion
 
 logger = logging.getLogger("ray.serve.trapline")
 

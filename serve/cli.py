@@ -9,16 +9,15 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import APP_NAME
+from serve import APP_NAME
 
 if TYPE_CHECKING:
-    from .config import ServeConfig
+    from serve.config import ServeConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from model_store.cli import add_store_argument
-
-    from .config import HttpConfig
+    from model_store.store.cli import add_store_argument
+    from serve.config import HttpConfig
 
     # The defaults the help states are the config model's own, so the two cannot drift.
     host, port = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
@@ -56,7 +55,7 @@ def _absolute_store(store: str | None) -> str:
 
 def _from_serve_file(raw: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], ServeConfig]:
     """A Ray Serve config file with the flags applied to its trapline app and http_options."""
-    from .config import parse_serve_config, trapline_app
+    from serve.config import parse_serve_config, trapline_app
 
     raw = copy.deepcopy(raw)
     app = trapline_app(raw, args.app_name, args.config)
@@ -76,7 +75,7 @@ def _from_serve_file(raw: dict[str, Any], args: argparse.Namespace) -> tuple[dic
 
 def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeConfig:
     """A ServeConfig from a bare config file, or the embedded default, with the flags applied."""
-    from .config import local_default, parse_serve_config
+    from serve.config import local_default, parse_serve_config
 
     http = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if not data:
@@ -105,10 +104,9 @@ def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: 
 def cmd_serve(args: argparse.Namespace) -> int:
     import yaml
 
+    from serve.config import read_config_file
+    from serve.local import run_config, run_local
     from trapline.ray_output import console
-
-    from .config import read_config_file
-    from .local import run_config, run_local
 
     raw = read_config_file(args.config) if args.config else None
     if raw is not None and "applications" in raw:
@@ -143,9 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
     import httpx
 
+    from serve.local import direct_urls
     from trapline.ray_output import console
-
-    from .local import direct_urls
 
     admin = "?"
     try:

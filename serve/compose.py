@@ -17,7 +17,7 @@ the geometry it receives against the version it picks; if a hot swap changed it,
 `CropGeometryChangedError` carrying the new one, and the request is run once more with it
 (`IngressCore.detect`), so a record's crops always match the classifier version named in it.
 The crop cutting (`crop_jobs`), the classifier answer (`Classifier.answer`) and `attach` are the
-shared code of model_store/pipeline.py, so an HTTP record equals the library's and batch's.
+shared code of model_store/core/pipeline.py, so an HTTP record equals the library's and batch's.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from model_store import CropOptions, ImageDetections
-from model_store.crops import crop_region, snip_jpeg
-from model_store.pipeline import ClassifierRoute, CropJob, CropSpec, attach, crop_jobs
+from model_store.core.crops import crop_region, snip_jpeg
+from model_store.core.pipeline import ClassifierRoute, CropJob, CropSpec, attach, crop_jobs
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model_store.config import ConfigError, format_validation_error
-from model_store.imaging import DEFAULT_MAX_PIXELS
-from model_store.pipeline import ClassifierRoute
-from model_store.refs import DEFAULT_ALIAS, check_segment
-
-from . import APP_NAME
+from model_store.core.config import format_validation_error
+from model_store.core.imaging import DEFAULT_MAX_PIXELS
+from model_store.core.pipeline import ClassifierRoute
+from model_store.core.refs import DEFAULT_ALIAS, check_segment
+from serve import APP_NAME
+from trapline.errors import ServeConfigError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
 # there (typed 503 + Retry-After, before its body is read) instead of waiting in Serve's router:
@@ -32,10 +32,6 @@ from . import APP_NAME
 # BENCHMARKS.md "Bursts"). Refusals return in milliseconds, so this many covers bursts of several
 # hundred requests/s per replica; status and admin calls use them too.
 REFUSAL_HEADROOM = 64
-
-
-class ServeConfigError(ConfigError):
-    """A serve config that fails validation; the message names the field and quotes the value."""
 
 
 class _Strict(BaseModel):

@@ -16,10 +16,9 @@ from typing import Any
 from ray import serve
 
 from model_store import ImageDetections
-
-from . import APP_NAME, detector_deployment_name
-from .ingress import IngressCore
-from .replica import DetectorReplica
+from serve import APP_NAME, detector_deployment_name
+from serve.ingress import IngressCore
+from serve.replica import DetectorReplica
 
 
 class DirectCore(IngressCore):

@@ -18,13 +18,11 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from model_store import CropOptions, ModelRef, ModelStore
-from model_store.refs import check_segment
-from trapline.errors import TraplineError
-
-from . import classifier_deployment_name, detector_deployment_name
-from .compose import Composer
-from .config import ServeConfig
-from .protocol import (
+from model_store.core.refs import check_segment
+from serve import classifier_deployment_name, detector_deployment_name
+from serve.compose import Composer
+from serve.config import ServeConfig
+from serve.protocol import (
     ApiError,
     CropGeometryChangedError,
     ForbiddenError,
@@ -38,7 +36,8 @@ from .protocol import (
     load_error_kind,
     unwrap_error,
 )
-from .telemetry import merge_stats
+from serve.telemetry import merge_stats
+from trapline.errors import TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -89,7 +88,7 @@ class IngressCore:
                         self.config.admin_token_env)
 
     def __serve_build_asgi_app__(self):
-        from .router import create_api
+        from serve.router import create_api
 
         return create_api(self)
 

@@ -15,20 +15,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from trapline.errors import TraplineError
-
-from . import APP_NAME
-from .config import ServeConfig, parse_serve_config, trapline_app
+from serve import APP_NAME
+from serve.config import ServeConfig, parse_serve_config, trapline_app
+from trapline.errors import ServeStartError
 
 logger = logging.getLogger(__name__)
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
 T = TypeVar("T")
-
-
-class ServeStartError(TraplineError):
-    """The app could not be deployed or did not become ready; the message says why."""
-
-    code = "serve_start_failed"
 
 
 def wait_until(predicate: Callable[[], T], timeout_s: float, what: str = "condition", interval_s: float = 0.1) -> T:
@@ -202,7 +195,7 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
     """
     from ray import serve
 
-    from .app import build_app
+    from serve.app import build_app
 
     cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
     app = build_app(cfg, environ)  # validate and read tokens before starting anything

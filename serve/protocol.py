@@ -1,8 +1,9 @@
-"""The HTTP protocol: typed errors with their status codes, and the response shapes.
+"""The HTTP protocol: which errors the door answers, and the response shapes.
 
-Errors are raised anywhere in serve/ (ingress or replica) as `ApiError` subclasses; they
-cross the Ray boundary intact (`unwrap_error`) and the router renders every one of them as
-`{"error": {"type", "message", ...}}` with its status. Nothing here imports Ray.
+Every error class, with its HTTP status, is in trapline/errors.py; serve/ raises the HTTP-only ones
+(`HttpError` subclasses) and lets the core's own errors through. They cross the Ray boundary intact
+(`unwrap_error`) and the router renders every error whose `status` is set as `{"error": {"type",
+"message", ...}}` with that status. Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -11,117 +12,34 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from model_store import ImageDecodeError
-from trapline.errors import TraplineError
+from trapline.errors import (
+    BadRequestError,
+    CropGeometryChangedError,
+    EmptyImageError,
+    ForbiddenError,
+    HttpError,
+    InvalidFilterError,
+    InvalidImageError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    ModelRunFailedError,
+    NotReadyError,
+    OverloadedError,
+    PayloadTooLargeError,
+    TraplineError,
+    UnauthorizedError,
+    VersionRefusedError,
+)
+
+# The errors serve/ raises for a request as such; every class, with its status, is in trapline/errors.py.
+ApiError = HttpError
+
+__all__ = ["ApiError", "BadRequestError", "CropGeometryChangedError", "EmptyImageError", "ForbiddenError",
+           "HttpError", "InvalidFilterError", "InvalidImageError", "InvalidParameterError", "ModelNotFoundError",
+           "ModelRunFailedError", "NotReadyError", "OverloadedError", "PayloadTooLargeError", "UnauthorizedError",
+           "VersionRefusedError", "core_error", "load_error_kind", "unwrap_error"]
 
 
-class ApiError(Exception):
-    """An error with an HTTP status, a stable `type` and a human message; extra fields go in the body."""
-
-    status = 500
-    type = "internal_error"
-
-    def __init__(self, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-    def __reduce__(self):  # keep the subclass, headers and extra across pickling (Ray task errors)
-        return (_rebuild_error, (type(self), self.message, self.headers, self.extra))
-
-    def body(self, request_id: str | None = None) -> dict[str, Any]:
-        err = {"type": self.type, "message": self.message, **self.extra}
-        if request_id:
-            err["request_id"] = request_id
-        return {"error": err}
-
-
-def _rebuild_error(cls: type[ApiError], message: str, headers: dict[str, str], extra: dict[str, Any]) -> ApiError:
-    return cls(message, headers=headers, **extra)
-
-
-class BadRequestError(ApiError):
-    status, type = 400, "bad_request"
-
-
-class UnauthorizedError(ApiError):
-    status, type = 401, "unauthorized"
-
-
-class ForbiddenError(ApiError):
-    status, type = 403, "forbidden"
-
-
-class ModelNotFoundError(ApiError):
-    status, type = 404, "not_found"
-
-
-class PayloadTooLargeError(ApiError):
-    status, type = 413, "payload_too_large"
-
-
-class InvalidImageError(ApiError):
-    """Bytes that are not a usable image; `reason` is the decoder's stable code."""
-
-    status, type = 422, "invalid_image"
-
-
-class EmptyImageError(InvalidImageError):
-    """No bytes at all: a malformed request rather than an undecodable image."""
-
-    status = 400
-
-
-class InvalidParameterError(ApiError):
-    status, type = 422, "invalid_parameter"
-
-
-class InvalidFilterError(ApiError):
-    status, type = 422, "invalid_filter"
-
-
-class VersionRefusedError(ApiError):
-    """A version that cannot be served (bad checksum, corrupt weights, invalid config)."""
-
-    status, type = 422, "version_refused"
-
-
-class ModelRunFailedError(ApiError):
-    """The model itself failed on a well-formed image (not the client's fault); the message says how."""
-
-    status, type = 500, "model_error"
-
-
-class CropGeometryChangedError(ApiError):
-    """The classifier version a replica serves cuts its crops differently than the crops it was sent
-    (a hot swap changed `crop_padding` / `crop_square`); the ingress learns the new geometry and
-    runs the request once more, so a client sees it only if that happens twice in a row."""
-
-    status, type = 503, "crop_geometry_changed"
-
-
-class OverloadedError(ApiError):
-    status, type = 503, "overloaded"
-
-
-class NotReadyError(ApiError):
-    status, type = 503, "not_ready"
-
-
-def image_error(exc: ImageDecodeError) -> ApiError:
-    """An empty body is a malformed request (400); bytes that do not decode are unprocessable (422)."""
-    return (EmptyImageError if exc.reason == "empty" else InvalidImageError)(str(exc), reason=exc.reason)
-
-
-# The one place where trapline error codes (trapline/errors.py) become HTTP answers; a code not
-# listed here is not the client's fault and becomes a logged 500.
-HTTP_ERRORS: dict[str, type[ApiError]] = {
-    "not_found": ModelNotFoundError,
-    "invalid_filter": InvalidFilterError,
-    "invalid_ref": InvalidParameterError,
-    "model_error": ModelRunFailedError,
-}
 # Why a version could not be loaded, as /v1/models and the refusal metric report it.
 LOAD_FAILURE_KINDS = {"checksum_mismatch": "checksum_mismatch", "invalid_config": "invalid_config",
                       "model_load_failed": "model_load_failed", "not_found": "weights_missing",
@@ -134,14 +52,11 @@ def load_error_kind(exc: BaseException) -> str:
         else "load_failed"
 
 
-def core_error(exc: BaseException) -> ApiError | None:
-    """Map an error of the detector core to its API error (None: not a client error)."""
-    if isinstance(exc, ApiError):
+def core_error(exc: BaseException) -> TraplineError | None:
+    """The error itself when the HTTP door answers it with its own status (a bad image, an unknown model,
+    a filter that does not validate, a model that failed), else None: not the client's fault, a logged 500."""
+    if isinstance(exc, TraplineError) and exc.status is not None:
         return exc
-    if isinstance(exc, ImageDecodeError):
-        return image_error(exc)
-    if isinstance(exc, TraplineError) and exc.code in HTTP_ERRORS:
-        return HTTP_ERRORS[exc.code](str(exc))
     return None
 
 

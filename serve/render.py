@@ -7,7 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from model_store.imaging import encode_jpeg
+from model_store.core.imaging import encode_jpeg
 
 # One colour per class id (RGB), cycled; chosen to stay readable on foliage and night IR frames.
 PALETTE = [(255, 56, 56), (56, 255, 56), (56, 140, 255), (255, 178, 29), (207, 210, 49), (72, 249, 10),

@@ -22,15 +22,14 @@ from typing import Any
 import numpy as np
 
 from model_store import Detector, FilterSet, ImageDetections, Interrupt, ModelRef, ModelStore, RunInterruptedError
-from model_store.imaging import decode_image_at_least
-from model_store.preprocess import LetterboxMeta
-
-from .batcher import Lane
-from .compose import CropRequest, cut_crops
-from .protocol import InvalidParameterError
-from .render import render_jpeg
-from .versioned import VersionedReplica, current_request_id
-from .versions import LoadedVersion
+from model_store.core.imaging import decode_image_at_least
+from model_store.core.preprocess import LetterboxMeta
+from serve.batcher import Lane
+from serve.compose import CropRequest, cut_crops
+from serve.protocol import InvalidParameterError
+from serve.render import render_jpeg
+from serve.versioned import VersionedReplica, current_request_id
+from serve.versions import LoadedVersion
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -17,10 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from model_store import CropOptions
-from model_store.refs import DEFAULT_ALIAS
-
-from .protocol import (
-    ApiError,
+from model_store.core.refs import DEFAULT_ALIAS
+from serve.protocol import (
     BadRequestError,
     DetectResponse,
     ErrorResponse,
@@ -31,9 +29,10 @@ from .protocol import (
     detect_response,
     filter_overrides,
 )
+from trapline.errors import TraplineError
 
 if TYPE_CHECKING:
-    from .ingress import TraplineIngress
+    from serve.ingress import TraplineIngress
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -54,7 +53,7 @@ def _request_id(request: Request) -> str:
     return request.headers.get("x-request-id", "")
 
 
-def error_response(exc: ApiError, request: Request) -> JSONResponse:
+def error_response(exc: TraplineError, request: Request) -> JSONResponse:
     return JSONResponse(exc.body(_request_id(request)), status_code=exc.status, headers=exc.headers)
 
 
@@ -136,8 +135,10 @@ def create_api(service: TraplineIngress) -> FastAPI:
         api.add_middleware(CORSMiddleware, allow_origins=cfg.http.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
 
-    @api.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    @api.exception_handler(TraplineError)
+    async def _api_error(request: Request, exc: TraplineError) -> JSONResponse:
+        if exc.status is None:  # not the client's fault: logged, and answered as any other failure
+            return await _internal_error(request, exc)
         return error_response(exc, request)
 
     @api.exception_handler(RequestValidationError)

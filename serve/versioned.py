@@ -19,12 +19,11 @@ from typing import Any
 from ray import serve
 
 from model_store import Interrupt, ModelRef, ModelStore
-
-from .batcher import Lane, PriorityBatcher
-from .config import ModelRuntimeConfig
-from .protocol import ModelNotFoundError, OverloadedError, core_error
-from .telemetry import BatchStats, ReplicaMetrics
-from .versions import LoadedVersion, VersionManager, warm_and_check
+from serve.batcher import Lane, PriorityBatcher
+from serve.config import ModelRuntimeConfig
+from serve.protocol import ModelNotFoundError, OverloadedError, core_error
+from serve.telemetry import BatchStats, ReplicaMetrics
+from serve.versions import LoadedVersion, VersionManager, warm_and_check
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -15,23 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model_store import Detector, ModelRef, ModelStore, NotFoundError
-from model_store.store import LATEST
-from trapline.errors import TraplineError
-
-from .config import ModelRuntimeConfig
-from .protocol import ApiError, ModelNotFoundError, NotReadyError, VersionRefusedError, load_error_kind
+from model_store.store.store import LATEST
+from serve.config import ModelRuntimeConfig
+from serve.protocol import ApiError, ModelNotFoundError, NotReadyError, VersionRefusedError, load_error_kind
+from trapline.errors import ModelUnavailableError
 
 # A child of "ray.serve": inside a replica, Serve's handlers add the replica and request id.
 logger = logging.getLogger("ray.serve.trapline")
 
 HISTORY_FALLBACK = 3  # how many earlier versions of an alias a fresh replica may fall back to
 MAX_FAILURES_KEPT = 16
-
-
-class ModelUnavailableError(TraplineError):
-    """No version of a served model could be loaded at start-up; the message names the model and why."""
-
-    code = "model_unavailable"
 
 
 @dataclass

@@ -8,12 +8,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .entry import add_verbose, run_command
+from trapline.entry import add_verbose, run_command
 
 # (module, function) pairs that add subcommands; a module that is missing (an optional part
 # not installed) is skipped so the rest of the CLI still works.
 SUBCOMMANDS = [
-    ("model_store.cli", "register"),
+    ("model_store.store.cli", "register"),
     ("serve.cli", "register"),
     ("batch.cli", "register"),
 ]

@@ -61,9 +61,9 @@ def run(store_root: str, samples: Path, out: Path) -> int:
 
 
 def _serve_and_reprocess(store: ModelStore, config, samples: Path, truth: dict, out: Path) -> int:
-    from batch.options import ReprocessOptions
-    from batch.report import format_report
-    from batch.reprocess import run_reprocess
+    from batch.reprocess.job import run_reprocess
+    from batch.reprocess.options import ReprocessOptions
+    from batch.reprocess.summary import format_report
     from serve.local import run_local
 
     with run_local(config) as url, httpx.Client(timeout=60) as client:
@@ -106,8 +106,8 @@ SHOW_MIN_SCORE = 0.5
 
 def _print_species(out: Path, truth: dict) -> None:
     """One line per classified detection of the reprocess tables: box, detector score, species and score."""
-    from batch.schema import CLASSIFICATIONS
-    from batch.tables import Tables, resolve_table_set
+    from batch.tables.reader import Tables, resolve_table_set
+    from batch.tables.schema import CLASSIFICATIONS
 
     tables = Tables(str(out))
     tset = resolve_table_set(tables, f"{DEMO_NAME}:2")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import ray_output
-from .errors import TraplineError
+from trapline import ray_output
+from trapline.errors import TraplineError
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
     # No default: the flag is in the namespace only when given, so code that turns a command's
-    # namespace into its options (batch.options) never sees it.
+    # namespace into its options (batch.reprocess.options) never sees it.
     parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="show Ray's own log lines on the console (default: they go to a log file)")
 

@@ -1,10 +1,12 @@
 """The root of every error trapline reports to a person, and its stable codes.
 
-Every error a user can act on derives from `TraplineError` and carries a `code` that never
-changes (it is in HTTP bodies, run summaries and docs). Each door maps codes in one place:
-the CLI (`trapline.cli.main`: message + exit status 2), the HTTP layer
-(`serve.protocol.core_error`: status + type), the batch run summary (failed rows keep the code
-as their reason). Library modules import this leaf module, never the CLI.
+Every error a user can act on derives from `TraplineError`, is defined in this one file, and
+carries a `code` that never changes (it is in HTTP bodies, run summaries and docs) and, when the
+online door can meet it, its HTTP `status`. Each door reads those attributes: the CLI
+(`trapline.cli.main`: message + exit status 2), the HTTP layer (status + `{"error": {"type",
+"message", ...}}`; an error whose `status` is None is not the client's fault and becomes a logged
+500), the batch run summary (failed rows keep the code as their reason). There is no second tree
+of HTTP errors and no table between the two. Library modules import this leaf module, never the CLI.
 
 | code               | raised for                                                        |
 |--------------------|-------------------------------------------------------------------|
@@ -27,14 +29,263 @@ as their reason). Library modules import this leaf module, never the CLI.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TraplineError(Exception):
-    """An error a user can act on; the message says what is wrong and what to do."""
+    """An error a user can act on; the message says what is wrong and what to do.
+
+    `status`: the HTTP status when it reaches the online door (None: not the client's fault, a logged
+    500). `http_type`: the body's `type` where it differs from `code`. Keyword arguments other than
+    `headers` become fields of the HTTP error body; everything survives pickling (Ray task errors)."""
 
     code = "error"
+    status: int | None = None
+    http_type: str | None = None
+
+    def __init__(self, message: str = "", *args: Any, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message, *args)
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return self.http_type or self.code
+
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        err = {"type": self.type, "message": self.message, **self.extra}
+        if request_id:
+            err["request_id"] = request_id
+        return {"error": err}
+
+    def __reduce__(self):  # keep the subclass and every field, whatever the subclass's __init__ takes
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[TraplineError], args: tuple, state: dict[str, Any]) -> TraplineError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class UserError(TraplineError):
     """An error caused by the user's input (a command line, an option); printed without a traceback."""
 
     code = "usage"
+
+
+# -- the model store and the detector core ----------------------------------------------------------------
+
+class StoreError(TraplineError, RuntimeError):
+    """A store operation that cannot be done; the message says why and what to do."""
+
+    code = "store_error"
+
+
+class NotFoundError(StoreError, LookupError):
+    """A model, version or alias that the store does not hold."""
+
+    code, status = "not_found", 404
+
+
+class ChecksumError(StoreError):
+    """Weights whose sha256 does not match config.json; they are never loaded."""
+
+    code = "checksum_mismatch"
+
+
+class StorageError(StoreError):
+    """The store root cannot be read or written safely (unreachable, refused path)."""
+
+    code = "storage_error"
+
+
+class QuantizeError(StoreError):
+    """A version that cannot be quantized as asked (wrong backend, too few images, ORT failure)."""
+
+
+class ConfigError(TraplineError, ValueError):
+    """config.json is missing, not JSON, or fails validation; the message names field and value."""
+
+    code = "invalid_config"
+
+
+class ServeConfigError(ConfigError):
+    """A serve config that fails validation; the message names the field and quotes the value."""
+
+
+class InvalidRefError(TraplineError, ValueError):
+    """A model name, version or alias that is not a safe path segment."""
+
+    code, status, http_type = "invalid_ref", 422, "invalid_parameter"
+
+
+class FilterConfigError(TraplineError, ValueError):
+    """A filter name or config that is not valid; the message quotes the bad value."""
+
+    code, status = "invalid_filter", 422
+
+
+class ImageDecodeError(TraplineError, ValueError):
+    """An input that is not a usable image; `reason` is a stable code, the message says why. An empty body
+    is a malformed request (400); bytes that do not decode are unprocessable (422)."""
+
+    code = "invalid_image"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, reason=reason)
+        self.reason = reason
+
+    @property
+    def status(self) -> int:  # type: ignore[override]
+        return 400 if self.reason == "empty" else 422
+
+
+class ModelLoadError(TraplineError, RuntimeError):
+    """Weights that exist and match their checksum but cannot be loaded by the backend."""
+
+    code = "model_load_failed"
+
+
+class ModelRunError(TraplineError, RuntimeError):
+    """A loaded model that failed on an input; the message names the model, the input and what the graph expects."""
+
+    code, status = "model_error", 500
+
+
+class RunInterruptedError(TraplineError, RuntimeError):
+    """A forward pass stopped because its `Interrupt` was requested; its inputs are intact, run them again."""
+
+    code = "interrupted"
+
+
+# -- batch jobs -----------------------------------------------------------------------------------------
+
+class BatchError(UserError, ValueError):
+    """A batch command cannot run as asked; the message says why and what to change."""
+
+    code = "batch_error"
+
+
+class OptionsError(BatchError):
+    """Options that cannot run; the message names the option and quotes the bad value."""
+
+
+class ArchiveError(BatchError):
+    """The archive location or the way to read it (pattern, extensions) is not usable."""
+
+
+class LeaseHeldError(BatchError):
+    """Another run holds the lease; the message names it and says what to do."""
+
+
+class LeaseLostError(BatchError):
+    """This run stalled past the lease's ttl and another run took the lease over; this run stops."""
+
+
+class ScopeError(BatchError):
+    """A scope that cannot select anything (a bad time, --since after --until, an empty camera id)."""
+
+    code = "usage"
+
+
+# -- running the service ----------------------------------------------------------------------------------
+
+class RayUnreachableError(TraplineError, ConnectionError):
+    """A Ray cluster address was given but nothing answers there; the message says which."""
+
+    code = "ray_unreachable"
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot reach the Ray cluster at {address}: {reason}")
+        self.address = address
+
+
+class ServeStartError(TraplineError):
+    """The app could not be deployed or did not become ready; the message says why."""
+
+    code = "serve_start_failed"
+
+
+class ModelUnavailableError(TraplineError):
+    """No version of a served model could be loaded at start-up; the message names the model and why."""
+
+    code = "model_unavailable"
+
+
+# -- errors only the HTTP door raises (the request itself is refused) -------------------------------------
+
+class HttpError(TraplineError):
+    """An error of an HTTP request as such (auth, size, parameters, capacity): raised in serve/ only."""
+
+    code, status = "internal_error", 500
+
+
+class BadRequestError(HttpError):
+    code, status = "bad_request", 400
+
+
+class UnauthorizedError(HttpError):
+    code, status = "unauthorized", 401
+
+
+class ForbiddenError(HttpError):
+    code, status = "forbidden", 403
+
+
+class ModelNotFoundError(HttpError):
+    code, status = "not_found", 404
+
+
+class PayloadTooLargeError(HttpError):
+    code, status = "payload_too_large", 413
+
+
+class InvalidImageError(HttpError):
+    """Bytes that are not a usable image, found by the HTTP layer itself; `reason` is the decoder's code."""
+
+    code, status = "invalid_image", 422
+
+
+class EmptyImageError(InvalidImageError):
+    """No bytes at all: a malformed request rather than an undecodable image."""
+
+    status = 400
+
+
+class InvalidParameterError(HttpError):
+    code, status = "invalid_parameter", 422
+
+
+class InvalidFilterError(HttpError):
+    code, status = "invalid_filter", 422
+
+
+class VersionRefusedError(HttpError):
+    """A version that cannot be served (bad checksum, corrupt weights, invalid config)."""
+
+    code, status = "version_refused", 422
+
+
+class ModelRunFailedError(HttpError):
+    """The model itself failed on a well-formed image (not the client's fault); the message says how."""
+
+    code, status = "model_error", 500
+
+
+class CropGeometryChangedError(HttpError):
+    """The classifier version a replica serves cuts its crops differently than the crops it was sent
+    (a hot swap changed `crop_padding` / `crop_square`); the ingress learns the new geometry and
+    runs the request once more, so a client sees it only if that happens twice in a row."""
+
+    code, status = "crop_geometry_changed", 503
+
+
+class OverloadedError(HttpError):
+    code, status = "overloaded", 503
+
+
+class NotReadyError(HttpError):
+    code, status = "not_ready", 503

@@ -48,7 +48,7 @@ def mode(quiet: bool) -> Iterator[Callable[[], None]]:
     """Quiet or verbose for one command (the CLI, the demo, a benchmark); the mode before it comes back at the end,
     and fd 2 too if Ray's output went to a file. Yields the `release` to call before a last line on stderr.
 
-    A caller in this process that already sends Ray's output to its file (a benchmark running `batch.reprocess`
+    A caller in this process that already sends Ray's output to its file (a benchmark running `batch.reprocess.job`
     in its own Ray session) keeps it: the nested command neither changes the mode nor gives fd 2 back.
     """
     if capturing():

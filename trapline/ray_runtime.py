@@ -12,22 +12,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import ray_output
-from .errors import TraplineError
+from trapline import ray_output
+from trapline.errors import RayUnreachableError
 
 # Seconds to wait for a TCP connection to a given cluster's address before saying it is unreachable.
 PROBE_TIMEOUT_S = 3.0
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-class RayUnreachableError(TraplineError, ConnectionError):
-    """A Ray cluster address was given but nothing answers there; the message says which."""
-
-    code = "ray_unreachable"
-
-    def __init__(self, address: str, reason: str) -> None:
-        super().__init__(f"cannot reach the Ray cluster at {address}: {reason}")
-        self.address = address
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Mapping[str, str] | None = None,

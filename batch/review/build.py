@@ -1,6 +1,6 @@
 """`trapline report`: a static HTML page to judge a run by looking at it, built from the tables.
 
-Reads one model version and filter set through `batch.tables` (the current row per image and
+Reads one model version and filter set through `batch.tables.reader` (the current row per image and
 its detections, kept and dropped) and writes `OUT/index.html` with `plots/` and `thumbs/` beside
 it: relative paths only, no server, no network, so the directory can be zipped and mailed.
 """
@@ -18,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import BatchError
-from ..export import subset_filter
-from ..tables import Tables, TableSet, resolve_table_set
-from . import plots
-from .compare import DEFAULT_MIN_IOU, Comparison, compare_versions
-from .page import render_page
-from .thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
+from batch.export.formats import subset_filter
+from batch.review import plots
+from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
+from batch.review.page import render_page
+from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
+from batch.tables.reader import Tables, TableSet, resolve_table_set
+from trapline.errors import BatchError
 
 DEFAULT_EDGES = (0.2, 0.4, 0.6, 0.8)
 ONLY_A, ONLY_B, MATCHED = "#ff7b00", "#00c8ff", "#e0e0e0"

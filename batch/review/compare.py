@@ -1,6 +1,6 @@
 """What one model version found that another did not: kept boxes matched per image by IoU.
 
-Boxes are matched one-to-one with `model_store.agreement.match_boxes` (the parity suite's
+Boxes are matched one-to-one with `model_store.core.agreement.match_boxes` (the parity suite's
 matcher), same label, IoU >= `min_iou`, with no score tolerance: two versions are expected to
 score the same animal differently. A box of A with no partner in B is "only in A".
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from model_store.agreement import Box, match_boxes
+from model_store.core.agreement import Box, match_boxes
 
 DEFAULT_MIN_IOU = 0.5
 

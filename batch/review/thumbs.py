@@ -16,10 +16,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from model_store.imaging import decode_image_at_least
-from model_store.storage import Storage
-
-from ..archive import open_location
+from batch.tables.archive import open_location
+from model_store.core.imaging import decode_image_at_least
+from trapline.storage import Storage
 
 THUMB_DIR = "thumbs"
 DEFAULT_SIDE = 360

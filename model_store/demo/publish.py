@@ -13,8 +13,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..store import ModelStore, NotFoundError
-from .scenes import LABELS
+from model_store.demo.scenes import LABELS
+from model_store.store.store import ModelStore, NotFoundError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_NAME = "demo-detector"
@@ -65,7 +65,7 @@ def model_card(version: str, backend: str) -> str:
 
 def species_card() -> str:
     """README of the demo species classifier, with its held-out top-1 accuracy."""
-    from .species import HELD_OUT_SEED, TAXONOMY
+    from model_store.demo.species import HELD_OUT_SEED, TAXONOMY
 
     info_path = ASSETS / "species" / "training.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -107,7 +107,7 @@ def publish_demo(store: ModelStore) -> list[str]:
             store.publish(weights, name, version, demo_config(backend, version), card=card)
         published.append(f"{name}:{version}")
     if "1" not in store.list_versions(SPECIES_NAME):
-        from .species import species_config
+        from model_store.demo.species import species_config
 
         with tempfile.TemporaryDirectory() as tmp:
             card = Path(tmp) / "README.md"

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from torch import nn
 
-from model_store.classifier import ClassifierConfig, crop_input
-from model_store.crops import crop_box
+from model_store.core.classifier import crop_input
+from model_store.core.config import ClassifierConfig
+from model_store.core.crops import crop_box
 from model_store.demo.model import conv
 from model_store.demo.scenes import ANIMAL, KINDS, render_scene_with_kinds
 

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional alias
 
-from model_store.config import PreprocessConfig
+from model_store.core.config import PreprocessConfig
+from model_store.core.preprocess import letterbox
 from model_store.demo.model import INPUT_SIZE, NUM_CLASSES, STRIDE, TinyDetector
 from model_store.demo.scenes import LABELS, render_scene
-from model_store.preprocess import letterbox
 
 # Recipes of the shipped artefacts: v1 is the same model trained for far fewer steps.
 VERSIONS: dict[str, dict[str, int]] = {

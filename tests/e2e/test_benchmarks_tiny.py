@@ -22,7 +22,7 @@ from benchmarks.model_ceiling import measure_ceiling
 from benchmarks.naive import run_naive
 from benchmarks.sweep import CSV_COLUMNS, grid, write_outputs
 from model_store import decode_image
-from model_store.imaging import encode_jpeg
+from model_store.core.imaging import encode_jpeg
 from tests.conftest import REPO
 
 TINY = (64, 48)

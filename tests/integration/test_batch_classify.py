@@ -8,12 +8,12 @@ import cv2
 import pandas as pd
 import pytest
 
-from batch.options import ReprocessOptions
-from batch.reprocess import run_reprocess
-from batch.schema import CLASSIFICATIONS, IMAGES, SNIPS
-from batch.tables import Tables
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
+from batch.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
 from model_store import ModelStore
-from model_store.imaging import decode_image
+from model_store.core.imaging import decode_image
 from tests.fixtures.classifiers import colour_config, painted
 from tests.fixtures.onnx_models import fixture_config
 
@@ -139,8 +139,8 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     """Classifier filters re-applied to the stored tables (no model), and the three exports carrying them."""
     import json
 
-    from batch.export import run_export
-    from batch.postprocess import run_postprocess
+    from batch.export.formats import run_export
+    from batch.refilter.postprocess import run_postprocess
 
     masked = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source)
     assert masked.filters_hash != source and masked.images == 4

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from batch.crops import format_report, run_crops
-from batch.options import ReprocessOptions
-from batch.reprocess import run_reprocess
-from batch.schema import SNIPS
-from batch.tables import Tables
+from batch.refilter.snips import format_report, run_crops
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
+from batch.tables.schema import SNIPS
 from model_store import CropOptions, ModelStore
-from model_store.imaging import decode_image
+from model_store.core.imaging import decode_image
 from tests.fixtures.onnx_models import fixture_config
 from tests.integration.test_batch_classify import IMAGES_DRAWN, SMALL, jpeg
 

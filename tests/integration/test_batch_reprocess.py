@@ -14,10 +14,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from batch.options import ReprocessOptions
-from batch.reprocess import run_reprocess
-from batch.schema import IMAGES
-from batch.tables import Tables
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
+from batch.tables.schema import IMAGES
 from model_store import ModelStore
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 
@@ -179,7 +179,7 @@ def test_killed_driver_resumes_with_exactly_one_row_per_image(ray_cluster, env, 
 
     out, n = tmp_path / "out", len(env["spec"].images)
     parts_dir = out / "images" / "model_name=trapcam" / "model_version=1"
-    cmd = [sys.executable, "-m", "batch.reprocess", "--archive", str(env["archive"]), "--out", str(out),
+    cmd = [sys.executable, "-m", "batch.reprocess.job", "--archive", str(env["archive"]), "--out", str(out),
            "--model", "trapcam:1", "--store", env["store"].root, "--path-pattern", PATH_PATTERN,
            "--address", ray.get_runtime_context().gcs_address, "--num-cpus", "0.5", "--read-cpus", "0.25",
            "--rows-per-file", "1", "--read-batch-size", "1", "--batch-size", "1"]
@@ -224,7 +224,7 @@ def test_two_concurrent_runs_process_every_image_exactly_once(ray_cluster, env, 
     """The run lease: a second run on the same table and version waits (--wait) or refuses, never doubles up."""
     import threading
 
-    from batch.lease import LeaseHeldError
+    from batch.tables.lease import LeaseHeldError
 
     spec, out = env["spec"], tmp_path / "out"
     reports, errors = {}, {}

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import s3fs
 
-from batch.export import run_export
-from batch.options import ReprocessOptions
-from batch.postprocess import run_postprocess
-from batch.reprocess import run_reprocess
-from batch.schema import IMAGES
-from batch.tables import Tables
+from batch.export.formats import run_export
+from batch.refilter.postprocess import run_postprocess
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
+from batch.tables.schema import IMAGES
 from model_store import ModelStore
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
 

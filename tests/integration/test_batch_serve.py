@@ -7,13 +7,13 @@ import json
 import httpx
 import pytest
 
-from batch.errors import BatchError
-from batch.options import ReprocessOptions
-from batch.reprocess import run_reprocess
-from batch.schema import DETECTIONS, IMAGES
-from batch.tables import Tables
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
+from trapline.errors import BatchError
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
 pytestmark = pytest.mark.ray

@@ -13,10 +13,10 @@ import signal
 import duckdb
 import pytest
 
-from batch.options import ReprocessOptions
-from batch.reprocess import run_reprocess
-from batch.schema import DETECTIONS, IMAGES
-from batch.tables import Tables
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from tests.integration.test_faults_serve import actor_pids

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 import pyarrow.parquet as pq
 import pytest
 
-from batch.options import ReprocessOptions
-from batch.reprocess import run_reprocess
-from batch.tables import Tables
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
 from model_store import ModelStore
 from tests.conftest import free_port
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3

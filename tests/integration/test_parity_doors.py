@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from batch.options import ReprocessOptions
-from batch.reprocess import run_reprocess
-from batch.schema import DETECTIONS, IMAGES
-from batch.tables import Tables
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
 from tests.fixtures.parity import (
     IMAGES as IMAGE_DIR,
@@ -138,7 +138,7 @@ def exported_megadetector_disagreements(out, name: str, tmp_path, ties) -> list[
     """The MegaDetector-style run, exported as MegaDetector batch output, still carries the reference boxes."""
     import json
 
-    from batch.export import run_export
+    from batch.export.formats import run_export
 
     path = tmp_path / f"{name}.json"
     run_export(str(out), "megadetector", str(path), model=f"{name}:1")

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from model_store import CropOptions, ModelStore, Pipeline
-from model_store.crops import snip_jpeg
-from model_store.imaging import decode_image
-from model_store.pipeline import resolve_routes
+from model_store.core.crops import snip_jpeg
+from model_store.core.imaging import decode_image
+from model_store.core.pipeline import resolve_routes
 from serve.config import ServeConfigError
 from serve.local import run_local, wait_until
 from tests.fixtures.classifiers import colour_config, painted

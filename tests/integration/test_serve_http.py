@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from model_store import ImageDetections, ModelStore
-from model_store.imaging import DEFAULT_MAX_PIXELS, decode_image
+from model_store.core.imaging import DEFAULT_MAX_PIXELS, decode_image
 from serve import get_detector_handle
 from serve.local import run_local, wait_until
 from serve.protocol import InvalidParameterError, ModelNotFoundError, unwrap_error

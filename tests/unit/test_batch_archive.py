@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from batch.archive import (
+from batch.reprocess.selection import latest_per_camera, select
+from batch.tables.archive import (
     ArchiveError,
     PathPattern,
     exif_capture_time,
@@ -14,7 +15,6 @@ from batch.archive import (
     open_location,
     resolve_capture_times,
 )
-from batch.selection import latest_per_camera, select
 from tests.fixtures.archive import PATH_PATTERN, build_archive, encode, picture, write_local
 
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from batch.options import OptionsError, ReprocessOptions, options_from_args
-from batch.sizing import check_cpu_budget, plan_resources, read_tasks
+from batch.reprocess.options import OptionsError, ReprocessOptions, options_from_args
+from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from trapline.cli import build_parser, main
 
 BASE = ["reprocess", "--archive", "/data/traps", "--out", "/data/tables", "--model", "demo-detector@production"]
@@ -110,7 +110,7 @@ def test_cpu_budget_defaults_never_starve_the_read_write_or_classify_tasks():
 
 def test_every_option_has_a_flag_whose_help_states_the_models_default():
     """Flags are generated from ReprocessOptions: none is missing, and each stated default is the model's own."""
-    from batch.options import FLAG_STYLES
+    from batch.reprocess.options import FLAG_STYLES
 
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["reprocess"]
     by_dest = {a.dest: a for a in sub._actions}

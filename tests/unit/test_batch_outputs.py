@@ -8,12 +8,11 @@ import os
 
 import pytest
 
-from batch.errors import BatchError
-from batch.export import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELDS, run_export
-from batch.postprocess import run_postprocess
-from batch.reprocess import plan_run
-from batch.schema import DETECTIONS, IMAGES
-from batch.tables import Tables
+from batch.export.formats import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELDS, run_export
+from batch.refilter.postprocess import run_postprocess
+from batch.reprocess.plan import plan_run
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import FilterConfigError, ModelStore
 from tests.fixtures.archive import (
     PATH_PATTERN,
@@ -23,6 +22,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
+from trapline.errors import BatchError
 
 MIN_SIZE = {"min_area_fraction": 0.01}
 
@@ -168,7 +168,7 @@ def test_postprocess_equals_rerunning_the_model_with_that_filter(env, tables_cop
 
 
 def plan_run_with(env, out, **kw):
-    from batch.options import ReprocessOptions
+    from batch.reprocess.options import ReprocessOptions
 
     return plan_run(ReprocessOptions(archive=str(env["archive"]), out=str(out), model="trapcam:1",
                                      store=env["store"].root, path_pattern=PATH_PATTERN, **kw))

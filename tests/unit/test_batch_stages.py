@@ -9,19 +9,20 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from batch.archive import entries_table
-from batch.errors import BatchError
-from batch.inference import DetectorActor, result_table
-from batch.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
-from batch.options import ReprocessOptions
-from batch.pipeline import write_results
-from batch.read import read_and_prepare, read_files
-from batch.reprocess import _spec, plan_run
-from batch.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
-from batch.tables import Tables
-from batch.writer import METADATA_KEY, part_name
+from batch.reprocess.detect import DetectorActor, result_table
+from batch.reprocess.job import _spec
+from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.plan import plan_run
+from batch.reprocess.read import read_and_prepare, read_files
+from batch.tables.archive import entries_table
+from batch.tables.commit import write_results
+from batch.tables.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
+from batch.tables.writer import METADATA_KEY, part_name
 from model_store import ModelStore
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
+from trapline.errors import BatchError
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,8 @@ def run_stages(plan, rows_per_file=7):
 
 def test_a_fenced_write_commits_only_while_its_run_holds_the_lease(env, tmp_path):
     """A write task that outlives its run (or whose run lost the lease) commits nothing."""
-    from batch.archive import open_location
-    from batch.lease import LeaseLostError, RunLease
+    from batch.tables.archive import open_location
+    from batch.tables.lease import LeaseLostError, RunLease
 
     plan = plan_for(env, tmp_path / "out")
     run_id = new_run_id()
@@ -182,7 +183,7 @@ def test_orphaned_detections_are_ignored_by_readers_and_removed_when_their_run_i
 
 
 def test_oversized_files_are_refused_without_reading_them(env, monkeypatch):
-    import batch.read as read
+    import batch.reprocess.read as read
 
     plan = plan_for(env, env["dir"] / "unused")
     table = entries_table([e for e in plan.selection.todo if e.size_bytes > 10][:3])
@@ -196,9 +197,9 @@ def test_oversized_files_are_refused_without_reading_them(env, monkeypatch):
 
 
 def test_serve_answers_from_another_version_or_filter_set_are_refused():
-    from batch.errors import BatchError
-    from batch.inference import check_served
+    from batch.reprocess.detect import check_served
     from model_store import ImageDetections
+    from trapline.errors import BatchError
 
     res = ImageDetections.model_validate({"model": {"name": "m", "version": "2", "sha256": "a" * 64}, "width": 1,
                                           "height": 1, "detections": [],
@@ -241,7 +242,7 @@ class _FakeResponse:
 
 
 def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(monkeypatch):
-    import batch.inference as inference
+    import batch.reprocess.detect as inference
     from serve.protocol import InvalidImageError, OverloadedError
 
     monkeypatch.setattr(inference.time, "sleep", lambda s: None)
@@ -271,7 +272,7 @@ def test_serve_client_retries_a_dead_replica_but_not_a_bug(monkeypatch):
     """Only transient failures are sent again: a replica that died, one not ready yet; a bug is raised at once."""
     from ray.exceptions import ActorDiedError
 
-    import batch.inference as inference
+    import batch.reprocess.detect as inference
     from serve.protocol import NotReadyError
 
     monkeypatch.setattr(inference.time, "sleep", lambda s: None)
@@ -290,7 +291,7 @@ def test_serve_client_retries_a_dead_replica_but_not_a_bug(monkeypatch):
 
 
 def test_run_summary_names_the_code_of_trapline_errors():
-    from batch.failures import describe_error
+    from batch.reprocess.failures import describe_error
     from model_store import ModelRunError
 
     assert describe_error(ModelRunError("model m:1 failed on [1, 3, 9, 9]")) == \
@@ -299,7 +300,7 @@ def test_run_summary_names_the_code_of_trapline_errors():
 
 
 def test_workers_get_the_drivers_s3_settings_only_when_there_are_some():
-    from batch.pipeline import worker_env
+    from batch.reprocess.dataset import worker_env
 
     assert worker_env({"HOME": "/root"}) == {}
     env = worker_env({"TRAPLINE_S3_ENDPOINT_URL": "http://s3:9000", "AWS_REGION": "eu-west-1", "PATH": "/bin"})
@@ -341,9 +342,9 @@ def test_manifests_round_trip_and_liveness(tmp_path):
 
 def test_serve_run_fits_into_free_cpus():
     """--via serve on a cluster whose replicas hold most CPUs: shares shrink instead of stalling."""
-    from batch.errors import BatchError
-    from batch.pipeline import PlanSpec
-    from batch.reprocess import fit_to_free_cpus
+    from batch.reprocess.dataset import PlanSpec
+    from batch.reprocess.job import fit_to_free_cpus
+    from trapline.errors import BatchError
 
     spec = PlanSpec(archive_url="a", out_url="o", store_url="s", model_name="m", model_version="1",
                     model_sha256="0" * 64, ref="m:1", config_json="{}", filter_specs=[], filters_hash="h",
@@ -396,8 +397,8 @@ def test_a_model_that_fails_on_a_batch_fails_its_rows_with_the_reason_not_the_jo
 
 def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(monkeypatch):
     """Start-up (Ray Data, actors loading the model) counts in the overall rate, not in the steady one."""
-    from batch import pipeline
-    from batch.report import RunReport, apply_progress, format_report
+    from batch.reprocess import dataset as pipeline
+    from batch.reprocess.summary import RunReport, apply_progress, format_report
 
     now = [10.0]
     monkeypatch.setattr(pipeline.time, "perf_counter", lambda: now[0])

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from model_store import ClassifierConfig, ConfigError, CropOptions, FilterSet, ModelStore, Pipeline
-from model_store.classifier import crop_input
-from model_store.crops import crop_box, crop_region, snip_jpeg, snip_path
-from model_store.imaging import decode_image
-from model_store.pipeline import ClassifierRoute, resolve_routes, result_hash
+from model_store.core.classifier import crop_input
+from model_store.core.crops import crop_box, crop_region, snip_jpeg, snip_path
+from model_store.core.imaging import decode_image
+from model_store.core.pipeline import ClassifierRoute, resolve_routes, result_hash
 from tests.fixtures.classifiers import COLOUR_LABELS, colour_classifier, colour_config, painted
 
 DEER_BIG = (220, 180, 420, 300)  # where the constant fixture detector puts its best deer in a 640x480 image

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model_store import ClassifierConfig, FilterConfigError, FilterSet, ModelInfo
-from model_store.classifier import classification_from_scores
+from model_store.core.classifier import classification_from_scores
 from tests.fixtures.classifiers import colour_config
 
 INFO = ModelInfo(name="colour", version="1", sha256="0" * 64)
@@ -59,7 +59,7 @@ def test_classifier_filters_are_typed_hashed_and_scoped() -> None:
     assert fs.hash != FilterSet().hash and fs.has_classifier_filters
     assert answer([0.4, 0.3, 0.3], fs.as_specs()).flags == []  # scoped to another classifier
     # Detection filtering ignores them.
-    from model_store.filters import DetectionArrays
+    from model_store.core.filters import DetectionArrays
 
     dets = DetectionArrays(np.zeros((2, 4)), np.array([0.5, 0.6]), np.array([0, 1]), ["a", "b"], 10, 10)
     kept, flags = fs.apply(dets)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_store.imaging import ImageDecodeError, decode_image
+from model_store.core.imaging import ImageDecodeError, decode_image
 from tests.fixtures.images import encode, gradient
 
 FORMATS = ["JPEG", "PNG", "TIFF", "GIF", "WEBP", "BMP"]

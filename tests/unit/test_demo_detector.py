@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from model_store import ModelStore
+from model_store.core.metrics import iou_matrix
 from model_store.demo.evaluate import HELD_OUT_SEED, evaluate_detector
-from model_store.demo.metrics import iou_matrix
 from model_store.demo.publish import DEMO_NAME, TORCH_NAME, publish_demo
 from model_store.demo.scenes import render_dataset
 
@@ -58,8 +58,8 @@ def test_torch_export_backend_matches_onnx(demo_store):
 
 def test_reduced_jpeg_decode_gives_the_same_detections(demo_store, tmp_path):
     """prepare_bytes (JPEG decoded at 1/2 scale) vs full decode: same objects, boxes in original pixels."""
+    from model_store.core.imaging import decode_image
     from model_store.demo.scenes import write_samples
-    from model_store.imaging import decode_image
 
     det = demo_store.load_detector(f"{DEMO_NAME}:2", threads=2)
     truth = write_samples(tmp_path, n=6, size=(1920, 1080))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model_store import ModelStore
-from model_store.crops import crop_box
+from model_store.core.crops import crop_box
 from model_store.demo.publish import SPECIES_NAME, publish_demo
 from model_store.demo.scenes import KINDS, render_scene_with_kinds
 from model_store.demo.species import HELD_OUT_SEED, MIN_SIDE, SCENE_SIZE

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 import trapline.errors
-from batch.errors import BatchError
-from batch.lease import LeaseHeldError
+from batch.tables.lease import LeaseHeldError
 from model_store import (
     ChecksumError,
     ConfigError,
@@ -18,12 +17,11 @@ from model_store import (
     NotFoundError,
     StoreError,
 )
-from model_store.errors import StorageError
 from serve.local import ServeStartError
 from serve.protocol import core_error, load_error_kind
 from serve.versions import ModelUnavailableError
 from trapline.cli import main
-from trapline.errors import TraplineError, UserError
+from trapline.errors import BatchError, StorageError, TraplineError, UserError
 from trapline.ray_runtime import RayUnreachableError
 
 ALL = [UserError, StoreError, NotFoundError, ChecksumError, StorageError, ConfigError, FilterConfigError,

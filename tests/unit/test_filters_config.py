@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_store.config import ConfigError, parse_config
-from model_store.filters import DetectionArrays, FilterConfigError, FilterSet
+from model_store.core.config import ConfigError, parse_config
+from model_store.core.filters import DetectionArrays, FilterConfigError, FilterSet
 from tests.fixtures.onnx_models import fixture_config
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from model_store.imaging import ImageDecodeError, decode_image, probe_image
+from model_store.core.imaging import ImageDecodeError, decode_image, probe_image
 from tests.fixtures.images import encode, gradient, png_with_declared_size
 
 
@@ -68,7 +68,7 @@ def test_probe_reads_header_only():
 
 
 def test_jpeg_reduction_factor():
-    from model_store.imaging import jpeg_reduction
+    from model_store.core.imaging import jpeg_reduction
 
     assert jpeg_reduction(1920, 1080, 1, (640, 360)) == 2
     assert jpeg_reduction(1920, 1080, 1, (320, 180)) == 4
@@ -79,7 +79,7 @@ def test_jpeg_reduction_factor():
 
 @pytest.mark.parametrize("orientation", [1, 6])
 def test_reduced_decode_keeps_original_size(orientation):
-    from model_store.imaging import decode_image_at_least
+    from model_store.core.imaging import decode_image_at_least
 
     data = encode(gradient(1920, 1080), "JPEG", orientation=orientation)
     upright = (1080, 1920) if orientation == 6 else (1920, 1080)

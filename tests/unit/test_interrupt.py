@@ -1,4 +1,4 @@
-"""Stopping a forward pass in flight (model_store.backends.Interrupt), on real ONNX Runtime sessions.
+"""Stopping a forward pass in flight (model_store.core.backends.Interrupt), on real ONNX Runtime sessions.
 
 The Serve replica preempts an archive batch with it when an online request arrives; what matters is
 that the pass really stops early, that the caller can tell a stop from a failure, and that running
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from model_store import Interrupt, ModelRunError, ModelStore, RunInterruptedError
-from model_store.backends import run_chunked
-from model_store.imaging import DEFAULT_MAX_PIXELS
+from model_store.core.backends import run_chunked
+from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from tests.fixtures.parity import IMAGES, image_names, reference_store
 
 

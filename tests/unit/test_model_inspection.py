@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from model_store import ConfigError, ModelRunError, ModelStore, parse_config
-from model_store.preprocess import letterbox
+from model_store.core.preprocess import letterbox
 from tests.fixtures.onnx_models import (
     LABELS,
     EXPECTED_640x480,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from model_store import ModelStore
-from model_store.imaging import DEFAULT_MAX_PIXELS
+from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from tests.fixtures.parity import (
     IMAGES,
     Agreement,

@@ -15,10 +15,10 @@ import onnx
 import pytest
 
 from model_store import ModelStore
+from model_store.core.imaging import encode_jpeg
 from model_store.demo.publish import ASSETS, DEMO_NAME, TORCH_NAME, publish_demo
 from model_store.demo.scenes import LABELS, render_dataset
-from model_store.imaging import encode_jpeg
-from model_store.quantize import (
+from model_store.store.quantize import (
     QuantizeError,
     QuantizeRefusedError,
     calibration_batches,

@@ -8,15 +8,15 @@ import shutil
 import numpy as np
 import pytest
 
-from batch.options import ReprocessOptions
-from batch.postprocess import run_postprocess
-from batch.reprocess import plan_run
-from batch.schema import DETECTIONS
-from batch.scope import ScopeError
-from batch.tables import Tables
+from batch.refilter.postprocess import run_postprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.plan import plan_run
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS
+from batch.tables.scope import Scope, ScopeError
 from model_store import FilterConfigError, FilterSet
-from model_store.filters import DetectionArrays
-from model_store.repeat import recurring
+from model_store.core.filters import DetectionArrays
+from model_store.core.filters.repeat import recurring
 from tests.fixtures.archive import PATH_PATTERN
 from tests.fixtures.review import two_version_tables
 from trapline.cli import main
@@ -139,15 +139,22 @@ def test_scoped_runs_flag_what_a_whole_table_run_flags(env, tables):
             assert sorted(got) == cam01
 
 
-def test_scope_kinds_are_exclusive_and_an_unknown_image_is_an_error(tables, capsys):
-    with pytest.raises(ScopeError, match="choose one scope"):
-        run_postprocess(str(tables), "score", {"min_score": 0.5}, model="trapcam:1", cameras=["cam01"],
-                        since="2024-05-01")
+def test_scope_flags_intersect_and_an_unknown_image_is_an_error(env, tables, capsys):
+    """--camera, --since/--until and --image mean the same in every command: given together they intersect."""
+    both = run_postprocess(str(tables), "score", {"min_score": 0.5}, model="trapcam:1", cameras=["cam01"],
+                           since="2024-05-01T07:00", dry_run=True)
+    cam01 = [r for r in env["spec"].images if r.startswith("cam01/")]
+    later = [r for r in cam01 if r.startswith("cam01/2024-05-01/") and r.split("_")[-1][:4] >= "0700"]
+    assert 0 < both.in_scope < len(cam01), (both.in_scope, len(cam01))
+    assert both.in_scope >= len(later)
+    assert Scope.of(["cam01"], "2024-05-01").describe().startswith("camera cam01, captured 2024-05-01")
     with pytest.raises(ScopeError, match="no image"):
         run_postprocess(str(tables), "score", {"min_score": 0.5}, model="trapcam:1", image="cam09/nope.jpg")
+    with pytest.raises(ScopeError, match="after --until"):
+        Scope.of(since="2024-05-02", until="2024-05-01")
     code = main(["postprocess", "--tables", str(tables), "--model", "trapcam:1", "--filter", "score", "--config",
-                 '{"min_score": 0.5}', "--camera", "cam01", "--image", "x.jpg"])
-    assert code == 2 and "choose one scope: --camera or --image" in capsys.readouterr().err
+                 '{"min_score": 0.5}', "--camera", "cam02", "--image", str(env["archive"] / cam01[0]), "--dry-run"])
+    assert code == 2 and "no image" in capsys.readouterr().err  # cam01's image is not in cam02: nothing selected
 
 
 def test_reprocess_refuses_a_table_level_filter(env, tmp_path):

@@ -9,12 +9,12 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from batch.errors import BatchError
-from batch.postprocess import run_postprocess
+from batch.refilter.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
 from batch.review.build import band_of, bands
 from batch.review.compare import compare_versions
 from tests.fixtures.review import two_version_tables
+from trapline.errors import BatchError
 
 
 class Page(HTMLParser):

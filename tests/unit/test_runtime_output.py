@@ -139,7 +139,7 @@ def test_verbose_flag_before_or_after_the_command():
 
 
 def test_a_command_run_inside_a_callers_capture_leaves_it_in_place(tmp_path, capfd):
-    """A benchmark that runs `batch.reprocess` in its own quiet Ray session keeps Ray's output in its file
+    """A benchmark that runs `batch.reprocess.job` in its own quiet Ray session keeps Ray's output in its file
     after the job returns, also when the job fails with an error a user can act on."""
     import argparse
 

@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 
 from model_store import ChecksumError, ConfigError, FilterConfigError, ImageDecodeError, InvalidRefError, NotFoundError
-from model_store.imaging import decode_image
+from model_store.core.imaging import decode_image
 from serve.protocol import (
     ApiError,
-    EmptyImageError,
     InvalidFilterError,
-    InvalidImageError,
-    InvalidParameterError,
-    ModelNotFoundError,
     OverloadedError,
     core_error,
     detect_response,
@@ -35,19 +31,22 @@ def test_api_errors_survive_pickling_with_their_type_headers_and_fields():
                                           "request_id": "rid"}}
 
 
-@pytest.mark.parametrize("exc, cls, status", [
-    (ImageDecodeError("empty", "empty body"), EmptyImageError, 400),
-    (ImageDecodeError("truncated", "cut"), InvalidImageError, 422),
-    (ImageDecodeError("too_large", "bomb"), InvalidImageError, 422),
-    (FilterConfigError("bad"), InvalidFilterError, 422),
-    (InvalidRefError("bad ref"), InvalidParameterError, 422),
-    (NotFoundError("no such version"), ModelNotFoundError, 404),
+@pytest.mark.parametrize("exc, kind, status", [
+    (ImageDecodeError("empty", "empty body"), "invalid_image", 400),
+    (ImageDecodeError("truncated", "cut"), "invalid_image", 422),
+    (ImageDecodeError("too_large", "bomb"), "invalid_image", 422),
+    (FilterConfigError("bad"), "invalid_filter", 422),
+    (InvalidRefError("bad ref"), "invalid_parameter", 422),
+    (NotFoundError("no such version"), "not_found", 404),
 ])
-def test_core_errors_map_to_statuses(exc, cls, status):
+def test_core_errors_carry_their_http_status(exc, kind, status):
+    """No table between the core's errors and HTTP: each class carries its status (trapline/errors.py)."""
     api = core_error(exc)
-    assert type(api) is cls and api.status == status
+    assert api is exc and api.status == status and api.body()["error"]["type"] == kind
     if isinstance(exc, ImageDecodeError):
         assert api.body()["error"]["reason"] == exc.reason
+        back = pickle.loads(pickle.dumps(exc))  # crosses the replica -> ingress boundary with its reason
+        assert type(back) is ImageDecodeError and back.reason == exc.reason and back.status == status
     assert core_error(RuntimeError("boom")) is None
 
 

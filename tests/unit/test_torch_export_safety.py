@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from model_store.backends import ModelLoadError  # noqa: E402
-from model_store.backends.torch_export import TorchExportBackend, check_pt2_archive  # noqa: E402
+from model_store.core.backends import ModelLoadError  # noqa: E402
+from model_store.core.backends.torch_export import TorchExportBackend, check_pt2_archive  # noqa: E402
 
 
 @pytest.fixture(scope="module")

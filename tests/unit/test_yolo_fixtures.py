@@ -51,7 +51,7 @@ def test_filters_record_hash_and_flags(local_store):
 
 
 def test_boxes_are_clipped_to_the_image():
-    from model_store.preprocess import LetterboxMeta, unletterbox
+    from model_store.core.preprocess import LetterboxMeta, unletterbox
 
     meta = LetterboxMeta(scale_x=1.0, scale_y=1.0, pad_x=10.0, pad_y=0.0, width=120, height=80)
     out = unletterbox(np.array([[0.0, -5.0, 200.0, 100.0]], np.float32), meta)

@@ -1,0 +1,167 @@
+"""Camtrap DP 1.0 media and observations rows from the detection tables (`trapline export --format camtrap-dp`).
+
+Observations at media level (one per kept box; a blank image one `blank` row), at event level
+(one per event and what was seen; batch/refilter/events.py) or both. The first classifier's answer, where
+there is one, gives the scientificName.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import mimetypes
+import posixpath
+from typing import Literal
+
+import pandas as pd
+
+from batch.export.fields import box_of, iso_time, scientific_name
+from batch.refilter.events import DEFAULT_GAP_S, group_events
+from batch.tables.reader import TableSet
+
+ObservationLevel = Literal["media", "event", "both"]
+HUMAN_LABELS = {"person", "people", "human", "humans", "hiker"}
+VEHICLE_LABELS = {"vehicle", "car", "truck", "bus", "motorcycle", "bicycle"}
+BLANK_LABELS = {"blank", "empty"}
+
+CAMTRAP_MEDIA_FIELDS = ["mediaID", "deploymentID", "captureMethod", "timestamp", "filePath", "filePublic",
+                        "fileName", "fileMediatype", "exifData", "favorite", "mediaComments"]
+CAMTRAP_OBSERVATION_FIELDS = [
+    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd", "observationLevel",
+    "observationType", "cameraSetupType", "scientificName", "count", "lifeStage", "sex", "behavior",
+    "individualID", "individualPositionRadius", "individualPositionAngle", "individualSpeed", "bboxX", "bboxY",
+    "bboxWidth", "bboxHeight", "classificationMethod", "classifiedBy", "classificationTimestamp",
+    "classificationProbability", "observationTags", "observationComments",
+]
+
+
+def observation_type(label: str) -> str:
+    """Camtrap DP observationType for a detector label."""
+    key = label.lower()
+    if key in HUMAN_LABELS:
+        return "human"
+    if key in VEHICLE_LABELS:
+        return "vehicle"
+    if key in BLANK_LABELS:
+        return "blank"
+    return "animal"
+
+
+def media_id(uri: str, content_id: str) -> str:
+    return hashlib.sha1(f"{uri}\0{content_id}".encode()).hexdigest()[:16]
+
+
+def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset: str = "Z",
+               observation_level: ObservationLevel = "media",
+               gap_s: float = DEFAULT_GAP_S) -> tuple[list[dict], list[dict]]:
+    """Camtrap DP 1.0 media and observations rows (failed images are left out).
+
+    `observation_level` media: one observation per kept box (blank images one `blank` row);
+    event: one per event (batch/refilter/events.py, `gap_s`) and label, `count` the most boxes of that
+    label in one image; both: the two, the media-level rows carrying their eventID.
+    """
+    by_uri = {uri: g for uri, g in dets.groupby("uri", sort=False)} if not dets.empty else {}
+    classified_by = f"{tset.model_name} {tset.model_version}"
+    media, observations = [], []
+    events = group_events(images, dets, gap_s, tset.filters_hash) if observation_level != "media" else None
+    event_of = {} if events is None else {uri: ev for ev in events.itertuples(index=False) for uri in ev.uris}
+    for row in images[images["status"] != "failed"].itertuples(index=False):
+        mid = media_id(row.uri, row.content_id)
+        deployment = row.camera_id if isinstance(row.camera_id, str) and row.camera_id else "unknown"
+        when = iso_time(row.capture_time, offset)
+        classified_at = iso_time(row.processed_at, "Z")
+        name = posixpath.basename(row.rel_path or row.uri)
+        media.append({
+            "mediaID": mid, "deploymentID": deployment, "captureMethod": "", "timestamp": when,
+            "filePath": row.rel_path or row.uri, "filePublic": "false", "fileName": name,
+            "fileMediatype": mimetypes.guess_type(name)[0] or "image/jpeg",
+            "exifData": "", "favorite": "", "mediaComments": "",
+        })
+        ev = event_of.get(row.uri)
+        base = {"deploymentID": deployment, "mediaID": mid, "eventID": ev.event_id if ev else "",
+                "eventStart": when, "eventEnd": when, "observationLevel": "media", "classificationMethod": "machine",
+                "classifiedBy": classified_by, "classificationTimestamp": classified_at}
+        if observation_level == "event":
+            continue
+        g = by_uri.get(row.uri)
+        if g is None:
+            observations.append({**base, "observationID": f"{mid}_blank", "observationType": "blank",
+                                 "observationTags": f"filters:{tset.filters_hash}"})
+            continue
+        for n, d in enumerate(g.itertuples(index=False), start=1):
+            x, y, w, h = box_of(d)
+            bbox = {"bboxX": round(x, 4), "bboxY": round(y, 4), "bboxWidth": round(w, 4), "bboxHeight": round(h, 4)}
+            if w <= 0 or h <= 0:
+                bbox = {}  # a degenerate box: keep the observation, drop the geometry
+            obs = {
+                **base, **bbox, "observationID": f"{mid}_{n}", "observationType": observation_type(d.label),
+                "count": 1, "classificationProbability": round(float(d.score), 4),
+                "observationTags": f"label:{d.label}|filters:{tset.filters_hash}",
+            }
+            if getattr(d, "classifications", None):  # the species answer: the first classifier's
+                c = d.classifications[0]
+                obs.update(scientificName=scientific_name(c), classificationProbability=round(float(c["score"]), 4),
+                           classifiedBy=f"{classified_by} + {c['classifier_name']} {c['classifier_version']}",
+                           observationTags=f"{obs['observationTags']}|classification:{c['label']}")
+            observations.append(obs)
+    if events is not None:
+        observations += _event_observations(events, by_uri, images, tset, offset)
+    return media, observations
+
+
+def _event_observations(events: pd.DataFrame, by_uri: dict[str, pd.DataFrame], images: pd.DataFrame,
+                        tset: TableSet, offset: str) -> list[dict]:
+    """Event-level observations: one per event and what was seen (a blank event: one `blank` row).
+
+    "What was seen" is the detector label, or with a classifier its taxon (the first classifier's,
+    as at media level): `count` is the most such boxes in one image of the event (the same animal is
+    in every frame), `classificationProbability` the highest score among them.
+    """
+    classified_at = iso_time(images["processed_at"].max(), "Z") if not images.empty else ""
+    classified_by = f"{tset.model_name} {tset.model_version}"
+    rows = []
+    for ev in events.itertuples(index=False):
+        counts: dict[tuple[str, str], int] = {}
+        scores: dict[tuple[str, str], float] = {}
+        classifier: dict[tuple[str, str], str] = {}
+        for uri in ev.uris:
+            per_image: dict[tuple[str, str], int] = {}
+            g = by_uri.get(uri)
+            for d in [] if g is None else g.itertuples(index=False):
+                c = d.classifications[0] if getattr(d, "classifications", None) else None
+                key = (d.label, scientific_name(c) if c is not None else "")
+                per_image[key] = per_image.get(key, 0) + 1
+                scores[key] = max(scores.get(key, 0.0), float(c["score"] if c is not None else d.score))
+                if c is not None:
+                    classifier[key] = f"{c['classifier_name']} {c['classifier_version']}"
+            for key, n in per_image.items():
+                counts[key] = max(counts.get(key, 0), n)
+        base = {"deploymentID": ev.camera_id if isinstance(ev.camera_id, str) and ev.camera_id else "unknown",
+                "mediaID": "", "eventID": ev.event_id, "eventStart": iso_time(ev.start, offset),
+                "eventEnd": iso_time(ev.end, offset), "observationLevel": "event", "classificationMethod": "machine",
+                "classifiedBy": classified_by, "classificationTimestamp": classified_at}
+        if not counts:
+            rows.append({**base, "observationID": f"{ev.event_id}_blank", "observationType": "blank",
+                         "observationTags": f"images:{ev.images}|filters:{tset.filters_hash}"})
+        for label, taxon in sorted(counts):
+            key = (label, taxon)
+            row = {**base, "observationID": "_".join(filter(None, (ev.event_id, label, taxon))),
+                   "observationType": observation_type(label), "count": counts[key],
+                   "classificationProbability": round(scores[key], 4),
+                   "observationTags": f"label:{label}|images:{ev.images}|filters:{tset.filters_hash}"}
+            if taxon:
+                row.update(scientificName=taxon, classifiedBy=f"{classified_by} + {classifier[key]}",
+                           observationTags=f"{row['observationTags']}|classification:{taxon}")
+            rows.append(row)
+    return rows
+
+
+def csv_bytes(rows: list[dict], fields: list[str]) -> bytes:
+    """One Camtrap DP CSV table: `fields` as the header, in that order (a key not among them is an error)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="raise", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r.get(k, "") for k in fields})
+    return buf.getvalue().encode()

@@ -1,0 +1,288 @@
+"""Re-apply post-processing filters to stored detections, on CPU, without the model.
+
+The detections table keeps every raw detection (kept and dropped), so a new filter set is
+just `FilterSet.apply` (the detector core's own filter code) over stored boxes and scores.
+The result is written as a new filter set of the same model version: new image and detection
+rows with the new `filters_hash`, next to the old ones, which stay untouched.
+
+Work is streamed part by part (each images part with its detections part), newest first, so
+memory is bounded by one part however large the tables are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from batch.refilter.reclassify import ExtraTables, classifiers_of, new_result_hash
+from batch.refilter.table_filters import Fired, table_level_fired
+from batch.tables.manifest import RunManifest, new_run_id, write_manifest
+from batch.tables.reader import Tables, resolve_table_set
+from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA
+from batch.tables.scope import Scope, ScopeError
+from batch.tables.writer import part_name, write_part
+from model_store import FilterSet
+from model_store.core.filters import DetectionArrays
+from trapline.errors import BatchError
+
+
+@dataclass
+class PostprocessReport:
+    run_id: str | None
+    model: str
+    source_filters_hash: str
+    filters_hash: str
+    filters: list[dict]
+    dry_run: bool = False
+    scope: dict[str, Any] = field(default_factory=dict)
+    in_scope: int = 0  # images of the source set in the scope
+    images: int = 0  # images re-filtered (failed ones included, carried over)
+    skipped: int = 0  # already present in the new filter set
+    detections_checked: int = 0
+    flagged: int = 0  # detections the named filter fired on
+    kept_before: int = 0
+    kept_after: int = 0
+    images_changed: int = 0  # kept set differs from the source filter set
+    became_empty: int = 0
+    became_nonempty: int = 0
+    wall_s: float = 0.0
+    manifest: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def new_filter_set(source_specs: list[dict], name: str, config: Mapping[str, Any] | None, remove: bool,
+                   labels: list[str]) -> FilterSet:
+    """The source set with one filter added, changed (config merged into the old one) or removed; validated."""
+    if not remove and config is None:
+        raise BatchError("give --config JSON for the filter (or --remove to take it out)")
+    fs = FilterSet.from_specs(source_specs).with_overrides({name: None if remove else dict(config or {})})
+    if labels:
+        fs.check_labels(labels)
+    return fs
+
+
+def refilter_image(image: Mapping[str, Any], dets: pa.Table, fs: FilterSet, labels: list[str],
+                   table_fired: Mapping[str, Fired] | None = None) -> tuple[np.ndarray, list[list[str]]]:
+    """(kept mask, flags) for one image's stored raw detections under the filter set `fs`.
+
+    `table_fired` holds what the set's table-level filters decided (see batch/refilter/table_filters.py).
+    """
+    w, h = float(image["width"]), float(image["height"])
+    bx, by = dets["bbox_x"].to_numpy(), dets["bbox_y"].to_numpy()
+    bw, bh = dets["bbox_w"].to_numpy(), dets["bbox_h"].to_numpy()
+    boxes = np.stack([bx * w, by * h, (bx + bw) * w, (by + bh) * h], axis=1).astype(np.float64)
+    arrays = DetectionArrays(boxes, dets["score"].to_numpy().astype(np.float64),
+                             dets["class_id"].to_numpy().astype(np.int64), labels, int(w), int(h))
+    key = (image["uri"], image["content_id"], image["run_id"])
+    indices = dets["detection_index"].to_pylist()
+    precomputed = {name: np.array([i in fired.get(key, ()) for i in indices], dtype=bool)
+                   for name, fired in (table_fired or {}).items()}
+    return fs.apply(arrays, precomputed)
+
+
+def _labels(meta_labels: list[str], dets: pa.Table) -> list[str]:
+    if meta_labels:
+        return meta_labels
+    seen = dict(zip(dets["class_id"].to_pylist(), dets["label"].to_pylist(), strict=True))
+    return [seen.get(i, f"class_{i}") for i in range(max(seen, default=-1) + 1)]
+
+
+def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any] | None = None,
+                    remove: bool = False, model: str | None = None, source_filters: str | None = None,
+                    cameras: list[str] | None = None, since: Any = None, until: Any = None, image: str | None = None,
+                    rows_per_file: int = 5000, dry_run: bool = False, store: str | None = None,
+                    progress: Callable[[str], None] | None = None, progress_interval: float = 5.0) -> PostprocessReport:
+    """Re-filter one model version's stored detections and write the result as a new filter set.
+
+    The scope (cameras, a since/until window or one image; at most one kind) limits the rows
+    rewritten; `progress` receives a short line at each step and every `progress_interval` seconds.
+    """
+    t0 = time.perf_counter()
+    log = progress or (lambda line: None)
+    scope = Scope.of(cameras, since, until, image)
+    tables = Tables(tables_url)
+    tset = resolve_table_set(tables, model, source_filters, store)
+    if not tset.metadata:
+        raise BatchError(f"cannot find the filter specs of set {tset.filters_hash} in {tables.url}")
+    fs = new_filter_set(tset.filter_specs, filter_name, config, remove, tset.labels)
+    set_hash = new_result_hash(fs, tset.metadata)  # covers the source's classifiers, if it has any
+    run_id = None if dry_run else new_run_id()
+    report = PostprocessReport(run_id, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, set_hash,
+                               fs.as_specs(), dry_run=dry_run, scope=scope.as_dict())
+    if set_hash == tset.filters_hash:
+        report.notes.append("the new filter set equals the source set; nothing to do")
+        return report
+    name, version = tset.model_name, tset.model_version
+    done = set() if dry_run else tables.done_keys(name, version, set_hash, retry_failed=False)
+    expr = ds.field("filters_hash") == tset.filters_hash
+    if scope.expression() is not None:
+        expr = expr & scope.expression()
+    report.in_scope = len(set(tables.read(IMAGES, name, version, ["uri"], filter=expr)["uri"].to_pylist()))
+    if scope.image and not report.in_scope:
+        where = f" within {scope.describe()}" if scope.kind == "combined" else ""
+        raise ScopeError(f"no image {scope.image!r}{where} in {report.model} [filters {tset.filters_hash}] "
+                         f"(give its URI or its path relative to the archive)")
+    log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
+    table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
+    meta = {"model": {**tset.metadata.get("model", {})},
+            "filters": {**tset.metadata.get("filters", {}), "hash": set_hash, "specs": fs.as_specs(),
+                        "source_hash": tset.filters_hash}}
+    if classifiers_of(tset.metadata):
+        meta["filters"]["filters_hash"] = fs.hash
+    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata)
+    manifest = None
+    if not dry_run:
+        arguments = {"filter": filter_name, "config": dict(config or {}), "remove": remove, "model": model,
+                     "source_filters": tset.filters_hash, "scope": scope.as_dict()}
+        manifest = RunManifest.start(run_id, "postprocess", out=tables.url, model=meta["model"],
+                                     filters=meta["filters"], arguments=arguments)
+        write_manifest(tables.storage, manifest)
+    out_images: list[dict] = []
+    out_dets: list[dict] = []
+    seen: set[str] = set()
+    ticker = _Ticker(report, manifest, tables, log, progress_interval)
+
+    def flush() -> None:
+        if not out_images:
+            return
+        keys = [(r["uri"], r["content_id"]) for r in out_images]
+        extra.flush(tables.storage, part_name(run_id, keys), meta)  # before write_part's commit
+        write_part(tables.storage, name, version, part_name(run_id, keys),
+                   pa.Table.from_pylist(out_images, schema=IMAGES_SCHEMA),
+                   pa.Table.from_pylist(out_dets, schema=DETECTIONS_SCHEMA), meta)
+        out_images.clear()
+        out_dets.clear()
+        ticker.parts += 1
+
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        det_parts = set(tables.parts(DETECTIONS, name, version))
+        for part in reversed(tables.parts(IMAGES, name, version)):  # newest first: the newest row per uri wins
+            images = tables.read(IMAGES, name, version, filter=expr, parts=[part])
+            images = images.filter(pa.array([u not in seen for u in images["uri"].to_pylist()], pa.bool_()))
+            if not images.num_rows:
+                continue
+            dets = (tables.read(DETECTIONS, name, version, filter=ds.field("filters_hash") == tset.filters_hash,
+                                parts=[part]) if part in det_parts else DETECTIONS_SCHEMA.empty_table())
+            groups = _group(dets)
+            extra.load_part(part)
+            labels = _labels(tset.labels, dets)
+            for row in images.to_pylist():
+                if row["uri"] in seen:
+                    continue  # an older part's row for a uri handled already (newest wins)
+                seen.add(row["uri"])
+                ticker.tick()
+                if (row["uri"], row["content_id"]) in done:
+                    report.skipped += 1
+                    continue
+                report.images += 1
+                new_row = {**row, "filters_hash": set_hash, "run_id": run_id, "processed_at": now}
+                mine = groups.get((row["uri"], row["content_id"], row["run_id"]))
+                extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id)
+                if row["status"] == "failed" or mine is None or mine.num_rows == 0:
+                    out_images.append(new_row)
+                    continue
+                mine = mine.sort_by("detection_index")
+                kept, flags = refilter_image(row, mine, fs, labels, table_fired)
+                old_kept = np.asarray(mine["kept"].to_pylist(), dtype=bool)
+                n_kept = int(kept.sum())
+                report.detections_checked += len(kept)
+                report.flagged += sum(filter_name in f for f in flags)
+                report.kept_before += int(old_kept.sum())
+                report.kept_after += n_kept
+                if not np.array_equal(kept, old_kept):
+                    report.images_changed += 1
+                    report.became_empty += bool(old_kept.any() and not kept.any())
+                    report.became_nonempty += bool(kept.any() and not old_kept.any())
+                scores = mine["score"].to_pylist()
+                new_row.update(status="ok" if n_kept else "empty", detection_count=n_kept,
+                               max_score=max((s for s, k in zip(scores, kept, strict=True) if k), default=None))
+                out_images.append(new_row)
+                for d, k, f in zip(mine.to_pylist(), kept, flags, strict=True):
+                    out_dets.append({**d, "kept": bool(k), "flags": f, "filters_hash": set_hash, "run_id": run_id})
+                if len(out_images) >= rows_per_file and not dry_run:
+                    flush()
+        if not dry_run:
+            flush()
+        if classifiers_of(tset.metadata):
+            report.notes.append(f"{extra.changed} classification(s) changed their label")
+    except BaseException as exc:
+        if manifest is not None:
+            manifest.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", str(exc))
+            write_manifest(tables.storage, manifest)
+        raise
+    report.wall_s = round(time.perf_counter() - t0, 3)
+    if manifest is not None:
+        manifest.counts = _counts(report)
+        manifest.wall_s = report.wall_s
+        manifest.finish("succeeded")
+        write_manifest(tables.storage, manifest)
+        report.manifest = tables.storage.url("_runs", f"{run_id}.json")
+    return report
+
+
+COUNT_FIELDS = ("in_scope", "images", "skipped", "detections_checked", "flagged", "kept_before", "kept_after",
+                "images_changed", "became_empty", "became_nonempty")
+
+
+def _counts(report: PostprocessReport) -> dict[str, int | float]:
+    return {k: getattr(report, k) for k in COUNT_FIELDS}
+
+
+class _Ticker:
+    """Prints a progress line and refreshes the manifest's counts (its heartbeat) every `interval` seconds."""
+
+    def __init__(self, report: PostprocessReport, manifest: RunManifest | None, tables: Tables,
+                 log: Callable[[str], None], interval: float) -> None:
+        self.report, self.manifest, self.tables, self.log, self.interval = report, manifest, tables, log, interval
+        self.start = self.last = time.monotonic()
+        self.done = 0
+        self.parts = 0
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        r = self.report
+        rate = self.done / max(now - self.start, 1e-9)
+        self.log(f"{self.done}/{r.in_scope} image(s) ({100 * self.done / max(r.in_scope, 1):.0f}%), "
+                 f"{r.images_changed} changed, {self.parts} part(s) written, {rate:.0f} images/s")
+        if self.manifest is not None:
+            self.manifest.counts = _counts(r)
+            self.manifest.touch()
+            write_manifest(self.tables.storage, self.manifest)
+
+
+def _group(dets: pa.Table) -> dict[tuple[str, str, str], pa.Table]:
+    if not dets.num_rows:
+        return {}
+    df_keys = list(zip(dets["uri"].to_pylist(), dets["content_id"].to_pylist(), dets["run_id"].to_pylist(),
+                       strict=True))
+    index: dict[tuple[str, str, str], list[int]] = {}
+    for i, k in enumerate(df_keys):
+        index.setdefault(k, []).append(i)
+    return {k: dets.take(pa.array(v)) for k, v in index.items()}
+
+
+def format_report(r: PostprocessReport) -> str:
+    head = "dry run: nothing was written" if r.dry_run else f"postprocess run {r.run_id} succeeded in {r.wall_s:.1f}s"
+    lines = [head,
+             f"model     {r.model}  filters {r.source_filters_hash} -> {r.filters_hash}",
+             f"scope     {r.scope.get('description', 'whole table')}: {r.in_scope} image(s)",
+             f"images    {r.images} re-filtered, {r.skipped} already in the new set, {r.images_changed} changed "
+             f"outcome ({r.became_empty} became empty, {r.became_nonempty} became non-empty)",
+             f"detections {r.detections_checked} checked, {r.flagged} flagged by the filter, "
+             f"kept {r.kept_before} -> {r.kept_after}"]
+    lines += [f"note      {n}" for n in r.notes]
+    if r.manifest:
+        lines.append(f"manifest  {r.manifest}")
+    return "\n".join(lines)

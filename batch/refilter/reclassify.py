@@ -1,0 +1,87 @@
+"""`trapline postprocess` for classifications: re-apply classifier filters to stored probability vectors.
+
+The classifications table keeps each classifier's whole probability vector, and the tables'
+metadata its labels and taxonomy, so a class mask or a rank rollup is re-applied with the
+core's own `classification_from_scores`, without the model. Snip rows are carried into the new
+set as they are (the files do not change with a filter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from batch.tables.codec import classification_row
+from batch.tables.schema import CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA, SNIPS, SNIPS_SCHEMA
+from batch.tables.writer import parquet_bytes, partition_parts, write_file
+from model_store import FilterSet, ModelInfo
+from model_store.core.classifier import classification_from_scores
+from model_store.core.pipeline import config_from_metadata, result_hash
+from trapline.errors import BatchError
+
+EXTRA = ((CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA), (SNIPS, SNIPS_SCHEMA))
+
+
+def classifiers_of(metadata: Mapping[str, Any]) -> list[dict]:
+    """The classifiers a table set was made with (`routes_metadata` entries; [] for detector-only sets)."""
+    return list(metadata.get("filters", {}).get("classifiers") or [])
+
+
+def new_result_hash(fs: FilterSet, metadata: Mapping[str, Any]) -> str:
+    """The set hash a re-filtered set gets: the filters' hash, plus the source's classifiers if it had any."""
+    classifiers = classifiers_of(metadata)
+    if fs.has_classifier_filters and not classifiers:
+        raise BatchError("these tables have no classifications: classifier filters need a run with --classify")
+    for c in classifiers:
+        fs.check_classifier_labels(c["name"], c["labels_out"])
+    return result_hash(fs, classifiers)
+
+
+class ExtraTables:
+    """The classifications and snips rows of one source part, re-filtered per image and written before the commit."""
+
+    def __init__(self, tables, name: str, version: str, source_hash: str, fs: FilterSet,
+                 metadata: Mapping[str, Any]) -> None:
+        self.tables, self.name, self.version, self.source_hash, self.fs = tables, name, version, source_hash, fs
+        self.classifiers = {c["name"]: c for c in classifiers_of(metadata)}
+        self.configs = {n: config_from_metadata(c) for n, c in self.classifiers.items()}
+        self.groups: dict[str, dict[tuple[str, str, str], list[dict]]] = {}
+        self.out: dict[str, list[dict]] = {CLASSIFICATIONS: [], SNIPS: []}
+        self.changed = 0
+
+    def load_part(self, part: str) -> None:
+        self.groups = {}
+        for table, _ in EXTRA:
+            index: dict[tuple[str, str, str], list[dict]] = {}
+            if part in set(self.tables.parts(table, self.name, self.version)):
+                rows = self.tables.read(table, self.name, self.version, parts=[part],
+                                        filter=ds.field("filters_hash") == self.source_hash).to_pylist()
+                for r in rows:
+                    index.setdefault((r["uri"], r["content_id"], r["run_id"]), []).append(r)
+            self.groups[table] = index
+
+    def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str) -> None:
+        """Re-filter one image's classifications and carry its snips into the new set."""
+        for row in self.groups.get(CLASSIFICATIONS, {}).get(key, []):
+            c = self.classifiers.get(row["classifier_name"])
+            if c is None or row["scores"] is None:
+                new = dict(row)
+            else:
+                info = ModelInfo(name=c["name"], version=c["version"], sha256=c["sha256"])
+                answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs)
+                new = {**row, **classification_row(row["detection_index"], answer)}
+                self.changed += new["label"] != row["label"]
+            self.out[CLASSIFICATIONS].append({**new, "filters_hash": new_hash, "run_id": run_id})
+        for row in self.groups.get(SNIPS, {}).get(key, []):
+            self.out[SNIPS].append({**row, "filters_hash": new_hash, "run_id": run_id})
+
+    def flush(self, storage, part: str, meta: Mapping[str, Any]) -> None:
+        for table, schema in EXTRA:
+            rows: Sequence[dict] = self.out[table]
+            if rows:
+                write_file(storage, parquet_bytes(pa.Table.from_pylist(list(rows), schema=schema), meta), table,
+                           *partition_parts(self.name, self.version), part)
+            self.out[table] = []

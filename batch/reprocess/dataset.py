@@ -1,0 +1,242 @@
+"""The Ray Data plan: listing -> read + decode + letterbox + detect (actors) -> write parts.
+
+Only paths travel to the inference actors (`decode="actors"`): each reads, decodes and runs its
+own images. With `decode="tasks"` a stage of read tasks reads, decodes and letterboxes, and the
+actors only infer (many CPUs feeding a GPU).
+
+Streaming end to end: the driver hands Ray the listing (paths only), images are read inside
+the tasks, and what comes back to the driver is one small stats row per written part. Nothing
+is materialised, so memory stays flat however large the archive is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from batch.reprocess.detect import DetectorActor, ServeClient
+from batch.reprocess.read import read_and_prepare
+from batch.tables.commit import write_results, write_stage_results
+
+WRITE_CPUS = 0.25  # the writer only serialises and uploads
+STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections")
+# Settings the stages need to reach S3 and the model store. Workers of a cluster that was started
+# before the driver's environment was set (or on other nodes) do not have them, so the driver
+# hands the ones it has to its tasks. With instance roles / IRSA there are no keys to forward.
+FORWARDED_ENV = ("TRAPLINE_S3_ENDPOINT_URL", "TRAPLINE_MODEL_STORE", "TRAPLINE_MODEL_CACHE", "AWS_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 # botocore's retry policy for S3 errors (mode, attempts): the tasks must retry like the driver
+                 "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Everything the stages need, all picklable (URLs and JSON, no open handles)."""
+
+    archive_url: str
+    out_url: str
+    store_url: str
+    model_name: str
+    model_version: str
+    model_sha256: str
+    ref: str  # pinned NAME:VERSION
+    config_json: str
+    filter_specs: list[dict]
+    filters_hash: str
+    filter_overrides: dict | None
+    run_id: str
+    metadata: dict
+    via: Literal["actors", "serve"] = "actors"
+    decode: Literal["actors", "tasks"] = "actors"  # where images are decoded: the inference stage or the read tasks
+    concurrency: int | tuple[int, int] = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    batch_size: int = 16
+    read_batch_size: int = 8
+    read_cpus: float = 0.5
+    read_concurrency: int | None = None  # read tasks at once (--decode tasks); None: as many as CPUs allow
+    write_cpus: float = WRITE_CPUS
+    rows_per_file: int = 1000
+    max_pixels: int = 50_000_000
+    serve_app: str = "trapline"
+    stage: Any = None  # batch.reprocess.classify.StageSpec: the crop/classify stage of --classify / --crops
+    fenced: bool = True  # parts are committed only while this run holds the lease (write_results)
+
+
+@dataclass
+class Progress:
+    """Counts so far; `on_part` callers get one of these after every committed part."""
+
+    total: int
+    started: float = field(default_factory=time.perf_counter)
+    parts: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_FIELDS, 0))
+    first_part: tuple[float, int] | None = None  # (seconds since start, images) when the first part landed
+    last_part_s: float = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.counts["images"] / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def steady_rate(self) -> float:
+        """Images/s from the first committed part to the last: the rate without Ray Data's and the
+        actors' start-up, which a longer archive runs at. The overall rate until there are two parts,
+        or when the first part came late (after a quarter of the images: parts landing in a burst at the
+        end say nothing about the rate in between)."""
+        if (self.first_part is None or self.parts < 2 or self.last_part_s <= self.first_part[0]
+                or self.first_part[1] > self.counts["images"] / 4):
+            return self.rate
+        at, images = self.first_part
+        return (self.counts["images"] - images) / (self.last_part_s - at)
+
+    def add_part(self, stats: dict[str, Any]) -> None:
+        """Count one committed part's stats row."""
+        self.parts += 1
+        for k in STAT_FIELDS:
+            self.counts[k] += int(stats[k])
+        self.last_part_s = self.elapsed
+        if self.first_part is None:
+            self.first_part = (self.last_part_s, self.counts["images"])
+
+    def line(self) -> str:
+        done = self.counts["images"]
+        pct = 100.0 * done / self.total if self.total else 100.0
+        rate = self.steady_rate
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        c = self.counts
+        return (f"processed {done}/{self.total} ({pct:.0f}%), ok {c['ok']}, empty {c['empty']}, "
+                f"failed {c['failed']}, detections {c['detections']}, {self.rate:.1f} images/s"
+                + (f", ETA {eta:.0f}s" if math.isfinite(eta) and done < self.total else ""))
+
+
+def listing_blocks(entries: pa.Table, read_batch_size: int) -> list[pa.Table]:
+    """Split the listing into blocks: small ones for small archives (parallel reads), <=256 rows for big ones."""
+    rows = max(read_batch_size, min(256, math.ceil(entries.num_rows / 512)))
+    return [entries.slice(i, rows) for i in range(0, entries.num_rows, rows)]
+
+
+def object_store_budget(spec: PlanSpec, input_size: tuple[int, int]) -> int:
+    """Bytes of prepared images the job may hold in flight: a few batches per actor, 256 MiB..4 GiB.
+
+    Without a cap Ray Data buffers up to a share of the whole object store before it applies
+    back-pressure, so memory would grow with the archive instead of with the actor pool.
+    """
+    w, h = input_size
+    actors = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
+    want = 6 * actors * max(spec.batch_size, spec.read_batch_size) * w * h * 3
+    return int(min(max(want, 256 * 2**20), 4 * 2**30))
+
+
+def configure_data_context(progress_bars: bool, object_store_bytes: int | None = None) -> None:
+    """Ray Data settings for this job: progress bars only on a terminal, a bounded in-flight budget."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress_bars
+    ctx.enable_auto_log_stats = False
+    # Prepared images are ~300 KB each (320 px input); 32 MiB output blocks keep the stages pipelined.
+    ctx.target_max_block_size = 32 * 1024 * 1024
+    limits = ctx.execution_options.resource_limits
+    ctx.execution_options.resource_limits = type(limits)(
+        cpu=limits.cpu, gpu=limits.gpu, memory=limits.memory,
+        object_store_memory=object_store_bytes if object_store_bytes else limits.object_store_memory)
+
+
+def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Ray remote args that give every stage the driver's S3 / store settings (none when there are none)."""
+    environ = os.environ if environ is None else environ
+    env = {k: environ[k] for k in FORWARDED_ENV if environ.get(k)}
+    return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def build_dataset(entries: pa.Table, spec: PlanSpec):
+    """The lazy Ray Data plan for `entries` (ENTRY_SCHEMA rows); nothing runs until it is iterated."""
+    import ray.data
+
+    remote = worker_env()
+    # from_blocks computes block metadata in the driver and keeps the Arrow schema. from_arrow does
+    # it in remote tasks of 1 CPU each, which never schedule when Serve replicas hold all but a
+    # fraction of a CPU (a --via serve run on a 2-core machine hung exactly there).
+    ds = ray.data.from_blocks(listing_blocks(entries, spec.read_batch_size))
+    # Decoding in the actors, the actors also read (FileReader): a stage of read tasks only to move the
+    # bytes cost more CPU per image than the decode itself on 2 cores (a task per block, the object store).
+    archive_url = None
+    if spec.decode == "tasks":
+        # Capped: read tasks that take every free CPU leave none for the writer, whose input then piles up in
+        # the object store until the last read is done (seen on 2 cores: every part written at the end).
+        ds = ds.map_batches(read_and_prepare, batch_size=spec.read_batch_size, batch_format="pyarrow",
+                            num_cpus=spec.read_cpus, concurrency=spec.read_concurrency, **remote,
+                            fn_kwargs={"archive_url": spec.archive_url, "config_json": spec.config_json,
+                                       "max_pixels": spec.max_pixels})
+    else:
+        archive_url = spec.archive_url
+    if isinstance(spec.concurrency, tuple):
+        pool = ray.data.ActorPoolStrategy(min_size=spec.concurrency[0], max_size=spec.concurrency[1])
+    else:
+        pool = ray.data.ActorPoolStrategy(size=spec.concurrency)
+    if spec.via == "actors":
+        ds = ds.map_batches(
+            DetectorActor, batch_size=spec.batch_size, batch_format="numpy", compute=pool,
+            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None, **remote,
+            fn_constructor_kwargs={
+                "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
+                "device": "cuda" if spec.num_gpus > 0 else "cpu",
+                "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
+                # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
+                "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
+                "max_pixels": spec.max_pixels, "archive_url": archive_url,
+            },
+        )
+    else:
+        ds = ds.map_batches(
+            ServeClient, batch_size=spec.batch_size, batch_format="numpy", compute=pool, num_cpus=spec.num_cpus,
+            **remote,
+            fn_constructor_kwargs={
+                "model_name": spec.model_name, "ref": spec.ref, "filter_overrides": spec.filter_overrides,
+                "expected": {"version": spec.model_version, "sha256": spec.model_sha256,
+                             "filters_hash": spec.filters_hash},
+                "app_name": spec.serve_app, "archive_url": archive_url,
+            },
+        )
+    sink, result_hash = write_results, spec.filters_hash
+    if spec.stage is not None:  # --classify / --crops: see batch/reprocess/classify.py
+        from batch.reprocess.classify import add_stage
+
+        ds, sink, result_hash = add_stage(ds, spec, remote), write_stage_results, spec.stage.result_hash
+    return ds.map_batches(
+        sink, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
+        fn_kwargs={"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
+                   "model_sha256": spec.model_sha256, "filters_hash": result_hash, "run_id": spec.run_id,
+                   "metadata": spec.metadata, "fenced": spec.fenced},
+    )
+
+
+def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any] | None = None) -> Progress:
+    """Run the plan, streaming; calls `on_part(progress)` after every committed part."""
+    progress = Progress(total=entries.num_rows)
+    if entries.num_rows == 0:
+        return progress
+    ds = build_dataset(entries, spec)
+    # Closed explicitly: when on_part raises (a crash, a lost lease) Ray Data shuts its executor down
+    # only once the generator is closed, and left to the garbage collector its actors would keep
+    # their CPUs for an unknown time, starving the next run on the cluster.
+    with contextlib.closing(iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))) as batches:
+        for stats in batches:
+            for row in stats.to_pylist():
+                progress.add_part(row)
+                if on_part is not None:
+                    on_part(progress)
+    return progress

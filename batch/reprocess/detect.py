@@ -1,0 +1,323 @@
+"""The inference stage of the plan (actors or the Serve deployment) and the result rows it returns.
+
+Every stage is a plain function or callable class over a dict of columns, so it can be tested
+on a hand-made batch without Ray. Decoding, letterboxing, inference, NMS and filtering are the
+detector core's (`model_store.Detector`); nothing here re-implements them.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, read_files
+from batch.tables.schema import RESULT_SCHEMA
+from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
+from model_store.core.imaging import DEFAULT_MAX_PIXELS
+from model_store.core.preprocess import LetterboxMeta
+from trapline.errors import BatchError
+
+
+def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, message: str) -> None:
+    """Mark `rows` of a numpy batch failed with `reason` and `message` (result_table writes them as failed rows)."""
+    for key, value in (("status", FAILED), ("error_reason", reason), ("error", message)):
+        col = np.asarray(batch[key], dtype=object).copy()  # Ray hands read-only arrays
+        for i in rows:
+            col[i] = value
+        batch[key] = col
+
+
+def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDetections]) -> pa.Table:
+    """One RESULT_SCHEMA row per input row: its detections (kept and dropped) or its failure."""
+    n = len(batch["uri"])
+    cols: dict[str, list[Any]] = {f.name: [] for f in RESULT_SCHEMA}
+    for i in range(n):
+        for k in ("uri", "rel_path", "content_id", "size_bytes", "camera_id", "capture_time_source"):
+            v = batch[k][i]
+            cols[k].append(v.item() if isinstance(v, np.generic) else v)
+        cols["capture_time"].append(int(batch["capture_time_us"][i]))
+        res = results.get(i)
+        if res is None:
+            cols["status"].append("failed")
+            cols["error_reason"].append(batch["error_reason"][i] or "not_processed")
+            cols["error"].append(batch["error"][i] or "the image was not processed")
+            for k in ("width", "height", "detection_count", "raw_detection_count", "max_score"):
+                cols[k].append(None)
+            cols["detections"].append([])
+            continue
+        kept = [(d, True) for d in res.detections]
+        every = sorted(kept + [(d, False) for d in res.dropped], key=lambda p: -p[0].score)
+        cols["status"].append("ok" if kept else "empty")
+        cols["error_reason"].append(None)
+        cols["error"].append(None)
+        cols["width"].append(res.width)
+        cols["height"].append(res.height)
+        cols["detection_count"].append(len(kept))
+        cols["raw_detection_count"].append(len(every))
+        cols["max_score"].append(max((d.score for d in res.detections), default=None))
+        cols["detections"].append([
+            {"detection_index": j, "label": d.label, "class_id": d.class_id, "score": d.score,
+             "bbox_x": d.bbox[0], "bbox_y": d.bbox[1], "bbox_w": d.bbox[2], "bbox_h": d.bbox[3],
+             "kept": is_kept, "flags": list(d.flags)}
+            for j, (d, is_kept) in enumerate(every)
+        ])
+    arrays = []
+    for f in RESULT_SCHEMA:
+        values = cols[f.name]
+        if not pa.types.is_floating(f.type):
+            # A column that is null in every row of a block (e.g. camera_id with no path pattern)
+            # reaches a numpy-format batch as float NaN; it means "no value".
+            values = [None if isinstance(v, float) and v != v else v for v in values]
+        if f.name == "capture_time":
+            arrays.append(pa.array(values, pa.int64()).cast(f.type))
+        else:
+            arrays.append(pa.array(values, f.type))
+    return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA)
+
+
+READ_THREADS = 8  # reads in flight per inference actor: enough to hide object-store latency, cheap locally
+
+
+class FileReader:
+    """Reads the files of a batch of listing rows (`--decode actors`: only paths travel to this stage).
+
+    Lifecycle: one per inference actor or Serve client actor, built in its `__init__` with the
+    archive's URL; `read(batch)` turns listing rows into read rows (`data`, `status`) on
+    `threads` I/O threads and passes batches that are already read (a read-task stage upstream) as they are.
+    """
+
+    def __init__(self, archive_url: str | None, threads: int = READ_THREADS) -> None:
+        self.archive_url = archive_url
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="read") if archive_url else None
+
+    def read(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "status" in batch:  # read (and maybe decoded) by the read tasks
+            return batch
+        if self.archive_url is None:
+            raise BatchError("this inference stage got listing rows but has no archive to read them from")
+        return read_files(batch, archive_url=self.archive_url, pool=self._pool)
+
+
+class DetectorActor:
+    """Inference through a dedicated Ray Data actor pool (`--via actors`).
+
+    Lifecycle: Ray Data starts `--concurrency` of these; `__init__` runs once per actor and
+    loads the pinned model version (sha256-verified by the store) onto the actor's device;
+    `__call__` then runs once per batch: with `--decode actors` it reads the listed files itself
+    (`archive_url`; only paths reach it) and decodes and letterboxes them on `decode_threads`
+    threads; with `--decode tasks` it takes the images the read tasks prepared (`image` column).
+    Then it runs the core's `run_prepared` (batched forward pass, decode boxes, NMS, filters).
+    Failed rows pass straight through.
+    """
+
+    def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
+                 threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 archive_url: str | None = None) -> None:
+        self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
+        self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
+        self.max_pixels = max_pixels
+        self.reader = FileReader(archive_url)
+        # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
+        # several CPUs); one thread decodes inline.
+        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") if decode_threads > 1 else None
+
+    def _inputs(self, batch: dict[str, np.ndarray], todo: list[int]
+                ) -> tuple[list[int], list[np.ndarray], list[LetterboxMeta]]:
+        if "data" not in batch:  # prepared by the read tasks
+            return todo, [batch["image"][i] for i in todo], [meta_of(batch, i) for i in todo]
+        prep = self.detector.preprocessor
+
+        def one(i: int):
+            return decode_and_prepare(prep, batch["data"][i], self.max_pixels)
+
+        decoded = list(self._pool.map(one, todo)) if self._pool else [one(i) for i in todo]
+        ok = []
+        for i, d in zip(todo, decoded, strict=True):
+            if d.image is None:
+                fail_rows(batch, [i], d.reason, d.error)
+            else:
+                ok.append((i, d))
+        return [i for i, _ in ok], [d.image for _, d in ok], [d.meta for _, d in ok]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        batch = self.reader.read(batch)
+        todo, images, metas = self._inputs(batch, [i for i, s in enumerate(batch["status"]) if s == PENDING])
+        results: dict[int, ImageDetections] = {}
+        if todo:
+            try:
+                records = self.detector.run_prepared(images, metas, self.filters)
+            except ModelRunError as exc:  # the model, not the image: every row says why, the job goes on
+                fail_rows(batch, todo, "model_error", str(exc))
+                return result_table(batch, results)
+            for i, record in zip(todo, records, strict=True):
+                if isinstance(record, Exception):
+                    fail_rows(batch, [i], "postprocess_error", f"{type(record).__name__}: {record}")
+                else:
+                    results[i] = record
+        return result_table(batch, results)
+
+
+def detector_handle(model_name: str, app_name: str):
+    """The Serve deployment handle for `model_name` (serve.get_detector_handle when serve/ provides it)."""
+    try:
+        from serve import get_detector_handle  # the project's serve/ package, not ray.serve
+    except ImportError:
+        get_detector_handle = None
+    if get_detector_handle is not None:
+        return get_detector_handle(model_name, app_name=app_name)
+    from ray import serve as ray_serve
+
+    return ray_serve.get_deployment_handle(f"detector-{model_name}", app_name=app_name)
+
+
+def check_served(res: ImageDetections, expected: Mapping[str, str]) -> None:
+    """Refuse results from another model version or filter set than the run records."""
+    got = {"version": res.model.version, "sha256": res.model.sha256, "filters_hash": res.filters.hash}
+    bad = {k: (got[k], v) for k, v in expected.items() if got.get(k) != v}
+    if bad:
+        detail = ", ".join(f"{k} {g!r} (expected {e!r})" for k, (g, e) in bad.items())
+        raise BatchError(f"the Serve deployment answered with {detail}; is the right version deployed?")
+
+
+class ServeClient:
+    """Inference through the live Serve deployment's handle (`--via serve`).
+
+    Lifecycle: a small pool of light actors; `__init__` looks up the handle once; `__call__`
+    reads the listed files (`archive_url`, `--decode actors`), then keeps up to `window` images
+    of its batch in flight (so the deployment's batcher can group them with other clients'
+    images), sends the encoded file (`detect_bytes`, decoded in the
+    replica) or the read task's letterboxed image (`detect_prepared`, `--decode tasks`), and
+    checks each answer's model version, sha256 and filters hash. Archive images travel in the
+    deployment's bulk lane: online requests go first, and a full lane answers 503, which is
+    waited out (back-pressure, not an error) for up to `overload_wait_s`.
+    """
+
+    def __init__(self, model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
+                 app_name: str = "trapline", attempts: int = 3, window: int = 8,
+                 overload_wait_s: float = 600.0, archive_url: str | None = None) -> None:
+        self.handle = detector_handle(model_name, app_name)
+        self.reader = FileReader(archive_url)
+        self.ref = ref
+        self.filter_overrides = filter_overrides or None
+        self.expected = expected
+        self.attempts = attempts
+        self.window = window
+        self.overload_wait_s = overload_wait_s
+
+    def _detect(self, batch: dict[str, np.ndarray], i: int):
+        if "data" in batch:
+            return self.handle.detect_bytes.remote(batch["data"][i], self.ref, self.filter_overrides)
+        return self.handle.detect_prepared.remote(batch["image"][i], meta_of(batch, i), self.ref,
+                                                  self.filter_overrides)
+
+    def _result(self, batch: dict[str, np.ndarray], i: int, response) -> ImageDetections | None:
+        """The answer for row i, retrying transient failures; None when the deployment refused the image."""
+        failures, overloaded_since = 0, None
+        while True:
+            try:
+                # the replica's ImageDetections as it is (a dict from a deployment of an older trapline)
+                return ImageDetections.model_validate(response.result())
+            except Exception as exc:  # noqa: BLE001 - sorted below: refusal, overload, transient, or fatal
+                refusal = served_refusal(exc)
+                if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
+                    fail_rows(batch, [i], *refusal)
+                    return None
+                if is_overloaded(exc):  # the bulk lane is full: wait for room, however many tries it takes
+                    overloaded_since = overloaded_since or time.monotonic()
+                    if time.monotonic() - overloaded_since > self.overload_wait_s:
+                        raise
+                    time.sleep(0.05 + 0.2 * np.random.random())
+                elif is_transient(exc):  # a replica restart or a lost connection
+                    failures += 1
+                    if failures >= self.attempts:
+                        raise
+                    time.sleep(0.5 * 2 ** (failures - 1))
+                else:  # a bug or a bad answer: retrying would only repeat it
+                    raise
+                response = self._detect(batch, i)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        batch = self.reader.read(batch)
+        todo = [i for i, s in enumerate(batch["status"]) if s == PENDING]
+        results: dict[int, ImageDetections] = {}
+        in_flight: collections.deque = collections.deque()
+        for i in todo:
+            in_flight.append((i, self._detect(batch, i)))
+            if len(in_flight) >= self.window:
+                self._collect(batch, *in_flight.popleft(), results)
+        while in_flight:
+            self._collect(batch, *in_flight.popleft(), results)
+        return result_table(batch, results)
+
+    def _collect(self, batch: dict[str, np.ndarray], i: int, response, results: dict[int, ImageDetections]) -> None:
+        record = self._result(batch, i, response)
+        if record is not None:
+            check_served(record, self.expected)
+            results[i] = record
+
+
+def is_overloaded(exc: BaseException) -> bool:
+    """Whether the deployment refused for lack of room (503 overloaded, or Serve's own back-pressure)."""
+    from ray.serve.exceptions import BackPressureError
+
+    from serve.protocol import unwrap_error
+
+    exc = unwrap_error(exc)
+    return isinstance(exc, BackPressureError) or getattr(exc, "type", None) == "overloaded"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call may succeed when sent again: a replica that died or is restarting, a
+    deployment that is not ready yet, a lost connection. Anything else is raised at once."""
+    from ray.exceptions import GetTimeoutError, NodeDiedError, ObjectLostError, RayActorError, WorkerCrashedError
+    from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+
+    from serve.protocol import unwrap_error
+
+    exc = unwrap_error(exc)
+    if isinstance(exc, RayActorError | WorkerCrashedError | NodeDiedError | ObjectLostError | GetTimeoutError
+                  | DeploymentUnavailableError | ReplicaUnavailableError | ConnectionError | TimeoutError):
+        return True
+    return getattr(exc, "status", None) == 503  # not_ready, crop_geometry_changed (overloaded is handled apart)
+
+
+def served_refusal(exc: BaseException) -> tuple[str, str] | None:
+    """(reason, message) when the deployment refused an image for good: a 4xx, or the model failing on it."""
+    from serve.protocol import unwrap_error  # the error the replica raised, under Ray's wrapper
+
+    exc = unwrap_error(exc)
+    status, kind = getattr(exc, "status", None), getattr(exc, "type", None)
+    if isinstance(status, int) and isinstance(kind, str) and (status < 500 or kind == "model_error"):
+        # an image the replica could not decode carries the decoder's reason, as a read task records it
+        reason = getattr(exc, "extra", {}).get("reason")
+        return (reason if isinstance(reason, str) else kind), str(exc)
+    return None
+
+
+def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
+                    input_size: tuple[int, int], app_name: str, pad_value: int) -> None:
+    """One blank image through the deployment before the job starts: fails fast with a clear message."""
+    try:
+        handle = detector_handle(model_name, app_name)
+        w, h = input_size
+        blank = np.full((h, w, 3), pad_value, np.uint8)
+        meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
+        record = handle.detect_prepared.remote(blank, meta, ref, filter_overrides or None).result()
+    except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message
+        raise BatchError(
+            f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "
+            f"{type(exc).__name__}: {exc}. Start the service on this cluster (and pass --address) "
+            "or use --via actors") from None
+    check_served(ImageDetections.model_validate(record), expected)
+
+
+def config_json(config: Any) -> str:
+    """A model config as canonical JSON (the read tasks rebuild it from this)."""
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True)

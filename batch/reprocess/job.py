@@ -1,0 +1,333 @@
+"""The reprocessing job: `python -m batch.reprocess ...` (for `ray job submit`) and `trapline reprocess ...`.
+
+    ray job submit --working-dir . -- python -m batch.reprocess \\
+        --archive s3://traps/archive --out s3://traps/detections --model demo-detector@production
+
+Steps: resolve the model (alias -> pinned version) and filters; list the archive; subtract what
+this model version and filter set already has; run the Ray Data plan; write a manifest and print
+a summary. A rerun picks up where an earlier (even killed) run stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
+from batch.reprocess.detect import config_json, preflight_serve
+from batch.reprocess.failures import describe_error
+from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, options_from_args
+from batch.reprocess.plan import Plan, plan_run
+from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
+from batch.reprocess.summary import RunReport, apply_progress, format_report, report_counts
+from batch.tables.archive import entries_table, open_location
+from batch.tables.lease import RunLease
+from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, write_manifest
+from batch.tables.schema import RUNS_DIR
+from model_store import ModelStore
+from trapline.errors import BatchError
+
+MANIFEST_EVERY_S = 30.0
+
+
+def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] | None = None,
+                  log: Callable[[str], None] | None = None) -> RunReport:
+    """Plan and (unless dry-run) run a reprocessing job; returns its report. Starts/stops local Ray if needed."""
+    log = log or _log
+    t0 = time.perf_counter()
+    if options.dry_run:
+        plan = plan_run(options)
+        report = plan.report(None, "dry-run")
+        report.estimate_s, report.estimate_basis = estimate(plan, local_concurrency(options))
+        return report
+    run_id = new_run_id()
+    # One run at a time per table and model version, taken before planning so that a run that
+    # waited sees what the one before it wrote.
+    mv = ModelStore(options.store).get(options.model)
+    lease = RunLease(open_location(options.out), mv.name, mv.version, run_id).acquire(options.wait_s)
+    try:
+        lease.start_heartbeat()
+
+        def on_part_held(progress: Progress) -> None:  # a run whose lease was taken over stops here
+            lease.check()
+            if on_part is not None:
+                on_part(progress)
+
+        # The version the lease covers: resolved once, so an alias moved meanwhile cannot split them.
+        return _run_planned(options, plan_run(options, mv), run_id, t0, on_part_held, log)
+    finally:
+        lease.release()
+
+
+def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
+                 on_part: Callable[[Progress], Any] | None, log: Callable[[str], None]) -> RunReport:
+    todo = plan.selection.todo
+    if todo:
+        # Config, weights checksum and one blank forward pass checked here, so a version that cannot
+        # load or run fails with one clear line instead of inside every actor.
+        preflight_model(options.store, plan.model.ref)
+        for route in plan.routes:  # each classifier loads (sha256) and runs on a blank crop, or the run stops here
+            preflight_classifier(options.store, route.ref)
+    report = plan.report(run_id, "running")
+    manifest: RunManifest | None = None
+    started_ray = False
+    try:
+        spec = None
+        if todo:  # a rerun with nothing new to do starts no Ray at all
+            started_ray, spec = _prepare_cluster(plan, run_id, report, log)
+        # Before our own manifest exists: files of runs that died half-way are cleaned up first.
+        report.orphans_removed = len(plan.tables.remove_orphans())
+        close_abandoned(plan.tables.storage, run_id)
+        manifest = RunManifest.start(
+            run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
+            out=plan.tables.url, model=_model_info(plan), filters=_filters_info(plan))
+        manifest.counts = report_counts(report)
+        write_manifest(plan.tables.storage, manifest)
+        report.manifest = plan.tables.storage.url(RUNS_DIR, f"{run_id}.json")
+        log(f"run {run_id}: {report.to_process} image(s) to process ({report.already_done} already done) with "
+            f"{report.model}{_routes_text(plan)} [filters {plan.result_hash}] -> {plan.tables.url}"
+            + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
+        if spec is not None:
+            reporter = _Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
+            progress = execute(entries_table(todo), spec, on_part=reporter)
+            apply_progress(report, progress)
+        report.status = "succeeded"
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; `ray job stop` (SIGTERM: Ray's handler exits)
+        report.status, report.error = "interrupted", "interrupted"
+        _close(manifest, plan, report, t0, "interrupted", "interrupted")
+        raise
+    except BatchError:
+        _close(manifest, plan, report, t0, "failed", None)
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded in the manifest and the report, then reported
+        report.status, report.error = "failed", describe_error(exc)
+        _close(manifest, plan, report, t0, "failed", report.error)
+        return report
+    finally:
+        if started_ray:
+            from trapline.ray_runtime import shutdown_ray
+
+            shutdown_ray()
+    _close(manifest, plan, report, t0, "succeeded", None)
+    return report
+
+
+def preflight_model(store: str | None, ref) -> None:
+    """Load the version on this machine's CPU (a load failure is a ModelLoadError naming the version) and run one
+    blank input: BatchError naming model, input and graph."""
+    from model_store import ModelRunError
+
+    detector = ModelStore(store).load_detector(ref, threads=1)
+    try:
+        detector.warmup([1])
+    except ModelRunError as exc:
+        raise BatchError(f"cannot run {ref}: {exc}") from None
+
+
+def preflight_classifier(store: str | None, ref: str) -> None:
+    """Load a classifier version here and run one blank crop: BatchError naming it when it cannot."""
+    from model_store import ModelRunError
+
+    classifier = ModelStore(store).load_classifier(ref, threads=1)
+    try:
+        classifier.warmup()
+    except ModelRunError as exc:
+        raise BatchError(f"cannot run classifier {ref}: {exc}") from None
+
+
+def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[str], None]) -> tuple[bool, PlanSpec]:
+    """Connect to (or start) Ray, size the plan to the cluster, check a Serve deployment is there."""
+    import ray
+
+    from trapline.ray_output import is_quiet
+    from trapline.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
+
+    options = plan.options
+    try:
+        started = ensure_ray(options.address, log_to_driver=False)
+    except RayUnreachableError as exc:  # the user's address, not a failed run: one line, nothing written
+        raise BatchError(str(exc)) from None
+    try:
+        resources = ray.cluster_resources()
+        cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
+        concurrency, actor_cpus = plan_resources(options, cpus, gpus)
+        if isinstance(concurrency, int):  # more actors than batches would only load the model for nothing
+            concurrency = max(1, min(concurrency, math.ceil(len(plan.selection.todo) / options.batch_size)))
+        warning = check_cpu_budget(options, concurrency, cpus, actor_cpus)
+        if warning:
+            report.warnings.append(warning)
+            log(f"warning: {warning}")
+        spec = _spec(plan, run_id, concurrency, actor_cpus)
+        if options.via == "actors":
+            spec = dataclasses.replace(spec, read_concurrency=read_tasks(options, concurrency, cpus, actor_cpus))
+        spec = fit_to_free_cpus(spec, ray.available_resources(), log)
+        # Ray Data's bars are Ray's output: only with -v (on a terminal) unless asked for.
+        bars = not is_quiet() and sys.stderr.isatty()
+        configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
+                               object_store_budget(spec, plan.model.config.input_size))
+        if options.via == "serve":
+            preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
+                            {"version": spec.model_version, "sha256": spec.model_sha256,
+                             "filters_hash": spec.filters_hash},
+                            plan.model.config.input_size, options.serve_app,
+                            plan.model.config.preprocess.pad_value)
+    except BaseException:
+        if started:
+            shutdown_ray()
+        raise
+    return started, spec
+
+
+def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[[str], None]) -> PlanSpec:
+    """Shrink the CPU asks of a Serve-backed run so it fits in the CPUs the cluster has free.
+
+    With --via serve the replicas already hold their CPUs for as long as they live; a run that
+    asks for more than is left would wait forever for its read tasks (seen on 2-core machines).
+    Ray's CPUs are logical, so asking for smaller shares only changes how many tasks run at once.
+    """
+    if spec.via != "serve":
+        return spec
+    free = float(available.get("CPU", 0.0))
+    n = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
+    reads = spec.read_cpus if spec.decode == "tasks" else 0.0  # otherwise the clients read
+    need = n * spec.num_cpus + reads + spec.write_cpus
+    if need <= free + 1e-9:
+        return spec
+    if free < 0.05:
+        raise BatchError(f"no free CPU in the Ray cluster for the job's tasks ({free:g} free): the Serve replicas "
+                         "hold them all. Give the replicas fewer CPUs (num_cpus) or add a node.")
+    f = free * 0.95 / need
+    log(f"fitting the run into {free:g} free CPUs: CPU shares scaled by {f:.2f}")
+    return dataclasses.replace(spec, num_cpus=round(spec.num_cpus * f, 3), read_cpus=round(spec.read_cpus * f, 3),
+                               write_cpus=round(spec.write_cpus * f, 3))
+
+
+def _close(manifest: RunManifest | None, plan: Plan, report: RunReport, t0: float, status: str,
+           error: str | None) -> None:
+    report.wall_s = round(time.perf_counter() - t0, 3)
+    if manifest is None:
+        return
+    manifest.finish(status, error)  # type: ignore[arg-type]
+    manifest.counts = report_counts(report)
+    manifest.wall_s, manifest.images_per_s = report.wall_s, report.images_per_s
+    try:
+        write_manifest(plan.tables.storage, manifest)
+    except OSError:
+        pass  # the destination itself failed; the report still says what happened
+
+
+class _Reporter:
+    """Progress lines every `interval` seconds and a manifest heartbeat every 30 s."""
+
+    def __init__(self, interval: float, log: Callable[[str], None], plan: Plan, manifest: RunManifest,
+                 report: RunReport, on_part: Callable[[Progress], Any] | None) -> None:
+        self.interval, self.log, self.plan, self.manifest, self.report = interval, log, plan, manifest, report
+        self.on_part = on_part
+        self.last_line = self.last_manifest = time.perf_counter()
+
+    def __call__(self, progress: Progress) -> None:
+        apply_progress(self.report, progress)
+        now = time.perf_counter()
+        if now - self.last_line >= self.interval or progress.counts["images"] >= progress.total:
+            self.log(progress.line())
+            self.last_line = now
+        if now - self.last_manifest >= MANIFEST_EVERY_S:
+            self.manifest.counts = report_counts(self.report)
+            self.manifest.touch()
+            write_manifest(self.plan.tables.storage, self.manifest)
+            self.last_manifest = now
+        if self.on_part is not None:
+            self.on_part(progress)
+
+
+def _model_info(plan: Plan) -> dict[str, Any]:
+    return {"name": plan.model.name, "version": plan.model.version, "sha256": plan.model.config.weights.sha256,
+            "ref": plan.options.model, "labels": list(plan.model.config.labels)}
+
+
+def _filters_info(plan: Plan) -> dict[str, Any]:
+    """What tables and manifests record about a run's post-processing: its set hash, filters and classifiers."""
+    from model_store.core.pipeline import routes_metadata
+
+    info: dict[str, Any] = {"hash": plan.result_hash, "specs": plan.filters.as_specs()}
+    if plan.routes:
+        info.update(filters_hash=plan.filters.hash, classifiers=routes_metadata(plan.routes))
+    return info
+
+
+def _routes_text(plan: Plan) -> str:
+    return "".join(f" + {r.ref}" + (f" ({','.join(r.labels)})" if r.labels else "") for r in plan.routes)
+
+
+def _stage(plan: Plan):
+    if not plan.options.has_stage:
+        return None
+    from batch.reprocess.classify import stage_spec
+
+    return stage_spec(plan.routes, plan.options.crop_options, plan.result_hash, plan.options.classify_cpus)
+
+
+def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpus: float | None = None) -> PlanSpec:
+    o, mv = plan.options, plan.model
+    return PlanSpec(
+        archive_url=open_location(o.archive).url(), out_url=plan.tables.url, store_url=ModelStore(o.store).root,
+        model_name=mv.name, model_version=mv.version, model_sha256=mv.config.weights.sha256,
+        ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config), filter_specs=plan.filters.as_specs(),
+        filters_hash=plan.filters.hash, filter_overrides=o.filters, run_id=run_id,
+        metadata={"model": _model_info(plan), "filters": _filters_info(plan),
+                  **({"crops": o.crop_options.model_dump()} if o.crops else {})},
+        via=o.via, concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, num_gpus=o.num_gpus,
+        batch_size=o.batch_size, read_batch_size=o.read_batch_size, read_cpus=o.read_cpus,
+        rows_per_file=o.rows_per_file, max_pixels=o.max_pixels, serve_app=o.serve_app, decode=o.decode,
+        stage=_stage(plan),
+    )
+
+
+def _log(message: str) -> None:
+    from trapline.ray_output import console  # the terminal, also while Ray's output goes to its log file
+
+    print(message, file=console(), flush=True)
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """CLI handler shared by `trapline reprocess` and `python -m batch.reprocess`."""
+    options = options_from_args(args)
+    report = run_reprocess(options)
+    if options.json_output:
+        print(json.dumps({**dataclasses.asdict(report), "skipped": report.skipped}, indent=2, default=str))
+    else:
+        print(format_report(report))
+    return 0 if report.status in ("succeeded", "dry-run") else 1
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # `ray job stop` sends SIGTERM: finish like Ctrl-C so the manifest says "interrupted".
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m batch.reprocess` (what `ray job submit` runs): the options of `trapline reprocess`."""
+    from trapline.entry import add_verbose, run_command
+
+    parser = argparse.ArgumentParser(prog="python -m batch.reprocess",
+                                     description="run a model over an image archive (Ray Data) into Parquet "
+                                                 "detection tables; the same options as `trapline reprocess`")
+    add_reprocess_arguments(parser)
+    add_verbose(parser)
+    parser.set_defaults(func=cmd_reprocess)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:
+        pass  # not the main thread (called from another program): leave its signal handling alone
+    return run_command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The reprocess job's options: one pydantic model, filled from a config file and/or command-line flags.
+
+Flags and file keys are the same names (`--rows-per-file` = `rows_per_file`); flags win. A YAML
+or JSON file (`--config job.yaml`) suits cron and KubeRay RayJob specs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from batch.flags import FlagStyle, add_model_arguments
+from batch.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
+from batch.tables.scope import parse_when
+from model_store import ModelRef
+from model_store.core.imaging import DEFAULT_MAX_PIXELS
+from trapline.errors import OptionsError
+
+
+def parse_concurrency(value: Any) -> int | tuple[int, int] | None:
+    if value is None or isinstance(value, int | tuple):
+        return value
+    if isinstance(value, list) and len(value) == 2:
+        return (int(value[0]), int(value[1]))
+    text = str(value)
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    if not m:
+        raise ValueError(f"expected N or MIN-MAX, got {value!r}")
+    return int(m.group(1)) if m.group(2) is None else (int(m.group(1)), int(m.group(2)))
+
+
+class ReprocessOptions(BaseModel):
+    """Options of `trapline reprocess` / `python -m batch.reprocess`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    archive: str = Field(..., min_length=1, description="image archive: a directory or s3://bucket/prefix")
+    out: str = Field(..., min_length=1, description="destination of the tables: a directory or s3://bucket/prefix")
+    model: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
+    store: str | None = Field(None, description="model store root (default $TRAPLINE_MODEL_STORE or ./models)")
+    via: Literal["actors", "serve"] = Field(
+        "actors", description="actors: a dedicated actor pool; serve: the live Serve deployment")
+    concurrency: int | tuple[int, int] | None = Field(
+        None, description="inference actors: N or MIN-MAX")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per inference actor")
+    num_cpus: float | None = Field(None, gt=0, description="CPUs per inference actor")
+    batch_size: int = Field(16, ge=1, le=1024, description="images per inference call")
+    read_batch_size: int = Field(8, ge=1, le=1024, description="images per read/decode task batch")
+    read_cpus: float = Field(0.5, gt=0, le=16, description="CPUs per read/decode task")
+    decode: Literal["actors", "tasks"] = Field(
+        "actors", description="where images are decoded and letterboxed: in the inference actors (the encoded "
+                              "bytes travel, the least copying) or in the read tasks (many CPUs feeding few GPUs)")
+    rows_per_file: int = Field(1000, ge=1, le=1_000_000, description="images per Parquet part")
+    select: Literal["all", "latest-per-camera"] = Field(
+        "all", description="which images: the full history, or only the newest capture of each camera")
+    since: dt.datetime | None = Field(None, description="captured at or after (YYYY-MM-DD or ISO time)")
+    until: dt.datetime | None = Field(None, description="captured at or before (a date includes that day)")
+    limit: int | None = Field(None, ge=1, description="process at most this many images this run")
+    dry_run: bool = Field(False, description="show what would be done (found / done / to process); write nothing")
+    path_pattern: str | None = Field(None, description="regex with named groups camera / timestamp / year..second")
+    time_format: str | None = Field(None, description="strptime format of the pattern's `timestamp` group")
+    extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_EXTENSIONS),
+                                  description="image file extensions, comma-separated")
+    filters: dict[str, dict[str, Any] | None] | None = Field(
+        None, description='post-processing filter overrides, e.g. {"min_size": {"min_area_fraction": 0.001}}')
+    classify: list[str] = Field(default_factory=list, description=(
+        "a classifier for the kept detections, REF or REF=LABEL,LABEL (the detector labels routed to it; default: "
+        "the classifier's applies_to); repeatable"))
+    classify_cpus: float = Field(0.5, gt=0, le=64, description="CPUs per crop/classify actor")
+    crops: bool = Field(False, description="write a JPEG snip of every kept detection under DST/crops/")
+    crop_padding: float = Field(0.0, ge=0, le=2, description="snips: grow each box by this fraction per side")
+    crop_square: bool = Field(False, description="snips: make them square")
+    crop_min_size: int = Field(0, ge=0, description="snips: none for boxes whose shorter side is under this (px)")
+    retry_failed: bool = Field(False, description="process files that failed before again")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="refuse images with more pixels than this")
+    address: str | None = Field(None, description="Ray cluster address")
+    serve_app: str = Field("trapline", description="Serve application name for --via serve")
+    progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")
+    wait_s: float = Field(0.0, ge=0, description="when another run holds this table for this model version: "
+                                                   "wait up to this long for it to finish, else refuse")
+    progress_bars: bool | None = Field(None, description="Ray Data progress bars (default: with -v, on a terminal)")
+    json_output: bool = Field(False, description="print the summary as JSON")
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _since(cls, value: Any) -> Any:
+        return parse_when(value)
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _until(cls, value: Any) -> Any:
+        return parse_when(value, end_of_day=True)
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> Any:
+        return parse_concurrency(value)
+
+    @field_validator("concurrency")
+    @classmethod
+    def _concurrency_range(cls, value: Any) -> Any:
+        lo, hi = value if isinstance(value, tuple) else (value, value) if value is not None else (1, 1)
+        if lo < 1 or hi < lo:
+            raise ValueError(f"concurrency must be >= 1 (MIN <= MAX), got {value!r}")
+        return value
+
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _extensions(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        return [v if v.startswith(".") else f".{v}" for v in value]
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filters(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc}): {value!r}") from None
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        ModelRef.parse(value)  # InvalidRefError is a ValueError: reported with the field name
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ReprocessOptions:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        if self.path_pattern:
+            try:
+                PathPattern(self.path_pattern, self.time_format)
+            except ArchiveError as exc:
+                raise ValueError(str(exc)) from None
+        if self.via == "serve" and self.num_gpus:
+            raise ValueError("--num-gpus applies to --via actors; Serve replicas bring their own GPUs")
+        return self
+
+    @field_validator("classify", mode="before")
+    @classmethod
+    def _classify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @property
+    def has_stage(self) -> bool:
+        """Whether the run has a crop/classify stage after the detector."""
+        return bool(self.classify) or self.crops
+
+    @property
+    def crop_options(self):
+        from model_store import CropOptions
+
+        return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size) \
+            if self.crops else None
+
+    @property
+    def actor_cpus(self) -> float:
+        return self.num_cpus if self.num_cpus is not None else (0.25 if self.via == "serve" else 1.0)
+
+    @property
+    def latest_per_camera(self) -> bool:
+        return self.select == "latest-per-camera"
+
+    @property
+    def needs_capture_times(self) -> bool:
+        return self.latest_per_camera or self.since is not None or self.until is not None
+
+
+# How some fields read on the command line; everything else is `--field-name` with the field's
+# description and default (batch/flags.py).
+FLAG_STYLES = {
+    "archive": FlagStyle(metavar="SRC"), "out": FlagStyle(metavar="DST"), "model": FlagStyle(metavar="REF"),
+    "concurrency": FlagStyle(metavar="N|MIN-MAX",
+                             default_text="automatic: GPUs / --num-gpus, else CPUs / (2 x --num-cpus)"),
+    "num_cpus": FlagStyle(metavar="CPUS", default_text="1 with --via actors, 0.25 with --via serve"),
+    "select": FlagStyle(switches={"all": ("--all", "the full history"),
+                                  "latest-per-camera": ("--latest-per-camera",
+                                                        "only the newest capture of each camera (quick backfill)")}),
+    "since": FlagStyle(metavar="DATE"), "until": FlagStyle(metavar="DATE"),
+    "path_pattern": FlagStyle(metavar="REGEX"), "filters": FlagStyle(metavar="JSON"),
+    "extensions": FlagStyle(metavar="EXT,EXT"),
+    "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
+    "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
+    "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS"),
+    "json_output": FlagStyle(flags=("--json",)),
+    "classify": FlagStyle(metavar="CLS_REF[=LABEL,...]", repeatable=True),
+}
+
+
+def add_reprocess_arguments(p: argparse.ArgumentParser) -> None:
+    """The reprocess flags, generated from ReprocessOptions; flags not given stay unset."""
+    p.add_argument("--config", default=argparse.SUPPRESS, help="YAML/JSON file with these options (flags override it)")
+    add_model_arguments(p, ReprocessOptions, FLAG_STYLES)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise OptionsError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text())  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        raise OptionsError(f"{path} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise OptionsError(f"{path} must hold a mapping of options")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def options_from_args(args: argparse.Namespace) -> ReprocessOptions:
+    """Merge the config file (if any) with the flags given, and validate."""
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
+    merged = {**(load_config_file(args.config) if getattr(args, "config", None) else {}), **given}
+    try:
+        return ReprocessOptions.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e["loc"]) or "options"
+            flag = "--" + loc.replace("_", "-") if e["loc"] else loc
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "missing":
+                problems.append(f"{flag} is required")
+            else:
+                problems.append(f"{flag}: {msg} (got {e.get('input')!r})" if e["loc"] else msg)
+        raise OptionsError("invalid reprocess options: " + "; ".join(problems)) from None

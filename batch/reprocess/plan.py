@@ -1,0 +1,67 @@
+"""A run's plan: the pinned model and classifiers, the validated filters, the archive listing and what
+of it this run processes. Planning only reads (store, archive, tables); nothing is written."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from batch.reprocess.classify import resolve_stage
+from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.selection import Selection, select
+from batch.reprocess.summary import RunReport
+from batch.tables.archive import Listing, PathPattern, list_archive, open_location, resolve_capture_times
+from batch.tables.reader import Tables
+from model_store import FilterSet, ModelStore, ModelVersion
+from model_store.core.pipeline import result_hash
+
+
+@dataclass
+class Plan:
+    """A run's resolved inputs: pinned model, validated filters, the listing and what to process."""
+
+    options: ReprocessOptions
+    model: ModelVersion
+    filters: FilterSet
+    tables: Tables
+    listing: Listing
+    selection: Selection
+    routes: list = dataclasses.field(default_factory=list)  # pinned classifier routes (--classify)
+    result_hash: str = ""  # the skip key's set: filters hash, or filters + every classifier version
+
+    def __post_init__(self) -> None:
+        self.result_hash = self.result_hash or self.filters.hash
+
+    def report(self, run_id: str | None, status: str) -> RunReport:
+        s = self.selection
+        return RunReport(
+            run_id=run_id, status=status, model=f"{self.model.name}:{self.model.version}",
+            filters_hash=self.result_hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
+            found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
+            held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
+        )
+
+
+def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Plan:
+    """Resolve model (unless given already resolved) and filters, list the archive and choose what to process.
+
+    Reads only."""
+    mv = model or ModelStore(options.store).get(options.model)
+    filters = mv.config.default_filters().with_overrides(options.filters)
+    filters.require_per_image()
+    filters.check_labels(mv.config.labels)  # every filter config is validated before anything runs
+    routes = []
+    if options.classify:  # pinned here, once: the run records (and its skip key covers) these versions
+        routes = resolve_stage(ModelStore(options.store), options.classify, mv.config.labels, filters)
+    result = result_hash(filters, routes) if routes else filters.hash
+    archive = open_location(options.archive)
+    tables = Tables(options.out)
+    pattern = PathPattern(options.path_pattern, options.time_format) if options.path_pattern else None
+    listing = list_archive(archive, options.extensions, pattern)
+    entries = listing.entries
+    if options.needs_capture_times:
+        entries = resolve_capture_times(archive, entries, tables.known_capture_times())
+    done = tables.done_keys(mv.name, mv.version, result, options.retry_failed)
+    selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
+                       until=options.until, limit=options.limit)
+    return Plan(options, mv, filters, tables, listing, selection, routes, result)

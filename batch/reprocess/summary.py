@@ -1,0 +1,96 @@
+"""The run summary: what a reprocessing run found and did, and how it is printed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from batch.reprocess.dataset import Progress
+from batch.tables.schema import DETECTIONS, IMAGES
+
+COUNT_FIELDS = ("found", "selected", "already_done", "to_process", "held_back", "processed", "ok", "empty",
+                "failed", "detections", "raw_detections", "parts", "orphans_removed")
+
+
+@dataclass
+class RunReport:
+    """What a run found and did; printed as the summary and recorded in the manifest."""
+
+    run_id: str | None
+    status: str  # dry-run | succeeded | failed | interrupted
+    model: str
+    filters_hash: str
+    archive: str
+    out: str
+    found: int = 0
+    selected: int = 0
+    already_done: int = 0
+    to_process: int = 0
+    held_back: int = 0
+    processed: int = 0
+    ok: int = 0
+    empty: int = 0
+    failed: int = 0
+    detections: int = 0
+    raw_detections: int = 0
+    parts: int = 0
+    images_per_s: float = 0.0  # while images flowed (processing_s), not counting listing and start-up
+    steady_images_per_s: float = 0.0  # from the first committed part to the last (Progress.steady_rate)
+    wall_s: float = 0.0  # the whole run, listing and start-up included
+    processing_s: float = 0.0
+    estimate_s: float | None = None
+    estimate_basis: str | None = None
+    path_pattern_unmatched: int = 0
+    ignored_files: int = 0
+    orphans_removed: int = 0
+    manifest: str | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return self.already_done
+
+
+def apply_progress(report: RunReport, progress: Progress) -> None:
+    c = progress.counts
+    report.processed, report.ok, report.empty, report.failed = c["images"], c["ok"], c["empty"], c["failed"]
+    report.detections, report.raw_detections, report.parts = c["detections"], c["raw_detections"], progress.parts
+    report.processing_s = round(progress.elapsed, 3)
+    report.images_per_s = round(progress.rate, 3)
+    report.steady_images_per_s = round(progress.steady_rate, 3)
+
+
+def report_counts(report: RunReport) -> dict[str, int | float]:
+    return {k: getattr(report, k) for k in COUNT_FIELDS}
+
+
+def format_report(report: RunReport) -> str:
+    """The human summary printed at the end of a run (or of a dry run)."""
+    r = report
+    lines = []
+    if r.status == "dry-run":
+        lines.append("dry run: nothing was written")
+    else:
+        lines.append(f"run {r.run_id} {r.status} in {r.wall_s:.1f}s")
+    lines.append(f"model     {r.model}  filters {r.filters_hash}")
+    lines.append(f"archive   {r.archive}: found {r.found} image(s)"
+                 + (f", {r.ignored_files} other file(s) ignored" if r.ignored_files else ""))
+    lines.append(f"selection {r.selected} selected, {r.already_done} already done (skipped), {r.to_process} to process"
+                 + (f", {r.held_back} left for later by --limit" if r.held_back else ""))
+    if r.path_pattern_unmatched:
+        lines.append(f"warning   {r.path_pattern_unmatched} file(s) did not match --path-pattern")
+    if r.status == "dry-run":
+        if r.estimate_s is not None:
+            lines.append(f"estimate  ~{r.estimate_s:.0f}s ({r.estimate_basis})")
+        else:
+            lines.append(f"estimate  {r.estimate_basis or 'unknown'}")
+    else:
+        lines.append(f"processed {r.processed}: ok {r.ok}, empty {r.empty}, failed {r.failed}; "
+                     f"detections {r.detections} kept ({r.raw_detections} raw); {r.images_per_s:.1f} images/s"
+                     + (f" ({r.steady_images_per_s:.1f} after the first part)" if r.parts >= 2 else ""))
+        lines.append(f"tables    {r.out}/{{{IMAGES},{DETECTIONS}}}")
+        if r.manifest:
+            lines.append(f"manifest  {r.manifest}")
+    if r.error:
+        lines.append(f"error     {r.error}; rerun the same command to resume")
+    return "\n".join(lines)

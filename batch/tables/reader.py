@@ -1,0 +1,286 @@
+"""Read the `images` and `detections` tables back: skip-sets, committed views, clean-up of crashed runs.
+
+Readers here always pass the partition keys as strings (pyarrow and DuckDB would otherwise read
+a version "1" as an integer) and treat the images table as the source of truth: a detection
+counts only if its image row (same uri, content_id, filters_hash, run_id) exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from batch.tables.archive import open_location
+from batch.tables.manifest import RunManifest, is_live, read_manifests
+from batch.tables.schema import (
+    CLASSIFICATIONS,
+    CLASSIFICATIONS_SCHEMA,
+    DETECTIONS,
+    DETECTIONS_SCHEMA,
+    IMAGES,
+    IMAGES_SCHEMA,
+    PARTITION_SCHEMA,
+    SNIPS,
+    SNIPS_SCHEMA,
+)
+from batch.tables.writer import partition_parts, read_metadata
+from trapline.errors import BatchError
+from trapline.storage import Storage
+
+PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-9a-f]+)\.parquet$")
+TMP_MAX_AGE_S = 3600
+SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA, CLASSIFICATIONS: CLASSIFICATIONS_SCHEMA,
+           SNIPS: SNIPS_SCHEMA}
+PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS)  # written before a part's images file, which commits them
+
+
+class Tables:
+    """The tables under one destination `DST` (a directory or s3://bucket/prefix).
+
+    Lifecycle: cheap to construct (no I/O); every method reads the destination afresh, so it
+    sees parts that a running job committed a moment ago.
+    """
+
+    def __init__(self, url: str, storage: Storage | None = None) -> None:
+        self.storage = storage or open_location(url)
+        self.url = self.storage.url()
+
+    # -- layout --------------------------------------------------------------------------
+    def partitions(self, table: str = IMAGES) -> list[tuple[str, str]]:
+        """(model_name, model_version) pairs that have files in `table`."""
+        out = []
+        for name_dir in self.storage.listdir(table):
+            if not name_dir.startswith("model_name="):
+                continue
+            for version_dir in self.storage.listdir(table, name_dir):
+                if version_dir.startswith("model_version="):
+                    out.append((name_dir.split("=", 1)[1], version_dir.split("=", 1)[1]))
+        return sorted(out)
+
+    def parts(self, table: str, model_name: str, model_version: str) -> list[str]:
+        """Committed-looking part file names in one partition (hidden temp files excluded)."""
+        names = self.storage.listdir(table, *partition_parts(model_name, model_version))
+        return sorted(n for n in names if n.endswith(".parquet") and not n.startswith((".", "_")))
+
+    def metadata(self, model_name: str, model_version: str) -> dict:
+        """The trapline metadata (labels, filters, model) of the newest images part of a partition."""
+        parts = self.parts(IMAGES, model_name, model_version)
+        if not parts:
+            return {}
+        return read_metadata(self.storage, IMAGES, *partition_parts(model_name, model_version), parts[-1])
+
+    def filter_set_metadata(self, model_name: str, model_version: str, filters_hash: str) -> dict:
+        """Metadata (labels, filter specs) of the newest images part written with `filters_hash`."""
+        prefix = partition_parts(model_name, model_version)
+        for name in reversed(self.parts(IMAGES, model_name, model_version)):
+            meta = read_metadata(self.storage, IMAGES, *prefix, name)
+            if meta.get("filters", {}).get("hash") == filters_hash:
+                return meta
+        return {}
+
+    # -- reading -------------------------------------------------------------------------
+    def read(self, table: str, model_name: str | None = None, model_version: str | None = None,
+             columns: list[str] | None = None, filter: ds.Expression | None = None,
+             parts: Iterable[str] | None = None) -> pa.Table:
+        """Rows of `table` (optionally one partition or some of its parts) as Arrow, partition keys included."""
+        schema = SCHEMAS[table]
+        if model_name is not None and model_version is not None:
+            base = self.storage.path(table, *partition_parts(model_name, model_version))
+            paths = [f"{base}/{p}" for p in parts] if parts is not None else base
+            try:
+                dataset = ds.dataset(paths, filesystem=self.storage.fs, format="parquet", schema=schema)
+            except FileNotFoundError:
+                return _empty(schema, columns)
+            wanted = columns or schema.names
+            file_cols = [c for c in wanted if c in schema.names]
+            out = dataset.to_table(columns=file_cols, filter=filter)
+            n = out.num_rows
+            if "model_name" in wanted:
+                out = out.append_column("model_name", pa.array([model_name] * n, pa.string()))
+            if "model_version" in wanted:
+                out = out.append_column("model_version", pa.array([model_version] * n, pa.string()))
+            return out.select(wanted)
+        full = pa.schema(list(schema) + list(PARTITION_SCHEMA))
+        try:
+            dataset = ds.dataset(self.storage.path(table), filesystem=self.storage.fs, format="parquet",
+                                 schema=full, partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"))
+        except FileNotFoundError:
+            return _empty(full, columns)
+        if model_name is not None:
+            name_filter = ds.field("model_name") == model_name
+            filter = name_filter if filter is None else filter & name_filter
+        return dataset.to_table(columns=columns, filter=filter)
+
+    def done_keys(self, model_name: str, model_version: str, filters_hash: str,
+                  retry_failed: bool = False) -> set[tuple[str, str]]:
+        """(uri, content_id) of images already processed by this model version with these filters.
+
+        Failed rows count as done (the file would fail again) except read errors, which are
+        usually transient (a network blip) and are retried; `retry_failed` retries all failures.
+        """
+        t = self.read(IMAGES, model_name, model_version, ["uri", "content_id", "status", "error_reason"],
+                      filter=ds.field("filters_hash") == filters_hash)
+        if not t.num_rows:
+            return set()
+        failed = pc.equal(t["status"], "failed")
+        retry = failed if retry_failed else pc.and_(failed, pc.equal(pc.fill_null(t["error_reason"], ""),
+                                                                     "read_error"))
+        t = t.filter(pc.invert(retry))
+        return set(zip(t["uri"].to_pylist(), t["content_id"].to_pylist(), strict=True))
+
+    def known_capture_times(self) -> dict[tuple[str, str], tuple[dt.datetime, str]]:
+        """(uri, content_id) -> (capture time, source) found by earlier runs of any model."""
+        t = self.read(IMAGES, columns=["uri", "content_id", "capture_time", "capture_time_source"],
+                      filter=ds.field("capture_time_source").isin(["exif", "mtime"]))
+        out = {}
+        for uri, cid, when, src in zip(*(t[c].to_pylist() for c in t.column_names), strict=True):
+            if when is not None:
+                out[(uri, cid)] = (when, src)
+        return out
+
+    def current_images(self, model_name: str, model_version: str, filters_hash: str,
+                       filter: ds.Expression | None = None) -> pd.DataFrame:
+        """One row per uri (its newest processing) for one model version and filter set."""
+        expr = ds.field("filters_hash") == filters_hash
+        t = self.read(IMAGES, model_name, model_version, filter=expr if filter is None else expr & filter)
+        df = t.to_pandas()
+        if df.empty:
+            return df
+        df = df.sort_values(["processed_at", "run_id"], ascending=False, kind="stable")
+        return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
+
+    def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,
+                             filters_hash: str, kept_only: bool = False, table: str = DETECTIONS) -> pd.DataFrame:
+        """Rows of `table` (detections, classifications, snips) that belong to the given image rows
+        (join on uri, content_id, run_id)."""
+        expr = ds.field("filters_hash") == filters_hash
+        if kept_only:
+            expr = expr & (ds.field("kept") == True)  # noqa: E712 - a pyarrow expression, not a bool
+        det = self.read(table, model_name, model_version, filter=expr).to_pandas()
+        if det.empty or images.empty:
+            return det.iloc[0:0]
+        keys = images[["uri", "content_id", "run_id"]]
+        det = det.merge(keys, on=["uri", "content_id", "run_id"], how="inner")
+        return det.sort_values(["uri", "detection_index"]).reset_index(drop=True)
+
+    # -- repair --------------------------------------------------------------------------
+    def remove_orphans(self, live: Callable[[str], bool] | None = None) -> list[str]:
+        """Delete detections parts whose images part never appeared, from runs that are not alive.
+
+        Such a file is what a run killed between its two writes leaves behind. Parts of a run
+        that may still be writing (see `manifest.is_live`) are left alone.
+        """
+        if live is None:
+            manifests = {m.run_id: m for m in read_manifests(self.storage)}
+
+            def live(run_id: str) -> bool:
+                return is_live(manifests.get(run_id))
+
+        removed = []
+        for table in PART_TABLES:
+            for model_name, model_version in self.partitions(table):
+                committed = set(self.parts(IMAGES, model_name, model_version))
+                for name in self.parts(table, model_name, model_version):
+                    m = PART_RE.match(name)
+                    if name in committed or not m or live(m.group("run_id")):
+                        continue
+                    path = self.storage.path(table, *partition_parts(model_name, model_version), name)
+                    self.storage.fs.rm(path)
+                    removed.append(path)
+                if self.storage.is_local and table == DETECTIONS:
+                    removed += self._remove_stale_temp(model_name, model_version)
+        return removed
+
+    def _remove_stale_temp(self, model_name: str, model_version: str) -> list[str]:
+        import os
+        import time
+
+        removed = []
+        for table in (IMAGES, *PART_TABLES):
+            base = self.storage.path(table, *partition_parts(model_name, model_version))
+            if not os.path.isdir(base):
+                continue
+            for name in os.listdir(base):
+                path = os.path.join(base, name)
+                if name.startswith(".tmp-") and time.time() - os.path.getmtime(path) > TMP_MAX_AGE_S:
+                    os.remove(path)
+                    removed.append(path)
+        return removed
+
+    def manifests(self) -> list[RunManifest]:
+        return read_manifests(self.storage)
+
+
+def _empty(schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    t = schema.empty_table()
+    return t.select(columns) if columns else t
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """One model version and filter set in the tables: what export and postprocess work on."""
+
+    model_name: str
+    model_version: str
+    filters_hash: str
+    metadata: dict  # trapline metadata of a part of this set: model (labels, sha256), filters (specs)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata.get("model", {}).get("labels") or [])
+
+    @property
+    def classifiers(self) -> list[dict]:
+        """The classifiers of a set made with --classify (model_store.core.pipeline.routes_metadata entries)."""
+        return list(self.metadata.get("filters", {}).get("classifiers") or [])
+
+    @property
+    def filter_specs(self) -> list[dict]:
+        return list(self.metadata.get("filters", {}).get("specs") or [])
+
+
+def resolve_table_set(tables: Tables, model: str | None = None, filters_hash: str | None = None,
+                      store: str | None = None) -> TableSet:
+    """Pick the model version (NAME, NAME:VERSION, NAME@ALIAS via the store) and filter set to read.
+
+    Without `model` the tables must hold exactly one model version; without `filters_hash` the
+    filter set of the newest row is used.
+    """
+    from model_store import ModelRef, ModelStore
+    from model_store.store.store import version_sort_key
+
+    available = tables.partitions(IMAGES)
+    if not available:
+        raise BatchError(f"no images table under {tables.url} (run `trapline reprocess` first)")
+    choices = ", ".join(f"{n}:{v}" for n, v in available)
+    if model is None:
+        if len(available) > 1:
+            raise BatchError(f"the tables hold several model versions ({choices}); choose one with --model")
+        name, version = available[0]
+    else:
+        ref = ModelRef.parse(model)
+        if ref.alias is not None:
+            ref = ModelStore(store).resolve(ref)
+        versions = sorted((v for n, v in available if n == ref.name), key=version_sort_key)
+        if not versions:
+            raise BatchError(f"no rows for model {ref.name!r} in {tables.url} (available: {choices})")
+        if ref.version is not None and ref.version not in versions:
+            raise BatchError(f"no rows for {ref.name}:{ref.version} in {tables.url} (available: {choices})")
+        name, version = ref.name, ref.version or versions[-1]
+    t = tables.read(IMAGES, name, version, ["filters_hash", "processed_at", "run_id"])
+    if filters_hash is None:
+        if not t.num_rows:
+            raise BatchError(f"{name}:{version} has no image rows in {tables.url}")
+        newest = t.sort_by([("processed_at", "descending"), ("run_id", "descending")]).slice(0, 1)
+        filters_hash = newest["filters_hash"][0].as_py()
+    elif filters_hash not in set(t["filters_hash"].to_pylist()):
+        known = sorted(set(t["filters_hash"].to_pylist()))
+        raise BatchError(f"{name}:{version} has no rows with filters hash {filters_hash!r} (known: {known})")
+    return TableSet(name, version, filters_hash, tables.filter_set_metadata(name, version, filters_hash))

@@ -1,0 +1,194 @@
+"""The two Parquet tables a reprocessing run writes, and the row shape that flows between stages.
+
+Layout under the destination `DST` (a directory or s3://bucket/prefix)::
+
+    DST/images/model_name=NAME/model_version=VERSION/part-RUNID-DIGEST.parquet
+    DST/detections/model_name=NAME/model_version=VERSION/part-RUNID-DIGEST.parquet
+    DST/_runs/RUNID.json                      one manifest per run (see batch/tables/manifest.py)
+
+`model_name` and `model_version` are hive partition keys: they live in the directory names,
+not inside the files (readers add them back as columns). A part's images file and detections
+file share one name; the images file is written last and is the commit marker for both.
+
+images: one row per image per model version and filter set.
+
+    uri                  string     s3://bucket/key or an absolute local path
+    rel_path             string     path relative to the archive root ("/"-separated)
+    content_id           string     identity of the bytes: "etag=...;size=N" (S3) or "size=N;mtime_us=T"
+    size_bytes           int64
+    camera_id            string     from --path-pattern's `camera` group, else the first directory
+    capture_time         timestamp  naive; camera clock for path/EXIF times, UTC for mtime
+    capture_time_source  string     path | exif | mtime
+    width, height        int32      original pixels after EXIF orientation (null when failed)
+    status               string     ok (>= 1 kept detection) | empty (none kept) | failed
+    error_reason         string     failed only: empty | not_image | truncated | too_large | unsupported |
+                                    decode_error | read_error (read errors are retried by the next run)
+    error                string     failed only: the human-readable message
+    detection_count      int32      kept detections
+    raw_detection_count  int32      all detections after NMS, kept and dropped
+    max_score            float64    highest kept score (null when none)
+    model_sha256         string     sha256 of the weights that ran
+    filters_hash         string     FilterSet.hash of the post-processing filters applied
+    run_id               string     the run that wrote the row
+    processed_at         timestamp  UTC
+
+detections: one row per raw detection (kept and dropped, so filters can be re-applied later).
+
+    uri, content_id      string     join keys to images (with model_name, model_version, filters_hash, run_id)
+    detection_index      int32      0.. within the image, highest score first
+    label                string
+    class_id             int32
+    score                float64
+    bbox_x, bbox_y       float64    top-left corner, normalised 0..1
+    bbox_w, bbox_h       float64    size, normalised 0..1
+    kept                 bool       false when a filter with action "drop" fired
+    flags                list<string> names of every filter that fired
+    filters_hash, run_id string
+
+With classifiers (`--classify`) or snips (`--crops`) a part has two more files, written before
+its images file like the detections file (same name, same partition = the detector's):
+
+classifications: one row per (kept detection, classifier it was routed to).
+
+    uri, content_id, detection_index   join keys to detections (with filters_hash, run_id)
+    classifier_name, classifier_version, classifier_sha256
+    label, score         the answer after the classifier filters (a rolled-up taxon, or a label)
+    rank                 taxonomy rank of a rolled-up label (null: one of the model's labels)
+    taxon_path           list<string> taxonomy path of `label`, root first (empty without a taxonomy)
+    top_labels, top_scores  the model's own top-k
+    scores               list<float> the whole probability vector, in the classifier's label order
+    flags                list<string> classifier filters that changed the answer
+
+snips: one row per JPEG snip written under DST/crops/ (see model_store.core.crops.snip_path).
+
+    uri, content_id, detection_index, crop_uri, crop_width, crop_height
+
+When a run classifies, `filters_hash` of its rows identifies the result set: the filter set
+plus every classifier version and route (`model_store.core.pipeline.result_hash`), so the skip key
+covers every model version of the pipeline. Without classifiers it is the filter set's hash.
+
+Each file also carries key-value metadata `trapline` (JSON: model name/version/sha256, labels,
+filter specs), so a single part can be interpreted without the model store.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+IMAGES = "images"
+DETECTIONS = "detections"
+CLASSIFICATIONS = "classifications"
+SNIPS = "snips"
+RUNS_DIR = "_runs"
+PARTITION_KEYS = ("model_name", "model_version")
+STATUSES = ("ok", "empty", "failed")
+TIME_SOURCES = ("path", "exif", "mtime")
+
+# Readers must not let pyarrow/DuckDB infer "1" as an integer version: always strings.
+PARTITION_SCHEMA = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])
+
+IMAGES_SCHEMA = pa.schema([
+    pa.field("uri", pa.string(), nullable=False),
+    pa.field("rel_path", pa.string()),
+    pa.field("content_id", pa.string(), nullable=False),
+    pa.field("size_bytes", pa.int64()),
+    pa.field("camera_id", pa.string()),
+    pa.field("capture_time", pa.timestamp("us")),
+    pa.field("capture_time_source", pa.string()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error_reason", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("detection_count", pa.int32()),
+    pa.field("raw_detection_count", pa.int32()),
+    pa.field("max_score", pa.float64()),
+    pa.field("model_sha256", pa.string()),
+    pa.field("filters_hash", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("processed_at", pa.timestamp("us", tz="UTC")),
+])
+
+DETECTION_FIELDS = [
+    pa.field("detection_index", pa.int32()),
+    pa.field("label", pa.string()),
+    pa.field("class_id", pa.int32()),
+    pa.field("score", pa.float64()),
+    pa.field("bbox_x", pa.float64()),
+    pa.field("bbox_y", pa.float64()),
+    pa.field("bbox_w", pa.float64()),
+    pa.field("bbox_h", pa.float64()),
+    pa.field("kept", pa.bool_()),
+    pa.field("flags", pa.list_(pa.string())),
+]
+
+DETECTIONS_SCHEMA = pa.schema([
+    pa.field("uri", pa.string(), nullable=False),
+    pa.field("content_id", pa.string(), nullable=False),
+    *DETECTION_FIELDS,
+    pa.field("filters_hash", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+])
+
+CLASSIFICATION_FIELDS = [
+    pa.field("detection_index", pa.int32()),
+    pa.field("classifier_name", pa.string()),
+    pa.field("classifier_version", pa.string()),
+    pa.field("classifier_sha256", pa.string()),
+    pa.field("label", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("rank", pa.string()),
+    pa.field("taxon_path", pa.list_(pa.string())),
+    pa.field("top_labels", pa.list_(pa.string())),
+    pa.field("top_scores", pa.list_(pa.float64())),
+    pa.field("scores", pa.list_(pa.float32())),
+    pa.field("flags", pa.list_(pa.string())),
+]
+SNIP_FIELDS = [
+    pa.field("detection_index", pa.int32()),
+    pa.field("crop_uri", pa.string()),
+    pa.field("crop_width", pa.int32()),
+    pa.field("crop_height", pa.int32()),
+]
+
+
+def _keyed(fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema([pa.field("uri", pa.string(), nullable=False), pa.field("content_id", pa.string(), nullable=False),
+                      *fields, pa.field("filters_hash", pa.string(), nullable=False),
+                      pa.field("run_id", pa.string(), nullable=False)])
+
+
+CLASSIFICATIONS_SCHEMA = _keyed(CLASSIFICATION_FIELDS)
+SNIPS_SCHEMA = _keyed(SNIP_FIELDS)
+
+# Columns of one image's result as it leaves the inference stage: the image row (without the
+# per-run constants the writer adds) plus its detections nested, so one batch row = one image.
+PER_RUN_COLUMNS = ("model_sha256", "filters_hash", "run_id", "processed_at")
+RESULT_SCHEMA = pa.schema(
+    [f for f in IMAGES_SCHEMA if f.name not in PER_RUN_COLUMNS]
+    + [pa.field("detections", pa.list_(pa.struct(DETECTION_FIELDS)))]
+)
+
+# The listing rows handed to the read stage (times as int64 microseconds, -1 = unknown, so the
+# blocks have one fixed schema whatever the first rows hold).
+ENTRY_SCHEMA = pa.schema([
+    pa.field("uri", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("rel_path", pa.string()),
+    pa.field("content_id", pa.string()),
+    pa.field("size_bytes", pa.int64()),
+    pa.field("mtime_us", pa.int64()),
+    pa.field("camera_id", pa.string()),
+    pa.field("capture_time_us", pa.int64()),
+    pa.field("capture_time_source", pa.string()),
+])
+
+
+def image_key(uri: str, content_id: str) -> tuple[str, str]:
+    """The identity of one image version: together with model version and filters hash, the skip key."""
+    return (uri, content_id)
+
+# The nested columns a crop/classify stage adds to a results batch; the commit writes each as its own file.
+EXTRA_COLUMNS = {CLASSIFICATIONS: pa.list_(pa.struct(CLASSIFICATION_FIELDS)), SNIPS: pa.list_(pa.struct(SNIP_FIELDS))}
+STAGE_SCHEMA = pa.schema(list(RESULT_SCHEMA) + [pa.field(k, t) for k, t in EXTRA_COLUMNS.items()])

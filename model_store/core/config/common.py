@@ -1,0 +1,71 @@
+"""What every model config shares: strict pydantic models, the weights entry, the size and label checks,
+and the one-line error format that quotes the bad field and value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model_store.core.refs import SAFE_SEGMENT
+from trapline.errors import ConfigError
+
+__all__ = ["ConfigError", "Strict", "WeightsConfig", "format_validation_error", "size_in_range", "square_size",
+           "unique_labels"]
+
+
+class Strict(BaseModel):
+    """A frozen config model that refuses unknown fields (a typo is an error, not a silent default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeightsConfig(Strict):
+    file: str = Field(..., description="weights file name inside the version directory")
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="hex sha256 of the weights file")
+
+    @field_validator("file")
+    @classmethod
+    def _safe_file(cls, value: str) -> str:
+        if not SAFE_SEGMENT.match(value) or ".." in value:
+            raise ValueError(f"weights.file must be a plain file name, got {value!r}")
+        return value
+
+def square_size(cls, value: Any) -> Any:
+    """`input_size: 640` means 640x640."""
+    return (value, value) if isinstance(value, int) else value
+
+def size_in_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+    if not all(16 <= v <= 4096 for v in value):
+        raise ValueError(f"input_size must be within 16..4096 pixels, got {value!r}")
+    return value
+
+def unique_labels(cls, labels: list[str]) -> list[str]:
+    if len(set(labels)) != len(labels) or any(not label for label in labels):
+        raise ValueError(f"labels must be non-empty and unique, got {labels!r}")
+    return labels
+
+def format_validation_error(exc: ValidationError, source: str, what: str = "model config") -> str:
+    """One line per problem: `field: message (got value)`."""
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["loc"]:  # a field: name it and quote the bad value
+            lines.append(f"{'.'.join(str(p) for p in err['loc'])}: {msg} (got {err.get('input')!r})")
+        else:  # a cross-field check: its message names both values; the whole config would be noise
+            lines.append(msg)
+    return f"invalid {what + ' ' if what else ''}{source}: " + "; ".join(lines)
+
+
+def json_object(data: bytes | str | dict[str, Any], source: str) -> dict[str, Any]:
+    """A config's JSON object from text or a dict; ConfigError naming `source` otherwise."""
+    import json
+
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must hold a JSON object, got {type(data).__name__}")
+    return data

@@ -1,0 +1,192 @@
+"""The detector core: preprocess -> infer -> decode boxes -> NMS -> post-processing filters.
+
+Both the online service and the batch jobs call exactly this code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from model_store.core.backends import Backend, Interrupt, run_chunked
+from model_store.core.config import ModelConfig
+from model_store.core.filters import DetectionArrays, FilterSet
+from model_store.core.preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
+from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
+from model_store.core.yolo import RawDetections, candidates, nms
+
+FilterOverrides = Mapping[str, Mapping[str, Any] | None]
+
+
+class Detector:
+    """One loaded model version.
+
+    Lifecycle: built once per process, replica or actor by `ModelStore.load_detector`, which
+    verifies the weights' sha256 before the backend ever opens them. After that,
+    `predict_batch` (or the three stages `prepare` / `infer` / `postprocess`, which batch jobs
+    run in different places) may be called any number of times. Instances are not
+    thread-safe for concurrent `infer` calls on GPU; give each worker its own.
+    """
+
+    def __init__(self, info: ModelInfo, config: ModelConfig, backend: Backend) -> None:
+        self.info = info
+        self.config = config
+        self.backend = backend
+        self.default_filters = config.default_filters()
+        self.preprocessor = Preprocessor(config)
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    def filters(self, overrides: FilterOverrides | FilterSet | None = None) -> FilterSet:
+        """The default filters with per-call overrides applied and checked against the labels."""
+        if isinstance(overrides, FilterSet):
+            fs = overrides
+        else:
+            fs = self.default_filters.with_overrides(overrides)
+        fs.require_per_image()
+        fs.check_labels(self.config.labels)
+        return fs
+
+    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, LetterboxMeta]:
+        """Letterbox one RGB image into an HWC uint8 model input plus the metadata to map boxes back."""
+        return self.preprocessor.prepare(rgb)
+
+    def prepare_bytes(self, data: bytes, max_pixels: int) -> tuple[np.ndarray, LetterboxMeta]:
+        """Decode image bytes (JPEGs scaled down where that loses nothing) and letterbox them."""
+        return self.preprocessor.prepare_bytes(data, max_pixels)
+
+    @property
+    def interruptible(self) -> bool:
+        """Whether a forward pass stops early when its Interrupt is requested (ONNX Runtime: yes; torch: no)."""
+        return getattr(self.backend, "interruptible", False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.info.name}:{self.info.version}"
+
+    def infer(self, prepared: Sequence[np.ndarray], interrupt: Interrupt | None = None) -> list[np.ndarray]:
+        """Run prepared inputs through the model; returns one raw output per input, in order.
+
+        Inputs of one shape share forward passes (rect letterbox gives each frame shape its own
+        input shape; a camera's frames share one), and each pass is sized to what the graph
+        accepts: a graph exported with a static batch runs formed batches in chunks of that
+        size, the last one padded. Raises ModelRunError naming the model, input and expectation,
+        or RunInterruptedError when `interrupt` was requested (from another thread) before the passes finished.
+        """
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, item in enumerate(prepared):
+            groups.setdefault(item.shape, []).append(i)
+        out: list[np.ndarray] = [None] * len(prepared)  # type: ignore[list-item]
+        for idxs in groups.values():
+            raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess), interrupt)
+            for j, i in enumerate(idxs):
+                out[i] = raw[j]
+        return out
+
+    def run_tensor(self, tensor: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
+        """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output."""
+        return run_chunked(self.backend, tensor, self.ref, interrupt)
+
+    def decode(self, raw_one: np.ndarray) -> RawDetections:
+        """Boxes above the score threshold after NMS, in model-input pixels."""
+        cfg = self.config
+        cands = candidates(raw_one, cfg.output_layout, cfg.num_classes, cfg.score_threshold)
+        return nms(cands, cfg.nms_iou, cfg.max_detections, cfg.class_agnostic_nms)
+
+    def postprocess(
+        self, raw_one: np.ndarray, meta: LetterboxMeta, filters: FilterSet | None = None,
+        timing_ms: dict[str, float] | None = None,
+    ) -> ImageDetections:
+        """Decode one image's raw output into an ImageDetections record."""
+        filters = self.default_filters if filters is None else filters
+        dets = self.decode(raw_one)
+        boxes = unletterbox(dets.boxes_xyxy, meta)
+        arrays = DetectionArrays(boxes, dets.scores, dets.class_ids, self.config.labels, meta.width, meta.height)
+        kept, flags = filters.apply(arrays)
+        kept_list, dropped = [], []
+        w, h = float(meta.width), float(meta.height)
+        for i in range(len(dets.scores)):
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            det = Detection(
+                label=self.config.labels[int(dets.class_ids[i])],
+                class_id=int(dets.class_ids[i]),
+                score=round(float(dets.scores[i]), 6),
+                bbox=(x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h),
+                box_px=(x1, y1, x2, y2),
+                flags=flags[i],
+            )
+            (kept_list if kept[i] else dropped).append(det)
+        return ImageDetections(
+            model=self.info, width=meta.width, height=meta.height, detections=kept_list, dropped=dropped,
+            filters=FiltersApplied(names=filters.names, hash=filters.hash, configs=filters.as_specs()),
+            timing_ms=timing_ms or {},
+        )
+
+    def run_prepared(
+        self, prepared: Sequence[np.ndarray], metas: Sequence[LetterboxMeta],
+        filters: FilterSet | Sequence[FilterSet] | None = None, interrupt: Interrupt | None = None,
+    ) -> list[ImageDetections | Exception]:
+        """Prepared inputs -> records: the one run loop of the library, the Serve replica and the batch actors.
+
+        One `infer` for the whole batch, then `postprocess` per input with `filters` (one set for all,
+        or one per input). An input whose postprocessing fails gets its exception in its place, so
+        it never fails its batch mates; a failed forward pass raises ModelRunError for all, and one
+        stopped by `interrupt` raises RunInterruptedError (nothing was lost: run the inputs again).
+        Each record's `timing_ms` holds inference (the batch's), postprocess and batch_size.
+        """
+        if not prepared:
+            return []
+        per_item = filters if isinstance(filters, list | tuple) else [filters or self.default_filters] * len(prepared)
+        t0 = time.perf_counter()
+        raw = self.infer(prepared, interrupt)
+        inference_ms = _ms(time.perf_counter() - t0)
+        out: list[ImageDetections | Exception] = []
+        for one, meta, fs in zip(raw, metas, per_item, strict=True):
+            t1 = time.perf_counter()
+            try:
+                record = self.postprocess(one, meta, fs)
+            except Exception as exc:  # noqa: BLE001 - returned in place: one bad item must not fail the rest
+                out.append(exc)
+                continue
+            record.timing_ms = {"inference": inference_ms, "postprocess": _ms(time.perf_counter() - t1),
+                                "batch_size": float(len(prepared))}
+            out.append(record)
+        return out
+
+    def predict_batch(
+        self, images: Sequence[np.ndarray], filters: FilterOverrides | FilterSet | None = None
+    ) -> list[ImageDetections]:
+        """Detect objects in a batch of RGB uint8 images (any sizes)."""
+        if not images:
+            return []
+        fs = self.filters(filters)
+        t0 = time.perf_counter()
+        prepared = [self.prepare(img) for img in images]
+        preprocess_ms = _ms((time.perf_counter() - t0) / len(images))
+        results = []
+        for res in self.run_prepared([p for p, _ in prepared], [m for _, m in prepared], fs):
+            if isinstance(res, Exception):
+                raise res
+            res.timing_ms = {"preprocess": preprocess_ms, **res.timing_ms}
+            results.append(res)
+        return results
+
+    def blank(self) -> np.ndarray:
+        """A full-size input of padding only (what warm-ups and preflight checks send)."""
+        w, h = self.config.input_size
+        return np.full((h, w, 3), self.config.preprocess.pad_value, np.uint8)
+
+    def warmup(self, batch_sizes: Sequence[int] = (1,)) -> None:
+        """Run blank inputs once per batch size so the first real request pays no allocation cost."""
+        blank = self.blank()
+        for n in batch_sizes:
+            self.infer([blank] * n)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

@@ -1,0 +1,237 @@
+"""Post-processing filters: a small registry of typed, hashable detection filters.
+
+Detection filters (`min_size`, `class_mask`, `score`) never delete raw detections. Each one
+marks the detections it fires on; a filter whose `action` is "drop" also removes them from
+the kept set, one whose action is "flag" only annotates them. Keeping every raw detection is
+what lets a batch job re-filter its stored tables later without running the model again.
+
+Classifier filters (`classifier_mask`, `rank_rollup`; model_store/core/filters/classifier.py) live in
+the same registry and the same `FilterSet` (so its hash covers them) but act on a classifier's
+probability vector instead: they rewrite the answer (label, score, taxon) and never touch the raw
+scores, which tables keep. The base types are in model_store/core/filters/types.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
+from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, no_duplicates
+from trapline.errors import FilterConfigError
+
+
+class MinSizeConfig(FilterConfig):
+    min_area_fraction: float = Field(..., ge=0.0, le=1.0, description="smallest box area / image area to keep")
+
+
+class ClassMaskConfig(FilterConfig):
+    allowed_labels: list[str] = Field(..., min_length=1, description="labels to keep; all others fire")
+    _unique = field_validator("allowed_labels")(no_duplicates)
+
+
+class ScoreConfig(FilterConfig):
+    min_score: float = Field(..., ge=0.0, le=1.0, description="detections scoring below this fire")
+
+
+class RepeatConfig(FilterConfig):
+    """Repeat-detection elimination (MegaDetector's RDE): boxes recurring at one place on one camera."""
+
+    iou: float = Field(0.85, gt=0.0, le=1.0, description="boxes at least this similar are the same place")
+    min_images: int = Field(10, ge=2, description="a box fires when it recurs in at least this many images")
+    window_hours: float | None = Field(None, gt=0.0, description="only images captured within this many hours "
+                                                                 "of each other count; None: the whole history")
+    min_score: float = Field(0.1, ge=0.0, le=1.0, description="less confident detections are never compared")
+    max_box_fraction: float | None = Field(0.2, gt=0.0, le=1.0, description="boxes larger than this fraction of "
+                                                                            "the image never fire (a large "
+                                                                            "animal at rest is not a stick)")
+
+
+class MinSizeFilter(PostFilter):
+    name = "min_size"
+    config_model = MinSizeConfig
+
+    @staticmethod
+    def fires(config: MinSizeConfig, dets: DetectionArrays) -> np.ndarray:
+        w = dets.boxes_px[:, 2] - dets.boxes_px[:, 0]
+        h = dets.boxes_px[:, 3] - dets.boxes_px[:, 1]
+        area = (w * h) / float(max(dets.image_width * dets.image_height, 1))
+        return area < config.min_area_fraction
+
+
+class ClassMaskFilter(PostFilter):
+    name = "class_mask"
+    config_model = ClassMaskConfig
+
+    @staticmethod
+    def fires(config: ClassMaskConfig, dets: DetectionArrays) -> np.ndarray:
+        allowed = {i for i, label in enumerate(dets.labels) if label in set(config.allowed_labels)}
+        return ~np.isin(dets.class_ids, list(allowed))
+
+    @staticmethod
+    def check_labels(config: ClassMaskConfig, labels: Sequence[str]) -> None:
+        unknown = [label for label in config.allowed_labels if label not in labels]
+        if unknown:
+            raise FilterConfigError(
+                f"class_mask.allowed_labels names unknown labels {unknown!r}; the model has {list(labels)!r}"
+            )
+
+
+class ScoreFilter(PostFilter):
+    name = "score"
+    config_model = ScoreConfig
+
+    @staticmethod
+    def fires(config: ScoreConfig, dets: DetectionArrays) -> np.ndarray:
+        return dets.scores < config.min_score
+
+
+class RepeatFilter(PostFilter):
+    name = "repeat"
+    config_model = RepeatConfig
+    table_level = True
+
+    @staticmethod
+    def fires(config: RepeatConfig, dets: DetectionArrays) -> np.ndarray:
+        raise FilterConfigError("the repeat filter compares boxes across images of a camera; it runs on stored "
+                                "tables (`trapline postprocess --filter repeat`), not on one image")
+
+
+REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter,
+                                                              ClassifierMaskFilter, RankRollupFilter)}
+
+
+def parse_filter_config(name: str, config: Mapping[str, Any] | BaseModel) -> BaseModel:
+    """Validate one filter's config, with an error that names the filter and quotes the bad value."""
+    if name not in REGISTRY:
+        raise FilterConfigError(f"unknown filter {name!r}; known filters: {sorted(REGISTRY)}")
+    model = REGISTRY[name].config_model
+    if isinstance(config, model):
+        return config
+    if isinstance(config, BaseModel):
+        config = config.model_dump()
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise FilterConfigError(f"invalid config for filter {name!r}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class FilterSet:
+    """An ordered, validated list of filters; its `hash` identifies it in results and tables."""
+
+    filters: tuple[tuple[str, BaseModel], ...] = ()
+
+    @classmethod
+    def from_specs(cls, specs: Sequence[Mapping[str, Any]]) -> FilterSet:
+        """Build from `[{"name": ..., "config": {...}}, ...]` (the form used in config.json)."""
+        items = []
+        for spec in specs:
+            if set(spec) - {"name", "config"} or "name" not in spec:
+                raise FilterConfigError(f"a filter spec needs 'name' and 'config' only, got {dict(spec)!r}")
+            items.append((spec["name"], parse_filter_config(spec["name"], spec.get("config", {}))))
+        names = [n for n, _ in items]
+        if len(set(names)) != len(names):
+            raise FilterConfigError(f"each filter may appear once, got {names!r}")
+        return cls(tuple(items))
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any] | None] | None) -> FilterSet:
+        """Per-call overrides: `{name: {field: value}}` merges into (or adds) a filter, `{name: None}` removes it."""
+        if not overrides:
+            return self
+        current = dict(self.filters)
+        for name, patch in overrides.items():
+            if patch is None:
+                if name not in REGISTRY:
+                    raise FilterConfigError(f"unknown filter {name!r}; known filters: {sorted(REGISTRY)}")
+                current.pop(name, None)
+                continue
+            if not isinstance(patch, Mapping):
+                raise FilterConfigError(f"override for filter {name!r} must be an object, got {patch!r}")
+            base = current[name].model_dump() if name in current else {}
+            current[name] = parse_filter_config(name, {**base, **patch})
+        return FilterSet(tuple(current.items()))
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if any filter refers to labels the model does not have."""
+        for name, config in self.filters:
+            REGISTRY[name].check_labels(config, labels)
+
+    def check_classifier_labels(self, classifier: str, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if a classifier filter for `classifier` names labels it does not have."""
+        for name, config in self.classifier_filters(classifier):
+            REGISTRY[name].check_classifier_labels(config, labels)
+
+    def classifier_filters(self, classifier: str) -> list[tuple[str, BaseModel]]:
+        """The classifier filters that apply to the classifier model named `classifier`, in order."""
+        return [(name, config) for name, config in self.filters if REGISTRY[name].kind == "classification"
+                and getattr(config, "classifier", None) in (None, classifier)]
+
+    @property
+    def has_classifier_filters(self) -> bool:
+        return any(REGISTRY[name].kind == "classification" for name, _ in self.filters)
+
+    def classify(self, classifier: str, answer: ClassifierAnswer) -> ClassifierAnswer:
+        """Apply the classifier filters for `classifier` to one answer (in place); flags name those that fired."""
+        for name, config in self.classifier_filters(classifier):
+            if REGISTRY[name].transform(config, answer):  # type: ignore[attr-defined]
+                answer.flags.append(name)
+        return answer
+
+    @property
+    def table_level(self) -> list[str]:
+        """Names of the filters that need boxes of other images (see `PostFilter.table_level`)."""
+        return [name for name, _ in self.filters if REGISTRY[name].table_level]
+
+    def require_per_image(self) -> None:
+        """Raise FilterConfigError if a filter cannot run on one image (the detector's and the service's case)."""
+        if self.table_level:
+            raise FilterConfigError(
+                f"{', '.join(self.table_level)} is a table-level filter (it compares boxes across the images of "
+                "a camera): apply it to stored tables with `trapline postprocess --filter repeat`, not per image")
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.filters]
+
+    def as_specs(self) -> list[dict[str, Any]]:
+        """The canonical JSON-able form: `[{"name", "config"}]` with every field spelled out."""
+        return [{"name": name, "config": config.model_dump(mode="json")} for name, config in self.filters]
+
+    @property
+    def hash(self) -> str:
+        """A stable 16-hex-digit hash of the names, order and full configs (defaults included)."""
+        canonical = json.dumps(self.as_specs(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def apply(self, dets: DetectionArrays, precomputed: Mapping[str, np.ndarray] | None = None) -> tuple[
+            np.ndarray, list[list[str]]]:
+        """Return (kept mask, flags per detection): flags name every filter that fired.
+
+        `precomputed` holds the fired masks of table-level filters for these detections.
+        """
+        n = len(dets.scores)
+        kept = np.ones(n, dtype=bool)
+        flags: list[list[str]] = [[] for _ in range(n)]
+        for name, config in self.filters:
+            if REGISTRY[name].kind != "detection":
+                continue
+            if precomputed is not None and name in precomputed:
+                fired = np.asarray(precomputed[name], dtype=bool)
+            else:
+                fired = np.asarray(REGISTRY[name].fires(config, dets), dtype=bool)
+            for i in np.flatnonzero(fired):
+                flags[i].append(name)
+            if config.action == "drop":
+                kept &= ~fired
+        return kept, flags

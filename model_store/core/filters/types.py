@@ -1,0 +1,60 @@
+"""The types every post-processing filter is built on: its config base, the error for a bad config,
+the arrays a detection filter reads and the filter interface (model_store/core/filters/__init__.py has the
+detection filters, the registry and FilterSet; model_store/core/filters/classifier.py the classifier ones)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FilterConfig(BaseModel):
+    """Base for every filter config: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    action: Literal["drop", "flag"] = Field("drop", description="drop: remove from the kept set; flag: annotate only")
+
+
+def no_duplicates(cls, labels: list[str]) -> list[str]:
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"allowed_labels has duplicates: {labels!r}")
+    return labels
+
+
+@dataclass(frozen=True)
+class DetectionArrays:
+    """The columns a filter looks at, for one image: boxes in original pixels (x1, y1, x2, y2)."""
+
+    boxes_px: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    labels: Sequence[str]
+    image_width: int
+    image_height: int
+
+
+class PostFilter:
+    """One registered filter: a config model and a vectorised `fires` predicate."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+    kind: ClassVar[str] = "detection"  # or "classification": acts on classifier scores
+    # A table-level filter needs boxes of other images (of one camera) to decide: it cannot run in
+    # the detector on one image; `FilterSet.apply` takes its result precomputed over the tables.
+    table_level: ClassVar[bool] = False
+
+    @staticmethod
+    def fires(config: Any, dets: DetectionArrays) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @staticmethod
+    def check_labels(config: Any, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if the config names labels the model does not have."""
+
+    @staticmethod
+    def check_classifier_labels(config: Any, labels: Sequence[str]) -> None:
+        """Raise FilterConfigError if the config names labels the classifier does not have."""

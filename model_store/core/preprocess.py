@@ -1,0 +1,142 @@
+"""Letterbox an RGB image into a model input, and map boxes back to the original pixels."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from model_store.core.config import ModelConfig, PreprocessConfig
+
+
+@dataclass(frozen=True)
+class LetterboxMeta:
+    """How one image was placed in the model input: scale factors, padding, original size."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+
+INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST,
+                 "cubic": cv2.INTER_CUBIC}
+
+
+def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, stride: int = 32,
+              interpolation: int | None = None) -> tuple[np.ndarray, LetterboxMeta]:
+    """Resize and pad an RGB image for a model of input `size` = (width, height); returns HWC uint8.
+
+    square: keep aspect, pad to `size`; rect: keep aspect, pad only up to a multiple of `stride`
+    (the output is at most `size`); stretch: resize to `size`. Sizes, rounding and padding follow
+    Ultralytics' and YOLOv5's `LetterBox` so the same model sees the same tensor it saw there.
+    `interpolation` overrides `cfg.interpolation` (training varies it as augmentation).
+    """
+    h, w = rgb.shape[:2]
+    out_w, out_h = size
+    if cfg.letterbox == "stretch":
+        new_w, new_h = out_w, out_h
+        sx, sy = out_w / w, out_h / h
+    else:
+        s = min(out_w / w, out_h / h)
+        new_w, new_h = max(1, round(w * s)), max(1, round(h * s))
+        sx = sy = s
+        if cfg.letterbox == "rect":
+            out_w, out_h = new_w + (out_w - new_w) % stride, new_h + (out_h - new_h) % stride
+    interp = INTERPOLATION[cfg.interpolation] if interpolation is None else interpolation
+    resized = cv2.resize(rgb, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else rgb
+    pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
+    top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding
+    bottom, right = out_h - new_h - top, out_w - new_w - left
+    if top or bottom or left or right:
+        v = cfg.pad_value
+        resized = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(v, v, v))
+    if cfg.color_order == "bgr":
+        resized = resized[:, :, ::-1]
+    return resized, LetterboxMeta(sx, sy, float(left), float(top), w, h)
+
+
+def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray:
+    """Stack letterboxed HWC uint8 images into the model's NCHW input tensor."""
+    batch = np.stack(images)  # N, H, W, C uint8
+    batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+    if cfg.input_dtype == "uint8":
+        return batch
+    out = batch.astype(np.float32)
+    divisor = 1.0 / cfg.scale
+    if abs(divisor - round(divisor)) < 1e-6:
+        # x / 255 as the reference libraries compute it: x * float32(1/255) differs by an ulp for some
+        # pixels, which is enough to flip saturated class-score ties on real exports.
+        out /= np.float32(round(divisor))
+    else:
+        out *= np.float32(cfg.scale)
+    return out.astype(np.float16) if cfg.input_dtype == "float16" else out
+
+
+def unletterbox(boxes_xyxy: np.ndarray, meta: LetterboxMeta) -> np.ndarray:
+    """Map (N, 4) x1,y1,x2,y2 boxes from model-input pixels to original pixels, clipped to the image."""
+    out = np.empty_like(boxes_xyxy, dtype=np.float32)
+    out[:, [0, 2]] = (boxes_xyxy[:, [0, 2]] - meta.pad_x) / meta.scale_x
+    out[:, [1, 3]] = (boxes_xyxy[:, [1, 3]] - meta.pad_y) / meta.scale_y
+    # Fancy indexing returns copies, so clip by assignment (np.clip(..., out=x[:, [0, 2]]) is a no-op).
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, meta.width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, meta.height)
+    return out
+
+
+class Preprocessor:
+    """The config-only first stage of a detector: RGB image -> letterboxed model input.
+
+    Needs no weights, so batch jobs run it in cheap CPU tasks before inference actors.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    def prepare(self, rgb: np.ndarray, original_size: tuple[int, int] | None = None
+                ) -> tuple[np.ndarray, LetterboxMeta]:
+        """Letterbox one RGB uint8 image; returns HWC uint8 input and the metadata to map boxes back.
+
+        `original_size` (width, height) is the full-resolution size when `rgb` was decoded scaled
+        down: boxes are then mapped back to the original pixels, not the reduced ones.
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
+        if original_size and original_size != (meta.width, meta.height):
+            ow, oh = original_size
+            meta = LetterboxMeta(meta.scale_x * meta.width / ow, meta.scale_y * meta.height / oh,
+                                 meta.pad_x, meta.pad_y, ow, oh)
+        return prepared, meta
+
+    def accepts(self, prepared: np.ndarray) -> bool:
+        """Whether `prepared` is an input this config's letterbox could have produced."""
+        if not isinstance(prepared, np.ndarray) or prepared.dtype != np.uint8 or prepared.ndim != 3 \
+                or prepared.shape[2] != 3:
+            return False
+        (w, h), (ph, pw) = self.config.input_size, prepared.shape[:2]
+        if self.config.preprocess.letterbox != "rect":
+            return (pw, ph) == (w, h)
+        stride = self.config.stride
+        return 0 < pw <= w and 0 < ph <= h and (pw == w or pw % stride == 0) and (ph == h or ph % stride == 0)
+
+    def min_decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """The smallest decoded size (width, height) that loses nothing for this model's input."""
+        in_w, in_h = self.config.input_size
+        if self.config.preprocess.letterbox == "stretch":
+            return in_w, in_h
+        s = min(in_w / width, in_h / height)
+        return math.ceil(width * s), math.ceil(height * s)
+
+    def prepare_bytes(self, data: bytes, max_pixels: int) -> tuple[np.ndarray, LetterboxMeta]:
+        """Decode (scaled down where that loses nothing) and letterbox: the path of served and batch images."""
+        from model_store.core.imaging import decode_image_at_least
+
+        reduce = self.min_decode_size if self.config.preprocess.reduced_decode else None
+        rgb, size = decode_image_at_least(data, max_pixels, reduce)
+        return self.prepare(rgb, size)

@@ -1,0 +1,216 @@
+"""`trapline models ...`: list, show, publish, quantize, promote, rollback and verify model versions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from model_store.core.refs import DEFAULT_ALIAS, ModelRef
+from model_store.store.derive import PRESETS
+from model_store.store.store import ModelStore, prepare_config
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None,
+                        help="model store root: a directory or s3://bucket/prefix "
+                             "(default: $TRAPLINE_MODEL_STORE or ./models)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="manage versioned models in the model store")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    p = msub.add_parser("list", help="list models, versions and aliases")
+    add_store_argument(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = msub.add_parser("show", help="show one version's config, aliases and model card")
+    add_store_argument(p)
+    p.add_argument("ref", help="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_show)
+
+    p = msub.add_parser(
+        "publish", help="publish new weights as an immutable version",
+        description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics (YOLOv8, "
+                    "YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and layout are read "
+                    "from the file); --preset and then --config override what was derived, and a config that "
+                    "contradicts the graph is refused.",
+        epilog="examples:\n  trapline models publish yolov8n.onnx --name yolov8n --version 1\n"
+               "  trapline models publish md_v5a.onnx --name megadetector --version 5a --preset megadetector-v5\n"
+               "  trapline models publish model.onnx --name moths --version 3 --config overrides.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_store_argument(p)
+    p.add_argument("weights", help="weights file (e.g. model.onnx)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--config", default=None,
+                   help="config.json for this version, whole or only the fields to override (weights.sha256 is "
+                        "filled in); optional for ONNX exports that carry their class names")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="a known model family's configuration (applied before --config)")
+    p.add_argument("--dry-run", action="store_true", help="print the config that would be published and stop")
+    p.add_argument("--card", default=None, help="README.md model card")
+    p.set_defaults(func=cmd_publish)
+
+    p = msub.add_parser(
+        "quantize", help="publish an int8 version beside its parent, if it agrees with it",
+        description="Quantize NAME:VERSION to int8 (ONNX Runtime static quantization: QDQ, per-channel int8 "
+                    "weights) and publish it as NAME:V2 beside its parent, with the parent's config. Images in "
+                    "DIR are split deterministically: activation ranges are calibrated on most of them, and on the "
+                    "held-out rest both versions run through the detector and are compared (box match rate, "
+                    "mAP@0.5 taking the parent's detections as truth, mean |Δscore|, ms/image on one thread). The "
+                    "report goes into the new version's model card. Below --min-match nothing is published "
+                    "(exit 2) unless --force. No alias is moved (promote the int8 version to serve it), but the "
+                    "implicit `latest` is the highest version name, which the new one may be.",
+        epilog="examples:\n  trapline models quantize demo-detector:2 --calibrate samples/ --version 2-int8\n"
+               "  trapline models quantize yolov8n:1 --calibrate /data/traps/sample --version 1-int8 "
+               "--min-match 0.95",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_store_argument(p)
+    p.add_argument("ref", help="NAME:VERSION or NAME@ALIAS of an ONNX model to quantize")
+    p.add_argument("--calibrate", required=True, metavar="DIR",
+                   help="directory of representative images (searched recursively); a few hundred from the "
+                        "cameras the model serves")
+    p.add_argument("--version", required=True, help="version to publish the int8 model as")
+    p.add_argument("--holdout-fraction", type=float, default=0.3,
+                   help="share of the images kept out of calibration to compare the versions on (default 0.3)")
+    p.add_argument("--min-match", type=float, default=0.9,
+                   help="refuse when fewer of the parent's boxes (score >= 0.3) are matched (default 0.9)")
+    p.add_argument("--force", action="store_true", help="publish even below --min-match")
+    p.set_defaults(func=cmd_quantize)
+
+    p = msub.add_parser("promote", help="point an alias at a version (verifies it first)")
+    add_store_argument(p)
+    p.add_argument("ref", help="NAME:VERSION")
+    p.add_argument("--alias", default=DEFAULT_ALIAS)
+    p.set_defaults(func=cmd_promote)
+
+    p = msub.add_parser("rollback", help="return an alias to the version it pointed at before")
+    add_store_argument(p)
+    p.add_argument("name")
+    p.add_argument("--alias", default=DEFAULT_ALIAS)
+    p.set_defaults(func=cmd_rollback)
+
+    p = msub.add_parser("verify", help="check a version's config and weights checksum")
+    add_store_argument(p)
+    p.add_argument("ref", help="NAME:VERSION or NAME@ALIAS")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = ModelStore(args.store)
+    rows = []
+    for name in store.list_models():
+        aliases = {k: v.version for k, v in store.aliases(name).items()}
+        rows.append({"name": name, "versions": store.list_versions(name), "aliases": aliases})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no models in {store.root}")
+    for row in rows:
+        aliases = ", ".join(f"{a}->{v}" for a, v in sorted(row["aliases"].items()))
+        print(f"{row['name']}: versions {', '.join(row['versions'])}; aliases {aliases or '-'}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = ModelStore(args.store)
+    mv = store.get(args.ref)
+    aliases = sorted(a for a, rec in store.aliases(mv.name).items() if rec.version == mv.version)
+    out = {"name": mv.name, "version": mv.version, "url": mv.url, "aliases": aliases,
+           "config": mv.config.model_dump(mode="json")}
+    if args.json:
+        out["card"] = store.card(mv.ref)
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{mv.name}:{mv.version}  ({', '.join(aliases) or 'no aliases'})  {mv.url}")
+    print("\n".join(graph_lines(mv.config)))
+    print(json.dumps(mv.config.model_dump(mode="json", exclude={"graph"}), indent=2))
+    card = store.card(mv.ref)
+    if card:
+        print("\n" + card.rstrip())
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from pathlib import Path
+
+        parsed = prepare_config(Path(args.weights), args.config, args.preset, f"config for {args.name}:{args.version}")
+        print(json.dumps(parsed.model_dump(mode="json", exclude={"graph"}), indent=2))
+        print("\n" + "\n".join(graph_lines(parsed)))
+        return 0
+    store = ModelStore(args.store)
+    mv = store.publish(args.weights, args.name, args.version, args.config, args.card, preset=args.preset)
+    cfg = mv.config
+    print(f"published {mv.name}:{mv.version} sha256={cfg.weights.sha256} at {mv.url}")
+    labels = f"{cfg.num_classes} labels ({', '.join(cfg.labels[:5])}{', ...' if cfg.num_classes > 5 else ''})"
+    if mv.is_classifier:
+        print(f"  classifier: {labels}, input {cfg.input_size[0]}x{cfg.input_size[1]}, output {cfg.output}, "
+              f"top {cfg.top_k}, for detector labels {cfg.applies_to or 'all'}")
+    else:
+        print(f"  {labels}, input {cfg.input_size[0]}x{cfg.input_size[1]}, stride {cfg.stride}, letterbox "
+              f"{cfg.preprocess.letterbox}, layout {cfg.output_layout}, score >= {cfg.score_threshold}, "
+              f"NMS IoU {cfg.nms_iou}")
+    for line in graph_lines(cfg):
+        print("  " + line)
+    return 0
+
+
+def graph_lines(cfg) -> list[str]:
+    """What the inspected graph says, for people: input, output, batch, producer."""
+    g = cfg.graph
+    if g is None:
+        return [f"graph: not inspected (backend {cfg.backend})"]
+    batch = f"static batch {g.fixed_batch} (formed batches run in chunks of {g.fixed_batch})" if g.fixed_batch \
+        else "dynamic batch"
+    spatial = "static spatial dims" if g.static_hw else "dynamic spatial dims"
+    meta = ", ".join(f"{k}={v}" for k, v in sorted(g.metadata.items()) if k in ("version", "task", "imgsz", "stride",
+                                                                                  "batch", "date"))
+    return [f"graph input:  {g.input.describe()} ({batch}, {spatial})",
+            f"graph output: {', '.join(o.describe() for o in g.outputs)}",
+            f"producer:     {g.producer}{f' ({meta})' if meta else ''}"]
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    import logging
+
+    from model_store.store.quantize import quantize_version
+
+    # ONNX Runtime's quantizer warns on the root logger about details the report already covers.
+    logging.disable(logging.WARNING)
+    store = ModelStore(args.store)
+    report = quantize_version(store, args.ref, args.calibrate, args.version, holdout_fraction=args.holdout_fraction,
+                              min_match=args.min_match, force=args.force)
+    mv = store.get(report.candidate)
+    forced = " (forced: below --min-match)" if not report.passed else ""
+    print(f"published {report.candidate}, int8 of {report.parent}{forced}, sha256={mv.config.weights.sha256} "
+          f"at {mv.url}")
+    print(report.table())
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    store = ModelStore(args.store)
+    ref = ModelRef.parse(args.ref)
+    record = store.promote(ref, args.alias)
+    before = record.history[-1] if record.history else "nothing"
+    print(f"{ref.name}@{args.alias} -> {record.version} (was {before})")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    store = ModelStore(args.store)
+    record = store.rollback(args.name, args.alias)
+    print(f"{args.name}@{args.alias} -> {record.version} (rolled back)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    store = ModelStore(args.store)
+    mv = store.verify(args.ref)
+    print(f"ok: {mv.name}:{mv.version} config valid, sha256 {mv.config.weights.sha256} matches")
+    return 0

@@ -1,0 +1,389 @@
+"""The versioned model store: `<root>/<name>/<version>/{weights, config.json, README.md}`.
+
+Aliases live in `<root>/<name>/_aliases/<alias>.json` ({"version", "history", "updated_at"}).
+A version exists once its `config.json` does; publish writes that file last, so a reader
+never sees a half-published version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model_store.core.backends import CLASSIFIER_BACKENDS
+from model_store.core.config import ClassifierConfig, ConfigError, ModelConfig, parse_any_config
+from model_store.core.records import ModelInfo
+from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
+from trapline.errors import ChecksumError, NotFoundError, StoreError
+from trapline.storage import Storage
+
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+ALIASES_DIR = "_aliases"
+LATEST = "latest"
+DEFAULT_FILES = {"onnx-yolo": "model.onnx", "torch-export-yolo": "model.pt2", "onnx-classifier": "model.onnx"}
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def version_sort_key(version: str) -> tuple:
+    """Natural order: "2" < "10", "1.2" < "1.10"; purely numeric parts sort before text."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[._-]", version))
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One published version: its config and where it lives."""
+
+    name: str
+    version: str
+    config: ModelConfig | ClassifierConfig
+    url: str
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.config.backend in CLASSIFIER_BACKENDS
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, version=self.version, sha256=self.config.weights.sha256)
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(self.name, version=self.version)
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """Where an alias points now, and the versions it pointed at before (oldest first)."""
+
+    version: str
+    history: tuple[str, ...] = ()
+    updated_at: str = ""
+
+
+class ModelStore:
+    """Versioned detectors on local disk or S3.
+
+    Lifecycle: constructing a store does no I/O. Every call reads the store afresh, so many
+    processes (CLI, replicas, batch actors) can share one root; the only cached state is the
+    local copy of a version's files under `cache_dir`, which is keyed by sha256 and verified.
+    """
+
+    def __init__(self, root: str | None = None, storage_options: dict[str, Any] | None = None,
+                 cache_dir: str | None = None) -> None:
+        root = root or os.environ.get("TRAPLINE_MODEL_STORE") or "./models"
+        if "://" not in root:
+            root = str(Path(root).expanduser().resolve())
+        self.storage = Storage(root, storage_options)
+        self.root = root
+        self.cache_dir = Path(cache_dir or os.environ.get("TRAPLINE_MODEL_CACHE")
+                              or Path.home() / ".cache" / "trapline" / "models")
+
+    # -- reading -------------------------------------------------------------------------
+    def list_models(self) -> list[str]:
+        """Names of models that have at least one published version."""
+        return [n for n in self.storage.listdir() if _is_segment(n) and self.list_versions(n)]
+
+    def list_versions(self, name: str) -> list[str]:
+        """Published versions of `name`, oldest first (natural sort)."""
+        check_segment("model name", name)
+        versions = [v for v in self.storage.listdir(name) if _is_segment(v) and v != ALIASES_DIR]
+        complete = [v for v in versions if self.storage.exists(name, v, CONFIG_FILE)]
+        return sorted(complete, key=version_sort_key)
+
+    def aliases(self, name: str) -> dict[str, AliasRecord]:
+        """Every alias of `name`, including the implicit `latest` when not set explicitly."""
+        out = {}
+        for entry in self.storage.listdir(name, ALIASES_DIR):
+            if entry.endswith(".json") and _is_segment(entry[:-5]):
+                out[entry[:-5]] = self._read_alias(name, entry[:-5])
+        if LATEST not in out:
+            versions = self.list_versions(name)
+            if versions:
+                out[LATEST] = AliasRecord(versions[-1])
+        return {k: v for k, v in out.items() if v is not None}
+
+    def alias(self, name: str, alias: str) -> AliasRecord | None:
+        """One explicit alias record (None if unset): a single small read, cheap enough to poll."""
+        check_segment("model name", name)
+        check_segment("alias", alias)
+        return self._read_alias(name, alias)
+
+    def _read_alias(self, name: str, alias: str) -> AliasRecord | None:
+        try:
+            data = json.loads(self.storage.read_bytes(name, ALIASES_DIR, f"{alias}.json"))
+        except FileNotFoundError:
+            return None
+        return AliasRecord(str(data["version"]), tuple(data.get("history", ())), data.get("updated_at", ""))
+
+    def resolve(self, ref: ModelRef | str) -> ModelRef:
+        """Turn an alias (or a bare name, meaning `production`) into a pinned, existing version."""
+        ref = ModelRef.parse(ref, DEFAULT_ALIAS) if isinstance(ref, str) else ref
+        if ref.is_pinned:
+            if not self.storage.exists(ref.name, ref.version, CONFIG_FILE):
+                known = self.list_versions(ref.name)
+                raise NotFoundError(f"no version {ref.version!r} of model {ref.name!r} (versions: {known or 'none'})")
+            return ref
+        alias = ref.alias or DEFAULT_ALIAS
+        record = self._read_alias(ref.name, alias)
+        if record is None and alias == LATEST:
+            versions = self.list_versions(ref.name)
+            record = AliasRecord(versions[-1]) if versions else None
+        if record is None:
+            if not self.list_versions(ref.name):
+                raise NotFoundError(f"no model {ref.name!r} in store {self.root} (models: {self.list_models()})")
+            known = sorted(self.aliases(ref.name))
+            raise NotFoundError(f"model {ref.name!r} has no alias {alias!r} (aliases: {known})")
+        return ref.pinned(record.version)
+
+    def get(self, ref: ModelRef | str) -> ModelVersion:
+        """Resolve `ref` and read its validated config."""
+        pinned = self.resolve(ref)
+        raw = self.storage.read_bytes(pinned.name, pinned.version, CONFIG_FILE)
+        config = parse_any_config(raw, f"{pinned}/{CONFIG_FILE}")
+        return ModelVersion(pinned.name, pinned.version, config, self.storage.url(pinned.name, pinned.version))
+
+    def card(self, ref: ModelRef | str) -> str:
+        """The version's README.md model card ('' if none)."""
+        mv = self.get(ref)
+        try:
+            return self.storage.read_bytes(mv.name, mv.version, CARD_FILE).decode()
+        except FileNotFoundError:
+            return ""
+
+    # -- integrity and loading -----------------------------------------------------------
+    def fetch(self, ref: ModelRef | str) -> tuple[ModelVersion, Path]:
+        """Make a verified local copy of the version's weights; returns (version, weights path)."""
+        mv = self.get(ref)
+        wfile = mv.config.weights.file
+        if self.storage.is_local:
+            path = Path(self.storage.local_path(mv.name, mv.version, wfile))
+            if not path.exists():
+                raise NotFoundError(f"{mv.ref}: weights file {wfile!r} is missing")
+        else:
+            path = self.cache_dir / mv.config.weights.sha256 / wfile
+            if not path.exists() or sha256_file(path) != mv.config.weights.sha256:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{wfile}.{uuid.uuid4().hex}")
+                try:
+                    self.storage.get_file(str(tmp), mv.name, mv.version, wfile)
+                except FileNotFoundError:
+                    raise NotFoundError(f"{mv.ref}: weights file {wfile!r} is missing") from None
+                os.replace(tmp, path)
+        actual = sha256_file(path)
+        if actual != mv.config.weights.sha256:
+            raise ChecksumError(
+                f"{mv.ref}: sha256 of {wfile} is {actual}, config.json says {mv.config.weights.sha256}; "
+                "refusing to load (re-publish the version or restore the file)"
+            )
+        return mv, path
+
+    def verify(self, ref: ModelRef | str) -> ModelVersion:
+        """Check config and weights checksum; raises ConfigError / ChecksumError / NotFoundError."""
+        return self.fetch(ref)[0]
+
+    def load_detector(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
+        """Verify and load a detector version into a ready `Detector`."""
+        from model_store.core.detector import Detector
+
+        mv, path = self._fetch_kind(ref, classifier=False)
+        return Detector(mv.info, mv.config, self._backend(mv, path, device, threads))
+
+    def load_classifier(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
+        """Verify and load a classifier version (backend onnx-classifier) into a ready `Classifier`."""
+        from model_store.core.classifier import Classifier
+
+        mv, path = self._fetch_kind(ref, classifier=True)
+        return Classifier(mv.info, mv.config, self._backend(mv, path, device, threads))
+
+    def _fetch_kind(self, ref: ModelRef | str, classifier: bool) -> tuple[ModelVersion, Path]:
+        mv = self.get(ref)
+        if mv.is_classifier != classifier:
+            want, got = ("classifier", "detector") if classifier else ("detector", "classifier")
+            raise ConfigError(f"{mv.ref} is a {got} (backend {mv.config.backend}), not a {want}"
+                              + (": give it to --classify / a pipeline's classifiers" if got == "classifier"
+                                 else ""))
+        return self.fetch(mv.ref)
+
+    @staticmethod
+    def _backend(mv: ModelVersion, path: Path, device: str, threads: int | None):
+        from model_store.core.backends import ModelLoadError, create_backend
+
+        try:
+            return create_backend(mv.config, path, device=device, threads=threads)
+        except ModelLoadError as exc:  # name the version: a replica or job log holds many
+            raise ModelLoadError(f"{mv.ref}: {exc}") from None
+
+    # -- writing -------------------------------------------------------------------------
+    def publish(self, weights: str | Path, name: str, version: str,
+                config: str | Path | dict[str, Any] | None = None, card: str | Path | None = None,
+                preset: str | None = None) -> ModelVersion:
+        """Publish a new version; refuses to overwrite, and leaves nothing behind if it fails.
+
+        For ONNX weights the graph is inspected first: the config is derived from it (an
+        Ultralytics or YOLOv5 export needs none), `preset` and then `config` override it, and a
+        config that contradicts the graph is refused with both values named.
+        """
+        check_segment("model name", name)
+        check_segment("version", version)
+        weights = Path(weights)
+        parsed = prepare_config(weights, config, preset, f"config for {name}:{version}")
+        card_text = Path(card).read_text() if card else _default_card(name, version, parsed)
+        if self.storage.exists(name, version):
+            raise StoreError(f"{name}:{version} already exists in {self.root}; versions are immutable, "
+                             "publish a new version instead")
+        with self._staging(name, version) as stage:
+            self.storage.put_file(str(weights), *stage, parsed.weights.file)
+            self.storage.write_atomic(card_text.encode(), *stage, CARD_FILE)
+            config_bytes = json.dumps(parsed.model_dump(mode="json"), indent=2).encode()
+            self.storage.write_atomic(config_bytes, *stage, CONFIG_FILE)  # last: marks the version complete
+        return self.get(ModelRef(name, version=version))
+
+    @contextmanager
+    def _staging(self, name: str, version: str) -> Iterator[tuple[str, ...]]:
+        # Locally: write into a hidden sibling directory, then rename it into place (atomic).
+        # On S3 there is no rename: write in place with config.json last, and delete on failure.
+        if self.storage.is_local:
+            stage = (name, f".staging-{version}-{uuid.uuid4().hex[:8]}")
+            self.storage.makedirs(*stage)
+            try:
+                yield stage
+                os.rename(self.storage.path(*stage), self.storage.path(name, version))
+            except BaseException:
+                shutil.rmtree(self.storage.path(*stage), ignore_errors=True)
+                raise
+        else:
+            try:
+                yield (name, version)
+            except BaseException:
+                self.storage.remove_tree(name, version)
+                raise
+
+    def promote(self, ref: ModelRef | str, alias: str = DEFAULT_ALIAS) -> AliasRecord:
+        """Point `alias` at a version after verifying it; the old target is kept for rollback."""
+        check_segment("alias", alias)
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        if not ref.is_pinned:
+            ref = self.resolve(ref)
+        mv = self.verify(ref)  # a version with a bad config or checksum never gets an alias
+        current = self._read_alias(mv.name, alias)
+        history = list(current.history) if current else []
+        if current and current.version != mv.version:
+            history.append(current.version)
+        record = AliasRecord(mv.version, tuple(history[-20:]), _now())
+        self._write_alias(mv.name, alias, record)
+        return record
+
+    def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> AliasRecord:
+        """Return `alias` to the version it pointed at before the last promote."""
+        check_segment("model name", name)
+        check_segment("alias", alias)
+        current = self._read_alias(name, alias)
+        if current is None:
+            raise NotFoundError(f"model {name!r} has no alias {alias!r} to roll back")
+        if not current.history:
+            raise StoreError(f"{name}@{alias} has no earlier version to roll back to (it is {current.version})")
+        record = AliasRecord(current.history[-1], current.history[:-1], _now())
+        self._write_alias(name, alias, record)
+        return record
+
+    def _write_alias(self, name: str, alias: str, record: AliasRecord) -> None:
+        body = {"version": record.version, "history": list(record.history), "updated_at": record.updated_at}
+        self.storage.write_atomic(json.dumps(body).encode(), name, ALIASES_DIR, f"{alias}.json")
+
+
+def _is_segment(value: str) -> bool:
+    try:
+        check_segment("name", value)
+    except ValueError:
+        return False
+    return True
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def load_config_input(config: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(config, dict):
+        return json.loads(json.dumps(config))  # a deep copy we may edit
+    path = Path(config)
+    if not path.is_file():
+        raise NotFoundError(f"config file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return data
+
+
+def prepare_config(weights: Path, config: str | Path | dict[str, Any] | None = None, preset: str | None = None,
+                   source: str = "config") -> ModelConfig | ClassifierConfig:
+    """The validated config `publish` would write for these weights (what `publish --dry-run` shows)."""
+    if not weights.is_file():
+        raise NotFoundError(f"weights file not found: {weights}")
+    config_dict = resolve_config(weights, load_config_input(config) if config is not None else {}, preset)
+    digest = sha256_file(weights)
+    wspec = dict(config_dict.get("weights") or {})
+    if wspec.get("sha256") and wspec["sha256"] != digest:
+        raise ChecksumError(f"{weights} has sha256 {digest}, but the config says {wspec['sha256']}")
+    wspec.setdefault("file", DEFAULT_FILES.get(config_dict.get("backend"), weights.name))
+    wspec["sha256"] = digest
+    config_dict["weights"] = wspec
+    return parse_any_config(config_dict, source)
+
+
+def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None = None) -> dict[str, Any]:
+    """The config to publish: derived from an ONNX graph when there is one, then preset, then `given`."""
+    from model_store.store.derive import complete_config, derive_config, merge_config, preset
+
+    backend = given.get("backend", "onnx-yolo")
+    if backend in CLASSIFIER_BACKENDS:
+        if preset_name:
+            raise ConfigError(f"presets apply to ONNX detectors only, not backend {backend!r}")
+        from model_store.core.config import complete_classifier_config
+
+        return complete_classifier_config(weights, given)
+    if backend != "onnx-yolo":
+        if preset_name:
+            raise ConfigError(f"presets apply to ONNX models only, not backend {backend!r}")
+        return given
+    from model_store.core.graph import inspect_onnx
+
+    graph, metadata = inspect_onnx(weights)
+    file = (given.get("weights") or {}).get("file") or DEFAULT_FILES["onnx-yolo"]
+    merged = derive_config(graph, metadata, file)
+    if preset_name:
+        fragment = preset(preset_name)
+        if graph.static_hw:  # rect needs dynamic spatial dims; a static export runs square
+            fragment["preprocess"]["letterbox"] = "square"
+        merged = merge_config(merged, fragment)
+    merged = merge_config(merged, given)
+    merged = complete_config(merged, graph)
+    merged["graph"] = graph.model_dump(mode="json")
+    return merged
+
+
+def _default_card(name: str, version: str, config: ModelConfig | ClassifierConfig) -> str:
+    return (f"# {name} {version}\n\n{config.description or 'No model card was supplied.'}\n\n"
+            f"- backend: {config.backend}\n- labels: {', '.join(config.labels)}\n"
+            f"- input size: {config.input_size[0]}x{config.input_size[1]}\n")

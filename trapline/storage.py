@@ -1,0 +1,134 @@
+"""A thin layer over fsspec for the two store roots we support: a local directory and s3://.
+
+fsspec gives us one API for both; the only thing it cannot give is an atomic replace, which
+differs by backend (os.replace locally, a single PUT on S3), so that one operation lives here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from trapline.errors import StorageError
+
+T = TypeVar("T")
+_TRANSPORT_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3")
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """Connection and service errors of the storage client, as opposed to "not found"/"denied"."""
+    if isinstance(exc, FileNotFoundError | PermissionError | StorageError):
+        return False
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES
+
+
+def _reachable(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn an unreachable or failing store into one StorageError that names it (no traceback)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Storage, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if _is_transport_error(exc):
+                raise StorageError(f"cannot use the store {self.root_url}: {type(exc).__name__}: {exc}") from None
+            raise
+
+    return wrapper
+
+
+class Storage:
+    """A root URL plus its filesystem. Paths passed to methods are relative to the root."""
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.root_url = root
+        opts = dict(storage_options or {})
+        if root.startswith("s3://"):
+            # Listings must be fresh: another process may have published or promoted meanwhile.
+            opts.setdefault("use_listings_cache", False)
+            opts.setdefault("skip_instance_cache", True)
+            endpoint = os.environ.get("TRAPLINE_S3_ENDPOINT_URL")
+            if endpoint:
+                opts.setdefault("client_kwargs", {}).setdefault("endpoint_url", endpoint)
+        self.fs, self.root = fsspec.core.url_to_fs(root, **opts)
+        self.root = self.root.rstrip("/")
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def url(self, *parts: str) -> str:
+        """A full URL (or local path) for display and for other fsspec users."""
+        p = self.path(*parts)
+        if self.is_local:
+            return p
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{p}"
+
+    @_reachable
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    @_reachable
+    def read_bytes(self, *parts: str) -> bytes:
+        if self.is_local:
+            self.local_path(*parts)
+        return self.fs.cat_file(self.path(*parts))
+
+    def local_path(self, *parts: str) -> str:
+        """The real path of a local entry; refuses symlinks that lead outside the root."""
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(self.path(*parts))
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise StorageError(f"{'/'.join(parts)} resolves to {real}, outside the store root {real_root}; refused")
+        return real
+
+    @_reachable
+    def listdir(self, *parts: str) -> list[str]:
+        """Names (not paths) of the entries directly under `parts`; [] if it does not exist."""
+        p = self.path(*parts)
+        try:
+            entries = self.fs.ls(p, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries if e.rstrip("/") != p})
+
+    @_reachable
+    def put_file(self, local_path: str, *parts: str) -> None:
+        self.fs.put_file(local_path, self.path(*parts))
+
+    @_reachable
+    def get_file(self, local_path: str, *parts: str) -> None:
+        self.fs.get_file(self.path(*parts), local_path)
+
+    @_reachable
+    def write_atomic(self, data: bytes, *parts: str) -> None:
+        """Replace a small file so that readers see the old or the new content, never a mix."""
+        target = self.path(*parts)
+        if self.is_local:
+            directory = os.path.dirname(target)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        else:
+            self.fs.pipe_file(target, data)  # one PUT: S3 objects are replaced atomically
+
+    @_reachable
+    def remove_tree(self, *parts: str) -> None:
+        p = self.path(*parts)
+        if self.fs.exists(p):
+            self.fs.rm(p, recursive=True)
+
+    def makedirs(self, *parts: str) -> None:
+        if self.is_local:
+            self.fs.makedirs(self.path(*parts), exist_ok=True)

@@ -6,7 +6,12 @@ import argparse
 import dataclasses
 import json
 
+from batch.export.options import EXPORT_FLAGS, ExportOptions
+from batch.flags import add_model_arguments
+from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import add_reprocess_arguments
+from batch.review.options import REVIEW_FLAGS, ReviewOptions
+from batch.tables.options import SET_FLAGS, parse_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,48 +22,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_reprocess_arguments(p)
     p.set_defaults(func=cmd_reprocess)
 
-    p = sub.add_parser("export", help="export detection tables as MegaDetector JSON, COCO results or Camtrap DP")
-    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
-    p.add_argument("--format", required=True, choices=["megadetector", "coco", "camtrap-dp"])
-    p.add_argument("--out", required=True, help="output file (megadetector, coco) or directory (camtrap-dp)")
-    _add_set_arguments(p)
-    p.add_argument("--timezone", default="Z", help="UTC offset of the capture times for Camtrap DP (default Z)")
-    p.add_argument("--observation-level", choices=["media", "event", "both"], default="media",
-                   help="Camtrap DP observations per image box (media), per event and label (event), or both")
-    _add_gap_argument(p)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = sub.add_parser("export", help="export detection tables as MegaDetector JSON, COCO results or Camtrap DP",
+                       epilog="example:\n  trapline export --tables ./detections --format camtrap-dp --out "
+                              "./camtrap-package", formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(p, ExportOptions, EXPORT_FLAGS)
+    _add_output_arguments(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("postprocess", help="re-apply a post-processing filter to stored detections (no model)",
                        description="Apply a filter to the stored raw detections of one model version and write "
-                                   "the result as a new filter set.")
-    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
-    p.add_argument("--filter", required=True, dest="filter_name",
-                   help="filter name: min_size, class_mask, score, repeat (table-level: boxes recurring on a "
-                        "camera); on classifier scores: classifier_mask, rank_rollup")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--config", help='the filter\'s config as JSON, e.g. \'{"min_area_fraction": 0.001}\'')
-    group.add_argument("--remove", action="store_true", help="take the filter out of the set")
-    _add_set_arguments(p, source=True)
-    p.add_argument("--image", default=None, metavar="URI",
-                   help="only this image (its URI or archive-relative path); --camera, --since/--until and "
-                        "--image intersect, as in every command that takes them")
-    p.add_argument("--rows-per-file", type=int, default=5000, help="images per Parquet part (default 5000)")
-    p.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
-    p.add_argument("--progress-interval", type=float, default=5.0, help="seconds between progress lines")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+                                   "the result as a new filter set. --camera, --since/--until and --image "
+                                   "intersect, as in every command that takes them.")
+    add_model_arguments(p, PostprocessOptions, POSTPROCESS_FLAGS)
+    _add_output_arguments(p)
     p.set_defaults(func=cmd_postprocess)
 
     p = sub.add_parser("events", help="group each camera's images into events (visits) by capture-time gap",
                        description="Group each camera's images into events by capture-time gap and write the "
                                    "`events` table next to images/detections (rerunning replaces it).")
-    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
-    _add_gap_argument(p)
-    p.add_argument("--model", default=None, help="NAME, NAME:VERSION or NAME@ALIAS (needed when several are stored)")
-    p.add_argument("--store", default=None, help="model store root, to resolve NAME@ALIAS")
-    p.add_argument("--filters-hash", dest="filters_hash", default=None, help="the filter set (default: the newest)")
-    p.add_argument("--dry-run", action="store_true", help="count the events; write nothing")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_model_arguments(p, EventsOptions, SET_FLAGS)
+    _add_output_arguments(p)
     p.set_defaults(func=cmd_events)
 
     p = sub.add_parser("report", help="a static HTML page to review a run: counts, scores, galleries, failures",
@@ -66,70 +49,37 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "it; opens from disk): counts per camera, day and label, score histograms, a "
                                    "gallery per label and score band, sampled blanks, filtered-out boxes and "
                                    "failed files; --compare adds what another model version found differently.")
-    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory to write the report into")
-    _add_set_arguments(p)
-    p.add_argument("--compare", default=None, metavar="OTHER_MODEL_REF",
-                   help="another model version in the same tables (NAME:VERSION or NAME@ALIAS) to compare with")
-    p.add_argument("--compare-filters-hash", default=None, help="the other version's filter set (default: newest)")
-    p.add_argument("--min-iou", type=float, default=0.5, help="IoU for two versions' boxes to match (default 0.5)")
-    p.add_argument("--bands", default="0.2,0.4,0.6,0.8", help="score-band edges (default 0.2,0.4,0.6,0.8)")
-    p.add_argument("--per-band", type=int, default=12, help="images shown per label and band (default 12)")
-    p.add_argument("--thumb-size", type=int, default=360, help="longest thumbnail side in pixels (default 360)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_model_arguments(p, ReviewOptions, REVIEW_FLAGS)
+    _add_output_arguments(p)
     p.set_defaults(func=cmd_report)
 
-    _register_crops(sub)
-
-
-def _register_crops(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("crops", help="JPEG snips of stored kept detections, from the tables (no model)",
                        description="Cut a JPEG snip of every kept detection of one model version and result set "
                                    "from its source image, with the names and snips rows reprocess --crops would "
                                    "write. Reruns write nothing new; unreadable images are listed, not fatal.")
-    p.add_argument("--tables", required=True, metavar="DST", help="the reprocess --out location")
-    _add_set_arguments(p)
-    p.add_argument("--image", default=None, metavar="URI", help="only this image (its URI or archive-relative path)")
-    p.add_argument("--crop-padding", type=float, default=0.0, help="grow each box by this fraction per side")
-    p.add_argument("--crop-square", action="store_true", help="make the snips square")
-    p.add_argument("--crop-min-size", type=int, default=0, help="none for boxes whose shorter side is under this (px)")
-    p.add_argument("--progress-interval", type=float, default=5.0, help="seconds between progress lines")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_model_arguments(p, CropsOptions, CROPS_FLAGS)
+    _add_output_arguments(p)
     p.set_defaults(func=cmd_crops)
 
 
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """How the result is printed: not an option of the work itself, so not part of the options model."""
+    p.add_argument("--json", action="store_true", dest="json_output", help="print the result as JSON")
+
+
+def options(model: type, args: argparse.Namespace, command: str):
+    """The command's options model from the flags given (the CLI's flags are generated from the same model)."""
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "json_output", "verbose")}
+    return parse_options(model, given, command)
+
+
 def cmd_crops(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from batch.refilter.snips import format_report, run_crops
-    from model_store import CropOptions
-    from trapline.errors import BatchError
 
-    try:
-        options = CropOptions(padding=args.crop_padding, square=args.crop_square, min_size=args.crop_min_size)
-    except ValidationError as exc:
-        raise BatchError(f"crop options: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    report = run_crops(args.tables, options, model=args.model, filters_hash=args.filters_hash, store=args.store,
-                       cameras=args.camera, since=args.since, until=args.until, image=args.image,
-                       progress=_progress, progress_interval=args.progress_interval)
-    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else format_report(report))
+    opts = options(CropsOptions, args, "crops")
+    report = run_crops(**opts.run_kwargs(), progress=_progress)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else format_report(report))
     return 0
-
-
-def _add_gap_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gap-s", type=float, default=60.0,
-                   help="a gap longer than this many seconds between a camera's images starts a new event (default 60)")
-
-
-def _add_set_arguments(p: argparse.ArgumentParser, source: bool = False) -> None:
-    p.add_argument("--model", default=None, help="NAME, NAME:VERSION or NAME@ALIAS (needed when several are stored)")
-    p.add_argument("--store", default=None, help="model store root, to resolve NAME@ALIAS")
-    p.add_argument("--filters-hash", dest="filters_hash", default=None,
-                   help=("the filter set to start from" if source else "the filter set to export")
-                   + " (default: the newest)")
-    p.add_argument("--camera", action="append", default=None, help="only this camera (repeatable)")
-    p.add_argument("--since", default=None, help="captured at or after (YYYY-MM-DD or ISO time)")
-    p.add_argument("--until", default=None, help="captured at or before (a date includes that day)")
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
@@ -141,10 +91,8 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from batch.export.formats import run_export
 
-    report = run_export(args.tables, args.format, args.out, model=args.model, filters_hash=args.filters_hash,
-                        cameras=args.camera, since=args.since, until=args.until, timezone=args.timezone,
-                        store=args.store, observation_level=args.observation_level, gap_s=args.gap_s)
-    if args.json:
+    report = run_export(**options(ExportOptions, args, "export").run_kwargs())
+    if args.json_output:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
         print(f"exported {report.images} image(s) ({report.failed} failed) and {report.detections} detection(s) "
@@ -156,22 +104,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_postprocess(args: argparse.Namespace) -> int:
     from batch.refilter.postprocess import format_report, run_postprocess
-    from trapline.errors import BatchError
 
-    config = None
-    if args.config is not None:
-        try:
-            config = json.loads(args.config)
-        except json.JSONDecodeError as exc:
-            raise BatchError(f"--config is not valid JSON ({exc}): {args.config!r}") from None
-        if not isinstance(config, dict):
-            raise BatchError(f"--config must be a JSON object, got {args.config!r}")
-    report = run_postprocess(args.tables, args.filter_name, config, remove=args.remove, model=args.model,
-                             source_filters=args.filters_hash, cameras=args.camera, since=args.since,
-                             until=args.until, image=args.image, rows_per_file=args.rows_per_file,
-                             dry_run=args.dry_run, store=args.store, progress=_progress,
-                             progress_interval=args.progress_interval)
-    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else format_report(report))
+    opts = options(PostprocessOptions, args, "postprocess")
+    report = run_postprocess(**opts.run_kwargs(), progress=_progress)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else format_report(report))
     return 0
 
 
@@ -184,9 +120,8 @@ def _progress(line: str) -> None:
 def cmd_events(args: argparse.Namespace) -> int:
     from batch.refilter.events import run_events
 
-    r = run_events(args.tables, args.gap_s, model=args.model, filters_hash=args.filters_hash, store=args.store,
-                   dry_run=args.dry_run)
-    if args.json:
+    r = run_events(**options(EventsOptions, args, "events").run_kwargs())
+    if args.json_output:
         print(json.dumps(dataclasses.asdict(r), indent=2))
         return 0
     print(f"{r.events} event(s) from {r.images} image(s) of {r.model} [filters {r.filters_hash}], gap {r.gap_s:g}s"
@@ -197,20 +132,12 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from batch.review import ReportOptions, build_report
+    from batch.review import build_report
     from batch.review.build import result_json
-    from trapline.errors import BatchError
 
-    try:
-        edges = [float(e) for e in args.bands.split(",") if e.strip()]
-    except ValueError:
-        raise BatchError(f"--bands takes comma-separated scores such as 0.2,0.5,0.8, got {args.bands!r}") from None
-    opts = ReportOptions(args.tables, args.out, model=args.model, filters_hash=args.filters_hash,
-                         compare=args.compare, compare_filters_hash=args.compare_filters_hash, store=args.store,
-                         cameras=args.camera, since=args.since, until=args.until, edges=edges,
-                         per_band=args.per_band, thumb_side=args.thumb_size, min_iou=args.min_iou)
+    opts = options(ReviewOptions, args, "report").report_options()
     result = build_report(opts, log=_progress)
-    if args.json:
+    if args.json_output:
         print(result_json(result))
         return 0
     print(f"report of {result.model} [filters {result.filters_hash}]: {result.images} image(s), "

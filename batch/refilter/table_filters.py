@@ -15,49 +15,15 @@ import datetime as dt
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 import pyarrow.dataset as ds
 
 from batch.tables.reader import Tables, TableSet
 from batch.tables.schema import IMAGES
 from batch.tables.scope import Scope, time_window
-from model_store.core.filters import REGISTRY, FilterConfig, FilterSet, RepeatConfig
-from model_store.core.filters.repeat import recurring
+from model_store.core.filters import REGISTRY, FilterConfig, FilterSet
 
 # (uri, content_id, run_id) of an image row -> detection_index values the filter fired on
 Fired = dict[tuple[str, str, str], set[int]]
-
-
-def repeat_fired(config: RepeatConfig, images: pd.DataFrame, dets: pd.DataFrame) -> np.ndarray:
-    """Which stored detections recur (model_store.core.filters.repeat) on their camera; a mask aligned with `dets`."""
-    fired = np.zeros(len(dets), dtype=bool)
-    if dets.empty:
-        return fired
-    keys = ["uri", "content_id", "run_id"]
-    d = dets[keys + ["score", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]].merge(
-        images[keys + ["camera_id", "capture_time"]], on=keys, how="left")
-    area = d["bbox_w"] * d["bbox_h"]
-    candidate = (d["score"] >= config.min_score) & (d["bbox_w"] > 0) & (d["bbox_h"] > 0)
-    if config.max_box_fraction is not None:
-        candidate &= area <= config.max_box_fraction
-    rows = np.flatnonzero(candidate.to_numpy())
-    if not len(rows):
-        return fired
-    sub = d.iloc[rows]
-    boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"], sub["bbox_y"] + sub["bbox_h"]],
-                     axis=1).astype(np.float64)
-    image_ids = pd.factorize(sub["uri"])[0]
-    times = (pd.to_datetime(sub["capture_time"]) - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
-    window_s = config.window_hours * 3600.0 if config.window_hours else None
-    for _, pos in sub.groupby(sub["camera_id"].fillna(""), sort=False).indices.items():
-        fired[rows[pos]] = recurring(boxes[pos], image_ids[pos], times[pos], iou=config.iou,
-                                     min_images=config.min_images, window_s=window_s)
-    return fired
-
-
-TABLE_FILTERS: dict[str, Callable[[FilterConfig, pd.DataFrame, pd.DataFrame], np.ndarray]] = {
-    "repeat": repeat_fired,
-}
 
 
 def _window(config: FilterConfig) -> dt.timedelta | None:
@@ -98,7 +64,7 @@ def table_level_fired(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scop
         dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash)
         cameras = images["camera_id"].nunique(dropna=False) if not images.empty else 0
         log(f"{name}: comparing {len(dets)} box(es) of {len(images)} image(s) on {cameras} camera(s)")
-        mask = TABLE_FILTERS[name](config, images, dets)
+        mask = np.asarray(REGISTRY[name].fires_on_table(config, images, dets), dtype=bool)
         fired: Fired = {}
         for uri, cid, run_id, index in dets.loc[mask, ["uri", "content_id", "run_id", "detection_index"]].itertuples(
                 index=False):

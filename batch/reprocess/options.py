@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from batch.flags import FlagStyle, add_model_arguments
 from batch.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
+from batch.tables.options import parse_options
 from batch.tables.scope import parse_when
 from model_store import ModelRef
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
@@ -221,16 +222,4 @@ def options_from_args(args: argparse.Namespace) -> ReprocessOptions:
     """Merge the config file (if any) with the flags given, and validate."""
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
     merged = {**(load_config_file(args.config) if getattr(args, "config", None) else {}), **given}
-    try:
-        return ReprocessOptions.model_validate(merged)
-    except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"]) or "options"
-            flag = "--" + loc.replace("_", "-") if e["loc"] else loc
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] == "missing":
-                problems.append(f"{flag} is required")
-            else:
-                problems.append(f"{flag}: {msg} (got {e.get('input')!r})" if e["loc"] else msg)
-        raise OptionsError("invalid reprocess options: " + "; ".join(problems)) from None
+    return parse_options(ReprocessOptions, merged, "reprocess")

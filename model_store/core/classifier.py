@@ -40,10 +40,12 @@ def crop_input(crop: np.ndarray, cfg: ClassifierConfig) -> np.ndarray:
     x = (x - np.asarray(p.mean, np.float32)) / np.asarray(p.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
 
 class Classifier:
     """One loaded classifier version.
@@ -95,6 +97,7 @@ class Classifier:
         """One blank crop through the whole path, so the first real request pays no allocation cost."""
         w, h = self.config.input_size
         self.classify([np.full((h, w, 3), 114, np.uint8)])
+
 
 def classification_from_scores(info: ModelInfo, config: ClassifierConfig, scores: Sequence[float],
                                filters: FilterSet | None = None, keep_scores: bool = True) -> Classification:

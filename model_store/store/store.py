@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_store.core.backends import CLASSIFIER_BACKENDS
+from model_store.core.backends import CLASSIFIER_BACKENDS, WEIGHTS_FILES
 from model_store.core.config import ClassifierConfig, ConfigError, ModelConfig, parse_any_config
 from model_store.core.records import ModelInfo
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
@@ -31,7 +31,6 @@ CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 ALIASES_DIR = "_aliases"
 LATEST = "latest"
-DEFAULT_FILES = {"onnx-yolo": "model.onnx", "torch-export-yolo": "model.pt2", "onnx-classifier": "model.onnx"}
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -346,7 +345,7 @@ def prepare_config(weights: Path, config: str | Path | dict[str, Any] | None = N
     wspec = dict(config_dict.get("weights") or {})
     if wspec.get("sha256") and wspec["sha256"] != digest:
         raise ChecksumError(f"{weights} has sha256 {digest}, but the config says {wspec['sha256']}")
-    wspec.setdefault("file", DEFAULT_FILES.get(config_dict.get("backend"), weights.name))
+    wspec.setdefault("file", WEIGHTS_FILES.get(config_dict.get("backend"), weights.name))
     wspec["sha256"] = digest
     config_dict["weights"] = wspec
     return parse_any_config(config_dict, source)
@@ -370,7 +369,7 @@ def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None
     from model_store.core.graph import inspect_onnx
 
     graph, metadata = inspect_onnx(weights)
-    file = (given.get("weights") or {}).get("file") or DEFAULT_FILES["onnx-yolo"]
+    file = (given.get("weights") or {}).get("file") or WEIGHTS_FILES["onnx-yolo"]
     merged = derive_config(graph, metadata, file)
     if preset_name:
         fragment = preset(preset_name)

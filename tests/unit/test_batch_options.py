@@ -7,8 +7,13 @@ import json
 
 import pytest
 
+from batch.cli import options
+from batch.export.options import ExportOptions
+from batch.refilter.options import CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import OptionsError, ReprocessOptions, options_from_args
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
+from batch.review.options import ReviewOptions
+from batch.tables.options import parse_options
 from trapline.cli import build_parser, main
 
 BASE = ["reprocess", "--archive", "/data/traps", "--out", "/data/tables", "--model", "demo-detector@production"]
@@ -73,9 +78,34 @@ def test_export_and_postprocess_are_registered(capsys):
     assert args.format == "camtrap-dp" and callable(args.func)
     args = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size", "--config",
                                       json.dumps({"min_area_fraction": 0.001}), "--camera", "c1", "--camera", "c2"])
-    assert args.camera == ["c1", "c2"] and args.filter_name == "min_size"
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])  # --config or --remove
+    assert args.cameras == ["c1", "c2"] and args.filter == "min_size"
+    opts = options(PostprocessOptions, args, "postprocess")  # the flags are the options model's fields
+    assert opts.config == {"min_area_fraction": 0.001} and opts.scope().describe() == "camera c1, c2"
+    bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])
+    with pytest.raises(OptionsError, match="--config, or --remove"):
+        options(PostprocessOptions, bad, "postprocess")
+    for flags, problem in ((["--config", "{nope"], "--config: not valid JSON"),
+                           (["--config", "{}", "--rows-per-file", "0"], "--rows-per-file: Input should be greater"),
+                           (["--config", "{}", "--since", "2024-13-01"], "--since/--until: month must be in 1..12")):
+        bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "score", *flags])
+        with pytest.raises(OptionsError, match=problem.replace("(", r"\(")):
+            options(PostprocessOptions, bad, "postprocess")
+
+
+def test_every_table_command_validates_its_options_with_one_model():
+    """The same models a job over HTTP is validated with: a bad value names its flag, nothing runs."""
+    cases = [(ExportOptions, {"tables": "t", "format": "xml", "out": "o"}, "--format"),
+             (ExportOptions, {"tables": "t", "format": "coco", "out": "o", "timezone": "CET"}, "--timezone"),
+             (EventsOptions, {"tables": "t", "gap_s": 0}, "--gap-s"),
+             (ReviewOptions, {"tables": "t", "out": "r", "bands": "a,b"}, "--bands"),
+             (CropsOptions, {"tables": "t", "crop_padding": -1}, "options"),
+             (CropsOptions, {"tables": "t", "since": "2024-05-02", "until": "2024-05-01"}, "after --until"),
+             (ExportOptions, {"tables": "t", "format": "coco", "out": "o", "colour": "red"}, "--colour")]
+    for model, given, named in cases:
+        with pytest.raises(OptionsError, match=named):
+            parse_options(model, given, "x")
+    ok = parse_options(ReviewOptions, {"tables": "t", "out": "r", "bands": "0.3,0.6"}, "report")
+    assert ok.report_options().edges == [0.3, 0.6]
 
 
 def test_cpu_budget_defaults_never_starve_the_read_write_or_classify_tasks():

@@ -15,8 +15,8 @@ from trapline.errors import ModelLoadError, ModelRunError, RunInterruptedError
 if TYPE_CHECKING:  # configs name their backend from the lists below; the type is only for annotations
     from model_store.core.config import ModelConfig
 
-__all__ = ["CLASSIFIER_BACKENDS", "DETECTOR_BACKENDS", "Backend", "Interrupt", "ModelLoadError", "ModelRunError",
-           "RunInterruptedError", "create_backend", "gpu_assigned", "run_chunked"]
+__all__ = ["CLASSIFIER_BACKENDS", "DETECTOR_BACKENDS", "WEIGHTS_FILES", "Backend", "Interrupt", "ModelLoadError",
+           "ModelRunError", "RunInterruptedError", "create_backend", "gpu_assigned", "run_chunked"]
 
 # The one registry of backend names: `config.json`'s `backend` field accepts exactly these, and
 # `create_backend` maps each to its runtime (a module imported only when a model of that kind loads).
@@ -27,6 +27,8 @@ _RUNTIMES = {
     "onnx-classifier": ("model_store.core.backends.onnx_runtime", "OnnxBackend"),
     "torch-export-yolo": ("model_store.core.backends.torch_export", "TorchExportBackend"),
 }
+# The weights file name `publish` gives each backend's file in a version directory.
+WEIGHTS_FILES = {"onnx-yolo": "model.onnx", "onnx-classifier": "model.onnx", "torch-export-yolo": "model.pt2"}
 
 
 class Interrupt:

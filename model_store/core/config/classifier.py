@@ -11,11 +11,8 @@ from model_store.core.backends import CLASSIFIER_BACKENDS
 from model_store.core.config.common import (
     ConfigError,
     Strict,
-    WeightsConfig,
+    VersionConfig,
     format_validation_error,
-    size_in_range,
-    square_size,
-    unique_labels,
 )
 from model_store.core.graph import GraphFacts, inspect_onnx
 
@@ -42,14 +39,11 @@ class ClassifierPreprocess(Strict):
             raise ValueError(f"std must be > 0 in every channel, got {value!r}")
         return value
 
-class ClassifierConfig(Strict):
+
+class ClassifierConfig(VersionConfig):
     """config.json of a classifier version."""
 
-    schema_version: Literal[1] = 1
     backend: Literal[CLASSIFIER_BACKENDS]
-    weights: WeightsConfig
-    input_size: tuple[int, int] = Field(..., description="model input (width, height) in pixels")
-    labels: list[str] = Field(..., min_length=1)
     output: Literal["logits", "probabilities"] = Field(
         "logits", description="logits get a softmax; probabilities are used as they are")
     top_k: int = Field(5, ge=1, le=100, description="labels reported per detection")
@@ -63,10 +57,6 @@ class ClassifierConfig(Strict):
     preprocess: ClassifierPreprocess = ClassifierPreprocess()
     description: str = ""
     graph: GraphFacts | None = Field(None, description="the ONNX graph's inspected facts (filled in by publish)")
-
-    _square = field_validator("input_size", mode="before")(square_size)
-    _size_range = field_validator("input_size")(size_in_range)
-    _unique_labels = field_validator("labels")(unique_labels)
 
     @model_validator(mode="after")
     def _taxonomy(self) -> ClassifierConfig:
@@ -84,14 +74,11 @@ class ClassifierConfig(Strict):
             raise ValueError(problem)
         return self
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
     def scientific_name(self, label: str) -> str:
         """The taxon name of a label (its taxonomy path's last entry), else the label itself."""
         path = self.taxonomy.get(label)
         return path[-1] if path else label
+
 
 def classifier_graph_contradiction(cfg: ClassifierConfig) -> str | None:
     """One line naming both values when the config and the inspected graph disagree, else None."""
@@ -110,6 +97,7 @@ def classifier_graph_contradiction(cfg: ClassifierConfig) -> str | None:
                 f"{out.describe()}")
     return None
 
+
 def complete_classifier_config(weights: Path, given: dict[str, Any]) -> dict[str, Any]:
     """A classifier config with the graph's facts added (read from the ONNX file), so publish checks them."""
     graph, _ = inspect_onnx(weights)
@@ -118,6 +106,7 @@ def complete_classifier_config(weights: Path, given: dict[str, Any]) -> dict[str
         out["input_size"] = list(graph.static_hw)
     out["graph"] = graph.model_dump(mode="json")
     return out
+
 
 def parse_classifier_config(data: dict[str, Any], source: str) -> ClassifierConfig:
     try:

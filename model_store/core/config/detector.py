@@ -10,12 +10,9 @@ from model_store.core.backends import CLASSIFIER_BACKENDS, DETECTOR_BACKENDS
 from model_store.core.config.common import (
     ConfigError,
     Strict,
-    WeightsConfig,
+    VersionConfig,
     format_validation_error,
     json_object,
-    size_in_range,
-    square_size,
-    unique_labels,
 )
 from model_store.core.filters import FilterConfigError, FilterSet
 from model_store.core.graph import GraphFacts, output_layouts
@@ -46,14 +43,11 @@ class PreprocessConfig(Strict):
         # Configs published before `rect` existed say true (square) or false (stretch).
         return {True: "square", False: "stretch"}.get(value, value) if isinstance(value, bool) else value
 
-class ModelConfig(Strict):
+
+class ModelConfig(VersionConfig):
     """Everything needed to run one model version; the backend is chosen here, never by extension."""
 
-    schema_version: Literal[1] = 1
     backend: Literal[DETECTOR_BACKENDS]
-    weights: WeightsConfig
-    input_size: tuple[int, int] = Field(..., description="model input (width, height) in pixels")
-    labels: list[str] = Field(..., min_length=1)
     output_layout: Literal["yolov8", "yolov5"] = Field(
         ..., description="yolov8: [B, 4+nc, N]; yolov5 / MegaDetector v5: [B, N, 5+nc] with objectness"
     )
@@ -66,10 +60,6 @@ class ModelConfig(Strict):
     filters: list[dict[str, Any]] = Field(default_factory=list, description="default post-processing filters")
     description: str = ""
     graph: GraphFacts | None = Field(None, description="the ONNX graph's inspected facts (filled in by publish)")
-
-    _square = field_validator("input_size", mode="before")(square_size)
-    _size_range = field_validator("input_size")(size_in_range)
-    _unique_labels = field_validator("labels")(unique_labels)
 
     @model_validator(mode="after")
     def _filters_valid(self) -> ModelConfig:
@@ -92,9 +82,6 @@ class ModelConfig(Strict):
         """The model's default post-processing filters."""
         return FilterSet.from_specs(self.filters)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
 
 def graph_contradiction(cfg: ModelConfig) -> str | None:
     """One line naming both values when the config and the inspected graph disagree, else None."""
@@ -126,6 +113,7 @@ def graph_contradiction(cfg: ModelConfig) -> str | None:
                 f"the {fits.pop()} layout for {nc} labels")
     return (f"{nc} labels with output_layout {cfg.output_layout} mean an output of {want}, but the graph's "
             f"output is {out.describe()}")
+
 
 def parse_config(data: bytes | str | dict[str, Any], source: str = "config.json") -> ModelConfig:
     """Parse and validate a config from JSON text or a dict (a detector's; see `parse_any_config`)."""

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from model_store.core.filters import repeat
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, no_duplicates
 from trapline.errors import FilterConfigError
@@ -101,6 +102,8 @@ class RepeatFilter(PostFilter):
     def fires(config: RepeatConfig, dets: DetectionArrays) -> np.ndarray:
         raise FilterConfigError("the repeat filter compares boxes across images of a camera; it runs on stored "
                                 "tables (`trapline postprocess --filter repeat`), not on one image")
+
+    fires_on_table = staticmethod(repeat.fires_on_table)
 
 
 REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter,

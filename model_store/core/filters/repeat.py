@@ -6,13 +6,15 @@ images of the same camera (its own included), captured within `window_s` of it, 
 IoU with it is >= `iou`. The comparison ignores labels: the same stump may be called an animal
 in one frame and a vehicle in the next.
 
-Pure numpy over one camera's candidate boxes; the batch side (batch/refilter/table_filters.py) reads the
-boxes from the tables and decides which images form the context.
+`recurring` is pure numpy over one camera's candidate boxes; `fires_on_table` applies it to table rows (the
+`repeat` filter's table-level predicate). batch/refilter/table_filters.py reads the rows and decides which
+images form the context.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 # Pairwise IoU is computed in blocks of at most this many pairs (~8 bytes x a few arrays each).
 BLOCK_PAIRS = 2_000_000
@@ -86,3 +88,31 @@ def _distinct_matches(rows: np.ndarray, row_t: np.ndarray, cols: np.ndarray, col
         return np.zeros(len(rows), dtype=np.int64)
     pairs = np.unique(np.stack([r, col_images[c]], axis=1), axis=0)
     return np.bincount(pairs[:, 0], minlength=len(rows))
+
+
+def fires_on_table(config, images: pd.DataFrame, dets: pd.DataFrame) -> np.ndarray:
+    """Which stored detections (rows of the detections table) recur on their camera: a mask aligned with `dets`.
+    `images` holds their images' rows (camera_id, capture_time); `config` is a RepeatConfig."""
+    fired = np.zeros(len(dets), dtype=bool)
+    if dets.empty:
+        return fired
+    keys = ["uri", "content_id", "run_id"]
+    d = dets[keys + ["score", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]].merge(
+        images[keys + ["camera_id", "capture_time"]], on=keys, how="left")
+    area = d["bbox_w"] * d["bbox_h"]
+    candidate = (d["score"] >= config.min_score) & (d["bbox_w"] > 0) & (d["bbox_h"] > 0)
+    if config.max_box_fraction is not None:
+        candidate &= area <= config.max_box_fraction
+    rows = np.flatnonzero(candidate.to_numpy())
+    if not len(rows):
+        return fired
+    sub = d.iloc[rows]
+    boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"], sub["bbox_y"] + sub["bbox_h"]],
+                     axis=1).astype(np.float64)
+    image_ids = pd.factorize(sub["uri"])[0]
+    times = (pd.to_datetime(sub["capture_time"]) - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
+    window_s = config.window_hours * 3600.0 if config.window_hours else None
+    for _, pos in sub.groupby(sub["camera_id"].fillna(""), sort=False).indices.items():
+        fired[rows[pos]] = recurring(boxes[pos], image_ids[pos], times[pos], iou=config.iou,
+                                     min_images=config.min_images, window_s=window_s)
+    return fired

@@ -52,6 +52,12 @@ class PostFilter:
         raise NotImplementedError
 
     @staticmethod
+    def fires_on_table(config: Any, images: Any, dets: Any) -> np.ndarray:  # pragma: no cover - interface
+        """A table-level filter's predicate over stored rows (pandas frames of the images and detections
+        tables): a mask aligned with `dets`."""
+        raise NotImplementedError
+
+    @staticmethod
     def check_labels(config: Any, labels: Sequence[str]) -> None:
         """Raise FilterConfigError if the config names labels the model does not have."""
 

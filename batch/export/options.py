@@ -1,0 +1,43 @@
+"""The options of `trapline export`: the CLI's flags are generated from this model, and a job's options are
+validated against it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from batch.refilter.events import DEFAULT_GAP_S
+from batch.tables.options import SET_FLAGS, ScopedOptions
+
+Format = Literal["megadetector", "coco", "camtrap-dp"]
+ObservationLevel = Literal["media", "event", "both"]
+
+
+class ExportOptions(ScopedOptions):
+    format: Format = Field(..., description="megadetector (batch output JSON), coco (results JSON) or camtrap-dp "
+                                            "(a Camtrap DP package directory)")
+    out: str = Field(..., description="output file (megadetector, coco) or directory (camtrap-dp)")
+    timezone: str = Field("Z", description="UTC offset of the capture times for Camtrap DP")
+    observation_level: ObservationLevel = Field(
+        "media", description="Camtrap DP observations per image box (media), per event and label (event), or both")
+    gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
+                                                           "images starts a new event")
+
+    @field_validator("timezone")
+    @classmethod
+    def _offset(cls, value: str) -> str:
+        if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", value):
+            raise ValueError("must be Z or +HH:MM / -HH:MM")
+        return value
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """The arguments of `run_export`."""
+        return {"tables_url": self.tables, "fmt": self.format, "out": self.out, "model": self.model,
+                "filters_hash": self.filters_hash, "cameras": self.cameras, "since": self.since,
+                "until": self.until, "timezone": self.timezone, "store": self.store,
+                "observation_level": self.observation_level, "gap_s": self.gap_s}
+
+
+EXPORT_FLAGS = dict(SET_FLAGS)

@@ -1,0 +1,89 @@
+"""The options of `trapline postprocess`, `events` and `crops`: one pydantic model each, from which the CLI's
+flags are generated and against which a job's options are validated."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from batch.flags import FlagStyle
+from batch.refilter.events import DEFAULT_GAP_S
+from batch.tables.options import SET_FLAGS, ScopedOptions, TableSetOptions
+from model_store import CropOptions
+
+
+class PostprocessOptions(ScopedOptions):
+    filter: str = Field(..., description="filter name: min_size, class_mask, score, repeat (table-level: boxes "
+                                         "recurring on a camera); on classifier scores: classifier_mask, rank_rollup")
+    config: dict[str, Any] | None = Field(None, description="the filter's config as JSON, e.g. "
+                                                            "'{\"min_area_fraction\": 0.001}'")
+    remove: bool = Field(False, description="take the filter out of the set")
+    image: str | None = Field(None, description="only this image (its URI or archive-relative path)")
+    rows_per_file: int = Field(5000, ge=1, description="images per Parquet part")
+    dry_run: bool = Field(False, description="report what would change; write nothing")
+    progress_interval: float = Field(5.0, ge=0, description="seconds between progress lines")
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc})") from None
+            if not isinstance(value, dict):
+                raise ValueError("must be a JSON object")
+        return value
+
+    @model_validator(mode="after")
+    def _config_or_remove(self) -> PostprocessOptions:
+        if (self.config is None) == (not self.remove):
+            raise ValueError("give the filter's --config, or --remove to take it out of the set (one of them)")
+        return self
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """The arguments of `run_postprocess`."""
+        return {"tables_url": self.tables, "filter_name": self.filter, "config": self.config, "remove": self.remove,
+                "model": self.model, "source_filters": self.filters_hash, "cameras": self.cameras,
+                "since": self.since, "until": self.until, "image": self.image, "rows_per_file": self.rows_per_file,
+                "dry_run": self.dry_run, "store": self.store, "progress_interval": self.progress_interval}
+
+
+POSTPROCESS_FLAGS = {**SET_FLAGS, "config": FlagStyle(metavar="JSON"), "image": FlagStyle(metavar="URI")}
+
+
+class EventsOptions(TableSetOptions):
+    gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
+                                                           "images starts a new event")
+    dry_run: bool = Field(False, description="count the events; write nothing")
+
+    def run_kwargs(self) -> dict[str, Any]:
+        return {"tables_url": self.tables, "gap_s": self.gap_s, "model": self.model,
+                "filters_hash": self.filters_hash, "store": self.store, "dry_run": self.dry_run}
+
+
+class CropsOptions(ScopedOptions):
+    image: str | None = Field(None, description="only this image (its URI or archive-relative path)")
+    crop_padding: float = Field(0.0, description="grow each box by this fraction per side")
+    crop_square: bool = Field(False, description="make the snips square")
+    crop_min_size: int = Field(0, description="none for boxes whose shorter side is under this (px)")
+    progress_interval: float = Field(5.0, ge=0, description="seconds between progress lines")
+
+    @model_validator(mode="after")
+    def _crop_options(self) -> CropsOptions:
+        self.crop_options()  # CropOptions' own bounds, named by their flags
+        return self
+
+    def crop_options(self) -> CropOptions:
+        return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size)
+
+    def run_kwargs(self) -> dict[str, Any]:
+        return {"tables_url": self.tables, "options": self.crop_options(), "model": self.model,
+                "filters_hash": self.filters_hash, "store": self.store, "cameras": self.cameras,
+                "since": self.since, "until": self.until, "image": self.image,
+                "progress_interval": self.progress_interval}
+
+
+CROPS_FLAGS = {**SET_FLAGS, "image": FlagStyle(metavar="URI")}

@@ -1,0 +1,45 @@
+"""The options of `trapline report`: the CLI's flags are generated from this model, and a job's options are
+validated against it; `report_options()` gives the builder's own `ReportOptions`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from batch.flags import FlagStyle
+from batch.review.build import DEFAULT_EDGES, ReportOptions
+from batch.review.compare import DEFAULT_MIN_IOU
+from batch.review.thumbs import DEFAULT_SIDE
+from batch.tables.options import SET_FLAGS, ScopedOptions
+
+
+class ReviewOptions(ScopedOptions):
+    out: str = Field(..., description="directory to write the report into")
+    compare: str | None = Field(None, description="another model version in the same tables (NAME:VERSION or "
+                                                  "NAME@ALIAS) to compare with")
+    compare_filters_hash: str | None = Field(None, description="the other version's filter set (default: newest)")
+    min_iou: float = Field(DEFAULT_MIN_IOU, gt=0, le=1, description="IoU for two versions' boxes to match")
+    bands: list[float] = Field(list(DEFAULT_EDGES), description="score-band edges, comma-separated")
+    per_band: int = Field(12, ge=1, description="images shown per label and band")
+    thumb_size: int = Field(DEFAULT_SIDE, ge=32, le=4096, description="longest thumbnail side in pixels")
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return [float(e) for e in value.split(",") if e.strip()]
+            except ValueError:
+                raise ValueError("takes comma-separated scores such as 0.2,0.5,0.8") from None
+        return value
+
+    def report_options(self) -> ReportOptions:
+        return ReportOptions(self.tables, self.out, model=self.model, filters_hash=self.filters_hash,
+                             compare=self.compare, compare_filters_hash=self.compare_filters_hash, store=self.store,
+                             cameras=self.cameras, since=self.since, until=self.until, edges=self.bands,
+                             per_band=self.per_band, thumb_side=self.thumb_size, min_iou=self.min_iou)
+
+
+REVIEW_FLAGS = {**SET_FLAGS, "bands": FlagStyle(metavar="EDGES", default_text=",".join(map(str, DEFAULT_EDGES))),
+                "compare": FlagStyle(metavar="OTHER_MODEL_REF"), "out": FlagStyle(metavar="DIR")}

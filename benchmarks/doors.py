@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = work / "out-priority"
                 shutil.rmtree(out, ignore_errors=True)
                 # The backfill as a user starts it: another process, on this cluster, through the deployment.
-                cmd = [sys.executable, "-m", "batch.reprocess.job", *reprocess_argv(
+                cmd = [sys.executable, "-m", "batch.reprocess", *reprocess_argv(
                     archives[REAL], out, REAL, store.root, "serve", 1,
                     ["--num-cpus", "0.25", "--read-cpus", "0.25", "--address", ray.get_runtime_context().gcs_address])]
                 with open(work / "priority-backfill.log", "wb") as log:

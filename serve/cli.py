@@ -125,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with started as url:
+        with started as url, _registered(url, args.app_name or APP_NAME):
             _announce(url, cfg, args.app_name or APP_NAME)
             try:
                 while True:
@@ -136,6 +136,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("stopped", file=console(), flush=True)
     return 0
+
+
+def _registered(url: str, app_name: str):
+    """While it runs, the service is on record for `trapline reprocess` on this machine (trapline/services.py)."""
+    import ray
+
+    from trapline import services
+
+    return services.registered(url, app_name, ray.get_runtime_context().gcs_address)
 
 
 def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
@@ -163,4 +172,6 @@ def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
         else:
             print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 "
                   "(set it where `ray start` runs): only the proxy answers", file=console())
+    print("archive jobs on this machine run through it: trapline reprocess --model MODEL ... (--via actors for a "
+          "pool of their own)")
     print("Ctrl-C to stop", flush=True)

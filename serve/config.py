@@ -32,6 +32,10 @@ from trapline.errors import ServeConfigError
 # BENCHMARKS.md "Bursts"). Refusals return in milliseconds, so this many covers bursts of several
 # hundred requests/s per replica; status and admin calls use them too.
 REFUSAL_HEADROOM = 64
+# CPUs the embedded default leaves free for an archive job sent through the deployment (`trapline reprocess`
+# finds a running `trapline serve` by itself): its clients and its writer. Replicas are capped at 1 CPU each,
+# so on 2 cores one detector keeps its whole CPU either way.
+JOB_CPUS = 0.5
 
 
 class _Strict(BaseModel):
@@ -351,8 +355,8 @@ def local_default(store: str | None = None, models: list[str] | None = None, cpu
     Detectors become model deployments; classifiers become classifier deployments, each routed to the
     served detectors that have a label its `applies_to` names (every served detector when it names none).
     A classifier no served detector routes to is left out: it would hold a replica no request reaches.
-    With `cpus` (a local Ray's CPU count), replicas are sized so that all of them and the ingress fit;
-    without, each asks for the default 1 CPU (a cluster scales to fit).
+    With `cpus` (a local Ray's CPU count), replicas are sized so that all of them, the ingress and an archive
+    job sent through them (`JOB_CPUS`) fit; without, each asks for the default 1 CPU (a cluster scales to fit).
     """
     from model_store import ModelStore
 
@@ -385,7 +389,7 @@ def local_default(store: str | None = None, models: list[str] | None = None, cpu
     sizing = {}
     if cpus:
         ingress = HttpConfig.model_fields["ingress_num_cpus"].default
-        per = (cpus - ingress) / (len(detectors) + len(classifiers))
+        per = (cpus - ingress - JOB_CPUS) / (len(detectors) + len(classifiers))
         sizing["num_cpus"] = max(0.1, min(1.0, math.floor(per * 100) / 100))
     return parse_serve_config(
         {"store": root, "models": [{"name": d, "classify": routes[d], **sizing} for d in detectors],

@@ -22,6 +22,11 @@ def pytest_configure(config) -> None:
     # inherit that, so the service would rightly ignore the Ctrl-C and the tests would wait in vain.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # `trapline reprocess` sends its images through a running `trapline serve` it finds on record: the suite's
+    # commands see only the services the suite itself starts, never the developer's own.
+    import tempfile
+
+    os.environ["TRAPLINE_STATE_DIR"] = tempfile.mkdtemp(prefix="trapline-state-")
 
 
 def free_port() -> int:

@@ -46,6 +46,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
     ray_output.capture_start()
     try:
         if address:
+            if loopback:
+                _present_token()
             with _loopback_only() if loopback else contextlib.nullcontext():
                 _connect(address, **kwargs)
         else:
@@ -67,6 +69,21 @@ def token_file() -> Path | None:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
         return None
     return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def _present_token() -> None:
+    """Joining a loopback cluster (one started like the embedded default, e.g. by a running `trapline serve`):
+    present this user's token when the mode is not set.
+
+    Such a Ray requires the token, but ray.init given an explicit address enables token mode only when
+    RAY_AUTH_MODE says so (Ray turns it on by itself only for a cluster it finds without an address), so the
+    driver would send none and be refused ("Authentication token is missing") after retrying for 20 s. Ray's
+    own helper (a private API: there is no public one) turns token mode on when a token is at hand and the
+    mode is unset; an explicit RAY_AUTH_MODE is left as it is. Remote clusters keep the documented way
+    (`export RAY_AUTH_MODE=token`)."""
+    from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def secure_token_file() -> Path | None:

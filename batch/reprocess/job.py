@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -32,7 +33,9 @@ from batch.tables.lease import RunLease
 from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, write_manifest
 from batch.tables.schema import RUNS_DIR
 from model_store import ModelStore
+from trapline import services
 from trapline.errors import BatchError
+from trapline.services import ServiceRecord
 
 MANIFEST_EVERY_S = 30.0
 
@@ -71,8 +74,10 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
     todo = plan.selection.todo
     if todo:
         # Config, weights checksum and one blank forward pass checked here, so a version that cannot
-        # load or run fails with one clear line instead of inside every actor.
-        preflight_model(options.store, plan.model.ref)
+        # load or run fails with one clear line instead of inside every actor. Through a live deployment
+        # the model is already loaded and is checked there (`preflight_serve`): nothing is loaded here.
+        if options.via == "actors":
+            preflight_model(options.store, plan.model.ref)
         for route in plan.routes:  # each classifier loads (sha256) and runs on a blank crop, or the run stops here
             preflight_classifier(options.store, route.ref)
     report = plan.report(run_id, "running")
@@ -82,6 +87,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         spec = None
         if todo:  # a rerun with nothing new to do starts no Ray at all
             started_ray, spec = _prepare_cluster(plan, run_id, report, log)
+            options = plan.options  # `auto` resolved to the deployment or the pool
         # Before our own manifest exists: files of runs that died half-way are cleaned up first.
         report.orphans_removed = len(plan.tables.remove_orphans())
         close_abandoned(plan.tables.storage, run_id)
@@ -150,11 +156,23 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
     from trapline.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 
     options = plan.options
+    connected = ray.is_initialized()
+    service = find_service(options, log)
     try:
-        started = ensure_ray(options.address, log_to_driver=False)
+        started = ensure_ray(service.ray_address if service else options.address, log_to_driver=False)
     except RayUnreachableError as exc:  # the user's address, not a failed run: one line, nothing written
         raise BatchError(str(exc)) from None
     try:
+        if options.via == "auto":
+            via, why = _choose_via(plan, service, connected)
+            if via == "actors" and service is not None:  # the service's Ray is for its replicas: use our own
+                shutdown_ray()
+                started = ensure_ray(None, log_to_driver=False)
+            plan.options = options = options.model_copy(update={"via": via, **(
+                {"serve_app": service.app_name} if service is not None and via == "serve" else {})})
+            log(why)
+            if via == "actors":
+                preflight_model(options.store, plan.model.ref)
         resources = ray.cluster_resources()
         cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
         concurrency, actor_cpus = plan_resources(options, cpus, gpus)
@@ -183,6 +201,50 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
             shutdown_ray()
         raise
     return started, spec
+
+
+def find_service(options: ReprocessOptions, log: Callable[[str], None]) -> ServiceRecord | None:
+    """A running `trapline serve` on this machine that an `auto` run may send its images through: only when no
+    cluster is named (--address, $RAY_ADDRESS) and this process is not already connected to one. A record whose
+    process died is dropped and one whose Ray does not answer skipped, in seconds (trapline/services.py)."""
+    import ray
+
+    if options.via != "auto" or options.address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+        return None
+    from trapline.ray_runtime import RayUnreachableError, check_reachable
+
+    def answers(record: ServiceRecord) -> bool:
+        try:
+            check_reachable(record.ray_address, timeout_s=2.0)
+            return True
+        except RayUnreachableError:
+            return False
+
+    found = services.live(answers)
+    return found[0] if found else None
+
+
+def _choose_via(plan: Plan, service: ServiceRecord | None, connected: bool) -> tuple[str, str]:
+    """`auto`: the live deployment when it serves the job's version and filter set (one blank image through it,
+    checked like every answer), else the actor pool. Returns the choice and the line that says so."""
+    options, mv = plan.options, plan.model
+    ref = f"{mv.name}:{mv.version}"
+    if options.num_gpus:
+        return "actors", f"{ref}: an actor pool of its own (--num-gpus asks for one)"
+    if service is None and not (options.address or os.environ.get("RAY_ADDRESS")):
+        why = "in the Ray this process already runs" if connected else "no running trapline serve on this machine"
+        return "actors", f"{ref}: an actor pool of its own ({why}; --via serve to use a deployment there)"
+    where = f"the running trapline serve at {service.url}" if service else \
+        f"Serve app {options.serve_app!r} on {options.address or os.environ.get('RAY_ADDRESS')}"
+    app = service.app_name if service else options.serve_app
+    try:
+        preflight_serve(mv.name, ref, options.filters, {"version": mv.version, "sha256": mv.config.weights.sha256,
+                                                       "filters_hash": plan.filters.hash},
+                        mv.config.input_size, app, mv.config.preprocess.pad_value)
+    except BatchError as exc:
+        return "actors", f"{ref}: an actor pool of its own ({where} cannot take it: {str(exc).split('. ')[0]})"
+    return "serve", (f"{ref} through {where}: already loaded there, no actors to start, no model to load "
+                     "(--via actors for a pool of its own)")
 
 
 def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[[str], None]) -> PlanSpec:

@@ -46,8 +46,10 @@ class ReprocessOptions(BaseModel):
     out: str = Field(..., min_length=1, description="destination of the tables: a directory or s3://bucket/prefix")
     model: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
     store: str | None = Field(None, description="model store root (default $TRAPLINE_MODEL_STORE or ./models)")
-    via: Literal["actors", "serve"] = Field(
-        "actors", description="actors: a dedicated actor pool; serve: the live Serve deployment")
+    via: Literal["auto", "actors", "serve"] = Field(
+        "auto", description="auto: the live Serve deployment when a running service serves this model version "
+                            "(a `trapline serve` on this machine, or the Serve app on the --address cluster), else "
+                            "a dedicated actor pool; actors: always the pool; serve: always the deployment")
     concurrency: int | tuple[int, int] | None = Field(
         None, description="inference actors: N or MIN-MAX")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per inference actor")

@@ -43,7 +43,7 @@ def trapline(home: Path, *args: str, timeout: float = 300) -> subprocess.Complet
 
 
 def user_env(home: Path) -> dict[str, str]:
-    drop = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "TRAPLINE_MODEL_STORE")
+    drop = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "TRAPLINE_MODEL_STORE", "TRAPLINE_STATE_DIR")
     return {k: v for k, v in os.environ.items() if k not in drop} | {"HOME": str(home)}
 
 
@@ -86,9 +86,10 @@ def test_2_ray_token_is_readable_by_the_user_alone(demo, home):
     assert stat.S_IMODE(token.parent.stat().st_mode) & 0o077 == 0
 
 
-def test_3_serve_after_the_demo_detects_and_names_species(demo, home):
+def test_3_serve_after_the_demo_detects_and_names_species_and_takes_the_archive(demo, home):
     """`trapline serve` with no flags on the store `make demo` left: detectors as detectors, the species
-    classifier as a classifier deployment, and curl /v1/detect answers with species."""
+    classifier as a classifier deployment, curl /v1/detect answers with species; and a `trapline reprocess`
+    started while it runs finds it and sends the archive through it (no actors, no model load)."""
     port, log_path = free_port(), home / "serve.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "trapline.cli", "serve", "--port", str(port)],
@@ -108,6 +109,15 @@ def test_3_serve_after_the_demo_detects_and_names_species(demo, home):
         classified = [c for d in body["detections"] for c in d.get("classifications", [])]
         assert body["model"]["name"] == "demo-detector" and classified, body
         assert {c["model"]["name"] for c in classified} == {SPECIES}
+        records = list((home / ".trapline" / "services").glob("*.json"))
+        assert len(records) == 1 and stat.S_IMODE(records[0].stat().st_mode) == 0o600
+
+        job = trapline(home, "reprocess", "--archive", "samples", "--out", "out/detections",
+                       "--model", "demo-detector@production")
+        first = (job.stderr + job.stdout).strip().splitlines()
+        first = [line for line in first if not line.startswith("Ray logs:")][0]
+        assert f"demo-detector:1 through the running trapline serve at {url}" in first, first
+        assert "processed 8: ok" in job.stdout, job.stdout
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0, log_path.read_text()[-3000:]
     finally:
@@ -117,6 +127,7 @@ def test_3_serve_after_the_demo_detects_and_names_species(demo, home):
     out = log_path.read_text()
     assert f"trapline is up at {url}" in out and out.rstrip().endswith("stopped")
     assert ray_lines(out) == [], "\n".join(ray_lines(out))
+    assert list((home / ".trapline" / "services").glob("*.json")) == []  # off the record once stopped
 
 
 def detect(url: str, image: Path) -> dict:
@@ -134,10 +145,10 @@ def detect(url: str, image: Path) -> dict:
 
 def test_4_reprocess_report_export_on_the_demo_tables(demo, home):
     tables = "out/detections"
-    proc = trapline(home, "reprocess", "--archive", "samples", "--out", tables, "--model", "demo-detector@production")
-    assert "processed 8: ok" in proc.stdout, proc.stdout
     images = pads.dataset(home / tables / "images", partitioning="hive").to_table().to_pylist()
-    assert {str(r["model_version"]) for r in images} == {"1", "2"}  # the demo's v2 rows and this run's v1 rows
+    assert {str(r["model_version"]) for r in images} == {"1", "2"}  # the demo's v2 rows and the served run's v1
+    again = trapline(home, "reprocess", "--archive", "samples", "--out", tables, "--model", "demo-detector@production")
+    assert "8 already done (skipped), 0 to process" in again.stdout, again.stdout
 
     trapline(home, "report", "--tables", tables, "--out", "report", "--model", "demo-detector@production")
     page = (home / "report" / "index.html").read_text()

@@ -179,7 +179,7 @@ def test_killed_driver_resumes_with_exactly_one_row_per_image(ray_cluster, env, 
 
     out, n = tmp_path / "out", len(env["spec"].images)
     parts_dir = out / "images" / "model_name=trapcam" / "model_version=1"
-    cmd = [sys.executable, "-m", "batch.reprocess.job", "--archive", str(env["archive"]), "--out", str(out),
+    cmd = [sys.executable, "-m", "batch.reprocess", "--archive", str(env["archive"]), "--out", str(out),
            "--model", "trapcam:1", "--store", env["store"].root, "--path-pattern", PATH_PATTERN,
            "--address", ray.get_runtime_context().gcs_address, "--num-cpus", "0.5", "--read-cpus", "0.25",
            "--rows-per-file", "1", "--read-batch-size", "1", "--batch-size", "1"]

@@ -32,7 +32,7 @@ def test_flags_map_onto_the_options_model():
     assert (o.limit, o.concurrency, o.dry_run, o.json_output) == (10, (2, 4), True, True)
     assert o.filters == {"min_size": {"min_area_fraction": 0.001}} and o.extensions == [".jpg", ".PNG"]
     defaults = parse()
-    assert (defaults.select, defaults.via, defaults.actor_cpus, defaults.rows_per_file) == ("all", "actors", 1.0, 1000)
+    assert (defaults.select, defaults.via, defaults.actor_cpus, defaults.rows_per_file) == ("all", "auto", 1.0, 1000)
     assert parse("--via", "serve").actor_cpus == 0.25
 
 

@@ -1,0 +1,62 @@
+"""The record `trapline serve` leaves for later commands: private, removed on exit, and never trusted when its
+process is gone (a stale record is dropped at once, not dialled)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+from batch.reprocess.job import find_service
+from batch.reprocess.options import ReprocessOptions
+from trapline import services
+
+
+def test_a_record_lives_as_long_as_its_service_and_is_the_users_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAPLINE_STATE_DIR", str(tmp_path / "state"))
+    with services.registered("http://127.0.0.1:8000", "trapline", "127.0.0.1:6379") as record:
+        assert stat.S_IMODE(record.path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(record.path.parent.stat().st_mode) & 0o077 == 0
+        assert services.live() == [record]
+        assert services.live(lambda r: False) == []  # a probe that fails: skipped, not deleted
+        assert record.path.exists()
+    assert not record.path.exists() and services.live() == []
+
+
+def test_a_record_of_a_dead_process_is_dropped_without_dialling_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAPLINE_STATE_DIR", str(tmp_path / "state"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    d = services.services_dir()
+    d.mkdir(parents=True)
+    stale = d / f"{dead.pid}.json"
+    stale.write_text(json.dumps({"pid": dead.pid, "url": "http://127.0.0.1:1", "app_name": "trapline",
+                                 "ray_address": "127.0.0.1:1", "started_at": time.time()}))
+    (d / "garbage.json").write_text("{not json")
+    probed = []
+    assert services.live(lambda r: probed.append(r) or True) == [] and probed == []
+    assert not stale.exists()
+
+
+def test_reprocess_looks_for_a_service_only_when_it_may_use_one(tmp_path, monkeypatch):
+    """auto on this machine with no cluster named: a live record whose Ray answers; never with --via actors or
+    --address / $RAY_ADDRESS (the named cluster's own Serve app is checked instead), and a record whose Ray does
+    not answer is passed over within seconds."""
+    monkeypatch.setenv("TRAPLINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    opts = ReprocessOptions(archive="a", out="o", model="m:1")
+    with services.registered("http://127.0.0.1:9", "trapline", "127.0.0.1:9"):  # this process: alive, no Ray
+        t0 = time.monotonic()
+        assert find_service(opts, print) is None
+        assert time.monotonic() - t0 < 10
+        assert find_service(opts.model_copy(update={"via": "actors"}), print) is None
+    monkeypatch.setattr("trapline.ray_runtime.check_reachable", lambda address, timeout_s=3.0: True)
+    with services.registered("http://127.0.0.1:9", "trapline", "127.0.0.1:9") as record:
+        assert find_service(opts, print) == record
+        assert find_service(opts.model_copy(update={"address": "10.0.0.1:6379"}), print) is None
+        monkeypatch.setenv("RAY_ADDRESS", "auto")
+        assert find_service(opts, print) is None
+    assert os.environ["TRAPLINE_STATE_DIR"].endswith("state")

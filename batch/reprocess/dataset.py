@@ -26,6 +26,11 @@ from batch.reprocess.read import read_and_prepare
 from batch.tables.commit import write_results, write_stage_results
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
+# A --via serve run of at most this many images (and no crop/classify stage) runs in the driver, not as a Ray
+# Data plan (`_execute_inline`), committing a part every INLINE_PART_IMAGES images with INLINE_WINDOW in flight.
+INLINE_MAX_IMAGES = 1000
+INLINE_PART_IMAGES = 100
+INLINE_WINDOW = 16
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections")
 # Settings the stages need to reach S3 and the model store. Workers of a cluster that was started
 # before the driver's environment was set (or on other nodes) do not have them, so the driver
@@ -229,6 +234,8 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     progress = Progress(total=entries.num_rows)
     if entries.num_rows == 0:
         return progress
+    if spec.via == "serve" and spec.stage is None and entries.num_rows <= INLINE_MAX_IMAGES:
+        return _execute_inline(entries, spec, progress, on_part)
     ds = build_dataset(entries, spec)
     # Closed explicitly: when on_part raises (a crash, a lost lease) Ray Data shuts its executor down
     # only once the generator is closed, and left to the garbage collector its actors would keep
@@ -239,4 +246,28 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
                 progress.add_part(row)
                 if on_part is not None:
                     on_part(progress)
+    return progress
+
+
+def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
+                    on_part: Callable[[Progress], Any] | None) -> Progress:
+    """A small job through the live deployment, driven from this process: the same stages (`ServeClient` reads
+    the files and keeps `window` images in flight to the replicas, `write_results` commits each part, fenced)
+    without a Ray Data plan. For a card of a few hundred images the plan's start-up (its stats and autoscaling
+    actors, a client actor, the first blocks) cost more than the images themselves; the replicas do the work
+    either way, and a larger archive gets the streaming plan."""
+    expected = {"version": spec.model_version, "sha256": spec.model_sha256, "filters_hash": spec.filters_hash}
+    client = ServeClient(spec.model_name, spec.ref, spec.filter_overrides, expected, app_name=spec.serve_app,
+                         archive_url=spec.archive_url, window=INLINE_WINDOW)
+    rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
+    for start in range(0, entries.num_rows, rows):
+        block = entries.slice(start, rows)
+        batch = {name: block.column(name).to_numpy(zero_copy_only=False) for name in block.column_names}
+        stats = write_results(client(batch), out_url=spec.out_url, model_name=spec.model_name,
+                              model_version=spec.model_version, model_sha256=spec.model_sha256,
+                              filters_hash=spec.filters_hash, run_id=spec.run_id, metadata=spec.metadata,
+                              fenced=spec.fenced)
+        progress.add_part(stats.to_pylist()[0])
+        if on_part is not None:
+            on_part(progress)
     return progress

@@ -26,7 +26,7 @@ def rows(out, table: str, drop: tuple[str, ...]):
     return df.sort_values(keys).reset_index(drop=True)
 
 
-def test_serve_and_actors_give_the_same_rows_and_match_http(ray_cluster, tmp_path):
+def test_serve_and_actors_give_the_same_rows_and_match_http(ray_cluster, tmp_path, monkeypatch):
     store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
     store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
     store.promote("trapcam:1")
@@ -50,6 +50,12 @@ def test_serve_and_actors_give_the_same_rows_and_match_http(ray_cluster, tmp_pat
         d_serve, d_actors = rows(tmp_path / "serve", DETECTIONS, ("run_id",)), rows(tmp_path / "actors", DETECTIONS,
                                                                                     ("run_id",))
         assert len(d_serve) == via_serve.raw_detections and d_serve.astype(str).equals(d_actors.astype(str))
+        # A small job runs in the driver (no Ray Data plan); a large one as the streaming plan: the same rows.
+        monkeypatch.setattr("batch.reprocess.dataset.INLINE_MAX_IMAGES", 0)
+        planned = run_reprocess(ReprocessOptions(**base, out=str(tmp_path / "planned"), via="serve"))
+        assert planned.status == "succeeded" and planned.processed == via_serve.processed, planned.error
+        assert rows(tmp_path / "planned", IMAGES, per_run).equals(a)
+        assert rows(tmp_path / "planned", DETECTIONS, ("run_id",)).astype(str).equals(d_serve.astype(str))
 
         # The online door answers with the same detections for the same image bytes.
         batch = d_actors[d_actors.kept]

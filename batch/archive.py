@@ -20,6 +20,7 @@ from PIL import Image
 
 from model_store.storage import Storage
 
+from .cameras import DEFAULT_CAMERA_ID
 from .errors import BatchError
 from .schema import ENTRY_SCHEMA
 
@@ -50,7 +51,7 @@ class ArchiveEntry:
     size_bytes: int
     content_id: str
     mtime: dt.datetime  # naive UTC
-    camera_id: str | None
+    camera_id: str  # DEFAULT_CAMERA_ID for a file directly under the archive root
     capture_time: dt.datetime | None = None  # None until resolved (path pattern, EXIF, mtime)
     capture_time_source: str | None = None
 
@@ -198,7 +199,7 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
             ignored += 1
             continue
         parts = rel.split("/")
-        camera = parts[0] if len(parts) > 1 else None
+        camera = parts[0] if len(parts) > 1 else DEFAULT_CAMERA_ID
         when = None
         if pattern is not None:
             matched, pcam, when = pattern.match(rel)

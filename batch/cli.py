@@ -22,9 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=["megadetector", "coco", "camtrap-dp"])
     p.add_argument("--out", required=True, help="output file (megadetector, coco) or directory (camtrap-dp)")
     _add_set_arguments(p)
-    p.add_argument("--timezone", default="Z", help="UTC offset of the capture times for Camtrap DP (default Z)")
+    p.add_argument("--timezone", default="Z",
+                   help="Camtrap DP: UTC offset of the cameras' clocks (path / EXIF times; mtimes stay UTC; default Z)")
     p.add_argument("--observation-level", choices=["media", "event", "both"], default="media",
                    help="Camtrap DP observations per image box (media), per event and label (event), or both")
+    p.add_argument("--deployments", default=None, metavar="FILE.csv|FILE.json",
+                   help="Camtrap DP: per camera id its latitude, longitude, deploymentStart, deploymentEnd "
+                        "(and optional Camtrap DP setup fields)")
+    p.add_argument("--allow-missing-deployments", action="store_true",
+                   help="Camtrap DP: write cameras missing from --deployments without coordinates instead of refusing")
+    p.add_argument("--package-meta", default=None, metavar="META.yaml",
+                   help="Camtrap DP: datapackage.json metadata (title, contributors, project, licenses, ...)")
     _add_gap_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export)
@@ -144,7 +152,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     report = run_export(args.tables, args.format, args.out, model=args.model, filters_hash=args.filters_hash,
                         cameras=args.camera, since=args.since, until=args.until, timezone=args.timezone,
-                        store=args.store, observation_level=args.observation_level, gap_s=args.gap_s)
+                        store=args.store, observation_level=args.observation_level, gap_s=args.gap_s,
+                        deployments=args.deployments, allow_missing_deployments=args.allow_missing_deployments,
+                        package_meta=args.package_meta)
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
@@ -152,6 +162,8 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"of {report.model} [filters {report.filters_hash}] as {report.format}:")
         for path in report.written:
             print(f"  {path}")
+        for note in report.notes:
+            print(f"note: {note}")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -23,6 +23,8 @@ from .camtrap import (
     camtrap_dp,
     csv_bytes,
 )
+from .camtrap_package import camtrap_package, load_package_meta
+from .deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
 from .errors import BatchError
 from .events import DEFAULT_GAP_S
 from .export_fields import box_of
@@ -43,6 +45,7 @@ class ExportReport:
     failed: int
     detections: int
     written: list[str]
+    notes: list[str] = field(default_factory=list)  # what the user should know about the output (camtrap-dp)
 
 
 def subset_filter(cameras: list[str] | None = None, since: Any = None, until: Any = None) -> ds.Expression | None:
@@ -206,15 +209,20 @@ def _write(url: str, data: bytes) -> str:
 def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None, filters_hash: str | None = None,
                cameras: list[str] | None = None, since: Any = None, until: Any = None, timezone: str = "Z",
                store: str | None = None, observation_level: ObservationLevel = "media",
-               gap_s: float = DEFAULT_GAP_S) -> ExportReport:
-    """Export one model version and filter set; `out` is a file (megadetector, coco) or a directory (camtrap-dp)."""
+               gap_s: float = DEFAULT_GAP_S, deployments: str | None = None,
+               allow_missing_deployments: bool = False, package_meta: str | None = None) -> ExportReport:
+    """Export one model version and filter set; `out` is a file (megadetector, coco) or a directory (camtrap-dp:
+    a Camtrap DP package, with `deployments` and `package_meta` files; see batch/camtrap_package.py)."""
     if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", timezone):
         raise BatchError(f"--timezone must be Z or +HH:MM / -HH:MM, got {timezone!r}")
+    package_inputs = None
+    if fmt == "camtrap-dp":  # read and check the user's files before any table is read
+        package_inputs = (load_deployments(deployments) if deployments else {}, load_package_meta(package_meta))
     tables = Tables(tables_url)
     tset = resolve_table_set(tables, model, filters_hash, store)
     images, dets = load(tables, tset, subset_filter(cameras, since, until))
     failed = int((images["status"] == "failed").sum()) if not images.empty else 0
-    written = []
+    written, notes = [], []
     if fmt == "megadetector":
         written.append(_write(out, json.dumps(megadetector(images, dets, tset), indent=1).encode()))
     elif fmt == "coco":
@@ -224,10 +232,15 @@ def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None,
         written.append(_write(f"{stem}.images.json", json.dumps(index, indent=1).encode()))
     elif fmt == "camtrap-dp":
         media, observations = camtrap_dp(images, dets, tset, timezone, observation_level, gap_s)
+        package = camtrap_package(media, observations, tset, package_inputs, timezone, observation_level,
+                                  allow_missing_deployments)
         base = out.rstrip("/")
+        written.append(_write(f"{base}/deployments.csv", csv_bytes(package.deployments, CAMTRAP_DEPLOYMENT_FIELDS)))
         written.append(_write(f"{base}/media.csv", csv_bytes(media, CAMTRAP_MEDIA_FIELDS)))
         written.append(_write(f"{base}/observations.csv", csv_bytes(observations, CAMTRAP_OBSERVATION_FIELDS)))
+        written.append(_write(f"{base}/datapackage.json", json.dumps(package.descriptor, indent=2).encode()))
+        notes = package.notes
     else:
         raise BatchError(f"unknown export format {fmt!r}; use megadetector, coco or camtrap-dp")
     return ExportReport(fmt, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, len(images), failed,
-                        len(dets), written)
+                        len(dets), written, notes)

@@ -20,6 +20,7 @@ import pyarrow.dataset as ds
 from model_store.storage import Storage
 
 from .archive import open_location
+from .cameras import fill_camera_ids
 from .errors import BatchError
 from .manifest import RunManifest, is_live, read_manifests
 from .schema import (
@@ -155,6 +156,7 @@ class Tables:
         if df.empty:
             return df
         df = df.sort_values(["processed_at", "run_id"], ascending=False, kind="stable")
+        df = fill_camera_ids(df)  # tables written before batch/cameras.py hold nulls
         return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,

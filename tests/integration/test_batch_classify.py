@@ -165,9 +165,13 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     assert all(len(d["classifications"]) == 2 for d in deer)  # the answer, then the rest of the top-2
     assert all("classifications" not in d for d in a["detections"] if d["category"] == "2")
     dp = tmp_path / "dp"
-    run_export(str(out), "camtrap-dp", str(dp), filters_hash=rolled.filters_hash)
+    report = run_export(str(out), "camtrap-dp", str(dp), filters_hash=rolled.filters_hash,
+                        allow_missing_deployments=True)
+    assert any("without coordinates" in n for n in report.notes)
     obs = pd.read_csv(dp / "observations.csv")
     assert set(obs["scientificName"].dropna()) <= {"red", "green", "cool", "warm", "colour"}
+    package = json.loads((dp / "datapackage.json").read_text())  # taxonomic coverage: the names observed
+    assert {t["scientificName"] for t in package["taxonomic"]} == set(obs["scientificName"].dropna())
     assert obs["scientificName"].notna().sum() == 6 and obs["classifiedBy"].str.contains("colour 1").sum() == 6
     coco = tmp_path / "coco.json"
     run_export(str(out), "coco", str(coco), filters_hash=source)

@@ -24,21 +24,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
-from tests.fixtures.camtrap_dp import validate_package
-
-DEPLOYMENTS = """deploymentID,latitude,longitude,deploymentStart,deploymentEnd,locationName,cameraHeight,baitUse
-cam01,51.0501,4.3520,2024-04-29T09:00:00,2024-05-31T17:00:00,Beech ridge,0.5,false
-cam02,51.1000,4.4000,2024-05-01T00:00:00+02:00,2024-05-31T00:00:00+02:00,,,
-cam03,51.2000,4.5000,2024-05-01T00:00:00Z,2024-06-30T00:00:00Z,Pond,,
-"""
-META = """title: Beech ridge camera traps, 2024
-contributors:
-  - {title: Ada Lovelace, email: ada@example.org, role: contact}
-project: {title: Beech ridge, samplingDesign: targeted, captureMethod: [activityDetection]}
-licenses:
-  - {name: CC0-1.0, scope: data}
-  - {path: "http://creativecommons.org/licenses/by/4.0/", scope: media}
-"""
+from tests.fixtures.camtrap_dp import DEPLOYMENTS, META, validate_package
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from .deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
 from .errors import BatchError
 from .events import DEFAULT_GAP_S
 from .export_fields import box_of
+from .md_metadata import classifier_info, detector_metadata
 from .options import parse_when
 from .schema import CLASSIFICATIONS
 from .tables import Tables, TableSet, resolve_table_set
@@ -111,8 +112,9 @@ def _labels(tset: TableSet, dets: pd.DataFrame) -> dict[int, str]:
     return dict(sorted(labels.items()))
 
 
-def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> dict:
-    """MegaDetector batch output format 1.4 (https://lila.science/megadetector-output-format)."""
+def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store: str | None = None) -> dict:
+    """MegaDetector batch output format 1.4 (https://lila.science/megadetector-output-format); `info` as
+    MegaDetector's writer fills it (batch/md_metadata.py)."""
     cls_ids = classification_categories(tset, dets)
     by_uri = {uri: g for uri, g in dets.groupby("uri", sort=False)} if not dets.empty else {}
     out_images = []
@@ -132,22 +134,18 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> di
             ]
         out_images.append(entry)
     done = images["processed_at"].max() if not images.empty else None
+    completed = pd.Timestamp(done).strftime("%Y-%m-%d %H:%M:%S") if done is not None else ""
     extra = {"classification_categories": {v: k for k, v in cls_ids.items()}} if tset.classifiers else {}
-    if tset.classifiers:
-        extra["classifier_metadata"] = [{k: c[k] for k in ("name", "version", "sha256", "labels")}
-                                        for c in tset.classifiers]
-    return {**extra,
+    return {
         "info": {
             "format_version": MD_FORMAT_VERSION,
             "detector": f"{tset.model_name} {tset.model_version}",
-            "detection_completion_time": pd.Timestamp(done).strftime("%Y-%m-%d %H:%M:%S") if done is not None else "",
-            "detector_metadata": {
-                "model_name": tset.model_name, "model_version": tset.model_version,
-                "model_sha256": tset.metadata.get("model", {}).get("sha256"),
-                "filters_hash": tset.filters_hash, "filters": tset.filter_specs,
-            },
+            "detection_completion_time": completed,
+            "detector_metadata": detector_metadata(tset, store),
+            **classifier_info(tset, completed),
         },
         "detection_categories": {str(cid + 1): label for cid, label in _labels(tset, dets).items()},
+        **extra,
         "images": out_images,
     }
 
@@ -224,7 +222,7 @@ def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None,
     failed = int((images["status"] == "failed").sum()) if not images.empty else 0
     written, notes = [], []
     if fmt == "megadetector":
-        written.append(_write(out, json.dumps(megadetector(images, dets, tset), indent=1).encode()))
+        written.append(_write(out, json.dumps(megadetector(images, dets, tset, store), indent=1).encode()))
     elif fmt == "coco":
         results, index = coco(images, dets, tset)
         written.append(_write(out, json.dumps(results).encode()))

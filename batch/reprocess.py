@@ -30,6 +30,7 @@ from .failures import describe_error
 from .inference import config_json, preflight_serve
 from .lease import RunLease
 from .manifest import RunManifest, close_abandoned, new_run_id, write_manifest
+from .md_metadata import detection_thresholds
 from .options import ReprocessOptions, add_reprocess_arguments, options_from_args
 from .pipeline import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from .report import RunReport, apply_progress, format_report, report_counts
@@ -305,8 +306,9 @@ class _Reporter:
 
 
 def _model_info(plan: Plan) -> dict[str, Any]:
-    return {"name": plan.model.name, "version": plan.model.version, "sha256": plan.model.config.weights.sha256,
-            "ref": plan.options.model, "labels": list(plan.model.config.labels)}
+    cfg = plan.model.config
+    return {"name": plan.model.name, "version": plan.model.version, "sha256": cfg.weights.sha256,
+            "ref": plan.options.model, "labels": list(cfg.labels), **detection_thresholds(cfg)}
 
 
 def _filters_info(plan: Plan) -> dict[str, Any]:

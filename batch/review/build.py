@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ..tables import Tables, TableSet, resolve_table_set
 from . import plots
 from .compare import DEFAULT_MIN_IOU, Comparison, compare_versions
 from .page import render_page
+from .species import classifier_names, species_counts, species_frame, with_species
 from .thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
 
 DEFAULT_EDGES = (0.2, 0.4, 0.6, 0.8)
@@ -110,6 +112,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash)
     kept = dets[dets["kept"]] if not dets.empty else dets
     dropped = dets[~dets["kept"]] if not dets.empty else dets
+    kept = with_species(tables, tset, images, kept)  # what the classifiers said about each kept box
     log(f"report: {len(images)} image(s), {len(kept)} kept and {len(dropped)} dropped box(es) of "
         f"{tset.model_name}:{tset.model_version} [filters {tset.filters_hash}]")
     labels = tset.labels or sorted(set(kept.get("label", [])))
@@ -120,7 +123,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     def boxes_of(uri: str) -> tuple[DrawBox, ...]:
         g = by_uri.get(uri)
         return () if g is None else tuple(
-            DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, f"{d.label} {d.score:.2f}", colors[d.label])
+            DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, box_caption(d), colors[d.label])
             for d in g.itertuples(index=False))
 
     jobs: dict[str, ThumbJob] = {}
@@ -134,6 +137,8 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
                 "time": _when(r["capture_time"]), "note": note}
 
     gallery = _gallery(kept, labels, all_bands, opts.per_band, card)
+    species = species_counts(kept)
+    species_gallery = _gallery(species_frame(kept), [r["species"] for r in species], all_bands, opts.per_band, card)
     blank_uris = images.loc[images["status"] == "empty", "uri"].tolist()
     blanks = {"total": len(blank_uris), "cards": [card(u) for u in sample(blank_uris, opts.per_band)]}
     flagged = _flagged(dropped, opts.per_band, colors, card, boxes_of)
@@ -144,14 +149,21 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     log(f"report: drawing {len(jobs)} thumbnail(s)")
     thumbs = Thumbnails(out, side=opts.thumb_side)
     rendered = thumbs.render_all(list(jobs.values()))
-    for c in _all_cards(gallery, blanks, flagged, compare_cards):
+    for c in _all_cards(gallery + species_gallery, blanks, flagged, compare_cards):
         c["src"] = rendered.get(c["job"])
 
     charts = _charts(images, kept, colors, all_bands, out)
+    if species:
+        per_species = pd.DataFrame({"images": [r["images"] for r in species]}, index=[r["species"] for r in species])
+        charts.insert(3, {"title": "Species", "src": plots.stacked_bars(
+            per_species, "Images with a classified box, per species", out, "per_species")})
     failed = images[images["status"] == "failed"]
     context = {
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",
-        "tset": tset, "tables_url": tables.url, "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "tset": tset, "tables_url": shown_location(tables.url, out),
+        "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "classifiers": classifier_names(tset), "species": species, "species_gallery": species_gallery,
+        "species_colors": label_colors([r["species"] for r in species]),
         "summary": _summary(images, kept, dropped), "charts": charts, "colors": colors,
         "per_camera": _per_camera(images, kept), "gallery": gallery, "blanks": blanks, "flagged": flagged,
         "comparison": comparison, "compare_cards": compare_cards, "compare_colors": (ONLY_A, ONLY_B, MATCHED),
@@ -172,6 +184,24 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
         result.compared_with, result.only_a, result.only_b = (comparison.b, int(comparison.per_label["only_a"].sum()),
                                                               int(comparison.per_label["only_b"].sum()))
     return result
+
+
+def box_caption(d: Any) -> str:
+    """A box's caption: the classifier's species (or rolled-up taxon) and score where it answered, else the label."""
+    species = getattr(d, "species", None)
+    if isinstance(species, str) and species:
+        return f"{species} {d.species_score:.2f}"
+    return f"{d.label} {d.score:.2f}"
+
+
+def shown_location(url: str, out: Path) -> str:
+    """The tables as the header shows them: an object-store URL whole; a local directory relative to the report
+    when it is near it, else by its name (no machine's directory layout in a page people share)."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    path = Path(url.removeprefix("file://")).resolve()
+    rel = os.path.relpath(path, out.resolve())
+    return rel if rel.count("..") <= 2 else path.name
 
 
 def _gallery(kept: pd.DataFrame, labels: list[str], all_bands: list[tuple[float, float]], per_band: int,

@@ -153,17 +153,18 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
         c["src"] = rendered.get(c["job"])
 
     charts = _charts(images, kept, colors, all_bands, out)
+    species_colors = label_colors([r["species"] for r in species])
     if species:
-        per_species = pd.DataFrame({"images": [r["images"] for r in species]}, index=[r["species"] for r in species])
-        charts.insert(3, {"title": "Species", "src": plots.stacked_bars(
-            per_species, "Images with a classified box, per species", out, "per_species")})
+        charts.insert(3, {"title": "Species", "src": plots.horizontal_bars(
+            {r["species"]: r["images"] for r in species}, "Images with a classified box, per species", out,
+            "per_species", species_colors)})
     failed = images[images["status"] == "failed"]
     context = {
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",
         "tset": tset, "tables_url": shown_location(tables.url, out),
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "classifiers": classifier_names(tset), "species": species, "species_gallery": species_gallery,
-        "species_colors": label_colors([r["species"] for r in species]),
+        "species_colors": species_colors,
         "summary": _summary(images, kept, dropped), "charts": charts, "colors": colors,
         "per_camera": _per_camera(images, kept), "gallery": gallery, "blanks": blanks, "flagged": flagged,
         "comparison": comparison, "compare_cards": compare_cards, "compare_colors": (ONLY_A, ONLY_B, MATCHED),

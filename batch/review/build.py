@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..cameras import DEFAULT_CAMERA_ID
 from ..errors import BatchError
 from ..export import subset_filter
 from ..tables import Tables, TableSet, resolve_table_set
@@ -281,13 +282,13 @@ def _summary(images: pd.DataFrame, kept: pd.DataFrame, dropped: pd.DataFrame) ->
 
 
 def _per_camera(images: pd.DataFrame, kept: pd.DataFrame) -> list[dict]:
-    table = pd.crosstab(images["camera_id"].fillna("(none)"), images["status"])
+    table = pd.crosstab(images["camera_id"].fillna(DEFAULT_CAMERA_ID), images["status"])
     for s in ("ok", "empty", "failed"):
         if s not in table:
             table[s] = 0
     if not kept.empty:
         cams = kept.merge(images[["uri", "camera_id"]], on="uri")
-        labels = pd.crosstab(cams["camera_id"].fillna("(none)"), cams["label"])
+        labels = pd.crosstab(cams["camera_id"].fillna(DEFAULT_CAMERA_ID), cams["label"])
         table = table.join(labels, how="left").fillna(0)
     return [{"camera": cam, **{k: int(v) for k, v in r.items()}} for cam, r in table.iterrows()]
 
@@ -295,7 +296,7 @@ def _per_camera(images: pd.DataFrame, kept: pd.DataFrame) -> list[dict]:
 def _charts(images: pd.DataFrame, kept: pd.DataFrame, colors: dict[str, str], all_bands: list[tuple[float, float]],
             out: Path) -> list[dict]:
     status_cols = [s for s in ("ok", "empty", "failed") if s in set(images["status"])]
-    per_camera = pd.crosstab(images["camera_id"].fillna("(none)"), images["status"])[status_cols]
+    per_camera = pd.crosstab(images["camera_id"].fillna(DEFAULT_CAMERA_ID), images["status"])[status_cols]
     charts = [{"title": "Images per camera", "src": plots.stacked_bars(
         per_camera, "Images per camera, by outcome", out, "per_camera", plots.STATUS_COLORS)}]
     timed = images[images["capture_time"].notna()]

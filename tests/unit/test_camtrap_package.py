@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -192,3 +193,35 @@ def test_images_without_a_camera_get_the_stated_default_id_never_nan():
     assert list(ev["event_id"]) == [f"{DEFAULT_CAMERA_ID}_20251125T031727"]
     assert list(ev["camera_id"]) == [DEFAULT_CAMERA_ID]
     assert event_id(float("nan"), t0) == "unknown_20251125T031727" and DEFAULT_CAMERA_ID == "unknown"
+
+
+def test_tables_with_null_camera_ids_never_show_nan_or_none(env, tmp_path):
+    """Tables written before the default existed hold null camera ids: events, exports and report say `unknown`."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batch.review import ReportOptions, build_report
+
+    tables = tmp_path / "tables"
+    shutil.copytree(env["out"], tables)
+    for path in (tables / "images").rglob("*.parquet"):
+        frame = pd.read_parquet(path)
+        frame["camera_id"] = [None if c == "cam03" else c for c in frame["camera_id"]]
+        meta = pq.read_schema(path).metadata
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(meta), path)
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text(DEPLOYMENTS.replace("\ncam03,", "\nunknown,"))
+    run_export(str(tables), "camtrap-dp", str(tmp_path / "dp"), deployments=str(deployments),
+               package_meta=str(env["meta"]), observation_level="both", gap_s=3 * 3600)
+    assert validate_package(tmp_path / "dp")[0] == []
+    observations = rows(tmp_path / "dp" / "observations.csv")
+    assert {o["deploymentID"] for o in observations} == {"cam01", "cam02", "unknown"}
+    assert any(o["eventID"].startswith("unknown_2024") for o in observations)
+    for name in ("media.csv", "observations.csv", "deployments.csv"):
+        text = (tmp_path / "dp" / name).read_text()
+        assert not {"nan", "None", "NaN"} & set(text.replace("\n", ",").replace("_", ",").split(",")), name
+    build_report(ReportOptions(str(tables), str(tmp_path / "rep"), per_band=2))
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "<td>unknown</td>" in html and not re.search(r">\s*(nan|None|\(none\))\s*<", html)

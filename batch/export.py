@@ -222,7 +222,12 @@ def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None,
     failed = int((images["status"] == "failed").sum()) if not images.empty else 0
     written, notes = [], []
     if fmt == "megadetector":
-        written.append(_write(out, json.dumps(megadetector(images, dets, tset, store), indent=1).encode()))
+        doc = megadetector(images, dets, tset, store)
+        if "typical_detection_threshold" not in doc["info"]["detector_metadata"]:
+            notes.append("info.detector_metadata has no detection thresholds (tables from before they were "
+                         "recorded, and the model store is not reachable: pass --store); MegaDetector's tools "
+                         "will fall back to a default threshold")
+        written.append(_write(out, json.dumps(doc, indent=1).encode()))
     elif fmt == "coco":
         results, index = coco(images, dets, tset)
         written.append(_write(out, json.dumps(results).encode()))

@@ -103,3 +103,29 @@ def test_classifier_facts_sit_inside_info_as_megadetectors_writer_puts_them():
     assert info["detector_metadata"]["typical_detection_threshold"] == 0.2
     assert doc["classification_categories"] == {"1": "red_fox", "2": "grey_wolf"}
     assert doc["images"][0]["detections"][0]["classifications"] == [["1", 0.8], ["2", 0.15]]
+
+
+def test_old_tables_without_thresholds_take_them_from_the_store_or_say_they_cannot(env, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    tables = tmp_path / "tables"
+    shutil.copytree(env["out"], tables)
+    for path in tables.rglob("*.parquet"):  # as written before the thresholds were recorded
+        table = pq.read_table(path)
+        meta = dict(table.schema.metadata)
+        info = json.loads(meta[b"trapline"])
+        for key in ("typical_detection_threshold", "conservative_detection_threshold", "score_threshold"):
+            info.get("model", {}).pop(key, None)
+        meta[b"trapline"] = json.dumps(info).encode()
+        pq.write_table(table.replace_schema_metadata(meta), path)
+    report = run_export(str(tables), "megadetector", str(tmp_path / "md.json"), model="trapcam:2",
+                        store=env["store"].root)
+    doc = json.loads((tmp_path / "md.json").read_text())
+    assert doc["info"]["detector_metadata"]["typical_detection_threshold"] == 0.4 and report.notes == []
+    report = run_export(str(tables), "megadetector", str(tmp_path / "md.json"), model="trapcam:2",
+                        store=str(tmp_path / "elsewhere"))
+    doc = json.loads((tmp_path / "md.json").read_text())
+    assert "typical_detection_threshold" not in doc["info"]["detector_metadata"]
+    assert len(report.notes) == 1 and "pass --store" in report.notes[0]

@@ -225,3 +225,18 @@ def test_tables_with_null_camera_ids_never_show_nan_or_none(env, tmp_path):
     build_report(ReportOptions(str(tables), str(tmp_path / "rep"), per_band=2))
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "<td>unknown</td>" in html and not re.search(r">\s*(nan|None|\(none\))\s*<", html)
+
+
+def test_images_outside_their_deployment_window_are_named_and_a_relative_file_is_read(env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "short.json").write_text(json.dumps({
+        "cam01": {"latitude": 51, "longitude": 4, "deploymentStart": "2024-04-29T00:00:00",
+                  "deploymentEnd": "2024-05-31T00:00:00"},
+        "cam02": {"latitude": 51, "longitude": 4, "deploymentStart": "2024-05-10T10:00:00+02:00",
+                  "deploymentEnd": "2024-05-31T00:00:00+02:00"},  # EXIF times 08:00..15:00 local: 2 before
+        "cam03": {"latitude": 51, "longitude": 4, "deploymentStart": "2024-05-01T00:00:00Z",
+                  "deploymentEnd": "2024-06-30T00:00:00Z", "featureType": "trailGame"}}))
+    report = export(env, tmp_path / "dp", deployments="short.json")
+    assert report.notes == ["deployments.csv: 2 image(s) of cam02 lie outside its deploymentStart "
+                            "2024-05-10T10:00:00+02:00 .. deploymentEnd 2024-05-31T00:00:00+02:00"]
+    assert validate_package(tmp_path / "dp")[0] == []

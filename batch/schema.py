@@ -67,7 +67,7 @@ When a run classifies, `filters_hash` of its rows identifies the result set: the
 plus every classifier version and route (`model_store.pipeline.result_hash`), so the skip key
 covers every model version of the pipeline. Without classifiers it is the filter set's hash.
 
-Each file also carries key-value metadata `trapline` (JSON: model name/version/sha256, labels,
+Each file also carries key-value metadata `trapline` (JSON: model name/version/sha256, labels, detection thresholds,
 filter specs), so a single part can be interpreted without the model store.
 """
 

@@ -22,9 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_reprocess_arguments(p)
     p.set_defaults(func=cmd_reprocess)
 
-    p = sub.add_parser("export", help="export detection tables as MegaDetector JSON, COCO results or Camtrap DP",
-                       epilog="example:\n  trapline export --tables ./detections --format camtrap-dp --out "
-                              "./camtrap-package", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("export", help="export detection tables as MegaDetector JSON, COCO results or Camtrap DP")
     add_model_arguments(p, ExportOptions, EXPORT_FLAGS)
     _add_output_arguments(p)
     p.set_defaults(func=cmd_export)
@@ -99,6 +97,8 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"of {report.model} [filters {report.filters_hash}] as {report.format}:")
         for path in report.written:
             print(f"  {path}")
+        for note in report.notes:
+            print(f"note: {note}")
     return 0
 
 

@@ -29,7 +29,8 @@ EXAMPLES = {
     "models verify": "trapline models verify megadetector:5",
     "serve": "trapline serve --store ./models --model megadetector --port 8000",
     "reprocess": "trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
-    "export": "trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package",
+    "export": "trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
+              "--deployments deployments.csv --package-meta meta.yaml",
     "postprocess": "trapline postprocess --tables ./detections --filter repeat "
                    "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
     "events": "trapline events --tables ./detections --gap-s 60",

@@ -16,8 +16,9 @@ from typing import Literal
 
 import pandas as pd
 
-from batch.export.fields import box_of, iso_time, scientific_name
+from batch.export.fields import box_of, capture_offset, iso_time, scientific_name
 from batch.refilter.events import DEFAULT_GAP_S, group_events
+from batch.tables.cameras import camera_or_default
 from batch.tables.reader import TableSet
 
 ObservationLevel = Literal["media", "event", "both"]
@@ -68,8 +69,8 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
     event_of = {} if events is None else {uri: ev for ev in events.itertuples(index=False) for uri in ev.uris}
     for row in images[images["status"] != "failed"].itertuples(index=False):
         mid = media_id(row.uri, row.content_id)
-        deployment = row.camera_id if isinstance(row.camera_id, str) and row.camera_id else "unknown"
-        when = iso_time(row.capture_time, offset)
+        deployment = camera_or_default(row.camera_id)
+        when = iso_time(row.capture_time, capture_offset(getattr(row, "capture_time_source", None), offset))
         classified_at = iso_time(row.processed_at, "Z")
         name = posixpath.basename(row.rel_path or row.uri)
         media.append({
@@ -120,6 +121,8 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, pd.DataFrame], i
     """
     classified_at = iso_time(images["processed_at"].max(), "Z") if not images.empty else ""
     classified_by = f"{tset.model_name} {tset.model_version}"
+    sources = images["capture_time_source"] if "capture_time_source" in images else [None] * len(images)
+    source_of = dict(zip(images["uri"], sources, strict=True))
     rows = []
     for ev in events.itertuples(index=False):
         counts: dict[tuple[str, str], int] = {}
@@ -137,9 +140,11 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, pd.DataFrame], i
                     classifier[key] = f"{c['classifier_name']} {c['classifier_version']}"
             for key, n in per_image.items():
                 counts[key] = max(counts.get(key, 0), n)
-        base = {"deploymentID": ev.camera_id if isinstance(ev.camera_id, str) and ev.camera_id else "unknown",
-                "mediaID": "", "eventID": ev.event_id, "eventStart": iso_time(ev.start, offset),
-                "eventEnd": iso_time(ev.end, offset), "observationLevel": "event", "classificationMethod": "machine",
+        first, last = (source_of.get(ev.uris[0]), source_of.get(ev.uris[-1])) if len(ev.uris) else (None, None)
+        base = {"deploymentID": camera_or_default(ev.camera_id),
+                "mediaID": "", "eventID": ev.event_id, "eventStart": iso_time(ev.start, capture_offset(first, offset)),
+                "eventEnd": iso_time(ev.end, capture_offset(last, offset)), "observationLevel": "event",
+                "classificationMethod": "machine",
                 "classifiedBy": classified_by, "classificationTimestamp": classified_at}
         if not counts:
             rows.append({**base, "observationID": f"{ev.event_id}_blank", "observationType": "blank",

@@ -31,6 +31,12 @@ def iso_time(ts: Any, offset: str) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S") + offset
 
 
+def capture_offset(source: Any, offset: str) -> str:
+    """The UTC offset of a capture time: `offset` (--timezone) for the camera's clock (path, EXIF),
+    `Z` for a file's mtime, which the listing records in UTC."""
+    return "Z" if source == "mtime" else offset
+
+
 def scientific_name(row: dict) -> str:
     """Camtrap DP scientificName of a classification: its taxon (the taxonomy path's end), else its label."""
     path = row.get("taxon_path")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -22,7 +22,10 @@ from batch.export.camtrap import (
     camtrap_dp,
     csv_bytes,
 )
+from batch.export.camtrap_package import camtrap_package, load_package_meta
+from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
 from batch.export.fields import box_of
+from batch.export.md_metadata import classifier_info, detector_metadata
 from batch.refilter.events import DEFAULT_GAP_S
 from batch.tables.archive import open_location
 from batch.tables.reader import Tables, TableSet, resolve_table_set
@@ -43,6 +46,7 @@ class ExportReport:
     failed: int
     detections: int
     written: list[str]
+    notes: list[str] = field(default_factory=list)  # what the user should know about the output (camtrap-dp)
 
 
 def subset_filter(cameras: list[str] | None = None, since: Any = None, until: Any = None) -> ds.Expression | None:
@@ -96,8 +100,9 @@ def _labels(tset: TableSet, dets: pd.DataFrame) -> dict[int, str]:
     return dict(sorted(labels.items()))
 
 
-def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> dict:
-    """MegaDetector batch output format 1.4 (https://lila.science/megadetector-output-format)."""
+def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store: str | None = None) -> dict:
+    """MegaDetector batch output format 1.4 (https://lila.science/megadetector-output-format); `info` as
+    MegaDetector's writer fills it (batch/export/md_metadata.py)."""
     cls_ids = classification_categories(tset, dets)
     by_uri = {uri: g for uri, g in dets.groupby("uri", sort=False)} if not dets.empty else {}
     out_images = []
@@ -117,22 +122,18 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> di
             ]
         out_images.append(entry)
     done = images["processed_at"].max() if not images.empty else None
+    completed = pd.Timestamp(done).strftime("%Y-%m-%d %H:%M:%S") if done is not None else ""
     extra = {"classification_categories": {v: k for k, v in cls_ids.items()}} if tset.classifiers else {}
-    if tset.classifiers:
-        extra["classifier_metadata"] = [{k: c[k] for k in ("name", "version", "sha256", "labels")}
-                                        for c in tset.classifiers]
-    return {**extra,
+    return {
         "info": {
             "format_version": MD_FORMAT_VERSION,
             "detector": f"{tset.model_name} {tset.model_version}",
-            "detection_completion_time": pd.Timestamp(done).strftime("%Y-%m-%d %H:%M:%S") if done is not None else "",
-            "detector_metadata": {
-                "model_name": tset.model_name, "model_version": tset.model_version,
-                "model_sha256": tset.metadata.get("model", {}).get("sha256"),
-                "filters_hash": tset.filters_hash, "filters": tset.filter_specs,
-            },
+            "detection_completion_time": completed,
+            "detector_metadata": detector_metadata(tset, store),
+            **classifier_info(tset, completed),
         },
         "detection_categories": {str(cid + 1): label for cid, label in _labels(tset, dets).items()},
+        **extra,
         "images": out_images,
     }
 
@@ -194,17 +195,27 @@ def _write(url: str, data: bytes) -> str:
 def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None, filters_hash: str | None = None,
                cameras: list[str] | None = None, since: Any = None, until: Any = None, timezone: str = "Z",
                store: str | None = None, observation_level: ObservationLevel = "media",
-               gap_s: float = DEFAULT_GAP_S) -> ExportReport:
-    """Export one model version and filter set; `out` is a file (megadetector, coco) or a directory (camtrap-dp)."""
+               gap_s: float = DEFAULT_GAP_S, deployments: str | None = None,
+               allow_missing_deployments: bool = False, package_meta: str | None = None) -> ExportReport:
+    """Export one model version and filter set; `out` is a file (megadetector, coco) or a directory (camtrap-dp:
+    a Camtrap DP package, with `deployments` and `package_meta` files; see batch/export/camtrap_package.py)."""
     if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", timezone):
         raise BatchError(f"--timezone must be Z or +HH:MM / -HH:MM, got {timezone!r}")
+    package_inputs = None
+    if fmt == "camtrap-dp":  # read and check the user's files before any table is read
+        package_inputs = (load_deployments(deployments) if deployments else {}, load_package_meta(package_meta))
     tables = Tables(tables_url)
     tset = resolve_table_set(tables, model, filters_hash, store)
     images, dets = load(tables, tset, subset_filter(cameras, since, until))
     failed = int((images["status"] == "failed").sum()) if not images.empty else 0
-    written = []
+    written, notes = [], []
     if fmt == "megadetector":
-        written.append(_write(out, json.dumps(megadetector(images, dets, tset), indent=1).encode()))
+        doc = megadetector(images, dets, tset, store)
+        if "typical_detection_threshold" not in doc["info"]["detector_metadata"]:
+            notes.append("info.detector_metadata has no detection thresholds (tables from before they were "
+                         "recorded, and the model store is not reachable: pass --store); MegaDetector's tools "
+                         "will fall back to a default threshold")
+        written.append(_write(out, json.dumps(doc, indent=1).encode()))
     elif fmt == "coco":
         results, index = coco(images, dets, tset)
         written.append(_write(out, json.dumps(results).encode()))
@@ -212,10 +223,15 @@ def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None,
         written.append(_write(f"{stem}.images.json", json.dumps(index, indent=1).encode()))
     elif fmt == "camtrap-dp":
         media, observations = camtrap_dp(images, dets, tset, timezone, observation_level, gap_s)
+        package = camtrap_package(media, observations, tset, package_inputs, timezone, observation_level,
+                                  allow_missing_deployments)
         base = out.rstrip("/")
+        written.append(_write(f"{base}/deployments.csv", csv_bytes(package.deployments, CAMTRAP_DEPLOYMENT_FIELDS)))
         written.append(_write(f"{base}/media.csv", csv_bytes(media, CAMTRAP_MEDIA_FIELDS)))
         written.append(_write(f"{base}/observations.csv", csv_bytes(observations, CAMTRAP_OBSERVATION_FIELDS)))
+        written.append(_write(f"{base}/datapackage.json", json.dumps(package.descriptor, indent=2).encode()))
+        notes = package.notes
     else:
         raise BatchError(f"unknown export format {fmt!r}; use megadetector, coco or camtrap-dp")
     return ExportReport(fmt, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, len(images), failed,
-                        len(dets), written)
+                        len(dets), written, notes)

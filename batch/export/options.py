@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from batch.flags import FlagStyle
 from batch.refilter.events import DEFAULT_GAP_S
 from batch.tables.options import SET_FLAGS, ScopedOptions
 
@@ -19,11 +20,19 @@ class ExportOptions(ScopedOptions):
     format: Format = Field(..., description="megadetector (batch output JSON), coco (results JSON) or camtrap-dp "
                                             "(a Camtrap DP package directory)")
     out: str = Field(..., description="output file (megadetector, coco) or directory (camtrap-dp)")
-    timezone: str = Field("Z", description="UTC offset of the capture times for Camtrap DP")
+    timezone: str = Field("Z", description="Camtrap DP: UTC offset of the cameras' clocks (path / EXIF times; "
+                                           "mtimes stay UTC)")
     observation_level: ObservationLevel = Field(
         "media", description="Camtrap DP observations per image box (media), per event and label (event), or both")
     gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
                                                            "images starts a new event")
+    deployments: str | None = Field(None, description="Camtrap DP: per camera id its latitude, longitude, "
+                                                      "deploymentStart, deploymentEnd (and optional Camtrap DP setup "
+                                                      "fields), a .csv or .json file")
+    allow_missing_deployments: bool = Field(False, description="Camtrap DP: write cameras missing from --deployments "
+                                                               "without coordinates instead of refusing")
+    package_meta: str | None = Field(None, description="Camtrap DP: datapackage.json metadata (title, contributors, "
+                                                       "project, licenses, ...), a .yaml or .json file")
 
     @field_validator("timezone")
     @classmethod
@@ -37,7 +46,9 @@ class ExportOptions(ScopedOptions):
         return {"tables_url": self.tables, "fmt": self.format, "out": self.out, "model": self.model,
                 "filters_hash": self.filters_hash, "cameras": self.cameras, "since": self.since,
                 "until": self.until, "timezone": self.timezone, "store": self.store,
-                "observation_level": self.observation_level, "gap_s": self.gap_s}
+                "observation_level": self.observation_level, "gap_s": self.gap_s, "deployments": self.deployments,
+                "allow_missing_deployments": self.allow_missing_deployments, "package_meta": self.package_meta}
 
 
-EXPORT_FLAGS = dict(SET_FLAGS)
+EXPORT_FLAGS = {**SET_FLAGS, "deployments": FlagStyle(metavar="FILE.csv|FILE.json"),
+                "package_meta": FlagStyle(metavar="META.yaml")}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from batch.tables.cameras import camera_or_default
 from batch.tables.reader import Tables, TableSet, resolve_table_set
 from batch.tables.writer import parquet_bytes, partition_parts
 from trapline.errors import BatchError
@@ -60,7 +61,7 @@ class EventsReport:
 
 def event_id(camera_id: str | None, start: pd.Timestamp) -> str:
     """Readable and stable: the camera and the first capture time (events of a camera never share a start)."""
-    return f"{camera_id or 'unknown'}_{pd.Timestamp(start):%Y%m%dT%H%M%S}"
+    return f"{camera_or_default(camera_id)}_{pd.Timestamp(start):%Y%m%dT%H%M%S}"
 
 
 def event_file_name(filters_hash: str, gap_s: float) -> str:
@@ -76,7 +77,7 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
     imgs = images[(images["status"] != "failed") & images["capture_time"].notna()].copy()
     if imgs.empty:
         return pd.DataFrame(columns=columns)
-    imgs["camera_key"] = imgs["camera_id"].fillna("")
+    imgs["camera_key"] = [camera_or_default(c) for c in imgs["camera_id"]]
     imgs = imgs.sort_values(["camera_key", "capture_time", "uri"], kind="stable")
     gaps = imgs.groupby("camera_key", sort=False)["capture_time"].diff().dt.total_seconds()
     imgs["event_no"] = (gaps.isna() | (gaps > gap_s)).cumsum()
@@ -94,7 +95,7 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
                 counts[r.label] = max(counts.get(r.label, 0), int(r.n))
                 scores[r.label] = max(scores.get(r.label, 0.0), float(r.score))
         labels = sorted(counts)
-        camera = ev["camera_id"].iloc[0]
+        camera = ev["camera_key"].iloc[0]
         rows.append({
             "event_id": event_id(camera, start), "camera_id": camera, "start": start, "end": end,
             "duration_s": (end - start).total_seconds(), "images": len(ev),

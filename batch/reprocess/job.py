@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from batch.export.md_metadata import detection_thresholds
 from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from batch.reprocess.detect import config_json, preflight_serve
 from batch.reprocess.failures import describe_error
@@ -310,8 +311,9 @@ class _Reporter:
 
 
 def _model_info(plan: Plan) -> dict[str, Any]:
-    return {"name": plan.model.name, "version": plan.model.version, "sha256": plan.model.config.weights.sha256,
-            "ref": plan.options.model, "labels": list(plan.model.config.labels)}
+    cfg = plan.model.config
+    return {"name": plan.model.name, "version": plan.model.version, "sha256": cfg.weights.sha256,
+            "ref": plan.options.model, "labels": list(cfg.labels), **detection_thresholds(cfg)}
 
 
 def _filters_info(plan: Plan) -> dict[str, Any]:

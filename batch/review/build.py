@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from batch.export.formats import subset_filter
 from batch.review import plots
 from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
 from batch.review.page import render_page
+from batch.review.species import classifier_names, species_counts, species_frame, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
+from batch.tables.cameras import DEFAULT_CAMERA_ID
 from batch.tables.reader import Tables, TableSet, resolve_table_set
 from trapline.errors import BatchError
 
@@ -110,6 +113,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash)
     kept = dets[dets["kept"]] if not dets.empty else dets
     dropped = dets[~dets["kept"]] if not dets.empty else dets
+    kept = with_species(tables, tset, images, kept)  # what the classifiers said about each kept box
     log(f"report: {len(images)} image(s), {len(kept)} kept and {len(dropped)} dropped box(es) of "
         f"{tset.model_name}:{tset.model_version} [filters {tset.filters_hash}]")
     labels = tset.labels or sorted(set(kept.get("label", [])))
@@ -120,7 +124,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     def boxes_of(uri: str) -> tuple[DrawBox, ...]:
         g = by_uri.get(uri)
         return () if g is None else tuple(
-            DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, f"{d.label} {d.score:.2f}", colors[d.label])
+            DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, box_caption(d), colors[d.label])
             for d in g.itertuples(index=False))
 
     jobs: dict[str, ThumbJob] = {}
@@ -134,6 +138,8 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
                 "time": _when(r["capture_time"]), "note": note}
 
     gallery = _gallery(kept, labels, all_bands, opts.per_band, card)
+    species = species_counts(kept)
+    species_gallery = _gallery(species_frame(kept), [r["species"] for r in species], all_bands, opts.per_band, card)
     blank_uris = images.loc[images["status"] == "empty", "uri"].tolist()
     blanks = {"total": len(blank_uris), "cards": [card(u) for u in sample(blank_uris, opts.per_band)]}
     flagged = _flagged(dropped, opts.per_band, colors, card, boxes_of)
@@ -144,14 +150,22 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     log(f"report: drawing {len(jobs)} thumbnail(s)")
     thumbs = Thumbnails(out, side=opts.thumb_side)
     rendered = thumbs.render_all(list(jobs.values()))
-    for c in _all_cards(gallery, blanks, flagged, compare_cards):
+    for c in _all_cards(gallery + species_gallery, blanks, flagged, compare_cards):
         c["src"] = rendered.get(c["job"])
 
     charts = _charts(images, kept, colors, all_bands, out)
+    species_colors = label_colors([r["species"] for r in species])
+    if species:
+        charts.insert(3, {"title": "Species", "src": plots.horizontal_bars(
+            {r["species"]: r["images"] for r in species}, "Images with a classified box, per species", out,
+            "per_species", species_colors)})
     failed = images[images["status"] == "failed"]
     context = {
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",
-        "tset": tset, "tables_url": tables.url, "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "tset": tset, "tables_url": shown_location(tables.url, out),
+        "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "classifiers": classifier_names(tset), "species": species, "species_gallery": species_gallery,
+        "species_colors": species_colors,
         "summary": _summary(images, kept, dropped), "charts": charts, "colors": colors,
         "per_camera": _per_camera(images, kept), "gallery": gallery, "blanks": blanks, "flagged": flagged,
         "comparison": comparison, "compare_cards": compare_cards, "compare_colors": (ONLY_A, ONLY_B, MATCHED),
@@ -172,6 +186,24 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
         result.compared_with, result.only_a, result.only_b = (comparison.b, int(comparison.per_label["only_a"].sum()),
                                                               int(comparison.per_label["only_b"].sum()))
     return result
+
+
+def box_caption(d: Any) -> str:
+    """A box's caption: the classifier's species (or rolled-up taxon) and score where it answered, else the label."""
+    species = getattr(d, "species", None)
+    if isinstance(species, str) and species:
+        return f"{species} {d.species_score:.2f}"
+    return f"{d.label} {d.score:.2f}"
+
+
+def shown_location(url: str, out: Path) -> str:
+    """The tables as the header shows them: an object-store URL whole; a local directory relative to the report
+    when it is near it, else by its name (no machine's directory layout in a page people share)."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    path = Path(url.removeprefix("file://")).resolve()
+    rel = os.path.relpath(path, out.resolve())
+    return rel if rel.count("..") <= 2 else path.name
 
 
 def _gallery(kept: pd.DataFrame, labels: list[str], all_bands: list[tuple[float, float]], per_band: int,
@@ -250,13 +282,13 @@ def _summary(images: pd.DataFrame, kept: pd.DataFrame, dropped: pd.DataFrame) ->
 
 
 def _per_camera(images: pd.DataFrame, kept: pd.DataFrame) -> list[dict]:
-    table = pd.crosstab(images["camera_id"].fillna("(none)"), images["status"])
+    table = pd.crosstab(images["camera_id"].fillna(DEFAULT_CAMERA_ID), images["status"])
     for s in ("ok", "empty", "failed"):
         if s not in table:
             table[s] = 0
     if not kept.empty:
         cams = kept.merge(images[["uri", "camera_id"]], on="uri")
-        labels = pd.crosstab(cams["camera_id"].fillna("(none)"), cams["label"])
+        labels = pd.crosstab(cams["camera_id"].fillna(DEFAULT_CAMERA_ID), cams["label"])
         table = table.join(labels, how="left").fillna(0)
     return [{"camera": cam, **{k: int(v) for k, v in r.items()}} for cam, r in table.iterrows()]
 
@@ -264,7 +296,7 @@ def _per_camera(images: pd.DataFrame, kept: pd.DataFrame) -> list[dict]:
 def _charts(images: pd.DataFrame, kept: pd.DataFrame, colors: dict[str, str], all_bands: list[tuple[float, float]],
             out: Path) -> list[dict]:
     status_cols = [s for s in ("ok", "empty", "failed") if s in set(images["status"])]
-    per_camera = pd.crosstab(images["camera_id"].fillna("(none)"), images["status"])[status_cols]
+    per_camera = pd.crosstab(images["camera_id"].fillna(DEFAULT_CAMERA_ID), images["status"])[status_cols]
     charts = [{"title": "Images per camera", "src": plots.stacked_bars(
         per_camera, "Images per camera, by outcome", out, "per_camera", plots.STATUS_COLORS)}]
     timed = images[images["capture_time"].notna()]

@@ -43,6 +43,21 @@ def stacked_bars(counts: pd.DataFrame, title: str, out_dir: Path, name: str,
     return _save(fig, out_dir, name)
 
 
+def horizontal_bars(counts: Mapping[str, int], title: str, out_dir: Path, name: str,
+                    colors: Mapping[str, str] | None = None, xlabel: str = "images") -> str:
+    """One horizontal bar per name, first at the top: long names (species) stay readable."""
+    names = list(counts)
+    fig = Figure(figsize=(5.0, max(2.0, 0.3 * len(names) + 1.0)))
+    ax = fig.add_subplot()
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, [counts[n] for n in names], color=[(colors or {}).get(n, "#1f77b4") for n in names])
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, out_dir, name)
+
+
 def score_histograms(scores: Mapping[str, Sequence[float]], edges: Sequence[float], out_dir: Path,
                      colors: Mapping[str, str], name: str = "scores") -> str:
     """One histogram of kept scores per label, with the score-band edges marked."""

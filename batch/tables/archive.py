@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 from PIL import Image
 
+from batch.tables.cameras import DEFAULT_CAMERA_ID
 from batch.tables.schema import ENTRY_SCHEMA
 from trapline.errors import ArchiveError
 from trapline.storage import Storage
@@ -45,7 +46,7 @@ class ArchiveEntry:
     size_bytes: int
     content_id: str
     mtime: dt.datetime  # naive UTC
-    camera_id: str | None
+    camera_id: str  # DEFAULT_CAMERA_ID for a file directly under the archive root
     capture_time: dt.datetime | None = None  # None until resolved (path pattern, EXIF, mtime)
     capture_time_source: str | None = None
 
@@ -193,7 +194,7 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
             ignored += 1
             continue
         parts = rel.split("/")
-        camera = parts[0] if len(parts) > 1 else None
+        camera = parts[0] if len(parts) > 1 else DEFAULT_CAMERA_ID
         when = None
         if pattern is not None:
             matched, pcam, when = pattern.match(rel)

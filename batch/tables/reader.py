@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from batch.tables.archive import open_location
+from batch.tables.cameras import fill_camera_ids
 from batch.tables.manifest import RunManifest, is_live, read_manifests
 from batch.tables.schema import (
     CLASSIFICATIONS,
@@ -154,6 +155,7 @@ class Tables:
         if df.empty:
             return df
         df = df.sort_values(["processed_at", "run_id"], ascending=False, kind="stable")
+        df = fill_camera_ids(df)  # tables written before batch/tables/cameras.py hold nulls
         return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,

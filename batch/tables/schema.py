@@ -16,7 +16,7 @@ images: one row per image per model version and filter set.
     rel_path             string     path relative to the archive root ("/"-separated)
     content_id           string     identity of the bytes: "etag=...;size=N" (S3) or "size=N;mtime_us=T"
     size_bytes           int64
-    camera_id            string     from --path-pattern's `camera` group, else the first directory
+    camera_id            string     from --path-pattern's `camera` group, else the first directory, else "unknown"
     capture_time         timestamp  naive; camera clock for path/EXIF times, UTC for mtime
     capture_time_source  string     path | exif | mtime
     width, height        int32      original pixels after EXIF orientation (null when failed)
@@ -67,7 +67,7 @@ When a run classifies, `filters_hash` of its rows identifies the result set: the
 plus every classifier version and route (`model_store.core.pipeline.result_hash`), so the skip key
 covers every model version of the pipeline. Without classifiers it is the filter set's hash.
 
-Each file also carries key-value metadata `trapline` (JSON: model name/version/sha256, labels,
+Each file also carries key-value metadata `trapline` (JSON: model name/version/sha256, labels, detection thresholds,
 filter specs), so a single part can be interpreted without the model store.
 """
 

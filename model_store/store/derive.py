@@ -28,6 +28,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "megadetector-v5": {
         "labels": ["animal", "person", "vehicle"], "input_size": 1280, "stride": 64, "output_layout": "yolov5",
         "score_threshold": 0.005, "nms_iou": 0.45, "max_detections": 300,
+        # what MegaDetector itself records for v5 (run_detector.known_models): previews and exports default to them
+        "typical_detection_threshold": 0.2, "conservative_detection_threshold": 0.05,
         "preprocess": {"letterbox": "rect"},
         "description": "MegaDetector v5 configuration: 1280 px, stride 64, rect letterbox, threshold 0.005",
     },

@@ -14,6 +14,7 @@ import pytest
 
 from model_store import ModelStore
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
+from tests.fixtures.camtrap_dp import DEPLOYMENTS, META, validate_package
 
 REPO = Path(__file__).resolve().parents[2]
 TRAPLINE = str(Path(sys.executable).parent / "trapline")
@@ -52,7 +53,7 @@ def test_reprocess_export_postprocess_from_the_command_line(setup):
     assert summary["failed"] == len(spec.failed) and summary["empty"] == len(spec.blank)
     assert "processed 27/27 (100%)" in first.stderr  # the progress line
 
-    again = run(sys.executable, "-m", "batch.reprocess", *job)
+    again = run(sys.executable, "-m", "batch.reprocess.job", *job)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{len(spec.images)} already done (skipped), 0 to process" in again.stdout
 
@@ -61,10 +62,20 @@ def test_reprocess_export_postprocess_from_the_command_line(setup):
     assert len(json.loads((d / "md.json").read_text())["images"]) == len(spec.images)
     coco = run(TRAPLINE, "export", "--tables", str(out), "--format", "coco", "--out", str(d / "coco.json"))
     assert coco.returncode == 0 and isinstance(json.loads((d / "coco.json").read_text()), list)
-    dp = run(TRAPLINE, "export", "--tables", str(out), "--format", "camtrap-dp", "--out", str(d / "dp"))
+    refused = run(TRAPLINE, "export", "--tables", str(out), "--format", "camtrap-dp", "--out", str(d / "dp"))
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "error: no deployment for camera(s) cam01, cam02, cam03: add them to --deployments "
+        "(or pass --allow-missing-deployments to write them without coordinates)"]
+    (d / "deployments.csv").write_text(DEPLOYMENTS)
+    (d / "meta.yaml").write_text(META)
+    dp = run(TRAPLINE, "export", "--tables", str(out), "--format", "camtrap-dp", "--out", str(d / "dp"),
+             "--deployments", str(d / "deployments.csv"), "--package-meta", str(d / "meta.yaml"),
+             "--timezone", "+02:00")
     assert dp.returncode == 0, dp.stderr
+    assert "note:" not in dp.stdout and "datapackage.json" in dp.stdout
     with open(d / "dp" / "observations.csv", newline="") as f:
         assert {r["classificationMethod"] for r in csv.DictReader(f)} == {"machine"}
+    assert validate_package(d / "dp")[0] == []  # the README's one command makes a package frictionless accepts
 
     post = run(TRAPLINE, "postprocess", "--tables", str(out), "--filter", "min_size", "--config",
                '{"min_area_fraction": 0.01}', "--camera", "cam01", "--json")

@@ -164,12 +164,35 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     assert {names[d["classifications"][0][0]] for d in deer} == {"red", "blue"}
     assert all(len(d["classifications"]) == 2 for d in deer)  # the answer, then the rest of the top-2
     assert all("classifications" not in d for d in a["detections"] if d["category"] == "2")
+    assert set(doc) <= {"info", "images", "detection_categories", "classification_categories"}  # as MD writes it
+    assert doc["info"]["classifier"] == "colour 1" and doc["info"]["classifier_metadata"]["classifiers"][0]["labels"]
     dp = tmp_path / "dp"
-    run_export(str(out), "camtrap-dp", str(dp), filters_hash=rolled.filters_hash)
+    report = run_export(str(out), "camtrap-dp", str(dp), filters_hash=rolled.filters_hash,
+                        allow_missing_deployments=True)
+    assert any("without coordinates" in n for n in report.notes)
     obs = pd.read_csv(dp / "observations.csv")
     assert set(obs["scientificName"].dropna()) <= {"red", "green", "cool", "warm", "colour"}
+    package = json.loads((dp / "datapackage.json").read_text())  # taxonomic coverage: the names observed
+    assert {t["scientificName"] for t in package["taxonomic"]} == set(obs["scientificName"].dropna())
     assert obs["scientificName"].notna().sum() == 6 and obs["classifiedBy"].str.contains("colour 1").sum() == 6
     coco = tmp_path / "coco.json"
     run_export(str(out), "coco", str(coco), filters_hash=source)
     results = json.loads(coco.read_text())
     assert sum("classification" in r for r in results) == 6
+    check_report_species(out, source, tmp_path)
+
+
+def check_report_species(out: Path, source: str, tmp_path: Path) -> None:
+    """The review report shows what the classifier said: its version in the header, a table and gallery per species."""
+    import re
+
+    from batch.review import ReportOptions, build_report
+
+    result = build_report(ReportOptions(str(out), str(tmp_path / "report"), filters_hash=source, per_band=2))
+    html = Path(result.index).read_text()
+    assert re.search(r'<div class="meta">.*classifier <code>colour:1</code>', html, re.S)
+    rows = re.findall(r'<tr><td><span class="swatch"[^>]*></span>(\w+)</td><td>(\w*)</td><td class="num">(\d+)</td>'
+                      r'<td class="num">(\d+)</td>', html)
+    assert sorted(rows) == [("blue", "", "2", "2"), ("green", "", "2", "2"), ("red", "", "2", "2")]
+    assert 'id="species"' in html and html.count('class="sband"') >= 3
+    assert str(tmp_path) not in html.split("</header>")[0]  # no machine path in the header

@@ -83,6 +83,17 @@ def test_path_pattern_groups_and_errors():
         PathPattern(r"(?P<year>\d{4})")
 
 
+def test_an_image_under_the_archive_root_gets_the_default_camera(tmp_path):
+    (tmp_path / "cam01").mkdir()
+    for rel in ("IMG_0001.JPG", "cam01/IMG_0002.JPG"):
+        (tmp_path / rel).write_bytes(b"x")
+    cameras = {e.rel_path: e.camera_id for e in list_archive(open_location(str(tmp_path))).entries}
+    assert cameras == {"IMG_0001.JPG": "unknown", "cam01/IMG_0002.JPG": "cam01"}
+    # a path pattern without a camera group falls back the same way
+    with_pattern = list_archive(open_location(str(tmp_path)), pattern=PathPattern(r"IMG_(?P<timestamp>\d{4})"))
+    assert {e.camera_id for e in with_pattern.entries} == {"unknown", "cam01"}
+
+
 def test_missing_archive_is_a_clear_error(tmp_path):
     with pytest.raises(ArchiveError, match="is not a directory"):
         list_archive(open_location(str(tmp_path / "nope")))

@@ -87,7 +87,8 @@ def test_coco_export_has_pixel_boxes_and_an_image_index(env, tmp_path):
 
 def test_camtrap_dp_export(env, tmp_path):
     spec = env["spec"]
-    run_export(str(env["out"]), "camtrap-dp", str(tmp_path / "dp"), timezone="+02:00")
+    run_export(str(env["out"]), "camtrap-dp", str(tmp_path / "dp"), timezone="+02:00",
+               allow_missing_deployments=True)
     with open(tmp_path / "dp" / "media.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == CAMTRAP_MEDIA_FIELDS
@@ -100,6 +101,11 @@ def test_camtrap_dp_export(env, tmp_path):
     assert len({m["mediaID"] for m in media}) == len(media)
     m = next(m for m in media if m["filePath"] == "cam01/2024-05-01/IMG_20240501_080000.jpg")
     assert m["timestamp"] == "2024-05-01T08:00:00+02:00" and m["fileMediatype"] == "image/jpeg"
+    # --timezone is the cameras' clock (path, EXIF); an mtime is UTC and stays UTC
+    exif = next(m for m in media if m["filePath"] == "cam02/DSC_0001.JPG")
+    assert exif["timestamp"] == "2024-05-10T08:00:00+02:00"
+    mtime = next(m for m in media if m["filePath"] == "cam03/PICT0001.JPG")
+    assert mtime["timestamp"] == "2024-05-20T09:00:00Z"
     assert m["filePublic"] == "false"
     blank = [o for o in obs if o["observationType"] == "blank"]
     animals = [o for o in obs if o["observationType"] == "animal"]

@@ -58,6 +58,11 @@ class ModelConfig(VersionConfig):
     stride: int = Field(32, ge=1, le=256, description="the model's largest stride; rect letterbox pads to it")
     preprocess: PreprocessConfig = PreprocessConfig()
     filters: list[dict[str, Any]] = Field(default_factory=list, description="default post-processing filters")
+    typical_detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "the score most users keep (MegaDetector's detector_metadata; previews default to it); "
+        "exports fall back to score_threshold"))
+    conservative_detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "a lower score, for when a missed animal costs more than a false box"))
     description: str = ""
     graph: GraphFacts | None = Field(None, description="the ONNX graph's inspected facts (filled in by publish)")
 
@@ -69,6 +74,14 @@ class ModelConfig(VersionConfig):
             filters.check_labels(self.labels)
         except FilterConfigError as exc:
             raise ValueError(str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> ModelConfig:
+        typical, conservative = self.typical_detection_threshold, self.conservative_detection_threshold
+        if typical is not None and conservative is not None and conservative > typical:
+            raise ValueError(f"conservative_detection_threshold {conservative} is above "
+                             f"typical_detection_threshold {typical}")
         return self
 
     @model_validator(mode="after")

@@ -109,6 +109,9 @@ def test_token_auth_on_and_ray_version_matches_the_pinned_ray(manifests, kind):
         assert env.get("RAY_AUTH_MODE") in (None, "token"), c["name"]
         assert ":" in c["image"] and not c["image"].endswith(":latest")
         assert c["resources"]["limits"], c["name"]
+    # The head notices a lost node in seconds (the node-loss figures in RELIABILITY.md were measured so).
+    head_env = {e["name"]: e.get("value") for e in cluster["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]}
+    assert head_env["RAY_health_check_period_ms"] == "1000" and head_env["RAY_health_check_failure_threshold"] == "3"
     head_ports = {p["containerPort"] for p in cluster["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]}
     assert {6379, 8265} <= head_ports
     assert cluster["headGroupSpec"].get("serviceType") in (None, "ClusterIP")  # Ray's ports never leave the cluster

@@ -368,3 +368,31 @@ def test_batch_node_loss_mid_job_then_rerun_is_exactly_once(cluster, archive_job
     assert_exactly_once(out, n)
     assert not list(Path(out).glob("_leases/*.json")), "a lease was left behind"
     assert sorted(actors_by_node(cluster, "DetectorActor")) in ([], ["cpu-2"])
+
+
+def test_a_cluster_does_not_outlive_its_test_process(tmp_path):
+    """Even a test process killed with SIGKILL (no teardown runs) leaves no Ray process and no files behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fixtures.multinode import REPO, _marked
+
+    script = ("import sys, time\nfrom tests.fixtures.multinode import MultiNodeCluster\n"
+              "c = MultiNodeCluster(); c.start_head(num_cpus=1); c.add_node('w', num_cpus=1)\n"
+              "print(c.root, flush=True); time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        root = proc.stdout.readline().strip()  # the cluster is up
+        assert root.startswith("/tmp/tl-mn-"), root
+        marker = f"RAY_TMPDIR={root}"
+        assert len(_marked(marker)) >= 5  # launcher, GCS, dashboard, two raylets, ...
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        wait_for(lambda: not _marked(marker) and not Path(root).exists(), 60, "the orphaned cluster to go away")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # only the process group this test started
+            proc.wait(10)

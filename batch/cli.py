@@ -87,7 +87,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from batch.export.formats import run_export
+    from batch.export.registry import run_export
 
     report = run_export(**options(ExportOptions, args, "export").run_kwargs())
     if args.json_output:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import mimetypes
 import posixpath
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
+from batch.export.base import Exporter, ExportJob, write_file
+from batch.export.camtrap_package import camtrap_package, load_package_meta
+from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, scientific_name
 from batch.refilter.events import DEFAULT_GAP_S, group_events
 from batch.tables.cameras import camera_or_default
@@ -170,3 +174,28 @@ def csv_bytes(rows: list[dict], fields: list[str]) -> bytes:
     for r in rows:
         writer.writerow({k: r.get(k, "") for k in fields})
     return buf.getvalue().encode()
+
+
+class CamtrapDPExporter(Exporter):
+    name = "camtrap-dp"
+    description = ("a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from --deployments), "
+                   "media.csv, observations.csv")
+
+    def check(self, options: dict[str, Any]) -> Any:
+        """The user's deployments and package metadata, read and checked before any table is."""
+        deployments = options.get("deployments")
+        return load_deployments(deployments) if deployments else {}, load_package_meta(options.get("package_meta"))
+
+    def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
+        o = job.options
+        timezone, level = o.get("timezone", "Z"), o.get("observation_level", "media")
+        media, observations = camtrap_dp(job.images, job.dets, job.tset, timezone, level,
+                                         o.get("gap_s", DEFAULT_GAP_S))
+        package = camtrap_package(media, observations, job.tset, job.inputs, timezone, level,
+                                  bool(o.get("allow_missing_deployments")))
+        base = job.out.rstrip("/")
+        return [write_file(f"{base}/deployments.csv", csv_bytes(package.deployments, CAMTRAP_DEPLOYMENT_FIELDS)),
+                write_file(f"{base}/media.csv", csv_bytes(media, CAMTRAP_MEDIA_FIELDS)),
+                write_file(f"{base}/observations.csv", csv_bytes(observations, CAMTRAP_OBSERVATION_FIELDS)),
+                write_file(f"{base}/datapackage.json", json.dumps(package.descriptor, indent=2).encode())], \
+            package.notes

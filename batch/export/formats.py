@@ -1,6 +1,6 @@
-"""Export the tables to formats other tools read: MegaDetector batch JSON, COCO results, Camtrap DP.
+"""MegaDetector batch JSON and COCO results (Camtrap DP: batch/export/camtrap.py).
 
-All three use the current row per image (newest processing of each uri) of one model version
+Every format uses the current row per image (newest processing of each uri) of one model version
 and filter set, and only the kept detections. Category ids are `class_id + 1` in MegaDetector
 and COCO output (both reserve 0 by convention), as strings in MegaDetector's.
 """
@@ -8,67 +8,16 @@ and COCO output (both reserve 0 by convention), as strings in MegaDetector's.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-import pyarrow.dataset as ds
 
-from batch.export.camtrap import (
-    CAMTRAP_MEDIA_FIELDS,
-    CAMTRAP_OBSERVATION_FIELDS,
-    ObservationLevel,
-    camtrap_dp,
-    csv_bytes,
-)
-from batch.export.camtrap_package import camtrap_package, load_package_meta
-from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
+from batch.export.base import Exporter, ExportJob, write_file
 from batch.export.fields import box_of
 from batch.export.md_metadata import classifier_info, detector_metadata
-from batch.refilter.events import DEFAULT_GAP_S
-from batch.tables.archive import open_location
-from batch.tables.reader import Tables, TableSet, resolve_table_set
-from batch.tables.schema import CLASSIFICATIONS
-from batch.tables.scope import Scope
-from trapline.errors import BatchError
+from batch.tables.reader import TableSet
 
-Format = Literal["megadetector", "coco", "camtrap-dp"]
 MD_FORMAT_VERSION = "1.4"
-
-
-@dataclass
-class ExportReport:
-    format: str
-    model: str
-    filters_hash: str
-    images: int
-    failed: int
-    detections: int
-    written: list[str]
-    notes: list[str] = field(default_factory=list)  # what the user should know about the output (camtrap-dp)
-
-
-def subset_filter(cameras: list[str] | None = None, since: Any = None, until: Any = None) -> ds.Expression | None:
-    """An expression on the images table for --camera / --since / --until (they intersect: tables/scope.py)."""
-    return Scope.of(cameras, since, until).expression()
-
-
-def load(tables: Tables, tset: TableSet, expr: ds.Expression | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(current image rows, their kept detections) for one table set; with classifiers, each detection row
-    has `classifications`: its classifications table rows (a list of dicts, pipeline order)."""
-    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, expr)
-    dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                       kept_only=True)
-    if tset.classifiers and not dets.empty:
-        cls = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                          table=CLASSIFICATIONS)
-        by_det: dict[tuple[str, int], list[dict]] = {}
-        for row in cls.to_dict("records"):
-            by_det.setdefault((row["uri"], int(row["detection_index"])), []).append(row)
-        dets = dets.assign(classifications=[by_det.get((u, int(i)), []) for u, i in
-                                            zip(dets["uri"], dets["detection_index"], strict=True)])
-    return images, dets
 
 
 def classification_categories(tset: TableSet, dets: pd.DataFrame) -> dict[str, str]:
@@ -177,61 +126,26 @@ def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list
     return results, index
 
 
-def _write(url: str, data: bytes) -> str:
-    """Write one output file atomically (local or s3://)."""
-    if "://" in url:
-        parent, _, name = url.rstrip("/").rpartition("/")
-    else:
-        import os
+class MegaDetectorExporter(Exporter):
+    name = "megadetector"
+    description = "MegaDetector batch output JSON (format 1.4), with detector and classifier metadata in `info`"
 
-        url = os.path.abspath(url)
-        parent, name = os.path.dirname(url), os.path.basename(url)
-    storage = open_location(parent)
-    storage.makedirs()
-    storage.write_atomic(data, name)
-    return storage.url(name)
-
-
-def run_export(tables_url: str, fmt: Format, out: str, model: str | None = None, filters_hash: str | None = None,
-               cameras: list[str] | None = None, since: Any = None, until: Any = None, timezone: str = "Z",
-               store: str | None = None, observation_level: ObservationLevel = "media",
-               gap_s: float = DEFAULT_GAP_S, deployments: str | None = None,
-               allow_missing_deployments: bool = False, package_meta: str | None = None) -> ExportReport:
-    """Export one model version and filter set; `out` is a file (megadetector, coco) or a directory (camtrap-dp:
-    a Camtrap DP package, with `deployments` and `package_meta` files; see batch/export/camtrap_package.py)."""
-    if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", timezone):
-        raise BatchError(f"--timezone must be Z or +HH:MM / -HH:MM, got {timezone!r}")
-    package_inputs = None
-    if fmt == "camtrap-dp":  # read and check the user's files before any table is read
-        package_inputs = (load_deployments(deployments) if deployments else {}, load_package_meta(package_meta))
-    tables = Tables(tables_url)
-    tset = resolve_table_set(tables, model, filters_hash, store)
-    images, dets = load(tables, tset, subset_filter(cameras, since, until))
-    failed = int((images["status"] == "failed").sum()) if not images.empty else 0
-    written, notes = [], []
-    if fmt == "megadetector":
-        doc = megadetector(images, dets, tset, store)
+    def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
+        doc = megadetector(job.images, job.dets, job.tset, job.options.get("store"))
+        notes = []
         if "typical_detection_threshold" not in doc["info"]["detector_metadata"]:
             notes.append("info.detector_metadata has no detection thresholds (tables from before they were "
                          "recorded, and the model store is not reachable: pass --store); MegaDetector's tools "
                          "will fall back to a default threshold")
-        written.append(_write(out, json.dumps(doc, indent=1).encode()))
-    elif fmt == "coco":
-        results, index = coco(images, dets, tset)
-        written.append(_write(out, json.dumps(results).encode()))
-        stem = out[:-5] if out.endswith(".json") else out
-        written.append(_write(f"{stem}.images.json", json.dumps(index, indent=1).encode()))
-    elif fmt == "camtrap-dp":
-        media, observations = camtrap_dp(images, dets, tset, timezone, observation_level, gap_s)
-        package = camtrap_package(media, observations, tset, package_inputs, timezone, observation_level,
-                                  allow_missing_deployments)
-        base = out.rstrip("/")
-        written.append(_write(f"{base}/deployments.csv", csv_bytes(package.deployments, CAMTRAP_DEPLOYMENT_FIELDS)))
-        written.append(_write(f"{base}/media.csv", csv_bytes(media, CAMTRAP_MEDIA_FIELDS)))
-        written.append(_write(f"{base}/observations.csv", csv_bytes(observations, CAMTRAP_OBSERVATION_FIELDS)))
-        written.append(_write(f"{base}/datapackage.json", json.dumps(package.descriptor, indent=2).encode()))
-        notes = package.notes
-    else:
-        raise BatchError(f"unknown export format {fmt!r}; use megadetector, coco or camtrap-dp")
-    return ExportReport(fmt, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, len(images), failed,
-                        len(dets), written, notes)
+        return [write_file(job.out, json.dumps(doc, indent=1).encode())], notes
+
+
+class CocoExporter(Exporter):
+    name = "coco"
+    description = "COCO results JSON (pycocotools' loadRes) and an images index beside it (<out>.images.json)"
+
+    def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
+        results, index = coco(job.images, job.dets, job.tset)
+        stem = job.out[:-5] if job.out.endswith(".json") else job.out
+        return [write_file(job.out, json.dumps(results).encode()),
+                write_file(f"{stem}.images.json", json.dumps(index, indent=1).encode())], []

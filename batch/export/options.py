@@ -8,17 +8,17 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from batch.export.registry import EXPORTERS, FORMATS
 from batch.flags import FlagStyle
 from batch.refilter.events import DEFAULT_GAP_S
 from batch.tables.options import SET_FLAGS, ScopedOptions
 
-Format = Literal["megadetector", "coco", "camtrap-dp"]
+Format = Literal[FORMATS]  # the registered exporters (batch/export/registry.py)
 ObservationLevel = Literal["media", "event", "both"]
 
 
 class ExportOptions(ScopedOptions):
-    format: Format = Field(..., description="megadetector (batch output JSON), coco (results JSON) or camtrap-dp "
-                                            "(a Camtrap DP package directory)")
+    format: Format = Field(..., description="; ".join(f"{name}: {e.description}" for name, e in EXPORTERS.items()))
     out: str = Field(..., description="output file (megadetector, coco) or directory (camtrap-dp)")
     timezone: str = Field("Z", description="Camtrap DP: UTC offset of the cameras' clocks (path / EXIF times; "
                                            "mtimes stay UTC)")

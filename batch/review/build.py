@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from batch.export.formats import subset_filter
+from batch.export.base import subset_filter
 from batch.review import plots
 from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
 from batch.review.page import render_page

@@ -139,7 +139,7 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     """Classifier filters re-applied to the stored tables (no model), and the three exports carrying them."""
     import json
 
-    from batch.export.formats import run_export
+    from batch.export.registry import run_export
     from batch.refilter.postprocess import run_postprocess
 
     masked = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import s3fs
 
-from batch.export.formats import run_export
+from batch.export.registry import run_export
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions

@@ -138,7 +138,7 @@ def exported_megadetector_disagreements(out, name: str, tmp_path, ties) -> list[
     """The MegaDetector-style run, exported as MegaDetector batch output, still carries the reference boxes."""
     import json
 
-    from batch.export.formats import run_export
+    from batch.export.registry import run_export
 
     path = tmp_path / f"{name}.json"
     run_export(str(out), "megadetector", str(path), model=f"{name}:1")

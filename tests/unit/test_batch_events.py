@@ -9,7 +9,7 @@ import os
 import pandas as pd
 import pytest
 
-from batch.export.formats import run_export
+from batch.export.registry import run_export
 from batch.refilter.events import group_events, read_events, run_events
 from tests.fixtures.review import two_version_tables
 from trapline.errors import BatchError
@@ -94,7 +94,7 @@ def test_camtrap_dp_event_level_observations(env, tmp_path):
 def test_event_level_observations_carry_the_species_when_a_classifier_ran():
     from types import SimpleNamespace
 
-    from batch.export.formats import camtrap_dp
+    from batch.export.camtrap import camtrap_dp
 
     def cls(label, score, path):
         return {"label": label, "score": score, "taxon_path": path, "classifier_name": "species",

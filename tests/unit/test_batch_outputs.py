@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from batch.export.formats import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELDS, run_export
+from batch.export.camtrap import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELDS
+from batch.export.registry import run_export
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.plan import plan_run
 from batch.tables.reader import Tables

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from batch.export.camtrap_package import PROFILE_URL, taxonomic
-from batch.export.formats import run_export
+from batch.export.registry import run_export
 from batch.refilter.events import event_id, group_events
 from batch.tables.cameras import DEFAULT_CAMERA_ID
 from model_store import ModelStore

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from batch.export.formats import megadetector, run_export
+from batch.export.formats import megadetector
+from batch.export.registry import run_export
 from model_store import ModelStore
 from model_store.core.config import ModelConfig
 from model_store.store.derive import PRESETS

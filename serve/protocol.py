@@ -8,7 +8,7 @@ Every error class, with its HTTP status, is in trapline/errors.py; serve/ raises
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -200,3 +200,88 @@ def filter_overrides(filters_json: Any, min_score: float | None = None, min_area
     if labels is not None:
         merge("class_mask", "allowed_labels", [x.strip() for x in labels.split(",") if x.strip()])
     return overrides or None
+
+
+# -- model status, readiness and the admin routes: the bodies /v1/models, /readyz and /v1/admin/* return --------
+
+class LoadedVersionOut(BaseModel):
+    """A version loaded in the replicas, with the aliases it serves."""
+
+    version: str
+    sha256: str
+    device: str
+    pinned: bool = False
+    aliases: list[str] = Field(default_factory=list)
+
+
+class RefusedVersionOut(BaseModel):
+    """A version a replica refused to serve, and why (it is not retried on every poll)."""
+
+    version: str
+    type: str = Field(description="checksum_mismatch | invalid_config | model_load_failed | weights_missing | ...")
+    message: str
+    at: float = Field(description="when (Unix time)")
+
+
+class BatchStatsOut(BaseModel):
+    images: int
+    images_by_version: dict[str, int]
+    batches: int
+    batch_sizes: dict[str, int]
+    max_batch_size_seen: int
+    errors: dict[str, int]
+    bulk_preempted: int
+
+
+class ModelStatusOut(BaseModel):
+    """One served model as all its replicas see it."""
+
+    name: str
+    kind: Literal["detector", "classifier"]
+    deployment: str
+    ready: bool
+    default_alias: str | None
+    aliases: dict[str, str | list[str] | None] = Field(description=(
+        "the version each served alias answers with (a list while the replicas disagree, during a swap)"))
+    store_aliases: dict[str, str | None] = Field(description="where the store's aliases point")
+    versions: list[LoadedVersionOut]
+    errors: list[RefusedVersionOut]
+    batching: dict[str, Any] | None
+    stats: BatchStatsOut
+    classify: list[dict[str, Any]] | None = Field(None, description="a detector's classifier routes")
+    replicas: list[dict[str, Any]] = Field(description="each replica's own status")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelStatusOut]
+    admin_routes: Literal["enabled", "disabled"]
+
+
+class ModelReadinessOut(BaseModel):
+    ready: bool
+    aliases: dict[str, str | list[str] | None] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"]
+    models: dict[str, ModelReadinessOut]
+
+
+class AliasMoveResponse(BaseModel):
+    """An alias moved by promote or rollback, and what every replica serves after it."""
+
+    model: str
+    alias: str
+    version: str
+    previous: str | None
+    serving: list[dict[str, str | None]] = Field(description="each replica's aliases -> versions")
+
+
+class ReloadResponse(BaseModel):
+    model: str
+    replicas: list[dict[str, Any]] = Field(description="each replica's status after re-reading, or its error")

@@ -19,13 +19,18 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from model_store import CropOptions
 from model_store.core.refs import DEFAULT_ALIAS
 from serve.protocol import (
+    AliasMoveResponse,
     BadRequestError,
     DetectResponse,
     ErrorResponse,
+    HealthResponse,
     InvalidFilterError,
     InvalidParameterError,
+    ModelsResponse,
     NotReadyError,
     PayloadTooLargeError,
+    ReadyResponse,
+    ReloadResponse,
     detect_response,
     filter_overrides,
 )
@@ -170,22 +175,22 @@ def create_api(service: TraplineIngress) -> FastAPI:
         service.check_admin_token(request.headers.get("authorization"))
 
     @api.get("/healthz", tags=["health"], summary="Liveness: the ingress answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> HealthResponse:
+        return HealthResponse(status="ok")
 
     @api.get("/readyz", tags=["health"], summary="Readiness: every model serves its default alias",
-             responses={503: {"model": ErrorResponse}})
-    async def readyz() -> JSONResponse:
+             responses={503: {"model": ErrorResponse}}, response_model=ReadyResponse)
+    async def readyz() -> ReadyResponse:
         ready, detail = await service.readiness()
         if not ready:
             reasons = "; ".join(f"{name}: {d['reason']}" for name, d in detail.items() if d["reason"])
             raise NotReadyError(f"not ready: {reasons}", models=detail)
-        return JSONResponse({"status": "ready", "models": detail})
+        return ReadyResponse(status="ready", models=detail)
 
     @api.get("/v1/models", tags=["models"], summary="Served models, the version live per alias, loaded versions",
-             dependencies=[Depends(api_auth)], responses=ERRORS)
-    async def list_models() -> JSONResponse:
-        return JSONResponse(await service.models())
+             dependencies=[Depends(api_auth)], responses=ERRORS, response_model=ModelsResponse)
+    async def list_models() -> ModelsResponse:
+        return ModelsResponse.model_validate(await service.models())
 
     @api.post("/v1/detect", tags=["detect"], summary="Detect objects in one image",
               response_model=DetectResponse, dependencies=[Depends(api_auth)], openapi_extra=IMAGE_BODY,
@@ -227,19 +232,22 @@ def create_api(service: TraplineIngress) -> FastAPI:
         return JSONResponse(body, headers=headers)
 
     @api.post("/v1/admin/models/{model}/promote", tags=["admin"], dependencies=[Depends(admin_auth)],
-              responses=ERRORS, summary="Move an alias to a version (loaded, verified, warmed on every replica first)")
+              responses=ERRORS, response_model=AliasMoveResponse,
+              summary="Move an alias to a version (loaded, verified, warmed on every replica first)")
     async def promote(model: str, version: str = Query(..., description="version to promote"),
-                      alias: str = Query(DEFAULT_ALIAS)) -> JSONResponse:
-        return JSONResponse(await service.promote(model, version, alias))
+                      alias: str = Query(DEFAULT_ALIAS)) -> AliasMoveResponse:
+        return AliasMoveResponse.model_validate(await service.promote(model, version, alias))
 
     @api.post("/v1/admin/models/{model}/rollback", tags=["admin"], dependencies=[Depends(admin_auth)],
-              responses=ERRORS, summary="Return an alias to the version it pointed at before")
-    async def rollback(model: str, alias: str = Query(DEFAULT_ALIAS)) -> JSONResponse:
-        return JSONResponse(await service.rollback(model, alias))
+              responses=ERRORS, response_model=AliasMoveResponse,
+              summary="Return an alias to the version it pointed at before")
+    async def rollback(model: str, alias: str = Query(DEFAULT_ALIAS)) -> AliasMoveResponse:
+        return AliasMoveResponse.model_validate(await service.rollback(model, alias))
 
     @api.post("/v1/admin/models/{model}/reload", tags=["admin"], dependencies=[Depends(admin_auth)],
-              responses=ERRORS, summary="Re-read aliases from the store now and retry refused versions")
-    async def reload(model: str) -> JSONResponse:
-        return JSONResponse(await service.reload(model))
+              responses=ERRORS, response_model=ReloadResponse,
+              summary="Re-read aliases from the store now and retry refused versions")
+    async def reload(model: str) -> ReloadResponse:
+        return ReloadResponse.model_validate(await service.reload(model))
 
     return api

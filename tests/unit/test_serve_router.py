@@ -62,7 +62,8 @@ class CoreService:
 
     async def promote(self, model, version, alias):
         self.calls.append(("promote", model, version, alias))
-        return {"model": model, "alias": alias, "version": version}
+        return {"model": model, "alias": alias, "version": version, "previous": "1",
+                "serving": [{alias: version}]}
 
 
 @pytest.fixture
@@ -93,7 +94,12 @@ def test_admin_token_and_parameters(client):
     r = client.post("/v1/admin/models/fixture/promote", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_parameter"  # version is required
     r = client.post("/v1/admin/models/fixture/promote?version=2", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert r.json() == {"model": "fixture", "alias": "production", "version": "2"}
+    assert r.json() == {"model": "fixture", "alias": "production", "version": "2", "previous": "1",
+                        "serving": [{"production": "2"}]}
+    schema = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/models", "/readyz", "/v1/admin/models/{model}/promote", "/v1/admin/models/{model}/reload"):
+        method = "get" if path in ("/v1/models", "/readyz") else "post"  # every body is a declared model
+        assert "$ref" in schema[path][method]["responses"]["200"]["content"]["application/json"]["schema"], path
     client.service.admin = False
     assert client.post("/v1/admin/models/fixture/reload", headers=AUTH).status_code == 403
 

@@ -185,6 +185,12 @@ class LeaseLostError(BatchError):
     """This run stalled past the lease's ttl and another run took the lease over; this run stops."""
 
 
+class StalledError(BatchError):
+    """A run that committed no part for its stall timeout; it stops, and a rerun resumes."""
+
+    code = "stalled"
+
+
 class ScopeError(BatchError):
     """A scope that cannot select anything (a bad time, --since after --until, an empty camera id)."""
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import pyarrow as pa
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.read import read_and_prepare
 from batch.tables.commit import write_results, write_stage_results
+from trapline.errors import StalledError
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
 # A --via serve run of at most this many images (and no crop/classify stage) runs in the driver, not as a Ray
@@ -74,6 +77,7 @@ class PlanSpec:
     serve_app: str = "trapline"
     stage: Any = None  # batch.reprocess.classify.StageSpec: the crop/classify stage of --classify / --crops
     fenced: bool = True  # parts are committed only while this run holds the lease (write_results)
+    stall_timeout_s: float = 0.0  # no committed part for this long fails the run (0: never)
 
 
 @dataclass
@@ -237,16 +241,69 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     if spec.via == "serve" and spec.stage is None and entries.num_rows <= INLINE_MAX_IMAGES:
         return _execute_inline(entries, spec, progress, on_part)
     ds = build_dataset(entries, spec)
-    # Closed explicitly: when on_part raises (a crash, a lost lease) Ray Data shuts its executor down
-    # only once the generator is closed, and left to the garbage collector its actors would keep
-    # their CPUs for an unknown time, starving the next run on the cluster.
-    with contextlib.closing(iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))) as batches:
-        for stats in batches:
-            for row in stats.to_pylist():
-                progress.add_part(row)
-                if on_part is not None:
-                    on_part(progress)
+    for stats in _watched(iter(ds.iter_batches(batch_size=None, batch_format="pyarrow")), spec.stall_timeout_s):
+        for row in stats.to_pylist():
+            progress.add_part(row)
+            if on_part is not None:
+                on_part(progress)
     return progress
+
+
+def _watched(batches, stall_timeout_s: float):
+    """The plan's batches, closed however the loop over them ends, and failing with StalledError when none
+    arrives for `stall_timeout_s` (0: wait for ever).
+
+    Closed explicitly: when the caller stops early (a crash, a lost lease) Ray Data shuts its executor down only
+    once the generator is closed; left to the garbage collector its actors would keep their CPUs for an unknown
+    time, starving the next run on the cluster. Ray Data also waits for ever for an actor it cannot place (the
+    node of the pool was lost and no other node has room), with the run's lease held: so with a timeout the
+    batches are pulled on a helper thread and the driver can give up. That thread closes the generator at its
+    next batch, or stays blocked in a process that is about to end (the CLI, `ray job submit`), whose actors Ray
+    then stops."""
+    if not stall_timeout_s:
+        with contextlib.closing(batches):
+            yield from batches
+        return
+    box: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand(item) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pull() -> None:
+        try:
+            for item in batches:
+                if not hand(("part", item)):
+                    return
+            hand(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver's thread, which raises it
+            hand(("error", exc))
+        finally:
+            batches.close()  # from the thread that ran it: allowed once next() has returned
+
+    threading.Thread(target=pull, name="parts", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, item = box.get(timeout=stall_timeout_s)
+            except queue.Empty:
+                raise StalledError(
+                    f"no part committed for {stall_timeout_s:g} s: the run is stuck (a lost node whose actors "
+                    "cannot be placed again?); it stops here with its lease released, and a rerun resumes where "
+                    "it stopped (--stall-timeout to wait longer)") from None
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,

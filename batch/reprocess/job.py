@@ -350,7 +350,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         via=o.via, concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, num_gpus=o.num_gpus,
         batch_size=o.batch_size, read_batch_size=o.read_batch_size, read_cpus=o.read_cpus,
         rows_per_file=o.rows_per_file, max_pixels=o.max_pixels, serve_app=o.serve_app, decode=o.decode,
-        stage=_stage(plan),
+        stage=_stage(plan), stall_timeout_s=o.stall_timeout_s,
     )
 
 

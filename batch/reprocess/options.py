@@ -86,6 +86,10 @@ class ReprocessOptions(BaseModel):
     address: str | None = Field(None, description="Ray cluster address")
     serve_app: str = Field("trapline", description="Serve application name for --via serve")
     progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")
+    stall_timeout_s: float = Field(1800.0, ge=0, description=(
+        "fail the run with one line when no part has been committed for this long (e.g. the node of its inference "
+        "actors was lost and no other node has room for them); its lease is released and a rerun resumes "
+        "exactly once; 0: wait for ever"))
     wait_s: float = Field(0.0, ge=0, description="when another run holds this table for this model version: "
                                                    "wait up to this long for it to finish, else refuse")
     progress_bars: bool | None = Field(None, description="Ray Data progress bars (default: with -v, on a terminal)")
@@ -196,6 +200,7 @@ FLAG_STYLES = {
     "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
     "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
     "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS"),
+    "stall_timeout_s": FlagStyle(flags=("--stall-timeout",), metavar="SECONDS"),
     "json_output": FlagStyle(flags=("--json",)),
     "classify": FlagStyle(metavar="CLS_REF[=LABEL,...]", repeatable=True),
 }

@@ -159,8 +159,17 @@ def test_4_reprocess_report_export_on_the_demo_tables(demo, home):
     md = json.loads((home / "md.json").read_text())
     assert len(md["images"]) == 8 and md["detection_categories"] and md["info"]
 
-    trapline(home, "export", "--tables", tables, "--format", "camtrap-dp", "--out", "camtrap",
-             "--model", "demo-detector:2")
+    # The README's package command: the samples lie directly under the archive root, so their camera is "unknown".
+    (home / "deployments.csv").write_text("deploymentID,latitude,longitude,deploymentStart,deploymentEnd\n"
+                                          "unknown,51.0501,4.3520,2020-01-01T00:00:00Z,2030-01-01T00:00:00Z\n")
+    (home / "meta.yaml").write_text(
+        "title: Demo camera traps\ncontributors: [{title: A User, email: user@example.org, role: contact}]\n"
+        "project: {title: Demo, samplingDesign: targeted, captureMethod: [activityDetection]}\n"
+        "licenses: [{name: CC0-1.0, scope: data}, {name: CC-BY-4.0, scope: media}]\n")
+    trapline(home, "export", "--tables", tables, "--format", "camtrap-dp", "--out", "camtrap", "--model",
+             "demo-detector:2", "--deployments", "deployments.csv", "--package-meta", "meta.yaml")
     with open(home / "camtrap" / "observations.csv") as f:
         header, *rows = f.read().splitlines()
     assert header.startswith("observationID") and rows
+    package = json.loads((home / "camtrap" / "datapackage.json").read_text())
+    assert {r["name"] for r in package["resources"]} == {"deployments", "media", "observations"}

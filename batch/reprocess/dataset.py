@@ -241,7 +241,8 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     if spec.via == "serve" and spec.stage is None and entries.num_rows <= INLINE_MAX_IMAGES:
         return _execute_inline(entries, spec, progress, on_part)
     ds = build_dataset(entries, spec)
-    for stats in _watched(iter(ds.iter_batches(batch_size=None, batch_format="pyarrow")), spec.stall_timeout_s):
+    batches = iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))
+    for stats in _watched(batches, spec.stall_timeout_s, on_stall=lambda: _stop_executor(ds)):
         for row in stats.to_pylist():
             progress.add_part(row)
             if on_part is not None:
@@ -249,7 +250,17 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     return progress
 
 
-def _watched(batches, stall_timeout_s: float):
+def _stop_executor(ds) -> None:
+    """Shut a stuck plan's streaming executor down (its tasks and actors cancelled), so that the process ends
+    cleanly after a stall. Ray Data has no public call for it: the dataset keeps the executor of its running
+    iteration on a private attribute, which `Dataset._synchronize_progress_bar` shuts down the same way."""
+    executor = getattr(ds, "_current_executor", None)
+    if executor is not None:
+        with contextlib.suppress(Exception):  # best effort: the run has failed already, with its own message
+            executor.shutdown(force=True)
+
+
+def _watched(batches, stall_timeout_s: float, on_stall=None):
     """The plan's batches, closed however the loop over them ends, and failing with StalledError when none
     arrives for `stall_timeout_s` (0: wait for ever).
 
@@ -293,6 +304,8 @@ def _watched(batches, stall_timeout_s: float):
             try:
                 kind, item = box.get(timeout=stall_timeout_s)
             except queue.Empty:
+                if on_stall is not None:
+                    on_stall()
                 raise StalledError(
                     f"no part committed for {stall_timeout_s:g} s: the run is stuck (a lost node whose actors "
                     "cannot be placed again?); it stops here with its lease released, and a rerun resumes where "

@@ -281,7 +281,7 @@ def submit(cluster: MultiNodeCluster, job: dict) -> str:
                   "--model", "trapcam:1", "--path-pattern", PATH_PATTERN, "--via", "actors",
                   # 1.5 CPUs: only the CPU node has them (head and GPU nodes have 1 each)
                   "--num-cpus", "1.5", "--concurrency", "1", "--batch-size", "2", "--read-batch-size", "2",
-                  "--rows-per-file", "2", "--progress-interval", "0.5", "--json"]
+                  "--rows-per-file", "2", "--progress-interval", "0.5", "--json", *job.get("extra", [])]
     cluster.cli("ray", "job", "submit", "--address", cluster.dashboard_url, "--submission-id", sid, "--no-wait",
                 "--", *entrypoint)
     return sid
@@ -373,6 +373,39 @@ def test_batch_node_loss_mid_job_then_rerun_is_exactly_once(cluster, archive_job
     assert_exactly_once(out, n)
     assert not list(Path(out).glob("_leases/*.json")), "a lease was left behind"
     assert sorted(actors_by_node(cluster, "DetectorActor")) in ([], ["cpu-2"])
+
+
+def test_batch_node_loss_with_no_room_left_fails_after_the_stall_timeout(cluster, archive_job, tmp_path):
+    """The node of the job's inference actor dies and no node can hold the actor again: Ray Data would wait
+    for ever; the run gives up after --stall-timeout with one line, its lease released, and once a node with
+    room joins a rerun completes it exactly once."""
+    job = {**archive_job, "out": str(tmp_path / "out"), "extra": ["--stall-timeout", "40"]}
+    if not any(name.startswith("cpu") for name in set(cluster.nodes) - cluster.dead):
+        cluster.add_node("cpu-s", num_cpus=2)  # the one node with room for the job's actor
+    sid = submit(cluster, job)
+
+    def running_with_a_part():
+        status = job_status(cluster, sid)["status"]
+        assert status in ("PENDING", "RUNNING"), (status, "\n".join(
+            line for line in job_logs(cluster, sid).splitlines() if "rror" in line or "error:" in line)[-4000:])
+        return committed_parts(job["out"]) and actors_by_node(cluster, "DetectorActor")
+
+    placed = wait_for(running_with_a_part, 180, "the inference actor and a first part", interval_s=0.1)
+    killed_at = time.monotonic()
+    cluster.kill_node(sorted(placed)[0])  # and no replacement: only it had 1.5 CPUs free
+    ended = wait_job(cluster, sid, 120)
+    took, logs = time.monotonic() - killed_at, job_logs(cluster, sid)
+    print(f"\nno room after node loss: the job ended {ended['status']} {took:.1f} s after the kill")
+    assert ended["status"] == "FAILED" and took < 150, logs[-3000:]
+    errors = [line for line in logs.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no part committed for 40 s" in errors[0], logs[-3000:]
+    assert "Traceback" not in logs, logs[-3000:]
+    assert not list(Path(job["out"]).glob("_leases/*.json")), "the stalled run left its lease behind"
+    cluster.add_node("cpu-3", num_cpus=2)
+    rerun_sid = submit(cluster, job)
+    rerun = wait_job(cluster, rerun_sid, 240)
+    assert rerun["status"] == "SUCCEEDED", job_logs(cluster, rerun_sid)[-3000:]
+    assert_exactly_once(job["out"], job["n"])
 
 
 def test_a_cluster_does_not_outlive_its_test_process(tmp_path):

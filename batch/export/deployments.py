@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from batch.tables.archive import open_location
 from trapline.errors import BatchError, StorageError
 
 FEATURE_TYPES = Literal["roadPaved", "roadDirt", "trailHiking", "trailGame", "roadUnderpass", "roadOverpass",
@@ -102,7 +103,6 @@ def camtrap_time(when: dt.datetime) -> str:
 
 def load_deployments(path: str) -> dict[str, Deployment]:
     """Read and check a deployments file (.csv or .json); deploymentID -> Deployment."""
-    from batch.tables.archive import open_location
 
     parent, _, name = path.replace("\\", "/").rpartition("/")
     try:

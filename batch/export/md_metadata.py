@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from batch.tables.reader import TableSet
+from model_store import ModelStore
+from trapline.errors import StoreError
 
 THRESHOLD_KEYS = ("typical_detection_threshold", "conservative_detection_threshold")
 
@@ -38,8 +40,6 @@ def thresholds_of(tset: TableSet, store: str | None = None) -> dict[str, float]:
     model = tset.metadata.get("model", {})
     if all(k in model for k in THRESHOLD_KEYS):
         return {k: float(model[k]) for k in (*THRESHOLD_KEYS, "score_threshold") if k in model}
-    from model_store import ModelStore
-    from trapline.errors import StoreError
 
     try:
         config = ModelStore(store).get(f"{tset.model_name}:{tset.model_version}").config

@@ -32,6 +32,8 @@ from batch.tables.schema import (
     SNIPS_SCHEMA,
 )
 from batch.tables.writer import partition_parts, read_metadata
+from model_store import ModelRef, ModelStore
+from model_store.store.store import version_sort_key
 from trapline.errors import BatchError
 from trapline.storage import Storage
 
@@ -255,8 +257,6 @@ def resolve_table_set(tables: Tables, model: str | None = None, filters_hash: st
     Without `model` the tables must hold exactly one model version; without `filters_hash` the
     filter set of the newest row is used.
     """
-    from model_store import ModelRef, ModelStore
-    from model_store.store.store import version_sort_key
 
     available = tables.partitions(IMAGES)
     if not available:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from model_store.core.backends import ModelRunError, run_chunked
 from model_store.core.config.classifier import ClassifierConfig
 from model_store.core.filters import FilterSet
 from model_store.core.filters.classifier import ClassifierAnswer
@@ -71,14 +72,12 @@ class Classifier:
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities [N, num_labels] for RGB uint8 crops of any sizes (one forward pass per graph batch)."""
-        from model_store.core.backends import run_chunked
 
         if not crops:
             return np.zeros((0, self.config.num_classes), np.float32)
         tensor = np.stack([crop_input(c, self.config) for c in crops])
         raw = run_chunked(self.backend, tensor, self.ref)
         if raw.ndim != 2 or raw.shape[1] != self.config.num_classes:
-            from model_store.core.backends import ModelRunError
 
             raise ModelRunError(f"classifier {self.ref} returned shape {list(raw.shape)}; expected "
                                 f"[{len(crops)}, {self.config.num_classes}] for its labels")

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from model_store.core.config import ModelConfig, PreprocessConfig
+from model_store.core.imaging import decode_image_at_least
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,6 @@ class Preprocessor:
 
     def prepare_bytes(self, data: bytes, max_pixels: int) -> tuple[np.ndarray, LetterboxMeta]:
         """Decode (scaled down where that loses nothing) and letterbox: the path of served and batch images."""
-        from model_store.core.imaging import decode_image_at_least
 
         reduce = self.min_decode_size if self.config.preprocess.reduced_decode else None
         rgb, size = decode_image_at_least(data, max_pixels, reduce)

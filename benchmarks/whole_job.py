@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -52,12 +54,21 @@ def folder_of(count: int, frames: list[Path], work: Path) -> Path:
 
 def timed(argv: list[str], timeout_s: float) -> dict[str, Any]:
     """Wall seconds of one process from start to exit, and the tail of its output if it failed."""
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
-    return {"wall_s": round(wall, 2), "stdout": proc.stdout}
+    # The 1-minute load average around the process: on a shared machine it says which timings to trust.
+    load = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    return {"wall_s": round(wall, 2), "stdout": proc.stdout, "load": load}
+
+
+def processed_images(summary: str) -> int | None:
+    """Images the run processed without failing, from its printed summary ('processed N: ok .., failed F')."""
+    found = re.findall(r"processed (\d+): ok \d+, empty \d+, failed (\d+)", summary)
+    return int(found[-1][0]) - int(found[-1][1]) if found else None
 
 
 def trapline_argv(folder: Path, out: Path, ref: str, store: str, extra: list[str]) -> list[str]:
@@ -99,10 +110,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(out, ignore_errors=True)
             res = timed(trapline_argv(folder, out, ref, args.store, extra), args.timeout_s)
             shutil.rmtree(out, ignore_errors=True)
+            processed = processed_images(res["stdout"])
+            if processed != count:  # a job that skipped images would time less work than the peer did
+                raise RuntimeError(f"trapline reprocess {ref} processed {processed} of {count}:\n{res['stdout']}")
+            rate = re.findall(r"; ([\d.]+) images/s", res["stdout"])
             rows.append({"images": count, "trapline": ref, "trapline_s": res["wall_s"],
                          "trapline_images_per_s": round(count / res["wall_s"], 2), "peer_s": peer["wall_s"],
                          "peer_images_per_s": round(count / peer["wall_s"], 2),
-                         "peer_÷_trapline": ratio(peer["wall_s"], res["wall_s"])})
+                         "peer_÷_trapline": ratio(peer["wall_s"], res["wall_s"]),
+                         "job_images_per_s": float(rate[-1]) if rate else None,  # the job's own rate, in Ray
+                         "load_peer": peer["load"], "load_trapline": res["load"]})
             print(f"{count} images: trapline reprocess {ref} {res['wall_s']} s -> ratio {rows[-1]['peer_÷_trapline']}",
                   flush=True)
     return {"machine": machine_info(), "onnx": str(onnx), "imgsz": imgsz, "reprocess_args": extra,

@@ -209,5 +209,8 @@ def test_whole_job_times_both_processes_on_one_folder_and_passes_reprocess_args_
     assert peer[0] == "/venv/bin/python" and peer[-3:] == ["--imgsz", "320", "--whole"]
     done = whole_job.timed([sys.executable, "-c", "import time; time.sleep(0.3); print('{\"boxes\": 2}')"], 30)
     assert done["wall_s"] >= 0.3 and json.loads(done["stdout"]) == {"boxes": 2}
+    assert whole_job.processed_images("found 5\nprocessed 5: ok 4, empty 1, failed 0; 3.1 images/s") == 5
+    assert whole_job.processed_images("processed 5: ok 3, empty 0, failed 2; ...") == 3
+    assert whole_job.processed_images("nothing to do") is None
     with pytest.raises(RuntimeError, match="exited 3"):
         whole_job.timed([sys.executable, "-c", "raise SystemExit(3)"], 30)

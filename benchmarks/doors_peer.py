@@ -29,8 +29,8 @@ def peer_section(store, images: list[Path], work: Path, peer_python: str, count:
     quant = None
     if "int8" not in store.list_versions("peer-yolov8n"):
         rep = quantize_version(store, "peer-yolov8n:1", images[0].parent, "int8", force=True)
-        quant = {"match_rate": round(rep.match_rate, 4), "map50": rep.map50, "parent_ms": rep.parent_ms,
-                 "int8_ms": rep.int8_ms}
+        quant = {"recall": rep.total.recall, "precision": rep.total.precision, "parent_boxes": rep.total.parent_boxes,
+                 "verdict": rep.verdict, "map50": rep.map50, "parent_ms": rep.parent_ms, "int8_ms": rep.int8_ms}
     if "int8-reduced" not in store.list_versions("peer-yolov8n"):  # int8 + the reduced JPEG decode (opt-in)
         mv, weights = store.fetch("peer-yolov8n:int8")
         config = mv.config.model_dump(mode="json", exclude={"weights"})

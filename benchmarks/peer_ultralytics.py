@@ -10,7 +10,8 @@ Runs with the interpreter of a separate virtualenv that has Ultralytics (never t
 It imports nothing from trapline. `YOLO(model).predict(source=DIR, stream=True)` with the
 library's defaults (what a user would pick instead of trapline: its own decode, letterbox, ONNX
 Runtime session with default threads, NMS); one image first as a warm-up, not timed. Prints one
-JSON line: images, seconds, images/s, boxes.
+JSON line: images, seconds, images/s, boxes. With `--whole` there is no warm-up: the process is the
+whole job, timed from outside by `benchmarks.whole_job`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> int:
     p.add_argument("--model", required=True, help="an ONNX file exported by Ultralytics")
     p.add_argument("--images", required=True, help="a folder of JPEGs (not recursive, as Ultralytics reads it)")
     p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--whole", action="store_true", help="no warm-up image (the caller times the whole process)")
     args = p.parse_args()
 
     os.environ.setdefault("YOLO_OFFLINE", "1")  # no update checks, no downloads: the model is a local file
@@ -34,7 +36,8 @@ def main() -> int:
 
     model = YOLO(args.model, task="detect")
     files = sorted(str(f) for f in Path(args.images).iterdir() if f.suffix.lower() in (".jpg", ".jpeg"))
-    list(model.predict(source=files[0], imgsz=args.imgsz, device="cpu", verbose=False))  # warm-up
+    if not args.whole:
+        list(model.predict(source=files[0], imgsz=args.imgsz, device="cpu", verbose=False))  # warm-up
     boxes, t0 = 0, time.perf_counter()
     for result in model.predict(source=args.images, imgsz=args.imgsz, device="cpu", stream=True, verbose=False):
         boxes += len(result.boxes)

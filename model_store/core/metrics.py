@@ -37,6 +37,27 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
 
 
+def greedy_match(predictions: np.ndarray, truth: np.ndarray, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
+    """For boxes of one class in one image, the truth row each prediction claims (-1: none), in the given order.
+
+    Predictions are taken in the order given (sort them by score first, as VOC and COCO do); each claims
+    the free truth box it overlaps most, if that IoU reaches `iou_threshold`, so every truth box is
+    claimed at most once.
+    """
+    claimed = np.full(len(_xyxy(predictions)), -1, np.int64)
+    if not len(claimed) or not len(_xyxy(truth)):
+        return claimed
+    ious = iou_matrix(predictions, truth)
+    taken = np.zeros(ious.shape[1], bool)
+    for j in range(len(claimed)):
+        cand = np.where(taken, -1.0, ious[j])
+        k = int(np.argmax(cand))
+        if cand[k] >= iou_threshold:
+            taken[k] = True
+            claimed[j] = k
+    return claimed
+
+
 def _as_rows(x: np.ndarray, cols: int) -> np.ndarray:
     """View an (M, cols) array, accepting empty inputs of any shape."""
     return np.asarray(x, np.float64).reshape(-1, cols)
@@ -66,18 +87,8 @@ def average_precision_50(
             if not len(p):
                 continue
             p = p[np.argsort(-p[:, 4], kind="stable")]
-            ious = iou_matrix(p, g)
-            taken = np.zeros(len(g), bool)
-            # Greedy matching in score order: each ground-truth box can be claimed once.
-            for j in range(len(p)):
-                hit = False
-                if len(g):
-                    cand = np.where(taken, -1.0, ious[j])
-                    k = int(np.argmax(cand))
-                    if cand[k] >= IOU_THRESHOLD:
-                        taken[k] = hit = True
-                scores.append(float(p[j, 4]))
-                hits.append(hit)
+            scores += p[:, 4].tolist()
+            hits += (greedy_match(p, g) >= 0).tolist()
         if n_gt == 0:
             continue  # classes absent from the ground truth do not count towards the mean
         if not scores:

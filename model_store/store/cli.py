@@ -7,7 +7,9 @@ import json
 
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef
 from model_store.store.derive import PRESETS
+from model_store.store.quantize_report import Gate
 from model_store.store.store import ModelStore, prepare_config
+from trapline.errors import UserError
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -55,30 +57,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_publish)
 
     p = msub.add_parser(
-        "quantize", help="publish an int8 version beside its parent, if it agrees with it",
+        "quantize", help="publish an int8 version beside its parent, if it keeps the parent's boxes",
         description="Quantize NAME:VERSION to int8 (ONNX Runtime static quantization: QDQ, per-channel int8 "
                     "weights) and publish it as NAME:V2 beside its parent, with the parent's config. Images in "
                     "DIR are split deterministically: activation ranges are calibrated on most of them, and on the "
-                    "held-out rest both versions run through the detector and are compared (box match rate, "
-                    "mAP@0.5 taking the parent's detections as truth, mean |Δscore|, ms/image on one thread). The "
-                    "report goes into the new version's model card. Below --min-match nothing is published "
-                    "(exit 2) unless --force. No alias is moved (promote the int8 version to serve it), but the "
+                    "held-out rest both versions run through the detector. The parent's boxes are the truth: the "
+                    "report gives the int8 version's recall and precision of them (same class, IoU >= 0.5), per "
+                    "class and overall, mAP@0.5 with the parent as truth, |Δscore| of matched boxes (reported, "
+                    "not judged) and ms/image on one thread; it goes into the new version's model card. Below "
+                    "--min-recall or --min-precision (overall, or for a class with --min-class-boxes boxes) "
+                    "nothing is published (exit 2) unless --force; with fewer than --min-boxes of the parent's "
+                    "boxes on the held-out images the command says there are too few to judge and publishes "
+                    "nothing unless --force. No alias is moved (promote the int8 version to serve it), but the "
                     "implicit `latest` is the highest version name, which the new one may be.",
         epilog="examples:\n  trapline models quantize demo-detector:2 --calibrate samples/ --version 2-int8\n"
                "  trapline models quantize yolov8n:1 --calibrate /data/traps/sample --version 1-int8 "
-               "--min-match 0.95",
+               "--min-recall 0.95",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_argument(p)
     p.add_argument("ref", help="NAME:VERSION or NAME@ALIAS of an ONNX model to quantize")
     p.add_argument("--calibrate", required=True, metavar="DIR",
                    help="directory of representative images (searched recursively); a few hundred from the "
-                        "cameras the model serves")
+                        "cameras the model serves, most of them with objects in them")
     p.add_argument("--version", required=True, help="version to publish the int8 model as")
     p.add_argument("--holdout-fraction", type=float, default=0.3,
                    help="share of the images kept out of calibration to compare the versions on (default 0.3)")
-    p.add_argument("--min-match", type=float, default=0.9,
-                   help="refuse when fewer of the parent's boxes (score >= 0.3) are matched (default 0.9)")
-    p.add_argument("--force", action="store_true", help="publish even below --min-match")
+    gate = Gate()
+    p.add_argument("--min-recall", type=float, default=gate.min_recall,
+                   help="refuse when the int8 version finds less of the parent's boxes, overall or in a judged "
+                        f"class (default {gate.min_recall:g})")
+    p.add_argument("--min-precision", type=float, default=gate.min_precision,
+                   help="refuse when fewer of the int8 version's boxes are the parent's, overall or in a judged "
+                        f"class (default {gate.min_precision:g})")
+    p.add_argument("--min-boxes", type=int, default=gate.min_boxes,
+                   help="parent boxes on the held-out images needed to judge at all; below it nothing is "
+                        f"published without --force (default {gate.min_boxes})")
+    p.add_argument("--min-class-boxes", type=int, default=gate.min_class_boxes,
+                   help=f"boxes of one class from which that class is judged on its own (default "
+                        f"{gate.min_class_boxes})")
+    p.add_argument("--min-score", type=float, default=gate.min_score,
+                   help=f"boxes scoring below this count on neither side (default {gate.min_score:g})")
+    p.add_argument("--min-match", type=float, default=None, help=argparse.SUPPRESS)  # replaced; says so
+    p.add_argument("--force", action="store_true",
+                   help="publish even when the int8 version is below the gate or there are too few boxes to judge")
     p.set_defaults(func=cmd_quantize)
 
     p = msub.add_parser("promote", help="point an alias at a version (verifies it first)")
@@ -178,15 +199,25 @@ def graph_lines(cfg) -> list[str]:
 def cmd_quantize(args: argparse.Namespace) -> int:
     import logging
 
-    from model_store.store.quantize import quantize_version
+    from model_store.store.quantize import QuantizeRefusedError, quantize_version
 
+    if args.min_match is not None:
+        raise UserError("--min-match was replaced by --min-recall and --min-precision: the int8 version is judged "
+                        "by how many of the parent's boxes it finds and how many of its boxes the parent has "
+                        "(same class, IoU >= 0.5), see `trapline models quantize --help`")
+    gate = Gate(min_recall=args.min_recall, min_precision=args.min_precision, min_boxes=args.min_boxes,
+                min_class_boxes=args.min_class_boxes, min_score=args.min_score)
     # ONNX Runtime's quantizer warns on the root logger about details the report already covers.
     logging.disable(logging.WARNING)
     store = ModelStore(args.store)
-    report = quantize_version(store, args.ref, args.calibrate, args.version, holdout_fraction=args.holdout_fraction,
-                              min_match=args.min_match, force=args.force)
+    try:
+        report = quantize_version(store, args.ref, args.calibrate, args.version,
+                                  holdout_fraction=args.holdout_fraction, gate=gate, force=args.force)
+    except QuantizeRefusedError as refused:
+        print(refused.report.table())  # the figures behind the one-line refusal the CLI prints on stderr
+        raise
     mv = store.get(report.candidate)
-    forced = " (forced: below --min-match)" if not report.passed else ""
+    forced = f" (forced: {report.verdict})" if not report.passed else ""
     print(f"published {report.candidate}, int8 of {report.parent}{forced}, sha256={mv.config.weights.sha256} "
           f"at {mv.url}")
     print(report.table())

@@ -4,8 +4,10 @@ Static quantization with ONNX Runtime (`quant_pre_process`, then `quantize_stati
 per-channel int8 weights, activation ranges calibrated on images from a directory). The images are
 split deterministically into a calibration set and a held-out set; both go through the product's
 own decode and letterbox (`Detector.prepare_bytes`, `preprocess.to_tensor`). On the held-out set
-the parent and the int8 graph run through `Detector` and `quantize_report` measures how far they
-agree; below `min_match` nothing is published unless forced.
+the parent and the int8 graph run through `Detector` and `quantize_report` measures what a user of
+the int8 version loses: recall and precision of the parent's boxes at IoU 0.5, per class and overall,
+and mAP@0.5 with the parent as truth. Below the gate's minimums nothing is published unless forced,
+and with too few of the parent's boxes to judge the command says so instead of deciding.
 
 The box-decoding tail of a YOLO graph (everything after the head's feature maps are reshaped into
 anchor rows: DFL, grid arithmetic, the final concat of pixel coordinates with 0..1 scores) stays in
@@ -27,7 +29,7 @@ from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import to_tensor
 from model_store.core.records import ModelInfo
 from model_store.core.refs import ModelRef, check_segment
-from model_store.store.quantize_report import Prepared, QuantizeReport, compare_detectors
+from model_store.store.quantize_report import Gate, Prepared, QuantizeReport, agree, compare_detectors
 from model_store.store.store import ModelStore, sha256_file
 from trapline.errors import QuantizeError, StoreError
 
@@ -35,7 +37,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 
 
 class QuantizeRefusedError(QuantizeError):
-    """The int8 version disagrees with its parent more than allowed; nothing was published."""
+    """The int8 version loses more than the gate allows, or there are too few boxes to judge; nothing published.
+
+    `report.verdict` says which; the message says what to do."""
 
     def __init__(self, report: QuantizeReport) -> None:
         super().__init__(report.refusal())
@@ -174,13 +178,14 @@ def quantize_onnx(source: Path, target: Path, batches: Iterator[list[np.ndarray]
 
 
 def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str | Path, new_version: str,
-                     holdout_fraction: float = 0.3, min_match: float = 0.9, force: bool = False,
+                     holdout_fraction: float = 0.3, gate: Gate | None = None, force: bool = False,
                      timing_repeats: int = 3) -> QuantizeReport:
-    """Publish an int8 version of `ref` as `new_version` if it agrees with `ref` on held-out images.
+    """Publish an int8 version of `ref` as `new_version` if it keeps `ref`'s boxes on held-out images.
 
-    Raises QuantizeRefusedError (nothing published) when the box match rate is below `min_match` and
-    `force` is false. Aliases are never moved.
+    Raises QuantizeRefusedError (nothing published) when the verdict is not a pass (below the gate, or
+    too few boxes to judge) and `force` is false. Aliases are never moved.
     """
+    gate = gate or Gate()
     parent_mv = store.get(ref)
     name = parent_mv.name
     check_segment("version", new_version)
@@ -190,8 +195,6 @@ def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str 
     if parent_mv.config.backend != "onnx-yolo":
         raise QuantizeError(f"{parent_mv.ref} is a {parent_mv.config.backend} model; quantize takes ONNX models "
                             "(backend onnx-yolo)")
-    if min_match < 0:
-        raise QuantizeError(f"--min-match must be >= 0, got {min_match}")
     calib_paths, held_paths = split_images(find_images(calibrate_dir), holdout_fraction)
     parent = store.load_detector(parent_mv.ref, threads=1)
     skipped = [0]
@@ -225,14 +228,16 @@ def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str 
                                              parent.config.preprocess, work)
         candidate = _detector(weights, parent, name, new_version)
         result = compare_detectors(parent, candidate, heldout, repeats=timing_repeats)
+        agreement = agree(result.parent_boxes, result.int8_boxes, parent.config.labels, gate.min_score)
+        dscores = agreement.dscores
         report = QuantizeReport(
             parent=parent_ref, candidate=f"{name}:{new_version}", calibration_images=n_calib[0],
-            heldout_images=len(heldout), skipped_images=skipped[0],
-            reference_boxes=result.agreement.reference, matched_boxes=result.agreement.matched,
-            extra_boxes=len(result.agreement.extras), mean_abs_dscore=result.agreement.mean_abs_dscore,
-            map50=result.map50, parent_ms=result.parent_ms, int8_ms=result.int8_ms, min_match=min_match,
-            tail_nodes_float=tail_nodes, settings=settings,
-            command=_command(parent_ref, calibrate_dir, new_version, holdout_fraction, min_match, force, store))
+            heldout_images=len(heldout), skipped_images=skipped[0], holdout_fraction=holdout_fraction,
+            classes=agreement.classes, total=agreement.total, map50=agreement.map50,
+            mean_abs_dscore=sum(dscores) / len(dscores) if dscores else 0.0,
+            max_abs_dscore=max(dscores, default=0.0), parent_ms=result.parent_ms, int8_ms=result.int8_ms,
+            gate=gate, tail_nodes_float=tail_nodes, settings=settings,
+            command=_command(parent_ref, calibrate_dir, new_version, holdout_fraction, gate, force, store))
         if not report.passed and not force:
             raise QuantizeRefusedError(report)
         description = f"int8 of {parent_ref} (static quantization, QDQ, per-channel int8 weights)"
@@ -256,9 +261,9 @@ def _detector(weights: Path, parent, name: str, version: str):
 
 
 def _command(parent_ref: str, calibrate_dir: str | Path, version: str, holdout_fraction: float,
-             min_match: float, force: bool, store: ModelStore) -> str:
+             gate: Gate, force: bool, store: ModelStore) -> str:
     """The command that reproduces this run, with every option spelled out and absolute paths."""
     args = ["trapline", "models", "quantize", parent_ref, "--calibrate", str(Path(calibrate_dir).resolve()),
-            "--version", version, "--holdout-fraction", f"{holdout_fraction:g}", "--min-match", f"{min_match:g}",
+            "--version", version, "--holdout-fraction", f"{holdout_fraction:g}", *gate.flags(),
             *(["--force"] if force else []), "--store", store.root]
     return shlex.join(args)

@@ -192,3 +192,25 @@ def test_doors_summary_puts_each_door_against_its_own_saturation():
     assert rows["HTTP null overload, direct ingress, 16 clients that retry after 50 ms (req/s)"]["ratio"] == 0.9
     direct_polite = rows["HTTP null overload, direct ingress, 16 clients that honour Retry-After (req/s)"]
     assert direct_polite["ratio"] == 1.1 and direct_polite["target"].startswith(">= ~1 (503s: 25%, p50 12.0 ms)")
+
+
+def test_whole_job_times_both_processes_on_one_folder_and_passes_reprocess_args_through(tmp_path, tiny_images):
+    """benchmarks.whole_job without Ray or Ultralytics: a stand-in for each process, the real folder and argv."""
+    from benchmarks import whole_job
+
+    folder = whole_job.folder_of(5, tiny_images, tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:05d}.jpg" for i in range(5)]
+    assert (folder / "00003.jpg").read_bytes() == tiny_images[0].read_bytes()  # frames in rotation
+    assert whole_job.folder_of(5, tiny_images, tmp_path) == folder  # reused as it is
+    argv = whole_job.trapline_argv(folder, tmp_path / "out", "m:1", "store", ["--via", "serve", "--batch-size", "4"])
+    assert argv[1:4] == ["-m", "trapline.cli", "reprocess"] and argv[-4:] == ["--via", "serve", "--batch-size", "4"]
+    assert whole_job.export_imgsz(REPO / "tests" / "fixtures" / "reference" / "yolov8n_static.onnx") == 640
+    peer = whole_job.peer_argv("/venv/bin/python", tmp_path / "m.onnx", folder, 320)
+    assert peer[0] == "/venv/bin/python" and peer[-3:] == ["--imgsz", "320", "--whole"]
+    done = whole_job.timed([sys.executable, "-c", "import time; time.sleep(0.3); print('{\"boxes\": 2}')"], 30)
+    assert done["wall_s"] >= 0.3 and json.loads(done["stdout"]) == {"boxes": 2}
+    assert whole_job.processed_images("found 5\nprocessed 5: ok 4, empty 1, failed 0; 3.1 images/s") == 5
+    assert whole_job.processed_images("processed 5: ok 3, empty 0, failed 2; ...") == 3
+    assert whole_job.processed_images("nothing to do") is None
+    with pytest.raises(RuntimeError, match="exited 3"):
+        whole_job.timed([sys.executable, "-c", "raise SystemExit(3)"], 30)

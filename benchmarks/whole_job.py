@@ -1,0 +1,156 @@
+"""The whole job, as a user times it: `trapline reprocess` and Ultralytics' predict over the same folder.
+
+`python -m benchmarks.whole_job --model NAME:VERSION[,NAME:VERSION...] --onnx EXPORT.onnx
+ --peer-python /tmp/refenv/bin/python [--counts 1,200,600] [--reprocess-args "--via actors"]`
+
+Each timing is one whole process from `exec` to exit, measured from outside: for trapline,
+`trapline reprocess --archive DIR --out OUT --model REF` (Python and Ray start-up, planning, the model
+loads, every image read, decoded, detected and committed to the tables, the run manifest, shutdown);
+for the peer, `benchmarks/peer_ultralytics.py --whole` in the peer's own venv: import Ultralytics, load
+the export, `predict(source=DIR, stream=True)` with the library's defaults over every image, exit (it
+writes nothing, trapline writes its tables). Both read the same folder of generated 1080p JPEGs
+(`benchmarks.images`, copies in one flat folder per count) with the same export: `--onnx` is the file
+the trapline versions were published from (an int8 version from `trapline models quantize` is
+compared with the peer running the export it was made from, which is what a user of Ultralytics
+runs). `--reprocess-args` is passed to every `trapline reprocess` as is, so any door can be timed
+the same way (`--via actors`, `--via serve`, ...). Counts run in order, the peer first, then each
+trapline version; nothing is repeated (the machine is shared: read ratios, not absolute seconds).
+
+Writes `--out` (JSON, default bench-results/whole_job.json) and prints the table with ratios
+(peer seconds ÷ trapline seconds: above 1, trapline's whole job is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import DEFAULT_IMAGES, DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table, ratio
+from benchmarks.images import FULL_HD, ensure_images
+
+PEER_SCRIPT = Path(__file__).with_name("peer_ultralytics.py")
+DISTINCT_FRAMES = 64  # generated once; larger folders repeat them (decode and inference cost the same)
+
+
+def folder_of(count: int, frames: list[Path], work: Path) -> Path:
+    """A flat folder of `count` JPEG copies (Ultralytics does not recurse; trapline skips symlinks)."""
+    folder = work / f"images-{count}"
+    if not folder.is_dir() or len(list(folder.glob("*.jpg"))) != count:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for i in range(count):
+            shutil.copyfile(frames[i % len(frames)], folder / f"{i:05d}.jpg")
+    return folder
+
+
+def timed(argv: list[str], timeout_s: float) -> dict[str, Any]:
+    """Wall seconds of one process from start to exit, and the tail of its output if it failed."""
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
+    # The 1-minute load average around the process: on a shared machine it says which timings to trust.
+    load = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    return {"wall_s": round(wall, 2), "stdout": proc.stdout, "load": load}
+
+
+def processed_images(summary: str) -> int | None:
+    """Images the run processed without failing, from its printed summary ('processed N: ok .., failed F')."""
+    found = re.findall(r"processed (\d+): ok \d+, empty \d+, failed (\d+)", summary)
+    return int(found[-1][0]) - int(found[-1][1]) if found else None
+
+
+def trapline_argv(folder: Path, out: Path, ref: str, store: str, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "trapline.cli", "reprocess", "--archive", str(folder), "--out", str(out),
+            "--model", ref, "--store", store, *extra]
+
+
+def peer_argv(peer_python: str, onnx: Path, folder: Path, imgsz: int) -> list[str]:
+    return [peer_python, str(PEER_SCRIPT), "--model", str(onnx), "--images", str(folder), "--imgsz", str(imgsz),
+            "--whole"]
+
+
+def export_imgsz(onnx: Path) -> int:
+    """The input size Ultralytics wrote into the export's metadata (what its predict uses for it)."""
+    import onnx as onnx_lib
+
+    meta = {p.key: p.value for p in onnx_lib.load(str(onnx), load_external_data=False).metadata_props}
+    if "imgsz" not in meta:
+        raise SystemExit(f"{onnx} has no Ultralytics imgsz metadata; pass --imgsz")
+    return max(json.loads(meta["imgsz"]))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    refs = [r for r in args.model.split(",") if r]
+    counts = [int(c) for c in args.counts.split(",") if c]
+    extra = shlex.split(args.reprocess_args)
+    onnx = Path(args.onnx).resolve()
+    imgsz = args.imgsz or export_imgsz(onnx)
+    work = Path(args.work)
+    frames = ensure_images(min(DISTINCT_FRAMES, max(counts)), FULL_HD, root=args.images_root)
+    rows: list[dict[str, Any]] = []
+    for count in counts:
+        folder = folder_of(count, frames, work)
+        peer = timed(peer_argv(args.peer_python, onnx, folder, imgsz), args.timeout_s)
+        peer_json = json.loads(peer["stdout"].strip().splitlines()[-1])
+        print(f"{count} images: Ultralytics predict {peer['wall_s']} s ({peer_json['boxes']} boxes)", flush=True)
+        for ref in refs:
+            out = work / f"out-{ref.replace(':', '-').replace('@', '-')}-{count}"
+            shutil.rmtree(out, ignore_errors=True)
+            res = timed(trapline_argv(folder, out, ref, args.store, extra), args.timeout_s)
+            shutil.rmtree(out, ignore_errors=True)
+            processed = processed_images(res["stdout"])
+            if processed != count:  # a job that skipped images would time less work than the peer did
+                raise RuntimeError(f"trapline reprocess {ref} processed {processed} of {count}:\n{res['stdout']}")
+            rate = re.findall(r"; ([\d.]+) images/s", res["stdout"])
+            rows.append({"images": count, "trapline": ref, "trapline_s": res["wall_s"],
+                         "trapline_images_per_s": round(count / res["wall_s"], 2), "peer_s": peer["wall_s"],
+                         "peer_images_per_s": round(count / peer["wall_s"], 2),
+                         "peer_÷_trapline": ratio(peer["wall_s"], res["wall_s"]),
+                         "job_images_per_s": float(rate[-1]) if rate else None,  # the job's own rate, in Ray
+                         "load_peer": peer["load"], "load_trapline": res["load"]})
+            print(f"{count} images: trapline reprocess {ref} {res['wall_s']} s -> ratio {rows[-1]['peer_÷_trapline']}",
+                  flush=True)
+    return {"machine": machine_info(), "onnx": str(onnx), "imgsz": imgsz, "reprocess_args": extra,
+            "peer_python": args.peer_python, "command": shlex.join(["python", "-m", "benchmarks.whole_job",
+                                                                    *sys.argv[1:]]),
+            "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.whole_job", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True,
+                   help="trapline version(s) to time, comma-separated (e.g. demo-trained:1,demo-trained:1-int8)")
+    p.add_argument("--onnx", required=True, help="the Ultralytics export the peer runs (the one published as --model)")
+    p.add_argument("--peer-python", required=True, help="python of a venv with ultralytics (see peer_ultralytics.py)")
+    p.add_argument("--counts", default="1,200,600", help="folder sizes, in order (default 1,200,600)")
+    p.add_argument("--reprocess-args", default="", help='passed to every `trapline reprocess`, e.g. "--via actors"')
+    p.add_argument("--imgsz", type=int, default=None, help="the peer's imgsz (default: the export's metadata)")
+    p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--images-root", default=str(DEFAULT_IMAGES))
+    p.add_argument("--work", default=str(DEFAULT_ROOT / "whole_job"))
+    p.add_argument("--timeout-s", type=float, default=1800.0, help="per process")
+    p.add_argument("--out", default=str(DEFAULT_ROOT / "whole_job.json"))
+    args = p.parse_args(argv)
+    result = run(args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown_table(result["rows"], ["images", "trapline", "trapline_s", "peer_s", "trapline_images_per_s",
+                                          "peer_images_per_s", "peer_÷_trapline"]))
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -126,6 +126,10 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     # Resolve a relative store path where the app is built, not in each replica's working directory.
     store_root = ModelStore(cfg.store).root
     cfg = check_routes(ModelStore(store_root), cfg.model_copy(update={"store": store_root}))
+    if cfg.record is not None:  # likewise the recording archive and tables
+        cfg = cfg.model_copy(update={"record": cfg.record.model_copy(update={
+            k: v if "://" in v else os.path.abspath(os.path.expanduser(v))
+            for k, v in (("archive", cfg.record.archive), ("tables", cfg.record.tables))})})
     ingress_cfg = cfg.model_copy(update={
         "models": [ModelServeConfig(name=m.name, classify=m.classify) for m in cfg.models],
         "classifiers": [ClassifierServeConfig(name=c.name) for c in cfg.classifiers]})

@@ -42,9 +42,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray it starts (default: all)")
     p.add_argument("--app-name", default=None,
                    help=f"Serve application name (default {APP_NAME}; with --config: which trapline app of the file)")
+    p.add_argument("--record", default=None, metavar="ARCHIVE_URL",
+                   help="keep what POST /v1/images receives: the bytes in this archive (directory or s3://), the "
+                        "rows in --tables (with a config file: its `record:` block)")
+    p.add_argument("--tables", default=None, metavar="TABLES_URL",
+                   help="with --record: the tables the uploads' rows go to (those `trapline reprocess --out` writes)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as a Ray Serve config file (for serve run/deploy) and exit")
     p.set_defaults(func=cmd_serve)
+
+
+def _record_block(args: argparse.Namespace, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The `record:` block with --record/--tables applied (both or neither; relative paths made absolute here)."""
+    from trapline.errors import UserError
+
+    if (args.record is None) != (args.tables is None):
+        raise UserError("--record ARCHIVE_URL and --tables TABLES_URL go together: where uploads are kept and "
+                        "where their rows go")
+    block = dict(current or {})
+    if args.record is not None:
+        block.update(archive=args.record, tables=args.tables)
+    for key in ("archive", "tables"):
+        if key in block and "://" not in block[key]:
+            block[key] = os.path.abspath(os.path.expanduser(block[key]))
+    return block or None
 
 
 def _absolute_store(store: str | None) -> str:
@@ -64,6 +85,9 @@ def _from_serve_file(raw: dict[str, Any], args: argparse.Namespace) -> tuple[dic
     if args.models:
         known = {m.get("name"): m for m in app_args.get("models") or []}
         app_args["models"] = [known.get(name, {"name": name}) for name in args.models]
+    record = _record_block(args, app_args.get("record"))
+    if record:
+        app_args["record"] = record
     http = raw.setdefault("http_options", {})
     if args.host is not None:
         http["host"] = args.host
@@ -82,8 +106,14 @@ def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeC
         # Replicas sized to fit the CPUs of the local Ray this starts (or of this machine).
         remote = args.address or os.environ.get("RAY_ADDRESS")
         cpus = None if remote else (args.num_cpus or os.cpu_count())
-        return local_default(args.store, args.models, cpus, **http)
+        cfg = local_default(args.store, args.models, cpus, **http)
+        record = _record_block(args, None)
+        return cfg if record is None else parse_serve_config({**cfg.model_dump(mode="json"), "record": record},
+                                                              "default config")
     data = copy.deepcopy(data)
+    record = _record_block(args, data.get("record"))
+    if record:
+        data["record"] = record
     data["store"] = _absolute_store(args.store or data.get("store"))
     if args.models:
         known = {m.get("name"): m for m in data.get("models") or []}
@@ -174,4 +204,7 @@ def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
                   "(set it where `ray start` runs): only the proxy answers", file=console())
     print("archive jobs on this machine run through it: trapline reprocess --model MODEL ... (--via actors for a "
           "pool of their own)")
+    if cfg.record is not None:
+        print(f"recording: POST {url}/v1/images?camera=ID keeps each upload in {cfg.record.archive} and its rows in "
+              f"{cfg.record.tables} (committed at least every {cfg.record.flush_interval_s:g} s)")
     print("Ctrl-C to stop", flush=True)

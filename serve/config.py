@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model_store import CropOptions
 from model_store.core.config import format_validation_error
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
@@ -253,6 +254,24 @@ class HttpConfig(_Strict):
         "says when more were left out)"))
 
 
+class RecordConfig(_Strict):
+    """Keep what the online door sees (`POST /v1/images`): each upload's bytes go into `archive`, its rows into
+    `tables` (the same tables a `trapline reprocess` writes), committed in parts of at most `flush_rows` rows or
+    every `flush_interval_s` seconds, whichever comes first."""
+
+    archive: str = Field(..., min_length=1, description="where uploads are stored: a directory or s3://bucket/prefix "
+                                                        "(a relative path means where the app is built)")
+    tables: str = Field(..., min_length=1, description="the tables their rows go to (directory or s3://)")
+    flush_rows: int = Field(1000, ge=1, le=100_000, description="commit a part once this many uploads wait")
+    flush_interval_s: float = Field(30.0, gt=0.0, le=3600.0, description="and at least this often")
+    crops: CropOptions | None = Field(None, description=(
+        "write a JPEG snip of each kept detection beside the tables, as `trapline reprocess --crops` does "
+        "(padding, square, min_size); null: no snips"))
+    lease_ttl_s: float = Field(60.0, ge=5.0, le=3600.0, description=(
+        "a recorder that has not renewed its lease for this long is presumed gone: its answered uploads are "
+        "committed by the next replica or reprocess that looks"))
+
+
 class ServeConfig(_Strict):
     """Everything `build_app` needs; the `args:` of the trapline application in a Serve config file."""
 
@@ -266,6 +285,8 @@ class ServeConfig(_Strict):
         "env var holding the admin token; admin routes answer 403 while it is unset"))
     api_token_env: str | None = Field(None, description=(
         "env var holding a token that detect/models routes require; when named it must be set"))
+    record: RecordConfig | None = Field(None, description=(
+        "keep uploads sent to POST /v1/images in an archive and the tables (off when absent: the route answers 404)"))
 
     @field_validator("models")
     @classmethod

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from typing import Any
 
 from ray import serve
@@ -18,7 +19,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from model_store import CropOptions, ModelRef, ModelStore
-from model_store.core.refs import check_segment
+from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve import classifier_deployment_name, detector_deployment_name
 from serve.compose import Composer
 from serve.config import ServeConfig
@@ -36,11 +37,15 @@ from serve.protocol import (
     load_error_kind,
     unwrap_error,
 )
+from serve.recording.recorder import Recorder, Upload
+from serve.recording.routes import attach_recording
+from serve.recording.uploads import UploadRecord
 from serve.telemetry import merge_stats
 from trapline.errors import TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 
+CLASSIFIER_VERSION_TTL_S = 2.0  # as often as replicas re-read their aliases (alias_poll_interval_s)
 CONTROL_TIMEOUT_S = 5.0  # status broadcasts (GET /v1/models, /readyz)
 ADMIN_TIMEOUT_S = 600.0  # a promote waits for every replica to load and warm the version
 
@@ -83,6 +88,8 @@ class IngressCore:
         self._admin_digest = admin_token_sha256
         self._api_digest = api_token_sha256
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
+        self.recorder = Recorder(self.config.record, self.store) if self.config.record else None
+        self._classifier_versions: dict[str, tuple[float, str]] = {}
         if not admin_token_sha256:
             logger.info("admin routes are disabled: $%s was not set when the app was built",
                         self.config.admin_token_env)
@@ -90,7 +97,15 @@ class IngressCore:
     def __serve_build_asgi_app__(self):
         from serve.router import create_api
 
-        return create_api(self)
+        api = create_api(self)
+        attach_recording(api, self)
+        return api
+
+    def __del__(self) -> None:
+        """Replica shutdown: the recorder commits what it buffered and releases its lease."""
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.close()
 
     # -- auth ------------------------------------------------------------------------------------
     def check_api_token(self, authorization: str | None) -> None:
@@ -181,6 +196,26 @@ class IngressCore:
                     raise
                 self.composer.learn(exc.extra["classifier"], exc.extra)
         raise AssertionError("unreachable")
+
+    async def record(self, recorder: Recorder, upload: Upload) -> tuple[UploadRecord, bool]:
+        """`POST /v1/images`: the recorder keeps the upload and journals what this service's detect answers."""
+        name, _ = self.handle(upload.model)
+        served = self.config.model(name)
+        ref = str(ModelRef(name, alias=served.aliases[0] if served else DEFAULT_ALIAS))
+
+        async def detect(data: bytes) -> dict[str, Any]:
+            return (await self.detect(name, None, None, data, None, False))["record"]
+
+        return await recorder.record(upload, ref, detect, self.composer.classifiers_of(name), self.classifier_version)
+
+    async def classifier_version(self, name: str) -> str:
+        """The version a classifier deployment serves now (asked at most every few seconds)."""
+        now = time.monotonic()
+        cached = self._classifier_versions.get(name)
+        if cached is None or now - cached[0] > CLASSIFIER_VERSION_TTL_S:
+            answer = await self.call(self.classifier_handles[name].geometry.remote())
+            cached = self._classifier_versions[name] = (now, str(answer["version"]))
+        return cached[1]
 
     def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
                   filters: dict[str, Any] | None, render: bool, request: Any):

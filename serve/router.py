@@ -81,8 +81,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def image_bytes(request: Request, body: bytes) -> bytes:
     """The image: the raw body, or the file part of a multipart/form-data upload."""
+    return (await image_and_fields(request, body))[0]
+
+
+async def image_and_fields(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
+    """The image (the raw body, or the file part of a multipart/form-data upload) and the form's text fields."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        return body  # any other type (image/*, octet-stream, curl's default form type) is the raw image
+        return body, {}  # any other type (image/*, octet-stream, curl's default form type) is the raw image
 
     async def stream():
         yield body
@@ -95,10 +100,11 @@ async def image_bytes(request: Request, body: bytes) -> bytes:
         raise BadRequestError(f"malformed multipart body: {exc.message}") from None
     try:
         files = {key: value for key, value in form.multi_items() if isinstance(value, UploadFile)}
+        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
         upload = next((files[k] for k in FILE_FIELDS if k in files), next(iter(files.values()), None))
         if upload is None:
             raise BadRequestError("multipart body has no file part; send the image as the field 'image'")
-        return await upload.read()
+        return await upload.read(), fields
     finally:
         await form.close()
 

@@ -295,3 +295,16 @@ class OverloadedError(HttpError):
 
 class NotReadyError(HttpError):
     code, status = "not_ready", 503
+
+
+class ConflictError(HttpError):
+    """A request that contradicts one already accepted: an `Idempotency-Key` reused with other bytes."""
+
+    code, status = "conflict", 409
+
+
+class StorageUnavailableError(HttpError):
+    """The archive or tables the service records into cannot be written now; nothing of the request was kept,
+    so a retry is safe."""
+
+    code, status = "storage_unavailable", 503

@@ -6,6 +6,7 @@ differs by backend (os.replace locally, a single PUT on S3), so that one operati
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import uuid
@@ -41,6 +42,22 @@ def _reachable(method: Callable[..., T]) -> Callable[..., T]:
             raise
 
     return wrapper
+
+
+def precondition_failed(exc: BaseException) -> bool:
+    """Whether a conditional write was refused because its condition did not hold.
+
+    s3fs turns a failed If-None-Match into FileExistsError and a failed If-Match into an
+    OSError(EINVAL) carrying S3's "pre-conditions ... did not hold" message."""
+    text = str(exc).lower()
+    return isinstance(exc, FileExistsError) or (
+        isinstance(exc, OSError) and (exc.errno == errno.EINVAL or "precondition" in text or "pre-condition" in text))
+
+
+def conditional_conflict(exc: BaseException) -> bool:
+    """S3's 409 ConditionalRequestConflict: another conditional write to the key was in flight; retry it."""
+    text = str(exc)
+    return "ConditionalRequestConflict" in text or ("409" in text and "onflict" in text)
 
 
 class Storage:
@@ -122,6 +139,46 @@ class Storage:
             os.replace(tmp, target)
         else:
             self.fs.pipe_file(target, data)  # one PUT: S3 objects are replaced atomically
+
+    @_reachable
+    def create_exclusive(self, data: bytes, *parts: str) -> bool:
+        """Write a small file only if nothing is there yet; False if something is (never overwritten).
+
+        Locally the file is written whole under a private name and hard-linked into place (link()
+        fails if the target exists, and no reader sees a half-written file); on S3 a PUT with
+        `If-None-Match: *`, which S3 and S3-compatible servers refuse with 412 when the key exists.
+        """
+        target = self.path(*parts)
+        if self.is_local:
+            directory = os.path.dirname(target)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+            return True
+        try:
+            self.fs.pipe_file(target, data, mode="create")
+        except (FileExistsError, OSError) as exc:
+            if precondition_failed(exc):
+                return False
+            raise
+        return True
+
+    @_reachable
+    def delete(self, *parts: str) -> None:
+        """Remove one file; a file already gone is not an error."""
+        try:
+            self.fs.rm_file(self.path(*parts))
+        except FileNotFoundError:
+            pass
 
     @_reachable
     def remove_tree(self, *parts: str) -> None:

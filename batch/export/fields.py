@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from batch.tables.schema import UTC_TIME_SOURCES
+
 
 def clip_box(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
     """A normalised [x, y, w, h] box clipped to the image (every format requires boxes inside it)."""
@@ -32,9 +34,9 @@ def iso_time(ts: Any, offset: str) -> str:
 
 
 def capture_offset(source: Any, offset: str) -> str:
-    """The UTC offset of a capture time: `offset` (--timezone) for the camera's clock (path, EXIF),
-    `Z` for a file's mtime, which the listing records in UTC."""
-    return "Z" if source == "mtime" else offset
+    """The UTC offset of a capture time: `offset` (--timezone) for the camera's clock (path, EXIF, an upload's
+    captured_at), `Z` for the times recorded in UTC (a file's mtime, an upload's time of receipt)."""
+    return "Z" if source in UTC_TIME_SOURCES else offset
 
 
 def scientific_name(row: dict) -> str:

@@ -16,23 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from batch.tables.metadata import detection_thresholds
 from batch.tables.reader import TableSet
 from model_store import ModelStore
 from trapline.errors import StoreError
 
 THRESHOLD_KEYS = ("typical_detection_threshold", "conservative_detection_threshold")
-
-
-def detection_thresholds(config: Any) -> dict[str, float]:
-    """(typical, conservative) detection thresholds of a model config, with the score_threshold fallback."""
-    typical = config.typical_detection_threshold
-    if typical is None:
-        typical = config.score_threshold
-    conservative = config.conservative_detection_threshold
-    if conservative is None:
-        conservative = min(config.score_threshold, typical)
-    return {"typical_detection_threshold": float(typical), "conservative_detection_threshold": float(conservative),
-            "score_threshold": float(config.score_threshold)}
 
 
 def thresholds_of(tset: TableSet, store: str | None = None) -> dict[str, float]:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, read_files
+from batch.tables.codec import failed_fields, result_fields
 from batch.tables.schema import RESULT_SCHEMA
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
@@ -44,30 +45,10 @@ def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDet
             cols[k].append(v.item() if isinstance(v, np.generic) else v)
         cols["capture_time"].append(int(batch["capture_time_us"][i]))
         res = results.get(i)
-        if res is None:
-            cols["status"].append("failed")
-            cols["error_reason"].append(batch["error_reason"][i] or "not_processed")
-            cols["error"].append(batch["error"][i] or "the image was not processed")
-            for k in ("width", "height", "detection_count", "raw_detection_count", "max_score"):
-                cols[k].append(None)
-            cols["detections"].append([])
-            continue
-        kept = [(d, True) for d in res.detections]
-        every = sorted(kept + [(d, False) for d in res.dropped], key=lambda p: -p[0].score)
-        cols["status"].append("ok" if kept else "empty")
-        cols["error_reason"].append(None)
-        cols["error"].append(None)
-        cols["width"].append(res.width)
-        cols["height"].append(res.height)
-        cols["detection_count"].append(len(kept))
-        cols["raw_detection_count"].append(len(every))
-        cols["max_score"].append(max((d.score for d in res.detections), default=None))
-        cols["detections"].append([
-            {"detection_index": j, "label": d.label, "class_id": d.class_id, "score": d.score,
-             "bbox_x": d.bbox[0], "bbox_y": d.bbox[1], "bbox_w": d.bbox[2], "bbox_h": d.bbox[3],
-             "kept": is_kept, "flags": list(d.flags)}
-            for j, (d, is_kept) in enumerate(every)
-        ])
+        fields = result_fields(res) if res is not None else failed_fields(
+            batch["error_reason"][i] or "not_processed", batch["error"][i] or "the image was not processed")
+        for k, v in fields.items():
+            cols[k].append(v)
     arrays = []
     for f in RESULT_SCHEMA:
         values = cols[f.name]

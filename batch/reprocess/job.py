@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from batch.export.md_metadata import detection_thresholds
 from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from batch.reprocess.detect import config_json, preflight_serve
 from batch.reprocess.failures import describe_error
@@ -29,9 +28,11 @@ from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, o
 from batch.reprocess.plan import Plan, plan_run
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, format_report, report_counts
+from batch.tables import journal
 from batch.tables.archive import entries_table, open_location
 from batch.tables.lease import RunLease
 from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, write_manifest
+from batch.tables.metadata import part_metadata
 from batch.tables.schema import RUNS_DIR
 from model_store import ModelStore
 from trapline import services
@@ -55,9 +56,15 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
     # One run at a time per table and model version, taken before planning so that a run that
     # waited sees what the one before it wrote.
     mv = ModelStore(options.store).get(options.model)
-    lease = RunLease(open_location(options.out), mv.name, mv.version, run_id).acquire(options.wait_s)
+    out = open_location(options.out)
+    lease = RunLease(out, mv.name, mv.version, run_id).acquire(options.wait_s)
     try:
         lease.start_heartbeat()
+        # Uploads the online door answered but whose recorder died before committing them: committed now,
+        # so this run counts them as done instead of processing them again (tables/journal.py).
+        recovered = journal.recover(out)
+        if recovered:
+            log(f"committed {recovered} recorded upload(s) a stopped service had answered but not yet written")
 
         def on_part_held(progress: Progress) -> None:  # a run whose lease was taken over stops here
             lease.check()
@@ -92,9 +99,10 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         # Before our own manifest exists: files of runs that died half-way are cleaned up first.
         report.orphans_removed = len(plan.tables.remove_orphans())
         close_abandoned(plan.tables.storage, run_id)
+        metadata = _metadata(plan)
         manifest = RunManifest.start(
             run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
-            out=plan.tables.url, model=_model_info(plan), filters=_filters_info(plan))
+            out=plan.tables.url, model=metadata["model"], filters=metadata["filters"])
         manifest.counts = report_counts(report)
         write_manifest(plan.tables.storage, manifest)
         report.manifest = plan.tables.storage.url(RUNS_DIR, f"{run_id}.json")
@@ -310,20 +318,13 @@ class _Reporter:
             self.on_part(progress)
 
 
-def _model_info(plan: Plan) -> dict[str, Any]:
-    cfg = plan.model.config
-    return {"name": plan.model.name, "version": plan.model.version, "sha256": cfg.weights.sha256,
-            "ref": plan.options.model, "labels": list(cfg.labels), **detection_thresholds(cfg)}
-
-
-def _filters_info(plan: Plan) -> dict[str, Any]:
-    """What tables and manifests record about a run's post-processing: its set hash, filters and classifiers."""
+def _metadata(plan: Plan) -> dict[str, Any]:
+    """The trapline metadata of the run's parts (tables/metadata.py), also what its manifest records."""
     from model_store.core.pipeline import routes_metadata
 
-    info: dict[str, Any] = {"hash": plan.result_hash, "specs": plan.filters.as_specs()}
-    if plan.routes:
-        info.update(filters_hash=plan.filters.hash, classifiers=routes_metadata(plan.routes))
-    return info
+    mv, o = plan.model, plan.options
+    return part_metadata(mv.name, mv.version, mv.config, o.model, plan.filters, plan.result_hash,
+                         routes_metadata(plan.routes), o.crop_options.model_dump() if o.crops else None)
 
 
 def _routes_text(plan: Plan) -> str:
@@ -345,8 +346,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         model_name=mv.name, model_version=mv.version, model_sha256=mv.config.weights.sha256,
         ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config), filter_specs=plan.filters.as_specs(),
         filters_hash=plan.filters.hash, filter_overrides=o.filters, run_id=run_id,
-        metadata={"model": _model_info(plan), "filters": _filters_info(plan),
-                  **({"crops": o.crop_options.model_dump()} if o.crops else {})},
+        metadata=_metadata(plan),
         via=o.via, concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, num_gpus=o.num_gpus,
         batch_size=o.batch_size, read_batch_size=o.read_batch_size, read_cpus=o.read_cpus,
         rows_per_file=o.rows_per_file, max_pixels=o.max_pixels, serve_app=o.serve_app, decode=o.decode,

@@ -11,6 +11,7 @@ from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.selection import Selection, select
 from batch.reprocess.summary import RunReport
 from batch.tables.archive import Listing, PathPattern, list_archive, open_location, resolve_capture_times
+from batch.tables.journal import pending_keys
 from batch.tables.reader import Tables
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.pipeline import result_hash
@@ -61,7 +62,9 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     entries = listing.entries
     if options.needs_capture_times:
         entries = resolve_capture_times(archive, entries, tables.known_capture_times())
-    done = tables.done_keys(mv.name, mv.version, result, options.retry_failed)
+    # Uploads a running service recorded and will commit at its next flush count as done too.
+    done = tables.done_keys(mv.name, mv.version, result, options.retry_failed) | pending_keys(
+        tables.storage, mv.name, mv.version, result)
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
                        until=options.until, limit=options.limit)
     return Plan(options, mv, filters, tables, listing, selection, routes, result)

@@ -152,7 +152,9 @@ def _is_ignored(rel_path: str, extensions: frozenset[str]) -> bool:
     return os.path.splitext(parts[-1])[1].lower() not in extensions
 
 
-def _content_id(info: Mapping) -> str:
+def content_id_of(info: Mapping) -> str:
+    """The identity of a stored file's bytes, from its listing entry (`fs.info` / `fs.find(detail=True)`):
+    the ETag and size on S3, the size and mtime locally. With the uri it is the key every skip-set uses."""
     etag = info.get("ETag") or info.get("etag")
     size = int(info.get("size") or info.get("Size") or 0)
     if etag:
@@ -171,6 +173,11 @@ def _mtime(info: Mapping) -> dt.datetime:
     if value is None:
         return dt.datetime(1970, 1, 1)
     return dt.datetime.fromtimestamp(float(value), dt.timezone.utc).replace(tzinfo=None)
+
+
+def uri_of(storage: Storage, path: str) -> str:
+    """The uri tables record for a file at `path` (as the storage's filesystem spells it)."""
+    return path if storage.is_local else f"{storage.url().split('://', 1)[0]}://{path}"
 
 
 def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSIONS,
@@ -200,10 +207,10 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
             matched, pcam, when = pattern.match(rel)
             unmatched += not matched
             camera = pcam or camera
-        uri = path if storage.is_local else f"{storage.url().split('://', 1)[0]}://{path}"
+        uri = uri_of(storage, path)
         entries.append(ArchiveEntry(
             uri=uri, path=path, rel_path=rel, size_bytes=int(info.get("size") or 0),
-            content_id=_content_id(info), mtime=_mtime(info), camera_id=camera,
+            content_id=content_id_of(info), mtime=_mtime(info), camera_id=camera,
             capture_time=when, capture_time_source="path" if when else None,
         ))
     return Listing(entries, unmatched, ignored)
@@ -224,8 +231,8 @@ def resolve_capture_times(storage: Storage, entries: list[ArchiveEntry],
         if e.capture_time is not None:
             continue
         cached = known.get((e.uri, e.content_id))
-        if cached is not None and cached[1] == "exif":
-            out[i] = replace(e, capture_time=cached[0], capture_time_source="exif")
+        if cached is not None and cached[1] != "mtime":  # EXIF, or what the online door recorded for an upload
+            out[i] = replace(e, capture_time=cached[0], capture_time_source=cached[1])
         elif cached is not None:  # an earlier run found no EXIF time in these very bytes
             out[i] = replace(e, capture_time=e.mtime, capture_time_source="mtime")
         else:

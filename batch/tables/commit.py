@@ -43,10 +43,12 @@ def flatten_nested(batch: pa.Table, column: str, schema: pa.Schema, filters_hash
 
 
 def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_version: str, model_sha256: str,
-                  filters_hash: str, run_id: str, metadata: dict, fenced: bool = False) -> pa.Table:
+                  filters_hash: str, run_id: str, metadata: dict, fenced: bool = False,
+                  lease: tuple[str, str] | None = None) -> pa.Table:
     """The sink: split one batch of results into an images part and a detections part, write both.
 
-    `fenced`: commit only while `run_id` holds the run lease (tables/lease.py), as a reprocess run does.
+    `fenced`: commit only while `run_id` holds the run lease (tables/lease.py), as a reprocess run does:
+    the model version's lease, or the one `lease` names (the online recorder's own, `lease_parts` keys).
     """
     storage: Storage = open_location(out_url)
     batch = batch.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
@@ -61,9 +63,14 @@ def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_versi
     detections = flatten_nested(batch, "detections", DETECTIONS_SCHEMA, filters_hash, run_id)
     keys = list(zip(batch["uri"].to_pylist(), batch["content_id"].to_pylist(), strict=True))
     name = part_name(run_id, keys)
+    fence = None
     if fenced:
-        check_held(storage, model_name, model_version, run_id)
-    write_part(storage, model_name, model_version, name, images, detections, metadata)
+        held = lease or (model_name, model_version)
+        check_held(storage, *held, run_id)  # before the first byte goes out
+
+        def fence() -> None:  # and at the commit, the images file
+            check_held(storage, *held, run_id)
+    write_part(storage, model_name, model_version, name, images, detections, metadata, fence)
     status = batch["status"]
     kept = detections.filter(detections["kept"]).num_rows if detections.num_rows else 0
     return pa.table({
@@ -78,21 +85,22 @@ def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_versi
 
 
 def write_stage_results(batch: pa.Table, *, out_url: str, model_name: str, model_version: str, model_sha256: str,
-                        filters_hash: str, run_id: str, metadata: dict, fenced: bool = False) -> pa.Table:
+                        filters_hash: str, run_id: str, metadata: dict, fenced: bool = False,
+                        lease: tuple[str, str] | None = None) -> pa.Table:
     """The sink of a run with a crop/classify stage: its two extra files, then the part as `write_results` does.
 
-    Fenced before the first file and again at the commit (the images file), as a plain part is."""
+    Fenced before the first file, before the detections file and at the commit (the images file)."""
     storage = open_location(out_url)
     keys = list(zip(batch["uri"].to_pylist(), batch["content_id"].to_pylist(), strict=True))
     name = part_name(run_id, keys)
     if fenced:
-        check_held(storage, model_name, model_version, run_id)
+        check_held(storage, *(lease or (model_name, model_version)), run_id)
     for table, schema in ((CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA), (SNIPS, SNIPS_SCHEMA)):
         rows = flatten_nested(batch, table, schema, filters_hash, run_id)
         if rows.num_rows:  # before the images file, which commits the part
             write_file(storage, parquet_bytes(rows, metadata), table, *partition_parts(model_name, model_version), name)
     stats = write_results(batch.drop_columns(list(EXTRA_COLUMNS)), out_url=out_url, model_name=model_name,
                           model_version=model_version, model_sha256=model_sha256, filters_hash=filters_hash,
-                          run_id=run_id, metadata=metadata, fenced=fenced)  # and again at the commit
+                          run_id=run_id, metadata=metadata, fenced=fenced, lease=lease)  # and at the commit
     n_cls = sum(len(v) for v in batch[CLASSIFICATIONS].to_pylist())
     return stats.append_column("classifications", pa.array([n_cls], pa.int64()))

@@ -22,7 +22,6 @@ holder), then `start_heartbeat()`, `check()` between units of work, then `releas
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -33,9 +32,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from trapline.errors import LeaseHeldError, LeaseLostError
-from trapline.storage import Storage
+from trapline.storage import Storage, conditional_conflict, precondition_failed
 
 LEASES_DIR = "_leases"
+CONFLICT_RETRIES = 5
 
 
 def lease_parts(model_name: str, model_version: str) -> tuple[str, str]:
@@ -97,28 +97,28 @@ class RunLease:
         return json.dumps(asdict(self.holder)).encode()
 
     def _create(self) -> bool:
-        path = self.storage.path(*self.parts)
         if self.storage.is_local:
-            # Written whole to a private file, then hard-linked into place: link() fails if the lease
-            # exists, and no reader ever sees a half-written (so seemingly stale) lease.
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{self.holder.run_id}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(self._body())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            finally:
-                os.unlink(tmp)
-            return True
+            return self.storage.create_exclusive(self._body(), *self.parts)
         try:
-            self._etag = _etag(self.storage.fs.pipe_file(path, self._body(), mode="create"))
+            self._etag = _etag(self._put(self._body(), mode="create"))
         except (FileExistsError, OSError) as exc:
-            if _precondition_failed(exc):
+            if precondition_failed(exc):
                 return False
             raise
         return True
+
+    def _put(self, body: bytes, **condition: str) -> object:
+        """One conditional PUT of the lease on S3. A 409 ConditionalRequestConflict (another conditional
+        write to the same key in flight) is not an answer to the condition: it is retried."""
+        path = self.storage.path(*self.parts)
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self.storage.fs.pipe_file(path, body, **condition)
+            except OSError as exc:
+                if not conditional_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -163,7 +163,6 @@ class RunLease:
 
     def _replace_if(self, seen: Holder, tag: str | None) -> bool:
         """Write our body over the lease only if it is still `seen` (ETag `tag` on S3)."""
-        path = self.storage.path(*self.parts)
         if self.storage.is_local:
             with self._locked():
                 current, _ = self._read()
@@ -172,9 +171,9 @@ class RunLease:
                 self.storage.write_atomic(self._body(), *self.parts)
                 return True
         try:
-            self._etag = _etag(self.storage.fs.pipe_file(path, self._body(), IfMatch=tag))
+            self._etag = _etag(self._put(self._body(), IfMatch=tag))
         except (FileExistsError, OSError) as exc:
-            if _precondition_failed(exc):
+            if precondition_failed(exc):
                 return False
             raise
         return True
@@ -197,7 +196,6 @@ class RunLease:
         """Write a new heartbeat if the lease is still ours; False (and `lost` set) if another run has it."""
         beat = Holder(**{**asdict(self.holder), "heartbeat_at": time.time()})
         body = json.dumps(asdict(beat)).encode()
-        path = self.storage.path(*self.parts)
         if self.storage.is_local:
             with self._locked():
                 current, _ = self._read()
@@ -211,11 +209,11 @@ class RunLease:
                 current, self._etag = self._read()
             if self._etag is not None and (current is None or self._is_mine(current)):
                 try:
-                    self._etag = _etag(self.storage.fs.pipe_file(path, body, IfMatch=self._etag))
+                    self._etag = _etag(self._put(body, IfMatch=self._etag))
                     self.holder = beat
                     return True
                 except (FileExistsError, OSError) as exc:
-                    if not _precondition_failed(exc):
+                    if not precondition_failed(exc):
                         raise
                 current, tag = self._read()
                 if self._is_mine(current):  # our own earlier write landed (its answer was lost): carry on
@@ -237,17 +235,23 @@ class RunLease:
                 f"over {self.ttl_s:g} s; it stops here (what it wrote is kept; a rerun finishes the rest)")
 
     def release(self) -> None:
-        """Stop the heartbeat and delete the lease if it is still ours."""
+        """Stop the heartbeat and delete the lease if it is still ours (on S3: a DELETE with `If-Match` on the
+        ETag just read, so a lease taken over between the read and the delete is not removed)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._locked():
-            current, _ = self._read()
-            if current is not None and current.run_id == self.holder.run_id:
-                try:
-                    self.storage.fs.rm_file(self.storage.path(*self.parts))
-                except FileNotFoundError:
-                    pass
+            current, tag = self._read()
+            if current is None or current.run_id != self.holder.run_id:
+                return
+            if self.storage.is_local:
+                self.storage.delete(*self.parts)
+                return
+            try:
+                _delete_if_match(self.storage, self.parts, tag)
+            except (FileExistsError, OSError) as exc:
+                if not precondition_failed(exc):
+                    raise  # a refused condition: someone else holds it now, and it stays
 
 
 def check_held(storage: Storage, model_name: str, model_version: str, run_id: str) -> None:
@@ -277,9 +281,11 @@ def _etag(response: object) -> str | None:
     return response.get("ETag") if isinstance(response, dict) else None
 
 
-def _precondition_failed(exc: BaseException) -> bool:
-    # s3fs turns a failed If-None-Match into FileExistsError and a failed If-Match into an
-    # OSError(EINVAL) carrying S3's "pre-conditions ... did not hold" message.
-    text = str(exc).lower()
-    return isinstance(exc, FileExistsError) or (
-        isinstance(exc, OSError) and (exc.errno == errno.EINVAL or "precondition" in text or "pre-condition" in text))
+def _delete_if_match(storage: Storage, parts: tuple[str, ...], tag: str | None) -> None:
+    """DELETE the object only if its ETag is still `tag` (S3 conditional delete; servers without it delete)."""
+    bucket, _, key = storage.path(*parts).partition("/")
+    kwargs = {"IfMatch": tag} if tag else {}
+    try:
+        storage.fs.call_s3("delete_object", Bucket=bucket, Key=key, **kwargs)
+    except FileNotFoundError:
+        pass

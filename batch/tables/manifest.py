@@ -47,7 +47,7 @@ class RunManifest(BaseModel):
     """What one reprocess or postprocess run did."""
 
     run_id: str
-    kind: Literal["reprocess", "postprocess"]
+    kind: Literal["reprocess", "postprocess", "record"]  # record: the online door's recorder (tables/journal.py)
     status: RunStatus = "running"
     started_at: str
     updated_at: str

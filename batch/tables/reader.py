@@ -30,6 +30,7 @@ from batch.tables.schema import (
     PARTITION_SCHEMA,
     SNIPS,
     SNIPS_SCHEMA,
+    TIME_SOURCES,
 )
 from batch.tables.writer import partition_parts, read_metadata
 from model_store import ModelRef, ModelStore
@@ -139,9 +140,9 @@ class Tables:
         return set(zip(t["uri"].to_pylist(), t["content_id"].to_pylist(), strict=True))
 
     def known_capture_times(self) -> dict[tuple[str, str], tuple[dt.datetime, str]]:
-        """(uri, content_id) -> (capture time, source) found by earlier runs of any model."""
+        """(uri, content_id) -> (capture time, source) found by earlier runs of any model (or the online door)."""
         t = self.read(IMAGES, columns=["uri", "content_id", "capture_time", "capture_time_source"],
-                      filter=ds.field("capture_time_source").isin(["exif", "mtime"]))
+                      filter=ds.field("capture_time_source").isin([s for s in TIME_SOURCES if s != "path"]))
         out = {}
         for uri, cid, when, src in zip(*(t[c].to_pylist() for c in t.column_names), strict=True):
             if when is not None:

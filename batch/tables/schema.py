@@ -17,8 +17,9 @@ images: one row per image per model version and filter set.
     content_id           string     identity of the bytes: "etag=...;size=N" (S3) or "size=N;mtime_us=T"
     size_bytes           int64
     camera_id            string     from --path-pattern's `camera` group, else the first directory, else "unknown"
-    capture_time         timestamp  naive; camera clock for path/EXIF times, UTC for mtime
-    capture_time_source  string     path | exif | mtime
+    capture_time         timestamp  naive; camera clock for path/EXIF/upload times, UTC for UTC_TIME_SOURCES
+    capture_time_source  string     path | exif | mtime; uploads (POST /v1/images): upload (the client's
+                                    captured_at) | upload_utc (one with an offset, as UTC) | exif | received
     width, height        int32      original pixels after EXIF orientation (null when failed)
     status               string     ok (>= 1 kept detection) | empty (none kept) | failed
     error_reason         string     failed only: empty | not_image | truncated | too_large | unsupported |
@@ -83,7 +84,10 @@ SNIPS = "snips"
 RUNS_DIR = "_runs"
 PARTITION_KEYS = ("model_name", "model_version")
 STATUSES = ("ok", "empty", "failed")
-TIME_SOURCES = ("path", "exif", "mtime")
+TIME_SOURCES = ("path", "exif", "mtime", "upload", "upload_utc", "received")
+# Sources whose times are UTC (the rest are the camera's clock): a file's mtime, the time the online door
+# received an upload, and an upload's `captured_at` that carried a UTC offset.
+UTC_TIME_SOURCES = ("mtime", "upload_utc", "received")
 
 # Readers must not let pyarrow/DuckDB infer "1" as an integer version: always strings.
 PARTITION_SCHEMA = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])

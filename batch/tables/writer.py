@@ -18,7 +18,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -55,12 +55,20 @@ def parquet_bytes(table: pa.Table, metadata: Mapping[str, Any] | None = None) ->
 
 
 def write_part(storage: Storage, model_name: str, model_version: str, name: str, images: pa.Table,
-               detections: pa.Table, metadata: Mapping[str, Any] | None = None) -> None:
-    """Write a part: detections first (if any), then the images file that commits it."""
+               detections: pa.Table, metadata: Mapping[str, Any] | None = None,
+               fence: Callable[[], None] | None = None) -> None:
+    """Write a part: detections first (if any), then the images file that commits it.
+
+    `fence` (the run lease's check) runs right before the images file: the commit itself is fenced,
+    not only the start of the part, so a writer that lost its lease while the detections file was
+    uploading commits nothing (what it left is an uncommitted file the next clean-up removes)."""
     parts = partition_parts(model_name, model_version)
+    images_bytes = parquet_bytes(images, metadata)
     if detections.num_rows:
         write_file(storage, parquet_bytes(detections, metadata), DETECTIONS, *parts, name)
-    write_file(storage, parquet_bytes(images, metadata), IMAGES, *parts, name)
+    if fence is not None:
+        fence()
+    write_file(storage, images_bytes, IMAGES, *parts, name)
 
 
 def write_file(storage: Storage, data: bytes, *parts: str) -> None:

@@ -10,7 +10,6 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from batch.tables import journal
 from batch.tables.reader import Tables
 from batch.tables.schema import IMAGES, SNIPS
 from serve.recording.uploads import Uploads
@@ -19,12 +18,12 @@ from serve.recording.uploads import Uploads
 def image(uploads: Uploads, image_id: str) -> dict[str, Any] | None:
     """One recorded upload: where it is, when it was taken, its answer, its snips, and whether its rows are
     committed to the tables yet (`pending`: answered and journaled, in the tables after the next flush)."""
-    doc = uploads.read(image_id)
-    if doc is None:
+    found = uploads.read(image_id)
+    if found is None:
         return None
-    pending = journal.read_entry(uploads.tables, image_id) is not None
-    return {"image_id": doc.image_id, "camera": doc.camera, "status": doc.status,
-            "state": "pending" if pending else "committed", "uri": doc.stored.uri, "sha256": doc.sha256,
+    doc, state = found
+    return {"image_id": doc.image_id, "camera": doc.camera, "status": doc.status, "state": state,
+            "uri": doc.stored.uri, "sha256": doc.sha256,
             "capture_time": doc.capture_time, "capture_time_source": doc.capture_time_source,
             "received_at": doc.received_at, "model": doc.model, "filters_hash": doc.filters_hash,
             "answer": doc.answer, "snips": doc.snips}

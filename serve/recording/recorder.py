@@ -49,7 +49,6 @@ from trapline.errors import (
 logger = logging.getLogger("ray.serve.trapline")
 
 RECOVER_EVERY_S = 60.0
-CLAIM_WAIT_S = 10.0  # how long a request that lost the claim to a concurrent twin waits for the twin's record
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class Recorder:
         self.counts = {"recorded": 0, "replayed": 0, "committed": 0, "recovered": 0, "flush_errors": 0}
         self._lease: RunLease | None = None
         self._manifest: RunManifest | None = None
-        self._buffer: list[journal.PendingEntry] = []
+        self._buffer: list[journal.Recorded] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -176,8 +175,9 @@ class Recorder:
                 logger.warning("recording: flush failed (%s); the uploads stay journaled and are retried", exc)
 
     def pending(self, image_id: str) -> bool:
-        """Whether an upload's rows are still in the journal (answered, not yet committed)."""
-        return journal.read_entry(self.tables, image_id) is not None
+        """Whether an upload's rows are still only in the journal (answered, not yet committed)."""
+        rec = journal.read(self.tables, image_id)
+        return rec is not None and rec.state == "pending"
 
     # -- commit -----------------------------------------------------------------------------------------
     def flush_all(self) -> int:
@@ -196,7 +196,7 @@ class Recorder:
             if not entries:
                 return 0
             try:
-                n = journal.commit_entries(self.tables, entries, self.writer)
+                n = journal.commit(self.tables, entries, self.writer)
             except LeaseLostError:
                 # Stalled past the lease's ttl and taken over: the taker commits these entries (they are in the
                 # journal under our name); this recorder carries on under a new name and lease.
@@ -232,7 +232,7 @@ class Recorder:
         existing = await asyncio.to_thread(self.uploads.read, image_id)
         if existing is not None:
             self.counts["replayed"] += 1
-            return existing, False
+            return existing[0], False
         await asyncio.to_thread(self._start)
         stored = await asyncio.to_thread(self.uploads.store, upload.camera, sha, when.date(), upload.data)
         base = {"uri": stored.uri, "rel_path": stored.rel_path, "content_id": stored.content_id,
@@ -254,27 +254,26 @@ class Recorder:
         config = self._config(info.name, info.version)
         meta = part_metadata(info.name, info.version, config, model, filters, rhash,
                              routes_metadata(resolved), self.cfg.crops.model_dump() if self.cfg.crops else None)
-        entry = journal.PendingEntry(image_id=image_id, writer=self.writer, model_name=info.name,
-                                     model_version=info.version, model_sha256=info.sha256, filters_hash=rhash,
-                                     metadata=meta, row=row)
         doc = UploadRecord(image_id=image_id, camera=upload.camera, sha256=sha, stored=stored, capture_time=when,
                            capture_time_source=source, received_at=received, status=fields["status"],
                            http_status=http_status, model={"name": info.name, "version": info.version},
                            filters_hash=rhash, answer=answer, snips=row["snips"])
-        return await asyncio.to_thread(self._commit_answer, entry, doc, upload)
+        entry = journal.Recorded(image_id=image_id, writer=self.writer, model_name=info.name,
+                                 model_version=info.version, model_sha256=info.sha256, filters_hash=rhash,
+                                 metadata=meta, row=row, extra=doc.model_dump(mode="json"))
+        return await asyncio.to_thread(self._claim, entry, doc, upload)
 
-    def _commit_answer(self, entry: journal.PendingEntry, doc: UploadRecord, upload: Upload
-                       ) -> tuple[UploadRecord, bool]:
-        """Claim the journal entry and write the upload record: the twin request that loses the claim answers
-        the winner's record instead (one row per image, whatever the timing)."""
+    def _claim(self, entry: journal.Recorded, doc: UploadRecord, upload: Upload) -> tuple[UploadRecord, bool]:
+        """Journal the upload; a twin request (or a retry after a crash) that finds the image recorded answers
+        the first record instead: one row per image, whatever the timing."""
         try:
             if not journal.claim(self.tables, entry):
-                return self._await_record(doc.image_id), False
-            first = self.uploads.read(doc.image_id)
-            if first is not None:  # a twin committed and left its journal entry while this request ran
-                self.tables.delete(*journal.entry_parts(doc.image_id))
-                return first, False
-            self.uploads.write(doc)
+                first = self.uploads.read(doc.image_id)
+                if first is None:
+                    raise StorageUnavailableError(f"image {doc.image_id} is recorded but its record cannot be "
+                                                  "read; retry shortly")
+                self.counts["replayed"] += 1
+                return first[0], False
             if upload.idempotency_key:
                 self.uploads.remember_key(upload.camera, upload.idempotency_key, doc.sha256, doc.image_id)
         except (StorageError, OSError) as exc:
@@ -287,16 +286,6 @@ class Recorder:
             self._wake.set()
         self.counts["recorded"] += 1
         return doc, True
-
-    def _await_record(self, image_id: str) -> UploadRecord:
-        deadline = time.monotonic() + CLAIM_WAIT_S
-        while time.monotonic() < deadline:
-            doc = self.uploads.read(image_id)
-            if doc is not None:
-                return doc
-            time.sleep(0.05)
-        raise StorageUnavailableError(f"image {image_id} is being recorded by another request that has not "
-                                      "finished; retry shortly")
 
     def _snips(self, data: bytes, record: ImageDetections, row: dict[str, Any], rhash: str) -> list[dict[str, Any]]:
         rgb = decode_image(data)

@@ -1,7 +1,8 @@
 """Where an upload is kept, and what is remembered of it.
 
     ARCHIVE/<camera>/<YYYY>/<MM>/<DD>/<sha256[:24]>.<ext>   the original bytes, written once, never rewritten
-    TABLES/_online/images/<image_id>.json                   the upload record: what was answered, where the bytes are
+    TABLES/_online/images/<image_id>.json                   the journal's record (batch/tables/journal.py), whose
+                                                            `extra` is the UploadRecord below
     TABLES/_online/keys/<camera>/<sha256(key)[:32]>.json    an Idempotency-Key and the bytes it was first used with
 
 The archive path depends only on the camera, the capture date and the bytes, so a retry lands on the same
@@ -19,12 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from batch.tables import journal
 from batch.tables.archive import content_id_of, open_location, uri_of
 from trapline.errors import ConflictError, StorageError, StorageUnavailableError
 from trapline.storage import Storage
 
-ONLINE_DIR = "_online"
-RECORDS_DIR = "images"
 KEYS_DIR = "keys"
 # Magic numbers of the formats the decoder takes; anything else is kept as .bin (and fails as a failed row).
 SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"),
@@ -98,21 +98,18 @@ class Uploads:
                            content_id=content_id_of(info), size_bytes=int(info.get("size") or len(data)))
 
     # -- upload records ----------------------------------------------------------------------------------
-    def read(self, image_id: str) -> UploadRecord | None:
+    def read(self, image_id: str) -> tuple[UploadRecord, str] | None:
+        """An upload's record and its state (pending: answered, not in the tables yet | committed)."""
         try:
-            return UploadRecord.model_validate_json(self.tables.read_bytes(ONLINE_DIR, RECORDS_DIR, f"{image_id}.json"))
-        except FileNotFoundError:
-            return None
+            rec = journal.read(self.tables, image_id)
         except StorageError as exc:
             raise StorageUnavailableError(f"cannot read the upload records in {self.tables.url()}: {exc}") from None
-
-    def write(self, record: UploadRecord) -> None:
-        self.tables.write_atomic(record.model_dump_json().encode(), ONLINE_DIR, RECORDS_DIR, f"{record.image_id}.json")
+        return None if rec is None else (UploadRecord.model_validate(rec.extra), rec.state)
 
     # -- idempotency keys --------------------------------------------------------------------------------
     @staticmethod
     def _key_parts(camera: str, key: str) -> tuple[str, str, str, str]:
-        return ONLINE_DIR, KEYS_DIR, camera, f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+        return journal.ONLINE_DIR, KEYS_DIR, camera, f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
     def check_key(self, camera: str, key: str, sha256: str) -> str | None:
         """The image the key was first used for (None: a new key); ConflictError when that was other bytes."""

@@ -91,7 +91,8 @@ def test_uploads_are_kept_once_and_recorded_once(tmp_path, store):
     archived = sorted(p for p in (tmp_path / "archive").rglob("*") if p.is_file())
     assert len(archived) == 4  # the same bytes from the same camera are one object
     assert {p.relative_to(tmp_path / "archive").parts[0] for p in archived} == {"cam01", "cam02"}
-    assert journal.pending(tables.storage) == []
+    assert journal.writers(tables.storage) == [] or all(
+        not journal.markers(tables.storage, w) for w in journal.writers(tables.storage))
     manifest = json.loads((tmp_path / "tables" / "_runs" / f"{rec.writer}.json").read_text())
     assert manifest["kind"] == "record" and manifest["status"] == "succeeded"
     # A reprocess of the same version and filters finds every recorded upload done.
@@ -141,11 +142,17 @@ def test_answered_uploads_of_a_dead_recorder_are_committed_once(tmp_path, store)
     dead._stop.set()  # it dies: no flush, no release, heartbeat stopped
     dead._lease._stop.set()
     tables = Tables(str(tmp_path / "tables"))
-    assert {e.image_id for e in journal.pending(tables.storage)} == {d.image_id for d in docs}
+    assert set(journal.markers(tables.storage, dead.writer)) == {d.image_id for d in docs}
     options = ReprocessOptions(archive=str(tmp_path / "archive"), out=str(tmp_path / "tables"), model="det",
                                store=store.root)
     assert plan_run(options).selection.todo == []  # pending: not processed a second time
     assert journal.recover(tables.storage) == 0  # its lease is fresh: it might still flush
+    retry = make_recorder(tmp_path, store)  # a client that saw no answer retries on another replica
+    try:
+        again, created = record(retry, store, Upload("cam01", day(0)))
+        assert not created and again.image_id == docs[0].image_id  # the first record, no second claim
+    finally:
+        retry.close()
     lease_file = tmp_path / "tables" / "_leases" / f"online@{dead.writer}.json"
     holder = json.loads(lease_file.read_text())
     lease_file.write_text(json.dumps({**holder, "heartbeat_at": 0.0}))  # as after ttl without a heartbeat
@@ -153,4 +160,5 @@ def test_answered_uploads_of_a_dead_recorder_are_committed_once(tmp_path, store)
     assert journal.recover(tables.storage) == 0
     images = tables.read(IMAGES, "det", "1")
     assert sorted(images["uri"].to_pylist()) == sorted(d.stored.uri for d in docs)
-    assert journal.pending(tables.storage) == [] and not lease_file.exists()
+    assert journal.markers(tables.storage, dead.writer) == {} and not lease_file.exists()
+    assert {journal.read(tables.storage, d.image_id).state for d in docs} == {"committed"}

@@ -1,4 +1,4 @@
-"""`trapline reprocess | export | postprocess | events | report | crops`: the archive door's commands."""
+"""`trapline reprocess | export | postprocess | events | report | crops | tables`: the archive door's commands."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from batch.flags import add_model_arguments
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import add_reprocess_arguments
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
-from batch.tables.options import SET_FLAGS, parse_options
+from batch.tables.maintenance import check, compact
+from batch.tables.options import SET_FLAGS, CheckOptions, CompactOptions, parse_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +60,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_output_arguments(p)
     p.set_defaults(func=cmd_crops)
 
+    p = sub.add_parser("tables", help="upkeep of stored tables: compact small parts, check for duplicates",
+                       description="Maintenance of the tables runs and the online recorder write (no model).")
+    tables = p.add_subparsers(dest="tables_command", metavar="{compact,check}", required=True)
+    c = tables.add_parser("compact", help="merge small parts into large ones (same rows, fewer files)",
+                          description="Merge each model version's committed parts into large ones, under its run "
+                                      "lease, atomically for trapline's readers; idempotent.")
+    add_model_arguments(c, CompactOptions, SET_FLAGS)
+    _add_output_arguments(c)
+    c.set_defaults(func=cmd_tables_compact)
+    c = tables.add_parser("check", help="report duplicate or orphaned rows (exit 1 when any)",
+                          description="Read every partition and report rows stored twice, images processed twice "
+                                      "in one result set, uncommitted part files and unsettled uploads.")
+    add_model_arguments(c, CheckOptions, SET_FLAGS)
+    _add_output_arguments(c)
+    c.set_defaults(func=cmd_tables_check)
+
 
 def _add_output_arguments(p: argparse.ArgumentParser) -> None:
     """How the result is printed: not an option of the work itself, so not part of the options model."""
@@ -67,7 +84,8 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 def options(model: type, args: argparse.Namespace, command: str):
     """The command's options model from the flags given (the CLI's flags are generated from the same model)."""
-    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "json_output", "verbose")}
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("func", "command", "tables_command", "json_output", "verbose")}
     return parse_options(model, given, command)
 
 
@@ -78,6 +96,19 @@ def cmd_crops(args: argparse.Namespace) -> int:
     report = run_crops(**opts.run_kwargs(), progress=_progress)
     print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else format_report(report))
     return 0
+
+
+def cmd_tables_compact(args: argparse.Namespace) -> int:
+    opts = options(CompactOptions, args, "tables compact")
+    report = compact(opts.tables, target_rows=opts.target_rows, wait_s=opts.wait_s, log=_progress)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else report.line())
+    return 0
+
+
+def cmd_tables_check(args: argparse.Namespace) -> int:
+    report = check(options(CheckOptions, args, "tables check").tables)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else "\n".join(report.lines()))
+    return 0 if report.clean else 1
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:

@@ -149,6 +149,11 @@ class RunLease:
         except (ValueError, TypeError):  # a half-written or foreign file: treat as stale
             return Holder("unknown", "unknown", -1, 0.0, 0.0), tag
 
+    def holder_alive(self) -> bool:
+        """Whether someone holds this lease and is not stale (reads only)."""
+        current, _ = self._read()
+        return current is not None and not self._is_stale(current)
+
     def _is_stale(self, holder: Holder) -> bool:
         if time.time() - holder.heartbeat_at > self.ttl_s:
             return True

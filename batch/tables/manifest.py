@@ -47,7 +47,8 @@ class RunManifest(BaseModel):
     """What one reprocess or postprocess run did."""
 
     run_id: str
-    kind: Literal["reprocess", "postprocess", "record"]  # record: the online door's recorder (tables/journal.py)
+    # record: the online door's recorder (tables/journal.py); compact: `trapline tables compact`
+    kind: Literal["reprocess", "postprocess", "record", "compact"]
     status: RunStatus = "running"
     started_at: str
     updated_at: str

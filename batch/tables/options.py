@@ -44,6 +44,21 @@ class ScopedOptions(TableSetOptions):
         return Scope.of(self.cameras, self.since, self.until, getattr(self, "image", None))
 
 
+class CompactOptions(CommandOptions):
+    """`trapline tables compact`: merge small parts (online recording writes one per flush) into large ones."""
+
+    tables: str = Field(..., description="the tables to compact (a reprocess --out or serve --tables location)")
+    target_rows: int = Field(100_000, ge=1, description="image rows per merged part")
+    wait_s: float = Field(0.0, ge=0.0, description="wait this long for a running reprocess of a version to end "
+                                                   "(else that version is left alone this time)")
+
+
+class CheckOptions(CommandOptions):
+    """`trapline tables check`: report duplicate or orphaned rows (reads only; exit 1 when any is found)."""
+
+    tables: str = Field(..., description="the tables to check")
+
+
 SET_FLAGS = {"tables": FlagStyle(metavar="DST"),
              "cameras": FlagStyle(flags=("--camera",), metavar="CAMERA", repeatable=True)}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,6 +27,7 @@ from batch.tables.schema import (
     DETECTIONS_SCHEMA,
     IMAGES,
     IMAGES_SCHEMA,
+    PARTITION_KEYS,
     PARTITION_SCHEMA,
     SNIPS,
     SNIPS_SCHEMA,
@@ -43,6 +44,11 @@ TMP_MAX_AGE_S = 3600
 SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA, CLASSIFICATIONS: CLASSIFICATIONS_SCHEMA,
            SNIPS: SNIPS_SCHEMA}
 PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS)  # written before a part's images file, which commits them
+# What identifies a row (within a model version): the image, its result set, the run that wrote it, and the entry.
+ROW_KEYS = {IMAGES: ("uri", "content_id", "filters_hash", "run_id"),
+            DETECTIONS: ("uri", "content_id", "filters_hash", "run_id", "detection_index"),
+            CLASSIFICATIONS: ("uri", "content_id", "filters_hash", "run_id", "detection_index", "classifier_name"),
+            SNIPS: ("uri", "content_id", "filters_hash", "run_id", "detection_index")}
 
 
 class Tables:
@@ -92,8 +98,17 @@ class Tables:
     # -- reading -------------------------------------------------------------------------
     def read(self, table: str, model_name: str | None = None, model_version: str | None = None,
              columns: list[str] | None = None, filter: ds.Expression | None = None,
-             parts: Iterable[str] | None = None) -> pa.Table:
-        """Rows of `table` (optionally one partition or some of its parts) as Arrow, partition keys included."""
+             parts: Iterable[str] | None = None, dedupe: bool = True) -> pa.Table:
+        """Rows of `table` (optionally one partition or some of its parts) as Arrow, partition keys included.
+
+        `dedupe`: a row stored twice (the same row key in two files: a `trapline tables compact` between
+        writing its merged part and removing the parts it merged, or one interrupted there) is read once,
+        whenever the columns read include the row key. `trapline tables check` reads with dedupe off."""
+        out = self._read(table, model_name, model_version, columns, filter, parts)
+        return unique_rows(out, ROW_KEYS[table]) if dedupe else out
+
+    def _read(self, table: str, model_name: str | None, model_version: str | None, columns: list[str] | None,
+              filter: ds.Expression | None, parts: Iterable[str] | None) -> pa.Table:
         schema = SCHEMAS[table]
         if model_name is not None and model_version is not None:
             base = self.storage.path(table, *partition_parts(model_name, model_version))
@@ -221,6 +236,19 @@ class Tables:
 
     def manifests(self) -> list[RunManifest]:
         return read_manifests(self.storage)
+
+
+def unique_rows(table: pa.Table, key: Sequence[str]) -> pa.Table:
+    """`table` with the first row of each `key` (those columns plus the partition keys, when read) kept; as
+    is when a key column was not read."""
+    cols = [c for c in (*key, *PARTITION_KEYS) if c in table.column_names]
+    if table.num_rows < 2 or not set(key) <= set(cols):
+        return table
+    indexed = table.select(cols).append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    first = indexed.group_by(cols, use_threads=False).aggregate([("__row", "min")])["__row_min"]
+    if len(first) == table.num_rows:
+        return table
+    return table.take(pc.take(first, pc.sort_indices(first)))  # the first of each key, in the order read
 
 
 def _empty(schema: pa.Schema, columns: list[str] | None) -> pa.Table:

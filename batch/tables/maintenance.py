@@ -1,0 +1,199 @@
+"""`trapline tables compact | check`: upkeep of the tables that runs and the online recorder write.
+
+Online recording commits a part per flush: many small files. `compact` merges the committed parts of each
+model version, per result set and part metadata, into parts of up to `target_rows` images, under that
+version's run lease (no reprocess of it runs meanwhile; the online recorders write parts of their own and
+are not blocked). A merged part is written whole (its extra files first, its images file last, which
+commits it), then the parts it merged are removed, images file first. Between the two, a row is in two
+files: trapline's readers read it once (`Tables.read` drops a repeated row key), so they see the same rows
+before, during and after; a compaction interrupted there leaves exact copies that the next `compact` merges
+away. Running it again when nothing is small does nothing.
+
+`check` reads every partition with that de-duplication off and reports what should not be there: rows
+stored twice (exact copies, or one image processed twice in one result set by two runs), rows whose part
+never committed (files without their images file), and uploads the online door answered whose recorder died
+before committing them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batch.tables import journal
+from batch.tables.archive import open_location
+from batch.tables.lease import RunLease
+from batch.tables.manifest import RunManifest, new_run_id, write_manifest
+from batch.tables.reader import PART_TABLES, Tables
+from batch.tables.schema import IMAGES
+from batch.tables.writer import parquet_bytes, part_name, partition_parts, read_metadata, write_file
+from trapline.errors import LeaseHeldError
+
+TARGET_ROWS = 100_000  # images rows per merged part (its detections are ~1-10x that)
+
+
+@dataclass
+class CompactReport:
+    tables: str
+    partitions: int = 0
+    parts_before: int = 0
+    parts_after: int = 0
+    images_rows: int = 0
+    busy: list[str] = field(default_factory=list)  # versions a running reprocess held: left alone
+
+    def line(self) -> str:
+        busy = f"; left alone while a run holds them: {', '.join(self.busy)}" if self.busy else ""
+        return (f"compacted {self.tables}: {self.parts_before} -> {self.parts_after} parts in {self.partitions} "
+                f"model version(s), {self.images_rows} image rows, the same rows as before{busy}")
+
+
+def compact(url: str, *, target_rows: int = TARGET_ROWS, wait_s: float = 0.0,
+            log: Callable[[str], None] = lambda _: None) -> CompactReport:
+    """Merge each model version's committed parts into parts of up to `target_rows` images (see the module
+    docstring). Idempotent; a version whose lease a run holds is skipped (or waited for up to `wait_s`)."""
+    storage = open_location(url)
+    tables = Tables(url, storage)
+    run_id = new_run_id()
+    report = CompactReport(tables.url)
+    manifest = RunManifest.start(run_id, "compact", out=tables.url)
+    write_manifest(storage, manifest)  # live while it writes: a concurrent clean-up leaves its files alone
+    try:
+        for name, version in tables.partitions(IMAGES):
+            try:
+                lease = RunLease(storage, name, version, run_id).acquire(wait_s)
+            except LeaseHeldError:
+                report.busy.append(f"{name}:{version}")
+                continue
+            try:
+                before, after, rows = _compact_version(tables, name, version, run_id, target_rows)
+            finally:
+                lease.release()
+            report.partitions += 1
+            report.parts_before += before
+            report.parts_after += after
+            report.images_rows += rows
+            log(f"{name}:{version}: {before} -> {after} parts ({rows} image rows)")
+        manifest.counts = {"parts_before": report.parts_before, "parts_after": report.parts_after}
+        manifest.finish("succeeded")
+    except BaseException as exc:
+        manifest.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        write_manifest(storage, manifest)
+    return report
+
+
+def _compact_version(tables: Tables, name: str, version: str, run_id: str, target_rows: int
+                     ) -> tuple[int, int, int]:
+    storage, where = tables.storage, partition_parts(name, version)
+    parts = tables.parts(IMAGES, name, version)
+    groups: dict[str, list[tuple[str, int]]] = {}  # part metadata (the result set) -> [(part, rows)]
+    total = 0
+    for part in parts:
+        meta = read_metadata(storage, IMAGES, *where, part)
+        rows = tables.read(IMAGES, name, version, columns=["uri"], parts=[part], dedupe=False).num_rows
+        groups.setdefault(json.dumps(meta, sort_keys=True), []).append((part, rows))
+        total += rows
+    after = 0
+    for meta_json, members in groups.items():
+        batches, batch, size = [], [], 0
+        for part, rows in members:
+            if batch and size + rows > target_rows:
+                batches.append(batch)
+                batch, size = [], 0
+            batch.append(part)
+            size += rows
+        batches.append(batch)
+        for batch in batches:
+            after += 1
+            if len(batch) > 1:
+                _merge(tables, name, version, batch, run_id, json.loads(meta_json))
+    return len(parts), after, total
+
+
+def _merge(tables: Tables, name: str, version: str, batch: list[str], run_id: str, metadata: dict) -> None:
+    storage, where = tables.storage, partition_parts(name, version)
+    images = tables.read(IMAGES, name, version, parts=batch)
+    keys = list(zip(images["uri"].to_pylist(), images["content_id"].to_pylist(), strict=True))
+    merged = part_name(run_id, keys)
+    present = {table: [p for p in batch if storage.exists(table, *where, p)] for table in PART_TABLES}
+    for table, found in present.items():
+        if found:
+            rows = tables.read(table, name, version, parts=found)
+            write_file(storage, parquet_bytes(rows, metadata), table, *where, merged)
+    write_file(storage, parquet_bytes(images, metadata), IMAGES, *where, merged)  # commits the merged part
+    for part in batch:  # the images file first: a part is uncommitted before any of its rows go
+        if part != merged:
+            storage.delete(IMAGES, *where, part)
+            for table, found in present.items():
+                if part in found:
+                    storage.delete(table, *where, part)
+
+
+@dataclass
+class CheckReport:
+    tables: str
+    exact_copies: int = 0  # rows stored twice (same row key): an interrupted compact
+    processed_twice: int = 0  # images with rows from two runs in one result set of one version
+    uncommitted_files: list[str] = field(default_factory=list)  # part files whose images file never came
+    orphan_rows: int = 0  # committed detections/classifications/snips rows without their image row
+    unsettled_uploads: int = 0  # answered uploads whose recorder is gone and that are not committed yet
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.exact_copies or self.processed_twice or self.uncommitted_files or self.orphan_rows
+                    or self.unsettled_uploads)
+
+    def lines(self) -> list[str]:
+        out = [f"checked {self.tables}: " + ("no duplicate or orphaned rows" if self.clean else "problems found")]
+        for label, value, fix in (
+            ("rows stored twice", self.exact_copies, "`trapline tables compact` merges them away"),
+            ("images processed twice in one result set", self.processed_twice,
+             "readers keep the newest; `trapline tables compact` keeps both rows"),
+            ("uncommitted part files", len(self.uncommitted_files), "the next reprocess removes them"),
+            ("rows without their image row", self.orphan_rows, "ignored by readers"),
+            ("answered uploads not yet committed (their recorder is gone)", self.unsettled_uploads,
+             "the next reprocess or service start commits them"),
+        ):
+            if value:
+                out.append(f"  {label}: {value} ({fix})")
+        out += [f"  e.g. {e}" for e in self.examples[:10]]
+        return out
+
+
+def check(url: str) -> CheckReport:
+    """Report duplicate and orphaned rows (see the module docstring); reads only."""
+    storage = open_location(url)
+    tables = Tables(url, storage)
+    report = CheckReport(tables.url)
+    for name, version in tables.partitions(IMAGES):
+        images = tables.read(IMAGES, name, version, columns=["uri", "content_id", "filters_hash", "run_id"],
+                             dedupe=False)
+        keyed = images.group_by(["uri", "content_id", "filters_hash", "run_id"]).aggregate([("uri", "count")])
+        copies = keyed.filter(pc.greater(keyed["uri_count"], 1))
+        report.exact_copies += pc.sum(pc.subtract(copies["uri_count"], 1)).as_py() or 0
+        runs = keyed.group_by(["uri", "content_id", "filters_hash"]).aggregate([("run_id", "count_distinct")])
+        twice = runs.filter(pc.greater(runs["run_id_count_distinct"], 1))
+        report.processed_twice += twice.num_rows
+        report.examples += [f"{name}:{version} {u} processed by several runs" for u in twice["uri"].to_pylist()[:3]]
+        committed = set(tables.parts(IMAGES, name, version))
+        image_keys = images.select(["uri", "content_id", "filters_hash", "run_id"])
+        for table in PART_TABLES:
+            files = tables.parts(table, name, version)
+            report.uncommitted_files += [f"{table}/{name}:{version}/{p}" for p in files if p not in committed]
+            rows = tables.read(table, name, version, columns=["uri", "content_id", "filters_hash", "run_id"],
+                               parts=[p for p in files if p in committed], dedupe=False) if files else None
+            if rows is not None and rows.num_rows:
+                joined = rows.join(image_keys.append_column("__image", pa.array([True] * image_keys.num_rows)),
+                                   keys=["uri", "content_id", "filters_hash", "run_id"], join_type="left outer")
+                report.orphan_rows += pc.sum(pc.is_null(joined["__image"])).as_py() or 0
+    for writer in journal.writers(storage):
+        found = journal.markers(storage, writer)
+        if found and not RunLease(storage, *journal.lease_key(writer), "check").holder_alive():
+            report.unsettled_uploads += len(found)
+    return report

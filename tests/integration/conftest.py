@@ -11,8 +11,11 @@ RAY_TEST_CPUS = int(os.environ.get("TRAPLINE_TEST_RAY_CPUS", "2"))
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
-    """A local Ray instance shared by every integration test; shut down at session end."""
+def ray_cluster(s3_server) -> Iterator[None]:
+    """A local Ray instance shared by every integration test; shut down at session end.
+
+    Started after the S3-compatible server, so its processes (Serve replicas included) see the endpoint and
+    credentials in their environment, as a cluster's nodes would have them."""
     import ray
 
     from trapline.ray_runtime import ensure_ray

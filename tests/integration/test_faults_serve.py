@@ -13,16 +13,15 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from benchmarks.common import process_tree
 from model_store import ModelStore
 from serve.local import run_local, wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
+from tests.fixtures.processes import replica_pid
 
 pytestmark = pytest.mark.ray
 
@@ -48,24 +47,6 @@ def store(promoted_store, fixture_models) -> ModelStore:
 def url(ray_cluster, store) -> Iterator[str]:
     with run_local({**CONFIG, "store": store.root}, environ={}) as base_url:
         yield base_url
-
-
-def actor_pids(title: str) -> list[int]:
-    """Live processes under this test process whose Ray process title contains `title`."""
-    found = []
-    for pid in process_tree(os.getpid()):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if cmdline.startswith("ray::") and title in cmdline:
-            found.append(pid)
-    return found
-
-
-def replica_pid(deployment: str = "detector-fixture") -> int | None:
-    pids = actor_pids(f"ServeReplica:trapline:{deployment}")
-    return pids[0] if len(pids) == 1 else None
 
 
 class Load:

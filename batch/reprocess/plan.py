@@ -10,9 +10,17 @@ from batch.reprocess.classify import resolve_stage
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.selection import Selection, select
 from batch.reprocess.summary import RunReport
-from batch.tables.archive import Listing, PathPattern, list_archive, open_location, resolve_capture_times
+from batch.tables.archive import (
+    Listing,
+    PathPattern,
+    apply_known_times,
+    list_archive,
+    open_location,
+    resolve_capture_times,
+)
 from batch.tables.journal import pending_keys
 from batch.tables.reader import Tables
+from batch.tables.schema import UPLOAD_TIME_SOURCES
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.pipeline import result_hash
 
@@ -62,6 +70,8 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     entries = listing.entries
     if options.needs_capture_times:
         entries = resolve_capture_times(archive, entries, tables.known_capture_times())
+    else:  # the actors read EXIF / mtime themselves; what only the online door knew is carried over here
+        entries = apply_known_times(entries, tables.known_capture_times(UPLOAD_TIME_SOURCES))
     # Uploads a running service recorded and will commit at its next flush count as done too.
     done = tables.done_keys(mv.name, mv.version, result, options.retry_failed) | pending_keys(
         tables.storage, mv.name, mv.version, result)

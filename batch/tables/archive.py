@@ -216,6 +216,18 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
     return Listing(entries, unmatched, ignored)
 
 
+def apply_known_times(entries: list[ArchiveEntry], known: Mapping[tuple[str, str], tuple[dt.datetime, str]]
+                      ) -> list[ArchiveEntry]:
+    """Entries without a time from the path take the time an earlier run or the online door recorded for the
+    same bytes (an upload's `captured_at` or time of receipt, which nothing in the file says)."""
+    out = list(entries)
+    for i, e in enumerate(out):
+        cached = known.get((e.uri, e.content_id)) if e.capture_time is None else None
+        if cached is not None:
+            out[i] = replace(e, capture_time=cached[0], capture_time_source=cached[1])
+    return out
+
+
 def resolve_capture_times(storage: Storage, entries: list[ArchiveEntry],
                           known: Mapping[tuple[str, str], tuple[dt.datetime, str]] | None = None,
                           threads: int = 16) -> list[ArchiveEntry]:

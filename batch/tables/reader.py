@@ -154,10 +154,13 @@ class Tables:
         t = t.filter(pc.invert(retry))
         return set(zip(t["uri"].to_pylist(), t["content_id"].to_pylist(), strict=True))
 
-    def known_capture_times(self) -> dict[tuple[str, str], tuple[dt.datetime, str]]:
-        """(uri, content_id) -> (capture time, source) found by earlier runs of any model (or the online door)."""
+    def known_capture_times(self, sources: Sequence[str] | None = None
+                            ) -> dict[tuple[str, str], tuple[dt.datetime, str]]:
+        """(uri, content_id) -> (capture time, source) found by earlier runs of any model (or the online door),
+        of the given sources (default: all but `path`, which the path pattern gives again)."""
+        sources = list(sources or [s for s in TIME_SOURCES if s != "path"])
         t = self.read(IMAGES, columns=["uri", "content_id", "capture_time", "capture_time_source"],
-                      filter=ds.field("capture_time_source").isin([s for s in TIME_SOURCES if s != "path"]))
+                      filter=ds.field("capture_time_source").isin(sources))
         out = {}
         for uri, cid, when, src in zip(*(t[c].to_pylist() for c in t.column_names), strict=True):
             if when is not None:

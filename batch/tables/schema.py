@@ -88,6 +88,7 @@ TIME_SOURCES = ("path", "exif", "mtime", "upload", "upload_utc", "received")
 # Sources whose times are UTC (the rest are the camera's clock): a file's mtime, the time the online door
 # received an upload, and an upload's `captured_at` that carried a UTC offset.
 UTC_TIME_SOURCES = ("mtime", "upload_utc", "received")
+UPLOAD_TIME_SOURCES = ("upload", "upload_utc", "received")  # what only the online door knows of a file
 
 # Readers must not let pyarrow/DuckDB infer "1" as an integer version: always strings.
 PARTITION_SCHEMA = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])

@@ -24,7 +24,7 @@ from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore, decode_image
 from serve.config import RecordConfig
 from serve.recording.recorder import Recorder, Upload, capture_time
-from tests.fixtures.archive import brightness_config, brightness_model, encode, picture
+from tests.fixtures.archive import brightness_config, brightness_model, encode, picture, process_without_ray
 from trapline.errors import ConflictError, ImageDecodeError, InvalidParameterError
 
 
@@ -205,3 +205,21 @@ def test_compact_keeps_the_rows_and_check_finds_copies_and_orphans(tmp_path, sto
     compact(str(tmp_path / "tables"), target_rows=100)
     assert check(str(tmp_path / "tables")).clean
     assert len(tables.parts(IMAGES, "det", "1")) == 1 and {t: _rows(tables, t) for t in before} == before
+
+
+def test_a_new_version_keeps_the_capture_time_only_the_upload_said(tmp_path, store):
+    """The file says nothing of `captured_at` or the time of receipt: a reprocess takes them from the recorded row."""
+    rec = make_recorder(tmp_path, store)
+    try:
+        given, _ = record(rec, store, Upload("cam01", day(1), captured_at="2024-05-01T06:30:00"))
+        received, _ = record(rec, store, Upload("cam01", day(2)))
+    finally:
+        rec.close()
+    store.publish(tmp_path / "b.onnx", "det", "2", brightness_config(score_threshold=0.3))
+    store.promote("det:2")
+    process_without_ray(str(tmp_path / "archive"), str(tmp_path / "tables"), store.root, "det")
+    v2 = {r["uri"]: r for r in Tables(str(tmp_path / "tables")).read(IMAGES, "det", "2").to_pylist()}
+    assert (v2[given.stored.uri]["capture_time"], v2[given.stored.uri]["capture_time_source"]) == (
+        dt.datetime(2024, 5, 1, 6, 30), "upload")
+    assert (v2[received.stored.uri]["capture_time"], v2[received.stored.uri]["capture_time_source"]) == (
+        received.capture_time, "received")

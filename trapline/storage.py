@@ -181,6 +181,25 @@ class Storage:
             pass
 
     @_reachable
+    def delete_many(self, entries: list[tuple[str, ...]]) -> None:
+        """Remove files (each given as its parts); ones already gone are not an error. On S3 one request per
+        thousand keys."""
+        paths = [self.path(*parts) for parts in entries]
+        if not paths:
+            return
+        if self.is_local:
+            for p in paths:
+                try:
+                    os.remove(p)
+                except FileNotFoundError:
+                    pass
+            return
+        try:
+            self.fs.rm(paths)
+        except FileNotFoundError:
+            pass
+
+    @_reachable
     def remove_tree(self, *parts: str) -> None:
         p = self.path(*parts)
         if self.fs.exists(p):

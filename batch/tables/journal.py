@@ -14,13 +14,13 @@ is what makes the answer a promise:
   the same bytes for the same camera at once, or a retry after a crash, cannot give it a second row: the
   loser removes its marker and answers the existing record.
 - **Commit** (`commit`): a recorder writes its records' rows as parts (the same `write_stage_results` an
-  archive run's sink uses, fenced by the recorder's own lease at the commit), then marks each record
-  committed and removes its marker.
+  archive run's sink uses, fenced by the recorder's own lease at the commit), then removes their markers
+  (one bulk delete). A record is never rewritten: it is committed when its writer's marker is gone (`state`).
 - **Recover** (`recover`): markers of a recorder that is gone (its lease stale: a replica killed with
   SIGKILL) are settled by whoever looks first, a new replica or the next `trapline reprocess`: it takes over
   the dead recorder's lease (so two recoverers cannot both commit), commits what is not in the tables yet and
-  only marks what is (a part that committed before the crash could mark it). A marker without a record of
-  its writer was never answered and is dropped.
+  only drops the markers of what is (a part that committed before the crash could drop them). A marker without
+  a record of its writer was never answered and is dropped.
 - A running reprocess skips the images whose markers say they are pending (`pending_keys`) rather than
   process them a second time; readers and `trapline tables check` see an upload once its part commits.
 """
@@ -43,6 +43,7 @@ from batch.tables.schema import STAGE_SCHEMA
 from trapline.errors import LeaseHeldError
 from trapline.storage import Storage
 
+State = Literal["pending", "committed"]
 ONLINE_DIR = "_online"
 RECORDS_DIR = "images"
 PENDING_DIR = "pending"
@@ -59,7 +60,6 @@ class Recorded(BaseModel):
 
     image_id: str
     writer: str = Field(description="the recorder (run id) that answered it and commits it")
-    state: Literal["pending", "committed"] = "pending"
     model_name: str
     model_version: str
     model_sha256: str
@@ -117,6 +117,11 @@ def read(storage: Storage, image_id: str) -> Recorded | None:
         return None
 
 
+def state(storage: Storage, rec: Recorded) -> State:
+    """pending (answered, its rows not in the tables yet) while its writer's marker is there, then committed."""
+    return "pending" if storage.exists(*marker_parts(rec.writer, rec.image_id)) else "committed"
+
+
 def writers(storage: Storage) -> list[str]:
     """Recorders that have markers (uncommitted records) in the journal."""
     return storage.listdir(ONLINE_DIR, PENDING_DIR)
@@ -142,10 +147,9 @@ def pending_keys(storage: Storage, model_name: str, model_version: str, filters_
             if (m.get("model_name"), m.get("model_version"), m.get("filters_hash")) == wanted}
 
 
-def _settle(storage: Storage, rec: Recorded) -> None:
-    """The record's rows are in the tables: say so in the record, then drop its marker."""
-    storage.write_atomic(rec.model_copy(update={"state": "committed"}).to_json(), *record_parts(rec.image_id))
-    storage.delete(*marker_parts(rec.writer, rec.image_id))
+def _settle(storage: Storage, records: Iterable[Recorded]) -> None:
+    """The records' rows are in the tables: drop their markers (one bulk delete)."""
+    storage.delete_many([marker_parts(r.writer, r.image_id) for r in records])
 
 
 def commit(storage: Storage, records: Iterable[Recorded], run_id: str) -> int:
@@ -161,8 +165,7 @@ def commit(storage: Storage, records: Iterable[Recorded], run_id: str) -> int:
         write_stage_results(table, out_url=storage.url(), model_name=name, model_version=version,
                             model_sha256=sha256, filters_hash=filters_hash, run_id=run_id,
                             metadata=group[0].metadata, fenced=True, lease=lease_key(run_id))
-        for rec in group:
-            _settle(storage, rec)
+        _settle(storage, group)
         committed += len(group)
     return committed
 
@@ -193,21 +196,17 @@ def recover(storage: Storage, *, exclude: str | None = None, ttl_s: float = 60.0
 
 
 def _recover_writer(storage: Storage, writer: str, found: dict[str, dict], run_id: str, ttl_s: float) -> int:
-    todo, done = [], {}
+    todo, settled, done = [], [], {}
     tables = Tables(storage.url(), storage)
     for image_id in found:
         rec = read(storage, image_id)
         if rec is None or rec.writer != writer:  # never answered by it (the crash came first), or a twin won
             storage.delete(*marker_parts(writer, image_id))
-        elif rec.state == "committed":
-            storage.delete(*marker_parts(writer, image_id))
-        else:
-            if rec.result_set not in done:
-                done[rec.result_set] = tables.done_keys(*rec.result_set, retry_failed=True)
-            if rec.key in done[rec.result_set]:
-                _settle(storage, rec)  # its part committed before the recorder died
-            else:
-                todo.append(rec)
+            continue
+        if rec.result_set not in done:
+            done[rec.result_set] = tables.done_keys(*rec.result_set, retry_failed=True)
+        (settled if rec.key in done[rec.result_set] else todo).append(rec)  # settled: committed before the crash
+    _settle(storage, settled)
     if not todo:
         return 0
     # The parts' fence is the lease of the run writing them: ours, under our own run id; the manifest makes the

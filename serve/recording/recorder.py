@@ -177,7 +177,7 @@ class Recorder:
     def pending(self, image_id: str) -> bool:
         """Whether an upload's rows are still only in the journal (answered, not yet committed)."""
         rec = journal.read(self.tables, image_id)
-        return rec is not None and rec.state == "pending"
+        return rec is not None and journal.state(self.tables, rec) == "pending"
 
     # -- commit -----------------------------------------------------------------------------------------
     def flush_all(self) -> int:

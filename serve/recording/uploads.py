@@ -104,7 +104,7 @@ class Uploads:
             rec = journal.read(self.tables, image_id)
         except StorageError as exc:
             raise StorageUnavailableError(f"cannot read the upload records in {self.tables.url()}: {exc}") from None
-        return None if rec is None else (UploadRecord.model_validate(rec.extra), rec.state)
+        return None if rec is None else (UploadRecord.model_validate(rec.extra), journal.state(self.tables, rec))
 
     # -- idempotency keys --------------------------------------------------------------------------------
     @staticmethod

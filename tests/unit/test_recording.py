@@ -162,7 +162,7 @@ def test_answered_uploads_of_a_dead_recorder_are_committed_once(tmp_path, store)
     images = tables.read(IMAGES, "det", "1")
     assert sorted(images["uri"].to_pylist()) == sorted(d.stored.uri for d in docs)
     assert journal.markers(tables.storage, dead.writer) == {} and not lease_file.exists()
-    assert {journal.read(tables.storage, d.image_id).state for d in docs} == {"committed"}
+    assert {journal.state(tables.storage, journal.read(tables.storage, d.image_id)) for d in docs} == {"committed"}
 
 
 def _rows(tables: Tables, table: str):

@@ -19,7 +19,7 @@ from batch.tables.reader import Tables
 from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
-from tests.integration.test_faults_serve import actor_pids
+from tests.fixtures.processes import actor_pids
 
 pytestmark = pytest.mark.ray
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from serve.local import run_local
 from tests.fixtures.images import encode, gradient
-from tests.integration.test_faults_serve import replica_pid
+from tests.fixtures.processes import replica_pid
 
 pytestmark = pytest.mark.ray
 

@@ -223,3 +223,22 @@ def test_a_new_version_keeps_the_capture_time_only_the_upload_said(tmp_path, sto
         dt.datetime(2024, 5, 1, 6, 30), "upload")
     assert (v2[received.stored.uri]["capture_time"], v2[received.stored.uri]["capture_time_source"]) == (
         received.capture_time, "received")
+
+
+def test_snips_of_recorded_uploads_are_written_and_rowed_like_reprocess_crops(tmp_path, store):
+    rec = make_recorder(tmp_path, store, crops={"padding": 0.1, "square": True, "min_size": 0})
+    try:
+        doc, _ = record(rec, store, Upload("cam01", day(1)))
+        rec.flush_all()
+    finally:
+        rec.close()
+    kept = doc.answer["detections"]
+    assert kept and len(doc.snips) == len(kept)
+    tables = Tables(str(tmp_path / "tables"))
+    snips = tables.read("snips", "det", "1").to_pylist()
+    assert sorted(s["crop_uri"] for s in snips) == sorted(s["crop_uri"] for s in doc.snips)
+    for s in snips:
+        path = s["crop_uri"]
+        assert path.startswith(str(tmp_path / "tables" / "crops")) and open(path, "rb").read(3) == b"\xff\xd8\xff"
+        assert s["crop_width"] == s["crop_height"]  # square
+    assert tables.metadata("det", "1")["crops"]["square"] is True

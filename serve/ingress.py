@@ -10,8 +10,10 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
+from fastapi import FastAPI
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
@@ -20,22 +22,28 @@ from ray.serve.handle import DeploymentHandle
 from model_store import CropOptions, ModelRef, ModelStore
 from model_store.core.refs import check_segment
 from serve import classifier_deployment_name, detector_deployment_name
-from serve.compose import Composer
+from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, RefusedVersionOut, ReplicaStatus
+from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
 from serve.protocol import (
-    ApiError,
+    AliasMoveResponse,
     CropGeometryChangedError,
     ForbiddenError,
     InvalidParameterError,
+    LoadedVersionOut,
     ModelNotFoundError,
+    ModelsResponse,
+    ModelStatusOut,
     NotReadyError,
     OverloadedError,
+    ReloadResponse,
     UnauthorizedError,
     VersionRefusedError,
     core_error,
     load_error_kind,
     unwrap_error,
 )
+from serve.router import create_api
 from serve.telemetry import merge_stats
 from trapline.errors import TraplineError
 
@@ -87,9 +95,7 @@ class IngressCore:
             logger.info("admin routes are disabled: $%s was not set when the app was built",
                         self.config.admin_token_env)
 
-    def __serve_build_asgi_app__(self):
-        from serve.router import create_api
-
+    def __serve_build_asgi_app__(self) -> FastAPI:
         return create_api(self)
 
     # -- auth ------------------------------------------------------------------------------------
@@ -166,24 +172,30 @@ class IngressCore:
 
     async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
                      filters: dict[str, Any] | None, render: bool, classify: bool = True,
-                     crops: CropOptions | None = None) -> dict[str, Any]:
-        """Detect, then classify the routed detections (unless `classify` is false or `render`) and add snips."""
+                     crops: CropOptions | None = None) -> DetectAnswer:
+        """Detect, then classify the routed detections (unless `classify` is false or `render`) and add snips.
+
+        The answer's `.record` is the image's typed `ImageDetections`, classifications attached; the router
+        builds the HTTP body from it, and whatever else wants the request's result (a recorder) reads it there.
+        """
         name, handle = self.handle(model)
         ref = self.ref(name, version, alias)
         for attempt in range(2):
             request = None if render else await self.composer.crop_request(name, classify, crops,
                                                                            self.config.http.max_crops)
-            result = await self.call(self.detect_on(name, handle, data, ref, filters, render, request))
+            answer: DetectAnswer = await self.call(self.detect_on(name, handle, data, ref, filters, render, request))
             try:
-                return {**result, "record": await self.composer.finish(name, result, request)}
+                return await self.composer.finish(name, answer, request)
             except CropGeometryChangedError as exc:  # a classifier swap changed how crops are cut: once more
                 if attempt:
                     raise
-                self.composer.learn(exc.extra["classifier"], exc.extra)
+                self.composer.learn(exc.extra["classifier"], CropGeometry(
+                    version=exc.extra.get("version"), padding=exc.extra["padding"], square=exc.extra["square"]))
         raise AssertionError("unreachable")
 
     def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
-                  filters: dict[str, Any] | None, render: bool, request: Any):
+                  filters: dict[str, Any] | None, render: bool,
+                  request: CropRequest | None) -> Awaitable[DetectAnswer]:
         """The detector call (DirectCore runs it in process)."""
         return handle.detect.remote(data, ref, filters, render, request)
 
@@ -198,44 +210,45 @@ class IngressCore:
         except DeploymentUnavailableError:
             return []  # no running replica at this instant (starting, or between two configs)
 
-    async def model_status(self, name: str) -> dict[str, Any]:
+    async def model_status(self, name: str) -> ModelStatusOut:
         """One model as seen by all its replicas (aliases agree once a swap is done)."""
         results = await self._broadcast(name, "status", timeout_s=CONTROL_TIMEOUT_S)
-        replicas = [r for r in results if isinstance(r, dict)]
+        replicas: list[ReplicaStatus] = [r for r in results if isinstance(r, ReplicaStatus)]
         kind = "classifier" if name in self.classifier_handles else "detector"
         deployment = classifier_deployment_name(name) if kind == "classifier" else detector_deployment_name(name)
-        out: dict[str, Any] = {"name": name, "kind": kind, "deployment": deployment, "replicas": replicas}
-        if kind == "detector":
-            out["classify"] = [r.model_dump(mode="json") for r in self.composer.classifiers_of(name)]
+        classify = [r.model_dump(mode="json") for r in self.composer.classifiers_of(name)] \
+            if kind == "detector" else None
         if not replicas:
-            out.update(ready=False, default_alias=None, aliases={}, store_aliases={}, versions=[], errors=[],
-                       batching=None, stats=merge_stats([]))
-            return out
+            return ModelStatusOut(name=name, kind=kind, deployment=deployment, replicas=[], classify=classify,
+                                  ready=False, default_alias=None, aliases={}, store_aliases={}, versions=[],
+                                  errors=[], batching=None, stats=merge_stats([]))
         first = replicas[0]
-        versions: dict[str, dict] = {}
-        errors: dict[tuple, dict] = {}
+        versions: dict[str, LoadedVersionOut] = {}
+        errors: dict[tuple, RefusedVersionOut] = {}
         for rep in replicas:
-            for v in rep["versions"]:
-                versions.setdefault(v["version"], {k: v[k] for k in ("version", "sha256", "device", "pinned")})
-                versions[v["version"]].setdefault("aliases", set()).update(v["aliases"])
-            for e in rep["errors"]:
-                errors[(e["version"], e["type"])] = e
-        out.update(
-            ready=all(rep["aliases"].get(rep["default_alias"]) for rep in replicas),
-            default_alias=first["default_alias"],
-            aliases=first["aliases"] if all(r["aliases"] == first["aliases"] for r in replicas)
-            else {a: sorted({str(r["aliases"].get(a)) for r in replicas}) for a in first["aliases"]},
-            store_aliases=first["store_aliases"],
-            versions=[{**v, "aliases": sorted(v["aliases"])} for v in versions.values()],
+            for v in rep.versions:
+                merged = versions.setdefault(v.version, LoadedVersionOut(
+                    version=v.version, sha256=v.sha256, device=v.device, pinned=v.pinned))
+                merged.aliases = sorted({*merged.aliases, *v.aliases})
+            for e in rep.errors:
+                errors[(e.version, e.type)] = e
+        same_aliases = all(r.aliases == first.aliases for r in replicas)
+        return ModelStatusOut(
+            name=name, kind=kind, deployment=deployment, replicas=replicas, classify=classify,
+            ready=all(rep.aliases.get(rep.default_alias) for rep in replicas),
+            default_alias=first.default_alias,
+            aliases=first.aliases if same_aliases
+            else {a: sorted({str(r.aliases.get(a)) for r in replicas}) for a in first.aliases},
+            store_aliases=first.store_aliases,
+            versions=list(versions.values()),
             errors=list(errors.values()),
-            batching=first["batching"],
-            stats=merge_stats([r["stats"] for r in replicas]),
+            batching=first.batching,
+            stats=merge_stats([r.stats for r in replicas]),
         )
-        return out
 
-    async def models(self) -> dict[str, Any]:
+    async def models(self) -> ModelsResponse:
         statuses = await asyncio.gather(*(self.model_status(n) for n in [*self.handles, *self.classifier_handles]))
-        return {"models": list(statuses), "admin_routes": "enabled" if self._admin_digest else "disabled"}
+        return ModelsResponse(models=list(statuses), admin_routes="enabled" if self._admin_digest else "disabled")
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every model has a replica serving its default alias."""
@@ -243,15 +256,15 @@ class IngressCore:
         for name in [*self.handles, *self.classifier_handles]:
             try:
                 status = await self.model_status(name)
-            except ApiError as exc:
+            except TraplineError as exc:
                 detail[name] = {"ready": False, "reason": exc.message}
                 continue
-            reason = None if status["ready"] else "no replica has loaded the default alias yet"
-            detail[name] = {"ready": status["ready"], "aliases": status.get("aliases", {}), "reason": reason}
+            reason = None if status.ready else "no replica has loaded the default alias yet"
+            detail[name] = {"ready": status.ready, "aliases": status.aliases, "reason": reason}
         return all(d["ready"] for d in detail.values()), detail
 
     # -- admin -----------------------------------------------------------------------------------
-    async def _preload_everywhere(self, name: str, version: str) -> list[dict[str, Any]]:
+    async def _preload_everywhere(self, name: str, version: str) -> list[PreloadedVersion]:
         results = await self._broadcast(name, "preload", version, timeout_s=ADMIN_TIMEOUT_S)
         for res in results:
             if isinstance(res, BaseException):
@@ -262,9 +275,9 @@ class IngressCore:
             raise NotReadyError(f"{name!r} has no running replica to load {name}:{version}", headers=self._retry_after)
         return results
 
-    async def _refresh_everywhere(self, name: str) -> list[dict[str, Any]]:
+    async def _refresh_everywhere(self, name: str) -> list[ReplicaStatus]:
         results = await self._broadcast(name, "refresh", timeout_s=ADMIN_TIMEOUT_S)
-        return [r for r in results if isinstance(r, dict)]
+        return [r for r in results if isinstance(r, ReplicaStatus)]
 
     async def _in_thread(self, fn, *args):
         """Run a blocking store call; its errors become API errors."""
@@ -278,7 +291,7 @@ class IngressCore:
         except ValueError as exc:
             raise InvalidParameterError(str(exc)) from None
 
-    async def promote(self, model: str, version: str, alias: str) -> dict[str, Any]:
+    async def promote(self, model: str, version: str, alias: str) -> AliasMoveResponse:
         """Load + verify + warm on every replica first, then move the alias; a broken version is refused."""
         name, _ = self.deployment(model)
         self._segments(version=version, alias=alias)
@@ -288,10 +301,10 @@ class IngressCore:
         replicas = await self._refresh_everywhere(name)
         previous = record.history[-1] if record.history else None
         logger.info("admin: %s@%s -> %s (was %s)", name, alias, record.version, previous)
-        return {"model": name, "alias": alias, "version": record.version, "previous": previous,
-                "serving": [r["aliases"] for r in replicas]}
+        return AliasMoveResponse(model=name, alias=alias, version=record.version, previous=previous,
+                                 serving=[r.aliases for r in replicas])
 
-    async def rollback(self, model: str, alias: str) -> dict[str, Any]:
+    async def rollback(self, model: str, alias: str) -> AliasMoveResponse:
         """Return the alias to its previous version (loaded and warmed first on every replica)."""
         name, _ = self.deployment(model)
         self._segments(alias=alias)
@@ -306,15 +319,15 @@ class IngressCore:
         record = await self._in_thread(self.store.rollback, name, alias)
         replicas = await self._refresh_everywhere(name)
         logger.info("admin: %s@%s rolled back to %s (was %s)", name, alias, record.version, current.version)
-        return {"model": name, "alias": alias, "version": record.version, "previous": current.version,
-                "serving": [r["aliases"] for r in replicas]}
+        return AliasMoveResponse(model=name, alias=alias, version=record.version, previous=current.version,
+                                 serving=[r.aliases for r in replicas])
 
-    async def reload(self, model: str) -> dict[str, Any]:
+    async def reload(self, model: str) -> ReloadResponse:
         """Re-read aliases on every replica now, retrying versions that failed before."""
         name, _ = self.deployment(model)
         results = await self._broadcast(name, "refresh", True, timeout_s=ADMIN_TIMEOUT_S)
-        return {"model": name, "replicas": [r if isinstance(r, dict) else {"error": str(unwrap_error(r))}
-                                            for r in results]}
+        return ReloadResponse(model=name, replicas=[r.model_dump(mode="json") if isinstance(r, ReplicaStatus)
+                                                    else {"error": str(unwrap_error(r))} for r in results])
 
     @staticmethod
     def _segments(**values: str) -> None:

@@ -11,9 +11,17 @@ import warnings
 import pytest
 
 from model_store import decode_image
+from serve.answers import DetectAnswer
 from serve.config import parse_serve_config
 from serve.ingress import bearer_ok, token_digest
-from serve.protocol import ForbiddenError, ModelNotFoundError, UnauthorizedError, core_error
+from serve.protocol import (
+    AliasMoveResponse,
+    ForbiddenError,
+    ModelNotFoundError,
+    ModelsResponse,
+    UnauthorizedError,
+    core_error,
+)
 from serve.router import create_api
 from tests.fixtures.images import encode, gradient
 
@@ -55,15 +63,14 @@ class CoreService:
             [rec] = self.detector.predict_batch([decode_image(data)], filters=filters)
         except Exception as exc:
             raise (core_error(exc) or exc) from None
-        return {"record": rec.model_dump(mode="json"), "jpeg": b"\xff\xd8jpeg" if render else None}
+        return DetectAnswer(rec, jpeg=b"\xff\xd8jpeg" if render else None)
 
     async def models(self):
-        return {"models": [], "admin_routes": "enabled"}
+        return ModelsResponse(models=[], admin_routes="enabled")
 
     async def promote(self, model, version, alias):
         self.calls.append(("promote", model, version, alias))
-        return {"model": model, "alias": alias, "version": version, "previous": "1",
-                "serving": [{alias: version}]}
+        return AliasMoveResponse(model=model, alias=alias, version=version, previous="1", serving=[{alias: version}])
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ import numpy as np
 
 from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
 from serve.answers import CropGeometry
-from serve.protocol import CropGeometryChangedError, InvalidParameterError, ModelRunFailedError, core_error
+from serve.protocol import core_error
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
+from trapline.errors import CropGeometryChangedError, InvalidParameterError, ModelRunError
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -125,7 +126,7 @@ class ClassifierReplica(VersionedReplica):
                 message = f"classifier {self.model}:{loaded.version} failed: {api.message if api else exc}"
                 logger.warning("%s (batch of %d requests)", message, len(idxs))
                 for i in idxs:
-                    outcomes[i] = ModelRunFailedError(message, classifier=f"{self.model}:{loaded.version}")
+                    outcomes[i] = ModelRunError(message, classifier=f"{self.model}:{loaded.version}")
                 continue
             n_crops = len(probs)
             self.metrics.batch(loaded.version, n_crops, (time.perf_counter() - t0) * 1000)

@@ -27,25 +27,27 @@ from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
 from serve.protocol import (
     AliasMoveResponse,
-    CropGeometryChangedError,
-    ForbiddenError,
-    InvalidParameterError,
     LoadedVersionOut,
-    ModelNotFoundError,
     ModelsResponse,
     ModelStatusOut,
-    NotReadyError,
-    OverloadedError,
     ReloadResponse,
-    UnauthorizedError,
-    VersionRefusedError,
     core_error,
     load_error_kind,
     unwrap_error,
 )
 from serve.router import create_api
 from serve.telemetry import merge_stats
-from trapline.errors import TraplineError
+from trapline.errors import (
+    CropGeometryChangedError,
+    ForbiddenError,
+    InvalidParameterError,
+    NotFoundError,
+    NotReadyError,
+    OverloadedError,
+    TraplineError,
+    UnauthorizedError,
+    VersionRefusedError,
+)
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -116,10 +118,10 @@ class IngressCore:
     def handle(self, model: str | None) -> tuple[str, DeploymentHandle]:
         name = model or self.config.default_model
         if name in self.classifier_handles:
-            raise ModelNotFoundError(f"{name!r} is a classifier: send images to a detector (served: "
+            raise NotFoundError(f"{name!r} is a classifier: send images to a detector (served: "
                                      f"{sorted(self.handles)}), which has it classify its detections", model=name)
         if name not in self.handles:
-            raise ModelNotFoundError(f"model {name!r} is not served here (served: {sorted(self.handles)})", model=name)
+            raise NotFoundError(f"model {name!r} is not served here (served: {sorted(self.handles)})", model=name)
         return name, self.handles[name]
 
     def deployment(self, model: str) -> tuple[str, DeploymentHandle]:
@@ -128,7 +130,7 @@ class IngressCore:
             return model, self.classifier_handles[model]
         if model not in self.handles:
             served = sorted([*self.handles, *self.classifier_handles])
-            raise ModelNotFoundError(f"model {model!r} is not served here (served: {served})", model=model)
+            raise NotFoundError(f"model {model!r} is not served here (served: {served})", model=model)
         return model, self.handles[model]
 
     def ref(self, model: str, version: str | None, alias: str | None) -> str | None:
@@ -311,7 +313,7 @@ class IngressCore:
         records = await self._in_thread(self.store.aliases, name)
         current = records.get(alias)
         if current is None:
-            raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         if not current.history:
             raise InvalidParameterError(
                 f"{name}@{alias} has no earlier version to roll back to (it is {current.version})")

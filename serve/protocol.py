@@ -1,9 +1,11 @@
 """The HTTP protocol: which errors the door answers, and the response shapes.
 
-Every error class, with its HTTP status, is in trapline/errors.py; serve/ raises the HTTP-only ones
-(`HttpError` subclasses) and lets the core's own errors through. They cross the Ray boundary intact
-(`unwrap_error`) and the router renders every error whose `status` is set as `{"error": {"type",
-"message", ...}}` with that status. Nothing here imports Ray.
+Every error class, with its HTTP status, is in trapline/errors.py, and serve/ imports them from there:
+the core's own errors (a bad image, an unknown model or version, a filter that does not validate, a
+model that failed) and the few only a request as such can meet (`HttpError` subclasses: auth, size,
+parameters, capacity). They cross the Ray boundary intact (`unwrap_error`) and the router renders every
+error whose `status` is set as `{"error": {"type", "message", ...}}` with that status. Nothing here
+imports Ray.
 """
 
 from __future__ import annotations
@@ -14,33 +16,7 @@ from pydantic import BaseModel, Field
 
 from model_store import Classification, Detection
 from serve.answers import BatchingOut, BatchStatsOut, CropOut, DetectAnswer, RefusedVersionOut, ReplicaStatus
-from trapline.errors import (
-    BadRequestError,
-    CropGeometryChangedError,
-    EmptyImageError,
-    ForbiddenError,
-    HttpError,
-    InvalidFilterError,
-    InvalidImageError,
-    InvalidParameterError,
-    ModelNotFoundError,
-    ModelRunFailedError,
-    NotReadyError,
-    OverloadedError,
-    PayloadTooLargeError,
-    TraplineError,
-    UnauthorizedError,
-    VersionRefusedError,
-)
-
-# The errors serve/ raises for a request as such; every class, with its status, is in trapline/errors.py.
-ApiError = HttpError
-
-__all__ = ["ApiError", "BadRequestError", "CropGeometryChangedError", "EmptyImageError", "ForbiddenError",
-           "HttpError", "InvalidFilterError", "InvalidImageError", "InvalidParameterError", "ModelNotFoundError",
-           "ModelRunFailedError", "NotReadyError", "OverloadedError", "PayloadTooLargeError", "UnauthorizedError",
-           "VersionRefusedError", "core_error", "load_error_kind", "unwrap_error"]
-
+from trapline.errors import FilterConfigError, TraplineError
 
 # Why a version could not be loaded, as /v1/models and the refusal metric report it.
 LOAD_FAILURE_KINDS = {"checksum_mismatch": "checksum_mismatch", "invalid_config": "invalid_config",
@@ -186,7 +162,7 @@ def filter_overrides(filters_json: Any, min_score: float | None = None, min_area
     overrides: dict[str, Any] = {}
     if filters_json is not None:
         if not isinstance(filters_json, dict) or not all(isinstance(k, str) for k in filters_json):
-            raise InvalidFilterError(
+            raise FilterConfigError(
                 f"filters must be a JSON object {{filter name: config or null}}, got {filters_json!r}")
         overrides.update(filters_json)
 

@@ -27,10 +27,10 @@ from model_store.core.preprocess import LetterboxMeta
 from serve.answers import DetectAnswer
 from serve.batcher import Lane
 from serve.compose import CropRequest, cut_crops
-from serve.protocol import InvalidParameterError
 from serve.render import render_jpeg
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
+from trapline.errors import InvalidParameterError
 
 logger = logging.getLogger("ray.serve.trapline")
 

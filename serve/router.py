@@ -29,21 +29,23 @@ from serve.answers import DetectAnswer
 from serve.config import ServeConfig
 from serve.protocol import (
     AliasMoveResponse,
-    BadRequestError,
     DetectResponse,
     ErrorResponse,
     HealthResponse,
-    InvalidFilterError,
-    InvalidParameterError,
     ModelsResponse,
-    NotReadyError,
-    PayloadTooLargeError,
     ReadyResponse,
     ReloadResponse,
     detect_response,
     filter_overrides,
 )
-from trapline.errors import TraplineError
+from trapline.errors import (
+    BadRequestError,
+    FilterConfigError,
+    InvalidParameterError,
+    NotReadyError,
+    PayloadTooLargeError,
+    TraplineError,
+)
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -116,7 +118,7 @@ def parse_filters(filters: str | None, min_score: float | None, min_area_fractio
         try:
             parsed = json.loads(filters)
         except json.JSONDecodeError as exc:
-            raise InvalidFilterError(f"filters is not valid JSON: {exc.msg} at {exc.pos} (got {filters!r})") from None
+            raise FilterConfigError(f"filters is not valid JSON: {exc.msg} at {exc.pos} (got {filters!r})") from None
     return filter_overrides(parsed, min_score, min_area_fraction, labels)
 
 

@@ -22,9 +22,10 @@ from model_store import Interrupt, ModelRef, ModelStore
 from serve.answers import BatchingOut, PreloadedVersion, ReplicaStatus
 from serve.batcher import Lane, PriorityBatcher
 from serve.config import ModelRuntimeConfig
-from serve.protocol import ModelNotFoundError, OverloadedError, core_error
+from serve.protocol import core_error
 from serve.telemetry import BatchStats, ReplicaMetrics
 from serve.versions import LoadedVersion, VersionManager, warm_and_check
+from trapline.errors import NotFoundError, OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -139,7 +140,7 @@ class VersionedReplica:
         return await self.status()
 
     async def preload(self, version: str) -> PreloadedVersion:
-        """Load, verify and warm `version` (kept in the LRU); raises VersionRefusedError / ModelNotFoundError."""
+        """Load, verify and warm `version` (kept in the LRU); raises VersionRefusedError / NotFoundError."""
         try:
             loaded = await self._in_pool(self._load_pool, lambda: self.versions.ensure(version, True))
         finally:
@@ -152,7 +153,7 @@ class VersionedReplica:
         if ref:
             parsed = ModelRef.parse(ref)
             if parsed.name != self.model:
-                raise ModelNotFoundError(f"this deployment serves model {self.model!r}, not {parsed.name!r}",
+                raise NotFoundError(f"this deployment serves model {self.model!r}, not {parsed.name!r}",
                                          model=parsed.name)
             version, alias = parsed.version, parsed.alias
         loaded = self.versions.lookup(version, alias)

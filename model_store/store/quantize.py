@@ -31,19 +31,9 @@ from model_store.core.records import ModelInfo
 from model_store.core.refs import ModelRef, check_segment
 from model_store.store.quantize_report import Gate, Prepared, QuantizeReport, agree, compare_detectors
 from model_store.store.store import ModelStore, sha256_file
-from trapline.errors import QuantizeError, StoreError
+from trapline.errors import QuantizeError, QuantizeRefusedError, StoreError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-
-
-class QuantizeRefusedError(QuantizeError):
-    """The int8 version loses more than the gate allows, or there are too few boxes to judge; nothing published.
-
-    `report.verdict` says which; the message says what to do."""
-
-    def __init__(self, report: QuantizeReport) -> None:
-        super().__init__(report.refusal())
-        self.report = report
 
 
 def find_images(directory: str | Path) -> list[Path]:

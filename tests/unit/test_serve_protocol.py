@@ -22,17 +22,10 @@ from model_store import (
 from model_store.core.imaging import decode_image
 from model_store.core.records import FiltersApplied
 from serve.answers import CropOut, DetectAnswer
-from serve.protocol import (
-    ApiError,
-    InvalidFilterError,
-    OverloadedError,
-    core_error,
-    detect_response,
-    filter_overrides,
-    load_error_kind,
-)
+from serve.protocol import core_error, detect_response, filter_overrides, load_error_kind
 from serve.render import render_jpeg
 from tests.fixtures.onnx_models import EXPECTED_640x480
+from trapline.errors import HttpError, OverloadedError
 
 
 def test_api_errors_survive_pickling_with_their_type_headers_and_fields():
@@ -117,7 +110,7 @@ def test_filter_overrides_merge_json_and_shortcuts():
     merged = filter_overrides({"score": {"action": "flag"}, "min_size": None}, min_score=0.5, labels="deer, fox")
     assert merged == {"score": {"action": "flag", "min_score": 0.5}, "min_size": None,
                       "class_mask": {"allowed_labels": ["deer", "fox"]}}
-    with pytest.raises(InvalidFilterError):
+    with pytest.raises(FilterConfigError):
         filter_overrides(["score"])
 
 
@@ -133,5 +126,5 @@ def test_render_draws_boxes_and_returns_a_jpeg():
     assert cv2.imdecode(np.frombuffer(render_jpeg(rgb, []), np.uint8), cv2.IMREAD_COLOR) is not None
 
 
-def test_api_error_is_an_exception_with_a_default_status():
-    assert ApiError("x").status == 500 and ApiError("x").type == "internal_error"
+def test_http_error_is_an_exception_with_a_default_status():
+    assert HttpError("x").status == 500 and HttpError("x").type == "internal_error"

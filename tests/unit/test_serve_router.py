@@ -14,16 +14,10 @@ from model_store import decode_image
 from serve.answers import DetectAnswer
 from serve.config import parse_serve_config
 from serve.ingress import bearer_ok, token_digest
-from serve.protocol import (
-    AliasMoveResponse,
-    ForbiddenError,
-    ModelNotFoundError,
-    ModelsResponse,
-    UnauthorizedError,
-    core_error,
-)
+from serve.protocol import AliasMoveResponse, ModelsResponse, core_error
 from serve.router import create_api
 from tests.fixtures.images import encode, gradient
+from trapline.errors import ForbiddenError, NotFoundError, UnauthorizedError
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -58,7 +52,7 @@ class CoreService:
     async def detect(self, model, version, alias, data, filters, render, classify=True, crops=None):
         self.calls.append((model, version, alias, len(data), filters, render))
         if model not in (None, "fixture"):
-            raise ModelNotFoundError(f"model {model!r} is not served here")
+            raise NotFoundError(f"model {model!r} is not served here")
         try:
             [rec] = self.detector.predict_batch([decode_image(data)], filters=filters)
         except Exception as exc:

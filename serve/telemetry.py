@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from ray.serve import metrics
+
 from serve.answers import BatchStatsOut
 
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
@@ -20,8 +22,6 @@ class ReplicaMetrics:
     """The metrics of one model replica; metric objects are created once, here, never per request."""
 
     def __init__(self, model: str) -> None:
-        from ray.serve import metrics
-
         self.model = model
         keys = ("model", "version")
         self.images = metrics.Counter("trapline_images_total", "Images run through the detector.", tag_keys=keys)

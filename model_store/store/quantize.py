@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from model_store.core.backends import create_backend
 from model_store.core.config import WeightsConfig
+from model_store.core.detector import Detector
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import to_tensor
 from model_store.core.records import ModelInfo
@@ -241,9 +243,6 @@ def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str 
 
 def _detector(weights: Path, parent, name: str, version: str):
     """The unpublished int8 graph behind the parent's config: the same core as any loaded version."""
-    from model_store.core.backends import create_backend
-    from model_store.core.detector import Detector
-
     config = parent.config.model_copy(update={"weights": WeightsConfig(file=weights.name,
                                                                        sha256=sha256_file(weights))})
     info = ModelInfo(name=name, version=version, sha256=config.weights.sha256)

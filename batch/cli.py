@@ -7,12 +7,19 @@ import dataclasses
 import json
 
 from batch.export.options import EXPORT_FLAGS, ExportOptions
+from batch.export.registry import run_export
 from batch.flags import add_model_arguments
+from batch.refilter import postprocess, snips
+from batch.refilter.events import run_events
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
+from batch.reprocess import job
 from batch.reprocess.options import add_reprocess_arguments
+from batch.review import build_report
+from batch.review.build import result_json
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
 from batch.tables.maintenance import check, compact
 from batch.tables.options import SET_FLAGS, CheckOptions, CompactOptions, parse_options
+from trapline.ray_output import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,11 +97,9 @@ def options(model: type, args: argparse.Namespace, command: str):
 
 
 def cmd_crops(args: argparse.Namespace) -> int:
-    from batch.refilter.snips import format_report, run_crops
-
     opts = options(CropsOptions, args, "crops")
-    report = run_crops(**opts.run_kwargs(), progress=_progress)
-    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else format_report(report))
+    report = snips.run_crops(**opts.run_kwargs(), progress=_progress)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else snips.format_report(report))
     return 0
 
 
@@ -112,14 +117,10 @@ def cmd_tables_check(args: argparse.Namespace) -> int:
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
-    from batch.reprocess.job import cmd_reprocess as run
-
-    return run(args)
+    return job.cmd_reprocess(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from batch.export.registry import run_export
-
     report = run_export(**options(ExportOptions, args, "export").run_kwargs())
     if args.json_output:
         print(json.dumps(dataclasses.asdict(report), indent=2))
@@ -134,23 +135,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_postprocess(args: argparse.Namespace) -> int:
-    from batch.refilter.postprocess import format_report, run_postprocess
-
     opts = options(PostprocessOptions, args, "postprocess")
-    report = run_postprocess(**opts.run_kwargs(), progress=_progress)
-    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else format_report(report))
+    report = postprocess.run_postprocess(**opts.run_kwargs(), progress=_progress)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json_output else
+          postprocess.format_report(report))
     return 0
 
 
 def _progress(line: str) -> None:
-    from trapline.ray_output import console
-
     print(line, file=console(), flush=True)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from batch.refilter.events import run_events
-
     r = run_events(**options(EventsOptions, args, "events").run_kwargs())
     if args.json_output:
         print(json.dumps(dataclasses.asdict(r), indent=2))
@@ -163,9 +159,6 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from batch.review import build_report
-    from batch.review.build import result_json
-
     opts = options(ReviewOptions, args, "report").report_options()
     result = build_report(opts, log=_progress)
     if args.json_output:

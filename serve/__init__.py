@@ -35,6 +35,7 @@ def classifier_deployment_name(model_name: str) -> str:
 
 def get_detector_handle(model_name: str, app_name: str = APP_NAME) -> DeploymentHandle:
     """A handle to the deployment serving `model_name` in a running trapline app."""
+    # late: importing serve/ (the CLI, batch tools, unit tests) must not load Ray
     from ray import serve
 
     return serve.get_deployment_handle(detector_deployment_name(model_name), app_name=app_name)

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
-from serve.protocol import CropGeometryChangedError, InvalidParameterError, ModelRunFailedError, core_error
+from serve.answers import CropGeometry
+from serve.protocol import core_error
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
+from trapline.errors import CropGeometryChangedError, InvalidParameterError, ModelRunError
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -39,9 +41,9 @@ class _Crops:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-def geometry_of(classifier: Classifier) -> dict[str, Any]:
+def geometry_of(classifier: Classifier, version: str | None = None) -> CropGeometry:
     p = classifier.config.preprocess
-    return {"padding": p.crop_padding, "square": p.crop_square}
+    return CropGeometry(version=version, padding=p.crop_padding, square=p.crop_square)
 
 
 class ClassifierReplica(VersionedReplica):
@@ -68,12 +70,12 @@ class ClassifierReplica(VersionedReplica):
         return store.load_classifier(ModelRef(self.model, version=version), device=self.device,
                                      threads=self.onnx_threads)
 
-    async def geometry(self, ref: str | None = None) -> dict[str, Any]:
+    async def geometry(self, ref: str | None = None) -> CropGeometry:
         """Crop geometry of the version `ref` (default: the default alias) resolves to here."""
         loaded = await self._resolve(ref)
-        return {"version": loaded.version, **geometry_of(loaded.model)}
+        return geometry_of(loaded.model, loaded.version)
 
-    async def classify(self, crops: list[np.ndarray], geometry: dict[str, Any], filter_specs: list[dict] | None = None,
+    async def classify(self, crops: list[np.ndarray], geometry: CropGeometry, filter_specs: list[dict] | None = None,
                        ref: str | None = None) -> list[Classification]:
         """Classify one image's crops (RGB uint8, cut with `geometry`) with the version `ref` resolves to."""
         request_id = current_request_id()
@@ -86,11 +88,13 @@ class ClassifierReplica(VersionedReplica):
                                             "(H, W, 3) arrays")
             with self._admit("online"):
                 loaded = await self._resolve(ref)
-                wanted = geometry_of(loaded.model)
-                if {"padding": float(geometry.get("padding", -1)), "square": bool(geometry.get("square"))} != wanted:
+                wanted = geometry_of(loaded.model, loaded.version)
+                if not isinstance(geometry, CropGeometry) or (geometry.padding, geometry.square) != (
+                        wanted.padding, wanted.square):
                     raise CropGeometryChangedError(
-                        f"{self.model}:{loaded.version} cuts crops with {wanted}, not {geometry}",
-                        classifier=self.model, version=loaded.version, **wanted)
+                        f"{self.model}:{loaded.version} cuts crops with padding {wanted.padding}, square "
+                        f"{wanted.square}, not {geometry}", classifier=self.model, version=loaded.version,
+                        padding=wanted.padding, square=wanted.square)
                 filters = FilterSet.from_specs(filter_specs or [])
                 filters.check_classifier_labels(self.model, loaded.model.config.labels)
                 results = await self.batcher.submit(_Crops(loaded, crops, filters)) if crops else []
@@ -122,7 +126,7 @@ class ClassifierReplica(VersionedReplica):
                 message = f"classifier {self.model}:{loaded.version} failed: {api.message if api else exc}"
                 logger.warning("%s (batch of %d requests)", message, len(idxs))
                 for i in idxs:
-                    outcomes[i] = ModelRunFailedError(message, classifier=f"{self.model}:{loaded.version}")
+                    outcomes[i] = ModelRunError(message, classifier=f"{self.model}:{loaded.version}")
                 continue
             n_crops = len(probs)
             self.metrics.batch(loaded.version, n_crops, (time.perf_counter() - t0) * 1000)

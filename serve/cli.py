@@ -7,18 +7,19 @@ import copy
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from model_store import ModelStore
+from model_store.store.cli import add_store_argument
 from serve import APP_NAME
-
-if TYPE_CHECKING:
-    from serve.config import ServeConfig
+from serve.config import HttpConfig, ServeConfig, local_default, parse_serve_config, read_config_file, trapline_app
+from serve.local import direct_urls, run_config, run_local
+from trapline import services
+from trapline.errors import UserError
+from trapline.ray_output import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from model_store.store.cli import add_store_argument
-    from serve.config import HttpConfig
-
     # The defaults the help states are the config model's own, so the two cannot drift.
     host, port = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
     p = sub.add_parser(
@@ -54,8 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _record_block(args: argparse.Namespace, current: dict[str, Any] | None) -> dict[str, Any] | None:
     """The `record:` block with --record/--tables applied (both or neither; relative paths made absolute here)."""
-    from trapline.errors import UserError
-
     if (args.record is None) != (args.tables is None):
         raise UserError("--record ARCHIVE_URL and --tables TABLES_URL go together: where uploads are kept and "
                         "where their rows go")
@@ -69,15 +68,11 @@ def _record_block(args: argparse.Namespace, current: dict[str, Any] | None) -> d
 
 
 def _absolute_store(store: str | None) -> str:
-    from model_store import ModelStore
-
     return ModelStore(store).root  # relative paths mean the caller's directory, wherever the app is built
 
 
 def _from_serve_file(raw: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], ServeConfig]:
     """A Ray Serve config file with the flags applied to its trapline app and http_options."""
-    from serve.config import parse_serve_config, trapline_app
-
     raw = copy.deepcopy(raw)
     app = trapline_app(raw, args.app_name, args.config)
     app_args = app.setdefault("args", {})
@@ -99,8 +94,6 @@ def _from_serve_file(raw: dict[str, Any], args: argparse.Namespace) -> tuple[dic
 
 def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeConfig:
     """A ServeConfig from a bare config file, or the embedded default, with the flags applied."""
-    from serve.config import local_default, parse_serve_config
-
     http = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if not data:
         # Replicas sized to fit the CPUs of the local Ray this starts (or of this machine).
@@ -134,10 +127,6 @@ def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: 
 def cmd_serve(args: argparse.Namespace) -> int:
     import yaml
 
-    from serve.config import read_config_file
-    from serve.local import run_config, run_local
-    from trapline.ray_output import console
-
     raw = read_config_file(args.config) if args.config else None
     if raw is not None and "applications" in raw:
         serve_file, cfg = _from_serve_file(raw, args)
@@ -170,18 +159,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _registered(url: str, app_name: str):
     """While it runs, the service is on record for `trapline reprocess` on this machine (trapline/services.py)."""
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     import ray
-
-    from trapline import services
 
     return services.registered(url, app_name, ray.get_runtime_context().gcs_address)
 
 
 def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
     import httpx
-
-    from serve.local import direct_urls
-    from trapline.ray_output import console
 
     admin = "?"
     try:

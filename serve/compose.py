@@ -32,7 +32,8 @@ import numpy as np
 
 from model_store import CropOptions, ImageDetections
 from model_store.core.crops import crop_region, snip_jpeg
-from model_store.core.pipeline import ClassifierRoute, CropJob, CropSpec, attach, crop_jobs
+from model_store.core.pipeline import ClassifierRoute, CropSpec, attach, crop_jobs
+from serve.answers import CropGeometry, CropOut, DetectAnswer
 
 
 @dataclass(frozen=True)
@@ -48,30 +49,27 @@ class CropRequest:
         return bool(self.routes) or self.snips is not None
 
 
-def cut_crops(rgb: np.ndarray, record: ImageDetections, request: CropRequest) -> dict[str, Any]:
-    """The classifier crops (`crop_jobs`) and the JPEG snips (highest-scoring kept detections first, at most
-    `max_snips`) of one image; snips are keyed by detection_index (position in `record.ranked()`)."""
-    ranked = record.ranked()
-    jobs = crop_jobs(rgb, ranked, request.routes) if request.routes else []
-    snips, truncated = {}, False
-    if request.snips is not None:
-        h, w = rgb.shape[:2]
-        for j, (det, kept) in enumerate(ranked):
-            if not kept:
-                continue
-            if len(snips) >= request.max_snips:
-                truncated = True
-                break
-            jpeg = snip_jpeg(rgb, det.box_px, request.snips)
-            if jpeg is not None:
-                x0, y0, x1, y1 = crop_region(det.box_px, w, h, request.snips.padding, request.snips.square)
-                snips[j] = {"jpeg_base64": base64.b64encode(jpeg).decode("ascii"), "width": x1 - x0,
-                            "height": y1 - y0}
-    return {"jobs": jobs, "snips": snips, "snips_truncated": truncated}
-
-
-def geometry(spec: CropSpec) -> dict[str, Any]:
-    return {"padding": spec.padding, "square": spec.square}
+def cut_crops(rgb: np.ndarray, answer: DetectAnswer, request: CropRequest) -> None:
+    """Add to `answer` the classifier crops (`crop_jobs`) and the JPEG snips (highest-scoring kept detections
+    first, at most `max_snips`) of its image; snips are keyed by detection_index (position in `record.ranked()`)."""
+    ranked = answer.record.ranked()
+    if request.routes:
+        answer.jobs = crop_jobs(rgb, ranked, request.routes)
+    if request.snips is None:
+        return
+    h, w = rgb.shape[:2]
+    answer.snips_truncated = False
+    for j, (det, kept) in enumerate(ranked):
+        if not kept:
+            continue
+        if len(answer.snips) >= request.max_snips:
+            answer.snips_truncated = True
+            break
+        jpeg = snip_jpeg(rgb, det.box_px, request.snips)
+        if jpeg is not None:
+            x0, y0, x1, y1 = crop_region(det.box_px, w, h, request.snips.padding, request.snips.square)
+            answer.snips[j] = CropOut(jpeg_base64=base64.b64encode(jpeg).decode("ascii"), width=x1 - x0,
+                                      height=y1 - y0)
 
 
 Call = Callable[[Awaitable[Any]], Awaitable[Any]]
@@ -90,20 +88,19 @@ class Composer:
         self.routes = {name: list(r) for name, r in routes.items()}
         self.handles = dict(handles)
         self._call = call
-        self._geometry: dict[str, tuple[float, bool]] = {}
+        self._geometry: dict[str, CropGeometry] = {}
 
     def classifiers_of(self, model: str) -> list[ClassifierRoute]:
         return self.routes.get(model, [])
 
-    async def geometry(self, classifier: str) -> tuple[float, bool]:
-        """(padding, square) of the version the classifier's replicas serve; asked once, then kept."""
+    async def geometry(self, classifier: str) -> CropGeometry:
+        """How the version the classifier's replicas serve wants its crops cut; asked once, then kept."""
         if classifier not in self._geometry:
-            answer = await self._call(self.handles[classifier].geometry.remote())
-            self.learn(classifier, answer)
+            self.learn(classifier, await self._call(self.handles[classifier].geometry.remote()))
         return self._geometry[classifier]
 
-    def learn(self, classifier: str, geometry: Mapping[str, Any]) -> None:
-        self._geometry[classifier] = (float(geometry["padding"]), bool(geometry["square"]))
+    def learn(self, classifier: str, geometry: CropGeometry) -> None:
+        self._geometry[classifier] = geometry
 
     async def crop_request(self, model: str, classify: bool, snips: CropOptions | None,
                            max_snips: int) -> CropRequest | None:
@@ -112,37 +109,34 @@ class Composer:
             return None
         specs = []
         for route in routes:
-            padding, square = await self.geometry(route.model)
-            specs.append(CropSpec(tuple(route.labels), route.min_crop_px, padding, square))
+            geometry = await self.geometry(route.model)
+            specs.append(CropSpec(tuple(route.labels), route.min_crop_px, geometry.padding, geometry.square))
         return CropRequest(tuple(specs), snips, max_snips)
 
-    async def finish(self, model: str, result: dict[str, Any], request: CropRequest | None) -> dict[str, Any]:
-        """The detector's record (JSON) with `classifications` attached and `crop` snips added."""
-        body = result["record"]
-        cut = result.get("cut")
-        if request is None or cut is None:
-            return body
-        record = ImageDetections.model_validate(body)
-        jobs: list[CropJob] = cut["jobs"]
+    async def finish(self, model: str, answer: DetectAnswer, request: CropRequest | None) -> DetectAnswer:
+        """The detector's answer with the classifier answers attached to its record (in place)."""
+        if request is None or not request.routes:
+            return answer
+        record: ImageDetections = answer.record
+        jobs = answer.jobs
         if jobs:
             by_route: dict[int, list[int]] = {}
             for i, job in enumerate(jobs):
                 by_route.setdefault(job.route, []).append(i)
             routes = self.classifiers_of(model)
+            filter_specs = record.filters.configs
             calls = [self._call(self.handles[routes[k].model].classify.remote(
-                [jobs[i].crop for i in idxs], geometry(request.routes[k]), body["filters"]["configs"]))
+                [jobs[i].crop for i in idxs], _geometry_of(request.routes[k]), filter_specs))
                 for k, idxs in by_route.items()]
             results: list[Any] = [None] * len(jobs)
             for idxs, answers in zip(by_route.values(), await asyncio.gather(*calls), strict=True):
-                for i, answer in zip(idxs, answers, strict=True):
-                    results[i] = answer
+                for i, result in zip(idxs, answers, strict=True):
+                    results[i] = result
             attach([record], jobs, results)
-        out = record.model_dump(mode="json")
-        out["classified"] = bool(request.routes)
-        if request.snips is not None:
-            position = {id(det): i for i, det in enumerate(record.detections)}
-            ranked = record.ranked()
-            for j, snip in cut["snips"].items():
-                out["detections"][position[id(ranked[j][0])]]["crop"] = snip
-            out["crops_truncated"] = cut["snips_truncated"]
-        return out
+        answer.jobs = []  # the crops have been classified: the answer no longer holds their pixels
+        answer.classified = True
+        return answer
+
+
+def _geometry_of(spec: CropSpec) -> CropGeometry:
+    return CropGeometry(padding=spec.padding, square=spec.square)

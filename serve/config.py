@@ -18,13 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model_store import CropOptions
+from model_store import CropOptions, ModelStore
 from model_store.core.config import format_validation_error
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve import APP_NAME
-from trapline.errors import ServeConfigError
+from trapline.errors import ServeConfigError, TraplineError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
 # there (typed 503 + Retry-After, before its body is read) instead of waiting in Serve's router:
@@ -156,6 +156,7 @@ class DeploymentServeConfig(_RuntimeFields):
         if self.num_replicas is not None and self.autoscaling_config is not None:
             raise ValueError("give num_replicas or autoscaling_config, not both")
         if self.autoscaling_config is not None:
+            # late: the CLI and the unit tests read serve configs without loading Ray
             from ray.serve.config import AutoscalingConfig
 
             try:
@@ -379,8 +380,6 @@ def local_default(store: str | None = None, models: list[str] | None = None, cpu
     With `cpus` (a local Ray's CPU count), replicas are sized so that all of them, the ingress and an archive
     job sent through them (`JOB_CPUS`) fit; without, each asks for the default 1 CPU (a cluster scales to fit).
     """
-    from model_store import ModelStore
-
     store_ = ModelStore(store)
     root = store_.root
     names = models or discover_models(root)
@@ -420,8 +419,6 @@ def local_default(store: str | None = None, models: list[str] | None = None, cpu
 def _current_version(store, name: str):
     """The version a model's production alias (else its latest) points at, to tell its kind and labels;
     None when it has neither (the deployment then reports why it cannot load)."""
-    from trapline.errors import TraplineError
-
     for alias in (DEFAULT_ALIAS, "latest"):
         try:
             return store.get(f"{name}@{alias}")
@@ -433,7 +430,5 @@ def _current_version(store, name: str):
 def discover_models(store_root: str | None, alias: str = DEFAULT_ALIAS) -> list[str]:
     """Models in the store that have `alias` set (detectors and classifiers): the embedded default of
     `trapline serve`."""
-    from model_store import ModelStore
-
     store = ModelStore(store_root)
     return [name for name in store.list_models() if alias in store.aliases(name)]

@@ -11,12 +11,15 @@ so batch jobs (`--via serve`) and `get_detector_handle` find it as before.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
 
 from ray import serve
 
 from model_store import ImageDetections
 from serve import APP_NAME, detector_deployment_name
+from serve.answers import DetectAnswer, PreloadedVersion, ReplicaStatus
+from serve.compose import CropRequest
 from serve.ingress import IngressCore
 from serve.replica import DetectorReplica
 
@@ -51,18 +54,18 @@ class DirectCore(IngressCore):
             self.replica.refuse_if_full("online")
 
     def detect_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
-                  render: bool, request: Any):
+                  render: bool, request: CropRequest | None) -> Coroutine[Any, Any, DetectAnswer]:
         # In process: the crops the replica cuts stay in this actor until they go to the classifiers.
         return self.replica.detect(data, ref, filters, render, request)
 
     # What the broadcasts and batch jobs call on the model deployment (DetectorReplica's methods).
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> ReplicaStatus:
         return await self.replica.status()
 
-    async def refresh(self, retry_failed: bool = False) -> dict[str, Any]:
+    async def refresh(self, retry_failed: bool = False) -> ReplicaStatus:
         return await self.replica.refresh(retry_failed)
 
-    async def preload(self, version: str) -> dict[str, Any]:
+    async def preload(self, version: str) -> PreloadedVersion:
         return await self.replica.preload(version)
 
     async def detect_bytes(self, data: bytes, ref: str | None = None,

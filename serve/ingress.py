@@ -11,37 +11,48 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
+from fastapi import FastAPI
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from model_store import CropOptions, ModelRef, ModelStore
+from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve import classifier_deployment_name, detector_deployment_name
-from serve.compose import Composer
+from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, RefusedVersionOut, ReplicaStatus
+from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
 from serve.protocol import (
-    ApiError,
-    CropGeometryChangedError,
-    ForbiddenError,
-    InvalidParameterError,
-    ModelNotFoundError,
-    NotReadyError,
-    OverloadedError,
-    UnauthorizedError,
-    VersionRefusedError,
+    AliasMoveResponse,
+    LoadedVersionOut,
+    ModelsResponse,
+    ModelStatusOut,
+    ReloadResponse,
     core_error,
+    detect_response,
     load_error_kind,
     unwrap_error,
 )
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.routes import attach_recording
 from serve.recording.uploads import UploadRecord
+from serve.router import create_api
 from serve.telemetry import merge_stats
-from trapline.errors import TraplineError
+from trapline.errors import (
+    CropGeometryChangedError,
+    ForbiddenError,
+    InvalidParameterError,
+    NotFoundError,
+    NotReadyError,
+    OverloadedError,
+    TraplineError,
+    UnauthorizedError,
+    VersionRefusedError,
+)
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -94,9 +105,7 @@ class IngressCore:
             logger.info("admin routes are disabled: $%s was not set when the app was built",
                         self.config.admin_token_env)
 
-    def __serve_build_asgi_app__(self):
-        from serve.router import create_api
-
+    def __serve_build_asgi_app__(self) -> FastAPI:
         api = create_api(self)
         attach_recording(api, self)
         return api
@@ -125,10 +134,10 @@ class IngressCore:
     def handle(self, model: str | None) -> tuple[str, DeploymentHandle]:
         name = model or self.config.default_model
         if name in self.classifier_handles:
-            raise ModelNotFoundError(f"{name!r} is a classifier: send images to a detector (served: "
+            raise NotFoundError(f"{name!r} is a classifier: send images to a detector (served: "
                                      f"{sorted(self.handles)}), which has it classify its detections", model=name)
         if name not in self.handles:
-            raise ModelNotFoundError(f"model {name!r} is not served here (served: {sorted(self.handles)})", model=name)
+            raise NotFoundError(f"model {name!r} is not served here (served: {sorted(self.handles)})", model=name)
         return name, self.handles[name]
 
     def deployment(self, model: str) -> tuple[str, DeploymentHandle]:
@@ -137,7 +146,7 @@ class IngressCore:
             return model, self.classifier_handles[model]
         if model not in self.handles:
             served = sorted([*self.handles, *self.classifier_handles])
-            raise ModelNotFoundError(f"model {model!r} is not served here (served: {served})", model=model)
+            raise NotFoundError(f"model {model!r} is not served here (served: {served})", model=model)
         return model, self.handles[model]
 
     def ref(self, model: str, version: str | None, alias: str | None) -> str | None:
@@ -181,20 +190,25 @@ class IngressCore:
 
     async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
                      filters: dict[str, Any] | None, render: bool, classify: bool = True,
-                     crops: CropOptions | None = None) -> dict[str, Any]:
-        """Detect, then classify the routed detections (unless `classify` is false or `render`) and add snips."""
+                     crops: CropOptions | None = None) -> DetectAnswer:
+        """Detect, then classify the routed detections (unless `classify` is false or `render`) and add snips.
+
+        The answer's `.record` is the image's typed `ImageDetections`, classifications attached; the router
+        builds the HTTP body from it, and whatever else wants the request's result (a recorder) reads it there.
+        """
         name, handle = self.handle(model)
         ref = self.ref(name, version, alias)
         for attempt in range(2):
             request = None if render else await self.composer.crop_request(name, classify, crops,
                                                                            self.config.http.max_crops)
-            result = await self.call(self.detect_on(name, handle, data, ref, filters, render, request))
+            answer: DetectAnswer = await self.call(self.detect_on(name, handle, data, ref, filters, render, request))
             try:
-                return {**result, "record": await self.composer.finish(name, result, request)}
+                return await self.composer.finish(name, answer, request)
             except CropGeometryChangedError as exc:  # a classifier swap changed how crops are cut: once more
                 if attempt:
                     raise
-                self.composer.learn(exc.extra["classifier"], exc.extra)
+                self.composer.learn(exc.extra["classifier"], CropGeometry(
+                    version=exc.extra.get("version"), padding=exc.extra["padding"], square=exc.extra["square"]))
         raise AssertionError("unreachable")
 
     async def record(self, recorder: Recorder, upload: Upload) -> tuple[UploadRecord, bool]:
@@ -203,8 +217,10 @@ class IngressCore:
         served = self.config.model(name)
         ref = str(ModelRef(name, alias=served.aliases[0] if served else DEFAULT_ALIAS))
 
-        async def detect(data: bytes) -> dict[str, Any]:
-            return (await self.detect(name, None, None, data, None, False))["record"]
+        async def detect(data: bytes) -> tuple[ImageDetections, dict[str, Any]]:
+            answer = await self.detect(name, None, None, data, None, False)
+            body = detect_response(answer, dict(answer.record.timing_ms)).model_dump(mode="json", exclude_none=True)
+            return answer.record, body
 
         return await recorder.record(upload, ref, detect, self.composer.classifiers_of(name), self.classifier_version)
 
@@ -214,11 +230,12 @@ class IngressCore:
         cached = self._classifier_versions.get(name)
         if cached is None or now - cached[0] > CLASSIFIER_VERSION_TTL_S:
             answer = await self.call(self.classifier_handles[name].geometry.remote())
-            cached = self._classifier_versions[name] = (now, str(answer["version"]))
+            cached = self._classifier_versions[name] = (now, str(answer.version))
         return cached[1]
 
     def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
-                  filters: dict[str, Any] | None, render: bool, request: Any):
+                  filters: dict[str, Any] | None, render: bool,
+                  request: CropRequest | None) -> Awaitable[DetectAnswer]:
         """The detector call (DirectCore runs it in process)."""
         return handle.detect.remote(data, ref, filters, render, request)
 
@@ -233,44 +250,45 @@ class IngressCore:
         except DeploymentUnavailableError:
             return []  # no running replica at this instant (starting, or between two configs)
 
-    async def model_status(self, name: str) -> dict[str, Any]:
+    async def model_status(self, name: str) -> ModelStatusOut:
         """One model as seen by all its replicas (aliases agree once a swap is done)."""
         results = await self._broadcast(name, "status", timeout_s=CONTROL_TIMEOUT_S)
-        replicas = [r for r in results if isinstance(r, dict)]
+        replicas: list[ReplicaStatus] = [r for r in results if isinstance(r, ReplicaStatus)]
         kind = "classifier" if name in self.classifier_handles else "detector"
         deployment = classifier_deployment_name(name) if kind == "classifier" else detector_deployment_name(name)
-        out: dict[str, Any] = {"name": name, "kind": kind, "deployment": deployment, "replicas": replicas}
-        if kind == "detector":
-            out["classify"] = [r.model_dump(mode="json") for r in self.composer.classifiers_of(name)]
+        classify = [r.model_dump(mode="json") for r in self.composer.classifiers_of(name)] \
+            if kind == "detector" else None
         if not replicas:
-            out.update(ready=False, default_alias=None, aliases={}, store_aliases={}, versions=[], errors=[],
-                       batching=None, stats=merge_stats([]))
-            return out
+            return ModelStatusOut(name=name, kind=kind, deployment=deployment, replicas=[], classify=classify,
+                                  ready=False, default_alias=None, aliases={}, store_aliases={}, versions=[],
+                                  errors=[], batching=None, stats=merge_stats([]))
         first = replicas[0]
-        versions: dict[str, dict] = {}
-        errors: dict[tuple, dict] = {}
+        versions: dict[str, LoadedVersionOut] = {}
+        errors: dict[tuple, RefusedVersionOut] = {}
         for rep in replicas:
-            for v in rep["versions"]:
-                versions.setdefault(v["version"], {k: v[k] for k in ("version", "sha256", "device", "pinned")})
-                versions[v["version"]].setdefault("aliases", set()).update(v["aliases"])
-            for e in rep["errors"]:
-                errors[(e["version"], e["type"])] = e
-        out.update(
-            ready=all(rep["aliases"].get(rep["default_alias"]) for rep in replicas),
-            default_alias=first["default_alias"],
-            aliases=first["aliases"] if all(r["aliases"] == first["aliases"] for r in replicas)
-            else {a: sorted({str(r["aliases"].get(a)) for r in replicas}) for a in first["aliases"]},
-            store_aliases=first["store_aliases"],
-            versions=[{**v, "aliases": sorted(v["aliases"])} for v in versions.values()],
+            for v in rep.versions:
+                merged = versions.setdefault(v.version, LoadedVersionOut(
+                    version=v.version, sha256=v.sha256, device=v.device, pinned=v.pinned))
+                merged.aliases = sorted({*merged.aliases, *v.aliases})
+            for e in rep.errors:
+                errors[(e.version, e.type)] = e
+        same_aliases = all(r.aliases == first.aliases for r in replicas)
+        return ModelStatusOut(
+            name=name, kind=kind, deployment=deployment, replicas=replicas, classify=classify,
+            ready=all(rep.aliases.get(rep.default_alias) for rep in replicas),
+            default_alias=first.default_alias,
+            aliases=first.aliases if same_aliases
+            else {a: sorted({str(r.aliases.get(a)) for r in replicas}) for a in first.aliases},
+            store_aliases=first.store_aliases,
+            versions=list(versions.values()),
             errors=list(errors.values()),
-            batching=first["batching"],
-            stats=merge_stats([r["stats"] for r in replicas]),
+            batching=first.batching,
+            stats=merge_stats([r.stats for r in replicas]),
         )
-        return out
 
-    async def models(self) -> dict[str, Any]:
+    async def models(self) -> ModelsResponse:
         statuses = await asyncio.gather(*(self.model_status(n) for n in [*self.handles, *self.classifier_handles]))
-        return {"models": list(statuses), "admin_routes": "enabled" if self._admin_digest else "disabled"}
+        return ModelsResponse(models=list(statuses), admin_routes="enabled" if self._admin_digest else "disabled")
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every model has a replica serving its default alias."""
@@ -278,15 +296,15 @@ class IngressCore:
         for name in [*self.handles, *self.classifier_handles]:
             try:
                 status = await self.model_status(name)
-            except ApiError as exc:
+            except TraplineError as exc:
                 detail[name] = {"ready": False, "reason": exc.message}
                 continue
-            reason = None if status["ready"] else "no replica has loaded the default alias yet"
-            detail[name] = {"ready": status["ready"], "aliases": status.get("aliases", {}), "reason": reason}
+            reason = None if status.ready else "no replica has loaded the default alias yet"
+            detail[name] = {"ready": status.ready, "aliases": status.aliases, "reason": reason}
         return all(d["ready"] for d in detail.values()), detail
 
     # -- admin -----------------------------------------------------------------------------------
-    async def _preload_everywhere(self, name: str, version: str) -> list[dict[str, Any]]:
+    async def _preload_everywhere(self, name: str, version: str) -> list[PreloadedVersion]:
         results = await self._broadcast(name, "preload", version, timeout_s=ADMIN_TIMEOUT_S)
         for res in results:
             if isinstance(res, BaseException):
@@ -297,9 +315,9 @@ class IngressCore:
             raise NotReadyError(f"{name!r} has no running replica to load {name}:{version}", headers=self._retry_after)
         return results
 
-    async def _refresh_everywhere(self, name: str) -> list[dict[str, Any]]:
+    async def _refresh_everywhere(self, name: str) -> list[ReplicaStatus]:
         results = await self._broadcast(name, "refresh", timeout_s=ADMIN_TIMEOUT_S)
-        return [r for r in results if isinstance(r, dict)]
+        return [r for r in results if isinstance(r, ReplicaStatus)]
 
     async def _in_thread(self, fn, *args):
         """Run a blocking store call; its errors become API errors."""
@@ -313,7 +331,7 @@ class IngressCore:
         except ValueError as exc:
             raise InvalidParameterError(str(exc)) from None
 
-    async def promote(self, model: str, version: str, alias: str) -> dict[str, Any]:
+    async def promote(self, model: str, version: str, alias: str) -> AliasMoveResponse:
         """Load + verify + warm on every replica first, then move the alias; a broken version is refused."""
         name, _ = self.deployment(model)
         self._segments(version=version, alias=alias)
@@ -323,17 +341,17 @@ class IngressCore:
         replicas = await self._refresh_everywhere(name)
         previous = record.history[-1] if record.history else None
         logger.info("admin: %s@%s -> %s (was %s)", name, alias, record.version, previous)
-        return {"model": name, "alias": alias, "version": record.version, "previous": previous,
-                "serving": [r["aliases"] for r in replicas]}
+        return AliasMoveResponse(model=name, alias=alias, version=record.version, previous=previous,
+                                 serving=[r.aliases for r in replicas])
 
-    async def rollback(self, model: str, alias: str) -> dict[str, Any]:
+    async def rollback(self, model: str, alias: str) -> AliasMoveResponse:
         """Return the alias to its previous version (loaded and warmed first on every replica)."""
         name, _ = self.deployment(model)
         self._segments(alias=alias)
         records = await self._in_thread(self.store.aliases, name)
         current = records.get(alias)
         if current is None:
-            raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         if not current.history:
             raise InvalidParameterError(
                 f"{name}@{alias} has no earlier version to roll back to (it is {current.version})")
@@ -341,15 +359,15 @@ class IngressCore:
         record = await self._in_thread(self.store.rollback, name, alias)
         replicas = await self._refresh_everywhere(name)
         logger.info("admin: %s@%s rolled back to %s (was %s)", name, alias, record.version, current.version)
-        return {"model": name, "alias": alias, "version": record.version, "previous": current.version,
-                "serving": [r["aliases"] for r in replicas]}
+        return AliasMoveResponse(model=name, alias=alias, version=record.version, previous=current.version,
+                                 serving=[r.aliases for r in replicas])
 
-    async def reload(self, model: str) -> dict[str, Any]:
+    async def reload(self, model: str) -> ReloadResponse:
         """Re-read aliases on every replica now, retrying versions that failed before."""
         name, _ = self.deployment(model)
         results = await self._broadcast(name, "refresh", True, timeout_s=ADMIN_TIMEOUT_S)
-        return {"model": name, "replicas": [r if isinstance(r, dict) else {"error": str(unwrap_error(r))}
-                                            for r in results]}
+        return ReloadResponse(model=name, replicas=[r.model_dump(mode="json") if isinstance(r, ReplicaStatus)
+                                                    else {"error": str(unwrap_error(r))} for r in results])
 
     @staticmethod
     def _segments(**values: str) -> None:

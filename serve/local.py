@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from serve import APP_NAME
 from serve.config import ServeConfig, parse_serve_config, trapline_app
 from trapline.errors import ServeStartError
+from trapline.ray_runtime import ensure_ray, shutdown_ray
 
 logger = logging.getLogger(__name__)
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
@@ -103,9 +104,8 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
     Shuts down only what it started. `direct_ingress` starts a local Ray with Serve's direct ingress on
     (`direct_urls`); a running cluster has it on or off already.
     """
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
-
-    from trapline.ray_runtime import ensure_ray, shutdown_ray
 
     started_ray = ensure_ray(address, num_cpus=num_cpus, env=direct_ingress_env() if direct_ingress else None)
     started_serve = False
@@ -146,6 +146,7 @@ def direct_urls(app_name: str = APP_NAME) -> list[str]:
     Each replica listens on its own port there, so a client (or a balancer such as HAProxy in front
     of several replicas) reaches the app with no proxy hop. Read from the Serve controller's target
     groups: Serve 2.60 has no public call for them yet (`TargetGroup` is an alpha schema)."""
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     import ray
     from ray.serve._private.common import RequestProtocol
     from ray.serve.context import _get_global_client
@@ -161,6 +162,7 @@ def direct_urls(app_name: str = APP_NAME) -> list[str]:
 
 def deploy_failure(app_name: str) -> str | None:
     """Why an app failed to deploy, from the replicas' own errors (the last line of each traceback)."""
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
     app = serve.status().applications.get(app_name)
@@ -176,6 +178,7 @@ def deploy_failure(app_name: str) -> str | None:
 
 
 def _delete_app(name: str) -> None:
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
     try:
@@ -193,8 +196,10 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
     Ray and Serve are started as in `serve_session` (and stopped after if this call started
     them); the app is deleted on exit. `environ` is where the tokens are read (default os.environ).
     """
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
+    # serve.app builds the deployments (Ray, FastAPI): imported when an app is deployed, not by the CLI
     from serve.app import build_app
 
     cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
@@ -222,6 +227,7 @@ def deploy_config(serve_config: Mapping[str, Any]) -> None:
     `user_config`, `num_replicas`, `autoscaling_config` or `max_ongoing_requests` (under the
     app's `deployments:` overrides) updates the running replicas in place.
     """
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray.serve.context import _get_global_client
     from ray.serve.schema import ServeDeploySchema
 
@@ -233,6 +239,7 @@ def deploy_config(serve_config: Mapping[str, Any]) -> None:
 
 def wait_app_running(name: str, timeout_s: float = 300.0) -> None:
     """Wait until the Serve app is RUNNING; raise ServeStartError with Serve's reasons if it fails or times out."""
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
     def running() -> bool:

@@ -1,9 +1,11 @@
 """The HTTP protocol: which errors the door answers, and the response shapes.
 
-Every error class, with its HTTP status, is in trapline/errors.py; serve/ raises the HTTP-only ones
-(`HttpError` subclasses) and lets the core's own errors through. They cross the Ray boundary intact
-(`unwrap_error`) and the router renders every error whose `status` is set as `{"error": {"type",
-"message", ...}}` with that status. Nothing here imports Ray.
+Every error class, with its HTTP status, is in trapline/errors.py, and serve/ imports them from there:
+the core's own errors (a bad image, an unknown model or version, a filter that does not validate, a
+model that failed) and the few only a request as such can meet (`HttpError` subclasses: auth, size,
+parameters, capacity). They cross the Ray boundary intact (`unwrap_error`) and the router renders every
+error whose `status` is set as `{"error": {"type", "message", ...}}` with that status. Nothing here
+imports Ray.
 """
 
 from __future__ import annotations
@@ -12,33 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from trapline.errors import (
-    BadRequestError,
-    CropGeometryChangedError,
-    EmptyImageError,
-    ForbiddenError,
-    HttpError,
-    InvalidFilterError,
-    InvalidImageError,
-    InvalidParameterError,
-    ModelNotFoundError,
-    ModelRunFailedError,
-    NotReadyError,
-    OverloadedError,
-    PayloadTooLargeError,
-    TraplineError,
-    UnauthorizedError,
-    VersionRefusedError,
-)
-
-# The errors serve/ raises for a request as such; every class, with its status, is in trapline/errors.py.
-ApiError = HttpError
-
-__all__ = ["ApiError", "BadRequestError", "CropGeometryChangedError", "EmptyImageError", "ForbiddenError",
-           "HttpError", "InvalidFilterError", "InvalidImageError", "InvalidParameterError", "ModelNotFoundError",
-           "ModelRunFailedError", "NotReadyError", "OverloadedError", "PayloadTooLargeError", "UnauthorizedError",
-           "VersionRefusedError", "core_error", "load_error_kind", "unwrap_error"]
-
+from model_store import Classification, Detection
+from serve.answers import BatchingOut, BatchStatsOut, CropOut, DetectAnswer, RefusedVersionOut, ReplicaStatus
+from trapline.errors import FilterConfigError, TraplineError
 
 # Why a version could not be loaded, as /v1/models and the refusal metric report it.
 LOAD_FAILURE_KINDS = {"checksum_mismatch": "checksum_mismatch", "invalid_config": "invalid_config",
@@ -69,7 +47,7 @@ def unwrap_error(exc: BaseException) -> BaseException:
     return exc
 
 
-# -- response shapes (documentation for /docs and for clients; the router builds plain dicts) -----------------
+# -- response shapes: the bodies the routes return, built once from the typed record ---------------------------
 
 class ModelOut(BaseModel):
     name: str
@@ -98,12 +76,6 @@ class ClassificationOut(BaseModel):
     top: list[LabelScoreOut] = Field(description="the classifier's own top-k labels")
     flags: list[str] = Field(description="classifier filters that changed the answer")
     scores: list[float] | None = Field(None, description="only with verbose=true: the whole probability vector")
-
-
-class CropOut(BaseModel):
-    jpeg_base64: str
-    width: int
-    height: int
 
 
 class DetectionOut(BaseModel):
@@ -150,33 +122,38 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def _detection_out(det: dict[str, Any], verbose: bool, classified: bool = False) -> dict[str, Any]:
-    out = {"label": det["label"], "class_id": det["class_id"], "score": det["score"], "bbox": det["bbox"]}
-    if verbose:
-        out["flags"] = det.get("flags", [])
-        out["box_px"] = det.get("box_px")
-    if classified:
-        out["classifications"] = [c if verbose else {k: v for k, v in c.items() if k != "scores"}
-                                  for c in det.get("classifications", [])]
-    if "crop" in det:
-        out["crop"] = det["crop"]
+def _classification_out(c: Classification, verbose: bool) -> ClassificationOut:
+    out = ClassificationOut.model_validate(c, from_attributes=True)
+    if not verbose:
+        out.scores = None
     return out
 
 
-def detect_response(record: dict[str, Any], timing_ms: dict[str, float], verbose: bool = False) -> DetectResponse:
-    """The HTTP body for one `ImageDetections.model_dump(mode="json")` record, checked against its declared model."""
-    body = {
-        "model": record["model"],
-        "image": {"width": record["width"], "height": record["height"]},
-        "detections": [_detection_out(d, verbose, record.get("classified", False)) for d in record["detections"]],
-        "filters": record["filters"],
-        "timing_ms": timing_ms,
-    }
-    if "crops_truncated" in record:
-        body["crops_truncated"] = record["crops_truncated"]
-    if verbose:
-        body["dropped"] = [_detection_out(d, True) for d in record.get("dropped", [])]
-    return DetectResponse.model_validate(body)
+def _detection_out(det: Detection, verbose: bool, classified: bool, crop: CropOut | None = None) -> DetectionOut:
+    return DetectionOut(
+        label=det.label, class_id=det.class_id, score=det.score, bbox=det.bbox,
+        flags=det.flags if verbose else None, box_px=det.box_px if verbose else None,
+        classifications=[_classification_out(c, verbose) for c in det.classifications] if classified else None,
+        crop=crop)
+
+
+def detect_response(answer: DetectAnswer, timing_ms: dict[str, float], verbose: bool = False) -> DetectResponse:
+    """The HTTP body for one detector answer: its typed record, classifications and snips, built once."""
+    record = answer.record
+    crops: list[CropOut | None] = [None] * len(record.detections)
+    if answer.snips:
+        for position, index in enumerate(record.kept_indices()):
+            crops[position] = answer.snips.get(index)
+    return DetectResponse(
+        model=ModelOut.model_validate(record.model, from_attributes=True),
+        image=ImageOut(width=record.width, height=record.height),
+        detections=[_detection_out(d, verbose, answer.classified, crop)
+                    for d, crop in zip(record.detections, crops, strict=True)],
+        filters=FiltersOut.model_validate(record.filters, from_attributes=True),
+        timing_ms=timing_ms,
+        dropped=[_detection_out(d, True, False) for d in record.dropped] if verbose else None,
+        crops_truncated=answer.snips_truncated,
+    )
 
 
 def filter_overrides(filters_json: Any, min_score: float | None = None, min_area_fraction: float | None = None,
@@ -185,7 +162,7 @@ def filter_overrides(filters_json: Any, min_score: float | None = None, min_area
     overrides: dict[str, Any] = {}
     if filters_json is not None:
         if not isinstance(filters_json, dict) or not all(isinstance(k, str) for k in filters_json):
-            raise InvalidFilterError(
+            raise FilterConfigError(
                 f"filters must be a JSON object {{filter name: config or null}}, got {filters_json!r}")
         overrides.update(filters_json)
 
@@ -214,25 +191,6 @@ class LoadedVersionOut(BaseModel):
     aliases: list[str] = Field(default_factory=list)
 
 
-class RefusedVersionOut(BaseModel):
-    """A version a replica refused to serve, and why (it is not retried on every poll)."""
-
-    version: str
-    type: str = Field(description="checksum_mismatch | invalid_config | model_load_failed | weights_missing | ...")
-    message: str
-    at: float = Field(description="when (Unix time)")
-
-
-class BatchStatsOut(BaseModel):
-    images: int
-    images_by_version: dict[str, int]
-    batches: int
-    batch_sizes: dict[str, int]
-    max_batch_size_seen: int
-    errors: dict[str, int]
-    bulk_preempted: int
-
-
 class ModelStatusOut(BaseModel):
     """One served model as all its replicas see it."""
 
@@ -246,10 +204,10 @@ class ModelStatusOut(BaseModel):
     store_aliases: dict[str, str | None] = Field(description="where the store's aliases point")
     versions: list[LoadedVersionOut]
     errors: list[RefusedVersionOut]
-    batching: dict[str, Any] | None
+    batching: BatchingOut | None
     stats: BatchStatsOut
     classify: list[dict[str, Any]] | None = Field(None, description="a detector's classifier routes")
-    replicas: list[dict[str, Any]] = Field(description="each replica's own status")
+    replicas: list[ReplicaStatus] = Field(description="each replica's own status")
 
 
 class ModelsResponse(BaseModel):

@@ -24,12 +24,13 @@ import numpy as np
 from model_store import Detector, FilterSet, ImageDetections, Interrupt, ModelRef, ModelStore, RunInterruptedError
 from model_store.core.imaging import decode_image_at_least
 from model_store.core.preprocess import LetterboxMeta
+from serve.answers import DetectAnswer
 from serve.batcher import Lane
 from serve.compose import CropRequest, cut_crops
-from serve.protocol import InvalidParameterError
 from serve.render import render_jpeg
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
+from trapline.errors import InvalidParameterError
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -122,30 +123,30 @@ class DetectorReplica(VersionedReplica):
                                    threads=self.onnx_threads)
 
     async def detect(self, data: bytes, ref: str | None = None, filters: dict[str, Any] | None = None,
-                     render: bool = False, crops: CropRequest | None = None) -> dict[str, Any]:
-        """Detect objects in encoded image bytes; returns {"record": ImageDetections JSON, "jpeg": bytes | None,
-        "cut": the classifier crops and snips asked for by `crops` (serve/compose.py) | None}."""
+                     render: bool = False, crops: CropRequest | None = None) -> DetectAnswer:
+        """Detect objects in encoded image bytes (an HTTP request, in the online lane); the answer holds the
+        `ImageDetections` record as it is, the annotated JPEG with `render`, and the classifier crops and
+        snips asked for by `crops` (serve/compose.py)."""
         t0 = time.perf_counter()
         request_id = current_request_id()
         keep_rgb = render or (crops is not None and crops.needs_image)
         try:
             loaded, record, rgb = await self._detect_encoded("online", data, ref, filters, keep_rgb)
-            body = record.model_dump(mode="json")
-            jpeg = cut = None
+            answer = DetectAnswer(record)
             if render:
-                jpeg = await self._in_pool(self._decode_pool, render_jpeg, rgb, body["detections"])
+                answer.jpeg = await self._in_pool(self._decode_pool, render_jpeg, rgb, record.detections)
             elif crops is not None and crops.needs_image:
                 # Cut here, where the full-resolution image already is: only the crops travel on.
-                cut = await self._in_pool(self._decode_pool, cut_crops, rgb, record, crops)
+                await self._in_pool(self._decode_pool, cut_crops, rgb, answer, crops)
             del rgb
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         total_ms = (time.perf_counter() - t0) * 1000
-        self.metrics.result(loaded.version, [d["label"] for d in body["detections"]], total_ms)
+        self.metrics.result(loaded.version, [d.label for d in record.detections], total_ms)
         logger.info("detect request_id=%s model=%s:%s size=%dx%d detections=%d batch=%d total_ms=%.1f",
-                    request_id, self.model, loaded.version, body["width"], body["height"], len(body["detections"]),
-                    body["timing_ms"].get("batch_size", 1), total_ms)
-        return {"record": body, "jpeg": jpeg, "cut": cut}
+                    request_id, self.model, loaded.version, record.width, record.height, len(record.detections),
+                    record.timing_ms.get("batch_size", 1), total_ms)
+        return answer
 
     async def detect_bytes(self, data: bytes, ref: str | None = None,
                            filters: dict[str, Any] | None = None) -> ImageDetections:

@@ -1,14 +1,21 @@
-"""FastAPI routes: parse the request, dispatch to the ingress service, encode the answer. No logic here."""
+"""FastAPI routes: parse the request, dispatch to the ingress service, encode the answer. No logic here.
+
+The routes are a module-level `APIRouter`; each handler finds the service on `request.app.state.service`
+(the vLLM pattern), so this module knows the service only by the `Service` protocol below and the
+ingress imports it, never the other way round. `create_api(service)` builds the app of one ingress
+replica: it sets the state and calls `attach_router(app)`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from pydantic import ValidationError
@@ -18,30 +25,31 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from model_store import CropOptions
 from model_store.core.refs import DEFAULT_ALIAS
+from serve.answers import DetectAnswer
+from serve.config import ServeConfig
 from serve.protocol import (
     AliasMoveResponse,
-    BadRequestError,
     DetectResponse,
     ErrorResponse,
     HealthResponse,
-    InvalidFilterError,
-    InvalidParameterError,
     ModelsResponse,
-    NotReadyError,
-    PayloadTooLargeError,
     ReadyResponse,
     ReloadResponse,
     detect_response,
     filter_overrides,
 )
-from trapline.errors import TraplineError
-
-if TYPE_CHECKING:
-    from serve.ingress import TraplineIngress
+from trapline.errors import (
+    BadRequestError,
+    FilterConfigError,
+    InvalidParameterError,
+    NotReadyError,
+    PayloadTooLargeError,
+    TraplineError,
+)
 
 logger = logging.getLogger("ray.serve.trapline")
 
-# Shown in /docs as the "Authorize" button; the check itself is TraplineIngress.check_*_token.
+# Shown in /docs as the "Authorize" button; the check itself is the service's check_*_token.
 bearer = HTTPBearer(auto_error=False, description="admin token (admin routes) or API token (when configured)")
 
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 503)}
@@ -116,7 +124,7 @@ def parse_filters(filters: str | None, min_score: float | None, min_area_fractio
         try:
             parsed = json.loads(filters)
         except json.JSONDecodeError as exc:
-            raise InvalidFilterError(f"filters is not valid JSON: {exc.msg} at {exc.pos} (got {filters!r})") from None
+            raise FilterConfigError(f"filters is not valid JSON: {exc.msg} at {exc.pos} (got {filters!r})") from None
     return filter_overrides(parsed, min_score, min_area_fraction, labels)
 
 
@@ -133,127 +141,170 @@ def crop_options(crops: bool, render: bool, padding: float, square: bool, min_si
                                               for e in exc.errors())) from None
 
 
-def create_api(service: TraplineIngress) -> FastAPI:
+class Service(Protocol):
+    """What the routes need from the service on `app.state` (serve/ingress.py `IngressCore`)."""
+
+    config: ServeConfig
+
+    def check_api_token(self, authorization: str | None) -> None: ...
+    def check_admin_token(self, authorization: str | None) -> None: ...
+    def refuse_early(self, model: str | None) -> None: ...
+    async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                     filters: dict[str, Any] | None, render: bool, classify: bool = True,
+                     crops: CropOptions | None = None) -> DetectAnswer: ...
+    async def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+    async def models(self) -> ModelsResponse: ...
+    async def promote(self, model: str, version: str, alias: str) -> AliasMoveResponse: ...
+    async def rollback(self, model: str, alias: str) -> AliasMoveResponse: ...
+    async def reload(self, model: str) -> ReloadResponse: ...
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+def create_api(service: Service) -> FastAPI:
     """The FastAPI app of one ingress replica (built at replica start, never at import)."""
     cfg = service.config
     api = FastAPI(
         title="trapline", version="1", docs_url="/docs", redoc_url=None,
         description="Object detection for camera-trap images. Send image bytes to POST /v1/detect.",
     )
+    api.state.service = service
     if cfg.http.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         api.add_middleware(CORSMiddleware, allow_origins=cfg.http.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
-
-    @api.exception_handler(TraplineError)
-    async def _api_error(request: Request, exc: TraplineError) -> JSONResponse:
-        if exc.status is None:  # not the client's fault: logged, and answered as any other failure
-            return await _internal_error(request, exc)
-        return error_response(exc, request)
-
-    @api.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                             for e in exc.errors())
-        return error_response(InvalidParameterError(problems), request)
-
-    @api.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        body = {"error": {"type": kind, "message": str(exc.detail), "request_id": _request_id(request)}}
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
-
-    @api.exception_handler(Exception)
-    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("request_id=%s %s %s failed: %r", _request_id(request), request.method, request.url.path, exc,
-                     exc_info=exc)
-        body = {"error": {"type": "internal_error", "message": "internal error; see the service logs",
-                          "request_id": _request_id(request)}}
-        return JSONResponse(body, status_code=500)
-
-    # Auth runs as a dependency, i.e. before the query parameters are validated: a caller
-    # without the token learns nothing about the route's parameters.
-    async def api_auth(request: Request, _: Any = Depends(bearer)) -> None:
-        service.check_api_token(request.headers.get("authorization"))
-
-    async def admin_auth(request: Request, _: Any = Depends(bearer)) -> None:
-        service.check_admin_token(request.headers.get("authorization"))
-
-    @api.get("/healthz", tags=["health"], summary="Liveness: the ingress answers")
-    async def healthz() -> HealthResponse:
-        return HealthResponse(status="ok")
-
-    @api.get("/readyz", tags=["health"], summary="Readiness: every model serves its default alias",
-             responses={503: {"model": ErrorResponse}}, response_model=ReadyResponse)
-    async def readyz() -> ReadyResponse:
-        ready, detail = await service.readiness()
-        if not ready:
-            reasons = "; ".join(f"{name}: {d['reason']}" for name, d in detail.items() if d["reason"])
-            raise NotReadyError(f"not ready: {reasons}", models=detail)
-        return ReadyResponse(status="ready", models=detail)
-
-    @api.get("/v1/models", tags=["models"], summary="Served models, the version live per alias, loaded versions",
-             dependencies=[Depends(api_auth)], responses=ERRORS, response_model=ModelsResponse)
-    async def list_models() -> ModelsResponse:
-        return ModelsResponse.model_validate(await service.models())
-
-    @api.post("/v1/detect", tags=["detect"], summary="Detect objects in one image",
-              response_model=DetectResponse, dependencies=[Depends(api_auth)], openapi_extra=IMAGE_BODY,
-              responses={**ERRORS, 200: {"content": {"application/json": {}, "image/jpeg": {}},
-                                         "description": "detections (JSON), or the annotated image with render=true"}})
-    async def detect(
-        request: Request,
-        model: str | None = Query(None, description=f"model name (default: {cfg.default_model})"),
-        version: str | None = Query(None, description="pin a version, e.g. 3"),
-        alias: str | None = Query(None, description="a served alias (default: the model's first, e.g. production)"),
-        filters: str | None = Query(None, description='JSON overrides, e.g. {"min_size": {"min_area_fraction": 0.01}}'
-                                                      ' ({"name": null} removes a filter)'),
-        min_score: float | None = Query(None, description="shortcut for filters={\"score\": {\"min_score\": ...}}"),
-        min_area_fraction: float | None = Query(None, description="shortcut for the min_size filter"),
-        labels: str | None = Query(None, description="comma-separated labels to keep (class_mask filter)"),
-        render: bool = Query(False, description="return the image as JPEG with the boxes drawn"),
-        verbose: bool = Query(False, description="add flags, pixel boxes, dropped detections, classifier scores"),
-        classify: bool = Query(True, description="run the model's classifiers on its routed detections"),
-        crops: bool = Query(False, description=f"add each kept detection's snip as a base64 JPEG (at most "
-                                               f"{cfg.http.max_crops}, highest scores first)"),
-        crop_padding: float = Query(0.0, description="with crops=true: grow each box by this fraction per side"),
-        crop_square: bool = Query(False, description="with crops=true: square snips"),
-        crop_min_size: int = Query(0, description="with crops=true: no snip for boxes under this many pixels"),
-    ) -> Response:
-        t0 = time.perf_counter()
-        overrides = parse_filters(filters, min_score, min_area_fraction, labels)
-        snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
-        service.refuse_early(model)
-        body = await read_body(request, cfg.http.max_body_bytes)
-        data = await image_bytes(request, body)
-        result = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips)
-        record = result["record"]
-        headers = {"X-Model": f"{record['model']['name']}:{record['model']['version']}"}
-        if render:
-            headers["X-Detections"] = str(len(record["detections"]))
-            return Response(result["jpeg"], media_type="image/jpeg", headers=headers)
-        timing = {**record["timing_ms"], "total": round((time.perf_counter() - t0) * 1000, 3)}
-        body = detect_response(record, timing, verbose).model_dump(mode="json", exclude_none=True)
-        return JSONResponse(body, headers=headers)
-
-    @api.post("/v1/admin/models/{model}/promote", tags=["admin"], dependencies=[Depends(admin_auth)],
-              responses=ERRORS, response_model=AliasMoveResponse,
-              summary="Move an alias to a version (loaded, verified, warmed on every replica first)")
-    async def promote(model: str, version: str = Query(..., description="version to promote"),
-                      alias: str = Query(DEFAULT_ALIAS)) -> AliasMoveResponse:
-        return AliasMoveResponse.model_validate(await service.promote(model, version, alias))
-
-    @api.post("/v1/admin/models/{model}/rollback", tags=["admin"], dependencies=[Depends(admin_auth)],
-              responses=ERRORS, response_model=AliasMoveResponse,
-              summary="Return an alias to the version it pointed at before")
-    async def rollback(model: str, alias: str = Query(DEFAULT_ALIAS)) -> AliasMoveResponse:
-        return AliasMoveResponse.model_validate(await service.rollback(model, alias))
-
-    @api.post("/v1/admin/models/{model}/reload", tags=["admin"], dependencies=[Depends(admin_auth)],
-              responses=ERRORS, response_model=ReloadResponse,
-              summary="Re-read aliases from the store now and retry refused versions")
-    async def reload(model: str) -> ReloadResponse:
-        return ReloadResponse.model_validate(await service.reload(model))
-
+    attach_router(api)
     return api
+
+
+def attach_router(app: FastAPI) -> None:
+    """Add the routes and the error handlers to `app`, whose `state.service` answers them."""
+    app.include_router(router)
+    app.add_exception_handler(TraplineError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+
+
+async def _api_error(request: Request, exc: TraplineError) -> JSONResponse:
+    if exc.status is None:  # not the client's fault: logged, and answered as any other failure
+        return await _internal_error(request, exc)
+    return error_response(exc, request)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                         for e in exc.errors())
+    return error_response(InvalidParameterError(problems), request)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    body = {"error": {"type": kind, "message": str(exc.detail), "request_id": _request_id(request)}}
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("request_id=%s %s %s failed: %r", _request_id(request), request.method, request.url.path, exc,
+                 exc_info=exc)
+    body = {"error": {"type": "internal_error", "message": "internal error; see the service logs",
+                      "request_id": _request_id(request)}}
+    return JSONResponse(body, status_code=500)
+
+
+# Auth runs as a dependency, i.e. before the query parameters are validated: a caller
+# without the token learns nothing about the route's parameters.
+async def api_auth(request: Request, _: Any = Depends(bearer)) -> None:
+    service_of(request).check_api_token(request.headers.get("authorization"))
+
+
+async def admin_auth(request: Request, _: Any = Depends(bearer)) -> None:
+    service_of(request).check_admin_token(request.headers.get("authorization"))
+
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["health"], summary="Liveness: the ingress answers")
+async def healthz() -> HealthResponse:
+    return HealthResponse(status="ok")
+
+
+@router.get("/readyz", tags=["health"], summary="Readiness: every model serves its default alias",
+            responses={503: {"model": ErrorResponse}}, response_model=ReadyResponse)
+async def readyz(request: Request) -> ReadyResponse:
+    ready, detail = await service_of(request).readiness()
+    if not ready:
+        reasons = "; ".join(f"{name}: {d['reason']}" for name, d in detail.items() if d["reason"])
+        raise NotReadyError(f"not ready: {reasons}", models=detail)
+    return ReadyResponse(status="ready", models=detail)
+
+
+@router.get("/v1/models", tags=["models"], summary="Served models, the version live per alias, loaded versions",
+            dependencies=[Depends(api_auth)], responses=ERRORS, response_model=ModelsResponse)
+async def list_models(request: Request) -> ModelsResponse:
+    return await service_of(request).models()
+
+
+@router.post("/v1/detect", tags=["detect"], summary="Detect objects in one image",
+             response_model=DetectResponse, dependencies=[Depends(api_auth)], openapi_extra=IMAGE_BODY,
+             responses={**ERRORS, 200: {"content": {"application/json": {}, "image/jpeg": {}},
+                                        "description": "detections (JSON), or the annotated image with render=true"}})
+async def detect(
+    request: Request,
+    model: str | None = Query(None, description="model name (default: the serve config's default_model)"),
+    version: str | None = Query(None, description="pin a version, e.g. 3"),
+    alias: str | None = Query(None, description="a served alias (default: the model's first, e.g. production)"),
+    filters: str | None = Query(None, description='JSON overrides, e.g. {"min_size": {"min_area_fraction": 0.01}}'
+                                                  ' ({"name": null} removes a filter)'),
+    min_score: float | None = Query(None, description="shortcut for filters={\"score\": {\"min_score\": ...}}"),
+    min_area_fraction: float | None = Query(None, description="shortcut for the min_size filter"),
+    labels: str | None = Query(None, description="comma-separated labels to keep (class_mask filter)"),
+    render: bool = Query(False, description="return the image as JPEG with the boxes drawn"),
+    verbose: bool = Query(False, description="add flags, pixel boxes, dropped detections, classifier scores"),
+    classify: bool = Query(True, description="run the model's classifiers on its routed detections"),
+    crops: bool = Query(False, description="add each kept detection's snip as a base64 JPEG (at most the serve "
+                                           "config's http.max_crops, highest scores first)"),
+    crop_padding: float = Query(0.0, description="with crops=true: grow each box by this fraction per side"),
+    crop_square: bool = Query(False, description="with crops=true: square snips"),
+    crop_min_size: int = Query(0, description="with crops=true: no snip for boxes under this many pixels"),
+) -> Response:
+    t0 = time.perf_counter()
+    service = service_of(request)
+    overrides = parse_filters(filters, min_score, min_area_fraction, labels)
+    snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
+    service.refuse_early(model)
+    body = await read_body(request, service.config.http.max_body_bytes)
+    data = await image_bytes(request, body)
+    answer = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips)
+    record = answer.record
+    headers = {"X-Model": f"{record.model.name}:{record.model.version}"}
+    if render:
+        headers["X-Detections"] = str(len(record.detections))
+        return Response(answer.jpeg, media_type="image/jpeg", headers=headers)
+    timing = {**record.timing_ms, "total": round((time.perf_counter() - t0) * 1000, 3)}
+    response = detect_response(answer, timing, verbose)
+    return JSONResponse(response.model_dump(mode="json", exclude_none=True), headers=headers)
+
+
+@router.post("/v1/admin/models/{model}/promote", tags=["admin"], dependencies=[Depends(admin_auth)],
+             responses=ERRORS, response_model=AliasMoveResponse,
+             summary="Move an alias to a version (loaded, verified, warmed on every replica first)")
+async def promote(request: Request, model: str, version: str = Query(..., description="version to promote"),
+                  alias: str = Query(DEFAULT_ALIAS)) -> AliasMoveResponse:
+    return await service_of(request).promote(model, version, alias)
+
+
+@router.post("/v1/admin/models/{model}/rollback", tags=["admin"], dependencies=[Depends(admin_auth)],
+             responses=ERRORS, response_model=AliasMoveResponse,
+             summary="Return an alias to the version it pointed at before")
+async def rollback(request: Request, model: str, alias: str = Query(DEFAULT_ALIAS)) -> AliasMoveResponse:
+    return await service_of(request).rollback(model, alias)
+
+
+@router.post("/v1/admin/models/{model}/reload", tags=["admin"], dependencies=[Depends(admin_auth)],
+             responses=ERRORS, response_model=ReloadResponse,
+             summary="Re-read aliases from the store now and retry refused versions")
+async def reload(request: Request, model: str) -> ReloadResponse:
+    return await service_of(request).reload(model)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any
+
+from ray.serve import metrics
+
+from serve.answers import BatchStatsOut
 
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -19,8 +22,6 @@ class ReplicaMetrics:
     """The metrics of one model replica; metric objects are created once, here, never per request."""
 
     def __init__(self, model: str) -> None:
-        from ray.serve import metrics
-
         self.model = model
         keys = ("model", "version")
         self.images = metrics.Counter("trapline_images_total", "Images run through the detector.", tag_keys=keys)
@@ -93,30 +94,31 @@ class BatchStats:
         with self._lock:
             self.errors[kind] += 1
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> BatchStatsOut:
         with self._lock:
-            return {
-                "images": sum(self.images.values()),
-                "images_by_version": dict(self.images),
-                "batches": sum(self.batch_sizes.values()),
-                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
-                "max_batch_size_seen": max(self.batch_sizes, default=0),
-                "errors": dict(self.errors),
-                "bulk_preempted": self.bulk_preempted,
-            }
+            return BatchStatsOut(
+                images=sum(self.images.values()),
+                images_by_version=dict(self.images),
+                batches=sum(self.batch_sizes.values()),
+                batch_sizes={str(k): v for k, v in sorted(self.batch_sizes.items())},
+                max_batch_size_seen=max(self.batch_sizes, default=0),
+                errors=dict(self.errors),
+                bulk_preempted=self.bulk_preempted,
+            )
 
 
-def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_stats(snapshots: list[BatchStatsOut]) -> BatchStatsOut:
     """Sum the stats of several replicas."""
-    out: dict[str, Any] = {"images": 0, "images_by_version": Counter(), "batches": 0, "batch_sizes": Counter(),
-                           "max_batch_size_seen": 0, "errors": Counter(), "bulk_preempted": 0}
+    images_by_version: Counter[str] = Counter()
+    batch_sizes: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
     for snap in snapshots:
-        for key in ("images", "batches", "bulk_preempted"):
-            out[key] += snap.get(key, 0)
-        out["max_batch_size_seen"] = max(out["max_batch_size_seen"], snap["max_batch_size_seen"])
-        for key in ("images_by_version", "batch_sizes", "errors"):
-            out[key].update(snap[key])
-    out["batch_sizes"] = dict(sorted(out["batch_sizes"].items(), key=lambda kv: int(kv[0])))
-    out["images_by_version"] = dict(out["images_by_version"])
-    out["errors"] = dict(out["errors"])
-    return out
+        images_by_version.update(snap.images_by_version)
+        batch_sizes.update(snap.batch_sizes)
+        errors.update(snap.errors)
+    return BatchStatsOut(
+        images=sum(s.images for s in snapshots), images_by_version=dict(images_by_version),
+        batches=sum(s.batches for s in snapshots),
+        batch_sizes=dict(sorted(batch_sizes.items(), key=lambda kv: int(kv[0]))),
+        max_batch_size_seen=max((s.max_batch_size_seen for s in snapshots), default=0),
+        errors=dict(errors), bulk_preempted=sum(s.bulk_preempted for s in snapshots))

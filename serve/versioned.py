@@ -19,11 +19,13 @@ from typing import Any
 from ray import serve
 
 from model_store import Interrupt, ModelRef, ModelStore
+from serve.answers import BatchingOut, PreloadedVersion, ReplicaStatus
 from serve.batcher import Lane, PriorityBatcher
 from serve.config import ModelRuntimeConfig
-from serve.protocol import ModelNotFoundError, OverloadedError, core_error
+from serve.protocol import core_error
 from serve.telemetry import BatchStats, ReplicaMetrics
 from serve.versions import LoadedVersion, VersionManager, warm_and_check
+from trapline.errors import NotFoundError, OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -122,28 +124,28 @@ class VersionedReplica:
             self.metrics.refused(failure.version, failure.kind)
 
     # -- control (broadcast by the ingress) -----------------------------------------------------
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> ReplicaStatus:
         """What this replica serves, what it refused, and its batching stats."""
         rt = self.runtime or ModelRuntimeConfig()
-        return {"replica": self.replica_id, "model": self.model, "kind": self.kind, **self.versions.status(),
-                "batching": {"max_batch_size": rt.max_batch_size, "batch_wait_timeout_s": rt.batch_wait_timeout_s,
-                             "batch_wait_policy": rt.batch_wait_policy, "bulk_max_batch_size": rt.bulk_max_batch_size,
-                             "preempt_bulk": rt.preempt_bulk},
-                "stats": self.stats.snapshot()}
+        batching = BatchingOut(max_batch_size=rt.max_batch_size, batch_wait_timeout_s=rt.batch_wait_timeout_s,
+                               batch_wait_policy=rt.batch_wait_policy, bulk_max_batch_size=rt.bulk_max_batch_size,
+                               preempt_bulk=rt.preempt_bulk)
+        return ReplicaStatus(replica=self.replica_id, model=self.model, kind=self.kind, **self.versions.status(),
+                             batching=batching, stats=self.stats.snapshot())
 
-    async def refresh(self, retry_failed: bool = False) -> dict[str, Any]:
+    async def refresh(self, retry_failed: bool = False) -> ReplicaStatus:
         """Re-read the aliases now and swap those that moved (after loading and warming the new version)."""
         changes = await self._in_pool(self._load_pool, lambda: self.versions.refresh(retry_failed=retry_failed))
         self._record_version_events(changes)
         return await self.status()
 
-    async def preload(self, version: str) -> dict[str, Any]:
-        """Load, verify and warm `version` (kept in the LRU); raises VersionRefusedError / ModelNotFoundError."""
+    async def preload(self, version: str) -> PreloadedVersion:
+        """Load, verify and warm `version` (kept in the LRU); raises VersionRefusedError / NotFoundError."""
         try:
             loaded = await self._in_pool(self._load_pool, lambda: self.versions.ensure(version, True))
         finally:
             self._record_version_events([])
-        return {"replica": self.replica_id, **loaded.info()}
+        return PreloadedVersion(replica=self.replica_id, **loaded.info())
 
     # -- requests ------------------------------------------------------------------------------
     async def _resolve(self, ref: str | None) -> LoadedVersion:
@@ -151,7 +153,7 @@ class VersionedReplica:
         if ref:
             parsed = ModelRef.parse(ref)
             if parsed.name != self.model:
-                raise ModelNotFoundError(f"this deployment serves model {self.model!r}, not {parsed.name!r}",
+                raise NotFoundError(f"this deployment serves model {self.model!r}, not {parsed.name!r}",
                                          model=parsed.name)
             version, alias = parsed.version, parsed.alias
         loaded = self.versions.lookup(version, alias)

@@ -17,8 +17,8 @@ from typing import Any
 from model_store import Detector, ModelRef, ModelStore, NotFoundError
 from model_store.store.store import LATEST
 from serve.config import ModelRuntimeConfig
-from serve.protocol import ApiError, ModelNotFoundError, NotReadyError, VersionRefusedError, load_error_kind
-from trapline.errors import ModelUnavailableError
+from serve.protocol import load_error_kind
+from trapline.errors import ModelUnavailableError, NotReadyError, VersionRefusedError
 
 # A child of "ray.serve": inside a replica, Serve's handlers add the replica and request id.
 logger = logging.getLogger("ray.serve.trapline")
@@ -127,7 +127,7 @@ class VersionManager:
                 return None
             alias = alias or self.default_alias
             if alias not in self.runtime.aliases:
-                raise ModelNotFoundError(
+                raise NotFoundError(
                     f"alias {alias!r} of model {self.model!r} is not served here (served: {self.runtime.aliases}); "
                     "pin a version or add the alias to the serve config", model=self.model, alias=alias)
             served = self._serving.get(alias)
@@ -173,7 +173,7 @@ class VersionManager:
         try:
             self.store.resolve(ref)  # a version that does not exist is a 404, not a broken version
         except NotFoundError as exc:
-            raise ModelNotFoundError(str(exc), model=self.model, version=version) from None
+            raise NotFoundError(str(exc), model=self.model, version=version) from None
         t0 = time.perf_counter()
         try:
             model = self._loader(version)
@@ -221,7 +221,7 @@ class VersionManager:
             for version in candidates:
                 try:
                     self.ensure(version, retry_failed=retry_failed or version != record.version)
-                except ApiError:
+                except (NotFoundError, VersionRefusedError):
                     continue  # recorded in _failures (or not found); try the next candidate
                 with self._lock:
                     if alias in self.runtime.aliases:
@@ -234,7 +234,7 @@ class VersionManager:
         for version in self.runtime.pinned_versions:
             try:
                 self.ensure(version, retry_failed=retry_failed)
-            except ApiError as exc:
+            except (NotFoundError, VersionRefusedError) as exc:
                 logger.error("pinned version %s:%s is unavailable: %s", self.model, version, exc)
         if initial and self.default_alias not in self._serving:
             target = self._store_targets.get(self.default_alias)

@@ -36,6 +36,7 @@ EXAMPLES = {
     "events": "trapline events --tables ./detections --gap-s 60",
     "report": "trapline report --tables ./detections --out ./report --compare megadetector:4",
     "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
+    "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
 }
 
 OVERVIEW_EPILOG = """\

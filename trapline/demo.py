@@ -19,10 +19,18 @@ from pathlib import Path
 
 import httpx
 
+from batch.reprocess.job import run_reprocess
+from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.summary import format_report
+from batch.tables.reader import Tables, resolve_table_set
+from batch.tables.schema import CLASSIFICATIONS
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
+from serve.config import local_default
+from serve.local import run_local
 from trapline import ray_output
+from trapline.ray_runtime import ensure_ray, shutdown_ray
 
 
 def _print_result(name: str, body: dict, truth: list[dict]) -> None:
@@ -39,9 +47,6 @@ def _detect(client: httpx.Client, url: str, path: Path) -> dict:
 
 
 def run(store_root: str, samples: Path, out: Path) -> int:
-    from serve.config import local_default
-    from trapline.ray_runtime import ensure_ray, shutdown_ray
-
     store = ModelStore(store_root)
     published = publish_demo(store)
     print(f"[1/5] model store {store.root}: {', '.join(published) or 'demo models already published'}; "
@@ -61,11 +66,6 @@ def run(store_root: str, samples: Path, out: Path) -> int:
 
 
 def _serve_and_reprocess(store: ModelStore, config, samples: Path, truth: dict, out: Path) -> int:
-    from batch.reprocess.job import run_reprocess
-    from batch.reprocess.options import ReprocessOptions
-    from batch.reprocess.summary import format_report
-    from serve.local import run_local
-
     with run_local(config) as url, httpx.Client(timeout=60) as client:
         print(f"      serving at {url}  (OpenAPI: {url}/docs)")
         for name in sorted(truth):
@@ -106,9 +106,6 @@ SHOW_MIN_SCORE = 0.5
 
 def _print_species(out: Path, truth: dict) -> None:
     """One line per classified detection of the reprocess tables: box, detector score, species and score."""
-    from batch.tables.reader import Tables, resolve_table_set
-    from batch.tables.schema import CLASSIFICATIONS
-
     tables = Tables(str(out))
     tset = resolve_table_set(tables, f"{DEMO_NAME}:2")
     name, version, set_hash = tset.model_name, tset.model_version, tset.filters_hash

@@ -85,7 +85,7 @@ class StoreError(TraplineError, RuntimeError):
 
 
 class NotFoundError(StoreError, LookupError):
-    """A model, version or alias that the store does not hold."""
+    """A model, version or alias that the store does not hold, or a model this service does not serve."""
 
     code, status = "not_found", 404
 
@@ -104,6 +104,17 @@ class StorageError(StoreError):
 
 class QuantizeError(StoreError):
     """A version that cannot be quantized as asked (wrong backend, too few images, ORT failure)."""
+
+
+class QuantizeRefusedError(QuantizeError):
+    """The int8 version loses more than the gate allows, or there are too few boxes to judge; nothing published.
+
+    `report` is the `model_store.store.quantize_report.QuantizeReport`: `report.verdict` says which; the
+    message (`report.refusal()`) says what to do."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(report.refusal())
+        self.report = report
 
 
 class ConfigError(TraplineError, ValueError):
@@ -150,7 +161,8 @@ class ModelLoadError(TraplineError, RuntimeError):
 
 
 class ModelRunError(TraplineError, RuntimeError):
-    """A loaded model that failed on an input; the message names the model, the input and what the graph expects."""
+    """A loaded model that failed on an input (not the client's fault); the message names the model, the input
+    and what the graph expects."""
 
     code, status = "model_error", 500
 
@@ -241,44 +253,18 @@ class ForbiddenError(HttpError):
     code, status = "forbidden", 403
 
 
-class ModelNotFoundError(HttpError):
-    code, status = "not_found", 404
-
-
 class PayloadTooLargeError(HttpError):
     code, status = "payload_too_large", 413
-
-
-class InvalidImageError(HttpError):
-    """Bytes that are not a usable image, found by the HTTP layer itself; `reason` is the decoder's code."""
-
-    code, status = "invalid_image", 422
-
-
-class EmptyImageError(InvalidImageError):
-    """No bytes at all: a malformed request rather than an undecodable image."""
-
-    status = 400
 
 
 class InvalidParameterError(HttpError):
     code, status = "invalid_parameter", 422
 
 
-class InvalidFilterError(HttpError):
-    code, status = "invalid_filter", 422
-
-
 class VersionRefusedError(HttpError):
     """A version that cannot be served (bad checksum, corrupt weights, invalid config)."""
 
     code, status = "version_refused", 422
-
-
-class ModelRunFailedError(HttpError):
-    """The model itself failed on a well-formed image (not the client's fault); the message says how."""
-
-    code, status = "model_error", 500
 
 
 class CropGeometryChangedError(HttpError):

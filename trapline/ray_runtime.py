@@ -33,6 +33,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
     to a file in the session's log directory. `env` is added to the environment of a local Ray's
     processes (Ray's own switches, read when each process starts); it cannot reach a running cluster.
     """
+    # Ray loads on first use: every CLI command imports this module, most never start Ray
     import ray
 
     if ray.is_initialized():
@@ -81,6 +82,7 @@ def _present_token() -> None:
     own helper (a private API: there is no public one) turns token mode on when a token is at hand and the
     mode is unset; an explicit RAY_AUTH_MODE is left as it is. Remote clusters keep the documented way
     (`export RAY_AUTH_MODE=token`)."""
+    # Ray loads on first use: every CLI command imports this module, most never start Ray
     from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
@@ -152,6 +154,7 @@ def _interruptible_children() -> Iterator[None]:
 
 def shutdown_ray() -> None:
     """Stop the Ray this process started (or leave the cluster it joined) and give stderr back."""
+    # Ray loads on first use: every CLI command imports this module, most never start Ray
     import ray
 
     try:
@@ -231,6 +234,7 @@ def _dial_target(address: str) -> tuple[str, int]:
 
 
 def _connect(address: str, **kwargs: Any) -> None:
+    # Ray loads on first use: every CLI command imports this module, most never start Ray
     import ray
 
     try:
@@ -250,6 +254,7 @@ def _loopback_only() -> Iterator[None]:
     constant is set too, and both are put back after start-up so that a later connection to a
     real cluster from this process is unaffected. The processes started here keep the setting.
     """
+    # Ray loads on first use: every CLI command imports this module, most never start Ray
     import ray._private.ray_constants as ray_constants
 
     name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
@@ -267,6 +272,7 @@ def _loopback_only() -> Iterator[None]:
 
 def _logs_dir() -> str | None:
     """This session's Ray log directory (a private API: Ray has no public one for it)."""
+    # Ray loads on first use: every CLI command imports this module, most never start Ray
     import ray
 
     node = getattr(ray._private.worker, "_global_node", None)

@@ -117,6 +117,7 @@ def _fail(row: dict, reason: str, message: str) -> None:
 
 def add_stage(ds, spec, remote: dict[str, Any]):
     """Append the crop/classify stage to a Ray Data plan (called by `pipeline.build_dataset`)."""
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     import ray.data
 
     stage: StageSpec = spec.stage

@@ -151,6 +151,7 @@ def object_store_budget(spec: PlanSpec, input_size: tuple[int, int]) -> int:
 
 def configure_data_context(progress_bars: bool, object_store_bytes: int | None = None) -> None:
     """Ray Data settings for this job: progress bars only on a terminal, a bounded in-flight budget."""
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -173,6 +174,7 @@ def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def build_dataset(entries: pa.Table, spec: PlanSpec):
     """The lazy Ray Data plan for `entries` (ENTRY_SCHEMA rows); nothing runs until it is iterated."""
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     import ray.data
 
     remote = worker_env()

@@ -23,6 +23,7 @@ from batch.tables.schema import RESULT_SCHEMA
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
+from serve.protocol import unwrap_error
 from trapline.errors import BatchError
 
 
@@ -153,6 +154,7 @@ def detector_handle(model_name: str, app_name: str):
         get_detector_handle = None
     if get_detector_handle is not None:
         return get_detector_handle(model_name, app_name=app_name)
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     from ray import serve as ray_serve
 
     return ray_serve.get_deployment_handle(f"detector-{model_name}", app_name=app_name)
@@ -246,9 +248,8 @@ class ServeClient:
 
 def is_overloaded(exc: BaseException) -> bool:
     """Whether the deployment refused for lack of room (503 overloaded, or Serve's own back-pressure)."""
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     from ray.serve.exceptions import BackPressureError
-
-    from serve.protocol import unwrap_error
 
     exc = unwrap_error(exc)
     return isinstance(exc, BackPressureError) or getattr(exc, "type", None) == "overloaded"
@@ -257,10 +258,9 @@ def is_overloaded(exc: BaseException) -> bool:
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed call may succeed when sent again: a replica that died or is restarting, a
     deployment that is not ready yet, a lost connection. Anything else is raised at once."""
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     from ray.exceptions import GetTimeoutError, NodeDiedError, ObjectLostError, RayActorError, WorkerCrashedError
     from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
-
-    from serve.protocol import unwrap_error
 
     exc = unwrap_error(exc)
     if isinstance(exc, RayActorError | WorkerCrashedError | NodeDiedError | ObjectLostError | GetTimeoutError
@@ -271,8 +271,6 @@ def is_transient(exc: BaseException) -> bool:
 
 def served_refusal(exc: BaseException) -> tuple[str, str] | None:
     """(reason, message) when the deployment refused an image for good: a 4xx, or the model failing on it."""
-    from serve.protocol import unwrap_error  # the error the replica raised, under Ray's wrapper
-
     exc = unwrap_error(exc)
     status, kind = getattr(exc, "status", None), getattr(exc, "type", None)
     if isinstance(status, int) and isinstance(kind, str) and (status < 500 or kind == "model_error"):

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from batch.reprocess.classify import stage_spec
 from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from batch.reprocess.detect import config_json, preflight_serve
 from batch.reprocess.failures import describe_error
@@ -34,9 +35,13 @@ from batch.tables.lease import RunLease
 from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, write_manifest
 from batch.tables.metadata import part_metadata
 from batch.tables.schema import RUNS_DIR
-from model_store import ModelStore
+from model_store import ModelRunError, ModelStore
+from model_store.core.pipeline import routes_metadata
 from trapline import services
+from trapline.entry import add_verbose, run_command
 from trapline.errors import BatchError
+from trapline.ray_output import console, is_quiet
+from trapline.ray_runtime import RayUnreachableError, check_reachable, ensure_ray, shutdown_ray
 from trapline.services import ServiceRecord
 
 MANIFEST_EVERY_S = 30.0
@@ -127,8 +132,6 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         return report
     finally:
         if started_ray:
-            from trapline.ray_runtime import shutdown_ray
-
             shutdown_ray()
     _close(manifest, plan, report, t0, "succeeded", None)
     return report
@@ -137,8 +140,6 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
 def preflight_model(store: str | None, ref) -> None:
     """Load the version on this machine's CPU (a load failure is a ModelLoadError naming the version) and run one
     blank input: BatchError naming model, input and graph."""
-    from model_store import ModelRunError
-
     detector = ModelStore(store).load_detector(ref, threads=1)
     try:
         detector.warmup([1])
@@ -148,8 +149,6 @@ def preflight_model(store: str | None, ref) -> None:
 
 def preflight_classifier(store: str | None, ref: str) -> None:
     """Load a classifier version here and run one blank crop: BatchError naming it when it cannot."""
-    from model_store import ModelRunError
-
     classifier = ModelStore(store).load_classifier(ref, threads=1)
     try:
         classifier.warmup()
@@ -159,10 +158,8 @@ def preflight_classifier(store: str | None, ref: str) -> None:
 
 def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[str], None]) -> tuple[bool, PlanSpec]:
     """Connect to (or start) Ray, size the plan to the cluster, check a Serve deployment is there."""
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     import ray
-
-    from trapline.ray_output import is_quiet
-    from trapline.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 
     options = plan.options
     connected = ray.is_initialized()
@@ -216,11 +213,11 @@ def find_service(options: ReprocessOptions, log: Callable[[str], None]) -> Servi
     """A running `trapline serve` on this machine that an `auto` run may send its images through: only when no
     cluster is named (--address, $RAY_ADDRESS) and this process is not already connected to one. A record whose
     process died is dropped and one whose Ray does not answer skipped, in seconds (trapline/services.py)."""
+    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     import ray
 
     if options.via != "auto" or options.address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
         return None
-    from trapline.ray_runtime import RayUnreachableError, check_reachable
 
     def answers(record: ServiceRecord) -> bool:
         try:
@@ -320,8 +317,6 @@ class _Reporter:
 
 def _metadata(plan: Plan) -> dict[str, Any]:
     """The trapline metadata of the run's parts (tables/metadata.py), also what its manifest records."""
-    from model_store.core.pipeline import routes_metadata
-
     mv, o = plan.model, plan.options
     return part_metadata(mv.name, mv.version, mv.config, o.model, plan.filters, plan.result_hash,
                          routes_metadata(plan.routes), o.crop_options.model_dump() if o.crops else None)
@@ -334,7 +329,6 @@ def _routes_text(plan: Plan) -> str:
 def _stage(plan: Plan):
     if not plan.options.has_stage:
         return None
-    from batch.reprocess.classify import stage_spec
 
     return stage_spec(plan.routes, plan.options.crop_options, plan.result_hash, plan.options.classify_cpus)
 
@@ -355,9 +349,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
 
 
 def _log(message: str) -> None:
-    from trapline.ray_output import console  # the terminal, also while Ray's output goes to its log file
-
-    print(message, file=console(), flush=True)
+    print(message, file=console(), flush=True)  # the terminal, also while Ray's output goes to its log file
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
@@ -378,8 +370,6 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m batch.reprocess` (what `ray job submit` runs): the options of `trapline reprocess`."""
-    from trapline.entry import add_verbose, run_command
-
     parser = argparse.ArgumentParser(prog="python -m batch.reprocess",
                                      description="run a model over an image archive (Ray Data) into Parquet "
                                                  "detection tables; the same options as `trapline reprocess`")

@@ -20,7 +20,7 @@ from batch.flags import FlagStyle, add_model_arguments
 from batch.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from batch.tables.options import parse_options
 from batch.tables.scope import parse_when
-from model_store import ModelRef
+from model_store import CropOptions, ModelRef
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from trapline.errors import OptionsError
 
@@ -166,8 +166,6 @@ class ReprocessOptions(BaseModel):
 
     @property
     def crop_options(self):
-        from model_store import CropOptions
-
         return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size) \
             if self.crops else None
 

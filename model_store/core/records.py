@@ -81,3 +81,12 @@ class ImageDetections(BaseModel):
         in the tables (kept before dropped on equal scores)."""
         every = [(d, True) for d in self.detections] + [(d, False) for d in self.dropped]
         return sorted(every, key=lambda p: -p[0].score)
+
+    def kept_indices(self) -> list[int]:
+        """The `detection_index` (position in `ranked()`) of each kept detection, in `detections` order."""
+        every = self.detections + self.dropped
+        order = sorted(range(len(every)), key=lambda i: -every[i].score)  # the same stable sort as ranked()
+        index = [0] * len(every)
+        for position, i in enumerate(order):
+            index[i] = position
+        return index[:len(self.detections)]

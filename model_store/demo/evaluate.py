@@ -9,9 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from model_store.core.backends import create_backend
+from model_store.core.config import parse_config
 from model_store.core.detector import Detector
 from model_store.core.metrics import average_precision_50
+from model_store.core.records import ModelInfo
+from model_store.demo.publish import demo_config
 from model_store.demo.scenes import LABELS, render_dataset
+from model_store.store.store import sha256_file
 
 # Training renders from its own seeds (1 and 2, see train.VERSIONS), so this set is never trained on.
 HELD_OUT_SEED = 12345
@@ -36,12 +41,6 @@ def evaluate_detector(
 
 def detector_from_file(weights: str | Path, threads: int = 2) -> Detector:
     """A Detector for an unpublished demo export (the demo config, checksum computed here)."""
-    from model_store.core.backends import create_backend
-    from model_store.core.config import parse_config
-    from model_store.core.records import ModelInfo
-    from model_store.demo.publish import demo_config
-    from model_store.store.store import sha256_file
-
     weights = Path(weights)
     backend = "torch-export-yolo" if weights.suffix == ".pt2" else "onnx-yolo"  # a CLI convenience only
     cfg = demo_config(backend)

@@ -65,7 +65,7 @@ def model_card(version: str, backend: str) -> str:
 
 def species_card() -> str:
     """README of the demo species classifier, with its held-out top-1 accuracy."""
-    from model_store.demo.species import HELD_OUT_SEED, TAXONOMY
+    from model_store.demo.species import HELD_OUT_SEED, TAXONOMY  # species.py trains with torch: load it late
 
     info_path = ASSETS / "species" / "training.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -107,6 +107,7 @@ def publish_demo(store: ModelStore) -> list[str]:
             store.publish(weights, name, version, demo_config(backend, version), card=card)
         published.append(f"{name}:{version}")
     if "1" not in store.list_versions(SPECIES_NAME):
+        # species.py trains with torch: only publishing the species classifier needs it
         from model_store.demo.species import species_config
 
         with tempfile.TemporaryDirectory() as tmp:

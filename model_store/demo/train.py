@@ -17,6 +17,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional alias
 
 from model_store.core.config import PreprocessConfig
 from model_store.core.preprocess import letterbox
+from model_store.demo.evaluate import HELD_OUT_SEED, evaluate_onnx
 from model_store.demo.model import INPUT_SIZE, NUM_CLASSES, STRIDE, TinyDetector
 from model_store.demo.scenes import LABELS, render_scene
 
@@ -196,8 +197,6 @@ def main() -> None:
     seed = args.seed if args.seed is not None else recipe["seed"]
     info = train(args.version, seed, steps, args.out, recipe["batch"])
     if not args.no_eval:
-        from model_store.demo.evaluate import HELD_OUT_SEED, evaluate_onnx
-
         result = evaluate_onnx(args.out / "model.onnx")
         info["heldout_map50"] = round(result["map50"], 4)
         info["heldout_per_class"] = {LABELS[k]: round(v, 4) for k, v in result["per_class"].items()}

@@ -7,9 +7,10 @@ import json
 
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef
 from model_store.store.derive import PRESETS
+from model_store.store.quantize import quantize_version
 from model_store.store.quantize_report import Gate
 from model_store.store.store import ModelStore, prepare_config
-from trapline.errors import UserError
+from trapline.errors import QuantizeRefusedError, UserError
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -198,8 +199,6 @@ def graph_lines(cfg) -> list[str]:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     import logging
-
-    from model_store.store.quantize import QuantizeRefusedError, quantize_version
 
     if args.min_match is not None:
         raise UserError("--min-match was replaced by --min-recall and --min-precision: the int8 version is judged "

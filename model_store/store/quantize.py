@@ -24,26 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from model_store.core.backends import create_backend
 from model_store.core.config import WeightsConfig
+from model_store.core.detector import Detector
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import to_tensor
 from model_store.core.records import ModelInfo
 from model_store.core.refs import ModelRef, check_segment
 from model_store.store.quantize_report import Gate, Prepared, QuantizeReport, agree, compare_detectors
 from model_store.store.store import ModelStore, sha256_file
-from trapline.errors import QuantizeError, StoreError
+from trapline.errors import QuantizeError, QuantizeRefusedError, StoreError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-
-
-class QuantizeRefusedError(QuantizeError):
-    """The int8 version loses more than the gate allows, or there are too few boxes to judge; nothing published.
-
-    `report.verdict` says which; the message says what to do."""
-
-    def __init__(self, report: QuantizeReport) -> None:
-        super().__init__(report.refusal())
-        self.report = report
 
 
 def find_images(directory: str | Path) -> list[Path]:
@@ -251,9 +243,6 @@ def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str 
 
 def _detector(weights: Path, parent, name: str, version: str):
     """The unpublished int8 graph behind the parent's config: the same core as any loaded version."""
-    from model_store.core.backends import create_backend
-    from model_store.core.detector import Detector
-
     config = parent.config.model_copy(update={"weights": WeightsConfig(file=weights.name,
                                                                        sha256=sha256_file(weights))})
     info = ModelInfo(name=name, version=version, sha256=config.weights.sha256)

@@ -20,10 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_store.core.backends import CLASSIFIER_BACKENDS, WEIGHTS_FILES
-from model_store.core.config import ClassifierConfig, ConfigError, ModelConfig, parse_any_config
+from model_store.core.backends import CLASSIFIER_BACKENDS, WEIGHTS_FILES, ModelLoadError, create_backend
+from model_store.core.classifier import Classifier
+from model_store.core.config import (
+    ClassifierConfig,
+    ConfigError,
+    ModelConfig,
+    complete_classifier_config,
+    parse_any_config,
+)
+from model_store.core.detector import Detector
+from model_store.core.graph import inspect_onnx
 from model_store.core.records import ModelInfo
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
+from model_store.store.derive import complete_config, derive_config, merge_config, preset
 from trapline.errors import ChecksumError, NotFoundError, StoreError
 from trapline.storage import Storage
 
@@ -200,15 +210,11 @@ class ModelStore:
 
     def load_detector(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
         """Verify and load a detector version into a ready `Detector`."""
-        from model_store.core.detector import Detector
-
         mv, path = self._fetch_kind(ref, classifier=False)
         return Detector(mv.info, mv.config, self._backend(mv, path, device, threads))
 
     def load_classifier(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
         """Verify and load a classifier version (backend onnx-classifier) into a ready `Classifier`."""
-        from model_store.core.classifier import Classifier
-
         mv, path = self._fetch_kind(ref, classifier=True)
         return Classifier(mv.info, mv.config, self._backend(mv, path, device, threads))
 
@@ -223,8 +229,6 @@ class ModelStore:
 
     @staticmethod
     def _backend(mv: ModelVersion, path: Path, device: str, threads: int | None):
-        from model_store.core.backends import ModelLoadError, create_backend
-
         try:
             return create_backend(mv.config, path, device=device, threads=threads)
         except ModelLoadError as exc:  # name the version: a replica or job log holds many
@@ -353,20 +357,15 @@ def prepare_config(weights: Path, config: str | Path | dict[str, Any] | None = N
 
 def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None = None) -> dict[str, Any]:
     """The config to publish: derived from an ONNX graph when there is one, then preset, then `given`."""
-    from model_store.store.derive import complete_config, derive_config, merge_config, preset
-
     backend = given.get("backend", "onnx-yolo")
     if backend in CLASSIFIER_BACKENDS:
         if preset_name:
             raise ConfigError(f"presets apply to ONNX detectors only, not backend {backend!r}")
-        from model_store.core.config import complete_classifier_config
-
         return complete_classifier_config(weights, given)
     if backend != "onnx-yolo":
         if preset_name:
             raise ConfigError(f"presets apply to ONNX models only, not backend {backend!r}")
         return given
-    from model_store.core.graph import inspect_onnx
 
     graph, metadata = inspect_onnx(weights)
     file = (given.get("weights") or {}).get("file") or WEIGHTS_FILES["onnx-yolo"]

@@ -62,8 +62,9 @@ class Upload:
     model: str | None = None
 
 
-# The served pipeline for one image: the ingress's detect, answering the record (JSON form, classifications in it).
-Detect = Callable[[bytes], Awaitable[dict[str, Any]]]
+# The served pipeline for one image: the ingress's detect, answering the typed record (classifications attached)
+# and the body /v1/detect would answer with.
+Detect = Callable[[bytes], Awaitable[tuple[ImageDetections, dict[str, Any]]]]
 # The live version of a classifier deployment (asked when a record has no answer of it to tell).
 ClassifierVersion = Callable[[str], Awaitable[str]]
 
@@ -239,8 +240,8 @@ class Recorder:
                 "size_bytes": stored.size_bytes, "camera_id": upload.camera, "capture_time": when,
                 "capture_time_source": source}
         try:
-            answer = await detect(upload.data)
-            record, http_status = ImageDetections.model_validate(answer), 201
+            record, answer = await detect(upload.data)
+            http_status = 201
             fields = result_fields(record)
         except (ImageDecodeError, ModelRunError) as exc:  # kept, with a failed row saying why (as in batch)
             record, answer, http_status = None, exc.body(), exc.status or 500

@@ -18,7 +18,7 @@ from serve.recording import queries
 from serve.recording.recorder import Upload
 from serve.recording.uploads import UploadRecord
 from serve.router import ERRORS, IMAGE_BODY, image_and_fields, read_body
-from trapline.errors import ModelNotFoundError
+from trapline.errors import NotFoundError
 
 IMAGE_ID = r"^[0-9a-f]{32}$"
 
@@ -80,7 +80,7 @@ def attach_recording(api: FastAPI, service: Any) -> None:
 
     def recorder():
         if service.recorder is None:
-            raise ModelNotFoundError("recording is not configured on this service: start it with `trapline serve "
+            raise NotFoundError("recording is not configured on this service: start it with `trapline serve "
                                      "--record ARCHIVE --tables TABLES` or a `record:` block in the serve config",
                                      kind="recording_disabled")
         return service.recorder
@@ -118,7 +118,7 @@ def attach_recording(api: FastAPI, service: Any) -> None:
     async def get_image(image_id: str = Path(..., pattern=IMAGE_ID)) -> UploadOut:
         found = await asyncio.to_thread(queries.image, recorder().uploads, image_id)
         if found is None:
-            raise ModelNotFoundError(f"no recorded image {image_id!r}", kind="image_not_found")
+            raise NotFoundError(f"no recorded image {image_id!r}", kind="image_not_found")
         return UploadOut.model_validate(found)
 
     @api.get("/v1/cameras", tags=["record"], dependencies=[Depends(api_auth)], responses=ERRORS,
@@ -134,7 +134,7 @@ def attach_recording(api: FastAPI, service: Any) -> None:
         tables = Tables(recorder().cfg.tables, recorder().tables)
         found = await asyncio.to_thread(queries.latest, tables, camera, model or cfg.default_model)
         if found is None:
-            raise ModelNotFoundError(f"camera {camera!r} has no images in the tables", kind="camera_not_found")
+            raise NotFoundError(f"camera {camera!r} has no images in the tables", kind="camera_not_found")
         return LatestOut.model_validate(found)
 
 

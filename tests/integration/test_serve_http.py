@@ -20,10 +20,11 @@ from model_store import ImageDetections, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, decode_image
 from serve import get_detector_handle
 from serve.local import run_local, wait_until
-from serve.protocol import InvalidParameterError, ModelNotFoundError, unwrap_error
+from serve.protocol import unwrap_error
 from tests.fixtures.images import encode, gradient, png_with_declared_size
 from tests.fixtures.onnx_models import EXPECTED_640x480, fixture_config
 from tests.fixtures.parity import IMAGES, image_names, publish_reference
+from trapline.errors import InvalidParameterError, NotFoundError
 
 pytestmark = pytest.mark.ray
 
@@ -278,7 +279,7 @@ def test_detect_prepared_is_the_library_record(url, store):
         assert {"queue", "inference", "postprocess", "batch_size"} <= set(got["timing_ms"])
     with pytest.raises(Exception) as info:
         handle.detect_prepared.remote(prepared, meta, "other:1", None).result()
-    assert isinstance(unwrap_error(info.value), ModelNotFoundError)
+    assert isinstance(unwrap_error(info.value), NotFoundError)
     with pytest.raises(Exception) as info:
         handle.detect_prepared.remote(prepared[:10], meta, None, None).result()
     assert isinstance(unwrap_error(info.value), InvalidParameterError)

@@ -3,11 +3,15 @@ themselves are import-linter contracts, checked by `make lint`)."""
 
 from __future__ import annotations
 
+import ast
+import io
 import re
+import tokenize
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 ROOMS = ("model_store", "batch")
+PRODUCT = ("trapline", "model_store", "serve", "batch")
 
 
 def packages() -> set[str]:
@@ -47,3 +51,38 @@ def test_architecture_doc_covers_every_room_and_every_contract_is_checked():
     kinds = set(re.findall(r'^type = "(\w+)"', (REPO / "pyproject.toml").read_text(), re.M))
     assert {"acyclic_siblings", "layers", "forbidden"} <= kinds
     assert "lint-imports" in (REPO / "Makefile").read_text()
+
+
+def _unexplained_late_imports(path: Path) -> list[str]:
+    """Imports of a project module or of Ray inside a function with no comment on their line, nor on the
+    line above them (a block of imports in a row shares the comment above its first line)."""
+    source = path.read_text()
+    comments = {tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+    found = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        imports = [node for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))]
+        ending_on = {node.end_lineno: node for node in imports}
+        for node in imports:
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                modules = [node.module or ""] if node.level == 0 else ["."]  # relative: the project's own
+            if not any(m == "." or m.split(".")[0] in (*PRODUCT, "ray") for m in modules):
+                continue
+            first = node.lineno
+            while first - 1 in ending_on:  # the first line of the block of imports this one is in
+                first = ending_on[first - 1].lineno
+            if not comments & {*range(node.lineno, node.end_lineno + 1), first - 1}:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return found
+
+
+def test_imports_sit_at_the_top_unless_a_comment_says_why():
+    """docs/architecture.md: an import of the project or of Ray inside a function says why on its line or the
+    line above (a heavy runtime loaded late, the CLI's start-up, a Ray worker's cold start)."""
+    found = [hit for package in PRODUCT for path in sorted((REPO / package).rglob("*.py"))
+             for hit in _unexplained_late_imports(path)]
+    assert not found, "function-level imports without a comment saying why: " + ", ".join(sorted(set(found)))

@@ -243,11 +243,11 @@ class _FakeResponse:
 
 def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(monkeypatch):
     import batch.reprocess.detect as inference
-    from serve.protocol import InvalidImageError, OverloadedError
+    from trapline.errors import ImageDecodeError, OverloadedError
 
     monkeypatch.setattr(inference.time, "sleep", lambda s: None)
     fake = _FakeDeployment({b"busy": [OverloadedError("full")] * 5,
-                            b"junk": [InvalidImageError("not an image", reason="not_image")]})
+                            b"junk": [ImageDecodeError("not_image", "not an image")]})
     monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
     client = inference.ServeClient("m", "m:1", None, {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"},
                                    window=3)
@@ -273,7 +273,7 @@ def test_serve_client_retries_a_dead_replica_but_not_a_bug(monkeypatch):
     from ray.exceptions import ActorDiedError
 
     import batch.reprocess.detect as inference
-    from serve.protocol import NotReadyError
+    from trapline.errors import NotReadyError
 
     monkeypatch.setattr(inference.time, "sleep", lambda s: None)
     expected = {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"}

@@ -61,3 +61,15 @@ def test_cli_prints_one_line_and_exits_2_for_every_trapline_error(capsys, tmp_pa
     assert main(["models", "show", "nope:1", "--store", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "nope" in err
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(c for sub in cls.__subclasses__() for c in _subclasses(sub))]
+
+
+def test_no_http_error_is_a_twin_of_a_core_error():
+    """A request-only error never repeats a core error's code: the core error carries its HTTP status itself."""
+    http = {cls.code for cls in _subclasses(trapline.errors.HttpError)}
+    core = {cls.code for cls in _subclasses(TraplineError) if not issubclass(cls, trapline.errors.HttpError)}
+    assert not http & core, http & core
+    assert trapline.errors.QuantizeRefusedError.__module__ == "trapline.errors"

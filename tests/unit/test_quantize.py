@@ -21,8 +21,6 @@ from model_store.demo.publish import ASSETS, DEMO_NAME, TORCH_NAME, publish_demo
 from model_store.demo.scenes import LABELS, render_dataset
 from model_store.store import quantize as quantize_module
 from model_store.store.quantize import (
-    QuantizeError,
-    QuantizeRefusedError,
     calibration_batches,
     decode_tail,
     quantize_version,
@@ -30,6 +28,7 @@ from model_store.store.quantize import (
 )
 from model_store.store.quantize_report import FAIL, PASS, TOO_FEW, Gate, QuantizeReport, agree
 from tests.fixtures.onnx_models import ultralytics_metadata
+from trapline.errors import QuantizeError, QuantizeRefusedError
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 # 4 held-out images hold about a dozen boxes: judged here from 5 (the default, 50, is for real folders; the

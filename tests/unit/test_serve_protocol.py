@@ -8,19 +8,24 @@ import cv2
 import numpy as np
 import pytest
 
-from model_store import ChecksumError, ConfigError, FilterConfigError, ImageDecodeError, InvalidRefError, NotFoundError
-from model_store.core.imaging import decode_image
-from serve.protocol import (
-    ApiError,
-    InvalidFilterError,
-    OverloadedError,
-    core_error,
-    detect_response,
-    filter_overrides,
-    load_error_kind,
+from model_store import (
+    ChecksumError,
+    ConfigError,
+    Detection,
+    FilterConfigError,
+    ImageDecodeError,
+    ImageDetections,
+    InvalidRefError,
+    ModelInfo,
+    NotFoundError,
 )
+from model_store.core.imaging import decode_image
+from model_store.core.records import FiltersApplied
+from serve.answers import CropOut, DetectAnswer
+from serve.protocol import core_error, detect_response, filter_overrides, load_error_kind
 from serve.render import render_jpeg
 from tests.fixtures.onnx_models import EXPECTED_640x480
+from trapline.errors import HttpError, OverloadedError
 
 
 def test_api_errors_survive_pickling_with_their_type_headers_and_fields():
@@ -56,30 +61,48 @@ def test_load_error_kinds():
     assert load_error_kind(OSError("x")) == "load_failed"
 
 
+RECORD = {
+    "model": {"name": "m", "version": "1", "sha256": "ab"}, "width": 640, "height": 480,
+    "detections": [{"label": "deer", "class_id": 0, "score": 0.5, "bbox": [0.1, 0.2, 0.3, 0.4],
+                    "box_px": [64, 96, 256, 288], "flags": ["score"]},
+                   {"label": "deer", "class_id": 0, "score": 0.9, "bbox": [0.5, 0.5, 0.1, 0.1],
+                    "box_px": [320, 240, 384, 288]}],
+    "dropped": [{"label": "fox", "class_id": 1, "score": 0.7, "bbox": [0, 0, 0.1, 0.1], "box_px": [0, 0, 64, 48],
+                 "flags": ["min_size"]}],
+    "filters": {"names": [], "hash": "h", "configs": []}, "timing_ms": {"inference": 1.0},
+}
+
+
 def test_detect_response_has_exactly_the_documented_shape():
-    record = {
-        "model": {"name": "m", "version": "1", "sha256": "ab"}, "width": 640, "height": 480,
-        "detections": [{"label": "deer", "class_id": 0, "score": 0.9, "bbox": [0.1, 0.2, 0.3, 0.4],
-                        "box_px": [64, 96, 256, 288], "flags": ["score"]}],
-        "dropped": [{"label": "fox", "class_id": 1, "score": 0.2, "bbox": [0, 0, 0.1, 0.1], "box_px": [0, 0, 64, 48],
-                     "flags": ["min_size"]}],
-        "filters": {"names": [], "hash": "h", "configs": []}, "timing_ms": {"inference": 1.0},
-    }
-    body = detect_response(record, {"total": 2.0}).model_dump(mode="json", exclude_none=True)
+    answer = DetectAnswer(ImageDetections.model_validate(RECORD))
+    body = detect_response(answer, {"total": 2.0}).model_dump(mode="json", exclude_none=True)
     assert set(body) == {"model", "image", "detections", "filters", "timing_ms"}
     assert body["image"] == {"width": 640, "height": 480}
     assert set(body["detections"][0]) == {"label", "class_id", "score", "bbox"}
-    verbose = detect_response(record, {}, verbose=True).model_dump(mode="json", exclude_none=True)
+    verbose = detect_response(answer, {}, verbose=True).model_dump(mode="json", exclude_none=True)
     assert verbose["detections"][0]["flags"] == ["score"] and verbose["dropped"][0]["label"] == "fox"
+
+
+def test_snips_find_their_detection_by_detection_index():
+    """Snips are keyed by detection_index (rank among kept and dropped, highest score first), not position."""
+    record = ImageDetections.model_validate(RECORD)
+    assert record.kept_indices() == [2, 0]  # 0.5 ranks after 0.9 and the dropped 0.7
+    assert [d for d, _ in record.ranked()][2] is record.detections[0]
+    snip = CropOut(jpeg_base64="eA==", width=4, height=4)
+    answer = DetectAnswer(record, snips={2: snip}, snips_truncated=True)
+    body = detect_response(answer, {}).model_dump(mode="json", exclude_none=True)
+    assert body["detections"][0]["crop"] == snip.model_dump() and "crop" not in body["detections"][1]
+    assert body["crops_truncated"] is True
 
 
 def test_a_response_that_breaks_its_declared_schema_is_caught_before_it_is_sent():
     from pydantic import ValidationError
 
-    bad = {"model": {"name": "m", "version": "1"}, "width": 640, "height": 480, "detections": [],
-           "filters": {"names": [], "hash": "h", "configs": []}, "timing_ms": {}}
+    bad = ImageDetections.model_construct(model=ModelInfo.model_construct(name="m", version="1"), width=640,
+                                          height=480, detections=[], dropped=[],
+                                          filters=FiltersApplied(names=[], hash="h", configs=[]), timing_ms={})
     with pytest.raises(ValidationError, match="sha256"):
-        detect_response(bad, {})
+        detect_response(DetectAnswer(bad), {})
 
 
 def test_filter_overrides_merge_json_and_shortcuts():
@@ -87,14 +110,15 @@ def test_filter_overrides_merge_json_and_shortcuts():
     merged = filter_overrides({"score": {"action": "flag"}, "min_size": None}, min_score=0.5, labels="deer, fox")
     assert merged == {"score": {"action": "flag", "min_score": 0.5}, "min_size": None,
                       "class_mask": {"allowed_labels": ["deer", "fox"]}}
-    with pytest.raises(InvalidFilterError):
+    with pytest.raises(FilterConfigError):
         filter_overrides(["score"])
 
 
 def test_render_draws_boxes_and_returns_a_jpeg():
     rgb = np.zeros((480, 640, 3), np.uint8)
-    dets = [{"label": e[0], "class_id": 0 if e[0] == "deer" else 1, "score": e[1],
-             "bbox": [e[2] / 640, e[3] / 480, (e[4] - e[2]) / 640, (e[5] - e[3]) / 480]} for e in EXPECTED_640x480]
+    dets = [Detection(label=e[0], class_id=0 if e[0] == "deer" else 1, score=e[1], box_px=e[2:6],
+                      bbox=(e[2] / 640, e[3] / 480, (e[4] - e[2]) / 640, (e[5] - e[3]) / 480))
+            for e in EXPECTED_640x480]
     out = decode_image(render_jpeg(rgb, dets))
     assert out.shape == rgb.shape
     edge = out[180:300, 219:223]  # the left edge of the deer box at x=220
@@ -102,5 +126,5 @@ def test_render_draws_boxes_and_returns_a_jpeg():
     assert cv2.imdecode(np.frombuffer(render_jpeg(rgb, []), np.uint8), cv2.IMREAD_COLOR) is not None
 
 
-def test_api_error_is_an_exception_with_a_default_status():
-    assert ApiError("x").status == 500 and ApiError("x").type == "internal_error"
+def test_http_error_is_an_exception_with_a_default_status():
+    assert HttpError("x").status == 500 and HttpError("x").type == "internal_error"

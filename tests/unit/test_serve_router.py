@@ -11,11 +11,13 @@ import warnings
 import pytest
 
 from model_store import decode_image
+from serve.answers import DetectAnswer
 from serve.config import parse_serve_config
 from serve.ingress import bearer_ok, token_digest
-from serve.protocol import ForbiddenError, ModelNotFoundError, UnauthorizedError, core_error
+from serve.protocol import AliasMoveResponse, ModelsResponse, core_error
 from serve.router import create_api
 from tests.fixtures.images import encode, gradient
+from trapline.errors import ForbiddenError, NotFoundError, UnauthorizedError
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -50,20 +52,19 @@ class CoreService:
     async def detect(self, model, version, alias, data, filters, render, classify=True, crops=None):
         self.calls.append((model, version, alias, len(data), filters, render))
         if model not in (None, "fixture"):
-            raise ModelNotFoundError(f"model {model!r} is not served here")
+            raise NotFoundError(f"model {model!r} is not served here")
         try:
             [rec] = self.detector.predict_batch([decode_image(data)], filters=filters)
         except Exception as exc:
             raise (core_error(exc) or exc) from None
-        return {"record": rec.model_dump(mode="json"), "jpeg": b"\xff\xd8jpeg" if render else None}
+        return DetectAnswer(rec, jpeg=b"\xff\xd8jpeg" if render else None)
 
     async def models(self):
-        return {"models": [], "admin_routes": "enabled"}
+        return ModelsResponse(models=[], admin_routes="enabled")
 
     async def promote(self, model, version, alias):
         self.calls.append(("promote", model, version, alias))
-        return {"model": model, "alias": alias, "version": version, "previous": "1",
-                "serving": [{alias: version}]}
+        return AliasMoveResponse(model=model, alias=alias, version=version, previous="1", serving=[{alias: version}])
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 
 from model_store import ModelRef
 from serve.config import ModelRuntimeConfig
-from serve.protocol import ModelNotFoundError, NotReadyError, VersionRefusedError
 from serve.versions import ModelUnavailableError, VersionManager
 from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
+from trapline.errors import NotFoundError, NotReadyError, VersionRefusedError
 
 
 class CountingLoader:
@@ -110,10 +110,10 @@ def test_lookup_errors(local_store):
     local_store.promote("fixture:1")
     vm, _ = manager(local_store)
     vm.refresh(initial=True)
-    with pytest.raises(ModelNotFoundError, match="alias 'staging' .* not served"):
+    with pytest.raises(NotFoundError, match="alias 'staging' .* not served"):
         vm.lookup(alias="staging")
     assert vm.lookup(version="2") is None  # loadable on demand
-    with pytest.raises(ModelNotFoundError, match="no version '9'"):
+    with pytest.raises(NotFoundError, match="no version '9'"):
         vm.ensure("9")
 
 
@@ -160,5 +160,5 @@ def test_reconfigure_drops_aliases_no_longer_served(local_store):
     vm.refresh(initial=True)
     assert vm.lookup(alias="staging").version == "2"
     vm.configure(ModelRuntimeConfig(aliases=["production"]))
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(NotFoundError):
         vm.lookup(alias="staging")

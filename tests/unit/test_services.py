@@ -53,7 +53,7 @@ def test_reprocess_looks_for_a_service_only_when_it_may_use_one(tmp_path, monkey
         assert find_service(opts, print) is None
         assert time.monotonic() - t0 < 10
         assert find_service(opts.model_copy(update={"via": "actors"}), print) is None
-    monkeypatch.setattr("trapline.ray_runtime.check_reachable", lambda address, timeout_s=3.0: True)
+    monkeypatch.setattr("batch.reprocess.job.check_reachable", lambda address, timeout_s=3.0: True)
     with services.registered("http://127.0.0.1:9", "trapline", "127.0.0.1:9") as record:
         assert find_service(opts, print) == record
         assert find_service(opts.model_copy(update={"address": "10.0.0.1:6379"}), print) is None

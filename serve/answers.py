@@ -1,0 +1,122 @@
+"""What the deployments answer each other through Serve handles: declared types, pickled once by Ray.
+
+A detector replica answers an HTTP request with a `DetectAnswer` (the typed `ImageDetections` record, the
+crops its classifiers need, the snips asked for, the rendered JPEG when asked); the ingress core attaches
+the classifier answers to that same record and the router builds the response body from it once
+(serve/protocol.py `detect_response`). The control calls the ingress broadcasts answer `ReplicaStatus`
+(`status`, `refresh`), `PreloadedVersion` (`preload`) and `CropGeometry` (a classifier's `geometry`).
+Pure data: nothing here imports Ray, so both sides of a handle and the unit tests share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from model_store import ImageDetections
+from model_store.core.pipeline import CropJob
+
+
+class CropOut(BaseModel):
+    """One kept detection's snip (crops=true): a JPEG of the box, as the HTTP answer carries it."""
+
+    jpeg_base64: str
+    width: int
+    height: int
+
+
+@dataclass
+class DetectAnswer:
+    """A detector replica's answer to one HTTP request, and what the ingress core makes of it.
+
+    `record` is the one `ImageDetections` of the image, typed from the replica's batch to the router;
+    `IngressCore.detect` attaches the classifications to it in place. `jobs` are the crops the
+    detector's classifier routes need (cut in the replica from the full-resolution image), `snips`
+    the JPEG snips keyed by detection_index (position in `record.ranked()`), `snips_truncated` says
+    whether more were kept than `http.max_crops` (None: no snips were asked). `classified` is true
+    once the classifier routes ran, and `jpeg` is the annotated image when `render` was asked.
+    """
+
+    record: ImageDetections
+    jpeg: bytes | None = None
+    jobs: list[CropJob] = field(default_factory=list)
+    snips: dict[int, CropOut] = field(default_factory=dict)
+    snips_truncated: bool | None = None
+    classified: bool = False
+
+
+class CropGeometry(BaseModel):
+    """How the classifier version a replica serves wants its crops cut."""
+
+    version: str | None = None
+    padding: float
+    square: bool
+
+
+class VersionInfo(BaseModel):
+    """One loaded, verified and warmed version in a replica."""
+
+    version: str
+    sha256: str
+    device: str
+    loaded_at: float = Field(description="when it was loaded (Unix time)")
+    load_s: float = Field(description="how long loading, verifying and warming took")
+
+
+class PreloadedVersion(VersionInfo):
+    """A replica's answer to `preload`: the version it now holds."""
+
+    replica: str
+
+
+class ReplicaVersion(VersionInfo):
+    """A loaded version in a replica's status, with the served aliases that point at it."""
+
+    aliases: list[str] = Field(default_factory=list)
+    pinned: bool = False
+
+
+class RefusedVersionOut(BaseModel):
+    """A version a replica refused to serve, and why (it is not retried on every poll)."""
+
+    version: str
+    type: str = Field(description="checksum_mismatch | invalid_config | model_load_failed | weights_missing | ...")
+    message: str
+    at: float = Field(description="when (Unix time)")
+
+
+class BatchingOut(BaseModel):
+    """A replica's batching settings (from the deployment's user_config)."""
+
+    max_batch_size: int
+    batch_wait_timeout_s: float
+    batch_wait_policy: str
+    bulk_max_batch_size: int | None
+    preempt_bulk: bool
+
+
+class BatchStatsOut(BaseModel):
+    images: int
+    images_by_version: dict[str, int]
+    batches: int
+    batch_sizes: dict[str, int]
+    max_batch_size_seen: int
+    errors: dict[str, int]
+    bulk_preempted: int
+
+
+class ReplicaStatus(BaseModel):
+    """One replica's answer to `status` and `refresh`: what it serves, what it refused, its batching."""
+
+    replica: str
+    model: str
+    kind: str
+    default_alias: str
+    aliases: dict[str, str | None] = Field(description="the version each served alias answers with here")
+    store_aliases: dict[str, str | None] = Field(description="where the store's aliases pointed at the last read")
+    versions: list[ReplicaVersion]
+    errors: list[RefusedVersionOut]
+    store_error: str | None = None
+    batching: BatchingOut
+    stats: BatchStatsOut

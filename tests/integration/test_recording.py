@@ -6,7 +6,8 @@ flushed every second). In order:
    exactly 180 image rows (175 ok/empty, 5 failed) and 180 archive objects; the cameras read back;
 2. the replica is SIGKILLed during a stream of uploads; clients retry what got no 2xx; after the restart every
    2xx-answered image has exactly one row (what the dead replica answered is committed by its successor);
-3. a `trapline reprocess` of the same version processes 0 images; promote det:2 and reprocess: every image
+3. bad uploads get typed 4xx and keep nothing;
+4. a `trapline reprocess` of the same version processes 0 images; promote det:2 and reprocess: every image
    has a det:2 row; `trapline tables compact` leaves the same rows in fewer files.
 """
 
@@ -158,6 +159,35 @@ def test_four_clients_200_uploads_give_180_rows_and_180_objects(url, bucket, s3_
     assert httpx.get(f"{url}/v1/cameras/nope/latest", timeout=30, trust_env=False).status_code == 404
 
 
+def test_bad_uploads_get_typed_4xx_and_keep_nothing(url, bucket, s3_server):
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_server})
+    objects = len(fs.find(f"{bucket}/archive"))
+
+    def post(**kw) -> httpx.Response:
+        return httpx.post(f"{url}/v1/images", timeout=30, trust_env=False, **kw)
+
+    def error(r: httpx.Response, status: int, kind: str) -> str:
+        assert r.status_code == status, r.text
+        assert r.json()["error"]["type"] == kind, r.text
+        return r.json()["error"]["message"]
+
+    assert "camera" in error(post(content=image(500)), 422, "invalid_parameter")  # no camera
+    assert "camera" in error(post(params={"camera": "../up"}, content=image(500)), 422, "invalid_parameter")
+    assert "captured_at" in error(post(params={"camera": "cam09", "captured_at": "noon"}, content=image(500)),
+                                  422, "invalid_parameter")
+    error(post(params={"camera": "cam09"}, content=b""), 400, "invalid_image")
+    first = post(params={"camera": "cam09"}, content=image(501), headers={"Idempotency-Key": "k-9"})
+    assert first.status_code == 201
+    assert "other bytes" in error(post(params={"camera": "cam09"}, content=image(502),
+                                       headers={"Idempotency-Key": "k-9"}), 409, "conflict")
+    form = post(data={"camera": "cam09", "captured_at": "2026-05-02T07:00:00"},
+                files={"image": ("x.jpg", image(503), "image/jpeg")})
+    assert form.status_code == 201 and form.json()["capture_time_source"] == "upload"
+    assert httpx.get(f"{url}/v1/images/{'0' * 32}", timeout=30, trust_env=False).status_code == 404
+    assert httpx.get(f"{url}/v1/images/not-an-id", timeout=30, trust_env=False).status_code == 422
+    assert len(fs.find(f"{bucket}/archive")) == objects + 2  # only the two accepted uploads were kept
+
+
 def test_replica_killed_during_uploads_loses_and_doubles_nothing(url, bucket):
     old = wait_until(lambda: replica_pid("detector-det"), 30, "one detector replica")
     requests = [("cam05", image(1000 + i)) for i in range(60)]
@@ -197,12 +227,12 @@ def test_reprocess_skips_recorded_uploads_then_a_new_version_covers_them_and_com
     opts = {"archive": f"{bucket}/archive", "out": tables, "store": store.root, "via": "actors",
             "num_cpus": 0.5, "read_cpus": 0.25, "progress_interval_s": 1}
     same = run_reprocess(ReprocessOptions(model="det:1", **opts))
-    assert (same.found, same.processed) == (240, 0)
+    assert (same.found, same.processed) == (242, 0)
 
     store.promote("det:2")
     v2 = run_reprocess(ReprocessOptions(model="det", **opts))
-    assert (v2.found, v2.processed) == (240, 240)
-    assert set(rows_per_image(bucket, "2").values()) == {1} and len(rows_per_image(bucket, "2")) == 240
+    assert (v2.found, v2.processed) == (242, 242)
+    assert set(rows_per_image(bucket, "2").values()) == {1} and len(rows_per_image(bucket, "2")) == 242
 
     t = Tables(tables)
     before = {(v, tb): sorted(map(str, t.read(tb, "det", v).to_pylist())) for v in ("1", "2")

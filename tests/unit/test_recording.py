@@ -26,7 +26,7 @@ from model_store import ModelStore, decode_image
 from serve.config import RecordConfig
 from serve.recording.recorder import Recorder, Upload, capture_time
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture, process_without_ray
-from trapline.errors import ConflictError, ImageDecodeError, InvalidParameterError
+from trapline.errors import ConflictError, ImageDecodeError, InvalidParameterError, StorageUnavailableError
 
 
 @pytest.fixture
@@ -243,3 +243,19 @@ def test_snips_of_recorded_uploads_are_written_and_rowed_like_reprocess_crops(tm
         assert path.startswith(str(tmp_path / "tables" / "crops")) and open(path, "rb").read(3) == b"\xff\xd8\xff"
         assert s["crop_width"] == s["crop_height"]  # square
     assert tables.metadata("det", "1")["crops"]["square"] is True
+
+
+def test_an_archive_that_cannot_be_written_answers_503_and_keeps_nothing(tmp_path, store):
+    (tmp_path / "not-a-dir").write_text("a file where the archive should be")
+    rec = Recorder(RecordConfig(archive=str(tmp_path / "not-a-dir" / "archive"), tables=str(tmp_path / "tables"),
+                                flush_interval_s=3600), store)
+    try:
+        with pytest.raises(StorageUnavailableError, match="nothing was kept") as info:
+            record(rec, store, Upload("cam01", day(1)))
+        assert info.value.status == 503
+    finally:
+        rec.close()
+    tables = Tables(str(tmp_path / "tables"))
+    assert tables.read(IMAGES).num_rows == 0
+    assert all(not journal.markers(tables.storage, w) for w in journal.writers(tables.storage))
+    assert not (tmp_path / "tables" / "_online" / "images").exists()

@@ -20,6 +20,10 @@ Sections (each one's failure is recorded and the rest still runs):
   model at light load (p50 against batch-1 model latency);
 - `direct`: the same with Serve's direct ingress (`http.direct_ingress`: the client on the replica's own
   port, no proxy), overload included, against the minimal app through the proxy and on its own direct port;
+- `light`: only the real model through the default door (the proxy), one request at a time (each answer's
+  `timing_ms` says where its time goes), each paired with a batch-1 pass in a plain process half a gap later
+  (so both see the same load on a shared machine), and at light load; batch-1 latency is also measured just
+  before and just after;
 - `priority`: the real model's light-load p50 while a `--via serve` backfill runs through the
   same deployment, against idle, with bulk preemption (the default) and without, and what
   preemption costs the backfill;
@@ -80,6 +84,37 @@ def _plumbing_worker(args: tuple) -> tuple[int, float]:
         det.run_prepared([prepared], [meta])
         n += 1
     return n, time.perf_counter() - t0
+
+
+def _batch1_worker(conn, store_root: str, ref: str, threads: int) -> None:
+    """A plain process holding one session: one batch-1 forward pass per message, answering its ms."""
+    from model_store import ModelStore
+
+    det = ModelStore(store_root).load_detector(ref, threads=threads)
+    blank = det.blank()
+    det.warmup()
+    while conn.recv():
+        t0 = time.perf_counter()
+        det.infer([blank])
+        conn.send((time.perf_counter() - t0) * 1000)
+
+
+class PlainBatch1:
+    """Batch-1 forward passes on demand in a plain process (no Ray), to pair with requests under the same load."""
+
+    def __init__(self, store_root: str, ref: str, threads: int) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_batch1_worker, args=(child, store_root, ref, threads), daemon=True)
+        self._proc.start()
+
+    def __call__(self) -> float:
+        self._conn.send(True)
+        return self._conn.recv()
+
+    def close(self) -> None:
+        self._conn.send(False)
+        self._proc.join(timeout=30)
 
 
 def plumbing_ceiling(store_root: str, ref: str, payloads: list[bytes], procs: int, seconds: float) -> dict[str, Any]:
@@ -170,6 +205,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["minimal"] = [http_closed(url, payloads, c, args.seconds) for c in args.concurrency]
         return out
 
+    def light() -> dict[str, Any]:
+        def batch1() -> float:
+            lat = measure_ceiling(REAL, store.root, batch_sizes=[1], threads=[cpus], procs=[1],
+                                  seconds=args.seconds / 4)
+            return lat["batch1_p50_ms_by_threads"][cpus]
+
+        out: dict[str, Any] = {"batch1_p50_ms_before": batch1()}
+        with local_ray(cpus):
+            with service(None, serve_config(store.root, "bench-yolov8n", **replica)) as url:
+                light_load(url, payloads, 1, 3)
+                plain = PlainBatch1(store.root, REAL, cpus)  # the replica's threads: round(num_cpus)
+                try:
+                    out["one_at_a_time_real"] = one_at_a_time(url, payloads, max(10, int(args.seconds)),
+                                                               between=plain)
+                finally:
+                    plain.close()
+                out["light_real"] = light_load(url, payloads, args.light_rate, args.seconds)
+        out["batch1_p50_ms_after"] = batch1()
+        return out
+
     def direct() -> dict[str, Any]:
         """The online door with Serve's direct ingress (`http.direct_ingress`: no proxy hop), and the minimal app
         through the proxy (the baseline) and through its own direct port, in one Ray with direct ingress on."""
@@ -244,7 +299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError("give --peer-python (a venv with ultralytics) to run the peer section")
         return peer_section(store, images, work, args.peer_python, args.peer_images, cpus)
 
-    for name, fn in (("ceilings", ceilings), ("batch", batch), ("http", http), ("direct", direct),
+    for name, fn in (("ceilings", ceilings), ("batch", batch), ("http", http), ("light", light), ("direct", direct),
                      ("priority", priority), ("peer", peer)):
         section(name, fn)
     res["summary"] = summarise(res)

@@ -68,6 +68,15 @@ def summarise(res: dict[str, Any]) -> list[dict[str, Any]]:
     for t, m in zip(http.get("trapline", []), http.get("minimal", []), strict=False):
         add(f"HTTP null, {t['concurrency']} clients (req/s)", t["rps"], "minimal Ray Serve app", m["rps"], ">= 1.2")
     door_rows(add, http, "", ceil.get("batch1_p50_ms"))
+    light = res.get("light", {})
+    if light:  # against the batch-1 passes paired with its requests (the same load), else its own bracket
+        one = light.get("one_at_a_time_real", {})
+        bracket = [v for v in (light.get("batch1_p50_ms_before"), light.get("batch1_p50_ms_after")) if v]
+        batch1 = one.get("between") or (round(sum(bracket) / len(bracket), 1) if bracket else None)
+        door_rows(add, light, " (light section)", batch1)
+        if "over_between" in one:
+            add("  one request at a time minus its paired batch-1 pass, p50 (ms)", one["over_between"], "-", None,
+                "<= +10 ms")
     direct = res.get("direct", {})
     for t, m, md, tp in zip(direct.get("trapline", []), direct.get("minimal", []), direct.get("minimal_direct", []),
                             direct.get("trapline_proxy", []), strict=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks.serve_load import closed_loop, open_loop
@@ -57,10 +58,13 @@ def light_load(url: str, payloads: list[bytes], rate: float, seconds: float) -> 
             "statuses": res["statuses"]}
 
 
-def one_at_a_time(url: str, payloads: list[bytes], count: int, gap_s: float = 0.5) -> dict[str, Any]:
+def one_at_a_time(url: str, payloads: list[bytes], count: int, gap_s: float = 0.5,
+                  between: Callable[[], float] | None = None) -> dict[str, Any]:
     """`count` requests, each sent `gap_s` after the last answer: no queueing, so the answer's own
     timing_ms says where a light-load request's time goes. Medians, ms; `hop` is what the replica did
-    not time (proxy, HTTP, JSON, client)."""
+    not time (proxy, HTTP, JSON, client). `between()`, when given, runs `gap_s` after each answer (e.g. one
+    batch-1 pass in a plain process, returning its ms): paired with the requests, it sees the same load,
+    and `over_between` is the median of each request's total minus its pair's."""
     import statistics
 
     import httpx
@@ -73,7 +77,13 @@ def one_at_a_time(url: str, payloads: list[bytes], count: int, gap_s: float = 0.
             r = client.post(url + "/v1/detect", content=payloads[i % len(payloads)])
             r.raise_for_status()
             rows.append({"total": (time.perf_counter() - t0) * 1000, **r.json()["timing_ms"]})
+            if between is not None:
+                time.sleep(gap_s)
+                rows[-1]["between"] = between()
     stages = ("decode", "preprocess", "queue", "inference", "postprocess")
     out = {k: round(statistics.median(r.get(k, 0.0) for r in rows), 1) for k in ("total", *stages)}
+    if between is not None:
+        out["between"] = round(statistics.median(r["between"] for r in rows), 1)
+        out["over_between"] = round(statistics.median(r["total"] - r["between"] for r in rows), 1)
     out["hop"] = round(statistics.median(r["total"] - sum(r.get(k, 0.0) for k in stages) for r in rows), 1)
     return out

@@ -63,7 +63,7 @@ class ClassifierReplica(VersionedReplica):
         self.device = device
         self.onnx_threads = onnx_threads
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-classify")
-        super().__init__(model_name, store_root, cache_dir, self._load_classifier, lambda clf, _sizes: clf.warmup(),
+        super().__init__(model_name, store_root, cache_dir, self._load_classifier, lambda clf: clf.warmup(),
                          extra_pools=(self._infer_pool,))
 
     def _load_classifier(self, store: ModelStore, version: str) -> Classifier:

@@ -48,7 +48,7 @@ class VersionedReplica:
       - control methods (`status`, `refresh`, `preload`) are what the ingress broadcasts to every
         replica for GET /v1/models and the admin routes.
 
-    Subclasses pass `loader(version)` and `warm(model, batch_sizes)` and implement `_run_items(items, interrupt)`
+    Subclasses pass `loader(version)` and `warm(model)` and implement `_run_items(items, interrupt)`
     (one result or exception per item), which the batcher calls with one batch; `interrupt` (bulk batches
     only) is requested when an online request preempts the batch, and items it stopped report `RunInterruptedError`.
     """
@@ -56,7 +56,7 @@ class VersionedReplica:
     kind = "model"
 
     def __init__(self, model_name: str, store_root: str | None, cache_dir: str | None,
-                 loader: Callable[[ModelStore, str], Any], warm: Callable[[Any, list[int]], None] = warm_and_check,
+                 loader: Callable[[ModelStore, str], Any], warm: Callable[[Any], None] = warm_and_check,
                  extra_pools: tuple[ThreadPoolExecutor, ...] = ()) -> None:
         self.model = model_name
         self.store = ModelStore(store_root, cache_dir=cache_dir)

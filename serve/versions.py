@@ -63,10 +63,10 @@ class LoadFailure:
                                    version=self.version, reason=self.kind)
 
 
-def warm_and_check(detector: Any, batch_sizes: list[int]) -> None:
-    """Run the full pipeline once on a blank frame: a version that loads but cannot run is refused here."""
-    detector.warmup(batch_sizes)
-    detector.predict_batch([detector.blank()])
+def warm_and_check(detector: Any) -> None:
+    """One forward pass of the full pipeline on a blank frame (`Detector.warmup`): it warms every batch size the
+    batcher forms, and a version that loads but cannot run is refused here."""
+    detector.warmup()
 
 
 class VersionManager:
@@ -83,7 +83,7 @@ class VersionManager:
     """
 
     def __init__(self, store: ModelStore, model_name: str, loader: Callable[[str], Any],
-                 warm: Callable[[Any, list[int]], None] = warm_and_check) -> None:
+                 warm: Callable[[Any], None] = warm_and_check) -> None:
         self.store = store
         self.model = model_name
         self._loader = loader
@@ -177,7 +177,7 @@ class VersionManager:
         t0 = time.perf_counter()
         try:
             model = self._loader(version)
-            self._warm(model, sorted({1, self.runtime.max_batch_size}))
+            self._warm(model)
         except Exception as exc:  # noqa: BLE001 - every failure refuses the version, with its reason
             failure = LoadFailure(version, load_error_kind(exc), str(exc))
             with self._lock:

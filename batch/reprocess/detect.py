@@ -91,10 +91,10 @@ class DetectorActor:
     """Inference through a dedicated Ray Data actor pool (`--via actors`).
 
     Lifecycle: Ray Data starts `--concurrency` of these; `__init__` runs once per actor and
-    loads the pinned model version (sha256-verified by the store) onto the actor's device;
-    `__call__` then runs once per batch: with `--decode actors` it reads the listed files itself
-    (`archive_url`; only paths reach it) and decodes and letterboxes them on `decode_threads`
-    threads; with `--decode tasks` it takes the images the read tasks prepared (`image` column).
+    loads the pinned model version (sha256-verified by the store) onto the actor's device and runs
+    one blank forward pass (`Detector.warmup`); `__call__` then runs once per batch: with `--decode actors`
+    it reads the listed files itself (`archive_url`; only paths reach it) and decodes and letterboxes them
+    on `decode_threads` threads; with `--decode tasks` it takes the images the read tasks prepared (`image` column).
     Then it runs the core's `run_prepared` (batched forward pass, decode boxes, NMS, filters).
     Failed rows pass straight through.
     """
@@ -104,6 +104,9 @@ class DetectorActor:
                  archive_url: str | None = None) -> None:
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
         self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
+        # One blank pass here, while the plan's first files are still being read: the first real batch then
+        # runs at the steady rate (one pass warms every batch size: see Detector.warmup).
+        self.detector.warmup()
         self.max_pixels = max_pixels
         self.reader = FileReader(archive_url)
         # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding

@@ -142,7 +142,7 @@ def preflight_model(store: str | None, ref) -> None:
     blank input: BatchError naming model, input and graph."""
     detector = ModelStore(store).load_detector(ref, threads=1)
     try:
-        detector.warmup([1])
+        detector.warmup()
     except ModelRunError as exc:
         raise BatchError(f"cannot run {ref}: {exc}") from None
 

@@ -257,7 +257,7 @@ def compare_detectors(parent: Detector, candidate: Detector, heldout: Sequence[P
     step = parent.backend.fixed_batch or 1
     chunks = [list(heldout[i:i + step]) for i in range(0, len(heldout), step)]
     for det in (parent, candidate):
-        det.warmup([step])
+        det.warmup()
     best = {id(parent): [float("inf")] * len(chunks), id(candidate): [float("inf")] * len(chunks)}
     raw: dict[int, list[list[np.ndarray]]] = {id(parent): [], id(candidate): []}
     for rep in range(repeats):

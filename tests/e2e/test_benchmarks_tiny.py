@@ -194,6 +194,27 @@ def test_doors_summary_puts_each_door_against_its_own_saturation():
     assert direct_polite["ratio"] == 1.1 and direct_polite["target"].startswith(">= ~1 (503s: 25%, p50 12.0 ms)")
 
 
+def test_doors_light_section_is_read_against_the_batch1_passes_paired_with_its_requests():
+    from benchmarks.doors_summary import summarise
+
+    one = {"total": 80.0, "decode": 9.0, "preprocess": 1.0, "queue": 0.1, "inference": 60.0, "postprocess": 0.8,
+           "hop": 9.1, "between": 64.0, "over_between": 15.0}
+    res = {"light": {"batch1_p50_ms_before": 50.0, "batch1_p50_ms_after": 90.0, "one_at_a_time_real": one}}
+    rows = {r["claim"]: r for r in summarise(res)}
+    assert rows["HTTP real (light section), one request at a time p50 (ms)"]["reference"] == 64.0  # not the bracket
+    assert rows["  one request at a time minus its paired batch-1 pass, p50 (ms)"]["measured"] == 15.0
+
+
+def test_whole_job_with_a_service_gives_it_and_the_jobs_a_state_directory_of_their_own(tmp_path):
+    """The service's record and the jobs that look for it meet in one private directory, never ~/.trapline."""
+    from benchmarks import whole_job
+
+    assert whole_job.service_env(tmp_path)["TRAPLINE_STATE_DIR"] == str(tmp_path / "state")
+    assert 0 < whole_job.free_port() < 65536
+    assert whole_job.SERVE_LINE in ("trained-demo:1 through the running trapline serve at http://127.0.0.1:1: "
+                                    "already loaded there")
+
+
 def test_whole_job_times_both_processes_on_one_folder_and_passes_reprocess_args_through(tmp_path, tiny_images):
     """benchmarks.whole_job without Ray or Ultralytics: a stand-in for each process, the real folder and argv."""
     from benchmarks import whole_job

@@ -117,7 +117,7 @@ def test_static_batch_graph_runs_any_batch_size(store, ultralytics_static):
     store.publish(ultralytics_static, "yolov8n", "1")
     det = store.load_detector("yolov8n:1")
     assert det.backend.fixed_batch == 1
-    det.warmup([1, 8])  # what a Serve replica does with max_batch_size 8
+    det.warmup()  # what a Serve replica and a batch actor do
     results = det.predict_batch([frame() for _ in range(5)])
     assert len(results) == 5
     for res in results:

@@ -18,6 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from model_store import CropOptions
 from model_store.core.refs import DEFAULT_ALIAS
+from serve.jobs.routes import attach_jobs
 from serve.protocol import (
     AliasMoveResponse,
     BadRequestError,
@@ -250,4 +251,5 @@ def create_api(service: TraplineIngress) -> FastAPI:
     async def reload(model: str) -> ReloadResponse:
         return ReloadResponse.model_validate(await service.reload(model))
 
+    attach_jobs(api, service)  # /v1/jobs, /v1/filters, /v1/postprocess/preview (serve/jobs/)
     return api

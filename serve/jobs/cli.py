@@ -85,12 +85,17 @@ def request(args: argparse.Namespace, method: str, path: str, admin: bool = Fals
     return r.json()
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
+def submitted_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `trapline jobs submit KIND ...` sends: the flags given (over the --config file's)."""
     skip = {"func", "command", "jobs_command", "kind", "url", "json_output", "config_file"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     if getattr(args, "config_file", None):
         options = {**load_config_file(args.config_file), **options}
-    job = request(args, "POST", "/v1/jobs", admin=True, json={"kind": args.kind, "options": options})
+    return options
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    job = request(args, "POST", "/v1/jobs", admin=True, json={"kind": args.kind, "options": submitted_options(args)})
     if args.json_output:
         print(json.dumps(job, indent=2))
     else:

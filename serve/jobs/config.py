@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,7 +27,10 @@ class JobsConfig(_Strict):
         "are resolved where the app is built)"))
     working_dir_allowed: bool = Field(True, description="the service's working directory is an allowed root")
     s3_buckets: list[str] = Field(default_factory=list, description="s3:// buckets a job's locations may name")
-    python: str = Field("python", description="the Python that runs a job's fixed entry point on the cluster")
+    working_dir: str | None = Field(None, description=(
+        "relative paths in a job's options are relative to this (default: where the app is built)"))
+    python: str | None = Field(None, description=(
+        "the Python that runs a job's fixed entry point (default: the one the app is built with, i.e. the cluster's)"))
     entrypoint_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for a job's driver process")
     promote_poll_s: float = Field(2.0, gt=0.0, description=(
         "how often the service looks for moved aliases of models with an on_promote policy"))
@@ -38,11 +42,12 @@ class JobsConfig(_Strict):
 
     def resolved(self, working_dir: str | None = None) -> JobsConfig:
         """Roots made absolute where the app is built (the replicas' working directory is another one)."""
-        cwd = working_dir or os.getcwd()
+        cwd = os.path.realpath(self.working_dir or working_dir or os.getcwd())
         roots = [os.path.realpath(os.path.join(cwd, r)) for r in self.roots]
         if self.working_dir_allowed:
             roots.append(os.path.realpath(cwd))
-        return self.model_copy(update={"roots": list(dict.fromkeys(roots)), "working_dir_allowed": False})
+        return self.model_copy(update={"roots": list(dict.fromkeys(roots)), "working_dir_allowed": False,
+                                       "working_dir": cwd, "python": self.python or sys.executable})
 
 
 class OnPromote(_Strict):

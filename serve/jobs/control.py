@@ -52,7 +52,7 @@ class JobControl:
     def __init__(self, config: JobsConfig, store_root: str | None, client: Any = None) -> None:
         self.config = config
         self.store_root = store_root
-        self.paths = PathPolicy(config.roots, config.s3_buckets)
+        self.paths = PathPolicy(config.roots, config.s3_buckets, config.working_dir)
         self._client = client
 
     # -- Ray's job manager ----------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class JobControl:
         metadata = {"trapline": "1", "kind": kind.name, "origin": origin, "digest": digest,
                     "model": str(getattr(options, "model", None) or ""),
                     "options": json.dumps(options.model_dump(mode="json", exclude_defaults=True), sort_keys=True)}
-        entrypoint = shlex.join(kind.command(self.config.python, options))
+        entrypoint = shlex.join(kind.command(self.config.python or "python", options))
         job_id = self._call("submit_job", entrypoint=entrypoint, submission_id=submission_id, metadata=metadata,
                             entrypoint_num_cpus=self.config.entrypoint_num_cpus or None)
         logger.info("jobs: submitted %s job %s (%s)", kind.name, job_id, origin)

@@ -278,6 +278,13 @@ def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env
     assert wait_ended(url, again.json()["id"])["status"] == "succeeded"
     rows = Tables(out).read(IMAGES, "trapcam", "1", ["uri"])["uri"].to_pylist()
     assert len(rows) == len(set(rows)) == env["n"]
+    # Stopped before its first part: the job manager stops it (SIGTERM, closed as Ctrl-C), nothing written.
+    early_out = str(env["dir"] / "stopped-early")
+    early = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, early_out)}).json()
+    r = call("POST", f"{url}/v1/jobs/{early['id']}/stop")
+    assert r.status_code == 202 and r.json()["stop"] == "signal", r.text
+    assert wait_ended(url, early["id"])["status"] == "stopped"
+    no_orphans(early_out)
 
 
 def test_jobs_from_ray_job_submit_and_the_cli_are_listed(cluster, url, env):

@@ -90,6 +90,24 @@ def test_paths_stay_under_the_roots_and_buckets(tmp_path):
 def test_jobs_config_resolves_roots_where_the_app_is_built(tmp_path):
     cfg = JobsConfig(roots=["data"], s3_buckets=["s3://traps/"]).resolved(str(tmp_path))
     assert cfg.roots == [str(tmp_path / "data"), str(tmp_path)] and cfg.s3_buckets == ["traps"]
+    assert cfg.working_dir == str(tmp_path) and cfg.resolved("/elsewhere") == cfg  # resolved once, where built
     assert JobsConfig(roots=[], working_dir_allowed=False).resolved(str(tmp_path)).roots == []
     with pytest.raises(ValueError, match="must not name a model"):
         OnPromote(reprocess={"archive": "/a", "out": "/b", "model": "m:1"})
+
+
+def test_the_documented_cronjob_runs_a_command_the_cli_accepts():
+    import yaml
+
+    from serve.jobs.cli import submitted_options
+    from trapline.cli import build_parser
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "kubernetes", "cronjob-jobs-submit.yaml")
+    with open(path) as f:
+        manifest = yaml.safe_load(f)
+    [container] = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:4] == ["trapline", "jobs", "submit", "reprocess"]
+    args = build_parser().parse_args(command[1:])
+    KINDS["reprocess"].validate(submitted_options(args))  # the options the service will validate again
+    assert {e["name"] for e in container["env"]} == {"TRAPLINE_URL", "TRAPLINE_ADMIN_TOKEN"}

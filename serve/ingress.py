@@ -94,7 +94,9 @@ class IngressCore:
 
     # -- auth ------------------------------------------------------------------------------------
     def check_api_token(self, authorization: str | None) -> None:
-        if self._api_digest and not bearer_ok(authorization, self._api_digest):
+        # The admin token reads too (the console and `trapline jobs` hold one token).
+        if self._api_digest and not bearer_ok(authorization, self._api_digest) \
+                and not bearer_ok(authorization, self._admin_digest):
             raise UnauthorizedError("this service needs `Authorization: Bearer <token>`",
                                     headers={"WWW-Authenticate": "Bearer"})
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch.refilter.postprocess import run_postprocess
@@ -21,12 +22,17 @@ from model_store.core.filters import REGISTRY
 from serve.jobs.backfill import BackfillWatcher
 from serve.jobs.control import STATUSES, JobControl
 from serve.jobs.kinds import KINDS
-from trapline.errors import ForbiddenError, UnauthorizedError
+from trapline.errors import ForbiddenError, ModelNotFoundError, UnauthorizedError
 
 if TYPE_CHECKING:
     from serve.ingress import IngressCore
 
 router = APIRouter()
+CONSOLE = Path(__file__).with_name("console")
+CONSOLE_FILES = {"index.html": "text/html", "console.js": "text/javascript", "console.css": "text/css"}
+# The console loads nothing from elsewhere and runs no inline script or style: the browser enforces it.
+CONSOLE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                   "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 
 
 class JobRequest(BaseModel):
@@ -139,6 +145,19 @@ async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
     out = dataclasses.asdict(report)
     out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after")}
     return out
+
+
+@router.get("/console", include_in_schema=False)
+async def console_page() -> FileResponse:
+    """The console: static HTML + JS over these routes (the token is entered in the page)."""
+    return FileResponse(CONSOLE / "index.html", media_type="text/html", headers=CONSOLE_HEADERS)
+
+
+@router.get("/console/{name}", include_in_schema=False)
+async def console_file(name: str) -> FileResponse:
+    if name not in CONSOLE_FILES:
+        raise ModelNotFoundError(f"no console file {name!r}")
+    return FileResponse(CONSOLE / name, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
 
 
 def attach_jobs(api: FastAPI, service: IngressCore) -> None:

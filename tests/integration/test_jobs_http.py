@@ -239,6 +239,7 @@ def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(cluste
     score = next(f for f in filters if f["name"] == "score")
     assert score["required"] == ["min_score"] and score["schema"]["properties"]["min_score"]["maximum"] == 1.0
     assert {"min_size", "class_mask", "score", "repeat"} <= {f["name"] for f in filters}
+    assert all(f["description"] for f in filters)
     files = sorted(p for p in Path(out).rglob("*"))
     image = "cam04/PICT0001.JPG"
     r = call("POST", f"{url}/v1/postprocess/preview", READ,
@@ -345,3 +346,62 @@ def test_a_promote_starts_exactly_one_backfill(cluster, url, env):
     sid1 = backfill_id("trapcam", "production", "1")
     wait_for(lambda: sid1 in ray_jobs(cluster), 60, "the backfill of the CLI's promote")
     assert sorted(j for j in ray_jobs(cluster) if j.startswith("trapline-backfill-")) == sorted([sid, sid1])
+
+
+def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(cluster, url, env):
+    """The console in headless Chromium (Debian's package): live progress on the jobs page, a post-processing run
+    from the form generated from the filter's JSON Schema (preview first), its metrics on the job page, the
+    pages at a phone's width, no console error anywhere. Screenshots go to docs/ (linked from the README)."""
+    import json
+
+    from batch.review.browser import find_chromium
+    from tests.fixtures.browser import Browser
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    docs = REPO / "docs"
+    out = str(env["dir"] / "console")
+    job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, out)}).json()
+    assert call("GET", f"{url}/console", None).headers["content-security-policy"].startswith("default-src 'self'")
+    with Browser(1280, 800) as b:
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)})")  # as typed into the page
+        b.navigate(f"{url}/console#/jobs")
+        b.wait(f"[...document.querySelectorAll('#jobs a')].some(a => a.textContent === {json.dumps(job['id'])})"
+               " && document.querySelector('#jobs .bar span') !== null", 120, "live progress on the jobs page")
+        b.screenshot(docs / "console-jobs.png")
+        assert wait_ended(url, job["id"])["status"] == "succeeded"
+
+        b.eval("location.hash = '#/postprocess'")
+        b.wait("document.querySelectorAll('#filter option').length > 0")
+        b.eval("window.confirm = () => true")  # the confirmation dialogs: a person clicks OK
+        b.eval(f"""(() => {{
+            const select = document.getElementById('filter');
+            select.value = 'score'; select.dispatchEvent(new Event('change'));
+            document.getElementById('tables').value = {json.dumps(out)};
+            document.getElementById('image').value = 'cam04/PICT0001.JPG';
+            document.getElementById('cfg-min_score').value = '0.99';
+        }})()""")
+        assert b.eval("document.getElementById('cfg-action').tagName") == "SELECT"  # the schema's enum
+        assert b.eval("document.getElementById('run').disabled") is True  # no run before a preview
+        b.eval("document.getElementById('preview').click()")
+        b.wait("document.querySelector('#preview-result td.dropped') !== null", 60, "the preview")
+        b.screenshot(docs / "console-postprocess.png")
+        b.eval("document.getElementById('run').click()")
+        job_id = b.wait("document.getElementById('job-link') && document.getElementById('job-link').textContent",
+                        60, "the submitted job's link")
+        b.eval("document.getElementById('job-link').click()")
+        b.wait("document.getElementById('job-status') && document.getElementById('job-status').textContent"
+               " === 'succeeded' && document.getElementById('stages') !== null", 180, "the job to succeed")
+        stages = b.eval("document.getElementById('stages').textContent")
+        assert "detections_checked" in stages and "flagged" in stages, stages
+        assert call("GET", f"{url}/v1/jobs/{job_id}", READ).json()["kind"] == "postprocess"
+
+        b.viewport(390, 844, mobile=True)
+        for page, ready in (("#/jobs", "#jobs"), (f"#/job/{job_id}", "#stages"), ("#/postprocess", "#filter"),
+                            ("#/models", "main .card"), ("#/reports", "main table")):
+            b.eval(f"location.hash = {json.dumps(page)}")
+            b.wait(f"document.querySelector({json.dumps(ready)}) !== null", 30, page)
+            width = b.eval("document.documentElement.scrollWidth")
+            assert width <= 392, f"{page} is {width}px wide on a 390px phone"
+        errors = b.errors()
+        assert errors == [], errors

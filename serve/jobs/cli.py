@@ -14,8 +14,6 @@ import os
 import sys
 from typing import Any
 
-import httpx
-
 from batch.flags import add_model_arguments
 from batch.reprocess.options import load_config_file
 from serve.jobs.kinds import KINDS, REFUSED
@@ -67,6 +65,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def request(args: argparse.Namespace, method: str, path: str, admin: bool = False, **kwargs: Any) -> Any:
+    # Here, not at the top: `trapline` registers these commands for every command it runs, and httpx costs
+    # the others ~0.7 s of start-up they do not need.
+    import httpx
+
     url = (args.url or os.environ.get("TRAPLINE_URL") or DEFAULT_URL).rstrip("/")
     token = os.environ.get("TRAPLINE_ADMIN_TOKEN") if admin else (
         os.environ.get("TRAPLINE_API_TOKEN") or os.environ.get("TRAPLINE_ADMIN_TOKEN"))

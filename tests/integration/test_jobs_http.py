@@ -94,6 +94,8 @@ def url(cluster, env, tmp_path_factory) -> str:
             "name": "trapline", "route_prefix": "/", "import_path": "serve.app:app_builder",
             "args": {
                 "store": env["store"].root, "api_token_env": "TRAPLINE_JOBS_READ_TOKEN",
+                # Two ingress replicas: both watch the aliases, and a promote must still start one backfill.
+                "http": {"one_hop": False, "ingress_num_replicas": 2, "ingress_num_cpus": 0.1},
                 "models": [{"name": "trapcam", "num_cpus": 0.5, "max_batch_size": 2, "alias_poll_interval_s": 1,
                             "on_promote": {"reprocess": {"archive": env["archive"], "out": str(d / "backfill"),
                                                          "dry_run": True, **JOB}}}],
@@ -215,8 +217,11 @@ def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(cluste
             seen.append(p)
         return shown["status"] not in ("pending", "running")
 
+    t0 = time.perf_counter()
     wait_for(progressed, 240, "the job to end", interval_s=0.3)
     final = wait_ended(url, job["id"])
+    print(f"reprocess of {env['n']} images over HTTP: {final['status']} {time.perf_counter() - t0:.1f} s after "
+          f"the submit answered; progress seen {len(seen)} time(s) while it ran")
     assert final["status"] == "succeeded", call("GET", f"{url}/v1/jobs/{job['id']}/logs", READ).json()["lines"][-20:]
     running = [p for p in seen if 0 < p["images_done"] < p["images_total"]]
     assert running, f"no progress seen while it ran: {seen}"
@@ -264,9 +269,12 @@ def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env
         return (shown.get("progress") or {}).get("images_done")
 
     wait_for(started, 180, "the first part")
+    t0 = time.perf_counter()
     r = call("POST", f"{url}/v1/jobs/{job['id']}/stop")
     assert r.status_code == 202 and r.json()["stop"] == "at_next_part", r.text
     final = wait_ended(url, job["id"])
+    print(f"stop at the next part: the job ended {time.perf_counter() - t0:.1f} s after POST .../stop "
+          f"({final['progress']['images_done']} of {env['n']} images done)")
     assert final["status"] == "stopped"
     assert final["progress"]["run_status"] == "interrupted" and "stopped on request" in final["progress"]["error"]
     assert 0 < final["progress"]["images_done"] < env["n"]
@@ -322,13 +330,18 @@ def test_jobs_from_ray_job_submit_and_the_cli_are_listed(cluster, url, env):
 def test_a_promote_starts_exactly_one_backfill(cluster, url, env):
     sid = backfill_id("trapcam", "production", "2")
     assert sid not in ray_jobs(cluster)
+    apps = cluster.api("GET", "/api/serve/applications/")["applications"]
+    replicas = apps["trapline"]["deployments"]["ingress"]["replicas"]
+    assert sum(r["state"] == "RUNNING" for r in replicas) == 2  # two watchers
     r = call("POST", f"{url}/v1/admin/models/trapcam/promote", params={"version": "2"})
     assert r.status_code == 200, r.text
+    t0 = time.perf_counter()
     job = wait_for(lambda: sid in ray_jobs(cluster) and call("GET", f"{url}/v1/jobs/{sid}", READ).json(), 60,
                    "the backfill job")
+    print(f"backfill submitted {time.perf_counter() - t0:.1f} s after the promote answered")
     assert job["origin"] == "promote trapcam@production" and job["model"] == "trapcam:2"
     assert wait_ended(url, sid)["status"] == "succeeded"
-    # The same version promoted again, and a second watcher (another replica) looking: nothing more.
+    # The same version promoted again, and one more watcher looking (a third replica): nothing more.
     assert call("POST", f"{url}/v1/admin/models/trapcam/promote", params={"version": "2"}).status_code == 200
     from ray.job_submission import JobSubmissionClient
 

@@ -125,13 +125,15 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
                                    "an open service (set it, or remove api_token_env)")
     # Resolve a relative store path where the app is built, not in each replica's working directory.
     store_root = ModelStore(cfg.store).root
-    cfg = check_routes(ModelStore(store_root), cfg.model_copy(update={"store": store_root}))
+    update = {"store": store_root, "jobs": cfg.jobs.resolved()}  # the jobs' roots too: relative to here
+    cfg = check_routes(ModelStore(store_root), cfg.model_copy(update=update))
     if cfg.record is not None:  # likewise the recording archive and tables
         cfg = cfg.model_copy(update={"record": cfg.record.model_copy(update={
             k: v if "://" in v else os.path.abspath(os.path.expanduser(v))
             for k, v in (("archive", cfg.record.archive), ("tables", cfg.record.tables))})})
     ingress_cfg = cfg.model_copy(update={
-        "models": [ModelServeConfig(name=m.name, classify=m.classify) for m in cfg.models],
+        "models": [ModelServeConfig(name=m.name, classify=m.classify, aliases=m.aliases, on_promote=m.on_promote)
+                   for m in cfg.models],
         "classifiers": [ClassifierServeConfig(name=c.name) for c in cfg.classifiers]})
     digests = (token_digest(admin_token), token_digest(api_token))
     replica_args = {m.name: (m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads,

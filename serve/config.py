@@ -24,6 +24,7 @@ from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve import APP_NAME
+from serve.jobs.config import JobsConfig, OnPromote
 from trapline.errors import ServeConfigError, TraplineError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
@@ -210,6 +211,7 @@ class ModelServeConfig(DeploymentServeConfig):
     classify: list[ClassifierRoute] = Field(default_factory=list, description=(
         "classifiers for this detector's kept detections: [{model: CLASSIFIER, labels: [detector labels], "
         "min_crop_px}] where CLASSIFIER names an entry of `classifiers` (default labels: its applies_to)"))
+    on_promote: OnPromote | None = Field(None, description="a job to submit once per version the alias moves to")
 
     @field_validator("classify")
     @classmethod
@@ -282,6 +284,7 @@ class ServeConfig(_Strict):
     classifiers: list[ClassifierServeConfig] = Field(default_factory=list, description=(
         "classifier deployments; a model's `classify` routes name them"))
     http: HttpConfig = HttpConfig()
+    jobs: JobsConfig = Field(default_factory=JobsConfig, description="jobs over HTTP (serve/jobs/)")
     admin_token_env: str = Field("TRAPLINE_ADMIN_TOKEN", description=(
         "env var holding the admin token; admin routes answer 403 while it is unset"))
     api_token_env: str | None = Field(None, description=(

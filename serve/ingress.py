@@ -26,6 +26,7 @@ from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, RefusedVersionOut, ReplicaStatus
 from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
+from serve.jobs.routes import attach_jobs
 from serve.protocol import (
     AliasMoveResponse,
     LoadedVersionOut,
@@ -108,6 +109,7 @@ class IngressCore:
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = create_api(self)
         attach_recording(api, self)
+        attach_jobs(api, self)  # /v1/jobs, /v1/filters, /v1/postprocess/preview, /console (serve/jobs/)
         return api
 
     def __del__(self) -> None:
@@ -118,7 +120,9 @@ class IngressCore:
 
     # -- auth ------------------------------------------------------------------------------------
     def check_api_token(self, authorization: str | None) -> None:
-        if self._api_digest and not bearer_ok(authorization, self._api_digest):
+        # The admin token reads too (the console and `trapline jobs` hold one token).
+        if self._api_digest and not bearer_ok(authorization, self._api_digest) \
+                and not bearer_ok(authorization, self._admin_digest):
             raise UnauthorizedError("this service needs `Authorization: Bearer <token>`",
                                     headers={"WWW-Authenticate": "Bearer"})
 

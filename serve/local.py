@@ -107,7 +107,9 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
-    started_ray = ensure_ray(address, num_cpus=num_cpus, env=direct_ingress_env() if direct_ingress else None)
+    # The local Ray runs its dashboard (on 127.0.0.1, token auth on): its job server runs /v1/jobs (serve/jobs/).
+    started_ray = ensure_ray(address, num_cpus=num_cpus, env=direct_ingress_env() if direct_ingress else None,
+                             include_dashboard=True)
     started_serve = False
     try:
         running = running_http_options()

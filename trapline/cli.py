@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
     ("serve.cli", "register"),
     ("batch.cli", "register"),
+    ("serve.jobs.cli", "register"),
 ]
 
 # One example per command, shown at the end of its --help. Kept here, beside the overview, so
@@ -37,6 +38,10 @@ EXAMPLES = {
     "report": "trapline report --tables ./detections --out ./report --compare megadetector:4",
     "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
     "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
+    "jobs list": "trapline jobs list --status running --url http://127.0.0.1:8000",
+    "jobs show": "trapline jobs show raysubmit_XYZ",
+    "jobs logs": "trapline jobs logs raysubmit_XYZ --tail 50",
+    "jobs stop": "trapline jobs stop raysubmit_XYZ",
 }
 
 OVERVIEW_EPILOG = """\

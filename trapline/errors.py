@@ -25,6 +25,13 @@ of HTTP errors and no table between the two. Library modules import this leaf mo
 | ray_unreachable    | a Ray cluster address (--address, $RAY_ADDRESS) nothing answers at |
 | serve_start_failed | a Serve app that could not be deployed or did not become ready    |
 | model_unavailable  | a served model none of whose versions could be loaded at start-up |
+| stopped            | a batch run that ended at a part because its job was asked to stop |
+| invalid_options    | a job's options (POST /v1/jobs) that fail the command's options model |
+| path_not_allowed   | a job option naming a path outside the allowed roots or buckets  |
+| job_not_found      | a job id that the cluster's job manager does not know             |
+| duplicate_job      | a job identical to one that is running (or a used submission id)  |
+| job_finished       | a stop of a job that has already ended                            |
+| jobs_unavailable   | the cluster's job manager cannot be reached                       |
 """
 
 from __future__ import annotations
@@ -203,6 +210,13 @@ class StalledError(BatchError):
     code = "stalled"
 
 
+class RunStoppedError(BatchError):
+    """A run asked to stop (`POST /v1/jobs/{id}/stop`, `trapline jobs stop`): it ends at its next part, lease
+    released and nothing half-written; a rerun resumes."""
+
+    code = "stopped"
+
+
 class ScopeError(BatchError):
     """A scope that cannot select anything (a bad time, --since after --until, an empty camera id)."""
 
@@ -225,6 +239,11 @@ class ServeStartError(TraplineError):
     """The app could not be deployed or did not become ready; the message says why."""
 
     code = "serve_start_failed"
+
+
+class ServiceRequestError(UserError):
+    """A request to the service (`trapline jobs ...`) that it refused or could not take; the message is the
+    service's own, with its status and type."""
 
 
 class ModelUnavailableError(TraplineError):
@@ -273,6 +292,40 @@ class CropGeometryChangedError(HttpError):
     runs the request once more, so a client sees it only if that happens twice in a row."""
 
     code, status = "crop_geometry_changed", 503
+
+
+class InvalidOptionsError(HttpError):
+    """A job's options that fail the command's options model; the message names every bad field."""
+
+    code, status = "invalid_options", 422
+
+
+class PathNotAllowedError(HttpError):
+    """A job option naming a local path outside the allowed roots, or a bucket the config does not name."""
+
+    code, status = "path_not_allowed", 403
+
+
+class JobNotFoundError(HttpError):
+    code, status = "job_not_found", 404
+
+
+class DuplicateJobError(HttpError):
+    """A job identical to one still running (same kind and options), or a submission id already used."""
+
+    code, status = "duplicate_job", 409
+
+
+class JobFinishedError(HttpError):
+    """A stop of a job that has already ended."""
+
+    code, status = "job_finished", 409
+
+
+class JobsUnavailableError(HttpError):
+    """The cluster's job manager (Ray's job server, on the dashboard) does not answer."""
+
+    code, status = "jobs_unavailable", 503
 
 
 class OverloadedError(HttpError):

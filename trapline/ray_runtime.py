@@ -38,6 +38,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
 
     if ray.is_initialized():
         return False
+    include_dashboard = kwargs.pop("include_dashboard", False)  # a local Ray's only: a cluster has its own or none
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address == "local":
         address = None
@@ -53,9 +54,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
                 _connect(address, **kwargs)
         else:
             secure_token_file()  # before ray.init, which would write a new token world-readable
-            with _loopback_only(), _interruptible_children(), _environ(env or {}):
+            ports = _dashboard_ports() if include_dashboard else contextlib.nullcontext({})
+            with _loopback_only(), _interruptible_children(), _environ(env or {}), ports as dashboard:
                 ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1",
-                         dashboard_host="127.0.0.1", include_dashboard=kwargs.pop("include_dashboard", False),
+                         dashboard_host="127.0.0.1", include_dashboard=include_dashboard, **dashboard,
                          **kwargs)
     except BaseException:
         ray_output.release()
@@ -150,6 +152,36 @@ def _interruptible_children() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _dashboard_ports() -> Iterator[dict[str, int]]:
+    """Free ports for a local Ray's dashboard and its job agent, instead of Ray's fixed defaults (8265, 52365).
+
+    With another Ray on the machine (a test session's, a second `trapline serve`) the fixed ports are taken: the
+    dashboard then runs, but its agent cannot bind its HTTP port and every job submission fails ("No available
+    agent to submit job"). ray.init takes the dashboard's port but not the agent's, which only Ray's RayParams
+    default sets (a private API: there is no public one), so that default is replaced while ray.init runs."""
+    from ray._private import parameter  # late: Ray's private module, only when a local Ray starts here
+
+    original = parameter.RayParams.__init__
+    agent_port = _free_port()
+
+    def init(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("dashboard_agent_listen_port", agent_port)
+        original(self, *args, **kw)
+
+    parameter.RayParams.__init__ = init
+    try:
+        yield {"dashboard_port": _free_port()}
+    finally:
+        parameter.RayParams.__init__ = original
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def shutdown_ray() -> None:

@@ -55,6 +55,8 @@ class PostprocessReport:
     wall_s: float = 0.0
     manifest: str | None = None
     notes: list[str] = field(default_factory=list)
+    # One image's preview (`--image` with `--dry-run`): each detection before and after the new filter set.
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def new_filter_set(source_specs: list[dict], name: str, config: Mapping[str, Any] | None, remove: bool,
@@ -201,6 +203,12 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     report.images_changed += 1
                     report.became_empty += bool(old_kept.any() and not kept.any())
                     report.became_nonempty += bool(kept.any() and not old_kept.any())
+                if dry_run and scope.image:
+                    report.changes += [{"detection_index": d["detection_index"], "label": d["label"],
+                                        "score": d["score"], "kept_before": bool(o), "kept_after": bool(k),
+                                        "change": "dropped" if o and not k else "restored" if k and not o
+                                        else "kept" if k else "still_dropped", "flags": list(f)}
+                                       for d, o, k, f in zip(mine.to_pylist(), old_kept, kept, flags, strict=True)]
                 scores = mine["score"].to_pylist()
                 new_row.update(status="ok" if n_kept else "empty", detection_count=n_kept,
                                max_score=max((s for s, k in zip(scores, kept, strict=True) if k), default=None))

@@ -26,7 +26,7 @@ import pyarrow as pa
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.read import read_and_prepare
 from batch.tables.commit import write_results, write_stage_results
-from trapline.errors import StalledError
+from trapline.errors import RunStoppedError, StalledError
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
 # A --via serve run of at most this many images (and no crop/classify stage) runs in the driver, not as a Ray
@@ -244,11 +244,15 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
         return _execute_inline(entries, spec, progress, on_part)
     ds = build_dataset(entries, spec)
     batches = iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))
-    for stats in _watched(batches, spec.stall_timeout_s, on_stall=lambda: _stop_executor(ds)):
-        for row in stats.to_pylist():
-            progress.add_part(row)
-            if on_part is not None:
-                on_part(progress)
+    try:
+        for stats in _watched(batches, spec.stall_timeout_s, on_stall=lambda: _stop_executor(ds)):
+            for row in stats.to_pylist():
+                progress.add_part(row)
+                if on_part is not None:
+                    on_part(progress)
+    except RunStoppedError:  # no task of the plan may go on writing while the run cleans up and lets go
+        _stop_executor(ds)
+        raise
     return progress
 
 

@@ -32,19 +32,21 @@ from batch.reprocess.summary import RunReport, apply_progress, format_report, re
 from batch.tables import journal
 from batch.tables.archive import entries_table, open_location
 from batch.tables.lease import RunLease
-from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, write_manifest
+from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
 from batch.tables.metadata import part_metadata
 from batch.tables.schema import RUNS_DIR
+from batch.tables.stop import stop_requested
 from model_store import ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
 from trapline import services
 from trapline.entry import add_verbose, run_command
-from trapline.errors import BatchError
+from trapline.errors import BatchError, RunStoppedError
 from trapline.ray_output import console, is_quiet
 from trapline.ray_runtime import RayUnreachableError, check_reachable, ensure_ray, shutdown_ray
 from trapline.services import ServiceRecord
 
-MANIFEST_EVERY_S = 30.0
+# The manifest is rewritten at most this often while parts land: `GET /v1/jobs/{id}` reads progress from it.
+MANIFEST_EVERY_S = 2.0
 
 
 def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] | None = None,
@@ -63,6 +65,7 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
     mv = ModelStore(options.store).get(options.model)
     out = open_location(options.out)
     lease = RunLease(out, mv.name, mv.version, run_id).acquire(options.wait_s)
+    job_id = submission_id()
     try:
         lease.start_heartbeat()
         # Uploads the online door answered but whose recorder died before committing them: committed now,
@@ -71,8 +74,11 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
         if recovered:
             log(f"committed {recovered} recorded upload(s) a stopped service had answered but not yet written")
 
-        def on_part_held(progress: Progress) -> None:  # a run whose lease was taken over stops here
+        def on_part_held(progress: Progress) -> None:  # a run whose lease was taken over, or asked to stop, ends here
             lease.check()
+            if stop_requested(out, job_id):
+                raise RunStoppedError(f"run {run_id} stopped on request (job {job_id}) after "
+                                      f"{progress.counts['images']} image(s); a rerun resumes")
             if on_part is not None:
                 on_part(progress)
 
@@ -122,6 +128,11 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C; `ray job stop` (SIGTERM: Ray's handler exits)
         report.status, report.error = "interrupted", "interrupted"
         _close(manifest, plan, report, t0, "interrupted", "interrupted")
+        raise
+    except RunStoppedError as exc:  # at a part boundary, with the plan shut down: remove what it left unfinished
+        report.status, report.error = "interrupted", str(exc)
+        report.orphans_removed += len(plan.tables.remove_orphans())
+        _close(manifest, plan, report, t0, "interrupted", str(exc))
         raise
     except BatchError:
         _close(manifest, plan, report, t0, "failed", None)
@@ -306,8 +317,9 @@ class _Reporter:
         if now - self.last_line >= self.interval or progress.counts["images"] >= progress.total:
             self.log(progress.line())
             self.last_line = now
-        if now - self.last_manifest >= MANIFEST_EVERY_S:
+        if now - self.last_manifest >= MANIFEST_EVERY_S or progress.parts == 1:
             self.manifest.counts = report_counts(self.report)
+            self.manifest.images_per_s = self.report.images_per_s
             self.manifest.touch()
             write_manifest(self.plan.tables.storage, self.manifest)
             self.last_manifest = now

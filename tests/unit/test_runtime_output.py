@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
@@ -123,7 +124,7 @@ def test_help_opens_with_what_trapline_does_and_every_command_has_an_example():
     for path in commands:
         p = sub.choices[path.split()[0]]
         for part in path.split()[1:]:
-            p = next(a for a in p._actions if a.dest == "models_command").choices[part]
+            p = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[part]
         text = p.format_help()
         assert p.description, path
         want = f"example:\n  {cli.EXAMPLES[path]}" if path in cli.EXAMPLES else f"examples:\n  trapline {path}"

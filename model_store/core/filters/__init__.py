@@ -55,6 +55,8 @@ class RepeatConfig(FilterConfig):
 
 
 class MinSizeFilter(PostFilter):
+    """Boxes smaller than a fraction of the image (distant specks, noise) fire."""
+
     name = "min_size"
     config_model = MinSizeConfig
 
@@ -67,6 +69,8 @@ class MinSizeFilter(PostFilter):
 
 
 class ClassMaskFilter(PostFilter):
+    """Detections whose label is not one of the allowed labels fire."""
+
     name = "class_mask"
     config_model = ClassMaskConfig
 
@@ -85,6 +89,8 @@ class ClassMaskFilter(PostFilter):
 
 
 class ScoreFilter(PostFilter):
+    """Detections scoring below a threshold fire."""
+
     name = "score"
     config_model = ScoreConfig
 
@@ -94,6 +100,9 @@ class ScoreFilter(PostFilter):
 
 
 class RepeatFilter(PostFilter):
+    """Boxes recurring at one place on one camera (sticks, rocks: MegaDetector's repeat-detection elimination)
+    fire; table-level, so it runs over stored tables (`trapline postprocess`)."""
+
     name = "repeat"
     config_model = RepeatConfig
     table_level = True

@@ -1,0 +1,171 @@
+"""`trapline jobs submit|list|show|logs|stop`: a client of the service's /v1/jobs routes (never of Ray itself).
+
+The submit flags of each kind are generated from the same options models as the command's own (`trapline
+reprocess --help` and `trapline jobs submit reprocess --help` list the same flags); the service validates them
+again and answers with the job. Tokens come from the environment: $TRAPLINE_ADMIN_TOKEN for submit and stop,
+$TRAPLINE_API_TOKEN (else the admin token) for reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from batch.flags import add_model_arguments
+from batch.reprocess.options import load_config_file
+from serve.jobs.kinds import KINDS, REFUSED
+from trapline.errors import ServiceRequestError
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("jobs", help="submit, list, follow and stop archive jobs through the service's HTTP API",
+                       description="Jobs run on the cluster's job manager; this talks to the service's /v1/jobs "
+                                   "(--url, default $TRAPLINE_URL or " + DEFAULT_URL + ").")
+    jobs = p.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+
+    s = jobs.add_parser("submit", help="submit a job: trapline jobs submit KIND --flags of `trapline KIND`")
+    kinds = s.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for kind in KINDS.values():
+        k = kinds.add_parser(kind.name, help=f"the options of `trapline {kind.name}`")
+        add_model_arguments(k, kind.options, kind.styles, skip=tuple(REFUSED))
+        if kind.name == "reprocess":
+            k.add_argument("--config", dest="config_file", default=argparse.SUPPRESS,
+                           help="YAML/JSON file with these options (flags override it)")
+        _common(k)
+        k.set_defaults(func=cmd_submit)
+
+    ls = jobs.add_parser("list", help="jobs on the cluster, newest first")
+    ls.add_argument("--kind", choices=list(KINDS))
+    ls.add_argument("--status", choices=["pending", "running", "succeeded", "failed", "stopped"])
+    ls.add_argument("--model", help="a model name or NAME:VERSION")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--offset", type=int, default=0)
+    _common(ls)
+    ls.set_defaults(func=cmd_list)
+
+    for name, func, text in (("show", cmd_show, "one job: status, progress, stage metrics"),
+                             ("logs", cmd_logs, "the tail of a job's log"),
+                             ("stop", cmd_stop, "stop a job (a reprocess ends at its next part)")):
+        c = jobs.add_parser(name, help=text)
+        c.add_argument("job_id", metavar="JOB_ID")
+        if name == "logs":
+            c.add_argument("--tail", type=int, default=200, help="last lines (0: all; default 200)")
+        _common(c)
+        c.set_defaults(func=func)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=None, help=f"the service (default $TRAPLINE_URL, else {DEFAULT_URL})")
+    p.add_argument("--json", action="store_true", dest="json_output", help="print the service's answer as JSON")
+
+
+def request(args: argparse.Namespace, method: str, path: str, admin: bool = False, **kwargs: Any) -> Any:
+    # Here, not at the top: `trapline` registers these commands for every command it runs, and httpx costs
+    # the others ~0.7 s of start-up they do not need.
+    import httpx
+
+    url = (args.url or os.environ.get("TRAPLINE_URL") or DEFAULT_URL).rstrip("/")
+    token = os.environ.get("TRAPLINE_ADMIN_TOKEN") if admin else (
+        os.environ.get("TRAPLINE_API_TOKEN") or os.environ.get("TRAPLINE_ADMIN_TOKEN"))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        r = httpx.request(method, url + path, headers=headers, timeout=60, trust_env=False, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ServiceRequestError(f"cannot reach the service at {url}: {exc}") from None
+    if r.status_code >= 400:
+        try:
+            err = r.json()["error"]
+            message = f"{err['message']} ({r.status_code} {err['type']})"
+        except (ValueError, KeyError, TypeError):
+            message = f"{r.status_code}: {r.text[:300]}"
+        raise ServiceRequestError(message)
+    return r.json()
+
+
+def submitted_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `trapline jobs submit KIND ...` sends: the flags given (over the --config file's)."""
+    skip = {"func", "command", "jobs_command", "kind", "url", "json_output", "config_file"}
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    if getattr(args, "config_file", None):
+        options = {**load_config_file(args.config_file), **options}
+    return options
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    job = request(args, "POST", "/v1/jobs", admin=True, json={"kind": args.kind, "options": submitted_options(args)})
+    if args.json_output:
+        print(json.dumps(job, indent=2))
+    else:
+        print(f"submitted {job['kind']} job {job['id']} ({job['status']})")
+        print(f"  follow it: trapline jobs show {job['id']}   logs: trapline jobs logs {job['id']}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    params = {k: v for k in ("kind", "status", "model", "limit", "offset") if (v := getattr(args, k)) is not None}
+    page = request(args, "GET", "/v1/jobs", params=params)
+    if args.json_output:
+        print(json.dumps(page, indent=2))
+        return 0
+    if not page["jobs"]:
+        print("no jobs")
+        return 0
+    print(f"{'ID':<34} {'KIND':<11} {'STATUS':<10} {'SUBMITTED':<26} {'MODEL':<24} PROGRESS")
+    for j in page["jobs"]:
+        print(f"{j['id']:<34} {j['kind']:<11} {j['status']:<10} {j['submitted_at'] or '-':<26} "
+              f"{j['model'] or '-':<24} {_progress_text(j.get('progress'))}")
+    shown = page["offset"] + len(page["jobs"])
+    if shown < page["total"]:
+        print(f"({shown} of {page['total']}; --offset {shown} for more)")
+    return 0
+
+
+def _progress_text(p: dict[str, Any] | None) -> str:
+    if not p:
+        return ""
+    text = f"{p['images_done']}/{p['images_total']}"
+    if p.get("images_per_s"):
+        text += f", {p['images_per_s']:.1f} images/s"
+    if p.get("eta_s") is not None:
+        text += f", ETA {p['eta_s']:.0f}s"
+    return text
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    job = request(args, "GET", f"/v1/jobs/{args.job_id}")
+    if args.json_output:
+        print(json.dumps(job, indent=2))
+        return 0
+    print(f"job {job['id']}: {job['kind']} {job['status']} (submitted {job['submitted_at']}, ended "
+          f"{job['ended_at'] or '-'}, by {job['origin']})")
+    if job.get("message"):
+        print(f"  {job['message']}")
+    for k, v in sorted((job.get("options") or {}).items()):
+        print(f"  {k} = {json.dumps(v) if isinstance(v, dict | list) else v}")
+    p = job.get("progress")
+    if p:
+        print(f"progress {_progress_text(p)} (run {p['run_id']}, {p['run_status']})")
+        for stage, counts in p["stages"].items():
+            print(f"  {stage:<9} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    logs = request(args, "GET", f"/v1/jobs/{args.job_id}/logs", params={"tail": args.tail})
+    print(json.dumps(logs, indent=2) if args.json_output else "\n".join(logs["lines"]))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    job = request(args, "POST", f"/v1/jobs/{args.job_id}/stop", admin=True)
+    if args.json_output:
+        print(json.dumps(job, indent=2))
+    else:
+        how = "at its next part" if job["stop"] == "at_next_part" else "now (signalled)"
+        print(f"job {job['id']} stops {how}", file=sys.stdout)
+    return 0

@@ -1,0 +1,277 @@
+// The trapline console: one static page over the service's own API (/v1/jobs, /v1/filters,
+// /v1/postprocess/preview, /v1/models, the admin routes). No build step, nothing loaded from elsewhere.
+"use strict";
+
+const page = document.getElementById("page");
+const message = document.getElementById("message");
+let timer = null;
+
+function token() { return sessionStorage.getItem("trapline-token") || ""; }
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "on") { for (const [ev, fn] of Object.entries(v)) node.addEventListener(ev, fn); }
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return node;
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (token()) headers.Authorization = "Bearer " + token();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const err = data.error || {};
+    throw new Error(`${err.message || r.statusText} (${r.status} ${err.type || ""})`);
+  }
+  return data;
+}
+
+function say(text) { message.textContent = text || ""; }
+
+function bar(p) {
+  if (!p || !p.images_total) return "";
+  const pct = Math.min(100, Math.round(100 * p.images_done / p.images_total));
+  const fill = el("span");
+  fill.style.width = pct + "%";  // a property, not a style attribute: the page's CSP allows no inline styles
+  return el("div", {class: "bar", title: `${pct}%`}, fill);
+}
+
+function progressText(p) {
+  if (!p) return "";
+  let t = `${p.images_done}/${p.images_total}`;
+  if (p.images_per_s) t += `, ${p.images_per_s.toFixed(1)} images/s`;
+  if (p.eta_s !== null && p.eta_s !== undefined) t += `, ETA ${Math.round(p.eta_s)} s`;
+  return t;
+}
+
+function statusCell(status) { return el("span", {class: "status-" + status}, status); }
+
+// -- jobs ------------------------------------------------------------------------------------------
+async function jobsPage(current = () => true) {
+  const data = await api("GET", "/v1/jobs?limit=50");
+  const rows = data.jobs.map(j => el("tr", {},
+    el("td", {}, el("a", {href: "#/job/" + encodeURIComponent(j.id)}, j.id)), el("td", {}, j.kind),
+    el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"), el("td", {}, j.submitted_at || "-"),
+    el("td", {}, bar(j.progress)), el("td", {}, progressText(j.progress))));
+  if (!current()) return false;
+
+  page.replaceChildren(el("h1", {}, `Jobs (${data.total})`),
+    el("div", {class: "scroll"}, el("table", {id: "jobs"},
+      el("thead", {}, el("tr", {}, ["id", "kind", "status", "model", "submitted", "progress", ""].map(h => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 7}, "no jobs yet"))))));
+  return data.jobs.some(j => j.status === "running" || j.status === "pending");
+}
+
+async function jobPage(id, current = () => true) {
+  const [job, logs] = await Promise.all([api("GET", "/v1/jobs/" + encodeURIComponent(id)),
+                                         api("GET", "/v1/jobs/" + encodeURIComponent(id) + "/logs?tail=40")]);
+  const p = job.progress;
+  const stages = p ? Object.entries(p.stages).map(([stage, counts]) => el("tr", {},
+    el("th", {}, stage), el("td", {class: "wrap"}, Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ")))) : [];
+  const active = job.status === "running" || job.status === "pending";
+  if (!current()) return false;
+
+  page.replaceChildren(
+    el("h1", {}, `${job.kind} job `, el("span", {id: "job-id"}, job.id), " ", el("span", {id: "job-status", class: "status-" + job.status}, job.status)),
+    el("div", {class: "card"},
+      el("div", {}, `submitted ${job.submitted_at || "-"}, ended ${job.ended_at || "-"}, by ${job.origin}`),
+      job.message ? el("div", {}, job.message) : "",
+      active ? el("button", {class: "danger", id: "stop", on: {click: () => stopJob(job.id)}}, "Stop") : ""),
+    el("h2", {}, "Progress"),
+    p ? el("div", {class: "card"}, bar(p), el("div", {}, progressText(p), ` (run ${p.run_id}, ${p.run_status})`),
+          el("div", {class: "scroll"}, el("table", {id: "stages"}, el("tbody", {}, stages))))
+      : el("p", {}, "no run manifest yet"),
+    el("h2", {}, "Options"), el("pre", {}, JSON.stringify(job.options, null, 2)),
+    el("h2", {}, "Log (tail)"), el("pre", {id: "log"}, logs.lines.join("\n")));
+  return active;
+}
+
+async function stopJob(id) {
+  if (!confirm(`Stop job ${id}? A reprocess ends at its next part.`)) return;
+  try { const r = await api("POST", "/v1/jobs/" + encodeURIComponent(id) + "/stop"); say(`stop requested (${r.stop})`); }
+  catch (e) { say(e.message); }
+  route();
+}
+
+// -- post-processing: a form from the filter's JSON Schema, a preview, then the job ----------------
+function fieldFor(name, schema, defs, required) {
+  let s = schema;
+  if (s.$ref) s = defs[s.$ref.split("/").pop()];
+  if (s.anyOf) s = s.anyOf.find(x => x.type !== "null") || s.anyOf[0];
+  const id = "cfg-" + name;
+  const def = schema.default;
+  let input;
+  if (s.enum) {
+    input = el("select", {id, name}, s.enum.map(v => el("option", {value: v, selected: v === def}, v)));
+  } else if (s.type === "boolean") {
+    input = el("input", {id, name, type: "checkbox", checked: def === true});
+  } else if (s.type === "number" || s.type === "integer") {
+    input = el("input", {id, name, type: "number", step: s.type === "integer" ? "1" : "any", required,
+                         min: s.minimum ?? s.exclusiveMinimum ?? null, max: s.maximum ?? s.exclusiveMaximum ?? null,
+                         value: def ?? ""});
+  } else if (s.type === "array") {
+    input = el("input", {id, name, type: "text", required, placeholder: "comma-separated",
+                         value: Array.isArray(def) ? def.join(",") : ""});
+  } else {
+    input = el("input", {id, name, type: "text", required, value: def ?? ""});
+  }
+  input.dataset.kind = s.type || (s.enum ? "enum" : "string");
+  return [el("label", {for: id}, name + (required ? " *" : "")), input,
+          el("div", {class: "help"}, schema.description || s.description || "")];
+}
+
+function readConfig(form) {
+  const config = {};
+  for (const input of form.querySelectorAll("[id^=cfg-]")) {
+    const kind = input.dataset.kind;
+    if (kind === "boolean") { config[input.name] = input.checked; continue; }
+    if (input.value === "") continue;
+    if (kind === "number" || kind === "integer") config[input.name] = Number(input.value);
+    else if (kind === "array") config[input.name] = input.value.split(",").map(v => v.trim()).filter(Boolean);
+    else config[input.name] = input.value;
+  }
+  return config;
+}
+
+async function postprocessPage(current = () => true) {
+  const {filters} = await api("GET", "/v1/filters");
+  const select = el("select", {id: "filter"}, filters.map(f => el("option", {value: f.name}, f.name)));
+  const configForm = el("form", {class: "grid", id: "config-form"});
+  const description = el("p", {id: "filter-description"});
+  const result = el("div", {id: "preview-result"});
+  const run = el("button", {id: "run", type: "button", disabled: true}, "Confirm and run");
+  const scope = el("form", {class: "grid", id: "scope-form"},
+    el("label", {for: "tables"}, "tables *"), el("input", {id: "tables", type: "text", required: true, placeholder: "the reprocess --out location"}),
+    el("div", {class: "help"}, "the tables to re-filter (under the service's allowed roots)"),
+    el("label", {for: "model"}, "model"), el("input", {id: "model", type: "text", placeholder: "NAME:VERSION (when several are stored)"}),
+    el("div", {class: "help"}, ""),
+    el("label", {for: "image"}, "preview image *"), el("input", {id: "image", type: "text", placeholder: "cam01/IMG_0001.jpg"}),
+    el("div", {class: "help"}, "one stored image to try the filter on before the run"));
+  function showFilter() {
+    const f = filters.find(x => x.name === select.value);
+    description.textContent = `${f.description} (${f.kind}${f.table_level ? ", table-level" : ""})`;
+    const props = f.schema.properties || {};
+    configForm.replaceChildren(...Object.entries(props).flatMap(([name, s]) =>
+      fieldFor(name, s, f.schema.$defs || {}, f.required.includes(name))));
+    run.disabled = true;
+    result.replaceChildren();
+  }
+  function options() {
+    const o = {tables: document.getElementById("tables").value, filter: select.value, config: readConfig(configForm)};
+    const model = document.getElementById("model").value;
+    if (model) o.model = model;
+    return o;
+  }
+  async function preview() {
+    say("");
+    try {
+      const r = await api("POST", "/v1/postprocess/preview", {...options(), image: document.getElementById("image").value});
+      const rows = r.changes.map(c => el("tr", {}, el("td", {}, c.detection_index), el("td", {}, c.label),
+        el("td", {}, c.score.toFixed(3)), el("td", {class: c.change}, c.change), el("td", {}, c.flags.join(", "))));
+      result.replaceChildren(el("div", {class: "card"},
+        el("div", {}, `kept ${r.summary.kept_before} -> ${r.summary.kept_after} of ${r.summary.detections_checked} detection(s); ${r.summary.flagged} flagged`),
+        el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["#", "label", "score", "change", "flags"].map(h => el("th", {}, h)))),
+          el("tbody", {}, rows))), r.notes.map(n => el("div", {}, n))));
+      run.disabled = false;
+    } catch (e) { say(e.message); run.disabled = true; }
+  }
+  async function submit() {
+    if (!confirm(`Run ${select.value} over ${document.getElementById("tables").value}?`)) return;
+    try {
+      const job = await api("POST", "/v1/jobs", {kind: "postprocess", options: options()});
+      result.append(el("p", {}, "submitted: ", el("a", {id: "job-link", href: "#/job/" + encodeURIComponent(job.id)}, job.id)));
+      run.disabled = true;
+    } catch (e) { say(e.message); }
+  }
+  select.addEventListener("change", showFilter);
+  if (!current()) return false;
+
+  page.replaceChildren(el("h1", {}, "Run post-processing"),
+    el("form", {class: "grid"}, el("label", {for: "filter"}, "filter"), select, el("div", {class: "help"}, "")),
+    description, scope, el("h2", {}, "Filter config"), configForm,
+    el("p", {}, el("button", {id: "preview", type: "button", on: {click: preview}}, "Preview on this image"), " ", run),
+    result);
+  run.addEventListener("click", submit);
+  showFilter();
+  return false;
+}
+
+// -- models: versions, aliases, refused versions, promote and rollback ------------------------------
+async function modelsPage(current = () => true) {
+  const data = await api("GET", "/v1/models");
+  const cards = data.models.map(m => {
+    const versions = m.versions.map(v => el("tr", {}, el("td", {}, v.version), el("td", {}, v.aliases.join(", ")),
+      el("td", {}, (v.sha256 || "").slice(0, 12)), el("td", {}, v.device || "")));
+    const errors = m.errors.map(e => el("li", {class: "dropped"}, `${e.version}: ${e.type}: ${e.message || ""}`));
+    const version = el("input", {type: "text", placeholder: "version", size: 6});
+    const alias = el("input", {type: "text", value: m.default_alias || "production", size: 10});
+    return el("div", {class: "card"}, el("h2", {}, `${m.name} (${m.kind})`),
+      el("div", {}, "aliases: " + Object.entries(m.aliases || {}).map(([a, v]) => `${a} -> ${v}`).join(", ")),
+      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["version", "aliases", "sha256", "device"].map(h => el("th", {}, h)))),
+        el("tbody", {}, versions))),
+      errors.length ? el("div", {}, "refused versions:", el("ul", {}, errors)) : "",
+      el("p", {}, version, " ", alias, " ",
+        el("button", {type: "button", on: {click: () => moveAlias(m.name, "promote", alias.value, version.value)}}, "Promote"), " ",
+        el("button", {type: "button", class: "danger", on: {click: () => moveAlias(m.name, "rollback", alias.value)}}, "Roll back")));
+  });
+  if (!current()) return false;
+
+  page.replaceChildren(el("h1", {}, "Models"), el("p", {}, `admin routes ${data.admin_routes}`), ...cards);
+  return false;
+}
+
+async function moveAlias(model, action, alias, version) {
+  const what = action === "promote" ? `${model}@${alias} -> ${version}` : `roll ${model}@${alias} back`;
+  if (!confirm(`${what}? Every replica loads and warms it first.`)) return;
+  const q = new URLSearchParams({alias});
+  if (version) q.set("version", version);
+  try { const r = await api("POST", `/v1/admin/models/${encodeURIComponent(model)}/${action}?${q}`); say(`${model}@${r.alias} -> ${r.version}`); }
+  catch (e) { say(e.message); }
+  route();
+}
+
+// -- reports: the report jobs and where their pages are -------------------------------------------
+async function reportsPage(current = () => true) {
+  const data = await api("GET", "/v1/jobs?kind=report&limit=100");
+  if (!current()) return false;
+
+  page.replaceChildren(el("h1", {}, "Review reports"), el("div", {class: "scroll"}, el("table", {},
+    el("thead", {}, el("tr", {}, ["job", "status", "model", "report (index.html)"].map(h => el("th", {}, h)))),
+    el("tbody", {}, data.jobs.map(j => el("tr", {}, el("td", {}, el("a", {href: "#/job/" + j.id}, j.id)),
+      el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"),
+      el("td", {class: "wrap"}, j.options ? j.options.out + "/index.html" : "-")))))));
+  return false;
+}
+
+// -- routing ---------------------------------------------------------------------------------------
+let shown = 0;  // the newest route() call: an older one still loading must not paint over it
+
+async function route() {
+  clearTimeout(timer);
+  const call = ++shown;
+  const hash = location.hash || "#/jobs";
+  for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", hash.startsWith(a.getAttribute("href")));
+  const [, name, arg] = hash.split("/");
+  const pages = {jobs: jobsPage, job: current => jobPage(decodeURIComponent(arg || ""), current), postprocess: postprocessPage,
+                 models: modelsPage, reports: reportsPage};
+  try {
+    const live = await (pages[name] || jobsPage)(() => call === shown);
+    if (live && call === shown) timer = setTimeout(route, 2000);  // live progress while something runs
+  } catch (e) {
+    if (call === shown) page.replaceChildren(el("h1", {}, "trapline"), el("p", {}, e.message));
+  }
+}
+
+document.getElementById("token-form").addEventListener("submit", ev => {
+  ev.preventDefault();
+  sessionStorage.setItem("trapline-token", document.getElementById("token").value);
+  document.getElementById("token").value = "";
+  route();
+});
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,165 @@
+"""The job kinds: for each, the options model the CLI uses, a fixed entry point, and the argv built from options.
+
+A job's command line is never taken from a caller: it is built here from options the kind's own model has
+validated (`argv`), checked by parsing it back with the command's real parser (`check_round_trip`), and
+quoted for the job manager's shell with `shlex.join`, so no value can become part of a shell command.
+The same parsers read the entry points of jobs submitted another way (`ray job submit -- trapline
+reprocess ...`), so they are listed with their options too (`recognise`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from batch.export.options import EXPORT_FLAGS, ExportOptions
+from batch.flags import FlagStyle, _base_type, add_model_arguments
+from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
+from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
+from batch.review.options import REVIEW_FLAGS, ReviewOptions
+from batch.tables.options import SET_FLAGS, describe_problems
+from trapline.errors import InvalidOptionsError
+
+# Options a caller may not set over HTTP: the job runs on this cluster, and prints for its log.
+REFUSED = {"address": "a job runs on the cluster of the service", "json_output": "not an option of the work",
+           "progress_bars": "not an option of the work"}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job: `python -m <module> [command] <flags from options>`."""
+
+    name: str
+    options: type[BaseModel]
+    styles: dict[str, FlagStyle]
+    module: tuple[str, ...]  # what follows `python`: ("-m", "batch.reprocess") or ("-m", "trapline.cli", "events")
+    paths: tuple[str, ...]  # fields that name a local path or an s3:// location
+    tables: str  # the field naming the tables whose _runs/ holds the run's manifest
+
+    def parser(self) -> argparse.ArgumentParser:
+        """The command's own flags, generated from its options model as the CLI generates them."""
+        p = argparse.ArgumentParser(prog=self.name, add_help=False, exit_on_error=False)
+        add_model_arguments(p, self.options, self.styles)
+        # What the command lines take besides the options (the reprocess model has its own --json)
+        if "--json" not in p._option_string_actions:
+            p.add_argument("--json", action="store_true", dest="json_output", default=argparse.SUPPRESS)
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+        if "--config" not in p._option_string_actions:  # reprocess: a file of options
+            p.add_argument("--config", dest="config_file", default=argparse.SUPPRESS)
+        return p
+
+    def validate(self, raw: Any) -> BaseModel:
+        """The options as the command's model validates them; InvalidOptionsError names every bad field."""
+        if not isinstance(raw, dict):
+            raise InvalidOptionsError(f"options must be a JSON object of {self.name} options, got "
+                                      f"{type(raw).__name__}", fields=["options"])
+        refused = sorted(set(raw) & set(REFUSED))
+        if refused:
+            raise InvalidOptionsError("; ".join(f"{k}: cannot be set over HTTP ({REFUSED[k]})" for k in refused),
+                                      fields=refused)
+        try:
+            return self.options.model_validate(raw)
+        except ValidationError as exc:
+            fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) or ["options"]
+            raise InvalidOptionsError(f"invalid {self.name} options: " + "; ".join(describe_problems(exc)),
+                                      fields=fields) from None
+
+    def argv(self, options: BaseModel) -> list[str]:
+        """The flags that give `options` (those that differ from the defaults), each as one `--flag=value`
+        word: a value starting with '-' cannot pass for a flag."""
+        out: list[str] = []
+        data = options.model_dump(mode="json", exclude_defaults=True)
+        for name, value in data.items():
+            info = self.options.model_fields[name]
+            style = self.styles.get(name, FlagStyle())
+            if style.switches:
+                out.append(style.switches[value][0])
+                continue
+            flag = (style.flags or ("--" + name.replace("_", "-"),))[0]
+            kind = _base_type(info.annotation)
+            if kind is bool and info.default is None:
+                out.append(flag if value else "--no-" + flag[2:])
+            elif kind is bool:
+                if not value:
+                    raise AssertionError(f"{name}: a switch cannot be turned off")
+                out.append(flag)
+            elif value is None:
+                raise AssertionError(f"{name}: None differs from the default and has no flag")
+            elif style.repeatable:
+                out += [f"{flag}={v}" for v in value]
+            elif isinstance(value, dict):
+                out.append(f"{flag}={json.dumps(value, separators=(',', ':'))}")
+            elif isinstance(value, list) and name == "concurrency":
+                out.append(f"{flag}={value[0]}-{value[1]}")
+            elif isinstance(value, list):
+                out.append(f"{flag}={','.join(map(str, value))}")
+            else:
+                out.append(f"{flag}={value}")
+        return out
+
+    def parse(self, argv: list[str]) -> BaseModel:
+        """Options from a command line of this kind (ValueError when it is not one)."""
+        try:
+            ns = self.parser().parse_args(argv)
+        except (argparse.ArgumentError, SystemExit) as exc:
+            raise ValueError(f"not a {self.name} command line: {exc}") from None
+        given = {k: v for k, v in vars(ns).items() if k not in ("json_output", "verbose", "config_file")}
+        return self.options.model_validate(given)
+
+    def command(self, python: str, options: BaseModel) -> list[str]:
+        return [python, *self.module, *self.argv(options)]
+
+    def check_round_trip(self, options: BaseModel) -> list[str]:
+        """argv for `options`, parsed back by the command's parser to the same options (or AssertionError)."""
+        argv = self.argv(options)
+        back = self.parse(argv)
+        if back.model_dump(mode="json") != options.model_dump(mode="json"):
+            raise AssertionError(f"{self.name}: argv {argv!r} does not give back the options")
+        return argv
+
+
+def _tables_kind(name: str, options: type[BaseModel], styles: dict[str, FlagStyle], *paths: str) -> JobKind:
+    return JobKind(name, options, styles, ("-m", "trapline.cli", name), ("tables", "store", *paths), "tables")
+
+
+KINDS: dict[str, JobKind] = {k.name: k for k in (
+    JobKind("reprocess", ReprocessOptions, FLAG_STYLES, ("-m", "batch.reprocess"), ("archive", "out", "store"),
+            "out"),
+    _tables_kind("postprocess", PostprocessOptions, POSTPROCESS_FLAGS),
+    _tables_kind("events", EventsOptions, SET_FLAGS),
+    _tables_kind("export", ExportOptions, EXPORT_FLAGS, "out", "deployments", "package_meta"),
+    _tables_kind("report", ReviewOptions, REVIEW_FLAGS, "out"),
+    _tables_kind("crops", CropsOptions, CROPS_FLAGS),
+)}
+
+
+def recognise(entrypoint: str) -> tuple[JobKind, BaseModel | None] | None:
+    """The kind (and options, when they parse) of a job's entry point, if it runs a trapline command:
+    `python -m batch.reprocess ...`, `python -m trapline.cli KIND ...` or `trapline KIND ...`."""
+    try:
+        words = shlex.split(entrypoint)
+    except ValueError:
+        return None
+    for i, word in enumerate(words):
+        rest: list[str] | None = None
+        if word == "-m" and i + 1 < len(words) and words[i + 1] == "batch.reprocess":
+            kind, rest = KINDS["reprocess"], words[i + 2:]
+        elif (word == "-m" and words[i + 1:i + 2] == ["trapline.cli"]) or word.rsplit("/", 1)[-1] == "trapline":
+            j = i + 2 if word == "-m" else i + 1
+            args = [w for w in words[j:] if not w.startswith("-")][:1]
+            if not args or args[0] not in KINDS:
+                return None
+            rest = words[j:]
+            rest.pop(rest.index(args[0]))
+            kind = KINDS[args[0]]
+        if rest is not None:
+            try:
+                return kind, kind.parse(rest)
+            except (ValueError, ValidationError):
+                return kind, None
+    return None

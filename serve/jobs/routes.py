@@ -1,0 +1,185 @@
+"""The jobs, filters and preview routes: parse, check the token, call `JobControl` in a thread, answer.
+
+Attached to the ingress's FastAPI app by `attach_jobs(api, service)` (serve/router.py, one line); the handlers
+find the control plane and the service on `request.app.state`. Submit and stop need the admin token; reads
+need the API token when one is configured (the admin token is accepted for them too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from batch.refilter.postprocess import run_postprocess
+from model_store import ModelStore
+from model_store.core.filters import REGISTRY
+from serve.jobs.backfill import BackfillWatcher
+from serve.jobs.control import STATUSES, JobControl
+from serve.jobs.kinds import KINDS
+from trapline.errors import ForbiddenError, NotFoundError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from serve.ingress import IngressCore
+
+router = APIRouter()
+CONSOLE = Path(__file__).with_name("console")
+CONSOLE_FILES = {"index.html": "text/html", "console.js": "text/javascript", "console.css": "text/css"}
+# The console loads nothing from elsewhere and runs no inline script or style: the browser enforces it.
+CONSOLE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                   "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+
+
+class JobRequest(BaseModel):
+    """`POST /v1/jobs`: a kind and its options; nothing else (no entry point, no runtime_env)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(..., description=f"one of {', '.join(KINDS)}")
+    options: dict[str, Any] = Field(default_factory=dict, description="the command's options, as its flags name "
+                                                                      "them (archive, out, model, ...)")
+
+
+class PreviewRequest(BaseModel):
+    """`POST /v1/postprocess/preview`: a filter and its config, tried on one stored image."""
+
+    model_config = ConfigDict(extra="forbid")
+    tables: str
+    image: str = Field(..., description="the image's URI or its path relative to the archive")
+    filter: str
+    config: dict[str, Any] | None = None
+    remove: bool = False
+    model: str | None = None
+    filters_hash: str | None = None
+
+
+def _service(request: Request) -> IngressCore:
+    return request.app.state.trapline_service
+
+
+def _control(request: Request) -> JobControl:
+    return request.app.state.trapline_jobs
+
+
+async def read_auth(request: Request) -> None:
+    """The API token when one is set; the admin token passes too."""
+    service, auth = _service(request), request.headers.get("authorization")
+    try:
+        service.check_api_token(auth)
+    except UnauthorizedError:
+        try:
+            service.check_admin_token(auth)
+        except (UnauthorizedError, ForbiddenError):
+            raise UnauthorizedError("this route needs `Authorization: Bearer <API or admin token>`",
+                                    headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+async def admin_auth(request: Request) -> None:
+    _service(request).check_admin_token(request.headers.get("authorization"))
+
+
+async def _run(fn, *args, **kwargs):
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+@router.post("/v1/jobs", tags=["jobs"], status_code=201, dependencies=[Depends(admin_auth)],
+             summary="Submit a job (validated with the command's own options model) to the cluster's job manager")
+async def submit_job(request: Request, body: JobRequest) -> JSONResponse:
+    job = await _run(_control(request).submit, body.kind, body.options)
+    return JSONResponse(job, status_code=201)
+
+
+@router.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(read_auth)],
+            summary="Trapline jobs on the cluster (however submitted), newest first")
+async def list_jobs(request: Request, kind: str | None = Query(None, description=", ".join(KINDS)),
+                    status: str | None = Query(None, description=", ".join(STATUSES)),
+                    model: str | None = Query(None, description="a model name or NAME:VERSION"),
+                    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    return await _run(_control(request).list, kind, status, model, limit, offset)
+
+
+@router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(read_auth)],
+            summary="One job: status, options, timestamps, progress and stage metrics from its run manifest")
+async def show_job(request: Request, job_id: str) -> dict[str, Any]:
+    return await _run(_control(request).show, job_id)
+
+
+@router.get("/v1/jobs/{job_id}/logs", tags=["jobs"], dependencies=[Depends(read_auth)],
+            summary="The tail of a job's log")
+async def job_logs(request: Request, job_id: str, tail: int = Query(200, ge=0, le=100_000)) -> dict[str, Any]:
+    return await _run(_control(request).logs, job_id, tail)
+
+
+@router.post("/v1/jobs/{job_id}/stop", tags=["jobs"], status_code=202, dependencies=[Depends(admin_auth)],
+             summary="Stop a job: a reprocess ends at its next part, lease released, nothing half-written")
+async def stop_job(request: Request, job_id: str) -> JSONResponse:
+    return JSONResponse(await _run(_control(request).stop, job_id), status_code=202)
+
+
+@router.get("/v1/filters", tags=["post-processing"], dependencies=[Depends(read_auth)],
+            summary="Every registered post-processing filter: description, defaults, JSON Schema of its config")
+async def list_filters() -> dict[str, Any]:
+    return {"filters": [filter_info(name, cls) for name, cls in REGISTRY.items()]}
+
+
+def filter_info(name: str, cls: Any) -> dict[str, Any]:
+    model = cls.config_model
+    doc = (cls.__doc__ or model.__doc__ or "").strip()
+    defaults = {k: f.default for k, f in model.model_fields.items() if not f.is_required()}
+    return {"name": name, "kind": cls.kind, "table_level": cls.table_level, "description": doc.split("\n\n")[0],
+            "defaults": defaults, "required": [k for k, f in model.model_fields.items() if f.is_required()],
+            "schema": model.model_json_schema()}
+
+
+@router.post("/v1/postprocess/preview", tags=["post-processing"], dependencies=[Depends(read_auth)],
+             summary="What a filter would change on one stored image (kept / dropped), without writing")
+async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
+    control = _control(request)
+    raw = {**body.model_dump(exclude_none=True, exclude_defaults=True), "dry_run": True}
+    kind, options = await _run(control.prepare, "postprocess", raw)
+    report = await _run(run_postprocess, **options.run_kwargs())
+    out = dataclasses.asdict(report)
+    out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after")}
+    return out
+
+
+@router.get("/console", include_in_schema=False)
+async def console_page() -> FileResponse:
+    """The console: static HTML + JS over these routes (the token is entered in the page)."""
+    return FileResponse(CONSOLE / "index.html", media_type="text/html", headers=CONSOLE_HEADERS)
+
+
+@router.get("/console/{name}", include_in_schema=False)
+async def console_file(name: str) -> FileResponse:
+    if name not in CONSOLE_FILES:
+        raise NotFoundError(f"no console file {name!r}")
+    return FileResponse(CONSOLE / name, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
+
+
+def attach_jobs(api: FastAPI, service: IngressCore) -> None:
+    """Add the jobs, filters and preview routes to the ingress's app, and (with on_promote policies) start the
+    backfill watcher when the app starts."""
+    cfg = service.config
+    jobs_cfg = cfg.jobs
+    if not jobs_cfg.enabled:
+        return
+    control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
+    api.state.trapline_service, api.state.trapline_jobs = service, control
+    api.include_router(router)
+    policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
+                for m in cfg.models if m.on_promote is not None}
+    if policies:
+        watcher = BackfillWatcher(control, ModelStore(cfg.store, cache_dir=cfg.cache_dir), policies,
+                                  jobs_cfg.promote_poll_s)
+        api.state.trapline_backfill = watcher
+
+        async def start() -> None:
+            api.state.trapline_backfill_task = asyncio.create_task(watcher.run())
+
+        api.router.on_startup.append(start)
+
+

@@ -1,0 +1,420 @@
+"""Jobs over HTTP on a real Ray job manager: submit, progress, stop, the bad-input list, jobs submitted another way,
+the filters registry and the single-image preview, and the backfill on promote.
+
+One Ray for the module with its dashboard (the job server) and token auth on, started in a launcher process as
+tests/fixtures/multinode.py starts one (the test process is the driver of the session's own Ray); the trapline app
+is deployed to it with `serve deploy`, as on a real cluster, and driven with httpx and the `trapline jobs` CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from batch.tables.manifest import read_manifests
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS, IMAGES
+from model_store import ModelStore
+from serve.jobs.backfill import BackfillWatcher, backfill_id
+from serve.jobs.config import JobsConfig
+from serve.jobs.control import JobControl
+from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local
+from tests.fixtures.multinode import REPO, MultiNodeCluster, slow_brightness_model
+
+pytestmark = pytest.mark.ray
+
+ADMIN, READ = "jobs-admin-token", "jobs-read-token"
+EXTRA_IMAGES = 40  # day frames added to the fixture archive so that a job runs long enough to watch and stop
+# Small parts and a small share of the CPUs: progress lands part by part, and the job fits beside the replica.
+JOB = {"path_pattern": PATH_PATTERN, "rows_per_file": 2, "batch_size": 2, "read_batch_size": 2, "num_cpus": 0.25,
+       "progress_interval_s": 0.5}
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("jobs")
+    store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
+    weights = slow_brightness_model(d / "slow.onnx", convs=4, channels=16)
+    store.publish(weights, "trapcam", "1", brightness_config())
+    store.publish(weights, "trapcam", "2", brightness_config(score_threshold=0.5))
+    store.promote("trapcam:1")
+    spec = build_archive()
+    for i in range(EXTRA_IMAGES):
+        spec.files[f"cam04/PICT{i + 1:04d}.JPG"] = encode(picture(160, 120, False, 400 + i))
+        spec.mtimes[f"cam04/PICT{i + 1:04d}.JPG"] = spec.mtimes["cam03/PICT0001.JPG"]
+    archive = write_local(spec, d / "archive")
+    return {"dir": d, "store": store, "archive": str(archive), "n": len(spec.images)}
+
+
+@pytest.fixture(scope="module")
+def cluster(env) -> Iterator[MultiNodeCluster]:
+    # The tokens are read where the app is built (the cluster's processes): set before its launcher starts.
+    saved = {k: os.environ.get(k) for k in ("TRAPLINE_ADMIN_TOKEN", "TRAPLINE_JOBS_READ_TOKEN")}
+    os.environ.update(TRAPLINE_ADMIN_TOKEN=ADMIN, TRAPLINE_JOBS_READ_TOKEN=READ)
+    try:
+        c = MultiNodeCluster()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    try:
+        c.start_head(num_cpus=2)
+        yield c
+    finally:
+        c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def url(cluster, env, tmp_path_factory) -> str:
+    from serve.local import free_port
+
+    port = free_port()
+    d = env["dir"]
+    config = {
+        "http_options": {"host": "127.0.0.1", "port": port},
+        "applications": [{
+            "name": "trapline", "route_prefix": "/", "import_path": "serve.app:app_builder",
+            "args": {
+                "store": env["store"].root, "api_token_env": "TRAPLINE_JOBS_READ_TOKEN",
+                # Two ingress replicas: both watch the aliases, and a promote must still start one backfill.
+                "http": {"one_hop": False, "ingress_num_replicas": 2, "ingress_num_cpus": 0.1},
+                "models": [{"name": "trapcam", "num_cpus": 0.5, "max_batch_size": 2, "alias_poll_interval_s": 1,
+                            "on_promote": {"reprocess": {"archive": env["archive"], "out": str(d / "backfill"),
+                                                         "dry_run": True, **JOB}}}],
+                "jobs": {"roots": [str(d)], "working_dir_allowed": False, "promote_poll_s": 0.5},
+            },
+        }],
+    }
+    path = tmp_path_factory.mktemp("jobs-serve") / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cluster.cli("serve", "deploy", str(path), "--address", cluster.dashboard_url)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(base + "/readyz", timeout=5, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, 180, "the app to be ready", interval_s=0.5)
+    return base
+
+
+def call(method: str, url: str, token: str | None = ADMIN, **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, url, headers=headers, timeout=60, trust_env=False, **kwargs)
+
+
+def ray_jobs(cluster: MultiNodeCluster) -> set[str]:
+    """Every job the cluster's job manager holds, by Ray's own API."""
+    return {j["submission_id"] for j in cluster.api("GET", "/api/jobs/")}
+
+
+def reprocess(env, out: str, **extra) -> dict:
+    return {"archive": env["archive"], "out": out, "model": "trapcam@production", **JOB, **extra}
+
+
+def wait_ended(url: str, job_id: str, timeout_s: float = 240) -> dict:
+    def ended():
+        job = call("GET", f"{url}/v1/jobs/{job_id}", READ).json()
+        return job if job["status"] in ("succeeded", "failed", "stopped") else None
+
+    return wait_for(ended, timeout_s, f"job {job_id} to end", interval_s=0.5)
+
+
+def no_orphans(out: str) -> None:
+    tables = Tables(out)
+    assert set(tables.parts(DETECTIONS, "trapcam", "1")) <= set(tables.parts(IMAGES, "trapcam", "1"))
+
+
+def test_bad_inputs_get_a_typed_4xx_and_submit_nothing(cluster, url, env, tmp_path):
+    before = ray_jobs(cluster)
+    out = str(env["dir"] / "bad")
+    cases = [
+        ("no token", None, {"kind": "reprocess", "options": reprocess(env, out)}, 401, "unauthorized"),
+        ("wrong token", "not-the-token", {"kind": "reprocess", "options": reprocess(env, out)}, 401, "unauthorized"),
+        ("read token", READ, {"kind": "reprocess", "options": reprocess(env, out)}, 401, "unauthorized"),
+        ("unknown kind", ADMIN, {"kind": "reindex", "options": {}}, 422, "invalid_parameter"),
+        ("invalid options", ADMIN, {"kind": "reprocess", "options": reprocess(env, out, batch_size=0)}, 422,
+         "invalid_options"),
+        ("missing option", ADMIN, {"kind": "reprocess", "options": {"out": out, "model": "trapcam"}}, 422,
+         "invalid_options"),
+        ("unknown option", ADMIN, {"kind": "events", "options": {"tables": out, "rm": "-rf"}}, 422,
+         "invalid_options"),
+        ("a caller's entry point", ADMIN, {"kind": "reprocess", "options": reprocess(env, out),
+                                           "entrypoint": "rm -rf /"}, 422, "invalid_parameter"),
+        ("a caller's Ray address", ADMIN, {"kind": "reprocess", "options": reprocess(env, out, address="x:1")},
+         422, "invalid_options"),
+        ("unknown model", ADMIN, {"kind": "reprocess", "options": {**reprocess(env, out), "model": "nosuch"}},
+         404, "not_found"),
+        ("unknown alias", ADMIN, {"kind": "reprocess", "options": {**reprocess(env, out),
+                                                                    "model": "trapcam@staging"}}, 404, "not_found"),
+        ("path outside the roots", ADMIN, {"kind": "reprocess", "options": reprocess(env, str(tmp_path / "o"))},
+         403, "path_not_allowed"),
+        ("escape by ..", ADMIN, {"kind": "reprocess", "options": reprocess(env, out + "/../../../etc")}, 403,
+         "path_not_allowed"),
+        ("bucket not named", ADMIN, {"kind": "export", "options": {"tables": "s3://other/t", "format": "coco",
+                                                                   "out": out + "/x.json"}}, 403,
+         "path_not_allowed"),
+        ("another scheme", ADMIN, {"kind": "events", "options": {"tables": "file:///etc"}}, 403, "path_not_allowed"),
+    ]
+    for what, token, body, status, kind in cases:
+        r = call("POST", f"{url}/v1/jobs", token, json=body)
+        assert r.status_code == status, (what, r.status_code, r.text)
+        assert r.json()["error"]["type"] == kind, (what, r.text)
+    r = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, out, batch_size=0)})
+    assert "--batch-size" in r.json()["error"]["message"] and r.json()["error"]["fields"] == ["batch_size"]
+    r = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, str(tmp_path / "o"))})
+    assert r.json()["error"]["field"] == "out"
+    # reads: the read token (or the admin one); none or a wrong one is refused
+    assert call("GET", f"{url}/v1/jobs", None).status_code == 401
+    assert call("GET", f"{url}/v1/jobs", "nope").status_code == 401
+    assert call("GET", f"{url}/v1/jobs", READ).status_code == 200
+    assert call("GET", f"{url}/v1/jobs", ADMIN).status_code == 200
+    assert call("GET", f"{url}/v1/jobs/raysubmit_nosuchjob", READ).status_code == 404
+    assert call("POST", f"{url}/v1/jobs/raysubmit_nosuchjob/stop").json()["error"]["type"] == "job_not_found"
+    assert call("GET", f"{url}/v1/jobs?kind=reindex", READ).json()["error"]["type"] == "invalid_parameter"
+    assert ray_jobs(cluster) == before, "a refused request submitted a job"
+
+
+def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(cluster, url, env):
+    out = str(env["dir"] / "run")
+    body = {"kind": "reprocess", "options": reprocess(env, out)}
+    r = call("POST", f"{url}/v1/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["kind"] == "reprocess" and job["status"] in ("pending", "running") and job["origin"] == "http"
+    assert job["options"]["store"] == env["store"].root  # the service's store, filled in
+    # The same job again while it runs: refused, nothing submitted.
+    before = ray_jobs(cluster)
+    dup = call("POST", f"{url}/v1/jobs", json=body)
+    assert dup.status_code == 409 and dup.json()["error"]["type"] == "duplicate_job", dup.text
+    assert dup.json()["error"]["job_id"] == job["id"] and ray_jobs(cluster) == before
+    seen = []
+
+    def progressed():
+        shown = call("GET", f"{url}/v1/jobs/{job['id']}", READ).json()
+        p = shown.get("progress")
+        if shown["status"] == "running" and p:
+            seen.append(p)
+        return shown["status"] not in ("pending", "running")
+
+    t0 = time.perf_counter()
+    wait_for(progressed, 240, "the job to end", interval_s=0.3)
+    final = wait_ended(url, job["id"])
+    print(f"reprocess of {env['n']} images over HTTP: {final['status']} {time.perf_counter() - t0:.1f} s after "
+          f"the submit answered; progress seen {len(seen)} time(s) while it ran")
+    assert final["status"] == "succeeded", call("GET", f"{url}/v1/jobs/{job['id']}/logs", READ).json()["lines"][-20:]
+    running = [p for p in seen if 0 < p["images_done"] < p["images_total"]]
+    assert running, f"no progress seen while it ran: {seen}"
+    p = running[-1]
+    assert p["images_total"] == env["n"] and p["images_per_s"] > 0 and p["eta_s"] is not None
+    assert set(p["stages"]) == {"plan", "detect", "commit"} and p["stages"]["commit"]["parts"] >= 1
+    done = final["progress"]
+    assert done["run_status"] == "succeeded" and done["images_done"] == env["n"]
+    assert final["submitted_at"] and final["ended_at"]
+    listed = call("GET", f"{url}/v1/jobs", READ, params={"kind": "reprocess", "status": "succeeded",
+                                                         "model": "trapcam"}).json()
+    assert job["id"] in [j["id"] for j in listed["jobs"]]
+    logs = call("GET", f"{url}/v1/jobs/{job['id']}/logs", READ, params={"tail": 5}).json()
+    assert 0 < len(logs["lines"]) <= 5 and logs["total_lines"] >= len(logs["lines"])
+    # Stopping what has ended: refused.
+    r = call("POST", f"{url}/v1/jobs/{job['id']}/stop")
+    assert r.status_code == 409 and r.json()["error"]["type"] == "job_finished"
+    # The filters, and one image's preview on these tables: nothing written.
+    filters = call("GET", f"{url}/v1/filters", READ).json()["filters"]
+    score = next(f for f in filters if f["name"] == "score")
+    assert score["required"] == ["min_score"] and score["schema"]["properties"]["min_score"]["maximum"] == 1.0
+    assert {"min_size", "class_mask", "score", "repeat"} <= {f["name"] for f in filters}
+    assert all(f["description"] for f in filters)
+    files = sorted(p for p in Path(out).rglob("*"))
+    image = "cam04/PICT0001.JPG"
+    r = call("POST", f"{url}/v1/postprocess/preview", READ,
+             json={"tables": out, "image": image, "filter": "score", "config": {"min_score": 0.99}})
+    assert r.status_code == 200, r.text
+    preview = r.json()
+    assert preview["changes"] and all(c["change"] == "dropped" for c in preview["changes"] if c["kept_before"])
+    assert preview["summary"]["kept_after"] == 0 and preview["summary"]["kept_before"] >= 1
+    assert sorted(p for p in Path(out).rglob("*")) == files
+    bad = call("POST", f"{url}/v1/postprocess/preview", READ,
+               json={"tables": out, "image": image, "filter": "score", "config": {"min_score": 7}})
+    assert bad.status_code == 422, bad.text
+
+
+def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env):
+    out = str(env["dir"] / "stopped")
+    body = {"kind": "reprocess", "options": reprocess(env, out)}
+    job = call("POST", f"{url}/v1/jobs", json=body).json()
+
+    def started():
+        shown = call("GET", f"{url}/v1/jobs/{job['id']}", READ).json()
+        return (shown.get("progress") or {}).get("images_done")
+
+    wait_for(started, 180, "the first part")
+    t0 = time.perf_counter()
+    r = call("POST", f"{url}/v1/jobs/{job['id']}/stop")
+    assert r.status_code == 202 and r.json()["stop"] == "at_next_part", r.text
+    final = wait_ended(url, job["id"])
+    print(f"stop at the next part: the job ended {time.perf_counter() - t0:.1f} s after POST .../stop "
+          f"({final['progress']['images_done']} of {env['n']} images done)")
+    assert final["status"] == "stopped"
+    assert final["progress"]["run_status"] == "interrupted" and "stopped on request" in final["progress"]["error"]
+    assert 0 < final["progress"]["images_done"] < env["n"]
+    no_orphans(out)
+    [manifest] = read_manifests(Tables(out).storage)
+    assert manifest.status == "interrupted"
+    # The lease was released: the same job again runs now and finishes the rest, each image once.
+    again = call("POST", f"{url}/v1/jobs", json=body)
+    assert again.status_code == 201, again.text
+    assert wait_ended(url, again.json()["id"])["status"] == "succeeded"
+    rows = Tables(out).read(IMAGES, "trapcam", "1", ["uri"])["uri"].to_pylist()
+    assert len(rows) == len(set(rows)) == env["n"]
+    # Stopped before its first part: the job manager stops it (SIGTERM, closed as Ctrl-C), nothing written.
+    early_out = str(env["dir"] / "stopped-early")
+    early = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, early_out)}).json()
+    r = call("POST", f"{url}/v1/jobs/{early['id']}/stop")
+    assert r.status_code == 202 and r.json()["stop"] == "signal", r.text
+    assert wait_ended(url, early["id"])["status"] == "stopped"
+    no_orphans(early_out)
+
+
+def test_jobs_from_ray_job_submit_and_the_cli_are_listed(cluster, url, env):
+    out = str(env["dir"] / "cli")
+    sid = "submitted-by-hand"
+    cluster.cli("ray", "job", "submit", "--address", cluster.dashboard_url, "--submission-id", sid, "--no-wait",
+                "--", "python", "-m", "batch.reprocess", "--archive", env["archive"], "--out", out,
+                "--store", env["store"].root, "--model", "trapcam:1", "--dry-run")
+    job = call("GET", f"{url}/v1/jobs/{sid}", READ).json()
+    assert job["origin"] == "ray job submit" and job["kind"] == "reprocess"
+    assert job["options"]["dry_run"] is True and job["model"] == "trapcam:1"
+    assert wait_ended(url, sid)["status"] == "succeeded"
+    run_cli = {**os.environ, "PYTHONPATH": str(REPO), "TRAPLINE_URL": url, "TRAPLINE_ADMIN_TOKEN": ADMIN,
+               "TRAPLINE_API_TOKEN": READ}
+    proc = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "submit", "events", "--tables",
+                           str(env["dir"] / "run"), "--dry-run"], env=run_cli, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    job_id = proc.stdout.split()[3]
+    assert proc.stdout.startswith(f"submitted events job {job_id}")
+    assert wait_ended(url, job_id)["status"] == "succeeded"
+    listing = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "list", "--kind", "events"],
+                             env=run_cli, capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and job_id in listing.stdout and "succeeded" in listing.stdout
+    shown = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "show", sid], env=run_cli,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and f"job {sid}: reprocess succeeded" in shown.stdout
+    refused = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "submit", "reprocess", "--archive",
+                              "/etc", "--out", out, "--model", "trapcam"], env=run_cli, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "path_not_allowed" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_promote_starts_exactly_one_backfill(cluster, url, env):
+    sid = backfill_id("trapcam", "production", "2")
+    assert sid not in ray_jobs(cluster)
+    apps = cluster.api("GET", "/api/serve/applications/")["applications"]
+    replicas = apps["trapline"]["deployments"]["ingress"]["replicas"]
+    assert sum(r["state"] == "RUNNING" for r in replicas) == 2  # two watchers
+    r = call("POST", f"{url}/v1/admin/models/trapcam/promote", params={"version": "2"})
+    assert r.status_code == 200, r.text
+    t0 = time.perf_counter()
+    job = wait_for(lambda: sid in ray_jobs(cluster) and call("GET", f"{url}/v1/jobs/{sid}", READ).json(), 60,
+                   "the backfill job")
+    print(f"backfill submitted {time.perf_counter() - t0:.1f} s after the promote answered")
+    assert job["origin"] == "promote trapcam@production" and job["model"] == "trapcam:2"
+    assert wait_ended(url, sid)["status"] == "succeeded"
+    # The same version promoted again, and one more watcher looking (a third replica): nothing more.
+    assert call("POST", f"{url}/v1/admin/models/trapcam/promote", params={"version": "2"}).status_code == 200
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(cluster.dashboard_url, headers={"Authorization": f"Bearer {cluster.token}"})
+    control = JobControl(JobsConfig(roots=[str(env["dir"])]), env["store"].root, client=client)
+    policy = {"trapcam": ("production", {"archive": env["archive"], "out": str(env["dir"] / "backfill"),
+                                         "dry_run": True, **JOB})}
+    other = BackfillWatcher(control, env["store"], policy, interval_s=1)
+    assert other.check_once() == [] and sid in other.settled
+    time.sleep(2)  # two poll rounds of the service's own watcher
+    backfills = [j for j in ray_jobs(cluster) if j.startswith("trapline-backfill-")]
+    assert backfills == [sid]
+    # A promote from the CLI (the store itself, not the service) is noticed too: rollback to 1 by moving the alias.
+    env["store"].promote("trapcam:1")
+    sid1 = backfill_id("trapcam", "production", "1")
+    wait_for(lambda: sid1 in ray_jobs(cluster), 60, "the backfill of the CLI's promote")
+    assert sorted(j for j in ray_jobs(cluster) if j.startswith("trapline-backfill-")) == sorted([sid, sid1])
+
+
+def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(cluster, url, env):
+    """The console in headless Chromium (Debian's package): live progress on the jobs page, a post-processing run
+    from the form generated from the filter's JSON Schema (preview first), its metrics on the job page, the
+    pages at a phone's width, no console error anywhere. Screenshots go to docs/ (linked from the README)."""
+    import json
+
+    from batch.review.browser import find_chromium
+    from tests.fixtures.browser import Browser
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    docs = REPO / "docs"
+    out = str(env["dir"] / "console")
+    job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, out)}).json()
+    assert call("GET", f"{url}/console", None).headers["content-security-policy"].startswith("default-src 'self'")
+    with Browser(1280, 800) as b:
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)})")  # as typed into the page
+        b.navigate(f"{url}/console#/jobs")
+        b.wait(f"[...document.querySelectorAll('#jobs a')].some(a => a.textContent === {json.dumps(job['id'])})"
+               " && document.querySelector('#jobs .bar span') !== null", 120, "live progress on the jobs page")
+        b.screenshot(docs / "console-jobs.png")
+        assert wait_ended(url, job["id"])["status"] == "succeeded"
+
+        b.eval("location.hash = '#/postprocess'")
+        b.wait("document.querySelectorAll('#filter option').length > 0")
+        b.eval("window.confirm = () => true")  # the confirmation dialogs: a person clicks OK
+        b.eval(f"""(() => {{
+            const select = document.getElementById('filter');
+            select.value = 'score'; select.dispatchEvent(new Event('change'));
+            document.getElementById('tables').value = {json.dumps(out)};
+            document.getElementById('image').value = 'cam04/PICT0001.JPG';
+            document.getElementById('cfg-min_score').value = '0.99';
+        }})()""")
+        assert b.eval("document.getElementById('cfg-action').tagName") == "SELECT"  # the schema's enum
+        assert b.eval("document.getElementById('run').disabled") is True  # no run before a preview
+        b.eval("document.getElementById('preview').click()")
+        b.wait("document.querySelector('#preview-result td.dropped') !== null", 60, "the preview")
+        b.screenshot(docs / "console-postprocess.png")
+        b.eval("document.getElementById('run').click()")
+        job_id = b.wait("document.getElementById('job-link') && document.getElementById('job-link').textContent",
+                        60, "the submitted job's link")
+        b.eval("document.getElementById('job-link').click()")
+        b.wait("document.getElementById('job-status') && document.getElementById('job-status').textContent"
+               " === 'succeeded' && document.getElementById('stages') !== null", 180, "the job to succeed")
+        stages = b.eval("document.getElementById('stages').textContent")
+        assert "detections_checked" in stages and "flagged" in stages, stages
+        assert call("GET", f"{url}/v1/jobs/{job_id}", READ).json()["kind"] == "postprocess"
+
+        b.viewport(390, 844, mobile=True)
+        for page, ready in (("#/jobs", "#jobs"), (f"#/job/{job_id}", "#stages"), ("#/postprocess", "#filter"),
+                            ("#/models", "main .card"), ("#/reports", "main table")):
+            b.eval(f"location.hash = {json.dumps(page)}")
+            b.wait(f"document.querySelector({json.dumps(ready)}) !== null", 30, page)
+            width = b.eval("document.documentElement.scrollWidth")
+            assert width <= 392, f"{page} is {width}px wide on a 390px phone"
+        errors = b.errors()
+        assert errors == [], errors

@@ -1,0 +1,113 @@
+"""The control plane without Ray: a job's command line is built from validated options only, parses back to the same
+options with the command's own parser, and no value can become shell syntax; which locations a job may name."""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import pytest
+
+from serve.jobs.config import JobsConfig, OnPromote
+from serve.jobs.kinds import KINDS, recognise
+from serve.jobs.paths import PathPolicy
+from trapline.errors import InvalidOptionsError, PathNotAllowedError
+
+HOSTILE = "/data/x; rm -rf / #$(id)`id`'\"\n--model=evil"
+
+RICH = {
+    "reprocess": {"archive": HOSTILE, "out": "-o", "model": "m@production", "concurrency": "1-3",
+                  "since": "2024-05-01", "until": "2024-05-02", "classify": ["c=x,y", "d"],
+                  "select": "latest-per-camera",
+                  "filters": {"score": {"min_score": 0.3}}, "extensions": "jpg,png", "dry_run": True, "via": "actors",
+                  "num_cpus": 0.25, "crops": True, "crop_padding": 0.1},
+    "postprocess": {"tables": "/t", "cameras": ["a", "-b"], "since": "2024-01-01", "filter": "score",
+                    "config": {"min_score": 0.2}, "image": "--x.jpg", "dry_run": True},
+    "events": {"tables": "/t", "gap_s": 30, "model": "m:1"},
+    "export": {"tables": "/t", "format": "camtrap-dp", "out": "/x", "timezone": "+02:00",
+               "observation_level": "both", "allow_missing_deployments": True},
+    "report": {"tables": "/t", "out": "/r", "bands": [0.1, 0.5], "compare": "m:2", "per_band": 3},
+    "crops": {"tables": "/t", "crop_square": True, "crop_padding": 0.2, "image": "a b.jpg"},
+}
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_argv_parses_back_to_the_same_options(name):
+    kind = KINDS[name]
+    options = kind.validate(RICH[name])
+    argv = kind.check_round_trip(options)
+    assert all(a.startswith("--") for a in argv)  # one word per option: no value can pass for a flag
+    command = shlex.join(kind.command("python", options))
+    assert shlex.split(command)[:2] == ["python", "-m"]
+    assert kind.parse(shlex.split(command)[len(kind.module) + 1:]) == options
+
+
+def test_no_value_becomes_shell_syntax():
+    kind = KINDS["reprocess"]
+    options = kind.validate(RICH["reprocess"])
+    words = shlex.split(shlex.join(kind.command("python", options)))
+    assert f"--archive={HOSTILE}" in words and sum(w.startswith("--model=") for w in words) == 1
+
+
+def test_invalid_options_name_the_field_and_refused_ones_are_refused():
+    with pytest.raises(InvalidOptionsError) as err:
+        KINDS["reprocess"].validate({"archive": "/a", "out": "/b", "model": "m", "batch_size": 0})
+    assert err.value.extra["fields"] == ["batch_size"] and "--batch-size" in err.value.message
+    with pytest.raises(InvalidOptionsError) as err:
+        KINDS["reprocess"].validate({"archive": "/a", "out": "/b", "model": "m", "address": "ray://elsewhere:10001"})
+    assert err.value.extra["fields"] == ["address"]
+    with pytest.raises(InvalidOptionsError):
+        KINDS["events"].validate(["--tables", "/t"])
+
+
+def test_entry_points_of_jobs_submitted_another_way_are_recognised():
+    kind, options = recognise("python -m batch.reprocess --archive /a --out /b --model m:1 --dry-run")
+    assert kind.name == "reprocess" and options.dry_run and options.model == "m:1"
+    kind, options = recognise("trapline -v crops --tables /t --camera crops")
+    assert kind.name == "crops" and options.cameras == ["crops"]
+    kind, options = recognise("/venv/bin/trapline events --tables /t --no-such-flag")
+    assert kind.name == "events" and options is None  # a trapline job whose options do not parse: still listed
+    assert recognise("python train.py --epochs 3") is None
+    assert recognise("trapline serve --port 1") is None
+
+
+def test_paths_stay_under_the_roots_and_buckets(tmp_path):
+    root = tmp_path / "data"
+    (root / "in").mkdir(parents=True)
+    os.symlink("/etc", root / "link")
+    policy = PathPolicy([str(root)], ["traps"], working_dir=str(root))
+    assert policy.check("archive", "in") == str(root / "in")
+    assert policy.check("out", str(root / "new" / "out")) == str(root / "new" / "out")
+    assert policy.check("out", "s3://traps/detections") == "s3://traps/detections"
+    for field, value in [("out", "/etc"), ("out", "../x"), ("archive", "link/passwd"), ("out", str(root) + "x"),
+                         ("out", "s3://other/x"), ("out", "gs://traps/x"), ("tables", "file:///etc"),
+                         ("out", "http://h/x")]:
+        with pytest.raises(PathNotAllowedError) as err:
+            policy.check(field, value)
+        assert err.value.extra["field"] == field and err.value.status == 403
+
+
+def test_jobs_config_resolves_roots_where_the_app_is_built(tmp_path):
+    cfg = JobsConfig(roots=["data"], s3_buckets=["s3://traps/"]).resolved(str(tmp_path))
+    assert cfg.roots == [str(tmp_path / "data"), str(tmp_path)] and cfg.s3_buckets == ["traps"]
+    assert cfg.working_dir == str(tmp_path) and cfg.resolved("/elsewhere") == cfg  # resolved once, where built
+    assert JobsConfig(roots=[], working_dir_allowed=False).resolved(str(tmp_path)).roots == []
+    with pytest.raises(ValueError, match="must not name a model"):
+        OnPromote(reprocess={"archive": "/a", "out": "/b", "model": "m:1"})
+
+
+def test_the_documented_cronjob_runs_a_command_the_cli_accepts():
+    import yaml
+
+    from serve.jobs.cli import submitted_options
+    from trapline.cli import build_parser
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "kubernetes", "cronjob-jobs-submit.yaml")
+    with open(path) as f:
+        manifest = yaml.safe_load(f)
+    [container] = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:4] == ["trapline", "jobs", "submit", "reprocess"]
+    args = build_parser().parse_args(command[1:])
+    KINDS["reprocess"].validate(submitted_options(args))  # the options the service will validate again
+    assert {e["name"] for e in container["env"]} == {"TRAPLINE_URL", "TRAPLINE_ADMIN_TOKEN"}

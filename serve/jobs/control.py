@@ -147,7 +147,7 @@ class JobControl:
                                         field="status")
         jobs = [j for j in self._trapline_jobs() if (kind is None or j["kind"] == kind)
                 and (status is None or j["status"] == status) and (model is None or _same_model(j["model"], model))]
-        jobs.sort(key=lambda j: (j["submitted_at"] or "", j["id"]), reverse=True)
+        jobs.sort(key=lambda j: (j.pop("_start_ms") or 0, j["id"]), reverse=True)
         page = jobs[offset:offset + limit]
         for job in page:
             if job["status"] == "running":
@@ -159,6 +159,7 @@ class JobControl:
         view = self._view(self._call("get_job_info", job_id))
         if view is None:
             raise JobNotFoundError(f"job {job_id!r} is not a trapline job")
+        view.pop("_start_ms")
         if progress:
             view["progress"] = self._progress(view)
         return view
@@ -212,7 +213,7 @@ class JobControl:
                 "model": getattr(options, "model", None) if options is not None else meta.get("model") or None,
                 "options": opts, "digest": options_digest(kind.name, options) if options is not None else None,
                 "submitted_at": _ms(details.start_time), "ended_at": _ms(details.end_time),
-                "message": details.message, "entrypoint": entry}
+                "message": details.message, "entrypoint": entry, "_start_ms": details.start_time}
 
     def _progress(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """The run's manifest (the newest written by this job) as progress: images done / total, rate, ETA,

@@ -171,16 +171,19 @@ class JobControl:
 
     # -- stop -----------------------------------------------------------------------------------------
     def stop(self, job_id: str) -> dict[str, Any]:
-        """A running reprocess ends at its next part (a stop request beside its manifest); any other job, or
-        one that has not written a part yet, is stopped by the job manager (SIGTERM: it closes as Ctrl-C)."""
+        """A running reprocess or postprocess ends at its next part (a stop request beside its manifest); any other
+        job, or one that has not started its parts yet, is stopped by the job manager (SIGTERM: closed as Ctrl-C)."""
         job = self.show(job_id)
         if job["status"] not in ("pending", "running"):
             raise JobFinishedError(f"job {job_id} has already ended ({job['status']}); nothing to stop",
                                    job_id=job_id, job_status=job["status"])
         how = "signal"
-        out = open_location(job["options"]["out"]) if job["kind"] == "reprocess" and job["options"] else None
+        kind, progress = KINDS[job["kind"]], job.get("progress") or {}
+        out = open_location(job["options"][kind.tables]) if job["kind"] in ("reprocess", "postprocess") \
+            and job["options"] else None
         # Asked once, a run writing parts ends at its next one; asked again (or before its first part), at once.
-        if out is not None and (job.get("progress") or {}).get("images_done") and not stop_requested(out, job_id):
+        writing = progress.get("images_done") if job["kind"] == "reprocess" else progress.get("run_status") == "running"
+        if out is not None and writing and not stop_requested(out, job_id):
             request_stop(out, job_id, by="POST /v1/jobs/{id}/stop")
             how = "at_next_part"
         else:

@@ -23,14 +23,15 @@ import pyarrow.dataset as ds
 
 from batch.refilter.reclassify import ExtraTables, classifiers_of, new_result_hash
 from batch.refilter.table_filters import Fired, table_level_fired
-from batch.tables.manifest import RunManifest, new_run_id, write_manifest
+from batch.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
 from batch.tables.reader import Tables, resolve_table_set
 from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA
 from batch.tables.scope import Scope, ScopeError
+from batch.tables.stop import stop_requested
 from batch.tables.writer import part_name, write_part
 from model_store import FilterSet
 from model_store.core.filters import DetectionArrays
-from trapline.errors import BatchError
+from trapline.errors import BatchError, RunStoppedError
 
 
 @dataclass
@@ -162,8 +163,12 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
         out_images.clear()
         out_dets.clear()
         ticker.parts += 1
+        if stop_requested(tables.storage, job_id):  # a job asked to stop ends here, after a whole part
+            raise RunStoppedError(f"run {run_id} stopped on request (job {job_id}) after {ticker.parts} part(s); "
+                                  f"a rerun with --filters-hash {tset.filters_hash} does the rest")
 
     now = dt.datetime.now(dt.timezone.utc)
+    job_id = submission_id()
     try:
         det_parts = set(tables.parts(DETECTIONS, name, version))
         for part in reversed(tables.parts(IMAGES, name, version)):  # newest first: the newest row per uri wins
@@ -223,7 +228,8 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
             report.notes.append(f"{extra.changed} classification(s) changed their label")
     except BaseException as exc:
         if manifest is not None:
-            manifest.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", str(exc))
+            stopped = isinstance(exc, KeyboardInterrupt | RunStoppedError)
+            manifest.finish("interrupted" if stopped else "failed", str(exc))
             write_manifest(tables.storage, manifest)
         raise
     report.wall_s = round(time.perf_counter() - t0, 3)

@@ -148,7 +148,7 @@ class JobControl:
                                         field="status")
         jobs = [j for j in self._trapline_jobs() if (kind is None or j["kind"] == kind)
                 and (status is None or j["status"] == status) and (model is None or _same_model(j["model"], model))]
-        jobs.sort(key=lambda j: (j["submitted_at"] or "", j["id"]), reverse=True)
+        jobs.sort(key=lambda j: (j.pop("_start_ms") or 0, j["id"]), reverse=True)
         page = jobs[offset:offset + limit]
         for job in page:
             if job["status"] == "running":
@@ -160,6 +160,7 @@ class JobControl:
         view = self._view(self._call("get_job_info", job_id))
         if view is None:
             raise JobNotFoundError(f"job {job_id!r} is not a trapline job")
+        view.pop("_start_ms")
         if progress:
             view["progress"] = self._progress(view)
         return view
@@ -171,16 +172,19 @@ class JobControl:
 
     # -- stop -----------------------------------------------------------------------------------------
     def stop(self, job_id: str) -> dict[str, Any]:
-        """A running reprocess ends at its next part (a stop request beside its manifest); any other job, or
-        one that has not written a part yet, is stopped by the job manager (SIGTERM: it closes as Ctrl-C)."""
+        """A running reprocess or postprocess ends at its next part (a stop request beside its manifest); any other
+        job, or one that has not started its parts yet, is stopped by the job manager (SIGTERM: closed as Ctrl-C)."""
         job = self.show(job_id)
         if job["status"] not in ("pending", "running"):
             raise JobFinishedError(f"job {job_id} has already ended ({job['status']}); nothing to stop",
                                    job_id=job_id, job_status=job["status"])
         how = "signal"
-        out = open_location(job["options"]["out"]) if job["kind"] == "reprocess" and job["options"] else None
+        kind, progress = KINDS[job["kind"]], job.get("progress") or {}
+        out = open_location(job["options"][kind.tables]) if job["kind"] in ("reprocess", "postprocess") \
+            and job["options"] else None
         # Asked once, a run writing parts ends at its next one; asked again (or before its first part), at once.
-        if out is not None and (job.get("progress") or {}).get("images_done") and not stop_requested(out, job_id):
+        writing = progress.get("images_done") if job["kind"] == "reprocess" else progress.get("run_status") == "running"
+        if out is not None and writing and not stop_requested(out, job_id):
             request_stop(out, job_id, by="POST /v1/jobs/{id}/stop")
             how = "at_next_part"
         else:
@@ -213,7 +217,7 @@ class JobControl:
                 "model": getattr(options, "model", None) if options is not None else meta.get("model") or None,
                 "options": opts, "digest": options_digest(kind.name, options) if options is not None else None,
                 "submitted_at": _ms(details.start_time), "ended_at": _ms(details.end_time),
-                "message": details.message, "entrypoint": entry}
+                "message": details.message, "entrypoint": entry, "_start_ms": details.start_time}
 
     def _progress(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """The run's manifest (the newest written by this job) as progress: images done / total, rate, ETA,

@@ -104,10 +104,12 @@ class JobKind:
 
     def parse(self, argv: list[str]) -> BaseModel:
         """Options from a command line of this kind (ValueError when it is not one)."""
-        try:
-            ns = self.parser().parse_args(argv)
+        try:  # parse_known_args: argparse would print unknown flags to stderr before refusing them
+            ns, unknown = self.parser().parse_known_args(argv)
         except (argparse.ArgumentError, SystemExit) as exc:
             raise ValueError(f"not a {self.name} command line: {exc}") from None
+        if unknown:
+            raise ValueError(f"not a {self.name} command line: unknown {' '.join(unknown)}")
         given = {k: v for k, v in vars(ns).items() if k not in ("json_output", "verbose", "config_file")}
         return self.options.model_validate(given)
 

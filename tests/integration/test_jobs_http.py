@@ -308,16 +308,19 @@ def test_jobs_from_ray_job_submit_and_the_cli_are_listed(cluster, url, env):
     assert wait_ended(url, sid)["status"] == "succeeded"
     run_cli = {**os.environ, "PYTHONPATH": str(REPO), "TRAPLINE_URL": url, "TRAPLINE_ADMIN_TOKEN": ADMIN,
                "TRAPLINE_API_TOKEN": READ}
-    proc = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "submit", "events", "--tables",
-                           str(env["dir"] / "run"), "--dry-run"], env=run_cli, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "submit", "reprocess", "--archive",
+                           env["archive"], "--out", out, "--model", "trapcam", "--dry-run"], env=run_cli,
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     job_id = proc.stdout.split()[3]
-    assert proc.stdout.startswith(f"submitted events job {job_id}")
+    assert proc.stdout.startswith(f"submitted reprocess job {job_id}")
     assert wait_ended(url, job_id)["status"] == "succeeded"
-    listing = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "list", "--kind", "events"],
+    listing = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "list", "--kind", "reprocess"],
                              env=run_cli, capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and job_id in listing.stdout and "succeeded" in listing.stdout
+    first = call("GET", f"{url}/v1/jobs", READ, params={"limit": 1}).json()
+    second = call("GET", f"{url}/v1/jobs", READ, params={"limit": 1, "offset": 1}).json()
+    assert first["total"] >= 2 and [j["id"] for j in first["jobs"] + second["jobs"]] == [job_id, sid]  # newest first
     shown = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "show", sid], env=run_cli,
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and f"job {sid}: reprocess succeeded" in shown.stdout

@@ -60,6 +60,19 @@ def conditional_conflict(exc: BaseException) -> bool:
     return "ConditionalRequestConflict" in text or ("409" in text and "onflict" in text)
 
 
+def _private_copy(target: str, data: bytes) -> str:
+    """`data` written whole and fsync'ed under a hidden name beside `target` (created with its directory), so that
+    a rename or a link can put it in place at once; returns its path."""
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
 class Storage:
     """A root URL plus its filesystem. Paths passed to methods are relative to the root."""
 
@@ -129,14 +142,7 @@ class Storage:
         """Replace a small file so that readers see the old or the new content, never a mix."""
         target = self.path(*parts)
         if self.is_local:
-            directory = os.path.dirname(target)
-            os.makedirs(directory, exist_ok=True)
-            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            os.replace(_private_copy(target, data), target)
         else:
             self.fs.pipe_file(target, data)  # one PUT: S3 objects are replaced atomically
 
@@ -150,13 +156,7 @@ class Storage:
         """
         target = self.path(*parts)
         if self.is_local:
-            directory = os.path.dirname(target)
-            os.makedirs(directory, exist_ok=True)
-            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            tmp = _private_copy(target, data)
             try:
                 os.link(tmp, target)
             except FileExistsError:

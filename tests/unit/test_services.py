@@ -47,6 +47,8 @@ def test_reprocess_looks_for_a_service_only_when_it_may_use_one(tmp_path, monkey
     not answer is passed over within seconds."""
     monkeypatch.setenv("TRAPLINE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # A process connected to a Ray already (the suite's session cluster) never looks; this test is about one that is not
+    monkeypatch.setattr("ray.is_initialized", lambda: False)
     opts = ReprocessOptions(archive="a", out="o", model="m:1")
     with services.registered("http://127.0.0.1:9", "trapline", "127.0.0.1:9"):  # this process: alive, no Ray
         t0 = time.monotonic()

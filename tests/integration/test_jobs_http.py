@@ -26,6 +26,7 @@ from model_store import ModelStore
 from serve.jobs.backfill import BackfillWatcher, backfill_id
 from serve.jobs.config import JobsConfig
 from serve.jobs.control import JobControl
+from serve.local import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local
 from tests.fixtures.multinode import REPO, MultiNodeCluster, slow_brightness_model
 
@@ -39,14 +40,7 @@ JOB = {"path_pattern": PATH_PATTERN, "rows_per_file": 2, "batch_size": 2, "read_
 
 
 def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
+    return wait_until(predicate, timeout_s, what, interval_s)  # serve.local's poll, at this module's pace
 
 
 @pytest.fixture(scope="module")

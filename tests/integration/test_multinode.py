@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from model_store import ModelStore
+from serve.local import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local
 from tests.fixtures.images import encode as encode_image
 from tests.fixtures.images import gradient
@@ -47,14 +48,7 @@ EXTRA_IMAGES = 60  # day frames added to the fixture archive so that the job is 
 
 
 def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
+    return wait_until(predicate, timeout_s, what, interval_s)  # serve.local's poll, at this module's pace
 
 
 @pytest.fixture(scope="module")

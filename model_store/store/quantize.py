@@ -16,6 +16,7 @@ float: one int8 scale cannot hold both, and quantizing it zeroes every score.
 
 from __future__ import annotations
 
+import json
 import platform
 import shlex
 import tempfile
@@ -32,7 +33,7 @@ from model_store.core.preprocess import to_tensor
 from model_store.core.records import ModelInfo
 from model_store.core.refs import ModelRef, check_segment
 from model_store.store.quantize_report import Gate, Prepared, QuantizeReport, agree, compare_detectors
-from model_store.store.store import ModelStore, sha256_file
+from model_store.store.store import QUANTIZATION_FILE, ModelStore, sha256_file
 from trapline.errors import QuantizeError, QuantizeRefusedError, StoreError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -231,13 +232,16 @@ def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str 
             gate=gate, tail_nodes_float=tail_nodes, settings=settings,
             command=_command(parent_ref, calibrate_dir, new_version, holdout_fraction, gate, force, store))
         if not report.passed and not force:
-            raise QuantizeRefusedError(report)
+            refused = QuantizeRefusedError(report)
+            store.record_refusal(name, new_version, report.as_dict(), str(refused))
+            raise refused
         description = f"int8 of {parent_ref} (static quantization, QDQ, per-channel int8 weights)"
         config = parent_mv.config.model_dump(mode="json", exclude={"weights", "graph"})
         config["description"] = description
         card = work / "README.md"
         card.write_text(report.card(description))
-        store.publish(weights, name, new_version, config, card=card)
+        store.publish(weights, name, new_version, config, card=card,
+                      extras={QUANTIZATION_FILE: json.dumps(report.as_dict(), indent=2).encode()})
     return report
 
 

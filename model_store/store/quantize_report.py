@@ -15,6 +15,7 @@ pass on one thread, both models timed in alternation on the same inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -163,6 +164,24 @@ class QuantizeReport:
             lines.append(f"| {c.label} | {c.parent_boxes} / {c.int8_boxes} | {c.matched} | {_pct(c, 'recall')} | "
                          f"{_pct(c, 'precision')} | {ap} | {judged or f'no: < {floor} boxes'} |")
         return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """The report as data (filed as the version's quantization.json, or under `_refused/`; read by the
+        console): every figure of `table()`, the gate and the verdict."""
+        def cls(c: ClassAgreement) -> dict:
+            by_recall, by_precision = self.judged(c)
+            return {"label": c.label, "parent_boxes": c.parent_boxes, "int8_boxes": c.int8_boxes,
+                    "matched": c.matched, "recall": c.recall, "precision": c.precision, "ap50": c.ap50,
+                    "recall_judged": by_recall, "precision_judged": by_precision}
+
+        return {"parent": self.parent, "candidate": self.candidate, "verdict": self.verdict, "passed": self.passed,
+                "shortfalls": self.shortfalls(), "calibration_images": self.calibration_images,
+                "heldout_images": self.heldout_images, "skipped_images": self.skipped_images,
+                "holdout_fraction": self.holdout_fraction, "total": cls(self.total),
+                "classes": [cls(c) for c in self.classes], "map50": self.map50,
+                "mean_abs_dscore": self.mean_abs_dscore, "max_abs_dscore": self.max_abs_dscore,
+                "parent_ms": self.parent_ms, "int8_ms": self.int8_ms, "gate": dataclasses.asdict(self.gate),
+                "settings": self.settings, "command": self.command}
 
     def card(self, description: str) -> str:
         """The model card (README.md) of the int8 version."""

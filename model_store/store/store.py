@@ -1,6 +1,8 @@
 """The versioned model store: `<root>/<name>/<version>/{weights, config.json, README.md}`.
 
-Aliases live in `<root>/<name>/_aliases/<alias>.json` ({"version", "history", "updated_at"}).
+Aliases live in `<root>/<name>/_aliases/<alias>.json` ({"version", "history", "updated_at"}). An int8
+version also holds `quantization.json` (its measured agreement with its parent), and an int8 version the
+gate refused is filed as `<root>/<name>/_refused/<version>.json` (never a version: it has no config.json).
 A version exists once its `config.json` does; publish writes that file last, so a reader
 never sees a half-published version.
 """
@@ -40,6 +42,8 @@ from trapline.storage import Storage
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 ALIASES_DIR = "_aliases"
+REFUSED_DIR = "_refused"
+QUANTIZATION_FILE = "quantization.json"
 LATEST = "latest"
 
 
@@ -177,6 +181,33 @@ class ModelStore:
         except FileNotFoundError:
             return ""
 
+    def quantization(self, ref: ModelRef | str) -> dict[str, Any] | None:
+        """An int8 version's agreement with its parent, as `models quantize` measured it (None otherwise)."""
+        mv = self.get(ref)
+        try:
+            return json.loads(self.storage.read_bytes(mv.name, mv.version, QUANTIZATION_FILE))
+        except FileNotFoundError:
+            return None
+
+    def refusals(self, name: str) -> list[dict[str, Any]]:
+        """The int8 versions of `name` the quantization gate refused, newest first, each with its report."""
+        check_segment("model name", name)
+        out = []
+        for entry in self.storage.listdir(name, REFUSED_DIR):
+            if entry.endswith(".json") and _is_segment(entry[:-5]):
+                try:
+                    out.append(json.loads(self.storage.read_bytes(name, REFUSED_DIR, entry)))
+                except (FileNotFoundError, json.JSONDecodeError):
+                    continue  # being written, or not ours: a listing never fails on one file
+        return sorted(out, key=lambda r: r.get("refused_at", ""), reverse=True)
+
+    def record_refusal(self, name: str, version: str, report: dict[str, Any], reason: str) -> None:
+        """File a refused candidate (nothing is published) so operators see why the version is missing."""
+        check_segment("model name", name)
+        check_segment("version", version)
+        body = {**report, "version": version, "reason": reason, "refused_at": _now()}
+        self.storage.write_atomic(json.dumps(body, indent=2).encode(), name, REFUSED_DIR, f"{version}.json")
+
     # -- integrity and loading -----------------------------------------------------------
     def fetch(self, ref: ModelRef | str) -> tuple[ModelVersion, Path]:
         """Make a verified local copy of the version's weights; returns (version, weights path)."""
@@ -237,12 +268,13 @@ class ModelStore:
     # -- writing -------------------------------------------------------------------------
     def publish(self, weights: str | Path, name: str, version: str,
                 config: str | Path | dict[str, Any] | None = None, card: str | Path | None = None,
-                preset: str | None = None) -> ModelVersion:
+                preset: str | None = None, extras: dict[str, bytes] | None = None) -> ModelVersion:
         """Publish a new version; refuses to overwrite, and leaves nothing behind if it fails.
 
         For ONNX weights the graph is inspected first: the config is derived from it (an
         Ultralytics or YOLOv5 export needs none), `preset` and then `config` override it, and a
-        config that contradicts the graph is refused with both values named.
+        config that contradicts the graph is refused with both values named. `extras` are more files
+        of the version (e.g. quantization.json), written before config.json like the rest.
         """
         check_segment("model name", name)
         check_segment("version", version)
@@ -255,6 +287,10 @@ class ModelStore:
         with self._staging(name, version) as stage:
             self.storage.put_file(str(weights), *stage, parsed.weights.file)
             self.storage.write_atomic(card_text.encode(), *stage, CARD_FILE)
+            for file, data in (extras or {}).items():
+                if file in (CARD_FILE, CONFIG_FILE, parsed.weights.file) or not _is_segment(file):
+                    raise StoreError(f"cannot publish an extra file named {file!r}")
+                self.storage.write_atomic(data, *stage, file)
             config_bytes = json.dumps(parsed.model_dump(mode="json"), indent=2).encode()
             self.storage.write_atomic(config_bytes, *stage, CONFIG_FILE)  # last: marks the version complete
         return self.get(ModelRef(name, version=version))

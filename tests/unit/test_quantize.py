@@ -103,6 +103,11 @@ def test_quantize_publishes_an_int8_version_that_agrees(store, quantized):
     assert f"{total.recall:.1%} ({total.matched}/{total.parent_boxes})" in card and "| verdict | pass |" in card
     assert "trapline models quantize demo-detector:2 --calibrate" in card and "--version 2-int8" in card
     assert "--min-boxes 5 --min-class-boxes 5" in card
+    filed = store.quantization(mv.ref)  # the same figures as data, for the console's models page
+    assert filed["verdict"] == PASS and filed["parent"] == f"{DEMO_NAME}:2" and filed["map50"] == report.map50
+    assert filed["total"]["matched"] == total.matched and filed["total"]["recall"] == total.recall
+    assert [c["label"] for c in filed["classes"]] == [c.label for c in report.classes]
+    assert store.quantization(f"{DEMO_NAME}:2") is None  # a float version has none
 
 
 def test_too_few_boxes_to_judge_publishes_nothing_and_says_what_to_do(store, calib_dir):
@@ -115,7 +120,12 @@ def test_too_few_boxes_to_judge_publishes_nothing_and_says_what_to_do(store, cal
     assert "more images" in lines[0] and "--force" in lines[0]
     assert "| verdict | too few boxes to judge:" in r.stdout and "| all |" in r.stdout  # the figures behind it
     assert "2-refused" not in store.list_versions(DEMO_NAME)
-    assert not [p for p in (Path(store.root) / DEMO_NAME).iterdir() if "refused" in p.name]  # no staging left
+    assert not [p for p in (Path(store.root) / DEMO_NAME).iterdir() if "refused" in p.name and p.name != "_refused"]
+    # Nothing published, but the refusal is filed with its figures, for the console's models page.
+    filed = {r["version"]: r for r in store.refusals(DEMO_NAME)}["2-refused"]
+    assert filed["verdict"] == "too few boxes to judge" and filed["reason"] == lines[0].removeprefix("error: ")
+    assert filed["parent"] == f"{DEMO_NAME}:2" and filed["total"]["parent_boxes"] < 50 and filed["refused_at"]
+    assert "2-refused" not in store.list_versions(DEMO_NAME) and DEMO_NAME in store.list_models()
 
 
 def test_cli_force_publishes_without_a_verdict_and_prints_the_report(store, calib_dir):

@@ -126,6 +126,12 @@ class IngressCore:
             raise UnauthorizedError("this service needs `Authorization: Bearer <token>`",
                                     headers={"WWW-Authenticate": "Bearer"})
 
+    def link_key(self) -> bytes:
+        """The key that signs the console's report links: derived from the token digests, so every replica has
+        it, and a new token voids the links signed under the old one."""
+        material = f"trapline report links\n{self._api_digest or ''}\n{self._admin_digest or ''}"
+        return hashlib.sha256(material.encode()).digest()
+
     def check_admin_token(self, authorization: str | None) -> None:
         if not self._admin_digest:
             raise ForbiddenError(

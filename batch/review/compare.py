@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from batch.tables.reader import Tables, resolve_table_set
 from model_store.core.agreement import Box, match_boxes
+from trapline.errors import BatchError
 
 DEFAULT_MIN_IOU = 0.5
 
@@ -88,3 +90,20 @@ def compare_versions(images_a: pd.DataFrame, kept_a: pd.DataFrame, images_b: pd.
     out.per_label = pd.DataFrame.from_dict(counts, orient="index", columns=["matched", "only_a", "only_b"])
     out.diffs.sort(key=lambda d: (-d.top_unmatched, d.uri))
     return out
+
+
+def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None,
+                      min_iou: float = DEFAULT_MIN_IOU) -> Comparison:
+    """Two versions' current kept boxes in one set of tables (each side's newest filter set), compared: what the
+    console shows beside a promote button. `a` and `b` are NAME:VERSION or NAME@ALIAS (resolved in `store`)."""
+    sides = []
+    for ref in (a, b):
+        tset = resolve_table_set(tables, ref, None, store)
+        images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
+        kept = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                           kept_only=True)
+        sides.append((f"{tset.model_name}:{tset.model_version}", images, kept))
+    (name_a, images_a, kept_a), (name_b, images_b, kept_b) = sides
+    if name_a == name_b:
+        raise BatchError(f"{a} and {b} are the same version ({name_a}); name two versions to compare")
+    return compare_versions(images_a, kept_a, images_b, kept_b, name_a, name_b, min_iou)

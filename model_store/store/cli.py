@@ -126,7 +126,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for name in store.list_models():
         aliases = {k: v.version for k, v in store.aliases(name).items()}
-        rows.append({"name": name, "versions": store.list_versions(name), "aliases": aliases})
+        refused = [{"version": r["version"], "reason": r.get("reason", "")} for r in store.refusals(name)]
+        rows.append({"name": name, "versions": store.list_versions(name), "aliases": aliases, "refused": refused})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -135,6 +136,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for row in rows:
         aliases = ", ".join(f"{a}->{v}" for a, v in sorted(row["aliases"].items()))
         print(f"{row['name']}: versions {', '.join(row['versions'])}; aliases {aliases or '-'}")
+        for r in row["refused"]:
+            print(f"  refused {r['version']}: {r['reason']}")
     return 0
 
 

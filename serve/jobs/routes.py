@@ -20,9 +20,13 @@ from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.filters import REGISTRY
 from serve.jobs.backfill import BackfillWatcher
+from serve.jobs.catalog import router as catalog_router
 from serve.jobs.control import STATUSES, JobControl
+from serve.jobs.deps import admin_auth, control_of, in_thread, read_auth, service_of
 from serve.jobs.kinds import KINDS
-from trapline.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from serve.jobs.reports import ReportDirs, with_report_links
+from serve.jobs.reports import router as reports_router
+from trapline.errors import NotFoundError
 
 if TYPE_CHECKING:
     from serve.ingress import IngressCore
@@ -57,39 +61,10 @@ class PreviewRequest(BaseModel):
     filters_hash: str | None = None
 
 
-def _service(request: Request) -> IngressCore:
-    return request.app.state.trapline_service
-
-
-def _control(request: Request) -> JobControl:
-    return request.app.state.trapline_jobs
-
-
-async def read_auth(request: Request) -> None:
-    """The API token when one is set; the admin token passes too."""
-    service, auth = _service(request), request.headers.get("authorization")
-    try:
-        service.check_api_token(auth)
-    except UnauthorizedError:
-        try:
-            service.check_admin_token(auth)
-        except (UnauthorizedError, ForbiddenError):
-            raise UnauthorizedError("this route needs `Authorization: Bearer <API or admin token>`",
-                                    headers={"WWW-Authenticate": "Bearer"}) from None
-
-
-async def admin_auth(request: Request) -> None:
-    _service(request).check_admin_token(request.headers.get("authorization"))
-
-
-async def _run(fn, *args, **kwargs):
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 @router.post("/v1/jobs", tags=["jobs"], status_code=201, dependencies=[Depends(admin_auth)],
              summary="Submit a job (validated with the command's own options model) to the cluster's job manager")
 async def submit_job(request: Request, body: JobRequest) -> JSONResponse:
-    job = await _run(_control(request).submit, body.kind, body.options)
+    job = await in_thread(control_of(request).submit, body.kind, body.options)
     return JSONResponse(job, status_code=201)
 
 
@@ -99,25 +74,28 @@ async def list_jobs(request: Request, kind: str | None = Query(None, description
                     status: str | None = Query(None, description=", ".join(STATUSES)),
                     model: str | None = Query(None, description="a model name or NAME:VERSION"),
                     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-    return await _run(_control(request).list, kind, status, model, limit, offset)
+    page = await in_thread(control_of(request).list, kind, status, model, limit, offset)
+    with_report_links(service_of(request).link_key(), page["jobs"])
+    return page
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(read_auth)],
             summary="One job: status, options, timestamps, progress and stage metrics from its run manifest")
 async def show_job(request: Request, job_id: str) -> dict[str, Any]:
-    return await _run(_control(request).show, job_id)
+    job = await in_thread(control_of(request).show, job_id)
+    return with_report_links(service_of(request).link_key(), [job])[0]
 
 
 @router.get("/v1/jobs/{job_id}/logs", tags=["jobs"], dependencies=[Depends(read_auth)],
             summary="The tail of a job's log")
 async def job_logs(request: Request, job_id: str, tail: int = Query(200, ge=0, le=100_000)) -> dict[str, Any]:
-    return await _run(_control(request).logs, job_id, tail)
+    return await in_thread(control_of(request).logs, job_id, tail)
 
 
 @router.post("/v1/jobs/{job_id}/stop", tags=["jobs"], status_code=202, dependencies=[Depends(admin_auth)],
              summary="Stop a job: a reprocess ends at its next part, lease released, nothing half-written")
 async def stop_job(request: Request, job_id: str) -> JSONResponse:
-    return JSONResponse(await _run(_control(request).stop, job_id), status_code=202)
+    return JSONResponse(await in_thread(control_of(request).stop, job_id), status_code=202)
 
 
 @router.get("/v1/filters", tags=["post-processing"], dependencies=[Depends(read_auth)],
@@ -138,10 +116,10 @@ def filter_info(name: str, cls: Any) -> dict[str, Any]:
 @router.post("/v1/postprocess/preview", tags=["post-processing"], dependencies=[Depends(read_auth)],
              summary="What a filter would change on one stored image (kept / dropped), without writing")
 async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
-    control = _control(request)
+    control = control_of(request)
     raw = {**body.model_dump(exclude_none=True, exclude_defaults=True), "dry_run": True}
-    kind, options = await _run(control.prepare, "postprocess", raw)
-    report = await _run(run_postprocess, **options.run_kwargs())
+    kind, options = await in_thread(control.prepare, "postprocess", raw)
+    report = await in_thread(run_postprocess, **options.run_kwargs())
     out = dataclasses.asdict(report)
     out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after")}
     return out
@@ -169,7 +147,9 @@ def attach_jobs(api: FastAPI, service: IngressCore) -> None:
         return
     control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
     api.state.trapline_service, api.state.trapline_jobs = service, control
-    api.include_router(router)
+    api.state.trapline_reports = ReportDirs()
+    for r in (router, catalog_router, reports_router):
+        api.include_router(r)
     policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
                 for m in cfg.models if m.on_promote is not None}
     if policies:

@@ -8,6 +8,8 @@ is deployed to it with `serve deploy`, as on a real cluster, and driven with htt
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -358,10 +361,91 @@ def test_a_promote_starts_exactly_one_backfill(cluster, url, env):
     assert sorted(j for j in ray_jobs(cluster) if j.startswith("trapline-backfill-")) == sorted([sid, sid1])
 
 
-def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(cluster, url, env):
+@pytest.fixture(scope="module")
+def two_versions(url, env) -> str:
+    """Tables that both versions ran into (1, then 2: a higher score threshold on the same weights), over HTTP."""
+    out = str(env["dir"] / "compare")
+    for version in ("1", "2"):
+        job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess",
+                                                   "options": reprocess(env, out, model=f"trapcam:{version}")})
+        assert job.status_code == 201, job.text
+        assert wait_ended(url, job.json()["id"])["status"] == "succeeded"
+    return out
+
+
+def table_count(out: str, table: str, version: str, column: str, value) -> int:
+    """Rows of one version whose `column` is `value`, read from the table files themselves."""
+    return sum(pq.read_table(p, columns=[column]).column(column).to_pylist().count(value)
+               for p in Path(out).rglob("*.parquet") if f"/{table}/" in p.as_posix()
+               and f"model_version={version}" in p.as_posix())
+
+
+def test_models_catalog_compare_and_report_links(cluster, url, env, two_versions):
+    """The models page's data (every stored version, the backfill policy), two versions compared in tables, and a
+    finished report opened by its signed link without a token; every way of getting these wrong is a 4xx."""
+    cat = call("GET", f"{url}/v1/models/trapcam/versions", READ)
+    assert cat.status_code == 200, cat.text
+    cat = cat.json()
+    assert [v["version"] for v in cat["versions"]] == ["1", "2"] and all(v["card"] for v in cat["versions"])
+    assert cat["backfill"]["out"] == str(env["dir"] / "backfill") and cat["refused"] == []
+    assert cat["aliases"]["production"]["version"] in ("1", "2")
+    assert call("GET", f"{url}/v1/models/trapcam/versions", None).status_code == 401
+    assert call("GET", f"{url}/v1/models/nope/versions", READ).json()["error"]["type"] == "not_found"
+
+    r = call("GET", f"{url}/v1/models/trapcam/compare", READ, params={"a": "1", "b": "2", "tables": two_versions})
+    assert r.status_code == 200, r.text
+    c = r.json()
+    v1, v2 = (table_count(two_versions, DETECTIONS, v, "kept", True) for v in ("1", "2"))
+    failed = table_count(two_versions, IMAGES, "1", "status", "failed")  # the archive's broken files
+    print(f"compare: v1 kept {v1}, v2 kept {v2}: {c['totals']}, {c['images_differ']} image(s) differ")
+    # Same weights, a higher threshold: every box of 2 is a box of 1.
+    assert c["a"] == "trapcam:1" and c["b"] == "trapcam:2" and c["images_both"] == env["n"] - failed > 0
+    assert c["totals"] == {"matched": v2, "only_a": v1 - v2, "only_b": 0} and v2 > 0
+    assert len(c["examples"]) == min(c["images_differ"], 10)
+    for params, status, kind in (
+            ({"a": "1", "b": "2"}, 422, "invalid_parameter"),  # the backfill tables (a dry run): none there
+            ({"a": "1", "b": "1", "tables": two_versions}, 422, "invalid_parameter"),
+            ({"a": "1", "b": "9", "tables": two_versions}, 422, "invalid_parameter"),
+            ({"a": "1", "b": "2", "tables": "/etc"}, 403, "path_not_allowed")):
+        r = call("GET", f"{url}/v1/models/trapcam/compare", READ, params=params)
+        assert (r.status_code, r.json()["error"]["type"]) == (status, kind), (params, r.text)
+
+    report = str(env["dir"] / "compare-report")
+    job = call("POST", f"{url}/v1/jobs", json={"kind": "report", "options": {
+        "tables": two_versions, "out": report, "model": "trapcam:1", "compare": "trapcam:2"}}).json()
+    assert "report_url" not in job  # not before it has succeeded
+    done = wait_ended(url, job["id"])
+    assert done["status"] == "succeeded" and done["report_url"].startswith(f"/reports/{job['id']}/")
+    listed = call("GET", f"{url}/v1/jobs", READ, params={"kind": "report"}).json()["jobs"]
+    assert next(j for j in listed if j["id"] == job["id"])["report_url"].endswith("/index.html")
+    page = httpx.get(url + done["report_url"], timeout=30, trust_env=False)  # no token: the link is the right
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "only in trapcam:1" in page.text or "trapcam:2" in page.text
+    assert page.text == (Path(report) / "index.html").read_text()
+    thumb = next(Path(report, "thumbs").iterdir())
+    base = url + done["report_url"].removesuffix("index.html")
+    asset = httpx.get(base + f"thumbs/{thumb.name}", timeout=30, trust_env=False)
+    assert asset.status_code == 200 and asset.content == thumb.read_bytes()
+    # Altered, expired, or reaching outside the report: 404, naming nothing.
+    prefix, grant = done["report_url"].rsplit("/", 2)[0], done["report_url"].split("/")[3]
+    expires, sig = grant.split(".")
+    key = hashlib.sha256(f"trapline report links\n{hashlib.sha256(READ.encode()).hexdigest()}\n"
+                         f"{hashlib.sha256(ADMIN.encode()).hexdigest()}".encode()).digest()
+    past = int(time.time()) - 1
+    old = hmac.new(key, f"{job['id']}\n{past}".encode(), hashlib.sha256).hexdigest()[:40]
+    other = listed[-1]["id"] if listed[-1]["id"] != job["id"] else "trapline-nope"
+    for bad in (f"{prefix}/{expires}.{'0' * 40}/index.html", f"{prefix}/{int(expires) + 1}.{sig}/index.html",
+                f"/reports/{job['id']}/{past}.{old}/index.html", f"/reports/{other}/{grant}/index.html",
+                f"{prefix}/{grant}/%2e%2e%2f%2e%2e%2fcompare%2f_runs%2fx.json", f"{prefix}/{grant}/%2e%2e/x.html"):
+        r = httpx.get(url + bad, timeout=30, trust_env=False)
+        assert r.status_code == 404 and str(env["dir"]) not in r.text, (bad, r.text)
+
+
+def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(cluster, url, env, two_versions):
     """The console in headless Chromium (Debian's package): live progress on the jobs page, a post-processing run
     from the form generated from the filter's JSON Schema (preview first), its metrics on the job page, the
-    pages at a phone's width, no console error anywhere. Screenshots go to docs/ (linked from the README)."""
+    models page (cards, the comparison beside promote, a full report opened from the reports page), the pages at
+    a phone's width, no console error anywhere. Screenshots go to docs/ (linked from the README)."""
     import json
 
     from batch.review.browser import find_chromium
@@ -405,6 +489,32 @@ def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(clu
         stages = b.eval("document.getElementById('stages').textContent")
         assert "detections_checked" in stages and "flagged" in stages, stages
         assert call("GET", f"{url}/v1/jobs/{job_id}", READ).json()["kind"] == "postprocess"
+
+        # Models: stored versions with their cards; the served version compared with 2 beside the promote button;
+        # the full report of that comparison run as a job, then opened from the reports page without a token.
+        b.eval("location.hash = '#/models'")
+        b.wait("document.querySelector('#model-trapcam .versions tr[data-version=\"2\"]') !== null", 30, "models")
+        assert b.eval("document.querySelectorAll('#model-trapcam details.model-card').length") == 2
+        b.eval(f"""(() => {{
+            const card = document.getElementById('model-trapcam');
+            card.querySelector('.compare-tables').value = {json.dumps(two_versions)};
+            const select = card.querySelector('.promote-version');
+            select.value = '2'; select.dispatchEvent(new Event('change'));
+        }})()""")
+        summary = b.wait("document.querySelector('#model-trapcam .compare-summary')?.textContent", 60, "the compare")
+        assert "image(s) in both" in summary and "only trapcam:2 0." in summary, summary
+        b.screenshot(docs / "console-models.png")
+        b.eval("document.querySelector('#model-trapcam .full-report').click()")
+        report_job = b.wait("document.querySelector('#model-trapcam .compare-result a')?.textContent", 60,
+                            "the report job's link")
+        assert wait_ended(url, report_job)["status"] == "succeeded"
+        b.eval("location.hash = '#/reports'")
+        href = b.wait("document.querySelector('#reports a.open-report')?.getAttribute('href')", 30, "an open link")
+        b.navigate(url + href)
+        assert "trapcam" in b.eval("document.title") and b.eval("document.images.length") > 0
+        assert b.eval("[...document.images].every(i => i.complete && i.naturalWidth > 0)"), "a report image is missing"
+        b.navigate(f"{url}/console#/jobs")
+        b.wait("document.querySelector('#jobs') !== null", 30, "the console again")
 
         b.viewport(390, 844, mobile=True)
         for page, ready in (("#/jobs", "#jobs"), (f"#/job/{job_id}", "#stages"), ("#/postprocess", "#filter"),

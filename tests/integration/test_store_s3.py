@@ -77,7 +77,8 @@ def test_models_cli_on_s3(s3_bucket, s3_server, fixture_models, tmp_path):
     assert run("promote", "fx:1").returncode == 0
     assert run("promote", "fx:2").returncode == 0
     listed = json.loads(run("list", "--json").stdout)
-    assert listed == [{"name": "fx", "versions": ["1", "2"], "aliases": {"production": "2", "latest": "2"}}]
+    assert listed == [{"name": "fx", "versions": ["1", "2"], "aliases": {"production": "2", "latest": "2"},
+                       "refused": []}]
     r = run("rollback", "fx")
     assert r.returncode == 0 and "fx@production -> 1" in r.stdout
     assert run("verify", "fx@production").returncode == 0

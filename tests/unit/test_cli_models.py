@@ -38,7 +38,7 @@ def test_models_cli_flow(tmp_path, fixture_models, cfg_file):
     assert run("models", "promote", "fx:2", store=store).returncode == 0
     r = run("models", "list", "--json", store=store)
     assert json.loads(r.stdout) == [{"name": "fx", "versions": ["1", "2"],
-                                     "aliases": {"production": "2", "latest": "2"}}]
+                                     "aliases": {"production": "2", "latest": "2"}, "refused": []}]
     r = run("models", "show", "fx", "--json", store=store)
     shown = json.loads(r.stdout)
     assert shown["version"] == "2" and shown["aliases"] == ["latest", "production"]

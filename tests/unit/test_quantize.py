@@ -128,6 +128,28 @@ def test_too_few_boxes_to_judge_publishes_nothing_and_says_what_to_do(store, cal
     assert "2-refused" not in store.list_versions(DEMO_NAME) and DEMO_NAME in store.list_models()
 
 
+def test_the_console_catalog_shows_the_cards_the_agreement_and_the_refusals(store, quantized, calib_dir):
+    """What `GET /v1/models/{name}/versions` answers (serve/jobs/catalog.py) from what quantize filed."""
+    from serve.jobs.catalog import model_catalog
+
+    if not store.refusals(DEMO_NAME):
+        run_cli("quantize", f"{DEMO_NAME}:2", "--calibrate", str(calib_dir), "--version", "2-refused", store=store)
+    cat = model_catalog(store, DEMO_NAME, None)
+    by_version = {v["version"]: v for v in cat["versions"]}
+    assert list(by_version) == store.list_versions(DEMO_NAME) and "2-int8" in by_version
+    int8 = by_version["2-int8"]
+    assert int8["quantization"]["verdict"] == PASS and int8["quantization"]["map50"] == quantized.map50
+    assert "## Agreement with demo-detector:2 on held-out images" in int8["card"]
+    assert by_version["2"]["quantization"] is None and by_version["2"]["card"]  # every version has a card
+    assert cat["aliases"]["production"]["version"] == "1" and by_version["1"]["aliases"] == ["production"]
+    assert [r["version"] for r in cat["refused"]] == ["2-refused"]
+    assert cat["refused"][0]["reason"].startswith("cannot judge demo-detector:2-refused")
+    with pytest.raises(Exception, match="no model 'nope'"):
+        model_catalog(store, "nope", None)
+    listed = run_cli("list", store=store)
+    assert listed.returncode == 0 and "  refused 2-refused: cannot judge demo-detector:2-refused" in listed.stdout
+
+
 def test_cli_force_publishes_without_a_verdict_and_prints_the_report(store, calib_dir):
     r = run_cli("quantize", f"{DEMO_NAME}:1", "--calibrate", str(calib_dir), "--version", "1-int8",
                 "--force", "--holdout-fraction", "0.25", store=store)

@@ -201,23 +201,114 @@ async function postprocessPage(current = () => true) {
   return false;
 }
 
-// -- models: versions, aliases, refused versions, promote and rollback ------------------------------
+// -- models: stored versions, aliases, model cards, int8 agreement, refusals; compare beside promote --
+const enc = encodeURIComponent;
+
+function pct(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }
+
+function agreementText(q) {
+  const speed = q.parent_ms > 0 ? `; ${q.parent_ms.toFixed(1)} -> ${q.int8_ms.toFixed(1)} ms/image` : "";
+  return `${q.verdict}: recall ${pct(q.total.recall)}, precision ${pct(q.total.precision)}, ` +
+         `mAP@0.5 ${q.map50.toFixed(3)} against ${q.parent} on ${q.heldout_images} held-out image(s)${speed}`;
+}
+
+function agreementTable(q) {
+  return el("div", {class: "scroll"}, el("table", {class: "agreement"},
+    el("thead", {}, el("tr", {}, ["class", "boxes parent / int8", "matched", "recall", "precision", "AP@0.5"].map(h => el("th", {}, h)))),
+    el("tbody", {}, [...q.classes, q.total].map(c => el("tr", {}, el("td", {}, c.label),
+      el("td", {}, `${c.parent_boxes} / ${c.int8_boxes}`), el("td", {}, c.matched), el("td", {}, pct(c.recall)),
+      el("td", {}, pct(c.precision)), el("td", {}, c.ap50 === null ? "-" : c.ap50.toFixed(3)))))));
+}
+
+function versionsTable(m, cat) {
+  const loaded = new Map(m.versions.map(v => [v.version, v]));
+  return el("div", {class: "scroll"}, el("table", {class: "versions"},
+    el("thead", {}, el("tr", {}, ["version", "aliases", "loaded", "sha256", "description"].map(h => el("th", {}, h)))),
+    el("tbody", {}, cat.versions.slice().reverse().flatMap(v => {
+      const extra = [];
+      if (v.quantization) extra.push(el("div", {class: "quantization"}, "int8 agreement: " + agreementText(v.quantization)),
+                                    el("details", {}, el("summary", {}, "per class"), agreementTable(v.quantization)));
+      if (v.card) extra.push(el("details", {class: "model-card"}, el("summary", {}, "model card"), el("pre", {}, v.card)));
+      const live = loaded.get(v.version);
+      return [el("tr", {"data-version": v.version}, el("td", {}, el("strong", {}, v.version)), el("td", {}, v.aliases.join(", ") || "-"),
+                 el("td", {}, live ? `yes (${live.device || "cpu"})` : "no"), el("td", {}, (v.sha256 || "").slice(0, 12)),
+                 el("td", {class: "wrap"}, v.description || "")),
+              extra.length ? el("tr", {class: "detail"}, el("td", {colspan: 5, class: "wrap"}, extra)) : ""];
+    }))));
+}
+
+function refusals(m, cat) {
+  const items = cat.refused.map(r => el("li", {class: "refused"}, el("strong", {}, r.version), ` (int8 of ${r.parent}, ${r.refused_at}): `,
+    el("span", {class: "dropped"}, r.reason), el("details", {}, el("summary", {}, "figures"), agreementTable(r))));
+  const service = m.errors.map(e => el("li", {class: "refused"}, el("strong", {}, e.version), `: ${e.type}: ${e.message || ""}`));
+  return [items.length ? el("div", {}, el("h3", {}, "Refused by the int8 gate (not published)"), el("ul", {}, items)) : "",
+          service.length ? el("div", {}, el("h3", {}, "Refused by the service (not loaded)"), el("ul", {}, service)) : ""];
+}
+
+function comparisonView(c) {
+  const rows = c.labels.map(l => el("tr", {}, el("td", {}, l.label), el("td", {}, l.matched), el("td", {}, l.only_a), el("td", {}, l.only_b)));
+  const examples = c.examples.map(x => el("li", {}, `${x.uri}: `,
+    x.only_a.map(b => el("span", {class: "dropped"}, `${c.a} only ${b.label} ${b.score.toFixed(2)} `)),
+    x.only_b.map(b => el("span", {class: "restored"}, `${c.b} only ${b.label} ${b.score.toFixed(2)} `))));
+  return [el("div", {class: "compare-summary"}, `${c.images_both} image(s) in both; ${c.images_differ} differ. ` +
+            `Boxes in both ${c.totals.matched}, only ${c.a} ${c.totals.only_a}, only ${c.b} ${c.totals.only_b}.`),
+          el("div", {class: "scroll"}, el("table", {class: "compare"},
+            el("thead", {}, el("tr", {}, ["label", "in both", `only ${c.a}`, `only ${c.b}`].map(h => el("th", {}, h)))),
+            el("tbody", {}, rows))),
+          examples.length ? el("details", {}, el("summary", {}, "images that differ most"), el("ul", {}, examples)) : ""];
+}
+
+function promotePanel(m, cat) {
+  const aliasName = m.default_alias || "production";
+  const current = (cat.aliases[aliasName] || {}).version;
+  const alias = el("input", {type: "text", value: aliasName, "aria-label": "alias"});
+  const newest = cat.versions.slice().reverse();
+  const candidate = (newest.find(v => v.version !== current) || {}).version;  // preselected: the newest other one
+  const version = el("select", {"aria-label": "version to promote", class: "promote-version"},
+    newest.map(v => el("option", {value: v.version, selected: v.version === candidate}, v.version)));
+  const tables = el("input", {type: "text", "aria-label": "tables", class: "compare-tables", value: cat.backfill ? cat.backfill.out : "",
+                              placeholder: "tables both versions ran into"});
+  const result = el("div", {class: "compare-result"}, el("p", {class: "help"}, "choose a version to compare with the one served"));
+  async function compare() {
+    result.replaceChildren(el("p", {class: "help"}, "comparing..."));
+    if (!current || version.value === current) { result.replaceChildren(el("p", {class: "help"}, `${m.name}@${alias.value} already serves ${version.value}`)); return; }
+    const q = new URLSearchParams({a: current, b: version.value});
+    if (tables.value) q.set("tables", tables.value);
+    try {
+      const c = await api("GET", `/v1/models/${enc(m.name)}/compare?${q}`);
+      result.replaceChildren(el("h3", {}, `${c.a} (served) against ${c.b}`), ...comparisonView(c),
+        el("p", {}, el("button", {type: "button", class: "full-report", on: {click: () => fullReport(c)}}, "Full report with pictures")));
+    } catch (e) { result.replaceChildren(el("p", {class: "dropped"}, e.message)); }
+  }
+  async function fullReport(c) {
+    const out = `${c.tables.replace(/\/+$/, "")}-report-${c.a.split(":").pop()}-vs-${c.b.split(":").pop()}`;
+    try {
+      const job = await api("POST", "/v1/jobs", {kind: "report", options: {tables: c.tables, out, model: c.a, compare: c.b}});
+      result.append(el("p", {}, "report job: ", el("a", {href: "#/job/" + enc(job.id)}, job.id), " (opens from Reports when done)"));
+    } catch (e) { say(e.message); }
+  }
+  version.addEventListener("change", compare);
+  const backfill = cat.backfill ? `A promote of ${m.name}@${cat.backfill.alias} reprocesses ${cat.backfill.archive} into ${cat.backfill.out} once per version.` : "";
+  return el("div", {class: "promote"},
+    el("div", {class: "promote-form"}, el("h3", {}, "Promote or roll back"),
+      el("label", {}, "alias ", alias), el("label", {}, "version ", version), el("label", {}, "compare in ", tables),
+      el("p", {}, el("button", {type: "button", class: "compare-button", on: {click: compare}}, "Compare"), " ",
+        el("button", {type: "button", class: "promote-button", on: {click: () => moveAlias(m.name, "promote", alias.value, version.value)}}, "Promote"), " ",
+        el("button", {type: "button", class: "danger", on: {click: () => moveAlias(m.name, "rollback", alias.value)}}, "Roll back")),
+      backfill ? el("p", {class: "help"}, backfill) : ""),
+    result);
+}
+
 async function modelsPage(current = () => true) {
   const data = await api("GET", "/v1/models");
-  const cards = data.models.map(m => {
-    const versions = m.versions.map(v => el("tr", {}, el("td", {}, v.version), el("td", {}, v.aliases.join(", ")),
-      el("td", {}, (v.sha256 || "").slice(0, 12)), el("td", {}, v.device || "")));
-    const errors = m.errors.map(e => el("li", {class: "dropped"}, `${e.version}: ${e.type}: ${e.message || ""}`));
-    const version = el("input", {type: "text", placeholder: "version", size: 6});
-    const alias = el("input", {type: "text", value: m.default_alias || "production", size: 10});
-    return el("div", {class: "card"}, el("h2", {}, `${m.name} (${m.kind})`),
-      el("div", {}, "aliases: " + Object.entries(m.aliases || {}).map(([a, v]) => `${a} -> ${v}`).join(", ")),
-      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["version", "aliases", "sha256", "device"].map(h => el("th", {}, h)))),
-        el("tbody", {}, versions))),
-      errors.length ? el("div", {}, "refused versions:", el("ul", {}, errors)) : "",
-      el("p", {}, version, " ", alias, " ",
-        el("button", {type: "button", on: {click: () => moveAlias(m.name, "promote", alias.value, version.value)}}, "Promote"), " ",
-        el("button", {type: "button", class: "danger", on: {click: () => moveAlias(m.name, "rollback", alias.value)}}, "Roll back")));
+  const catalogs = await Promise.all(data.models.map(m => api("GET", `/v1/models/${enc(m.name)}/versions`)));
+  const cards = data.models.map((m, i) => {
+    const cat = catalogs[i];
+    const aliases = Object.entries(cat.aliases).map(([a, r]) => `${a} -> ${r.version}` + (r.history.length ? ` (before: ${r.history.slice(-3).join(", ")})` : ""));
+    return el("div", {class: "card model", id: "model-" + m.name}, el("h2", {}, `${m.name} (${m.kind})`),
+      el("div", {}, "aliases: " + (aliases.join("; ") || "none")),
+      el("div", {}, "serving: " + Object.entries(m.aliases || {}).map(([a, v]) => `${a} -> ${Array.isArray(v) ? v.join(" / ") + " (swapping)" : v}`).join(", ")),
+      promotePanel(m, cat), el("h3", {}, "Versions"), versionsTable(m, cat), ...refusals(m, cat));
   });
   if (!current()) return false;
 
@@ -230,22 +321,24 @@ async function moveAlias(model, action, alias, version) {
   if (!confirm(`${what}? Every replica loads and warms it first.`)) return;
   const q = new URLSearchParams({alias});
   if (version) q.set("version", version);
-  try { const r = await api("POST", `/v1/admin/models/${encodeURIComponent(model)}/${action}?${q}`); say(`${model}@${r.alias} -> ${r.version}`); }
+  try { const r = await api("POST", `/v1/admin/models/${enc(model)}/${action}?${q}`); say(`${model}@${r.alias} -> ${r.version}`); }
   catch (e) { say(e.message); }
   route();
 }
 
-// -- reports: the report jobs and where their pages are -------------------------------------------
+// -- reports: the report jobs, each finished one opened by its signed link --------------------------
 async function reportsPage(current = () => true) {
   const data = await api("GET", "/v1/jobs?kind=report&limit=100");
   if (!current()) return false;
 
-  page.replaceChildren(el("h1", {}, "Review reports"), el("div", {class: "scroll"}, el("table", {},
-    el("thead", {}, el("tr", {}, ["job", "status", "model", "report (index.html)"].map(h => el("th", {}, h)))),
-    el("tbody", {}, data.jobs.map(j => el("tr", {}, el("td", {}, el("a", {href: "#/job/" + j.id}, j.id)),
-      el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"),
-      el("td", {class: "wrap"}, j.options ? j.options.out + "/index.html" : "-")))))));
-  return false;
+  page.replaceChildren(el("h1", {}, "Review reports"), el("div", {class: "scroll"}, el("table", {id: "reports"},
+    el("thead", {}, el("tr", {}, ["job", "status", "model", "compared with", "report"].map(h => el("th", {}, h)))),
+    el("tbody", {}, data.jobs.length ? data.jobs.map(j => el("tr", {}, el("td", {}, el("a", {href: "#/job/" + enc(j.id)}, j.id)),
+      el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"), el("td", {}, (j.options && j.options.compare) || "-"),
+      el("td", {}, j.report_url ? el("a", {href: j.report_url, target: "_blank", rel: "noopener", class: "open-report"}, "open")
+                                : (j.options ? j.options.out : "-"))))
+      : el("tr", {}, el("td", {colspan: 5}, "no report jobs yet"))))));
+  return data.jobs.some(j => j.status === "running" || j.status === "pending");
 }
 
 // -- routing ---------------------------------------------------------------------------------------

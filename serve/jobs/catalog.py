@@ -1,0 +1,104 @@
+"""The models page's data: every stored version of a model (aliases, model card, quantization agreement, the int8
+candidates the gate refused), and the comparison of two versions in a set of tables, shown beside promote.
+
+`GET /v1/models` says what the replicas serve; these routes read the store and the tables, so they also show
+versions no replica has loaded yet (the candidates an operator is about to promote).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
+from batch.tables.reader import Tables
+from model_store import ModelStore
+from model_store.core.refs import check_segment
+from serve.jobs.deps import control_of, in_thread, read_auth, service_of
+from trapline.errors import InvalidParameterError, NotFoundError, TraplineError
+
+router = APIRouter()
+EXAMPLES = 10  # images where the versions disagree, most confident difference first
+
+
+def backfill_policy(config: Any, name: str) -> dict[str, Any] | None:
+    """The model's on_promote policy as the console shows it: the alias watched and the tables it fills."""
+    for m in config.models:
+        if m.name == name and m.on_promote is not None:
+            return {"alias": m.on_promote.alias or m.aliases[0], "out": m.on_promote.reprocess["out"],
+                    "archive": m.on_promote.reprocess["archive"]}
+    return None
+
+
+def model_catalog(store: ModelStore, name: str, backfill: dict[str, Any] | None) -> dict[str, Any]:
+    """Every stored version of `name`, oldest first, with its card and (int8) its measured agreement."""
+    try:
+        check_segment("model name", name)
+    except ValueError as exc:
+        raise NotFoundError(f"no model {name!r}: {exc}") from None
+    versions = store.list_versions(name)
+    refused = store.refusals(name)
+    if not versions and not refused:
+        raise NotFoundError(f"no model {name!r} in the store (models: {', '.join(store.list_models()) or 'none'})")
+    aliases = store.aliases(name)
+    out = []
+    for version in versions:
+        mv = store.get(f"{name}:{version}")
+        out.append({"version": version, "kind": "classifier" if mv.is_classifier else "detector",
+                    "description": mv.config.description, "sha256": mv.config.weights.sha256,
+                    "aliases": sorted(a for a, r in aliases.items() if r.version == version),
+                    "card": store.card(mv.ref), "quantization": store.quantization(mv.ref)})
+    return {"name": name, "store": store.root, "versions": out,
+            "aliases": {a: {"version": r.version, "history": list(r.history), "updated_at": r.updated_at or None}
+                        for a, r in sorted(aliases.items())},
+            "refused": [r for r in refused if r.get("version") not in versions], "backfill": backfill}
+
+
+def version_comparison(tables: str, name: str, a: str, b: str, store: str | None, min_iou: float) -> dict[str, Any]:
+    """What version `b` finds that `a` does not, and the reverse, over the images both processed in `tables`."""
+    refs = [v if ("@" in v or ":" in v) else f"{name}:{v}" for v in (a, b)]
+    try:
+        c = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou)
+    except TraplineError as exc:
+        if exc.status is None:  # no rows for a version, no tables there: the caller named the wrong thing
+            raise InvalidParameterError(f"cannot compare: {exc}", field="tables") from None
+        raise
+    labels = [{"label": label, **{k: int(v) for k, v in row.items()}} for label, row in c.per_label.iterrows()]
+    return {"a": c.a, "b": c.b, "tables": tables, "min_iou": c.min_iou, "images_both": c.images_both,
+            "images_only_a": c.images_only_a, "images_only_b": c.images_only_b, "images_differ": len(c.diffs),
+            "labels": labels, "totals": {k: sum(r[k] for r in labels) for k in ("matched", "only_a", "only_b")},
+            "examples": [{"uri": d.uri, "only_a": [_box(r) for r in d.only_a], "only_b": [_box(r) for r in d.only_b],
+                          "matched": len(d.matched)} for d in c.diffs[:EXAMPLES]]}
+
+
+def _box(row: Any) -> dict[str, Any]:
+    return {"label": row.label, "score": round(float(row.score), 4)}
+
+
+@router.get("/v1/models/{model}/versions", tags=["models"], dependencies=[Depends(read_auth)],
+            summary="Every stored version: aliases, model card, quantization agreement, refused int8 candidates")
+async def versions(request: Request, model: str) -> dict[str, Any]:
+    service = service_of(request)
+    store = ModelStore(service.config.store, cache_dir=service.config.cache_dir)
+    return await in_thread(model_catalog, store, model, backfill_policy(service.config, model))
+
+
+@router.get("/v1/models/{model}/compare", tags=["models"], dependencies=[Depends(read_auth)],
+            summary="Two versions' kept boxes in one set of tables, matched per image (the report's --compare)")
+async def compare(request: Request, model: str,
+                  a: str = Query(..., description="the version now served, e.g. 1 (or NAME@ALIAS)"),
+                  b: str = Query(..., description="the candidate, e.g. 2"),
+                  tables: str | None = Query(None, description="tables both versions ran into (default: the "
+                                                               "model's on_promote backfill tables)"),
+                  min_iou: float = Query(DEFAULT_MIN_IOU, gt=0.0, le=1.0)) -> dict[str, Any]:
+    service = service_of(request)
+    if tables is None:
+        policy = backfill_policy(service.config, model)
+        if policy is None:
+            raise InvalidParameterError(f"name the tables to compare in: {model!r} has no on_promote policy whose "
+                                        "tables would be the default", field="tables")
+        tables = policy["out"]
+    else:
+        tables = control_of(request).paths.check("tables", tables)
+    return await in_thread(version_comparison, tables, model, a, b, service.config.store, min_iou)

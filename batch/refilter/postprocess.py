@@ -53,11 +53,23 @@ class PostprocessReport:
     images_changed: int = 0  # kept set differs from the source filter set
     became_empty: int = 0
     became_nonempty: int = 0
+    relabelled: int = 0  # classifications whose label the new set changes (classifier filters)
     wall_s: float = 0.0
     manifest: str | None = None
     notes: list[str] = field(default_factory=list)
     # One image's preview (`--image` with `--dry-run`): each detection before and after the new filter set.
     changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def preview_change(det: Mapping[str, Any], kept_before: bool, kept_after: bool, flags: list[str],
+                   relabelled: list[dict[str, Any]]) -> dict[str, Any]:
+    """One detection's fate in a single-image preview: dropped, restored, relabelled (kept, and a classifier filter
+    changes its species), kept or still_dropped."""
+    change = ("dropped" if kept_before and not kept_after else "restored" if kept_after and not kept_before
+              else ("relabelled" if relabelled else "kept") if kept_after else "still_dropped")
+    return {"detection_index": det["detection_index"], "label": det["label"], "score": det["score"],
+            "kept_before": bool(kept_before), "kept_after": bool(kept_after), "change": change,
+            "flags": list(flags), "relabelled": relabelled}
 
 
 def new_filter_set(source_specs: list[dict], name: str, config: Mapping[str, Any] | None, remove: bool,
@@ -192,7 +204,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                 report.images += 1
                 new_row = {**row, "filters_hash": set_hash, "run_id": run_id, "processed_at": now}
                 mine = groups.get((row["uri"], row["content_id"], row["run_id"]))
-                extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id)
+                relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id)
                 if row["status"] == "failed" or mine is None or mine.num_rows == 0:
                     out_images.append(new_row)
                     continue
@@ -209,10 +221,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     report.became_empty += bool(old_kept.any() and not kept.any())
                     report.became_nonempty += bool(kept.any() and not old_kept.any())
                 if dry_run and scope.image:
-                    report.changes += [{"detection_index": d["detection_index"], "label": d["label"],
-                                        "score": d["score"], "kept_before": bool(o), "kept_after": bool(k),
-                                        "change": "dropped" if o and not k else "restored" if k and not o
-                                        else "kept" if k else "still_dropped", "flags": list(f)}
+                    report.changes += [preview_change(d, o, k, f, relabelled.get(d["detection_index"], []))
                                        for d, o, k, f in zip(mine.to_pylist(), old_kept, kept, flags, strict=True)]
                 scores = mine["score"].to_pylist()
                 new_row.update(status="ok" if n_kept else "empty", detection_count=n_kept,
@@ -225,6 +234,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
         if not dry_run:
             flush()
         if classifiers_of(tset.metadata):
+            report.relabelled = extra.changed
             report.notes.append(f"{extra.changed} classification(s) changed their label")
     except BaseException as exc:
         if manifest is not None:
@@ -297,6 +307,10 @@ def format_report(r: PostprocessReport) -> str:
              f"detections {r.detections_checked} checked, {r.flagged} flagged by the filter, "
              f"kept {r.kept_before} -> {r.kept_after}"]
     lines += [f"note      {n}" for n in r.notes]
+    for c in r.changes:  # one image's preview: each detection's fate
+        species = "; ".join(f"{x['classifier']}: {x['from']} -> {x['to']}" for x in c["relabelled"])
+        lines.append(f"  #{c['detection_index']} {c['label']} {c['score']:.3f}: {c['change']}"
+                     + (f" [{', '.join(c['flags'])}]" if c["flags"] else "") + (f" ({species})" if species else ""))
     if r.manifest:
         lines.append(f"manifest  {r.manifest}")
     return "\n".join(lines)

@@ -63,8 +63,10 @@ class ExtraTables:
                     index.setdefault((r["uri"], r["content_id"], r["run_id"]), []).append(r)
             self.groups[table] = index
 
-    def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str) -> None:
-        """Re-filter one image's classifications and carry its snips into the new set."""
+    def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
+        """Re-filter one image's classifications and carry its snips into the new set; the labels that changed, by
+        detection index ({"classifier", "from", "to", "score"})."""
+        relabelled: dict[int, list[dict[str, Any]]] = {}
         for row in self.groups.get(CLASSIFICATIONS, {}).get(key, []):
             c = self.classifiers.get(row["classifier_name"])
             if c is None or row["scores"] is None:
@@ -73,10 +75,14 @@ class ExtraTables:
                 info = ModelInfo(name=c["name"], version=c["version"], sha256=c["sha256"])
                 answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs)
                 new = {**row, **classification_row(row["detection_index"], answer)}
-                self.changed += new["label"] != row["label"]
+                if new["label"] != row["label"]:
+                    self.changed += 1
+                    relabelled.setdefault(row["detection_index"], []).append(
+                        {"classifier": c["name"], "from": row["label"], "to": new["label"], "score": new["score"]})
             self.out[CLASSIFICATIONS].append({**new, "filters_hash": new_hash, "run_id": run_id})
         for row in self.groups.get(SNIPS, {}).get(key, []):
             self.out[SNIPS].append({**row, "filters_hash": new_hash, "run_id": run_id})
+        return relabelled
 
     def flush(self, storage, part: str, meta: Mapping[str, Any]) -> None:
         for table, schema in EXTRA:

@@ -19,10 +19,11 @@ from pydantic import BaseModel
 
 from batch.tables.archive import open_location
 from batch.tables.manifest import RunManifest, read_manifests
+from batch.tables.reader import Tables, resolve_table_set
 from batch.tables.stop import request_stop, stop_requested
 from model_store import ModelRef, ModelStore
 from serve.jobs.config import JobsConfig
-from serve.jobs.kinds import KINDS, JobKind, recognise
+from serve.jobs.kinds import KINDS, REFUSED, JobKind, recognise
 from serve.jobs.paths import PathPolicy
 from trapline.errors import (
     DuplicateJobError,
@@ -117,14 +118,16 @@ class JobControl:
                trusted: bool = False) -> dict[str, Any]:
         """Validate, refuse a duplicate of a running job, submit; the job's view."""
         kind, options = self.prepare(kind_name, raw, trusted)
+        asked = options_digest(kind.name, options)  # as requested: the same request again is a duplicate
+        options = self._pin_source(kind, options)
         digest = options_digest(kind.name, options)
         for job in self._trapline_jobs():
-            if job["status"] in ("pending", "running") and job.get("digest") == digest:
+            if job["status"] in ("pending", "running") and {asked, digest} & {job["digest"], job["request_digest"]}:
                 raise DuplicateJobError(f"an identical {kind.name} job is {job['status']}: {job['id']}; nothing "
                                         "was submitted (stop it first, or change the options)", job_id=job["id"])
         if submission_id is not None and not SUBMISSION_ID.match(submission_id):
             raise InvalidParameterError(f"submission id {submission_id!r} is not [A-Za-z0-9_.-]{{1,128}}")
-        metadata = {"trapline": "1", "kind": kind.name, "origin": origin, "digest": digest,
+        metadata = {"trapline": "1", "kind": kind.name, "origin": origin, "digest": digest, "request_digest": asked,
                     "model": str(getattr(options, "model", None) or ""),
                     "options": json.dumps(options.model_dump(mode="json", exclude_defaults=True), sort_keys=True)}
         entrypoint = shlex.join(kind.command(self.config.python or "python", options))
@@ -132,6 +135,19 @@ class JobControl:
                             entrypoint_num_cpus=self.config.entrypoint_num_cpus or None)
         logger.info("jobs: submitted %s job %s (%s)", kind.name, job_id, origin)
         return self.show(job_id, progress=False)
+
+    def _pin_source(self, kind: JobKind, options: BaseModel) -> BaseModel:
+        """A postprocess that names no source set gets the newest one now, in its options: a rerun of the job (after
+        a stop, or a failure) then resumes from the same source, not from the set its first run began to write."""
+        if kind.name != "postprocess" or options.filters_hash is not None:
+            return options
+        try:
+            tset = resolve_table_set(Tables(options.tables), options.model, None, options.store)
+        except TraplineError as exc:
+            if exc.status is None:  # nothing there to post-process: refused before anything runs
+                raise InvalidParameterError(f"tables: {exc}", field="tables") from None
+            raise
+        return kind.validate({**options.model_dump(exclude_unset=True), "filters_hash": tset.filters_hash})
 
     # -- read -----------------------------------------------------------------------------------------
     def _trapline_jobs(self) -> list[dict[str, Any]]:
@@ -209,13 +225,15 @@ class JobControl:
             return None
         status = str(getattr(details.status, "value", details.status)).lower()
         job_id = details.submission_id or details.job_id
-        opts = options.model_dump(mode="json") if options is not None else None
+        # Shown without the shell-only options (refused over HTTP), so that a view's options resubmit as they are.
+        opts = options.model_dump(mode="json", exclude=set(REFUSED)) if options is not None else None
         if status in ("failed", "stopped") and opts and kind.tables in opts and _stopped_on_request(
                 opts[kind.tables], job_id):
             status = "stopped"
         return {"id": job_id, "kind": kind.name, "status": status, "origin": origin,
                 "model": getattr(options, "model", None) if options is not None else meta.get("model") or None,
                 "options": opts, "digest": options_digest(kind.name, options) if options is not None else None,
+                "request_digest": meta.get("request_digest") or None,
                 "submitted_at": _ms(details.start_time), "ended_at": _ms(details.end_time),
                 "message": details.message, "entrypoint": entry, "_start_ms": details.start_time}
 

@@ -114,14 +114,14 @@ def filter_info(name: str, cls: Any) -> dict[str, Any]:
 
 
 @router.post("/v1/postprocess/preview", tags=["post-processing"], dependencies=[Depends(read_auth)],
-             summary="What a filter would change on one stored image (kept / dropped), without writing")
+             summary="What a filter would change on one stored image (kept / dropped / relabelled), without writing")
 async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
     control = control_of(request)
     raw = {**body.model_dump(exclude_none=True, exclude_defaults=True), "dry_run": True}
     kind, options = await in_thread(control.prepare, "postprocess", raw)
     report = await in_thread(run_postprocess, **options.run_kwargs())
     out = dataclasses.asdict(report)
-    out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after")}
+    out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after", "relabelled")}
     return out
 
 

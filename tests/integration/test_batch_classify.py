@@ -140,8 +140,16 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     import json
 
     from batch.export.registry import run_export
-    from batch.refilter.postprocess import run_postprocess
+    from batch.refilter.postprocess import format_report, run_postprocess
 
+    # One image first, as the console's preview asks: the blue deer is relabelled, nothing is written.
+    preview = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source,
+                              image="cam1/a.jpg", dry_run=True)
+    relabelled = [c for c in preview.changes if c["change"] == "relabelled"]
+    assert preview.relabelled == len(relabelled) >= 1 and relabelled[0]["kept_after"], preview.changes
+    [what] = relabelled[0]["relabelled"]
+    assert what["from"] == "blue" and what["to"] in ("red", "green") and what["classifier"] == "colour"
+    assert f"blue -> {what['to']}" in format_report(preview)
     masked = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source)
     assert masked.filters_hash != source and masked.images == 4
     assert "2 classification(s) changed their label" in masked.notes  # the two blue deer

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from batch.tables.manifest import read_manifests
-from batch.tables.reader import Tables
+from batch.tables.reader import Tables, resolve_table_set
 from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
 from serve.jobs.backfill import BackfillWatcher, backfill_id
@@ -172,6 +172,8 @@ def test_bad_inputs_get_a_typed_4xx_and_submit_nothing(cluster, url, env, tmp_pa
                                                                    "out": out + "/x.json"}}, 403,
          "path_not_allowed"),
         ("another scheme", ADMIN, {"kind": "events", "options": {"tables": "file:///etc"}}, 403, "path_not_allowed"),
+        ("nothing to post-process", ADMIN, {"kind": "postprocess", "options": {
+            "tables": out, "filter": "score", "config": {"min_score": 0.5}}}, 422, "invalid_parameter"),
     ]
     for what, token, body, status, kind in cases:
         r = call("POST", f"{url}/v1/jobs", token, json=body)
@@ -278,8 +280,9 @@ def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env
     no_orphans(out)
     [manifest] = read_manifests(Tables(out).storage)
     assert manifest.status == "interrupted"
-    # The lease was released: the same job again runs now and finishes the rest, each image once.
-    again = call("POST", f"{url}/v1/jobs", json=body)
+    # The lease was released: the same job again (its options as shown, as the console's Resume sends them) runs
+    # now and finishes the rest, each image once.
+    again = call("POST", f"{url}/v1/jobs", json={"kind": final["kind"], "options": final["options"]})
     assert again.status_code == 201, again.text
     assert wait_ended(url, again.json()["id"])["status"] == "succeeded"
     rows = Tables(out).read(IMAGES, "trapcam", "1", ["uri"])["uri"].to_pylist()
@@ -465,6 +468,7 @@ def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(clu
         b.screenshot(docs / "console-jobs.png")
         assert wait_ended(url, job["id"])["status"] == "succeeded"
 
+        source = resolve_table_set(Tables(out), "trapcam:1")
         b.eval("location.hash = '#/postprocess'")
         b.wait("document.querySelectorAll('#filter option').length > 0")
         b.eval("window.confirm = () => true")  # the confirmation dialogs: a person clicks OK
@@ -488,7 +492,9 @@ def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(clu
                " === 'succeeded' && document.getElementById('stages') !== null", 180, "the job to succeed")
         stages = b.eval("document.getElementById('stages').textContent")
         assert "detections_checked" in stages and "flagged" in stages, stages
-        assert call("GET", f"{url}/v1/jobs/{job_id}", READ).json()["kind"] == "postprocess"
+        submitted = call("GET", f"{url}/v1/jobs/{job_id}", READ).json()
+        # The source set is pinned at submit, so a rerun (after a stop) resumes from it, not from its own output.
+        assert submitted["kind"] == "postprocess" and submitted["options"]["filters_hash"] == source.filters_hash
 
         # Models: stored versions with their cards; the served version compared with 2 beside the promote button;
         # the full report of that comparison run as a job, then opened from the reports page without a token.
@@ -518,7 +524,7 @@ def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(clu
 
         b.viewport(390, 844, mobile=True)
         for page, ready in (("#/jobs", "#jobs"), (f"#/job/{job_id}", "#stages"), ("#/postprocess", "#filter"),
-                            ("#/models", "main .card"), ("#/reports", "main table")):
+                            ("#/models", "#model-trapcam"), ("#/reports", "#reports")):
             b.eval(f"location.hash = {json.dumps(page)}")
             b.wait(f"document.querySelector({json.dumps(ready)}) !== null", 30, page)
             width = b.eval("document.documentElement.scrollWidth")

@@ -1,19 +1,22 @@
 """A stop request ends a post-processing run after a whole part (no Ray): the manifest says interrupted, nothing is
-half-written, and a rerun does the rest, each image once. (The reprocess side runs on a real Ray job manager:
-tests/integration/test_jobs_http.py.)"""
+half-written, and a rerun does the rest, each image once; over HTTP the job's source set is pinned at submit, so
+Resume does the same. (The reprocess side runs on a real Ray job manager: tests/integration/test_jobs_http.py.)"""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from batch.refilter.postprocess import run_postprocess
 from batch.tables.manifest import read_manifests
-from batch.tables.reader import Tables
+from batch.tables.reader import Tables, resolve_table_set
 from batch.tables.schema import DETECTIONS, IMAGES
 from batch.tables.stop import request_stop, stop_requested
 from model_store import ModelStore
+from serve.jobs.config import JobsConfig
+from serve.jobs.control import JobControl
 from tests.fixtures.archive import (
     PATH_PATTERN,
     brightness_config,
@@ -22,7 +25,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
-from trapline.errors import RunStoppedError
+from trapline.errors import DuplicateJobError, InvalidParameterError, RunStoppedError
 
 
 def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest(tmp_path, monkeypatch):
@@ -53,3 +56,61 @@ def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest
     rows = tables.read(IMAGES, "trapcam", "1", ["uri", "filters_hash"]).to_pandas()
     mine = rows[rows["filters_hash"] == new_set]["uri"]
     assert len(mine) == mine.nunique() == len(spec.images)
+
+
+class JobManager:
+    """Ray's job manager as JobControl sees it (submit, list, info), in memory: the job manager is not under test
+    here (tests/integration/test_jobs_http.py runs the real one); what JobControl asks of it is."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, SimpleNamespace] = {}
+
+    def submit_job(self, entrypoint: str, submission_id: str | None, metadata: dict, **_: object) -> str:
+        job_id = submission_id or f"raysubmit_{len(self.jobs)}"
+        self.jobs[job_id] = SimpleNamespace(submission_id=job_id, job_id=None, entrypoint=entrypoint,
+                                            metadata=metadata, status="RUNNING", start_time=len(self.jobs) + 1,
+                                            end_time=None, message=None)
+        return job_id
+
+    def list_jobs(self) -> list[SimpleNamespace]:
+        return list(self.jobs.values())
+
+    def get_job_info(self, job_id: str) -> SimpleNamespace:
+        return self.jobs[job_id]
+
+
+def test_a_postprocess_submitted_over_http_pins_its_source_so_that_resume_continues_it(tmp_path, monkeypatch):
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    spec = build_archive()
+    out = str(tmp_path / "tables")
+    process_without_ray(str(write_local(spec, tmp_path / "archive")), out, store.root, "trapcam:1",
+                        path_pattern=PATH_PATTERN)
+    source = resolve_table_set(Tables(out)).filters_hash
+    manager = JobManager()
+    control = JobControl(JobsConfig(roots=[str(tmp_path)]).resolved(str(tmp_path)), store.root, client=manager)
+    asked = {"tables": out, "filter": "score", "config": {"min_score": 0.5}, "rows_per_file": 5}
+    job = control.submit("postprocess", asked)
+    assert job["options"]["filters_hash"] == source  # named in the job itself, not left to "the newest"
+    # The job runs (here: the driver it would start) and is stopped after its first part.
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": job["id"]}}))
+    request_stop(Tables(out).storage, job["id"], by="test")
+    with pytest.raises(RunStoppedError):
+        run_postprocess(out, "score", {"min_score": 0.5}, rows_per_file=5, source_filters=source)
+    assert resolve_table_set(Tables(out)).filters_hash != source  # the newest set is now the partial one
+    # The same request while the first still runs: a duplicate, though "the newest set" has moved.
+    with pytest.raises(DuplicateJobError) as dup:
+        control.submit("postprocess", asked)
+    assert job["id"] in str(dup.value) and len(manager.jobs) == 1
+    # Stopped; Resume sends the job's options as shown: the same source, so the rerun does the rest.
+    manager.jobs[job["id"]].status = "STOPPED"
+    shown = control.show(job["id"], progress=False)
+    again = control.submit(shown["kind"], shown["options"])
+    assert again["options"]["filters_hash"] == source and again["id"] != job["id"]
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": again["id"]}}))
+    report = run_postprocess(out, "score", {"min_score": 0.5}, rows_per_file=5, source_filters=source)
+    assert report.skipped == 5 and report.images == len(spec.images) - 5
+    # Nothing to post-process: refused at submit, nothing submitted.
+    with pytest.raises(InvalidParameterError, match="tables: no images table"):
+        control.submit("postprocess", {**asked, "tables": str(tmp_path / "empty")})
+    assert len(manager.jobs) == 2

@@ -81,7 +81,9 @@ async function jobPage(id, current = () => true) {
     el("div", {class: "card"},
       el("div", {}, `submitted ${job.submitted_at || "-"}, ended ${job.ended_at || "-"}, by ${job.origin}`),
       job.message ? el("div", {}, job.message) : "",
-      active ? el("button", {class: "danger", id: "stop", on: {click: () => stopJob(job.id)}}, "Stop") : ""),
+      active ? el("button", {class: "danger", id: "stop", on: {click: () => stopJob(job.id)}}, "Stop") : "",
+      (job.status === "failed" || job.status === "stopped") && job.options
+        ? el("button", {id: "rerun", on: {click: () => rerunJob(job)}}, RESUMES.includes(job.kind) ? "Resume" : "Run again") : ""),
     el("h2", {}, "Progress"),
     p ? el("div", {class: "card"}, bar(p), el("div", {}, progressText(p), ` (run ${p.run_id}, ${p.run_status})`),
           el("div", {class: "scroll"}, el("table", {id: "stages"}, el("tbody", {}, stages))))
@@ -89,6 +91,17 @@ async function jobPage(id, current = () => true) {
     el("h2", {}, "Options"), el("pre", {}, JSON.stringify(job.options, null, 2)),
     el("h2", {}, "Log (tail)"), el("pre", {id: "log"}, logs.lines.join("\n")));
   return active;
+}
+
+// A rerun of these picks up where the stopped or failed run ended (parts already written are kept).
+const RESUMES = ["reprocess", "postprocess"];
+
+async function rerunJob(job) {
+  if (!confirm(`${RESUMES.includes(job.kind) ? "Resume" : "Run again"} this ${job.kind} job with the same options?`)) return;
+  try {
+    const again = await api("POST", "/v1/jobs", {kind: job.kind, options: job.options});
+    location.hash = "#/job/" + encodeURIComponent(again.id);
+  } catch (e) { say(e.message); }
 }
 
 async function stopJob(id) {
@@ -171,11 +184,14 @@ async function postprocessPage(current = () => true) {
     say("");
     try {
       const r = await api("POST", "/v1/postprocess/preview", {...options(), image: document.getElementById("image").value});
+      const species = c => (c.relabelled || []).map(x => `${x.classifier}: ${x.from} -> ${x.to}`).join(", ");
       const rows = r.changes.map(c => el("tr", {}, el("td", {}, c.detection_index), el("td", {}, c.label),
-        el("td", {}, c.score.toFixed(3)), el("td", {class: c.change}, c.change), el("td", {}, c.flags.join(", "))));
+        el("td", {}, c.score.toFixed(3)), el("td", {class: c.change}, c.change), el("td", {}, c.flags.join(", ")),
+        el("td", {}, species(c))));
+      const relabelled = r.summary.relabelled ? `; ${r.summary.relabelled} relabelled` : "";
       result.replaceChildren(el("div", {class: "card"},
-        el("div", {}, `kept ${r.summary.kept_before} -> ${r.summary.kept_after} of ${r.summary.detections_checked} detection(s); ${r.summary.flagged} flagged`),
-        el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["#", "label", "score", "change", "flags"].map(h => el("th", {}, h)))),
+        el("div", {}, `kept ${r.summary.kept_before} -> ${r.summary.kept_after} of ${r.summary.detections_checked} detection(s); ${r.summary.flagged} flagged${relabelled}`),
+        el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["#", "label", "score", "change", "flags", "species"].map(h => el("th", {}, h)))),
           el("tbody", {}, rows))), r.notes.map(n => el("div", {}, n))));
       run.disabled = false;
     } catch (e) { say(e.message); run.disabled = true; }

@@ -51,7 +51,8 @@ class BackfillWatcher:
                 continue
             try:
                 self.control.submit("reprocess", {**reprocess, "model": f"{model}:{record.version}"},
-                                    submission_id=sid, origin=f"promote {model}@{alias}", trusted=True)
+                                    submission_id=sid, origin=f"promote {model}@{alias}", trusted=True,
+                                    name=f"backfill of {model}:{record.version} ({model}@{alias} promoted)")
                 submitted.append(sid)
                 logger.info("backfill: %s@%s -> %s: job %s submitted", model, alias, record.version, sid)
             except DuplicateJobError:

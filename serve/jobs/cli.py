@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         if kind.name == "reprocess":
             k.add_argument("--config", dest="config_file", default=argparse.SUPPRESS,
                            help="YAML/JSON file with these options (flags override it)")
+        k.add_argument("--name", dest="job_name", default=None, help="a name for people, shown in job lists")
         _common(k)
         k.set_defaults(func=cmd_submit)
 
@@ -89,7 +90,7 @@ def request(args: argparse.Namespace, method: str, path: str, admin: bool = Fals
 
 def submitted_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options `trapline jobs submit KIND ...` sends: the flags given (over the --config file's)."""
-    skip = {"func", "command", "jobs_command", "kind", "url", "json_output", "config_file"}
+    skip = {"func", "command", "jobs_command", "kind", "url", "json_output", "config_file", "job_name"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     if getattr(args, "config_file", None):
         options = {**load_config_file(args.config_file), **options}
@@ -97,7 +98,10 @@ def submitted_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    job = request(args, "POST", "/v1/jobs", admin=True, json={"kind": args.kind, "options": submitted_options(args)})
+    body = {"kind": args.kind, "options": submitted_options(args)}
+    if args.job_name:
+        body["name"] = args.job_name
+    job = request(args, "POST", "/v1/jobs", admin=True, json=body)
     if args.json_output:
         print(json.dumps(job, indent=2))
     else:
@@ -115,23 +119,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not page["jobs"]:
         print("no jobs")
         return 0
-    print(f"{'ID':<34} {'KIND':<11} {'STATUS':<10} {'SUBMITTED':<26} {'MODEL':<24} PROGRESS")
+    print(f"{'ID':<34} {'KIND':<11} {'STATUS':<10} {'SUBMITTED':<19} {'ENDED':<19} {'MODEL':<20} IMAGES / NAME")
     for j in page["jobs"]:
-        print(f"{j['id']:<34} {j['kind']:<11} {j['status']:<10} {j['submitted_at'] or '-':<26} "
-              f"{j['model'] or '-':<24} {_progress_text(j.get('progress'))}")
+        name = f"  {j['name']}" if j.get("name") else ""
+        print(f"{j['id']:<34} {j['kind']:<11} {j['status']:<10} {_when(j['submitted_at']):<19} "
+              f"{_when(j['ended_at']):<19} {j['model'] or '-':<20} "
+              f"{_progress_text(j.get('progress'), j['status'] == 'running') or '-'}{name}")
     shown = page["offset"] + len(page["jobs"])
     if shown < page["total"]:
         print(f"({shown} of {page['total']}; --offset {shown} for more)")
     return 0
 
 
-def _progress_text(p: dict[str, Any] | None) -> str:
+def _when(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else "-"
+
+
+def _progress_text(p: dict[str, Any] | None, running: bool = True) -> str:
     if not p:
         return ""
     text = f"{p['images_done']}/{p['images_total']}"
-    if p.get("images_per_s"):
+    if running and p.get("images_per_s"):
         text += f", {p['images_per_s']:.1f} images/s"
-    if p.get("eta_s") is not None:
+    if running and p.get("eta_s") is not None:
         text += f", ETA {p['eta_s']:.0f}s"
     return text
 
@@ -142,7 +152,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(job, indent=2))
         return 0
     print(f"job {job['id']}: {job['kind']} {job['status']} (submitted {job['submitted_at']}, ended "
-          f"{job['ended_at'] or '-'}, by {job['origin']})")
+          f"{job['ended_at'] or '-'}, by {job['origin']})" + (f": {job['name']}" if job.get("name") else ""))
     if job.get("message"):
         print(f"  {job['message']}")
     for k, v in sorted((job.get("options") or {}).items()):

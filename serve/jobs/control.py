@@ -8,6 +8,7 @@ their progress: this class keeps no state of its own, so every replica (and a re
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -55,6 +56,7 @@ class JobControl:
         self.store_root = store_root
         self.paths = PathPolicy(config.roots, config.s3_buckets, config.working_dir)
         self._client = client
+        self._ended: dict[str, dict[str, Any] | None] = {}  # job id -> its final progress
 
     # -- Ray's job manager ----------------------------------------------------------------------------
     @property
@@ -115,7 +117,7 @@ class JobControl:
         return kind, options
 
     def submit(self, kind_name: str, raw: Any, submission_id: str | None = None, origin: str = "http",
-               trusted: bool = False) -> dict[str, Any]:
+               trusted: bool = False, name: str | None = None) -> dict[str, Any]:
         """Validate, refuse a duplicate of a running job, submit; the job's view."""
         kind, options = self.prepare(kind_name, raw, trusted)
         asked = options_digest(kind.name, options)  # as requested: the same request again is a duplicate
@@ -128,6 +130,7 @@ class JobControl:
         if submission_id is not None and not SUBMISSION_ID.match(submission_id):
             raise InvalidParameterError(f"submission id {submission_id!r} is not [A-Za-z0-9_.-]{{1,128}}")
         metadata = {"trapline": "1", "kind": kind.name, "origin": origin, "digest": digest, "request_digest": asked,
+                    "name": name or "",
                     "model": str(getattr(options, "model", None) or ""),
                     "options": json.dumps(options.model_dump(mode="json", exclude_defaults=True), sort_keys=True)}
         entrypoint = shlex.join(kind.command(self.config.python or "python", options))
@@ -166,9 +169,8 @@ class JobControl:
                 and (status is None or j["status"] == status) and (model is None or _same_model(j["model"], model))]
         jobs.sort(key=lambda j: (j.pop("_start_ms") or 0, j["id"]), reverse=True)
         page = jobs[offset:offset + limit]
-        for job in page:
-            if job["status"] == "running":
-                job["progress"] = self._progress(job)
+        for job in page:  # a list of requests says how many images each did, finished or not
+            job["progress"] = self._progress(job) if job["status"] != "pending" else None
         return {"jobs": page, "total": len(jobs), "limit": limit, "offset": offset}
 
     def show(self, job_id: str, progress: bool = True) -> dict[str, Any]:
@@ -230,7 +232,7 @@ class JobControl:
         if status in ("failed", "stopped") and opts and kind.tables in opts and _stopped_on_request(
                 opts[kind.tables], job_id):
             status = "stopped"
-        return {"id": job_id, "kind": kind.name, "status": status, "origin": origin,
+        return {"id": job_id, "name": meta.get("name") or None, "kind": kind.name, "status": status, "origin": origin,
                 "model": getattr(options, "model", None) if options is not None else meta.get("model") or None,
                 "options": opts, "digest": options_digest(kind.name, options) if options is not None else None,
                 "request_digest": meta.get("request_digest") or None,
@@ -239,7 +241,9 @@ class JobControl:
 
     def _progress(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """The run's manifest (the newest written by this job) as progress: images done / total, rate, ETA,
-        and each stage's counts."""
+        and each stage's counts. An ended job's is read once and kept (it no longer changes)."""
+        if job["id"] in self._ended:
+            return self._ended[job["id"]]
         tables = (job.get("options") or {}).get(KINDS[job["kind"]].tables)
         if not tables:
             return None
@@ -247,7 +251,10 @@ class JobControl:
             manifests = [m for m in read_manifests(open_location(tables)) if m.ray_job_id == job["id"]]
         except (OSError, TraplineError, ValueError):
             return None
-        return manifest_progress(manifests[-1]) if manifests else None
+        progress = manifest_progress(manifests[-1]) if manifests else None
+        if job["status"] in ("succeeded", "failed", "stopped"):
+            self._ended[job["id"]] = progress
+        return progress
 
     @staticmethod
     def _check_id(job_id: str) -> None:
@@ -290,8 +297,6 @@ def _same_model(job_model: str | None, wanted: str) -> bool:
 def _ms(value: Any) -> str | None:
     if not value:
         return None
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc).isoformat(timespec="seconds")
 
 

@@ -46,6 +46,8 @@ class JobRequest(BaseModel):
     kind: str = Field(..., description=f"one of {', '.join(KINDS)}")
     options: dict[str, Any] = Field(default_factory=dict, description="the command's options, as its flags name "
                                                                       "them (archive, out, model, ...)")
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$",
+                             description="a name for people, shown in the job lists (e.g. 'site A, spring 2026')")
 
 
 class PreviewRequest(BaseModel):
@@ -64,7 +66,7 @@ class PreviewRequest(BaseModel):
 @router.post("/v1/jobs", tags=["jobs"], status_code=201, dependencies=[Depends(admin_auth)],
              summary="Submit a job (validated with the command's own options model) to the cluster's job manager")
 async def submit_job(request: Request, body: JobRequest) -> JSONResponse:
-    job = await in_thread(control_of(request).submit, body.kind, body.options)
+    job = await in_thread(control_of(request).submit, body.kind, body.options, name=body.name)
     return JSONResponse(job, status_code=201)
 
 

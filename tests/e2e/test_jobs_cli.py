@@ -50,7 +50,8 @@ def test_trapline_jobs_against_trapline_serve(tmp_path):
         wait_until(up, 240, "trapline serve to come up", interval_s=0.5)
         t0 = time.perf_counter()
         sub = jobs("submit", "reprocess", "--archive", "archive", "--out", "detections", "--model", "trapcam",
-                   "--path-pattern", PATH_PATTERN, "--rows-per-file", "5", "--num-cpus", "0.25")
+                   "--path-pattern", PATH_PATTERN, "--rows-per-file", "5", "--num-cpus", "0.25",
+                   "--name", "site A, spring")
         assert sub.returncode == 0, sub.stderr
         job_id = sub.stdout.split()[3]
 
@@ -67,8 +68,11 @@ def test_trapline_jobs_against_trapline_serve(tmp_path):
         assert f"archive = {tmp_path / 'archive'}" in shown and f"progress {n}/{n}" in shown
         print(f"reprocess of {len(spec.images)} images submitted over HTTP: succeeded {wall:.1f} s after submit")
         assert (tmp_path / "detections" / "_runs").is_dir()
+        assert "by http): site A, spring" in shown.splitlines()[0]
         listed = jobs("list", "--status", "succeeded")
-        assert job_id in listed.stdout
+        # A list of requests: submitted, ended, how many images, the name.
+        [row] = [line for line in listed.stdout.splitlines() if line.startswith(job_id)]
+        assert row.endswith(f" {n}/{n}  site A, spring") and row.count(":") >= 4, listed.stdout
         logs = jobs("logs", job_id, "--tail", "3")
         assert logs.returncode == 0 and len(logs.stdout.splitlines()) <= 3
         outside = jobs("submit", "events", "--tables", "/etc")

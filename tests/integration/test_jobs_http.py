@@ -172,6 +172,8 @@ def test_bad_inputs_get_a_typed_4xx_and_submit_nothing(cluster, url, env, tmp_pa
                                                                    "out": out + "/x.json"}}, 403,
          "path_not_allowed"),
         ("another scheme", ADMIN, {"kind": "events", "options": {"tables": "file:///etc"}}, 403, "path_not_allowed"),
+        ("a name with a control character", ADMIN, {"kind": "reprocess", "options": reprocess(env, out),
+                                                     "name": "a\nb"}, 422, "invalid_parameter"),
         ("nothing to post-process", ADMIN, {"kind": "postprocess", "options": {
             "tables": out, "filter": "score", "config": {"min_score": 0.5}}}, 422, "invalid_parameter"),
     ]
@@ -196,7 +198,7 @@ def test_bad_inputs_get_a_typed_4xx_and_submit_nothing(cluster, url, env, tmp_pa
 
 def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(cluster, url, env):
     out = str(env["dir"] / "run")
-    body = {"kind": "reprocess", "options": reprocess(env, out)}
+    body = {"kind": "reprocess", "options": reprocess(env, out), "name": "run over HTTP"}
     r = call("POST", f"{url}/v1/jobs", json=body)
     assert r.status_code == 201, r.text
     job = r.json()
@@ -232,7 +234,8 @@ def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(cluste
     assert final["submitted_at"] and final["ended_at"]
     listed = call("GET", f"{url}/v1/jobs", READ, params={"kind": "reprocess", "status": "succeeded",
                                                          "model": "trapcam"}).json()
-    assert job["id"] in [j["id"] for j in listed["jobs"]]
+    [row] = [j for j in listed["jobs"] if j["id"] == job["id"]]
+    assert row["progress"]["images_done"] == env["n"] and row["ended_at"] and row["name"] == "run over HTTP"
     logs = call("GET", f"{url}/v1/jobs/{job['id']}/logs", READ, params={"tail": 5}).json()
     assert 0 < len(logs["lines"]) <= 5 and logs["total_lines"] >= len(logs["lines"])
     # Stopping what has ended: refused.
@@ -343,6 +346,7 @@ def test_a_promote_starts_exactly_one_backfill(cluster, url, env):
                    "the backfill job")
     print(f"backfill submitted {time.perf_counter() - t0:.1f} s after the promote answered")
     assert job["origin"] == "promote trapcam@production" and job["model"] == "trapcam:2"
+    assert job["name"] == "backfill of trapcam:2 (trapcam@production promoted)"
     assert wait_ended(url, sid)["status"] == "succeeded"
     # The same version promoted again, and one more watcher looking (a third replica): nothing more.
     assert call("POST", f"{url}/v1/admin/models/trapcam/promote", params={"version": "2"}).status_code == 200

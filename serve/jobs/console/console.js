@@ -54,16 +54,18 @@ function statusCell(status) { return el("span", {class: "status-" + status}, sta
 // -- jobs ------------------------------------------------------------------------------------------
 async function jobsPage(current = () => true) {
   const data = await api("GET", "/v1/jobs?limit=50");
+  const when = iso => iso ? iso.slice(0, 19).replace("T", " ") : "-";
   const rows = data.jobs.map(j => el("tr", {},
-    el("td", {}, el("a", {href: "#/job/" + encodeURIComponent(j.id)}, j.id)), el("td", {}, j.kind),
-    el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"), el("td", {}, j.submitted_at || "-"),
-    el("td", {}, bar(j.progress)), el("td", {}, progressText(j.progress))));
+    el("td", {}, el("a", {href: "#/job/" + encodeURIComponent(j.id)}, j.id)), el("td", {}, j.name || ""), el("td", {}, j.kind),
+    el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"), el("td", {}, when(j.submitted_at)),
+    el("td", {}, when(j.ended_at)), el("td", {}, j.status === "running" ? bar(j.progress) : ""),
+    el("td", {}, progressText(j.status === "running" ? j.progress : j.progress && {images_done: j.progress.images_done, images_total: j.progress.images_total}))));
   if (!current()) return false;
 
   page.replaceChildren(el("h1", {}, `Jobs (${data.total})`),
     el("div", {class: "scroll"}, el("table", {id: "jobs"},
-      el("thead", {}, el("tr", {}, ["id", "kind", "status", "model", "submitted", "progress", ""].map(h => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 7}, "no jobs yet"))))));
+      el("thead", {}, el("tr", {}, ["id", "name", "kind", "status", "model", "submitted", "ended", "progress", "images"].map(h => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 9}, "no jobs yet"))))));
   return data.jobs.some(j => j.status === "running" || j.status === "pending");
 }
 
@@ -78,6 +80,7 @@ async function jobPage(id, current = () => true) {
 
   page.replaceChildren(
     el("h1", {}, `${job.kind} job `, el("span", {id: "job-id"}, job.id), " ", el("span", {id: "job-status", class: "status-" + job.status}, job.status)),
+    job.name ? el("p", {id: "job-name"}, job.name) : "",
     el("div", {class: "card"},
       el("div", {}, `submitted ${job.submitted_at || "-"}, ended ${job.ended_at || "-"}, by ${job.origin}`),
       job.message ? el("div", {}, job.message) : "",
@@ -99,7 +102,7 @@ const RESUMES = ["reprocess", "postprocess"];
 async function rerunJob(job) {
   if (!confirm(`${RESUMES.includes(job.kind) ? "Resume" : "Run again"} this ${job.kind} job with the same options?`)) return;
   try {
-    const again = await api("POST", "/v1/jobs", {kind: job.kind, options: job.options});
+    const again = await api("POST", "/v1/jobs", {kind: job.kind, options: job.options, ...(job.name ? {name: job.name} : {})});
     location.hash = "#/job/" + encodeURIComponent(again.id);
   } catch (e) { say(e.message); }
 }

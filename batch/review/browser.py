@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -80,23 +81,34 @@ def visit(path: str | Path, evaluate: str = "null", chromium: str | None = None,
     if binary is None:
         raise FileNotFoundError("no Chromium found (install Debian's `chromium` or set TRAPLINE_CHROMIUM)")
     url = Path(path).resolve().as_uri()
-    with tempfile.TemporaryDirectory(prefix="trapline-chromium-") as profile:
+    # Chromium's helper processes can still be writing the profile as it goes: a leftover temp dir is no error.
+    with tempfile.TemporaryDirectory(prefix="trapline-chromium-", ignore_cleanup_errors=True) as profile:
         args = [binary, "--headless=new", "--remote-debugging-port=0", f"--user-data-dir={profile}",
                 "--disable-gpu", "--no-first-run", "--no-default-browser-check", "--hide-scrollbars",
                 f"--window-size={width},{height}", "about:blank"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to run its sandbox as root (CI containers)
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
             ws_url = _devtools_url(proc, timeout)
             return _visit(ws_url, url, evaluate, width, max_height, timeout)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_chromium(proc)
+
+
+def stop_chromium(proc: subprocess.Popen) -> None:
+    """End Chromium and its helper processes (its own process group: started with start_new_session)."""
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _devtools_url(proc: subprocess.Popen, timeout: float) -> str:

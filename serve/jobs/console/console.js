@@ -54,18 +54,19 @@ function statusCell(status) { return el("span", {class: "status-" + status}, sta
 // -- jobs ------------------------------------------------------------------------------------------
 async function jobsPage(current = () => true) {
   const data = await api("GET", "/v1/jobs?limit=50");
-  const when = iso => iso ? iso.slice(0, 19).replace("T", " ") : "-";
+  const when = iso => iso ? iso.slice(0, 16).replace("T", " ") : "-";  // to the minute; the job page has seconds
   const rows = data.jobs.map(j => el("tr", {},
-    el("td", {}, el("a", {href: "#/job/" + encodeURIComponent(j.id)}, j.id)), el("td", {}, j.name || ""), el("td", {}, j.kind),
-    el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"), el("td", {}, when(j.submitted_at)),
-    el("td", {}, when(j.ended_at)), el("td", {}, j.status === "running" ? bar(j.progress) : ""),
-    el("td", {}, progressText(j.status === "running" ? j.progress : j.progress && {images_done: j.progress.images_done, images_total: j.progress.images_total}))));
+    el("td", {}, el("a", {href: "#/job/" + encodeURIComponent(j.id)}, j.id)), el("td", {class: "name"}, j.name || ""),
+    el("td", {}, j.kind), el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"),
+    el("td", {}, when(j.submitted_at)), el("td", {}, when(j.ended_at)),
+    el("td", {class: "progress"}, j.status === "running" ? bar(j.progress) : "",
+       progressText(j.status === "running" ? j.progress : j.progress && {images_done: j.progress.images_done, images_total: j.progress.images_total}))));
   if (!current()) return false;
 
   page.replaceChildren(el("h1", {}, `Jobs (${data.total})`),
     el("div", {class: "scroll"}, el("table", {id: "jobs"},
-      el("thead", {}, el("tr", {}, ["id", "name", "kind", "status", "model", "submitted", "ended", "progress", "images"].map(h => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 9}, "no jobs yet"))))));
+      el("thead", {}, el("tr", {}, ["id", "name", "kind", "status", "model", "submitted", "ended", "images"].map(h => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 8}, "no jobs yet"))))));
   return data.jobs.some(j => j.status === "running" || j.status === "pending");
 }
 
@@ -306,12 +307,14 @@ function promotePanel(m, cat) {
       result.append(el("p", {}, "report job: ", el("a", {href: "#/job/" + enc(job.id)}, job.id), " (opens from Reports when done)"));
     } catch (e) { say(e.message); }
   }
-  version.addEventListener("change", compare);
+  const detector = m.kind === "detector";  // a classifier's versions have no detection tables to compare
+  if (detector) version.addEventListener("change", compare);
+  else result.replaceChildren(el("p", {class: "help"}, "Compare matches detection boxes: it is for detectors"));
   const backfill = cat.backfill ? `A promote of ${m.name}@${cat.backfill.alias} reprocesses ${cat.backfill.archive} into ${cat.backfill.out} once per version.` : "";
   return el("div", {class: "promote"},
     el("div", {class: "promote-form"}, el("h3", {}, "Promote or roll back"),
-      el("label", {}, "alias ", alias), el("label", {}, "version ", version), el("label", {}, "compare in ", tables),
-      el("p", {}, el("button", {type: "button", class: "compare-button", on: {click: compare}}, "Compare"), " ",
+      el("label", {}, "alias ", alias), el("label", {}, "version ", version), detector ? el("label", {}, "compare in ", tables) : "",
+      el("p", {}, detector ? el("button", {type: "button", class: "compare-button", on: {click: compare}}, "Compare") : "", " ",
         el("button", {type: "button", class: "promote-button", on: {click: () => moveAlias(m.name, "promote", alias.value, version.value)}}, "Promote"), " ",
         el("button", {type: "button", class: "danger", on: {click: () => moveAlias(m.name, "rollback", alias.value)}}, "Roll back")),
       backfill ? el("p", {class: "help"}, backfill) : ""),

@@ -97,18 +97,23 @@ def visit(path: str | Path, evaluate: str = "null", chromium: str | None = None,
             stop_chromium(proc)
 
 
-def stop_chromium(proc: subprocess.Popen) -> None:
-    """End Chromium and its helper processes (its own process group: started with start_new_session)."""
-    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):
+def stop_chromium(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """End Chromium and every helper process it started (its own process group: started with start_new_session),
+    and return once none is left, so that nothing writes into its profile any more."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, signal.SIGKILL)  # the helpers the main process left behind, if any
         except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            break  # the group is empty
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.wait()
 
 
 def _devtools_url(proc: subprocess.Popen, timeout: float) -> str:

@@ -93,17 +93,18 @@ def compare_versions(images_a: pd.DataFrame, kept_a: pd.DataFrame, images_b: pd.
 
 
 def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None,
-                      min_iou: float = DEFAULT_MIN_IOU) -> Comparison:
+                      min_iou: float = DEFAULT_MIN_IOU) -> tuple[Comparison, tuple[str, str]]:
     """Two versions' current kept boxes in one set of tables (each side's newest filter set), compared: what the
-    console shows beside a promote button. `a` and `b` are NAME:VERSION or NAME@ALIAS (resolved in `store`)."""
+    console shows beside a promote button. `a` and `b` are NAME:VERSION or NAME@ALIAS (resolved in `store`).
+    Also answers the two filter sets compared (when they differ, so may the boxes, whatever the versions)."""
     sides = []
     for ref in (a, b):
         tset = resolve_table_set(tables, ref, None, store)
         images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
         kept = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
                                            kept_only=True)
-        sides.append((f"{tset.model_name}:{tset.model_version}", images, kept))
-    (name_a, images_a, kept_a), (name_b, images_b, kept_b) = sides
+        sides.append((f"{tset.model_name}:{tset.model_version}", images, kept, tset.filters_hash))
+    (name_a, images_a, kept_a, set_a), (name_b, images_b, kept_b, set_b) = sides
     if name_a == name_b:
         raise BatchError(f"{a} and {b} are the same version ({name_a}); name two versions to compare")
-    return compare_versions(images_a, kept_a, images_b, kept_b, name_a, name_b, min_iou)
+    return compare_versions(images_a, kept_a, images_b, kept_b, name_a, name_b, min_iou), (set_a, set_b)

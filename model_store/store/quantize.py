@@ -17,6 +17,7 @@ float: one int8 scale cannot hold both, and quantizing it zeroes every score.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import shlex
 import tempfile
@@ -35,6 +36,8 @@ from model_store.core.refs import ModelRef, check_segment
 from model_store.store.quantize_report import Gate, Prepared, QuantizeReport, agree, compare_detectors
 from model_store.store.store import QUANTIZATION_FILE, ModelStore, sha256_file
 from trapline.errors import QuantizeError, QuantizeRefusedError, StoreError
+
+logger = logging.getLogger("trapline.models")
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -233,7 +236,10 @@ def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str 
             command=_command(parent_ref, calibrate_dir, new_version, holdout_fraction, gate, force, store))
         if not report.passed and not force:
             refused = QuantizeRefusedError(report)
-            store.record_refusal(name, new_version, report.as_dict(), str(refused))
+            try:
+                store.record_refusal(name, new_version, report.as_dict(), str(refused))
+            except (OSError, StoreError) as exc:  # a read-only store: the refusal itself is what the user needs
+                logger.warning("could not file the refusal of %s:%s in the store: %s", name, new_version, exc)
             raise refused
         description = f"int8 of {parent_ref} (static quantization, QDQ, per-channel int8 weights)"
         config = parent_mv.config.model_dump(mode="json", exclude={"weights", "graph"})

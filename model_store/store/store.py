@@ -186,8 +186,8 @@ class ModelStore:
         mv = self.get(ref)
         try:
             return json.loads(self.storage.read_bytes(mv.name, mv.version, QUANTIZATION_FILE))
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None  # the card holds the same figures as text
 
     def refusals(self, name: str) -> list[dict[str, Any]]:
         """The int8 versions of `name` the quantization gate refused, newest first, each with its report."""

@@ -44,12 +44,16 @@ def model_catalog(store: ModelStore, name: str, backfill: dict[str, Any] | None)
     aliases = store.aliases(name)
     out = []
     for version in versions:
-        mv = store.get(f"{name}:{version}")
-        out.append({"version": version, "kind": "classifier" if mv.is_classifier else "detector",
-                    "description": mv.config.description, "sha256": mv.config.weights.sha256,
-                    "aliases": sorted(a for a, r in aliases.items() if r.version == version),
-                    "card": store.card(mv.ref), "quantization": store.quantization(mv.ref)})
-    return {"name": name, "store": store.root, "versions": out,
+        entry = {"version": version, "aliases": sorted(a for a, r in aliases.items() if r.version == version)}
+        try:
+            mv = store.get(f"{name}:{version}")
+            entry.update(kind="classifier" if mv.is_classifier else "detector", description=mv.config.description,
+                         sha256=mv.config.weights.sha256, card=store.card(mv.ref),
+                         quantization=store.quantization(mv.ref))
+        except (TraplineError, OSError, ValueError) as exc:  # one broken version never hides the others
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        out.append(entry)
+    return {"name": name, "versions": out,
             "aliases": {a: {"version": r.version, "history": list(r.history), "updated_at": r.updated_at or None}
                         for a, r in sorted(aliases.items())},
             "refused": [r for r in refused if r.get("version") not in versions], "backfill": backfill}
@@ -59,13 +63,14 @@ def version_comparison(tables: str, name: str, a: str, b: str, store: str | None
     """What version `b` finds that `a` does not, and the reverse, over the images both processed in `tables`."""
     refs = [v if ("@" in v or ":" in v) else f"{name}:{v}" for v in (a, b)]
     try:
-        c = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou)
+        c, (filters_a, filters_b) = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou)
     except TraplineError as exc:
         if exc.status is None:  # no rows for a version, no tables there: the caller named the wrong thing
             raise InvalidParameterError(f"cannot compare: {exc}", field="tables") from None
         raise
     labels = [{"label": label, **{k: int(v) for k, v in row.items()}} for label, row in c.per_label.iterrows()]
-    return {"a": c.a, "b": c.b, "tables": tables, "min_iou": c.min_iou, "images_both": c.images_both,
+    return {"a": c.a, "b": c.b, "filters": {"a": filters_a, "b": filters_b}, "tables": tables, "min_iou": c.min_iou,
+            "images_both": c.images_both,
             "images_only_a": c.images_only_a, "images_only_b": c.images_only_b, "images_differ": len(c.diffs),
             "labels": labels, "totals": {k: sum(r[k] for r in labels) for k in ("matched", "only_a", "only_b")},
             "examples": [{"uri": d.uri, "only_a": [_box(r) for r in d.only_a], "only_b": [_box(r) for r in d.only_b],

@@ -40,6 +40,7 @@ logger = logging.getLogger("ray.serve.trapline")
 ACTIVE = ("PENDING", "RUNNING")
 STATUSES = ("pending", "running", "succeeded", "failed", "stopped")
 SUBMISSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+ENDED_KEPT = 2000  # ended jobs whose final progress is kept in memory
 
 
 def options_digest(kind: str, options: BaseModel) -> str:
@@ -140,8 +141,9 @@ class JobControl:
         return self.show(job_id, progress=False)
 
     def _pin_source(self, kind: JobKind, options: BaseModel) -> BaseModel:
-        """A postprocess that names no source set gets the newest one now, in its options: a rerun of the job (after
-        a stop, or a failure) then resumes from the same source, not from the set its first run began to write."""
+        """A postprocess that names no source set gets the newest one now, in its options, and its model version
+        pinned (an alias may move): a rerun of the job (after a stop, or a failure) then resumes from the same
+        source, not from the set its first run began to write, nor from another version's rows."""
         if kind.name != "postprocess" or options.filters_hash is not None:
             return options
         try:
@@ -150,7 +152,8 @@ class JobControl:
             if exc.status is None:  # nothing there to post-process: refused before anything runs
                 raise InvalidParameterError(f"tables: {exc}", field="tables") from None
             raise
-        return kind.validate({**options.model_dump(exclude_unset=True), "filters_hash": tset.filters_hash})
+        pinned = {"filters_hash": tset.filters_hash, "model": f"{tset.model_name}:{tset.model_version}"}
+        return kind.validate({**options.model_dump(exclude_unset=True), **pinned})
 
     # -- read -----------------------------------------------------------------------------------------
     def _trapline_jobs(self) -> list[dict[str, Any]]:
@@ -242,7 +245,8 @@ class JobControl:
     def _progress(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """The run's manifest (the newest written by this job) as progress: images done / total, rate, ETA,
         and each stage's counts. An ended job's is read once and kept (it no longer changes)."""
-        if job["id"] in self._ended:
+        ended = job["status"] in ("succeeded", "failed", "stopped")
+        if ended and job["id"] in self._ended:
             return self._ended[job["id"]]
         tables = (job.get("options") or {}).get(KINDS[job["kind"]].tables)
         if not tables:
@@ -252,7 +256,9 @@ class JobControl:
         except (OSError, TraplineError, ValueError):
             return None
         progress = manifest_progress(manifests[-1]) if manifests else None
-        if job["status"] in ("succeeded", "failed", "stopped"):
+        if ended:
+            if len(self._ended) >= ENDED_KEPT:
+                self._ended.pop(next(iter(self._ended)))  # the oldest kept
             self._ended[job["id"]] = progress
         return progress
 

@@ -407,6 +407,7 @@ def test_models_catalog_compare_and_report_links(cluster, url, env, two_versions
     print(f"compare: v1 kept {v1}, v2 kept {v2}: {c['totals']}, {c['images_differ']} image(s) differ")
     # Same weights, a higher threshold: every box of 2 is a box of 1.
     assert c["a"] == "trapcam:1" and c["b"] == "trapcam:2" and c["images_both"] == env["n"] - failed > 0
+    assert c["filters"]["a"] == c["filters"]["b"]  # both runs with the same filters: the differences are the models'
     assert c["totals"] == {"matched": v2, "only_a": v1 - v2, "only_b": 0} and v2 > 0
     assert len(c["examples"]) == min(c["images_differ"], 10)
     for params, status, kind in (
@@ -441,7 +442,12 @@ def test_models_catalog_compare_and_report_links(cluster, url, env, two_versions
     past = int(time.time()) - 1
     old = hmac.new(key, f"{job['id']}\n{past}".encode(), hashlib.sha256).hexdigest()[:40]
     other = listed[-1]["id"] if listed[-1]["id"] != job["id"] else "trapline-nope"
+    (Path(report) / "notes.json").write_text("{}")  # under OUT, but not something the report wrote
+    far = int(time.time()) + 10 * 86400
+    longer = hmac.new(key, f"{job['id']}\n{far}".encode(), hashlib.sha256).hexdigest()[:40]
     for bad in (f"{prefix}/{expires}.{'0' * 40}/index.html", f"{prefix}/{int(expires) + 1}.{sig}/index.html",
+                f"/reports/{job['id']}/{far}.{longer}/index.html", f"/reports/{job['id']}/%C2%B2.{sig}/index.html",
+                f"{prefix}/{grant}/notes.json",
                 f"/reports/{job['id']}/{past}.{old}/index.html", f"/reports/{other}/{grant}/index.html",
                 f"{prefix}/{grant}/%2e%2e%2f%2e%2e%2fcompare%2f_runs%2fx.json", f"{prefix}/{grant}/%2e%2e/x.html"):
         r = httpx.get(url + bad, timeout=30, trust_env=False)

@@ -92,6 +92,7 @@ def test_a_postprocess_submitted_over_http_pins_its_source_so_that_resume_contin
     asked = {"tables": out, "filter": "score", "config": {"min_score": 0.5}, "rows_per_file": 5}
     job = control.submit("postprocess", asked)
     assert job["options"]["filters_hash"] == source  # named in the job itself, not left to "the newest"
+    assert job["options"]["model"] == "trapcam:1"  # and the version: an alias may move before a Resume
     # The job runs (here: the driver it would start) and is stopped after its first part.
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": job["id"]}}))
     request_stop(Tables(out).storage, job["id"], by="test")

@@ -249,6 +249,7 @@ function versionsTable(m, cat) {
       if (v.quantization) extra.push(el("div", {class: "quantization"}, "int8 agreement: " + agreementText(v.quantization)),
                                     el("details", {}, el("summary", {}, "per class"), agreementTable(v.quantization)));
       if (v.card) extra.push(el("details", {class: "model-card"}, el("summary", {}, "model card"), el("pre", {}, v.card)));
+      if (v.error) extra.push(el("div", {class: "dropped"}, `this version cannot be read: ${v.error}`));
       const live = loaded.get(v.version);
       return [el("tr", {"data-version": v.version}, el("td", {}, el("strong", {}, v.version)), el("td", {}, v.aliases.join(", ") || "-"),
                  el("td", {}, live ? `yes (${live.device || "cpu"})` : "no"), el("td", {}, (v.sha256 || "").slice(0, 12)),
@@ -270,8 +271,10 @@ function comparisonView(c) {
   const examples = c.examples.map(x => el("li", {}, `${x.uri}: `,
     x.only_a.map(b => el("span", {class: "dropped"}, `${c.a} only ${b.label} ${b.score.toFixed(2)} `)),
     x.only_b.map(b => el("span", {class: "restored"}, `${c.b} only ${b.label} ${b.score.toFixed(2)} `))));
+  const sets = c.filters.a === c.filters.b ? "" :
+    ` The filter sets differ (${c.filters.a} / ${c.filters.b}): some differences may be the filters', not the models'.`;
   return [el("div", {class: "compare-summary"}, `${c.images_both} image(s) in both; ${c.images_differ} differ. ` +
-            `Boxes in both ${c.totals.matched}, only ${c.a} ${c.totals.only_a}, only ${c.b} ${c.totals.only_b}.`),
+            `Boxes in both ${c.totals.matched}, only ${c.a} ${c.totals.only_a}, only ${c.b} ${c.totals.only_b}.` + sets),
           el("div", {class: "scroll"}, el("table", {class: "compare"},
             el("thead", {}, el("tr", {}, ["label", "in both", `only ${c.a}`, `only ${c.b}`].map(h => el("th", {}, h)))),
             el("tbody", {}, rows))),
@@ -280,9 +283,10 @@ function comparisonView(c) {
 
 function promotePanel(m, cat) {
   const aliasName = m.default_alias || "production";
-  const current = (cat.aliases[aliasName] || {}).version;
+  const served = () => (cat.aliases[alias.value] || {}).version;  // the alias typed, as the store has it
   const alias = el("input", {type: "text", value: aliasName, "aria-label": "alias"});
   const newest = cat.versions.slice().reverse();
+  const current = (cat.aliases[aliasName] || {}).version;
   const candidate = (newest.find(v => v.version !== current) || {}).version;  // preselected: the newest other one
   const version = el("select", {"aria-label": "version to promote", class: "promote-version"},
     newest.map(v => el("option", {value: v.version, selected: v.version === candidate}, v.version)));
@@ -291,8 +295,10 @@ function promotePanel(m, cat) {
   const result = el("div", {class: "compare-result"}, el("p", {class: "help"}, "choose a version to compare with the one served"));
   async function compare() {
     result.replaceChildren(el("p", {class: "help"}, "comparing..."));
-    if (!current || version.value === current) { result.replaceChildren(el("p", {class: "help"}, `${m.name}@${alias.value} already serves ${version.value}`)); return; }
-    const q = new URLSearchParams({a: current, b: version.value});
+    const now = served();
+    if (!now) { result.replaceChildren(el("p", {class: "help"}, `${m.name} has no alias ${alias.value}`)); return; }
+    if (version.value === now) { result.replaceChildren(el("p", {class: "help"}, `${m.name}@${alias.value} already serves ${now}`)); return; }
+    const q = new URLSearchParams({a: now, b: version.value});
     if (tables.value) q.set("tables", tables.value);
     try {
       const c = await api("GET", `/v1/models/${enc(m.name)}/compare?${q}`);
@@ -323,9 +329,14 @@ function promotePanel(m, cat) {
 
 async function modelsPage(current = () => true) {
   const data = await api("GET", "/v1/models");
-  const catalogs = await Promise.all(data.models.map(m => api("GET", `/v1/models/${enc(m.name)}/versions`)));
+  // One model's catalogue failing (a broken store entry) must not take the others' buttons with it.
+  const catalogs = await Promise.allSettled(data.models.map(m => api("GET", `/v1/models/${enc(m.name)}/versions`)));
   const cards = data.models.map((m, i) => {
-    const cat = catalogs[i];
+    if (catalogs[i].status === "rejected") {
+      return el("div", {class: "card model", id: "model-" + m.name}, el("h2", {}, `${m.name} (${m.kind})`),
+        el("p", {class: "dropped"}, `the store's versions could not be read: ${catalogs[i].reason.message}`));
+    }
+    const cat = catalogs[i].value;
     const aliases = Object.entries(cat.aliases).map(([a, r]) => `${a} -> ${r.version}` + (r.history.length ? ` (before: ${r.history.slice(-3).join(", ")})` : ""));
     return el("div", {class: "card model", id: "model-" + m.name}, el("h2", {}, `${m.name} (${m.kind})`),
       el("div", {}, "aliases: " + (aliases.join("; ") || "none")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow.dataset as ds
 
 from batch.tables.reader import Tables, resolve_table_set
 from model_store.core.agreement import Box, match_boxes
@@ -92,15 +93,16 @@ def compare_versions(images_a: pd.DataFrame, kept_a: pd.DataFrame, images_b: pd.
     return out
 
 
-def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None,
-                      min_iou: float = DEFAULT_MIN_IOU) -> tuple[Comparison, tuple[str, str]]:
+def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None, min_iou: float = DEFAULT_MIN_IOU,
+                      subset: ds.Expression | None = None) -> tuple[Comparison, tuple[str, str]]:
     """Two versions' current kept boxes in one set of tables (each side's newest filter set), compared: what the
     console shows beside a promote button. `a` and `b` are NAME:VERSION or NAME@ALIAS (resolved in `store`).
-    Also answers the two filter sets compared (when they differ, so may the boxes, whatever the versions)."""
+    Also answers the two filter sets compared (when they differ, so may the boxes, whatever the versions).
+    `subset` (an images-table expression: cameras, a capture window) bounds what is read."""
     sides = []
     for ref in (a, b):
         tset = resolve_table_set(tables, ref, None, store)
-        images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
+        images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, subset)
         kept = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
                                            kept_only=True)
         sides.append((f"{tset.model_name}:{tset.model_version}", images, kept, tset.filters_hash))

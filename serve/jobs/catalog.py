@@ -11,12 +11,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from batch.export.base import subset_filter
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
 from batch.tables.reader import Tables
 from model_store import ModelStore
 from model_store.core.refs import check_segment
 from serve.jobs.deps import control_of, in_thread, read_auth, service_of
-from trapline.errors import InvalidParameterError, NotFoundError, TraplineError
+from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError
 
 router = APIRouter()
 EXAMPLES = 10  # images where the versions disagree, most confident difference first
@@ -59,11 +60,18 @@ def model_catalog(store: ModelStore, name: str, backfill: dict[str, Any] | None)
             "refused": [r for r in refused if r.get("version") not in versions], "backfill": backfill}
 
 
-def version_comparison(tables: str, name: str, a: str, b: str, store: str | None, min_iou: float) -> dict[str, Any]:
-    """What version `b` finds that `a` does not, and the reverse, over the images both processed in `tables`."""
+def version_comparison(tables: str, name: str, a: str, b: str, store: str | None, min_iou: float,
+                       cameras: list[str] | None = None, since: str | None = None,
+                       until: str | None = None) -> dict[str, Any]:
+    """What version `b` finds that `a` does not, and the reverse, over the images both processed in `tables`
+    (those of `cameras`, captured between `since` and `until`, when given)."""
     refs = [v if ("@" in v or ":" in v) else f"{name}:{v}" for v in (a, b)]
     try:
-        c, (filters_a, filters_b) = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou)
+        subset = subset_filter(cameras, since, until)
+    except ScopeError as exc:
+        raise InvalidParameterError(f"cannot compare: {exc}", field="since" if since or until else "cameras") from None
+    try:
+        c, (filters_a, filters_b) = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou, subset)
     except TraplineError as exc:
         if exc.status is None:  # no rows for a version, no tables there: the caller named the wrong thing
             raise InvalidParameterError(f"cannot compare: {exc}", field="tables") from None
@@ -96,7 +104,11 @@ async def compare(request: Request, model: str,
                   b: str = Query(..., description="the candidate, e.g. 2"),
                   tables: str | None = Query(None, description="tables both versions ran into (default: the "
                                                                "model's on_promote backfill tables)"),
-                  min_iou: float = Query(DEFAULT_MIN_IOU, gt=0.0, le=1.0)) -> dict[str, Any]:
+                  min_iou: float = Query(DEFAULT_MIN_IOU, gt=0.0, le=1.0),
+                  cameras: list[str] | None = Query(None, description="only these cameras (repeatable): bounds the "
+                                                                      "work on a large archive"),
+                  since: str | None = Query(None, description="captured at or after (YYYY-MM-DD or ISO time)"),
+                  until: str | None = Query(None, description="captured at or before")) -> dict[str, Any]:
     service = service_of(request)
     if tables is None:
         policy = backfill_policy(service.config, model)
@@ -106,4 +118,5 @@ async def compare(request: Request, model: str,
         tables = policy["out"]
     else:
         tables = control_of(request).paths.check("tables", tables)
-    return await in_thread(version_comparison, tables, model, a, b, service.config.store, min_iou)
+    return await in_thread(version_comparison, tables, model, a, b, service.config.store, min_iou, cameras, since,
+                           until)

@@ -410,10 +410,16 @@ def test_models_catalog_compare_and_report_links(cluster, url, env, two_versions
     assert c["filters"]["a"] == c["filters"]["b"]  # both runs with the same filters: the differences are the models'
     assert c["totals"] == {"matched": v2, "only_a": v1 - v2, "only_b": 0} and v2 > 0
     assert len(c["examples"]) == min(c["images_differ"], 10)
+    # Bounded to one camera (what a large archive needs): only its images are read and matched.
+    one = call("GET", f"{url}/v1/models/trapcam/compare", READ,
+               params={"a": "1", "b": "2", "tables": two_versions, "cameras": "cam04"}).json()
+    assert one["images_both"] == EXTRA_IMAGES and 0 < one["totals"]["matched"] <= c["totals"]["matched"]
+    assert all(x["uri"].split("/")[-2] == "cam04" for x in one["examples"])
     for params, status, kind in (
             ({"a": "1", "b": "2"}, 422, "invalid_parameter"),  # the backfill tables (a dry run): none there
             ({"a": "1", "b": "1", "tables": two_versions}, 422, "invalid_parameter"),
             ({"a": "1", "b": "9", "tables": two_versions}, 422, "invalid_parameter"),
+            ({"a": "1", "b": "2", "tables": two_versions, "since": "yesterday"}, 422, "invalid_parameter"),
             ({"a": "1", "b": "2", "tables": "/etc"}, 403, "path_not_allowed")):
         r = call("GET", f"{url}/v1/models/trapcam/compare", READ, params=params)
         assert (r.status_code, r.json()["error"]["type"]) == (status, kind), (params, r.text)

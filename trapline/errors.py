@@ -36,6 +36,8 @@ of HTTP errors and no table between the two. Library modules import this leaf mo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -347,3 +349,15 @@ class StorageUnavailableError(HttpError):
     so a retry is safe."""
 
     code, status = "storage_unavailable", 503
+
+
+@contextmanager
+def invalid_parameter(field: str, prefix: str) -> Iterator[None]:
+    """A user error without an HTTP status of its own (no rows there, no such version in the tables), raised
+    inside, answered as a 422 naming `field`; errors that have a status (404, 403...) keep it."""
+    try:
+        yield
+    except TraplineError as exc:
+        if exc.status is None:
+            raise InvalidParameterError(f"{prefix}: {exc}", field=field) from None
+        raise

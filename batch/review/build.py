@@ -21,7 +21,7 @@ import pandas as pd
 
 from batch.export.base import subset_filter
 from batch.review import plots
-from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
+from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions, current_kept
 from batch.review.page import render_page
 from batch.review.species import classifier_names, species_counts, species_frame, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
@@ -248,10 +248,7 @@ def _compare(tables: Tables, tset: TableSet, images: pd.DataFrame, kept: pd.Data
     if (other.model_name, other.model_version, other.filters_hash) == (tset.model_name, tset.model_version,
                                                                        tset.filters_hash):
         raise BatchError(f"--compare {opts.compare} is the set the report is about; name another version")
-    images_b = tables.current_images(other.model_name, other.model_version, other.filters_hash,
-                                     subset_filter(opts.cameras, opts.since, opts.until))
-    kept_b = tables.committed_detections(images_b, other.model_name, other.model_version, other.filters_hash,
-                                         kept_only=True)
+    images_b, kept_b = current_kept(tables, other, subset_filter(opts.cameras, opts.since, opts.until))
     a = f"{tset.model_name}:{tset.model_version}"
     b = f"{other.model_name}:{other.model_version}"
     comparison = compare_versions(images, kept, images_b, kept_b, a, b, opts.min_iou)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.tables.reader import Tables, resolve_table_set
+from batch.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.core.agreement import Box, match_boxes
 from trapline.errors import BatchError
 
@@ -93,6 +93,14 @@ def compare_versions(images_a: pd.DataFrame, kept_a: pd.DataFrame, images_b: pd.
     return out
 
 
+def current_kept(tables: Tables, tset: TableSet, subset: ds.Expression | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One side of a comparison: a table set's current image rows (within `subset`) and their kept boxes."""
+    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, subset)
+    return images, tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                               kept_only=True)
+
+
 def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None, min_iou: float = DEFAULT_MIN_IOU,
                       subset: ds.Expression | None = None) -> tuple[Comparison, tuple[str, str]]:
     """Two versions' current kept boxes in one set of tables (each side's newest filter set), compared: what the
@@ -102,9 +110,7 @@ def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None, 
     sides = []
     for ref in (a, b):
         tset = resolve_table_set(tables, ref, None, store)
-        images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, subset)
-        kept = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                           kept_only=True)
+        images, kept = current_kept(tables, tset, subset)
         sides.append((f"{tset.model_name}:{tset.model_version}", images, kept, tset.filters_hash))
     (name_a, images_a, kept_a, set_a), (name_b, images_b, kept_b, set_b) = sides
     if name_a == name_b:

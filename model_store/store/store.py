@@ -173,17 +173,20 @@ class ModelStore:
         config = parse_any_config(raw, f"{pinned}/{CONFIG_FILE}")
         return ModelVersion(pinned.name, pinned.version, config, self.storage.url(pinned.name, pinned.version))
 
-    def card(self, ref: ModelRef | str) -> str:
+    def _version(self, ref: ModelRef | str | ModelVersion) -> ModelVersion:
+        return ref if isinstance(ref, ModelVersion) else self.get(ref)  # a version already read is not read again
+
+    def card(self, ref: ModelRef | str | ModelVersion) -> str:
         """The version's README.md model card ('' if none)."""
-        mv = self.get(ref)
+        mv = self._version(ref)
         try:
             return self.storage.read_bytes(mv.name, mv.version, CARD_FILE).decode()
         except FileNotFoundError:
             return ""
 
-    def quantization(self, ref: ModelRef | str) -> dict[str, Any] | None:
+    def quantization(self, ref: ModelRef | str | ModelVersion) -> dict[str, Any] | None:
         """An int8 version's agreement with its parent, as `models quantize` measured it (None otherwise)."""
-        mv = self.get(ref)
+        mv = self._version(ref)
         try:
             return json.loads(self.storage.read_bytes(mv.name, mv.version, QUANTIZATION_FILE))
         except (FileNotFoundError, json.JSONDecodeError):

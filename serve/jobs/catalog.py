@@ -17,7 +17,7 @@ from batch.tables.reader import Tables
 from model_store import ModelStore
 from model_store.core.refs import check_segment
 from serve.jobs.deps import control_of, in_thread, read_auth, service_of
-from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError
+from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 
 router = APIRouter()
 EXAMPLES = 10  # images where the versions disagree, most confident difference first
@@ -49,8 +49,7 @@ def model_catalog(store: ModelStore, name: str, backfill: dict[str, Any] | None)
         try:
             mv = store.get(f"{name}:{version}")
             entry.update(kind="classifier" if mv.is_classifier else "detector", description=mv.config.description,
-                         sha256=mv.config.weights.sha256, card=store.card(mv.ref),
-                         quantization=store.quantization(mv.ref))
+                         sha256=mv.config.weights.sha256, card=store.card(mv), quantization=store.quantization(mv))
         except (TraplineError, OSError, ValueError) as exc:  # one broken version never hides the others
             entry["error"] = f"{type(exc).__name__}: {exc}"
         out.append(entry)
@@ -70,12 +69,8 @@ def version_comparison(tables: str, name: str, a: str, b: str, store: str | None
         subset = subset_filter(cameras, since, until)
     except ScopeError as exc:
         raise InvalidParameterError(f"cannot compare: {exc}", field="since" if since or until else "cameras") from None
-    try:
+    with invalid_parameter("tables", "cannot compare"):  # no rows for a version, no tables there
         c, (filters_a, filters_b) = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou, subset)
-    except TraplineError as exc:
-        if exc.status is None:  # no rows for a version, no tables there: the caller named the wrong thing
-            raise InvalidParameterError(f"cannot compare: {exc}", field="tables") from None
-        raise
     labels = [{"label": label, **{k: int(v) for k, v in row.items()}} for label, row in c.per_label.iterrows()]
     return {"a": c.a, "b": c.b, "filters": {"a": filters_a, "b": filters_b}, "tables": tables, "min_iou": c.min_iou,
             "images_both": c.images_both,

@@ -3,7 +3,8 @@
 Lifecycle: one `JobControl` per ingress replica, built with the serve config's `jobs:` block and the service's
 store root. Its methods block (Ray's client is synchronous) and are called from the routes in a thread. Ray's
 job manager holds the jobs (status, logs, timestamps), and the jobs' own manifests in the tables' `_runs/`
-their progress: this class keeps no state of its own, so every replica (and a restarted one) sees the same.
+their progress: this class keeps no state of its own (only a cache of ended jobs' final progress, which no
+longer changes), so every replica (and a restarted one) sees the same.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from trapline.errors import (
     JobNotFoundError,
     JobsUnavailableError,
     TraplineError,
+    invalid_parameter,
 )
 
 logger = logging.getLogger("ray.serve.trapline")
@@ -108,12 +110,8 @@ class JobControl:
             options = kind.validate({**options.model_dump(exclude_unset=True), **updates})
         ref = getattr(options, "model", None)
         if ref and (kind.name == "reprocess" or "@" in ref or ":" not in ref):
-            try:
+            with invalid_parameter("model", "model"):
                 ModelStore(getattr(options, "store", None) or self.store_root).get(ModelRef.parse(ref))
-            except TraplineError as exc:
-                if exc.status is None:
-                    raise InvalidParameterError(f"model: {exc}", field="model") from None
-                raise
         kind.check_round_trip(options)
         return kind, options
 
@@ -146,12 +144,8 @@ class JobControl:
         source, not from the set its first run began to write, nor from another version's rows."""
         if kind.name != "postprocess" or options.filters_hash is not None:
             return options
-        try:
+        with invalid_parameter("tables", "tables"):  # nothing there to post-process: refused before anything runs
             tset = resolve_table_set(Tables(options.tables), options.model, None, options.store)
-        except TraplineError as exc:
-            if exc.status is None:  # nothing there to post-process: refused before anything runs
-                raise InvalidParameterError(f"tables: {exc}", field="tables") from None
-            raise
         pinned = {"filters_hash": tset.filters_hash, "model": f"{tset.model_name}:{tset.model_version}"}
         return kind.validate({**options.model_dump(exclude_unset=True), **pinned})
 

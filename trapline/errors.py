@@ -32,6 +32,7 @@ of HTTP errors and no table between the two. Library modules import this leaf mo
 | duplicate_job      | a job identical to one that is running (or a used submission id)  |
 | job_finished       | a stop of a job that has already ended                            |
 | jobs_unavailable   | the cluster's job manager cannot be reached                       |
+| bad_decision       | a person's decision (identify, merge, name...) that cannot be kept |
 """
 
 from __future__ import annotations
@@ -349,6 +350,13 @@ class StorageUnavailableError(HttpError):
     so a retry is safe."""
 
     code, status = "storage_unavailable", 503
+
+
+class DecisionError(UserError):
+    """A person's decision (identification, merge, name...) that cannot be recorded, or a log entry that cannot be
+    read: the message names the field or the file at fault. Nothing is written."""
+
+    code, status = "bad_decision", 422
 
 
 @contextmanager

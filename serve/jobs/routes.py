@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 CONSOLE = Path(__file__).with_name("console")
-CONSOLE_FILES = {"index.html": "text/html", "console.js": "text/javascript", "console.css": "text/css"}
+# Every page file shipped in console/ (a page of its own is one .js file there and one line in index.html); the
+# set is fixed when the module loads, so no request can name anything else.
+_MEDIA = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+CONSOLE_FILES = {p.name: _MEDIA[p.suffix] for p in sorted(CONSOLE.iterdir()) if p.suffix in _MEDIA}
 # The console loads nothing from elsewhere and runs no inline script or style: the browser enforces it.
 CONSOLE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
                    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}

@@ -375,6 +375,10 @@ async function reportsPage(current = () => true) {
 }
 
 // -- routing ---------------------------------------------------------------------------------------
+// One entry per page: (current, arg) => Promise<live?>. A page of its own file (loaded after this one, see
+// index.html) adds itself here with `pages.NAME = fn` and a link in index.html's nav.
+const pages = {jobs: jobsPage, job: (current, arg) => jobPage(arg, current), postprocess: postprocessPage,
+               models: modelsPage, reports: reportsPage};
 let shown = 0;  // the newest route() call: an older one still loading must not paint over it
 
 async function route() {
@@ -383,10 +387,8 @@ async function route() {
   const hash = location.hash || "#/jobs";
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", hash.startsWith(a.getAttribute("href")));
   const [, name, arg] = hash.split("/");
-  const pages = {jobs: jobsPage, job: current => jobPage(decodeURIComponent(arg || ""), current), postprocess: postprocessPage,
-                 models: modelsPage, reports: reportsPage};
   try {
-    const live = await (pages[name] || jobsPage)(() => call === shown);
+    const live = await (pages[name] || jobsPage)(() => call === shown, decodeURIComponent(arg || ""));
     if (live && call === shown) timer = setTimeout(route, 2000);  // live progress while something runs
   } catch (e) {
     if (call === shown) page.replaceChildren(el("h1", {}, "trapline"), el("p", {}, e.message));
@@ -400,4 +402,4 @@ document.getElementById("token-form").addEventListener("submit", ev => {
   route();
 });
 window.addEventListener("hashchange", route);
-route();
+document.addEventListener("DOMContentLoaded", route);  // after every page's script has added itself

@@ -1,0 +1,127 @@
+"""The decisions log: what people decided about the tables, kept apart from what models produced.
+
+A person's identification of an occurrence, a corrected classification, a confirmed or rejected
+re-identification, a merge, a split or a name: each is one small JSON file under ``DST/_decisions/``,
+created once and never rewritten (``Storage.create_exclusive``: a hard link locally, a PUT with
+``If-None-Match`` on S3), so the log is append-only on both backends and two writers can never
+overwrite each other. Every later post-processing run, reprocess, backfill or identify run reads the
+log and honours it: models propose, people decide, and a new model version never silently undoes a
+person's decision.
+
+Layout::
+
+    DST/_decisions/<decision_id>.json     one Decision, decision_id sortable by time
+
+A decision is a typed record (one pydantic model per action, discriminated by ``action``); a new
+action is one class here and one line in ``Decision``. Readers fold the log in order (``read``
+returns it sorted by time, then id), so a later decision about the same subject supersedes an
+earlier one where the action says so (a second ``identify`` of one occurrence replaces the first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from trapline.errors import DecisionError
+from trapline.storage import Storage
+
+DECISIONS_DIR = "_decisions"
+
+
+class DetectionKey(BaseModel):
+    """One detection row, keyed as in the detections table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str
+    content_id: str
+    detection_index: int = Field(ge=0)
+
+
+class _DecisionBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision_id: str = Field(description="sortable by time: 20260101T120000123456Z-1a2b3c4d")
+    at: dt.datetime = Field(description="when it was recorded (UTC)")
+    who: str = Field(min_length=1, max_length=200, description="the person (or token name) who decided")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class IdentifyOccurrence(_DecisionBase):
+    """A person's determination of an occurrence: overrides the model's vote; the latest one wins."""
+
+    action: Literal["identify"] = "identify"
+    occurrence_id: str
+    label: str = Field(min_length=1, max_length=200)
+    detections: list[DetectionKey] = Field(default_factory=list, description="the occurrence's detections then")
+
+
+class ClassifyDetection(_DecisionBase):
+    """A person's label for one detection (an edited classification); its occurrence is re-determined."""
+
+    action: Literal["classify"] = "classify"
+    detection: DetectionKey
+    label: str = Field(min_length=1, max_length=200)
+
+
+Decision = Annotated[IdentifyOccurrence | ClassifyDetection, Field(discriminator="action")]
+_DECISION = TypeAdapter(Decision)
+
+
+def new_decision_id(now: dt.datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def make(action: type[_DecisionBase], who: str, comment: str | None = None, **fields) -> Decision:
+    """A new decision of class `action`, stamped now; a bad field is a DecisionError naming it."""
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        return action(decision_id=new_decision_id(now), at=now, who=who, comment=comment, **fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "decision"
+        raise DecisionError(f"{where}: {first['msg']}", field=where) from None
+
+
+class DecisionsLog:
+    """The append-only log beside one set of tables (`tables` is their root URL or a Storage on it)."""
+
+    def __init__(self, tables: str | Storage) -> None:
+        self.storage = tables if isinstance(tables, Storage) else Storage(tables)
+
+    def append(self, decision: Decision) -> Decision:
+        """Record `decision` once; its id is new, so a clash means a bug, and it is refused, not overwritten."""
+        data = decision.model_dump_json().encode()
+        if not self.storage.create_exclusive(data, DECISIONS_DIR, f"{decision.decision_id}.json"):
+            raise DecisionError(f"decision {decision.decision_id} is already in the log")
+        return decision
+
+    def read(self) -> list[Decision]:
+        """Every decision, oldest first. A file that is not a decision is an error naming it, never skipped:
+        a lost decision would let a model overwrite what a person said."""
+        if not self.storage.exists(DECISIONS_DIR):
+            return []
+        out = []
+        for name in sorted(self.storage.listdir(DECISIONS_DIR)):
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            raw = self.storage.read_bytes(DECISIONS_DIR, name)
+            try:
+                out.append(_DECISION.validate_python(json.loads(raw)))
+            except (ValueError, ValidationError) as exc:
+                raise DecisionError(f"{self.storage.url(DECISIONS_DIR, name)} is not a decision: {exc}") from None
+        out.sort(key=lambda d: (d.at, d.decision_id))
+        return out
+
+    def latest_identifications(self) -> dict[str, IdentifyOccurrence]:
+        """occurrence_id -> the last person's identification of it."""
+        return {d.occurrence_id: d for d in self.read() if isinstance(d, IdentifyOccurrence)}
+
+    def latest_classifications(self) -> dict[DetectionKey, ClassifyDetection]:
+        """detection key -> the last person's label for it."""
+        return {d.detection: d for d in self.read() if isinstance(d, ClassifyDetection)}

@@ -27,6 +27,8 @@ from batch.tables.schema import (
     DETECTIONS_SCHEMA,
     IMAGES,
     IMAGES_SCHEMA,
+    OCCURRENCES,
+    OCCURRENCES_SCHEMA,
     PARTITION_KEYS,
     PARTITION_SCHEMA,
     SNIPS,
@@ -42,13 +44,14 @@ from trapline.storage import Storage
 PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-9a-f]+)\.parquet$")
 TMP_MAX_AGE_S = 3600
 SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA, CLASSIFICATIONS: CLASSIFICATIONS_SCHEMA,
-           SNIPS: SNIPS_SCHEMA}
-PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS)  # written before a part's images file, which commits them
+           SNIPS: SNIPS_SCHEMA, OCCURRENCES: OCCURRENCES_SCHEMA}
+PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS, OCCURRENCES)  # written before a part's images file, which commits them
 # What identifies a row (within a model version): the image, its result set, the run that wrote it, and the entry.
 ROW_KEYS = {IMAGES: ("uri", "content_id", "filters_hash", "run_id"),
             DETECTIONS: ("uri", "content_id", "filters_hash", "run_id", "detection_index"),
             CLASSIFICATIONS: ("uri", "content_id", "filters_hash", "run_id", "detection_index", "classifier_name"),
-            SNIPS: ("uri", "content_id", "filters_hash", "run_id", "detection_index")}
+            SNIPS: ("uri", "content_id", "filters_hash", "run_id", "detection_index"),
+            OCCURRENCES: ("uri", "content_id", "filters_hash", "run_id", "occurrence_id")}
 
 
 class Tables:

@@ -33,8 +33,9 @@ from batch.tables.decisions import DecisionsLog
 from batch.tables.reader import Tables, TableSet
 from batch.tables.schema import CLASSIFICATIONS, IMAGES
 from batch.tables.scope import Scope
+from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
-from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, link_camera
+from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 
 TRACK = "track"
@@ -146,9 +147,8 @@ def _appearance(config: TrackConfig, dets: pd.DataFrame, images: pd.DataFrame,
         h, w = rgb.shape[:2]
         for p in pos:
             d = dets.iloc[p]
-            x0, y0 = int(d["bbox_x"] * w), int(d["bbox_y"] * h)
-            x1, y1 = max(int((d["bbox_x"] + d["bbox_w"]) * w), x0 + 1), max(int((d["bbox_y"] + d["bbox_h"]) * h), y0 + 1)
-            out[p] = appearance_descriptor(rgb[y0:y1, x0:x1])
+            box = (d["bbox_x"] * w, d["bbox_y"] * h, (d["bbox_x"] + d["bbox_w"]) * w, (d["bbox_y"] + d["bbox_h"]) * h)
+            out[p] = appearance_descriptor(crop_box(rgb, box))  # the crop code snips use: inside, >= 1x1
     size = next((len(v) for v in out if v is not None), 0)
     if not size:
         return None
@@ -169,6 +169,9 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         return linked
     images = images[images["status"] != "failed"]
     dets = tables.committed_detections(images, name, version, tset.filters_hash)
+    if not labels and not dets.empty:  # tables written without labels in their metadata: the rows name them
+        seen = dict(zip(dets["class_id"], dets["label"], strict=True))
+        labels = [seen.get(i, f"class_{i}") for i in range(int(max(seen)) + 1)]
     dets = dets[kept_under(fs, images, dets, labels, table_fired)].reset_index(drop=True)
     log(f"track: linking {len(dets)} kept detection(s) of {len(images)} image(s) on "
         f"{images['camera_id'].nunique(dropna=False)} camera(s)")
@@ -177,7 +180,7 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     dets = dets.merge(images[IMAGE_KEY + ["camera_id", "capture_time"]], on=IMAGE_KEY, how="left")
     dets["camera_key"] = [camera_or_default(c) for c in dets["camera_id"]]
     dets["t"] = (pd.to_datetime(dets["capture_time"]) - pd.Timestamp(0)).dt.total_seconds()
-    # Time order; frames without a capture time go last and are never linked (see below).
+    # Time order (frames without a capture time last), so each occurrence's first row is its first detection.
     dets = dets.sort_values(["camera_key", "t", "uri", "detection_index"], na_position="last", kind="stable")
     dets = dets.reset_index(drop=True)
     votes = _votes(tables, tset, images, dets, extra)
@@ -185,21 +188,15 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     track = np.full(len(dets), -1, dtype=np.int64)
     next_id = 0
     for _, pos in dets.groupby("camera_key", sort=False).indices.items():
-        pos = np.sort(pos)
-        timed = pos[dets["t"].to_numpy()[pos] == dets["t"].to_numpy()[pos]]  # not NaN
-        if len(timed):
-            sub = dets.iloc[timed]
-            boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
-                              sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
-            ids = link_camera(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes, config,
-                              labels=sub["label"].to_numpy(), scores=sub["score"].to_numpy(np.float64),
-                              appearance=None if appearance is None else appearance[timed])
-            _, dense = np.unique(np.asarray(ids), return_inverse=True)
-            track[timed] = next_id + dense
-            next_id += int(dense.max()) + 1
-        untimed = np.setdiff1d(pos, timed)  # no capture time: each its own occurrence
-        track[untimed] = next_id + np.arange(len(untimed))
-        next_id += len(untimed)
+        sub = dets.iloc[pos]
+        boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
+                          sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
+        # A frame without a capture time links to nothing (the tracker's rule): each of its boxes is one occurrence.
+        ids = link_camera(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes, config,
+                          labels=sub["label"].to_numpy(), scores=sub["score"].to_numpy(np.float64),
+                          appearance=None if appearance is None else appearance[pos])
+        track[pos] = next_id + ids
+        next_id += int(ids.max()) + 1 if len(ids) else 0
     decisions = DecisionsLog(tables.storage)
     classified = decisions.latest_classifications()
     groups = pd.Series(np.arange(len(dets))).groupby(track).indices
@@ -218,13 +215,16 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         first = sub.iloc[0]
         linked.rows.setdefault((first["uri"], first["content_id"], first["run_id"]), []).append({
             "uri": first["uri"], "content_id": first["content_id"], "occurrence_id": oid,
-            "camera_id": first["camera_id"], "first_time": first["capture_time"], "last_time": sub["capture_time"].max(),
+            "camera_id": first["camera_id"], "first_time": first["capture_time"],
+            "last_time": sub["capture_time"].max(),
             "frames": int(sub["uri"].nunique()), "detections": keys_of[oid],
             "best_uri": best["uri"], "best_content_id": best["content_id"],
             "best_detection_index": int(best["detection_index"]),
             "label": det.label, "score": det.score, "determined_by": det.determined_by, "model_label": det.model_label,
             "model_score": det.model_score, "identified_by": det.identified_by, "decision_id": det.decision_id,
-            "votes": [votes[p] for p in pos], "tracker_hash": config_hash})
+            "votes": [votes[p] for p in pos], "confirmed": bool(confirmed_tracks(np.zeros(len(pos), np.int64), config,
+                                                                              sub["score"].to_numpy())[0]),
+            "tracker_hash": config_hash})
         for u, c, r, i in zip(sub["uri"], sub["content_id"], sub["run_id"], sub["detection_index"], strict=True):
             linked.occurrence_of[(u, c, r, int(i))] = oid
         linked.occurrences += 1

@@ -45,7 +45,8 @@ PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-
 TMP_MAX_AGE_S = 3600
 SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA, CLASSIFICATIONS: CLASSIFICATIONS_SCHEMA,
            SNIPS: SNIPS_SCHEMA, OCCURRENCES: OCCURRENCES_SCHEMA}
-PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS, OCCURRENCES)  # written before a part's images file, which commits them
+# Written before a part's images file, which commits them.
+PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS, OCCURRENCES)
 # What identifies a row (within a model version): the image, its result set, the run that wrote it, and the entry.
 ROW_KEYS = {IMAGES: ("uri", "content_id", "filters_hash", "run_id"),
             DETECTIONS: ("uri", "content_id", "filters_hash", "run_id", "detection_index"),

@@ -80,6 +80,8 @@ its first detection, so the part that commits that image commits the occurrence 
     model_label, model_score      the model's vote (equal to label/score unless a person decided otherwise)
     identified_by, decision_id    who decided, and the decision (human only)
     votes                list<{uri, content_id, detection_index, label, score, source}> what the vote used
+    confirmed            bool       counts as an animal: enough frames or one confident detection (the tracker's
+                                    `min_frames` / `confirm_score`); a lone unsure box is kept but not counted
     tracker_hash         hash of the track filter's config
 
 When a run classifies, `filters_hash` of its rows identifies the result set: the filter set
@@ -206,6 +208,7 @@ OCCURRENCE_FIELDS = [
     pa.field("identified_by", pa.string()),
     pa.field("decision_id", pa.string()),
     pa.field("votes", pa.list_(VOTE)),
+    pa.field("confirmed", pa.bool_()),
     pa.field("tracker_hash", pa.string()),
 ]
 

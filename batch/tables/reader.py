@@ -195,7 +195,8 @@ class Tables:
             return det.iloc[0:0]
         keys = images[["uri", "content_id", "run_id"]]
         det = det.merge(keys, on=["uri", "content_id", "run_id"], how="inner")
-        return det.sort_values(["uri", "detection_index"]).reset_index(drop=True)
+        order = ["uri", "detection_index"] if "detection_index" in det.columns else ["uri"]  # occurrences: none
+        return det.sort_values(order).reset_index(drop=True)
 
     # -- repair --------------------------------------------------------------------------
     def remove_orphans(self, live: Callable[[str], bool] | None = None) -> list[str]:

@@ -16,9 +16,13 @@ from typing import Any
 import pandas as pd
 
 from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, key_of
+from batch.refilter.snips import read_source
+from batch.tables.archive import open_location
 from batch.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
 from batch.tables.reader import Tables, TableSet, resolve_table_set
 from batch.tables.schema import CLASSIFICATIONS, OCCURRENCES, SNIPS
+from model_store.core.crops import crop_box
+from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from trapline.errors import BatchError, NotFoundError
 
 DETERMINED_BY = (MODEL, HUMAN)
@@ -104,14 +108,14 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
     return {"occurrence_id": row["occurrence_id"], "camera_id": row["camera_id"],
             "first_time": _iso(row["first_time"]), "last_time": _iso(row["last_time"]), "frames": int(row["frames"]),
             "detections": len(row["detections"]), "confirmed": bool(row["confirmed"]),
-            "determination": {"label": row["label"], "score": _num(row["score"]), "how": row["determined_by"],
-                              "model_label": row["model_label"], "model_score": _num(row["model_score"]),
-                              "identified_by": row["identified_by"], "decision_id": row["decision_id"],
-                              "comment": row.get("comment")},
+            "determination": {"label": _text(row["label"]), "score": _num(row["score"]), "how": row["determined_by"],
+                              "model_label": _text(row["model_label"]), "model_score": _num(row["model_score"]),
+                              "identified_by": _text(row["identified_by"]), "decision_id": _text(row["decision_id"]),
+                              "comment": _text(row.get("comment"))},
             "best": {"uri": row["best_uri"], "content_id": row["best_content_id"],
                      "detection_index": int(row["best_detection_index"])},
             "filters_hash": row["filters_hash"], "run_id": row["run_id"],
-            "tracker_hash": row["tracker_hash"]}
+            "tracker_hash": _text(row["tracker_hash"])}
 
 
 def find(occ: OccurrenceSet, occurrence_id: str) -> dict[str, Any]:
@@ -190,10 +194,43 @@ def classify(tables_url: str, key: DetectionKey, label: str, who: str, comment: 
     return summary(find(load(tables_url, model, occ.tset.filters_hash, store), hit[0]["occurrence_id"]))
 
 
+def snip(tables_url: str, occurrence_id: str, n: int, model: str | None = None, filters_hash: str | None = None,
+         store: str | None = None) -> bytes:
+    """The JPEG snip of the occurrence's `n`-th frame: the stored snip when the set has one, else cut now from the
+    source image with the shared crop code."""
+    tables = Tables(tables_url)
+    occ = load(tables_url, model, filters_hash, store)
+    row = find(occ, occurrence_id)
+    shown = frames(tables, occ, row)
+    if not 0 <= n < len(shown):
+        raise NotFoundError(f"occurrence {occurrence_id} has {len(shown)} frame(s); no frame {n}")
+    f = shown[n]
+    if f["snip"]:
+        try:
+            with open_location(f["snip"].rsplit("/", 1)[0]).fs.open(f["snip"], "rb") as fh:
+                return fh.read()
+        except OSError:
+            pass  # removed since: cut it again
+    if f["bbox"] is None:
+        raise NotFoundError(f"frame {n} of occurrence {occurrence_id} has no detection row")
+    image = occ.images[occ.images["uri"] == f["uri"]].iloc[0].to_dict()
+    try:
+        rgb = read_source(image, DEFAULT_MAX_PIXELS)
+    except (OSError, ImageDecodeError) as exc:
+        raise NotFoundError(f"the image of frame {n} cannot be read: {exc}") from None
+    h, w = rgb.shape[:2]
+    x, y, bw, bh = f["bbox"]
+    return encode_jpeg(crop_box(rgb, (x * w, y * h, (x + bw) * w, (y + bh) * h)))
+
+
 def _iso(value: Any) -> str | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     return pd.Timestamp(value).isoformat()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None  # pandas gives NaN for a missing string
 
 
 def _num(value: Any) -> float | None:

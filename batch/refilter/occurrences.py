@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow.dataset as ds
 
 from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, key_of
 from batch.refilter.snips import read_source
 from batch.tables.archive import open_location
 from batch.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
 from batch.tables.reader import Tables, TableSet, resolve_table_set
-from batch.tables.schema import CLASSIFICATIONS, OCCURRENCES, SNIPS
+from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, OCCURRENCES, SNIPS
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from trapline.errors import BatchError, NotFoundError
@@ -130,11 +131,12 @@ def frames(tables: Tables, occ: OccurrenceSet, row: dict[str, Any]) -> list[dict
     """Each detection of the occurrence in time order: its image, box, vote, classifications and snip."""
     t = occ.tset
     keys = {(d["uri"], d["content_id"], int(d["detection_index"])) for d in row["detections"]}
-    images = occ.images[occ.images["uri"].isin({k[0] for k in keys})]
+    uris = sorted({k[0] for k in keys})
+    images = occ.images[occ.images["uri"].isin(uris)]
     by_table = {}
-    for table in (None, CLASSIFICATIONS, SNIPS):
-        df = tables.committed_detections(images, t.model_name, t.model_version, t.filters_hash,
-                                         **({"table": table} if table else {}))
+    for table in (DETECTIONS, CLASSIFICATIONS, SNIPS):  # only these images' rows are read
+        df = tables.committed_detections(images, t.model_name, t.model_version, t.filters_hash, table=table,
+                                         filter=ds.field("uri").isin(uris))
         by_table[table] = {} if df.empty else {
             k: g for k, g in df.groupby(["uri", "content_id", "detection_index"])}
     times = dict(zip(images["uri"], images["capture_time"], strict=True))
@@ -142,7 +144,7 @@ def frames(tables: Tables, occ: OccurrenceSet, row: dict[str, Any]) -> list[dict
     out = []
     for k in sorted(keys, key=lambda k: (pd.Timestamp(times.get(k[0])) if times.get(k[0]) is not None
                                          else pd.Timestamp.max, k)):
-        det = by_table[None].get(k)
+        det = by_table[DETECTIONS].get(k)
         d = det.iloc[0] if det is not None else None
         snip = by_table[SNIPS].get(k)
         cls = by_table[CLASSIFICATIONS].get(k)

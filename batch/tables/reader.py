@@ -184,10 +184,13 @@ class Tables:
         return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,
-                             filters_hash: str, kept_only: bool = False, table: str = DETECTIONS) -> pd.DataFrame:
-        """Rows of `table` (detections, classifications, snips) that belong to the given image rows
-        (join on uri, content_id, run_id)."""
+                             filters_hash: str, kept_only: bool = False, table: str = DETECTIONS,
+                             filter: ds.Expression | None = None) -> pd.DataFrame:
+        """Rows of `table` (detections, classifications, snips, occurrences) that belong to the given image rows
+        (join on uri, content_id, run_id); `filter` narrows the read (e.g. to a few uris)."""
         expr = ds.field("filters_hash") == filters_hash
+        if filter is not None:
+            expr = expr & filter
         if kept_only:
             expr = expr & (ds.field("kept") == True)  # noqa: E712 - a pyarrow expression, not a bool
         det = self.read(table, model_name, model_version, filter=expr).to_pandas()

@@ -176,6 +176,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if result.compared_with:
         print(f"compared with {result.compared_with}: {result.only_a} box(es) only in {result.model}, "
               f"{result.only_b} only in {result.compared_with}")
+    if result.occurrences is not None:
+        print(f"animals: {result.occurrences} confirmed occurrence(s); the model's vote disagrees with a person's "
+              f"identification on {result.disagreements}")
     if result.unreadable:
         print(f"warning: {result.unreadable} image(s) could not be read (listed in the report)")
     print(f"  open {result.index}")

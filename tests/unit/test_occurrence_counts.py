@@ -81,3 +81,12 @@ def test_megadetector_and_coco_boxes_name_their_occurrence(sheet, tmp_path):
     run_export(str(sheet), "coco", str(tmp_path / "coco.json"))
     results = json.loads((tmp_path / "coco.json").read_text())
     assert {r["occurrence_id"] for r in results} == {d["occurrence_id"] for d in boxes}
+
+
+def test_the_report_counts_animals_per_camera_and_night_and_names_the_disagreements(sheet, tmp_path, capsys):
+    code = main(["report", "--tables", str(sheet), "--out", str(tmp_path / "report")])
+    said = capsys.readouterr().out
+    assert code == 0 and "animals: 4 confirmed occurrence(s)" in said and "a person's identification on 1" in said
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert 'id="animals"' in html and "night 2026-06-01" in html
+    assert "ann said Capreolus capreolus, the model says deer" in html

@@ -170,11 +170,11 @@ def light_trap_sheet(seed: int, hours: float = 3.0, arrivals_per_hour: float = 4
         for a in np.flatnonzero((arrive <= f) & (f < arrive + stay)):
             a = int(a)
             if a not in place:
-                place[a] = _landing(rng, place, visible)
+                place[a] = _landing(rng, visible)
             elif f < away_until[a]:
                 continue
             elif f == away_until[a]:  # back: usually about where it was, sometimes elsewhere on the sheet
-                place[a] = (_landing(rng, place, visible) if rng.random() < 0.2 else
+                place[a] = (_landing(rng, visible, place[a]) if rng.random() < 0.2 else
                             _shift(place[a], rng.normal(0, 0.6, 2)))
             elif rng.random() < 0.004 and f + 1 < arrive[a] + stay[a]:  # flies off for 1 to 10 frames
                 away_until[a] = f + int(rng.integers(1, 11))
@@ -194,10 +194,14 @@ def _shift(box: np.ndarray, by_sides: np.ndarray) -> np.ndarray:
     return box + np.array([dx, dy, dx, dy])
 
 
-def _landing(rng: np.random.Generator, place: dict[int, np.ndarray], visible: dict[int, np.ndarray]) -> np.ndarray:
-    """Where an insect settles: anywhere on the sheet, or (one in six) right beside one already there."""
-    w = float(rng.uniform(0.025, 0.07))
-    h = w * float(rng.uniform(0.6, 1.1)) * 16 / 9
+def _landing(rng: np.random.Generator, visible: dict[int, np.ndarray], box: np.ndarray | None = None) -> np.ndarray:
+    """Where an insect settles: anywhere on the sheet, or (one in six) right beside one already there. `box`:
+    the insect's box when it sat before (it keeps its size); None: a new insect, of a new size."""
+    if box is None:
+        w = float(rng.uniform(0.025, 0.07))
+        h = w * float(rng.uniform(0.6, 1.1)) * 16 / 9
+    else:
+        w, h = float(box[2] - box[0]), float(box[3] - box[1])
     if visible and rng.random() < 1 / 6:
         other = list(visible.values())[int(rng.integers(len(visible)))]
         cx = (other[0] + other[2]) / 2 + rng.normal(0, 0.5) * w

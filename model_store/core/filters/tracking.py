@@ -56,6 +56,9 @@ class TrackConfig(BaseModel):
                                                             "moving animals often do not overlap frame to frame)")
     max_centre_distance: float = Field(2.0, gt=0.0, description="a pair whose centres are further apart than this "
                                                                 "many box sizes (the mean side) never links")
+    gap_distance_growth: float = Field(1.0, ge=0.0, description="for a track missed in g frames the centre-"
+                                                                "distance gate is max_centre_distance x "
+                                                                "sqrt(1 + this x g): it may have moved on")
     min_size_ratio: float = Field(0.33, gt=0.0, le=1.0, description="a pair whose smaller box area is less than "
                                                                     "this fraction of the larger never links")
     max_appearance_distance: float = Field(0.5, gt=0.0, le=2.0, description="a pair whose appearance distance "
@@ -166,9 +169,9 @@ class _Detections:
 
 
 def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.ndarray, dets: _Detections,
-                   rows: np.ndarray) -> np.ndarray:
+                   rows: np.ndarray, reach: np.ndarray) -> np.ndarray:
     """Weighted geometric cost of each track box `tb` (P, 4) (areas `ta`, sides `ts`) against the detection of
-    the same pair, `rows` (P,); inf where a gate (IoU, size ratio, centre distance) fails."""
+    the same pair, `rows` (P,); inf where a gate (IoU, size ratio, centre distance up to `reach` sides) fails."""
     db, da = dets.boxes[rows], dets.area[rows]
     ix = np.minimum(tb[:, 2], db[:, 2]) - np.maximum(tb[:, 0], db[:, 0])
     iy = np.minimum(tb[:, 3], db[:, 3]) - np.maximum(tb[:, 1], db[:, 1])
@@ -179,8 +182,8 @@ def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.n
     dist = np.hypot((tb[:, 0] + tb[:, 2]) * 0.5 - dc[:, 0], (tb[:, 1] + tb[:, 3]) * 0.5 - dc[:, 1])
     dist /= np.maximum((ts + dets.side[rows]) * 0.5, 1e-9)
     cost = (config.iou_weight * (1 - iou) + config.size_weight * (1 - ratio)
-            + config.distance_weight * np.minimum(dist / config.max_centre_distance, 1.0))
-    cost[(iou < config.min_iou) | (ratio < config.min_size_ratio) | (dist > config.max_centre_distance)] = np.inf
+            + config.distance_weight * np.minimum(dist / reach, 1.0))
+    cost[(iou < config.min_iou) | (ratio < config.min_size_ratio) | (dist > reach)] = np.inf
     return cost
 
 
@@ -297,7 +300,10 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
         return empty, empty
     t, r = live[li], rows[ri]
     tb, ta, ts = state.box[t], state.area[t], state.side[t]
-    cost = _geometry_cost(config, tb, ta, ts, dets, r)
+    missed = step - 1 - state.frame[t]
+    # An animal unseen for a while may have walked further: the reach grows like a random walk's.
+    reach = config.max_centre_distance * np.sqrt(1 + config.gap_distance_growth * missed)
+    cost = _geometry_cost(config, tb, ta, ts, dets, r, reach)
     if config.predict_motion:
         # The box the velocity predicts is a second hypothesis of where a moving track is; the nearer counts.
         shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None]
@@ -305,14 +311,14 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
         if len(moving):
             predicted = tb[moving] + np.concatenate([shift[moving], shift[moving]], axis=1)
             cost[moving] = np.minimum(cost[moving], _geometry_cost(config, predicted, ta[moving], ts[moving], dets,
-                                                                   r[moving]))
+                                                                   r[moving], reach[moving]))
     weights = config.iou_weight + config.size_weight + config.distance_weight
     if dets.app is not None:
         distance = 1.0 - np.einsum("ij,ij->i", state.app[t], dets.app[r])
         distance[distance > config.max_appearance_distance] = np.inf
         cost += config.appearance_weight * distance
         weights += config.appearance_weight
-    cost = cost / weights + config.gap_penalty * (step - 1 - state.frame[t])
+    cost = cost / weights + config.gap_penalty * missed
     differ = state.label[t] != dets.labels[r]
     if config.cross_label:
         cost += config.label_penalty * differ

@@ -11,6 +11,11 @@ compared with the track's last box and with the box its velocity predicts, which
 moth (jitter, no motion) and a walking deer (steady motion) are both followed. Tracks that were not seen in
 a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back re-links.
 
+Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
+track, so all segments of a camera advance together, one frame each per step, with their pairs scored as flat
+arrays; a pair that is the only candidate of both its track and its detection is in every optimal assignment,
+so only crowded segments go to the Hungarian solver. The result is the same as walking frame by frame.
+
 `appearance_descriptor` is the default appearance: a colour (hue-saturation) and texture (gradient
 orientation) histogram of the snip; an identifier's embedding can be passed instead. `confirmed_tracks` says
 which tracks count as animals (enough frames or one confident detection), so a lone false positive does not.
@@ -208,13 +213,15 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     """Track ids (N,) int64, 0..K-1, for the N kept detections of ONE camera (any order in, ids in first-seen order).
     times_s (N,) float seconds (NaN: unknown -> such a frame links to nothing across frames),
     frame_ids (N,) int (detections of one frame share it), boxes (N, 4) x1, y1, x2, y2 normalised 0..1,
-    appearance (N, D) from appearance_descriptor or an identifier's vectors, or None."""
+    appearance (N, D) from appearance_descriptor or an identifier's vectors, or None. labels (N,) any values (with
+    cross_label off, only equal labels link); scores are not used to link (confirmed_tracks uses them)."""
     times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores)
     n = len(boxes)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    label_codes = (np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1) if labels is not None
-                   else np.zeros(n, dtype=np.int64))
+    label_codes = np.zeros(n, dtype=np.int64)
+    if labels is not None:  # as text, so that None and mixed types compare as values
+        label_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
     app = None
     if appearance is not None and config.appearance != "none" and config.appearance_weight > 0:
         app = np.asarray(appearance, dtype=np.float32).reshape(n, -1)

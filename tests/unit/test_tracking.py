@@ -105,6 +105,7 @@ def test_labels_link_across_unless_cross_label_is_off():
     assert link_camera(*args, CONFIG, labels=np.array(["moth", "beetle"])).tolist() == [0, 0]
     strict = TrackConfig(cross_label=False)
     assert link_camera(*args, strict, labels=np.array(["moth", "beetle"])).tolist() == [0, 1]
+    assert link_camera(*args, strict, labels=np.array([None, None], dtype=object)).tolist() == [0, 0]
 
 
 def test_appearance_keeps_apart_two_animals_at_one_place():

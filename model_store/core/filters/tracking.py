@@ -11,6 +11,11 @@ compared with the track's last box and with the box its velocity predicts, which
 moth (jitter, no motion) and a walking deer (steady motion) are both followed. Tracks that were not seen in
 a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back re-links.
 
+Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
+track, so all segments of a camera advance together, one frame each per step, with their pairs scored as flat
+arrays; a pair that is the only candidate of both its track and its detection is in every optimal assignment,
+so only crowded segments go to the Hungarian solver. The result is the same as walking frame by frame.
+
 `appearance_descriptor` is the default appearance: a colour (hue-saturation) and texture (gradient
 orientation) histogram of the snip; an identifier's embedding can be passed instead. `confirmed_tracks` says
 which tracks count as animals (enough frames or one confident detection), so a lone false positive does not.
@@ -43,7 +48,8 @@ class TrackConfig(BaseModel):
     max_gap_s: float = Field(600.0, gt=0.0, description="a track not seen for longer than this many seconds "
                                                         "ends; a later detection starts a new track")
     max_gap_frames: int = Field(30, ge=0, description="a track may be missed in at most this many consecutive "
-                                                      "frames and still re-link (0: consecutive frames only)")
+                                                      "frames (of this camera, with a kept detection) and still "
+                                                      "re-link (0: consecutive frames only)")
     iou_weight: float = Field(1.0, ge=0.0, description="weight of 1 - IoU in the link cost")
     size_weight: float = Field(0.5, ge=0.0, description="weight of 1 - (smaller area / larger area)")
     distance_weight: float = Field(1.0, ge=0.0, description="weight of the centre distance, in box sizes, "
@@ -55,6 +61,9 @@ class TrackConfig(BaseModel):
                                                             "moving animals often do not overlap frame to frame)")
     max_centre_distance: float = Field(2.0, gt=0.0, description="a pair whose centres are further apart than this "
                                                                 "many box sizes (the mean side) never links")
+    gap_distance_growth: float = Field(1.0, ge=0.0, description="for a track missed in g frames the centre-"
+                                                                "distance gate is max_centre_distance x "
+                                                                "sqrt(1 + this x g): it may have moved on")
     min_size_ratio: float = Field(0.33, gt=0.0, le=1.0, description="a pair whose smaller box area is less than "
                                                                     "this fraction of the larger never links")
     max_appearance_distance: float = Field(0.5, gt=0.0, le=2.0, description="a pair whose appearance distance "
@@ -107,69 +116,80 @@ def appearance_descriptor(snip_rgb: np.ndarray) -> np.ndarray:
     return vec / max(float(np.linalg.norm(vec)), 1e-9)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    union = _area(a)[:, None] + _area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def _area(b: np.ndarray) -> np.ndarray:
-    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-
-
-def _geometry_cost(config: TrackConfig, tracks: np.ndarray, dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(weighted geometric cost, gate passed) of every track box against every detection box."""
-    iou = _iou(tracks, dets)
-    at, ad = _area(tracks), _area(dets)
-    ratio = np.minimum(at[:, None], ad[None, :]) / np.maximum(np.maximum(at[:, None], ad[None, :]), 1e-12)
-    ct = (tracks[:, :2] + tracks[:, 2:]) / 2
-    cd = (dets[:, :2] + dets[:, 2:]) / 2
-    side = (np.sqrt(at)[:, None] + np.sqrt(ad)[None, :]) / 2
-    dist = np.linalg.norm(ct[:, None, :] - cd[None, :, :], axis=2) / np.maximum(side, 1e-9)
-    cost = (config.iou_weight * (1 - iou) + config.size_weight * (1 - ratio)
-            + config.distance_weight * np.minimum(dist / config.max_centre_distance, 1.0))
-    ok = (iou >= config.min_iou) & (ratio >= config.min_size_ratio) & (dist <= config.max_centre_distance)
-    return cost, ok
-
-
 class _Tracks:
-    """The growing state of one camera's tracks: last box, velocity, last time and frame, appearance."""
+    """The growing state of one camera's tracks: last box (and its area and side), centre velocity per second,
+    last time and frame position, number of detections, label, appearance (a running mean)."""
 
     def __init__(self, capacity: int, dim: int) -> None:
         self.box = np.zeros((capacity, 4))
-        self.velocity = np.zeros((capacity, 2))  # of the centre, per second
+        self.area = np.zeros(capacity)
+        self.side = np.zeros(capacity)
+        self.velocity = np.zeros((capacity, 2))
         self.time = np.zeros(capacity)
         self.frame = np.zeros(capacity, dtype=np.int64)
         self.hits = np.zeros(capacity, dtype=np.int64)
         self.label = np.zeros(capacity, dtype=np.int64)
+        self.segment = np.zeros(capacity, dtype=np.int64)
         self.app = np.zeros((capacity, dim), dtype=np.float32)
         self.count = 0
 
-    def start(self, boxes: np.ndarray, t: float, frame: int, labels: np.ndarray, app: np.ndarray | None) -> np.ndarray:
-        ids = np.arange(self.count, self.count + len(boxes))
-        self.box[ids], self.time[ids], self.frame[ids], self.hits[ids] = boxes, t, frame, 1
-        self.velocity[ids] = 0.0
-        self.label[ids] = labels
-        if app is not None:
-            self.app[ids] = app
-        self.count += len(boxes)
+    def start(self, dets: _Detections, rows: np.ndarray, step: int) -> np.ndarray:
+        ids = np.arange(self.count, self.count + len(rows))
+        self.box[ids], self.area[ids], self.side[ids] = dets.boxes[rows], dets.area[rows], dets.side[rows]
+        self.time[ids], self.frame[ids], self.hits[ids] = dets.time[rows], step, 1
+        self.label[ids], self.segment[ids] = dets.labels[rows], dets.segment[rows]
+        if dets.app is not None:
+            self.app[ids] = dets.app[rows]
+        self.count += len(rows)
         return ids
 
-    def extend(self, ids: np.ndarray, boxes: np.ndarray, t: float, frame: int, app: np.ndarray | None,
-               memory: float) -> None:
-        dt = t - self.time[ids]
-        moved = ((boxes[:, :2] + boxes[:, 2:]) - (self.box[ids, :2] + self.box[ids, 2:])) / 2
-        step = np.divide(moved, dt[:, None], out=np.zeros_like(moved), where=dt[:, None] > 0)
+    def extend(self, ids: np.ndarray, dets: _Detections, rows: np.ndarray, step: int, memory: float) -> None:
+        boxes, t = dets.boxes[rows], dets.time[rows]
+        dt = (t - self.time[ids])[:, None]
+        moved = ((boxes[:, :2] + boxes[:, 2:]) - (self.box[ids, :2] + self.box[ids, 2:])) * 0.5
+        pace = np.divide(moved, dt, out=np.zeros_like(moved), where=dt > 0)
         # A running mean of the velocity: a sitting moth's jitter averages out, a walking deer's pace stays.
-        first = self.hits[ids] == 1
-        self.velocity[ids] = np.where(first[:, None], step, 0.5 * self.velocity[ids] + 0.5 * step)
-        self.box[ids], self.time[ids], self.frame[ids] = boxes, t, frame
+        self.velocity[ids] = np.where((self.hits[ids] == 1)[:, None], pace, 0.5 * (self.velocity[ids] + pace))
+        self.box[ids], self.area[ids], self.side[ids] = boxes, dets.area[rows], dets.side[rows]
+        self.time[ids], self.frame[ids] = t, step
         self.hits[ids] += 1
-        if app is not None:
-            mixed = memory * self.app[ids] + (1 - memory) * app
+        if dets.app is not None:
+            mixed = memory * self.app[ids] + (1 - memory) * dets.app[rows]
             self.app[ids] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-9)
+
+
+class _Detections:
+    """One camera's detections with what the cost needs of each, computed once for all frames: the box, its
+    area, side and centre, its frame's time, label code, appearance, and segment (set by link_camera)."""
+
+    def __init__(self, boxes: np.ndarray, labels: np.ndarray, app: np.ndarray | None) -> None:
+        self.boxes = boxes
+        self.time = np.zeros(len(boxes))
+        self.segment = np.zeros(len(boxes), dtype=np.int64)
+        self.area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+        self.side = np.sqrt(self.area)
+        self.centre = (boxes[:, :2] + boxes[:, 2:]) * 0.5
+        self.labels = labels
+        self.app = app
+
+
+def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.ndarray, dets: _Detections,
+                   rows: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Weighted geometric cost of each track box `tb` (P, 4) (areas `ta`, sides `ts`) against the detection of
+    the same pair, `rows` (P,); inf where a gate (IoU, size ratio, centre distance up to `reach` sides) fails."""
+    db, da = dets.boxes[rows], dets.area[rows]
+    ix = np.minimum(tb[:, 2], db[:, 2]) - np.maximum(tb[:, 0], db[:, 0])
+    iy = np.minimum(tb[:, 3], db[:, 3]) - np.maximum(tb[:, 1], db[:, 1])
+    inter = np.maximum(ix, 0) * np.maximum(iy, 0)
+    iou = inter / np.maximum(ta + da - inter, 1e-12)
+    ratio = np.minimum(ta, da) / np.maximum(np.maximum(ta, da), 1e-12)
+    dc = dets.centre[rows]
+    dist = np.hypot((tb[:, 0] + tb[:, 2]) * 0.5 - dc[:, 0], (tb[:, 1] + tb[:, 3]) * 0.5 - dc[:, 1])
+    dist /= np.maximum((ts + dets.side[rows]) * 0.5, 1e-9)
+    cost = (config.iou_weight * (1 - iou) + config.size_weight * (1 - ratio)
+            + config.distance_weight * np.minimum(dist / reach, 1.0))
+    cost[(iou < config.min_iou) | (ratio < config.min_size_ratio) | (dist > reach)] = np.inf
+    return cost
 
 
 def _validate(times_s, frame_ids, boxes, labels, appearance, scores) -> tuple[np.ndarray, ...]:
@@ -193,17 +213,20 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     """Track ids (N,) int64, 0..K-1, for the N kept detections of ONE camera (any order in, ids in first-seen order).
     times_s (N,) float seconds (NaN: unknown -> such a frame links to nothing across frames),
     frame_ids (N,) int (detections of one frame share it), boxes (N, 4) x1, y1, x2, y2 normalised 0..1,
-    appearance (N, D) from appearance_descriptor or an identifier's vectors, or None."""
+    appearance (N, D) from appearance_descriptor or an identifier's vectors, or None. labels (N,) any values (with
+    cross_label off, only equal labels link); scores are not used to link (confirmed_tracks uses them)."""
     times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores)
     n = len(boxes)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    label_codes = (np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1) if labels is not None
-                   else np.zeros(n, dtype=np.int64))
+    label_codes = np.zeros(n, dtype=np.int64)
+    if labels is not None:  # as text, so that None and mixed types compare as values
+        label_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
     app = None
-    if appearance is not None and config.appearance != "none":
+    if appearance is not None and config.appearance != "none" and config.appearance_weight > 0:
         app = np.asarray(appearance, dtype=np.float32).reshape(n, -1)
         app = app / np.maximum(np.linalg.norm(app, axis=1, keepdims=True), 1e-9)
+    dets = _Detections(boxes, label_codes, app)
     frame_codes = np.unique(frames, return_inverse=True)[1].reshape(-1)
     n_frames = int(frame_codes.max()) + 1
     # A frame's time is the earliest known time of its detections; a frame with none links to nothing.
@@ -212,73 +235,123 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     frame_order = np.lexsort((np.arange(n_frames), frame_time))
     frame_rank = np.empty(n_frames, dtype=np.int64)
     frame_rank[frame_order] = np.arange(n_frames)
-    det_rank = frame_rank[frame_codes]
-    det_order = np.argsort(det_rank, kind="stable")
-    starts = np.searchsorted(det_rank[det_order], np.arange(n_frames + 1))
+    time_order = np.argsort(frame_rank[frame_codes], kind="stable")
+    # Segments: a gap longer than max_gap_s ends every track, so the frames after it are a problem of their own.
+    # All segments advance together, one frame each per step: 10,000 bursts of 10 frames cost 10 steps.
+    known = frame_order[np.isfinite(frame_time[frame_order])]
+    new_segment = np.concatenate([[True], np.diff(frame_time[known]) > config.max_gap_s])
+    frame_segment = np.full(n_frames, -1)
+    frame_segment[known] = np.cumsum(new_segment) - 1
+    frame_step = np.full(n_frames, -1)
+    frame_step[known] = np.arange(len(known)) - np.flatnonzero(new_segment)[frame_segment[known]]
+    dets.time, dets.segment = frame_time[frame_codes], frame_segment[frame_codes]
+    step_of = frame_step[frame_codes]
 
     state = _Tracks(n, app.shape[1] if app is not None else 0)
     track_of = np.empty(n, dtype=np.int64)
+    unknown = np.flatnonzero(step_of < 0)  # unknown time: every detection is a track of its own
+    known_rows = np.flatnonzero(step_of >= 0)
+    by_step = known_rows[np.lexsort((dets.segment[known_rows], step_of[known_rows]))]
+    n_steps = int(step_of.max()) + 1
+    bounds = np.searchsorted(step_of[by_step], np.arange(n_steps + 1)).tolist()
     live = np.zeros(0, dtype=np.int64)
-    for pos, frame in enumerate(frame_order):
-        idx = det_order[starts[pos]:starts[pos + 1]]
-        t = frame_time[frame]
-        if not np.isfinite(t):  # unknown time: every detection is a track of its own, and no track follows it
-            track_of[idx] = state.start(boxes[idx], np.inf, pos, label_codes[idx],
-                                        app[idx] if app is not None else None)
-            continue
+    now, seen = np.full(len(known), np.nan), np.zeros(0, dtype=np.int64)
+    for step in range(n_steps):
+        rows = by_step[bounds[step]:bounds[step + 1]]  # this step's detections, by segment
+        now[seen] = np.nan
+        seen = dets.segment[rows]
+        now[seen] = dets.time[rows]  # each segment's time at this step (NaN: its frames are over)
         if len(live):
-            live = live[(pos - state.frame[live] - 1 <= config.max_gap_frames) & (t - state.time[live]
-                                                                                   <= config.max_gap_s)]
-        matched_tracks, matched_dets = _assign(config, state, live, boxes[idx], t, pos, label_codes[idx],
-                                               app[idx] if app is not None else None)
-        if len(matched_dets):
-            track_of[idx[matched_dets]] = matched_tracks
-            state.extend(matched_tracks, boxes[idx[matched_dets]], t, pos,
-                         app[idx[matched_dets]] if app is not None else None, config.appearance_memory)
-        fresh = np.setdiff1d(np.arange(len(idx)), matched_dets, assume_unique=True)
+            # a track lives while its segment has frames, within the gap in frames and in seconds
+            live = live[(step - state.frame[live] <= config.max_gap_frames + 1)
+                        & (now[state.segment[live]] - state.time[live] <= config.max_gap_s)]
+        fresh = rows
+        if len(live) and len(rows):
+            tracks, picked = _assign(config, state, live, dets, rows, step)
+            if len(picked):
+                track_of[rows[picked]] = tracks
+                state.extend(tracks, dets, rows[picked], step, config.appearance_memory)
+                unmatched = np.ones(len(rows), dtype=bool)
+                unmatched[picked] = False
+                fresh = rows[unmatched]
         if len(fresh):
-            new = state.start(boxes[idx[fresh]], t, pos, label_codes[idx[fresh]],
-                              app[idx[fresh]] if app is not None else None)
-            track_of[idx[fresh]] = new
+            new = state.start(dets, fresh, step)
+            track_of[fresh] = new
             live = np.concatenate([live, new])
-    return _first_seen_order(track_of, det_order)
+    if len(unknown):
+        track_of[unknown] = state.start(dets, unknown, -1)
+    return _first_seen_order(track_of, time_order)
 
 
-def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, boxes: np.ndarray, t: float, pos: int,
-            labels: np.ndarray, app: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """One Hungarian assignment of a frame's detections to the live tracks: (track ids, detection positions)."""
+def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (live track, detection) pair of one segment, as positions into `live` and into the detections
+    (which are sorted by segment)."""
+    n_seg = int(max(live_segment.max(), row_segment.max())) + 1
+    by_seg = np.argsort(live_segment, kind="stable")
+    lc, mc = np.bincount(live_segment, minlength=n_seg), np.bincount(row_segment, minlength=n_seg)
+    pc = lc * mc
+    pair_seg = np.repeat(np.arange(n_seg), pc)
+    within = np.arange(len(pair_seg)) - np.repeat(np.cumsum(pc) - pc, pc)
+    per_row = mc[pair_seg]
+    return (by_seg[(np.cumsum(lc) - lc)[pair_seg] + within // per_row],
+            (np.cumsum(mc) - mc)[pair_seg] + within % per_row)
+
+
+def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detections, rows: np.ndarray,
+            step: int) -> tuple[np.ndarray, np.ndarray]:
+    """One Hungarian assignment per segment of this step's detections to the live tracks of their segment:
+    (track ids, positions in `rows`)."""
     empty = np.zeros(0, dtype=np.int64)
-    if not len(live) or not len(boxes):
+    li, ri = _pairs(state.segment[live], dets.segment[rows])
+    if not len(li):
         return empty, empty
-    last = state.box[live]
-    cost, ok = _geometry_cost(config, last, boxes)
+    t, r = live[li], rows[ri]
+    tb, ta, ts = state.box[t], state.area[t], state.side[t]
+    missed = step - 1 - state.frame[t]
+    # An animal unseen for a while may have walked further: the reach grows like a random walk's.
+    reach = config.max_centre_distance * np.sqrt(1 + config.gap_distance_growth * missed)
+    cost = _geometry_cost(config, tb, ta, ts, dets, r, reach)
     if config.predict_motion:
-        shift = state.velocity[live] * (t - state.time[live])[:, None]
-        moving = np.flatnonzero((state.hits[live] > 1) & (np.abs(shift).sum(axis=1) > 0))
+        # The box the velocity predicts is a second hypothesis of where a moving track is; the nearer counts.
+        shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None]
+        moving = np.flatnonzero((state.hits[t] > 1) & (np.abs(shift).sum(axis=1) > 0))
         if len(moving):
-            predicted = last[moving] + np.tile(shift[moving], 2)
-            p_cost, p_ok = _geometry_cost(config, predicted, boxes)
-            better = p_ok & (~ok[moving] | (p_cost < cost[moving]))
-            cost[moving] = np.where(better, p_cost, cost[moving])
-            ok[moving] |= p_ok
+            predicted = tb[moving] + np.concatenate([shift[moving], shift[moving]], axis=1)
+            cost[moving] = np.minimum(cost[moving], _geometry_cost(config, predicted, ta[moving], ts[moving], dets,
+                                                                   r[moving], reach[moving]))
     weights = config.iou_weight + config.size_weight + config.distance_weight
-    if app is not None and config.appearance_weight > 0:
-        distance = np.clip(1.0 - state.app[live] @ app.T, 0.0, 2.0)
-        cost = cost + config.appearance_weight * distance
-        ok &= distance <= config.max_appearance_distance
+    if dets.app is not None:
+        distance = 1.0 - np.einsum("ij,ij->i", state.app[t], dets.app[r])
+        distance[distance > config.max_appearance_distance] = np.inf
+        cost += config.appearance_weight * distance
         weights += config.appearance_weight
-    cost = cost / weights + config.gap_penalty * (pos - state.frame[live] - 1)[:, None]
-    differ = state.label[live][:, None] != labels[None, :]
+    cost = cost / weights + config.gap_penalty * missed
+    differ = state.label[t] != dets.labels[r]
     if config.cross_label:
-        cost = cost + config.label_penalty * differ
+        cost += config.label_penalty * differ
     else:
-        ok &= ~differ
-    ok &= cost <= config.max_cost
-    if not ok.any():
-        return empty, empty
-    rows, cols = linear_sum_assignment(np.where(ok, cost, _NO_LINK))
-    keep = ok[rows, cols]
-    return live[rows[keep]], cols[keep]
+        cost[differ] = np.inf
+    ok = np.flatnonzero(cost <= config.max_cost)
+    li, ri, cost = li[ok], ri[ok], cost[ok]
+    # A pair that is the only candidate of its track and of its detection is in every optimal assignment:
+    # only the rest (a crowded segment) goes to the Hungarian solver.
+    alone = (np.bincount(li, minlength=len(live))[li] == 1) & (np.bincount(ri, minlength=len(rows))[ri] == 1)
+    out_l, out_r = [li[alone]], [ri[alone]]
+    rest = np.flatnonzero(~alone)
+    if len(rest):
+        seg = dets.segment[rows[ri[rest]]]
+        order = rest[np.argsort(seg, kind="stable")]
+        cuts = np.flatnonzero(np.diff(np.sort(seg))) + 1
+        for part in np.split(order, cuts):
+            lu, lpos = np.unique(li[part], return_inverse=True)
+            ru, rpos = np.unique(ri[part], return_inverse=True)
+            matrix = np.full((len(lu), len(ru)), _NO_LINK)
+            matrix[lpos, rpos] = cost[part]
+            a, b = linear_sum_assignment(matrix)
+            linked = matrix[a, b] < _NO_LINK
+            out_l.append(lu[a[linked]])
+            out_r.append(ru[b[linked]])
+    return live[np.concatenate(out_l)], np.concatenate(out_r)
 
 
 def _first_seen_order(track_of: np.ndarray, det_order: np.ndarray) -> np.ndarray:

@@ -28,15 +28,16 @@ from batch.refilter.determine import carry_identifications, determine
 from batch.refilter.reclassify import ExtraTables
 from batch.refilter.snips import read_source
 from batch.refilter.table_filters import Fired
+from batch.tables.archive import open_location
 from batch.tables.cameras import camera_or_default
 from batch.tables.decisions import DecisionsLog
 from batch.tables.reader import Tables, TableSet
-from batch.tables.schema import CLASSIFICATIONS, IMAGES
+from batch.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
 from batch.tables.scope import Scope
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
-from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
+from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 
 TRACK = "track"
 IMAGE_KEY = ["uri", "content_id", "run_id"]
@@ -131,11 +132,33 @@ def _votes(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.DataFr
     return votes
 
 
-def _appearance(config: TrackConfig, dets: pd.DataFrame, images: pd.DataFrame,
+def _from_snips(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.DataFrame) -> list | None:
+    """Each detection's descriptor from its stored snip (a small JPEG: far cheaper than the frame), when every
+    detection has one; else None (the frames are read instead, so that one camera's descriptors are alike)."""
+    snips = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash, table=SNIPS)
+    if snips.empty:
+        return None
+    where = {(u, c, r, int(i)): s for u, c, r, i, s in snips[IMAGE_KEY + ["detection_index", "crop_uri"]].itertuples(
+        index=False)}
+    keys = [(u, c, r, int(i)) for u, c, r, i in dets[IMAGE_KEY + ["detection_index"]].itertuples(index=False)]
+    if not all(k in where for k in keys):
+        return None
+    try:
+        return [appearance_descriptor(decode_image(open_location(where[k].rsplit("/", 1)[0]).fs.cat_file(where[k])))
+                for k in keys]
+    except (OSError, ImageDecodeError):
+        return None
+
+
+def _appearance(config: TrackConfig, tables: Tables, tset: TableSet, dets: pd.DataFrame, images: pd.DataFrame,
                 linked: Linked) -> np.ndarray | None:
-    """The appearance descriptor of each detection (rows of `dets`), cut from its image; None when off."""
+    """The appearance descriptor of each detection (rows of `dets`): from the snips, else cut from its frame;
+    None when off."""
     if config.appearance == "none" or dets.empty:
         return None
+    snipped = _from_snips(tables, tset, images, dets)
+    if snipped is not None:
+        return np.stack(snipped).astype(np.float32)
     rows = images.set_index(IMAGE_KEY)
     out: list[np.ndarray | None] = [None] * len(dets)
     for key, pos in dets.groupby(IMAGE_KEY, sort=False).indices.items():
@@ -184,7 +207,7 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     dets = dets.sort_values(["camera_key", "t", "uri", "detection_index"], na_position="last", kind="stable")
     dets = dets.reset_index(drop=True)
     votes = _votes(tables, tset, images, dets, extra)
-    appearance = _appearance(config, dets, images, linked)
+    appearance = _appearance(config, tables, tset, dets, images, linked)
     track = np.full(len(dets), -1, dtype=np.int64)
     next_id = 0
     for _, pos in dets.groupby("camera_key", sort=False).indices.items():

@@ -183,3 +183,10 @@ def test_the_cli_links_the_fixture_archive_with_appearance_and_a_dry_run_preview
     # every camera's frames hold the same boxes at the same places: one occurrence per place and camera run
     assert 0 < len(rows) < Tables(str(tables)).read(DETECTIONS, "trapcam", "1").to_pandas()["kept"].sum()
     assert rows["frames"].max() >= 5
+
+
+def test_appearance_comes_from_the_stored_snips_when_every_box_has_one(sheet, tmp_path):
+    assert main(["crops", "--tables", str(sheet)]) == 0
+    shutil.rmtree(sheet.parent / "archive")  # the frames are gone: only the snips can give the appearance
+    report = run_postprocess(str(sheet), "track", {"appearance": "colour"})
+    assert report.notes == [] and report.occurrences == 5

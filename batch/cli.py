@@ -176,6 +176,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if result.compared_with:
         print(f"compared with {result.compared_with}: {result.only_a} box(es) only in {result.model}, "
               f"{result.only_b} only in {result.compared_with}")
+    if result.agreement is not None:
+        print(f"agreement with people's identifications: {result.agreement:.0%} (per label in the report)")
     if result.occurrences is not None:
         print(f"animals: {result.occurrences} confirmed occurrence(s); the model's vote disagrees with a person's "
               f"identification on {result.disagreements}")

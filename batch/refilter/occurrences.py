@@ -180,7 +180,8 @@ def identify(tables_url: str, occurrence_id: str, label: str, who: str, comment:
     detections = [DetectionKey(uri=d["uri"], content_id=d["content_id"], detection_index=int(d["detection_index"]))
                   for d in row["detections"]]
     occ.log.append(make(IdentifyOccurrence, who, comment, occurrence_id=occurrence_id, label=label,
-                        detections=detections))
+                        detections=detections, model=f"{occ.tset.model_name}:{occ.tset.model_version}",
+                        filters_hash=occ.tset.filters_hash))
     return summary(find(load(tables_url, model, occ.tset.filters_hash, store), occurrence_id))
 
 

@@ -14,9 +14,11 @@ from batch.refilter import occurrences
 from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, vote
 from batch.refilter.postprocess import run_postprocess
 from batch.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
+from batch.tables.manifest import read_manifests
 from batch.tables.reader import Tables
 from batch.tables.schema import DETECTIONS, OCCURRENCES
 from model_store import FilterConfigError, FilterSet
+from serve.jobs.control import manifest_progress
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
 from tests.fixtures.review import two_version_tables
 from trapline.cli import main
@@ -94,6 +96,9 @@ def test_postprocess_track_writes_occurrences_and_links_each_detection(sheet, ap
     assert report.occurrences == 5  # moth A, moth B, the speck, moth C an hour later, the deer
     assert report.frames_per_occurrence == pytest.approx(29 / 5)
     assert any(line.startswith("track: 5 occurrence(s) from 29 detection(s)") for line in lines)
+    [manifest] = [m for m in read_manifests(Tables(str(sheet)).storage) if m.run_id == report.run_id]
+    assert manifest_progress(manifest)["stages"]["track"] == {  # the job's metrics, as GET /v1/jobs/{id} shows them
+        "detections_linked": 29, "occurrences": 5, "frames_per_occurrence": pytest.approx(5.8), "disagreements": 0}
     tables = Tables(str(sheet))
     occ = tables.read(OCCURRENCES, SHEET_MODEL, "1").to_pandas().set_index("occurrence_id")
     assert (occ["filters_hash"] == report.filters_hash).all() and (occ["run_id"] == report.run_id).all()

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from batch.export.base import subset_filter
+from batch.refilter.people import agreement_with_people
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
-from batch.review.people import agreement_with_people
 from batch.tables.reader import Tables, resolve_table_set
 from model_store import ModelStore
 from model_store.core.refs import check_segment

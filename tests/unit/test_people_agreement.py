@@ -4,12 +4,15 @@ identified, in the report and in the comparison beside promote (the real app's r
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import pytest
 
 from batch.refilter import occurrences
+from batch.refilter.people import agreement_with_people
 from batch.refilter.postprocess import run_postprocess
-from batch.review.people import agreement_with_people
+from batch.reprocess.job import _check_people
+from batch.reprocess.summary import RunReport, format_report
 from batch.tables.reader import Tables, resolve_table_set
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
@@ -68,3 +71,14 @@ def test_the_report_and_the_comparison_beside_promote_show_it(tables, tmp_path, 
     people = r.json()["people"]
     assert [v["agreement"] for v in people["versions"]] == [pytest.approx(2 / 3, abs=1e-4), pytest.approx(1 / 3,
                                                                                                           abs=1e-4)]
+
+
+def test_a_reprocess_summary_says_where_the_new_version_disagrees_with_people(tables):
+    # the step a reprocess (or a backfill on promote) runs after its last part, on the plan's own tables and set
+    plan = SimpleNamespace(tables=Tables(str(tables)), model=SimpleNamespace(name="sheetcam", version="2"),
+                           result_hash="0000000000000000")
+    report = RunReport(run_id="r", status="succeeded", model="sheetcam:2", filters_hash="0000000000000000",
+                       archive="a", out=str(tables))
+    _check_people(plan, report)
+    assert (report.identified, report.agrees_with_people) == (3, 1)
+    assert "people    agrees with 1 of 3 occurrence(s) people identified; 2 disagree" in format_report(report)

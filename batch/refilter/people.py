@@ -19,11 +19,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.export.base import load
 from batch.refilter.determine import vote
 from batch.tables.decisions import DecisionsLog, IdentifyOccurrence
 from batch.tables.reader import Tables, TableSet
-from batch.tables.schema import DETECTIONS
+from batch.tables.schema import CLASSIFICATIONS, DETECTIONS
 from model_store import ModelRef
 from model_store.core.filters.repeat import pairwise_iou
 
@@ -61,6 +60,27 @@ def human_truth(tables: Tables) -> tuple[list[Truth], int]:
             else:
                 unplaced += 1
     return out, unplaced
+
+
+def kept_with_classifications(tables: Tables, tset: TableSet, subset: ds.Expression | None
+                              ) -> tuple[set[str], pd.DataFrame]:
+    """The uris a set processed in `subset`, and its kept boxes there; with classifiers, each with
+    `classifications` (pipeline order)."""
+    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, subset)
+    uris = set(images["uri"]) if not images.empty else set()
+    dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                       kept_only=True)
+    if not tset.classifiers or dets.empty:
+        return uris, dets
+    order = [c["name"] for c in tset.classifiers]
+    cls = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                      table=CLASSIFICATIONS)
+    by_det: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for row in sorted(cls.to_dict("records"), key=lambda r: order.index(r["classifier_name"])
+                      if r["classifier_name"] in order else len(order)):
+        by_det[(row["uri"], int(row["detection_index"]))].append(row)
+    return uris, dets.assign(classifications=[by_det.get((u, int(i)), []) for u, i in
+                                              zip(dets["uri"], dets["detection_index"], strict=True)])
 
 
 def predictions(truth: Sequence[Truth], dets: pd.DataFrame, min_iou: float) -> list[str | None]:
@@ -103,15 +123,20 @@ def agreement(truth: Sequence[Truth], said: Sequence[str | None]) -> dict[str, A
             "agreement": round(agreed / len(truth), 4) if truth else None, "per_label": per_label}
 
 
+def against_people(tables: Tables, tset: TableSet, truth: Sequence[Truth], min_iou: float = 0.5) -> dict[str, Any]:
+    """One set's agreement with the identifications of the images it processed."""
+    processed, dets = kept_with_classifications(tables, tset, ds.field("uri").isin(
+        sorted({uri for t in truth for uri, _ in t.boxes})))
+    seen = [t for t in truth if any(uri in processed for uri, _ in t.boxes)]
+    return {"model": f"{tset.model_name}:{tset.model_version}", "filters_hash": tset.filters_hash,
+            **agreement(seen, predictions(seen, dets, min_iou))}
+
+
 def agreement_with_people(tables: Tables, sets: Sequence[TableSet], min_iou: float = 0.5) -> dict[str, Any] | None:
-    """Each set's agreement with the people's identifications in these tables; None when there are none."""
+    """Each set's agreement with the people's identifications in these tables (those of the images it processed);
+    None when there are none."""
     truth, unplaced = human_truth(tables)
     if not truth:
         return None
-    out: dict[str, Any] = {"identifications": len(truth), "unplaced": unplaced, "min_iou": min_iou, "versions": []}
-    for tset in sets:
-        uris = sorted({uri for t in truth for uri, _ in t.boxes})
-        _, dets = load(tables, tset, ds.field("uri").isin(uris))
-        out["versions"].append({"model": f"{tset.model_name}:{tset.model_version}", "filters_hash": tset.filters_hash,
-                                **agreement(truth, predictions(truth, dets, min_iou))})
-    return out
+    return {"identifications": len(truth), "unplaced": unplaced, "min_iou": min_iou,
+            "versions": [against_people(tables, tset, truth, min_iou) for tset in sets]}

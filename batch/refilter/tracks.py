@@ -222,36 +222,37 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         next_id += int(ids.max()) + 1 if len(ids) else 0
     decisions = DecisionsLog(tables.storage)
     classified = decisions.latest_classifications()
-    groups = pd.Series(np.arange(len(dets))).groupby(track).indices
+    # Plain arrays once: row access through pandas (Arrow-backed strings) would cost more than the tracking.
+    col = {c: dets[c].to_numpy(dtype=object) for c in ("uri", "content_id", "run_id", "camera_id", "camera_key")}
+    index, score = dets["detection_index"].to_numpy(np.int64), dets["score"].to_numpy(np.float64)
+    times = pd.to_datetime(dets["capture_time"]).to_numpy()
+    confirmed = confirmed_tracks(track, config, score)
+    order = np.argsort(track, kind="stable")  # within a track: time order (dets are sorted by time)
     members: dict[str, np.ndarray] = {}
-    for pos in groups.values():
-        pos = np.sort(pos)
-        first = dets.iloc[pos[0]]
-        members[occurrence_id(first["camera_key"], first, config_hash)] = pos
+    for pos in np.split(order, np.flatnonzero(np.diff(track[order])) + 1):
+        p0 = pos[0]
+        members[occurrence_id(col["camera_key"][p0], votes[p0], config_hash)] = pos
     keys_of = {oid: [{k: votes[p][k] for k in ("uri", "content_id", "detection_index")} for p in pos]
                for oid, pos in members.items()}
     identified = carry_identifications(keys_of, decisions.latest_identifications())
     for oid, pos in members.items():
-        sub = dets.iloc[pos]
-        best = sub.iloc[int(np.argmax(sub["score"].to_numpy()))]
+        p0, best = pos[0], pos[int(np.argmax(score[pos]))]
         det = determine([votes[p] for p in pos], identified.get(oid), classified)
-        first = sub.iloc[0]
-        linked.rows.setdefault((first["uri"], first["content_id"], first["run_id"]), []).append({
-            "uri": first["uri"], "content_id": first["content_id"], "occurrence_id": oid,
-            "camera_id": first["camera_id"], "first_time": first["capture_time"],
-            "last_time": sub["capture_time"].max(),
-            "frames": int(sub["uri"].nunique()), "detections": keys_of[oid],
-            "best_uri": best["uri"], "best_content_id": best["content_id"],
-            "best_detection_index": int(best["detection_index"]),
-            "label": det.label, "score": det.score, "determined_by": det.determined_by, "model_label": det.model_label,
-            "model_score": det.model_score, "identified_by": det.identified_by, "decision_id": det.decision_id,
-            "votes": [votes[p] for p in pos], "confirmed": bool(confirmed_tracks(np.zeros(len(pos), np.int64), config,
-                                                                              sub["score"].to_numpy())[0]),
-            "tracker_hash": config_hash})
-        for u, c, r, i in zip(sub["uri"], sub["content_id"], sub["run_id"], sub["detection_index"], strict=True):
-            linked.occurrence_of[(u, c, r, int(i))] = oid
+        known = times[pos][~np.isnat(times[pos])]
+        frames = len(set(col["uri"][pos]))
+        linked.rows.setdefault((col["uri"][p0], col["content_id"][p0], col["run_id"][p0]), []).append({
+            "uri": col["uri"][p0], "content_id": col["content_id"][p0], "occurrence_id": oid,
+            "camera_id": col["camera_id"][p0], "first_time": pd.Timestamp(known.min()) if len(known) else None,
+            "last_time": pd.Timestamp(known.max()) if len(known) else None, "frames": frames,
+            "detections": keys_of[oid], "best_uri": col["uri"][best], "best_content_id": col["content_id"][best],
+            "best_detection_index": int(index[best]), "label": det.label, "score": det.score,
+            "determined_by": det.determined_by, "model_label": det.model_label, "model_score": det.model_score,
+            "identified_by": det.identified_by, "decision_id": det.decision_id, "votes": [votes[p] for p in pos],
+            "confirmed": bool(confirmed[track[p0]]), "tracker_hash": config_hash})
+        for p in pos:
+            linked.occurrence_of[(col["uri"][p], col["content_id"][p], col["run_id"][p], int(index[p]))] = oid
         linked.occurrences += 1
-        linked.frames += int(sub["uri"].nunique())
+        linked.frames += frames
         linked.disagreements += det.disagrees
     linked.detections_linked = len(dets)
     log(f"track: {linked.occurrences} occurrence(s) from {linked.detections_linked} detection(s), "

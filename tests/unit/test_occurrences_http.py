@@ -4,6 +4,7 @@ started: these routes read the tables and the decisions log only), with httpx th
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,17 @@ def test_show_identify_and_classify(app):
     assert other.status_code == 404  # that detection is not one of this occurrence
     history = get(client, f"/v1/occurrences/{oid}", tables=tables).json()["history"]
     assert [h["action"] for h in history] == ["identify", "classify"]
+
+
+def test_the_preview_shows_each_detections_occurrence(app):
+    client, tables = app
+    image = str(Path(tables).parent / "archive" / "burst" / "2.jpg")
+    r = client.post("/v1/postprocess/preview", json={"tables": tables, "image": image, "filter": "track",
+                                                     "config": {}, "filters_hash": "0000000000000000"},
+                    headers={"Authorization": f"Bearer {READ}"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    # one image: its camera is linked (the burst: one deer in 5 frames)
+    assert body["summary"]["occurrences"] == 1 and body["summary"]["detections_linked"] == 5
+    [change] = body["changes"]
+    assert change["change"] == "kept" and change["occurrence_id"].startswith("occ-")

@@ -186,12 +186,16 @@ def identify(tables_url: str, occurrence_id: str, label: str, who: str, comment:
 
 
 def classify(tables_url: str, key: DetectionKey, label: str, who: str, comment: str | None = None,
-             model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
-    """Record a person's label for one detection; its occurrence re-determined at once."""
+             model: str | None = None, filters_hash: str | None = None, store: str | None = None,
+             occurrence_id: str | None = None) -> dict[str, Any]:
+    """Record a person's label for one detection (of `occurrence_id`, when given); its occurrence re-determined
+    at once."""
     occ = load(tables_url, model, filters_hash, store)
-    hit = [r for r in occ.rows.to_dict("records") if key in {key_of(d) for d in r["detections"]}]
+    rows = [find(occ, occurrence_id)] if occurrence_id is not None else occ.rows.to_dict("records")
+    hit = [r for r in rows if key in {key_of(d) for d in r["detections"]}]
     if not hit:
-        raise NotFoundError(f"detection {key.uri}#{key.detection_index} is in no occurrence of "
+        where = f"occurrence {occurrence_id}" if occurrence_id else "any occurrence"
+        raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not in {where} of "
                             f"{occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}]")
     occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label))
     return summary(find(load(tables_url, model, occ.tset.filters_hash, store), hit[0]["occurrence_id"]))

@@ -26,7 +26,7 @@ from serve.jobs.occurrences_protocol import (
     OccurrencePage,
     OccurrenceView,
 )
-from trapline.errors import InvalidParameterError, NotFoundError, invalid_parameter
+from trapline.errors import InvalidParameterError, invalid_parameter
 
 router = APIRouter()
 TABLES = Query(None, description="the tables (default: the recorder's tables of the serve config)")
@@ -120,12 +120,7 @@ async def identify(request: Request, occurrence_id: str, body: IdentifyRequest) 
              summary="A person's label for one detection of the occurrence; the occurrence is re-determined at once")
 async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) -> dict[str, Any]:
     key = DetectionKey(uri=body.uri, content_id=body.content_id, detection_index=body.detection_index)
-    tables = tables_of(request, body.tables)
     with invalid_parameter("tables", "cannot classify"):
-        shown = await in_thread(_detail, tables, occurrence_id, body.model, body.filters_hash,
-                                service_of(request).config.store)
-        if (key.uri, key.content_id, key.detection_index) not in {
-                (f["uri"], f["content_id"], f["detection_index"]) for f in shown["frames_shown"]}:
-            raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not one of occurrence {occurrence_id}")
-        return await in_thread(occurrences.classify, tables, key, body.label, body.who, body.comment, body.model,
-                               shown["filters_hash"], service_of(request).config.store)
+        return await in_thread(occurrences.classify, tables_of(request, body.tables), key, body.label, body.who,
+                               body.comment, body.model, body.filters_hash, service_of(request).config.store,
+                               occurrence_id)

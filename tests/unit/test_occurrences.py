@@ -167,7 +167,7 @@ def test_editing_a_classification_redetermines_its_occurrence_at_once(sheet):
     shown = occurrences.classify(str(sheet), keys[2], "fox", "bob")
     assert shown["determination"]["label"] == "fox" and shown["determination"]["how"] == MODEL
     assert len(DecisionsLog(str(sheet)).latest_classifications()) == 3
-    with pytest.raises(NotFoundError, match="in no occurrence"):
+    with pytest.raises(NotFoundError, match="not in any occurrence"):
         occurrences.classify(str(sheet), DetectionKey(uri="/nope", content_id="x", detection_index=0), "fox", "bob")
 
 

@@ -36,6 +36,7 @@ from model_store.core.graph import inspect_onnx
 from model_store.core.records import ModelInfo
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
 from model_store.store.derive import complete_config, derive_config, merge_config, preset
+from trapline import env
 from trapline.errors import ChecksumError, NotFoundError, StoreError
 from trapline.storage import Storage
 
@@ -101,12 +102,12 @@ class ModelStore:
 
     def __init__(self, root: str | None = None, storage_options: dict[str, Any] | None = None,
                  cache_dir: str | None = None) -> None:
-        root = root or os.environ.get("TRAPLINE_MODEL_STORE") or "./models"
+        root = root or env.MODEL_STORE.get()
         if "://" not in root:
             root = str(Path(root).expanduser().resolve())
         self.storage = Storage(root, storage_options)
         self.root = root
-        self.cache_dir = Path(cache_dir or os.environ.get("TRAPLINE_MODEL_CACHE")
+        self.cache_dir = Path(cache_dir or env.MODEL_CACHE.get()
                               or Path.home() / ".cache" / "trapline" / "models")
 
     # -- reading -------------------------------------------------------------------------

@@ -149,7 +149,10 @@ def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     assert bearer_ok("Bearer s3cret", admin_digest) and not bearer_ok("Bearer s3cre", admin_digest)
     assert not bearer_ok("Basic s3cret", admin_digest) and not bearer_ok(None, admin_digest)
     assert api_digest is None
-    assert app_builder({"models": [{"name": "fixture"}]}) is not None
+    # the Serve config file's entry point builds the same app: one model, one hop (its deployment is the ingress)
+    one = build_deployments(app_builder({"store": "relative-store", "models": [{"name": "fixture"}]}), name=APP_NAME)
+    assert [d.name for d in one.deployments] == [detector_deployment_name("fixture")]
+    assert one.deployments[0].init_args[1][:2] == ("fixture", store_root)  # its model and the absolute store
 
 
 def test_api_token_env_must_be_set_when_named():

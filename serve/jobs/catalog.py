@@ -16,7 +16,8 @@ from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
 from batch.tables.reader import Tables
 from model_store import ModelStore
 from model_store.core.refs import check_segment
-from serve.jobs.deps import control_of, in_thread, read_auth, service_of
+from serve.deps import in_thread, read_auth, service_of
+from serve.jobs.deps import control_of
 from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 
 router = APIRouter()

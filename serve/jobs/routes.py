@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.filters import REGISTRY
+from serve.deps import admin_auth, in_thread, read_auth, service_of
 from serve.jobs.backfill import BackfillWatcher
 from serve.jobs.catalog import router as catalog_router
 from serve.jobs.control import STATUSES, JobControl
-from serve.jobs.deps import admin_auth, control_of, in_thread, read_auth, service_of
+from serve.jobs.deps import control_of
 from serve.jobs.kinds import KINDS
 from serve.jobs.reports import ReportDirs, with_report_links
 from serve.jobs.reports import router as reports_router
@@ -151,7 +152,7 @@ def attach_jobs(api: FastAPI, service: IngressCore) -> None:
     if not jobs_cfg.enabled:
         return
     control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
-    api.state.trapline_service, api.state.trapline_jobs = service, control
+    api.state.trapline_jobs = control  # the service itself is app.state.service (serve/deps.py)
     api.state.trapline_reports = ReportDirs()
     for r in (router, catalog_router, reports_router):
         api.include_router(r)

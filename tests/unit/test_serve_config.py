@@ -85,12 +85,12 @@ def test_one_model_is_served_in_one_hop_unless_told_otherwise(tmp_path):
     from ray.serve._private.build_app import build_app as build_deployments
 
     from serve.app import build_app
-    from serve.direct import DirectCore
+    from serve.one_hop import OneHopCore
 
     one = {"store": str(tmp_path), "models": [{"name": "fixture", "num_cpus": 0.5, "max_batch_size": 4}]}
     [dep] = build_deployments(build_app(one, environ={}), name=APP_NAME).deployments
     assert dep.name == detector_deployment_name("fixture")  # batch jobs find it under the same name
-    assert issubclass(dep.func_or_class, DirectCore) and dep.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.0}
+    assert issubclass(dep.func_or_class, OneHopCore) and dep.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.0}
     _, replica_args, _, _ = dep.init_args
     assert replica_args[0] == "fixture" and dep.user_config["max_batch_size"] == 4
     # The replica admits 8 online + the 64 queued (one hop) + 8 archive images, and has 64 slots more in

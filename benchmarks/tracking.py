@@ -1,0 +1,197 @@
+"""Tracking (issue 32): does linking detections into occurrences count animals, against known truth?
+
+`flock /tmp/trapline-heavy.lock .venv/bin/python -m benchmarks.tracking [--sheets 12] [--bursts 300]
+ [--hours 3] [--seed 32] [--out FILE] [--no-peers]`
+
+Generates light-trap nights and camera-trap bursts with known truth (benchmarks/tracking_scenes.py, cached
+under bench-results/tracking/), runs trapline's tracker (model_store/core/filters/tracking.py, default
+TrackConfig, the snips' colour/texture descriptors) on each sequence, and scores against the truth: count
+error per sequence for the tracker (its confirmed tracks), for the max-per-frame count and for the sum of
+detections; ID switches and fragmentations per 100 true tracks (motmetrics); detections/s. The same
+detections go to norfair and boxmot's ByteTrack through benchmarks/peers/track_peers.py in /work/refenv
+(skipped, and said so, when that venv is missing). Speed is also measured on one camera holding the
+nights one after another (>= 100,000 detections), and the bursts tiled to as many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import DEFAULT_ROOT, write_json
+from benchmarks.tracking_metrics import count_errors, max_per_frame, mot_accumulator, mot_summary, n_tracks
+from benchmarks.tracking_scenes import scenes
+from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
+
+REFENV = Path(os.environ.get("TRAPLINE_REFENV", "/work/refenv"))
+PEERS = Path(__file__).parent / "peers" / "track_peers.py"
+SPEED_DETECTIONS = 100_000
+
+
+def load_scenes(n_sheets: int, n_bursts: int, seed: int, hours: float) -> list[dict[str, Any]]:
+    """The generated sequences as arrays, cached (generation renders a snip per detection: minutes)."""
+    cache = DEFAULT_ROOT / "tracking" / f"scenes-{n_sheets}-{n_bursts}-{seed}-{hours}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            meta = json.loads(str(z["meta"]))
+            return [{**m, **{k: z[f"{i}/{k}"] for k in m["keys"]}} for i, m in enumerate(meta)]
+    out, flat, meta = [], {}, []
+    for i, seq in enumerate(scenes(n_sheets, n_bursts, seed=seed, hours=hours)):
+        arrays = seq.arrays()
+        flat.update({f"{i}/{k}": v for k, v in arrays.items()})
+        meta.append({"name": seq.name, "kind": seq.kind, "n_animals": seq.n_animals, "keys": list(arrays)})
+        out.append({**meta[-1], **arrays})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, meta=json.dumps(meta), **flat)
+    return out
+
+
+def run_trapline(seqs: list[dict[str, Any]], config: TrackConfig) -> tuple[list[np.ndarray], float]:
+    """Each sequence's reported ids (detections of unconfirmed tracks: -1) and the total tracking time."""
+    out, seconds = [], 0.0
+    for s in seqs:
+        t0 = time.perf_counter()
+        ids = link_camera(s["times_s"], s["frame_ids"], s["boxes"], config, appearance=s["appearance"],
+                          scores=s["scores"])
+        seconds += time.perf_counter() - t0
+        confirmed = confirmed_tracks(ids, config, s["scores"]) if len(ids) else np.zeros(0, dtype=bool)
+        out.append(np.where(confirmed[ids], ids, -1) if len(ids) else ids)
+    return out, seconds
+
+
+def run_peers(seqs: list[dict[str, Any]]) -> tuple[dict[str, list[np.ndarray]], dict[str, float], str | None]:
+    """norfair's and ByteTrack's ids per sequence, their times, or why they were skipped."""
+    python = REFENV / "bin" / "python"
+    if not python.exists():
+        return {}, {}, f"skipped: no reference venv at {REFENV}"
+    lengths = [len(s["boxes"]) for s in seqs]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "dets.npz", Path(tmp) / "tracks.json"
+        np.savez(src, seq=np.repeat(np.arange(len(seqs)), lengths),
+                 frame_ids=np.concatenate([s["frame_ids"] for s in seqs]),
+                 boxes=np.concatenate([s["boxes"] for s in seqs]),
+                 scores=np.concatenate([s["scores"] for s in seqs]),
+                 n_frames=np.array([int(max(s["gt_frame"].max(initial=-1), s["frame_ids"].max(initial=-1))) + 1
+                                    for s in seqs]))
+        proc = subprocess.run([str(python), str(PEERS), str(src), str(dst)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            return {}, {}, f"failed: {proc.stderr.strip()[-500:]}"
+        result = json.loads(dst.read_text())
+    cuts = np.cumsum(lengths)[:-1]
+    ids = {name: np.split(np.asarray(r["ids"], dtype=np.int64), cuts) for name, r in result.items()}
+    return ids, {name: r["seconds"] for name, r in result.items()}, None
+
+
+def score(seqs: list[dict[str, Any]], ids: list[np.ndarray]) -> dict[str, Any]:
+    """Count error and MOT metrics of one method, per kind of scene."""
+    out: dict[str, Any] = {}
+    for kind in sorted({s["kind"] for s in seqs}):
+        pick = [i for i, s in enumerate(seqs) if s["kind"] == kind]
+        truth = [seqs[i]["n_animals"] for i in pick]
+        errors = count_errors([n_tracks(ids[i]) for i in pick], truth)
+        hard = count_errors([max_per_frame(seqs[i]) for i in pick], truth) >= 0.3
+        out[kind] = {"count_error_mean_pct": round(100 * float(errors.mean()), 2),
+                     "count_error_where_max_per_frame_off_30pct": (round(100 * float(errors[hard].mean()), 2)
+                                                                    if hard.any() else None),
+                     **mot_summary([mot_accumulator(seqs[i], ids[i]) for i in pick])}
+    return out
+
+
+def baselines(seqs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Count error of the max-per-frame count and of the sum of detections, per kind of scene."""
+    out: dict[str, Any] = {}
+    for kind in sorted({s["kind"] for s in seqs}):
+        pick = [s for s in seqs if s["kind"] == kind]
+        truth = [s["n_animals"] for s in pick]
+        mpf = count_errors([max_per_frame(s) for s in pick], truth)
+        total = count_errors([len(s["boxes"]) for s in pick], truth)
+        out[kind] = {"sequences": len(pick), "true_animals": int(sum(truth)),
+                     "detections": int(sum(len(s["boxes"]) for s in pick)),
+                     "max_per_frame_count_error_mean_pct": round(100 * float(mpf.mean()), 2),
+                     "sequences_where_max_per_frame_off_30pct": int((mpf >= 0.3).sum()),
+                     "sum_of_detections_count_error_mean_pct": round(100 * float(total.mean()), 2)}
+    return out
+
+
+def one_camera(seqs: list[dict[str, Any]], gap_s: float) -> dict[str, np.ndarray]:
+    """The sequences one after another on one camera, repeated until >= SPEED_DETECTIONS detections."""
+    parts, n, offset_t, offset_f = [], 0, 0.0, 0
+    while n < SPEED_DETECTIONS:
+        for s in seqs:
+            parts.append((s["times_s"] + offset_t, s["frame_ids"] + offset_f, s["boxes"], s["appearance"],
+                          s["scores"]))
+            n += len(s["boxes"])
+            offset_t += float(np.nanmax(s["times_s"], initial=0.0)) + gap_s
+            offset_f += int(s["frame_ids"].max(initial=0)) + 1
+    return {k: np.concatenate([p[i] for p in parts]) for i, k in enumerate(("times_s", "frame_ids", "boxes",
+                                                                           "appearance", "scores"))}
+
+
+def speed(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[str, Any]:
+    """Detections/s of link_camera on one camera with >= 100,000 detections, per kind; descriptor snips/s."""
+    out: dict[str, Any] = {}
+    for kind, gap in (("sheet", 86_400.0), ("burst", 3_600.0)):
+        pick = [s for s in seqs if s["kind"] == kind]
+        if not pick:
+            continue
+        cam = one_camera(pick, gap)
+        t0 = time.perf_counter()
+        link_camera(cam["times_s"], cam["frame_ids"], cam["boxes"], config, appearance=cam["appearance"],
+                    scores=cam["scores"])
+        dt = time.perf_counter() - t0
+        out[f"{kind}_one_camera"] = {"detections": len(cam["boxes"]), "seconds": round(dt, 2),
+                                     "detections_per_s": round(len(cam["boxes"]) / dt)}
+    rng = np.random.default_rng(0)
+    snips = [rng.integers(0, 255, (int(rng.integers(16, 96)), int(rng.integers(16, 96)), 3), dtype=np.uint8)
+             for _ in range(2000)]
+    t0 = time.perf_counter()
+    for snip in snips:
+        appearance_descriptor(snip)
+    out["appearance_descriptor_snips_per_s"] = round(len(snips) / (time.perf_counter() - t0))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sheets", type=int, default=12, help="light-trap nights")
+    parser.add_argument("--bursts", type=int, default=300, help="camera-trap bursts")
+    parser.add_argument("--hours", type=float, default=3.0, help="hours per night")
+    parser.add_argument("--seed", type=int, default=32)
+    parser.add_argument("--no-peers", action="store_true", help="do not run norfair and ByteTrack")
+    parser.add_argument("--out", default=str(DEFAULT_ROOT / "tracking" / "tracking.json"))
+    args = parser.parse_args(argv)
+    config = TrackConfig()
+    t0 = time.perf_counter()
+    seqs = load_scenes(args.sheets, args.bursts, args.seed, args.hours)
+    print(f"scenes: {len(seqs)} sequences, {sum(len(s['boxes']) for s in seqs)} detections "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    n_dets = sum(len(s["boxes"]) for s in seqs)
+    trap_ids, trap_s = run_trapline(seqs, config)
+    methods = {"trapline": trap_ids}
+    seconds = {"trapline": trap_s}
+    skipped = "skipped: --no-peers"
+    if not args.no_peers:
+        peer_ids, peer_s, skipped = run_peers(seqs)
+        methods.update(peer_ids)
+        seconds.update(peer_s)
+    result = {"command": " ".join(["python -m benchmarks.tracking", *(argv if argv is not None else sys.argv[1:])]),
+              "load_before": os.getloadavg(), "config": config.model_dump(), "baselines": baselines(seqs),
+              "methods": {name: {**score(seqs, ids), "detections_per_s": round(n_dets / seconds[name])}
+                          for name, ids in methods.items()},
+              "peers": skipped or "ran", "speed": speed(seqs, config), "load_after": os.getloadavg()}
+    print(json.dumps(result, indent=1))
+    write_json(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

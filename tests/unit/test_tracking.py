@@ -1,0 +1,157 @@
+"""The tracker (model_store/core/filters/tracking.py): bursts, crossings, gaps, unknown times, its config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from model_store.core.filters.tracking import (
+    DESCRIPTOR_LENGTH,
+    TrackConfig,
+    appearance_descriptor,
+    confirmed_tracks,
+    link_camera,
+)
+
+CONFIG = TrackConfig()
+
+
+def _box(cx: float, cy: float, w: float = 0.1, h: float = 0.08) -> list[float]:
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def _patch(rgb: tuple[int, int, int], stripes: bool, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.empty((40, 48, 3), dtype=np.float64)
+    img[:] = rgb
+    if stripes:
+        img[:, ::6] *= 0.4
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_a_deer_standing_in_a_burst_of_ten_frames_is_one_track():
+    rng = np.random.default_rng(0)
+    boxes = [_box(0.5 + rng.normal(0, 0.005), 0.5 + rng.normal(0, 0.005), 0.3, 0.25) for _ in range(10)]
+    ids = link_camera(np.arange(10.0), np.arange(10), np.array(boxes), CONFIG)
+    assert ids.tolist() == [0] * 10
+
+
+def test_two_animals_that_cross_are_two_tracks_and_keep_their_ids():
+    times, frames, boxes, truth, app = [], [], [], [], []
+    looks = {0: appearance_descriptor(_patch((150, 90, 40), False, 1)),
+             1: appearance_descriptor(_patch((90, 90, 95), True, 2))}
+    for f in range(12):
+        # one walks right, the other left, at the same height: their boxes overlap in the middle frames
+        for animal, cx in ((0, 0.1 + 0.07 * f), (1, 0.9 - 0.07 * f)):
+            times.append(float(f))
+            frames.append(f)
+            boxes.append(_box(cx, 0.5, 0.15, 0.12))
+            truth.append(animal)
+            app.append(looks[animal])
+    order = np.random.default_rng(3).permutation(len(boxes))  # any order in
+    ids = link_camera(np.array(times)[order], np.array(frames)[order], np.array(boxes)[order], CONFIG,
+                      appearance=np.array(app)[order])
+    truth = np.array(truth)[order]
+    assert len(set(ids.tolist())) == 2
+    for animal in (0, 1):
+        assert len(set(ids[truth == animal].tolist())) == 1
+    assert ids[truth == 0][0] != ids[truth == 1][0]
+
+
+def test_a_missed_frame_relinks_but_a_gap_longer_than_max_gap_splits():
+    boxes = np.array([_box(0.3, 0.3)] * 4)
+    short = link_camera(np.array([0.0, 20.0, 60.0, 80.0]), np.array([0, 1, 3, 4]), boxes, CONFIG)
+    assert short.tolist() == [0, 0, 0, 0]
+    config = TrackConfig(max_gap_s=100.0)
+    long = link_camera(np.array([0.0, 20.0, 500.0, 520.0]), np.array([0, 1, 2, 3]), boxes, config)
+    assert long.tolist() == [0, 0, 1, 1]
+    frames_only = TrackConfig(max_gap_frames=1)
+    times = np.array([0.0, 1.0, 4.0])  # frames 2 and 3 hold only another animal
+    frame_ids = np.array([0, 1, 4])
+    ids = link_camera(np.concatenate([times, [2.0, 3.0]]), np.concatenate([frame_ids, [2, 3]]),
+                      np.concatenate([boxes[:3], [_box(0.8, 0.8), _box(0.8, 0.8)]]), frames_only)
+    assert ids[0] == ids[1] and ids[2] != ids[1]  # missed in 2 frames: more than max_gap_frames=1
+
+
+def test_unknown_times_link_to_nothing():
+    boxes = np.array([_box(0.3, 0.3)] * 4)
+    ids = link_camera(np.array([0.0, np.nan, np.nan, 20.0]), np.array([0, 1, 2, 3]), boxes, CONFIG)
+    assert ids[0] == ids[3]
+    assert len({ids[0], ids[1], ids[2]}) == 3
+
+
+def test_never_two_detections_of_one_frame_in_one_track():
+    rng = np.random.default_rng(5)
+    n = 400
+    frames = rng.integers(0, 40, n)
+    boxes = np.array([_box(*rng.uniform(0.3, 0.4, 2), 0.1, 0.1) for _ in range(n)])  # a crowded corner
+    ids = link_camera(frames * 20.0, frames, boxes, CONFIG)
+    pairs = np.unique(np.stack([ids, frames], axis=1), axis=0)
+    assert len(pairs) == n
+    assert sorted(set(ids.tolist())) == list(range(ids.max() + 1))
+
+
+def test_ids_are_in_first_seen_order():
+    boxes = np.array([_box(0.8, 0.8), _box(0.2, 0.2), _box(0.2, 0.2)])
+    ids = link_camera(np.array([40.0, 0.0, 20.0]), np.array([2, 0, 1]), boxes, CONFIG)
+    assert ids.tolist() == [1, 0, 0]
+
+
+def test_labels_link_across_unless_cross_label_is_off():
+    boxes = np.array([_box(0.5, 0.5)] * 2)
+    args = (np.array([0.0, 20.0]), np.array([0, 1]), boxes)
+    assert link_camera(*args, CONFIG, labels=np.array(["moth", "beetle"])).tolist() == [0, 0]
+    strict = TrackConfig(cross_label=False)
+    assert link_camera(*args, strict, labels=np.array(["moth", "beetle"])).tolist() == [0, 1]
+    assert link_camera(*args, strict, labels=np.array([None, None], dtype=object)).tolist() == [0, 0]
+
+
+def test_appearance_keeps_apart_two_animals_at_one_place():
+    red, grey = appearance_descriptor(_patch((200, 40, 40), False, 1)), appearance_descriptor(_patch((120,) * 3,
+                                                                                                   True, 2))
+    boxes = np.array([_box(0.5, 0.5)] * 2)
+    ids = link_camera(np.array([0.0, 20.0]), np.array([0, 1]), boxes, CONFIG, appearance=np.stack([red, grey]))
+    assert ids.tolist() == [0, 1]
+    assert link_camera(np.array([0.0, 20.0]), np.array([0, 1]), boxes, TrackConfig(appearance="none"),
+                       appearance=np.stack([red, grey])).tolist() == [0, 0]
+
+
+def test_appearance_descriptor_is_fixed_length_normalised_and_stable_under_light():
+    a = _patch((40, 120, 200), True, 1)
+    vec = appearance_descriptor(a)
+    assert vec.dtype == np.float32 and vec.shape == (DESCRIPTOR_LENGTH,)
+    assert abs(float(np.linalg.norm(vec)) - 1) < 1e-5
+    darker = appearance_descriptor((a * 0.7).astype(np.uint8)[:30, :35])
+    other = appearance_descriptor(_patch((200, 160, 40), False, 2))
+    assert float(vec @ darker) > float(vec @ other) + 0.2
+    with pytest.raises(ValueError, match="shape"):
+        appearance_descriptor(np.zeros((4, 4)))
+
+
+def test_confirmed_tracks_drop_a_lone_unsure_box():
+    ids = np.array([0, 0, 1, 2])
+    assert confirmed_tracks(ids, CONFIG, scores=np.array([0.3, 0.3, 0.3, 0.9])).tolist() == [True, False, True]
+    assert confirmed_tracks(ids, CONFIG).tolist() == [True, False, False]
+
+
+def test_empty_and_mismatched_inputs():
+    assert link_camera(np.zeros(0), np.zeros(0), np.zeros((0, 4)), CONFIG).shape == (0,)
+    with pytest.raises(ValueError, match="differ in length"):
+        link_camera(np.zeros(2), np.zeros(3), np.zeros((3, 4)), CONFIG)
+    with pytest.raises(ValueError, match="appearance"):
+        link_camera(np.zeros(1), np.zeros(1), np.zeros((1, 4)), CONFIG, appearance=np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_gap_s", 0), ("max_gap_frames", -1), ("max_cost", -0.1),
+                                              ("min_iou", 1.0), ("appearance", "sift"), ("min_size_ratio", 1.5),
+                                              ("nonsense", 1)])
+def test_bad_config_values_are_rejected_naming_the_field(field, value):
+    with pytest.raises(ValidationError, match=field):
+        TrackConfig(**{field: value})
+
+
+def test_all_weights_zero_is_rejected():
+    with pytest.raises(ValidationError, match="iou_weight"):
+        TrackConfig(iou_weight=0, size_weight=0, distance_weight=0, appearance_weight=0)

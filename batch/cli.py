@@ -154,6 +154,13 @@ def cmd_events(args: argparse.Namespace) -> int:
     print(f"{r.events} event(s) from {r.images} image(s) of {r.model} [filters {r.filters_hash}], gap {r.gap_s:g}s"
           + (f"; left out: {r.failed} failed" if r.failed else "")
           + (f", {r.without_time} without a capture time" if r.without_time else ""))
+    if r.occurrences is not None:
+        print(f"{r.occurrences} animal(s) (confirmed occurrences); per camera and night/day "
+              "(events, max-per-frame count, occurrences by label):")
+        for p in r.periods:
+            labels = ", ".join(f"{k} {n}" for k, n in sorted(p["labels"].items())) or "none"
+            print(f"  {p['camera_id']:<12} {p['period']:<17} {p['events']:>4} event(s)  max-per-frame "
+                  f"{p['max_per_frame']:>4}  occurrences {p['occurrences']:>4} ({labels})")
     print(f"  {r.written}" if r.written else "dry run: nothing was written")
     return 0
 
@@ -169,6 +176,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if result.compared_with:
         print(f"compared with {result.compared_with}: {result.only_a} box(es) only in {result.model}, "
               f"{result.only_b} only in {result.compared_with}")
+    if result.agreement is not None:
+        print(f"agreement with people's identifications: {result.agreement:.0%} (per label in the report)")
+    if result.occurrences is not None:
+        print(f"animals: {result.occurrences} confirmed occurrence(s); the model's vote disagrees with a person's "
+              f"identification on {result.disagreements}")
     if result.unreadable:
         print(f"warning: {result.unreadable} image(s) could not be read (listed in the report)")
     print(f"  open {result.index}")

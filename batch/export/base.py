@@ -39,6 +39,7 @@ class ExportJob:
     out: str
     options: dict[str, Any]
     inputs: Any = None  # what the exporter's `check` read before the tables (e.g. the user's deployments file)
+    occurrences: pd.DataFrame | None = None  # a tracked set's occurrences, determined now (None: not tracked)
 
 
 class Exporter:

@@ -58,18 +58,22 @@ def media_id(uri: str, content_id: str) -> str:
 
 
 def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset: str = "Z",
-               observation_level: ObservationLevel = "media",
-               gap_s: float = DEFAULT_GAP_S) -> tuple[list[dict], list[dict]]:
+               observation_level: ObservationLevel = "media", gap_s: float = DEFAULT_GAP_S,
+               occurrences: pd.DataFrame | None = None) -> tuple[list[dict], list[dict]]:
     """Camtrap DP 1.0 media and observations rows (failed images are left out).
 
     `observation_level` media: one observation per kept box (blank images one `blank` row);
     event: one per event (batch/refilter/events.py, `gap_s`) and label, `count` the most boxes of that
-    label in one image; both: the two, the media-level rows carrying their eventID.
+    label in one image; both: the two, the media-level rows carrying their eventID. With `occurrences` (a tracked
+    set) an event's observations are its animals: one per determined label, `count` the confirmed occurrences seen
+    in the event (a person's identification is `classificationMethod` human), and each media-level box names its
+    occurrence in its tags.
     """
     by_uri = {uri: g for uri, g in dets.groupby("uri", sort=False)} if not dets.empty else {}
     classified_by = f"{tset.model_name} {tset.model_version}"
     media, observations = [], []
-    events = group_events(images, dets, gap_s, tset.filters_hash) if observation_level != "media" else None
+    events = group_events(images, dets, gap_s, tset.filters_hash, occurrences) if observation_level != "media" \
+        else None
     event_of = {} if events is None else {uri: ev for ev in events.itertuples(index=False) for uri in ev.uris}
     for row in images[images["status"] != "failed"].itertuples(index=False):
         mid = media_id(row.uri, row.content_id)
@@ -102,7 +106,9 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
             obs = {
                 **base, **bbox, "observationID": f"{mid}_{n}", "observationType": observation_type(d.label),
                 "count": 1, "classificationProbability": round(float(d.score), 4),
-                "observationTags": f"label:{d.label}|filters:{tset.filters_hash}",
+                "observationTags": f"label:{d.label}|filters:{tset.filters_hash}"
+                                   + (f"|occurrence:{d.occurrence_id}" if isinstance(getattr(d, "occurrence_id", None),
+                                                                                     str) else ""),
             }
             if getattr(d, "classifications", None):  # the species answer: the first classifier's
                 c = d.classifications[0]
@@ -110,9 +116,63 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
                            classifiedBy=f"{classified_by} + {c['classifier_name']} {c['classifier_version']}",
                            observationTags=f"{obs['observationTags']}|classification:{c['label']}")
             observations.append(obs)
-    if events is not None:
+    if events is not None and occurrences is not None:
+        observations += _event_animals(events, occurrences, images, tset, offset)
+    elif events is not None:
         observations += _event_observations(events, by_uri, images, tset, offset)
     return media, observations
+
+
+def _sources(images: pd.DataFrame) -> dict[str, str | None]:
+    """uri -> its capture time's source (the offset of an event's start and end depends on it)."""
+    sources = images["capture_time_source"] if "capture_time_source" in images else [None] * len(images)
+    return dict(zip(images["uri"], sources, strict=True))
+
+
+def _event_base(ev: Any, source_of: dict, tset: TableSet, offset: str, classified_at: str) -> dict[str, Any]:
+    first, last = (source_of.get(ev.uris[0]), source_of.get(ev.uris[-1])) if len(ev.uris) else (None, None)
+    return {"deploymentID": camera_or_default(ev.camera_id), "mediaID": "", "eventID": ev.event_id,
+            "eventStart": iso_time(ev.start, capture_offset(first, offset)),
+            "eventEnd": iso_time(ev.end, capture_offset(last, offset)), "observationLevel": "event",
+            "classificationMethod": "machine", "classifiedBy": f"{tset.model_name} {tset.model_version}",
+            "classificationTimestamp": classified_at}
+
+
+def _event_animals(events: pd.DataFrame, occurrences: pd.DataFrame, images: pd.DataFrame, tset: TableSet,
+                   offset: str) -> list[dict]:
+    """Event-level observations of a tracked set: per event and determined label, `count` its confirmed
+    occurrences seen in the event (an animal arriving after the busiest frame counts too)."""
+    classified_at = iso_time(images["processed_at"].max(), "Z") if not images.empty else ""
+    source_of = _sources(images)
+    confirmed = occurrences[occurrences["confirmed"].astype(bool)]
+    by_uri: dict[str, list[dict]] = {}
+    for o in confirmed.to_dict("records"):
+        for d in o["detections"]:
+            by_uri.setdefault(d["uri"], []).append(o)
+    rows = []
+    for ev in events.itertuples(index=False):
+        base = _event_base(ev, source_of, tset, offset, classified_at)
+        seen = {o["occurrence_id"]: o for uri in ev.uris for o in by_uri.get(uri, [])}
+        by_label: dict[str, list[dict]] = {}
+        for o in seen.values():
+            by_label.setdefault(o["label"] if isinstance(o["label"], str) else "unknown", []).append(o)
+        if not by_label:
+            rows.append({**base, "observationID": f"{ev.event_id}_blank", "observationType": "blank",
+                         "observationTags": f"images:{ev.images}|filters:{tset.filters_hash}"})
+        for label, occ in sorted(by_label.items()):
+            people = sorted({o["identified_by"] for o in occ if o["determined_by"] == "human"})
+            scores = [float(o["score"]) for o in occ if o["score"] is not None and not pd.isna(o["score"])]
+            from_model = all(v["source"] == "detector" for o in occ for v in o["votes"]) and not people
+            row = {**base, "observationID": f"{ev.event_id}_{label}", "observationType": observation_type(label),
+                   "count": len(occ), "classificationProbability": round(max(scores), 4) if scores else "",
+                   "observationTags": f"label:{label}|occurrences:{','.join(sorted(o['occurrence_id'] for o in occ))}"
+                                      f"|images:{ev.images}|filters:{tset.filters_hash}"}
+            if not from_model:  # a classifier's or a person's name, not a detector class
+                row["scientificName"] = label
+            if people:
+                row.update(classificationMethod="human", classifiedBy="; ".join(people))
+            rows.append(row)
+    return rows
 
 
 def _event_observations(events: pd.DataFrame, by_uri: dict[str, pd.DataFrame], images: pd.DataFrame,
@@ -125,8 +185,7 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, pd.DataFrame], i
     """
     classified_at = iso_time(images["processed_at"].max(), "Z") if not images.empty else ""
     classified_by = f"{tset.model_name} {tset.model_version}"
-    sources = images["capture_time_source"] if "capture_time_source" in images else [None] * len(images)
-    source_of = dict(zip(images["uri"], sources, strict=True))
+    source_of = _sources(images)
     rows = []
     for ev in events.itertuples(index=False):
         counts: dict[tuple[str, str], int] = {}
@@ -144,12 +203,7 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, pd.DataFrame], i
                     classifier[key] = f"{c['classifier_name']} {c['classifier_version']}"
             for key, n in per_image.items():
                 counts[key] = max(counts.get(key, 0), n)
-        first, last = (source_of.get(ev.uris[0]), source_of.get(ev.uris[-1])) if len(ev.uris) else (None, None)
-        base = {"deploymentID": camera_or_default(ev.camera_id),
-                "mediaID": "", "eventID": ev.event_id, "eventStart": iso_time(ev.start, capture_offset(first, offset)),
-                "eventEnd": iso_time(ev.end, capture_offset(last, offset)), "observationLevel": "event",
-                "classificationMethod": "machine",
-                "classifiedBy": classified_by, "classificationTimestamp": classified_at}
+        base = _event_base(ev, source_of, tset, offset, classified_at)
         if not counts:
             rows.append({**base, "observationID": f"{ev.event_id}_blank", "observationType": "blank",
                          "observationTags": f"images:{ev.images}|filters:{tset.filters_hash}"})
@@ -190,7 +244,7 @@ class CamtrapDPExporter(Exporter):
         o = job.options
         timezone, level = o.get("timezone", "Z"), o.get("observation_level", "media")
         media, observations = camtrap_dp(job.images, job.dets, job.tset, timezone, level,
-                                         o.get("gap_s", DEFAULT_GAP_S))
+                                         o.get("gap_s", DEFAULT_GAP_S), job.occurrences)
         package = camtrap_package(media, observations, job.tset, job.inputs, timezone, level,
                                   bool(o.get("allow_missing_deployments")))
         base = job.out.rstrip("/")

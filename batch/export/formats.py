@@ -49,6 +49,13 @@ def _labels(tset: TableSet, dets: pd.DataFrame) -> dict[int, str]:
     return dict(sorted(labels.items()))
 
 
+def occurrence_of(d: Any) -> dict[str, str]:
+    """The box's occurrence, as an extra key (MegaDetector and COCO readers keep keys they do not know); nothing
+    when the set was not tracked."""
+    oid = getattr(d, "occurrence_id", None)
+    return {"occurrence_id": oid} if isinstance(oid, str) else {}
+
+
 def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store: str | None = None) -> dict:
     """MegaDetector batch output format 1.4 (https://lila.science/megadetector-output-format); `info` as
     MegaDetector's writer fills it (batch/export/md_metadata.py)."""
@@ -66,7 +73,8 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store
                 {"category": str(int(d.class_id) + 1), "conf": round(float(d.score), 3),
                  "bbox": [round(v, 4) for v in box_of(d)],
                  **({"classifications": md_classifications(d.classifications, cls_ids)}
-                    if getattr(d, "classifications", None) else {})}
+                    if getattr(d, "classifications", None) else {}),
+                 **occurrence_of(d)}
                 for d in g.itertuples(index=False)
             ]
         out_images.append(entry)
@@ -105,7 +113,7 @@ def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list
         result = {
             "image_id": ids[d.uri], "category_id": int(d.class_id) + 1,
             "bbox": [round(x * w, 2), round(y * h, 2), round(bw * w, 2), round(bh * h, 2)],
-            "score": round(float(d.score), 5),
+            "score": round(float(d.score), 5), **occurrence_of(d),
         }
         if getattr(d, "classifications", None):  # extra keys: pycocotools' loadRes keeps them
             c = d.classifications[0]

@@ -6,6 +6,12 @@ to the previous image exceeds `gap_s` seconds. An event records its start and en
 and what the detector kept in it: the highest score and, per label, the most boxes of that
 label in any one image (the usual "count" of an event, since the same animal is in every frame).
 
+With occurrences (a set made with the `track` filter, batch/refilter/tracks.py) an event also counts animals:
+the confirmed occurrences seen in it, per determined label (a person's identification wins, as everywhere),
+beside the max-per-frame count, which hides every animal that arrived after the busiest frame. The report
+adds them up per camera and per night or day (`period_of`: a night runs 18:00 to 06:00 on the camera's clock
+and is named by its evening's date), each occurrence counted once, in the period of its first detection.
+
 Layout, next to `images` and `detections` (one file per filter set and gap, replaced whole by a
 rerun, so `trapline events` is idempotent)::
 
@@ -15,11 +21,13 @@ rerun, so `trapline events` is idempotent)::
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 
+from batch.refilter import occurrences
 from batch.tables.cameras import camera_or_default
 from batch.tables.reader import Tables, TableSet, resolve_table_set
 from batch.tables.writer import parquet_bytes, partition_parts
@@ -42,6 +50,10 @@ EVENTS_SCHEMA = pa.schema([
     pa.field("label_counts", pa.list_(pa.int32())),  # per label (same order): most boxes in one image
     pa.field("label_max_scores", pa.list_(pa.float64())),
     pa.field("uris", pa.list_(pa.string())),  # the event's images in capture order
+    pa.field("period", pa.string()),  # night YYYY-MM-DD | day YYYY-MM-DD, of the event's start
+    pa.field("occurrences", pa.int32()),  # confirmed occurrences seen in the event (null: the set has none)
+    pa.field("occurrence_labels", pa.list_(pa.string())),
+    pa.field("label_occurrences", pa.list_(pa.int32())),  # per occurrence label (same order)
     pa.field("filters_hash", pa.string(), nullable=False),
     pa.field("gap_s", pa.float64(), nullable=False),
 ])
@@ -57,6 +69,9 @@ class EventsReport:
     without_time: int
     failed: int
     written: str | None = None
+    occurrences: int | None = None  # confirmed occurrences in the grouped images (None: the set has none)
+    # per camera and night/day: events, the max-per-frame count summed over its events, occurrences per label
+    periods: list[dict] = field(default_factory=list)
 
 
 def event_id(camera_id: str | None, start: pd.Timestamp) -> str:
@@ -64,13 +79,39 @@ def event_id(camera_id: str | None, start: pd.Timestamp) -> str:
     return f"{camera_or_default(camera_id)}_{pd.Timestamp(start):%Y%m%dT%H%M%S}"
 
 
+NIGHT_STARTS_H, DAY_STARTS_H = 18, 6
+
+
+def period_of(when: pd.Timestamp) -> str:
+    """`night YYYY-MM-DD` (named by its evening) or `day YYYY-MM-DD`, on the camera's clock."""
+    when = pd.Timestamp(when)
+    if DAY_STARTS_H <= when.hour < NIGHT_STARTS_H:
+        return f"day {when:%Y-%m-%d}"
+    evening = when - pd.Timedelta(days=1) if when.hour < DAY_STARTS_H else when
+    return f"night {evening:%Y-%m-%d}"
+
+
+def _occurrences_by_uri(occurrences: pd.DataFrame | None) -> dict[str, set[tuple[str, str]]]:
+    """uri -> {(occurrence_id, label)} of the confirmed occurrences with a detection in that image."""
+    out: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    if occurrences is None or occurrences.empty:
+        return out
+    for oid, label, confirmed, dets in occurrences[["occurrence_id", "label", "confirmed", "detections"]].itertuples(
+            index=False):
+        if confirmed:
+            for d in dets:
+                out[d["uri"]].add((oid, label if isinstance(label, str) else "unknown"))
+    return out
+
+
 def event_file_name(filters_hash: str, gap_s: float) -> str:
     return f"events-{filters_hash}-gap{gap_s:g}.parquet"
 
 
 def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAULT_GAP_S,
-                 filters_hash: str = "") -> pd.DataFrame:
-    """One row per event (EVENTS_SCHEMA columns) from current image rows and their kept detections."""
+                 filters_hash: str = "", occurrences: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per event (EVENTS_SCHEMA columns) from current image rows and their kept detections; with
+    `occurrences` (batch/refilter/occurrences.py rows: determined, confirmed) the animals seen in each."""
     columns = EVENTS_SCHEMA.names
     if images.empty:
         return pd.DataFrame(columns=columns)
@@ -85,6 +126,7 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
     if not dets.empty:
         per_label = dets.groupby(["uri", "label"], as_index=False).agg(n=("score", "size"), score=("score", "max"))
     by_uri = {uri: g for uri, g in per_label.groupby("uri", sort=False)}
+    seen_in = _occurrences_by_uri(occurrences)
     rows = []
     for _, ev in imgs.groupby("event_no", sort=True):
         start, end = ev["capture_time"].iloc[0], ev["capture_time"].iloc[-1]
@@ -96,6 +138,10 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
                 scores[r.label] = max(scores.get(r.label, 0.0), float(r.score))
         labels = sorted(counts)
         camera = ev["camera_key"].iloc[0]
+        seen = set().union(*(seen_in.get(uri, set()) for uri in ev["uri"]))
+        animals: dict[str, int] = defaultdict(int)
+        for _, label in seen:
+            animals[label] += 1
         rows.append({
             "event_id": event_id(camera, start), "camera_id": camera, "start": start, "end": end,
             "duration_s": (end - start).total_seconds(), "images": len(ev),
@@ -104,6 +150,8 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
             "max_score": max(scores.values()) if scores else None,
             "labels": labels, "label_counts": [counts[k] for k in labels],
             "label_max_scores": [scores[k] for k in labels], "uris": list(ev["uri"]),
+            "period": period_of(start), "occurrences": None if occurrences is None else len(seen),
+            "occurrence_labels": sorted(animals), "label_occurrences": [animals[k] for k in sorted(animals)],
             "filters_hash": filters_hash, "gap_s": float(gap_s),
         })
     return pd.DataFrame(rows, columns=columns)
@@ -119,14 +167,46 @@ def run_events(tables_url: str, gap_s: float = DEFAULT_GAP_S, model: str | None 
     images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
     dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
                                        kept_only=True)
-    events = group_events(images, dets, gap_s, tset.filters_hash)
+    occ = set_occurrences(tables_url, tset, store)
+    events = group_events(images, dets, gap_s, tset.filters_hash, occ)
     failed = int((images["status"] == "failed").sum()) if not images.empty else 0
     without_time = int((images["status"] != "failed").sum() - events["images"].sum()) if not images.empty else 0
     report = EventsReport(f"{tset.model_name}:{tset.model_version}", tset.filters_hash, gap_s,
                           int(events["images"].sum()) if len(events) else 0, len(events), without_time, failed)
+    if occ is not None:
+        grouped = set(uri for uris in events["uris"] for uri in uris) if len(events) else set()
+        counted = occ[occ["confirmed"].astype(bool) & occ["uri"].isin(grouped)]
+        report.occurrences = len(counted)
+        report.periods = period_counts(events, counted)
     if not dry_run:
         report.written = write_events(tables, tset, events, gap_s)
     return report
+
+
+def set_occurrences(tables_url: str, tset: TableSet, store: str | None = None) -> pd.DataFrame | None:
+    """The set's occurrences, determined now (the decisions log applied), or None when the set was not tracked."""
+    if "track" not in [s.get("name") for s in tset.filter_specs]:
+        return None
+    return occurrences.load(tables_url, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, store).rows
+
+
+def period_counts(events: pd.DataFrame, occ: pd.DataFrame) -> list[dict]:
+    """Per camera and night/day: events, the max-per-frame count (summed over events) and occurrences per label
+    (each counted once, in the period of its first detection)."""
+    out: dict[tuple[str, str], dict] = {}
+    for ev in events.itertuples(index=False):
+        row = out.setdefault((ev.camera_id, ev.period), {"camera_id": ev.camera_id, "period": ev.period, "events": 0,
+                                                         "max_per_frame": 0, "occurrences": 0, "labels": {}})
+        row["events"] += 1
+        row["max_per_frame"] += int(sum(ev.label_counts))
+    for o in occ.itertuples(index=False):
+        key = (camera_or_default(o.camera_id), period_of(o.first_time))
+        row = out.setdefault(key, {"camera_id": key[0], "period": key[1], "events": 0, "max_per_frame": 0,
+                                   "occurrences": 0, "labels": {}})
+        row["occurrences"] += 1
+        label = o.label if isinstance(o.label, str) else "unknown"
+        row["labels"][label] = row["labels"].get(label, 0) + 1
+    return [out[k] for k in sorted(out)]
 
 
 def write_events(tables: Tables, tset: TableSet, events: pd.DataFrame, gap_s: float) -> str:

@@ -16,7 +16,8 @@ from model_store import CropOptions
 
 class PostprocessOptions(ScopedOptions):
     filter: str = Field(..., description="filter name: min_size, class_mask, score, repeat (table-level: boxes "
-                                         "recurring on a camera); on classifier scores: classifier_mask, rank_rollup")
+                                         "recurring on a camera), track (table-level: links a camera's frames into "
+                                         "occurrences); on classifier scores: classifier_mask, rank_rollup")
     config: dict[str, Any] | None = Field(None, description="the filter's config as JSON, e.g. "
                                                             "'{\"min_area_fraction\": 0.001}'")
     remove: bool = Field(False, description="take the filter out of the set")

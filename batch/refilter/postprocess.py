@@ -23,12 +23,13 @@ import pyarrow.dataset as ds
 
 from batch.refilter.reclassify import ExtraTables, classifiers_of, new_result_hash
 from batch.refilter.table_filters import Fired, table_level_fired
+from batch.refilter.tracks import TRACK, Linked, link_occurrences
 from batch.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
 from batch.tables.reader import Tables, resolve_table_set
-from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA
+from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, OCCURRENCES, OCCURRENCES_SCHEMA
 from batch.tables.scope import Scope, ScopeError
 from batch.tables.stop import stop_requested
-from batch.tables.writer import part_name, write_part
+from batch.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
 from model_store import FilterSet
 from model_store.core.filters import DetectionArrays
 from trapline.errors import BatchError, RunStoppedError
@@ -54,6 +55,12 @@ class PostprocessReport:
     became_empty: int = 0
     became_nonempty: int = 0
     relabelled: int = 0  # classifications whose label the new set changes (classifier filters)
+    # With the track filter: kept detections linked, occurrences made (over the scope's cameras), and those a
+    # person determined where the model's vote now names another label.
+    detections_linked: int = 0
+    occurrences: int = 0
+    frames_per_occurrence: float = 0.0
+    disagreements: int = 0
     wall_s: float = 0.0
     manifest: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -62,14 +69,14 @@ class PostprocessReport:
 
 
 def preview_change(det: Mapping[str, Any], kept_before: bool, kept_after: bool, flags: list[str],
-                   relabelled: list[dict[str, Any]]) -> dict[str, Any]:
+                   relabelled: list[dict[str, Any]], occurrence_id: str | None = None) -> dict[str, Any]:
     """One detection's fate in a single-image preview: dropped, restored, relabelled (kept, and a classifier filter
     changes its species), kept or still_dropped."""
     change = ("dropped" if kept_before and not kept_after else "restored" if kept_after and not kept_before
               else ("relabelled" if relabelled else "kept") if kept_after else "still_dropped")
     return {"detection_index": det["detection_index"], "label": det["label"], "score": det["score"],
             "kept_before": bool(kept_before), "kept_after": bool(kept_after), "change": change,
-            "flags": list(flags), "relabelled": relabelled}
+            "flags": list(flags), "relabelled": relabelled, "occurrence_id": occurrence_id}
 
 
 def new_filter_set(source_specs: list[dict], name: str, config: Mapping[str, Any] | None, remove: bool,
@@ -146,12 +153,19 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                          f"(give its URI or its path relative to the archive)")
     log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
     table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
+    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata)
+    linked = link_occurrences(tables, tset, fs, scope, tset.labels, table_fired, extra, log) \
+        if TRACK in fs.names else Linked()
+    report.detections_linked, report.occurrences = linked.detections_linked, linked.occurrences
+    report.frames_per_occurrence, report.disagreements = linked.frames_per_occurrence, linked.disagreements
+    if linked.unreadable:
+        report.notes.append(f"{linked.unreadable} image(s) could not be read for the appearance descriptor; "
+                            "their boxes were linked by geometry only")
     meta = {"model": {**tset.metadata.get("model", {})},
             "filters": {**tset.metadata.get("filters", {}), "hash": set_hash, "specs": fs.as_specs(),
                         "source_hash": tset.filters_hash}}
     if classifiers_of(tset.metadata):
         meta["filters"]["filters_hash"] = fs.hash
-    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata)
     manifest = None
     if not dry_run:
         arguments = {"filter": filter_name, "config": dict(config or {}), "remove": remove, "model": model,
@@ -161,6 +175,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
         write_manifest(tables.storage, manifest)
     out_images: list[dict] = []
     out_dets: list[dict] = []
+    out_occurrences: list[dict] = []
     seen: set[str] = set()
     ticker = _Ticker(report, manifest, tables, log, progress_interval)
 
@@ -169,6 +184,11 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
             return
         keys = [(r["uri"], r["content_id"]) for r in out_images]
         extra.flush(tables.storage, part_name(run_id, keys), meta)  # before write_part's commit
+        if out_occurrences:  # likewise: committed by the images file of its first detection
+            write_file(tables.storage, parquet_bytes(pa.Table.from_pylist(out_occurrences, schema=OCCURRENCES_SCHEMA),
+                                                     meta), OCCURRENCES, *partition_parts(name, version),
+                       part_name(run_id, keys))
+            out_occurrences.clear()
         write_part(tables.storage, name, version, part_name(run_id, keys),
                    pa.Table.from_pylist(out_images, schema=IMAGES_SCHEMA),
                    pa.Table.from_pylist(out_dets, schema=DETECTIONS_SCHEMA), meta)
@@ -203,7 +223,10 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     continue
                 report.images += 1
                 new_row = {**row, "filters_hash": set_hash, "run_id": run_id, "processed_at": now}
-                mine = groups.get((row["uri"], row["content_id"], row["run_id"]))
+                src = (row["uri"], row["content_id"], row["run_id"])
+                mine = groups.get(src)
+                out_occurrences.extend({**o, "filters_hash": set_hash, "run_id": run_id}
+                                       for o in linked.rows.get(src, ()))
                 relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id)
                 if row["status"] == "failed" or mine is None or mine.num_rows == 0:
                     out_images.append(new_row)
@@ -220,15 +243,19 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     report.images_changed += 1
                     report.became_empty += bool(old_kept.any() and not kept.any())
                     report.became_nonempty += bool(kept.any() and not old_kept.any())
+                occurrence = [linked.occurrence_of.get((*src, i)) if k else None
+                              for i, k in zip(mine["detection_index"].to_pylist(), kept, strict=True)]
                 if dry_run and scope.image:
-                    report.changes += [preview_change(d, o, k, f, relabelled.get(d["detection_index"], []))
-                                       for d, o, k, f in zip(mine.to_pylist(), old_kept, kept, flags, strict=True)]
+                    report.changes += [preview_change(d, o, k, f, relabelled.get(d["detection_index"], []), oc)
+                                       for d, o, k, f, oc in zip(mine.to_pylist(), old_kept, kept, flags, occurrence,
+                                                                 strict=True)]
                 scores = mine["score"].to_pylist()
                 new_row.update(status="ok" if n_kept else "empty", detection_count=n_kept,
                                max_score=max((s for s, k in zip(scores, kept, strict=True) if k), default=None))
                 out_images.append(new_row)
-                for d, k, f in zip(mine.to_pylist(), kept, flags, strict=True):
-                    out_dets.append({**d, "kept": bool(k), "flags": f, "filters_hash": set_hash, "run_id": run_id})
+                for d, k, f, oc in zip(mine.to_pylist(), kept, flags, occurrence, strict=True):
+                    out_dets.append({**d, "kept": bool(k), "flags": f, "filters_hash": set_hash, "run_id": run_id,
+                                     "occurrence_id": oc})
                 if len(out_images) >= rows_per_file and not dry_run:
                     flush()
         if not dry_run:
@@ -253,7 +280,8 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
 
 
 COUNT_FIELDS = ("in_scope", "images", "skipped", "detections_checked", "flagged", "kept_before", "kept_after",
-                "images_changed", "became_empty", "became_nonempty")
+                "images_changed", "became_empty", "became_nonempty", "detections_linked", "occurrences",
+                "frames_per_occurrence", "disagreements")
 
 
 def _counts(report: PostprocessReport) -> dict[str, int | float]:
@@ -306,11 +334,16 @@ def format_report(r: PostprocessReport) -> str:
              f"outcome ({r.became_empty} became empty, {r.became_nonempty} became non-empty)",
              f"detections {r.detections_checked} checked, {r.flagged} flagged by the filter, "
              f"kept {r.kept_before} -> {r.kept_after}"]
+    if r.occurrences or TRACK in [f["name"] for f in r.filters]:
+        lines.append(f"occurrences {r.occurrences} from {r.detections_linked} linked detection(s), "
+                     f"{r.frames_per_occurrence} frame(s) per occurrence; {r.disagreements} where the model's vote "
+                     "disagrees with a person's identification")
     lines += [f"note      {n}" for n in r.notes]
     for c in r.changes:  # one image's preview: each detection's fate
         species = "; ".join(f"{x['classifier']}: {x['from']} -> {x['to']}" for x in c["relabelled"])
         lines.append(f"  #{c['detection_index']} {c['label']} {c['score']:.3f}: {c['change']}"
-                     + (f" [{', '.join(c['flags'])}]" if c["flags"] else "") + (f" ({species})" if species else ""))
+                     + (f" [{', '.join(c['flags'])}]" if c["flags"] else "") + (f" ({species})" if species else "")
+                     + (f" -> {c['occurrence_id']}" if c.get("occurrence_id") else ""))
     if r.manifest:
         lines.append(f"manifest  {r.manifest}")
     return "\n".join(lines)

@@ -63,22 +63,27 @@ class ExtraTables:
                     index.setdefault((r["uri"], r["content_id"], r["run_id"]), []).append(r)
             self.groups[table] = index
 
+    def refiltered(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """One stored classification row under the new filter set's classifier filters (as it is without its
+        classifier's metadata or scores)."""
+        c = self.classifiers.get(row["classifier_name"])
+        if c is None or row["scores"] is None:
+            return dict(row)
+        info = ModelInfo(name=c["name"], version=c["version"], sha256=c["sha256"])
+        answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs)
+        return {**row, **classification_row(row["detection_index"], answer)}
+
     def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
         """Re-filter one image's classifications and carry its snips into the new set; the labels that changed, by
         detection index ({"classifier", "from", "to", "score"})."""
         relabelled: dict[int, list[dict[str, Any]]] = {}
         for row in self.groups.get(CLASSIFICATIONS, {}).get(key, []):
-            c = self.classifiers.get(row["classifier_name"])
-            if c is None or row["scores"] is None:
-                new = dict(row)
-            else:
-                info = ModelInfo(name=c["name"], version=c["version"], sha256=c["sha256"])
-                answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs)
-                new = {**row, **classification_row(row["detection_index"], answer)}
-                if new["label"] != row["label"]:
-                    self.changed += 1
-                    relabelled.setdefault(row["detection_index"], []).append(
-                        {"classifier": c["name"], "from": row["label"], "to": new["label"], "score": new["score"]})
+            new = self.refiltered(row)
+            if new["label"] != row["label"]:
+                self.changed += 1
+                relabelled.setdefault(row["detection_index"], []).append(
+                    {"classifier": row["classifier_name"], "from": row["label"], "to": new["label"],
+                     "score": new["score"]})
             self.out[CLASSIFICATIONS].append({**new, "filters_hash": new_hash, "run_id": run_id})
         for row in self.groups.get(SNIPS, {}).get(key, []):
             self.out[SNIPS].append({**row, "filters_hash": new_hash, "run_id": run_id})

@@ -95,7 +95,7 @@ def run_crops(tables_url: str, options: CropOptions, model: str | None = None, f
                                                have_rows, have_files, report)
         if missing_files:
             try:
-                rgb = _read(img, max_pixels)
+                rgb = read_source(img, max_pixels)
             except (OSError, ImageDecodeError) as exc:
                 report.failed.append({"uri": img["uri"], "error": str(exc)})
                 log(f"  cannot read {img['uri']}: {exc}")
@@ -182,7 +182,7 @@ def _source(bucket: str):
     return open_location(f"s3://{bucket}" if bucket else "/")
 
 
-def _read(img: dict, max_pixels: int):
+def read_source(img: dict, max_pixels: int):
     """The full-resolution RGB image of a table row (OSError when it is gone or changed since the run)."""
     uri = img["uri"]
     data = _source(uri.split("/", 3)[2] if uri.startswith("s3://") else "").fs.cat_file(uri)

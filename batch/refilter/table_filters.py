@@ -55,8 +55,8 @@ def table_level_fired(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scop
     """For each table-level filter of `fs`: the detections it fires on, by image row."""
     out: dict[str, Fired] = {}
     for name, config in fs.filters:
-        if not REGISTRY[name].table_level:
-            continue
+        if not REGISTRY[name].table_level or REGISTRY[name].kind != "detection":
+            continue  # the track filter drops nothing: batch/refilter/tracks.py links after these
         images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash,
                                        evidence(tables, tset, scope, _window(config)))
         if not images.empty:

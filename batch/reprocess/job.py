@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from batch.refilter.people import against_people, human_truth
 from batch.reprocess.classify import stage_spec
 from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from batch.reprocess.detect import config_json, preflight_serve
@@ -33,6 +34,7 @@ from batch.tables.archive import entries_table, open_location
 from batch.tables.lease import RunLease
 from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
 from batch.tables.metadata import part_metadata
+from batch.tables.reader import resolve_table_set
 from batch.tables.schema import RUNS_DIR
 from batch.tables.stop import stop_requested
 from model_store import ModelRunError, ModelStore
@@ -124,6 +126,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
             progress = execute(entries_table(todo), spec, on_part=reporter)
             apply_progress(report, progress)
         report.status = "succeeded"
+        _check_people(plan, report)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C; `ray job stop` (SIGTERM: Ray's handler exits)
         report.status, report.error = "interrupted", "interrupted"
         _close(manifest, plan, report, t0, "interrupted", "interrupted")
@@ -396,3 +399,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _check_people(plan: Plan, report: RunReport) -> None:
+    """How far this version agrees with people's identifications in the tables (none: nothing is read but the log's
+    directory); the log is honoured by every reader, this only reports."""
+    truth, _ = human_truth(plan.tables)
+    if not truth:
+        return
+    tset = resolve_table_set(plan.tables, f"{plan.model.name}:{plan.model.version}", plan.result_hash)
+    seen = against_people(plan.tables, tset, truth)
+    report.identified, report.agrees_with_people = seen["identified"], seen["agreed"]

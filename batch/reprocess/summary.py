@@ -8,7 +8,8 @@ from batch.reprocess.dataset import Progress
 from batch.tables.schema import DETECTIONS, IMAGES
 
 COUNT_FIELDS = ("found", "selected", "already_done", "to_process", "held_back", "processed", "ok", "empty",
-                "failed", "detections", "raw_detections", "parts", "orphans_removed")
+                "failed", "detections", "raw_detections", "parts", "orphans_removed", "identified",
+                "agrees_with_people")
 
 
 @dataclass
@@ -45,6 +46,10 @@ class RunReport:
     manifest: str | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # People's identifications of occurrences in these tables (the decisions log) on images this version processed,
+    # and how many its own boxes agree with: a person still decides; the summary says where the model differs.
+    identified: int = 0
+    agrees_with_people: int = 0
 
     @property
     def skipped(self) -> int:
@@ -89,6 +94,9 @@ def format_report(report: RunReport) -> str:
                      f"detections {r.detections} kept ({r.raw_detections} raw); {r.images_per_s:.1f} images/s"
                      + (f" ({r.steady_images_per_s:.1f} after the first part)" if r.parts >= 2 else ""))
         lines.append(f"tables    {r.out}/{{{IMAGES},{DETECTIONS}}}")
+        if r.identified:
+            lines.append(f"people    agrees with {r.agrees_with_people} of {r.identified} occurrence(s) people "
+                         f"identified; {r.identified - r.agrees_with_people} disagree (their labels still decide)")
         if r.manifest:
             lines.append(f"manifest  {r.manifest}")
     if r.error:

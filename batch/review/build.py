@@ -20,7 +20,9 @@ from typing import Any
 import pandas as pd
 
 from batch.export.base import subset_filter
+from batch.refilter.people import agreement_with_people
 from batch.review import plots
+from batch.review.animals import animals
 from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions, current_kept
 from batch.review.page import render_page
 from batch.review.species import classifier_names, species_counts, species_frame, with_species
@@ -66,6 +68,9 @@ class ReportResult:
     only_a: int = 0
     only_b: int = 0
     notes: list[str] = field(default_factory=list)
+    occurrences: int | None = None  # confirmed occurrences (a tracked set), None otherwise
+    disagreements: int = 0  # occurrences a person identified where the model's vote names another label
+    agreement: float | None = None  # share of people's identifications this version's own boxes agree with
 
 
 def bands(edges: Sequence[float]) -> list[tuple[float, float]]:
@@ -160,7 +165,11 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
             {r["species"]: r["images"] for r in species}, "Images with a classified box, per species", out,
             "per_species", species_colors)})
     failed = images[images["status"] == "failed"]
+    counted = animals(opts.tables, tset, images, kept, opts.store)
+    compared = [resolve_table_set(tables, opts.compare, opts.compare_filters_hash, opts.store)] if opts.compare else []
+    people = agreement_with_people(tables, [tset, *compared], opts.min_iou)
     context = {
+        "animals": counted, "people": people,
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",
         "tset": tset, "tables_url": shown_location(tables.url, out),
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -182,6 +191,10 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     result = ReportResult(str(index), f"{tset.model_name}:{tset.model_version}", tset.filters_hash, len(images),
                           len(failed), sum(v is not None for v in rendered.values()), len(thumbs.failures),
                           round(time.perf_counter() - t0, 2))
+    if people is not None:
+        result.agreement = people["versions"][0]["agreement"]
+    if counted is not None:
+        result.occurrences, result.disagreements = counted["occurrences"], len(counted["disagreements"])
     if comparison is not None:
         result.compared_with, result.only_a, result.only_b = (comparison.b, int(comparison.per_label["only_a"].sum()),
                                                               int(comparison.per_label["only_b"].sum()))

@@ -38,8 +38,9 @@ def flatten_nested(batch: pa.Table, column: str, schema: pa.Schema, filters_hash
     n = len(flat)
     cols = {"uri": pc.take(batch["uri"], parents), "content_id": pc.take(batch["content_id"], parents),
             "filters_hash": pa.array([filters_hash] * n, pa.string()), "run_id": pa.array([run_id] * n, pa.string())}
-    return pa.Table.from_arrays([cols[f.name] if f.name in cols else flat.field(f.name) for f in schema],
-                                schema=schema)
+    nested_names = {f.name for f in flat.type}
+    return pa.Table.from_arrays([cols[f.name] if f.name in cols else flat.field(f.name) if f.name in nested_names
+                                 else pa.nulls(n, f.type) for f in schema], schema=schema)  # occurrence_id: later
 
 
 def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_version: str, model_sha256: str,

@@ -59,6 +59,9 @@ class IdentifyOccurrence(_DecisionBase):
     occurrence_id: str
     label: str = Field(min_length=1, max_length=200)
     detections: list[DetectionKey] = Field(default_factory=list, description="the occurrence's detections then")
+    model: str | None = Field(default=None, description="NAME:VERSION of the tables the detections are in")
+    filters_hash: str | None = Field(default=None, description="their result set (with `model`: where to read "
+                                                                "the boxes, to measure models against people)")
 
 
 class ClassifyDetection(_DecisionBase):

@@ -27,6 +27,8 @@ from batch.tables.schema import (
     DETECTIONS_SCHEMA,
     IMAGES,
     IMAGES_SCHEMA,
+    OCCURRENCES,
+    OCCURRENCES_SCHEMA,
     PARTITION_KEYS,
     PARTITION_SCHEMA,
     SNIPS,
@@ -42,13 +44,15 @@ from trapline.storage import Storage
 PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-9a-f]+)\.parquet$")
 TMP_MAX_AGE_S = 3600
 SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA, CLASSIFICATIONS: CLASSIFICATIONS_SCHEMA,
-           SNIPS: SNIPS_SCHEMA}
-PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS)  # written before a part's images file, which commits them
+           SNIPS: SNIPS_SCHEMA, OCCURRENCES: OCCURRENCES_SCHEMA}
+# Written before a part's images file, which commits them.
+PART_TABLES = (DETECTIONS, CLASSIFICATIONS, SNIPS, OCCURRENCES)
 # What identifies a row (within a model version): the image, its result set, the run that wrote it, and the entry.
 ROW_KEYS = {IMAGES: ("uri", "content_id", "filters_hash", "run_id"),
             DETECTIONS: ("uri", "content_id", "filters_hash", "run_id", "detection_index"),
             CLASSIFICATIONS: ("uri", "content_id", "filters_hash", "run_id", "detection_index", "classifier_name"),
-            SNIPS: ("uri", "content_id", "filters_hash", "run_id", "detection_index")}
+            SNIPS: ("uri", "content_id", "filters_hash", "run_id", "detection_index"),
+            OCCURRENCES: ("uri", "content_id", "filters_hash", "run_id", "occurrence_id")}
 
 
 class Tables:
@@ -180,10 +184,13 @@ class Tables:
         return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,
-                             filters_hash: str, kept_only: bool = False, table: str = DETECTIONS) -> pd.DataFrame:
-        """Rows of `table` (detections, classifications, snips) that belong to the given image rows
-        (join on uri, content_id, run_id)."""
+                             filters_hash: str, kept_only: bool = False, table: str = DETECTIONS,
+                             filter: ds.Expression | None = None) -> pd.DataFrame:
+        """Rows of `table` (detections, classifications, snips, occurrences) that belong to the given image rows
+        (join on uri, content_id, run_id); `filter` narrows the read (e.g. to a few uris)."""
         expr = ds.field("filters_hash") == filters_hash
+        if filter is not None:
+            expr = expr & filter
         if kept_only:
             expr = expr & (ds.field("kept") == True)  # noqa: E712 - a pyarrow expression, not a bool
         det = self.read(table, model_name, model_version, filter=expr).to_pandas()
@@ -191,7 +198,8 @@ class Tables:
             return det.iloc[0:0]
         keys = images[["uri", "content_id", "run_id"]]
         det = det.merge(keys, on=["uri", "content_id", "run_id"], how="inner")
-        return det.sort_values(["uri", "detection_index"]).reset_index(drop=True)
+        order = ["uri", "detection_index"] if "detection_index" in det.columns else ["uri"]  # occurrences: none
+        return det.sort_values(order).reset_index(drop=True)
 
     # -- repair --------------------------------------------------------------------------
     def remove_orphans(self, live: Callable[[str], bool] | None = None) -> list[str]:

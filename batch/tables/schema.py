@@ -45,6 +45,8 @@ detections: one row per raw detection (kept and dropped, so filters can be re-ap
     kept                 bool       false when a filter with action "drop" fired
     flags                list<string> names of every filter that fired
     filters_hash, run_id string
+    occurrence_id        string     the occurrence (track) the kept detection belongs to, when the set has the
+                                    `track` filter (null otherwise, and in files written before the column)
 
 With classifiers (`--classify`) or snips (`--crops`) a part has two more files, written before
 its images file like the detections file (same name, same partition = the detector's):
@@ -64,6 +66,24 @@ snips: one row per JPEG snip written under DST/crops/ (see model_store.core.crop
 
     uri, content_id, detection_index, crop_uri, crop_width, crop_height
 
+A set with the `track` filter (`trapline postprocess --filter track`) has one more file per part:
+
+occurrences: one row per occurrence (one animal's detections linked across frames), keyed by the image of
+its first detection, so the part that commits that image commits the occurrence (batch/refilter/tracks.py).
+
+    uri, content_id      the first detection's image
+    occurrence_id        stable: camera + first detection key + tracker config hash (a rerun gives the same id)
+    camera_id, first_time, last_time, frames (distinct images), detections list<{uri, content_id, detection_index}>
+    best_uri, best_content_id, best_detection_index   the detection whose snip shows it best (highest score)
+    label, score, determined_by   the determination when written: `model` (a vote of its classifications or
+                                  detection labels) or `human` (the decisions log's identification)
+    model_label, model_score      the model's vote (equal to label/score unless a person decided otherwise)
+    identified_by, decision_id    who decided, and the decision (human only)
+    votes                list<{uri, content_id, detection_index, label, score, source}> what the vote used
+    confirmed            bool       counts as an animal: enough frames or one confident detection (the tracker's
+                                    `min_frames` / `confirm_score`); a lone unsure box is kept but not counted
+    tracker_hash         hash of the track filter's config
+
 When a run classifies, `filters_hash` of its rows identifies the result set: the filter set
 plus every classifier version and route (`model_store.core.pipeline.result_hash`), so the skip key
 covers every model version of the pipeline. Without classifiers it is the filter set's hash.
@@ -81,6 +101,7 @@ IMAGES = "images"
 DETECTIONS = "detections"
 CLASSIFICATIONS = "classifications"
 SNIPS = "snips"
+OCCURRENCES = "occurrences"
 RUNS_DIR = "_runs"
 PARTITION_KEYS = ("model_name", "model_version")
 STATUSES = ("ok", "empty", "failed")
@@ -134,6 +155,7 @@ DETECTIONS_SCHEMA = pa.schema([
     *DETECTION_FIELDS,
     pa.field("filters_hash", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
+    pa.field("occurrence_id", pa.string()),  # last, so files written before it read with nulls
 ])
 
 CLASSIFICATION_FIELDS = [
@@ -164,8 +186,35 @@ def _keyed(fields: list[pa.Field]) -> pa.Schema:
                       pa.field("run_id", pa.string(), nullable=False)])
 
 
+DETECTION_KEY = pa.struct([pa.field("uri", pa.string()), pa.field("content_id", pa.string()),
+                           pa.field("detection_index", pa.int32())])
+VOTE = pa.struct([*DETECTION_KEY, pa.field("label", pa.string()), pa.field("score", pa.float64()),
+                  pa.field("source", pa.string())])
+OCCURRENCE_FIELDS = [
+    pa.field("occurrence_id", pa.string()),
+    pa.field("camera_id", pa.string()),
+    pa.field("first_time", pa.timestamp("us")),
+    pa.field("last_time", pa.timestamp("us")),
+    pa.field("frames", pa.int32()),
+    pa.field("detections", pa.list_(DETECTION_KEY)),
+    pa.field("best_uri", pa.string()),
+    pa.field("best_content_id", pa.string()),
+    pa.field("best_detection_index", pa.int32()),
+    pa.field("label", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("determined_by", pa.string()),
+    pa.field("model_label", pa.string()),
+    pa.field("model_score", pa.float64()),
+    pa.field("identified_by", pa.string()),
+    pa.field("decision_id", pa.string()),
+    pa.field("votes", pa.list_(VOTE)),
+    pa.field("confirmed", pa.bool_()),
+    pa.field("tracker_hash", pa.string()),
+]
+
 CLASSIFICATIONS_SCHEMA = _keyed(CLASSIFICATION_FIELDS)
 SNIPS_SCHEMA = _keyed(SNIP_FIELDS)
+OCCURRENCES_SCHEMA = _keyed(OCCURRENCE_FIELDS)
 
 # Columns of one image's result as it leaves the inference stage: the image row (without the
 # per-run constants the writer adds) plus its detections nested, so one batch row = one image.

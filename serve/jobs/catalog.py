@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from batch.export.base import subset_filter
+from batch.refilter.people import agreement_with_people
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
-from batch.tables.reader import Tables
+from batch.tables.reader import Tables, resolve_table_set
 from model_store import ModelStore
 from model_store.core.refs import check_segment
 from serve.deps import in_thread, read_auth, service_of
@@ -72,13 +73,16 @@ def version_comparison(tables: str, name: str, a: str, b: str, store: str | None
         raise InvalidParameterError(f"cannot compare: {exc}", field="since" if since or until else "cameras") from None
     with invalid_parameter("tables", "cannot compare"):  # no rows for a version, no tables there
         c, (filters_a, filters_b) = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou, subset)
+        people = agreement_with_people(Tables(tables), [resolve_table_set(Tables(tables), ref, f, store)
+                                                        for ref, f in ((c.a, filters_a), (c.b, filters_b))], min_iou)
     labels = [{"label": label, **{k: int(v) for k, v in row.items()}} for label, row in c.per_label.iterrows()]
     return {"a": c.a, "b": c.b, "filters": {"a": filters_a, "b": filters_b}, "tables": tables, "min_iou": c.min_iou,
             "images_both": c.images_both,
             "images_only_a": c.images_only_a, "images_only_b": c.images_only_b, "images_differ": len(c.diffs),
             "labels": labels, "totals": {k: sum(r[k] for r in labels) for k in ("matched", "only_a", "only_b")},
             "examples": [{"uri": d.uri, "only_a": [_box(r) for r in d.only_a], "only_b": [_box(r) for r in d.only_b],
-                          "matched": len(d.matched)} for d in c.diffs[:EXAMPLES]]}
+                          "matched": len(d.matched)} for d in c.diffs[:EXAMPLES]],
+            "people": people}
 
 
 def _box(row: Any) -> dict[str, Any]:

@@ -272,7 +272,10 @@ def manifest_progress(m: RunManifest) -> dict[str, Any]:
                   "commit": {k: c.get(k, 0) for k in ("parts", "orphans_removed")}}
     else:
         done, total = int(c.get("images", 0)), int(c.get("in_scope", 0))
-        stages = {"refilter": dict(c)}
+        track = ("detections_linked", "occurrences", "frames_per_occurrence", "disagreements")
+        stages = {"refilter": {k: v for k, v in c.items() if k not in track}}
+        if c.get("detections_linked"):  # the track filter's own metrics (batch/refilter/tracks.py)
+            stages["track"] = {k: c.get(k, 0) for k in track}
     rate = m.images_per_s or 0.0
     eta = round((total - done) / rate, 1) if rate > 0 and total > done and m.status == "running" else None
     return {"run_id": m.run_id, "run_status": m.status, "images_done": done, "images_total": total,

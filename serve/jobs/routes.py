@@ -25,6 +25,7 @@ from serve.jobs.catalog import router as catalog_router
 from serve.jobs.control import STATUSES, JobControl
 from serve.jobs.deps import control_of
 from serve.jobs.kinds import KINDS
+from serve.jobs.occurrences import router as occurrences_router
 from serve.jobs.reports import ReportDirs, with_report_links
 from serve.jobs.reports import router as reports_router
 from trapline.errors import NotFoundError
@@ -127,7 +128,8 @@ async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
     kind, options = await in_thread(control.prepare, "postprocess", raw)
     report = await in_thread(run_postprocess, **options.run_kwargs())
     out = dataclasses.asdict(report)
-    out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after", "relabelled")}
+    out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after", "relabelled",
+                                          "detections_linked", "occurrences", "frames_per_occurrence")}
     return out
 
 
@@ -145,8 +147,8 @@ async def console_file(name: str) -> FileResponse:
 
 
 def attach_jobs(api: FastAPI, service: IngressCore) -> None:
-    """Add the jobs, filters and preview routes to the ingress's app, and (with on_promote policies) start the
-    backfill watcher when the app starts."""
+    """Add the jobs, filters, preview and occurrence routes to the ingress's app, and (with on_promote policies)
+    start the backfill watcher when the app starts."""
     cfg = service.config
     jobs_cfg = cfg.jobs
     if not jobs_cfg.enabled:
@@ -154,7 +156,7 @@ def attach_jobs(api: FastAPI, service: IngressCore) -> None:
     control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
     api.state.trapline_jobs = control  # the service itself is app.state.service (serve/deps.py)
     api.state.trapline_reports = ReportDirs()
-    for r in (router, catalog_router, reports_router):
+    for r in (router, catalog_router, reports_router, occurrences_router):
         api.include_router(r)
     policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
                 for m in cfg.models if m.on_promote is not None}

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from model_store.core.filters import repeat
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
+from model_store.core.filters.tracking import TrackConfig
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, no_duplicates
 from trapline.errors import FilterConfigError
 
@@ -115,8 +116,24 @@ class RepeatFilter(PostFilter):
     fires_on_table = staticmethod(repeat.fires_on_table)
 
 
+class TrackFilter(PostFilter):
+    """Tracking: link the kept detections of a camera's consecutive frames into occurrences (one animal's visit),
+    by a cost of IoU, box-size ratio, centre distance and appearance; it drops nothing, it writes the `occurrences`
+    table (`trapline postprocess --filter track`, batch/refilter/tracks.py)."""
+
+    name = "track"
+    config_model = TrackConfig
+    kind = "occurrence"  # neither a detection nor a classifier filter: `FilterSet.apply` and `.classify` pass it
+    table_level = True
+
+    @staticmethod
+    def fires(config: TrackConfig, dets: DetectionArrays) -> np.ndarray:
+        raise FilterConfigError("the track filter links boxes across the frames of a camera; it runs on stored "
+                                "tables (`trapline postprocess --filter track`), not on one image")
+
+
 REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter,
-                                                              ClassifierMaskFilter, RankRollupFilter)}
+                                                              ClassifierMaskFilter, RankRollupFilter, TrackFilter)}
 
 
 def parse_filter_config(name: str, config: Mapping[str, Any] | BaseModel) -> BaseModel:
@@ -210,7 +227,8 @@ class FilterSet:
         if self.table_level:
             raise FilterConfigError(
                 f"{', '.join(self.table_level)} is a table-level filter (it compares boxes across the images of "
-                "a camera): apply it to stored tables with `trapline postprocess --filter repeat`, not per image")
+                f"a camera): apply it to stored tables with `trapline postprocess --filter {self.table_level[0]}`, "
+                "not per image")
 
     @property
     def names(self) -> list[str]:

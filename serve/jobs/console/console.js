@@ -278,7 +278,19 @@ function comparisonView(c) {
           el("div", {class: "scroll"}, el("table", {class: "compare"},
             el("thead", {}, el("tr", {}, ["label", "in both", `only ${c.a}`, `only ${c.b}`].map(h => el("th", {}, h)))),
             el("tbody", {}, rows))),
-          examples.length ? el("details", {}, el("summary", {}, "images that differ most"), el("ul", {}, examples)) : ""];
+          examples.length ? el("details", {}, el("summary", {}, "images that differ most"), el("ul", {}, examples)) : "",
+          c.people ? peopleTable(c.people) : ""];
+}
+
+// Each version against the occurrences people identified (batch/refilter/people.py): precision and recall per label.
+function peopleTable(p) {
+  const pct = x => x === null || x === undefined ? "-" : `${Math.round(100 * x)}%`;
+  return el("div", {class: "scroll"}, el("h3", {}, `Agreement with people (${p.identifications} identified)`),
+    el("table", {class: "people"},
+      el("thead", {}, el("tr", {}, ["version", "label", "people", "model", "precision", "recall"].map(h => el("th", {}, h)))),
+      el("tbody", {}, p.versions.flatMap(v => v.per_label.map((l, i) => el("tr", {},
+        el("td", {}, i ? "" : `${v.model} (${pct(v.agreement)} agreed)`), el("td", {}, l.label), el("td", {}, l.people),
+        el("td", {}, l.model), el("td", {}, pct(l.precision)), el("td", {}, pct(l.recall))))))));
 }
 
 function promotePanel(m, cat) {

@@ -1,0 +1,241 @@
+"""Occurrences as people see them: the stored rows with the decisions log applied now, and the decisions.
+
+The `occurrences` table holds each occurrence's determination as it was when the run wrote it; what a
+person decided since (an identification, an edited classification) is applied here, on every read
+(`redetermine`), so an identification or an edited label counts at once, for every reader
+(the HTTP routes, `trapline events`, the report, the exports), and for any later run's tables (the log
+is never tied to one run: batch/refilter/determine.py carries an identification to a new occurrence id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow.dataset as ds
+
+from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, key_of
+from batch.refilter.snips import read_source
+from batch.tables.archive import open_location
+from batch.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
+from batch.tables.reader import Tables, TableSet, resolve_table_set
+from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, OCCURRENCES, SNIPS
+from model_store.core.crops import crop_box
+from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
+from trapline.errors import BatchError, NotFoundError
+
+DETERMINED_BY = (MODEL, HUMAN)
+DETERMINATION_COLUMNS = ("label", "score", "determined_by", "model_label", "model_score", "identified_by",
+                         "decision_id")
+
+
+@dataclass(frozen=True)
+class OccurrenceSet:
+    """The occurrences of one table set with the decisions applied (one row per occurrence, newest first)."""
+
+    tset: TableSet
+    images: pd.DataFrame  # the set's current image rows
+    rows: pd.DataFrame
+    log: DecisionsLog
+
+
+def occurrence_table_set(tables: Tables, model: str | None = None, filters_hash: str | None = None,
+                         store: str | None = None) -> TableSet:
+    """The model version (as `resolve_table_set`) and its newest set with occurrences, unless one is named."""
+    tset = resolve_table_set(tables, model, filters_hash, store)
+    if filters_hash is not None:
+        return tset
+    runs = tables.read(OCCURRENCES, tset.model_name, tset.model_version, ["filters_hash", "run_id"])
+    if not runs.num_rows:
+        raise NotFoundError(f"{tset.model_name}:{tset.model_version} has no occurrences in {tables.url}: run "
+                            "`trapline postprocess --filter track --config '{}'` first")
+    newest = runs.sort_by([("run_id", "descending")])["filters_hash"][0].as_py()
+    return resolve_table_set(tables, f"{tset.model_name}:{tset.model_version}", newest, store)
+
+
+def redetermine(rows: pd.DataFrame, log: DecisionsLog) -> pd.DataFrame:
+    """The rows with each determination recomputed from its votes and the decisions log as it is now."""
+    if rows.empty:
+        return rows.assign(comment=pd.Series(dtype=object))
+    decisions = log.read()
+    classified = {d.detection: d for d in decisions if isinstance(d, ClassifyDetection)}
+    identifications = {d.occurrence_id: d for d in decisions if isinstance(d, IdentifyOccurrence)}
+    identified = carry_identifications(dict(zip(rows["occurrence_id"], rows["detections"], strict=True)),
+                                       identifications)
+    out = [determine(list(votes), identified.get(oid), classified).as_dict()
+           for oid, votes in zip(rows["occurrence_id"], rows["votes"], strict=True)]
+    fresh = pd.DataFrame(out, index=rows.index)
+    return rows.assign(**{c: fresh[c] for c in (*DETERMINATION_COLUMNS, "comment")})
+
+
+def load(tables_url: str, model: str | None = None, filters_hash: str | None = None,
+         store: str | None = None) -> OccurrenceSet:
+    """Every occurrence of a set, the decisions applied."""
+    tables = Tables(tables_url)
+    tset = occurrence_table_set(tables, model, filters_hash, store)
+    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
+    rows = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                       table=OCCURRENCES)
+    if not rows.empty:
+        rows = rows.sort_values(["first_time", "occurrence_id"], ascending=[False, True], na_position="last")
+        rows = rows.drop_duplicates("occurrence_id").reset_index(drop=True)
+    log = DecisionsLog(tables.storage)
+    return OccurrenceSet(tset, images, redetermine(rows, log), log)
+
+
+def select(rows: pd.DataFrame, camera: str | None = None, label: str | None = None, since: dt.datetime | None = None,
+           until: dt.datetime | None = None, determined_by: str | None = None) -> pd.DataFrame:
+    """The rows matching every filter given (`label` matches the determination)."""
+    if determined_by is not None and determined_by not in DETERMINED_BY:
+        raise BatchError(f"determined_by must be one of {', '.join(DETERMINED_BY)}, got {determined_by!r}")
+    keep = pd.Series(True, index=rows.index)
+    if camera is not None:
+        keep &= rows["camera_id"] == camera
+    if label is not None:
+        keep &= rows["label"] == label
+    if since is not None:
+        keep &= rows["last_time"] >= pd.Timestamp(since)
+    if until is not None:
+        keep &= rows["first_time"] <= pd.Timestamp(until)
+    if determined_by is not None:
+        keep &= rows["determined_by"] == determined_by
+    return rows[keep]
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    """One occurrence as a list shows it."""
+    return {"occurrence_id": row["occurrence_id"], "camera_id": row["camera_id"],
+            "first_time": _iso(row["first_time"]), "last_time": _iso(row["last_time"]), "frames": int(row["frames"]),
+            "detections": len(row["detections"]), "confirmed": bool(row["confirmed"]),
+            "determination": {"label": _text(row["label"]), "score": _num(row["score"]), "how": row["determined_by"],
+                              "model_label": _text(row["model_label"]), "model_score": _num(row["model_score"]),
+                              "identified_by": _text(row["identified_by"]), "decision_id": _text(row["decision_id"]),
+                              "comment": _text(row.get("comment"))},
+            "best": {"uri": row["best_uri"], "content_id": row["best_content_id"],
+                     "detection_index": int(row["best_detection_index"])},
+            "filters_hash": row["filters_hash"], "run_id": row["run_id"],
+            "tracker_hash": _text(row["tracker_hash"])}
+
+
+def find(occ: OccurrenceSet, occurrence_id: str) -> dict[str, Any]:
+    hit = occ.rows[occ.rows["occurrence_id"] == occurrence_id]
+    if hit.empty:
+        raise NotFoundError(f"no occurrence {occurrence_id!r} in {occ.tset.model_name}:{occ.tset.model_version} "
+                            f"[filters {occ.tset.filters_hash}]")
+    return hit.iloc[0].to_dict()
+
+
+def frames(tables: Tables, occ: OccurrenceSet, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each detection of the occurrence in time order: its image, box, vote, classifications and snip."""
+    t = occ.tset
+    keys = {(d["uri"], d["content_id"], int(d["detection_index"])) for d in row["detections"]}
+    uris = sorted({k[0] for k in keys})
+    images = occ.images[occ.images["uri"].isin(uris)]
+    by_table = {}
+    for table in (DETECTIONS, CLASSIFICATIONS, SNIPS):  # only these images' rows are read
+        df = tables.committed_detections(images, t.model_name, t.model_version, t.filters_hash, table=table,
+                                         filter=ds.field("uri").isin(uris))
+        by_table[table] = {} if df.empty else {
+            k: g for k, g in df.groupby(["uri", "content_id", "detection_index"])}
+    times = dict(zip(images["uri"], images["capture_time"], strict=True))
+    votes = {(v["uri"], v["content_id"], int(v["detection_index"])): v for v in row["votes"]}
+    out = []
+    for k in sorted(keys, key=lambda k: (pd.Timestamp(times.get(k[0])) if times.get(k[0]) is not None
+                                         else pd.Timestamp.max, k)):
+        det = by_table[DETECTIONS].get(k)
+        d = det.iloc[0] if det is not None else None
+        snip = by_table[SNIPS].get(k)
+        cls = by_table[CLASSIFICATIONS].get(k)
+        out.append({"uri": k[0], "content_id": k[1], "detection_index": k[2], "capture_time": _iso(times.get(k[0])),
+                    "label": None if d is None else d["label"], "score": None if d is None else float(d["score"]),
+                    "bbox": None if d is None else [float(d[c]) for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")],
+                    "vote": votes.get(k),
+                    "classifications": [] if cls is None else [
+                        {"classifier": c["classifier_name"], "version": c["classifier_version"], "label": c["label"],
+                         "score": float(c["score"])} for c in cls.to_dict("records")],
+                    "snip": None if snip is None else snip.iloc[0]["crop_uri"]})
+    return out
+
+
+def history(occ: OccurrenceSet, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decisions about this occurrence or its detections, oldest first."""
+    keys = {key_of(d) for d in row["detections"]}
+    out = []
+    for d in occ.log.read():
+        mine = (isinstance(d, IdentifyOccurrence) and (d.occurrence_id == row["occurrence_id"]
+                                                       or d.decision_id == row["decision_id"])) \
+            or (isinstance(d, ClassifyDetection) and d.detection in keys)
+        if mine:
+            out.append(d.model_dump(mode="json"))
+    return out
+
+
+def identify(tables_url: str, occurrence_id: str, label: str, who: str, comment: str | None = None,
+             model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
+    """Record a person's identification of an occurrence; the occurrence as it is now determined."""
+    occ = load(tables_url, model, filters_hash, store)
+    row = find(occ, occurrence_id)
+    detections = [DetectionKey(uri=d["uri"], content_id=d["content_id"], detection_index=int(d["detection_index"]))
+                  for d in row["detections"]]
+    occ.log.append(make(IdentifyOccurrence, who, comment, occurrence_id=occurrence_id, label=label,
+                        detections=detections, model=f"{occ.tset.model_name}:{occ.tset.model_version}",
+                        filters_hash=occ.tset.filters_hash))
+    return summary(find(load(tables_url, model, occ.tset.filters_hash, store), occurrence_id))
+
+
+def classify(tables_url: str, key: DetectionKey, label: str, who: str, comment: str | None = None,
+             model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
+    """Record a person's label for one detection; its occurrence re-determined at once."""
+    occ = load(tables_url, model, filters_hash, store)
+    hit = [r for r in occ.rows.to_dict("records") if key in {key_of(d) for d in r["detections"]}]
+    if not hit:
+        raise NotFoundError(f"detection {key.uri}#{key.detection_index} is in no occurrence of "
+                            f"{occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}]")
+    occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label))
+    return summary(find(load(tables_url, model, occ.tset.filters_hash, store), hit[0]["occurrence_id"]))
+
+
+def snip(tables_url: str, occurrence_id: str, n: int, model: str | None = None, filters_hash: str | None = None,
+         store: str | None = None) -> bytes:
+    """The JPEG snip of the occurrence's `n`-th frame: the stored snip when the set has one, else cut now from the
+    source image with the shared crop code."""
+    tables = Tables(tables_url)
+    occ = load(tables_url, model, filters_hash, store)
+    row = find(occ, occurrence_id)
+    shown = frames(tables, occ, row)
+    if not 0 <= n < len(shown):
+        raise NotFoundError(f"occurrence {occurrence_id} has {len(shown)} frame(s); no frame {n}")
+    f = shown[n]
+    if f["snip"]:
+        try:
+            with open_location(f["snip"].rsplit("/", 1)[0]).fs.open(f["snip"], "rb") as fh:
+                return fh.read()
+        except OSError:
+            pass  # removed since: cut it again
+    if f["bbox"] is None:
+        raise NotFoundError(f"frame {n} of occurrence {occurrence_id} has no detection row")
+    image = occ.images[occ.images["uri"] == f["uri"]].iloc[0].to_dict()
+    try:
+        rgb = read_source(image, DEFAULT_MAX_PIXELS)
+    except (OSError, ImageDecodeError) as exc:
+        raise NotFoundError(f"the image of frame {n} cannot be read: {exc}") from None
+    h, w = rgb.shape[:2]
+    x, y, bw, bh = f["bbox"]
+    return encode_jpeg(crop_box(rgb, (x * w, y * h, (x + bw) * w, (y + bh) * h)))
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).isoformat()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None  # pandas gives NaN for a missing string
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+

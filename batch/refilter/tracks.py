@@ -1,0 +1,260 @@
+"""The `track` filter over stored tables: link each camera's kept detections across frames into occurrences.
+
+`trapline postprocess --filter track` calls `link_occurrences` once, before it streams the parts: the
+tracker (`model_store.core.filters.tracking.link_camera`) needs every frame of a camera in time order,
+so, like the table-level filters (batch/refilter/table_filters.py), it decides over the evidence first
+and hands each image its answer. The evidence is the whole history of the scope's cameras (a track may
+last hours, so a window cannot be widened by a fixed margin and give the ids a whole-table run gives).
+
+What it links are the detections the new filter set keeps (its other filters, table-level ones included);
+the track filter itself never drops anything. Each occurrence gets a stable id, its determination (the
+vote of batch/refilter/determine.py, overridden by the decisions log) and a row keyed by its first
+detection's image, so the part that commits that image commits the occurrence too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+from batch.refilter.determine import carry_identifications, determine
+from batch.refilter.reclassify import ExtraTables
+from batch.refilter.snips import read_source
+from batch.refilter.table_filters import Fired
+from batch.tables.archive import open_location
+from batch.tables.cameras import camera_or_default
+from batch.tables.decisions import DecisionsLog
+from batch.tables.reader import Tables, TableSet
+from batch.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
+from batch.tables.scope import Scope
+from model_store.core.crops import crop_box
+from model_store.core.filters import DetectionArrays, FilterSet
+from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
+from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+
+TRACK = "track"
+IMAGE_KEY = ["uri", "content_id", "run_id"]
+# (uri, content_id, source run_id, detection_index) of a stored detection
+DetKey = tuple[str, str, str, int]
+
+
+@dataclass
+class Linked:
+    """What the track filter decided: each kept detection's occurrence, and the occurrence rows by first image."""
+
+    occurrence_of: dict[DetKey, str] = field(default_factory=dict)
+    rows: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    detections_linked: int = 0
+    occurrences: int = 0
+    frames: int = 0  # summed over occurrences
+    disagreements: int = 0  # occurrences a person determined where the model's vote names another label
+    unreadable: int = 0  # images whose pixels could not be read for the appearance descriptor
+
+    @property
+    def frames_per_occurrence(self) -> float:
+        return round(self.frames / self.occurrences, 3) if self.occurrences else 0.0
+
+
+def tracker_hash(config: TrackConfig) -> str:
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def occurrence_id(camera: str, first: Mapping[str, Any], config_hash: str) -> str:
+    """Stable across reruns: the camera, the first detection's key and the tracker's config."""
+    text = f"{camera}\0{first['uri']}\0{first['content_id']}\0{int(first['detection_index'])}\0{config_hash}"
+    return "occ-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def kept_under(fs: FilterSet, images: pd.DataFrame, dets: pd.DataFrame, labels: list[str],
+               table_fired: Mapping[str, Fired]) -> np.ndarray:
+    """Which stored detections the filter set keeps (the core's `FilterSet.apply`, one call per image size)."""
+    kept = np.zeros(len(dets), dtype=bool)
+    if dets.empty:
+        return kept
+    sizes = dets[IMAGE_KEY].merge(images[IMAGE_KEY + ["width", "height"]], on=IMAGE_KEY, how="left")
+    keys = list(zip(dets["uri"], dets["content_id"], dets["run_id"], strict=True))
+    precomputed_all = {name: np.array([int(i) in fired.get(k, ()) for k, i in zip(keys, dets["detection_index"],
+                                                                                 strict=True)], dtype=bool)
+                       for name, fired in table_fired.items()}
+    for (w, h), pos in sizes.groupby(["width", "height"], sort=False).indices.items():
+        sub = dets.iloc[pos]
+        boxes = np.stack([sub["bbox_x"] * w, sub["bbox_y"] * h, (sub["bbox_x"] + sub["bbox_w"]) * w,
+                          (sub["bbox_y"] + sub["bbox_h"]) * h], axis=1).astype(np.float64)
+        arrays = DetectionArrays(boxes, sub["score"].to_numpy(np.float64), sub["class_id"].to_numpy(np.int64),
+                                 labels, int(w), int(h))
+        kept[pos], _ = fs.apply(arrays, {n: m[pos] for n, m in precomputed_all.items()})
+    return kept
+
+
+def evidence(tables: Tables, tset: TableSet, scope: Scope) -> ds.Expression | None:
+    """The images a scoped run links over: the whole history of the scope's cameras."""
+    if scope.kind == "table":
+        return None
+    if scope.cameras and scope.kind == "camera":
+        return ds.field("camera_id").isin(list(scope.cameras))
+    rows = tables.read(IMAGES, tset.model_name, tset.model_version, ["camera_id"],
+                       filter=(ds.field("filters_hash") == tset.filters_hash) & scope.expression())
+    return ds.field("camera_id").isin(sorted({c for c in rows["camera_id"].to_pylist() if c is not None}))
+
+
+def _votes(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.DataFrame,
+           extra: ExtraTables) -> list[dict[str, Any]]:
+    """One vote per detection: its first classifier's label (under the new set's classifier filters), else the
+    detector's."""
+    votes = [{"uri": u, "content_id": c, "detection_index": int(i), "label": lab, "score": float(s),
+              "source": "detector"} for u, c, i, lab, s in
+             zip(dets["uri"], dets["content_id"], dets["detection_index"], dets["label"], dets["score"], strict=True)]
+    order = [c["name"] for c in tset.classifiers]
+    if not order or dets.empty:
+        return votes
+    cls = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                      table=CLASSIFICATIONS)
+    best: dict[tuple, tuple[int, dict]] = {}
+    for row in cls.to_dict("records"):
+        rank = order.index(row["classifier_name"]) if row["classifier_name"] in order else len(order)
+        k = (row["uri"], row["content_id"], row["run_id"], int(row["detection_index"]))
+        if k not in best or rank < best[k][0]:
+            best[k] = (rank, row)
+    for v, k in zip(votes, zip(dets["uri"], dets["content_id"], dets["run_id"], dets["detection_index"],
+                               strict=True), strict=True):
+        hit = best.get((*k[:3], int(k[3])))
+        if hit is not None:
+            row = extra.refiltered(hit[1])
+            v.update(label=row["label"], score=float(row["score"]), source=row["classifier_name"])
+    return votes
+
+
+def _from_snips(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.DataFrame) -> list | None:
+    """Each detection's descriptor from its stored snip (a small JPEG: far cheaper than the frame), when every
+    detection has one; else None (the frames are read instead, so that one camera's descriptors are alike)."""
+    snips = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash, table=SNIPS)
+    if snips.empty:
+        return None
+    where = {(u, c, r, int(i)): s for u, c, r, i, s in snips[IMAGE_KEY + ["detection_index", "crop_uri"]].itertuples(
+        index=False)}
+    keys = [(u, c, r, int(i)) for u, c, r, i in dets[IMAGE_KEY + ["detection_index"]].itertuples(index=False)]
+    if not all(k in where for k in keys):
+        return None
+    try:
+        return [appearance_descriptor(decode_image(open_location(where[k].rsplit("/", 1)[0]).fs.cat_file(where[k])))
+                for k in keys]
+    except (OSError, ImageDecodeError):
+        return None
+
+
+def _appearance(config: TrackConfig, tables: Tables, tset: TableSet, dets: pd.DataFrame, images: pd.DataFrame,
+                linked: Linked) -> np.ndarray | None:
+    """The appearance descriptor of each detection (rows of `dets`): from the snips, else cut from its frame;
+    None when off."""
+    if config.appearance == "none" or dets.empty:
+        return None
+    snipped = _from_snips(tables, tset, images, dets)
+    if snipped is not None:
+        return np.stack(snipped).astype(np.float32)
+    rows = images.set_index(IMAGE_KEY)
+    out: list[np.ndarray | None] = [None] * len(dets)
+    for key, pos in dets.groupby(IMAGE_KEY, sort=False).indices.items():
+        try:
+            rgb = read_source(rows.loc[key].to_dict() | {"uri": key[0]}, DEFAULT_MAX_PIXELS)
+        except (OSError, ImageDecodeError):
+            linked.unreadable += 1
+            continue
+        h, w = rgb.shape[:2]
+        for p in pos:
+            d = dets.iloc[p]
+            box = (d["bbox_x"] * w, d["bbox_y"] * h, (d["bbox_x"] + d["bbox_w"]) * w, (d["bbox_y"] + d["bbox_h"]) * h)
+            out[p] = appearance_descriptor(crop_box(rgb, box))  # the crop code snips use: inside, >= 1x1
+    size = next((len(v) for v in out if v is not None), 0)
+    if not size:
+        return None
+    # An unreadable image's detections get a zero descriptor: no appearance evidence either way.
+    return np.stack([v if v is not None else np.zeros(size, np.float32) for v in out]).astype(np.float32)
+
+
+def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope, labels: list[str],
+                     table_fired: Mapping[str, Fired], extra: ExtraTables,
+                     log: Callable[[str], None] = lambda line: None) -> Linked:
+    """Link the kept detections of the scope's cameras into occurrences, determined and keyed for the commit."""
+    config = dict(fs.filters)[TRACK]
+    config_hash = tracker_hash(config)
+    linked = Linked()
+    name, version = tset.model_name, tset.model_version
+    images = tables.current_images(name, version, tset.filters_hash, evidence(tables, tset, scope))
+    if images.empty:
+        return linked
+    images = images[images["status"] != "failed"]
+    dets = tables.committed_detections(images, name, version, tset.filters_hash)
+    if not labels and not dets.empty:  # tables written without labels in their metadata: the rows name them
+        seen = dict(zip(dets["class_id"], dets["label"], strict=True))
+        labels = [seen.get(i, f"class_{i}") for i in range(int(max(seen)) + 1)]
+    dets = dets[kept_under(fs, images, dets, labels, table_fired)].reset_index(drop=True)
+    log(f"track: linking {len(dets)} kept detection(s) of {len(images)} image(s) on "
+        f"{images['camera_id'].nunique(dropna=False)} camera(s)")
+    if dets.empty:
+        return linked
+    dets = dets.merge(images[IMAGE_KEY + ["camera_id", "capture_time"]], on=IMAGE_KEY, how="left")
+    dets["camera_key"] = [camera_or_default(c) for c in dets["camera_id"]]
+    dets["t"] = (pd.to_datetime(dets["capture_time"]) - pd.Timestamp(0)).dt.total_seconds()
+    # Time order (frames without a capture time last), so each occurrence's first row is its first detection.
+    dets = dets.sort_values(["camera_key", "t", "uri", "detection_index"], na_position="last", kind="stable")
+    dets = dets.reset_index(drop=True)
+    votes = _votes(tables, tset, images, dets, extra)
+    appearance = _appearance(config, tables, tset, dets, images, linked)
+    track = np.full(len(dets), -1, dtype=np.int64)
+    next_id = 0
+    for _, pos in dets.groupby("camera_key", sort=False).indices.items():
+        sub = dets.iloc[pos]
+        boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
+                          sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
+        # A frame without a capture time links to nothing (the tracker's rule): each of its boxes is one occurrence.
+        ids = link_camera(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes, config,
+                          labels=sub["label"].to_numpy(), scores=sub["score"].to_numpy(np.float64),
+                          appearance=None if appearance is None else appearance[pos])
+        track[pos] = next_id + ids
+        next_id += int(ids.max()) + 1 if len(ids) else 0
+    decisions = DecisionsLog(tables.storage)
+    classified = decisions.latest_classifications()
+    groups = pd.Series(np.arange(len(dets))).groupby(track).indices
+    members: dict[str, np.ndarray] = {}
+    for pos in groups.values():
+        pos = np.sort(pos)
+        first = dets.iloc[pos[0]]
+        members[occurrence_id(first["camera_key"], first, config_hash)] = pos
+    keys_of = {oid: [{k: votes[p][k] for k in ("uri", "content_id", "detection_index")} for p in pos]
+               for oid, pos in members.items()}
+    identified = carry_identifications(keys_of, decisions.latest_identifications())
+    for oid, pos in members.items():
+        sub = dets.iloc[pos]
+        best = sub.iloc[int(np.argmax(sub["score"].to_numpy()))]
+        det = determine([votes[p] for p in pos], identified.get(oid), classified)
+        first = sub.iloc[0]
+        linked.rows.setdefault((first["uri"], first["content_id"], first["run_id"]), []).append({
+            "uri": first["uri"], "content_id": first["content_id"], "occurrence_id": oid,
+            "camera_id": first["camera_id"], "first_time": first["capture_time"],
+            "last_time": sub["capture_time"].max(),
+            "frames": int(sub["uri"].nunique()), "detections": keys_of[oid],
+            "best_uri": best["uri"], "best_content_id": best["content_id"],
+            "best_detection_index": int(best["detection_index"]),
+            "label": det.label, "score": det.score, "determined_by": det.determined_by, "model_label": det.model_label,
+            "model_score": det.model_score, "identified_by": det.identified_by, "decision_id": det.decision_id,
+            "votes": [votes[p] for p in pos], "confirmed": bool(confirmed_tracks(np.zeros(len(pos), np.int64), config,
+                                                                              sub["score"].to_numpy())[0]),
+            "tracker_hash": config_hash})
+        for u, c, r, i in zip(sub["uri"], sub["content_id"], sub["run_id"], sub["detection_index"], strict=True):
+            linked.occurrence_of[(u, c, r, int(i))] = oid
+        linked.occurrences += 1
+        linked.frames += int(sub["uri"].nunique())
+        linked.disagreements += det.disagrees
+    linked.detections_linked = len(dets)
+    log(f"track: {linked.occurrences} occurrence(s) from {linked.detections_linked} detection(s), "
+        f"{linked.frames_per_occurrence} frame(s) per occurrence")
+    return linked
+

@@ -1,0 +1,138 @@
+// The Occurrences page: each occurrence (one animal's detections across frames) as a strip of its snips, its
+// determination and how it was reached, an Identify control; one occurrence's frames with their classifications
+// and a control to correct one. Over /v1/occurrences (serve/jobs/occurrences.py); loaded after console.js.
+"use strict";
+
+const OCC_STRIP = 6;  // snips shown per occurrence in the list (each one is a request)
+
+function occTables() { return sessionStorage.getItem("trapline-occ-tables") || ""; }
+
+function occQuery(extra = {}) {
+  const q = new URLSearchParams();
+  if (occTables()) q.set("tables", occTables());
+  for (const [k, v] of Object.entries(extra)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
+  return q;
+}
+
+// The page's CSP allows images from data: URLs only besides its own origin, and an <img> sends no token: a snip is
+// fetched with the token and shown as a data: URL.
+async function snipImage(url, title) {
+  const img = el("img", {class: "snip", alt: title, title});
+  try {
+    const headers = token() ? {Authorization: "Bearer " + token()} : {};
+    const r = await fetch(url, {headers});
+    if (!r.ok) throw new Error(r.statusText);
+    const blob = await r.blob();
+    img.src = await new Promise((done, fail) => {
+      const reader = new FileReader();
+      reader.onload = () => done(reader.result);
+      reader.onerror = fail;
+      reader.readAsDataURL(blob);
+    });
+  } catch (e) { img.alt = `${title} (no snip: ${e.message})`; img.classList.add("missing"); }
+  return img;
+}
+
+function determinationText(d) {
+  const score = d.score === null || d.score === undefined ? "" : ` ${d.score.toFixed(2)}`;
+  if (d.how === "human") {
+    const model = d.model_label && d.model_label !== d.label ? `; the model says ${d.model_label}` : "";
+    return `${d.label} (identified by ${d.identified_by}${model})`;
+  }
+  return `${d.label || "-"}${score} (model vote)`;
+}
+
+function identifyForm(o, done) {
+  const label = el("input", {type: "text", placeholder: "label", "aria-label": "label", class: "identify-label"});
+  const comment = el("input", {type: "text", placeholder: "comment (optional)", "aria-label": "comment"});
+  const send = async ev => {
+    ev.preventDefault();
+    if (!label.value.trim()) { say("give a label"); return; }
+    try {
+      const body = {label: label.value.trim(), ...(comment.value ? {comment: comment.value} : {}),
+                    ...(occTables() ? {tables: occTables()} : {})};
+      const r = await api("POST", `/v1/occurrences/${enc(o.occurrence_id)}/identify`, body);
+      say(`${o.occurrence_id}: ${determinationText(r.determination)}`);
+      done();
+    } catch (e) { say(e.message); }
+  };
+  return el("form", {class: "identify", on: {submit: send}}, label, comment, el("button", {type: "submit"}, "Identify"));
+}
+
+async function occurrencesPage(current = () => true) {
+  const filters = JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}");
+  const data = await api("GET", "/v1/occurrences?" + occQuery({...filters, limit: 20}));
+  if (!current()) return false;
+
+  const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
+  const tables = el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"});
+  const how = el("select", {name: "determined_by", "aria-label": "determined by"},
+    ["", "model", "human"].map(v => el("option", {value: v, selected: filters.determined_by === v}, v || "model or human")));
+  const apply = ev => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
+    const kept = {};
+    for (const k of ["camera", "label", "determined_by"]) if (f.get(k)) kept[k] = f.get(k);
+    sessionStorage.setItem("trapline-occ-filters", JSON.stringify(kept));
+    route();
+  };
+  const cards = data.occurrences.map(o => {
+    const strip = el("div", {class: "strip"});
+    const link = n => `/v1/occurrences/${enc(o.occurrence_id)}/snips/${n}?` + occQuery({model: data.model, filters_hash: data.filters_hash});
+    Promise.all([...Array(Math.min(o.detections, OCC_STRIP)).keys()].map(n => snipImage(link(n), `frame ${n + 1}`)))
+      .then(imgs => strip.replaceChildren(...imgs));
+    return el("div", {class: "card occurrence", id: "occ-" + o.occurrence_id},
+      el("div", {}, el("a", {href: "#/occurrence/" + enc(o.occurrence_id)}, o.occurrence_id),
+         ` camera ${o.camera_id}, ${o.first_time} to ${o.last_time}, ${o.frames} frame(s)`, o.confirmed ? "" : " (unconfirmed)"),
+      strip,
+      el("div", {class: "determination", "data-how": o.determination.how}, determinationText(o.determination)),
+      identifyForm(o, route));
+  });
+  page.replaceChildren(el("h1", {}, `Occurrences (${data.total}) of ${data.model}`),
+    el("form", {class: "filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"), how,
+       el("button", {type: "submit"}, "Show")),
+    ...(cards.length ? cards : [el("p", {}, "no occurrences")]));
+  return false;
+}
+
+async function occurrencePage(current, id) {
+  const o = await api("GET", `/v1/occurrences/${enc(id)}?` + occQuery());
+  const frames = await Promise.all(o.frames_shown.map(f => snipImage(f.snip, `${f.capture_time} #${f.detection_index}`)));
+  if (!current()) return false;
+
+  const classify = f => {
+    const label = el("input", {type: "text", placeholder: "label", "aria-label": "label"});
+    return el("form", {class: "classify", on: {submit: async ev => {
+      ev.preventDefault();
+      try {
+        const r = await api("POST", `/v1/occurrences/${enc(id)}/classify`, {uri: f.uri, content_id: f.content_id,
+          detection_index: f.detection_index, label: label.value.trim(), ...(occTables() ? {tables: occTables()} : {})});
+        say(`${id}: ${determinationText(r.determination)}`);
+        route();
+      } catch (e) { say(e.message); }
+    }}}, label, el("button", {type: "submit"}, "Correct"));
+  };
+  const rows = o.frames_shown.map((f, i) => el("tr", {},
+    el("td", {}, frames[i]), el("td", {}, f.capture_time || "-"), el("td", {class: "wrap"}, f.uri + " #" + f.detection_index),
+    el("td", {}, `${f.label} ${f.score === null ? "" : f.score.toFixed(2)}`),
+    el("td", {class: "wrap"}, f.classifications.map(c => `${c.classifier}: ${c.label} ${c.score.toFixed(2)}`).join("; ") || "-"),
+    el("td", {}, f.vote ? `${f.vote.label} (${f.vote.source})` : "-"), el("td", {}, classify(f))));
+  page.replaceChildren(
+    el("h1", {}, "Occurrence ", el("span", {id: "occurrence-id"}, o.occurrence_id)),
+    el("div", {class: "card"}, el("div", {}, `${o.model}, camera ${o.camera_id}, ${o.first_time} to ${o.last_time}, ${o.frames} frame(s)`),
+       el("div", {class: "determination", "data-how": o.determination.how}, determinationText(o.determination)),
+       identifyForm(o, route)),
+    el("h2", {}, "Frames"),
+    el("div", {class: "scroll"}, el("table", {id: "frames"},
+      el("thead", {}, el("tr", {}, ["snip", "captured", "image", "detector", "classifications", "vote", "correct"].map(h => el("th", {}, h)))),
+      el("tbody", {}, rows))),
+    el("h2", {}, "History"),
+    o.history.length ? el("ul", {id: "history"}, o.history.map(h => el("li", {},
+      `${h.at.slice(0, 19).replace("T", " ")} ${h.who}: ${h.action} ${h.label}` + (h.comment ? ` (${h.comment})` : ""))))
+      : el("p", {}, "no decisions yet"));
+  return false;
+}
+
+pages.occurrences = occurrencesPage;
+pages.occurrence = occurrencePage;

@@ -1,0 +1,132 @@
+"""The occurrence routes: list, show (frames, snips, history), identify and classify, over one set of tables.
+
+Reads need the API token (or the admin token), decisions the admin token. A decision is appended to the tables'
+decisions log (batch/tables/decisions.py) and the occurrence is answered as it is determined now
+(batch/refilter/occurrences.py applies the log on every read). The tables are the `tables` given (under the
+jobs' allowed roots) or, by default, the recorder's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from batch.refilter import occurrences
+from batch.tables.decisions import DetectionKey
+from batch.tables.reader import Tables
+from batch.tables.scope import parse_when
+from serve.deps import admin_auth, in_thread, read_auth, service_of
+from serve.jobs.deps import control_of
+from serve.jobs.occurrences_protocol import (
+    ClassifyRequest,
+    IdentifyRequest,
+    OccurrenceDetail,
+    OccurrencePage,
+    OccurrenceView,
+)
+from trapline.errors import InvalidParameterError, NotFoundError, invalid_parameter
+
+router = APIRouter()
+TABLES = Query(None, description="the tables (default: the recorder's tables of the serve config)")
+
+
+def tables_of(request: Request, tables: str | None) -> str:
+    if tables is not None:
+        return control_of(request).paths.check("tables", tables)
+    record = service_of(request).config.record
+    if record is None:
+        raise InvalidParameterError("name the tables: the service records no uploads whose tables would be the "
+                                    "default", field="tables")
+    return record.tables
+
+
+def _when(field: str, value: str | None, end_of_day: bool = False):
+    try:
+        return parse_when(value, end_of_day)
+    except ValueError as exc:
+        raise InvalidParameterError(f"{field}: {exc}", field=field) from None
+
+
+def _page(tables: str, model: str | None, filters_hash: str | None, store: str | None, limit: int, offset: int,
+          **where: Any) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot read occurrences"):
+        occ = occurrences.load(tables, model, filters_hash, store)
+        rows = occurrences.select(occ.rows, **where)
+    shown = rows.iloc[offset:offset + limit].to_dict("records")
+    return {"model": f"{occ.tset.model_name}:{occ.tset.model_version}", "filters_hash": occ.tset.filters_hash,
+            "total": len(rows), "limit": limit, "offset": offset,
+            "occurrences": [occurrences.summary(r) for r in shown]}
+
+
+def _detail(tables: str, occurrence_id: str, model: str | None, filters_hash: str | None,
+            store: str | None) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot read occurrences"):
+        occ = occurrences.load(tables, model, filters_hash, store)
+        row = occurrences.find(occ, occurrence_id)
+        frames = occurrences.frames(Tables(tables), occ, row)
+    query = urlencode({"tables": tables, "model": f"{occ.tset.model_name}:{occ.tset.model_version}",
+                       "filters_hash": occ.tset.filters_hash})
+    for n, f in enumerate(frames):
+        f["snip"] = f"/v1/occurrences/{quote(occurrence_id)}/snips/{n}?{query}"
+    return {**occurrences.summary(row), "model": f"{occ.tset.model_name}:{occ.tset.model_version}",
+            "frames_shown": frames, "history": occurrences.history(occ, row)}
+
+
+@router.get("/v1/occurrences", tags=["occurrences"], dependencies=[Depends(read_auth)], response_model=OccurrencePage,
+            summary="Occurrences (one animal's detections across frames), newest first, with their determination")
+async def list_occurrences(request: Request, tables: str | None = TABLES, model: str | None = None,
+                           filters_hash: str | None = None, camera: str | None = None,
+                           label: str | None = Query(None, description="the determination's label"),
+                           since: str | None = Query(None, description="seen at or after (YYYY-MM-DD or ISO time)"),
+                           until: str | None = Query(None, description="seen at or before"),
+                           determined_by: str | None = Query(None, pattern="^(model|human)$"),
+                           limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    where = {"camera": camera, "label": label, "since": _when("since", since),
+             "until": _when("until", until, True), "determined_by": determined_by}
+    return await in_thread(_page, tables_of(request, tables), model, filters_hash, service_of(request).config.store,
+                           limit, offset, **where)
+
+
+@router.get("/v1/occurrences/{occurrence_id}", tags=["occurrences"], dependencies=[Depends(read_auth)],
+            response_model=OccurrenceDetail, summary="One occurrence: its frames with snip links and its history")
+async def show_occurrence(request: Request, occurrence_id: str, tables: str | None = TABLES,
+                          model: str | None = None, filters_hash: str | None = None) -> dict[str, Any]:
+    return await in_thread(_detail, tables_of(request, tables), occurrence_id, model, filters_hash,
+                           service_of(request).config.store)
+
+
+@router.get("/v1/occurrences/{occurrence_id}/snips/{n}", tags=["occurrences"], dependencies=[Depends(read_auth)],
+            summary="The JPEG snip of an occurrence's n-th frame", response_class=Response)
+async def occurrence_snip(request: Request, occurrence_id: str, n: int, tables: str | None = TABLES,
+                          model: str | None = None, filters_hash: str | None = None) -> Response:
+    with invalid_parameter("tables", "cannot read occurrences"):
+        data = await in_thread(occurrences.snip, tables_of(request, tables), occurrence_id, n, model, filters_hash,
+                               service_of(request).config.store)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.post("/v1/occurrences/{occurrence_id}/identify", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=OccurrenceView, summary="A person's determination of an occurrence (the decisions log)")
+async def identify(request: Request, occurrence_id: str, body: IdentifyRequest) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot identify"):
+        return await in_thread(occurrences.identify, tables_of(request, body.tables), occurrence_id, body.label,
+                               body.who, body.comment, body.model, body.filters_hash, service_of(request).config.store)
+
+
+@router.post("/v1/occurrences/{occurrence_id}/classify", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=OccurrenceView,
+             summary="A person's label for one detection of the occurrence; the occurrence is re-determined at once")
+async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) -> dict[str, Any]:
+    key = DetectionKey(uri=body.uri, content_id=body.content_id, detection_index=body.detection_index)
+    tables = tables_of(request, body.tables)
+    with invalid_parameter("tables", "cannot classify"):
+        shown = await in_thread(_detail, tables, occurrence_id, body.model, body.filters_hash,
+                                service_of(request).config.store)
+        if (key.uri, key.content_id, key.detection_index) not in {
+                (f["uri"], f["content_id"], f["detection_index"]) for f in shown["frames_shown"]}:
+            raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not one of occurrence {occurrence_id}")
+        return await in_thread(occurrences.classify, tables, key, body.label, body.who, body.comment, body.model,
+                               shown["filters_hash"], service_of(request).config.store)

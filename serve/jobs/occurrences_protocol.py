@@ -1,0 +1,92 @@
+"""The request and response bodies of the occurrence routes (serve/jobs/occurrences.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tables: str | None = Field(None, description="the tables (default: the recorder's tables of the serve config)")
+    model: str | None = Field(None, description="NAME or NAME:VERSION when the tables hold several")
+    filters_hash: str | None = Field(None, description="the result set (default: the newest with occurrences)")
+    comment: str | None = Field(None, max_length=2000)
+    who: str = Field("admin", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                     description="the person deciding, as the decisions log keeps it")
+
+
+class IdentifyRequest(_Body):
+    """`POST /v1/occurrences/{id}/identify`: a person's determination of the whole occurrence."""
+
+    label: str = Field(..., min_length=1, max_length=200)
+
+
+class ClassifyRequest(_Body):
+    """`POST /v1/occurrences/{id}/classify`: a person's label for one of its detections (an edited classification)."""
+
+    uri: str
+    content_id: str
+    detection_index: int = Field(..., ge=0)
+    label: str = Field(..., min_length=1, max_length=200)
+
+
+class DeterminationView(BaseModel):
+    label: str | None
+    score: float | None
+    how: str = Field(description="model: the vote of its classifications or detection labels; human: identified")
+    model_label: str | None = Field(description="the model's vote, beside a person's determination")
+    model_score: float | None
+    identified_by: str | None
+    decision_id: str | None
+    comment: str | None
+
+
+class DetectionRef(BaseModel):
+    uri: str
+    content_id: str
+    detection_index: int
+
+
+class OccurrenceView(BaseModel):
+    occurrence_id: str
+    camera_id: str | None
+    first_time: str | None
+    last_time: str | None
+    frames: int
+    detections: int
+    confirmed: bool = Field(description="counts as an animal (enough frames or one confident detection)")
+    determination: DeterminationView
+    best: DetectionRef
+    filters_hash: str
+    run_id: str
+    tracker_hash: str | None
+
+
+class OccurrencePage(BaseModel):
+    model: str
+    filters_hash: str
+    total: int
+    limit: int
+    offset: int
+    occurrences: list[OccurrenceView]
+
+
+class FrameView(BaseModel):
+    uri: str
+    content_id: str
+    detection_index: int
+    capture_time: str | None
+    label: str | None
+    score: float | None
+    bbox: list[float] | None = Field(description="x, y, w, h normalised")
+    vote: dict[str, Any] | None
+    classifications: list[dict[str, Any]]
+    snip: str = Field(description="the snip's link (a JPEG, same token)")
+
+
+class OccurrenceDetail(OccurrenceView):
+    model: str
+    frames_shown: list[FrameView]
+    history: list[dict[str, Any]] = Field(description="the decisions about it or its detections, oldest first")

@@ -1,0 +1,84 @@
+"""The console's Occurrences page in headless Chromium, over the real app served by uvicorn (no Ray: these routes
+read the tables and the decisions log only): strips of snips, the determination, Identify, and one occurrence's
+frames with a corrected classification."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from batch.refilter.postprocess import run_postprocess
+from batch.review.browser import find_chromium
+from batch.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence
+from serve.ingress import IngressCore, token_digest
+from tests.fixtures.occurrences import write_sheet_tables
+
+ADMIN = "occ-console-admin"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("occ-console")
+    tables = write_sheet_tables(root / "sheet")
+    run_postprocess(str(tables), "track", {})
+    core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
+                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(core.__serve_build_asgi_app__(), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", str(tables)
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_occurrences_page_shows_strips_and_records_an_identification(served):
+    from tests.fixtures.browser import Browser
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    url, tables = served
+    with Browser(1280, 800) as b:
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
+                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)})")
+        b.navigate(f"{url}/console#/occurrences")
+        b.wait("document.querySelectorAll('.card.occurrence').length === 5", what="five occurrence cards")
+        # every strip fills with real JPEG snips (cut from the frames), at most six per occurrence
+        b.wait("[...document.querySelectorAll('.strip')].every(s => s.children.length > 0) && "
+               "[...document.querySelectorAll('img.snip')].every(i => i.src.startsWith('data:image/jpeg') "
+               "&& i.naturalWidth > 0)", what="snips")
+        assert b.eval("document.querySelectorAll('img.snip').length") == 6 + 6 + 3 + 5 + 1
+        assert b.eval("document.querySelector('header nav a.active').textContent") == "Occurrences"
+        deer = b.eval("[...document.querySelectorAll('.card.occurrence')].find(c => c.textContent.includes('camera "
+                      "burst')).id")
+        assert "deer" in b.eval(f"document.getElementById('{deer}').querySelector('.determination').textContent")
+        b.eval(f"(() => {{ const f = document.getElementById('{deer}').querySelector('form.identify');"
+               "f.querySelector('.identify-label').value = 'Capreolus capreolus';"
+               "f.requestSubmit(); })()")
+        b.wait(f"(document.getElementById('{deer}') || {{}}).querySelector && document.getElementById('{deer}')"
+               ".querySelector('.determination').dataset.how === 'human'", what="the human determination")
+        text = b.eval(f"document.getElementById('{deer}').querySelector('.determination').textContent")
+        assert "Capreolus capreolus" in text and "the model says deer" in text
+        [ident] = DecisionsLog(tables).read()
+        assert isinstance(ident, IdentifyOccurrence) and ident.label == "Capreolus capreolus"
+        # click through to its frames and correct one detection's label
+        b.eval(f"document.getElementById('{deer}').querySelector('a').click()")
+        b.wait("document.querySelectorAll('#frames tbody tr').length === 5", what="the frames table")
+        b.wait("[...document.querySelectorAll('#frames img.snip')].every(i => i.naturalWidth > 0)", what="frames")
+        b.eval("(() => { const f = document.querySelector('#frames form.classify');"
+               "f.querySelector('input').value = 'Cervus elaphus'; f.requestSubmit(); })()")
+        b.wait("document.querySelectorAll('#history li').length === 2", what="the history")
+        assert isinstance(DecisionsLog(tables).read()[-1], ClassifyDetection)
+        assert b.errors() == []

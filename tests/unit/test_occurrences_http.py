@@ -1,0 +1,100 @@
+"""The occurrence routes on the real app (the ingress's own FastAPI app, built as a replica builds it; no Ray is
+started: these routes read the tables and the decisions log only), with httpx through FastAPI's TestClient."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from batch.refilter.postprocess import run_postprocess
+from batch.tables.decisions import DecisionsLog, IdentifyOccurrence
+from serve.ingress import IngressCore, token_digest
+from tests.fixtures.occurrences import write_sheet_tables
+
+with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+ADMIN, READ = "occ-admin", "occ-read"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    root = tmp_path_factory.mktemp("occ-http")
+    tables = write_sheet_tables(root / "sheet")
+    run_postprocess(str(tables), "track", {})
+    core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
+                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}},
+                       {}, token_digest(ADMIN), token_digest(READ))
+    with TestClient(core.__serve_build_asgi_app__()) as client:
+        yield client, str(tables)
+
+
+def get(client, path, token=READ, **params):
+    return client.get(path, params=params, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
+def post(client, path, body, token=ADMIN):
+    return client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_list_pages_and_filters_occurrences(app):
+    client, tables = app
+    page = get(client, "/v1/occurrences", tables=tables).json()
+    assert page["model"] == "sheetcam:1" and page["total"] == 5 and len(page["occurrences"]) == 5
+    assert [o["first_time"] for o in page["occurrences"]] == sorted((o["first_time"] for o in page["occurrences"]),
+                                                                   reverse=True)
+    two = get(client, "/v1/occurrences", tables=tables, limit=2, offset=4).json()
+    assert two["total"] == 5 and [o["occurrence_id"] for o in two["occurrences"]] == \
+        [page["occurrences"][4]["occurrence_id"]]
+    burst = get(client, "/v1/occurrences", tables=tables, camera="burst").json()["occurrences"]
+    assert len(burst) == 1 and burst[0]["frames"] == 5 and burst[0]["determination"]["how"] == "model"
+    late = get(client, "/v1/occurrences", tables=tables, since="2026-06-01T22:30:00").json()
+    assert late["total"] == 1 and late["occurrences"][0]["camera_id"] == "sheet"
+    assert get(client, "/v1/occurrences", tables=tables, label="deer").json()["total"] == 1
+    # bad input: a typed error naming the field, never a crash
+    assert get(client, "/v1/occurrences", tables=tables, determined_by="robot").status_code == 422
+    bad = get(client, "/v1/occurrences", tables=tables, since="yesterday")
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "since"
+    assert get(client, "/v1/occurrences", tables="/etc").json()["error"]["type"] == "path_not_allowed"
+    assert get(client, "/v1/occurrences").json()["error"]["field"] == "tables"  # no recorder: name them
+    assert get(client, "/v1/occurrences", token=None, tables=tables).status_code == 401
+    assert get(client, "/v1/occurrences/occ-nope", tables=tables).status_code == 404
+
+
+def test_show_identify_and_classify(app):
+    client, tables = app
+    [deer] = get(client, "/v1/occurrences", tables=tables, camera="burst").json()["occurrences"]
+    oid = deer["occurrence_id"]
+    shown = get(client, f"/v1/occurrences/{oid}", tables=tables).json()
+    frames = shown["frames_shown"]
+    assert len(frames) == 5 and [f["capture_time"] for f in frames] == sorted(f["capture_time"] for f in frames)
+    assert frames[0]["vote"]["label"] == "deer" and shown["history"] == []
+    snip = client.get(frames[2]["snip"], headers={"Authorization": f"Bearer {READ}"})
+    assert snip.status_code == 200 and snip.headers["content-type"] == "image/jpeg" and snip.content[:2] == b"\xff\xd8"
+    assert client.get(frames[2]["snip"]).status_code == 401
+    # a read token cannot decide; the admin token can, and the answer is the occurrence as determined now
+    assert post(client, f"/v1/occurrences/{oid}/identify", {"tables": tables, "label": "elk"}, READ).status_code \
+        in (401, 403)
+    said = post(client, f"/v1/occurrences/{oid}/identify", {"tables": tables, "label": "roe deer", "who": "ann",
+                                                             "comment": "white rump"})
+    assert said.status_code == 200, said.text
+    assert said.json()["determination"] == {**said.json()["determination"], "label": "roe deer", "how": "human",
+                                            "model_label": "deer", "identified_by": "ann", "comment": "white rump"}
+    [logged] = DecisionsLog(tables).read()
+    assert isinstance(logged, IdentifyOccurrence) and len(logged.detections) == 5
+    humans = get(client, "/v1/occurrences", tables=tables, determined_by="human").json()["occurrences"]
+    assert [o["occurrence_id"] for o in humans] == [oid]
+    assert post(client, f"/v1/occurrences/{oid}/identify", {"tables": tables, "label": ""}).status_code == 422
+    assert post(client, "/v1/occurrences/occ-nope/identify", {"tables": tables, "label": "x"}).status_code == 404
+    # an edited classification: the vote is taken again at once (the identification still decides)
+    key = {k: frames[0][k] for k in ("uri", "content_id", "detection_index")}
+    edited = post(client, f"/v1/occurrences/{oid}/classify", {"tables": tables, "label": "elk", **key}).json()
+    assert edited["determination"]["label"] == "roe deer" and edited["determination"]["model_label"] == "deer"
+    [moth] = get(client, "/v1/occurrences", tables=tables, camera="sheet", since="2026-06-01T22:30").json()[
+        "occurrences"]
+    other = post(client, f"/v1/occurrences/{moth['occurrence_id']}/classify", {"tables": tables, "label": "x", **key})
+    assert other.status_code == 404  # that detection is not one of this occurrence
+    history = get(client, f"/v1/occurrences/{oid}", tables=tables).json()["history"]
+    assert [h["action"] for h in history] == ["identify", "classify"]

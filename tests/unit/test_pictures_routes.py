@@ -18,52 +18,30 @@ import pytest
 
 from batch.tables.reader import Tables
 from batch.tables.schema import DETECTIONS, IMAGES
-from model_store import ModelStore, decode_image
-from serve.ingress import IngressCore, token_digest
-from tests.fixtures.archive import (
-    PATH_PATTERN,
-    brightness_config,
-    brightness_model,
-    build_archive,
-    process_without_ray,
-    write_local,
-)
+from model_store import decode_image
+from tests.fixtures.pictures import API, app_for, build_site
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-API, ADMIN = "pictures-read", "pictures-admin"
 AUTH = {"Authorization": f"Bearer {API}"}
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> dict:
-    d = tmp_path_factory.mktemp("pictures")
-    store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
-    store.publish(brightness_model(d / "b.onnx"), "trapcam", "1", brightness_config())
-    store.promote("trapcam:1")
-    spec = build_archive()
-    archive = write_local(spec, d / "archive")
-    process_without_ray(str(archive), str(d / "tables"), store.root, "trapcam@production", path_pattern=PATH_PATTERN)
+    site = build_site(tmp_path_factory.mktemp("pictures"))
+    d, archive = site["dir"], site["archive"]
     other = d / "other-tables"  # tables the service is not configured with
     (other / "crops").mkdir(parents=True)
     (other / "crops" / "x.jpg").write_bytes((archive / "cam01/2024-05-02/IMG_20240502_120000.png").read_bytes())
     (archive / "cam01" / "escape.jpg").symlink_to(other / "crops" / "x.jpg")
-    os.makedirs(d / "roots" / "site-a", exist_ok=True)
-    config = {"models": [{"name": "trapcam"}], "store": store.root,
-              "jobs": {"roots": [str(d)], "working_dir_allowed": False,
-                       "pictures": [{"name": "site-a", "tables": str(d / "tables"), "archive": str(archive)}]}}
-    return {"dir": d, "spec": spec, "archive": archive, "tables": d / "tables", "config": config}
+    return site
 
 
 @pytest.fixture(scope="module")
 def client(site):
-    from serve.jobs.config import JobsConfig
-
-    config = {**site["config"], "jobs": JobsConfig.model_validate(site["config"]["jobs"]).resolved().model_dump()}
-    core = IngressCore(config, {}, admin_token_sha256=token_digest(ADMIN), api_token_sha256=token_digest(API))
-    with TestClient(core.__serve_build_asgi_app__()) as c:
+    with TestClient(app_for(site["config"])) as c:
         yield c
 
 

@@ -1,6 +1,6 @@
 """The console's pictures routes: sources, cameras with their newest capture, captures under filters, one capture,
-the picture files themselves, and the locations a job form may pick. Parse, check the token, read in a thread
-(picture_queries.py, picture_files.py, locations.py), answer typed models (pictures_protocol.py).
+and the picture files themselves. Parse, check the token, read in a thread
+(batch/tables/browse.py, picture_queries.py, picture_files.py), answer typed models (pictures_protocol.py).
 
 Reads take the API token (or the admin one), as every read of the operations door. A picture file also opens with
 the grant in its URL, which only a token holder is given (picture_files.py), because an `<img>` sends no header.
@@ -15,7 +15,6 @@ from fastapi.responses import FileResponse, Response
 
 from batch.tables import browse
 from batch.tables.reader import Tables
-from serve.jobs import locations as locs
 from serve.jobs import picture_files as files
 from serve.jobs import picture_queries as pq
 from serve.jobs.deps import in_thread, read_auth, service_of
@@ -28,7 +27,6 @@ from serve.jobs.pictures_protocol import (
     CapturesPage,
     CapturesQuery,
     Facets,
-    LocationsOut,
     SourceOut,
     SourcesOut,
 )
@@ -124,13 +122,6 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
         return FileResponse(cached, media_type="image/jpeg", headers=FILE_HEADERS)
     media = files.MEDIA[path[path.rfind("."):].lower()]
     return FileResponse(path, media_type=media, headers=FILE_HEADERS)
-
-
-@router.get("/v1/locations", dependencies=[Depends(read_auth)], response_model=LocationsOut,
-            summary="Archives and tables under the roots jobs may use: what the console's job forms pick from")
-async def list_locations(request: Request) -> LocationsOut:
-    service = service_of(request)
-    return LocationsOut.model_validate(await in_thread(locs.locations, service.config.jobs.roots))
 
 
 def _urls(key: bytes, src: files.Source, uri: str) -> dict[str, Any]:

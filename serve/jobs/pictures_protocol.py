@@ -140,15 +140,3 @@ class CapturesQuery(BaseModel):
     filters_hash: str | None = Field(None, pattern=r"^[0-9a-f]{4,64}$")
     limit: int = Field(48, ge=1, le=200)
     offset: int = Field(0, ge=0, le=10_000_000)
-
-
-class Location(_Out):
-    path: str
-    kind: Literal["archive", "tables", "directory"]
-    images: int | None = Field(None, description="picture files seen directly under it or one level down (bounded)")
-
-
-class LocationsOut(_Out):
-    roots: list[str]
-    locations: list[Location]
-    truncated: bool

@@ -24,6 +24,7 @@ from serve.jobs.catalog import router as catalog_router
 from serve.jobs.control import STATUSES, JobControl
 from serve.jobs.deps import admin_auth, control_of, in_thread, read_auth, service_of
 from serve.jobs.kinds import KINDS
+from serve.jobs.launch import router as launch_router
 from serve.jobs.pictures import router as pictures_router
 from serve.jobs.reports import ReportDirs, with_report_links
 from serve.jobs.reports import router as reports_router
@@ -154,7 +155,7 @@ def attach_jobs(api: FastAPI, service: IngressCore) -> None:
     control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
     api.state.trapline_service, api.state.trapline_jobs = service, control
     api.state.trapline_reports = ReportDirs()
-    for r in (router, catalog_router, reports_router, pictures_router):
+    for r in (router, catalog_router, reports_router, pictures_router, launch_router):
         api.include_router(r)
     policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
                 for m in cfg.models if m.on_promote is not None}

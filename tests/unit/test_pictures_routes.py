@@ -175,3 +175,16 @@ def test_locations_list_the_archives_and_tables_under_the_roots(client, site):
     assert found[os.path.realpath(site["tables"])] == "tables"
     sources = client.get("/v1/pictures/sources", headers=AUTH).json()["sources"]
     assert [s["name"] for s in sources] == ["site-a"] and sources[0]["served"]
+
+
+def test_job_kinds_give_the_forms_their_options(client):
+    r = client.get("/v1/job-kinds", headers=AUTH)
+    assert r.status_code == 200, r.text
+    kinds = {k["name"]: k for k in r.json()["kinds"]}
+    reprocess = kinds["reprocess"]
+    assert reprocess["paths"] == ["archive", "out"] and reprocess["preview"]
+    assert {"archive", "out", "model"} <= set(reprocess["required"])
+    props = reprocess["options_schema"]["properties"]
+    assert "batch_size" in props and not {"address", "store", "json_output"} & set(props)
+    assert kinds["report"]["paths"] == ["tables", "out"] and not kinds["report"]["preview"]
+    assert client.get("/v1/job-kinds").status_code == 401

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium (ma
 
 ALL_LOADED = """(() => { const imgs = [...document.querySelectorAll('%s img')];
   return imgs.length > 0 && imgs.every(i => i.complete) ? imgs.map(i => i.naturalWidth) : null; })()"""
-BOX_PLACES = """(() => { const f = document.querySelector('%s'); const img = f.querySelector('img');
+BOX_PLACES = """(() => { const f = document.querySelector('%s'); const img = f && f.querySelector('img');
   if (!img || !img.complete || !img.naturalWidth) return null;
   const r = img.getBoundingClientRect();
   return {img: [r.left, r.top, r.width, r.height], boxes: [...f.querySelectorAll('.box')].map(b => {
@@ -42,6 +43,11 @@ def site(tmp_path_factory) -> dict:
     site["config"] = site_config(site["store"].root, [str(site["dir"])],
                                  [("site-a", site["tables"], site["archive"]), ("empty", empty, site["archive"])])
     return site
+
+
+def go(b, hash: str) -> None:
+    """Another page of the console already open: a hash change (Page.navigate to the same document fires no load)."""
+    b.eval(f"document.querySelector('#page').replaceChildren(); location.hash = {hash!r}")
 
 
 def kept_boxes(site: dict, uri: str) -> dict[int, list[float]]:
@@ -65,6 +71,10 @@ def test_cameras_and_captures_pages_in_chromium(site):
 
     docs = REPO / "docs"
     spec, archive = site["spec"], site["archive"]
+    # cam01's oldest good picture, moved away after it was processed (not the newest: the tiles must all load)
+    moved = min((p for p in spec.cameras["cam01"] if p in spec.good and p not in spec.blank), key=spec.times.get)
+    moved_day = spec.times[moved].date().isoformat()
+    (archive / moved).rename(site["dir"] / "moved.jpg")
     with served(site["config"]) as url, Browser(1280, 900) as b:
         b.before_load(set_token_script())
         b.navigate(f"{url}/console")
@@ -88,7 +98,7 @@ def test_cameras_and_captures_pages_in_chromium(site):
         b.viewport(1280, 900)
 
         # Captures: every capture, then the filters change what is listed
-        b.navigate(f"{url}/console#/captures")
+        go(b, "#/captures")
         b.wait("document.querySelector('#captures-count') !== null", 30, "the Captures page")
         total = b.eval("parseInt(document.querySelector('#captures-count').textContent)")
         assert total == len(spec.images)
@@ -102,16 +112,18 @@ def test_cameras_and_captures_pages_in_chromium(site):
         b.eval("document.querySelector('#state').value = 'failed';"
                "document.querySelector('#capture-filters').requestSubmit()")
         b.wait("document.querySelectorAll('#captures .capture').length === 1", 30, "cam02's one failed capture")
-        # its picture cannot be read: the card says so instead of an empty box
-        b.wait("document.querySelector('#captures .picture-missing') !== null", 30, "the broken picture's message")
-        assert "not available" in b.eval("document.querySelector('#captures .picture-missing').textContent")
-        b.navigate(f"{url}/console#/captures/camera%3Dnosuch")
+        assert "could not be read" in b.eval("document.querySelector('#captures .picture-missing').textContent")
+        # a file moved away after it was processed: its card says so instead of an empty box
+        go(b, "#/captures/" + quote(f"camera=cam01&until={moved_day}", safe=""))
+        b.wait("[...document.querySelectorAll('#captures .picture-missing')].some(m => "
+               "m.textContent.startsWith('picture not available'))", 30, "the moved picture's message")
+        go(b, "#/captures/camera%3Dnosuch")
         assert "No camera nosuch" in b.wait("document.querySelector('.empty-state')?.textContent", 30)
-        b.navigate(f"{url}/console#/cameras/source%3Dempty")
+        go(b, "#/cameras/source%3Dempty")
         assert "tables are empty" in b.wait("document.querySelector('.empty-state')?.textContent", 30)
 
         # one capture, large, with every box where it belongs
-        b.navigate(f"{url}/console#/captures/camera%3Dcam02%26state%3Dnonempty")
+        go(b, "#/captures/camera%3Dcam02%26state%3Dnonempty")
         b.wait("document.querySelector('#captures .capture') !== null", 30)
         first = b.eval("document.querySelector('#captures .capture').dataset.uri")
         b.eval("document.querySelector('#captures .capture').click()")
@@ -123,4 +135,5 @@ def test_cameras_and_captures_pages_in_chromium(site):
         assert b.eval("document.querySelectorAll('#capture-boxes tbody tr').length") == len(every)
         assert b.eval(FITS)
         b.screenshot(docs / "console-capture.png")
-        assert b.errors() == [], json.dumps(b.errors())
+        unexpected = [e for e in b.errors() if quote(moved, safe="") not in e]
+        assert unexpected == [], json.dumps(unexpected)

@@ -7,8 +7,8 @@ const CAMERAS_PER_PAGE = 24;
 const PICTURES_REFRESH_MS = 10000;
 
 // A picture that says so when it cannot be shown (a moved file, an expired link), never an empty box.
-function picture(url, alt, cls = "") {
-  if (!url) return el("div", {class: "picture-missing " + cls}, "this picture is not served (an s3:// source)");
+function picture(url, alt, cls = "", missing = "this picture is not served (an s3:// source)") {
+  if (!url) return el("div", {class: "picture-missing " + cls}, missing);
   const img = el("img", {src: url, alt, class: cls, loading: "lazy", decoding: "async"});
   img.addEventListener("error", () => img.replaceWith(el("div", {class: "picture-missing " + cls}, `picture not available: ${alt}`)));
   return img;
@@ -31,9 +31,17 @@ function boxText(d) {
   return `${d.label} ${d.score.toFixed(2)}` + (d.species ? ` · ${d.species}` : "");
 }
 
-function framed(url, alt, boxes, cls = "") {
-  const img = picture(url, alt);
-  return el("div", {class: "framed " + cls}, img, img.tagName === "IMG" ? boxes.map(d => boxDiv(d)) : []);
+function framed(url, alt, boxes, cls = "", missing = undefined) {
+  const img = picture(url, alt, "", missing);
+  const seen = new Map();  // boxes in the same place (one animal, two labels): their labels one under the other
+  const divs = img.tagName === "IMG" ? boxes.map(d => {
+    const div = boxDiv(d), at = d.bbox.map(v => v.toFixed(3)).join();
+    const k = seen.get(at) || 0;
+    seen.set(at, k + 1);
+    if (k) div.firstChild.style.top = (1.25 * k) + "em";
+    return div;
+  }) : [];
+  return el("div", {class: "framed " + cls}, img, divs);
 }
 
 function when(t) { return t ? t.replace("T", " ").slice(0, 19) : "time unknown"; }
@@ -58,7 +66,8 @@ function cameraTile(cam, source) {
     : el("p", {class: "help"}, t.image.status === "failed" ? "failed: the file could not be read" : "nothing detected");
   const snips = t.snips.length ? el("div", {class: "snips"}, t.snips.map(s => picture(s.url, `snip ${s.detection_index}`, "snip"))) : "";
   return el("div", {class: "tile card", "data-camera": cam.camera}, head,
-    el("a", {href: open, class: "tile-picture"}, framed(t.image.thumb_url, `${cam.camera} ${when(t.image.capture_time)}`, t.detections)),
+    el("a", {href: open, class: "tile-picture"}, framed(t.image.status === "failed" ? null : t.image.thumb_url,
+      `${cam.camera} ${when(t.image.capture_time)}`, t.detections, "", "the newest file could not be read")),
     el("div", {class: "tile-time"}, when(t.image.capture_time), ` · ${t.detections.length} box(es)`),
     labels, snips, browse);
 }

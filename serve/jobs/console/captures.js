@@ -57,7 +57,8 @@ function captureCard(c, source) {
   const text = c.status === "failed" ? `failed: ${c.error_reason || "unreadable"}`
     : c.detections.length ? c.detections.map(boxText).join(", ") : "nothing detected";
   return el("a", {class: "capture card", href: open, "data-uri": c.uri},
-    framed(c.thumb_url, c.rel_path || c.uri, c.detections),
+    c.status === "failed" ? framed(null, c.rel_path || c.uri, [], "", `no picture: the file could not be read (${c.error_reason || "failed"})`)
+      : framed(c.thumb_url, c.rel_path || c.uri, c.detections),
     el("div", {class: "tile-time"}, `${c.camera} · ${when(c.capture_time)}`),
     el("div", {class: "capture-text"}, text));
 }
@@ -91,7 +92,7 @@ async function capturesPage(current, arg) {
             el("div", {class: "captures", id: "captures"}, data.captures.map(c => captureCard(c, source))),
             pager(data.total, offset, CAPTURES_PER_PAGE, go)];
   }
-  page.replaceChildren(el("h1", {}, "Captures"), filterForm(params, sources, facets), body);
+  page.replaceChildren(el("h1", {}, "Captures"), filterForm(params, sources, facets), ...[body].flat().filter(Boolean));
   return false;
 }
 
@@ -113,7 +114,8 @@ async function capturePage(current, arg) {
   page.replaceChildren(
     el("h1", {}, el("a", {href: back}, c.camera), ` · ${when(c.capture_time)}`),
     el("div", {class: "capture-view"},
-      framed(c.image_url, c.rel_path || c.uri, c.detections, "large"),
+      framed(c.status === "failed" ? null : c.image_url, c.rel_path || c.uri, c.detections, "large",
+             `no picture: the file could not be read (${c.error_reason || "failed"})`),
       el("div", {class: "capture-side"},
         el("p", {}, `${c.status}` + (c.error ? `: ${c.error}` : "") + (c.width ? ` · ${c.width}×${c.height}` : "")),
         el("p", {class: "wrap help"}, c.uri),

@@ -33,6 +33,7 @@ of HTTP errors and no table between the two. Library modules import this leaf mo
 | job_finished       | a stop of a job that has already ended                            |
 | jobs_unavailable   | the cluster's job manager cannot be reached                       |
 | bad_decision       | a person's decision (identify, merge, name...) that cannot be kept |
+| label_not_covered  | an identifier asked about a label outside its `applies_to`        |
 """
 
 from __future__ import annotations
@@ -224,6 +225,13 @@ class ScopeError(BatchError):
     """A scope that cannot select anything (a bad time, --since after --until, an empty camera id)."""
 
     code = "usage"
+
+
+class LabelNotCoveredError(UserError, ValueError):
+    """An identifier applied to detections of a label its `applies_to` does not list (it would compare coats of
+    a species it was never made for); the message names the label and what the identifier covers."""
+
+    code, status = "label_not_covered", 422
 
 
 # -- running the service ----------------------------------------------------------------------------------

@@ -204,6 +204,13 @@ class ScopeError(BatchError):
     code = "usage"
 
 
+class LabelNotCoveredError(UserError, ValueError):
+    """An identifier applied to detections of a label its `applies_to` does not list (it would compare coats of
+    a species it was never made for); the message names the label and what the identifier covers."""
+
+    code, status = "label_not_covered", 422
+
+
 # -- running the service ----------------------------------------------------------------------------------
 
 class RayUnreachableError(TraplineError, ConnectionError):

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.trapline-setup
 
-.PHONY: setup lint test test-fast demo bench models report-screenshot browser clean
+.PHONY: setup lint docs test test-fast demo bench models report-screenshot browser clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
-test: setup lint
+# The docs site (mkdocs-material) into site/; --strict: a broken link, or a page left out of the nav, fails.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: setup lint docs
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -46,4 +50,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.report --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info site

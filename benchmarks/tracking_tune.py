@@ -15,8 +15,7 @@ import sys
 from benchmarks.tracking import load_scenes, run_trapline, score
 from model_store.core.filters.tracking import TrackConfig
 
-GRID = {"max_cost": [0.5, 0.55, 0.6, 0.65], "gap_penalty": [0.0, 0.005, 0.01],
-        "max_centre_distance": [2.0, 2.5, 3.0], "appearance_weight": [1.5, 3.0]}
+GRID = {"max_cost": [0.5, 0.55, 0.6], "max_centre_distance": [2.0, 2.5], "appearance_weight": [1.5, 3.0]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,8 @@ from serve.config import (
     ServeConfigError,
     parse_serve_config,
 )
-from serve.direct import DirectIngress
 from serve.ingress import TraplineIngress, token_digest
+from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
 
 
@@ -46,7 +46,7 @@ def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig)
 
 def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retry_after_s: int = 1,
                         cls: type = DetectorReplica, name: str | None = None):
-    """The Serve deployment (with its options) serving one model; `cls` DirectIngress makes it the ingress too,
+    """The Serve deployment (with its options) serving one model; `cls` OneHopIngress makes it the ingress too,
     ClassifierReplica (with `name` classifier-NAME) makes it a classifier deployment."""
     scaling: dict[str, Any] = (
         {"autoscaling_config": model.autoscaling_config} if model.autoscaling_config is not None
@@ -62,7 +62,7 @@ def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retr
     # rest itself, typed, with room to spare (REFUSAL_HEADROOM in serve/config.py). The proxy's own
     # bound (503 + Retry-After) is only the backstop for a burst that outruns even the refusals,
     # instead of the unbounded queue it would otherwise hold (proxy_queue_limit).
-    one_hop = cls is DirectIngress
+    one_hop = cls is OneHopIngress
     bounded = model.max_queued_requests >= 0
     runtime = model.runtime(http_max_pixels, retry_after_s,
                             queued_online=(model.max_queued_requests if bounded else 10**6) if one_hop else 0)
@@ -143,9 +143,9 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
                                                classifier_deployment_name(c.name))
                    .bind(c.name, store_root, cfg.cache_dir, c.effective_device, c.effective_onnx_threads)
                    for c in cfg.classifiers}
-    if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/direct.py)
+    if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/one_hop.py)
         [m] = cfg.models
-        deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, DirectIngress)
+        deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, OneHopIngress)
         return deployment.bind(ingress_cfg.model_dump(mode="json"), replica_args[m.name], *digests,
                                classifiers=classifiers)
     detectors = {m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(*replica_args[m.name])

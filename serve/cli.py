@@ -14,7 +14,7 @@ from model_store.store.cli import add_store_argument
 from serve import APP_NAME
 from serve.config import HttpConfig, ServeConfig, local_default, parse_serve_config, read_config_file, trapline_app
 from serve.local import direct_urls, run_config, run_local
-from trapline import services
+from trapline import env, services
 from trapline.errors import UserError
 from trapline.ray_output import console
 
@@ -97,7 +97,7 @@ def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeC
     http = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if not data:
         # Replicas sized to fit the CPUs of the local Ray this starts (or of this machine).
-        remote = args.address or os.environ.get("RAY_ADDRESS")
+        remote = args.address or env.RAY_ADDRESS.get()
         cpus = None if remote else (args.num_cpus or os.cpu_count())
         cfg = local_default(args.store, args.models, cpus, **http)
         record = _record_block(args, None)

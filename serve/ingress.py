@@ -108,7 +108,7 @@ class IngressCore:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = create_api(self)
-        attach_recording(api, self)
+        attach_recording(api)
         attach_jobs(api, self)  # /v1/jobs, /v1/filters, /v1/postprocess/preview, /console (serve/jobs/)
         return api
 
@@ -246,7 +246,7 @@ class IngressCore:
     def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
                   filters: dict[str, Any] | None, render: bool,
                   request: CropRequest | None) -> Awaitable[DetectAnswer]:
-        """The detector call (DirectCore runs it in process)."""
+        """The detector call (OneHopCore runs it in process)."""
         return handle.detect.remote(data, ref, filters, render, request)
 
     async def _broadcast(self, name: str, method: str, *args: Any, timeout_s: float) -> list[Any]:
@@ -388,6 +388,6 @@ class IngressCore:
             raise InvalidParameterError(str(exc)) from None
 
 
-# The deployment class. The undecorated core stays importable so serve/direct.py can extend it:
+# The deployment class. The undecorated core stays importable so serve/one_hop.py can extend it:
 # Serve's ingress wrapper is meant to be applied once, to the final class.
 TraplineIngress = serve.ingress()(IngressCore)

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +26,7 @@ from model_store import CropOptions
 from model_store.core.refs import DEFAULT_ALIAS
 from serve.answers import DetectAnswer
 from serve.config import ServeConfig
+from serve.deps import admin_auth, api_auth, service_of
 from serve.protocol import (
     AliasMoveResponse,
     DetectResponse,
@@ -48,9 +48,6 @@ from trapline.errors import (
 )
 
 logger = logging.getLogger("ray.serve.trapline")
-
-# Shown in /docs as the "Authorize" button; the check itself is the service's check_*_token.
-bearer = HTTPBearer(auto_error=False, description="admin token (admin routes) or API token (when configured)")
 
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 503)}
 IMAGE_BODY = {"requestBody": {"required": True, "content": {
@@ -159,10 +156,6 @@ class Service(Protocol):
     async def reload(self, model: str) -> ReloadResponse: ...
 
 
-def service_of(request: Request) -> Service:
-    return request.app.state.service
-
-
 def create_api(service: Service) -> FastAPI:
     """The FastAPI app of one ingress replica (built at replica start, never at import)."""
     cfg = service.config
@@ -211,16 +204,6 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     body = {"error": {"type": "internal_error", "message": "internal error; see the service logs",
                       "request_id": _request_id(request)}}
     return JSONResponse(body, status_code=500)
-
-
-# Auth runs as a dependency, i.e. before the query parameters are validated: a caller
-# without the token learns nothing about the route's parameters.
-async def api_auth(request: Request, _: Any = Depends(bearer)) -> None:
-    service_of(request).check_api_token(request.headers.get("authorization"))
-
-
-async def admin_auth(request: Request, _: Any = Depends(bearer)) -> None:
-    service_of(request).check_admin_token(request.headers.get("authorization"))
 
 
 router = APIRouter()

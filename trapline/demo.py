@@ -29,7 +29,7 @@ from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
 from serve.config import local_default
 from serve.local import run_local
-from trapline import ray_output
+from trapline import env, ray_output
 from trapline.ray_runtime import ensure_ray, shutdown_ray
 
 
@@ -126,7 +126,7 @@ def _print_species(out: Path, truth: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", default=os.environ.get("TRAPLINE_MODEL_STORE", "./models"))
+    parser.add_argument("--store", default=env.MODEL_STORE.get())
     parser.add_argument("--samples", type=Path, default=Path("./samples"))
     parser.add_argument("--out", type=Path, default=Path("./out/detections"))
     parser.add_argument("-v", "--verbose", action="store_true",

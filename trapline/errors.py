@@ -8,31 +8,9 @@ online door can meet it, its HTTP `status`. Each door reads those attributes: th
 500), the batch run summary (failed rows keep the code as their reason). There is no second tree
 of HTTP errors and no table between the two. Library modules import this leaf module, never the CLI.
 
-| code               | raised for                                                        |
-|--------------------|-------------------------------------------------------------------|
-| usage              | a command line or option that cannot work                        |
-| not_found          | a model, version, alias or file that is not there                 |
-| checksum_mismatch  | weights whose sha256 does not match config.json                   |
-| storage_error      | a store or table location that cannot be used (unreachable, ...)  |
-| store_error        | any other refused store operation (immutable version, ...)        |
-| invalid_config     | config.json (or a serve config) that fails validation            |
-| invalid_filter     | a post-processing filter config that fails validation            |
-| invalid_ref        | a NAME[:VERSION|@ALIAS] that does not parse                       |
-| invalid_image      | bytes that are not a usable image (`reason` says which way)       |
-| model_load_failed  | weights that match their checksum but do not load                 |
-| model_error        | a loaded model that fails on an input                             |
-| batch_error        | a batch job that cannot start or go on (options, lease, cluster)  |
-| ray_unreachable    | a Ray cluster address (--address, $RAY_ADDRESS) nothing answers at |
-| serve_start_failed | a Serve app that could not be deployed or did not become ready    |
-| model_unavailable  | a served model none of whose versions could be loaded at start-up |
-| stopped            | a batch run that ended at a part because its job was asked to stop |
-| invalid_options    | a job's options (POST /v1/jobs) that fail the command's options model |
-| path_not_allowed   | a job option naming a path outside the allowed roots or buckets  |
-| job_not_found      | a job id that the cluster's job manager does not know             |
-| duplicate_job      | a job identical to one that is running (or a used submission id)  |
-| job_finished       | a stop of a job that has already ended                            |
-| jobs_unavailable   | the cluster's job manager cannot be reached                       |
-| bad_decision       | a person's decision (identify, merge, name...) that cannot be kept |
+The table of every code with its HTTP status is generated from these classes at every docs build
+(docs/hooks/reference.py -> docs/reference/errors.md), so it cannot leave one out: give a new class a
+docstring and a `code`.
 """
 
 from __future__ import annotations
@@ -226,6 +204,13 @@ class ScopeError(BatchError):
     code = "usage"
 
 
+class LabelNotCoveredError(UserError, ValueError):
+    """An identifier applied to detections of a label its `applies_to` does not list (it would compare coats of
+    a species it was never made for); the message names the label and what the identifier covers."""
+
+    code, status = "label_not_covered", 422
+
+
 # -- running the service ----------------------------------------------------------------------------------
 
 class RayUnreachableError(TraplineError, ConnectionError):
@@ -264,22 +249,32 @@ class HttpError(TraplineError):
 
 
 class BadRequestError(HttpError):
+    """A request the service cannot read as such: an empty or malformed body, a bad header."""
+
     code, status = "bad_request", 400
 
 
 class UnauthorizedError(HttpError):
+    """No token, or a wrong one, where the service requires its API or admin token (`WWW-Authenticate: Bearer`)."""
+
     code, status = "unauthorized", 401
 
 
 class ForbiddenError(HttpError):
+    """A valid token that may not do this: an admin route while the service has no admin token set."""
+
     code, status = "forbidden", 403
 
 
 class PayloadTooLargeError(HttpError):
+    """A body larger than the service's `http.max_body_bytes` (its `limit` is in the error body)."""
+
     code, status = "payload_too_large", 413
 
 
 class InvalidParameterError(HttpError):
+    """A query parameter or body field that fails validation; `field` names it."""
+
     code, status = "invalid_parameter", 422
 
 
@@ -310,6 +305,8 @@ class PathNotAllowedError(HttpError):
 
 
 class JobNotFoundError(HttpError):
+    """A job id that the cluster's job manager does not know."""
+
     code, status = "job_not_found", 404
 
 
@@ -332,10 +329,14 @@ class JobsUnavailableError(HttpError):
 
 
 class OverloadedError(HttpError):
+    """The model's queue is full: retry after the `Retry-After` seconds; nothing was done."""
+
     code, status = "overloaded", 503
 
 
 class NotReadyError(HttpError):
+    """The service is starting or none of a model's versions is loaded yet; retry shortly."""
+
     code, status = "not_ready", 503
 
 

@@ -39,7 +39,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
     if ray.is_initialized():
         return False
     include_dashboard = kwargs.pop("include_dashboard", False)  # a local Ray's only: a cluster has its own or none
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = address or env.RAY_ADDRESS.get()
     if address == "local":
         address = None
     loopback = check_reachable(address) if address else True

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from trapline import env
+
 
 @dataclass(frozen=True)
 class ServiceRecord:
@@ -34,7 +36,7 @@ class ServiceRecord:
 
 
 def services_dir() -> Path:
-    root = os.environ.get("TRAPLINE_STATE_DIR") or str(Path.home() / ".trapline")
+    root = env.STATE_DIR.get() or str(Path.home() / ".trapline")
     return Path(root) / "services"
 
 

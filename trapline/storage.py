@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from trapline import env
 from trapline.errors import StorageError
 
 T = TypeVar("T")
@@ -83,7 +84,7 @@ class Storage:
             # Listings must be fresh: another process may have published or promoted meanwhile.
             opts.setdefault("use_listings_cache", False)
             opts.setdefault("skip_instance_cache", True)
-            endpoint = os.environ.get("TRAPLINE_S3_ENDPOINT_URL")
+            endpoint = env.S3_ENDPOINT_URL.get()
             if endpoint:
                 opts.setdefault("client_kwargs", {}).setdefault("endpoint_url", endpoint)
         self.fs, self.root = fsspec.core.url_to_fs(root, **opts)

@@ -26,6 +26,7 @@ import pyarrow as pa
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.read import read_and_prepare
 from batch.tables.commit import write_results, write_stage_results
+from trapline import env
 from trapline.errors import RunStoppedError, StalledError
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
@@ -35,14 +36,7 @@ INLINE_MAX_IMAGES = 1000
 INLINE_PART_IMAGES = 100
 INLINE_WINDOW = 16
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections")
-# Settings the stages need to reach S3 and the model store. Workers of a cluster that was started
-# before the driver's environment was set (or on other nodes) do not have them, so the driver
-# hands the ones it has to its tasks. With instance roles / IRSA there are no keys to forward.
-FORWARDED_ENV = ("TRAPLINE_S3_ENDPOINT_URL", "TRAPLINE_MODEL_STORE", "TRAPLINE_MODEL_CACHE", "AWS_ENDPOINT_URL",
-                 "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                 # botocore's retry policy for S3 errors (mode, attempts): the tasks must retry like the driver
-                 "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
+FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/env.py says why)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -40,7 +39,7 @@ from batch.tables.schema import RUNS_DIR
 from batch.tables.stop import stop_requested
 from model_store import ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
-from trapline import services
+from trapline import env, services
 from trapline.entry import add_verbose, run_command
 from trapline.errors import BatchError, RunStoppedError
 from trapline.ray_output import console, is_quiet
@@ -230,7 +229,7 @@ def find_service(options: ReprocessOptions, log: Callable[[str], None]) -> Servi
     # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     import ray
 
-    if options.via != "auto" or options.address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+    if options.via != "auto" or options.address or env.RAY_ADDRESS.get() or ray.is_initialized():
         return None
 
     def answers(record: ServiceRecord) -> bool:
@@ -251,11 +250,11 @@ def _choose_via(plan: Plan, service: ServiceRecord | None, connected: bool) -> t
     ref = f"{mv.name}:{mv.version}"
     if options.num_gpus:
         return "actors", f"{ref}: an actor pool of its own (--num-gpus asks for one)"
-    if service is None and not (options.address or os.environ.get("RAY_ADDRESS")):
+    if service is None and not (options.address or env.RAY_ADDRESS.get()):
         why = "in the Ray this process already runs" if connected else "no running trapline serve on this machine"
         return "actors", f"{ref}: an actor pool of its own ({why}; --via serve to use a deployment there)"
     where = f"the running trapline serve at {service.url}" if service else \
-        f"Serve app {options.serve_app!r} on {options.address or os.environ.get('RAY_ADDRESS')}"
+        f"Serve app {options.serve_app!r} on {options.address or env.RAY_ADDRESS.get()}"
     app = service.app_name if service else options.serve_app
     try:
         preflight_serve(mv.name, ref, options.filters, {"version": mv.version, "sha256": mv.config.weights.sha256,

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trapline import env
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 def find_chromium() -> str | None:
     """A Chromium/Chrome binary: $TRAPLINE_CHROMIUM, else the first of the usual names on PATH."""
-    explicit = os.environ.get("TRAPLINE_CHROMIUM")
+    explicit = env.CHROMIUM.get()
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     return next((p for p in map(shutil.which, CANDIDATES) if p), None)

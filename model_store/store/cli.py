@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  trapline models publish model.onnx --name moths --version 3 --config overrides.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_argument(p)
-    p.add_argument("weights", help="weights file (e.g. model.onnx)")
+    p.add_argument("weights", nargs="?", default=None,
+                   help="weights file (e.g. model.onnx); none for a keypoints identifier (its --config is the model)")
     p.add_argument("--name", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--config", default=None,
@@ -164,14 +165,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if args.dry_run:
         from pathlib import Path
 
-        parsed = prepare_config(Path(args.weights), args.config, args.preset, f"config for {args.name}:{args.version}")
+        weights = Path(args.weights) if args.weights else None
+        parsed = prepare_config(weights, args.config, args.preset, f"config for {args.name}:{args.version}")
         print(json.dumps(parsed.model_dump(mode="json", exclude={"graph"}), indent=2))
         print("\n" + "\n".join(graph_lines(parsed)))
         return 0
     store = ModelStore(args.store)
     mv = store.publish(args.weights, args.name, args.version, args.config, args.card, preset=args.preset)
     cfg = mv.config
-    print(f"published {mv.name}:{mv.version} sha256={cfg.weights.sha256} at {mv.url}")
+    print(f"published {mv.name}:{mv.version} sha256={mv.sha256} at {mv.url}")
+    if mv.kind == "identifier":
+        size = f"input {cfg.input_size[0]}x{cfg.input_size[1]}" if cfg.input_size else f"{cfg.keypoints.features} " \
+            f"keypoints, ratio {cfg.keypoints.ratio}, RANSAC {cfg.keypoints.ransac_px} px"
+        print(f"  identifier ({cfg.backend}) for {', '.join(cfg.applies_to)}: {size}, calibration "
+              f"{cfg.calibration.kind}")
+        return 0
     labels = f"{cfg.num_classes} labels ({', '.join(cfg.labels[:5])}{', ...' if cfg.num_classes > 5 else ''})"
     if mv.is_classifier:
         print(f"  classifier: {labels}, input {cfg.input_size[0]}x{cfg.input_size[1]}, output {cfg.output}, "
@@ -245,5 +253,5 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     store = ModelStore(args.store)
     mv = store.verify(args.ref)
-    print(f"ok: {mv.name}:{mv.version} config valid, sha256 {mv.config.weights.sha256} matches")
+    print(f"ok: {mv.name}:{mv.version} config valid, sha256 {mv.sha256} matches")
     return 0

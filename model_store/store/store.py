@@ -10,7 +10,6 @@ never sees a half-published version.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -22,20 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_store.core.backends import CLASSIFIER_BACKENDS, WEIGHTS_FILES, ModelLoadError, create_backend
+from model_store.core.backends import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS, ModelLoadError, create_backend
 from model_store.core.classifier import Classifier
-from model_store.core.config import (
-    ClassifierConfig,
-    ConfigError,
-    ModelConfig,
-    complete_classifier_config,
-    parse_any_config,
-)
+from model_store.core.config import AnyConfig, ConfigError, parse_any_config
 from model_store.core.detector import Detector
-from model_store.core.graph import inspect_onnx
+from model_store.core.identify.identifier import Identifier
 from model_store.core.records import ModelInfo
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
-from model_store.store.derive import complete_config, derive_config, merge_config, preset
+from model_store.store.prepare import default_card, prepare_config, sha256_file
+from trapline import env
 from trapline.errors import ChecksumError, NotFoundError, StoreError
 from trapline.storage import Storage
 
@@ -45,14 +39,6 @@ ALIASES_DIR = "_aliases"
 REFUSED_DIR = "_refused"
 QUANTIZATION_FILE = "quantization.json"
 LATEST = "latest"
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def version_sort_key(version: str) -> tuple:
@@ -66,7 +52,7 @@ class ModelVersion:
 
     name: str
     version: str
-    config: ModelConfig | ClassifierConfig
+    config: AnyConfig
     url: str
 
     @property
@@ -74,8 +60,20 @@ class ModelVersion:
         return self.config.backend in CLASSIFIER_BACKENDS
 
     @property
+    def kind(self) -> str:
+        """detector, classifier or identifier (from the config's backend)."""
+        if self.config.backend in IDENTIFIER_BACKENDS:
+            return "identifier"
+        return "classifier" if self.is_classifier else "detector"
+
+    @property
+    def sha256(self) -> str:
+        """The weights' sha256 (a keypoints identifier, which has none: its canonical config's)."""
+        return self.config.sha256 if self.kind == "identifier" else self.config.weights.sha256
+
+    @property
     def info(self) -> ModelInfo:
-        return ModelInfo(name=self.name, version=self.version, sha256=self.config.weights.sha256)
+        return ModelInfo(name=self.name, version=self.version, sha256=self.sha256)
 
     @property
     def ref(self) -> ModelRef:
@@ -101,12 +99,12 @@ class ModelStore:
 
     def __init__(self, root: str | None = None, storage_options: dict[str, Any] | None = None,
                  cache_dir: str | None = None) -> None:
-        root = root or os.environ.get("TRAPLINE_MODEL_STORE") or "./models"
+        root = root or env.MODEL_STORE.get()
         if "://" not in root:
             root = str(Path(root).expanduser().resolve())
         self.storage = Storage(root, storage_options)
         self.root = root
-        self.cache_dir = Path(cache_dir or os.environ.get("TRAPLINE_MODEL_CACHE")
+        self.cache_dir = Path(cache_dir or env.MODEL_CACHE.get()
                               or Path.home() / ".cache" / "trapline" / "models")
 
     # -- reading -------------------------------------------------------------------------
@@ -215,6 +213,8 @@ class ModelStore:
     def fetch(self, ref: ModelRef | str) -> tuple[ModelVersion, Path]:
         """Make a verified local copy of the version's weights; returns (version, weights path)."""
         mv = self.get(ref)
+        if mv.config.weights is None:
+            raise StoreError(f"{mv.ref} ({mv.config.backend}) has no weights to fetch")
         wfile = mv.config.weights.file
         if self.storage.is_local:
             path = Path(self.storage.local_path(mv.name, mv.version, wfile))
@@ -240,7 +240,8 @@ class ModelStore:
 
     def verify(self, ref: ModelRef | str) -> ModelVersion:
         """Check config and weights checksum; raises ConfigError / ChecksumError / NotFoundError."""
-        return self.fetch(ref)[0]
+        mv = self.get(ref)
+        return mv if mv.config.weights is None else self.fetch(mv.ref)[0]  # keypoints: the config is the model
 
     def load_detector(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
         """Verify and load a detector version into a ready `Detector`."""
@@ -252,14 +253,25 @@ class ModelStore:
         mv, path = self._fetch_kind(ref, classifier=True)
         return Classifier(mv.info, mv.config, self._backend(mv, path, device, threads))
 
+    def load_identifier(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None) -> Identifier:
+        """Load an identifier version (keypoints: nothing to fetch; onnx-embedding: weights verified first)."""
+        mv = self._check_kind(self.get(ref), "identifier")
+        if mv.config.weights is None:
+            return Identifier(mv.info, mv.config)
+        mv, path = self.fetch(mv.ref)
+        return Identifier(mv.info, mv.config, self._backend(mv, path, device, threads))
+
     def _fetch_kind(self, ref: ModelRef | str, classifier: bool) -> tuple[ModelVersion, Path]:
-        mv = self.get(ref)
-        if mv.is_classifier != classifier:
-            want, got = ("classifier", "detector") if classifier else ("detector", "classifier")
-            raise ConfigError(f"{mv.ref} is a {got} (backend {mv.config.backend}), not a {want}"
-                              + (": give it to --classify / a pipeline's classifiers" if got == "classifier"
-                                 else ""))
+        mv = self._check_kind(self.get(ref), "classifier" if classifier else "detector")
         return self.fetch(mv.ref)
+
+    @staticmethod
+    def _check_kind(mv: ModelVersion, want: str) -> ModelVersion:
+        if mv.kind != want:
+            hint = {"classifier": ": give it to --classify / a pipeline's classifiers",
+                    "identifier": ": give it to trapline identify --identifier"}.get(mv.kind, "")
+            raise ConfigError(f"{mv.ref} is a {mv.kind} (backend {mv.config.backend}), not a {want}{hint}")
+        return mv
 
     @staticmethod
     def _backend(mv: ModelVersion, path: Path, device: str, threads: int | None):
@@ -269,7 +281,7 @@ class ModelStore:
             raise ModelLoadError(f"{mv.ref}: {exc}") from None
 
     # -- writing -------------------------------------------------------------------------
-    def publish(self, weights: str | Path, name: str, version: str,
+    def publish(self, weights: str | Path | None, name: str, version: str,
                 config: str | Path | dict[str, Any] | None = None, card: str | Path | None = None,
                 preset: str | None = None, extras: dict[str, bytes] | None = None) -> ModelVersion:
         """Publish a new version; refuses to overwrite, and leaves nothing behind if it fails.
@@ -277,21 +289,24 @@ class ModelStore:
         For ONNX weights the graph is inspected first: the config is derived from it (an
         Ultralytics or YOLOv5 export needs none), `preset` and then `config` override it, and a
         config that contradicts the graph is refused with both values named. `extras` are more files
-        of the version (e.g. quantization.json), written before config.json like the rest.
+        of the version (e.g. quantization.json), written before config.json like the rest. `weights` is None
+        for a `keypoints` identifier: its config.json is the whole model.
         """
         check_segment("model name", name)
         check_segment("version", version)
-        weights = Path(weights)
+        weights = Path(weights) if weights is not None else None
         parsed = prepare_config(weights, config, preset, f"config for {name}:{version}")
-        card_text = Path(card).read_text() if card else _default_card(name, version, parsed)
+        card_text = Path(card).read_text() if card else default_card(name, version, parsed)
         if self.storage.exists(name, version):
             raise StoreError(f"{name}:{version} already exists in {self.root}; versions are immutable, "
                              "publish a new version instead")
         with self._staging(name, version) as stage:
-            self.storage.put_file(str(weights), *stage, parsed.weights.file)
+            wfile = parsed.weights.file if parsed.weights is not None else None
+            if wfile is not None:
+                self.storage.put_file(str(weights), *stage, wfile)
             self.storage.write_atomic(card_text.encode(), *stage, CARD_FILE)
             for file, data in (extras or {}).items():
-                if file in (CARD_FILE, CONFIG_FILE, parsed.weights.file) or not _is_segment(file):
+                if file in (CARD_FILE, CONFIG_FILE, wfile) or not _is_segment(file):
                     raise StoreError(f"cannot publish an extra file named {file!r}")
                 self.storage.write_atomic(data, *stage, file)
             config_bytes = json.dumps(parsed.model_dump(mode="json"), indent=2).encode()
@@ -361,66 +376,3 @@ def _is_segment(value: str) -> bool:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def load_config_input(config: str | Path | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(config, dict):
-        return json.loads(json.dumps(config))  # a deep copy we may edit
-    path = Path(config)
-    if not path.is_file():
-        raise NotFoundError(f"config file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
-    return data
-
-
-def prepare_config(weights: Path, config: str | Path | dict[str, Any] | None = None, preset: str | None = None,
-                   source: str = "config") -> ModelConfig | ClassifierConfig:
-    """The validated config `publish` would write for these weights (what `publish --dry-run` shows)."""
-    if not weights.is_file():
-        raise NotFoundError(f"weights file not found: {weights}")
-    config_dict = resolve_config(weights, load_config_input(config) if config is not None else {}, preset)
-    digest = sha256_file(weights)
-    wspec = dict(config_dict.get("weights") or {})
-    if wspec.get("sha256") and wspec["sha256"] != digest:
-        raise ChecksumError(f"{weights} has sha256 {digest}, but the config says {wspec['sha256']}")
-    wspec.setdefault("file", WEIGHTS_FILES.get(config_dict.get("backend"), weights.name))
-    wspec["sha256"] = digest
-    config_dict["weights"] = wspec
-    return parse_any_config(config_dict, source)
-
-
-def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None = None) -> dict[str, Any]:
-    """The config to publish: derived from an ONNX graph when there is one, then preset, then `given`."""
-    backend = given.get("backend", "onnx-yolo")
-    if backend in CLASSIFIER_BACKENDS:
-        if preset_name:
-            raise ConfigError(f"presets apply to ONNX detectors only, not backend {backend!r}")
-        return complete_classifier_config(weights, given)
-    if backend != "onnx-yolo":
-        if preset_name:
-            raise ConfigError(f"presets apply to ONNX models only, not backend {backend!r}")
-        return given
-
-    graph, metadata = inspect_onnx(weights)
-    file = (given.get("weights") or {}).get("file") or WEIGHTS_FILES["onnx-yolo"]
-    merged = derive_config(graph, metadata, file)
-    if preset_name:
-        fragment = preset(preset_name)
-        if graph.static_hw:  # rect needs dynamic spatial dims; a static export runs square
-            fragment["preprocess"]["letterbox"] = "square"
-        merged = merge_config(merged, fragment)
-    merged = merge_config(merged, given)
-    merged = complete_config(merged, graph)
-    merged["graph"] = graph.model_dump(mode="json")
-    return merged
-
-
-def _default_card(name: str, version: str, config: ModelConfig | ClassifierConfig) -> str:
-    return (f"# {name} {version}\n\n{config.description or 'No model card was supplied.'}\n\n"
-            f"- backend: {config.backend}\n- labels: {', '.join(config.labels)}\n"
-            f"- input size: {config.input_size[0]}x{config.input_size[1]}\n")

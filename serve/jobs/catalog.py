@@ -17,7 +17,8 @@ from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
 from batch.tables.reader import Tables, resolve_table_set
 from model_store import ModelStore
 from model_store.core.refs import check_segment
-from serve.jobs.deps import control_of, in_thread, read_auth, service_of
+from serve.deps import in_thread, read_auth, service_of
+from serve.jobs.deps import control_of
 from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 
 router = APIRouter()
@@ -49,8 +50,8 @@ def model_catalog(store: ModelStore, name: str, backfill: dict[str, Any] | None)
         entry = {"version": version, "aliases": sorted(a for a, r in aliases.items() if r.version == version)}
         try:
             mv = store.get(f"{name}:{version}")
-            entry.update(kind="classifier" if mv.is_classifier else "detector", description=mv.config.description,
-                         sha256=mv.config.weights.sha256, card=store.card(mv), quantization=store.quantization(mv))
+            entry.update(kind=mv.kind, description=mv.config.description,
+                         sha256=mv.sha256, card=store.card(mv), quantization=store.quantization(mv))
         except (TraplineError, OSError, ValueError) as exc:  # one broken version never hides the others
             entry["error"] = f"{type(exc).__name__}: {exc}"
         out.append(entry)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from batch.flags import add_model_arguments
 from batch.reprocess.options import load_config_file
 from serve.jobs.kinds import KINDS, REFUSED
+from trapline import env
 from trapline.errors import ServiceRequestError
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = env.URL.default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,9 +70,8 @@ def request(args: argparse.Namespace, method: str, path: str, admin: bool = Fals
     # the others ~0.7 s of start-up they do not need.
     import httpx
 
-    url = (args.url or os.environ.get("TRAPLINE_URL") or DEFAULT_URL).rstrip("/")
-    token = os.environ.get("TRAPLINE_ADMIN_TOKEN") if admin else (
-        os.environ.get("TRAPLINE_API_TOKEN") or os.environ.get("TRAPLINE_ADMIN_TOKEN"))
+    url = (args.url or env.URL.get()).rstrip("/")
+    token = env.ADMIN_TOKEN.get() if admin else (env.API_TOKEN.get() or env.ADMIN_TOKEN.get())
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         r = httpx.request(method, url + path, headers=headers, timeout=60, trust_env=False, **kwargs)

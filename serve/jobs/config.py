@@ -15,6 +15,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PictureSource(_Strict):
+    """Tables whose pictures the console shows (besides the recording's and each on_promote backfill's), with the
+    archive their images were read from: only files under these two are ever served."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="shown in the console")
+    tables: str = Field(..., min_length=1, description="a reprocess --out directory")
+    archive: str = Field(..., min_length=1, description="the archive directory its images were read from")
+
+
 class JobsConfig(_Strict):
     """Jobs over HTTP (`/v1/jobs`): where they may read and write, and how they are started."""
 
@@ -34,6 +43,8 @@ class JobsConfig(_Strict):
     entrypoint_num_cpus: float = Field(0.0, ge=0.0, description="CPUs reserved for a job's driver process")
     promote_poll_s: float = Field(2.0, gt=0.0, description=(
         "how often the service looks for moved aliases of models with an on_promote policy"))
+    pictures: list[PictureSource] = Field(default_factory=list, description=(
+        "tables (and their archives) the console's Cameras and Captures pages show, besides the recording's"))
 
     @field_validator("s3_buckets")
     @classmethod
@@ -46,8 +57,15 @@ class JobsConfig(_Strict):
         roots = [os.path.realpath(os.path.join(cwd, r)) for r in self.roots]
         if self.working_dir_allowed:
             roots.append(os.path.realpath(cwd))
+        pictures = [p.model_copy(update={"tables": _abs(cwd, p.tables), "archive": _abs(cwd, p.archive)})
+                    for p in self.pictures]
         return self.model_copy(update={"roots": list(dict.fromkeys(roots)), "working_dir_allowed": False,
+                                       "pictures": pictures,
                                        "working_dir": cwd, "python": self.python or sys.executable})
+
+
+def _abs(cwd: str, location: str) -> str:
+    return location if "://" in location else os.path.realpath(os.path.join(cwd, location))
 
 
 class OnPromote(_Strict):

@@ -18,7 +18,8 @@ from batch.refilter import occurrences
 from batch.tables.decisions import DetectionKey
 from batch.tables.reader import Tables
 from batch.tables.scope import parse_when
-from serve.jobs.deps import admin_auth, control_of, in_thread, read_auth, service_of
+from serve.deps import admin_auth, in_thread, read_auth, service_of
+from serve.jobs.deps import control_of
 from serve.jobs.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,

@@ -19,12 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.filters import REGISTRY
+from serve.deps import admin_auth, in_thread, read_auth, service_of
 from serve.jobs.backfill import BackfillWatcher
 from serve.jobs.catalog import router as catalog_router
 from serve.jobs.control import STATUSES, JobControl
-from serve.jobs.deps import admin_auth, control_of, in_thread, read_auth, service_of
+from serve.jobs.deps import control_of
 from serve.jobs.kinds import KINDS
+from serve.jobs.launch import router as launch_router
 from serve.jobs.occurrences import router as occurrences_router
+from serve.jobs.pictures import router as pictures_router
 from serve.jobs.reports import ReportDirs, with_report_links
 from serve.jobs.reports import router as reports_router
 from trapline.errors import NotFoundError
@@ -153,9 +156,9 @@ def attach_jobs(api: FastAPI, service: IngressCore) -> None:
     if not jobs_cfg.enabled:
         return
     control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
-    api.state.trapline_service, api.state.trapline_jobs = service, control
+    api.state.trapline_jobs = control  # the service itself is app.state.service (serve/deps.py)
     api.state.trapline_reports = ReportDirs()
-    for r in (router, catalog_router, reports_router, occurrences_router):
+    for r in (router, catalog_router, reports_router, occurrences_router, pictures_router, launch_router):
         api.include_router(r)
     policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
                 for m in cfg.models if m.on_promote is not None}

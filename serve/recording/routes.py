@@ -9,13 +9,14 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from batch.tables.reader import Tables
+from serve.deps import api_auth, service_of
 from serve.recording import queries
-from serve.recording.recorder import Upload
+from serve.recording.recorder import Recorder, Upload
 from serve.recording.uploads import UploadRecord
 from serve.router import ERRORS, IMAGE_BODY, image_and_fields, read_body
 from trapline.errors import NotFoundError
@@ -71,71 +72,81 @@ def upload_out(doc: UploadRecord, state: str, duplicate: bool) -> UploadOut:
                      snips=doc.snips)
 
 
-def attach_recording(api: FastAPI, service: Any) -> None:
-    """Add the recording routes to an ingress's app (`service`: its IngressCore)."""
-    cfg = service.config
+router = APIRouter(tags=["record"], dependencies=[Depends(api_auth)], responses=ERRORS)
 
-    async def api_auth(request: Request) -> None:  # the API token, when the service has one (as /v1/detect)
-        service.check_api_token(request.headers.get("authorization"))
 
-    def recorder():
-        if service.recorder is None:
-            raise NotFoundError("recording is not configured on this service: start it with `trapline serve "
-                                     "--record ARCHIVE --tables TABLES` or a `record:` block in the serve config",
-                                     kind="recording_disabled")
-        return service.recorder
+def recorder_of(request: Request) -> Recorder:
+    """The service's recorder; without `record:` in its config every recording route is a 404 saying so."""
+    recorder = service_of(request).recorder
+    if recorder is None:
+        raise NotFoundError("recording is not configured on this service: start it with `trapline serve "
+                            "--record ARCHIVE --tables TABLES` or a `record:` block in the serve config",
+                            kind="recording_disabled")
+    return recorder
 
-    @api.post("/v1/images", tags=["record"], status_code=201, dependencies=[Depends(api_auth)],
-              openapi_extra=IMAGE_BODY, response_model=UploadOut,
-              responses={**ERRORS, 200: {"model": UploadOut, "description": "recorded before: the first record"},
-                         409: {"description": "Idempotency-Key reused with other bytes"}},
-              summary="Detect and keep: the upload goes into the archive and its rows into the tables, once")
-    async def record_image(
-        request: Request,
-        camera: str | None = Query(None, description="deployment / module / location id (or a multipart field)"),
-        captured_at: str | None = Query(None, description="ISO 8601 capture time (camera clock; with an offset: "
-                                                          "UTC); default: EXIF DateTimeOriginal, else receipt"),
-        model: str | None = Query(None, description=f"detector (default: {cfg.default_model})"),
-        idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=256),
-    ) -> JSONResponse:
-        rec = recorder()
-        service.refuse_early(model)
-        data, fields = await image_and_fields(request, await read_body(request, cfg.http.max_body_bytes))
-        upload = Upload(camera=camera or fields.get("camera") or "", data=data,
-                        captured_at=captured_at or fields.get("captured_at"), idempotency_key=idempotency_key,
-                        model=model)
-        doc, created = await service.record(rec, upload)
-        out = upload_out(doc, "pending" if created else await asyncio.to_thread(_state, rec, doc.image_id),
-                         duplicate=not created)
-        status = doc.http_status if doc.status == "failed" else (201 if created else 200)
-        body = out.model_dump(mode="json")
-        if doc.status == "failed":  # the answer /v1/detect gives, plus where the kept upload is
-            body = {"error": {**doc.answer.get("error", {}), "image_id": doc.image_id}, "image": body}
-        return JSONResponse(body, status_code=status, headers={"Location": f"/v1/images/{doc.image_id}"})
 
-    @api.get("/v1/images/{image_id}", tags=["record"], dependencies=[Depends(api_auth)], responses=ERRORS,
-             response_model=UploadOut, summary="A recorded upload: its record, snips and whether it is committed")
-    async def get_image(image_id: str = Path(..., pattern=IMAGE_ID)) -> UploadOut:
-        found = await asyncio.to_thread(queries.image, recorder().uploads, image_id)
-        if found is None:
-            raise NotFoundError(f"no recorded image {image_id!r}", kind="image_not_found")
-        return UploadOut.model_validate(found)
+def tables_of(request: Request) -> Tables:
+    recorder = recorder_of(request)
+    return Tables(recorder.cfg.tables, recorder.tables)
 
-    @api.get("/v1/cameras", tags=["record"], dependencies=[Depends(api_auth)], responses=ERRORS,
-             response_model=CamerasOut, summary="Cameras in the tables: image counts and newest capture")
-    async def list_cameras(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> CamerasOut:
-        tables = Tables(recorder().cfg.tables, recorder().tables)
-        return CamerasOut.model_validate(await asyncio.to_thread(queries.cameras, tables, limit, offset))
 
-    @api.get("/v1/cameras/{camera}/latest", tags=["record"], dependencies=[Depends(api_auth)], responses=ERRORS,
-             response_model=LatestOut, summary="The newest capture of a camera with its kept detections and snips")
-    async def camera_latest(camera: str = Path(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
-                            model: str | None = Query(None, description="prefer this detector's rows")) -> LatestOut:
-        tables = Tables(recorder().cfg.tables, recorder().tables)
-        found = await asyncio.to_thread(queries.latest, tables, camera, model or cfg.default_model)
-        if found is None:
-            raise NotFoundError(f"camera {camera!r} has no images in the tables", kind="camera_not_found")
-        return LatestOut.model_validate(found)
+@router.post("/v1/images", status_code=201, openapi_extra=IMAGE_BODY, response_model=UploadOut,
+             responses={200: {"model": UploadOut, "description": "recorded before: the first record"},
+                        409: {"description": "Idempotency-Key reused with other bytes"}},
+             summary="Detect and keep: the upload goes into the archive and its rows into the tables, once")
+async def record_image(
+    request: Request,
+    camera: str | None = Query(None, description="deployment / module / location id (or a multipart field)"),
+    captured_at: str | None = Query(None, description="ISO 8601 capture time (camera clock; with an offset: "
+                                                      "UTC); default: EXIF DateTimeOriginal, else receipt"),
+    model: str | None = Query(None, description="detector (default: the service's default model)"),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=256),
+) -> JSONResponse:
+    service, rec = service_of(request), recorder_of(request)
+    service.refuse_early(model)
+    data, fields = await image_and_fields(request, await read_body(request, service.config.http.max_body_bytes))
+    upload = Upload(camera=camera or fields.get("camera") or "", data=data,
+                    captured_at=captured_at or fields.get("captured_at"), idempotency_key=idempotency_key,
+                    model=model)
+    doc, created = await service.record(rec, upload)
+    out = upload_out(doc, "pending" if created else await asyncio.to_thread(_state, rec, doc.image_id),
+                     duplicate=not created)
+    status = doc.http_status if doc.status == "failed" else (201 if created else 200)
+    body = out.model_dump(mode="json")
+    if doc.status == "failed":  # the answer /v1/detect gives, plus where the kept upload is
+        body = {"error": {**doc.answer.get("error", {}), "image_id": doc.image_id}, "image": body}
+    return JSONResponse(body, status_code=status, headers={"Location": f"/v1/images/{doc.image_id}"})
+
+
+@router.get("/v1/images/{image_id}", response_model=UploadOut,
+            summary="A recorded upload: its record, snips and whether it is committed")
+async def get_image(request: Request, image_id: str = Path(..., pattern=IMAGE_ID)) -> UploadOut:
+    found = await asyncio.to_thread(queries.image, recorder_of(request).uploads, image_id)
+    if found is None:
+        raise NotFoundError(f"no recorded image {image_id!r}", kind="image_not_found")
+    return UploadOut.model_validate(found)
+
+
+@router.get("/v1/cameras", response_model=CamerasOut, summary="Cameras in the tables: image counts and newest capture")
+async def list_cameras(request: Request, limit: int = Query(100, ge=1, le=1000),
+                       offset: int = Query(0, ge=0)) -> CamerasOut:
+    return CamerasOut.model_validate(await asyncio.to_thread(queries.cameras, tables_of(request), limit, offset))
+
+
+@router.get("/v1/cameras/{camera}/latest", response_model=LatestOut,
+            summary="The newest capture of a camera with its kept detections and snips")
+async def camera_latest(request: Request, camera: str = Path(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+                        model: str | None = Query(None, description="prefer this detector's rows")) -> LatestOut:
+    default_model = service_of(request).config.default_model
+    found = await asyncio.to_thread(queries.latest, tables_of(request), camera, model or default_model)
+    if found is None:
+        raise NotFoundError(f"camera {camera!r} has no images in the tables", kind="camera_not_found")
+    return LatestOut.model_validate(found)
+
+
+def attach_recording(api: FastAPI) -> None:
+    """Add the recording routes to an ingress's app (its `state.service` answers them)."""
+    api.include_router(router)
 
 
 def _state(recorder: Any, image_id: str) -> str:

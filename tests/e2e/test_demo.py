@@ -23,9 +23,11 @@ import pytest
 from model_store.demo.scenes import KINDS
 from serve.local import free_port, wait_until
 from tests.e2e.test_quiet_output import named_logs_dir, ray_lines
+from tests.unit.test_docs import code_blocks
 
 pytestmark = pytest.mark.ray
 
+REPO = Path(__file__).resolve().parents[2]
 DETECTORS, SPECIES = {"demo-detector", "demo-detector-torch"}, "demo-species"
 
 
@@ -173,3 +175,23 @@ def test_4_reprocess_report_export_on_the_demo_tables(demo, home):
     assert header.startswith("observationID") and rows
     package = json.loads((home / "camtrap" / "datapackage.json").read_text())
     assert {r["name"] for r in package["resources"]} == {"deployments", "media", "observations"}
+
+
+def test_5_the_readme_archive_block_and_the_guide_python_run_as_shown(demo, home):
+    """The README's "Run a whole archive" commands, verbatim and in order, then the user guide's Python block
+    (models.md), in the demo's directory: what a reader copies works."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Run a whole archive"):]
+    block = section[section.index("```bash\n") + 8:section.index("\n```", section.index("```bash"))]
+    commands = [line.split(" #", 1)[0].split() for line in block.splitlines() if line.startswith("trapline ")]
+    assert [c[1] for c in commands] == ["reprocess", "report", "export"]
+    for command in commands:
+        trapline(home, *command[1:])
+    assert (home / "out" / "report" / "index.html").exists()
+    assert len(json.loads((home / "out" / "md.json").read_text())["images"]) == 8
+
+    [python] = code_blocks(REPO / "docs" / "guide" / "models.md", ("python",))
+    proc = subprocess.run([sys.executable, "-c", python], cwd=home, env=user_env(home), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines(), "the block prints each detection: the demo scene has animals"

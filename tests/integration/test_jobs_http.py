@@ -547,3 +547,45 @@ def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(clu
             assert width <= 392, f"{page} is {width}px wide on a 390px phone"
         errors = b.errors()
         assert errors == [], errors
+
+
+def test_console_starts_a_reprocess_from_its_form_after_a_dry_run(cluster, url, env):
+    """Start a job in Chromium: the archive picked from the locations under the roots (not typed), the dry run first
+    (its plan shown, nothing written), then Confirm and run; the job succeeds and its tables hold every image."""
+    import json
+
+    from batch.review.browser import find_chromium
+    from tests.fixtures.browser import Browser
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    out = str(env["dir"] / "from-console")
+    with Browser(1280, 900) as b:
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)})")
+        b.navigate(f"{url}/console#/start/reprocess")
+        b.wait("document.querySelector('#cfg-archive') !== null", 30, "the reprocess form")
+        archives = b.eval("[...document.querySelectorAll('#archive-list option')].map(o => o.value)")
+        assert os.path.realpath(env["archive"]) in archives, archives
+        assert "trapcam@production" in b.eval("[...document.querySelectorAll('#models-list option')].map(o => o.value)")
+        assert b.eval("document.getElementById('job-run').disabled") is True  # no run before the dry run
+        fields = {"archive": os.path.realpath(env["archive"]), "out": out, "model": "trapcam@production",
+                  "path_pattern": JOB["path_pattern"], "rows_per_file": 2, "batch_size": 2, "read_batch_size": 2,
+                  "num_cpus": 0.25}
+        b.eval(f"""(() => {{ for (const [k, v] of Object.entries({json.dumps(fields)}))
+            document.getElementById('cfg-' + k).value = String(v); }})()""")
+        b.eval("document.getElementById('job-preview').click()")
+        summary = b.wait("document.querySelector('#preview-summary')?.textContent", 240, "the dry run")
+        assert "succeeded" in summary, summary
+        assert not Path(out, "images").exists()  # a dry run writes nothing
+        b.eval("window.confirm = () => true")  # the confirmation dialog: a person clicks OK
+        b.wait("document.getElementById('job-run').disabled === false", 10)
+        b.eval("document.getElementById('job-run').click()")
+        job_id = b.wait("document.getElementById('job-link')?.textContent", 60, "the submitted job's link")
+        b.screenshot(REPO / "docs" / "console-start.png")
+        errors = b.errors()
+    job = wait_ended(url, job_id)
+    assert job["status"] == "succeeded" and job["kind"] == "reprocess", job
+    assert job["options"]["archive"] == os.path.realpath(env["archive"]) and not job["options"].get("dry_run")
+    t = Tables(out).read(IMAGES, "trapcam", "1")
+    assert len(set(t["uri"].to_pylist())) == env["n"]
+    assert errors == [], errors

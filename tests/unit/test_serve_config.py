@@ -85,12 +85,12 @@ def test_one_model_is_served_in_one_hop_unless_told_otherwise(tmp_path):
     from ray.serve._private.build_app import build_app as build_deployments
 
     from serve.app import build_app
-    from serve.direct import DirectCore
+    from serve.one_hop import OneHopCore
 
     one = {"store": str(tmp_path), "models": [{"name": "fixture", "num_cpus": 0.5, "max_batch_size": 4}]}
     [dep] = build_deployments(build_app(one, environ={}), name=APP_NAME).deployments
     assert dep.name == detector_deployment_name("fixture")  # batch jobs find it under the same name
-    assert issubclass(dep.func_or_class, DirectCore) and dep.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.0}
+    assert issubclass(dep.func_or_class, OneHopCore) and dep.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.0}
     _, replica_args, _, _ = dep.init_args
     assert replica_args[0] == "fixture" and dep.user_config["max_batch_size"] == 4
     # The replica admits 8 online + the 64 queued (one hop) + 8 archive images, and has 64 slots more in
@@ -149,7 +149,10 @@ def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     assert bearer_ok("Bearer s3cret", admin_digest) and not bearer_ok("Bearer s3cre", admin_digest)
     assert not bearer_ok("Basic s3cret", admin_digest) and not bearer_ok(None, admin_digest)
     assert api_digest is None
-    assert app_builder({"models": [{"name": "fixture"}]}) is not None
+    # the Serve config file's entry point builds the same app: one model, one hop (its deployment is the ingress)
+    one = build_deployments(app_builder({"store": "relative-store", "models": [{"name": "fixture"}]}), name=APP_NAME)
+    assert [d.name for d in one.deployments] == [detector_deployment_name("fixture")]
+    assert one.deployments[0].init_args[1][:2] == ("fixture", store_root)  # its model and the absolute store
 
 
 def test_api_token_env_must_be_set_when_named():

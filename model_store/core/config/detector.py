@@ -32,7 +32,7 @@ class PreprocessConfig(Strict):
     scale: float = Field(1 / 255, gt=0, description="multiplier applied to uint8 pixels")
     reduced_decode: bool = Field(
         False, description="opt-in speed-up: decode large JPEGs at 1/2, 1/4 or 1/8 scale when still larger than "
-                           "the model input (moves scores; see BENCHMARKS.md for the measured deviation)")
+                           "the model input (moves scores; see BENCHMARKS.md, section 6, for the measured deviation)")
     input_dtype: Literal["float32", "float16", "uint8"] = Field(
         "float32", description="uint8 means the model normalises inside the graph (cheaper transfer)"
     )

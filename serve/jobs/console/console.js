@@ -396,7 +396,7 @@ let shown = 0;  // the newest route() call: an older one still loading must not 
 async function route() {
   clearTimeout(timer);
   const call = ++shown;
-  const hash = location.hash || "#/jobs";
+  const hash = location.hash || "#/cameras";  // the pictures first (cameras.js); Jobs is one link away
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", hash.startsWith(a.getAttribute("href")));
   const [, name, arg] = hash.split("/");
   try {

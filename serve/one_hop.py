@@ -16,15 +16,14 @@ from typing import Any
 
 from ray import serve
 
-from model_store import ImageDetections
 from serve import APP_NAME, detector_deployment_name
-from serve.answers import DetectAnswer, PreloadedVersion, ReplicaStatus
+from serve.answers import DetectAnswer
 from serve.compose import CropRequest
 from serve.ingress import IngressCore
 from serve.replica import DetectorReplica
 
 
-class DirectCore(IngressCore):
+class OneHopCore(IngressCore):
     """Ingress core + one DetectorReplica in the same actor.
 
     Lifecycle: `__init__` builds the ingress core (config, token digests) and the replica (store
@@ -58,23 +57,23 @@ class DirectCore(IngressCore):
         # In process: the crops the replica cuts stay in this actor until they go to the classifiers.
         return self.replica.detect(data, ref, filters, render, request)
 
-    # What the broadcasts and batch jobs call on the model deployment (DetectorReplica's methods).
-    async def status(self) -> ReplicaStatus:
-        return await self.replica.status()
 
-    async def refresh(self, retry_failed: bool = False) -> ReplicaStatus:
-        return await self.replica.refresh(retry_failed)
-
-    async def preload(self, version: str) -> PreloadedVersion:
-        return await self.replica.preload(version)
-
-    async def detect_bytes(self, data: bytes, ref: str | None = None,
-                           filters: dict[str, Any] | None = None) -> ImageDetections:
-        return await self.replica.detect_bytes(data, ref, filters)
-
-    async def detect_prepared(self, prepared: Any, meta: Any, ref: str | None = None,
-                              filters: dict[str, Any] | None = None) -> ImageDetections:
-        return await self.replica.detect_prepared(prepared, meta, ref, filters)
+# What the broadcasts (status, refresh, preload) and batch jobs (detect_bytes, detect_prepared) call on a model
+# deployment: here the same methods of the replica in this actor. Serve calls them by name, so each is a method of
+# the class (an async function, as Serve requires to await it), not a __getattr__ fallback.
+REPLICA_CALLS = ("status", "refresh", "preload", "detect_bytes", "detect_prepared")
 
 
-DirectIngress = serve.ingress()(DirectCore)
+def _forward(name: str):
+    async def call(self: OneHopCore, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(self.replica, name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = getattr(DetectorReplica, name).__doc__
+    return call
+
+
+for _name in REPLICA_CALLS:
+    setattr(OneHopCore, _name, _forward(_name))
+
+OneHopIngress = serve.ingress()(OneHopCore)

@@ -1,0 +1,246 @@
+"""Browse the tables as a person looks at pictures: cameras with their newest capture, captures under filters
+(newest first, one bounded page), one capture in full, and what the filters can choose from. Each read names one
+model version's partition and pushes its filters into the Parquet scan (pyarrow dataset expressions), then joins the
+few rows of a page to their detections, classifications and snips in one filtered read of each table. The online
+door's `/v1/cameras` and the console's pictures routes both read through here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from batch.tables.reader import Tables, TableSet, resolve_table_set
+from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS
+from trapline.errors import BatchError, NotFoundError
+
+IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
+                 "detection_count", "max_score", "width", "height", "processed_at"]
+STATES = {"empty": ["empty"], "nonempty": ["ok"], "failed": ["failed"]}
+
+
+# -- cameras -----------------------------------------------------------------------------------------------------
+def cameras(tables: Tables, limit: int, offset: int) -> dict[str, Any]:
+    """Every camera in the images table with its image count (distinct files, whatever model processed them)
+    and its newest capture time, by camera id, paged."""
+    t = tables.read(IMAGES, columns=["camera_id", "uri", "capture_time"])
+    if not t.num_rows:
+        return {"cameras": [], "total": 0, "limit": limit, "offset": offset}
+    t = t.set_column(0, "camera_id", pc.fill_null(t["camera_id"], "unknown"))
+    grouped = t.group_by("camera_id").aggregate([("uri", "count_distinct"), ("capture_time", "max")])
+    grouped = grouped.sort_by("camera_id")
+    total = grouped.num_rows
+    page = grouped.slice(offset, limit).to_pylist()
+    return {"cameras": [{"camera": r["camera_id"], "images": r["uri_count_distinct"],
+                         "newest_capture_time": r["capture_time_max"]} for r in page],
+            "total": total, "limit": limit, "offset": offset}
+
+
+def latest(tables: Tables, camera: str, model: str | None = None) -> dict[str, Any] | None:
+    """The newest capture of `camera` (by capture time, then newest processing; `model`'s rows when it has
+    some) with its kept detections and snips: one tile of a nest-box grid."""
+    return latest_many(tables, [camera], model).get(camera)
+
+
+def latest_many(tables: Tables, cameras: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
+    """`latest` for several cameras at once (a page of the console's grid): one read of the images table and one
+    of each detections, classifications and snips partition involved, whatever the number of cameras."""
+    if not cameras:
+        return {}
+    rows = tables.read(IMAGES, filter=ds.field("camera_id").isin(cameras)).to_pandas()
+    if rows.empty:
+        return {}
+    if model is not None:  # `model`'s rows for the cameras that have some, any model's for the others
+        mine = rows["model_name"] == model
+        has = set(rows.loc[mine, "camera_id"])
+        rows = rows[mine | ~rows["camera_id"].isin(has)]
+    rows = rows.sort_values(["capture_time", "processed_at", "model_version"], ascending=False, kind="stable")
+    newest = rows.drop_duplicates("camera_id", keep="first")
+    out: dict[str, dict[str, Any]] = {}
+    for (name, version, rhash), group in newest.groupby(["model_name", "model_version", "filters_hash"]):
+        boxes = _boxes(tables, name, version, rhash, group, kept_only=True)
+        for top in group.itertuples():
+            out[top.camera_id] = {
+                "camera": top.camera_id,
+                "image": {"uri": top.uri, "capture_time": as_time(top.capture_time),
+                          "capture_time_source": top.capture_time_source, "status": top.status,
+                          "width": as_int(top.width), "height": as_int(top.height),
+                          "model": {"name": name, "version": version}, "filters_hash": rhash},
+                **boxes.get(top.uri, _NO_BOXES)}
+    return out
+
+
+def as_time(value: Any) -> Any:
+    """A table's timestamp (or NaT / None) as a datetime (or None)."""
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+def as_int(value: Any) -> int | None:
+    """A nullable integer column's value as an int (or None)."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
+# -- captures ------------------------------------------------------------------------------------------------------
+def table_set(tables: Tables, model: str | None, filters_hash: str | None, default_model: str | None) -> TableSet:
+    """The model version and filter set to browse: the one named, else the served default model's newest."""
+    names = {n for n, _ in tables.partitions(IMAGES)}
+    if model is None and names:
+        model = default_model if default_model in names else sorted(names)[0]
+    try:
+        return resolve_table_set(tables, model, filters_hash)
+    except BatchError as exc:
+        raise NotFoundError(str(exc), kind="no_captures") from None
+
+
+def captures(tables: Tables, default_model: str | None, *, camera: str | None = None, label: str | None = None,
+             species: str | None = None, min_score: float | None = None, max_score: float | None = None,
+             since: dt.datetime | None = None, until: dt.datetime | None = None, state: str | None = None,
+             model: str | None = None, filters_hash: str | None = None, limit: int = 48,
+             offset: int = 0) -> dict[str, Any]:
+    """A page of captures, newest first, under the filters; each with its kept boxes, species and snips."""
+    ts = table_set(tables, model, filters_hash, default_model)
+    expr = ds.field("filters_hash") == ts.filters_hash
+    if camera:
+        expr &= ds.field("camera_id") == camera
+    if state:
+        expr &= ds.field("status").isin(STATES[state])
+    if since:
+        expr &= ds.field("capture_time") >= pd.Timestamp(since).to_datetime64()
+    if until:
+        expr &= ds.field("capture_time") < pd.Timestamp(until).to_datetime64()
+    if not (label or species):  # a score range on the image's best kept box; with a label, on that label's boxes
+        expr = _score_range(expr, "max_score", min_score, max_score)
+    images = tables.read(IMAGES, ts.model_name, ts.model_version, columns=IMAGE_COLUMNS, filter=expr)
+    images = _newest_per_uri(images.to_pandas())
+    if label:
+        expr = _kept(ts) & (ds.field("label") == label)
+        hits = tables.read(DETECTIONS, ts.model_name, ts.model_version, ["uri", "content_id", "run_id"],
+                           filter=_score_range(expr, "score", min_score, max_score)).to_pandas()
+        images = images.merge(hits.drop_duplicates(), on=["uri", "content_id", "run_id"], how="inner")
+    if species:
+        expr = (ds.field("filters_hash") == ts.filters_hash) & (ds.field("label") == species)
+        hits = tables.read(CLASSIFICATIONS, ts.model_name, ts.model_version, ["uri", "content_id", "run_id"],
+                           filter=_score_range(expr, "score", None if label else min_score,
+                                               None if label else max_score)).to_pandas()
+        images = images.merge(hits.drop_duplicates(), on=["uri", "content_id", "run_id"], how="inner")
+    images = images.sort_values(["capture_time", "uri"], ascending=[False, True], kind="stable", na_position="last")
+    total = len(images)
+    page = images.iloc[offset:offset + limit]
+    boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, page, kept_only=True)
+    return {"model": {"name": ts.model_name, "version": ts.model_version},
+            "filters_hash": ts.filters_hash, "total": total, "limit": limit, "offset": offset,
+            "captures": [{**_image(r), **boxes.get(r["uri"], _NO_BOXES)} for r in page.to_dict("records")]}
+
+
+_NO_BOXES: dict[str, list] = {"detections": [], "snips": []}
+
+
+def _kept(ts: TableSet) -> ds.Expression:
+    return (ds.field("filters_hash") == ts.filters_hash) & (ds.field("kept") == True)  # noqa: E712 - an expression
+
+
+def _score_range(expr: ds.Expression, column: str, low: float | None, high: float | None) -> ds.Expression:
+    if low is not None:
+        expr &= ds.field(column) >= low
+    if high is not None:
+        expr &= ds.field(column) <= high
+    return expr
+
+
+def _newest_per_uri(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per image: its newest processing (a rerun of the same set writes a row again)."""
+    if df.empty:
+        return df
+    df = df.sort_values(["processed_at", "run_id"], ascending=False, kind="stable")
+    return df.drop_duplicates("uri", keep="first")
+
+
+def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.DataFrame,
+           kept_only: bool) -> dict[str, dict[str, list]]:
+    """uri -> its detections (with species and flags) and snips, for the image rows of a page: one filtered read of
+    each table for the whole page."""
+    if page.empty:
+        return {}
+    uris = list(dict.fromkeys(page["uri"]))
+    keys = page[["uri", "content_id", "run_id"]]
+    base = ds.field("uri").isin(uris) & (ds.field("filters_hash") == filters_hash)
+
+    def read(table: str, expr: ds.Expression) -> pd.DataFrame:
+        df = tables.read(table, name, version, filter=expr).to_pandas()
+        return df.merge(keys, on=["uri", "content_id", "run_id"], how="inner") if not df.empty else df
+
+    dets = read(DETECTIONS, base & (ds.field("kept") == True) if kept_only else base)  # noqa: E712
+    classes = read(CLASSIFICATIONS, base)
+    snips = read(SNIPS, base)
+    species: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for c in classes.sort_values(["classifier_name"]).itertuples() if not classes.empty else ():
+        species.setdefault((c.uri, int(c.detection_index)), []).append(
+            {"classifier": f"{c.classifier_name}:{c.classifier_version}", "label": c.label, "score": float(c.score),
+             "rank": c.rank, "taxon_path": list(c.taxon_path if c.taxon_path is not None else []),
+             "top": [{"label": lab, "score": float(s)} for lab, s in zip(
+                 c.top_labels if c.top_labels is not None else [],
+                 c.top_scores if c.top_scores is not None else [], strict=False)]})
+    out: dict[str, dict[str, list]] = {}
+    for d in dets.sort_values(["uri", "detection_index"]).itertuples() if not dets.empty else ():
+        cls = species.get((d.uri, int(d.detection_index)), [])
+        out.setdefault(d.uri, {"detections": [], "snips": []})["detections"].append(
+            {"detection_index": int(d.detection_index), "label": d.label, "score": float(d.score),
+             "bbox": [float(d.bbox_x), float(d.bbox_y), float(d.bbox_w), float(d.bbox_h)], "kept": bool(d.kept),
+             "flags": list(d.flags if d.flags is not None else []), "species": cls[0]["label"] if cls else None,
+             "classifications": cls})
+    for s in snips.sort_values(["uri", "detection_index"]).itertuples() if not snips.empty else ():
+        out.setdefault(s.uri, {"detections": [], "snips": []})["snips"].append(
+            {"detection_index": int(s.detection_index), "crop_uri": s.crop_uri})
+    return out
+
+
+def _image(r: dict[str, Any]) -> dict[str, Any]:
+    return {"uri": r["uri"], "rel_path": r.get("rel_path"), "camera": r.get("camera_id") or "unknown",
+            "capture_time": as_time(r.get("capture_time")), "status": r["status"],
+            "error_reason": r.get("error_reason") if isinstance(r.get("error_reason"), str) else None,
+            "detection_count": as_int(r.get("detection_count")),
+            "max_score": None if pd.isna(r.get("max_score")) else float(r["max_score"]),
+            "width": as_int(r.get("width")), "height": as_int(r.get("height"))}
+
+
+# -- one capture ---------------------------------------------------------------------------------------------------
+def capture(tables: Tables, uri: str, default_model: str | None, model: str | None = None,
+            filters_hash: str | None = None) -> dict[str, Any]:
+    """One capture in full: every detection (kept and dropped, with the filters that fired), its classifications,
+    its snips, the model version and the filter set that made them."""
+    ts = table_set(tables, model, filters_hash, default_model)
+    expr = (ds.field("uri") == uri) & (ds.field("filters_hash") == ts.filters_hash)
+    rows = _newest_per_uri(tables.read(IMAGES, ts.model_name, ts.model_version, columns=IMAGE_COLUMNS + ["error"],
+                                       filter=expr).to_pandas())
+    if rows.empty:
+        raise NotFoundError(f"no capture {uri!r} in {tables.url} for {ts.model_name}:{ts.model_version}",
+                            kind="capture_not_found")
+    row = rows.to_dict("records")[0]
+    boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, rows, kept_only=False).get(uri, _NO_BOXES)
+    filters = ts.metadata.get("filters", {})
+    return {**_image(row), "error": row.get("error") if isinstance(row.get("error"), str)
+            else None, **boxes, "model": {"name": ts.model_name, "version": ts.model_version,
+                                          "sha256": ts.metadata.get("model", {}).get("sha256")},
+            "filter_set": {"hash": ts.filters_hash, "specs": ts.filter_specs, "classifiers": ts.classifiers,
+                           "description": filters.get("description")}}
+
+
+# -- facets: what the filters can choose from ----------------------------------------------------------------------
+def facets(tables: Tables, default_model: str | None, model: str | None = None) -> dict[str, Any]:
+    """Cameras, labels and species present in the browsed set, and the model versions the tables hold."""
+    versions = [f"{n}:{v}" for n, v in tables.partitions(IMAGES)]
+    if not versions:
+        return {"models": [], "model": None, "cameras": [], "labels": [], "species": []}
+    ts = table_set(tables, model, None, default_model)
+
+    def distinct(table: str, column: str) -> list[str]:
+        t = tables.read(table, ts.model_name, ts.model_version, columns=[column],
+                        filter=ds.field("filters_hash") == ts.filters_hash, dedupe=False)
+        return sorted(v for v in pc.unique(t[column]).to_pylist() if v)
+
+    return {"models": versions, "model": f"{ts.model_name}:{ts.model_version}",
+            "cameras": distinct(IMAGES, "camera_id"), "labels": ts.labels or distinct(DETECTIONS, "label"),
+            "species": distinct(CLASSIFICATIONS, "label")}

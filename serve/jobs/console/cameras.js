@@ -1,0 +1,121 @@
+// The Cameras page: one tile per camera with its newest capture, the kept boxes drawn over it, their labels,
+// scores and species, the snips beneath, the capture time and counts; paged; refreshed while uploads commit.
+// Also the picture helpers the Captures page uses (a picture with its boxes, a picture that says when it is broken).
+"use strict";
+
+const CAMERAS_PER_PAGE = 24;
+const PICTURES_REFRESH_MS = 10000;
+
+// A picture that says so when it cannot be shown (a moved file, an expired link), never an empty box.
+function picture(url, alt, cls = "", missing = "this picture is not served (an s3:// source)") {
+  if (!url) return el("div", {class: "picture-missing " + cls}, missing);
+  const img = el("img", {src: url, alt, class: cls, loading: "lazy", decoding: "async"});
+  img.addEventListener("error", () => img.replaceWith(el("div", {class: "picture-missing " + cls}, `picture not available: ${alt}`)));
+  return img;
+}
+
+// The boxes are positioned in % of the picture (bbox: x, y, w, h normalised, top-left origin), so they stay in place
+// at any rendered size; style properties are set from script (the CSP forbids style attributes).
+function boxDiv(d, showLabel = true) {
+  const [x, y, w, h] = d.bbox;
+  const box = el("div", {class: "box" + (d.kept === false ? " dropped-box" : ""), "data-index": d.detection_index,
+                         title: boxText(d)}, showLabel ? el("span", {class: "box-label"}, boxText(d)) : "");
+  box.style.left = (100 * x) + "%";
+  box.style.top = (100 * y) + "%";
+  box.style.width = (100 * w) + "%";
+  box.style.height = (100 * h) + "%";
+  return box;
+}
+
+function boxText(d) {
+  return `${d.label} ${d.score.toFixed(2)}` + (d.species ? ` · ${d.species}` : "");
+}
+
+function framed(url, alt, boxes, cls = "", missing = undefined) {
+  const img = picture(url, alt, "", missing);
+  const seen = new Map();  // boxes in the same place (one animal, two labels): their labels one under the other
+  const divs = img.tagName === "IMG" ? boxes.map(d => {
+    const div = boxDiv(d), at = d.bbox.map(v => v.toFixed(3)).join();
+    const k = seen.get(at) || 0;
+    seen.set(at, k + 1);
+    if (k) div.firstChild.style.top = (1.25 * k) + "em";
+    return div;
+  }) : [];
+  return el("div", {class: "framed " + cls}, img, divs);
+}
+
+function when(t) { return t ? t.replace("T", " ").slice(0, 19) : "time unknown"; }
+
+function sourcePicker(sources, current, onChange) {
+  if (sources.length < 2) return "";
+  const select = el("select", {id: "source", "aria-label": "source"},
+    sources.map(s => el("option", {value: s.name, selected: s.name === current}, `${s.name} (${s.kind})`)));
+  select.addEventListener("change", () => onChange(select.value));
+  return el("label", {class: "inline"}, "source ", select);
+}
+
+function cameraTile(cam, source) {
+  const t = cam.latest;
+  const head = el("div", {class: "tile-head"}, el("strong", {}, cam.camera),
+    el("span", {class: "help"}, ` ${cam.images} image(s)`));
+  const browse = el("a", {href: "#/captures/" + enc(new URLSearchParams({source, camera: cam.camera}).toString())}, "all captures");
+  if (!t) return el("div", {class: "tile card", "data-camera": cam.camera}, head, el("p", {class: "help"}, "no capture yet"), browse);
+  const open = "#/capture/" + enc(new URLSearchParams({source, uri: t.image.uri}).toString());
+  const labels = t.detections.length
+    ? el("ul", {class: "box-list"}, t.detections.map(d => el("li", {}, boxText(d))))
+    : el("p", {class: "help"}, t.image.status === "failed" ? "failed: the file could not be read" : "nothing detected");
+  const snips = t.snips.length ? el("div", {class: "snips"}, t.snips.map(s => picture(s.url, `snip ${s.detection_index}`, "snip"))) : "";
+  return el("div", {class: "tile card", "data-camera": cam.camera}, head,
+    el("a", {href: open, class: "tile-picture"}, framed(t.image.status === "failed" ? null : t.image.thumb_url,
+      `${cam.camera} ${when(t.image.capture_time)}`, t.detections, "", "the newest file could not be read")),
+    el("div", {class: "tile-time"}, when(t.image.capture_time), ` · ${t.detections.length} box(es)`),
+    labels, snips, browse);
+}
+
+function pager(total, offset, limit, go) {
+  if (total <= limit) return "";
+  const prev = el("button", {type: "button", class: "prev", disabled: offset === 0}, "‹ previous");
+  const next = el("button", {type: "button", class: "next", disabled: offset + limit >= total}, "next ›");
+  prev.addEventListener("click", () => go(Math.max(0, offset - limit)));
+  next.addEventListener("click", () => go(offset + limit));
+  return el("div", {class: "pager"}, prev, el("span", {}, ` ${offset + 1}–${Math.min(total, offset + limit)} of ${total} `), next);
+}
+
+async function camerasPage(current, arg) {
+  const params = new URLSearchParams(arg || "");
+  const {sources} = await api("GET", "/v1/pictures/sources");
+  if (!sources.length) {
+    if (!current()) return false;
+    page.replaceChildren(el("h1", {}, "Cameras"), el("p", {class: "empty-state"},
+      "No pictures are configured on this service: record uploads (`trapline serve --record ARCHIVE --tables TABLES`) " +
+      "or name tables and their archive in `jobs.pictures` of the serve config."));
+    return false;
+  }
+  const source = params.get("source") || sources[0].name;
+  const offset = Number(params.get("offset") || 0);
+  const go = (changes) => { location.hash = "#/cameras/" + enc(new URLSearchParams({source, offset, ...changes}).toString()); };
+  const query = new URLSearchParams({source, limit: CAMERAS_PER_PAGE, offset});
+  const data = await api("GET", "/v1/pictures/cameras?" + query);
+  if (!current()) return false;
+  const signature = JSON.stringify(data.cameras.map(c => [c.camera, c.images, c.latest && c.latest.image.uri]));
+  const grid = data.cameras.length ? el("div", {class: "tiles", id: "camera-tiles"}, data.cameras.map(c => cameraTile(c, source)))
+    : el("p", {class: "empty-state"}, `No captures in ${source} yet: its tables are empty.`);
+  page.replaceChildren(el("h1", {}, `Cameras (${data.total})`),
+    el("div", {class: "toolbar"}, sourcePicker(sources, source, s => go({source: s, offset: 0}))),
+    grid, pager(data.total, offset, CAMERAS_PER_PAGE, o => go({offset: o})));
+  // Refreshed as uploads commit: poll quietly, repaint only when a camera's newest capture or count changed.
+  const poll = async () => {
+    if (!current()) return;
+    try {
+      const again = await api("GET", "/v1/pictures/cameras?" + query);
+      const now = JSON.stringify(again.cameras.map(c => [c.camera, c.images, c.latest && c.latest.image.uri]));
+      if (!current()) return;
+      if (now !== signature) { route(); return; }
+    } catch (e) { /* a missed refresh is tried again */ }
+    setTimeout(poll, PICTURES_REFRESH_MS);
+  };
+  setTimeout(poll, PICTURES_REFRESH_MS);
+  return false;
+}
+
+pages.cameras = camerasPage;

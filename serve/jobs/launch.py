@@ -1,0 +1,34 @@
+"""What the console's job forms are built from: each job kind's options (their JSON Schema, which of them name
+locations) and the archives and tables under the roots a job may use, so that a location is picked, not typed blind.
+The job itself is submitted with `POST /v1/jobs` (routes.py), which validates everything again."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from serve.deps import in_thread, read_auth, service_of
+from serve.jobs import locations as locs
+from serve.jobs.kinds import KINDS, REFUSED
+from serve.jobs.launch_protocol import JobKindOut, JobKindsOut, LocationsOut
+
+router = APIRouter(tags=["jobs"])
+HIDDEN = {*REFUSED, "store"}  # a job uses the service's store; the refused ones cannot be set over HTTP
+
+
+@router.get("/v1/job-kinds", dependencies=[Depends(read_auth)], response_model=JobKindsOut,
+            summary="Every job kind with the JSON Schema of the options POST /v1/jobs accepts for it")
+async def job_kinds() -> JobKindsOut:
+    out = []
+    for kind in KINDS.values():
+        schema = kind.options.model_json_schema()
+        schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k not in HIDDEN}
+        required = [r for r in schema.get("required", []) if r not in HIDDEN]
+        out.append(JobKindOut(name=kind.name, paths=[p for p in kind.paths if p not in HIDDEN], required=required,
+                              options_schema=schema, preview="dry_run" in schema["properties"]))
+    return JobKindsOut(kinds=out)
+
+
+@router.get("/v1/locations", dependencies=[Depends(read_auth)], response_model=LocationsOut,
+            summary="Archives and tables under the roots jobs may use: what the console's job forms pick from")
+async def list_locations(request: Request) -> LocationsOut:
+    return LocationsOut.model_validate(await in_thread(locs.locations, service_of(request).config.jobs.roots))

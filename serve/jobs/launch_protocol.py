@@ -1,0 +1,31 @@
+"""Response models of the job forms' routes (serve/jobs/launch.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class JobKindOut(BaseModel):
+    name: str
+    paths: list[str] = Field(description="options that name a location (picked from GET /v1/locations)")
+    required: list[str]
+    options_schema: dict[str, Any] = Field(description="JSON Schema of the options POST /v1/jobs accepts for it")
+    preview: bool = Field(description="the kind has a dry run: the console runs it first and shows what it would do")
+
+
+class JobKindsOut(BaseModel):
+    kinds: list[JobKindOut]
+
+
+class Location(BaseModel):
+    path: str
+    kind: Literal["archive", "tables", "directory"]
+    images: int | None = Field(None, description="picture files seen directly under it or one level down (bounded)")
+
+
+class LocationsOut(BaseModel):
+    roots: list[str]
+    locations: list[Location]
+    truncated: bool

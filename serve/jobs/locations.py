@@ -1,0 +1,57 @@
+"""The archives and tables under the roots a job may use, for the console's job forms to pick from (a path picked,
+not typed blind). A bounded walk: two levels under each root, at most `MAX_LOCATIONS` entries, hidden and
+partition directories skipped, symlinks not followed (a job's paths are checked again on submit, serve/jobs/paths.py).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from serve.jobs.picture_files import PICTURE_EXT
+
+MAX_LOCATIONS = 300
+DEPTH = 2
+_SAMPLE = 200  # entries looked at in a directory to count its pictures
+
+
+def locations(roots: list[str]) -> dict[str, Any]:
+    """Every directory under `roots` (to DEPTH levels) that is tables (holds `images/`) or an archive (pictures in it
+    or one level down), and the roots themselves."""
+    out: list[dict[str, Any]] = []
+    truncated = False
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        todo = [(root, 0)]
+        while todo:
+            path, depth = todo.pop(0)
+            if len(out) >= MAX_LOCATIONS:
+                truncated = True
+                break
+            kind, pictures, children = _look(path)
+            if kind != "directory" or depth == 0:
+                out.append({"path": path, "kind": kind, "images": pictures})
+            if kind == "directory" and depth < DEPTH:
+                todo += [(c, depth + 1) for c in children]
+    return {"roots": list(roots), "locations": out, "truncated": truncated}
+
+
+def _look(path: str) -> tuple[str, int | None, list[str]]:
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)[:_SAMPLE]
+    except OSError:
+        return "directory", None, []
+    dirs = [e for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith((".", "_"))
+            and "=" not in e.name]
+    if any(d.name == "images" for d in dirs) and os.path.isdir(os.path.join(path, "images")):
+        return "tables", None, []
+    pictures = sum(1 for e in entries if e.is_file() and os.path.splitext(e.name)[1].lower() in PICTURE_EXT)
+    for d in dirs[:20]:
+        try:
+            pictures += sum(1 for e in os.scandir(d.path) if os.path.splitext(e.name)[1].lower() in PICTURE_EXT)
+        except OSError:
+            continue
+    if pictures:
+        return "archive", pictures, []
+    return "directory", None, [d.path for d in dirs]

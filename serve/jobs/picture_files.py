@@ -1,0 +1,133 @@
+"""The pictures the console shows, served by the service: archive images, their snips, and thumbnails.
+
+Confinement: a file is served only when its real path (symlinks resolved, `..` collapsed) lies under the real path of
+its source's archive, or under its tables' `crops/` (the snips), and has a picture's extension. Nothing else under
+the tables (Parquet, manifests, the decisions log) and nothing of another source is ever served. s3:// sources are not
+served (the console says so).
+
+Rights: a browser's `<img>` sends no `Authorization` header, so the API hands out, only to a caller holding a token,
+URLs that carry their own right (as the report links, serve/jobs/reports.py): HMAC-SHA256 over source, path and size
+with the service's link key, valid for 12 to 13 hours; the expiry is rounded to the hour so that a page reloaded
+within the hour asks for the same URLs and the browser's cache answers. A request with a valid token needs no grant.
+
+Thumbnails are made once (`THUMB_SIDE` px on the long side, JPEG) and cached beside the tables under `_thumbs/`,
+named by the file's path, size and mtime, so a changed file gets a new one; at most `THUMB_WORKERS` are made at once.
+When the tables cannot be written the thumbnail is made on the fly, the same bound applying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import cv2
+
+from model_store.core.imaging import decode_image
+from trapline.errors import ImageDecodeError, NotFoundError
+
+PICTURE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
+         ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
+SIZES = ("thumb", "full")
+THUMB_SIDE = 360
+THUMB_MAX_PIXELS = 60_000_000  # a thumbnail is never made of more than this (a decompression bomb costs a header read)
+THUMB_WORKERS = 2
+THUMBS_DIR = "_thumbs"
+CROPS_DIR = "crops"
+LINK_HOURS = 12
+_thumb_slots = threading.BoundedSemaphore(THUMB_WORKERS)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Tables the console shows, and the archive their images came from (the only two places files come from)."""
+
+    name: str
+    kind: str  # recording | backfill | configured
+    tables: str
+    archive: str
+
+    @property
+    def local(self) -> bool:
+        return "://" not in self.tables and "://" not in self.archive
+
+
+def confine(source: Source, uri: str) -> str:
+    """The real path of `uri` when the service may serve it for `source`, else NotFoundError naming nothing."""
+    refused = NotFoundError("no such picture", kind="picture_not_found")
+    if not source.local or not uri or "\x00" in uri or "://" in uri or not os.path.isabs(uri):
+        raise refused
+    path = os.path.realpath(uri)
+    bases = (os.path.realpath(source.archive), os.path.join(os.path.realpath(source.tables), CROPS_DIR))
+    if not any(path.startswith(base.rstrip(os.sep) + os.sep) for base in bases):
+        raise refused
+    if os.path.splitext(path)[1].lower() not in PICTURE_EXT or not os.path.isfile(path):
+        raise refused
+    return path
+
+
+def _signature(key: bytes, source: str, uri: str, size: str, expires: int) -> str:
+    return hmac.new(key, f"picture\n{source}\n{uri}\n{size}\n{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def file_url(key: bytes, source: str, uri: str, size: str, now: float | None = None) -> str:
+    """A URL of one picture that carries its own right (see the module docstring)."""
+    hour = int((now or time.time()) // 3600)
+    expires = (hour + LINK_HOURS + 1) * 3600
+    query = {"source": source, "uri": uri, "size": size, "expires": expires,
+             "sig": _signature(key, source, uri, size, expires)}
+    return "/v1/pictures/file?" + urlencode(query)
+
+
+def granted(key: bytes, source: str, uri: str, size: str, expires: int | None, sig: str | None) -> bool:
+    if expires is None or not sig:
+        return False
+    now = time.time()
+    if not now <= expires <= now + (LINK_HOURS + 2) * 3600:  # expired, or longer-lived than any URL signed here
+        return False
+    return hmac.compare_digest(sig, _signature(key, source, uri, size, expires))
+
+
+def thumbnail(source: Source, path: str) -> tuple[str | None, bytes | None]:
+    """(cached file, None) or, when the tables cannot be written, (None, JPEG bytes): the thumbnail of `path`."""
+    st = os.stat(path)
+    name = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32] + ".jpg"
+    cache = os.path.join(os.path.realpath(source.tables), THUMBS_DIR, name[:2])
+    cached = os.path.join(cache, name)
+    if os.path.isfile(cached):
+        return cached, None
+    with _thumb_slots:
+        if os.path.isfile(cached):  # made by another request while this one waited
+            return cached, None
+        data = _make_thumbnail(path)
+        try:
+            os.makedirs(cache, exist_ok=True)
+            tmp = f"{cached}.tmp-{os.getpid()}-{threading.get_ident()}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, cached)
+        except OSError:  # read-only tables: serve it made on the fly
+            return None, data
+    return cached, None
+
+
+def _make_thumbnail(path: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        rgb = decode_image(data, THUMB_MAX_PIXELS)
+    except ImageDecodeError as exc:
+        raise NotFoundError(f"this picture cannot be shown: {exc.message}", kind="picture_unreadable") from None
+    h, w = rgb.shape[:2]
+    scale = min(1.0, THUMB_SIDE / max(h, w))
+    if scale < 1.0:
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
+    if not ok:
+        raise NotFoundError("this picture cannot be shown", kind="picture_unreadable")
+    return buf.tobytes()

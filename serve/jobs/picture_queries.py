@@ -1,0 +1,57 @@
+"""Which tables the console's pictures come from (the sources a service is configured with), and a page of cameras
+of one source. The reads are the tables' own (batch/tables/browse.py); blocking I/O: the routes run these on a
+thread."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from batch.tables import browse
+from batch.tables.reader import Tables
+from serve.jobs.picture_files import Source
+from trapline.errors import NotFoundError
+
+
+def sources(config: Any) -> dict[str, Source]:
+    """Every source of pictures the service is configured with: the recording's, each backfill's, `jobs.pictures`."""
+    out: dict[str, Source] = {}
+    if config.record is not None:
+        out["recording"] = Source("recording", "recording", config.record.tables, config.record.archive)
+    cwd = config.jobs.working_dir or os.getcwd()
+    for m in config.models:
+        if m.on_promote is not None:
+            r = m.on_promote.reprocess
+            out[f"{m.name}-backfill"] = Source(f"{m.name}-backfill", "backfill", _abs(cwd, r["out"]),
+                                               _abs(cwd, r["archive"]))
+    for p in config.jobs.pictures:
+        out[p.name] = Source(p.name, "configured", p.tables, p.archive)
+    return out
+
+
+def _abs(cwd: str, location: str) -> str:
+    return location if "://" in location else os.path.realpath(os.path.join(cwd, location))
+
+
+def source_of(config: Any, name: str | None) -> Source:
+    found = sources(config)
+    if not found:
+        raise NotFoundError("no pictures are configured on this service: record uploads (`record:`), or name "
+                            "tables and their archive in `jobs.pictures` of the serve config", kind="no_sources")
+    if name is None:
+        return next(iter(found.values()))
+    if name not in found:
+        raise NotFoundError(f"no source of pictures {name!r} (configured: {', '.join(found)})", kind="unknown_source")
+    return found[name]
+
+
+# -- cameras -----------------------------------------------------------------------------------------------------
+def cameras(source: Source, limit: int, offset: int, model: str | None) -> dict[str, Any]:
+    """A page of cameras (by id) with counts and, for each, its newest capture with its kept boxes and snips."""
+    tables = Tables(source.tables)
+    page = browse.cameras(tables, limit, offset)
+    tiles = browse.latest_many(tables, [c["camera"] for c in page["cameras"]], model)
+    page["cameras"] = [{**c, "latest": tiles.get(c["camera"])} for c in page["cameras"]]
+    return page
+
+

@@ -1,0 +1,137 @@
+"""The console's pictures routes: sources, cameras with their newest capture, captures under filters, one capture,
+and the picture files themselves. Parse, check the token, read in a thread
+(batch/tables/browse.py, picture_queries.py, picture_files.py), answer typed models (pictures_protocol.py).
+
+Reads take the API token (or the admin one), as every read of the operations door. A picture file also opens with
+the grant in its URL, which only a token holder is given (picture_files.py), because an `<img>` sends no header.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, Response
+
+from batch.tables import browse
+from batch.tables.reader import Tables
+from serve.deps import in_thread, read_auth, service_of
+from serve.jobs import picture_files as files
+from serve.jobs import picture_queries as pq
+from serve.jobs.pictures_protocol import (
+    MODEL,
+    NAME,
+    CamerasPage,
+    CameraTile,
+    CaptureDetail,
+    CapturesPage,
+    CapturesQuery,
+    Facets,
+    SourceOut,
+    SourcesOut,
+)
+
+router = APIRouter(tags=["pictures"])
+# A grant-carrying URL names one file for at most a day: the browser may keep it for the hour it is reused.
+FILE_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'", "Referrer-Policy": "no-referrer"}
+
+
+@router.get("/v1/pictures/sources", dependencies=[Depends(read_auth)], response_model=SourcesOut,
+            summary="The tables whose pictures the console shows (recording, backfills, jobs.pictures)")
+async def list_sources(request: Request) -> SourcesOut:
+    found = pq.sources(service_of(request).config)
+    return SourcesOut(sources=[SourceOut(name=s.name, kind=s.kind, tables=s.tables, archive=s.archive, served=s.local)
+                               for s in found.values()])
+
+
+@router.get("/v1/pictures/cameras", dependencies=[Depends(read_auth)], response_model=CamerasPage,
+            summary="A page of cameras: counts and the newest capture with its kept boxes, species and snips")
+async def camera_tiles(request: Request, source: str | None = Query(None, pattern=NAME),
+                       limit: int = Query(24, ge=1, le=200), offset: int = Query(0, ge=0),
+                       model: str | None = Query(None, pattern=MODEL, description="prefer this detector's rows")
+                       ) -> CamerasPage:
+    service = service_of(request)
+    src = pq.source_of(service.config, source)
+    page = await in_thread(pq.cameras, src, limit, offset, model or service.config.default_model)
+    key = service.link_key()
+    for cam in page["cameras"]:
+        tile = cam["latest"]
+        if tile is not None:
+            tile["image"].update(_urls(key, src, tile["image"]["uri"]))
+            _snip_urls(key, src, tile["snips"])
+    return CamerasPage(source=src.name, cameras=[CameraTile.model_validate(c) for c in page["cameras"]],
+                       total=page["total"], limit=limit, offset=offset)
+
+
+@router.get("/v1/pictures/captures", dependencies=[Depends(read_auth)], response_model=CapturesPage,
+            summary="Captures newest first, by camera, label, species, score and date range, state; one page")
+async def list_captures(request: Request, q: Annotated[CapturesQuery, Query()]) -> CapturesPage:
+    service = service_of(request)
+    src = pq.source_of(service.config, q.source)
+    page = await in_thread(browse.captures, Tables(src.tables), service.config.default_model,
+                           **q.model_dump(exclude={"source"}))
+    page["source"] = src.name
+    key = service.link_key()
+    for c in page["captures"]:
+        c.update(_urls(key, src, c["uri"]))
+        _snip_urls(key, src, c["snips"])
+    return CapturesPage.model_validate(page)
+
+
+@router.get("/v1/pictures/capture", dependencies=[Depends(read_auth)], response_model=CaptureDetail,
+            summary="One capture: every box (kept and dropped), classifications, snips, model version, filter set")
+async def one_capture(request: Request, uri: str = Query(..., min_length=1, max_length=4096),
+                      source: str | None = Query(None, pattern=NAME), model: str | None = Query(None, pattern=MODEL),
+                      filters_hash: str | None = Query(None, pattern=r"^[0-9a-f]{4,64}$")) -> CaptureDetail:
+    service = service_of(request)
+    src = pq.source_of(service.config, source)
+    found = await in_thread(browse.capture, Tables(src.tables), uri, service.config.default_model, model,
+                            filters_hash)
+    found["source"] = src.name
+    found.update(_urls(service.link_key(), src, uri))
+    _snip_urls(service.link_key(), src, found["snips"])
+    return CaptureDetail.model_validate(found)
+
+
+@router.get("/v1/pictures/facets", dependencies=[Depends(read_auth)], response_model=Facets,
+            summary="What the captures filters can choose from: cameras, labels, species, model versions")
+async def capture_facets(request: Request, source: str | None = Query(None, pattern=NAME),
+                         model: str | None = Query(None, pattern=MODEL)) -> Facets:
+    service = service_of(request)
+    src = pq.source_of(service.config, source)
+    found = await in_thread(browse.facets, Tables(src.tables), service.config.default_model, model)
+    return Facets.model_validate({**found, "source": src.name})
+
+
+@router.get("/v1/pictures/file", summary="One picture (image, snip or thumbnail) of a configured source",
+            responses={200: {"content": {"image/jpeg": {}}}})
+async def picture_file(request: Request, uri: str = Query(..., min_length=1, max_length=4096),
+                       source: str = Query(..., pattern=NAME), size: Literal["thumb", "full"] = Query("full"),
+                       expires: int | None = Query(None, ge=0), sig: str | None = Query(None, max_length=64)
+                       ) -> Response:
+    service = service_of(request)
+    if not files.granted(service.link_key(), source, uri, size, expires, sig):
+        await read_auth(request)  # no (valid) grant: the token, as any read
+    src = pq.source_of(service.config, source)
+    path = await in_thread(files.confine, src, uri)
+    if size == "thumb":
+        cached, data = await in_thread(files.thumbnail, src, path)
+        if cached is None:
+            return Response(data, media_type="image/jpeg", headers=FILE_HEADERS)
+        return FileResponse(cached, media_type="image/jpeg", headers=FILE_HEADERS)
+    media = files.MEDIA[path[path.rfind("."):].lower()]
+    return FileResponse(path, media_type=media, headers=FILE_HEADERS)
+
+
+def _urls(key: bytes, src: files.Source, uri: str) -> dict[str, Any]:
+    if not src.local:
+        return {"thumb_url": None, "image_url": None}
+    return {"thumb_url": files.file_url(key, src.name, uri, "thumb"), "image_url": files.file_url(key, src.name, uri,
+                                                                                                 "full")}
+
+
+def _snip_urls(key: bytes, src: files.Source, snips: list[dict[str, Any]]) -> None:
+    for s in snips:
+        s["url"] = files.file_url(key, src.name, s["crop_uri"], "full") if src.local else None
+

@@ -1,0 +1,190 @@
+"""The console's pictures routes without Ray: the real ingress app (IngressCore's FastAPI app, jobs attached) over
+tables written by the reprocess stages in this process, driven with FastAPI's TestClient.
+
+Checked here: cameras with their newest capture and boxes, captures filtered (camera, label, score, date, state) and
+paged, one capture in full, the locations a job form picks from, and what is served: tokens or a grant, thumbnails
+made once, and nothing outside the configured archive and tables (.., symlinks, absolute paths, other tables).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import warnings
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+
+from batch.tables.reader import Tables
+from batch.tables.schema import DETECTIONS, IMAGES
+from model_store import decode_image
+from tests.fixtures.pictures import API, app_for, build_site
+
+with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+AUTH = {"Authorization": f"Bearer {API}"}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> dict:
+    site = build_site(tmp_path_factory.mktemp("pictures"))
+    d, archive = site["dir"], site["archive"]
+    other = d / "other-tables"  # tables the service is not configured with
+    (other / "crops").mkdir(parents=True)
+    (other / "crops" / "x.jpg").write_bytes((archive / "cam01/2024-05-02/IMG_20240502_120000.png").read_bytes())
+    (archive / "cam01" / "escape.jpg").symlink_to(other / "crops" / "x.jpg")
+    return site
+
+
+@pytest.fixture(scope="module")
+def client(site):
+    with TestClient(app_for(site["config"])) as c:
+        yield c
+
+
+def test_cameras_show_each_newest_capture_with_its_kept_boxes(client, site):
+    assert client.get("/v1/pictures/cameras").status_code == 401
+    r = client.get("/v1/pictures/cameras?limit=2", headers=AUTH)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["source"] == "site-a" and page["total"] == 3 and [c["camera"] for c in page["cameras"]] == [
+        "cam01", "cam02"]
+    latest = site["spec"].latest_per_camera()
+    tables = Tables(str(site["tables"]))
+    for cam in page["cameras"]:
+        tile = cam["latest"]
+        assert tile["image"]["uri"] == str(site["archive"] / latest[cam["camera"]])
+        kept = tables.read(DETECTIONS, "trapcam", "1").to_pandas()
+        kept = kept[(kept["uri"] == tile["image"]["uri"]) & kept["kept"]]
+        assert len(tile["detections"]) == len(kept) > 0
+        assert {d["label"] for d in tile["detections"]} == set(kept["label"])
+        assert tile["image"]["thumb_url"].startswith("/v1/pictures/file?")
+    r = client.get("/v1/pictures/cameras?offset=2", headers=AUTH).json()
+    assert [c["camera"] for c in r["cameras"]] == ["cam03"]
+    assert client.get("/v1/pictures/cameras?source=nosuch", headers=AUTH).json()["error"]["kind"] == "unknown_source"
+
+
+def test_captures_filters_change_what_is_listed(client, site):
+    spec = site["spec"]
+
+    def listed(**q) -> dict:
+        r = client.get("/v1/pictures/captures", params=q, headers=AUTH)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    every = listed(limit=200)
+    assert every["total"] == len(spec.images) and every["model"] == {"name": "trapcam", "version": "1"}
+    times = [c["capture_time"] for c in every["captures"] if c["capture_time"]]
+    assert times == sorted(times, reverse=True)  # newest first
+    cam02 = listed(camera="cam02", limit=200)
+    assert cam02["total"] == len(spec.cameras["cam02"]) and {c["camera"] for c in cam02["captures"]} == {"cam02"}
+    assert listed(state="failed")["total"] == len(spec.failed)
+    assert listed(state="empty")["total"] == len(spec.blank)
+    nonempty = listed(state="nonempty", limit=200)
+    assert nonempty["total"] == len(spec.good) - len(spec.blank)
+    assert all(c["detections"] for c in nonempty["captures"])
+    labels = {d["label"] for c in nonempty["captures"] for d in c["detections"]}
+    one = sorted(labels)[0]
+    with_label = listed(label=one, limit=200)
+    assert 0 < with_label["total"] <= nonempty["total"]
+    assert all(any(d["label"] == one for d in c["detections"]) for c in with_label["captures"])
+    top = max(d["score"] for c in nonempty["captures"] for d in c["detections"])
+    assert listed(min_score=min(1.0, top + 1e-6))["total"] == 0
+    assert listed(min_score=top - 1e-6)["total"] >= 1
+    day = listed(since="2024-05-01T00:00:00", until="2024-05-02T00:00:00", limit=200)
+    on_the_day = [r for r, t in spec.times.items() if dt.datetime(2024, 5, 1) <= t < dt.datetime(2024, 5, 2)]
+    assert day["total"] == len(on_the_day) > 1
+    assert all(c["capture_time"].startswith("2024-05-01") for c in day["captures"])
+    page = listed(limit=5, offset=5)
+    assert len(page["captures"]) == 5 and page["captures"][0]["uri"] == every["captures"][5]["uri"]
+    r = client.get("/v1/pictures/captures?limit=201", headers=AUTH)
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_parameter"
+    r = client.get("/v1/pictures/captures?state=blank", headers=AUTH)
+    assert r.status_code == 422
+    facets = client.get("/v1/pictures/facets", headers=AUTH).json()
+    assert facets["cameras"] == ["cam01", "cam02", "cam03"] and set(labels) <= set(facets["labels"])
+
+
+def test_one_capture_has_every_box_its_model_and_filter_set(client, site):
+    uri = str(site["archive"] / site["spec"].latest_per_camera()["cam02"])
+    r = client.get("/v1/pictures/capture", params={"uri": uri}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    c = r.json()
+    raw = Tables(str(site["tables"])).read(DETECTIONS, "trapcam", "1").to_pandas()
+    assert len(c["detections"]) == int((raw["uri"] == uri).sum())  # kept and dropped
+    assert c["model"]["name"] == "trapcam" and c["model"]["version"] == "1" and c["model"]["sha256"]
+    rows = Tables(str(site["tables"])).read(IMAGES, "trapcam", "1")
+    assert c["filter_set"]["hash"] == rows["filters_hash"][0].as_py()
+    r = client.get("/v1/pictures/capture", params={"uri": "/nowhere.jpg"}, headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"]["kind"] == "capture_not_found"
+
+
+def test_pictures_are_served_with_a_token_or_a_grant_and_thumbnails_are_made_once(client, site):
+    cam = client.get("/v1/pictures/cameras", headers=AUTH).json()["cameras"][1]["latest"]
+    full = client.get(cam["image"]["image_url"])  # the grant in the URL, no header: as an <img> asks
+    assert full.status_code == 200 and full.headers["content-type"] == "image/jpeg"
+    assert full.content == open(cam["image"]["uri"], "rb").read()
+    thumb = client.get(cam["image"]["thumb_url"])
+    assert thumb.status_code == 200
+    small = decode_image(thumb.content)
+    assert max(small.shape[:2]) <= 360 and small.dtype == np.uint8
+    made = list((site["tables"] / "_thumbs").rglob("*.jpg"))
+    assert len(made) == 1
+    mtime = made[0].stat().st_mtime_ns
+    assert client.get(cam["image"]["thumb_url"]).content == thumb.content
+    assert made[0].stat().st_mtime_ns == mtime  # served from the cache, not made again
+    q = parse_qs(urlsplit(cam["image"]["image_url"]).query)
+    other = str(site["archive"] / site["spec"].latest_per_camera()["cam03"])
+    forged = {**{k: v[0] for k, v in q.items()}, "uri": other}  # a grant for one file does not open another
+    assert client.get("/v1/pictures/file", params=forged).status_code == 401
+    assert client.get("/v1/pictures/file", params=forged, headers=AUTH).status_code == 200  # the token does
+    expired = {**{k: v[0] for k, v in q.items()}, "expires": str(int(dt.datetime(2020, 1, 1).timestamp()))}
+    assert client.get("/v1/pictures/file", params=expired).status_code == 401
+
+
+def test_nothing_outside_the_archive_and_the_tables_crops_is_served(client, site):
+    d, archive, tables = site["dir"], site["archive"], site["tables"]
+    good = str(archive / site["spec"].latest_per_camera()["cam01"])
+    refused = [
+        str(archive / "cam01" / ".." / ".." / "b.onnx"),  # .. out of the archive
+        str(archive / "cam01" / "escape.jpg"),  # a symlink inside the archive to a file outside it
+        "/etc/passwd",  # an absolute path elsewhere
+        str(d / "other-tables" / "crops" / "x.jpg"),  # another tables' snip
+        next(str(p) for p in (tables / "images").rglob("*.parquet")),  # the tables themselves
+        str(archive / "notes" / "readme.txt"),  # in the archive, not a picture
+        "cam01/2024-05-01/IMG_20240501_080000.jpg",  # relative
+        "file://" + good,
+    ]
+    for uri in refused:
+        r = client.get("/v1/pictures/file", params={"source": "site-a", "uri": uri}, headers=AUTH)
+        assert r.status_code == 404 and r.json()["error"]["kind"] == "picture_not_found", (uri, r.text)
+        assert "passwd" not in r.text and str(d) not in r.json()["error"]["message"]
+    assert client.get("/v1/pictures/file", params={"source": "site-a", "uri": good}, headers=AUTH).status_code == 200
+    assert client.get("/v1/pictures/file", params={"source": "site-a", "uri": good}).status_code == 401
+    assert client.get("/v1/pictures/file", params={"source": "other", "uri": good}, headers=AUTH).status_code == 404
+
+
+def test_locations_list_the_archives_and_tables_under_the_roots(client, site):
+    r = client.get("/v1/locations", headers=AUTH)
+    assert r.status_code == 200, r.text
+    found = {loc["path"]: loc["kind"] for loc in r.json()["locations"]}
+    assert found[os.path.realpath(site["archive"])] == "archive"
+    assert found[os.path.realpath(site["tables"])] == "tables"
+    sources = client.get("/v1/pictures/sources", headers=AUTH).json()["sources"]
+    assert [s["name"] for s in sources] == ["site-a"] and sources[0]["served"]
+
+
+def test_job_kinds_give_the_forms_their_options(client):
+    r = client.get("/v1/job-kinds", headers=AUTH)
+    assert r.status_code == 200, r.text
+    kinds = {k["name"]: k for k in r.json()["kinds"]}
+    reprocess = kinds["reprocess"]
+    assert reprocess["paths"] == ["archive", "out"] and reprocess["preview"]
+    assert {"archive", "out", "model"} <= set(reprocess["required"])
+    props = reprocess["options_schema"]["properties"]
+    assert "batch_size" in props and not {"address", "store", "json_output"} & set(props)
+    assert kinds["report"]["paths"] == ["tables", "out"] and not kinds["report"]["preview"]
+    assert client.get("/v1/job-kinds").status_code == 401

@@ -21,7 +21,7 @@ from batch.refilter.snips import read_source
 from batch.tables.archive import open_location
 from batch.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
 from batch.tables.reader import Tables, TableSet, resolve_table_set
-from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, OCCURRENCES, SNIPS
+from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from trapline.errors import BatchError, NotFoundError
@@ -51,7 +51,11 @@ def occurrence_table_set(tables: Tables, model: str | None = None, filters_hash:
     if not runs.num_rows:
         raise NotFoundError(f"{tset.model_name}:{tset.model_version} has no occurrences in {tables.url}: run "
                             "`trapline postprocess --filter track --config '{}'` first")
-    newest = runs.sort_by([("run_id", "descending")])["filters_hash"][0].as_py()
+    # The newest set by its image rows' processed_at (microseconds), as resolve_table_set picks: run ids alone
+    # sort two runs of the same second by their random suffix.
+    rows = tables.read(IMAGES, tset.model_name, tset.model_version, ["filters_hash", "processed_at", "run_id"],
+                       filter=ds.field("filters_hash").isin(sorted(set(runs["filters_hash"].to_pylist()))))
+    newest = rows.sort_by([("processed_at", "descending"), ("run_id", "descending")])["filters_hash"][0].as_py()
     return resolve_table_set(tables, f"{tset.model_name}:{tset.model_version}", newest, store)
 
 

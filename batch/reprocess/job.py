@@ -41,7 +41,7 @@ from model_store import ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
 from trapline import env, services
 from trapline.entry import add_verbose, run_command
-from trapline.errors import BatchError, RunStoppedError
+from trapline.errors import BatchError, RunStoppedError, TraplineError
 from trapline.ray_output import console, is_quiet
 from trapline.ray_runtime import RayUnreachableError, check_reachable, ensure_ray, shutdown_ray
 from trapline.services import ServiceRecord
@@ -404,9 +404,13 @@ if __name__ == "__main__":
 def _check_people(plan: Plan, report: RunReport) -> None:
     """How far this version agrees with people's identifications in the tables (none: nothing is read but the log's
     directory); the log is honoured by every reader, this only reports."""
-    truth, _ = human_truth(plan.tables)
-    if not truth:
+    try:
+        truth, _ = human_truth(plan.tables)
+        if not truth:
+            return
+        tset = resolve_table_set(plan.tables, f"{plan.model.name}:{plan.model.version}", plan.result_hash)
+        seen = against_people(plan.tables, tset, truth)
+    except (TraplineError, OSError) as exc:  # the run's parts are committed: a report that cannot be made is a warning
+        report.warnings.append(f"could not compare with people's identifications: {exc}")
         return
-    tset = resolve_table_set(plan.tables, f"{plan.model.name}:{plan.model.version}", plan.result_hash)
-    seen = against_people(plan.tables, tset, truth)
     report.identified, report.agrees_with_people = seen["identified"], seen["agreed"]

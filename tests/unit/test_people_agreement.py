@@ -82,3 +82,13 @@ def test_a_reprocess_summary_says_where_the_new_version_disagrees_with_people(ta
     _check_people(plan, report)
     assert (report.identified, report.agrees_with_people) == (3, 1)
     assert "people    agrees with 1 of 3 occurrence(s) people identified; 2 disagree" in format_report(report)
+
+
+def test_a_log_that_cannot_be_read_is_a_warning_not_a_failed_run(tmp_path):
+    (tmp_path / "_decisions").mkdir()
+    (tmp_path / "_decisions" / "x.json").write_text('{"action": "explode"}')
+    plan = SimpleNamespace(tables=Tables(str(tmp_path)), model=SimpleNamespace(name="m", version="1"), result_hash="h")
+    report = RunReport(run_id="r", status="succeeded", model="m:1", filters_hash="h", archive="a", out=str(tmp_path))
+    _check_people(plan, report)
+    assert report.status == "succeeded" and report.identified == 0
+    assert report.warnings and "x.json is not a decision" in report.warnings[0]

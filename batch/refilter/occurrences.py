@@ -75,11 +75,12 @@ def redetermine(rows: pd.DataFrame, log: DecisionsLog) -> pd.DataFrame:
 
 
 def load(tables_url: str, model: str | None = None, filters_hash: str | None = None,
-         store: str | None = None) -> OccurrenceSet:
-    """Every occurrence of a set, the decisions applied."""
+         store: str | None = None, camera: str | None = None) -> OccurrenceSet:
+    """Every occurrence of a set (of one camera's images, when given: only those are read), the decisions applied."""
     tables = Tables(tables_url)
     tset = occurrence_table_set(tables, model, filters_hash, store)
-    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
+    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash,
+                                   None if camera is None else ds.field("camera_id") == camera)
     rows = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
                                        table=OCCURRENCES)
     if not rows.empty:

@@ -53,7 +53,7 @@ def _when(field: str, value: str | None, end_of_day: bool = False):
 def _page(tables: str, model: str | None, filters_hash: str | None, store: str | None, limit: int, offset: int,
           **where: Any) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot read occurrences"):
-        occ = occurrences.load(tables, model, filters_hash, store)
+        occ = occurrences.load(tables, model, filters_hash, store, where.get("camera"))
         rows = occurrences.select(occ.rows, **where)
     shown = rows.iloc[offset:offset + limit].to_dict("records")
     return {"model": f"{occ.tset.model_name}:{occ.tset.model_version}", "filters_hash": occ.tset.filters_hash,

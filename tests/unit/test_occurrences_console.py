@@ -52,7 +52,8 @@ def test_the_occurrences_page_shows_strips_and_records_an_identification(served)
     url, tables = served
     with Browser(1280, 800) as b:
         b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)})")
+                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)});"
+                      "sessionStorage.setItem('trapline-occ-who', 'Ann')")  # as typed into the page's name field
         b.navigate(f"{url}/console#/occurrences")
         b.wait("document.querySelectorAll('.card.occurrence').length === 5", what="five occurrence cards")
         # every strip fills with real JPEG snips (cut from the frames), at most six per occurrence
@@ -72,7 +73,7 @@ def test_the_occurrences_page_shows_strips_and_records_an_identification(served)
         text = b.eval(f"document.getElementById('{deer}').querySelector('.determination').textContent")
         assert "Capreolus capreolus" in text and "the model says deer" in text
         [ident] = DecisionsLog(tables).read()
-        assert isinstance(ident, IdentifyOccurrence) and ident.label == "Capreolus capreolus"
+        assert isinstance(ident, IdentifyOccurrence) and ident.label == "Capreolus capreolus" and ident.who == "Ann"
         # click through to its frames and correct one detection's label
         b.eval(f"document.getElementById('{deer}').querySelector('a').click()")
         b.wait("document.querySelectorAll('#frames tbody tr').length === 5", what="the frames table")

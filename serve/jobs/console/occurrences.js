@@ -7,6 +7,12 @@ const OCC_STRIP = 6;  // snips shown per occurrence in the list (each one is a r
 
 function occTables() { return sessionStorage.getItem("trapline-occ-tables") || ""; }
 
+// What every decision sends besides its label: the tables, and who decides (the log keeps the name).
+function occDecision() {
+  const who = sessionStorage.getItem("trapline-occ-who");
+  return {...(occTables() ? {tables: occTables()} : {}), ...(who ? {who} : {})};
+}
+
 function occQuery(extra = {}) {
   const q = new URLSearchParams();
   if (occTables()) q.set("tables", occTables());
@@ -49,8 +55,7 @@ function identifyForm(o, done) {
     ev.preventDefault();
     if (!label.value.trim()) { say("give a label"); return; }
     try {
-      const body = {label: label.value.trim(), ...(comment.value ? {comment: comment.value} : {}),
-                    ...(occTables() ? {tables: occTables()} : {})};
+      const body = {label: label.value.trim(), ...(comment.value ? {comment: comment.value} : {}), ...occDecision()};
       const r = await api("POST", `/v1/occurrences/${enc(o.occurrence_id)}/identify`, body);
       say(`${o.occurrence_id}: ${determinationText(r.determination)}`);
       done();
@@ -66,12 +71,15 @@ async function occurrencesPage(current = () => true) {
 
   const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
   const tables = el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"});
+  const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
+                           value: sessionStorage.getItem("trapline-occ-who") || "", "aria-label": "your name"});
   const how = el("select", {name: "determined_by", "aria-label": "determined by"},
     ["", "model", "human"].map(v => el("option", {value: v, selected: filters.determined_by === v}, v || "model or human")));
   const apply = ev => {
     ev.preventDefault();
     const f = new FormData(ev.target);
     sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
+    sessionStorage.setItem("trapline-occ-who", f.get("who") || "");
     const kept = {};
     for (const k of ["camera", "label", "determined_by"]) if (f.get(k)) kept[k] = f.get(k);
     sessionStorage.setItem("trapline-occ-filters", JSON.stringify(kept));
@@ -90,7 +98,7 @@ async function occurrencesPage(current = () => true) {
       identifyForm(o, route));
   });
   page.replaceChildren(el("h1", {}, `Occurrences (${data.total}) of ${data.model}`),
-    el("form", {class: "filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"), how,
+    el("form", {class: "filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"), how, who,
        el("button", {type: "submit"}, "Show")),
     ...(cards.length ? cards : [el("p", {}, "no occurrences")]));
   return false;
@@ -107,7 +115,7 @@ async function occurrencePage(current, id) {
       ev.preventDefault();
       try {
         const r = await api("POST", `/v1/occurrences/${enc(id)}/classify`, {uri: f.uri, content_id: f.content_id,
-          detection_index: f.detection_index, label: label.value.trim(), ...(occTables() ? {tables: occTables()} : {})});
+          detection_index: f.detection_index, label: label.value.trim(), ...occDecision()});
         say(`${id}: ${determinationText(r.determination)}`);
         route();
       } catch (e) { say(e.message); }

@@ -31,8 +31,9 @@ from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency
 from batch.reprocess.summary import RunReport, apply_progress, format_report, report_counts
 from batch.reprocess.via import choose_via, find_service
 from batch.tables import journal
-from batch.tables.archive import entries_table, open_location
+from batch.tables.archive import open_location
 from batch.tables.lease import RunLease
+from batch.tables.listing import entries_table
 from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
 from batch.tables.metadata import part_metadata
 from batch.tables.schema import RUNS_DIR

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 
-from batch.reprocess.via import Slots, find_service, weigh
 from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.via import Slots, find_service, weigh
 from trapline import services
 
 

@@ -225,6 +225,8 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
 def apply_known_times(entries, known: Mapping[tuple[str, str], tuple[dt.datetime, str]]) -> Entries:
     """Entries without a time from the path take the time an earlier run or the online door recorded for the
     same bytes (an upload's `captured_at` or time of receipt, which nothing in the file says)."""
+    if not known:  # the usual case (no uploads recorded): nothing to look up, row by row
+        return Entries(as_table(entries))
     return _fill_times(as_table(entries), lambda uri, cid, mtime_us: _known(known.get((uri, cid))))
 
 
@@ -251,7 +253,8 @@ def resolve_capture_times(storage: Storage, entries,
         # an earlier run found no EXIF time in these very bytes: the mtime, as then
         return _known(hit) if hit[1] != "mtime" else (mtime_us, "mtime")
 
-    table = _fill_times(table, cached).table
+    if known:
+        table = _fill_times(table, cached).table
 
     def probe(row: tuple[str, int]) -> tuple[int, str]:
         path, mtime_us = row

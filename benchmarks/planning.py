@@ -10,7 +10,8 @@ the process's peak RSS from `wait4`), against:
 
 - `empty`: tables with nothing in them (the first run's plan: list everything, all of it to do);
 - `done`: tables that already hold a row for every file (a rerun with nothing new: list, look every file up
-  by key). The rows are written once by the product's own writer (`write_results`, fenced off) as `empty`
+  by key); then the same rerun for real (no --dry-run: its lease, manifest and orphan sweep too). The rows
+  are written once by the product's own writer (`write_results`, fenced off) as `empty`
   results of that model version and filter set, not by running the model a million times: what planning
   reads of them (the key and status columns) is the same.
 
@@ -89,10 +90,10 @@ def seed_done(archive: Path, out: Path, store: str, ref: str) -> int:
     return todo.num_rows
 
 
-def timed_dry_run(archive: Path, out: Path, store: str, ref: str) -> dict[str, Any]:
-    """One whole `trapline reprocess --dry-run` process: wall seconds, peak RSS (MiB) and its report."""
+def timed_dry_run(archive: Path, out: Path, store: str, ref: str, dry_run: bool = True) -> dict[str, Any]:
+    """One whole `trapline reprocess [--dry-run]` process: wall seconds, peak RSS (MiB) and its report."""
     argv = [sys.executable, "-m", "trapline.cli", "reprocess", "--archive", str(archive), "--out", str(out),
-            "--model", ref, "--store", store, "--dry-run", "--json"]
+            "--model", ref, "--store", store, *(["--dry-run"] if dry_run else []), "--json"]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -130,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             seeded = seed_done(archive, done, args.store, ref)
             (done / ".seeded").touch()
             print(f"{count} files: {seeded} rows seeded", flush=True)
-        for kind, out in (("empty", empty), ("done", done)):
-            res = timed_dry_run(archive, out, args.store, ref)
+        for kind, out, dry in (("empty", empty, True), ("done", done, True), ("done, real run", done, False)):
+            res = timed_dry_run(archive, out, args.store, ref, dry)
             rows.append({"files": count, "tables": kind, **res})
             print(f"{count} files, {kind} tables: {res['wall_s']} s, peak RSS {res['peak_rss_mib']} MiB, "
                   f"{res['to_process']} to process (load {res['load']})", flush=True)

@@ -35,11 +35,16 @@ from trapline.errors import ServeConfigError, TraplineError
 # hundred requests/s per replica; status and admin calls use them too.
 REFUSAL_HEADROOM = 64
 # CPUs the embedded default leaves free for an archive job sent through the deployment (`trapline reprocess`
-# finds a running `trapline serve` by itself): its clients and its writer. Replicas are capped at 1 CPU each,
-# so on 2 cores one detector keeps its whole CPU either way.
+# finds a running `trapline serve` by itself): its clients and its writer. Ray's CPUs are logical: this only
+# decides how many of the job's tasks are placed at once, the replicas still get every core (DEFAULT_REPLICAS).
 JOB_CPUS = 0.5
-
-
+# The embedded default runs one replica per core (at most this many per detector), each one forward pass on one
+# intra-op thread: on CPU, N single-thread sessions side by side run N images at a time at ~N x the rate of one
+# (7.2 images/s for a YOLOv8s on 2 cores), where one session of N threads gains less (its threads meet at every
+# layer; see BENCHMARKS.md, issue 34). An archive job through the service then runs at the machine's speed, as its
+# own actor pool would, and an online request still runs on a core of its own (it goes ahead of archive images
+# at every batch and stops a running archive batch: `preempt_bulk`). Above this many, replicas get more threads.
+DEFAULT_REPLICAS = 4
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -380,8 +385,9 @@ def local_default(store: str | None = None, models: list[str] | None = None, cpu
     Detectors become model deployments; classifiers become classifier deployments, each routed to the
     served detectors that have a label its `applies_to` names (every served detector when it names none).
     A classifier no served detector routes to is left out: it would hold a replica no request reaches.
-    With `cpus` (a local Ray's CPU count), replicas are sized so that all of them, the ingress and an archive
-    job sent through them (`JOB_CPUS`) fit; without, each asks for the default 1 CPU (a cluster scales to fit).
+    With `cpus` (a local Ray's CPU count), each detector runs a replica per core (`default_sizing`), sized so that
+    all of them, the ingress and an archive job sent through them (`JOB_CPUS`) fit; without, one replica of the
+    default 1 CPU each (a cluster scales to fit).
     """
     store_ = ModelStore(store)
     root = store_.root
@@ -409,14 +415,31 @@ def local_default(store: str | None = None, models: list[str] | None = None, cpu
                 routes[d].append({"model": name, "labels": labels})
         if any(r["model"] == name for rs in routes.values() for r in rs):
             classifiers.append(name)
-    sizing = {}
-    if cpus:
-        ingress = HttpConfig.model_fields["ingress_num_cpus"].default
-        per = (cpus - ingress - JOB_CPUS) / (len(detectors) + len(classifiers))
-        sizing["num_cpus"] = max(0.1, min(1.0, math.floor(per * 100) / 100))
+    ingress = HttpConfig.model_fields["ingress_num_cpus"].default if len(detectors) > 1 or \
+        http.get("one_hop") is False else 0.0  # one model, one hop: its replicas are the ingress
+    sizing, classifier_sizing = ({}, {}) if not cpus else default_sizing(cpus, len(detectors), len(classifiers),
+                                                                         ingress)
     return parse_serve_config(
         {"store": root, "models": [{"name": d, "classify": routes[d], **sizing} for d in detectors],
-         "classifiers": [{"name": c, **sizing} for c in classifiers], "http": http}, "default config")
+         "classifiers": [{"name": c, **classifier_sizing} for c in classifiers], "http": http}, "default config")
+
+
+def default_sizing(cpus: float, detectors: int, classifiers: int, ingress: float = 0.0
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(each detector's, each classifier's) replicas, CPUs and threads on a machine of `cpus` cores.
+
+    Each detector gets a replica per core it can count on (its share of the cores, at most DEFAULT_REPLICAS,
+    more threads each beyond that); a classifier, which runs on crops only, one replica of one thread. Their
+    CPU asks (logical) are the cores less the ingress and JOB_CPUS, split evenly over all replicas, so that
+    they, the ingress and an archive job sent through them fit in a local Ray of `cpus`."""
+    cores = max(1, int(cpus))
+    per_detector = max(1, cores // detectors)
+    replicas = min(per_detector, DEFAULT_REPLICAS)
+    threads = max(1, per_detector // replicas)
+    budget = cpus - ingress - JOB_CPUS
+    share = max(0.1, min(float(threads), math.floor(100 * budget / (detectors * replicas + classifiers)) / 100))
+    detector = {"num_replicas": replicas, "num_cpus": share, "onnx_threads": threads}
+    return detector, {"num_replicas": 1, "num_cpus": min(share, 1.0), "onnx_threads": 1}
 
 
 def _current_version(store, name: str):

@@ -34,7 +34,7 @@ def test_embedded_default_serves_every_model_with_a_production_alias(local_store
 
 
 def test_embedded_default_fits_replicas_on_the_local_cpus(local_store, fixture_models):
-    from serve.config import local_default
+    from serve.defaults import local_default
 
     local_store.publish(fixture_models["yolov8"], "other", "1", {**fixture_config("yolov8")})
     local_store.promote("fixture:1")
@@ -52,7 +52,8 @@ def test_the_embedded_default_runs_one_detector_at_the_machines_speed(local_stor
     """One detector alone gets a replica per core (single-thread sessions side by side, the raw ceiling of
     the machine), up to DEFAULT_REPLICAS and more threads each beyond; all of it, and an archive job sent
     through it, fits the local Ray's CPUs."""
-    from serve.config import DEFAULT_REPLICAS, local_default
+    from serve.config import DEFAULT_REPLICAS
+    from serve.defaults import local_default
 
     local_store.promote("fixture:1")
     [m] = local_default(local_store.root, cpus=cpus).models
@@ -78,7 +79,7 @@ def test_embedded_default_serves_classifiers_as_classifiers(local_store, fixture
     routes = {m.name: {r.model: r.labels for r in m.classify} for m in cfg.models}
     assert routes == {"birds": {"anything": []}, "fixture": {"anything": [], "colours": ["deer"]}}
 
-    from serve.config import local_default
+    from serve.defaults import local_default
 
     fitted = local_default(local_store.root, cpus=2)
     used = sum(d.num_cpus for d in [*fitted.models, *fitted.classifiers]) + fitted.http.ingress_num_cpus

@@ -30,7 +30,7 @@ class FlagStyle:
     repeatable: bool = False             # a list field given as the flag once per item
 
 
-def _base_type(annotation: Any) -> Any:
+def base_type(annotation: Any) -> Any:
     """The annotation without `| None`."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
@@ -66,7 +66,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
             help_text += " (required)"
         elif shown is not None:
             help_text += f" (default {shown})"
-        kind = _base_type(info.annotation)
+        kind = base_type(info.annotation)
         if style.switches:
             group = parser.add_mutually_exclusive_group()
             for value, (flag, text) in style.switches.items():

@@ -131,6 +131,12 @@ def processed_images(summary: str) -> int | None:
     return int(found[-1][0]) - int(found[-1][1]) if found else None
 
 
+def first_line(res: dict[str, Any]) -> str:
+    """The job's first line of its own (after Ray's pointer to its logs): the door `--via auto` chose, and why."""
+    lines = [ln for ln in (res["stderr"] + res["stdout"]).splitlines() if ln.strip() and not ln.startswith("Ray logs:")]
+    return lines[0] if lines else ""
+
+
 def trapline_argv(folder: Path, out: Path, ref: str, store: str, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "trapline.cli", "reprocess", "--archive", str(folder), "--out", str(out),
             "--model", ref, "--store", store, *extra]
@@ -202,6 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              "peer_images_per_s": round(count / peer["wall_s"], 2),
                              "peer_÷_trapline": ratio(peer["wall_s"], res["wall_s"]),
                              "job_images_per_s": float(rate[-1]) if rate else None,  # the job's own rate, in Ray
+                             "first_line": first_line(res),  # which door the job took, and why
                              "load_peer": peer["load"], "load_trapline": res["load"]})
                 print(f"{count} images: trapline reprocess {ref} {res['wall_s']} s (load {res['load']}) -> ratio "
                       f"{rows[-1]['peer_÷_trapline']}", flush=True)

@@ -120,3 +120,6 @@ class ReplicaStatus(BaseModel):
     store_error: str | None = None
     batching: BatchingOut
     stats: BatchStatsOut
+    onnx_threads: int | None = Field(None, description=(
+        "intra-op threads of one forward pass here: with the replica count, what an archive job sent through the "
+        "deployment can run at once (`trapline reprocess --via auto` weighs it against a pool of its own)"))

@@ -12,7 +12,9 @@ from typing import Any
 from model_store import ModelStore
 from model_store.store.cli import add_store_argument
 from serve import APP_NAME
-from serve.config import HttpConfig, ServeConfig, local_default, parse_serve_config, read_config_file, trapline_app
+from serve.config import HttpConfig, ServeConfig, parse_serve_config
+from serve.config_files import read_config_file, trapline_app
+from serve.defaults import local_default
 from serve.local import direct_urls, run_config, run_local
 from trapline import env, services
 from trapline.errors import UserError

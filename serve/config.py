@@ -12,20 +12,17 @@ app's replicas); to retune a running model without restarting it, override its d
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model_store import CropOptions, ModelStore
+from model_store import CropOptions
 from model_store.core.config import format_validation_error
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
-from serve import APP_NAME
 from serve.jobs.config import JobsConfig, OnPromote
-from trapline.errors import ServeConfigError, TraplineError
+from trapline.errors import ServeConfigError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
 # there (typed 503 + Retry-After, before its body is read) instead of waiting in Serve's router:
@@ -35,11 +32,16 @@ from trapline.errors import ServeConfigError, TraplineError
 # hundred requests/s per replica; status and admin calls use them too.
 REFUSAL_HEADROOM = 64
 # CPUs the embedded default leaves free for an archive job sent through the deployment (`trapline reprocess`
-# finds a running `trapline serve` by itself): its clients and its writer. Replicas are capped at 1 CPU each,
-# so on 2 cores one detector keeps its whole CPU either way.
+# finds a running `trapline serve` by itself): its clients and its writer. Ray's CPUs are logical: this only
+# decides how many of the job's tasks are placed at once, the replicas still get every core (DEFAULT_REPLICAS).
 JOB_CPUS = 0.5
-
-
+# The embedded default runs one replica per core (at most this many per detector), each one forward pass on one
+# intra-op thread: on CPU, N single-thread sessions side by side run N images at a time at ~N x the rate of one
+# (7.2 images/s for a YOLOv8s on 2 cores), where one session of N threads gains less (its threads meet at every
+# layer; see BENCHMARKS.md, issue 34). An archive job through the service then runs at the machine's speed, as its
+# own actor pool would, and an online request still runs on a core of its own (it goes ahead of archive images
+# at every batch and stops a running archive batch: `preempt_bulk`). Above this many, replicas get more threads.
+DEFAULT_REPLICAS = 4
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -336,102 +338,3 @@ def parse_serve_config(data: dict[str, Any] | ServeConfig, source: str = "serve 
         return ServeConfig.model_validate(data)
     except ValidationError as exc:
         raise ServeConfigError(format_validation_error(exc, source, what="")) from None
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The YAML mapping in `path`, with clear errors."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ServeConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ServeConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ServeConfigError(f"{path} must hold a mapping")
-    return data
-
-
-def trapline_app(serve_config: dict[str, Any], app_name: str | None = None, source: str = "config") -> dict[str, Any]:
-    """The application of a Ray Serve config built by serve.app:app_builder (the one named `app_name` if several)."""
-    apps = [a for a in serve_config.get("applications") or [] if str(a.get("import_path", "")).startswith("serve.app:")]
-    if not apps:
-        raise ServeConfigError(f"{source} has no application with import_path serve.app:app_builder")
-    return next((a for a in apps if a.get("name") == app_name), apps[0])
-
-
-def load_config_file(path: str | Path, app_name: str = APP_NAME) -> tuple[ServeConfig, dict[str, Any]]:
-    """Read a config file: a Ray Serve config (`applications:`) or a bare ServeConfig.
-
-    Returns (config, http_options); http_options is the file's top-level `http_options` ({} if none).
-    """
-    data = read_config_file(path)
-    if "applications" not in data:
-        return parse_serve_config(data, str(path)), {}
-    app = trapline_app(data, app_name, str(path))
-    source = f"{path} (application {app.get('name')!r})"
-    return parse_serve_config(app.get("args") or {}, source), dict(data.get("http_options") or {})
-
-
-def local_default(store: str | None = None, models: list[str] | None = None, cpus: float | None = None,
-                  **http: Any) -> ServeConfig:
-    """The embedded default: the given models (else every model with a production alias in the store).
-
-    Detectors become model deployments; classifiers become classifier deployments, each routed to the
-    served detectors that have a label its `applies_to` names (every served detector when it names none).
-    A classifier no served detector routes to is left out: it would hold a replica no request reaches.
-    With `cpus` (a local Ray's CPU count), replicas are sized so that all of them, the ingress and an archive
-    job sent through them (`JOB_CPUS`) fit; without, each asks for the default 1 CPU (a cluster scales to fit).
-    """
-    store_ = ModelStore(store)
-    root = store_.root
-    names = models or discover_models(root)
-    if not names:
-        raise ServeConfigError(
-            f"no models to serve: the store {root} has no model with a production alias "
-            "(publish and promote one with `trapline models publish/promote`, or name the models)")
-    served = {name: _current_version(store_, name) for name in names}
-    detectors = [n for n, mv in served.items() if mv is None or not mv.is_classifier]
-    if not detectors:
-        raise ServeConfigError(
-            f"no detector to serve: {', '.join(names)} {'is a classifier' if len(names) == 1 else 'are classifiers'} "
-            f"(backend onnx-classifier) and a classifier only runs on a detector's boxes; publish and promote a "
-            f"detector to {root}, or name one with --model")
-    routes = {d: [] for d in detectors}
-    classifiers = []
-    for name, mv in served.items():
-        if mv is None or not mv.is_classifier:
-            continue
-        for d in detectors:
-            wanted = mv.config.applies_to
-            labels = [label for label in wanted if served[d] is not None and label in served[d].config.labels]
-            if labels or not wanted:
-                routes[d].append({"model": name, "labels": labels})
-        if any(r["model"] == name for rs in routes.values() for r in rs):
-            classifiers.append(name)
-    sizing = {}
-    if cpus:
-        ingress = HttpConfig.model_fields["ingress_num_cpus"].default
-        per = (cpus - ingress - JOB_CPUS) / (len(detectors) + len(classifiers))
-        sizing["num_cpus"] = max(0.1, min(1.0, math.floor(per * 100) / 100))
-    return parse_serve_config(
-        {"store": root, "models": [{"name": d, "classify": routes[d], **sizing} for d in detectors],
-         "classifiers": [{"name": c, **sizing} for c in classifiers], "http": http}, "default config")
-
-
-def _current_version(store, name: str):
-    """The version a model's production alias (else its latest) points at, to tell its kind and labels;
-    None when it has neither (the deployment then reports why it cannot load)."""
-    for alias in (DEFAULT_ALIAS, "latest"):
-        try:
-            return store.get(f"{name}@{alias}")
-        except TraplineError:
-            continue
-    return None
-
-
-def discover_models(store_root: str | None, alias: str = DEFAULT_ALIAS) -> list[str]:
-    """Models in the store that have `alias` set (detectors and classifiers): the embedded default of
-    `trapline serve`."""
-    store = ModelStore(store_root)
-    return [name for name in store.list_models() if alias in store.aliases(name)]

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from serve import APP_NAME
-from serve.config import ServeConfig, parse_serve_config, trapline_app
+from serve.config import ServeConfig, parse_serve_config
+from serve.config_files import trapline_app
 from trapline.errors import ServeStartError
 from trapline.ray_runtime import ensure_ray, shutdown_ray
 

@@ -131,7 +131,8 @@ class VersionedReplica:
                                batch_wait_policy=rt.batch_wait_policy, bulk_max_batch_size=rt.bulk_max_batch_size,
                                preempt_bulk=rt.preempt_bulk)
         return ReplicaStatus(replica=self.replica_id, model=self.model, kind=self.kind, **self.versions.status(),
-                             batching=batching, stats=self.stats.snapshot())
+                             batching=batching, stats=self.stats.snapshot(),
+                             onnx_threads=getattr(self, "onnx_threads", None))
 
     async def refresh(self, retry_failed: bool = False) -> ReplicaStatus:
         """Re-read the aliases now and swap those that moved (after loading and warming the new version)."""

@@ -27,7 +27,7 @@ from batch.tables.schema import CLASSIFICATIONS
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
-from serve.config import local_default
+from serve.defaults import local_default
 from serve.local import run_local
 from trapline import env, ray_output
 from trapline.ray_runtime import ensure_ray, shutdown_ray

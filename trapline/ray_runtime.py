@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trapline import ray_output
+from trapline.env import RAY_ADDRESS
 from trapline.errors import RayUnreachableError
 
 # Seconds to wait for a TCP connection to a given cluster's address before saying it is unreachable.
@@ -39,7 +40,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
     if ray.is_initialized():
         return False
     include_dashboard = kwargs.pop("include_dashboard", False)  # a local Ray's only: a cluster has its own or none
-    address = address or env.RAY_ADDRESS.get()
+    address = address or RAY_ADDRESS.get()
     if address == "local":
         address = None
     loopback = check_reachable(address) if address else True

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ WRITE_CPUS = 0.25  # the writer only serialises and uploads
 INLINE_MAX_IMAGES = 1000
 INLINE_PART_IMAGES = 100
 INLINE_WINDOW = 16
+INLINE_PARTS_AT_ONCE = 2
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections")
 FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/env.py says why)
 
@@ -330,14 +332,24 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     client = ServeClient(spec.model_name, spec.ref, spec.filter_overrides, expected, app_name=spec.serve_app,
                          archive_url=spec.archive_url, window=INLINE_WINDOW)
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
-    for start in range(0, entries.num_rows, rows):
+
+    def run_part(start: int) -> dict[str, Any]:
         block = entries.slice(start, rows)
         batch = {name: block.column(name).to_numpy(zero_copy_only=False) for name in block.column_names}
-        stats = write_results(client(batch), out_url=spec.out_url, model_name=spec.model_name,
-                              model_version=spec.model_version, model_sha256=spec.model_sha256,
-                              filters_hash=spec.filters_hash, run_id=spec.run_id, metadata=spec.metadata,
-                              fenced=spec.fenced)
-        progress.add_part(stats.to_pylist()[0])
-        if on_part is not None:
-            on_part(progress)
+        return write_results(client(batch), out_url=spec.out_url, model_name=spec.model_name,
+                             model_version=spec.model_version, model_sha256=spec.model_sha256,
+                             filters_hash=spec.filters_hash, run_id=spec.run_id, metadata=spec.metadata,
+                             fenced=spec.fenced).to_pylist()[0]
+
+    # Two parts at a time: while one part's last images drain and its rows are written, the next one's files
+    # are read and sent, so the replicas never wait between parts (one part at a time left every replica but
+    # one idle at each part's end). Parts are reported in order.
+    parts = ThreadPoolExecutor(INLINE_PARTS_AT_ONCE, thread_name_prefix="inline-part")
+    try:
+        for stats in parts.map(run_part, range(0, entries.num_rows, rows)):
+            progress.add_part(stats)
+            if on_part is not None:
+                on_part(progress)
+    finally:  # a stop or a failure: the parts not yet started are dropped, the running ones end (a rerun resumes)
+        parts.shutdown(wait=True, cancel_futures=True)
     return progress

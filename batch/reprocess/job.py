@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -29,9 +30,11 @@ from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, o
 from batch.reprocess.plan import Plan, plan_run
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, format_report, report_counts
+from batch.reprocess.via import choose_via, find_service
 from batch.tables import journal
-from batch.tables.archive import entries_table, open_location
+from batch.tables.archive import open_location
 from batch.tables.lease import RunLease
+from batch.tables.listing import entries_table
 from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
 from batch.tables.metadata import part_metadata
 from batch.tables.reader import resolve_table_set
@@ -39,12 +42,10 @@ from batch.tables.schema import RUNS_DIR
 from batch.tables.stop import stop_requested
 from model_store import ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
-from trapline import env, services
 from trapline.entry import add_verbose, run_command
 from trapline.errors import BatchError, RunStoppedError, TraplineError
 from trapline.ray_output import console, is_quiet
-from trapline.ray_runtime import RayUnreachableError, check_reachable, ensure_ray, shutdown_ray
-from trapline.services import ServiceRecord
+from trapline.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 
 # The manifest is rewritten at most this often while parts land: `GET /v1/jobs/{id}` reads progress from it.
 MANIFEST_EVERY_S = 2.0
@@ -183,7 +184,9 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         raise BatchError(str(exc)) from None
     try:
         if options.via == "auto":
-            via, why = _choose_via(plan, service, connected)
+            # the pool it is weighed against: in a Ray of its own on this machine when the service is local
+            cpus = float(os.cpu_count() or 1) if service else float(ray.cluster_resources().get("CPU", 1))
+            via, why = choose_via(plan, service, connected, cpus)
             if via == "actors" and service is not None:  # the service's Ray is for its replicas: use our own
                 shutdown_ray()
                 started = ensure_ray(None, log_to_driver=False)
@@ -220,50 +223,6 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
             shutdown_ray()
         raise
     return started, spec
-
-
-def find_service(options: ReprocessOptions, log: Callable[[str], None]) -> ServiceRecord | None:
-    """A running `trapline serve` on this machine that an `auto` run may send its images through: only when no
-    cluster is named (--address, $RAY_ADDRESS) and this process is not already connected to one. A record whose
-    process died is dropped and one whose Ray does not answer skipped, in seconds (trapline/services.py)."""
-    # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
-    import ray
-
-    if options.via != "auto" or options.address or env.RAY_ADDRESS.get() or ray.is_initialized():
-        return None
-
-    def answers(record: ServiceRecord) -> bool:
-        try:
-            check_reachable(record.ray_address, timeout_s=2.0)
-            return True
-        except RayUnreachableError:
-            return False
-
-    found = services.live(answers)
-    return found[0] if found else None
-
-
-def _choose_via(plan: Plan, service: ServiceRecord | None, connected: bool) -> tuple[str, str]:
-    """`auto`: the live deployment when it serves the job's version and filter set (one blank image through it,
-    checked like every answer), else the actor pool. Returns the choice and the line that says so."""
-    options, mv = plan.options, plan.model
-    ref = f"{mv.name}:{mv.version}"
-    if options.num_gpus:
-        return "actors", f"{ref}: an actor pool of its own (--num-gpus asks for one)"
-    if service is None and not (options.address or env.RAY_ADDRESS.get()):
-        why = "in the Ray this process already runs" if connected else "no running trapline serve on this machine"
-        return "actors", f"{ref}: an actor pool of its own ({why}; --via serve to use a deployment there)"
-    where = f"the running trapline serve at {service.url}" if service else \
-        f"Serve app {options.serve_app!r} on {options.address or env.RAY_ADDRESS.get()}"
-    app = service.app_name if service else options.serve_app
-    try:
-        preflight_serve(mv.name, ref, options.filters, {"version": mv.version, "sha256": mv.config.weights.sha256,
-                                                       "filters_hash": plan.filters.hash},
-                        mv.config.input_size, app, mv.config.preprocess.pad_value)
-    except BatchError as exc:
-        return "actors", f"{ref}: an actor pool of its own ({where} cannot take it: {str(exc).split('. ')[0]})"
-    return "serve", (f"{ref} through {where}: already loaded there, no actors to start, no model to load "
-                     "(--via actors for a pool of its own)")
 
 
 def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[[str], None]) -> PlanSpec:

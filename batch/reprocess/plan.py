@@ -6,23 +6,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from batch.reprocess.classify import resolve_stage
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.selection import Selection, select
 from batch.reprocess.summary import RunReport
-from batch.tables.archive import (
-    Listing,
-    PathPattern,
-    apply_known_times,
-    list_archive,
-    open_location,
-    resolve_capture_times,
-)
+from batch.tables.archive import PathPattern, open_location
 from batch.tables.journal import pending_keys
+from batch.tables.listing import Listing, apply_known_times, list_archive, resolve_capture_times
 from batch.tables.reader import Tables
 from batch.tables.schema import UPLOAD_TIME_SOURCES
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.pipeline import result_hash
+
+DONE_SCHEMA = pa.schema([("uri", pa.string()), ("content_id", pa.string())])
 
 
 @dataclass
@@ -73,8 +71,10 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     else:  # the actors read EXIF / mtime themselves; what only the online door knew is carried over here
         entries = apply_known_times(entries, tables.known_capture_times(UPLOAD_TIME_SOURCES))
     # Uploads a running service recorded and will commit at its next flush count as done too.
-    done = tables.done_keys(mv.name, mv.version, result, options.retry_failed) | pending_keys(
-        tables.storage, mv.name, mv.version, result)
+    pending = sorted(pending_keys(tables.storage, mv.name, mv.version, result))
+    done = pa.concat_tables([tables.done_table(mv.name, mv.version, result, options.retry_failed).cast(DONE_SCHEMA),
+                             pa.table({"uri": [k[0] for k in pending], "content_id": [k[1] for k in pending]},
+                                      schema=DONE_SCHEMA)])
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
                        until=options.until, limit=options.limit)
     return Plan(options, mv, filters, tables, listing, selection, routes, result)

@@ -1,12 +1,19 @@
-"""Choose what a run processes: time window, newest per camera, already-done images, a limit."""
+"""Choose what a run processes: time window, newest per camera, already-done images, a limit.
+
+All of it on the listing's columns (Arrow): a million files are chosen from without one object per file."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Set
+from collections.abc import Set
 from dataclasses import dataclass
 
-from batch.tables.archive import ArchiveEntry
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batch.tables.listing import Entries, as_table, to_us
+
+KEY = ["uri", "content_id"]  # an image version's identity: with the model version and result set, the skip key
 
 
 @dataclass(frozen=True)
@@ -14,7 +21,7 @@ class Selection:
     found: int  # image files in the archive
     selected: int  # after --since/--until/--latest-per-camera
     already_done: int  # selected images this model version and filter set already has
-    todo: list[ArchiveEntry]  # what this run processes (after --limit)
+    todo: Entries  # what this run processes (after --limit), in path order
     held_back: int = 0  # left for a later run by --limit
 
 
@@ -27,27 +34,58 @@ def in_window(when: dt.datetime | None, since: dt.datetime | None, until: dt.dat
     return (since is None or when >= since) and (until is None or when <= until)
 
 
-def latest_per_camera(entries: Iterable[ArchiveEntry]) -> list[ArchiveEntry]:
-    """The newest capture of each camera (ties broken by path); files without a camera form one group."""
-    best: dict[str | None, ArchiveEntry] = {}
-    for e in entries:
-        cur = best.get(e.camera_id)
-        if cur is None or (e.capture_time or dt.datetime.min, e.rel_path) > (cur.capture_time or dt.datetime.min,
-                                                                              cur.rel_path):
-            best[e.camera_id] = e
-    return sorted(best.values(), key=lambda e: e.uri)
+def _window(table: pa.Table, since: dt.datetime | None, until: dt.datetime | None) -> pa.Table:
+    if since is None and until is None:
+        return table
+    times = table["capture_time_us"]
+    mask = pc.greater_equal(times, 0)  # -1: unknown, outside any window
+    if since is not None:
+        mask = pc.and_(mask, pc.greater_equal(times, to_us(since)))
+    if until is not None:
+        mask = pc.and_(mask, pc.less_equal(times, to_us(until)))
+    return table.filter(mask)
 
 
-def select(entries: list[ArchiveEntry], done: Set[tuple[str, str]], *, latest: bool = False,
+def latest_per_camera(entries) -> Entries:
+    """The newest capture of each camera (ties broken by path), in uri order; files without a camera form
+    one group."""
+    table = as_table(entries)
+    best: dict[str | None, tuple[int, str, int]] = {}
+    for i, (camera, when, rel) in enumerate(zip(*(table[c].to_pylist() for c in
+                                                  ("camera_id", "capture_time_us", "rel_path")), strict=True)):
+        cur = best.get(camera)
+        if cur is None or (when, rel) > cur[:2]:  # an unknown time (-1) loses to any known one
+            best[camera] = (when, rel, i)
+    chosen = table.take(sorted(i for _, _, i in best.values()))
+    return Entries(chosen.take(pc.sort_indices(chosen, [("uri", "ascending")])))
+
+
+def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table) -> pa.Table:
+    """The rows of `table` whose (uri, content_id) is not in `done` (a set of keys or a table of them), in order."""
+    if not isinstance(done, pa.Table):
+        mask = [key not in done for key in zip(table["uri"].to_pylist(), table["content_id"].to_pylist(),
+                                                strict=True)] if done else [True] * table.num_rows
+        return table.filter(pa.array(mask, pa.bool_()))
+    if not done.num_rows or not table.num_rows:
+        return table
+    keys = table.select(KEY).append_column("row", pa.array(range(table.num_rows), pa.int64()))
+    left = keys.join(done.select(KEY), keys=KEY, join_type="left anti", use_threads=False)
+    rows = left["row"]
+    return table.take(rows.take(pc.sort_indices(rows)))  # a join keeps no order: back to path order
+
+
+def select(entries, done: Set[tuple[str, str]] | pa.Table, *, latest: bool = False,
            since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = None) -> Selection:
     """Apply the window, then newest-per-camera, then drop done images, then the limit (in path order)."""
-    chosen = [e for e in entries if in_window(e.capture_time, since, until)]
+    table = as_table(entries)
+    chosen = _window(table, since, until)
     if latest:
-        chosen = latest_per_camera(chosen)
-    todo = [e for e in chosen if (e.uri, e.content_id) not in done]
-    already = len(chosen) - len(todo)
+        chosen = latest_per_camera(chosen).table
+    todo = not_done(chosen, done)
+    already = chosen.num_rows - todo.num_rows
     held = 0
-    if limit is not None and len(todo) > limit:
-        held = len(todo) - limit
-        todo = todo[:limit]
-    return Selection(found=len(entries), selected=len(chosen), already_done=already, todo=todo, held_back=held)
+    if limit is not None and todo.num_rows > limit:
+        held = todo.num_rows - limit
+        todo = todo.slice(0, limit)
+    return Selection(found=table.num_rows, selected=chosen.num_rows, already_done=already, todo=Entries(todo),
+                     held_back=held)

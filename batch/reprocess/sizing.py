@@ -26,7 +26,7 @@ def stage_cpus(options: ReprocessOptions) -> float:
 def plan_resources(options: ReprocessOptions, cpus: float, gpus: float) -> tuple[int | tuple[int, int], float]:
     """(actor concurrency, CPUs per actor) for a cluster with `cpus` and `gpus`; explicit options win.
 
-    GPU actors are one per GPU share, Serve clients up to 4 light actors. CPU inference: the
+    GPU actors are one per GPU share, Serve clients 2-4 light actors. CPU inference: the
     writer keeps 0.25 and the rest is split into about one actor per CPU, each with one ONNX
     thread per whole CPU it holds; the actors read and decode their own images. With
     `--decode tasks` the read tasks also keep a fifth of the CPUs (at least one task's worth), so
@@ -37,7 +37,9 @@ def plan_resources(options: ReprocessOptions, cpus: float, gpus: float) -> tuple
     if options.num_gpus > 0:
         return options.concurrency or max(1, int(gpus // options.num_gpus)), options.actor_cpus
     if options.via == "serve":
-        return options.concurrency or max(1, min(4, int(cpus // 2))), options.actor_cpus
+        # at least two clients: while one finishes its batch (its last images drain), the other keeps the
+        # replicas busy; one alone left all replicas but one idle at every batch's end
+        return options.concurrency or max(2, min(4, int(cpus // 2))), options.actor_cpus
     reads = max(options.read_cpus, READ_SHARE * cpus) if options.decode == "tasks" else 0.0
     stage = stage_cpus(options)
     spare = max(cpus - reads - stage - WRITE_CPUS, 0.25)

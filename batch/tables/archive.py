@@ -1,7 +1,7 @@
-"""Read an image archive (a directory or s3://bucket/prefix): list it, identify each file's camera and time.
+"""Read an image archive (a directory or s3://bucket/prefix): identify each file, its camera and its time.
 
-Listing is metadata only (names, sizes, mtimes or ETags); image bytes are read later by the
-pipeline's CPU tasks. The driver holds the listing, which is small next to the images.
+Listing (batch/tables/listing.py) is metadata only (names, sizes, mtimes or ETags), in pages into one Arrow
+table; image bytes are read later by the pipeline's CPU tasks.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-import pyarrow as pa
 from PIL import Image
 
-from batch.tables.cameras import DEFAULT_CAMERA_ID
-from batch.tables.schema import ENTRY_SCHEMA
 from trapline.errors import ArchiveError
 from trapline.storage import Storage
 
@@ -49,13 +45,6 @@ class ArchiveEntry:
     camera_id: str  # DEFAULT_CAMERA_ID for a file directly under the archive root
     capture_time: dt.datetime | None = None  # None until resolved (path pattern, EXIF, mtime)
     capture_time_source: str | None = None
-
-
-@dataclass(frozen=True)
-class Listing:
-    entries: list[ArchiveEntry]
-    unmatched: int  # files the --path-pattern did not match (they fall back to the defaults)
-    ignored: int  # hidden files, NAS/OS junk and other extensions
 
 
 def open_location(url: str) -> Storage:
@@ -145,7 +134,7 @@ def exif_capture_time(data: bytes) -> dt.datetime | None:
         return None
 
 
-def _is_ignored(rel_path: str, extensions: frozenset[str]) -> bool:
+def is_ignored(rel_path: str, extensions: frozenset[str]) -> bool:
     parts = rel_path.split("/")
     if any(p.startswith(".") or p in IGNORED_DIRS for p in parts):
         return True
@@ -164,7 +153,7 @@ def content_id_of(info: Mapping) -> str:
     return f"size={size};mtime_us={mtime_us}"
 
 
-def _mtime(info: Mapping) -> dt.datetime:
+def mtime_of(info: Mapping) -> dt.datetime:
     value = info.get("LastModified") or info.get("last_modified") or info.get("mtime")
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
@@ -178,112 +167,6 @@ def _mtime(info: Mapping) -> dt.datetime:
 def uri_of(storage: Storage, path: str) -> str:
     """The uri tables record for a file at `path` (as the storage's filesystem spells it)."""
     return path if storage.is_local else f"{storage.url().split('://', 1)[0]}://{path}"
-
-
-def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSIONS,
-                 pattern: PathPattern | None = None) -> Listing:
-    """Every image file under the archive root (recursive), sorted by path."""
-    exts = frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
-    root = storage.root
-    if storage.is_local and not os.path.isdir(root):
-        raise ArchiveError(f"archive {storage.url()} is not a directory")
-    try:
-        found = storage.fs.find(root, detail=True, withdirs=False)
-    except FileNotFoundError:
-        raise ArchiveError(f"archive {storage.url()} does not exist") from None
-    entries, unmatched, ignored = [], 0, 0
-    for path in sorted(found):
-        info = found[path]
-        if info.get("type", "file") != "file":
-            continue
-        rel = path[len(root):].lstrip("/")
-        if _is_ignored(rel, exts):
-            ignored += 1
-            continue
-        parts = rel.split("/")
-        camera = parts[0] if len(parts) > 1 else DEFAULT_CAMERA_ID
-        when = None
-        if pattern is not None:
-            matched, pcam, when = pattern.match(rel)
-            unmatched += not matched
-            camera = pcam or camera
-        uri = uri_of(storage, path)
-        entries.append(ArchiveEntry(
-            uri=uri, path=path, rel_path=rel, size_bytes=int(info.get("size") or 0),
-            content_id=content_id_of(info), mtime=_mtime(info), camera_id=camera,
-            capture_time=when, capture_time_source="path" if when else None,
-        ))
-    return Listing(entries, unmatched, ignored)
-
-
-def apply_known_times(entries: list[ArchiveEntry], known: Mapping[tuple[str, str], tuple[dt.datetime, str]]
-                      ) -> list[ArchiveEntry]:
-    """Entries without a time from the path take the time an earlier run or the online door recorded for the
-    same bytes (an upload's `captured_at` or time of receipt, which nothing in the file says)."""
-    out = list(entries)
-    for i, e in enumerate(out):
-        cached = known.get((e.uri, e.content_id)) if e.capture_time is None else None
-        if cached is not None:
-            out[i] = replace(e, capture_time=cached[0], capture_time_source=cached[1])
-    return out
-
-
-def resolve_capture_times(storage: Storage, entries: list[ArchiveEntry],
-                          known: Mapping[tuple[str, str], tuple[dt.datetime, str]] | None = None,
-                          threads: int = 16) -> list[ArchiveEntry]:
-    """Fill in capture times the path did not give: EXIF DateTimeOriginal, else mtime.
-
-    `known` maps (uri, content_id) to a time already found by an earlier run, so reruns read no
-    image headers again. Header reads are ranged (first 256 KiB) and run on a thread pool.
-    """
-    known = known or {}
-    out = list(entries)
-    pending = []
-    for i, e in enumerate(out):
-        if e.capture_time is not None:
-            continue
-        cached = known.get((e.uri, e.content_id))
-        if cached is not None and cached[1] != "mtime":  # EXIF, or what the online door recorded for an upload
-            out[i] = replace(e, capture_time=cached[0], capture_time_source=cached[1])
-        elif cached is not None:  # an earlier run found no EXIF time in these very bytes
-            out[i] = replace(e, capture_time=e.mtime, capture_time_source="mtime")
-        else:
-            pending.append(i)
-
-    def probe(i: int) -> tuple[int, dt.datetime | None]:
-        try:
-            head = storage.fs.cat_file(out[i].path, start=0, end=HEAD_BYTES)
-        except OSError:
-            return i, None  # unreadable now: the pipeline will record the read error
-        return i, exif_capture_time(head)
-
-    if pending:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for i, when in pool.map(probe, pending):
-                e = out[i]
-                out[i] = replace(e, capture_time=when or e.mtime, capture_time_source="exif" if when else "mtime")
-    return out
-
-
-def _us(value: dt.datetime | None) -> int:
-    if value is None:
-        return -1
-    return round(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1e6)
-
-
-def entries_table(entries: list[ArchiveEntry]) -> pa.Table:
-    """The listing as an Arrow table with ENTRY_SCHEMA (the pipeline's input)."""
-    return pa.table({
-        "uri": [e.uri for e in entries],
-        "path": [e.path for e in entries],
-        "rel_path": [e.rel_path for e in entries],
-        "content_id": [e.content_id for e in entries],
-        "size_bytes": [e.size_bytes for e in entries],
-        "mtime_us": [_us(e.mtime) for e in entries],
-        "camera_id": [e.camera_id for e in entries],
-        "capture_time_us": [_us(e.capture_time) for e in entries],
-        "capture_time_source": [e.capture_time_source for e in entries],
-    }, schema=ENTRY_SCHEMA)
 
 
 def from_us(value: int) -> dt.datetime | None:

@@ -141,21 +141,27 @@ class Tables:
             filter = name_filter if filter is None else filter & name_filter
         return dataset.to_table(columns=columns, filter=filter)
 
-    def done_keys(self, model_name: str, model_version: str, filters_hash: str,
-                  retry_failed: bool = False) -> set[tuple[str, str]]:
-        """(uri, content_id) of images already processed by this model version with these filters.
+    def done_table(self, model_name: str, model_version: str, filters_hash: str,
+                   retry_failed: bool = False) -> pa.Table:
+        """(uri, content_id) of images already processed by this model version with these filters, as a table:
+        only the partition's key and status columns are read, and the planner joins against it by key.
 
         Failed rows count as done (the file would fail again) except read errors, which are
         usually transient (a network blip) and are retried; `retry_failed` retries all failures.
         """
         t = self.read(IMAGES, model_name, model_version, ["uri", "content_id", "status", "error_reason"],
-                      filter=ds.field("filters_hash") == filters_hash)
-        if not t.num_rows:
-            return set()
-        failed = pc.equal(t["status"], "failed")
-        retry = failed if retry_failed else pc.and_(failed, pc.equal(pc.fill_null(t["error_reason"], ""),
-                                                                     "read_error"))
-        t = t.filter(pc.invert(retry))
+                      filter=ds.field("filters_hash") == filters_hash, dedupe=False)  # a join needs no dedupe
+        if t.num_rows:
+            failed = pc.equal(t["status"], "failed")
+            retry = failed if retry_failed else pc.and_(failed, pc.equal(pc.fill_null(t["error_reason"], ""),
+                                                                         "read_error"))
+            t = t.filter(pc.invert(retry))
+        return t.select(["uri", "content_id"])
+
+    def done_keys(self, model_name: str, model_version: str, filters_hash: str,
+                  retry_failed: bool = False) -> set[tuple[str, str]]:
+        """`done_table` as a set of (uri, content_id), for callers that look keys up one at a time."""
+        t = self.done_table(model_name, model_version, filters_hash, retry_failed)
         return set(zip(t["uri"].to_pylist(), t["content_id"].to_pylist(), strict=True))
 
     def known_capture_times(self, sources: Sequence[str] | None = None

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from batch.export.options import EXPORT_FLAGS, ExportOptions
-from batch.flags import FlagStyle, _base_type, add_model_arguments
+from batch.flags import FlagStyle, add_model_arguments, base_type
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
@@ -81,7 +81,7 @@ class JobKind:
                 out.append(style.switches[value][0])
                 continue
             flag = (style.flags or ("--" + name.replace("_", "-"),))[0]
-            kind = _base_type(info.annotation)
+            kind = base_type(info.annotation)
             if kind is bool and info.default is None:
                 out.append(flag if value else "--no-" + flag[2:])
             elif kind is bool:

@@ -129,6 +129,7 @@ def test_cpu_budget_defaults_never_starve_the_read_write_or_classify_tasks():
     assert plan_resources(parse("--concurrency", "3"), 16, 0) == (3, 5.25)
     assert plan_resources(parse("--num-gpus", "0.5"), 16, 2) == (4, 1.0)
     assert plan_resources(parse("--via", "serve"), 16, 0) == (4, 0.25)
+    assert plan_resources(parse("--via", "serve"), 2, 0) == (2, 0.25)  # one drains its batch, the other sends
     assert "need 4.25 CPUs" in check_cpu_budget(o, 4, 2)
     assert "need 4.5 CPUs" in check_cpu_budget(tasks, 4, 2)
     # Read tasks at once: what the actors and the writer leave (the writer must never starve behind them).

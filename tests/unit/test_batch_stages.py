@@ -14,8 +14,8 @@ from batch.reprocess.job import _spec
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from batch.reprocess.read import read_and_prepare, read_files
-from batch.tables.archive import entries_table
 from batch.tables.commit import write_results
+from batch.tables.listing import entries_table
 from batch.tables.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
 from batch.tables.reader import Tables
 from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA

@@ -126,7 +126,8 @@ def test_embedded_serve_config_is_one_ray_and_the_app_accept(manifests, tmp_path
     from ray.serve.schema import ServeDeploySchema
 
     from serve.app import build_app
-    from serve.config import parse_serve_config, trapline_app
+    from serve.config import parse_serve_config
+    from serve.config_files import trapline_app
 
     raw = serve_config(manifests)
     schema = ServeDeploySchema.model_validate(raw)
@@ -198,7 +199,8 @@ def test_schema_validation_refuses_broken_manifests(manifests, kind, breaks, mes
 
 
 def test_a_bad_serve_config_or_entrypoint_is_refused(manifests, capsys):
-    from serve.config import ServeConfigError, parse_serve_config, trapline_app
+    from serve.config import ServeConfigError, parse_serve_config
+    from serve.config_files import trapline_app
     from trapline.cli import build_parser
 
     args = trapline_app(serve_config(manifests))["args"]

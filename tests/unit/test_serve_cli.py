@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serve.config import parse_serve_config
+from serve.config import JOB_CPUS, parse_serve_config
 from serve.local import ServeStartError, check_port_free, client_url
 from tests.fixtures.onnx_models import fixture_config
 from trapline.cli import main
@@ -34,15 +34,32 @@ def test_embedded_default_serves_every_model_with_a_production_alias(local_store
 
 
 def test_embedded_default_fits_replicas_on_the_local_cpus(local_store, fixture_models):
-    from serve.config import local_default
+    from serve.defaults import local_default
 
     local_store.publish(fixture_models["yolov8"], "other", "1", {**fixture_config("yolov8")})
     local_store.promote("fixture:1")
     local_store.promote("other:1")
     cfg = local_default(local_store.root, cpus=2)
     assert [m.name for m in cfg.models] == ["fixture", "other"]
-    assert sum(m.num_cpus for m in cfg.models) + cfg.http.ingress_num_cpus <= 2
-    assert local_default(local_store.root, ["fixture"]).models[0].num_cpus == 1.0  # a cluster: no fitting
+    assert [(m.num_replicas, m.effective_onnx_threads) for m in cfg.models] == [(1, 1), (1, 1)]  # a core each
+    assert sum(m.num_cpus * m.num_replicas for m in cfg.models) + cfg.http.ingress_num_cpus + JOB_CPUS <= 2
+    cluster = local_default(local_store.root, ["fixture"]).models[0]  # a cluster: no fitting
+    assert (cluster.num_cpus, cluster.num_replicas) == (1.0, None)
+
+
+@pytest.mark.parametrize(("cpus", "replicas", "threads"), [(1, 1, 1), (2, 2, 1), (4, 4, 1), (16, 4, 4)])
+def test_the_embedded_default_runs_one_detector_at_the_machines_speed(local_store, cpus, replicas, threads):
+    """One detector alone gets a replica per core (single-thread sessions side by side, the raw ceiling of
+    the machine), up to DEFAULT_REPLICAS and more threads each beyond; all of it, and an archive job sent
+    through it, fits the local Ray's CPUs."""
+    from serve.config import DEFAULT_REPLICAS
+    from serve.defaults import local_default
+
+    local_store.promote("fixture:1")
+    [m] = local_default(local_store.root, cpus=cpus).models
+    assert (m.num_replicas, m.effective_onnx_threads) == (replicas, threads)
+    assert m.num_replicas <= DEFAULT_REPLICAS and m.num_replicas * m.effective_onnx_threads == cpus
+    assert m.num_cpus * m.num_replicas + JOB_CPUS <= cpus  # one hop: no ingress deployment to leave room for
 
 
 def test_embedded_default_serves_classifiers_as_classifiers(local_store, fixture_models, colour_onnx, capsys):
@@ -62,7 +79,7 @@ def test_embedded_default_serves_classifiers_as_classifiers(local_store, fixture
     routes = {m.name: {r.model: r.labels for r in m.classify} for m in cfg.models}
     assert routes == {"birds": {"anything": []}, "fixture": {"anything": [], "colours": ["deer"]}}
 
-    from serve.config import local_default
+    from serve.defaults import local_default
 
     fitted = local_default(local_store.root, cpus=2)
     used = sum(d.num_cpus for d in [*fitted.models, *fitted.classifiers]) + fitted.http.ingress_num_cpus

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from serve import APP_NAME, detector_deployment_name
-from serve.config import ServeConfig, ServeConfigError, load_config_file, parse_serve_config
+from serve.config import ServeConfig, ServeConfigError, parse_serve_config
+from serve.config_files import load_config_file
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 
-from batch.reprocess.job import find_service
 from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.via import Slots, find_service, weigh
 from trapline import services
 
 
@@ -55,10 +55,26 @@ def test_reprocess_looks_for_a_service_only_when_it_may_use_one(tmp_path, monkey
         assert find_service(opts, print) is None
         assert time.monotonic() - t0 < 10
         assert find_service(opts.model_copy(update={"via": "actors"}), print) is None
-    monkeypatch.setattr("batch.reprocess.job.check_reachable", lambda address, timeout_s=3.0: True)
+    monkeypatch.setattr("batch.reprocess.via.check_reachable", lambda address, timeout_s=3.0: True)
     with services.registered("http://127.0.0.1:9", "trapline", "127.0.0.1:9") as record:
         assert find_service(opts, print) == record
         assert find_service(opts.model_copy(update={"address": "10.0.0.1:6379"}), print) is None
         monkeypatch.setenv("RAY_ADDRESS", "auto")
         assert find_service(opts, print) is None
     assert os.environ["TRAPLINE_STATE_DIR"].endswith("state")
+
+
+def test_auto_takes_the_service_only_when_it_is_not_slower_than_a_pool_of_the_jobs_own():
+    """The deployment runs as many images at once as the pool would: taken, whatever the job's size. Fewer: taken
+    for a job its head start covers (the pool first starts and loads), not for an archive, and the line gives
+    both sides' figures."""
+    two_replicas, one_replica, pool = Slots(2, 1, "replica"), Slots(1, 1, "replica"), Slots(2, 1, "actor")
+    fast, why = weigh(100_000, two_replicas, pool, image_s=0.28)
+    assert fast and why.startswith("2 replicas x 1 thread, as many as a pool of its own would run (2 actors x 1 ")
+    fast, why = weigh(10, one_replica, pool, image_s=0.28)
+    assert fast and "1 replica x 1 thread, fewer than a pool of its own (2 actors x 1 thread)" in why
+    fast, why = weigh(1000, one_replica, pool, image_s=0.28)
+    assert not fast and why == ("it runs 1 replica x 1 thread, a pool of its own 2 actors x 1 thread: ~150 s "
+                                "against ~280 s for 1000 image(s)")
+    # a replica of two threads does the work of two single-thread actors: not slower
+    assert weigh(1000, Slots(1, 2, "replica"), pool, image_s=0.16)[0]

@@ -1,0 +1,48 @@
+"""Serve config files: a standard Ray Serve config (its trapline application's `args:`) or a bare ServeConfig, read
+with errors that name the file; the models themselves are serve/config.py's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serve import APP_NAME
+from serve.config import ServeConfig, parse_serve_config
+from trapline.errors import ServeConfigError
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in `path`, with clear errors."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ServeConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ServeConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ServeConfigError(f"{path} must hold a mapping")
+    return data
+
+
+def trapline_app(serve_config: dict[str, Any], app_name: str | None = None, source: str = "config") -> dict[str, Any]:
+    """The application of a Ray Serve config built by serve.app:app_builder (the one named `app_name` if several)."""
+    apps = [a for a in serve_config.get("applications") or [] if str(a.get("import_path", "")).startswith("serve.app:")]
+    if not apps:
+        raise ServeConfigError(f"{source} has no application with import_path serve.app:app_builder")
+    return next((a for a in apps if a.get("name") == app_name), apps[0])
+
+
+def load_config_file(path: str | Path, app_name: str = APP_NAME) -> tuple[ServeConfig, dict[str, Any]]:
+    """Read a config file: a Ray Serve config (`applications:`) or a bare ServeConfig.
+
+    Returns (config, http_options); http_options is the file's top-level `http_options` ({} if none).
+    """
+    data = read_config_file(path)
+    if "applications" not in data:
+        return parse_serve_config(data, str(path)), {}
+    app = trapline_app(data, app_name, str(path))
+    source = f"{path} (application {app.get('name')!r})"
+    return parse_serve_config(app.get("args") or {}, source), dict(data.get("http_options") or {})

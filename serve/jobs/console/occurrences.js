@@ -98,7 +98,7 @@ async function occurrencesPage(current = () => true) {
       identifyForm(o, route));
   });
   page.replaceChildren(el("h1", {}, `Occurrences (${data.total}) of ${data.model}`),
-    el("form", {class: "filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"), how, who,
+    el("form", {class: "occ-filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"), how, who,
        el("button", {type: "submit"}, "Show")),
     ...(cards.length ? cards : [el("p", {}, "no occurrences")]));
   return false;

@@ -1,0 +1,60 @@
+"""Make docs/console-occurrences.png, the occurrences guide's picture of the console's Occurrences page.
+
+`.venv/bin/python docs/occurrences_screenshot.py`: the test fixture's light-trap sheet and burst
+(tests/fixtures/occurrences.py) tracked with `postprocess --filter track`, one occurrence identified, the real app
+served by uvicorn in this process (no Ray), the page photographed in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the fixtures live in tests/
+
+from batch.refilter import occurrences  # noqa: E402 - after the path above
+from batch.refilter.postprocess import run_postprocess  # noqa: E402
+from serve.ingress import IngressCore, token_digest  # noqa: E402
+from tests.fixtures.browser import Browser  # noqa: E402
+from tests.fixtures.occurrences import write_sheet_tables  # noqa: E402
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        tables = write_sheet_tables(root / "sheet")
+        run_postprocess(str(tables), "track", {})
+        deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]["occurrence_id"]
+        occurrences.identify(str(tables), deer, "Capreolus capreolus", "Ann", "white rump patch")
+        core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
+                            "jobs": {"roots": [str(root)]}}, {}, token_digest("a"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(core.__serve_build_asgi_app__(), host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        with Browser(1280, 760) as b:
+            b.before_load(f"sessionStorage.setItem('trapline-token', 'a');"
+                          f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(str(tables))});"
+                          "sessionStorage.setItem('trapline-occ-who', 'Ann')")
+            b.navigate(f"http://127.0.0.1:{port}/console#/occurrences")
+            b.wait("[...document.querySelectorAll('img.snip')].length > 15 && "
+                   "[...document.querySelectorAll('img.snip')].every(i => i.naturalWidth > 0)")
+            b.screenshot(REPO / "docs" / "console-occurrences.png")
+        server.should_exit = True
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

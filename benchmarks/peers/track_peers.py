@@ -37,7 +37,7 @@ def _frames(seq_rows: np.ndarray, frame_ids: np.ndarray, n_frames: int):
 
 
 def run_norfair(data: dict[str, np.ndarray]) -> np.ndarray:
-    from norfair import Detection, Tracker
+    from norfair import Detection, Tracker  # imported here: only the tracker asked for need be installed
 
     ids = np.full(len(data["boxes"]), -1, dtype=np.int64)
     next_id = 0
@@ -58,7 +58,7 @@ def run_norfair(data: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def run_bytetrack(data: dict[str, np.ndarray]) -> np.ndarray:
-    from boxmot.trackers.bytetrack.bytetrack import ByteTrack
+    from boxmot.trackers.bytetrack.bytetrack import ByteTrack  # imported here: boxmot pulls in torch
 
     ids = np.full(len(data["boxes"]), -1, dtype=np.int64)
     img = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
@@ -71,9 +71,8 @@ def run_bytetrack(data: dict[str, np.ndarray]) -> np.ndarray:
             dets = np.zeros((len(rows), 6), dtype=np.float32)
             dets[:, :4] = data["boxes"][rows] * scale
             dets[:, 4] = data["scores"][rows]
-            out = np.asarray(tracker.update(dets, img))
-            for track_id, det_ind in zip(out[:, 4].astype(int), out[:, 7].astype(int), strict=True) if len(out) \
-                    else ():
+            out = np.asarray(tracker.update(dets, img)).reshape(-1, 8)  # x1 y1 x2 y2 id conf cls det_ind
+            for track_id, det_ind in zip(out[:, 4].astype(int), out[:, 7].astype(int), strict=True):
                 if track_id not in local:
                     local[track_id] = next_id
                     next_id += 1

@@ -155,3 +155,20 @@ def test_bad_config_values_are_rejected_naming_the_field(field, value):
 def test_all_weights_zero_is_rejected():
     with pytest.raises(ValidationError, match="iou_weight"):
         TrackConfig(iou_weight=0, size_weight=0, distance_weight=0, appearance_weight=0)
+
+
+def test_two_lookalikes_that_cross_keep_their_ids_by_their_motion():
+    times, frames, boxes, truth = [], [], [], []
+    for f in range(12):
+        for animal, cx in ((0, 0.1 + 0.07 * f), (1, 0.9 - 0.07 * f)):
+            times.append(float(f))
+            frames.append(f)
+            boxes.append(_box(cx, 0.5 + 0.01 * animal, 0.15, 0.12))
+            truth.append(animal)
+    ids = link_camera(np.array(times), np.array(frames), np.array(boxes), TrackConfig(appearance="none"))
+    truth = np.array(truth)
+    assert [len(set(ids[truth == a].tolist())) for a in (0, 1)] == [1, 1]
+    assert ids[truth == 0][0] != ids[truth == 1][0]
+    stopped = link_camera(np.array(times), np.array(frames), np.array(boxes),
+                          TrackConfig(appearance="none", predict_motion=False))
+    assert len(set(stopped[truth == 0].tolist())) > 1  # without the predicted box they swap where they meet

@@ -128,7 +128,7 @@ def service_times(url: str, path: str, repeats: int = 5) -> dict[str, Any]:
 
 
 def thumbs(url: str, page: str, key: str) -> dict[str, Any]:
-    """The page's thumbnails fetched as the browser would (6 at a time): made cold, then from the cache."""
+    """The page's thumbnails fetched one after another: made cold, then from the cache."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API}"}, timeout=120, trust_env=False) as c:
         data = c.get(page).json()
         items = data[key]

@@ -7,19 +7,22 @@ door's `/v1/cameras` and the console's pictures routes both read through here.""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from batch.tables.reader import Tables, TableSet, resolve_table_set
-from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS
+from batch.tables.reader import PART_COLUMN, Tables, TableSet, resolve_table_set, unique_rows
+from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from trapline.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
-                 "detection_count", "max_score", "width", "height", "processed_at"]
+                 "detection_count", "max_score", "width", "height", "processed_at", PART_COLUMN]
 STATES = {"empty": ["empty"], "nonempty": ["ok"], "failed": ["failed"]}
+KEYS = ("uri", "content_id", "run_id")  # a row of detections, classifications or snips to its image row
 
 
 # -- cameras -----------------------------------------------------------------------------------------------------
@@ -30,12 +33,14 @@ def cameras(tables: Tables, limit: int, offset: int) -> dict[str, Any]:
     if not t.num_rows:
         return {"cameras": [], "total": 0, "limit": limit, "offset": offset}
     t = t.set_column(0, "camera_id", pc.fill_null(t["camera_id"], "unknown"))
-    grouped = t.group_by("camera_id").aggregate([("uri", "count_distinct"), ("capture_time", "max")])
+    # distinct (camera, file) pairs first, then a count: three times faster than count_distinct on the strings
+    files = t.group_by(["camera_id", "uri"], use_threads=False).aggregate([("capture_time", "max")])
+    grouped = files.group_by("camera_id").aggregate([("uri", "count"), ("capture_time_max", "max")])
     grouped = grouped.sort_by("camera_id")
     total = grouped.num_rows
     page = grouped.slice(offset, limit).to_pylist()
-    return {"cameras": [{"camera": r["camera_id"], "images": r["uri_count_distinct"],
-                         "newest_capture_time": r["capture_time_max"]} for r in page],
+    return {"cameras": [{"camera": r["camera_id"], "images": r["uri_count"],
+                         "newest_capture_time": r["capture_time_max_max"]} for r in page],
             "total": total, "limit": limit, "offset": offset}
 
 
@@ -50,7 +55,8 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     of each detections, classifications and snips partition involved, whatever the number of cameras."""
     if not cameras:
         return {}
-    rows = tables.read(IMAGES, filter=ds.field("camera_id").isin(cameras)).to_pandas()
+    columns = [*IMAGES_SCHEMA.names, *PARTITION_KEYS, PART_COLUMN]
+    rows = tables.read(IMAGES, columns=columns, filter=ds.field("camera_id").isin(cameras)).to_pandas()
     if rows.empty:
         return {}
     if model is not None:  # `model`'s rows for the cameras that have some, any model's for the others
@@ -113,22 +119,22 @@ def captures(tables: Tables, default_model: str | None, *, camera: str | None = 
         expr &= ds.field("capture_time") < pd.Timestamp(until).to_datetime64()
     if not (label or species):  # a score range on the image's best kept box; with a label, on that label's boxes
         expr = _score_range(expr, "max_score", min_score, max_score)
-    images = tables.read(IMAGES, ts.model_name, ts.model_version, columns=IMAGE_COLUMNS, filter=expr)
-    images = _newest_per_uri(images.to_pandas())
+    images = _newest_per_uri(tables.read(IMAGES, ts.model_name, ts.model_version, columns=IMAGE_COLUMNS, filter=expr))
     if label:
         expr = _kept(ts) & (ds.field("label") == label)
-        hits = tables.read(DETECTIONS, ts.model_name, ts.model_version, ["uri", "content_id", "run_id"],
-                           filter=_score_range(expr, "score", min_score, max_score)).to_pandas()
-        images = images.merge(hits.drop_duplicates(), on=["uri", "content_id", "run_id"], how="inner")
+        hits = tables.read(DETECTIONS, ts.model_name, ts.model_version, list(KEYS),
+                           filter=_score_range(expr, "score", min_score, max_score))
+        images = images.join(hits, keys=list(KEYS), join_type="left semi")
     if species:
         expr = (ds.field("filters_hash") == ts.filters_hash) & (ds.field("label") == species)
-        hits = tables.read(CLASSIFICATIONS, ts.model_name, ts.model_version, ["uri", "content_id", "run_id"],
+        hits = tables.read(CLASSIFICATIONS, ts.model_name, ts.model_version, list(KEYS),
                            filter=_score_range(expr, "score", None if label else min_score,
-                                               None if label else max_score)).to_pandas()
-        images = images.merge(hits.drop_duplicates(), on=["uri", "content_id", "run_id"], how="inner")
-    images = images.sort_values(["capture_time", "uri"], ascending=[False, True], kind="stable", na_position="last")
-    total = len(images)
-    page = images.iloc[offset:offset + limit]
+                                               None if label else max_score))
+        images = images.join(hits, keys=list(KEYS), join_type="left semi")
+    # Sorted and paged in Arrow: only the page's rows become Python objects.
+    images = images.sort_by([("capture_time", "descending"), ("uri", "ascending")])
+    total = images.num_rows
+    page = images.slice(offset, limit).to_pandas()
     boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, page, kept_only=True)
     return {"model": {"name": ts.model_name, "version": ts.model_version},
             "filters_hash": ts.filters_hash, "total": total, "limit": limit, "offset": offset,
@@ -150,12 +156,12 @@ def _score_range(expr: ds.Expression, column: str, low: float | None, high: floa
     return expr
 
 
-def _newest_per_uri(df: pd.DataFrame) -> pd.DataFrame:
+def _newest_per_uri(images: pa.Table) -> pa.Table:
     """One row per image: its newest processing (a rerun of the same set writes a row again)."""
-    if df.empty:
-        return df
-    df = df.sort_values(["processed_at", "run_id"], ascending=False, kind="stable")
-    return df.drop_duplicates("uri", keep="first")
+    if images.num_rows < 2 or pc.count_distinct(images["uri"]).as_py() == images.num_rows:
+        return images
+    images = images.sort_by([("processed_at", "descending"), ("run_id", "descending")])
+    return unique_rows(images, ["uri"])
 
 
 def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.DataFrame,
@@ -168,8 +174,15 @@ def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.
     keys = page[["uri", "content_id", "run_id"]]
     base = ds.field("uri").isin(uris) & (ds.field("filters_hash") == filters_hash)
 
+    # Only the parts the page's rows came from (each table's files of a part share its name), when all are there.
+    wanted = {os.path.basename(p) for p in page[PART_COLUMN]} if PART_COLUMN in page.columns else set()
+
     def read(table: str, expr: ds.Expression) -> pd.DataFrame:
-        df = tables.read(table, name, version, filter=expr).to_pandas()
+        present = set(tables.parts(table, name, version)) if wanted else set()
+        parts = sorted(wanted) if wanted and wanted <= present else None
+        if wanted and parts is None and table != DETECTIONS:
+            parts = sorted(wanted & present)  # classifications and snips: only parts that made some
+        df = tables.read(table, name, version, filter=expr, parts=parts).to_pandas()
         return df.merge(keys, on=["uri", "content_id", "run_id"], how="inner") if not df.empty else df
 
     dets = read(DETECTIONS, base & (ds.field("kept") == True) if kept_only else base)  # noqa: E712
@@ -214,7 +227,7 @@ def capture(tables: Tables, uri: str, default_model: str | None, model: str | No
     ts = table_set(tables, model, filters_hash, default_model)
     expr = (ds.field("uri") == uri) & (ds.field("filters_hash") == ts.filters_hash)
     rows = _newest_per_uri(tables.read(IMAGES, ts.model_name, ts.model_version, columns=IMAGE_COLUMNS + ["error"],
-                                       filter=expr).to_pandas())
+                                       filter=expr)).to_pandas()
     if rows.empty:
         raise NotFoundError(f"no capture {uri!r} in {tables.url} for {ts.model_name}:{ts.model_version}",
                             kind="capture_not_found")

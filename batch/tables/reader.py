@@ -43,6 +43,9 @@ from trapline.storage import Storage
 
 PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-9a-f]+)\.parquet$")
 TMP_MAX_AGE_S = 3600
+# Asked for as a column, the path of the part file each row was read from (pyarrow's dataset field): a part's files
+# in every table share one name, so a page of image rows names the few parts its detections are in.
+PART_COLUMN = "__filename"
 SCHEMAS = {IMAGES: IMAGES_SCHEMA, DETECTIONS: DETECTIONS_SCHEMA, CLASSIFICATIONS: CLASSIFICATIONS_SCHEMA,
            SNIPS: SNIPS_SCHEMA, OCCURRENCES: OCCURRENCES_SCHEMA}
 # Written before a part's images file, which commits them.
@@ -122,7 +125,7 @@ class Tables:
             except FileNotFoundError:
                 return _empty(schema, columns)
             wanted = columns or schema.names
-            file_cols = [c for c in wanted if c in schema.names]
+            file_cols = [c for c in wanted if c in schema.names or c == PART_COLUMN]
             out = dataset.to_table(columns=file_cols, filter=filter)
             n = out.num_rows
             if "model_name" in wanted:

@@ -135,5 +135,10 @@ def test_cameras_and_captures_pages_in_chromium(site):
         assert b.eval("document.querySelectorAll('#capture-boxes tbody tr').length") == len(every)
         assert b.eval(FITS)
         b.screenshot(docs / "console-capture.png")
+        b.viewport(390, 844, mobile=True)
+        assert b.wait(FITS, 10), "one capture is wider than a phone"
+        go(b, "#/captures")
+        b.wait("document.querySelector('#captures img')?.naturalWidth > 0", 30, "the captures at a phone's width")
+        assert b.eval(FITS), "the Captures page is wider than a phone"
         unexpected = [e for e in b.errors() if quote(moved, safe="") not in e]
         assert unexpected == [], json.dumps(unexpected)

@@ -163,6 +163,11 @@ def test_nothing_outside_the_archive_and_the_tables_crops_is_served(client, site
         assert r.status_code == 404 and r.json()["error"]["kind"] == "picture_not_found", (uri, r.text)
         assert "passwd" not in r.text and str(d) not in r.json()["error"]["message"]
     assert client.get("/v1/pictures/file", params={"source": "site-a", "uri": good}, headers=AUTH).status_code == 200
+    snip = tables / "crops" / "trapcam" / "1" / "x_000.jpg"  # this source's snips are served
+    snip.parent.mkdir(parents=True, exist_ok=True)
+    snip.write_bytes(open(good, "rb").read())
+    r = client.get("/v1/pictures/file", params={"source": "site-a", "uri": str(snip)}, headers=AUTH)
+    assert r.status_code == 200 and r.content == snip.read_bytes()
     assert client.get("/v1/pictures/file", params={"source": "site-a", "uri": good}).status_code == 401
     assert client.get("/v1/pictures/file", params={"source": "other", "uri": good}, headers=AUTH).status_code == 404
 

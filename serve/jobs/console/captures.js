@@ -7,13 +7,14 @@ const CAPTURES_PER_PAGE = 48;
 const FILTERS = ["source", "camera", "label", "species", "min_score", "max_score", "since", "until", "state", "model"];
 
 function choice(id, label, values, current, blank = "any") {
-  return [el("label", {for: id}, label), el("select", {id, name: id},
-    el("option", {value: ""}, blank), values.map(v => el("option", {value: v, selected: v === current}, v)))];
+  return el("div", {class: "filter"}, el("label", {for: id}, label), el("select", {id, name: id},
+    el("option", {value: ""}, blank), values.map(v => el("option", {value: v, selected: v === current}, v))));
 }
 
 function filterForm(params, sources, facets) {
   const source = params.get("source") || (sources[0] || {}).name || "";
-  const input = (id, label, attrs) => [el("label", {for: id}, label), el("input", {id, name: id, value: params.get(id) || "", ...attrs})];
+  const input = (id, label, attrs) => el("div", {class: "filter"}, el("label", {for: id}, label),
+    el("input", {id, name: id, value: params.get(id) || "", ...attrs}));
   const form = el("form", {class: "filters", id: "capture-filters"},
     sources.length > 1 ? choice("source", "source", sources.map(s => s.name), source, sources[0].name) : "",
     choice("camera", "camera", facets.cameras, params.get("camera")),
@@ -24,8 +25,8 @@ function filterForm(params, sources, facets) {
     input("since", "from", {type: "date"}), input("until", "until", {type: "date"}),
     choice("state", "state", ["nonempty", "empty", "failed"], params.get("state")),
     facets.models.length > 1 ? choice("model", "model", facets.models, params.get("model"), facets.model) : "",
-    el("button", {type: "submit", id: "apply-filters"}, "Show"),
-    el("a", {href: "#/captures", class: "clear"}, "clear"));
+    el("div", {class: "filter actions"}, el("button", {type: "submit", id: "apply-filters"}, "Show"),
+      el("a", {href: "#/captures", class: "clear"}, "clear")));
   form.addEventListener("submit", ev => {
     ev.preventDefault();
     const q = new URLSearchParams();

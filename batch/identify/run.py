@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.identify.decided import Key, constraints, fold
+from batch.identify.decided import Key, check_decision, constraints, fold, key_of
 from batch.review.compare import current_kept
 from batch.tables.archive import open_location
 from batch.tables.decisions import DecisionsLog
@@ -38,7 +38,7 @@ from model_store.core.identify.gallery import Gallery
 from model_store.core.identify.identifier import Identifier
 from model_store.core.imaging import decode_image
 from model_store.store.store import ModelStore
-from trapline.errors import BatchError, LabelNotCoveredError
+from trapline.errors import BatchError, DecisionError, LabelNotCoveredError
 
 SIGHTINGS, INDIVIDUALS = "sightings", "individuals"
 SIGHTINGS_SCHEMA = pa.schema([
@@ -211,3 +211,18 @@ def _individuals(sightings: pd.DataFrame, decided, run_id: str) -> pd.DataFrame:
                     "confirmed": bool(ind in decided.confirmed_ids or (g["decision"] == "confirmed").any()),
                     "run_id": run_id})
     return pd.DataFrame(out, columns=INDIVIDUALS_SCHEMA.names)
+
+
+def record_decision(tables_url: str, decision):
+    """Append a person's decision about individuals after checking that what it names exists in the newest
+    run (an unknown individual or sighting is a DecisionError and nothing is written)."""
+    sightings = read_result(tables_url, SIGHTINGS)
+    known = set(sightings["individual_id"].dropna())
+    check_decision(decision, known)
+    keys = {(r.uri, r.content_id, int(r.detection_index)) for r in sightings.itertuples()}
+    for attr in ("sighting", "sightings"):
+        for k in (lambda v: v if isinstance(v, list) else [v])(getattr(decision, attr, None) or []):
+            if key_of(k) not in keys:
+                raise DecisionError(f"unknown sighting {k.uri} #{k.detection_index}: not in the newest identify "
+                                    f"run of {tables_url}", field=attr)
+    return DecisionsLog(tables_url).append(decision)

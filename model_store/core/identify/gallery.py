@@ -26,6 +26,7 @@ from model_store.core.identify.features import Description
 from model_store.core.identify.identifier import Identifier
 
 FLANN_KDTREE = 1
+NEIGHBOURS = 5  # per query descriptor: enough to look past other views of the same individual (and the query)
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,9 @@ class Gallery:
         if self.keypoints:
             kp = self.identifier.config.keypoints
             index, _ = self._index
-            nn, dist = index.knnSearch(np.ascontiguousarray(query.descriptors, np.float32), 2,
+            nn, dist = index.knnSearch(np.ascontiguousarray(query.descriptors, np.float32), NEIGHBOURS,
                                        params={"checks": kp.index_checks})
-            passed = np.sqrt(dist[:, 0]) < kp.ratio * np.sqrt(np.maximum(dist[:, 1], 1e-12))
-            sims = np.bincount(self._owner[nn[passed, 0]], minlength=len(self)).astype(np.float64)
+            sims = np.bincount(self._votes(nn, dist, kp.ratio, exclude), minlength=len(self)).astype(np.float64)
         else:
             sims = self._index @ query.vector
         if exclude is not None:
@@ -93,6 +93,22 @@ class Gallery:
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top], kind="stable")]
         return top[np.isfinite(sims[top]) & ((sims[top] > 0) | (not self.keypoints))]
+
+    def _votes(self, nn: np.ndarray, dist: np.ndarray, ratio: float, exclude: int | None) -> np.ndarray:
+        """The gallery entry each query descriptor votes for: its nearest indexed descriptor's owner, when that
+        is clearly nearer than the nearest descriptor of any *other* entry (Lowe's ratio test across entries:
+        two views of one individual in the gallery must not cancel each other's votes)."""
+        owner = self._owner[nn]
+        dist = np.sqrt(np.maximum(dist, 0.0))
+        if exclude is not None:  # the query's own descriptors are in the index: look past them
+            dist = np.where(owner == exclude, np.inf, dist)
+            order = np.argsort(dist, axis=1, kind="stable")
+            owner, dist = np.take_along_axis(owner, order, 1), np.take_along_axis(dist, order, 1)
+        other = owner != owner[:, :1]
+        has_other = other.any(axis=1)
+        second = np.where(has_other, dist[np.arange(len(dist)), np.argmax(other, axis=1)], np.inf)
+        passed = np.isfinite(dist[:, 0]) & (dist[:, 0] < ratio * second)
+        return owner[passed, 0]
 
     def query(self, query: Description, k: int | None = None, exclude: int | None = None) -> list[Candidate]:
         """The best candidates for `query`, verified, most likely first (at most `shortlist` of them)."""

@@ -220,9 +220,9 @@ def record_decision(tables_url: str, decision):
     known = set(sightings["individual_id"].dropna())
     check_decision(decision, known)
     keys = {(r.uri, r.content_id, int(r.detection_index)) for r in sightings.itertuples()}
-    for attr in ("sighting", "sightings"):
-        for k in (lambda v: v if isinstance(v, list) else [v])(getattr(decision, attr, None) or []):
-            if key_of(k) not in keys:
-                raise DecisionError(f"unknown sighting {k.uri} #{k.detection_index}: not in the newest identify "
-                                    f"run of {tables_url}", field=attr)
+    named = getattr(decision, "sightings", None) or [k for k in [getattr(decision, "sighting", None)] if k]
+    for k in named:
+        if key_of(k) not in keys:
+            raise DecisionError(f"unknown sighting {k.uri} #{k.detection_index}: not in the newest identify run "
+                                f"of {tables_url}", field="sighting")
     return DecisionsLog(tables_url).append(decision)

@@ -71,6 +71,7 @@ class Gallery:
         parts = [d.descriptors[:per] for d in self.descriptions]
         self._owner = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
         data = np.ascontiguousarray(np.concatenate(parts), np.float32)
+        cv2.setRNGSeed(0)  # FLANN's randomised trees draw from OpenCV's RNG: the same gallery, the same shortlist
         self._index = (cv2.flann_Index(data, {"algorithm": FLANN_KDTREE, "trees": 4}), data)
 
     def shortlist(self, query: Description, k: int, exclude: int | None = None) -> np.ndarray:

@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
     ("serve.cli", "register"),
     ("batch.cli", "register"),
+    ("batch.identify.cli", "register"),
     ("serve.jobs.cli", "register"),
 ]
 
@@ -37,6 +38,8 @@ EXAMPLES = {
     "events": "trapline events --tables ./detections --gap-s 60",
     "report": "trapline report --tables ./detections --out ./report --compare megadetector:4",
     "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
+    "identify": "trapline identify --tables ./detections --identifier coats@production   (then: trapline "
+                "identify evaluate --tables ./detections --truth individuals.csv)",
     "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
     "jobs list": "trapline jobs list --status running --url http://127.0.0.1:8000",
     "jobs show": "trapline jobs show raysubmit_XYZ",

@@ -25,7 +25,7 @@ import json
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from trapline.errors import DecisionError
 from trapline.storage import Storage
@@ -72,7 +72,66 @@ class ClassifyDetection(_DecisionBase):
     label: str = Field(min_length=1, max_length=200)
 
 
-Decision = Annotated[IdentifyOccurrence | ClassifyDetection, Field(discriminator="action")]
+IndividualId = Annotated[str, Field(min_length=1, max_length=200, description="an individual's stable id")]
+
+
+class ConfirmSighting(_DecisionBase):
+    """This sighting is that individual: every later identify run keeps it there."""
+
+    action: Literal["confirm_sighting"] = "confirm_sighting"
+    sighting: DetectionKey
+    individual_id: IndividualId
+
+
+class RejectSighting(_DecisionBase):
+    """This sighting is not that individual: no later run puts it back with that individual's sightings."""
+
+    action: Literal["reject_sighting"] = "reject_sighting"
+    sighting: DetectionKey
+    individual_id: IndividualId
+
+
+class MergeIndividuals(_DecisionBase):
+    """Two individuals are one: `other_id`'s sightings join `individual_id`, which keeps its id and name."""
+
+    action: Literal["merge"] = "merge"
+    individual_id: IndividualId
+    other_id: IndividualId
+
+    @model_validator(mode="after")
+    def _two(self) -> MergeIndividuals:
+        if self.individual_id == self.other_id:
+            raise ValueError(f"cannot merge individual {self.individual_id!r} into itself")
+        return self
+
+
+class SplitIndividual(_DecisionBase):
+    """These sightings of an individual are another animal: they leave it, together, as a new individual."""
+
+    action: Literal["split"] = "split"
+    individual_id: IndividualId
+    sightings: list[DetectionKey] = Field(min_length=1)
+
+
+class NameIndividual(_DecisionBase):
+    """A person's name for an individual; kept through every later run."""
+
+    action: Literal["name"] = "name"
+    individual_id: IndividualId
+    name: str = Field(min_length=1, max_length=200)
+
+
+class NewIndividual(_DecisionBase):
+    """"No match": this sighting is an individual not seen before (it leaves the one it was put with)."""
+
+    action: Literal["new_individual"] = "new_individual"
+    sighting: DetectionKey
+
+
+Decision = Annotated[IdentifyOccurrence | ClassifyDetection | ConfirmSighting | RejectSighting | MergeIndividuals
+                     | SplitIndividual | NameIndividual | NewIndividual, Field(discriminator="action")]
+INDIVIDUAL_DECISIONS = (ConfirmSighting, RejectSighting, MergeIndividuals, SplitIndividual, NameIndividual,
+                        NewIndividual)
 _DECISION = TypeAdapter(Decision)
 
 
@@ -88,7 +147,7 @@ def make(action: type[_DecisionBase], who: str, comment: str | None = None, **fi
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "decision"
-        raise DecisionError(f"{where}: {first['msg']}", field=where) from None
+        raise DecisionError(f"{where}: {first['msg'].removeprefix('Value error, ')}", field=where) from None
 
 
 class DecisionsLog:

@@ -41,7 +41,10 @@ class KeypointParams(Strict):
     ratio: float = Field(0.8, gt=0.0, lt=1.0, description="Lowe's ratio test: best / second-best distance")
     ransac_px: float = Field(6.0, gt=0.0, le=50.0, description="RANSAC reprojection threshold in pixels")
     min_keypoints: int = Field(12, ge=3, description="fewer keypoints than this: the snip is unidentifiable")
-    vocabulary: int = Field(256, ge=8, le=4096, description="visual words of the shortlist's bag of descriptors")
+    index_per_snip: int = Field(64, ge=8, le=1000, description="strongest descriptors of each gallery snip that "
+                                                                 "the shortlist's nearest-neighbour index holds")
+    index_checks: int = Field(16, ge=1, le=1024, description="FLANN kd-tree leaves visited per search "
+                                                               "(more: a better shortlist, slower)")
 
 
 class Calibration(Strict):

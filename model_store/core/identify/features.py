@@ -66,8 +66,9 @@ def describe_keypoints(snip: np.ndarray, params: KeypointParams) -> Description 
     if params.features == "sift":
         # RootSIFT (Arandjelovic & Zisserman 2012): Hellinger distance matches texture better than L2.
         desc = np.sqrt(desc / np.maximum(desc.sum(axis=1, keepdims=True), 1e-7)).astype(np.float32)
-    points = np.array([k.pt for k in keypoints], np.float32)
-    return Description(points=points, descriptors=desc)
+    order = np.argsort([-k.response for k in keypoints], kind="stable")  # strongest first: the index keeps a prefix
+    points = np.array([k.pt for k in keypoints], np.float32)[order]
+    return Description(points=points, descriptors=np.ascontiguousarray(desc[order]))
 
 
 def ratio_matches(a: Description, b: Description, params: KeypointParams) -> tuple[np.ndarray, np.ndarray]:

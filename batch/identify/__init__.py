@@ -1,0 +1,1 @@
+"""`trapline identify`: individuals over the archive (sightings and individuals tables beside detections)."""

@@ -1,0 +1,123 @@
+"""`trapline identify` over stored tables: clustering, stable ids, decisions honoured by a re-run, bad input."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from batch.identify.evaluate import evaluate
+from batch.identify.run import INDIVIDUALS, SIGHTINGS, read_result, record_decision, run_identify
+from batch.tables.decisions import (
+    ConfirmSighting,
+    DecisionsLog,
+    DetectionKey,
+    MergeIndividuals,
+    NameIndividual,
+    RejectSighting,
+    make,
+)
+from model_store.core.identify.cluster import cluster, stable_ids
+from model_store.store.store import ModelStore
+from tests.fixtures.reid_tables import write_identity_tables
+from trapline.cli import main
+from trapline.errors import DecisionError, LabelNotCoveredError
+
+KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"]}
+
+
+def test_average_linkage_does_not_chain_two_individuals_through_one_chance_match():
+    pairs = [(0, 1, 0.99), (1, 2, 0.98), (0, 2, 0.97), (3, 4, 0.99), (4, 5, 0.99), (3, 5, 0.95),
+             (2, 3, 0.9)]  # one chance match between the two triples
+    assert list(cluster(6, pairs, 0.5)) == [0, 0, 0, 1, 1, 1]
+    apart = cluster(6, pairs, 0.5, cannot_link=[(0, 1)])
+    assert apart[0] != apart[1] and apart[3] == apart[4] == apart[5]
+    joined = cluster(6, pairs, 0.5, must_link=[(0, 5)])
+    assert joined[0] == joined[5]
+
+
+def test_stable_ids_follow_the_previous_run_by_overlap():
+    ids, changes = stable_ids([0, 0, 1, 1, 2], ["A", "A", "B", "A", None], lambda c: f"new{c}")
+    assert ids == ["A", "A", "B", "B", "new2"]
+    assert changes.split == {"A": ["B"]} and changes.new == ["new2"]
+    ids, changes = stable_ids([0, 0, 0], ["A", "B", "B"], lambda c: f"new{c}")
+    assert ids == ["B", "B", "B"] and changes.merged == {"B": ["A"]}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reid")
+    url, truth = write_identity_tables(root, individuals=5, views=3, tiny=True)
+    store = str(root / "models")
+    ModelStore(store).publish(None, "coats", "1", KEYPOINTS)
+    ModelStore(store).publish(None, "coats", "2", {**KEYPOINTS, "keypoints": {"ratio": 0.75}})
+    truth_csv = root / "truth.csv"
+    with open(truth_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, ["rel_path", "individual"])
+        w.writeheader()
+        w.writerows({"rel_path": t["rel_path"], "individual": t["individual"]} for t in truth)
+    return root, url, store, str(truth_csv)
+
+
+def _key(row) -> DetectionKey:
+    return DetectionKey(uri=row.uri, content_id=row.content_id, detection_index=int(row.detection_index))
+
+
+def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archive, capsys):
+    root, url, store, truth = archive
+    assert main(["identify", "--tables", url, "--identifier", "coats:1", "--store", store]) == 0
+    assert "identified 15 of 16 sightings with coats:1 (1 unidentifiable)" in capsys.readouterr().out
+    figures = evaluate(url, truth)
+    assert figures["top1"] == 1.0 and figures["ari"] == 1.0 and figures["individuals_found"] == 5
+    s = read_result(url, SIGHTINGS)
+    tiny = s[s["decision"] == "unidentifiable"]
+    assert list(tiny["reason"]) == ["snip 12x10 px is smaller than 24 px on its shorter side"]
+    assert tiny["individual_id"].isna().all()
+    s = s[s["decision"] != "unidentifiable"]
+    assert set(s["decision"]) <= {"matched", "new"} and s["identifier_version"].eq("1").all()
+    assert len(read_result(url, INDIVIDUALS)) == 5
+
+    ids = sorted(s["individual_id"].unique())
+    a, b = ids[0], ids[1]
+    first_a = next(s[s["individual_id"] == a].itertuples())
+    first_b = next(s[s["individual_id"] == b].itertuples())
+    record_decision(url, make(NameIndividual, "ana", individual_id=a, name="Stripey"))
+    record_decision(url, make(MergeIndividuals, "ana", individual_id=a, other_id=b))
+    other = ids[2]
+    lone = next(s[s["individual_id"] == other].itertuples())
+    record_decision(url, make(RejectSighting, "ana", sighting=_key(lone), individual_id=other))
+    record_decision(url, make(ConfirmSighting, "ana", sighting=_key(first_b), individual_id=a))
+
+    # a new identifier version and another threshold: every decision kept, the other ids unchanged
+    report = run_identify(url, "coats:2", store, threshold=0.6)
+    s2 = read_result(url, SIGHTINGS)
+    by_key = {(r.uri, r.detection_index): r for r in s2.itertuples()}
+    assert by_key[(first_a.uri, first_a.detection_index)].individual_id == a
+    assert by_key[(first_b.uri, first_b.detection_index)].individual_id == a  # merged into a, confirmed there
+    assert by_key[(first_b.uri, first_b.detection_index)].decision == "confirmed"
+    assert by_key[(lone.uri, lone.detection_index)].individual_id != other  # the rejected link is not remade
+    for i in ids[3:]:
+        assert set(s2[s2["individual_id"] == i]["uri"]) == set(s[s["individual_id"] == i]["uri"])
+    ind = read_result(url, INDIVIDUALS).set_index("individual_id")
+    assert ind.loc[a, "name"] == "Stripey" and bool(ind.loc[a, "confirmed"]) and ind.loc[a, "sightings"] == 6
+    assert b not in ind.index and report.individuals == len(ind)
+
+
+def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
+    root, url, store, _ = archive
+    if read_result(url, SIGHTINGS).empty:
+        run_identify(url, "coats:1", store)
+    before = len(DecisionsLog(url).read())
+    with pytest.raises(DecisionError, match="cannot merge individual 'x' into itself") as err:
+        make(MergeIndividuals, "ana", individual_id="x", other_id="x")
+    assert err.value.status == 422
+    with pytest.raises(DecisionError, match="unknown individual 'nobody'"):
+        record_decision(url, make(NameIndividual, "ana", individual_id="nobody", name="N"))
+    ghost = DetectionKey(uri="/nowhere.png", content_id="size=1", detection_index=0)
+    some = read_result(url, SIGHTINGS)["individual_id"].iloc[0]
+    with pytest.raises(DecisionError, match="unknown sighting /nowhere.png"):
+        record_decision(url, make(ConfirmSighting, "ana", sighting=ghost, individual_id=some))
+    assert len(DecisionsLog(url).read()) == before  # nothing half-written
+    ModelStore(store).publish(None, "deer-coats", "1", {"backend": "keypoints", "applies_to": ["deer"]})
+    with pytest.raises(LabelNotCoveredError, match="identifies deer, but the kept detections of det:1 are zebra"):
+        run_identify(url, "deer-coats:1", store)

@@ -145,13 +145,14 @@ class Tables:
         Failed rows count as done (the file would fail again) except read errors, which are
         usually transient (a network blip) and are retried; `retry_failed` retries all failures.
         """
-        failed = ds.field("status") == "failed"
-        # isin, not ==: a failed row without a reason is false here (== would make it null, and drop it)
-        retry = failed if retry_failed else failed & ds.field("error_reason").isin(["read_error"])
-        # the status test runs in the scan: only the two key columns of the rows that count are materialised
-        wanted = (ds.field("filters_hash") == filters_hash) & ~retry
-        return self.read(IMAGES, model_name, model_version, ["uri", "content_id"], filter=wanted,
-                         dedupe=False)  # a join needs no dedupe
+        t = self.read(IMAGES, model_name, model_version, ["uri", "content_id", "status", "error_reason"],
+                      filter=ds.field("filters_hash") == filters_hash, dedupe=False)  # a join needs no dedupe
+        if t.num_rows:
+            failed = pc.equal(t["status"], "failed")
+            retry = failed if retry_failed else pc.and_(failed, pc.equal(pc.fill_null(t["error_reason"], ""),
+                                                                         "read_error"))
+            t = t.filter(pc.invert(retry))
+        return t.select(["uri", "content_id"])
 
     def done_keys(self, model_name: str, model_version: str, filters_hash: str,
                   retry_failed: bool = False) -> set[tuple[str, str]]:

@@ -15,6 +15,8 @@ the process's peak RSS from `wait4`), against:
   results of that model version and filter set, not by running the model a million times: what planning
   reads of them (the key and status columns) is the same.
 
+The archives and the seeded tables are kept under `--work` and reused (`--prepare-only` makes them, timing
+nothing, so that they can be built niced while another benchmark holds the machine).
 Records the 1-minute load average around each process. Writes `--out` (JSON) and prints a table.
 """
 
@@ -44,7 +46,8 @@ from benchmarks.bench_model import ensure_null_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table
 from model_store import ModelStore
 
-ROWS_PER_PART = 100_000  # rows of each seeded part (a real run writes parts of --rows-per-file)
+ROWS_PER_PART = 100_000
+LINKS_PER_SOURCE = 60_000  # rows of each seeded part (a real run writes parts of --rows-per-file)
 
 
 def build_archive(root: Path, count: int, cameras: int) -> Path:
@@ -56,11 +59,12 @@ def build_archive(root: Path, count: int, cameras: int) -> Path:
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
     ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    source = root.parent / f"{root.name}-source.jpg"
-    source.write_bytes(jpeg.tobytes())
     for c in range(cameras):
         (root / f"cam{c:03d}").mkdir()
     for i in range(count):
+        if i % LINKS_PER_SOURCE == 0:  # ext4 allows 65,000 links to one inode: a fresh copy every 60,000
+            source = root.parent / f"{root.name}-source-{i // LINKS_PER_SOURCE}.jpg"
+            source.write_bytes(jpeg.tobytes())
         os.link(source, root / f"cam{i % cameras:03d}" / f"IMG_{i:07d}.jpg")
     done.touch()
     return root
@@ -116,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--work", default=str(DEFAULT_ROOT / "planning"))
     p.add_argument("--out", default=str(DEFAULT_ROOT / "planning.json"))
+    p.add_argument("--prepare-only", action="store_true",
+                   help="build the archives and seed the done tables (kept for later runs), time nothing")
     args = p.parse_args(argv)
     work = Path(args.work)
     ref = ensure_null_model(ModelStore(args.store))
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             seeded = seed_done(archive, done, args.store, ref)
             (done / ".seeded").touch()
             print(f"{count} files: {seeded} rows seeded", flush=True)
+        if args.prepare_only:
+            continue
         for kind, out, dry in (("empty", empty, True), ("done", done, True), ("done, real run", done, False)):
             res = timed_dry_run(archive, out, args.store, ref, dry)
             rows.append({"files": count, "tables": kind, **res})

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Set
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -68,7 +69,7 @@ def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table) -> pa.Table
         return table.filter(pa.array(mask, pa.bool_()))
     if not done.num_rows or not table.num_rows:
         return table
-    keys = table.select(KEY).append_column("row", pa.array(range(table.num_rows), pa.int64()))
+    keys = table.select(KEY).append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     left = keys.join(done.select(KEY), keys=KEY, join_type="left anti", use_threads=False)
     rows = left["row"]
     return table.take(rows.take(pc.sort_indices(rows)))  # a join keeps no order: back to path order

@@ -95,7 +95,8 @@ def weigh(images: int, served: Slots, pool: Slots, image_s: float) -> tuple[bool
     taken to do as much as a thread of a replica, which favours the pool (a session's threads share less well
     than separate sessions)."""
     if served.threads_total >= pool.threads_total:
-        return True, f"{served}, as many as a pool of its own would run ({pool}), no actors to start"
+        than = "as many as" if served.threads_total == pool.threads_total else "more than"
+        return True, f"{served}, {than} a pool of its own would run ({pool}), no actors to start"
     served_s = images * image_s / max(1, served.workers)
     pool_s = POOL_START_S + images * image_s * served.threads / pool.threads_total
     if served_s <= pool_s:

@@ -70,3 +70,13 @@ def test_what_is_done_is_looked_up_by_key_and_the_rest_keeps_path_order(archive)
     assert by_table == by_set
     assert by_table.already_done == len(picked) and by_table.held_back == len(entries) - len(picked) - 4
     assert [e.rel_path for e in by_table.todo] == [e.rel_path for e in entries if e not in picked][:4]
+
+
+def test_a_local_listing_is_in_string_path_order_where_the_walk_is_not(tmp_path, monkeypatch):
+    """The walk goes a directory at a time ("b/c.jpg" before "b.jpg"); the listing is still in path order."""
+    monkeypatch.setattr(listing_module, "PAGE_FILES", 2)
+    for rel in ("cam/b/c.jpg", "cam/b.jpg", "cam/a.jpg", "cam-2/x.jpg", "cam/b/a.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    rels = [e.rel_path for e in list_archive(open_location(str(tmp_path))).entries]
+    assert rels == sorted(rels) == ["cam-2/x.jpg", "cam/a.jpg", "cam/b.jpg", "cam/b/a.jpg", "cam/b/c.jpg"]

@@ -356,10 +356,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(parser.parse_args(argv))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _check_people(plan: Plan, report: RunReport) -> None:
     """How far this version agrees with people's identifications in the tables (none: nothing is read but the log's
     directory); the log is honoured by every reader, this only reports."""
@@ -373,3 +369,7 @@ def _check_people(plan: Plan, report: RunReport) -> None:
         report.warnings.append(f"could not compare with people's identifications: {exc}")
         return
     report.identified, report.agrees_with_people = seen["identified"], seen["agreed"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

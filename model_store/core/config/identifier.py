@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from model_store.core.backends import IDENTIFIER_BACKENDS
-from model_store.core.config.classifier import ClassifierPreprocess
+from model_store.core.config.classifier import ClassifierPreprocess, complete_classifier_config
 from model_store.core.config.common import (
     ConfigError,
     Strict,
@@ -27,7 +27,7 @@ from model_store.core.config.common import (
     square_size,
     unique_labels,
 )
-from model_store.core.graph import GraphFacts, inspect_onnx
+from model_store.core.graph import GraphFacts
 
 
 class KeypointParams(Strict):
@@ -128,14 +128,10 @@ class IdentifierConfig(Strict):
 
 def complete_identifier_config(weights: Path | None, given: dict[str, Any]) -> dict[str, Any]:
     """An identifier config with the ONNX graph's facts added (input size where the graph fixes it)."""
-    out = dict(given)
     if weights is None or given.get("backend") != "onnx-embedding":
-        return out
-    graph, _ = inspect_onnx(weights)
-    if "input_size" not in out and graph.static_hw:
-        out["input_size"] = list(graph.static_hw)
-    out["graph"] = graph.model_dump(mode="json")
-    return out
+        return dict(given)
+    # an embedding model is, to its graph, what a classifier is: an image in, one tensor out; the same facts apply
+    return complete_classifier_config(weights, given)
 
 
 def parse_identifier_config(data: dict[str, Any], source: str) -> IdentifierConfig:

@@ -28,7 +28,7 @@ from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.read import read_and_prepare
 from batch.tables.commit import write_results, write_stage_results
 from trapline import env
-from trapline.errors import RunStoppedError, StalledError
+from trapline.errors import StalledError
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
 # A --via serve run of at most this many images (and no crop/classify stage) runs in the driver, not as a Ray
@@ -246,20 +246,29 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
                 progress.add_part(row)
                 if on_part is not None:
                     on_part(progress)
-    except RunStoppedError:  # no task of the plan may go on writing while the run cleans up and lets go
+    except BaseException:  # a stop, a failure, Ctrl-C: no task of the plan may go on writing once the run lets go
         _stop_executor(ds)
         raise
     return progress
 
 
 def _stop_executor(ds) -> None:
-    """Shut a stuck plan's streaming executor down (its tasks and actors cancelled), so that the process ends
-    cleanly after a stall. Ray Data has no public call for it: the dataset keeps the executor of its running
-    iteration on a private attribute, which `Dataset._synchronize_progress_bar` shuts down the same way."""
+    """Shut a plan's streaming executor down with its tasks killed, not only interrupted, and wait for them.
+
+    A failed plan has shut itself down already, without force: its running tasks were sent an interrupt, which a
+    task blocked in a storage client's retries (on that client's own thread) can outlive, and a part written by
+    it would land after the run was declared failed. So what is still running is cancelled again, by force, and
+    this returns once those tasks have ended. Ray Data has no public call for either: the dataset keeps the
+    executor of its running iteration on a private attribute (`Dataset._synchronize_progress_bar` shuts it down
+    the same way) and each operator lists its running tasks (`get_active_tasks`, which the executor polls)."""
     executor = getattr(ds, "_current_executor", None)
-    if executor is not None:
-        with contextlib.suppress(Exception):  # best effort: the run has failed already, with its own message
-            executor.shutdown(force=True)
+    if executor is None:
+        return
+    with contextlib.suppress(Exception):  # best effort: the run has ended already, with its own message
+        executor.shutdown(force=True)
+    for op in list(getattr(executor, "_topology", None) or ()):
+        with contextlib.suppress(Exception):
+            op._cancel_active_tasks(force=True)  # kills the task's worker and waits for the task to end
 
 
 def _watched(batches, stall_timeout_s: float, on_stall=None):

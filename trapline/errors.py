@@ -360,6 +360,13 @@ class DecisionError(UserError):
     code, status = "bad_decision", 422
 
 
+class DecisionConflictError(DecisionError):
+    """A person's decision that contradicts one already in the log (a merge that would put a sighting back in an
+    individual someone said it is not, a merge of what is one individual already). Nothing is written."""
+
+    code, status = "decision_conflict", 409
+
+
 @contextmanager
 def invalid_parameter(field: str, prefix: str) -> Iterator[None]:
     """A user error without an HTTP status of its own (no rows there, no such version in the tables), raised

@@ -40,6 +40,8 @@ class ExportJob:
     options: dict[str, Any]
     inputs: Any = None  # what the exporter's `check` read before the tables (e.g. the user's deployments file)
     occurrences: pd.DataFrame | None = None  # a tracked set's occurrences, determined now (None: not tracked)
+    # (uri, content_id, detection_index) -> individual id, people's decisions applied (empty: none identified)
+    individuals: dict[tuple[str, str, int], str] = field(default_factory=dict)
 
 
 class Exporter:

@@ -59,7 +59,8 @@ def media_id(uri: str, content_id: str) -> str:
 
 def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset: str = "Z",
                observation_level: ObservationLevel = "media", gap_s: float = DEFAULT_GAP_S,
-               occurrences: pd.DataFrame | None = None) -> tuple[list[dict], list[dict]]:
+               occurrences: pd.DataFrame | None = None, individuals: dict | None = None
+               ) -> tuple[list[dict], list[dict]]:
     """Camtrap DP 1.0 media and observations rows (failed images are left out).
 
     `observation_level` media: one observation per kept box (blank images one `blank` row);
@@ -67,8 +68,10 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
     label in one image; both: the two, the media-level rows carrying their eventID. With `occurrences` (a tracked
     set) an event's observations are its animals: one per determined label, `count` the confirmed occurrences seen
     in the event (a person's identification is `classificationMethod` human), and each media-level box names its
-    occurrence in its tags.
+    occurrence in its tags. With `individuals` ((uri, content_id, detection_index) -> id, from `trapline
+    identify` with people's decisions applied) each media-level box of an identified animal has its individualID.
     """
+    individuals = individuals or {}
     by_uri = {uri: g for uri, g in dets.groupby("uri", sort=False)} if not dets.empty else {}
     classified_by = f"{tset.model_name} {tset.model_version}"
     media, observations = [], []
@@ -110,6 +113,8 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
                                    + (f"|occurrence:{d.occurrence_id}" if isinstance(getattr(d, "occurrence_id", None),
                                                                                      str) else ""),
             }
+            if (ind := individuals.get((row.uri, row.content_id, int(d.detection_index)))) is not None:
+                obs["individualID"] = ind
             if getattr(d, "classifications", None):  # the species answer: the first classifier's
                 c = d.classifications[0]
                 obs.update(scientificName=scientific_name(c), classificationProbability=round(float(c["score"]), 4),
@@ -244,7 +249,7 @@ class CamtrapDPExporter(Exporter):
         o = job.options
         timezone, level = o.get("timezone", "Z"), o.get("observation_level", "media")
         media, observations = camtrap_dp(job.images, job.dets, job.tset, timezone, level,
-                                         o.get("gap_s", DEFAULT_GAP_S), job.occurrences)
+                                         o.get("gap_s", DEFAULT_GAP_S), job.occurrences, job.individuals)
         package = camtrap_package(media, observations, job.tset, job.inputs, timezone, level,
                                   bool(o.get("allow_missing_deployments")))
         base = job.out.rstrip("/")

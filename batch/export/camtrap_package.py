@@ -68,7 +68,7 @@ class Project(BaseModel):
     samplingDesign: Literal["simpleRandom", "systematicRandom", "clusteredRandom", "experimental",  # noqa: N815
                             "targeted", "opportunistic"] | None = None
     captureMethod: list[Literal["activityDetection", "timeLapse"]] | None = Field(None, min_length=1)  # noqa: N815
-    individualAnimals: bool = False  # noqa: N815 - trapline's observations never identify individuals
+    individualAnimals: bool | None = None  # noqa: N815 - default: whether any observation names an individual
 
 
 class PackageMeta(BaseModel):
@@ -197,7 +197,8 @@ def descriptor(meta: PackageMeta, deployments: list[dict], media: list[dict], ob
     }
     project = dict(given.get("project") or {})
     project["observationLevel"] = observation_levels
-    project.setdefault("individualAnimals", False)
+    # true when the observations identify individuals (trapline identify), unless the user's metadata says
+    project.setdefault("individualAnimals", any(o.get("individualID") for o in observations))
     out["project"] = project
     if (where := spatial(deployments)) is not None:
         out["spatial"] = where

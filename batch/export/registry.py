@@ -9,6 +9,7 @@ from typing import Any
 from batch.export.base import Exporter, ExportJob, ExportReport, load, subset_filter
 from batch.export.camtrap import CamtrapDPExporter
 from batch.export.formats import CocoExporter, MegaDetectorExporter
+from batch.identify.views import individual_ids
 from batch.refilter.events import DEFAULT_GAP_S, set_occurrences
 from batch.tables.reader import Tables, resolve_table_set
 from trapline.errors import BatchError
@@ -38,6 +39,7 @@ def run_export(tables_url: str, fmt: str, out: str, model: str | None = None, fi
     images, dets = load(tables, tset, subset_filter(cameras, since, until))
     failed = int((images["status"] == "failed").sum()) if not images.empty else 0
     occurrences = set_occurrences(tables_url, tset, store)
-    written, notes = exporter.write(ExportJob(images, dets, tset, out, options, inputs, occurrences))
+    individuals = individual_ids(tables_url, tset.model_name, tset.model_version, tset.filters_hash)
+    written, notes = exporter.write(ExportJob(images, dets, tset, out, options, inputs, occurrences, individuals))
     return ExportReport(fmt, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, len(images), failed,
                         len(dets), written, notes)

@@ -25,11 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.identify.decided import Key, check_decision, constraints, fold, key_of
-from batch.review.compare import current_kept
 from batch.tables.archive import open_location
 from batch.tables.decisions import DecisionsLog
 from batch.tables.manifest import new_run_id
-from batch.tables.reader import Tables, resolve_table_set
+from batch.tables.reader import Tables, current_kept, resolve_table_set
 from batch.tables.writer import parquet_bytes, write_file
 from model_store.core.crops import crop_box
 from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
@@ -48,6 +47,10 @@ SIGHTINGS_SCHEMA = pa.schema([
     ("nearest_uri", pa.string()), ("nearest_content_id", pa.string()), ("nearest_detection_index", pa.int32()),
     ("nearest_p", pa.float64()), ("identifier_name", pa.string()), ("identifier_version", pa.string()),
     ("identifier_sha256", pa.string()), ("run_id", pa.string()),
+    # the detection's box (fractions of the image): its snip, cut again for people and the console
+    ("bbox_x", pa.float64()), ("bbox_y", pa.float64()), ("bbox_w", pa.float64()), ("bbox_h", pa.float64()),
+    # the result set the detection rows came from: detection_index is an index within it
+    ("model_name", pa.string()), ("model_version", pa.string()), ("filters_hash", pa.string()),
 ])
 INDIVIDUALS_SCHEMA = pa.schema([
     ("individual_id", pa.string()), ("name", pa.string()), ("label", pa.string()),
@@ -97,7 +100,8 @@ def covered_detections(tables: Tables, ident: Identifier, model: str | None, sto
             f"{tset.model_name}:{tset.model_version} are {', '.join(sorted(set(kept['label'])))}",
             labels=sorted(set(kept["label"])))
     cols = ["uri", "content_id", "rel_path", "camera_id", "capture_time", "width", "height"]
-    return covered.merge(images[cols], on=["uri", "content_id"], how="inner").reset_index(drop=True)
+    return covered.merge(images[cols], on=["uri", "content_id"], how="inner").reset_index(drop=True).assign(
+        model_name=tset.model_name, model_version=tset.model_version, filters_hash=tset.filters_hash)
 
 
 def cut_snips(rows: pd.DataFrame) -> list[np.ndarray | None]:
@@ -160,7 +164,7 @@ def run_identify(tables_url: str, identifier: str, store: str | None = None, mod
     report = IdentifyReport(run_id, ident.ref, sightings=len(rows), unidentifiable=len(rows) - len(ok),
                             changes=changes)
     sightings = _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, ident, run_id)
-    individuals = _individuals(sightings, decided, run_id)
+    individuals = summarise_individuals(sightings, decided, run_id)
     report.individuals = len(individuals)
     storage = open_location(tables_url)
     meta = {"identifier": ident.info.model_dump(), "threshold": threshold, "run_id": run_id}
@@ -197,11 +201,14 @@ def _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, id
                     "reason": descs[i] if g is None else None, "nearest_uri": nk[0], "nearest_content_id": nk[1],
                     "nearest_detection_index": nk[2], "nearest_p": near.p_same if near else None,
                     "identifier_name": ident.info.name, "identifier_version": ident.info.version,
-                    "identifier_sha256": ident.info.sha256, "run_id": run_id})
+                    "identifier_sha256": ident.info.sha256, "run_id": run_id, "bbox_x": r.bbox_x,
+                    "bbox_y": r.bbox_y, "bbox_w": r.bbox_w, "bbox_h": r.bbox_h,
+                    "model_name": r.model_name, "model_version": r.model_version, "filters_hash": r.filters_hash})
     return pd.DataFrame(out, columns=SIGHTINGS_SCHEMA.names)
 
 
-def _individuals(sightings: pd.DataFrame, decided, run_id: str) -> pd.DataFrame:
+def summarise_individuals(sightings: pd.DataFrame, decided, run_id: str) -> pd.DataFrame:
+    """One `individuals` row per individual of `sightings`, with people's names and confirmations (`decided`)."""
     out = []
     for ind, g in sightings.dropna(subset=["individual_id"]).groupby("individual_id", sort=True):
         times = g["capture_time"].dropna()

@@ -23,12 +23,12 @@ from batch.export.base import subset_filter
 from batch.refilter.people import agreement_with_people
 from batch.review import plots
 from batch.review.animals import animals
-from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions, current_kept
+from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
 from batch.review.page import render_page
 from batch.review.species import classifier_names, species_counts, species_frame, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
 from batch.tables.cameras import DEFAULT_CAMERA_ID
-from batch.tables.reader import Tables, TableSet, resolve_table_set
+from batch.tables.reader import Tables, TableSet, current_kept, resolve_table_set
 from trapline.errors import BatchError
 
 DEFAULT_EDGES = (0.2, 0.4, 0.6, 0.8)

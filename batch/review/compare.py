@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.tables.reader import Tables, TableSet, resolve_table_set
+from batch.tables.reader import Tables, current_kept, resolve_table_set
 from model_store.core.agreement import Box, match_boxes
 from trapline.errors import BatchError
 
@@ -91,14 +91,6 @@ def compare_versions(images_a: pd.DataFrame, kept_a: pd.DataFrame, images_b: pd.
     out.per_label = pd.DataFrame.from_dict(counts, orient="index", columns=["matched", "only_a", "only_b"])
     out.diffs.sort(key=lambda d: (-d.top_unmatched, d.uri))
     return out
-
-
-def current_kept(tables: Tables, tset: TableSet, subset: ds.Expression | None = None
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One side of a comparison: a table set's current image rows (within `subset`) and their kept boxes."""
-    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, subset)
-    return images, tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                               kept_only=True)
 
 
 def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None, min_iou: float = DEFAULT_MIN_IOU,

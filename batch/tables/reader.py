@@ -336,3 +336,12 @@ def resolve_table_set(tables: Tables, model: str | None = None, filters_hash: st
         known = sorted(set(t["filters_hash"].to_pylist()))
         raise BatchError(f"{name}:{version} has no rows with filters hash {filters_hash!r} (known: {known})")
     return TableSet(name, version, filters_hash, tables.filter_set_metadata(name, version, filters_hash))
+
+
+def current_kept(tables: Tables, tset: TableSet, subset: ds.Expression | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A table set's current image rows (within `subset`) and their kept boxes: one side of a comparison, what
+    identify describes."""
+    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, subset)
+    return images, tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                               kept_only=True)

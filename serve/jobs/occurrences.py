@@ -17,9 +17,8 @@ from fastapi.responses import Response
 from batch.refilter import occurrences
 from batch.tables.decisions import DetectionKey
 from batch.tables.reader import Tables
-from batch.tables.scope import parse_when
 from serve.deps import admin_auth, in_thread, read_auth, service_of
-from serve.jobs.deps import control_of
+from serve.jobs.deps import TABLES, tables_of, when_param
 from serve.jobs.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,
@@ -27,27 +26,9 @@ from serve.jobs.occurrences_protocol import (
     OccurrencePage,
     OccurrenceView,
 )
-from trapline.errors import InvalidParameterError, invalid_parameter
+from trapline.errors import invalid_parameter
 
 router = APIRouter()
-TABLES = Query(None, description="the tables (default: the recorder's tables of the serve config)")
-
-
-def tables_of(request: Request, tables: str | None) -> str:
-    if tables is not None:
-        return control_of(request).paths.check("tables", tables)
-    record = service_of(request).config.record
-    if record is None:
-        raise InvalidParameterError("name the tables: the service records no uploads whose tables would be the "
-                                    "default", field="tables")
-    return record.tables
-
-
-def _when(field: str, value: str | None, end_of_day: bool = False):
-    try:
-        return parse_when(value, end_of_day)
-    except ValueError as exc:
-        raise InvalidParameterError(f"{field}: {exc}", field=field) from None
 
 
 def _page(tables: str, model: str | None, filters_hash: str | None, store: str | None, limit: int, offset: int,
@@ -84,8 +65,8 @@ async def list_occurrences(request: Request, tables: str | None = TABLES, model:
                            until: str | None = Query(None, description="seen at or before"),
                            determined_by: str | None = Query(None, pattern="^(model|human)$"),
                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-    where = {"camera": camera, "label": label, "since": _when("since", since),
-             "until": _when("until", until, True), "determined_by": determined_by}
+    where = {"camera": camera, "label": label, "since": when_param("since", since),
+             "until": when_param("until", until, True), "determined_by": determined_by}
     return await in_thread(_page, tables_of(request, tables), model, filters_hash, service_of(request).config.store,
                            limit, offset, **where)
 

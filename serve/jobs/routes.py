@@ -24,6 +24,7 @@ from serve.jobs.backfill import BackfillWatcher
 from serve.jobs.catalog import router as catalog_router
 from serve.jobs.control import STATUSES, JobControl
 from serve.jobs.deps import control_of
+from serve.jobs.individuals import router as individuals_router
 from serve.jobs.kinds import KINDS
 from serve.jobs.launch import router as launch_router
 from serve.jobs.occurrences import router as occurrences_router
@@ -158,7 +159,8 @@ def attach_jobs(api: FastAPI, service: IngressCore) -> None:
     control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
     api.state.trapline_jobs = control  # the service itself is app.state.service (serve/deps.py)
     api.state.trapline_reports = ReportDirs()
-    for r in (router, catalog_router, reports_router, occurrences_router, pictures_router, launch_router):
+    for r in (router, catalog_router, reports_router, occurrences_router, individuals_router, pictures_router,
+              launch_router):
         api.include_router(r)
     policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
                 for m in cfg.models if m.on_promote is not None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -121,3 +122,28 @@ def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
     ModelStore(store).publish(None, "deer-coats", "1", {"backend": "keypoints", "applies_to": ["deer"]})
     with pytest.raises(LabelNotCoveredError, match="identifies deer, but the kept detections of det:1 are zebra"):
         run_identify(url, "deer-coats:1", store)
+
+
+def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
+    from batch.export.registry import run_export
+    from batch.identify.views import current
+    from tests.fixtures.camtrap_dp import META, validate_package
+
+    root, url, store, _ = archive
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text("deploymentID,latitude,longitude,deploymentStart,deploymentEnd\n" + "".join(
+        f"cam{c},51.0,4.0,2026-04-30T00:00:00Z,2026-06-01T00:00:00Z\n" for c in (0, 1, 2, 9)))
+    run_identify(url, "coats:1", store)
+    now = current(url).sightings.dropna(subset=["individual_id"])
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(META)
+    report = run_export(url, "camtrap-dp", str(tmp_path / "dp"), deployments=str(deployments), package_meta=str(meta))
+    assert report.notes == []
+    with open(tmp_path / "dp" / "observations.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_file = {r["mediaID"]: r["individualID"] for r in rows}
+    assert len(rows) == 16 and sum(1 for r in rows if r["individualID"]) == len(now) == 15  # the tiny box: none
+    assert set(by_file.values()) - {""} == set(now["individual_id"])  # people's decisions applied (the merge)
+    assert json.loads((tmp_path / "dp" / "datapackage.json").read_text())["project"]["individualAnimals"] is True
+    errors, _ = validate_package(tmp_path / "dp")
+    assert errors == []

@@ -1,0 +1,202 @@
+"""Individuals as people see them now: the newest identify run with every later decision applied.
+
+`trapline identify` writes `sightings` and `individuals` for one run. People decide afterwards (confirm or reject a
+sighting, merge, split, name, "new individual"); those decisions go to the decisions log at once and are folded in
+on every read here, the same fold the next run clusters with (batch/identify/decided.py). So a merge or a name shows
+the moment it is made, and the next run makes it part of the clustering. The HTTP routes, the console and the
+exports read individuals through this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from batch.identify.decided import Decided, Key, fold, key_of
+from batch.identify.run import SIGHTINGS, cut_snips, read_result, record_decision, summarise_individuals
+from batch.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DecisionsLog, DetectionKey, MergeIndividuals, make
+from model_store.core.imaging import encode_jpeg
+from trapline.errors import DecisionConflictError, DecisionError, NotFoundError
+
+ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}
+
+
+@dataclass
+class Current:
+    """The newest run's sightings (individual ids and decisions as people left them) and its individuals."""
+
+    run_id: str | None
+    sightings: pd.DataFrame
+    individuals: pd.DataFrame
+    decisions: list[Decision]
+    decided: Decided
+
+
+def _key(row: Any) -> Key:
+    return (row.uri, row.content_id, int(row.detection_index))
+
+
+def current(tables_url: str) -> Current:
+    """The newest committed identify run of `tables_url` with the decisions log applied (empty when none ran)."""
+    sightings = read_result(tables_url, SIGHTINGS)
+    run_id = sightings["run_id"].iloc[0] if len(sightings) else None
+    previous = {_key(r): r.individual_id for r in sightings.itertuples() if not pd.isna(r.individual_id)}
+    decisions = DecisionsLog(tables_url).read()
+    decided = fold(decisions, previous)
+    ids, how = [], []
+    for r in sightings.itertuples():
+        k = _key(r)
+        if k in decided.pinned:
+            ids.append(decided.pinned[k])
+            how.append("confirmed")
+        elif k not in previous:
+            ids.append(None)
+            how.append(r.decision)
+        elif decided.canonical(previous[k]) in decided.rejected.get(k, ()):
+            ids.append(None)  # a person said it is not that individual: it waits for the next run
+            how.append("rejected")
+        else:
+            ids.append(decided.canonical(previous[k]))
+            how.append(r.decision)
+    sightings = sightings.assign(individual_id=ids, decision=how)
+    return Current(run_id, sightings, summarise_individuals(sightings, decided, run_id or ""), decisions, decided)
+
+
+def iso(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    """One individual as the API shows it."""
+    return {"individual_id": row["individual_id"], "name": row["name"] if isinstance(row["name"], str) else None,
+            "label": row["label"], "first_seen": iso(row["first_seen"]), "last_seen": iso(row["last_seen"]),
+            "cameras": list(row["cameras"]), "sightings": int(row["sightings"]), "confirmed": bool(row["confirmed"])}
+
+
+def select(cur: Current, label: str | None = None, camera: str | None = None, since: dt.datetime | None = None,
+           until: dt.datetime | None = None, confirmed: bool | None = None) -> pd.DataFrame:
+    """Individuals seen by `camera`, of `label`, seen in [since, until], confirmed or not; last seen first."""
+    ind = cur.individuals
+    keep = pd.Series(True, index=ind.index)
+    if label is not None:
+        keep &= ind["label"] == label
+    if camera is not None:
+        keep &= ind["cameras"].map(lambda cams: camera in cams)
+    if since is not None:
+        keep &= ind["last_seen"] >= pd.Timestamp(since.replace(tzinfo=None))
+    if until is not None:
+        keep &= ind["first_seen"] <= pd.Timestamp(until.replace(tzinfo=None))
+    if confirmed is not None:
+        keep &= ind["confirmed"] == confirmed
+    return ind[keep].sort_values(["last_seen", "individual_id"], ascending=[False, True], na_position="last")
+
+
+def find(cur: Current, individual_id: str) -> dict[str, Any]:
+    """An individual by id (an id merged away answers as the one it joined); NotFoundError when there is none."""
+    ident = cur.decided.canonical(individual_id)
+    rows = cur.individuals[cur.individuals["individual_id"] == ident]
+    if rows.empty:
+        raise NotFoundError(f"no individual {individual_id!r} in the newest identify run"
+                            + ("" if cur.run_id else ": no identify run yet (trapline identify)"))
+    return rows.iloc[0].to_dict()
+
+
+def individual_of(cur: Current, sighting: DetectionKey) -> str | None:
+    """The individual a sighting belongs to now (None: unidentifiable, rejected, or not in the run)."""
+    s = cur.sightings
+    found = s[(s["uri"] == sighting.uri) & (s["content_id"] == sighting.content_id)
+              & (s["detection_index"] == sighting.detection_index)]
+    return found["individual_id"].iloc[0] if len(found) else None
+
+
+def sightings_of(cur: Current, individual_id: str) -> pd.DataFrame:
+    """Its sightings, oldest first."""
+    s = cur.sightings
+    return s[s["individual_id"] == individual_id].sort_values(["capture_time", "uri", "detection_index"])
+
+
+def closest(cur: Current, individual_id: str, k: int = 5) -> list[dict[str, Any]]:
+    """The other individuals its sightings came nearest to (a sighting's best match outside its own individual,
+    kept by the run), highest P(same) first: the candidates a person looks at to merge."""
+    s = cur.sightings
+    owner = {_key(r): r.individual_id for r in s.itertuples()}
+    best: dict[str, float] = {}
+    for r in sightings_of(cur, individual_id).itertuples():
+        if pd.isna(r.nearest_p) or r.nearest_uri is None:
+            continue
+        other = owner.get((r.nearest_uri, r.nearest_content_id, int(r.nearest_detection_index)))
+        if other is not None and other != individual_id:
+            best[other] = max(best.get(other, 0.0), float(r.nearest_p))
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+    rows = cur.individuals.set_index("individual_id")
+    return [{**summary({**rows.loc[i].to_dict(), "individual_id": i}), "p_same": p}
+            for i, p in ranked if i in rows.index]
+
+
+def history(cur: Current, individual_id: str) -> list[dict[str, Any]]:
+    """The decisions that name this individual or one of its sightings, oldest first."""
+    keys = {_key(r) for r in sightings_of(cur, individual_id).itertuples()}
+    out = []
+    for d in cur.decisions:
+        if not isinstance(d, INDIVIDUAL_DECISIONS):
+            continue
+        ids = {cur.decided.canonical(i) for i in (getattr(d, "individual_id", None), getattr(d, "other_id", None))
+               if i}
+        named = [key_of(x) for x in (getattr(d, "sightings", None) or [getattr(d, "sighting", None)]) if x]
+        if individual_id in ids or keys.intersection(named):
+            out.append(d.model_dump(mode="json"))
+    return out
+
+
+def snip(tables_url: str, individual_id: str, n: int) -> bytes:
+    """The JPEG of the individual's `n`-th sighting, cut from its archive image with the shared crop code."""
+    cur = current(tables_url)
+    shown = sightings_of(cur, cur.decided.canonical(find(cur, individual_id)["individual_id"]))
+    if not 0 <= n < len(shown):
+        raise NotFoundError(f"individual {individual_id} has {len(shown)} sighting(s); no sighting {n}")
+    row = shown.iloc[[n]].reset_index(drop=True)
+    if "bbox_x" not in row.columns:
+        raise NotFoundError("this identify run kept no boxes (made before they were kept): run trapline identify "
+                            "again to see its snips")
+    [crop] = cut_snips(row)
+    if crop is None:
+        raise NotFoundError(f"the image of sighting {n} cannot be read: {row.at[0, 'uri']}")
+    return encode_jpeg(crop)
+
+
+def decide(tables_url: str, action: str, who: str, comment: str | None, **fields: Any) -> Decision:
+    """Record a person's decision about individuals: a DecisionError (422) for a bad or unknown field, a
+    DecisionConflictError (409) when it contradicts what people decided before; nothing is written then."""
+    if action not in ACTIONS:
+        raise DecisionError(f"action: one of {', '.join(ACTIONS)}, got {action!r}", field="action")
+    cls = ACTIONS[action]
+    decision = make(cls, who, comment, **{k: v for k, v in fields.items() if v is not None and k in cls.model_fields})
+    cur = current(tables_url)
+    if isinstance(decision, MergeIndividuals) and \
+            cur.decided.canonical(decision.individual_id) == cur.decided.canonical(decision.other_id):
+        raise DecisionConflictError(f"{decision.individual_id} and {decision.other_id} are one individual already "
+                                    "(an earlier merge)", field="other_id")
+    after = fold([*cur.decisions, decision], {_key(r): r.individual_id for r in read_result(
+        tables_url, SIGHTINGS).itertuples() if not pd.isna(r.individual_id)})
+    clash = sorted(k for k, ident in after.pinned.items() if ident in after.rejected.get(k, ()))
+    if clash:
+        uri, _, index = clash[0]
+        raise DecisionConflictError(
+            f"this would put sighting {uri} #{index} in an individual a person said it is not "
+            f"({after.pinned[clash[0]]}); confirm it there first if that was wrong", field="action")
+    return record_decision(tables_url, decision)
+
+
+def individual_ids(tables_url: str, model_name: str, model_version: str, filters_hash: str) -> dict[Key, str]:
+    """(uri, content_id, detection_index) -> individual id now, for the sightings of one result set (detection
+    indices are indices within it): what exports write as Camtrap DP's individualID. Empty when none ran."""
+    cur = current(tables_url)
+    s = cur.sightings
+    if s.empty or "filters_hash" not in s.columns:  # no run, or one made before sightings named their result set
+        return {}
+    s = s[(s["model_name"] == model_name) & (s["model_version"] == model_version)
+          & (s["filters_hash"] == filters_hash) & s["individual_id"].notna()]
+    return {_key(r): r.individual_id for r in s.itertuples()}

@@ -1,0 +1,92 @@
+"""The individual routes: list, show (sightings, closest others, history), snips, and people's decisions.
+
+Reads need the API token (or the admin token), decisions the admin token. The newest `trapline identify` run is
+shown with every later decision applied (batch/identify/views.py), so a merge, a split or a name shows at once; the
+next run clusters with them. The tables are the `tables` given (under the jobs' allowed roots) or the recorder's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from batch.identify import views
+from serve.deps import admin_auth, in_thread, read_auth
+from serve.jobs.deps import TABLES, tables_of, when_param
+from serve.jobs.individuals_protocol import DecisionRequest, DecisionView, IndividualDetail, IndividualPage
+
+router = APIRouter()
+
+
+def _page(tables: str, limit: int, offset: int, **where: Any) -> dict[str, Any]:
+    cur = views.current(tables)
+    rows = views.select(cur, **where)
+    return {"run_id": cur.run_id, "total": len(rows), "limit": limit, "offset": offset,
+            "individuals": [views.summary(r) for r in rows.iloc[offset:offset + limit].to_dict("records")]}
+
+
+def _detail(tables: str, individual_id: str) -> dict[str, Any]:
+    cur = views.current(tables)
+    row = views.find(cur, individual_id)
+    ident, query = row["individual_id"], urlencode({"tables": tables})
+    shown = []
+    for n, s in enumerate(views.sightings_of(cur, ident).to_dict("records")):
+        shown.append({"uri": s["uri"], "content_id": s["content_id"], "detection_index": int(s["detection_index"]),
+                      "rel_path": s["rel_path"], "camera_id": s["camera_id"],
+                      "capture_time": views.iso(s["capture_time"]),
+                      "p_same": None if s["p_same"] is None or s["p_same"] != s["p_same"] else float(s["p_same"]),
+                      "decision": s["decision"], "snip": f"/v1/individuals/{quote(ident)}/sightings/{n}/snip?{query}"})
+    return {**views.summary(row), "run_id": cur.run_id, "sightings_shown": shown,
+            "closest": views.closest(cur, ident), "history": views.history(cur, ident)}
+
+
+def _decide(tables: str, body: DecisionRequest) -> dict[str, Any]:
+    fields = body.model_dump(exclude={"action", "tables", "who", "comment"})
+    decision = views.decide(tables, body.action, body.who, body.comment, **fields)
+    ident = getattr(decision, "individual_id", None)
+    cur = views.current(tables)
+    if ident is None:  # new individual: the one its sighting now belongs to
+        ident = views.individual_of(cur, decision.sighting)
+    try:
+        shown = views.summary(views.find(cur, ident)) if ident else None
+    except LookupError:
+        shown = None
+    return {"decision": decision.model_dump(mode="json"), "individual": shown}
+
+
+@router.get("/v1/individuals", tags=["individuals"], dependencies=[Depends(read_auth)], response_model=IndividualPage,
+            summary="Individuals of the newest identify run, people's decisions applied, last seen first")
+async def list_individuals(request: Request, tables: str | None = TABLES, label: str | None = None,
+                           camera: str | None = Query(None, description="seen by this camera"),
+                           since: str | None = Query(None, description="seen at or after (YYYY-MM-DD or ISO time)"),
+                           until: str | None = Query(None, description="seen at or before"),
+                           confirmed: bool | None = Query(None, description="a person confirmed it (or not)"),
+                           limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    where = {"label": label, "camera": camera, "since": when_param("since", since),
+             "until": when_param("until", until, True), "confirmed": confirmed}
+    return await in_thread(_page, tables_of(request, tables), limit, offset, **where)
+
+
+@router.get("/v1/individuals/{individual_id}", tags=["individuals"], dependencies=[Depends(read_auth)],
+            response_model=IndividualDetail,
+            summary="One individual: its sightings with snip links, the closest other individuals, its history")
+async def show_individual(request: Request, individual_id: str, tables: str | None = TABLES) -> dict[str, Any]:
+    return await in_thread(_detail, tables_of(request, tables), individual_id)
+
+
+@router.get("/v1/individuals/{individual_id}/sightings/{n}/snip", tags=["individuals"],
+            dependencies=[Depends(read_auth)], response_class=Response,
+            summary="The JPEG snip of an individual's n-th sighting (oldest first)")
+async def individual_snip(request: Request, individual_id: str, n: int, tables: str | None = TABLES) -> Response:
+    data = await in_thread(views.snip, tables_of(request, tables), individual_id, n)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.post("/v1/individuals/decisions", tags=["individuals"], status_code=201, dependencies=[Depends(admin_auth)],
+             response_model=DecisionView,
+             summary="A person's decision about individuals (confirm, reject, merge, split, name, new individual)")
+async def decide(request: Request, body: DecisionRequest) -> dict[str, Any]:
+    return await in_thread(_decide, tables_of(request, body.tables), body)

@@ -45,7 +45,10 @@ SIGHTINGS_SCHEMA = pa.schema([
     ("label", pa.string()), ("camera_id", pa.string()), ("capture_time", pa.timestamp("us")),
     ("individual_id", pa.string()), ("p_same", pa.float64()), ("decision", pa.string()), ("reason", pa.string()),
     ("nearest_uri", pa.string()), ("nearest_content_id", pa.string()), ("nearest_detection_index", pa.int32()),
-    ("nearest_p", pa.float64()), ("identifier_name", pa.string()), ("identifier_version", pa.string()),
+    ("nearest_p", pa.float64()),
+    # its best match in another individual: who a person compares it with before a merge
+    ("other_uri", pa.string()), ("other_content_id", pa.string()), ("other_detection_index", pa.int32()),
+    ("other_p", pa.float64()), ("identifier_name", pa.string()), ("identifier_version", pa.string()),
     ("identifier_sha256", pa.string()), ("run_id", pa.string()),
     # the detection's box (fractions of the image): its snip, cut again for people and the console
     ("bbox_x", pa.float64()), ("bbox_y", pa.float64()), ("bbox_w", pa.float64()), ("bbox_h", pa.float64()),
@@ -178,16 +181,23 @@ def run_identify(tables_url: str, identifier: str, store: str | None = None, mod
 def _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, ident, run_id) -> pd.DataFrame:
     size = np.bincount(labels) if len(labels) else np.zeros(0, int)
     best_in: dict[int, float] = {}
+    best_out: dict[int, tuple[float, int]] = {}  # sighting -> (P(same), sighting) of its best match elsewhere
     for a, b, p in pairs:
         if labels[a] == labels[b]:
             best_in[a] = max(best_in.get(a, 0.0), p)
             best_in[b] = max(best_in.get(b, 0.0), p)
+        else:
+            for x, y in ((a, b), (b, a)):
+                if p > best_out.get(x, (-1.0, -1))[0]:
+                    best_out[x] = (p, y)
     where = {i: g for g, i in enumerate(ok)}
     out = []
     for i, r in enumerate(rows.itertuples()):
         g = where.get(i)
         near = nearest.get(g) if g is not None else None
         nk = ok_keys[near.index] if near is not None else (None, None, None)
+        other_p, other = best_out.get(g, (None, None)) if g is not None else (None, None)
+        ok_ = ok_keys[other] if other is not None else (None, None, None)
         if g is None:
             decision, ind, p = "unidentifiable", None, None
         elif g in pinned:
@@ -200,6 +210,8 @@ def _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, id
                     "capture_time": r.capture_time, "individual_id": ind, "p_same": p, "decision": decision,
                     "reason": descs[i] if g is None else None, "nearest_uri": nk[0], "nearest_content_id": nk[1],
                     "nearest_detection_index": nk[2], "nearest_p": near.p_same if near else None,
+                    "other_uri": ok_[0], "other_content_id": ok_[1], "other_detection_index": ok_[2],
+                    "other_p": other_p,
                     "identifier_name": ident.info.name, "identifier_version": ident.info.version,
                     "identifier_sha256": ident.info.sha256, "run_id": run_id, "bbox_x": r.bbox_x,
                     "bbox_y": r.bbox_y, "bbox_w": r.bbox_w, "bbox_h": r.bbox_h,

@@ -119,17 +119,19 @@ def sightings_of(cur: Current, individual_id: str) -> pd.DataFrame:
 
 
 def closest(cur: Current, individual_id: str, k: int = 5) -> list[dict[str, Any]]:
-    """The other individuals its sightings came nearest to (a sighting's best match outside its own individual,
-    kept by the run), highest P(same) first: the candidates a person looks at to merge."""
+    """The other individuals its sightings came nearest to (each sighting's best match in another individual, as
+    the run found it; people's merges applied), highest P(same) first: the candidates a person looks at to merge."""
     s = cur.sightings
     owner = {_key(r): r.individual_id for r in s.itertuples()}
     best: dict[str, float] = {}
     for r in sightings_of(cur, individual_id).itertuples():
-        if pd.isna(r.nearest_p) or r.nearest_uri is None:
-            continue
-        other = owner.get((r.nearest_uri, r.nearest_content_id, int(r.nearest_detection_index)))
-        if other is not None and other != individual_id:
-            best[other] = max(best.get(other, 0.0), float(r.nearest_p))
+        for side in ("other", "nearest"):  # its best match in another individual, and its best match overall
+            uri, p = getattr(r, f"{side}_uri", None), getattr(r, f"{side}_p", None)
+            if uri is None or p is None or pd.isna(p):
+                continue
+            other = owner.get((uri, getattr(r, f"{side}_content_id"), int(getattr(r, f"{side}_detection_index"))))
+            if other is not None and other != individual_id:
+                best[other] = max(best.get(other, 0.0), float(p))
     ranked = sorted(best.items(), key=lambda kv: -kv[1])[:k]
     rows = cur.individuals.set_index("individual_id")
     return [{**summary({**rows.loc[i].to_dict(), "individual_id": i}), "p_same": p}
@@ -200,3 +202,11 @@ def individual_ids(tables_url: str, model_name: str, model_version: str, filters
     s = s[(s["model_name"] == model_name) & (s["model_version"] == model_version)
           & (s["filters_hash"] == filters_hash) & s["individual_id"].notna()]
     return {_key(r): r.individual_id for r in s.itertuples()}
+
+
+def review_queue(cur: Current, low: float, high: float) -> pd.DataFrame:
+    """Sightings the run matched with P(same) in [low, high] that no person has decided on, most informative
+    first: nearest the middle of the band, where a person's answer moves the clustering most."""
+    s = cur.sightings
+    s = s[s["decision"].isin(["matched", "new"]) & s["p_same"].between(low, high)]
+    return s.assign(_gap=(s["p_same"] - (low + high) / 2).abs()).sort_values(["_gap", "uri"]).drop(columns="_gap")

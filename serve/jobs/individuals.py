@@ -10,13 +10,21 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from batch.identify import views
 from serve.deps import admin_auth, in_thread, read_auth
 from serve.jobs.deps import TABLES, tables_of, when_param
-from serve.jobs.individuals_protocol import DecisionRequest, DecisionView, IndividualDetail, IndividualPage
+from serve.jobs.individuals_protocol import (
+    DecisionRequest,
+    DecisionView,
+    IndividualDetail,
+    IndividualPage,
+    ReviewPage,
+)
+from trapline.errors import InvalidParameterError
 
 router = APIRouter()
 
@@ -28,19 +36,36 @@ def _page(tables: str, limit: int, offset: int, **where: Any) -> dict[str, Any]:
             "individuals": [views.summary(r) for r in rows.iloc[offset:offset + limit].to_dict("records")]}
 
 
+def _sighting(s: dict[str, Any], n: int, tables: str) -> dict[str, Any]:
+    """One sighting as the API shows it; `n`: its place among its individual's sightings (the snip's link)."""
+    ident = s["individual_id"]
+    return {"uri": s["uri"], "content_id": s["content_id"], "detection_index": int(s["detection_index"]),
+            "rel_path": s["rel_path"], "camera_id": s["camera_id"], "capture_time": views.iso(s["capture_time"]),
+            "individual_id": ident, "p_same": None if pd.isna(s["p_same"]) else float(s["p_same"]),
+            "decision": s["decision"],
+            "snip": f"/v1/individuals/{quote(ident)}/sightings/{n}/snip?{urlencode({'tables': tables})}"}
+
+
 def _detail(tables: str, individual_id: str) -> dict[str, Any]:
     cur = views.current(tables)
     row = views.find(cur, individual_id)
-    ident, query = row["individual_id"], urlencode({"tables": tables})
-    shown = []
-    for n, s in enumerate(views.sightings_of(cur, ident).to_dict("records")):
-        shown.append({"uri": s["uri"], "content_id": s["content_id"], "detection_index": int(s["detection_index"]),
-                      "rel_path": s["rel_path"], "camera_id": s["camera_id"],
-                      "capture_time": views.iso(s["capture_time"]),
-                      "p_same": None if s["p_same"] is None or s["p_same"] != s["p_same"] else float(s["p_same"]),
-                      "decision": s["decision"], "snip": f"/v1/individuals/{quote(ident)}/sightings/{n}/snip?{query}"})
+    ident = row["individual_id"]
+    shown = [_sighting(s, n, tables) for n, s in enumerate(views.sightings_of(cur, ident).to_dict("records"))]
     return {**views.summary(row), "run_id": cur.run_id, "sightings_shown": shown,
             "closest": views.closest(cur, ident), "history": views.history(cur, ident)}
+
+
+def _review(tables: str, low: float, high: float, limit: int, offset: int) -> dict[str, Any]:
+    cur = views.current(tables)
+    queue = views.review_queue(cur, low, high)
+    place = {}  # each sighting's place among its individual's sightings: its snip's link
+    for ident in set(queue["individual_id"].iloc[offset:offset + limit]):
+        for n, s in enumerate(views.sightings_of(cur, ident).itertuples()):
+            place[(s.uri, s.content_id, int(s.detection_index))] = n
+    shown = [_sighting(s, place[(s["uri"], s["content_id"], int(s["detection_index"]))], tables)
+             for s in queue.iloc[offset:offset + limit].to_dict("records")]
+    return {"run_id": cur.run_id, "total": len(queue), "limit": limit, "offset": offset, "low": low, "high": high,
+            "sightings": shown}
 
 
 def _decide(tables: str, body: DecisionRequest) -> dict[str, Any]:
@@ -68,6 +93,17 @@ async def list_individuals(request: Request, tables: str | None = TABLES, label:
     where = {"label": label, "camera": camera, "since": when_param("since", since),
              "until": when_param("until", until, True), "confirmed": confirmed}
     return await in_thread(_page, tables_of(request, tables), limit, offset, **where)
+
+
+@router.get("/v1/individuals/review", tags=["individuals"], dependencies=[Depends(read_auth)],
+            response_model=ReviewPage,
+            summary="Uncertain matches (P(same) between two thresholds) nobody decided, most informative first")
+async def review(request: Request, tables: str | None = TABLES, low: float = Query(0.3, ge=0.0, le=1.0),
+                 high: float = Query(0.7, ge=0.0, le=1.0), limit: int = Query(50, ge=1, le=500),
+                 offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    if low > high:
+        raise InvalidParameterError(f"low ({low}) is above high ({high})", field="low")
+    return await in_thread(_review, tables_of(request, tables), low, high, limit, offset)
 
 
 @router.get("/v1/individuals/{individual_id}", tags=["individuals"], dependencies=[Depends(read_auth)],

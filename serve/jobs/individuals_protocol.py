@@ -36,8 +36,19 @@ class SightingView(BaseModel):
     camera_id: str | None
     capture_time: str | None
     p_same: float | None = Field(description="calibrated P(same individual) to the rest of its individual")
+    individual_id: str | None = Field(description="the individual it belongs to now")
     decision: str = Field(description="matched, new, confirmed (by a person) or rejected (a person said no)")
     snip: str = Field(description="the snip's link (a JPEG, same token)")
+
+
+class ReviewPage(BaseModel):
+    run_id: str | None
+    total: int
+    limit: int
+    offset: int
+    low: float
+    high: float
+    sightings: list[SightingView]
 
 
 class Candidate(IndividualView):

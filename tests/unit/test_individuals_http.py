@@ -61,6 +61,17 @@ def test_individuals_are_listed_shown_and_decided_on_over_http(app):
     assert get(client, "/v1/individuals", tables=tables, label="deer").json()["total"] == 0
     assert get(client, "/v1/individuals", tables=tables, confirmed=True).json()["total"] == 0
 
+    # the review queue: undecided matches in the band, nearest its middle first, each with its snip
+    queue = get(client, "/v1/individuals/review", tables=tables, low=0.0, high=1.0).json()
+    assert queue["total"] == 12 and len(queue["sightings"]) == 12
+    gaps = [abs(q["p_same"] - 0.5) for q in queue["sightings"]]
+    assert gaps == sorted(gaps)
+    assert get(client, queue["sightings"][0]["snip"].split("?")[0], tables=tables).status_code == 200
+    narrow = get(client, "/v1/individuals/review", tables=tables, low=0.45, high=0.55).json()
+    assert all(0.45 <= q["p_same"] <= 0.55 for q in narrow["sightings"]) and narrow["total"] <= 12
+    bad = get(client, "/v1/individuals/review", tables=tables, low=0.8, high=0.2)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "low"
+
     a, b = page["individuals"][0]["individual_id"], page["individuals"][1]["individual_id"]
     shown = get(client, f"/v1/individuals/{a}", tables=tables).json()
     assert len(shown["sightings_shown"]) == 3 and shown["history"] == []

@@ -1,0 +1,90 @@
+"""The console's Individuals pages in headless Chromium, over the real app served by uvicorn (no Ray: these routes
+read the identify tables and the decisions log only), after a real `trapline identify` run: strips of snips, a name,
+one individual's sightings beside the closest others, a merge, and the review queue."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from batch.identify.run import run_identify
+from batch.review.browser import find_chromium
+from batch.tables.decisions import DecisionsLog, MergeIndividuals, NameIndividual
+from model_store.store.store import ModelStore
+from serve.ingress import IngressCore, token_digest
+from tests.fixtures.reid_tables import write_identity_tables
+
+ADMIN = "ind-console-admin"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ind-console")
+    tables, _ = write_identity_tables(root, individuals=4, views=3)
+    store = str(root / "models")
+    ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
+    run_identify(tables, "coats:1", store)
+    core = IngressCore({"models": [{"name": "det"}], "store": store,
+                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(core.__serve_build_asgi_app__(), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", tables
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(served):
+    from tests.fixtures.browser import Browser
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    url, tables = served
+    with Browser(1280, 800) as b:
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
+                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)});"
+                      "sessionStorage.setItem('trapline-occ-who', 'Ann')")
+        b.navigate(f"{url}/console#/individuals")
+        b.wait("document.querySelectorAll('.card.individual').length === 4", what="four individual cards")
+        b.wait("document.querySelectorAll('img.snip').length === 12 && [...document.querySelectorAll('img.snip')]"
+               ".every(i => i.src.startsWith('data:image/jpeg') && i.naturalWidth > 0)", what="three snips each")
+        assert b.eval("document.querySelector('header nav a.active').textContent") == "Individuals"
+        first = b.eval("document.querySelector('.card.individual').id").removeprefix("ind-")
+        b.eval("(() => { const f = document.querySelector('.card.individual form.name');"
+               "f.querySelector('input').value = 'Stripey'; f.requestSubmit(); })()")
+        b.wait(f"(document.getElementById('ind-{first}') || {{textContent: ''}}).textContent.includes('Stripey')",
+               what="the name shown")
+        [named] = DecisionsLog(tables).read()
+        assert isinstance(named, NameIndividual) and named.name == "Stripey" and named.who == "Ann"
+
+        # one individual: its sightings, the closest others; merge the first candidate into it
+        b.eval(f"document.getElementById('ind-{first}').querySelector('a').click()")
+        b.wait("document.querySelectorAll('#sightings tbody tr').length === 3", what="the sightings table")
+        b.wait("[...document.querySelectorAll('#sightings img.snip')].every(i => i.naturalWidth > 0)", what="snips")
+        b.wait("document.querySelectorAll('.card.candidate').length > 0", what="the closest individuals")
+        other = b.eval("document.querySelector('.card.candidate').id").removeprefix("cand-")
+        b.eval("document.querySelector('.card.candidate button.merge').click()")
+        b.wait("document.querySelectorAll('#sightings tbody tr').length === 6", what="the merged sightings")
+        merge = DecisionsLog(tables).read()[-1]
+        assert isinstance(merge, MergeIndividuals) and (merge.individual_id, merge.other_id) == (first, other)
+        assert b.eval("document.querySelectorAll('#history li').length") == 2
+
+        b.eval("location.hash = '#/review-individuals'")  # a hash change: no page load to wait for
+        b.wait("document.querySelector('main h1') && document.querySelector('main h1').textContent"
+               ".startsWith('Uncertain matches')", what="the review queue")
+        b.eval("location.hash = '#/individuals'")
+        b.wait("document.querySelectorAll('.card.individual').length === 3", what="three individuals after the merge")
+        assert b.errors() == []

@@ -9,8 +9,8 @@ from typing import Any
 from batch.export.base import Exporter, ExportJob, ExportReport, load, subset_filter
 from batch.export.camtrap import CamtrapDPExporter
 from batch.export.formats import CocoExporter, MegaDetectorExporter
-from batch.identify.views import individual_ids
 from batch.refilter.events import DEFAULT_GAP_S, set_occurrences
+from batch.tables.identities import individual_ids
 from batch.tables.reader import Tables, resolve_table_set
 from trapline.errors import BatchError
 

@@ -22,44 +22,31 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from batch.identify.decided import Key, check_decision, constraints, fold, key_of
+from batch.identify.decided import check_decision, constraints
 from batch.tables.archive import open_location
 from batch.tables.decisions import DecisionsLog
+from batch.tables.identities import (
+    INDIVIDUALS,
+    INDIVIDUALS_SCHEMA,
+    SIGHTINGS,
+    SIGHTINGS_SCHEMA,
+    Key,
+    cut_snips,
+    fold,
+    key_of,
+    read_result,
+    summarise_individuals,
+)
 from batch.tables.manifest import new_run_id
 from batch.tables.reader import Tables, current_kept, resolve_table_set
 from batch.tables.writer import parquet_bytes, write_file
-from model_store.core.crops import crop_box
 from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
 from model_store.core.identify.features import Description
 from model_store.core.identify.gallery import Gallery
 from model_store.core.identify.identifier import Identifier
-from model_store.core.imaging import decode_image
 from model_store.store.store import ModelStore
 from trapline.errors import BatchError, DecisionError, LabelNotCoveredError
-
-SIGHTINGS, INDIVIDUALS = "sightings", "individuals"
-SIGHTINGS_SCHEMA = pa.schema([
-    ("uri", pa.string()), ("content_id", pa.string()), ("detection_index", pa.int32()), ("rel_path", pa.string()),
-    ("label", pa.string()), ("camera_id", pa.string()), ("capture_time", pa.timestamp("us")),
-    ("individual_id", pa.string()), ("p_same", pa.float64()), ("decision", pa.string()), ("reason", pa.string()),
-    ("nearest_uri", pa.string()), ("nearest_content_id", pa.string()), ("nearest_detection_index", pa.int32()),
-    ("nearest_p", pa.float64()),
-    # its best match in another individual: who a person compares it with before a merge
-    ("other_uri", pa.string()), ("other_content_id", pa.string()), ("other_detection_index", pa.int32()),
-    ("other_p", pa.float64()), ("identifier_name", pa.string()), ("identifier_version", pa.string()),
-    ("identifier_sha256", pa.string()), ("run_id", pa.string()),
-    # the detection's box (fractions of the image): its snip, cut again for people and the console
-    ("bbox_x", pa.float64()), ("bbox_y", pa.float64()), ("bbox_w", pa.float64()), ("bbox_h", pa.float64()),
-    # the result set the detection rows came from: detection_index is an index within it
-    ("model_name", pa.string()), ("model_version", pa.string()), ("filters_hash", pa.string()),
-])
-INDIVIDUALS_SCHEMA = pa.schema([
-    ("individual_id", pa.string()), ("name", pa.string()), ("label", pa.string()),
-    ("first_seen", pa.timestamp("us")), ("last_seen", pa.timestamp("us")), ("cameras", pa.list_(pa.string())),
-    ("sightings", pa.int32()), ("confirmed", pa.bool_()), ("run_id", pa.string()),
-])
 
 
 @dataclass
@@ -70,24 +57,6 @@ class IdentifyReport:
     unidentifiable: int = 0
     individuals: int = 0
     changes: IdChanges = field(default_factory=IdChanges)
-
-
-def latest_run(tables_url: str) -> str | None:
-    """The newest committed identify run (one whose individuals file exists), or None."""
-    storage = open_location(tables_url)
-    runs = [d.removeprefix("run_id=") for d in storage.listdir(INDIVIDUALS) if d.startswith("run_id=")]
-    done = [r for r in runs if storage.exists(INDIVIDUALS, f"run_id={r}", "part-0.parquet")]
-    return max(done) if done else None
-
-
-def read_result(tables_url: str, table: str, run_id: str | None = None) -> pd.DataFrame:
-    """One table (sightings or individuals) of a committed run (default: the newest); empty when none."""
-    run_id = run_id or latest_run(tables_url)
-    schema = SIGHTINGS_SCHEMA if table == SIGHTINGS else INDIVIDUALS_SCHEMA
-    if run_id is None:
-        return schema.empty_table().to_pandas()
-    storage = open_location(tables_url)
-    return pq.read_table(pa.BufferReader(storage.read_bytes(table, f"run_id={run_id}", "part-0.parquet"))).to_pandas()
 
 
 def covered_detections(tables: Tables, ident: Identifier, model: str | None, store: str | None) -> pd.DataFrame:
@@ -105,22 +74,6 @@ def covered_detections(tables: Tables, ident: Identifier, model: str | None, sto
     cols = ["uri", "content_id", "rel_path", "camera_id", "capture_time", "width", "height"]
     return covered.merge(images[cols], on=["uri", "content_id"], how="inner").reset_index(drop=True).assign(
         model_name=tset.model_name, model_version=tset.model_version, filters_hash=tset.filters_hash)
-
-
-def cut_snips(rows: pd.DataFrame) -> list[np.ndarray | None]:
-    """Each detection's box cut from its archive image (None when the image cannot be read)."""
-    out: list[np.ndarray | None] = [None] * len(rows)
-    for uri, group in rows.groupby("uri", sort=False):
-        bucket = uri.split("/", 3)[2] if uri.startswith("s3://") else ""
-        try:
-            rgb = decode_image(open_location(f"s3://{bucket}" if bucket else "/").fs.cat_file(uri))
-        except Exception:  # noqa: BLE001 - gone, changed or undecodable: those sightings are unidentifiable
-            continue
-        h, w = rgb.shape[:2]
-        for i, r in group.iterrows():
-            box = (r.bbox_x * w, r.bbox_y * h, (r.bbox_x + r.bbox_w) * w, (r.bbox_y + r.bbox_h) * h)
-            out[i] = crop_box(rgb, box)
-    return out
 
 
 def _new_id(members: list[Key]) -> str:
@@ -217,19 +170,6 @@ def _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, id
                     "bbox_y": r.bbox_y, "bbox_w": r.bbox_w, "bbox_h": r.bbox_h,
                     "model_name": r.model_name, "model_version": r.model_version, "filters_hash": r.filters_hash})
     return pd.DataFrame(out, columns=SIGHTINGS_SCHEMA.names)
-
-
-def summarise_individuals(sightings: pd.DataFrame, decided, run_id: str) -> pd.DataFrame:
-    """One `individuals` row per individual of `sightings`, with people's names and confirmations (`decided`)."""
-    out = []
-    for ind, g in sightings.dropna(subset=["individual_id"]).groupby("individual_id", sort=True):
-        times = g["capture_time"].dropna()
-        out.append({"individual_id": ind, "name": decided.names.get(ind), "label": g["label"].mode().iloc[0],
-                    "first_seen": times.min() if len(times) else None, "last_seen": times.max() if len(times) else None,
-                    "cameras": sorted(set(g["camera_id"].dropna())), "sightings": len(g),
-                    "confirmed": bool(ind in decided.confirmed_ids or (g["decision"] == "confirmed").any()),
-                    "run_id": run_id})
-    return pd.DataFrame(out, columns=INDIVIDUALS_SCHEMA.names)
 
 
 def record_decision(tables_url: str, decision):

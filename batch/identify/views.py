@@ -10,59 +10,17 @@ exports read individuals through this module.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from batch.identify.decided import Decided, Key, fold, key_of
-from batch.identify.run import SIGHTINGS, cut_snips, read_result, record_decision, summarise_individuals
-from batch.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DecisionsLog, DetectionKey, MergeIndividuals, make
+from batch.identify.run import record_decision
+from batch.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
+from batch.tables.identities import SIGHTINGS, Current, current, cut_snips, fold, key_of, read_result, row_key
 from model_store.core.imaging import encode_jpeg
 from trapline.errors import DecisionConflictError, DecisionError, NotFoundError
 
 ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}
-
-
-@dataclass
-class Current:
-    """The newest run's sightings (individual ids and decisions as people left them) and its individuals."""
-
-    run_id: str | None
-    sightings: pd.DataFrame
-    individuals: pd.DataFrame
-    decisions: list[Decision]
-    decided: Decided
-
-
-def _key(row: Any) -> Key:
-    return (row.uri, row.content_id, int(row.detection_index))
-
-
-def current(tables_url: str) -> Current:
-    """The newest committed identify run of `tables_url` with the decisions log applied (empty when none ran)."""
-    sightings = read_result(tables_url, SIGHTINGS)
-    run_id = sightings["run_id"].iloc[0] if len(sightings) else None
-    previous = {_key(r): r.individual_id for r in sightings.itertuples() if not pd.isna(r.individual_id)}
-    decisions = DecisionsLog(tables_url).read()
-    decided = fold(decisions, previous)
-    ids, how = [], []
-    for r in sightings.itertuples():
-        k = _key(r)
-        if k in decided.pinned:
-            ids.append(decided.pinned[k])
-            how.append("confirmed")
-        elif k not in previous:
-            ids.append(None)
-            how.append(r.decision)
-        elif decided.canonical(previous[k]) in decided.rejected.get(k, ()):
-            ids.append(None)  # a person said it is not that individual: it waits for the next run
-            how.append("rejected")
-        else:
-            ids.append(decided.canonical(previous[k]))
-            how.append(r.decision)
-    sightings = sightings.assign(individual_id=ids, decision=how)
-    return Current(run_id, sightings, summarise_individuals(sightings, decided, run_id or ""), decisions, decided)
 
 
 def iso(value: Any) -> str | None:
@@ -122,7 +80,7 @@ def closest(cur: Current, individual_id: str, k: int = 5) -> list[dict[str, Any]
     """The other individuals its sightings came nearest to (each sighting's best match in another individual, as
     the run found it; people's merges applied), highest P(same) first: the candidates a person looks at to merge."""
     s = cur.sightings
-    owner = {_key(r): r.individual_id for r in s.itertuples()}
+    owner = {row_key(r): r.individual_id for r in s.itertuples()}
     best: dict[str, float] = {}
     for r in sightings_of(cur, individual_id).itertuples():
         for side in ("other", "nearest"):  # its best match in another individual, and its best match overall
@@ -140,7 +98,7 @@ def closest(cur: Current, individual_id: str, k: int = 5) -> list[dict[str, Any]
 
 def history(cur: Current, individual_id: str) -> list[dict[str, Any]]:
     """The decisions that name this individual or one of its sightings, oldest first."""
-    keys = {_key(r) for r in sightings_of(cur, individual_id).itertuples()}
+    keys = {row_key(r) for r in sightings_of(cur, individual_id).itertuples()}
     out = []
     for d in cur.decisions:
         if not isinstance(d, INDIVIDUAL_DECISIONS):
@@ -181,7 +139,7 @@ def decide(tables_url: str, action: str, who: str, comment: str | None, **fields
             cur.decided.canonical(decision.individual_id) == cur.decided.canonical(decision.other_id):
         raise DecisionConflictError(f"{decision.individual_id} and {decision.other_id} are one individual already "
                                     "(an earlier merge)", field="other_id")
-    after = fold([*cur.decisions, decision], {_key(r): r.individual_id for r in read_result(
+    after = fold([*cur.decisions, decision], {row_key(r): r.individual_id for r in read_result(
         tables_url, SIGHTINGS).itertuples() if not pd.isna(r.individual_id)})
     clash = sorted(k for k, ident in after.pinned.items() if ident in after.rejected.get(k, ()))
     if clash:
@@ -190,18 +148,6 @@ def decide(tables_url: str, action: str, who: str, comment: str | None, **fields
             f"this would put sighting {uri} #{index} in an individual a person said it is not "
             f"({after.pinned[clash[0]]}); confirm it there first if that was wrong", field="action")
     return record_decision(tables_url, decision)
-
-
-def individual_ids(tables_url: str, model_name: str, model_version: str, filters_hash: str) -> dict[Key, str]:
-    """(uri, content_id, detection_index) -> individual id now, for the sightings of one result set (detection
-    indices are indices within it): what exports write as Camtrap DP's individualID. Empty when none ran."""
-    cur = current(tables_url)
-    s = cur.sightings
-    if s.empty or "filters_hash" not in s.columns:  # no run, or one made before sightings named their result set
-        return {}
-    s = s[(s["model_name"] == model_name) & (s["model_version"] == model_version)
-          & (s["filters_hash"] == filters_hash) & s["individual_id"].notna()]
-    return {_key(r): r.individual_id for r in s.itertuples()}
 
 
 def review_queue(cur: Current, low: float, high: float) -> pd.DataFrame:

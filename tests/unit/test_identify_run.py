@@ -8,7 +8,7 @@ import json
 import pytest
 
 from batch.identify.evaluate import evaluate
-from batch.identify.run import INDIVIDUALS, SIGHTINGS, read_result, record_decision, run_identify
+from batch.identify.run import record_decision, run_identify
 from batch.tables.decisions import (
     ConfirmSighting,
     DecisionsLog,
@@ -18,6 +18,7 @@ from batch.tables.decisions import (
     RejectSighting,
     make,
 )
+from batch.tables.identities import INDIVIDUALS, SIGHTINGS, read_result
 from model_store.core.identify.cluster import cluster, stable_ids
 from model_store.store.store import ModelStore
 from tests.fixtures.reid_tables import write_identity_tables
@@ -126,7 +127,7 @@ def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
 
 def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
     from batch.export.registry import run_export
-    from batch.identify.views import current
+    from batch.tables.identities import current
     from tests.fixtures.camtrap_dp import META, validate_package
 
     root, url, store, _ = archive

@@ -11,6 +11,7 @@ Pure data: nothing here imports Ray, so both sides of a handle and the unit test
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -35,7 +36,8 @@ class DetectAnswer:
     detector's classifier routes need (cut in the replica from the full-resolution image), `snips`
     the JPEG snips keyed by detection_index (position in `record.ranked()`), `snips_truncated` says
     whether more were kept than `http.max_crops` (None: no snips were asked). `classified` is true
-    once the classifier routes ran, and `jpeg` is the annotated image when `render` was asked.
+    once the classifier routes ran, and `jpeg` is the annotated image when `render` was asked. `sightings` are
+what the detector's identifier found for its covered detections (empty without an `identify` route).
     """
 
     record: ImageDetections
@@ -44,6 +46,7 @@ class DetectAnswer:
     snips: dict[int, CropOut] = field(default_factory=dict)
     snips_truncated: bool | None = None
     classified: bool = False
+    sightings: list[Any] = field(default_factory=list)  # serve/recording/identify.py Sighting, per identified box
 
 
 class CropGeometry(BaseModel):

@@ -207,6 +207,17 @@ class DeploymentServeConfig(_RuntimeFields):
                                   **{k: getattr(self, k) for k in _RuntimeFields.model_fields})
 
 
+class IdentifyRoute(_Strict):
+    """Re-identify a detector's kept detections online (serve/recording/identify.py): the ones whose label the
+    identifier covers are matched against the gallery of `tables` (its newest `trapline identify` run)."""
+
+    identifier: str = Field(..., min_length=1, description="NAME[:VERSION|@ALIAS] of an identifier in the store")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description=(
+        "P(same individual) at which a detection is `matched` to a known individual; below it, `new`"))
+    candidates: int = Field(5, ge=1, le=50, description="the closest individuals listed per detection")
+    tables: str | None = Field(None, description="the gallery's tables (default: the recorder's, `record.tables`)")
+
+
 class ModelServeConfig(DeploymentServeConfig):
     """One served detector: a Serve deployment named `detector-<name>`."""
 
@@ -214,6 +225,9 @@ class ModelServeConfig(DeploymentServeConfig):
         "classifiers for this detector's kept detections: [{model: CLASSIFIER, labels: [detector labels], "
         "min_crop_px}] where CLASSIFIER names an entry of `classifiers` (default labels: its applies_to)"))
     on_promote: OnPromote | None = Field(None, description="a job to submit once per version the alias moves to")
+    identify: IdentifyRoute | None = Field(None, description=(
+        "re-identify kept detections online: each covered one is answered with `individual` (id, name, P(same), "
+        "decision, candidates) against the gallery of the recorder's tables"))
 
     @field_validator("classify")
     @classmethod
@@ -315,6 +329,9 @@ class ServeConfig(_Strict):
             if unknown:
                 raise ValueError(f"model {m.name!r} routes to classifiers {unknown!r} that `classifiers` does not "
                                  f"list (served classifiers: {served!r})")
+            if m.identify is not None and m.identify.tables is None and self.record is None:
+                raise ValueError(f"model {m.name!r} identifies individuals against the recorder's tables, but the "
+                                 "service records nothing: add `record` or name the gallery's `identify.tables`")
         return self
 
     @property

@@ -78,6 +78,24 @@ class ClassificationOut(BaseModel):
     scores: list[float] | None = Field(None, description="only with verbose=true: the whole probability vector")
 
 
+class CandidateOut(BaseModel):
+    id: str
+    name: str | None
+    p_same: float
+
+
+class IndividualOut(BaseModel):
+    """Which animal this is, against the gallery of the tables the service records into."""
+
+    id: str | None = Field(description="a known individual's id, or a provisional `ind-new-...` one (decision new)")
+    name: str | None = Field(description="the name a person gave it")
+    p_same: float | None = Field(description="calibrated P(same individual) to the best-matching individual")
+    decision: str = Field(description="matched (P(same) >= the threshold), new (unlike every known one), or "
+                                      "unidentifiable (the snip is too small or blank: see reason)")
+    reason: str | None = None
+    candidates: list[CandidateOut] = Field(description="the closest known individuals, most likely first")
+
+
 class DetectionOut(BaseModel):
     label: str
     class_id: int
@@ -89,6 +107,8 @@ class DetectionOut(BaseModel):
     classifications: list[ClassificationOut] | None = Field(None, description=(
         "when the model has classifiers (and classify is not false): one per classifier this label is routed to"))
     crop: CropOut | None = Field(None, description="only with crops=true: the detection's snip")
+    individual: IndividualOut | None = Field(None, description=(
+        "when the model has an `identify` route and the identifier covers this label"))
 
 
 class FiltersOut(BaseModel):
@@ -129,17 +149,19 @@ def _classification_out(c: Classification, verbose: bool) -> ClassificationOut:
     return out
 
 
-def _detection_out(det: Detection, verbose: bool, classified: bool, crop: CropOut | None = None) -> DetectionOut:
+def _detection_out(det: Detection, verbose: bool, classified: bool, crop: CropOut | None = None,
+                   individual: dict | None = None) -> DetectionOut:
     return DetectionOut(
         label=det.label, class_id=det.class_id, score=det.score, bbox=det.bbox,
         flags=det.flags if verbose else None, box_px=det.box_px if verbose else None,
         classifications=[_classification_out(c, verbose) for c in det.classifications] if classified else None,
-        crop=crop)
+        crop=crop, individual=IndividualOut.model_validate(individual) if individual else None)
 
 
 def detect_response(answer: DetectAnswer, timing_ms: dict[str, float], verbose: bool = False) -> DetectResponse:
     """The HTTP body for one detector answer: its typed record, classifications and snips, built once."""
     record = answer.record
+    individuals = {s.index: s.answer for s in answer.sightings}
     crops: list[CropOut | None] = [None] * len(record.detections)
     if answer.snips:
         for position, index in enumerate(record.kept_indices()):
@@ -147,8 +169,8 @@ def detect_response(answer: DetectAnswer, timing_ms: dict[str, float], verbose: 
     return DetectResponse(
         model=ModelOut.model_validate(record.model, from_attributes=True),
         image=ImageOut(width=record.width, height=record.height),
-        detections=[_detection_out(d, verbose, answer.classified, crop)
-                    for d, crop in zip(record.detections, crops, strict=True)],
+        detections=[_detection_out(d, verbose, answer.classified, crop, individuals.get(i))
+                    for i, (d, crop) in enumerate(zip(record.detections, crops, strict=True))],
         filters=FiltersOut.model_validate(record.filters, from_attributes=True),
         timing_ms=timing_ms,
         dropped=[_detection_out(d, True, False) for d in record.dropped] if verbose else None,

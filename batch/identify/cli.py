@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from batch.flags import add_model_arguments
 from batch.identify.evaluate import evaluate
+from batch.identify.options import IDENTIFY_FLAGS, IdentifyOptions
 from batch.identify.run import run_identify
+from batch.tables.options import parse_options
 from trapline.errors import UserError
 
 
@@ -19,22 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "`trapline identify evaluate --tables T --truth CSV` compares the newest run with known "
                     "individuals.")
     p.add_argument("action", nargs="?", choices=["run", "evaluate"], default="run")
-    p.add_argument("--tables", required=True, help="the tables directory or s3:// prefix")
-    p.add_argument("--identifier", help="NAME[:VERSION|@ALIAS] of an identifier in the store (run)")
-    p.add_argument("--store", default=None, help="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
-    p.add_argument("--model", default=None, help="the detector version of the tables to read (when several)")
-    p.add_argument("--threshold", type=float, default=0.5, help="P(same individual) that joins two sightings")
+    add_model_arguments(p, IdentifyOptions, IDENTIFY_FLAGS)
     p.add_argument("--truth", default=None, help="evaluate: CSV of uri or rel_path -> individual")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", dest="json_output", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_identify)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("func", "command", "action", "truth", "json_output", "verbose")}
+    opts = parse_options(IdentifyOptions, given, "identify")
     if args.action == "evaluate":
         if not args.truth:
             raise UserError("identify evaluate needs --truth CSV (uri or rel_path -> individual)")
-        figures = evaluate(args.tables, args.truth)
-        if args.json:
+        figures = evaluate(opts.tables, args.truth)
+        if args.json_output:
             print(json.dumps(figures))
         else:
             top1 = "n/a" if figures["top1"] is None else f"{figures['top1']:.3f}"
@@ -43,9 +45,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
                   f"top-1 {top1}, adjusted Rand index {ari}, individuals found {figures['individuals_found']} "
                   f"of {figures['individuals_true']}")
         return 0
-    if not args.identifier:
+    if not opts.identifier:
         raise UserError("identify needs --identifier NAME[:VERSION|@ALIAS]")
-    r = run_identify(args.tables, args.identifier, args.store, args.model, args.threshold)
+    r = run_identify(**opts.run_kwargs())
     c = r.changes
     print(f"identified {r.sightings - r.unidentifiable} of {r.sightings} sightings with {r.identifier} "
           f"({r.unidentifiable} unidentifiable): {r.individuals} individuals, run {r.run_id}")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments, base_type
+from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
@@ -137,6 +138,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
     _tables_kind("export", ExportOptions, EXPORT_FLAGS, "out", "deployments", "package_meta"),
     _tables_kind("report", ReviewOptions, REVIEW_FLAGS, "out"),
     _tables_kind("crops", CropsOptions, CROPS_FLAGS),
+    _tables_kind("identify", IdentifyJobOptions, IDENTIFY_FLAGS),
 )}
 
 

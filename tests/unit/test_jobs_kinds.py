@@ -28,6 +28,7 @@ RICH = {
                "observation_level": "both", "allow_missing_deployments": True},
     "report": {"tables": "/t", "out": "/r", "bands": [0.1, 0.5], "compare": "m:2", "per_band": 3},
     "crops": {"tables": "/t", "crop_square": True, "crop_padding": 0.2, "image": "a b.jpg"},
+    "identify": {"tables": HOSTILE, "identifier": "coats@production", "threshold": 0.6, "model": "m:1"},
 }
 
 
@@ -67,6 +68,11 @@ def test_entry_points_of_jobs_submitted_another_way_are_recognised():
     assert kind.name == "crops" and options.cameras == ["crops"]
     kind, options = recognise("/venv/bin/trapline events --tables /t --no-such-flag")
     assert kind.name == "events" and options is None  # a trapline job whose options do not parse: still listed
+    kind, options = recognise("trapline identify --tables /t --identifier coats@production --threshold 0.7")
+    assert kind.name == "identify" and options.identifier == "coats@production" and options.threshold == 0.7
+    with pytest.raises(InvalidOptionsError) as err:  # a run needs its identifier
+        KINDS["identify"].validate({"tables": "/t"})
+    assert err.value.extra["fields"] == ["identifier"]
     assert recognise("python train.py --epochs 3") is None
     assert recognise("trapline serve --port 1") is None
 

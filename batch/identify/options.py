@@ -1,0 +1,33 @@
+"""`trapline identify`'s options, one model for the CLI's flags and a job's JSON (`POST /v1/jobs` kind identify)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from batch.flags import FlagStyle
+from batch.tables.options import CommandOptions
+
+
+class IdentifyOptions(CommandOptions):
+    """Identify individuals among the kept detections of one set of tables (and `evaluate` the newest run)."""
+
+    tables: str = Field(..., description="the tables directory or s3:// prefix")
+    identifier: str | None = Field(None, description="NAME[:VERSION|@ALIAS] of an identifier in the store (run)")
+    store: str | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
+    model: str | None = Field(None, description="the detector version of the tables to read (when several)")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="P(same individual) that joins two sightings")
+
+    def run_kwargs(self) -> dict[str, Any]:
+        return {"tables_url": self.tables, "identifier": self.identifier, "store": self.store, "model": self.model,
+                "threshold": self.threshold}
+
+
+class IdentifyJobOptions(IdentifyOptions):
+    """A run submitted as a job: the identifier is required."""
+
+    identifier: str = Field(..., min_length=1, description="NAME[:VERSION|@ALIAS] of an identifier in the store")
+
+
+IDENTIFY_FLAGS = {"tables": FlagStyle(metavar="DST"), "identifier": FlagStyle(metavar="REF")}

@@ -28,3 +28,26 @@ def animals(tables_url: str, tset: TableSet, images: pd.DataFrame, kept: pd.Data
             "disagreements": [{"occurrence_id": r.occurrence_id, "camera": r.camera_id, "label": r.label,
                                "model_label": r.model_label, "who": r.identified_by}
                               for r in disagree.itertuples(index=False)]}
+
+
+def individuals(tables_url: str, tset: TableSet, images: pd.DataFrame) -> dict[str, Any] | None:
+    """None when `trapline identify` has not run on this result set; else the individuals seen among `images`
+    (people's decisions applied), per camera: how many, their sightings, and the named ones."""
+    from batch.tables.identities import current  # late: most reports have no identify run to read
+
+    cur = current(tables_url)
+    s = cur.sightings
+    if s.empty or "filters_hash" not in s.columns:
+        return None
+    s = s[(s["model_name"] == tset.model_name) & (s["model_version"] == tset.model_version)
+          & (s["filters_hash"] == tset.filters_hash) & s["individual_id"].notna() & s["uri"].isin(set(images["uri"]))]
+    if s.empty:
+        return None
+    names = {r.individual_id: r.name for r in cur.individuals.itertuples() if isinstance(r.name, str)}
+    per_camera = []
+    for camera, g in s.groupby(s["camera_id"].fillna("-"), sort=True):
+        ids = sorted(set(g["individual_id"]))
+        per_camera.append({"camera_id": camera, "individuals": len(ids), "sightings": len(g),
+                           "named": sorted(names[i] for i in ids if i in names)})
+    return {"individuals": int(s["individual_id"].nunique()), "sightings": len(s), "run_id": cur.run_id,
+            "per_camera": per_camera}

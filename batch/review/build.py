@@ -22,7 +22,7 @@ import pandas as pd
 from batch.export.base import subset_filter
 from batch.refilter.people import agreement_with_people
 from batch.review import plots
-from batch.review.animals import animals
+from batch.review.animals import animals, individuals
 from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
 from batch.review.page import render_page
 from batch.review.species import classifier_names, species_counts, species_frame, with_species
@@ -71,6 +71,7 @@ class ReportResult:
     occurrences: int | None = None  # confirmed occurrences (a tracked set), None otherwise
     disagreements: int = 0  # occurrences a person identified where the model's vote names another label
     agreement: float | None = None  # share of people's identifications this version's own boxes agree with
+    individuals: int | None = None  # individuals seen (trapline identify has run on the set), None otherwise
 
 
 def bands(edges: Sequence[float]) -> list[tuple[float, float]]:
@@ -166,10 +167,11 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
             "per_species", species_colors)})
     failed = images[images["status"] == "failed"]
     counted = animals(opts.tables, tset, images, kept, opts.store)
+    seen = individuals(opts.tables, tset, images)
     compared = [resolve_table_set(tables, opts.compare, opts.compare_filters_hash, opts.store)] if opts.compare else []
     people = agreement_with_people(tables, [tset, *compared], opts.min_iou)
     context = {
-        "animals": counted, "people": people,
+        "animals": counted, "people": people, "individuals": seen,
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",
         "tset": tset, "tables_url": shown_location(tables.url, out),
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -193,6 +195,8 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
                           round(time.perf_counter() - t0, 2))
     if people is not None:
         result.agreement = people["versions"][0]["agreement"]
+    if seen is not None:
+        result.individuals = seen["individuals"]
     if counted is not None:
         result.occurrences, result.disagreements = counted["occurrences"], len(counted["disagreements"])
     if comparison is not None:

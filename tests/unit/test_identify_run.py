@@ -148,3 +148,21 @@ def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
     assert json.loads((tmp_path / "dp" / "datapackage.json").read_text())["project"]["individualAnimals"] is True
     errors, _ = validate_package(tmp_path / "dp")
     assert errors == []
+
+
+def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
+    root, url, store, _ = archive
+    run_identify(url, "coats:1", store)
+    some = read_result(url, SIGHTINGS)["individual_id"].dropna().iloc[-1]
+    record_decision(url, make(NameIndividual, "ana", individual_id=some, name="Zed"))
+    assert main(["report", "--tables", url, "--out", str(tmp_path / "r")]) == 0
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert 'id="individuals"' in html
+    from batch.tables.identities import current
+
+    now = current(url)
+    seen = now.sightings.dropna(subset=["individual_id"])
+    for camera, g in seen.groupby("camera_id"):  # one row per camera: its individuals and sightings
+        assert f"<td>{camera}</td><td class=\"num\">{g['individual_id'].nunique()}</td>" \
+               f"<td class=\"num\">{len(g)}</td>" in html
+    assert "Zed" in html  # the name a person gave, beside its cameras

@@ -37,6 +37,7 @@ INLINE_MAX_IMAGES = 1000
 INLINE_PART_IMAGES = 100
 INLINE_WINDOW = 16
 INLINE_PARTS_AT_ONCE = 2
+STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections")
 FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/env.py says why)
 
@@ -253,22 +254,34 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
 
 
 def _stop_executor(ds) -> None:
-    """Shut a plan's streaming executor down with its tasks killed, not only interrupted, and wait for them.
+    """Shut a plan's streaming executor down with its tasks killed, not only interrupted, and return once they
+    have ended: after this no task of the plan writes anything.
 
     A failed plan has shut itself down already, without force: its running tasks were sent an interrupt, which a
-    task blocked in a storage client's retries (on that client's own thread) can outlive, and a part written by
-    it would land after the run was declared failed. So what is still running is cancelled again, by force, and
-    this returns once those tasks have ended. Ray Data has no public call for either: the dataset keeps the
-    executor of its running iteration on a private attribute (`Dataset._synchronize_progress_bar` shuts it down
-    the same way) and each operator lists its running tasks (`get_active_tasks`, which the executor polls)."""
+    task blocked in a storage client's retries (on that client's own thread) can outlive. And a forced shutdown
+    does not wait for Ray Data's map tasks: they are streaming generators, for which `ray.get` returns at once.
+    So every operator's running tasks are collected first, killed (`ray.cancel(force=True)`) and waited for by
+    their completion refs. Ray Data has no public call for any of it: the dataset keeps the executor of its
+    running iteration on a private attribute (`Dataset._synchronize_progress_bar` shuts it down the same way) and
+    each operator lists its running tasks (`get_active_tasks`, which the executor polls)."""
+    import ray
+
     executor = getattr(ds, "_current_executor", None)
     if executor is None:
         return
+    tasks = []
     with contextlib.suppress(Exception):  # best effort: the run has ended already, with its own message
+        tasks = [t.get_waitable() for op in list(executor._topology) for t in op.get_active_tasks()]
+    with contextlib.suppress(Exception):
         executor.shutdown(force=True)
-    for op in list(getattr(executor, "_topology", None) or ()):
+    done = []
+    for waitable in tasks:
+        with contextlib.suppress(Exception):  # an actor task cannot be killed: its actor is, by the pool's shutdown
+            ray.cancel(waitable, force=True, recursive=True)
+        done.append(waitable.completed() if isinstance(waitable, ray.ObjectRefGenerator) else waitable)
+    if done:
         with contextlib.suppress(Exception):
-            op._cancel_active_tasks(force=True)  # kills the task's worker and waits for the task to end
+            ray.wait(done, num_returns=len(done), timeout=STOP_WAIT_S)
 
 
 def _watched(batches, stall_timeout_s: float, on_stall=None):

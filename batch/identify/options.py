@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from batch.flags import FlagStyle
+from batch.identify.run import DEFAULT_THRESHOLD
 from batch.tables.options import CommandOptions
 
 
@@ -17,7 +18,9 @@ class IdentifyOptions(CommandOptions):
     identifier: str | None = Field(None, description="NAME[:VERSION|@ALIAS] of an identifier in the store (run)")
     store: str | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
     model: str | None = Field(None, description="the detector version of the tables to read (when several)")
-    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="P(same individual) that joins two sightings")
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0, description=(
+        "the mean P(same individual) over every pair of two groups of sightings at which they join (a pair the "
+        "shortlist never verified counts as 0, so this sits below what one pair would need)"))
 
     def run_kwargs(self) -> dict[str, Any]:
         return {"tables_url": self.tables, "identifier": self.identifier, "store": self.store, "model": self.model,

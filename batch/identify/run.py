@@ -35,10 +35,11 @@ from batch.tables.identities import (
     cut_snips,
     fold,
     key_of,
+    new_identify_run_id,
     read_result,
     summarise_individuals,
 )
-from batch.tables.manifest import new_run_id
+from batch.tables.lease import RunLease
 from batch.tables.reader import Tables, current_kept, resolve_table_set
 from batch.tables.writer import parquet_bytes, write_file
 from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
@@ -51,6 +52,7 @@ from trapline.errors import BatchError, DecisionError, LabelNotCoveredError
 # Chosen on the synthetic identity sets (benchmarks/reid_archive.py; 150 x 4 and 120 x 3 sightings, hard views):
 # 0.5 over-split (ARI 0.978, +9 %), 0.3 gave ARI 0.99-0.997 within 3 % of the true count, 0.2 no better.
 DEFAULT_THRESHOLD = 0.3
+IDENTIFY_LEASE = ("identify", "sightings")  # _leases/identify@sightings.json beside the model versions' leases
 
 
 @dataclass
@@ -85,10 +87,24 @@ def _new_id(members: list[Key]) -> str:
 
 
 def run_identify(tables_url: str, identifier: str, store: str | None = None, model: str | None = None,
-                 threshold: float = DEFAULT_THRESHOLD) -> IdentifyReport:
-    """Identify every covered kept detection; write and commit the sightings and individuals tables."""
+                 threshold: float = DEFAULT_THRESHOLD, wait_s: float = 0.0) -> IdentifyReport:
+    """Identify every covered kept detection; write and commit the sightings and individuals tables.
+
+    One identify run at a time per set of tables (a lease, as a reprocess run holds one per model version;
+    `wait_s` waits for a running one); a run that lost its lease commits nothing."""
     if not 0.0 < threshold < 1.0:
         raise BatchError(f"--threshold is a P(same individual) between 0 and 1, got {threshold}")
+    run_id = new_identify_run_id()
+    lease = RunLease(open_location(tables_url), *IDENTIFY_LEASE, run_id).acquire(wait_s)
+    try:
+        lease.start_heartbeat()
+        return _identify(tables_url, identifier, store, model, threshold, run_id, lease.check)
+    finally:
+        lease.release()
+
+
+def _identify(tables_url: str, identifier: str, store: str | None, model: str | None, threshold: float,
+              run_id: str, fence) -> IdentifyReport:
     ident = ModelStore(store).load_identifier(identifier)
     tables = Tables(tables_url)
     rows = covered_detections(tables, ident, model, store)
@@ -120,7 +136,6 @@ def run_identify(tables_url: str, identifier: str, store: str | None = None, mod
             lab = labels[g]
             new = _new_id(members[int(lab)]) + "r"
             ids = [new if labels[j] == lab else ids[j] for j in range(len(ids))]
-    run_id = new_run_id()
     report = IdentifyReport(run_id, ident.ref, sightings=len(rows), unidentifiable=len(rows) - len(ok),
                             changes=changes)
     sightings = _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, ident, run_id)
@@ -128,8 +143,10 @@ def run_identify(tables_url: str, identifier: str, store: str | None = None, mod
     report.individuals = len(individuals)
     storage = open_location(tables_url)
     meta = {"identifier": ident.info.model_dump(), "threshold": threshold, "run_id": run_id}
+    fence()  # before the first file and at the commit: a run that lost its lease writes nothing more
     write_file(storage, parquet_bytes(pa.Table.from_pandas(sightings, SIGHTINGS_SCHEMA, preserve_index=False), meta),
                SIGHTINGS, f"run_id={run_id}", "part-0.parquet")
+    fence()
     write_file(storage, parquet_bytes(pa.Table.from_pandas(individuals, INDIVIDUALS_SCHEMA, preserve_index=False),
                                       meta), INDIVIDUALS, f"run_id={run_id}", "part-0.parquet")  # commits
     return report

@@ -12,7 +12,9 @@ merge, a split or a name shows the moment it is made.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,12 +89,25 @@ class Decided:
         return ident
 
 
+def new_identify_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable to the microsecond (two runs in one second must not tie: the newest is the one in force):
+    20240601T120000123456Z-1a2b3c."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:6]}"
+
+
+def _run_order(run_id: str) -> str:
+    """Runs named to the second (before microseconds were kept) sort as that second's first microsecond."""
+    stamp = run_id.split("-", 1)[0].rstrip("Z")
+    return stamp if len(stamp) > 15 else stamp + "000000"
+
+
 def latest_run(tables_url: str) -> str | None:
     """The newest committed identify run (one whose individuals file exists), or None."""
     storage = open_location(tables_url)
     runs = [d.removeprefix("run_id=") for d in storage.listdir(INDIVIDUALS) if d.startswith("run_id=")]
     done = [r for r in runs if storage.exists(INDIVIDUALS, f"run_id={r}", "part-0.parquet")]
-    return max(done) if done else None
+    return max(done, key=lambda r: (_run_order(r), r)) if done else None
 
 
 def read_result(tables_url: str, table: str, run_id: str | None = None) -> pd.DataFrame:

@@ -166,3 +166,32 @@ def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
         assert f"<td>{camera}</td><td class=\"num\">{g['individual_id'].nunique()}</td>" \
                f"<td class=\"num\">{len(g)}</td>" in html
     assert "Zed" in html  # the name a person gave, beside its cameras
+
+
+def test_one_identify_run_at_a_time_per_set_of_tables(archive):
+    from batch.tables.archive import open_location
+    from batch.tables.lease import RunLease
+    from trapline.errors import LeaseHeldError
+
+    root, url, store, _ = archive
+    before = read_result(url, INDIVIDUALS)
+    other = RunLease(open_location(url), "identify", "sightings", "20260101T000000Z-other").acquire()
+    try:
+        with pytest.raises(LeaseHeldError, match="another run holds"):
+            run_identify(url, "coats:1", store)
+    finally:
+        other.release()
+    assert read_result(url, INDIVIDUALS).equals(before)  # the refused run wrote nothing
+    run_identify(url, "coats:1", store)  # released: the next one runs
+
+
+def test_the_newest_run_wins_even_within_one_second(tmp_path):
+    from batch.tables.identities import latest_run
+
+    for run in ("20260101T000000Z-zzzzzz", "20260101T000000000002Z-aaaaaa", "20260101T000000000001Z-ffffff",
+                "20260101T000001000000Z-000000"):
+        d = tmp_path / INDIVIDUALS / f"run_id={run}"
+        d.mkdir(parents=True)
+        if run != "20260101T000001000000Z-000000":  # begun, never committed: not in force
+            (d / "part-0.parquet").write_bytes(b"")
+    assert latest_run(str(tmp_path)) == "20260101T000000000002Z-aaaaaa"

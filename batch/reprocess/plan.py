@@ -12,15 +12,13 @@ from batch.reprocess.classify import resolve_stage
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.selection import Selection, select
 from batch.reprocess.summary import RunReport
-from batch.tables.archive import PathPattern, open_location
+from batch.tables.archive import PathPattern, open_location, uri_of
 from batch.tables.journal import pending_keys
 from batch.tables.listing import Listing, apply_known_times, list_archive, resolve_capture_times
-from batch.tables.reader import Tables
+from batch.tables.reader import Tables, relative_key
 from batch.tables.schema import UPLOAD_TIME_SOURCES
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.pipeline import result_hash
-
-DONE_SCHEMA = pa.schema([("uri", pa.string()), ("content_id", pa.string())])
 
 
 @dataclass
@@ -70,11 +68,15 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
         entries = resolve_capture_times(archive, entries, tables.known_capture_times())
     else:  # the actors read EXIF / mtime themselves; what only the online door knew is carried over here
         entries = apply_known_times(entries, tables.known_capture_times(UPLOAD_TIME_SOURCES))
-    # Uploads a running service recorded and will commit at its next flush count as done too.
-    pending = sorted(pending_keys(tables.storage, mv.name, mv.version, result))
-    done = pa.concat_tables([tables.done_table(mv.name, mv.version, result, options.retry_failed).cast(DONE_SCHEMA),
-                             pa.table({"uri": [k[0] for k in pending], "content_id": [k[1] for k in pending]},
-                                      schema=DONE_SCHEMA)])
+    # What is done, as keys relative to this archive (only its images can match, and a key a third of a URI long
+    # keeps a million-image rerun's plan small); uploads a running service recorded and will commit at its next
+    # flush count as done too.
+    prefix = uri_of(archive, archive.root.rstrip("/")) + "/"
+    pending = [(uri[len(prefix):], cid) for uri, cid in pending_keys(tables.storage, mv.name, mv.version, result)
+               if uri.startswith(prefix)]
+    done = pa.chunked_array([*tables.done_under(mv.name, mv.version, result, prefix, options.retry_failed).chunks,
+                             relative_key(pa.array([k[0] for k in pending], pa.string()),
+                                          pa.array([k[1] for k in pending], pa.string()))], pa.string())
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
                        until=options.until, limit=options.limit)
     return Plan(options, mv, filters, tables, listing, selection, routes, result)

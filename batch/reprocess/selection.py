@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch.tables.listing import Entries, as_table, to_us
+from batch.tables.reader import relative_key
 
 KEY = ["uri", "content_id"]  # an image version's identity: with the model version and result set, the skip key
 
@@ -61,8 +62,14 @@ def latest_per_camera(entries) -> Entries:
     return Entries(chosen.take(pc.sort_indices(chosen, [("uri", "ascending")])))
 
 
-def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table) -> pa.Table:
-    """The rows of `table` whose (uri, content_id) is not in `done` (a set of keys or a table of them), in order."""
+def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table | pa.ChunkedArray) -> pa.Table:
+    """The rows of `table` whose image is not in `done`, in order: a set of (uri, content_id), a table of them, or
+    the `relative_key`s of one archive (`Tables.done_under`: what a run plans with, the lightest)."""
+    if isinstance(done, pa.ChunkedArray | pa.Array):
+        if not len(done) or not table.num_rows:
+            return table
+        seen = pc.is_in(relative_key(table["rel_path"], table["content_id"]), value_set=done)
+        return table.filter(pc.invert(seen))
     if not isinstance(done, pa.Table):
         mask = [key not in done for key in zip(table["uri"].to_pylist(), table["content_id"].to_pylist(),
                                                 strict=True)] if done else [True] * table.num_rows
@@ -75,7 +82,7 @@ def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table) -> pa.Table
     return table.take(rows.take(pc.sort_indices(rows)))  # a join keeps no order: back to path order
 
 
-def select(entries, done: Set[tuple[str, str]] | pa.Table, *, latest: bool = False,
+def select(entries, done: Set[tuple[str, str]] | pa.Table | pa.ChunkedArray, *, latest: bool = False,
            since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = None) -> Selection:
     """Apply the window, then newest-per-camera, then drop done images, then the limit (in path order)."""
     table = as_table(entries)

@@ -419,3 +419,26 @@ def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(
     apply_progress(report, progress)
     assert report.images_per_s == round(400 / 18, 3) and report.steady_images_per_s == 50.0
     assert "22.2 images/s (50.0 after the first part)" in format_report(report)
+
+
+def test_a_plan_looks_done_images_up_by_keys_relative_to_its_archive(env, tmp_path):
+    import shutil
+
+    from batch.tables.reader import relative_key
+
+    plan = plan_for(env, tmp_path / "out")
+    run_stages(plan)
+    tables = Tables(str(tmp_path / "out"))
+    root = plan.listing.entries.table["uri"][0].as_py()
+    prefix = root[:len(root) - len(plan.listing.entries.table["rel_path"][0].as_py())]
+    keys = tables.done_under("trapcam", "1", plan.filters.hash, prefix)
+    assert len(keys) == len(env["spec"].images) and keys[0].as_py().count("\x00") == 1
+    assert set(keys.to_pylist()) == set(relative_key(plan.listing.entries.table["rel_path"],
+                                                     plan.listing.entries.table["content_id"]).to_pylist())
+    assert len(tables.done_under("trapcam", "1", plan.filters.hash, prefix, retry_failed=True)) == len(env["spec"].good)
+    assert len(tables.done_under("trapcam", "1", plan.filters.hash, "/elsewhere/")) == 0
+    # the same files under another root are another archive: nothing of it is done in these tables
+    copy = tmp_path / "copy"
+    shutil.copytree(plan.options.archive, copy)
+    other = plan_for({**env, "archive": str(copy)}, tmp_path / "out")
+    assert other.selection.already_done == 0 and len(other.selection.todo) == len(plan.listing.entries)

@@ -264,7 +264,7 @@ def _stop_executor(ds) -> None:
     their completion refs. Ray Data has no public call for any of it: the dataset keeps the executor of its
     running iteration on a private attribute (`Dataset._synchronize_progress_bar` shuts it down the same way) and
     each operator lists its running tasks (`get_active_tasks`, which the executor polls)."""
-    import ray
+    import ray  # late: batch.cli imports this module for `trapline --help`; Ray loads when a job runs
 
     executor = getattr(ds, "_current_executor", None)
     if executor is None:

@@ -9,6 +9,7 @@ import json
 from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.export.registry import run_export
 from batch.flags import add_model_arguments
+from batch.options import SET_FLAGS, CheckOptions, CompactOptions, parse_options
 from batch.refilter import postprocess, snips
 from batch.refilter.events import run_events
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
@@ -17,8 +18,7 @@ from batch.reprocess.options import add_reprocess_arguments
 from batch.review import build_report
 from batch.review.build import result_json
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
-from batch.tables.maintenance import check, compact
-from batch.tables.options import SET_FLAGS, CheckOptions, CompactOptions, parse_options
+from model_store.tables.maintenance import check, compact
 from trapline.ray_output import console
 
 

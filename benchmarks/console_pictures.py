@@ -2,7 +2,8 @@
 
 Builds (once, cached under bench-results/console-pictures/) an archive of N small JPEGs (hard links of a few distinct
 frames, so 100,000 files cost seconds and no space) and its tables, written through the tables' own commit
-(`batch.tables.commit.write_results`, parts of the reprocess default size) with a detector's row shapes: 88% of the
+(`model_store.tables.commit.write_results`, parts of the reprocess default size) with a detector's row shapes: 88%
+of the
 images with 1-3 kept boxes (and a dropped one now and then), 10% empty, 2% failed. Then serves the real ingress app
 (its FastAPI app, pictures routes attached; uvicorn, no Ray) and measures:
 
@@ -34,10 +35,10 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from batch.tables.commit import write_results
-from batch.tables.manifest import new_run_id
-from batch.tables.schema import RESULT_SCHEMA
 from benchmarks.common import DEFAULT_ROOT, machine_info
+from model_store.tables.commit import write_results
+from model_store.tables.manifest import new_run_id
+from model_store.tables.schema import RESULT_SCHEMA
 from tests.fixtures.browser import Browser
 from tests.fixtures.pictures import API, served, set_token_script, site_config
 

@@ -40,11 +40,11 @@ import pyarrow as pa
 from batch.reprocess.job import _metadata
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
-from batch.tables.commit import write_results
-from batch.tables.schema import RESULT_SCHEMA
 from benchmarks.bench_model import ensure_null_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table
 from model_store import ModelStore
+from model_store.tables.commit import write_results
+from model_store.tables.schema import RESULT_SCHEMA
 
 ROWS_PER_PART = 100_000
 LINKS_PER_SOURCE = 60_000  # rows of each seeded part (a real run writes parts of --rows-per-file)

@@ -58,9 +58,9 @@ async def closed(url: str, path: str, payloads: list[bytes], clients: int, secon
 
 def flush_rate(records: int, detections: int = 5) -> dict[str, Any]:
     """Rows/s of one `journal.commit` of `records` synthetic uploads into a fresh local table."""
-    from batch.tables import journal
-    from batch.tables.archive import open_location
-    from batch.tables.lease import RunLease
+    from model_store.tables import journal
+    from model_store.tables.archive import open_location
+    from model_store.tables.lease import RunLease
 
     tmp = Path(tempfile.mkdtemp(prefix="trapline-flush-"))
     try:

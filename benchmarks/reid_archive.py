@@ -29,9 +29,9 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from batch.identify.run import record_decision, run_identify
-from batch.tables.decisions import ConfirmSighting, DetectionKey, NameIndividual, RejectSighting, make
-from batch.tables.identities import current
 from model_store.store.store import ModelStore
+from model_store.tables.decisions import ConfirmSighting, DetectionKey, NameIndividual, RejectSighting, make
+from model_store.tables.identities import current
 
 RERUN_THRESHOLD = 0.4  # the default (0.3) moved by 0.1: the deer stack reprocesses all past a 0.05 move
 KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"]}

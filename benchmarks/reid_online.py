@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 
 from batch.identify.run import run_identify
-from batch.tables.identities import SIGHTINGS, read_result
 from benchmarks.reid_scenes import sightings
 from model_store.core.imaging import decode_image
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
+from model_store.tables.identities import SIGHTINGS, read_result
 from serve.recording.identify import OnlineIdentifier
 
 W, H = 480, 360

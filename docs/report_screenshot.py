@@ -17,8 +17,8 @@ from PIL import Image
 
 from batch.review import ReportOptions, build_report
 from batch.review.browser import visit
-from batch.tables.reader import Tables
-from batch.tables.schema import IMAGES
+from model_store.tables.reader import Tables
+from model_store.tables.schema import IMAGES
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,11 +22,11 @@ import httpx
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
-from batch.tables.reader import Tables, resolve_table_set
-from batch.tables.schema import CLASSIFICATIONS
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
+from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.schema import CLASSIFICATIONS
 from serve.defaults import local_default
 from serve.local import run_local
 from trapline import env, ray_output

@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.tables.archive import open_location
-from batch.tables.reader import Tables, TableSet
-from batch.tables.schema import CLASSIFICATIONS
-from batch.tables.scope import Scope
+from model_store.tables.archive import open_location
+from model_store.tables.reader import Tables, TableSet
+from model_store.tables.schema import CLASSIFICATIONS
+from model_store.tables.scope import Scope
 
 
 @dataclass

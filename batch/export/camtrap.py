@@ -22,8 +22,8 @@ from batch.export.camtrap_package import camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, scientific_name
 from batch.refilter.events import DEFAULT_GAP_S, group_events
-from batch.tables.cameras import camera_or_default
-from batch.tables.reader import TableSet
+from model_store.tables.cameras import camera_or_default
+from model_store.tables.reader import TableSet
 
 ObservationLevel = Literal["media", "event", "both"]
 HUMAN_LABELS = {"person", "people", "human", "humans", "hiker"}

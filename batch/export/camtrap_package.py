@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from batch.export.deployments import Deployment, aware, deployment_rows
-from batch.tables.reader import TableSet
+from model_store.tables.reader import TableSet
 from trapline.errors import BatchError
 
 CAMTRAP_DP_VERSION = "1.0.2"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from batch.tables.archive import open_location
+from model_store.tables.archive import open_location
 from trapline.errors import BatchError, StorageError
 
 FEATURE_TYPES = Literal["roadPaved", "roadDirt", "trailHiking", "trailGame", "roadUnderpass", "roadOverpass",

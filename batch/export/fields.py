@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from batch.tables.schema import UTC_TIME_SOURCES
+from model_store.tables.schema import UTC_TIME_SOURCES
 
 
 def clip_box(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch.tables.metadata import detection_thresholds
-from batch.tables.reader import TableSet
 from model_store import ModelStore
+from model_store.tables.metadata import detection_thresholds
+from model_store.tables.reader import TableSet
 from trapline.errors import StoreError
 
 THRESHOLD_KEYS = ("typical_detection_threshold", "conservative_detection_threshold")

@@ -10,8 +10,8 @@ from pydantic import Field, field_validator
 
 from batch.export.registry import EXPORTERS, FORMATS
 from batch.flags import FlagStyle
+from batch.options import SET_FLAGS, ScopedOptions
 from batch.refilter.events import DEFAULT_GAP_S
-from batch.tables.options import SET_FLAGS, ScopedOptions
 
 Format = Literal[FORMATS]  # the registered exporters (batch/export/registry.py)
 ObservationLevel = Literal["media", "event", "both"]

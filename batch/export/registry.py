@@ -10,8 +10,8 @@ from batch.export.base import Exporter, ExportJob, ExportReport, load, subset_fi
 from batch.export.camtrap import CamtrapDPExporter
 from batch.export.formats import CocoExporter, MegaDetectorExporter
 from batch.refilter.events import DEFAULT_GAP_S, set_occurrences
-from batch.tables.identities import individual_ids
-from batch.tables.reader import Tables, resolve_table_set
+from model_store.tables.identities import individual_ids
+from model_store.tables.reader import Tables, resolve_table_set
 from trapline.errors import BatchError
 
 EXPORTERS: dict[str, Exporter] = {e.name: e for e in (MegaDetectorExporter(), CocoExporter(), CamtrapDPExporter())}

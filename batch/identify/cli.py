@@ -9,7 +9,7 @@ from batch.flags import add_model_arguments
 from batch.identify.evaluate import evaluate
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyOptions
 from batch.identify.run import run_identify
-from batch.tables.options import parse_options
+from batch.options import parse_options
 from trapline.errors import UserError
 
 

@@ -1,6 +1,6 @@
-"""People's decisions about individuals (batch/tables/decisions.py) as what clustering must honour.
+"""People's decisions about individuals (model_store/tables/decisions.py) as what clustering must honour.
 
-The log is read in order and folded (batch/tables/identities.py `fold`: every reader applies the same fold).
+The log is read in order and folded (model_store/tables/identities.py `fold`: every reader applies the same fold).
 Each decision names individuals by the ids people saw; the ids of the previous run's `sightings` say which
 sightings those were. The fold gives, and this module turns into a run's constraints:
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from batch.tables.decisions import Decision
-from batch.tables.identities import Decided, Key
+from model_store.tables.decisions import Decision
+from model_store.tables.identities import Decided, Key
 from trapline.errors import DecisionError
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from batch.tables.identities import SIGHTINGS, read_result
+from model_store.tables.identities import SIGHTINGS, read_result
 from trapline.errors import NotFoundError, UserError
 
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from batch.flags import FlagStyle
 from batch.identify.run import DEFAULT_THRESHOLD
-from batch.tables.options import CommandOptions
+from batch.options import CommandOptions
 
 
 class IdentifyOptions(CommandOptions):

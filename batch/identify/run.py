@@ -24,9 +24,14 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.identify.decided import check_decision, constraints
-from batch.tables.archive import open_location
-from batch.tables.decisions import DecisionsLog
-from batch.tables.identities import (
+from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
+from model_store.core.identify.features import Description
+from model_store.core.identify.gallery import Gallery
+from model_store.core.identify.identifier import Identifier
+from model_store.store.store import ModelStore
+from model_store.tables.archive import open_location
+from model_store.tables.decisions import DecisionsLog
+from model_store.tables.identities import (
     INDIVIDUALS,
     INDIVIDUALS_SCHEMA,
     SIGHTINGS,
@@ -39,14 +44,9 @@ from batch.tables.identities import (
     read_result,
     summarise_individuals,
 )
-from batch.tables.lease import RunLease
-from batch.tables.reader import Tables, current_kept, resolve_table_set
-from batch.tables.writer import parquet_bytes, write_file
-from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
-from model_store.core.identify.features import Description
-from model_store.core.identify.gallery import Gallery
-from model_store.core.identify.identifier import Identifier
-from model_store.store.store import ModelStore
+from model_store.tables.lease import RunLease
+from model_store.tables.reader import Tables, current_kept, resolve_table_set
+from model_store.tables.writer import parquet_bytes, write_file
 from trapline.errors import BatchError, DecisionError, LabelNotCoveredError
 
 # Chosen on the synthetic identity sets (benchmarks/reid_archive.py; 150 x 4 and 120 x 3 sightings, hard views):

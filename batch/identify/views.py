@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 
 from batch.identify.run import record_decision
-from batch.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
-from batch.tables.identities import SIGHTINGS, Current, current, cut_snips, fold, key_of, read_result, row_key
 from model_store.core.imaging import encode_jpeg
+from model_store.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
+from model_store.tables.identities import SIGHTINGS, Current, current, cut_snips, fold, key_of, read_result, row_key
 from trapline.errors import DecisionConflictError, DecisionError, NotFoundError
 
 ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}

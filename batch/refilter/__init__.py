@@ -1,2 +1,2 @@
 """Model-free operations on stored tables: post-processing filters (incl. table-level `repeat`),
-reclassification, events, snips. They read and write through batch.tables and never import the job or Ray."""
+reclassification, events, snips. They read and write through model_store.tables and never import the job or Ray."""

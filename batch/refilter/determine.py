@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from batch.tables.decisions import ClassifyDetection, DetectionKey, IdentifyOccurrence
+from model_store.tables.decisions import ClassifyDetection, DetectionKey, IdentifyOccurrence
 
 MODEL, HUMAN = "model", "human"
 

@@ -28,9 +28,9 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.refilter import occurrences
-from batch.tables.cameras import camera_or_default
-from batch.tables.reader import Tables, TableSet, resolve_table_set
-from batch.tables.writer import parquet_bytes, partition_parts
+from model_store.tables.cameras import camera_or_default
+from model_store.tables.reader import Tables, TableSet, resolve_table_set
+from model_store.tables.writer import parquet_bytes, partition_parts
 from trapline.errors import BatchError
 
 EVENTS = "events"

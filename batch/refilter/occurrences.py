@@ -18,12 +18,12 @@ import pyarrow.dataset as ds
 
 from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, key_of
 from batch.refilter.snips import read_source
-from batch.tables.archive import open_location
-from batch.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
-from batch.tables.reader import Tables, TableSet, resolve_table_set
-from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
+from model_store.tables.archive import open_location
+from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
+from model_store.tables.reader import Tables, TableSet, resolve_table_set
+from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
 from trapline.errors import BatchError, NotFoundError
 
 DETERMINED_BY = (MODEL, HUMAN)

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from batch.flags import FlagStyle
+from batch.options import SET_FLAGS, ScopedOptions, TableSetOptions
 from batch.refilter.events import DEFAULT_GAP_S
-from batch.tables.options import SET_FLAGS, ScopedOptions, TableSetOptions
 from model_store import CropOptions
 
 

@@ -20,11 +20,11 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from batch.refilter.determine import vote
-from batch.tables.decisions import DecisionsLog, IdentifyOccurrence
-from batch.tables.reader import Tables, TableSet
-from batch.tables.schema import CLASSIFICATIONS, DETECTIONS
 from model_store import ModelRef
 from model_store.core.filters.repeat import pairwise_iou
+from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
+from model_store.tables.reader import Tables, TableSet
+from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS
 
 
 @dataclass(frozen=True)

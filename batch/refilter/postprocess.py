@@ -24,14 +24,21 @@ import pyarrow.dataset as ds
 from batch.refilter.reclassify import ExtraTables, classifiers_of, new_result_hash
 from batch.refilter.table_filters import Fired, table_level_fired
 from batch.refilter.tracks import TRACK, Linked, link_occurrences
-from batch.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
-from batch.tables.reader import Tables, resolve_table_set
-from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, OCCURRENCES, OCCURRENCES_SCHEMA
-from batch.tables.scope import Scope, ScopeError
-from batch.tables.stop import stop_requested
-from batch.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
 from model_store import FilterSet
 from model_store.core.filters import DetectionArrays
+from model_store.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
+from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.schema import (
+    DETECTIONS,
+    DETECTIONS_SCHEMA,
+    IMAGES,
+    IMAGES_SCHEMA,
+    OCCURRENCES,
+    OCCURRENCES_SCHEMA,
+)
+from model_store.tables.scope import Scope, ScopeError
+from model_store.tables.stop import stop_requested
+from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
 from trapline.errors import BatchError, RunStoppedError
 
 

@@ -25,16 +25,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from batch.tables.archive import open_location
-from batch.tables.codec import ranked_from_rows
-from batch.tables.reader import Tables, resolve_table_set
-from batch.tables.schema import IMAGES, SNIPS, SNIPS_SCHEMA
-from batch.tables.scope import Scope
-from batch.tables.snip_files import write_snips
-from batch.tables.writer import parquet_bytes, partition_parts, write_file
 from model_store import CropOptions
 from model_store.core.crops import CROPS_DIR, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from model_store.tables.archive import open_location
+from model_store.tables.codec import ranked_from_rows
+from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.schema import IMAGES, SNIPS, SNIPS_SCHEMA
+from model_store.tables.scope import Scope
+from model_store.tables.snip_files import write_snips
+from model_store.tables.writer import parquet_bytes, partition_parts, write_file
 
 KEY = ["uri", "content_id", "run_id"]
 

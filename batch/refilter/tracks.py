@@ -28,16 +28,16 @@ from batch.refilter.determine import carry_identifications, determine
 from batch.refilter.reclassify import ExtraTables
 from batch.refilter.snips import read_source
 from batch.refilter.table_filters import Fired
-from batch.tables.archive import open_location
-from batch.tables.cameras import camera_or_default
-from batch.tables.decisions import DecisionsLog
-from batch.tables.reader import Tables, TableSet
-from batch.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
-from batch.tables.scope import Scope
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from model_store.tables.archive import open_location
+from model_store.tables.cameras import camera_or_default
+from model_store.tables.decisions import DecisionsLog
+from model_store.tables.reader import Tables, TableSet
+from model_store.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
+from model_store.tables.scope import Scope
 
 TRACK = "track"
 IMAGE_KEY = ["uri", "content_id", "run_id"]

@@ -6,7 +6,7 @@ For every image with kept detections it reads the file once more (only those: bl
 decodes it at full resolution, cuts the crops with the core's `crop_jobs` (in memory), runs each
 classifier once over the batch's crops, and writes the JPEG snips when asked. The results ride
 along as two extra nested columns that `write_stage_results` turns into the `classifications` and
-`snips` files before `write_results` commits the part (batch/tables/commit.py). Like the other stages it is a
+`snips` files before `write_results` commits the part (model_store/tables/commit.py). Like the other stages it is a
 plain callable over a batch, testable without Ray.
 """
 
@@ -18,16 +18,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.tables.codec import classification_row, ranked_from_rows
-from batch.tables.schema import (
+from model_store import CropOptions, FilterSet, ModelRunError, ModelStore
+from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
+from model_store.core.pipeline import ClassifierRoute, Pipeline, ResolvedRoute, classify_jobs, crop_jobs, resolve_routes
+from model_store.tables.codec import classification_row, ranked_from_rows
+from model_store.tables.schema import (
     CLASSIFICATIONS,
     SNIPS,
     STAGE_SCHEMA,
 )
-from batch.tables.snip_files import cached_location, read_image, write_snips
-from model_store import CropOptions, FilterSet, ModelRunError, ModelStore
-from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
-from model_store.core.pipeline import ClassifierRoute, Pipeline, ResolvedRoute, classify_jobs, crop_jobs, resolve_routes
+from model_store.tables.snip_files import cached_location, read_image, write_snips
 
 
 @dataclass(frozen=True)

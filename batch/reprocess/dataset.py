@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.read import read_and_prepare
-from batch.tables.commit import write_results, write_stage_results
+from model_store.tables.commit import write_results, write_stage_results
 from trapline import env
 from trapline.errors import StalledError
 

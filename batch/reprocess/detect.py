@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 
 from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, read_files
-from batch.tables.codec import failed_fields, result_fields
-from batch.tables.schema import RESULT_SCHEMA
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
+from model_store.tables.codec import failed_fields, result_fields
+from model_store.tables.schema import RESULT_SCHEMA
 from serve.protocol import unwrap_error
 from trapline.errors import BatchError
 

@@ -31,17 +31,17 @@ from batch.reprocess.plan import Plan, plan_run
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, format_report, report_counts
 from batch.reprocess.via import choose_via, find_service
-from batch.tables import journal
-from batch.tables.archive import open_location
-from batch.tables.lease import RunLease
-from batch.tables.listing import entries_table
-from batch.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
-from batch.tables.metadata import part_metadata
-from batch.tables.reader import resolve_table_set
-from batch.tables.schema import RUNS_DIR
-from batch.tables.stop import stop_requested
 from model_store import ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
+from model_store.tables import journal
+from model_store.tables.archive import open_location
+from model_store.tables.lease import RunLease
+from model_store.tables.listing import entries_table
+from model_store.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
+from model_store.tables.metadata import part_metadata
+from model_store.tables.reader import resolve_table_set
+from model_store.tables.schema import RUNS_DIR
+from model_store.tables.stop import stop_requested
 from trapline.entry import add_verbose, run_command
 from trapline.errors import BatchError, RunStoppedError, TraplineError
 from trapline.ray_output import console, is_quiet

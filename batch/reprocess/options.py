@@ -17,11 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from batch.flags import FlagStyle, add_model_arguments
-from batch.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
-from batch.tables.options import parse_options
-from batch.tables.scope import parse_when
+from batch.options import parse_options
 from model_store import CropOptions, ModelRef
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
+from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
+from model_store.tables.scope import parse_when
 from trapline.errors import OptionsError
 
 

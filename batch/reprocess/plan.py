@@ -12,13 +12,13 @@ from batch.reprocess.classify import resolve_stage
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.selection import Selection, select
 from batch.reprocess.summary import RunReport
-from batch.tables.archive import PathPattern, open_location, uri_of
-from batch.tables.journal import pending_keys
-from batch.tables.listing import Listing, apply_known_times, list_archive, resolve_capture_times
-from batch.tables.reader import Tables, relative_key
-from batch.tables.schema import UPLOAD_TIME_SOURCES
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.pipeline import result_hash
+from model_store.tables.archive import PathPattern, open_location, uri_of
+from model_store.tables.journal import pending_keys
+from model_store.tables.listing import Listing, apply_known_times, list_archive, resolve_capture_times
+from model_store.tables.reader import Tables, relative_key
+from model_store.tables.schema import UPLOAD_TIME_SOURCES
 
 
 @dataclass

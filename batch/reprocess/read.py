@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from batch.tables.archive import exif_capture_time, open_location
 from model_store import parse_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import LetterboxMeta, Preprocessor
+from model_store.tables.archive import exif_capture_time, open_location
 
 PENDING, FAILED = "pending", "failed"
 META_FIELDS = [f.name for f in dataclasses.fields(LetterboxMeta)]  # scale_x, scale_y, pad_x, pad_y, width, height

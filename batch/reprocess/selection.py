@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch.tables.listing import Entries, as_table, to_us
-from batch.tables.reader import relative_key
+from model_store.tables.listing import Entries, as_table, to_us
+from model_store.tables.reader import relative_key
 
 KEY = ["uri", "content_id"]  # an image version's identity: with the model version and result set, the skip key
 

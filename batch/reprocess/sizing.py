@@ -11,8 +11,8 @@ from batch.reprocess.detect import config_json
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import Plan
 from batch.reprocess.read import preparer
-from batch.tables.archive import open_location
 from model_store import ModelStore
+from model_store.tables.archive import open_location
 
 SAMPLE_IMAGES = 4
 READ_SHARE = 0.2  # of the CPUs, kept for read + decode tasks when inference runs on CPU

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from batch.refilter.events import DEFAULT_GAP_S, group_events, period_counts, set_occurrences
-from batch.tables.reader import TableSet
+from model_store.tables.reader import TableSet
 
 
 def animals(tables_url: str, tset: TableSet, images: pd.DataFrame, kept: pd.DataFrame, store: str | None = None,
@@ -33,7 +33,7 @@ def animals(tables_url: str, tset: TableSet, images: pd.DataFrame, kept: pd.Data
 def individuals(tables_url: str, tset: TableSet, images: pd.DataFrame) -> dict[str, Any] | None:
     """None when `trapline identify` has not run on this result set; else the individuals seen among `images`
     (people's decisions applied), per camera: how many, their sightings, and the named ones."""
-    from batch.tables.identities import current  # late: most reports have no identify run to read
+    from model_store.tables.identities import current  # late: most reports have no identify run to read
 
     cur = current(tables_url)
     s = cur.sightings

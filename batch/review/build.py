@@ -1,6 +1,6 @@
 """`trapline report`: a static HTML page to judge a run by looking at it, built from the tables.
 
-Reads one model version and filter set through `batch.tables.reader` (the current row per image and
+Reads one model version and filter set through `model_store.tables.reader` (the current row per image and
 its detections, kept and dropped) and writes `OUT/index.html` with `plots/` and `thumbs/` beside
 it: relative paths only, no server, no network, so the directory can be zipped and mailed.
 """
@@ -27,8 +27,8 @@ from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
 from batch.review.page import render_page
 from batch.review.species import classifier_names, species_counts, species_frame, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
-from batch.tables.cameras import DEFAULT_CAMERA_ID
-from batch.tables.reader import Tables, TableSet, current_kept, resolve_table_set
+from model_store.tables.cameras import DEFAULT_CAMERA_ID
+from model_store.tables.reader import Tables, TableSet, current_kept, resolve_table_set
 from trapline.errors import BatchError
 
 DEFAULT_EDGES = (0.2, 0.4, 0.6, 0.8)

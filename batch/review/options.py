@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from batch.flags import FlagStyle
+from batch.options import SET_FLAGS, ScopedOptions
 from batch.review.build import DEFAULT_EDGES, ReportOptions
 from batch.review.compare import DEFAULT_MIN_IOU
 from batch.review.thumbs import DEFAULT_SIDE
-from batch.tables.options import SET_FLAGS, ScopedOptions
 
 
 class ReviewOptions(ScopedOptions):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from batch.export.fields import scientific_name
-from batch.tables.reader import Tables, TableSet
-from batch.tables.schema import CLASSIFICATIONS
+from model_store.tables.reader import Tables, TableSet
+from model_store.tables.schema import CLASSIFICATIONS
 
 SPECIES_COLUMNS = ["species", "species_score", "species_rank", "classifier"]
 

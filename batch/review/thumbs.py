@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from batch.tables.archive import open_location
 from model_store.core.imaging import decode_image_at_least
+from model_store.tables.archive import open_location
 from trapline.storage import Storage
 
 THUMB_DIR = "thumbs"

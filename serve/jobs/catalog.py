@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from batch.export.base import subset_filter
 from batch.refilter.people import agreement_with_people
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
-from batch.tables.reader import Tables, resolve_table_set
 from model_store import ModelStore
 from model_store.core.refs import check_segment
+from model_store.tables.reader import Tables, resolve_table_set
 from serve.deps import in_thread, read_auth, service_of
 from serve.jobs.deps import control_of
 from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter

@@ -8,7 +8,7 @@ import datetime as dt
 
 from fastapi import Query, Request
 
-from batch.tables.scope import parse_when
+from model_store.tables.scope import parse_when
 from serve.deps import service_of
 from serve.jobs.control import JobControl
 from trapline.errors import InvalidParameterError

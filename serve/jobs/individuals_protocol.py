@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batch.tables.decisions import DetectionKey
+from model_store.tables.decisions import DetectionKey
 
 
 class IndividualView(BaseModel):

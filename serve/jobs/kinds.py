@@ -20,10 +20,10 @@ from pydantic import BaseModel, ValidationError
 from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments, base_type
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions
+from batch.options import SET_FLAGS, describe_problems
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
-from batch.tables.options import SET_FLAGS, describe_problems
 from trapline.errors import InvalidOptionsError
 
 # Options a caller may not set over HTTP: the job runs on this cluster, and prints for its log.

@@ -1,7 +1,7 @@
 """The occurrence routes: list, show (frames, snips, history), identify and classify, over one set of tables.
 
 Reads need the API token (or the admin token), decisions the admin token. A decision is appended to the tables'
-decisions log (batch/tables/decisions.py) and the occurrence is answered as it is determined now
+decisions log (model_store/tables/decisions.py) and the occurrence is answered as it is determined now
 (batch/refilter/occurrences.py applies the log on every read). The tables are the `tables` given (under the
 jobs' allowed roots) or, by default, the recorder's.
 """
@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from batch.refilter import occurrences
-from batch.tables.decisions import DetectionKey
-from batch.tables.reader import Tables
+from model_store.tables.decisions import DetectionKey
+from model_store.tables.reader import Tables
 from serve.deps import admin_auth, in_thread, read_auth, service_of
 from serve.jobs.deps import TABLES, tables_of, when_param
 from serve.jobs.occurrences_protocol import (

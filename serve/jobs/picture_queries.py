@@ -1,5 +1,5 @@
 """Which tables the console's pictures come from (the sources a service is configured with), and a page of cameras
-of one source. The reads are the tables' own (batch/tables/browse.py); blocking I/O: the routes run these on a
+of one source. The reads are the tables' own (model_store/tables/browse.py); blocking I/O: the routes run these on a
 thread."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from batch.tables import browse
-from batch.tables.reader import Tables
+from model_store.tables import browse
+from model_store.tables.reader import Tables
 from serve.jobs.picture_files import Source
 from trapline.errors import NotFoundError
 

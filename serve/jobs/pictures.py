@@ -1,6 +1,6 @@
 """The console's pictures routes: sources, cameras with their newest capture, captures under filters, one capture,
 and the picture files themselves. Parse, check the token, read in a thread
-(batch/tables/browse.py, picture_queries.py, picture_files.py), answer typed models (pictures_protocol.py).
+(model_store/tables/browse.py, picture_queries.py, picture_files.py), answer typed models (pictures_protocol.py).
 
 Reads take the API token (or the admin one), as every read of the operations door. A picture file also opens with
 the grant in its URL, which only a token holder is given (picture_files.py), because an `<img>` sends no header.
@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from batch.tables import browse
-from batch.tables.reader import Tables
+from model_store.tables import browse
+from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, service_of
 from serve.jobs import picture_files as files
 from serve.jobs import picture_queries as pq

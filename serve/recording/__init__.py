@@ -7,6 +7,6 @@ the same tables an archive run writes, exactly once; `GET /v1/images/{id}`, `/v1
     queries.py    the read side, from the tables (never from a replica's memory)
     routes.py     the HTTP routes, attached to the ingress's FastAPI app when recording is configured
 
-The rows go through batch/tables (the tables' contract: codec, journal, fenced commit), the one place both
+The rows go through model_store/tables (the tables' contract: codec, journal, fenced commit), the one place both
 doors write through.
 """

@@ -2,7 +2,7 @@
 the service records into, answered in `/v1/detect` and `/v1/images` as `individual`.
 
 The gallery is the newest `trapline identify` run of those tables with people's decisions applied (their merges,
-splits and names: batch/tables/identities.py `current`): each sighting's snip is cut from its archive image and
+splits and names: model_store/tables/identities.py `current`): each sighting's snip is cut from its archive image and
 described once, when the first request needs it. A recorded upload's sightings join the gallery as soon as the
 recorder has journalled it (durable from then on), so the next upload of the same animal matches it.
 
@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from batch.tables.identities import current, cut_snips
 from model_store import ModelStore
 from model_store.core.crops import crop_box
 from model_store.core.identify.features import Description
 from model_store.core.identify.gallery import Gallery
 from model_store.core.identify.identifier import Identifier
 from model_store.core.records import ImageDetections
+from model_store.tables.identities import current, cut_snips
 
 
 @dataclass

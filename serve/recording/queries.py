@@ -1,12 +1,12 @@
 """The read side of recording: what `GET /v1/images/{id}` and `/v1/cameras` answer, read from storage (the
-upload records, the journal and the tables through batch/tables), never from a replica's memory, so every
+upload records, the journal and the tables through model_store/tables), never from a replica's memory, so every
 replica answers alike and a restarted one forgets nothing. Blocking I/O: the routes run these on a thread."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from batch.tables.browse import cameras, latest
+from model_store.tables.browse import cameras, latest
 from serve.recording.uploads import Uploads
 
 __all__ = ["cameras", "image", "latest"]  # cameras and latest: the tables' browse reads, shared with the console

@@ -1,5 +1,5 @@
 """The recorder of one ingress replica: each upload kept, run through the served pipeline, journaled, answered,
-and committed to the tables later in parts (batch/tables/journal.py has the guarantee and its proof).
+and committed to the tables later in parts (model_store/tables/journal.py has the guarantee and its proof).
 
 One upload, in order:
 1. the camera and `captured_at` are checked (422 before anything is kept); an `Idempotency-Key` used before with
@@ -25,16 +25,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from batch.tables import journal
-from batch.tables.archive import HEAD_BYTES, exif_capture_time
-from batch.tables.codec import classification_rows, failed_fields, result_fields
-from batch.tables.lease import RunLease
-from batch.tables.manifest import RunManifest, new_run_id, write_manifest
-from batch.tables.metadata import part_metadata
-from batch.tables.snip_files import write_snips
 from model_store import FilterSet, ImageDetections, ModelStore, decode_image
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
+from model_store.tables import journal
+from model_store.tables.archive import HEAD_BYTES, exif_capture_time
+from model_store.tables.codec import classification_rows, failed_fields, result_fields
+from model_store.tables.lease import RunLease
+from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
+from model_store.tables.metadata import part_metadata
+from model_store.tables.snip_files import write_snips
 from serve.config import RecordConfig
 from serve.recording.uploads import UploadRecord, Uploads, image_id_of
 from trapline.errors import (

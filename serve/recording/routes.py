@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from batch.tables.reader import Tables
+from model_store.tables.reader import Tables
 from serve.deps import api_auth, service_of
 from serve.recording import queries
 from serve.recording.recorder import Recorder, Upload

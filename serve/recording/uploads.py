@@ -1,7 +1,7 @@
 """Where an upload is kept, and what is remembered of it.
 
     ARCHIVE/<camera>/<YYYY>/<MM>/<DD>/<sha256[:24]>.<ext>   the original bytes, written once, never rewritten
-    TABLES/_online/images/<image_id>.json                   the journal's record (batch/tables/journal.py), whose
+    TABLES/_online/images/<image_id>.json                   the journal's record (model_store/tables/journal.py), whose
                                                             `extra` is the UploadRecord below
     TABLES/_online/keys/<camera>/<sha256(key)[:32]>.json    an Idempotency-Key and the bytes it was first used with
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from batch.tables import journal
-from batch.tables.archive import content_id_of, open_location, uri_of
+from model_store.tables import journal
+from model_store.tables.archive import content_id_of, open_location, uri_of
 from trapline.errors import ConflictError, StorageError, StorageUnavailableError
 from trapline.storage import Storage
 

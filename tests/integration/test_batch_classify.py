@@ -10,10 +10,10 @@ import pytest
 
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
-from batch.tables.reader import Tables
-from batch.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
 from model_store import ModelStore
 from model_store.core.imaging import decode_image
+from model_store.tables.reader import Tables
+from model_store.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
 from tests.fixtures.classifiers import colour_config, painted
 from tests.fixtures.onnx_models import fixture_config
 

@@ -10,10 +10,10 @@ import pytest
 from batch.refilter.snips import format_report, run_crops
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
-from batch.tables.reader import Tables
-from batch.tables.schema import SNIPS
 from model_store import CropOptions, ModelStore
 from model_store.core.imaging import decode_image
+from model_store.tables.reader import Tables
+from model_store.tables.schema import SNIPS
 from tests.fixtures.onnx_models import fixture_config
 from tests.integration.test_batch_classify import IMAGES_DRAWN, SMALL, jpeg
 

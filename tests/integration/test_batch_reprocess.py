@@ -16,9 +16,9 @@ import pytest
 
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
-from batch.tables.reader import Tables
-from batch.tables.schema import IMAGES
 from model_store import ModelStore
+from model_store.tables.reader import Tables
+from model_store.tables.schema import IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 
 pytestmark = pytest.mark.ray
@@ -224,7 +224,7 @@ def test_two_concurrent_runs_process_every_image_exactly_once(ray_cluster, env, 
     """The run lease: a second run on the same table and version waits (--wait) or refuses, never doubles up."""
     import threading
 
-    from batch.tables.lease import LeaseHeldError
+    from model_store.tables.lease import LeaseHeldError
 
     spec, out = env["spec"], tmp_path / "out"
     reports, errors = {}, {}

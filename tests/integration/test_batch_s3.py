@@ -12,9 +12,9 @@ from batch.export.registry import run_export
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
-from batch.tables.reader import Tables
-from batch.tables.schema import IMAGES
 from model_store import ModelStore
+from model_store.tables.reader import Tables
+from model_store.tables.schema import IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3]

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import pytest
 
 from batch.review.browser import find_chromium
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS
 from tests.fixtures.pictures import build_site, served, set_token_script, site_config
 
 REPO = Path(__file__).resolve().parents[2]

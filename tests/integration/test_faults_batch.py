@@ -15,9 +15,9 @@ import pytest
 
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.processes import actor_pids
 

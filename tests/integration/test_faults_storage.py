@@ -23,8 +23,8 @@ import pytest
 
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
-from batch.tables.reader import Tables
 from model_store import ModelStore
+from model_store.tables.reader import Tables
 from tests.conftest import free_port
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
 from tests.integration.test_faults_batch import assert_exactly_once

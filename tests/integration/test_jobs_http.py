@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from batch.tables.manifest import read_manifests
-from batch.tables.reader import Tables, resolve_table_set
-from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
+from model_store.tables.manifest import read_manifests
+from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.schema import DETECTIONS, IMAGES
 from serve.jobs.backfill import BackfillWatcher, backfill_id
 from serve.jobs.config import JobsConfig
 from serve.jobs.control import JobControl

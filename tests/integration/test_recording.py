@@ -31,12 +31,12 @@ import s3fs
 
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
-from batch.tables import journal
-from batch.tables.archive import open_location
-from batch.tables.maintenance import check, compact
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore
+from model_store.tables import journal
+from model_store.tables.archive import open_location
+from model_store.tables.maintenance import check, compact
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS, IMAGES
 from serve.local import run_local, wait_until
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture
 from tests.fixtures.processes import replica_pid

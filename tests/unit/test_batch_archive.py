@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from batch.reprocess.selection import latest_per_camera, select
-from batch.tables.archive import ArchiveError, PathPattern, exif_capture_time, open_location
-from batch.tables.listing import list_archive, resolve_capture_times
+from model_store.tables.archive import ArchiveError, PathPattern, exif_capture_time, open_location
+from model_store.tables.listing import list_archive, resolve_capture_times
 from tests.fixtures.archive import PATH_PATTERN, build_archive, encode, picture, write_local
 
 

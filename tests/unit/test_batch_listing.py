@@ -1,5 +1,5 @@
 """The archive listed in pages (locally and on a real S3-compatible server) and chosen from by key, without
-one object per file (batch/tables/listing.py, batch/reprocess/selection.py; no Ray)."""
+one object per file (model_store/tables/listing.py, batch/reprocess/selection.py; no Ray)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from batch.reprocess.selection import select
-from batch.tables import listing as listing_module
-from batch.tables.archive import ArchiveError, PathPattern, content_id_of, open_location
-from batch.tables.listing import Entries, list_archive
+from model_store.tables import listing as listing_module
+from model_store.tables.archive import ArchiveError, PathPattern, content_id_of, open_location
+from model_store.tables.listing import Entries, list_archive
 from tests.fixtures.archive import PATH_PATTERN, build_archive, write_local, write_s3
 
 

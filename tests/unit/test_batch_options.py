@@ -9,11 +9,11 @@ import pytest
 
 from batch.cli import options
 from batch.export.options import ExportOptions
+from batch.options import parse_options
 from batch.refilter.options import CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import OptionsError, ReprocessOptions, options_from_args
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from batch.review.options import ReviewOptions
-from batch.tables.options import parse_options
 from trapline.cli import build_parser, main
 
 BASE = ["reprocess", "--archive", "/data/traps", "--out", "/data/tables", "--model", "demo-detector@production"]

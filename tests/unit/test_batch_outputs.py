@@ -12,9 +12,9 @@ from batch.export.camtrap import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELD
 from batch.export.registry import run_export
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.plan import plan_run
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import FilterConfigError, ModelStore
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import (
     PATH_PATTERN,
     brightness_config,

@@ -14,13 +14,13 @@ from batch.reprocess.job import _spec
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from batch.reprocess.read import read_and_prepare, read_files
-from batch.tables.commit import write_results
-from batch.tables.listing import entries_table
-from batch.tables.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
-from batch.tables.writer import METADATA_KEY, part_name
 from model_store import ModelStore
+from model_store.tables.commit import write_results
+from model_store.tables.listing import entries_table
+from model_store.tables.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
+from model_store.tables.writer import METADATA_KEY, part_name
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from trapline.errors import BatchError
 
@@ -59,8 +59,8 @@ def run_stages(plan, rows_per_file=7):
 
 def test_a_fenced_write_commits_only_while_its_run_holds_the_lease(env, tmp_path):
     """A write task that outlives its run (or whose run lost the lease) commits nothing."""
-    from batch.tables.archive import open_location
-    from batch.tables.lease import LeaseLostError, RunLease
+    from model_store.tables.archive import open_location
+    from model_store.tables.lease import LeaseLostError, RunLease
 
     plan = plan_for(env, tmp_path / "out")
     run_id = new_run_id()
@@ -424,7 +424,7 @@ def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(
 def test_a_plan_looks_done_images_up_by_keys_relative_to_its_archive(env, tmp_path):
     import shutil
 
-    from batch.tables.reader import relative_key
+    from model_store.tables.reader import relative_key
 
     plan = plan_for(env, tmp_path / "out")
     run_stages(plan)

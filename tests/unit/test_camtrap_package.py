@@ -14,8 +14,8 @@ import pytest
 from batch.export.camtrap_package import PROFILE_URL, taxonomic
 from batch.export.registry import run_export
 from batch.refilter.events import event_id, group_events
-from batch.tables.cameras import DEFAULT_CAMERA_ID
 from model_store import ModelStore
+from model_store.tables.cameras import DEFAULT_CAMERA_ID
 from tests.fixtures.archive import (
     PATH_PATTERN,
     brightness_config,

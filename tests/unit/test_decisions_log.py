@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batch.tables.decisions import (
+from model_store.tables.decisions import (
     DECISIONS_DIR,
     ClassifyDetection,
     DecisionsLog,

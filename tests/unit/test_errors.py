@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import trapline.errors
-from batch.tables.lease import LeaseHeldError
 from model_store import (
     ChecksumError,
     ConfigError,
@@ -17,6 +16,7 @@ from model_store import (
     NotFoundError,
     StoreError,
 )
+from model_store.tables.lease import LeaseHeldError
 from serve.local import ServeStartError
 from serve.protocol import core_error, load_error_kind
 from serve.versions import ModelUnavailableError

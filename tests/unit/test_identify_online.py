@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from batch.identify.run import run_identify
-from batch.tables.identities import SIGHTINGS, read_result
 from benchmarks.reid_scenes import sightings
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
+from model_store.tables.identities import SIGHTINGS, read_result
 from serve.answers import DetectAnswer
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.reid_tables import write_identity_tables

@@ -9,7 +9,9 @@ import pytest
 
 from batch.identify.evaluate import evaluate
 from batch.identify.run import record_decision, run_identify
-from batch.tables.decisions import (
+from model_store.core.identify.cluster import cluster, stable_ids
+from model_store.store.store import ModelStore
+from model_store.tables.decisions import (
     ConfirmSighting,
     DecisionsLog,
     DetectionKey,
@@ -18,9 +20,7 @@ from batch.tables.decisions import (
     RejectSighting,
     make,
 )
-from batch.tables.identities import INDIVIDUALS, SIGHTINGS, read_result
-from model_store.core.identify.cluster import cluster, stable_ids
-from model_store.store.store import ModelStore
+from model_store.tables.identities import INDIVIDUALS, SIGHTINGS, read_result
 from tests.fixtures.reid_tables import write_identity_tables
 from trapline.cli import main
 from trapline.errors import DecisionError, LabelNotCoveredError
@@ -127,7 +127,7 @@ def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
 
 def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
     from batch.export.registry import run_export
-    from batch.tables.identities import current
+    from model_store.tables.identities import current
     from tests.fixtures.camtrap_dp import META, validate_package
 
     root, url, store, _ = archive
@@ -158,7 +158,7 @@ def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
     assert main(["report", "--tables", url, "--out", str(tmp_path / "r")]) == 0
     html = (tmp_path / "r" / "index.html").read_text()
     assert 'id="individuals"' in html
-    from batch.tables.identities import current
+    from model_store.tables.identities import current
 
     now = current(url)
     seen = now.sightings.dropna(subset=["individual_id"])
@@ -169,8 +169,8 @@ def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
 
 
 def test_one_identify_run_at_a_time_per_set_of_tables(archive):
-    from batch.tables.archive import open_location
-    from batch.tables.lease import RunLease
+    from model_store.tables.archive import open_location
+    from model_store.tables.lease import RunLease
     from trapline.errors import LeaseHeldError
 
     root, url, store, _ = archive
@@ -186,7 +186,7 @@ def test_one_identify_run_at_a_time_per_set_of_tables(archive):
 
 
 def test_the_newest_run_wins_even_within_one_second(tmp_path):
-    from batch.tables.identities import latest_run
+    from model_store.tables.identities import latest_run
 
     for run in ("20260101T000000Z-zzzzzz", "20260101T000000000002Z-aaaaaa", "20260101T000000000001Z-ffffff",
                 "20260101T000001000000Z-000000"):

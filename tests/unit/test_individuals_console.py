@@ -14,8 +14,8 @@ import uvicorn
 
 from batch.identify.run import run_identify
 from batch.review.browser import find_chromium
-from batch.tables.decisions import DecisionsLog, MergeIndividuals, NameIndividual
 from model_store.store.store import ModelStore
+from model_store.tables.decisions import DecisionsLog, MergeIndividuals, NameIndividual
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.reid_tables import write_identity_tables
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from batch.identify.run import run_identify
-from batch.tables.decisions import DecisionsLog
 from model_store.store.store import ModelStore
+from model_store.tables.decisions import DecisionsLog
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.reid_tables import write_identity_tables
 

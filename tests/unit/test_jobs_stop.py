@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from batch.refilter.postprocess import run_postprocess
-from batch.tables.manifest import read_manifests
-from batch.tables.reader import Tables, resolve_table_set
-from batch.tables.schema import DETECTIONS, IMAGES
-from batch.tables.stop import request_stop, stop_requested
 from model_store import ModelStore
+from model_store.tables.manifest import read_manifests
+from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.schema import DETECTIONS, IMAGES
+from model_store.tables.stop import request_stop, stop_requested
 from serve.jobs.config import JobsConfig
 from serve.jobs.control import JobControl
 from tests.fixtures.archive import (

@@ -13,11 +13,11 @@ import pytest
 from batch.refilter import occurrences
 from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, vote
 from batch.refilter.postprocess import run_postprocess
-from batch.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
-from batch.tables.manifest import read_manifests
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS, OCCURRENCES
 from model_store import FilterConfigError, FilterSet
+from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
+from model_store.tables.manifest import read_manifests
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS, OCCURRENCES
 from serve.jobs.control import manifest_progress
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
 from tests.fixtures.review import two_version_tables

@@ -14,7 +14,7 @@ import uvicorn
 
 from batch.refilter.postprocess import run_postprocess
 from batch.review.browser import find_chromium
-from batch.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence
+from model_store.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batch.refilter.postprocess import run_postprocess
-from batch.tables.decisions import DecisionsLog, IdentifyOccurrence
+from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 

@@ -13,7 +13,7 @@ from batch.refilter.people import agreement_with_people
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.job import _check_people
 from batch.reprocess.summary import RunReport, format_report
-from batch.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables, resolve_table_set
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 from trapline.cli import main

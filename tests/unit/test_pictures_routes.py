@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import decode_image
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.pictures import API, app_for, build_site
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships

@@ -18,11 +18,11 @@ import pytest
 
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
-from batch.tables import journal
-from batch.tables.maintenance import check, compact
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS, IMAGES
 from model_store import ModelStore, decode_image
+from model_store.tables import journal
+from model_store.tables.maintenance import check, compact
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS, IMAGES
 from serve.config import RecordConfig
 from serve.recording.recorder import Recorder, Upload, capture_time
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture, process_without_ray

@@ -11,12 +11,12 @@ import pytest
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
-from batch.tables.reader import Tables
-from batch.tables.schema import DETECTIONS
-from batch.tables.scope import Scope, ScopeError
 from model_store import FilterConfigError, FilterSet
 from model_store.core.filters import DetectionArrays
 from model_store.core.filters.repeat import recurring
+from model_store.tables.reader import Tables
+from model_store.tables.schema import DETECTIONS
+from model_store.tables.scope import Scope, ScopeError
 from tests.fixtures.archive import PATH_PATTERN
 from tests.fixtures.review import two_version_tables
 from trapline.cli import main

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from batch.tables.archive import open_location
-from batch.tables.lease import LeaseHeldError, LeaseLostError, RunLease
+from model_store.tables.archive import open_location
+from model_store.tables.lease import LeaseHeldError, LeaseLostError, RunLease
 
 
 def lease(url: str, run_id: str, **kw) -> RunLease:
@@ -66,7 +66,7 @@ def test_the_heartbeat_keeps_a_long_run_alive(out_url):
 
 def test_a_dead_holder_on_this_host_is_stale_at_once(tmp_path):
     # A holder process that exits without releasing (as a SIGKILLed `trapline reprocess` would).
-    code = ("from batch.tables.lease import RunLease; from batch.tables.archive import open_location; "
+    code = ("from model_store.tables.lease import RunLease; from model_store.tables.archive import open_location; "
             f"RunLease(open_location({str(tmp_path / 'out')!r}), 'trapcam', '1', 'run-dead').acquire()")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     lease(str(tmp_path / "out"), "run-b").acquire().release()  # no wait for the ttl

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fsspec.asyn import sync
 
-from batch.tables.archive import (
+from model_store.tables.archive import (
     DEFAULT_EXTENSIONS,
     HEAD_BYTES,
     ArchiveEntry,
@@ -31,8 +31,8 @@ from batch.tables.archive import (
     mtime_of,
     uri_of,
 )
-from batch.tables.cameras import DEFAULT_CAMERA_ID
-from batch.tables.schema import ENTRY_SCHEMA
+from model_store.tables.cameras import DEFAULT_CAMERA_ID
+from model_store.tables.schema import ENTRY_SCHEMA
 from trapline.errors import ArchiveError
 from trapline.storage import Storage
 

@@ -1,6 +1,6 @@
 """Read an image archive (a directory or s3://bucket/prefix): identify each file, its camera and its time.
 
-Listing (batch/tables/listing.py) is metadata only (names, sizes, mtimes or ETags), in pages into one Arrow
+Listing (model_store/tables/listing.py) is metadata only (names, sizes, mtimes or ETags), in pages into one Arrow
 table; image bytes are read later by the pipeline's CPU tasks.
 """
 

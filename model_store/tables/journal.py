@@ -35,11 +35,11 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from batch.tables.commit import write_stage_results
-from batch.tables.lease import RunLease
-from batch.tables.manifest import RunManifest, new_run_id, write_manifest
-from batch.tables.reader import Tables
-from batch.tables.schema import STAGE_SCHEMA
+from model_store.tables.commit import write_stage_results
+from model_store.tables.lease import RunLease
+from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
+from model_store.tables.reader import Tables
+from model_store.tables.schema import STAGE_SCHEMA
 from trapline.errors import LeaseHeldError
 from trapline.storage import Storage
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch.tables import journal
-from batch.tables.archive import open_location
-from batch.tables.lease import RunLease
-from batch.tables.manifest import RunManifest, new_run_id, write_manifest
-from batch.tables.reader import PART_TABLES, Tables
-from batch.tables.schema import IMAGES
-from batch.tables.writer import parquet_bytes, part_name, partition_parts, read_metadata, write_file
+from model_store.tables import journal
+from model_store.tables.archive import open_location
+from model_store.tables.lease import RunLease
+from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
+from model_store.tables.reader import PART_TABLES, Tables
+from model_store.tables.schema import IMAGES
+from model_store.tables.writer import parquet_bytes, part_name, partition_parts, read_metadata, write_file
 from trapline.errors import LeaseHeldError
 
 TARGET_ROWS = 100_000  # images rows per merged part (its detections are ~1-10x that)

@@ -4,7 +4,7 @@ Layout under the destination `DST` (a directory or s3://bucket/prefix)::
 
     DST/images/model_name=NAME/model_version=VERSION/part-RUNID-DIGEST.parquet
     DST/detections/model_name=NAME/model_version=VERSION/part-RUNID-DIGEST.parquet
-    DST/_runs/RUNID.json                      one manifest per run (see batch/tables/manifest.py)
+    DST/_runs/RUNID.json                      one manifest per run (see model_store/tables/manifest.py)
 
 `model_name` and `model_version` are hive partition keys: they live in the directory names,
 not inside the files (readers add them back as columns). A part's images file and detections

@@ -7,11 +7,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from batch.tables.archive import open_location
 from model_store import CropOptions
 from model_store.core.crops import big_enough, crop_region, snip_jpeg, snip_path
 from model_store.core.imaging import decode_image
 from model_store.core.records import Detection
+from model_store.tables.archive import open_location
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import re
 
-from batch.tables.schema import RUNS_DIR
+from model_store.tables.schema import RUNS_DIR
 from trapline.storage import Storage
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")

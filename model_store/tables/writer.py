@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.tables.schema import DETECTIONS, IMAGES, SCHEMA_VERSION
+from model_store.tables.schema import DETECTIONS, IMAGES, SCHEMA_VERSION
 from trapline.storage import Storage
 
 METADATA_KEY = b"trapline"

@@ -13,9 +13,9 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch.tables.archive import open_location
-from batch.tables.lease import check_held
-from batch.tables.schema import (
+from model_store.tables.archive import open_location
+from model_store.tables.lease import check_held
+from model_store.tables.schema import (
     CLASSIFICATIONS,
     CLASSIFICATIONS_SCHEMA,
     DETECTIONS_SCHEMA,
@@ -25,7 +25,7 @@ from batch.tables.schema import (
     SNIPS,
     SNIPS_SCHEMA,
 )
-from batch.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
+from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
 from trapline.storage import Storage
 
 

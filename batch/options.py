@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from batch.flags import FlagStyle
-from batch.tables.scope import Scope
+from model_store.tables.scope import Scope
 from trapline.errors import OptionsError, ScopeError
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from batch.tables.schema import RUNS_DIR
+from model_store.tables.schema import RUNS_DIR
 from trapline.storage import Storage
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]

@@ -17,10 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from batch.tables.archive import open_location
-from batch.tables.cameras import fill_camera_ids
-from batch.tables.manifest import RunManifest, is_live, read_manifests
-from batch.tables.schema import (
+from model_store import ModelRef, ModelStore
+from model_store.store.store import version_sort_key
+from model_store.tables.archive import open_location
+from model_store.tables.cameras import fill_camera_ids
+from model_store.tables.manifest import RunManifest, is_live, read_manifests
+from model_store.tables.schema import (
     CLASSIFICATIONS,
     CLASSIFICATIONS_SCHEMA,
     DETECTIONS,
@@ -35,9 +37,7 @@ from batch.tables.schema import (
     SNIPS_SCHEMA,
     TIME_SOURCES,
 )
-from batch.tables.writer import partition_parts, read_metadata
-from model_store import ModelRef, ModelStore
-from model_store.store.store import version_sort_key
+from model_store.tables.writer import partition_parts, read_metadata
 from trapline.errors import BatchError
 from trapline.storage import Storage
 
@@ -209,7 +209,7 @@ class Tables:
         if df.empty:
             return df
         df = df.sort_values(["processed_at", "run_id"], ascending=False, kind="stable")
-        df = fill_camera_ids(df)  # tables written before batch/tables/cameras.py hold nulls
+        df = fill_camera_ids(df)  # tables written before model_store/tables/cameras.py hold nulls
         return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,

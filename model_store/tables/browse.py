@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from batch.tables.reader import PART_COLUMN, Tables, TableSet, resolve_table_set, unique_rows
-from batch.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
+from model_store.tables.reader import PART_COLUMN, Tables, TableSet, resolve_table_set, unique_rows
+from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from trapline.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",

@@ -24,8 +24,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.tables.archive import open_location
-from batch.tables.decisions import (
+from model_store.core.crops import crop_box
+from model_store.core.imaging import decode_image
+from model_store.tables.archive import open_location
+from model_store.tables.decisions import (
     INDIVIDUAL_DECISIONS,
     ConfirmSighting,
     Decision,
@@ -37,8 +39,6 @@ from batch.tables.decisions import (
     RejectSighting,
     SplitIndividual,
 )
-from model_store.core.crops import crop_box
-from model_store.core.imaging import decode_image
 
 SIGHTINGS, INDIVIDUALS = "sightings", "individuals"
 SIGHTINGS_SCHEMA = pa.schema([

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
 from batch.reprocess.detect import DetectorActor, ServeClient
+from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.read import read_and_prepare
 from model_store.tables.commit import write_results, write_stage_results
 from trapline import env
@@ -44,8 +45,11 @@ FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/env.p
 
 @dataclass(frozen=True)
 class PlanSpec:
-    """Everything the stages need, all picklable (URLs and JSON, no open handles)."""
+    """What the stages need, all picklable (URLs and JSON, no open handles): the user's settings are `options`
+    itself (a `ReprocessOptions`, read through the properties below, never copied field by field), beside what the
+    driver resolved once: the pinned model and filters, where things are, and the CPUs each stage gets."""
 
+    options: ReprocessOptions  # `via` already resolved (auto -> actors | serve), `serve_app` the service's
     archive_url: str
     out_url: str
     store_url: str
@@ -56,25 +60,26 @@ class PlanSpec:
     config_json: str
     filter_specs: list[dict]
     filters_hash: str
-    filter_overrides: dict | None
     run_id: str
     metadata: dict
-    via: Literal["actors", "serve"] = "actors"
-    decode: Literal["actors", "tasks"] = "actors"  # where images are decoded: the inference stage or the read tasks
     concurrency: int | tuple[int, int] = 1
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    batch_size: int = 16
-    read_batch_size: int = 8
+    num_cpus: float = 1.0  # per inference actor or client: sized to the cluster (fit_to_free_cpus may shrink it)
     read_cpus: float = 0.5
     read_concurrency: int | None = None  # read tasks at once (--decode tasks); None: as many as CPUs allow
     write_cpus: float = WRITE_CPUS
-    rows_per_file: int = 1000
-    max_pixels: int = 50_000_000
-    serve_app: str = "trapline"
     stage: Any = None  # batch.reprocess.classify.StageSpec: the crop/classify stage of --classify / --crops
     fenced: bool = True  # parts are committed only while this run holds the lease (write_results)
-    stall_timeout_s: float = 0.0  # no committed part for this long fails the run (0: never)
+
+    via = property(lambda self: self.options.via)
+    decode = property(lambda self: self.options.decode)  # where images are decoded: the actors or read tasks
+    num_gpus = property(lambda self: self.options.num_gpus)
+    batch_size = property(lambda self: self.options.batch_size)
+    read_batch_size = property(lambda self: self.options.read_batch_size)
+    rows_per_file = property(lambda self: self.options.rows_per_file)
+    max_pixels = property(lambda self: self.options.max_pixels)
+    serve_app = property(lambda self: self.options.serve_app)
+    filter_overrides = property(lambda self: self.options.filters)
+    stall_timeout_s = property(lambda self: self.options.stall_timeout_s)  # no part for this long fails the run
 
 
 @dataclass

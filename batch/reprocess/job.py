@@ -309,15 +309,11 @@ def _stage(plan: Plan):
 def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpus: float | None = None) -> PlanSpec:
     o, mv = plan.options, plan.model
     return PlanSpec(
-        archive_url=open_location(o.archive).url(), out_url=plan.tables.url, store_url=ModelStore(o.store).root,
-        model_name=mv.name, model_version=mv.version, model_sha256=mv.config.weights.sha256,
-        ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config), filter_specs=plan.filters.as_specs(),
-        filters_hash=plan.filters.hash, filter_overrides=o.filters, run_id=run_id,
-        metadata=_metadata(plan),
-        via=o.via, concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, num_gpus=o.num_gpus,
-        batch_size=o.batch_size, read_batch_size=o.read_batch_size, read_cpus=o.read_cpus,
-        rows_per_file=o.rows_per_file, max_pixels=o.max_pixels, serve_app=o.serve_app, decode=o.decode,
-        stage=_stage(plan), stall_timeout_s=o.stall_timeout_s,
+        options=o, archive_url=open_location(o.archive).url(), out_url=plan.tables.url,
+        store_url=ModelStore(o.store).root, model_name=mv.name, model_version=mv.version,
+        model_sha256=mv.config.weights.sha256, ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config),
+        filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id, metadata=_metadata(plan),
+        concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
     )
 
 

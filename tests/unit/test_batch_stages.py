@@ -346,17 +346,17 @@ def test_serve_run_fits_into_free_cpus():
     from batch.reprocess.job import fit_to_free_cpus
     from trapline.errors import BatchError
 
-    spec = PlanSpec(archive_url="a", out_url="o", store_url="s", model_name="m", model_version="1",
+    options = ReprocessOptions(archive="a", out="o", model="m:1", via="serve", decode="tasks")
+    spec = PlanSpec(options=options, archive_url="a", out_url="o", store_url="s", model_name="m", model_version="1",
                     model_sha256="0" * 64, ref="m:1", config_json="{}", filter_specs=[], filters_hash="h",
-                    filter_overrides=None, run_id="r", metadata={}, via="serve", concurrency=1, num_cpus=0.25,
-                    decode="tasks")
+                    run_id="r", metadata={}, concurrency=1, num_cpus=0.25)
     logs = []
     fitted = fit_to_free_cpus(spec, {"CPU": 0.75}, logs.append)
     assert fitted.num_cpus + fitted.read_cpus + fitted.write_cpus <= 0.75
     assert logs and "0.75 free CPUs" in logs[0]
     assert fit_to_free_cpus(spec, {"CPU": 2.0}, logs.append) is spec
     # Decoding in the replica, the clients read the files themselves: no read tasks to make room for.
-    reading = dataclasses.replace(spec, decode="actors")
+    reading = dataclasses.replace(spec, options=options.model_copy(update={"decode": "actors"}))
     assert fit_to_free_cpus(reading, {"CPU": 0.5}, logs.append) is reading
     fitted = fit_to_free_cpus(reading, {"CPU": 0.4}, logs.append)
     assert fitted.num_cpus + fitted.write_cpus <= 0.4 and "0.4 free CPUs" in logs[-1]

@@ -21,7 +21,6 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
-from model_store.core.imaging import decode_image
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, RefusedVersionOut, ReplicaStatus
@@ -39,7 +38,7 @@ from serve.protocol import (
     load_error_kind,
     unwrap_error,
 )
-from serve.recording.identify import OnlineIdentifier, Sighting
+from serve.recording.identify import Sighting, online_identifiers
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.routes import attach_recording
 from serve.recording.uploads import UploadRecord
@@ -103,10 +102,7 @@ class IngressCore:
         self._api_digest = api_token_sha256
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
         self.recorder = Recorder(self.config.record, self.store) if self.config.record else None
-        # per detector with an `identify` route: re-identification against the recorder's tables (loaded lazily)
-        self.identifiers = {m.name: OnlineIdentifier(
-            m.identify.identifier, self.config.store, m.identify.tables or self.config.record.tables,
-            m.identify.threshold, m.identify.candidates) for m in self.config.models if m.identify is not None}
+        self.identifiers = online_identifiers(self.config)  # detector -> re-identification (loaded lazily)
         self._classifier_versions: dict[str, tuple[float, str]] = {}
         if not admin_token_sha256:
             logger.info("admin routes are disabled: $%s was not set when the app was built",
@@ -229,14 +225,9 @@ class IngressCore:
         identifier = self.identifiers.get(name)
         if identifier is not None and not render and answer.record.detections:
             t0 = time.perf_counter()
-            answer.sightings = await asyncio.to_thread(self._identify, identifier, data, answer)
+            answer.sightings = await asyncio.to_thread(identifier.identify_upload, data, answer.record)  # CPU work
             answer.record.timing_ms["identify"] = round((time.perf_counter() - t0) * 1000, 3)
         return answer
-
-    def _identify(self, identifier: OnlineIdentifier, data: bytes, answer: DetectAnswer) -> list[Sighting]:
-        """The request's covered detections against the gallery (a worker thread: decoding and matching are CPU)."""
-        rgb = decode_image(data)  # the detector replica decoded it already, within its max_pixels
-        return identifier.identify(rgb, answer.record, hashlib.sha256(data).hexdigest())
 
     async def record(self, recorder: Recorder, upload: Upload) -> tuple[UploadRecord, bool]:
         """`POST /v1/images`: the recorder keeps the upload and journals what this service's detect answers."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,7 +24,11 @@ from model_store.core.crops import crop_box
 from model_store.core.identify.features import Description
 from model_store.core.identify.gallery import Gallery
 from model_store.core.identify.identifier import Identifier
+from model_store.core.imaging import decode_image
 from model_store.core.records import ImageDetections
+
+if TYPE_CHECKING:
+    from serve.config import ServeConfig
 from model_store.tables.identities import current, cut_snips
 
 
@@ -95,6 +99,11 @@ class OnlineIdentifier:
                 out.append(Sighting(i, self._answer(gallery.query(desc), image_key, i), desc))
             return out
 
+    def identify_upload(self, data: bytes, record: ImageDetections) -> list[Sighting]:
+        """`identify` on an upload's bytes (decoded again here: the detector replica decoded them already, within
+        its max_pixels), its sightings' provisional ids keyed by the bytes' sha256."""
+        return self.identify(decode_image(data), record, hashlib.sha256(data).hexdigest())
+
     def _answer(self, found, image_key: str, index: int) -> dict[str, Any]:
         best: dict[str, float] = {}  # individual -> its best P(same) among the verified candidates
         for c in found:
@@ -119,3 +128,9 @@ class OnlineIdentifier:
             self._gallery.add([s.description for s in joining])
             self._owners += [s.answer["id"] for s in joining]
 
+
+def online_identifiers(config: ServeConfig) -> dict[str, OnlineIdentifier]:
+    """One per served detector with an `identify` route, over its gallery's tables (default: the recorder's)."""
+    return {m.name: OnlineIdentifier(m.identify.identifier, config.store, m.identify.tables or config.record.tables,
+                                     m.identify.threshold, m.identify.candidates)
+            for m in config.models if m.identify is not None}

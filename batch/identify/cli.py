@@ -47,9 +47,24 @@ def cmd_identify(args: argparse.Namespace) -> int:
         return 0
     if not opts.identifier:
         raise UserError("identify needs --identifier NAME[:VERSION|@ALIAS]")
-    r = run_identify(**opts.run_kwargs())
+    if opts.ray:
+        r = _on_ray(opts)
+    else:
+        r = run_identify(**opts.run_kwargs())
     c = r.changes
     print(f"identified {r.sightings - r.unidentifiable} of {r.sightings} sightings with {r.identifier} "
           f"({r.unidentifiable} unidentifiable): {r.individuals} individuals, run {r.run_id}")
     print(f"  changed since the last run: {len(c.new)} new, {len(c.merged)} merged, {len(c.split)} split")
     return 0
+
+
+def _on_ray(opts: IdentifyOptions):
+    from batch.identify.distributed import RayWorkers  # late: Ray loads only for --ray
+    from trapline.ray_runtime import ensure_ray, shutdown_ray
+
+    started = ensure_ray(log_to_driver=False)
+    try:
+        return run_identify(**opts.run_kwargs(), workers=RayWorkers(opts.identifier, opts.store))
+    finally:
+        if started:
+            shutdown_ray()

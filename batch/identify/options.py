@@ -22,6 +22,10 @@ class IdentifyOptions(CommandOptions):
         "the mean P(same individual) over every pair of two groups of sightings at which they join (a pair the "
         "shortlist never verified counts as 0, so this sits below what one pair would need)"))
 
+    ray: bool = Field(False, description=(
+        "describe and match on Ray Data actors: the cluster at $RAY_ADDRESS (a `ray job submit` job's own), else "
+        "a local Ray started for the run"))
+
     def run_kwargs(self) -> dict[str, Any]:
         return {"tables_url": self.tables, "identifier": self.identifier, "store": self.store, "model": self.model,
                 "threshold": self.threshold}

@@ -55,6 +55,23 @@ DEFAULT_THRESHOLD = 0.3
 IDENTIFY_LEASE = ("identify", "sightings")  # _leases/identify@sightings.json beside the model versions' leases
 
 
+class LocalWorkers:
+    """Describe and match in this process: each covered detection's snip described, then every description matched
+    against all the others through one gallery (a shortlist, then verified matching)."""
+
+    def __init__(self, ident: Identifier) -> None:
+        self.ident = ident
+
+    def describe(self, rows: pd.DataFrame) -> list[Description | str]:
+        return self.ident.describe(cut_snips(rows))
+
+    def match(self, descs: list[Description]) -> list[list]:
+        """Per description, its verified candidates among the others (gallery indices = positions in `descs`)."""
+        gallery = Gallery(self.ident)
+        gallery.add(descs)
+        return [gallery.query(d, exclude=g) for g, d in enumerate(descs)]
+
+
 @dataclass
 class IdentifyReport:
     run_id: str
@@ -87,35 +104,34 @@ def _new_id(members: list[Key]) -> str:
 
 
 def run_identify(tables_url: str, identifier: str, store: str | None = None, model: str | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, wait_s: float = 0.0) -> IdentifyReport:
+                 threshold: float = DEFAULT_THRESHOLD, wait_s: float = 0.0, workers=None) -> IdentifyReport:
     """Identify every covered kept detection; write and commit the sightings and individuals tables.
 
     One identify run at a time per set of tables (a lease, as a reprocess run holds one per model version;
-    `wait_s` waits for a running one); a run that lost its lease commits nothing."""
+    `wait_s` waits for a running one); a run that lost its lease commits nothing. `workers` describe and match
+    (default: this process, `LocalWorkers`; batch/identify/distributed.py spreads both over Ray Data)."""
     if not 0.0 < threshold < 1.0:
         raise BatchError(f"--threshold is a P(same individual) between 0 and 1, got {threshold}")
     run_id = new_identify_run_id()
     lease = RunLease(open_location(tables_url), *IDENTIFY_LEASE, run_id).acquire(wait_s)
     try:
         lease.start_heartbeat()
-        return _identify(tables_url, identifier, store, model, threshold, run_id, lease.check)
+        return _identify(tables_url, identifier, store, model, threshold, run_id, lease.check, workers)
     finally:
         lease.release()
 
 
 def _identify(tables_url: str, identifier: str, store: str | None, model: str | None, threshold: float,
-              run_id: str, fence) -> IdentifyReport:
+              run_id: str, fence, workers=None) -> IdentifyReport:
     ident = ModelStore(store).load_identifier(identifier)
     tables = Tables(tables_url)
     rows = covered_detections(tables, ident, model, store)
     keys: list[Key] = [(r.uri, r.content_id, int(r.detection_index)) for r in rows.itertuples()]
-    descs = ident.describe(cut_snips(rows))
+    workers = workers or LocalWorkers(ident)
+    descs = workers.describe(rows)
     ok = [i for i, d in enumerate(descs) if isinstance(d, Description)]
-    gallery = Gallery(ident)
-    gallery.add([descs[i] for i in ok])
     pairs, nearest = [], {}
-    for g, i in enumerate(ok):
-        found = gallery.query(descs[i], exclude=g)
+    for g, found in enumerate(workers.match([descs[i] for i in ok])):
         pairs += [(g, c.index, c.p_same) for c in found]
         if found:
             nearest[g] = found[0]

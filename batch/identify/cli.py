@@ -59,8 +59,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def _on_ray(opts: IdentifyOptions):
-    from batch.identify.distributed import RayWorkers  # late: Ray loads only for --ray
-    from trapline.ray_runtime import ensure_ray, shutdown_ray
+    from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
+    from trapline.ray_runtime import ensure_ray, shutdown_ray  # late: as above
 
     started = ensure_ray(log_to_driver=False)
     try:

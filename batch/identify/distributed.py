@@ -21,7 +21,7 @@ import pandas as pd
 
 from batch.identify.run import LocalWorkers
 from model_store.core.identify.features import Description
-from model_store.core.identify.gallery import Candidate
+from model_store.core.identify.gallery import Candidate, Gallery
 from model_store.store.store import ModelStore
 
 ACTOR_CPUS = 0.75
@@ -46,8 +46,6 @@ class _Match:
 
     def __init__(self, identifier: str, store: str | None, descs: list) -> None:
         import ray  # late: the module is imported by the CLI for `trapline --help`; Ray runs in the actors
-
-        from model_store.core.identify.gallery import Gallery
 
         self.descs = ray.get(descs[0])  # an object ref inside a list: passed as is, resolved here
         self.gallery = Gallery(ModelStore(store).load_identifier(identifier))

@@ -17,7 +17,7 @@ import pandas as pd
 from batch.identify.run import record_decision
 from model_store.core.imaging import encode_jpeg
 from model_store.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
-from model_store.tables.identities import SIGHTINGS, Current, current, cut_snips, fold, key_of, read_result, row_key
+from model_store.tables.identities import Current, current, cut_snips, fold, key_of, row_key
 from trapline.errors import DecisionConflictError, DecisionError, NotFoundError
 
 ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}
@@ -114,7 +114,7 @@ def history(cur: Current, individual_id: str) -> list[dict[str, Any]]:
 def snip(tables_url: str, individual_id: str, n: int) -> bytes:
     """The JPEG of the individual's `n`-th sighting, cut from its archive image with the shared crop code."""
     cur = current(tables_url)
-    shown = sightings_of(cur, cur.decided.canonical(find(cur, individual_id)["individual_id"]))
+    shown = sightings_of(cur, find(cur, individual_id)["individual_id"])  # find answers the canonical id
     if not 0 <= n < len(shown):
         raise NotFoundError(f"individual {individual_id} has {len(shown)} sighting(s); no sighting {n}")
     row = shown.iloc[[n]].reset_index(drop=True)
@@ -139,8 +139,7 @@ def decide(tables_url: str, action: str, who: str, comment: str | None, **fields
             cur.decided.canonical(decision.individual_id) == cur.decided.canonical(decision.other_id):
         raise DecisionConflictError(f"{decision.individual_id} and {decision.other_id} are one individual already "
                                     "(an earlier merge)", field="other_id")
-    after = fold([*cur.decisions, decision], {row_key(r): r.individual_id for r in read_result(
-        tables_url, SIGHTINGS).itertuples() if not pd.isna(r.individual_id)})
+    after = fold([*cur.decisions, decision], cur.previous)
     clash = sorted(k for k, ident in after.pinned.items() if ident in after.rejected.get(k, ()))
     if clash:
         uri, _, index = clash[0]

@@ -210,6 +210,7 @@ class Current:
     individuals: pd.DataFrame
     decisions: list[Decision]
     decided: Decided
+    previous: dict[Key, str]  # sighting -> the individual the run put it in (what the decisions are folded over)
 
 
 def row_key(row: Any) -> Key:
@@ -239,7 +240,8 @@ def current(tables_url: str) -> Current:
             ids.append(decided.canonical(previous[k]))
             how.append(r.decision)
     sightings = sightings.assign(individual_id=ids, decision=how)
-    return Current(run_id, sightings, summarise_individuals(sightings, decided, run_id or ""), decisions, decided)
+    return Current(run_id, sightings, summarise_individuals(sightings, decided, run_id or ""), decisions, decided,
+                   previous)
 
 
 def individual_ids(tables_url: str, model_name: str, model_version: str, filters_hash: str) -> dict[Key, str]:

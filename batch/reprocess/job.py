@@ -134,7 +134,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         raise
     except RunStoppedError as exc:  # at a part boundary, with the plan shut down: remove what it left unfinished
         report.status, report.error = "interrupted", str(exc)
-        report.orphans_removed += len(plan.tables.remove_orphans(ended=run_id))
+        report.orphans_removed += len(plan.tables.remove_orphans())
         _close(manifest, plan, report, t0, "interrupted", str(exc))
         raise
     except BatchError:

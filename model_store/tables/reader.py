@@ -231,12 +231,12 @@ class Tables:
         return det.sort_values(order).reset_index(drop=True)
 
     # -- repair --------------------------------------------------------------------------
-    def remove_orphans(self, live: Callable[[str], bool] | None = None, ended: str | None = None) -> list[str]:
+    def remove_orphans(self, live: Callable[[str], bool] | None = None) -> list[str]:
         """Delete detections parts whose images part never appeared, from runs that are not alive.
 
         Such a file is what a run killed between its two writes leaves behind. Parts of a run
-        that may still be writing (see `manifest.is_live`) are left alone, except those of `ended`:
-        the caller's own run, whose plan it has shut down (a stop at a part cancels writers mid-part).
+        that may still be writing (see `manifest.is_live`) are left alone; the caller's own run is not
+        live to it (`is_live` on this process's pid), so a run that shut its plan down sweeps its own.
         """
         if live is None:
             manifests = {m.run_id: m for m in read_manifests(self.storage)}
@@ -250,7 +250,7 @@ class Tables:
                 committed = set(self.parts(IMAGES, model_name, model_version))
                 for name in self.parts(table, model_name, model_version):
                     m = PART_RE.match(name)
-                    if name in committed or not m or (m.group("run_id") != ended and live(m.group("run_id"))):
+                    if name in committed or not m or live(m.group("run_id")):
                         continue
                     path = self.storage.path(table, *partition_parts(model_name, model_version), name)
                     self.storage.fs.rm(path)

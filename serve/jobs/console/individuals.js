@@ -1,7 +1,8 @@
 // The Individuals pages: every individual of the newest identify run as a strip of its sightings, with a Name
 // control; one individual's sightings (reject one, "no match") beside the closest other individuals, to merge; and
 // the review queue of uncertain matches. Over /v1/individuals (serve/jobs/individuals.py). Loaded after
-// occurrences.js, whose tables / name settings (occTables, occDecision, occQuery) and snipImage it shares.
+// occurrences.js, whose tables / name settings (occTables, occDecision, occQuery), filters form (peopleFilters)
+// and snipImage it shares.
 "use strict";
 
 const IND_STRIP = 6;  // snips shown per individual in the list (each one is a request)
@@ -43,29 +44,14 @@ async function individualsPage(current = () => true) {
   const data = await api("GET", "/v1/individuals?" + occQuery({...filters, limit: 24}));
   if (!current()) return false;
 
-  const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
-  const tables = el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"});
-  const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
-                           value: sessionStorage.getItem("trapline-occ-who") || "", "aria-label": "your name"});
   const confirmed = el("select", {name: "confirmed", "aria-label": "confirmed"},
     ["", "true", "false"].map(v => el("option", {value: v, selected: filters.confirmed === v}, {"": "confirmed or not", "true": "confirmed", "false": "not confirmed"}[v])));
-  const apply = ev => {
-    ev.preventDefault();
-    const f = new FormData(ev.target);
-    sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
-    sessionStorage.setItem("trapline-occ-who", f.get("who") || "");
-    const kept = {};
-    for (const k of ["camera", "label", "confirmed"]) if (f.get(k)) kept[k] = f.get(k);
-    sessionStorage.setItem("trapline-ind-filters", JSON.stringify(kept));
-    route();
-  };
   const cards = data.individuals.map(i => el("div", {class: "card individual", id: "ind-" + i.individual_id},
     el("div", {}, el("a", {href: "#/individual/" + enc(i.individual_id)}, indName(i)), " " + indSummary(i)),
     indStrip(i), nameForm(i)));
   const none = data.run_id ? "no individuals match" : "no identify run on these tables yet (trapline identify, or Start a job)";
   page.replaceChildren(el("h1", {}, `Individuals (${data.total})`),
-    el("form", {class: "occ-filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"), confirmed, who,
-       el("button", {type: "submit"}, "Show")),
+    peopleFilters("trapline-ind-filters", filters, confirmed),
     el("p", {}, el("a", {href: "#/review-individuals"}, "Review uncertain matches")),
     ...(cards.length ? cards : [el("p", {}, none)]));
   return false;

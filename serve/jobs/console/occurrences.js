@@ -20,6 +20,27 @@ function occQuery(extra = {}) {
   return q;
 }
 
+// The filters form of the pages over people's decisions (occurrences, individuals): the tables, a camera, a label,
+// the page's own `select` and who decides; the tables and the name are shared, the filters kept under `key`.
+function peopleFilters(key, filters, select) {
+  const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
+  const tables = el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"});
+  const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
+                           value: sessionStorage.getItem("trapline-occ-who") || "", "aria-label": "your name"});
+  const apply = ev => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
+    sessionStorage.setItem("trapline-occ-who", f.get("who") || "");
+    const kept = {};
+    for (const k of ["camera", "label", select.getAttribute("name")]) if (f.get(k)) kept[k] = f.get(k);
+    sessionStorage.setItem(key, JSON.stringify(kept));
+    route();
+  };
+  return el("form", {class: "occ-filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"),
+            select, who, el("button", {type: "submit"}, "Show"));
+}
+
 // The page's CSP allows images from data: URLs only besides its own origin, and an <img> sends no token: a snip is
 // fetched with the token and shown as a data: URL.
 async function snipImage(url, title) {
@@ -69,22 +90,8 @@ async function occurrencesPage(current = () => true) {
   const data = await api("GET", "/v1/occurrences?" + occQuery({...filters, limit: 20}));
   if (!current()) return false;
 
-  const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
-  const tables = el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"});
-  const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
-                           value: sessionStorage.getItem("trapline-occ-who") || "", "aria-label": "your name"});
   const how = el("select", {name: "determined_by", "aria-label": "determined by"},
     ["", "model", "human"].map(v => el("option", {value: v, selected: filters.determined_by === v}, v || "model or human")));
-  const apply = ev => {
-    ev.preventDefault();
-    const f = new FormData(ev.target);
-    sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
-    sessionStorage.setItem("trapline-occ-who", f.get("who") || "");
-    const kept = {};
-    for (const k of ["camera", "label", "determined_by"]) if (f.get(k)) kept[k] = f.get(k);
-    sessionStorage.setItem("trapline-occ-filters", JSON.stringify(kept));
-    route();
-  };
   const cards = data.occurrences.map(o => {
     const strip = el("div", {class: "strip"});
     const link = n => `/v1/occurrences/${enc(o.occurrence_id)}/snips/${n}?` + occQuery({model: data.model, filters_hash: data.filters_hash});
@@ -98,8 +105,7 @@ async function occurrencesPage(current = () => true) {
       identifyForm(o, route));
   });
   page.replaceChildren(el("h1", {}, `Occurrences (${data.total}) of ${data.model}`),
-    el("form", {class: "occ-filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"), how, who,
-       el("button", {type: "submit"}, "Show")),
+    peopleFilters("trapline-occ-filters", filters, how),
     ...(cards.length ? cards : [el("p", {}, "no occurrences")]));
   return false;
 }

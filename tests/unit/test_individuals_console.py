@@ -87,4 +87,17 @@ def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(serv
                ".startsWith('Uncertain matches')", what="the review queue")
         b.eval("location.hash = '#/individuals'")
         b.wait("document.querySelectorAll('.card.individual').length === 3", what="three individuals after the merge")
-        assert b.errors() == []
+        # no tables named and no recorder: the page says so and keeps its form, where the tables are named
+        b.eval("(() => { sessionStorage.removeItem('trapline-occ-tables'); location.hash = '#/occurrences'; })()")
+        b.wait("!!document.querySelector('main .problem')", what="the occurrences page's message")
+        b.eval("location.hash = '#/individuals'")
+        b.wait("(document.querySelector('main .problem') || {textContent: ''}).textContent.includes('name the tables')",
+               what="why nothing is listed")
+        assert b.eval("document.querySelectorAll('.card.individual').length") == 0
+        b.eval(f"(() => {{ const f = document.querySelector('form.occ-filters');"
+               f"f.querySelector('[name=tables]').value = {json.dumps(tables)}; f.requestSubmit(); }})()")
+        b.wait("document.querySelectorAll('.card.individual').length === 3", what="the individuals of the named tables")
+        # the browser logs the two refused reads (the 422 naming the field); nothing else went wrong
+        errors = b.errors()
+        assert len(errors) == 2 and all("status of 422" in e for e in errors), errors
+        assert "/v1/occurrences?" in errors[0] and "/v1/individuals?" in errors[1]

@@ -41,7 +41,8 @@ function indSummary(i) {
 
 async function individualsPage(current = () => true) {
   const filters = JSON.parse(sessionStorage.getItem("trapline-ind-filters") || "{}");
-  const data = await api("GET", "/v1/individuals?" + occQuery({...filters, limit: 24}));
+  const [data, problem] = await orProblem(api("GET", "/v1/individuals?" + occQuery({...filters, limit: 24})),
+                                          {individuals: [], total: 0, run_id: null});
   if (!current()) return false;
 
   const confirmed = el("select", {name: "confirmed", "aria-label": "confirmed"},
@@ -53,7 +54,7 @@ async function individualsPage(current = () => true) {
   page.replaceChildren(el("h1", {}, `Individuals (${data.total})`),
     peopleFilters("trapline-ind-filters", filters, confirmed),
     el("p", {}, el("a", {href: "#/review-individuals"}, "Review uncertain matches")),
-    ...(cards.length ? cards : [el("p", {}, none)]));
+    ...(cards.length ? cards : [el("p", {class: "problem"}, problem || none)]));
   return false;
 }
 

@@ -20,6 +20,12 @@ function occQuery(extra = {}) {
   return q;
 }
 
+// What a people page lists, or (when the tables cannot be read: none named, none there) the empty list and why: the
+// page still draws its filters form, where the tables are named.
+async function orProblem(request, empty) {
+  try { return [await request, null]; } catch (e) { return [empty, e.message]; }
+}
+
 // The filters form of the pages over people's decisions (occurrences, individuals): the tables, a camera, a label,
 // the page's own `select` and who decides; the tables and the name are shared, the filters kept under `key`.
 function peopleFilters(key, filters, select) {
@@ -87,7 +93,8 @@ function identifyForm(o, done) {
 
 async function occurrencesPage(current = () => true) {
   const filters = JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}");
-  const data = await api("GET", "/v1/occurrences?" + occQuery({...filters, limit: 20}));
+  const [data, problem] = await orProblem(api("GET", "/v1/occurrences?" + occQuery({...filters, limit: 20})),
+                                          {occurrences: [], total: 0});
   if (!current()) return false;
 
   const how = el("select", {name: "determined_by", "aria-label": "determined by"},
@@ -104,9 +111,9 @@ async function occurrencesPage(current = () => true) {
       el("div", {class: "determination", "data-how": o.determination.how}, determinationText(o.determination)),
       identifyForm(o, route));
   });
-  page.replaceChildren(el("h1", {}, `Occurrences (${data.total}) of ${data.model}`),
+  page.replaceChildren(el("h1", {}, `Occurrences (${data.total})` + (data.model ? ` of ${data.model}` : "")),
     peopleFilters("trapline-occ-filters", filters, how),
-    ...(cards.length ? cards : [el("p", {}, "no occurrences")]));
+    ...(cards.length ? cards : [el("p", {class: "problem"}, problem || "no occurrences")]));
   return false;
 }
 

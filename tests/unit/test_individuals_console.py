@@ -5,18 +5,15 @@ one individual's sightings beside the closest others, a merge, and the review qu
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from batch.identify.run import run_identify
 from batch.review.browser import find_chromium
 from model_store.store.store import ModelStore
 from model_store.tables.decisions import DecisionsLog, MergeIndividuals, NameIndividual
 from serve.ingress import IngressCore, token_digest
+from tests.fixtures.pictures import serve_asgi
 from tests.fixtures.reid_tables import write_identity_tables
 
 ADMIN = "ind-console-admin"
@@ -31,20 +28,8 @@ def served(tmp_path_factory):
     run_identify(tables, "coats:1", store)
     core = IngressCore({"models": [{"name": "det"}], "store": store,
                         "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(core.__serve_build_asgi_app__(), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tables
-    server.should_exit = True
-    thread.join(10)
+    with serve_asgi(core.__serve_build_asgi_app__()) as url:
+        yield url, tables
 
 
 def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(served):

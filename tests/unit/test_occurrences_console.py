@@ -5,18 +5,15 @@ frames with a corrected classification."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from batch.refilter.postprocess import run_postprocess
 from batch.review.browser import find_chromium
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
+from tests.fixtures.pictures import serve_asgi
 
 ADMIN = "occ-console-admin"
 
@@ -28,20 +25,8 @@ def served(tmp_path_factory):
     run_postprocess(str(tables), "track", {})
     core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
                         "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(core.__serve_build_asgi_app__(), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", str(tables)
-    server.should_exit = True
-    thread.join(10)
+    with serve_asgi(core.__serve_build_asgi_app__()) as url:
+        yield url, str(tables)
 
 
 def test_the_occurrences_page_shows_strips_and_records_an_identification(served):

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from batch.reprocess.job import _metadata
+from batch.reprocess.job import run_metadata
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from benchmarks.bench_model import ensure_null_model
@@ -90,7 +90,7 @@ def seed_done(archive: Path, out: Path, store: str, ref: str) -> int:
                          schema=RESULT_SCHEMA)
         write_results(table, out_url=str(out), model_name=mv.name, model_version=mv.version,
                       model_sha256=mv.config.weights.sha256, filters_hash=plan.result_hash, run_id="seeded",
-                      metadata=_metadata(plan))
+                      metadata=run_metadata(plan))
     return todo.num_rows
 
 

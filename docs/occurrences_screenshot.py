@@ -25,6 +25,7 @@ from batch.refilter.postprocess import run_postprocess  # noqa: E402
 from serve.ingress import IngressCore, token_digest  # noqa: E402
 from tests.fixtures.browser import Browser  # noqa: E402
 from tests.fixtures.occurrences import write_sheet_tables  # noqa: E402
+from trapline.service import service_features  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +36,7 @@ def main() -> int:
         deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]["occurrence_id"]
         occurrences.identify(str(tables), deer, "Capreolus capreolus", "Ann", "white rump patch")
         core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
-                            "jobs": {"roots": [str(root)]}}, {}, token_digest("a"))
+                            "jobs": {"roots": [str(root)]}}, {}, token_digest("a"), features=service_features())
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -11,7 +11,7 @@ with the ServeConfig as `args:`; `serve run serve.yaml` / `serve deploy serve.ya
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray import serve
@@ -31,7 +31,7 @@ from serve.config import (
     ServeConfigError,
     parse_serve_config,
 )
-from serve.ingress import TraplineIngress, token_digest
+from serve.ingress import Feature, TraplineIngress, token_digest
 from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
 
@@ -105,9 +105,12 @@ def check_routes(store: ModelStore, cfg: ServeConfig) -> ServeConfig:
     return cfg.model_copy(update={"models": models})
 
 
-def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Application:
-    """The trapline application: one `detector-<model>` deployment per model behind one FastAPI ingress,
+def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None,
+              features: Sequence[Feature] = ()) -> Application:
+    """The online door: one `detector-<model>` deployment per model behind one FastAPI ingress,
     or, for a single model with `http.one_hop` (the default), that model's deployment as the ingress.
+    `features` add their routes to whichever deployment handles HTTP (serve/ingress.py, `Feature`): the whole
+    service, with the jobs and the console, is trapline/service.py's `build_service`, which passes them.
     Each entry of `classifiers` is a `classifier-<name>` deployment whose handle is bound into
     whichever deployment handles HTTP (serve/compose.py); routes are checked against the store here.
 
@@ -147,7 +150,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         [m] = cfg.models
         deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, OneHopIngress)
         return deployment.bind(ingress_cfg.model_dump(mode="json"), replica_args[m.name], *digests,
-                               classifiers=classifiers)
+                               classifiers=classifiers, features=tuple(features))
     detectors = {m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(*replica_args[m.name])
                  for m in cfg.models}
     ingress = serve.deployment(TraplineIngress).options(
@@ -157,9 +160,11 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
     )
     # The ingress gets only what it uses: model names, http limits, the store, the token env names.
-    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, *digests, classifiers=classifiers)
+    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, *digests, classifiers=classifiers,
+                        features=tuple(features))
 
 
 def app_builder(args: dict[str, Any]) -> Application:
-    """Entry point for Ray Serve config files: `import_path: serve.app:app_builder`, `args:` a ServeConfig."""
+    """The online door alone, for Ray Serve config files: `import_path: serve.app:app_builder`, `args:` a
+    ServeConfig. The whole service (jobs, console) is `trapline.service:app_builder`."""
     return build_app(args)

@@ -11,17 +11,20 @@ from typing import Any
 
 from model_store import ModelStore
 from model_store.store.cli import add_store_argument
-from serve import APP_NAME
+from serve import APP_NAME, ONLINE_IMPORT_PATH
 from serve.config import HttpConfig, ServeConfig, parse_serve_config
 from serve.config_files import read_config_file, trapline_app
 from serve.defaults import local_default
-from serve.local import direct_urls, run_config, run_local
+from serve.local import AppBuilder, direct_urls, run_config, run_local
 from trapline import env, services
 from trapline.errors import UserError
 from trapline.ray_output import console
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, builder: AppBuilder | None = None,
+             import_path: str = ONLINE_IMPORT_PATH) -> None:
+    """Add `trapline serve`. What it runs is the caller's: the house registers it from trapline/service.py with the
+    whole service (`build_service`, `trapline.service:app_builder`); alone, it runs the online door."""
     # The defaults the help states are the config model's own, so the two cannot drift.
     host, port = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
     p = sub.add_parser(
@@ -30,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     f"HTTP on {host}:{port} until Ctrl-C. A Ray Serve config file (serve.yaml) is deployed as "
                     "`serve run` would; for a long-lived deployment on a cluster use `serve deploy serve.yaml`.")
     p.add_argument("--config", default=None,
-                   help="a Ray Serve config file (e.g. serve.yaml, import_path serve.app:app_builder) "
+                   help=f"a Ray Serve config file (e.g. serve.yaml, import_path {import_path}) "
                         "or a YAML file holding just the trapline ServeConfig")
     add_store_argument(p)
     p.add_argument("--model", action="append", dest="models", metavar="NAME",
@@ -52,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --record: the tables the uploads' rows go to (those `trapline reprocess --out` writes)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as a Ray Serve config file (for serve run/deploy) and exit")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path)
 
 
 def _record_block(args: argparse.Namespace, current: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -77,6 +80,7 @@ def _from_serve_file(raw: dict[str, Any], args: argparse.Namespace) -> tuple[dic
     """A Ray Serve config file with the flags applied to its trapline app and http_options."""
     raw = copy.deepcopy(raw)
     app = trapline_app(raw, args.app_name, args.config)
+    app["import_path"] = args.import_path  # `trapline serve` runs what it was registered with, whatever the file names
     app_args = app.setdefault("args", {})
     app_args["store"] = _absolute_store(args.store or app_args.get("store"))
     if args.models:
@@ -117,13 +121,14 @@ def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeC
     return parse_serve_config(data, args.config)
 
 
-def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: str = "/") -> dict[str, Any]:
+def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: str = "/",
+                      import_path: str = ONLINE_IMPORT_PATH) -> dict[str, Any]:
     """A ServeConfig as a standard Ray Serve config file (what `serve run` / `serve deploy` take)."""
     args = cfg.model_dump(mode="json", exclude_none=True)
     args["models"] = [{"name": m.pop("name"), **m} for m in args["models"]]
     return {"proxy_location": "EveryNode", "http_options": {"host": cfg.http.host, "port": cfg.http.port},
             "applications": [{"name": app_name, "route_prefix": route_prefix,
-                              "import_path": "serve.app:app_builder", "args": args}]}
+                              "import_path": import_path, "args": args}]}
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -135,8 +140,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         started = run_config(serve_file, address=args.address, num_cpus=args.num_cpus)
     else:
         cfg = _from_flags(raw, args)
-        serve_file = serve_config_file(cfg, args.app_name or APP_NAME)
-        started = run_local(cfg, address=args.address, num_cpus=args.num_cpus, app_name=args.app_name or APP_NAME)
+        serve_file = serve_config_file(cfg, args.app_name or APP_NAME, import_path=args.import_path)
+        started = run_local(cfg, address=args.address, num_cpus=args.num_cpus, app_name=args.app_name or APP_NAME,
+                            builder=args.app_builder)
     if args.print_config:
         print(yaml.safe_dump(serve_file, sort_keys=False), end="")
         return 0

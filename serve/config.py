@@ -21,7 +21,7 @@ from model_store.core.config import format_validation_error
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
-from serve.jobs.config import JobsConfig, OnPromote
+from serve.jobs_config import JobsConfig, OnPromote
 from trapline.errors import ServeConfigError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
@@ -300,7 +300,7 @@ class ServeConfig(_Strict):
     classifiers: list[ClassifierServeConfig] = Field(default_factory=list, description=(
         "classifier deployments; a model's `classify` routes name them"))
     http: HttpConfig = HttpConfig()
-    jobs: JobsConfig = Field(default_factory=JobsConfig, description="jobs over HTTP (serve/jobs/)")
+    jobs: JobsConfig = Field(default_factory=JobsConfig, description="jobs over HTTP (batch/jobs/)")
     admin_token_env: str = Field("TRAPLINE_ADMIN_TOKEN", description=(
         "env var holding the admin token; admin routes answer 403 while it is unset"))
     api_token_env: str | None = Field(None, description=(

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from serve import APP_NAME
+from serve import APP_IMPORT_PATHS, APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from trapline.errors import ServeConfigError
 
@@ -28,10 +28,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def trapline_app(serve_config: dict[str, Any], app_name: str | None = None, source: str = "config") -> dict[str, Any]:
-    """The application of a Ray Serve config built by serve.app:app_builder (the one named `app_name` if several)."""
-    apps = [a for a in serve_config.get("applications") or [] if str(a.get("import_path", "")).startswith("serve.app:")]
+    """The trapline application of a Ray Serve config (`is_trapline_app`; the one named `app_name` if several)."""
+    apps = [a for a in serve_config.get("applications") or [] if is_trapline_app(a)]
     if not apps:
-        raise ServeConfigError(f"{source} has no application with import_path serve.app:app_builder")
+        raise ServeConfigError(f"{source} has no application with import_path {' or '.join(APP_IMPORT_PATHS)}")
     return next((a for a in apps if a.get("name") == app_name), apps[0])
 
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,7 +26,6 @@ from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, RefusedVersionOut, ReplicaStatus
 from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
-from serve.jobs.routes import attach_jobs
 from serve.protocol import (
     AliasMoveResponse,
     LoadedVersionOut,
@@ -58,6 +57,11 @@ from trapline.errors import (
 
 logger = logging.getLogger("ray.serve.trapline")
 
+# A feature the house composes over the online door: it adds its routers (and start-up tasks) to the ingress's app.
+# The online door's own routes (detect, models, admin, recording) are always there; the control plane over the
+# archive door (batch/jobs/) is one such feature, passed in by trapline/service.py, which stands above both doors.
+Feature = Callable[[FastAPI, "IngressCore"], None]
+
 CLASSIFIER_VERSION_TTL_S = 2.0  # as often as replicas re-read their aliases (alias_poll_interval_s)
 CONTROL_TIMEOUT_S = 5.0  # status broadcasts (GET /v1/models, /readyz)
 ADMIN_TIMEOUT_S = 600.0  # a promote waits for every replica to load and warm the version
@@ -88,11 +92,12 @@ class IngressCore:
     routes call the async methods below. Nothing here loads a model. With classifiers, `classifiers`
     holds one handle per classifier deployment: detect sends the detector's crops to them and
     attaches the answers (serve/compose.py); the admin and status routes cover them like detectors.
+    `features` add their routers to the app after the online door's own (`Feature` above).
     """
 
     def __init__(self, config: dict[str, Any], detectors: dict[str, DeploymentHandle],
                  admin_token_sha256: str | None = None, api_token_sha256: str | None = None,
-                 classifiers: dict[str, DeploymentHandle] | None = None) -> None:
+                 classifiers: dict[str, DeploymentHandle] | None = None, features: Sequence[Feature] = ()) -> None:
         self.config = ServeConfig.model_validate(config)
         self.handles = detectors
         self.classifier_handles = dict(classifiers or {})
@@ -104,6 +109,7 @@ class IngressCore:
         self.recorder = Recorder(self.config.record, self.store) if self.config.record else None
         self.identifiers = online_identifiers(self.config)  # detector -> re-identification (loaded lazily)
         self._classifier_versions: dict[str, tuple[float, str]] = {}
+        self.features = tuple(features)
         if not admin_token_sha256:
             logger.info("admin routes are disabled: $%s was not set when the app was built",
                         self.config.admin_token_env)
@@ -111,7 +117,8 @@ class IngressCore:
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = create_api(self)
         attach_recording(api)
-        attach_jobs(api, self)  # /v1/jobs, /v1/filters, /v1/postprocess/preview, /console (serve/jobs/)
+        for attach in self.features:  # e.g. /v1/jobs, the console and its views (batch/jobs/, via trapline/service.py)
+            attach(api, self)
         return api
 
     def __del__(self) -> None:

@@ -15,13 +15,16 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from serve import APP_NAME
+from serve import APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
 from trapline.errors import ServeStartError
 from trapline.ray_runtime import ensure_ray, shutdown_ray
 
 logger = logging.getLogger(__name__)
+
+# Builds a Serve application from a validated config and the environment its tokens are read from.
+AppBuilder = Callable[[ServeConfig, "Mapping[str, str] | None"], Any]
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
 T = TypeVar("T")
 
@@ -108,7 +111,7 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
-    # The local Ray runs its dashboard (on 127.0.0.1, token auth on): its job server runs /v1/jobs (serve/jobs/).
+    # The local Ray runs its dashboard (on 127.0.0.1, token auth on): its job server runs /v1/jobs (batch/jobs/).
     started_ray = ensure_ray(address, num_cpus=num_cpus, env=direct_ingress_env() if direct_ingress else None,
                              include_dashboard=True)
     started_serve = False
@@ -193,11 +196,13 @@ def _delete_app(name: str) -> None:
 @contextmanager
 def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = None, num_cpus: int | None = None,
               app_name: str = APP_NAME, route_prefix: str = "/", ready_timeout_s: float = 300.0,
-              environ: Mapping[str, str] | None = None) -> Iterator[str]:
-    """Deploy the trapline app from a ServeConfig and yield its base URL once /readyz is 200.
+              environ: Mapping[str, str] | None = None, builder: AppBuilder | None = None) -> Iterator[str]:
+    """Deploy a trapline app from a ServeConfig and yield its base URL once /readyz is 200.
 
     Ray and Serve are started as in `serve_session` (and stopped after if this call started
     them); the app is deleted on exit. `environ` is where the tokens are read (default os.environ).
+    `builder(config, environ)` builds the app: by default the online door alone (serve.app.build_app); the whole
+    service, with the jobs and the console, is trapline.service.build_service (what `trapline serve` runs).
     """
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
@@ -206,7 +211,7 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
     from serve.app import build_app
 
     cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
-    app = build_app(cfg, environ)  # validate and read tokens before starting anything
+    app = (builder or build_app)(cfg, environ)  # validate and read tokens before starting anything
     with serve_session(cfg.http.host, cfg.http.port, address=address, num_cpus=num_cpus,
                        request_timeout_s=cfg.http.request_timeout_s,
                        direct_ingress=cfg.http.direct_ingress) as (host, port):
@@ -235,7 +240,7 @@ def deploy_config(serve_config: Mapping[str, Any]) -> None:
     from ray.serve.schema import ServeDeploySchema
 
     for app in serve_config.get("applications") or []:  # fail here, with our messages, not in a build task
-        if str(app.get("import_path", "")).startswith("serve.app:"):
+        if is_trapline_app(app):
             parse_serve_config(app.get("args") or {}, f"application {app.get('name')!r}")
     _get_global_client().deploy_apps(ServeDeploySchema.model_validate(dict(serve_config)))
 

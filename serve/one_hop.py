@@ -11,7 +11,7 @@ so batch jobs (`--via serve`) and `get_detector_handle` find it as before.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from ray import serve
@@ -19,7 +19,7 @@ from ray import serve
 from serve import APP_NAME, detector_deployment_name
 from serve.answers import DetectAnswer
 from serve.compose import CropRequest
-from serve.ingress import IngressCore
+from serve.ingress import Feature, IngressCore
 from serve.replica import DetectorReplica
 
 
@@ -34,8 +34,9 @@ class OneHopCore(IngressCore):
     """
 
     def __init__(self, config: dict[str, Any], replica_args: tuple, admin_token_sha256: str | None = None,
-                 api_token_sha256: str | None = None, classifiers: dict[str, Any] | None = None) -> None:
-        super().__init__(config, {}, admin_token_sha256, api_token_sha256, classifiers)
+                 api_token_sha256: str | None = None, classifiers: dict[str, Any] | None = None,
+                 features: Sequence[Feature] = ()) -> None:
+        super().__init__(config, {}, admin_token_sha256, api_token_sha256, classifiers, features)
         self.replica = DetectorReplica(*replica_args)
         name = self.replica.model
         try:

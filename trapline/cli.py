@@ -14,10 +14,10 @@ from trapline.entry import add_verbose, run_command
 # not installed) is skipped so the rest of the CLI still works.
 SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
-    ("serve.cli", "register"),
+    ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
     ("batch.cli", "register"),
     ("batch.identify.cli", "register"),
-    ("serve.jobs.cli", "register"),
+    ("batch.jobs.cli", "register"),
 ]
 
 # One example per command, shown at the end of its --help. Kept here, beside the overview, so

@@ -31,6 +31,7 @@ from serve.defaults import local_default
 from serve.local import run_local
 from trapline import env, ray_output
 from trapline.ray_runtime import ensure_ray, shutdown_ray
+from trapline.service import build_service
 
 
 def _print_result(name: str, body: dict, truth: list[dict]) -> None:
@@ -66,7 +67,7 @@ def run(store_root: str, samples: Path, out: Path) -> int:
 
 
 def _serve_and_reprocess(store: ModelStore, config, samples: Path, truth: dict, out: Path) -> int:
-    with run_local(config) as url, httpx.Client(timeout=60) as client:
+    with run_local(config, builder=build_service) as url, httpx.Client(timeout=60) as client:
         print(f"      serving at {url}  (OpenAPI: {url}/docs)")
         for name in sorted(truth):
             _print_result(name, _detect(client, url, samples / name), truth[name])

@@ -112,7 +112,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         # Before our own manifest exists: files of runs that died half-way are cleaned up first.
         report.orphans_removed = len(plan.tables.remove_orphans())
         close_abandoned(plan.tables.storage, run_id)
-        metadata = _metadata(plan)
+        metadata = run_metadata(plan)
         manifest = RunManifest.start(
             run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
             out=plan.tables.url, model=metadata["model"], filters=metadata["filters"])
@@ -288,7 +288,7 @@ class _Reporter:
             self.on_part(progress)
 
 
-def _metadata(plan: Plan) -> dict[str, Any]:
+def run_metadata(plan: Plan) -> dict[str, Any]:
     """The trapline metadata of the run's parts (tables/metadata.py), also what its manifest records."""
     mv, o = plan.model, plan.options
     return part_metadata(mv.name, mv.version, mv.config, o.model, plan.filters, plan.result_hash,
@@ -312,7 +312,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         options=o, archive_url=open_location(o.archive).url(), out_url=plan.tables.url,
         store_url=ModelStore(o.store).root, model_name=mv.name, model_version=mv.version,
         model_sha256=mv.config.weights.sha256, ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config),
-        filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id, metadata=_metadata(plan),
+        filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id, metadata=run_metadata(plan),
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
     )
 

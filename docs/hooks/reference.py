@@ -145,10 +145,12 @@ def http_schema() -> dict:
 
     from serve.config import parse_serve_config
     from serve.ingress import IngressCore
+    from trapline.service import service_features
 
     args = yaml.safe_load((REPO / "serve.yaml").read_text())["applications"][0]["args"]
     args["record"] = {"archive": "/archive", "tables": "/tables"}
-    stand_in = types.SimpleNamespace(config=parse_serve_config(args))  # routes are only declared, never called
+    # routes are only declared, never called
+    stand_in = types.SimpleNamespace(config=parse_serve_config(args), features=service_features())
     return IngressCore.__serve_build_asgi_app__(stand_in).openapi()
 
 

@@ -22,13 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from batch.jobs.backfill import BackfillWatcher, backfill_id
+from batch.jobs.control import JobControl
 from model_store import ModelStore
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.schema import DETECTIONS, IMAGES
-from serve.jobs.backfill import BackfillWatcher, backfill_id
-from serve.jobs.config import JobsConfig
-from serve.jobs.control import JobControl
+from serve.jobs_config import JobsConfig
 from serve.local import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local
 from tests.fixtures.multinode import REPO, MultiNodeCluster, slow_brightness_model
@@ -88,7 +88,7 @@ def url(cluster, env, tmp_path_factory) -> str:
     config = {
         "http_options": {"host": "127.0.0.1", "port": port},
         "applications": [{
-            "name": "trapline", "route_prefix": "/", "import_path": "serve.app:app_builder",
+            "name": "trapline", "route_prefix": "/", "import_path": "trapline.service:app_builder",
             "args": {
                 "store": env["store"].root, "api_token_env": "TRAPLINE_JOBS_READ_TOKEN",
                 # Two ingress replicas: both watch the aliases, and a promote must still start one backfill.

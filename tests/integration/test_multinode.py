@@ -3,7 +3,7 @@
 One cluster for the module (tests/fixtures/multinode.py): a CPU head (Serve controller, proxy, ingress), two
 worker nodes that advertise a GPU (a logical one: the replicas run on CPU) and one CPU-only node for archive
 jobs, as cluster.yaml lays it out; loopback only, token auth on. The product is driven as on a real cluster:
-`serve deploy` with a Serve config (serve.app:app_builder), `ray job submit -- trapline reprocess ...`, HTTP,
+`serve deploy` with a Serve config (trapline.service:app_builder), `ray job submit -- trapline reprocess ...`, HTTP,
 and Ray's REST APIs. Nodes are lost the hard way: SIGKILL to the node's raylet and every process under it.
 
 Figures (failed requests, longest gap, recovery) are printed (-s) and kept in RELIABILITY.md, "Node loss":
@@ -74,7 +74,7 @@ def serve_config(store_root: str, port: int) -> dict:
         "proxy_location": "HeadOnly",
         "http_options": {"host": "127.0.0.1", "port": port},
         "applications": [{
-            "name": "trapline", "route_prefix": "/", "import_path": "serve.app:app_builder",
+            "name": "trapline", "route_prefix": "/", "import_path": "trapline.service:app_builder",
             "args": {
                 "store": store_root,
                 # Two hops: a request caught on a dying replica gets the ingress's typed 503 (README, "One hop").

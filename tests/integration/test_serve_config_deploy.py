@@ -1,6 +1,6 @@
 """The Ray Serve config-file path (`serve run serve.yaml` / `serve deploy`, `trapline serve --config`).
 
-The app is built on the cluster by serve.app:app_builder from the file's `args`, and a
+The app is built on the cluster by trapline.service:app_builder from the file's `args`, and a
 `deployments:` override of a model's user_config retunes the live replica without restarting it.
 """
 
@@ -22,7 +22,7 @@ IMAGE = encode(gradient(320, 240))
 
 
 def serve_file(store_root: str, user_config: dict | None = None) -> dict:
-    app = {"name": "trapline", "route_prefix": "/", "import_path": "serve.app:app_builder", "args": {
+    app = {"name": "trapline", "route_prefix": "/", "import_path": "trapline.service:app_builder", "args": {
         "store": store_root, "http": {"ingress_num_cpus": 0.1},
         "models": [{"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.01}]}}
     if user_config is not None:

@@ -103,3 +103,26 @@ def test_environment_variables_are_read_only_through_the_registry():
                 offenders.append(path.relative_to(REPO).as_posix())
     assert offenders == [], f"read these through trapline.env: {offenders}"
     assert named - declared == set(), f"named in the code, not declared in trapline/env.py: {named - declared}"
+
+
+def _room(module: str) -> str:
+    """The room a module belongs to: its top-level package and the sub-package under it (`batch.reprocess`,
+    `serve.recording`); a module directly under a top-level package is a room of its own (`serve.ingress`)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_room_imports_a_private_name_of_another():
+    """docs/architecture.md: a name with a leading underscore is its room's own; another room imports what its owner
+    made public (or the owner makes it public), so a private name can change without breaking a stranger."""
+    found = []
+    for package in (*PRODUCT, "benchmarks"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            here = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                    continue
+                if node.module.split(".")[0] not in (*PRODUCT, "benchmarks") or _room(node.module) == _room(here):
+                    continue
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                found += [f"{path.relative_to(REPO)}:{node.lineno} {node.module}.{name}" for name in private]
+    assert not found, "private names imported across rooms: " + ", ".join(found)

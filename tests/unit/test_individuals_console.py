@@ -15,6 +15,7 @@ from model_store.tables.decisions import DecisionsLog, MergeIndividuals, NameInd
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.pictures import serve_asgi
 from tests.fixtures.reid_tables import write_identity_tables
+from trapline.service import service_features
 
 ADMIN = "ind-console-admin"
 
@@ -27,7 +28,8 @@ def served(tmp_path_factory):
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
     run_identify(tables, "coats:1", store)
     core = IngressCore({"models": [{"name": "det"}], "store": store,
-                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN))
+                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN),
+                        features=service_features())
     with serve_asgi(core.__serve_build_asgi_app__()) as url:
         yield url, tables
 

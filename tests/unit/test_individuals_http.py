@@ -14,6 +14,7 @@ from model_store.store.store import ModelStore
 from model_store.tables.decisions import DecisionsLog
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.reid_tables import write_identity_tables
+from trapline.service import service_features
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -30,7 +31,7 @@ def app(tmp_path_factory):
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
     core = IngressCore({"models": [{"name": "det"}], "store": store,
                         "jobs": {"roots": [str(root)], "working_dir_allowed": False}},
-                       {}, token_digest(ADMIN), token_digest(READ))
+                       {}, token_digest(ADMIN), token_digest(READ), features=service_features())
     with TestClient(core.__serve_build_asgi_app__()) as client:
         yield client, tables, store, {t["uri"]: t["individual"] for t in truth}
 

@@ -8,9 +8,9 @@ import shlex
 
 import pytest
 
-from serve.jobs.config import JobsConfig, OnPromote
-from serve.jobs.kinds import KINDS, recognise
-from serve.jobs.paths import PathPolicy
+from batch.jobs.kinds import KINDS, recognise
+from batch.jobs.paths import PathPolicy
+from serve.jobs_config import JobsConfig, OnPromote
 from trapline.errors import InvalidOptionsError, PathNotAllowedError
 
 HOSTILE = "/data/x; rm -rf / #$(id)`id`'\"\n--model=evil"
@@ -105,7 +105,7 @@ def test_jobs_config_resolves_roots_where_the_app_is_built(tmp_path):
 def test_the_documented_cronjob_runs_a_command_the_cli_accepts():
     import yaml
 
-    from serve.jobs.cli import submitted_options
+    from batch.jobs.cli import submitted_options
     from trapline.cli import build_parser
 
     path = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "kubernetes", "cronjob-jobs-submit.yaml")

@@ -9,14 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from batch.jobs.control import JobControl
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.schema import DETECTIONS, IMAGES
 from model_store.tables.stop import request_stop, stop_requested
-from serve.jobs.config import JobsConfig
-from serve.jobs.control import JobControl
+from serve.jobs_config import JobsConfig
 from tests.fixtures.archive import (
     PATH_PATTERN,
     brightness_config,

@@ -133,7 +133,7 @@ def test_embedded_serve_config_is_one_ray_and_the_app_accept(manifests, tmp_path
     schema = ServeDeploySchema.model_validate(raw)
     assert schema.http_options.port == 8000  # the port KubeRay's serve Service targets
     app = trapline_app(raw)
-    assert app["import_path"] == "serve.app:app_builder"
+    assert app["import_path"] == "trapline.service:app_builder"
     cfg = parse_serve_config(app["args"], "serveConfigV2")
     assert cfg.store.startswith("s3://") and cfg.admin_token_env == "TRAPLINE_ADMIN_TOKEN"
     # What the cluster would build, with the store swapped for an empty local one (build_app only reads it).

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from batch.jobs.control import manifest_progress
 from batch.refilter import occurrences
 from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, vote
 from batch.refilter.postprocess import run_postprocess
@@ -18,7 +19,6 @@ from model_store.tables.decisions import ClassifyDetection, DecisionsLog, Detect
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, OCCURRENCES
-from serve.jobs.control import manifest_progress
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
 from tests.fixtures.review import two_version_tables
 from trapline.cli import main

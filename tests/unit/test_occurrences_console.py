@@ -14,6 +14,7 @@ from model_store.tables.decisions import ClassifyDetection, DecisionsLog, Identi
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.fixtures.pictures import serve_asgi
+from trapline.service import service_features
 
 ADMIN = "occ-console-admin"
 
@@ -24,7 +25,8 @@ def served(tmp_path_factory):
     tables = write_sheet_tables(root / "sheet")
     run_postprocess(str(tables), "track", {})
     core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
-                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN))
+                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN),
+                        features=service_features())
     with serve_asgi(core.__serve_build_asgi_app__()) as url:
         yield url, str(tables)
 

@@ -12,6 +12,7 @@ from batch.refilter.postprocess import run_postprocess
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
+from trapline.service import service_features
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -27,7 +28,7 @@ def app(tmp_path_factory):
     run_postprocess(str(tables), "track", {})
     core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
                         "jobs": {"roots": [str(root)], "working_dir_allowed": False}},
-                       {}, token_digest(ADMIN), token_digest(READ))
+                       {}, token_digest(ADMIN), token_digest(READ), features=service_features())
     with TestClient(core.__serve_build_asgi_app__()) as client:
         yield client, str(tables)
 

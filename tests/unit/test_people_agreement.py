@@ -17,6 +17,7 @@ from model_store.tables.reader import Tables, resolve_table_set
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 from trapline.cli import main
+from trapline.service import service_features
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -63,7 +64,8 @@ def test_the_report_and_the_comparison_beside_promote_show_it(tables, tmp_path, 
     html = (tmp_path / "r" / "index.html").read_text()
     assert 'id="people"' in html and "sheetcam:2 (1/3 agreed)" in html
     core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(tmp_path / "store"),
-                        "jobs": {"roots": [str(tables.parent)], "working_dir_allowed": False}}, {}, token_digest("a"))
+                        "jobs": {"roots": [str(tables.parent)], "working_dir_allowed": False}}, {}, token_digest("a"),
+                        features=service_features())
     with TestClient(core.__serve_build_asgi_app__()) as client:
         r = client.get("/v1/models/sheetcam/compare", params={"a": "1", "b": "2", "tables": str(tables)},
                        headers={"Authorization": "Bearer a"})

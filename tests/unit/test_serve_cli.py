@@ -27,7 +27,7 @@ def test_embedded_default_serves_every_model_with_a_production_alias(local_store
     from ray.serve.schema import ServeDeploySchema
 
     app = ServeDeploySchema.model_validate(out).applications[0]
-    assert app.import_path == "serve.app:app_builder" and app.name == "trapline"
+    assert app.import_path == "trapline.service:app_builder" and app.name == "trapline"
     cfg = parse_serve_config(app.args)
     assert [m.name for m in cfg.models] == ["fixture"] and cfg.store == local_store.root
     assert out["http_options"] == {"host": "127.0.0.1", "port": 8000}

@@ -64,7 +64,7 @@ def test_repo_serve_yaml_is_a_valid_ray_serve_config():
     raw = yaml.safe_load((REPO / "serve.yaml").read_text())
     schema = ServeDeploySchema.model_validate(raw)
     app = schema.applications[0]
-    assert app.name == APP_NAME and app.import_path == "serve.app:app_builder"
+    assert app.name == APP_NAME and app.import_path == "trapline.service:app_builder"
     cfg, http = load_config_file(REPO / "serve.yaml")
     assert isinstance(cfg, ServeConfig) and http == {"host": "127.0.0.1", "port": 8000}
     assert schema.http_options.host == "127.0.0.1"  # secure default: loopback only
@@ -76,7 +76,7 @@ def test_bare_config_file_and_errors(tmp_path):
     assert load_config_file(bare)[0].models[0].name == "fixture"
     bad = tmp_path / "bad.yaml"
     bad.write_text("applications:\n  - name: other\n    import_path: other.app:x\n")
-    with pytest.raises(ServeConfigError, match="no application with import_path serve.app"):
+    with pytest.raises(ServeConfigError, match="no application with import_path trapline.service:app_builder or serve.app:app_builder"):
         load_config_file(bad)
     with pytest.raises(ServeConfigError, match="not found"):
         load_config_file(tmp_path / "missing.yaml")
@@ -101,6 +101,37 @@ def test_one_model_is_served_in_one_hop_unless_told_otherwise(tmp_path):
     assert dep._deployment_config.backpressure_config.retry_after_s == 1
     two_hops = build_deployments(build_app({**one, "http": {"one_hop": False}}, environ={}), name=APP_NAME)
     assert {d.name for d in two_hops.deployments} == {"ingress", detector_deployment_name("fixture")}
+
+
+def test_the_whole_service_puts_the_control_plane_on_whichever_deployment_handles_http(tmp_path):
+    from fastapi.testclient import TestClient
+    from ray.serve._private.build_app import build_app as build_deployments
+
+    from batch.jobs.routes import attach_jobs
+    from serve.app import build_app
+    from serve.ingress import IngressCore
+    from trapline.service import build_service
+
+    one = {"store": str(tmp_path), "models": [{"name": "fixture"}]}
+    for http in ({}, {"one_hop": False}):
+        cfg = {**one, "http": http}
+        [whole] = [d for d in build_deployments(build_service(cfg, environ={}), name=APP_NAME).deployments
+                   if d.name in ("ingress", detector_deployment_name("fixture")) and "features" in d.init_kwargs]
+        assert whole.init_kwargs["features"] == (attach_jobs,)
+        alone = [d.init_kwargs.get("features") for d in build_deployments(build_app(cfg, environ={}),
+                                                                          name=APP_NAME).deployments]
+        assert () in alone and (attach_jobs,) not in alone
+    # the online door alone has its own routes and not the control plane's; the service has both
+    door = IngressCore(one, {}).__serve_build_asgi_app__()
+    service = IngressCore(one, {}, features=(attach_jobs,)).__serve_build_asgi_app__()
+    door_paths, service_paths = (set(app.openapi()["paths"]) for app in (door, service))
+    assert {"/v1/detect", "/v1/models", "/v1/images"} <= door_paths < service_paths
+    assert not {"/v1/jobs", "/v1/pictures/cameras", "/v1/individuals"} & door_paths
+    assert {"/v1/jobs", "/v1/pictures/cameras", "/v1/individuals"} <= service_paths
+    with TestClient(door) as client:
+        assert client.get("/console").status_code == 404
+    with TestClient(service) as client:
+        assert client.get("/console").status_code == 200
 
 
 def test_the_proxy_bound_of_one_hop_grows_with_replicas_and_never_undercuts_the_replica(tmp_path):

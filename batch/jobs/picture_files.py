@@ -6,7 +6,7 @@ the tables (Parquet, manifests, the decisions log) and nothing of another source
 served (the console says so).
 
 Rights: a browser's `<img>` sends no `Authorization` header, so the API hands out, only to a caller holding a token,
-URLs that carry their own right (as the report links, serve/jobs/reports.py): HMAC-SHA256 over source, path and size
+URLs that carry their own right (as the report links, batch/jobs/reports.py): HMAC-SHA256 over source, path and size
 with the service's link key, valid for 12 to 13 hours; the expiry is rounded to the hour so that a page reloaded
 within the hour asks for the same URLs and the browser's cache answers. A request with a valid token needs no grant.
 

@@ -19,14 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from batch.jobs.kinds import KINDS, REFUSED, JobKind, recognise
+from batch.jobs.paths import PathPolicy
 from model_store import ModelRef, ModelStore
 from model_store.tables.archive import open_location
 from model_store.tables.manifest import RunManifest, read_manifests
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.stop import request_stop, stop_requested
-from serve.jobs.config import JobsConfig
-from serve.jobs.kinds import KINDS, REFUSED, JobKind, recognise
-from serve.jobs.paths import PathPolicy
+from serve.jobs_config import JobsConfig
 from trapline.errors import (
     DuplicateJobError,
     InvalidParameterError,

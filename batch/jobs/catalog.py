@@ -12,13 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from batch.export.base import subset_filter
+from batch.jobs.deps import control_of
 from batch.refilter.people import agreement_with_people
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
 from model_store import ModelStore
 from model_store.core.refs import check_segment
 from model_store.tables.reader import Tables, resolve_table_set
 from serve.deps import in_thread, read_auth, service_of
-from serve.jobs.deps import control_of
 from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 
 router = APIRouter()

@@ -14,8 +14,8 @@ import logging
 import re
 from typing import Any
 
+from batch.jobs.control import JobControl
 from model_store import ModelStore
-from serve.jobs.control import JobControl
 from trapline.errors import DuplicateJobError, TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")

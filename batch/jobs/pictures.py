@@ -13,12 +13,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from model_store.tables import browse
-from model_store.tables.reader import Tables
-from serve.deps import in_thread, read_auth, service_of
-from serve.jobs import picture_files as files
-from serve.jobs import picture_queries as pq
-from serve.jobs.pictures_protocol import (
+from batch.jobs import picture_files as files
+from batch.jobs import picture_queries as pq
+from batch.jobs.pictures_protocol import (
     MODEL,
     NAME,
     CamerasPage,
@@ -30,6 +27,9 @@ from serve.jobs.pictures_protocol import (
     SourceOut,
     SourcesOut,
 )
+from model_store.tables import browse
+from model_store.tables.reader import Tables
+from serve.deps import in_thread, read_auth, service_of
 
 router = APIRouter(tags=["pictures"])
 # A grant-carrying URL names one file for at most a day: the browser may keep it for the hour it is reused.

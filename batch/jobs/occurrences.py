@@ -14,18 +14,18 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from batch.refilter import occurrences
-from model_store.tables.decisions import DetectionKey
-from model_store.tables.reader import Tables
-from serve.deps import admin_auth, in_thread, read_auth, service_of
-from serve.jobs.deps import TABLES, tables_of, when_param
-from serve.jobs.occurrences_protocol import (
+from batch.jobs.deps import TABLES, tables_of, when_param
+from batch.jobs.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,
     OccurrenceDetail,
     OccurrencePage,
     OccurrenceView,
 )
+from batch.refilter import occurrences
+from model_store.tables.decisions import DetectionKey
+from model_store.tables.reader import Tables
+from serve.deps import admin_auth, in_thread, read_auth, service_of
 from trapline.errors import invalid_parameter
 
 router = APIRouter()

@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from batch.flags import add_model_arguments
+from batch.jobs.kinds import KINDS, REFUSED
 from batch.reprocess.options import load_config_file
-from serve.jobs.kinds import KINDS, REFUSED
 from trapline import env
 from trapline.errors import ServiceRequestError
 

@@ -1,6 +1,6 @@
 """The archives and tables under the roots a job may use, for the console's job forms to pick from (a path picked,
 not typed blind). A bounded walk: two levels under each root, at most `MAX_LOCATIONS` entries, hidden and
-partition directories skipped, symlinks not followed (a job's paths are checked again on submit, serve/jobs/paths.py).
+partition directories skipped, symlinks not followed (a job's paths are checked again on submit, batch/jobs/paths.py).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from serve.jobs.picture_files import PICTURE_EXT
+from batch.jobs.picture_files import PICTURE_EXT
 
 MAX_LOCATIONS = 300
 DEPTH = 2

@@ -22,8 +22,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
+from batch.jobs.deps import control_of
 from serve.deps import in_thread, service_of
-from serve.jobs.deps import control_of
 from trapline.errors import JobNotFoundError, NotFoundError
 
 router = APIRouter()

@@ -1,6 +1,6 @@
 // The Individuals pages: every individual of the newest identify run as a strip of its sightings, with a Name
 // control; one individual's sightings (reject one, "no match") beside the closest other individuals, to merge; and
-// the review queue of uncertain matches. Over /v1/individuals (serve/jobs/individuals.py). Loaded after
+// the review queue of uncertain matches. Over /v1/individuals (batch/jobs/individuals.py). Loaded after
 // occurrences.js, whose tables / name settings (occTables, occDecision, occQuery), filters form (peopleFilters)
 // and snipImage it shares.
 "use strict";

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from batch.jobs import locations as locs
+from batch.jobs.kinds import KINDS, REFUSED
+from batch.jobs.launch_protocol import JobKindOut, JobKindsOut, LocationsOut
 from serve.deps import in_thread, read_auth, service_of
-from serve.jobs import locations as locs
-from serve.jobs.kinds import KINDS, REFUSED
-from serve.jobs.launch_protocol import JobKindOut, JobKindsOut, LocationsOut
 
 router = APIRouter(tags=["jobs"])
 HIDDEN = {*REFUSED, "store"}  # a job uses the service's store; the refused ones cannot be set over HTTP

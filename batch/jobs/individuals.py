@@ -15,15 +15,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from batch.identify import views
-from serve.deps import admin_auth, in_thread, read_auth
-from serve.jobs.deps import TABLES, tables_of, when_param
-from serve.jobs.individuals_protocol import (
+from batch.jobs.deps import TABLES, tables_of, when_param
+from batch.jobs.individuals_protocol import (
     DecisionRequest,
     DecisionView,
     IndividualDetail,
     IndividualPage,
     ReviewPage,
 )
+from serve.deps import admin_auth, in_thread, read_auth
 from trapline.errors import InvalidParameterError
 
 router = APIRouter()

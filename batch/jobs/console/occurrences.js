@@ -1,6 +1,6 @@
 // The Occurrences page: each occurrence (one animal's detections across frames) as a strip of its snips, its
 // determination and how it was reached, an Identify control; one occurrence's frames with their classifications
-// and a control to correct one. Over /v1/occurrences (serve/jobs/occurrences.py); loaded after console.js.
+// and a control to correct one. Over /v1/occurrences (batch/jobs/occurrences.py); loaded after console.js.
 "use strict";
 
 const OCC_STRIP = 6;  // snips shown per occurrence in the list (each one is a request)

@@ -8,9 +8,9 @@ import datetime as dt
 
 from fastapi import Query, Request
 
+from batch.jobs.control import JobControl
 from model_store.tables.scope import parse_when
 from serve.deps import service_of
-from serve.jobs.control import JobControl
 from trapline.errors import InvalidParameterError
 
 TABLES = Query(None, description="the tables (default: the recorder's tables of the serve config)")

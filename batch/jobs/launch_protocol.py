@@ -1,4 +1,4 @@
-"""Response models of the job forms' routes (serve/jobs/launch.py)."""
+"""Response models of the job forms' routes (batch/jobs/launch.py)."""
 
 from __future__ import annotations
 

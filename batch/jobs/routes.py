@@ -16,21 +16,21 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from batch.jobs.backfill import BackfillWatcher
+from batch.jobs.catalog import router as catalog_router
+from batch.jobs.control import STATUSES, JobControl
+from batch.jobs.deps import control_of
+from batch.jobs.individuals import router as individuals_router
+from batch.jobs.kinds import KINDS
+from batch.jobs.launch import router as launch_router
+from batch.jobs.occurrences import router as occurrences_router
+from batch.jobs.pictures import router as pictures_router
+from batch.jobs.reports import ReportDirs, with_report_links
+from batch.jobs.reports import router as reports_router
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.filters import REGISTRY
 from serve.deps import admin_auth, in_thread, read_auth, service_of
-from serve.jobs.backfill import BackfillWatcher
-from serve.jobs.catalog import router as catalog_router
-from serve.jobs.control import STATUSES, JobControl
-from serve.jobs.deps import control_of
-from serve.jobs.individuals import router as individuals_router
-from serve.jobs.kinds import KINDS
-from serve.jobs.launch import router as launch_router
-from serve.jobs.occurrences import router as occurrences_router
-from serve.jobs.pictures import router as pictures_router
-from serve.jobs.reports import ReportDirs, with_report_links
-from serve.jobs.reports import router as reports_router
 from trapline.errors import NotFoundError
 
 if TYPE_CHECKING:

@@ -1,0 +1,190 @@
+"""Cost per image against archive size: full runs, reruns and the table tools at 10,000 to 1,000,000 images (issue 34).
+
+`python -m benchmarks.scale [--counts 10000,100000,1000000] [--cameras 100] [--skip-run] [--work DIR] [--out FILE]`
+
+The archive is the one `benchmarks.planning` builds (a small JPEG hard-linked COUNT times into `--cameras`
+camera folders, so a million files take no space and a minute to make); the model is the null detector
+(`bench-null:1`): what is measured is trapline's own cost per image, the plumbing, with nothing for the model
+to hide it behind. For each count, each step is one whole process timed from outside (wall seconds; its peak
+RSS from `wait4`; the 1-minute load average around it):
+
+- `full run`: `trapline reprocess --via actors` into empty tables (the job's own images/s, its steady rate);
+- `nothing new`: the same command again (list, look every file up by key, write nothing);
+- `+1 % new`: COUNT/100 new files in a new camera folder, then the same command (those images and the listing);
+- the table tools over the COUNT image rows: `tables check`, `tables compact`, `events`, `export --format
+  camtrap-dp` (cameras without coordinates allowed), `report`, and `GET /v1/pictures/cameras` (the console's
+  Cameras page) on the real ingress app with the control plane, cold then warm, in a process of its own.
+
+`per_image_ms` is a step's wall time over the images it processed (a run) or over COUNT (a table tool).
+
+`--skip-run` reuses the tables a previous run left under `--work` and times only the table tools. Writes `--out`
+(JSON) and prints one table per count, and the cost per image against archive size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_model import ensure_null_model
+from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table
+from benchmarks.planning import LINKS_PER_SOURCE, build_archive
+from model_store import ModelStore
+
+# The console's Cameras page as the service answers it: the ingress app with the control plane's routes, no Ray.
+CAMERAS_PAGE = r"""
+import json, sys, time
+from fastapi.testclient import TestClient
+from serve.ingress import IngressCore
+from trapline.service import service_features
+store, work, tables, archive = sys.argv[1:5]
+config = {"models": [{"name": "bench-null"}], "store": store,
+          "jobs": {"roots": [work], "pictures": [{"name": "scale", "tables": tables, "archive": archive}]}}
+app = IngressCore(config, {}, features=service_features()).__serve_build_asgi_app__()
+times = []
+with TestClient(app) as client:
+    for _ in range(2):
+        t0 = time.perf_counter()
+        r = client.get("/v1/pictures/cameras", params={"source": "scale", "limit": 24})
+        times.append(round(time.perf_counter() - t0, 3))
+        r.raise_for_status()
+print(json.dumps({"cold_s": times[0], "warm_s": times[1], "cameras": r.json()["total"]}))
+"""
+
+
+def timed_rss(argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> dict[str, Any]:
+    """One whole process: wall seconds, its own peak RSS (MiB, from wait4; stdout read first, so a large output
+    cannot block it), the load around it, and its stdout."""
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in ok_codes:
+        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {out[-2000:]}")
+    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "load": [round(load, 1), round(os.getloadavg()[0], 1)], "stdout": out}
+
+
+def add_new(archive: Path, count: int) -> int:
+    """COUNT/100 new files (hard links) in a camera folder of their own: what a week's new images look like."""
+    new = archive / "cam-new"
+    n = max(1, count // 100)
+    if new.exists():
+        shutil.rmtree(new)
+    new.mkdir()
+    source = archive.parent / f"{archive.name}-source-new.jpg"
+    shutil.copyfile(archive.parent / f"{archive.name}-source-0.jpg", source)
+    for i in range(n):
+        if i and i % LINKS_PER_SOURCE == 0:
+            source = archive.parent / f"{archive.name}-source-new-{i}.jpg"
+            shutil.copyfile(archive.parent / f"{archive.name}-source-0.jpg", source)
+        os.link(source, new / f"NEW_{i:07d}.jpg")
+    return n
+
+
+def trapline(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trapline.cli", *args]
+
+
+def run_row(step: str, res: dict[str, Any], count: int) -> dict[str, Any]:
+    row = {"images": count, "step": step, "wall_s": res["wall_s"], "peak_rss_mib": res.get("peak_rss_mib"),
+           "per_image_ms": round(1000 * res["wall_s"] / count, 4), "load": res["load"]}
+    try:
+        report = json.loads(res["stdout"])
+    except (ValueError, TypeError):
+        return row
+    if isinstance(report, dict) and "to_process" in report:
+        row.update(processed=report["processed"], to_process=report["to_process"],
+                   images_per_s=report["images_per_s"], steady_images_per_s=report["steady_images_per_s"],
+                   per_image_ms=round(1000 * res["wall_s"] / max(report["processed"], 1), 4))
+    return row
+
+
+def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, Any]]:
+    work = Path(args.work)
+    archive = build_archive(work / f"archive-{count}", count, args.cameras)
+    tables = work / f"tables-{count}"
+    rows: list[dict[str, Any]] = []
+
+    def say(row: dict[str, Any]) -> None:
+        rows.append(row)
+        extra = (f", {row['images_per_s']} images/s ({row['steady_images_per_s']} steady)"
+                 if "images_per_s" in row else "")
+        print(f"{count} images, {row['step']}: {row['wall_s']} s, peak RSS {row['peak_rss_mib']} MiB{extra} "
+              f"(load {row['load']})", flush=True)
+
+    reprocess = trapline("reprocess", "--archive", str(archive), "--out", str(tables), "--model", ref,
+                         "--store", args.store, "--via", "actors", "--json")
+    if not args.skip_run:
+        shutil.rmtree(tables, ignore_errors=True)
+        if (archive / "cam-new").exists():
+            shutil.rmtree(archive / "cam-new")
+        say(run_row("full run", timed_rss(reprocess), count))
+        say(run_row("nothing new", timed_rss(reprocess), count))
+        added = add_new(archive, count)
+        say(run_row(f"+1 % new ({added})", timed_rss(reprocess), count))
+    t = str(tables)
+    tools = [
+        ("tables check", trapline("tables", "check", "--tables", t), (0, 1)),
+        ("tables compact", trapline("tables", "compact", "--tables", t), (0,)),
+        ("events", trapline("events", "--tables", t, "--model", ref, "--store", args.store), (0,)),
+        ("export camtrap-dp", trapline("export", "--tables", t, "--model", ref, "--store", args.store,
+                                       "--format", "camtrap-dp", "--allow-missing-deployments",
+                                       "--out", str(work / f"camtrap-{count}")), (0,)),
+        ("report", trapline("report", "--tables", t, "--model", ref, "--store", args.store,
+                            "--out", str(work / f"report-{count}")), (0,)),
+    ]
+    shutil.rmtree(work / f"camtrap-{count}", ignore_errors=True)
+    for step, argv, ok in tools:
+        say(run_row(step, timed_rss(argv, ok), count))
+    res = timed_rss([sys.executable, "-c", CAMERAS_PAGE, args.store, str(work), t, str(archive)])
+    page = json.loads(res["stdout"])
+    say({**run_row("GET /v1/pictures/cameras", res, count), "cold_s": page["cold_s"], "warm_s": page["warm_s"]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.splitlines()[0])
+    p.add_argument("--counts", default="10000,100000,1000000")
+    p.add_argument("--cameras", type=int, default=100)
+    p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--work", default=str(DEFAULT_ROOT / "scale"))
+    p.add_argument("--skip-run", action="store_true", help="time only the table tools over tables already there")
+    p.add_argument("--out", default=str(DEFAULT_ROOT / "scale.json"))
+    args = p.parse_args(argv)
+    args.store = str(Path(args.store).resolve())
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    ref = ensure_null_model(ModelStore(args.store))
+    rows: list[dict[str, Any]] = []
+    result = {"machine": machine_info(), "command": shlex.join(["python", "-m", "benchmarks.scale",
+                                                                *(argv or sys.argv[1:])]), "rows": rows}
+    for count in (int(c) for c in args.counts.split(",") if c):
+        rows += measure(count, args, ref)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")  # after every count: a long run keeps its rows
+    print(markdown_table(rows, ["images", "step", "wall_s", "peak_rss_mib", "images_per_s", "steady_images_per_s",
+                                "per_image_ms", "cold_s", "warm_s", "load"]))
+    full = {r["images"]: r for r in rows if r["step"] == "full run"}
+    if len(full) >= 2:
+        smallest = full[min(full)]
+        for n, r in sorted(full.items()):
+            print(f"full run at {n:,} images: {r['steady_images_per_s']} images/s steady, "
+                  f"{r['steady_images_per_s'] / max(smallest['steady_images_per_s'], 1e-9):.2f} x the rate at "
+                  f"{min(full):,}")
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

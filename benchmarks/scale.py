@@ -30,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,20 +61,49 @@ print(json.dumps({"cold_s": times[0], "warm_s": times[1], "cameras": r.json()["t
 """
 
 
-def timed_rss(argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> dict[str, Any]:
-    """One whole process: wall seconds, its own peak RSS (MiB, from wait4; stdout read first, so a large output
-    cannot block it), the load around it, and its stdout."""
+def timed_rss(argv: list[str], ok_codes: tuple[int, ...] = (0,), cap_mib: float | None = None) -> dict[str, Any]:
+    """One whole process: wall seconds, its own peak RSS (MiB, from wait4), the load around it, and its stdout.
+
+    With `cap_mib`, a process whose RSS passes the cap is killed (a tool that is not bounded in memory would
+    otherwise take the machine down at a million rows) and the row says `over_cap` with the seconds it got."""
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()  # stdout drained beside the watch, so a large output cannot block the process
+    over = False
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # its own rusage once it ends (Popen would not say)
+        if pid:
+            break
+        if cap_mib is not None and not over and _rss_mib(proc.pid) > cap_mib:
+            proc.kill()
+            over = True
+        time.sleep(0.2)
+    code = proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join()
+    out = "".join(chunks)
     wall = time.perf_counter() - t0
-    if proc.returncode not in ok_codes:
-        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {out[-2000:]}")
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "load": [round(load, 1), round(os.getloadavg()[0], 1)], "stdout": out}
+    if not over and code not in ok_codes:
+        raise RuntimeError(f"{shlex.join(argv)} exited {code}: {out[-2000:]}")
+    row = {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+           "load": [round(load, 1), round(os.getloadavg()[0], 1)], "stdout": out}
+    if over:
+        row.update(over_cap=True, peak_rss_mib=f"> {cap_mib:g}")
+    return row
+
+
+def _rss_mib(pid: int) -> float:
+    """A process's resident set now, from /proc (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def add_new(archive: Path, count: int) -> int:
@@ -100,6 +130,9 @@ def trapline(*args: str) -> list[str]:
 def run_row(step: str, res: dict[str, Any], count: int) -> dict[str, Any]:
     row = {"images": count, "step": step, "wall_s": res["wall_s"], "peak_rss_mib": res.get("peak_rss_mib"),
            "per_image_ms": round(1000 * res["wall_s"] / count, 4), "load": res["load"]}
+    if res.get("over_cap"):
+        row["over_cap"] = True  # killed when its memory passed --cap-mib: not bounded
+        return row
     try:
         report = json.loads(res["stdout"])
     except (ValueError, TypeError):
@@ -122,7 +155,7 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
         extra = (f", {row['images_per_s']} images/s ({row['steady_images_per_s']} steady)"
                  if "images_per_s" in row else "")
         print(f"{count} images, {row['step']}: {row['wall_s']} s, peak RSS {row['peak_rss_mib']} MiB{extra} "
-              f"(load {row['load']})", flush=True)
+              f"{'KILLED over the memory cap ' if row.get('over_cap') else ''}(load {row['load']})", flush=True)
 
     reprocess = trapline("reprocess", "--archive", str(archive), "--out", str(tables), "--model", ref,
                          "--store", args.store, "--via", "actors", "--json")
@@ -130,10 +163,10 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
         shutil.rmtree(tables, ignore_errors=True)
         if (archive / "cam-new").exists():
             shutil.rmtree(archive / "cam-new")
-        say(run_row("full run", timed_rss(reprocess), count))
-        say(run_row("nothing new", timed_rss(reprocess), count))
+        say(run_row("full run", timed_rss(reprocess, cap_mib=args.cap_mib), count))
+        say(run_row("nothing new", timed_rss(reprocess, cap_mib=args.cap_mib), count))
         added = add_new(archive, count)
-        say(run_row(f"+1 % new ({added})", timed_rss(reprocess), count))
+        say(run_row(f"+1 % new ({added})", timed_rss(reprocess, cap_mib=args.cap_mib), count))
     t = str(tables)
     tools = [
         ("tables check", trapline("tables", "check", "--tables", t), (0, 1)),
@@ -147,10 +180,10 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
     ]
     shutil.rmtree(work / f"camtrap-{count}", ignore_errors=True)
     for step, argv, ok in tools:
-        say(run_row(step, timed_rss(argv, ok), count))
-    res = timed_rss([sys.executable, "-c", CAMERAS_PAGE, args.store, str(work), t, str(archive)])
-    page = json.loads(res["stdout"])
-    say({**run_row("GET /v1/pictures/cameras", res, count), "cold_s": page["cold_s"], "warm_s": page["warm_s"]})
+        say(run_row(step, timed_rss(argv, ok, args.cap_mib), count))
+    res = timed_rss([sys.executable, "-c", CAMERAS_PAGE, args.store, str(work), t, str(archive)], cap_mib=args.cap_mib)
+    page = json.loads(res["stdout"]) if not res.get("over_cap") else {}
+    say({**run_row("GET /v1/pictures/cameras", res, count), "cold_s": page.get("cold_s"), "warm_s": page.get("warm_s")})
     return rows
 
 
@@ -161,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--work", default=str(DEFAULT_ROOT / "scale"))
     p.add_argument("--skip-run", action="store_true", help="time only the table tools over tables already there")
+    p.add_argument("--cap-mib", type=float, default=6144,
+                   help="kill a step whose memory passes this (MiB) and record it as not bounded (default 6144)")
     p.add_argument("--out", default=str(DEFAULT_ROOT / "scale.json"))
     args = p.parse_args(argv)
     args.store = str(Path(args.store).resolve())
@@ -174,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")  # after every count: a long run keeps its rows
     print(markdown_table(rows, ["images", "step", "wall_s", "peak_rss_mib", "images_per_s", "steady_images_per_s",
-                                "per_image_ms", "cold_s", "warm_s", "load"]))
+                                "per_image_ms", "cold_s", "warm_s", "over_cap", "load"]))
     full = {r["images"]: r for r in rows if r["step"] == "full run"}
     if len(full) >= 2:
         smallest = full[min(full)]

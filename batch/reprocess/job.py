@@ -312,7 +312,8 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         options=o, archive_url=open_location(o.archive).url(), out_url=plan.tables.url,
         store_url=ModelStore(o.store).root, model_name=mv.name, model_version=mv.version,
         model_sha256=mv.config.weights.sha256, ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config),
-        filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id, metadata=run_metadata(plan),
+        filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id,
+        metadata=run_metadata(plan),
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
     )
 

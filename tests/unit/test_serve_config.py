@@ -76,7 +76,8 @@ def test_bare_config_file_and_errors(tmp_path):
     assert load_config_file(bare)[0].models[0].name == "fixture"
     bad = tmp_path / "bad.yaml"
     bad.write_text("applications:\n  - name: other\n    import_path: other.app:x\n")
-    with pytest.raises(ServeConfigError, match="no application with import_path trapline.service:app_builder or serve.app:app_builder"):
+    with pytest.raises(ServeConfigError, match="no application with import_path "
+                       "trapline.service:app_builder or serve.app:app_builder"):
         load_config_file(bad)
     with pytest.raises(ServeConfigError, match="not found"):
         load_config_file(tmp_path / "missing.yaml")

@@ -1,0 +1,31 @@
+"""benchmarks/scale.py's process runner: a step's own peak memory, and a step over the cap killed and marked."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks.scale import add_new, timed_rss
+
+HOLD = "import time; block = bytearray({mib} * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep({s})"
+
+
+def test_a_step_reports_its_own_peak_memory_and_output():
+    row = timed_rss([sys.executable, "-c", HOLD.format(mib=200, s=0) + "; print('done')"])
+    assert row["stdout"].strip() == "done" and "over_cap" not in row
+    assert 200 <= row["peak_rss_mib"] < 400  # its own peak, not the runner's
+
+
+def test_a_step_over_the_cap_is_killed_and_marked_not_bounded():
+    row = timed_rss([sys.executable, "-c", HOLD.format(mib=300, s=30)], cap_mib=150)
+    assert row["over_cap"] is True and row["peak_rss_mib"] == "> 150"
+    assert row["wall_s"] < 20  # killed, not waited for
+
+
+def test_one_percent_new_files_go_to_a_camera_folder_of_their_own(tmp_path):
+    archive = tmp_path / "archive-300"
+    (archive / "cam000").mkdir(parents=True)
+    (tmp_path / "archive-300-source-0.jpg").write_bytes(b"\xff\xd8jpeg")
+    assert add_new(archive, 300) == 3
+    assert sorted(p.name for p in (archive / "cam-new").iterdir()) == ["NEW_0000000.jpg", "NEW_0000001.jpg",
+                                                                       "NEW_0000002.jpg"]
+    assert add_new(archive, 300) == 3 and len(list((archive / "cam-new").iterdir())) == 3  # again: replaced

@@ -169,7 +169,7 @@ def run_events(tables_url: str, gap_s: float = DEFAULT_GAP_S, model: str | None 
     tset = resolve_table_set(tables, model, filters_hash, store)
     images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
     dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                       kept_only=True)
+                                       kept_only=True, columns=["label", "score"])
     occ = set_occurrences(tables_url, tset, store)
     events = group_events(images, dets, gap_s, tset.filters_hash, occ)
     failed = int((images["status"] == "failed").sum()) if not images.empty else 0

@@ -214,15 +214,18 @@ class Tables:
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,
                              filters_hash: str, kept_only: bool = False, table: str = DETECTIONS,
-                             filter: ds.Expression | None = None) -> pd.DataFrame:
+                             filter: ds.Expression | None = None, columns: Sequence[str] | None = None
+                             ) -> pd.DataFrame:
         """Rows of `table` (detections, classifications, snips, occurrences) that belong to the given image rows
-        (join on uri, content_id, run_id); `filter` narrows the read (e.g. to a few uris)."""
+        (join on uri, content_id, run_id); `filter` narrows the read (e.g. to a few uris); `columns` reads only
+        those besides the row key (a detection's box, classifications and snips cost memory a count never uses)."""
         expr = ds.field("filters_hash") == filters_hash
         if filter is not None:
             expr = expr & filter
         if kept_only:
             expr = expr & (ds.field("kept") == True)  # noqa: E712 - a pyarrow expression, not a bool
-        det = self.read(table, model_name, model_version, filter=expr).to_pandas()
+        wanted = None if columns is None else list(dict.fromkeys([*ROW_KEYS[table], *columns]))
+        det = self.read(table, model_name, model_version, columns=wanted, filter=expr).to_pandas()
         if det.empty or images.empty:
             return det.iloc[0:0]
         keys = images[["uri", "content_id", "run_id"]]

@@ -6,7 +6,7 @@ The archive is the one `benchmarks.planning` builds (a small JPEG hard-linked CO
 camera folders, so a million files take no space and a minute to make); the model is the null detector
 (`bench-null:1`): what is measured is trapline's own cost per image, the plumbing, with nothing for the model
 to hide it behind. For each count, each step is one whole process timed from outside (wall seconds; its peak
-RSS from `wait4`; the 1-minute load average around it):
+RSS, its VmHWM sampled every 0.1 s; the 1-minute load average around it):
 
 - `full run`: `trapline reprocess --via actors` into empty tables (the job's own images/s, its steady rate);
 - `nothing new`: the same command again (list, look every file up by key, write nothing);
@@ -62,48 +62,51 @@ print(json.dumps({"cold_s": times[0], "warm_s": times[1], "cameras": r.json()["t
 
 
 def timed_rss(argv: list[str], ok_codes: tuple[int, ...] = (0,), cap_mib: float | None = None) -> dict[str, Any]:
-    """One whole process: wall seconds, its own peak RSS (MiB, from wait4), the load around it, and its stdout.
+    """One whole process: wall seconds, its own peak RSS (MiB), the load around it, and its stdout.
 
-    With `cap_mib`, a process whose RSS passes the cap is killed (a tool that is not bounded in memory would
-    otherwise take the machine down at a million rows) and the row says `over_cap` with the seconds it got."""
+    The peak is the process's VmHWM, read from /proc every 0.1 s until it ends (growth in its last 0.1 s is
+    missed). Not wait4's ru_maxrss: on Linux a child's maxrss starts at its parent's peak, carried through fork
+    and exec, so it would report this runner's size for any smaller step. With `cap_mib`, a process whose RSS
+    passes the cap is killed (a tool that is not bounded in memory would otherwise take the machine down at a
+    million rows) and the row says `over_cap` with the seconds it got."""
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     chunks: list[str] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
     reader.start()  # stdout drained beside the watch, so a large output cannot block the process
-    over = False
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # its own rusage once it ends (Popen would not say)
-        if pid:
-            break
-        if cap_mib is not None and not over and _rss_mib(proc.pid) > cap_mib:
+    over, peak = False, 0.0
+    while proc.poll() is None:
+        rss, hwm = _memory_mib(proc.pid)
+        peak = max(peak, hwm)
+        if cap_mib is not None and not over and rss > cap_mib:
             proc.kill()
             over = True
-        time.sleep(0.2)
-    code = proc.returncode = os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
     reader.join()
     out = "".join(chunks)
     wall = time.perf_counter() - t0
-    if not over and code not in ok_codes:
-        raise RuntimeError(f"{shlex.join(argv)} exited {code}: {out[-2000:]}")
-    row = {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    if not over and proc.returncode not in ok_codes:
+        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {out[-2000:]}")
+    row = {"wall_s": round(wall, 2), "peak_rss_mib": round(peak, 1),
            "load": [round(load, 1), round(os.getloadavg()[0], 1)], "stdout": out}
     if over:
         row.update(over_cap=True, peak_rss_mib=f"> {cap_mib:g}")
     return row
 
 
-def _rss_mib(pid: int) -> float:
-    """A process's resident set now, from /proc (0 when it is gone)."""
+def _memory_mib(pid: int) -> tuple[float, float]:
+    """A process's resident set now and its peak so far (VmRSS, VmHWM), from /proc; zeros when it is gone."""
+    found = {"VmRSS:": 0.0, "VmHWM:": 0.0}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                key = line.split(maxsplit=1)[0] if line.strip() else ""
+                if key in found:
+                    found[key] = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
+    return found["VmRSS:"], found["VmHWM:"]
 
 
 def add_new(archive: Path, count: int) -> int:

@@ -10,9 +10,12 @@ HOLD = "import time; block = bytearray({mib} * 2**20); block[::4096] = b'x' * le
 
 
 def test_a_step_reports_its_own_peak_memory_and_output():
-    row = timed_rss([sys.executable, "-c", HOLD.format(mib=200, s=0) + "; print('done')"])
+    row = timed_rss([sys.executable, "-c", HOLD.format(mib=200, s=1) + "; print('done')"])
     assert row["stdout"].strip() == "done" and "over_cap" not in row
-    assert 200 <= row["peak_rss_mib"] < 400  # its own peak, not the runner's
+    ballast = bytearray(600 * 2**20)  # the runner bigger than the step: the step's figure must not be the runner's
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    small = timed_rss([sys.executable, "-c", HOLD.format(mib=0, s=1)])
+    assert 200 <= row["peak_rss_mib"] < 400 and small["peak_rss_mib"] < 100
 
 
 def test_a_step_over_the_cap_is_killed_and_marked_not_bounded():

@@ -6,12 +6,13 @@ differs by backend (os.replace locally, a single PUT on S3), so that one operati
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -146,6 +147,41 @@ class Storage:
             os.replace(_private_copy(target, data), target)
         else:
             self.fs.pipe_file(target, data)  # one PUT: S3 objects are replaced atomically
+
+    @contextlib.contextmanager
+    def open_atomic(self, *parts: str) -> Iterator[BinaryIO]:
+        """A file to write a large output into a piece at a time: readers see the old content or the whole new
+        one, never a part; on an error nothing is put in place. Locally a hidden file beside the target, fsync'ed
+        and renamed over it; on S3 a multipart upload, which becomes visible only when it completes (aborted on
+        an error)."""
+        target = self.path(*parts)
+        if self.is_local:
+            directory = os.path.dirname(target)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+            try:
+                with open(tmp, "wb") as f:
+                    yield f
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return
+        try:
+            f = self.fs.open(target, "wb")
+        except Exception as exc:
+            if _is_transport_error(exc):
+                raise StorageError(f"cannot use the store {self.root_url}: {type(exc).__name__}: {exc}") from None
+            raise
+        try:
+            yield f
+        except BaseException:
+            f.discard()  # s3fs: abort the multipart upload; nothing appears
+            f.closed = True  # so that neither close() nor the collector tries to complete it
+            raise
+        f.close()
 
     @_reachable
     def create_exclusive(self, data: bytes, *parts: str) -> bool:

@@ -4,7 +4,10 @@ implements. Formats register in batch/export/registry.py (docs/extending.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -12,9 +15,11 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from model_store.tables.archive import open_location
+from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import CLASSIFICATIONS
 from model_store.tables.scope import Scope
+from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 
 
 @dataclass
@@ -30,18 +35,56 @@ class ExportReport:
 
 
 @dataclass
-class ExportJob:
-    """One export: its rows, where it goes, and the options that shape it (the `ExportOptions` fields)."""
+class ExportRows:
+    """Rows to export: the current row of each image, their kept detections (with `classifications` where the set
+    has classifiers) and, for a tracked set, the occurrences of those images' cameras, determined now."""
 
     images: pd.DataFrame
     dets: pd.DataFrame
+    occurrences: pd.DataFrame | None = None
+
+
+@dataclass
+class ExportJob:
+    """One export: where it goes, the options that shape it (the `ExportOptions` fields), and its rows, read a
+    slice of whole cameras at a time (`rows()`: a million images never in memory at once) or all at once
+    (`whole()`, for formats that write one JSON document). Either way the job counts what it read."""
+
     tset: TableSet
     out: str
     options: dict[str, Any]
+    slices: Callable[[], Iterator[ExportRows]]
     inputs: Any = None  # what the exporter's `check` read before the tables (e.g. the user's deployments file)
-    occurrences: pd.DataFrame | None = None  # a tracked set's occurrences, determined now (None: not tracked)
+    tracked: bool = False  # the set was tracked: its rows carry occurrences
     # (uri, content_id, detection_index) -> individual id, people's decisions applied (empty: none identified)
     individuals: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    images: int = 0  # counted as the rows are read
+    failed: int = 0
+    detections: int = 0
+
+    def rows(self) -> Iterator[ExportRows]:
+        for part in self.slices():
+            self.images += len(part.images)
+            self.failed += int((part.images["status"] == "failed").sum()) if not part.images.empty else 0
+            self.detections += len(part.dets)
+            yield part
+
+    def whole(self) -> ExportRows:
+        parts = list(self.rows())
+        if not parts:
+            return ExportRows(pd.DataFrame(), pd.DataFrame(), None)
+        occurrences = [p.occurrences for p in parts if p.occurrences is not None]
+        images, dets = _concat([p.images for p in parts]), _concat([p.dets for p in parts])
+        if len(parts) > 1:  # the order one read gives: by uri (slices come camera by camera)
+            images = images.sort_values("uri", kind="stable").reset_index(drop=True)
+            if not dets.empty:
+                dets = dets.sort_values(["uri", "detection_index"], kind="stable").reset_index(drop=True)
+        return ExportRows(images, dets, _concat(occurrences) if occurrences else None)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty] or frames[:1]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
 class Exporter:
@@ -68,11 +111,12 @@ def load(tables: Tables, tset: TableSet, expr: ds.Expression | None) -> tuple[pd
     """(current image rows, their kept detections) for one table set; with classifiers, each detection row
     has `classifications`: its classifications table rows (a list of dicts, pipeline order)."""
     images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, expr)
+    span = uri_span(images)  # the detections of these images' cameras: other row groups skipped by statistics
     dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                       kept_only=True)
+                                       kept_only=True, filter=span)
     if tset.classifiers and not dets.empty:
         cls = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                          table=CLASSIFICATIONS)
+                                          table=CLASSIFICATIONS, filter=span)
         by_det: dict[tuple[str, int], list[dict]] = {}
         for row in cls.to_dict("records"):
             by_det.setdefault((row["uri"], int(row["detection_index"])), []).append(row)
@@ -81,14 +125,56 @@ def load(tables: Tables, tset: TableSet, expr: ds.Expression | None) -> tuple[pd
     return images, dets
 
 
-def write_file(url: str, data: bytes) -> str:
-    """Write one output file atomically (local or s3://)."""
+def export_slices(tables: Tables, tset: TableSet, subset: ds.Expression | None,
+                  occurrences: pd.DataFrame | None = None, max_images: int = DEFAULT_SLICE_IMAGES
+                  ) -> Iterator[ExportRows]:
+    """The set's rows a slice of whole cameras at a time (model_store/tables/slices.py), each with its cameras'
+    occurrences."""
+    for part in iter_camera_slices(tables, tset.model_name, tset.model_version, tset.filters_hash, subset,
+                                   max_images):
+        images, dets = load(tables, tset, part.expression(subset))
+        occ = None
+        if occurrences is not None:
+            occ = occurrences[[camera_or_default(c) in part.cameras for c in occurrences["camera_id"]]] \
+                if not occurrences.empty else occurrences
+        yield ExportRows(images, dets, occ)
+
+
+def _split(url: str) -> tuple[str, str]:
+    """(the directory, the file name) of an output file's URL (local paths made absolute)."""
     if "://" in url:
         parent, _, name = url.rstrip("/").rpartition("/")
-    else:
-        url = os.path.abspath(url)
-        parent, name = os.path.dirname(url), os.path.basename(url)
+        return parent, name
+    url = os.path.abspath(url)
+    return os.path.dirname(url), os.path.basename(url)
+
+
+def write_file(url: str, data: bytes) -> str:
+    """Write one output file atomically (local or s3://)."""
+    parent, name = _split(url)
     storage = open_location(parent)
     storage.makedirs()
     storage.write_atomic(data, name)
     return storage.url(name)
+
+
+@contextlib.contextmanager
+def open_output(url: str) -> Iterator[tuple[io.TextIOWrapper, str]]:
+    """(a text file, its URL) to write one large output file into a piece at a time (local or s3://); it is put in
+    place whole when the block ends, and not at all if the block raises (trapline/storage.py's `open_atomic`)."""
+    parent, name = _split(url)
+    storage = open_location(parent)
+    made = storage.is_local and not os.path.isdir(parent)
+    storage.makedirs()
+    try:
+        with storage.open_atomic(name) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            try:
+                yield text, storage.url(name)
+            finally:
+                text.detach()  # flushed into the file, which the storage closes (or discards) itself
+    except BaseException:
+        if made:  # a refused export leaves no empty directory behind either
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
+        raise

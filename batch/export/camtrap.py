@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from batch.export.base import Exporter, ExportJob, write_file
-from batch.export.camtrap_package import camtrap_package, load_package_meta
+from batch.export.base import Exporter, ExportJob, open_output, write_file
+from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, scientific_name
 from batch.refilter.events import DEFAULT_GAP_S, group_events
@@ -139,27 +139,36 @@ def detections_by_uri(dets: pd.DataFrame) -> dict[str, list[Any]]:
     return by_uri
 
 
-def _sources(images: pd.DataFrame) -> dict[str, str | None]:
-    """uri -> its capture time's source (the offset of an event's start and end depends on it)."""
-    sources = images["capture_time_source"] if "capture_time_source" in images else [None] * len(images)
-    return dict(zip(images["uri"], sources, strict=True))
+class _ImageFacts:
+    """Per image of the export, what its event's rows take from it: its capture time's source (the offset of an
+    event's start and end depends on it) and when it was processed (an event is classified when the last of its
+    images was: the same whatever else is exported with it)."""
+
+    def __init__(self, images: pd.DataFrame) -> None:
+        sources = images["capture_time_source"] if "capture_time_source" in images else [None] * len(images)
+        self.source_of = dict(zip(images["uri"], sources, strict=True))
+        self.processed_of = dict(zip(images["uri"], images["processed_at"], strict=True))
+
+    def classified_at(self, uris: Any) -> str:
+        times = [t for u in uris if (t := self.processed_of.get(u)) is not None and not pd.isna(t)]
+        return iso_time(max(times), "Z") if times else ""
 
 
-def _event_base(ev: Any, source_of: dict, tset: TableSet, offset: str, classified_at: str) -> dict[str, Any]:
+def _event_base(ev: Any, facts: _ImageFacts, tset: TableSet, offset: str) -> dict[str, Any]:
+    source_of = facts.source_of
     first, last = (source_of.get(ev.uris[0]), source_of.get(ev.uris[-1])) if len(ev.uris) else (None, None)
     return {"deploymentID": camera_or_default(ev.camera_id), "mediaID": "", "eventID": ev.event_id,
             "eventStart": iso_time(ev.start, capture_offset(first, offset)),
             "eventEnd": iso_time(ev.end, capture_offset(last, offset)), "observationLevel": "event",
             "classificationMethod": "machine", "classifiedBy": f"{tset.model_name} {tset.model_version}",
-            "classificationTimestamp": classified_at}
+            "classificationTimestamp": facts.classified_at(ev.uris)}
 
 
 def _event_animals(events: pd.DataFrame, occurrences: pd.DataFrame, images: pd.DataFrame, tset: TableSet,
                    offset: str) -> list[dict]:
     """Event-level observations of a tracked set: per event and determined label, `count` its confirmed
     occurrences seen in the event (an animal arriving after the busiest frame counts too)."""
-    classified_at = iso_time(images["processed_at"].max(), "Z") if not images.empty else ""
-    source_of = _sources(images)
+    facts = _ImageFacts(images)
     confirmed = occurrences[occurrences["confirmed"].astype(bool)]
     by_uri: dict[str, list[dict]] = {}
     for o in confirmed.to_dict("records"):
@@ -167,7 +176,7 @@ def _event_animals(events: pd.DataFrame, occurrences: pd.DataFrame, images: pd.D
             by_uri.setdefault(d["uri"], []).append(o)
     rows = []
     for ev in events.itertuples(index=False):
-        base = _event_base(ev, source_of, tset, offset, classified_at)
+        base = _event_base(ev, facts, tset, offset)
         seen = {o["occurrence_id"]: o for uri in ev.uris for o in by_uri.get(uri, [])}
         by_label: dict[str, list[dict]] = {}
         for o in seen.values():
@@ -199,9 +208,8 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, list[Any]], imag
     as at media level): `count` is the most such boxes in one image of the event (the same animal is
     in every frame), `classificationProbability` the highest score among them.
     """
-    classified_at = iso_time(images["processed_at"].max(), "Z") if not images.empty else ""
     classified_by = f"{tset.model_name} {tset.model_version}"
-    source_of = _sources(images)
+    facts = _ImageFacts(images)
     rows = []
     for ev in events.itertuples(index=False):
         counts: dict[tuple[str, str], int] = {}
@@ -218,7 +226,7 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, list[Any]], imag
                     classifier[key] = f"{c['classifier_name']} {c['classifier_version']}"
             for key, n in per_image.items():
                 counts[key] = max(counts.get(key, 0), n)
-        base = _event_base(ev, source_of, tset, offset, classified_at)
+        base = _event_base(ev, facts, tset, offset)
         if not counts:
             rows.append({**base, "observationID": f"{ev.event_id}_blank", "observationType": "blank",
                          "observationTags": f"images:{ev.images}|filters:{tset.filters_hash}"})
@@ -236,13 +244,17 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, list[Any]], imag
 
 
 def csv_bytes(rows: list[dict], fields: list[str]) -> bytes:
-    """One Camtrap DP CSV table: `fields` as the header, in that order (a key not among them is an error)."""
+    """One Camtrap DP CSV table: `fields` as the header, in that order (a key not among them is an error, a missing
+    one an empty cell)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="raise", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: r.get(k, "") for k in fields})
+    _csv_writer(buf, fields).writerows(rows)
     return buf.getvalue().encode()
+
+
+def _csv_writer(out: io.TextIOBase, fields: list[str]) -> csv.DictWriter:
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="raise", lineterminator="\n")
+    writer.writeheader()
+    return writer
 
 
 class CamtrapDPExporter(Exporter):
@@ -256,15 +268,26 @@ class CamtrapDPExporter(Exporter):
         return load_deployments(deployments) if deployments else {}, load_package_meta(options.get("package_meta"))
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
+        """media.csv and observations.csv are written a slice of whole cameras at a time as the rows are read
+        (bounded memory at any archive size); deployments.csv and datapackage.json from what they gathered. On an
+        error no file of the package is replaced."""
         o = job.options
         timezone, level = o.get("timezone", "Z"), o.get("observation_level", "media")
-        media, observations = camtrap_dp(job.images, job.dets, job.tset, timezone, level,
-                                         o.get("gap_s", DEFAULT_GAP_S), job.occurrences, job.individuals)
-        package = camtrap_package(media, observations, job.tset, job.inputs, timezone, level,
-                                  bool(o.get("allow_missing_deployments")))
+        given, meta = job.inputs
+        facts = PackageFacts(given, timezone, bool(o.get("allow_missing_deployments")))
         base = job.out.rstrip("/")
+        with open_output(f"{base}/media.csv") as (media_file, media_url), \
+                open_output(f"{base}/observations.csv") as (obs_file, obs_url):
+            media_csv = _csv_writer(media_file, CAMTRAP_MEDIA_FIELDS)
+            obs_csv = _csv_writer(obs_file, CAMTRAP_OBSERVATION_FIELDS)
+            for rows in job.rows():
+                media, observations = camtrap_dp(rows.images, rows.dets, job.tset, timezone, level,
+                                                 o.get("gap_s", DEFAULT_GAP_S), rows.occurrences, job.individuals)
+                facts.add(media, observations)
+                media_csv.writerows(media)
+                obs_csv.writerows(observations)
+            package = camtrap_package(facts, job.tset, meta, level)  # refuses before the CSVs are put in place
         return [write_file(f"{base}/deployments.csv", csv_bytes(package.deployments, CAMTRAP_DEPLOYMENT_FIELDS)),
-                write_file(f"{base}/media.csv", csv_bytes(media, CAMTRAP_MEDIA_FIELDS)),
-                write_file(f"{base}/observations.csv", csv_bytes(observations, CAMTRAP_OBSERVATION_FIELDS)),
+                media_url, obs_url,
                 write_file(f"{base}/datapackage.json", json.dumps(package.descriptor, indent=2).encode())], \
             package.notes

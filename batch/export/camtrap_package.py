@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
@@ -121,12 +123,6 @@ def load_package_meta(path: str | None) -> PackageMeta:
         raise BatchError(f"--package-meta {path}: {problems}") from None
 
 
-def temporal(media: list[dict]) -> dict[str, str] | None:
-    """First and last capture date (the media timestamps' own calendar dates)."""
-    dates = sorted(m["timestamp"][:10] for m in media if m.get("timestamp"))
-    return {"start": dates[0], "end": dates[-1]} if dates else None
-
-
 def spatial(deployments: list[dict]) -> dict | None:
     """GeoJSON of the deployments with coordinates: their bounding box (a Point for one location)."""
     points = [(float(d["longitude"]), float(d["latitude"])) for d in deployments
@@ -141,8 +137,8 @@ def spatial(deployments: list[dict]) -> dict | None:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-def taxonomic(observations: list[dict], classifiers: list[dict]) -> list[dict]:
-    """One entry per scientificName in the observations; rank and higher taxa from the classifiers' taxonomy."""
+def taxonomic(names: Iterable[str | None], classifiers: list[dict]) -> list[dict]:
+    """One entry per scientific name observed; rank and higher taxa from the classifiers' taxonomy."""
     paths: dict[str, tuple[list[str], list[str]]] = {}  # taxon -> (path to it, rank names)
     for c in classifiers:
         ranks = list(c.get("taxonomy_ranks") or [])
@@ -151,7 +147,7 @@ def taxonomic(observations: list[dict], classifiers: list[dict]) -> list[dict]:
             for depth in range(1, len(path) + 1):
                 paths.setdefault(path[depth - 1], (path[:depth], ranks))
     out = []
-    for name in sorted({o["scientificName"] for o in observations if o.get("scientificName")}):
+    for name in sorted({n for n in names if n}):
         entry: dict[str, Any] = {"scientificName": name}
         path, ranks = paths.get(name, ([], []))
         if path and len(ranks) >= len(path):
@@ -170,9 +166,9 @@ def package_name(model_name: str, model_version: str) -> str:
     return re.sub(r"[^-a-z0-9._/]+", "-", f"trapline-{model_name}-{model_version}".lower()).strip("-")
 
 
-def descriptor(meta: PackageMeta, deployments: list[dict], media: list[dict], observations: list[dict],
-               observation_levels: list[str], classifiers: list[dict], model: tuple[str, str],
-               created: dt.datetime | None = None) -> tuple[dict, list[str]]:
+def descriptor(meta: PackageMeta, deployments: list[dict], facts: PackageFacts, observation_levels: list[str],
+               classifiers: list[dict], model: tuple[str, str], created: dt.datetime | None = None
+               ) -> tuple[dict, list[str]]:
     """(datapackage.json, the required fields it lacks) for the three tables written beside it."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -198,13 +194,13 @@ def descriptor(meta: PackageMeta, deployments: list[dict], media: list[dict], ob
     project = dict(given.get("project") or {})
     project["observationLevel"] = observation_levels
     # true when the observations identify individuals (trapline identify), unless the user's metadata says
-    project.setdefault("individualAnimals", any(o.get("individualID") for o in observations))
+    project.setdefault("individualAnimals", facts.individuals)
     out["project"] = project
     if (where := spatial(deployments)) is not None:
         out["spatial"] = where
-    if (when := temporal(media)) is not None:
-        out["temporal"] = when
-    out["taxonomic"] = taxonomic(observations, classifiers)
+    if facts.dates is not None:  # first and last capture date (the media timestamps' own calendar dates)
+        out["temporal"] = {"start": facts.dates[0], "end": facts.dates[1]}
+    out["taxonomic"] = taxonomic(facts.names, classifiers)
     missing = [name for name, ok in (
         ("contributors", bool(out["contributors"])),
         ("project.title", "title" in project),
@@ -217,43 +213,67 @@ def descriptor(meta: PackageMeta, deployments: list[dict], media: list[dict], ob
 
 
 @dataclass
+class PackageFacts:
+    """What deployments.csv and datapackage.json need from the media and observations rows, gathered as the rows
+    are written (`add`, a slice at a time), so the rows themselves need not be held."""
+
+    given: dict[str, Deployment]  # the user's deployments
+    offset: str
+    allow_missing: bool = False
+    spans: dict[str, tuple[dt.datetime, dt.datetime]] = field(default_factory=dict)  # camera -> first, last capture
+    outside: Counter[str] = field(default_factory=Counter)  # camera -> media outside its deployment's window
+    dates: tuple[str, str] | None = None
+    names: set[str] = field(default_factory=set)  # scientific names observed
+    individuals: bool = False  # an observation names an individual
+    _windows: dict[str, tuple[dt.datetime, dt.datetime]] = field(default_factory=dict, repr=False)
+
+    def add(self, media: list[dict], observations: list[dict]) -> None:
+        for m in media:
+            when = aware(m["timestamp"], self.offset)
+            camera = m["deploymentID"]
+            first, last = self.spans.get(camera, (when, when))
+            self.spans[camera] = (min(first, when), max(last, when))
+            if camera in self.given:
+                if camera not in self._windows:
+                    self._windows[camera] = self.given[camera].window(self.offset)
+                start, end = self._windows[camera]
+                self.outside[camera] += not start <= when <= end
+            if day := (m.get("timestamp") or "")[:10]:
+                self.dates = (day, day) if self.dates is None else (min(self.dates[0], day), max(self.dates[1], day))
+        for o in observations:
+            if o["deploymentID"] not in self.spans and o.get("eventStart"):  # for completeness: media come first
+                when = aware(o["eventStart"], self.offset)
+                self.spans[o["deploymentID"]] = (when, aware(o.get("eventEnd") or o["eventStart"], self.offset))
+            if o.get("scientificName"):
+                self.names.add(o["scientificName"])
+            self.individuals = self.individuals or bool(o.get("individualID"))
+        missing = sorted(set(self.spans) - set(self.given))
+        if missing and not self.allow_missing:  # refused at the first slice that shows it, not after the last
+            deployment_rows({c: self.spans[c] for c in missing}, self.given, self.offset, False)
+
+
+@dataclass
 class CamtrapPackage:
     deployments: list[dict]  # deployments.csv rows
     descriptor: dict  # datapackage.json
     notes: list[str]  # what the user should know: cameras without a deployment, fields the package lacks
 
 
-def camtrap_package(media: list[dict], observations: list[dict], tset: TableSet,
-                    inputs: tuple[dict[str, Deployment], PackageMeta], offset: str,
-                    observation_level: str, allow_missing_deployments: bool = False) -> CamtrapPackage:
-    """deployments.csv rows and datapackage.json for exported media and observations rows."""
-    given, meta = inputs
-    spans: dict[str, tuple[dt.datetime, dt.datetime]] = {}
-    for m in media:
-        when = aware(m["timestamp"], offset)
-        first, last = spans.get(m["deploymentID"], (when, when))
-        spans[m["deploymentID"]] = (min(first, when), max(last, when))
-    for o in observations:  # an event-level export still has media rows; this is for completeness
-        if o["deploymentID"] not in spans and o.get("eventStart"):
-            when = aware(o["eventStart"], offset)
-            spans[o["deploymentID"]] = (when, aware(o.get("eventEnd") or o["eventStart"], offset))
-    rows, missing = deployment_rows(spans, given, offset, allow_missing_deployments)
+def camtrap_package(facts: PackageFacts, tset: TableSet, meta: PackageMeta, observation_level: str
+                    ) -> CamtrapPackage:
+    """deployments.csv rows and datapackage.json for the media and observations rows `facts` gathered."""
+    rows, missing = deployment_rows(facts.spans, facts.given, facts.offset, facts.allow_missing)
     notes = []
     if missing:
         notes.append(f"deployments.csv: camera(s) {', '.join(missing)} written without coordinates "
                      "(--allow-missing-deployments); fill in latitude and longitude before publishing")
-    for camera, (first, last) in sorted(spans.items()):
-        dep = given.get(camera)
-        if dep is not None:
-            start, end = dep.window(offset)
-            outside = sum(1 for m in media if m["deploymentID"] == camera
-                          and not start <= aware(m["timestamp"], offset) <= end)
-            if outside:
-                notes.append(f"deployments.csv: {outside} image(s) of {camera} lie outside its deploymentStart "
-                             f"{dep.deploymentStart} .. deploymentEnd {dep.deploymentEnd}")
+    for camera in sorted(facts.spans):
+        dep = facts.given.get(camera)
+        if dep is not None and (outside := facts.outside[camera]):
+            notes.append(f"deployments.csv: {outside} image(s) of {camera} lie outside its deploymentStart "
+                         f"{dep.deploymentStart} .. deploymentEnd {dep.deploymentEnd}")
     levels = ["media", "event"] if observation_level == "both" else [observation_level]
-    desc, lacking = descriptor(meta, rows, media, observations, levels, tset.classifiers,
-                               (tset.model_name, tset.model_version))
+    desc, lacking = descriptor(meta, rows, facts, levels, tset.classifiers, (tset.model_name, tset.model_version))
     if lacking:
         notes.append(f"datapackage.json lacks {', '.join(lacking)}: give them in --package-meta; "
                      "a Camtrap DP reader refuses the package until then")

@@ -139,7 +139,8 @@ class MegaDetectorExporter(Exporter):
     description = "MegaDetector batch output JSON (format 1.4), with detector and classifier metadata in `info`"
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
-        doc = megadetector(job.images, job.dets, job.tset, job.options.get("store"))
+        rows = job.whole()  # one JSON document: every row at once
+        doc = megadetector(rows.images, rows.dets, job.tset, job.options.get("store"))
         notes = []
         if "typical_detection_threshold" not in doc["info"]["detector_metadata"]:
             notes.append("info.detector_metadata has no detection thresholds (tables from before they were "
@@ -153,7 +154,8 @@ class CocoExporter(Exporter):
     description = "COCO results JSON (pycocotools' loadRes) and an images index beside it (<out>.images.json)"
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
-        results, index = coco(job.images, job.dets, job.tset)
+        rows = job.whole()  # one JSON document: every row at once
+        results, index = coco(rows.images, rows.dets, job.tset)
         stem = job.out[:-5] if job.out.endswith(".json") else job.out
         return [write_file(job.out, json.dumps(results).encode()),
                 write_file(f"{stem}.images.json", json.dumps(index, indent=1).encode())], []

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from batch.export.base import Exporter, ExportJob, ExportReport, load, subset_filter
+from batch.export.base import Exporter, ExportJob, ExportReport, export_slices, subset_filter
 from batch.export.camtrap import CamtrapDPExporter
 from batch.export.formats import CocoExporter, MegaDetectorExporter
 from batch.refilter.events import DEFAULT_GAP_S, set_occurrences
 from model_store.tables.identities import individual_ids
 from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.slices import DEFAULT_SLICE_IMAGES
 from trapline.errors import BatchError
 
 EXPORTERS: dict[str, Exporter] = {e.name: e for e in (MegaDetectorExporter(), CocoExporter(), CamtrapDPExporter())}
@@ -22,9 +23,12 @@ def run_export(tables_url: str, fmt: str, out: str, model: str | None = None, fi
                cameras: list[str] | None = None, since: Any = None, until: Any = None, timezone: str = "Z",
                store: str | None = None, observation_level: str = "media", gap_s: float = DEFAULT_GAP_S,
                deployments: str | None = None, allow_missing_deployments: bool = False,
-               package_meta: str | None = None) -> ExportReport:
+               package_meta: str | None = None, slice_images: int = DEFAULT_SLICE_IMAGES) -> ExportReport:
     """Export one model version and filter set; `out` is a file (megadetector, coco) or a directory (camtrap-dp:
-    a Camtrap DP package, with `deployments` and `package_meta` files; see batch/export/camtrap_package.py)."""
+    a Camtrap DP package, with `deployments` and `package_meta` files; see batch/export/camtrap_package.py).
+
+    The rows are read a slice of whole cameras at a time, of at most `slice_images` image rows
+    (model_store/tables/slices.py): a Camtrap DP package is written as they come; the JSON formats gather them."""
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
         raise BatchError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -36,10 +40,11 @@ def run_export(tables_url: str, fmt: str, out: str, model: str | None = None, fi
     inputs = exporter.check(options)  # the user's own files, before any table is read
     tables = Tables(tables_url)
     tset = resolve_table_set(tables, model, filters_hash, store)
-    images, dets = load(tables, tset, subset_filter(cameras, since, until))
-    failed = int((images["status"] == "failed").sum()) if not images.empty else 0
     occurrences = set_occurrences(tables_url, tset, store)
-    individuals = individual_ids(tables_url, tset.model_name, tset.model_version, tset.filters_hash)
-    written, notes = exporter.write(ExportJob(images, dets, tset, out, options, inputs, occurrences, individuals))
-    return ExportReport(fmt, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, len(images), failed,
-                        len(dets), written, notes)
+    subset = subset_filter(cameras, since, until)
+    job = ExportJob(tset, out, options, lambda: export_slices(tables, tset, subset, occurrences, slice_images), inputs,
+                    occurrences is not None,
+                    individual_ids(tables_url, tset.model_name, tset.model_version, tset.filters_hash))
+    written, notes = exporter.write(job)
+    return ExportReport(fmt, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, job.images, job.failed,
+                        job.detections, written, notes)

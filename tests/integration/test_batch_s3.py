@@ -16,6 +16,7 @@ from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
+from trapline.errors import BatchError
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
 
@@ -53,5 +54,14 @@ def test_s3_archive_to_s3_tables_resume_and_export(ray_cluster, s3_server, s3_bu
     report = run_export(out, "megadetector", f"{s3_bucket}/exports/md.json")
     md = json.loads(fs.cat_file(f"{s3_bucket}/exports/md.json"))
     assert report.images == len(md["images"]) == len(spec.images)
+    dp = f"{s3_bucket}/exports/dp"  # a Camtrap DP package streamed to S3 a camera at a time (multipart uploads)
+    package = run_export(out, "camtrap-dp", dp, allow_missing_deployments=True, slice_images=1)
+    assert package.images == len(spec.images)
+    assert len(fs.cat_file(f"{dp}/media.csv").decode().splitlines()) == 1 + len(spec.images) - len(spec.failed)
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(dp)) == ["datapackage.json", "deployments.csv", "media.csv",
+                                                               "observations.csv"]
+    with pytest.raises(BatchError, match="no deployment for camera"):  # refused after its first slice's upload
+        run_export(out, "camtrap-dp", f"{s3_bucket}/exports/refused", slice_images=1)
+    assert not fs.exists(f"{s3_bucket}/exports/refused/media.csv")  # the multipart upload was aborted
     refilter = run_postprocess(out, "score", {"min_score": 0.95})
     assert refilter.became_empty == len(spec.good) - len(spec.blank)

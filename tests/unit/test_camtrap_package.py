@@ -169,13 +169,44 @@ def test_a_bad_package_meta_is_refused_with_the_value(env, tmp_path):
         export(env, tmp_path / "dp", package_meta=str(meta))
 
 
+@pytest.mark.parametrize("level", ["media", "both"])
+def test_a_package_written_a_camera_at_a_time_is_the_package_written_at_once(env, tmp_path, level):
+    whole = export(env, tmp_path / "whole", observation_level=level)
+    sliced = export(env, tmp_path / "sliced", observation_level=level, slice_images=1)  # each camera a slice
+    assert (sliced.images, sliced.failed, sliced.detections) == (whole.images, whole.failed, whole.detections)
+    assert sliced.notes == whole.notes
+    for name in ("deployments.csv", "media.csv", "observations.csv"):
+        a, b = rows(tmp_path / "whole" / name), rows(tmp_path / "sliced" / name)
+        key = "observationID" if name == "observations.csv" else next(iter(a[0]))
+        assert sorted(b, key=lambda r: r[key]) == sorted(a, key=lambda r: r[key]) and len(a) >= 3
+    packages = [json.loads((tmp_path / d / "datapackage.json").read_text()) for d in ("whole", "sliced")]
+    for p in packages:
+        p.pop("created")
+    assert packages[0] == packages[1]
+    assert validate_package(tmp_path / "sliced")[0] == []
+
+
+def test_a_refused_export_puts_no_file_in_place_even_after_writing_slices(env, tmp_path):
+    partial = tmp_path / "two.csv"
+    partial.write_text("\n".join(DEPLOYMENTS.splitlines()[:3]) + "\n")  # cam01, cam02: cam03 comes last
+    with pytest.raises(BatchError, match=r"^no deployment for camera\(s\) cam03"):
+        export(env, tmp_path / "dp", deployments=str(partial), slice_images=1)
+    assert not (tmp_path / "dp").exists()
+    (tmp_path / "dp").mkdir()
+    (tmp_path / "dp" / "media.csv").write_text("an earlier export\n")
+    with pytest.raises(BatchError):
+        export(env, tmp_path / "dp", deployments=str(partial), slice_images=1)
+    assert [p.name for p in (tmp_path / "dp").iterdir()] == ["media.csv"]  # no temp file left beside it
+    assert (tmp_path / "dp" / "media.csv").read_text() == "an earlier export\n"
+
+
 def test_taxonomic_coverage_comes_from_the_observed_names_and_the_classifier_taxonomy():
     classifier = {"taxonomy": {"red_fox": ["Mammalia", "Canidae", "Vulpes vulpes"],
                                "grey_wolf": ["Mammalia", "Canidae", "Canis lupus"]},
                   "taxonomy_ranks": ["class", "family", "species"]}
     observations = [{"scientificName": "Vulpes vulpes"}, {"scientificName": "Canidae"},
                     {"scientificName": "Vulpes vulpes"}, {"scientificName": "thing"}, {}]
-    assert taxonomic(observations, [classifier]) == [
+    assert taxonomic([o.get("scientificName") for o in observations], [classifier]) == [
         {"scientificName": "Canidae", "taxonRank": "family", "class": "Mammalia"},
         {"scientificName": "Vulpes vulpes", "taxonRank": "species", "class": "Mammalia", "family": "Canidae"},
         {"scientificName": "thing"},

@@ -70,6 +70,11 @@ def test_camtrap_dp_event_counts_come_from_occurrences_and_the_package_is_valid(
         ("1", "Capreolus capreolus", "human", "ann")
     media = [r for r in rows if r["observationLevel"] == "media" and r["observationType"] != "blank"]
     assert media and all("|occurrence:occ-" in r["observationTags"] for r in media)
+    run_export(str(sheet), "camtrap-dp", str(tmp_path / "sliced"), observation_level="both", gap_s=60,
+               deployments=str(tmp_path / "deployments.csv"), package_meta=str(tmp_path / "meta.yaml"),
+               slice_images=1)  # a camera at a time: each with its own occurrences, the same animals counted
+    with open(tmp_path / "sliced" / "observations.csv", newline="") as f:
+        assert sorted(map(tuple, map(dict.items, csv.DictReader(f)))) == sorted(map(tuple, map(dict.items, rows)))
 
 
 def test_megadetector_and_coco_boxes_name_their_occurrence(sheet, tmp_path):

@@ -27,7 +27,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from batch.reprocess.job import run_metadata
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from benchmarks.bench_model import ensure_null_model
-from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table
+from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table, timed_rss
 from model_store import ModelStore
 from model_store.tables.commit import write_results
 from model_store.tables.schema import RESULT_SCHEMA
@@ -98,19 +97,12 @@ def timed_dry_run(archive: Path, out: Path, store: str, ref: str, dry_run: bool 
     """One whole `trapline reprocess [--dry-run]` process: wall seconds, peak RSS (MiB) and its report."""
     argv = [sys.executable, "-m", "trapline.cli", "reprocess", "--archive", str(archive), "--out", str(out),
             "--model", ref, "--store", store, *(["--dry-run"] if dry_run else []), "--json"]
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # its own peak RSS (Popen.wait would not say)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(argv)} failed: {output[-2000:]}")
+    row = timed_rss(argv)  # its own VmHWM: wait4's ru_maxrss would start at this runner's peak
+    output = row["stdout"]
     report = json.loads(output)
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    return {"wall_s": row["wall_s"], "peak_rss_mib": row["peak_rss_mib"],
             "found": report["found"], "to_process": report["to_process"], "already_done": report["already_done"],
-            "load": [round(load, 1), round(os.getloadavg()[0], 1)], "command": shlex.join(argv[1:])}
+            "load": row["load"], "command": shlex.join(argv[1:])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,15 +28,12 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_model import ensure_null_model
-from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table
+from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table, timed_rss
 from benchmarks.planning import LINKS_PER_SOURCE, build_archive
 from model_store import ModelStore
 
@@ -59,54 +56,6 @@ with TestClient(app) as client:
         r.raise_for_status()
 print(json.dumps({"cold_s": times[0], "warm_s": times[1], "cameras": r.json()["total"]}))
 """
-
-
-def timed_rss(argv: list[str], ok_codes: tuple[int, ...] = (0,), cap_mib: float | None = None) -> dict[str, Any]:
-    """One whole process: wall seconds, its own peak RSS (MiB), the load around it, and its stdout.
-
-    The peak is the process's VmHWM, read from /proc every 0.1 s until it ends (growth in its last 0.1 s is
-    missed). Not wait4's ru_maxrss: on Linux a child's maxrss starts at its parent's peak, carried through fork
-    and exec, so it would report this runner's size for any smaller step. With `cap_mib`, a process whose RSS
-    passes the cap is killed (a tool that is not bounded in memory would otherwise take the machine down at a
-    million rows) and the row says `over_cap` with the seconds it got."""
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    chunks: list[str] = []
-    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
-    reader.start()  # stdout drained beside the watch, so a large output cannot block the process
-    over, peak = False, 0.0
-    while proc.poll() is None:
-        rss, hwm = _memory_mib(proc.pid)
-        peak = max(peak, hwm)
-        if cap_mib is not None and not over and rss > cap_mib:
-            proc.kill()
-            over = True
-        time.sleep(0.1)
-    reader.join()
-    out = "".join(chunks)
-    wall = time.perf_counter() - t0
-    if not over and proc.returncode not in ok_codes:
-        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {out[-2000:]}")
-    row = {"wall_s": round(wall, 2), "peak_rss_mib": round(peak, 1),
-           "load": [round(load, 1), round(os.getloadavg()[0], 1)], "stdout": out}
-    if over:
-        row.update(over_cap=True, peak_rss_mib=f"> {cap_mib:g}")
-    return row
-
-
-def _memory_mib(pid: int) -> tuple[float, float]:
-    """A process's resident set now and its peak so far (VmRSS, VmHWM), from /proc; zeros when it is gone."""
-    found = {"VmRSS:": 0.0, "VmHWM:": 0.0}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key = line.split(maxsplit=1)[0] if line.strip() else ""
-                if key in found:
-                    found[key] = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return found["VmRSS:"], found["VmHWM:"]
 
 
 def add_new(archive: Path, count: int) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks.scale import add_new, timed_rss
+from benchmarks.common import timed_rss
+from benchmarks.scale import add_new
 
 HOLD = "import time; block = bytearray({mib} * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep({s})"
 

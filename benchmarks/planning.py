@@ -69,12 +69,12 @@ def build_archive(root: Path, count: int, cameras: int) -> Path:
     return root
 
 
-def seed_done(archive: Path, out: Path, store: str, ref: str) -> int:
+def seed_done(archive: Path, out: Path, store: str, ref: str, rows_per_part: int = ROWS_PER_PART) -> int:
     """Write an `empty` result row for every file of the archive into `out`, as a finished run would have."""
     plan = plan_run(ReprocessOptions(archive=str(archive), out=str(out), model=ref, store=store))
     todo, mv = plan.selection.todo.table, plan.model
-    for start in range(0, todo.num_rows, ROWS_PER_PART):
-        part = todo.slice(start, ROWS_PER_PART)
+    for start in range(0, todo.num_rows, rows_per_part):
+        part = todo.slice(start, rows_per_part)
         n = part.num_rows
         columns = {
             **{k: part[k] for k in ("uri", "rel_path", "content_id", "size_bytes", "camera_id",

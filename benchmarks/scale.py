@@ -1,6 +1,7 @@
 """Cost per image against archive size: full runs, reruns and the table tools at 10,000 to 1,000,000 images (issue 34).
 
-`python -m benchmarks.scale [--counts 10000,100000,1000000] [--cameras 100] [--skip-run] [--work DIR] [--out FILE]`
+`python -m benchmarks.scale [--counts 10000,100000,1000000] [--cameras 100] [--skip-run | --seed] [--work DIR]
+[--out FILE]`
 
 The archive is the one `benchmarks.planning` builds (a small JPEG hard-linked COUNT times into `--cameras`
 camera folders, so a million files take no space and a minute to make); the model is the null detector
@@ -17,7 +18,10 @@ RSS, its VmHWM sampled every 0.1 s; the 1-minute load average around it):
 
 `per_image_ms` is a step's wall time over the images it processed (a run) or over COUNT (a table tool).
 
-`--skip-run` reuses the tables a previous run left under `--work` and times only the table tools. Writes `--out`
+`--skip-run` reuses the tables a previous run left under `--work` and times only the table tools. `--seed` writes
+the tables a finished null-model run leaves instead of running it (every image `empty`, through the job's own
+writer, in parts of 512 rows as the job wrote them at a million images) and times the table tools over them: a
+million rows in minutes where the run takes 40. Writes `--out`
 (JSON) and prints one table per count, and the cost per image against archive size.
 """
 
@@ -29,12 +33,13 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_model import ensure_null_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table, timed_rss
-from benchmarks.planning import LINKS_PER_SOURCE, build_archive
+from benchmarks.planning import LINKS_PER_SOURCE, build_archive, seed_done
 from model_store import ModelStore
 
 # The console's Cameras page as the service answers it: the ingress app with the control plane's routes, no Ray.
@@ -95,6 +100,8 @@ def run_row(step: str, res: dict[str, Any], count: int) -> dict[str, Any]:
                    per_image_ms=round(1000 * res["wall_s"] / max(report["processed"], 1), 4))
     return row
 
+SEED_ROWS_PER_PART = 512  # the job's parts at a million images: 1,953 of them
+
 
 def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, Any]]:
     work = Path(args.work)
@@ -111,7 +118,14 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
 
     reprocess = trapline("reprocess", "--archive", str(archive), "--out", str(tables), "--model", ref,
                          "--store", args.store, "--via", "actors", "--json")
-    if not args.skip_run:
+    if args.seed:
+        shutil.rmtree(tables, ignore_errors=True)
+        if (archive / "cam-new").exists():
+            shutil.rmtree(archive / "cam-new")
+        t0 = time.perf_counter()
+        seeded = seed_done(archive, tables, args.store, ref, rows_per_part=SEED_ROWS_PER_PART)
+        print(f"{count} images: tables seeded in {time.perf_counter() - t0:.0f} s ({seeded} rows)", flush=True)
+    elif not args.skip_run:
         shutil.rmtree(tables, ignore_errors=True)
         if (archive / "cam-new").exists():
             shutil.rmtree(archive / "cam-new")
@@ -146,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--work", default=str(DEFAULT_ROOT / "scale"))
     p.add_argument("--skip-run", action="store_true", help="time only the table tools over tables already there")
+    p.add_argument("--seed", action="store_true",
+                   help="instead of the runs, write the tables a finished null-model run leaves (every image `empty`, "
+                        "the job's writer, parts of 512 rows as the job's at a million) and time the table tools")
     p.add_argument("--cap-mib", type=float, default=6144,
                    help="kill a step whose memory passes this (MiB) and record it as not bounded (default 6144)")
     p.add_argument("--out", default=str(DEFAULT_ROOT / "scale.json"))

@@ -12,6 +12,9 @@ RSS, its VmHWM sampled every 0.1 s; the 1-minute load average around it):
 - `full run`: `trapline reprocess --via actors` into empty tables (the job's own images/s, its steady rate);
 - `nothing new`: the same command again (list, look every file up by key, write nothing);
 - `+1 % new`: COUNT/100 new files in a new camera folder, then the same command (those images and the listing);
+- with `--resume`, `killed at half, resumed`: the command into fresh tables, SIGKILLed once half the archive is
+  committed, then run again: the rows it found done, what it processed (`redone`: beyond what was not committed),
+  and `duplicates` (images with two rows: there must be none);
 - the table tools over the COUNT image rows: `tables check`, `tables compact`, `events`, `export --format
   camtrap-dp` (cameras without coordinates allowed), `report`, and `GET /v1/pictures/cameras` (the console's
   Cameras page) on the real ingress app with the control plane, cold then warm, in a process of its own.
@@ -32,6 +35,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,6 +82,44 @@ def add_new(archive: Path, count: int) -> int:
             shutil.copyfile(archive.parent / f"{archive.name}-source-0.jpg", source)
         os.link(source, new / f"NEW_{i:07d}.jpg")
     return n
+
+
+def committed_rows(tables: Path) -> int:
+    """Image rows in the committed images parts (Parquet footers only; hidden temp files are not parts)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in tables.glob("images/*/*/part-*.parquet"))
+
+
+def killed_and_resumed(reprocess: list[str], tables: Path, count: int, cap_mib: float | None) -> dict[str, Any]:
+    """The run SIGKILLed once half the archive is committed, then run again: what the second run found done,
+    what it processed, and whether any image has two rows (it must have none)."""
+    import pyarrow.dataset as ds
+
+    shutil.rmtree(tables, ignore_errors=True)
+    proc = subprocess.Popen(reprocess, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.perf_counter()
+    while committed_rows(tables) < count // 2:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the run ended before half the archive was committed (exit {proc.returncode})")
+        time.sleep(0.2)
+    proc.kill()  # SIGKILL: no handler runs, nothing is closed
+    proc.wait()
+    killed_at = time.perf_counter() - t0
+    stable, seen, since = False, -1, time.monotonic()
+    while not stable:  # the dead driver's local Ray goes with it (fate sharing); wait until no part appears
+        now = committed_rows(tables)
+        seen, since = (now, time.monotonic()) if now != seen else (seen, since)
+        stable = time.monotonic() - since > 3
+        time.sleep(0.2)
+    res = timed_rss(reprocess, cap_mib=cap_mib)
+    report = json.loads(res["stdout"])
+    uris = ds.dataset(str(tables / "images"), format="parquet").to_table(columns=["uri"])["uri"]
+    return {"wall_s": res["wall_s"], "peak_rss_mib": res["peak_rss_mib"], "load": res["load"],
+            "killed_after_s": round(killed_at, 1), "committed_at_kill": seen,
+            "already_done": report["already_done"], "processed": report["processed"],
+            "redone": report["processed"] - (count - seen), "rows": len(uris),
+            "duplicates": len(uris) - len(uris.unique())}
 
 
 def trapline(*args: str) -> list[str]:
@@ -133,6 +175,12 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
         say(run_row("nothing new", timed_rss(reprocess, cap_mib=args.cap_mib), count))
         added = add_new(archive, count)
         say(run_row(f"+1 % new ({added})", timed_rss(reprocess, cap_mib=args.cap_mib), count))
+        if args.resume:
+            again = work / f"tables-resume-{count}"
+            res = killed_and_resumed([*reprocess[:reprocess.index("--out") + 1], str(again),
+                                      *reprocess[reprocess.index("--out") + 2:]], again, count + added, args.cap_mib)
+            say({"images": count, "step": "killed at half, resumed", **res})
+            shutil.rmtree(again, ignore_errors=True)
     t = str(tables)
     tools = [
         ("tables check", trapline("tables", "check", "--tables", t), (0, 1)),
@@ -160,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--work", default=str(DEFAULT_ROOT / "scale"))
     p.add_argument("--skip-run", action="store_true", help="time only the table tools over tables already there")
+    p.add_argument("--resume", action="store_true",
+                   help="after the runs, one more into fresh tables: SIGKILLed once half is committed, then rerun")
     p.add_argument("--seed", action="store_true",
                    help="instead of the runs, write the tables a finished null-model run leaves (every image `empty`, "
                         "the job's writer, parts of 512 rows as the job's at a million) and time the table tools")

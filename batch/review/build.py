@@ -8,10 +8,10 @@ it: relative paths only, no server, no network, so the directory can be zipped a
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +22,14 @@ import pandas as pd
 from batch.export.base import subset_filter
 from batch.refilter.people import agreement_with_people
 from batch.review import plots
-from batch.review.animals import animals, individuals
+from batch.review.animals import set_animals, set_individuals
 from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
+from batch.review.digest import Cell, Digest, Flagged
 from batch.review.page import render_page
-from batch.review.species import classifier_names, species_counts, species_frame, with_species
+from batch.review.species import classifier_names, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
-from model_store.tables.cameras import DEFAULT_CAMERA_ID
-from model_store.tables.reader import Tables, TableSet, current_kept, resolve_table_set
+from model_store.tables.reader import Tables, TableSet, resolve_table_set
+from model_store.tables.slices import DEFAULT_SLICE_IMAGES, camera_counts, camera_slices, uri_span
 from trapline.errors import BatchError
 
 DEFAULT_EDGES = (0.2, 0.4, 0.6, 0.8)
@@ -52,6 +53,7 @@ class ReportOptions:
     thumb_side: int = DEFAULT_SIDE
     min_iou: float = DEFAULT_MIN_IOU
     max_failed_listed: int = 1000
+    slice_images: int = DEFAULT_SLICE_IMAGES  # image rows read at a time (whole cameras: a larger one alone)
 
 
 @dataclass
@@ -82,26 +84,6 @@ def bands(edges: Sequence[float]) -> list[tuple[float, float]]:
     return list(zip(points[:-1], points[1:], strict=True))
 
 
-def band_of(score: float, all_bands: Sequence[tuple[float, float]]) -> int:
-    for i, (lo, hi) in enumerate(all_bands):
-        if lo <= score < hi or (hi == 1.0 and score >= 1.0):
-            return i
-    return 0
-
-
-def sample(uris: Sequence[str], n: int) -> list[str]:
-    """A stable sample: the same tables give the same report (order by a hash of the uri)."""
-    return sorted(uris, key=lambda u: hashlib.sha1(u.encode()).hexdigest())[:n]
-
-
-def _name(row: Any) -> str:
-    return str(row.get("rel_path") or row.get("uri"))
-
-
-def _when(value: Any) -> str:
-    return "" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: None) -> ReportResult:
     """Write the report for one model version and filter set (and a comparison with another version)."""
     t0 = time.perf_counter()
@@ -112,46 +94,36 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     out.mkdir(parents=True, exist_ok=True)
     tables = Tables(opts.tables)
     tset = resolve_table_set(tables, opts.model, opts.filters_hash, opts.store)
-    expr = subset_filter(opts.cameras, opts.since, opts.until)
-    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, expr)
-    if images.empty:
-        raise BatchError(f"no image rows for {tset.model_name}:{tset.model_version} in {tables.url} with these options")
-    dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash)
-    kept = dets[dets["kept"]] if not dets.empty else dets
-    dropped = dets[~dets["kept"]] if not dets.empty else dets
-    kept = with_species(tables, tset, images, kept)  # what the classifiers said about each kept box
-    log(f"report: {len(images)} image(s), {len(kept)} kept and {len(dropped)} dropped box(es) of "
+    other = _other(tables, tset, opts)
+    digest = _read(tables, tset, other, opts, all_bands, log)
+    log(f"report: {digest.images} image(s), {digest.kept} kept and {digest.dropped} dropped box(es) of "
         f"{tset.model_name}:{tset.model_version} [filters {tset.filters_hash}]")
-    labels = tset.labels or sorted(set(kept.get("label", [])))
-    colors = label_colors(sorted(set(labels) | set(dets.get("label", []))))
-    by_uri = {uri: g for uri, g in kept.groupby("uri", sort=False)} if not kept.empty else {}
-    rows = images.set_index("uri", drop=False)
+    labels = tset.labels or sorted(digest.kept_labels)
+    colors = label_colors(sorted(set(labels) | digest.det_labels))
+    jobs: dict[str, ThumbJob] = {}
 
     def boxes_of(uri: str) -> tuple[DrawBox, ...]:
-        g = by_uri.get(uri)
-        return () if g is None else tuple(
-            DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, box_caption(d), colors[d.label])
-            for d in g.itertuples(index=False))
-
-    jobs: dict[str, ThumbJob] = {}
+        return tuple(DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, box_caption(d), colors[d.label])
+                     for d in digest.boxes.get(uri, ()))
 
     def card(uri: str, job: ThumbJob | None = None, note: str = "") -> dict:
         job = job or ThumbJob(uri, boxes_of(uri))
         jobs[f"{uri}\0{job.variant}"] = job
-        r = rows.loc[uri]
-        camera = r["camera_id"] if isinstance(r["camera_id"], str) else ""
-        return {"job": job, "name": _name(r), "uri": uri, "camera": camera,
-                "time": _when(r["capture_time"]), "note": note}
+        return {"job": job, **digest.shown[uri], "note": note}
 
-    gallery = _gallery(kept, labels, all_bands, opts.per_band, card)
-    species = species_counts(kept)
-    species_gallery = _gallery(species_frame(kept), [r["species"] for r in species], all_bands, opts.per_band, card)
-    blank_uris = images.loc[images["status"] == "empty", "uri"].tolist()
-    blanks = {"total": len(blank_uris), "cards": [card(u) for u in sample(blank_uris, opts.per_band)]}
-    flagged = _flagged(dropped, opts.per_band, colors, card, boxes_of)
-    comparison, compare_cards = None, []
-    if opts.compare:
-        comparison, compare_cards = _compare(tables, tset, images, kept, opts, card, log)
+    gallery = _gallery(digest.gallery, digest.label_images, labels, all_bands, card)
+    species = digest.species.result()
+    species_gallery = _gallery(digest.species_gallery, Counter({r["species"]: r["images"] for r in species}),
+                               [r["species"] for r in species], all_bands, card)
+    blanks = {"total": digest.blanks.total, "cards": [card(u) for u in digest.blanks.uris]}
+    flagged = _flagged(digest.flagged, colors, card, boxes_of)
+    comparison, compare_cards = digest.comparison, []
+    if other is not None and comparison is None:  # neither set has an image in the scope
+        comparison = Comparison(f"{tset.model_name}:{tset.model_version}",
+                                f"{other.model_name}:{other.model_version}", opts.min_iou)
+    if comparison is not None:
+        log(f"report: compared with {comparison.b}: {comparison.differing} image(s) differ")
+        compare_cards = _compare_cards(comparison, opts.per_band * 2, card)
 
     log(f"report: drawing {len(jobs)} thumbnail(s)")
     thumbs = Thumbnails(out, side=opts.thumb_side)
@@ -159,17 +131,15 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     for c in _all_cards(gallery + species_gallery, blanks, flagged, compare_cards):
         c["src"] = rendered.get(c["job"])
 
-    charts = _charts(images, kept, colors, all_bands, out)
+    charts = _charts(digest, colors, all_bands, out)
     species_colors = label_colors([r["species"] for r in species])
     if species:
         charts.insert(3, {"title": "Species", "src": plots.horizontal_bars(
             {r["species"]: r["images"] for r in species}, "Images with a classified box, per species", out,
             "per_species", species_colors)})
-    failed = images[images["status"] == "failed"]
-    counted = animals(opts.tables, tset, images, kept, opts.store)
-    seen = individuals(opts.tables, tset, images)
-    compared = [resolve_table_set(tables, opts.compare, opts.compare_filters_hash, opts.store)] if opts.compare else []
-    people = agreement_with_people(tables, [tset, *compared], opts.min_iou)
+    counted = digest.animals.result() if digest.animals is not None else None
+    seen = digest.individuals.result() if digest.individuals is not None else None
+    people = agreement_with_people(tables, [tset, *([other] if other is not None else [])], opts.min_iou)
     context = {
         "animals": counted, "people": people, "individuals": seen,
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",
@@ -177,21 +147,20 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "classifiers": classifier_names(tset), "species": species, "species_gallery": species_gallery,
         "species_colors": species_colors,
-        "summary": _summary(images, kept, dropped), "charts": charts, "colors": colors,
-        "per_camera": _per_camera(images, kept), "gallery": gallery, "blanks": blanks, "flagged": flagged,
+        "summary": digest.summary(), "charts": charts, "colors": colors,
+        "per_camera": digest.per_camera(), "gallery": gallery, "blanks": blanks, "flagged": flagged,
         "comparison": comparison, "compare_cards": compare_cards, "compare_colors": (ONLY_A, ONLY_B, MATCHED),
-        "failed": failed.head(opts.max_failed_listed).to_dict("records"), "failed_total": len(failed),
+        "failed": digest.failed, "failed_total": digest.failed_total,
         "unreadable": sorted(thumbs.failures.items()),
-        "threshold_data": {label: sorted(g.groupby("uri")["score"].max().round(4).tolist(), reverse=True)
-                           for label, g in kept.groupby("label")} if not kept.empty else {},
+        "threshold_data": digest.threshold_data(),
         "first_edge": all_bands[1][0] if len(all_bands) > 1 else 0.0,
     }
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(render_page(context), encoding="utf-8")
     tmp.replace(index)
-    result = ReportResult(str(index), f"{tset.model_name}:{tset.model_version}", tset.filters_hash, len(images),
-                          len(failed), sum(v is not None for v in rendered.values()), len(thumbs.failures),
+    result = ReportResult(str(index), f"{tset.model_name}:{tset.model_version}", tset.filters_hash, digest.images,
+                          digest.failed_total, sum(v is not None for v in rendered.values()), len(thumbs.failures),
                           round(time.perf_counter() - t0, 2))
     if people is not None:
         result.agreement = people["versions"][0]["agreement"]
@@ -203,6 +172,59 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
         result.compared_with, result.only_a, result.only_b = (comparison.b, int(comparison.per_label["only_a"].sum()),
                                                               int(comparison.per_label["only_b"].sum()))
     return result
+
+
+def _other(tables: Tables, tset: TableSet, opts: ReportOptions) -> TableSet | None:
+    """The set to compare with (--compare), None without one."""
+    if not opts.compare:
+        return None
+    other = resolve_table_set(tables, opts.compare, opts.compare_filters_hash, opts.store)
+    if (other.model_name, other.model_version, other.filters_hash) == (tset.model_name, tset.model_version,
+                                                                       tset.filters_hash):
+        raise BatchError(f"--compare {opts.compare} is the set the report is about; name another version")
+    return other
+
+
+def _read(tables: Tables, tset: TableSet, other: TableSet | None, opts: ReportOptions,
+          all_bands: list[tuple[float, float]], log: Callable[[str], None]) -> Digest:
+    """The set read a slice of whole cameras at a time (model_store/tables/slices.py) into a `Digest`; with
+    --compare, the slices are of both sets' cameras and each slice's images are compared with the other set's."""
+    subset = subset_filter(opts.cameras, opts.since, opts.until)
+    counts = camera_counts(tables, tset.model_name, tset.model_version, tset.filters_hash, subset)
+    if not counts:
+        raise BatchError(f"no image rows for {tset.model_name}:{tset.model_version} in {tables.url} with these options")
+    if other is not None:
+        counts = counts + camera_counts(tables, other.model_name, other.model_version, other.filters_hash, subset)
+    digest = Digest(all_bands, opts.per_band, opts.max_failed_listed, set_animals(opts.tables, tset, opts.store),
+                    set_individuals(opts.tables, tset))
+    slices = camera_slices(counts, opts.slice_images)
+    for n, part in enumerate(slices, 1):
+        expr = part.expression(subset)
+        images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, expr)
+        kept, dropped = _boxes(tables, tset, images)
+        comparison = None
+        if other is not None:
+            images_b = tables.current_images(other.model_name, other.model_version, other.filters_hash, expr)
+            kept_b = tables.committed_detections(images_b, other.model_name, other.model_version, other.filters_hash,
+                                                 kept_only=True, filter=uri_span(images_b))
+            comparison = compare_versions(images, kept, images_b, kept_b, f"{tset.model_name}:{tset.model_version}",
+                                          f"{other.model_name}:{other.model_version}", opts.min_iou)
+        if not images.empty:
+            digest.add(images, kept, dropped, comparison)
+        elif comparison is not None:  # cameras only the other set has images of
+            digest.compared(comparison)
+        if len(slices) > 1:
+            log(f"report: slice {n}/{len(slices)}: {len(part.cameras)} camera(s), {len(images)} image(s)")
+    return digest
+
+
+def _boxes(tables: Tables, tset: TableSet, images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept boxes with what the classifiers said of each, dropped boxes) of one slice's image rows."""
+    span = uri_span(images)  # the detections of these images' cameras: other row groups skipped by statistics
+    dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash, filter=span)
+    kept = dets[dets["kept"]] if not dets.empty else dets
+    dropped = dets[~dets["kept"]] if not dets.empty else dets
+    return with_species(tables, tset, images, kept, filter=span), dropped
 
 
 def box_caption(d: Any) -> str:
@@ -223,55 +245,41 @@ def shown_location(url: str, out: Path) -> str:
     return rel if rel.count("..") <= 2 else path.name
 
 
-def _gallery(kept: pd.DataFrame, labels: list[str], all_bands: list[tuple[float, float]], per_band: int,
-             card: Callable[..., dict]) -> list[dict]:
+def _gallery(cells: dict[tuple[str, int], Cell], images: Counter[str], labels: list[str],
+             all_bands: list[tuple[float, float]], card: Callable[..., dict]) -> list[dict]:
     """Per label, per score band (highest first): how many images, and a sample of them as cards."""
     out = []
-    top = kept.groupby(["label", "uri"], as_index=False)["score"].max() if not kept.empty else None
     for label in labels:
-        mine = top[top["label"] == label] if top is not None else pd.DataFrame(columns=["uri", "score"])
-        which = [band_of(s, all_bands) for s in mine["score"]]
-        cells = []
+        bands_out = []
         for i in reversed(range(len(all_bands))):
-            uris = [u for u, b in zip(mine["uri"], which, strict=True) if b == i]
+            cell = cells.get((label, i))
             lo, hi = all_bands[i]
-            cells.append({"lo": lo, "hi": hi, "total": len(uris), "cards": [card(u) for u in sample(uris, per_band)]})
-        out.append({"label": label, "images": len(mine), "bands": cells})
+            bands_out.append({"lo": lo, "hi": hi, "total": cell.total if cell else 0,
+                              "cards": [card(u) for u in cell.uris] if cell else []})
+        out.append({"label": label, "images": images[label], "bands": bands_out})
     return out
 
 
-def _flagged(dropped: pd.DataFrame, per_band: int, colors: dict[str, str], card: Callable[..., dict],
+def _flagged(flagged: dict[str, Flagged], colors: dict[str, str], card: Callable[..., dict],
              boxes_of: Callable[[str], tuple[DrawBox, ...]]) -> list[dict]:
     """Per filter that dropped boxes: how many, and sample images with those boxes dashed."""
-    if dropped.empty:
-        return []
     out = []
-    exploded = dropped.explode("flags").dropna(subset=["flags"])
-    for name, g in exploded.groupby("flags"):
-        by_uri = {u: d for u, d in g.groupby("uri")}
+    for name in sorted(flagged):
+        f = flagged[name]
         cards = []
-        for uri in sample(list(by_uri), per_band):
-            base = boxes_of(uri)
+        for uri in f.cell.uris:
             extra = tuple(DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, f"{name}: {d.label} {d.score:.2f}",
-                                  colors.get(d.label, "#ffffff"), dashed=True) for d in by_uri[uri].itertuples())
-            cards.append(card(uri, ThumbJob(uri, base + extra, variant=f"flag:{name}")))
-        out.append({"filter": name, "boxes": len(g), "images": len(by_uri), "cards": cards})
+                                  colors.get(d.label, "#ffffff"), dashed=True) for d in f.dropped[uri])
+            cards.append(card(uri, ThumbJob(uri, boxes_of(uri) + extra, variant=f"flag:{name}")))
+        out.append({"filter": name, "boxes": f.boxes, "images": f.cell.total, "cards": cards})
     return out
 
 
-def _compare(tables: Tables, tset: TableSet, images: pd.DataFrame, kept: pd.DataFrame, opts: ReportOptions,
-             card: Callable[..., dict], log: Callable[[str], None]) -> tuple[Comparison, list[dict]]:
-    other = resolve_table_set(tables, opts.compare, opts.compare_filters_hash, opts.store)
-    if (other.model_name, other.model_version, other.filters_hash) == (tset.model_name, tset.model_version,
-                                                                       tset.filters_hash):
-        raise BatchError(f"--compare {opts.compare} is the set the report is about; name another version")
-    images_b, kept_b = current_kept(tables, other, subset_filter(opts.cameras, opts.since, opts.until))
-    a = f"{tset.model_name}:{tset.model_version}"
-    b = f"{other.model_name}:{other.model_version}"
-    comparison = compare_versions(images, kept, images_b, kept_b, a, b, opts.min_iou)
-    log(f"report: compared with {b}: {len(comparison.diffs)} image(s) differ")
+def _compare_cards(comparison: Comparison, n: int, card: Callable[..., dict]) -> list[dict]:
+    """The first `n` images where the versions disagree, each version's unmatched boxes in its colour."""
+    a, b = comparison.a, comparison.b
     cards = []
-    for diff in comparison.diffs[: opts.per_band * 2]:
+    for diff in comparison.diffs[:n]:
         boxes = tuple(DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, f"{a} only: {d.label} {d.score:.2f}", ONLY_A)
                       for d in diff.only_a)
         boxes += tuple(DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, f"{b} only: {d.label} {d.score:.2f}", ONLY_B)
@@ -280,7 +288,7 @@ def _compare(tables: Tables, tset: TableSet, images: pd.DataFrame, kept: pd.Data
                        for da, _ in diff.matched)
         note = f"{len(diff.only_a)} only in {a}, {len(diff.only_b)} only in {b}, {len(diff.matched)} in both"
         cards.append(card(diff.uri, ThumbJob(diff.uri, boxes, variant="compare"), note))
-    return comparison, cards
+    return cards
 
 
 def _all_cards(gallery: list[dict], blanks: dict, flagged: list[dict], compare_cards: list[dict]) -> list[dict]:
@@ -288,43 +296,21 @@ def _all_cards(gallery: list[dict], blanks: dict, flagged: list[dict], compare_c
     return cards + blanks["cards"] + [c for f in flagged for c in f["cards"]] + compare_cards
 
 
-def _summary(images: pd.DataFrame, kept: pd.DataFrame, dropped: pd.DataFrame) -> dict[str, int]:
-    status = images["status"].value_counts()
-    return {"images": len(images), "ok": int(status.get("ok", 0)), "empty": int(status.get("empty", 0)),
-            "failed": int(status.get("failed", 0)), "kept": len(kept), "dropped": len(dropped),
-            "cameras": int(images["camera_id"].nunique(dropna=False))}
-
-
-def _per_camera(images: pd.DataFrame, kept: pd.DataFrame) -> list[dict]:
-    table = pd.crosstab(images["camera_id"].fillna(DEFAULT_CAMERA_ID), images["status"])
-    for s in ("ok", "empty", "failed"):
-        if s not in table:
-            table[s] = 0
-    if not kept.empty:
-        cams = kept.merge(images[["uri", "camera_id"]], on="uri")
-        labels = pd.crosstab(cams["camera_id"].fillna(DEFAULT_CAMERA_ID), cams["label"])
-        table = table.join(labels, how="left").fillna(0)
-    return [{"camera": cam, **{k: int(v) for k, v in r.items()}} for cam, r in table.iterrows()]
-
-
-def _charts(images: pd.DataFrame, kept: pd.DataFrame, colors: dict[str, str], all_bands: list[tuple[float, float]],
-            out: Path) -> list[dict]:
-    status_cols = [s for s in ("ok", "empty", "failed") if s in set(images["status"])]
-    per_camera = pd.crosstab(images["camera_id"].fillna(DEFAULT_CAMERA_ID), images["status"])[status_cols]
+def _charts(digest: Digest, colors: dict[str, str], all_bands: list[tuple[float, float]], out: Path) -> list[dict]:
+    status_cols = digest.status_columns()
     charts = [{"title": "Images per camera", "src": plots.stacked_bars(
-        per_camera, "Images per camera, by outcome", out, "per_camera", plots.STATUS_COLORS)}]
-    timed = images[images["capture_time"].notna()]
-    if not timed.empty:
-        per_day = pd.crosstab(pd.to_datetime(timed["capture_time"]).dt.date, timed["status"])
+        digest.camera_status_table()[status_cols], "Images per camera, by outcome", out, "per_camera",
+        plots.STATUS_COLORS)}]
+    if digest.per_day:
+        per_day = digest.per_day_table()
         per_day = per_day[[s for s in status_cols if s in per_day]]
         charts.append({"title": "Images per day", "src": plots.stacked_bars(
             per_day, "Images per capture day, by outcome", out, "per_day", plots.STATUS_COLORS)})
-    if not kept.empty:
-        per_label = kept.groupby("label").agg(boxes=("score", "size"), images=("uri", "nunique"))
+    if digest.kept:
         charts.append({"title": "Detections per label", "src": plots.stacked_bars(
-            per_label[["images"]], "Images with a kept box, per label", out, "per_label")})
-        scores = {label: g["score"].tolist() for label, g in kept.groupby("label")}
+            digest.per_label_images(), "Images with a kept box, per label", out, "per_label")})
         edges = [lo for lo, _ in all_bands[1:]]
+        scores = {label: digest.scores[label] for label in sorted(digest.scores)}
         charts.append({"title": "Scores", "src": plots.score_histograms(scores, edges, out, colors)})
     return charts
 

@@ -40,7 +40,22 @@ class Comparison:
     images_only_a: int = 0  # processed (not failed) by A only
     images_only_b: int = 0
     per_label: pd.DataFrame = field(default_factory=pd.DataFrame)  # label -> matched, only_a, only_b
-    diffs: list[ImageDiff] = field(default_factory=list)  # images where the versions disagree
+    diffs: list[ImageDiff] = field(default_factory=list)  # images where the versions disagree, most confident first
+    differing: int = 0  # how many (`diffs` may hold only the first of them: `merge`)
+
+    def merge(self, other: Comparison, keep: int | None = None) -> Comparison:
+        """This comparison and another one of other images (another slice of cameras) as one; only the `keep`
+        first diffs are kept (in the order `compare_versions` gives), the count stays whole."""
+        per_label = self.per_label.add(other.per_label, fill_value=0) if not self.per_label.empty else other.per_label
+        diffs = sorted(self.diffs + other.diffs, key=_diff_order)
+        return Comparison(self.a, self.b, self.min_iou, self.images_both + other.images_both,
+                          self.images_only_a + other.images_only_a, self.images_only_b + other.images_only_b,
+                          per_label.sort_index().astype("int64"), diffs if keep is None else diffs[:keep],
+                          self.differing + other.differing)
+
+
+def _diff_order(diff: ImageDiff) -> tuple[float, str]:
+    return -diff.top_unmatched, diff.uri
 
 
 def _boxes(dets: pd.DataFrame, width: float, height: float, ids: dict[str, int]) -> list[Box]:
@@ -89,7 +104,8 @@ def compare_versions(images_a: pd.DataFrame, kept_a: pd.DataFrame, images_b: pd.
         if diff.only_a or diff.only_b:
             out.diffs.append(diff)
     out.per_label = pd.DataFrame.from_dict(counts, orient="index", columns=["matched", "only_a", "only_b"])
-    out.diffs.sort(key=lambda d: (-d.top_unmatched, d.uri))
+    out.diffs.sort(key=_diff_order)
+    out.differing = len(out.diffs)
     return out
 
 

@@ -11,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 PLOT_DIR = "plots"
+SCORE_BINS = np.linspace(0, 1, 41)
 STATUS_COLORS = {"ok": "#2e7d32", "empty": "#9e9e9e", "failed": "#c62828"}
 
 
@@ -58,18 +59,23 @@ def horizontal_bars(counts: Mapping[str, int], title: str, out_dir: Path, name: 
     return _save(fig, out_dir, name)
 
 
-def score_histograms(scores: Mapping[str, Sequence[float]], edges: Sequence[float], out_dir: Path,
+def score_counts(scores: Sequence[float]) -> np.ndarray:
+    """How many scores fall in each of the histograms' bins (counts of two sets of scores add up)."""
+    return np.histogram(scores, bins=SCORE_BINS)[0]
+
+
+def score_histograms(counts: Mapping[str, np.ndarray], edges: Sequence[float], out_dir: Path,
                      colors: Mapping[str, str], name: str = "scores") -> str:
-    """One histogram of kept scores per label, with the score-band edges marked."""
-    labels = list(scores) or ["(none)"]
+    """One histogram of kept scores per label (`score_counts`), with the score-band edges marked."""
+    labels = list(counts) or ["(none)"]
     fig = Figure(figsize=(4.0 * min(len(labels), 3), 2.8 * ((len(labels) + 2) // 3)))
     for i, label in enumerate(labels):
         ax = fig.add_subplot((len(labels) + 2) // 3, min(len(labels), 3), i + 1)
-        values = list(scores.get(label, []))
-        ax.hist(values, bins=np.linspace(0, 1, 41), color=colors.get(label, "#607d8b"), edgecolor="#00000030")
+        n = counts.get(label, np.zeros(len(SCORE_BINS) - 1, dtype=np.int64))
+        ax.hist(SCORE_BINS[:-1], bins=SCORE_BINS, weights=n, color=colors.get(label, "#607d8b"), edgecolor="#00000030")
         for e in edges:
             ax.axvline(e, color="#333333", linestyle=":", linewidth=1)
-        ax.set_title(f"{label}: {len(values)} kept box(es)", fontsize=10)
+        ax.set_title(f"{label}: {int(n.sum())} kept box(es)", fontsize=10)
         ax.set_xlabel("score", fontsize=8)
         ax.set_xlim(0, 1)
         ax.spines[["top", "right"]].set_visible(False)

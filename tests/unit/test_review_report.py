@@ -11,8 +11,9 @@ import pytest
 
 from batch.refilter.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
-from batch.review.build import band_of, bands
+from batch.review.build import bands
 from batch.review.compare import compare_versions
+from batch.review.digest import band_of
 from tests.fixtures.review import two_version_tables
 from trapline.errors import BatchError
 

@@ -16,7 +16,8 @@ class StubTables:
     def __init__(self, classifications: pd.DataFrame) -> None:
         self.classifications = classifications
 
-    def committed_detections(self, images, name, version, filters_hash, table="detections", kept_only=False):
+    def committed_detections(self, images, name, version, filters_hash, table="detections", kept_only=False,
+                             filter=None):
         assert table == "classifications"
         return self.classifications
 

@@ -201,12 +201,13 @@ def _read(tables: Tables, tset: TableSet, other: TableSet | None, opts: ReportOp
     for n, part in enumerate(slices, 1):
         expr = part.expression(subset)
         images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, expr)
-        kept, dropped = _boxes(tables, tset, images)
+        kept, dropped = _boxes(tables, tset, images) if not images.empty else (pd.DataFrame(), pd.DataFrame())
         comparison = None
-        if other is not None:
+        if other is not None:  # (no image rows: no detections read, which without a uri span would be all of them)
             images_b = tables.current_images(other.model_name, other.model_version, other.filters_hash, expr)
             kept_b = tables.committed_detections(images_b, other.model_name, other.model_version, other.filters_hash,
-                                                 kept_only=True, filter=uri_span(images_b))
+                                                 kept_only=True, filter=uri_span(images_b)) \
+                if not images_b.empty else pd.DataFrame()
             comparison = compare_versions(images, kept, images_b, kept_b, f"{tset.model_name}:{tset.model_version}",
                                           f"{other.model_name}:{other.model_version}", opts.min_iou)
         if not images.empty:

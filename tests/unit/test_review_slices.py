@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from PIL import Image
 
@@ -32,6 +33,18 @@ def two_versions(d: Path) -> Path:
     """trapcam:1 and :2 over the fixture archive, a repeat filter run on :1 (boxes filtered out)."""
     _, _, out, _ = two_version_tables(d)
     run_postprocess(str(out), "repeat", {"min_images": 3, "min_score": 0.5}, model="trapcam:1")
+    return out
+
+
+def one_sided(d: Path) -> Path:
+    """As `two_versions`, with cam01 processed by trapcam:2 only and cam03 by trapcam:1 only."""
+    import pyarrow.parquet as pq
+
+    out = two_versions(d)
+    for version, camera in (("1", "cam01"), ("2", "cam03")):
+        for path in (out / "images" / "model_name=trapcam" / f"model_version={version}").glob("*.parquet"):
+            table = pq.read_table(path)
+            pq.write_table(table.filter(pc.not_equal(table["camera_id"], camera)), path)
     return out
 
 
@@ -108,6 +121,7 @@ CASES = {  # name -> (tables builder, report options besides tables/out)
     "compare": (two_versions, {"model": "trapcam:1", "compare": "trapcam:2", "per_band": 1}),
     "compare-more": (two_versions, {"model": "trapcam:1", "compare": "trapcam:2", "per_band": 4,
                                     "max_failed_listed": 1}),
+    "one-sided": (one_sided, {"model": "trapcam:1", "compare": "trapcam:2", "per_band": 2}),
     "filtered": (two_versions, {"model": "trapcam:1", "per_band": 2}),
     "tracked": (tracked, {"model": "sheetcam:1", "compare": "sheetcam:2", "compare_filters_hash": "0000000000000000",
                           "per_band": 2}),

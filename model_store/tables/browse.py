@@ -72,7 +72,7 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
             out[top.camera_id] = {
                 "camera": top.camera_id,
                 "image": {"uri": top.uri, "capture_time": as_time(top.capture_time),
-                          "capture_time_source": top.capture_time_source, "status": top.status,
+                          "capture_time_source": as_text(top.capture_time_source), "status": top.status,
                           "width": as_int(top.width), "height": as_int(top.height),
                           "model": {"name": name, "version": version}, "filters_hash": rhash},
                 **boxes.get(top.uri, _NO_BOXES)}
@@ -82,6 +82,11 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
 def as_time(value: Any) -> Any:
     """A table's timestamp (or NaT / None) as a datetime (or None)."""
     return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+def as_text(value: Any) -> str | None:
+    """A nullable text column's value as a str (or None: pandas reads a null as NaN in an object column)."""
+    return value if isinstance(value, str) else None
 
 
 def as_int(value: Any) -> int | None:
@@ -213,7 +218,7 @@ def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.
 def _image(r: dict[str, Any]) -> dict[str, Any]:
     return {"uri": r["uri"], "rel_path": r.get("rel_path"), "camera": r.get("camera_id") or "unknown",
             "capture_time": as_time(r.get("capture_time")), "status": r["status"],
-            "error_reason": r.get("error_reason") if isinstance(r.get("error_reason"), str) else None,
+            "error_reason": as_text(r.get("error_reason")),
             "detection_count": as_int(r.get("detection_count")),
             "max_score": None if pd.isna(r.get("max_score")) else float(r["max_score"]),
             "width": as_int(r.get("width")), "height": as_int(r.get("height"))}

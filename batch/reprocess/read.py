@@ -77,7 +77,7 @@ def _read(storage, row: dict[str, Any]) -> tuple[bytes | None, str | None, str |
         error = f"file is {row['size_bytes']} bytes, over the {MAX_FILE_BYTES} byte limit for one image"
     else:
         try:
-            data = storage.fs.cat_file(row["path"])
+            data = storage.fs.cat_file(row["uri"])  # fsspec reads a URL as it reads its bare path
         except Exception as exc:  # noqa: BLE001 - any read failure is recorded on the row
             reason, error = "read_error", f"cannot read {row['uri']}: {type(exc).__name__}: {exc}"
     if row["capture_time_us"] < 0:  # not given by the path or a probe: EXIF, else mtime

@@ -37,7 +37,6 @@ class ArchiveEntry:
     """One image file of the archive and what we know about it without reading its pixels."""
 
     uri: str
-    path: str  # filesystem path as the archive's fsspec filesystem spells it
     rel_path: str
     size_bytes: int
     content_id: str
@@ -45,6 +44,11 @@ class ArchiveEntry:
     camera_id: str  # DEFAULT_CAMERA_ID for a file directly under the archive root
     capture_time: dt.datetime | None = None  # None until resolved (path pattern, EXIF, mtime)
     capture_time_source: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The file's path as the archive's fsspec filesystem spells it (a local uri is that path already)."""
+        return self.uri.split("://", 1)[1] if "://" in self.uri else self.uri
 
 
 def open_location(url: str) -> Storage:

@@ -73,7 +73,7 @@ class Entries(Sequence):
 
 
 def _entry(row: Mapping) -> ArchiveEntry:
-    return ArchiveEntry(uri=row["uri"], path=row["path"], rel_path=row["rel_path"], size_bytes=row["size_bytes"],
+    return ArchiveEntry(uri=row["uri"], rel_path=row["rel_path"], size_bytes=row["size_bytes"],
                         content_id=row["content_id"], mtime=from_us(row["mtime_us"]) or dt.datetime(1970, 1, 1),
                         camera_id=row["camera_id"], capture_time=from_us(row["capture_time_us"]),
                         capture_time_source=row["capture_time_source"])
@@ -101,7 +101,6 @@ def as_table(entries: Iterable[ArchiveEntry] | Entries | pa.Table) -> pa.Table:
     entries = list(entries)
     return pa.table({
         "uri": [e.uri for e in entries],
-        "path": [e.path for e in entries],
         "rel_path": [e.rel_path for e in entries],
         "content_id": [e.content_id for e in entries],
         "size_bytes": [e.size_bytes for e in entries],
@@ -135,7 +134,6 @@ class _Page:
             camera = pcam or camera
         c = self.columns
         c["uri"].append(uri_of(self.storage, path))
-        c["path"].append(path)
         c["rel_path"].append(rel)
         c["content_id"].append(content_id_of(info))
         c["size_bytes"].append(int(info.get("size") or info.get("Size") or 0))
@@ -233,10 +231,10 @@ def _in_path_order(table: pa.Table) -> pa.Table:
     """The table sorted by path. S3 lists keys in that order, and the local walk nearly does (it orders by
     path components: "a/b/c" before "a/b.jpg", which a string sort puts after), so the sort, a copy of the
     whole listing, is only paid when some row is out of order."""
-    paths = table["path"]
+    paths = table["uri"]  # the path, with the protocol in front on S3: the same order
     if table.num_rows < 2 or pc.all(pc.less_equal(paths.slice(0, len(paths) - 1), paths.slice(1))).as_py():
         return table
-    return table.take(pc.sort_indices(table, [("path", "ascending")]))
+    return table.take(pc.sort_indices(table, [("uri", "ascending")]))
 
 
 def apply_known_times(entries, known: Mapping[tuple[str, str], tuple[dt.datetime, str]]) -> Entries:
@@ -284,9 +282,9 @@ def resolve_capture_times(storage: Storage, entries,
     missing = pc.indices_nonzero(pc.less(table["capture_time_us"], 0)).to_pylist()
     if not missing:
         return Entries(table)
-    rows = table.take(missing).select(["path", "mtime_us"])
+    rows = table.take(missing).select(["uri", "mtime_us"])
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        found = dict(zip(missing, pool.map(probe, zip(rows["path"].to_pylist(), rows["mtime_us"].to_pylist(),
+        found = dict(zip(missing, pool.map(probe, zip(rows["uri"].to_pylist(), rows["mtime_us"].to_pylist(),
                                                       strict=True)), strict=True))
     return _set_times(table, found)
 

@@ -225,10 +225,10 @@ RESULT_SCHEMA = pa.schema(
 )
 
 # The listing rows handed to the read stage (times as int64 microseconds, -1 = unknown, so the
-# blocks have one fixed schema whatever the first rows hold).
+# blocks have one fixed schema whatever the first rows hold). The uri is also what the read stage opens:
+# fsspec takes a URL as it takes its bare path, so no second column holds the path (72 MiB at a million files).
 ENTRY_SCHEMA = pa.schema([
     pa.field("uri", pa.string()),
-    pa.field("path", pa.string()),
     pa.field("rel_path", pa.string()),
     pa.field("content_id", pa.string()),
     pa.field("size_bytes", pa.int64()),

@@ -23,8 +23,8 @@ RSS, its VmHWM sampled every 0.1 s; the 1-minute load average around it):
 
 `--skip-run` reuses the tables a previous run left under `--work` and times only the table tools. `--seed` writes
 the tables a finished null-model run leaves instead of running it (every image `empty`, through the job's own
-writer, in parts of 512 rows as the job wrote them at a million images) and times the table tools over them: a
-million rows in minutes where the run takes 40. Writes `--out`
+writer, in parts of 512 rows as the job wrote them at a million images) and times a nothing-new run and the table
+tools over them: a million rows in minutes where the run takes 40. Writes `--out`
 (JSON) and prints one table per count, and the cost per image against archive size.
 """
 
@@ -167,6 +167,7 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
         t0 = time.perf_counter()
         seeded = seed_done(archive, tables, args.store, ref, rows_per_part=SEED_ROWS_PER_PART)
         print(f"{count} images: tables seeded in {time.perf_counter() - t0:.0f} s ({seeded} rows)", flush=True)
+        say(run_row("nothing new", timed_rss(reprocess, cap_mib=args.cap_mib), count))  # over 1,953 parts at 1 M
     elif not args.skip_run:
         shutil.rmtree(tables, ignore_errors=True)
         if (archive / "cam-new").exists():
@@ -211,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="after the runs, one more into fresh tables: SIGKILLed once half is committed, then rerun")
     p.add_argument("--seed", action="store_true",
-                   help="instead of the runs, write the tables a finished null-model run leaves (every image `empty`, "
-                        "the job's writer, parts of 512 rows as the job's at a million) and time the table tools")
+                   help="instead of the runs, write the tables a finished null-model run leaves (every image "
+                        "`empty`, the job's writer, parts of 512 rows as the job's at a million) and time a "
+                        "nothing-new run and the table tools")
     p.add_argument("--cap-mib", type=float, default=6144,
                    help="kill a step whose memory passes this (MiB) and record it as not bounded (default 6144)")
     p.add_argument("--out", default=str(DEFAULT_ROOT / "scale.json"))

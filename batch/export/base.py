@@ -15,7 +15,6 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from model_store.tables.archive import open_location
-from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import CLASSIFICATIONS
 from model_store.tables.scope import Scope
@@ -133,11 +132,8 @@ def export_slices(tables: Tables, tset: TableSet, subset: ds.Expression | None,
     for part in iter_camera_slices(tables, tset.model_name, tset.model_version, tset.filters_hash, subset,
                                    max_images):
         images, dets = load(tables, tset, part.expression(subset))
-        occ = None
-        if occurrences is not None:
-            occ = occurrences[[camera_or_default(c) in part.cameras for c in occurrences["camera_id"]]] \
-                if not occurrences.empty else occurrences
-        yield ExportRows(images, dets, occ)
+        mine = None if occurrences is None else occurrences[part.holds(occurrences["camera_id"])]
+        yield ExportRows(images, dets, mine)
 
 
 def _split(url: str) -> tuple[str, str]:

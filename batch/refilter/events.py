@@ -30,6 +30,7 @@ import pyarrow as pa
 from batch.refilter import occurrences
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
+from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 from model_store.tables.writer import parquet_bytes, partition_parts
 from trapline.errors import BatchError
 
@@ -161,19 +162,30 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
 
 
 def run_events(tables_url: str, gap_s: float = DEFAULT_GAP_S, model: str | None = None,
-               filters_hash: str | None = None, store: str | None = None, dry_run: bool = False) -> EventsReport:
-    """Group one model version and filter set into events and write the `events` table file for it."""
+               filters_hash: str | None = None, store: str | None = None, dry_run: bool = False,
+               slice_images: int = DEFAULT_SLICE_IMAGES) -> EventsReport:
+    """Group one model version and filter set into events and write the `events` table file for it, reading a
+    slice of whole cameras (at most `slice_images` image rows) at a time."""
     if not gap_s > 0:
         raise BatchError(f"--gap-s must be a positive number of seconds, got {gap_s!r}")
     tables = Tables(tables_url)
     tset = resolve_table_set(tables, model, filters_hash, store)
-    images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash)
-    dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
-                                       kept_only=True, columns=["label", "score"])
     occ = set_occurrences(tables_url, tset, store)
-    events = group_events(images, dets, gap_s, tset.filters_hash, occ)
-    failed = int((images["status"] == "failed").sum()) if not images.empty else 0
-    without_time = int((images["status"] != "failed").sum() - events["images"].sum()) if not images.empty else 0
+    found, failed, without_time = [], 0, 0
+    # a slice of whole cameras at a time (an event never spans cameras): memory bounded at any archive size
+    for part in iter_camera_slices(tables, tset.model_name, tset.model_version, tset.filters_hash,
+                                   max_images=slice_images):
+        images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash, part.expression())
+        dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
+                                           kept_only=True, columns=["label", "score"], filter=uri_span(images))
+        mine = None if occ is None else occ[part.holds(occ["camera_id"])]
+        events = group_events(images, dets, gap_s, tset.filters_hash, mine)
+        found.append(events)
+        if not images.empty:
+            failed += int((images["status"] == "failed").sum())
+            without_time += int((images["status"] != "failed").sum() - events["images"].sum())
+    events = pd.concat([f for f in found if not f.empty], ignore_index=True) if any(not f.empty for f in found) \
+        else pd.DataFrame(columns=EVENTS_SCHEMA.names)
     report = EventsReport(f"{tset.model_name}:{tset.model_version}", tset.filters_hash, gap_s,
                           int(events["images"].sum()) if len(events) else 0, len(events), without_time, failed)
     if occ is not None:

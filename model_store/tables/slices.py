@@ -11,14 +11,16 @@ where the parts hold few cameras each (the job writes an archive in listing orde
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from model_store.tables.cameras import DEFAULT_CAMERA_ID
+from model_store.tables.cameras import DEFAULT_CAMERA_ID, camera_or_default
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES, IMAGES_SCHEMA
 from model_store.tables.writer import partition_parts
@@ -38,6 +40,11 @@ class CameraSlice:
         if DEFAULT_CAMERA_ID in self.cameras:
             expr = expr | ds.field("camera_id").is_null() | (ds.field("camera_id") == "")
         return expr if subset is None else subset & expr
+
+
+    def holds(self, camera_ids: Iterable[Any]) -> np.ndarray:
+        """A boolean mask: which of these camera ids (a missing one read as the default) are this slice's."""
+        return np.fromiter((camera_or_default(c) in self.cameras for c in camera_ids), dtype=bool)
 
 
 def camera_counts(tables: Tables, model_name: str, model_version: str, filters_hash: str,

@@ -67,6 +67,10 @@ def test_events_table_is_written_next_to_the_others_and_rerun_replaces_it(env):
     assert again.written == path and len(os.listdir(os.path.dirname(path))) == 1  # replaced, not added
     second = read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600)
     assert first.astype(str).equals(second.astype(str))
+    sliced = run_events(str(out), gap_s=3 * 3600, model="trapcam:1", slice_images=1)  # a camera at a time
+    assert (sliced.events, sliced.images, sliced.failed, sliced.without_time) == \
+        (report.events, report.images, report.failed, report.without_time)
+    assert read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600).astype(str).equals(first.astype(str))
     frame = pd.read_parquet(out / "events")  # hive-partitioned like images/detections
     assert set(frame["model_version"].astype(str)) == {"1"} and len(frame) == report.events
     with pytest.raises(BatchError, match="gap-s"):

@@ -35,6 +35,8 @@ def test_nights_are_named_by_their_evening():
 def test_events_count_occurrences_beside_the_max_per_frame_count(sheet, capsys):
     report = run_events(str(sheet), gap_s=60)
     assert report.occurrences == 4  # moths A, B, C and the deer; the lone speck is not an animal
+    sliced = run_events(str(sheet), gap_s=60, dry_run=True, slice_images=1)  # each camera with its own animals
+    assert (sliced.occurrences, sliced.periods, sliced.events) == (report.occurrences, report.periods, report.events)
     assert report.periods == [
         {"camera_id": "burst", "period": "night 2026-06-01", "events": 1, "max_per_frame": 1, "occurrences": 1,
          "labels": {"Capreolus capreolus": 1}},

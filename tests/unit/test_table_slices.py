@@ -32,3 +32,10 @@ def test_the_default_cameras_slice_takes_the_rows_without_a_camera_id():
     assert take(filter=CameraSlice((DEFAULT_CAMERA_ID, "b"), 4).expression())["n"].to_pylist() == [1, 2, 3, 4]
     within = ds.field("capture_time") >= pa.scalar(2, pa.timestamp("s"))
     assert take(filter=CameraSlice((DEFAULT_CAMERA_ID,), 3).expression(within))["n"].to_pylist() == [2, 3]
+
+
+def test_a_slice_tells_its_cameras_rows_from_others_in_a_frame_column():
+    part = CameraSlice(("a", DEFAULT_CAMERA_ID), 3)
+    assert part.holds(["a", "b", None, float("nan"), "", DEFAULT_CAMERA_ID]).tolist() == \
+        [True, False, True, True, True, True]
+    assert part.holds([]).tolist() == []

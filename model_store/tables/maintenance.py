@@ -117,13 +117,15 @@ def _compact_version(tables: Tables, name: str, version: str, run_id: str, targe
 
 def _merge(tables: Tables, name: str, version: str, batch: list[str], run_id: str, metadata: dict) -> None:
     storage, where = tables.storage, partition_parts(name, version)
-    images = tables.read(IMAGES, name, version, parts=batch)
+    # in uri order, so each row group's statistics span a few cameras and filtered reads skip the rest
+    images = tables.read(IMAGES, name, version, parts=batch).sort_by([("uri", "ascending")])
     keys = list(zip(images["uri"].to_pylist(), images["content_id"].to_pylist(), strict=True))
     merged = part_name(run_id, keys)
     present = {table: [p for p in batch if storage.exists(table, *where, p)] for table in PART_TABLES}
     for table, found in present.items():
         if found:
             rows = tables.read(table, name, version, parts=found)
+            rows = rows.sort_by([(c, "ascending") for c in ("uri", "detection_index") if c in rows.column_names])
             write_file(storage, parquet_bytes(rows, metadata), table, *where, merged)
     write_file(storage, parquet_bytes(images, metadata), IMAGES, *where, merged)  # commits the merged part
     for part in batch:  # the images file first: a part is uncommitted before any of its rows go

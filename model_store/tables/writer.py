@@ -43,14 +43,21 @@ def partition_parts(model_name: str, model_version: str) -> tuple[str, str]:
     return f"model_name={model_name}", f"model_version={model_version}"
 
 
+# Row groups of at most this many rows: a filtered read (a slice of cameras, a uri span, one camera's pictures)
+# decodes only the row groups whose statistics may match, so a compacted part of 100,000 rows in one row group
+# (pyarrow's default holds up to a million) was decoded whole, every column, by every slice that touched it.
+ROW_GROUP_ROWS = 10_000
+
+
 def parquet_bytes(table: pa.Table, metadata: Mapping[str, Any] | None = None) -> bytes:
-    """Serialise a table as one zstd Parquet file, with the trapline JSON metadata attached."""
+    """Serialise a table as one zstd Parquet file (row groups of `ROW_GROUP_ROWS`), with the trapline JSON metadata
+    attached."""
     if metadata is not None:
         existing = dict(table.schema.metadata or {})
         existing[METADATA_KEY] = json.dumps({"schema_version": SCHEMA_VERSION, **metadata}).encode()
         table = table.replace_schema_metadata(existing)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     return sink.getvalue().to_pybytes()
 
 

@@ -19,7 +19,7 @@ import pytest
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from model_store import ModelStore, decode_image
-from model_store.tables import journal
+from model_store.tables import journal, writer
 from model_store.tables.maintenance import check, compact
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
@@ -171,7 +171,8 @@ def _rows(tables: Tables, table: str):
     return sorted(map(str, t.to_pylist()))
 
 
-def test_compact_keeps_the_rows_and_check_finds_copies_and_orphans(tmp_path, store):
+def test_compact_keeps_the_rows_and_check_finds_copies_and_orphans(tmp_path, store, monkeypatch):
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 3)  # row groups of 3 rows, as of 10,000 at scale
     rec = make_recorder(tmp_path, store, flush_rows=3)
     try:
         for i in range(10):
@@ -206,6 +207,9 @@ def test_compact_keeps_the_rows_and_check_finds_copies_and_orphans(tmp_path, sto
     compact(str(tmp_path / "tables"), target_rows=100)
     assert check(str(tmp_path / "tables")).clean
     assert len(tables.parts(IMAGES, "det", "1")) == 1 and {t: _rows(tables, t) for t in before} == before
+    merged = pq.ParquetFile(part_dir / tables.parts(IMAGES, "det", "1")[0])  # in uri order, in small row groups:
+    uris = merged.read(columns=["uri"])["uri"].to_pylist()  # a filtered read skips groups by their statistics
+    assert uris == sorted(uris) and merged.metadata.num_row_groups == 4
 
 
 def test_a_new_version_keeps_the_capture_time_only_the_upload_said(tmp_path, store):

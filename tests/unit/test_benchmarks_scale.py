@@ -33,3 +33,24 @@ def test_one_percent_new_files_go_to_a_camera_folder_of_their_own(tmp_path):
     assert sorted(p.name for p in (archive / "cam-new").iterdir()) == ["NEW_0000000.jpg", "NEW_0000001.jpg",
                                                                        "NEW_0000002.jpg"]
     assert add_new(archive, 300) == 3 and len(list((archive / "cam-new").iterdir())) == 3  # again: replaced
+
+
+def test_the_scale_plot_takes_the_later_file_per_step_and_size_and_marks_killed_steps(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from benchmarks.scale_plot import _rss, load_rows, plot
+
+    def rows(*r):
+        return json.dumps({"rows": [dict(zip(("images", "step", "wall_s", "peak_rss_mib"), x, strict=True))
+                                    for x in r]})
+
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(rows((10, "report", 1.0, 200.0), (100, "report", 9.0, "> 6144"), (10, "other", 1.0, 1.0)))
+    new.write_text(rows((100, "report", 2.0, 300.0)))
+    found = load_rows([old, new])
+    assert set(found) == {"report"} and found["report"][100]["wall_s"] == 2.0
+    assert _rss(load_rows([old])["report"][100]) == (6144.0, True)
+    out = plot(load_rows([old]), tmp_path / "plot.png")
+    assert Image.open(out).size[0] > 500

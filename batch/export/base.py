@@ -54,7 +54,6 @@ class ExportJob:
     options: dict[str, Any]
     slices: Callable[[], Iterator[ExportRows]]
     inputs: Any = None  # what the exporter's `check` read before the tables (e.g. the user's deployments file)
-    tracked: bool = False  # the set was tracked: its rows carry occurrences
     # (uri, content_id, detection_index) -> individual id, people's decisions applied (empty: none identified)
     individuals: dict[tuple[str, str, int], str] = field(default_factory=dict)
     images: int = 0  # counted as the rows are read

@@ -43,7 +43,6 @@ def run_export(tables_url: str, fmt: str, out: str, model: str | None = None, fi
     occurrences = set_occurrences(tables_url, tset, store)
     subset = subset_filter(cameras, since, until)
     job = ExportJob(tset, out, options, lambda: export_slices(tables, tset, subset, occurrences, slice_images), inputs,
-                    occurrences is not None,
                     individual_ids(tables_url, tset.model_name, tset.model_version, tset.filters_hash))
     written, notes = exporter.write(job)
     return ExportReport(fmt, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, job.images, job.failed,

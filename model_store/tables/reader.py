@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -157,6 +157,19 @@ class Tables:
         return t.filter(_counts_as_done(t, retry_failed)).select(["uri", "content_id"]) if t.num_rows else \
             t.select(["uri", "content_id"])
 
+    def stream_images(self, model_name: str, model_version: str, columns: list[str], filter: ds.Expression
+                      ) -> Iterator[pa.RecordBatch]:
+        """One partition's image rows, `columns` only, a non-empty record batch at a time (nothing if it has none):
+        one file and a few batches in flight, where the default readahead (4 files, 16 batches) held ~200 MB more."""
+        base = self.storage.path(IMAGES, *partition_parts(model_name, model_version))
+        try:
+            dataset = ds.dataset(base, filesystem=self.storage.fs, format="parquet", schema=IMAGES_SCHEMA)
+        except FileNotFoundError:
+            return
+        for batch in dataset.to_batches(columns=columns, filter=filter, batch_readahead=2, fragment_readahead=1):
+            if batch.num_rows:
+                yield batch
+
     def done_under(self, model_name: str, model_version: str, filters_hash: str, prefix: str,
                    retry_failed: bool = False) -> pa.ChunkedArray:
         """`done_table`'s images whose uri starts with `prefix` (an archive's root), as `relative_key`s: what a
@@ -164,18 +177,9 @@ class Tables:
 
         Streamed a record batch at a time, so only the keys are held (a million images: ~45 MB), not the four
         columns read whole and then joined on their full URIs (~500 MB more at the peak, measured)."""
-        base = self.storage.path(IMAGES, *partition_parts(model_name, model_version))
-        try:
-            dataset = ds.dataset(base, filesystem=self.storage.fs, format="parquet", schema=IMAGES_SCHEMA)
-        except FileNotFoundError:
-            return pa.chunked_array([], pa.string())
         chunks = []
-        # one file and a few batches in flight: the default readahead (4 files, 16 batches) held ~200 MB more
-        for batch in dataset.to_batches(columns=["uri", "content_id", "status", "error_reason"],
-                                        filter=ds.field("filters_hash") == filters_hash, batch_readahead=2,
-                                        fragment_readahead=1):
-            if not batch.num_rows:
-                continue
+        for batch in self.stream_images(model_name, model_version, ["uri", "content_id", "status", "error_reason"],
+                                        ds.field("filters_hash") == filters_hash):
             batch = batch.filter(pc.and_(_counts_as_done(batch, retry_failed), pc.starts_with(batch["uri"], prefix)))
             chunks.append(relative_key(pc.utf8_slice_codeunits(batch["uri"], len(prefix)), batch["content_id"]))
         pa.default_memory_pool().release_unused()  # the decoded columns are gone: give their pages back

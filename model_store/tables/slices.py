@@ -22,8 +22,6 @@ import pyarrow.dataset as ds
 
 from model_store.tables.cameras import DEFAULT_CAMERA_ID, camera_or_default
 from model_store.tables.reader import Tables
-from model_store.tables.schema import IMAGES, IMAGES_SCHEMA
-from model_store.tables.writer import partition_parts
 
 DEFAULT_SLICE_IMAGES = 50_000
 
@@ -51,17 +49,9 @@ def camera_counts(tables: Tables, model_name: str, model_version: str, filters_h
                   subset: ds.Expression | None = None) -> Counter[str]:
     """Image rows per camera of one table set (and subset), one column streamed a batch at a time."""
     counts: Counter[str] = Counter()
-    base = tables.storage.path(IMAGES, *partition_parts(model_name, model_version))
-    try:
-        dataset = ds.dataset(base, filesystem=tables.storage.fs, format="parquet", schema=IMAGES_SCHEMA)
-    except FileNotFoundError:
-        return counts
     expr = ds.field("filters_hash") == filters_hash
-    if subset is not None:
-        expr = expr & subset
-    for batch in dataset.to_batches(columns=["camera_id"], filter=expr, batch_readahead=2, fragment_readahead=1):
-        if not batch.num_rows:
-            continue
+    for batch in tables.stream_images(model_name, model_version, ["camera_id"],
+                                      expr if subset is None else expr & subset):
         for entry in pc.value_counts(batch["camera_id"]).to_pylist():
             counts[entry["values"] or DEFAULT_CAMERA_ID] += entry["counts"]
     return counts

@@ -153,6 +153,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with started as url, _registered(url, args.app_name or APP_NAME):
+            # again: ray.init put its own SIGTERM handler in place (sys.exit), which skipped the clean shutdown and
+            # left the process to abort in Ray's teardown (exit 134)
+            signal.signal(signal.SIGTERM, _terminate)
             _announce(url, cfg, args.app_name or APP_NAME)
             try:
                 while True:

@@ -2,21 +2,24 @@
 archive (a Camtrap DP export, the report): at a million images the rows of every image at once took several GiB.
 
 A camera is never cut: its events, its tracks and its deployment are whole in one slice, so what a tool computes
-per slice is what it would compute over everything. Cameras are packed, in id order, into slices of at most
-`max_images` image rows (a camera larger than that is a slice of its own). The counting pass reads one column
-a record batch at a time; each slice is then one filtered read, which Parquet's row-group statistics make cheap
-where the parts hold few cameras each (the job writes an archive in listing order, camera folder by folder).
+per slice is what it would compute over everything. Nor are two cameras that share an image: an image whose camera id
+changed between runs (a new path pattern) has rows under both ids, and only a slice that holds both can tell which
+row is current. Those groups are packed, in camera id order, into slices of at most `max_images` image rows (a
+larger group is a slice of its own). The counting pass reads two columns a record batch at a time; each slice is
+then one filtered read, which Parquet's row-group statistics make cheap where the parts hold few cameras each (the
+job writes an archive in listing order, camera folder by folder).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -45,31 +48,90 @@ class CameraSlice:
         return np.fromiter((camera_or_default(c) in self.cameras for c in camera_ids), dtype=bool)
 
 
+@dataclass
+class CameraCounts:
+    """Image rows per camera, and which cameras share an image (a uri with rows under more than one camera id)."""
+
+    rows: Counter[str] = field(default_factory=Counter)
+    # every row's uri hash with its camera's code: 12 bytes a row, where the uris themselves would be ~100
+    _hashes: list[np.ndarray] = field(default_factory=list)
+    _codes: list[np.ndarray] = field(default_factory=list)
+    _cameras: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def add(self, cameras: pa.Array, uris: pa.Array) -> None:
+        """Rows, given as their camera ids (a missing one is the default camera) and uris."""
+        missing = pc.fill_null(pc.equal(cameras, ""), True)
+        encoded = pc.if_else(missing, DEFAULT_CAMERA_ID, cameras).dictionary_encode()
+        index = np.asarray(encoded.indices, dtype=np.int64)
+        names = encoded.dictionary.to_pylist()
+        for name, n in zip(names, np.bincount(index, minlength=len(names)).tolist(), strict=True):
+            self.rows[name] += n
+        recode = np.array([self._cameras.setdefault(n, len(self._cameras)) for n in names], np.int32)
+        self._codes.append(recode[index])
+        self._hashes.append(pd.util.hash_array(uris.to_numpy(zero_copy_only=False)))
+
+    def __add__(self, other: CameraCounts) -> CameraCounts:
+        out = CameraCounts(self.rows + other.rows, list(self._hashes), list(self._codes), dict(self._cameras))
+        recode = np.array([out._cameras.setdefault(c, len(out._cameras)) for c in other._cameras], np.int32)
+        out._hashes += other._hashes
+        out._codes += [recode[codes] for codes in other._codes]
+        return out
+
+    def groups(self) -> list[list[str]]:
+        """Cameras that share an image go together, each group in id order, the groups in the order of their first
+        camera id: one camera per group unless a camera id changed between runs. (A 64-bit hash collision can only
+        put two cameras together, which costs memory, never a wrong answer.)"""
+        names = list(self._cameras)
+        parent = list(range(len(names)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        if self._hashes:
+            hashes, codes = np.concatenate(self._hashes), np.concatenate(self._codes)
+            order = np.argsort(hashes, kind="stable")
+            hashes, codes = hashes[order], codes[order]
+            shared = (hashes[1:] == hashes[:-1]) & (codes[1:] != codes[:-1])
+            for a, b in zip(codes[:-1][shared].tolist(), codes[1:][shared].tolist(), strict=True):
+                parent[root(a)] = root(b)
+        grouped: dict[int, list[str]] = {}
+        for i, name in enumerate(names):
+            grouped.setdefault(root(i), []).append(name)
+        return sorted((sorted(g) for g in grouped.values()), key=lambda g: g[0])
+
+
 def camera_counts(tables: Tables, model_name: str, model_version: str, filters_hash: str,
-                  subset: ds.Expression | None = None) -> Counter[str]:
-    """Image rows per camera of one table set (and subset), one column streamed a batch at a time."""
-    counts: Counter[str] = Counter()
+                  subset: ds.Expression | None = None) -> CameraCounts:
+    """Image rows per camera of one table set (and subset), and which cameras share an image: two columns
+    streamed a record batch at a time."""
+    counts = CameraCounts()
     expr = ds.field("filters_hash") == filters_hash
-    for batch in tables.stream_images(model_name, model_version, ["camera_id"],
+    for batch in tables.stream_images(model_name, model_version, ["camera_id", "uri"],
                                       expr if subset is None else expr & subset):
-        for entry in pc.value_counts(batch["camera_id"]).to_pylist():
-            counts[entry["values"] or DEFAULT_CAMERA_ID] += entry["counts"]
+        counts.add(batch["camera_id"], batch["uri"])
     return counts
 
 
-def camera_slices(counts: Counter[str], max_images: int = DEFAULT_SLICE_IMAGES) -> list[CameraSlice]:
-    """Cameras packed in id order into slices of at most `max_images` rows (a larger camera alone)."""
+def camera_slices(counts: CameraCounts, max_images: int = DEFAULT_SLICE_IMAGES) -> list[CameraSlice]:
+    """Groups of cameras (`CameraCounts.groups`) packed in id order into slices of at most `max_images` rows (a
+    larger group alone)."""
     if max_images < 1:
         raise ValueError(f"max_images must be at least 1, got {max_images}")
     out: list[CameraSlice] = []
     cameras: list[str] = []
     held = 0
-    for camera in sorted(counts):
-        n = counts[camera]
+    for group in counts.groups():
+        n = sum(counts.rows[c] for c in group)
         if cameras and held + n > max_images:
             out.append(CameraSlice(tuple(cameras), held))
             cameras, held = [], 0
-        cameras.append(camera)
+        cameras.extend(group)
         held += n
     if cameras:
         out.append(CameraSlice(tuple(cameras), held))

@@ -1,6 +1,6 @@
 """Cost per image against archive size: full runs, reruns and the table tools at 10,000 to 1,000,000 images (issue 34).
 
-`python -m benchmarks.scale [--counts 10000,100000,1000000] [--cameras 100] [--skip-run | --seed] [--work DIR]
+`python -m benchmarks.scale [--counts 10000,100000,1000000] [--cameras 100] [--skip-run | --seed | --s3] [--work DIR]
 [--out FILE]`
 
 The archive is the one `benchmarks.planning` builds (a small JPEG hard-linked COUNT times into `--cameras`
@@ -24,13 +24,17 @@ RSS, its VmHWM sampled every 0.1 s; the 1-minute load average around it):
 `--skip-run` reuses the tables a previous run left under `--work` and times only the table tools. `--seed` writes
 the tables a finished null-model run leaves instead of running it (every image `empty`, through the job's own
 writer, in parts of 512 rows as the job wrote them at a million images) and times a nothing-new run and the table
-tools over them: a million rows in minutes where the run takes 40. Writes `--out`
-(JSON) and prints one table per count, and the cost per image against archive size.
+tools over them: a million rows in minutes where the run takes 40. `--s3` does the runs and the tools on the S3
+test server instead of the local disk: a moto server in a process of its own on loopback (the one the tests use),
+the same archive uploaded to a bucket there, the tables, the export and the listing on it; what is measured is
+trapline over an object store's HTTP (paged listing, one GET per image, multipart writes), not S3's own speed.
+Writes `--out` (JSON) and prints one table per count, and the cost per image against archive size.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -38,6 +42,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +51,7 @@ from benchmarks.bench_model import ensure_null_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table, timed_rss
 from benchmarks.planning import LINKS_PER_SOURCE, build_archive, seed_done
 from model_store import ModelStore
+from serve.local import free_port
 
 # The console's Cameras page as the service answers it: the ingress app with the control plane's routes, no Ray.
 CAMERAS_PAGE = r"""
@@ -82,6 +89,70 @@ def add_new(archive: Path, count: int) -> int:
             shutil.copyfile(archive.parent / f"{archive.name}-source-0.jpg", source)
         os.link(source, new / f"NEW_{i:07d}.jpg")
     return n
+
+
+S3_BUCKET = "scale"
+
+
+class S3Server:
+    """moto's S3 server as the benchmark runs it: its endpoint, and the CPU seconds its process has used (it shares
+    the machine's two cores with the run it serves)."""
+
+    def __init__(self, endpoint: str, pid: int) -> None:
+        self.endpoint, self.pid, self._last = endpoint, pid, 0.0
+
+    def cpu_since_last(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        now = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        spent, self._last = now - self._last, now
+        return round(spent, 1)
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server in a process of its own on loopback, for the length of the block. Every process started
+    meanwhile (trapline and its Ray) reaches it through the environment set here."""
+    import boto3
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "TRAPLINE_S3_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL": endpoint}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=S3_BUCKET)
+                break
+            time.sleep(0.1)
+        yield S3Server(endpoint, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
+
+
+def upload(local: Path, prefix: str, endpoint: str, only: str | None = None) -> int:
+    """Every file under `local` (or its folder `only`) to s3://S3_BUCKET/prefix/..., 16 PUTs at a time."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint)
+    files = [f for f in (local / only if only else local).rglob("*.jpg")]
+
+    def put(f: Path) -> None:
+        client.put_object(Bucket=S3_BUCKET, Key=f"{prefix}/{f.relative_to(local).as_posix()}", Body=f.read_bytes())
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, files))
+    return len(files)
 
 
 def committed_rows(tables: Path) -> int:
@@ -147,11 +218,24 @@ SEED_ROWS_PER_PART = 512  # the job's parts at a million images: 1,953 of them
 
 def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, Any]]:
     work = Path(args.work)
-    archive = build_archive(work / f"archive-{count}", count, args.cameras)
-    tables = work / f"tables-{count}"
+    local_archive = build_archive(work / f"archive-{count}", count, args.cameras)
+    if (local_archive / "cam-new").exists() and not args.skip_run:  # the +1 % of an earlier run
+        shutil.rmtree(local_archive / "cam-new")
+    archive: Path | str = local_archive
+    tables: Path | str = work / f"tables-{count}"
+    camtrap: Path | str = work / f"camtrap-{count}"
+    if args.s3:  # the same archive on the S3 server, and the tables and the export there too
+        t0 = time.perf_counter()
+        uploaded = upload(local_archive, f"archive-{count}", args.s3.endpoint)
+        args.s3.cpu_since_last()  # from here on, each row says what the server spent on it
+        print(f"{count} images: {uploaded} files uploaded to the S3 server in {time.perf_counter() - t0:.0f} s",
+              flush=True)
+        archive, tables, camtrap = (f"s3://{S3_BUCKET}/{name}-{count}" for name in ("archive", "tables", "camtrap"))
     rows: list[dict[str, Any]] = []
 
     def say(row: dict[str, Any]) -> None:
+        if args.s3:
+            row["s3_server_cpu_s"] = args.s3.cpu_since_last()
         rows.append(row)
         extra = (f", {row['images_per_s']} images/s ({row['steady_images_per_s']} steady)"
                  if "images_per_s" in row else "")
@@ -162,19 +246,19 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
                          "--store", args.store, "--via", "actors", "--json")
     if args.seed:
         shutil.rmtree(tables, ignore_errors=True)
-        if (archive / "cam-new").exists():
-            shutil.rmtree(archive / "cam-new")
         t0 = time.perf_counter()
         seeded = seed_done(archive, tables, args.store, ref, rows_per_part=SEED_ROWS_PER_PART)
         print(f"{count} images: tables seeded in {time.perf_counter() - t0:.0f} s ({seeded} rows)", flush=True)
         say(run_row("nothing new", timed_rss(reprocess, cap_mib=args.cap_mib), count))  # over 1,953 parts at 1 M
     elif not args.skip_run:
-        shutil.rmtree(tables, ignore_errors=True)
-        if (archive / "cam-new").exists():
-            shutil.rmtree(archive / "cam-new")
+        if not args.s3:  # the S3 server starts empty with the benchmark
+            shutil.rmtree(tables, ignore_errors=True)
         say(run_row("full run", timed_rss(reprocess, cap_mib=args.cap_mib), count))
         say(run_row("nothing new", timed_rss(reprocess, cap_mib=args.cap_mib), count))
-        added = add_new(archive, count)
+        added = add_new(local_archive, count)
+        if args.s3:
+            upload(local_archive, f"archive-{count}", args.s3.endpoint, only="cam-new")
+            args.s3.cpu_since_last()
         say(run_row(f"+1 % new ({added})", timed_rss(reprocess, cap_mib=args.cap_mib), count))
         if args.resume:
             again = work / f"tables-resume-{count}"
@@ -189,11 +273,12 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
         ("events", trapline("events", "--tables", t, "--model", ref, "--store", args.store), (0,)),
         ("export camtrap-dp", trapline("export", "--tables", t, "--model", ref, "--store", args.store,
                                        "--format", "camtrap-dp", "--allow-missing-deployments",
-                                       "--out", str(work / f"camtrap-{count}")), (0,)),
+                                       "--out", str(camtrap)), (0,)),
         ("report", trapline("report", "--tables", t, "--model", ref, "--store", args.store,
                             "--out", str(work / f"report-{count}")), (0,)),
     ]
-    shutil.rmtree(work / f"camtrap-{count}", ignore_errors=True)
+    if not args.s3:
+        shutil.rmtree(camtrap, ignore_errors=True)
     for step, argv, ok in tools:
         say(run_row(step, timed_rss(argv, ok, args.cap_mib), count))
     res = timed_rss([sys.executable, "-c", CAMERAS_PAGE, args.store, str(work), t, str(archive)], cap_mib=args.cap_mib)
@@ -215,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead of the runs, write the tables a finished null-model run leaves (every image "
                         "`empty`, the job's writer, parts of 512 rows as the job's at a million) and time a "
                         "nothing-new run and the table tools")
+    p.add_argument("--s3", action="store_true",
+                   help="the archive, the tables and the export on the S3 test server (moto, on loopback)")
     p.add_argument("--cap-mib", type=float, default=6144,
                    help="kill a step whose memory passes this (MiB) and record it as not bounded (default 6144)")
     p.add_argument("--out", default=str(DEFAULT_ROOT / "scale.json"))
@@ -225,12 +312,16 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     result = {"machine": machine_info(), "command": shlex.join(["python", "-m", "benchmarks.scale",
                                                                 *(argv or sys.argv[1:])]), "rows": rows}
-    for count in (int(c) for c in args.counts.split(",") if c):
-        rows += measure(count, args, ref)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")  # after every count: a long run keeps its rows
+    if args.s3 and (args.seed or args.resume or args.skip_run):
+        p.error("--s3 times the runs and the tools from an empty bucket: not with --seed, --resume or --skip-run")
+    with s3_server() if args.s3 else contextlib.nullcontext() as server:
+        args.s3 = server
+        for count in (int(c) for c in args.counts.split(",") if c):
+            rows += measure(count, args, ref)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")  # after every count: keep its rows
     print(markdown_table(rows, ["images", "step", "wall_s", "peak_rss_mib", "images_per_s", "steady_images_per_s",
-                                "per_image_ms", "cold_s", "warm_s", "over_cap", "load"]))
+                                "per_image_ms", "cold_s", "warm_s", "s3_server_cpu_s", "over_cap", "load"]))
     full = {r["images"]: r for r in rows if r["step"] == "full run"}
     if len(full) >= 2:
         smallest = full[min(full)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks.common import timed_rss
-from benchmarks.scale import add_new
+from benchmarks.scale import S3_BUCKET, add_new, s3_server, upload
 
 HOLD = "import time; block = bytearray({mib} * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep({s})"
 
@@ -54,3 +54,25 @@ def test_the_scale_plot_takes_the_later_file_per_step_and_size_and_marks_killed_
     assert _rss(load_rows([old])["report"][100]) == (6144.0, True)
     out = plot(load_rows([old]), tmp_path / "plot.png")
     assert Image.open(out).size[0] > 500
+
+
+def test_the_s3_mode_serves_the_archive_from_a_moto_server_of_its_own(tmp_path):
+    import os
+
+    import s3fs
+
+    archive = tmp_path / "archive-3"
+    for name in ("cam000/IMG_0.jpg", "cam000/IMG_1.jpg", "cam-new/NEW_0.jpg"):
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        (archive / name).write_bytes(b"\xff\xd8" + name.encode())
+    before = os.environ.get("TRAPLINE_S3_ENDPOINT_URL")
+    with s3_server() as server:
+        assert os.environ["TRAPLINE_S3_ENDPOINT_URL"] == server.endpoint  # what trapline and its Ray will use
+        assert upload(archive, "archive-3", server.endpoint, only="cam000") == 2
+        assert upload(archive, "archive-3", server.endpoint) == 3  # the whole archive: the two again, and one
+        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": server.endpoint})
+        assert sorted(fs.find(f"{S3_BUCKET}/archive-3")) == [f"{S3_BUCKET}/archive-3/{n}" for n in (
+            "cam-new/NEW_0.jpg", "cam000/IMG_0.jpg", "cam000/IMG_1.jpg")]
+        assert fs.cat_file(f"{S3_BUCKET}/archive-3/cam000/IMG_1.jpg") == b"\xff\xd8cam000/IMG_1.jpg"
+        assert server.cpu_since_last() > 0 and server.cpu_since_last() < 1  # the server's own CPU, step by step
+    assert os.environ.get("TRAPLINE_S3_ENDPOINT_URL") == before  # the environment as it was

@@ -421,6 +421,25 @@ def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(
     assert "22.2 images/s (50.0 after the first part)" in format_report(report)
 
 
+def test_the_steady_rate_leaves_out_the_parts_made_alongside_the_first(monkeypatch):
+    """Two parts at a time (two actors, or the inline path through a deployment), 20 images/s in all: each pair
+    lands within a second, so the second part was almost done when the first landed. Counted, it made the rate
+    800 / 41 + 100 / 41 (22 images/s); left out, the rate errs low by the part of the second made after 19 s."""
+    from batch.reprocess import dataset as pipeline
+
+    now = [0.0]
+    monkeypatch.setattr(pipeline.time, "perf_counter", lambda: now[0])
+    progress = pipeline.Progress(total=1000, in_flight=2, started=0.0)
+    part = {"images": 100, "ok": 100, "empty": 0, "failed": 0, "detections": 0, "raw_detections": 0}
+    for t in (19.0, 20.0, 29.0, 30.0, 39.0, 40.0, 49.0, 50.0, 59.0, 60.0):  # pairs of parts, 200 images / 20 s
+        now[0] = t
+        progress.add_part(part)
+        if progress.parts == 2:
+            assert progress.steady_rate == 200 / 20  # nothing begun after the first part has landed yet
+    assert progress.steady_rate == 800 / (60 - 19)  # 19.5 images/s: of the truth, 20, it misses part of one part
+    assert progress.rate == 1000 / 60
+
+
 def test_a_plan_looks_done_images_up_by_keys_relative_to_its_archive(env, tmp_path):
     import shutil
 

@@ -159,11 +159,20 @@ class Tables:
 
     def stream_images(self, model_name: str, model_version: str, columns: list[str], filter: ds.Expression
                       ) -> Iterator[pa.RecordBatch]:
-        """One partition's image rows, `columns` only, a non-empty record batch at a time (nothing if it has none):
-        one file and a few batches in flight, where the default readahead (4 files, 16 batches) held ~200 MB more."""
-        base = self.storage.path(IMAGES, *partition_parts(model_name, model_version))
+        """One partition's image rows, `columns` only, a non-empty record batch at a time (nothing if it has none)."""
+        return self.stream(IMAGES, model_name, model_version, columns, filter)
+
+    def stream(self, table: str, model_name: str, model_version: str, columns: list[str],
+               filter: ds.Expression | None = None, parts: Iterable[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """One partition's rows of `table` (or of some of its parts), `columns` only, a non-empty record batch at a
+        time, rows stored twice included: one file and two batches in flight, where the default readahead
+        (4 files, 16 batches) held ~200 MB more."""
+        base = self.storage.path(table, *partition_parts(model_name, model_version))
+        paths = [f"{base}/{p}" for p in parts] if parts is not None else base
+        if parts is not None and not paths:
+            return
         try:
-            dataset = ds.dataset(base, filesystem=self.storage.fs, format="parquet", schema=IMAGES_SCHEMA)
+            dataset = ds.dataset(paths, filesystem=self.storage.fs, format="parquet", schema=SCHEMAS[table])
         except FileNotFoundError:
             return
         for batch in dataset.to_batches(columns=columns, filter=filter, batch_readahead=2, fragment_readahead=1):

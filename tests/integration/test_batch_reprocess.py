@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,10 +55,17 @@ def image_rows(out: Path, version: str = "1") -> pd.DataFrame:
     return Tables(str(out)).read(IMAGES, "trapcam", version).to_pandas()
 
 
-def test_run_writes_one_row_per_image_and_a_rerun_adds_nothing(ray_cluster, env, tmp_path):
-    spec, out = env["spec"], tmp_path / "out"
-    seen = []
+@pytest.fixture(scope="module")
+def first_run(ray_cluster, env, tmp_path_factory) -> dict:
+    """One run of trapcam@production (version 1) over the archive into new tables, with the images count after each
+    part: the first test checks it, the promote test starts from a copy of its tables (one such run, not two)."""
+    out, seen = tmp_path_factory.mktemp("first-run") / "out", []
     report = run_reprocess(options(env, out), on_part=lambda p: seen.append(p.counts["images"]))
+    return {"out": out, "report": report, "seen": seen}
+
+
+def test_run_writes_one_row_per_image_and_a_rerun_adds_nothing(env, first_run):
+    spec, out, report, seen = env["spec"], first_run["out"], first_run["report"], first_run["seen"]
     assert report.status == "succeeded", report.error
     assert (report.found, report.processed, report.already_done) == (len(spec.images), len(spec.images), 0)
     assert (report.ok, report.empty, report.failed) == (len(spec.good) - len(spec.blank), len(spec.blank),
@@ -107,9 +115,10 @@ def test_dry_run_reports_and_writes_nothing(ray_cluster, env, tmp_path):
     assert files_under(out) == before
 
 
-def test_promote_then_rerun_processes_only_what_the_new_version_lacks(ray_cluster, env, tmp_path):
+def test_promote_then_rerun_processes_only_what_the_new_version_lacks(ray_cluster, env, first_run, tmp_path):
     out, n = tmp_path / "out", len(env["spec"].images)
-    assert run_reprocess(options(env, out, model="trapcam:1")).processed == n
+    shutil.copytree(first_run["out"], out)  # every image done by trapcam:1
+    assert first_run["report"].processed == n and run_reprocess(options(env, out, model="trapcam:1")).processed == 0
     store = env["store"]
     store.promote("trapcam:2")
     try:

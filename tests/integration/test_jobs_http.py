@@ -196,19 +196,18 @@ def test_bad_inputs_get_a_typed_4xx_and_submit_nothing(cluster, url, env, tmp_pa
     assert ray_jobs(cluster) == before, "a refused request submitted a job"
 
 
-def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(cluster, url, env):
-    out = str(env["dir"] / "run")
+@pytest.fixture(scope="module")
+def watched_run(cluster, url, env) -> dict:
+    """A reprocess of trapcam:1 submitted over HTTP (and submitted again while it runs), its progress polled until it
+    ends. Its tables are version 1 of `two_versions` too: one run of the archive, not two."""
+    out = str(env["dir"] / "compare")
     body = {"kind": "reprocess", "options": reprocess(env, out), "name": "run over HTTP"}
     r = call("POST", f"{url}/v1/jobs", json=body)
     assert r.status_code == 201, r.text
     job = r.json()
-    assert job["kind"] == "reprocess" and job["status"] in ("pending", "running") and job["origin"] == "http"
-    assert job["options"]["store"] == env["store"].root  # the service's store, filled in
-    # The same job again while it runs: refused, nothing submitted.
     before = ray_jobs(cluster)
-    dup = call("POST", f"{url}/v1/jobs", json=body)
-    assert dup.status_code == 409 and dup.json()["error"]["type"] == "duplicate_job", dup.text
-    assert dup.json()["error"]["job_id"] == job["id"] and ray_jobs(cluster) == before
+    dup = call("POST", f"{url}/v1/jobs", json=body)  # the same job again while it runs
+    after = ray_jobs(cluster)
     seen = []
 
     def progressed():
@@ -223,6 +222,19 @@ def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(cluste
     final = wait_ended(url, job["id"])
     print(f"reprocess of {env['n']} images over HTTP: {final['status']} {time.perf_counter() - t0:.1f} s after "
           f"the submit answered; progress seen {len(seen)} time(s) while it ran")
+    return {"out": out, "job": job, "dup": dup, "jobs_before_dup": before, "jobs_after_dup": after, "seen": seen,
+            "final": final}
+
+
+def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(url, env, watched_run):
+    out, job, final, seen = watched_run["out"], watched_run["job"], watched_run["final"], watched_run["seen"]
+    assert job["kind"] == "reprocess" and job["status"] in ("pending", "running") and job["origin"] == "http"
+    assert job["options"]["store"] == env["store"].root  # the service's store, filled in
+    # The same job again while it ran: refused, nothing submitted.
+    dup = watched_run["dup"]
+    assert dup.status_code == 409 and dup.json()["error"]["type"] == "duplicate_job", dup.text
+    assert dup.json()["error"]["job_id"] == job["id"]
+    assert watched_run["jobs_after_dup"] == watched_run["jobs_before_dup"]
     assert final["status"] == "succeeded", call("GET", f"{url}/v1/jobs/{job['id']}/logs", READ).json()["lines"][-20:]
     running = [p for p in seen if 0 < p["images_done"] < p["images_total"]]
     assert running, f"no progress seen while it ran: {seen}"
@@ -369,14 +381,14 @@ def test_a_promote_starts_exactly_one_backfill(cluster, url, env):
 
 
 @pytest.fixture(scope="module")
-def two_versions(url, env) -> str:
-    """Tables that both versions ran into (1, then 2: a higher score threshold on the same weights), over HTTP."""
-    out = str(env["dir"] / "compare")
-    for version in ("1", "2"):
-        job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess",
-                                                   "options": reprocess(env, out, model=f"trapcam:{version}")})
-        assert job.status_code == 201, job.text
-        assert wait_ended(url, job.json()["id"])["status"] == "succeeded"
+def two_versions(url, env, watched_run) -> str:
+    """Tables that both versions ran into (1: the watched run, then 2: a higher score threshold on the same
+    weights), over HTTP."""
+    out = watched_run["out"]
+    assert watched_run["final"]["status"] == "succeeded"
+    job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, out, model="trapcam:2")})
+    assert job.status_code == 201, job.text
+    assert wait_ended(url, job.json()["id"])["status"] == "succeeded"
     return out
 
 
@@ -460,11 +472,14 @@ def test_models_catalog_compare_and_report_links(cluster, url, env, two_versions
         assert r.status_code == 404 and str(env["dir"]) not in r.text, (bad, r.text)
 
 
-def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(cluster, url, env, two_versions):
-    """The console in headless Chromium (Debian's package): live progress on the jobs page, a post-processing run
-    from the form generated from the filter's JSON Schema (preview first), its metrics on the job page, the
-    models page (cards, the comparison beside promote, a full report opened from the reports page), the pages at
-    a phone's width, no console error anywhere. Screenshots go to docs/ (linked from the README)."""
+def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_generated_form(url, env, two_versions):
+    """The console in headless Chromium (Debian's package), one user's session: a reprocess started from its form (the
+    archive picked from the locations under the roots, not typed; the dry run first, its plan shown, nothing
+    written; then Confirm and run), followed with live progress on the jobs page until its tables hold every image;
+    a post-processing run on them from the form generated from the filter's JSON Schema (preview first), its metrics
+    on the job page; the models page (cards, the comparison beside promote, a full report opened from the reports
+    page); the pages at a phone's width; no console error anywhere. Screenshots go to docs/ (linked from the
+    README)."""
     import json
 
     from batch.review.browser import find_chromium
@@ -473,21 +488,45 @@ def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(clu
     if find_chromium() is None:
         pytest.skip("no Chromium (apt-get install chromium)")
     docs = REPO / "docs"
-    out = str(env["dir"] / "console")
-    job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, out)}).json()
+    out = str(env["dir"] / "from-console")
     assert call("GET", f"{url}/console", None).headers["content-security-policy"].startswith("default-src 'self'")
-    with Browser(1280, 800) as b:
+    with Browser(1280, 900) as b:
         b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)})")  # as typed into the page
-        b.navigate(f"{url}/console#/jobs")
-        b.wait(f"[...document.querySelectorAll('#jobs a')].some(a => a.textContent === {json.dumps(job['id'])})"
+        b.navigate(f"{url}/console#/start/reprocess")
+        b.wait("document.querySelector('#cfg-archive') !== null", 30, "the reprocess form")
+        archives = b.eval("[...document.querySelectorAll('#archive-list option')].map(o => o.value)")
+        assert os.path.realpath(env["archive"]) in archives, archives
+        assert "trapcam@production" in b.eval("[...document.querySelectorAll('#models-list option')].map(o => o.value)")
+        assert b.eval("document.getElementById('job-run').disabled") is True  # no run before the dry run
+        fields = {"archive": os.path.realpath(env["archive"]), "out": out, "model": "trapcam@production",
+                  "path_pattern": JOB["path_pattern"], "rows_per_file": 2, "batch_size": 2, "read_batch_size": 2,
+                  "num_cpus": 0.25}
+        b.eval(f"""(() => {{ for (const [k, v] of Object.entries({json.dumps(fields)}))
+            document.getElementById('cfg-' + k).value = String(v); }})()""")
+        b.eval("document.getElementById('job-preview').click()")
+        summary = b.wait("document.querySelector('#preview-summary')?.textContent", 240, "the dry run")
+        assert "succeeded" in summary, summary
+        assert not Path(out, "images").exists()  # a dry run writes nothing
+        b.eval("window.confirm = () => true")  # the confirmation dialogs: a person clicks OK
+        b.wait("document.getElementById('job-run').disabled === false", 10)
+        b.eval("document.getElementById('job-run').click()")
+        reprocess_id = b.wait("document.getElementById('job-link')?.textContent", 60, "the submitted job's link")
+        b.screenshot(docs / "console-start.png")
+
+        b.viewport(1280, 800)
+        b.eval("location.hash = '#/jobs'")  # the same page: no load event
+        b.wait(f"[...document.querySelectorAll('#jobs a')].some(a => a.textContent === {json.dumps(reprocess_id)})"
                " && document.querySelector('#jobs .bar span') !== null", 120, "live progress on the jobs page")
         b.screenshot(docs / "console-jobs.png")
-        assert wait_ended(url, job["id"])["status"] == "succeeded"
+        job = wait_ended(url, reprocess_id)
+        assert job["status"] == "succeeded" and job["kind"] == "reprocess", job
+        assert job["options"]["archive"] == os.path.realpath(env["archive"]) and not job["options"].get("dry_run")
+        t = Tables(out).read(IMAGES, "trapcam", "1")
+        assert len(set(t["uri"].to_pylist())) == env["n"]
 
         source = resolve_table_set(Tables(out), "trapcam:1")
         b.eval("location.hash = '#/postprocess'")
         b.wait("document.querySelectorAll('#filter option').length > 0")
-        b.eval("window.confirm = () => true")  # the confirmation dialogs: a person clicks OK
         b.eval(f"""(() => {{
             const select = document.getElementById('filter');
             select.value = 'score'; select.dispatchEvent(new Event('change'));
@@ -547,45 +586,3 @@ def test_console_follows_jobs_and_runs_a_postprocess_from_the_generated_form(clu
             assert width <= 392, f"{page} is {width}px wide on a 390px phone"
         errors = b.errors()
         assert errors == [], errors
-
-
-def test_console_starts_a_reprocess_from_its_form_after_a_dry_run(cluster, url, env):
-    """Start a job in Chromium: the archive picked from the locations under the roots (not typed), the dry run first
-    (its plan shown, nothing written), then Confirm and run; the job succeeds and its tables hold every image."""
-    import json
-
-    from batch.review.browser import find_chromium
-    from tests.fixtures.browser import Browser
-
-    if find_chromium() is None:
-        pytest.skip("no Chromium (apt-get install chromium)")
-    out = str(env["dir"] / "from-console")
-    with Browser(1280, 900) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)})")
-        b.navigate(f"{url}/console#/start/reprocess")
-        b.wait("document.querySelector('#cfg-archive') !== null", 30, "the reprocess form")
-        archives = b.eval("[...document.querySelectorAll('#archive-list option')].map(o => o.value)")
-        assert os.path.realpath(env["archive"]) in archives, archives
-        assert "trapcam@production" in b.eval("[...document.querySelectorAll('#models-list option')].map(o => o.value)")
-        assert b.eval("document.getElementById('job-run').disabled") is True  # no run before the dry run
-        fields = {"archive": os.path.realpath(env["archive"]), "out": out, "model": "trapcam@production",
-                  "path_pattern": JOB["path_pattern"], "rows_per_file": 2, "batch_size": 2, "read_batch_size": 2,
-                  "num_cpus": 0.25}
-        b.eval(f"""(() => {{ for (const [k, v] of Object.entries({json.dumps(fields)}))
-            document.getElementById('cfg-' + k).value = String(v); }})()""")
-        b.eval("document.getElementById('job-preview').click()")
-        summary = b.wait("document.querySelector('#preview-summary')?.textContent", 240, "the dry run")
-        assert "succeeded" in summary, summary
-        assert not Path(out, "images").exists()  # a dry run writes nothing
-        b.eval("window.confirm = () => true")  # the confirmation dialog: a person clicks OK
-        b.wait("document.getElementById('job-run').disabled === false", 10)
-        b.eval("document.getElementById('job-run').click()")
-        job_id = b.wait("document.getElementById('job-link')?.textContent", 60, "the submitted job's link")
-        b.screenshot(REPO / "docs" / "console-start.png")
-        errors = b.errors()
-    job = wait_ended(url, job_id)
-    assert job["status"] == "succeeded" and job["kind"] == "reprocess", job
-    assert job["options"]["archive"] == os.path.realpath(env["archive"]) and not job["options"].get("dry_run")
-    t = Tables(out).read(IMAGES, "trapcam", "1")
-    assert len(set(t["uri"].to_pylist())) == env["n"]
-    assert errors == [], errors

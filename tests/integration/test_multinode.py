@@ -373,7 +373,9 @@ def test_batch_node_loss_with_no_room_left_fails_after_the_stall_timeout(cluster
     """The node of the job's inference actor dies and no node can hold the actor again: Ray Data would wait
     for ever; the run gives up after --stall-timeout with one line, its lease released, and once a node with
     room joins a rerun completes it exactly once."""
-    job = {**archive_job, "out": str(tmp_path / "out"), "extra": ["--stall-timeout", "40"]}
+    # 30 s: a healthy run of this job commits its first part 7-11 s after it starts (measured here), the longest
+    # gap between parts it has; the stall window must never end a run that is merely slow.
+    job = {**archive_job, "out": str(tmp_path / "out"), "extra": ["--stall-timeout", "30"]}
     if not any(name.startswith("cpu") for name in set(cluster.nodes) - cluster.dead):
         cluster.add_node("cpu-s", num_cpus=2)  # the one node with room for the job's actor
     sid = submit(cluster, job)
@@ -392,12 +394,13 @@ def test_batch_node_loss_with_no_room_left_fails_after_the_stall_timeout(cluster
     print(f"\nno room after node loss: the job ended {ended['status']} {took:.1f} s after the kill")
     assert ended["status"] == "FAILED" and took < 150, logs[-3000:]
     errors = [line for line in logs.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "no part committed for 40 s" in errors[0], logs[-3000:]
+    assert len(errors) == 1 and "no part committed for 30 s" in errors[0], logs[-3000:]
     assert "Traceback" not in logs, logs[-3000:]
     assert not list(Path(job["out"]).glob("_leases/*.json")), "the stalled run left its lease behind"
     cluster.add_node("cpu-3", num_cpus=2)
     rerun_sid = submit(cluster, job)
     rerun = wait_job(cluster, rerun_sid, 240)
+    print(f"the rerun on a new node: {rerun['status']} {time.monotonic() - killed_at - took:.1f} s after the stall")
     assert rerun["status"] == "SUCCEEDED", job_logs(cluster, rerun_sid)[-3000:]
     assert_exactly_once(job["out"], job["n"])
 

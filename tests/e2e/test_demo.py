@@ -122,7 +122,7 @@ def test_3_serve_after_the_demo_detects_and_names_species_and_takes_the_archive(
         assert f"demo-detector:1 through the running trapline serve at {url}" in first, first
         assert "processed 8: ok" in job.stdout, job.stdout
         # What systemd, `docker stop` and Kubernetes send: the same clean stop as Ctrl-C (which test_serve_cli sends);
-        # it used to end in Ray's own handler and abort (exit 134), leaving the service on record.
+        # it used to end in Ray's own handler (sys.exit) and abort in Ray's teardown (exit 134).
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, log_path.read_text()[-3000:]
     finally:

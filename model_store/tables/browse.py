@@ -7,6 +7,8 @@ door's `/v1/cameras` and the console's pictures routes both read through here.""
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import os
 from typing import Any
 
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from model_store.tables.cameras import camera_codes
 from model_store.tables.reader import PART_COLUMN, Tables, TableSet, resolve_table_set, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from trapline.errors import BatchError, NotFoundError
@@ -36,9 +39,7 @@ def cameras(tables: Tables, limit: int, offset: int) -> dict[str, Any]:
     pairs, owners = [], []
     for name, version in tables.partitions(IMAGES):
         for batch in tables.stream(IMAGES, name, version, ["camera_id", "uri", "capture_time"]):
-            encoded = pc.fill_null(batch["camera_id"], "unknown").dictionary_encode()
-            recode = np.array([codes.setdefault(c, len(codes)) for c in encoded.dictionary.to_pylist()], np.int64)
-            code = recode[np.asarray(encoded.indices, dtype=np.int64)]
+            code = camera_codes(pc.fill_null(batch["camera_id"], "unknown"), codes)
             # one 64-bit hash per (camera, file): a collision in a million rows (odds ~1 in 30 million) would
             # count two files as one
             pairs.append(pd.util.hash_array(batch["uri"].to_numpy(zero_copy_only=False))
@@ -66,8 +67,9 @@ def latest(tables: Tables, camera: str, model: str | None = None) -> dict[str, A
 
 
 def latest_many(tables: Tables, cameras: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
-    """`latest` for several cameras at once (a page of the console's grid): one read of the images table and one
-    of each detections, classifications and snips partition involved, whatever the number of cameras."""
+    """`latest` for several cameras at once (a page of the console's grid): two reads of the images table (the
+    cameras' capture times, then their newest rows) and one of each detections, classifications and snips partition
+    involved, whatever the number of cameras."""
     if not cameras:
         return {}
     # First each camera's newest capture time (three narrow columns), then only the rows at that time in full:
@@ -76,22 +78,10 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
                         filter=ds.field("camera_id").isin(cameras)).to_pandas()
     if times.empty:
         return {}
-    if model is not None:  # `model`'s rows for the cameras that have some, any model's for the others
-        mine = times["model_name"] == model
-        times = times[mine | ~times["camera_id"].isin(set(times.loc[mine, "camera_id"]))]
-    newest_at = times.groupby("camera_id", dropna=False)["capture_time"].max()
-    at_newest = [(ds.field("camera_id") == c) & (ds.field("capture_time").is_null() if pd.isna(t)
-                                                 else ds.field("capture_time") == pa.scalar(t, IMAGES_SCHEMA.field(
-                                                     "capture_time").type)) for c, t in newest_at.items()]
-    where = at_newest[0]
-    for term in at_newest[1:]:
-        where = where | term
+    newest_at = _preferred(times, model).groupby("camera_id", dropna=False)["capture_time"].max()
+    where = functools.reduce(operator.or_, (_captured_at(c, t) for c, t in newest_at.items()))
     columns = [*IMAGES_SCHEMA.names, *PARTITION_KEYS, PART_COLUMN]
-    rows = tables.read(IMAGES, columns=columns, filter=where).to_pandas()
-    if model is not None:  # `model`'s rows for the cameras that have some, any model's for the others
-        mine = rows["model_name"] == model
-        has = set(rows.loc[mine, "camera_id"])
-        rows = rows[mine | ~rows["camera_id"].isin(has)]
+    rows = _preferred(tables.read(IMAGES, columns=columns, filter=where).to_pandas(), model)
     rows = rows.sort_values(["capture_time", "processed_at", "model_version"], ascending=False, kind="stable")
     newest = rows.drop_duplicates("camera_id", keep="first")
     out: dict[str, dict[str, Any]] = {}
@@ -106,6 +96,21 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
                           "model": {"name": name, "version": version}, "filters_hash": rhash},
                 **boxes.get(top.uri, _NO_BOXES)}
     return out
+
+
+def _preferred(rows: pd.DataFrame, model: str | None) -> pd.DataFrame:
+    """`model`'s rows for the cameras that have some, any model's for the others (all of them without a model)."""
+    if model is None:
+        return rows
+    mine = rows["model_name"] == model
+    return rows[mine | ~rows["camera_id"].isin(set(rows.loc[mine, "camera_id"]))]
+
+
+def _captured_at(camera: str, when: Any) -> ds.Expression:
+    """The filter for `camera`'s rows captured at `when` (no capture time when it is missing)."""
+    at = ds.field("capture_time").is_null() if pd.isna(when) else \
+        ds.field("capture_time") == pa.scalar(when, IMAGES_SCHEMA.field("capture_time").type)
+    return (ds.field("camera_id") == camera) & at
 
 
 def as_time(value: Any) -> Any:

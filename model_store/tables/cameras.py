@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 DEFAULT_CAMERA_ID = "unknown"
 
@@ -28,3 +30,11 @@ def fill_camera_ids(frame: pd.DataFrame) -> pd.DataFrame:
     if "camera_id" not in frame.columns or frame.empty:
         return frame
     return frame.assign(camera_id=[camera_or_default(v) for v in frame["camera_id"]])
+
+
+def camera_codes(cameras: pa.Array, codes: dict[str, int]) -> np.ndarray:
+    """Each row's camera as an integer code, the same for a camera in every batch: `codes` (id -> code) grows with the
+    cameras first seen here. Nulls must be filled first (each caller has its own rule for a missing id)."""
+    encoded = cameras.dictionary_encode()
+    recode = np.array([codes.setdefault(c, len(codes)) for c in encoded.dictionary.to_pylist()], np.int64)
+    return recode[np.asarray(encoded.indices, dtype=np.int64)]

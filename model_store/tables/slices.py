@@ -22,8 +22,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-from model_store.tables.cameras import DEFAULT_CAMERA_ID, camera_or_default
+from model_store.tables.cameras import DEFAULT_CAMERA_ID, camera_codes, camera_or_default
 from model_store.tables.reader import Tables
 
 DEFAULT_SLICE_IMAGES = 50_000
@@ -64,13 +66,12 @@ class CameraCounts:
     def add(self, cameras: pa.Array, uris: pa.Array) -> None:
         """Rows, given as their camera ids (a missing one is the default camera) and uris."""
         missing = pc.fill_null(pc.equal(cameras, ""), True)
-        encoded = pc.if_else(missing, DEFAULT_CAMERA_ID, cameras).dictionary_encode()
-        index = np.asarray(encoded.indices, dtype=np.int64)
-        names = encoded.dictionary.to_pylist()
-        for name, n in zip(names, np.bincount(index, minlength=len(names)).tolist(), strict=True):
-            self.rows[name] += n
-        recode = np.array([self._cameras.setdefault(n, len(self._cameras)) for n in names], np.int32)
-        self._codes.append(recode[index])
+        codes = camera_codes(pc.if_else(missing, DEFAULT_CAMERA_ID, cameras), self._cameras)
+        seen = np.bincount(codes, minlength=len(self._cameras))
+        for name, code in self._cameras.items():
+            if seen[code]:
+                self.rows[name] += int(seen[code])
+        self._codes.append(codes.astype(np.int32))
         self._hashes.append(pd.util.hash_array(uris.to_numpy(zero_copy_only=False)))
 
     def __add__(self, other: CameraCounts) -> CameraCounts:
@@ -85,24 +86,18 @@ class CameraCounts:
         camera id: one camera per group unless a camera id changed between runs. (A 64-bit hash collision can only
         put two cameras together, which costs memory, never a wrong answer.)"""
         names = list(self._cameras)
-        parent = list(range(len(names)))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
+        shared_a = shared_b = np.empty(0, np.int32)
         if self._hashes:
             hashes, codes = np.concatenate(self._hashes), np.concatenate(self._codes)
             order = np.argsort(hashes, kind="stable")
             hashes, codes = hashes[order], codes[order]
             shared = (hashes[1:] == hashes[:-1]) & (codes[1:] != codes[:-1])
-            for a, b in zip(codes[:-1][shared].tolist(), codes[1:][shared].tolist(), strict=True):
-                parent[root(a)] = root(b)
+            shared_a, shared_b = codes[:-1][shared], codes[1:][shared]
+        graph = coo_matrix((np.ones(len(shared_a)), (shared_a, shared_b)), shape=(len(names), len(names)))
+        _, component = connected_components(graph, directed=False)
         grouped: dict[int, list[str]] = {}
-        for i, name in enumerate(names):
-            grouped.setdefault(root(i), []).append(name)
+        for name, c in zip(names, component.tolist(), strict=True):
+            grouped.setdefault(c, []).append(name)
         return sorted((sorted(g) for g in grouped.values()), key=lambda g: g[0])
 
 

@@ -14,7 +14,7 @@ RSS, its VmHWM sampled every 0.1 s; the 1-minute load average around it):
 - `+1 % new`: COUNT/100 new files in a new camera folder, then the same command (those images and the listing);
 - with `--resume`, `killed at half, resumed`: the command into fresh tables, SIGKILLed once half the archive is
   committed, then run again: the rows it found done, what it processed (`redone`: beyond what was not committed),
-  and `duplicates` (images with two rows: there must be none);
+  and `duplicates` (images with two rows: there must be none); `--resume-only` runs that step alone;
 - the table tools over the COUNT image rows: `tables check`, `tables compact`, `events`, `export --format
   camtrap-dp` (cameras without coordinates allowed), `report`, and `GET /v1/pictures/cameras` (the console's
   Cameras page) on the real ingress app with the control plane, cold then warm, in a process of its own.
@@ -250,6 +250,13 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
         seeded = seed_done(archive, tables, args.store, ref, rows_per_part=SEED_ROWS_PER_PART)
         print(f"{count} images: tables seeded in {time.perf_counter() - t0:.0f} s ({seeded} rows)", flush=True)
         say(run_row("nothing new", timed_rss(reprocess, cap_mib=args.cap_mib), count))  # over 1,953 parts at 1 M
+    elif args.resume_only:  # the kill and the rerun alone: at a million the full run takes 42 min by itself
+        again = work / f"tables-resume-{count}"
+        res = killed_and_resumed([*reprocess[:reprocess.index("--out") + 1], str(again),
+                                  *reprocess[reprocess.index("--out") + 2:]], again, count, args.cap_mib)
+        say({"images": count, "step": "killed at half, resumed", **res})
+        shutil.rmtree(again, ignore_errors=True)
+        return rows
     elif not args.skip_run:
         if not args.s3:  # the S3 server starts empty with the benchmark
             shutil.rmtree(tables, ignore_errors=True)
@@ -296,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-run", action="store_true", help="time only the table tools over tables already there")
     p.add_argument("--resume", action="store_true",
                    help="after the runs, one more into fresh tables: SIGKILLed once half is committed, then rerun")
+    p.add_argument("--resume-only", action="store_true",
+                   help="only that: into fresh tables, SIGKILLed once half is committed, rerun (no other step)")
     p.add_argument("--seed", action="store_true",
                    help="instead of the runs, write the tables a finished null-model run leaves (every image "
                         "`empty`, the job's writer, parts of 512 rows as the job's at a million) and time a "
@@ -312,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     result = {"machine": machine_info(), "command": shlex.join(["python", "-m", "benchmarks.scale",
                                                                 *(argv or sys.argv[1:])]), "rows": rows}
-    if args.s3 and (args.seed or args.resume or args.skip_run):
+    if args.s3 and (args.seed or args.resume or args.resume_only or args.skip_run):
         p.error("--s3 times the runs and the tools from an empty bucket: not with --seed, --resume or --skip-run")
+    if args.resume_only and (args.seed or args.skip_run):
+        p.error("--resume-only runs into fresh tables of its own: not with --seed or --skip-run")
     with s3_server() if args.s3 else contextlib.nullcontext() as server:
         args.s3 = server
         for count in (int(c) for c in args.counts.split(",") if c):

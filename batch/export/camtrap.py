@@ -21,7 +21,7 @@ import pandas as pd
 from batch.export.base import Exporter, ExportJob, open_output, write_file
 from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
-from batch.export.fields import box_of, capture_offset, iso_time, scientific_name
+from batch.export.fields import box_of, capture_offset, iso_time, iso_times, scientific_name
 from batch.refilter.events import DEFAULT_GAP_S, group_events
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import TableSet
@@ -79,25 +79,31 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
     events = group_events(images, dets, gap_s, tset.filters_hash, occurrences) if observation_level != "media" \
         else None
     event_of = {} if events is None else {uri: ev for ev in events.itertuples(index=False) for uri in ev.uris}
-    for row in images[images["status"] != "failed"].itertuples(index=False):
-        mid = media_id(row.uri, row.content_id)
-        deployment = camera_or_default(row.camera_id)
-        when = iso_time(row.capture_time, capture_offset(getattr(row, "capture_time_source", None), offset))
-        classified_at = iso_time(row.processed_at, "Z")
-        name = posixpath.basename(row.rel_path or row.uri)
+    live = images[images["status"] != "failed"]
+    # columns as Python lists and times formatted a column at once: a row at a time through pandas cost the
+    # export at a million images most of its 55 s
+    sources = live["capture_time_source"].tolist() if "capture_time_source" in live else [None] * len(live)
+    whens = iso_times(live["capture_time"], [capture_offset(s, offset) for s in sources])
+    classified = iso_times(live["processed_at"], "Z")
+    columns = (live[c].tolist() for c in ("uri", "content_id", "camera_id", "rel_path"))
+    for uri, content_id, camera_id, rel_path, when, classified_at in zip(*columns, whens, classified, strict=True):
+        mid = media_id(uri, content_id)
+        deployment = camera_or_default(camera_id)
+        path = rel_path or uri
+        name = posixpath.basename(path)
         media.append({
             "mediaID": mid, "deploymentID": deployment, "captureMethod": "", "timestamp": when,
-            "filePath": row.rel_path or row.uri, "filePublic": "false", "fileName": name,
+            "filePath": path, "filePublic": "false", "fileName": name,
             "fileMediatype": mimetypes.guess_type(name)[0] or "image/jpeg",
             "exifData": "", "favorite": "", "mediaComments": "",
         })
-        ev = event_of.get(row.uri)
+        ev = event_of.get(uri)
         base = {"deploymentID": deployment, "mediaID": mid, "eventID": ev.event_id if ev else "",
                 "eventStart": when, "eventEnd": when, "observationLevel": "media", "classificationMethod": "machine",
                 "classifiedBy": classified_by, "classificationTimestamp": classified_at}
         if observation_level == "event":
             continue
-        g = by_uri.get(row.uri)
+        g = by_uri.get(uri)
         if g is None:
             observations.append({**base, "observationID": f"{mid}_blank", "observationType": "blank",
                                  "observationTags": f"filters:{tset.filters_hash}"})
@@ -114,7 +120,7 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
                                    + (f"|occurrence:{d.occurrence_id}" if isinstance(getattr(d, "occurrence_id", None),
                                                                                      str) else ""),
             }
-            if (ind := individuals.get((row.uri, row.content_id, int(d.detection_index)))) is not None:
+            if (ind := individuals.get((uri, content_id, int(d.detection_index)))) is not None:
                 obs["individualID"] = ind
             if getattr(d, "classifications", None):  # the species answer: the first classifier's
                 c = d.classifications[0]

@@ -3,9 +3,12 @@ offset, a classification's taxon. Shared by every export format (batch/export/fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from model_store.tables.schema import UTC_TIME_SOURCES
 
@@ -31,6 +34,21 @@ def iso_time(ts: Any, offset: str) -> str:
         ts = ts.tz_convert("UTC").tz_localize(None)
         offset = "Z"
     return ts.strftime("%Y-%m-%dT%H:%M:%S") + offset
+
+
+def iso_times(values: pd.Series, offsets: str | Sequence[str]) -> list[str]:
+    """`iso_time` over a whole column at once, in Arrow: a media row each for a million images cost the export
+    ~15 s of Python as one `pd.Timestamp` a row. `offsets`: one for all, or one a row."""
+    arr = pa.array(values, from_pandas=True)
+    if not pa.types.is_timestamp(arr.type):
+        arr = pa.array(pd.to_datetime(values), from_pandas=True)
+    if arr.type.tz is not None:
+        arr, offsets = arr.cast(pa.timestamp(arr.type.unit, "UTC")), "Z"
+    # whole seconds, floored as strftime's %S would (Arrow's %S prints the fraction of a sub-second unit)
+    seconds = pc.floor_temporal(arr, unit="second").cast(pa.timestamp("s", arr.type.tz))
+    text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S")
+    tail = offsets if isinstance(offsets, str) else pa.array(offsets, pa.string())
+    return pc.fill_null(pc.binary_join_element_wise(text, tail, ""), "").to_pylist()
 
 
 def capture_offset(source: Any, offset: str) -> str:

@@ -155,11 +155,17 @@ def upload(local: Path, prefix: str, endpoint: str, only: str | None = None) -> 
     return len(files)
 
 
-def committed_rows(tables: Path) -> int:
-    """Image rows in the committed images parts (Parquet footers only; hidden temp files are not parts)."""
+def committed_rows(tables: Path, seen: dict[Path, int] | None = None) -> int:
+    """Image rows in the committed images parts (Parquet footers only; hidden temp files are not parts). `seen`
+    keeps each part's count across calls: a committed part never changes, and re-reading every footer five times
+    a second took 15 % of a core from the run it watched at a few hundred thousand images."""
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in tables.glob("images/*/*/part-*.parquet"))
+    seen = {} if seen is None else seen
+    for p in tables.glob("images/*/*/part-*.parquet"):
+        if p not in seen:
+            seen[p] = pq.ParquetFile(p).metadata.num_rows
+    return sum(seen.values())
 
 
 def killed_and_resumed(reprocess: list[str], tables: Path, count: int, cap_mib: float | None) -> dict[str, Any]:
@@ -169,17 +175,17 @@ def killed_and_resumed(reprocess: list[str], tables: Path, count: int, cap_mib: 
 
     shutil.rmtree(tables, ignore_errors=True)
     proc = subprocess.Popen(reprocess, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.perf_counter()
-    while committed_rows(tables) < count // 2:
+    t0, parts = time.perf_counter(), {}
+    while committed_rows(tables, parts) < count // 2:
         if proc.poll() is not None:
             raise RuntimeError(f"the run ended before half the archive was committed (exit {proc.returncode})")
-        time.sleep(0.2)
+        time.sleep(0.5)
     proc.kill()  # SIGKILL: no handler runs, nothing is closed
     proc.wait()
     killed_at = time.perf_counter() - t0
     stable, seen, since = False, -1, time.monotonic()
     while not stable:  # the dead driver's local Ray goes with it (fate sharing); wait until no part appears
-        now = committed_rows(tables)
+        now = committed_rows(tables, parts)
         seen, since = (now, time.monotonic()) if now != seen else (seen, since)
         stable = time.monotonic() - since > 3
         time.sleep(0.2)

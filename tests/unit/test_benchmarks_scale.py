@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks.common import timed_rss
-from benchmarks.scale import S3_BUCKET, add_new, s3_server, upload
+from benchmarks.scale import S3_BUCKET, add_new, committed_rows, s3_server, upload
 
 HOLD = "import time; block = bytearray({mib} * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep({s})"
 
@@ -76,3 +76,18 @@ def test_the_s3_mode_serves_the_archive_from_a_moto_server_of_its_own(tmp_path):
         assert fs.cat_file(f"{S3_BUCKET}/archive-3/cam000/IMG_1.jpg") == b"\xff\xd8cam000/IMG_1.jpg"
         assert server.cpu_since_last() > 0 and server.cpu_since_last() < 1  # the server's own CPU, step by step
     assert os.environ.get("TRAPLINE_S3_ENDPOINT_URL") == before  # the environment as it was
+
+
+def test_committed_rows_reads_each_part_once_and_skips_hidden_temp_files(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    part_dir = tmp_path / "images" / "model_name=m" / "model_version=1"
+    part_dir.mkdir(parents=True)
+    pq.write_table(pa.table({"uri": ["a", "b"]}), part_dir / "part-1.parquet")
+    pq.write_table(pa.table({"uri": ["c"]}), part_dir / ".part-2.parquet.tmp")  # not committed yet
+    seen: dict = {}
+    assert committed_rows(tmp_path, seen) == 2
+    pq.write_table(pa.table({"uri": ["c", "d", "e"]}), part_dir / "part-2.parquet")
+    assert committed_rows(tmp_path, seen) == 5
+    assert len(seen) == 2

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.trapline-setup
 
-.PHONY: setup lint docs test test-fast demo bench models report-screenshot browser clean
+.PHONY: setup lint docs test test-fast demo bench models report-screenshot screenshots browser clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,12 @@ models: setup
 # docs/report.png for the README, from the demo's tables (run `make demo` first).
 report-screenshot: setup
 	$(BIN)/python docs/report_screenshot.py
+
+# The console's pictures in docs/ (the README and the docs show them), from the browser tests; a plain test run
+# saves them to a temp dir and leaves the repository as it was.
+screenshots: setup browser
+	TRAPLINE_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/integration/test_console_pictures.py \
+	  "tests/integration/test_jobs_http.py::test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_generated_form"
 
 # Debian's Chromium for the report's browser test (skipped, with the reason, where there is none).
 browser:

@@ -36,6 +36,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """Where the browser tests save their screenshots: a temp dir, so a test run leaves the repository as it was;
+    `make screenshots` sets TRAPLINE_SCREENSHOTS to docs/, whose console pictures the README and the docs show."""
+    where = os.environ.get("TRAPLINE_SCREENSHOTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        return Path(where)
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="session")
 def fixture_models(tmp_path_factory) -> dict[str, Path]:
     """Constant-output ONNX files in both YOLO layouts."""
     d = tmp_path_factory.mktemp("fixture-models")

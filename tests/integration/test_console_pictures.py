@@ -4,13 +4,12 @@ the pictures routes read the tables, which the reprocess stages wrote in this pr
 Checked: the Cameras page is the default page, its pictures load (naturalWidth > 0), the boxes of a capture whose
 boxes are known (the detections table) are drawn where they belong; the Captures filters change what is listed; a
 broken picture, an unknown camera and empty tables give a clear message; the pages fit 1280 px and a phone's width;
-no console error. Screenshots go to docs/ (console-cameras.png is linked from the README).
+no console error. `make screenshots` saves its screenshots to docs/ (console-cameras.png is linked from the README).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -20,7 +19,6 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS
 from tests.fixtures.pictures import build_site, served, set_token_script, site_config
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium (make browser installs Debian's)")
 
 ALL_LOADED = """(() => { const imgs = [...document.querySelectorAll('%s img')];
@@ -66,10 +64,10 @@ def assert_boxes_placed(placed: dict, known: dict[int, list[float]]) -> None:
         assert abs(w - bw * width) <= 1.5 and abs(h - bh * height) <= 1.5, (index, w, h)
 
 
-def test_cameras_and_captures_pages_in_chromium(site):
+def test_cameras_and_captures_pages_in_chromium(site, screenshots):
     from tests.fixtures.browser import Browser
 
-    docs = REPO / "docs"
+    docs = screenshots
     spec, archive = site["spec"], site["archive"]
     # cam01's oldest good picture, moved away after it was processed (not the newest: the tiles must all load)
     moved = min((p for p in spec.cameras["cam01"] if p in spec.good and p not in spec.blank), key=spec.times.get)

@@ -472,14 +472,15 @@ def test_models_catalog_compare_and_report_links(cluster, url, env, two_versions
         assert r.status_code == 404 and str(env["dir"]) not in r.text, (bad, r.text)
 
 
-def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_generated_form(url, env, two_versions):
+def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_generated_form(url, env, two_versions,
+                                                                                              screenshots):
     """The console in headless Chromium (Debian's package), one user's session: a reprocess started from its form (the
     archive picked from the locations under the roots, not typed; the dry run first, its plan shown, nothing
     written; then Confirm and run), followed with live progress on the jobs page until its tables hold every image;
     a post-processing run on them from the form generated from the filter's JSON Schema (preview first), its metrics
     on the job page; the models page (cards, the comparison beside promote, a full report opened from the reports
-    page); the pages at a phone's width; no console error anywhere. Screenshots go to docs/ (linked from the
-    README)."""
+    page); the pages at a phone's width; no console error anywhere. `make screenshots` saves its screenshots to
+    docs/ (linked from the README)."""
     import json
 
     from batch.review.browser import find_chromium
@@ -487,7 +488,7 @@ def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_g
 
     if find_chromium() is None:
         pytest.skip("no Chromium (apt-get install chromium)")
-    docs = REPO / "docs"
+    docs = screenshots
     out = str(env["dir"] / "from-console")
     assert call("GET", f"{url}/console", None).headers["content-security-policy"].startswith("default-src 'self'")
     with Browser(1280, 900) as b:

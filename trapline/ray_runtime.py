@@ -20,6 +20,13 @@ from trapline.errors import RayUnreachableError
 PROBE_TIMEOUT_S = 3.0
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+# Ray's own switches for a local Ray, unless the environment sets them. A raylet stops an idle worker one second
+# after it goes idle whenever more workers are alive than the node has CPUs, and on a small machine a job's actors
+# alone are more than that (the pool's detectors and Ray Data's three helpers; a service's replicas, controller and
+# proxy): every read and write task of a job then started a new Python worker, about a CPU second each, several a
+# minute (counted during a run at 1,000,000 images). Idle workers now wait a minute before they go.
+LOCAL_RAY_ENV = {"RAY_idle_worker_killing_time_threshold_ms": "60000"}
+
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Mapping[str, str] | None = None,
                **kwargs: Any) -> bool:
@@ -56,7 +63,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
         else:
             secure_token_file()  # before ray.init, which would write a new token world-readable
             ports = _dashboard_ports() if include_dashboard else contextlib.nullcontext({})
-            with _loopback_only(), _interruptible_children(), _environ(env or {}), ports as dashboard:
+            with _loopback_only(), _interruptible_children(), _environ(local_ray_env(env)), ports as dashboard:
                 ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1",
                          dashboard_host="127.0.0.1", include_dashboard=include_dashboard, **dashboard,
                          **kwargs)
@@ -65,6 +72,12 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
         raise
     ray_output.capture_attach(_logs_dir())
     return not address
+
+
+def local_ray_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """What a local Ray's processes are started with beyond the caller's environment: `LOCAL_RAY_ENV` where the
+    environment does not set it, then `env`."""
+    return {**{k: v for k, v in LOCAL_RAY_ENV.items() if k not in os.environ}, **(env or {})}
 
 
 def token_file() -> Path | None:

@@ -23,7 +23,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Ray's own switches for a local Ray, unless the environment sets them. A raylet stops an idle worker one second
 # after it goes idle whenever more workers are alive than the node has CPUs, and on a small machine a job's actors
 # alone are more than that (the pool's detectors and Ray Data's three helpers; a service's replicas, controller and
-# proxy): every read and write task of a job then started a new Python worker, about a CPU second each, several a
+# proxy): every read and write task of a job then started a new Python worker, about two CPU seconds each, several a
 # minute (counted during a run at 1,000,000 images). Idle workers now wait a minute before they go.
 LOCAL_RAY_ENV = {"RAY_idle_worker_killing_time_threshold_ms": "60000"}
 

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOT_DIR = "plots"
 SCORE_BINS = np.linspace(0, 1, 41)
 STATUS_COLORS = {"ok": "#2e7d32", "empty": "#9e9e9e", "failed": "#c62828"}
 
 
+def _figure(**kwargs) -> Figure:
+    # matplotlib is imported when a chart is drawn: it costs ~0.3-0.5 s, and every `trapline` command imported it
+    # (the report's options are part of the CLI) where only `trapline report` draws.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _save(fig: Figure, out_dir: Path, name: str) -> str:
     (out_dir / PLOT_DIR).mkdir(parents=True, exist_ok=True)
     rel = f"{PLOT_DIR}/{name}.png"
-    FigureCanvasAgg(fig)
     fig.savefig(out_dir / rel, dpi=100, bbox_inches="tight")
     return rel
 
@@ -26,7 +38,7 @@ def _save(fig: Figure, out_dir: Path, name: str) -> str:
 def stacked_bars(counts: pd.DataFrame, title: str, out_dir: Path, name: str,
                  colors: Mapping[str, str] | None = None, ylabel: str = "images") -> str:
     """Bars per index value, stacked by column (e.g. images per camera by status)."""
-    fig = Figure(figsize=(max(4.0, min(12.0, 0.45 * len(counts) + 2)), 3.0))
+    fig = _figure(figsize=(max(4.0, min(12.0, 0.45 * len(counts) + 2)), 3.0))
     ax = fig.add_subplot()
     bottom = np.zeros(len(counts))
     x = np.arange(len(counts))
@@ -48,7 +60,7 @@ def horizontal_bars(counts: Mapping[str, int], title: str, out_dir: Path, name: 
                     colors: Mapping[str, str] | None = None, xlabel: str = "images") -> str:
     """One horizontal bar per name, first at the top: long names (species) stay readable."""
     names = list(counts)
-    fig = Figure(figsize=(5.0, max(2.0, 0.3 * len(names) + 1.0)))
+    fig = _figure(figsize=(5.0, max(2.0, 0.3 * len(names) + 1.0)))
     ax = fig.add_subplot()
     y = np.arange(len(names))[::-1]
     ax.barh(y, [counts[n] for n in names], color=[(colors or {}).get(n, "#1f77b4") for n in names])
@@ -68,7 +80,7 @@ def score_histograms(counts: Mapping[str, np.ndarray], edges: Sequence[float], o
                      colors: Mapping[str, str], name: str = "scores") -> str:
     """One histogram of kept scores per label (`score_counts`), with the score-band edges marked."""
     labels = list(counts) or ["(none)"]
-    fig = Figure(figsize=(4.0 * min(len(labels), 3), 2.8 * ((len(labels) + 2) // 3)))
+    fig = _figure(figsize=(4.0 * min(len(labels), 3), 2.8 * ((len(labels) + 2) // 3)))
     for i, label in enumerate(labels):
         ax = fig.add_subplot((len(labels) + 2) // 3, min(len(labels), 3), i + 1)
         n = counts.get(label, np.zeros(len(SCORE_BINS) - 1, dtype=np.int64))

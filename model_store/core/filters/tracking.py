@@ -30,7 +30,6 @@ from typing import Literal
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.optimize import linear_sum_assignment
 
 # Hue x saturation bins of the colour part; orientation bins of the texture part of the descriptor.
 HUE_BINS, SAT_BINS, ORIENT_BINS = 12, 4, 12
@@ -339,6 +338,10 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
     out_l, out_r = [li[alone]], [ri[alone]]
     rest = np.flatnonzero(~alone)
     if len(rest):
+        # Imported here: scipy.optimize costs ~0.3-1 s to import, and every process that imports model_store (each
+        # Ray worker of a reprocess, each CLI command) imported it through the filters for this one call.
+        from scipy.optimize import linear_sum_assignment
+
         seg = dets.segment[rows[ri[rest]]]
         order = rest[np.argsort(seg, kind="stable")]
         cuts = np.flatnonzero(np.diff(np.sort(seg))) + 1

@@ -199,6 +199,16 @@ def killed_and_resumed(reprocess: list[str], tables: Path, count: int, cap_mib: 
             "duplicates": len(uris) - len(uris.unique())}
 
 
+def resume_step(reprocess: list[str], work: Path, count: int, files: int, cap_mib: float | None) -> dict[str, Any]:
+    """The `killed at half, resumed` row: `reprocess` into fresh tables of its own (`files` in the archive), then
+    those tables removed."""
+    again = work / f"tables-resume-{count}"
+    out = reprocess.index("--out")
+    res = killed_and_resumed([*reprocess[:out + 1], str(again), *reprocess[out + 2:]], again, files, cap_mib)
+    shutil.rmtree(again, ignore_errors=True)
+    return {"images": count, "step": "killed at half, resumed", **res}
+
+
 def trapline(*args: str) -> list[str]:
     return [sys.executable, "-m", "trapline.cli", *args]
 
@@ -257,11 +267,7 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
         print(f"{count} images: tables seeded in {time.perf_counter() - t0:.0f} s ({seeded} rows)", flush=True)
         say(run_row("nothing new", timed_rss(reprocess, cap_mib=args.cap_mib), count))  # over 1,953 parts at 1 M
     elif args.resume_only:  # the kill and the rerun alone: at a million the full run takes 42 min by itself
-        again = work / f"tables-resume-{count}"
-        res = killed_and_resumed([*reprocess[:reprocess.index("--out") + 1], str(again),
-                                  *reprocess[reprocess.index("--out") + 2:]], again, count, args.cap_mib)
-        say({"images": count, "step": "killed at half, resumed", **res})
-        shutil.rmtree(again, ignore_errors=True)
+        say(resume_step(reprocess, work, count, count, args.cap_mib))
         return rows
     elif not args.skip_run:
         if not args.s3:  # the S3 server starts empty with the benchmark
@@ -274,11 +280,7 @@ def measure(count: int, args: argparse.Namespace, ref: str) -> list[dict[str, An
             args.s3.cpu_since_last()
         say(run_row(f"+1 % new ({added})", timed_rss(reprocess, cap_mib=args.cap_mib), count))
         if args.resume:
-            again = work / f"tables-resume-{count}"
-            res = killed_and_resumed([*reprocess[:reprocess.index("--out") + 1], str(again),
-                                      *reprocess[reprocess.index("--out") + 2:]], again, count + added, args.cap_mib)
-            say({"images": count, "step": "killed at half, resumed", **res})
-            shutil.rmtree(again, ignore_errors=True)
+            say(resume_step(reprocess, work, count, count + added, args.cap_mib))
     t = str(tables)
     tools = [
         ("tables check", trapline("tables", "check", "--tables", t), (0, 1)),

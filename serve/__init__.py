@@ -8,7 +8,9 @@ Contract for other Ray programs (the batch jobs): the model deployment for model
 `detector-NAME` in the Serve application `trapline`; `get_detector_handle(NAME)` returns a
 handle whose `detect_bytes(data, ref, filters)` and `detect_prepared(prepared, meta, ref, filters)`
 go through the same dynamic batching as HTTP requests, in the lower-priority archive lane, and
-answer with the `model_store.ImageDetections` record itself (see serve.replica.DetectorReplica).
+answer with the `model_store.ImageDetections` record itself (see serve.replica.DetectorReplica);
+`detect_bytes_many` and `detect_prepared_many` take several images in one call and answer each
+with its record or the typed error that refused it.
 """
 
 from __future__ import annotations

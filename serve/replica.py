@@ -11,6 +11,7 @@ new model id; a request that pins another version loads it into a bounded LRU.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from model_store.core.preprocess import LetterboxMeta
 from serve.answers import DetectAnswer
 from serve.batcher import Lane
 from serve.compose import CropRequest, cut_crops
+from serve.protocol import core_error
 from serve.render import render_jpeg
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
@@ -194,6 +196,36 @@ class DetectorReplica(VersionedReplica):
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         return self._archive_answer(loaded, record, t0)
+
+    async def detect_bytes_many(self, images: list[bytes], ref: str | None = None,
+                                filters: dict[str, Any] | None = None) -> list[ImageDetections | BaseException]:
+        """Several encoded archive images in one call: what the batch job's `--via serve` client sends.
+
+        Each image is admitted, decoded and batched as `detect_bytes` would be, so the bulk lane's bound
+        still counts images; Serve's cost per call (routing, the request's context, its log line) is paid
+        once for all of them. Answers in order: each image's `ImageDetections`, or the typed error that
+        refused that image alone (an `OverloadedError` when the lane was full: send that image again).
+        An error that is not the image's (a bug) fails the whole call, as it would fail `detect_bytes`.
+        """
+        return await self._each([self.detect_bytes(data, ref, filters) for data in images])
+
+    async def detect_prepared_many(self, prepared: list[np.ndarray], metas: list[LetterboxMeta],
+                                   ref: str | None = None, filters: dict[str, Any] | None = None,
+                                   ) -> list[ImageDetections | BaseException]:
+        """`detect_prepared` for several images already letterboxed, answered as `detect_bytes_many` answers."""
+        if len(prepared) != len(metas):
+            raise InvalidParameterError(f"prepared and metas must pair up: got {len(prepared)} image(s) and "
+                                        f"{len(metas)} meta(s)")
+        return await self._each([self.detect_prepared(image, meta, ref, filters)
+                                 for image, meta in zip(prepared, metas, strict=True)])
+
+    @staticmethod
+    async def _each(calls: list) -> list[ImageDetections | BaseException]:
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and core_error(answer) is None:
+                raise answer  # already logged and counted by the call that met it
+        return answers
 
     async def _detect_encoded(self, lane: Lane, data: bytes, ref: str | None, filters: dict[str, Any] | None,
                               keep_rgb: bool) -> tuple[LoadedVersion, ImageDetections, np.ndarray | None]:

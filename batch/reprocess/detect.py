@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -172,21 +173,32 @@ def check_served(res: ImageDetections, expected: Mapping[str, str]) -> None:
         raise BatchError(f"the Serve deployment answered with {detail}; is the right version deployed?")
 
 
+@dataclass
+class _Tries:
+    """What one row has met so far through the deployment."""
+
+    failures: int = 0  # transient failures (a replica died, not ready)
+    overloaded_since: float | None = None
+
+
 class ServeClient:
     """Inference through the live Serve deployment's handle (`--via serve`).
 
     Lifecycle: a small pool of light actors; `__init__` looks up the handle once; `__call__`
     reads the listed files (`archive_url`, `--decode actors`), then keeps up to `window` images
     of its batch in flight (so the deployment's batcher can group them with other clients'
-    images), sends the encoded file (`detect_bytes`, decoded in the
-    replica) or the read task's letterboxed image (`detect_prepared`, `--decode tasks`), and
-    checks each answer's model version, sha256 and filters hash. Archive images travel in the
-    deployment's bulk lane: online requests go first, and a full lane answers 503, which is
-    waited out (back-pressure, not an error) for up to `overload_wait_s`.
+    images), `per_call` images to a call: the encoded files (`detect_bytes_many`, decoded in the
+    replica) or the read task's letterboxed images (`detect_prepared_many`, `--decode tasks`).
+    Serve's cost per call (routing here, the request's context and log line in the replica) is
+    then paid once for several images; the replica still admits, batches and refuses each image
+    on its own. Each answer's model version, sha256 and filters hash is checked. Archive images
+    travel in the deployment's bulk lane: online requests go first, and an image refused because
+    the lane is full (503) is sent again after a short wait (back-pressure, not an error) for up to
+    `overload_wait_s`; a replica that died or is not ready is tried `attempts` times.
     """
 
     def __init__(self, model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
-                 app_name: str = "trapline", attempts: int = 3, window: int = 8,
+                 app_name: str = "trapline", attempts: int = 3, window: int = 8, per_call: int = 4,
                  overload_wait_s: float = 600.0, archive_url: str | None = None) -> None:
         self.handle = detector_handle(model_name, app_name)
         self.reader = FileReader(archive_url)
@@ -195,58 +207,72 @@ class ServeClient:
         self.expected = expected
         self.attempts = attempts
         self.window = window
+        self.per_call = max(1, min(per_call, window))
         self.overload_wait_s = overload_wait_s
 
-    def _detect(self, batch: dict[str, np.ndarray], i: int):
+    def _send(self, batch: dict[str, np.ndarray], rows: list[int]):
         if "data" in batch:
-            return self.handle.detect_bytes.remote(batch["data"][i], self.ref, self.filter_overrides)
-        return self.handle.detect_prepared.remote(batch["image"][i], meta_of(batch, i), self.ref,
-                                                  self.filter_overrides)
+            return self.handle.detect_bytes_many.remote([batch["data"][i] for i in rows], self.ref,
+                                                        self.filter_overrides)
+        return self.handle.detect_prepared_many.remote([batch["image"][i] for i in rows],
+                                                       [meta_of(batch, i) for i in rows], self.ref,
+                                                       self.filter_overrides)
 
-    def _result(self, batch: dict[str, np.ndarray], i: int, response) -> ImageDetections | None:
-        """The answer for row i, retrying transient failures; None when the deployment refused the image."""
-        failures, overloaded_since = 0, None
-        while True:
-            try:
-                # the replica's ImageDetections as it is (a dict from a deployment of an older trapline)
-                return ImageDetections.model_validate(response.result())
-            except Exception as exc:  # noqa: BLE001 - sorted below: refusal, overload, transient, or fatal
-                refusal = served_refusal(exc)
-                if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
-                    fail_rows(batch, [i], *refusal)
-                    return None
-                if is_overloaded(exc):  # the bulk lane is full: wait for room, however many tries it takes
-                    overloaded_since = overloaded_since or time.monotonic()
-                    if time.monotonic() - overloaded_since > self.overload_wait_s:
-                        raise
-                    time.sleep(0.05 + 0.2 * np.random.random())
-                elif is_transient(exc):  # a replica restart or a lost connection
-                    failures += 1
-                    if failures >= self.attempts:
-                        raise
-                    time.sleep(0.5 * 2 ** (failures - 1))
-                else:  # a bug or a bad answer: retrying would only repeat it
-                    raise
-                response = self._detect(batch, i)
+    @staticmethod
+    def _answers(rows: list[int], response) -> list:
+        """One answer per row: the record, or the error that refused it (a failed call: every row's)."""
+        try:
+            return list(response.result())
+        except Exception as exc:  # noqa: BLE001 - the call as a whole failed: each of its rows sorts it out
+            return [exc] * len(rows)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         batch = self.reader.read(batch)
-        todo = [i for i, s in enumerate(batch["status"]) if s == PENDING]
+        pending = collections.deque(i for i, s in enumerate(batch["status"]) if s == PENDING)
+        tries: dict[int, _Tries] = collections.defaultdict(_Tries)
         results: dict[int, ImageDetections] = {}
-        in_flight: collections.deque = collections.deque()
-        for i in todo:
-            in_flight.append((i, self._detect(batch, i)))
-            if len(in_flight) >= self.window:
-                self._collect(batch, *in_flight.popleft(), results)
-        while in_flight:
-            self._collect(batch, *in_flight.popleft(), results)
+        in_flight: collections.deque = collections.deque()  # (rows, response), oldest first
+        sent = 0  # images in flight
+        while pending or in_flight:
+            while pending and sent < self.window:
+                rows = [pending.popleft() for _ in range(min(self.per_call, self.window - sent, len(pending)))]
+                in_flight.append((rows, self._send(batch, rows)))
+                sent += len(rows)
+            rows, response = in_flight.popleft()
+            sent -= len(rows)
+            wait = 0.0
+            for i, answer in zip(rows, self._answers(rows, response), strict=True):
+                if not isinstance(answer, BaseException):
+                    # the replica's ImageDetections as it is (a dict from a deployment of an older trapline)
+                    record = ImageDetections.model_validate(answer)
+                    check_served(record, self.expected)
+                    results[i] = record
+                    continue
+                again = self._retry_in(batch, i, answer, tries[i])
+                if again is not None:
+                    pending.append(i)
+                    wait = max(wait, again)
+            time.sleep(wait)
         return result_table(batch, results)
 
-    def _collect(self, batch: dict[str, np.ndarray], i: int, response, results: dict[int, ImageDetections]) -> None:
-        record = self._result(batch, i, response)
-        if record is not None:
-            check_served(record, self.expected)
-            results[i] = record
+    def _retry_in(self, batch: dict[str, np.ndarray], i: int, exc: BaseException, tries: _Tries) -> float | None:
+        """Seconds to wait before row i goes again; None when the deployment refused it for good (the row
+        is failed with its reason). Raises `exc` when sending it again cannot help."""
+        refusal = served_refusal(exc)
+        if refusal is not None:  # the deployment answered "no" for this image: retrying won't help
+            fail_rows(batch, [i], *refusal)
+            return None
+        if is_overloaded(exc):  # the bulk lane is full: wait for room, however many tries it takes
+            tries.overloaded_since = tries.overloaded_since or time.monotonic()
+            if time.monotonic() - tries.overloaded_since > self.overload_wait_s:
+                raise exc
+            return 0.05 + 0.2 * np.random.random()
+        if is_transient(exc):  # a replica restart or a lost connection
+            tries.failures += 1
+            if tries.failures >= self.attempts:
+                raise exc
+            return 0.5 * 2 ** (tries.failures - 1)
+        raise exc  # a bug or a bad answer: retrying would only repeat it
 
 
 def is_overloaded(exc: BaseException) -> bool:

@@ -285,6 +285,26 @@ def test_detect_prepared_is_the_library_record(url, store):
     assert isinstance(unwrap_error(info.value), InvalidParameterError)
 
 
+def test_several_archive_images_in_one_call_are_answered_each_on_its_own(url, store):
+    """The batch job's call: each image answered as `detect_bytes` would, a bad one refused alone with its typed
+    error; a call that does not make sense as a whole is refused as a whole."""
+    handle = get_detector_handle("fixture")
+    det = store.load_detector("fixture")
+    want = det.predict_batch([decode_image(IMAGE)])[0].model_dump(mode="json", exclude={"timing_ms"})
+    answers = handle.detect_bytes_many.remote([IMAGE, b"not a jpeg", IMAGE], None, None).result()
+    assert [type(a).__name__ for a in answers] == ["ImageDetections", "ImageDecodeError", "ImageDetections"]
+    for a in answers[::2]:
+        assert a.model_dump(mode="json", exclude={"timing_ms"}) == want and "decode" in a.timing_ms
+    assert answers[1].status == 422 and answers[1].extra["reason"] == "not_image"
+    prepared, meta = det.prepare(decode_image(IMAGE))
+    answers = handle.detect_prepared_many.remote([prepared, prepared[:10]], [meta, meta], None, None).result()
+    assert answers[0].model_dump(mode="json", exclude={"timing_ms"}) == want
+    assert isinstance(answers[1], InvalidParameterError)
+    with pytest.raises(Exception) as info:  # not one image's fault: the whole call is refused
+        handle.detect_prepared_many.remote([prepared], [], None, None).result()
+    assert isinstance(unwrap_error(info.value), InvalidParameterError)
+
+
 def test_online_requests_go_ahead_of_archive_images_and_never_share_their_batch(url, store):
     handle = get_detector_handle("slowbatch")  # fixed 1 s batch wait: a batch waits for company
     det = store.load_detector("slowbatch")

@@ -212,33 +212,40 @@ def test_serve_answers_from_another_version_or_filter_set_are_refused():
 
 
 class _FakeDeployment:
-    """Stands in for the Serve handle (not under test): answers each `detect_bytes` call from a script."""
+    """Stands in for the Serve handle (not under test): answers each `detect_bytes_many` call from a script, as the
+    replica does: a typed error (one with an HTTP status) in its image's place, any other error for the whole call."""
 
     def __init__(self, script):
-        self.script = script  # per payload: list of exceptions to raise before answering
+        self.script = script  # per payload: list of exceptions to meet before answering
         self.in_flight = self.most_in_flight = 0
-        self.detect_bytes = self
+        self.calls: list[int] = []  # images per call
+        self.detect_bytes_many = self
 
-    def remote(self, data, ref, filters):
-        self.in_flight += 1
+    def remote(self, images, ref, filters):
+        self.in_flight += len(images)
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        return _FakeResponse(self, data)
+        self.calls.append(len(images))
+        return _FakeResponse(self, images)
 
 
 class _FakeResponse:
-    def __init__(self, owner, data):
-        self.owner, self.data = owner, data
+    def __init__(self, owner, images):
+        self.owner, self.images = owner, images
 
     def result(self):
-        self.owner.in_flight -= 1
-        failures = self.owner.script.get(self.data, [])
-        if failures:
-            raise failures.pop(0)
         from model_store import ImageDetections
 
-        return ImageDetections.model_validate(  # what the replica answers: the record, as it is
-            {"model": {"name": "m", "version": "1", "sha256": "a" * 64}, "width": 4, "height": 3,
-             "detections": [], "filters": {"names": [], "hash": "f1", "configs": []}})
+        self.owner.in_flight -= len(self.images)
+        answers = []
+        for data in self.images:
+            failures = self.owner.script.get(data, [])
+            exc = failures.pop(0) if failures else None
+            if exc is not None and getattr(exc, "status", None) is None:
+                raise exc  # not the image's fault: the call fails as a whole
+            answers.append(exc or ImageDetections.model_validate(  # what the replica answers: the record, as it is
+                {"model": {"name": "m", "version": "1", "sha256": "a" * 64}, "width": 4, "height": 3,
+                 "detections": [], "filters": {"names": [], "hash": "f1", "configs": []}}))
+        return answers
 
 
 def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(monkeypatch):
@@ -255,6 +262,8 @@ def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(mon
     assert [r["status"] for r in rows] == ["empty"] * 7 + ["failed"]  # five 503s waited out, not failed
     assert rows[-1]["error_reason"] == "not_image"  # the decoder's reason, as a read task would record it
     assert fake.most_in_flight == 3
+    assert fake.calls[:3] == [3, 3, 2]  # several images to a call, never more than the window in flight
+    assert sum(fake.calls) == 8 + 5  # each 503 sent its image again, and nothing else went twice
 
 
 def _bytes_batch(data: list[bytes]) -> dict[str, np.ndarray]:

@@ -243,8 +243,7 @@ class ServeClient:
             wait = 0.0
             for i, answer in zip(rows, self._answers(rows, response), strict=True):
                 if not isinstance(answer, BaseException):
-                    # the replica's ImageDetections as it is (a dict from a deployment of an older trapline)
-                    record = ImageDetections.model_validate(answer)
+                    record = ImageDetections.model_validate(answer)  # the replica's record, as it is
                     check_served(record, self.expected)
                     results[i] = record
                     continue
@@ -317,7 +316,10 @@ def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, ex
         w, h = input_size
         blank = np.full((h, w, 3), pad_value, np.uint8)
         meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
-        record = handle.detect_prepared.remote(blank, meta, ref, filter_overrides or None).result()
+        # the call the job makes: a deployment of a trapline without it fails here, with the message below
+        [record] = handle.detect_prepared_many.remote([blank], [meta], ref, filter_overrides or None).result()
+        if isinstance(record, BaseException):
+            raise record
     except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message
         raise BatchError(
             f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "

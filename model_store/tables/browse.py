@@ -12,13 +12,12 @@ import operator
 import os
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from model_store.tables.cameras import camera_codes
+from model_store.tables.camera_summary import camera_summary
 from model_store.tables.reader import PART_COLUMN, Tables, TableSet, resolve_table_set, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from trapline.errors import BatchError, NotFoundError
@@ -32,32 +31,11 @@ KEYS = ("uri", "content_id", "run_id")  # a row of detections, classifications o
 # -- cameras -----------------------------------------------------------------------------------------------------
 def cameras(tables: Tables, limit: int, offset: int) -> dict[str, Any]:
     """Every camera in the images table with its image count (distinct files, whatever model processed them)
-    and its newest capture time, by camera id, paged. Read a record batch at a time, holding 12 bytes per row
-    (a hash of its camera and file, its camera's code) where the rows' strings took ~1 GiB at a million."""
-    codes: dict[str, int] = {}
-    newest: dict[int, Any] = {}
-    pairs, owners = [], []
-    for name, version in tables.partitions(IMAGES):
-        for batch in tables.stream(IMAGES, name, version, ["camera_id", "uri", "capture_time"]):
-            code = camera_codes(pc.fill_null(batch["camera_id"], "unknown"), codes)
-            # one 64-bit hash per (camera, file): a collision in a million rows (odds ~1 in 30 million) would
-            # count two files as one
-            pairs.append(pd.util.hash_array(batch["uri"].to_numpy(zero_copy_only=False))
-                         ^ pd.util.hash_array(code.astype(np.uint64)))
-            owners.append(code.astype(np.int32))
-            times = pa.table({"code": code, "t": batch["capture_time"]}).group_by("code").aggregate([("t", "max")])
-            for c, t in zip(times["code"].to_pylist(), times["t_max"].to_pylist(), strict=True):
-                if t is not None and (newest.get(c) is None or t > newest[c]):
-                    newest[c] = t
-    if not codes:
-        return {"cameras": [], "total": 0, "limit": limit, "offset": offset}
-    _, first = np.unique(np.concatenate(pairs), return_index=True)
-    files = np.bincount(np.concatenate(owners)[first], minlength=len(codes))
-    ordered = sorted(codes)
-    page = ordered[offset:offset + limit]
-    return {"cameras": [{"camera": c, "images": int(files[codes[c]]), "newest_capture_time": newest.get(codes[c])}
-                        for c in page],
-            "total": len(ordered), "limit": limit, "offset": offset}
+    and its newest capture time, by camera id, paged (model_store/tables/camera_summary.py: one Arrow aggregation,
+    kept while the table's files are the same)."""
+    summary = camera_summary(tables)
+    return {"cameras": summary.slice(offset, limit).to_pylist(), "total": summary.num_rows, "limit": limit,
+            "offset": offset}
 
 
 def latest(tables: Tables, camera: str, model: str | None = None) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from ray.serve.config import BackpressureConfig
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
 from model_store.core.pipeline import ClassifierRoute, resolve_routes
 from serve import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
+from serve.auth import token_digest
 from serve.classifier import ClassifierReplica
 from serve.config import (
     ClassifierServeConfig,
@@ -31,7 +32,7 @@ from serve.config import (
     ServeConfigError,
     parse_serve_config,
 )
-from serve.ingress import Feature, TraplineIngress, token_digest
+from serve.ingress import Feature, TraplineIngress
 from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
 

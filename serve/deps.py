@@ -5,7 +5,7 @@ Every feature's router (serve/router.py: detect, models, admin; serve/recording/
 service with `service_of(request)` and its auth with one of the three dependencies below. Auth runs as a dependency,
 i.e. before the query parameters are validated: a caller without the token learns nothing about a route's
 parameters. The checks themselves are the service's (`check_api_token`, `check_admin_token`: constant-time
-comparisons of token digests, serve/ingress.py).
+comparisons of token digests, serve/auth.py).
 """
 
 from __future__ import annotations

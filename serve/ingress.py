@@ -1,14 +1,13 @@
 """The ingress deployment: dispatches HTTP requests to the model deployments and runs the admin actions.
 
 The routes themselves (parsing and encoding) are in serve/router.py; this class holds the
-handles, the store and the tokens, and turns Ray/Serve failures into typed API errors.
+handles, the store and the tokens. The token checks are serve/auth.py's, the mapping of Ray/Serve and
+store failures to typed API errors serve/api_errors.py's, the merge of replicas' status serve/model_status.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,25 +15,25 @@ from typing import Any
 
 from fastapi import FastAPI
 from ray import serve
-from ray.exceptions import ActorUnavailableError, RayActorError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.exceptions import DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve import classifier_deployment_name, detector_deployment_name
-from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, RefusedVersionOut, ReplicaStatus
+from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, ReplicaStatus
+from serve.api_errors import await_replica, store_call
+from serve.auth import Tokens, bearer_ok, token_digest
 from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
+from serve.model_status import merged_status
 from serve.protocol import (
     AliasMoveResponse,
-    LoadedVersionOut,
     ModelsResponse,
     ModelStatusOut,
     ReloadResponse,
     core_error,
     detect_response,
-    load_error_kind,
     unwrap_error,
 )
 from serve.recording.identify import Sighting, online_identifiers
@@ -42,18 +41,17 @@ from serve.recording.recorder import Recorder, Upload
 from serve.recording.routes import attach_recording
 from serve.recording.uploads import UploadRecord
 from serve.router import create_api
-from serve.telemetry import merge_stats
 from trapline.errors import (
     CropGeometryChangedError,
-    ForbiddenError,
     InvalidParameterError,
     NotFoundError,
     NotReadyError,
-    OverloadedError,
     TraplineError,
-    UnauthorizedError,
-    VersionRefusedError,
 )
+
+# Importable from here too, where the app builder and the tests have always found them.
+__all__ = ["ADMIN_TIMEOUT_S", "CLASSIFIER_VERSION_TTL_S", "CONTROL_TIMEOUT_S", "Feature", "IngressCore",
+           "TraplineIngress", "bearer_ok", "token_digest"]
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -65,21 +63,6 @@ Feature = Callable[[FastAPI, "IngressCore"], None]
 CLASSIFIER_VERSION_TTL_S = 2.0  # as often as replicas re-read their aliases (alias_poll_interval_s)
 CONTROL_TIMEOUT_S = 5.0  # status broadcasts (GET /v1/models, /readyz)
 ADMIN_TIMEOUT_S = 600.0  # a promote waits for every replica to load and warm the version
-
-
-def token_digest(token: str | None) -> str | None:
-    """sha256 hex of a token: the ingress keeps and compares digests, never the token itself."""
-    return hashlib.sha256(token.encode()).hexdigest() if token else None
-
-
-def bearer_ok(authorization: str | None, digest: str | None) -> bool:
-    """Constant-time check of an `Authorization: Bearer <token>` header against a token digest."""
-    if not digest or not authorization:
-        return False
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return False
-    return hmac.compare_digest(token_digest(token.strip()), digest)
 
 
 class IngressCore:
@@ -103,8 +86,7 @@ class IngressCore:
         self.classifier_handles = dict(classifiers or {})
         self.composer = Composer({m.name: m.classify for m in self.config.models}, self.classifier_handles, self.call)
         self.store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
-        self._admin_digest = admin_token_sha256
-        self._api_digest = api_token_sha256
+        self.tokens = Tokens(admin_token_sha256, api_token_sha256, self.config.admin_token_env)
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
         self.recorder = Recorder(self.config.record, self.store) if self.config.record else None
         self.identifiers = online_identifiers(self.config)  # detector -> re-identification (loaded lazily)
@@ -129,25 +111,14 @@ class IngressCore:
 
     # -- auth ------------------------------------------------------------------------------------
     def check_api_token(self, authorization: str | None) -> None:
-        # The admin token reads too (the console and `trapline jobs` hold one token).
-        if self._api_digest and not bearer_ok(authorization, self._api_digest) \
-                and not bearer_ok(authorization, self._admin_digest):
-            raise UnauthorizedError("this service needs `Authorization: Bearer <token>`",
-                                    headers={"WWW-Authenticate": "Bearer"})
-
-    def link_key(self) -> bytes:
-        """The key that signs the console's report links: derived from the token digests, so every replica has
-        it, and a new token voids the links signed under the old one."""
-        material = f"trapline report links\n{self._api_digest or ''}\n{self._admin_digest or ''}"
-        return hashlib.sha256(material.encode()).digest()
+        self.tokens.check_api(authorization)
 
     def check_admin_token(self, authorization: str | None) -> None:
-        if not self._admin_digest:
-            raise ForbiddenError(
-                f"admin routes are disabled: set ${self.config.admin_token_env} where the app is built")
-        if not bearer_ok(authorization, self._admin_digest):
-            raise UnauthorizedError("admin routes need `Authorization: Bearer <admin token>`",
-                                    headers={"WWW-Authenticate": "Bearer"})
+        self.tokens.check_admin(authorization)
+
+    def link_key(self) -> bytes:
+        """The key that signs the console's report links (serve/auth.py `Tokens.link_key`)."""
+        return self.tokens.link_key()
 
     # -- dispatch --------------------------------------------------------------------------------
     def handle(self, model: str | None) -> tuple[str, DeploymentHandle]:
@@ -182,27 +153,7 @@ class IngressCore:
 
     async def call(self, awaitable) -> Any:
         """Await a handle call; replica errors come back as typed API errors, overload as 503."""
-        try:
-            return await awaitable
-        except BackPressureError as exc:
-            raise OverloadedError(f"the model is at capacity ({exc}); retry shortly",
-                                  headers=self._retry_after) from None
-        except DeploymentUnavailableError as exc:
-            raise NotReadyError(f"no replica can take the request: {exc}", headers=self._retry_after) from None
-        except (RayActorError, ActorUnavailableError) as exc:
-            # The replica died (or became unreachable) with this request on it: a transient server-side
-            # fault that a retry fixes once Serve has replaced it, so 503 + Retry-After, not 500.
-            logger.warning("replica lost while serving a request: %s", str(exc).splitlines()[0] if str(exc) else exc)
-            raise NotReadyError("the replica handling this request stopped; retry shortly",
-                                headers=self._retry_after) from None
-        except Exception as exc:  # noqa: BLE001 - map what the replica raised
-            cause = unwrap_error(exc)
-            api = core_error(cause)
-            if api is not None:
-                raise api from None
-            if isinstance(cause, BackPressureError):
-                raise OverloadedError(str(cause), headers=self._retry_after) from None
-            raise
+        return await await_replica(awaitable, self._retry_after)
 
     def refuse_early(self, model: str | None) -> None:
         """Called before the body is read; with a separate ingress the model's replica decides (nothing here)."""
@@ -290,37 +241,12 @@ class IngressCore:
         deployment = classifier_deployment_name(name) if kind == "classifier" else detector_deployment_name(name)
         classify = [r.model_dump(mode="json") for r in self.composer.classifiers_of(name)] \
             if kind == "detector" else None
-        if not replicas:
-            return ModelStatusOut(name=name, kind=kind, deployment=deployment, replicas=[], classify=classify,
-                                  ready=False, default_alias=None, aliases={}, store_aliases={}, versions=[],
-                                  errors=[], batching=None, stats=merge_stats([]))
-        first = replicas[0]
-        versions: dict[str, LoadedVersionOut] = {}
-        errors: dict[tuple, RefusedVersionOut] = {}
-        for rep in replicas:
-            for v in rep.versions:
-                merged = versions.setdefault(v.version, LoadedVersionOut(
-                    version=v.version, sha256=v.sha256, device=v.device, pinned=v.pinned))
-                merged.aliases = sorted({*merged.aliases, *v.aliases})
-            for e in rep.errors:
-                errors[(e.version, e.type)] = e
-        same_aliases = all(r.aliases == first.aliases for r in replicas)
-        return ModelStatusOut(
-            name=name, kind=kind, deployment=deployment, replicas=replicas, classify=classify,
-            ready=all(rep.aliases.get(rep.default_alias) for rep in replicas),
-            default_alias=first.default_alias,
-            aliases=first.aliases if same_aliases
-            else {a: sorted({str(r.aliases.get(a)) for r in replicas}) for a in first.aliases},
-            store_aliases=first.store_aliases,
-            versions=list(versions.values()),
-            errors=list(errors.values()),
-            batching=first.batching,
-            stats=merge_stats([r.stats for r in replicas]),
-        )
+        return merged_status(name, kind, deployment, classify, replicas)
 
     async def models(self) -> ModelsResponse:
         statuses = await asyncio.gather(*(self.model_status(n) for n in [*self.handles, *self.classifier_handles]))
-        return ModelsResponse(models=list(statuses), admin_routes="enabled" if self._admin_digest else "disabled")
+        admin_routes = "enabled" if self.tokens.admin_enabled else "disabled"
+        return ModelsResponse(models=list(statuses), admin_routes=admin_routes)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every model has a replica serving its default alias."""
@@ -351,25 +277,13 @@ class IngressCore:
         results = await self._broadcast(name, "refresh", timeout_s=ADMIN_TIMEOUT_S)
         return [r for r in results if isinstance(r, ReplicaStatus)]
 
-    async def _in_thread(self, fn, *args):
-        """Run a blocking store call; its errors become API errors."""
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except TraplineError as exc:
-            if exc.code in ("checksum_mismatch", "invalid_config"):
-                raise VersionRefusedError(str(exc), reason=load_error_kind(exc)) from None
-            # not_found -> 404; the rest (nothing to roll back to, an invalid alias) is a bad parameter
-            raise (core_error(exc) or InvalidParameterError(str(exc))) from None
-        except ValueError as exc:
-            raise InvalidParameterError(str(exc)) from None
-
     async def promote(self, model: str, version: str, alias: str) -> AliasMoveResponse:
         """Load + verify + warm on every replica first, then move the alias; a broken version is refused."""
         name, _ = self.deployment(model)
         self._segments(version=version, alias=alias)
-        await self._in_thread(self.store.resolve, ModelRef(name, version=version))
+        await store_call(self.store.resolve, ModelRef(name, version=version))
         await self._preload_everywhere(name, version)
-        record = await self._in_thread(self.store.promote, ModelRef(name, version=version), alias)
+        record = await store_call(self.store.promote, ModelRef(name, version=version), alias)
         replicas = await self._refresh_everywhere(name)
         previous = record.history[-1] if record.history else None
         logger.info("admin: %s@%s -> %s (was %s)", name, alias, record.version, previous)
@@ -380,7 +294,7 @@ class IngressCore:
         """Return the alias to its previous version (loaded and warmed first on every replica)."""
         name, _ = self.deployment(model)
         self._segments(alias=alias)
-        records = await self._in_thread(self.store.aliases, name)
+        records = await store_call(self.store.aliases, name)
         current = records.get(alias)
         if current is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
@@ -388,7 +302,7 @@ class IngressCore:
             raise InvalidParameterError(
                 f"{name}@{alias} has no earlier version to roll back to (it is {current.version})")
         await self._preload_everywhere(name, current.history[-1])
-        record = await self._in_thread(self.store.rollback, name, alias)
+        record = await store_call(self.store.rollback, name, alias)
         replicas = await self._refresh_everywhere(name)
         logger.info("admin: %s@%s rolled back to %s (was %s)", name, alias, record.version, current.version)
         return AliasMoveResponse(model=name, alias=alias, version=record.version, previous=current.version,

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from model_store.tables.cameras import camera_codes
-from model_store.tables.reader import PART_COLUMN, Tables, TableSet, resolve_table_set, unique_rows
+from model_store.tables.camera_summary import camera_summary
+from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, TableSet, resolve_table_set, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from trapline.errors import BatchError, NotFoundError
 
@@ -32,32 +32,11 @@ KEYS = ("uri", "content_id", "run_id")  # a row of detections, classifications o
 # -- cameras -----------------------------------------------------------------------------------------------------
 def cameras(tables: Tables, limit: int, offset: int) -> dict[str, Any]:
     """Every camera in the images table with its image count (distinct files, whatever model processed them)
-    and its newest capture time, by camera id, paged. Read a record batch at a time, holding 12 bytes per row
-    (a hash of its camera and file, its camera's code) where the rows' strings took ~1 GiB at a million."""
-    codes: dict[str, int] = {}
-    newest: dict[int, Any] = {}
-    pairs, owners = [], []
-    for name, version in tables.partitions(IMAGES):
-        for batch in tables.stream(IMAGES, name, version, ["camera_id", "uri", "capture_time"]):
-            code = camera_codes(pc.fill_null(batch["camera_id"], "unknown"), codes)
-            # one 64-bit hash per (camera, file): a collision in a million rows (odds ~1 in 30 million) would
-            # count two files as one
-            pairs.append(pd.util.hash_array(batch["uri"].to_numpy(zero_copy_only=False))
-                         ^ pd.util.hash_array(code.astype(np.uint64)))
-            owners.append(code.astype(np.int32))
-            times = pa.table({"code": code, "t": batch["capture_time"]}).group_by("code").aggregate([("t", "max")])
-            for c, t in zip(times["code"].to_pylist(), times["t_max"].to_pylist(), strict=True):
-                if t is not None and (newest.get(c) is None or t > newest[c]):
-                    newest[c] = t
-    if not codes:
-        return {"cameras": [], "total": 0, "limit": limit, "offset": offset}
-    _, first = np.unique(np.concatenate(pairs), return_index=True)
-    files = np.bincount(np.concatenate(owners)[first], minlength=len(codes))
-    ordered = sorted(codes)
-    page = ordered[offset:offset + limit]
-    return {"cameras": [{"camera": c, "images": int(files[codes[c]]), "newest_capture_time": newest.get(codes[c])}
-                        for c in page],
-            "total": len(ordered), "limit": limit, "offset": offset}
+    and its newest capture time, by camera id, paged (model_store/tables/camera_summary.py: one Arrow aggregation,
+    kept while the table's files are the same)."""
+    summary = camera_summary(tables)
+    return {"cameras": summary.slice(offset, limit).to_pylist(), "total": summary.num_rows, "limit": limit,
+            "offset": offset}
 
 
 def latest(tables: Tables, camera: str, model: str | None = None) -> dict[str, Any] | None:
@@ -67,23 +46,33 @@ def latest(tables: Tables, camera: str, model: str | None = None) -> dict[str, A
 
 
 def latest_many(tables: Tables, cameras: list[str], model: str | None = None) -> dict[str, dict[str, Any]]:
-    """`latest` for several cameras at once (a page of the console's grid): two reads of the images table (the
-    cameras' capture times, then their newest rows) and one of each detections, classifications and snips partition
-    involved, whatever the number of cameras."""
+    """`latest` for several cameras at once (a page of the console's grid): three narrow reads of the images table
+    (the cameras' capture times; the keys of their rows at the newest; the chosen rows in full) and one of each
+    detections, classifications and snips partition involved, whatever the number of cameras. Chosen in Arrow:
+    only the chosen rows become Python objects (the page's cameras' rows as pandas took ~1 s at a million)."""
     if not cameras:
         return {}
-    # First each camera's newest capture time (three narrow columns), then only the rows at that time in full:
-    # reading every column of a page's cameras took most of the page's memory at a million images.
     times = tables.read(IMAGES, columns=["camera_id", "capture_time", "model_name"],
-                        filter=ds.field("camera_id").isin(cameras)).to_pandas()
-    if times.empty:
+                        filter=ds.field("camera_id").isin(cameras))
+    if not times.num_rows:
         return {}
-    newest_at = _preferred(times, model).groupby("camera_id", dropna=False)["capture_time"].max()
-    where = functools.reduce(operator.or_, (_captured_at(c, t) for c, t in newest_at.items()))
-    columns = [*IMAGES_SCHEMA.names, *PARTITION_KEYS, PART_COLUMN]
-    rows = _preferred(tables.read(IMAGES, columns=columns, filter=where).to_pandas(), model)
-    rows = rows.sort_values(["capture_time", "processed_at", "model_version"], ascending=False, kind="stable")
-    newest = rows.drop_duplicates("camera_id", keep="first")
+    newest_at = _preferred(times, model).group_by("camera_id", use_threads=False).aggregate([("capture_time", "max")])
+    where = functools.reduce(operator.or_, (_captured_at(c, t) for c, t in zip(
+        newest_at["camera_id"].to_pylist(), newest_at["capture_time_max"].to_pylist(), strict=True)))
+    # The rows at each camera's newest capture, keys and sort columns only; rows stored twice need no dedupe here:
+    # the first row of a camera after the sort is the first of its key too.
+    keys = [*ROW_KEYS[IMAGES], *PARTITION_KEYS]
+    rows = _preferred(tables.read(IMAGES, columns=["camera_id", "capture_time", "processed_at", *keys], filter=where,
+                                  dedupe=False), model)
+    rows = rows.append_column("__read", pa.array(np.arange(rows.num_rows)))  # ties: the order read
+    rows = rows.sort_by([("capture_time", "descending"), ("processed_at", "descending"),
+                         ("model_version", "descending"), ("__read", "ascending")])
+    rows = rows.append_column("__sorted", pa.array(np.arange(rows.num_rows)))
+    first = rows.group_by("camera_id", use_threads=False).aggregate([("__sorted", "min")])["__sorted_min"]
+    chosen = rows.take(first).select(keys)
+    full = tables.read(IMAGES, columns=[*IMAGES_SCHEMA.names, *PARTITION_KEYS, PART_COLUMN],
+                       filter=ds.field("uri").isin(chosen["uri"]) & ds.field("camera_id").isin(cameras))
+    newest = full.join(chosen, keys=keys, join_type="left semi").to_pandas()
     out: dict[str, dict[str, Any]] = {}
     for (name, version, rhash), group in newest.groupby(["model_name", "model_version", "filters_hash"]):
         boxes = _boxes(tables, name, version, rhash, group, kept_only=True)
@@ -98,17 +87,18 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     return out
 
 
-def _preferred(rows: pd.DataFrame, model: str | None) -> pd.DataFrame:
+def _preferred(rows: pa.Table, model: str | None) -> pa.Table:
     """`model`'s rows for the cameras that have some, any model's for the others (all of them without a model)."""
     if model is None:
         return rows
-    mine = rows["model_name"] == model
-    return rows[mine | ~rows["camera_id"].isin(set(rows.loc[mine, "camera_id"]))]
+    mine = pc.equal(rows["model_name"], model)
+    theirs = pc.invert(pc.is_in(rows["camera_id"], pc.unique(rows.filter(mine)["camera_id"])))
+    return rows.filter(pc.or_(mine, theirs))
 
 
 def _captured_at(camera: str, when: Any) -> ds.Expression:
     """The filter for `camera`'s rows captured at `when` (no capture time when it is missing)."""
-    at = ds.field("capture_time").is_null() if pd.isna(when) else \
+    at = ds.field("capture_time").is_null() if when is None else \
         ds.field("capture_time") == pa.scalar(when, IMAGES_SCHEMA.field("capture_time").type)
     return (ds.field("camera_id") == camera) & at
 

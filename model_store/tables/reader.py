@@ -133,16 +133,22 @@ class Tables:
             if "model_version" in wanted:
                 out = out.append_column("model_version", pa.array([model_version] * n, pa.string()))
             return out.select(wanted)
-        full = pa.schema(list(schema) + list(PARTITION_SCHEMA))
-        try:
-            dataset = ds.dataset(self.storage.path(table), filesystem=self.storage.fs, format="parquet",
-                                 schema=full, partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"))
-        except FileNotFoundError:
-            return _empty(full, columns)
+        dataset = self.dataset(table)
+        if dataset is None:
+            return _empty(pa.schema(list(schema) + list(PARTITION_SCHEMA)), columns)
         if model_name is not None:
             name_filter = ds.field("model_name") == model_name
             filter = name_filter if filter is None else filter & name_filter
         return dataset.to_table(columns=columns, filter=filter)
+
+    def dataset(self, table: str) -> ds.Dataset | None:
+        """Every partition of `table` as one dataset, the partition keys as string columns; None without files."""
+        try:
+            return ds.dataset(self.storage.path(table), filesystem=self.storage.fs, format="parquet",
+                              schema=pa.schema(list(SCHEMAS[table]) + list(PARTITION_SCHEMA)),
+                              partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"))
+        except FileNotFoundError:
+            return None
 
     def done_table(self, model_name: str, model_version: str, filters_hash: str,
                    retry_failed: bool = False) -> pa.Table:

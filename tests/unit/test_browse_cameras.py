@@ -13,13 +13,13 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
 
 
-def write(out, model: str, version: str, rows: list[tuple[str | None, str, int | None]]) -> None:
+def write(out, model: str, version: str, rows: list[tuple[str | None, str, int | None]], run: str = "") -> None:
     table = pa.Table.from_pylist([
         {"uri": uri, "rel_path": uri, "content_id": f"c-{uri}", "camera_id": camera, "status": "empty",
          "capture_time": None if day is None else dt.datetime(2026, 5, day), "detections": []}
         for camera, uri, day in rows], schema=RESULT_SCHEMA)
     write_results(table, out_url=str(out), model_name=model, model_version=version, model_sha256="0" * 64,
-                  filters_hash="f", run_id=f"20260501T000000Z-{model}{version}", metadata={})
+                  filters_hash="f", run_id=f"20260501T000000Z-{model}{version}{run}", metadata={})
 
 
 def test_cameras_count_distinct_files_across_models_and_take_the_newest_time(tmp_path, monkeypatch):
@@ -55,3 +55,12 @@ def test_each_cameras_latest_is_its_newest_capture_preferring_the_models_rows(tm
     # `other`'s rows where the camera has some, even when another model saw a newer capture
     assert tiles("other") == {"a": ("/a/0", "other", "1"), "b": ("/b/1", "other", "1"), "d": ("/d/1", "det", "1")}
     assert browse.latest_many(tables, []) == {} and browse.latest_many(tables, ["nosuch"]) == {}
+
+
+def test_at_the_same_capture_time_the_newest_processing_wins_then_the_row_read_first(tmp_path):
+    write(tmp_path, "det", "1", [("a", "/a/1", 3), ("a", "/a/2", 3), ("b", "/b/1", None)])
+    tables = Tables(str(tmp_path))
+    assert browse.latest(tables, "a")["image"]["uri"] == "/a/1"  # a tie in one part: the row read first
+    assert browse.latest(tables, "b")["image"]["uri"] == "/b/1"  # no capture time at all: still a tile
+    write(tmp_path, "det", "1", [("a", "/a/2", 3)], run="b")  # processed again, later: it is the newest now
+    assert browse.latest(tables, "a")["image"]["uri"] == "/a/2"

@@ -1,6 +1,7 @@
-"""`trapline reprocess` and `trapline serve` as a user runs them on the embedded default: only trapline's
-own lines on the console, Ray's in the log file the output names; a stale `ray start` record on the
-machine is ignored; and every port the serving process tree listens on is a loopback one."""
+"""`trapline reprocess` and `trapline serve --config serve.yaml` as a user runs them on the embedded default: only
+trapline's own lines on the console, Ray's in the log file the output names; a stale `ray start` record on the
+machine is ignored; every port the serving process tree listens on is a loopback one; the service answers, hot-swaps
+on a promote and stops on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -15,16 +16,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
 from model_store import ModelStore
 from serve.local import free_port, wait_until
 from tests.fixtures.archive import brightness_config, brightness_model, build_archive, write_local
+from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
 
 pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[2]
+TOKEN = "e2e-admin-token"
 
 # Ray's console formats: Python logging ("... INFO worker.py:2038 -- ..."), Serve's ("INFO 2026-.. serve"),
 # the C++ core ("[2026-.. E 123 123] core_worker.cc:..."), worker/raylet prefixes, Ray Data's bars.
@@ -131,31 +136,66 @@ def listening_sockets(root: int) -> list[tuple[str, str, int]]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
-    """Run `trapline serve` (embedded default) once: its console output, listening sockets and exit status."""
+    """Run `trapline serve` (embedded default) once, from the repo's serve.yaml (sized for a 2-core test machine;
+    --store/--model/--port override it): its console output, listening sockets, answers before and after a promote,
+    and exit status after Ctrl-C."""
     d = tmp_path_factory.mktemp("quiet-serve")
     store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
     store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
+    store.publish(fixture_models["yolov5"], "fixture", "2", fixture_config("yolov5"))
     store.promote("fixture:1")
+    config = yaml.safe_load((REPO / "serve.yaml").read_text())
+    args = config["applications"][0]["args"]
+    args["http"]["ingress_num_cpus"] = 0.1
+    args["models"][0].update(num_cpus=0.25, alias_poll_interval_s=0.5)
+    (d / "serve.yaml").write_text(yaml.safe_dump(config))
     port, log_path = free_port(), d / "serve.log"
+    url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "trapline.cli", "serve", "--store", store.root, "--model", "fixture",
-             "--port", str(port), "--num-cpus", "2"],
-            stdout=log, stderr=subprocess.STDOUT, env=user_env(stale_ray_tmpdir), cwd=d, start_new_session=True)
+            [sys.executable, "-m", "trapline.cli", "serve", "--config", str(d / "serve.yaml"), "--store", store.root,
+             "--model", "fixture", "--port", str(port), "--num-cpus", "2"],
+            stdout=log, stderr=subprocess.STDOUT, env=user_env(stale_ray_tmpdir) | {"TRAPLINE_ADMIN_TOKEN": TOKEN},
+            cwd=d, start_new_session=True)
     try:
         def up() -> bool:
             assert proc.poll() is None, log_path.read_text()[-3000:]
             return "Ctrl-C to stop" in log_path.read_text()
 
         wait_until(up, 240, "trapline serve to come up", interval_s=0.5)
+        up_output = log_path.read_text()
         sockets = listening_sockets(proc.pid)
+        image = encode(gradient(640, 480))
+        before = httpx.post(f"{url}/v1/detect", content=image, timeout=30)
+        promote = httpx.post(f"{url}/v1/admin/models/fixture/promote", params={"version": "2"},
+                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+        after = httpx.post(f"{url}/v1/detect", content=image, timeout=30)
         proc.send_signal(signal.SIGINT)
         returncode = proc.wait(timeout=120)
+        try:
+            httpx.get(f"{url}/healthz", timeout=5)
+            gone = False
+        except httpx.ConnectError:
+            gone = True
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # only the process group this test started
             proc.wait(30)
-    return {"port": port, "output": log_path.read_text(), "sockets": sockets, "returncode": returncode}
+    return {"port": port, "output": log_path.read_text(), "up_output": up_output, "sockets": sockets,
+            "returncode": returncode, "before": before, "promote": promote, "after": after, "gone": gone}
+
+
+def test_serve_answers_hot_swaps_on_a_promote_and_stops_on_ctrl_c(served):
+    out = served["up_output"]
+    assert f"trapline is up at http://127.0.0.1:{served['port']}" in out and "serving fixture: production -> 1" in out
+    assert "admin routes enabled" in out
+    r = served["before"]
+    assert r.status_code == 200 and r.json()["model"]["version"] == "1" and len(r.json()["detections"]) == 4
+    assert served["promote"].status_code == 200, served["promote"].text
+    assert served["after"].json()["model"]["version"] == "2"
+    assert served["returncode"] == 0, served["output"][-3000:]  # Ctrl-C: a clean stop
+    assert "stopped" in served["output"]
+    assert served["gone"], "the service still answered after Ctrl-C"
 
 
 def test_serve_starts_its_own_ray_despite_a_stale_record(served, stale_ray_tmpdir):

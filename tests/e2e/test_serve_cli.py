@@ -1,4 +1,6 @@
-"""`trapline serve --config serve.yaml` as a user runs it: its own Ray, real HTTP, Ctrl-C shuts it down."""
+"""`trapline serve --config FILE` as a user runs it with direct ingress: its own Ray, real HTTP, Ctrl-C shuts it
+down. The repo's serve.yaml as a user runs it (answers, a hot swap, Ctrl-C) is tests/e2e/test_quiet_output.py's
+`trapline serve`: one start of the service for both."""
 
 from __future__ import annotations
 
@@ -21,55 +23,6 @@ pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-admin-token"
-
-
-def test_trapline_serve_until_ctrl_c(tmp_path, fixture_models):
-    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
-    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
-    store.publish(fixture_models["yolov5"], "fixture", "2", fixture_config("yolov5"))
-    store.promote("fixture:1")
-    # The repo's serve.yaml, sized for a 2-core test machine; --store/--model/--port override it.
-    config = yaml.safe_load((REPO / "serve.yaml").read_text())
-    args = config["applications"][0]["args"]
-    args["http"]["ingress_num_cpus"] = 0.1
-    args["models"][0].update(num_cpus=0.25, alias_poll_interval_s=0.5)
-    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"TRAPLINE_ADMIN_TOKEN": TOKEN}
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trapline.cli", "serve", "--config", str(tmp_path / "serve.yaml"),
-             "--store", store.root, "--model", "fixture", "--port", str(port), "--num-cpus", "2"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
-    try:
-        def up() -> bool:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            return "Ctrl-C to stop" in log_path.read_text()
-
-        wait_until(up, 240, "trapline serve to come up", interval_s=0.5)
-        out = log_path.read_text()
-        assert f"trapline is up at {url}" in out and "serving fixture: production -> 1" in out
-        assert "admin routes enabled" in out
-        image = encode(gradient(640, 480))
-        r = httpx.post(f"{url}/v1/detect", content=image, timeout=30)
-        assert r.status_code == 200 and r.json()["model"]["version"] == "1" and len(r.json()["detections"]) == 4
-        r = httpx.post(f"{url}/v1/admin/models/fixture/promote", params={"version": "2"},
-                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
-        assert r.status_code == 200, r.text
-        assert httpx.post(f"{url}/v1/detect", content=image, timeout=30).json()["model"]["version"] == "2"
-
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 0, log_path.read_text()[-3000:]
-        assert "stopped" in log_path.read_text()
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"{url}/healthz", timeout=5)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # only the process group this test started
-            proc.wait(30)
 
 
 def test_direct_ingress_serves_without_the_proxy_hop_and_keeps_auth_errors_and_hot_swap(tmp_path, fixture_models):

@@ -273,10 +273,14 @@ def test_reprocess_over_http_succeeds_with_progress_visible_while_it_runs(url, e
     assert bad.status_code == 422, bad.text
 
 
-def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env):
-    out = str(env["dir"] / "stopped")
-    body = {"kind": "reprocess", "options": reprocess(env, out)}
-    job = call("POST", f"{url}/v1/jobs", json=body).json()
+@pytest.fixture(scope="module")
+def stopped_run(cluster, url, env, watched_run) -> dict:
+    """A reprocess of trapcam:2 into the watched run's tables, stopped over HTTP after its first part, then submitted
+    again (its options as shown, as the console's Resume sends them) to finish the rest: version 2 of `two_versions`
+    too, so that the archive is run through version 2 once, not once stopped and once more whole."""
+    out = watched_run["out"]
+    job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, out,
+                                                                                         model="trapcam:2")}).json()
 
     def started():
         shown = call("GET", f"{url}/v1/jobs/{job['id']}", READ).json()
@@ -284,23 +288,38 @@ def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env
 
     wait_for(started, 180, "the first part")
     t0 = time.perf_counter()
-    r = call("POST", f"{url}/v1/jobs/{job['id']}/stop")
-    assert r.status_code == 202 and r.json()["stop"] == "at_next_part", r.text
+    stop = call("POST", f"{url}/v1/jobs/{job['id']}/stop")
     final = wait_ended(url, job["id"])
     print(f"stop at the next part: the job ended {time.perf_counter() - t0:.1f} s after POST .../stop "
-          f"({final['progress']['images_done']} of {env['n']} images done)")
+          f"({(final.get('progress') or {}).get('images_done')} of {env['n']} images done)")
+    tables = Tables(out)
+    stopped = {"parts": (set(tables.parts(DETECTIONS, "trapcam", "2")), set(tables.parts(IMAGES, "trapcam", "2"))),
+               "manifests": read_manifests(tables.storage)}
+    again = call("POST", f"{url}/v1/jobs", json={"kind": final["kind"], "options": final["options"]})
+    resumed = wait_ended(url, again.json()["id"]) if again.status_code == 201 else None
+    return {"out": out, "job": job, "stop": stop, "final": final, "stopped": stopped, "again": again,
+            "resumed": resumed}
+
+
+def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env, watched_run, stopped_run):
+    out, job, final, r = stopped_run["out"], stopped_run["job"], stopped_run["final"], stopped_run["stop"]
+    assert r.status_code == 202 and r.json()["stop"] == "at_next_part", r.text
     assert final["status"] == "stopped"
     assert final["progress"]["run_status"] == "interrupted" and "stopped on request" in final["progress"]["error"]
     assert 0 < final["progress"]["images_done"] < env["n"]
-    no_orphans(out)
-    [manifest] = read_manifests(Tables(out).storage)
-    assert manifest.status == "interrupted"
+    detections, images = stopped_run["stopped"]["parts"]
+    assert detections <= images  # no orphans: no detections part without its images part
+    # One run of this job, interrupted; the only other run in these tables is the watched one (version 1).
+    manifests = stopped_run["stopped"]["manifests"]
+    [manifest] = [m for m in manifests if m.ray_job_id == job["id"]]
+    assert manifest.status == "interrupted" and manifest.model["version"] == "2"
+    assert [m.ray_job_id for m in manifests if m is not manifest] == [watched_run["job"]["id"]]
     # The lease was released: the same job again (its options as shown, as the console's Resume sends them) runs
     # now and finishes the rest, each image once.
-    again = call("POST", f"{url}/v1/jobs", json={"kind": final["kind"], "options": final["options"]})
+    again = stopped_run["again"]
     assert again.status_code == 201, again.text
-    assert wait_ended(url, again.json()["id"])["status"] == "succeeded"
-    rows = Tables(out).read(IMAGES, "trapcam", "1", ["uri"])["uri"].to_pylist()
+    assert stopped_run["resumed"]["status"] == "succeeded"
+    rows = Tables(out).read(IMAGES, "trapcam", "2", ["uri"])["uri"].to_pylist()
     assert len(rows) == len(set(rows)) == env["n"]
     # Stopped before its first part: the job manager stops it (SIGTERM, closed as Ctrl-C), nothing written.
     early_out = str(env["dir"] / "stopped-early")
@@ -381,15 +400,12 @@ def test_a_promote_starts_exactly_one_backfill(cluster, url, env):
 
 
 @pytest.fixture(scope="module")
-def two_versions(url, env, watched_run) -> str:
-    """Tables that both versions ran into (1: the watched run, then 2: a higher score threshold on the same
-    weights), over HTTP."""
-    out = watched_run["out"]
+def two_versions(watched_run, stopped_run) -> str:
+    """Tables that both versions ran into over HTTP: 1 the watched run, 2 (a higher score threshold on the same
+    weights) the stopped run and its rerun."""
     assert watched_run["final"]["status"] == "succeeded"
-    job = call("POST", f"{url}/v1/jobs", json={"kind": "reprocess", "options": reprocess(env, out, model="trapcam:2")})
-    assert job.status_code == 201, job.text
-    assert wait_ended(url, job.json()["id"])["status"] == "succeeded"
-    return out
+    assert stopped_run["resumed"] and stopped_run["resumed"]["status"] == "succeeded", stopped_run["again"].text
+    return stopped_run["out"]
 
 
 def table_count(out: str, table: str, version: str, column: str, value) -> int:

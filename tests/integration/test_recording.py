@@ -2,8 +2,9 @@
 
 One service for the module (one detector `det`, recording into s3://BUCKET/archive and s3://BUCKET/tables,
 flushed every second). In order:
-1. four clients send 200 uploads: 175 distinct images, 20 retries of some of them, 5 corrupt files ->
-   exactly 180 image rows (175 ok/empty, 5 failed) and 180 archive objects; the cameras read back;
+1. four clients send 110 uploads: 95 distinct images, 10 retries of some of them, 5 corrupt files ->
+   exactly 100 image rows (95 ok/empty, 5 failed) and 100 archive objects, more than one flush of rows; the
+   cameras read back;
 2. the replica is SIGKILLed during a stream of uploads; clients retry what got no 2xx; after the restart every
    2xx-answered image has exactly one row (what the dead replica answered is committed by its successor);
 3. bad uploads get typed 4xx and keep nothing;
@@ -44,6 +45,8 @@ from tests.fixtures.processes import replica_pid
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
 
 CLIENT_TIMEOUT_S = 60.0
+DISTINCT, RETRIES, CORRUPT = 95, 10, 5  # 100 rows: more than one flush of `flush_rows` 64
+RECORDED = DISTINCT + CORRUPT
 T0 = dt.datetime(2026, 5, 1, 6, 0)
 
 
@@ -122,15 +125,15 @@ def rows_per_image(bucket: str, version: str = "1") -> collections.Counter:
     return collections.Counter(images["uri"].to_pylist())
 
 
-def test_four_clients_200_uploads_give_180_rows_and_180_objects(url, bucket, s3_server):
-    distinct = [(f"cam{i % 4 + 1:02d}", image(i)) for i in range(175)]
-    corrupt = [("cam01", b"\xff\xd8\xff\xe0" + random.Random(i).randbytes(300)) for i in range(5)]
-    retries = random.Random(1).sample(distinct, 20)
+def test_four_clients_110_uploads_give_100_rows_and_100_objects(url, bucket, s3_server):
+    distinct = [(f"cam{i % 4 + 1:02d}", image(i)) for i in range(DISTINCT)]
+    corrupt = [("cam01", b"\xff\xd8\xff\xe0" + random.Random(i).randbytes(300)) for i in range(CORRUPT)]
+    retries = random.Random(1).sample(distinct, RETRIES)
     requests = distinct + corrupt + retries
     random.Random(2).shuffle(requests)
     responses = run_clients(url, requests)
     statuses = collections.Counter(r.status_code for r in responses)
-    assert statuses == {201: 175, 200: 20, 422: 5}, statuses
+    assert statuses == {201: DISTINCT, 200: RETRIES, 422: CORRUPT}, statuses
     for r in responses:
         if r.status_code == 422:  # what /v1/detect answers, plus where the kept upload is
             body = r.json()
@@ -138,21 +141,21 @@ def test_four_clients_200_uploads_give_180_rows_and_180_objects(url, bucket, s3_
     replays = [r.json() for r in responses if r.status_code == 200]
     assert all(b["duplicate"] for b in replays)
     ids = {(r.json().get("image") or r.json())["image_id"] for r in responses}
-    assert len(ids) == 180
+    assert len(ids) == RECORDED
 
     wait_committed(url, ids)
     per_image = rows_per_image(bucket)
-    assert len(per_image) == 180 and set(per_image.values()) == {1}  # exactly one row each
+    assert len(per_image) == RECORDED and set(per_image.values()) == {1}  # exactly one row each
     images = Tables(f"{bucket}/tables").read(IMAGES, "det", "1")
-    assert collections.Counter(images["status"].to_pylist())["failed"] == 5
-    assert pc.sum(pc.equal(images["capture_time_source"], "exif")).as_py() == 175
+    assert collections.Counter(images["status"].to_pylist())["failed"] == CORRUPT
+    assert pc.sum(pc.equal(images["capture_time_source"], "exif")).as_py() == DISTINCT
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_server})
-    assert len(fs.find(f"{bucket}/archive")) == 180
+    assert len(fs.find(f"{bucket}/archive")) == RECORDED
 
     cameras = httpx.get(f"{url}/v1/cameras", timeout=30, trust_env=False).json()
     assert [c["camera"] for c in cameras["cameras"]] == ["cam01", "cam02", "cam03", "cam04"]
-    assert sum(c["images"] for c in cameras["cameras"]) == 180
-    newest = max(i for i in range(175) if i % 4 == 1)  # cam02's newest capture
+    assert sum(c["images"] for c in cameras["cameras"]) == RECORDED
+    newest = max(i for i in range(DISTINCT) if i % 4 == 1)  # cam02's newest capture
     latest = httpx.get(f"{url}/v1/cameras/cam02/latest", timeout=30, trust_env=False).json()
     assert latest["image"]["capture_time"].startswith((T0 + dt.timedelta(minutes=newest)).isoformat())
     assert len(latest["detections"]) == (0 if newest % 5 == 0 else 4)
@@ -227,12 +230,13 @@ def test_reprocess_skips_recorded_uploads_then_a_new_version_covers_them_and_com
     opts = {"archive": f"{bucket}/archive", "out": tables, "store": store.root, "via": "actors",
             "num_cpus": 0.5, "read_cpus": 0.25, "progress_interval_s": 1}
     same = run_reprocess(ReprocessOptions(model="det:1", **opts))
-    assert (same.found, same.processed) == (242, 0)
+    found = RECORDED + 2 + 60  # the two bad-upload test's accepted uploads, the killed replica's 60
+    assert (same.found, same.processed) == (found, 0)
 
     store.promote("det:2")
     v2 = run_reprocess(ReprocessOptions(model="det", **opts))
-    assert (v2.found, v2.processed) == (242, 242)
-    assert set(rows_per_image(bucket, "2").values()) == {1} and len(rows_per_image(bucket, "2")) == 242
+    assert (v2.found, v2.processed) == (found, found)
+    assert set(rows_per_image(bucket, "2").values()) == {1} and len(rows_per_image(bucket, "2")) == found
 
     t = Tables(tables)
     before = {(v, tb): sorted(map(str, t.read(tb, "det", v).to_pylist())) for v in ("1", "2")

@@ -11,9 +11,20 @@ import pytest
 from tests.fixtures.onnx_models import fixture_config
 
 
+def start(*args, store) -> subprocess.Popen:
+    """A command started, read with `done`: commands that only read (or are refused) run side by side, each one's
+    start-up (seconds of imports) at once."""
+    return subprocess.Popen([sys.executable, "-m", "trapline.cli", *args, "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def done(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def run(*args, store):
-    return subprocess.run([sys.executable, "-m", "trapline.cli", *args, "--store", str(store)],
-                          capture_output=True, text=True, timeout=120)
+    return done(start(*args, store=store))
 
 
 @pytest.fixture
@@ -36,35 +47,34 @@ def test_models_cli_flow(tmp_path, fixture_models, cfg_file):
     r = run("models", "promote", "fx:1", store=store)
     assert r.returncode == 0 and "fx@production -> 1" in r.stdout
     assert run("models", "promote", "fx:2", store=store).returncode == 0
-    r = run("models", "list", "--json", store=store)
-    assert json.loads(r.stdout) == [{"name": "fx", "versions": ["1", "2"],
-                                     "aliases": {"production": "2", "latest": "2"}, "refused": []}]
-    r = run("models", "show", "fx", "--json", store=store)
-    shown = json.loads(r.stdout)
+    listed, shown = start("models", "list", "--json", store=store), start("models", "show", "fx", "--json", store=store)
+    assert json.loads(done(listed).stdout) == [{"name": "fx", "versions": ["1", "2"],
+                                                "aliases": {"production": "2", "latest": "2"}, "refused": []}]
+    shown = json.loads(done(shown).stdout)
     assert shown["version"] == "2" and shown["aliases"] == ["latest", "production"]
     r = run("models", "rollback", "fx", store=store)
     assert r.returncode == 0 and "fx@production -> 1" in r.stdout
-    r = run("models", "show", "fx@production", store=store)
-    assert "A constant detector" in r.stdout
-    assert run("models", "verify", "fx:1", store=store).returncode == 0
-
-
-@pytest.mark.parametrize("args,needle", [
-    (["models", "show", "../etc"], "invalid model name"),
-    (["models", "show", "nope:1"], "no version '1'"),
-    (["models", "promote", "fx:..", ], "invalid version"),
-    (["models", "rollback", "nope"], "no alias 'production'"),
-])
-def test_models_cli_refusals(tmp_path, args, needle):
-    r = run(*args, store=tmp_path / "store")
-    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
-
-
-def test_verify_detects_tampering(tmp_path, fixture_models, cfg_file):
-    store = tmp_path / "store"
-    run("models", "publish", str(fixture_models["yolov8"]), "--name", "fx", "--version", "1",
-        "--config", str(cfg_file), store=store)
+    card, verified = start("models", "show", "fx@production", store=store), start("models", "verify", "fx:1",
+                                                                                 store=store)
+    assert "A constant detector" in done(card).stdout
+    assert done(verified).returncode == 0
+    # The same store, one file changed under it: verify names the checksum.
     with open(store / "fx" / "1" / "model.onnx", "ab") as f:
         f.write(b"!")
     r = run("models", "verify", "fx:1", store=store)
     assert r.returncode == 2 and "sha256" in r.stderr
+
+
+REFUSALS = [
+    (["models", "show", "../etc"], "invalid model name"),
+    (["models", "show", "nope:1"], "no version '1'"),
+    (["models", "promote", "fx:..", ], "invalid version"),
+    (["models", "rollback", "nope"], "no alias 'production'"),
+]
+
+
+def test_models_cli_refusals(tmp_path):
+    started = [(args, needle, start(*args, store=tmp_path / "store")) for args, needle in REFUSALS]  # all at once
+    for args, needle, proc in started:
+        r = done(proc)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

@@ -15,18 +15,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from model_store.tables.cameras import DEFAULT_CAMERA_ID, camera_codes, camera_or_default
 from model_store.tables.reader import Tables
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_SLICE_IMAGES = 50_000
 
@@ -71,6 +71,9 @@ class CameraCounts:
         for name, code in self._cameras.items():
             if seen[code]:
                 self.rows[name] += int(seen[code])
+        # late: the export, events and report commands load this module with the CLI; only their runs need pandas
+        import pandas as pd
+
         self._codes.append(codes.astype(np.int32))
         self._hashes.append(pd.util.hash_array(uris.to_numpy(zero_copy_only=False)))
 
@@ -85,6 +88,9 @@ class CameraCounts:
         """Cameras that share an image go together, each group in id order, the groups in the order of their first
         camera id: one camera per group unless a camera id changed between runs. (A 64-bit hash collision can only
         put two cameras together, which costs memory, never a wrong answer.)"""
+        from scipy.sparse import coo_matrix  # late, as pandas above
+        from scipy.sparse.csgraph import connected_components
+
         names = list(self._cameras)
         shared_a = shared_b = np.empty(0, np.int32)
         if self._hashes:

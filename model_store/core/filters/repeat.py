@@ -13,8 +13,12 @@ images form the context.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Pairwise IoU is computed in blocks of at most this many pairs (~8 bytes x a few arrays each).
 BLOCK_PAIRS = 2_000_000
@@ -93,6 +97,8 @@ def _distinct_matches(rows: np.ndarray, row_t: np.ndarray, cols: np.ndarray, col
 def fires_on_table(config, images: pd.DataFrame, dets: pd.DataFrame) -> np.ndarray:
     """Which stored detections (rows of the detections table) recur on their camera: a mask aligned with `dets`.
     `images` holds their images' rows (camera_id, capture_time); `config` is a RepeatConfig."""
+    import pandas as pd  # late: every detector loads this module, and only the stored-tables pass needs pandas
+
     fired = np.zeros(len(dets), dtype=bool)
     if dets.empty:
         return fired

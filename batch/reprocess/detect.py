@@ -232,14 +232,11 @@ class ServeClient:
         tries: dict[int, _Tries] = collections.defaultdict(_Tries)
         results: dict[int, ImageDetections] = {}
         in_flight: collections.deque = collections.deque()  # (rows, response), oldest first
-        sent = 0  # images in flight
         while pending or in_flight:
-            while pending and sent < self.window:
-                rows = [pending.popleft() for _ in range(min(self.per_call, self.window - sent, len(pending)))]
+            while pending and (room := self.window - sum(len(r) for r, _ in in_flight)) > 0:
+                rows = [pending.popleft() for _ in range(min(self.per_call, room, len(pending)))]
                 in_flight.append((rows, self._send(batch, rows)))
-                sent += len(rows)
             rows, response = in_flight.popleft()
-            sent -= len(rows)
             wait = 0.0
             for i, answer in zip(rows, self._answers(rows, response), strict=True):
                 if not isinstance(answer, BaseException):

@@ -19,15 +19,13 @@ from ray.serve import Application
 from ray.serve.config import BackpressureConfig
 
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
-from model_store.core.pipeline import ClassifierRoute, resolve_routes
+from model_store.core.pipeline import resolve_routes
 from serve import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
 from serve.auth import token_digest
 from serve.classifier import ClassifierReplica
 from serve.config import (
-    ClassifierServeConfig,
     DeploymentServeConfig,
     ModelRuntimeConfig,
-    ModelServeConfig,
     ServeConfig,
     ServeConfigError,
     parse_serve_config,
@@ -95,8 +93,9 @@ def check_routes(store: ModelStore, cfg: ServeConfig) -> ServeConfig:
             detector = store.get(ModelRef(m.name, alias=m.aliases[0]))
             if detector.is_classifier:
                 raise ConfigError(f"{detector.ref} is a classifier; list it under `classifiers`")
-            refs = [ClassifierRoute(model=str(ModelRef(r.model, alias=cfg.classifier(r.model).aliases[0])),
-                                    labels=r.labels, min_crop_px=r.min_crop_px) for r in m.classify]
+            # each route as configured, pinned to the version its classifier's default alias points at now
+            refs = [r.model_copy(update={"model": str(ModelRef(r.model, alias=cfg.classifier(r.model).aliases[0]))})
+                    for r in m.classify]
             resolved = resolve_routes(store, refs, detector.config.labels)
         except (ConfigError, NotFoundError) as exc:
             raise ServeConfigError(f"model {m.name!r}, classify: {exc}") from None
@@ -135,10 +134,10 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         cfg = cfg.model_copy(update={"record": cfg.record.model_copy(update={
             k: v if "://" in v else os.path.abspath(os.path.expanduser(v))
             for k, v in (("archive", cfg.record.archive), ("tables", cfg.record.tables))})})
-    ingress_cfg = cfg.model_copy(update={
-        "models": [ModelServeConfig(name=m.name, classify=m.classify, aliases=m.aliases, on_promote=m.on_promote)
-                   for m in cfg.models],
-        "classifiers": [ClassifierServeConfig(name=c.name) for c in cfg.classifiers]})
+    # Whichever deployment handles HTTP gets the config as resolved here, whole: a model's routes (classify,
+    # identify, on_promote) and whatever a model's config gains later reach it without being listed again (a copy
+    # that listed the fields it kept once dropped `identify`: online re-identification never ran, issue 43).
+    ingress_cfg = cfg.model_dump(mode="json")
     digests = (token_digest(admin_token), token_digest(api_token))
     replica_args = {m.name: (m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads,
                              m.effective_decode_threads) for m in cfg.models}
@@ -150,7 +149,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/one_hop.py)
         [m] = cfg.models
         deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, OneHopIngress)
-        return deployment.bind(ingress_cfg.model_dump(mode="json"), replica_args[m.name], *digests,
+        return deployment.bind(ingress_cfg, replica_args[m.name], *digests,
                                classifiers=classifiers, features=tuple(features))
     detectors = {m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(*replica_args[m.name])
                  for m in cfg.models}
@@ -160,8 +159,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         max_ongoing_requests=cfg.http.ingress_max_ongoing_requests,
         ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
     )
-    # The ingress gets only what it uses: model names, http limits, the store, the token env names.
-    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, *digests, classifiers=classifiers,
+    return ingress.bind(ingress_cfg, detectors, *digests, classifiers=classifiers,
                         features=tuple(features))
 
 

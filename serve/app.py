@@ -139,12 +139,12 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     # that listed the fields it kept once dropped `identify`: online re-identification never ran, issue 43).
     ingress_cfg = cfg.model_dump(mode="json")
     digests = (token_digest(admin_token), token_digest(api_token))
-    replica_args = {m.name: (m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads,
-                             m.effective_decode_threads) for m in cfg.models}
+    # Each replica gets its model's config whole and reads what it is built with from it (device, threads).
+    replica_args = {m.name: (m.model_dump(mode="json"), store_root, cfg.cache_dir) for m in cfg.models}
     # Each classifier is its own deployment, bound into whichever deployment handles HTTP.
     classifiers = {c.name: detector_deployment(c, cfg.http.max_pixels, cfg.http.retry_after_s, ClassifierReplica,
                                                classifier_deployment_name(c.name))
-                   .bind(c.name, store_root, cfg.cache_dir, c.effective_device, c.effective_onnx_threads)
+                   .bind(c.model_dump(mode="json"), store_root, cfg.cache_dir)
                    for c in cfg.classifiers}
     if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/one_hop.py)
         [m] = cfg.models

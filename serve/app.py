@@ -33,6 +33,7 @@ from serve.config import (
 from serve.ingress import Feature, TraplineIngress
 from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
+from trapline.errors import InvalidRefError
 
 
 def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig) -> int:
@@ -105,6 +106,30 @@ def check_routes(store: ModelStore, cfg: ServeConfig) -> ServeConfig:
     return cfg.model_copy(update={"models": models})
 
 
+def check_identify(store: ModelStore, cfg: ServeConfig) -> None:
+    """Check each detector's identify route against the store, with the versions the aliases point at now: it names
+    an identifier, which covers a label of the detector (when the detector is in the store yet). Raises
+    ServeConfigError naming the model: a wrong route fails at start, not on the first request with an animal."""
+    for m in cfg.models:
+        if m.identify is None:
+            continue
+        try:
+            identifier = store.get(m.identify.identifier)
+            if identifier.kind != "identifier":
+                raise ConfigError(f"{identifier.ref} is a {identifier.kind}; identify needs an identifier (backend "
+                                  "keypoints or onnx-embedding, published with `trapline models publish`)")
+        except (ConfigError, InvalidRefError, NotFoundError) as exc:
+            raise ServeConfigError(f"model {m.name!r}, identify: {exc}") from None
+        try:
+            labels = store.get(ModelRef(m.name, alias=m.aliases[0])).config.labels
+        except NotFoundError:
+            continue  # its replicas say why they cannot load it; the labels are checked once it is there
+        covered = identifier.config.applies_to
+        if not set(covered) & set(labels):
+            raise ServeConfigError(f"model {m.name!r}, identify: {identifier.ref} identifies {covered}, none of which "
+                                   f"{m.name} detects (its labels: {labels}); name an identifier for its species")
+
+
 def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None,
               features: Sequence[Feature] = ()) -> Application:
     """The online door: one `detector-<model>` deployment per model behind one FastAPI ingress,
@@ -130,6 +155,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     store_root = ModelStore(cfg.store).root
     update = {"store": store_root, "jobs": cfg.jobs.resolved()}  # the jobs' roots too: relative to here
     cfg = check_routes(ModelStore(store_root), cfg.model_copy(update=update))
+    check_identify(ModelStore(store_root), cfg)
     if cfg.record is not None:  # likewise the recording archive and tables
         cfg = cfg.model_copy(update={"record": cfg.record.model_copy(update={
             k: v if "://" in v else os.path.abspath(os.path.expanduser(v))

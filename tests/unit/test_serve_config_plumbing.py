@@ -248,9 +248,12 @@ def site(tmp_path_factory, fixture_models, colour_onnx) -> dict[str, Any]:
     store = ModelStore(str(root / "store"))
     store.publish(fixture_models["yolov8"], DET, "1", fixture_config("yolov8"))
     store.publish(colour_onnx, CLF, "1", colour_config())
-    for name in (DET, CLF):
+    store.publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["deer"]})  # an identifier of deer
+    for name in (DET, CLF, "coats"):
         for alias in ("production", "staging"):
             store.promote(f"{name}:1", alias)
+    for name in ("demo-detector", "megadetector"):  # the detectors serve.yaml and the RayService serve
+        store.publish(fixture_models["yolov8"], name, "1", fixture_config("yolov8"))
     dirs = {d: os.path.realpath(root / d) for d in ("archive", "tables", "gallery", "work", "cache")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -433,3 +436,19 @@ def test_identify_reaches_http_from_every_door_a_config_comes_in_by(site, source
         assert core.identifiers[name].route == IdentifyRoute(identifier="coats@production", threshold=0.8,
                                                              tables=site["tables"]), source
         assert ("ingress" in deployments) == (source.startswith("deploy/"))
+
+
+@pytest.mark.parametrize("identifier, match", [
+    ("spots@production", r"model 'det', identify: .*spots"),
+    (f"{CLF}@production", r"model 'det', identify: species:1 is a classifier; identify needs an identifier"),
+    ("zebras@production", r"model 'det', identify: zebras:1 identifies \['zebra'\], none of which det detects"),
+])
+def test_an_identify_route_the_store_cannot_serve_is_refused_at_start(site, identifier, match):
+    if identifier.startswith("zebras"):
+        store = ModelStore(site["store"])
+        if "zebras" not in store.list_models():
+            store.publish(None, "zebras", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
+            store.promote("zebras:1")
+    config = with_sample(base(site, "one_hop"), IdentifyRoute, "identifier", identifier)
+    with pytest.raises(ServeConfigError, match=match):
+        build(config)

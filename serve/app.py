@@ -137,7 +137,9 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     `features` add their routes to whichever deployment handles HTTP (serve/ingress.py, `Feature`): the whole
     service, with the jobs and the console, is trapline/service.py's `build_service`, which passes them.
     Each entry of `classifiers` is a `classifier-<name>` deployment whose handle is bound into
-    whichever deployment handles HTTP (serve/compose.py); routes are checked against the store here.
+    whichever deployment handles HTTP (serve/compose.py). A model's classifier and identify routes are checked
+    against the store here. Every deployment gets its part of the config whole, never a re-listed copy
+    (tests/unit/test_serve_config_plumbing.py walks every field to where it is used).
 
     Tokens are read here from `environ` (default: os.environ) and only their sha256 digests
     are passed on, so they never appear in the Serve config or the dashboard.

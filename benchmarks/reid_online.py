@@ -28,6 +28,7 @@ from model_store.core.imaging import decode_image
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
+from serve.config import IdentifyRoute
 from serve.recording.identify import OnlineIdentifier
 
 W, H = 480, 360
@@ -53,7 +54,7 @@ def measure(size: int, queries: int, root: Path) -> dict:
     identify_s = time.perf_counter() - t
     by_uri = {t["uri"]: t["individual"] for t in truth}
     id_of = {by_uri[r.uri]: r.individual_id for r in read_result(tables, SIGHTINGS).itertuples()}
-    online = OnlineIdentifier("coats:1", store, tables)
+    online = OnlineIdentifier(IdentifyRoute(identifier="coats:1", tables=tables), store)
     t = time.perf_counter()
     online.identify(np.zeros((H, W, 3), np.uint8), ImageDetections(  # the first request loads the gallery
         model=ModelInfo(name="d", version="1", sha256="0" * 64), width=W, height=H, detections=[],

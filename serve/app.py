@@ -19,15 +19,13 @@ from ray.serve import Application
 from ray.serve.config import BackpressureConfig
 
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
-from model_store.core.pipeline import ClassifierRoute, resolve_routes
+from model_store.core.pipeline import resolve_routes
 from serve import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
 from serve.auth import token_digest
 from serve.classifier import ClassifierReplica
 from serve.config import (
-    ClassifierServeConfig,
     DeploymentServeConfig,
     ModelRuntimeConfig,
-    ModelServeConfig,
     ServeConfig,
     ServeConfigError,
     parse_serve_config,
@@ -35,6 +33,7 @@ from serve.config import (
 from serve.ingress import Feature, TraplineIngress
 from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
+from trapline.errors import InvalidRefError
 
 
 def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig) -> int:
@@ -95,8 +94,9 @@ def check_routes(store: ModelStore, cfg: ServeConfig) -> ServeConfig:
             detector = store.get(ModelRef(m.name, alias=m.aliases[0]))
             if detector.is_classifier:
                 raise ConfigError(f"{detector.ref} is a classifier; list it under `classifiers`")
-            refs = [ClassifierRoute(model=str(ModelRef(r.model, alias=cfg.classifier(r.model).aliases[0])),
-                                    labels=r.labels, min_crop_px=r.min_crop_px) for r in m.classify]
+            # each route as configured, pinned to the version its classifier's default alias points at now
+            refs = [r.model_copy(update={"model": str(ModelRef(r.model, alias=cfg.classifier(r.model).aliases[0]))})
+                    for r in m.classify]
             resolved = resolve_routes(store, refs, detector.config.labels)
         except (ConfigError, NotFoundError) as exc:
             raise ServeConfigError(f"model {m.name!r}, classify: {exc}") from None
@@ -106,6 +106,30 @@ def check_routes(store: ModelStore, cfg: ServeConfig) -> ServeConfig:
     return cfg.model_copy(update={"models": models})
 
 
+def check_identify(store: ModelStore, cfg: ServeConfig) -> None:
+    """Check each detector's identify route against the store, with the versions the aliases point at now: it names
+    an identifier, which covers a label of the detector (when the detector is in the store yet). Raises
+    ServeConfigError naming the model: a wrong route fails at start, not on the first request with an animal."""
+    for m in cfg.models:
+        if m.identify is None:
+            continue
+        try:
+            identifier = store.get(m.identify.identifier)
+            if identifier.kind != "identifier":
+                raise ConfigError(f"{identifier.ref} is a {identifier.kind}; identify needs an identifier (backend "
+                                  "keypoints or onnx-embedding, published with `trapline models publish`)")
+        except (ConfigError, InvalidRefError, NotFoundError) as exc:
+            raise ServeConfigError(f"model {m.name!r}, identify: {exc}") from None
+        try:
+            labels = store.get(ModelRef(m.name, alias=m.aliases[0])).config.labels
+        except NotFoundError:
+            continue  # its replicas say why they cannot load it; the labels are checked once it is there
+        covered = identifier.config.applies_to
+        if not set(covered) & set(labels):
+            raise ServeConfigError(f"model {m.name!r}, identify: {identifier.ref} identifies {covered}, none of which "
+                                   f"{m.name} detects (its labels: {labels}); name an identifier for its species")
+
+
 def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None,
               features: Sequence[Feature] = ()) -> Application:
     """The online door: one `detector-<model>` deployment per model behind one FastAPI ingress,
@@ -113,7 +137,9 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     `features` add their routes to whichever deployment handles HTTP (serve/ingress.py, `Feature`): the whole
     service, with the jobs and the console, is trapline/service.py's `build_service`, which passes them.
     Each entry of `classifiers` is a `classifier-<name>` deployment whose handle is bound into
-    whichever deployment handles HTTP (serve/compose.py); routes are checked against the store here.
+    whichever deployment handles HTTP (serve/compose.py). A model's classifier and identify routes are checked
+    against the store here. Every deployment gets its part of the config whole, never a re-listed copy
+    (tests/unit/test_serve_config_plumbing.py walks every field to where it is used).
 
     Tokens are read here from `environ` (default: os.environ) and only their sha256 digests
     are passed on, so they never appear in the Serve config or the dashboard.
@@ -131,26 +157,27 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     store_root = ModelStore(cfg.store).root
     update = {"store": store_root, "jobs": cfg.jobs.resolved()}  # the jobs' roots too: relative to here
     cfg = check_routes(ModelStore(store_root), cfg.model_copy(update=update))
+    check_identify(ModelStore(store_root), cfg)
     if cfg.record is not None:  # likewise the recording archive and tables
         cfg = cfg.model_copy(update={"record": cfg.record.model_copy(update={
             k: v if "://" in v else os.path.abspath(os.path.expanduser(v))
             for k, v in (("archive", cfg.record.archive), ("tables", cfg.record.tables))})})
-    ingress_cfg = cfg.model_copy(update={
-        "models": [ModelServeConfig(name=m.name, classify=m.classify, aliases=m.aliases, on_promote=m.on_promote)
-                   for m in cfg.models],
-        "classifiers": [ClassifierServeConfig(name=c.name) for c in cfg.classifiers]})
+    # Whichever deployment handles HTTP gets the config as resolved here, whole: a model's routes (classify,
+    # identify, on_promote) and whatever a model's config gains later reach it without being listed again (a copy
+    # that listed the fields it kept once dropped `identify`: online re-identification never ran, issue 43).
+    ingress_cfg = cfg.model_dump(mode="json")
     digests = (token_digest(admin_token), token_digest(api_token))
-    replica_args = {m.name: (m.name, store_root, cfg.cache_dir, m.effective_device, m.effective_onnx_threads,
-                             m.effective_decode_threads) for m in cfg.models}
+    # Each replica gets its model's config whole and reads what it is built with from it (device, threads).
+    replica_args = {m.name: (m.model_dump(mode="json"), store_root, cfg.cache_dir) for m in cfg.models}
     # Each classifier is its own deployment, bound into whichever deployment handles HTTP.
     classifiers = {c.name: detector_deployment(c, cfg.http.max_pixels, cfg.http.retry_after_s, ClassifierReplica,
                                                classifier_deployment_name(c.name))
-                   .bind(c.name, store_root, cfg.cache_dir, c.effective_device, c.effective_onnx_threads)
+                   .bind(c.model_dump(mode="json"), store_root, cfg.cache_dir)
                    for c in cfg.classifiers}
     if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/one_hop.py)
         [m] = cfg.models
         deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, OneHopIngress)
-        return deployment.bind(ingress_cfg.model_dump(mode="json"), replica_args[m.name], *digests,
+        return deployment.bind(ingress_cfg, replica_args[m.name], *digests,
                                classifiers=classifiers, features=tuple(features))
     detectors = {m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(*replica_args[m.name])
                  for m in cfg.models}
@@ -160,8 +187,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         max_ongoing_requests=cfg.http.ingress_max_ongoing_requests,
         ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
     )
-    # The ingress gets only what it uses: model names, http limits, the store, the token env names.
-    return ingress.bind(ingress_cfg.model_dump(mode="json"), detectors, *digests, classifiers=classifiers,
+    return ingress.bind(ingress_cfg, detectors, *digests, classifiers=classifiers,
                         features=tuple(features))
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
 from serve.answers import CropGeometry
+from serve.config import ClassifierServeConfig
 from serve.protocol import core_error
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
@@ -58,12 +59,13 @@ class ClassifierReplica(VersionedReplica):
 
     kind = "classifier"
 
-    def __init__(self, model_name: str, store_root: str | None = None, cache_dir: str | None = None,
-                 device: str = "cpu", onnx_threads: int = 1) -> None:
-        self.device = device
-        self.onnx_threads = onnx_threads
+    def __init__(self, config: ClassifierServeConfig | dict[str, Any], store_root: str | None = None,
+                 cache_dir: str | None = None) -> None:
+        cfg = ClassifierServeConfig.model_validate(config)  # as build_app validated it (as DetectorReplica's)
+        self.device = cfg.effective_device
+        self.onnx_threads = cfg.effective_onnx_threads
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-classify")
-        super().__init__(model_name, store_root, cache_dir, self._load_classifier, lambda clf: clf.warmup(),
+        super().__init__(cfg.name, store_root, cache_dir, self._load_classifier, lambda clf: clf.warmup(),
                          extra_pools=(self._infer_pool,))
 
     def _load_classifier(self, store: ModelStore, version: str) -> Classifier:

@@ -144,7 +144,6 @@ class DeploymentServeConfig(_RuntimeFields):
         "once a check notices, and requests wait for a replica meanwhile"))
     device: Literal["auto", "cpu", "cuda"] | None = Field(None, description="default: auto with GPUs, else cpu")
     onnx_threads: int | None = Field(None, ge=1, description="intra-op threads (default: num_cpus rounded, at least 1)")
-    decode_threads: int | None = Field(None, ge=1, description="image decode threads (default: num_cpus + 1)")
 
     @field_validator("name")
     @classmethod
@@ -196,10 +195,6 @@ class DeploymentServeConfig(_RuntimeFields):
         # thread, and light-load latency paid the second core's absence (138 vs ~80 ms here).
         return self.onnx_threads or max(1, round(self.num_cpus))
 
-    @property
-    def effective_decode_threads(self) -> int:
-        return self.decode_threads or max(1, math.ceil(self.num_cpus)) + 1
-
     def runtime(self, max_pixels: int = DEFAULT_MAX_PIXELS, retry_after_s: int = 1,
                 queued_online: int = 0) -> ModelRuntimeConfig:
         """The part of this config that a replica applies in place."""
@@ -221,6 +216,8 @@ class IdentifyRoute(_Strict):
 class ModelServeConfig(DeploymentServeConfig):
     """One served detector: a Serve deployment named `detector-<name>`."""
 
+    # A detector's own (a classifier's crops arrive decoded, so its config refuses this rather than ignore it).
+    decode_threads: int | None = Field(None, ge=1, description="image decode threads (default: num_cpus + 1)")
     classify: list[ClassifierRoute] = Field(default_factory=list, description=(
         "classifiers for this detector's kept detections: [{model: CLASSIFIER, labels: [detector labels], "
         "min_crop_px}] where CLASSIFIER names an entry of `classifiers` (default labels: its applies_to)"))
@@ -228,6 +225,10 @@ class ModelServeConfig(DeploymentServeConfig):
     identify: IdentifyRoute | None = Field(None, description=(
         "re-identify kept detections online: each covered one is answered with `individual` (id, name, P(same), "
         "decision, candidates) against the gallery of the recorder's tables"))
+
+    @property
+    def effective_decode_threads(self) -> int:
+        return self.decode_threads or max(1, math.ceil(self.num_cpus)) + 1
 
     @field_validator("classify")
     @classmethod

@@ -28,6 +28,7 @@ from model_store.core.preprocess import LetterboxMeta
 from serve.answers import DetectAnswer
 from serve.batcher import Lane
 from serve.compose import CropRequest, cut_crops
+from serve.config import ModelServeConfig
 from serve.protocol import core_error
 from serve.render import render_jpeg
 from serve.versioned import VersionedReplica, current_request_id
@@ -104,10 +105,14 @@ class DetectorReplica(VersionedReplica):
 
     kind = "detector"
 
-    def __init__(self, model_name: str, store_root: str | None = None, cache_dir: str | None = None,
-                 device: str = "cpu", onnx_threads: int = 1, decode_threads: int = 2) -> None:
-        self.device = device
-        self.onnx_threads = onnx_threads
+    def __init__(self, config: ModelServeConfig | dict[str, Any], store_root: str | None = None,
+                 cache_dir: str | None = None) -> None:
+        # The model's serve config as build_app validated it (JSON from Serve): what the replica is built with is
+        # read from it here, never re-listed on the way (tests/unit/test_serve_config_plumbing.py walks it).
+        cfg = ModelServeConfig.model_validate(config)
+        self.device = cfg.effective_device
+        self.onnx_threads = cfg.effective_onnx_threads
+        decode_threads = cfg.effective_decode_threads
         self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="trapline-decode")
         # Archive images decode on their own threads, at a lower OS priority: in the shared pool an
         # online request's decode would queue behind every admitted archive image, and on a busy
@@ -117,7 +122,7 @@ class DetectorReplica(VersionedReplica):
         # One forward pass at a time: ORT already uses `onnx_threads` inside it, and GPU sessions
         # must not run concurrently. Loads get their own thread so a swap never stalls inference.
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="trapline-infer")
-        super().__init__(model_name, store_root, cache_dir, self._load_detector,
+        super().__init__(cfg.name, store_root, cache_dir, self._load_detector,
                          extra_pools=(self._decode_pool, self._bulk_decode_pool, self._infer_pool))
 
     def _load_detector(self, store: ModelStore, version: str) -> Detector:

@@ -127,9 +127,8 @@ class VersionedReplica:
     async def status(self) -> ReplicaStatus:
         """What this replica serves, what it refused, and its batching stats."""
         rt = self.runtime or ModelRuntimeConfig()
-        batching = BatchingOut(max_batch_size=rt.max_batch_size, batch_wait_timeout_s=rt.batch_wait_timeout_s,
-                               batch_wait_policy=rt.batch_wait_policy, bulk_max_batch_size=rt.bulk_max_batch_size,
-                               preempt_bulk=rt.preempt_bulk)
+        # the settings BatchingOut shows, taken from the runtime config by their names (not re-listed here)
+        batching = BatchingOut.model_validate(rt.model_dump(include=set(BatchingOut.model_fields)))
         return ReplicaStatus(replica=self.replica_id, model=self.model, kind=self.kind, **self.versions.status(),
                              batching=batching, stats=self.stats.snapshot(),
                              onnx_threads=getattr(self, "onnx_threads", None))

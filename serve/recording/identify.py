@@ -26,10 +26,10 @@ from model_store.core.identify.gallery import Gallery
 from model_store.core.identify.identifier import Identifier
 from model_store.core.imaging import decode_image
 from model_store.core.records import ImageDetections
+from model_store.tables.identities import current, cut_snips
 
 if TYPE_CHECKING:
-    from serve.config import ServeConfig
-from model_store.tables.identities import current, cut_snips
+    from serve.config import IdentifyRoute, ServeConfig
 
 
 @dataclass
@@ -45,18 +45,16 @@ class Sighting:
 class OnlineIdentifier:
     """Identifies one detector's covered detections against a gallery of known sightings.
 
-    Lifecycle: built by the ingress per served detector with an `identify` route; nothing is loaded until the first
+    Lifecycle: built by the ingress per served detector from its `identify` route (serve/config.py `IdentifyRoute`,
+    kept whole, its `tables` resolved); nothing is loaded until the first
     `identify`, which loads the identifier from the store (an ONNX identifier's sha256 verified) and builds the
     gallery from `tables`. `identify(rgb, record, image_key)` answers per covered kept detection; `join` adds a
     request's sightings to the gallery (a recorded upload). The gallery is not thread-safe: one lock serialises
     search and growth (requests run in worker threads).
     """
 
-    identifier: str
+    route: IdentifyRoute  # its `tables` set: the recorder's when the route named none
     store: str | None
-    tables: str
-    threshold: float = 0.5
-    candidates: int = 5
     _ident: Identifier | None = None
     _gallery: Gallery | None = None
     _owners: list[str] = field(default_factory=list)  # gallery entry -> individual id
@@ -64,8 +62,8 @@ class OnlineIdentifier:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _load(self) -> None:
-        ident = ModelStore(self.store).load_identifier(self.identifier)
-        cur = current(self.tables)
+        ident = ModelStore(self.store).load_identifier(self.route.identifier)
+        cur = current(self.route.tables)
         rows = cur.sightings.dropna(subset=["individual_id"]).reset_index(drop=True)
         gallery, owners = Gallery(ident), []
         if len(rows) and "bbox_x" in rows.columns:
@@ -110,8 +108,8 @@ class OnlineIdentifier:
             owner = self._owners[c.index]
             best[owner] = max(best.get(owner, 0.0), c.p_same)
         ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
-        top = [{"id": i, "name": self._names.get(i), "p_same": round(p, 4)} for i, p in ranked[:self.candidates]]
-        if ranked and ranked[0][1] >= self.threshold:
+        top = [{"id": i, "name": self._names.get(i), "p_same": round(p, 4)} for i, p in ranked[:self.route.candidates]]
+        if ranked and ranked[0][1] >= self.route.threshold:
             ident, p = ranked[0]
             return {"id": ident, "name": self._names.get(ident), "p_same": round(p, 4), "decision": "matched",
                     "candidates": top}
@@ -131,6 +129,6 @@ class OnlineIdentifier:
 
 def online_identifiers(config: ServeConfig) -> dict[str, OnlineIdentifier]:
     """One per served detector with an `identify` route, over its gallery's tables (default: the recorder's)."""
-    return {m.name: OnlineIdentifier(m.identify.identifier, config.store, m.identify.tables or config.record.tables,
-                                     m.identify.threshold, m.identify.candidates)
-            for m in config.models if m.identify is not None}
+    return {m.name: OnlineIdentifier(
+        m.identify.model_copy(update={"tables": m.identify.tables or config.record.tables}), config.store)
+        for m in config.models if m.identify is not None}

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from serve import APP_NAME, detector_deployment_name
-from serve.config import ServeConfig, ServeConfigError, parse_serve_config
+from serve.config import ModelServeConfig, ServeConfig, ServeConfigError, parse_serve_config
 from serve.config_files import load_config_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_one_model_is_served_in_one_hop_unless_told_otherwise(tmp_path):
     assert dep.name == detector_deployment_name("fixture")  # batch jobs find it under the same name
     assert issubclass(dep.func_or_class, OneHopCore) and dep.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.0}
     _, replica_args, _, _ = dep.init_args
-    assert replica_args[0] == "fixture" and dep.user_config["max_batch_size"] == 4
+    assert replica_args[0]["name"] == "fixture" and dep.user_config["max_batch_size"] == 4
     # The replica admits 8 online + the 64 queued (one hop) + 8 archive images, and has 64 slots more in
     # which to refuse a burst itself; Serve's proxy holds at most as many beyond that, then 503 + Retry-After.
     assert dep.user_config["queued_online"] == 64 and dep.max_ongoing_requests == 8 + 64 + 8 + 64
@@ -173,7 +173,9 @@ def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     assert fx.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0.25}
     assert fx.max_ongoing_requests == 8 + 8 + 64 and fx._deployment_config.max_queued_requests == 7
     assert fx.user_config["max_batch_size"] == 4 and fx.user_config["aliases"] == ["production"]
-    model_name, store_root, _, device, threads, _ = fx.init_args
+    model, store_root, _ = fx.init_args
+    model = ModelServeConfig.model_validate(model)  # what the replica reads its device and threads from
+    model_name, device, threads = model.name, model.effective_device, model.effective_onnx_threads
     assert model_name == "fixture" and Path(store_root).is_absolute() and device == "auto" and threads == 1
     assert deps["detector-other"]._deployment_config.autoscaling_config.max_replicas == 3
     ingress_cfg, handles, admin_digest, api_digest = deps["ingress"].init_args
@@ -185,7 +187,8 @@ def test_build_app_wires_deployments_without_a_cluster(tmp_path):
     # the Serve config file's entry point builds the same app: one model, one hop (its deployment is the ingress)
     one = build_deployments(app_builder({"store": "relative-store", "models": [{"name": "fixture"}]}), name=APP_NAME)
     assert [d.name for d in one.deployments] == [detector_deployment_name("fixture")]
-    assert one.deployments[0].init_args[1][:2] == ("fixture", store_root)  # its model and the absolute store
+    model, store = one.deployments[0].init_args[1][:2]
+    assert model["name"] == "fixture" and store == store_root  # its model and the absolute store
 
 
 def test_api_token_env_must_be_set_when_named():

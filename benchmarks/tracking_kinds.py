@@ -7,8 +7,9 @@ they sit (one frame to the whole night), whether they crawl and how fast, whethe
 one size, one tone: appearance says nothing), how often one lands within a body length of another, how often a
 new arrival takes the spot one has just left, and how often the detector misses an insect or reports a leaf.
 Camera-trap kinds: deer crossing (benchmarks/tracking_scenes.py's bursts) and a herd (four to twelve alike
-animals walking together). Every kind is deterministic for a seed; `kind_scenes(seed)` draws `per_kind`
-sequences of every kind, and the benchmark fits on one seed and reports on another.
+animals walking together). Issue 32's nights (insects that fly off and come back) are drawn too. Every kind is
+deterministic for a seed; `kind_scenes(seed)` draws `per_kind` sequences of every kind, and the benchmark fits
+on one seed and reports on another.
 
 What the detector reports (jitter, misses, false positives, the snip's real `appearance_descriptor`) is
 benchmarks/tracking_scenes.py's `_observe`; the generator knows nothing of the tracker.
@@ -31,6 +32,7 @@ from benchmarks.tracking_scenes import (
     _shift,
     _texture,
     camera_burst,
+    light_trap_sheet,
 )
 
 
@@ -62,10 +64,12 @@ NIGHT_KINDS = [
     NightKind("crawlers", on_sheet=15, stay_frames=20, crawlers=0.6, crawl_sides=0.4),
     NightKind("lookalike", on_sheet=20, stay_frames=6, lookalike=True),
     NightKind("neighbours", on_sheet=20, stay_frames=10, neighbour=0.7),
-    NightKind("same-spot", on_sheet=15, stay_frames=5, same_spot=0.5, lookalike=True),
+    NightKind("same-spot", on_sheet=15, stay_frames=5, same_spot=0.5),
     NightKind("noisy-detector", on_sheet=15, stay_frames=10, p_miss=0.25, fp_rate=1.0),
 ]
-BURST_KINDS = ["deer-crossing", "herd"]
+# Also drawn: issue 32's nights (benchmarks/tracking_scenes.py, one hour), where insects fly off for a few frames
+# and come back about where they were, so that a gate tight enough for turnover does not split those.
+OTHER_KINDS = ["fly-off-and-back", "deer-crossing", "herd"]
 
 
 def _size(rng: np.random.Generator, lookalike: bool) -> tuple[float, float]:
@@ -199,8 +203,13 @@ def herd(seed: int) -> Sequence:
 
 
 def kind_scenes(seed: int, per_kind: int = 3, bursts_per_kind: int = 40) -> list[Sequence]:
-    """`per_kind` nights of every NightKind and `bursts_per_kind` bursts of every burst kind, from `seed`."""
+    """`per_kind` nights of every NightKind and of issue 32's nights, `bursts_per_kind` bursts of every burst kind,
+    from `seed`."""
     out = [night(kind, seed * 10_000 + 100 * k + i) for k, kind in enumerate(NIGHT_KINDS) for i in range(per_kind)]
+    for i in range(per_kind):
+        back = light_trap_sheet(seed * 10_000 + 3_000 + i, hours=1.0)
+        back.kind, back.name = "fly-off-and-back", f"fly-off-and-back-{seed}-{i}"
+        out.append(back)
     for i in range(bursts_per_kind):
         crossing = camera_burst(seed * 10_000 + 5_000 + i)
         crossing.kind, crossing.name = "deer-crossing", f"deer-crossing-{seed}-{i}"

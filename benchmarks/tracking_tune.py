@@ -23,6 +23,7 @@ from benchmarks.tracking_nights import FIT_SEED, load_kinds
 from model_store.core.filters.tracking import TrackConfig
 
 GRID: dict[str, list[Any]] = {
+    "max_gap_frames": [3, 5, 10, 30],
     "max_cost": [0.35, 0.45, 0.55, 0.65],
     "sit_reach": [0.3, 0.5, 0.7, 1.0],
     "wander_gain": [1.5, 3.0, 5.0],
@@ -31,6 +32,7 @@ GRID: dict[str, list[Any]] = {
     "gap_distance_growth": [0.3, 1.0, 2.0],
     "appearance_weight": [0.5, 1.5, 3.0],
     "min_separation": [0.3, 0.5, 0.7, 1.0],
+    "gap_penalty": [0.0, 0.01, 0.03, 0.06],
     "min_frames": [1, 2, 3],
 }
 

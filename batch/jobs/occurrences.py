@@ -36,10 +36,22 @@ def _page(tables: str, model: str | None, filters_hash: str | None, store: str |
     with invalid_parameter("tables", "cannot read occurrences"):
         occ = occurrences.load(tables, model, filters_hash, store, where.get("camera"))
         rows = occurrences.select(occ.rows, **where)
+    return _listing(occ, rows, limit, offset)
+
+
+def _listing(occ: occurrences.OccurrenceSet, rows: Any, limit: int, offset: int) -> dict[str, Any]:
     shown = rows.iloc[offset:offset + limit].to_dict("records")
     return {"model": f"{occ.tset.model_name}:{occ.tset.model_version}", "filters_hash": occ.tset.filters_hash,
             "total": len(rows), "limit": limit, "offset": offset,
             "occurrences": [occurrences.summary(r) for r in shown]}
+
+
+def _review(tables: str, model: str | None, filters_hash: str | None, store: str | None, below: float,
+            limit: int, offset: int) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot read occurrences"):
+        occ = occurrences.load(tables, model, filters_hash, store)
+        rows = occurrences.review_queue(occ.rows, below)
+    return _listing(occ, rows, limit, offset)
 
 
 def _detail(tables: str, occurrence_id: str, model: str | None, filters_hash: str | None,
@@ -69,6 +81,17 @@ async def list_occurrences(request: Request, tables: str | None = TABLES, model:
              "until": when_param("until", until, True), "determined_by": determined_by}
     return await in_thread(_page, tables_of(request, tables), model, filters_hash, service_of(request).config.store,
                            limit, offset, **where)
+
+
+@router.get("/v1/occurrences/review", tags=["occurrences"], dependencies=[Depends(read_auth)],
+            response_model=OccurrencePage,
+            summary="Occurrences whose weakest link the tracker is least sure of, least certain first")
+async def review_occurrences(request: Request, tables: str | None = TABLES, model: str | None = None,
+                             filters_hash: str | None = None,
+                             below: float = Query(1.0, ge=0.0, le=1.0, description="link confidence under this"),
+                             limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    return await in_thread(_review, tables_of(request, tables), model, filters_hash,
+                           service_of(request).config.store, below, limit, offset)
 
 
 @router.get("/v1/occurrences/{occurrence_id}", tags=["occurrences"], dependencies=[Depends(read_auth)],

@@ -62,6 +62,10 @@ class OccurrenceView(BaseModel):
     filters_hash: str
     run_id: str
     tracker_hash: str | None
+    link_confidence: float | None = Field(None, description="how sure the tracker is of the occurrence's weakest "
+                                                            "link, 0..1 (1: one detection; null: tables written "
+                                                            "before it was stored)")
+    weakest_link: DetectionRef | None = Field(None, description="the detection that weakest link attached")
 
 
 class OccurrencePage(BaseModel):

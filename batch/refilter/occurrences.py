@@ -109,6 +109,16 @@ def select(rows: pd.DataFrame, camera: str | None = None, label: str | None = No
     return rows[keep]
 
 
+def review_queue(rows: pd.DataFrame, below: float = 1.0) -> pd.DataFrame:
+    """Occurrences of more than one detection whose weakest link the tracker is less sure of than `below`, least
+    certain first: the merges a person should look at (tables written before link confidence was stored: none)."""
+    if rows.empty or "link_confidence" not in rows.columns:
+        return rows.iloc[0:0]
+    sure = pd.to_numeric(rows["link_confidence"], errors="coerce")
+    keep = sure.notna() & (sure < below) & (rows["detections"].map(len) > 1)
+    return rows[keep].assign(_sure=sure[keep]).sort_values(["_sure", "occurrence_id"]).drop(columns="_sure")
+
+
 def summary(row: dict[str, Any]) -> dict[str, Any]:
     """One occurrence as a list shows it."""
     return {"occurrence_id": row["occurrence_id"], "camera_id": row["camera_id"],
@@ -121,7 +131,14 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
             "best": {"uri": row["best_uri"], "content_id": row["best_content_id"],
                      "detection_index": int(row["best_detection_index"])},
             "filters_hash": row["filters_hash"], "run_id": row["run_id"],
-            "tracker_hash": _text(row["tracker_hash"])}
+            "tracker_hash": _text(row["tracker_hash"]), "link_confidence": _num(row.get("link_confidence")),
+            "weakest_link": _key(row.get("weakest_link"))}
+
+
+def _key(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict) or value.get("uri") is None:
+        return None
+    return {"uri": value["uri"], "content_id": value["content_id"], "detection_index": int(value["detection_index"])}
 
 
 def find(occ: OccurrenceSet, occurrence_id: str) -> dict[str, Any]:

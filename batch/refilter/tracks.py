@@ -30,7 +30,12 @@ from batch.refilter.snips import read_source
 from batch.refilter.table_filters import Fired
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
-from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
+from model_store.core.filters.tracking import (
+    TrackConfig,
+    appearance_descriptor,
+    confirmed_tracks,
+    link_camera_scored,
+)
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import camera_or_default
@@ -209,15 +214,17 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     votes = _votes(tables, tset, images, dets, extra)
     appearance = _appearance(config, tables, tset, dets, images, linked)
     track = np.full(len(dets), -1, dtype=np.int64)
+    sure = np.ones(len(dets))
     next_id = 0
     for _, pos in dets.groupby("camera_key", sort=False).indices.items():
         sub = dets.iloc[pos]
         boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
                           sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
         # A frame without a capture time links to nothing (the tracker's rule): each of its boxes is one occurrence.
-        ids = link_camera(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes, config,
-                          labels=sub["label"].to_numpy(), scores=sub["score"].to_numpy(np.float64),
-                          appearance=None if appearance is None else appearance[pos])
+        ids, sure[pos] = link_camera_scored(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes,
+                                            config, labels=sub["label"].to_numpy(),
+                                            scores=sub["score"].to_numpy(np.float64),
+                                            appearance=None if appearance is None else appearance[pos])
         track[pos] = next_id + ids
         next_id += int(ids.max()) + 1 if len(ids) else 0
     decisions = DecisionsLog(tables.storage)
@@ -240,6 +247,7 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         det = determine([votes[p] for p in pos], identified.get(oid), classified)
         known = times[pos][~np.isnat(times[pos])]
         frames = len(set(col["uri"][pos]))
+        weakest = pos[1:][int(np.argmin(sure[pos[1:]]))] if len(pos) > 1 else None  # pos[0] starts the track
         linked.rows.setdefault((col["uri"][p0], col["content_id"][p0], col["run_id"][p0]), []).append({
             "uri": col["uri"][p0], "content_id": col["content_id"][p0], "occurrence_id": oid,
             "camera_id": col["camera_id"][p0], "first_time": pd.Timestamp(known.min()) if len(known) else None,
@@ -248,7 +256,10 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
             "best_detection_index": int(index[best]), "label": det.label, "score": det.score,
             "determined_by": det.determined_by, "model_label": det.model_label, "model_score": det.model_score,
             "identified_by": det.identified_by, "decision_id": det.decision_id, "votes": [votes[p] for p in pos],
-            "confirmed": bool(confirmed[track[p0]]), "tracker_hash": config_hash})
+            "confirmed": bool(confirmed[track[p0]]), "tracker_hash": config_hash,
+            "link_confidence": 1.0 if weakest is None else round(float(sure[weakest]), 4),
+            "weakest_link": None if weakest is None else {k: votes[weakest][k] for k in ("uri", "content_id",
+                                                                                          "detection_index")}})
         for p in pos:
             linked.occurrence_of[(col["uri"][p], col["content_id"][p], col["run_id"][p], int(index[p]))] = oid
         linked.occurrences += 1

@@ -114,3 +114,18 @@ def test_the_preview_shows_each_detections_occurrence(app):
     assert body["summary"]["occurrences"] == 1 and body["summary"]["detections_linked"] == 5
     [change] = body["changes"]
     assert change["change"] == "kept" and change["occurrence_id"].startswith("occ-")
+
+
+def test_the_review_queue_lists_the_least_certain_links_first(app):
+    client, tables = app
+    every = get(client, "/v1/occurrences", tables=tables).json()["occurrences"]
+    assert all(0.0 <= o["link_confidence"] <= 1.0 for o in every)
+    single = [o for o in every if o["detections"] == 1]
+    assert all(o["link_confidence"] == 1.0 and o["weakest_link"] is None for o in single)
+    queue = get(client, "/v1/occurrences/review", tables=tables).json()
+    sure = [o["link_confidence"] for o in queue["occurrences"]]
+    assert queue["total"] == len(sure) >= 1 and sure == sorted(sure) and all(s < 1.0 for s in sure)
+    assert all(o["detections"] > 1 and o["weakest_link"]["uri"] for o in queue["occurrences"])
+    below = get(client, "/v1/occurrences/review", tables=tables, below=sure[0]).json()
+    assert below["total"] == 0  # strictly under the threshold
+    assert get(client, "/v1/occurrences/review", tables=tables, below=2).status_code == 422

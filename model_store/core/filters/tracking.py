@@ -25,17 +25,20 @@ Pure numpy/scipy/OpenCV: no Ray, no store, no tables (the occurrences filter wir
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model_store.core.filters.repeat import pairwise_iou
+
 # Hue x saturation bins of the colour part; orientation bins of the texture part of the descriptor.
 HUE_BINS, SAT_BINS, ORIENT_BINS = 12, 4, 12
 DESCRIPTOR_LENGTH = HUE_BINS * SAT_BINS + ORIENT_BINS
 _SNIP_SIDE = 32  # snips are compared at this size: enough for a histogram, cheap for 100,000 snips
-_NO_LINK = 1e6  # the cost of a gated pair in the assignment (finite: scipy refuses an all-inf row)
+_SEPARATION_FRAMES = 200  # frame pairs sampled to measure how well the appearance separates a camera's animals
+_SEPARATION_MIN_PAIRS = 20  # fewer same/different pairs than this: too few to measure, the config is trusted
 
 
 class TrackConfig(BaseModel):
@@ -55,11 +58,23 @@ class TrackConfig(BaseModel):
                                                             "divided by max_centre_distance")
     appearance_weight: float = Field(1.5, ge=0.0, description="weight of the appearance (cosine) distance; "
                                                               "ignored when there is no appearance")
-    max_cost: float = Field(0.55, gt=0.0, description="a pair whose weighted mean cost is above this never links")
+    max_cost: float = Field(0.55, gt=0.0, description="the cost of starting a new track: a pair links only when "
+                                                      "its weighted mean cost is below this, and the assignment "
+                                                      "weighs each link's saving against starting a track, so a "
+                                                      "poor link loses to a new track rather than being forced")
     min_iou: float = Field(0.0, ge=0.0, lt=1.0, description="a pair with a lower IoU never links (0: no IoU gate; "
                                                             "moving animals often do not overlap frame to frame)")
     max_centre_distance: float = Field(2.0, gt=0.0, description="a pair whose centres are further apart than this "
-                                                                "many box sizes (the mean side) never links")
+                                                                "many box sizes (the mean side) never links, "
+                                                                "however the track moved before")
+    sit_reach: float = Field(0.5, gt=0.0, description="the centre-distance gate, in box sizes, of a track that "
+                                                      "has sat still: an insect that sits moves a few pixels, so "
+                                                      "one that arrives further off is another insect")
+    wander_gain: float = Field(3.0, ge=0.0, description="the gate widens by this many times the track's own "
+                                                        "wander (how far its last steps fell from where its "
+                                                        "motion said, in box sizes), up to max_centre_distance")
+    first_reach: float = Field(1.0, gt=0.0, description="the gate, in box sizes, of a track seen once (its "
+                                                        "motion is not known yet)")
     gap_distance_growth: float = Field(1.0, ge=0.0, description="for a track missed in g frames the centre-"
                                                                 "distance gate is max_centre_distance x "
                                                                 "sqrt(1 + this x g): it may have moved on")
@@ -67,7 +82,13 @@ class TrackConfig(BaseModel):
                                                                     "this fraction of the larger never links")
     max_appearance_distance: float = Field(0.5, gt=0.0, le=2.0, description="a pair whose appearance distance "
                                                                              "(1 - cosine) is above this never "
-                                                                             "links")
+                                                                             "links (only where the appearance "
+                                                                             "separates, see min_separation)")
+    min_separation: float = Field(0.5, ge=0.0, le=1.0, description="appearance counts only as far as it tells "
+                                                                   "the camera's animals apart: its weight is "
+                                                                   "scaled by the separation measured on the "
+                                                                   "camera's own detections (0: alike, 1: always "
+                                                                   "apart), and it gates only at or above this")
     appearance: Literal["colour", "none"] = Field("colour", description="colour: use the appearance vectors "
                                                                         "given (the snips' colour/texture "
                                                                         "descriptors or an identifier's); none: "
@@ -124,6 +145,7 @@ class _Tracks:
         self.area = np.zeros(capacity)
         self.side = np.zeros(capacity)
         self.velocity = np.zeros((capacity, 2))
+        self.wander = np.zeros(capacity)
         self.time = np.zeros(capacity)
         self.frame = np.zeros(capacity, dtype=np.int64)
         self.hits = np.zeros(capacity, dtype=np.int64)
@@ -147,6 +169,11 @@ class _Tracks:
         dt = (t - self.time[ids])[:, None]
         moved = ((boxes[:, :2] + boxes[:, 2:]) - (self.box[ids, :2] + self.box[ids, 2:])) * 0.5
         pace = np.divide(moved, dt, out=np.zeros_like(moved), where=dt > 0)
+        # How far this step fell from where the track's motion said, in box sizes: a sitter's jitter, a steady
+        # crawler's turns. It sets how far the track's gate reaches (a running mean, like the velocity).
+        off = np.hypot(*(moved - self.velocity[ids] * dt).T) / np.maximum((self.side[ids] + dets.side[rows]) / 2,
+                                                                          1e-9)
+        self.wander[ids] = np.where(self.hits[ids] == 1, off, 0.5 * (self.wander[ids] + off))
         # A running mean of the velocity: a sitting moth's jitter averages out, a walking deer's pace stays.
         self.velocity[ids] = np.where((self.hits[ids] == 1)[:, None], pace, 0.5 * (self.velocity[ids] + pace))
         self.box[ids], self.area[ids], self.side[ids] = boxes, dets.area[rows], dets.side[rows]
@@ -206,6 +233,15 @@ def _validate(times_s, frame_ids, boxes, labels, appearance, scores) -> tuple[np
     return times, frames, boxes
 
 
+class Linked(NamedTuple):
+    """What link_camera_scored returns, per detection: its track id (0..K-1, first-seen order) and how sure the
+    link that put it on its track is (0..1; 1.0 for a track's first detection). A track's weakest link is the
+    lowest of its detections'."""
+
+    ids: np.ndarray
+    link_confidence: np.ndarray
+
+
 def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
                 labels: np.ndarray | None = None, appearance: np.ndarray | None = None,
                 scores: np.ndarray | None = None) -> np.ndarray:
@@ -214,10 +250,18 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     frame_ids (N,) int (detections of one frame share it), boxes (N, 4) x1, y1, x2, y2 normalised 0..1,
     appearance (N, D) from appearance_descriptor or an identifier's vectors, or None. labels (N,) any values (with
     cross_label off, only equal labels link); scores are not used to link (confirmed_tracks uses them)."""
+    return link_camera_scored(times_s, frame_ids, boxes, config, labels=labels, appearance=appearance,
+                              scores=scores).ids
+
+
+def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
+                       labels: np.ndarray | None = None, appearance: np.ndarray | None = None,
+                       scores: np.ndarray | None = None) -> Linked:
+    """link_camera's track ids and each detection's link confidence (see Linked)."""
     times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores)
     n = len(boxes)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
+        return Linked(np.zeros(0, dtype=np.int64), np.zeros(0))
     label_codes = np.zeros(n, dtype=np.int64)
     if labels is not None:  # as text, so that None and mixed types compare as values
         label_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
@@ -246,8 +290,10 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     dets.time, dets.segment = frame_time[frame_codes], frame_segment[frame_codes]
     step_of = frame_step[frame_codes]
 
+    separation = appearance_separation(app, frame_rank[frame_codes], boxes) if app is not None else 0.0
     state = _Tracks(n, app.shape[1] if app is not None else 0)
     track_of = np.empty(n, dtype=np.int64)
+    confidence = np.ones(n)
     unknown = np.flatnonzero(step_of < 0)  # unknown time: every detection is a track of its own
     known_rows = np.flatnonzero(step_of >= 0)
     by_step = known_rows[np.lexsort((dets.segment[known_rows], step_of[known_rows]))]
@@ -266,9 +312,10 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
                         & (now[state.segment[live]] - state.time[live] <= config.max_gap_s)]
         fresh = rows
         if len(live) and len(rows):
-            tracks, picked = _assign(config, state, live, dets, rows, step)
+            tracks, picked, sure = _assign(config, state, live, dets, rows, step, separation)
             if len(picked):
                 track_of[rows[picked]] = tracks
+                confidence[rows[picked]] = sure
                 state.extend(tracks, dets, rows[picked], step, config.appearance_memory)
                 unmatched = np.ones(len(rows), dtype=bool)
                 unmatched[picked] = False
@@ -279,7 +326,40 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
             live = np.concatenate([live, new])
     if len(unknown):
         track_of[unknown] = state.start(dets, unknown, -1)
-    return _first_seen_order(track_of, time_order)
+    return Linked(_first_seen_order(track_of, time_order), confidence)
+
+
+def appearance_separation(app: np.ndarray, frame_rank: np.ndarray, boxes: np.ndarray) -> float:
+    """How well the appearance vectors tell this camera's animals apart, 0 (not at all) .. 1 (always): 2 AUC - 1
+    of the appearance distance between detections of one frame (surely two animals) against that of detections
+    in consecutive frames whose boxes overlap at IoU >= 0.7 (almost surely one animal sitting or standing).
+    Measured on up to _SEPARATION_FRAMES frame pairs; 1.0 when there are too few pairs to tell."""
+    order = np.argsort(frame_rank, kind="stable")
+    ranks = frame_rank[order]
+    bounds = np.searchsorted(ranks, np.arange(int(ranks.max(initial=-1)) + 2))
+    frames = np.flatnonzero(np.diff(bounds) > 0)
+    if len(frames) > _SEPARATION_FRAMES:
+        frames = frames[np.linspace(0, len(frames) - 1, _SEPARATION_FRAMES).astype(np.int64)]
+    same, apart = [], []
+    for f in frames:
+        here = order[bounds[f]:bounds[f + 1]]
+        if len(here) > 1:
+            d = 1.0 - app[here] @ app[here].T
+            apart.append(d[np.triu_indices(len(here), 1)])
+        after = order[bounds[f + 1]:bounds[f + 2]] if f + 2 < len(bounds) else order[:0]
+        if len(after):
+            a, b = np.nonzero(pairwise_iou(boxes[here], boxes[after]) >= 0.7)
+            same.append(1.0 - np.einsum("ij,ij->i", app[here[a]], app[after[b]]))
+    same_d = np.concatenate(same) if same else np.zeros(0)
+    apart_d = np.concatenate(apart) if apart else np.zeros(0)
+    if len(same_d) < _SEPARATION_MIN_PAIRS or len(apart_d) < _SEPARATION_MIN_PAIRS:
+        return 1.0
+    # AUC by ranks (Mann-Whitney): the chance that two animals are further apart than one animal from itself.
+    joint = np.concatenate([same_d, apart_d])
+    rank = np.empty(len(joint))
+    rank[np.argsort(joint, kind="stable")] = np.arange(1, len(joint) + 1)
+    auc = (rank[len(same_d):].sum() - len(apart_d) * (len(apart_d) + 1) / 2) / (len(same_d) * len(apart_d))
+    return float(np.clip(2 * auc - 1, 0.0, 1.0))
 
 
 def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -297,18 +377,22 @@ def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarra
 
 
 def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detections, rows: np.ndarray,
-            step: int) -> tuple[np.ndarray, np.ndarray]:
+            step: int, separation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Hungarian assignment per segment of this step's detections to the live tracks of their segment:
-    (track ids, positions in `rows`)."""
+    (track ids, positions in `rows`, each link's confidence)."""
     empty = np.zeros(0, dtype=np.int64)
     li, ri = _pairs(state.segment[live], dets.segment[rows])
     if not len(li):
-        return empty, empty
+        return empty, empty, np.zeros(0)
     t, r = live[li], rows[ri]
     tb, ta, ts = state.box[t], state.area[t], state.side[t]
     missed = step - 1 - state.frame[t]
-    # An animal unseen for a while may have walked further: the reach grows like a random walk's.
-    reach = config.max_centre_distance * np.sqrt(1 + config.gap_distance_growth * missed)
+    # How far a track may have gone: a sitter a little, a crawler as far as its own wander says, a track seen
+    # once as far as an unknown motion may take it; an animal unseen for a while further, like a random walk.
+    hits = state.hits[t]
+    reach = np.where(hits > 1, np.clip(config.sit_reach + config.wander_gain * state.wander[t], config.sit_reach,
+                                       config.max_centre_distance), config.first_reach)
+    reach = np.minimum(reach, config.max_centre_distance) * np.sqrt(1 + config.gap_distance_growth * missed)
     cost = _geometry_cost(config, tb, ta, ts, dets, r, reach)
     if config.predict_motion:
         # The box the velocity predicts is a second hypothesis of where a moving track is; the nearer counts.
@@ -319,23 +403,25 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
             cost[moving] = np.minimum(cost[moving], _geometry_cost(config, predicted, ta[moving], ts[moving], dets,
                                                                    r[moving], reach[moving]))
     weights = config.iou_weight + config.size_weight + config.distance_weight
-    if dets.app is not None:
+    if dets.app is not None and separation > 0:
+        # Appearance only as far as it separates this camera's animals: on a sheet of lookalikes it says nothing.
         distance = 1.0 - np.einsum("ij,ij->i", state.app[t], dets.app[r])
-        distance[distance > config.max_appearance_distance] = np.inf
-        cost += config.appearance_weight * distance
-        weights += config.appearance_weight
+        if separation >= config.min_separation:
+            distance[distance > config.max_appearance_distance] = np.inf
+        cost += config.appearance_weight * separation * distance
+        weights += config.appearance_weight * separation
     cost = cost / weights + config.gap_penalty * missed
     differ = state.label[t] != dets.labels[r]
     if config.cross_label:
         cost += config.label_penalty * differ
     else:
         cost[differ] = np.inf
-    ok = np.flatnonzero(cost <= config.max_cost)
+    ok = np.flatnonzero(cost < config.max_cost)
     li, ri, cost = li[ok], ri[ok], cost[ok]
     # A pair that is the only candidate of its track and of its detection is in every optimal assignment:
     # only the rest (a crowded segment) goes to the Hungarian solver.
     alone = (np.bincount(li, minlength=len(live))[li] == 1) & (np.bincount(ri, minlength=len(rows))[ri] == 1)
-    out_l, out_r = [li[alone]], [ri[alone]]
+    out_l, out_r, out_c = [li[alone]], [ri[alone]], [cost[alone]]
     rest = np.flatnonzero(~alone)
     if len(rest):
         # Imported here: scipy.optimize costs ~0.3-1 s to import, and every process that imports model_store (each
@@ -348,13 +434,35 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
         for part in np.split(order, cuts):
             lu, lpos = np.unique(li[part], return_inverse=True)
             ru, rpos = np.unique(ri[part], return_inverse=True)
-            matrix = np.full((len(lu), len(ru)), _NO_LINK)
-            matrix[lpos, rpos] = cost[part]
+            # Each link saves (max_cost - cost) over starting a new track; the assignment maximises the saving,
+            # so it never forces a poor link for the sake of linking more pairs (0: not a link).
+            matrix = np.zeros((len(lu), len(ru)))
+            matrix[lpos, rpos] = cost[part] - config.max_cost
             a, b = linear_sum_assignment(matrix)
-            linked = matrix[a, b] < _NO_LINK
+            linked = matrix[a, b] < 0
             out_l.append(lu[a[linked]])
             out_r.append(ru[b[linked]])
-    return live[np.concatenate(out_l)], np.concatenate(out_r)
+            out_c.append(matrix[a[linked], b[linked]] + config.max_cost)
+    picked_l, picked_r, picked_c = np.concatenate(out_l), np.concatenate(out_r), np.concatenate(out_c)
+    alt = np.minimum(_runner_up(li, cost, picked_l, picked_c), _runner_up(ri, cost, picked_r, picked_c))
+    # How sure each link is, 0..1: its margin over the best alternative (starting a new track, or the next
+    # candidate of its track or of its detection), as a share of max_cost.
+    confidence = np.clip((np.minimum(alt, config.max_cost) - picked_c) / config.max_cost, 0.0, 1.0)
+    return live[picked_l], picked_r, confidence
+
+
+def _runner_up(group: np.ndarray, cost: np.ndarray, picked: np.ndarray, picked_cost: np.ndarray) -> np.ndarray:
+    """For each picked pair (its group `picked`, its cost), the cheapest other candidate of its group (inf: none)."""
+    n = int(max(group.max(initial=-1), picked.max(initial=-1))) + 1
+    order = np.lexsort((cost, group))
+    g, c = group[order], cost[order]
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]])) if len(g) else np.zeros(0, dtype=np.int64)
+    first, second = np.full(n, np.inf), np.full(n, np.inf)
+    first[g[starts]] = c[starts]
+    has_two = starts + 1 < len(g)
+    has_two[has_two] = g[starts[has_two] + 1] == g[starts[has_two]]
+    second[g[starts[has_two]]] = c[starts[has_two] + 1]
+    return np.where(picked_cost <= first[picked], second[picked], first[picked])
 
 
 def _first_seen_order(track_of: np.ndarray, det_order: np.ndarray) -> np.ndarray:

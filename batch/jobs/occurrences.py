@@ -18,9 +18,13 @@ from batch.jobs.deps import TABLES, tables_of, when_param
 from batch.jobs.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,
+    MergeRequest,
+    MoveRequest,
     OccurrenceDetail,
     OccurrencePage,
     OccurrenceView,
+    SplitRequest,
+    TrackEditView,
 )
 from batch.refilter import occurrences
 from model_store.tables.decisions import DetectionKey
@@ -129,3 +133,41 @@ async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) 
         return await in_thread(occurrences.classify, tables_of(request, body.tables), key, body.label, body.who,
                                body.comment, body.model, body.filters_hash, service_of(request).config.store,
                                occurrence_id)
+
+
+APPLIES = "at the next `trapline postprocess --filter track` over these tables, and every one after it"
+
+
+def _key(ref: Any) -> DetectionKey:
+    return DetectionKey(uri=ref.uri, content_id=ref.content_id, detection_index=ref.detection_index)
+
+
+@router.post("/v1/occurrences/{occurrence_id}/split", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=TrackEditView,
+             summary="Cut an occurrence at one of its detections: it and the later ones are another animal")
+async def split(request: Request, occurrence_id: str, body: SplitRequest) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot split"):
+        decision = await in_thread(occurrences.split, tables_of(request, body.tables), occurrence_id, _key(body.at),
+                                   body.who, body.comment, body.model, body.filters_hash,
+                                   service_of(request).config.store)
+    return {"decision": decision, "applies": APPLIES}
+
+
+@router.post("/v1/occurrences/{occurrence_id}/merge", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=TrackEditView, summary="Two occurrences are one animal")
+async def merge(request: Request, occurrence_id: str, body: MergeRequest) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot merge"):
+        decision = await in_thread(occurrences.merge, tables_of(request, body.tables), occurrence_id, body.other_id,
+                                   body.who, body.comment, body.model, body.filters_hash,
+                                   service_of(request).config.store)
+    return {"decision": decision, "applies": APPLIES}
+
+
+@router.post("/v1/occurrences/{occurrence_id}/move", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=TrackEditView, summary="One detection of the occurrence belongs to another occurrence")
+async def move(request: Request, occurrence_id: str, body: MoveRequest) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot move"):
+        decision = await in_thread(occurrences.move, tables_of(request, body.tables), occurrence_id,
+                                   _key(body.detection), body.to, body.who, body.comment, body.model,
+                                   body.filters_hash, service_of(request).config.store)
+    return {"decision": decision, "applies": APPLIES}

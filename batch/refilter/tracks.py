@@ -28,6 +28,7 @@ from batch.refilter.determine import carry_identifications, determine
 from batch.refilter.reclassify import ExtraTables
 from batch.refilter.snips import read_source
 from batch.refilter.table_filters import Fired
+from batch.refilter.track_edits import apply_track_edits
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.filters.tracking import (
@@ -61,6 +62,7 @@ class Linked:
     frames: int = 0  # summed over occurrences
     disagreements: int = 0  # occurrences a person determined where the model's vote names another label
     unreadable: int = 0  # images whose pixels could not be read for the appearance descriptor
+    track_edits: int = 0  # people's cuts, joins and moves applied (the decisions log)
 
     @property
     def frames_per_occurrence(self) -> float:
@@ -232,6 +234,9 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     # Plain arrays once: row access through pandas (Arrow-backed strings) would cost more than the tracking.
     col = {c: dets[c].to_numpy(dtype=object) for c in ("uri", "content_id", "run_id", "camera_id", "camera_key")}
     index, score = dets["detection_index"].to_numpy(np.int64), dets["score"].to_numpy(np.float64)
+    # People's cuts, joins and moves (the decisions log), over what the tracker linked.
+    track, sure, linked.track_edits = apply_track_edits(
+        track, sure, list(zip(col["uri"], col["content_id"], index.tolist(), strict=True)), decisions.read())
     times = pd.to_datetime(dets["capture_time"]).to_numpy()
     confirmed = confirmed_tracks(track, config, score)
     order = np.argsort(track, kind="stable")  # within a track: time order (dets are sorted by time)

@@ -385,7 +385,6 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
     if not len(li):
         return empty, empty, np.zeros(0)
     t, r = live[li], rows[ri]
-    tb, ta, ts = state.box[t], state.area[t], state.side[t]
     missed = step - 1 - state.frame[t]
     # How far a track may have gone: a sitter a little, a crawler as far as its own wander says, a track seen
     # once as far as an unknown motion may take it; an animal unseen for a while further, like a random walk.
@@ -393,11 +392,26 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
     reach = np.where(hits > 1, np.clip(config.sit_reach + config.wander_gain * state.wander[t], config.sit_reach,
                                        config.max_centre_distance), config.first_reach)
     reach = np.minimum(reach, config.max_centre_distance) * np.sqrt(1 + config.gap_distance_growth * missed)
+    # The distance gate first, on centres alone (from the last box or the predicted one): on a crowded sheet
+    # most pairs are far apart, and only the near ones need the whole cost.
+    shift = np.zeros((len(t), 2))
+    if config.predict_motion:
+        shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None] * (hits > 1)[:, None]
+    centre = (state.box[t, :2] + state.box[t, 2:]) * 0.5
+    limit = reach * (state.side[t] + dets.side[r]) * 0.5
+    gap = dets.centre[r] - centre
+    near = np.flatnonzero((np.hypot(gap[:, 0], gap[:, 1]) <= limit)
+                          | (np.hypot(gap[:, 0] - shift[:, 0], gap[:, 1] - shift[:, 1]) <= limit))
+    if len(near) < len(li):
+        li, ri, t, r = li[near], ri[near], t[near], r[near]
+        missed, reach, shift = missed[near], reach[near], shift[near]
+    if not len(li):
+        return empty, empty, np.zeros(0)
+    tb, ta, ts = state.box[t], state.area[t], state.side[t]
     cost = _geometry_cost(config, tb, ta, ts, dets, r, reach)
     if config.predict_motion:
         # The box the velocity predicts is a second hypothesis of where a moving track is; the nearer counts.
-        shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None]
-        moving = np.flatnonzero((state.hits[t] > 1) & (np.abs(shift).sum(axis=1) > 0))
+        moving = np.flatnonzero(np.abs(shift).sum(axis=1) > 0)
         if len(moving):
             predicted = tb[moving] + np.concatenate([shift[moving], shift[moving]], axis=1)
             cost[moving] = np.minimum(cost[moving], _geometry_cost(config, predicted, ta[moving], ts[moving], dets,

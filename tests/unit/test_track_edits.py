@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from batch.refilter import occurrences
+from batch.refilter.postprocess import run_postprocess
 from batch.refilter.track_edits import apply_track_edits
-from model_store.tables.decisions import DetectionKey, MergeOccurrences, MoveDetection, SplitOccurrence, make
+from model_store.tables.decisions import (
+    DecisionsLog,
+    DetectionKey,
+    MergeOccurrences,
+    MoveDetection,
+    SplitOccurrence,
+    make,
+)
+from tests.fixtures.occurrences import write_sheet_tables
+from trapline.cli import main
 
 KEYS = [("a.jpg", "c", i) for i in range(8)]
 
@@ -32,3 +43,19 @@ def test_no_edits_leave_the_tracks_as_linked():
     track, sure = np.array([0, 1]), np.array([1.0, 1.0])
     out, confidence, applied = apply_track_edits(track, sure, KEYS[:2], [])
     assert out is track and applied == 0
+
+
+def test_the_cli_lists_the_least_certain_and_records_a_cut(tmp_path, capsys):
+    tables = str(write_sheet_tables(tmp_path / "sheet"))
+    run_postprocess(tables, "track", {})
+    assert main(["occurrences", "review", "--tables", tables]) == 0
+    listed = capsys.readouterr().out
+    assert "occurrence(s) with a link under 1.0" in listed
+    moth_a = occurrences.select(occurrences.load(tables).rows, camera="sheet")
+    oid = moth_a.sort_values("frames").iloc[-1]["occurrence_id"]
+    assert main(["occurrences", "split", oid, "--frame", "6", "--tables", tables, "--who", "ann"]) == 0
+    assert "split_occurrence" in capsys.readouterr().out
+    [cut] = DecisionsLog(tables).read()
+    assert isinstance(cut, SplitOccurrence) and cut.who == "ann" and cut.occurrence_id == oid
+    assert main(["occurrences", "split", oid, "--frame", "99", "--tables", tables]) != 0
+    assert "--frame must be 0..11" in capsys.readouterr().err

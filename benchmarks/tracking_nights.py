@@ -20,10 +20,12 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
+
 from benchmarks.common import DEFAULT_ROOT, write_json
 from benchmarks.tracking import baselines, cached_scenes, run_peers, run_trapline, score
 from benchmarks.tracking_kinds import kind_scenes
-from model_store.core.filters.tracking import TrackConfig
+from model_store.core.filters.tracking import TrackConfig, link_camera_scored
 
 FIT_SEED, REPORT_SEED = 7, 48
 
@@ -31,6 +33,33 @@ FIT_SEED, REPORT_SEED = 7, 48
 def load_kinds(seed: int, per_kind: int, bursts: int) -> list[dict[str, Any]]:
     """Every kind's sequences for `seed`, cached (generation renders a snip per detection)."""
     return cached_scenes(f"kinds-{seed}-{per_kind}-{bursts}", lambda: kind_scenes(seed, per_kind, bursts))
+
+
+def confidence_quality(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[str, Any]:
+    """Does a low link confidence point at a wrong merge? Over all sequences: the AUC of the occurrence's link
+    confidence (its weakest link) at telling occurrences holding two or more true animals from pure ones, and
+    the share of the merged occurrences found in the least certain tenth of the multi-detection ones."""
+    sure, merged = [], []
+    for s in seqs:
+        linked = link_camera_scored(s["times_s"], s["frame_ids"], s["boxes"], config, appearance=s["appearance"],
+                                    scores=s["scores"])
+        for track in np.unique(linked.ids):
+            rows = np.flatnonzero(linked.ids == track)
+            if len(rows) < 2:
+                continue
+            sure.append(float(linked.link_confidence[rows].min()))
+            merged.append(len(np.unique(s["truth"][rows])) > 1)
+    sure_a, merged_a = np.asarray(sure), np.asarray(merged)
+    if not merged_a.any() or merged_a.all():
+        return {"occurrences": len(sure), "merged": int(merged_a.sum())}
+    order = np.argsort(sure_a, kind="stable")
+    rank = np.empty(len(sure_a))
+    rank[order] = np.arange(1, len(sure_a) + 1)
+    n_bad, n_good = int(merged_a.sum()), int((~merged_a).sum())
+    auc = 1 - (rank[merged_a].sum() - n_bad * (n_bad + 1) / 2) / (n_bad * n_good)  # low confidence = merged
+    tenth = order[:max(1, len(order) // 10)]
+    return {"occurrences": len(sure), "merged": n_bad, "auc_low_confidence_is_merged": round(float(auc), 3),
+            "merged_in_least_certain_tenth_pct": round(100 * float(merged_a[tenth].sum()) / n_bad, 1)}
 
 
 def table(base: dict[str, Any], methods: dict[str, dict[str, Any]]) -> str:
@@ -75,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                                    *(argv if argv is not None else sys.argv[1:])]),
               "load_before": os.getloadavg(), "config": config.model_dump(), "baselines": base,
               "methods": methods, "detections_per_s": {n: round(n_dets / s) for n, s in seconds.items()},
-              "peers": peers or "ran", "load_after": os.getloadavg()}
+              "link_confidence": confidence_quality(seqs, config), "peers": peers or "ran",
+              "load_after": os.getloadavg()}
     print(table(base, methods))
+    print("link confidence:", result["link_confidence"])
     print({n: round(n_dets / s) for n, s in seconds.items()}, "detections/s;", "peers:", peers or "ran")
     write_json(args.out, result)
     return 0

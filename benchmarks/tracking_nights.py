@@ -9,7 +9,8 @@ under bench-results/tracking/. TrackConfig's defaults are fitted on seed 7 (`pyt
 --kinds`); this reports on another seed (48 unless told), so the figures are not fitted to the scenes they are
 measured on. Per kind: mean count error per sequence, the same over the sequences where max-per-frame is off by
 >= 30 %, IDF1, ID switches and fragmentations per 100 true tracks (motmetrics), for every method on the same
-detections.
+detections. Also: whether a low link confidence points at the wrong merges, and detections/s on one camera
+holding >= 100,000 detections.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import DEFAULT_ROOT, write_json
-from benchmarks.tracking import baselines, cached_scenes, run_peers, run_trapline, score
+from benchmarks.tracking import baselines, cached_scenes, one_camera, run_peers, run_trapline, score
 from benchmarks.tracking_kinds import kind_scenes
 from model_store.core.filters.tracking import TrackConfig, link_camera_scored
 
 FIT_SEED, REPORT_SEED = 7, 48
+BURSTS = ("deer-crossing", "herd")
 
 
 def load_kinds(seed: int, per_kind: int, bursts: int) -> list[dict[str, Any]]:
@@ -60,6 +62,22 @@ def confidence_quality(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[
     tenth = order[:max(1, len(order) // 10)]
     return {"occurrences": len(sure), "merged": n_bad, "auc_low_confidence_is_merged": round(float(auc), 3),
             "merged_in_least_certain_tenth_pct": round(100 * float(merged_a[tenth].sum()) / n_bad, 1)}
+
+
+def speed(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[str, Any]:
+    """Detections/s of link_camera on one camera holding >= 100,000 detections: every night one after another
+    (a day apart), and every burst (an hour apart)."""
+    out: dict[str, Any] = {}
+    for name, pick, gap in (("nights", [s for s in seqs if s["kind"] not in BURSTS], 86_400.0),
+                            ("bursts", [s for s in seqs if s["kind"] in BURSTS], 3_600.0)):
+        cam = one_camera(pick, gap)
+        t0 = time.perf_counter()
+        link_camera_scored(cam["times_s"], cam["frame_ids"], cam["boxes"], config, appearance=cam["appearance"],
+                           scores=cam["scores"])
+        dt = time.perf_counter() - t0
+        out[name] = {"detections": len(cam["boxes"]), "seconds": round(dt, 2),
+                     "detections_per_s": round(len(cam["boxes"]) / dt)}
+    return out
 
 
 def table(base: dict[str, Any], methods: dict[str, dict[str, Any]]) -> str:
@@ -104,10 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                                    *(argv if argv is not None else sys.argv[1:])]),
               "load_before": os.getloadavg(), "config": config.model_dump(), "baselines": base,
               "methods": methods, "detections_per_s": {n: round(n_dets / s) for n, s in seconds.items()},
-              "link_confidence": confidence_quality(seqs, config), "peers": peers or "ran",
+              "link_confidence": confidence_quality(seqs, config), "speed": speed(seqs, config),
+              "peers": peers or "ran",
               "load_after": os.getloadavg()}
     print(table(base, methods))
     print("link confidence:", result["link_confidence"])
+    print("speed, one camera:", result["speed"])
     print({n: round(n_dets / s) for n, s in seconds.items()}, "detections/s;", "peers:", peers or "ran")
     write_json(args.out, result)
     return 0

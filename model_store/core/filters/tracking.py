@@ -43,13 +43,15 @@ _SEPARATION_MIN_PAIRS = 20  # fewer same/different pairs than this: too few to m
 
 class TrackConfig(BaseModel):
     """The tracker's knobs. The defaults serve light-trap sheets (a frame every 20 s, insects sitting for
-    minutes to hours) and camera-trap bursts (~1 s apart, animals walking) alike."""
+    minutes to hours) and camera-trap bursts (~1 s apart, animals walking) alike: they were fitted across
+    benchmarks/tracking_kinds.py's kinds of night and burst on a seed the benchmark does not report on
+    (`python -m benchmarks.tracking_tune`; BENCHMARKS.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_gap_s: float = Field(600.0, gt=0.0, description="a track not seen for longer than this many seconds "
                                                         "ends; a later detection starts a new track")
-    max_gap_frames: int = Field(30, ge=0, description="a track may be missed in at most this many consecutive "
+    max_gap_frames: int = Field(10, ge=0, description="a track may be missed in at most this many consecutive "
                                                       "frames (of this camera, with a kept detection) and still "
                                                       "re-link (0: consecutive frames only)")
     iou_weight: float = Field(1.0, ge=0.0, description="weight of 1 - IoU in the link cost")
@@ -64,18 +66,18 @@ class TrackConfig(BaseModel):
                                                       "poor link loses to a new track rather than being forced")
     min_iou: float = Field(0.0, ge=0.0, lt=1.0, description="a pair with a lower IoU never links (0: no IoU gate; "
                                                             "moving animals often do not overlap frame to frame)")
-    max_centre_distance: float = Field(2.0, gt=0.0, description="a pair whose centres are further apart than this "
+    max_centre_distance: float = Field(1.5, gt=0.0, description="a pair whose centres are further apart than this "
                                                                 "many box sizes (the mean side) never links, "
                                                                 "however the track moved before")
-    sit_reach: float = Field(0.5, gt=0.0, description="the centre-distance gate, in box sizes, of a track that "
+    sit_reach: float = Field(1.0, gt=0.0, description="the centre-distance gate, in box sizes, of a track that "
                                                       "has sat still: an insect that sits moves a few pixels, so "
                                                       "one that arrives further off is another insect")
-    wander_gain: float = Field(3.0, ge=0.0, description="the gate widens by this many times the track's own "
+    wander_gain: float = Field(5.0, ge=0.0, description="the gate widens by this many times the track's own "
                                                         "wander (how far its last steps fell from where its "
                                                         "motion said, in box sizes), up to max_centre_distance")
-    first_reach: float = Field(1.0, gt=0.0, description="the gate, in box sizes, of a track seen once (its "
+    first_reach: float = Field(1.4, gt=0.0, description="the gate, in box sizes, of a track seen once (its "
                                                         "motion is not known yet)")
-    gap_distance_growth: float = Field(1.0, ge=0.0, description="for a track missed in g frames the centre-"
+    gap_distance_growth: float = Field(0.3, ge=0.0, description="for a track missed in g frames the centre-"
                                                                 "distance gate is max_centre_distance x "
                                                                 "sqrt(1 + this x g): it may have moved on")
     min_size_ratio: float = Field(0.33, gt=0.0, le=1.0, description="a pair whose smaller box area is less than "
@@ -97,7 +99,7 @@ class TrackConfig(BaseModel):
                                                                       "this share of the old one is kept at "
                                                                       "each link")
     predict_motion: bool = Field(True, description="also compare with the box the track's velocity predicts")
-    gap_penalty: float = Field(0.01, ge=0.0, description="cost added per frame a track was missed, so the most "
+    gap_penalty: float = Field(0.06, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
                                                  "may call one moth two names across frames)")

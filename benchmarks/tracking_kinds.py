@@ -12,7 +12,7 @@ deterministic for a seed; `kind_scenes(seed)` draws `per_kind` sequences of ever
 on one seed and reports on another.
 
 What the detector reports (jitter, misses, false positives, the snip's real `appearance_descriptor`) is
-benchmarks/tracking_scenes.py's `_observe`; the generator knows nothing of the tracker.
+benchmarks/tracking_scenes.py's `observe`; the generator knows nothing of the tracker.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from benchmarks.tracking_scenes import (
     SHEET_LOOKS,
     Look,
     Sequence,
-    _look,
-    _observe,
-    _shift,
-    _texture,
     camera_burst,
+    coat_texture,
     light_trap_sheet,
+    observe,
+    random_look,
+    shift_box,
 )
 
 
@@ -114,11 +114,11 @@ def night(kind: NightKind, seed: int) -> Sequence:
     arrive, stay = _arrivals(rng, kind)
     n = len(arrive)
     if kind.lookalike:
-        base = _look(rng, SHEET_LOOKS)
+        base = random_look(rng, SHEET_LOOKS)
         looks = [Look(**{**base.__dict__, "val": float(base.val + rng.normal(0, 5))}) for _ in range(n)]
     else:
-        looks = [_look(rng, SHEET_LOOKS) for _ in range(n)]
-    coats = {a: _texture(looks[a]) for a in range(n)}
+        looks = [random_look(rng, SHEET_LOOKS) for _ in range(n)]
+    coats = {a: coat_texture(looks[a]) for a in range(n)}
     sizes = [_size(rng, kind.lookalike) for _ in range(n)]
     crawl = rng.random(n) < kind.crawlers
     heading = rng.uniform(0, 2 * np.pi, n)
@@ -148,14 +148,14 @@ def night(kind: NightKind, seed: int) -> Sequence:
             elif crawl[a]:
                 heading[a] += rng.normal(0, 0.3)
                 step = np.array([np.cos(heading[a]), np.sin(heading[a])]) * kind.crawl_sides * rng.uniform(0.6, 1.4)
-                moved = _shift(place[a], step)
+                moved = shift_box(place[a], step)
                 if moved[0] <= 0 or moved[2] >= 1 or moved[1] <= 0 or moved[3] >= 1:
                     heading[a] += np.pi  # at the sheet's edge: turn back
                 place[a] = moved
             elif rng.random() < 0.02:  # a sitter shuffles a little
-                place[a] = _shift(place[a], rng.normal(0, 0.3, 2))
-            visible[a] = _shift(place[a], rng.normal(0, 0.03, 2))
-        _observe(rng, seq, f, t, visible, coats, light, kind.p_miss, kind.fp_rate, SHEET_LOOKS)
+                place[a] = shift_box(place[a], rng.normal(0, 0.3, 2))
+            visible[a] = shift_box(place[a], rng.normal(0, 0.03, 2))
+        observe(rng, seq, f, t, visible, coats, light, kind.p_miss, kind.fp_rate, SHEET_LOOKS)
     seq.n_animals = len(set(seq.gt_id))
     return seq
 
@@ -173,8 +173,8 @@ def herd(seed: int) -> Sequence:
     grazing on the spot, 10-20 frames a second apart."""
     rng = np.random.default_rng(seed)
     n, frames = int(rng.integers(4, 13)), int(rng.integers(10, 21))
-    base = _look(rng, BURST_LOOKS)
-    coats = {a: _texture(Look(**{**base.__dict__, "val": float(np.clip(base.val + rng.normal(0, 12), 60, 240))}))
+    base = random_look(rng, BURST_LOOKS)
+    coats = {a: coat_texture(Look(**{**base.__dict__, "val": float(np.clip(base.val + rng.normal(0, 12), 60, 240))}))
              for a in range(n)}
     direction = 1 if rng.random() < 0.5 else -1
     pace = float(rng.uniform(0.02, 0.05))
@@ -197,7 +197,7 @@ def herd(seed: int) -> Sequence:
             clipped = np.clip(box, 0, 1)
             if (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) >= 0.4 * w * h:
                 visible[a] = clipped
-        _observe(rng, seq, f, float(f), visible, coats, light, p_miss=0.08, fp_rate=0.05, palette=BURST_LOOKS)
+        observe(rng, seq, f, float(f), visible, coats, light, p_miss=0.08, fp_rate=0.05, palette=BURST_LOOKS)
     seq.n_animals = len(set(seq.gt_id))
     return seq
 

@@ -32,6 +32,7 @@ def run(mod, seqs: list[dict]) -> dict[str, dict[str, float]]:
 def main(argv: list[str]) -> int:
     spec = importlib.util.spec_from_file_location("other_tracking", argv[1])
     other = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = other  # pydantic resolves the config's annotations through its module
     spec.loader.exec_module(other)
     seqs = load_kinds(REPORT_SEED, 3, 40)
     before, after = run(other, seqs), run(now, seqs)

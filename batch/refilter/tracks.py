@@ -272,6 +272,7 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         linked.disagreements += det.disagrees
     linked.detections_linked = len(dets)
     log(f"track: {linked.occurrences} occurrence(s) from {linked.detections_linked} detection(s), "
-        f"{linked.frames_per_occurrence} frame(s) per occurrence")
+        f"{linked.frames_per_occurrence} frame(s) per occurrence"
+        + (f", {linked.track_edits} people's cut(s), join(s) or move(s) applied" if linked.track_edits else ""))
     return linked
 

@@ -161,7 +161,7 @@ def test_people_cut_join_and_move_tracks_and_every_later_run_honours_it(app):
                 {"tables": tables, "other_id": b["occurrence_id"]}).status_code == 422
     # the next runs link as the tracker says, then apply the people's edits in order: another tracker config
     # over the source set, then a score filter on top of that (the speck goes)
-    runs = [run_postprocess(tables, "track", {"min_frames": 3}, source_filters=FILTERS)]
+    runs = [run_postprocess(tables, "track", {"min_frames": 2}, source_filters=FILTERS)]
     runs.append(run_postprocess(tables, "score", {"min_score": 0.2}, source_filters=runs[0].filters_hash))
     for report, speck in zip(runs, ([1], []), strict=True):
         assert report.occurrences == 4 + len(speck)  # A cut in two (+1), B joined with C (-1), the deer

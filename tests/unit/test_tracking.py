@@ -134,8 +134,10 @@ def test_appearance_descriptor_is_fixed_length_normalised_and_stable_under_light
 
 def test_confirmed_tracks_drop_a_lone_unsure_box():
     ids = np.array([0, 0, 1, 2])
-    assert confirmed_tracks(ids, CONFIG, scores=np.array([0.3, 0.3, 0.3, 0.9])).tolist() == [True, False, True]
-    assert confirmed_tracks(ids, CONFIG).tolist() == [True, False, False]
+    two = TrackConfig(min_frames=2)  # the default is 3 since issue 48's fit
+    assert confirmed_tracks(ids, two, scores=np.array([0.3, 0.3, 0.3, 0.9])).tolist() == [True, False, True]
+    assert confirmed_tracks(ids, two).tolist() == [True, False, False]
+    assert confirmed_tracks(ids, CONFIG, scores=np.array([0.3, 0.3, 0.3, 0.9])).tolist() == [False, False, True]
 
 
 def test_empty_and_mismatched_inputs():

@@ -51,7 +51,7 @@ class TrackConfig(BaseModel):
 
     max_gap_s: float = Field(600.0, gt=0.0, description="a track not seen for longer than this many seconds "
                                                         "ends; a later detection starts a new track")
-    max_gap_frames: int = Field(10, ge=0, description="a track may be missed in at most this many consecutive "
+    max_gap_frames: int = Field(5, ge=0, description="a track may be missed in at most this many consecutive "
                                                       "frames (of this camera, with a kept detection) and still "
                                                       "re-link (0: consecutive frames only)")
     iou_weight: float = Field(1.0, ge=0.0, description="weight of 1 - IoU in the link cost")
@@ -77,7 +77,7 @@ class TrackConfig(BaseModel):
                                                         "motion said, in box sizes), up to max_centre_distance")
     first_reach: float = Field(1.4, gt=0.0, description="the gate, in box sizes, of a track seen once (its "
                                                         "motion is not known yet)")
-    gap_distance_growth: float = Field(0.3, ge=0.0, description="for a track missed in g frames the centre-"
+    gap_distance_growth: float = Field(2.0, ge=0.0, description="for a track missed in g frames the centre-"
                                                                 "distance gate is max_centre_distance x "
                                                                 "sqrt(1 + this x g): it may have moved on")
     min_size_ratio: float = Field(0.33, gt=0.0, le=1.0, description="a pair whose smaller box area is less than "
@@ -98,13 +98,16 @@ class TrackConfig(BaseModel):
     appearance_memory: float = Field(0.7, ge=0.0, lt=1.0, description="a track's appearance is a running mean: "
                                                                       "this share of the old one is kept at "
                                                                       "each link")
+    gap_penalty_hits: float = Field(100.0, gt=0.0, description="gap_penalty is halved for a track seen this many "
+                                                             "times more than once, a third for twice as many, "
+                                                             "... (a long sitter that flew off is likely back)")
     predict_motion: bool = Field(True, description="also compare with the box the track's velocity predicts")
     gap_penalty: float = Field(0.06, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
                                                  "may call one moth two names across frames)")
     label_penalty: float = Field(0.15, ge=0.0, description="cost added when a linked pair has different labels")
-    min_frames: int = Field(2, ge=1, description="a track counts as an animal (confirmed_tracks) when it has at "
+    min_frames: int = Field(3, ge=1, description="a track counts as an animal (confirmed_tracks) when it has at "
                                                  "least this many detections ...")
     confirm_score: float = Field(0.6, ge=0.0, le=1.0, description="... or one detection at least this confident")
 
@@ -426,7 +429,9 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
             distance[distance > config.max_appearance_distance] = np.inf
         cost += config.appearance_weight * separation * distance
         weights += config.appearance_weight * separation
-    cost = cost / weights + config.gap_penalty * missed
+    # A track missed for a while costs more to link, the less it was seen before: an insect that sat for an hour
+    # and flew off is likely back; one seen twice and gone is likely gone, and the newcomer another.
+    cost = cost / weights + config.gap_penalty * missed / (1.0 + (state.hits[t] - 1) / config.gap_penalty_hits)
     differ = state.label[t] != dets.labels[r]
     if config.cross_label:
         cost += config.label_penalty * differ

@@ -31,7 +31,8 @@ import numpy as np
 from benchmarks.common import DEFAULT_ROOT, write_json
 from benchmarks.tracking_metrics import count_errors, max_per_frame, mot_accumulator, mot_summary, n_tracks
 from benchmarks.tracking_scenes import Sequence, scenes
-from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
+from model_store.core.filters.appearance import appearance_descriptor
+from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 
 REFENV = Path(os.environ.get("TRAPLINE_REFENV", "/work/refenv"))
 PEERS = Path(__file__).parent / "peers" / "track_peers.py"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from model_store.core.filters.tracking import appearance_descriptor
+from model_store.core.filters.appearance import appearance_descriptor
 
 SHEET_FRAME_S = 20.0
 BURST_FRAME_S = 1.0

@@ -31,12 +31,8 @@ from batch.refilter.table_filters import Fired
 from batch.refilter.track_edits import apply_track_edits
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
-from model_store.core.filters.tracking import (
-    TrackConfig,
-    appearance_descriptor,
-    confirmed_tracks,
-    link_camera_scored,
-)
+from model_store.core.filters.appearance import appearance_descriptor
+from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import camera_or_default

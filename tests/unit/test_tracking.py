@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from model_store.core.filters.tracking import (
-    DESCRIPTOR_LENGTH,
-    TrackConfig,
-    appearance_descriptor,
-    appearance_separation,
-    confirmed_tracks,
-    link_camera,
-    link_camera_scored,
-)
+from model_store.core.filters.appearance import DESCRIPTOR_LENGTH, appearance_descriptor, appearance_separation
+from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera, link_camera_scored
 
 CONFIG = TrackConfig()
 

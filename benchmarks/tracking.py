@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ import numpy as np
 
 from benchmarks.common import DEFAULT_ROOT, write_json
 from benchmarks.tracking_metrics import count_errors, max_per_frame, mot_accumulator, mot_summary, n_tracks
-from benchmarks.tracking_scenes import scenes
-from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
+from benchmarks.tracking_scenes import Sequence, scenes
+from model_store.core.filters.appearance import appearance_descriptor
+from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 
 REFENV = Path(os.environ.get("TRAPLINE_REFENV", "/work/refenv"))
 PEERS = Path(__file__).parent / "peers" / "track_peers.py"
@@ -39,13 +41,19 @@ SPEED_DETECTIONS = 100_000
 
 def load_scenes(n_sheets: int, n_bursts: int, seed: int, hours: float) -> list[dict[str, Any]]:
     """The generated sequences as arrays, cached (generation renders a snip per detection: minutes)."""
-    cache = DEFAULT_ROOT / "tracking" / f"scenes-{n_sheets}-{n_bursts}-{seed}-{hours}.npz"
+    return cached_scenes(f"scenes-{n_sheets}-{n_bursts}-{seed}-{hours}",
+                         lambda: scenes(n_sheets, n_bursts, seed=seed, hours=hours))
+
+
+def cached_scenes(name: str, build: Callable[[], list[Sequence]]) -> list[dict[str, Any]]:
+    """The sequences `build` makes, as arrays, cached under bench-results/tracking/NAME.npz."""
+    cache = DEFAULT_ROOT / "tracking" / f"{name}.npz"
     if cache.exists():
         with np.load(cache) as z:
             meta = json.loads(str(z["meta"]))
             return [{**m, **{k: z[f"{i}/{k}"] for k in m["keys"]}} for i, m in enumerate(meta)]
     out, flat, meta = [], {}, []
-    for i, seq in enumerate(scenes(n_sheets, n_bursts, seed=seed, hours=hours)):
+    for i, seq in enumerate(build()):
         arrays = seq.arrays()
         flat.update({f"{i}/{k}": v for k, v in arrays.items()})
         meta.append({"name": seq.name, "kind": seq.kind, "n_animals": seq.n_animals, "keys": list(arrays)})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from model_store.core.filters.tracking import appearance_descriptor
+from model_store.core.filters.appearance import appearance_descriptor
 
 SHEET_FRAME_S = 20.0
 BURST_FRAME_S = 1.0
@@ -72,14 +72,14 @@ class Look:
     angle: float
 
 
-def _look(rng: np.random.Generator, palette: list[tuple[int, int]]) -> Look:
+def random_look(rng: np.random.Generator, palette: list[tuple[int, int]]) -> Look:
     hue, sat = palette[rng.integers(len(palette))]
     return Look(hue=float((hue + rng.normal(0, 4)) % 180), sat=float(np.clip(sat + rng.normal(0, 25), 0, 255)),
                 val=float(rng.uniform(90, 220)), pattern=int(rng.integers(3)), period=float(rng.uniform(4, 10)),
                 angle=float(rng.uniform(0, np.pi)))
 
 
-def _texture(look: Look, side: int = 64) -> np.ndarray:
+def coat_texture(look: Look, side: int = 64) -> np.ndarray:
     """The animal's coat as an HSV float image, rendered once; each frame's snip is a crop of it."""
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
     u = xx * np.cos(look.angle) + yy * np.sin(look.angle)
@@ -114,7 +114,7 @@ def _iou_one(a: np.ndarray, others: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(others) - inter, 1e-12)
 
 
-def _observe(rng: np.random.Generator, seq: Sequence, frame: int, t: float, boxes: dict[int, np.ndarray],
+def observe(rng: np.random.Generator, seq: Sequence, frame: int, t: float, boxes: dict[int, np.ndarray],
              coats: dict[int, np.ndarray], light: float, p_miss: float, fp_rate: float, palette) -> None:
     """Record the truth of one frame and what the detector reports of it."""
     ids = list(boxes)
@@ -136,7 +136,7 @@ def _observe(rng: np.random.Generator, seq: Sequence, frame: int, t: float, boxe
     for _ in range(rng.poisson(fp_rate)):  # a leaf, a shadow, a reflection: low scores, random looks
         cx, cy, s = rng.uniform(0.05, 0.95), rng.uniform(0.05, 0.95), rng.uniform(0.02, 0.15)
         box = np.clip(np.array([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2]), 0, 1)
-        look = _texture(_look(rng, palette))
+        look = coat_texture(random_look(rng, palette))
         _emit(rng, seq, frame, t, box, float(rng.uniform(0.15, 0.55)), -1, _snip(rng, look, box, light))
 
 
@@ -158,7 +158,7 @@ def light_trap_sheet(seed: int, hours: float = 3.0, arrivals_per_hour: float = 4
     n = int(rng.poisson(arrivals_per_hour * hours))
     arrive = np.sort(rng.integers(0, n_frames, n))
     stay = np.maximum(2, (rng.lognormal(np.log(mean_stay_min * 3), 0.9, n))).astype(int)  # frames
-    coats = {a: _texture(_look(rng, SHEET_LOOKS)) for a in range(n)}
+    coats = {a: coat_texture(random_look(rng, SHEET_LOOKS)) for a in range(n)}
     seq = Sequence(name=f"sheet-{seed}", kind="sheet", n_animals=n)
     # Each insect's plan: present frames, and where it sits (it may walk, fly off and come back).
     place: dict[int, np.ndarray] = {}
@@ -175,19 +175,19 @@ def light_trap_sheet(seed: int, hours: float = 3.0, arrivals_per_hour: float = 4
                 continue
             elif f == away_until[a]:  # back: usually about where it was, sometimes elsewhere on the sheet
                 place[a] = (_landing(rng, visible, place[a]) if rng.random() < 0.2 else
-                            _shift(place[a], rng.normal(0, 0.6, 2)))
+                            shift_box(place[a], rng.normal(0, 0.6, 2)))
             elif rng.random() < 0.004 and f + 1 < arrive[a] + stay[a]:  # flies off for 1 to 10 frames
                 away_until[a] = f + int(rng.integers(1, 11))
                 continue
             elif rng.random() < 0.02:  # walks a little
-                place[a] = _shift(place[a], rng.normal(0, 0.5, 2))
-            visible[a] = _shift(place[a], rng.normal(0, 0.03, 2))  # wings, antennae: small jitter
-        _observe(rng, seq, f, t, visible, coats, light, p_miss=0.06, fp_rate=0.05, palette=SHEET_LOOKS)
+                place[a] = shift_box(place[a], rng.normal(0, 0.5, 2))
+            visible[a] = shift_box(place[a], rng.normal(0, 0.03, 2))  # wings, antennae: small jitter
+        observe(rng, seq, f, t, visible, coats, light, p_miss=0.06, fp_rate=0.05, palette=SHEET_LOOKS)
     seq.n_animals = len(place)  # arrivals in the night's last frames that were never on view do not count
     return seq
 
 
-def _shift(box: np.ndarray, by_sides: np.ndarray) -> np.ndarray:
+def shift_box(box: np.ndarray, by_sides: np.ndarray) -> np.ndarray:
     w, h = box[2] - box[0], box[3] - box[1]
     dx = float(np.clip(by_sides[0] * w, -box[0], 1 - box[2]))
     dy = float(np.clip(by_sides[1] * h, -box[1], 1 - box[3]))
@@ -217,13 +217,13 @@ def camera_burst(seed: int, frames: int = 10) -> Sequence:
     each other's path)."""
     rng = np.random.default_rng(seed)
     n = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
-    looks = {a: _look(rng, BURST_LOOKS) for a in range(n)}
+    looks = {a: random_look(rng, BURST_LOOKS) for a in range(n)}
     same_species = rng.random() < 0.5  # a group of deer looks alike: only their paths tell them apart
     if same_species:
         for a in range(1, n):
             looks[a] = Look(**{**looks[0].__dict__, "val": float(np.clip(looks[0].val + rng.normal(0, 15), 60,
                                                                                                     240))})
-    coats = {a: _texture(look) for a, look in looks.items()}
+    coats = {a: coat_texture(look) for a, look in looks.items()}
     starts, velocities, sizes = [], [], []
     for a in range(n):
         w = float(rng.uniform(0.12, 0.35))
@@ -253,7 +253,7 @@ def camera_burst(seed: int, frames: int = 10) -> Sequence:
             if (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) >= 0.4 * w * h:  # mostly on view
                 visible[a] = clipped
                 seen.add(a)
-        _observe(rng, seq, f, t, visible, coats, light, p_miss=0.05, fp_rate=0.02, palette=BURST_LOOKS)
+        observe(rng, seq, f, t, visible, coats, light, p_miss=0.05, fp_rate=0.02, palette=BURST_LOOKS)
     seq.n_animals = len(seen)
     return seq
 

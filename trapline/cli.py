@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
     ("batch.cli", "register"),
     ("batch.identify.cli", "register"),
+    ("batch.refilter.occurrences_cli", "register"),
     ("batch.jobs.cli", "register"),
 ]
 
@@ -40,6 +41,8 @@ EXAMPLES = {
     "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
     "identify": "trapline identify --tables ./detections --identifier coats@production   (then: trapline "
                 "identify evaluate --tables ./detections --truth individuals.csv)",
+    "occurrences": "trapline occurrences review --tables ./detections --below 0.5   (then: trapline occurrences "
+                   "split occ-1a2b3c4d5e6f7a8b --frame 6 --tables ./detections)",
     "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
     "jobs list": "trapline jobs list --status running --url http://127.0.0.1:8000",
     "jobs show": "trapline jobs show raysubmit_XYZ",

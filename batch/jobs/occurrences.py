@@ -18,9 +18,13 @@ from batch.jobs.deps import TABLES, tables_of, when_param
 from batch.jobs.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,
+    MergeRequest,
+    MoveRequest,
     OccurrenceDetail,
     OccurrencePage,
     OccurrenceView,
+    SplitRequest,
+    TrackEditView,
 )
 from batch.refilter import occurrences
 from model_store.tables.decisions import DetectionKey
@@ -36,10 +40,22 @@ def _page(tables: str, model: str | None, filters_hash: str | None, store: str |
     with invalid_parameter("tables", "cannot read occurrences"):
         occ = occurrences.load(tables, model, filters_hash, store, where.get("camera"))
         rows = occurrences.select(occ.rows, **where)
+    return _listing(occ, rows, limit, offset)
+
+
+def _listing(occ: occurrences.OccurrenceSet, rows: Any, limit: int, offset: int) -> dict[str, Any]:
     shown = rows.iloc[offset:offset + limit].to_dict("records")
     return {"model": f"{occ.tset.model_name}:{occ.tset.model_version}", "filters_hash": occ.tset.filters_hash,
             "total": len(rows), "limit": limit, "offset": offset,
             "occurrences": [occurrences.summary(r) for r in shown]}
+
+
+def _review(tables: str, model: str | None, filters_hash: str | None, store: str | None, below: float,
+            limit: int, offset: int) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot read occurrences"):
+        occ = occurrences.load(tables, model, filters_hash, store)
+        rows = occurrences.review_queue(occ.rows, below)
+    return _listing(occ, rows, limit, offset)
 
 
 def _detail(tables: str, occurrence_id: str, model: str | None, filters_hash: str | None,
@@ -69,6 +85,17 @@ async def list_occurrences(request: Request, tables: str | None = TABLES, model:
              "until": when_param("until", until, True), "determined_by": determined_by}
     return await in_thread(_page, tables_of(request, tables), model, filters_hash, service_of(request).config.store,
                            limit, offset, **where)
+
+
+@router.get("/v1/occurrences/review", tags=["occurrences"], dependencies=[Depends(read_auth)],
+            response_model=OccurrencePage,
+            summary="Occurrences whose weakest link the tracker is least sure of, least certain first")
+async def review_occurrences(request: Request, tables: str | None = TABLES, model: str | None = None,
+                             filters_hash: str | None = None,
+                             below: float = Query(1.0, ge=0.0, le=1.0, description="link confidence under this"),
+                             limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    return await in_thread(_review, tables_of(request, tables), model, filters_hash,
+                           service_of(request).config.store, below, limit, offset)
 
 
 @router.get("/v1/occurrences/{occurrence_id}", tags=["occurrences"], dependencies=[Depends(read_auth)],
@@ -106,3 +133,41 @@ async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) 
         return await in_thread(occurrences.classify, tables_of(request, body.tables), key, body.label, body.who,
                                body.comment, body.model, body.filters_hash, service_of(request).config.store,
                                occurrence_id)
+
+
+APPLIES = "at the next `trapline postprocess --filter track` over these tables, and every one after it"
+
+
+def _key(ref: Any) -> DetectionKey:
+    return DetectionKey(uri=ref.uri, content_id=ref.content_id, detection_index=ref.detection_index)
+
+
+@router.post("/v1/occurrences/{occurrence_id}/split", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=TrackEditView,
+             summary="Cut an occurrence at one of its detections: it and the later ones are another animal")
+async def split(request: Request, occurrence_id: str, body: SplitRequest) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot split"):
+        decision = await in_thread(occurrences.split, tables_of(request, body.tables), occurrence_id, _key(body.at),
+                                   body.who, body.comment, body.model, body.filters_hash,
+                                   service_of(request).config.store)
+    return {"decision": decision, "applies": APPLIES}
+
+
+@router.post("/v1/occurrences/{occurrence_id}/merge", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=TrackEditView, summary="Two occurrences are one animal")
+async def merge(request: Request, occurrence_id: str, body: MergeRequest) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot merge"):
+        decision = await in_thread(occurrences.merge, tables_of(request, body.tables), occurrence_id, body.other_id,
+                                   body.who, body.comment, body.model, body.filters_hash,
+                                   service_of(request).config.store)
+    return {"decision": decision, "applies": APPLIES}
+
+
+@router.post("/v1/occurrences/{occurrence_id}/move", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+             response_model=TrackEditView, summary="One detection of the occurrence belongs to another occurrence")
+async def move(request: Request, occurrence_id: str, body: MoveRequest) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot move"):
+        decision = await in_thread(occurrences.move, tables_of(request, body.tables), occurrence_id,
+                                   _key(body.detection), body.to, body.who, body.comment, body.model,
+                                   body.filters_hash, service_of(request).config.store)
+    return {"decision": decision, "applies": APPLIES}

@@ -7,6 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class DetectionRef(BaseModel):
+    uri: str
+    content_id: str
+    detection_index: int = Field(ge=0)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tables: str | None = Field(None, description="the tables (default: the recorder's tables of the serve config)")
@@ -32,6 +38,32 @@ class ClassifyRequest(_Body):
     label: str = Field(..., min_length=1, max_length=200)
 
 
+class SplitRequest(_Body):
+    """`POST /v1/occurrences/{id}/split`: cut the occurrence at one of its detections (it and the later ones are
+    another animal), from the next track run on."""
+
+    at: DetectionRef = Field(description="the first detection of the part that leaves")
+
+
+class MergeRequest(_Body):
+    """`POST /v1/occurrences/{id}/merge`: the two occurrences are one animal, from the next track run on."""
+
+    other_id: str = Field(min_length=1, description="the occurrence to join with this one")
+
+
+class MoveRequest(_Body):
+    """`POST /v1/occurrences/{id}/move`: one of its detections belongs to another occurrence, from the next track
+    run on."""
+
+    detection: DetectionRef
+    to: str = Field(min_length=1, description="the occurrence it belongs to")
+
+
+class TrackEditView(BaseModel):
+    decision: dict[str, Any] = Field(description="the decision as the log keeps it")
+    applies: str = Field(description="when it takes effect")
+
+
 class DeterminationView(BaseModel):
     label: str | None
     score: float | None
@@ -41,12 +73,6 @@ class DeterminationView(BaseModel):
     identified_by: str | None
     decision_id: str | None
     comment: str | None
-
-
-class DetectionRef(BaseModel):
-    uri: str
-    content_id: str
-    detection_index: int
 
 
 class OccurrenceView(BaseModel):
@@ -62,6 +88,10 @@ class OccurrenceView(BaseModel):
     filters_hash: str
     run_id: str
     tracker_hash: str | None
+    link_confidence: float | None = Field(None, description="how sure the tracker is of the occurrence's weakest "
+                                                            "link, 0..1 (1: one detection; null: tables written "
+                                                            "before it was stored)")
+    weakest_link: DetectionRef | None = Field(None, description="the detection that weakest link attached")
 
 
 class OccurrencePage(BaseModel):

@@ -21,10 +21,19 @@ from batch.refilter.snips import read_source
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from model_store.tables.archive import open_location
-from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
+from model_store.tables.decisions import (
+    ClassifyDetection,
+    DecisionsLog,
+    DetectionKey,
+    IdentifyOccurrence,
+    MergeOccurrences,
+    MoveDetection,
+    SplitOccurrence,
+    make,
+)
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
-from trapline.errors import BatchError, NotFoundError
+from trapline.errors import BatchError, DecisionError, NotFoundError
 
 DETERMINED_BY = (MODEL, HUMAN)
 DETERMINATION_COLUMNS = ("label", "score", "determined_by", "model_label", "model_score", "identified_by",
@@ -109,6 +118,16 @@ def select(rows: pd.DataFrame, camera: str | None = None, label: str | None = No
     return rows[keep]
 
 
+def review_queue(rows: pd.DataFrame, below: float = 1.0) -> pd.DataFrame:
+    """Occurrences of more than one detection whose weakest link the tracker is less sure of than `below`, least
+    certain first: the merges a person should look at (tables written before link confidence was stored: none)."""
+    if rows.empty or "link_confidence" not in rows.columns:
+        return rows.iloc[0:0]
+    sure = pd.to_numeric(rows["link_confidence"], errors="coerce")
+    keep = sure.notna() & (sure < below) & (rows["detections"].map(len) > 1)
+    return rows[keep].assign(_sure=sure[keep]).sort_values(["_sure", "occurrence_id"]).drop(columns="_sure")
+
+
 def summary(row: dict[str, Any]) -> dict[str, Any]:
     """One occurrence as a list shows it."""
     return {"occurrence_id": row["occurrence_id"], "camera_id": row["camera_id"],
@@ -121,7 +140,14 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
             "best": {"uri": row["best_uri"], "content_id": row["best_content_id"],
                      "detection_index": int(row["best_detection_index"])},
             "filters_hash": row["filters_hash"], "run_id": row["run_id"],
-            "tracker_hash": _text(row["tracker_hash"])}
+            "tracker_hash": _text(row["tracker_hash"]), "link_confidence": _num(row.get("link_confidence")),
+            "weakest_link": _key(row.get("weakest_link"))}
+
+
+def _key(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict) or value.get("uri") is None:
+        return None
+    return {"uri": value["uri"], "content_id": value["content_id"], "detection_index": int(value["detection_index"])}
 
 
 def find(occ: OccurrenceSet, occurrence_id: str) -> dict[str, Any]:
@@ -171,7 +197,10 @@ def history(occ: OccurrenceSet, row: dict[str, Any]) -> list[dict[str, Any]]:
     for d in occ.log.read():
         mine = (isinstance(d, IdentifyOccurrence) and (d.occurrence_id == row["occurrence_id"]
                                                        or d.decision_id == row["decision_id"])) \
-            or (isinstance(d, ClassifyDetection) and d.detection in keys)
+            or (isinstance(d, ClassifyDetection) and d.detection in keys) \
+            or (isinstance(d, SplitOccurrence) and d.cut_at in keys) \
+            or (isinstance(d, MergeOccurrences) and bool(keys.intersection(d.detections))) \
+            or (isinstance(d, MoveDetection) and (d.detection in keys or d.to in keys))
         if mine:
             out.append(d.model_dump(mode="json"))
     return out
@@ -204,6 +233,46 @@ def classify(tables_url: str, key: DetectionKey, label: str, who: str, comment: 
                             f"{occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}]")
     occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label))
     return summary(find(load(tables_url, model, occ.tset.filters_hash, store), hit[0]["occurrence_id"]))
+
+
+def split(tables_url: str, occurrence_id: str, at: DetectionKey, who: str, comment: str | None = None,
+          model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
+    """Record a person's cut of an occurrence at one of its detections (not its first): it and the ones after it
+    are another animal from the next track run on. The decision, as logged."""
+    occ = load(tables_url, model, filters_hash, store)
+    keys = [key_of(d) for d in find(occ, occurrence_id)["detections"]]
+    if at not in keys:
+        raise NotFoundError(f"detection {at.uri}#{at.detection_index} is not in occurrence {occurrence_id}")
+    if at == keys[0]:
+        raise DecisionError("cannot cut an occurrence at its first detection: nothing would stay", field="at")
+    return occ.log.append(make(SplitOccurrence, who, comment, cut_at=at, occurrence_id=occurrence_id)).model_dump(
+        mode="json")
+
+
+def merge(tables_url: str, occurrence_id: str, other_id: str, who: str, comment: str | None = None,
+          model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
+    """Record that two occurrences are one animal, from the next track run on. The decision, as logged."""
+    occ = load(tables_url, model, filters_hash, store)
+    if other_id == occurrence_id:
+        raise DecisionError(f"cannot merge occurrence {occurrence_id!r} into itself", field="other_id")
+    firsts = [key_of(find(occ, o)["detections"][0]) for o in (occurrence_id, other_id)]
+    return occ.log.append(make(MergeOccurrences, who, comment, detections=firsts,
+                               occurrence_ids=[occurrence_id, other_id])).model_dump(mode="json")
+
+
+def move(tables_url: str, occurrence_id: str, detection: DetectionKey, to_id: str, who: str,
+         comment: str | None = None, model: str | None = None, filters_hash: str | None = None,
+         store: str | None = None) -> dict[str, Any]:
+    """Record that one detection of an occurrence belongs to another, from the next track run on. The decision."""
+    occ = load(tables_url, model, filters_hash, store)
+    if detection not in [key_of(d) for d in find(occ, occurrence_id)["detections"]]:
+        raise NotFoundError(f"detection {detection.uri}#{detection.detection_index} is not in occurrence "
+                            f"{occurrence_id}")
+    if to_id == occurrence_id:
+        raise DecisionError("the detection is already in that occurrence", field="to")
+    to = key_of(find(occ, to_id)["detections"][0])
+    return occ.log.append(make(MoveDetection, who, comment, detection=detection, to=to,
+                               occurrence_id=to_id)).model_dump(mode="json")
 
 
 def snip(tables_url: str, occurrence_id: str, n: int, model: str | None = None, filters_hash: str | None = None,

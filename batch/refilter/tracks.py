@@ -28,9 +28,11 @@ from batch.refilter.determine import carry_identifications, determine
 from batch.refilter.reclassify import ExtraTables
 from batch.refilter.snips import read_source
 from batch.refilter.table_filters import Fired
+from batch.refilter.track_edits import apply_track_edits
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
-from model_store.core.filters.tracking import TrackConfig, appearance_descriptor, confirmed_tracks, link_camera
+from model_store.core.filters.appearance import appearance_descriptor
+from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import camera_or_default
@@ -56,6 +58,7 @@ class Linked:
     frames: int = 0  # summed over occurrences
     disagreements: int = 0  # occurrences a person determined where the model's vote names another label
     unreadable: int = 0  # images whose pixels could not be read for the appearance descriptor
+    track_edits: int = 0  # people's cuts, joins and moves applied (the decisions log)
 
     @property
     def frames_per_occurrence(self) -> float:
@@ -209,15 +212,17 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     votes = _votes(tables, tset, images, dets, extra)
     appearance = _appearance(config, tables, tset, dets, images, linked)
     track = np.full(len(dets), -1, dtype=np.int64)
+    sure = np.ones(len(dets))
     next_id = 0
     for _, pos in dets.groupby("camera_key", sort=False).indices.items():
         sub = dets.iloc[pos]
         boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
                           sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
         # A frame without a capture time links to nothing (the tracker's rule): each of its boxes is one occurrence.
-        ids = link_camera(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes, config,
-                          labels=sub["label"].to_numpy(), scores=sub["score"].to_numpy(np.float64),
-                          appearance=None if appearance is None else appearance[pos])
+        ids, sure[pos] = link_camera_scored(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes,
+                                            config, labels=sub["label"].to_numpy(),
+                                            scores=sub["score"].to_numpy(np.float64),
+                                            appearance=None if appearance is None else appearance[pos])
         track[pos] = next_id + ids
         next_id += int(ids.max()) + 1 if len(ids) else 0
     decisions = DecisionsLog(tables.storage)
@@ -225,6 +230,9 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     # Plain arrays once: row access through pandas (Arrow-backed strings) would cost more than the tracking.
     col = {c: dets[c].to_numpy(dtype=object) for c in ("uri", "content_id", "run_id", "camera_id", "camera_key")}
     index, score = dets["detection_index"].to_numpy(np.int64), dets["score"].to_numpy(np.float64)
+    # People's cuts, joins and moves (the decisions log), over what the tracker linked.
+    track, sure, linked.track_edits = apply_track_edits(
+        track, sure, list(zip(col["uri"], col["content_id"], index.tolist(), strict=True)), decisions.read())
     times = pd.to_datetime(dets["capture_time"]).to_numpy()
     confirmed = confirmed_tracks(track, config, score)
     order = np.argsort(track, kind="stable")  # within a track: time order (dets are sorted by time)
@@ -240,6 +248,7 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         det = determine([votes[p] for p in pos], identified.get(oid), classified)
         known = times[pos][~np.isnat(times[pos])]
         frames = len(set(col["uri"][pos]))
+        weakest = pos[1:][int(np.argmin(sure[pos[1:]]))] if len(pos) > 1 else None  # pos[0] starts the track
         linked.rows.setdefault((col["uri"][p0], col["content_id"][p0], col["run_id"][p0]), []).append({
             "uri": col["uri"][p0], "content_id": col["content_id"][p0], "occurrence_id": oid,
             "camera_id": col["camera_id"][p0], "first_time": pd.Timestamp(known.min()) if len(known) else None,
@@ -248,7 +257,10 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
             "best_detection_index": int(index[best]), "label": det.label, "score": det.score,
             "determined_by": det.determined_by, "model_label": det.model_label, "model_score": det.model_score,
             "identified_by": det.identified_by, "decision_id": det.decision_id, "votes": [votes[p] for p in pos],
-            "confirmed": bool(confirmed[track[p0]]), "tracker_hash": config_hash})
+            "confirmed": bool(confirmed[track[p0]]), "tracker_hash": config_hash,
+            "link_confidence": 1.0 if weakest is None else round(float(sure[weakest]), 4),
+            "weakest_link": None if weakest is None else {k: votes[weakest][k] for k in ("uri", "content_id",
+                                                                                          "detection_index")}})
         for p in pos:
             linked.occurrence_of[(col["uri"][p], col["content_id"][p], col["run_id"][p], int(index[p]))] = oid
         linked.occurrences += 1
@@ -256,6 +268,7 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         linked.disagreements += det.disagrees
     linked.detections_linked = len(dets)
     log(f"track: {linked.occurrences} occurrence(s) from {linked.detections_linked} detection(s), "
-        f"{linked.frames_per_occurrence} frame(s) per occurrence")
+        f"{linked.frames_per_occurrence} frame(s) per occurrence"
+        + (f", {linked.track_edits} people's cut(s), join(s) or move(s) applied" if linked.track_edits else ""))
     return linked
 

@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 WIDTH, HEIGHT = 1280, 720  # boxmot works in pixels; the boxes are scaled to a 720p frame
-# The same memory in frames as trapline's default max_gap_frames, and confirmation after 2 detections as
-# trapline's default min_frames; the rest are each library's documented defaults.
-GAP_FRAMES = 30
+# The same memory in frames as trapline's default max_gap_frames; confirmation after 2 detections (trapline: 3, or
+# one scored >= 0.6); the rest are each library's documented defaults.
+GAP_FRAMES = 5
 NORFAIR = {"distance_function": "iou", "distance_threshold": 0.8, "hit_counter_max": GAP_FRAMES,
            "initialization_delay": 1}
 BYTETRACK = {"track_thresh": 0.45, "match_thresh": 0.8, "min_conf": 0.1, "track_buffer": GAP_FRAMES,

@@ -1,10 +1,10 @@
 """The decisions log: what people decided about the tables, kept apart from what models produced.
 
-A person's identification of an occurrence, a corrected classification, a confirmed or rejected
-re-identification, a merge, a split or a name: each is one small JSON file under ``DST/_decisions/``,
-created once and never rewritten (``Storage.create_exclusive``: a hard link locally, a PUT with
-``If-None-Match`` on S3), so the log is append-only on both backends and two writers can never
-overwrite each other. Every later post-processing run, reprocess, backfill or identify run reads the
+A person's identification of an occurrence, a corrected classification, a track cut or joined or a detection
+moved to another occurrence, a confirmed or rejected re-identification, a merge, a split or a name: each is
+one small JSON file under ``DST/_decisions/``, created once and never rewritten (``Storage.create_exclusive``:
+a hard link locally, a PUT with ``If-None-Match`` on S3), so the log is append-only on both backends and two
+writers can never overwrite each other. Every later post-processing run, reprocess, backfill or identify run reads the
 log and honours it: models propose, people decide, and a new model version never silently undoes a
 person's decision.
 
@@ -72,6 +72,41 @@ class ClassifyDetection(_DecisionBase):
     label: str = Field(min_length=1, max_length=200)
 
 
+class SplitOccurrence(_DecisionBase):
+    """This detection and the ones after it on its track are another animal: every later track run cuts the
+    track that holds it there (whatever its occurrence id by then)."""
+
+    action: Literal["split_occurrence"] = "split_occurrence"
+    cut_at: DetectionKey = Field(description="the first detection of the part that leaves")
+    occurrence_id: str | None = Field(default=None, description="the occurrence it was cut from (a record only)")
+
+
+class MergeOccurrences(_DecisionBase):
+    """The tracks holding these detections (one of each occurrence) are one animal: every later track run joins
+    them."""
+
+    action: Literal["merge_occurrences"] = "merge_occurrences"
+    detections: list[DetectionKey] = Field(min_length=2)
+    occurrence_ids: list[str] = Field(default_factory=list, description="the occurrences merged (a record only)")
+
+
+class MoveDetection(_DecisionBase):
+    """This detection belongs to the track holding `to`: every later track run moves it there."""
+
+    action: Literal["move_detection"] = "move_detection"
+    detection: DetectionKey
+    to: DetectionKey
+    occurrence_id: str | None = Field(default=None, description="the occurrence it was moved to (a record only)")
+
+    @model_validator(mode="after")
+    def _elsewhere(self) -> MoveDetection:
+        if self.detection == self.to:
+            raise ValueError("cannot move a detection onto itself")
+        return self
+
+
+TRACK_EDITS = (SplitOccurrence, MergeOccurrences, MoveDetection)
+
 IndividualId = Annotated[str, Field(min_length=1, max_length=200, description="an individual's stable id")]
 
 
@@ -129,7 +164,8 @@ class NewIndividual(_DecisionBase):
 
 
 Decision = Annotated[IdentifyOccurrence | ClassifyDetection | ConfirmSighting | RejectSighting | MergeIndividuals
-                     | SplitIndividual | NameIndividual | NewIndividual, Field(discriminator="action")]
+                     | SplitIndividual | NameIndividual | NewIndividual | SplitOccurrence | MergeOccurrences
+                     | MoveDetection, Field(discriminator="action")]
 INDIVIDUAL_DECISIONS = (ConfirmSighting, RejectSighting, MergeIndividuals, SplitIndividual, NameIndividual,
                         NewIndividual)
 _DECISION = TypeAdapter(Decision)

@@ -83,6 +83,11 @@ its first detection, so the part that commits that image commits the occurrence 
     confirmed            bool       counts as an animal: enough frames or one confident detection (the tracker's
                                     `min_frames` / `confirm_score`); a lone unsure box is kept but not counted
     tracker_hash         hash of the track filter's config
+    link_confidence      float      how sure the tracker is of the occurrence's weakest link, 0..1 (1: a single
+                                    detection; null: tables written before issue 48); the review queue shows the
+                                    least certain first
+    weakest_link         {uri, content_id, detection_index} the detection that weakest link attached (where a
+                                    person would most likely cut the occurrence; null: a single detection)
 
 When a run classifies, `filters_hash` of its rows identifies the result set: the filter set
 plus every classifier version and route (`model_store.core.pipeline.result_hash`), so the skip key
@@ -210,6 +215,8 @@ OCCURRENCE_FIELDS = [
     pa.field("votes", pa.list_(VOTE)),
     pa.field("confirmed", pa.bool_()),
     pa.field("tracker_hash", pa.string()),
+    pa.field("link_confidence", pa.float64()),
+    pa.field("weakest_link", DETECTION_KEY),
 ]
 
 CLASSIFICATIONS_SCHEMA = _keyed(CLASSIFICATION_FIELDS)

@@ -10,7 +10,7 @@ import pytest
 
 from batch.refilter.postprocess import run_postprocess
 from batch.review.browser import find_chromium
-from model_store.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence
+from model_store.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence, SplitOccurrence
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.fixtures.pictures import serve_asgi
@@ -69,4 +69,29 @@ def test_the_occurrences_page_shows_strips_and_records_an_identification(served)
                "f.querySelector('input').value = 'Cervus elaphus'; f.requestSubmit(); })()")
         b.wait("document.querySelectorAll('#history li').length === 2", what="the history")
         assert isinstance(DecisionsLog(tables).read()[-1], ClassifyDetection)
+        assert b.errors() == []
+
+
+def test_least_certain_first_and_a_cut_marked_on_the_strip(served):
+    from tests.fixtures.browser import Browser
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    url, tables = served
+    with Browser(1280, 800) as b:
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
+                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)});"
+                      "sessionStorage.setItem('trapline-occ-filters', JSON.stringify({order: 'least_certain'}))")
+        b.navigate(f"{url}/console#/occurrences")
+        # moth A, moth B and the walking deer; moth C sat without a pixel's jitter: certain, not in the queue
+        b.wait("document.querySelectorAll('.card.occurrence').length === 3", what="the three uncertain occurrences")
+        shown = b.eval("[...document.querySelectorAll('.link-confidence')].map(s => parseFloat(s.textContent"
+                       ".split('link ')[1]))")
+        assert len(shown) == 3 and shown == sorted(shown) and shown[-1] < 1  # least certain first
+        b.eval("document.querySelector('.card.occurrence a').click()")
+        b.wait("document.querySelectorAll('#frames tr.weakest-link').length === 1", what="the weakest link marked")
+        b.eval("document.querySelector('#frames tr.weakest-link button.cut').click()")
+        b.wait("[...document.querySelectorAll('#history li')].some(li => li.textContent.includes('split_occurrence'))",
+               what="the cut in the history")
+        assert isinstance(DecisionsLog(tables).read()[-1], SplitOccurrence)
         assert b.errors() == []

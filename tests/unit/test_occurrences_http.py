@@ -11,7 +11,7 @@ import pytest
 from batch.refilter.postprocess import run_postprocess
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
 from serve.ingress import IngressCore, token_digest
-from tests.fixtures.occurrences import write_sheet_tables
+from tests.fixtures.occurrences import FILTERS, write_sheet_tables
 from trapline.service import service_features
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
@@ -114,3 +114,59 @@ def test_the_preview_shows_each_detections_occurrence(app):
     assert body["summary"]["occurrences"] == 1 and body["summary"]["detections_linked"] == 5
     [change] = body["changes"]
     assert change["change"] == "kept" and change["occurrence_id"].startswith("occ-")
+
+
+def test_the_review_queue_lists_the_least_certain_links_first(app):
+    client, tables = app
+    every = get(client, "/v1/occurrences", tables=tables).json()["occurrences"]
+    assert all(0.0 <= o["link_confidence"] <= 1.0 for o in every)
+    single = [o for o in every if o["detections"] == 1]
+    assert all(o["link_confidence"] == 1.0 and o["weakest_link"] is None for o in single)
+    queue = get(client, "/v1/occurrences/review", tables=tables).json()
+    sure = [o["link_confidence"] for o in queue["occurrences"]]
+    assert queue["total"] == len(sure) >= 1 and sure == sorted(sure) and all(s < 1.0 for s in sure)
+    assert all(o["detections"] > 1 and o["weakest_link"]["uri"] for o in queue["occurrences"])
+    below = get(client, "/v1/occurrences/review", tables=tables, below=sure[0]).json()
+    assert below["total"] == 0  # strictly under the threshold
+    assert get(client, "/v1/occurrences/review", tables=tables, below=2).status_code == 422
+
+
+def test_people_cut_join_and_move_tracks_and_every_later_run_honours_it(app):
+    # runs last: it reruns the track filter over the module's tables
+    client, tables = app
+    sheet = {o["frames"]: o for o in get(client, "/v1/occurrences", tables=tables, camera="sheet").json()[
+        "occurrences"]}
+    a, b, late = sheet[12], sheet[8], sheet[3]  # moth A (frames 0-11), moth B (4-11), moth C an hour later
+    frames_a = get(client, f"/v1/occurrences/{a['occurrence_id']}", tables=tables).json()["frames_shown"]
+    cut = {k: frames_a[6][k] for k in ("uri", "content_id", "detection_index")}
+    said = post(client, f"/v1/occurrences/{a['occurrence_id']}/split", {"tables": tables, "at": cut, "who": "ann"})
+    assert said.status_code == 200, said.text
+    assert said.json()["decision"]["action"] == "split_occurrence" and "next" in said.json()["applies"]
+    first = {k: frames_a[0][k] for k in ("uri", "content_id", "detection_index")}
+    refused = post(client, f"/v1/occurrences/{a['occurrence_id']}/split", {"tables": tables, "at": first})
+    assert refused.status_code == 422 and refused.json()["error"]["type"] == "bad_decision"
+    assert post(client, f"/v1/occurrences/{b['occurrence_id']}/split", {"tables": tables, "at": cut}).status_code \
+        == 404  # not one of B's detections
+    assert post(client, f"/v1/occurrences/{a['occurrence_id']}/split", {"tables": tables, "at": cut},
+                READ).status_code in (401, 403)
+    joined = post(client, f"/v1/occurrences/{b['occurrence_id']}/merge",
+                  {"tables": tables, "other_id": late["occurrence_id"]})
+    assert joined.status_code == 200 and joined.json()["decision"]["action"] == "merge_occurrences"
+    last_b = get(client, f"/v1/occurrences/{b['occurrence_id']}", tables=tables).json()["frames_shown"][-1]
+    moved = post(client, f"/v1/occurrences/{b['occurrence_id']}/move",
+                 {"tables": tables, "detection": {k: last_b[k] for k in ("uri", "content_id", "detection_index")},
+                  "to": a["occurrence_id"]})
+    assert moved.status_code == 200, moved.text
+    assert post(client, f"/v1/occurrences/{b['occurrence_id']}/merge",
+                {"tables": tables, "other_id": b["occurrence_id"]}).status_code == 422
+    # the next runs link as the tracker says, then apply the people's edits in order: another tracker config
+    # over the source set, then a score filter on top of that (the speck goes)
+    runs = [run_postprocess(tables, "track", {"min_frames": 2}, source_filters=FILTERS)]
+    runs.append(run_postprocess(tables, "score", {"min_score": 0.2}, source_filters=runs[0].filters_hash))
+    for report, speck in zip(runs, ([1], []), strict=True):
+        assert report.occurrences == 4 + len(speck)  # A cut in two (+1), B joined with C (-1), the deer
+        rows = get(client, "/v1/occurrences", tables=tables, camera="sheet", filters_hash=report.filters_hash,
+                   limit=500).json()["occurrences"]
+        # A cut at frame 6: 6-11 (6 frames); 0-5 + B's last, moved to A (7); B's 4-10 joined with C's 3 (10)
+        assert sorted(o["frames"] for o in rows) == [*speck, 6, 7, 10]
+        assert all(0.0 <= o["link_confidence"] <= 1.0 for o in rows)

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from model_store.core.filters.tracking import (
-    DESCRIPTOR_LENGTH,
-    TrackConfig,
-    appearance_descriptor,
-    confirmed_tracks,
-    link_camera,
-)
+from model_store.core.filters.appearance import DESCRIPTOR_LENGTH, appearance_descriptor, appearance_separation
+from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera, link_camera_scored
 
 CONFIG = TrackConfig()
 
@@ -132,8 +127,10 @@ def test_appearance_descriptor_is_fixed_length_normalised_and_stable_under_light
 
 def test_confirmed_tracks_drop_a_lone_unsure_box():
     ids = np.array([0, 0, 1, 2])
-    assert confirmed_tracks(ids, CONFIG, scores=np.array([0.3, 0.3, 0.3, 0.9])).tolist() == [True, False, True]
-    assert confirmed_tracks(ids, CONFIG).tolist() == [True, False, False]
+    two = TrackConfig(min_frames=2)  # the default is 3 since issue 48's fit
+    assert confirmed_tracks(ids, two, scores=np.array([0.3, 0.3, 0.3, 0.9])).tolist() == [True, False, True]
+    assert confirmed_tracks(ids, two).tolist() == [True, False, False]
+    assert confirmed_tracks(ids, CONFIG, scores=np.array([0.3, 0.3, 0.3, 0.9])).tolist() == [False, False, True]
 
 
 def test_empty_and_mismatched_inputs():
@@ -172,3 +169,40 @@ def test_two_lookalikes_that_cross_keep_their_ids_by_their_motion():
     stopped = link_camera(np.array(times), np.array(frames), np.array(boxes),
                           TrackConfig(appearance="none", predict_motion=False))
     assert len(set(stopped[truth == 0].tolist())) > 1  # without the predicted box they swap where they meet
+
+
+def test_a_moth_that_leaves_and_another_that_lands_nearby_are_two_tracks():
+    # issue 48: one sits for five frames and leaves; a lookalike lands 1.5 box sizes away in the next frame
+    boxes = [_box(0.5, 0.5, 0.05, 0.05)] * 5 + [_box(0.575, 0.5, 0.05, 0.05)] * 5
+    ids = link_camera(np.arange(10) * 20.0, np.arange(10), np.array(boxes), CONFIG)
+    assert ids.tolist() == [0] * 5 + [1] * 5
+    # a crawler that moved as far at a steady pace all along is one track (its own motion widens its gate)
+    crawl = [_box(0.3 + 0.025 * f, 0.5, 0.05, 0.05) for f in range(10)]  # half a body length a frame
+    assert link_camera(np.arange(10) * 20.0, np.arange(10), np.array(crawl), CONFIG).tolist() == [0] * 10
+
+
+def test_each_link_says_how_sure_it_is():
+    # a sitter: sure links; then a second insect lands beside it and one of them leaves: the link after is unsure
+    still = [_box(0.5, 0.5, 0.06, 0.06)] * 4
+    times, frames = list(np.arange(4) * 20.0), list(range(4))
+    boxes = still + [_box(0.5, 0.5, 0.06, 0.06), _box(0.53, 0.5, 0.06, 0.06), _box(0.515, 0.5, 0.06, 0.06)]
+    times += [80.0, 80.0, 100.0]
+    frames += [4, 4, 5]
+    linked = link_camera_scored(np.array(times), np.array(frames), np.array(boxes), CONFIG)
+    assert linked.ids.tolist()[:4] == [0] * 4 and linked.link_confidence[0] == 1.0
+    assert (linked.link_confidence[1:4] > 0.8).all()
+    assert linked.link_confidence[6] < 0.3  # equally near both: a coin toss, and it says so
+    assert (linked.link_confidence >= 0).all() and (linked.link_confidence <= 1).all()
+
+
+def test_appearance_counts_only_where_it_separates_the_animals():
+    rng = np.random.default_rng(1)
+    patches = [_patch(tuple(int(c) for c in rng.integers(30, 220, 3)), bool(k % 2), k) for k in range(6)]
+    distinct = np.stack([appearance_descriptor(p) for p in patches])
+    frame_rank = np.repeat(np.arange(10), 6)
+    boxes = np.array([_box(0.1 + 0.15 * k, 0.5) for _ in range(10) for k in range(6)])
+    apart = appearance_separation(np.tile(distinct, (10, 1)) + rng.normal(0, 0.01, (60, distinct.shape[1])),
+                                  frame_rank, boxes)
+    alike = np.tile(distinct[:1], (60, 1)) + rng.normal(0, 0.01, (60, distinct.shape[1]))
+    assert apart > 0.9
+    assert appearance_separation(alike, frame_rank, boxes) < 0.3

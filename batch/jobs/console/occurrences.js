@@ -27,8 +27,8 @@ async function orProblem(request, empty) {
 }
 
 // The filters form of the pages over people's decisions (occurrences, individuals): the tables, a camera, a label,
-// the page's own `select` and who decides; the tables and the name are shared, the filters kept under `key`.
-function peopleFilters(key, filters, select) {
+// the page's own `selects` and who decides; the tables and the name are shared, the filters kept under `key`.
+function peopleFilters(key, filters, ...selects) {
   const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
   const tables = el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"});
   const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
@@ -39,12 +39,12 @@ function peopleFilters(key, filters, select) {
     sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
     sessionStorage.setItem("trapline-occ-who", f.get("who") || "");
     const kept = {};
-    for (const k of ["camera", "label", select.getAttribute("name")]) if (f.get(k)) kept[k] = f.get(k);
+    for (const k of ["camera", "label", ...selects.map(s => s.getAttribute("name"))]) if (f.get(k)) kept[k] = f.get(k);
     sessionStorage.setItem(key, JSON.stringify(kept));
     route();
   };
   return el("form", {class: "occ-filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"),
-            select, who, el("button", {type: "submit"}, "Show"));
+            ...selects, who, el("button", {type: "submit"}, "Show"));
 }
 
 // The page's CSP allows images from data: URLs only besides its own origin, and an <img> sends no token: a snip is
@@ -93,12 +93,19 @@ function identifyForm(o, done) {
 
 async function occurrencesPage(current = () => true) {
   const filters = JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}");
-  const [data, problem] = await orProblem(api("GET", "/v1/occurrences?" + occQuery({...filters, limit: 20})),
+  // least certain first: the review queue (GET /v1/occurrences/review), the merges a person should look at
+  const review = filters.order === "least_certain";
+  const {order, ...where} = filters;
+  const [data, problem] = await orProblem(review ? api("GET", "/v1/occurrences/review?" + occQuery({limit: 20}))
+                                                 : api("GET", "/v1/occurrences?" + occQuery({...where, limit: 20})),
                                           {occurrences: [], total: 0});
   if (!current()) return false;
 
   const how = el("select", {name: "determined_by", "aria-label": "determined by"},
     ["", "model", "human"].map(v => el("option", {value: v, selected: filters.determined_by === v}, v || "model or human")));
+  const sorted = el("select", {name: "order", "aria-label": "order"},
+    [["", "newest first"], ["least_certain", "least certain links first"]].map(([v, text]) =>
+      el("option", {value: v, selected: (filters.order || "") === v}, text)));
   const cards = data.occurrences.map(o => {
     const strip = el("div", {class: "strip"});
     const link = n => `/v1/occurrences/${enc(o.occurrence_id)}/snips/${n}?` + occQuery({model: data.model, filters_hash: data.filters_hash});
@@ -106,13 +113,15 @@ async function occurrencesPage(current = () => true) {
       .then(imgs => strip.replaceChildren(...imgs));
     return el("div", {class: "card occurrence", id: "occ-" + o.occurrence_id},
       el("div", {}, el("a", {href: "#/occurrence/" + enc(o.occurrence_id)}, o.occurrence_id),
-         ` camera ${o.camera_id}, ${o.first_time} to ${o.last_time}, ${o.frames} frame(s)`, o.confirmed ? "" : " (unconfirmed)"),
+         ` camera ${o.camera_id}, ${o.first_time} to ${o.last_time}, ${o.frames} frame(s)`, o.confirmed ? "" : " (unconfirmed)",
+         o.detections > 1 && o.link_confidence !== null
+           ? el("span", {class: "link-confidence"}, ` weakest link ${o.link_confidence.toFixed(2)}`) : ""),
       strip,
       el("div", {class: "determination", "data-how": o.determination.how}, determinationText(o.determination)),
       identifyForm(o, route));
   });
   page.replaceChildren(el("h1", {}, `Occurrences (${data.total})` + (data.model ? ` of ${data.model}` : "")),
-    peopleFilters("trapline-occ-filters", filters, how),
+    peopleFilters("trapline-occ-filters", filters, how, sorted),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || "no occurrences")]));
   return false;
 }
@@ -134,23 +143,36 @@ async function occurrencePage(current, id) {
       } catch (e) { say(e.message); }
     }}}, label, el("button", {type: "submit"}, "Correct"));
   };
-  const rows = o.frames_shown.map((f, i) => el("tr", {},
+  // A person's cut: this frame and the later ones are another animal (applied by the next track run).
+  const cut = f => el("button", {type: "button", class: "cut", on: {click: async () => {
+    try {
+      await api("POST", `/v1/occurrences/${enc(id)}/split`, {at: {uri: f.uri, content_id: f.content_id,
+        detection_index: f.detection_index}, ...occDecision()});
+      say(`${id}: cut before ${f.uri} #${f.detection_index}; the next track run applies it`);
+      route();
+    } catch (e) { say(e.message); }
+  }}}, "Cut here");
+  const weakest = o.weakest_link;
+  const isWeakest = f => weakest && f.uri === weakest.uri && f.content_id === weakest.content_id
+    && f.detection_index === weakest.detection_index;
+  const rows = o.frames_shown.map((f, i) => el("tr", isWeakest(f) ? {class: "weakest-link", title: "the least certain link"} : {},
     el("td", {}, frames[i]), el("td", {}, f.capture_time || "-"), el("td", {class: "wrap"}, f.uri + " #" + f.detection_index),
     el("td", {}, `${f.label} ${f.score === null ? "" : f.score.toFixed(2)}`),
     el("td", {class: "wrap"}, f.classifications.map(c => `${c.classifier}: ${c.label} ${c.score.toFixed(2)}`).join("; ") || "-"),
-    el("td", {}, f.vote ? `${f.vote.label} (${f.vote.source})` : "-"), el("td", {}, classify(f))));
+    el("td", {}, f.vote ? `${f.vote.label} (${f.vote.source})` : "-"), el("td", {}, classify(f), i ? cut(f) : "")));
   page.replaceChildren(
     el("h1", {}, "Occurrence ", el("span", {id: "occurrence-id"}, o.occurrence_id)),
-    el("div", {class: "card"}, el("div", {}, `${o.model}, camera ${o.camera_id}, ${o.first_time} to ${o.last_time}, ${o.frames} frame(s)`),
+    el("div", {class: "card"}, el("div", {}, `${o.model}, camera ${o.camera_id}, ${o.first_time} to ${o.last_time}, ${o.frames} frame(s)`
+                                   + (o.detections > 1 && o.link_confidence !== null ? `, weakest link ${o.link_confidence.toFixed(2)}` : "")),
        el("div", {class: "determination", "data-how": o.determination.how}, determinationText(o.determination)),
        identifyForm(o, route)),
     el("h2", {}, "Frames"),
     el("div", {class: "scroll"}, el("table", {id: "frames"},
-      el("thead", {}, el("tr", {}, ["snip", "captured", "image", "detector", "classifications", "vote", "correct"].map(h => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["snip", "captured", "image", "detector", "classifications", "vote", "correct or cut"].map(h => el("th", {}, h)))),
       el("tbody", {}, rows))),
     el("h2", {}, "History"),
     o.history.length ? el("ul", {id: "history"}, o.history.map(h => el("li", {},
-      `${h.at.slice(0, 19).replace("T", " ")} ${h.who}: ${h.action} ${h.label}` + (h.comment ? ` (${h.comment})` : ""))))
+      `${h.at.slice(0, 19).replace("T", " ")} ${h.who}: ${h.action} ${h.label || ""}` + (h.comment ? ` (${h.comment})` : ""))))
       : el("p", {}, "no decisions yet"));
   return false;
 }

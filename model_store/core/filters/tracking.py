@@ -16,8 +16,9 @@ track, so all segments of a camera advance together, one frame each per step, wi
 arrays; a pair that is the only candidate of both its track and its detection is in every optimal assignment,
 so only crowded segments go to the Hungarian solver. The result is the same as walking frame by frame.
 
-`appearance_descriptor` is the default appearance: a colour (hue-saturation) and texture (gradient
-orientation) histogram of the snip; an identifier's embedding can be passed instead. `confirmed_tracks` says
+The default appearance is model_store/core/filters/appearance.py's `appearance_descriptor` (a colour and
+texture histogram of the snip); an identifier's embedding can be passed instead. How much it counts is measured
+per camera (`appearance_separation`). `confirmed_tracks` says
 which tracks count as animals (enough frames or one confident detection), so a lone false positive does not.
 
 Pure numpy/scipy/OpenCV: no Ray, no store, no tables (the occurrences filter wires it to those).
@@ -25,28 +26,25 @@ Pure numpy/scipy/OpenCV: no Ray, no store, no tables (the occurrences filter wir
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
-import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Hue x saturation bins of the colour part; orientation bins of the texture part of the descriptor.
-HUE_BINS, SAT_BINS, ORIENT_BINS = 12, 4, 12
-DESCRIPTOR_LENGTH = HUE_BINS * SAT_BINS + ORIENT_BINS
-_SNIP_SIDE = 32  # snips are compared at this size: enough for a histogram, cheap for 100,000 snips
-_NO_LINK = 1e6  # the cost of a gated pair in the assignment (finite: scipy refuses an all-inf row)
+from model_store.core.filters.appearance import appearance_separation
 
 
 class TrackConfig(BaseModel):
     """The tracker's knobs. The defaults serve light-trap sheets (a frame every 20 s, insects sitting for
-    minutes to hours) and camera-trap bursts (~1 s apart, animals walking) alike."""
+    minutes to hours) and camera-trap bursts (~1 s apart, animals walking) alike: they were fitted across
+    benchmarks/tracking_kinds.py's kinds of night and burst on a seed the benchmark does not report on
+    (`python -m benchmarks.tracking_tune`; BENCHMARKS.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_gap_s: float = Field(600.0, gt=0.0, description="a track not seen for longer than this many seconds "
                                                         "ends; a later detection starts a new track")
-    max_gap_frames: int = Field(30, ge=0, description="a track may be missed in at most this many consecutive "
+    max_gap_frames: int = Field(5, ge=0, description="a track may be missed in at most this many consecutive "
                                                       "frames (of this camera, with a kept detection) and still "
                                                       "re-link (0: consecutive frames only)")
     iou_weight: float = Field(1.0, ge=0.0, description="weight of 1 - IoU in the link cost")
@@ -55,19 +53,37 @@ class TrackConfig(BaseModel):
                                                             "divided by max_centre_distance")
     appearance_weight: float = Field(1.5, ge=0.0, description="weight of the appearance (cosine) distance; "
                                                               "ignored when there is no appearance")
-    max_cost: float = Field(0.55, gt=0.0, description="a pair whose weighted mean cost is above this never links")
+    max_cost: float = Field(0.55, gt=0.0, description="the cost of starting a new track: a pair links only when "
+                                                      "its weighted mean cost is below this, and the assignment "
+                                                      "weighs each link's saving against starting a track, so a "
+                                                      "poor link loses to a new track rather than being forced")
     min_iou: float = Field(0.0, ge=0.0, lt=1.0, description="a pair with a lower IoU never links (0: no IoU gate; "
                                                             "moving animals often do not overlap frame to frame)")
-    max_centre_distance: float = Field(2.0, gt=0.0, description="a pair whose centres are further apart than this "
-                                                                "many box sizes (the mean side) never links")
-    gap_distance_growth: float = Field(1.0, ge=0.0, description="for a track missed in g frames the centre-"
+    max_centre_distance: float = Field(1.5, gt=0.0, description="a pair whose centres are further apart than this "
+                                                                "many box sizes (the mean side) never links, "
+                                                                "however the track moved before")
+    sit_reach: float = Field(1.0, gt=0.0, description="the centre-distance gate, in box sizes, of a track that "
+                                                      "has sat still: an insect that sits moves a few pixels, so "
+                                                      "one that arrives further off is another insect")
+    wander_gain: float = Field(5.0, ge=0.0, description="the gate widens by this many times the track's own "
+                                                        "wander (how far its last steps fell from where its "
+                                                        "motion said, in box sizes), up to max_centre_distance")
+    first_reach: float = Field(1.4, gt=0.0, description="the gate, in box sizes, of a track seen once (its "
+                                                        "motion is not known yet)")
+    gap_distance_growth: float = Field(2.0, ge=0.0, description="for a track missed in g frames the centre-"
                                                                 "distance gate is max_centre_distance x "
                                                                 "sqrt(1 + this x g): it may have moved on")
     min_size_ratio: float = Field(0.33, gt=0.0, le=1.0, description="a pair whose smaller box area is less than "
                                                                     "this fraction of the larger never links")
     max_appearance_distance: float = Field(0.5, gt=0.0, le=2.0, description="a pair whose appearance distance "
                                                                              "(1 - cosine) is above this never "
-                                                                             "links")
+                                                                             "links (only where the appearance "
+                                                                             "separates, see min_separation)")
+    min_separation: float = Field(0.5, ge=0.0, le=1.0, description="appearance counts only as far as it tells "
+                                                                   "the camera's animals apart: its weight is "
+                                                                   "scaled by the separation measured on the "
+                                                                   "camera's own detections (0: alike, 1: always "
+                                                                   "apart), and it gates only at or above this")
     appearance: Literal["colour", "none"] = Field("colour", description="colour: use the appearance vectors "
                                                                         "given (the snips' colour/texture "
                                                                         "descriptors or an identifier's); none: "
@@ -75,13 +91,16 @@ class TrackConfig(BaseModel):
     appearance_memory: float = Field(0.7, ge=0.0, lt=1.0, description="a track's appearance is a running mean: "
                                                                       "this share of the old one is kept at "
                                                                       "each link")
+    gap_penalty_hits: float = Field(100.0, gt=0.0, description="gap_penalty is halved for a track seen this many "
+                                                             "times more than once, a third for twice as many, "
+                                                             "... (a long sitter that flew off is likely back)")
     predict_motion: bool = Field(True, description="also compare with the box the track's velocity predicts")
-    gap_penalty: float = Field(0.01, ge=0.0, description="cost added per frame a track was missed, so the most "
+    gap_penalty: float = Field(0.06, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
                                                  "may call one moth two names across frames)")
     label_penalty: float = Field(0.15, ge=0.0, description="cost added when a linked pair has different labels")
-    min_frames: int = Field(2, ge=1, description="a track counts as an animal (confirmed_tracks) when it has at "
+    min_frames: int = Field(3, ge=1, description="a track counts as an animal (confirmed_tracks) when it has at "
                                                  "least this many detections ...")
     confirm_score: float = Field(0.6, ge=0.0, le=1.0, description="... or one detection at least this confident")
 
@@ -93,28 +112,6 @@ class TrackConfig(BaseModel):
         return self
 
 
-def appearance_descriptor(snip_rgb: np.ndarray) -> np.ndarray:
-    """A colour/texture descriptor of one snip (H, W, 3 uint8 RGB): float32, L2-normalised, fixed length."""
-    snip = np.asarray(snip_rgb)
-    if snip.ndim != 3 or snip.shape[2] != 3 or snip.shape[0] < 1 or snip.shape[1] < 1:
-        raise ValueError(f"a snip is (H, W, 3) RGB, got shape {snip.shape}")
-    small = cv2.resize(np.ascontiguousarray(snip, dtype=np.uint8), (_SNIP_SIDE, _SNIP_SIDE),
-                       interpolation=cv2.INTER_AREA)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-    # Hue x saturation only: brightness changes with the light (flash, dusk, lamp) while the colour does not.
-    colour = cv2.calcHist([hsv], [0, 1], None, [HUE_BINS, SAT_BINS], [0, 180, 0, 256]).ravel()
-    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
-    magnitude, angle = cv2.cartToPolar(gx, gy)
-    # Orientation modulo 180 degrees, weighted by gradient strength: stripes vs spots vs plain.
-    bins = (np.mod(angle.ravel(), np.pi) / np.pi * ORIENT_BINS).astype(np.int64) % ORIENT_BINS
-    texture = np.bincount(bins, weights=magnitude.ravel(), minlength=ORIENT_BINS)
-    # Square roots (Hellinger) so that one dominant bin does not swamp the rest; each part has equal say.
-    parts = [np.sqrt(colour / max(colour.sum(), 1e-9)), np.sqrt(texture / max(texture.sum(), 1e-9))]
-    vec = np.concatenate([p / max(np.linalg.norm(p), 1e-9) for p in parts]).astype(np.float32)
-    return vec / max(float(np.linalg.norm(vec)), 1e-9)
-
-
 class _Tracks:
     """The growing state of one camera's tracks: last box (and its area and side), centre velocity per second,
     last time and frame position, number of detections, label, appearance (a running mean)."""
@@ -124,6 +121,7 @@ class _Tracks:
         self.area = np.zeros(capacity)
         self.side = np.zeros(capacity)
         self.velocity = np.zeros((capacity, 2))
+        self.wander = np.zeros(capacity)
         self.time = np.zeros(capacity)
         self.frame = np.zeros(capacity, dtype=np.int64)
         self.hits = np.zeros(capacity, dtype=np.int64)
@@ -147,6 +145,11 @@ class _Tracks:
         dt = (t - self.time[ids])[:, None]
         moved = ((boxes[:, :2] + boxes[:, 2:]) - (self.box[ids, :2] + self.box[ids, 2:])) * 0.5
         pace = np.divide(moved, dt, out=np.zeros_like(moved), where=dt > 0)
+        # How far this step fell from where the track's motion said, in box sizes: a sitter's jitter, a steady
+        # crawler's turns. It sets how far the track's gate reaches (a running mean, like the velocity).
+        off = np.hypot(*(moved - self.velocity[ids] * dt).T) / np.maximum((self.side[ids] + dets.side[rows]) / 2,
+                                                                          1e-9)
+        self.wander[ids] = np.where(self.hits[ids] == 1, off, 0.5 * (self.wander[ids] + off))
         # A running mean of the velocity: a sitting moth's jitter averages out, a walking deer's pace stays.
         self.velocity[ids] = np.where((self.hits[ids] == 1)[:, None], pace, 0.5 * (self.velocity[ids] + pace))
         self.box[ids], self.area[ids], self.side[ids] = boxes, dets.area[rows], dets.side[rows]
@@ -206,6 +209,15 @@ def _validate(times_s, frame_ids, boxes, labels, appearance, scores) -> tuple[np
     return times, frames, boxes
 
 
+class Linked(NamedTuple):
+    """What link_camera_scored returns, per detection: its track id (0..K-1, first-seen order) and how sure the
+    link that put it on its track is (0..1; 1.0 for a track's first detection). A track's weakest link is the
+    lowest of its detections'."""
+
+    ids: np.ndarray
+    link_confidence: np.ndarray
+
+
 def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
                 labels: np.ndarray | None = None, appearance: np.ndarray | None = None,
                 scores: np.ndarray | None = None) -> np.ndarray:
@@ -214,10 +226,18 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     frame_ids (N,) int (detections of one frame share it), boxes (N, 4) x1, y1, x2, y2 normalised 0..1,
     appearance (N, D) from appearance_descriptor or an identifier's vectors, or None. labels (N,) any values (with
     cross_label off, only equal labels link); scores are not used to link (confirmed_tracks uses them)."""
+    return link_camera_scored(times_s, frame_ids, boxes, config, labels=labels, appearance=appearance,
+                              scores=scores).ids
+
+
+def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
+                       labels: np.ndarray | None = None, appearance: np.ndarray | None = None,
+                       scores: np.ndarray | None = None) -> Linked:
+    """link_camera's track ids and each detection's link confidence (see Linked)."""
     times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores)
     n = len(boxes)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
+        return Linked(np.zeros(0, dtype=np.int64), np.zeros(0))
     label_codes = np.zeros(n, dtype=np.int64)
     if labels is not None:  # as text, so that None and mixed types compare as values
         label_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
@@ -246,8 +266,10 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     dets.time, dets.segment = frame_time[frame_codes], frame_segment[frame_codes]
     step_of = frame_step[frame_codes]
 
+    separation = appearance_separation(app, frame_rank[frame_codes], boxes) if app is not None else 0.0
     state = _Tracks(n, app.shape[1] if app is not None else 0)
     track_of = np.empty(n, dtype=np.int64)
+    confidence = np.ones(n)
     unknown = np.flatnonzero(step_of < 0)  # unknown time: every detection is a track of its own
     known_rows = np.flatnonzero(step_of >= 0)
     by_step = known_rows[np.lexsort((dets.segment[known_rows], step_of[known_rows]))]
@@ -266,9 +288,10 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
                         & (now[state.segment[live]] - state.time[live] <= config.max_gap_s)]
         fresh = rows
         if len(live) and len(rows):
-            tracks, picked = _assign(config, state, live, dets, rows, step)
+            tracks, picked, sure = _assign(config, state, live, dets, rows, step, separation)
             if len(picked):
                 track_of[rows[picked]] = tracks
+                confidence[rows[picked]] = sure
                 state.extend(tracks, dets, rows[picked], step, config.appearance_memory)
                 unmatched = np.ones(len(rows), dtype=bool)
                 unmatched[picked] = False
@@ -279,7 +302,7 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
             live = np.concatenate([live, new])
     if len(unknown):
         track_of[unknown] = state.start(dets, unknown, -1)
-    return _first_seen_order(track_of, time_order)
+    return Linked(_first_seen_order(track_of, time_order), confidence)
 
 
 def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -297,45 +320,67 @@ def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarra
 
 
 def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detections, rows: np.ndarray,
-            step: int) -> tuple[np.ndarray, np.ndarray]:
+            step: int, separation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Hungarian assignment per segment of this step's detections to the live tracks of their segment:
-    (track ids, positions in `rows`)."""
+    (track ids, positions in `rows`, each link's confidence)."""
     empty = np.zeros(0, dtype=np.int64)
     li, ri = _pairs(state.segment[live], dets.segment[rows])
     if not len(li):
-        return empty, empty
+        return empty, empty, np.zeros(0)
     t, r = live[li], rows[ri]
-    tb, ta, ts = state.box[t], state.area[t], state.side[t]
     missed = step - 1 - state.frame[t]
-    # An animal unseen for a while may have walked further: the reach grows like a random walk's.
-    reach = config.max_centre_distance * np.sqrt(1 + config.gap_distance_growth * missed)
+    # How far a track may have gone: a sitter a little, a crawler as far as its own wander says, a track seen
+    # once as far as an unknown motion may take it; an animal unseen for a while further, like a random walk.
+    hits = state.hits[t]
+    reach = np.where(hits > 1, np.clip(config.sit_reach + config.wander_gain * state.wander[t], config.sit_reach,
+                                       config.max_centre_distance), config.first_reach)
+    reach = np.minimum(reach, config.max_centre_distance) * np.sqrt(1 + config.gap_distance_growth * missed)
+    # The distance gate first, on centres alone (from the last box or the predicted one): on a crowded sheet
+    # most pairs are far apart, and only the near ones need the whole cost.
+    shift = np.zeros((len(t), 2))
+    if config.predict_motion:
+        shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None] * (hits > 1)[:, None]
+    centre = (state.box[t, :2] + state.box[t, 2:]) * 0.5
+    limit = reach * (state.side[t] + dets.side[r]) * 0.5
+    gap = dets.centre[r] - centre
+    near = np.flatnonzero((np.hypot(gap[:, 0], gap[:, 1]) <= limit)
+                          | (np.hypot(gap[:, 0] - shift[:, 0], gap[:, 1] - shift[:, 1]) <= limit))
+    if len(near) < len(li):
+        li, ri, t, r = li[near], ri[near], t[near], r[near]
+        missed, reach, shift = missed[near], reach[near], shift[near]
+    if not len(li):
+        return empty, empty, np.zeros(0)
+    tb, ta, ts = state.box[t], state.area[t], state.side[t]
     cost = _geometry_cost(config, tb, ta, ts, dets, r, reach)
     if config.predict_motion:
         # The box the velocity predicts is a second hypothesis of where a moving track is; the nearer counts.
-        shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None]
-        moving = np.flatnonzero((state.hits[t] > 1) & (np.abs(shift).sum(axis=1) > 0))
+        moving = np.flatnonzero(np.abs(shift).sum(axis=1) > 0)
         if len(moving):
             predicted = tb[moving] + np.concatenate([shift[moving], shift[moving]], axis=1)
             cost[moving] = np.minimum(cost[moving], _geometry_cost(config, predicted, ta[moving], ts[moving], dets,
                                                                    r[moving], reach[moving]))
     weights = config.iou_weight + config.size_weight + config.distance_weight
-    if dets.app is not None:
+    if dets.app is not None and separation > 0:
+        # Appearance only as far as it separates this camera's animals: on a sheet of lookalikes it says nothing.
         distance = 1.0 - np.einsum("ij,ij->i", state.app[t], dets.app[r])
-        distance[distance > config.max_appearance_distance] = np.inf
-        cost += config.appearance_weight * distance
-        weights += config.appearance_weight
-    cost = cost / weights + config.gap_penalty * missed
+        if separation >= config.min_separation:
+            distance[distance > config.max_appearance_distance] = np.inf
+        cost += config.appearance_weight * separation * distance
+        weights += config.appearance_weight * separation
+    # A track missed for a while costs more to link, the less it was seen before: an insect that sat for an hour
+    # and flew off is likely back; one seen twice and gone is likely gone, and the newcomer another.
+    cost = cost / weights + config.gap_penalty * missed / (1.0 + (state.hits[t] - 1) / config.gap_penalty_hits)
     differ = state.label[t] != dets.labels[r]
     if config.cross_label:
         cost += config.label_penalty * differ
     else:
         cost[differ] = np.inf
-    ok = np.flatnonzero(cost <= config.max_cost)
+    ok = np.flatnonzero(cost < config.max_cost)
     li, ri, cost = li[ok], ri[ok], cost[ok]
     # A pair that is the only candidate of its track and of its detection is in every optimal assignment:
     # only the rest (a crowded segment) goes to the Hungarian solver.
     alone = (np.bincount(li, minlength=len(live))[li] == 1) & (np.bincount(ri, minlength=len(rows))[ri] == 1)
-    out_l, out_r = [li[alone]], [ri[alone]]
+    out_l, out_r, out_c = [li[alone]], [ri[alone]], [cost[alone]]
     rest = np.flatnonzero(~alone)
     if len(rest):
         # Imported here: scipy.optimize costs ~0.3-1 s to import, and every process that imports model_store (each
@@ -348,13 +393,35 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
         for part in np.split(order, cuts):
             lu, lpos = np.unique(li[part], return_inverse=True)
             ru, rpos = np.unique(ri[part], return_inverse=True)
-            matrix = np.full((len(lu), len(ru)), _NO_LINK)
-            matrix[lpos, rpos] = cost[part]
+            # Each link saves (max_cost - cost) over starting a new track; the assignment maximises the saving,
+            # so it never forces a poor link for the sake of linking more pairs (0: not a link).
+            matrix = np.zeros((len(lu), len(ru)))
+            matrix[lpos, rpos] = cost[part] - config.max_cost
             a, b = linear_sum_assignment(matrix)
-            linked = matrix[a, b] < _NO_LINK
+            linked = matrix[a, b] < 0
             out_l.append(lu[a[linked]])
             out_r.append(ru[b[linked]])
-    return live[np.concatenate(out_l)], np.concatenate(out_r)
+            out_c.append(matrix[a[linked], b[linked]] + config.max_cost)
+    picked_l, picked_r, picked_c = np.concatenate(out_l), np.concatenate(out_r), np.concatenate(out_c)
+    alt = np.minimum(_runner_up(li, cost, picked_l, picked_c), _runner_up(ri, cost, picked_r, picked_c))
+    # How sure each link is, 0..1: its margin over the best alternative (starting a new track, or the next
+    # candidate of its track or of its detection), as a share of max_cost.
+    confidence = np.clip((np.minimum(alt, config.max_cost) - picked_c) / config.max_cost, 0.0, 1.0)
+    return live[picked_l], picked_r, confidence
+
+
+def _runner_up(group: np.ndarray, cost: np.ndarray, picked: np.ndarray, picked_cost: np.ndarray) -> np.ndarray:
+    """For each picked pair (its group `picked`, its cost), the cheapest other candidate of its group (inf: none)."""
+    n = int(max(group.max(initial=-1), picked.max(initial=-1))) + 1
+    order = np.lexsort((cost, group))
+    g, c = group[order], cost[order]
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]])) if len(g) else np.zeros(0, dtype=np.int64)
+    first, second = np.full(n, np.inf), np.full(n, np.inf)
+    first[g[starts]] = c[starts]
+    has_two = starts + 1 < len(g)
+    has_two[has_two] = g[starts[has_two] + 1] == g[starts[has_two]]
+    second[g[starts[has_two]]] = c[starts[has_two] + 1]
+    return np.where(picked_cost <= first[picked], second[picked], first[picked])
 
 
 def _first_seen_order(track_of: np.ndarray, det_order: np.ndarray) -> np.ndarray:

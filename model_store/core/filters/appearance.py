@@ -1,0 +1,78 @@
+"""Appearance for the tracker: a snip's colour/texture descriptor, and how well such vectors tell one camera's
+animals apart.
+
+`appearance_descriptor` is the tracker's default appearance: a colour (hue-saturation) and texture (gradient
+orientation) histogram of the snip, cheap enough for 100,000 snips. `appearance_separation` measures, on a
+camera's own detections, whether the vectors (these or an identifier's) separate two animals of one frame better
+than one animal from itself in the next frame: on a sheet of one species they do not, and the tracker then lets
+them count for nothing (model_store/core/filters/tracking.py).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from model_store.core.filters.repeat import pairwise_iou
+
+# Hue x saturation bins of the colour part; orientation bins of the texture part of the descriptor.
+HUE_BINS, SAT_BINS, ORIENT_BINS = 12, 4, 12
+DESCRIPTOR_LENGTH = HUE_BINS * SAT_BINS + ORIENT_BINS
+_SNIP_SIDE = 32  # snips are compared at this size: enough for a histogram, cheap for 100,000 snips
+_SEPARATION_FRAMES = 200  # frame pairs sampled to measure how well the appearance separates a camera's animals
+_SEPARATION_MIN_PAIRS = 20  # fewer same/different pairs than this: too few to measure, the config is trusted
+
+
+def appearance_descriptor(snip_rgb: np.ndarray) -> np.ndarray:
+    """A colour/texture descriptor of one snip (H, W, 3 uint8 RGB): float32, L2-normalised, fixed length."""
+    snip = np.asarray(snip_rgb)
+    if snip.ndim != 3 or snip.shape[2] != 3 or snip.shape[0] < 1 or snip.shape[1] < 1:
+        raise ValueError(f"a snip is (H, W, 3) RGB, got shape {snip.shape}")
+    small = cv2.resize(np.ascontiguousarray(snip, dtype=np.uint8), (_SNIP_SIDE, _SNIP_SIDE),
+                       interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    # Hue x saturation only: brightness changes with the light (flash, dusk, lamp) while the colour does not.
+    colour = cv2.calcHist([hsv], [0, 1], None, [HUE_BINS, SAT_BINS], [0, 180, 0, 256]).ravel()
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    magnitude, angle = cv2.cartToPolar(gx, gy)
+    # Orientation modulo 180 degrees, weighted by gradient strength: stripes vs spots vs plain.
+    bins = (np.mod(angle.ravel(), np.pi) / np.pi * ORIENT_BINS).astype(np.int64) % ORIENT_BINS
+    texture = np.bincount(bins, weights=magnitude.ravel(), minlength=ORIENT_BINS)
+    # Square roots (Hellinger) so that one dominant bin does not swamp the rest; each part has equal say.
+    parts = [np.sqrt(colour / max(colour.sum(), 1e-9)), np.sqrt(texture / max(texture.sum(), 1e-9))]
+    vec = np.concatenate([p / max(np.linalg.norm(p), 1e-9) for p in parts]).astype(np.float32)
+    return vec / max(float(np.linalg.norm(vec)), 1e-9)
+
+
+def appearance_separation(app: np.ndarray, frame_rank: np.ndarray, boxes: np.ndarray) -> float:
+    """How well the appearance vectors tell this camera's animals apart, 0 (not at all) .. 1 (always): 2 AUC - 1
+    of the appearance distance between detections of one frame (surely two animals) against that of detections
+    in consecutive frames whose boxes overlap at IoU >= 0.7 (almost surely one animal sitting or standing).
+    Measured on up to _SEPARATION_FRAMES frame pairs; 1.0 when there are too few pairs to tell."""
+    order = np.argsort(frame_rank, kind="stable")
+    ranks = frame_rank[order]
+    bounds = np.searchsorted(ranks, np.arange(int(ranks.max(initial=-1)) + 2))
+    frames = np.flatnonzero(np.diff(bounds) > 0)
+    if len(frames) > _SEPARATION_FRAMES:
+        frames = frames[np.linspace(0, len(frames) - 1, _SEPARATION_FRAMES).astype(np.int64)]
+    same, apart = [], []
+    for f in frames:
+        here = order[bounds[f]:bounds[f + 1]]
+        if len(here) > 1:
+            d = 1.0 - app[here] @ app[here].T
+            apart.append(d[np.triu_indices(len(here), 1)])
+        after = order[bounds[f + 1]:bounds[f + 2]] if f + 2 < len(bounds) else order[:0]
+        if len(after):
+            a, b = np.nonzero(pairwise_iou(boxes[here], boxes[after]) >= 0.7)
+            same.append(1.0 - np.einsum("ij,ij->i", app[here[a]], app[after[b]]))
+    same_d = np.concatenate(same) if same else np.zeros(0)
+    apart_d = np.concatenate(apart) if apart else np.zeros(0)
+    if len(same_d) < _SEPARATION_MIN_PAIRS or len(apart_d) < _SEPARATION_MIN_PAIRS:
+        return 1.0
+    # AUC by ranks (Mann-Whitney): the chance that two animals are further apart than one animal from itself.
+    joint = np.concatenate([same_d, apart_d])
+    rank = np.empty(len(joint))
+    rank[np.argsort(joint, kind="stable")] = np.arange(1, len(joint) + 1)
+    auc = (rank[len(same_d):].sum() - len(apart_d) * (len(apart_d) + 1) / 2) / (len(same_d) * len(apart_d))
+    return float(np.clip(2 * auc - 1, 0.0, 1.0))

@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     ("batch.cli", "register"),
     ("batch.identify.cli", "register"),
     ("batch.jobs.cli", "register"),
+    ("batch.deployments.cli", "register"),  # `trapline deployments`: where and when cameras stood, clocks, effort
 ]
 
 # One example per command, shown at the end of its --help. Kept here, beside the overview, so
@@ -40,6 +41,7 @@ EXAMPLES = {
     "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
     "identify": "trapline identify --tables ./detections --identifier coats@production   (then: trapline "
                 "identify evaluate --tables ./detections --truth individuals.csv)",
+    "deployments": "trapline deployments import deployments.csv --tables ./detections --timezone Europe/Amsterdam",
     "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
     "jobs list": "trapline jobs list --status running --url http://127.0.0.1:8000",
     "jobs show": "trapline jobs show raysubmit_XYZ",

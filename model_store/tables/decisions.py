@@ -128,8 +128,56 @@ class NewIndividual(_DecisionBase):
     sighting: DetectionKey
 
 
+class CorrectClock(_DecisionBase):
+    """Camera `camera_id`'s clock was `offset_s` seconds ahead (negative: behind) for the pictures it stamped
+    from `recorded_from` to `recorded_until` (its own clock's readings, as the tables hold them), and/or its
+    times there are local to `zone` rather than to the deployment's. Applied on every read (model_store/tables/
+    clock.py); where several cover one picture the latest wins; a `revoke` undoes it."""
+
+    action: Literal["correct_clock"] = "correct_clock"
+    camera_id: str = Field(min_length=1, max_length=200)
+    recorded_from: dt.datetime = Field(description="first camera-clock reading covered (naive, as recorded)")
+    recorded_until: dt.datetime = Field(description="last camera-clock reading covered (naive, as recorded)")
+    offset_s: float = Field(0.0, description="how far ahead the clock was: true time = recorded - offset_s")
+    zone: str | None = Field(None, description="read the times as local to this IANA zone")
+
+    @model_validator(mode="after")
+    def _sane(self) -> CorrectClock:
+        if self.recorded_from.tzinfo is not None or self.recorded_until.tzinfo is not None:
+            raise ValueError("recorded_from/recorded_until are the camera's own readings: give them without an "
+                             "offset, as the tables show them")
+        if self.recorded_until < self.recorded_from:
+            raise ValueError(f"recorded_until {self.recorded_until} is before recorded_from {self.recorded_from}")
+        if self.zone is not None:
+            import zoneinfo
+            try:
+                zoneinfo.ZoneInfo(self.zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {self.zone!r} (an IANA name, e.g. Europe/Amsterdam)") from None
+        elif self.offset_s == 0:
+            raise ValueError("a clock correction needs an offset (offset_s) or a zone")
+        return self
+
+
+class MarkTimestampIssues(_DecisionBase):
+    """Deployment `deployment_id`'s clock cannot be fixed (or can again, `issues` false): exported with
+    Camtrap DP's `timestampIssues`."""
+
+    action: Literal["timestamp_issues"] = "timestamp_issues"
+    deployment_id: str = Field(min_length=1, max_length=200)
+    issues: bool = True
+
+
+class RevokeDecision(_DecisionBase):
+    """An earlier decision no longer holds: readers act as if it had not been made (it stays in the log)."""
+
+    action: Literal["revoke"] = "revoke"
+    revoked_id: str = Field(min_length=1, max_length=200)
+
+
 Decision = Annotated[IdentifyOccurrence | ClassifyDetection | ConfirmSighting | RejectSighting | MergeIndividuals
-                     | SplitIndividual | NameIndividual | NewIndividual, Field(discriminator="action")]
+                     | SplitIndividual | NameIndividual | NewIndividual | CorrectClock | MarkTimestampIssues
+                     | RevokeDecision, Field(discriminator="action")]
 INDIVIDUAL_DECISIONS = (ConfirmSighting, RejectSighting, MergeIndividuals, SplitIndividual, NameIndividual,
                         NewIndividual)
 _DECISION = TypeAdapter(Decision)
@@ -183,6 +231,13 @@ class DecisionsLog:
     def latest_identifications(self) -> dict[str, IdentifyOccurrence]:
         """occurrence_id -> the last person's identification of it."""
         return {d.occurrence_id: d for d in self.read() if isinstance(d, IdentifyOccurrence)}
+
+    def time_decisions(self) -> list[CorrectClock | MarkTimestampIssues]:
+        """The clock corrections and timestamp-issue marks in force (revoked ones left out), oldest first."""
+        decisions = self.read()
+        revoked = {d.revoked_id for d in decisions if isinstance(d, RevokeDecision)}
+        return [d for d in decisions if isinstance(d, CorrectClock | MarkTimestampIssues)
+                and d.decision_id not in revoked]
 
     def latest_classifications(self) -> dict[DetectionKey, ClassifyDetection]:
         """detection key -> the last person's label for it."""

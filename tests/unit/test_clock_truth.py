@@ -1,0 +1,151 @@
+"""Deployments and clocks against known truth (benchmarks/clock_archive.py), through real tables on disk: a moved
+camera, a clock 1 h 03 min fast, a reset to 2000-01-01, a camera left on winter time. After the corrections every
+picture's time is exact and events, trap rates and nights equal those of the archive with right clocks; `check`
+finds each planted problem and nothing on the clean archive (model_store/tables/clock.py, clock_check.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from batch.deployments import effort as eff
+from batch.deployments import records
+from batch.refilter.events import group_events
+from benchmarks import clock_archive as truth
+from model_store.tables.clock import TimeBook
+from model_store.tables.clock_check import check_clock
+from model_store.tables.commit import write_results
+from model_store.tables.reader import Tables
+from model_store.tables.schema import RESULT_SCHEMA
+from trapline.errors import BatchError, DecisionError
+
+NOW = dt.datetime(2026, 11, 26)
+
+
+def write_archive(out, frame: pd.DataFrame) -> None:
+    """The archive's pictures as one committed part of the images/detections tables."""
+    rows = []
+    for r in frame.itertuples(index=False):
+        det = [] if r.label is None or pd.isna(r.label) else [{
+            "detection_index": 0, "label": r.label, "class_id": 0, "score": 0.9, "bbox_x": 0.1, "bbox_y": 0.1,
+            "bbox_w": 0.2, "bbox_h": 0.2, "kept": True, "flags": []}]
+        rows.append({"uri": r.uri, "rel_path": r.rel_path, "content_id": r.content_id, "camera_id": r.camera_id,
+                     "capture_time": r.capture_time.to_pydatetime(), "capture_time_source": "exif",
+                     "status": r.status, "width": 64, "height": 48, "detection_count": len(det),
+                     "raw_detection_count": len(det), "max_score": 0.9 if det else None, "detections": det})
+    write_results(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA), out_url=str(out), model_name="m",
+                  model_version="1", model_sha256="0" * 64, filters_hash="f", run_id="20260601T000000Z-abcdef",
+                  metadata={})
+
+
+def placed(out) -> pd.DataFrame:
+    return Tables(str(out)).current_images("m", "1", "f")
+
+
+def kinds(findings) -> set[tuple[str, str]]:
+    return {(f.kind, f.camera_id) for f in findings}
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    broken, clean = tmp_path_factory.mktemp("broken"), tmp_path_factory.mktemp("clean")
+    for out, frame in ((broken, truth.archive()), (clean, truth.archive(broken=False))):
+        write_archive(out, frame)
+        records.import_deployments(str(out), truth.deployment_rows(), "field team")
+    return broken, clean
+
+
+def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
+    broken, clean = archives
+    frame = truth.archive().set_index("uri")
+    found = check_clock(Tables(str(broken)))
+    assert kinds(found) == {("outside", "cam02"), ("setup", "cam02"), ("outside", "cam03"), ("impossible", "cam03"),
+                            ("jump", "cam03"), ("pickup", "cam04")}
+    assert next(f for f in found if f.kind == "setup").detail == "first picture 1 h 03 min after the start"
+    assert check_clock(Tables(str(clean))) == []
+
+    ids = [records.correct_clock(str(broken), who="ana", **c)["decision_id"] for c in truth.corrections()]
+    images = placed(broken).set_index("uri").loc[frame.index]
+    error = (images["capture_time"] - frame["true_utc"]).dt.total_seconds().abs()
+    assert error.max() == 0  # 0 s on every picture, the DST change and the reset included
+    assert (images["deployment_id"] == frame["true_deployment"]).all()  # the moved camera: two places
+    assert (images["capture_time_recorded"] == frame["capture_time"]).all()  # what the camera said is kept
+    assert check_clock(Tables(str(broken))) == []
+
+    # events, trap rates and nights equal those of the archive with right clocks
+    fixed, right = placed(broken), placed(clean)
+    cols = ["camera_id", "start", "end", "images"]
+    assert group_events(fixed, pd.DataFrame())[cols].equals(group_events(right, pd.DataFrame())[cols])
+    assert (fixed.set_index("uri")["capture_time_local"] == right.set_index("uri")["capture_time_local"]).all()
+
+    def rates(out):
+        book, pics = TimeBook.load(str(out)), placed(out)
+        dets = pics[pics["status"] == "ok"].merge(truth.archive()[["uri", "label"]], on="uri")
+        return eff.trap_rates(book, eff.efforts(book, pics), dets)
+
+    assert rates(broken).equals(rates(clean)) and rates(clean)["detections"].sum() > 100
+
+    # a later decision undoes one: cam02 is 1 h 03 min off again, the others stay right
+    records.revoke(str(broken), ids[0], who="ana", comment="wrong camera")
+    again = placed(broken).set_index("uri").loc[frame.index]
+    off = (again["capture_time"] - frame["true_utc"]).dt.total_seconds()
+    cam02 = frame["camera_id"] == "cam02"
+    assert set(off[cam02 & again["deployment_id"].notna()]) == {truth.FAST_S} and (off[~cam02] == 0).all()
+    assert set(again.loc[cam02 & again["deployment_id"].isna(), "deployment_problem"]) == {"none"}  # the pickup
+    records.correct_clock(str(broken), who="ana", **truth.corrections()[0])
+
+
+def test_a_camera_moved_without_its_second_deployment_is_reported_not_guessed(tmp_path):
+    write_archive(tmp_path, truth.archive(broken=False))
+    records.import_deployments(str(tmp_path), truth.deployment_rows(), "field team")
+    records.import_deployments(str(tmp_path), [], "field team", removed=["cam01-b"])
+    images = placed(tmp_path)
+    later = images[images["rel_path"].str.startswith("cam01/") & images["deployment_id"].isna()]
+    assert len(later) > 50 and set(later["deployment_problem"]) == {"none"}
+    assert ("outside", "cam01") in kinds(check_clock(Tables(str(tmp_path))))
+    with pytest.raises(BatchError, match="overlap"):
+        records.import_deployments(str(tmp_path), [{**truth.deployment_rows()[1], "deploymentID": "x",
+                                                    "deploymentStart": "2026-04-01T00:00:00"}], "field team")
+    with pytest.raises(BatchError, match="unknown time zone 'Mars/Olympus'"):
+        records.import_deployments(str(tmp_path), [{**truth.deployment_rows()[0], "timezone": "Mars/Olympus"}], "x")
+
+
+def test_clock_decisions_are_checked_before_they_are_kept(tmp_path):
+    with pytest.raises(DecisionError, match="needs an offset"):
+        records.correct_clock(str(tmp_path), "cam01", "2026-01-01T00:00:00", "2026-02-01T00:00:00")
+    with pytest.raises(DecisionError, match="before recorded_from"):
+        records.correct_clock(str(tmp_path), "cam01", "2026-02-01T00:00:00", "2026-01-01T00:00:00", offset_s=5)
+    with pytest.raises(DecisionError, match="no clock decision"):
+        records.revoke(str(tmp_path), "nope")
+    assert records.parse_offset("+1h03m") == 3780 and records.parse_offset("-30s") == -30
+    with pytest.raises(BatchError, match="not a clock offset"):
+        records.parse_offset("soon")
+
+
+def test_detection_history_equals_the_one_worked_out_by_hand():
+    rows = [{"deploymentID": "A", "cameraID": "a", "latitude": 0, "longitude": 0, "timezone": "Europe/Amsterdam",
+             "deploymentStart": "2026-03-01T10:00:00", "deploymentEnd": "2026-03-07T12:00:00"},
+            {"deploymentID": "B", "cameraID": "b", "latitude": 0, "longitude": 0, "timezone": "Europe/Amsterdam",
+             "deploymentStart": "2026-03-03T10:00:00", "deploymentEnd": "2026-03-05T10:00:00"}]
+    from model_store.tables.deployment_fields import validate_rows
+    from model_store.tables.deployments import record_of
+
+    book = TimeBook([record_of(d, "UTC") for d in validate_rows(rows, "t").values()])
+    dets = pd.DataFrame({"deployment_id": ["A", "B", "B"], "label": ["deer", "deer", "fox"],
+                         "capture_time": pd.to_datetime(["2026-03-02 21:30", "2026-03-04 01:00", "2026-03-05 01:00"]),
+                         "capture_time_local": pd.to_datetime(["2026-03-02 22:30", "2026-03-04 02:00",
+                                                               "2026-03-05 02:00"])})
+    effort = eff.efforts(book, pd.DataFrame({"deployment_id": [], "capture_time": []}), gap_days=10)
+    # occasions of two local days from 1 March: o1 1-2, o2 3-4, o3 5-6, o4 7-8
+    by_hand = pd.DataFrame({"o1": [1, pd.NA], "o2": [0, 1], "o3": [0, 0], "o4": [0, pd.NA]},
+                           index=pd.Index(["A", "B"], name="deploymentID"), dtype="Int64")
+    got = eff.detection_history(book, effort, dets, "deer", occasion_days=2)
+    pd.testing.assert_frame_equal(got, by_hand)
+    assert got.to_csv(na_rep="NA").splitlines()[2] == "B,NA,1,0,NA"
+    assert effort["A"].camera_days == pytest.approx(6 + 2 / 24)
+    # a stretch longer than gap_days without pictures is not effort
+    pics = pd.DataFrame({"deployment_id": ["A"], "capture_time": pd.to_datetime(["2026-03-02 09:00"])})
+    assert eff.efforts(book, pics, gap_days=2)["A"].camera_days == pytest.approx(1)

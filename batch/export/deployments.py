@@ -1,6 +1,9 @@
-"""Deployments for a Camtrap DP package: where and when each camera stood (`--deployments FILE`).
+"""Deployments for a Camtrap DP package: where and when each camera stood.
 
-The user's file gives, per trapline camera id (the `deploymentID`), its location, start and end
+From the deployments table beside the tables (`trapline deployments import`, model_store/tables/deployments.py:
+several deployments of a camera, each picture placed by its camera and corrected time, `timestampIssues` from the
+decisions log), or for a one-off from a file (`--deployments FILE`), which then replaces the table.
+The one-off file gives, per trapline camera id (the `deploymentID`), its location, start and end
 and any of Camtrap DP's optional setup fields, in Camtrap DP's own column names:
 
     deploymentID,latitude,longitude,deploymentStart,deploymentEnd,locationName,cameraHeight
@@ -15,8 +18,11 @@ have a row; with `--allow-missing-deployments` a missing one is written with emp
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from typing import Any
 
+from model_store.tables.archive import open_location
+from model_store.tables.clock import TimeBook
 from model_store.tables.deployment_fields import (  # noqa: F401 - the export's names for them
     CAMTRAP_DEPLOYMENT_FIELDS,
     Deployment,
@@ -24,6 +30,22 @@ from model_store.tables.deployment_fields import (  # noqa: F401 - the export's 
     load_deployments,
 )
 from trapline.errors import BatchError
+
+
+def table_deployments(tables_url: str | None) -> dict[str, Deployment]:
+    """The deployments table beside the tables, as the export's deployments: start and end with their local offset,
+    `timestampIssues` as the decisions log marks it; empty when none is recorded."""
+    if not tables_url:
+        return {}
+    book = TimeBook.load(open_location(tables_url))
+    out = {}
+    for r in book.deployments:
+        update = {"deploymentStart": camtrap_time(r.start_utc.astimezone(zoneinfo.ZoneInfo(r.zone))),
+                  "deploymentEnd": camtrap_time(r.end_utc.astimezone(zoneinfo.ZoneInfo(r.zone))), "timezone": None}
+        if r.deployment_id in book.issues:
+            update["timestampIssues"] = book.issues[r.deployment_id]
+        out[r.deployment_id] = r.deployment.model_copy(update=update)
+    return out
 
 
 def camtrap_time(when: dt.datetime) -> str:
@@ -54,7 +76,7 @@ def deployment_rows(cameras: dict[str, tuple[dt.datetime, dt.datetime]], given: 
                                                "coordinates unknown; start and end are the first and last capture"})
             continue
         start, end = dep.window(offset)
-        row = {k: v for k, v in dep.model_dump().items() if v is not None}
+        row = {k: v for k, v in dep.model_dump().items() if v is not None and k != "timezone"}
         row.update(deploymentStart=camtrap_time(start), deploymentEnd=camtrap_time(end))
         for key in ("timestampIssues", "baitUse"):
             if key in row:

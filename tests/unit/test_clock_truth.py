@@ -149,3 +149,30 @@ def test_detection_history_equals_the_one_worked_out_by_hand():
     # a stretch longer than gap_days without pictures is not effort
     pics = pd.DataFrame({"deployment_id": ["A"], "capture_time": pd.to_datetime(["2026-03-02 09:00"])})
     assert eff.efforts(book, pics, gap_days=2)["A"].camera_days == pytest.approx(1)
+
+
+def test_camtrap_dp_export_takes_deployments_and_corrected_times_from_the_records(archives, tmp_path):
+    import csv
+
+    from batch.export.registry import run_export
+
+    broken, clean = archives
+    ids = [records.correct_clock(str(broken), who="ana", **c)["decision_id"] for c in truth.corrections()]
+    records.mark_timestamp_issues(str(broken), "cam03-a", who="ana", comment="reset: fixed, but say so")
+
+    def package(tables, out):
+        run_export(str(tables), "camtrap-dp", str(out))
+        return {name: list(csv.DictReader(open(out / f"{name}.csv"))) for name in ("deployments", "media")}
+
+    got, want = package(broken, tmp_path / "fixed"), package(clean, tmp_path / "right")
+    by_id = {d["deploymentID"]: d for d in got["deployments"]}
+    assert sorted(by_id) == ["cam01-a", "cam01-b", "cam02-a", "cam03-a", "cam04-a"]
+    assert by_id["cam01-b"]["locationName"] == "south" and by_id["cam01-b"]["cameraID"] == "cam01"
+    assert by_id["cam01-a"]["deploymentStart"] == "2026-03-01T10:00:00+01:00"
+    assert by_id["cam01-b"]["deploymentEnd"] == "2026-05-31T12:00:00+02:00"  # summer time
+    assert by_id["cam03-a"]["timestampIssues"] == "true" and by_id["cam02-a"]["timestampIssues"] == ""
+    media = {(m["filePath"], m["deploymentID"], m["timestamp"]) for m in got["media"]}
+    assert media == {(m["filePath"], m["deploymentID"], m["timestamp"]) for m in want["media"]}
+    assert any(t.endswith("+02:00") for _, _, t in media) and any(t.endswith("+01:00") for _, _, t in media)
+    for decision_id in ids:
+        records.revoke(str(broken), decision_id, who="ana")

@@ -84,10 +84,26 @@ def load(tables_url: str, model: str | None = None, filters_hash: str | None = N
     rows = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
                                        table=OCCURRENCES)
     if not rows.empty:
+        rows = retime(rows, images)
         rows = rows.sort_values(["first_time", "occurrence_id"], ascending=[False, True], na_position="last")
         rows = rows.drop_duplicates("occurrence_id").reset_index(drop=True)
     log = DecisionsLog(tables.storage)
     return OccurrenceSet(tset, images, redetermine(rows, log), log)
+
+
+def retime(rows: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+    """Occurrence rows with first/last time from their frames' times as read now: a clock corrected after the
+    tracking run moves its occurrences too (model_store/tables/clock.py); as is without deployments or corrections."""
+    if "capture_time_recorded" not in images:
+        return rows
+    time_of = dict(zip(images["uri"], images["capture_time"], strict=True))
+    firsts, lasts = [], []
+    for dets in rows["detections"]:
+        times = [t for d in dets if (t := time_of.get(d["uri"])) is not None and not pd.isna(t)]
+        firsts.append(min(times) if times else pd.NaT)
+        lasts.append(max(times) if times else pd.NaT)
+    return rows.assign(first_time=pd.to_datetime(pd.Series(firsts, index=rows.index, dtype=object)),
+                       last_time=pd.to_datetime(pd.Series(lasts, index=rows.index, dtype=object)))
 
 
 def select(rows: pd.DataFrame, camera: str | None = None, label: str | None = None, since: dt.datetime | None = None,

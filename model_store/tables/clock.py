@@ -12,7 +12,8 @@ decisions log (`correct_clock`, `timestamp_issues`, `revoke`) are applied, whole
 3. the local time is read in the correction's zone, else the deployment's (daylight saving by the zone database, an
    hour that happens twice read as its first pass), and turned to UTC; the local time shown is the deployment's.
 
-A picture without a deployment keeps its camera-clock time, read as UTC as before deployments existed.
+A picture in none of its camera's deployments is read in their zone when they share one; a camera without any keeps
+its camera-clock time, read as UTC as before deployments existed.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def resolve(book: TimeBook, camera: np.ndarray, recorded_us: np.ndarray, source:
     problem = np.full(n, None, object)
     corr_index = np.full(n, -1, np.int64)
     zone_of_row = np.full(n, -1, np.int64)  # index into zones; -1: the deployment's
-    zones: list[str] = []
+    zones: list[str] = list(dict.fromkeys(d.zone for d in book.deployments))
+    fallback = np.full(n, -1, np.int64)  # a row in none of its camera's deployments: their zone, if they share one
     cam_codes, cam_values = pd.factorize(pd.Series(camera, dtype=object), use_na_sentinel=False)
     order = np.argsort(cam_codes, kind="stable")
     bounds = np.searchsorted(cam_codes[order], np.arange(len(cam_values) + 1))
@@ -122,6 +124,9 @@ def resolve(book: TimeBook, camera: np.ndarray, recorded_us: np.ndarray, source:
             m = ok & np.where(u, (t >= _us(d.start_utc)) & (t <= _us(d.end_utc)), (lt >= lo) & (lt <= hi))
             hits += m
             dep_index[idx[m]] = k
+        cam_zones = {book.deployments[k].zone for k in by_camera_deps.get(cam, ())}
+        if len(cam_zones) == 1:
+            fallback[idx[hits == 0]] = zones.index(cam_zones.pop())
         p = np.full(len(idx), None, object)
         p[ok & (hits == 0)] = NO_DEPLOYMENT
         p[hits > 1] = OVERLAP
@@ -129,11 +134,8 @@ def resolve(book: TimeBook, camera: np.ndarray, recorded_us: np.ndarray, source:
         dep_index[idx[hits > 1]] = -1
     # the zone a row's local time is read in (the correction's, else the deployment's, else UTC) and the zone it is
     # shown in (the deployment's, else the one it was read in)
-    for z in (d.zone for d in book.deployments):
-        if z not in zones:
-            zones.append(z)
     dep_zone_idx = np.array([zones.index(d.zone) for d in book.deployments] or [0], np.int64)
-    shown_idx = np.where(dep_index >= 0, dep_zone_idx[np.maximum(dep_index, 0)], -1)
+    shown_idx = np.where(dep_index >= 0, dep_zone_idx[np.maximum(dep_index, 0)], fallback)
     read_idx = np.where(zone_of_row >= 0, zone_of_row, shown_idx)
     clock_rows = ~is_utc & known
     for zi in np.unique(read_idx[clock_rows]):

@@ -9,8 +9,8 @@ by model_store/tables/clock.py:
 - jump: the time going back, or forward by more than `jump_days`, from one file to the next (a reset, a battery
   swap, a clock set by hand);
 - repeat: one capture time on more than `repeat_frames` files (a clock that stopped: bursts stamp a few);
-- setup/pickup: the first or last picture of a deployment minutes to hours from its start or end (the setup and
-  pickup pictures say by how much the clock is off).
+- setup/pickup: the first or last picture of a deployment 5 to 90 minutes from its start or end: where people take a
+  picture when they set the camera up and pick it up, that says by how much the clock is off.
 
 Each finding names the camera (and deployment), how many pictures, and the first of them, so a person can write
 the correction (`trapline deployments correct-clock`).
@@ -33,7 +33,7 @@ EARLIEST = pd.Timestamp("2000-01-01")
 SLACK = pd.Timedelta(days=30)  # a time this long before the camera's first deployment cannot be of it
 JUMP_DAYS = 60.0  # a quiet spell of weeks is common; two months without a picture is a clock set wrong
 REPEAT_FRAMES = 10
-EDGE_MIN_S, EDGE_MAX_S = 5 * 60, 12 * 3600
+EDGE_MIN_S, EDGE_MAX_S = 5 * 60, 90 * 60  # an hour or so: a clock error's size, not a quiet start
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,61 @@ def test_camtrap_dp_export_takes_deployments_and_corrected_times_from_the_record
     assert any(t.endswith("+02:00") for _, _, t in media) and any(t.endswith("+01:00") for _, _, t in media)
     for decision_id in ids:
         records.revoke(str(broken), decision_id, who="ana")
+
+
+def test_exif_offset_is_honoured_and_a_utc_time_is_placed_as_utc():
+    import io
+
+    from PIL import Image
+
+    from model_store.tables.archive import exif_capture
+    from model_store.tables.clock import apply_clock
+    from model_store.tables.decisions import CorrectClock, make
+    from model_store.tables.deployment_fields import validate_rows
+    from model_store.tables.deployments import record_of
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x9003: "2026:03:29 03:30:00", 0x9011: "+02:00"})  # just after the spring change
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "JPEG", exif=exif.tobytes())
+    assert exif_capture(buf.getvalue()) == (dt.datetime(2026, 3, 29, 1, 30), "exif_utc")
+    assert exif_capture(buf.getvalue()[:0]) is None
+
+    book = TimeBook([record_of(d, "UTC") for d in validate_rows(truth.deployment_rows()[:1], "t").values()],
+                    [make(CorrectClock, "ana", camera_id="cam01", recorded_from="2026-03-01T00:00:00",
+                          recorded_until="2026-04-01T00:00:00", offset_s=600)])
+    images = pd.DataFrame({"uri": ["u1", "u2"], "camera_id": ["cam01", "cam01"],
+                           "capture_time": pd.to_datetime(["2026-03-29 01:30", "2026-03-29 03:30"]),
+                           "capture_time_source": ["exif_utc", "exif"]})
+    out = apply_clock(images, book)
+    # the UTC one is not the camera clock's: the correction leaves it alone, its local time is summer time
+    assert out["capture_time"].tolist() == [pd.Timestamp("2026-03-29 01:30"), pd.Timestamp("2026-03-29 01:20")]
+    assert out["capture_time_local"].tolist() == [pd.Timestamp("2026-03-29 03:30"), pd.Timestamp("2026-03-29 03:20")]
+    assert pd.isna(out["clock_correction"].iloc[0]) and out["deployment_id"].tolist() == ["cam01-a"] * 2
+
+
+def test_the_cli_records_deployments_and_corrections_and_tables_check_reports_clocks(tmp_path, capsys):
+    from trapline.cli import main
+
+    tables = tmp_path / "t"
+    write_archive(tables, truth.archive())
+    (tmp_path / "deployments.csv").write_text(pd.DataFrame(truth.deployment_rows()).drop(columns="timezone")
+                                              .to_csv(index=False))
+    assert main(["deployments", "import", str(tmp_path / "deployments.csv"), "--tables", str(tables),
+                 "--timezone", "Europe/Amsterdam", "--who", "field team"]) == 0
+    assert "recorded 5 deployment(s)" in capsys.readouterr().out
+    assert main(["tables", "check", "--tables", str(tables)]) == 1
+    out = capsys.readouterr().out
+    assert "clock problems: 6" in out and "setup      cam02 (cam02-a): first picture 1 h 03 min after the start" in out
+    for c in truth.corrections():
+        flags = ["--offset", str(c["offset_s"])] if "offset_s" in c else ["--zone", c["zone"]]
+        assert main(["deployments", "correct-clock", "--tables", str(tables), "--camera", c["camera_id"],
+                     "--from", c["recorded_from"].isoformat(), "--until", c["recorded_until"].isoformat(), *flags,
+                     "--who", "ana", "--comment", c["comment"]]) == 0
+    assert main(["tables", "check", "--tables", str(tables)]) == 0
+    capsys.readouterr()
+    assert main(["deployments", "list", "--tables", str(tables)]) == 0
+    listed = capsys.readouterr().out
+    assert "cam01-b        cam01      south" in listed and "clock " in listed and "Etc/GMT-1" in listed
+    assert main(["deployments", "import", str(tmp_path / "nope.csv"), "--tables", str(tables)]) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -211,9 +211,10 @@ class DecisionsLog:
             raise DecisionError(f"decision {decision.decision_id} is already in the log")
         return decision
 
-    def read(self) -> list[Decision]:
-        """Every decision, oldest first. A file that is not a decision is an error naming it, never skipped:
-        a lost decision would let a model overwrite what a person said."""
+    def read(self, actions: tuple[str, ...] | None = None) -> list[Decision]:
+        """Every decision (of the given `actions` only, when given), oldest first. A file that is not a decision is
+        an error naming it, never skipped: a lost decision would let a model overwrite what a person said."""
+        wanted = None if actions is None else [f'"action":"{a}"'.encode() for a in actions]
         if not self.storage.exists(DECISIONS_DIR):
             return []
         out = []
@@ -221,6 +222,8 @@ class DecisionsLog:
             if not name.endswith(".json") or name.startswith("."):
                 continue
             raw = self.storage.read_bytes(DECISIONS_DIR, name)
+            if wanted is not None and not any(w in raw for w in wanted):  # as written by `append`: no parse needed
+                continue
             try:
                 out.append(_DECISION.validate_python(json.loads(raw)))
             except (ValueError, ValidationError) as exc:
@@ -234,7 +237,7 @@ class DecisionsLog:
 
     def time_decisions(self) -> list[CorrectClock | MarkTimestampIssues]:
         """The clock corrections and timestamp-issue marks in force (revoked ones left out), oldest first."""
-        decisions = self.read()
+        decisions = self.read(("correct_clock", "timestamp_issues", "revoke"))
         revoked = {d.revoked_id for d in decisions if isinstance(d, RevokeDecision)}
         return [d for d in decisions if isinstance(d, CorrectClock | MarkTimestampIssues)
                 and d.decision_id not in revoked]

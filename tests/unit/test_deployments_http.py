@@ -93,3 +93,12 @@ def test_effort_and_detection_history_over_http(app):
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines() == ["deploymentID,o1,o2,o3", "burst-a,1,0,0", "sheet-a,0,0,NA"]
     assert call(client, "GET", "/v1/deployments/history.csv", READ, params={"tables": tables}).status_code == 422
+
+
+def test_individuals_weekly_answers_before_any_identify_run(app):
+    client, tables = app
+    out = call(client, "GET", "/v1/individuals/weekly", READ, params={"tables": tables})
+    assert out.status_code == 200 and out.json() == {
+        "weeks": [], "readiness": {"ready": False, "reasons": ["no sightings with a capture time yet"]}}
+    assert call(client, "GET", "/v1/individuals/weekly", READ,
+                params={"tables": tables, "max_new_share": 2}).status_code == 422

@@ -18,20 +18,22 @@ its camera-clock time, read as UTC as before deployments existed.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from model_store.tables.decisions import CorrectClock, DecisionsLog, MarkTimestampIssues
-from model_store.tables.deployments import DeploymentRecord, DeploymentsTable
+from model_store.tables.decisions import DECISIONS_DIR, CorrectClock, DecisionsLog, MarkTimestampIssues
+from model_store.tables.deployments import DEPLOYMENTS_DIR, DeploymentRecord, DeploymentsTable
 from model_store.tables.schema import UTC_TIME_SOURCES
 from trapline.storage import Storage
 
 NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 NO_DEPLOYMENT, OVERLAP = "none", "overlap"
-RESOLVED_COLUMNS = ("capture_time_recorded", "capture_time_local", "time_zone", "deployment_id", "clock_correction",
-                    "deployment_problem", "timestamp_issues")
+MAX_CACHED = 16  # tables locations whose book is kept
+_books: dict[str, tuple[tuple, TimeBook]] = {}  # tables url -> (the names of the files read, the book they made)
+_lock = threading.Lock()
 
 
 @dataclass
@@ -44,8 +46,26 @@ class TimeBook:
 
     @classmethod
     def load(cls, tables: str | Storage) -> TimeBook:
-        """The deployments and clock decisions beside the tables at `tables` (two small directories read)."""
+        """The deployments and clock decisions beside the tables at `tables`. Their files are created once and never
+        rewritten, so the same names mean the same book: it is read again only when a file came or went (every
+        read of the tables calls this; an export calls it per slice)."""
         storage = tables if isinstance(tables, Storage) else Storage(tables)
+        names = tuple(tuple(sorted(storage.listdir(d))) if storage.exists(d) else () for d in (DEPLOYMENTS_DIR,
+                                                                                             DECISIONS_DIR))
+        key = storage.url()
+        with _lock:
+            cached = _books.get(key)
+        if cached is not None and cached[0] == names:
+            return cached[1]
+        book = cls._read(storage)
+        with _lock:
+            if len(_books) >= MAX_CACHED and key not in _books:
+                _books.pop(next(iter(_books)))
+            _books[key] = (names, book)
+        return book
+
+    @classmethod
+    def _read(cls, storage: Storage) -> TimeBook:
         book = cls(DeploymentsTable(storage).records())
         for d in DecisionsLog(storage).time_decisions():
             if isinstance(d, CorrectClock):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from model_store.tables.decisions import DECISIONS_DIR, CorrectClock, DecisionsLog, MarkTimestampIssues
 from model_store.tables.deployments import DEPLOYMENTS_DIR, DeploymentRecord, DeploymentsTable
@@ -84,15 +85,33 @@ class TimeBook:
 
 @dataclass
 class Resolved:
-    """Per picture: UTC and local time (int64 microseconds, NAT unknown), deployment, zone, correction, problem."""
+    """Per picture: UTC and local time (int64 microseconds, NAT unknown), and as integer codes (-1: none) its
+    deployment (into the book's deployments), the zone shown (into `zones`; -1 UTC), the correction applied (into the
+    book's corrections) and the problem (into PROBLEMS)."""
 
     utc_us: np.ndarray
     local_us: np.ndarray
-    deployment_id: np.ndarray  # object: str or None
-    zone: np.ndarray  # object: str
-    correction: np.ndarray  # object: the correct_clock decision id applied, or None
-    problem: np.ndarray  # object: None | "none" | "overlap"
-    dep_index: np.ndarray  # int64: index into the book's deployments, -1 none
+    dep_index: np.ndarray
+    zone_index: np.ndarray
+    corr_index: np.ndarray
+    problem_index: np.ndarray
+    zones: list[str]
+
+    def categorical(self, codes: np.ndarray, categories: list[str]) -> pd.Categorical:
+        """A column from codes at no cost per row (strings would be built and checked one by one)."""
+        return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+
+
+PROBLEMS = [NO_DEPLOYMENT, OVERLAP]
+
+
+def _codes(values) -> tuple[np.ndarray, list]:
+    """Integer codes and the distinct values (None among them when present) of a string column, through Arrow."""
+    arr = pa.array(values, type=pa.string(), from_pandas=True) if not isinstance(values, pa.Array) else values
+    enc = arr.dictionary_encode()
+    uniques = enc.dictionary.to_pylist()
+    codes = np.asarray(enc.indices.fill_null(len(uniques)), dtype=np.int64)
+    return codes, [*uniques, None]
 
 
 def _us(when) -> int:
@@ -104,18 +123,19 @@ def resolve(book: TimeBook, camera: np.ndarray, recorded_us: np.ndarray, source:
     n = len(recorded_us)
     recorded_us = np.asarray(recorded_us, np.int64)
     known = recorded_us != NAT
-    src_codes, src_values = pd.factorize(pd.Series(source, dtype=object), use_na_sentinel=False)
+    src_codes, src_values = _codes(source)
     is_utc = np.isin(src_codes, [i for i, s in enumerate(src_values) if s in UTC_TIME_SOURCES])
     local = np.where(is_utc, NAT, recorded_us)  # camera-clock rows: corrected below
     utc = np.where(is_utc, recorded_us, NAT)
     dep_index = np.full(n, -1, np.int64)
-    problem = np.full(n, None, object)
+    problem = np.full(n, -1, np.int8)
     corr_index = np.full(n, -1, np.int64)
     zone_of_row = np.full(n, -1, np.int64)  # index into zones; -1: the deployment's
     zones: list[str] = list(dict.fromkeys(d.zone for d in book.deployments))
     fallback = np.full(n, -1, np.int64)  # a row in none of its camera's deployments: their zone, if they share one
-    cam_codes, cam_values = pd.factorize(pd.Series(camera, dtype=object), use_na_sentinel=False)
-    order = np.argsort(cam_codes, kind="stable")
+    cam_codes, cam_values = _codes(camera)
+    # a stable sort of small integers: numpy's radix sort, linear, where the int64 one is a merge sort
+    order = np.argsort(cam_codes.astype(np.int16) if len(cam_values) < 2 ** 15 else cam_codes, kind="stable")
     bounds = np.searchsorted(cam_codes[order], np.arange(len(cam_values) + 1))
     by_camera_deps: dict[str, list[int]] = {}
     for k, d in enumerate(book.deployments):
@@ -147,9 +167,9 @@ def resolve(book: TimeBook, camera: np.ndarray, recorded_us: np.ndarray, source:
         cam_zones = {book.deployments[k].zone for k in by_camera_deps.get(cam, ())}
         if len(cam_zones) == 1:
             fallback[idx[hits == 0]] = zones.index(cam_zones.pop())
-        p = np.full(len(idx), None, object)
-        p[ok & (hits == 0)] = NO_DEPLOYMENT
-        p[hits > 1] = OVERLAP
+        p = np.full(len(idx), -1, np.int8)
+        p[ok & (hits == 0)] = PROBLEMS.index(NO_DEPLOYMENT)
+        p[hits > 1] = PROBLEMS.index(OVERLAP)
         problem[idx] = p
         dep_index[idx[hits > 1]] = -1
     # the zone a row's local time is read in (the correction's, else the deployment's, else UTC) and the zone it is
@@ -175,11 +195,7 @@ def resolve(book: TimeBook, camera: np.ndarray, recorded_us: np.ndarray, source:
         else:
             local[rows] = utc[rows]
     zone_idx = shown_idx
-    zone_names = np.array([*zones, "UTC"], object)
-    dep_ids = np.array([d.deployment_id for d in book.deployments] + [None], object)
-    corr_ids = np.array([c.decision_id for c in book.corrections] + [None], object)
-    return Resolved(utc, local, dep_ids[dep_index], zone_names[zone_idx], corr_ids[corr_index], problem,
-                    dep_index)
+    return Resolved(utc, local, dep_index, zone_idx, corr_index, problem, zones)
 
 
 def apply_clock(images: pd.DataFrame, book: TimeBook) -> pd.DataFrame:
@@ -190,15 +206,17 @@ def apply_clock(images: pd.DataFrame, book: TimeBook) -> pd.DataFrame:
     if book.empty or images.empty:
         return images
     recorded = pd.to_datetime(images["capture_time"]).astype("datetime64[us]").to_numpy().view(np.int64)
-    sources = images["capture_time_source"].to_numpy(object) if "capture_time_source" in images else \
-        np.full(len(images), None, object)
-    r = resolve(book, images["camera_id"].to_numpy(object), recorded, sources)
+    sources = images["capture_time_source"] if "capture_time_source" in images else pa.nulls(len(images), pa.string())
+    r = resolve(book, images["camera_id"], recorded, sources)
+    utc_zone = [*r.zones, "UTC"] if "UTC" not in r.zones else r.zones
     out = images.assign(
         capture_time_recorded=images["capture_time"],
         capture_time=r.utc_us.view("datetime64[us]"),
         capture_time_local=r.local_us.view("datetime64[us]"),
-        time_zone=r.zone, deployment_id=r.deployment_id, clock_correction=r.correction,
-        deployment_problem=r.problem,
+        time_zone=r.categorical(np.where(r.zone_index >= 0, r.zone_index, utc_zone.index("UTC")), utc_zone),
+        deployment_id=r.categorical(r.dep_index, [d.deployment_id for d in book.deployments]),
+        clock_correction=r.categorical(r.corr_index, [c.decision_id for c in book.corrections]),
+        deployment_problem=r.categorical(r.problem_index, PROBLEMS),
         timestamp_issues=np.array([book.issues.get(d.deployment_id, False) for d in book.deployments] + [False],
                                   bool)[r.dep_index])
     return out

@@ -107,7 +107,11 @@ PROBLEMS = [NO_DEPLOYMENT, OVERLAP]
 
 def _codes(values) -> tuple[np.ndarray, list]:
     """Integer codes and the distinct values (None among them when present) of a string column, through Arrow."""
-    arr = pa.array(values, type=pa.string(), from_pandas=True) if not isinstance(values, pa.Array) else values
+    arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):  # a pandas column backed by Arrow comes as one
+        arr = arr.combine_chunks()
+    if pa.types.is_null(arr.type):
+        arr = arr.cast(pa.string())
     enc = arr.dictionary_encode()
     uniques = enc.dictionary.to_pylist()
     codes = np.asarray(enc.indices.fill_null(len(uniques)), dtype=np.int64)

@@ -207,6 +207,8 @@ def test_exif_offset_is_honoured_and_a_utc_time_is_placed_as_utc():
     assert out["capture_time"].tolist() == [pd.Timestamp("2026-03-29 01:30"), pd.Timestamp("2026-03-29 01:20")]
     assert out["capture_time_local"].tolist() == [pd.Timestamp("2026-03-29 03:30"), pd.Timestamp("2026-03-29 03:20")]
     assert pd.isna(out["clock_correction"].iloc[0]) and out["deployment_id"].tolist() == ["cam01-a"] * 2
+    arrow = images.astype({"camera_id": pd.ArrowDtype(pa.string()), "capture_time_source": "string[pyarrow]"})
+    assert apply_clock(arrow, book)["capture_time"].equals(out["capture_time"])  # columns read from Parquet
 
 
 def test_the_cli_records_deployments_and_corrections_and_tables_check_reports_clocks(tmp_path, capsys):

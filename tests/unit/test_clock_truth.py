@@ -13,7 +13,7 @@ import pytest
 
 from batch.deployments import effort as eff
 from batch.deployments import records
-from batch.refilter.events import group_events
+from batch.refilter.events import group_events, period_of
 from benchmarks import clock_archive as truth
 from model_store.tables.clock import TimeBook
 from model_store.tables.clock_check import check_clock
@@ -77,8 +77,13 @@ def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
 
     # events, trap rates and nights equal those of the archive with right clocks
     fixed, right = placed(broken), placed(clean)
-    cols = ["camera_id", "start", "end", "images"]
-    assert group_events(fixed, pd.DataFrame())[cols].equals(group_events(right, pd.DataFrame())[cols])
+    cols = ["camera_id", "start", "end", "images", "period"]
+    events = group_events(fixed, pd.DataFrame())
+    assert events[cols].equals(group_events(right, pd.DataFrame())[cols])
+    local_of = dict(zip(fixed["uri"], fixed["capture_time_local"], strict=True))
+    local_periods = [period_of(local_of[u[0]]) for u in events["uris"]]
+    assert events["period"].tolist() == local_periods  # nights on the deployment's local clock, not UTC's
+    assert sum(p != period_of(t) for p, t in zip(local_periods, events["start"], strict=True)) > 10
     assert (fixed.set_index("uri")["capture_time_local"] == right.set_index("uri")["capture_time_local"]).all()
 
     def rates(out):

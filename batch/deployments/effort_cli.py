@@ -52,6 +52,24 @@ def observed(tables: str, model: str | None = None, filters_hash: str | None = N
     return Observed(book, images, detections)
 
 
+def report_figures(tables: str, tset: Any, store: str | None = None) -> dict[str, Any] | None:
+    """The report's effort section: camera-days, trap rates and activity of a tracked set, with the default
+    settings; None without deployments or occurrences."""
+    from model_store.tables.clock import TimeBook  # late: pandas only when asked
+
+    if "track" not in [s.get("name") for s in tset.filter_specs] or not TimeBook.load(tables).deployments:
+        return None
+    eff = _effort()
+    obs = observed(tables, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, store)
+    effort = eff.efforts(obs.book, obs.pictures)
+    rates = eff.trap_rates(obs.book, effort, obs.detections)
+    hours = eff.activity(obs.detections)
+    return {"gap_days": eff.GAP_DAYS, "independence_min": eff.INDEPENDENCE_MIN,
+            "camera_days": [{"deployment": k, "camera_days": round(e.camera_days, 2)} for k, e in effort.items()],
+            "trap_rates": rates.to_dict("records"), "hours": list(hours.columns),
+            "activity": [{"species": s, "counts": [int(v) for v in row]} for s, row in hours.iterrows()]}
+
+
 def add_effort_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add `effort` and `history` to `trapline deployments` (`command(name, help, func)` makes one)."""
     def common(c: argparse.ArgumentParser) -> None:

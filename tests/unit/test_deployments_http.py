@@ -102,3 +102,16 @@ def test_individuals_weekly_answers_before_any_identify_run(app):
         "weeks": [], "readiness": {"ready": False, "reasons": ["no sightings with a capture time yet"]}}
     assert call(client, "GET", "/v1/individuals/weekly", READ,
                 params={"tables": tables, "max_new_share": 2}).status_code == 422
+
+
+def test_the_report_shows_effort_trap_rates_and_activity(app, tmp_path):
+    from batch.review import build_report
+    from batch.review.build import ReportOptions
+
+    client, tables = app
+    call(client, "POST", "/v1/deployments", json={"tables": tables, "deployments": ROWS,
+                                                  "timezone": "Europe/Amsterdam"})
+    result = build_report(ReportOptions(tables, str(tmp_path / "report"), per_band=1))
+    html = open(result.index).read()
+    assert '<table id="effort">' in html and "<td>burst-a</td><td>deer</td>" in html
+    assert '<table id="activity">' in html

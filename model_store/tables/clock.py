@@ -227,13 +227,10 @@ def apply_clock(images: pd.DataFrame, book: TimeBook) -> pd.DataFrame:
 
 
 def utc_offset_text(local: pd.Series, utc: pd.Series) -> list[str]:
-    """Per row the offset of local from UTC as Camtrap DP writes it (`Z`, `+02:00`)."""
+    """Per row the offset of local from UTC as Camtrap DP writes it (`Z`, `+02:00`); a few distinct offsets, each
+    formatted once."""
     minutes = ((pd.to_datetime(local) - pd.to_datetime(utc)).dt.total_seconds() // 60).fillna(0).astype(int)
-    out = []
-    for m in minutes:
-        if m == 0:
-            out.append("Z")
-        else:
-            sign, m = ("+" if m > 0 else "-"), abs(int(m))
-            out.append(f"{sign}{m // 60:02d}:{m % 60:02d}")
-    return out
+    distinct, which = np.unique(minutes.to_numpy(), return_inverse=True)
+    texts = np.array(["Z" if m == 0 else f"{'+' if m > 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+                      for m in distinct.tolist()] or ["Z"], object)
+    return texts[which].tolist()

@@ -13,7 +13,10 @@ import pytest
 
 from batch.deployments import effort as eff
 from batch.deployments import records
+from batch.deployments.effort_cli import observed
+from batch.refilter import occurrences
 from batch.refilter.events import group_events, period_of
+from batch.refilter.postprocess import run_postprocess
 from benchmarks import clock_archive as truth
 from model_store.tables.clock import TimeBook
 from model_store.tables.clock_check import check_clock
@@ -30,15 +33,16 @@ def write_archive(out, frame: pd.DataFrame) -> None:
     rows = []
     for r in frame.itertuples(index=False):
         det = [] if r.label is None or pd.isna(r.label) else [{
-            "detection_index": 0, "label": r.label, "class_id": 0, "score": 0.9, "bbox_x": 0.1, "bbox_y": 0.1,
-            "bbox_w": 0.2, "bbox_h": 0.2, "kept": True, "flags": []}]
+            "detection_index": 0, "label": r.label, "class_id": truth.LABELS.index(r.label), "score": 0.9,
+            "bbox_x": 0.1, "bbox_y": 0.1, "bbox_w": 0.2, "bbox_h": 0.2, "kept": True, "flags": []}]
         rows.append({"uri": r.uri, "rel_path": r.rel_path, "content_id": r.content_id, "camera_id": r.camera_id,
                      "capture_time": r.capture_time.to_pydatetime(), "capture_time_source": "exif",
                      "status": r.status, "width": 64, "height": 48, "detection_count": len(det),
                      "raw_detection_count": len(det), "max_score": 0.9 if det else None, "detections": det})
     write_results(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA), out_url=str(out), model_name="m",
                   model_version="1", model_sha256="0" * 64, filters_hash="f", run_id="20260601T000000Z-abcdef",
-                  metadata={})
+                  metadata={"model": {"name": "m", "version": "1", "labels": list(truth.LABELS)},
+                            "filters": {"hash": "f", "specs": []}})
 
 
 def placed(out) -> pd.DataFrame:
@@ -86,12 +90,18 @@ def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
     assert sum(p != period_of(t) for p, t in zip(local_periods, events["start"], strict=True)) > 10
     assert (fixed.set_index("uri")["capture_time_local"] == right.set_index("uri")["capture_time_local"]).all()
 
-    def rates(out):
-        book, pics = TimeBook.load(str(out)), placed(out)
-        dets = pics[pics["status"] == "ok"].merge(truth.archive()[["uri", "label"]], on="uri")
-        return eff.trap_rates(book, eff.efforts(book, pics), dets)
+    # occurrences (the tracker over the corrected times) and trap rates from them
+    def occurrences_and_rates(out):
+        run_postprocess(str(out), "track", {})
+        obs = observed(str(out))
+        occ = occurrences.load(str(out)).rows
+        keys = ["occurrence_id", "camera_id", "first_time", "last_time", "frames", "label", "confirmed"]
+        return (set(occ[keys].itertuples(index=False)),
+                eff.trap_rates(obs.book, eff.efforts(obs.book, obs.pictures), obs.detections))
 
-    assert rates(broken).equals(rates(clean)) and rates(clean)["detections"].sum() > 100
+    (occ_fixed, rates_fixed), (occ_right, rates_right) = occurrences_and_rates(broken), occurrences_and_rates(clean)
+    assert occ_fixed == occ_right and len(occ_right) > 400
+    assert rates_fixed.equals(rates_right) and rates_right["detections"].sum() > 300
 
     # a later decision undoes one: cam02 is 1 h 03 min off again, the others stay right
     records.revoke(str(broken), ids[0], who="ana", comment="wrong camera")

@@ -105,7 +105,7 @@ async def revoke(request: Request, decision_id: str, body: RevokeRequest) -> dic
 
 def _clock_problems(tables: str) -> dict[str, Any]:
     found = check_clock(Tables(tables))
-    return {"clean": not found, "problems": [f.as_dict() for f in found]}
+    return {"clean": all(f.hint for f in found), "problems": [{**f.as_dict(), "hint": f.hint} for f in found]}
 
 
 @router.get("/v1/deployments/clock-problems", tags=["deployments"], dependencies=[Depends(read_auth)],

@@ -9,8 +9,9 @@ by model_store/tables/clock.py:
 - jump: the time going back, or forward by more than `jump_days`, from one file to the next (a reset, a battery
   swap, a clock set by hand);
 - repeat: one capture time on more than `repeat_frames` files (a clock that stopped: bursts stamp a few);
-- setup/pickup: the first or last picture of a deployment 5 to 90 minutes from its start or end: where people take a
-  picture when they set the camera up and pick it up, that says by how much the clock is off.
+- setup/pickup (hints, not problems): the first or last picture of a deployment 5 to 90 minutes from its start or
+  end: where people take a picture when they set the camera up and pick it up, that says by how much the clock is
+  off; where they do not, it is only when the first animal came.
 
 Each finding names the camera (and deployment), how many pictures, and the first of them, so a person can write
 the correction (`trapline deployments correct-clock`).
@@ -46,6 +47,12 @@ class ClockFinding:
     pictures: int
     first_uri: str
     detail: str
+
+    @property
+    def hint(self) -> bool:
+        """Setup and pickup findings are hints: they assume a picture at the start and end, which not every
+        project takes; they are listed, but do not make `trapline tables check` fail."""
+        return self.kind in ("setup", "pickup")
 
     def line(self) -> str:
         where = f"{self.camera_id}" + (f" ({self.deployment_id})" if self.deployment_id else "")

@@ -152,7 +152,7 @@ class CheckReport:
     @property
     def clean(self) -> bool:
         return not (self.exact_copies or self.processed_twice or self.uncommitted_files or self.orphan_rows
-                    or self.unsettled_uploads or self.clock)
+                    or self.unsettled_uploads or any(not f.hint for f in self.clock))
 
     def lines(self) -> list[str]:
         out = [f"checked {self.tables}: " + ("no duplicate or orphaned rows" if self.clean else "problems found")]
@@ -168,10 +168,15 @@ class CheckReport:
             if value:
                 out.append(f"  {label}: {value} ({fix})")
         out += [f"  e.g. {e}" for e in self.examples[:10]]
-        if self.clock:
-            out.append(f"  clock problems: {len(self.clock)} (`trapline deployments correct-clock` fixes a clock; "
+        problems, hints = [f for f in self.clock if not f.hint], [f for f in self.clock if f.hint]
+        if problems:
+            out.append(f"  clock problems: {len(problems)} (`trapline deployments correct-clock` fixes a clock; "
                        "`trapline deployments import` records where and when each camera stood)")
-            out += [f"    {f.line()}" for f in self.clock]
+            out += [f"    {f.line()}" for f in problems]
+        if hints:
+            out.append(f"  clock hints: {len(hints)} (a first or last picture minutes from the deployment's start or "
+                       "end: the clock's offset, if it is a setup or pickup picture)")
+            out += [f"    {f.line()}" for f in hints]
         return out
 
 

@@ -238,7 +238,8 @@ def test_the_cli_records_deployments_and_corrections_and_tables_check_reports_cl
     assert "recorded 5 deployment(s)" in capsys.readouterr().out
     assert main(["tables", "check", "--tables", str(tables)]) == 1
     out = capsys.readouterr().out
-    assert "clock problems: 6" in out and "setup      cam02 (cam02-a): first picture 1 h 03 min after the start" in out
+    assert "clock problems: 4" in out and "clock hints: 2" in out
+    assert "setup      cam02 (cam02-a): first picture 1 h 03 min after the start" in out
     for c in truth.corrections():
         flags = ["--offset", str(c["offset_s"])] if "offset_s" in c else ["--zone", c["zone"]]
         assert main(["deployments", "correct-clock", "--tables", str(tables), "--camera", c["camera_id"],

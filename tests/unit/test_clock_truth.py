@@ -96,12 +96,15 @@ def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
         obs = observed(str(out))
         occ = occurrences.load(str(out)).rows
         keys = ["occurrence_id", "camera_id", "first_time", "last_time", "frames", "label", "confirmed"]
-        return (set(occ[keys].itertuples(index=False)),
-                eff.trap_rates(obs.book, eff.efforts(obs.book, obs.pictures), obs.detections))
+        effort = eff.efforts(obs.book, obs.pictures)
+        return (set(occ[keys].itertuples(index=False)), eff.trap_rates(obs.book, effort, obs.detections),
+                eff.detection_history(obs.book, effort, obs.detections, "deer"), eff.activity(obs.detections))
 
-    (occ_fixed, rates_fixed), (occ_right, rates_right) = occurrences_and_rates(broken), occurrences_and_rates(clean)
-    assert occ_fixed == occ_right and len(occ_right) > 400
-    assert rates_fixed.equals(rates_right) and rates_right["detections"].sum() > 300
+    fixed_figures, right_figures = occurrences_and_rates(broken), occurrences_and_rates(clean)
+    assert fixed_figures[0] == right_figures[0] and len(right_figures[0]) > 400  # occurrences
+    assert right_figures[1]["detections"].sum() > 300
+    for fixed_table, right_table in zip(fixed_figures[1:], right_figures[1:], strict=True):  # rates, history, hours
+        pd.testing.assert_frame_equal(fixed_table, right_table)
 
     # a later decision undoes one: cam02 is 1 h 03 min off again, the others stay right
     records.revoke(str(broken), ids[0], who="ana", comment="wrong camera")

@@ -95,7 +95,13 @@ class Deployment(BaseModel):
         return self.cameraID or self.deploymentID
 
     def window(self, offset: str) -> tuple[dt.datetime, dt.datetime]:
-        """(start, end) as aware times; a time without an offset gets `offset` (--timezone)."""
+        """(start, end) as aware times; a time without an offset is local to the row's `timezone`, else gets
+        `offset` (--timezone)."""
+        if self.timezone is not None:
+            zone = zoneinfo.ZoneInfo(self.timezone)
+            return tuple(when if when.tzinfo else when.replace(tzinfo=zone)  # type: ignore[return-value]
+                         for when in (dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+                                      for t in (self.deploymentStart, self.deploymentEnd)))
         return aware(self.deploymentStart, offset), aware(self.deploymentEnd, offset)
 
 

@@ -6,8 +6,9 @@ by model_store/tables/clock.py:
 - outside: pictures outside every deployment of their camera (or between two that overlap);
 - impossible: a time more than 30 days before the camera's first deployment (without deployments: before 2000), or
   more than a day in the future (a reset clock, a wrong year);
-- jump: the time going back, or forward by more than `jump_days`, from one file to the next (a reset, a battery
-  swap, a clock set by hand);
+- jump: the time going back by more than an hour, or forward by more than `jump_days`, from one file to the next
+  (a reset, a battery swap, a clock set by hand), among the camera's own files (times from the path or EXIF: the
+  file name is the camera's counter; an upload's name and an mtime do not give the order the camera took them in);
 - repeat: one capture time on more than `repeat_frames` files (a clock that stopped: bursts stamp a few);
 - setup/pickup (hints, not problems): the first or last picture of a deployment 5 to 90 minutes from its start or
   end: where people take a picture when they set the camera up and pick it up, that says by how much the clock is
@@ -31,6 +32,8 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 
 EARLIEST = pd.Timestamp("2000-01-01")
+JUMP_BACK_S = 3600  # a clock set back by minutes (a hand correction, an upload order) is no reset
+FILE_SOURCES = ("path", "exif", "exif_utc")  # times of camera files, named by the camera's counter
 SLACK = pd.Timedelta(days=30)  # a time this long before the camera's first deployment cannot be of it
 JUMP_DAYS = 60.0  # a quiet spell of weeks is common; two months without a picture is a clock set wrong
 REPEAT_FRAMES = 10
@@ -95,8 +98,14 @@ def find_clock_problems(images: pd.DataFrame, book: TimeBook, now: dt.datetime |
         earliest = first_start.get(camera, EARLIEST)
         add("impossible", ((t < earliest) | (t > horizon)).to_numpy(),
             f"times before {earliest.date()} or in the future")
-        step = t.diff().dt.total_seconds().to_numpy()
-        back = np.nan_to_num(step, nan=0.0) < 0
+        # in file order only where the name is the camera's counter: an upload's name and a time from an mtime or
+        # the time of receipt say nothing of the order the camera took them in
+        counted = g["capture_time_source"].isin(FILE_SOURCES).to_numpy() if "capture_time_source" in g else \
+            np.ones(len(g), bool)
+        step = np.full(len(g), np.nan)
+        if counted.any():
+            step[counted] = t[counted].diff().dt.total_seconds().to_numpy()
+        back = np.nan_to_num(step, nan=0.0) < -JUMP_BACK_S
         add("jump", back, "the time goes back from one file to the next (a reset or a clock set by hand): "
                           f"first by {_span(-step[np.argmax(back)]) if back.any() else ''}")
         ahead = np.nan_to_num(step, nan=0.0) > jump_days * 86400

@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     ("batch.identify.cli", "register"),
     ("batch.refilter.occurrences_cli", "register"),
     ("batch.jobs.cli", "register"),
+    ("batch.deployments.cli", "register"),  # `trapline deployments`: where and when cameras stood, clocks, effort
 ]
 
 # One example per command, shown at the end of its --help. Kept here, beside the overview, so
@@ -43,6 +44,7 @@ EXAMPLES = {
                 "identify evaluate --tables ./detections --truth individuals.csv)",
     "occurrences": "trapline occurrences review --tables ./detections --below 0.5   (then: trapline occurrences "
                    "split occ-1a2b3c4d5e6f7a8b --frame 6 --tables ./detections)",
+    "deployments": "trapline deployments import deployments.csv --tables ./detections --timezone Europe/Amsterdam",
     "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
     "jobs list": "trapline jobs list --status running --url http://127.0.0.1:8000",
     "jobs show": "trapline jobs show raysubmit_XYZ",

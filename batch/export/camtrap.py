@@ -20,10 +20,11 @@ import pandas as pd
 
 from batch.export.base import Exporter, ExportJob, open_output, write_file
 from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
-from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments
+from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments, table_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, iso_times, scientific_name
 from batch.refilter.events import DEFAULT_GAP_S, group_events
 from model_store.tables.cameras import camera_or_default
+from model_store.tables.clock import utc_offset_text
 from model_store.tables.reader import TableSet
 
 ObservationLevel = Literal["media", "event", "both"]
@@ -82,13 +83,17 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
     live = images[images["status"] != "failed"]
     # columns as Python lists and times formatted a column at once: a row at a time through pandas cost the
     # export at a million images most of its 55 s
-    sources = live["capture_time_source"].tolist() if "capture_time_source" in live else [None] * len(live)
-    whens = iso_times(live["capture_time"], [capture_offset(s, offset) for s in sources])
+    if "capture_time_local" in live:  # placed by the deployments table (model_store/tables/clock.py)
+        whens = iso_times(live["capture_time_local"], utc_offset_text(live["capture_time_local"],
+                                                                       live["capture_time"]))
+    else:
+        sources = live["capture_time_source"].tolist() if "capture_time_source" in live else [None] * len(live)
+        whens = iso_times(live["capture_time"], [capture_offset(s, offset) for s in sources])
     classified = iso_times(live["processed_at"], "Z")
     columns = (live[c].tolist() for c in ("uri", "content_id", "camera_id", "rel_path"))
-    for uri, content_id, camera_id, rel_path, when, classified_at in zip(*columns, whens, classified, strict=True):
+    for uri, content_id, camera_id, rel_path, deployment, when, classified_at in zip(
+            *columns, _deployments(live), whens, classified, strict=True):
         mid = media_id(uri, content_id)
-        deployment = camera_or_default(camera_id)
         path = rel_path or uri
         name = posixpath.basename(path)
         media.append({
@@ -135,6 +140,15 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
     return media, observations
 
 
+def _deployments(images: pd.DataFrame) -> list[str]:
+    """Each image's deploymentID: its deployment in the deployments table, else (none recorded, or the picture in
+    none of its camera's) its camera id, as before deployments were records."""
+    cameras = [camera_or_default(c) for c in images["camera_id"]]
+    if "deployment_id" not in images:
+        return cameras
+    return [d if isinstance(d, str) else c for d, c in zip(images["deployment_id"], cameras, strict=True)]
+
+
 def detections_by_uri(dets: pd.DataFrame) -> dict[str, list[Any]]:
     """uri -> its detection rows (named tuples, in table order), split in one pass over the table: a DataFrame per
     image, iterated image by image, cost a few hundred microseconds each (minutes at a million images)."""
@@ -152,7 +166,10 @@ class _ImageFacts:
 
     def __init__(self, images: pd.DataFrame) -> None:
         sources = images["capture_time_source"] if "capture_time_source" in images else [None] * len(images)
+        if "capture_time_local" in images:  # placed: an event's start and end are UTC (model_store/tables/clock.py)
+            sources = ["exif_utc"] * len(images)
         self.source_of = dict(zip(images["uri"], sources, strict=True))
+        self.deployment_of = dict(zip(images["uri"], _deployments(images), strict=True))
         self.processed_of = dict(zip(images["uri"], images["processed_at"], strict=True))
 
     def classified_at(self, uris: Any) -> str:
@@ -163,7 +180,8 @@ class _ImageFacts:
 def _event_base(ev: Any, facts: _ImageFacts, tset: TableSet, offset: str) -> dict[str, Any]:
     source_of = facts.source_of
     first, last = (source_of.get(ev.uris[0]), source_of.get(ev.uris[-1])) if len(ev.uris) else (None, None)
-    return {"deploymentID": camera_or_default(ev.camera_id), "mediaID": "", "eventID": ev.event_id,
+    deployment = facts.deployment_of.get(ev.uris[0]) if len(ev.uris) else None
+    return {"deploymentID": deployment or camera_or_default(ev.camera_id), "mediaID": "", "eventID": ev.event_id,
             "eventStart": iso_time(ev.start, capture_offset(first, offset)),
             "eventEnd": iso_time(ev.end, capture_offset(last, offset)), "observationLevel": "event",
             "classificationMethod": "machine", "classifiedBy": f"{tset.model_name} {tset.model_version}",
@@ -265,13 +283,15 @@ def _csv_writer(out: io.TextIOBase, fields: list[str]) -> csv.DictWriter:
 
 class CamtrapDPExporter(Exporter):
     name = "camtrap-dp"
-    description = ("a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from --deployments), "
+    description = ("a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from --deployments, else "
+                   "the deployments table), "
                    "media.csv, observations.csv")
 
     def check(self, options: dict[str, Any]) -> Any:
         """The user's deployments and package metadata, read and checked before any table is."""
-        deployments = options.get("deployments")
-        return load_deployments(deployments) if deployments else {}, load_package_meta(options.get("package_meta"))
+        deployments = options.get("deployments")  # a one-off file; else the deployments table beside the tables
+        given = load_deployments(deployments) if deployments else table_deployments(options.get("tables_url"))
+        return given, load_package_meta(options.get("package_meta"))
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
         """media.csv and observations.csv are written a slice of whole cameras at a time as the rows are read

@@ -36,7 +36,7 @@ def run_export(tables_url: str, fmt: str, out: str, model: str | None = None, fi
         raise BatchError(f"--timezone must be Z or +HH:MM / -HH:MM, got {timezone!r}")
     options = {"store": store, "timezone": timezone, "observation_level": observation_level, "gap_s": gap_s,
                "deployments": deployments, "allow_missing_deployments": allow_missing_deployments,
-               "package_meta": package_meta}
+               "package_meta": package_meta, "tables_url": tables_url}
     inputs = exporter.check(options)  # the user's own files, before any table is read
     tables = Tables(tables_url)
     tset = resolve_table_set(tables, model, filters_hash, store)

@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "match them (a shortlist, then verified matching), cluster them into individuals honouring "
                     "people's decisions, and write the sightings and individuals tables beside detections. "
                     "`trapline identify evaluate --tables T --truth CSV` compares the newest run with known "
-                    "individuals.")
-    p.add_argument("action", nargs="?", choices=["run", "evaluate"], default="run")
+                    "individuals. `trapline identify weekly --tables T` gives per week the individuals seen, the new "
+                    "ones, the share of sightings assigned and whether the profiles are ready to be named.")
+    p.add_argument("action", nargs="?", choices=["run", "evaluate", "weekly"], default="run")
     add_model_arguments(p, IdentifyOptions, IDENTIFY_FLAGS)
     p.add_argument("--truth", default=None, help="evaluate: CSV of uri or rel_path -> individual")
     p.add_argument("--json", dest="json_output", action="store_true", help="print JSON")
@@ -45,6 +46,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
                   f"top-1 {top1}, adjusted Rand index {ari}, individuals found {figures['individuals_found']} "
                   f"of {figures['individuals_true']}")
         return 0
+    if args.action == "weekly":
+        return _weekly(opts.tables, args.json_output)
     if not opts.identifier:
         raise UserError("identify needs --identifier NAME[:VERSION|@ALIAS]")
     if opts.ray:
@@ -55,6 +58,21 @@ def cmd_identify(args: argparse.Namespace) -> int:
     print(f"identified {r.sightings - r.unidentifiable} of {r.sightings} sightings with {r.identifier} "
           f"({r.unidentifiable} unidentifiable): {r.individuals} individuals, run {r.run_id}")
     print(f"  changed since the last run: {len(c.new)} new, {len(c.merged)} merged, {len(c.split)} split")
+    return 0
+
+
+def _weekly(tables: str, json_output: bool) -> int:
+    from batch.identify import weekly  # late (with the next line): the tables are read only for this action
+    from model_store.tables.identities import current  # late: as above
+
+    weeks = weekly.weekly(current(tables).sightings)
+    ready = weekly.readiness(weeks)
+    if json_output:
+        print(json.dumps({"weeks": weeks.astype(object).where(weeks.notna(), None).to_dict("records"),
+                          "readiness": ready.as_dict()}))
+        return 0
+    print(weeks.to_string(index=False) if not weeks.empty else "no identify run with sightings yet")
+    print(("ready to name: " if ready.ready else "not ready to name: ") + "; ".join(ready.reasons))
     return 0
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from batch.identify import views
+from batch.identify import views, weekly
 from batch.jobs.deps import TABLES, tables_of, when_param
 from batch.jobs.individuals_protocol import (
     DecisionRequest,
@@ -104,6 +104,25 @@ async def review(request: Request, tables: str | None = TABLES, low: float = Que
     if low > high:
         raise InvalidParameterError(f"low ({low}) is above high ({high})", field="low")
     return await in_thread(_review, tables_of(request, tables), low, high, limit, offset)
+
+
+def _weekly(tables: str, **thresholds: Any) -> dict[str, Any]:
+    weeks = weekly.weekly(views.current(tables).sightings)
+    return {"weeks": weeks.astype(object).where(weeks.notna(), None).to_dict("records"),
+            "readiness": weekly.readiness(weeks, **thresholds).as_dict()}
+
+
+@router.get("/v1/individuals/weekly", tags=["individuals"], dependencies=[Depends(read_auth)],
+            summary="Per week: individuals seen, new ones, the share of sightings assigned; ready to name?")
+async def individuals_weekly(request: Request, tables: str | None = TABLES,
+                             max_profiles: int = Query(weekly.MAX_PROFILES, ge=1),
+                             max_new_share: float = Query(weekly.MAX_NEW_SHARE, ge=0.0, le=1.0),
+                             stable_weeks: int = Query(weekly.STABLE_WEEKS, ge=1, le=52),
+                             min_assigned_share: float = Query(weekly.MIN_ASSIGNED_SHARE, ge=0.0, le=1.0)
+                             ) -> dict[str, Any]:
+    return await in_thread(_weekly, tables_of(request, tables), max_profiles=max_profiles,
+                           max_new_share=max_new_share, stable_weeks=stable_weeks,
+                           min_assigned_share=min_assigned_share)
 
 
 @router.get("/v1/individuals/{individual_id}", tags=["individuals"], dependencies=[Depends(read_auth)],

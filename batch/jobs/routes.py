@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from batch.jobs.backfill import BackfillWatcher
 from batch.jobs.catalog import router as catalog_router
 from batch.jobs.control import STATUSES, JobControl
+from batch.jobs.deployments import router as deployments_router
 from batch.jobs.deps import control_of
 from batch.jobs.individuals import router as individuals_router
 from batch.jobs.kinds import KINDS
@@ -160,7 +161,7 @@ def attach_jobs(api: FastAPI, service: IngressCore) -> None:
     api.state.trapline_jobs = control  # the service itself is app.state.service (serve/deps.py)
     api.state.trapline_reports = ReportDirs()
     for r in (router, catalog_router, reports_router, occurrences_router, individuals_router, pictures_router,
-              launch_router):
+              launch_router, deployments_router):
         api.include_router(r)
     policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
                 for m in cfg.models if m.on_promote is not None}

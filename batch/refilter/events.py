@@ -127,9 +127,12 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
     imgs["with_dets"] = imgs["dets_n"] > 0
     # Whole columns at once, not a loop over images (1,000,000 images group in seconds): per event its first and
     # last capture, counts and images; per event and label the most boxes in one image and the best score.
+    # placed by the deployments (model_store/tables/clock.py): capture_time is UTC, a night is the local one
+    local = "capture_time_local" if "capture_time_local" in imgs else "capture_time"
     per_event = imgs.groupby("event_no", sort=True).agg(
         camera=("camera_key", "first"), start=("capture_time", "first"), end=("capture_time", "last"),
-        images=("uri", "size"), with_dets=("with_dets", "sum"), detections=("dets_n", "sum"))
+        start_local=(local, "first"), images=("uri", "size"), with_dets=("with_dets", "sum"),
+        detections=("dets_n", "sum"))
     uris = imgs.groupby("event_no", sort=True)["uri"].agg(list)
     labels_of: dict[int, dict[str, tuple[int, float]]] = defaultdict(dict)
     if not dets.empty:
@@ -154,7 +157,7 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
             "max_score": max(found[k][1] for k in labels) if labels else None,
             "labels": labels, "label_counts": [found[k][0] for k in labels],
             "label_max_scores": [found[k][1] for k in labels], "uris": ev_uris,
-            "period": period_of(ev.start), "occurrences": None if occurrences is None else len(seen),
+            "period": period_of(ev.start_local), "occurrences": None if occurrences is None else len(seen),
             "occurrence_labels": sorted(animals), "label_occurrences": [animals[k] for k in sorted(animals)],
             "filters_hash": filters_hash, "gap_s": float(gap_s),
         })
@@ -215,7 +218,7 @@ def period_counts(events: pd.DataFrame, occ: pd.DataFrame) -> list[dict]:
         row["events"] += 1
         row["max_per_frame"] += int(sum(ev.label_counts))
     for o in occ.itertuples(index=False):
-        key = (camera_or_default(o.camera_id), period_of(o.first_time))
+        key = (camera_or_default(o.camera_id), period_of(getattr(o, "first_time_local", o.first_time)))
         row = out.setdefault(key, {"camera_id": key[0], "period": key[1], "events": 0, "max_per_frame": 0,
                                    "occurrences": 0, "labels": {}})
         row["occurrences"] += 1

@@ -93,10 +93,32 @@ def load(tables_url: str, model: str | None = None, filters_hash: str | None = N
     rows = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash,
                                        table=OCCURRENCES)
     if not rows.empty:
+        rows = retime(rows, images)
         rows = rows.sort_values(["first_time", "occurrence_id"], ascending=[False, True], na_position="last")
         rows = rows.drop_duplicates("occurrence_id").reset_index(drop=True)
     log = DecisionsLog(tables.storage)
     return OccurrenceSet(tset, images, redetermine(rows, log), log)
+
+
+def retime(rows: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+    """Occurrence rows with first/last time (UTC) from their frames' times as read now, and the first in local time
+    (`first_time_local`: its night): a clock corrected after the tracking run moves its occurrences too
+    (model_store/tables/clock.py); as is without deployments or corrections."""
+    if "capture_time_recorded" not in images:
+        return rows
+    time_of = dict(zip(images["uri"], zip(images["capture_time"], images["capture_time_local"], strict=True),
+                       strict=True))
+    firsts, lasts, local = [], [], []
+    for dets in rows["detections"]:
+        times = sorted(t for d in dets if (t := time_of.get(d["uri"])) is not None and not pd.isna(t[0]))
+        firsts.append(times[0][0] if times else pd.NaT)
+        local.append(times[0][1] if times else pd.NaT)
+        lasts.append(times[-1][0] if times else pd.NaT)
+
+    def column(values: list) -> pd.Series:
+        return pd.to_datetime(pd.Series(values, index=rows.index, dtype=object))
+
+    return rows.assign(first_time=column(firsts), last_time=column(lasts), first_time_local=column(local))
 
 
 def select(rows: pd.DataFrame, camera: str | None = None, label: str | None = None, since: dt.datetime | None = None,

@@ -29,7 +29,7 @@ import pyarrow as pa
 from model_store import parse_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import LetterboxMeta, Preprocessor
-from model_store.tables.archive import exif_capture_time, open_location
+from model_store.tables.archive import exif_capture, open_location
 
 PENDING, FAILED = "pending", "failed"
 META_FIELDS = [f.name for f in dataclasses.fields(LetterboxMeta)]  # scale_x, scale_y, pad_x, pad_y, width, height
@@ -81,9 +81,9 @@ def _read(storage, row: dict[str, Any]) -> tuple[bytes | None, str | None, str |
         except Exception as exc:  # noqa: BLE001 - any read failure is recorded on the row
             reason, error = "read_error", f"cannot read {row['uri']}: {type(exc).__name__}: {exc}"
     if row["capture_time_us"] < 0:  # not given by the path or a probe: EXIF, else mtime
-        when = exif_capture_time(data) if data else None
-        row["capture_time_us"] = _us(when) if when else row["mtime_us"]
-        row["capture_time_source"] = "exif" if when else "mtime"
+        found = exif_capture(data) if data else None
+        row["capture_time_us"] = _us(found[0]) if found else row["mtime_us"]
+        row["capture_time_source"] = found[1] if found else "mtime"
     return data, reason, error
 
 

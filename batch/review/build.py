@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from batch.deployments.effort_cli import report_figures
 from batch.export.base import subset_filter
 from batch.refilter.people import agreement_with_people
 from batch.review import plots
@@ -140,8 +141,9 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     counted = digest.animals.result() if digest.animals is not None else None
     seen = digest.individuals.result() if digest.individuals is not None else None
     people = agreement_with_people(tables, [tset, *([other] if other is not None else [])], opts.min_iou)
+    effort = report_figures(tables.url, tset, opts.store)
     context = {
-        "animals": counted, "people": people, "individuals": seen,
+        "animals": counted, "effort": effort, "people": people, "individuals": seen,
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",
         "tset": tset, "tables_url": shown_location(tables.url, out),
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),

@@ -112,7 +112,8 @@ class Digest:
         self.camera_status.append(pd.crosstab(cameras, images["status"]))
         timed = images[images["capture_time"].notna()]
         if not timed.empty:
-            days = pd.crosstab(pd.to_datetime(timed["capture_time"]).dt.date, timed["status"])
+            local = "capture_time_local" if "capture_time_local" in timed else "capture_time"  # placed: the local day
+            days = pd.crosstab(pd.to_datetime(timed[local]).dt.date, timed["status"])
             self.per_day.update({(d, s): int(v) for d, row in days.iterrows() for s, v in row.items() if v})
         self.det_labels |= set(kept.get("label", [])) | set(dropped.get("label", []))
         if not kept.empty:
@@ -185,7 +186,7 @@ class Digest:
         for r in images[images["uri"].isin(wanted)].itertuples(index=False):
             self.shown[r.uri] = {"name": str(getattr(r, "rel_path", None) or r.uri), "uri": r.uri,
                                  "camera": r.camera_id if isinstance(r.camera_id, str) else "",
-                                 "time": _when(r.capture_time)}
+                                 "time": _when(getattr(r, "capture_time_local", r.capture_time))}
         if not kept.empty:
             columns = [*BOX_COLUMNS, "species", "species_score"]
             for uri, g in kept[kept["uri"].isin(wanted)].groupby("uri", sort=False):

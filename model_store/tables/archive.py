@@ -117,25 +117,39 @@ def parse_timestamp(text: str, time_format: str | None = None) -> dt.datetime | 
 
 
 def exif_capture_time(data: bytes) -> dt.datetime | None:
-    """EXIF DateTimeOriginal from image bytes (the first ~256 KiB suffice); None if absent or invalid."""
+    """EXIF DateTimeOriginal from image bytes (the first ~256 KiB suffice), in UTC when the file gives its offset
+    (`exif_capture`); None if absent or invalid."""
+    found = exif_capture(data)
+    return found[0] if found else None
+
+
+def exif_capture(data: bytes) -> tuple[dt.datetime, str] | None:
+    """(time, source) from EXIF: DateTimeOriginal as the camera's clock ("exif"), or, with OffsetTimeOriginal
+    (EXIF 2.31, e.g. "+02:00"), turned to UTC ("exif_utc"); None if absent or invalid."""
     if not data:
         return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            exif = Image.open(io.BytesIO(data)).getexif()
-            value = exif.get_ifd(0x8769).get(0x9003)  # Exif IFD -> DateTimeOriginal
+            ifd = Image.open(io.BytesIO(data)).getexif().get_ifd(0x8769)  # Exif IFD
+            value, offset = ifd.get(0x9003), ifd.get(0x9011)  # DateTimeOriginal, OffsetTimeOriginal
     except Exception:  # noqa: BLE001 - broken or missing EXIF is common and never fatal
         return None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "ignore")
+    value, offset = (v.decode("ascii", "ignore") if isinstance(v, bytes) else v for v in (value, offset))
     if not isinstance(value, str):
         return None
-    value = value.strip("\x00 ")
     try:
-        return dt.datetime.strptime(value[:19], "%Y:%m:%d %H:%M:%S")
+        when = dt.datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:  # "0000:00:00 00:00:00" and friends
         return None
+    if isinstance(offset, str) and (m := _OFFSET.match(offset.strip("\x00 "))):
+        sign = -1 if m.group(1) == "-" else 1
+        delta = dt.timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
+        return when - sign * delta, "exif_utc"
+    return when, "exif"
+
+
+_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 
 
 def is_ignored(rel_path: str, extensions: frozenset[str]) -> bool:

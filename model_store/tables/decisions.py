@@ -163,9 +163,56 @@ class NewIndividual(_DecisionBase):
     sighting: DetectionKey
 
 
+class CorrectClock(_DecisionBase):
+    """Camera `camera_id`'s clock was `offset_s` seconds ahead (negative: behind) for the pictures it stamped
+    from `recorded_from` to `recorded_until` (its own clock's readings, as the tables hold them), and/or its
+    times there are local to `zone` rather than to the deployment's. Applied on every read (model_store/tables/
+    clock.py); where several cover one picture the latest wins; a `revoke` undoes it."""
+
+    action: Literal["correct_clock"] = "correct_clock"
+    camera_id: str = Field(min_length=1, max_length=200)
+    recorded_from: dt.datetime = Field(description="first camera-clock reading covered (naive, as recorded)")
+    recorded_until: dt.datetime = Field(description="last camera-clock reading covered (naive, as recorded)")
+    offset_s: float = Field(0.0, description="how far ahead the clock was: true time = recorded - offset_s")
+    zone: str | None = Field(None, description="read the times as local to this IANA zone")
+
+    @model_validator(mode="after")
+    def _sane(self) -> CorrectClock:
+        if self.recorded_from.tzinfo is not None or self.recorded_until.tzinfo is not None:
+            raise ValueError("recorded_from/recorded_until are the camera's own readings: give them without an "
+                             "offset, as the tables show them")
+        if self.recorded_until < self.recorded_from:
+            raise ValueError(f"recorded_until {self.recorded_until} is before recorded_from {self.recorded_from}")
+        if self.zone is not None:
+            import zoneinfo
+            try:
+                zoneinfo.ZoneInfo(self.zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {self.zone!r} (an IANA name, e.g. Europe/Amsterdam)") from None
+        elif self.offset_s == 0:
+            raise ValueError("a clock correction needs an offset (offset_s) or a zone")
+        return self
+
+
+class MarkTimestampIssues(_DecisionBase):
+    """Deployment `deployment_id`'s clock cannot be fixed (or can again, `issues` false): exported with
+    Camtrap DP's `timestampIssues`."""
+
+    action: Literal["timestamp_issues"] = "timestamp_issues"
+    deployment_id: str = Field(min_length=1, max_length=200)
+    issues: bool = True
+
+
+class RevokeDecision(_DecisionBase):
+    """An earlier decision no longer holds: readers act as if it had not been made (it stays in the log)."""
+
+    action: Literal["revoke"] = "revoke"
+    revoked_id: str = Field(min_length=1, max_length=200)
+
+
 Decision = Annotated[IdentifyOccurrence | ClassifyDetection | ConfirmSighting | RejectSighting | MergeIndividuals
                      | SplitIndividual | NameIndividual | NewIndividual | SplitOccurrence | MergeOccurrences
-                     | MoveDetection, Field(discriminator="action")]
+                     | MoveDetection | CorrectClock | MarkTimestampIssues | RevokeDecision, Field(discriminator="action")]
 INDIVIDUAL_DECISIONS = (ConfirmSighting, RejectSighting, MergeIndividuals, SplitIndividual, NameIndividual,
                         NewIndividual)
 _DECISION = TypeAdapter(Decision)
@@ -199,9 +246,10 @@ class DecisionsLog:
             raise DecisionError(f"decision {decision.decision_id} is already in the log")
         return decision
 
-    def read(self) -> list[Decision]:
-        """Every decision, oldest first. A file that is not a decision is an error naming it, never skipped:
-        a lost decision would let a model overwrite what a person said."""
+    def read(self, actions: tuple[str, ...] | None = None) -> list[Decision]:
+        """Every decision (of the given `actions` only, when given), oldest first. A file that is not a decision is
+        an error naming it, never skipped: a lost decision would let a model overwrite what a person said."""
+        wanted = None if actions is None else [f'"action":"{a}"'.encode() for a in actions]
         if not self.storage.exists(DECISIONS_DIR):
             return []
         out = []
@@ -209,6 +257,8 @@ class DecisionsLog:
             if not name.endswith(".json") or name.startswith("."):
                 continue
             raw = self.storage.read_bytes(DECISIONS_DIR, name)
+            if wanted is not None and not any(w in raw for w in wanted):  # as written by `append`: no parse needed
+                continue
             try:
                 out.append(_DECISION.validate_python(json.loads(raw)))
             except (ValueError, ValidationError) as exc:
@@ -219,6 +269,13 @@ class DecisionsLog:
     def latest_identifications(self) -> dict[str, IdentifyOccurrence]:
         """occurrence_id -> the last person's identification of it."""
         return {d.occurrence_id: d for d in self.read() if isinstance(d, IdentifyOccurrence)}
+
+    def time_decisions(self) -> list[CorrectClock | MarkTimestampIssues]:
+        """The clock corrections and timestamp-issue marks in force (revoked ones left out), oldest first."""
+        decisions = self.read(("correct_clock", "timestamp_issues", "revoke"))
+        revoked = {d.revoked_id for d in decisions if isinstance(d, RevokeDecision)}
+        return [d for d in decisions if isinstance(d, CorrectClock | MarkTimestampIssues)
+                and d.decision_id not in revoked]
 
     def latest_classifications(self) -> dict[DetectionKey, ClassifyDetection]:
         """detection key -> the last person's label for it."""

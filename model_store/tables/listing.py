@@ -25,7 +25,7 @@ from model_store.tables.archive import (
     ArchiveEntry,
     PathPattern,
     content_id_of,
-    exif_capture_time,
+    exif_capture,
     from_us,
     is_ignored,
     mtime_of,
@@ -274,10 +274,10 @@ def resolve_capture_times(storage: Storage, entries,
     def probe(row: tuple[str, int]) -> tuple[int, str]:
         path, mtime_us = row
         try:
-            when = exif_capture_time(storage.fs.cat_file(path, start=0, end=HEAD_BYTES))
+            found = exif_capture(storage.fs.cat_file(path, start=0, end=HEAD_BYTES))
         except OSError:
-            when = None  # unreadable now: the pipeline will record the read error
-        return (to_us(when), "exif") if when else (mtime_us, "mtime")
+            found = None  # unreadable now: the pipeline will record the read error
+        return (to_us(found[0]), found[1]) if found else (mtime_us, "mtime")
 
     missing = pc.indices_nonzero(pc.less(table["capture_time_us"], 0)).to_pylist()
     if not missing:

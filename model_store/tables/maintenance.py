@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from model_store.tables import journal
 from model_store.tables.archive import open_location
+from model_store.tables.clock_check import ClockFinding, check_clock
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.reader import PART_TABLES, Tables
@@ -146,11 +147,12 @@ class CheckReport:
     orphan_rows: int = 0  # committed detections/classifications/snips rows without their image row
     unsettled_uploads: int = 0  # answered uploads whose recorder is gone and that are not committed yet
     examples: list[str] = field(default_factory=list)
+    clock: list[ClockFinding] = field(default_factory=list)  # model_store/tables/clock_check.py
 
     @property
     def clean(self) -> bool:
         return not (self.exact_copies or self.processed_twice or self.uncommitted_files or self.orphan_rows
-                    or self.unsettled_uploads)
+                    or self.unsettled_uploads or any(not f.hint for f in self.clock))
 
     def lines(self) -> list[str]:
         out = [f"checked {self.tables}: " + ("no duplicate or orphaned rows" if self.clean else "problems found")]
@@ -166,6 +168,15 @@ class CheckReport:
             if value:
                 out.append(f"  {label}: {value} ({fix})")
         out += [f"  e.g. {e}" for e in self.examples[:10]]
+        problems, hints = [f for f in self.clock if not f.hint], [f for f in self.clock if f.hint]
+        if problems:
+            out.append(f"  clock problems: {len(problems)} (`trapline deployments correct-clock` fixes a clock; "
+                       "`trapline deployments import` records where and when each camera stood)")
+            out += [f"    {f.line()}" for f in problems]
+        if hints:
+            out.append(f"  clock hints: {len(hints)} (a first or last picture minutes from the deployment's start or "
+                       "end: the clock's offset, if it is a setup or pickup picture)")
+            out += [f"    {f.line()}" for f in hints]
         return out
 
 
@@ -211,6 +222,7 @@ def check(url: str) -> CheckReport:
         found = journal.markers(storage, writer)
         if found and not RunLease(storage, *journal.lease_key(writer), "check").holder_alive():
             report.unsettled_uploads += len(found)
+    report.clock = check_clock(tables)
     return report
 
 

@@ -21,6 +21,7 @@ from model_store import ModelRef, ModelStore
 from model_store.store.store import version_sort_key
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import fill_camera_ids
+from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.manifest import RunManifest, is_live, read_manifests
 from model_store.tables.schema import (
     CLASSIFICATIONS,
@@ -229,7 +230,8 @@ class Tables:
             return df
         df = df.sort_values(["processed_at", "run_id"], ascending=False, kind="stable")
         df = fill_camera_ids(df)  # tables written before model_store/tables/cameras.py hold nulls
-        return df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
+        df = df.drop_duplicates("uri", keep="first").sort_values("uri").reset_index(drop=True)
+        return apply_clock(df, TimeBook.load(self.storage))  # deployments and clock decisions, on every read
 
     def committed_detections(self, images: pd.DataFrame, model_name: str, model_version: str,
                              filters_hash: str, kept_only: bool = False, table: str = DETECTIONS,

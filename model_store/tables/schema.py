@@ -18,7 +18,8 @@ images: one row per image per model version and filter set.
     size_bytes           int64
     camera_id            string     from --path-pattern's `camera` group, else the first directory, else "unknown"
     capture_time         timestamp  naive; camera clock for path/EXIF/upload times, UTC for UTC_TIME_SOURCES
-    capture_time_source  string     path | exif | mtime; uploads (POST /v1/images): upload (the client's
+    capture_time_source  string     path | exif | exif_utc (EXIF with OffsetTimeOriginal, as UTC) | mtime;
+                                    uploads (POST /v1/images): upload (the client's
                                     captured_at) | upload_utc (one with an offset, as UTC) | exif | received
     width, height        int32      original pixels after EXIF orientation (null when failed)
     status               string     ok (>= 1 kept detection) | empty (none kept) | failed
@@ -110,10 +111,10 @@ OCCURRENCES = "occurrences"
 RUNS_DIR = "_runs"
 PARTITION_KEYS = ("model_name", "model_version")
 STATUSES = ("ok", "empty", "failed")
-TIME_SOURCES = ("path", "exif", "mtime", "upload", "upload_utc", "received")
-# Sources whose times are UTC (the rest are the camera's clock): a file's mtime, the time the online door
-# received an upload, and an upload's `captured_at` that carried a UTC offset.
-UTC_TIME_SOURCES = ("mtime", "upload_utc", "received")
+TIME_SOURCES = ("path", "exif", "exif_utc", "mtime", "upload", "upload_utc", "received")
+# Sources whose times are UTC (the rest are the camera's clock): EXIF with OffsetTimeOriginal, a file's mtime, the
+# time the online door received an upload, and an upload's `captured_at` that carried a UTC offset.
+UTC_TIME_SOURCES = ("exif_utc", "mtime", "upload_utc", "received")
 UPLOAD_TIME_SOURCES = ("upload", "upload_utc", "received")  # what only the online door knows of a file
 
 # Readers must not let pyarrow/DuckDB infer "1" as an integer version: always strings.

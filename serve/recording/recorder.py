@@ -29,7 +29,7 @@ from model_store import FilterSet, ImageDetections, ModelStore, decode_image
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
 from model_store.tables import journal
-from model_store.tables.archive import HEAD_BYTES, exif_capture_time
+from model_store.tables.archive import HEAD_BYTES, exif_capture
 from model_store.tables.codec import classification_rows, failed_fields, result_fields
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
@@ -81,9 +81,9 @@ def capture_time(captured_at: str | None, data: bytes, received: dt.datetime) ->
         if when.tzinfo is not None:
             return when.astimezone(dt.timezone.utc).replace(tzinfo=None), "upload_utc"
         return when, "upload"
-    exif = exif_capture_time(data[:HEAD_BYTES])
+    exif = exif_capture(data[:HEAD_BYTES])
     if exif is not None:
-        return exif, "exif"
+        return exif
     return received.replace(tzinfo=None), "received"
 
 

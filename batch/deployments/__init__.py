@@ -1,0 +1,1 @@
+"""Deployments and clocks as records (records.py), effort and detection histories (effort.py), their CLI."""

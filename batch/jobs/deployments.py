@@ -1,0 +1,159 @@
+"""The deployment routes: the deployments table, clock decisions, clock problems, effort and detection histories.
+
+Reads need the API token (or the admin token), records and decisions the admin token. Everything is kept beside
+the tables (model_store/tables/deployments.py, the decisions log) and applied by every later read, run and export;
+the work is batch/deployments/'s, shared with `trapline deployments`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from batch.deployments import defaults, records
+from batch.deployments import effort as eff
+from batch.deployments.effort_cli import observed
+from batch.jobs.deps import TABLES, tables_of
+from model_store.tables.clock_check import check_clock
+from model_store.tables.reader import Tables
+from serve.deps import admin_auth, in_thread, read_auth, service_of
+from trapline.errors import invalid_parameter
+
+router = APIRouter()
+WHO = Field("admin", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="the person deciding, as the records keep it")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tables: str | None = Field(None, description="the tables (default: the recorder's tables of the serve config)")
+    who: str = WHO
+    comment: str | None = Field(None, max_length=2000)
+
+
+class DeploymentsImportRequest(_Body):
+    """`POST /v1/deployments`: Camtrap DP deployments rows (plus cameraID and timezone) to record."""
+
+    deployments: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+    timezone: str | None = Field(None, description="IANA zone for rows without a `timezone`")
+    removed: list[str] = Field(default_factory=list, description="deploymentIDs to take out")
+
+
+class ClockCorrectionRequest(_Body):
+    """`POST /v1/deployments/clock`: a camera's clock was `offset_s` ahead (or on `zone`) for these readings."""
+
+    camera_id: str = Field(..., min_length=1, max_length=200)
+    recorded_from: str = Field(..., description="first camera-clock reading covered, as the tables show it")
+    recorded_until: str = Field(..., description="last camera-clock reading covered")
+    offset_s: float = Field(0.0, description="how far ahead the clock was (true time = recorded - offset_s)")
+    zone: str | None = Field(None, description="read the times as local to this IANA zone")
+
+
+class TimestampIssuesRequest(_Body):
+    issues: bool = True
+
+
+class RevokeRequest(_Body):
+    pass
+
+
+def _tables(request: Request, tables: str | None) -> str:
+    return tables_of(request, tables)
+
+
+@router.get("/v1/deployments", tags=["deployments"], dependencies=[Depends(read_auth)],
+            summary="The deployments with their pictures, and the clock corrections in force")
+async def list_deployments(request: Request, tables: str | None = TABLES) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot read the deployments"):
+        return await in_thread(records.list_deployments, _tables(request, tables))
+
+
+@router.post("/v1/deployments", tags=["deployments"], status_code=201, dependencies=[Depends(admin_auth)],
+             summary="Record deployments (Camtrap DP rows); a later record of one deploymentID replaces it")
+async def import_deployments(request: Request, body: DeploymentsImportRequest) -> dict[str, Any]:
+    with invalid_parameter("deployments", "cannot record the deployments"):
+        return await in_thread(records.import_deployments, _tables(request, body.tables), body.deployments,
+                               body.who, body.comment, body.timezone, body.removed)
+
+
+@router.post("/v1/deployments/clock", tags=["deployments"], status_code=201, dependencies=[Depends(admin_auth)],
+             summary="A camera's clock was off (or on another zone) for a while: a decision every read applies")
+async def correct_clock(request: Request, body: ClockCorrectionRequest) -> dict[str, Any]:
+    with invalid_parameter("clock", "cannot record the correction"):
+        return await in_thread(records.correct_clock, _tables(request, body.tables), body.camera_id,
+                               body.recorded_from, body.recorded_until, body.offset_s, body.zone, body.who,
+                               body.comment)
+
+
+@router.post("/v1/deployments/{deployment_id}/timestamp-issues", tags=["deployments"], status_code=201,
+             dependencies=[Depends(admin_auth)], summary="Mark a deployment whose clock cannot be fixed")
+async def timestamp_issues(request: Request, deployment_id: str, body: TimestampIssuesRequest) -> dict[str, Any]:
+    with invalid_parameter("deployment_id", "cannot mark the deployment"):
+        return await in_thread(records.mark_timestamp_issues, _tables(request, body.tables), deployment_id,
+                               body.issues, body.who, body.comment)
+
+
+@router.post("/v1/deployments/decisions/{decision_id}/revoke", tags=["deployments"], status_code=201,
+             dependencies=[Depends(admin_auth)], summary="Undo an earlier clock decision (it stays in the log)")
+async def revoke(request: Request, decision_id: str, body: RevokeRequest) -> dict[str, Any]:
+    with invalid_parameter("decision_id", "cannot revoke"):
+        return await in_thread(records.revoke, _tables(request, body.tables), decision_id, body.who, body.comment)
+
+
+def _clock_problems(tables: str) -> dict[str, Any]:
+    found = check_clock(Tables(tables))
+    return {"clean": all(f.hint for f in found), "problems": [{**f.as_dict(), "hint": f.hint} for f in found]}
+
+
+@router.get("/v1/deployments/clock-problems", tags=["deployments"], dependencies=[Depends(read_auth)],
+            summary="Pictures outside their deployment, time jumps and resets, impossible dates, repeated times")
+async def clock_problems(request: Request, tables: str | None = TABLES) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot check the clocks"):
+        return await in_thread(_clock_problems, _tables(request, tables))
+
+
+def _effort(tables: str, model: str | None, filters_hash: str | None, store: str | None, gap_days: float,
+            independence_min: float) -> dict[str, Any]:
+    obs = observed(tables, model, filters_hash, store)
+    effort = eff.efforts(obs.book, obs.pictures, gap_days)
+    rates = eff.trap_rates(obs.book, effort, obs.detections, independence_min)
+    hours = eff.activity(obs.detections, independence_min)
+    return {"gap_days": gap_days, "independence_min": independence_min,
+            "camera_days": {k: round(e.camera_days, 4) for k, e in effort.items()},
+            "trap_rates": rates.astype(object).where(rates.notna(), None).to_dict("records"),
+            "activity": {s: {h: int(v) for h, v in row.items()} for s, row in hours.iterrows()}}
+
+
+@router.get("/v1/deployments/effort", tags=["deployments"], dependencies=[Depends(read_auth)],
+            summary="Camera-days per deployment, trap rates per species, activity by local hour")
+async def effort(request: Request, tables: str | None = TABLES, model: str | None = None,
+                 filters_hash: str | None = None,
+                 gap_days: float = Query(defaults.GAP_DAYS, gt=0, description="a longer stretch without pictures "
+                                                                              "is not effort"),
+                 independence_min: float = Query(defaults.INDEPENDENCE_MIN, ge=0)) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot compute the effort"):
+        return await in_thread(_effort, _tables(request, tables), model, filters_hash,
+                               service_of(request).config.store, gap_days, independence_min)
+
+
+def _history(tables: str, model: str | None, filters_hash: str | None, store: str | None, species: str,
+             occasion_days: int, gap_days: float) -> str:
+    obs = observed(tables, model, filters_hash, store)
+    matrix = eff.detection_history(obs.book, eff.efforts(obs.book, obs.pictures, gap_days), obs.detections, species,
+                                   occasion_days)
+    return matrix.to_csv(na_rep="NA")
+
+
+@router.get("/v1/deployments/history.csv", tags=["deployments"], dependencies=[Depends(read_auth)],
+            response_class=Response, summary="A species' detection history: deployments x occasions (1, 0, NA)")
+async def history(request: Request, species: str = Query(..., min_length=1), tables: str | None = TABLES,
+                  model: str | None = None, filters_hash: str | None = None,
+                  occasion_days: int = Query(defaults.OCCASION_DAYS, ge=1, le=366),
+                  gap_days: float = Query(defaults.GAP_DAYS, gt=0)) -> Response:
+    with invalid_parameter("tables", "cannot compute the detection history"):
+        text = await in_thread(_history, _tables(request, tables), model, filters_hash,
+                               service_of(request).config.store, species, occasion_days, gap_days)
+    return Response(text, media_type="text/csv")

@@ -212,7 +212,8 @@ class RevokeDecision(_DecisionBase):
 
 Decision = Annotated[IdentifyOccurrence | ClassifyDetection | ConfirmSighting | RejectSighting | MergeIndividuals
                      | SplitIndividual | NameIndividual | NewIndividual | SplitOccurrence | MergeOccurrences
-                     | MoveDetection | CorrectClock | MarkTimestampIssues | RevokeDecision, Field(discriminator="action")]
+                     | MoveDetection | CorrectClock | MarkTimestampIssues | RevokeDecision,
+                     Field(discriminator="action")]
 INDIVIDUAL_DECISIONS = (ConfirmSighting, RejectSighting, MergeIndividuals, SplitIndividual, NameIndividual,
                         NewIndividual)
 _DECISION = TypeAdapter(Decision)

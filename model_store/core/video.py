@@ -1,0 +1,289 @@
+"""Video clips: probe a clip's container and stream the frames a sampling asks for, never the whole clip.
+
+Decoded with PyAV (FFmpeg's libraries; BENCHMARKS.md, section "Video clips", says why not OpenCV's FFmpeg):
+it opens a path or any file-like object (an S3 object through fsspec streams in ranged reads), reports the
+container's metadata (its creation time), seeks by timestamp, and converts a frame to RGB and scales it down to
+the model's input size in one swscale pass, so a 1080p frame is never held as a full-size RGB array.
+
+Memory is bounded per clip: `sample_frames` is a generator of one reduced RGB frame at a time; the container holds
+a few packets and the decoder its reference frames. A clip whose sampling asks for more than `max_frames` frames is
+refused before any frame is decoded (a 10-hour file by mistake), or stopped there when its length is unknown.
+
+Every failure is a `VideoDecodeError` with a `reason` the tables record (`failed` rows), never a crash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+DEFAULT_MAX_FRAMES = 1800  # sampled frames per clip: 30 minutes at one a second
+# Seek to the next sampled time only when it is at least this far ahead: below it decoding through is as cheap as
+# going back to a keyframe (camera clips put one every 0.5-2 s). Measured in BENCHMARKS.md ("Video clips").
+SEEK_MIN_GAP_S = 2.0
+
+
+class VideoDecodeError(Exception):
+    """A clip that cannot be (fully) decoded; `reason` is the tables' error_reason, `frames_read` how far it got."""
+
+    def __init__(self, reason: str, message: str, frames_read: int = 0) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.frames_read = frames_read
+
+
+class Sampling(BaseModel):
+    """Which frames of a clip go through the detector: one every `every_s` seconds (the default, 1 s), every
+    `every_n`-th frame, or every frame; at most `max_frames` per clip."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["seconds", "frames", "all"] = Field("seconds", description="seconds: one frame every EVERY_S "
+                                                      "seconds; frames: every EVERY_N-th frame; all: every frame")
+    every_s: float = Field(1.0, gt=0.0, description="seconds between sampled frames (mode seconds)")
+    every_n: int = Field(1, ge=1, description="frames between sampled frames (mode frames)")
+    max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, description="a clip that needs more sampled frames than this "
+                                                                  "is a failed row (reason too_long)")
+
+    @model_validator(mode="after")
+    def _one_step(self) -> Sampling:
+        if self.mode == "all" and (self.every_n != 1):
+            raise ValueError("mode 'all' takes no every_n")
+        return self
+
+    @classmethod
+    def parse(cls, text: str, max_frames: int = DEFAULT_MAX_FRAMES) -> Sampling:
+        """'1s' / '0.5s' (seconds), '5f' / 'every:5' (every 5th frame), 'all' (every frame)."""
+        t = text.strip().lower()
+        if t in ("all", "every", "every-frame"):
+            return cls(mode="all", max_frames=max_frames)
+        if m := re.fullmatch(r"(\d+(?:\.\d+)?)\s*s", t):
+            return cls(mode="seconds", every_s=float(m.group(1)), max_frames=max_frames)
+        if m := re.fullmatch(r"(?:(\d+)\s*f|every:(\d+))", t):
+            return cls(mode="frames", every_n=int(m.group(1) or m.group(2)), max_frames=max_frames)
+        raise ValueError(f"video sampling {text!r}: expected '1s' (a frame every N seconds), '5f' (every 5th "
+                         "frame) or 'all'")
+
+    def expected_frames(self, duration_s: float | None, fps: float | None, frame_count: int | None) -> int | None:
+        """How many frames this sampling takes from a clip of this length (None: unknown)."""
+        if self.mode == "seconds":
+            return math.floor(duration_s / self.every_s) + 1 if duration_s else None
+        total = frame_count or (round(duration_s * fps) if duration_s and fps else None)
+        if total is None:
+            return None
+        return math.ceil(total / (self.every_n if self.mode == "frames" else 1))
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What the container says of a clip, without decoding a frame."""
+
+    width: int
+    height: int
+    fps: float | None  # average frame rate (None: the container does not say)
+    duration_s: float | None
+    frame_count: int | None  # from the container header (None: not stored; estimate from fps x duration)
+    codec: str
+    created: dt.datetime | None  # the container's creation_time, naive (as the camera wrote it)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame: its number in the clip, its time offset in seconds and its RGB pixels (reduced)."""
+
+    number: int
+    offset_s: float
+    rgb: np.ndarray
+    keyframe: bool = False
+
+
+def _open(source: str | IO[bytes]):
+    import av  # late: only clips need FFmpeg's libraries, and importing them costs ~0.1 s
+
+    try:
+        return av.open(source, mode="r", metadata_errors="ignore")
+    except av.error.InvalidDataError as exc:
+        if _starts_like_mp4(source):  # an MP4/MOV whose index (written last) never made it to disk
+            raise VideoDecodeError("truncated", f"the clip is cut short (no index): {exc}") from None
+        raise VideoDecodeError("not_video", f"not a video container: {exc}") from None
+    except av.error.FFmpegError as exc:
+        raise VideoDecodeError("decode_error", f"cannot open the clip: {exc}") from None
+
+
+def _starts_like_mp4(source: str | IO[bytes]) -> bool:
+    """Whether the file begins with an ISO-BMFF `ftyp` box: an MP4/MOV that FFmpeg cannot open is then cut short."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                head = f.read(12)
+        else:
+            source.seek(0)
+            head = source.read(12)
+    except (OSError, ValueError):
+        return False
+    return head[4:8] == b"ftyp"
+
+
+def _created(metadata: dict) -> dt.datetime | None:
+    value = metadata.get("creation_time") or metadata.get("date")
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.year < 1980:  # an unset camera clock writes 1904/1970
+        return None
+    return when.replace(tzinfo=None)
+
+
+def _info(container) -> ClipInfo:
+    if not container.streams.video:
+        raise VideoDecodeError("not_video", "the container has no video stream")
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if ctx is None or not ctx.name:
+        raise VideoDecodeError("unsupported", "no decoder for the clip's video codec")
+    fps = float(stream.average_rate) if stream.average_rate else None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = None
+    return ClipInfo(width=ctx.width, height=ctx.height, fps=fps, duration_s=duration,
+                    frame_count=stream.frames or None, codec=ctx.name,
+                    created=_created(dict(container.metadata)) or _created(dict(stream.metadata)))
+
+
+def probe_clip(source: str | IO[bytes]) -> ClipInfo:
+    """The clip's size, frame rate, length and creation time from its container (no frame decoded)."""
+    with _open(source) as container:
+        return _info(container)
+
+
+class ClipReader:
+    """One open clip: its `info`, then `frames(sampling, size_for)` streams the sampled frames.
+
+    Lifecycle: a context manager per clip (it holds the container open); `frames` may be iterated once.
+    `size_for(width, height)` gives the (width, height) each frame is scaled to as it is converted to RGB
+    (the model's smallest lossless decode size); None keeps the full size.
+    """
+
+    def __init__(self, source: str | IO[bytes], threads: int = 1, max_pixels: int | None = None) -> None:
+        self.container = _open(source)
+        try:
+            self.info = _info(self.container)
+        except BaseException:
+            self.container.close()
+            raise
+        if max_pixels is not None and self.info.width * self.info.height > max_pixels:
+            self.container.close()
+            raise VideoDecodeError("too_large", f"{self.info.width}x{self.info.height} frames are over the "
+                                                f"{max_pixels} pixel limit")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"  # frame + slice threads, as many as `threads`
+        self.stream.codec_context.thread_count = max(1, threads)
+
+    def __enter__(self) -> ClipReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+
+    def frames(self, sampling: Sampling, size_for: Callable[[int, int], tuple[int, int]] | None = None
+               ) -> Iterator[Frame]:
+        """The sampled frames in time order, one reduced RGB frame at a time. Raises VideoDecodeError: too_long
+        (over `sampling.max_frames`, before decoding when the length is known), empty (no frame at all), or
+        truncated / decode_error after `frames_read` frames were handed out."""
+        info = self.info
+        expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
+        if expected is not None and expected > sampling.max_frames:
+            raise VideoDecodeError("too_long", f"sampling {_describe(sampling)} takes {expected} frames of this "
+                                               f"{_length(info)} clip, over the cap of {sampling.max_frames} a clip")
+        size = size_for(info.width, info.height) if size_for else None
+        yield from self._sampled(sampling, size)
+
+    def _sampled(self, sampling: Sampling, size: tuple[int, int] | None) -> Iterator[Frame]:
+        import av
+
+        fps = self.info.fps or 0.0
+        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
+        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
+        seeking = sampling.mode == "seconds" and sampling.every_s >= SEEK_MIN_GAP_S
+        target, index, handed, last_pts = 0.0, -1, 0, None  # index: decode-order number (exact until a seek)
+        estimated = False  # after a seek the frame number is estimated from the time at the average rate
+        decoded = iter(self.container.decode(self.stream))
+        while True:
+            try:
+                frame = next(decoded)
+            except StopIteration:
+                break
+            except (av.error.InvalidDataError, av.error.EOFError, EOFError) as exc:
+                raise VideoDecodeError("truncated", f"the clip breaks after {handed} sampled frame(s): {exc}",
+                                       handed) from None
+            except av.error.FFmpegError as exc:
+                raise VideoDecodeError("decode_error", f"decoding failed after {handed} sampled frame(s): {exc}",
+                                       handed) from None
+            index += 1
+            t = (float(frame.pts) * tb - start) if frame.pts is not None and tb else (index / fps if fps else 0.0)
+            if last_pts is not None and frame.pts is not None and frame.pts <= last_pts:
+                continue  # a seek that landed behind what was handed out already
+            number = round(t * fps) if estimated and fps else index
+            if sampling.mode == "seconds":
+                if t + 1e-6 < target:
+                    continue
+                # the next target after this frame: the sampled times are a grid, not "this frame + every_s"
+                target = (math.floor((t + 1e-6) / sampling.every_s) + 1) * sampling.every_s
+            elif sampling.mode == "frames" and index % sampling.every_n:
+                continue
+            if handed >= sampling.max_frames:
+                raise VideoDecodeError("too_long", f"the clip has more than {sampling.max_frames} sampled frames "
+                                                   "(the cap a clip)", handed)
+            rgb = _rgb(frame, size)
+            handed += 1
+            last_pts = frame.pts
+            yield Frame(number=number, offset_s=round(t, 6), rgb=rgb, keyframe=bool(frame.key_frame))
+            if seeking and target - t >= SEEK_MIN_GAP_S:
+                self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
+                decoded = iter(self.container.decode(self.stream))
+                estimated = True
+        if handed == 0:
+            raise VideoDecodeError("empty", "the clip has no decodable frame")
+        duration = self.info.duration_s
+        slack = max(1.0, sampling.every_s if sampling.mode == "seconds" else 0.0) + (1 / fps if fps else 0.0)
+        if duration and index >= 0 and t < duration - slack:  # the stream ended long before the header said
+            raise VideoDecodeError("truncated", f"the clip ends at {t:.1f} s of the {duration:.1f} s its header "
+                                                f"says, after {handed} sampled frame(s)", handed)
+
+
+def _rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    if size is not None and (size[0] < frame.width or size[1] < frame.height):
+        # one swscale pass converts and scales down (area filter: no aliasing on a 4x reduction)
+        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+    return frame.to_ndarray(format="rgb24")
+
+
+def _describe(sampling: Sampling) -> str:
+    return {"seconds": f"one frame every {sampling.every_s:g} s", "frames": f"every {sampling.every_n}th frame",
+            "all": "every frame"}[sampling.mode]
+
+
+def _length(info: ClipInfo) -> str:
+    return f"{info.duration_s:.0f} s" if info.duration_s else "unknown-length"
+
+
+def is_clip(path: str) -> bool:
+    """Whether a file name is a video clip by its extension."""
+    return path.lower().endswith(VIDEO_EXTENSIONS)

@@ -13,6 +13,7 @@ through; its algorithm is its own), so the clip's animals come out as occurrence
 from __future__ import annotations
 
 import collections
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     info = reader.info
     out = ClipDetections(info=info, sampling=sampling)
     prep = detector.preprocessor
-    size_for = prep.min_decode_size if prep.config.preprocess.reduced_decode else None
+    cfg = prep.config.preprocess
     pending: list[tuple[int, float, np.ndarray, object]] = []
     t0 = time.perf_counter()
     infer_s = 0.0
@@ -118,7 +119,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
         pending.clear()
 
     try:
-        for frame in reader.frames(sampling, size_for):
+        for frame in reader.frames(sampling, functools.partial(letterbox_size, prep.config), cfg.interpolation):
             prepared, meta = prep.prepare(frame.rgb, (info.width, info.height))
             pending.append((frame.number, frame.offset_s, prepared, meta))
             if len(pending) >= batch_size:
@@ -132,6 +133,16 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     out.timing_ms = {"total": round((time.perf_counter() - t0) * 1000, 3), "inference": round(infer_s * 1000, 3)}
     link_tracks(out, track_config or TrackConfig())
     return out
+
+
+def letterbox_size(config, width: int, height: int) -> tuple[int, int]:
+    """The size the letterbox resizes a (width, height) frame to: frames are scaled to it as they are converted
+    to RGB (one swscale pass), so the letterbox only pads."""
+    in_w, in_h = config.input_size
+    if config.preprocess.letterbox == "stretch":
+        return in_w, in_h
+    s = min(in_w / width, in_h / height)
+    return max(1, round(width * s)), max(1, round(height * s))
 
 
 def link_tracks(clip: ClipDetections, config: TrackConfig) -> None:

@@ -29,6 +29,8 @@ DEFAULT_MAX_FRAMES = 1800  # sampled frames per clip: 30 minutes at one a second
 # Seek to the next sampled time only when it is at least this far ahead: below it decoding through is as cheap as
 # going back to a keyframe (camera clips put one every 0.5-2 s). Measured in BENCHMARKS.md ("Video clips").
 SEEK_MIN_GAP_S = 2.0
+# The letterbox's resize filters (model_store.core.preprocess.INTERPOLATION) as swscale names them.
+SWS_INTERPOLATION = {"linear": "BILINEAR", "area": "AREA", "nearest": "POINT", "cubic": "BICUBIC"}
 
 
 class VideoDecodeError(Exception):
@@ -202,8 +204,8 @@ class ClipReader:
     def close(self) -> None:
         self.container.close()
 
-    def frames(self, sampling: Sampling, size_for: Callable[[int, int], tuple[int, int]] | None = None
-               ) -> Iterator[Frame]:
+    def frames(self, sampling: Sampling, size_for: Callable[[int, int], tuple[int, int]] | None = None,
+               interpolation: str = "area") -> Iterator[Frame]:
         """The sampled frames in time order, one reduced RGB frame at a time. Raises VideoDecodeError: too_long
         (over `sampling.max_frames`, before decoding when the length is known), empty (no frame at all), or
         truncated / decode_error after `frames_read` frames were handed out."""
@@ -213,9 +215,9 @@ class ClipReader:
             raise VideoDecodeError("too_long", f"sampling {_describe(sampling)} takes {expected} frames of this "
                                                f"{_length(info)} clip, over the cap of {sampling.max_frames} a clip")
         size = size_for(info.width, info.height) if size_for else None
-        yield from self._sampled(sampling, size)
+        yield from self._sampled(sampling, size, SWS_INTERPOLATION[interpolation])
 
-    def _sampled(self, sampling: Sampling, size: tuple[int, int] | None) -> Iterator[Frame]:
+    def _sampled(self, sampling: Sampling, size: tuple[int, int] | None, interpolation: str) -> Iterator[Frame]:
         import av
 
         fps = self.info.fps or 0.0
@@ -251,7 +253,7 @@ class ClipReader:
             if handed >= sampling.max_frames:
                 raise VideoDecodeError("too_long", f"the clip has more than {sampling.max_frames} sampled frames "
                                                    "(the cap a clip)", handed)
-            rgb = _rgb(frame, size)
+            rgb = _rgb(frame, size, interpolation)
             handed += 1
             last_pts = frame.pts
             yield Frame(number=number, offset_s=round(t, 6), rgb=rgb, keyframe=bool(frame.key_frame))
@@ -268,10 +270,10 @@ class ClipReader:
                                                 f"says, after {handed} sampled frame(s)", handed)
 
 
-def _rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
-    if size is not None and (size[0] < frame.width or size[1] < frame.height):
-        # one swscale pass converts and scales down (area filter: no aliasing on a 4x reduction)
-        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+def _rgb(frame, size: tuple[int, int] | None, interpolation: str) -> np.ndarray:
+    if size is not None and (size[0], size[1]) != (frame.width, frame.height):
+        # one swscale pass converts YUV to RGB and scales: a 1080p frame never exists as a full-size RGB array
+        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation=interpolation)
     return frame.to_ndarray(format="rgb24")
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from batch.export.camtrap import camtrap_dp
 from batch.export.formats import megadetector
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
@@ -60,6 +61,14 @@ def test_a_folder_of_stills_and_clips_through_the_job(ray_cluster, tmp_path):
     images = tables.read(IMAGES).to_pandas()
     entry = next(e for e in megadetector(images, dets[dets["kept"]], tset)["images"] if e["file"] == "cam01/visit.mp4")
     assert entry["frame_rate"] == 10.0 and {d["frame_number"] for d in entry["detections"]} == {20, 30, 40, 50}
+
+    # Camtrap DP: the clip is a video/mp4 media row; its animals one event-level observation over the clip's span
+    media, observations = camtrap_dp(images, dets[dets["kept"]], tset)
+    clip_media = next(m for m in media if m["fileName"] == "visit.mp4")
+    assert clip_media["fileMediatype"] == "video/mp4" and clip_media["timestamp"].startswith("2024-06-01T21:30:00")
+    seen = [o for o in observations if o["eventID"] == f"clip_{clip_media['mediaID']}"]
+    assert {o["observationLevel"] for o in seen} == {"event"} and sum(o["count"] for o in seen) == animals
+    assert all(o["eventEnd"].startswith("2024-06-01T21:30:08") for o in seen)
 
     again = run_reprocess(opts)  # exactly once: a rerun finds every clip done (the failed one is not retried)
     assert (again.already_done, again.processed) == (5, 0)

@@ -13,7 +13,7 @@ from model_store.core.video import ClipReader, Sampling, VideoDecodeError, probe
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import brightness_config, brightness_model, process_without_ray
-from tests.fixtures.clips import day_night_clip, truncate, write_clip
+from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
 
@@ -30,7 +30,7 @@ def clips(tmp_path_factory):
 
 def sampled(path, sampling, size_for=None):
     with ClipReader(str(path)) as reader:
-        return [(f.number, f.offset_s, f.rgb.shape) for f in reader.frames(sampling, size_for)]
+        return [(f.number, f.offset_s, f.rgb.shape) for f in reader.frames(sampling, size_for, "area")]
 
 
 def test_probe_reads_the_container_without_decoding(clips):
@@ -62,7 +62,7 @@ def test_a_bad_sampling_is_refused_with_the_value(text):
 def test_bad_clips_are_reasons_not_crashes(clips):
     d = clips["dir"]
     (d / "notes.mp4").write_bytes(b"this is not a video at all" * 40)
-    cut = truncate(write_clip(d / "cut.mp4", (day_night_clip.__globals__["frame"](160, 128, True, i)
+    cut = truncate(write_clip(d / "cut.mp4", (frame(160, 128, True, i)
                                                 for i in range(30)), fps=10), 0.5)
     with pytest.raises(VideoDecodeError) as bad:
         probe_clip(str(d / "notes.mp4"))

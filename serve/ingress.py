@@ -19,6 +19,7 @@ from ray.serve.exceptions import DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
+from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, ReplicaStatus
@@ -186,6 +187,17 @@ class IngressCore:
             answer.sightings = await asyncio.to_thread(identifier.identify_upload, data, answer.record)  # CPU work
             answer.record.timing_ms["identify"] = round((time.perf_counter() - t0) * 1000, 3)
         return answer
+
+    async def detect_clip(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                          filters: dict[str, Any] | None, sampling: dict[str, Any]) -> ClipDetections:
+        """A short clip through the model's replica: its sampled frames' detections and its tracks."""
+        name, handle = self.handle(model)
+        return await self.call(self.clip_on(name, handle, data, self.ref(name, version, alias), filters, sampling))
+
+    def clip_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
+                filters: dict[str, Any] | None, sampling: dict[str, Any]) -> Awaitable[ClipDetections]:
+        """The replica's clip call (OneHopCore runs it in process)."""
+        return handle.detect_clip.remote(data, ref, filters, sampling)
 
     async def record(self, recorder: Recorder, upload: Upload) -> tuple[UploadRecord, bool]:
         """`POST /v1/images`: the recorder keeps the upload and journals what this service's detect answers."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
-from model_store.core.records import Detection, ImageDetections
+from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.core.video import ClipInfo, ClipReader, Sampling, VideoDecodeError
 
 
@@ -56,6 +57,8 @@ class ClipDetections:
     reason: str | None = None
     error: str | None = None
     timing_ms: dict[str, float] = field(default_factory=dict)
+    model: ModelInfo | None = None  # the version that ran, and its filters (also when no frame was read)
+    filters: FiltersApplied | None = None
 
     def ranked(self) -> list[tuple[int, float, int, Detection, bool]]:
         """(frame number, offset_s, detection_index, detection, kept) of every raw detection, in clip order."""
@@ -99,7 +102,9 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     Never raises for a bad clip: a VideoDecodeError ends the loop and is recorded on the result (with the frames
     read until then); a failing forward pass raises the detector's ModelRunError, as for stills."""
     info = reader.info
-    out = ClipDetections(info=info, sampling=sampling)
+    fs = filters if filters is not None else detector.default_filters
+    out = ClipDetections(info=info, sampling=sampling, model=detector.info,
+                         filters=FiltersApplied(names=fs.names, hash=fs.hash, configs=fs.as_specs()))
     prep = detector.preprocessor
     cfg = prep.config.preprocess
     pending: list[tuple[int, float, np.ndarray, object]] = []
@@ -133,6 +138,14 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     out.timing_ms = {"total": round((time.perf_counter() - t0) * 1000, 3), "inference": round(infer_s * 1000, 3)}
     link_tracks(out, track_config or TrackConfig())
     return out
+
+
+def detect_clip_bytes(detector, data: bytes, sampling: Sampling, filters=None, max_pixels: int | None = None,
+                      batch_size: int = 8) -> ClipDetections:
+    """A clip uploaded whole (the online door's short clips): opened from memory, else as `detect_clip`. Raises
+    VideoDecodeError when it cannot be opened at all (not a clip, an unknown codec, over `max_pixels`)."""
+    with ClipReader(io.BytesIO(data), threads=1, max_pixels=max_pixels) as reader:
+        return detect_clip(detector, reader, sampling, filters, batch_size)
 
 
 def letterbox_size(config, width: int, height: int) -> tuple[int, int]:

@@ -24,6 +24,8 @@ from typing import IO, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trapline.errors import TraplineError
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 DEFAULT_MAX_FRAMES = 1800  # sampled frames per clip: 30 minutes at one a second
 # Seek to the next sampled time only when it is at least this far ahead: below it decoding through is as cheap as
@@ -33,11 +35,14 @@ SEEK_MIN_GAP_S = 2.0
 SWS_INTERPOLATION = {"linear": "BILINEAR", "area": "AREA", "nearest": "POINT", "cubic": "BICUBIC"}
 
 
-class VideoDecodeError(Exception):
-    """A clip that cannot be (fully) decoded; `reason` is the tables' error_reason, `frames_read` how far it got."""
+class VideoDecodeError(TraplineError, ValueError):
+    """A clip that cannot be (fully) decoded; `reason` is the tables' error_reason, `frames_read` how far it got.
+    Over HTTP a clip that cannot be opened at all is unprocessable (422)."""
+
+    code, status = "invalid_clip", 422
 
     def __init__(self, reason: str, message: str, frames_read: int = 0) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=reason)
         self.reason = reason
         self.frames_read = frames_read
 

@@ -7,7 +7,8 @@ MegaDetector's own frame extraction on the same clips.
   and 720p at 15 fps, 10 s and 10 minutes long; written once under --dir and reused.
 - decode ceiling: sampled frames/s of PyAV alone (model_store.core.video.ClipReader, frames scaled to the null
   model's letterbox size as they are converted), 2 processes (the 2 cores), at 1 s sampling and every frame.
-- trapline: `trapline reprocess` (run_reprocess, local Ray, 2 inference actors of 1 CPU) with the null model
+- trapline: `trapline reprocess` (run_reprocess, local Ray of 2 CPUs: 2 inference actors of 0.875 CPU and the
+  writer's 0.25) with the null model
   (`bench-null:1`, no inference cost) on the same clips: sampled frames/s while the job ran, as a ratio of the
   ceiling.
 - per-clip cost: one clip through the core's clip loop (detect_clip, null model) in a process of its own, 10 s
@@ -73,7 +74,7 @@ def trapline_job(archive: Path, store: str, ref: str, sampling: str) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         report = run_reprocess(ReprocessOptions(archive=str(archive), out=out, model=ref, store=store,
-                                                concurrency=2, num_cpus=1, batch_size=1, rows_per_file=1,
+                                                concurrency=2, num_cpus=0.875, batch_size=1, rows_per_file=1,
                                                 read_batch_size=1, video_sampling=sampling, progress_interval_s=60))
     if report.status != "succeeded":
         raise RuntimeError(report.error)

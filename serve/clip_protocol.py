@@ -1,8 +1,8 @@
 """The online door's clips: how a body is known to be a clip, and the answer to one (`POST /v1/detect` with a
 short video): per sampled frame its detections, and the clip's summary (its tracks, animals and label).
 
-A clip is known by its container's signature, not its Content-Type (clients send octet-stream): an ISO-BMFF `ftyp`
-box (MP4, MOV, M4V), a RIFF AVI header, or Matroska's EBML magic. Nothing here imports Ray.
+A clip is known by its container's signature, not its Content-Type (clients send octet-stream): see
+`model_store.core.video.looks_like_clip`. Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -10,13 +10,10 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from model_store.core.clips import ClipDetections
+from model_store.core.video import looks_like_clip
+
+__all__ = ["ClipResponse", "clip_response", "looks_like_clip"]
 from serve.protocol import DetectionOut, FiltersOut, ModelOut, _detection_out
-
-
-def looks_like_clip(data: bytes) -> bool:
-    """Whether the bytes start like a video container trapline decodes as a clip."""
-    head = data[:12]
-    return head[4:8] == b"ftyp" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[:4] == b"\x1a\x45\xdf\xa3"
 
 
 class FrameOut(BaseModel):

@@ -21,10 +21,12 @@ from ray.serve.handle import DeploymentHandle
 from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
 from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
+from model_store.core.video import Sampling, looks_like_clip
 from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, ReplicaStatus
 from serve.api_errors import await_replica, store_call
 from serve.auth import Tokens, bearer_ok, token_digest
+from serve.clip_protocol import clip_response
 from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
 from serve.model_status import merged_status
@@ -207,7 +209,12 @@ class IngressCore:
 
         sightings: list[Sighting] = []
 
-        async def detect(data: bytes) -> tuple[ImageDetections, dict[str, Any]]:
+        async def detect(data: bytes) -> tuple[ImageDetections | ClipDetections, dict[str, Any]]:
+            if looks_like_clip(data):  # a clip is recorded as one row, like the archive's clips
+                http = self.config.http
+                clip = await self.detect_clip(name, None, None, data, None,
+                                              Sampling.parse(http.clip_sampling, http.clip_max_frames).model_dump())
+                return clip, clip_response(clip).model_dump(mode="json", exclude_none=True)
             answer = await self.detect(name, None, None, data, None, False)
             sightings.extend(answer.sightings)
             body = detect_response(answer, dict(answer.record.timing_ms)).model_dump(mode="json", exclude_none=True)

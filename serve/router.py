@@ -25,9 +25,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from model_store import CropOptions
 from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS
-from model_store.core.video import Sampling
+from model_store.core.video import Sampling, looks_like_clip
 from serve.answers import DetectAnswer
-from serve.clip_protocol import clip_response, looks_like_clip
+from serve.clip_protocol import clip_response
 from serve.config import ServeConfig
 from serve.deps import admin_auth, api_auth, service_of
 from serve.protocol import (
@@ -115,6 +115,20 @@ async def image_and_fields(request: Request, body: bytes) -> tuple[bytes, dict[s
         return await upload.read(), fields
     finally:
         await form.close()
+
+
+def body_limit(request: Request, http: Any) -> int:
+    """The most bytes a body may have: `http.max_body_bytes`, or for a `video/*` body the clips' own limit when
+    that is larger."""
+    is_video = request.headers.get("content-type", "").lower().startswith("video/")
+    return max(http.max_body_bytes, http.max_clip_bytes) if is_video else http.max_body_bytes
+
+
+def check_clip_size(data: bytes, http: Any) -> None:
+    """A clip over `http.max_clip_bytes` is refused with a typed 413, whatever its Content-Type said."""
+    if len(data) > http.max_clip_bytes:
+        raise PayloadTooLargeError(f"clip of {len(data)} bytes is over the limit of {http.max_clip_bytes} bytes "
+                                   "(http.max_clip_bytes)", limit=http.max_clip_bytes)
 
 
 def clip_sampling(http: Any, sampling: str | None) -> dict[str, Any]:
@@ -275,13 +289,9 @@ async def detect(
     snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
     service.refuse_early(model)
     http = service.config.http
-    is_video = request.headers.get("content-type", "").lower().startswith("video/")
-    body = await read_body(request, max(http.max_body_bytes, http.max_clip_bytes) if is_video else http.max_body_bytes)
-    data = await image_bytes(request, body)
+    data = await image_bytes(request, await read_body(request, body_limit(request, http)))
     if looks_like_clip(data):
-        if len(data) > http.max_clip_bytes:
-            raise PayloadTooLargeError(f"clip of {len(data)} bytes is over the limit of {http.max_clip_bytes} bytes "
-                                       "(http.max_clip_bytes)", limit=http.max_clip_bytes)
+        check_clip_size(data, http)
         clip = await service.detect_clip(model, version, alias, data, overrides, clip_sampling(http, sampling))
         body_out = clip_response(clip, verbose)
         body_out.timing_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)

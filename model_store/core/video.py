@@ -291,6 +291,23 @@ def _length(info: ClipInfo) -> str:
     return f"{info.duration_s:.0f} s" if info.duration_s else "unknown-length"
 
 
+def looks_like_clip(data: bytes) -> bool:
+    """Whether bytes start like a video container decoded as a clip: an ISO-BMFF `ftyp` box (MP4, MOV, M4V), a RIFF
+    AVI header, or Matroska's EBML magic (uploads come as octet-stream: the bytes say what they are)."""
+    head = data[:12]
+    return head[4:8] == b"ftyp" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def clip_created(data: bytes) -> dt.datetime | None:
+    """The creation time a clip's container holds (None: none, or not a readable clip)."""
+    import io
+
+    try:
+        return probe_clip(io.BytesIO(data)).created
+    except VideoDecodeError:
+        return None
+
+
 def is_clip(path: str) -> bool:
     """Whether a file name is a video clip by its extension."""
     return path.lower().endswith(VIDEO_EXTENSIONS)

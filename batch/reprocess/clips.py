@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from model_store import ModelRunError
 from model_store.core.clips import detect_clip
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, is_clip
@@ -48,6 +49,10 @@ def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, s
         return {**failed_fields(exc.reason, str(exc)), "kind": "video", "frames_sampled": exc.frames_read}
     except OSError as exc:
         return {**failed_fields("read_error", f"cannot read {uri}: {type(exc).__name__}: {exc}"), "kind": "video"}
+    except ModelRunError:
+        raise  # the model, not the clip: the caller fails the row as it fails a batch of images
+    except Exception as exc:  # noqa: BLE001 - a decoder crash on one clip must not stop the job
+        return {**failed_fields("decode_error", f"{type(exc).__name__}: {exc}"), "kind": "video"}
     return clip_fields(clip, int(batch["capture_time_us"][i]))
 
 

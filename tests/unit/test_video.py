@@ -8,10 +8,11 @@ import json
 
 import pytest
 
+from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, probe_clip
 from model_store.tables.reader import Tables
-from model_store.tables.schema import DETECTIONS, IMAGES
+from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.archive import brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
 
@@ -118,3 +119,9 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     assert {d["frame_time"] - CREATED for d in dets} == {dt.timedelta(seconds=s) for s in (1, 2, 3)}
     assert len({d["detection_index"] for d in dets}) == len(dets)  # keyed by clip and index, like a still's
     assert {d["clip_track"] for d in dets} == {t["track"] for t in tracks}
+
+    # the occurrences post-processing takes a clip's sampled frames as frames of its camera: the same animals
+    run_postprocess(str(out), "track", {})
+    occ = Tables(str(out)).read(OCCURRENCES).to_pylist()
+    mine = [o for o in occ if o["uri"] == visit["uri"] and o["confirmed"]]
+    assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}

@@ -28,8 +28,8 @@ from trapline.errors import TraplineError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 DEFAULT_MAX_FRAMES = 1800  # sampled frames per clip: 30 minutes at one a second
-# Seek to the next sampled time only when it is at least this far ahead: below it decoding through is as cheap as
-# going back to a keyframe (camera clips put one every 0.5-2 s). Measured in BENCHMARKS.md ("Video clips").
+# Before a clip's keyframe grid is known (_Keyframes), seek to the next sampled time only when it is at least this far
+# ahead: camera clips put a keyframe every 0.5-2 s.
 SEEK_MIN_GAP_S = 2.0
 # The letterbox's resize filters (model_store.core.preprocess.INTERPOLATION) as swscale names them.
 SWS_INTERPOLATION = {"linear": "BILINEAR", "area": "AREA", "nearest": "POINT", "cubic": "BICUBIC"}
@@ -197,6 +197,9 @@ class ClipReader:
             raise VideoDecodeError("too_large", f"{self.info.width}x{self.info.height} frames are over the "
                                                 f"{max_pixels} pixel limit")
         self.stream = self.container.streams.video[0]
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
         self.stream.thread_type = "AUTO"  # frame + slice threads, as many as `threads`
         self.stream.codec_context.thread_count = max(1, threads)
 
@@ -228,8 +231,8 @@ class ClipReader:
         fps = self.info.fps or 0.0
         tb = float(self.stream.time_base) if self.stream.time_base else 0.0
         start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
-        seeking = sampling.mode == "seconds" and sampling.every_s >= SEEK_MIN_GAP_S
-        target, index, handed, last_pts = 0.0, -1, 0, None  # index: decode-order number (exact until a seek)
+        keys = _Keyframes(fps) if sampling.mode == "seconds" and tb else None  # None: never seek
+        target, index, handed, last_pts, t = 0.0, -1, 0, None, 0.0  # index: decode order (exact until a seek)
         estimated = False  # after a seek the frame number is estimated from the time at the average rate
         decoded = iter(self.container.decode(self.stream))
         while True:
@@ -245,8 +248,12 @@ class ClipReader:
                                        handed) from None
             index += 1
             t = (float(frame.pts) * tb - start) if frame.pts is not None and tb else (index / fps if fps else 0.0)
+            if keys is not None and frame.key_frame:
+                keys.saw(t)
             if last_pts is not None and frame.pts is not None and frame.pts <= last_pts:
-                continue  # a seek that landed behind what was handed out already
+                if keys is not None:
+                    keys.landed_behind()  # the keyframes are not where the grid said: decode through from now on
+                continue
             number = round(t * fps) if estimated and fps else index
             if sampling.mode == "seconds":
                 if t + 1e-6 < target:
@@ -258,11 +265,11 @@ class ClipReader:
             if handed >= sampling.max_frames:
                 raise VideoDecodeError("too_long", f"the clip has more than {sampling.max_frames} sampled frames "
                                                    "(the cap a clip)", handed)
-            rgb = _rgb(frame, size, interpolation)
+            rgb = self._rgb(frame, size, interpolation)
             handed += 1
             last_pts = frame.pts
             yield Frame(number=number, offset_s=round(t, 6), rgb=rgb, keyframe=bool(frame.key_frame))
-            if seeking and target - t >= SEEK_MIN_GAP_S:
+            if keys is not None and keys.worth_seeking(t, target):
                 self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
                 decoded = iter(self.container.decode(self.stream))
                 estimated = True
@@ -274,12 +281,46 @@ class ClipReader:
             raise VideoDecodeError("truncated", f"the clip ends at {t:.1f} s of the {duration:.1f} s its header "
                                                 f"says, after {handed} sampled frame(s)", handed)
 
+    def _rgb(self, frame, size: tuple[int, int] | None, interpolation: str) -> np.ndarray:
+        """The frame as RGB, scaled to `size` in the same swscale pass (a 1080p frame never exists as a full-size
+        RGB array). One reformatter a clip: a new one a frame set its scaler up again each time (361 against 243
+        frames/s converted at 720p -> 640x360, BENCHMARKS.md)."""
+        if size is None or (size[0], size[1]) == (frame.width, frame.height):
+            return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+        return self._reformatter.reformat(frame, size[0], size[1], format="rgb24",
+                                          interpolation=interpolation).to_ndarray()
 
-def _rgb(frame, size: tuple[int, int] | None, interpolation: str) -> np.ndarray:
-    if size is not None and (size[0], size[1]) != (frame.width, frame.height):
-        # one swscale pass converts YUV to RGB and scales: a 1080p frame never exists as a full-size RGB array
-        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation=interpolation)
-    return frame.to_ndarray(format="rgb24")
+
+class _Keyframes:
+    """Where a clip's keyframes are, learnt as it is decoded, so that it seeks only where that saves decoding.
+
+    A seek lands on the last keyframe at or before the target; it saves work when that keyframe comes after the frame
+    just decoded. Camera clips put keyframes on a regular grid (every 0.5-2 s), so after two of them the grid says
+    where the next ones are; until then a seek is tried only for a target SEEK_MIN_GAP_S ahead. A seek that lands
+    behind what was decoded already (keyframes off the grid) turns seeking off for the rest of the clip."""
+
+    def __init__(self, fps: float) -> None:
+        self.frame_s = 1 / fps if fps else 0.04
+        self.last: float | None = None
+        self.interval: float | None = None
+        self.off = False
+
+    def saw(self, t: float) -> None:
+        if self.last is not None and t - self.last > self.frame_s / 2:
+            gap = t - self.last
+            self.interval = gap if self.interval is None else min(self.interval, gap)
+        self.last = t
+
+    def landed_behind(self) -> None:
+        self.off = True
+
+    def worth_seeking(self, t: float, target: float) -> bool:
+        if self.off:
+            return False
+        if self.interval is None or self.last is None:
+            return target - t >= SEEK_MIN_GAP_S
+        landing = self.last + math.floor((target - self.last) / self.interval + 1e-6) * self.interval
+        return landing > t + 1.5 * self.frame_s  # at least one frame left undecoded
 
 
 def _describe(sampling: Sampling) -> str:

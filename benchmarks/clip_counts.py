@@ -34,7 +34,7 @@ def clip_frames(seed: int, animals: int):
     drawing (private helpers of model_store/demo/scenes.py: the benchmark needs the shapes the model knows)."""
     rng = np.random.default_rng(seed)
     w, h = SIZE
-    bg = scenes._background(rng, w, h, night=False)
+    bg = np.clip(scenes._background(rng, w, h, night=False), 0, 255).astype(np.uint8)
     walkers = []
     for i in range(animals):
         size = rng.uniform(0.18, 0.3) * h

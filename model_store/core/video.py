@@ -283,8 +283,8 @@ class ClipReader:
 
     def _rgb(self, frame, size: tuple[int, int] | None, interpolation: str) -> np.ndarray:
         """The frame as RGB, scaled to `size` in the same swscale pass (a 1080p frame never exists as a full-size
-        RGB array). One reformatter a clip: a new one a frame set its scaler up again each time (361 against 243
-        frames/s converted at 720p -> 640x360, BENCHMARKS.md)."""
+        RGB array). One reformatter a clip: a new one a frame sets its scaler up again each time (BENCHMARKS.md,
+        "Video clips", before and after)."""
         if size is None or (size[0], size[1]) == (frame.width, frame.height):
             return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         return self._reformatter.reformat(frame, size[0], size[1], format="rgb24",

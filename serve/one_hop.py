@@ -66,8 +66,9 @@ class OneHopCore(IngressCore):
 # What the broadcasts (status, refresh, preload) and batch jobs (detect_bytes, detect_prepared, one image or _many)
 # call on a model deployment: here the same methods of the replica in this actor. Serve calls them by name, so each
 # is a method of the class (an async function, as Serve requires to await it), not a __getattr__ fallback.
+# (Not `detect_clip`: that name is the ingress core's own, with the route's arguments; clip_on calls the replica's.)
 REPLICA_CALLS = ("status", "refresh", "preload", "detect_bytes", "detect_prepared", "detect_bytes_many",
-                 "detect_prepared_many", "detect_clip")
+                 "detect_prepared_many")
 
 
 def _forward(name: str):

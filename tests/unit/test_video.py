@@ -125,3 +125,12 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     occ = Tables(str(out)).read(OCCURRENCES).to_pylist()
     mine = [o for o in occ if o["uri"] == visit["uri"] and o["confirmed"]]
     assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}
+
+
+def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):
+    times = [0, 0.1, 0.15, 0.5, 0.9, 1.05, 1.6, 2.0, 2.2, 2.9, 3.1, 3.5]
+    path = write_clip(tmp_path / "vfr.mp4", (frame(160, 128, True, i) for i in range(len(times))), fps=10,
+                      times_s=times)
+    assert sampled(path, Sampling()) == [(0, 0.0, (128, 160, 3)), (5, 1.05, (128, 160, 3)),
+                                         (7, 2.0, (128, 160, 3)), (10, 3.1, (128, 160, 3))]
+    assert [o for _, o, _ in sampled(path, Sampling.parse("all"))] == times

@@ -70,8 +70,9 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store
     for row in images.itertuples(index=False):
         entry: dict[str, Any] = {"file": row.rel_path or row.uri}
         clip = getattr(row, "kind", None) == "video"
-        if clip and _number(getattr(row, "fps", None)) is not None:
-            entry["frame_rate"] = round(float(row.fps), 3)  # MegaDetector's video convention: one entry per clip
+        if clip:  # MegaDetector's video convention: one entry per clip, its frame rate (-1: a clip not read)
+            fps = _number(getattr(row, "fps", None))
+            entry["frame_rate"] = round(float(fps), 3) if fps is not None else (-1 if row.status == "failed" else 0)
         if row.status == "failed":
             entry["failure"] = f"{row.error_reason}: {row.error}"
             entry["detections"] = None

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
+from batch.export.formats import megadetector
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, probe_clip
-from model_store.tables.reader import Tables
+from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.archive import brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
@@ -119,6 +120,17 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     assert {d["frame_time"] - CREATED for d in dets} == {dt.timedelta(seconds=s) for s in (1, 2, 3)}
     assert len({d["detection_index"] for d in dets}) == len(dets)  # keyed by clip and index, like a still's
     assert {d["clip_track"] for d in dets} == {t["track"] for t in tracks}
+
+    # MegaDetector's video convention, as its validator checks it: every clip entry has a frame rate (-1 when the
+    # clip could not be read, with its failure) and each of its detections a frame_number
+    tables = Tables(str(out))
+    all_dets = tables.read(DETECTIONS).to_pandas()
+    tset = TableSet("trapcam", "1", all_dets["filters_hash"].iloc[0], tables.metadata("trapcam", "1"))
+    md = {e["file"]: e for e in megadetector(tables.read(IMAGES).to_pandas(), all_dets[all_dets["kept"]],
+                                             tset)["images"]}
+    assert md["cam01/broken.mov"]["frame_rate"] == -1 and md["cam01/broken.mov"]["detections"] is None
+    assert md["cam01/visit.mp4"]["frame_rate"] == 10.0 and md["cam01/night.avi"]["detections"] == []
+    assert {d["frame_number"] for d in md["cam01/visit.mp4"]["detections"]} == {10, 20, 30}
 
     # the occurrences post-processing takes a clip's sampled frames as frames of its camera: the same animals
     run_postprocess(str(out), "track", {})

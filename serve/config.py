@@ -254,6 +254,12 @@ class HttpConfig(_Strict):
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1, description="larger request bodies get 413")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="images above this many pixels are refused (422)")
+    max_clip_bytes: int = Field(64 * 1024 * 1024, ge=1, description=(
+        "a clip (a body that is an MP4/MOV/AVI/MKV) larger than this gets 413; a clip may be larger than "
+        "max_body_bytes when sent with a video/* Content-Type"))
+    clip_sampling: str = Field("1s", description="the frames of an uploaded clip that go through the detector: "
+                                                 "'1s' (one a second), '5f' (every 5th), 'all'; ?sampling= overrides")
+    clip_max_frames: int = Field(300, ge=1, description="an uploaded clip needing more sampled frames gets 422")
     one_hop: bool = Field(True, description=(
         "with one model, its replicas are also the HTTP ingress (proxy -> model replica, one hop); with "
         "several models, or false, a FastAPI ingress deployment sits in front of one deployment per model"))

@@ -19,11 +19,14 @@ from ray.serve.exceptions import DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
+from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
+from model_store.core.video import Sampling, looks_like_clip
 from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, ReplicaStatus
 from serve.api_errors import await_replica, store_call
 from serve.auth import Tokens, bearer_ok, token_digest
+from serve.clip_protocol import clip_response
 from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
 from serve.model_status import merged_status
@@ -187,6 +190,17 @@ class IngressCore:
             answer.record.timing_ms["identify"] = round((time.perf_counter() - t0) * 1000, 3)
         return answer
 
+    async def detect_clip(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                          filters: dict[str, Any] | None, sampling: dict[str, Any]) -> ClipDetections:
+        """A short clip through the model's replica: its sampled frames' detections and its tracks."""
+        name, handle = self.handle(model)
+        return await self.call(self.clip_on(name, handle, data, self.ref(name, version, alias), filters, sampling))
+
+    def clip_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
+                filters: dict[str, Any] | None, sampling: dict[str, Any]) -> Awaitable[ClipDetections]:
+        """The replica's clip call (OneHopCore runs it in process)."""
+        return handle.detect_clip.remote(data, ref, filters, sampling)
+
     async def record(self, recorder: Recorder, upload: Upload) -> tuple[UploadRecord, bool]:
         """`POST /v1/images`: the recorder keeps the upload and journals what this service's detect answers."""
         name, _ = self.handle(upload.model)
@@ -195,7 +209,12 @@ class IngressCore:
 
         sightings: list[Sighting] = []
 
-        async def detect(data: bytes) -> tuple[ImageDetections, dict[str, Any]]:
+        async def detect(data: bytes) -> tuple[ImageDetections | ClipDetections, dict[str, Any]]:
+            if looks_like_clip(data):  # a clip is recorded as one row, like the archive's clips
+                http = self.config.http
+                clip = await self.detect_clip(name, None, None, data, None,
+                                              Sampling.parse(http.clip_sampling, http.clip_max_frames).model_dump())
+                return clip, clip_response(clip).model_dump(mode="json", exclude_none=True)
             answer = await self.detect(name, None, None, data, None, False)
             sightings.extend(answer.sightings)
             body = detect_response(answer, dict(answer.record.timing_ms)).model_dump(mode="json", exclude_none=True)

@@ -53,6 +53,10 @@ class OneHopCore(IngressCore):
         if model is None or model == self.replica.model:
             self.replica.refuse_if_full("online")
 
+    def clip_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
+                sampling: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+        return self.replica.detect_clip(data, ref, filters, sampling)  # in process, as detect_on
+
     def detect_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
                   render: bool, request: CropRequest | None) -> Coroutine[Any, Any, DetectAnswer]:
         # In process: the crops the replica cuts stay in this actor until they go to the classifiers.
@@ -62,6 +66,7 @@ class OneHopCore(IngressCore):
 # What the broadcasts (status, refresh, preload) and batch jobs (detect_bytes, detect_prepared, one image or _many)
 # call on a model deployment: here the same methods of the replica in this actor. Serve calls them by name, so each
 # is a method of the class (an async function, as Serve requires to await it), not a __getattr__ fallback.
+# (Not `detect_clip`: that name is the ingress core's own, with the route's arguments; clip_on calls the replica's.)
 REPLICA_CALLS = ("status", "refresh", "preload", "detect_bytes", "detect_prepared", "detect_bytes_many",
                  "detect_prepared_many")
 

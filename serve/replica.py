@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from model_store import Detector, FilterSet, ImageDetections, Interrupt, ModelRef, ModelStore, RunInterruptedError
+from model_store.core.clips import ClipDetections, detect_clip_bytes
 from model_store.core.imaging import decode_image_at_least
 from model_store.core.preprocess import LetterboxMeta
+from model_store.core.video import Sampling
 from serve.answers import DetectAnswer
 from serve.batcher import Lane
 from serve.compose import CropRequest, cut_crops
@@ -154,6 +156,24 @@ class DetectorReplica(VersionedReplica):
                     request_id, self.model, loaded.version, record.width, record.height, len(record.detections),
                     record.timing_ms.get("batch_size", 1), total_ms)
         return answer
+
+    async def detect_clip(self, data: bytes, ref: str | None = None, filters: dict[str, Any] | None = None,
+                          sampling: dict[str, Any] | None = None) -> ClipDetections:
+        """A short clip (`POST /v1/detect` with a video): its sampled frames through this version's detector, a
+        batch of frames at a time on an online decode thread (beside the batcher, so stills are not held behind
+        it), and its tracks. Admitted as one online request."""
+        request_id = current_request_id()
+        try:
+            with self._admit("online"):
+                loaded = await self._resolve(ref)
+                filterset = loaded.detector.filters(filters)
+                clip = await self._in_pool(self._decode_pool, detect_clip_bytes, loaded.detector, data,
+                                           Sampling(**(sampling or {})), filterset, self.runtime.max_pixels)
+        except Exception as exc:
+            raise self._refused(exc, request_id, ref) from None
+        logger.info("detect clip request_id=%s model=%s:%s frames=%d animals=%d status=%s", request_id, self.model,
+                    loaded.version, len(clip.frames), clip.animals, clip.reason or "ok")
+        return clip
 
     async def detect_bytes(self, data: bytes, ref: str | None = None,
                            filters: dict[str, Any] | None = None) -> ImageDetections:

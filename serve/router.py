@@ -23,8 +23,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from model_store import CropOptions
+from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS
+from model_store.core.video import Sampling, looks_like_clip
 from serve.answers import DetectAnswer
+from serve.clip_protocol import clip_response
 from serve.config import ServeConfig
 from serve.deps import admin_auth, api_auth, service_of
 from serve.protocol import (
@@ -114,6 +117,28 @@ async def image_and_fields(request: Request, body: bytes) -> tuple[bytes, dict[s
         await form.close()
 
 
+def body_limit(request: Request, http: Any) -> int:
+    """The most bytes a body may have: `http.max_body_bytes`, or for a `video/*` body the clips' own limit when
+    that is larger."""
+    is_video = request.headers.get("content-type", "").lower().startswith("video/")
+    return max(http.max_body_bytes, http.max_clip_bytes) if is_video else http.max_body_bytes
+
+
+def check_clip_size(data: bytes, http: Any) -> None:
+    """A clip over `http.max_clip_bytes` is refused with a typed 413, whatever its Content-Type said."""
+    if len(data) > http.max_clip_bytes:
+        raise PayloadTooLargeError(f"clip of {len(data)} bytes is over the limit of {http.max_clip_bytes} bytes "
+                                   "(http.max_clip_bytes)", limit=http.max_clip_bytes)
+
+
+def clip_sampling(http: Any, sampling: str | None) -> dict[str, Any]:
+    """The clip's Sampling (as a dict for the replica call) from ?sampling= or the config, checked here (422)."""
+    try:
+        return Sampling.parse(sampling or http.clip_sampling, http.clip_max_frames).model_dump()
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc).splitlines()[0], field="sampling") from None
+
+
 def parse_filters(filters: str | None, min_score: float | None, min_area_fraction: float | None,
                   labels: str | None) -> dict[str, Any] | None:
     parsed = None
@@ -149,6 +174,8 @@ class Service(Protocol):
     async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
                      filters: dict[str, Any] | None, render: bool, classify: bool = True,
                      crops: CropOptions | None = None) -> DetectAnswer: ...
+    async def detect_clip(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                          filters: dict[str, Any] | None, sampling: dict[str, Any]) -> ClipDetections: ...
     async def readiness(self) -> tuple[bool, dict[str, Any]]: ...
     async def models(self) -> ModelsResponse: ...
     async def promote(self, model: str, version: str, alias: str) -> AliasMoveResponse: ...
@@ -252,14 +279,24 @@ async def detect(
     crop_padding: float = Query(0.0, description="with crops=true: grow each box by this fraction per side"),
     crop_square: bool = Query(False, description="with crops=true: square snips"),
     crop_min_size: int = Query(0, description="with crops=true: no snip for boxes under this many pixels"),
+    sampling: str | None = Query(None, description="a clip: which frames go through the detector, '1s' (one every "
+                                                   "N seconds), '5f' (every Nth frame) or 'all' (default: the "
+                                                   "serve config's http.clip_sampling)"),
 ) -> Response:
     t0 = time.perf_counter()
     service = service_of(request)
     overrides = parse_filters(filters, min_score, min_area_fraction, labels)
     snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
     service.refuse_early(model)
-    body = await read_body(request, service.config.http.max_body_bytes)
-    data = await image_bytes(request, body)
+    http = service.config.http
+    data = await image_bytes(request, await read_body(request, body_limit(request, http)))
+    if looks_like_clip(data):
+        check_clip_size(data, http)
+        clip = await service.detect_clip(model, version, alias, data, overrides, clip_sampling(http, sampling))
+        body_out = clip_response(clip, verbose)
+        body_out.timing_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)
+        return JSONResponse(body_out.model_dump(mode="json", exclude_none=True),
+                            headers={"X-Model": f"{clip.model.name}:{clip.model.version}"})
     answer = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips)
     record = answer.record
     headers = {"X-Model": f"{record.model.name}:{record.model.version}"}

@@ -90,6 +90,7 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
         sources = live["capture_time_source"].tolist() if "capture_time_source" in live else [None] * len(live)
         whens = iso_times(live["capture_time"], [capture_offset(s, offset) for s in sources])
     classified = iso_times(live["processed_at"], "Z")
+    clip_of = {r.uri: r for r in live.itertuples(index=False) if getattr(r, "kind", None) == "video"}
     columns = (live[c].tolist() for c in ("uri", "content_id", "camera_id", "rel_path"))
     for uri, content_id, camera_id, rel_path, deployment, when, classified_at in zip(
             *columns, _deployments(live), whens, classified, strict=True):
@@ -102,6 +103,10 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
             "fileMediatype": mimetypes.guess_type(name)[0] or "image/jpeg",
             "exifData": "", "favorite": "", "mediaComments": "",
         })
+        if clip_of.get(uri) is not None:  # a clip: its animals at event level, over the clip's span
+            observations += clip_observations(clip_of[uri], mid, deployment, when, classified_by, classified_at,
+                                              tset)
+            continue
         ev = event_of.get(uri)
         base = {"deploymentID": deployment, "mediaID": mid, "eventID": ev.event_id if ev else "",
                 "eventStart": when, "eventEnd": when, "observationLevel": "media", "classificationMethod": "machine",
@@ -147,6 +152,30 @@ def _deployments(images: pd.DataFrame) -> list[str]:
     if "deployment_id" not in images:
         return cameras
     return [d if isinstance(d, str) else c for d, c in zip(images["deployment_id"], cameras, strict=True)]
+
+
+def clip_observations(clip: Any, mid: str, deployment: str, start: str, classified_by: str, classified_at: str,
+                      tset: TableSet) -> list[dict]:
+    """A clip's observations, at event level as Camtrap DP has it for videos: one per label of its confirmed tracks
+    (its animals, linked across its sampled frames), `count` how many; a clip without one is one `blank` row. The
+    event spans the clip: from its capture time to that plus its duration."""
+    tracks = [t for t in json.loads(clip.clip_tracks or "[]") if t["confirmed"]]
+    end = start
+    if start and isinstance(clip.duration_s, float) and clip.duration_s == clip.duration_s:
+        stamp = pd.Timestamp(start[:19]) + pd.Timedelta(seconds=clip.duration_s)
+        end = stamp.strftime("%Y-%m-%dT%H:%M:%S") + start[19:]
+    base = {"deploymentID": deployment, "mediaID": "", "eventID": f"clip_{mid}", "eventStart": start,
+            "eventEnd": end, "observationLevel": "event", "classificationMethod": "machine",
+            "classifiedBy": classified_by, "classificationTimestamp": classified_at}
+    tags = f"clip:{mid}|frames:{int(clip.frames_sampled or 0)}|filters:{tset.filters_hash}"
+    if not tracks:
+        return [{**base, "observationID": f"clip_{mid}_blank", "observationType": "blank", "observationTags": tags}]
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for t in tracks:
+        by_label[t["label"]].append(t)
+    return [{**base, "observationID": f"clip_{mid}_{label}", "observationType": observation_type(label),
+             "count": len(ts), "classificationProbability": round(max(t["score"] for t in ts), 4),
+             "observationTags": f"label:{label}|{tags}"} for label, ts in sorted(by_label.items())]
 
 
 def detections_by_uri(dets: pd.DataFrame) -> dict[str, list[Any]]:

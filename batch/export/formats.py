@@ -56,6 +56,11 @@ def occurrence_of(d: Any) -> dict[str, str]:
     return {"occurrence_id": oid} if isinstance(oid, str) else {}
 
 
+def _number(value: Any) -> float | None:
+    """A column's value as a number, None for a missing one (pandas reads a null int as NaN)."""
+    return None if value is None or value != value else value
+
+
 def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store: str | None = None) -> dict:
     """MegaDetector batch output format 1.4 (https://lila.science/megadetector-output-format); `info` as
     MegaDetector's writer fills it (batch/export/md_metadata.py)."""
@@ -64,6 +69,10 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store
     out_images = []
     for row in images.itertuples(index=False):
         entry: dict[str, Any] = {"file": row.rel_path or row.uri}
+        clip = getattr(row, "kind", None) == "video"
+        if clip:  # MegaDetector's video convention: one entry per clip, its frame rate (-1: a clip not read)
+            fps = _number(getattr(row, "fps", None))
+            entry["frame_rate"] = round(float(fps), 3) if fps is not None else (-1 if row.status == "failed" else 0)
         if row.status == "failed":
             entry["failure"] = f"{row.error_reason}: {row.error}"
             entry["detections"] = None
@@ -74,7 +83,9 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store
                  "bbox": [round(v, 4) for v in box_of(d)],
                  **({"classifications": md_classifications(d.classifications, cls_ids)}
                     if getattr(d, "classifications", None) else {}),
-                 **occurrence_of(d)}
+                 **occurrence_of(d),
+                 **({"frame_number": int(d.frame_number)} if clip and _number(getattr(d, "frame_number", None))
+                    is not None else {})}
                 for d in g.itertuples(index=False)
             ]
         out_images.append(entry)

@@ -206,6 +206,13 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     dets = dets.merge(images[IMAGE_KEY + ["camera_id", "capture_time"]], on=IMAGE_KEY, how="left")
     dets["camera_key"] = [camera_or_default(c) for c in dets["camera_id"]]
     dets["t"] = (pd.to_datetime(dets["capture_time"]) - pd.Timestamp(0)).dt.total_seconds()
+    # A clip's detections are in many frames of one file: each sampled frame is a frame of the camera, at the clip's
+    # capture time plus its offset (stills have no frame number: the file is the frame).
+    frame_number = dets["frame_number"] if "frame_number" in dets else pd.Series([None] * len(dets), dtype=object)
+    if "frame_offset_s" in dets:
+        dets["t"] = dets["t"] + pd.to_numeric(dets["frame_offset_s"]).fillna(0.0)
+    dets["frame_key"] = [u if pd.isna(n) else f"{u}#{int(n)}" for u, n in zip(dets["uri"], frame_number,
+                                                                              strict=True)]
     # Time order (frames without a capture time last), so each occurrence's first row is its first detection.
     dets = dets.sort_values(["camera_key", "t", "uri", "detection_index"], na_position="last", kind="stable")
     dets = dets.reset_index(drop=True)
@@ -219,8 +226,8 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
                           sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
         # A frame without a capture time links to nothing (the tracker's rule): each of its boxes is one occurrence.
-        ids, sure[pos] = link_camera_scored(sub["t"].to_numpy(np.float64), pd.factorize(sub["uri"])[0], boxes,
-                                            config, labels=sub["label"].to_numpy(),
+        ids, sure[pos] = link_camera_scored(sub["t"].to_numpy(np.float64), pd.factorize(sub["frame_key"])[0],
+                                            boxes, config, labels=sub["label"].to_numpy(),
                                             scores=sub["score"].to_numpy(np.float64),
                                             appearance=None if appearance is None else appearance[pos])
         track[pos] = next_id + ids
@@ -228,7 +235,8 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     decisions = DecisionsLog(tables.storage)
     classified = decisions.latest_classifications()
     # Plain arrays once: row access through pandas (Arrow-backed strings) would cost more than the tracking.
-    col = {c: dets[c].to_numpy(dtype=object) for c in ("uri", "content_id", "run_id", "camera_id", "camera_key")}
+    col = {c: dets[c].to_numpy(dtype=object) for c in ("uri", "content_id", "run_id", "camera_id", "camera_key",
+                                                        "frame_key")}
     index, score = dets["detection_index"].to_numpy(np.int64), dets["score"].to_numpy(np.float64)
     # People's cuts, joins and moves (the decisions log), over what the tracker linked.
     track, sure, linked.track_edits = apply_track_edits(
@@ -247,7 +255,7 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         p0, best = pos[0], pos[int(np.argmax(score[pos]))]
         det = determine([votes[p] for p in pos], identified.get(oid), classified)
         known = times[pos][~np.isnat(times[pos])]
-        frames = len(set(col["uri"][pos]))
+        frames = len(set(col["frame_key"][pos]))
         weakest = pos[1:][int(np.argmin(sure[pos[1:]]))] if len(pos) > 1 else None  # pos[0] starts the track
         linked.rows.setdefault((col["uri"][p0], col["content_id"][p0], col["run_id"][p0]), []).append({
             "uri": col["uri"][p0], "content_id": col["content_id"][p0], "occurrence_id": oid,

@@ -86,6 +86,8 @@ class ClassifyActor:
             row[CLASSIFICATIONS], row[SNIPS] = [], []
             if row["status"] != "ok":
                 continue  # failed, or no kept detection: nothing to crop
+            if row.get("kind") == "video":
+                continue  # a clip keeps its detections; its frames are not decoded again for crops (not yet)
             try:
                 rgb = read_image(row["uri"], row.get("size_bytes"), self.archive_url, self.max_pixels)
                 ranked = ranked_from_rows(row["detections"], row["width"], row["height"])

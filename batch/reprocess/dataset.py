@@ -39,7 +39,8 @@ INLINE_PART_IMAGES = 100
 INLINE_WINDOW = 16
 INLINE_PARTS_AT_ONCE = 2
 STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
-STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections")
+STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections", "clips", "clips_failed",
+               "frames_sampled")
 FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/env.py says why)
 
 
@@ -69,6 +70,7 @@ class PlanSpec:
     write_cpus: float = WRITE_CPUS
     stage: Any = None  # batch.reprocess.classify.StageSpec: the crop/classify stage of --classify / --crops
     fenced: bool = True  # parts are committed only while this run holds the lease (write_results)
+    video: dict = field(default_factory=dict)  # the clips' Sampling (options.sampling(model default)), as a dict
 
     via = property(lambda self: self.options.via)
     decode = property(lambda self: self.options.decode)  # where images are decoded: the actors or read tasks
@@ -120,7 +122,7 @@ class Progress:
         """Count one committed part's stats row."""
         self.parts += 1
         for k in STAT_FIELDS:
-            self.counts[k] += int(stats[k])
+            self.counts[k] += int(stats.get(k) or 0)
         self.last_part_s = self.elapsed
         if self.first_part is None:
             self.first_part = (self.last_part_s, self.counts["images"])
@@ -216,6 +218,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
                 "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
                 "max_pixels": spec.max_pixels, "archive_url": archive_url,
+                "clips_url": spec.archive_url, "video": spec.video,
             },
         )
     else:

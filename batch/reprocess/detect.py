@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, read_files
+from batch.reprocess.clips import clip_rows, run_clip
+from batch.reprocess.read import FAILED, PENDING, archive_storage, decode_and_prepare, meta_of, read_files
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
+from model_store.core.video import Sampling, is_clip
 from model_store.tables.codec import failed_fields, result_fields
-from model_store.tables.schema import RESULT_SCHEMA
+from model_store.tables.schema import CLIP_FIELDS, RESULT_SCHEMA
 from serve.protocol import unwrap_error
 from trapline.errors import BatchError
 
@@ -37,8 +39,9 @@ def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, messag
         batch[key] = col
 
 
-def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDetections]) -> pa.Table:
-    """One RESULT_SCHEMA row per input row: its detections (kept and dropped) or its failure."""
+def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDetections | dict]) -> pa.Table:
+    """One RESULT_SCHEMA row per input row: its detections (kept and dropped) or its failure. A clip's result is
+    its row's fields already (`batch/reprocess/clips.py`)."""
     n = len(batch["uri"])
     cols: dict[str, list[Any]] = {f.name: [] for f in RESULT_SCHEMA}
     for i in range(n):
@@ -47,10 +50,19 @@ def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDet
             cols[k].append(v.item() if isinstance(v, np.generic) else v)
         cols["capture_time"].append(int(batch["capture_time_us"][i]))
         res = results.get(i)
-        fields = result_fields(res) if res is not None else failed_fields(
-            batch["error_reason"][i] or "not_processed", batch["error"][i] or "the image was not processed")
+        if isinstance(res, dict):
+            fields = res
+        elif res is not None:
+            fields = result_fields(res)
+        else:
+            fields = {**failed_fields(batch["error_reason"][i] or "not_processed",
+                                      batch["error"][i] or "the image was not processed"),
+                      "kind": "video" if is_clip(str(batch["uri"][i])) else "image"}
+        for k in CLIP_COLUMNS:
+            cols[k].append(fields.get(k))
         for k, v in fields.items():
-            cols[k].append(v)
+            if k not in CLIP_COLUMNS:
+                cols[k].append(v)
     arrays = []
     for f in RESULT_SCHEMA:
         values = cols[f.name]
@@ -64,6 +76,8 @@ def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDet
             arrays.append(pa.array(values, f.type))
     return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA)
 
+
+CLIP_COLUMNS = [f.name for f in CLIP_FIELDS]  # null for an image but `kind`
 
 READ_THREADS = 8  # reads in flight per inference actor: enough to hide object-store latency, cheap locally
 
@@ -102,7 +116,8 @@ class DetectorActor:
 
     def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
                  threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 archive_url: str | None = None) -> None:
+                 archive_url: str | None = None, clips_url: str | None = None, video: dict | None = None,
+                 clip_batch_size: int = 8) -> None:
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
         self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
         # One blank pass here, while the plan's first files are still being read: the first real batch then
@@ -110,9 +125,17 @@ class DetectorActor:
         self.detector.warmup()
         self.max_pixels = max_pixels
         self.reader = FileReader(archive_url)
+        self.clips_url = clips_url or archive_url  # clips are opened where they lie, whatever --decode says
+        self.sampling = Sampling(**(video or {}))
+        self.clip_batch_size = clip_batch_size
         # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
         # several CPUs); one thread decodes inline.
         self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") if decode_threads > 1 else None
+
+    def _clip_storage(self):
+        if self.clips_url is None:
+            raise BatchError("this inference stage got a clip but has no archive to open it from")
+        return archive_storage(self.clips_url)
 
     def _inputs(self, batch: dict[str, np.ndarray], todo: list[int]
                 ) -> tuple[list[int], list[np.ndarray], list[LetterboxMeta]]:
@@ -134,8 +157,16 @@ class DetectorActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         batch = self.reader.read(batch)
-        todo, images, metas = self._inputs(batch, [i for i, s in enumerate(batch["status"]) if s == PENDING])
-        results: dict[int, ImageDetections] = {}
+        pending = [i for i, s in enumerate(batch["status"]) if s == PENDING]
+        clips = clip_rows(batch, pending)
+        todo, images, metas = self._inputs(batch, [i for i in pending if i not in set(clips)])
+        results: dict[int, ImageDetections | dict] = {}
+        for i in clips:  # each clip streams its sampled frames through the detector on its own
+            try:
+                results[i] = run_clip(self.detector, self.filters, self._clip_storage(), batch, i, self.sampling,
+                                      self.max_pixels, self.clip_batch_size)
+            except ModelRunError as exc:
+                fail_rows(batch, [i], "model_error", str(exc))
         if todo:
             try:
                 records = self.detector.run_prepared(images, metas, self.filters)
@@ -229,6 +260,11 @@ class ServeClient:
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         batch = self.reader.read(batch)
         pending = collections.deque(i for i, s in enumerate(batch["status"]) if s == PENDING)
+        clips = clip_rows(batch, list(pending))
+        if clips:  # a replica answers for one image; a clip's frames and tracks are the actors' (--via actors)
+            fail_rows(batch, clips, "unsupported", "clips run through the inference actors (--via actors), not "
+                                                   "through the deployment")
+            pending = collections.deque(i for i in pending if i not in set(clips))
         tries: dict[int, _Tries] = collections.defaultdict(_Tries)
         results: dict[int, ImageDetections] = {}
         in_flight: collections.deque = collections.deque()  # (rows, response), oldest first

@@ -315,6 +315,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id,
         metadata=run_metadata(plan),
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
+        video=o.sampling(mv.config.video_sampling).model_dump(),
     )
 
 

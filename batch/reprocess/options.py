@@ -20,6 +20,7 @@ from batch.flags import FlagStyle, add_model_arguments
 from batch.options import parse_options
 from model_store import CropOptions, ModelRef
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
+from model_store.core.video import DEFAULT_MAX_FRAMES, VIDEO_EXTENSIONS, Sampling
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from model_store.tables.scope import parse_when
 from trapline.errors import OptionsError
@@ -69,8 +70,8 @@ class ReprocessOptions(BaseModel):
     dry_run: bool = Field(False, description="show what would be done (found / done / to process); write nothing")
     path_pattern: str | None = Field(None, description="regex with named groups camera / timestamp / year..second")
     time_format: str | None = Field(None, description="strptime format of the pattern's `timestamp` group")
-    extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_EXTENSIONS),
-                                  description="image file extensions, comma-separated")
+    extensions: list[str] = Field(default_factory=lambda: [*DEFAULT_EXTENSIONS, *VIDEO_EXTENSIONS],
+                                  description="image and clip file extensions, comma-separated")
     filters: dict[str, dict[str, Any] | None] | None = Field(
         None, description='post-processing filter overrides, e.g. {"min_size": {"min_area_fraction": 0.001}}')
     classify: list[str] = Field(default_factory=list, description=(
@@ -83,6 +84,11 @@ class ReprocessOptions(BaseModel):
     crop_min_size: int = Field(0, ge=0, description="snips: none for boxes whose shorter side is under this (px)")
     retry_failed: bool = Field(False, description="process files that failed before again")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="refuse images with more pixels than this")
+    video_sampling: str | None = Field(None, description=(
+        "clips: which frames go through the detector: '1s' (one every N seconds), '5f' (every Nth frame) or "
+        "'all'; default the model's `video_sampling`, else 1s"))
+    video_max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, description=(
+        "clips: a clip whose sampling takes more frames than this is a failed row (too_long)"))
     address: str | None = Field(None, description="Ray cluster address")
     serve_app: str = Field("trapline", description="Serve application name for --via serve")
     progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")
@@ -124,6 +130,17 @@ class ReprocessOptions(BaseModel):
         if isinstance(value, str):
             value = [v for v in re.split(r"[,\s]+", value) if v]
         return [v if v.startswith(".") else f".{v}" for v in value]
+
+    @field_validator("video_sampling")
+    @classmethod
+    def _video_sampling(cls, value: str | None) -> str | None:
+        if value is not None:
+            Sampling.parse(value)  # a ValueError quoting the value, reported with the field name
+        return value
+
+    def sampling(self, model_default: str | None = None) -> Sampling:
+        """The clips' sampling of this run: --video-sampling, else the model's default, else one frame a second."""
+        return Sampling.parse(self.video_sampling or model_default or "1s", self.video_max_frames)
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -194,7 +211,7 @@ FLAG_STYLES = {
                                                         "only the newest capture of each camera (quick backfill)")}),
     "since": FlagStyle(metavar="DATE"), "until": FlagStyle(metavar="DATE"),
     "path_pattern": FlagStyle(metavar="REGEX"), "filters": FlagStyle(metavar="JSON"),
-    "extensions": FlagStyle(metavar="EXT,EXT"),
+    "extensions": FlagStyle(metavar="EXT,EXT"), "video_sampling": FlagStyle(metavar="1s|5f|all"),
     "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
     "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
     "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS"),

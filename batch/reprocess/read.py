@@ -29,6 +29,7 @@ import pyarrow as pa
 from model_store import parse_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import LetterboxMeta, Preprocessor
+from model_store.core.video import is_clip
 from model_store.tables.archive import exif_capture, open_location
 
 PENDING, FAILED = "pending", "failed"
@@ -44,7 +45,7 @@ def preparer(config_json: str) -> Preprocessor:
 
 
 @functools.lru_cache(maxsize=8)
-def _storage(url: str):
+def archive_storage(url: str):
     return open_location(url)
 
 
@@ -72,6 +73,10 @@ def decode_and_prepare(prep: Preprocessor, data: bytes, max_pixels: int) -> Deco
 def _read(storage, row: dict[str, Any]) -> tuple[bytes | None, str | None, str | None]:
     """(bytes, failure reason, message) for one listing row; the row's capture time is filled in."""
     data = reason = error = None
+    if is_clip(row["uri"]):  # never read whole: the inference stage streams its sampled frames (clips.py)
+        if row["capture_time_us"] < 0:  # the container's creation time replaces it when it has one
+            row["capture_time_us"], row["capture_time_source"] = row["mtime_us"], "mtime"
+        return None, None, None
     if row["size_bytes"] > MAX_FILE_BYTES:  # never pull a multi-GB "photo" into memory
         reason = "too_large"
         error = f"file is {row['size_bytes']} bytes, over the {MAX_FILE_BYTES} byte limit for one image"
@@ -109,7 +114,7 @@ def read_files(batch: pa.Table | Mapping[str, np.ndarray], *, archive_url: str,
                pool: Executor | None = None) -> dict[str, np.ndarray]:
     """Read each file (on `pool`'s threads when given: object-store reads overlap their latency); the encoded
     bytes travel on in `data` (None for rows that failed to read)."""
-    storage = _storage(archive_url)
+    storage = archive_storage(archive_url)
     rows = listing_rows(batch)
     one = functools.partial(_read, storage)
     read = list(pool.map(one, rows)) if pool is not None and len(rows) > 1 else [one(row) for row in rows]
@@ -123,7 +128,7 @@ def read_files(batch: pa.Table | Mapping[str, np.ndarray], *, archive_url: str,
 def read_and_prepare(batch: pa.Table, *, archive_url: str, config_json: str,
                      max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
     """Read each file, decode it safely and letterbox it; the model input travels on in `image`."""
-    storage = _storage(archive_url)
+    storage = archive_storage(archive_url)
     prep = preparer(config_json)
     rows = batch.to_pylist()
     reasons: list[str | None] = []
@@ -131,7 +136,11 @@ def read_and_prepare(batch: pa.Table, *, archive_url: str, config_json: str,
     decoded: list[Decoded] = []
     for row in rows:
         data, reason, error = _read(storage, row)
-        out = decode_and_prepare(prep, data, max_pixels) if data is not None else Decoded(reason=reason, error=error)
+        if data is None and reason is None:  # a clip: the inference stage streams it
+            out = Decoded()
+        else:
+            out = decode_and_prepare(prep, data, max_pixels) if data is not None else Decoded(reason=reason,
+                                                                                              error=error)
         decoded.append(out)
         reasons.append(out.reason)
         errors.append(out.error)

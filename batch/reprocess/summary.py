@@ -9,7 +9,7 @@ from model_store.tables.schema import DETECTIONS, IMAGES
 
 COUNT_FIELDS = ("found", "selected", "already_done", "to_process", "held_back", "processed", "ok", "empty",
                 "failed", "detections", "raw_detections", "parts", "orphans_removed", "identified",
-                "agrees_with_people")
+                "agrees_with_people", "clips_found", "clips", "clips_failed", "frames_sampled")
 
 
 @dataclass
@@ -42,6 +42,10 @@ class RunReport:
     estimate_basis: str | None = None
     path_pattern_unmatched: int = 0
     ignored_files: int = 0
+    clips_found: int = 0  # of `found`, the video clips (the rest are images)
+    clips: int = 0  # of `processed`, the clips; their failed ones, and the frames sampled from them
+    clips_failed: int = 0
+    frames_sampled: int = 0
     orphans_removed: int = 0
     manifest: str | None = None
     error: str | None = None
@@ -60,6 +64,7 @@ def apply_progress(report: RunReport, progress: Progress) -> None:
     c = progress.counts
     report.processed, report.ok, report.empty, report.failed = c["images"], c["ok"], c["empty"], c["failed"]
     report.detections, report.raw_detections, report.parts = c["detections"], c["raw_detections"], progress.parts
+    report.clips, report.clips_failed, report.frames_sampled = c["clips"], c["clips_failed"], c["frames_sampled"]
     report.processing_s = round(progress.elapsed, 3)
     report.images_per_s = round(progress.rate, 3)
     report.steady_images_per_s = round(progress.steady_rate, 3)
@@ -78,7 +83,8 @@ def format_report(report: RunReport) -> str:
     else:
         lines.append(f"run {r.run_id} {r.status} in {r.wall_s:.1f}s")
     lines.append(f"model     {r.model}  filters {r.filters_hash}")
-    lines.append(f"archive   {r.archive}: found {r.found} image(s)"
+    lines.append(f"archive   {r.archive}: found {r.found - r.clips_found} image(s)"
+                 + (f", {r.clips_found} clip(s)" if r.clips_found else "")
                  + (f", {r.ignored_files} other file(s) ignored" if r.ignored_files else ""))
     lines.append(f"selection {r.selected} selected, {r.already_done} already done (skipped), {r.to_process} to process"
                  + (f", {r.held_back} left for later by --limit" if r.held_back else ""))
@@ -93,6 +99,10 @@ def format_report(report: RunReport) -> str:
         lines.append(f"processed {r.processed}: ok {r.ok}, empty {r.empty}, failed {r.failed}; "
                      f"detections {r.detections} kept ({r.raw_detections} raw); {r.images_per_s:.1f} images/s"
                      + (f" ({r.steady_images_per_s:.1f} after the first part)" if r.parts >= 2 else ""))
+        if r.clips:
+            lines.append(f"clips     {r.clips} of them clips ({r.clips_failed} failed): {r.frames_sampled} sampled "
+                         f"frame(s) through the detector; images {r.processed - r.clips} "
+                         f"({r.failed - r.clips_failed} failed)")
         lines.append(f"tables    {r.out}/{{{IMAGES},{DETECTIONS}}}")
         if r.identified:
             lines.append(f"people    agrees with {r.agrees_with_people} of {r.identified} occurrence(s) people "

@@ -7,9 +7,11 @@ door's recorder (`serve/recording/`), so an uploaded image and an archive image 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from model_store.core.clips import ClipDetections
 from model_store.core.records import Classification, Detection, ImageDetections
 
 FAILED_FIELDS = ("width", "height", "detection_count", "raw_detection_count", "max_score")
@@ -25,10 +27,38 @@ def result_fields(record: ImageDetections) -> dict[str, Any]:
     """What one image's record fills in of its result row: status, size, counts and every raw detection
     (kept and dropped, `detection_index` = position in `record.ranked()`)."""
     every = record.ranked()
-    return {"status": "ok" if record.detections else "empty", "error_reason": None, "error": None,
+    return {"status": "ok" if record.detections else "empty", "error_reason": None, "error": None, "kind": "image",
             "width": record.width, "height": record.height, "detection_count": len(record.detections),
             "raw_detection_count": len(every), "max_score": max((d.score for d in record.detections), default=None),
             "detections": [detection_row(j, d, kept) for j, (d, kept) in enumerate(every)]}
+
+
+def clip_fields(clip: ClipDetections, capture_time_us: int | None = None) -> dict[str, Any]:
+    """What one clip fills in of its result row: one row for the clip, every sampled frame's raw detections nested
+    with their frame number, time offset and frame time (capture time + offset), its tracks and its summary. A clip
+    that broke is `failed` with its reason, and still carries the frames it did read."""
+    info = clip.info
+    label, score = clip.determination()
+    kept = [d for _, _, _, d, k in clip.ranked() if k]
+    detections = []
+    for number, offset, index, d, is_kept in clip.ranked():
+        row = detection_row(index, d, is_kept)
+        row.update(frame_number=number, frame_offset_s=offset, clip_track=clip.track_of.get(index),
+                   frame_time=(capture_time_us + round(offset * 1e6)) if capture_time_us is not None and
+                   capture_time_us >= 0 else None)
+        detections.append(row)
+    status = "failed" if clip.reason else ("ok" if kept else "empty")
+    return {"status": status, "error_reason": clip.reason, "error": clip.error,
+            "width": info.width if info else None, "height": info.height if info else None,
+            "detection_count": len(kept), "raw_detection_count": len(detections),
+            "max_score": max((d.score for d in kept), default=None), "detections": detections,
+            "kind": "video", "duration_s": info.duration_s if info else None, "fps": info.fps if info else None,
+            "frame_count": info.frame_count if info else None, "frames_sampled": len(clip.frames),
+            "max_per_frame": clip.max_per_frame, "clip_animals": clip.animals, "clip_label": label,
+            "clip_score": score, "clip_tracks": json.dumps([
+                {"track": t.track, "label": t.label, "score": round(t.score, 6), "detections": t.detections,
+                 "first_offset_s": t.first_offset_s, "last_offset_s": t.last_offset_s, "best_frame": t.best_frame,
+                 "best_detection_index": t.best_detection, "confirmed": t.confirmed} for t in clip.tracks])}
 
 
 def failed_fields(reason: str, message: str) -> dict[str, Any]:

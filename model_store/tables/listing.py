@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fsspec.asyn import sync
 
+from model_store.core.video import is_clip
 from model_store.tables.archive import (
     DEFAULT_EXTENSIONS,
     HEAD_BYTES,
@@ -84,6 +85,7 @@ class Listing:
     entries: Entries
     unmatched: int  # files the --path-pattern did not match (they fall back to the defaults)
     ignored: int  # hidden files, NAS/OS junk and other extensions
+    clips: int = 0  # of the entries, video clips (model_store.core.video.VIDEO_EXTENSIONS)
 
 
 def to_us(value: dt.datetime | None) -> int:
@@ -205,18 +207,19 @@ def _files(storage: Storage) -> Iterator[tuple[str, Mapping]]:
 
 def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSIONS,
                  pattern: PathPattern | None = None) -> Listing:
-    """Every image file under the archive root (recursive), sorted by path, listed in pages."""
+    """Every image and clip file under the archive root (recursive), sorted by path, listed in pages."""
     exts = frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
     root = storage.root
     if storage.is_local and not os.path.isdir(root):
         raise ArchiveError(f"archive {storage.url()} is not a directory")
-    page, batches, ignored = _Page(storage, pattern), [], 0
+    page, batches, ignored, clips = _Page(storage, pattern), [], 0, 0
     try:
         for path, info in _files(storage):
             if is_ignored(path[len(root):].lstrip("/"), exts):
                 ignored += 1
                 continue
             page.add(path, info)
+            clips += is_clip(path)
             if len(page) >= PAGE_FILES:
                 batches.append(page.batch())
     except FileNotFoundError:
@@ -224,7 +227,7 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
     batches.append(page.batch())
     table = pa.Table.from_batches(batches, schema=ENTRY_SCHEMA)
     del batches
-    return Listing(Entries(_in_path_order(table)), page.unmatched, ignored)
+    return Listing(Entries(_in_path_order(table)), page.unmatched, ignored, clips)
 
 
 def _in_path_order(table: pa.Table) -> pa.Table:

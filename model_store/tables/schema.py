@@ -33,6 +33,17 @@ images: one row per image per model version and filter set.
     filters_hash         string     FilterSet.hash of the post-processing filters applied
     run_id               string     the run that wrote the row
     processed_at         timestamp  UTC
+    kind                 string     image | video (null in files written before clips: an image)
+    duration_s, fps, frame_count        a clip's length, average frame rate and frames (container; null: image)
+    frames_sampled       int32      a clip's frames that went through the detector (those read before a failure)
+    max_per_frame        int32      a clip's most kept detections in one sampled frame
+    clip_animals         int32      a clip's confirmed tracks (its animals, linked across its sampled frames)
+    clip_label, clip_score          a clip's determination: the label of its most confident confirmed track
+    clip_tracks          string     JSON list of a clip's tracks: {track, label, score, detections, first_offset_s,
+                                    last_offset_s, best_frame, best_detection_index, confirmed}
+
+    A clip is one row: its capture time is the container's creation_time (source `container`) unless the path
+    gave one; its detections are those of every sampled frame, detection_index running across the clip.
 
 detections: one row per raw detection (kept and dropped, so filters can be re-applied later).
 
@@ -48,6 +59,10 @@ detections: one row per raw detection (kept and dropped, so filters can be re-ap
     filters_hash, run_id string
     occurrence_id        string     the occurrence (track) the kept detection belongs to, when the set has the
                                     `track` filter (null otherwise, and in files written before the column)
+    frame_number         int32      a clip's detection: the sampled frame's number (null for a still)
+    frame_offset_s       float64    its time from the clip's start; frame_time = capture_time + offset
+    frame_time           timestamp  the frame's capture time
+    clip_track           int32      the track of the clip (images.clip_tracks) a kept detection belongs to
 
 With classifiers (`--classify`) or snips (`--crops`) a part has two more files, written before
 its images file like the detections file (same name, same partition = the detector's):
@@ -111,7 +126,8 @@ OCCURRENCES = "occurrences"
 RUNS_DIR = "_runs"
 PARTITION_KEYS = ("model_name", "model_version")
 STATUSES = ("ok", "empty", "failed")
-TIME_SOURCES = ("path", "exif", "exif_utc", "mtime", "upload", "upload_utc", "received")
+KINDS = ("image", "video")
+TIME_SOURCES = ("path", "exif", "exif_utc", "container", "mtime", "upload", "upload_utc", "received")
 # Sources whose times are UTC (the rest are the camera's clock): EXIF with OffsetTimeOriginal, a file's mtime, the
 # time the online door received an upload, and an upload's `captured_at` that carried a UTC offset.
 UTC_TIME_SOURCES = ("exif_utc", "mtime", "upload_utc", "received")
@@ -119,6 +135,20 @@ UPLOAD_TIME_SOURCES = ("upload", "upload_utc", "received")  # what only the onli
 
 # Readers must not let pyarrow/DuckDB infer "1" as an integer version: always strings.
 PARTITION_SCHEMA = pa.schema([pa.field(k, pa.string()) for k in PARTITION_KEYS])
+
+CLIP_FIELDS = [
+    pa.field("kind", pa.string()),  # image | video
+    pa.field("duration_s", pa.float64()),
+    pa.field("fps", pa.float64()),
+    pa.field("frame_count", pa.int64()),
+    pa.field("frames_sampled", pa.int32()),
+    pa.field("max_per_frame", pa.int32()),
+    pa.field("clip_animals", pa.int32()),
+    pa.field("clip_label", pa.string()),
+    pa.field("clip_score", pa.float64()),
+    # JSON text, not a nested list: the images table's columns stay flat (Acero joins them: browse.latest_many)
+    pa.field("clip_tracks", pa.string()),
+]
 
 IMAGES_SCHEMA = pa.schema([
     pa.field("uri", pa.string(), nullable=False),
@@ -140,6 +170,7 @@ IMAGES_SCHEMA = pa.schema([
     pa.field("filters_hash", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("processed_at", pa.timestamp("us", tz="UTC")),
+    *CLIP_FIELDS,  # last, so files written before them read with nulls (a null kind is an image)
 ])
 
 DETECTION_FIELDS = [
@@ -155,6 +186,14 @@ DETECTION_FIELDS = [
     pa.field("flags", pa.list_(pa.string())),
 ]
 
+# A clip's detection: which sampled frame it is in (null for a still's).
+FRAME_FIELDS = [
+    pa.field("frame_number", pa.int32()),
+    pa.field("frame_offset_s", pa.float64()),
+    pa.field("frame_time", pa.timestamp("us")),
+    pa.field("clip_track", pa.int32()),
+]
+
 DETECTIONS_SCHEMA = pa.schema([
     pa.field("uri", pa.string(), nullable=False),
     pa.field("content_id", pa.string(), nullable=False),
@@ -162,6 +201,7 @@ DETECTIONS_SCHEMA = pa.schema([
     pa.field("filters_hash", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("occurrence_id", pa.string()),  # last, so files written before it read with nulls
+    *FRAME_FIELDS,  # likewise
 ])
 
 CLASSIFICATION_FIELDS = [
@@ -229,7 +269,7 @@ OCCURRENCES_SCHEMA = _keyed(OCCURRENCE_FIELDS)
 PER_RUN_COLUMNS = ("model_sha256", "filters_hash", "run_id", "processed_at")
 RESULT_SCHEMA = pa.schema(
     [f for f in IMAGES_SCHEMA if f.name not in PER_RUN_COLUMNS]
-    + [pa.field("detections", pa.list_(pa.struct(DETECTION_FIELDS)))]
+    + [pa.field("detections", pa.list_(pa.struct(DETECTION_FIELDS + FRAME_FIELDS)))]
 )
 
 # The listing rows handed to the read stage (times as int64 microseconds, -1 = unknown, so the

@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from model_store import FilterSet, ImageDetections, ModelStore, decode_image
+from model_store.core.clips import ClipDetections
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
+from model_store.core.video import VideoDecodeError, clip_created, looks_like_clip
 from model_store.tables import journal
 from model_store.tables.archive import HEAD_BYTES, exif_capture
-from model_store.tables.codec import classification_rows, failed_fields, result_fields
+from model_store.tables.codec import classification_rows, clip_fields, failed_fields, result_fields
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.metadata import part_metadata
@@ -64,14 +66,14 @@ class Upload:
 
 # The served pipeline for one image: the ingress's detect, answering the typed record (classifications attached)
 # and the body /v1/detect would answer with.
-Detect = Callable[[bytes], Awaitable[tuple[ImageDetections, dict[str, Any]]]]
+Detect = Callable[[bytes], Awaitable[tuple[ImageDetections | ClipDetections, dict[str, Any]]]]
 # The live version of a classifier deployment (asked when a record has no answer of it to tell).
 ClassifierVersion = Callable[[str], Awaitable[str]]
 
 
 def capture_time(captured_at: str | None, data: bytes, received: dt.datetime) -> tuple[dt.datetime, str]:
     """(naive time, source): the client's `captured_at` (camera clock; with an offset: UTC), else EXIF
-    DateTimeOriginal, else the time of receipt (UTC)."""
+    DateTimeOriginal (a clip's: its container's creation time), else the time of receipt (UTC)."""
     if captured_at:
         try:
             when = dt.datetime.fromisoformat(captured_at.strip().replace("Z", "+00:00"))
@@ -84,6 +86,9 @@ def capture_time(captured_at: str | None, data: bytes, received: dt.datetime) ->
     exif = exif_capture(data[:HEAD_BYTES])
     if exif is not None:
         return exif
+    created = clip_created(data) if looks_like_clip(data) else None
+    if created is not None:
+        return created, "container"
     return received.replace(tzinfo=None), "received"
 
 
@@ -239,15 +244,25 @@ class Recorder:
         base = {"uri": stored.uri, "rel_path": stored.rel_path, "content_id": stored.content_id,
                 "size_bytes": stored.size_bytes, "camera_id": upload.camera, "capture_time": when,
                 "capture_time_source": source}
+        clip = None
         try:
             record, answer = await detect(upload.data)
             http_status = 201
-            fields = result_fields(record)
-        except (ImageDecodeError, ModelRunError) as exc:  # kept, with a failed row saying why (as in batch)
+            if isinstance(record, ClipDetections):  # a clip: one row for it, its frames' detections nested
+                clip, record = record, None
+                fields = clip_fields(clip, round(when.replace(tzinfo=dt.timezone.utc).timestamp() * 1e6))
+            else:
+                fields = result_fields(record)
+        except (ImageDecodeError, VideoDecodeError, ModelRunError) as exc:  # kept, with a failed row saying why
             record, answer, http_status = None, exc.body(), exc.status or 500
             fields = failed_fields(getattr(exc, "reason", None) or exc.code, str(exc))
-        info = record.model if record is not None else await self._live_model(model)
+            if isinstance(exc, VideoDecodeError):
+                fields["kind"] = "video"
+        info = (clip.model if clip is not None else record.model) if (record or clip) else \
+            await self._live_model(model)
         filters, resolved = await self._result_set(info, record, routes, classifier_version)
+        if clip is not None:
+            filters = FilterSet.from_specs(clip.filters.configs)
         rhash = result_hash(filters, resolved) if resolved else filters.hash
         row = {**base, **fields, "classifications": classification_rows(record) if record else [], "snips": []}
         if record is not None and self.cfg.crops is not None and record.detections:

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from model_store.core.video import looks_like_clip
 from model_store.tables.reader import Tables
 from serve.deps import api_auth, service_of
 from serve.recording import queries
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.uploads import UploadRecord
-from serve.router import ERRORS, IMAGE_BODY, image_and_fields, read_body
+from serve.router import ERRORS, IMAGE_BODY, body_limit, check_clip_size, image_and_fields, read_body
 from trapline.errors import NotFoundError
 
 IMAGE_ID = r"^[0-9a-f]{32}$"
@@ -35,7 +36,7 @@ class UploadOut(BaseModel):
                                                "this is the first record, nothing was stored again")
     uri: str
     capture_time: dt.datetime = Field(description="naive; the camera's clock, or UTC for upload_utc / received")
-    capture_time_source: str = Field(description="upload | upload_utc | exif | received")
+    capture_time_source: str = Field(description="upload | upload_utc | exif | container (a clip) | received")
     received_at: dt.datetime | None = None
     model: dict[str, str]
     filters_hash: str
@@ -104,7 +105,10 @@ async def record_image(
 ) -> JSONResponse:
     service, rec = service_of(request), recorder_of(request)
     service.refuse_early(model)
-    data, fields = await image_and_fields(request, await read_body(request, service.config.http.max_body_bytes))
+    http = service.config.http
+    data, fields = await image_and_fields(request, await read_body(request, body_limit(request, http)))
+    if looks_like_clip(data):
+        check_clip_size(data, http)
     upload = Upload(camera=camera or fields.get("camera") or "", data=data,
                     captured_at=captured_at or fields.get("captured_at"), idempotency_key=idempotency_key,
                     model=model)

@@ -66,6 +66,12 @@ def image_id_of(camera: str, sha256: str) -> str:
 def extension_of(data: bytes) -> str:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return ".webp"
+    if data[4:8] == b"ftyp":  # a clip: named so an archive run lists it as one (model_store.core.video)
+        return ".mov" if data[8:12] == b"qt  " else ".mp4"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return ".avi"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return ".mkv"
     return next((ext for magic, ext in SIGNATURES if data.startswith(magic)), ".bin")
 
 

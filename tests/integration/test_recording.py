@@ -246,3 +246,20 @@ def test_reprocess_skips_recorded_uploads_then_a_new_version_covers_them_and_com
     assert len(t.parts(IMAGES, "det", "1")) < parts and report.parts_after < report.parts_before
     assert {k: sorted(map(str, t.read(k[1], "det", k[0]).to_pylist())) for k in before} == before
     assert check(tables).clean
+
+
+def test_a_recorded_clip_is_one_row_with_its_frames_detections(url, bucket, tmp_path):
+    from tests.fixtures.clips import day_night_clip
+
+    data = day_night_clip(tmp_path / "visit.mp4", "NDDDN", fps=10, created=T0).read_bytes()
+    r = httpx.post(f"{url}/v1/images", params={"camera": "clipcam"}, content=data, timeout=CLIENT_TIMEOUT_S,
+                   trust_env=False)
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert got["uri"].endswith(".mp4") and (got["capture_time_source"], got["status"]) == ("container", "ok")
+    wait_committed(url, {got["image_id"]})
+    [row] = [x for x in Tables(f"{bucket}/tables").read(IMAGES, "det", "1").to_pylist() if x["camera_id"] == "clipcam"]
+    assert (row["kind"], row["frames_sampled"], row["capture_time"]) == ("video", 5, T0)
+    assert row["clip_animals"] == row["max_per_frame"] >= 1 and row["detection_count"] == 3 * row["max_per_frame"]
+    dets = Tables(f"{bucket}/tables").read(DETECTIONS, "det", "1").to_pandas()
+    assert sorted(set(dets[(dets["uri"] == row["uri"]) & dets["kept"]]["frame_number"])) == [10, 20, 30]

@@ -29,6 +29,7 @@ from trapline.errors import InvalidParameterError, NotFoundError
 pytestmark = pytest.mark.ray
 
 MAX_BODY = 200_000
+MAX_CLIP = 300_000
 IMAGE = encode(gradient(640, 480))
 CONFIG = {
     "models": [
@@ -48,7 +49,7 @@ CONFIG = {
         {"name": "yolov8n_dynamic", "num_cpus": 0.2, "max_batch_size": 16, "bulk_max_batch_size": 16,
          "batch_wait_timeout_s": 0.2, "batch_wait_policy": "fixed", "alias_poll_interval_s": 0},
     ],
-    "http": {"port": 0, "max_body_bytes": MAX_BODY, "ingress_num_cpus": 0.1},
+    "http": {"port": 0, "max_body_bytes": MAX_BODY, "max_clip_bytes": MAX_CLIP, "ingress_num_cpus": 0.1},
 }
 
 
@@ -425,3 +426,21 @@ def test_replica_log_lines_carry_request_id_and_model_version(url):
 
     wait_until(lambda: any("model=fixture:1" in x for x in lines()) and any("invalid_image" in x for x in lines()),
                30, "the replica's log lines")
+
+
+def test_a_short_clip_answers_per_frame_detections_and_its_summary(url, tmp_path):
+    from tests.fixtures.clips import day_night_clip
+
+    clip = day_night_clip(tmp_path / "c.mp4", "DDD", fps=10).read_bytes()
+    r = post(url, content=clip, params={"model": "fixture"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "video" and body["status"] == "ok" and body["clip"]["frames_sampled"] == 3
+    assert [f["frame_number"] for f in body["frames"]] == [0, 10, 20] and body["clip"]["sampling"] == "1s"
+    summary = body["summary"]
+    assert summary["animals"] == summary["max_per_frame"] == len(body["frames"][0]["detections"]) > 0
+    assert post(url, content=clip, params={"model": "fixture", "sampling": "5f"}).json()["clip"]["frames_sampled"] == 6
+    assert_error(post(url, content=clip, params={"sampling": "often"}), 422, "invalid_parameter")
+    assert_error(post(url, content=clip[:12] + b"\0" * 2000), 422, "invalid_clip", reason="truncated")
+    big = clip[:12] + b"\0" * (MAX_CLIP + 1)
+    assert_error(post(url, content=big, headers={"content-type": "video/mp4"}), 413, "payload_too_large")

@@ -16,6 +16,7 @@ from model_store.core.config.common import (
 )
 from model_store.core.filters import FilterConfigError, FilterSet
 from model_store.core.graph import GraphFacts, output_layouts
+from model_store.core.video import Sampling
 
 
 class PreprocessConfig(Strict):
@@ -58,6 +59,8 @@ class ModelConfig(VersionConfig):
     stride: int = Field(32, ge=1, le=256, description="the model's largest stride; rect letterbox pads to it")
     preprocess: PreprocessConfig = PreprocessConfig()
     filters: list[dict[str, Any]] = Field(default_factory=list, description="default post-processing filters")
+    video_sampling: str | None = Field(None, description="clips: the frames this model sees by default ('1s', "
+                                                         "'5f', 'all'; a run's --video-sampling overrides it)")
     typical_detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description=(
         "the score most users keep (MegaDetector's detector_metadata; previews default to it); "
         "exports fall back to score_threshold"))
@@ -65,6 +68,13 @@ class ModelConfig(VersionConfig):
         "a lower score, for when a missed animal costs more than a false box"))
     description: str = ""
     graph: GraphFacts | None = Field(None, description="the ONNX graph's inspected facts (filled in by publish)")
+
+    @field_validator("video_sampling")
+    @classmethod
+    def _video_sampling(cls, value: str | None) -> str | None:
+        if value is not None:
+            Sampling.parse(value)
+        return value
 
     @model_validator(mode="after")
     def _filters_valid(self) -> ModelConfig:

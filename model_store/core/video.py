@@ -1,0 +1,354 @@
+"""Video clips: probe a clip's container and stream the frames a sampling asks for, never the whole clip.
+
+Decoded with PyAV (FFmpeg's libraries; BENCHMARKS.md, section "Video clips", says why not OpenCV's FFmpeg):
+it opens a path or any file-like object (an S3 object through fsspec streams in ranged reads), reports the
+container's metadata (its creation time), seeks by timestamp, and converts a frame to RGB and scales it down to
+the model's input size in one swscale pass, so a 1080p frame is never held as a full-size RGB array.
+
+Memory is bounded per clip: `sample_frames` is a generator of one reduced RGB frame at a time; the container holds
+a few packets and the decoder its reference frames. A clip whose sampling asks for more than `max_frames` frames is
+refused before any frame is decoded (a 10-hour file by mistake), or stopped there when its length is unknown.
+
+Every failure is a `VideoDecodeError` with a `reason` the tables record (`failed` rows), never a crash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trapline.errors import TraplineError
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+DEFAULT_MAX_FRAMES = 1800  # sampled frames per clip: 30 minutes at one a second
+# Before a clip's keyframe grid is known (_Keyframes), seek to the next sampled time only when it is at least this far
+# ahead: camera clips put a keyframe every 0.5-2 s.
+SEEK_MIN_GAP_S = 2.0
+# The letterbox's resize filters (model_store.core.preprocess.INTERPOLATION) as swscale names them.
+SWS_INTERPOLATION = {"linear": "BILINEAR", "area": "AREA", "nearest": "POINT", "cubic": "BICUBIC"}
+
+
+class VideoDecodeError(TraplineError, ValueError):
+    """A clip that cannot be (fully) decoded; `reason` is the tables' error_reason, `frames_read` how far it got.
+    Over HTTP a clip that cannot be opened at all is unprocessable (422)."""
+
+    code, status = "invalid_clip", 422
+
+    def __init__(self, reason: str, message: str, frames_read: int = 0) -> None:
+        super().__init__(message, reason=reason)
+        self.reason = reason
+        self.frames_read = frames_read
+
+
+class Sampling(BaseModel):
+    """Which frames of a clip go through the detector: one every `every_s` seconds (the default, 1 s), every
+    `every_n`-th frame, or every frame; at most `max_frames` per clip."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["seconds", "frames", "all"] = Field("seconds", description="seconds: one frame every EVERY_S "
+                                                      "seconds; frames: every EVERY_N-th frame; all: every frame")
+    every_s: float = Field(1.0, gt=0.0, description="seconds between sampled frames (mode seconds)")
+    every_n: int = Field(1, ge=1, description="frames between sampled frames (mode frames)")
+    max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, description="a clip that needs more sampled frames than this "
+                                                                  "is a failed row (reason too_long)")
+
+    @model_validator(mode="after")
+    def _one_step(self) -> Sampling:
+        if self.mode == "all" and (self.every_n != 1):
+            raise ValueError("mode 'all' takes no every_n")
+        return self
+
+    @classmethod
+    def parse(cls, text: str, max_frames: int = DEFAULT_MAX_FRAMES) -> Sampling:
+        """'1s' / '0.5s' (seconds), '5f' / 'every:5' (every 5th frame), 'all' (every frame)."""
+        t = text.strip().lower()
+        if t in ("all", "every", "every-frame"):
+            return cls(mode="all", max_frames=max_frames)
+        if m := re.fullmatch(r"(\d+(?:\.\d+)?)\s*s", t):
+            return cls(mode="seconds", every_s=float(m.group(1)), max_frames=max_frames)
+        if m := re.fullmatch(r"(?:(\d+)\s*f|every:(\d+))", t):
+            return cls(mode="frames", every_n=int(m.group(1) or m.group(2)), max_frames=max_frames)
+        raise ValueError(f"video sampling {text!r}: expected '1s' (a frame every N seconds), '5f' (every 5th "
+                         "frame) or 'all'")
+
+    def expected_frames(self, duration_s: float | None, fps: float | None, frame_count: int | None) -> int | None:
+        """How many frames this sampling takes from a clip of this length (None: unknown)."""
+        if self.mode == "seconds":
+            return math.floor(duration_s / self.every_s) + 1 if duration_s else None
+        total = frame_count or (round(duration_s * fps) if duration_s and fps else None)
+        if total is None:
+            return None
+        return math.ceil(total / (self.every_n if self.mode == "frames" else 1))
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What the container says of a clip, without decoding a frame."""
+
+    width: int
+    height: int
+    fps: float | None  # average frame rate (None: the container does not say)
+    duration_s: float | None
+    frame_count: int | None  # from the container header (None: not stored; estimate from fps x duration)
+    codec: str
+    created: dt.datetime | None  # the container's creation_time, naive (as the camera wrote it)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame: its number in the clip, its time offset in seconds and its RGB pixels (reduced)."""
+
+    number: int
+    offset_s: float
+    rgb: np.ndarray
+    keyframe: bool = False
+
+
+def _open(source: str | IO[bytes]):
+    import av  # late: only clips need FFmpeg's libraries, and importing them costs ~0.1 s
+
+    try:
+        return av.open(source, mode="r", metadata_errors="ignore")
+    except av.error.InvalidDataError as exc:
+        if _starts_like_mp4(source):  # an MP4/MOV whose index (written last) never made it to disk
+            raise VideoDecodeError("truncated", f"the clip is cut short (no index): {exc}") from None
+        raise VideoDecodeError("not_video", f"not a video container: {exc}") from None
+    except av.error.FFmpegError as exc:
+        raise VideoDecodeError("decode_error", f"cannot open the clip: {exc}") from None
+
+
+def _starts_like_mp4(source: str | IO[bytes]) -> bool:
+    """Whether the file begins with an ISO-BMFF `ftyp` box: an MP4/MOV that FFmpeg cannot open is then cut short."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                head = f.read(12)
+        else:
+            source.seek(0)
+            head = source.read(12)
+    except (OSError, ValueError):
+        return False
+    return head[4:8] == b"ftyp"
+
+
+def _created(metadata: dict) -> dt.datetime | None:
+    value = metadata.get("creation_time") or metadata.get("date")
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.year < 1980:  # an unset camera clock writes 1904/1970
+        return None
+    return when.replace(tzinfo=None)
+
+
+def _info(container) -> ClipInfo:
+    if not container.streams.video:
+        raise VideoDecodeError("not_video", "the container has no video stream")
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if ctx is None or not ctx.name:
+        raise VideoDecodeError("unsupported", "no decoder for the clip's video codec")
+    fps = float(stream.average_rate) if stream.average_rate else None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = None
+    return ClipInfo(width=ctx.width, height=ctx.height, fps=fps, duration_s=duration,
+                    frame_count=stream.frames or None, codec=ctx.name,
+                    created=_created(dict(container.metadata)) or _created(dict(stream.metadata)))
+
+
+def probe_clip(source: str | IO[bytes]) -> ClipInfo:
+    """The clip's size, frame rate, length and creation time from its container (no frame decoded)."""
+    with _open(source) as container:
+        return _info(container)
+
+
+class ClipReader:
+    """One open clip: its `info`, then `frames(sampling, size_for)` streams the sampled frames.
+
+    Lifecycle: a context manager per clip (it holds the container open); `frames` may be iterated once.
+    `size_for(width, height)` gives the (width, height) each frame is scaled to as it is converted to RGB
+    (the model's smallest lossless decode size); None keeps the full size.
+    """
+
+    def __init__(self, source: str | IO[bytes], threads: int = 1, max_pixels: int | None = None) -> None:
+        self.container = _open(source)
+        try:
+            self.info = _info(self.container)
+        except BaseException:
+            self.container.close()
+            raise
+        if max_pixels is not None and self.info.width * self.info.height > max_pixels:
+            self.container.close()
+            raise VideoDecodeError("too_large", f"{self.info.width}x{self.info.height} frames are over the "
+                                                f"{max_pixels} pixel limit")
+        self.stream = self.container.streams.video[0]
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
+        self.stream.thread_type = "AUTO"  # frame + slice threads, as many as `threads`
+        self.stream.codec_context.thread_count = max(1, threads)
+
+    def __enter__(self) -> ClipReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+
+    def frames(self, sampling: Sampling, size_for: Callable[[int, int], tuple[int, int]] | None = None,
+               interpolation: str = "area") -> Iterator[Frame]:
+        """The sampled frames in time order, one reduced RGB frame at a time. Raises VideoDecodeError: too_long
+        (over `sampling.max_frames`, before decoding when the length is known), empty (no frame at all), or
+        truncated / decode_error after `frames_read` frames were handed out."""
+        info = self.info
+        expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
+        if expected is not None and expected > sampling.max_frames:
+            raise VideoDecodeError("too_long", f"sampling {_describe(sampling)} takes {expected} frames of this "
+                                               f"{_length(info)} clip, over the cap of {sampling.max_frames} a clip")
+        size = size_for(info.width, info.height) if size_for else None
+        yield from self._sampled(sampling, size, SWS_INTERPOLATION[interpolation])
+
+    def _sampled(self, sampling: Sampling, size: tuple[int, int] | None, interpolation: str) -> Iterator[Frame]:
+        import av
+
+        fps = self.info.fps or 0.0
+        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
+        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
+        keys = _Keyframes(fps) if sampling.mode == "seconds" and tb else None  # None: never seek
+        target, index, handed, last_pts, t = 0.0, -1, 0, None, 0.0  # index: decode order (exact until a seek)
+        estimated = False  # after a seek the frame number is estimated from the time at the average rate
+        decoded = iter(self.container.decode(self.stream))
+        while True:
+            try:
+                frame = next(decoded)
+            except StopIteration:
+                break
+            except (av.error.InvalidDataError, av.error.EOFError, EOFError) as exc:
+                raise VideoDecodeError("truncated", f"the clip breaks after {handed} sampled frame(s): {exc}",
+                                       handed) from None
+            except av.error.FFmpegError as exc:
+                raise VideoDecodeError("decode_error", f"decoding failed after {handed} sampled frame(s): {exc}",
+                                       handed) from None
+            index += 1
+            t = (float(frame.pts) * tb - start) if frame.pts is not None and tb else (index / fps if fps else 0.0)
+            if keys is not None and frame.key_frame:
+                keys.saw(t)
+            if last_pts is not None and frame.pts is not None and frame.pts <= last_pts:
+                if keys is not None:
+                    keys.landed_behind()  # the keyframes are not where the grid said: decode through from now on
+                continue
+            number = round(t * fps) if estimated and fps else index
+            if sampling.mode == "seconds":
+                if t + 1e-6 < target:
+                    continue
+                # the next target after this frame: the sampled times are a grid, not "this frame + every_s"
+                target = (math.floor((t + 1e-6) / sampling.every_s) + 1) * sampling.every_s
+            elif sampling.mode == "frames" and index % sampling.every_n:
+                continue
+            if handed >= sampling.max_frames:
+                raise VideoDecodeError("too_long", f"the clip has more than {sampling.max_frames} sampled frames "
+                                                   "(the cap a clip)", handed)
+            rgb = self._rgb(frame, size, interpolation)
+            handed += 1
+            last_pts = frame.pts
+            yield Frame(number=number, offset_s=round(t, 6), rgb=rgb, keyframe=bool(frame.key_frame))
+            if keys is not None and keys.worth_seeking(t, target):
+                self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
+                decoded = iter(self.container.decode(self.stream))
+                estimated = True
+        if handed == 0:
+            raise VideoDecodeError("empty", "the clip has no decodable frame")
+        duration = self.info.duration_s
+        slack = max(1.0, sampling.every_s if sampling.mode == "seconds" else 0.0) + (1 / fps if fps else 0.0)
+        if duration and index >= 0 and t < duration - slack:  # the stream ended long before the header said
+            raise VideoDecodeError("truncated", f"the clip ends at {t:.1f} s of the {duration:.1f} s its header "
+                                                f"says, after {handed} sampled frame(s)", handed)
+
+    def _rgb(self, frame, size: tuple[int, int] | None, interpolation: str) -> np.ndarray:
+        """The frame as RGB, scaled to `size` in the same swscale pass (a 1080p frame never exists as a full-size
+        RGB array). One reformatter a clip: a new one a frame sets its scaler up again each time (BENCHMARKS.md,
+        "Video clips", before and after)."""
+        if size is None or (size[0], size[1]) == (frame.width, frame.height):
+            return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+        return self._reformatter.reformat(frame, size[0], size[1], format="rgb24",
+                                          interpolation=interpolation).to_ndarray()
+
+
+class _Keyframes:
+    """Where a clip's keyframes are, learnt as it is decoded, so that it seeks only where that saves decoding.
+
+    A seek lands on the last keyframe at or before the target; it saves work when that keyframe comes after the frame
+    just decoded. Camera clips put keyframes on a regular grid (every 0.5-2 s), so after two of them the grid says
+    where the next ones are; until then a seek is tried only for a target SEEK_MIN_GAP_S ahead. A seek that lands
+    behind what was decoded already (keyframes off the grid) turns seeking off for the rest of the clip."""
+
+    def __init__(self, fps: float) -> None:
+        self.frame_s = 1 / fps if fps else 0.04
+        self.last: float | None = None
+        self.interval: float | None = None
+        self.off = False
+
+    def saw(self, t: float) -> None:
+        if self.last is not None and t - self.last > self.frame_s / 2:
+            gap = t - self.last
+            self.interval = gap if self.interval is None else min(self.interval, gap)
+        self.last = t
+
+    def landed_behind(self) -> None:
+        self.off = True
+
+    def worth_seeking(self, t: float, target: float) -> bool:
+        if self.off:
+            return False
+        if self.interval is None or self.last is None:
+            return target - t >= SEEK_MIN_GAP_S
+        landing = self.last + math.floor((target - self.last) / self.interval + 1e-6) * self.interval
+        return landing > t + 1.5 * self.frame_s  # at least one frame left undecoded
+
+
+def _describe(sampling: Sampling) -> str:
+    return {"seconds": f"one frame every {sampling.every_s:g} s", "frames": f"every {sampling.every_n}th frame",
+            "all": "every frame"}[sampling.mode]
+
+
+def _length(info: ClipInfo) -> str:
+    return f"{info.duration_s:.0f} s" if info.duration_s else "unknown-length"
+
+
+def looks_like_clip(data: bytes) -> bool:
+    """Whether bytes start like a video container decoded as a clip: an ISO-BMFF `ftyp` box (MP4, MOV, M4V), a RIFF
+    AVI header, or Matroska's EBML magic (uploads come as octet-stream: the bytes say what they are)."""
+    head = data[:12]
+    return head[4:8] == b"ftyp" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def clip_created(data: bytes) -> dt.datetime | None:
+    """The creation time a clip's container holds (None: none, or not a readable clip)."""
+    import io
+
+    try:
+        return probe_clip(io.BytesIO(data)).created
+    except VideoDecodeError:
+        return None
+
+
+def is_clip(path: str) -> bool:
+    """Whether a file name is a video clip by its extension."""
+    return path.lower().endswith(VIDEO_EXTENSIONS)

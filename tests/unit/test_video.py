@@ -1,0 +1,148 @@
+"""Clips without Ray: PyAV sampling (seconds, every Nth frame, every frame, seeking), bad clips as typed reasons,
+and a clip through the detector core and the archive stages (one row per clip, its frames' detections, tracks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from batch.export.formats import megadetector
+from batch.refilter.postprocess import run_postprocess
+from model_store import ModelStore
+from model_store.core.video import ClipReader, Sampling, VideoDecodeError, probe_clip
+from model_store.tables.reader import Tables, TableSet
+from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
+from tests.fixtures.archive import brightness_config, brightness_model, process_without_ray
+from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
+
+CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "cfr": day_night_clip(d / "a.mp4", "DDDD", fps=10, created=CREATED, gop=10),  # 4 s, 40 frames
+        "long": day_night_clip(d / "b.mkv", "D" * 10, fps=10, codec="mpeg4", gop=10),  # 10 s
+        "dir": d,
+    }
+
+
+def sampled(path, sampling, size_for=None):
+    with ClipReader(str(path)) as reader:
+        return [(f.number, f.offset_s, f.rgb.shape) for f in reader.frames(sampling, size_for, "area")]
+
+
+def test_probe_reads_the_container_without_decoding(clips):
+    info = probe_clip(str(clips["cfr"]))
+    assert (info.width, info.height, info.fps, info.codec) == (160, 128, 10.0, "h264")
+    assert info.duration_s == pytest.approx(4.0, abs=0.15) and info.created == CREATED
+
+
+def test_sampling_every_second_every_nth_and_every_frame(clips):
+    assert [(n, o) for n, o, _ in sampled(clips["cfr"], Sampling())] == [(0, 0.0), (10, 1.0), (20, 2.0), (30, 3.0)]
+    assert [n for n, _, _ in sampled(clips["cfr"], Sampling.parse("15f"))] == [0, 15, 30]
+    assert len(sampled(clips["cfr"], Sampling.parse("all"))) == 40
+    # frames come out already scaled to what the model needs (one swscale pass), never full size first
+    assert {s for _, _, s in sampled(clips["cfr"], Sampling(), lambda w, h: (80, 64))} == {(64, 80, 3)}
+
+
+def test_sparse_sampling_seeks_and_lands_on_the_same_grid(clips):
+    got = sampled(clips["long"], Sampling.parse("3s"))
+    assert [round(o) for _, o, _ in got] == [0, 3, 6, 9]
+    assert [n for n, _, _ in got] == [0, 30, 60, 90]
+
+
+@pytest.mark.parametrize("text", ["1", "every:0", "0s", "-2f", "3x"])
+def test_a_bad_sampling_is_refused_with_the_value(text):
+    with pytest.raises(ValueError, match="video sampling|greater than"):
+        Sampling.parse(text)
+
+
+def test_bad_clips_are_reasons_not_crashes(clips):
+    d = clips["dir"]
+    (d / "notes.mp4").write_bytes(b"this is not a video at all" * 40)
+    cut = truncate(write_clip(d / "cut.mp4", (frame(160, 128, True, i)
+                                                for i in range(30)), fps=10), 0.5)
+    with pytest.raises(VideoDecodeError) as bad:
+        probe_clip(str(d / "notes.mp4"))
+    assert bad.value.reason == "not_video"
+    with pytest.raises(VideoDecodeError) as short:
+        probe_clip(str(cut))
+    assert short.value.reason == "truncated"
+    with pytest.raises(VideoDecodeError) as long_, ClipReader(str(clips["long"])) as reader:
+        list(reader.frames(Sampling(max_frames=5)))
+    assert long_.value.reason == "too_long" and long_.value.frames_read == 0  # refused before any decode
+    with pytest.raises(VideoDecodeError) as big:
+        ClipReader(str(clips["cfr"]), max_pixels=100 * 100)
+    assert big.value.reason == "too_large"
+
+
+def test_a_clip_that_breaks_halfway_keeps_the_frames_it_read(clips):
+    d = clips["dir"]
+    mkv = truncate(day_night_clip(d / "half.mkv", "D" * 8, fps=10, codec="mpeg4", gop=10), 0.5)
+    got, error = [], None
+    with ClipReader(str(mkv)) as reader:
+        try:
+            for f in reader.frames(Sampling()):
+                got.append(f.number)
+        except VideoDecodeError as exc:
+            error = exc
+    assert error is not None and error.reason == "truncated" and error.frames_read == len(got) >= 2
+
+
+def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    archive = tmp_path / "archive" / "cam01"
+    day_night_clip(archive / "visit.mp4", "NDDDN", fps=10, created=CREATED)  # animals in the middle 3 s
+    day_night_clip(archive / "night.avi", "NN", fps=10, codec="mpeg4")
+    (archive / "broken.mov").write_bytes(b"\x00" * 1000)
+    out = tmp_path / "out"
+    _, plan = process_without_ray(str(tmp_path / "archive"), str(out), store.root, "trapcam:1")
+    assert plan.listing.clips == 3
+    images = {r["rel_path"]: r for r in Tables(str(out)).read(IMAGES).to_pylist()}
+    visit, night, broken = images["cam01/visit.mp4"], images["cam01/night.avi"], images["cam01/broken.mov"]
+    assert visit["kind"] == "video" and visit["status"] == "ok" and visit["frames_sampled"] == 5
+    assert visit["capture_time"] == CREATED and visit["capture_time_source"] == "container"
+    assert visit["fps"] == 10.0 and visit["duration_s"] == pytest.approx(5.0, abs=0.2)
+    per_frame = visit["max_per_frame"]
+    assert per_frame >= 1 and visit["clip_animals"] == per_frame  # the same animals in 3 frames: tracks, not 3x
+    assert visit["detection_count"] == 3 * per_frame and visit["clip_label"] is not None
+    tracks = json.loads(visit["clip_tracks"])
+    assert all(t["detections"] == 3 for t in tracks if t["confirmed"])
+    assert (night["status"], night["kind"], night["frames_sampled"]) == ("empty", "video", 2)
+    assert (broken["status"], broken["error_reason"]) == ("failed", "not_video")
+    dets = [d for d in Tables(str(out)).read(DETECTIONS).to_pylist() if d["uri"] == visit["uri"] and d["kept"]]
+    assert sorted({d["frame_number"] for d in dets}) == [10, 20, 30]
+    assert {d["frame_time"] - CREATED for d in dets} == {dt.timedelta(seconds=s) for s in (1, 2, 3)}
+    assert len({d["detection_index"] for d in dets}) == len(dets)  # keyed by clip and index, like a still's
+    assert {d["clip_track"] for d in dets} == {t["track"] for t in tracks}
+
+    # MegaDetector's video convention, as its validator checks it: every clip entry has a frame rate (-1 when the
+    # clip could not be read, with its failure) and each of its detections a frame_number
+    tables = Tables(str(out))
+    all_dets = tables.read(DETECTIONS).to_pandas()
+    tset = TableSet("trapcam", "1", all_dets["filters_hash"].iloc[0], tables.metadata("trapcam", "1"))
+    md = {e["file"]: e for e in megadetector(tables.read(IMAGES).to_pandas(), all_dets[all_dets["kept"]],
+                                             tset)["images"]}
+    assert md["cam01/broken.mov"]["frame_rate"] == -1 and md["cam01/broken.mov"]["detections"] is None
+    assert md["cam01/visit.mp4"]["frame_rate"] == 10.0 and md["cam01/night.avi"]["detections"] == []
+    assert {d["frame_number"] for d in md["cam01/visit.mp4"]["detections"]} == {10, 20, 30}
+
+    # the occurrences post-processing takes a clip's sampled frames as frames of its camera: the same animals
+    run_postprocess(str(out), "track", {})
+    occ = Tables(str(out)).read(OCCURRENCES).to_pylist()
+    mine = [o for o in occ if o["uri"] == visit["uri"] and o["confirmed"]]
+    assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}
+
+
+def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):
+    times = [0, 0.1, 0.15, 0.5, 0.9, 1.05, 1.6, 2.0, 2.2, 2.9, 3.1, 3.5]
+    path = write_clip(tmp_path / "vfr.mp4", (frame(160, 128, True, i) for i in range(len(times))), fps=10,
+                      times_s=times)
+    assert sampled(path, Sampling()) == [(0, 0.0, (128, 160, 3)), (5, 1.05, (128, 160, 3)),
+                                         (7, 2.0, (128, 160, 3)), (10, 3.1, (128, 160, 3))]
+    assert [o for _, o, _ in sampled(path, Sampling.parse("all"))] == times

@@ -46,6 +46,7 @@ from trapline.errors import (
     PayloadTooLargeError,
     TraplineError,
 )
+from trapline.problems import Problem, describe, fields, problems
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -134,8 +135,9 @@ def crop_options(crops: bool, render: bool, padding: float, square: bool, min_si
     try:
         return CropOptions(padding=padding, square=square, min_size=min_size)
     except ValidationError as exc:
-        raise InvalidParameterError("; ".join(f"crop_{e['loc'][0]}: {e['msg']} (got {e.get('input')!r})"
-                                              for e in exc.errors())) from None
+        found = [Problem(("crop_" + p.path[0], *p.path[1:]) if p.path else (), p.message, p.value, p.missing)
+                 for p in problems(exc)]
+        raise InvalidParameterError(describe(found), fields=fields(found)) from None
 
 
 class Service(Protocol):
@@ -187,9 +189,8 @@ async def _api_error(request: Request, exc: TraplineError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                         for e in exc.errors())
-    return error_response(InvalidParameterError(problems), request)
+    found = problems(exc)  # FastAPI's paths start with where the value was: "body.kind", "query.limit"
+    return error_response(InvalidParameterError(describe(found), fields=fields(found, "body")), request)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

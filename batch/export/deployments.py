@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from model_store.tables.archive import open_location
 from trapline.errors import BatchError, StorageError
+from trapline.problems import describe, problems
 
 FEATURE_TYPES = Literal["roadPaved", "roadDirt", "trailHiking", "trailGame", "roadUnderpass", "roadOverpass",
                         "roadBridge", "culvert", "burrow", "nestSite", "carcass", "waterSource", "fruitingTree"]
@@ -131,10 +132,7 @@ def load_deployments(path: str) -> dict[str, Deployment]:
         try:
             dep = Deployment.model_validate(row)
         except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}"
-                                 + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
-                                 for err in e.errors())
-            raise BatchError(f"{where}: {problems}") from None
+            raise BatchError(f"{where}: {describe(problems(e))}") from None
         if dep.deploymentID in out:
             raise BatchError(f"{where}: deploymentID {dep.deploymentID!r} appears twice")
         out[dep.deploymentID] = dep

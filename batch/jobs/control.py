@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from batch.jobs.kinds import KINDS, REFUSED, JobKind, recognise
 from batch.jobs.paths import PathPolicy
+from batch.options import ModelRefMark, marked_fields
 from model_store import ModelRef, ModelStore
 from model_store.tables.archive import open_location
 from model_store.tables.manifest import RunManifest, read_manifests
@@ -108,10 +109,11 @@ class JobControl:
                     updates[field] = self.paths.check(field, value)
         if updates:
             options = kind.validate({**options.model_dump(exclude_unset=True), **updates})
-        ref = getattr(options, "model", None)
-        if ref and (kind.name == "reprocess" or "@" in ref or ":" not in ref):
-            with invalid_parameter("model", "model"):
-                ModelStore(getattr(options, "store", None) or self.store_root).get(ModelRef.parse(ref))
+        for field, mark in marked_fields(kind.options, ModelRefMark).items():  # the versions it names exist
+            ref = getattr(options, field)
+            if ref and (mark.in_store or "@" in ref or ":" not in ref):
+                with invalid_parameter(field, field):
+                    ModelStore(getattr(options, "store", None) or self.store_root).get(ModelRef.parse(ref))
         kind.check_round_trip(options)
         return kind, options
 

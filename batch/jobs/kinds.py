@@ -20,11 +20,12 @@ from pydantic import BaseModel, ValidationError
 from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments, base_type
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions
-from batch.options import SET_FLAGS, describe_problems
+from batch.options import SET_FLAGS, location_fields
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
 from trapline.errors import InvalidOptionsError
+from trapline.problems import as_flag, describe, fields, problems
 
 # Options a caller may not set over HTTP: the job runs on this cluster, and prints for its log.
 REFUSED = {"address": "a job runs on the cluster of the service", "json_output": "not an option of the work",
@@ -39,7 +40,6 @@ class JobKind:
     options: type[BaseModel]
     styles: dict[str, FlagStyle]
     module: tuple[str, ...]  # what follows `python`: ("-m", "batch.reprocess") or ("-m", "trapline.cli", "events")
-    paths: tuple[str, ...]  # fields that name a local path or an s3:// location
     tables: str  # the field naming the tables whose _runs/ holds the run's manifest
 
     def parser(self) -> argparse.ArgumentParser:
@@ -66,9 +66,18 @@ class JobKind:
         try:
             return self.options.model_validate(raw)
         except ValidationError as exc:
-            fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) or ["options"]
-            raise InvalidOptionsError(f"invalid {self.name} options: " + "; ".join(describe_problems(exc)),
-                                      fields=fields) from None
+            found = problems(exc)
+            raise InvalidOptionsError(f"invalid {self.name} options: {describe(found, self.flag)}",
+                                      fields=fields(found)) from None
+
+    def flag(self, field: str) -> str:
+        """The option `field` as the command line names it (`progress_interval_s` -> `--progress-interval`)."""
+        return (self.styles.get(field, FlagStyle()).flags or (as_flag(field),))[0]
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The fields that name a local path or an s3:// location: typed `Location` in the options model."""
+        return location_fields(self.options)
 
     def argv(self, options: BaseModel) -> list[str]:
         """The flags that give `options` (those that differ from the defaults), each as one `--flag=value`
@@ -126,17 +135,16 @@ class JobKind:
         return argv
 
 
-def _tables_kind(name: str, options: type[BaseModel], styles: dict[str, FlagStyle], *paths: str) -> JobKind:
-    return JobKind(name, options, styles, ("-m", "trapline.cli", name), ("tables", "store", *paths), "tables")
+def _tables_kind(name: str, options: type[BaseModel], styles: dict[str, FlagStyle]) -> JobKind:
+    return JobKind(name, options, styles, ("-m", "trapline.cli", name), "tables")
 
 
 KINDS: dict[str, JobKind] = {k.name: k for k in (
-    JobKind("reprocess", ReprocessOptions, FLAG_STYLES, ("-m", "batch.reprocess"), ("archive", "out", "store"),
-            "out"),
+    JobKind("reprocess", ReprocessOptions, FLAG_STYLES, ("-m", "batch.reprocess"), "out"),
     _tables_kind("postprocess", PostprocessOptions, POSTPROCESS_FLAGS),
     _tables_kind("events", EventsOptions, SET_FLAGS),
-    _tables_kind("export", ExportOptions, EXPORT_FLAGS, "out", "deployments", "package_meta"),
-    _tables_kind("report", ReviewOptions, REVIEW_FLAGS, "out"),
+    _tables_kind("export", ExportOptions, EXPORT_FLAGS),
+    _tables_kind("report", ReviewOptions, REVIEW_FLAGS),
     _tables_kind("crops", CropsOptions, CROPS_FLAGS),
     _tables_kind("identify", IdentifyJobOptions, IDENTIFY_FLAGS),
 )}

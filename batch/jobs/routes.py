@@ -29,7 +29,7 @@ from batch.jobs.reports import ReportDirs, with_report_links
 from batch.jobs.reports import router as reports_router
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
-from model_store.core.filters import REGISTRY
+from model_store.core.filters import REGISTRY, FilterName
 from serve.deps import admin_auth, in_thread, read_auth, service_of
 from trapline.errors import NotFoundError
 
@@ -64,7 +64,7 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tables: str
     image: str = Field(..., description="the image's URI or its path relative to the archive")
-    filter: str
+    filter: FilterName
     config: dict[str, Any] | None = None
     remove: bool = False
     model: str | None = None

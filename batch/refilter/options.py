@@ -6,18 +6,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle
 from batch.options import SET_FLAGS, ScopedOptions, TableSetOptions
 from batch.refilter.events import DEFAULT_GAP_S
 from model_store import CropOptions
+from model_store.core.filters import FilterName, check_filter_config
 
 
 class PostprocessOptions(ScopedOptions):
-    filter: str = Field(..., description="filter name: min_size, class_mask, score, repeat (table-level: boxes "
-                                         "recurring on a camera), track (table-level: links a camera's frames into "
-                                         "occurrences); on classifier scores: classifier_mask, rank_rollup")
+    filter: FilterName = Field(..., description="filter name: min_size, class_mask, score, repeat (table-level: "
+                                                "boxes recurring on a camera), track (table-level: links a camera's "
+                                                "frames into occurrences); on classifier scores: classifier_mask, "
+                                                "rank_rollup")
     config: dict[str, Any] | None = Field(None, description="the filter's config as JSON, e.g. "
                                                             "'{\"min_area_fraction\": 0.001}'")
     remove: bool = Field(False, description="take the filter out of the set")
@@ -36,6 +38,15 @@ class PostprocessOptions(ScopedOptions):
                 raise ValueError(f"not valid JSON ({exc})") from None
             if not isinstance(value, dict):
                 raise ValueError("must be a JSON object")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _filter_config(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        """Parsed by the named filter's own config model here, at the door: a bad value is named
+        (`config.min_score`) before anything runs."""
+        if value is not None and info.data.get("filter") is not None:
+            check_filter_config(info.data["filter"], value)
         return value
 
     @model_validator(mode="after")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -84,17 +85,24 @@ def test_export_and_postprocess_are_registered(capsys):
     bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])
     with pytest.raises(OptionsError, match="--config, or --remove"):
         options(PostprocessOptions, bad, "postprocess")
+    ok = json.dumps({"min_score": 0.5})
     for flags, problem in ((["--config", "{nope"], "--config: not valid JSON"),
-                           (["--config", "{}", "--rows-per-file", "0"], "--rows-per-file: Input should be greater"),
-                           (["--config", "{}", "--since", "2024-13-01"], "--since/--until: month must be in 1..12")):
+                           (["--config", ok, "--rows-per-file", "0"], "--rows-per-file: Input should be greater"),
+                           (["--config", ok, "--since", "2024-13-01"], "--since/--until: month must be in 1..12"),
+                           # the filter's own config model, at the door: the path into the config is named
+                           (["--config", "{}"], "--config: min_score is required"),
+                           (["--config", '{"min_score": 2}'], "--config: min_score: Input should be less than or "
+                                                              "equal to 1 (got 2)")):
         bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "score", *flags])
-        with pytest.raises(OptionsError, match=problem.replace("(", r"\(")):
+        with pytest.raises(OptionsError, match=re.escape(problem)):
             options(PostprocessOptions, bad, "postprocess")
 
 
 def test_every_table_command_validates_its_options_with_one_model():
     """The same models a job over HTTP is validated with: a bad value names its flag, nothing runs."""
     cases = [(ExportOptions, {"tables": "t", "format": "xml", "out": "o"}, "--format"),
+             (PostprocessOptions, {"tables": "t", "filter": "blur", "config": {}}, "--filter: Input should be "
+                                                                                  "'min_size', 'class_mask'"),
              (ExportOptions, {"tables": "t", "format": "coco", "out": "o", "timezone": "CET"}, "--timezone"),
              (EventsOptions, {"tables": "t", "gap_s": 0}, "--gap-s"),
              (ReviewOptions, {"tables": "t", "out": "r", "bands": "a,b"}, "--bands"),

@@ -26,12 +26,24 @@ async function api(method, path, body) {
   const data = await r.json().catch(() => ({}));
   if (!r.ok) {
     const err = data.error || {};
-    throw new Error(`${err.message || r.statusText} (${r.status} ${err.type || ""})`);
+    const e = new Error(`${err.message || r.statusText} (${r.status} ${err.type || ""})`);
+    e.fields = err.fields || (err.field ? [err.field] : []);  // the field paths the service's one formatter named
+    throw e;
   }
   return data;
 }
 
 function say(text) { message.textContent = text || ""; }
+
+// Mark the inputs of the options a refused request named: `fields` are the paths the service's one formatter gives
+// (trapline/problems.py); `under` picks those inside one option (`config.` for a filter's own config form).
+function markInvalid(form, fields, under = "") {
+  const named = new Set((fields || []).filter(f => f.startsWith(under)).map(f => f.slice(under.length).split(".")[0]));
+  for (const input of form.querySelectorAll("[id^=cfg-]")) {
+    if (named.has(input.name)) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+}
 
 function bar(p) {
   if (!p || !p.images_total) return "";
@@ -198,7 +210,7 @@ async function postprocessPage(current = () => true) {
         el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["#", "label", "score", "change", "flags", "species"].map(h => el("th", {}, h)))),
           el("tbody", {}, rows))), r.notes.map(n => el("div", {}, n))));
       run.disabled = false;
-    } catch (e) { say(e.message); run.disabled = true; }
+    } catch (e) { say(e.message); markInvalid(configForm, e.fields, "config."); run.disabled = true; }
   }
   async function submit() {
     if (!confirm(`Run ${select.value} over ${document.getElementById("tables").value}?`)) return;
@@ -206,7 +218,7 @@ async function postprocessPage(current = () => true) {
       const job = await api("POST", "/v1/jobs", {kind: "postprocess", options: options()});
       result.append(el("p", {}, "submitted: ", el("a", {id: "job-link", href: "#/job/" + encodeURIComponent(job.id)}, job.id)));
       run.disabled = true;
-    } catch (e) { say(e.message); }
+    } catch (e) { say(e.message); markInvalid(configForm, e.fields, "config."); }
   }
   select.addEventListener("change", showFilter);
   if (!current()) return false;

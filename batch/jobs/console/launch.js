@@ -103,7 +103,7 @@ async function startPage(current, arg) {
         el("div", {}, "dry run ", el("a", {href: "#/job/" + enc(job.id)}, job.id), " ", statusCell(ended.status)),
         ended.message ? el("div", {}, ended.message) : "", el("pre", {}, logs.lines.join("\n"))));
       run.disabled = ended.status !== "succeeded";
-    } catch (e) { say(e.message); }
+    } catch (e) { say(e.message); markInvalid(form, e.fields); markInvalid(extra, e.fields); }
   }
   async function submit() {
     say("");
@@ -113,7 +113,7 @@ async function startPage(current, arg) {
       const job = await api("POST", "/v1/jobs", body({}));
       result.append(el("p", {}, "submitted: ", el("a", {id: "job-link", href: "#/job/" + enc(job.id)}, job.id)));
       run.disabled = true;
-    } catch (e) { say(e.message); }
+    } catch (e) { say(e.message); markInvalid(form, e.fields); markInvalid(extra, e.fields); }
   }
   previewButton.addEventListener("click", preview);
   run.addEventListener("click", submit);

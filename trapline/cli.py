@@ -15,8 +15,7 @@ from trapline.entry import add_verbose, run_command
 SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
     ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
-    ("batch.cli", "register"),
-    ("batch.identify.cli", "register"),
+    ("batch.cli", "register"),  # every archive command of the registry (batch/commands.py)
     ("batch.jobs.cli", "register"),
 ]
 

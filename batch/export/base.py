@@ -51,7 +51,7 @@ class ExportJob:
 
     tset: TableSet
     out: str
-    options: dict[str, Any]
+    options: Any  # the validated ExportOptions (batch/export/options.py: it imports this module, not the reverse)
     slices: Callable[[], Iterator[ExportRows]]
     inputs: Any = None  # what the exporter's `check` read before the tables (e.g. the user's deployments file)
     # (uri, content_id, detection_index) -> individual id, people's decisions applied (empty: none identified)
@@ -93,7 +93,8 @@ class Exporter:
     name: ClassVar[str]
     description: ClassVar[str]
 
-    def check(self, options: dict[str, Any]) -> Any:
+    def check(self, options: Any) -> Any:
+        """`options`: the validated ExportOptions; what it returns is the job's `inputs`."""
         return None
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:  # pragma: no cover - interface

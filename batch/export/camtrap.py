@@ -268,19 +268,19 @@ class CamtrapDPExporter(Exporter):
     description = ("a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from --deployments), "
                    "media.csv, observations.csv")
 
-    def check(self, options: dict[str, Any]) -> Any:
+    def check(self, options: Any) -> Any:
         """The user's deployments and package metadata, read and checked before any table is."""
-        deployments = options.get("deployments")
-        return load_deployments(deployments) if deployments else {}, load_package_meta(options.get("package_meta"))
+        return (load_deployments(options.deployments) if options.deployments else {},
+                load_package_meta(options.package_meta))
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
         """media.csv and observations.csv are written a slice of whole cameras at a time as the rows are read
         (bounded memory at any archive size); deployments.csv and datapackage.json from what they gathered. On an
         error no file of the package is replaced."""
         o = job.options
-        timezone, level = o.get("timezone", "Z"), o.get("observation_level", "media")
+        timezone, level = o.timezone, o.observation_level
         given, meta = job.inputs
-        facts = PackageFacts(given, timezone, bool(o.get("allow_missing_deployments")))
+        facts = PackageFacts(given, timezone, o.allow_missing_deployments)
         base = job.out.rstrip("/")
         with open_output(f"{base}/media.csv") as (media_file, media_url), \
                 open_output(f"{base}/observations.csv") as (obs_file, obs_url):
@@ -288,7 +288,7 @@ class CamtrapDPExporter(Exporter):
             obs_csv = _csv_writer(obs_file, CAMTRAP_OBSERVATION_FIELDS)
             for rows in job.rows():
                 media, observations = camtrap_dp(rows.images, rows.dets, job.tset, timezone, level,
-                                                 o.get("gap_s", DEFAULT_GAP_S), rows.occurrences, job.individuals)
+                                                 o.gap_s, rows.occurrences, job.individuals)
                 facts.add(media, observations)
                 media_csv.writerows(media)
                 obs_csv.writerows(observations)

@@ -4,7 +4,7 @@ validated against it."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -41,14 +41,6 @@ class ExportOptions(ScopedOptions):
         if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", value):
             raise ValueError("must be Z or +HH:MM / -HH:MM")
         return value
-
-    def run_kwargs(self) -> dict[str, Any]:
-        """The arguments of `run_export`."""
-        return {"tables_url": self.tables, "fmt": self.format, "out": self.out, "model": self.model,
-                "filters_hash": self.filters_hash, "cameras": self.cameras, "since": self.since,
-                "until": self.until, "timezone": self.timezone, "store": self.store,
-                "observation_level": self.observation_level, "gap_s": self.gap_s, "deployments": self.deployments,
-                "allow_missing_deployments": self.allow_missing_deployments, "package_meta": self.package_meta}
 
 
 EXPORT_FLAGS = {**SET_FLAGS, "deployments": FlagStyle(metavar="FILE.csv|FILE.json"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from batch.flags import FlagStyle
@@ -25,10 +23,6 @@ class IdentifyOptions(CommandOptions):
     ray: bool = Field(False, description=(
         "describe and match on Ray Data actors: the cluster at $RAY_ADDRESS (a `ray job submit` job's own), else "
         "a local Ray started for the run"))
-
-    def run_kwargs(self) -> dict[str, Any]:
-        return {"tables_url": self.tables, "identifier": self.identifier, "store": self.store, "model": self.model,
-                "threshold": self.threshold}
 
 
 class IdentifyJobOptions(IdentifyOptions):

@@ -27,7 +27,6 @@ from batch.jobs.occurrences import router as occurrences_router
 from batch.jobs.pictures import router as pictures_router
 from batch.jobs.reports import ReportDirs, with_report_links
 from batch.jobs.reports import router as reports_router
-from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.filters import REGISTRY, FilterName
 from serve.deps import admin_auth, in_thread, read_auth, service_of
@@ -129,7 +128,7 @@ async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
     control = control_of(request)
     raw = {**body.model_dump(exclude_none=True, exclude_defaults=True), "dry_run": True}
     kind, options = await in_thread(control.prepare, "postprocess", raw)
-    report = await in_thread(run_postprocess, **options.run_kwargs())
+    report = await in_thread(kind.spec.run, options, None)
     out = dataclasses.asdict(report)
     out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after", "relabelled",
                                           "detections_linked", "occurrences", "frames_per_occurrence")}

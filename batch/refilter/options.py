@@ -12,14 +12,13 @@ from batch.flags import FlagStyle
 from batch.options import SET_FLAGS, ScopedOptions, TableSetOptions
 from batch.refilter.events import DEFAULT_GAP_S
 from model_store import CropOptions
-from model_store.core.filters import FilterName, check_filter_config
+from model_store.core.filters import REGISTRY, FilterName, check_filter_config
 
 
 class PostprocessOptions(ScopedOptions):
-    filter: FilterName = Field(..., description="filter name: min_size, class_mask, score, repeat (table-level: "
-                                                "boxes recurring on a camera), track (table-level: links a camera's "
-                                                "frames into occurrences); on classifier scores: classifier_mask, "
-                                                "rank_rollup")
+    filter: FilterName = Field(..., description="filter name (GET /v1/filters describes each): " + ", ".join(
+        name + (" (table-level)" if f.table_level else " (on classifier scores)" if f.kind == "classification" else "")
+        for name, f in REGISTRY.items()))
     config: dict[str, Any] | None = Field(None, description="the filter's config as JSON, e.g. "
                                                             "'{\"min_area_fraction\": 0.001}'")
     remove: bool = Field(False, description="take the filter out of the set")
@@ -55,13 +54,6 @@ class PostprocessOptions(ScopedOptions):
             raise ValueError("give the filter's --config, or --remove to take it out of the set (one of them)")
         return self
 
-    def run_kwargs(self) -> dict[str, Any]:
-        """The arguments of `run_postprocess`."""
-        return {"tables_url": self.tables, "filter_name": self.filter, "config": self.config, "remove": self.remove,
-                "model": self.model, "source_filters": self.filters_hash, "cameras": self.cameras,
-                "since": self.since, "until": self.until, "image": self.image, "rows_per_file": self.rows_per_file,
-                "dry_run": self.dry_run, "store": self.store, "progress_interval": self.progress_interval}
-
 
 POSTPROCESS_FLAGS = {**SET_FLAGS, "config": FlagStyle(metavar="JSON"), "image": FlagStyle(metavar="URI")}
 
@@ -70,10 +62,6 @@ class EventsOptions(TableSetOptions):
     gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
                                                            "images starts a new event")
     dry_run: bool = Field(False, description="count the events; write nothing")
-
-    def run_kwargs(self) -> dict[str, Any]:
-        return {"tables_url": self.tables, "gap_s": self.gap_s, "model": self.model,
-                "filters_hash": self.filters_hash, "store": self.store, "dry_run": self.dry_run}
 
 
 class CropsOptions(ScopedOptions):
@@ -90,12 +78,6 @@ class CropsOptions(ScopedOptions):
 
     def crop_options(self) -> CropOptions:
         return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size)
-
-    def run_kwargs(self) -> dict[str, Any]:
-        return {"tables_url": self.tables, "options": self.crop_options(), "model": self.model,
-                "filters_hash": self.filters_hash, "store": self.store, "cameras": self.cameras,
-                "since": self.since, "until": self.until, "image": self.image,
-                "progress_interval": self.progress_interval}
 
 
 CROPS_FLAGS = {**SET_FLAGS, "image": FlagStyle(metavar="URI")}

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from batch.cli import options
+from batch.commands import COMMANDS
 from batch.export.options import ExportOptions
 from batch.options import parse_options
 from batch.refilter.options import CropsOptions, EventsOptions, PostprocessOptions
@@ -80,11 +81,11 @@ def test_export_and_postprocess_are_registered(capsys):
     args = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size", "--config",
                                       json.dumps({"min_area_fraction": 0.001}), "--camera", "c1", "--camera", "c2"])
     assert args.cameras == ["c1", "c2"] and args.filter == "min_size"
-    opts = options(PostprocessOptions, args, "postprocess")  # the flags are the options model's fields
+    opts = options(COMMANDS["postprocess"], args)  # the flags are the options model's fields
     assert opts.config == {"min_area_fraction": 0.001} and opts.scope().describe() == "camera c1, c2"
     bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])
     with pytest.raises(OptionsError, match="--config, or --remove"):
-        options(PostprocessOptions, bad, "postprocess")
+        options(COMMANDS["postprocess"], bad)
     ok = json.dumps({"min_score": 0.5})
     for flags, problem in ((["--config", "{nope"], "--config: not valid JSON"),
                            (["--config", ok, "--rows-per-file", "0"], "--rows-per-file: Input should be greater"),
@@ -95,7 +96,7 @@ def test_export_and_postprocess_are_registered(capsys):
                                                               "equal to 1 (got 2)")):
         bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "score", *flags])
         with pytest.raises(OptionsError, match=re.escape(problem)):
-            options(PostprocessOptions, bad, "postprocess")
+            options(COMMANDS["postprocess"], bad)
 
 
 def test_every_table_command_validates_its_options_with_one_model():

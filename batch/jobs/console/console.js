@@ -99,7 +99,7 @@ async function jobPage(id, current = () => true) {
       job.message ? el("div", {}, job.message) : "",
       active ? el("button", {class: "danger", id: "stop", on: {click: () => stopJob(job.id)}}, "Stop") : "",
       (job.status === "failed" || job.status === "stopped") && job.options
-        ? el("button", {id: "rerun", on: {click: () => rerunJob(job)}}, RESUMES.includes(job.kind) ? "Resume" : "Run again") : ""),
+        ? el("button", {id: "rerun", on: {click: () => rerunJob(job)}}, job.resumes ? "Resume" : "Run again") : ""),
     el("h2", {}, "Progress"),
     p ? el("div", {class: "card"}, bar(p), el("div", {}, progressText(p), ` (run ${p.run_id}, ${p.run_status})`),
           el("div", {class: "scroll"}, el("table", {id: "stages"}, el("tbody", {}, stages))))
@@ -109,11 +109,9 @@ async function jobPage(id, current = () => true) {
   return active;
 }
 
-// A rerun of these picks up where the stopped or failed run ended (parts already written are kept).
-const RESUMES = ["reprocess", "postprocess"];
-
+// A job whose command resumes (the service says so: `job.resumes`) picks up where the stopped or failed run ended.
 async function rerunJob(job) {
-  if (!confirm(`${RESUMES.includes(job.kind) ? "Resume" : "Run again"} this ${job.kind} job with the same options?`)) return;
+  if (!confirm(`${job.resumes ? "Resume" : "Run again"} this ${job.kind} job with the same options?`)) return;
   try {
     const again = await api("POST", "/v1/jobs", {kind: job.kind, options: job.options, ...(job.name ? {name: job.name} : {})});
     location.hash = "#/job/" + encodeURIComponent(again.id);

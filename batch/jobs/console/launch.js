@@ -4,10 +4,6 @@
 // it would do; then "Confirm and run". POST /v1/jobs validates everything again.
 "use strict";
 
-// Shown at the top; the rest of a kind's options are under "more options".
-const MAIN_OPTIONS = ["archive", "tables", "out", "model", "format", "select", "cameras", "since", "until", "limit",
-                      "classify", "crops", "compare"];
-
 function datalist(id, values) {
   return el("datalist", {id}, [...new Set(values)].map(v => el("option", {value: v})));
 }
@@ -59,7 +55,8 @@ async function startPage(current, arg) {
     return !(s.type === "object" || s.$ref && !(defs[s.$ref.split("/").pop()] || {}).enum ||
              (s.type === "array" && s.items && (s.items.type === "object" || s.items.$ref)));
   }).filter(n => n !== "dry_run");
-  const main = simple.filter(n => MAIN_OPTIONS.includes(n) || chosen.required.includes(n));
+  // Shown at the top (the kind's main options, from the command registry); the rest under "more options".
+  const main = simple.filter(n => chosen.main.includes(n) || chosen.required.includes(n));
   const more = simple.filter(n => !main.includes(n));
   const kindSelect = el("select", {id: "job-kind"}, kinds.map(k => el("option", {value: k.name, selected: k === chosen}, k.name)));
   kindSelect.addEventListener("change", () => { location.hash = "#/start/" + enc(kindSelect.value); });

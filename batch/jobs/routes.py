@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -29,11 +29,8 @@ from batch.jobs.reports import ReportDirs, with_report_links
 from batch.jobs.reports import router as reports_router
 from model_store import ModelStore
 from model_store.core.filters import REGISTRY, FilterName
-from serve.deps import admin_auth, in_thread, read_auth, service_of
+from serve.deps import Service, admin_auth, in_thread, read_auth, service_of
 from trapline.errors import NotFoundError
-
-if TYPE_CHECKING:
-    from serve.ingress import IngressCore
 
 router = APIRouter()
 CONSOLE = Path(__file__).with_name("console")
@@ -148,7 +145,7 @@ async def console_file(name: str) -> FileResponse:
     return FileResponse(CONSOLE / name, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
 
 
-def attach_jobs(api: FastAPI, service: IngressCore) -> None:
+def attach_jobs(api: FastAPI, service: Service) -> None:
     """Add the jobs, filters, preview and occurrence routes to the ingress's app, and (with on_promote policies)
     start the backfill watcher when the app starts."""
     cfg = service.config

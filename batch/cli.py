@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                 groups[group] = p.add_subparsers(dest=f"{group}_command", metavar="{" + ",".join(leaves) + "}",
                                                  required=True)
             parent = groups[group]
-        p = parent.add_parser(leaf, help=command.help, description=command.description)
+        p = parent.add_parser(leaf, help=command.help, description=command.description,
+                              **({"epilog": f"example:\n  {command.example}",
+                                  "formatter_class": argparse.RawDescriptionHelpFormatter} if command.example else {}))
         command.add_arguments(p)
         p.set_defaults(func=command.cli or partial(run_command, command))
 

@@ -55,6 +55,7 @@ class Command:
     run: Callable[[Any, Progress], Any]
     show: Callable[[Any], str]
     description: str | None = None
+    example: str | None = None  # shown at the end of its --help (the top-level commands' are in trapline/cli.py)
     styles: Mapping[str, FlagStyle] = field(default_factory=dict)  # flags that read better another way
     to_json: Callable[[Any], str] = _as_json
     exit_code: Callable[[Any], int] = lambda report: 0
@@ -160,6 +161,7 @@ def _events(o: EventsOptions, progress: Progress | None) -> Any:
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
             ReprocessOptions, lambda o, progress: reprocess_job.run_reprocess(o), reprocess_job.format_report,
+            example="trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
             description="Run a model version over an image archive and write the images/detections tables. "
                         "Reruns skip what is done; a killed run resumes where it stopped.",
             styles=FLAG_STYLES, config_file=True, entry=("-m", "batch.reprocess"), tables="out", resumes=True,
@@ -167,19 +169,25 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             to_json=lambda r: json.dumps({**dataclasses.asdict(r), "skipped": r.skipped}, indent=2, default=str),
             exit_code=lambda r: 0 if r.status in ("succeeded", "dry-run") else 1),
     Command("export", "export detection tables as MegaDetector JSON, COCO results or Camtrap DP",
-            ExportOptions, lambda o, progress: run_export(o), _export_text, styles=EXPORT_FLAGS),
+            ExportOptions, lambda o, progress: run_export(o), _export_text, styles=EXPORT_FLAGS,
+            example="trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
+                    "--deployments deployments.csv --package-meta meta.yaml"),
     Command("postprocess", "re-apply a post-processing filter to stored detections (no model)",
             PostprocessOptions, _postprocess, postprocess.format_report,
+            example="trapline postprocess --tables ./detections --filter repeat "
+                    "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
             description="Apply a filter to the stored raw detections of one model version and write the result as a "
                         "new filter set. --camera, --since/--until and --image intersect, as in every command that "
                         "takes them.",
             styles=POSTPROCESS_FLAGS, resumes=True, pins_source=True),
     Command("events", "group each camera's images into events (visits) by capture-time gap",
             EventsOptions, _events, _events_text, styles=SET_FLAGS,
+            example="trapline events --tables ./detections --gap-s 60",
             description="Group each camera's images into events by capture-time gap and write the `events` table "
                         "next to images/detections (rerunning replaces it)."),
     Command("report", "a static HTML page to review a run: counts, scores, galleries, failures",
             ReviewOptions, lambda o, progress: build_report(o.report_options(), log=progress), _report_text,
+            example="trapline report --tables ./detections --out ./report --compare megadetector:4",
             description="Write a static HTML review report (index.html with plots/ and thumbs/ beside it; opens from "
                         "disk): counts per camera, day and label, score histograms, a gallery per label and score "
                         "band, sampled blanks, filtered-out boxes and failed files; --compare adds what another model "
@@ -187,6 +195,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             styles=REVIEW_FLAGS, to_json=result_json),
     Command("crops", "JPEG snips of stored kept detections, from the tables (no model)",
             CropsOptions, _crops, snips.format_report, styles=CROPS_FLAGS,
+            example="trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
             description="Cut a JPEG snip of every kept detection of one model version and result set from its source "
                         "image, with the names and snips rows reprocess --crops would write. Reruns write nothing "
                         "new; unreadable images are listed, not fatal."),
@@ -203,6 +212,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "set, uncommitted part files and unsettled uploads."),
     Command("identify", "re-identify individuals among stored detections (sightings and individuals tables)",
             IdentifyOptions, identify_cli.run, identify_cli.run_text, styles=IDENTIFY_FLAGS,
+            example="trapline identify --tables ./detections --identifier coats@production   (then: trapline "
+                    "identify evaluate --tables ./detections --truth individuals.csv)",
             job_options=IdentifyJobOptions, arguments=identify_cli.add_arguments, cli=identify_cli.cmd_identify,
             description="Describe every kept detection the identifier covers (its box cut from the archive image), "
                         "match them (a shortlist, then verified matching), cluster them into individuals honouring "

@@ -20,7 +20,8 @@ SUBCOMMANDS = [
 ]
 
 # One example per command, shown at the end of its --help. Kept here, beside the overview, so
-# every command's help has one even where the command's module does not set an epilog.
+# every command's help has one even where the command's module does not set an epilog; the archive
+# commands carry theirs in their registry entry (batch/commands.py `Command.example`).
 EXAMPLES = {
     "models": "trapline models list",
     "models list": "trapline models list --store s3://traps/models",
@@ -29,16 +30,6 @@ EXAMPLES = {
     "models rollback": "trapline models rollback megadetector --alias production",
     "models verify": "trapline models verify megadetector:5",
     "serve": "trapline serve --store ./models --model megadetector --port 8000",
-    "reprocess": "trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
-    "export": "trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
-              "--deployments deployments.csv --package-meta meta.yaml",
-    "postprocess": "trapline postprocess --tables ./detections --filter repeat "
-                   "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
-    "events": "trapline events --tables ./detections --gap-s 60",
-    "report": "trapline report --tables ./detections --out ./report --compare megadetector:4",
-    "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
-    "identify": "trapline identify --tables ./detections --identifier coats@production   (then: trapline "
-                "identify evaluate --tables ./detections --truth individuals.csv)",
     "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
     "jobs list": "trapline jobs list --status running --url http://127.0.0.1:8000",
     "jobs show": "trapline jobs show raysubmit_XYZ",

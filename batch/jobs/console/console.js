@@ -35,6 +35,21 @@ async function api(method, path, body) {
 
 function say(text) { message.textContent = text || ""; }
 
+// The tables the service knows: its configured sources (GET /v1/pictures/sources) and the tables under the roots jobs
+// may use (GET /v1/locations). A tables input picks from them (a datalist) instead of asking for a path typed blind.
+let knownTables = null;
+function pickTables(input) {
+  const id = "known-tables";
+  input.setAttribute("list", id);
+  if (!document.getElementById(id)) document.body.append(el("datalist", {id}));
+  knownTables = knownTables || Promise.all([
+    api("GET", "/v1/pictures/sources").then(r => r.sources.map(x => x.tables)).catch(() => []),
+    api("GET", "/v1/locations").then(r => r.locations.filter(l => l.kind === "tables").map(l => l.path)).catch(() => []),
+  ]).then(([sources, under]) => [...new Set([...sources, ...under])]);
+  knownTables.then(paths => document.getElementById(id).replaceChildren(...paths.map(p => el("option", {value: p}))));
+  return input;
+}
+
 // Mark the inputs of the options a refused request named: `fields` are the paths the service's one formatter gives
 // (trapline/problems.py); `under` picks those inside one option (`config.` for a filter's own config form).
 function markInvalid(form, fields, under = "") {
@@ -173,7 +188,7 @@ async function postprocessPage(current = () => true) {
   const result = el("div", {id: "preview-result"});
   const run = el("button", {id: "run", type: "button", disabled: true}, "Confirm and run");
   const scope = el("form", {class: "grid", id: "scope-form"},
-    el("label", {for: "tables"}, "tables *"), el("input", {id: "tables", type: "text", required: true, placeholder: "the reprocess --out location"}),
+    el("label", {for: "tables"}, "tables *"), pickTables(el("input", {id: "tables", type: "text", required: true, placeholder: "pick the tables, or a reprocess --out location"})),
     el("div", {class: "help"}, "the tables to re-filter (under the service's allowed roots)"),
     el("label", {for: "model"}, "model"), el("input", {id: "model", type: "text", placeholder: "NAME:VERSION (when several are stored)"}),
     el("div", {class: "help"}, ""),

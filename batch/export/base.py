@@ -92,6 +92,9 @@ class Exporter:
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # The options of this format, if any: a CommandOptions model whose fields join ExportOptions (names unique
+    # across formats); `check` and `write` read them typed from the options / `job.options`.
+    options: ClassVar[type | None] = None
 
     def check(self, options: Any) -> Any:
         """`options`: the validated ExportOptions; what it returns is the job's `inputs`."""

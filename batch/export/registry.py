@@ -1,6 +1,6 @@
 """The export formats, one registry: `trapline export --format NAME` (and a job's `format`) accepts exactly the
-names here. A new format is a class deriving from `Exporter` (batch/export/base.py) and one line below; an option
-of its own is a field of `ExportOptions` (batch/export/options.py), which the exporter reads typed from
+names here. A new format is a class deriving from `Exporter` (batch/export/base.py) and one line below; options of
+its own are its `options` model beside it (they join `ExportOptions`, batch/export/options.py), read typed from
 `job.options`. `run_export` (batch/export/run.py) takes those options."""
 
 from __future__ import annotations

@@ -116,6 +116,10 @@ class RepeatFilter(PostFilter):
 
     fires_on_table = staticmethod(repeat.fires_on_table)
 
+    @staticmethod
+    def evidence_hours(config: RepeatConfig) -> float | None:
+        return config.window_hours  # recurrence is only counted within the window
+
 
 class TrackFilter(PostFilter):
     """Tracking: link the kept detections of a camera's consecutive frames into occurrences (one animal's visit),

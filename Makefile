@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports --no-cache
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache  # benchmarks/ is not installed: found from the repository root
 
 # The docs site (mkdocs-material) into site/; --strict: a broken link, or a page left out of the nav, fails.
 docs: setup

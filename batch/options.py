@@ -5,13 +5,55 @@ flags are generated from them (batch/flags.py) and the same models validate a jo
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from batch.flags import FlagStyle
 from model_store.tables.scope import Scope
 from trapline.errors import OptionsError, ScopeError
+from trapline.problems import as_flag, describe, fields, problems
+
+
+class LocationMark:
+    """Marks an option that names a local path or an s3:// location (see `Location`)."""
+
+
+@dataclass(frozen=True)
+class ModelRefMark:
+    """Marks an option that names a model version: `in_store` always (a version to run), else only when the tables
+    cannot say (an alias, or a bare name); a NAME:VERSION of stored tables may be gone from the store."""
+
+    in_store: bool
+
+
+# An option naming a place to read or write: the jobs' door confines every such field to its allowed roots and
+# buckets (batch/jobs/paths.py), found from the type, so a new path option cannot be left out of the check.
+Location = Annotated[str, LocationMark()]
+# Options naming a model version: the jobs' door looks them up in the store before anything is submitted.
+StoreRef = Annotated[str, ModelRefMark(in_store=True)]
+TablesRef = Annotated[str, ModelRefMark(in_store=False)]
+
+
+def marked_fields(model: type[BaseModel], mark: type) -> dict[str, Any]:
+    """The fields of `model` whose type carries a `mark` instance (also under `| None`), with that instance."""
+    def find(annotation: Any) -> Any:
+        for m in getattr(annotation, "__metadata__", ()):
+            if isinstance(m, mark):
+                return m
+        return next((f for f in map(find, typing.get_args(annotation)) if f is not None), None)
+
+    found = {name: next((m for m in info.metadata if isinstance(m, mark)), None) or find(info.annotation)
+             for name, info in model.model_fields.items()}
+    return {name: m for name, m in found.items() if m is not None}
+
+
+def location_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of `model` typed `Location` (or `Location | None`)."""
+    return tuple(marked_fields(model, LocationMark))
 
 
 class CommandOptions(BaseModel):
@@ -21,9 +63,10 @@ class CommandOptions(BaseModel):
 
 
 class TableSetOptions(CommandOptions):
-    tables: str = Field(..., description="the reprocess --out location")
-    model: str | None = Field(None, description="NAME, NAME:VERSION or NAME@ALIAS (needed when several are stored)")
-    store: str | None = Field(None, description="model store root, to resolve NAME@ALIAS")
+    tables: Location = Field(..., description="the reprocess --out location")
+    model: TablesRef | None = Field(None, description="NAME, NAME:VERSION or NAME@ALIAS (needed when several are "
+                                                      "stored)")
+    store: Location | None = Field(None, description="model store root, to resolve NAME@ALIAS")
     filters_hash: str | None = Field(None, description="the filter set (default: the newest)")
 
 
@@ -47,7 +90,7 @@ class ScopedOptions(TableSetOptions):
 class CompactOptions(CommandOptions):
     """`trapline tables compact`: merge small parts (online recording writes one per flush) into large ones."""
 
-    tables: str = Field(..., description="the tables to compact (a reprocess --out or serve --tables location)")
+    tables: Location = Field(..., description="the tables to compact (a reprocess --out or serve --tables location)")
     target_rows: int = Field(100_000, ge=1, description="image rows per merged part")
     wait_s: float = Field(0.0, ge=0.0, description="wait this long for a running reprocess of a version to end "
                                                    "(else that version is left alone this time)")
@@ -56,30 +99,19 @@ class CompactOptions(CommandOptions):
 class CheckOptions(CommandOptions):
     """`trapline tables check`: report duplicate or orphaned rows (reads only; exit 1 when any is found)."""
 
-    tables: str = Field(..., description="the tables to check")
+    tables: Location = Field(..., description="the tables to check")
 
 
 SET_FLAGS = {"tables": FlagStyle(metavar="DST"),
              "cameras": FlagStyle(flags=("--camera",), metavar="CAMERA", repeatable=True)}
 
 
-def parse_options(model: type[BaseModel], given: dict[str, Any], command: str) -> Any:
+def parse_options(model: type[BaseModel], given: dict[str, Any], command: str,
+                  flag_of: Callable[[str], str] = as_flag) -> Any:
     """Validate a command's options (CLI flags given, or a job's JSON) into `model`; OptionsError names every
-    bad field as its flag and quotes the value."""
+    bad field as its flag and quotes the value (trapline/problems.py: the one formatter of every door)."""
     try:
         return model.model_validate(given)
     except ValidationError as exc:
-        raise OptionsError(f"invalid {command} options: " + "; ".join(describe_problems(exc))) from None
-
-
-def describe_problems(exc: ValidationError) -> list[str]:
-    problems = []
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "options"
-        flag = "--" + loc.replace("_", "-") if e["loc"] else loc
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "missing":
-            problems.append(f"{flag} is required")
-        else:
-            problems.append(f"{flag}: {msg} (got {e.get('input')!r})" if e["loc"] else msg)
-    return problems
+        found = problems(exc)
+        raise OptionsError(f"invalid {command} options: {describe(found, flag_of)}", fields=fields(found)) from None

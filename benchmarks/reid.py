@@ -1,4 +1,4 @@
-"""Re-identification on the synthetic identity set (benchmarks/reid_scenes.py), query/database protocol.
+"""Re-identification on the synthetic identity set (tests/fixtures/reid_scenes.py), query/database protocol.
 
     flock /tmp/trapline-heavy.lock .venv/bin/python -m benchmarks.reid [--known 250 --unseen 100]
         [--galleries 1000,10000] [--peer-python /work/refenv/bin/python] [--out benchmarks/results/reid.json]
@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.reid_scenes import protocol, sightings
 from model_store.core.identify.gallery import Gallery
 from model_store.core.identify.identifier import Identifier
 from model_store.store.store import ModelStore
+from tests.fixtures.reid_scenes import protocol, sightings
 
 IDENTIFIER = {"backend": "keypoints", "applies_to": ["zebra"], "description": "benchmark: default keypoints"}
 

@@ -23,13 +23,13 @@ import cv2
 import numpy as np
 
 from batch.identify.run import run_identify
-from benchmarks.reid_scenes import sightings
 from model_store.core.imaging import decode_image
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
 from serve.config import IdentifyRoute
 from serve.recording.identify import OnlineIdentifier
+from tests.fixtures.reid_scenes import sightings
 
 W, H = 480, 360
 

@@ -3,7 +3,7 @@
 `flock /tmp/trapline-heavy.lock .venv/bin/python -m benchmarks.tracking [--sheets 12] [--bursts 300]
  [--hours 3] [--seed 32] [--out FILE] [--no-peers]`
 
-Generates light-trap nights and camera-trap bursts with known truth (benchmarks/tracking_scenes.py, cached
+Generates light-trap nights and camera-trap bursts with known truth (tests/fixtures/tracking_scenes.py, cached
 under bench-results/tracking/), runs trapline's tracker (model_store/core/filters/tracking.py, default
 TrackConfig, the snips' colour/texture descriptors) on each sequence, and scores against the truth: count
 error per sequence for the tracker (its confirmed tracks), for the max-per-frame count and for the sum of
@@ -30,9 +30,9 @@ import numpy as np
 
 from benchmarks.common import DEFAULT_ROOT, write_json
 from benchmarks.tracking_metrics import count_errors, max_per_frame, mot_accumulator, mot_summary, n_tracks
-from benchmarks.tracking_scenes import Sequence, scenes
 from model_store.core.filters.appearance import appearance_descriptor
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
+from tests.fixtures.tracking_scenes import Sequence, scenes
 
 REFENV = Path(os.environ.get("TRAPLINE_REFENV", "/work/refenv"))
 PEERS = Path(__file__).parent / "peers" / "track_peers.py"

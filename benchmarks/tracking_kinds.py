@@ -6,13 +6,13 @@ the field: how many insects sit on the sheet at once (5 to 60), how they arrive 
 they sit (one frame to the whole night), whether they crawl and how fast, whether they look alike (one species,
 one size, one tone: appearance says nothing), how often one lands within a body length of another, how often a
 new arrival takes the spot one has just left, and how often the detector misses an insect or reports a leaf.
-Camera-trap kinds: deer crossing (benchmarks/tracking_scenes.py's bursts) and a herd (four to twelve alike
+Camera-trap kinds: deer crossing (tests/fixtures/tracking_scenes.py's bursts) and a herd (four to twelve alike
 animals walking together). Issue 32's nights (insects that fly off and come back) are drawn too. Every kind is
 deterministic for a seed; `kind_scenes(seed)` draws `per_kind` sequences of every kind, and the benchmark fits
 on one seed and reports on another.
 
 What the detector reports (jitter, misses, false positives, the snip's real `appearance_descriptor`) is
-benchmarks/tracking_scenes.py's `observe`; the generator knows nothing of the tracker.
+tests/fixtures/tracking_scenes.py's `observe`; the generator knows nothing of the tracker.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.tracking_scenes import (
+from tests.fixtures.tracking_scenes import (
     BURST_LOOKS,
     SHEET_FRAME_S,
     SHEET_LOOKS,
@@ -67,7 +67,7 @@ NIGHT_KINDS = [
     NightKind("same-spot", on_sheet=15, stay_frames=5, same_spot=0.5),
     NightKind("noisy-detector", on_sheet=15, stay_frames=10, p_miss=0.25, fp_rate=1.0),
 ]
-# Also drawn: issue 32's nights (benchmarks/tracking_scenes.py, one hour), where insects fly off for a few frames
+# Also drawn: issue 32's nights (tests/fixtures/tracking_scenes.py, one hour), where insects fly off for a few frames
 # and come back about where they were, so that a gate tight enough for turnover does not split those.
 OTHER_KINDS = ["fly-off-and-back", "deer-crossing", "herd"]
 

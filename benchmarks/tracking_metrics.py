@@ -1,4 +1,4 @@
-"""Scoring tracks against the synthetic truth (benchmarks/tracking_scenes.py): counts and MOT-style metrics.
+"""Scoring tracks against the synthetic truth (tests/fixtures/tracking_scenes.py): counts and MOT-style metrics.
 
 A method's tracks are given as one id per detection (-1: the method did not report that detection, e.g. a
 tracker's not-yet-confirmed box). Counts: how many animals each method says a sequence held. MOT metrics

@@ -11,21 +11,46 @@ comparisons of token digests, serve/auth.py).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from model_store import CropOptions
+from model_store.core.clips import ClipDetections
+from serve.answers import DetectAnswer
+from serve.config import ServeConfig
+from serve.protocol import AliasMoveResponse, ModelsResponse, ReloadResponse
 from trapline.errors import ForbiddenError, UnauthorizedError
-
-if TYPE_CHECKING:
-    from serve.ingress import IngressCore
 
 # Shown in /docs as the "Authorize" button; the check itself is the service's check_*_token.
 bearer = HTTPBearer(auto_error=False, description="admin token (admin routes) or API token (when configured)")
 
 
-def service_of(request: Request) -> IngressCore:
+class Service(Protocol):
+    """What the routes need from the service on `app.state` (serve/ingress.py `IngressCore` is the one; tests give
+    their own). Known here by this protocol, so no router imports the ingress that attaches it."""
+
+    config: ServeConfig
+    recorder: Any  # serve/recording/recorder.py `Recorder`, or None when the service records nothing
+
+    def check_api_token(self, authorization: str | None) -> None: ...
+    def check_admin_token(self, authorization: str | None) -> None: ...
+    def link_key(self) -> bytes: ...
+    def refuse_early(self, model: str | None) -> None: ...
+    async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                     filters: dict[str, Any] | None, render: bool, classify: bool = True,
+                     crops: CropOptions | None = None) -> DetectAnswer: ...
+    async def detect_clip(self, model: str | None, version: str | None, alias: str | None, data: bytes,
+                          filters: dict[str, Any] | None, sampling: dict[str, Any]) -> ClipDetections: ...
+    async def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+    async def models(self) -> ModelsResponse: ...
+    async def promote(self, model: str, version: str, alias: str) -> AliasMoveResponse: ...
+    async def rollback(self, model: str, alias: str) -> AliasMoveResponse: ...
+    async def reload(self, model: str) -> ReloadResponse: ...
+
+
+def service_of(request: Request) -> Service:
     """The ingress core answering this app's routes (set by `serve.router.create_api`)."""
     return request.app.state.service
 

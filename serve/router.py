@@ -1,7 +1,7 @@
 """FastAPI routes: parse the request, dispatch to the ingress service, encode the answer. No logic here.
 
 The routes are a module-level `APIRouter`; each handler finds the service on `request.app.state.service`
-(the vLLM pattern), so this module knows the service only by the `Service` protocol below and the
+(the vLLM pattern), so this module knows the service only by the `Service` protocol (serve/deps.py) and the
 ingress imports it, never the other way round. `create_api(service)` builds the app of one ingress
 replica: it sets the state and calls `attach_router(app)`.
 """
@@ -11,25 +11,31 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from model_store import CropOptions
-from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS
-from model_store.core.video import Sampling, looks_like_clip
-from serve.answers import DetectAnswer
+from model_store.core.video import looks_like_clip
+from serve.bodies import (
+    ERRORS,
+    IMAGE_BODY,
+    body_limit,
+    check_clip_size,
+    clip_sampling,
+    error_response,
+    image_bytes,
+    read_body,
+    request_id,
+)
 from serve.clip_protocol import clip_response
-from serve.config import ServeConfig
-from serve.deps import admin_auth, api_auth, service_of
+from serve.deps import Service, admin_auth, api_auth, service_of
 from serve.protocol import (
     AliasMoveResponse,
     DetectResponse,
@@ -42,102 +48,14 @@ from serve.protocol import (
     filter_overrides,
 )
 from trapline.errors import (
-    BadRequestError,
     FilterConfigError,
     InvalidParameterError,
     NotReadyError,
-    PayloadTooLargeError,
     TraplineError,
 )
+from trapline.problems import Problem, describe, fields, problems
 
 logger = logging.getLogger("ray.serve.trapline")
-
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 503)}
-IMAGE_BODY = {"requestBody": {"required": True, "content": {
-    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
-                                       "properties": {"image": {"type": "string", "format": "binary"}}}},
-}}}
-FILE_FIELDS = ("image", "file")
-
-
-def _request_id(request: Request) -> str:
-    return request.headers.get("x-request-id", "")
-
-
-def error_response(exc: TraplineError, request: Request) -> JSONResponse:
-    return JSONResponse(exc.body(_request_id(request)), status_code=exc.status, headers=exc.headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` (header or bytes read)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequestError(f"invalid Content-Length {declared!r}")
-        if int(declared) > limit:
-            raise PayloadTooLargeError(f"body of {int(declared)} bytes is over the limit of {limit} bytes", limit=limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body is over the limit of {limit} bytes", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def image_bytes(request: Request, body: bytes) -> bytes:
-    """The image: the raw body, or the file part of a multipart/form-data upload."""
-    return (await image_and_fields(request, body))[0]
-
-
-async def image_and_fields(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
-    """The image (the raw body, or the file part of a multipart/form-data upload) and the form's text fields."""
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        return body, {}  # any other type (image/*, octet-stream, curl's default form type) is the raw image
-
-    async def stream():
-        yield body
-        yield b""
-
-    parser = MultiPartParser(request.headers, stream(), max_files=4, max_fields=32, max_part_size=64 * 1024)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise BadRequestError(f"malformed multipart body: {exc.message}") from None
-    try:
-        files = {key: value for key, value in form.multi_items() if isinstance(value, UploadFile)}
-        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-        upload = next((files[k] for k in FILE_FIELDS if k in files), next(iter(files.values()), None))
-        if upload is None:
-            raise BadRequestError("multipart body has no file part; send the image as the field 'image'")
-        return await upload.read(), fields
-    finally:
-        await form.close()
-
-
-def body_limit(request: Request, http: Any) -> int:
-    """The most bytes a body may have: `http.max_body_bytes`, or for a `video/*` body the clips' own limit when
-    that is larger."""
-    is_video = request.headers.get("content-type", "").lower().startswith("video/")
-    return max(http.max_body_bytes, http.max_clip_bytes) if is_video else http.max_body_bytes
-
-
-def check_clip_size(data: bytes, http: Any) -> None:
-    """A clip over `http.max_clip_bytes` is refused with a typed 413, whatever its Content-Type said."""
-    if len(data) > http.max_clip_bytes:
-        raise PayloadTooLargeError(f"clip of {len(data)} bytes is over the limit of {http.max_clip_bytes} bytes "
-                                   "(http.max_clip_bytes)", limit=http.max_clip_bytes)
-
-
-def clip_sampling(http: Any, sampling: str | None) -> dict[str, Any]:
-    """The clip's Sampling (as a dict for the replica call) from ?sampling= or the config, checked here (422)."""
-    try:
-        return Sampling.parse(sampling or http.clip_sampling, http.clip_max_frames).model_dump()
-    except ValueError as exc:
-        raise InvalidParameterError(str(exc).splitlines()[0], field="sampling") from None
-
 
 def parse_filters(filters: str | None, min_score: float | None, min_area_fraction: float | None,
                   labels: str | None) -> dict[str, Any] | None:
@@ -159,28 +77,9 @@ def crop_options(crops: bool, render: bool, padding: float, square: bool, min_si
     try:
         return CropOptions(padding=padding, square=square, min_size=min_size)
     except ValidationError as exc:
-        raise InvalidParameterError("; ".join(f"crop_{e['loc'][0]}: {e['msg']} (got {e.get('input')!r})"
-                                              for e in exc.errors())) from None
-
-
-class Service(Protocol):
-    """What the routes need from the service on `app.state` (serve/ingress.py `IngressCore`)."""
-
-    config: ServeConfig
-
-    def check_api_token(self, authorization: str | None) -> None: ...
-    def check_admin_token(self, authorization: str | None) -> None: ...
-    def refuse_early(self, model: str | None) -> None: ...
-    async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
-                     filters: dict[str, Any] | None, render: bool, classify: bool = True,
-                     crops: CropOptions | None = None) -> DetectAnswer: ...
-    async def detect_clip(self, model: str | None, version: str | None, alias: str | None, data: bytes,
-                          filters: dict[str, Any] | None, sampling: dict[str, Any]) -> ClipDetections: ...
-    async def readiness(self) -> tuple[bool, dict[str, Any]]: ...
-    async def models(self) -> ModelsResponse: ...
-    async def promote(self, model: str, version: str, alias: str) -> AliasMoveResponse: ...
-    async def rollback(self, model: str, alias: str) -> AliasMoveResponse: ...
-    async def reload(self, model: str) -> ReloadResponse: ...
+        found = [Problem(("crop_" + p.path[0], *p.path[1:]) if p.path else (), p.message, p.value, p.missing)
+                 for p in problems(exc)]
+        raise InvalidParameterError(describe(found), fields=fields(found)) from None
 
 
 def create_api(service: Service) -> FastAPI:
@@ -214,22 +113,21 @@ async def _api_error(request: Request, exc: TraplineError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                         for e in exc.errors())
-    return error_response(InvalidParameterError(problems), request)
+    found = problems(exc)  # FastAPI's paths start with where the value was: "body.kind", "query.limit"
+    return error_response(InvalidParameterError(describe(found), fields=fields(found, "body")), request)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    body = {"error": {"type": kind, "message": str(exc.detail), "request_id": _request_id(request)}}
+    body = {"error": {"type": kind, "message": str(exc.detail), "request_id": request_id(request)}}
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("request_id=%s %s %s failed: %r", _request_id(request), request.method, request.url.path, exc,
+    logger.error("request_id=%s %s %s failed: %r", request_id(request), request.method, request.url.path, exc,
                  exc_info=exc)
     body = {"error": {"type": "internal_error", "message": "internal error; see the service logs",
-                      "request_id": _request_id(request)}}
+                      "request_id": request_id(request)}}
     return JSONResponse(body, status_code=500)
 
 

@@ -15,15 +15,15 @@ from trapline.entry import add_verbose, run_command
 SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
     ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
-    ("batch.cli", "register"),
-    ("batch.identify.cli", "register"),
-    ("batch.refilter.occurrences_cli", "register"),
-    ("batch.jobs.cli", "register"),
+    ("batch.cli", "register"),  # every archive command of the registry (batch/commands.py)
+    ("batch.refilter.occurrences_cli", "register"),  # `trapline occurrences`: review and fix tracks
     ("batch.deployments.cli", "register"),  # `trapline deployments`: where and when cameras stood, clocks, effort
+    ("batch.jobs.cli", "register"),
 ]
 
 # One example per command, shown at the end of its --help. Kept here, beside the overview, so
-# every command's help has one even where the command's module does not set an epilog.
+# every command's help has one even where the command's module does not set an epilog; the archive
+# commands carry theirs in their registry entry (batch/commands.py `Command.example`).
 EXAMPLES = {
     "models": "trapline models list",
     "models list": "trapline models list --store s3://traps/models",
@@ -32,16 +32,6 @@ EXAMPLES = {
     "models rollback": "trapline models rollback megadetector --alias production",
     "models verify": "trapline models verify megadetector:5",
     "serve": "trapline serve --store ./models --model megadetector --port 8000",
-    "reprocess": "trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
-    "export": "trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
-              "--deployments deployments.csv --package-meta meta.yaml",
-    "postprocess": "trapline postprocess --tables ./detections --filter repeat "
-                   "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
-    "events": "trapline events --tables ./detections --gap-s 60",
-    "report": "trapline report --tables ./detections --out ./report --compare megadetector:4",
-    "crops": "trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
-    "identify": "trapline identify --tables ./detections --identifier coats@production   (then: trapline "
-                "identify evaluate --tables ./detections --truth individuals.csv)",
     "occurrences": "trapline occurrences review --tables ./detections --below 0.5   (then: trapline occurrences "
                    "split occ-1a2b3c4d5e6f7a8b --frame 6 --tables ./detections)",
     "deployments": "trapline deployments import deployments.csv --tables ./detections --timezone Europe/Amsterdam",

@@ -299,9 +299,10 @@ class InvalidOptionsError(HttpError):
 
 
 class PathNotAllowedError(HttpError):
-    """A job option naming a local path outside the allowed roots, or a bucket the config does not name."""
+    """A job option naming a local path outside the allowed roots, or a bucket the config does not name: refused at
+    the door like any other bad option (422, `field` and `fields` name it)."""
 
-    code, status = "path_not_allowed", 403
+    code, status = "path_not_allowed", 422
 
 
 class JobNotFoundError(HttpError):

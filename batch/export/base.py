@@ -51,7 +51,7 @@ class ExportJob:
 
     tset: TableSet
     out: str
-    options: dict[str, Any]
+    options: Any  # the validated ExportOptions (batch/export/options.py: it imports this module, not the reverse)
     slices: Callable[[], Iterator[ExportRows]]
     inputs: Any = None  # what the exporter's `check` read before the tables (e.g. the user's deployments file)
     # (uri, content_id, detection_index) -> individual id, people's decisions applied (empty: none identified)
@@ -92,8 +92,12 @@ class Exporter:
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # The options of this format, if any: a CommandOptions model whose fields join ExportOptions (names unique
+    # across formats); `check` and `write` read them typed from the options / `job.options`.
+    options: ClassVar[type | None] = None
 
-    def check(self, options: dict[str, Any]) -> Any:
+    def check(self, options: Any) -> Any:
+        """`options`: the validated ExportOptions; what it returns is the job's `inputs`."""
         return None
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:  # pragma: no cover - interface

@@ -13,15 +13,18 @@ import io
 import json
 import mimetypes
 import posixpath
+import re
 from collections import defaultdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import AfterValidator, Field
 
 from batch.export.base import Exporter, ExportJob, open_output, write_file
 from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments, table_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, iso_times, scientific_name
+from batch.options import CommandOptions, Location
 from batch.refilter.events import DEFAULT_GAP_S, group_events
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.clock import utc_offset_text
@@ -310,26 +313,52 @@ def _csv_writer(out: io.TextIOBase, fields: list[str]) -> csv.DictWriter:
     return writer
 
 
+def _utc_offset(value: str) -> str:
+    if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", value):
+        raise ValueError("must be Z or +HH:MM / -HH:MM")
+    return value
+
+
+class CamtrapOptions(CommandOptions):
+    """The Camtrap DP options of `trapline export` (fields of ExportOptions, batch/export/options.py)."""
+
+    timezone: Annotated[str, AfterValidator(_utc_offset)] = Field(
+        "Z", description="Camtrap DP: UTC offset of the cameras' clocks (path / EXIF times; mtimes stay UTC)")
+    observation_level: Literal["media", "event", "both"] = Field(
+        "media", description="Camtrap DP observations per image box (media), per event and label (event), or both")
+    gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
+                                                           "images starts a new event")
+    deployments: Location | None = Field(None, description="Camtrap DP: per camera id its latitude, longitude, "
+                                                           "deploymentStart, deploymentEnd (and optional Camtrap DP "
+                                                           "setup fields), a .csv or .json file")
+    allow_missing_deployments: bool = Field(False, description="Camtrap DP: write cameras missing from --deployments "
+                                                               "without coordinates instead of refusing")
+    package_meta: Location | None = Field(None, description="Camtrap DP: datapackage.json metadata (title, "
+                                                            "contributors, project, licenses, ...), a .yaml or "
+                                                            ".json file")
+
+
 class CamtrapDPExporter(Exporter):
     name = "camtrap-dp"
     description = ("a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from --deployments, else "
                    "the deployments table), "
                    "media.csv, observations.csv")
+    options = CamtrapOptions
 
-    def check(self, options: dict[str, Any]) -> Any:
+    def check(self, options: Any) -> Any:
         """The user's deployments and package metadata, read and checked before any table is."""
-        deployments = options.get("deployments")  # a one-off file; else the deployments table beside the tables
-        given = load_deployments(deployments) if deployments else table_deployments(options.get("tables_url"))
-        return given, load_package_meta(options.get("package_meta"))
+        # a one-off file; else the deployments table beside the tables
+        given = load_deployments(options.deployments) if options.deployments else table_deployments(options.tables)
+        return given, load_package_meta(options.package_meta)
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
         """media.csv and observations.csv are written a slice of whole cameras at a time as the rows are read
         (bounded memory at any archive size); deployments.csv and datapackage.json from what they gathered. On an
         error no file of the package is replaced."""
         o = job.options
-        timezone, level = o.get("timezone", "Z"), o.get("observation_level", "media")
+        timezone, level = o.timezone, o.observation_level
         given, meta = job.inputs
-        facts = PackageFacts(given, timezone, bool(o.get("allow_missing_deployments")))
+        facts = PackageFacts(given, timezone, o.allow_missing_deployments)
         base = job.out.rstrip("/")
         with open_output(f"{base}/media.csv") as (media_file, media_url), \
                 open_output(f"{base}/observations.csv") as (obs_file, obs_url):
@@ -337,7 +366,7 @@ class CamtrapDPExporter(Exporter):
             obs_csv = _csv_writer(obs_file, CAMTRAP_OBSERVATION_FIELDS)
             for rows in job.rows():
                 media, observations = camtrap_dp(rows.images, rows.dets, job.tset, timezone, level,
-                                                 o.get("gap_s", DEFAULT_GAP_S), rows.occurrences, job.individuals)
+                                                 o.gap_s, rows.occurrences, job.individuals)
                 facts.add(media, observations)
                 media_csv.writerows(media)
                 obs_csv.writerows(observations)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from batch.export.deployments import Deployment, aware, deployment_rows
 from model_store.tables.reader import TableSet
 from trapline.errors import BatchError
+from trapline.problems import describe, problems
 
 CAMTRAP_DP_VERSION = "1.0.2"
 STANDARD_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}"
@@ -117,10 +118,7 @@ def load_package_meta(path: str | None) -> PackageMeta:
     try:
         return PackageMeta.model_validate(data or {})
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                             + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
-                             for err in e.errors())
-        raise BatchError(f"--package-meta {path}: {problems}") from None
+        raise BatchError(f"--package-meta {path}: {describe(problems(e))}") from None
 
 
 def spatial(deployments: list[dict]) -> dict | None:

@@ -151,7 +151,7 @@ class MegaDetectorExporter(Exporter):
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
         rows = job.whole()  # one JSON document: every row at once
-        doc = megadetector(rows.images, rows.dets, job.tset, job.options.get("store"))
+        doc = megadetector(rows.images, rows.dets, job.tset, job.options.store)
         notes = []
         if "typical_detection_threshold" not in doc["info"]["detector_metadata"]:
             notes.append("info.detector_metadata has no detection thresholds (tables from before they were "

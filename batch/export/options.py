@@ -3,51 +3,27 @@ validated against it."""
 
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from batch.export.registry import EXPORTERS, FORMATS
 from batch.flags import FlagStyle
-from batch.options import SET_FLAGS, ScopedOptions
-from batch.refilter.events import DEFAULT_GAP_S
+from batch.options import SET_FLAGS, Location, ScopedOptions
 
 Format = Literal[FORMATS]  # the registered exporters (batch/export/registry.py)
-ObservationLevel = Literal["media", "event", "both"]
 
 
-class ExportOptions(ScopedOptions):
+class _CommonExportOptions(ScopedOptions):
     format: Format = Field(..., description="; ".join(f"{name}: {e.description}" for name, e in EXPORTERS.items()))
-    out: str = Field(..., description="output file (megadetector, coco) or directory (camtrap-dp)")
-    timezone: str = Field("Z", description="Camtrap DP: UTC offset of the cameras' clocks (path / EXIF times; "
-                                           "mtimes stay UTC)")
-    observation_level: ObservationLevel = Field(
-        "media", description="Camtrap DP observations per image box (media), per event and label (event), or both")
-    gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
-                                                           "images starts a new event")
-    deployments: str | None = Field(None, description="Camtrap DP: per camera id its latitude, longitude, "
-                                                      "deploymentStart, deploymentEnd (and optional Camtrap DP setup "
-                                                      "fields), a .csv or .json file")
-    allow_missing_deployments: bool = Field(False, description="Camtrap DP: write cameras missing from --deployments "
-                                                               "without coordinates instead of refusing")
-    package_meta: str | None = Field(None, description="Camtrap DP: datapackage.json metadata (title, contributors, "
-                                                       "project, licenses, ...), a .yaml or .json file")
+    out: Location = Field(..., description="output file (megadetector, coco) or directory (camtrap-dp)")
 
-    @field_validator("timezone")
-    @classmethod
-    def _offset(cls, value: str) -> str:
-        if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", value):
-            raise ValueError("must be Z or +HH:MM / -HH:MM")
-        return value
 
-    def run_kwargs(self) -> dict[str, Any]:
-        """The arguments of `run_export`."""
-        return {"tables_url": self.tables, "fmt": self.format, "out": self.out, "model": self.model,
-                "filters_hash": self.filters_hash, "cameras": self.cameras, "since": self.since,
-                "until": self.until, "timezone": self.timezone, "store": self.store,
-                "observation_level": self.observation_level, "gap_s": self.gap_s, "deployments": self.deployments,
-                "allow_missing_deployments": self.allow_missing_deployments, "package_meta": self.package_meta}
+# What every export takes, with the options each registered format declares (`Exporter.options`, beside the format):
+# a format's option is one field in its own file, and becomes a flag, a job's JSON Schema and a form input here.
+ExportOptions = type("ExportOptions", (*(e.options for e in EXPORTERS.values() if e.options), _CommonExportOptions),
+                     {"__module__": __name__, "__qualname__": "ExportOptions",
+                      "__doc__": "The options of `trapline export` (and of a job of kind export)."})
 
 
 EXPORT_FLAGS = {**SET_FLAGS, "deployments": FlagStyle(metavar="FILE.csv|FILE.json"),

@@ -1,37 +1,54 @@
-"""`trapline identify [evaluate]`: individuals over stored tables, and how well they agree with known ones."""
+"""`trapline identify [evaluate]`: individuals over stored tables, and how well they agree with known ones. The
+command's entry in the registry (batch/commands.py) takes its flags from `IdentifyOptions`; this module adds the
+action and `--truth`, and runs either."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from typing import Any
 
-from batch.flags import add_model_arguments
 from batch.identify.evaluate import evaluate
-from batch.identify.options import IDENTIFY_FLAGS, IdentifyOptions
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from batch.options import parse_options
 from trapline.errors import UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "identify", help="re-identify individuals among stored detections (sightings and individuals tables)",
-        description="Describe every kept detection the identifier covers (its box cut from the archive image), "
-                    "match them (a shortlist, then verified matching), cluster them into individuals honouring "
-                    "people's decisions, and write the sightings and individuals tables beside detections. "
-                    "`trapline identify evaluate --tables T --truth CSV` compares the newest run with known "
-                    "individuals. `trapline identify weekly --tables T` gives per week the individuals seen, the new "
-                    "ones, the share of sightings assigned and whether the profiles are ready to be named.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """What `trapline identify` takes besides its options."""
     p.add_argument("action", nargs="?", choices=["run", "evaluate", "weekly"], default="run")
-    add_model_arguments(p, IdentifyOptions, IDENTIFY_FLAGS)
     p.add_argument("--truth", default=None, help="evaluate: CSV of uri or rel_path -> individual")
-    p.add_argument("--json", dest="json_output", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_identify)
+
+
+def run(opts: IdentifyOptions, progress: Callable[[str], None] | None = None) -> Any:
+    """One identify run (on Ray Data actors with `--ray`)."""
+    if not opts.identifier:
+        raise UserError("identify needs --identifier NAME[:VERSION|@ALIAS]")
+    if not opts.ray:
+        return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold)
+    from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
+    from trapline.ray_runtime import ensure_ray, shutdown_ray  # late: as above
+
+    started = ensure_ray(log_to_driver=False)
+    try:
+        return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold,
+                            workers=RayWorkers(opts.identifier, opts.store))
+    finally:
+        if started:
+            shutdown_ray()
+
+
+def run_text(r: Any) -> str:
+    c = r.changes
+    return (f"identified {r.sightings - r.unidentifiable} of {r.sightings} sightings with {r.identifier} "
+            f"({r.unidentifiable} unidentifiable): {r.individuals} individuals, run {r.run_id}\n"
+            f"  changed since the last run: {len(c.new)} new, {len(c.merged)} merged, {len(c.split)} split")
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    given = {k: v for k, v in vars(args).items()
-             if k not in ("func", "command", "action", "truth", "json_output", "verbose")}
+    given = {k: v for k, v in vars(args).items() if k in IdentifyOptions.model_fields}
     opts = parse_options(IdentifyOptions, given, "identify")
     if args.action == "evaluate":
         if not args.truth:
@@ -48,20 +65,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
         return 0
     if args.action == "weekly":
         return _weekly(opts.tables, args.json_output)
-    if not opts.identifier:
-        raise UserError("identify needs --identifier NAME[:VERSION|@ALIAS]")
-    if opts.ray:
-        r = _on_ray(opts)
-    else:
-        r = run_identify(**opts.run_kwargs())
-    c = r.changes
-    print(f"identified {r.sightings - r.unidentifiable} of {r.sightings} sightings with {r.identifier} "
-          f"({r.unidentifiable} unidentifiable): {r.individuals} individuals, run {r.run_id}")
-    print(f"  changed since the last run: {len(c.new)} new, {len(c.merged)} merged, {len(c.split)} split")
+    print(run_text(run(opts)))
     return 0
 
 
 def _weekly(tables: str, json_output: bool) -> int:
+    """`trapline identify weekly`: per week the individuals seen, the new ones, the share of sightings assigned and
+    whether the profiles are ready to be named."""
     from batch.identify import weekly  # late (with the next line): the tables are read only for this action
     from model_store.tables.identities import current  # late: as above
 
@@ -74,15 +84,3 @@ def _weekly(tables: str, json_output: bool) -> int:
     print(weeks.to_string(index=False) if not weeks.empty else "no identify run with sightings yet")
     print(("ready to name: " if ready.ready else "not ready to name: ") + "; ".join(ready.reasons))
     return 0
-
-
-def _on_ray(opts: IdentifyOptions):
-    from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
-    from trapline.ray_runtime import ensure_ray, shutdown_ray  # late: as above
-
-    started = ensure_ray(log_to_driver=False)
-    try:
-        return run_identify(**opts.run_kwargs(), workers=RayWorkers(opts.identifier, opts.store))
-    finally:
-        if started:
-            shutdown_ray()

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from batch.flags import FlagStyle
 from batch.identify.run import DEFAULT_THRESHOLD
-from batch.options import CommandOptions
+from batch.options import CommandOptions, Location, StoreRef, TablesRef
 
 
 class IdentifyOptions(CommandOptions):
     """Identify individuals among the kept detections of one set of tables (and `evaluate` the newest run)."""
 
-    tables: str = Field(..., description="the tables directory or s3:// prefix")
-    identifier: str | None = Field(None, description="NAME[:VERSION|@ALIAS] of an identifier in the store (run)")
-    store: str | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
-    model: str | None = Field(None, description="the detector version of the tables to read (when several)")
+    tables: Location = Field(..., description="the tables directory or s3:// prefix")
+    identifier: StoreRef | None = Field(None, description="NAME[:VERSION|@ALIAS] of an identifier in the store (run)")
+    store: Location | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
+    model: TablesRef | None = Field(None, description="the detector version of the tables to read (when several)")
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0, description=(
         "the mean P(same individual) over every pair of two groups of sightings at which they join (a pair the "
         "shortlist never verified counts as 0, so this sits below what one pair would need)"))
@@ -26,15 +24,11 @@ class IdentifyOptions(CommandOptions):
         "describe and match on Ray Data actors: the cluster at $RAY_ADDRESS (a `ray job submit` job's own), else "
         "a local Ray started for the run"))
 
-    def run_kwargs(self) -> dict[str, Any]:
-        return {"tables_url": self.tables, "identifier": self.identifier, "store": self.store, "model": self.model,
-                "threshold": self.threshold}
-
 
 class IdentifyJobOptions(IdentifyOptions):
     """A run submitted as a job: the identifier is required."""
 
-    identifier: str = Field(..., min_length=1, description="NAME[:VERSION|@ALIAS] of an identifier in the store")
+    identifier: StoreRef = Field(..., min_length=1, description="NAME[:VERSION|@ALIAS] of an identifier in the store")
 
 
 IDENTIFY_FLAGS = {"tables": FlagStyle(metavar="DST"), "identifier": FlagStyle(metavar="REF")}

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for kind in KINDS.values():
         k = kinds.add_parser(kind.name, help=f"the options of `trapline {kind.name}`")
         add_model_arguments(k, kind.options, kind.styles, skip=tuple(REFUSED))
-        if kind.name == "reprocess":
+        if kind.spec.config_file:
             k.add_argument("--config", dest="config_file", default=argparse.SUPPRESS,
                            help="YAML/JSON file with these options (flags override it)")
         k.add_argument("--name", dest="job_name", default=None, help="a name for people, shown in job lists")

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from batch.jobs.kinds import KINDS, REFUSED, JobKind, recognise
 from batch.jobs.paths import PathPolicy
+from batch.options import ModelRefMark, marked_fields
 from model_store import ModelRef, ModelStore
 from model_store.tables.archive import open_location
 from model_store.tables.manifest import RunManifest, read_manifests
@@ -108,10 +109,11 @@ class JobControl:
                     updates[field] = self.paths.check(field, value)
         if updates:
             options = kind.validate({**options.model_dump(exclude_unset=True), **updates})
-        ref = getattr(options, "model", None)
-        if ref and (kind.name == "reprocess" or "@" in ref or ":" not in ref):
-            with invalid_parameter("model", "model"):
-                ModelStore(getattr(options, "store", None) or self.store_root).get(ModelRef.parse(ref))
+        for field, mark in marked_fields(kind.options, ModelRefMark).items():  # the versions it names exist
+            ref = getattr(options, field)
+            if ref and (mark.in_store or "@" in ref or ":" not in ref):
+                with invalid_parameter(field, field):
+                    ModelStore(getattr(options, "store", None) or self.store_root).get(ModelRef.parse(ref))
         kind.check_round_trip(options)
         return kind, options
 
@@ -139,10 +141,11 @@ class JobControl:
         return self.show(job_id, progress=False)
 
     def _pin_source(self, kind: JobKind, options: BaseModel) -> BaseModel:
-        """A postprocess that names no source set gets the newest one now, in its options, and its model version
-        pinned (an alias may move): a rerun of the job (after a stop, or a failure) then resumes from the same
-        source, not from the set its first run began to write, nor from another version's rows."""
-        if kind.name != "postprocess" or options.filters_hash is not None:
+        """A job whose command pins its source (postprocess) and that names no source set gets the newest one now,
+        in its options, and its model version pinned (an alias may move): a rerun of the job (after a stop, or a
+        failure) then resumes from the same source, not from the set its first run began to write, nor from another
+        version's rows."""
+        if not kind.spec.pins_source or options.filters_hash is not None:
             return options
         with invalid_parameter("tables", "tables"):  # nothing there to post-process: refused before anything runs
             tset = resolve_table_set(Tables(options.tables), options.model, None, options.store)
@@ -194,12 +197,10 @@ class JobControl:
             raise JobFinishedError(f"job {job_id} has already ended ({job['status']}); nothing to stop",
                                    job_id=job_id, job_status=job["status"])
         how = "signal"
-        kind, progress = KINDS[job["kind"]], job.get("progress") or {}
-        out = open_location(job["options"][kind.tables]) if job["kind"] in ("reprocess", "postprocess") \
-            and job["options"] else None
+        command, progress = KINDS[job["kind"]].spec, job.get("progress") or {}
+        out = open_location(job["options"][command.tables]) if command.resumes and job["options"] else None
         # Asked once, a run writing parts ends at its next one; asked again (or before its first part), at once.
-        writing = progress.get("images_done") if job["kind"] == "reprocess" else progress.get("run_status") == "running"
-        if out is not None and writing and not stop_requested(out, job_id):
+        if out is not None and command.writing(progress) and not stop_requested(out, job_id):
             request_stop(out, job_id, by="POST /v1/jobs/{id}/stop")
             how = "at_next_part"
         else:
@@ -230,6 +231,7 @@ class JobControl:
                 opts[kind.tables], job_id):
             status = "stopped"
         return {"id": job_id, "name": meta.get("name") or None, "kind": kind.name, "status": status, "origin": origin,
+                "resumes": kind.spec.resumes,
                 "model": getattr(options, "model", None) if options is not None else meta.get("model") or None,
                 "options": opts, "digest": options_digest(kind.name, options) if options is not None else None,
                 "request_digest": meta.get("request_digest") or None,

@@ -1,4 +1,5 @@
-"""The job kinds: for each, the options model the CLI uses, a fixed entry point, and the argv built from options.
+"""The job kinds: one for each command of the registry (batch/commands.py) that runs as a job: its options model,
+its fixed entry point, and the argv built from options.
 
 A job's command line is never taken from a caller: it is built here from options the kind's own model has
 validated (`argv`), checked by parsing it back with the command's real parser (`check_round_trip`), and
@@ -17,14 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from batch.export.options import EXPORT_FLAGS, ExportOptions
+from batch.commands import COMMANDS, Command
 from batch.flags import FlagStyle, add_model_arguments, base_type
-from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions
-from batch.options import SET_FLAGS, describe_problems
-from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
-from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
-from batch.review.options import REVIEW_FLAGS, ReviewOptions
+from batch.options import location_fields
 from trapline.errors import InvalidOptionsError
+from trapline.problems import describe, fields, problems
 
 # Options a caller may not set over HTTP: the job runs on this cluster, and prints for its log.
 REFUSED = {"address": "a job runs on the cluster of the service", "json_output": "not an option of the work",
@@ -33,14 +31,32 @@ REFUSED = {"address": "a job runs on the cluster of the service", "json_output":
 
 @dataclass(frozen=True)
 class JobKind:
-    """One kind of job: `python -m <module> [command] <flags from options>`."""
+    """One kind of job: `python <module> <flags from options>`, for one command of the registry."""
 
-    name: str
-    options: type[BaseModel]
-    styles: dict[str, FlagStyle]
-    module: tuple[str, ...]  # what follows `python`: ("-m", "batch.reprocess") or ("-m", "trapline.cli", "events")
-    paths: tuple[str, ...]  # fields that name a local path or an s3:// location
-    tables: str  # the field naming the tables whose _runs/ holds the run's manifest
+    spec: Command  # the command's entry in the registry
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def options(self) -> type[BaseModel]:
+        """What a job must give (the command's job options, where stricter than its command line's)."""
+        return self.spec.job_model
+
+    @property
+    def styles(self) -> dict[str, FlagStyle]:
+        return dict(self.spec.styles)
+
+    @property
+    def module(self) -> tuple[str, ...]:
+        """What follows `python`: ("-m", "batch.reprocess") or ("-m", "trapline.cli", NAME)."""
+        return self.spec.module
+
+    @property
+    def tables(self) -> str:
+        """The option naming the tables whose _runs/ holds the run's manifest."""
+        return self.spec.tables
 
     def parser(self) -> argparse.ArgumentParser:
         """The command's own flags, generated from its options model as the CLI generates them."""
@@ -66,9 +82,14 @@ class JobKind:
         try:
             return self.options.model_validate(raw)
         except ValidationError as exc:
-            fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) or ["options"]
-            raise InvalidOptionsError(f"invalid {self.name} options: " + "; ".join(describe_problems(exc)),
-                                      fields=fields) from None
+            found = problems(exc)
+            raise InvalidOptionsError(f"invalid {self.name} options: {describe(found, self.spec.flag)}",
+                                      fields=fields(found)) from None
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The fields that name a local path or an s3:// location: typed `Location` in the options model."""
+        return location_fields(self.options)
 
     def argv(self, options: BaseModel) -> list[str]:
         """The flags that give `options` (those that differ from the defaults), each as one `--flag=value`
@@ -126,20 +147,9 @@ class JobKind:
         return argv
 
 
-def _tables_kind(name: str, options: type[BaseModel], styles: dict[str, FlagStyle], *paths: str) -> JobKind:
-    return JobKind(name, options, styles, ("-m", "trapline.cli", name), ("tables", "store", *paths), "tables")
-
-
-KINDS: dict[str, JobKind] = {k.name: k for k in (
-    JobKind("reprocess", ReprocessOptions, FLAG_STYLES, ("-m", "batch.reprocess"), ("archive", "out", "store"),
-            "out"),
-    _tables_kind("postprocess", PostprocessOptions, POSTPROCESS_FLAGS),
-    _tables_kind("events", EventsOptions, SET_FLAGS),
-    _tables_kind("export", ExportOptions, EXPORT_FLAGS, "out", "deployments", "package_meta"),
-    _tables_kind("report", ReviewOptions, REVIEW_FLAGS, "out"),
-    _tables_kind("crops", CropsOptions, CROPS_FLAGS),
-    _tables_kind("identify", IdentifyJobOptions, IDENTIFY_FLAGS),
-)}
+KINDS: dict[str, JobKind] = {name: JobKind(c) for name, c in COMMANDS.items() if c.job}
+# `python -m MODULE ...` entry points that run one command (`python -m batch.reprocess`)
+_MODULES = {k.module[1]: k for k in KINDS.values() if len(k.module) == 2}
 
 
 def recognise(entrypoint: str) -> tuple[JobKind, BaseModel | None] | None:
@@ -151,8 +161,8 @@ def recognise(entrypoint: str) -> tuple[JobKind, BaseModel | None] | None:
         return None
     for i, word in enumerate(words):
         rest: list[str] | None = None
-        if word == "-m" and i + 1 < len(words) and words[i + 1] == "batch.reprocess":
-            kind, rest = KINDS["reprocess"], words[i + 2:]
+        if word == "-m" and i + 1 < len(words) and words[i + 1] in _MODULES:
+            kind, rest = _MODULES[words[i + 1]], words[i + 2:]
         elif (word == "-m" and words[i + 1:i + 2] == ["trapline.cli"]) or word.rsplit("/", 1)[-1] == "trapline":
             j = i + 2 if word == "-m" else i + 1
             args = [w for w in words[j:] if not w.startswith("-")][:1]

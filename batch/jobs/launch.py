@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from batch.commands import MAIN
 from batch.jobs import locations as locs
 from batch.jobs.kinds import KINDS, REFUSED
 from batch.jobs.launch_protocol import JobKindOut, JobKindsOut, LocationsOut
@@ -23,8 +24,9 @@ async def job_kinds() -> JobKindsOut:
         schema = kind.options.model_json_schema()
         schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k not in HIDDEN}
         required = [r for r in schema.get("required", []) if r not in HIDDEN]
-        out.append(JobKindOut(name=kind.name, paths=[p for p in kind.paths if p not in HIDDEN], required=required,
-                              options_schema=schema, preview="dry_run" in schema["properties"]))
+        out.append(JobKindOut(name=kind.name, help=kind.spec.help, paths=[p for p in kind.paths if p not in HIDDEN],
+                              required=required, options_schema=schema, preview="dry_run" in schema["properties"],
+                              main=[n for n in MAIN if n in schema["properties"]], resumes=kind.spec.resumes))
     return JobKindsOut(kinds=out)
 
 

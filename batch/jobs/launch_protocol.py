@@ -9,10 +9,13 @@ from pydantic import BaseModel, Field
 
 class JobKindOut(BaseModel):
     name: str
+    help: str = Field(description="what the command does, in one line")
     paths: list[str] = Field(description="options that name a location (picked from GET /v1/locations)")
     required: list[str]
     options_schema: dict[str, Any] = Field(description="JSON Schema of the options POST /v1/jobs accepts for it")
     preview: bool = Field(description="the kind has a dry run: the console runs it first and shows what it would do")
+    main: list[str] = Field(description="options shown first in a form (the rest under 'more options')")
+    resumes: bool = Field(description="a rerun of a stopped or failed job picks up where it ended")
 
 
 class JobKindsOut(BaseModel):

@@ -25,18 +25,18 @@ class PathPolicy:
         if m:
             if m.group(1).lower() != "s3":
                 raise PathNotAllowedError(f"{field}: {value!r}: only local paths and s3:// locations are allowed",
-                                          field=field)
+                                          field=field, fields=[field])
             bucket = value[len(m.group(0)):].split("/", 1)[0]
             if bucket not in self.buckets:
                 named = ", ".join(sorted(self.buckets)) or "none: set jobs.s3_buckets in the serve config"
                 raise PathNotAllowedError(f"{field}: bucket {bucket!r} is not one the service may use "
-                                          f"(allowed: {named})", field=field)
+                                          f"(allowed: {named})", field=field, fields=[field])
             return value
         if "\x00" in value:
-            raise PathNotAllowedError(f"{field}: {value!r} is not a path", field=field)
+            raise PathNotAllowedError(f"{field}: {value!r} is not a path", field=field, fields=[field])
         path = os.path.realpath(os.path.join(self.working_dir, value))
         if not any(path == root or path.startswith(root.rstrip("/") + "/") for root in self.roots):
             raise PathNotAllowedError(f"{field}: {value!r} is outside the allowed roots "
                                       f"({', '.join(self.roots) or 'none'}; jobs.roots in the serve config)",
-                                      field=field)
+                                      field=field, fields=[field])
         return path

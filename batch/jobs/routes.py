@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -28,14 +28,10 @@ from batch.jobs.occurrences import router as occurrences_router
 from batch.jobs.pictures import router as pictures_router
 from batch.jobs.reports import ReportDirs, with_report_links
 from batch.jobs.reports import router as reports_router
-from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
-from model_store.core.filters import REGISTRY
-from serve.deps import admin_auth, in_thread, read_auth, service_of
+from model_store.core.filters import REGISTRY, FilterName
+from serve.deps import Service, admin_auth, in_thread, read_auth, service_of
 from trapline.errors import NotFoundError
-
-if TYPE_CHECKING:
-    from serve.ingress import IngressCore
 
 router = APIRouter()
 CONSOLE = Path(__file__).with_name("console")
@@ -65,7 +61,7 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tables: str
     image: str = Field(..., description="the image's URI or its path relative to the archive")
-    filter: str
+    filter: FilterName
     config: dict[str, Any] | None = None
     remove: bool = False
     model: str | None = None
@@ -130,7 +126,7 @@ async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
     control = control_of(request)
     raw = {**body.model_dump(exclude_none=True, exclude_defaults=True), "dry_run": True}
     kind, options = await in_thread(control.prepare, "postprocess", raw)
-    report = await in_thread(run_postprocess, **options.run_kwargs())
+    report = await in_thread(kind.spec.run, options, None)
     out = dataclasses.asdict(report)
     out["summary"] = {k: out[k] for k in ("detections_checked", "flagged", "kept_before", "kept_after", "relabelled",
                                           "detections_linked", "occurrences", "frames_per_occurrence")}
@@ -150,7 +146,7 @@ async def console_file(name: str) -> FileResponse:
     return FileResponse(CONSOLE / name, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
 
 
-def attach_jobs(api: FastAPI, service: IngressCore) -> None:
+def attach_jobs(api: FastAPI, service: Service) -> None:
     """Add the jobs, filters, preview and occurrence routes to the ingress's app, and (with on_promote policies)
     start the backfill watcher when the app starts."""
     cfg = service.config

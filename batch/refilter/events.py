@@ -30,34 +30,12 @@ import pyarrow as pa
 from batch.refilter import occurrences
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
+from model_store.tables.schema import EVENTS, EVENTS_SCHEMA
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 from model_store.tables.writer import parquet_bytes, partition_parts
 from trapline.errors import BatchError
 
-EVENTS = "events"
 DEFAULT_GAP_S = 60.0
-
-EVENTS_SCHEMA = pa.schema([
-    pa.field("event_id", pa.string(), nullable=False),
-    pa.field("camera_id", pa.string()),
-    pa.field("start", pa.timestamp("us")),
-    pa.field("end", pa.timestamp("us")),
-    pa.field("duration_s", pa.float64()),
-    pa.field("images", pa.int32()),
-    pa.field("images_with_detections", pa.int32()),
-    pa.field("detections", pa.int32()),
-    pa.field("max_score", pa.float64()),
-    pa.field("labels", pa.list_(pa.string())),
-    pa.field("label_counts", pa.list_(pa.int32())),  # per label (same order): most boxes in one image
-    pa.field("label_max_scores", pa.list_(pa.float64())),
-    pa.field("uris", pa.list_(pa.string())),  # the event's images in capture order
-    pa.field("period", pa.string()),  # night YYYY-MM-DD | day YYYY-MM-DD, of the event's start
-    pa.field("occurrences", pa.int32()),  # confirmed occurrences seen in the event (null: the set has none)
-    pa.field("occurrence_labels", pa.list_(pa.string())),
-    pa.field("label_occurrences", pa.list_(pa.int32())),  # per occurrence label (same order)
-    pa.field("filters_hash", pa.string(), nullable=False),
-    pa.field("gap_s", pa.float64(), nullable=False),
-])
 
 
 @dataclass

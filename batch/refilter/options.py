@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle
 from batch.options import SET_FLAGS, ScopedOptions, TableSetOptions
 from batch.refilter.events import DEFAULT_GAP_S
 from model_store import CropOptions
+from model_store.core.filters import REGISTRY, FilterName, check_filter_config
 
 
 class PostprocessOptions(ScopedOptions):
-    filter: str = Field(..., description="filter name: min_size, class_mask, score, repeat (table-level: boxes "
-                                         "recurring on a camera), track (table-level: links a camera's frames into "
-                                         "occurrences); on classifier scores: classifier_mask, rank_rollup")
+    filter: FilterName = Field(..., description="filter name (GET /v1/filters describes each): " + ", ".join(
+        name + (" (table-level)" if f.table_level else " (on classifier scores)" if f.kind == "classification" else "")
+        for name, f in REGISTRY.items()))
     config: dict[str, Any] | None = Field(None, description="the filter's config as JSON, e.g. "
                                                             "'{\"min_area_fraction\": 0.001}'")
     remove: bool = Field(False, description="take the filter out of the set")
@@ -38,18 +39,20 @@ class PostprocessOptions(ScopedOptions):
                 raise ValueError("must be a JSON object")
         return value
 
+    @field_validator("config")
+    @classmethod
+    def _filter_config(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        """Parsed by the named filter's own config model here, at the door: a bad value is named
+        (`config.min_score`) before anything runs."""
+        if value is not None and info.data.get("filter") is not None:
+            check_filter_config(info.data["filter"], value)
+        return value
+
     @model_validator(mode="after")
     def _config_or_remove(self) -> PostprocessOptions:
         if (self.config is None) == (not self.remove):
             raise ValueError("give the filter's --config, or --remove to take it out of the set (one of them)")
         return self
-
-    def run_kwargs(self) -> dict[str, Any]:
-        """The arguments of `run_postprocess`."""
-        return {"tables_url": self.tables, "filter_name": self.filter, "config": self.config, "remove": self.remove,
-                "model": self.model, "source_filters": self.filters_hash, "cameras": self.cameras,
-                "since": self.since, "until": self.until, "image": self.image, "rows_per_file": self.rows_per_file,
-                "dry_run": self.dry_run, "store": self.store, "progress_interval": self.progress_interval}
 
 
 POSTPROCESS_FLAGS = {**SET_FLAGS, "config": FlagStyle(metavar="JSON"), "image": FlagStyle(metavar="URI")}
@@ -59,10 +62,6 @@ class EventsOptions(TableSetOptions):
     gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
                                                            "images starts a new event")
     dry_run: bool = Field(False, description="count the events; write nothing")
-
-    def run_kwargs(self) -> dict[str, Any]:
-        return {"tables_url": self.tables, "gap_s": self.gap_s, "model": self.model,
-                "filters_hash": self.filters_hash, "store": self.store, "dry_run": self.dry_run}
 
 
 class CropsOptions(ScopedOptions):
@@ -79,12 +78,6 @@ class CropsOptions(ScopedOptions):
 
     def crop_options(self) -> CropOptions:
         return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size)
-
-    def run_kwargs(self) -> dict[str, Any]:
-        return {"tables_url": self.tables, "options": self.crop_options(), "model": self.model,
-                "filters_hash": self.filters_hash, "store": self.store, "cameras": self.cameras,
-                "since": self.since, "until": self.until, "image": self.image,
-                "progress_interval": self.progress_interval}
 
 
 CROPS_FLAGS = {**SET_FLAGS, "image": FlagStyle(metavar="URI")}

@@ -26,8 +26,9 @@ from model_store.tables.scope import Scope, time_window
 Fired = dict[tuple[str, str, str], set[int]]
 
 
-def _window(config: FilterConfig) -> dt.timedelta | None:
-    hours = getattr(config, "window_hours", None)
+def _window(name: str, config: FilterConfig) -> dt.timedelta | None:
+    """How far around the scope filter `name` must see (its `evidence_hours`, declared with the filter)."""
+    hours = REGISTRY[name].evidence_hours(config)
     return dt.timedelta(hours=hours) if hours else None
 
 
@@ -58,7 +59,7 @@ def table_level_fired(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scop
         if not REGISTRY[name].table_level or REGISTRY[name].kind != "detection":
             continue  # the track filter drops nothing: batch/refilter/tracks.py links after these
         images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash,
-                                       evidence(tables, tset, scope, _window(config)))
+                                       evidence(tables, tset, scope, _window(name, config)))
         if not images.empty:
             images = images[images["status"] != "failed"]
         dets = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash)

@@ -17,8 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from batch.flags import FlagStyle, add_model_arguments
-from batch.options import parse_options
+from batch.options import Location, StoreRef, parse_options
 from model_store import CropOptions, ModelRef
+from model_store.core.filters import FilterName, check_filter_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.video import DEFAULT_MAX_FRAMES, VIDEO_EXTENSIONS, Sampling
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
@@ -43,10 +44,10 @@ class ReprocessOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    archive: str = Field(..., min_length=1, description="image archive: a directory or s3://bucket/prefix")
-    out: str = Field(..., min_length=1, description="destination of the tables: a directory or s3://bucket/prefix")
-    model: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
-    store: str | None = Field(None, description="model store root (default $TRAPLINE_MODEL_STORE or ./models)")
+    archive: Location = Field(..., min_length=1, description="image archive: a directory or s3://bucket/prefix")
+    out: Location = Field(..., min_length=1, description="destination of the tables: a directory or s3://bucket/prefix")
+    model: StoreRef = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
+    store: Location | None = Field(None, description="model store root (default $TRAPLINE_MODEL_STORE or ./models)")
     via: Literal["auto", "actors", "serve"] = Field(
         "auto", description="auto: the live Serve deployment when a running service serves this model version "
                             "(a `trapline serve` on this machine, or the Serve app on the --address cluster), else "
@@ -72,7 +73,7 @@ class ReprocessOptions(BaseModel):
     time_format: str | None = Field(None, description="strptime format of the pattern's `timestamp` group")
     extensions: list[str] = Field(default_factory=lambda: [*DEFAULT_EXTENSIONS, *VIDEO_EXTENSIONS],
                                   description="image and clip file extensions, comma-separated")
-    filters: dict[str, dict[str, Any] | None] | None = Field(
+    filters: dict[FilterName, dict[str, Any] | None] | None = Field(
         None, description='post-processing filter overrides, e.g. {"min_size": {"min_area_fraction": 0.001}}')
     classify: list[str] = Field(default_factory=list, description=(
         "a classifier for the kept detections, REF or REF=LABEL,LABEL (the detector labels routed to it; default: "
@@ -150,6 +151,16 @@ class ReprocessOptions(BaseModel):
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not valid JSON ({exc}): {value!r}") from None
+        return value
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_overrides(cls, value: dict[str, dict[str, Any] | None] | None) -> Any:
+        """Each override checked by its filter's config model (a required field may come from the model's own
+        config, which the override is merged into): `filters.score.min_score` is named at the door."""
+        for name, patch in (value or {}).items():
+            if patch is not None:
+                check_filter_config(name, patch, partial=True, at=(name,))
         return value
 
     @field_validator("model")

@@ -8,15 +8,15 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from batch.flags import FlagStyle
-from batch.options import SET_FLAGS, ScopedOptions
+from batch.options import SET_FLAGS, Location, ScopedOptions, TablesRef
 from batch.review.build import DEFAULT_EDGES, ReportOptions
 from batch.review.compare import DEFAULT_MIN_IOU
 from batch.review.thumbs import DEFAULT_SIDE
 
 
 class ReviewOptions(ScopedOptions):
-    out: str = Field(..., description="directory to write the report into")
-    compare: str | None = Field(None, description="another model version in the same tables (NAME:VERSION or "
+    out: Location = Field(..., description="directory to write the report into")
+    compare: TablesRef | None = Field(None, description="another model version in the same tables (NAME:VERSION or "
                                                   "NAME@ALIAS) to compare with")
     compare_filters_hash: str | None = Field(None, description="the other version's filter set (default: newest)")
     min_iou: float = Field(DEFAULT_MIN_IOU, gt=0, le=1, description="IoU for two versions' boxes to match")

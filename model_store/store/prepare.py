@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from model_store.core.backends import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS, WEIGHTS_FILES
+from model_store.core.backend_specs import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS, WEIGHTS_FILES
 from model_store.core.config import (
     AnyConfig,
     ConfigError,

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_store.core.backends import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS, ModelLoadError, create_backend
+from model_store.core.backend_specs import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS
+from model_store.core.backends import ModelLoadError, create_backend
 from model_store.core.classifier import Classifier
 from model_store.core.config import AnyConfig, ConfigError, parse_any_config
 from model_store.core.detector import Detector

@@ -39,29 +39,7 @@ from model_store.tables.decisions import (
     RejectSighting,
     SplitIndividual,
 )
-
-SIGHTINGS, INDIVIDUALS = "sightings", "individuals"
-SIGHTINGS_SCHEMA = pa.schema([
-    ("uri", pa.string()), ("content_id", pa.string()), ("detection_index", pa.int32()), ("rel_path", pa.string()),
-    ("label", pa.string()), ("camera_id", pa.string()), ("capture_time", pa.timestamp("us")),
-    ("individual_id", pa.string()), ("p_same", pa.float64()), ("decision", pa.string()), ("reason", pa.string()),
-    ("nearest_uri", pa.string()), ("nearest_content_id", pa.string()), ("nearest_detection_index", pa.int32()),
-    ("nearest_p", pa.float64()),
-    # its best match in another individual: who a person compares it with before a merge
-    ("other_uri", pa.string()), ("other_content_id", pa.string()), ("other_detection_index", pa.int32()),
-    ("other_p", pa.float64()), ("identifier_name", pa.string()), ("identifier_version", pa.string()),
-    ("identifier_sha256", pa.string()), ("run_id", pa.string()),
-    # the detection's box (fractions of the image): its snip, cut again for people and the console
-    ("bbox_x", pa.float64()), ("bbox_y", pa.float64()), ("bbox_w", pa.float64()), ("bbox_h", pa.float64()),
-    # the result set the detection rows came from: detection_index is an index within it
-    ("model_name", pa.string()), ("model_version", pa.string()), ("filters_hash", pa.string()),
-])
-INDIVIDUALS_SCHEMA = pa.schema([
-    ("individual_id", pa.string()), ("name", pa.string()), ("label", pa.string()),
-    ("first_seen", pa.timestamp("us")), ("last_seen", pa.timestamp("us")), ("cameras", pa.list_(pa.string())),
-    ("sightings", pa.int32()), ("confirmed", pa.bool_()), ("run_id", pa.string()),
-])
-
+from model_store.tables.schema import INDIVIDUALS, INDIVIDUALS_SCHEMA, SIGHTINGS, SIGHTINGS_SCHEMA
 
 Key = tuple[str, str, int]  # (uri, content_id, detection_index)
 

@@ -294,3 +294,54 @@ def image_key(uri: str, content_id: str) -> tuple[str, str]:
 # The nested columns a crop/classify stage adds to a results batch; the commit writes each as its own file.
 EXTRA_COLUMNS = {CLASSIFICATIONS: pa.list_(pa.struct(CLASSIFICATION_FIELDS)), SNIPS: pa.list_(pa.struct(SNIP_FIELDS))}
 STAGE_SCHEMA = pa.schema(list(RESULT_SCHEMA) + [pa.field(k, t) for k, t in EXTRA_COLUMNS.items()])
+
+
+# -- the tables later tools add beside them ------------------------------------------------------------------
+
+# `trapline events` (batch/refilter/events.py): one row per event of a camera, per filter set
+EVENTS = "events"
+
+EVENTS_SCHEMA = pa.schema([
+    pa.field("event_id", pa.string(), nullable=False),
+    pa.field("camera_id", pa.string()),
+    pa.field("start", pa.timestamp("us")),
+    pa.field("end", pa.timestamp("us")),
+    pa.field("duration_s", pa.float64()),
+    pa.field("images", pa.int32()),
+    pa.field("images_with_detections", pa.int32()),
+    pa.field("detections", pa.int32()),
+    pa.field("max_score", pa.float64()),
+    pa.field("labels", pa.list_(pa.string())),
+    pa.field("label_counts", pa.list_(pa.int32())),  # per label (same order): most boxes in one image
+    pa.field("label_max_scores", pa.list_(pa.float64())),
+    pa.field("uris", pa.list_(pa.string())),  # the event's images in capture order
+    pa.field("period", pa.string()),  # night YYYY-MM-DD | day YYYY-MM-DD, of the event's start
+    pa.field("occurrences", pa.int32()),  # confirmed occurrences seen in the event (null: the set has none)
+    pa.field("occurrence_labels", pa.list_(pa.string())),
+    pa.field("label_occurrences", pa.list_(pa.int32())),  # per occurrence label (same order)
+    pa.field("filters_hash", pa.string(), nullable=False),
+    pa.field("gap_s", pa.float64(), nullable=False),
+])
+
+# `trapline identify` (batch/identify/, model_store/tables/identities.py): the sightings and the individuals
+SIGHTINGS, INDIVIDUALS = "sightings", "individuals"
+SIGHTINGS_SCHEMA = pa.schema([
+    ("uri", pa.string()), ("content_id", pa.string()), ("detection_index", pa.int32()), ("rel_path", pa.string()),
+    ("label", pa.string()), ("camera_id", pa.string()), ("capture_time", pa.timestamp("us")),
+    ("individual_id", pa.string()), ("p_same", pa.float64()), ("decision", pa.string()), ("reason", pa.string()),
+    ("nearest_uri", pa.string()), ("nearest_content_id", pa.string()), ("nearest_detection_index", pa.int32()),
+    ("nearest_p", pa.float64()),
+    # its best match in another individual: who a person compares it with before a merge
+    ("other_uri", pa.string()), ("other_content_id", pa.string()), ("other_detection_index", pa.int32()),
+    ("other_p", pa.float64()), ("identifier_name", pa.string()), ("identifier_version", pa.string()),
+    ("identifier_sha256", pa.string()), ("run_id", pa.string()),
+    # the detection's box (fractions of the image): its snip, cut again for people and the console
+    ("bbox_x", pa.float64()), ("bbox_y", pa.float64()), ("bbox_w", pa.float64()), ("bbox_h", pa.float64()),
+    # the result set the detection rows came from: detection_index is an index within it
+    ("model_name", pa.string()), ("model_version", pa.string()), ("filters_hash", pa.string()),
+])
+INDIVIDUALS_SCHEMA = pa.schema([
+    ("individual_id", pa.string()), ("name", pa.string()), ("label", pa.string()),
+    ("first_seen", pa.timestamp("us")), ("last_seen", pa.timestamp("us")), ("cameras", pa.list_(pa.string())),
+    ("sightings", pa.int32()), ("confirmed", pa.bool_()), ("run_id", pa.string()),
+])

@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 
 from model_store.core.video import looks_like_clip
 from model_store.tables.reader import Tables
+from serve.bodies import ERRORS, IMAGE_BODY, body_limit, check_clip_size, image_and_fields, read_body
 from serve.deps import api_auth, service_of
 from serve.recording import queries
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.uploads import UploadRecord
-from serve.router import ERRORS, IMAGE_BODY, body_limit, check_clip_size, image_and_fields, read_body
 from trapline.errors import NotFoundError
 
 IMAGE_ID = r"^[0-9a-f]{32}$"

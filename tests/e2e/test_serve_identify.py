@@ -4,7 +4,7 @@ has an `identify` route and records into those tables. Real HTTP, its own Ray, o
 separate ingress: tests/integration/test_serve_identify.py).
 
 The detector is a real ONNX graph whose answer is one `zebra` box (tests/fixtures/reid_tables.py `zebra_detector`):
-each picture puts a coat (benchmarks/reid_scenes.py) in that box, so what is identified is the coat alone."""
+each picture puts a coat (tests/fixtures/reid_scenes.py) in that box, so what is identified is the coat alone."""
 
 from __future__ import annotations
 

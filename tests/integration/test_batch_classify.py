@@ -139,7 +139,8 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     """Classifier filters re-applied to the stored tables (no model), and the three exports carrying them."""
     import json
 
-    from batch.export.registry import run_export
+    from batch.export.options import ExportOptions
+    from batch.export.run import run_export
     from batch.refilter.postprocess import format_report, run_postprocess
 
     # One image first, as the console's preview asks: the blue deer is relabelled, nothing is written.
@@ -164,7 +165,7 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     assert set(cls["rank"].dropna()) <= {"temperature", "root"}
 
     md = tmp_path / "md.json"
-    run_export(str(out), "megadetector", str(md), filters_hash=source)
+    run_export(ExportOptions(tables=str(out), format="megadetector", out=str(md), filters_hash=source))
     doc = json.loads(md.read_text())
     names = doc["classification_categories"]
     a = next(i for i in doc["images"] if i["file"] == "cam1/a.jpg")
@@ -175,8 +176,8 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     assert set(doc) <= {"info", "images", "detection_categories", "classification_categories"}  # as MD writes it
     assert doc["info"]["classifier"] == "colour 1" and doc["info"]["classifier_metadata"]["classifiers"][0]["labels"]
     dp = tmp_path / "dp"
-    report = run_export(str(out), "camtrap-dp", str(dp), filters_hash=rolled.filters_hash,
-                        allow_missing_deployments=True)
+    report = run_export(ExportOptions(tables=str(out), format="camtrap-dp", out=str(dp),
+                                      filters_hash=rolled.filters_hash, allow_missing_deployments=True))
     assert any("without coordinates" in n for n in report.notes)
     obs = pd.read_csv(dp / "observations.csv")
     assert set(obs["scientificName"].dropna()) <= {"red", "green", "cool", "warm", "colour"}
@@ -184,7 +185,7 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     assert {t["scientificName"] for t in package["taxonomic"]} == set(obs["scientificName"].dropna())
     assert obs["scientificName"].notna().sum() == 6 and obs["classifiedBy"].str.contains("colour 1").sum() == 6
     coco = tmp_path / "coco.json"
-    run_export(str(out), "coco", str(coco), filters_hash=source)
+    run_export(ExportOptions(tables=str(out), format="coco", out=str(coco), filters_hash=source))
     results = json.loads(coco.read_text())
     assert sum("classification" in r for r in results) == 6
     check_report_species(out, source, tmp_path)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import s3fs
 
-from batch.export.registry import run_export
+from batch.export.options import ExportOptions
+from batch.export.run import run_export
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
@@ -51,17 +52,18 @@ def test_s3_archive_to_s3_tables_resume_and_export(ray_cluster, s3_server, s3_bu
     runs = [p for p in fs.ls(f"{out}/_runs") if p.endswith(".json")]
     assert len(runs) == 3 and all(json.loads(fs.cat_file(p))["status"] == "succeeded" for p in runs)
 
-    report = run_export(out, "megadetector", f"{s3_bucket}/exports/md.json")
+    report = run_export(ExportOptions(tables=out, format="megadetector", out=f"{s3_bucket}/exports/md.json"))
     md = json.loads(fs.cat_file(f"{s3_bucket}/exports/md.json"))
     assert report.images == len(md["images"]) == len(spec.images)
     dp = f"{s3_bucket}/exports/dp"  # a Camtrap DP package streamed to S3 a camera at a time (multipart uploads)
-    package = run_export(out, "camtrap-dp", dp, allow_missing_deployments=True, slice_images=1)
+    package = run_export(ExportOptions(tables=out, format="camtrap-dp", out=dp,
+                                       allow_missing_deployments=True), slice_images=1)
     assert package.images == len(spec.images)
     assert len(fs.cat_file(f"{dp}/media.csv").decode().splitlines()) == 1 + len(spec.images) - len(spec.failed)
     assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(dp)) == ["datapackage.json", "deployments.csv", "media.csv",
                                                                "observations.csv"]
     with pytest.raises(BatchError, match="no deployment for camera"):  # refused after its first slice's upload
-        run_export(out, "camtrap-dp", f"{s3_bucket}/exports/refused", slice_images=1)
+        run_export(ExportOptions(tables=out, format="camtrap-dp", out=f"{s3_bucket}/exports/refused"), slice_images=1)
     assert not fs.exists(f"{s3_bucket}/exports/refused/media.csv")  # the multipart upload was aborted
     refilter = run_postprocess(out, "score", {"min_score": 0.95})
     assert refilter.became_empty == len(spec.good) - len(spec.blank)

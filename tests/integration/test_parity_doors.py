@@ -138,10 +138,11 @@ def exported_megadetector_disagreements(out, name: str, tmp_path, ties) -> list[
     """The MegaDetector-style run, exported as MegaDetector batch output, still carries the reference boxes."""
     import json
 
-    from batch.export.registry import run_export
+    from batch.export.options import ExportOptions
+    from batch.export.run import run_export
 
     path = tmp_path / f"{name}.json"
-    run_export(str(out), "megadetector", str(path), model=f"{name}:1")
+    run_export(ExportOptions(tables=str(out), format="megadetector", out=str(path), model=f"{name}:1"))
     md = json.loads(path.read_text())
     assert md["detection_categories"] == {"1": "animal", "2": "person", "3": "vehicle"}
     sizes = {r.rel_path: (r.width, r.height) for r in Tables(str(out)).read(IMAGES, name, "1").to_pandas().itertuples()}

@@ -9,7 +9,8 @@ import os
 import pandas as pd
 import pytest
 
-from batch.export.registry import run_export
+from batch.export.options import ExportOptions
+from batch.export.run import run_export
 from batch.refilter.events import group_events, read_events, run_events
 from tests.fixtures.review import two_version_tables
 from trapline.errors import BatchError
@@ -79,16 +80,16 @@ def test_events_table_is_written_next_to_the_others_and_rerun_replaces_it(env):
 
 def test_camtrap_dp_event_level_observations(env, tmp_path):
     out = env["out"]
-    run_export(str(out), "camtrap-dp", str(tmp_path / "ev"), model="trapcam:1", observation_level="event",
-               gap_s=3 * 3600, allow_missing_deployments=True)
+    run_export(ExportOptions(tables=str(out), format="camtrap-dp", out=str(tmp_path / "ev"), model="trapcam:1",
+                             observation_level="event", gap_s=3 * 3600, allow_missing_deployments=True))
     rows = list(csv.DictReader(open(tmp_path / "ev" / "observations.csv")))
     assert rows and {r["observationLevel"] for r in rows} == {"event"} and all(r["mediaID"] == "" for r in rows)
     events = run_events(str(out), gap_s=3 * 3600, model="trapcam:1", dry_run=True)
     assert len({r["eventID"] for r in rows}) == events.events
     deer = [r for r in rows if r["observationTags"].startswith("label:deer")]
     assert deer and all(int(r["count"]) == 2 and r["eventStart"] <= r["eventEnd"] for r in deer)
-    run_export(str(out), "camtrap-dp", str(tmp_path / "both"), model="trapcam:1", observation_level="both",
-               gap_s=3 * 3600, allow_missing_deployments=True)
+    run_export(ExportOptions(tables=str(out), format="camtrap-dp", out=str(tmp_path / "both"), model="trapcam:1",
+                             observation_level="both", gap_s=3 * 3600, allow_missing_deployments=True))
     both = list(csv.DictReader(open(tmp_path / "both" / "observations.csv")))
     media_rows = [r for r in both if r["observationLevel"] == "media"]
     event_ids = {r["eventID"] for r in both if r["observationLevel"] == "event"}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
 from batch.cli import options
+from batch.commands import COMMANDS
 from batch.export.options import ExportOptions
 from batch.options import parse_options
 from batch.refilter.options import CropsOptions, EventsOptions, PostprocessOptions
@@ -79,22 +81,29 @@ def test_export_and_postprocess_are_registered(capsys):
     args = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size", "--config",
                                       json.dumps({"min_area_fraction": 0.001}), "--camera", "c1", "--camera", "c2"])
     assert args.cameras == ["c1", "c2"] and args.filter == "min_size"
-    opts = options(PostprocessOptions, args, "postprocess")  # the flags are the options model's fields
+    opts = options(COMMANDS["postprocess"], args)  # the flags are the options model's fields
     assert opts.config == {"min_area_fraction": 0.001} and opts.scope().describe() == "camera c1, c2"
     bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])
     with pytest.raises(OptionsError, match="--config, or --remove"):
-        options(PostprocessOptions, bad, "postprocess")
+        options(COMMANDS["postprocess"], bad)
+    ok = json.dumps({"min_score": 0.5})
     for flags, problem in ((["--config", "{nope"], "--config: not valid JSON"),
-                           (["--config", "{}", "--rows-per-file", "0"], "--rows-per-file: Input should be greater"),
-                           (["--config", "{}", "--since", "2024-13-01"], "--since/--until: month must be in 1..12")):
+                           (["--config", ok, "--rows-per-file", "0"], "--rows-per-file: Input should be greater"),
+                           (["--config", ok, "--since", "2024-13-01"], "--since/--until: month must be in 1..12"),
+                           # the filter's own config model, at the door: the path into the config is named
+                           (["--config", "{}"], "--config: min_score is required"),
+                           (["--config", '{"min_score": 2}'], "--config: min_score: Input should be less than or "
+                                                              "equal to 1 (got 2)")):
         bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "score", *flags])
-        with pytest.raises(OptionsError, match=problem.replace("(", r"\(")):
-            options(PostprocessOptions, bad, "postprocess")
+        with pytest.raises(OptionsError, match=re.escape(problem)):
+            options(COMMANDS["postprocess"], bad)
 
 
 def test_every_table_command_validates_its_options_with_one_model():
     """The same models a job over HTTP is validated with: a bad value names its flag, nothing runs."""
     cases = [(ExportOptions, {"tables": "t", "format": "xml", "out": "o"}, "--format"),
+             (PostprocessOptions, {"tables": "t", "filter": "blur", "config": {}}, "--filter: Input should be "
+                                                                                  "'min_size', 'class_mask'"),
              (ExportOptions, {"tables": "t", "format": "coco", "out": "o", "timezone": "CET"}, "--timezone"),
              (EventsOptions, {"tables": "t", "gap_s": 0}, "--gap-s"),
              (ReviewOptions, {"tables": "t", "out": "r", "bands": "a,b"}, "--bands"),

@@ -7,9 +7,11 @@ import json
 import os
 
 import pytest
+from pydantic import ValidationError
 
 from batch.export.camtrap import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELDS
-from batch.export.registry import run_export
+from batch.export.options import ExportOptions
+from batch.export.run import run_export
 from batch.refilter.postprocess import run_postprocess
 from batch.reprocess.plan import plan_run
 from model_store import FilterConfigError, ModelStore
@@ -46,7 +48,7 @@ def listing(path):
 
 def test_megadetector_export(env, tmp_path):
     spec = env["spec"]
-    report = run_export(str(env["out"]), "megadetector", str(tmp_path / "md.json"))
+    report = run_export(ExportOptions(tables=str(env["out"]), format="megadetector", out=str(tmp_path / "md.json")))
     md = json.loads((tmp_path / "md.json").read_text())
     assert md["info"]["format_version"] == "1.4" and md["info"]["detector"] == "trapcam 1"
     assert md["detection_categories"] == {"1": "deer", "2": "fox"}
@@ -70,7 +72,7 @@ def test_megadetector_export(env, tmp_path):
 
 def test_coco_export_has_pixel_boxes_and_an_image_index(env, tmp_path):
     spec = env["spec"]
-    run_export(str(env["out"]), "coco", str(tmp_path / "res.json"))
+    run_export(ExportOptions(tables=str(env["out"]), format="coco", out=str(tmp_path / "res.json")))
     results = json.loads((tmp_path / "res.json").read_text())
     index = json.loads((tmp_path / "res.images.json").read_text())
     assert {c["id"]: c["name"] for c in index["categories"]} == {1: "deer", 2: "fox"}
@@ -88,8 +90,8 @@ def test_coco_export_has_pixel_boxes_and_an_image_index(env, tmp_path):
 
 def test_camtrap_dp_export(env, tmp_path):
     spec = env["spec"]
-    run_export(str(env["out"]), "camtrap-dp", str(tmp_path / "dp"), timezone="+02:00",
-               allow_missing_deployments=True)
+    run_export(ExportOptions(tables=str(env["out"]), format="camtrap-dp", out=str(tmp_path / "dp"), timezone="+02:00",
+                             allow_missing_deployments=True))
     with open(tmp_path / "dp" / "media.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == CAMTRAP_MEDIA_FIELDS
@@ -124,17 +126,17 @@ def test_camtrap_dp_export(env, tmp_path):
 
 
 def test_export_subsets_and_errors(env, tmp_path):
-    report = run_export(str(env["out"]), "megadetector", str(tmp_path / "cam2.json"), cameras=["cam02"],
-                        since="2024-05-10", until="2024-05-10")
+    report = run_export(ExportOptions(tables=str(env["out"]), format="megadetector", out=str(tmp_path / "cam2.json"),
+                                      cameras=["cam02"], since="2024-05-10", until="2024-05-10"))
     md = json.loads((tmp_path / "cam2.json").read_text())
     assert {i["file"] for i in md["images"]} == {f"cam02/DSC_{i:04d}.JPG" for i in range(1, 9)}
     assert report.failed == 0
     with pytest.raises(BatchError, match="no rows for model 'other'"):
-        run_export(str(env["out"]), "coco", str(tmp_path / "x.json"), model="other")
+        run_export(ExportOptions(tables=str(env["out"]), format="coco", out=str(tmp_path / "x.json"), model="other"))
     with pytest.raises(BatchError, match="no images table"):
-        run_export(str(tmp_path / "empty"), "coco", str(tmp_path / "x.json"))
-    with pytest.raises(BatchError, match="--timezone"):
-        run_export(str(env["out"]), "camtrap-dp", str(tmp_path / "dp"), timezone="CEST")
+        run_export(ExportOptions(tables=str(tmp_path / "empty"), format="coco", out=str(tmp_path / "x.json")))
+    with pytest.raises(ValidationError, match="timezone"):  # refused where the options enter, before any read
+        ExportOptions(tables=str(env["out"]), format="camtrap-dp", out=str(tmp_path / "dp"), timezone="CEST")
 
 
 @pytest.fixture

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 
 from batch.export.camtrap_package import PROFILE_URL, taxonomic
-from batch.export.registry import run_export
+from batch.export.options import ExportOptions
+from batch.export.run import run_export
 from batch.refilter.events import event_id, group_events
 from model_store import ModelStore
 from model_store.tables.cameras import DEFAULT_CAMERA_ID
+from model_store.tables.slices import DEFAULT_SLICE_IMAGES
 from tests.fixtures.archive import (
     PATH_PATTERN,
     brightness_config,
@@ -41,9 +43,10 @@ def env(tmp_path_factory):
     return {"dir": d, "out": out, "deployments": d / "deployments.csv", "meta": d / "meta.yaml"}
 
 
-def export(env, dst, **kw):
+def export(env, dst, slice_images=DEFAULT_SLICE_IMAGES, **kw):
     args = {"deployments": str(env["deployments"]), "package_meta": str(env["meta"]), "timezone": "+02:00", **kw}
-    return run_export(str(env["out"]), "camtrap-dp", str(dst), gap_s=3 * 3600, **args)
+    return run_export(ExportOptions(tables=str(env["out"]), format="camtrap-dp", out=str(dst), gap_s=3 * 3600, **args),
+                      slice_images=slice_images)
 
 
 def rows(path):
@@ -244,8 +247,9 @@ def test_tables_with_null_camera_ids_never_show_nan_or_none(env, tmp_path):
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(meta), path)
     deployments = tmp_path / "deployments.csv"
     deployments.write_text(DEPLOYMENTS.replace("\ncam03,", "\nunknown,"))
-    run_export(str(tables), "camtrap-dp", str(tmp_path / "dp"), deployments=str(deployments),
-               package_meta=str(env["meta"]), observation_level="both", gap_s=3 * 3600)
+    run_export(ExportOptions(tables=str(tables), format="camtrap-dp", out=str(tmp_path / "dp"),
+                             deployments=str(deployments), package_meta=str(env["meta"]), observation_level="both",
+                             gap_s=3 * 3600))
     assert validate_package(tmp_path / "dp")[0] == []
     observations = rows(tmp_path / "dp" / "observations.csv")
     assert {o["deploymentID"] for o in observations} == {"cam01", "cam02", "unknown"}

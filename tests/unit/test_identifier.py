@@ -7,12 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks.reid_scenes import coat, sightings, view
 from model_store.core.config import Calibration, parse_any_config
 from model_store.core.identify.calibration import fit_calibration, p_same
 from model_store.core.identify.gallery import Gallery
 from model_store.store.store import ModelStore
 from tests.fixtures.identifiers import grid_embedding
+from tests.fixtures.reid_scenes import coat, sightings, view
 from trapline.errors import ConfigError, LabelNotCoveredError
 
 KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"], "description": "coat keypoints"}

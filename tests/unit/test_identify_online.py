@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from batch.identify.run import run_identify
-from benchmarks.reid_scenes import sightings
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
 from serve.answers import DetectAnswer
 from serve.ingress import IngressCore, token_digest
+from tests.fixtures.reid_scenes import sightings
 from tests.fixtures.reid_tables import write_identity_tables
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships

@@ -126,7 +126,8 @@ def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
 
 
 def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
-    from batch.export.registry import run_export
+    from batch.export.options import ExportOptions
+    from batch.export.run import run_export
     from model_store.tables.identities import current
     from tests.fixtures.camtrap_dp import META, validate_package
 
@@ -138,7 +139,8 @@ def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
     now = current(url).sightings.dropna(subset=["individual_id"])
     meta = tmp_path / "meta.yaml"
     meta.write_text(META)
-    report = run_export(url, "camtrap-dp", str(tmp_path / "dp"), deployments=str(deployments), package_meta=str(meta))
+    report = run_export(ExportOptions(tables=url, format="camtrap-dp", out=str(tmp_path / "dp"),
+                                      deployments=str(deployments), package_meta=str(meta)))
     assert report.notes == []
     with open(tmp_path / "dp" / "observations.csv", newline="") as f:
         rows = list(csv.DictReader(f))

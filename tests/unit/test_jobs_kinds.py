@@ -61,6 +61,40 @@ def test_invalid_options_name_the_field_and_refused_ones_are_refused():
         KINDS["events"].validate(["--tables", "/t"])
 
 
+@pytest.mark.parametrize("kind, raw, fields, named", [
+    ("postprocess", {"tables": "/t", "filter": "blur", "config": {}}, ["filter"], "--filter: Input should be"),
+    ("postprocess", {"tables": "/t", "filter": "repeat", "config": {"iou": 0}}, ["config.iou"],
+     "--config: iou: Input should be greater than 0 (got 0)"),
+    ("postprocess", {"tables": "/t", "filter": "class_mask", "config": {"allowed": ["x"]}},
+     ["config.allowed", "config.allowed_labels"], "--config: allowed_labels is required"),
+    ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "filters": {"score": {"min_score": -1}}},
+     ["filters.score.min_score"], "--filters: score: min_score: Input should be greater than or equal to 0"),
+    ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "filters": {"blur": None}}, ["filters.blur"],
+     "--filters: blur: Input should be"),
+    ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "progress_interval_s": 0}, ["progress_interval_s"],
+     "--progress-interval: Input should be greater than 0"),
+    ("export", {"tables": "/t", "format": "csv", "out": "/o"}, ["format"], "--format: Input should be"),
+])
+def test_registry_names_and_filter_configs_are_checked_at_the_door(kind, raw, fields, named):
+    """One formatter for every door: the field path in `fields`, the flag in the message, the value quoted."""
+    with pytest.raises(InvalidOptionsError) as err:
+        KINDS[kind].validate(raw)
+    assert err.value.extra["fields"] == fields and named in err.value.message, err.value.message
+
+
+def test_reprocess_filter_overrides_may_leave_out_what_the_model_config_gives():
+    options = KINDS["reprocess"].validate({"archive": "/a", "out": "/b", "model": "m",
+                                           "filters": {"repeat": {"iou": 0.5}, "score": None}})
+    assert options.filters == {"repeat": {"iou": 0.5}, "score": None}
+
+
+def test_location_fields_are_found_from_the_options_types():
+    assert KINDS["reprocess"].paths == ("archive", "out", "store")
+    assert KINDS["export"].paths == ("tables", "store", "out", "deployments", "package_meta")
+    assert KINDS["report"].paths == ("tables", "store", "out")
+    assert all(k.paths[:2] == ("tables", "store") for k in KINDS.values() if k.name != "reprocess")
+
+
 def test_entry_points_of_jobs_submitted_another_way_are_recognised():
     kind, options = recognise("python -m batch.reprocess --archive /a --out /b --model m:1 --dry-run")
     assert kind.name == "reprocess" and options.dry_run and options.model == "m:1"
@@ -90,7 +124,7 @@ def test_paths_stay_under_the_roots_and_buckets(tmp_path):
                          ("out", "http://h/x")]:
         with pytest.raises(PathNotAllowedError) as err:
             policy.check(field, value)
-        assert err.value.extra["field"] == field and err.value.status == 403
+        assert err.value.extra["fields"] == [field] and err.value.status == 422
 
 
 def test_jobs_config_resolves_roots_where_the_app_is_built(tmp_path):

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from batch.export.formats import megadetector
-from batch.export.registry import run_export
+from batch.export.options import ExportOptions
+from batch.export.run import run_export
 from model_store import ModelStore
 from model_store.core.config import ModelConfig
 from model_store.store.derive import PRESETS
@@ -45,7 +46,8 @@ def env(tmp_path_factory):
 
 
 def info_of(env, tmp_path, model, **kw):
-    run_export(str(env["out"]), "megadetector", str(tmp_path / "md.json"), model=model, **kw)
+    run_export(ExportOptions(tables=str(env["out"]), format="megadetector", out=str(tmp_path / "md.json"), model=model,
+                             **kw))
     doc = json.loads((tmp_path / "md.json").read_text())
     assert set(doc) <= MD_FILE_KEYS
     return doc["info"]
@@ -121,12 +123,12 @@ def test_old_tables_without_thresholds_take_them_from_the_store_or_say_they_cann
             info.get("model", {}).pop(key, None)
         meta[b"trapline"] = json.dumps(info).encode()
         pq.write_table(table.replace_schema_metadata(meta), path)
-    report = run_export(str(tables), "megadetector", str(tmp_path / "md.json"), model="trapcam:2",
-                        store=env["store"].root)
+    report = run_export(ExportOptions(tables=str(tables), format="megadetector", out=str(tmp_path / "md.json"),
+                                      model="trapcam:2", store=env["store"].root))
     doc = json.loads((tmp_path / "md.json").read_text())
     assert doc["info"]["detector_metadata"]["typical_detection_threshold"] == 0.4 and report.notes == []
-    report = run_export(str(tables), "megadetector", str(tmp_path / "md.json"), model="trapcam:2",
-                        store=str(tmp_path / "elsewhere"))
+    report = run_export(ExportOptions(tables=str(tables), format="megadetector", out=str(tmp_path / "md.json"),
+                                      model="trapcam:2", store=str(tmp_path / "elsewhere")))
     doc = json.loads((tmp_path / "md.json").read_text())
     assert "typical_detection_threshold" not in doc["info"]["detector_metadata"]
     assert len(report.notes) == 1 and "pass --store" in report.notes[0]

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from batch.export.registry import run_export
+from batch.export.options import ExportOptions
+from batch.export.run import run_export
 from batch.refilter import occurrences
 from batch.refilter.events import period_of, read_events, run_events
 from batch.refilter.postprocess import run_postprocess
@@ -58,8 +59,9 @@ def test_camtrap_dp_event_counts_come_from_occurrences_and_the_package_is_valid(
         "sheet,51.05,4.35,2026-06-01T20:00:00,2026-06-02T06:00:00\nburst,51.06,4.36,2026-06-01T20:00:00,"
         "2026-06-02T06:00:00\n")
     (tmp_path / "meta.yaml").write_text(META)
-    report = run_export(str(sheet), "camtrap-dp", str(dst), observation_level="both", gap_s=60,
-                        deployments=str(tmp_path / "deployments.csv"), package_meta=str(tmp_path / "meta.yaml"))
+    report = run_export(ExportOptions(tables=str(sheet), format="camtrap-dp", out=str(dst), observation_level="both",
+                                      gap_s=60, deployments=str(tmp_path / "deployments.csv"),
+                                      package_meta=str(tmp_path / "meta.yaml")))
     errors, _ = validate_package(dst)
     assert errors == [] and report.notes == []
     with open(dst / "observations.csv", newline="") as f:
@@ -72,20 +74,21 @@ def test_camtrap_dp_event_counts_come_from_occurrences_and_the_package_is_valid(
         ("1", "Capreolus capreolus", "human", "ann")
     media = [r for r in rows if r["observationLevel"] == "media" and r["observationType"] != "blank"]
     assert media and all("|occurrence:occ-" in r["observationTags"] for r in media)
-    run_export(str(sheet), "camtrap-dp", str(tmp_path / "sliced"), observation_level="both", gap_s=60,
-               deployments=str(tmp_path / "deployments.csv"), package_meta=str(tmp_path / "meta.yaml"),
+    run_export(ExportOptions(tables=str(sheet), format="camtrap-dp", out=str(tmp_path / "sliced"),
+                             observation_level="both", gap_s=60, deployments=str(tmp_path / "deployments.csv"),
+                             package_meta=str(tmp_path / "meta.yaml")),
                slice_images=1)  # a camera at a time: each with its own occurrences, the same animals counted
     with open(tmp_path / "sliced" / "observations.csv", newline="") as f:
         assert sorted(map(tuple, map(dict.items, csv.DictReader(f)))) == sorted(map(tuple, map(dict.items, rows)))
 
 
 def test_megadetector_and_coco_boxes_name_their_occurrence(sheet, tmp_path):
-    run_export(str(sheet), "megadetector", str(tmp_path / "md.json"))
+    run_export(ExportOptions(tables=str(sheet), format="megadetector", out=str(tmp_path / "md.json")))
     md = json.loads((tmp_path / "md.json").read_text())
     boxes = [d for im in md["images"] for d in im["detections"] or []]
     assert len(boxes) == 29 and all(d["occurrence_id"].startswith("occ-") for d in boxes)
     assert len({d["occurrence_id"] for d in boxes}) == 5
-    run_export(str(sheet), "coco", str(tmp_path / "coco.json"))
+    run_export(ExportOptions(tables=str(sheet), format="coco", out=str(tmp_path / "coco.json")))
     results = json.loads((tmp_path / "coco.json").read_text())
     assert {r["occurrence_id"] for r in results} == {d["occurrence_id"] for d in boxes}
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from batch.commands import COMMANDS
 from tests.conftest import free_port
 from trapline import cli, ray_output
 from trapline.ray_runtime import RayUnreachableError, _dial_target, check_reachable
@@ -119,7 +120,8 @@ def test_help_opens_with_what_trapline_does_and_every_command_has_an_example():
     top = parser.format_help()
     assert "Run object detectors over camera-trap images" in top.split("\n\n")[1]
     assert "registers" not in top and "trapline reprocess --archive" in top
-    commands = [*cli.EXAMPLES, "models publish", "models quantize"]  # these two carry their own examples
+    examples = {**cli.EXAMPLES, **{name: c.example for name, c in COMMANDS.items() if c.example}}
+    commands = [*examples, "models publish", "models quantize"]  # these two carry their own examples
     sub = next(a for a in parser._actions if a.dest == "command")
     for path in commands:
         p = sub.choices[path.split()[0]]
@@ -127,7 +129,7 @@ def test_help_opens_with_what_trapline_does_and_every_command_has_an_example():
             p = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[part]
         text = p.format_help()
         assert p.description, path
-        want = f"example:\n  {cli.EXAMPLES[path]}" if path in cli.EXAMPLES else f"examples:\n  trapline {path}"
+        want = f"example:\n  {examples[path]}" if path in examples else f"examples:\n  trapline {path}"
         assert want in text, path
     assert set(sub.choices) <= {c.split()[0] for c in commands}
 

@@ -1,4 +1,4 @@
-"""The tracking benchmark at a tiny size: on synthetic scenes with known truth (benchmarks/tracking_scenes.py),
+"""The tracking benchmark at a tiny size: on synthetic scenes with known truth (tests/fixtures/tracking_scenes.py),
 trapline's tracker meets issue 32's targets where counting per frame fails."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 
 from benchmarks.tracking import run_trapline, score
 from benchmarks.tracking_metrics import count_errors, max_per_frame
-from benchmarks.tracking_scenes import camera_burst, light_trap_sheet
 from model_store.core.filters.tracking import TrackConfig
+from tests.fixtures.tracking_scenes import camera_burst, light_trap_sheet
 
 
 @pytest.fixture(scope="module")

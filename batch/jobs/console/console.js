@@ -26,12 +26,39 @@ async function api(method, path, body) {
   const data = await r.json().catch(() => ({}));
   if (!r.ok) {
     const err = data.error || {};
-    throw new Error(`${err.message || r.statusText} (${r.status} ${err.type || ""})`);
+    const e = new Error(`${err.message || r.statusText} (${r.status} ${err.type || ""})`);
+    e.fields = err.fields || (err.field ? [err.field] : []);  // the field paths the service's one formatter named
+    throw e;
   }
   return data;
 }
 
 function say(text) { message.textContent = text || ""; }
+
+// The tables the service knows: its configured sources (GET /v1/pictures/sources) and the tables under the roots jobs
+// may use (GET /v1/locations). A tables input picks from them (a datalist) instead of asking for a path typed blind.
+let knownTables = null;
+function pickTables(input) {
+  const id = "known-tables";
+  input.setAttribute("list", id);
+  if (!document.getElementById(id)) document.body.append(el("datalist", {id}));
+  knownTables = knownTables || Promise.all([
+    api("GET", "/v1/pictures/sources").then(r => r.sources.map(x => x.tables)).catch(() => []),
+    api("GET", "/v1/locations").then(r => r.locations.filter(l => l.kind === "tables").map(l => l.path)).catch(() => []),
+  ]).then(([sources, under]) => [...new Set([...sources, ...under])]);
+  knownTables.then(paths => document.getElementById(id).replaceChildren(...paths.map(p => el("option", {value: p}))));
+  return input;
+}
+
+// Mark the inputs of the options a refused request named: `fields` are the paths the service's one formatter gives
+// (trapline/problems.py); `under` picks those inside one option (`config.` for a filter's own config form).
+function markInvalid(form, fields, under = "") {
+  const named = new Set((fields || []).filter(f => f.startsWith(under)).map(f => f.slice(under.length).split(".")[0]));
+  for (const input of form.querySelectorAll("[id^=cfg-]")) {
+    if (named.has(input.name)) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+}
 
 function bar(p) {
   if (!p || !p.images_total) return "";
@@ -87,7 +114,7 @@ async function jobPage(id, current = () => true) {
       job.message ? el("div", {}, job.message) : "",
       active ? el("button", {class: "danger", id: "stop", on: {click: () => stopJob(job.id)}}, "Stop") : "",
       (job.status === "failed" || job.status === "stopped") && job.options
-        ? el("button", {id: "rerun", on: {click: () => rerunJob(job)}}, RESUMES.includes(job.kind) ? "Resume" : "Run again") : ""),
+        ? el("button", {id: "rerun", on: {click: () => rerunJob(job)}}, job.resumes ? "Resume" : "Run again") : ""),
     el("h2", {}, "Progress"),
     p ? el("div", {class: "card"}, bar(p), el("div", {}, progressText(p), ` (run ${p.run_id}, ${p.run_status})`),
           el("div", {class: "scroll"}, el("table", {id: "stages"}, el("tbody", {}, stages))))
@@ -97,11 +124,9 @@ async function jobPage(id, current = () => true) {
   return active;
 }
 
-// A rerun of these picks up where the stopped or failed run ended (parts already written are kept).
-const RESUMES = ["reprocess", "postprocess"];
-
+// A job whose command resumes (the service says so: `job.resumes`) picks up where the stopped or failed run ended.
 async function rerunJob(job) {
-  if (!confirm(`${RESUMES.includes(job.kind) ? "Resume" : "Run again"} this ${job.kind} job with the same options?`)) return;
+  if (!confirm(`${job.resumes ? "Resume" : "Run again"} this ${job.kind} job with the same options?`)) return;
   try {
     const again = await api("POST", "/v1/jobs", {kind: job.kind, options: job.options, ...(job.name ? {name: job.name} : {})});
     location.hash = "#/job/" + encodeURIComponent(again.id);
@@ -163,7 +188,7 @@ async function postprocessPage(current = () => true) {
   const result = el("div", {id: "preview-result"});
   const run = el("button", {id: "run", type: "button", disabled: true}, "Confirm and run");
   const scope = el("form", {class: "grid", id: "scope-form"},
-    el("label", {for: "tables"}, "tables *"), el("input", {id: "tables", type: "text", required: true, placeholder: "the reprocess --out location"}),
+    el("label", {for: "tables"}, "tables *"), pickTables(el("input", {id: "tables", type: "text", required: true, placeholder: "pick the tables, or a reprocess --out location"})),
     el("div", {class: "help"}, "the tables to re-filter (under the service's allowed roots)"),
     el("label", {for: "model"}, "model"), el("input", {id: "model", type: "text", placeholder: "NAME:VERSION (when several are stored)"}),
     el("div", {class: "help"}, ""),
@@ -198,7 +223,7 @@ async function postprocessPage(current = () => true) {
         el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["#", "label", "score", "change", "flags", "species"].map(h => el("th", {}, h)))),
           el("tbody", {}, rows))), r.notes.map(n => el("div", {}, n))));
       run.disabled = false;
-    } catch (e) { say(e.message); run.disabled = true; }
+    } catch (e) { say(e.message); markInvalid(configForm, e.fields, "config."); run.disabled = true; }
   }
   async function submit() {
     if (!confirm(`Run ${select.value} over ${document.getElementById("tables").value}?`)) return;
@@ -206,7 +231,7 @@ async function postprocessPage(current = () => true) {
       const job = await api("POST", "/v1/jobs", {kind: "postprocess", options: options()});
       result.append(el("p", {}, "submitted: ", el("a", {id: "job-link", href: "#/job/" + encodeURIComponent(job.id)}, job.id)));
       run.disabled = true;
-    } catch (e) { say(e.message); }
+    } catch (e) { say(e.message); markInvalid(configForm, e.fields, "config."); }
   }
   select.addEventListener("change", showFilter);
   if (!current()) return false;

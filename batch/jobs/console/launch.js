@@ -4,10 +4,6 @@
 // it would do; then "Confirm and run". POST /v1/jobs validates everything again.
 "use strict";
 
-// Shown at the top; the rest of a kind's options are under "more options".
-const MAIN_OPTIONS = ["archive", "tables", "out", "model", "format", "select", "cameras", "since", "until", "limit",
-                      "classify", "crops", "compare"];
-
 function datalist(id, values) {
   return el("datalist", {id}, [...new Set(values)].map(v => el("option", {value: v})));
 }
@@ -59,7 +55,8 @@ async function startPage(current, arg) {
     return !(s.type === "object" || s.$ref && !(defs[s.$ref.split("/").pop()] || {}).enum ||
              (s.type === "array" && s.items && (s.items.type === "object" || s.items.$ref)));
   }).filter(n => n !== "dry_run");
-  const main = simple.filter(n => MAIN_OPTIONS.includes(n) || chosen.required.includes(n));
+  // Shown at the top (the kind's main options, from the command registry); the rest under "more options".
+  const main = simple.filter(n => chosen.main.includes(n) || chosen.required.includes(n));
   const more = simple.filter(n => !main.includes(n));
   const kindSelect = el("select", {id: "job-kind"}, kinds.map(k => el("option", {value: k.name, selected: k === chosen}, k.name)));
   kindSelect.addEventListener("change", () => { location.hash = "#/start/" + enc(kindSelect.value); });
@@ -103,7 +100,7 @@ async function startPage(current, arg) {
         el("div", {}, "dry run ", el("a", {href: "#/job/" + enc(job.id)}, job.id), " ", statusCell(ended.status)),
         ended.message ? el("div", {}, ended.message) : "", el("pre", {}, logs.lines.join("\n"))));
       run.disabled = ended.status !== "succeeded";
-    } catch (e) { say(e.message); }
+    } catch (e) { say(e.message); markInvalid(form, e.fields); markInvalid(extra, e.fields); }
   }
   async function submit() {
     say("");
@@ -113,7 +110,7 @@ async function startPage(current, arg) {
       const job = await api("POST", "/v1/jobs", body({}));
       result.append(el("p", {}, "submitted: ", el("a", {id: "job-link", href: "#/job/" + enc(job.id)}, job.id)));
       run.disabled = true;
-    } catch (e) { say(e.message); }
+    } catch (e) { say(e.message); markInvalid(form, e.fields); markInvalid(extra, e.fields); }
   }
   previewButton.addEventListener("click", preview);
   run.addEventListener("click", submit);

@@ -30,7 +30,7 @@ async function orProblem(request, empty) {
 // the page's own `selects` and who decides; the tables and the name are shared, the filters kept under `key`.
 function peopleFilters(key, filters, ...selects) {
   const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
-  const tables = el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"});
+  const tables = pickTables(el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"}));
   const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
                            value: sessionStorage.getItem("trapline-occ-who") || "", "aria-label": "your name"});
   const apply = ev => {

@@ -10,29 +10,17 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from model_store.core.backend_specs import BACKENDS
 from trapline.errors import ModelLoadError, ModelRunError, RunInterruptedError
 
-if TYPE_CHECKING:  # configs name their backend from the lists below; the type is only for annotations
+if TYPE_CHECKING:  # the configs take their backend names from backend_specs, not from here: no circle
     from model_store.core.config import ModelConfig
 
-__all__ = ["CLASSIFIER_BACKENDS", "DETECTOR_BACKENDS", "IDENTIFIER_BACKENDS", "WEIGHTS_FILES", "Backend", "Interrupt",
-           "ModelLoadError", "ModelRunError", "RunInterruptedError", "create_backend", "gpu_assigned", "run_chunked"]
+__all__ = ["Backend", "Interrupt", "ModelLoadError", "ModelRunError", "RunInterruptedError", "create_backend",
+           "gpu_assigned", "run_chunked"]
 
-# The one registry of backend names: `config.json`'s `backend` field accepts exactly these, and
-# `create_backend` maps each to its runtime (a module imported only when a model of that kind loads).
-DETECTOR_BACKENDS = ("onnx-yolo", "torch-export-yolo")
-CLASSIFIER_BACKENDS = ("onnx-classifier",)
-# Identifiers tell individuals apart; `keypoints` has no weights (OpenCV features, parameters in config.json).
-IDENTIFIER_BACKENDS = ("keypoints", "onnx-embedding")
-_RUNTIMES = {
-    "onnx-yolo": ("model_store.core.backends.onnx_runtime", "OnnxBackend"),
-    "onnx-classifier": ("model_store.core.backends.onnx_runtime", "OnnxBackend"),
-    "onnx-embedding": ("model_store.core.backends.onnx_runtime", "OnnxBackend"),
-    "torch-export-yolo": ("model_store.core.backends.torch_export", "TorchExportBackend"),
-}
-# The weights file name `publish` gives each backend's file in a version directory.
-WEIGHTS_FILES = {"onnx-yolo": "model.onnx", "onnx-classifier": "model.onnx", "onnx-embedding": "model.onnx",
-                 "torch-export-yolo": "model.pt2"}
+# The backends' names, roles, runtimes and weights files: one table (model_store/core/backend_specs.py).
+_RUNTIMES = {name: b.runtime for name, b in BACKENDS.items() if b.runtime}
 
 
 class Interrupt:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_store.core.backends import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS
+from model_store.core.backend_specs import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS
 from model_store.core.config.classifier import (
     ClassifierConfig,
     ClassifierPreprocess,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from model_store.core.refs import SAFE_SEGMENT
 from trapline.errors import ConfigError
+from trapline.problems import describe, problems
 
 __all__ = ["ConfigError", "Strict", "VersionConfig", "WeightsConfig", "format_validation_error", "size_in_range",
            "square_size", "unique_labels"]
@@ -50,15 +51,8 @@ def unique_labels(cls, labels: list[str]) -> list[str]:
 
 
 def format_validation_error(exc: ValidationError, source: str, what: str = "model config") -> str:
-    """One line per problem: `field: message (got value)`."""
-    lines = []
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["loc"]:  # a field: name it and quote the bad value
-            lines.append(f"{'.'.join(str(p) for p in err['loc'])}: {msg} (got {err.get('input')!r})")
-        else:  # a cross-field check: its message names both values; the whole config would be noise
-            lines.append(msg)
-    return f"invalid {what + ' ' if what else ''}{source}: " + "; ".join(lines)
+    """One line per problem: `field: message (got value)` (trapline/problems.py, as at every door)."""
+    return f"invalid {what + ' ' if what else ''}{source}: " + describe(problems(exc))
 
 
 def json_object(data: bytes | str | dict[str, Any], source: str) -> dict[str, Any]:

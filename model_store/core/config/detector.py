@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from model_store.core.backends import CLASSIFIER_BACKENDS, DETECTOR_BACKENDS
+from model_store.core.backend_specs import CLASSIFIER_BACKENDS, DETECTOR_BACKENDS
 from model_store.core.config.common import (
     ConfigError,
     Strict,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from model_store.core.backends import IDENTIFIER_BACKENDS
+from model_store.core.backend_specs import IDENTIFIER_BACKENDS
 from model_store.core.config.classifier import ClassifierPreprocess, complete_classifier_config
 from model_store.core.config.common import (
     ConfigError,

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -27,6 +27,7 @@ from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMask
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, no_duplicates
 from trapline.errors import FilterConfigError
+from trapline.problems import describe, problems
 
 
 class MinSizeConfig(FilterConfig):
@@ -115,6 +116,10 @@ class RepeatFilter(PostFilter):
 
     fires_on_table = staticmethod(repeat.fires_on_table)
 
+    @staticmethod
+    def evidence_hours(config: RepeatConfig) -> float | None:
+        return config.window_hours  # recurrence is only counted within the window
+
 
 class TrackFilter(PostFilter):
     """Tracking: link the kept detections of a camera's consecutive frames into occurrences (one animal's visit),
@@ -136,6 +141,10 @@ REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, Clas
                                                               ClassifierMaskFilter, RankRollupFilter, TrackFilter)}
 
 
+# The registered names, for options that name a filter: an unknown name is refused where it enters.
+FilterName = Literal[tuple(REGISTRY)]
+
+
 def parse_filter_config(name: str, config: Mapping[str, Any] | BaseModel) -> BaseModel:
     """Validate one filter's config, with an error that names the filter and quotes the bad value."""
     if name not in REGISTRY:
@@ -148,11 +157,21 @@ def parse_filter_config(name: str, config: Mapping[str, Any] | BaseModel) -> Bas
     try:
         return model.model_validate(config)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
-        raise FilterConfigError(f"invalid config for filter {name!r}: {problems}") from None
+        raise FilterConfigError(f"invalid config for filter {name!r}: {describe(problems(exc))}") from None
+
+
+def check_filter_config(name: str, config: Mapping[str, Any], partial: bool = False, at: tuple[str, ...] = ()) -> None:
+    """Validate `config` with filter `name`'s own config model, for an options model's validator: a pydantic
+    ValidationError whose paths run into the config (`at` + field), so the door names `config.min_score`.
+    `partial`: an override merged into the model's own config later, so a required field may be left out."""
+    try:
+        REGISTRY[name].config_model.model_validate(config)
+    except ValidationError as exc:
+        errors = [e for e in exc.errors() if not (partial and e["type"] == "missing")]
+        if errors:
+            raise ValidationError.from_exception_data(exc.title, [
+                {"type": e["type"], "loc": (*at, *e["loc"]), "input": e["input"],
+                 **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in errors]) from None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,12 @@ class PostFilter:
         raise NotImplementedError
 
     @staticmethod
+    def evidence_hours(config: Any) -> float | None:
+        """A table-level filter: how many hours around the images it decides for it must also see (the images of
+        their cameras captured that close); None: their cameras' whole history."""
+        return None
+
+    @staticmethod
     def check_labels(config: Any, labels: Sequence[str]) -> None:
         """Raise FilterConfigError if the config names labels the model does not have."""
 

@@ -1,0 +1,228 @@
+"""The archive commands, one registry: each command is one `Command` — its name and help, its options model (the one
+source of its CLI flags, the JSON Schema of its job over HTTP and its console form), the runner that takes those
+options, how its report is printed, and the rules a job of it follows (where its run manifest is, whether a rerun
+resumes). `trapline <command>` (batch/cli.py), the job kinds of `POST /v1/jobs` and `ray job submit -- trapline ...`
+recognition (batch/jobs/kinds.py) and the console's forms (`GET /v1/job-kinds`) are all built from `COMMANDS`.
+
+Adding a command is one entry below (and its options model with its runner, beside the work they do). An option is
+a field of the command's options model: its flag, its JSON Schema and its form input follow; a field naming a path
+is typed `Location` (batch/options.py), so a job's door confines it to the allowed roots without being told.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from batch.export.options import EXPORT_FLAGS, ExportOptions
+from batch.export.run import run_export
+from batch.flags import FlagStyle, add_model_arguments
+from batch.identify import cli as identify_cli
+from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
+from batch.options import SET_FLAGS, CheckOptions, CompactOptions
+from batch.refilter import postprocess, snips
+from batch.refilter.events import run_events
+from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
+from batch.reprocess import job as reprocess_job
+from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
+from batch.review import build_report
+from batch.review.build import result_json
+from batch.review.options import REVIEW_FLAGS, ReviewOptions
+from model_store.tables.maintenance import check, compact
+from trapline.problems import as_flag
+
+Progress = Callable[[str], None]
+
+
+def _as_json(report: Any) -> str:
+    return json.dumps(dataclasses.asdict(report), indent=2, default=str)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One archive command (see the module docstring). `run(options, progress)` does the work and returns a report;
+    `show(report)` is it for people, `to_json(report)` for `--json`, `exit_code(report)` the command's status."""
+
+    name: str  # "export"; a word before a space groups commands: "tables compact"
+    help: str
+    options: type[BaseModel]
+    run: Callable[[Any, Progress], Any]
+    show: Callable[[Any], str]
+    description: str | None = None
+    example: str | None = None  # shown at the end of its --help (the top-level commands' are in trapline/cli.py)
+    styles: Mapping[str, FlagStyle] = field(default_factory=dict)  # flags that read better another way
+    to_json: Callable[[Any], str] = _as_json
+    exit_code: Callable[[Any], int] = lambda report: 0
+    # -- as a job (`POST /v1/jobs`, `ray job submit`) -------------------------------------------------------------
+    job: bool = True  # False: a command line only
+    job_options: type[BaseModel] | None = None  # what a job must give, where stricter than the command line
+    entry: tuple[str, ...] = ()  # what follows `python` in the job's entry point (default: -m trapline.cli NAME)
+    tables: str = "tables"  # the option naming the tables whose _runs/ holds the run's manifest
+    resumes: bool = False  # a stop ends the run at its next part, and a rerun resumes (the console says Resume)
+    writing: Callable[[Mapping[str, Any]], bool] = lambda progress: progress.get("run_status") == "running"
+    pins_source: bool = False  # a job that names no source filter set gets the newest pinned when submitted
+    main_options: tuple[str, ...] = ()  # shown first in the console's form (besides the required ones)
+    # -- a command line with more than its options (a --config file, a positional action) ---------------------
+    config_file: bool = False  # `--config FILE`: a YAML/JSON file of these options, flags override it
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    cli: Callable[[argparse.Namespace], int] | None = None  # replaces the run-and-print of `run` and `show`
+
+    @property
+    def job_model(self) -> type[BaseModel]:
+        return self.job_options or self.options
+
+    @property
+    def module(self) -> tuple[str, ...]:
+        return self.entry or ("-m", "trapline.cli", *self.name.split())
+
+    def flag(self, name: str) -> str:
+        """The option `name` as the command line names it (`progress_interval_s` -> `--progress-interval`)."""
+        return (self.styles.get(name, FlagStyle()).flags or (as_flag(name),))[0]
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The command's flags: its options model's, then `--json` (unless an option) and its own extras."""
+        if self.config_file:
+            parser.add_argument("--config", default=argparse.SUPPRESS,
+                                help="YAML/JSON file with these options (flags override it)")
+        add_model_arguments(parser, self.options, dict(self.styles))
+        if "json_output" not in self.options.model_fields:
+            # how the result is printed: not an option of the work, so not part of the options model
+            parser.add_argument("--json", action="store_true", dest="json_output", help="print the result as JSON")
+        if self.arguments is not None:
+            self.arguments(parser)
+
+
+MAIN = ("archive", "tables", "out", "model", "format", "select", "cameras", "since", "until", "limit", "classify",
+        "crops", "compare")
+
+
+def _events_text(r: Any) -> str:
+    lines = [f"{r.events} event(s) from {r.images} image(s) of {r.model} [filters {r.filters_hash}], gap {r.gap_s:g}s"
+             + (f"; left out: {r.failed} failed" if r.failed else "")
+             + (f", {r.without_time} without a capture time" if r.without_time else "")]
+    if r.occurrences is not None:
+        lines.append(f"{r.occurrences} animal(s) (confirmed occurrences); per camera and night/day "
+                     "(events, max-per-frame count, occurrences by label):")
+        for p in r.periods:
+            labels = ", ".join(f"{k} {n}" for k, n in sorted(p["labels"].items())) or "none"
+            lines.append(f"  {p['camera_id']:<12} {p['period']:<17} {p['events']:>4} event(s)  max-per-frame "
+                         f"{p['max_per_frame']:>4}  occurrences {p['occurrences']:>4} ({labels})")
+    lines.append(f"  {r.written}" if r.written else "dry run: nothing was written")
+    return "\n".join(lines)
+
+
+def _export_text(r: Any) -> str:
+    return "\n".join([f"exported {r.images} image(s) ({r.failed} failed) and {r.detections} detection(s) of {r.model} "
+                      f"[filters {r.filters_hash}] as {r.format}:", *(f"  {p}" for p in r.written),
+                      *(f"note: {n}" for n in r.notes)])
+
+
+def _report_text(r: Any) -> str:
+    lines = [f"report of {r.model} [filters {r.filters_hash}]: {r.images} image(s), {r.thumbnails} thumbnail(s) in "
+             f"{r.wall_s:.1f}s"]
+    if r.compared_with:
+        lines.append(f"compared with {r.compared_with}: {r.only_a} box(es) only in {r.model}, {r.only_b} only in "
+                     f"{r.compared_with}")
+    if r.agreement is not None:
+        lines.append(f"agreement with people's identifications: {r.agreement:.0%} (per label in the report)")
+    if r.occurrences is not None:
+        lines.append(f"animals: {r.occurrences} confirmed occurrence(s); the model's vote disagrees with a person's "
+                     f"identification on {r.disagreements}")
+    if r.unreadable:
+        lines.append(f"warning: {r.unreadable} image(s) could not be read (listed in the report)")
+    lines.append(f"  open {r.index}")
+    return "\n".join(lines)
+
+
+def _postprocess(o: PostprocessOptions, progress: Progress | None) -> Any:
+    return postprocess.run_postprocess(
+        o.tables, o.filter, o.config, remove=o.remove, model=o.model, source_filters=o.filters_hash,
+        cameras=o.cameras, since=o.since, until=o.until, image=o.image, rows_per_file=o.rows_per_file,
+        dry_run=o.dry_run, store=o.store, progress=progress, progress_interval=o.progress_interval)
+
+
+def _crops(o: CropsOptions, progress: Progress | None) -> Any:
+    return snips.run_crops(o.tables, o.crop_options(), model=o.model, filters_hash=o.filters_hash, store=o.store,
+                           cameras=o.cameras, since=o.since, until=o.until, image=o.image, progress=progress,
+                           progress_interval=o.progress_interval)
+
+
+def _events(o: EventsOptions, progress: Progress | None) -> Any:
+    return run_events(o.tables, gap_s=o.gap_s, model=o.model, filters_hash=o.filters_hash, store=o.store,
+                      dry_run=o.dry_run)
+
+
+COMMANDS: dict[str, Command] = {c.name: c for c in (
+    Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
+            ReprocessOptions, lambda o, progress: reprocess_job.run_reprocess(o), reprocess_job.format_report,
+            example="trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
+            description="Run a model version over an image archive and write the images/detections tables. "
+                        "Reruns skip what is done; a killed run resumes where it stopped.",
+            styles=FLAG_STYLES, config_file=True, entry=("-m", "batch.reprocess"), tables="out", resumes=True,
+            writing=lambda progress: bool(progress.get("images_done")),
+            to_json=lambda r: json.dumps({**dataclasses.asdict(r), "skipped": r.skipped}, indent=2, default=str),
+            exit_code=lambda r: 0 if r.status in ("succeeded", "dry-run") else 1),
+    Command("export", "export detection tables as MegaDetector JSON, COCO results or Camtrap DP",
+            ExportOptions, lambda o, progress: run_export(o), _export_text, styles=EXPORT_FLAGS,
+            example="trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
+                    "--deployments deployments.csv --package-meta meta.yaml"),
+    Command("postprocess", "re-apply a post-processing filter to stored detections (no model)",
+            PostprocessOptions, _postprocess, postprocess.format_report,
+            example="trapline postprocess --tables ./detections --filter repeat "
+                    "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
+            description="Apply a filter to the stored raw detections of one model version and write the result as a "
+                        "new filter set. --camera, --since/--until and --image intersect, as in every command that "
+                        "takes them.",
+            styles=POSTPROCESS_FLAGS, resumes=True, pins_source=True),
+    Command("events", "group each camera's images into events (visits) by capture-time gap",
+            EventsOptions, _events, _events_text, styles=SET_FLAGS,
+            example="trapline events --tables ./detections --gap-s 60",
+            description="Group each camera's images into events by capture-time gap and write the `events` table "
+                        "next to images/detections (rerunning replaces it)."),
+    Command("report", "a static HTML page to review a run: counts, scores, galleries, failures",
+            ReviewOptions, lambda o, progress: build_report(o.report_options(), log=progress), _report_text,
+            example="trapline report --tables ./detections --out ./report --compare megadetector:4",
+            description="Write a static HTML review report (index.html with plots/ and thumbs/ beside it; opens from "
+                        "disk): counts per camera, day and label, score histograms, a gallery per label and score "
+                        "band, sampled blanks, filtered-out boxes and failed files; --compare adds what another model "
+                        "version found differently.",
+            styles=REVIEW_FLAGS, to_json=result_json),
+    Command("crops", "JPEG snips of stored kept detections, from the tables (no model)",
+            CropsOptions, _crops, snips.format_report, styles=CROPS_FLAGS,
+            example="trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
+            description="Cut a JPEG snip of every kept detection of one model version and result set from its source "
+                        "image, with the names and snips rows reprocess --crops would write. Reruns write nothing "
+                        "new; unreadable images are listed, not fatal."),
+    Command("tables compact", "merge small parts into large ones (same rows, fewer files)",
+            CompactOptions, lambda o, progress: compact(o.tables, target_rows=o.target_rows, wait_s=o.wait_s,
+                                                        log=progress),
+            lambda r: r.line(), styles=SET_FLAGS, job=False,
+            description="Merge each model version's committed parts into large ones, under its run lease, "
+                        "atomically for trapline's readers; idempotent."),
+    Command("tables check", "report duplicate or orphaned rows (exit 1 when any)",
+            CheckOptions, lambda o, progress: check(o.tables), lambda r: "\n".join(r.lines()), styles=SET_FLAGS,
+            exit_code=lambda r: 0 if r.clean else 1, job=False,
+            description="Read every partition and report rows stored twice, images processed twice in one result "
+                        "set, uncommitted part files and unsettled uploads."),
+    Command("identify", "re-identify individuals among stored detections (sightings and individuals tables)",
+            IdentifyOptions, identify_cli.run, identify_cli.run_text, styles=IDENTIFY_FLAGS,
+            example="trapline identify --tables ./detections --identifier coats@production   (then: trapline "
+                    "identify evaluate --tables ./detections --truth individuals.csv)",
+            job_options=IdentifyJobOptions, arguments=identify_cli.add_arguments, cli=identify_cli.cmd_identify,
+            description="Describe every kept detection the identifier covers (its box cut from the archive image), "
+                        "match them (a shortlist, then verified matching), cluster them into individuals honouring "
+                        "people's decisions, and write the sightings and individuals tables beside detections. "
+                        "`trapline identify evaluate --tables T --truth CSV` compares the newest run with known "
+                        "individuals; `trapline identify weekly --tables T` gives per week the individuals seen, the "
+                        "new ones, the share of sightings assigned and whether the profiles are ready to be named."),
+)}
+
+# Commands grouped under a word ("tables compact", "tables check"): the group's own help.
+GROUPS = {"tables": ("upkeep of stored tables: compact small parts, check for duplicates",
+                     "Maintenance of the tables runs and the online recorder write (no model).")}

@@ -13,7 +13,7 @@ from model_store.core.clips import ClipDetections
 from model_store.core.video import looks_like_clip
 
 __all__ = ["ClipResponse", "clip_response", "looks_like_clip"]
-from serve.protocol import DetectionOut, FiltersOut, ModelOut, _detection_out
+from serve.protocol import DetectionOut, FiltersOut, ModelOut, detection_out
 
 
 class FrameOut(BaseModel):
@@ -78,7 +78,7 @@ def clip_response(clip: ClipDetections, verbose: bool = False) -> ClipResponse:
         clip=ClipOut(width=info.width, height=info.height, fps=info.fps, duration_s=info.duration_s,
                      frame_count=info.frame_count, frames_sampled=len(clip.frames), sampling=sampling),
         status="failed" if clip.reason else ("ok" if kept else "empty"), error_reason=clip.reason, error=clip.error,
-        frames=[FrameOut(frame_number=n, offset_s=o, detections=[_detection_out(d, verbose, False)
+        frames=[FrameOut(frame_number=n, offset_s=o, detections=[detection_out(d, verbose, False)
                                                                  for d in r.detections])
                 for n, o, r in clip.frames if r.detections],
         summary=ClipSummaryOut(max_per_frame=clip.max_per_frame, animals=clip.animals, label=label, score=score,

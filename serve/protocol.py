@@ -149,7 +149,7 @@ def _classification_out(c: Classification, verbose: bool) -> ClassificationOut:
     return out
 
 
-def _detection_out(det: Detection, verbose: bool, classified: bool, crop: CropOut | None = None,
+def detection_out(det: Detection, verbose: bool, classified: bool, crop: CropOut | None = None,
                    individual: dict | None = None) -> DetectionOut:
     return DetectionOut(
         label=det.label, class_id=det.class_id, score=det.score, bbox=det.bbox,
@@ -169,11 +169,11 @@ def detect_response(answer: DetectAnswer, timing_ms: dict[str, float], verbose: 
     return DetectResponse(
         model=ModelOut.model_validate(record.model, from_attributes=True),
         image=ImageOut(width=record.width, height=record.height),
-        detections=[_detection_out(d, verbose, answer.classified, crop, individuals.get(i))
+        detections=[detection_out(d, verbose, answer.classified, crop, individuals.get(i))
                     for i, (d, crop) in enumerate(zip(record.detections, crops, strict=True))],
         filters=FiltersOut.model_validate(record.filters, from_attributes=True),
         timing_ms=timing_ms,
-        dropped=[_detection_out(d, True, False) for d in record.dropped] if verbose else None,
+        dropped=[detection_out(d, True, False) for d in record.dropped] if verbose else None,
         crops_truncated=answer.snips_truncated,
     )
 

@@ -17,6 +17,7 @@ The console's read views (each a router with its protocol module of bodies):
     individuals.py the individuals: list, show, snips, people's decisions; individuals_protocol.py
     catalog.py     the models page: every stored version, and two versions compared in a set of tables
     reports.py     the review reports of finished `report` jobs, opened by a signed link
+    deployments.py the deployments table, clock decisions, clock problems, effort and detection histories
     console/       the static pages over these routes
 
 Only this sub-package of serve/ imports batch/ (the options models and the tables' manifests): the detection

@@ -172,14 +172,15 @@ def test_detection_history_equals_the_one_worked_out_by_hand():
 def test_camtrap_dp_export_takes_deployments_and_corrected_times_from_the_records(archives, tmp_path):
     import csv
 
-    from batch.export.registry import run_export
+    from batch.export.options import ExportOptions
+    from batch.export.run import run_export
 
     broken, clean = archives
     ids = [records.correct_clock(str(broken), who="ana", **c)["decision_id"] for c in truth.corrections()]
     records.mark_timestamp_issues(str(broken), "cam03-a", who="ana", comment="reset: fixed, but say so")
 
     def package(tables, out):
-        run_export(str(tables), "camtrap-dp", str(out))
+        run_export(ExportOptions(tables=str(tables), format="camtrap-dp", out=str(out)))
         return {name: list(csv.DictReader(open(out / f"{name}.csv"))) for name in ("deployments", "media")}
 
     got, want = package(broken, tmp_path / "fixed"), package(clean, tmp_path / "right")

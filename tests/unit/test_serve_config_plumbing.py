@@ -201,7 +201,8 @@ def http_check(field: str) -> Check:
 INGRESS_LAYOUT = ("two_hops",)  # the ingress deployment's own sizing: one hop has no ingress deployment
 HTTP_CHECKS: dict[str, Check] = {
     **{f: http_check(f) for f in ("host", "port", "max_body_bytes", "direct_ingress", "request_timeout_s",
-                                  "cors_origins", "max_crops")},
+                                  "cors_origins", "max_crops", "max_clip_bytes", "clip_sampling",
+                                  "clip_max_frames")},
     "max_pixels": Check(lambda b, v: b.detector_runtime.max_pixels == v and b.classifier_runtime.max_pixels == v),
     "retry_after_s": Check(lambda b, v: b.detector_runtime.retry_after_s == v
                            and b.options(b.detector).backpressure_config.retry_after_s == v
@@ -284,7 +285,8 @@ def samples(site: dict[str, Any]) -> dict[type[BaseModel], dict[str, Any]]:
         HttpConfig: {"host": "0.0.0.0", "port": 8123, "max_body_bytes": 1234, "max_pixels": 4321,
                      "one_hop": False, "direct_ingress": True, "ingress_num_cpus": 0.5, "ingress_num_replicas": 2,
                      "ingress_max_ongoing_requests": 77, "retry_after_s": 3, "request_timeout_s": 9.0,
-                     "cors_origins": ["https://example.org"], "max_crops": 4},
+                     "cors_origins": ["https://example.org"], "max_crops": 4, "max_clip_bytes": 5678,
+                     "clip_sampling": "5f", "clip_max_frames": 99},
         RecordConfig: {"archive": site["archive"], "tables": site["tables"], "flush_rows": 10,
                        "flush_interval_s": 5.0, "crops": {"padding": 0.2, "square": True, "min_size": 16},
                        "lease_ttl_s": 30.0},

@@ -5,6 +5,9 @@ with no config detects what the library it came from detects:
 - Ultralytics (YOLOv8, YOLO11, ...): conf 0.25, IoU 0.7, 300 boxes; a graph with dynamic spatial dims
   is letterboxed `rect` (the predictor's `auto=True` for dynamic exports), a static one `square`.
 - YOLOv5 `export.py`: conf 0.25, IoU 0.45, 1000 boxes, `square` (detect.py's `auto=False` off PyTorch).
+
+The output layout comes from the metadata where the producer writes it (Ultralytics: `task`, `end2end`,
+`head`, `args.nms`), else from the output shapes when exactly one layout fits them.
 Presets name the configuration a well-known model family is run with (MegaDetector v5).
 """
 
@@ -14,7 +17,8 @@ import copy
 from typing import Any
 
 from model_store.core.config import ConfigError
-from model_store.core.graph import GraphFacts, labels_from_names, output_layouts
+from model_store.core.graph import GraphFacts, labels_from_names
+from model_store.core.heads import fitting, layouts_table, shapes_str
 
 PRODUCER_DEFAULTS: dict[str, dict[str, Any]] = {
     "ultralytics": {"score_threshold": 0.25, "nms_iou": 0.7, "max_detections": 300},
@@ -51,6 +55,13 @@ def derive_config(graph: GraphFacts, metadata: dict[str, Any], weights_file: str
         cfg["stride"] = stride
     rect = graph.producer == "ultralytics" and graph.static_hw is None
     preprocess: dict[str, Any] = {"letterbox": "rect" if rect else "square"}
+    layout = ultralytics_layout(metadata) if graph.producer == "ultralytics" else None
+    if graph.producer == "yolov5":
+        layout = "yolov5"
+    if layout:
+        cfg["output_layout"] = layout
+    if layout == "rtdetr":
+        preprocess["letterbox"] = "stretch"  # RTDETRPredictor's scale_fill: the image is resized to imgsz, not padded
     if graph.input.dtype in ("float16", "uint8"):
         preprocess["input_dtype"] = graph.input.dtype
     cfg["preprocess"] = preprocess
@@ -58,6 +69,30 @@ def derive_config(graph: GraphFacts, metadata: dict[str, Any], weights_file: str
     if isinstance(description, str) and description:
         cfg["description"] = description
     return cfg
+
+
+# Ultralytics metadata -> layout: (task, NMS inside the graph) -> output_layout. A task this table lacks is
+# refused by name (pose, obb, classify are not detectors trapline decodes).
+ULTRALYTICS_LAYOUTS: dict[tuple[str, bool], str] = {
+    ("detect", False): "yolov8",
+    ("detect", True): "end2end",
+}
+
+
+def ultralytics_layout(metadata: dict[str, Any]) -> str:
+    """The output layout an Ultralytics export's metadata names: RT-DETR by its head, end-to-end graphs by
+    `end2end` (YOLO26 / YOLOv10 one-to-one heads) or `args.nms` (NMS exported into the graph)."""
+    if str(metadata.get("head", "")) == "RTDETRDecoder":
+        return "rtdetr"
+    task = str(metadata.get("task", "detect"))
+    args = metadata.get("args") if isinstance(metadata.get("args"), dict) else {}
+    in_graph = bool(metadata.get("end2end")) or bool(args.get("nms"))
+    try:
+        return ULTRALYTICS_LAYOUTS[(task, in_graph)]
+    except KeyError:
+        known = sorted({t for t, _ in ULTRALYTICS_LAYOUTS})
+        raise ConfigError(f"this Ultralytics export is a {task!r} model{' with NMS in the graph' if in_graph else ''};"
+                          f" trapline decodes the tasks {', '.join(known)}") from None
 
 
 def _input_size(graph: GraphFacts, metadata: dict[str, Any]) -> tuple[int, int] | None:
@@ -98,17 +133,19 @@ def complete_config(cfg: dict[str, Any], graph: GraphFacts) -> dict[str, Any]:
     if "labels" not in cfg:
         raise ConfigError(f"the ONNX file has no class names (metadata keys: {sorted(graph.metadata) or 'none'}); "
                           "pass --config with \"labels\" (and anything else to override)")
+    shapes = graph.output_shapes()
     if "output_layout" not in cfg and isinstance(cfg["labels"], list):
-        layouts = output_layouts(graph.outputs[0].shape, len(cfg["labels"]))
-        if len(layouts) != 1 and graph.producer != "unknown":
-            # Ambiguous (6 anchors for 2 classes) or fitting neither (a wrong label count, which the config
-            # check then reports with both numbers): the producer has one layout.
-            layouts = {"ultralytics": {"yolov8"}, "yolov5": {"yolov5"}}[graph.producer]
+        layouts = fitting(shapes, len(cfg["labels"]))
         if len(layouts) == 1:
-            cfg = {**cfg, "output_layout": layouts.pop()}
+            cfg = {**cfg, "output_layout": layouts[0]}
+        elif layouts:
+            raise ConfigError(f"the graph's output {shapes_str(shapes)} fits the layouts {', '.join(layouts)} for "
+                              f"{len(cfg['labels'])} labels and it has no producer metadata to choose; pass --config "
+                              "with \"output_layout\" (and \"preprocess\" if it is not a centred 114-grey letterbox)")
     if "output_layout" not in cfg:
-        raise ConfigError(f"cannot tell the output layout of {graph.outputs[0].describe()} for "
-                          f"{len(cfg['labels'])} labels; pass --config with \"output_layout\" (yolov8 or yolov5)")
+        raise ConfigError(f"the graph's output {shapes_str(shapes)} fits no layout for {len(cfg['labels'])} labels "
+                          f"({layouts_table(len(cfg['labels']))}); pass --config with \"output_layout\" and "
+                          "\"labels\"")
     if "input_size" not in cfg:
         raise ConfigError(f"the graph's input {graph.input.describe()} has dynamic spatial dims and no imgsz metadata; "
                           "pass --config with \"input_size\"")

@@ -18,7 +18,7 @@ from typing import Any
 
 from model_store.core.config import ConfigError
 from model_store.core.graph import GraphFacts, labels_from_names
-from model_store.core.heads import fitting, layouts_table, shapes_str
+from model_store.core.heads import LAYOUTS, fitting, layouts_table, shapes_str
 
 PRODUCER_DEFAULTS: dict[str, dict[str, Any]] = {
     "ultralytics": {"score_threshold": 0.25, "nms_iou": 0.7, "max_detections": 300},
@@ -131,8 +131,14 @@ def complete_config(cfg: dict[str, Any], graph: GraphFacts) -> dict[str, Any]:
     """Fill in the output layout from the labels and the output shape; say what the user must add when the
     graph could not supply a required field."""
     if "labels" not in cfg:
+        keys = ['"labels"']
+        if "output_layout" not in cfg:
+            keys.append(f'"output_layout" (one of {", ".join(LAYOUTS)})')
+        if "input_size" not in cfg:
+            keys.append('"input_size"')
         raise ConfigError(f"the ONNX file has no class names (metadata keys: {sorted(graph.metadata) or 'none'}); "
-                          "pass --config with \"labels\" (and anything else to override)")
+                          f"pass --config with {', '.join(keys)}, and \"preprocess\" unless it takes a centred "
+                          "114-grey letterbox at 1/255 in RGB")
     shapes = graph.output_shapes()
     if "output_layout" not in cfg and isinstance(cfg["labels"], list):
         layouts = fitting(shapes, len(cfg["labels"]))

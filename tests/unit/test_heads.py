@@ -121,3 +121,20 @@ def test_detr_sigmoid_threshold_matches_the_scores():
     logits = np.array([[0.0], [1e-4], [-1e-4]], np.float32)
     dets = HEADS["detr"].decode((np.full((3, 4), 0.5, np.float32), logits), spec)
     assert sorted(dets.scores.tolist()) == pytest.approx([0.5, 0.500025], abs=1e-6)
+
+
+def test_models_inspect_says_what_it_found_and_what_it_would_publish(tmp_path, capsys):
+    from argparse import Namespace
+
+    from model_store.store.cli import cmd_inspect
+
+    path = constant_outputs([END2END_ROWS], tmp_path / "yolo26n.onnx", metadata=ultralytics_meta(end2end="True"))
+    assert cmd_inspect(Namespace(weights=str(path), config=None, preset=None)) == 0
+    out = capsys.readouterr().out
+    assert "producer:      ultralytics (task=detect, end2end=True, head=Detect" in out
+    assert "layout:        end2end" in out and "no NMS (the graph's own top-K)" in out
+    assert "letterbox square, pad center in 114, linear resize (round), rgb, scale 0.00392157" in out
+    anon = constant_outputs([END2END_ROWS], tmp_path / "anon.onnx")
+    with pytest.raises(ConfigError, match=r'no class names .* pass --config with "labels", "output_layout" \(one of '
+                                          r'yolov8, .*\), and "preprocess"'):
+        cmd_inspect(Namespace(weights=str(anon), config=None, preset=None))

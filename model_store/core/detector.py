@@ -16,6 +16,7 @@ from model_store.core.config import ModelConfig
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
+from model_store.core.segment import RawSegments, decode_segments, segment_masks
 from model_store.core.yolo import RawDetections, candidates, nms
 
 FilterOverrides = Mapping[str, Mapping[str, Any] | None]
@@ -85,16 +86,18 @@ class Detector:
         for idxs in groups.values():
             raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess), interrupt)
             for j, i in enumerate(idxs):
-                out[i] = raw[j]
+                out[i] = tuple(o[j] for o in raw) if isinstance(raw, tuple) else raw[j]
         return out
 
     def run_tensor(self, tensor: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
         """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output."""
         return run_chunked(self.backend, tensor, self.ref, interrupt)
 
-    def decode(self, raw_one: np.ndarray) -> RawDetections:
-        """Boxes above the score threshold after NMS, in model-input pixels."""
+    def decode(self, raw_one: np.ndarray) -> RawDetections | RawSegments:
+        """Boxes above the score threshold after NMS, in model-input pixels (with mask coefficients: segment)."""
         cfg = self.config
+        if cfg.task == "segment":
+            return decode_segments(raw_one, cfg)
         cands = candidates(raw_one, cfg.output_layout, cfg.num_classes, cfg.score_threshold)
         return nms(cands, cfg.nms_iou, cfg.max_detections, cfg.class_agnostic_nms)
 
@@ -105,6 +108,9 @@ class Detector:
         """Decode one image's raw output into an ImageDetections record."""
         filters = self.default_filters if filters is None else filters
         dets = self.decode(raw_one)
+        masks: list[dict | None] | None = None
+        if isinstance(dets, RawSegments):
+            dets, masks = segment_masks(dets, meta)
         boxes = unletterbox(dets.boxes_xyxy, meta)
         arrays = DetectionArrays(boxes, dets.scores, dets.class_ids, self.config.labels, meta.width, meta.height)
         kept, flags = filters.apply(arrays)
@@ -119,6 +125,7 @@ class Detector:
                 bbox=(x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h),
                 box_px=(x1, y1, x2, y2),
                 flags=flags[i],
+                mask=None if masks is None else masks[i],
             )
             (kept_list if kept[i] else dropped).append(det)
         return ImageDetections(

@@ -138,3 +138,44 @@ def output_layouts(shape: list[Dim], num_classes: int) -> set[str]:
     if shape[2] == 5 + num_classes:
         found.add("yolov5")  # [B, anchors, 5 + nc] with objectness
     return found
+
+
+MASK_COEFFICIENTS = 32  # Ultralytics' segmentation heads: 32 prototypes, one coefficient each per box
+
+
+def segment_layouts(shape: list[Dim], num_classes: int) -> set[str]:
+    """The segmentation head layouts a first output fits: [B, 4 + nc + 32, anchors] (yolov8, NMS form) or
+    [B, K, 6 + 32] (end2end: x1, y1, x2, y2, score, class, coefficients)."""
+    if len(shape) != 3:
+        return set()
+    found = set()
+    if shape[1] == 4 + num_classes + MASK_COEFFICIENTS:
+        found.add("yolov8")
+    if shape[2] == 6 + MASK_COEFFICIENTS:
+        found.add("end2end")
+    return found
+
+
+def segment_contradiction(graph: GraphFacts, layout: str, num_classes: int) -> str | None:
+    """One line saying how a segmentation config and its graph disagree, else None."""
+    if len(graph.outputs) < 2:
+        return (f"task segment needs two outputs (detections and prototypes [N, {MASK_COEFFICIENTS}, H/4, W/4]); "
+                f"the graph has only {graph.outputs[0].describe()}")
+    head, protos = graph.outputs[0], graph.outputs[1]
+    if len(protos.shape) != 4 or (isinstance(protos.shape[1], int) and protos.shape[1] != MASK_COEFFICIENTS):
+        return (f"a segmentation graph's second output holds the prototypes [N, {MASK_COEFFICIENTS}, H/4, W/4]; "
+                f"this one is {protos.describe()}")
+    static = graph.static_hw
+    if static and all(isinstance(d, int) for d in protos.shape[2:]) and \
+            (protos.shape[3] * 4, protos.shape[2] * 4) != static:
+        return (f"the prototypes {protos.describe()} are not at 1/4 of the input {graph.input.describe()}; "
+                "trapline assembles masks as Ultralytics does, from prototypes at stride 4")
+    if not all(isinstance(d, int) for d in head.shape[1:]):
+        return None
+    fits = segment_layouts(head.shape, num_classes)
+    if layout in fits:
+        return None
+    want = (f"[N, {4 + num_classes + MASK_COEFFICIENTS}, anchors]" if layout == "yolov8"
+            else f"[N, K, {6 + MASK_COEFFICIENTS}]")
+    return (f"{num_classes} labels with task segment and output_layout {layout} mean a first output of {want} "
+            f"(boxes, class scores, {MASK_COEFFICIENTS} mask coefficients), but the graph's is {head.describe()}")

@@ -27,17 +27,28 @@ def candidates(pred: np.ndarray, layout: str, num_classes: int, score_threshold:
     yolov8: `pred` is (4 + nc, N): cx, cy, w, h, then per-class scores.
     yolov5: `pred` is (N, 5 + nc): cx, cy, w, h, objectness, then per-class scores.
     """
+    return candidate_rows(pred, layout, num_classes, score_threshold)[0]
+
+
+def candidate_rows(pred: np.ndarray, layout: str, num_classes: int, score_threshold: float,
+                   extra: int = 0) -> tuple[RawDetections, np.ndarray]:
+    """`candidates`, plus the anchor index of each box (to fetch what rides with it: mask coefficients).
+
+    `extra` rows (yolov8) follow the class scores and are not scores (a segmentation head's 32 coefficients).
+    """
     pred = np.asarray(pred, dtype=np.float32)
+    none = (RawDetections.empty(), np.zeros(0, np.int64))
     if layout == "yolov8":
-        if pred.shape[0] != 4 + num_classes:
-            raise ValueError(f"yolov8 output must have 4+{num_classes} rows, got shape {pred.shape}")
+        if pred.shape[0] != 4 + num_classes + extra:
+            raise ValueError(f"yolov8 output must have 4+{num_classes}{f'+{extra}' if extra else ''} rows, "
+                             f"got shape {pred.shape}")
         # Threshold on the channel-major array first: with 8400 anchors x 80 classes a max over
         # axis 0 is contiguous and cheap, and only the few survivors get transposed (~8x faster).
-        best = pred[4:].max(axis=0)
+        best = pred[4:4 + num_classes].max(axis=0)
         keep = np.flatnonzero(best >= score_threshold)
         if keep.size == 0:
-            return RawDetections.empty()
-        cls_scores = pred[4:, keep].T
+            return none
+        cls_scores = pred[4:4 + num_classes, keep].T
         xywh = pred[:4, keep].T
     elif layout == "yolov5":
         if pred.shape[1] != 5 + num_classes:
@@ -52,16 +63,25 @@ def candidates(pred: np.ndarray, layout: str, num_classes: int, score_threshold:
     scores = cls_scores[np.arange(len(cls_scores)), class_ids]
     ok = scores >= score_threshold
     if not ok.any():
-        return RawDetections.empty()
+        return none
     xywh = xywh[ok]
     boxes = np.empty_like(xywh)
     boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
     boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-    return RawDetections(boxes, scores[ok].astype(np.float32), class_ids[ok].astype(np.int64))
+    return RawDetections(boxes, scores[ok].astype(np.float32), class_ids[ok].astype(np.int64)), keep[ok]
 
 
 def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_agnostic: bool) -> RawDetections:
-    """Greedy NMS (per class unless `class_agnostic`), best score first, at most `max_detections`.
+    """Greedy NMS of `dets` (see `nms_rows`); returns the kept boxes."""
+    if len(dets.scores) == 0:
+        return dets
+    sel = nms_rows(dets, iou_threshold, max_detections, class_agnostic)
+    return RawDetections(dets.boxes_xyxy[sel], dets.scores[sel], dets.class_ids[sel])
+
+
+def nms_rows(dets: RawDetections, iou_threshold: float, max_detections: int, class_agnostic: bool) -> np.ndarray:
+    """Greedy NMS (per class unless `class_agnostic`), best score first, at most `max_detections`: the positions
+    in `dets` it keeps, in that order.
 
     The semantics are torchvision's, which Ultralytics and YOLOv5 use: a box is suppressed only when
     its IoU with a kept box is strictly above the threshold; classes are separated by offsetting the
@@ -74,7 +94,7 @@ def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_ag
     """
     n = len(dets.scores)
     if n == 0:
-        return dets
+        return np.zeros(0, np.int64)
     order = np.argsort(-dets.scores, kind="stable")
     boxes = dets.boxes_xyxy[order].astype(np.float64)
     if not class_agnostic:
@@ -85,8 +105,7 @@ def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_ag
     keep = idx[_greedy(np.concatenate([boxes[idx, :2], wh[idx]], axis=1), iou_threshold, max_detections)]
     if idx.size < n:
         keep = np.sort(np.concatenate([keep, np.flatnonzero(~solid)]))[:max_detections]
-    sel = order[keep]
-    return RawDetections(dets.boxes_xyxy[sel], dets.scores[sel], dets.class_ids[sel])
+    return order[keep]
 
 
 def _greedy(xywh: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:

@@ -5,6 +5,8 @@ with no config detects what the library it came from detects:
 - Ultralytics (YOLOv8, YOLO11, ...): conf 0.25, IoU 0.7, 300 boxes; a graph with dynamic spatial dims
   is letterboxed `rect` (the predictor's `auto=True` for dynamic exports), a static one `square`.
 - YOLOv5 `export.py`: conf 0.25, IoU 0.45, 1000 boxes, `square` (detect.py's `auto=False` off PyTorch).
+- An Ultralytics `-seg` export (metadata `task: segment`) gets `task: segment`; its layout is read from the
+  first output: `[B, 4 + nc + 32, anchors]` (yolov8) or `[B, K, 38]` (end2end).
 Presets name the configuration a well-known model family is run with (MegaDetector v5).
 """
 
@@ -14,7 +16,7 @@ import copy
 from typing import Any
 
 from model_store.core.config import ConfigError
-from model_store.core.graph import GraphFacts, labels_from_names, output_layouts
+from model_store.core.graph import GraphFacts, labels_from_names, output_layouts, segment_layouts
 
 PRODUCER_DEFAULTS: dict[str, dict[str, Any]] = {
     "ultralytics": {"score_threshold": 0.25, "nms_iou": 0.7, "max_detections": 300},
@@ -54,6 +56,8 @@ def derive_config(graph: GraphFacts, metadata: dict[str, Any], weights_file: str
     if graph.input.dtype in ("float16", "uint8"):
         preprocess["input_dtype"] = graph.input.dtype
     cfg["preprocess"] = preprocess
+    if str(metadata.get("task", "")).lower() == "segment":
+        cfg["task"] = "segment"  # Ultralytics' `-seg` exports: masks from the second output
     description = metadata.get("description")
     if isinstance(description, str) and description:
         cfg["description"] = description
@@ -98,6 +102,10 @@ def complete_config(cfg: dict[str, Any], graph: GraphFacts) -> dict[str, Any]:
     if "labels" not in cfg:
         raise ConfigError(f"the ONNX file has no class names (metadata keys: {sorted(graph.metadata) or 'none'}); "
                           "pass --config with \"labels\" (and anything else to override)")
+    if "output_layout" not in cfg and isinstance(cfg["labels"], list) and cfg.get("task") == "segment":
+        layouts = segment_layouts(graph.outputs[0].shape, len(cfg["labels"]))
+        if len(layouts) == 1:
+            cfg = {**cfg, "output_layout": layouts.pop()}
     if "output_layout" not in cfg and isinstance(cfg["labels"], list):
         layouts = output_layouts(graph.outputs[0].shape, len(cfg["labels"]))
         if len(layouts) != 1 and graph.producer != "unknown":

@@ -71,7 +71,8 @@ class Backend(Protocol):
 
     `fixed_batch` is the batch size a graph exported with a static batch dim accepts (None: any);
     `expects` describes the input the graph takes, for error messages. An `interruptible` backend's
-    `run` stops early when its `interrupt` is requested and raises RunInterruptedError.
+    `run` stops early when its `interrupt` is requested and raises RunInterruptedError. `run` returns the
+    graph's first output, or a tuple of its first `outputs` when built with `outputs` > 1 (segmentation).
     """
 
     device: str
@@ -80,7 +81,7 @@ class Backend(Protocol):
 
     def expects(self) -> str: ...
 
-    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray: ...
+    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray | tuple[np.ndarray, ...]: ...
 
 
 def gpu_assigned() -> bool:
@@ -98,7 +99,11 @@ def create_backend(config: ModelConfig, weights: Path, device: str = "cpu", thre
 
         # Imported here: the runtime (onnxruntime, torch) loads only for the kind of model being loaded.
         module, cls = _RUNTIMES[config.backend]
-        return getattr(importlib.import_module(module), cls)(weights, device=device, threads=threads)
+        runtime = getattr(importlib.import_module(module), cls)
+        outputs = getattr(config, "output_count", 1)  # a segmentation head has two: detections and prototypes
+        if outputs != 1:
+            return runtime(weights, device=device, threads=threads, outputs=outputs)
+        return runtime(weights, device=device, threads=threads)
     raise ModelLoadError(f"unknown backend {config.backend!r}")  # unreachable: config validation
 
 
@@ -118,7 +123,10 @@ def run_chunked(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Inter
         n = len(chunk)
         if n < fixed:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
-        parts.append(_run(backend, chunk, ref, interrupt)[:n])
+        out = _run(backend, chunk, ref, interrupt)
+        parts.append(tuple(o[:n] for o in out) if isinstance(out, tuple) else out[:n])
+    if isinstance(parts[0], tuple):  # a graph of several outputs (segmentation): each stacked on its own
+        return tuple(np.concatenate(group) for group in zip(*parts, strict=True))
     return np.concatenate(parts)
 
 

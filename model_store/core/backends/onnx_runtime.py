@@ -26,7 +26,7 @@ class OnnxBackend:
 
     interruptible = True  # ORT checks RunOptions.terminate between graph nodes
 
-    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None, outputs: int = 1) -> None:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
@@ -50,7 +50,11 @@ class OnnxBackend:
             raise ModelLoadError(f"device 'cuda' requested but ONNX Runtime fell back to {used}")
         first = self.session.get_inputs()[0]
         self.input_name = first.name
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()[:outputs]]
+        if len(self.output_names) != outputs:
+            raise ModelLoadError(f"{path.name} has {len(self.session.get_outputs())} output(s); this model reads "
+                                 f"{outputs}")
+        self.output_name = self.output_names[0]
         batch_dim = first.shape[0] if first.shape else None
         # Exports default to a static batch of 1 (Ultralytics, YOLOv5); the detector splits or pads
         # formed batches to this size instead of handing ORT a shape it will refuse.
@@ -69,7 +73,8 @@ class OnnxBackend:
             options = ort.RunOptions()
             interrupt.on_request(lambda: setattr(options, "terminate", True))
         try:
-            return self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+            out = self.session.run(self.output_names, {self.input_name: batch}, options)
+            return out[0] if len(out) == 1 else tuple(out)
         except Exception as exc:
             # Only ORT's own answer to the flag is a stop; any other error is the model's, even mid-preemption.
             if options is not None and options.terminate and "terminate flag" in str(exc):

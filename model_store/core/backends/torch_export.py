@@ -22,7 +22,8 @@ from model_store.core.backends import Interrupt, ModelLoadError, gpu_assigned
 class TorchExportBackend:
     """Runs an ExportedProgram saved with `torch.export.save`; torch is imported only here."""
 
-    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None, outputs: int = 1) -> None:
+        self.outputs = outputs
         try:
             import torch
         except ImportError:
@@ -54,6 +55,8 @@ class TorchExportBackend:
         with torch.inference_mode():
             out = self.module(torch.from_numpy(batch).to(self.device))
         if isinstance(out, tuple | list):
+            if self.outputs > 1:
+                return tuple(o.float().cpu().numpy() for o in out[:self.outputs])
             out = out[0]
         return out.float().cpu().numpy()
 

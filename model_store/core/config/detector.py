@@ -15,7 +15,7 @@ from model_store.core.config.common import (
     json_object,
 )
 from model_store.core.filters import FilterConfigError, FilterSet
-from model_store.core.graph import GraphFacts, output_layouts
+from model_store.core.graph import GraphFacts, output_layouts, segment_contradiction
 
 
 class PreprocessConfig(Strict):
@@ -48,9 +48,14 @@ class ModelConfig(VersionConfig):
     """Everything needed to run one model version; the backend is chosen here, never by extension."""
 
     backend: Literal[DETECTOR_BACKENDS]
-    output_layout: Literal["yolov8", "yolov5"] = Field(
-        ..., description="yolov8: [B, 4+nc, N]; yolov5 / MegaDetector v5: [B, N, 5+nc] with objectness"
+    output_layout: Literal["yolov8", "yolov5", "end2end"] = Field(
+        ..., description="yolov8: [B, 4+nc, N]; yolov5 / MegaDetector v5: [B, N, 5+nc] with objectness; "
+                         "end2end: [B, K, 6] x1, y1, x2, y2, score, class (no NMS)"
     )
+    task: Literal["detect", "segment"] = Field(
+        "detect", description="segment: the head also gives 32 mask coefficients per box (after the class "
+                              "scores, or after score and class for end2end) and a second output of prototypes "
+                              "[B, 32, H/4, W/4]; every detection then carries its mask")
     score_threshold: float = Field(0.25, ge=0.0, le=1.0)
     nms_iou: float = Field(0.45, gt=0.0, le=1.0)
     class_agnostic_nms: bool = False
@@ -91,6 +96,11 @@ class ModelConfig(VersionConfig):
             raise ValueError(problem)
         return self
 
+    @property
+    def output_count(self) -> int:
+        """How many graph outputs the decoder reads (a segmentation head's prototypes are the second)."""
+        return 2 if self.task == "segment" else 1
+
     def default_filters(self) -> FilterSet:
         """The model's default post-processing filters."""
         return FilterSet.from_specs(self.filters)
@@ -117,6 +127,8 @@ def graph_contradiction(cfg: ModelConfig) -> str | None:
                 f"{g.input.describe()} takes {g.input.dtype}")
     out = g.outputs[0]
     nc = cfg.num_classes
+    if cfg.task == "segment":
+        return segment_contradiction(g, cfg.output_layout, nc)
     fits = output_layouts(out.shape, nc)
     if cfg.output_layout in fits or not all(isinstance(d, int) for d in out.shape[1:]):
         return None

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from model_store.core.imaging import decode_image_at_least
@@ -37,6 +38,15 @@ class DrawBox:
     caption: str
     color: str
     dashed: bool = False
+    mask: tuple[int, int, str] | None = None  # a segmentation model's mask: height, width, COCO RLE counts
+
+
+def mask_key(mask) -> tuple[int, int, str] | None:
+    """A table row's mask (a COCO RLE dict, or null) in the hashable form DrawBox keeps."""
+    if not isinstance(mask, dict) or not mask.get("counts"):
+        return None
+    h, w = (int(v) for v in mask["size"])
+    return h, w, str(mask["counts"])
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,8 @@ def draw_boxes(image: Image.Image, boxes: Sequence[DrawBox]) -> None:
     for b in boxes:
         x0, y0 = b.x * w, b.y * h
         x1, y1 = (b.x + b.w) * w, (b.y + b.h) * h
+        if b.mask is not None:
+            _mask_outline(draw, b.mask, (w, h), b.color, max(1, width // 2))
         if b.dashed:
             _dashed_rectangle(draw, (x0, y0, x1, y1), b.color, width)
         else:
@@ -128,6 +140,23 @@ def draw_boxes(image: Image.Image, boxes: Sequence[DrawBox]) -> None:
             tx = max(0.0, min(x0, w - (tx1 - tx0) - 4))  # keep the caption inside the picture
             draw.rectangle((tx, ty, tx + (tx1 - tx0) + 4, ty + (ty1 - ty0) + 4), fill=b.color)
             draw.text((tx + 2, ty + 2 - ty0), b.caption, fill="#000000", font=font)
+
+
+def _mask_outline(draw: ImageDraw.ImageDraw, mask: tuple[int, int, str], size: tuple[int, int], color: str,
+                  width: int) -> None:
+    """The outline of a mask (COCO RLE in image pixels) drawn on a picture of `size` (width, height)."""
+    import cv2
+
+    from model_store.core.masks import from_rle
+
+    h, w, counts = mask
+    full = from_rle({"size": [h, w], "counts": counts}).astype(np.uint8)
+    small = cv2.resize(full, size, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    for c in contours:
+        points = [(float(x), float(y)) for x, y in c.reshape(-1, 2)]
+        if len(points) > 2:
+            draw.line([*points, points[0]], fill=color, width=width)
 
 
 def _dashed_rectangle(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], color: str,

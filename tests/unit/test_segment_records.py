@@ -101,3 +101,19 @@ def test_coco_export_writes_segmentation_for_masked_detections():
     except AttributeError as exc:  # the export's TableSet has more to it than this stand-in
         pytest.skip(f"stand-in table set lacks {exc}")
     assert results[0]["segmentation"] == {"size": [H, W], "counts": mask.counts}
+
+
+def test_the_report_thumbnail_draws_the_mask_outline():
+    from batch.review.thumbs import DrawBox, draw_boxes, mask_key
+
+    mask = _disc()
+    plain = Image.new("RGB", (W * 2, H * 2), "black")
+    outlined = plain.copy()
+    box = (20 / W, 10 / H, 20 / W, 20 / H)
+    draw_boxes(plain, [DrawBox(*box, "", "#ff0000")])
+    draw_boxes(outlined, [DrawBox(*box, "", "#ff0000", mask=mask_key(mask.model_dump()))])
+    extra = (np.asarray(outlined)[..., 0] > 128) & ~(np.asarray(plain)[..., 0] > 128)
+    ys, xs = np.nonzero(extra)
+    assert len(ys) > 20  # the circle's outline, inside the box, at twice the mask's resolution
+    assert ((xs / 2 - 30) ** 2 + (ys / 2 - 20) ** 2).max() < 11 ** 2
+    assert mask_key(None) is None and mask_key(float("nan")) is None

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from model_store.core.imaging import decode_image_at_least
@@ -145,18 +144,12 @@ def draw_boxes(image: Image.Image, boxes: Sequence[DrawBox]) -> None:
 def _mask_outline(draw: ImageDraw.ImageDraw, mask: tuple[int, int, str], size: tuple[int, int], color: str,
                   width: int) -> None:
     """The outline of a mask (COCO RLE in image pixels) drawn on a picture of `size` (width, height)."""
-    import cv2
-
-    from model_store.core.masks import from_rle
+    from model_store.core.masks import outline
 
     h, w, counts = mask
-    full = from_rle({"size": [h, w], "counts": counts}).astype(np.uint8)
-    small = cv2.resize(full, size, interpolation=cv2.INTER_NEAREST)
-    contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    for c in contours:
-        points = [(float(x), float(y)) for x, y in c.reshape(-1, 2)]
-        if len(points) > 2:
-            draw.line([*points, points[0]], fill=color, width=width)
+    for polygon in outline({"size": [h, w], "counts": counts}, side=max(size)):
+        points = [(x * size[0], y * size[1]) for x, y in polygon]
+        draw.line([*points, points[0]], fill=color, width=width)
 
 
 def _dashed_rectangle(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], color: str,

@@ -192,3 +192,20 @@ def from_rle(rle: dict) -> np.ndarray:
     if isinstance(counts, list):
         coded = mask_utils.frPyObjects(coded, h, w)
     return mask_utils.decode(coded).astype(bool)
+
+
+def outline(rle: dict, side: int = 256, epsilon: float = 0.75) -> list[list[tuple[float, float]]]:
+    """The outer contours of a mask, normalised to 0..1 of the image (x, y), for drawing over a picture at any
+    size: traced on the mask scaled to at most `side` pixels a side and simplified (`epsilon` pixels there)."""
+    h, w = (int(v) for v in rle["size"])
+    full = from_rle(rle).astype(np.uint8)
+    k = min(1.0, side / max(h, w, 1))
+    sw, sh = max(1, round(w * k)), max(1, round(h * k))
+    small = cv2.resize(full, (sw, sh), interpolation=cv2.INTER_NEAREST) if k < 1 else full
+    contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in contours:
+        c = cv2.approxPolyDP(c, epsilon, True).reshape(-1, 2)
+        if len(c) > 2:
+            out.append([(round((x + 0.5) / sw, 4), round((y + 0.5) / sh, 4)) for x, y in c.tolist()])
+    return out

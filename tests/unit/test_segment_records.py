@@ -117,3 +117,12 @@ def test_the_report_thumbnail_draws_the_mask_outline():
     assert len(ys) > 20  # the circle's outline, inside the box, at twice the mask's resolution
     assert ((xs / 2 - 30) ** 2 + (ys / 2 - 20) ** 2).max() < 11 ** 2
     assert mask_key(None) is None and mask_key(float("nan")) is None
+
+
+def test_the_console_gets_the_mask_as_normalised_polygons():
+    from model_store.tables.browse import _outline
+
+    [ring] = _outline(_disc().model_dump())
+    xs, ys = np.array([p[0] for p in ring]) * W, np.array([p[1] for p in ring]) * H
+    assert len(ring) >= 6 and ((xs - 30) ** 2 + (ys - 20) ** 2).max() < 9.5 ** 2  # the disc of radius 8 at (30, 20)
+    assert _outline(None) is None

@@ -154,30 +154,32 @@ def _resample(src: np.ndarray, src_origin: tuple[int, int], scale: tuple[float, 
 def to_rle(window: MaskWindow, height: int, width: int) -> dict:
     """COCO compressed RLE of the mask in a (height, width) image: {"size": [h, w], "counts": str}.
 
-    The runs are counted on the columns the window spans only (RLE runs down columns, so the columns left
-    and right of it are one run of zeros each): a 12-megapixel photo's mask costs its window, not the photo."""
+    RLE runs down the columns, so only the window's pixels are visited: each window column gets a sentinel
+    pixel above and below standing for the rows outside the window (weighted by how many there are), the
+    columns left and right of the window are one run of zeros each. A 12-megapixel photo's mask costs its window.
+    """
     from pycocotools import mask as mask_utils  # here: only segmentation models need it
 
     h, w = window.pixels.shape
-    if not window.pixels.any():
-        counts = [height * width]
-        rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-        return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
-    strip = np.zeros((height, w), np.uint8)
-    strip[window.top:window.top + h] = window.pixels
-    flat = strip.ravel(order="F")
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat[0]:
-        counts = [0, *counts]
-    counts[0] += window.left * height
-    after = (width - window.left - w) * height
-    if after:
+    if window.pixels.any():
+        padded = np.zeros((w, h + 2), np.uint8)
+        padded[:, 1:-1] = window.pixels.T
+        weight = np.ones((w, h + 2), np.int64)
+        weight[:, 0], weight[:, -1] = window.top, height - window.top - h
+        real = weight.ravel() > 0  # a sentinel for no rows (the window at the image's top or bottom) is no pixel
+        flat, weight = padded.ravel()[real], weight.ravel()[real]
+        starts = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1])
+        counts = np.add.reduceat(weight, starts).tolist()
+        if flat[0]:
+            counts.insert(0, 0)  # COCO's runs start with zeros
+        counts[0] += window.left * height
+        after = (width - window.left - w) * height
         if len(counts) % 2:  # the last run is zeros
             counts[-1] += after
-        else:
+        elif after:
             counts.append(after)
+    else:
+        counts = [height * width]
     rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
 

@@ -90,3 +90,15 @@ def test_rle_round_trips_and_is_pycocotools_own_encoding():
     # a window whose first pixel is set starts with an empty background run
     edge = MaskWindow(0, 0, np.ones((3, 3), bool))
     assert (from_rle(to_rle(edge, 5, 5)) == edge.full(5, 5)).all()
+
+
+def test_rle_of_windows_touching_every_edge_is_pycocotools_own():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(2)
+    for top, left, h, w in ((0, 0, 30, 40), (0, 0, 30, 1), (10, 5, 20, 35), (0, 20, 30, 20), (29, 39, 1, 1)):
+        pixels = rng.random((h, w)) > 0.5
+        pixels[0, 0] = pixels[-1, -1] = True
+        full = MaskWindow(top, left, pixels).full(30, 40)
+        want = mask_utils.encode(np.asfortranarray(full.astype(np.uint8)))["counts"].decode()
+        assert to_rle(MaskWindow(top, left, pixels), 30, 40)["counts"] == want

@@ -15,7 +15,7 @@ from model_store.core.config.common import (
     json_object,
 )
 from model_store.core.filters import FilterConfigError, FilterSet
-from model_store.core.graph import GraphFacts, output_layouts, segment_contradiction
+from model_store.core.graph import GraphFacts, output_layouts, segment_contradiction, segment_layouts
 
 
 class PreprocessConfig(Strict):
@@ -136,8 +136,12 @@ def graph_contradiction(cfg: ModelConfig) -> str | None:
     if fits:
         return (f"output_layout is {cfg.output_layout} (output {want}) but the graph's output {out.describe()} is "
                 f"the {fits.pop()} layout for {nc} labels")
+    hint = ""
+    if len(g.outputs) > 1 and segment_layouts(out.shape, nc):
+        hint = (f"; with its second output {g.outputs[1].describe()} it is a segmentation head: "
+                "set \"task\": \"segment\"")
     return (f"{nc} labels with output_layout {cfg.output_layout} mean an output of {want}, but the graph's "
-            f"output is {out.describe()}")
+            f"output is {out.describe()}{hint}")
 
 
 def parse_config(data: bytes | str | dict[str, Any], source: str = "config.json") -> ModelConfig:

@@ -15,6 +15,7 @@ from model_store.core.backends import Backend, Interrupt, run_chunked
 from model_store.core.config import ModelConfig
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.heads import DecodeSpec, Raw, RawDetections, head_for, nms
+from model_store.core.masks import detection_masks
 from model_store.core.preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 
@@ -37,7 +38,7 @@ class Detector:
         self.backend = backend
         self.default_filters = config.default_filters()
         self.preprocessor = Preprocessor(config)
-        self.head = head_for(config.output_layout)
+        self.head = head_for(config.output_layout, config.task)
 
     @property
     def device(self) -> str:
@@ -112,6 +113,10 @@ class Detector:
         """Decode one image's raw output into an ImageDetections record."""
         filters = self.default_filters if filters is None else filters
         dets = self.decode(raw_one)
+        protos = self.head.prototypes(raw_one)
+        masks: list[dict] | None = None
+        if protos is not None:  # a segmentation head: the masks of the boxes kept after NMS, and only those
+            dets, masks = detection_masks(protos, dets, meta)
         boxes = unletterbox(dets.boxes_xyxy, meta)
         arrays = DetectionArrays(boxes, dets.scores, dets.class_ids, self.config.labels, meta.width, meta.height)
         kept, flags = filters.apply(arrays)
@@ -126,6 +131,7 @@ class Detector:
                 bbox=(x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h),
                 box_px=(x1, y1, x2, y2),
                 flags=flags[i],
+                mask=None if masks is None else masks[i],
             )
             (kept_list if kept[i] else dropped).append(det)
         return ImageDetections(

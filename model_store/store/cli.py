@@ -210,8 +210,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # here: every trapline command builds this parser; onnx and the heads load only for `models inspect`
     from model_store.core.graph import inspect_onnx
-    from model_store.core.heads import HEADS
+    from model_store.core.heads import head_for
 
     path = Path(args.weights)
     graph, metadata = inspect_onnx(path)
@@ -228,12 +229,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
           + (f" ({', '.join(f'{k}={v}' for k, v in found.items())})" if found else " (no metadata trapline reads)"))
     cfg = prepare_config(path, args.config, args.preset, f"config for {path.name}")  # ConfigError: the keys to give
     p = cfg.preprocess
-    head = HEADS[cfg.output_layout]
+    head = head_for(cfg.output_layout, cfg.task)
     if cfg.graph and cfg.graph.probed_outputs:
         print(f"  ran once:      outputs {cfg.graph.probed_outputs} on a blank {cfg.input_size[0]}x{cfg.input_size[1]}"
               " input (the graph leaves dims symbolic)")
     print("would publish:")
-    print(f"  layout:        {cfg.output_layout} - {head.summary}")
+    task = " (task segment: each detection carries its mask)" if cfg.task == "segment" else ""
+    print(f"  layout:        {cfg.output_layout} - {head.summary}{task}")
     print(f"  labels:        {cfg.num_classes} ({', '.join(cfg.labels[:5])}{', ...' if cfg.num_classes > 5 else ''})")
     print(f"  input:         {cfg.input_size[0]}x{cfg.input_size[1]}, stride {cfg.stride}, {p.input_dtype}")
     pad = p.pad_value if isinstance(p.pad_value, int) else list(p.pad_value)

@@ -7,7 +7,9 @@ with no config detects what the library it came from detects:
 - YOLOv5 `export.py`: conf 0.25, IoU 0.45, 1000 boxes, `square` (detect.py's `auto=False` off PyTorch).
 
 The output layout comes from the metadata where the producer writes it (Ultralytics: `task`, `end2end`,
-`head`, `args.nms`), else from the output shapes when exactly one layout fits them.
+`head`, `args.nms`), else from the output shapes when exactly one layout fits them. An Ultralytics `-seg`
+export (metadata `task: segment`) gets `task: segment` and the layout of its detection form: `yolov8`
+(`[B, 4 + nc + 32, anchors]` + prototypes) or `end2end` (`[B, K, 38]` + prototypes).
 Presets name the configuration a well-known model family is run with (MegaDetector v5).
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from model_store.core.config import ConfigError
 from model_store.core.graph import GraphFacts, labels_from_names
-from model_store.core.heads import LAYOUTS, fitting, layouts_table, shapes_str
+from model_store.core.heads import LAYOUTS, TASKS, fitting, layouts_table, shapes_str
 
 PRODUCER_DEFAULTS: dict[str, dict[str, Any]] = {
     "ultralytics": {"score_threshold": 0.25, "nms_iou": 0.7, "max_detections": 300},
@@ -56,6 +58,8 @@ def derive_config(graph: GraphFacts, metadata: dict[str, Any], weights_file: str
     rect = graph.producer == "ultralytics" and graph.static_hw is None
     preprocess: dict[str, Any] = {"letterbox": "rect" if rect else "square"}
     layout = ultralytics_layout(metadata) if graph.producer == "ultralytics" else None
+    if graph.producer == "ultralytics" and str(metadata.get("task", "detect")) == "segment":
+        cfg["task"] = "segment"  # Ultralytics' `-seg` exports: masks from the second output
     if graph.producer == "yolov5":
         layout = "yolov5"
     if layout:
@@ -76,6 +80,8 @@ def derive_config(graph: GraphFacts, metadata: dict[str, Any], weights_file: str
 ULTRALYTICS_LAYOUTS: dict[tuple[str, bool], str] = {
     ("detect", False): "yolov8",
     ("detect", True): "end2end",
+    ("segment", False): "yolov8",  # with task segment: [B, 4 + nc + 32, anchors] + prototypes
+    ("segment", True): "end2end",  # YOLO26-seg end2end / -seg nms=True: [B, K, 38] + prototypes
 }
 
 
@@ -140,18 +146,25 @@ def complete_config(cfg: dict[str, Any], graph: GraphFacts) -> dict[str, Any]:
                           f"pass --config with {', '.join(keys)}, and \"preprocess\" unless it takes a centred "
                           "114-grey letterbox at 1/255 in RGB")
     shapes = graph.output_shapes()
+    task = str(cfg.get("task", "detect"))
     if "output_layout" not in cfg and isinstance(cfg["labels"], list):
-        layouts = fitting(shapes, len(cfg["labels"]))
+        layouts = fitting(shapes, len(cfg["labels"]), task) if task in TASKS else []
         if len(layouts) == 1:
             cfg = {**cfg, "output_layout": layouts[0]}
         elif layouts:
             raise ConfigError(f"the graph's output {shapes_str(shapes)} fits the layouts {', '.join(layouts)} for "
                               f"{len(cfg['labels'])} labels and it has no producer metadata to choose; pass --config "
                               "with \"output_layout\" (and \"preprocess\" if it is not a centred 114-grey letterbox)")
-    if "output_layout" not in cfg:
-        raise ConfigError(f"the graph's output {shapes_str(shapes)} fits no layout for {len(cfg['labels'])} labels "
-                          f"({layouts_table(len(cfg['labels']))}); pass --config with \"output_layout\" and "
-                          "\"labels\"")
+    if "output_layout" not in cfg and task in TASKS:
+        nc = len(cfg["labels"])
+        other = "detect" if task == "segment" else "segment"
+        if fitting(shapes, nc, other):
+            raise ConfigError(f"the graph's output {shapes_str(shapes)} fits no {task} layout for {nc} labels but is "
+                              f"a {'segmentation' if other == 'segment' else 'detection'} head; pass --config with "
+                              f"\"task\": \"{other}\"")
+        what = "layout" if task == "detect" else "segmentation layout"
+        raise ConfigError(f"the graph's output {shapes_str(shapes)} fits no {what} for {nc} labels "
+                          f"({layouts_table(nc, task)}); pass --config with \"output_layout\" and \"labels\"")
     if "input_size" not in cfg:
         raise ConfigError(f"the graph's input {graph.input.describe()} has dynamic spatial dims and no imgsz metadata; "
                           "pass --config with \"input_size\"")

@@ -47,6 +47,9 @@ detections: one row per raw detection (kept and dropped, so filters can be re-ap
     filters_hash, run_id string
     occurrence_id        string     the occurrence (track) the kept detection belongs to, when the set has the
                                     `track` filter (null otherwise, and in files written before the column)
+    mask                 struct<size list<int32>, counts string>  a segmentation model's mask in image pixels,
+                                    COCO compressed RLE ({"size": [h, w], "counts": ...}, pycocotools); null for
+                                    box-only models and in files written before the column
 
 With classifiers (`--classify`) or snips (`--crops`) a part has two more files, written before
 its images file like the detections file (same name, same partition = the detector's):
@@ -149,13 +152,17 @@ DETECTION_FIELDS = [
     pa.field("flags", pa.list_(pa.string())),
 ]
 
+# A segmentation model's mask of one detection, in image pixels: COCO compressed RLE as pycocotools writes it.
+MASK_RLE = pa.struct([pa.field("size", pa.list_(pa.int32())), pa.field("counts", pa.string())])
+
 DETECTIONS_SCHEMA = pa.schema([
     pa.field("uri", pa.string(), nullable=False),
     pa.field("content_id", pa.string(), nullable=False),
     *DETECTION_FIELDS,
     pa.field("filters_hash", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
-    pa.field("occurrence_id", pa.string()),  # last, so files written before it read with nulls
+    pa.field("occurrence_id", pa.string()),  # after the rest, so files written before it read with nulls
+    pa.field("mask", MASK_RLE),  # likewise (null for box-only models)
 ])
 
 CLASSIFICATION_FIELDS = [
@@ -221,7 +228,7 @@ OCCURRENCES_SCHEMA = _keyed(OCCURRENCE_FIELDS)
 PER_RUN_COLUMNS = ("model_sha256", "filters_hash", "run_id", "processed_at")
 RESULT_SCHEMA = pa.schema(
     [f for f in IMAGES_SCHEMA if f.name not in PER_RUN_COLUMNS]
-    + [pa.field("detections", pa.list_(pa.struct(DETECTION_FIELDS)))]
+    + [pa.field("detections", pa.list_(pa.struct([*DETECTION_FIELDS, pa.field("mask", MASK_RLE)])))]
 )
 
 # The listing rows handed to the read stage (times as int64 microseconds, -1 = unknown, so the

@@ -68,7 +68,8 @@ class Interrupt:
 
 class Backend(Protocol):
     """Runs a batch tensor through the model and returns its raw output tensor (a tuple of the first
-    `outputs` tensors when a detector's head reads several; only ONNX Runtime offers that).
+    `outputs` tensors when a detector's head reads several: DETR's boxes and logits, a segmentation head's
+    prototypes; ONNX Runtime and torch.export offer that).
 
     `fixed_batch` is the batch size a graph exported with a static batch dim accepts (None: any);
     `expects` describes the input the graph takes, for error messages. An `interruptible` backend's

@@ -16,7 +16,16 @@ from model_store.core.config.common import (
 )
 from model_store.core.filters import FilterConfigError, FilterSet
 from model_store.core.graph import GraphFacts
-from model_store.core.heads import HEADS, LAYOUTS, fitting, layouts_table, shapes_str
+from model_store.core.heads import (
+    HEADS,
+    LAYOUTS,
+    SEGMENT_HEADS,
+    UnknownLayoutError,
+    fitting,
+    head_for,
+    layouts_table,
+    shapes_str,
+)
 
 
 class PreprocessConfig(Strict):
@@ -96,6 +105,10 @@ class ModelConfig(VersionConfig):
     output_layout: Literal[LAYOUTS] = Field(..., description=(
         "how the graph's output is decoded (model_store/core/heads): "
         + "; ".join(f"{n}: {h.summary}" for n, h in HEADS.items())))
+    task: Literal["detect", "segment"] = Field("detect", description=(
+        "segment: the head also gives 32 mask coefficients per box and a second output of prototypes "
+        "[B, 32, H/4, W/4]; every detection then carries its mask. Its output_layout names the detection form: "
+        + "; ".join(f"{n}: {h.summary}" for n, h in SEGMENT_HEADS.items())))
     score_threshold: float = Field(0.25, ge=0.0, le=1.0)
     nms_iou: float = Field(0.45, gt=0.0, le=1.0)
     class_agnostic_nms: bool = False
@@ -131,6 +144,10 @@ class ModelConfig(VersionConfig):
 
     @model_validator(mode="after")
     def _agrees_with_graph(self) -> ModelConfig:
+        try:
+            head_for(self.output_layout, self.task)
+        except UnknownLayoutError as exc:
+            raise ValueError(str(exc)) from None
         problem = graph_contradiction(self)
         if problem:
             raise ValueError(problem)
@@ -163,22 +180,31 @@ def graph_contradiction(cfg: ModelConfig) -> str | None:
     given = ", ".join(o.describe() for o in g.outputs)
     if g.probed_outputs:
         given += f" (on a blank input: {shapes_str(g.probed_outputs)})"
-    return layout_contradiction(cfg.output_layout, g.output_shapes(), cfg.num_classes, cfg.preprocess.letterbox, given)
+    return layout_contradiction(cfg.output_layout, g.output_shapes(), cfg.num_classes, cfg.preprocess.letterbox, given,
+                                cfg.task, g.static_hw)
 
 
-def layout_contradiction(layout: str, shapes: list, nc: int, letterbox: str, given: str) -> str | None:
+def layout_contradiction(layout: str, shapes: list, nc: int, letterbox: str, given: str, task: str = "detect",
+                         input_wh: tuple[int, int] | None = None) -> str | None:
     """Why `layout` cannot decode outputs of `shapes` for `nc` labels (None when it can): one line naming the
     layout's shape, what the graph gave, and the layouts that do fit (or every layout there is)."""
-    head = HEADS[layout]
+    head = head_for(layout, task)
     if head.normalised and letterbox == "rect":
         return (f"output_layout {layout} gives boxes normalised to the input, which a rect letterbox makes vary per "
                 "image; use preprocess.letterbox square or stretch")
     if len(shapes) >= head.outputs and head.fits(shapes, nc):
-        return None
-    fits = [f for f in fitting(shapes, nc) if f != layout]
-    hint = (f"it fits {', '.join(fits)}" if fits else f"the layouts there are: {layouts_table(nc)}")
-    return (f"{nc} labels with output_layout {layout} mean an output of {head.shape(nc)}, but the graph's output "
-            f"is {given}; {hint}")
+        return head.check(shapes, input_wh)
+    fits = [f for f in fitting(shapes, nc, task) if f != layout]
+    other = "detect" if task == "segment" else "segment"
+    if fits:
+        hint = f"it fits {', '.join(fits)}"
+    elif fitting(shapes, nc, other):
+        hint = (f"it is a {'segmentation' if other == 'segment' else 'detection'} head "
+                f"({', '.join(fitting(shapes, nc, other))}): set \"task\": \"{other}\"")
+    else:
+        hint = f"the layouts there are: {layouts_table(nc, task)}"
+    what = f"task segment and output_layout {layout}" if task == "segment" else f"output_layout {layout}"
+    return f"{nc} labels with {what} mean an output of {head.shape(nc)}, but the graph's output is {given}; {hint}"
 
 
 def parse_config(data: bytes | str | dict[str, Any], source: str = "config.json") -> ModelConfig:

@@ -51,10 +51,12 @@ class Head:
     model-input pixels above the threshold; `fits(shapes, nc)` says whether the graph's output shapes are
     this layout for `nc` classes (a symbolic dim fits); `shape(nc)` is the expected shape for messages.
     A `normalised` head scales boxes by the input size, so it cannot take a rect letterbox (whose input
-    size varies per image)."""
+    size varies per image). A head of the task `segment` also hands over its `prototypes`, from which the
+    detector assembles the masks of the detections kept after NMS and `max_detections` (only they pay)."""
 
     name: str = ""
     summary: str = ""  # one phrase for docs and errors: what the layout is and who exports it
+    task: str = "detect"  # the config's `task`: detect (boxes) or segment (boxes and masks)
     outputs: int = 1  # graph outputs read, in graph order
     nms: bool = True  # whether trapline runs NMS on what `decode` returns
     normalised: bool = False
@@ -67,6 +69,16 @@ class Head:
 
     def decode(self, raw: Raw, spec: DecodeSpec) -> RawDetections:
         raise NotImplementedError
+
+    def check(self, shapes: Sequence[Sequence[Dim]], input_wh: tuple[int, int] | None) -> str | None:
+        """What else the graph's output shapes contradict once they fit (None: nothing); `input_wh` is the
+        graph's fixed input (width, height), None when its spatial dims are dynamic."""
+        return None
+
+    def prototypes(self, raw: Raw) -> np.ndarray | None:
+        """One image's mask prototypes [32, H/4, W/4] (a segmentation head's; None for box-only heads). The
+        detector assembles the kept detections' masks from them (`model_store.core.masks`)."""
+        return None
 
 
 def fixed(dim: Dim, want: int) -> bool:

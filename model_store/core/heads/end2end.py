@@ -11,11 +11,13 @@ import numpy as np
 from model_store.core.heads.base import DecodeSpec, Dim, Head, Raw, RawDetections, fixed, one_output
 
 
-def topk_rows(pred: np.ndarray, num_classes: int, threshold: float, layout: str) -> tuple[np.ndarray, np.ndarray]:
-    """The [K, 6] rows whose score is above `threshold` (strictly, as Ultralytics compares) and their class ids;
-    a class id outside the labels is the graph contradicting the config, said in a ValueError."""
-    if pred.ndim != 2 or pred.shape[1] != 6:
-        raise ValueError(f"{layout} output must be [K, 6] per image, got shape {pred.shape}")
+def topk_rows(pred: np.ndarray, num_classes: int, threshold: float, layout: str, extra: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The [K, 6 + extra] rows whose score is above `threshold` (strictly, as Ultralytics compares) and their
+    class ids; a class id outside the labels is the graph contradicting the config, said in a ValueError.
+    `extra` columns after the class id (a segmentation head's mask coefficients) are the caller's."""
+    if pred.ndim != 2 or pred.shape[1] != 6 + extra:
+        raise ValueError(f"{layout} output must be [K, {6 + extra}] per image, got shape {pred.shape}")
     rows = pred[pred[:, 4] > threshold]
     class_ids = rows[:, 5].astype(np.int64)
     if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= num_classes):

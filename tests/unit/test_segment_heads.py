@@ -69,8 +69,8 @@ def test_segment_exports_publish_with_no_config_and_carry_their_masks(store, tmp
 
 def test_a_segment_export_published_as_a_detector_is_told_to_set_task_segment(store, tmp_path):
     path = constant_outputs([nms_form(), PROTOS], tmp_path / "seg.onnx", metadata=ultralytics_meta(task="segment"))
-    with pytest.raises(ConfigError, match=r'mean an output of \[N, 6, anchors\].* it is a segmentation head '
-                                          r'\(yolov8\): set "task": "segment"'):
+    with pytest.raises(ConfigError, match=r'mean an output of \[N, 6, anchors\].* it is a segmentation head: '
+                                          r'set "task": "segment" \(output_layout yolov8\)'):
         store.publish(path, "seg", "1", {"task": "detect"})
     anon = constant_outputs([nms_form(), PROTOS], tmp_path / "anon.onnx")
     with pytest.raises(ConfigError, match=r'fits no detect layout for 2 labels but is a segmentation head; pass '

@@ -192,6 +192,8 @@ def layout_contradiction(layout: str, shapes: list, nc: int, letterbox: str, giv
     if head.normalised and letterbox == "rect":
         return (f"output_layout {layout} gives boxes normalised to the input, which a rect letterbox makes vary per "
                 "image; use preprocess.letterbox square or stretch")
+    if task == "segment" and len(shapes) < head.outputs:
+        return f"task segment needs two outputs ({head.shape(nc)}); the graph has only {given}"
     if len(shapes) >= head.outputs and head.fits(shapes, nc):
         return head.check(shapes, input_wh)
     fits = [f for f in fitting(shapes, nc, task) if f != layout]
@@ -199,13 +201,17 @@ def layout_contradiction(layout: str, shapes: list, nc: int, letterbox: str, giv
     if fits:
         hint = f"it fits {', '.join(fits)}"
     elif fitting(shapes, nc, other):
-        hint = (f"it is a {'segmentation' if other == 'segment' else 'detection'} head "
-                f"({', '.join(fitting(shapes, nc, other))}): set \"task\": \"{other}\"")
+        hint = (f"it is a {'segmentation' if other == 'segment' else 'detection'} head: set \"task\": \"{other}\" "
+                f"(output_layout {', '.join(fitting(shapes, nc, other))})")
     else:
         hint = f"the layouts there are: {layouts_table(nc, task)}"
-    what = f"task segment and output_layout {layout}" if task == "segment" else f"output_layout {layout}"
-    return f"{nc} labels with {what} mean an output of {head.shape(nc)}, but the graph's output is {given}; {hint}"
-
+    if task == "segment":  # the first output is what tells the forms apart; the prototypes are named after it
+        first, _, protos = head.shape(nc).partition(" + ")
+        return (f"{nc} labels with task segment and output_layout {layout} mean a first output of {first} (boxes, "
+                f"class scores, 32 mask coefficients) and the prototypes {protos}, but the graph's outputs are "
+                f"{given}; {hint}")
+    return (f"{nc} labels with output_layout {layout} mean an output of {head.shape(nc)}, but the graph's output "
+            f"is {given}; {hint}")
 
 def parse_config(data: bytes | str | dict[str, Any], source: str = "config.json") -> ModelConfig:
     """Parse and validate a config from JSON text or a dict (a detector's; see `parse_any_config`)."""

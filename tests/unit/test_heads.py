@@ -138,3 +138,13 @@ def test_models_inspect_says_what_it_found_and_what_it_would_publish(tmp_path, c
     with pytest.raises(ConfigError, match=r'no class names .* pass --config with "labels", "output_layout" \(one of '
                                           r'yolov8, .*\), and "preprocess"'):
         cmd_inspect(Namespace(weights=str(anon), config=None, preset=None))
+
+
+def test_nms_carries_a_heads_extra_columns_with_their_boxes():
+    from model_store.core.heads import RawDetections, nms
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    dets = RawDetections(boxes, np.array([0.5, 0.9, 0.7], np.float32), np.zeros(3, np.int64),
+                         extra=np.array([[1.0], [2.0], [3.0]], np.float32))  # e.g. a seg head's mask coefficients
+    kept = nms(dets, 0.5, 300, False)
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.7]) and kept.extra[:, 0].tolist() == [2.0, 3.0]

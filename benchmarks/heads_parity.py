@@ -6,7 +6,10 @@ publishes it as its user would (no config for Ultralytics; YOLOX's reference con
 trapline's bytes -> record path and matches the boxes against the library's own predictions (same class,
 IoU >= 0.9, |score difference| <= 0.01). The cost of a head is timed on the same weights where the library
 exports both forms (YOLO26 default vs end2end, YOLOv8 default vs nms=True): ONNX Runtime on one thread,
-median per image of the forward pass and of decode (+ NMS where the head needs it).
+median per image of the forward pass and of decode (+ NMS where the head needs it). Last, what each
+preprocessing field buys: the zamba-style YOLOX model published with one field of its reference config
+changed back to what trapline did before (centred, 114 grey, OpenCV cubic or linear), against the same
+reference predictions.
 
     flock /tmp/trapline-heavy.lock python -m benchmarks.heads_parity [--exports DIR] [--refenv /work/refenv]
 """
@@ -48,6 +51,34 @@ def per_image_ms(det, name: str, root: Path, reps: int) -> tuple[float, float]:
     return statistics.median(infer) * 1000, statistics.median(decode) * 1000
 
 
+# zamba's MegadetectorLite preprocessing with one field put back to trapline's former only choice
+VARIANTS = {
+    "reference config": {},
+    "OpenCV cubic instead of PIL bicubic": {"interpolation": "cubic"},
+    "linear instead of PIL bicubic": {"interpolation": "linear"},
+    "centred instead of top-left": {"pad_anchor": "center"},
+    "114 grey instead of black": {"pad_value": 114},
+}
+
+
+def preprocessing_rows(store, root: Path) -> list[dict]:
+    """Parity of `yolox_nano_zamba` with each VARIANTS change to its reference preprocessing."""
+    name = "yolox_nano_zamba"
+    spec = expected(root)["models"][name]
+    rows = []
+    for k, (label, change) in enumerate(VARIANTS.items()):
+        cfg = {**spec["config"], "preprocess": {**spec["config"]["preprocess"], **change}}
+        store.publish(root / spec["file"], f"variant{k}", "1", cfg)
+        det = store.load_detector(f"variant{k}:1", threads=1)
+        total = agreement(det, name, root)
+        loose = agreement(det, name, root, max_dscore=1.0)  # same boxes by IoU, however far the score moved
+        rows.append({"preprocessing": label, "matched": f"{total.matched}/{total.reference}",
+                     "matched_pct": round(100 * total.match_rate, 1), "extras": len(total.extras),
+                     "same_box_any_score": f"{loose.matched}/{loose.reference}",
+                     "max_dscore_same_box": round(max(loose.dscores, default=0.0), 3)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exports", type=Path, default=None, help="a directory build_heads.py wrote (default: build)")
@@ -79,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             for line in r["misses"] + r["extra_boxes"]:
                 print("  ", line)
-        write_json(args.out, {"rows": rows, "versions": expected(root)["versions"]})
+        variants = preprocessing_rows(store, root)
+        print_table(variants, ["preprocessing", "matched", "matched_pct", "extras", "same_box_any_score",
+                               "max_dscore_same_box"])
+        write_json(args.out, {"rows": rows, "preprocessing": variants, "versions": expected(root)["versions"]})
     return 0
 
 

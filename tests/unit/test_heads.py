@@ -138,3 +138,26 @@ def test_models_inspect_says_what_it_found_and_what_it_would_publish(tmp_path, c
     with pytest.raises(ConfigError, match=r'no class names .* pass --config with "labels", "output_layout" \(one of '
                                           r'yolov8, .*\), and "preprocess"'):
         cmd_inspect(Namespace(weights=str(anon), config=None, preset=None))
+
+
+def test_nms_carries_a_heads_extra_columns_with_their_boxes():
+    from model_store.core.heads import RawDetections, nms
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    dets = RawDetections(boxes, np.array([0.5, 0.9, 0.7], np.float32), np.zeros(3, np.int64),
+                         extra=np.array([[1.0], [2.0], [3.0]], np.float32))  # e.g. a seg head's mask coefficients
+    kept = nms(dets, 0.5, 300, False)
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.7]) and kept.extra[:, 0].tolist() == [2.0, 3.0]
+
+
+def test_a_two_output_head_runs_formed_batches_in_chunks_of_a_static_graph(store, tmp_path):
+    # what the Serve replica and the batch actors call: run_prepared over a formed batch; the graph takes batch 1
+    q_boxes = np.array([[0.5, 0.5, 0.5, 0.25]], np.float32)
+    path = constant_outputs([q_boxes, np.array([[2.0, -3.0]], np.float32)], tmp_path / "detr.onnx", batch=1)
+    store.publish(path, "detr", "1", {"labels": LABELS, "preprocess": {"letterbox": "stretch"}})
+    det = store.load_detector("detr:1")
+    prepared = [det.prepare(frame(w, h)) for w, h in ((640, 480), (320, 320), (1000, 500))]
+    raw = det.infer([p for p, _ in prepared])
+    assert all(isinstance(r, tuple) and r[0].shape == (1, 4) and r[1].shape == (1, 2) for r in raw)
+    records = det.run_prepared([p for p, _ in prepared], [m for _, m in prepared])
+    assert [boxes(r)[0][2:] for r in records] == [(160, 180, 480, 300), (80, 120, 240, 200), (250, 187.5, 750, 312.5)]

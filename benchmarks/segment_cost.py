@@ -4,7 +4,7 @@ The twins are YOLOv8n and YOLOv8n-seg (Ultralytics yaml, full nano width, random
 detect, exported at 640 with defaults) written by the reference script into a directory outside the repo::
 
     /work/refenv/bin/python tests/fixtures/reference/build_segment.py --twins /tmp/twins
-    python -m benchmarks.segment_cost --twins /tmp/twins [--kept 5] [--seconds 20]
+    python -m benchmarks.segment_cost --twins /tmp/twins [--kept 5] [--score 0.05] [--seconds 20]
 
 Both are published with no config but `max_detections` = `--kept`, so every image keeps at most that many
 objects, and run through the bytes -> record path both doors take (`prepare_bytes`, `infer`, `postprocess`) on
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--twins", required=True, help="directory with yolov8n.onnx and yolov8n_seg.onnx")
     parser.add_argument("--kept", type=int, default=5, help="max_detections of both models")
+    parser.add_argument("--score", type=float, default=None,
+                        help="score_threshold of both models (default: the export's, 0.25); lower keeps more objects")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per model")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
     parser.add_argument("--out", default="bench-results/segment_cost.json")
@@ -62,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = ModelStore(str(Path(tmp) / "store"), cache_dir=str(Path(tmp) / "cache"))
         for name in ("yolov8n", "yolov8n_seg"):
-            store.publish(Path(args.twins) / f"{name}.onnx", name, "1", config={"max_detections": args.kept})
+            config: dict = {"max_detections": args.kept}
+            if args.score is not None:
+                config["score_threshold"] = args.score
+            store.publish(Path(args.twins) / f"{name}.onnx", name, "1", config=config)
             det = store.load_detector(f"{name}:1", threads=args.threads)
             det.warmup()
             rows.append({"model": name, "task": det.config.task, **measure(det, images, args.seconds)})
@@ -76,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, ["model", "task", "kept", "prepare", "infer", "postprocess", "total"])
     for key, value in summary.items():
         print(f"{key}: {value}")
-    write_json(args.out, {"rows": rows, "summary": summary, "kept": args.kept, "threads": args.threads,
-                          "machine": machine_info()})
+    write_json(args.out, {"rows": rows, "summary": summary, "kept": args.kept, "score": args.score,
+                          "threads": args.threads, "machine": machine_info()})
     return 0
 
 

@@ -68,10 +68,10 @@ def assemble(protos: np.ndarray, coeffs: np.ndarray, boxes_in: np.ndarray, input
     model-input pixels (as decoded, not clipped); `input_hw` is the model input's (height, width)."""
     nm, mh, mw = protos.shape
     h_in, w_in = input_hw
-    flat = protos.reshape(nm, -1)
+    protos = np.asarray(protos, np.float32)
     out: list[MaskWindow | None] = []
     for coeff, box in zip(np.asarray(coeffs, np.float32), np.asarray(boxes_in, np.float32), strict=True):
-        window = _input_mask(flat, (mh, mw), coeff, box, (h_in, w_in))
+        window = _input_mask(protos, coeff, box, (h_in, w_in))
         out.append(None if window is None else _to_image(*window, meta, (h_in, w_in)))
     return out
 
@@ -81,10 +81,10 @@ def _axis(lo: float, hi: float, size: int) -> tuple[int, int]:
     return max(0, math.ceil(lo)), min(size, math.ceil(hi))
 
 
-def _input_mask(flat: np.ndarray, proto_hw: tuple[int, int], coeff: np.ndarray, box: np.ndarray,
+def _input_mask(protos: np.ndarray, coeff: np.ndarray, box: np.ndarray,
                 input_hw: tuple[int, int]) -> tuple[int, int, np.ndarray] | None:
     """Step 1 inside the box: (row0, col0, bool mask) in input pixels, or None when no pixel is set."""
-    mh, mw = proto_hw
+    nm, mh, mw = protos.shape
     h_in, w_in = input_hw
     r0, r1 = _axis(float(box[1]), float(box[3]), h_in)
     c0, c1 = _axis(float(box[0]), float(box[2]), w_in)
@@ -94,8 +94,8 @@ def _input_mask(flat: np.ndarray, proto_hw: tuple[int, int], coeff: np.ndarray, 
     # prototype cells the bilinear samples of rows r0..r1-1 / cols c0..c1-1 read, one more each side
     py0, py1 = _cells(r0, r1, sy, mh)
     px0, px1 = _cells(c0, c1, sx, mw)
-    ys, xs = np.arange(py0, py1), np.arange(px0, px1)
-    logits = (coeff @ flat[:, (ys[:, None] * mw + xs[None, :]).ravel()]).reshape(len(ys), len(xs))
+    cells = protos[:, py0:py1, px0:px1]
+    logits = (coeff @ cells.reshape(nm, -1)).reshape(py1 - py0, px1 - px0)
     up = _resample(logits, (py0, px0), (sy, sx), (r0, c0), (r1 - r0, c1 - c0))
     mask = up > 0
     if not mask.any():
@@ -175,14 +175,20 @@ def to_rle(window: MaskWindow, height: int, width: int) -> dict:
 
     h, w = window.pixels.shape
     if window.pixels.any():
-        padded = np.zeros((w, h + 2), np.uint8)
-        padded[:, 1:-1] = window.pixels.T
-        weight = np.ones((w, h + 2), np.int64)
-        weight[:, 0], weight[:, -1] = window.top, height - window.top - h
-        real = weight.ravel() > 0  # a sentinel for no rows (the window at the image's top or bottom) is no pixel
-        flat, weight = padded.ravel()[real], weight.ravel()[real]
+        top, bottom = window.top, height - window.top - h
+        nt, nb = int(top > 0), int(bottom > 0)  # a sentinel only where there are rows to stand for
+        period = h + nt + nb
+        padded = np.zeros((w, period), np.uint8)
+        padded[:, nt:nt + h] = window.pixels.T
+        flat = padded.ravel()
         starts = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1])
-        counts = np.add.reduceat(weight, starts).tolist()
+        ends = np.append(starts[1:], flat.size)
+        counts = ends - starts
+        if nt:  # top sentinels at k * period, each `top` rows
+            counts += (_ceil_div(ends, period) - _ceil_div(starts, period)) * (top - 1)
+        if nb:  # bottom sentinels at k * period + period - 1, each `bottom` rows
+            counts += (_ceil_div(ends - period + 1, period) - _ceil_div(starts - period + 1, period)) * (bottom - 1)
+        counts = counts.tolist()
         if flat[0]:
             counts.insert(0, 0)  # COCO's runs start with zeros
         counts[0] += window.left * height
@@ -195,6 +201,10 @@ def to_rle(window: MaskWindow, height: int, width: int) -> dict:
         counts = [height * width]
     rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:
+    return -((-a) // b)
 
 
 def from_rle(rle: dict) -> np.ndarray:

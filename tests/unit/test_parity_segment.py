@@ -76,7 +76,7 @@ def test_publish_reads_task_and_head_form_from_the_export(store):
 def test_boxes_and_masks_match_ultralytics(store, name):
     det = store.load_detector(f"{name}:1")
     spec = expected()["models"][name]
-    ious, matched, total, extras = [], 0, 0, []
+    ious, matched, total, extras, dscores = [], 0, 0, [], [0.0]
     for image, ref in spec["images"].items():
         prepared, meta = det.prepare_bytes(image_path(image).read_bytes(), DEFAULT_MAX_PIXELS)
         assert [1, 3, *prepared.shape[:2]] == ref["input_shape"], image
@@ -86,8 +86,9 @@ def test_boxes_and_masks_match_ultralytics(store, name):
         got, agreement = mask_ious(ref["boxes"], record)
         ious += got
         matched, total, extras = matched + agreement.matched, total + agreement.reference, extras + agreement.extras
-    print(f"{name}: {matched}/{total} boxes, {len(extras)} extra, mask IoU median {np.median(ious):.4f} "
-          f"min {min(ious):.4f}")
+        dscores += agreement.dscores
+    print(f"{name}: {matched}/{total} boxes, {len(extras)} extra, max |dscore| {max(dscores):.5f}, "
+          f"mask IoU median {np.median(ious):.4f} mean {np.mean(ious):.4f} min {min(ious):.4f}")
     assert total > 0 and matched == total and not extras, extras
     assert np.median(ious) >= 0.95 and np.mean(ious) >= 0.95
 

@@ -8,14 +8,14 @@ from model_store.core.detector import Detector
 from model_store.core.filters import FilterConfigError, FilterSet
 from model_store.core.imaging import ImageDecodeError, decode_image
 from model_store.core.pipeline import ClassifierRoute, Pipeline
-from model_store.core.records import Classification, Detection, ImageDetections, ModelInfo
+from model_store.core.records import Classification, Detection, ImageDetections, MaskRLE, ModelInfo
 from model_store.core.refs import InvalidRefError, ModelRef
 from model_store.store.store import ChecksumError, ModelStore, ModelVersion, NotFoundError, StoreError
 
 __all__ = [
     "Classification", "Classifier", "ClassifierConfig", "ClassifierRoute", "CropOptions", "Pipeline",
     "ChecksumError", "ConfigError", "Detection", "Detector", "FilterConfigError", "FilterSet",
-    "ImageDecodeError", "ImageDetections", "Interrupt", "InvalidRefError", "ModelConfig", "ModelInfo",
+    "ImageDecodeError", "ImageDetections", "Interrupt", "InvalidRefError", "MaskRLE", "ModelConfig", "ModelInfo",
     "ModelLoadError", "ModelRunError", "ModelRef", "ModelStore", "ModelVersion", "NotFoundError",
     "RunInterruptedError", "StoreError",
     "decode_image", "parse_config",

@@ -65,7 +65,7 @@ def cut_crops(rgb: np.ndarray, answer: DetectAnswer, request: CropRequest) -> No
         if len(answer.snips) >= request.max_snips:
             answer.snips_truncated = True
             break
-        jpeg = snip_jpeg(rgb, det.box_px, request.snips)
+        jpeg = snip_jpeg(rgb, det.box_px, request.snips, det.mask)
         if jpeg is not None:
             x0, y0, x1, y1 = crop_region(det.box_px, w, h, request.snips.padding, request.snips.square)
             answer.snips[j] = CropOut(jpeg_base64=base64.b64encode(jpeg).decode("ascii"), width=x1 - x0,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from model_store import Classification, Detection
+from model_store import Classification, Detection, MaskRLE
 from serve.answers import BatchingOut, BatchStatsOut, CropOut, DetectAnswer, RefusedVersionOut, ReplicaStatus
 from trapline.errors import FilterConfigError, TraplineError
 
@@ -109,6 +109,9 @@ class DetectionOut(BaseModel):
     crop: CropOut | None = Field(None, description="only with crops=true: the detection's snip")
     individual: IndividualOut | None = Field(None, description=(
         "when the model has an `identify` route and the identifier covers this label"))
+    mask: MaskRLE | None = Field(None, description=(
+        "segmentation models only: the detection's mask in image pixels, COCO compressed RLE "
+        "(pycocotools `mask.decode` reads it)"))
 
 
 class FiltersOut(BaseModel):
@@ -155,7 +158,7 @@ def detection_out(det: Detection, verbose: bool, classified: bool, crop: CropOut
         label=det.label, class_id=det.class_id, score=det.score, bbox=det.bbox,
         flags=det.flags if verbose else None, box_px=det.box_px if verbose else None,
         classifications=[_classification_out(c, verbose) for c in det.classifications] if classified else None,
-        crop=crop, individual=IndividualOut.model_validate(individual) if individual else None)
+        crop=crop, individual=IndividualOut.model_validate(individual) if individual else None, mask=det.mask)
 
 
 def detect_response(answer: DetectAnswer, timing_ms: dict[str, float], verbose: bool = False) -> DetectResponse:

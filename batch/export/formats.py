@@ -108,6 +108,8 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store
 
 def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list[dict], dict]:
     """COCO results (list of {image_id, category_id, bbox [x, y, w, h] pixels, score}) and its image index.
+    A segmentation model's results also have `segmentation` (COCO RLE in image pixels); MegaDetector's format
+    has no place for masks, so that export keeps the boxes only.
 
     With classifiers each result also has `classification` {category_id, label, score, classifier}, and the
     index `classification_categories`."""
@@ -126,6 +128,9 @@ def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list
             "bbox": [round(x * w, 2), round(y * h, 2), round(bw * w, 2), round(bh * h, 2)],
             "score": round(float(d.score), 5), **occurrence_of(d),
         }
+        mask = getattr(d, "mask", None)  # a segmentation model's: COCO's own RLE, as loadRes reads it
+        if isinstance(mask, dict) and mask.get("counts"):
+            result["segmentation"] = {"size": [int(v) for v in mask["size"]], "counts": mask["counts"]}
         if getattr(d, "classifications", None):  # extra keys: pycocotools' loadRes keeps them
             c = d.classifications[0]
             result["classification"] = {"category_id": int(cls_ids[c["label"]]), "label": c["label"],

@@ -36,6 +36,8 @@ class Box(_Out):
     flags: list[str] = Field(default_factory=list, description="filters that fired on it")
     species: str | None = Field(None, description="the first classifier's answer, when one classified it")
     classifications: list[dict[str, Any]] = Field(default_factory=list)
+    outline: list[list[tuple[float, float]]] | None = Field(
+        None, description="a segmentation model's mask as polygons of x, y normalised 0..1 (null: boxes only)")
 
 
 class Snip(_Out):

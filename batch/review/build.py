@@ -28,7 +28,7 @@ from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
 from batch.review.digest import Cell, Digest, Flagged
 from batch.review.page import render_page
 from batch.review.species import classifier_names, with_species
-from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors
+from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors, mask_key
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, camera_counts, camera_slices, uri_span
 from trapline.errors import BatchError
@@ -104,7 +104,8 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     jobs: dict[str, ThumbJob] = {}
 
     def boxes_of(uri: str) -> tuple[DrawBox, ...]:
-        return tuple(DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, box_caption(d), colors[d.label])
+        return tuple(DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, box_caption(d), colors[d.label],
+                             mask=mask_key(getattr(d, "mask", None)))
                      for d in digest.boxes.get(uri, ()))
 
     def card(uri: str, job: ThumbJob | None = None, note: str = "") -> dict:

@@ -188,7 +188,7 @@ class Digest:
                                  "camera": r.camera_id if isinstance(r.camera_id, str) else "",
                                  "time": _when(getattr(r, "capture_time_local", r.capture_time))}
         if not kept.empty:
-            columns = [*BOX_COLUMNS, "species", "species_score"]
+            columns = [*BOX_COLUMNS, "species", "species_score", *(["mask"] if "mask" in kept.columns else [])]
             for uri, g in kept[kept["uri"].isin(wanted)].groupby("uri", sort=False):
                 self.boxes[uri] = list(g[columns].itertuples(index=False))
         self.shown = {u: v for u, v in self.shown.items() if u in wanted}

@@ -37,6 +37,15 @@ class DrawBox:
     caption: str
     color: str
     dashed: bool = False
+    mask: tuple[int, int, str] | None = None  # a segmentation model's mask: height, width, COCO RLE counts
+
+
+def mask_key(mask) -> tuple[int, int, str] | None:
+    """A table row's mask (a COCO RLE dict, or null) in the hashable form DrawBox keeps."""
+    if not isinstance(mask, dict) or not mask.get("counts"):
+        return None
+    h, w = (int(v) for v in mask["size"])
+    return h, w, str(mask["counts"])
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,8 @@ def draw_boxes(image: Image.Image, boxes: Sequence[DrawBox]) -> None:
     for b in boxes:
         x0, y0 = b.x * w, b.y * h
         x1, y1 = (b.x + b.w) * w, (b.y + b.h) * h
+        if b.mask is not None:
+            _mask_outline(draw, b.mask, (w, h), b.color, max(1, width // 2))
         if b.dashed:
             _dashed_rectangle(draw, (x0, y0, x1, y1), b.color, width)
         else:
@@ -128,6 +139,17 @@ def draw_boxes(image: Image.Image, boxes: Sequence[DrawBox]) -> None:
             tx = max(0.0, min(x0, w - (tx1 - tx0) - 4))  # keep the caption inside the picture
             draw.rectangle((tx, ty, tx + (tx1 - tx0) + 4, ty + (ty1 - ty0) + 4), fill=b.color)
             draw.text((tx + 2, ty + 2 - ty0), b.caption, fill="#000000", font=font)
+
+
+def _mask_outline(draw: ImageDraw.ImageDraw, mask: tuple[int, int, str], size: tuple[int, int], color: str,
+                  width: int) -> None:
+    """The outline of a mask (COCO RLE in image pixels) drawn on a picture of `size` (width, height)."""
+    from model_store.core.masks import outline  # here: only a segmentation model's report has masks to draw
+
+    h, w, counts = mask
+    for polygon in outline({"size": [h, w], "counts": counts}, side=max(size)):
+        points = [(x * size[0], y * size[1]) for x, y in polygon]
+        draw.line([*points, points[0]], fill=color, width=width)
 
 
 def _dashed_rectangle(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], color: str,

@@ -12,11 +12,14 @@ import json
 import posixpath
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from model_store.core.imaging import encode_jpeg
+from model_store.core.masks import from_rle
+from model_store.core.records import MaskRLE
 
 CROPS_DIR = "crops"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -32,11 +35,17 @@ class CropOptions(BaseModel):
     min_size: int = Field(0, ge=0, le=10_000, description="no snip for boxes whose shorter side is under this many "
                                                           "pixels (in the original image)")
     quality: int = Field(90, ge=1, le=100, description="JPEG quality")
+    background: Literal["keep", "blank"] = Field(
+        "keep", description="blank: a segmentation model's snip shows the detection's mask only, every other pixel "
+                            "of the box black (box-only models' snips are unchanged)")
 
     @property
     def hash(self) -> str:
         """8 hex digits identifying the geometry and encoding; part of every snip's path."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        spec = self.model_dump(mode="json")
+        if spec["background"] == "keep":
+            del spec["background"]  # options from before the field keep their hash (and their snips' paths)
+        canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
@@ -73,11 +82,20 @@ def big_enough(box_px: Sequence[float], min_size: int) -> bool:
     return min(x2 - x1, y2 - y1) >= min_size
 
 
-def snip_jpeg(rgb: np.ndarray, box_px: Sequence[float], options: CropOptions) -> bytes | None:
-    """The JPEG snip of one detection, or None when its box is under `options.min_size`."""
+def snip_jpeg(rgb: np.ndarray, box_px: Sequence[float], options: CropOptions,
+              mask: MaskRLE | None = None) -> bytes | None:
+    """The JPEG snip of one detection, or None when its box is under `options.min_size`. With `background`
+    blank and the detection's `mask` (a segmentation model's), the pixels outside the mask are black."""
     if not big_enough(box_px, options.min_size):
         return None
-    return encode_jpeg(crop_box(rgb, box_px, options.padding, options.square), options.quality)
+    crop = crop_box(rgb, box_px, options.padding, options.square)
+    if options.background == "blank" and mask is not None:
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = crop_region(box_px, w, h, options.padding, options.square)
+        inside = from_rle(mask.model_dump())[y0:y1, x0:x1] if tuple(mask.size) == (h, w) else None
+        if inside is not None:
+            crop[~inside] = 0
+    return encode_jpeg(crop, options.quality)
 
 
 def snip_path(rel_path: str | None, uri: str, content_id: str, model_name: str, model_version: str,

@@ -14,9 +14,10 @@ import numpy as np
 from model_store.core.backends import Backend, Interrupt, run_chunked
 from model_store.core.config import ModelConfig
 from model_store.core.filters import DetectionArrays, FilterSet
+from model_store.core.heads import DecodeSpec, Raw, RawDetections, head_for, nms
+from model_store.core.masks import detection_masks
 from model_store.core.preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
-from model_store.core.yolo import RawDetections, candidates, nms
 
 FilterOverrides = Mapping[str, Mapping[str, Any] | None]
 
@@ -37,6 +38,7 @@ class Detector:
         self.backend = backend
         self.default_filters = config.default_filters()
         self.preprocessor = Preprocessor(config)
+        self.head = head_for(config.output_layout, config.task)
 
     @property
     def device(self) -> str:
@@ -69,8 +71,9 @@ class Detector:
     def ref(self) -> str:
         return f"{self.info.name}:{self.info.version}"
 
-    def infer(self, prepared: Sequence[np.ndarray], interrupt: Interrupt | None = None) -> list[np.ndarray]:
-        """Run prepared inputs through the model; returns one raw output per input, in order.
+    def infer(self, prepared: Sequence[np.ndarray], interrupt: Interrupt | None = None) -> list[Raw]:
+        """Run prepared inputs through the model; returns one raw output per input, in order (a tuple of
+        arrays per input when the model's head reads several outputs).
 
         Inputs of one shape share forward passes (rect letterbox gives each frame shape its own
         input shape; a camera's frames share one), and each pass is sized to what the graph
@@ -81,30 +84,39 @@ class Detector:
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, item in enumerate(prepared):
             groups.setdefault(item.shape, []).append(i)
-        out: list[np.ndarray] = [None] * len(prepared)  # type: ignore[list-item]
+        out: list[Raw] = [None] * len(prepared)  # type: ignore[list-item]
         for idxs in groups.values():
             raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess), interrupt)
             for j, i in enumerate(idxs):
-                out[i] = raw[j]
+                out[i] = tuple(r[j] for r in raw) if isinstance(raw, tuple) else raw[j]
         return out
 
-    def run_tensor(self, tensor: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
-        """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output."""
-        return run_chunked(self.backend, tensor, self.ref, interrupt)
+    def run_tensor(self, tensor: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output
+        (a tuple of stacked outputs when the head reads several)."""
+        return run_chunked(self.backend, tensor, self.ref, interrupt, self.head.outputs)
 
-    def decode(self, raw_one: np.ndarray) -> RawDetections:
-        """Boxes above the score threshold after NMS, in model-input pixels."""
+    def decode(self, raw_one: Raw, input_size: tuple[int, int] | None = None) -> RawDetections:
+        """Boxes above the score threshold in model-input pixels: the head's decode, then NMS when the head
+        leaves it to us (end-to-end heads do not), at most `max_detections`."""
         cfg = self.config
-        cands = candidates(raw_one, cfg.output_layout, cfg.num_classes, cfg.score_threshold)
-        return nms(cands, cfg.nms_iou, cfg.max_detections, cfg.class_agnostic_nms)
+        spec = DecodeSpec(cfg.num_classes, cfg.score_threshold, input_size or cfg.input_size)
+        dets = self.head.decode(raw_one, spec)
+        if self.head.nms:
+            return nms(dets, cfg.nms_iou, cfg.max_detections, cfg.class_agnostic_nms)
+        return dets if len(dets.scores) <= cfg.max_detections else dets.take(np.arange(cfg.max_detections))
 
     def postprocess(
-        self, raw_one: np.ndarray, meta: LetterboxMeta, filters: FilterSet | None = None,
+        self, raw_one: Raw, meta: LetterboxMeta, filters: FilterSet | None = None,
         timing_ms: dict[str, float] | None = None,
     ) -> ImageDetections:
         """Decode one image's raw output into an ImageDetections record."""
         filters = self.default_filters if filters is None else filters
         dets = self.decode(raw_one)
+        protos = self.head.prototypes(raw_one)
+        masks: list[dict] | None = None
+        if protos is not None:  # a segmentation head: the masks of the boxes kept after NMS, and only those
+            dets, masks = detection_masks(protos, dets, meta)
         boxes = unletterbox(dets.boxes_xyxy, meta)
         arrays = DetectionArrays(boxes, dets.scores, dets.class_ids, self.config.labels, meta.width, meta.height)
         kept, flags = filters.apply(arrays)
@@ -119,6 +131,7 @@ class Detector:
                 bbox=(x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h),
                 box_px=(x1, y1, x2, y2),
                 flags=flags[i],
+                mask=None if masks is None else masks[i],
             )
             (kept_list if kept[i] else dropped).append(det)
         return ImageDetections(
@@ -179,7 +192,7 @@ class Detector:
     def blank(self) -> np.ndarray:
         """A full-size input of padding only (what warm-ups and preflight checks send)."""
         w, h = self.config.input_size
-        return np.full((h, w, 3), self.config.preprocess.pad_value, np.uint8)
+        return np.full((h, w, 3), self.config.preprocess.pad_rgb, np.uint8)
 
     def warmup(self) -> None:
         """One forward pass of the whole pipeline on a blank frame (letterbox -> infer -> boxes -> NMS -> filters).

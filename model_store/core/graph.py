@@ -45,6 +45,13 @@ class GraphFacts(BaseModel):
     producer: Literal["ultralytics", "yolov5", "unknown"] = "unknown"
     metadata: dict[str, str] = Field(default_factory=dict, description="the graph's metadata_props, less `names`")
 
+    probed_outputs: list[list[int]] | None = Field(None, description=(
+        "output shapes from one forward pass at the model's input size, when the graph declares symbolic dims"))
+
+    def output_shapes(self) -> list[list[Dim]]:
+        """The output shapes to judge a layout by: the probed ones when the graph left dims symbolic."""
+        return [list(s) for s in self.probed_outputs] if self.probed_outputs else [o.shape for o in self.outputs]
+
     @property
     def fixed_batch(self) -> int | None:
         """The batch size the graph was exported with, or None when the batch dim is dynamic."""
@@ -128,13 +135,26 @@ def labels_from_names(names: Any) -> list[str] | None:
     return None
 
 
-def output_layouts(shape: list[Dim], num_classes: int) -> set[str]:
-    """The YOLO layouts an output shape [B, a, b] fits for `num_classes` classes (both when ambiguous)."""
-    if len(shape) != 3:
-        return set()
-    found = set()
-    if shape[1] == 4 + num_classes:
-        found.add("yolov8")  # [B, 4 + nc, anchors]
-    if shape[2] == 5 + num_classes:
-        found.add("yolov5")  # [B, anchors, 5 + nc] with objectness
-    return found
+def has_symbolic_outputs(graph: GraphFacts) -> bool:
+    """Whether any output dim past the batch is symbolic (its layout cannot be judged from the declaration)."""
+    return any(not isinstance(d, int) for o in graph.outputs for d in o.shape[1:])
+
+
+def probe_outputs(path: str | Path, graph: GraphFacts, input_size: tuple[int, int]) -> list[list[int]]:
+    """Output shapes of one forward pass on a blank input of `input_size` (width, height): what a graph that
+    declares symbolic output dims really gives, checked at publish rather than at the first batch."""
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    w, h = input_size
+    dtype = {"float16": np.float16, "uint8": np.uint8}.get(graph.input.dtype, np.float32)
+    blank = np.zeros((graph.fixed_batch or 1, 3, h, w), dtype)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        outs = session.run(None, {graph.input.name: blank})
+    except Exception as exc:  # noqa: BLE001 - ORT raises many types; the user needs the model and the input
+        raise ModelLoadError(f"{Path(path).name} declares symbolic output dims and fails on a blank input "
+                             f"{list(blank.shape)}: {_last_line(exc)}") from None
+    return [list(np.shape(o)) for o in outs]

@@ -27,6 +27,24 @@ class LetterboxMeta:
 
 INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST,
                  "cubic": cv2.INTER_CUBIC}
+PIL_BICUBIC = -1  # not an OpenCV flag: Pillow resizes (see `resize`)
+
+
+def resize(rgb: np.ndarray, new_w: int, new_h: int, interp: int) -> np.ndarray:
+    """Resize with an OpenCV flag, or with Pillow's BICUBIC for `PIL_BICUBIC`.
+
+    Pillow is called rather than imitated: its bicubic widens the kernel by the shrink factor (an antialiased
+    filter, a = -0.5), OpenCV's INTER_CUBIC does not (a = -0.75, fixed 4x4 support), so on a 4000-px photo
+    shrunk to 416 the two differ by tens of grey levels and a model trained on PIL's input scores differently."""
+    if interp == PIL_BICUBIC:
+        from PIL import Image  # here: only models that ask for it pay the import
+
+        return np.asarray(Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.BICUBIC))
+    return cv2.resize(rgb, (new_w, new_h), interpolation=interp)
+
+
+def interpolation_flag(name: str) -> int:
+    return PIL_BICUBIC if name == "pil_bicubic" else INTERPOLATION[name]
 
 
 def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, stride: int = 32,
@@ -35,7 +53,8 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, str
 
     square: keep aspect, pad to `size`; rect: keep aspect, pad only up to a multiple of `stride`
     (the output is at most `size`); stretch: resize to `size`. Sizes, rounding and padding follow
-    Ultralytics' and YOLOv5's `LetterBox` so the same model sees the same tensor it saw there.
+    Ultralytics' and YOLOv5's `LetterBox` so the same model sees the same tensor it saw there;
+    `cfg.pad_anchor` top_left and `cfg.resize_rounding` floor give the YOLOX package's `preproc` instead.
     `interpolation` overrides `cfg.interpolation` (training varies it as augmentation).
     """
     h, w = rgb.shape[:2]
@@ -45,18 +64,21 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, str
         sx, sy = out_w / w, out_h / h
     else:
         s = min(out_w / w, out_h / h)
-        new_w, new_h = max(1, round(w * s)), max(1, round(h * s))
+        size = math.floor if cfg.resize_rounding == "floor" else round
+        new_w, new_h = max(1, size(w * s)), max(1, size(h * s))
         sx = sy = s
         if cfg.letterbox == "rect":
             out_w, out_h = new_w + (out_w - new_w) % stride, new_h + (out_h - new_h) % stride
-    interp = INTERPOLATION[cfg.interpolation] if interpolation is None else interpolation
-    resized = cv2.resize(rgb, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else rgb
-    pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
-    top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding
+    interp = interpolation_flag(cfg.interpolation) if interpolation is None else interpolation
+    resized = resize(rgb, new_w, new_h, interp) if (new_w, new_h) != (w, h) else rgb
+    if cfg.pad_anchor == "top_left":
+        top = left = 0
+    else:
+        pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
+        top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding
     bottom, right = out_h - new_h - top, out_w - new_w - left
     if top or bottom or left or right:
-        v = cfg.pad_value
-        resized = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(v, v, v))
+        resized = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=cfg.pad_rgb)
     if cfg.color_order == "bgr":
         resized = resized[:, :, ::-1]
     return resized, LetterboxMeta(sx, sy, float(left), float(top), w, h)
@@ -70,12 +92,18 @@ def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray
         return batch
     out = batch.astype(np.float32)
     divisor = 1.0 / cfg.scale
-    if abs(divisor - round(divisor)) < 1e-6:
+    if divisor == 1.0:
+        pass  # raw 0-255 (YOLOX)
+    elif abs(divisor - round(divisor)) < 1e-6:
         # x / 255 as the reference libraries compute it: x * float32(1/255) differs by an ulp for some
         # pixels, which is enough to flip saturated class-score ties on real exports.
         out /= np.float32(round(divisor))
     else:
         out *= np.float32(cfg.scale)
+    if cfg.mean is not None:
+        out -= np.asarray(cfg.mean, np.float32).reshape(1, 3, 1, 1)
+    if cfg.std is not None:
+        out /= np.asarray(cfg.std, np.float32).reshape(1, 3, 1, 1)
     return out.astype(np.float16) if cfg.input_dtype == "float16" else out
 
 

@@ -39,6 +39,13 @@ class Classification(BaseModel):
     scores: list[float] | None = None
 
 
+class MaskRLE(BaseModel):
+    """One binary mask as COCO compressed RLE (what pycocotools' `mask.encode` gives, counts as text)."""
+
+    size: tuple[int, int] = Field(description="height, width of the image")
+    counts: str = Field(description="COCO compressed run-length counts, column-major, starting with background")
+
+
 class Detection(BaseModel):
     """One box. `bbox` is normalised [x, y, width, height] from the top-left (MegaDetector / Camtrap DP)."""
 
@@ -51,6 +58,8 @@ class Detection(BaseModel):
     classifications: list[Classification] = Field(
         default_factory=list, description="one per classifier of the pipeline this detection's label is routed to")
     crop_uri: str | None = Field(None, description="where the snip of this detection was written, if it was")
+    mask: MaskRLE | None = Field(None, description="a segmentation model's mask of this detection in image pixels; "
+                                                    "null for box-only models")
 
 
 class FiltersApplied(BaseModel):

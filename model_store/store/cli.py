@@ -59,6 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_publish)
 
     p = msub.add_parser(
+        "inspect", help="show what an ONNX file says about itself and the config publish would derive from it",
+        description="Read an ONNX detector's inputs, outputs and producer metadata (Ultralytics: task, end2end, "
+                    "head, names, imgsz, stride) and print the output layout, labels and preprocessing that "
+                    "`trapline models publish` would choose, and why; or the one line saying which config keys to "
+                    "give. Nothing is written.",
+        epilog="examples:\n  trapline models inspect yolo26n.onnx\n"
+               "  trapline models inspect detr.onnx --config overrides.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("weights", help="an ONNX file")
+    p.add_argument("--config", default=None, help="config fields to put over what is derived (as for publish)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="a known model family's configuration")
+    p.set_defaults(func=cmd_inspect)
+
+    p = msub.add_parser(
         "quantize", help="publish an int8 version beside its parent, if it keeps the parent's boxes",
         description="Quantize NAME:VERSION to int8 (ONNX Runtime static quantization: QDQ, per-channel int8 "
                     "weights) and publish it as NAME:V2 beside its parent, with the parent's config. Images in "
@@ -190,6 +204,46 @@ def cmd_publish(args: argparse.Namespace) -> int:
               f"NMS IoU {cfg.nms_iou}")
     for line in graph_lines(cfg):
         print("  " + line)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    # here: every trapline command builds this parser; onnx and the heads load only for `models inspect`
+    from model_store.core.graph import inspect_onnx
+    from model_store.core.heads import head_for
+
+    path = Path(args.weights)
+    graph, metadata = inspect_onnx(path)
+    names = metadata.get("names")
+    found = {k: metadata[k] for k in ("task", "end2end", "head", "imgsz", "stride") if k in metadata}
+    if isinstance(metadata.get("args"), dict) and "nms" in metadata["args"]:
+        found["args.nms"] = metadata["args"]["nms"]
+    if names is not None:
+        found["names"] = f"{len(names)} classes" if isinstance(names, dict | list | tuple) else names
+    print(f"{path.name}")
+    print(f"  graph input:   {graph.input.describe()}")
+    print(f"  graph outputs: {', '.join(o.describe() for o in graph.outputs)}")
+    print(f"  producer:      {graph.producer}"
+          + (f" ({', '.join(f'{k}={v}' for k, v in found.items())})" if found else " (no metadata trapline reads)"))
+    cfg = prepare_config(path, args.config, args.preset, f"config for {path.name}")  # ConfigError: the keys to give
+    p = cfg.preprocess
+    head = head_for(cfg.output_layout, cfg.task)
+    if cfg.graph and cfg.graph.probed_outputs:
+        print(f"  ran once:      outputs {cfg.graph.probed_outputs} on a blank {cfg.input_size[0]}x{cfg.input_size[1]}"
+              " input (the graph leaves dims symbolic)")
+    print("would publish:")
+    task = " (task segment: each detection carries its mask)" if cfg.task == "segment" else ""
+    print(f"  layout:        {cfg.output_layout} - {head.summary}{task}")
+    print(f"  labels:        {cfg.num_classes} ({', '.join(cfg.labels[:5])}{', ...' if cfg.num_classes > 5 else ''})")
+    print(f"  input:         {cfg.input_size[0]}x{cfg.input_size[1]}, stride {cfg.stride}, {p.input_dtype}")
+    pad = p.pad_value if isinstance(p.pad_value, int) else list(p.pad_value)
+    norm = f", mean {list(p.mean)} std {list(p.std)}" if p.mean or p.std else ""
+    print(f"  preprocessing: letterbox {p.letterbox}, pad {p.pad_anchor} in {pad}, {p.interpolation} resize "
+          f"({p.resize_rounding}), {p.color_order}, scale {p.scale:.6g}{norm}")
+    nms = f"NMS IoU {cfg.nms_iou}" if head.nms else "no NMS (the graph's own top-K)"
+    print(f"  decoding:      score >= {cfg.score_threshold}, {nms}, at most {cfg.max_detections} boxes")
     return 0
 
 

@@ -16,7 +16,7 @@ from model_store.core.config import (
     complete_identifier_config,
     parse_any_config,
 )
-from model_store.core.graph import inspect_onnx
+from model_store.core.graph import has_symbolic_outputs, inspect_onnx, probe_outputs
 from model_store.store.derive import complete_config, derive_config, merge_config, preset
 from trapline.errors import ChecksumError, NotFoundError
 
@@ -94,6 +94,12 @@ def resolve_config(weights: Path, given: dict[str, Any], preset_name: str | None
             fragment["preprocess"]["letterbox"] = "square"
         merged = merge_config(merged, fragment)
     merged = merge_config(merged, given)
+    if has_symbolic_outputs(graph) and merged.get("input_size"):
+        # RT-DETR and other exports leave output dims symbolic: run the graph once so the layout is judged on
+        # what it gives, not accepted here and refused by the first batch.
+        size = merged["input_size"]
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        graph = graph.model_copy(update={"probed_outputs": probe_outputs(weights, graph, size)})
     merged = complete_config(merged, graph)
     merged["graph"] = graph.model_dump(mode="json")
     return merged

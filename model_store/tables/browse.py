@@ -232,11 +232,20 @@ def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.
             {"detection_index": int(d.detection_index), "label": d.label, "score": float(d.score),
              "bbox": [float(d.bbox_x), float(d.bbox_y), float(d.bbox_w), float(d.bbox_h)], "kept": bool(d.kept),
              "flags": list(d.flags if d.flags is not None else []), "species": cls[0]["label"] if cls else None,
-             "classifications": cls})
+             "classifications": cls, "outline": _outline(getattr(d, "mask", None))})
     for s in snips.sort_values(["uri", "detection_index"]).itertuples() if not snips.empty else ():
         out.setdefault(s.uri, {"detections": [], "snips": []})["snips"].append(
             {"detection_index": int(s.detection_index), "crop_uri": s.crop_uri})
     return out
+
+
+def _outline(mask: Any) -> list | None:
+    """A segmentation model's mask as normalised polygons to draw (None: a box-only model, or an older table)."""
+    if not isinstance(mask, dict) or not mask.get("counts"):
+        return None
+    from model_store.core.masks import outline  # here: only tables of a segmentation model have masks to draw
+
+    return outline({"size": [int(v) for v in mask["size"]], "counts": mask["counts"]})
 
 
 def _image(r: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ FAILED_FIELDS = ("width", "height", "detection_count", "raw_detection_count", "m
 def detection_row(index: int, d: Detection, kept: bool) -> dict[str, Any]:
     return {"detection_index": index, "label": d.label, "class_id": d.class_id, "score": d.score,
             "bbox_x": d.bbox[0], "bbox_y": d.bbox[1], "bbox_w": d.bbox[2], "bbox_h": d.bbox[3],
-            "kept": kept, "flags": list(d.flags)}
+            "kept": kept, "flags": list(d.flags), "mask": d.mask.model_dump(mode="json") if d.mask else None}
 
 
 def result_fields(record: ImageDetections) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def ranked_from_rows(detections: Sequence[dict], width: int, height: int) -> lis
         x, y, w, h = d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]
         box = (x * width, y * height, (x + w) * width, (y + h) * height)
         out.append((Detection(label=d["label"], class_id=d["class_id"], score=d["score"], bbox=(x, y, w, h),
-                              box_px=box, flags=list(d.get("flags") or [])), bool(d["kept"])))
+                              box_px=box, flags=list(d.get("flags") or []), mask=d.get("mask")), bool(d["kept"])))
     return out
 
 

@@ -63,6 +63,9 @@ detections: one row per raw detection (kept and dropped, so filters can be re-ap
     frame_offset_s       float64    its time from the clip's start; frame_time = capture_time + offset
     frame_time           timestamp  the frame's capture time
     clip_track           int32      the track of the clip (images.clip_tracks) a kept detection belongs to
+    mask                 struct<size list<int32>, counts string>  a segmentation model's mask in image pixels,
+                                    COCO compressed RLE ({"size": [h, w], "counts": ...}, pycocotools); null for
+                                    box-only models and in files written before the column
 
 With classifiers (`--classify`) or snips (`--crops`) a part has two more files, written before
 its images file like the detections file (same name, same partition = the detector's):
@@ -193,6 +196,8 @@ FRAME_FIELDS = [
     pa.field("frame_time", pa.timestamp("us")),
     pa.field("clip_track", pa.int32()),
 ]
+# A segmentation model's mask of one detection, in image pixels: COCO compressed RLE as pycocotools writes it.
+MASK_RLE = pa.struct([pa.field("size", pa.list_(pa.int32())), pa.field("counts", pa.string())])
 
 DETECTIONS_SCHEMA = pa.schema([
     pa.field("uri", pa.string(), nullable=False),
@@ -202,6 +207,7 @@ DETECTIONS_SCHEMA = pa.schema([
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("occurrence_id", pa.string()),  # last, so files written before it read with nulls
     *FRAME_FIELDS,  # likewise
+    pa.field("mask", MASK_RLE),  # likewise (null for box-only models)
 ])
 
 CLASSIFICATION_FIELDS = [
@@ -269,7 +275,7 @@ OCCURRENCES_SCHEMA = _keyed(OCCURRENCE_FIELDS)
 PER_RUN_COLUMNS = ("model_sha256", "filters_hash", "run_id", "processed_at")
 RESULT_SCHEMA = pa.schema(
     [f for f in IMAGES_SCHEMA if f.name not in PER_RUN_COLUMNS]
-    + [pa.field("detections", pa.list_(pa.struct(DETECTION_FIELDS + FRAME_FIELDS)))]
+    + [pa.field("detections", pa.list_(pa.struct([*DETECTION_FIELDS, *FRAME_FIELDS, pa.field("mask", MASK_RLE)])))]
 )
 
 # The listing rows handed to the read stage (times as int64 microseconds, -1 = unknown, so the

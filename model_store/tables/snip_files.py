@@ -29,7 +29,7 @@ def write_snips(storage, rgb, ranked: Sequence[tuple[Detection, bool]], row: dic
             continue
         parts = snip_path(row.get("rel_path"), row["uri"], row["content_id"], model_name, model_version,
                           result_hash, options, j)
-        storage.write_atomic(snip_jpeg(rgb, det.box_px, options), *parts)
+        storage.write_atomic(snip_jpeg(rgb, det.box_px, options, det.mask), *parts)
         x0, y0, x1, y1 = crop_region(det.box_px, w, h, options.padding, options.square)
         out.append({"detection_index": j, "crop_uri": storage.url(*parts), "crop_width": x1 - x0,
                     "crop_height": y1 - y0})

@@ -100,8 +100,9 @@ def test_contradictions_are_refused_at_publish_naming_both_values(store, ultraly
 def test_layout_contradiction(store, tmp_path):
     seven = np.concatenate([yolov5_output(), np.zeros((1, 7), np.float32)])  # [1, 7, 7]: 2 labels, yolov5 only
     path = constant_model(seven, tmp_path / "v5.onnx", batch=1)
-    with pytest.raises(ConfigError, match=r"output_layout is yolov8 \(output \[N, 6, anchors\]\) but the graph's "
-                                          r"output output0 \[1, 7, 7\] float32 is the yolov5 layout for 2 labels"):
+    with pytest.raises(ConfigError, match=r"2 labels with output_layout yolov8 mean an output of \[N, 6, anchors\], "
+                                          r"but the graph's output is output0 \[1, 7, 7\] float32; "
+                                          r"it fits yolov5, yolox"):
         store.publish(path, "v5", "1", {**fixture_config("yolov8"), "input_size": 320})
 
 
@@ -109,7 +110,10 @@ def test_export_without_names_asks_for_labels(store, tmp_path):
     path = constant_model(yolov8_output(), tmp_path / "anon.onnx", batch=1)
     with pytest.raises(ConfigError, match='no class names .* pass --config with "labels"'):
         store.publish(path, "anon", "1")
-    cfg = store.publish(path, "anon", "1", {"labels": LABELS}).config  # the rest is derived
+    # [1, 6, 6] for 2 labels is yolov8 (4 + 2 rows) or a [K, 6] end-to-end head: without metadata, the user says
+    with pytest.raises(ConfigError, match=r'fits the layouts yolov8, end2end, rtdetr .* --config with "output_layout"'):
+        store.publish(path, "anon", "1", {"labels": LABELS})
+    cfg = store.publish(path, "anon", "1", {"labels": LABELS, "output_layout": "yolov8"}).config  # the rest is derived
     assert cfg.output_layout == "yolov8" and cfg.input_size == (320, 320)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_store.core.yolo import RawDetections, nms
+from model_store.core.heads import RawDetections, nms
 
 
 def reference_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,

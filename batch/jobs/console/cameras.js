@@ -41,7 +41,28 @@ function framed(url, alt, boxes, cls = "", missing = undefined) {
     if (k) div.firstChild.style.top = (1.25 * k) + "em";
     return div;
   }) : [];
-  return el("div", {class: "framed " + cls}, img, divs);
+  return el("div", {class: "framed " + cls}, img, divs, img.tagName === "IMG" ? maskOutlines(boxes) : "");
+}
+
+// A segmentation model's masks (d.outline: polygons normalised 0..1), one SVG over the picture scaled with it.
+function maskOutlines(boxes) {
+  const shaped = boxes.filter(d => d.outline && d.outline.length);
+  if (!shaped.length) return "";
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "mask-outlines");
+  svg.setAttribute("viewBox", "0 0 1 1");
+  svg.setAttribute("preserveAspectRatio", "none");
+  for (const d of shaped) {
+    for (const ring of d.outline) {
+      const poly = document.createElementNS(ns, "polygon");
+      poly.setAttribute("points", ring.map(([x, y]) => `${x},${y}`).join(" "));
+      poly.setAttribute("class", "mask-outline" + (d.kept === false ? " dropped-mask" : ""));
+      poly.setAttribute("data-index", d.detection_index);
+      svg.append(poly);
+    }
+  }
+  return svg;
 }
 
 function when(t) { return t ? t.replace("T", " ").slice(0, 19) : "time unknown"; }

@@ -55,7 +55,9 @@ class Interrupt:
 
 
 class Backend(Protocol):
-    """Runs a batch tensor through the model and returns its raw output tensor.
+    """Runs a batch tensor through the model and returns its raw output tensor (a tuple of the first
+    `outputs` tensors when a detector's head reads several: DETR's boxes and logits, a segmentation head's
+    prototypes; ONNX Runtime and torch.export offer that).
 
     `fixed_batch` is the batch size a graph exported with a static batch dim accepts (None: any);
     `expects` describes the input the graph takes, for error messages. An `interruptible` backend's
@@ -90,8 +92,10 @@ def create_backend(config: ModelConfig, weights: Path, device: str = "cpu", thre
     raise ModelLoadError(f"unknown backend {config.backend!r}")  # unreachable: config validation
 
 
-def run_chunked(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Interrupt | None = None) -> np.ndarray:
-    """Run a ready NCHW tensor in the batch sizes the graph accepts; returns the stacked raw output.
+def run_chunked(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Interrupt | None = None,
+                outputs: int = 1) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Run a ready NCHW tensor in the batch sizes the graph accepts; returns the stacked raw output (a tuple
+    of the first `outputs` outputs when more than one is asked for).
 
     A graph exported with a static batch runs formed batches in chunks of that size, the last one
     padded with copies of its last input (their outputs are dropped). Raises ModelRunError naming
@@ -99,21 +103,27 @@ def run_chunked(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Inter
     """
     fixed = backend.fixed_batch
     if fixed is None or len(tensor) == fixed:
-        return _run(backend, tensor, ref, interrupt)
+        return _run(backend, tensor, ref, interrupt, outputs)
     parts = []
     for start in range(0, len(tensor), fixed):
         chunk = tensor[start:start + fixed]
         n = len(chunk)
         if n < fixed:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
-        parts.append(_run(backend, chunk, ref, interrupt)[:n])
+        got = _run(backend, chunk, ref, interrupt, outputs)
+        parts.append(tuple(g[:n] for g in got) if isinstance(got, tuple) else got[:n])
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(col) for col in zip(*parts, strict=True))
     return np.concatenate(parts)
 
 
-def _run(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Interrupt | None) -> np.ndarray:
+def _run(backend: Backend, tensor: np.ndarray, ref: str, interrupt: Interrupt | None, outputs: int = 1
+         ) -> np.ndarray | tuple[np.ndarray, ...]:
     if interrupt is not None and interrupt.requested:
         raise RunInterruptedError(f"the forward pass of {ref} was interrupted before it started")
     try:
+        if outputs > 1:  # only heads that read several outputs pass it: other backends keep run(batch[, interrupt])
+            return backend.run(tensor, interrupt, outputs)
         return backend.run(tensor) if interrupt is None else backend.run(tensor, interrupt)
     except RunInterruptedError as exc:
         raise RunInterruptedError(f"the forward pass of {ref} was interrupted") from exc

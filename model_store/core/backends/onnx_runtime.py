@@ -50,7 +50,8 @@ class OnnxBackend:
             raise ModelLoadError(f"device 'cuda' requested but ONNX Runtime fell back to {used}")
         first = self.session.get_inputs()[0]
         self.input_name = first.name
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_name = self.output_names[0]
         batch_dim = first.shape[0] if first.shape else None
         # Exports default to a static batch of 1 (Ultralytics, YOLOv5); the detector splits or pads
         # formed batches to this size instead of handing ORT a shape it will refuse.
@@ -61,17 +62,21 @@ class OnnxBackend:
         dims = ", ".join(str(d) if isinstance(d, int) else f"{d}?" for d in self._input.shape)
         return f"{self.input_name} [{dims}] {self._input.type}"
 
-    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
-        """Run one batch; returns the first output. A requested `interrupt` sets the run's terminate flag:
-        ORT stops at the next node and raises."""
+    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None, outputs: int = 1
+            ) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run one batch; returns the first output, or a tuple of the first `outputs` when a head reads more
+        than one. A requested `interrupt` sets the run's terminate flag: ORT stops at the next node and raises."""
         options = None
         if interrupt is not None:
             options = ort.RunOptions()
             interrupt.on_request(lambda: setattr(options, "terminate", True))
         try:
-            return self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+            got = self.session.run(self.output_names[:outputs], {self.input_name: batch}, options)
         except Exception as exc:
             # Only ORT's own answer to the flag is a stop; any other error is the model's, even mid-preemption.
             if options is not None and options.terminate and "terminate flag" in str(exc):
                 raise RunInterruptedError("stopped by its interrupt") from exc
             raise
+        if outputs > len(got):
+            raise ValueError(f"the graph has {len(got)} output(s) but its output layout reads {outputs}")
+        return got[0] if outputs == 1 else tuple(got)

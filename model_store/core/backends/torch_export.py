@@ -47,15 +47,20 @@ class TorchExportBackend:
     def expects(self) -> str:
         return "a float [N, 3, H, W] tensor (torch.export program)"
 
-    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray:
-        """Run one batch; returns the output as a numpy array. A torch program cannot be stopped midway, so
-        `interrupt` is ignored (callers check `interruptible` and do not pass one)."""
+    def run(self, batch: np.ndarray, interrupt: Interrupt | None = None, outputs: int = 1
+            ) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run one batch; returns the first output as a numpy array, or a tuple of the first `outputs` when a
+        head reads several (segmentation). A torch program cannot be stopped midway, so `interrupt` is ignored
+        (callers check `interruptible` and do not pass one)."""
         torch = self._torch
         with torch.inference_mode():
             out = self.module(torch.from_numpy(batch).to(self.device))
-        if isinstance(out, tuple | list):
-            out = out[0]
-        return out.float().cpu().numpy()
+        got = list(out) if isinstance(out, tuple | list) else [out]
+        if outputs > len(got):
+            raise ValueError(f"the program has {len(got)} output(s) but its output layout reads {outputs}")
+        if outputs > 1:
+            return tuple(o.float().cpu().numpy() for o in got[:outputs])
+        return got[0].float().cpu().numpy()
 
 
 _PICKLED_PREFIXES = ("custom_obj", "opaque_obj")

@@ -15,22 +15,50 @@ from model_store.core.config.common import (
     json_object,
 )
 from model_store.core.filters import FilterConfigError, FilterSet
-from model_store.core.graph import GraphFacts, output_layouts
+from model_store.core.graph import GraphFacts
+from model_store.core.heads import (
+    HEADS,
+    LAYOUTS,
+    SEGMENT_HEADS,
+    UnknownLayoutError,
+    fitting,
+    head_for,
+    layouts_table,
+    shapes_str,
+)
 from model_store.core.video import Sampling
 
 
 class PreprocessConfig(Strict):
-    """How an RGB image becomes the model's input tensor."""
+    """How an RGB image becomes the model's input tensor: resize, pad, channel order, scale, normalisation.
+
+    The defaults are Ultralytics' and YOLOv5's letterbox (centred, 114 grey, bilinear, /255, RGB); the other
+    fields state what other families were trained with (YOLOX: top-left, floor sizing, raw 0-255; zamba's
+    MegadetectorLite: top-left, black, PIL bicubic; DETRs: ImageNet mean/std)."""
 
     letterbox: Literal["square", "rect", "stretch"] = Field(
         "square", description="square: keep aspect and pad to input_size (Ultralytics/YOLOv5 auto=False); rect: "
                               "pad only to a multiple of `stride` (auto=True; needs dynamic spatial dims); "
                               "stretch: resize to input_size ignoring aspect")
-    interpolation: Literal["linear", "area", "nearest", "cubic"] = Field(
-        "linear", description="resize filter; linear is what Ultralytics and YOLOv5 use")
+    pad_anchor: Literal["center", "top_left"] = Field(
+        "center", description="where the resized image sits in the padded input: centred (Ultralytics, YOLOv5) or "
+                              "at the top-left with padding right and below (YOLOX, zamba's MegadetectorLite)")
+    resize_rounding: Literal["round", "floor"] = Field(
+        "round", description="the resized side in pixels: round(side x scale) (Ultralytics, PIL ImageOps) or "
+                             "int(side x scale) (the YOLOX package's preproc)")
+    interpolation: Literal["linear", "area", "nearest", "cubic", "pil_bicubic"] = Field(
+        "linear", description="resize filter; linear is what Ultralytics and YOLOv5 use; cubic is OpenCV's; "
+                              "pil_bicubic is Pillow's BICUBIC (antialiased when shrinking, unlike OpenCV's), for "
+                              "models whose reference pipeline resizes with PIL")
     color_order: Literal["rgb", "bgr"] = "rgb"
-    pad_value: int = Field(114, ge=0, le=255)
-    scale: float = Field(1 / 255, gt=0, description="multiplier applied to uint8 pixels")
+    pad_value: int | tuple[int, int, int] = Field(
+        114, description="padding colour: one grey level, or [r, g, b] (0-255, in RGB whatever color_order is)")
+    scale: float = Field(1 / 255, gt=0, description="multiplier applied to uint8 pixels (1/255, or 1 for raw 0-255)")
+    mean: tuple[float, float, float] | None = Field(
+        None, description="per-channel mean subtracted after `scale`, in the order the model takes (DETR-style "
+                          "models: ImageNet [0.485, 0.456, 0.406] for RGB)")
+    std: tuple[float, float, float] | None = Field(
+        None, description="per-channel std divided by after the mean (DETR-style: [0.229, 0.224, 0.225])")
     reduced_decode: bool = Field(
         False, description="opt-in speed-up: decode large JPEGs at 1/2, 1/4 or 1/8 scale when still larger than "
                            "the model input (moves scores; see BENCHMARKS.md, section 6, for the measured deviation)")
@@ -44,14 +72,44 @@ class PreprocessConfig(Strict):
         # Configs published before `rect` existed say true (square) or false (stretch).
         return {True: "square", False: "stretch"}.get(value, value) if isinstance(value, bool) else value
 
+    @field_validator("pad_value")
+    @classmethod
+    def _pad_range(cls, value: int | tuple[int, int, int]) -> int | tuple[int, int, int]:
+        if not all(0 <= v <= 255 for v in ((value,) if isinstance(value, int) else value)):
+            raise ValueError(f"pad_value must be 0-255 (or three such), got {value!r}")
+        return value
+
+    @field_validator("std")
+    @classmethod
+    def _std_positive(cls, value: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if value is not None and min(value) <= 0:
+            raise ValueError(f"std must be positive, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _normalisation_needs_floats(self) -> PreprocessConfig:
+        if (self.mean is not None or self.std is not None) and self.input_dtype == "uint8":
+            raise ValueError("preprocess.mean/std need a float input; input_dtype is uint8")
+        return self
+
+    @property
+    def pad_rgb(self) -> tuple[int, int, int]:
+        """The padding colour as (r, g, b)."""
+        v = self.pad_value
+        return (v, v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
 
 class ModelConfig(VersionConfig):
     """Everything needed to run one model version; the backend is chosen here, never by extension."""
 
     backend: Literal[DETECTOR_BACKENDS]
-    output_layout: Literal["yolov8", "yolov5"] = Field(
-        ..., description="yolov8: [B, 4+nc, N]; yolov5 / MegaDetector v5: [B, N, 5+nc] with objectness"
-    )
+    output_layout: Literal[LAYOUTS] = Field(..., description=(
+        "how the graph's output is decoded (model_store/core/heads): "
+        + "; ".join(f"{n}: {h.summary}" for n, h in HEADS.items())))
+    task: Literal["detect", "segment"] = Field("detect", description=(
+        "segment: the head also gives 32 mask coefficients per box and a second output of prototypes "
+        "[B, 32, H/4, W/4]; every detection then carries its mask. Its output_layout names the detection form: "
+        + "; ".join(f"{n}: {h.summary}" for n, h in SEGMENT_HEADS.items())))
     score_threshold: float = Field(0.25, ge=0.0, le=1.0)
     nms_iou: float = Field(0.45, gt=0.0, le=1.0)
     class_agnostic_nms: bool = False
@@ -96,6 +154,10 @@ class ModelConfig(VersionConfig):
 
     @model_validator(mode="after")
     def _agrees_with_graph(self) -> ModelConfig:
+        try:
+            head_for(self.output_layout, self.task)
+        except UnknownLayoutError as exc:
+            raise ValueError(str(exc)) from None
         problem = graph_contradiction(self)
         if problem:
             raise ValueError(problem)
@@ -125,18 +187,41 @@ def graph_contradiction(cfg: ModelConfig) -> str | None:
     if g.input.dtype in ("float32", "float16", "uint8") and g.input.dtype != cfg.preprocess.input_dtype:
         return (f"preprocess.input_dtype is {cfg.preprocess.input_dtype} but the graph's input "
                 f"{g.input.describe()} takes {g.input.dtype}")
-    out = g.outputs[0]
-    nc = cfg.num_classes
-    fits = output_layouts(out.shape, nc)
-    if cfg.output_layout in fits or not all(isinstance(d, int) for d in out.shape[1:]):
-        return None
-    want = f"[N, {4 + nc}, anchors]" if cfg.output_layout == "yolov8" else f"[N, anchors, {5 + nc}]"
-    if fits:
-        return (f"output_layout is {cfg.output_layout} (output {want}) but the graph's output {out.describe()} is "
-                f"the {fits.pop()} layout for {nc} labels")
-    return (f"{nc} labels with output_layout {cfg.output_layout} mean an output of {want}, but the graph's "
-            f"output is {out.describe()}")
+    given = ", ".join(o.describe() for o in g.outputs)
+    if g.probed_outputs:
+        given += f" (on a blank input: {shapes_str(g.probed_outputs)})"
+    return layout_contradiction(cfg.output_layout, g.output_shapes(), cfg.num_classes, cfg.preprocess.letterbox, given,
+                                cfg.task, g.static_hw)
 
+
+def layout_contradiction(layout: str, shapes: list, nc: int, letterbox: str, given: str, task: str = "detect",
+                         input_wh: tuple[int, int] | None = None) -> str | None:
+    """Why `layout` cannot decode outputs of `shapes` for `nc` labels (None when it can): one line naming the
+    layout's shape, what the graph gave, and the layouts that do fit (or every layout there is)."""
+    head = head_for(layout, task)
+    if head.normalised and letterbox == "rect":
+        return (f"output_layout {layout} gives boxes normalised to the input, which a rect letterbox makes vary per "
+                "image; use preprocess.letterbox square or stretch")
+    if task == "segment" and len(shapes) < head.outputs:
+        return f"task segment needs two outputs ({head.shape(nc)}); the graph has only {given}"
+    if len(shapes) >= head.outputs and head.fits(shapes, nc):
+        return head.check(shapes, input_wh)
+    fits = [f for f in fitting(shapes, nc, task) if f != layout]
+    other = "detect" if task == "segment" else "segment"
+    if fits:
+        hint = f"it fits {', '.join(fits)}"
+    elif fitting(shapes, nc, other):
+        hint = (f"it is a {'segmentation' if other == 'segment' else 'detection'} head: set \"task\": \"{other}\" "
+                f"(output_layout {', '.join(fitting(shapes, nc, other))})")
+    else:
+        hint = f"the layouts there are: {layouts_table(nc, task)}"
+    if task == "segment":  # the first output is what tells the forms apart; the prototypes are named after it
+        first, _, protos = head.shape(nc).partition(" + ")
+        return (f"{nc} labels with task segment and output_layout {layout} mean a first output of {first} (boxes, "
+                f"class scores, 32 mask coefficients) and the prototypes {protos}, but the graph's outputs are "
+                f"{given}; {hint}")
+    return (f"{nc} labels with output_layout {layout} mean an output of {head.shape(nc)}, but the graph's output "
+            f"is {given}; {hint}")
 
 def parse_config(data: bytes | str | dict[str, Any], source: str = "config.json") -> ModelConfig:
     """Parse and validate a config from JSON text or a dict (a detector's; see `parse_any_config`)."""

@@ -1,63 +1,11 @@
-"""Decode Ultralytics-style YOLO outputs and run class-aware NMS."""
+"""Class-aware greedy NMS for the heads whose graph leaves it to us (`Head.nms`)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class RawDetections:
-    """Detections of one image in model-input pixels, after NMS."""
-
-    boxes_xyxy: np.ndarray  # (N, 4) float32
-    scores: np.ndarray  # (N,) float32
-    class_ids: np.ndarray  # (N,) int64
-
-    @classmethod
-    def empty(cls) -> RawDetections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-
-
-def candidates(pred: np.ndarray, layout: str, num_classes: int, score_threshold: float) -> RawDetections:
-    """Turn one image's raw output into scored boxes above the threshold (before NMS).
-
-    yolov8: `pred` is (4 + nc, N): cx, cy, w, h, then per-class scores.
-    yolov5: `pred` is (N, 5 + nc): cx, cy, w, h, objectness, then per-class scores.
-    """
-    pred = np.asarray(pred, dtype=np.float32)
-    if layout == "yolov8":
-        if pred.shape[0] != 4 + num_classes:
-            raise ValueError(f"yolov8 output must have 4+{num_classes} rows, got shape {pred.shape}")
-        # Threshold on the channel-major array first: with 8400 anchors x 80 classes a max over
-        # axis 0 is contiguous and cheap, and only the few survivors get transposed (~8x faster).
-        best = pred[4:].max(axis=0)
-        keep = np.flatnonzero(best >= score_threshold)
-        if keep.size == 0:
-            return RawDetections.empty()
-        cls_scores = pred[4:, keep].T
-        xywh = pred[:4, keep].T
-    elif layout == "yolov5":
-        if pred.shape[1] != 5 + num_classes:
-            raise ValueError(f"yolov5 output must have 5+{num_classes} columns, got shape {pred.shape}")
-        # objectness bounds every class score, so rows below the threshold can be dropped first
-        keep = np.flatnonzero(pred[:, 4] >= score_threshold)
-        cls_scores = pred[keep, 5:] * pred[keep, 4:5]
-        xywh = pred[keep, :4]
-    else:
-        raise ValueError(f"unknown output layout {layout!r}")
-    class_ids = cls_scores.argmax(axis=1)
-    scores = cls_scores[np.arange(len(cls_scores)), class_ids]
-    ok = scores >= score_threshold
-    if not ok.any():
-        return RawDetections.empty()
-    xywh = xywh[ok]
-    boxes = np.empty_like(xywh)
-    boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
-    boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-    return RawDetections(boxes, scores[ok].astype(np.float32), class_ids[ok].astype(np.int64))
+from model_store.core.heads.base import RawDetections
 
 
 def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_agnostic: bool) -> RawDetections:
@@ -86,7 +34,7 @@ def nms(dets: RawDetections, iou_threshold: float, max_detections: int, class_ag
     if idx.size < n:
         keep = np.sort(np.concatenate([keep, np.flatnonzero(~solid)]))[:max_detections]
     sel = order[keep]
-    return RawDetections(dets.boxes_xyxy[sel], dets.scores[sel], dets.class_ids[sel])
+    return dets.take(sel)
 
 
 def _greedy(xywh: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""The preprocessing fields other families need: pad anchor, size rounding, PIL bicubic, pad colour, mean/std."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_store import ConfigError, parse_config
+from model_store.core.config import PreprocessConfig
+from model_store.core.preprocess import letterbox, to_tensor
+
+
+def image(w: int = 97, h: int = 61) -> np.ndarray:
+    return np.random.default_rng(w + h).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_defaults_are_todays_letterbox():
+    cfg = PreprocessConfig()
+    assert (cfg.pad_anchor, cfg.resize_rounding, cfg.interpolation, cfg.pad_rgb) == ("center", "round", "linear",
+                                                                                     (114, 114, 114))
+    assert cfg.mean is None and cfg.std is None and cfg.scale == pytest.approx(1 / 255)
+
+
+def test_top_left_floor_is_the_yolox_preproc():
+    # YOLOX's preproc: r = min(416/61, 416/97); resized to (int(97 r), int(61 r)); pasted at [0, 0] on 114 grey
+    cfg = PreprocessConfig(pad_anchor="top_left", resize_rounding="floor", scale=1)
+    out, meta = letterbox(image(), (416, 416), cfg)
+    r = min(416 / 61, 416 / 97)
+    w, h = int(97 * r), int(61 * r)
+    assert (w, h) == (416, 261) and meta.pad_x == meta.pad_y == 0 and meta.scale_x == pytest.approx(r)
+    assert (out[h:] == 114).all() and not (out[:h] == 114).all()
+    assert (to_tensor([out], cfg)[0, :, 0, 0] == out[0, 0]).all()  # raw 0-255, no scaling
+
+
+def test_pil_bicubic_is_pillows_own_resize_and_pad_colour_is_rgb():
+    cfg = PreprocessConfig(interpolation="pil_bicubic", pad_anchor="top_left", pad_value=(10, 20, 30))
+    src = image(400, 300)
+    out, _ = letterbox(src, (200, 200), cfg)
+    want = np.asarray(Image.fromarray(src).resize((200, 150), Image.Resampling.BICUBIC))
+    assert (out[:150] == want).all() and (out[150:] == (10, 20, 30)).all()
+
+
+def test_mean_std_normalise_after_scaling():
+    cfg = PreprocessConfig(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    px = np.full((2, 2, 3), 128, np.uint8)
+    got = to_tensor([px], cfg)[0, :, 0, 0]
+    assert np.allclose(got, (128 / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]))
+
+
+@pytest.mark.parametrize("preprocess, message", [
+    ({"pad_value": [0, 0, 300]}, "pad_value must be 0-255"),
+    ({"std": [1, 0, 1]}, "std must be positive"),
+    ({"mean": [0.5, 0.5, 0.5], "input_dtype": "uint8"}, "mean/std need a float input"),
+    ({"pad_anchor": "bottom"}, "preprocess.pad_anchor"),
+])
+def test_bad_preprocessing_is_refused_quoting_it(preprocess, message):
+    cfg = {"backend": "onnx-yolo", "weights": {"file": "m.onnx", "sha256": "0" * 64}, "input_size": 320,
+           "labels": ["a"], "output_layout": "yolov8", "preprocess": preprocess}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(cfg)

@@ -37,6 +37,9 @@ FILE_SOURCES = ("path", "exif", "exif_utc")  # times of camera files, named by t
 SLACK = pd.Timedelta(days=30)  # a time this long before the camera's first deployment cannot be of it
 JUMP_DAYS = 60.0  # a quiet spell of weeks is common; two months without a picture is a clock set wrong
 REPEAT_FRAMES = 10
+# A recorded upload is named by its content (serve/recording/uploads.py `archive_path`: the sha256's first 24 hex
+# digits), not by the camera's counter: its place in file order says nothing of when it was taken.
+CONTENT_NAMED = r"(?:^|/)[0-9a-f]{24}\.[A-Za-z0-9]+$"
 EDGE_MIN_S, EDGE_MAX_S = 5 * 60, 90 * 60  # an hour or so: a clock error's size, not a quiet start
 
 
@@ -102,6 +105,7 @@ def find_clock_problems(images: pd.DataFrame, book: TimeBook, now: dt.datetime |
         # the time of receipt say nothing of the order the camera took them in
         counted = g["capture_time_source"].isin(FILE_SOURCES).to_numpy() if "capture_time_source" in g else \
             np.ones(len(g), bool)
+        counted = counted & ~g[order].astype(str).str.contains(CONTENT_NAMED, regex=True).to_numpy(bool)
         step = np.full(len(g), np.nan)
         if counted.any():
             step[counted] = t[counted].diff().dt.total_seconds().to_numpy()

@@ -256,3 +256,22 @@ def test_the_cli_records_deployments_and_corrections_and_tables_check_reports_cl
     assert "cam01-b        cam01      south" in listed and "clock " in listed and "Etc/GMT-1" in listed
     assert main(["deployments", "import", str(tmp_path / "nope.csv"), "--tables", str(tables)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_file_order_is_judged_only_where_the_name_is_the_cameras_counter():
+    """A camera's files named by its counter going back in time is a reset; recorded uploads, named by their
+    content (serve/recording/uploads.py), arrive in any order and say nothing of the camera's clock."""
+    from model_store.tables.clock_check import find_clock_problems
+
+    times = pd.to_datetime(["2026-04-01 10:00", "2026-04-01 08:00", "2026-04-01 11:00"])
+
+    def rows(names, source="exif"):
+        return pd.DataFrame({"uri": [f"/a/{n}" for n in names], "rel_path": names, "camera_id": "c1",
+                             "capture_time": times, "capture_time_source": source})
+
+    counted = find_clock_problems(rows(["c1/IMG_0001.JPG", "c1/IMG_0002.JPG", "c1/IMG_0003.JPG"]), TimeBook())
+    assert [f.kind for f in counted] == ["jump"] and counted[0].first_uri == "/a/c1/IMG_0002.JPG"
+    hashed = [f"c1/2026/04/01/{h * 24}.jpg" for h in "abc"]
+    assert find_clock_problems(rows(hashed), TimeBook()) == []
+    assert find_clock_problems(rows(["c1/IMG_0001.JPG", "c1/IMG_0002.JPG", "c1/IMG_0003.JPG"], "mtime"),
+                               TimeBook()) == []

@@ -56,22 +56,30 @@ def make_clips(root: Path) -> dict[str, list[Path]]:
     return {"set": mixed, "short": [short], "long": [long], "set-1s": sorted(longer.rglob("*.mp4"))}
 
 
-def _decode_one(args: tuple[str, str, str]) -> int:
+def _decode_one(args: tuple[str, str, str, float, float | None]) -> int:
     from model_store import parse_config
     from model_store.core.clips import letterbox_size
-    from model_store.core.video import ClipReader, Sampling
+    from model_store.core.video import ClipReader, Sampling, TimeRange
 
-    path, sampling, config_json = args
+    path, sampling, config_json, start, end = args
     config = parse_config(config_json)
     with ClipReader(path) as reader:
         return sum(1 for _ in reader.frames(Sampling.parse(sampling), lambda w, h: letterbox_size(config, w, h),
-                                            config.preprocess.interpolation))
+                                            config.preprocess.interpolation, TimeRange(start, end)))
 
 
 def decode_ceiling(clips: list[Path], sampling: str, config_json: str, workers: int = 2) -> dict:
+    """PyAV alone on `workers` processes, a long clip cut into the time ranges the job cuts it into (so that the
+    ceiling is the decoder's with every core busy, not one core on the longest clip)."""
+    from batch.reprocess.clips import CLIP_PARTS
+    from model_store.core.clips import MIN_RANGE_FRAMES
+    from model_store.core.video import Sampling, clip_ranges, probe_clip
+
+    work = [(str(c), sampling, config_json, r.start_s, r.end_s) for c in clips
+            for r in clip_ranges(probe_clip(str(c)), Sampling.parse(sampling), CLIP_PARTS, MIN_RANGE_FRAMES)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
-        frames = sum(pool.map(_decode_one, [(str(c), sampling, config_json) for c in clips]))
+        frames = sum(pool.map(_decode_one, work))
     wall = time.perf_counter() - t0
     return {"frames": frames, "wall_s": round(wall, 2), "frames_per_s": round(frames / wall, 1)}
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from model_store.core.video import ClipReader, Sampling, VideoDecodeError, is_cl
 from model_store.tables.codec import clip_fields, failed_fields
 
 __all__ = ["clip_rows", "is_clip", "run_clip"]
+
+CLIP_PARTS = 2  # time ranges of a long clip decoded at once: the cores of the machines this runs on (2 here)
 
 
 def clip_rows(batch: Mapping[str, np.ndarray], rows: list[int]) -> list[int]:
@@ -36,15 +39,26 @@ def _source(storage, uri: str):
     return storage.fs.open(uri, "rb", block_size=4 * 2**20, cache_type="readahead")
 
 
+@contextlib.contextmanager
+def _reader(storage, uri: str, max_pixels: int | None) -> Iterator[ClipReader]:
+    """The clip opened where it lies (each time range of a long clip opens its own)."""
+    with _source(storage, uri) as source, ClipReader(source, threads=1, max_pixels=max_pixels) as reader:
+        yield reader
+
+
 def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, sampling: Sampling,
-             max_pixels: int | None, batch_size: int, track_config: TrackConfig | None = None) -> dict[str, Any]:
+             max_pixels: int | None, batch_size: int, track_config: TrackConfig | None = None,
+             parts: int = CLIP_PARTS) -> dict[str, Any]:
     """The result-row fields of clip row `i` (its capture time columns are updated in `batch` when the container
-    dates the clip and the path did not)."""
+    dates the clip and the path did not). A long clip is decoded in up to `parts` time ranges at once
+    (`detect_clip`): one clip is often a job's longest row, and it would otherwise keep one core busy while the
+    other actors have nothing left to do."""
     uri = str(batch["uri"][i])
+    reopen = functools.partial(_reader, storage, uri, max_pixels)
     try:
-        with _source(storage, uri) as source, ClipReader(source, threads=1, max_pixels=max_pixels) as reader:
+        with reopen() as reader:
             _date(batch, i, reader.info.created)
-            clip = detect_clip(detector, reader, sampling, filters, batch_size, track_config)
+            clip = detect_clip(detector, reader, sampling, filters, batch_size, track_config, reopen, parts)
     except VideoDecodeError as exc:
         return {**failed_fields(exc.reason, str(exc)), "kind": "video", "frames_sampled": exc.frames_read}
     except OSError as exc:

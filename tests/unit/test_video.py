@@ -4,6 +4,7 @@ and a clip through the detector core and the archive stages (one row per clip, i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from batch.export.formats import megadetector
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
-from model_store.core.video import ClipReader, Sampling, VideoDecodeError, probe_clip
+from model_store.core.clips import detect_clip
+from model_store.core.video import ClipReader, Sampling, VideoDecodeError, clip_ranges, probe_clip
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.archive import brightness_config, brightness_model, process_without_ray
@@ -146,3 +148,29 @@ def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):
     assert sampled(path, Sampling()) == [(0, 0.0, (128, 160, 3)), (5, 1.05, (128, 160, 3)),
                                          (7, 2.0, (128, 160, 3)), (10, 3.1, (128, 160, 3))]
     assert [o for _, o, _ in sampled(path, Sampling.parse("all"))] == times
+
+
+def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path):
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    detector = store.load_detector("trapcam:1")
+    path = day_night_clip(tmp_path / "walk.mp4", "NDDDNNDDDDNDN", fps=10, gop=10)  # 13 s: 13 sampled frames
+
+    def run(parts: int, clip=path):
+        reopen = functools.partial(ClipReader, str(clip))
+        with reopen() as reader:
+            return detect_clip(detector, reader, Sampling(), batch_size=4, reopen=reopen, parts=parts,
+                               min_range_frames=4)
+
+    def record(c):
+        frames = [(n, o, [(d.label, d.bbox, d.score) for d in r.detections]) for n, o, r in c.frames]
+        return frames, c.tracks, c.track_of, c.reason
+
+    whole, cut = run(1), run(3)
+    assert [r.start_s for r in clip_ranges(whole.info, Sampling(), 3, 4)] == [0.0, 5.0, 9.0]  # on the 1 s grid
+    assert [n for n, _, _ in cut.frames] == list(range(0, 130, 10))
+    assert record(cut) == record(whole) and whole.animals >= 1
+    # a clip that breaks: the ranges past the break say so, and every frame read before it is kept
+    broken = truncate(day_night_clip(tmp_path / "cut.mkv", "D" * 14, fps=10, codec="mpeg4", gop=10), 0.5)
+    whole, cut = run(1, broken), run(3, broken)
+    assert cut.reason == whole.reason == "truncated" and [f[0] for f in cut.frames] == [f[0] for f in whole.frames]

@@ -8,9 +8,10 @@ MegaDetector's own frame extraction on the same clips.
 - decode ceiling: sampled frames/s of PyAV alone (model_store.core.video.ClipReader, frames scaled to the null
   model's letterbox size as they are converted), 2 processes (the 2 cores), at 1 s sampling and every frame.
 - trapline: `trapline reprocess` (run_reprocess, local Ray of 2 CPUs: 2 inference actors of 0.875 CPU and the
-  writer's 0.25) with the null model
-  (`bench-null:1`, no inference cost) on the same clips: sampled frames/s while the job ran, as a ratio of the
-  ceiling.
+  writer's 0.25) with the null model (`bench-null:1`, no inference cost, float32 input made on the host; and
+  `bench-null-u8:1`, uint8 input as an accelerator that scales the pixels on the device takes it) on the same
+  clips: sampled frames/s while the job ran, as a ratio of the ceiling. A long clip is cut into time ranges in the
+  job (batch.reprocess.clips.CLIP_PARTS) and the ceiling's processes decode the same ranges.
 - per-clip cost: one clip through the core's clip loop (detect_clip, null model) in a process of its own, 10 s
   against 10 minutes of the same scene: seconds per sampled frame and the process's peak RSS.
 - peer: MegaDetector's `megadetector.detection.video_utils.run_callback_on_frames` (OpenCV) with a callback that
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampling", default="1s", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     store = ModelStore(args.store)
-    ref = args.ref or ensure_null_model(store)
+    refs = [args.ref] if args.ref else [ensure_null_model(store), ensure_null_model(store, "uint8")]
+    ref = refs[0]
     if args.one:
         one_clip(args.one, store.root, ref, args.sampling)
         return 0
@@ -170,15 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     for sampling in SAMPLINGS:
         name = "set-1s" if sampling == "1s" else "set"
         ceiling = decode_ceiling(clips[name], sampling, cfg)
-        job = trapline_job(Path(args.dir) / name, store.root, ref, sampling)
         md = megadetector_extraction(clips[name], sampling)
-        rows.append({"sampling": sampling, "clips": name, "frames": ceiling["frames"],
-                     "pyav_fps": ceiling["frames_per_s"],
-                     "trapline_fps": job["frames_per_s"], "trapline_frames": job["frames"],
-                     "trapline/pyav": ratio(job["frames_per_s"], ceiling["frames_per_s"]),
-                     "md_fps": md and md["frames_per_s"], "md_frames": md and md["frames"],
-                     "trapline/md": md and ratio(job["frames_per_s"], md["frames_per_s"]),
-                     "job_wall_s": job["wall_s"]})
+        for model in refs:
+            job = trapline_job(Path(args.dir) / name, store.root, model, sampling)
+            rows.append({"sampling": sampling, "clips": name, "model": model, "frames": ceiling["frames"],
+                         "pyav_fps": ceiling["frames_per_s"],
+                         "trapline_fps": job["frames_per_s"], "trapline_frames": job["frames"],
+                         "trapline/pyav": ratio(job["frames_per_s"], ceiling["frames_per_s"]),
+                         "md_fps": md and md["frames_per_s"], "md_frames": md and md["frames"],
+                         "trapline/md": md and ratio(job["frames_per_s"], md["frames_per_s"]),
+                         "job_wall_s": job["wall_s"]})
     ray.shutdown()
     print(print_table(rows, list(rows[0])))
     lengths = [per_clip_cost(clips[k][0], store.root, ref, "1s") for k in ("short", "long")]

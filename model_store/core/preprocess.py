@@ -64,16 +64,16 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, str
 
 def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray:
     """Stack letterboxed HWC uint8 images into the model's NCHW input tensor."""
-    if cfg.input_dtype == "uint8":
-        return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))  # N, H, W, C -> N, C, H, W
     if len({img.shape for img in images}) != 1:
         raise ValueError(f"a batch of inputs of different sizes: {sorted({img.shape for img in images})}")
     h, w, c = images[0].shape
-    # Each image is converted to float as it is transposed into place: one pass over the batch where stack,
-    # transpose and astype took three (a third of the tensor's cost per frame; BENCHMARKS.md, "Video clips").
-    out = np.empty((len(images), c, h, w), np.float32)
+    # Each image is transposed (N, H, W, C -> N, C, H, W) and converted as it is copied into place: one pass over
+    # the batch where stack, transpose and astype took three (BENCHMARKS.md, "Video clips": half the tensor's cost).
+    out = np.empty((len(images), c, h, w), np.uint8 if cfg.input_dtype == "uint8" else np.float32)
     for i, img in enumerate(images):
         out[i] = img.transpose(2, 0, 1)
+    if cfg.input_dtype == "uint8":
+        return out
     divisor = 1.0 / cfg.scale
     if abs(divisor - round(divisor)) < 1e-6:
         # x / 255 as the reference libraries compute it: x * float32(1/255) differs by an ulp for some

@@ -22,7 +22,7 @@ from model_store.core.filters.tracking import TrackConfig
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
 
-__all__ = ["clip_rows", "is_clip", "run_clip"]
+__all__ = ["clip_rows", "is_clip", "open_clip", "run_clip"]
 
 CLIP_PARTS = 2  # time ranges of a long clip decoded at once: the cores of the machines this runs on (2 here)
 
@@ -40,7 +40,7 @@ def _source(storage, uri: str):
 
 
 @contextlib.contextmanager
-def _reader(storage, uri: str, max_pixels: int | None) -> Iterator[ClipReader]:
+def open_clip(storage, uri: str, max_pixels: int | None) -> Iterator[ClipReader]:
     """The clip opened where it lies (each time range of a long clip opens its own)."""
     with _source(storage, uri) as source, ClipReader(source, threads=1, max_pixels=max_pixels) as reader:
         yield reader
@@ -54,7 +54,7 @@ def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, s
     (`detect_clip`): one clip is often a job's longest row, and it would otherwise keep one core busy while the
     other actors have nothing left to do."""
     uri = str(batch["uri"][i])
-    reopen = functools.partial(_reader, storage, uri, max_pixels)
+    reopen = functools.partial(open_clip, storage, uri, max_pixels)
     try:
         with reopen() as reader:
             _date(batch, i, reader.info.created)

@@ -226,6 +226,14 @@ class ClipReader:
         size = size_for(info.width, info.height) if size_for else None
         yield from self._sampled(sampling, size, SWS_INTERPOLATION[interpolation], span or TimeRange())
 
+    def frame_at(self, offset_s: float) -> Frame:
+        """The full-size frame at `offset_s` (a sampled frame's offset: its snips and crops are cut from it), from
+        a seek to the keyframe before it. Raises VideoDecodeError when the clip has no frame there."""
+        once = Sampling(every_s=max(1.0, 2 * (self.info.duration_s or 0.0)), max_frames=DEFAULT_MAX_FRAMES)
+        for frame in self._sampled(once, None, SWS_INTERPOLATION["area"], TimeRange(offset_s, None)):
+            return frame
+        raise VideoDecodeError("empty", f"the clip has no frame at {offset_s:g} s")
+
     def _sampled(self, sampling: Sampling, size: tuple[int, int] | None, interpolation: str,
                  span: TimeRange) -> Iterator[Frame]:
         import av

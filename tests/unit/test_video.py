@@ -6,7 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from batch.export.formats import megadetector
@@ -16,7 +19,7 @@ from model_store.core.clips import detect_clip
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, clip_ranges, probe_clip
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
-from tests.fixtures.archive import brightness_config, brightness_model, process_without_ray
+from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
@@ -174,3 +177,43 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
     broken = truncate(day_night_clip(tmp_path / "cut.mkv", "D" * 14, fps=10, codec="mpeg4", gop=10), 0.5)
     whole, cut = run(1, broken), run(3, broken)
     assert cut.reason == whole.reason == "truncated" and [f[0] for f in cut.frames] == [f[0] for f in whole.frames]
+
+
+def test_a_clip_snips_and_classifies_the_best_frame_of_each_track(tmp_path, colour_onnx):
+    from batch.reprocess.classify import ClassifyActor
+    from batch.reprocess.detect import DetectorActor
+    from batch.reprocess.job import _spec
+    from batch.reprocess.options import ReprocessOptions
+    from batch.reprocess.plan import plan_run
+    from batch.reprocess.read import read_and_prepare
+    from model_store.tables.listing import entries_table
+    from model_store.tables.schema import CLASSIFICATIONS, SNIPS
+    from tests.fixtures.classifiers import COLOUR_LABELS, colour_config
+
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    store.publish(colour_onnx, "colour", "1", colour_config(applies_to=list(LABELS)))
+    day_night_clip(tmp_path / "archive" / "cam01" / "visit.mp4", "NDDDN", fps=10, gop=10)
+    plan = plan_run(ReprocessOptions(archive=str(tmp_path / "archive"), out=str(tmp_path / "out"), model="trapcam:1",
+                                     store=store.root, crops=True, classify=["colour:1"]))
+    spec = _spec(plan, "run", 1)
+    detect = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, clips_url=spec.archive_url, video=spec.video)
+    results = detect(read_and_prepare(entries_table(plan.selection.todo), archive_url=spec.archive_url,
+                                      config_json=spec.config_json))
+    crop = ClassifyActor(spec.store_url, spec.stage.routes, spec.filter_specs, spec.stage.crops, spec.archive_url,
+                         spec.out_url, "trapcam", "1", spec.stage.result_hash)
+    [row] = crop(results).to_pylist()
+    tracks = json.loads(row["clip_tracks"])
+    best = sorted(t["best_detection_index"] for t in tracks)
+    assert row["status"] == "ok" and len(tracks) >= 1
+    # one snip and one classification a track (not one a sampled frame), on its best detection, cut from that
+    # frame at full size
+    assert sorted(s["detection_index"] for s in row[SNIPS]) == best
+    assert sorted(c["detection_index"] for c in row[CLASSIFICATIONS]) == best
+    assert {c["label"] for c in row[CLASSIFICATIONS]} <= set(COLOUR_LABELS)
+    dets = {d["detection_index"]: d for d in row["detections"]}
+    for s in row[SNIPS]:
+        d = dets[s["detection_index"]]
+        assert (s["crop_width"], s["crop_height"]) == (round(d["bbox_w"] * 160), round(d["bbox_h"] * 128))
+        snip = cv2.imdecode(np.frombuffer(Path(s["crop_uri"].removeprefix("file://")).read_bytes(), np.uint8), 1)
+        assert snip.shape[:2] == (s["crop_height"], s["crop_width"]) and snip.mean() > 100  # a day frame's pixels

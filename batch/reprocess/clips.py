@@ -21,6 +21,7 @@ from model_store.core.clips import detect_clip
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
+from trapline.errors import BatchError
 
 __all__ = ["clip_rows", "is_clip", "open_clip", "run_clip"]
 
@@ -63,8 +64,8 @@ def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, s
         return {**failed_fields(exc.reason, str(exc)), "kind": "video", "frames_sampled": exc.frames_read}
     except OSError as exc:
         return {**failed_fields("read_error", f"cannot read {uri}: {type(exc).__name__}: {exc}"), "kind": "video"}
-    except ModelRunError:
-        raise  # the model, not the clip: the caller fails the row as it fails a batch of images
+    except (ModelRunError, BatchError):
+        raise  # the model or the run, not the clip: the caller fails the row as it fails a batch of images
     except Exception as exc:  # noqa: BLE001 - a decoder crash on one clip must not stop the job
         return {**failed_fields("decode_error", f"{type(exc).__name__}: {exc}"), "kind": "video"}
     return clip_fields(clip, int(batch["capture_time_us"][i]))

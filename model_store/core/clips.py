@@ -115,8 +115,8 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     read until then); a failing forward pass raises the detector's ModelRunError, as for stills."""
     info = reader.info
     fs = filters if filters is not None else detector.default_filters
-    out = ClipDetections(info=info, sampling=sampling, model=detector.info,
-                         filters=FiltersApplied(names=fs.names, hash=fs.hash, configs=fs.as_specs()))
+    out = ClipDetections(info=info, sampling=sampling, model=detector.info,  # (None: a deployment's, --via serve)
+                         filters=FiltersApplied(names=fs.names, hash=fs.hash, configs=fs.as_specs()) if fs else None)
     ranges = clip_ranges(info, sampling, parts, min_range_frames) if reopen is not None else [TimeRange()]
     pending: list[_Prepared] = []
     t0 = time.perf_counter()

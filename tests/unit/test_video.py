@@ -217,3 +217,31 @@ def test_a_clip_snips_and_classifies_the_best_frame_of_each_track(tmp_path, colo
         assert (s["crop_width"], s["crop_height"]) == (round(d["bbox_w"] * 160), round(d["bbox_h"] * 128))
         snip = cv2.imdecode(np.frombuffer(Path(s["crop_uri"].removeprefix("file://")).read_bytes(), np.uint8), 1)
         assert snip.shape[:2] == (s["crop_height"], s["crop_width"]) and snip.mean() > 100  # a day frame's pixels
+
+
+def test_a_clip_detected_by_a_deployment_gives_the_record_of_a_local_detector(tmp_path):
+    from batch.reprocess.served_clips import ServedFrames
+
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    detector = store.load_detector("trapcam:1")
+    path = day_night_clip(tmp_path / "visit.mp4", "NDDDN", fps=10)
+    calls = []
+
+    class Answer:  # what a Serve handle's call gives: .result() (the replica's records as dicts), or its error
+        def __init__(self, images, metas):
+            calls.append(len(images))
+            self.records = [r.model_dump() for r in detector.run_prepared(images, metas)]
+
+        def result(self):
+            if len(calls) == 1:  # the first call meets a full lane: every frame of it is sent again
+                raise TimeoutError("the bulk lane is full")
+            return self.records
+
+    served = ServedFrames(detector.preprocessor, Answer, lambda record: None, lambda exc, tries: 0.0, object)
+    with ClipReader(str(path)) as a, ClipReader(str(path)) as b:
+        local, remote = detect_clip(detector, a, Sampling(), batch_size=4), detect_clip(served, b, Sampling(),
+                                                                                        batch_size=4)
+    assert calls == [4, 4, 1] and remote.reason is None and remote.filters is None
+    assert [(n, o, r.detections) for n, o, r in remote.frames] == [(n, o, r.detections) for n, o, r in local.frames]
+    assert remote.tracks == local.tracks and remote.animals >= 1

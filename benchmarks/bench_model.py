@@ -226,7 +226,8 @@ def model_config(input_dtype: str, description: str, backend: str = "onnx-yolo")
 def ensure_if_bench_model(store: ModelStore | str, model: str, variants: list[str] | None = None) -> None:
     """Build the benchmark models when `model` names one; any other model must already be in the store."""
     if model.startswith(NULL_NAME):
-        ensure_null_model(ModelStore(store) if isinstance(store, str) else store)
+        ensure_null_model(ModelStore(store) if isinstance(store, str) else store,
+                          "uint8" if model.startswith(f"{NULL_NAME}-u8") else "float32")
     elif model.startswith(NAME):
         ensure_bench_models(ModelStore(store) if isinstance(store, str) else store, variants)
 
@@ -270,10 +271,11 @@ def _build_and_publish(store: ModelStore, missing: list[str], verbose: bool) -> 
 NULL_NAME = "bench-null"
 
 
-def null_onnx(path: Path, anchors: int = 100) -> Path:
+def null_onnx(path: Path, anchors: int = 100, input_dtype: str = "float32") -> Path:
     """A detector with no inference cost: [B, 3, 640, 640] in, a constant [B, 5, anchors] (YOLOv8 layout,
     one class) out. It reads one pixel per image, so what a run measures is everything but the model:
-    the plumbing a fast accelerator would leave."""
+    the plumbing a fast accelerator would leave. With `input_dtype` uint8 it takes the letterboxed pixels as they
+    are, as an accelerator that scales them on the device does: the host never makes a float tensor."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -283,7 +285,8 @@ def null_onnx(path: Path, anchors: int = 100) -> Path:
     const[0, 2:4] = rng.uniform(10, 80, (2, anchors))
     const[0, 4, :3] = [0.9, 0.6, 0.4]  # three candidates above the threshold, as a real frame might have
     nodes = [
-        helper.make_node("Slice", ["images", "zero", "one", "axes"], ["pixel"]),  # [B, 1, 1, 1]
+        helper.make_node("Slice", ["images", "zero", "one", "axes"], ["pixel_in"]),  # [B, 1, 1, 1]
+        helper.make_node("Cast", ["pixel_in"], ["pixel"], to=TensorProto.FLOAT),
         helper.make_node("Mul", ["pixel", "zero_f"], ["nothing"]),
         helper.make_node("Reshape", ["nothing", "shape_b11"], ["b11"]),
         helper.make_node("Add", ["b11", "const"], ["output0"]),  # broadcast to [B, 5, anchors]
@@ -292,7 +295,8 @@ def null_onnx(path: Path, anchors: int = 100) -> Path:
              (("zero", [0, 0, 0]), ("one", [1, 1, 1]), ("axes", [1, 2, 3]), ("shape_b11", [-1, 1, 1]))]
     inits += [numpy_helper.from_array(np.zeros((), np.float32), "zero_f"), numpy_helper.from_array(const, "const")]
     graph = helper.make_graph(
-        nodes, "null-detector", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 640, 640])],
+        nodes, "null-detector", [helper.make_tensor_value_info(
+            "images", TensorProto.UINT8 if input_dtype == "uint8" else TensorProto.FLOAT, ["batch", 3, 640, 640])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 5, anchors])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
@@ -300,16 +304,18 @@ def null_onnx(path: Path, anchors: int = 100) -> Path:
     return path
 
 
-def ensure_null_model(store: ModelStore) -> str:
-    """Publish `bench-null:1` (see null_onnx) once and promote it; returns its reference."""
-    if VERSION not in store.list_versions(NULL_NAME):
+def ensure_null_model(store: ModelStore, input_dtype: str = "float32") -> str:
+    """Publish `bench-null:1` (see null_onnx; `bench-null-u8:1` for uint8 input) once and promote it; returns its
+    reference."""
+    name = NULL_NAME if input_dtype == "float32" else f"{NULL_NAME}-u8"
+    if VERSION not in store.list_versions(name):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = {**model_config("float32", "Null detector: constant output, no inference cost (benchmarks)."),
+            cfg = {**model_config(input_dtype, "Null detector: constant output, no inference cost (benchmarks)."),
                    "labels": ["thing"]}
-            store.publish(null_onnx(Path(tmp) / "model.onnx"), NULL_NAME, VERSION, cfg)
-    if "production" not in store.aliases(NULL_NAME):
-        store.promote(f"{NULL_NAME}:{VERSION}")
-    return f"{NULL_NAME}:{VERSION}"
+            store.publish(null_onnx(Path(tmp) / "model.onnx", input_dtype=input_dtype), name, VERSION, cfg)
+    if "production" not in store.aliases(name):
+        store.promote(f"{name}:{VERSION}")
+    return f"{name}:{VERSION}"
 
 
 def check_outputs(store: ModelStore, ref: str) -> dict[str, Any]:

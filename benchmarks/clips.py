@@ -8,9 +8,10 @@ MegaDetector's own frame extraction on the same clips.
 - decode ceiling: sampled frames/s of PyAV alone (model_store.core.video.ClipReader, frames scaled to the null
   model's letterbox size as they are converted), 2 processes (the 2 cores), at 1 s sampling and every frame.
 - trapline: `trapline reprocess` (run_reprocess, local Ray of 2 CPUs: 2 inference actors of 0.875 CPU and the
-  writer's 0.25) with the null model
-  (`bench-null:1`, no inference cost) on the same clips: sampled frames/s while the job ran, as a ratio of the
-  ceiling.
+  writer's 0.25) with the null model (`bench-null:1`, no inference cost, float32 input made on the host; and
+  `bench-null-u8:1`, uint8 input as an accelerator that scales the pixels on the device takes it) on the same
+  clips: sampled frames/s while the job ran, as a ratio of the ceiling. A long clip is cut into time ranges in the
+  job (batch.reprocess.clips.CLIP_PARTS) and the ceiling's processes decode the same ranges.
 - per-clip cost: one clip through the core's clip loop (detect_clip, null model) in a process of its own, 10 s
   against 10 minutes of the same scene: seconds per sampled frame and the process's peak RSS.
 - peer: MegaDetector's `megadetector.detection.video_utils.run_callback_on_frames` (OpenCV) with a callback that
@@ -56,22 +57,30 @@ def make_clips(root: Path) -> dict[str, list[Path]]:
     return {"set": mixed, "short": [short], "long": [long], "set-1s": sorted(longer.rglob("*.mp4"))}
 
 
-def _decode_one(args: tuple[str, str, str]) -> int:
+def _decode_one(args: tuple[str, str, str, float, float | None]) -> int:
     from model_store import parse_config
     from model_store.core.clips import letterbox_size
-    from model_store.core.video import ClipReader, Sampling
+    from model_store.core.video import ClipReader, Sampling, TimeRange
 
-    path, sampling, config_json = args
+    path, sampling, config_json, start, end = args
     config = parse_config(config_json)
     with ClipReader(path) as reader:
         return sum(1 for _ in reader.frames(Sampling.parse(sampling), lambda w, h: letterbox_size(config, w, h),
-                                            config.preprocess.interpolation))
+                                            config.preprocess.interpolation, TimeRange(start, end)))
 
 
 def decode_ceiling(clips: list[Path], sampling: str, config_json: str, workers: int = 2) -> dict:
+    """PyAV alone on `workers` processes, a long clip cut into the time ranges the job cuts it into (so that the
+    ceiling is the decoder's with every core busy, not one core on the longest clip)."""
+    from batch.reprocess.clips import CLIP_PARTS
+    from model_store.core.clips import MIN_RANGE_FRAMES
+    from model_store.core.video import Sampling, clip_ranges, probe_clip
+
+    work = [(str(c), sampling, config_json, r.start_s, r.end_s) for c in clips
+            for r in clip_ranges(probe_clip(str(c)), Sampling.parse(sampling), CLIP_PARTS, MIN_RANGE_FRAMES)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
-        frames = sum(pool.map(_decode_one, [(str(c), sampling, config_json) for c in clips]))
+        frames = sum(pool.map(_decode_one, work))
     wall = time.perf_counter() - t0
     return {"frames": frames, "wall_s": round(wall, 2), "frames_per_s": round(frames / wall, 1)}
 
@@ -147,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampling", default="1s", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     store = ModelStore(args.store)
-    ref = args.ref or ensure_null_model(store)
+    refs = [args.ref] if args.ref else [ensure_null_model(store), ensure_null_model(store, "uint8")]
+    ref = refs[0]
     if args.one:
         one_clip(args.one, store.root, ref, args.sampling)
         return 0
@@ -162,15 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     for sampling in SAMPLINGS:
         name = "set-1s" if sampling == "1s" else "set"
         ceiling = decode_ceiling(clips[name], sampling, cfg)
-        job = trapline_job(Path(args.dir) / name, store.root, ref, sampling)
         md = megadetector_extraction(clips[name], sampling)
-        rows.append({"sampling": sampling, "clips": name, "frames": ceiling["frames"],
-                     "pyav_fps": ceiling["frames_per_s"],
-                     "trapline_fps": job["frames_per_s"], "trapline_frames": job["frames"],
-                     "trapline/pyav": ratio(job["frames_per_s"], ceiling["frames_per_s"]),
-                     "md_fps": md and md["frames_per_s"], "md_frames": md and md["frames"],
-                     "trapline/md": md and ratio(job["frames_per_s"], md["frames_per_s"]),
-                     "job_wall_s": job["wall_s"]})
+        for model in refs:
+            job = trapline_job(Path(args.dir) / name, store.root, model, sampling)
+            rows.append({"sampling": sampling, "clips": name, "model": model, "frames": ceiling["frames"],
+                         "pyav_fps": ceiling["frames_per_s"],
+                         "trapline_fps": job["frames_per_s"], "trapline_frames": job["frames"],
+                         "trapline/pyav": ratio(job["frames_per_s"], ceiling["frames_per_s"]),
+                         "md_fps": md and md["frames_per_s"], "md_frames": md and md["frames"],
+                         "trapline/md": md and ratio(job["frames_per_s"], md["frames_per_s"]),
+                         "job_wall_s": job["wall_s"]})
     ray.shutdown()
     print(print_table(rows, list(rows[0])))
     lengths = [per_clip_cost(clips[k][0], store.root, ref, "1s") for k in ("short", "long")]

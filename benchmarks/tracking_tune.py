@@ -36,6 +36,8 @@ GRID: dict[str, list[Any]] = {
     "gap_penalty": [0.0, 0.01, 0.03, 0.06],
     "gap_penalty_hits": [10.0, 30.0, 100.0, 1e9],
     "min_frames": [1, 2, 3],
+    "sit_size_ratio": [0.33, 0.6, 0.65, 0.7, 0.75],
+    "sit_speed": [0.1, 0.2, 0.4],
 }
 
 

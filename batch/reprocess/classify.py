@@ -3,7 +3,8 @@
     ... -> detect -> crop/classify (actor pool) -> write (classifications + snips, detections, images)
 
 For every image with kept detections it reads the file once more (only those: blanks never are),
-decodes it at full resolution, cuts the crops with the core's `crop_jobs` (in memory), runs each
+decodes it at full resolution (a clip: the frame of each track's best detection, `clip_crops.py`),
+cuts the crops with the core's `crop_jobs` (in memory), runs each
 classifier once over the batch's crops, and writes the JPEG snips when asked. The results ride
 along as two extra nested columns that `write_stage_results` turns into the `classifications` and
 `snips` files before `write_results` commits the part (model_store/tables/commit.py). Like the other stages it is a
@@ -18,9 +19,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from batch.reprocess.clip_crops import best_frames
 from model_store import CropOptions, FilterSet, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.pipeline import ClassifierRoute, Pipeline, ResolvedRoute, classify_jobs, crop_jobs, resolve_routes
+from model_store.core.video import VideoDecodeError
 from model_store.tables.codec import classification_row, ranked_from_rows
 from model_store.tables.schema import (
     CLASSIFICATIONS,
@@ -86,18 +89,17 @@ class ClassifyActor:
             row[CLASSIFICATIONS], row[SNIPS] = [], []
             if row["status"] != "ok":
                 continue  # failed, or no kept detection: nothing to crop
-            if row.get("kind") == "video":
-                continue  # a clip keeps its detections; its frames are not decoded again for crops (not yet)
+            mine = []
             try:
-                rgb = read_image(row["uri"], row.get("size_bytes"), self.archive_url, self.max_pixels)
-                ranked = ranked_from_rows(row["detections"], row["width"], row["height"])
-                if self.crops is not None:
-                    row[SNIPS] = write_snips(cached_location(self.out_url), rgb, ranked, row, self.crops,
-                                             self.model_name, self.model_version, self.result_hash)
-            except (OSError, ImageDecodeError) as exc:
+                for rgb, ranked in self._pictures(row):
+                    if self.crops is not None:
+                        row[SNIPS] += write_snips(cached_location(self.out_url), rgb, ranked, row, self.crops,
+                                                  self.model_name, self.model_version, self.result_hash)
+                    mine += crop_jobs(rgb, ranked, self.pipeline.routes, i)
+            except (OSError, ImageDecodeError, VideoDecodeError) as exc:
                 _fail(row, "read_error", f"cannot read {row['uri']} again for cropping: {exc}")
                 continue
-            jobs += crop_jobs(rgb, ranked, self.pipeline.routes, i)
+            jobs += mine
         if jobs:
             try:
                 results = classify_jobs(self.pipeline.classifiers, jobs, self.filters)
@@ -109,6 +111,16 @@ class ClassifyActor:
                     if rows[job.image]["status"] == "ok":
                         rows[job.image][CLASSIFICATIONS].append(classification_row(job.detection, result))
         return pa.Table.from_pylist(rows, schema=STAGE_SCHEMA)
+
+
+    def _pictures(self, row: dict):
+        """(full-size RGB, ranked detections to crop) of a result row: a still once, with its kept detections; a
+        clip once per frame that holds the best detection of one of its tracks, with only those (clip_crops.py)."""
+        ranked = ranked_from_rows(row["detections"], row["width"], row["height"])
+        if row.get("kind") == "video":
+            yield from best_frames(row, ranked, self.archive_url, self.max_pixels)
+        else:
+            yield read_image(row["uri"], row.get("size_bytes"), self.archive_url, self.max_pixels), ranked
 
 
 def _fail(row: dict, reason: str, message: str) -> None:

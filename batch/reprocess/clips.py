@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,11 @@ from model_store.core.clips import detect_clip
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
+from trapline.errors import BatchError
 
-__all__ = ["clip_rows", "is_clip", "run_clip"]
+__all__ = ["clip_rows", "is_clip", "open_clip", "run_clip"]
+
+CLIP_PARTS = 2  # time ranges of a long clip decoded at once: the cores of the machines this runs on (2 here)
 
 
 def clip_rows(batch: Mapping[str, np.ndarray], rows: list[int]) -> list[int]:
@@ -36,21 +40,32 @@ def _source(storage, uri: str):
     return storage.fs.open(uri, "rb", block_size=4 * 2**20, cache_type="readahead")
 
 
+@contextlib.contextmanager
+def open_clip(storage, uri: str, max_pixels: int | None) -> Iterator[ClipReader]:
+    """The clip opened where it lies (each time range of a long clip opens its own)."""
+    with _source(storage, uri) as source, ClipReader(source, threads=1, max_pixels=max_pixels) as reader:
+        yield reader
+
+
 def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, sampling: Sampling,
-             max_pixels: int | None, batch_size: int, track_config: TrackConfig | None = None) -> dict[str, Any]:
+             max_pixels: int | None, batch_size: int, track_config: TrackConfig | None = None,
+             parts: int = CLIP_PARTS) -> dict[str, Any]:
     """The result-row fields of clip row `i` (its capture time columns are updated in `batch` when the container
-    dates the clip and the path did not)."""
+    dates the clip and the path did not). A long clip is decoded in up to `parts` time ranges at once
+    (`detect_clip`): one clip is often a job's longest row, and it would otherwise keep one core busy while the
+    other actors have nothing left to do."""
     uri = str(batch["uri"][i])
+    reopen = functools.partial(open_clip, storage, uri, max_pixels)
     try:
-        with _source(storage, uri) as source, ClipReader(source, threads=1, max_pixels=max_pixels) as reader:
+        with reopen() as reader:
             _date(batch, i, reader.info.created)
-            clip = detect_clip(detector, reader, sampling, filters, batch_size, track_config)
+            clip = detect_clip(detector, reader, sampling, filters, batch_size, track_config, reopen, parts)
     except VideoDecodeError as exc:
         return {**failed_fields(exc.reason, str(exc)), "kind": "video", "frames_sampled": exc.frames_read}
     except OSError as exc:
         return {**failed_fields("read_error", f"cannot read {uri}: {type(exc).__name__}: {exc}"), "kind": "video"}
-    except ModelRunError:
-        raise  # the model, not the clip: the caller fails the row as it fails a batch of images
+    except (ModelRunError, BatchError):
+        raise  # the model or the run, not the clip: the caller fails the row as it fails a batch of images
     except Exception as exc:  # noqa: BLE001 - a decoder crash on one clip must not stop the job
         return {**failed_fields("decode_error", f"{type(exc).__name__}: {exc}"), "kind": "video"}
     return clip_fields(clip, int(batch["capture_time_us"][i]))

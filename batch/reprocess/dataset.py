@@ -230,6 +230,8 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "expected": {"version": spec.model_version, "sha256": spec.model_sha256,
                              "filters_hash": spec.filters_hash},
                 "app_name": spec.serve_app, "archive_url": archive_url,
+                "clips_url": spec.archive_url, "video": spec.video, "config_json": spec.config_json,
+                "max_pixels": spec.max_pixels,
             },
         )
     sink, result_hash = write_results, spec.filters_hash
@@ -367,7 +369,8 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     either way, and a larger archive gets the streaming plan."""
     expected = {"version": spec.model_version, "sha256": spec.model_sha256, "filters_hash": spec.filters_hash}
     client = ServeClient(spec.model_name, spec.ref, spec.filter_overrides, expected, app_name=spec.serve_app,
-                         archive_url=spec.archive_url, window=INLINE_WINDOW)
+                         archive_url=spec.archive_url, window=INLINE_WINDOW, video=spec.video,
+                         config_json=spec.config_json, max_pixels=spec.max_pixels)
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
 
     def run_part(start: int) -> dict[str, Any]:

@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from batch.reprocess.clips import clip_rows, run_clip
-from batch.reprocess.read import FAILED, PENDING, archive_storage, decode_and_prepare, meta_of, read_files
+from batch.reprocess.read import FAILED, PENDING, archive_storage, decode_and_prepare, meta_of, preparer, read_files
+from batch.reprocess.served_clips import ServedFrames
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
@@ -230,8 +231,16 @@ class ServeClient:
 
     def __init__(self, model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
                  app_name: str = "trapline", attempts: int = 3, window: int = 8, per_call: int = 4,
-                 overload_wait_s: float = 600.0, archive_url: str | None = None) -> None:
+                 overload_wait_s: float = 600.0, archive_url: str | None = None, clips_url: str | None = None,
+                 video: dict | None = None, config_json: str | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.handle = detector_handle(model_name, app_name)
+        # clips are decoded and letterboxed here and only their frames go to the deployment (served_clips.py)
+        self.clips_url, self.sampling, self.max_pixels = clips_url or archive_url, Sampling(**(video or {})), max_pixels
+        self.frames = ServedFrames(
+            preparer(config_json), lambda images, metas: self.handle.detect_prepared_many.remote(
+                images, metas, self.ref, self.filter_overrides),
+            lambda record: check_served(record, self.expected), self._frame_retry_in, _Tries) if config_json else None
         self.reader = FileReader(archive_url)
         self.ref = ref
         self.filter_overrides = filter_overrides or None
@@ -261,12 +270,17 @@ class ServeClient:
         batch = self.reader.read(batch)
         pending = collections.deque(i for i, s in enumerate(batch["status"]) if s == PENDING)
         clips = clip_rows(batch, list(pending))
-        if clips:  # a replica answers for one image; a clip's frames and tracks are the actors' (--via actors)
-            fail_rows(batch, clips, "unsupported", "clips run through the inference actors (--via actors), not "
-                                                   "through the deployment")
-            pending = collections.deque(i for i in pending if i not in set(clips))
+        pending = collections.deque(i for i in pending if i not in set(clips))
+        results: dict[int, ImageDetections | dict] = {}
+        for i in clips:  # decoded here, each batch of its frames detected in the deployment
+            if self.frames is None or self.clips_url is None:
+                raise BatchError("this Serve client got a clip but has no model config or archive to decode it")
+            try:
+                results[i] = run_clip(self.frames, None, archive_storage(self.clips_url), batch, i, self.sampling,
+                                      self.max_pixels, self.per_call * 2)
+            except ModelRunError as exc:
+                fail_rows(batch, [i], "model_error", str(exc))
         tries: dict[int, _Tries] = collections.defaultdict(_Tries)
-        results: dict[int, ImageDetections] = {}
         in_flight: collections.deque = collections.deque()  # (rows, response), oldest first
         while pending or in_flight:
             while pending and (room := self.window - sum(len(r) for r, _ in in_flight)) > 0:
@@ -286,6 +300,10 @@ class ServeClient:
                     wait = max(wait, again)
             time.sleep(wait)
         return result_table(batch, results)
+
+    def _frame_retry_in(self, exc: BaseException, tries: _Tries) -> float | None:
+        """As `_retry_in`, for a clip's frame: None when the deployment refused it for good."""
+        return None if served_refusal(exc) is not None else self._retry_in({}, -1, exc, tries)
 
     def _retry_in(self, batch: dict[str, np.ndarray], i: int, exc: BaseException, tries: _Tries) -> float | None:
         """Seconds to wait before row i goes again; None when the deployment refused it for good (the row

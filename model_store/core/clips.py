@@ -13,17 +13,21 @@ through; its algorithm is its own), so the clip's animals come out as occurrence
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import io
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
-from model_store.core.video import ClipInfo, ClipReader, Sampling, VideoDecodeError
+from model_store.core.video import ClipInfo, ClipReader, Sampling, TimeRange, VideoDecodeError, clip_ranges
 
 
 @dataclass(frozen=True)
@@ -92,52 +96,131 @@ class ClipDetections:
         return best.label, best.score
 
 
-Prepare = Callable[[np.ndarray, tuple[int, int]], tuple[np.ndarray, object]]
+MIN_RANGE_FRAMES = 60  # a clip is cut into time ranges only when each gets at least this many sampled frames
 
 
 def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, batch_size: int = 8,
-                track_config: TrackConfig | None = None) -> ClipDetections:
+                track_config: TrackConfig | None = None,
+                reopen: Callable[[], AbstractContextManager[ClipReader]] | None = None,
+                parts: int = 1, min_range_frames: int = MIN_RANGE_FRAMES) -> ClipDetections:
     """Run the detector on the clip's sampled frames, `batch_size` at a time, then link its tracks.
+
+    With `reopen` (another reader of the same clip) and `parts` > 1, a long clip is cut into up to `parts` time
+    ranges (`clip_ranges`) decoded at once on threads of their own, each from a seek to its start: one clip then
+    keeps more than one core busy (PyAV, swscale and the letterbox release the GIL). Their frames meet in the
+    batches as they come, and the records are put back in frame order, so the result is the one an uncut pass
+    gives.
 
     Never raises for a bad clip: a VideoDecodeError ends the loop and is recorded on the result (with the frames
     read until then); a failing forward pass raises the detector's ModelRunError, as for stills."""
     info = reader.info
     fs = filters if filters is not None else detector.default_filters
-    out = ClipDetections(info=info, sampling=sampling, model=detector.info,
-                         filters=FiltersApplied(names=fs.names, hash=fs.hash, configs=fs.as_specs()))
-    prep = detector.preprocessor
-    cfg = prep.config.preprocess
-    pending: list[tuple[int, float, np.ndarray, object]] = []
+    out = ClipDetections(info=info, sampling=sampling, model=detector.info,  # (None: a deployment's, --via serve)
+                         filters=FiltersApplied(names=fs.names, hash=fs.hash, configs=fs.as_specs()) if fs else None)
+    ranges = clip_ranges(info, sampling, parts, min_range_frames) if reopen is not None else [TimeRange()]
+    pending: list[_Prepared] = []
     t0 = time.perf_counter()
     infer_s = 0.0
 
     def flush() -> None:
         nonlocal infer_s
         t1 = time.perf_counter()
-        records = detector.run_prepared([p for _, _, p, _ in pending], [m for _, _, _, m in pending], filters)
+        records = detector.run_prepared([p.image for p in pending], [p.meta for p in pending], filters)
         infer_s += time.perf_counter() - t1
-        for (number, offset, _, _), record in zip(pending, records, strict=True):
+        for p, record in zip(pending, records, strict=True):
             if isinstance(record, Exception):  # one frame's postprocessing failed: the clip says so
-                raise VideoDecodeError("postprocess_error", f"frame {number}: {type(record).__name__}: {record}",
+                raise VideoDecodeError("postprocess_error", f"frame {p.number}: {type(record).__name__}: {record}",
                                        len(out.frames))
-            out.frames.append((number, offset, record))
+            out.frames.append((p.number, p.offset_s, record))
         pending.clear()
 
+    prepared = (_prepared_frames(detector.preprocessor, reader, sampling) if len(ranges) == 1 else
+                _prepared_in_ranges(detector.preprocessor, reader, reopen, sampling, ranges, 2 * batch_size))
     try:
-        for frame in reader.frames(sampling, functools.partial(letterbox_size, prep.config), cfg.interpolation):
-            prepared, meta = prep.prepare(frame.rgb, (info.width, info.height))
-            pending.append((frame.number, frame.offset_s, prepared, meta))
-            if len(pending) >= batch_size:
+        with contextlib.closing(prepared):  # a model error stops the range threads at once
+            for p in prepared:
+                pending.append(p)
+                if len(pending) >= batch_size:
+                    flush()
+            if pending:
                 flush()
-        if pending:
-            flush()
     except VideoDecodeError as exc:
         if pending and exc.reason != "postprocess_error":
             flush()  # what was decoded before the break is detected and kept
         out.reason, out.error = exc.reason, str(exc)
+    out.frames.sort(key=lambda f: f[0])  # ranges hand their frames in as they come
     out.timing_ms = {"total": round((time.perf_counter() - t0) * 1000, 3), "inference": round(infer_s * 1000, 3)}
     link_tracks(out, track_config or TrackConfig())
     return out
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    number: int
+    offset_s: float
+    image: np.ndarray  # letterboxed model input
+    meta: object
+
+
+def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRange | None = None
+                     ) -> Iterator[_Prepared]:
+    """The sampled frames of `span`, scaled as they are converted to RGB and letterboxed."""
+    info, cfg = reader.info, prep.config.preprocess
+    for frame in reader.frames(sampling, functools.partial(letterbox_size, prep.config), cfg.interpolation, span):
+        image, meta = prep.prepare(frame.rgb, (info.width, info.height))
+        yield _Prepared(frame.number, frame.offset_s, image, meta)
+
+
+def _prepared_in_ranges(prep, reader: ClipReader, reopen, sampling: Sampling, ranges: list[TimeRange],
+                        queued: int) -> Iterator[_Prepared]:
+    """The prepared frames of all `ranges` as their threads make them (at most `queued` waiting: memory stays a few
+    batches). A range's VideoDecodeError is raised once every range is done, the earliest range's first, so the
+    frames the others read are kept."""
+    done = object()
+    out: queue.Queue = queue.Queue(maxsize=queued)
+    stop = threading.Event()
+    errors: dict[int, VideoDecodeError] = {}
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(k: int, span: TimeRange) -> None:
+        try:
+            with contextlib.nullcontext(reader) if k == 0 else reopen() as r:
+                for p in _prepared_frames(prep, r, sampling, span):
+                    if not put(p):
+                        return
+        except VideoDecodeError as exc:
+            errors[k] = exc
+        except Exception as exc:  # noqa: BLE001 - a decoder crash in one range is the clip's failure, not a hang
+            errors[k] = VideoDecodeError("decode_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            put(done)
+
+    threads = [threading.Thread(target=run, args=(k, span), name=f"clip-range-{k}", daemon=True)
+               for k, span in enumerate(ranges)]
+    for t in threads:
+        t.start()
+    try:
+        running = len(threads)
+        while running:
+            item = out.get()
+            if item is done:
+                running -= 1
+            else:
+                yield item
+    finally:
+        stop.set()  # the consumer stopped early (a model error): let the threads end
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[min(errors)]
 
 
 def detect_clip_bytes(detector, data: bytes, sampling: Sampling, filters=None, max_pixels: int | None = None,

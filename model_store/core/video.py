@@ -213,27 +213,40 @@ class ClipReader:
         self.container.close()
 
     def frames(self, sampling: Sampling, size_for: Callable[[int, int], tuple[int, int]] | None = None,
-               interpolation: str = "area") -> Iterator[Frame]:
-        """The sampled frames in time order, one reduced RGB frame at a time. Raises VideoDecodeError: too_long
-        (over `sampling.max_frames`, before decoding when the length is known), empty (no frame at all), or
-        truncated / decode_error after `frames_read` frames were handed out."""
+               interpolation: str = "area", span: TimeRange | None = None) -> Iterator[Frame]:
+        """The sampled frames in time order, one reduced RGB frame at a time; with `span`, only those of that time
+        range (`clip_ranges`: it seeks to its start). Raises VideoDecodeError: too_long (over
+        `sampling.max_frames`, before decoding when the length is known), empty (no frame at all), or truncated /
+        decode_error after `frames_read` frames were handed out."""
         info = self.info
         expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
         if expected is not None and expected > sampling.max_frames:
             raise VideoDecodeError("too_long", f"sampling {_describe(sampling)} takes {expected} frames of this "
                                                f"{_length(info)} clip, over the cap of {sampling.max_frames} a clip")
         size = size_for(info.width, info.height) if size_for else None
-        yield from self._sampled(sampling, size, SWS_INTERPOLATION[interpolation])
+        yield from self._sampled(sampling, size, SWS_INTERPOLATION[interpolation], span or TimeRange())
 
-    def _sampled(self, sampling: Sampling, size: tuple[int, int] | None, interpolation: str) -> Iterator[Frame]:
+    def frame_at(self, offset_s: float) -> Frame:
+        """The full-size frame at `offset_s` (a sampled frame's offset: its snips and crops are cut from it), from
+        a seek to the keyframe before it. Raises VideoDecodeError when the clip has no frame there."""
+        once = Sampling(every_s=max(1.0, 2 * (self.info.duration_s or 0.0)), max_frames=DEFAULT_MAX_FRAMES)
+        for frame in self._sampled(once, None, SWS_INTERPOLATION["area"], TimeRange(offset_s, None)):
+            return frame
+        raise VideoDecodeError("empty", f"the clip has no frame at {offset_s:g} s")
+
+    def _sampled(self, sampling: Sampling, size: tuple[int, int] | None, interpolation: str,
+                 span: TimeRange) -> Iterator[Frame]:
         import av
 
         fps = self.info.fps or 0.0
         tb = float(self.stream.time_base) if self.stream.time_base else 0.0
         start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
         keys = _Keyframes(fps) if sampling.mode == "seconds" and tb else None  # None: never seek
-        target, index, handed, last_pts, t = 0.0, -1, 0, None, 0.0  # index: decode order (exact until a seek)
+        target, index, handed, last_pts, t = span.start_s, -1, 0, None, 0.0  # index: decode order (exact until a seek)
         estimated = False  # after a seek the frame number is estimated from the time at the average rate
+        if span.start_s > 0:  # a later range of the clip: from the last keyframe before its start
+            self.container.seek(int((span.start_s + start) / tb), stream=self.stream, backward=True)
+            estimated = True
         decoded = iter(self.container.decode(self.stream))
         while True:
             try:
@@ -250,6 +263,8 @@ class ClipReader:
             t = (float(frame.pts) * tb - start) if frame.pts is not None and tb else (index / fps if fps else 0.0)
             if keys is not None and frame.key_frame:
                 keys.saw(t)
+            if span.end_s is not None and t + 1e-6 >= span.end_s:
+                return  # the next range's first frame
             if last_pts is not None and frame.pts is not None and frame.pts <= last_pts:
                 if keys is not None:
                     keys.landed_behind()  # the keyframes are not where the grid said: decode through from now on
@@ -273,6 +288,9 @@ class ClipReader:
                 self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
                 decoded = iter(self.container.decode(self.stream))
                 estimated = True
+        if handed == 0 and span.start_s > 0:
+            raise VideoDecodeError("truncated", f"the clip ends before {span.start_s:g} s of the "
+                                                f"{_length(self.info)} its header says")
         if handed == 0:
             raise VideoDecodeError("empty", "the clip has no decodable frame")
         duration = self.info.duration_s
@@ -289,6 +307,32 @@ class ClipReader:
             return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         return self._reformatter.reformat(frame, size[0], size[1], format="rgb24",
                                           interpolation=interpolation).to_ndarray()
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A part of a clip, [start_s, end_s) in seconds from its first frame (end None: to its end)."""
+
+    start_s: float = 0.0
+    end_s: float | None = None
+
+
+def clip_ranges(info: ClipInfo, sampling: Sampling, parts: int, min_frames: int) -> list[TimeRange]:
+    """The clip cut into up to `parts` time ranges of at least `min_frames` sampled frames each, on the sampling's
+    time grid, so that the ranges together sample exactly the frames the whole clip would.
+
+    Only a clip sampled every N seconds with a known length is cut: its sampled times are a grid that each range
+    can seek to. Every-frame and every-Nth-frame sampling count frames from the first (a seek only estimates the
+    number), and the frame cap keeps those clips short (DEFAULT_MAX_FRAMES every frame is a minute at 30 fps)."""
+    expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
+    if sampling.mode != "seconds" or not expected or parts < 2:
+        return [TimeRange()]
+    parts = min(parts, expected // max(1, min_frames))
+    if parts < 2:
+        return [TimeRange()]
+    cuts = [round(expected * k / parts) * sampling.every_s for k in range(1, parts)]
+    starts = [0.0, *cuts]
+    return [TimeRange(s, e) for s, e in zip(starts, [*cuts, None], strict=True)]
 
 
 class _Keyframes:

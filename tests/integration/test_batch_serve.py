@@ -1,4 +1,5 @@
-"""`--via serve` (the live deployment's handle) and `--via actors` write the same rows; /v1/detect agrees."""
+"""`--via serve` (the live deployment's handle) and `--via actors` write the same rows, a clip's too; /v1/detect
+agrees."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
+from tests.fixtures.clips import day_night_clip
 from trapline.errors import BatchError
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
@@ -32,6 +34,7 @@ def test_serve_and_actors_give_the_same_rows_and_match_http(ray_cluster, tmp_pat
     store.promote("trapcam:1")
     spec = build_archive()
     archive = write_local(spec, tmp_path / "archive")
+    day_night_clip(archive / "cam01" / "IMG_20240501_090000.mp4", "NDDDN", fps=10)  # a clip among the stills
     base = {"archive": str(archive), "model": "trapcam@production", "store": store.root, "path_pattern": PATH_PATTERN,
             "filters": FILTERS, "read_cpus": 0.25, "rows_per_file": 10, "batch_size": 8}
     config = {"store": store.root, "cache_dir": str(tmp_path / "serve-cache"), "http": {"port": 0},
@@ -45,6 +48,9 @@ def test_serve_and_actors_give_the_same_rows_and_match_http(ray_cluster, tmp_pat
             assert getattr(via_serve, field) == getattr(via_actors, field), field
         per_run = ("run_id", "processed_at")
         a, b = rows(tmp_path / "serve", IMAGES, per_run), rows(tmp_path / "actors", IMAGES, per_run)
+        # the clip is decoded in the client and its frames detected by the deployment: the actors' record
+        [clip] = a[a.kind == "video"].itertuples()
+        assert (clip.status, clip.frames_sampled, clip.detection_count) == ("ok", 5, 3 * clip.max_per_frame)
         diff = [(c, a[c][i], b[c][i]) for c in a.columns for i in range(len(a)) if str(a[c][i]) != str(b[c][i])]
         assert a.equals(b), diff[:6]  # the same failure reasons too, decoded in the replica or in the actor
         d_serve, d_actors = rows(tmp_path / "serve", DETECTIONS, ("run_id",)), rows(tmp_path / "actors", DETECTIONS,

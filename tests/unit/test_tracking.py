@@ -181,6 +181,20 @@ def test_a_moth_that_leaves_and_another_that_lands_nearby_are_two_tracks():
     assert link_camera(np.arange(10) * 20.0, np.arange(10), np.array(crawl), CONFIG).tolist() == [0] * 10
 
 
+def test_a_moth_of_another_size_on_the_spot_of_one_that_sat_is_another_moth():
+    # issue 48, same-spot turnover: one sits for five frames and leaves; a smaller one lands on its very spot
+    boxes = [_box(0.5, 0.5, 0.05, 0.05)] * 5 + [_box(0.5, 0.5, 0.035, 0.035)] * 5
+    ids = link_camera(np.arange(10) * 20.0, np.arange(10), np.array(boxes), CONFIG)
+    assert ids.tolist() == [0] * 5 + [1] * 5
+    # one of its own size coming back there is the same moth, even after two missed frames
+    back = [_box(0.5, 0.5, 0.05, 0.05)] * 5 + [_box(0.51, 0.5, 0.052, 0.05)] * 3
+    frames = np.array([0, 1, 2, 3, 4, 7, 8, 9])
+    assert link_camera(frames * 20.0, frames, np.array(back), CONFIG).tolist() == [0] * 8
+    # a standing deer that the frame's edge cuts changes size without being another deer
+    edge = [[0.0, 0.4, 0.2 - 0.015 * f, 0.6] for f in range(8)]
+    assert link_camera(np.arange(8.0), np.arange(8), np.array(edge), CONFIG).tolist() == [0] * 8
+
+
 def test_each_link_says_how_sure_it_is():
     # a sitter: sure links; then a second insect lands beside it and one of them leaves: the link after is unsure
     still = [_box(0.5, 0.5, 0.06, 0.06)] * 4

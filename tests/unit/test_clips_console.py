@@ -1,7 +1,7 @@
 """A clip in the console, in headless Chromium over the real app (no Ray: the reprocess stages run in this process on
 a real clip written with PyAV, tests/fixtures/clips.py): its capture card shows its poster frame, decoded on request;
 its capture page the strip of its sampled frames with a detection, each with its own boxes. A frame the clip cannot
-give is a 404."""
+give is a 404. The HTML report draws the same: the poster frame and the strip, decoded from the clip."""
 
 from __future__ import annotations
 
@@ -69,3 +69,16 @@ def test_a_clip_shows_as_its_poster_and_a_strip_of_its_frames_with_boxes(site):
         assert boxes == [per_frame[10], per_frame[20]] and all(boxes)
         assert b.eval("document.querySelectorAll('#capture-boxes thead th')[1].textContent") == "frame"
         assert b.errors() == []
+
+
+def test_the_report_shows_a_clip_as_its_poster_and_a_strip_of_its_frames(site, tmp_path):
+    from batch.review import build_report
+    from batch.review.build import ReportOptions
+
+    _, config = site
+    tables = config["jobs"]["pictures"][0]["tables"]
+    result = build_report(ReportOptions(tables, str(tmp_path / "report"), per_band=1))
+    html = open(result.index).read()
+    assert '<div class="clip-strip">' in html and "<b>clip</b>" in html
+    assert 'title="frame 10"' in html and 'title="frame 20"' in html
+    assert result.unreadable == 0 and result.images == 1  # every frame decoded from the clip, none a placeholder

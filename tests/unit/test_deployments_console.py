@@ -47,7 +47,13 @@ def test_a_clock_correction_given_on_the_deployments_page_moves_what_it_lists(se
     url, tables = served
     with Browser(1280, 900) as b:
         b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      "sessionStorage.setItem('trapline-occ-who', 'Ann'); window.confirm = () => true")
+                      "sessionStorage.setItem('trapline-occ-who', 'Ann'); window.confirm = () => true;"
+                      # the detection history handed to the browser as a file: kept here instead of saved
+                      "const made = URL.createObjectURL; URL.createObjectURL = b => {"
+                      " b.text().then(t => { window.savedCsv = t; }); return made(b); };"
+                      "const click = HTMLAnchorElement.prototype.click;"
+                      "HTMLAnchorElement.prototype.click = function () {"
+                      " if (this.download) window.savedName = this.download; else click.call(this); }")
         b.navigate(f"{url}/console#/deployments")
         # the tables are picked from those the service knows, never typed
         b.wait(f"[...document.querySelectorAll('#dep-tables option')].some(o => o.value === {json.dumps(tables)})",
@@ -88,6 +94,19 @@ def test_a_clock_correction_given_on_the_deployments_page_moves_what_it_lists(se
         assert b.eval("document.getElementById('unplaced')") is None
         undo = DecisionsLog(tables).read()[-1]
         assert isinstance(undo, RevokeDecision) and undo.revoked_id == fix.decision_id
+
+        # a clock nobody can fix: marked, listed so, and the mark is a decision too
+        b.eval("document.querySelector('#deployments tr[data-deployment=sheet-a] button.mark-issues').click()")
+        b.wait("!!document.querySelector('#deployments tr[data-deployment=sheet-a] button.clear-issues')",
+               what="timestampIssues marked")
+        assert DecisionsLog(tables).read()[-1].action == "timestamp_issues"
+        # the deer's detection history by 1-day occasions, as the service computes it, saved as a file
+        b.eval("(() => { document.getElementById('history-species').value = 'deer';"
+               "document.querySelector('#history-download').form.querySelector('input[type=number]').value = '1';"
+               "document.getElementById('history-download').click(); })()")
+        b.wait("!!window.savedCsv", what="the detection history")
+        assert b.eval("window.savedName") == "detection-history-deer.csv"
+        assert b.eval("window.savedCsv").splitlines()[:2] == ["deploymentID,o1,o2,o3", "burst-a,1,0,0"]
         # the browser logs the refused reads: the three before tables were picked (no recorder here to default to)
         # and the effort before any deployment was recorded (a 422 the page shows); nothing else went wrong
         errors = b.errors()

@@ -72,6 +72,17 @@ def test_a_clock_correction_given_on_the_deployments_page_moves_what_it_lists(se
         assert b.eval(cell("burst-a", "first")) == "2026-06-01 20:00:00"  # 22:00 summer time in Amsterdam
         assert b.eval("document.getElementById('clock-problems').textContent") == "no clock problems found"
         b.wait("document.querySelectorAll('#trap-rates tbody tr').length >= 2", what="the trap rates")
+        deer = "[...document.querySelectorAll('#trap-rates tbody tr')].find(r => r.textContent.includes('deer'))"
+        assert b.eval(f"[...{deer}.children].map(td => td.textContent)") == ["burst-a", "2", "deer", "1", "50", "1"]
+        assert b.eval("[...document.querySelectorAll('#activity tbody tr')].find(r => r.firstChild.textContent === "
+                      "'deer').children[23].textContent") == "1"  # 22:00 local (column 0 is the species)
+        # a longer independence interval: the settings recompute the rates (the moth visits an hour apart: one)
+        moth = ("[...document.querySelectorAll('#trap-rates tbody tr')].find(r => r.textContent.includes('sheet-a') "
+                "&& r.textContent.includes('moth'))")
+        assert b.eval(f"{moth}.children[3].textContent") == "2"
+        b.eval("(() => { const f = document.getElementById('effort-settings');"
+               "f.querySelector('[name=independence_min]').value = '120'; f.requestSubmit(); })()")
+        b.wait(f"{moth}.children[3].textContent === '1'", what="the rates with 120 min independence")
 
         # burst's clock was an hour fast that night: its pictures move an hour earlier, 21:00 local, before burst-a
         # started: the deployment holds none of them now, and the page says so and why

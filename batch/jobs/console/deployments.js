@@ -112,10 +112,37 @@ function problemsList(clock) {
     }}}, "Correct this camera"))));
 }
 
+// The effort settings (the service's defaults until changed), kept for the session.
+function effortSettings() { return JSON.parse(sessionStorage.getItem("trapline-dep-effort") || "{}"); }
+
+function settingsForm(effort) {
+  const input = (name, value, label, min) => el("label", {}, label + " ",
+    el("input", {type: "number", name, value, step: "any", min, "aria-label": label}));
+  return el("form", {class: "identify inline", id: "effort-settings", on: {submit: ev => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    sessionStorage.setItem("trapline-dep-effort", JSON.stringify({gap_days: f.get("gap_days"), independence_min: f.get("independence_min")}));
+    route();
+  }}}, input("gap_days", effort.gap_days, "no effort after days without pictures", "0.01"),
+     input("independence_min", effort.independence_min, "independent after minutes", "0"),
+     el("button", {type: "submit"}, "Recompute"));
+}
+
+// Independent detections by local hour, one row a species.
+function activityTable(activity) {
+  const species = Object.keys(activity);
+  if (!species.length) return "";
+  const hours = [...Array(24).keys()].map(h => String(h).padStart(2, "0"));
+  return el("div", {class: "scroll"}, el("table", {id: "activity"},
+    el("thead", {}, el("tr", {}, el("th", {}, "species"), hours.map(h => el("th", {}, h)))),
+    el("tbody", {}, species.map(s => el("tr", {}, el("td", {}, s), hours.map(h => el("td", {}, activity[s][h] || "")))))));
+}
+
 // The detection history comes with the token, so it is fetched here and handed to the browser as a file.
 async function downloadHistory(species, occasionDays) {
   try {
-    const r = await fetch("/v1/deployments/history.csv?" + occQuery({species, occasion_days: occasionDays}),
+    const {gap_days} = effortSettings();
+    const r = await fetch("/v1/deployments/history.csv?" + occQuery({species, occasion_days: occasionDays, gap_days}),
                           {headers: token() ? {Authorization: "Bearer " + token()} : {}});
     if (!r.ok) throw new Error(((await r.json().catch(() => ({}))).error || {}).message || r.statusText);
     const a = el("a", {href: URL.createObjectURL(await r.blob()), download: `detection-history-${species}.csv`});
@@ -125,12 +152,12 @@ async function downloadHistory(species, occasionDays) {
 }
 
 function effortView(effort) {
-  if (effort.error) return el("p", {class: "problem"}, effort.error);
+  if (effort.error) return el("div", {}, settingsForm(effortSettings()), el("p", {class: "problem"}, effort.error));
   const species = [...new Set(effort.trap_rates.map(r => r.species))];
   const pick = el("select", {"aria-label": "species", id: "history-species"}, species.map(s => el("option", {value: s}, s)));
   const occasion = el("input", {type: "number", min: "1", max: "366", value: "7", "aria-label": "occasion days"});
   const num = x => x === null || x === undefined ? "-" : String(x);
-  return el("div", {},
+  return el("div", {}, settingsForm(effort),
     el("p", {class: "help"}, `Camera-days leave out stretches over ${effort.gap_days} day(s) without pictures; detections `
        + `of one species at one deployment count once per ${effort.independence_min} min.`),
     el("div", {class: "scroll"}, el("table", {id: "trap-rates"},
@@ -142,6 +169,7 @@ function effortView(effort) {
           el("td", {}, r.detections), el("td", {}, num(r.trap_rate)), el("td", {}, r.nights)))
           : [el("tr", {}, el("td", {}, dep), el("td", {}, days), el("td", {colspan: 4}, "no detections"))];
       })))),
+    el("h3", {}, "Activity by local hour"), activityTable(effort.activity),
     species.length ? el("form", {class: "identify inline", on: {submit: ev => { ev.preventDefault(); downloadHistory(pick.value, occasion.value); }}},
       "Detection history of ", pick, " by occasions of ", occasion, " day(s) ",
       el("button", {type: "submit", id: "history-download"}, "Download CSV")) : "");
@@ -152,7 +180,7 @@ async function deploymentsPage(current = () => true) {
   const [[list, problem], clock, effort, form] = await Promise.all([
     orProblem(api("GET", "/v1/deployments?" + q), {deployments: [], clock_corrections: [], pictures_without_deployment: 0}),
     api("GET", "/v1/deployments/clock-problems?" + q).catch(e => ({error: e.message})),
-    api("GET", "/v1/deployments/effort?" + q).catch(e => ({error: e.message})),
+    api("GET", "/v1/deployments/effort?" + occQuery(effortSettings())).catch(e => ({error: e.message})),
     depTablesForm()]);
   if (!current()) return false;
 

@@ -15,7 +15,7 @@ import pandas as pd
 from model_store.tables.archive import open_location
 from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.decisions import CorrectClock, DecisionsLog, MarkTimestampIssues, RevokeDecision, make
-from model_store.tables.deployment_fields import load_deployments, validate_rows
+from model_store.tables.deployment_fields import load_deployments, parse_deployments_text, validate_rows
 from model_store.tables.deployments import DeploymentsTable
 from model_store.tables.schema import IMAGES
 from trapline.errors import BatchError, DecisionError
@@ -39,11 +39,16 @@ def parse_offset(text: str) -> float:
     return -seconds if m.group("sign") == "-" else seconds
 
 
-def import_deployments(tables: str, source: str | list[dict], who: str, comment: str | None = None,
+def import_deployments(tables: str, source: str | list[dict] | tuple[str, str], who: str, comment: str | None = None,
                        timezone: str | None = None, removed: list[str] | None = None) -> dict[str, Any]:
-    """Record deployments from a CSV/JSON file path or a list of Camtrap DP rows; what was recorded."""
-    given = load_deployments(source, "deployments file") if isinstance(source, str) else \
-        validate_rows(source, "deployments")
+    """Record deployments from a CSV/JSON file path, a (file name, text) pair or a list of Camtrap DP rows; what was
+    recorded."""
+    if isinstance(source, str):
+        given = load_deployments(source, "deployments file")
+    elif isinstance(source, tuple):
+        given = parse_deployments_text(source[1], source[0], f"deployments file {source[0]}")
+    else:
+        given = validate_rows(source, "deployments")
     record = DeploymentsTable(open_location(tables)).add(given, who, comment, timezone, removed)
     return {"import_id": record.import_id, "deployments": [d.deploymentID for d in record.deployments],
             "removed": record.removed}

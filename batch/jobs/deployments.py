@@ -20,7 +20,7 @@ from batch.jobs.deps import TABLES, tables_of
 from model_store.tables.clock_check import check_clock
 from model_store.tables.reader import Tables
 from serve.deps import admin_auth, in_thread, read_auth, service_of
-from trapline.errors import invalid_parameter
+from trapline.errors import InvalidParameterError, invalid_parameter
 
 router = APIRouter()
 WHO = Field("admin", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
@@ -34,10 +34,19 @@ class _Body(BaseModel):
     comment: str | None = Field(None, max_length=2000)
 
 
+class DeploymentsFile(BaseModel):
+    """A Camtrap DP deployments file as a person picked it (the console reads it; the service parses it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., max_length=300, pattern=r"(?i)\.(csv|json)$", description="its name: .csv or .json")
+    text: str = Field(..., max_length=50_000_000, description="its content, UTF-8")
+
+
 class DeploymentsImportRequest(_Body):
     """`POST /v1/deployments`: Camtrap DP deployments rows (plus cameraID and timezone) to record."""
 
     deployments: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+    file: DeploymentsFile | None = Field(None, description="a deployments CSV/JSON file's text, instead of rows")
     timezone: str | None = Field(None, description="IANA zone for rows without a `timezone`")
     removed: list[str] = Field(default_factory=list, description="deploymentIDs to take out")
 
@@ -74,8 +83,11 @@ async def list_deployments(request: Request, tables: str | None = TABLES) -> dic
 @router.post("/v1/deployments", tags=["deployments"], status_code=201, dependencies=[Depends(admin_auth)],
              summary="Record deployments (Camtrap DP rows); a later record of one deploymentID replaces it")
 async def import_deployments(request: Request, body: DeploymentsImportRequest) -> dict[str, Any]:
-    with invalid_parameter("deployments", "cannot record the deployments"):
-        return await in_thread(records.import_deployments, _tables(request, body.tables), body.deployments,
+    if body.file is not None and body.deployments:
+        raise InvalidParameterError("give deployments rows or a file, not both", field="file")
+    source = body.deployments if body.file is None else (body.file.name, body.file.text)
+    with invalid_parameter("file" if body.file else "deployments", "cannot record the deployments"):
+        return await in_thread(records.import_deployments, _tables(request, body.tables), source,
                                body.who, body.comment, body.timezone, body.removed)
 
 

@@ -13,6 +13,10 @@ within the hour asks for the same URLs and the browser's cache answers. A reques
 Thumbnails are made once (`THUMB_SIDE` px on the long side, JPEG) and cached beside the tables under `_thumbs/`,
 named by the file's path, size and mtime, so a changed file gets a new one; at most `THUMB_WORKERS` are made at once.
 When the tables cannot be written the thumbnail is made on the fly, the same bound applying.
+
+A video clip is shown by its sampled frames (`size=frame-N`, the frame numbers the detections table gives, or `thumb`
+for its first frame): each decoded on request (model_store/core/video.py `frame_at`: a seek, then at most a few
+hundred frames decoded), scaled to `FRAME_SIDE` px, under the same bound of `THUMB_WORKERS` at once.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from urllib.parse import urlencode
 import cv2
 
 from model_store.core.imaging import decode_image
+from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
 from trapline.errors import ImageDecodeError, NotFoundError
 
 PICTURE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
          ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
 SIZES = ("thumb", "full")
+CLIP_EXT = set(VIDEO_EXTENSIONS)
 THUMB_SIDE = 360
+FRAME_SIDE = 960  # a clip's frame as shown (the console's strip and its large view)
 THUMB_MAX_PIXELS = 60_000_000  # a thumbnail is never made of more than this (a decompression bomb costs a header read)
 THUMB_WORKERS = 2
 THUMBS_DIR = "_thumbs"
@@ -66,7 +73,7 @@ def confine(source: Source, uri: str) -> str:
     bases = (os.path.realpath(source.archive), os.path.join(os.path.realpath(source.tables), CROPS_DIR))
     if not any(path.startswith(base.rstrip(os.sep) + os.sep) for base in bases):
         raise refused
-    if os.path.splitext(path)[1].lower() not in PICTURE_EXT or not os.path.isfile(path):
+    if os.path.splitext(path)[1].lower() not in PICTURE_EXT | CLIP_EXT or not os.path.isfile(path):
         raise refused
     return path
 
@@ -127,6 +134,26 @@ def _make_thumbnail(path: str) -> bytes:
     scale = min(1.0, THUMB_SIDE / max(h, w))
     if scale < 1.0:
         rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return _jpeg(rgb)
+
+
+def is_clip(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in CLIP_EXT
+
+
+def clip_frame(path: str, number: int, side: int = FRAME_SIDE) -> bytes:
+    """Frame `number` of the clip at `path` as a JPEG, its long side at most `side` px; NotFoundError when the clip
+    cannot give it (no such frame, too far from a keyframe, not decodable)."""
+    with _thumb_slots:
+        try:
+            with ClipReader(path) as reader:
+                rgb = reader.frame_numbered(number, side)
+        except VideoDecodeError as exc:
+            raise NotFoundError(f"this frame cannot be shown: {exc}", kind="picture_unreadable") from None
+    return _jpeg(rgb)
+
+
+def _jpeg(rgb) -> bytes:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
     if not ok:
         raise NotFoundError("this picture cannot be shown", kind="picture_unreadable")

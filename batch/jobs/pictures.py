@@ -8,7 +8,7 @@ the grant in its URL, which only a token holder is given (picture_files.py), bec
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -30,6 +30,7 @@ from batch.jobs.pictures_protocol import (
 from model_store.tables import browse
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, service_of
+from trapline.errors import NotFoundError
 
 router = APIRouter(tags=["pictures"])
 # A grant-carrying URL names one file for at most a day: the browser may keep it for the hour it is reused.
@@ -58,7 +59,7 @@ async def camera_tiles(request: Request, source: str | None = Query(None, patter
     for cam in page["cameras"]:
         tile = cam["latest"]
         if tile is not None:
-            tile["image"].update(_urls(key, src, tile["image"]["uri"]))
+            tile["image"].update(_urls(key, src, tile["image"]["uri"], tile["image"]))
             _snip_urls(key, src, tile["snips"])
     return CamerasPage(source=src.name, cameras=[CameraTile.model_validate(c) for c in page["cameras"]],
                        total=page["total"], limit=limit, offset=offset)
@@ -74,7 +75,7 @@ async def list_captures(request: Request, q: Annotated[CapturesQuery, Query()]) 
     page["source"] = src.name
     key = service.link_key()
     for c in page["captures"]:
-        c.update(_urls(key, src, c["uri"]))
+        c.update(_urls(key, src, c["uri"], c))
         _snip_urls(key, src, c["snips"])
     return CapturesPage.model_validate(page)
 
@@ -89,7 +90,7 @@ async def one_capture(request: Request, uri: str = Query(..., min_length=1, max_
     found = await in_thread(browse.capture, Tables(src.tables), uri, service.config.default_model, model,
                             filters_hash)
     found["source"] = src.name
-    found.update(_urls(service.link_key(), src, uri))
+    found.update(_urls(service.link_key(), src, uri, found))
     _snip_urls(service.link_key(), src, found["snips"])
     return CaptureDetail.model_validate(found)
 
@@ -107,7 +108,9 @@ async def capture_facets(request: Request, source: str | None = Query(None, patt
 @router.get("/v1/pictures/file", summary="One picture (image, snip or thumbnail) of a configured source",
             responses={200: {"content": {"image/jpeg": {}}}})
 async def picture_file(request: Request, uri: str = Query(..., min_length=1, max_length=4096),
-                       source: str = Query(..., pattern=NAME), size: Literal["thumb", "full"] = Query("full"),
+                       source: str = Query(..., pattern=NAME),
+                       size: str = Query("full", pattern=r"^(thumb|full|frame-\d{1,7})$",
+                                         description="thumb, full, or frame-N: a clip's frame N as a JPEG"),
                        expires: int | None = Query(None, ge=0), sig: str | None = Query(None, max_length=64)
                        ) -> Response:
     service = service_of(request)
@@ -115,6 +118,12 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
         await read_auth(request)  # no (valid) grant: the token, as any read
     src = pq.source_of(service.config, source)
     path = await in_thread(files.confine, src, uri)
+    if files.is_clip(path):  # a clip is shown by its frames, decoded on request (bounded: picture_files.py)
+        if size == "full":
+            raise NotFoundError("a clip is shown by its frames: size=frame-N", kind="picture_not_found")
+        number = 0 if size == "thumb" else int(size.removeprefix("frame-"))
+        data = await in_thread(files.clip_frame, path, number)
+        return Response(data, media_type="image/jpeg", headers=FILE_HEADERS)
     if size == "thumb":
         cached, data = await in_thread(files.thumbnail, src, path)
         if cached is None:
@@ -124,9 +133,15 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
     return FileResponse(path, media_type=media, headers=FILE_HEADERS)
 
 
-def _urls(key: bytes, src: files.Source, uri: str) -> dict[str, Any]:
+def _urls(key: bytes, src: files.Source, uri: str, shown: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The picture's URLs; a clip's (`shown` says: kind, poster_frame, frames) are its frames' and its poster's."""
     if not src.local:
         return {"thumb_url": None, "image_url": None}
+    if shown and shown.get("kind") == "video":
+        for f in shown["frames"]:
+            f["url"] = files.file_url(key, src.name, uri, f"frame-{f['frame_number']}")
+        poster = files.file_url(key, src.name, uri, f"frame-{shown['poster_frame']}")
+        return {"thumb_url": poster, "image_url": poster}
     return {"thumb_url": files.file_url(key, src.name, uri, "thumb"), "image_url": files.file_url(key, src.name, uri,
                                                                                                  "full")}
 

@@ -38,6 +38,8 @@ class Box(_Out):
     classifications: list[dict[str, Any]] = Field(default_factory=list)
     outline: list[list[tuple[float, float]]] | None = Field(
         None, description="a segmentation model's mask as polygons of x, y normalised 0..1 (null: boxes only)")
+    frame_number: int | None = Field(None, description="a clip's box: the sampled frame it is on")
+    frame_offset_s: float | None = None
 
 
 class Snip(_Out):
@@ -46,9 +48,18 @@ class Snip(_Out):
     url: str | None = Field(None, description="the snip, served by this service (a URL that carries its right)")
 
 
+class ClipFrame(_Out):
+    frame_number: int
+    offset_s: float | None = Field(None, description="seconds from the clip's start")
+    url: str | None = Field(None, description="the frame as a JPEG, served by this service (decoded on request)")
+
+
 class Pictured(_Out):
     thumb_url: str | None = Field(None, description="a thumbnail, served by this service; null when not servable")
-    image_url: str | None = Field(None, description="the full image, served by this service")
+    image_url: str | None = Field(None, description="the full image (a clip: its poster frame), served by this service")
+    kind: str = Field("image", description="image | video (a clip: its boxes carry their frame_number)")
+    poster_frame: int | None = Field(None, description="a clip's frame shown for it: the one of its best kept box")
+    frames: list[ClipFrame] = Field(default_factory=list, description="a clip's sampled frames with a detection")
 
 
 class TileImage(Pictured):

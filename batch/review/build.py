@@ -34,6 +34,7 @@ from model_store.tables.slices import DEFAULT_SLICE_IMAGES, camera_counts, camer
 from trapline.errors import BatchError
 
 DEFAULT_EDGES = (0.2, 0.4, 0.6, 0.8)
+CLIP_STRIP = 8  # a clip card's frames at most (each a thumbnail decoded from the clip)
 ONLY_A, ONLY_B, MATCHED = "#ff7b00", "#00c8ff", "#e0e0e0"
 
 
@@ -103,15 +104,22 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     colors = label_colors(sorted(set(labels) | digest.det_labels))
     jobs: dict[str, ThumbJob] = {}
 
-    def boxes_of(uri: str) -> tuple[DrawBox, ...]:
+    def boxes_of(uri: str, frame: int | None = None) -> tuple[DrawBox, ...]:
         return tuple(DrawBox(d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h, box_caption(d), colors[d.label],
                              mask=mask_key(getattr(d, "mask", None)))
-                     for d in digest.boxes.get(uri, ()))
+                     for d in digest.boxes.get(uri, ()) if frame is None or getattr(d, "frame_number", None) == frame)
 
     def card(uri: str, job: ThumbJob | None = None, note: str = "") -> dict:
+        strip = []
+        if job is None and digest.shown[uri].get("clip"):  # a clip: its poster frame, and a strip of its frames
+            poster, frames = clip_frames(digest.boxes.get(uri, ()))
+            job = ThumbJob(uri, boxes_of(uri, poster), f"frame-{poster}", poster)
+            strip = [{"job": ThumbJob(uri, boxes_of(uri, f), f"frame-{f}", f), "frame": f} for f in frames]
+            for s in strip:
+                jobs[f"{uri}\0{s['job'].variant}"] = s["job"]
         job = job or ThumbJob(uri, boxes_of(uri))
         jobs[f"{uri}\0{job.variant}"] = job
-        return {"job": job, **digest.shown[uri], "note": note}
+        return {"job": job, **digest.shown[uri], "note": note, "strip": strip}
 
     gallery = _gallery(digest.gallery, digest.label_images, labels, all_bands, card)
     species = digest.species.result()
@@ -132,6 +140,8 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     rendered = thumbs.render_all(list(jobs.values()))
     for c in _all_cards(gallery + species_gallery, blanks, flagged, compare_cards):
         c["src"] = rendered.get(c["job"])
+        for s in c.get("strip", ()):
+            s["src"] = rendered.get(s["job"])
 
     charts = _charts(digest, colors, all_bands, out)
     species_colors = label_colors([r["species"] for r in species])
@@ -229,6 +239,19 @@ def _boxes(tables: Tables, tset: TableSet, images: pd.DataFrame) -> tuple[pd.Dat
     kept = dets[dets["kept"]] if not dets.empty else dets
     dropped = dets[~dets["kept"]] if not dets.empty else dets
     return with_species(tables, tset, images, kept, filter=span), dropped
+
+
+def clip_frames(boxes: Any, most: int = CLIP_STRIP) -> tuple[int, list[int]]:
+    """A clip's poster frame (that of its best kept box; its first without one) and the frames of its strip: those
+    with a kept box, at most `most` (evenly spread), in time order."""
+    framed = [d for d in boxes if getattr(d, "frame_number", None) is not None and not pd.isna(d.frame_number)]
+    if not framed:
+        return 0, []
+    poster = int(max(framed, key=lambda d: d.score).frame_number)
+    frames = sorted({int(d.frame_number) for d in framed})
+    if len(frames) > most:
+        frames = [frames[round(i * (len(frames) - 1) / (most - 1))] for i in range(most)]
+    return poster, frames
 
 
 def box_caption(d: Any) -> str:

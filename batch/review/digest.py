@@ -186,9 +186,11 @@ class Digest:
         for r in images[images["uri"].isin(wanted)].itertuples(index=False):
             self.shown[r.uri] = {"name": str(getattr(r, "rel_path", None) or r.uri), "uri": r.uri,
                                  "camera": r.camera_id if isinstance(r.camera_id, str) else "",
-                                 "time": _when(getattr(r, "capture_time_local", r.capture_time))}
+                                 "time": _when(getattr(r, "capture_time_local", r.capture_time)),
+                                 "clip": getattr(r, "kind", None) == "video"}
         if not kept.empty:
-            columns = [*BOX_COLUMNS, "species", "species_score", *(["mask"] if "mask" in kept.columns else [])]
+            columns = [*BOX_COLUMNS, "species", "species_score", *(["mask"] if "mask" in kept.columns else []),
+                       *(["frame_number"] if "frame_number" in kept else [])]
             for uri, g in kept[kept["uri"].isin(wanted)].groupby("uri", sort=False):
                 self.boxes[uri] = list(g[columns].itertuples(index=False))
         self.shown = {u: v for u, v in self.shown.items() if u in wanted}

@@ -53,6 +53,7 @@ class ThumbJob:
     uri: str
     boxes: tuple[DrawBox, ...]
     variant: str = ""  # the same image drawn differently (per label, per comparison) gets its own file
+    frame: int | None = None  # a clip's sampled frame to draw (its number in the detections table)
 
 
 @dataclass
@@ -75,13 +76,13 @@ class Thumbnails:
             return dict(zip(jobs, pool.map(self.render, jobs), strict=True))
 
     def render(self, job: ThumbJob) -> str | None:
-        name = hashlib.sha1(f"{job.uri}\0{job.variant}\0{job.boxes!r}".encode()).hexdigest()[:20] + ".jpg"
+        name = hashlib.sha1(f"{job.uri}\0{job.variant}\0{job.frame}\0{job.boxes!r}".encode()).hexdigest()[:20] + ".jpg"
         rel = f"{THUMB_DIR}/{name}"
         target = self.out_dir / rel
         if target.exists():
             return rel
         try:
-            image = self._load(job.uri)
+            image = self._load(job.uri) if job.frame is None else self._frame(job.uri, job.frame)
         except Exception as exc:  # noqa: BLE001 - any unreadable image becomes a placeholder, never an abort
             self.failures[job.uri] = f"{type(exc).__name__}: {exc}"
             return None
@@ -108,6 +109,17 @@ class Thumbnails:
         image = Image.fromarray(rgb)
         image.thumbnail((side, side))
         return image
+
+    def _frame(self, uri: str, number: int) -> Image.Image:
+        """A clip's frame, decoded where the clip lies (a seek and a few frames: model_store/core/video.py)."""
+        from model_store.core.video import ClipReader  # late: only reports of clips need FFmpeg's libraries
+
+        if "://" in uri:
+            store, _ = self._store_for(uri)
+            with store.fs.open(uri, "rb", block_size=4 * 2**20, cache_type="readahead") as f, ClipReader(f) as r:
+                return Image.fromarray(r.frame_numbered(number, self.side))
+        with ClipReader(uri) as r:
+            return Image.fromarray(r.frame_numbered(number, self.side))
 
     def _store_for(self, uri: str) -> tuple[Storage, str]:
         scheme, _, rest = uri.partition("://")

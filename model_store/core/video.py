@@ -28,6 +28,7 @@ from trapline.errors import TraplineError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 DEFAULT_MAX_FRAMES = 1800  # sampled frames per clip: 30 minutes at one a second
+SHOW_MAX_DECODED = 600  # frames decoded at most to show one frame (frame_numbered): 20 s at 30 fps past a keyframe
 # Before a clip's keyframe grid is known (_Keyframes), seek to the next sampled time only when it is at least this far
 # ahead: camera clips put a keyframe every 0.5-2 s.
 SEEK_MIN_GAP_S = 2.0
@@ -308,6 +309,35 @@ class ClipReader:
         return self._reformatter.reformat(frame, size[0], size[1], format="rgb24",
                                           interpolation=interpolation).to_ndarray()
 
+    def frame_numbered(self, number: int, max_side: int, max_decoded: int = SHOW_MAX_DECODED) -> np.ndarray:
+        """Frame `number` (as the tables number a sampled frame: its time x the average rate) as RGB, scaled so its
+        long side is at most `max_side`: a seek to the keyframe before it, then at most `max_decoded` frames decoded
+        (a frame further from a keyframe than that is refused, so showing one frame never decodes a whole clip)."""
+        import av
+
+        fps = self.info.fps or 0.0
+        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
+        if number < 0 or (self.info.frame_count and number >= self.info.frame_count + 1):
+            raise VideoDecodeError("no_frame", f"the clip has no frame {number}")
+        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
+        target = number / fps if fps else 0.0
+        if tb and number:
+            self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
+        w, h = self.info.width, self.info.height
+        scale = min(1.0, max_side / max(w, h, 1))
+        size = (max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2))
+        try:
+            for decoded, frame in enumerate(self.container.decode(self.stream)):
+                t = float(frame.pts) * tb - start if frame.pts is not None and tb else (decoded / fps if fps else 0)
+                at = round(t * fps) if fps else decoded
+                if at >= number:
+                    return self._rgb(frame, size, SWS_INTERPOLATION["area"])
+                if decoded >= max_decoded:
+                    break
+        except av.error.FFmpegError as exc:
+            raise VideoDecodeError("decode_error", f"cannot decode frame {number}: {exc}") from None
+        raise VideoDecodeError("no_frame", f"frame {number} is not within {max_decoded} frames of a keyframe")
+
 
 @dataclass(frozen=True)
 class TimeRange:
@@ -333,7 +363,6 @@ def clip_ranges(info: ClipInfo, sampling: Sampling, parts: int, min_frames: int)
     cuts = [round(expected * k / parts) * sampling.every_s for k in range(1, parts)]
     starts = [0.0, *cuts]
     return [TimeRange(s, e) for s, e in zip(starts, [*cuts, None], strict=True)]
-
 
 class _Keyframes:
     """Where a clip's keyframes are, learnt as it is decoded, so that it seeks only where that saves decoding.

@@ -24,7 +24,7 @@ from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGE
 from trapline.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
-                 "detection_count", "max_score", "width", "height", "processed_at", PART_COLUMN]
+                 "detection_count", "max_score", "width", "height", "processed_at", "kind", PART_COLUMN]
 STATES = {"empty": ["empty"], "nonempty": ["ok"], "failed": ["failed"]}
 KEYS = ("uri", "content_id", "run_id")  # a row of detections, classifications or snips to its image row
 
@@ -77,13 +77,15 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     for (name, version, rhash), group in newest.groupby(["model_name", "model_version", "filters_hash"]):
         boxes = _boxes(tables, name, version, rhash, group, kept_only=True)
         for top in group.itertuples():
+            shown = boxes.get(top.uri, _NO_BOXES)
             out[top.camera_id] = {
                 "camera": top.camera_id,
                 "image": {"uri": top.uri, "capture_time": as_time(top.capture_time),
                           "capture_time_source": as_text(top.capture_time_source), "status": top.status,
                           "width": as_int(top.width), "height": as_int(top.height),
-                          "model": {"name": name, "version": version}, "filters_hash": rhash},
-                **boxes.get(top.uri, _NO_BOXES)}
+                          "model": {"name": name, "version": version}, "filters_hash": rhash,
+                          **clip_frames(top.kind, shown["detections"])},
+                **shown}
     return out
 
 
@@ -116,6 +118,10 @@ def as_text(value: Any) -> str | None:
 def as_int(value: Any) -> int | None:
     """A nullable integer column's value as an int (or None)."""
     return None if value is None or pd.isna(value) else int(value)
+
+
+def as_float(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 # -- captures ------------------------------------------------------------------------------------------------------
@@ -167,7 +173,12 @@ def captures(tables: Tables, default_model: str | None, *, camera: str | None = 
     boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, page, kept_only=True)
     return {"model": {"name": ts.model_name, "version": ts.model_version},
             "filters_hash": ts.filters_hash, "total": total, "limit": limit, "offset": offset,
-            "captures": [{**_image(r), **boxes.get(r["uri"], _NO_BOXES)} for r in page.to_dict("records")]}
+            "captures": [_with_clip(r.get("kind"), {**_image(r), **boxes.get(r["uri"], _NO_BOXES)})
+                         for r in page.to_dict("records")]}
+
+
+def _with_clip(kind: Any, shown: dict[str, Any]) -> dict[str, Any]:
+    return {**shown, **clip_frames(kind, shown["detections"])}
 
 
 _NO_BOXES: dict[str, list] = {"detections": [], "snips": []}
@@ -232,7 +243,9 @@ def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.
             {"detection_index": int(d.detection_index), "label": d.label, "score": float(d.score),
              "bbox": [float(d.bbox_x), float(d.bbox_y), float(d.bbox_w), float(d.bbox_h)], "kept": bool(d.kept),
              "flags": list(d.flags if d.flags is not None else []), "species": cls[0]["label"] if cls else None,
-             "classifications": cls, "outline": _outline(getattr(d, "mask", None))})
+             "classifications": cls, "outline": _outline(getattr(d, "mask", None)),
+             "frame_number": as_int(getattr(d, "frame_number", None)),
+             "frame_offset_s": as_float(getattr(d, "frame_offset_s", None))})
     for s in snips.sort_values(["uri", "detection_index"]).itertuples() if not snips.empty else ():
         out.setdefault(s.uri, {"detections": [], "snips": []})["snips"].append(
             {"detection_index": int(s.detection_index), "crop_uri": s.crop_uri})
@@ -246,6 +259,18 @@ def _outline(mask: Any) -> list | None:
     from model_store.core.masks import outline  # here: only tables of a segmentation model have masks to draw
 
     return outline({"size": [int(v) for v in mask["size"]], "counts": mask["counts"]})
+
+
+def clip_frames(kind: Any, detections: list[dict[str, Any]]) -> dict[str, Any]:
+    """What shows a capture: for a clip (`kind` video), its sampled frames that hold a detection (number and offset,
+    in time order) and its poster frame (the one of its best kept box; its first frame without one)."""
+    if kind != "video":
+        return {"kind": "image", "poster_frame": None, "frames": []}
+    frames = {d["frame_number"]: d["frame_offset_s"] for d in detections if d.get("frame_number") is not None}
+    kept = [d for d in detections if d["kept"] and d.get("frame_number") is not None]
+    poster = max(kept, key=lambda d: d["score"])["frame_number"] if kept else 0
+    return {"kind": "video", "poster_frame": poster,
+            "frames": [{"frame_number": n, "offset_s": frames[n]} for n in sorted(frames)]}
 
 
 def _image(r: dict[str, Any]) -> dict[str, Any]:
@@ -272,9 +297,10 @@ def capture(tables: Tables, uri: str, default_model: str | None, model: str | No
     row = rows.to_dict("records")[0]
     boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, rows, kept_only=False).get(uri, _NO_BOXES)
     filters = ts.metadata.get("filters", {})
-    return {**_image(row), "error": row.get("error") if isinstance(row.get("error"), str)
-            else None, **boxes, "model": {"name": ts.model_name, "version": ts.model_version,
-                                          "sha256": ts.metadata.get("model", {}).get("sha256")},
+    return {**_image(row), "error": row.get("error") if isinstance(row.get("error"), str) else None, **boxes,
+            **clip_frames(row.get("kind"), boxes["detections"]),
+            "model": {"name": ts.model_name, "version": ts.model_version,
+                      "sha256": ts.metadata.get("model", {}).get("sha256")},
             "filter_set": {"hash": ts.filters_hash, "specs": ts.filter_specs, "classifiers": ts.classifiers,
                            "description": filters.get("description")}}
 

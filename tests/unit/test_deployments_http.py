@@ -115,3 +115,21 @@ def test_the_report_shows_effort_trap_rates_and_activity(app, tmp_path):
     html = open(result.index).read()
     assert '<table id="effort">' in html and "<td>burst-a</td><td>deer</td>" in html
     assert '<table id="activity">' in html
+
+
+def test_a_deployments_file_sent_as_text_is_parsed_by_the_service(app):
+    client, tables = app
+    csv = ("deploymentID,cameraID,latitude,longitude,deploymentStart,deploymentEnd\n"
+           "sheet-b,spare,52,5,2026-06-01T20:00:00,2026-06-02T08:00:00\n")
+    made = call(client, "POST", "/v1/deployments", json={"tables": tables, "timezone": "UTC",
+                                                         "file": {"name": "deps.CSV", "text": csv}})
+    assert made.status_code == 201 and made.json()["deployments"] == ["sheet-b"]
+    bad = call(client, "POST", "/v1/deployments", json={"tables": tables, "file": {"name": "deps.csv",
+                                                                                  "text": "deploymentID\nx\n"}})
+    assert bad.status_code == 422 and "deployments file deps.csv, row 1" in bad.text and '"file"' in bad.text
+    assert call(client, "POST", "/v1/deployments", json={"tables": tables, "file": {"name": "deps.xlsx", "text": ""}}
+                ).status_code == 422
+    both = call(client, "POST", "/v1/deployments", json={"tables": tables, "deployments": ROWS,
+                                                         "file": {"name": "deps.csv", "text": csv}})
+    assert both.status_code == 422 and "not both" in both.text
+    call(client, "POST", "/v1/deployments", json={"tables": tables, "removed": ["sheet-b"]})

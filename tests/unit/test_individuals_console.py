@@ -49,6 +49,12 @@ def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(serv
         b.wait("document.querySelectorAll('img.snip').length === 12 && [...document.querySelectorAll('img.snip')]"
                ".every(i => i.src.startsWith('data:image/jpeg') && i.naturalWidth > 0)", what="three snips each")
         assert b.eval("document.querySelector('header nav a.active').textContent") == "Individuals"
+        # the weekly figures: twelve sightings in one week, all assigned; one week is not yet stable enough to name
+        assert b.eval("[...document.querySelectorAll('#weekly tbody td')].map(td => td.textContent)") == [
+            "2026-04-27", "12", "12 (100.0%)", "4", "4", "4", "-"]
+        assert b.eval("document.getElementById('readiness').textContent") == "Not ready to name yet"
+        assert "not yet: new profiles a week over the last 2 week(s)" in b.eval(
+            "document.querySelector('#weekly ul').textContent")
         first = b.eval("document.querySelector('.card.individual').id").removeprefix("ind-")
         b.eval("(() => { const f = document.querySelector('.card.individual form.name');"
                "f.querySelector('input').value = 'Stripey'; f.requestSubmit(); })()")
@@ -84,7 +90,8 @@ def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(serv
         b.eval(f"(() => {{ const f = document.querySelector('form.occ-filters');"
                f"f.querySelector('[name=tables]').value = {json.dumps(tables)}; f.requestSubmit(); }})()")
         b.wait("document.querySelectorAll('.card.individual').length === 3", what="the individuals of the named tables")
-        # the browser logs the two refused reads (the 422 naming the field); nothing else went wrong
+        # the browser logs the refused reads (the 422 naming the field); nothing else went wrong
         errors = b.errors()
-        assert len(errors) == 2 and all("status of 422" in e for e in errors), errors
-        assert "/v1/occurrences?" in errors[0] and "/v1/individuals?" in errors[1]
+        assert len(errors) == 3 and all("status of 422" in e for e in errors), errors
+        assert "/v1/occurrences?" in errors[0] and {e.split("?")[0].rsplit("/", 1)[-1] for e in errors[1:]} == {
+            "individuals", "weekly"}

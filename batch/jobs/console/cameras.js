@@ -1,6 +1,7 @@
 // The Cameras page: one tile per camera with its newest capture, the kept boxes drawn over it, their labels,
 // scores and species, the snips beneath, the capture time and counts; paged; refreshed while uploads commit.
-// Also the picture helpers the Captures page uses (a picture with its boxes, a picture that says when it is broken).
+// Also the picture helpers the Captures page uses (a picture with its boxes, a picture that says when it is broken, a
+// clip's poster and strip of frames).
 "use strict";
 
 const CAMERAS_PER_PAGE = 24;
@@ -65,6 +66,23 @@ function maskOutlines(boxes) {
   return svg;
 }
 
+// A clip (kind video) is shown by its sampled frames, each box on one of them: its poster frame (that of its best
+// kept box) with the poster's boxes, and a strip of the frames that hold a detection, each with its own.
+function posterBoxes(shown, boxes) {
+  return shown.kind === "video" ? boxes.filter(d => d.frame_number === shown.poster_frame) : boxes;
+}
+
+function clipBadge(shown) {
+  return shown.kind === "video" ? el("span", {class: "clip-badge"}, `clip · ${shown.frames.length} frame(s) with a box`) : "";
+}
+
+function clipStrip(c) {
+  if (c.kind !== "video" || !c.frames.length) return "";
+  return el("div", {class: "clip-strip", id: "clip-strip"}, c.frames.map(f => el("figure", {class: "clip-frame", "data-frame": f.frame_number},
+    framed(f.url, `frame ${f.frame_number}`, c.detections.filter(d => d.frame_number === f.frame_number)),
+    el("figcaption", {}, (f.offset_s === null ? "" : `${f.offset_s.toFixed(1)} s · `) + `frame ${f.frame_number}`))));
+}
+
 function when(t) { return t ? t.replace("T", " ").slice(0, 19) : "time unknown"; }
 
 function sourcePicker(sources, current, onChange) {
@@ -82,14 +100,15 @@ function cameraTile(cam, source) {
   const browse = el("a", {href: "#/captures/" + enc(new URLSearchParams({source, camera: cam.camera}).toString())}, "all captures");
   if (!t) return el("div", {class: "tile card", "data-camera": cam.camera}, head, el("p", {class: "help"}, "no capture yet"), browse);
   const open = "#/capture/" + enc(new URLSearchParams({source, uri: t.image.uri}).toString());
-  const labels = t.detections.length
-    ? el("ul", {class: "box-list"}, t.detections.map(d => el("li", {}, boxText(d))))
+  const shown = posterBoxes(t.image, t.detections);  // a clip: its poster frame's
+  const labels = shown.length
+    ? el("ul", {class: "box-list"}, shown.map(d => el("li", {}, boxText(d))))
     : el("p", {class: "help"}, t.image.status === "failed" ? "failed: the file could not be read" : "nothing detected");
   const snips = t.snips.length ? el("div", {class: "snips"}, t.snips.map(s => picture(s.url, `snip ${s.detection_index}`, "snip"))) : "";
   return el("div", {class: "tile card", "data-camera": cam.camera}, head,
     el("a", {href: open, class: "tile-picture"}, framed(t.image.status === "failed" ? null : t.image.thumb_url,
-      `${cam.camera} ${when(t.image.capture_time)}`, t.detections, "", "the newest file could not be read")),
-    el("div", {class: "tile-time"}, when(t.image.capture_time), ` · ${t.detections.length} box(es)`),
+      `${cam.camera} ${when(t.image.capture_time)}`, shown, "", "the newest file could not be read")),
+    el("div", {class: "tile-time"}, when(t.image.capture_time), ` · ${t.detections.length} box(es) `, clipBadge(t.image)),
     labels, snips, browse);
 }
 

@@ -1,6 +1,7 @@
 // The Captures page: captures newest first under filters (source, camera, label, species, score range, dates,
 // empty / non-empty / failed), paged by the service; and one capture large, with every box (dropped ones dashed),
-// its classifications, snips, model version and filter set. The filters live in the URL (#/captures/<query>).
+// its classifications, snips, model version and filter set; a clip as its poster frame and the strip of its sampled
+// frames with their boxes. The filters live in the URL (#/captures/<query>).
 "use strict";
 
 const CAPTURES_PER_PAGE = 48;
@@ -59,8 +60,8 @@ function captureCard(c, source) {
     : c.detections.length ? c.detections.map(boxText).join(", ") : "nothing detected";
   return el("a", {class: "capture card", href: open, "data-uri": c.uri},
     c.status === "failed" ? framed(null, c.rel_path || c.uri, [], "", `no picture: the file could not be read (${c.error_reason || "failed"})`)
-      : framed(c.thumb_url, c.rel_path || c.uri, c.detections),
-    el("div", {class: "tile-time"}, `${c.camera} · ${when(c.capture_time)}`),
+      : framed(c.thumb_url, c.rel_path || c.uri, posterBoxes(c, c.detections)),
+    el("div", {class: "tile-time"}, `${c.camera} · ${when(c.capture_time)} `, clipBadge(c)),
     el("div", {class: "capture-text"}, text));
 }
 
@@ -107,15 +108,16 @@ async function capturePage(current, arg) {
   const params = new URLSearchParams(arg || "");
   const c = await api("GET", "/v1/pictures/capture?" + params);
   if (!current()) return false;
+  const clip = c.kind === "video";
   const rows = c.detections.map(d => el("tr", {class: d.kept ? "" : "dropped"},
-    el("td", {}, d.detection_index), el("td", {}, d.label), el("td", {}, d.score.toFixed(3)), el("td", {}, d.kept ? "kept" : "dropped"),
+    el("td", {}, d.detection_index), clip ? el("td", {}, d.frame_number ?? "-") : "", el("td", {}, d.label), el("td", {}, d.score.toFixed(3)), el("td", {}, d.kept ? "kept" : "dropped"),
     el("td", {class: "wrap"}, d.flags.join(", ")), el("td", {class: "wrap"}, d.species || "", classificationRows(d))));
   const specs = c.filter_set.specs.map(s => el("li", {}, JSON.stringify(s)));
   const back = "#/captures/" + enc(new URLSearchParams({source: c.source, camera: c.camera}).toString());
   page.replaceChildren(
     el("h1", {}, el("a", {href: back}, c.camera), ` · ${when(c.capture_time)}`),
     el("div", {class: "capture-view"},
-      framed(c.status === "failed" ? null : c.image_url, c.rel_path || c.uri, c.detections, "large",
+      framed(c.status === "failed" ? null : c.image_url, c.rel_path || c.uri, posterBoxes(c, c.detections), "large",
              `no picture: the file could not be read (${c.error_reason || "failed"})`),
       el("div", {class: "capture-side"},
         el("p", {}, `${c.status}` + (c.error ? `: ${c.error}` : "") + (c.width ? ` · ${c.width}×${c.height}` : "")),
@@ -124,9 +126,10 @@ async function capturePage(current, arg) {
         el("p", {}, `filter set ${c.filter_set.hash}`),
         specs.length ? el("ul", {class: "filter-specs"}, specs) : el("p", {class: "help"}, "no post-processing filters"),
         c.snips.length ? el("div", {class: "snips"}, c.snips.map(s => picture(s.url, `snip ${s.detection_index}`, "snip"))) : "")),
+    ...(clip ? [el("h2", {}, `Sampled frames with a detection (${c.frames.length})`), clipStrip(c)] : []),
     el("div", {class: "scroll"}, el("table", {id: "capture-boxes"},
-      el("thead", {}, el("tr", {}, ["#", "label", "score", "", "filters fired", "species"].map(h => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 6}, "no detections"))))));
+      el("thead", {}, el("tr", {}, ["#", ...(clip ? ["frame"] : []), "label", "score", "", "filters fired", "species"].map(h => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: clip ? 7 : 6}, "no detections"))))));
   return false;
 }
 

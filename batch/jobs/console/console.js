@@ -38,16 +38,28 @@ function say(text) { message.textContent = text || ""; }
 // The tables the service knows: its configured sources (GET /v1/pictures/sources) and the tables under the roots jobs
 // may use (GET /v1/locations). A tables input picks from them (a datalist) instead of asking for a path typed blind.
 let knownTables = null;
-function pickTables(input) {
-  const id = "known-tables";
-  input.setAttribute("list", id);
-  if (!document.getElementById(id)) document.body.append(el("datalist", {id}));
+function tablesKnown() {
   knownTables = knownTables || Promise.all([
     api("GET", "/v1/pictures/sources").then(r => r.sources.map(x => x.tables)).catch(() => []),
     api("GET", "/v1/locations").then(r => r.locations.filter(l => l.kind === "tables").map(l => l.path)).catch(() => []),
   ]).then(([sources, under]) => [...new Set([...sources, ...under])]);
-  knownTables.then(paths => document.getElementById(id).replaceChildren(...paths.map(p => el("option", {value: p}))));
+  return knownTables;
+}
+
+function pickTables(input) {
+  const id = "known-tables";
+  input.setAttribute("list", id);
+  if (!document.getElementById(id)) document.body.append(el("datalist", {id}));
+  tablesKnown().then(paths => document.getElementById(id).replaceChildren(...paths.map(p => el("option", {value: p}))));
   return input;
+}
+
+// A select of the known tables only (no path typed): `chosen` first if the service still knows it; "" is the
+// recorder's tables of the serve config (the routes' default).
+async function selectTables(attrs, chosen) {
+  const paths = await tablesKnown();
+  return el("select", attrs, el("option", {value: ""}, "the recorder's tables (default)"),
+            paths.map(p => el("option", {value: p, selected: p === chosen}, p)));
 }
 
 // Mark the inputs of the options a refused request named: `fields` are the paths the service's one formatter gives

@@ -1,5 +1,5 @@
-// The Individuals pages: every individual of the newest identify run as a strip of its sightings, with a Name
-// control; one individual's sightings (reject one, "no match") beside the closest other individuals, to merge; and
+// The Individuals pages: the weekly figures and readiness to name; every individual of the newest identify run as a
+// strip of its sightings, with a Name control; one individual's sightings (reject one, "no match") beside the closest other individuals, to merge; and
 // the review queue of uncertain matches. Over /v1/individuals (batch/jobs/individuals.py). Loaded after
 // occurrences.js, whose tables / name settings (occTables, occDecision, occQuery), filters form (peopleFilters)
 // and snipImage it shares.
@@ -39,10 +39,28 @@ function indSummary(i) {
     + `${(i.last_seen || "-").slice(0, 16)}` + (i.confirmed ? ", confirmed" : "");
 }
 
+// Per week: sightings, the share assigned, individuals seen and new, profiles and their change; ready to name?
+// (GET /v1/individuals/weekly, the deer project's thresholds as the service's defaults.)
+function weeklyView(w) {
+  if (!w || !w.weeks.length) return "";
+  const share = x => x === null || x === undefined ? "-" : `${(100 * x).toFixed(1)}%`;
+  return el("details", {class: "card", id: "weekly", open: true},
+    el("summary", {}, el("strong", {id: "readiness", class: w.readiness.ready ? "kept" : ""},
+      w.readiness.ready ? "Ready to name" : "Not ready to name yet"), ` (${w.weeks.length} week(s))`),
+    el("ul", {}, w.readiness.reasons.map(r => el("li", {class: r.startsWith("ok") ? "kept" : ""}, r))),
+    el("div", {class: "scroll"}, el("table", {},
+      el("thead", {}, el("tr", {}, ["week of", "sightings", "assigned", "individuals seen", "new", "profiles",
+                                     "profile change"].map(h => el("th", {}, h)))),
+      el("tbody", {}, w.weeks.slice().reverse().map(k => el("tr", {}, el("td", {}, k.week), el("td", {}, k.sightings),
+        el("td", {}, `${k.assigned} (${share(k.assigned_share)})`), el("td", {}, k.individuals_seen),
+        el("td", {}, k.new_individuals), el("td", {}, k.profiles), el("td", {}, share(k.profile_change))))))));
+}
+
 async function individualsPage(current = () => true) {
   const filters = JSON.parse(sessionStorage.getItem("trapline-ind-filters") || "{}");
-  const [data, problem] = await orProblem(api("GET", "/v1/individuals?" + occQuery({...filters, limit: 24})),
-                                          {individuals: [], total: 0, run_id: null});
+  const [[data, problem], weekly] = await Promise.all([
+    orProblem(api("GET", "/v1/individuals?" + occQuery({...filters, limit: 24})), {individuals: [], total: 0, run_id: null}),
+    api("GET", "/v1/individuals/weekly?" + occQuery()).catch(() => null)]);  // the list says why, when it cannot
   if (!current()) return false;
 
   const confirmed = el("select", {name: "confirmed", "aria-label": "confirmed"},
@@ -53,6 +71,7 @@ async function individualsPage(current = () => true) {
   const none = data.run_id ? "no individuals match" : "no identify run on these tables yet (trapline identify, or Start a job)";
   page.replaceChildren(el("h1", {}, `Individuals (${data.total})`),
     peopleFilters("trapline-ind-filters", filters, confirmed),
+    weeklyView(weekly),
     el("p", {}, el("a", {href: "#/review-individuals"}, "Review uncertain matches")),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || none)]));
   return false;

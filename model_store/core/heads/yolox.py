@@ -8,24 +8,14 @@ often in black with bicubic resizing, and feeds raw 0-255 pixels (see `preproces
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from model_store.core.heads.base import DecodeSpec, Dim, Head, Raw, RawDetections, one_output
-from model_store.core.heads.yolov5 import objectness_candidates
+from model_store.core.heads.yolov5 import Yolov5Head
 
 
-class YoloxHead(Head):
+class YoloxHead(Yolov5Head):
+    """YOLOv5's shape and decode under its own name (see the module docstring for why it is a layout of its own)."""
+
     name = "yolox"
     summary = "[B, anchors, 5+nc] after YOLOX's in-graph decode (objectness x class), NMS by trapline"
-
-    def fits(self, shapes: Sequence[Sequence[Dim]], num_classes: int) -> bool:
-        return len(shapes[0]) == 3 and shapes[0][2] == 5 + num_classes
-
-    def shape(self, num_classes: int) -> str:
-        return f"[N, anchors, {5 + num_classes}]"
-
-    def decode(self, raw: Raw, spec: DecodeSpec) -> RawDetections:
-        return objectness_candidates(one_output(raw), spec.num_classes, spec.score_threshold, self.name)
 
 
 HEAD = YoloxHead()

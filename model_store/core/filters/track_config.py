@@ -1,0 +1,97 @@
+"""The tracker's typed config (model_store/core/filters/tracking.py): every knob of its gates, costs and
+stitching, with defaults fitted across benchmarks/tracking_kinds.py's kinds of night (BENCHMARKS.md §11)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrackConfig(BaseModel):
+    """The tracker's knobs. The defaults serve light-trap sheets (a frame every 20 s, insects sitting for
+    minutes to hours) and camera-trap bursts (~1 s apart, animals walking) alike: they were fitted across
+    benchmarks/tracking_kinds.py's kinds of night and burst on a seed the benchmark does not report on
+    (`python -m benchmarks.tracking_tune`; BENCHMARKS.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_gap_s: float = Field(600.0, gt=0.0, description="a track not seen for longer than this many seconds "
+                                                        "ends; a later detection starts a new track")
+    max_gap_frames: int = Field(5, ge=0, description="a track may be missed in at most this many consecutive "
+                                                      "frames (of this camera, with a kept detection) and still "
+                                                      "re-link (0: consecutive frames only)")
+    iou_weight: float = Field(1.0, ge=0.0, description="weight of 1 - IoU in the link cost")
+    size_weight: float = Field(0.5, ge=0.0, description="weight of 1 - (smaller area / larger area)")
+    distance_weight: float = Field(1.0, ge=0.0, description="weight of the centre distance, in box sizes, "
+                                                            "divided by max_centre_distance")
+    appearance_weight: float = Field(1.5, ge=0.0, description="weight of the appearance (cosine) distance; "
+                                                              "ignored when there is no appearance")
+    max_cost: float = Field(0.55, gt=0.0, description="the cost of starting a new track: a pair links only when "
+                                                      "its weighted mean cost is below this, and the assignment "
+                                                      "weighs each link's saving against starting a track, so a "
+                                                      "poor link loses to a new track rather than being forced")
+    min_iou: float = Field(0.0, ge=0.0, lt=1.0, description="a pair with a lower IoU never links (0: no IoU gate; "
+                                                            "moving animals often do not overlap frame to frame)")
+    max_centre_distance: float = Field(1.5, gt=0.0, description="a pair whose centres are further apart than this "
+                                                                "many box sizes (the mean side) never links, "
+                                                                "however the track moved before")
+    sit_reach: float = Field(1.0, gt=0.0, description="the centre-distance gate, in box sizes, of a track that "
+                                                      "has sat still: an insect that sits moves a few pixels, so "
+                                                      "one that arrives further off is another insect")
+    wander_gain: float = Field(5.0, ge=0.0, description="the gate widens by this many times the track's own "
+                                                        "wander (how far its last steps fell from where its "
+                                                        "motion said, in box sizes), up to max_centre_distance")
+    first_reach: float = Field(1.4, gt=0.0, description="the gate, in box sizes, of a track seen once (its "
+                                                        "motion is not known yet)")
+    gap_distance_growth: float = Field(1.0, ge=0.0, description="for a track missed in g frames the centre-"
+                                                                "distance gate is max_centre_distance x "
+                                                                "sqrt(1 + this x g): it may have moved on")
+    min_size_ratio: float = Field(0.33, gt=0.0, le=1.0, description="a pair whose smaller box area is less than "
+                                                                    "this fraction of the larger never links")
+    sit_size_ratio: float = Field(0.7, gt=0.0, le=1.0, description="the same gate for a track that sits (moves "
+                                                                    "less than sit_speed), against its mean area: "
+                                                                    "an insect that sits keeps its size, so a box "
+                                                                    "of another size on its spot is another insect")
+    sit_speed: float = Field(0.1, ge=0.0, description="a track moving less than this many box sizes per frame "
+                                                      "(its velocity over its own frame interval) sits")
+    max_appearance_distance: float = Field(0.5, gt=0.0, le=2.0, description="a pair whose appearance distance "
+                                                                             "(1 - cosine) is above this never "
+                                                                             "links (only where the appearance "
+                                                                             "separates, see min_separation)")
+    min_separation: float = Field(0.5, ge=0.0, le=1.0, description="appearance counts only as far as it tells "
+                                                                   "the camera's animals apart: its weight is "
+                                                                   "scaled by the separation measured on the "
+                                                                   "camera's own detections (0: alike, 1: always "
+                                                                   "apart), and it gates only at or above this")
+    appearance: Literal["colour", "none"] = Field("colour", description="colour: use the appearance vectors "
+                                                                        "given (the snips' colour/texture "
+                                                                        "descriptors or an identifier's); none: "
+                                                                        "geometry only")
+    appearance_memory: float = Field(0.7, ge=0.0, lt=1.0, description="a track's appearance is a running mean: "
+                                                                      "this share of the old one is kept at "
+                                                                      "each link")
+    gap_penalty_hits: float = Field(100.0, gt=0.0, description="gap_penalty is halved for a track seen this many "
+                                                             "times more than once, a third for twice as many, "
+                                                             "... (a long sitter that flew off is likely back)")
+    predict_motion: bool = Field(True, description="also compare with the box the track's velocity predicts")
+    velocity_memory: float = Field(0.5, ge=0.0, lt=1.0, description="a track's velocity is a running mean: this "
+                                                                    "share of the old one is kept at each link (an "
+                                                                    "alpha-beta filter, the steady state of a "
+                                                                    "constant-velocity Kalman filter)")
+    gap_penalty: float = Field(0.06, ge=0.0, description="cost added per frame a track was missed, so the most "
+                                                         "recently seen of two similar tracks wins")
+    cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
+                                                 "may call one moth two names across frames)")
+    label_penalty: float = Field(0.15, ge=0.0, description="cost added when a linked pair has different labels")
+    min_frames: int = Field(3, ge=1, description="a track counts as an animal (confirmed_tracks) when it has at "
+                                                 "least this many detections ...")
+    confirm_score: float = Field(0.6, ge=0.0, le=1.0, description="... or one detection at least this confident")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> TrackConfig:
+        if self.iou_weight + self.size_weight + self.distance_weight + self.appearance_weight <= 0:
+            raise ValueError("iou_weight, size_weight, distance_weight and appearance_weight are all 0: "
+                             "at least one must be positive")
+        return self
+

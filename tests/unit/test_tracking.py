@@ -220,3 +220,42 @@ def test_appearance_counts_only_where_it_separates_the_animals():
     alike = np.tile(distinct[:1], (60, 1)) + rng.normal(0, 0.01, (60, distinct.shape[1]))
     assert apart > 0.9
     assert appearance_separation(alike, frame_rank, boxes) < 0.3
+
+
+def _sheet(looks: list[tuple[tuple[int, int, int], bool]], plan: list[tuple[int, list[int], tuple[float, float]]]):
+    """Detections of sitting insects: plan[i] = (look index, frames on view, (cx, cy)); each frame's snip is its
+    own draw of the insect's look."""
+    times, frames, boxes, app, truth = [], [], [], [], []
+    for animal, (look, on_view, (cx, cy)) in enumerate(plan):
+        rgb, stripes = looks[look]
+        for f in on_view:
+            times.append(20.0 * f)
+            frames.append(f)
+            boxes.append(_box(cx + (0.03 if f > on_view[0] + 10 and animal == 0 else 0.0), cy, 0.05, 0.05))
+            app.append(appearance_descriptor(_patch(rgb, stripes, 1000 * animal + f)))
+            truth.append(animal)
+    return np.array(times), np.array(frames), np.array(boxes), np.array(app), np.array(truth)
+
+
+def test_an_insect_that_flies_off_for_minutes_and_comes_back_is_stitched_back_to_its_track():
+    # issue 48: six insects of six looks sit on a sheet; the first flies off for eight frames (more than
+    # max_gap_frames) and lands back half a body length off; the second leaves and a newcomer of another look
+    # takes its spot
+    rng = np.random.default_rng(4)
+    looks = [(tuple(int(c) for c in rng.integers(30, 220, 3)), bool(k % 2)) for k in range(7)]
+    plan = [(0, [f for f in range(30) if not 10 <= f < 18], (0.2, 0.3)),
+            (1, list(range(12)), (0.5, 0.3)), (6, list(range(15, 30)), (0.5, 0.3))]
+    plan += [(k, list(range(30)), (0.2 + 0.25 * (k - 2), 0.7)) for k in range(2, 6)]
+    times, frames, boxes, app, truth = _sheet(looks, plan)
+    ids = link_camera(times, frames, boxes, CONFIG, appearance=app)
+    assert [len(set(ids[truth == a].tolist())) for a in range(len(plan))] == [1] * len(plan)
+    assert len(set(ids.tolist())) == len(plan)  # the newcomer on the second's spot is not stitched to it
+    unstitched = link_camera(times, frames, boxes, TrackConfig(stitch_gap_frames=0), appearance=app)
+    assert len(set(unstitched[truth == 0].tolist())) == 2
+    linked = link_camera_scored(times, frames, boxes, CONFIG, appearance=app)
+    back = np.flatnonzero((truth == 0) & (frames == 18))
+    assert 0.0 < linked.link_confidence[back][0] < 1.0  # the stitch says how far inside its gates it is
+    # a sheet of one look: appearance cannot tell a return from a newcomer, so nothing is stitched
+    times, frames, boxes, app, truth = _sheet([looks[0]] * 7, plan)
+    alike = link_camera(times, frames, boxes, CONFIG, appearance=app)
+    assert len(set(alike[truth == 0].tolist())) == 2

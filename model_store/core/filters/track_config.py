@@ -79,8 +79,26 @@ class TrackConfig(BaseModel):
                                                                     "share of the old one is kept at each link (an "
                                                                     "alpha-beta filter, the steady state of a "
                                                                     "constant-velocity Kalman filter)")
-    gap_penalty: float = Field(0.06, ge=0.0, description="cost added per frame a track was missed, so the most "
+    gap_penalty: float = Field(0.08, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
+    stitch_gap_frames: int = Field(10, ge=0, description="after the frame-by-frame pass, a track that ended may be "
+                                                          "joined to one that starts at most this many frames "
+                                                          "later, when the whole tracks' size and appearance say "
+                                                          "one animal (an insect that flew off and came back; "
+                                                          "only where appearance separates the camera's animals; "
+                                                          "0: no stitching)")
+    stitch_min_frames: int = Field(3, ge=1, description="both tracks of a stitch have at least this many detections")
+    stitch_size_ratio: float = Field(0.9, gt=0.0, le=1.0, description="a stitch's two tracks' mean box areas are "
+                                                                      "within this ratio")
+    stitch_appearance_distance: float = Field(0.015, ge=0.0, le=2.0, description="a stitch's two tracks' mean "
+                                                                                 "appearances are within this "
+                                                                                 "distance (1 - cosine)")
+    stitch_reach: float = Field(2.5, gt=0.0, description="... and the second starts within this many box sizes "
+                                                         "of where the first ended")
+    stitch_far_frames: int = Field(10, ge=1, description="two tracks of at least this many detections each may "
+                                                         "be stitched wherever the second starts ...")
+    stitch_far_distance: float = Field(0.01, ge=0.0, le=2.0, description="... when their mean appearances are "
+                                                                         "within this distance")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
                                                  "may call one moth two names across frames)")
     label_penalty: float = Field(0.15, ge=0.0, description="cost added when a linked pair has different labels")

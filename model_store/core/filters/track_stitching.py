@@ -46,7 +46,7 @@ def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     first_row[tracks], last_row[tracks] = order[bounds[:-1]], order[bounds[1:] - 1]
     mean_area = np.bincount(ids, dets.area[known], minlength=k) / np.maximum(hits, 1)
     mean_app = np.zeros((k, dets.app.shape[1]))
-    np.add.at(mean_app, ids, dets.app[known])
+    mean_app[tracks] = np.add.reduceat(dets.app[order].astype(np.float64), bounds[:-1], axis=0)
     mean_app /= np.maximum(np.linalg.norm(mean_app, axis=1, keepdims=True), 1e-9)
     # Candidates: a long-enough track that ended (a) and one that starts later in the same segment (b).
     long = tracks[hits[tracks] >= config.stitch_min_frames]

@@ -79,14 +79,6 @@ class TrackConfig(BaseModel):
                                                                     "share of the old one is kept at each link (an "
                                                                     "alpha-beta filter, the steady state of a "
                                                                     "constant-velocity Kalman filter)")
-    motion: Literal["alpha-beta", "kalman"] = Field("alpha-beta", description="alpha-beta: the velocity is a "
-                                                                          "running mean (velocity_memory); kalman: "
-                                                                          "a constant-velocity Kalman filter per "
-                                                                          "track (kalman_q, kalman_r)")
-    kalman_q: float = Field(0.1, gt=0.0, description="the Kalman filter's process noise: how much a track's "
-                                                     "velocity may change, in box sizes per frame step squared")
-    kalman_r: float = Field(0.05, gt=0.0, description="the Kalman filter's measurement noise: the box centre's "
-                                                      "jitter, in box sizes")
     gap_penalty: float = Field(0.08, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
     stitch_gap_frames: int = Field(10, ge=0, description="after the frame-by-frame pass, a track that ended may be "

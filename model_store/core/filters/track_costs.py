@@ -27,8 +27,6 @@ class TrackState:
         self.interval = np.zeros(capacity)
         self.side = np.zeros(capacity)
         self.velocity = np.zeros((capacity, 2))
-        self.centre = np.zeros((capacity, 2))  # the Kalman filter's centre (motion="kalman")
-        self.cov = np.zeros((capacity, 3))  # its covariance per axis (position, cross, velocity), in box sizes
         self.wander = np.zeros(capacity)
         self.time = np.zeros(capacity)
         self.frame = np.zeros(capacity, dtype=np.int64)
@@ -42,7 +40,6 @@ class TrackState:
         ids = np.arange(self.count, self.count + len(rows))
         self.box[ids], self.area[ids], self.side[ids] = dets.boxes[rows], dets.area[rows], dets.side[rows]
         self.mean_area[ids], self.interval[ids] = dets.area[rows], 0.0
-        self.centre[ids] = dets.centre[rows]
         self.time[ids], self.frame[ids], self.hits[ids] = dets.time[rows], step, 1
         self.label[ids], self.segment[ids] = dets.labels[rows], dets.segment[rows]
         if dets.app is not None:
@@ -61,12 +58,8 @@ class TrackState:
                                                                           1e-9)
         self.wander[ids] = np.where(self.hits[ids] == 1, off, 0.5 * (self.wander[ids] + off))
         # A running mean of the velocity: a sitting moth's jitter averages out, a walking deer's pace stays.
-        if config.motion == "kalman":
-            self._kalman(ids, boxes, dets.side[rows], dt[:, 0], step, config)
-        else:
-            self.velocity[ids] = np.where((self.hits[ids] == 1)[:, None], pace,
-                                          config.velocity_memory * self.velocity[ids]
-                                          + (1 - config.velocity_memory) * pace)
+        self.velocity[ids] = np.where((self.hits[ids] == 1)[:, None], pace, config.velocity_memory * self.velocity[ids]
+                                     + (1 - config.velocity_memory) * pace)
         # The mean area (a sitter's box jitters; its size does not change) and the time per frame step.
         self.mean_area[ids] = (self.mean_area[ids] * self.hits[ids] + dets.area[rows]) / (self.hits[ids] + 1)
         per_step = dt[:, 0] / np.maximum(step - self.frame[ids], 1)
@@ -78,37 +71,6 @@ class TrackState:
             memory = config.appearance_memory
             mixed = memory * self.app[ids] + (1 - memory) * dets.app[rows]
             self.app[ids] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-9)
-
-
-    def _kalman(self, ids: np.ndarray, boxes: np.ndarray, side: np.ndarray, dt_s: np.ndarray, step: int,
-                config: TrackConfig) -> None:
-        """A constant-velocity Kalman filter per track and axis, in frame steps (both axes share one covariance:
-        the noise is isotropic in box sizes). Sets the velocity (per second) and the filtered centre."""
-        k = np.maximum(step - self.frame[ids], 1).astype(np.float64)  # steps since the track was last seen
-        measured = (boxes[:, :2] + boxes[:, 2:]) * 0.5
-        s2 = ((self.side[ids] + side) * 0.5) ** 2
-        r = config.kalman_r ** 2 * s2
-        first = self.hits[ids] == 1
-        per_step = np.divide(dt_s, k, out=np.ones_like(dt_s), where=dt_s > 0)
-        v = self.velocity[ids] * per_step[:, None]  # per step
-        p00, p01, p11 = self.cov[ids].T
-        # Predict: x = F x, P = F P F' + Q (white-noise acceleration, q box sizes per step squared).
-        q = config.kalman_q ** 2 * s2
-        c = self.centre[ids] + v * k[:, None]
-        p00, p01, p11 = (p00 + 2 * k * p01 + k * k * p11 + q * k ** 3 / 3, p01 + k * p11 + q * k ** 2 / 2,
-                         p11 + q * k)
-        # Update with the measured centre.
-        gain_s = p00 + r
-        g0, g1 = p00 / gain_s, p01 / gain_s
-        innovation = measured - c
-        c, v = c + g0[:, None] * innovation, v + g1[:, None] * innovation
-        p00, p01, p11 = (1 - g0) * p00, (1 - g0) * p01, p11 - g1 * p01
-        # A track's second detection starts the filter: two points give a position and a velocity.
-        c = np.where(first[:, None], measured, c)
-        v = np.where(first[:, None], (measured - self.centre[ids]) / k[:, None], v)
-        p00, p01, p11 = (np.where(first, r, p00), np.where(first, r / k, p01), np.where(first, 2 * r / k ** 2, p11))
-        self.centre[ids], self.cov[ids] = c, np.stack([p00, p01, p11], axis=1)
-        self.velocity[ids] = v / per_step[:, None]
 
 
 class CameraDetections:
@@ -181,8 +143,6 @@ def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: Camer
     shift = np.zeros((len(t), 2))
     if config.predict_motion:
         shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None] * (hits > 1)[:, None]
-        if config.motion == "kalman":
-            shift += (state.centre[t] - (state.box[t, :2] + state.box[t, 2:]) * 0.5) * (hits > 1)[:, None]
     centre = (state.box[t, :2] + state.box[t, 2:]) * 0.5
     limit = reach * (state.side[t] + dets.side[r]) * 0.5
     gap = dets.centre[r] - centre

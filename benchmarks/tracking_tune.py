@@ -35,7 +35,7 @@ GRID: dict[str, list[Any]] = {
     "gap_distance_growth": [0.3, 1.0, 2.0],
     "appearance_weight": [0.5, 1.5, 3.0],
     "min_separation": [0.3, 0.5, 0.7, 1.0],
-    "gap_penalty": [0.0, 0.01, 0.03, 0.06],
+    "gap_penalty": [0.0, 0.03, 0.06, 0.08, 0.1],
     "gap_penalty_hits": [10.0, 30.0, 100.0, 1e9],
     "min_frames": [1, 2, 3],
     "sit_size_ratio": [0.33, 0.6, 0.65, 0.7, 0.75],

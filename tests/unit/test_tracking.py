@@ -220,6 +220,8 @@ def test_appearance_counts_only_where_it_separates_the_animals():
     alike = np.tile(distinct[:1], (60, 1)) + rng.normal(0, 0.01, (60, distinct.shape[1]))
     assert apart > 0.9
     assert appearance_separation(alike, frame_rank, boxes) < 0.3
+    constant = np.tile(distinct[:1], (60, 1))  # one vector for every snip (ties): it separates nothing
+    assert appearance_separation(constant, frame_rank, boxes) < 0.1
 
 
 def _sheet(looks: list[tuple[tuple[int, int, int], bool]], plan: list[tuple[int, list[int], tuple[float, float]]]):

@@ -72,7 +72,8 @@ def appearance_separation(app: np.ndarray, frame_rank: np.ndarray, boxes: np.nda
         return 1.0
     # AUC by ranks (Mann-Whitney): the chance that two animals are further apart than one animal from itself.
     joint = np.concatenate([same_d, apart_d])
-    rank = np.empty(len(joint))
-    rank[np.argsort(joint, kind="stable")] = np.arange(1, len(joint) + 1)
+    # Tied distances share their mean rank: vectors that are all alike (a constant descriptor) separate nothing.
+    ordered = np.sort(joint)
+    rank = (np.searchsorted(ordered, joint, side="left") + np.searchsorted(ordered, joint, side="right") + 1) / 2
     auc = (rank[len(same_d):].sum() - len(apart_d) * (len(apart_d) + 1) / 2) / (len(same_d) * len(apart_d))
     return float(np.clip(2 * auc - 1, 0.0, 1.0))

@@ -1,0 +1,38 @@
+"""What lowering the tracker's ID switches costs: motmetrics' ID switches per 100 true tracks, IDF1 and count
+error on the kinds where trapline trails norfair on switches (lookalike, quick-visits) and on same-spot, for
+TrackConfig settings given as JSON, on the fit seed (7) unless told.
+
+`.venv/bin/python -m benchmarks.tracking_switches [--seed 7] '{}' '{"max_cost": 0.6}' ...` (about a second a
+setting; the whole objective of each setting is benchmarks.tracking_tune's)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from benchmarks.tracking import run_trapline, score
+from benchmarks.tracking_nights import FIT_SEED, load_kinds
+from model_store.core.filters.tracking import TrackConfig
+
+KINDS = ("lookalike", "quick-visits", "same-spot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=FIT_SEED)
+    parser.add_argument("settings", nargs="+", help="TrackConfig fields as JSON, e.g. '{\"max_cost\": 0.6}'")
+    args = parser.parse_args(argv)
+    per_kind, bursts = (2, 30) if args.seed == FIT_SEED else (3, 40)
+    seqs = [s for s in load_kinds(args.seed, per_kind, bursts) if s["kind"] in KINDS]
+    for setting in args.settings:
+        ids, _ = run_trapline(seqs, TrackConfig(**json.loads(setting)))
+        cells = [f"{kind} {r['count_error_mean_pct']:.1f} % / switches {r['id_switches_per_100']:.2f} / IDF1 "
+                 f"{r['idf1']:.3f}" for kind, r in score(seqs, ids).items()]
+        print(" | ".join(cells), setting, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,8 +2,9 @@
 error on the kinds where trapline trails norfair on switches (lookalike, quick-visits) and on same-spot, for
 TrackConfig settings given as JSON, on the fit seed (7) unless told.
 
-`.venv/bin/python -m benchmarks.tracking_switches [--seed 7] '{}' '{"max_cost": 0.6}' ...` (about a second a
-setting; the whole objective of each setting is benchmarks.tracking_tune's)
+`flock /tmp/trapline-heavy.lock .venv/bin/python -m benchmarks.tracking_switches [--seed 7] '{}' '{"max_cost": 0.6}'
+...` (a few seconds a setting). Also prints each setting's benchmarks.tracking_tune objective on all kinds of the
+seed (with its ten fly-off nights) and fly-off's count error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from benchmarks.tracking import run_trapline, score
 from benchmarks.tracking_nights import FIT_SEED, load_kinds
+from benchmarks.tracking_tune import fly_off_nights, objective
 from model_store.core.filters.tracking import TrackConfig
 
 KINDS = ("lookalike", "quick-visits", "same-spot")
@@ -25,8 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("settings", nargs="+", help="TrackConfig fields as JSON, e.g. '{\"max_cost\": 0.6}'")
     args = parser.parse_args(argv)
     per_kind, bursts = (2, 30) if args.seed == FIT_SEED else (3, 40)
-    seqs = [s for s in load_kinds(args.seed, per_kind, bursts) if s["kind"] in KINDS]
+    every = load_kinds(args.seed, per_kind, bursts)
+    seqs = [s for s in every if s["kind"] in KINDS]
+    every = [s for s in every if s["kind"] != "fly-off-and-back"] + fly_off_nights(args.seed, 10)
     for setting in args.settings:
+        value, kinds = objective(every, json.loads(setting))
+        print(f"objective {value:.2f}, fly-off-and-back {kinds['fly-off-and-back']['count_error_mean_pct']:.1f} %",
+              end=" | ")
         ids, _ = run_trapline(seqs, TrackConfig(**json.loads(setting)))
         cells = [f"{kind} {r['count_error_mean_pct']:.1f} % / switches {r['id_switches_per_100']:.2f} / IDF1 "
                  f"{r['idf1']:.3f}" for kind, r in score(seqs, ids).items()]

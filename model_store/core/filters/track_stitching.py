@@ -8,7 +8,8 @@ back as a second track. A whole track says more than one box: its mean size (the
 its mean appearance. On benchmarks/tracking_kinds.py's nights of seed 7, the mean appearance distance of a true
 return was under 0.01 in most cases while two different insects' was 0.25 or more in nine pairs of ten, and the
 mean areas of one insect were within 10 % of each other where two insects' were mostly not. So a track that
-ended is joined to one that starts within `stitch_gap_frames` when both were seen at least `stitch_min_frames`
+ended is joined to one that starts within `stitch_gap_frames` (0: in the next frame, an insect that walked
+further than a sitter's reach) when both were seen at least `stitch_min_frames`
 times, their mean areas are within `stitch_size_ratio`, their mean appearances within
 `stitch_appearance_distance`, and the newcomer's first box within `stitch_reach` box sizes of the old track's
 last one; two long tracks (`stitch_far_frames`) whose appearance is closer still (`stitch_far_distance`) are
@@ -58,7 +59,7 @@ def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     by_start = long[np.argsort(seg_step, kind="stable")]
     starts = np.sort(seg_step)
     end_key = dets.segment[last_row[long]] * (int(step_of.max()) + 2) + step_of[last_row[long]]
-    lo = np.searchsorted(starts, end_key + 1, side="right")  # missed in a frame at least: else the online pass chose
+    lo = np.searchsorted(starts, end_key, side="right")
     hi = np.searchsorted(starts, end_key + config.stitch_gap_frames + 1, side="right")
     count = hi - lo
     a = np.repeat(long, count)

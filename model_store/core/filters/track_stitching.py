@@ -8,9 +8,9 @@ back as a second track. A whole track says more than one box: its mean size (the
 its mean appearance. On benchmarks/tracking_kinds.py's nights of seed 7, the mean appearance distance of a true
 return was under 0.01 in most cases while two different insects' was 0.25 or more in nine pairs of ten, and the
 mean areas of one insect were within 10 % of each other where two insects' were mostly not. So a track that
-ended is joined to one that starts within `stitch_gap_frames` (0: in the next frame, an insect that walked
-further than a sitter's reach) when both were seen at least `stitch_min_frames`
-times, their mean areas are within `stitch_size_ratio`, their mean appearances within
+ended is joined to one that starts in the next frame (an insect that walked further than a sitter's reach) or
+after up to `stitch_gap_frames` missed frames (one that flew off and came back) when both were seen at least
+`stitch_min_frames` times, their mean areas are within `stitch_size_ratio`, their mean appearances within
 `stitch_appearance_distance`, and the newcomer's first box within `stitch_reach` box sizes of the old track's
 last one; two long tracks (`stitch_far_frames`) whose appearance is closer still (`stitch_far_distance`) are
 joined wherever on the picture the second starts (an insect that comes back elsewhere on the sheet). Only where

@@ -76,7 +76,7 @@ async function individualsPage(current = () => true) {
     indStrip(i), nameForm(i)));
   const none = data.run_id ? "no individuals match" : "no identify run on these tables yet (trapline identify, or Start a job)";
   page.replaceChildren(el("h1", {}, `Individuals (${data.total})`),
-    peopleFilters(known, "trapline-ind-filters", filters, confirmed),
+    peopleFilters(known, "trapline-ind-filters", filters, [confirmed]),
     weeklyView(weekly),
     el("p", {}, el("a", {href: "#/review-individuals"}, "Review uncertain matches")),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || none)]));

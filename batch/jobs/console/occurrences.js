@@ -3,13 +3,20 @@
 // and a control to correct one. Over /v1/occurrences (batch/jobs/occurrences.py).
 
 import {api, el, enc, page, say} from "./api.js";
-import {occDecision, occQuery, orProblem, peopleFilters, snipImage} from "./people.js";
-import {knownLocations} from "./pickers.js";
+import {occDecision, occQuery, occTables, orProblem, peopleFilters, snipImage} from "./people.js";
+import {knownLocations, tableModelPicker} from "./pickers.js";
 import {route} from "./router.js";
 
 export const nav = [["#/occurrences", "Occurrences"]];
 
 const OCC_STRIP = 6;  // snips shown per occurrence in the list (each one is a request)
+
+function occFilters() { return JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}"); }
+
+// The model version picked among those the tables hold ("": the one they hold), read and decided on throughout.
+function occModel() { return occFilters().model || ""; }
+
+function decision() { return {...occDecision(), ...(occModel() ? {model: occModel()} : {})}; }
 
 function determinationText(d) {
   const score = d.score === null || d.score === undefined ? "" : ` ${d.score.toFixed(2)}`;
@@ -27,7 +34,7 @@ function identifyForm(o, done) {
     ev.preventDefault();
     if (!label.value.trim()) { say("give a label"); return; }
     try {
-      const body = {label: label.value.trim(), ...(comment.value ? {comment: comment.value} : {}), ...occDecision()};
+      const body = {label: label.value.trim(), ...(comment.value ? {comment: comment.value} : {}), ...decision()};
       const r = await api("POST", `/v1/occurrences/${enc(o.occurrence_id)}/identify`, body);
       say(`${o.occurrence_id}: ${determinationText(r.determination)}`);
       done();
@@ -37,16 +44,18 @@ function identifyForm(o, done) {
 }
 
 async function occurrencesPage(current = () => true) {
-  const filters = JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}");
+  const filters = occFilters();
   // least certain first: the review queue (GET /v1/occurrences/review), the merges a person should look at
   const review = filters.order === "least_certain";
   const {order, ...where} = filters;
   const [[data, problem], known] = await Promise.all([
-    orProblem(review ? api("GET", "/v1/occurrences/review?" + occQuery({limit: 20}))
+    orProblem(review ? api("GET", "/v1/occurrences/review?" + occQuery({limit: 20, model: occModel()}))
                      : api("GET", "/v1/occurrences?" + occQuery({...where, limit: 20})), {occurrences: [], total: 0}),
     knownLocations()]);
   if (!current()) return false;
 
+  // the table set: the tables (picked in the filters form) and one of the model versions they hold
+  const [model, refillModels] = tableModelPicker(known, occTables(), {name: "model", value: filters.model || ""});
   const how = el("select", {name: "determined_by", "aria-label": "determined by"},
     ["", "model", "human"].map(v => el("option", {value: v, selected: filters.determined_by === v}, v || "model or human")));
   const sorted = el("select", {name: "order", "aria-label": "order"},
@@ -67,13 +76,13 @@ async function occurrencesPage(current = () => true) {
       identifyForm(o, route));
   });
   page.replaceChildren(el("h1", {}, `Occurrences (${data.total})` + (data.model ? ` of ${data.model}` : "")),
-    peopleFilters(known, "trapline-occ-filters", filters, how, sorted),
+    peopleFilters(known, "trapline-occ-filters", filters, [model, how, sorted], refillModels),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || "no occurrences")]));
   return false;
 }
 
 async function occurrencePage(current, id) {
-  const o = await api("GET", `/v1/occurrences/${enc(id)}?` + occQuery());
+  const o = await api("GET", `/v1/occurrences/${enc(id)}?` + occQuery({model: occModel()}));
   const frames = await Promise.all(o.frames_shown.map(f => snipImage(f.snip, `${f.capture_time} #${f.detection_index}`)));
   if (!current()) return false;
 
@@ -83,7 +92,7 @@ async function occurrencePage(current, id) {
       ev.preventDefault();
       try {
         const r = await api("POST", `/v1/occurrences/${enc(id)}/classify`, {uri: f.uri, content_id: f.content_id,
-          detection_index: f.detection_index, label: label.value.trim(), ...occDecision()});
+          detection_index: f.detection_index, label: label.value.trim(), ...decision()});
         say(`${id}: ${determinationText(r.determination)}`);
         route();
       } catch (e) { say(e.message); }
@@ -93,7 +102,7 @@ async function occurrencePage(current, id) {
   const cut = f => el("button", {type: "button", class: "cut", on: {click: async () => {
     try {
       await api("POST", `/v1/occurrences/${enc(id)}/split`, {at: {uri: f.uri, content_id: f.content_id,
-        detection_index: f.detection_index}, ...occDecision()});
+        detection_index: f.detection_index}, ...decision()});
       say(`${id}: cut before ${f.uri} #${f.detection_index}; the next track run applies it`);
       route();
     } catch (e) { say(e.message); }

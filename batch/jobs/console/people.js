@@ -30,8 +30,8 @@ export async function orProblem(request, empty) {
 
 // The tables picked from those the service knows (`where`, GET /v1/locations); "" is the recorder's tables of the
 // serve config (the routes' default); a path typed only after "another…".
-export function tablesField(where, id = null) {
-  return tablesPicker(where, {id, name: "tables", value: occTables(), blank: "the recorder's tables (default)"});
+export function tablesField(where, id = null, onPick = null) {
+  return tablesPicker(where, {id, name: "tables", value: occTables(), blank: "the recorder's tables (default)", onPick});
 }
 
 export function whoField() {
@@ -57,10 +57,10 @@ export function peopleForm(key, keep, ...fields) {
 }
 
 // The filters form of the pages over people's decisions (occurrences, individuals): the tables, a camera, a label,
-// the page's own `selects` and who decides; the filters kept under `key`.
-export function peopleFilters(where, key, filters, ...selects) {
+// the page's own `selects` and who decides; the filters kept under `key`. `tablesPicked(path)` hears a new tables.
+export function peopleFilters(where, key, filters, selects, tablesPicked = null) {
   const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
-  return peopleForm(key, ["camera", "label", ...selects.map(s => s.getAttribute("name"))], tablesField(where),
+  return peopleForm(key, ["camera", "label", ...selects.map(s => s.getAttribute("name"))], tablesField(where, null, tablesPicked),
                     input("camera", "camera"), input("label", "label"), ...selects, whoField());
 }
 

@@ -1,7 +1,8 @@
 """The console as ES modules, in headless Chromium over the real app served by uvicorn (no Ray): index.html loads one
 module script and nothing else; every page module loads and every page draws without an error; no page shares a
-global; and the one form-to-JSON (console/forms.js) on the post-processing form: the tables and their model version
-picked from those the service lists, the filter's config sent typed (numbers, lists, booleans), defaults left out."""
+global; and the one form-to-JSON (console/forms.js) on the post-processing and job forms: the tables and their
+model version picked from those the service lists, the values sent typed (numbers, lists, booleans), defaults left
+out."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def test_one_module_script_loads_every_page_without_an_error(served):
         assert errors == [], errors
 
 
-def test_the_post_processing_form_picks_the_tables_and_sends_typed_json(served):
+def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_json(served):
     from tests.fixtures.browser import Browser
 
     url, tables = served
@@ -125,5 +126,22 @@ def test_the_post_processing_form_picks_the_tables_and_sends_typed_json(served):
         assert b.eval("document.getElementById('tables').tagName") == "INPUT"
         body = preview("score", "set('cfg-min_score', '0.5');")
         assert body["tables"] == tables and body["config"] == {"min_score": 0.5}, body
-        errors = [e for e in b.errors() if "status of 422" not in e]
+
+        # Start a job, export: the tables and the model version picked, the format from its registry; the same
+        # form-to-JSON builds the job (no cluster here to take it: the request is what is checked)
+        b.eval("location.hash = '#/start/export'")
+        b.wait(f"[...document.querySelectorAll('#cfg-tables option')].some(o => o.value === {json.dumps(tables)})", 30,
+               "the export form's tables")
+        assert b.eval("['cfg-tables', 'cfg-model', 'cfg-format'].map(id => document.getElementById(id).tagName)") == [
+            "SELECT", "SELECT", "SELECT"]
+        assert "sheetcam:1" in b.eval("[...document.querySelectorAll('#cfg-model option')].map(o => o.value)")
+        b.eval(f"""(() => {{ window.confirm = () => true;
+            const set = (id, v) => {{ document.getElementById(id).value = v; }};
+            set('cfg-tables', {json.dumps(tables)}); set('cfg-model', 'sheetcam:1'); set('cfg-format', 'coco');
+            set('cfg-out', {json.dumps(tables + "-coco")});
+            document.getElementById('job-run').click(); }})()""")
+        job = b.wait("window.sent.filter(([u]) => u.endsWith('/v1/jobs')).at(-1)?.[1]", 30, "the export job's request")
+        assert job == {"kind": "export", "options": {"tables": tables, "model": "sheetcam:1", "format": "coco",
+                                                     "out": tables + "-coco"}}, job
+        errors = [e for e in b.errors() if not re.search(r"status of (422|5\d\d)", e)]
         assert errors == [], errors

@@ -26,6 +26,7 @@ class Location(BaseModel):
     path: str
     kind: Literal["archive", "tables", "directory"]
     images: int | None = Field(None, description="picture files seen directly under it or one level down (bounded)")
+    models: list[str] | None = Field(None, description="tables: the model versions (NAME:VERSION) they hold")
 
 
 class LocationsOut(BaseModel):

@@ -1,6 +1,7 @@
 """The archives and tables under the roots a job may use, for the console's job forms to pick from (a path picked,
-not typed blind). A bounded walk: two levels under each root, at most `MAX_LOCATIONS` entries, hidden and
-partition directories skipped, symlinks not followed (a job's paths are checked again on submit, batch/jobs/paths.py).
+not typed blind), each tables with the model versions it holds (a table set picked, not typed). A bounded walk: two
+levels under each root, at most `MAX_LOCATIONS` entries, hidden and partition directories skipped, symlinks not
+followed (a job's paths are checked again on submit, batch/jobs/paths.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 from typing import Any
 
 from batch.jobs.picture_files import PICTURE_EXT
+from model_store.tables.reader import Tables
 
 MAX_LOCATIONS = 300
 DEPTH = 2
@@ -31,7 +33,8 @@ def locations(roots: list[str]) -> dict[str, Any]:
                 break
             kind, pictures, children = _look(path)
             if kind != "directory" or depth == 0:
-                out.append({"path": path, "kind": kind, "images": pictures})
+                out.append({"path": path, "kind": kind, "images": pictures,
+                            "models": _models(path) if kind == "tables" else None})
             if kind == "directory" and depth < DEPTH:
                 todo += [(c, depth + 1) for c in children]
     return {"roots": list(roots), "locations": out, "truncated": truncated}
@@ -55,3 +58,11 @@ def _look(path: str) -> tuple[str, int | None, list[str]]:
     if pictures:
         return "archive", pictures, []
     return "directory", None, [d.path for d in dirs]
+
+
+def _models(path: str) -> list[str]:
+    """The model versions (NAME:VERSION) the tables hold, from their partition names (a listing, no file read)."""
+    try:
+        return [f"{name}:{version}" for name, version in Tables(path).partitions()]
+    except OSError:
+        return []

@@ -523,15 +523,17 @@ def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_g
     if find_chromium() is None:
         pytest.skip("no Chromium (apt-get install chromium)")
     docs = screenshots
+    real = os.path.realpath  # the locations the forms pick from are listed as real paths
     out = str(env["dir"] / "from-console")
     assert call("GET", f"{url}/console", None).headers["content-security-policy"].startswith("default-src 'self'")
     with Browser(1280, 900) as b:
         b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)})")  # as typed into the page
         b.navigate(f"{url}/console#/start/reprocess")
         b.wait("document.querySelector('#cfg-archive') !== null", 30, "the reprocess form")
-        archives = b.eval("[...document.querySelectorAll('#archive-list option')].map(o => o.value)")
+        # the archive and the model picked from what the service knows (a select each), not typed
+        archives = b.eval("[...document.querySelectorAll('#cfg-archive option')].map(o => o.value)")
         assert os.path.realpath(env["archive"]) in archives, archives
-        assert "trapcam@production" in b.eval("[...document.querySelectorAll('#models-list option')].map(o => o.value)")
+        assert "trapcam@production" in b.eval("[...document.querySelectorAll('#cfg-model option')].map(o => o.value)")
         assert b.eval("document.getElementById('job-run').disabled") is True  # no run before the dry run
         fields = {"archive": os.path.realpath(env["archive"]), "out": out, "model": "trapcam@production",
                   "path_pattern": JOB["path_pattern"], "rows_per_file": 2, "batch_size": 2, "read_batch_size": 2,
@@ -562,10 +564,13 @@ def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_g
         source = resolve_table_set(Tables(out), "trapcam:1")
         b.eval("location.hash = '#/postprocess'")
         b.wait("document.querySelectorAll('#filter option').length > 0")
+        # the new tables among those the form picks from, with the model version they hold
+        b.wait(f"[...document.querySelectorAll('#tables option')].some(o => o.value === {json.dumps(real(out))} && "
+               "o.textContent.includes('trapcam:1'))", 30, "the new tables in the post-processing form")
         b.eval(f"""(() => {{
             const select = document.getElementById('filter');
             select.value = 'score'; select.dispatchEvent(new Event('change'));
-            document.getElementById('tables').value = {json.dumps(out)};
+            document.getElementById('tables').value = {json.dumps(real(out))};
             document.getElementById('image').value = 'cam04/PICT0001.JPG';
             document.getElementById('cfg-min_score').value = '0.99';
         }})()""")
@@ -590,10 +595,12 @@ def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_g
         # the full report of that comparison run as a job, then opened from the reports page without a token.
         b.eval("location.hash = '#/models'")
         b.wait("document.querySelector('#model-trapcam .versions tr[data-version=\"2\"]') !== null", 30, "models")
+        b.wait(f"[...document.querySelectorAll('#model-trapcam .compare-tables option')].some(o => o.value === "
+               f"{json.dumps(real(two_versions))})", 30, "the tables both versions ran into, among the choices")
         assert b.eval("document.querySelectorAll('#model-trapcam details.model-card').length") == 2
         b.eval(f"""(() => {{
             const card = document.getElementById('model-trapcam');
-            card.querySelector('.compare-tables').value = {json.dumps(two_versions)};
+            card.querySelector('.compare-tables').value = {json.dumps(real(two_versions))};
             const select = card.querySelector('.promote-version');
             select.value = '2'; select.dispatchEvent(new Event('change'));
         }})()""")

@@ -49,6 +49,11 @@ def test_the_occurrences_page_shows_strips_and_records_an_identification(served)
                "&& i.naturalWidth > 0)", what="snips")
         assert b.eval("document.querySelectorAll('img.snip').length") == 6 + 6 + 3 + 5 + 1
         assert b.eval("document.querySelector('header nav a.active').textContent") == "Occurrences"
+        # the table set picked, not typed: the tables among those the service lists, a model version among theirs
+        assert b.eval("document.querySelector('form.occ-filters [name=tables]').tagName") == "SELECT"
+        assert b.eval("document.querySelector('form.occ-filters [name=tables]').value") == tables
+        assert b.eval("[...document.querySelectorAll('form.occ-filters [name=model] option')].map(o => o.value)"
+                      ".includes('sheetcam:1')")
         deer = b.eval("[...document.querySelectorAll('.card.occurrence')].find(c => c.textContent.includes('camera "
                       "burst')).id")
         assert "deer" in b.eval(f"document.getElementById('{deer}').querySelector('.determination').textContent")

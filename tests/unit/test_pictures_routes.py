@@ -175,9 +175,10 @@ def test_nothing_outside_the_archive_and_the_tables_crops_is_served(client, site
 def test_locations_list_the_archives_and_tables_under_the_roots(client, site):
     r = client.get("/v1/locations", headers=AUTH)
     assert r.status_code == 200, r.text
-    found = {loc["path"]: loc["kind"] for loc in r.json()["locations"]}
-    assert found[os.path.realpath(site["archive"])] == "archive"
-    assert found[os.path.realpath(site["tables"])] == "tables"
+    found = {loc["path"]: loc for loc in r.json()["locations"]}
+    assert found[os.path.realpath(site["archive"])]["kind"] == "archive"
+    tables = found[os.path.realpath(site["tables"])]
+    assert tables["kind"] == "tables" and tables["models"] == ["trapcam:1"]  # the table sets a form picks from
     sources = client.get("/v1/pictures/sources", headers=AUTH).json()["sources"]
     assert [s["name"] for s in sources] == ["site-a"] and sources[0]["served"]
 

@@ -2,13 +2,17 @@
 // scores and species, the snips beneath, the capture time and counts; paged; refreshed while uploads commit.
 // Also the picture helpers the Captures page uses (a picture with its boxes, a picture that says when it is broken, a
 // clip's poster and strip of frames).
-"use strict";
+
+import {api, el, enc, page} from "./api.js";
+import {route} from "./router.js";
+
+export const nav = [["#/cameras", "Cameras"]];
 
 const CAMERAS_PER_PAGE = 24;
 const PICTURES_REFRESH_MS = 10000;
 
 // A picture that says so when it cannot be shown (a moved file, an expired link), never an empty box.
-function picture(url, alt, cls = "", missing = "this picture is not served (an s3:// source)") {
+export function picture(url, alt, cls = "", missing = "this picture is not served (an s3:// source)") {
   if (!url) return el("div", {class: "picture-missing " + cls}, missing);
   const img = el("img", {src: url, alt, class: cls, loading: "lazy", decoding: "async"});
   img.addEventListener("error", () => img.replaceWith(el("div", {class: "picture-missing " + cls}, `picture not available: ${alt}`)));
@@ -28,11 +32,11 @@ function boxDiv(d, showLabel = true) {
   return box;
 }
 
-function boxText(d) {
+export function boxText(d) {
   return `${d.label} ${d.score.toFixed(2)}` + (d.species ? ` · ${d.species}` : "");
 }
 
-function framed(url, alt, boxes, cls = "", missing = undefined) {
+export function framed(url, alt, boxes, cls = "", missing = undefined) {
   const img = picture(url, alt, "", missing);
   const seen = new Map();  // boxes in the same place (one animal, two labels): their labels one under the other
   const divs = img.tagName === "IMG" ? boxes.map(d => {
@@ -68,22 +72,22 @@ function maskOutlines(boxes) {
 
 // A clip (kind video) is shown by its sampled frames, each box on one of them: its poster frame (that of its best
 // kept box) with the poster's boxes, and a strip of the frames that hold a detection, each with its own.
-function posterBoxes(shown, boxes) {
+export function posterBoxes(shown, boxes) {
   return shown.kind === "video" ? boxes.filter(d => d.frame_number === shown.poster_frame) : boxes;
 }
 
-function clipBadge(shown) {
+export function clipBadge(shown) {
   return shown.kind === "video" ? el("span", {class: "clip-badge"}, `clip · ${shown.frames.length} frame(s) with a box`) : "";
 }
 
-function clipStrip(c) {
+export function clipStrip(c) {
   if (c.kind !== "video" || !c.frames.length) return "";
   return el("div", {class: "clip-strip", id: "clip-strip"}, c.frames.map(f => el("figure", {class: "clip-frame", "data-frame": f.frame_number},
     framed(f.url, `frame ${f.frame_number}`, c.detections.filter(d => d.frame_number === f.frame_number)),
     el("figcaption", {}, (f.offset_s === null ? "" : `${f.offset_s.toFixed(1)} s · `) + `frame ${f.frame_number}`))));
 }
 
-function when(t) { return t ? t.replace("T", " ").slice(0, 19) : "time unknown"; }
+export function when(t) { return t ? t.replace("T", " ").slice(0, 19) : "time unknown"; }
 
 function sourcePicker(sources, current, onChange) {
   if (sources.length < 2) return "";
@@ -112,7 +116,7 @@ function cameraTile(cam, source) {
     labels, snips, browse);
 }
 
-function pager(total, offset, limit, go) {
+export function pager(total, offset, limit, go) {
   if (total <= limit) return "";
   const prev = el("button", {type: "button", class: "prev", disabled: offset === 0}, "‹ previous");
   const next = el("button", {type: "button", class: "next", disabled: offset + limit >= total}, "next ›");
@@ -158,4 +162,4 @@ async function camerasPage(current, arg) {
   return false;
 }
 
-pages.cameras = camerasPage;
+export const pages = {cameras: camerasPage};

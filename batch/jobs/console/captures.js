@@ -2,7 +2,11 @@
 // empty / non-empty / failed), paged by the service; and one capture large, with every box (dropped ones dashed),
 // its classifications, snips, model version and filter set; a clip as its poster frame and the strip of its sampled
 // frames with their boxes. The filters live in the URL (#/captures/<query>).
-"use strict";
+
+import {api, el, enc, page} from "./api.js";
+import {boxText, clipBadge, clipStrip, framed, pager, picture, posterBoxes, when} from "./cameras.js";
+
+export const nav = [["#/captures", "Captures"]];
 
 const CAPTURES_PER_PAGE = 48;
 const FILTERS = ["source", "camera", "label", "species", "min_score", "max_score", "since", "until", "state", "model"];
@@ -133,5 +137,4 @@ async function capturePage(current, arg) {
   return false;
 }
 
-pages.captures = capturesPage;
-pages.capture = capturePage;
+export const pages = {captures: capturesPage, capture: capturePage};

@@ -1,9 +1,15 @@
 // The Deployments page: the deployments of a tables set with their pictures; a Camtrap DP file to import; the clock
 // corrections in force, a form to give one and a button to revoke one; timestampIssues; the clock problems `trapline
 // tables check` finds; effort, trap rates and the detection-history CSV. Over /v1/deployments
-// (batch/jobs/deployments.py). Loaded after occurrences.js, whose tables and name settings (occTables, occDecision,
-// occQuery, orProblem) it shares: the tables picked here are the ones the Occurrences and Individuals pages show.
-"use strict";
+// (batch/jobs/deployments.py). The tables picked here are the ones the Occurrences and Individuals pages show
+// (people.js keeps them for the session).
+
+import {api, authHeaders, el, enc, page, say} from "./api.js";
+import {occDecision, occQuery, orProblem, peopleForm, tablesField, whoField} from "./people.js";
+import {knownLocations} from "./pickers.js";
+import {route} from "./router.js";
+
+export const nav = [["#/deployments", "Deployments"]];
 
 const dateTime = iso => iso ? iso.slice(0, 19).replace("T", " ") : "-";
 
@@ -15,17 +21,9 @@ async function depDecide(path, body, what) {
   } catch (e) { say(e.message); }
 }
 
-// The tables (a select of the known ones, never a path typed) and who decides; kept for the other people pages.
+// The tables (picked from the known ones) and who decides; kept for the other people pages.
 async function depTablesForm() {
-  const tables = await selectTables({name: "tables", id: "dep-tables", "aria-label": "tables"}, occTables());
-  const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
-                           value: sessionStorage.getItem("trapline-occ-who") || "", "aria-label": "your name"});
-  return el("form", {class: "occ-filters", on: {submit: ev => {
-    ev.preventDefault();
-    sessionStorage.setItem("trapline-occ-tables", tables.value);
-    sessionStorage.setItem("trapline-occ-who", who.value);
-    route();
-  }}}, tables, who, el("button", {type: "submit"}, "Show"));
+  return peopleForm(null, [], tablesField(await knownLocations(), "dep-tables"), whoField());
 }
 
 function depTable(list) {
@@ -143,7 +141,7 @@ async function downloadHistory(species, occasionDays) {
   try {
     const {gap_days} = effortSettings();
     const r = await fetch("/v1/deployments/history.csv?" + occQuery({species, occasion_days: occasionDays, gap_days}),
-                          {headers: token() ? {Authorization: "Bearer " + token()} : {}});
+                          {headers: authHeaders()});
     if (!r.ok) throw new Error(((await r.json().catch(() => ({}))).error || {}).message || r.statusText);
     const a = el("a", {href: URL.createObjectURL(await r.blob()), download: `detection-history-${species}.csv`});
     a.click();
@@ -202,4 +200,4 @@ async function deploymentsPage(current = () => true) {
   return false;
 }
 
-pages.deployments = deploymentsPage;
+export const pages = {deployments: deploymentsPage};

@@ -1,9 +1,14 @@
 // The Individuals pages: the weekly figures and readiness to name; every individual of the newest identify run as a
-// strip of its sightings, with a Name control; one individual's sightings (reject one, "no match") beside the closest other individuals, to merge; and
-// the review queue of uncertain matches. Over /v1/individuals (batch/jobs/individuals.py). Loaded after
-// occurrences.js, whose tables / name settings (occTables, occDecision, occQuery), filters form (peopleFilters)
-// and snipImage it shares.
-"use strict";
+// strip of its sightings, with a Name control; one individual's sightings (reject one, "no match") beside the closest
+// other individuals, to merge; and the review queue of uncertain matches. Over /v1/individuals
+// (batch/jobs/individuals.py).
+
+import {api, el, enc, page, say} from "./api.js";
+import {occDecision, occQuery, orProblem, peopleFilters, snipImage} from "./people.js";
+import {knownLocations} from "./pickers.js";
+import {route} from "./router.js";
+
+export const nav = [["#/individuals", "Individuals"]];
 
 const IND_STRIP = 6;  // snips shown per individual in the list (each one is a request)
 
@@ -58,9 +63,10 @@ function weeklyView(w) {
 
 async function individualsPage(current = () => true) {
   const filters = JSON.parse(sessionStorage.getItem("trapline-ind-filters") || "{}");
-  const [[data, problem], weekly] = await Promise.all([
+  const [[data, problem], weekly, known] = await Promise.all([
     orProblem(api("GET", "/v1/individuals?" + occQuery({...filters, limit: 24})), {individuals: [], total: 0, run_id: null}),
-    api("GET", "/v1/individuals/weekly?" + occQuery()).catch(() => null)]);  // the list says why, when it cannot
+    api("GET", "/v1/individuals/weekly?" + occQuery()).catch(() => null),  // the list says why, when it cannot
+    knownLocations()]);
   if (!current()) return false;
 
   const confirmed = el("select", {name: "confirmed", "aria-label": "confirmed"},
@@ -70,7 +76,7 @@ async function individualsPage(current = () => true) {
     indStrip(i), nameForm(i)));
   const none = data.run_id ? "no individuals match" : "no identify run on these tables yet (trapline identify, or Start a job)";
   page.replaceChildren(el("h1", {}, `Individuals (${data.total})`),
-    peopleFilters("trapline-ind-filters", filters, confirmed),
+    peopleFilters(known, "trapline-ind-filters", filters, [confirmed]),
     weeklyView(weekly),
     el("p", {}, el("a", {href: "#/review-individuals"}, "Review uncertain matches")),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || none)]));
@@ -130,6 +136,4 @@ async function reviewIndividualsPage(current) {
   return false;
 }
 
-pages.individuals = individualsPage;
-pages.individual = individualPage;
-pages["review-individuals"] = reviewIndividualsPage;
+export const pages = {individuals: individualsPage, individual: individualPage, "review-individuals": reviewIndividualsPage};

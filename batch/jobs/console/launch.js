@@ -1,52 +1,53 @@
 // The Start a job page: any job kind (reprocess, report, export, ...) from a form generated from the options the
-// jobs API accepts (GET /v1/job-kinds), its locations picked from the archives and tables under the service's roots
-// (GET /v1/locations), a model from the served ones. A kind with a dry run (reprocess) runs it first and shows what
-// it would do; then "Confirm and run". POST /v1/jobs validates everything again.
-"use strict";
+// jobs API accepts (GET /v1/job-kinds); its archive and tables picked from those under the service's roots, a
+// model from the served ones or from the versions the picked tables hold (GET /v1/locations, pickers.js). A kind
+// with a dry run (reprocess) runs it first and shows what it would do; then "Confirm and run". POST /v1/jobs
+// validates everything again.
 
-function datalist(id, values) {
-  return el("datalist", {id}, [...new Set(values)].map(v => el("option", {value: v})));
-}
+import {api, el, enc, page, say, statusCell} from "./api.js";
+import {fieldFor, formJson, markInvalid} from "./forms.js";
+import {knownLocations, pathsOf, picker, servedModels, tableModelPicker, tablesPicker} from "./pickers.js";
 
-function pathChoices(name, kind, where) {
-  const of = k => where.locations.filter(l => l.kind === k).map(l => l.path);
-  if (name === "archive") return of("archive");
-  if (name === "tables") return of("tables");
+export const nav = [["#/start", "Start a job"]];
+
+// Where a job writes: a new folder (the service cannot know its name), suggested beside what is there.
+function outChoices(kind, where) {
   const stamp = new Date().toISOString().slice(0, 10);
-  if (kind === "reprocess") return [...of("tables"), ...where.roots.map(r => `${r}/tables-${stamp}`)];
-  return [...of("tables").map(t => `${t}-${kind}-${stamp}`), ...where.roots.map(r => `${r}/${kind}-${stamp}`)];
-}
-
-function optionValue(input, schema) {
-  const def = schema.default;
-  const kind = input.dataset.kind;
-  if (kind === "boolean") return input.checked === (def === true) ? undefined : input.checked;
-  if (input.value === "") return undefined;
-  let v = input.value;
-  if (kind === "number" || kind === "integer") v = Number(v);
-  else if (kind === "array") v = v.split(",").map(x => x.trim()).filter(Boolean);
-  return JSON.stringify(v) === JSON.stringify(def) ? undefined : v;
+  if (kind === "reprocess") return [...pathsOf(where, "tables"), ...where.roots.map(r => `${r}/tables-${stamp}`)];
+  return [...pathsOf(where, "tables").map(t => `${t}-${kind}-${stamp}`), ...where.roots.map(r => `${r}/${kind}-${stamp}`)];
 }
 
 async function startPage(current, arg) {
-  const [{kinds}, where, models] = await Promise.all([api("GET", "/v1/job-kinds"), api("GET", "/v1/locations"),
-                                                       api("GET", "/v1/models").catch(() => ({models: []}))]);
+  const [{kinds}, where, served] = await Promise.all([api("GET", "/v1/job-kinds"), knownLocations(), servedModels()]);
   const chosen = kinds.find(k => k.name === (arg || "reprocess")) || kinds[0];
-  const modelNames = models.models.flatMap(m => [m.name, ...Object.keys(m.aliases || {}).map(a => `${m.name}@${a}`)]);
   const props = chosen.options_schema.properties || {};
   const defs = chosen.options_schema.$defs || {};
-  const lists = [datalist("models-list", modelNames)];
+  const lists = [];
+  const roots = where.roots.join(", ") || "an allowed root";
+  // The tables' own model versions for `model` and `compare` (report): refilled when the tables change.
+  const firstTables = pathsOf(where, "tables")[0] || "";
+  const versions = Object.fromEntries(["model", "compare"].filter(n => n in props && "tables" in props).map(n =>
+    [n, tableModelPicker(where, firstTables, {id: "cfg-" + n, name: n, required: chosen.required.includes(n),
+                                                ...(n === "compare" ? {blank: "none (no comparison)"} : {})})]));
+  const pickers = {
+    archive: () => picker({id: "cfg-archive", name: "archive", required: true, other: `a folder under ${roots}`,
+                           choices: pathsOf(where, "archive").map(p => [p, `${p} (${where.locations.find(l => l.path === p).images}+ pictures)`])}),
+    tables: () => tablesPicker(where, {id: "cfg-tables", name: "tables", required: true, value: firstTables,
+                                       onPick: p => Object.values(versions).forEach(([, refill]) => refill(p))}),
+    model: () => versions.model ? versions.model[0] : picker({id: "cfg-model", name: "model", required: chosen.required.includes("model"),
+                                                              other: "NAME, NAME@ALIAS or NAME:VERSION", choices: served.map(m => [m, m])}),
+    compare: () => versions.compare && versions.compare[0],
+  };
   const field = name => {
     const parts = fieldFor(name, props[name], defs, chosen.required.includes(name));
-    const input = parts[1];
-    if (chosen.paths.includes(name)) {
-      lists.push(datalist(`${name}-list`, pathChoices(name, chosen.name, where)));
-      input.setAttribute("list", `${name}-list`);
-      input.placeholder = "pick one, or a new folder under " + (where.roots[0] || "an allowed root");
-      parts[2].textContent = (parts[2].textContent ? parts[2].textContent + " " : "") + "(under " + where.roots.join(", ") + ")";
-    } else if (name === "model") {
-      input.setAttribute("list", "models-list");
+    const pick = pickers[name] && pickers[name]();
+    if (pick) parts[1] = pick;
+    else if (chosen.paths.includes(name)) {  // a new place to write: typed, with suggestions
+      lists.push(el("datalist", {id: `${name}-list`}, [...new Set(outChoices(chosen.name, where))].map(v => el("option", {value: v}))));
+      parts[1].setAttribute("list", `${name}-list`);
+      parts[1].placeholder = (name === "out" ? "a new folder under " : "a path under ") + (where.roots[0] || "an allowed root");
     }
+    if (chosen.paths.includes(name)) parts[2].textContent = (parts[2].textContent ? parts[2].textContent + " " : "") + `(under ${roots})`;
     return parts;
   };
   // Options of a shape a one-line input cannot hold (filter lists, route maps) stay with the CLI and the API.
@@ -69,15 +70,7 @@ async function startPage(current, arg) {
   const previewButton = el("button", {type: "button", id: "job-preview"}, "Preview (dry run)");
   const run = el("button", {type: "button", id: "job-run", disabled: chosen.preview}, chosen.preview ? "Confirm and run" : "Run");
 
-  function options() {
-    const o = {};
-    for (const input of [...form.querySelectorAll("[id^=cfg-]"), ...extra.querySelectorAll("[id^=cfg-]")]) {
-      const v = optionValue(input, props[input.name]);
-      if (v !== undefined) o[input.name] = v;
-    }
-    return o;
-  }
-  const body = extra => ({kind: chosen.name, options: {...options(), ...extra}, ...(name.value ? {name: name.value} : {})});
+  const body = also => ({kind: chosen.name, options: {...formJson(form, extra), ...also}, ...(name.value ? {name: name.value} : {})});
   async function waitEnded(id) {
     for (;;) {
       const job = await api("GET", "/v1/jobs/" + enc(id));
@@ -122,4 +115,4 @@ async function startPage(current, arg) {
   return false;
 }
 
-pages.start = startPage;
+export const pages = {start: startPage};

@@ -1,70 +1,22 @@
 // The Occurrences page: each occurrence (one animal's detections across frames) as a strip of its snips, its
 // determination and how it was reached, an Identify control; one occurrence's frames with their classifications
-// and a control to correct one. Over /v1/occurrences (batch/jobs/occurrences.py); loaded after console.js.
-"use strict";
+// and a control to correct one. Over /v1/occurrences (batch/jobs/occurrences.py).
+
+import {api, el, enc, page, say} from "./api.js";
+import {occDecision, occQuery, occTables, orProblem, peopleFilters, snipImage} from "./people.js";
+import {knownLocations, tableModelPicker} from "./pickers.js";
+import {route} from "./router.js";
+
+export const nav = [["#/occurrences", "Occurrences"]];
 
 const OCC_STRIP = 6;  // snips shown per occurrence in the list (each one is a request)
 
-function occTables() { return sessionStorage.getItem("trapline-occ-tables") || ""; }
+function occFilters() { return JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}"); }
 
-// What every decision sends besides its label: the tables, and who decides (the log keeps the name).
-function occDecision() {
-  const who = sessionStorage.getItem("trapline-occ-who");
-  return {...(occTables() ? {tables: occTables()} : {}), ...(who ? {who} : {})};
-}
+// The model version picked among those the tables hold ("": the one they hold), read and decided on throughout.
+function occModel() { return occFilters().model || ""; }
 
-function occQuery(extra = {}) {
-  const q = new URLSearchParams();
-  if (occTables()) q.set("tables", occTables());
-  for (const [k, v] of Object.entries(extra)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
-  return q;
-}
-
-// What a people page lists, or (when the tables cannot be read: none named, none there) the empty list and why: the
-// page still draws its filters form, where the tables are named.
-async function orProblem(request, empty) {
-  try { return [await request, null]; } catch (e) { return [empty, e.message]; }
-}
-
-// The filters form of the pages over people's decisions (occurrences, individuals): the tables, a camera, a label,
-// the page's own `selects` and who decides; the tables and the name are shared, the filters kept under `key`.
-function peopleFilters(key, filters, ...selects) {
-  const input = (name, placeholder) => el("input", {type: "text", name, placeholder, value: filters[name] || "", "aria-label": name});
-  const tables = pickTables(el("input", {type: "text", name: "tables", placeholder: "tables (default: the recorder's)", value: occTables(), "aria-label": "tables"}));
-  const who = el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)",
-                           value: sessionStorage.getItem("trapline-occ-who") || "", "aria-label": "your name"});
-  const apply = ev => {
-    ev.preventDefault();
-    const f = new FormData(ev.target);
-    sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
-    sessionStorage.setItem("trapline-occ-who", f.get("who") || "");
-    const kept = {};
-    for (const k of ["camera", "label", ...selects.map(s => s.getAttribute("name"))]) if (f.get(k)) kept[k] = f.get(k);
-    sessionStorage.setItem(key, JSON.stringify(kept));
-    route();
-  };
-  return el("form", {class: "occ-filters", on: {submit: apply}}, tables, input("camera", "camera"), input("label", "label"),
-            ...selects, who, el("button", {type: "submit"}, "Show"));
-}
-
-// The page's CSP allows images from data: URLs only besides its own origin, and an <img> sends no token: a snip is
-// fetched with the token and shown as a data: URL.
-async function snipImage(url, title) {
-  const img = el("img", {class: "snip", alt: title, title});
-  try {
-    const headers = token() ? {Authorization: "Bearer " + token()} : {};
-    const r = await fetch(url, {headers});
-    if (!r.ok) throw new Error(r.statusText);
-    const blob = await r.blob();
-    img.src = await new Promise((done, fail) => {
-      const reader = new FileReader();
-      reader.onload = () => done(reader.result);
-      reader.onerror = fail;
-      reader.readAsDataURL(blob);
-    });
-  } catch (e) { img.alt = `${title} (no snip: ${e.message})`; img.classList.add("missing"); }
-  return img;
-}
+function decision() { return {...occDecision(), ...(occModel() ? {model: occModel()} : {})}; }
 
 function determinationText(d) {
   const score = d.score === null || d.score === undefined ? "" : ` ${d.score.toFixed(2)}`;
@@ -82,7 +34,7 @@ function identifyForm(o, done) {
     ev.preventDefault();
     if (!label.value.trim()) { say("give a label"); return; }
     try {
-      const body = {label: label.value.trim(), ...(comment.value ? {comment: comment.value} : {}), ...occDecision()};
+      const body = {label: label.value.trim(), ...(comment.value ? {comment: comment.value} : {}), ...decision()};
       const r = await api("POST", `/v1/occurrences/${enc(o.occurrence_id)}/identify`, body);
       say(`${o.occurrence_id}: ${determinationText(r.determination)}`);
       done();
@@ -92,15 +44,18 @@ function identifyForm(o, done) {
 }
 
 async function occurrencesPage(current = () => true) {
-  const filters = JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}");
+  const filters = occFilters();
   // least certain first: the review queue (GET /v1/occurrences/review), the merges a person should look at
   const review = filters.order === "least_certain";
   const {order, ...where} = filters;
-  const [data, problem] = await orProblem(review ? api("GET", "/v1/occurrences/review?" + occQuery({limit: 20}))
-                                                 : api("GET", "/v1/occurrences?" + occQuery({...where, limit: 20})),
-                                          {occurrences: [], total: 0});
+  const [[data, problem], known] = await Promise.all([
+    orProblem(review ? api("GET", "/v1/occurrences/review?" + occQuery({limit: 20, model: occModel()}))
+                     : api("GET", "/v1/occurrences?" + occQuery({...where, limit: 20})), {occurrences: [], total: 0}),
+    knownLocations()]);
   if (!current()) return false;
 
+  // the table set: the tables (picked in the filters form) and one of the model versions they hold
+  const [model, refillModels] = tableModelPicker(known, occTables(), {name: "model", value: filters.model || ""});
   const how = el("select", {name: "determined_by", "aria-label": "determined by"},
     ["", "model", "human"].map(v => el("option", {value: v, selected: filters.determined_by === v}, v || "model or human")));
   const sorted = el("select", {name: "order", "aria-label": "order"},
@@ -121,13 +76,13 @@ async function occurrencesPage(current = () => true) {
       identifyForm(o, route));
   });
   page.replaceChildren(el("h1", {}, `Occurrences (${data.total})` + (data.model ? ` of ${data.model}` : "")),
-    peopleFilters("trapline-occ-filters", filters, how, sorted),
+    peopleFilters(known, "trapline-occ-filters", filters, [model, how, sorted], refillModels),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || "no occurrences")]));
   return false;
 }
 
 async function occurrencePage(current, id) {
-  const o = await api("GET", `/v1/occurrences/${enc(id)}?` + occQuery());
+  const o = await api("GET", `/v1/occurrences/${enc(id)}?` + occQuery({model: occModel()}));
   const frames = await Promise.all(o.frames_shown.map(f => snipImage(f.snip, `${f.capture_time} #${f.detection_index}`)));
   if (!current()) return false;
 
@@ -137,7 +92,7 @@ async function occurrencePage(current, id) {
       ev.preventDefault();
       try {
         const r = await api("POST", `/v1/occurrences/${enc(id)}/classify`, {uri: f.uri, content_id: f.content_id,
-          detection_index: f.detection_index, label: label.value.trim(), ...occDecision()});
+          detection_index: f.detection_index, label: label.value.trim(), ...decision()});
         say(`${id}: ${determinationText(r.determination)}`);
         route();
       } catch (e) { say(e.message); }
@@ -147,7 +102,7 @@ async function occurrencePage(current, id) {
   const cut = f => el("button", {type: "button", class: "cut", on: {click: async () => {
     try {
       await api("POST", `/v1/occurrences/${enc(id)}/split`, {at: {uri: f.uri, content_id: f.content_id,
-        detection_index: f.detection_index}, ...occDecision()});
+        detection_index: f.detection_index}, ...decision()});
       say(`${id}: cut before ${f.uri} #${f.detection_index}; the next track run applies it`);
       route();
     } catch (e) { say(e.message); }
@@ -177,5 +132,4 @@ async function occurrencePage(current, id) {
   return false;
 }
 
-pages.occurrences = occurrencesPage;
-pages.occurrence = occurrencePage;
+export const pages = {occurrences: occurrencesPage, occurrence: occurrencePage};

@@ -1,0 +1,82 @@
+// The Run post-processing page: a filter picked from the registered ones (GET /v1/filters), its config form generated
+// from the filter's JSON Schema, the tables and their model version picked from those the service knows, a preview
+// on one stored image (POST /v1/postprocess/preview, nothing written), then the job (POST /v1/jobs).
+
+import {api, el, enc, page, say} from "./api.js";
+import {field, fieldFor, formJson, markInvalid} from "./forms.js";
+import {knownLocations, pathsOf, tableModelPicker, tablesPicker} from "./pickers.js";
+
+export const nav = [["#/postprocess", "Run post-processing"]];
+
+async function postprocessPage(current = () => true) {
+  const [{filters}, where] = await Promise.all([api("GET", "/v1/filters"), knownLocations()]);
+  const select = el("select", {id: "filter"}, filters.map(f => el("option", {value: f.name}, f.name)));
+  const configForm = el("form", {class: "grid", id: "config-form"});
+  const description = el("p", {id: "filter-description"});
+  const result = el("div", {id: "preview-result"});
+  const run = el("button", {id: "run", type: "button", disabled: true}, "Confirm and run");
+  const first = pathsOf(where, "tables")[0] || "";
+  const [model, tablesChanged] = tableModelPicker(where, first, {id: "model", name: "model"});
+  const tables = tablesPicker(where, {id: "tables", name: "tables", value: first, required: true, onPick: tablesChanged});
+  const scope = el("form", {class: "grid", id: "scope-form"},
+    el("label", {for: "tables"}, "tables *"), tables,
+    el("div", {class: "help"}, "the tables to re-filter, with the model versions each holds"),
+    el("label", {for: "model"}, "model"), model,
+    el("div", {class: "help"}, "the model version whose detections are filtered"),
+    el("label", {for: "image"}, "preview image *"),
+    field(el("input", {id: "image", name: "image", type: "text", placeholder: "cam01/IMG_0001.jpg"})),
+    el("div", {class: "help"}, "one stored image to try the filter on before the run (its path in the archive)"));
+  function showFilter() {
+    const f = filters.find(x => x.name === select.value);
+    description.textContent = `${f.description} (${f.kind}${f.table_level ? ", table-level" : ""})`;
+    const props = f.schema.properties || {};
+    configForm.replaceChildren(...Object.entries(props).flatMap(([name, s]) =>
+      fieldFor(name, s, f.schema.$defs || {}, f.required.includes(name))));
+    run.disabled = true;
+    result.replaceChildren();
+  }
+  // The one form-to-JSON (forms.js) reads both forms: the scope's fields and the filter's config.
+  function options() {
+    const {image, ...chosen} = formJson(scope);
+    return [{...chosen, filter: select.value, config: formJson(configForm)}, image];
+  }
+  async function preview() {
+    say("");
+    try {
+      const [o, image] = options();
+      const r = await api("POST", "/v1/postprocess/preview", {...o, image});
+      const species = c => (c.relabelled || []).map(x => `${x.classifier}: ${x.from} -> ${x.to}`).join(", ");
+      const rows = r.changes.map(c => el("tr", {}, el("td", {}, c.detection_index), el("td", {}, c.label),
+        el("td", {}, c.score.toFixed(3)), el("td", {class: c.change}, c.change), el("td", {}, c.flags.join(", ")),
+        el("td", {}, species(c))));
+      const relabelled = r.summary.relabelled ? `; ${r.summary.relabelled} relabelled` : "";
+      result.replaceChildren(el("div", {class: "card"},
+        el("div", {}, `kept ${r.summary.kept_before} -> ${r.summary.kept_after} of ${r.summary.detections_checked} detection(s); ${r.summary.flagged} flagged${relabelled}`),
+        el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["#", "label", "score", "change", "flags", "species"].map(h => el("th", {}, h)))),
+          el("tbody", {}, rows))), r.notes.map(n => el("div", {}, n))));
+      run.disabled = false;
+    } catch (e) { say(e.message); markInvalid(scope, e.fields); markInvalid(configForm, e.fields, "config."); run.disabled = true; }
+  }
+  async function submit() {
+    const [o] = options();
+    if (!confirm(`Run ${o.filter} over ${o.tables}?`)) return;
+    try {
+      const job = await api("POST", "/v1/jobs", {kind: "postprocess", options: o});
+      result.append(el("p", {}, "submitted: ", el("a", {id: "job-link", href: "#/job/" + enc(job.id)}, job.id)));
+      run.disabled = true;
+    } catch (e) { say(e.message); markInvalid(scope, e.fields); markInvalid(configForm, e.fields, "config."); }
+  }
+  select.addEventListener("change", showFilter);
+  if (!current()) return false;
+
+  page.replaceChildren(el("h1", {}, "Run post-processing"),
+    el("form", {class: "grid"}, el("label", {for: "filter"}, "filter"), select, el("div", {class: "help"}, "")),
+    description, scope, el("h2", {}, "Filter config"), configForm,
+    el("p", {}, el("button", {id: "preview", type: "button", on: {click: preview}}, "Preview on this image"), " ", run),
+    result);
+  run.addEventListener("click", submit);
+  showFilter();
+  return false;
+}
+
+export const pages = {postprocess: postprocessPage};

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.core.video import ClipInfo, ClipReader, Sampling, TimeRange, VideoDecodeError, clip_ranges
@@ -102,7 +103,8 @@ MIN_RANGE_FRAMES = 60  # a clip is cut into time ranges only when each gets at l
 def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, batch_size: int = 8,
                 track_config: TrackConfig | None = None,
                 reopen: Callable[[], AbstractContextManager[ClipReader]] | None = None,
-                parts: int = 1, min_range_frames: int = MIN_RANGE_FRAMES) -> ClipDetections:
+                parts: int = 1, min_range_frames: int = MIN_RANGE_FRAMES,
+                count_config: ClipCountConfig | None = None) -> ClipDetections:
     """Run the detector on the clip's sampled frames, `batch_size` at a time, then link its tracks.
 
     With `reopen` (another reader of the same clip) and `parts` > 1, a long clip is cut into up to `parts` time
@@ -150,7 +152,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
         out.reason, out.error = exc.reason, str(exc)
     out.frames.sort(key=lambda f: f[0])  # ranges hand their frames in as they come
     out.timing_ms = {"total": round((time.perf_counter() - t0) * 1000, 3), "inference": round(infer_s * 1000, 3)}
-    link_tracks(out, track_config or TrackConfig())
+    link_tracks(out, track_config or TrackConfig(), count_config or ClipCountConfig())
     return out
 
 
@@ -241,8 +243,10 @@ def letterbox_size(config, width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * s)), max(1, round(height * s))
 
 
-def link_tracks(clip: ClipDetections, config: TrackConfig) -> None:
-    """Link the clip's kept detections across its frames (the tracker's own algorithm) and summarise each track."""
+def link_tracks(clip: ClipDetections, config: TrackConfig, count: ClipCountConfig | None = None) -> None:
+    """Link the clip's kept detections across its frames (the tracker's own algorithm), merge the tracks that
+    double one animal, and summarise each track; still background is not confirmed (`clip_counting`)."""
+    count = count or ClipCountConfig()
     rows = [(n, off, i, d) for n, off, i, d, kept in clip.ranked() if kept]
     if not rows:
         clip.tracks, clip.track_of = [], {}
@@ -253,7 +257,11 @@ def link_tracks(clip: ClipDetections, config: TrackConfig) -> None:
     labels = np.array([d.label for _, _, _, d in rows], dtype=object)
     scores = np.array([d.score for _, _, _, d in rows], dtype=np.float64)
     ids = link_camera(times, frames, boxes, config, labels=labels, scores=scores)
-    confirmed = confirmed_tracks(ids, config, scores)
+    ids = merge_duplicates(ids, frames, boxes, scores, labels, count)
+    one = best_per_frame(ids, frames, scores)  # a merged track holds a double's boxes: one vote a frame
+    confirmed = confirmed_tracks(ids[one], config, scores[one])
+    for t in still_tracks(ids, boxes, scores, count):
+        confirmed[t] = False
     members: dict[int, list[int]] = collections.defaultdict(list)
     for j, t in enumerate(ids.tolist()):
         members[t].append(j)
@@ -261,7 +269,7 @@ def link_tracks(clip: ClipDetections, config: TrackConfig) -> None:
     tracks = []
     for t, js in sorted(members.items()):
         votes: dict[str, float] = collections.defaultdict(float)
-        for j in js:
+        for j in one[ids[one] == t]:
             votes[rows[j][3].label] += rows[j][3].score
         best = max(js, key=lambda j: rows[j][3].score)
         tracks.append(ClipTrack(track=t, label=max(votes, key=lambda k: (votes[k], k)), score=rows[best][3].score,

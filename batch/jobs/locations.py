@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from batch.jobs.picture_files import PICTURE_EXT
+from model_store.tables.archive import DEFAULT_EXTENSIONS
 
+PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess would read
 MAX_LOCATIONS = 300
 DEPTH = 2
 _SAMPLE = 200  # entries looked at in a directory to count its pictures

@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from model_store.tables.archive import DEFAULT_EXTENSIONS
+from model_store.tables.archive import DEFAULT_EXTENSIONS as PICTURE_EXT  # what a reprocess would read
 
-PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess would read
 MAX_LOCATIONS = 300
 DEPTH = 2
 _SAMPLE = 200  # entries looked at in a directory to count its pictures

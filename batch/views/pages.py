@@ -14,7 +14,9 @@ from trapline.errors import NotFoundError
 
 router = APIRouter()
 CONSOLE = Path(__file__).with_name("console")
-# Every page file shipped in console/; the set is fixed when the module loads, so no request can name anything else.
+# Every file shipped in console/ (ES modules: index.html loads console.js, which imports the pages; a page of its
+# own is one module there and its import in console.js); the set is fixed when the module loads, so no request can
+# name anything else. Module scripts need a JavaScript media type (the browser checks it, nosniff).
 _MEDIA = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 CONSOLE_FILES = {p.name: _MEDIA[p.suffix] for p in sorted(CONSOLE.iterdir()) if p.suffix in _MEDIA}
 # The console loads nothing from elsewhere and runs no inline script or style: the browser enforces it.

@@ -1,4 +1,4 @@
-"""What showing one frame of a clip costs the console (batch/jobs/picture_files.py `clip_frame`): a 1080p, 20 s,
+"""What showing one frame of a clip costs the console (batch/views/picture_files.py `clip_frame`): a 1080p, 20 s,
 30 fps H.264 clip with a keyframe every 60 frames (2 s), frames at a keyframe and just before one, 3 runs each.
 
     flock /tmp/trapline-heavy.lock .venv/bin/python -m benchmarks.clip_frame_serving
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batch.jobs.picture_files import clip_frame
+from batch.views.picture_files import clip_frame
 from benchmarks.clip_files import write_clip
 
 

@@ -1,9 +1,9 @@
 """What every HTTP route needs, defined once: the ingress core from the app's state, the token checks, and a thread
 for the blocking calls (the store, the tables, Ray's job client).
 
-Every feature's router (serve/router.py: detect, models, admin; serve/recording/routes.py; batch/jobs/) takes its
-service with `service_of(request)` and its auth with one of the three dependencies below. Auth runs as a dependency,
-i.e. before the query parameters are validated: a caller without the token learns nothing about a route's
+Every feature's router (serve/router.py: detect, models, admin; serve/recording/routes.py; batch/jobs/, batch/views/)
+takes its service with `service_of(request)` and its auth with one of the three dependencies below. Auth runs as a
+dependency, i.e. before the query parameters are validated: a caller without the token learns nothing about a route's
 parameters. The checks themselves are the service's (`check_api_token`, `check_admin_token`: constant-time
 comparisons of token digests, serve/auth.py).
 """

@@ -60,7 +60,8 @@ logger = logging.getLogger("ray.serve.trapline")
 
 # A feature the house composes over the online door: it adds its routers (and start-up tasks) to the ingress's app.
 # The online door's own routes (detect, models, admin, recording) are always there; the control plane over the
-# archive door (batch/jobs/) is one such feature, passed in by trapline/service.py, which stands above both doors.
+# archive door (batch/jobs/) and the views over its tables (batch/views/) are two such features, passed in by
+# trapline/service.py, which stands above both doors.
 Feature = Callable[[FastAPI, "IngressCore"], None]
 
 CLASSIFIER_VERSION_TTL_S = 2.0  # as often as replicas re-read their aliases (alias_poll_interval_s)
@@ -102,7 +103,7 @@ class IngressCore:
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = create_api(self)
         attach_recording(api)
-        for attach in self.features:  # e.g. /v1/jobs, the console and its views (batch/jobs/, via trapline/service.py)
+        for attach in self.features:  # /v1/jobs, the console, the views (batch/, via trapline/service.py)
             attach(api, self)
         return api
 

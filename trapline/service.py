@@ -1,9 +1,10 @@
-"""The whole trapline service: the online door (serve/) with the control plane over the archive door (batch/jobs/).
+"""The whole trapline service: the online door (serve/) with the control plane over the archive door (batch/jobs/)
+and the views over its tables (batch/views/).
 
 The online door knows nothing of the archive door: its ingress takes `features` that add routers to its app
-(serve/ingress.py, `Feature`). This module, above both doors, composes them: the jobs, the console and the views
-the console reads (`batch.jobs.routes.attach_jobs`) go onto whichever deployment handles HTTP. Everything that
-runs the service goes through here:
+(serve/ingress.py, `Feature`). This module, above both doors, composes them: the jobs
+(`batch.jobs.routes.attach_jobs`), then the console and the views it reads (`batch.views.routes.attach_views`), go
+onto whichever deployment handles HTTP. Everything that runs the service goes through here:
 
 - `trapline serve` (registered from here, so it runs `build_service`);
 - Ray Serve config files, the KubeRay manifests and `trapline serve --print-config`:
@@ -31,12 +32,14 @@ if TYPE_CHECKING:
 
 
 def service_features() -> tuple[Feature, ...]:
-    """What the house adds to the online door's ingress: the control plane's routes (jobs, the console, pictures,
-    occurrences, individuals, reports) and, with on_promote policies, the backfill watcher."""
+    """What the house adds to the online door's ingress: the control plane's routes (jobs, filters, the job forms)
+    with, given on_promote policies, the backfill watcher; then the views (the console, pictures, occurrences,
+    individuals, models, deployments, reports), which read through the control plane's path policy."""
     # late: `trapline --help` imports this module; FastAPI and the routes load once a service is built
     from batch.jobs.routes import attach_jobs
+    from batch.views.routes import attach_views
 
-    return (attach_jobs,)
+    return (attach_jobs, attach_views)
 
 
 def build_service(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Application:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from batch.jobs.picture_files import PICTURE_EXT
+from model_store.tables.archive import DEFAULT_EXTENSIONS as PICTURE_EXT  # what a reprocess would read
 from model_store.tables.reader import Tables
 
 MAX_LOCATIONS = 300

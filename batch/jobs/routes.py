@@ -1,48 +1,31 @@
 """The jobs, filters and preview routes: parse, check the token, call `JobControl` in a thread, answer.
 
-Attached to the ingress's FastAPI app by `attach_jobs(api, service)` (serve/router.py, one line); the handlers
-find the control plane and the service on `request.app.state`. Submit and stop need the admin token; reads
-need the API token when one is configured (the admin token is accepted for them too).
+Attached to the ingress's FastAPI app by `attach_jobs(api, service)`, one of the service's features
+(trapline/service.py); the handlers find the control plane and the service on `request.app.state`. Submit and stop
+need the admin token; reads need the API token when one is configured (the admin token is accepted for them too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch.jobs.backfill import BackfillWatcher
-from batch.jobs.catalog import router as catalog_router
 from batch.jobs.control import STATUSES, JobControl
-from batch.jobs.deployments import router as deployments_router
 from batch.jobs.deps import control_of
-from batch.jobs.individuals import router as individuals_router
 from batch.jobs.kinds import KINDS
 from batch.jobs.launch import router as launch_router
-from batch.jobs.occurrences import router as occurrences_router
-from batch.jobs.pictures import router as pictures_router
-from batch.jobs.reports import ReportDirs, with_report_links
-from batch.jobs.reports import router as reports_router
+from batch.jobs.report_links import with_report_links
 from model_store import ModelStore
 from model_store.core.filters import REGISTRY, FilterName
 from serve.deps import Service, admin_auth, in_thread, read_auth, service_of
-from trapline.errors import NotFoundError
 
 router = APIRouter()
-CONSOLE = Path(__file__).with_name("console")
-# Every file shipped in console/ (ES modules: index.html loads console.js, which imports the pages; a page of its
-# own is one module there and its import in console.js); the set is fixed when the module loads, so no request can
-# name anything else. Module scripts need a JavaScript media type (the browser checks it, nosniff).
-_MEDIA = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
-CONSOLE_FILES = {p.name: _MEDIA[p.suffix] for p in sorted(CONSOLE.iterdir()) if p.suffix in _MEDIA}
-# The console loads nothing from elsewhere and runs no inline script or style: the browser enforces it.
-CONSOLE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-                   "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 
 
 class JobRequest(BaseModel):
@@ -134,32 +117,17 @@ async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
     return out
 
 
-@router.get("/console", include_in_schema=False)
-async def console_page() -> FileResponse:
-    """The console: static HTML + JS over these routes (the token is entered in the page)."""
-    return FileResponse(CONSOLE / "index.html", media_type="text/html", headers=CONSOLE_HEADERS)
-
-
-@router.get("/console/{name}", include_in_schema=False)
-async def console_file(name: str) -> FileResponse:
-    if name not in CONSOLE_FILES:
-        raise NotFoundError(f"no console file {name!r}")
-    return FileResponse(CONSOLE / name, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
-
-
 def attach_jobs(api: FastAPI, service: Service) -> None:
-    """Add the jobs, filters, preview and occurrence routes to the ingress's app, and (with on_promote policies)
-    start the backfill watcher when the app starts."""
+    """Add the jobs, filters, preview and job-form routes to the ingress's app, and (with on_promote policies)
+    start the backfill watcher when the app starts. The views over the tables are `attach_views`'s."""
     cfg = service.config
     jobs_cfg = cfg.jobs
     if not jobs_cfg.enabled:
         return
     control = JobControl(jobs_cfg, cfg.store)  # build_app made it absolute
     api.state.trapline_jobs = control  # the service itself is app.state.service (serve/deps.py)
-    api.state.trapline_reports = ReportDirs()
-    for r in (router, catalog_router, reports_router, occurrences_router, individuals_router, pictures_router,
-              launch_router, deployments_router):
-        api.include_router(r)
+    api.include_router(router)
+    api.include_router(launch_router)
     policies = {m.name: (m.on_promote.alias or m.aliases[0], m.on_promote.reprocess)
                 for m in cfg.models if m.on_promote is not None}
     if policies:

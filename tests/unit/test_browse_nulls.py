@@ -7,7 +7,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from batch.jobs.pictures_protocol import CameraTile
+from batch.views.pictures_protocol import CameraTile
 from model_store.tables import browse
 from model_store.tables.commit import write_results
 from model_store.tables.reader import Tables
@@ -24,7 +24,7 @@ def test_cameras_page_answers_null_text_columns_as_null(tmp_path):
     write_results(table, out_url=str(tmp_path), model_name="m", model_version="1", model_sha256="s",
                   filters_hash="f", run_id="r", metadata={})
     tables = Tables(str(tmp_path))
-    page = browse.cameras(tables, limit=10, offset=0)  # as batch/jobs/picture_queries.py composes the page
+    page = browse.cameras(tables, limit=10, offset=0)  # as batch/views/picture_queries.py composes the page
     latest = browse.latest_many(tables, [c["camera"] for c in page["cameras"]])
     [tile] = [CameraTile.model_validate({**c, "latest": latest.get(c["camera"])}) for c in page["cameras"]]
     assert tile.latest is not None and tile.latest.image.uri == "/a/cam1/2.jpg"

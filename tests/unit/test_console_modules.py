@@ -12,9 +12,9 @@ import re
 import httpx
 import pytest
 
-from batch.jobs.routes import CONSOLE_FILES
 from batch.refilter.postprocess import run_postprocess
 from batch.review.browser import find_chromium
+from batch.views.pages import CONSOLE_FILES
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.fixtures.pictures import serve_asgi

@@ -129,8 +129,8 @@ def test_too_few_boxes_to_judge_publishes_nothing_and_says_what_to_do(store, cal
 
 
 def test_the_console_catalog_shows_the_cards_the_agreement_and_the_refusals(store, quantized, calib_dir):
-    """What `GET /v1/models/{name}/versions` answers (batch/jobs/catalog.py) from what quantize filed."""
-    from batch.jobs.catalog import model_catalog
+    """What `GET /v1/models/{name}/versions` answers (batch/views/catalog.py) from what quantize filed."""
+    from batch.views.catalog import model_catalog
 
     if not store.refusals(DEMO_NAME):
         run_cli("quantize", f"{DEMO_NAME}:2", "--calibrate", str(calib_dir), "--version", "2-refused", store=store)

@@ -109,6 +109,7 @@ def test_the_whole_service_puts_the_control_plane_on_whichever_deployment_handle
     from ray.serve._private.build_app import build_app as build_deployments
 
     from batch.jobs.routes import attach_jobs
+    from batch.views.routes import attach_views
     from serve.app import build_app
     from serve.ingress import IngressCore
     from trapline.service import build_service
@@ -118,13 +119,13 @@ def test_the_whole_service_puts_the_control_plane_on_whichever_deployment_handle
         cfg = {**one, "http": http}
         [whole] = [d for d in build_deployments(build_service(cfg, environ={}), name=APP_NAME).deployments
                    if d.name in ("ingress", detector_deployment_name("fixture")) and "features" in d.init_kwargs]
-        assert whole.init_kwargs["features"] == (attach_jobs,)
+        assert whole.init_kwargs["features"] == (attach_jobs, attach_views)
         alone = [d.init_kwargs.get("features") for d in build_deployments(build_app(cfg, environ={}),
                                                                           name=APP_NAME).deployments]
-        assert () in alone and (attach_jobs,) not in alone
+        assert () in alone and (attach_jobs, attach_views) not in alone
     # the online door alone has its own routes and not the control plane's; the service has both
     door = IngressCore(one, {}).__serve_build_asgi_app__()
-    service = IngressCore(one, {}, features=(attach_jobs,)).__serve_build_asgi_app__()
+    service = IngressCore(one, {}, features=(attach_jobs, attach_views)).__serve_build_asgi_app__()
     door_paths, service_paths = (set(app.openapi()["paths"]) for app in (door, service))
     assert {"/v1/detect", "/v1/models", "/v1/images"} <= door_paths < service_paths
     assert not {"/v1/jobs", "/v1/pictures/cameras", "/v1/individuals"} & door_paths

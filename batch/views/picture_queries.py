@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from batch.jobs.picture_files import Source
+from batch.views.picture_files import Source
 from model_store.tables import browse
 from model_store.tables.reader import Tables
 from trapline.errors import NotFoundError

@@ -1,4 +1,4 @@
-"""The request and response bodies of the occurrence routes (batch/jobs/occurrences.py)."""
+"""The request and response bodies of the occurrence routes (batch/views/occurrences.py)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from batch.jobs.deps import TABLES, tables_of, when_param
-from batch.jobs.occurrences_protocol import (
+from batch.refilter import occurrences
+from batch.views.deps import TABLES, tables_of, when_param
+from batch.views.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,
     MergeRequest,
@@ -26,7 +27,6 @@ from batch.jobs.occurrences_protocol import (
     SplitRequest,
     TrackEditView,
 )
-from batch.refilter import occurrences
 from model_store.tables.decisions import DetectionKey
 from model_store.tables.reader import Tables
 from serve.deps import admin_auth, in_thread, read_auth, service_of

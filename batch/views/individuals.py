@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from batch.identify import views, weekly
-from batch.jobs.deps import TABLES, tables_of, when_param
-from batch.jobs.individuals_protocol import (
+from batch.views.deps import TABLES, tables_of, when_param
+from batch.views.individuals_protocol import (
     DecisionRequest,
     DecisionView,
     IndividualDetail,

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from batch.jobs import picture_files as files
-from batch.jobs import picture_queries as pq
-from batch.jobs.pictures_protocol import (
+from batch.views import picture_files as files
+from batch.views import picture_queries as pq
+from batch.views.pictures_protocol import (
     MODEL,
     NAME,
     CamerasPage,

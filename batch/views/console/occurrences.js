@@ -1,6 +1,6 @@
 // The Occurrences page: each occurrence (one animal's detections across frames) as a strip of its snips, its
 // determination and how it was reached, an Identify control; one occurrence's frames with their classifications
-// and a control to correct one. Over /v1/occurrences (batch/jobs/occurrences.py).
+// and a control to correct one. Over /v1/occurrences (batch/views/occurrences.py).
 
 import {api, el, enc, page, say} from "./api.js";
 import {occDecision, occQuery, occTables, orProblem, peopleFilters, snipImage} from "./people.js";

@@ -1,7 +1,7 @@
 // The Deployments page: the deployments of a tables set with their pictures; a Camtrap DP file to import; the clock
 // corrections in force, a form to give one and a button to revoke one; timestampIssues; the clock problems `trapline
 // tables check` finds; effort, trap rates and the detection-history CSV. Over /v1/deployments
-// (batch/jobs/deployments.py). The tables picked here are the ones the Occurrences and Individuals pages show
+// (batch/views/deployments.py). The tables picked here are the ones the Occurrences and Individuals pages show
 // (people.js keeps them for the session).
 
 import {api, authHeaders, el, enc, page, say} from "./api.js";

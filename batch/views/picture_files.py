@@ -6,7 +6,7 @@ the tables (Parquet, manifests, the decisions log) and nothing of another source
 served (the console says so).
 
 Rights: a browser's `<img>` sends no `Authorization` header, so the API hands out, only to a caller holding a token,
-URLs that carry their own right (as the report links, batch/jobs/reports.py): HMAC-SHA256 over source, path and size
+URLs that carry their own right (as the report links, batch/views/reports.py): HMAC-SHA256 over source, path and size
 with the service's link key, valid for 12 to 13 hours; the expiry is rounded to the hour so that a page reloaded
 within the hour asks for the same URLs and the browser's cache answers. A request with a valid token needs no grant.
 
@@ -33,9 +33,10 @@ import cv2
 
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
+from model_store.tables.archive import DEFAULT_EXTENSIONS
 from trapline.errors import ImageDecodeError, NotFoundError
 
-PICTURE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
          ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
 SIZES = ("thumb", "full")

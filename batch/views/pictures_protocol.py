@@ -1,4 +1,4 @@
-"""Request and response models of the console's pictures routes (batch/jobs/pictures.py)."""
+"""Request and response models of the console's pictures routes (batch/views/pictures.py)."""
 
 from __future__ import annotations
 

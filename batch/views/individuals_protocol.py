@@ -1,4 +1,4 @@
-"""The request and response bodies of the individual routes (batch/jobs/individuals.py)."""
+"""The request and response bodies of the individual routes (batch/views/individuals.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 // The Individuals pages: the weekly figures and readiness to name; every individual of the newest identify run as a
 // strip of its sightings, with a Name control; one individual's sightings (reject one, "no match") beside the closest
 // other individuals, to merge; and the review queue of uncertain matches. Over /v1/individuals
-// (batch/jobs/individuals.py).
+// (batch/views/individuals.py).
 
 import {api, el, enc, page, say} from "./api.js";
 import {occDecision, occQuery, orProblem, peopleFilters, snipImage} from "./people.js";

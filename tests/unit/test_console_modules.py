@@ -12,13 +12,9 @@ import re
 import httpx
 import pytest
 
-from batch.refilter.postprocess import run_postprocess
 from batch.review.browser import find_chromium
 from batch.views.pages import CONSOLE_FILES
-from serve.ingress import IngressCore, token_digest
-from tests.fixtures.occurrences import write_sheet_tables
-from tests.fixtures.pictures import serve_asgi
-from trapline.service import service_features
+from tests.fixtures.occurrences import serve_tracked_sheet
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium (make browser installs Debian's)")
 
@@ -36,14 +32,8 @@ EXPECTED = re.compile(r"^log: Failed to load resource: the server responded with
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("modules-console")
-    tables = write_sheet_tables(root / "sheet")
-    run_postprocess(str(tables), "track", {})
-    core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
-                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN),
-                        features=service_features())
-    with serve_asgi(core.__serve_build_asgi_app__()) as url:
-        yield url, str(tables)
+    with serve_tracked_sheet(tmp_path_factory.mktemp("modules-console"), ADMIN) as served:
+        yield served
 
 
 def test_one_module_script_loads_every_page_without_an_error(served):

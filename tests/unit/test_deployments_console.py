@@ -9,13 +9,9 @@ import json
 
 import pytest
 
-from batch.refilter.postprocess import run_postprocess
 from batch.review.browser import find_chromium
 from model_store.tables.decisions import CorrectClock, DecisionsLog, RevokeDecision
-from serve.ingress import IngressCore, token_digest
-from tests.fixtures.occurrences import write_sheet_tables
-from tests.fixtures.pictures import serve_asgi
-from trapline.service import service_features
+from tests.fixtures.occurrences import serve_tracked_sheet
 
 ADMIN = "dep-console-admin"
 CSV = ("deploymentID,cameraID,locationName,latitude,longitude,deploymentStart,deploymentEnd\n"
@@ -25,14 +21,8 @@ CSV = ("deploymentID,cameraID,locationName,latitude,longitude,deploymentStart,de
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dep-console")
-    tables = write_sheet_tables(root / "sheet")
-    run_postprocess(str(tables), "track", {})
-    core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
-                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN),
-                        features=service_features())
-    with serve_asgi(core.__serve_build_asgi_app__()) as url:
-        yield url, str(tables)
+    with serve_tracked_sheet(tmp_path_factory.mktemp("dep-console"), ADMIN) as served:
+        yield served
 
 
 def cell(deployment: str, column: str) -> str:

@@ -8,27 +8,17 @@ import json
 
 import pytest
 
-from batch.refilter.postprocess import run_postprocess
 from batch.review.browser import find_chromium
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence, SplitOccurrence
-from serve.ingress import IngressCore, token_digest
-from tests.fixtures.occurrences import write_sheet_tables
-from tests.fixtures.pictures import serve_asgi
-from trapline.service import service_features
+from tests.fixtures.occurrences import serve_tracked_sheet
 
 ADMIN = "occ-console-admin"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("occ-console")
-    tables = write_sheet_tables(root / "sheet")
-    run_postprocess(str(tables), "track", {})
-    core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
-                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN),
-                        features=service_features())
-    with serve_asgi(core.__serve_build_asgi_app__()) as url:
-        yield url, str(tables)
+    with serve_tracked_sheet(tmp_path_factory.mktemp("occ-console"), ADMIN) as served:
+        yield served
 
 
 def test_the_occurrences_page_shows_strips_and_records_an_identification(served):

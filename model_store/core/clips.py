@@ -28,7 +28,15 @@ import numpy as np
 from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
-from model_store.core.video import ClipInfo, ClipReader, Sampling, TimeRange, VideoDecodeError, clip_ranges
+from model_store.core.video import (
+    SWS_INTERPOLATION,
+    ClipInfo,
+    ClipReader,
+    Sampling,
+    TimeRange,
+    VideoDecodeError,
+    clip_ranges,
+)
 
 
 @dataclass(frozen=True)
@@ -166,9 +174,15 @@ class _Prepared:
 
 def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRange | None = None
                      ) -> Iterator[_Prepared]:
-    """The sampled frames of `span`, scaled as they are converted to RGB and letterboxed."""
+    """The sampled frames of `span`, scaled as they are converted to RGB and letterboxed.
+
+    swscale scales in the RGB conversion with the interpolations it has. Pillow's bicubic (MegaDetector's
+    preprocessing) it has not: those frames are converted at full size and the letterbox resizes them with Pillow,
+    as it does a still, so the model sees the input it was validated on."""
     info, cfg = reader.info, prep.config.preprocess
-    for frame in reader.frames(sampling, functools.partial(letterbox_size, prep.config), cfg.interpolation, span):
+    in_swscale = cfg.interpolation in SWS_INTERPOLATION
+    size_for = functools.partial(letterbox_size, prep.config) if in_swscale else None
+    for frame in reader.frames(sampling, size_for, cfg.interpolation if in_swscale else "area", span):
         image, meta = prep.prepare(frame.rgb, (info.width, info.height))
         yield _Prepared(frame.number, frame.offset_s, image, meta)
 

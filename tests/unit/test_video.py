@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import typing
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from batch.export.formats import megadetector
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.core.clips import detect_clip
+from model_store.core.config.detector import PreprocessConfig
 from model_store.core.video import ClipReader, Sampling, VideoDecodeError, clip_ranges, probe_clip
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
@@ -248,3 +250,20 @@ def test_a_clip_detected_by_a_deployment_gives_the_record_of_a_local_detector(tm
     assert calls == [4, 4, 1] and remote.reason is None and remote.filters is None
     assert [(n, o, r.detections) for n, o, r in remote.frames] == [(n, o, r.detections) for n, o, r in local.frames]
     assert remote.tracks == local.tracks and remote.animals >= 1
+
+
+@pytest.mark.parametrize("interpolation", typing.get_args(PreprocessConfig.model_fields["interpolation"].annotation))
+def test_a_clip_runs_with_every_preprocess_interpolation_and_pillows_matches_a_still(tmp_path, interpolation):
+    # MegaDetector's preprocessing (pil_bicubic, the demo model's) has no swscale twin: its frames must still run
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    cfg = brightness_config(preprocess={"interpolation": interpolation})
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", cfg)
+    detector = store.load_detector("trapcam:1")
+    path = day_night_clip(tmp_path / "visit.mp4", "NDDN", fps=10)
+    with ClipReader(str(path)) as reader:
+        clip = detect_clip(detector, reader, Sampling(), batch_size=4)
+    assert clip.reason is None and [n for n, _, _ in clip.frames] == [0, 10, 20, 30] and clip.animals >= 1
+    if interpolation == "pil_bicubic":  # full-size frames, resized by Pillow as a still is: the still's record
+        with ClipReader(str(path)) as reader:
+            stills = [detector.run_prepared(*zip(detector.prepare(f.rgb)))[0] for f in reader.frames(Sampling())]
+        assert [r.detections for _, _, r in clip.frames] == [r.detections for r in stills]

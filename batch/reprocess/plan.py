@@ -44,7 +44,7 @@ class Plan:
             filters_hash=self.result_hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
             found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
-            clips_found=self.listing.clips,
+            ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips,
         )
 
 

@@ -42,6 +42,7 @@ class RunReport:
     estimate_basis: str | None = None
     path_pattern_unmatched: int = 0
     ignored_files: int = 0
+    ignored_kinds: dict[str, int] = field(default_factory=dict)  # why they were left out: ".txt": 3, hidden...
     clips_found: int = 0  # of `found`, the video clips (the rest are images)
     clips: int = 0  # of `processed`, the clips; their failed ones, and the frames sampled from them
     clips_failed: int = 0
@@ -85,7 +86,8 @@ def format_report(report: RunReport) -> str:
     lines.append(f"model     {r.model}  filters {r.filters_hash}")
     lines.append(f"archive   {r.archive}: found {r.found - r.clips_found} image(s)"
                  + (f", {r.clips_found} clip(s)" if r.clips_found else "")
-                 + (f", {r.ignored_files} other file(s) ignored" if r.ignored_files else ""))
+                 + (f", {r.ignored_files} other file(s) ignored ({_ignored(r.ignored_kinds)})" if r.ignored_files
+                    else ""))
     lines.append(f"selection {r.selected} selected, {r.already_done} already done (skipped), {r.to_process} to process"
                  + (f", {r.held_back} left for later by --limit" if r.held_back else ""))
     if r.path_pattern_unmatched:
@@ -112,3 +114,9 @@ def format_report(report: RunReport) -> str:
     if r.error:
         lines.append(f"error     {r.error}; rerun the same command to resume")
     return "\n".join(lines)
+
+
+def _ignored(kinds: dict[str, int]) -> str:
+    """".txt 2, hidden or system 1; --extensions adds a kind": what was left out and how to take it in."""
+    listed = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
+    return listed + ("; --extensions adds a kind" if any(k.startswith(".") for k in kinds) else "")

@@ -152,11 +152,17 @@ def exif_capture(data: bytes) -> tuple[dt.datetime, str] | None:
 _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 
 
-def is_ignored(rel_path: str, extensions: frozenset[str]) -> bool:
+HIDDEN = "hidden or system"
+
+
+def ignored_kind(rel_path: str, extensions: frozenset[str]) -> str | None:
+    """Why a listed file is not media of the archive: `HIDDEN` (a dot file or NAS/OS junk folder), its extension
+    (".txt", or "no extension"), or None when it is an image or a clip to process."""
     parts = rel_path.split("/")
     if any(p.startswith(".") or p in IGNORED_DIRS for p in parts):
-        return True
-    return os.path.splitext(parts[-1])[1].lower() not in extensions
+        return HIDDEN
+    ext = os.path.splitext(parts[-1])[1].lower()
+    return None if ext in extensions else (ext or "no extension")
 
 
 def content_id_of(info: Mapping) -> str:

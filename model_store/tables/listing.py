@@ -9,6 +9,7 @@ planner works on the columns.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,7 +29,7 @@ from model_store.tables.archive import (
     content_id_of,
     exif_capture,
     from_us,
-    is_ignored,
+    ignored_kind,
     mtime_of,
     uri_of,
 )
@@ -84,8 +85,12 @@ def _entry(row: Mapping) -> ArchiveEntry:
 class Listing:
     entries: Entries
     unmatched: int  # files the --path-pattern did not match (they fall back to the defaults)
-    ignored: int  # hidden files, NAS/OS junk and other extensions
+    ignored_kinds: dict[str, int]  # files left out, by why: hidden or system, or their extension (".txt": 3)
     clips: int = 0  # of the entries, video clips (model_store.core.video.VIDEO_EXTENSIONS)
+
+    @property
+    def ignored(self) -> int:
+        return sum(self.ignored_kinds.values())
 
 
 def to_us(value: dt.datetime | None) -> int:
@@ -212,11 +217,11 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
     root = storage.root
     if storage.is_local and not os.path.isdir(root):
         raise ArchiveError(f"archive {storage.url()} is not a directory")
-    page, batches, ignored, clips = _Page(storage, pattern), [], 0, 0
+    page, batches, ignored, clips = _Page(storage, pattern), [], collections.Counter(), 0
     try:
         for path, info in _files(storage):
-            if is_ignored(path[len(root):].lstrip("/"), exts):
-                ignored += 1
+            if kind := ignored_kind(path[len(root):].lstrip("/"), exts):
+                ignored[kind] += 1
                 continue
             page.add(path, info)
             clips += is_clip(path)
@@ -227,7 +232,7 @@ def list_archive(storage: Storage, extensions: Iterable[str] = DEFAULT_EXTENSION
     batches.append(page.batch())
     table = pa.Table.from_batches(batches, schema=ENTRY_SCHEMA)
     del batches
-    return Listing(Entries(_in_path_order(table)), page.unmatched, ignored, clips)
+    return Listing(Entries(_in_path_order(table)), page.unmatched, dict(ignored.most_common()), clips)
 
 
 def _in_path_order(table: pa.Table) -> pa.Table:

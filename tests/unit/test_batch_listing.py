@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from batch.reprocess.selection import select
+from batch.reprocess.summary import RunReport, format_report
 from model_store.tables import listing as listing_module
 from model_store.tables.archive import ArchiveError, PathPattern, content_id_of, open_location
 from model_store.tables.listing import Entries, list_archive
@@ -32,6 +33,11 @@ def test_a_local_archive_listed_in_small_pages_is_the_archive_in_path_order_with
     assert isinstance(listing.entries, Entries) and listing.entries.table.num_rows == len(spec.images)
     assert [e.rel_path for e in listing.entries] == spec.images
     assert listing.ignored == len(spec.ignored)
+    # the run says what it left out and why: junk apart from files of a kind --extensions could take in
+    assert listing.ignored_kinds == {"hidden or system": 3, ".txt": 1}
+    report = RunReport(run_id="r", status="succeeded", model="m:1", filters_hash="f", archive=str(root), out="o",
+                       found=len(spec.images), ignored_files=listing.ignored, ignored_kinds=listing.ignored_kinds)
+    assert "4 other file(s) ignored (hidden or system 3, .txt 1; --extensions adds a kind)" in format_report(report)
     assert listing.unmatched == sum(not r.startswith("cam01/") for r in spec.images)
     fsspec_ids = {p: content_id_of(i) for p, i in storage.fs.find(storage.root, detail=True).items()}
     assert {e.path: e.content_id for e in listing.entries} == {p: fsspec_ids[p] for p in

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from model_store import ModelRunError
+from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import detect_clip
 from model_store.core.filters.tracking import TrackConfig
-from model_store.core.video import ClipReader, Sampling, VideoDecodeError, is_clip
+from model_store.core.video import ClipReader, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
 from trapline.errors import BatchError
 

@@ -22,9 +22,10 @@ from batch.reprocess.clips import clip_rows, run_clip
 from batch.reprocess.read import FAILED, PENDING, archive_storage, decode_and_prepare, meta_of, preparer, read_files
 from batch.reprocess.served_clips import ServedFrames
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
+from model_store.core.clip_sampling import Sampling
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
-from model_store.core.video import Sampling, is_clip
+from model_store.core.video import is_clip
 from model_store.tables.codec import failed_fields, result_fields
 from model_store.tables.schema import CLIP_FIELDS, RESULT_SCHEMA
 from serve.protocol import unwrap_error

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from batch.flags import FlagStyle, add_model_arguments
 from batch.options import Location, StoreRef, parse_options
 from model_store import CropOptions, ModelRef
+from model_store.core.clip_sampling import DEFAULT_MAX_FRAMES, Sampling
 from model_store.core.filters import FilterName, check_filter_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
-from model_store.core.video import DEFAULT_MAX_FRAMES, VIDEO_EXTENSIONS, Sampling
+from model_store.core.video import VIDEO_EXTENSIONS
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from model_store.tables.scope import parse_when
 from trapline.errors import OptionsError

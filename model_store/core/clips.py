@@ -2,7 +2,8 @@
 
 The one clip loop of both doors (the archive's inference actors, the online door's replicas): frames stream out of
 `ClipReader` one at a time, are letterboxed by the detector's own preprocessor and run `batch_size` at a time through
-`Detector.run_prepared` (the same forward pass, NMS and filters as a still). Only one batch of prepared frames is
+`Detector.run_planar` (the same forward pass, NMS and filters as a still; the frames are padded straight into the
+input tensor's planes, so a batch is stacked and scaled without a transpose). Only one batch of prepared frames is
 held at once, so a clip costs memory for a batch, not for its length.
 
 The kept detections of the clip's frames are then linked into tracks by the tracker of the `track` post-processing
@@ -26,9 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
+from model_store.core.clip_sampling import Sampling, TimeRange, clip_ranges
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
-from model_store.core.video import ClipInfo, ClipReader, Sampling, TimeRange, VideoDecodeError, clip_ranges
+from model_store.core.video import ClipInfo, ClipReader, VideoDecodeError
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     def flush() -> None:
         nonlocal infer_s
         t1 = time.perf_counter()
-        records = detector.run_prepared([p.image for p in pending], [p.meta for p in pending], filters)
+        records = detector.run_planar(np.stack([p.image for p in pending]), [p.meta for p in pending], filters)
         infer_s += time.perf_counter() - t1
         for p, record in zip(pending, records, strict=True):
             if isinstance(record, Exception):  # one frame's postprocessing failed: the clip says so
@@ -160,16 +162,16 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
 class _Prepared:
     number: int
     offset_s: float
-    image: np.ndarray  # letterboxed model input
+    image: np.ndarray  # letterboxed model input, (3, H, W) uint8 planes (Preprocessor.prepare_planar)
     meta: object
 
 
 def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRange | None = None
                      ) -> Iterator[_Prepared]:
-    """The sampled frames of `span`, scaled as they are converted to RGB and letterboxed."""
+    """The sampled frames of `span`, scaled as they are converted to RGB and padded into the input's planes."""
     info, cfg = reader.info, prep.config.preprocess
     for frame in reader.frames(sampling, functools.partial(letterbox_size, prep.config), cfg.interpolation, span):
-        image, meta = prep.prepare(frame.rgb, (info.width, info.height))
+        image, meta = prep.prepare_planar(frame.rgb, (info.width, info.height))
         yield _Prepared(frame.number, frame.offset_s, image, meta)
 
 

@@ -15,8 +15,9 @@ import pytest
 from batch.export.formats import megadetector
 from batch.refilter.postprocess import run_postprocess
 from model_store import ModelStore
+from model_store.core.clip_sampling import Sampling, clip_ranges
 from model_store.core.clips import detect_clip
-from model_store.core.video import ClipReader, Sampling, VideoDecodeError, clip_ranges, probe_clip
+from model_store.core.video import ClipReader, VideoDecodeError, probe_clip
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
@@ -58,6 +59,21 @@ def test_sparse_sampling_seeks_and_lands_on_the_same_grid(clips):
     got = sampled(clips["long"], Sampling.parse("3s"))
     assert [round(o) for _, o, _ in got] == [0, 3, 6, 9]
     assert [n for n, _, _ in got] == [0, 30, 60, 90]
+
+
+def test_one_frame_by_offset_or_number_is_the_frame_decoding_through_gives(clips):
+    with ClipReader(str(clips["long"])) as reader:
+        through = {f.number: f.rgb for f in reader.frames(Sampling.parse("all"))}
+    with ClipReader(str(clips["long"])) as reader:  # seeks back and forth on one open clip
+        at = reader.frame_at(5.7)
+        assert (at.number, at.offset_s) == (57, pytest.approx(5.7)) and np.array_equal(at.rgb, through[57])
+        assert np.array_equal(reader.frame_numbered(23, max_side=1000), through[23])
+        assert reader.frame_numbered(81, max_side=80).shape == (64, 80, 3)  # scaled to the long side asked for
+        with pytest.raises(VideoDecodeError) as far:
+            reader.frame_numbered(59, max_side=80, max_decoded=3)  # 9 frames past its keyframe
+        assert far.value.reason == "no_frame"
+        with pytest.raises(VideoDecodeError, match="no frame"):  # past its end
+            reader.frame_numbered(400, max_side=80)
 
 
 @pytest.mark.parametrize("text", ["1", "every:0", "0s", "-2f", "3x"])

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from model_store.core.backend_specs import CLASSIFIER_BACKENDS, DETECTOR_BACKENDS
+from model_store.core.clip_sampling import Sampling
 from model_store.core.config.common import (
     ConfigError,
     Strict,
@@ -26,7 +27,6 @@ from model_store.core.heads import (
     layouts_table,
     shapes_str,
 )
-from model_store.core.video import Sampling
 
 
 class PreprocessConfig(Strict):

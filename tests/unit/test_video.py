@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from batch.export.formats import megadetector
+from batch.options import parse_options
 from batch.refilter.postprocess import run_postprocess
-from model_store import ModelStore
+from batch.reprocess.options import ReprocessOptions
+from model_store import ConfigError, ModelStore
 from model_store.core.clip_sampling import Sampling, clip_ranges
 from model_store.core.clips import detect_clip
 from model_store.core.video import ClipReader, VideoDecodeError, probe_clip
@@ -22,6 +24,7 @@ from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
+from trapline.errors import OptionsError
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
 
@@ -161,6 +164,28 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     occ = Tables(str(out)).read(OCCURRENCES).to_pylist()
     mine = [o for o in occ if o["uri"] == visit["uri"] and o["confirmed"]]
     assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}
+
+
+def test_how_a_clip_is_counted_comes_from_the_model_then_the_run(tmp_path):
+    # the visit's still deer scores 0.3: background at the default still_confirm_score (0.6), an animal at 0.2
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1",
+                  {**brightness_config(), "clip_counting": {"still_confirm_score": 0.2}})
+    day_night_clip(tmp_path / "archive" / "cam01" / "visit.mp4", "NDDDN", fps=10)
+
+    def animals(out: str, **options) -> int:
+        process_without_ray(str(tmp_path / "archive"), str(tmp_path / out), store.root, "trapcam:1", **options)
+        [row] = Tables(str(tmp_path / out)).read(IMAGES).to_pylist()
+        return row["clip_animals"]
+
+    assert animals("model") == 3
+    assert animals("run", clip_counting='{"still_confirm_score": 0.6}') == 2  # the run's field over the model's
+    with pytest.raises(OptionsError, match=r"--clip-counting: still_confirm_score: .*less than or equal to 1"):
+        parse_options(ReprocessOptions, {"archive": str(tmp_path), "out": str(tmp_path / "o"), "model": "trapcam:1",
+                                         "clip_counting": '{"still_confirm_score": 2}'}, "reprocess")
+    with pytest.raises(ConfigError, match="clip_counting"):
+        store.publish(brightness_model(tmp_path / "m2.onnx"), "trapcam", "2",
+                      {**brightness_config(), "clip_counting": {"duplicate_inside": 0}})
 
 
 def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):

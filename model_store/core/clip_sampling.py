@@ -85,19 +85,21 @@ class TimeRange:
 
 
 def clip_ranges(info: ClipInfo, sampling: Sampling, parts: int, min_frames: int) -> list[TimeRange]:
-    """The clip cut into up to `parts` time ranges of at least `min_frames` sampled frames each, on the sampling's
-    time grid, so that the ranges together sample exactly the frames the whole clip would.
+    """The clip cut into up to `parts` time ranges of at least `min_frames` sampled frames each, so that the ranges
+    together sample exactly the frames the whole clip would.
 
-    Only a clip sampled every N seconds with a known length is cut: its sampled times are a grid that each range
-    can seek to. Every-frame and every-Nth-frame sampling count frames from the first (a seek only estimates the
-    number), and the frame cap keeps those clips short (DEFAULT_MAX_FRAMES every frame is a minute at 30 fps)."""
+    A clip sampled every N seconds is cut on the sampling's time grid; a clip sampled every frame at its frame times
+    (every frame of a range is taken, whatever range it is in: the clip loop numbers them from their order once all
+    ranges are read). Every-Nth-frame sampling counts frames from the first, which a range that starts from a seek
+    cannot, so it is not cut; nor is a clip of unknown length."""
     expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
-    if sampling.mode != "seconds" or not expected or parts < 2:
+    if sampling.mode == "frames" or not expected or parts < 2 or (sampling.mode == "all" and not info.fps):
         return [TimeRange()]
     parts = min(parts, expected // max(1, min_frames))
     if parts < 2:
         return [TimeRange()]
-    cuts = [round(expected * k / parts) * sampling.every_s for k in range(1, parts)]
+    step = sampling.every_s if sampling.mode == "seconds" else 1 / info.fps  # type: ignore[operator]
+    cuts = [round(expected * k / parts) * step for k in range(1, parts)]
     starts = [0.0, *cuts]
     return [TimeRange(s, e) for s, e in zip(starts, [*cuts, None], strict=True)]
 

@@ -152,7 +152,11 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
         if pending and exc.reason != "postprocess_error":
             flush()  # what was decoded before the break is detected and kept
         out.reason, out.error = exc.reason, str(exc)
-    out.frames.sort(key=lambda f: f[0])  # ranges hand their frames in as they come
+    out.frames.sort(key=lambda f: f[1])  # ranges hand their frames in as they come
+    if sampling.mode == "all" and len(ranges) > 1 and out.reason is None:
+        # a range after the first numbers its frames from their time (a seek cannot count the frames before it);
+        # every frame of the clip was read, in order, so its number is its place
+        out.frames = [(k, offset, record) for k, (_, offset, record) in enumerate(out.frames)]
     out.timing_ms = {"total": round((time.perf_counter() - t0) * 1000, 3), "inference": round(infer_s * 1000, 3)}
     link_tracks(out, track_config or TrackConfig(), count_config or ClipCountConfig())
     return out

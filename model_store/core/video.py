@@ -241,6 +241,8 @@ class ClipReader:
                 keys.saw(t)
             if span.end_s is not None and t + 1e-6 >= span.end_s:
                 return  # the next range's first frame
+            if t + 1e-6 < span.start_s:
+                continue  # before the range, from the keyframe its seek landed on
             if last_pts is not None and frame.pts is not None and frame.pts <= last_pts:
                 if keys is not None:
                     keys.landed_behind()  # the keyframes are not where the grid said: decode through from now on

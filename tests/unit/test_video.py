@@ -203,10 +203,10 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
     detector = store.load_detector("trapcam:1")
     path = day_night_clip(tmp_path / "walk.mp4", "NDDDNNDDDDNDN", fps=10, gop=10)  # 13 s: 13 sampled frames
 
-    def run(parts: int, clip=path):
+    def run(parts: int, clip=path, sampling=Sampling()):
         reopen = functools.partial(ClipReader, str(clip))
         with reopen() as reader:
-            return detect_clip(detector, reader, Sampling(), batch_size=4, reopen=reopen, parts=parts,
+            return detect_clip(detector, reader, sampling, batch_size=4, reopen=reopen, parts=parts,
                                min_range_frames=4)
 
     def record(c):
@@ -217,6 +217,11 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
     assert [r.start_s for r in clip_ranges(whole.info, Sampling(), 3, 4)] == [0.0, 5.0, 9.0]  # on the 1 s grid
     assert [n for n, _, _ in cut.frames] == list(range(0, 130, 10))
     assert record(cut) == record(whole) and whole.animals >= 1
+    # every frame: cut at frame times (not on a keyframe), each frame read once, numbered as an uncut pass does
+    every = Sampling.parse("all")
+    assert [r.start_s for r in clip_ranges(whole.info, every, 3, 4)] == pytest.approx([0.0, 4.3, 8.7])
+    whole, cut = run(1, sampling=every), run(3, sampling=every)
+    assert [n for n, _, _ in cut.frames] == list(range(130)) and record(cut) == record(whole)
     # a clip that breaks: the ranges past the break say so, and every frame read before it is kept
     broken = truncate(day_night_clip(tmp_path / "cut.mkv", "D" * 14, fps=10, codec="mpeg4", gop=10), 0.5)
     whole, cut = run(1, broken), run(3, broken)

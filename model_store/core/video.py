@@ -262,6 +262,10 @@ class ClipReader:
             handed += 1
             last_pts = frame.pts
             yield Frame(number=number, offset_s=round(t, 6), rgb=rgb, keyframe=bool(frame.key_frame))
+            if sampling.mode == "seconds" and span.end_s is not None and target >= span.end_s:
+                return  # no sampled time left in the range: nothing more to decode (not even the next range's)
+            if sampling.mode == "seconds" and self.info.duration_s and target >= self.info.duration_s:
+                break  # nor in the clip: a seek there would land on its last keyframe and decode its last second
             if keys is not None and keys.worth_seeking(t, target):
                 self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
                 decoded = iter(self.container.decode(self.stream))

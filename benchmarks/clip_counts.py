@@ -24,8 +24,9 @@ import numpy as np
 from benchmarks.clip_files import write_clip
 from benchmarks.common import print_table
 from model_store import ModelStore
+from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import detect_clip
-from model_store.core.video import ClipReader, Sampling
+from model_store.core.video import ClipReader
 from model_store.demo import scenes
 from model_store.demo.publish import publish_demo
 

@@ -6,7 +6,8 @@ MegaDetector's own frame extraction on the same clips.
 - clips made here (benchmarks/clip_files.py): 2 x 720p and 2 x 1080p, 30 s at 30 fps (H.264, a keyframe a second),
   and 720p at 15 fps, 10 s and 10 minutes long; written once under --dir and reused.
 - decode ceiling: sampled frames/s of PyAV alone (model_store.core.video.ClipReader, frames scaled to the null
-  model's letterbox size as they are converted), 2 processes (the 2 cores), at 1 s sampling and every frame.
+  model's letterbox size as they are converted), 2 processes (the 2 cores), at 1 s sampling and every frame; the
+  best of 1 and 2 decoder threads a process (FFmpeg's frame and slice threads).
 - trapline: `trapline reprocess` (run_reprocess, local Ray of 2 CPUs: 2 inference actors of 0.875 CPU and the
   writer's 0.25) with the null model (`bench-null:1`, no inference cost, float32 input made on the host; and
   `bench-null-u8:1`, uint8 input as an accelerator that scales the pixels on the device takes it) on the same
@@ -57,26 +58,36 @@ def make_clips(root: Path) -> dict[str, list[Path]]:
     return {"set": mixed, "short": [short], "long": [long], "set-1s": sorted(longer.rglob("*.mp4"))}
 
 
-def _decode_one(args: tuple[str, str, str, float, float | None]) -> int:
+def _decode_one(args: tuple[str, str, str, float, float | None, int]) -> int:
     from model_store import parse_config
+    from model_store.core.clip_sampling import Sampling, TimeRange
     from model_store.core.clips import letterbox_size
-    from model_store.core.video import ClipReader, Sampling, TimeRange
+    from model_store.core.video import ClipReader
 
-    path, sampling, config_json, start, end = args
+    path, sampling, config_json, start, end, threads = args
     config = parse_config(config_json)
-    with ClipReader(path) as reader:
+    with ClipReader(path, threads=threads) as reader:
         return sum(1 for _ in reader.frames(Sampling.parse(sampling), lambda w, h: letterbox_size(config, w, h),
                                             config.preprocess.interpolation, TimeRange(start, end)))
 
 
 def decode_ceiling(clips: list[Path], sampling: str, config_json: str, workers: int = 2) -> dict:
+    """The best of PyAV alone with 1 and with 2 decoder threads a clip (`decode_alone`)."""
+    runs = [{**decode_alone(clips, sampling, config_json, workers, threads), "threads": threads} for threads in (1, 2)]
+    print(f"decode ceiling at {sampling}: " + ", ".join(f"{r['frames_per_s']} frames/s with {r['threads']} "
+                                                         "thread(s)" for r in runs))
+    return max(runs, key=lambda r: r["frames_per_s"])
+
+
+def decode_alone(clips: list[Path], sampling: str, config_json: str, workers: int, threads: int) -> dict:
     """PyAV alone on `workers` processes, a long clip cut into the time ranges the job cuts it into (so that the
     ceiling is the decoder's with every core busy, not one core on the longest clip)."""
     from batch.reprocess.clips import CLIP_PARTS
+    from model_store.core.clip_sampling import Sampling, clip_ranges
     from model_store.core.clips import MIN_RANGE_FRAMES
-    from model_store.core.video import Sampling, clip_ranges, probe_clip
+    from model_store.core.video import probe_clip
 
-    work = [(str(c), sampling, config_json, r.start_s, r.end_s) for c in clips
+    work = [(str(c), sampling, config_json, r.start_s, r.end_s, threads) for c in clips
             for r in clip_ranges(probe_clip(str(c)), Sampling.parse(sampling), CLIP_PARTS, MIN_RANGE_FRAMES)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
@@ -127,8 +138,9 @@ def megadetector_extraction(clips: list[Path], sampling: str) -> dict | None:
 
 def one_clip(path: str, store: str, ref: str, sampling: str) -> None:
     """(in a process of its own) one clip through the core's clip loop; prints frames and seconds as JSON."""
+    from model_store.core.clip_sampling import Sampling
     from model_store.core.clips import detect_clip
-    from model_store.core.video import ClipReader, Sampling
+    from model_store.core.video import ClipReader
 
     detector = ModelStore(store).load_detector(ref, threads=1)
     detector.warmup()
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in refs:
             job = trapline_job(Path(args.dir) / name, store.root, model, sampling)
             rows.append({"sampling": sampling, "clips": name, "model": model, "frames": ceiling["frames"],
-                         "pyav_fps": ceiling["frames_per_s"],
+                         "pyav_fps": ceiling["frames_per_s"], "pyav_threads": ceiling["threads"],
                          "trapline_fps": job["frames_per_s"], "trapline_frames": job["frames"],
                          "trapline/pyav": ratio(job["frames_per_s"], ceiling["frames_per_s"]),
                          "md_fps": md and md["frames_per_s"], "md_frames": md and md["frames"],

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from model_store.core.video import Sampling
+from model_store.core.clip_sampling import Sampling
 from serve.protocol import ErrorResponse
 from trapline.errors import BadRequestError, InvalidParameterError, PayloadTooLargeError, TraplineError
 

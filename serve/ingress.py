@@ -19,9 +19,10 @@ from ray.serve.exceptions import DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
+from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
-from model_store.core.video import Sampling, looks_like_clip
+from model_store.core.video import looks_like_clip
 from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, ReplicaStatus
 from serve.api_errors import await_replica, store_call

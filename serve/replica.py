@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from model_store import Detector, FilterSet, ImageDetections, Interrupt, ModelRef, ModelStore, RunInterruptedError
+from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections, detect_clip_bytes
 from model_store.core.imaging import decode_image_at_least
 from model_store.core.preprocess import LetterboxMeta
-from model_store.core.video import Sampling
 from serve.answers import DetectAnswer
 from serve.batcher import Lane
 from serve.compose import CropRequest, cut_crops

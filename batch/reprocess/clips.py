@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from model_store import ModelRunError
+from model_store.core.clip_counting import ClipCountConfig
+from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import detect_clip
 from model_store.core.filters.tracking import TrackConfig
-from model_store.core.video import ClipReader, Sampling, VideoDecodeError, is_clip
+from model_store.core.video import ClipReader, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
 from trapline.errors import BatchError
 
@@ -49,7 +51,7 @@ def open_clip(storage, uri: str, max_pixels: int | None) -> Iterator[ClipReader]
 
 def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, sampling: Sampling,
              max_pixels: int | None, batch_size: int, track_config: TrackConfig | None = None,
-             parts: int = CLIP_PARTS) -> dict[str, Any]:
+             parts: int = CLIP_PARTS, count_config: ClipCountConfig | None = None) -> dict[str, Any]:
     """The result-row fields of clip row `i` (its capture time columns are updated in `batch` when the container
     dates the clip and the path did not). A long clip is decoded in up to `parts` time ranges at once
     (`detect_clip`): one clip is often a job's longest row, and it would otherwise keep one core busy while the
@@ -59,7 +61,8 @@ def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, s
     try:
         with reopen() as reader:
             _date(batch, i, reader.info.created)
-            clip = detect_clip(detector, reader, sampling, filters, batch_size, track_config, reopen, parts)
+            clip = detect_clip(detector, reader, sampling, filters, batch_size, track_config, reopen, parts,
+                               count_config=count_config)
     except VideoDecodeError as exc:
         return {**failed_fields(exc.reason, str(exc)), "kind": "video", "frames_sampled": exc.frames_read}
     except OSError as exc:

@@ -316,6 +316,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         metadata=run_metadata(plan),
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
         video=o.sampling(mv.config.video_sampling).model_dump(),
+        clip_counting=o.counting(mv.config.clip_counting).model_dump(),
     )
 
 

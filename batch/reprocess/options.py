@@ -19,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from batch.flags import FlagStyle, add_model_arguments
 from batch.options import Location, StoreRef, parse_options
 from model_store import CropOptions, ModelRef
+from model_store.core.clip_counting import ClipCountConfig
+from model_store.core.clip_sampling import DEFAULT_MAX_FRAMES, Sampling
 from model_store.core.filters import FilterName, check_filter_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
-from model_store.core.video import DEFAULT_MAX_FRAMES, VIDEO_EXTENSIONS, Sampling
+from model_store.core.video import VIDEO_EXTENSIONS
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from model_store.tables.scope import parse_when
 from trapline.errors import OptionsError
@@ -90,6 +92,9 @@ class ReprocessOptions(BaseModel):
         "'all'; default the model's `video_sampling`, else 1s"))
     video_max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, description=(
         "clips: a clip whose sampling takes more frames than this is a failed row (too_long)"))
+    clip_counting: dict[str, Any] | None = Field(None, description=(
+        'clips: fields of how tracks become a clip\'s count, over the model\'s `clip_counting`, e.g. '
+        '{"duplicate_inside": 0.9, "still_motion": 0}'))
     address: str | None = Field(None, description="Ray cluster address")
     serve_app: str = Field("trapline", description="Serve application name for --via serve")
     progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")
@@ -139,19 +144,27 @@ class ReprocessOptions(BaseModel):
             Sampling.parse(value)  # a ValueError quoting the value, reported with the field name
         return value
 
+    @field_validator("clip_counting")
+    @classmethod
+    def _clip_counting(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Checked field by field by ClipCountConfig: the door names `clip_counting.duplicate_inside`."""
+        if value is not None:
+            ClipCountConfig.model_validate(value)  # its ValidationError's paths run into the field
+        return value
+
+    def counting(self, model_default: ClipCountConfig | None = None) -> ClipCountConfig:
+        """How this run counts a clip's animals: --clip-counting's fields over the model's, over the defaults."""
+        base = model_default.model_dump() if model_default is not None else {}
+        return ClipCountConfig(**{**base, **(self.clip_counting or {})})
+
     def sampling(self, model_default: str | None = None) -> Sampling:
         """The clips' sampling of this run: --video-sampling, else the model's default, else one frame a second."""
         return Sampling.parse(self.video_sampling or model_default or "1s", self.video_max_frames)
 
-    @field_validator("filters", mode="before")
+    @field_validator("filters", "clip_counting", mode="before")
     @classmethod
-    def _filters(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON ({exc}): {value!r}") from None
-        return value
+    def _json_objects(cls, value: Any) -> Any:
+        return _json_object(value)
 
     @field_validator("filters")
     @classmethod
@@ -222,6 +235,7 @@ FLAG_STYLES = {
                                                         "only the newest capture of each camera (quick backfill)")}),
     "since": FlagStyle(metavar="DATE"), "until": FlagStyle(metavar="DATE"),
     "path_pattern": FlagStyle(metavar="REGEX"), "filters": FlagStyle(metavar="JSON"),
+    "clip_counting": FlagStyle(metavar="JSON"),
     "extensions": FlagStyle(metavar="EXT,EXT"), "video_sampling": FlagStyle(metavar="1s|5f|all"),
     "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
     "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
@@ -230,6 +244,16 @@ FLAG_STYLES = {
     "json_output": FlagStyle(flags=("--json",)),
     "classify": FlagStyle(metavar="CLS_REF[=LABEL,...]", repeatable=True),
 }
+
+
+def _json_object(value: Any) -> Any:
+    """A flag's JSON text as the object it holds (a config file or an HTTP body gives the object itself)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc}): {value!r}") from None
+    return value
 
 
 def add_reprocess_arguments(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from model_store.core.preprocess import LetterboxMeta, Preprocessor
 
 
 class ServedFrames:
-    """What the clip loop needs of a detector (`preprocessor`, `run_prepared`), with the model in the deployment.
+    """What the clip loop needs of a detector (`preprocessor`, `run_planar`), with the model in the deployment.
 
     `send(images, metas)` makes one call and returns its Serve response; `retry_in(exc, tries)` is the client's
     policy for a failed frame (seconds to wait, None: refused for good; it raises when resending cannot help).
@@ -31,6 +31,11 @@ class ServedFrames:
         self.info = None  # the version is checked on every answer (`check`)
         self.default_filters = None  # the deployment applies the run's filters
         self._send, self._check, self._retry_in, self._tries = send, check, retry_in, tries
+
+    def run_planar(self, planes: np.ndarray, metas: Sequence[LetterboxMeta], filters=None
+                   ) -> list[ImageDetections | Exception]:
+        """The clip loop's batch of (3, H, W) planes, sent as the HWC inputs the deployment takes."""
+        return self.run_prepared([np.ascontiguousarray(p.transpose(1, 2, 0)) for p in planes], metas, filters)
 
     def run_prepared(self, prepared: Sequence[np.ndarray], metas: Sequence[LetterboxMeta], filters=None
                      ) -> list[ImageDetections | Exception]:

@@ -2,7 +2,8 @@
 
 The one clip loop of both doors (the archive's inference actors, the online door's replicas): frames stream out of
 `ClipReader` one at a time, are letterboxed by the detector's own preprocessor and run `batch_size` at a time through
-`Detector.run_prepared` (the same forward pass, NMS and filters as a still). Only one batch of prepared frames is
+`Detector.run_planar` (the same forward pass, NMS and filters as a still; the frames are padded straight into the
+input tensor's planes, so a batch is stacked and scaled without a transpose). Only one batch of prepared frames is
 held at once, so a clip costs memory for a batch, not for its length.
 
 The kept detections of the clip's frames are then linked into tracks by the tracker of the `track` post-processing
@@ -26,17 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
+from model_store.core.clip_sampling import Sampling, TimeRange, clip_ranges
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
-from model_store.core.video import (
-    SWS_INTERPOLATION,
-    ClipInfo,
-    ClipReader,
-    Sampling,
-    TimeRange,
-    VideoDecodeError,
-    clip_ranges,
-)
+from model_store.core.video import SWS_INTERPOLATION, ClipInfo, ClipReader, VideoDecodeError
 
 
 @dataclass(frozen=True)
@@ -135,7 +129,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     def flush() -> None:
         nonlocal infer_s
         t1 = time.perf_counter()
-        records = detector.run_prepared([p.image for p in pending], [p.meta for p in pending], filters)
+        records = detector.run_planar(np.stack([p.image for p in pending]), [p.meta for p in pending], filters)
         infer_s += time.perf_counter() - t1
         for p, record in zip(pending, records, strict=True):
             if isinstance(record, Exception):  # one frame's postprocessing failed: the clip says so
@@ -158,7 +152,11 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
         if pending and exc.reason != "postprocess_error":
             flush()  # what was decoded before the break is detected and kept
         out.reason, out.error = exc.reason, str(exc)
-    out.frames.sort(key=lambda f: f[0])  # ranges hand their frames in as they come
+    out.frames.sort(key=lambda f: f[1])  # ranges hand their frames in as they come
+    if sampling.mode == "all" and len(ranges) > 1 and out.reason is None:
+        # a range after the first numbers its frames from their time (a seek cannot count the frames before it);
+        # every frame of the clip was read, in order, so its number is its place
+        out.frames = [(k, offset, record) for k, (_, offset, record) in enumerate(out.frames)]
     out.timing_ms = {"total": round((time.perf_counter() - t0) * 1000, 3), "inference": round(infer_s * 1000, 3)}
     link_tracks(out, track_config or TrackConfig(), count_config or ClipCountConfig())
     return out
@@ -168,13 +166,13 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
 class _Prepared:
     number: int
     offset_s: float
-    image: np.ndarray  # letterboxed model input
+    image: np.ndarray  # letterboxed model input, (3, H, W) uint8 planes (Preprocessor.prepare_planar)
     meta: object
 
 
 def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRange | None = None
                      ) -> Iterator[_Prepared]:
-    """The sampled frames of `span`, scaled as they are converted to RGB and letterboxed.
+    """The sampled frames of `span`, scaled as they are converted to RGB and padded into the input's planes.
 
     swscale scales in the RGB conversion with the interpolations it has. Pillow's bicubic (MegaDetector's
     preprocessing) it has not: those frames are converted at full size and the letterbox resizes them with Pillow,
@@ -183,7 +181,7 @@ def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRan
     in_swscale = cfg.interpolation in SWS_INTERPOLATION
     size_for = functools.partial(letterbox_size, prep.config) if in_swscale else None
     for frame in reader.frames(sampling, size_for, cfg.interpolation if in_swscale else "area", span):
-        image, meta = prep.prepare(frame.rgb, (info.width, info.height))
+        image, meta = prep.prepare_planar(frame.rgb, (info.width, info.height))
         yield _Prepared(frame.number, frame.offset_s, image, meta)
 
 
@@ -244,7 +242,8 @@ def detect_clip_bytes(detector, data: bytes, sampling: Sampling, filters=None, m
     """A clip uploaded whole (the online door's short clips): opened from memory, else as `detect_clip`. Raises
     VideoDecodeError when it cannot be opened at all (not a clip, an unknown codec, over `max_pixels`)."""
     with ClipReader(io.BytesIO(data), threads=1, max_pixels=max_pixels) as reader:
-        return detect_clip(detector, reader, sampling, filters, batch_size)
+        return detect_clip(detector, reader, sampling, filters, batch_size,
+                           count_config=detector.config.clip_counting)
 
 
 def letterbox_size(config, width: int, height: int) -> tuple[int, int]:

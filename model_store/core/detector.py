@@ -16,7 +16,7 @@ from model_store.core.config import ModelConfig
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.heads import DecodeSpec, Raw, RawDetections, head_for, nms
 from model_store.core.masks import detection_masks
-from model_store.core.preprocess import LetterboxMeta, Preprocessor, to_tensor, unletterbox
+from model_store.core.preprocess import LetterboxMeta, Preprocessor, scaled_tensor, to_tensor, unletterbox
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 
 FilterOverrides = Mapping[str, Mapping[str, Any] | None]
@@ -154,10 +154,25 @@ class Detector:
         """
         if not prepared:
             return []
-        per_item = filters if isinstance(filters, list | tuple) else [filters or self.default_filters] * len(prepared)
         t0 = time.perf_counter()
         raw = self.infer(prepared, interrupt)
-        inference_ms = _ms(time.perf_counter() - t0)
+        return self._records(raw, metas, filters, _ms(time.perf_counter() - t0))
+
+    def run_planar(self, planes: np.ndarray, metas: Sequence[LetterboxMeta], filters: FilterSet | None = None
+                   ) -> list[ImageDetections | Exception]:
+        """`run_prepared` for a batch already stacked as the input tensor's uint8 planes, (N, 3, H, W), as
+        `letterbox_planar` makes them (a clip's frames): scaled to the input dtype in one pass, no transpose."""
+        if not len(planes):
+            return []
+        t0 = time.perf_counter()
+        raw = self.run_tensor(scaled_tensor(planes, self.config.preprocess))
+        per_input = [tuple(r[j] for r in raw) if isinstance(raw, tuple) else raw[j] for j in range(len(planes))]
+        return self._records(per_input, metas, filters, _ms(time.perf_counter() - t0))
+
+    def _records(self, raw: Sequence[Raw], metas: Sequence[LetterboxMeta],
+                 filters: FilterSet | Sequence[FilterSet] | None, inference_ms: float
+                 ) -> list[ImageDetections | Exception]:
+        per_item = filters if isinstance(filters, list | tuple) else [filters or self.default_filters] * len(raw)
         out: list[ImageDetections | Exception] = []
         for one, meta, fs in zip(raw, metas, per_item, strict=True):
             t1 = time.perf_counter()
@@ -167,7 +182,7 @@ class Detector:
                 out.append(exc)
                 continue
             record.timing_ms = {"inference": inference_ms, "postprocess": _ms(time.perf_counter() - t1),
-                                "batch_size": float(len(prepared))}
+                                "batch_size": float(len(raw))}
             out.append(record)
         return out
 

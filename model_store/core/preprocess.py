@@ -47,6 +47,38 @@ def interpolation_flag(name: str) -> int:
     return PIL_BICUBIC if name == "pil_bicubic" else INTERPOLATION[name]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the letterbox puts an image: resized to (new_w, new_h), at (left, top) of an (out_w, out_h) input."""
+
+    new_w: int
+    new_h: int
+    out_w: int
+    out_h: int
+    left: int
+    top: int
+    scale_x: float
+    scale_y: float
+
+
+def placement(width: int, height: int, size: tuple[int, int], cfg: PreprocessConfig, stride: int = 32) -> Placement:
+    """The letterbox's geometry for a (width, height) image and a model input of `size` (see `letterbox`)."""
+    out_w, out_h = size
+    if cfg.letterbox == "stretch":
+        return Placement(out_w, out_h, out_w, out_h, 0, 0, out_w / width, out_h / height)
+    s = min(out_w / width, out_h / height)
+    rounding = math.floor if cfg.resize_rounding == "floor" else round
+    new_w, new_h = max(1, rounding(width * s)), max(1, rounding(height * s))
+    if cfg.letterbox == "rect":
+        out_w, out_h = new_w + (out_w - new_w) % stride, new_h + (out_h - new_h) % stride
+    if cfg.pad_anchor == "top_left":
+        top = left = 0
+    else:
+        pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
+        top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding
+    return Placement(new_w, new_h, out_w, out_h, left, top, s, s)
+
+
 def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, stride: int = 32,
               interpolation: int | None = None) -> tuple[np.ndarray, LetterboxMeta]:
     """Resize and pad an RGB image for a model of input `size` = (width, height); returns HWC uint8.
@@ -58,30 +90,33 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, str
     `interpolation` overrides `cfg.interpolation` (training varies it as augmentation).
     """
     h, w = rgb.shape[:2]
-    out_w, out_h = size
-    if cfg.letterbox == "stretch":
-        new_w, new_h = out_w, out_h
-        sx, sy = out_w / w, out_h / h
-    else:
-        s = min(out_w / w, out_h / h)
-        size = math.floor if cfg.resize_rounding == "floor" else round
-        new_w, new_h = max(1, size(w * s)), max(1, size(h * s))
-        sx = sy = s
-        if cfg.letterbox == "rect":
-            out_w, out_h = new_w + (out_w - new_w) % stride, new_h + (out_h - new_h) % stride
+    p = placement(w, h, size, cfg, stride)
     interp = interpolation_flag(cfg.interpolation) if interpolation is None else interpolation
-    resized = resize(rgb, new_w, new_h, interp) if (new_w, new_h) != (w, h) else rgb
-    if cfg.pad_anchor == "top_left":
-        top = left = 0
-    else:
-        pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
-        top, left = round(pad_y - 0.1), round(pad_x - 0.1)  # the Ultralytics rounding
-    bottom, right = out_h - new_h - top, out_w - new_w - left
-    if top or bottom or left or right:
-        resized = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=cfg.pad_rgb)
+    resized = resize(rgb, p.new_w, p.new_h, interp) if (p.new_w, p.new_h) != (w, h) else rgb
+    bottom, right = p.out_h - p.new_h - p.top, p.out_w - p.new_w - p.left
+    if p.top or bottom or p.left or right:
+        resized = cv2.copyMakeBorder(resized, p.top, bottom, p.left, right, cv2.BORDER_CONSTANT, value=cfg.pad_rgb)
     if cfg.color_order == "bgr":
         resized = resized[:, :, ::-1]
-    return resized, LetterboxMeta(sx, sy, float(left), float(top), w, h)
+    return resized, LetterboxMeta(p.scale_x, p.scale_y, float(p.left), float(p.top), w, h)
+
+
+def letterbox_planar(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, stride: int = 32
+                     ) -> tuple[np.ndarray, LetterboxMeta] | None:
+    """`letterbox` for an image already at the letterbox's resized size (a clip's frame, scaled as it was
+    converted to RGB): the padded input as (3, H, W) uint8 planes in the model's channel order, the layout of
+    the input tensor, so a batch is stacked and scaled without a transpose. Same pixels as `letterbox`.
+    None when the image still needs resizing (then `letterbox` it)."""
+    h, w = rgb.shape[:2]
+    p = placement(w, h, size, cfg, stride)
+    if (p.new_w, p.new_h) != (w, h):
+        return None
+    out = np.empty((3, p.out_h, p.out_w), np.uint8)
+    order = (2, 1, 0) if cfg.color_order == "bgr" else (0, 1, 2)
+    for c, k in enumerate(order):
+        out[c] = cfg.pad_rgb[k]
+        out[c, p.top:p.top + h, p.left:p.left + w] = rgb[:, :, k]
+    return out, LetterboxMeta(p.scale_x, p.scale_y, float(p.left), float(p.top), w, h)
 
 
 def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray:
@@ -89,13 +124,30 @@ def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray
     if len({img.shape for img in images}) != 1:
         raise ValueError(f"a batch of inputs of different sizes: {sorted({img.shape for img in images})}")
     h, w, c = images[0].shape
-    # Each image is transposed (N, H, W, C -> N, C, H, W) and converted as it is copied into place: one pass over
-    # the batch where stack, transpose and astype took three (BENCHMARKS.md, "Video clips": half the tensor's cost).
-    out = np.empty((len(images), c, h, w), np.uint8 if cfg.input_dtype == "uint8" else np.float32)
+    planes = np.empty((len(images), c, h, w), np.uint8)
     for i, img in enumerate(images):
-        out[i] = img.transpose(2, 0, 1)
+        planes[i] = img.transpose(2, 0, 1)  # a uint8 transpose is cheap; the float pass then reads in order
+    return scaled_tensor(planes, cfg)
+
+
+def scaled_tensor(planes: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """A uint8 NCHW batch as the model's input: as it is (uint8 input), or scaled, mean-subtracted and divided
+    by the std in float32, by a 256-entry table a channel (`_levels`: the same float32 operations on each grey
+    level as on each pixel, so the same values bit for bit, in one pass that reads uint8; BENCHMARKS.md, "Video
+    clips": the float tensor was the job's largest cost after decoding)."""
     if cfg.input_dtype == "uint8":
-        return out
+        return planes
+    out = np.empty(planes.shape, np.float32)
+    tables = _levels(cfg)
+    for i in range(planes.shape[0]):
+        for c in range(planes.shape[1]):
+            cv2.LUT(planes[i, c], tables[c], dst=out[i, c])
+    return out.astype(np.float16) if cfg.input_dtype == "float16" else out
+
+
+def _levels(cfg: PreprocessConfig) -> np.ndarray:
+    """(3, 256) float32: what each grey level of each channel becomes in the input tensor."""
+    out = np.repeat(np.arange(256, dtype=np.float32)[None, :], 3, axis=0)
     divisor = 1.0 / cfg.scale
     if divisor == 1.0:
         pass  # raw 0-255 (YOLOX)
@@ -106,10 +158,10 @@ def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig) -> np.ndarray
     else:
         out *= np.float32(cfg.scale)
     if cfg.mean is not None:
-        out -= np.asarray(cfg.mean, np.float32).reshape(1, 3, 1, 1)
+        out -= np.asarray(cfg.mean, np.float32).reshape(3, 1)
     if cfg.std is not None:
-        out /= np.asarray(cfg.std, np.float32).reshape(1, 3, 1, 1)
-    return out.astype(np.float16) if cfg.input_dtype == "float16" else out
+        out /= np.asarray(cfg.std, np.float32).reshape(3, 1)
+    return np.ascontiguousarray(out)
 
 
 def unletterbox(boxes_xyxy: np.ndarray, meta: LetterboxMeta) -> np.ndarray:
@@ -142,11 +194,25 @@ class Preprocessor:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
         prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
+        return prepared, self._original(meta, original_size)
+
+    def prepare_planar(self, rgb: np.ndarray, original_size: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
+        """`prepare` as the input tensor's (3, H, W) uint8 planes (`Detector.run_planar` takes a stack of them): a
+        frame decoded at the letterbox's resized size is padded straight into planes (`letterbox_planar`)."""
+        placed = letterbox_planar(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
+        if placed is None:
+            prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
+            placed = np.ascontiguousarray(prepared.transpose(2, 0, 1)), meta
+        planes, meta = placed
+        return planes, self._original(meta, original_size)
+
+    def _original(self, meta: LetterboxMeta, original_size: tuple[int, int] | None) -> LetterboxMeta:
+        """`meta` mapping boxes back to `original_size` (width, height) when the image was decoded smaller."""
         if original_size and original_size != (meta.width, meta.height):
             ow, oh = original_size
-            meta = LetterboxMeta(meta.scale_x * meta.width / ow, meta.scale_y * meta.height / oh,
+            return LetterboxMeta(meta.scale_x * meta.width / ow, meta.scale_y * meta.height / oh,
                                  meta.pad_x, meta.pad_y, ow, oh)
-        return prepared, meta
+        return meta
 
     def accepts(self, prepared: np.ndarray) -> bool:
         """Whether `prepared` is an input this config's letterbox could have produced."""

@@ -5,9 +5,13 @@ it opens a path or any file-like object (an S3 object through fsspec streams in 
 container's metadata (its creation time), seeks by timestamp, and converts a frame to RGB and scales it down to
 the model's input size in one swscale pass, so a 1080p frame is never held as a full-size RGB array.
 
-Memory is bounded per clip: `sample_frames` is a generator of one reduced RGB frame at a time; the container holds
+Memory is bounded per clip: `ClipReader.frames` is a generator of one reduced RGB frame at a time; the container holds
 a few packets and the decoder its reference frames. A clip whose sampling asks for more than `max_frames` frames is
 refused before any frame is decoded (a 10-hour file by mistake), or stopped there when its length is unknown.
+
+Which frames a sampling takes, and where seeking saves decoding, is the sampling plan's
+(`model_store.core.clip_sampling`); this module opens the clip and follows it. One seek-and-decode path shows or
+crops one frame (`ClipReader.frame_at`; `frame_numbered` is the same by frame number).
 
 Every failure is a `VideoDecodeError` with a `reason` the tables record (`failed` rows), never a crash.
 """
@@ -16,22 +20,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import IO
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model_store.core.clip_sampling import ClipInfo, KeyframeGrid, Sampling, TimeRange, describe
 from trapline.errors import TraplineError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
-DEFAULT_MAX_FRAMES = 1800  # sampled frames per clip: 30 minutes at one a second
 SHOW_MAX_DECODED = 600  # frames decoded at most to show one frame (frame_numbered): 20 s at 30 fps past a keyframe
-# Before a clip's keyframe grid is known (_Keyframes), seek to the next sampled time only when it is at least this far
-# ahead: camera clips put a keyframe every 0.5-2 s.
-SEEK_MIN_GAP_S = 2.0
 # The letterbox's resize filters (model_store.core.preprocess.INTERPOLATION) as swscale names them.
 SWS_INTERPOLATION = {"linear": "BILINEAR", "area": "AREA", "nearest": "POINT", "cubic": "BICUBIC"}
 
@@ -46,61 +45,6 @@ class VideoDecodeError(TraplineError, ValueError):
         super().__init__(message, reason=reason)
         self.reason = reason
         self.frames_read = frames_read
-
-
-class Sampling(BaseModel):
-    """Which frames of a clip go through the detector: one every `every_s` seconds (the default, 1 s), every
-    `every_n`-th frame, or every frame; at most `max_frames` per clip."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: Literal["seconds", "frames", "all"] = Field("seconds", description="seconds: one frame every EVERY_S "
-                                                      "seconds; frames: every EVERY_N-th frame; all: every frame")
-    every_s: float = Field(1.0, gt=0.0, description="seconds between sampled frames (mode seconds)")
-    every_n: int = Field(1, ge=1, description="frames between sampled frames (mode frames)")
-    max_frames: int = Field(DEFAULT_MAX_FRAMES, ge=1, description="a clip that needs more sampled frames than this "
-                                                                  "is a failed row (reason too_long)")
-
-    @model_validator(mode="after")
-    def _one_step(self) -> Sampling:
-        if self.mode == "all" and (self.every_n != 1):
-            raise ValueError("mode 'all' takes no every_n")
-        return self
-
-    @classmethod
-    def parse(cls, text: str, max_frames: int = DEFAULT_MAX_FRAMES) -> Sampling:
-        """'1s' / '0.5s' (seconds), '5f' / 'every:5' (every 5th frame), 'all' (every frame)."""
-        t = text.strip().lower()
-        if t in ("all", "every", "every-frame"):
-            return cls(mode="all", max_frames=max_frames)
-        if m := re.fullmatch(r"(\d+(?:\.\d+)?)\s*s", t):
-            return cls(mode="seconds", every_s=float(m.group(1)), max_frames=max_frames)
-        if m := re.fullmatch(r"(?:(\d+)\s*f|every:(\d+))", t):
-            return cls(mode="frames", every_n=int(m.group(1) or m.group(2)), max_frames=max_frames)
-        raise ValueError(f"video sampling {text!r}: expected '1s' (a frame every N seconds), '5f' (every 5th "
-                         "frame) or 'all'")
-
-    def expected_frames(self, duration_s: float | None, fps: float | None, frame_count: int | None) -> int | None:
-        """How many frames this sampling takes from a clip of this length (None: unknown)."""
-        if self.mode == "seconds":
-            return math.floor(duration_s / self.every_s) + 1 if duration_s else None
-        total = frame_count or (round(duration_s * fps) if duration_s and fps else None)
-        if total is None:
-            return None
-        return math.ceil(total / (self.every_n if self.mode == "frames" else 1))
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    """What the container says of a clip, without decoding a frame."""
-
-    width: int
-    height: int
-    fps: float | None  # average frame rate (None: the container does not say)
-    duration_s: float | None
-    frame_count: int | None  # from the container header (None: not stored; estimate from fps x duration)
-    codec: str
-    created: dt.datetime | None  # the container's creation_time, naive (as the camera wrote it)
 
 
 @dataclass(frozen=True)
@@ -222,18 +166,49 @@ class ClipReader:
         info = self.info
         expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
         if expected is not None and expected > sampling.max_frames:
-            raise VideoDecodeError("too_long", f"sampling {_describe(sampling)} takes {expected} frames of this "
+            raise VideoDecodeError("too_long", f"sampling {describe(sampling)} takes {expected} frames of this "
                                                f"{_length(info)} clip, over the cap of {sampling.max_frames} a clip")
         size = size_for(info.width, info.height) if size_for else None
         yield from self._sampled(sampling, size, SWS_INTERPOLATION[interpolation], span or TimeRange())
 
-    def frame_at(self, offset_s: float) -> Frame:
-        """The full-size frame at `offset_s` (a sampled frame's offset: its snips and crops are cut from it), from
-        a seek to the keyframe before it. Raises VideoDecodeError when the clip has no frame there."""
-        once = Sampling(every_s=max(1.0, 2 * (self.info.duration_s or 0.0)), max_frames=DEFAULT_MAX_FRAMES)
-        for frame in self._sampled(once, None, SWS_INTERPOLATION["area"], TimeRange(offset_s, None)):
-            return frame
-        raise VideoDecodeError("empty", f"the clip has no frame at {offset_s:g} s")
+    def frame_at(self, offset_s: float, max_side: int | None = None, max_decoded: int | None = None) -> Frame:
+        """The frame shown at `offset_s` (a sampled frame's offset: its snips and crops are cut from it): a seek to
+        the keyframe before it, then decoded up to it (at most `max_decoded` frames: a frame further from a
+        keyframe is refused, so showing one frame never decodes a whole clip). Full size, or scaled so its long
+        side is at most `max_side`. Raises VideoDecodeError (no_frame, decode_error) when it cannot be had."""
+        import av
+
+        fps = self.info.fps or 0.0
+        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
+        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
+        if tb and offset_s > 0:
+            self.container.seek(int((offset_s + start) / tb), stream=self.stream, backward=True)
+        size = None
+        if max_side is not None:
+            w, h = self.info.width, self.info.height
+            scale = min(1.0, max_side / max(w, h, 1))
+            size = (max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2))
+        half = 0.5 / fps if fps else 1e-6  # the frame at an offset, or the first after it within half a frame
+        try:
+            for decoded, frame in enumerate(self.container.decode(self.stream)):
+                t = float(frame.pts) * tb - start if frame.pts is not None and tb else (decoded / fps if fps else 0)
+                if t + half >= offset_s:
+                    return Frame(number=round(t * fps) if fps else decoded, offset_s=round(t, 6),
+                                 rgb=self._rgb(frame, size, SWS_INTERPOLATION["area"]), keyframe=bool(frame.key_frame))
+                if max_decoded is not None and decoded >= max_decoded:
+                    raise VideoDecodeError("no_frame", f"the frame at {offset_s:g} s is not within {max_decoded} "
+                                                       "frames of a keyframe")
+        except av.error.FFmpegError as exc:
+            raise VideoDecodeError("decode_error", f"cannot decode the frame at {offset_s:g} s: {exc}") from None
+        raise VideoDecodeError("no_frame", f"the clip has no frame at {offset_s:g} s")
+
+    def frame_numbered(self, number: int, max_side: int, max_decoded: int = SHOW_MAX_DECODED) -> np.ndarray:
+        """Frame `number` (as the tables number a sampled frame: its time x the average rate) as RGB, its long side
+        at most `max_side`: `frame_at` its time, at most `max_decoded` frames past the keyframe before it."""
+        if number < 0 or (self.info.frame_count and number >= self.info.frame_count + 1):
+            raise VideoDecodeError("no_frame", f"the clip has no frame {number}")
+        fps = self.info.fps or 0.0
+        return self.frame_at(number / fps if fps else 0.0, max_side, max_decoded).rgb
 
     def _sampled(self, sampling: Sampling, size: tuple[int, int] | None, interpolation: str,
                  span: TimeRange) -> Iterator[Frame]:
@@ -242,7 +217,7 @@ class ClipReader:
         fps = self.info.fps or 0.0
         tb = float(self.stream.time_base) if self.stream.time_base else 0.0
         start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
-        keys = _Keyframes(fps) if sampling.mode == "seconds" and tb else None  # None: never seek
+        keys = KeyframeGrid(fps) if sampling.mode == "seconds" and tb else None  # None: never seek
         target, index, handed, last_pts, t = span.start_s, -1, 0, None, 0.0  # index: decode order (exact until a seek)
         estimated = False  # after a seek the frame number is estimated from the time at the average rate
         if span.start_s > 0:  # a later range of the clip: from the last keyframe before its start
@@ -266,6 +241,8 @@ class ClipReader:
                 keys.saw(t)
             if span.end_s is not None and t + 1e-6 >= span.end_s:
                 return  # the next range's first frame
+            if t + 1e-6 < span.start_s:
+                continue  # before the range, from the keyframe its seek landed on
             if last_pts is not None and frame.pts is not None and frame.pts <= last_pts:
                 if keys is not None:
                     keys.landed_behind()  # the keyframes are not where the grid said: decode through from now on
@@ -285,6 +262,10 @@ class ClipReader:
             handed += 1
             last_pts = frame.pts
             yield Frame(number=number, offset_s=round(t, 6), rgb=rgb, keyframe=bool(frame.key_frame))
+            if sampling.mode == "seconds" and span.end_s is not None and target >= span.end_s:
+                return  # no sampled time left in the range: nothing more to decode (not even the next range's)
+            if sampling.mode == "seconds" and self.info.duration_s and target >= self.info.duration_s:
+                break  # nor in the clip: a seek there would land on its last keyframe and decode its last second
             if keys is not None and keys.worth_seeking(t, target):
                 self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
                 decoded = iter(self.container.decode(self.stream))
@@ -308,97 +289,6 @@ class ClipReader:
             return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         return self._reformatter.reformat(frame, size[0], size[1], format="rgb24",
                                           interpolation=interpolation).to_ndarray()
-
-    def frame_numbered(self, number: int, max_side: int, max_decoded: int = SHOW_MAX_DECODED) -> np.ndarray:
-        """Frame `number` (as the tables number a sampled frame: its time x the average rate) as RGB, scaled so its
-        long side is at most `max_side`: a seek to the keyframe before it, then at most `max_decoded` frames decoded
-        (a frame further from a keyframe than that is refused, so showing one frame never decodes a whole clip)."""
-        import av
-
-        fps = self.info.fps or 0.0
-        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
-        if number < 0 or (self.info.frame_count and number >= self.info.frame_count + 1):
-            raise VideoDecodeError("no_frame", f"the clip has no frame {number}")
-        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
-        target = number / fps if fps else 0.0
-        if tb and number:
-            self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
-        w, h = self.info.width, self.info.height
-        scale = min(1.0, max_side / max(w, h, 1))
-        size = (max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2))
-        try:
-            for decoded, frame in enumerate(self.container.decode(self.stream)):
-                t = float(frame.pts) * tb - start if frame.pts is not None and tb else (decoded / fps if fps else 0)
-                at = round(t * fps) if fps else decoded
-                if at >= number:
-                    return self._rgb(frame, size, SWS_INTERPOLATION["area"])
-                if decoded >= max_decoded:
-                    break
-        except av.error.FFmpegError as exc:
-            raise VideoDecodeError("decode_error", f"cannot decode frame {number}: {exc}") from None
-        raise VideoDecodeError("no_frame", f"frame {number} is not within {max_decoded} frames of a keyframe")
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """A part of a clip, [start_s, end_s) in seconds from its first frame (end None: to its end)."""
-
-    start_s: float = 0.0
-    end_s: float | None = None
-
-
-def clip_ranges(info: ClipInfo, sampling: Sampling, parts: int, min_frames: int) -> list[TimeRange]:
-    """The clip cut into up to `parts` time ranges of at least `min_frames` sampled frames each, on the sampling's
-    time grid, so that the ranges together sample exactly the frames the whole clip would.
-
-    Only a clip sampled every N seconds with a known length is cut: its sampled times are a grid that each range
-    can seek to. Every-frame and every-Nth-frame sampling count frames from the first (a seek only estimates the
-    number), and the frame cap keeps those clips short (DEFAULT_MAX_FRAMES every frame is a minute at 30 fps)."""
-    expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
-    if sampling.mode != "seconds" or not expected or parts < 2:
-        return [TimeRange()]
-    parts = min(parts, expected // max(1, min_frames))
-    if parts < 2:
-        return [TimeRange()]
-    cuts = [round(expected * k / parts) * sampling.every_s for k in range(1, parts)]
-    starts = [0.0, *cuts]
-    return [TimeRange(s, e) for s, e in zip(starts, [*cuts, None], strict=True)]
-
-class _Keyframes:
-    """Where a clip's keyframes are, learnt as it is decoded, so that it seeks only where that saves decoding.
-
-    A seek lands on the last keyframe at or before the target; it saves work when that keyframe comes after the frame
-    just decoded. Camera clips put keyframes on a regular grid (every 0.5-2 s), so after two of them the grid says
-    where the next ones are; until then a seek is tried only for a target SEEK_MIN_GAP_S ahead. A seek that lands
-    behind what was decoded already (keyframes off the grid) turns seeking off for the rest of the clip."""
-
-    def __init__(self, fps: float) -> None:
-        self.frame_s = 1 / fps if fps else 0.04
-        self.last: float | None = None
-        self.interval: float | None = None
-        self.off = False
-
-    def saw(self, t: float) -> None:
-        if self.last is not None and t - self.last > self.frame_s / 2:
-            gap = t - self.last
-            self.interval = gap if self.interval is None else min(self.interval, gap)
-        self.last = t
-
-    def landed_behind(self) -> None:
-        self.off = True
-
-    def worth_seeking(self, t: float, target: float) -> bool:
-        if self.off:
-            return False
-        if self.interval is None or self.last is None:
-            return target - t >= SEEK_MIN_GAP_S
-        landing = self.last + math.floor((target - self.last) / self.interval + 1e-6) * self.interval
-        return landing > t + 1.5 * self.frame_s  # at least one frame left undecoded
-
-
-def _describe(sampling: Sampling) -> str:
-    return {"seconds": f"one frame every {sampling.every_s:g} s", "frames": f"every {sampling.every_n}th frame",
-            "all": "every frame"}[sampling.mode]
 
 
 def _length(info: ClipInfo) -> str:

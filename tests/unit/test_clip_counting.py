@@ -7,10 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
+from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections, link_tracks
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
-from model_store.core.video import Sampling
 
 INFO = ModelInfo(name="m", version="1", sha256="0" * 64)
 NO_FILTERS = FiltersApplied(names=[], hash="", configs=[])

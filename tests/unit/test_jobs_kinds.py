@@ -74,6 +74,8 @@ def test_invalid_options_name_the_field_and_refused_ones_are_refused():
     ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "progress_interval_s": 0}, ["progress_interval_s"],
      "--progress-interval: Input should be greater than 0"),
     ("export", {"tables": "/t", "format": "csv", "out": "/o"}, ["format"], "--format: Input should be"),
+    ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "clip_counting": {"still_confirm_score": 2}},
+     ["clip_counting.still_confirm_score"], "--clip-counting: still_confirm_score: Input should be less than or equal"),
 ])
 def test_registry_names_and_filter_configs_are_checked_at_the_door(kind, raw, fields, named):
     """One formatter for every door: the field path in `fields`, the flag in the message, the value quoted."""

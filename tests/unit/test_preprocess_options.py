@@ -8,7 +8,7 @@ from PIL import Image
 
 from model_store import ConfigError, parse_config
 from model_store.core.config import PreprocessConfig
-from model_store.core.preprocess import letterbox, to_tensor
+from model_store.core.preprocess import letterbox, letterbox_planar, to_tensor
 
 
 def image(w: int = 97, h: int = 61) -> np.ndarray:
@@ -59,3 +59,31 @@ def test_bad_preprocessing_is_refused_quoting_it(preprocess, message):
            "labels": ["a"], "output_layout": "yolov8", "preprocess": preprocess}
     with pytest.raises(ConfigError, match=message):
         parse_config(cfg)
+
+
+@pytest.mark.parametrize("kw", [{}, {"color_order": "bgr", "pad_value": (10, 20, 30)},
+                                {"pad_anchor": "top_left", "resize_rounding": "floor"}, {"letterbox": "rect"}])
+def test_a_frame_decoded_at_the_resized_size_is_padded_straight_into_planes(kw):
+    # a clip's frame comes out of swscale at the letterbox's resized size: its planes are the letterbox's pixels
+    cfg = PreprocessConfig(**kw)
+    frame = image(640, 360)
+    want, want_meta = letterbox(frame, (640, 640), cfg)
+    planes, meta = letterbox_planar(frame, (640, 640), cfg)
+    assert planes.shape == (3, *want.shape[:2]) and meta == want_meta
+    assert np.array_equal(planes, want.transpose(2, 0, 1))
+    assert letterbox_planar(image(700, 400), (640, 640), cfg) is None  # still to be resized: `letterbox` it
+
+
+@pytest.mark.parametrize("kw", [{}, {"scale": 1}, {"scale": 0.0037}, {"input_dtype": "float16"},
+                                {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}])
+def test_the_input_tensor_is_the_float_arithmetic_bit_for_bit(kw):
+    cfg = PreprocessConfig(**kw)
+    images = [image(64, 48), np.arange(64 * 48 * 3, dtype=np.int64).reshape(48, 64, 3).astype(np.uint8)]
+    want = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)
+    if cfg.scale != 1:
+        want = want / np.float32(255) if cfg.scale == pytest.approx(1 / 255) else want * np.float32(cfg.scale)
+    if cfg.mean:
+        want = (want - np.float32(cfg.mean).reshape(1, 3, 1, 1)) / np.float32(cfg.std).reshape(1, 3, 1, 1)
+    want = np.ascontiguousarray(want, np.float16 if cfg.input_dtype == "float16" else np.float32)
+    got = to_tensor(images, cfg)
+    assert got.dtype == want.dtype and np.array_equal(got.view(np.uint8), want.view(np.uint8))

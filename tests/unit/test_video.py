@@ -14,15 +14,19 @@ import numpy as np
 import pytest
 
 from batch.export.formats import megadetector
+from batch.options import parse_options
 from batch.refilter.postprocess import run_postprocess
-from model_store import ModelStore
+from batch.reprocess.options import ReprocessOptions
+from model_store import ConfigError, ModelStore
+from model_store.core.clip_sampling import Sampling, clip_ranges
 from model_store.core.clips import detect_clip
 from model_store.core.config.detector import PreprocessConfig
-from model_store.core.video import ClipReader, Sampling, VideoDecodeError, clip_ranges, probe_clip
+from model_store.core.video import ClipReader, VideoDecodeError, probe_clip
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
+from trapline.errors import OptionsError
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
 
@@ -60,6 +64,21 @@ def test_sparse_sampling_seeks_and_lands_on_the_same_grid(clips):
     got = sampled(clips["long"], Sampling.parse("3s"))
     assert [round(o) for _, o, _ in got] == [0, 3, 6, 9]
     assert [n for n, _, _ in got] == [0, 30, 60, 90]
+
+
+def test_one_frame_by_offset_or_number_is_the_frame_decoding_through_gives(clips):
+    with ClipReader(str(clips["long"])) as reader:
+        through = {f.number: f.rgb for f in reader.frames(Sampling.parse("all"))}
+    with ClipReader(str(clips["long"])) as reader:  # seeks back and forth on one open clip
+        at = reader.frame_at(5.7)
+        assert (at.number, at.offset_s) == (57, pytest.approx(5.7)) and np.array_equal(at.rgb, through[57])
+        assert np.array_equal(reader.frame_numbered(23, max_side=1000), through[23])
+        assert reader.frame_numbered(81, max_side=80).shape == (64, 80, 3)  # scaled to the long side asked for
+        with pytest.raises(VideoDecodeError) as far:
+            reader.frame_numbered(59, max_side=80, max_decoded=3)  # 9 frames past its keyframe
+        assert far.value.reason == "no_frame"
+        with pytest.raises(VideoDecodeError, match="no frame"):  # past its end
+            reader.frame_numbered(400, max_side=80)
 
 
 @pytest.mark.parametrize("text", ["1", "every:0", "0s", "-2f", "3x"])
@@ -149,6 +168,28 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}
 
 
+def test_how_a_clip_is_counted_comes_from_the_model_then_the_run(tmp_path):
+    # the visit's still deer scores 0.3: background at the default still_confirm_score (0.6), an animal at 0.2
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1",
+                  {**brightness_config(), "clip_counting": {"still_confirm_score": 0.2}})
+    day_night_clip(tmp_path / "archive" / "cam01" / "visit.mp4", "NDDDN", fps=10)
+
+    def animals(out: str, **options) -> int:
+        process_without_ray(str(tmp_path / "archive"), str(tmp_path / out), store.root, "trapcam:1", **options)
+        [row] = Tables(str(tmp_path / out)).read(IMAGES).to_pylist()
+        return row["clip_animals"]
+
+    assert animals("model") == 3
+    assert animals("run", clip_counting='{"still_confirm_score": 0.6}') == 2  # the run's field over the model's
+    with pytest.raises(OptionsError, match=r"--clip-counting: still_confirm_score: .*less than or equal to 1"):
+        parse_options(ReprocessOptions, {"archive": str(tmp_path), "out": str(tmp_path / "o"), "model": "trapcam:1",
+                                         "clip_counting": '{"still_confirm_score": 2}'}, "reprocess")
+    with pytest.raises(ConfigError, match="clip_counting"):
+        store.publish(brightness_model(tmp_path / "m2.onnx"), "trapcam", "2",
+                      {**brightness_config(), "clip_counting": {"duplicate_inside": 0}})
+
+
 def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):
     times = [0, 0.1, 0.15, 0.5, 0.9, 1.05, 1.6, 2.0, 2.2, 2.9, 3.1, 3.5]
     path = write_clip(tmp_path / "vfr.mp4", (frame(160, 128, True, i) for i in range(len(times))), fps=10,
@@ -164,10 +205,10 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
     detector = store.load_detector("trapcam:1")
     path = day_night_clip(tmp_path / "walk.mp4", "NDDDNNDDDDNDN", fps=10, gop=10)  # 13 s: 13 sampled frames
 
-    def run(parts: int, clip=path):
+    def run(parts: int, clip=path, sampling=Sampling()):
         reopen = functools.partial(ClipReader, str(clip))
         with reopen() as reader:
-            return detect_clip(detector, reader, Sampling(), batch_size=4, reopen=reopen, parts=parts,
+            return detect_clip(detector, reader, sampling, batch_size=4, reopen=reopen, parts=parts,
                                min_range_frames=4)
 
     def record(c):
@@ -178,6 +219,11 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
     assert [r.start_s for r in clip_ranges(whole.info, Sampling(), 3, 4)] == [0.0, 5.0, 9.0]  # on the 1 s grid
     assert [n for n, _, _ in cut.frames] == list(range(0, 130, 10))
     assert record(cut) == record(whole) and whole.animals >= 1
+    # every frame: cut at frame times (not on a keyframe), each frame read once, numbered as an uncut pass does
+    every = Sampling.parse("all")
+    assert [r.start_s for r in clip_ranges(whole.info, every, 3, 4)] == pytest.approx([0.0, 4.3, 8.7])
+    whole, cut = run(1, sampling=every), run(3, sampling=every)
+    assert [n for n, _, _ in cut.frames] == list(range(130)) and record(cut) == record(whole)
     # a clip that breaks: the ranges past the break say so, and every frame read before it is kept
     broken = truncate(day_night_clip(tmp_path / "cut.mkv", "D" * 14, fps=10, codec="mpeg4", gop=10), 0.5)
     whole, cut = run(1, broken), run(3, broken)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from model_store.core.backend_specs import CLASSIFIER_BACKENDS, DETECTOR_BACKENDS
+from model_store.core.clip_counting import ClipCountConfig
+from model_store.core.clip_sampling import Sampling
 from model_store.core.config.common import (
     ConfigError,
     Strict,
@@ -26,7 +28,6 @@ from model_store.core.heads import (
     layouts_table,
     shapes_str,
 )
-from model_store.core.video import Sampling
 
 
 class PreprocessConfig(Strict):
@@ -119,6 +120,9 @@ class ModelConfig(VersionConfig):
     filters: list[dict[str, Any]] = Field(default_factory=list, description="default post-processing filters")
     video_sampling: str | None = Field(None, description="clips: the frames this model sees by default ('1s', "
                                                          "'5f', 'all'; a run's --video-sampling overrides it)")
+    clip_counting: ClipCountConfig | None = Field(None, description=(
+        "clips: how a clip's tracks become its count of animals (doubles merged, still background not counted; "
+        "model_store/core/clip_counting.py); a run's --clip-counting overrides fields of it"))
     typical_detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description=(
         "the score most users keep (MegaDetector's detector_metadata; previews default to it); "
         "exports fall back to score_threshold"))

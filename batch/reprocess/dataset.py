@@ -72,6 +72,7 @@ class PlanSpec:
     fenced: bool = True  # parts are committed only while this run holds the lease (write_results)
     video: dict = field(default_factory=dict)  # the clips' Sampling (options.sampling(model default)), as a dict
     clip_counting: dict = field(default_factory=dict)  # the clips' ClipCountConfig (options.counting(model default))
+    clip_tracking: dict = field(default_factory=dict)  # the clips' TrackConfig (options.tracking(model default))
 
     via = property(lambda self: self.options.via)
     decode = property(lambda self: self.options.decode)  # where images are decoded: the actors or read tasks
@@ -220,6 +221,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
                 "max_pixels": spec.max_pixels, "archive_url": archive_url,
                 "clips_url": spec.archive_url, "video": spec.video, "clip_counting": spec.clip_counting,
+                "clip_tracking": spec.clip_tracking,
             },
         )
     else:
@@ -232,6 +234,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                              "filters_hash": spec.filters_hash},
                 "app_name": spec.serve_app, "archive_url": archive_url,
                 "clips_url": spec.archive_url, "video": spec.video, "clip_counting": spec.clip_counting,
+                "clip_tracking": spec.clip_tracking,
                 "config_json": spec.config_json,
                 "max_pixels": spec.max_pixels,
             },
@@ -372,7 +375,8 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     expected = {"version": spec.model_version, "sha256": spec.model_sha256, "filters_hash": spec.filters_hash}
     client = ServeClient(spec.model_name, spec.ref, spec.filter_overrides, expected, app_name=spec.serve_app,
                          archive_url=spec.archive_url, window=INLINE_WINDOW, video=spec.video,
-                         clip_counting=spec.clip_counting, config_json=spec.config_json, max_pixels=spec.max_pixels)
+                         clip_counting=spec.clip_counting, clip_tracking=spec.clip_tracking,
+                         config_json=spec.config_json, max_pixels=spec.max_pixels)
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
 
     def run_part(start: int) -> dict[str, Any]:

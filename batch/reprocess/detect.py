@@ -24,6 +24,7 @@ from batch.reprocess.served_clips import ServedFrames
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.clip_counting import ClipCountConfig
 from model_store.core.clip_sampling import Sampling
+from model_store.core.filters.track_config import TrackConfig
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
 from model_store.core.video import is_clip
@@ -120,7 +121,8 @@ class DetectorActor:
     def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
                  threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
                  archive_url: str | None = None, clips_url: str | None = None, video: dict | None = None,
-                 clip_batch_size: int = 8, clip_counting: dict | None = None) -> None:
+                 clip_batch_size: int = 8, clip_counting: dict | None = None,
+                 clip_tracking: dict | None = None) -> None:
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
         self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
         # One blank pass here, while the plan's first files are still being read: the first real batch then
@@ -130,7 +132,7 @@ class DetectorActor:
         self.reader = FileReader(archive_url)
         self.clips_url = clips_url or archive_url  # clips are opened where they lie, whatever --decode says
         self.sampling = Sampling(**(video or {}))
-        self.counting = ClipCountConfig(**(clip_counting or {}))
+        self.counting, self.tracking = ClipCountConfig(**(clip_counting or {})), TrackConfig(**(clip_tracking or {}))
         self.clip_batch_size = clip_batch_size
         # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
         # several CPUs); one thread decodes inline.
@@ -168,7 +170,8 @@ class DetectorActor:
         for i in clips:  # each clip streams its sampled frames through the detector on its own
             try:
                 results[i] = run_clip(self.detector, self.filters, self._clip_storage(), batch, i, self.sampling,
-                                      self.max_pixels, self.clip_batch_size, count_config=self.counting)
+                                      self.max_pixels, self.clip_batch_size, self.tracking,
+                                      count_config=self.counting)
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         if todo:
@@ -236,11 +239,12 @@ class ServeClient:
                  app_name: str = "trapline", attempts: int = 3, window: int = 8, per_call: int = 4,
                  overload_wait_s: float = 600.0, archive_url: str | None = None, clips_url: str | None = None,
                  video: dict | None = None, config_json: str | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, clip_counting: dict | None = None) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, clip_counting: dict | None = None,
+                 clip_tracking: dict | None = None) -> None:
         self.handle = detector_handle(model_name, app_name)
         # clips are decoded and letterboxed here and only their frames go to the deployment (served_clips.py)
         self.clips_url, self.sampling, self.max_pixels = clips_url or archive_url, Sampling(**(video or {})), max_pixels
-        self.counting = ClipCountConfig(**(clip_counting or {}))
+        self.counting, self.tracking = ClipCountConfig(**(clip_counting or {})), TrackConfig(**(clip_tracking or {}))
         self.frames = ServedFrames(
             preparer(config_json), lambda images, metas: self.handle.detect_prepared_many.remote(
                 images, metas, self.ref, self.filter_overrides),
@@ -281,7 +285,7 @@ class ServeClient:
                 raise BatchError("this Serve client got a clip but has no model config or archive to decode it")
             try:
                 results[i] = run_clip(self.frames, None, archive_storage(self.clips_url), batch, i, self.sampling,
-                                      self.max_pixels, self.per_call * 2, count_config=self.counting)
+                                      self.max_pixels, self.per_call * 2, self.tracking, count_config=self.counting)
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         tries: dict[int, _Tries] = collections.defaultdict(_Tries)

@@ -11,10 +11,10 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle, add_model_arguments
 from batch.options import Location, StoreRef, parse_options
@@ -22,6 +22,7 @@ from model_store import CropOptions, ModelRef
 from model_store.core.clip_counting import ClipCountConfig
 from model_store.core.clip_sampling import DEFAULT_MAX_FRAMES, Sampling
 from model_store.core.filters import FilterName, check_filter_config
+from model_store.core.filters.track_config import TrackConfig
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.video import VIDEO_EXTENSIONS
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
@@ -95,6 +96,9 @@ class ReprocessOptions(BaseModel):
     clip_counting: dict[str, Any] | None = Field(None, description=(
         'clips: fields of how tracks become a clip\'s count, over the model\'s `clip_counting`, e.g. '
         '{"duplicate_inside": 0.9, "still_motion": 0}'))
+    clip_tracking: dict[str, Any] | None = Field(None, description=(
+        'clips: fields of how a clip\'s frames are linked into tracks (the track filter\'s config), over the '
+        'model\'s `clip_tracking`, e.g. {"max_cost": 0.4}'))
     address: str | None = Field(None, description="Ray cluster address")
     serve_app: str = Field("trapline", description="Serve application name for --via serve")
     progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")
@@ -144,24 +148,28 @@ class ReprocessOptions(BaseModel):
             Sampling.parse(value)  # a ValueError quoting the value, reported with the field name
         return value
 
-    @field_validator("clip_counting")
+    @field_validator("clip_counting", "clip_tracking")
     @classmethod
-    def _clip_counting(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Checked field by field by ClipCountConfig: the door names `clip_counting.duplicate_inside`."""
+    def _clip_config(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        """Checked field by field by its config model: the door names `clip_counting.duplicate_inside`."""
         if value is not None:
-            ClipCountConfig.model_validate(value)  # its ValidationError's paths run into the field
+            CLIP_CONFIGS[info.field_name].model_validate(value)  # its ValidationError's paths run into the field
         return value
 
     def counting(self, model_default: ClipCountConfig | None = None) -> ClipCountConfig:
         """How this run counts a clip's animals: --clip-counting's fields over the model's, over the defaults."""
-        base = model_default.model_dump() if model_default is not None else {}
-        return ClipCountConfig(**{**base, **(self.clip_counting or {})})
+        return _fields_over(ClipCountConfig, model_default, self.clip_counting)
+
+    def tracking(self, model_default: TrackConfig | None = None) -> TrackConfig:
+        """How this run links a clip's frames into tracks: --clip-tracking's fields over the model's, over the
+        tracker's defaults."""
+        return _fields_over(TrackConfig, model_default, self.clip_tracking)
 
     def sampling(self, model_default: str | None = None) -> Sampling:
         """The clips' sampling of this run: --video-sampling, else the model's default, else one frame a second."""
         return Sampling.parse(self.video_sampling or model_default or "1s", self.video_max_frames)
 
-    @field_validator("filters", "clip_counting", mode="before")
+    @field_validator("filters", "clip_counting", "clip_tracking", mode="before")
     @classmethod
     def _json_objects(cls, value: Any) -> Any:
         return _json_object(value)
@@ -235,7 +243,7 @@ FLAG_STYLES = {
                                                         "only the newest capture of each camera (quick backfill)")}),
     "since": FlagStyle(metavar="DATE"), "until": FlagStyle(metavar="DATE"),
     "path_pattern": FlagStyle(metavar="REGEX"), "filters": FlagStyle(metavar="JSON"),
-    "clip_counting": FlagStyle(metavar="JSON"),
+    "clip_counting": FlagStyle(metavar="JSON"), "clip_tracking": FlagStyle(metavar="JSON"),
     "extensions": FlagStyle(metavar="EXT,EXT"), "video_sampling": FlagStyle(metavar="1s|5f|all"),
     "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
     "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
@@ -244,6 +252,16 @@ FLAG_STYLES = {
     "json_output": FlagStyle(flags=("--json",)),
     "classify": FlagStyle(metavar="CLS_REF[=LABEL,...]", repeatable=True),
 }
+
+
+CLIP_CONFIGS: dict[str, type[BaseModel]] = {"clip_counting": ClipCountConfig, "clip_tracking": TrackConfig}
+C = TypeVar("C", bound=BaseModel)
+
+
+def _fields_over(model: type[C], model_default: C | None, fields: dict[str, Any] | None) -> C:
+    """A run's fields over a model's config (None: the defaults)."""
+    base = model_default.model_dump() if model_default is not None else {}
+    return model(**{**base, **(fields or {})})
 
 
 def _json_object(value: Any) -> Any:

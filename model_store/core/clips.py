@@ -242,7 +242,7 @@ def detect_clip_bytes(detector, data: bytes, sampling: Sampling, filters=None, m
     """A clip uploaded whole (the online door's short clips): opened from memory, else as `detect_clip`. Raises
     VideoDecodeError when it cannot be opened at all (not a clip, an unknown codec, over `max_pixels`)."""
     with ClipReader(io.BytesIO(data), threads=1, max_pixels=max_pixels) as reader:
-        return detect_clip(detector, reader, sampling, filters, batch_size,
+        return detect_clip(detector, reader, sampling, filters, batch_size, detector.config.clip_tracking,
                            count_config=detector.config.clip_counting)
 
 

@@ -190,6 +190,28 @@ def test_how_a_clip_is_counted_comes_from_the_model_then_the_run(tmp_path):
                       {**brightness_config(), "clip_counting": {"duplicate_inside": 0}})
 
 
+def test_how_a_clip_is_tracked_comes_from_the_model_then_the_run(tmp_path):
+    # the visit's animals are seen in 3 frames: no track is an animal when the model asks for 5 (and no sure box)
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1",
+                  {**brightness_config(), "clip_tracking": {"min_frames": 5, "confirm_score": 1.0}})
+    day_night_clip(tmp_path / "archive" / "cam01" / "visit.mp4", "NDDDN", fps=10)
+
+    def animals(out: str, **options) -> int:
+        process_without_ray(str(tmp_path / "archive"), str(tmp_path / out), store.root, "trapcam:1", **options)
+        [row] = Tables(str(tmp_path / out)).read(IMAGES).to_pylist()
+        return row["clip_animals"]
+
+    assert animals("model") == 0
+    assert animals("run", clip_tracking='{"min_frames": 3}') == 2  # the run's field over the model's
+    with pytest.raises(OptionsError, match=r"--clip-tracking: max_cost: .*greater than 0"):
+        parse_options(ReprocessOptions, {"archive": str(tmp_path), "out": str(tmp_path / "o"), "model": "trapcam:1",
+                                         "clip_tracking": '{"max_cost": 0}'}, "reprocess")
+    with pytest.raises(ConfigError, match="clip_tracking"):
+        store.publish(brightness_model(tmp_path / "m2.onnx"), "trapcam", "2",
+                      {**brightness_config(), "clip_tracking": {"no_such_knob": 1}})
+
+
 def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):
     times = [0, 0.1, 0.15, 0.5, 0.9, 1.05, 1.6, 2.0, 2.2, 2.9, 3.1, 3.5]
     path = write_clip(tmp_path / "vfr.mp4", (frame(160, 128, True, i) for i in range(len(times))), fps=10,

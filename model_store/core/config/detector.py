@@ -17,6 +17,7 @@ from model_store.core.config.common import (
     json_object,
 )
 from model_store.core.filters import FilterConfigError, FilterSet
+from model_store.core.filters.track_config import TrackConfig
 from model_store.core.graph import GraphFacts
 from model_store.core.heads import (
     HEADS,
@@ -123,6 +124,9 @@ class ModelConfig(VersionConfig):
     clip_counting: ClipCountConfig | None = Field(None, description=(
         "clips: how a clip's tracks become its count of animals (doubles merged, still background not counted; "
         "model_store/core/clip_counting.py); a run's --clip-counting overrides fields of it"))
+    clip_tracking: TrackConfig | None = Field(None, description=(
+        "clips: how a clip's sampled frames are linked into tracks (the `track` filter's config, "
+        "model_store/core/filters/track_config.py); a run's --clip-tracking overrides fields of it"))
     typical_detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description=(
         "the score most users keep (MegaDetector's detector_metadata; previews default to it); "
         "exports fall back to score_threshold"))

@@ -168,11 +168,23 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}
 
 
-def test_how_a_clip_is_counted_comes_from_the_model_then_the_run(tmp_path):
-    # the visit's still deer scores 0.3: background at the default still_confirm_score (0.6), an animal at 0.2
+# (field, the model's config, animals by it, the run's fields, animals by them, a bad run value and what the door
+# says, a bad model value). Counting: the visit's still deer scores 0.3, background at the default
+# still_confirm_score (0.6), an animal at 0.2. Tracking: its animals are seen in 3 frames, so no track is an animal
+# when the model asks for 5 (and no sure box).
+CLIP_SETTINGS = [
+    ("clip_counting", {"still_confirm_score": 0.2}, 3, {"still_confirm_score": 0.6}, 2,
+     {"still_confirm_score": 2}, r"still_confirm_score: .*less than or equal to 1", {"duplicate_inside": 0}),
+    ("clip_tracking", {"min_frames": 5, "confirm_score": 1.0}, 0, {"min_frames": 3}, 2,
+     {"max_cost": 0}, r"max_cost: .*greater than 0", {"no_such_knob": 1}),
+]
+
+
+@pytest.mark.parametrize(("field", "model", "by_model", "run", "by_run", "bad", "says", "bad_model"), CLIP_SETTINGS)
+def test_how_a_clip_is_counted_and_tracked_comes_from_the_model_then_the_run(tmp_path, field, model, by_model, run,
+                                                                            by_run, bad, says, bad_model):
     store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
-    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1",
-                  {**brightness_config(), "clip_counting": {"still_confirm_score": 0.2}})
+    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", {**brightness_config(), field: model})
     day_night_clip(tmp_path / "archive" / "cam01" / "visit.mp4", "NDDDN", fps=10)
 
     def animals(out: str, **options) -> int:
@@ -180,36 +192,14 @@ def test_how_a_clip_is_counted_comes_from_the_model_then_the_run(tmp_path):
         [row] = Tables(str(tmp_path / out)).read(IMAGES).to_pylist()
         return row["clip_animals"]
 
-    assert animals("model") == 3
-    assert animals("run", clip_counting='{"still_confirm_score": 0.6}') == 2  # the run's field over the model's
-    with pytest.raises(OptionsError, match=r"--clip-counting: still_confirm_score: .*less than or equal to 1"):
+    assert animals("model") == by_model
+    assert animals("run", **{field: json.dumps(run)}) == by_run  # the run's fields over the model's
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(OptionsError, match=f"{flag}: {says}"):
         parse_options(ReprocessOptions, {"archive": str(tmp_path), "out": str(tmp_path / "o"), "model": "trapcam:1",
-                                         "clip_counting": '{"still_confirm_score": 2}'}, "reprocess")
-    with pytest.raises(ConfigError, match="clip_counting"):
-        store.publish(brightness_model(tmp_path / "m2.onnx"), "trapcam", "2",
-                      {**brightness_config(), "clip_counting": {"duplicate_inside": 0}})
-
-
-def test_how_a_clip_is_tracked_comes_from_the_model_then_the_run(tmp_path):
-    # the visit's animals are seen in 3 frames: no track is an animal when the model asks for 5 (and no sure box)
-    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
-    store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1",
-                  {**brightness_config(), "clip_tracking": {"min_frames": 5, "confirm_score": 1.0}})
-    day_night_clip(tmp_path / "archive" / "cam01" / "visit.mp4", "NDDDN", fps=10)
-
-    def animals(out: str, **options) -> int:
-        process_without_ray(str(tmp_path / "archive"), str(tmp_path / out), store.root, "trapcam:1", **options)
-        [row] = Tables(str(tmp_path / out)).read(IMAGES).to_pylist()
-        return row["clip_animals"]
-
-    assert animals("model") == 0
-    assert animals("run", clip_tracking='{"min_frames": 3}') == 2  # the run's field over the model's
-    with pytest.raises(OptionsError, match=r"--clip-tracking: max_cost: .*greater than 0"):
-        parse_options(ReprocessOptions, {"archive": str(tmp_path), "out": str(tmp_path / "o"), "model": "trapcam:1",
-                                         "clip_tracking": '{"max_cost": 0}'}, "reprocess")
-    with pytest.raises(ConfigError, match="clip_tracking"):
-        store.publish(brightness_model(tmp_path / "m2.onnx"), "trapcam", "2",
-                      {**brightness_config(), "clip_tracking": {"no_such_knob": 1}})
+                                         field: json.dumps(bad)}, "reprocess")
+    with pytest.raises(ConfigError, match=field):
+        store.publish(brightness_model(tmp_path / "m2.onnx"), "trapcam", "2", {**brightness_config(), field: bad_model})
 
 
 def test_a_variable_frame_rate_clip_samples_by_presentation_time(tmp_path):

@@ -26,7 +26,10 @@ def ray_cluster(s3_server) -> Iterator[None]:
     from serve.local import free_port
     from trapline.ray_runtime import ensure_ray
 
-    started = ensure_ray(num_cpus=RAY_TEST_CPUS, log_to_driver=False)
+    # Metrics reach the node's Prometheus endpoint every second, not Ray's default 10 s: the tests that read a
+    # counter there (tests/integration/test_serve_http.py) wait for the export, not for the interval.
+    started = ensure_ray(num_cpus=RAY_TEST_CPUS, log_to_driver=False,
+                         _system_config={"metrics_report_interval_ms": 1000})
     try:
         if started:
             from ray import serve

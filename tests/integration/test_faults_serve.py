@@ -127,33 +127,34 @@ def test_replica_killed_under_load_is_replaced_and_in_flight_requests_fail_fast(
     assert readiness[503] >= 1 or not errors  # when requests failed, readiness said so meanwhile
 
 
-def test_readiness_fails_while_no_model_is_loaded(ray_cluster, store):
-    """An app whose model has no loadable default alias never becomes ready: /readyz answers 503."""
+def test_readiness_fails_while_no_model_is_loaded(url, store):
+    """An app whose model has no loadable default alias never becomes ready: /readyz answers 503. Deployed beside
+    the module's app (`url`: Serve's proxy is up, and the other app must stay ready), not beside a second copy of
+    it that would cost a deploy and a delete."""
     from ray import serve
 
     from serve.app import build_app
     from serve.config import parse_serve_config
 
-    with run_local({**CONFIG, "store": store.root}, environ={}) as base_url:  # Serve's proxy is up
-        cfg = parse_serve_config({**CONFIG, "store": store.root,
-                                  "models": [{"name": "ghost", "num_cpus": 0.1, "alias_poll_interval_s": 0}]})
-        serve.run_many([serve.RunTarget(target=build_app(cfg, {}), name="ghostapp", route_prefix="/ghost")],
-                       wait_for_applications_running=False)
-        try:
-            ghost = base_url + "/ghost"
+    cfg = parse_serve_config({**CONFIG, "store": store.root,
+                              "models": [{"name": "ghost", "num_cpus": 0.1, "alias_poll_interval_s": 0}]})
+    serve.run_many([serve.RunTarget(target=build_app(cfg, {}), name="ghostapp", route_prefix="/ghost")],
+                   wait_for_applications_running=False)
+    try:
+        ghost = url + "/ghost"
 
-            def answered():
-                try:
-                    r = httpx.get(ghost + "/readyz", timeout=CLIENT_TIMEOUT_S)
-                except httpx.HTTPError:
-                    return None
-                return r if r.headers.get("content-type", "").startswith("application/json") else None
+        def answered():
+            try:
+                r = httpx.get(ghost + "/readyz", timeout=CLIENT_TIMEOUT_S)
+            except httpx.HTTPError:
+                return None
+            return r if r.headers.get("content-type", "").startswith("application/json") else None
 
-            r = wait_until(answered, 60, "the ghost app's ingress to answer")
-            assert r.status_code == 503, r.text
-            err = r.json()["error"]
-            assert err["type"] == "not_ready" and "ghost" in err["message"]
-            assert httpx.get(ghost + "/healthz", timeout=CLIENT_TIMEOUT_S).status_code == 200  # alive, not ready
-            assert httpx.get(base_url + "/readyz", timeout=CLIENT_TIMEOUT_S).status_code == 200  # others unaffected
-        finally:
-            serve.delete("ghostapp")
+        r = wait_until(answered, 60, "the ghost app's ingress to answer")
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["type"] == "not_ready" and "ghost" in err["message"]
+        assert httpx.get(ghost + "/healthz", timeout=CLIENT_TIMEOUT_S).status_code == 200  # alive, not ready
+        assert httpx.get(url + "/readyz", timeout=CLIENT_TIMEOUT_S).status_code == 200  # others unaffected
+    finally:
+        serve.delete("ghostapp")

@@ -53,8 +53,9 @@ def detector_deployment(model: DeploymentServeConfig, http_max_pixels: int, retr
         else {"num_replicas": model.num_replicas or 1}
     )
     actor_options: dict[str, Any] = {"num_cpus": model.num_cpus, "num_gpus": model.num_gpus}
-    health = ({"health_check_period_s": model.health_check_period_s}
-              if model.health_check_period_s is not None else {})
+    # Serve's own defaults unless the config sets them
+    health = {k: v for k in ("health_check_period_s", "graceful_shutdown_wait_loop_s", "graceful_shutdown_timeout_s")
+              if (v := getattr(model, k)) is not None}
     if model.memory_bytes:
         actor_options["memory"] = model.memory_bytes
     # One hop: Serve's proxy answers its own queue overflow with a plain-text 503, not trapline's JSON.

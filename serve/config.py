@@ -142,6 +142,11 @@ class DeploymentServeConfig(_RuntimeFields):
     health_check_period_s: float | None = Field(None, gt=0.0, description=(
         "how often Serve checks each replica (default: Serve's, 10 s); a replica that died is replaced only "
         "once a check notices, and requests wait for a replica meanwhile"))
+    graceful_shutdown_wait_loop_s: float | None = Field(None, gt=0.0, description=(
+        "how often a stopping replica (scaled down, redeployed, deleted) looks for requests still in flight; it "
+        "waits at least this long first, so routers still sending it requests find it up (default: Serve's, 2 s)"))
+    graceful_shutdown_timeout_s: float | None = Field(None, gt=0.0, description=(
+        "a stopping replica with requests still in flight after this long is killed (default: Serve's, 20 s)"))
     device: Literal["auto", "cpu", "cuda"] | None = Field(None, description="default: auto with GPUs, else cpu")
     onnx_threads: int | None = Field(None, ge=1, description="intra-op threads (default: num_cpus rounded, at least 1)")
 

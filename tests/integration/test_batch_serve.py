@@ -15,6 +15,7 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.clips import day_night_clip
+from tests.fixtures.serving import QUICK_STOP
 from trapline.errors import BatchError
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
@@ -38,7 +39,8 @@ def test_serve_and_actors_give_the_same_rows_and_match_http(ray_cluster, tmp_pat
     base = {"archive": str(archive), "model": "trapcam@production", "store": store.root, "path_pattern": PATH_PATTERN,
             "filters": FILTERS, "read_cpus": 0.25, "rows_per_file": 10, "batch_size": 8}
     config = {"store": store.root, "cache_dir": str(tmp_path / "serve-cache"), "http": {"port": 0},
-              "models": [{"name": "trapcam", "num_cpus": 0.5, "max_batch_size": 8, "alias_poll_interval_s": 0}]}
+              "models": [{"name": "trapcam", "num_cpus": 0.5, "max_batch_size": 8, "alias_poll_interval_s": 0,
+                          **QUICK_STOP}]}
     with serve_local.run_local(config) as url:
         via_serve = run_reprocess(ReprocessOptions(**base, out=str(tmp_path / "serve"), via="serve"))
         via_actors = run_reprocess(ReprocessOptions(**base, out=str(tmp_path / "actors"), via="actors", num_cpus=0.5))

@@ -22,6 +22,7 @@ from serve.local import run_local, wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
 from tests.fixtures.processes import replica_pid
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = pytest.mark.ray
 
@@ -29,7 +30,7 @@ IMAGE = encode(gradient(640, 480))
 CLIENT_TIMEOUT_S = 15.0  # every request must end (answer or error) well within this
 CONFIG = {
     "models": [{"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.01,
-                "alias_poll_interval_s": 0, "health_check_period_s": 1.0}],
+                "alias_poll_interval_s": 0, "health_check_period_s": 1.0, **QUICK_STOP}],
     # Two hops: the typed 503 for a request caught on a dying replica comes from the ingress. Served in
     # one hop, Serve's proxy answers that request itself, with a plain 500 (README, "One hop").
     "http": {"port": 0, "ingress_num_cpus": 0.1, "one_hop": False},
@@ -137,7 +138,8 @@ def test_readiness_fails_while_no_model_is_loaded(url, store):
     from serve.config import parse_serve_config
 
     cfg = parse_serve_config({**CONFIG, "store": store.root,
-                              "models": [{"name": "ghost", "num_cpus": 0.1, "alias_poll_interval_s": 0}]})
+                              "models": [{"name": "ghost", "num_cpus": 0.1, "alias_poll_interval_s": 0,
+                                          **QUICK_STOP}]})
     serve.run_many([serve.RunTarget(target=build_app(cfg, {}), name="ghostapp", route_prefix="/ghost")],
                    wait_for_applications_running=False)
     try:

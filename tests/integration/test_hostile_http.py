@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from serve.local import run_local
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.processes import replica_pid
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = pytest.mark.ray
 
@@ -44,7 +45,7 @@ REPLICA: dict[str, int | None] = {}
 @pytest.fixture(scope="module")
 def url(ray_cluster, promoted_store) -> Iterator[str]:
     config = {"store": promoted_store("hostile-http").root,
-              "models": [{"name": "fixture", "num_cpus": 0.25, "alias_poll_interval_s": 0}],
+              "models": [{"name": "fixture", "num_cpus": 0.25, "alias_poll_interval_s": 0, **QUICK_STOP}],
               "http": {"port": 0, "ingress_num_cpus": 0.1, "max_pixels": MAX_PIXELS, "max_body_bytes": 2_000_000}}
     with run_local(config, environ={}) as base_url:
         REPLICA["before"] = replica_pid()

@@ -34,6 +34,7 @@ from tests.fixtures.parity import (
     reference_boxes,
     reference_store,
 )
+from tests.fixtures.serving import QUICK_STOP
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
 pytestmark = pytest.mark.ray
@@ -63,7 +64,7 @@ def url(ray_cluster, store, tmp_path_factory) -> Iterator[str]:
     # must still serve, warm up and take concurrent requests. Small CPU shares fit 2 cores.
     config = {"store": store.root, "cache_dir": str(tmp_path_factory.mktemp("serve-cache")),
               "http": {"port": 0, "ingress_num_cpus": 0.05},
-              "models": [{"name": n, "num_cpus": 0.1, "alias_poll_interval_s": 0} for n in model_names()]}
+              "models": [{"name": n, "num_cpus": 0.1, **QUICK_STOP, "alias_poll_interval_s": 0} for n in model_names()]}
     with serve_local.run_local(config) as base_url:
         yield base_url
 

@@ -41,6 +41,7 @@ from model_store.tables.schema import DETECTIONS, IMAGES
 from serve.local import run_local, wait_until
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture
 from tests.fixtures.processes import replica_pid
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
 
@@ -77,7 +78,7 @@ def store(tmp_path_factory) -> ModelStore:
 def url(ray_cluster, store, bucket) -> Iterator[str]:
     config = {"store": store.root, "http": {"port": 0},
               "models": [{"name": "det", "num_cpus": 0.5, "max_batch_size": 4, "health_check_period_s": 1.0,
-                          "alias_poll_interval_s": 0.5}],
+                          "alias_poll_interval_s": 0.5, **QUICK_STOP}],
               "record": {"archive": f"{bucket}/archive", "tables": f"{bucket}/tables", "flush_rows": 64,
                          "flush_interval_s": 1.0}}
     with run_local(config, environ={}) as base_url:

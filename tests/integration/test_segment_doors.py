@@ -14,6 +14,7 @@ from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.segment_parity import SEG, expected, image_path
+from tests.fixtures.serving import QUICK_STOP
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
 pytestmark = pytest.mark.ray
@@ -32,7 +33,7 @@ def test_served_and_archive_masks_are_the_same(ray_cluster, tmp_path):
 
     config = {"store": store.root, "cache_dir": str(tmp_path / "serve-cache"),
               "http": {"port": 0, "ingress_num_cpus": 0.05},
-              "models": [{"name": MODEL, "num_cpus": 0.2, "alias_poll_interval_s": 0}]}
+              "models": [{"name": MODEL, "num_cpus": 0.2, "alias_poll_interval_s": 0, **QUICK_STOP}]}
     online: dict[str, list[tuple]] = {}
     with serve_local.run_local(config) as url, httpx.Client(timeout=120, trust_env=False) as client:
         for name in images:

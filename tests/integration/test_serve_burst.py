@@ -17,6 +17,7 @@ import pytest
 
 from serve.local import run_local
 from tests.fixtures.images import encode, gradient
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = pytest.mark.ray
 
@@ -28,7 +29,7 @@ BATCH_WAIT_S = 2.0  # the refusals took ~0.35 s on a quiet 2-core VM: ample marg
 CONFIG = {
     "models": [{"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": BATCH_WAIT_S,
                 "batch_wait_policy": "fixed", "max_online_requests": 2, "max_queued_requests": 1,
-                "alias_poll_interval_s": 0}],
+                "alias_poll_interval_s": 0, **QUICK_STOP}],
     "http": {"port": 0, "max_body_bytes": MAX_BODY},
 }
 

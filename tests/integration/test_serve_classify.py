@@ -26,6 +26,7 @@ from tests.fixtures.classifiers import colour_config, painted
 from tests.fixtures.images import encode
 from tests.fixtures.load import LoadClient
 from tests.fixtures.onnx_models import fixture_config
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = pytest.mark.ray
 
@@ -38,8 +39,9 @@ IMAGE = encode(RGB, "PNG")
 def config(store: ModelStore, **http) -> dict:
     return {"store": store.root, "http": {"port": 0, "ingress_num_cpus": 0.1, "max_crops": 3, **http},
             "models": [{"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "alias_poll_interval_s": 0.2,
-                        "classify": [{"model": "colour", "labels": ["deer"]}]}],
-            "classifiers": [{"name": "colour", "num_cpus": 0.25, "max_batch_size": 4, "alias_poll_interval_s": 0.2}]}
+                        "classify": [{"model": "colour", "labels": ["deer"]}], **QUICK_STOP}],
+            "classifiers": [{"name": "colour", "num_cpus": 0.25, "max_batch_size": 4, "alias_poll_interval_s": 0.2,
+                             **QUICK_STOP}]}
 
 
 @pytest.fixture(scope="module")

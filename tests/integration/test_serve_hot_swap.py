@@ -17,6 +17,7 @@ from serve.local import run_local, wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.load import LoadClient as _LoadClient
 from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = pytest.mark.ray
 
@@ -39,7 +40,7 @@ def store(tmp_path_factory, fixture_models) -> ModelStore:
 def url(ray_cluster, store) -> Iterator[str]:
     config = {"store": store.root, "http": {"port": 0, "ingress_num_cpus": 0.1}, "models": [
         {"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.01,
-         "alias_poll_interval_s": 0.2, "failed_retry_s": 3600}]}
+         "alias_poll_interval_s": 0.2, "failed_retry_s": 3600, **QUICK_STOP}]}
     with run_local(config, environ={"TRAPLINE_ADMIN_TOKEN": ADMIN_TOKEN}) as base_url:
         yield base_url
 

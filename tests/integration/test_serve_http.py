@@ -24,6 +24,7 @@ from serve.protocol import unwrap_error
 from tests.fixtures.images import encode, gradient, png_with_declared_size
 from tests.fixtures.onnx_models import EXPECTED_640x480, fixture_config
 from tests.fixtures.parity import IMAGES, image_names, publish_reference
+from tests.fixtures.serving import QUICK_STOP
 from trapline.errors import InvalidParameterError, NotFoundError
 
 pytestmark = pytest.mark.ray
@@ -34,7 +35,7 @@ IMAGE = encode(gradient(640, 480))
 CONFIG = {
     "models": [
         # adaptive batch wait: a lone request runs at once although the limit is 0.25 s
-        {"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.25,
+        {"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.25, **QUICK_STOP,
          "alias_poll_interval_s": 0.5},
         {"name": "slowbatch", "num_cpus": 0.25, "max_batch_size": 16, "batch_wait_timeout_s": 1.0,
          "batch_wait_policy": "fixed", "max_ongoing_requests": 16, "max_queued_requests": -1,

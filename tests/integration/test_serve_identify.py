@@ -9,6 +9,7 @@ import pytest
 
 from serve.local import run_local
 from tests.fixtures.reid_tables import identified_site, identify_online
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = pytest.mark.ray
 
@@ -17,7 +18,8 @@ def test_the_separate_ingress_identifies_and_a_recorded_upload_joins_its_gallery
     store_root = str(tmp_path / "store")
     tables, known = identified_site(tmp_path, store_root)
     config = {"store": store_root, "http": {"one_hop": False, "ingress_num_cpus": 0.1},
-              "models": [{"name": "trapcam", "num_cpus": 0.25, "identify": {"identifier": "coats@production"}}],
+              "models": [{"name": "trapcam", "num_cpus": 0.25, "identify": {"identifier": "coats@production"},
+                          **QUICK_STOP}],
               "record": {"archive": str(tmp_path / "uploads"), "tables": tables, "flush_interval_s": 1}}
     with run_local(config, app_name="trapline-identify", route_prefix="/identify", environ={}) as url:
         assert identify_online(url, {}, known) == {"matched": 5, "new": 1}

@@ -149,7 +149,8 @@ def deployment_checks(kind: str) -> dict[str, Check]:
         "num_cpus": Check(lambda b, v: _actor(dep(b), "num_cpus") == v),
         "num_gpus": Check(lambda b, v: _actor(dep(b), "num_gpus") == v),
         "memory_bytes": Check(lambda b, v: _actor(dep(b), "memory") == v),
-        "health_check_period_s": Check(lambda b, v: b.options(dep(b)).health_check_period_s == v),
+        **{f: Check(lambda b, v, f=f: getattr(b.options(dep(b)), f) == v)
+           for f in ("health_check_period_s", "graceful_shutdown_wait_loop_s", "graceful_shutdown_timeout_s")},
         "device": Check(lambda b, v: replica(b).device == v),
         "onnx_threads": Check(lambda b, v: replica(b).onnx_threads == v),
     }
@@ -271,7 +272,8 @@ def samples(site: dict[str, Any]) -> dict[type[BaseModel], dict[str, Any]]:
                "aliases": ["staging", "production"]}
     deployment = {**runtime, "max_ongoing_requests": 123, "max_queued_requests": 17, "num_replicas": 3,
                   "autoscaling_config": {"min_replicas": 2, "max_replicas": 5}, "num_cpus": 0.75, "num_gpus": 0.5,
-                  "memory_bytes": 2**30, "health_check_period_s": 4.0, "device": "cuda", "onnx_threads": 3}
+                  "memory_bytes": 2**30, "health_check_period_s": 4.0, "graceful_shutdown_wait_loop_s": 0.3,
+                  "graceful_shutdown_timeout_s": 6.0, "device": "cuda", "onnx_threads": 3}
     route = {"model": CLF, "labels": ["deer"], "min_crop_px": 20}
     identify = {"identifier": "coats@staging", "threshold": 0.7, "candidates": 3, "tables": site["gallery"]}
     on_promote = {"alias": "staging", "reprocess": {"archive": site["archive"], "out": site["tables"]}}

@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -76,8 +76,18 @@ def run_trapline(seqs: list[dict[str, Any]], config: TrackConfig) -> tuple[list[
     return out, seconds
 
 
-def run_peers(seqs: list[dict[str, Any]]) -> tuple[dict[str, list[np.ndarray]], dict[str, float], str | None]:
-    """norfair's and ByteTrack's ids per sequence, their times, or why they were skipped."""
+class PeerTracks(NamedTuple):
+    """One reference tracker's output per sequence: the ids it reported online (from a track's second detection
+    on, -1 before), the track it put each detection on (its first detection and the tracks it never confirmed
+    too, -1: none) and whether that track was ever confirmed by the tracker."""
+
+    reported: list[np.ndarray]
+    tracks: list[np.ndarray]
+    confirmed: list[np.ndarray]
+
+
+def run_peers(seqs: list[dict[str, Any]]) -> tuple[dict[str, PeerTracks], dict[str, float], str | None]:
+    """norfair's and ByteTrack's tracks per sequence, their times, or why they were skipped."""
     python = REFENV / "bin" / "python"
     if not python.exists():
         return {}, {}, f"skipped: no reference venv at {REFENV}"
@@ -95,8 +105,39 @@ def run_peers(seqs: list[dict[str, Any]]) -> tuple[dict[str, list[np.ndarray]], 
             return {}, {}, f"failed: {proc.stderr.strip()[-500:]}"
         result = json.loads(dst.read_text())
     cuts = np.cumsum(lengths)[:-1]
-    ids = {name: np.split(np.asarray(r["ids"], dtype=np.int64), cuts) for name, r in result.items()}
-    return ids, {name: r["seconds"] for name, r in result.items()}, None
+    peers = {name: PeerTracks(*(np.split(np.asarray(r[key], dtype=dtype), cuts)
+                                for key, dtype in (("ids", np.int64), ("tracks", np.int64), ("confirmed", bool))))
+             for name, r in result.items()}
+    return peers, {name: r["seconds"] for name, r in result.items()}, None
+
+
+# How a tracker's tracks are scored. The reference trackers report a track only from its second detection on (an
+# online tracker's initialisation delay), and never report a track they did not confirm; trapline's tracks are
+# scored whole, and trapline confirms a track of three detections or of one confident one. Scoring the peers'
+# online output gives them a rule for short tracks trapline does not get.
+RULES = {"whole": "every tracker's whole tracks (first detection included), each confirmed by its own tracker's rule",
+         "same": "every tracker's whole tracks, confirmed by one rule (trapline's: >= min_frames detections or one "
+                 ">= confirm_score)",
+         "online": "what each tracker reports online (the peers: from a track's second detection on)"}
+
+
+def peer_ids(peer: PeerTracks, seqs: list[dict[str, Any]], rule: str, config: TrackConfig) -> list[np.ndarray]:
+    """A reference tracker's ids per sequence as scored under `rule` (RULES); -1: not reported."""
+    if rule == "online":
+        return peer.reported
+    if rule == "whole":
+        return [np.where(c, t, -1) for t, c in zip(peer.tracks, peer.confirmed, strict=True)]
+    if rule != "same":
+        raise ValueError(f"unknown scoring rule {rule!r}: one of {sorted(RULES)}")
+    out = []
+    for tracks, s in zip(peer.tracks, seqs, strict=True):
+        held = tracks >= 0
+        ids = np.full(len(tracks), -1, dtype=np.int64)
+        if held.any():
+            _, dense = np.unique(tracks[held], return_inverse=True)
+            ids[held] = np.where(confirmed_tracks(dense, config, s["scores"][held])[dense], dense, -1)
+        out.append(ids)
+    return out
 
 
 def score(seqs: list[dict[str, Any]], ids: list[np.ndarray]) -> dict[str, Any]:
@@ -188,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = {"trapline": trap_s}
     skipped = "skipped: --no-peers"
     if not args.no_peers:
-        peer_ids, peer_s, skipped = run_peers(seqs)
-        methods.update(peer_ids)
+        peers, peer_s, skipped = run_peers(seqs)
+        methods.update({name: peer_ids(p, seqs, "whole", config) for name, p in peers.items()})
         seconds.update(peer_s)
     result = {"command": " ".join(["python -m benchmarks.tracking", *(argv if argv is not None else sys.argv[1:])]),
               "load_before": os.getloadavg(), "config": config.model_dump(), "baselines": baselines(seqs),

@@ -195,6 +195,37 @@ def test_a_moth_of_another_size_on_the_spot_of_one_that_sat_is_another_moth():
     assert link_camera(np.arange(8.0), np.arange(8), np.array(edge), CONFIG).tolist() == [0] * 8
 
 
+def test_a_box_its_sitter_refused_for_one_frame_is_given_back_to_it():
+    # a sitter's box in frame 5 is too small for the sitter gate; it starts a track of its own, and the sitter
+    # goes on in frame 6: one moth, not two (and not two ID switches)
+    boxes = [_box(0.5, 0.5, 0.05, 0.05)] * 5 + [_box(0.5, 0.5, 0.039, 0.039)] + [_box(0.5, 0.5, 0.05, 0.05)] * 4
+    times, frames = np.arange(10) * 20.0, np.arange(10)
+    unfilled = link_camera(times, frames, np.array(boxes), TrackConfig(fill_max_frames=0))
+    assert unfilled.tolist() == [0] * 5 + [1] + [0] * 4
+    linked = link_camera_scored(times, frames, np.array(boxes), CONFIG)
+    assert linked.ids.tolist() == [0] * 10
+    assert 0.0 < linked.link_confidence[5] <= 1.0
+    # a newcomer a body length off while the sitter was missed is another moth
+    beside = [_box(0.5, 0.5, 0.05, 0.05)] * 5 + [_box(0.55, 0.5, 0.05, 0.05)] + [_box(0.5, 0.5, 0.05, 0.05)] * 4
+    assert link_camera(times, frames, np.array(beside), CONFIG).tolist() == [0] * 5 + [1] + [0] * 4
+
+
+def test_a_short_track_two_tracks_could_take_is_left_alone():
+    # two sitters side by side, both missed in frame 5; one box between them, of a size neither sitter takes:
+    # either could own it, so neither is given it
+    boxes, frames = [], []
+    for f in range(10):
+        if f == 5:
+            boxes.append(_box(0.5, 0.5, 0.039, 0.039))
+            frames.append(f)
+            continue
+        boxes += [_box(0.488, 0.5, 0.05, 0.05), _box(0.512, 0.5, 0.05, 0.05)]
+        frames += [f, f]
+    frames = np.array(frames)
+    ids = link_camera(frames * 20.0, frames, np.array(boxes), CONFIG)
+    assert len(set(ids.tolist())) == 3
+
+
 def test_each_link_says_how_sure_it_is():
     # a sitter: sure links; then a second insect lands beside it and one of them leaves: the link after is unsure
     still = [_box(0.5, 0.5, 0.06, 0.06)] * 4

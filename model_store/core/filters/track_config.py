@@ -81,6 +81,12 @@ class TrackConfig(BaseModel):
                                                                     "constant-velocity Kalman filter)")
     gap_penalty: float = Field(0.08, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
+    fill_max_frames: int = Field(2, ge=0, description="after the frame-by-frame pass, a track of at most this many "
+                                                       "detections that lies inside another track's gap (that track "
+                                                       "seen right before and right after it, on its spot) is given "
+                                                       "back to it: a box its own track refused (0: never)")
+    fill_reach: float = Field(0.3, gt=0.0, description="... when its boxes are within this many box sizes of the "
+                                                       "track's boxes on both sides")
     stitch_gap_frames: int = Field(10, ge=0, description="after the frame-by-frame pass, a track that ended may be "
                                                           "joined to one that starts at most this many frames "
                                                           "later, when the whole tracks' size and appearance say "

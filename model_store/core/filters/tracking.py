@@ -12,10 +12,11 @@ moth (jitter, no motion) and a walking deer (steady motion) are both followed. A
 size: a box much smaller or larger than its mean, on its spot, is another insect (the turnover of a light-trap
 sheet, where a newcomer lands where one just left), unless the frame's edge cuts either box. Tracks that were
 not seen in a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back
-re-links. After the frame-by-frame pass, a track that ended is joined to one that starts a few frames later
-when the whole tracks' mean size and look say they are one animal (model_store/core/filters/track_stitching.py:
-an insect that flew off for minutes and came back). The gates and costs are in track_costs.py, the knobs in
-track_config.py.
+re-links. After the frame-by-frame pass, a short track that lies inside another track's gap, on its spot, is
+given back to it (model_store/core/filters/track_gaps.py: a box its own track refused for a frame), and a track
+that ended is joined to one that starts a few frames later when the whole tracks' mean size and look say they
+are one animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back).
+The gates and costs are in track_costs.py, the knobs in track_config.py.
 
 Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
 track, so all segments of a camera advance together, one frame each per step, with their pairs scored as flat
@@ -39,6 +40,7 @@ import numpy as np
 from model_store.core.filters.appearance import appearance_separation
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
+from model_store.core.filters.track_gaps import fill_gaps
 from model_store.core.filters.track_stitching import stitch_tracks
 
 __all__ = ["Linked", "TrackConfig", "confirmed_tracks", "link_camera", "link_camera_scored"]
@@ -152,6 +154,8 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
             live = np.concatenate([live, new])
     if len(unknown):
         track_of[unknown] = state.start(dets, unknown, -1)
+    track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
+    confidence[filled] = sure
     track_of, joined, sure = stitch_tracks(config, track_of, step_of, dets, separation)
     confidence[joined] = sure
     return Linked(_first_seen_order(track_of, time_order), confidence)

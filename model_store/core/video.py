@@ -64,10 +64,16 @@ def _open(source: str | IO[bytes]):
         return av.open(source, mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError as exc:
         if _starts_like_mp4(source):  # an MP4/MOV whose index (written last) never made it to disk
-            raise VideoDecodeError("truncated", f"the clip is cut short (no index): {exc}") from None
-        raise VideoDecodeError("not_video", f"not a video container: {exc}") from None
+            raise VideoDecodeError("truncated", f"the clip is cut short (no index): {_said(exc)}") from None
+        raise VideoDecodeError("not_video", f"not a video container: {_said(exc)}") from None
     except av.error.FFmpegError as exc:
-        raise VideoDecodeError("decode_error", f"cannot open the clip: {exc}") from None
+        raise VideoDecodeError("decode_error", f"cannot open the clip: {_said(exc)}") from None
+
+
+def _said(exc: BaseException) -> str:
+    """What FFmpeg said, without PyAV's errno and file name (the row names the file; a clip uploaded whole is
+    "'<none>'")."""
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _starts_like_mp4(source: str | IO[bytes]) -> bool:
@@ -199,7 +205,7 @@ class ClipReader:
                     raise VideoDecodeError("no_frame", f"the frame at {offset_s:g} s is not within {max_decoded} "
                                                        "frames of a keyframe")
         except av.error.FFmpegError as exc:
-            raise VideoDecodeError("decode_error", f"cannot decode the frame at {offset_s:g} s: {exc}") from None
+            raise VideoDecodeError("decode_error", f"cannot decode the frame at {offset_s:g} s: {_said(exc)}") from None
         raise VideoDecodeError("no_frame", f"the clip has no frame at {offset_s:g} s")
 
     def frame_numbered(self, number: int, max_side: int, max_decoded: int = SHOW_MAX_DECODED) -> np.ndarray:
@@ -230,10 +236,10 @@ class ClipReader:
             except StopIteration:
                 break
             except (av.error.InvalidDataError, av.error.EOFError, EOFError) as exc:
-                raise VideoDecodeError("truncated", f"the clip breaks after {handed} sampled frame(s): {exc}",
+                raise VideoDecodeError("truncated", f"the clip breaks after {handed} sampled frame(s): {_said(exc)}",
                                        handed) from None
             except av.error.FFmpegError as exc:
-                raise VideoDecodeError("decode_error", f"decoding failed after {handed} sampled frame(s): {exc}",
+                raise VideoDecodeError("decode_error", f"decoding failed after {handed} sampled frame(s): {_said(exc)}",
                                        handed) from None
             index += 1
             t = (float(frame.pts) * tb - start) if frame.pts is not None and tb else (index / fps if fps else 0.0)

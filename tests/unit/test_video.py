@@ -98,6 +98,8 @@ def test_bad_clips_are_reasons_not_crashes(clips):
     with pytest.raises(VideoDecodeError) as short:
         probe_clip(str(cut))
     assert short.value.reason == "truncated"
+    # FFmpeg's words, without PyAV's errno and file name (the row names the file; an upload has none)
+    assert str(short.value) == "the clip is cut short (no index): Invalid data found when processing input"
     with pytest.raises(VideoDecodeError) as long_, ClipReader(str(clips["long"])) as reader:
         list(reader.frames(Sampling(max_frames=5)))
     assert long_.value.reason == "too_long" and long_.value.frames_read == 0  # refused before any decode

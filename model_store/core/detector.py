@@ -16,7 +16,14 @@ from model_store.core.config import ModelConfig
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.heads import DecodeSpec, Raw, RawDetections, head_for, nms
 from model_store.core.masks import detection_masks
-from model_store.core.preprocess import LetterboxMeta, Preprocessor, scaled_tensor, to_tensor, unletterbox
+from model_store.core.preprocess import (
+    LetterboxMeta,
+    Preprocessor,
+    TensorBuffers,
+    scaled_tensor,
+    to_tensor,
+    unletterbox,
+)
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 
 FilterOverrides = Mapping[str, Mapping[str, Any] | None]
@@ -39,6 +46,7 @@ class Detector:
         self.default_filters = config.default_filters()
         self.preprocessor = Preprocessor(config)
         self.head = head_for(config.output_layout, config.task)
+        self.tensors = TensorBuffers()  # each thread's float input tensor, reused batch after batch
 
     @property
     def device(self) -> str:
@@ -86,7 +94,8 @@ class Detector:
             groups.setdefault(item.shape, []).append(i)
         out: list[Raw] = [None] * len(prepared)  # type: ignore[list-item]
         for idxs in groups.values():
-            raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess), interrupt)
+            raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess, self.tensors),
+                                  interrupt)
             for j, i in enumerate(idxs):
                 out[i] = tuple(r[j] for r in raw) if isinstance(raw, tuple) else raw[j]
         return out
@@ -165,7 +174,7 @@ class Detector:
         if not len(planes):
             return []
         t0 = time.perf_counter()
-        raw = self.run_tensor(scaled_tensor(planes, self.config.preprocess))
+        raw = self.run_tensor(scaled_tensor(planes, self.config.preprocess, self.tensors))
         per_input = [tuple(r[j] for r in raw) if isinstance(raw, tuple) else raw[j] for j in range(len(planes))]
         return self._records(per_input, metas, filters, _ms(time.perf_counter() - t0))
 

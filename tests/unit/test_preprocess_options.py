@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from model_store import ConfigError, parse_config
 from model_store.core.config import PreprocessConfig
-from model_store.core.preprocess import letterbox, letterbox_planar, to_tensor
+from model_store.core.preprocess import TensorBuffers, letterbox, letterbox_planar, to_tensor
 
 
 def image(w: int = 97, h: int = 61) -> np.ndarray:
@@ -87,3 +89,17 @@ def test_the_input_tensor_is_the_float_arithmetic_bit_for_bit(kw):
     want = np.ascontiguousarray(want, np.float16 if cfg.input_dtype == "float16" else np.float32)
     got = to_tensor(images, cfg)
     assert got.dtype == want.dtype and np.array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+def test_a_reused_tensor_buffer_gives_the_fresh_tensor_and_each_thread_its_own():
+    cfg, buffers = PreprocessConfig(), TensorBuffers()
+    big, small = [image(64, 48), image(64, 48)[::-1].copy()], [image(64, 48)[:, ::-1].copy()]
+    first = to_tensor(big, cfg, buffers)
+    assert np.array_equal(first, to_tensor(big, cfg))
+    again = to_tensor(small, cfg, buffers)  # a smaller batch: a view of the same storage, the small batch's values
+    assert np.array_equal(again, to_tensor(small, cfg)) and np.shares_memory(again, first)
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(to_tensor(big, cfg, buffers)))
+    worker.start()
+    worker.join()
+    assert np.array_equal(seen[0], to_tensor(big, cfg)) and not np.shares_memory(seen[0], again)

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,20 @@ from trapline.errors import BatchError
 __all__ = ["clip_rows", "is_clip", "open_clip", "run_clip"]
 
 CLIP_PARTS = 2  # time ranges of a long clip decoded at once: the cores of the machines this runs on (2 here)
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """How a run treats its clips, as its actors rebuild it from the plan's dicts: which frames go through the
+    detector, how they are linked into tracks, and how the tracks are counted."""
+
+    sampling: Sampling
+    tracking: TrackConfig
+    counting: ClipCountConfig
+
+    @classmethod
+    def of(cls, video: dict | None, tracking: dict | None, counting: dict | None) -> ClipSettings:
+        return cls(Sampling(**(video or {})), TrackConfig(**(tracking or {})), ClipCountConfig(**(counting or {})))
 
 
 def clip_rows(batch: Mapping[str, np.ndarray], rows: list[int]) -> list[int]:
@@ -49,9 +64,8 @@ def open_clip(storage, uri: str, max_pixels: int | None) -> Iterator[ClipReader]
         yield reader
 
 
-def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, sampling: Sampling,
-             max_pixels: int | None, batch_size: int, track_config: TrackConfig | None = None,
-             parts: int = CLIP_PARTS, count_config: ClipCountConfig | None = None) -> dict[str, Any]:
+def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, settings: ClipSettings,
+             max_pixels: int | None, batch_size: int, parts: int = CLIP_PARTS) -> dict[str, Any]:
     """The result-row fields of clip row `i` (its capture time columns are updated in `batch` when the container
     dates the clip and the path did not). A long clip is decoded in up to `parts` time ranges at once
     (`detect_clip`): one clip is often a job's longest row, and it would otherwise keep one core busy while the
@@ -61,8 +75,8 @@ def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, s
     try:
         with reopen() as reader:
             _date(batch, i, reader.info.created)
-            clip = detect_clip(detector, reader, sampling, filters, batch_size, track_config, reopen, parts,
-                               count_config=count_config)
+            clip = detect_clip(detector, reader, settings.sampling, filters, batch_size, settings.tracking, reopen,
+                               parts, count_config=settings.counting)
     except VideoDecodeError as exc:
         return {**failed_fields(exc.reason, str(exc)), "kind": "video", "frames_sampled": exc.frames_read}
     except OSError as exc:

@@ -18,13 +18,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from batch.reprocess.clips import clip_rows, run_clip
+from batch.reprocess.clips import ClipSettings, clip_rows, run_clip
 from batch.reprocess.read import FAILED, PENDING, archive_storage, decode_and_prepare, meta_of, preparer, read_files
 from batch.reprocess.served_clips import ServedFrames
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
-from model_store.core.clip_counting import ClipCountConfig
-from model_store.core.clip_sampling import Sampling
-from model_store.core.filters.track_config import TrackConfig
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
 from model_store.core.video import is_clip
@@ -131,8 +128,7 @@ class DetectorActor:
         self.max_pixels = max_pixels
         self.reader = FileReader(archive_url)
         self.clips_url = clips_url or archive_url  # clips are opened where they lie, whatever --decode says
-        self.sampling = Sampling(**(video or {}))
-        self.counting, self.tracking = ClipCountConfig(**(clip_counting or {})), TrackConfig(**(clip_tracking or {}))
+        self.clip_settings = ClipSettings.of(video, clip_tracking, clip_counting)
         self.clip_batch_size = clip_batch_size
         # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
         # several CPUs); one thread decodes inline.
@@ -169,9 +165,8 @@ class DetectorActor:
         results: dict[int, ImageDetections | dict] = {}
         for i in clips:  # each clip streams its sampled frames through the detector on its own
             try:
-                results[i] = run_clip(self.detector, self.filters, self._clip_storage(), batch, i, self.sampling,
-                                      self.max_pixels, self.clip_batch_size, self.tracking,
-                                      count_config=self.counting)
+                results[i] = run_clip(self.detector, self.filters, self._clip_storage(), batch, i,
+                                      self.clip_settings, self.max_pixels, self.clip_batch_size)
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         if todo:
@@ -243,8 +238,8 @@ class ServeClient:
                  clip_tracking: dict | None = None) -> None:
         self.handle = detector_handle(model_name, app_name)
         # clips are decoded and letterboxed here and only their frames go to the deployment (served_clips.py)
-        self.clips_url, self.sampling, self.max_pixels = clips_url or archive_url, Sampling(**(video or {})), max_pixels
-        self.counting, self.tracking = ClipCountConfig(**(clip_counting or {})), TrackConfig(**(clip_tracking or {}))
+        self.clips_url, self.max_pixels = clips_url or archive_url, max_pixels
+        self.clip_settings = ClipSettings.of(video, clip_tracking, clip_counting)
         self.frames = ServedFrames(
             preparer(config_json), lambda images, metas: self.handle.detect_prepared_many.remote(
                 images, metas, self.ref, self.filter_overrides),
@@ -284,8 +279,8 @@ class ServeClient:
             if self.frames is None or self.clips_url is None:
                 raise BatchError("this Serve client got a clip but has no model config or archive to decode it")
             try:
-                results[i] = run_clip(self.frames, None, archive_storage(self.clips_url), batch, i, self.sampling,
-                                      self.max_pixels, self.per_call * 2, self.tracking, count_config=self.counting)
+                results[i] = run_clip(self.frames, None, archive_storage(self.clips_url), batch, i,
+                                      self.clip_settings, self.max_pixels, self.per_call * 2)
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         tries: dict[int, _Tries] = collections.defaultdict(_Tries)

@@ -97,7 +97,7 @@ class Detector:
             raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess, self.tensors),
                                   interrupt)
             for j, i in enumerate(idxs):
-                out[i] = tuple(r[j] for r in raw) if isinstance(raw, tuple) else raw[j]
+                out[i] = _one(raw, j)
         return out
 
     def run_tensor(self, tensor: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
@@ -175,7 +175,7 @@ class Detector:
             return []
         t0 = time.perf_counter()
         raw = self.run_tensor(scaled_tensor(planes, self.config.preprocess, self.tensors))
-        per_input = [tuple(r[j] for r in raw) if isinstance(raw, tuple) else raw[j] for j in range(len(planes))]
+        per_input = [_one(raw, j) for j in range(len(planes))]
         return self._records(per_input, metas, filters, _ms(time.perf_counter() - t0))
 
     def _records(self, raw: Sequence[Raw], metas: Sequence[LetterboxMeta],
@@ -230,6 +230,11 @@ class Detector:
         loads but cannot run fails here, before it takes a request or a batch.
         """
         self.predict_batch([self.blank()])
+
+
+def _one(raw: np.ndarray | tuple[np.ndarray, ...], j: int) -> Raw:
+    """Input `j`'s raw output of a batch's stacked output (a tuple of them when the head reads several)."""
+    return tuple(r[j] for r in raw) if isinstance(raw, tuple) else raw[j]
 
 
 def _ms(seconds: float) -> float:

@@ -12,37 +12,20 @@ import contextlib
 import datetime as dt
 import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from model_store import ModelRunError
-from model_store.core.clip_counting import ClipCountConfig
-from model_store.core.clip_sampling import Sampling
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import detect_clip
-from model_store.core.filters.tracking import TrackConfig
 from model_store.core.video import ClipReader, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
 from trapline.errors import BatchError
 
-__all__ = ["clip_rows", "is_clip", "open_clip", "run_clip"]
+__all__ = ["ClipSettings", "clip_rows", "is_clip", "open_clip", "run_clip"]
 
 CLIP_PARTS = 2  # time ranges of a long clip decoded at once: the cores of the machines this runs on (2 here)
-
-
-@dataclass(frozen=True)
-class ClipSettings:
-    """How a run treats its clips, as its actors rebuild it from the plan's dicts: which frames go through the
-    detector, how they are linked into tracks, and how the tracks are counted."""
-
-    sampling: Sampling
-    tracking: TrackConfig
-    counting: ClipCountConfig
-
-    @classmethod
-    def of(cls, video: dict | None, tracking: dict | None, counting: dict | None) -> ClipSettings:
-        return cls(Sampling(**(video or {})), TrackConfig(**(tracking or {})), ClipCountConfig(**(counting or {})))
 
 
 def clip_rows(batch: Mapping[str, np.ndarray], rows: list[int]) -> list[int]:

@@ -40,9 +40,11 @@ def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, messag
         batch[key] = col
 
 
-def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDetections | dict]) -> pa.Table:
+def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDetections | dict],
+                 clip_settings: str | None = None) -> pa.Table:
     """One RESULT_SCHEMA row per input row: its detections (kept and dropped) or its failure. A clip's result is
-    its row's fields already (`batch/reprocess/clips.py`)."""
+    its row's fields already (`batch/reprocess/clips.py`); every clip row, failed ones too, carries the hash of the
+    settings it was made with (`clip_settings`), which a rerun's done-check compares."""
     n = len(batch["uri"])
     cols: dict[str, list[Any]] = {f.name: [] for f in RESULT_SCHEMA}
     for i in range(n):
@@ -59,6 +61,8 @@ def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDet
             fields = {**failed_fields(batch["error_reason"][i] or "not_processed",
                                       batch["error"][i] or "the image was not processed"),
                       "kind": "video" if is_clip(str(batch["uri"][i])) else "image"}
+        if fields.get("kind") == "video":
+            fields = {**fields, "clip_settings": clip_settings}
         for k in CLIP_COLUMNS:
             cols[k].append(fields.get(k))
         for k, v in fields.items():
@@ -174,13 +178,13 @@ class DetectorActor:
                 records = self.detector.run_prepared(images, metas, self.filters)
             except ModelRunError as exc:  # the model, not the image: every row says why, the job goes on
                 fail_rows(batch, todo, "model_error", str(exc))
-                return result_table(batch, results)
+                return result_table(batch, results, self.clip_settings.hash)
             for i, record in zip(todo, records, strict=True):
                 if isinstance(record, Exception):
                     fail_rows(batch, [i], "postprocess_error", f"{type(record).__name__}: {record}")
                 else:
                     results[i] = record
-        return result_table(batch, results)
+        return result_table(batch, results, self.clip_settings.hash)
 
 
 def detector_handle(model_name: str, app_name: str):
@@ -302,7 +306,7 @@ class ServeClient:
                     pending.append(i)
                     wait = max(wait, again)
             time.sleep(wait)
-        return result_table(batch, results)
+        return result_table(batch, results, self.clip_settings.hash)
 
     def _frame_retry_in(self, exc: BaseException, tries: _Tries) -> float | None:
         """As `_retry_in`, for a clip's frame: None when the deployment refused it for good."""

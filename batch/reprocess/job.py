@@ -119,7 +119,8 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         manifest.counts = report_counts(report)
         write_manifest(plan.tables.storage, manifest)
         report.manifest = plan.tables.storage.url(RUNS_DIR, f"{run_id}.json")
-        log(f"run {run_id}: {report.to_process} image(s) to process ({report.already_done} already done) with "
+        redone = f", {report.clips_redone} clip(s) redone for new clip settings" if report.clips_redone else ""
+        log(f"run {run_id}: {report.to_process} image(s) to process ({report.already_done} already done{redone}) with "
             f"{report.model}{_routes_text(plan)} [filters {plan.result_hash}] -> {plan.tables.url}"
             + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
         if spec is not None:
@@ -292,7 +293,7 @@ def run_metadata(plan: Plan) -> dict[str, Any]:
     """The trapline metadata of the run's parts (tables/metadata.py), also what its manifest records."""
     mv, o = plan.model, plan.options
     return part_metadata(mv.name, mv.version, mv.config, o.model, plan.filters, plan.result_hash,
-                         routes_metadata(plan.routes), o.crop_options.model_dump() if o.crops else None)
+                         routes_metadata(plan.routes), o.crop_options.model_dump() if o.crops else None, plan.clips)
 
 
 def _routes_text(plan: Plan) -> str:

@@ -21,6 +21,7 @@ from batch.options import Location, StoreRef, parse_options
 from model_store import CropOptions, ModelRef
 from model_store.core.clip_counting import ClipCountConfig
 from model_store.core.clip_sampling import DEFAULT_MAX_FRAMES, Sampling
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.filters import FilterName, check_filter_config
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
@@ -168,6 +169,11 @@ class ReprocessOptions(BaseModel):
     def sampling(self, model_default: str | None = None) -> Sampling:
         """The clips' sampling of this run: --video-sampling, else the model's default, else one frame a second."""
         return Sampling.parse(self.video_sampling or model_default or "1s", self.video_max_frames)
+
+    def clip_settings(self, config: Any) -> ClipSettings:
+        """All three for clips of a model (`config` its ModelConfig): what a clip row is made with, and stamped."""
+        return ClipSettings(self.sampling(config.video_sampling), self.tracking(config.clip_tracking),
+                            self.counting(config.clip_counting))
 
     @field_validator("filters", "clip_counting", "clip_tracking", mode="before")
     @classmethod

@@ -13,11 +13,13 @@ from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.selection import Selection, select
 from batch.reprocess.summary import RunReport
 from model_store import FilterSet, ModelStore, ModelVersion
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.pipeline import result_hash
 from model_store.tables.archive import PathPattern, open_location, uri_of
+from model_store.tables.done import relative_key
 from model_store.tables.journal import pending_keys
 from model_store.tables.listing import Listing, apply_known_times, list_archive, resolve_capture_times
-from model_store.tables.reader import Tables, relative_key
+from model_store.tables.reader import Tables
 from model_store.tables.schema import UPLOAD_TIME_SOURCES
 
 
@@ -33,6 +35,7 @@ class Plan:
     selection: Selection
     routes: list = dataclasses.field(default_factory=list)  # pinned classifier routes (--classify)
     result_hash: str = ""  # the skip key's set: filters hash, or filters + every classifier version
+    clips: ClipSettings = ClipSettings()  # how clips are sampled, tracked and counted: with the set, what a clip's done
 
     def __post_init__(self) -> None:
         self.result_hash = self.result_hash or self.filters.hash
@@ -44,7 +47,7 @@ class Plan:
             filters_hash=self.result_hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
             found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
-            ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips,
+            ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips, clips_redone=s.clips_redone,
         )
 
 
@@ -75,9 +78,12 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     prefix = uri_of(archive, archive.root.rstrip("/")) + "/"
     pending = [(uri[len(prefix):], cid) for uri, cid in pending_keys(tables.storage, mv.name, mv.version, result)
                if uri.startswith(prefix)]
-    done = pa.chunked_array([*tables.done_under(mv.name, mv.version, result, prefix, options.retry_failed).chunks,
+    # A clip is done only with this run's clip settings: one done with others is redone (tables/done.py).
+    clips = options.clip_settings(mv.config)
+    done_here = tables.done_under(mv.name, mv.version, result, prefix, options.retry_failed, clips.hash)
+    done = pa.chunked_array([*done_here.keys.chunks,
                              relative_key(pa.array([k[0] for k in pending], pa.string()),
                                           pa.array([k[1] for k in pending], pa.string()))], pa.string())
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
-                       until=options.until, limit=options.limit)
-    return Plan(options, mv, filters, tables, listing, selection, routes, result)
+                       until=options.until, limit=options.limit, redo=done_here.redo)
+    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips)

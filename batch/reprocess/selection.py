@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from model_store.tables.done import relative_key
 from model_store.tables.listing import Entries, as_table, to_us
-from model_store.tables.reader import relative_key
 
 KEY = ["uri", "content_id"]  # an image version's identity: with the model version and result set, the skip key
 
@@ -25,6 +25,7 @@ class Selection:
     already_done: int  # selected images this model version and filter set already has
     todo: Entries  # what this run processes (after --limit), in path order
     held_back: int = 0  # left for a later run by --limit
+    clips_redone: int = 0  # of `todo`, the clips done before with other clip settings (redone for this run's)
 
 
 def in_window(when: dt.datetime | None, since: dt.datetime | None, until: dt.datetime | None) -> bool:
@@ -83,8 +84,10 @@ def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table | pa.Chunked
 
 
 def select(entries, done: Set[tuple[str, str]] | pa.Table | pa.ChunkedArray, *, latest: bool = False,
-           since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = None) -> Selection:
-    """Apply the window, then newest-per-camera, then drop done images, then the limit (in path order)."""
+           since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = None,
+           redo: pa.ChunkedArray | None = None) -> Selection:
+    """Apply the window, then newest-per-camera, then drop done images, then the limit (in path order). `redo`:
+    the `relative_key`s of clips done with other settings (`Tables.done_under`), counted when they are in `todo`."""
     table = as_table(entries)
     chosen = _window(table, since, until)
     if latest:
@@ -95,5 +98,8 @@ def select(entries, done: Set[tuple[str, str]] | pa.Table | pa.ChunkedArray, *, 
     if limit is not None and todo.num_rows > limit:
         held = todo.num_rows - limit
         todo = todo.slice(0, limit)
+    redone = 0
+    if redo is not None and len(redo) and todo.num_rows:
+        redone = pc.sum(pc.is_in(relative_key(todo["rel_path"], todo["content_id"]), value_set=redo)).as_py() or 0
     return Selection(found=table.num_rows, selected=chosen.num_rows, already_done=already, todo=Entries(todo),
-                     held_back=held)
+                     held_back=held, clips_redone=redone)

@@ -9,7 +9,7 @@ from model_store.tables.schema import DETECTIONS, IMAGES
 
 COUNT_FIELDS = ("found", "selected", "already_done", "to_process", "held_back", "processed", "ok", "empty",
                 "failed", "detections", "raw_detections", "parts", "orphans_removed", "identified",
-                "agrees_with_people", "clips_found", "clips", "clips_failed", "frames_sampled")
+                "agrees_with_people", "clips_found", "clips", "clips_failed", "frames_sampled", "clips_redone")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class RunReport:
     ignored_files: int = 0
     ignored_kinds: dict[str, int] = field(default_factory=dict)  # why they were left out: ".txt": 3, hidden...
     clips_found: int = 0  # of `found`, the video clips (the rest are images)
+    clips_redone: int = 0  # of `to_process`, the clips done before with other sampling, tracking or counting
     clips: int = 0  # of `processed`, the clips; their failed ones, and the frames sampled from them
     clips_failed: int = 0
     frames_sampled: int = 0
@@ -89,6 +90,8 @@ def format_report(report: RunReport) -> str:
                  + (f", {r.ignored_files} other file(s) ignored ({_ignored(r.ignored_kinds)})" if r.ignored_files
                     else ""))
     lines.append(f"selection {r.selected} selected, {r.already_done} already done (skipped), {r.to_process} to process"
+                 + (f" ({r.clips_redone} clip(s) redone for new clip settings: sampling, tracking or counting)"
+                    if r.clips_redone else "")
                  + (f", {r.held_back} left for later by --limit" if r.held_back else ""))
     if r.path_pattern_unmatched:
         lines.append(f"warning   {r.path_pattern_unmatched} file(s) did not match --path-pattern")

@@ -181,6 +181,9 @@ class CheckReport:
 
 
 ROW_KEY = ["uri", "content_id", "filters_hash", "run_id"]  # an image's row and the rows that hang off it
+# An image's result: its key without the run. A clip redone for other settings (images.clip_settings) is a new
+# result, not the same one twice.
+RESULT_KEY = ["uri", "content_id", "filters_hash", "clip_settings"]
 
 
 def _key_hashes(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray:
@@ -197,9 +200,9 @@ def check(url: str) -> CheckReport:
     report = CheckReport(tables.url)
     for name, version in tables.partitions(IMAGES):
         rows, images = [], []  # each image row's key hash, and that of its key without the run
-        for batch in tables.stream(IMAGES, name, version, ROW_KEY):
+        for batch in tables.stream(IMAGES, name, version, [*ROW_KEY, "clip_settings"]):
             rows.append(_key_hashes(batch, ROW_KEY))
-            images.append(_key_hashes(batch, ROW_KEY[:3]))
+            images.append(_key_hashes(batch, RESULT_KEY))
         row_hashes = np.concatenate(rows) if rows else np.empty(0, np.uint64)
         image_hashes = np.concatenate(images) if images else np.empty(0, np.uint64)
         del rows, images
@@ -227,10 +230,10 @@ def check(url: str) -> CheckReport:
 
 
 def _uris_of(tables: Tables, name: str, version: str, image_hashes: np.ndarray) -> list[str]:
-    """The uris of the images whose (uri, content, filters) hashes are given: a second pass, for the examples only."""
+    """The uris of the images whose RESULT_KEY hashes are given: a second pass, for the examples only."""
     found: dict[int, str] = {}
-    for batch in tables.stream(IMAGES, name, version, ROW_KEY[:3]):
-        hashes = _key_hashes(batch, ROW_KEY[:3])
+    for batch in tables.stream(IMAGES, name, version, RESULT_KEY):
+        hashes = _key_hashes(batch, RESULT_KEY)
         hit = np.isin(hashes, image_hashes)
         for h, u in zip(hashes[hit].tolist(), batch["uri"].filter(pa.array(hit)).to_pylist(), strict=True):
             found.setdefault(h, u)

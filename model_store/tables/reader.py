@@ -22,6 +22,7 @@ from model_store.store.store import version_sort_key
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import fill_camera_ids
 from model_store.tables.clock import TimeBook, apply_clock
+from model_store.tables.done import DONE_COLUMNS, DoneUnder, counts_as_done, done_under
 from model_store.tables.manifest import RunManifest, is_live, read_manifests
 from model_store.tables.schema import (
     CLASSIFICATIONS,
@@ -161,7 +162,7 @@ class Tables:
         """
         t = self.read(IMAGES, model_name, model_version, ["uri", "content_id", "status", "error_reason"],
                       filter=ds.field("filters_hash") == filters_hash, dedupe=False)  # a join needs no dedupe
-        return t.filter(_counts_as_done(t, retry_failed)).select(["uri", "content_id"]) if t.num_rows else \
+        return t.filter(counts_as_done(t, retry_failed)).select(["uri", "content_id"]) if t.num_rows else \
             t.select(["uri", "content_id"])
 
     def stream_images(self, model_name: str, model_version: str, columns: list[str], filter: ds.Expression
@@ -187,19 +188,11 @@ class Tables:
                 yield batch
 
     def done_under(self, model_name: str, model_version: str, filters_hash: str, prefix: str,
-                   retry_failed: bool = False) -> pa.ChunkedArray:
-        """`done_table`'s images whose uri starts with `prefix` (an archive's root), as `relative_key`s: what a
-        rerun over that archive skips, looked up by key.
-
-        Streamed a record batch at a time, so only the keys are held (a million images: ~45 MB), not the four
-        columns read whole and then joined on their full URIs (~500 MB more at the peak, measured)."""
-        chunks = []
-        for batch in self.stream_images(model_name, model_version, ["uri", "content_id", "status", "error_reason"],
-                                        ds.field("filters_hash") == filters_hash):
-            batch = batch.filter(pc.and_(_counts_as_done(batch, retry_failed), pc.starts_with(batch["uri"], prefix)))
-            chunks.append(relative_key(pc.utf8_slice_codeunits(batch["uri"], len(prefix)), batch["content_id"]))
-        pa.default_memory_pool().release_unused()  # the decoded columns are gone: give their pages back
-        return pa.chunked_array(chunks, pa.string())
+                   retry_failed: bool = False, clip_settings: str | None = None) -> DoneUnder:
+        """What a rerun over the archive under `prefix` skips, and the clips it redoes (`done.done_under`)."""
+        return done_under(self.stream_images(model_name, model_version, DONE_COLUMNS,
+                                             ds.field("filters_hash") == filters_hash),
+                          prefix, retry_failed, clip_settings)
 
     def done_keys(self, model_name: str, model_version: str, filters_hash: str,
                   retry_failed: bool = False) -> set[tuple[str, str]]:
@@ -301,18 +294,6 @@ class Tables:
 
     def manifests(self) -> list[RunManifest]:
         return read_manifests(self.storage)
-
-
-def _counts_as_done(rows: pa.Table | pa.RecordBatch, retry_failed: bool) -> pa.Array:
-    """Which image rows a rerun skips: all but failures (`retry_failed`) or read errors (usually transient)."""
-    failed = pc.equal(rows["status"], "failed")
-    retry = failed if retry_failed else pc.and_(failed, pc.equal(pc.fill_null(rows["error_reason"], ""), "read_error"))
-    return pc.invert(retry)  # a row without a status is null here: not done, as a filter drops nulls
-
-
-def relative_key(rel_path: pa.Array | pa.ChunkedArray, content_id: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One string per image, `rel_path NUL content_id`: the skip key of a rerun over one archive."""
-    return pc.binary_join_element_wise(rel_path, content_id, "\x00")
 
 
 def unique_rows(table: pa.Table, key: Sequence[str]) -> pa.Table:

@@ -41,6 +41,9 @@ images: one row per image per model version and filter set.
     clip_label, clip_score          a clip's determination: the label of its most confident confirmed track
     clip_tracks          string     JSON list of a clip's tracks: {track, label, score, detections, first_offset_s,
                                     last_offset_s, best_frame, best_detection_index, confirmed}
+    clip_settings        string     the hash of the clip's sampling, tracking and counting (ClipSettings.hash; the
+                                    settings are in the part's metadata): a rerun with others redoes the clip, and
+                                    readers take the newest row (null in files written before: done, whatever the run)
 
     A clip is one row: its capture time is the container's creation_time (source `container`) unless the path
     gave one; its detections are those of every sampled frame, detection_index running across the clip.
@@ -151,6 +154,7 @@ CLIP_FIELDS = [
     pa.field("clip_score", pa.float64()),
     # JSON text, not a nested list: the images table's columns stay flat (Acero joins them: browse.latest_many)
     pa.field("clip_tracks", pa.string()),
+    pa.field("clip_settings", pa.string()),  # ClipSettings.hash: a rerun with other settings redoes the clip
 ]
 
 IMAGES_SCHEMA = pa.schema([

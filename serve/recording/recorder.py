@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model_store import FilterSet, ImageDetections, ModelStore, decode_image
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDetections
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
@@ -268,6 +269,8 @@ class Recorder:
         if record is not None and self.cfg.crops is not None and record.detections:
             row["snips"] = await asyncio.to_thread(self._snips, upload.data, record, row, rhash)
         config = self._config(info.name, info.version)
+        if clip is not None:  # what the clip was made with: a reprocess of the uploads with other settings redoes it
+            row["clip_settings"] = ClipSettings.of(clip.sampling, config.clip_tracking, config.clip_counting).hash
         meta = part_metadata(info.name, info.version, config, model, filters, rhash,
                              routes_metadata(resolved), self.cfg.crops.model_dump() if self.cfg.crops else None)
         doc = UploadRecord(image_id=image_id, camera=upload.camera, sha256=sha, stored=stored, capture_time=when,

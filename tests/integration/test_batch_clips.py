@@ -72,3 +72,16 @@ def test_a_folder_of_stills_and_clips_through_the_job(ray_cluster, tmp_path):
 
     again = run_reprocess(opts)  # exactly once: a rerun finds every clip done (the failed one is not retried)
     assert (again.already_done, again.processed) == (5, 0)
+
+    # Other clip settings: the clips are redone (the cut one too: its row was made with the old ones), the stills
+    # skipped, and every reader sees one current row per clip, the new one; the same settings again skip them.
+    sparse = opts.model_copy(update={"video_sampling": "2s"})
+    redo = run_reprocess(sparse)
+    assert (redo.already_done, redo.clips_redone, redo.processed, redo.clips) == (3, 2, 2, 2), redo.error
+    assert "(2 clip(s) redone for new clip settings" in format_report(redo)
+    current = tables.current_images("trapcam", "1", tset.filters_hash).set_index("rel_path")
+    assert len(current) == 5 and current.loc["cam01/visit.mp4", "frames_sampled"] == 4
+    assert current.loc["cam01/IMG_0.jpg", "run_id"] == report.run_id  # the stills as they were
+    kept = tables.committed_detections(current.reset_index(), "trapcam", "1", tset.filters_hash, kept_only=True)
+    assert sorted(set(kept[kept["uri"] == visit["uri"]]["frame_number"])) == [20, 40]
+    assert (run_reprocess(sparse).processed, run_reprocess(sparse).already_done) == (0, 5)

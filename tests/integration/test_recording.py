@@ -33,6 +33,7 @@ import s3fs
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
+from model_store.core.clip_settings import ClipSettings
 from model_store.tables import journal
 from model_store.tables.archive import open_location
 from model_store.tables.maintenance import check, compact
@@ -265,5 +266,6 @@ def test_a_recorded_clip_is_one_row_with_its_frames_detections(url, bucket, tmp_
     assert (row["kind"], row["frames_sampled"], row["capture_time"]) == ("video", 5, T0)
     assert row["max_per_frame"] >= 3 and row["detection_count"] == 3 * row["max_per_frame"]
     assert row["clip_animals"] == 2  # tracks, not 3x; a double is one animal, an unsure still box none
+    assert row["clip_settings"] == ClipSettings.of().hash  # 1 s, the model's tracking: a reprocess at those skips it
     dets = Tables(f"{bucket}/tables").read(DETECTIONS, "det", version).to_pandas()
     assert sorted(set(dets[(dets["uri"] == row["uri"]) & dets["kept"]]["frame_number"])) == [10, 20, 30]

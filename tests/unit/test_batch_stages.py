@@ -452,19 +452,20 @@ def test_the_steady_rate_leaves_out_the_parts_made_alongside_the_first(monkeypat
 def test_a_plan_looks_done_images_up_by_keys_relative_to_its_archive(env, tmp_path):
     import shutil
 
-    from model_store.tables.reader import relative_key
+    from model_store.tables.done import relative_key
 
     plan = plan_for(env, tmp_path / "out")
     run_stages(plan)
     tables = Tables(str(tmp_path / "out"))
     root = plan.listing.entries.table["uri"][0].as_py()
     prefix = root[:len(root) - len(plan.listing.entries.table["rel_path"][0].as_py())]
-    keys = tables.done_under("trapcam", "1", plan.filters.hash, prefix)
+    keys = tables.done_under("trapcam", "1", plan.filters.hash, prefix).keys
     assert len(keys) == len(env["spec"].images) and keys[0].as_py().count("\x00") == 1
     assert set(keys.to_pylist()) == set(relative_key(plan.listing.entries.table["rel_path"],
                                                      plan.listing.entries.table["content_id"]).to_pylist())
-    assert len(tables.done_under("trapcam", "1", plan.filters.hash, prefix, retry_failed=True)) == len(env["spec"].good)
-    assert len(tables.done_under("trapcam", "1", plan.filters.hash, "/elsewhere/")) == 0
+    retried = tables.done_under("trapcam", "1", plan.filters.hash, prefix, retry_failed=True)
+    assert len(retried.keys) == len(env["spec"].good)
+    assert len(tables.done_under("trapcam", "1", plan.filters.hash, "/elsewhere/").keys) == 0
     # the same files under another root are another archive: nothing of it is done in these tables
     copy = tmp_path / "copy"
     shutil.copytree(plan.options.archive, copy)

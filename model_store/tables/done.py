@@ -1,0 +1,82 @@
+"""What a rerun skips: the done-check over one result set's image rows.
+
+A still is done when any of its rows is (a failure counts, but for a read error, which is usually transient, and
+for every failure with `--retry-failed`). A clip is judged by its current row, the newest, as readers pick it: it is
+done only when that row was made with the run's clip settings (`ClipSettings.hash` in `images.clip_settings`), or
+by a run before clip rows carried theirs. A clip done with other settings is redone, and its new row supersedes
+the old one for every reader; a rerun with the same settings skips it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# The columns of the images table the check reads.
+DONE_COLUMNS = ["uri", "content_id", "status", "error_reason", "kind", "clip_settings", "processed_at", "run_id"]
+
+
+class DoneUnder(NamedTuple):
+    """What a rerun over one archive skips (`keys`), and the clips done with other settings that it redoes
+    (`redo`), both as `relative_key`s."""
+
+    keys: pa.ChunkedArray
+    redo: pa.ChunkedArray
+
+
+def counts_as_done(rows: pa.Table | pa.RecordBatch, retry_failed: bool) -> pa.Array:
+    """Which image rows a rerun skips: all but failures (`retry_failed`) or read errors (usually transient)."""
+    failed = pc.equal(rows["status"], "failed")
+    retry = failed if retry_failed else pc.and_(failed, pc.equal(pc.fill_null(rows["error_reason"], ""), "read_error"))
+    return pc.invert(retry)  # a row without a status is null here: not done, as a filter drops nulls
+
+
+def relative_key(rel_path: pa.Array | pa.ChunkedArray, content_id: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One string per image, `rel_path NUL content_id`: the skip key of a rerun over one archive."""
+    return pc.binary_join_element_wise(rel_path, content_id, "\x00")
+
+
+def done_under(batches: Iterable[pa.RecordBatch], prefix: str, retry_failed: bool = False,
+               clip_settings: str | None = None) -> DoneUnder:
+    """The done keys of the image rows in `batches` (DONE_COLUMNS of one result set) whose uri starts with `prefix`
+    (an archive's root), and the clips to redo for other settings (`clip_settings` None: a clip is judged as a
+    still).
+
+    A record batch at a time, so only the keys are held (a million images: ~45 MB), not the columns read whole
+    and joined on their full URIs (~500 MB more at the peak, measured); a clip's rows are held to the end, to find
+    its newest: clips are few beside the stills."""
+    chunks, clips = [], []
+    for batch in batches:
+        batch = batch.filter(pc.starts_with(batch["uri"], prefix))
+        video = pc.fill_null(pc.equal(batch["kind"], "video"), False)
+        if clip_settings is None:
+            video = pa.array([False] * batch.num_rows, pa.bool_())
+        clips.append(batch.filter(video))
+        chunks.append(_keys(batch.filter(pc.and_(pc.invert(video), counts_as_done(batch, retry_failed))), prefix))
+    redo = pa.chunked_array([], pa.string())
+    if clip_settings is not None and any(c.num_rows for c in clips):
+        done, redo_keys = _clips_done(pa.Table.from_batches(clips), prefix, retry_failed, clip_settings)
+        chunks.append(done)
+        redo = pa.chunked_array([redo_keys], pa.string())
+    pa.default_memory_pool().release_unused()  # the decoded columns are gone: give their pages back
+    return DoneUnder(pa.chunked_array(chunks, pa.string()), redo)
+
+
+def _keys(rows: pa.Table | pa.RecordBatch, prefix: str) -> pa.Array:
+    return relative_key(pc.utf8_slice_codeunits(rows["uri"], len(prefix)), rows["content_id"])
+
+
+def _clips_done(rows: pa.Table, prefix: str, retry_failed: bool, clip_settings: str) -> tuple[pa.Array, pa.Array]:
+    """(done, redo) keys of clip rows, each clip judged by its newest row: its settings are the run's (or unknown,
+    from a run before clip rows carried them), or they are not and the clip is redone."""
+    rows = rows.sort_by([("processed_at", "descending"), ("run_id", "descending")])
+    rows = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
+    first = rows.group_by(["uri", "content_id"], use_threads=False).aggregate([("__row", "min")])["__row_min"]
+    newest = rows.take(first)
+    newest = newest.filter(counts_as_done(newest, retry_failed))
+    settings = newest["clip_settings"]
+    same = pc.fill_null(pc.or_kleene(pc.is_null(settings), pc.equal(settings, clip_settings)), True)
+    return _keys(newest.filter(same), prefix), _keys(newest.filter(pc.invert(same)), prefix)

@@ -27,6 +27,7 @@ import pyarrow as pa
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.read import read_and_prepare
+from model_store.core.clip_settings import ClipSettings
 from model_store.tables.commit import write_results, write_stage_results
 from trapline import env
 from trapline.errors import StalledError
@@ -70,9 +71,7 @@ class PlanSpec:
     write_cpus: float = WRITE_CPUS
     stage: Any = None  # batch.reprocess.classify.StageSpec: the crop/classify stage of --classify / --crops
     fenced: bool = True  # parts are committed only while this run holds the lease (write_results)
-    video: dict = field(default_factory=dict)  # the clips' Sampling (options.sampling(model default)), as a dict
-    clip_counting: dict = field(default_factory=dict)  # the clips' ClipCountConfig (options.counting(model default))
-    clip_tracking: dict = field(default_factory=dict)  # the clips' TrackConfig (options.tracking(model default))
+    clips: ClipSettings = ClipSettings()  # the clips' sampling, tracking and counting (options.clip_settings)
 
     via = property(lambda self: self.options.via)
     decode = property(lambda self: self.options.decode)  # where images are decoded: the actors or read tasks
@@ -220,8 +219,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
                 "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
                 "max_pixels": spec.max_pixels, "archive_url": archive_url,
-                "clips_url": spec.archive_url, "video": spec.video, "clip_counting": spec.clip_counting,
-                "clip_tracking": spec.clip_tracking,
+                "clips_url": spec.archive_url, "clips": spec.clips,
             },
         )
     else:
@@ -233,9 +231,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "expected": {"version": spec.model_version, "sha256": spec.model_sha256,
                              "filters_hash": spec.filters_hash},
                 "app_name": spec.serve_app, "archive_url": archive_url,
-                "clips_url": spec.archive_url, "video": spec.video, "clip_counting": spec.clip_counting,
-                "clip_tracking": spec.clip_tracking,
-                "config_json": spec.config_json,
+                "clips_url": spec.archive_url, "clips": spec.clips, "config_json": spec.config_json,
                 "max_pixels": spec.max_pixels,
             },
         )
@@ -374,8 +370,7 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     either way, and a larger archive gets the streaming plan."""
     expected = {"version": spec.model_version, "sha256": spec.model_sha256, "filters_hash": spec.filters_hash}
     client = ServeClient(spec.model_name, spec.ref, spec.filter_overrides, expected, app_name=spec.serve_app,
-                         archive_url=spec.archive_url, window=INLINE_WINDOW, video=spec.video,
-                         clip_counting=spec.clip_counting, clip_tracking=spec.clip_tracking,
+                         archive_url=spec.archive_url, window=INLINE_WINDOW, clips=spec.clips,
                          config_json=spec.config_json, max_pixels=spec.max_pixels)
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
 

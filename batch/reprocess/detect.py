@@ -121,9 +121,8 @@ class DetectorActor:
 
     def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
                  threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 archive_url: str | None = None, clips_url: str | None = None, video: dict | None = None,
-                 clip_batch_size: int = 8, clip_counting: dict | None = None,
-                 clip_tracking: dict | None = None) -> None:
+                 archive_url: str | None = None, clips_url: str | None = None, clips: ClipSettings | None = None,
+                 clip_batch_size: int = 8) -> None:
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
         self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
         # One blank pass here, while the plan's first files are still being read: the first real batch then
@@ -132,7 +131,7 @@ class DetectorActor:
         self.max_pixels = max_pixels
         self.reader = FileReader(archive_url)
         self.clips_url = clips_url or archive_url  # clips are opened where they lie, whatever --decode says
-        self.clip_settings = ClipSettings.of(video, clip_tracking, clip_counting)
+        self.clip_settings = clips or ClipSettings()
         self.clip_batch_size = clip_batch_size
         # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
         # several CPUs); one thread decodes inline.
@@ -237,13 +236,12 @@ class ServeClient:
     def __init__(self, model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
                  app_name: str = "trapline", attempts: int = 3, window: int = 8, per_call: int = 4,
                  overload_wait_s: float = 600.0, archive_url: str | None = None, clips_url: str | None = None,
-                 video: dict | None = None, config_json: str | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, clip_counting: dict | None = None,
-                 clip_tracking: dict | None = None) -> None:
+                 clips: ClipSettings | None = None, config_json: str | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.handle = detector_handle(model_name, app_name)
         # clips are decoded and letterboxed here and only their frames go to the deployment (served_clips.py)
         self.clips_url, self.max_pixels = clips_url or archive_url, max_pixels
-        self.clip_settings = ClipSettings.of(video, clip_tracking, clip_counting)
+        self.clip_settings = clips or ClipSettings()
         self.frames = ServedFrames(
             preparer(config_json), lambda images, metas: self.handle.detect_prepared_many.remote(
                 images, metas, self.ref, self.filter_overrides),

@@ -316,9 +316,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id,
         metadata=run_metadata(plan),
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
-        video=o.sampling(mv.config.video_sampling).model_dump(),
-        clip_counting=o.counting(mv.config.clip_counting).model_dump(),
-        clip_tracking=o.tracking(mv.config.clip_tracking).model_dump(),
+        clips=plan.clips,
     )
 
 

@@ -262,7 +262,7 @@ def test_a_clip_snips_and_classifies_the_best_frame_of_each_track(tmp_path, colo
     plan = plan_run(ReprocessOptions(archive=str(tmp_path / "archive"), out=str(tmp_path / "out"), model="trapcam:1",
                                      store=store.root, crops=True, classify=["colour:1"]))
     spec = _spec(plan, "run", 1)
-    detect = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, clips_url=spec.archive_url, video=spec.video)
+    detect = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, clips_url=spec.archive_url, clips=spec.clips)
     results = detect(read_and_prepare(entries_table(plan.selection.todo), archive_url=spec.archive_url,
                                       config_json=spec.config_json))
     crop = ClassifyActor(spec.store_url, spec.stage.routes, spec.filter_specs, spec.stage.crops, spec.archive_url,

@@ -32,6 +32,7 @@ from benchmarks.common import (
     DEFAULT_ROOT,
     DEFAULT_STORE,
     MemorySampler,
+    local_ray,
     parse_list,
     print_table,
     ratio,
@@ -127,24 +128,6 @@ def measure_via(via: str, archive_n: Path, archive_10n: Path, work: Path, model:
         "rerun_ratio": ratio(rerun["wall_s"], first["wall_s"]),
         "memory_growth_10x": round(big["peak_mib"] / first["peak_mib"] - 1, 4) if first["peak_mib"] else None,
     }
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int | None, env: dict[str, str] | None = None):
-    """A local Ray for all the runs (unless one is up already; `env` for its processes); stopped at the end if
-    started here."""
-    from trapline.ray_runtime import ensure_ray, shutdown_ray
-
-    started = ensure_ray(num_cpus=num_cpus, log_to_driver=False, env=env)
-    try:
-        yield
-    finally:
-        if started:
-            with contextlib.suppress(Exception):
-                from ray import serve
-
-                serve.shutdown()
-            shutdown_ray()  # and stderr back to the terminal when Ray's output went to its log file
 
 
 def measure_batch(model: str, store: str, n_images: int, via: list[str], work: Path, concurrency: int | None = None,

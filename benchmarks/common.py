@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -10,7 +11,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,33 @@ DEFAULT_ROOT = Path(os.environ.get("TRAPLINE_BENCH_DIR", "bench-results"))
 DEFAULT_STORE = DEFAULT_ROOT / "store"
 DEFAULT_IMAGES = DEFAULT_ROOT / "images"
 DEFAULT_MODEL = "bench-yolov8n:1"
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int | None = None, env: dict[str, str] | None = None, verbose: bool = False
+              ) -> Iterator[bool]:
+    """A local Ray for a benchmark's runs (unless one is up already: then it is used, and left as it is), as quiet as
+    `trapline`'s own commands keep theirs (trapline/entry.py, trapline/ray_output.py): Ray's console output (its
+    INFO lines, its workers', Serve's, Ray Data's) goes to a file in the session's log directory, named on one line,
+    and the benchmark prints only its own lines. `verbose`, or a caller's `ray_output.mode(quiet=False)` (a
+    benchmark's -v): Ray's output on the console, as Ray prints it. `env` is for the local Ray's processes. Serve
+    and Ray are stopped at the end if started here, and stderr given back after them, so their shutdown lines stay
+    in the file too. Yields whether it started Ray."""
+    from trapline import ray_output
+    from trapline.ray_runtime import ensure_ray, shutdown_ray
+
+    outer = ray_output.chosen()
+    with ray_output.mode(quiet=outer if outer is not None else not verbose):
+        started = ensure_ray(num_cpus=num_cpus, log_to_driver=False, env=env)
+        try:
+            yield started
+        finally:
+            if started:
+                with contextlib.suppress(Exception):
+                    from ray import serve
+
+                    serve.shutdown()
+                shutdown_ray()  # and stderr back to the terminal when Ray's output went to its log file
 
 
 def parse_list(text: str | Sequence[Any], kind: type = int) -> list[Any]:

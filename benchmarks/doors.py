@@ -50,12 +50,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks.batch_throughput import local_ray, reprocess_argv
+from benchmarks.batch_throughput import reprocess_argv
 from benchmarks.bench_model import ensure_bench_models, ensure_null_model
 from benchmarks.common import (
     DEFAULT_IMAGES,
     DEFAULT_ROOT,
     DEFAULT_STORE,
+    local_ray,
     machine_info,
     markdown_table,
     print_table,

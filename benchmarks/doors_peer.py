@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from benchmarks.batch_throughput import local_ray
+from benchmarks.common import local_ray
 from benchmarks.doors_jobs import batch_run
 
 PEER_ONNX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "yolov8n_dynamic.onnx"

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from batch.identify.distributed import RayWorkers
 from batch.identify.run import run_identify
+from benchmarks.common import local_ray
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
-from trapline import ray_output
-from trapline.ray_runtime import ensure_ray, shutdown_ray
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fixture lives in tests/
     from tests.fixtures.reid_tables import write_identity_tables
 
-    with tempfile.TemporaryDirectory() as d, ray_output.mode(quiet=True):
+    with tempfile.TemporaryDirectory() as d:
         tables, _ = write_identity_tables(Path(d), individuals=args.individuals, views=args.views)
         store = str(Path(d) / "models")
         ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
@@ -39,15 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         local = run_identify(tables, "coats:1", store)
         local_s = time.perf_counter() - t
         first = read_result(tables, SIGHTINGS).set_index("uri")["individual_id"]
-        started = ensure_ray(log_to_driver=False)
-        try:
+        with local_ray():
             workers = RayWorkers("coats:1", store)
             t = time.perf_counter()
             run_identify(tables, "coats:1", store, workers=workers)
             ray_s = time.perf_counter() - t
-        finally:
-            if started:
-                shutdown_ray()
         same = read_result(tables, SIGHTINGS).set_index("uri")["individual_id"].equals(first)
     n = local.sightings
     print(f"{n} sightings: one process {local_s:.1f} s ({n / local_s:.1f}/s); on Ray ({workers.concurrency} actors) "

@@ -13,7 +13,6 @@ rest still runs. Writes report.json and report.md to `--out`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import sys
@@ -27,6 +26,7 @@ from benchmarks.common import (
     DEFAULT_MODEL,
     DEFAULT_ROOT,
     DEFAULT_STORE,
+    local_ray,
     machine_info,
     markdown_table,
     parse_list,
@@ -119,10 +119,7 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
         return res
     import ray
 
-    from trapline.ray_runtime import ensure_ray
-
-    started = ensure_ray(num_cpus=cpus, log_to_driver=False)
-    try:
+    with local_ray(num_cpus=cpus):
         # Size the replicas by the Ray CPUs actually there (a test cluster may have fewer than the machine).
         ray_cpus = int(ray.cluster_resources().get("CPU", cpus))
         settings = serve_settings(ceiling, ray_cpus, args)
@@ -138,13 +135,6 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
                      parse_list(args.via, str), work / "batch", None, size, cpus,
                      {k: settings[k] for k in ("max_batch_size", "num_replicas", "num_cpus", "onnx_threads")}, extra,
                      images_root=work / "images")
-    finally:
-        if started:
-            with contextlib.suppress(Exception):
-                from ray import serve
-
-                serve.shutdown()
-            ray.shutdown()
     res["summary"] = summarise(res)
     return res
 

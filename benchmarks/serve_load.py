@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 
 from benchmarks.bench_model import ensure_if_bench_model
-from benchmarks.common import DEFAULT_STORE, latency_summary, parse_list, print_table, write_json
+from benchmarks.common import DEFAULT_STORE, latency_summary, local_ray, parse_list, print_table, write_json
 
 DETECT_PATH = "/v1/detect"
 
@@ -190,20 +190,12 @@ def service(url: str | None = None, config: dict[str, Any] | None = None, num_cp
     if url:
         yield url.rstrip("/")
         return
-    import ray
-
     from serve.config import parse_serve_config
     from serve.local import run_local
-    from trapline.ray_runtime import ensure_ray
 
-    # Started here rather than by run_local only to keep replica logs off the benchmark's output.
-    started = ensure_ray(num_cpus=num_cpus, log_to_driver=False)
-    try:
-        with run_local(parse_serve_config(config)) as base_url:
-            yield str(base_url).rstrip("/")
-    finally:
-        if started:
-            ray.shutdown()
+    # Started here rather than by run_local to keep Ray's and the replicas' logs off the benchmark's output.
+    with local_ray(num_cpus=num_cpus), run_local(parse_serve_config(config)) as base_url:
+        yield str(base_url).rstrip("/")
 
 
 def load_payloads(images: str | None, count: int, size: str) -> list[bytes]:

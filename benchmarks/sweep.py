@@ -16,7 +16,6 @@ from its `--num-cpus` (e.g. 2 replicas x 0.75 CPU x 1 thread on a 2-core machine
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import itertools
 import os
@@ -24,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, parse_list, print_table, write_json
+from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, local_ray, machine_info, parse_list, print_table, write_json
 from benchmarks.plots import latency_vs_load, throughput_vs_batch_size
 from benchmarks.serve_load import load_payloads, run_load, serve_config, service
 
@@ -100,23 +99,11 @@ def run_sweep(model: str, store: str, settings: list[dict[str, Any]], payloads: 
               fractions: list[float], duration_s: float, warmup_s: float = 1.0, ray_cpus: int | None = None,
               ceiling: float | None = None, skipped: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Measure every setting on one local Ray; write JSON, CSV and plots to `out`."""
-    import ray
-
-    from trapline.ray_runtime import ensure_ray
-
     rows: list[dict[str, Any]] = []
-    started = ensure_ray(num_cpus=ray_cpus, log_to_driver=False)
-    try:
+    with local_ray(num_cpus=ray_cpus):
         for i, setting in enumerate(settings, 1):
             print(f"[{i}/{len(settings)}] {setting}", flush=True)
             rows.extend(measure_setting(setting, store, model, payloads, fractions, duration_s, warmup_s))
-    finally:
-        if started:
-            with contextlib.suppress(Exception):
-                from ray import serve
-
-                serve.shutdown()
-            ray.shutdown()
     meta = {"model": model, "store": store, "machine": machine_info(), "duration_s": duration_s,
             "load_fractions": fractions, "skipped": skipped or [], "ceiling_images_per_s": ceiling}
     return write_outputs(out, rows, meta, ceiling)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 _quiet = False
+_chosen: bool | None = None  # the quiet-or-verbose of the `mode` this process is in (None: in none)
 _session: _Redirect | None = None
 
 
@@ -51,16 +52,24 @@ def mode(quiet: bool) -> Iterator[Callable[[], None]]:
     A caller in this process that already sends Ray's output to its file (a benchmark running `batch.reprocess.job`
     in its own Ray session) keeps it: the nested command neither changes the mode nor gives fd 2 back.
     """
+    global _chosen
     if capturing():
         yield lambda: None
         return
-    previous = _quiet
+    previous, previous_choice = _quiet, _chosen
     set_quiet(quiet)
+    _chosen = quiet
     try:
         yield release
     finally:
         release()
         set_quiet(previous)
+        _chosen = previous_choice
+
+
+def chosen() -> bool | None:
+    """Quiet (True) or verbose (False) as the command this process runs chose it (`mode`); None outside one."""
+    return _chosen
 
 
 def capturing() -> bool:

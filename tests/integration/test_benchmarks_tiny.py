@@ -4,12 +4,17 @@ both ways, the side-by-side report and a one-setting sweep. Outputs are checked,
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from benchmarks import report
 from benchmarks.images import ensure_images
 from benchmarks.sweep import grid, run_sweep
+from tests.conftest import REPO
+from tests.e2e.test_quiet_output import ray_lines
 
 pytestmark = pytest.mark.ray
 
@@ -84,3 +89,31 @@ def test_burst_classifies_every_answer_of_a_burst(ray_cluster, local_store, tmp_
     assert b["ok"] > 0 and b["latency_ok"]["p50_ms"] > 0
     # the sizing it is compared with: a one-hop replica of max_batch_size 8 admits 16 + 32 queued + 16 archive
     assert burst.plus4("fixture") == 16 + 32 + 16 + 4
+
+
+QUIET_SCRIPT = """
+import ray, ray.data
+from benchmarks.common import local_ray
+
+@ray.remote
+def work():
+    print("a worker's print")
+    return 1
+
+with local_ray(num_cpus=1):
+    assert ray.get(work.remote()) == 1
+    print("rows", ray.data.range(8).map_batches(lambda b: b).count(), flush=True)
+print("done", flush=True)
+"""
+
+
+def test_a_benchmarks_local_ray_prints_only_the_benchmarks_lines(tmp_path):
+    """`benchmarks.common.local_ray` keeps Ray as quiet as `trapline`'s commands do: no INFO line of Ray, its
+    workers or Ray Data on the console, one line naming the log directory; the benchmark's own lines all there."""
+    done = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["rows 8", "done"]
+    assert ray_lines(done.stdout + done.stderr) == [], done.stderr
+    [logs] = done.stderr.strip().splitlines()
+    assert logs.startswith("Ray logs: ")

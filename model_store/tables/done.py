@@ -15,8 +15,9 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# The columns of the images table the check reads.
-DONE_COLUMNS = ["uri", "content_id", "status", "error_reason", "kind", "clip_settings", "processed_at", "run_id"]
+# The columns of the images table the check reads of every row, and of the clips' rows only.
+DONE_COLUMNS = ["uri", "content_id", "status", "error_reason", "kind"]
+CLIP_DONE_COLUMNS = [*DONE_COLUMNS, "clip_settings", "processed_at", "run_id"]
 
 
 class DoneUnder(NamedTuple):
@@ -40,27 +41,28 @@ def relative_key(rel_path: pa.Array | pa.ChunkedArray, content_id: pa.Array | pa
 
 
 def done_under(batches: Iterable[pa.RecordBatch], prefix: str, retry_failed: bool = False,
-               clip_settings: str | None = None) -> DoneUnder:
+               clips: pa.Table | None = None, clip_settings: str | None = None) -> DoneUnder:
     """The done keys of the image rows in `batches` (DONE_COLUMNS of one result set) whose uri starts with `prefix`
-    (an archive's root), and the clips to redo for other settings (`clip_settings` None: a clip is judged as a
-    still).
+    (an archive's root), and the clips to redo for other settings. `clips`: the set's clip rows (CLIP_DONE_COLUMNS),
+    judged against `clip_settings` (then the clip rows of `batches` are left to them); None: a clip is judged as a
+    still.
 
     A record batch at a time, so only the keys are held (a million images: ~45 MB), not the columns read whole
-    and joined on their full URIs (~500 MB more at the peak, measured); a clip's rows are held to the end, to find
-    its newest: clips are few beside the stills."""
-    chunks, clips = [], []
+    and joined on their full URIs (~500 MB more at the peak, measured); the clips' rows, read apart (their row
+    groups only, by the `kind` column's statistics), are few beside the stills."""
+    chunks = []
     for batch in batches:
         batch = batch.filter(pc.starts_with(batch["uri"], prefix))
-        video = pc.fill_null(pc.equal(batch["kind"], "video"), False)
-        if clip_settings is None:
-            video = pa.array([False] * batch.num_rows, pa.bool_())
-        clips.append(batch.filter(video))
-        chunks.append(_keys(batch.filter(pc.and_(pc.invert(video), counts_as_done(batch, retry_failed))), prefix))
+        done = counts_as_done(batch, retry_failed)
+        if clips is not None:
+            done = pc.and_(done, pc.invert(pc.fill_null(pc.equal(batch["kind"], "video"), False)))
+        chunks.append(_keys(batch.filter(done), prefix))
     redo = pa.chunked_array([], pa.string())
-    if clip_settings is not None and any(c.num_rows for c in clips):
-        done, redo_keys = _clips_done(pa.Table.from_batches(clips), prefix, retry_failed, clip_settings)
-        chunks.append(done)
-        redo = pa.chunked_array([redo_keys], pa.string())
+    if clips is not None and clips.num_rows:
+        clips = clips.filter(pc.starts_with(clips["uri"], prefix))
+        done_clips, redo_clips = _clips_done(clips, prefix, retry_failed, clip_settings)
+        chunks.append(done_clips)
+        redo = pa.chunked_array([redo_clips], pa.string())
     pa.default_memory_pool().release_unused()  # the decoded columns are gone: give their pages back
     return DoneUnder(pa.chunked_array(chunks, pa.string()), redo)
 
@@ -69,7 +71,8 @@ def _keys(rows: pa.Table | pa.RecordBatch, prefix: str) -> pa.Array:
     return relative_key(pc.utf8_slice_codeunits(rows["uri"], len(prefix)), rows["content_id"])
 
 
-def _clips_done(rows: pa.Table, prefix: str, retry_failed: bool, clip_settings: str) -> tuple[pa.Array, pa.Array]:
+def _clips_done(rows: pa.Table, prefix: str, retry_failed: bool, clip_settings: str | None
+                ) -> tuple[pa.Array, pa.Array]:
     """(done, redo) keys of clip rows, each clip judged by its newest row: its settings are the run's (or unknown,
     from a run before clip rows carried them), or they are not and the clip is redone."""
     rows = rows.sort_by([("processed_at", "descending"), ("run_id", "descending")])

@@ -22,7 +22,7 @@ from model_store.store.store import version_sort_key
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import fill_camera_ids
 from model_store.tables.clock import TimeBook, apply_clock
-from model_store.tables.done import DONE_COLUMNS, DoneUnder, counts_as_done, done_under
+from model_store.tables.done import CLIP_DONE_COLUMNS, DONE_COLUMNS, DoneUnder, counts_as_done, done_under
 from model_store.tables.manifest import RunManifest, is_live, read_manifests
 from model_store.tables.schema import (
     CLASSIFICATIONS,
@@ -189,10 +189,13 @@ class Tables:
 
     def done_under(self, model_name: str, model_version: str, filters_hash: str, prefix: str,
                    retry_failed: bool = False, clip_settings: str | None = None) -> DoneUnder:
-        """What a rerun over the archive under `prefix` skips, and the clips it redoes (`done.done_under`)."""
-        return done_under(self.stream_images(model_name, model_version, DONE_COLUMNS,
-                                             ds.field("filters_hash") == filters_hash),
-                          prefix, retry_failed, clip_settings)
+        """What a rerun over the archive under `prefix` skips, and the clips it redoes for other settings than
+        `clip_settings` (None: a clip is judged as a still), as `done.done_under`."""
+        rows = ds.field("filters_hash") == filters_hash
+        clips = None if clip_settings is None else self.read(
+            IMAGES, model_name, model_version, CLIP_DONE_COLUMNS, rows & (ds.field("kind") == "video"), dedupe=False)
+        return done_under(self.stream_images(model_name, model_version, DONE_COLUMNS, rows), prefix, retry_failed,
+                          clips, clip_settings)
 
     def done_keys(self, model_name: str, model_version: str, filters_hash: str,
                   retry_failed: bool = False) -> set[tuple[str, str]]:

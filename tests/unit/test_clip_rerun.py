@@ -7,6 +7,7 @@ import datetime as dt
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
@@ -14,7 +15,7 @@ from batch.reprocess.summary import format_report
 from model_store import ModelStore
 from model_store.core.clip_sampling import Sampling
 from model_store.core.clip_settings import ClipSettings
-from model_store.tables.done import DONE_COLUMNS, done_under
+from model_store.tables.done import CLIP_DONE_COLUMNS, DONE_COLUMNS, done_under
 from model_store.tables.maintenance import check
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
@@ -24,34 +25,37 @@ from tests.fixtures.clips import day_night_clip
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def _rows(*rows: tuple) -> pa.RecordBatch:
+def _rows(*rows: tuple) -> pa.Table:
     """Image rows (rel_path, kind, status, error_reason, clip_settings, minutes after T0) under /a/."""
-    cols = {c: [] for c in DONE_COLUMNS}
+    cols = {c: [] for c in CLIP_DONE_COLUMNS}
     for rel, kind, status, reason, settings, minutes in rows:
-        for c, v in zip(DONE_COLUMNS, (f"/a/{rel}", "c", status, reason, kind, settings,
-                                       T0 + dt.timedelta(minutes=minutes), f"run{minutes}"), strict=True):
+        for c, v in zip(CLIP_DONE_COLUMNS, (f"/a/{rel}", "c", status, reason, kind, settings,
+                                            T0 + dt.timedelta(minutes=minutes), f"run{minutes}"), strict=True):
             cols[c].append(v)
-    return pa.RecordBatch.from_pydict(cols)
+    return pa.table(cols)
 
 
 def test_a_clip_is_done_by_its_newest_row_made_with_the_runs_settings():
-    batch = _rows(
+    rows = _rows(
         ("still.jpg", "image", "ok", None, None, 0),
-        ("old.mp4", None, "ok", None, None, 0),  # a row from before clip rows carried their settings
+        ("gone.jpg", "image", "failed", "read_error", None, 0),
+        ("old.mp4", "video", "ok", None, None, 0),  # a row from before clip rows carried their settings
         ("same.mp4", "video", "ok", None, "A", 0),
         ("other.mp4", "video", "ok", None, "B", 0),
         ("back.mp4", "video", "ok", None, "A", 0), ("back.mp4", "video", "ok", None, "B", 5),  # A, then B
         ("cut.mp4", "video", "failed", "truncated", "B", 0),
         ("blip.mp4", "video", "failed", "read_error", "A", 0),
     )
-    got = done_under([batch], "/a/", clip_settings="A")
+    batches = rows.select(DONE_COLUMNS).to_batches()
+    clips = rows.filter(pc.equal(rows["kind"], "video"))  # what Tables.done_under reads of the clips apart
+    got = done_under(batches, "/a/", clips=clips, clip_settings="A")
     keys = {k.split("\x00")[0] for k in got.keys.to_pylist()}
     assert keys == {"still.jpg", "old.mp4", "same.mp4"}
     # the clips done with other settings, newest row first: back.mp4 was done with A once, but is B's now
     assert {k.split("\x00")[0] for k in got.redo.to_pylist()} == {"other.mp4", "back.mp4", "cut.mp4"}
-    # without settings to compare (the postprocess and journal callers): a clip is judged as a still
-    assert len(done_under([batch], "/a/").keys) == 7 and not len(done_under([batch], "/a/").redo)
-    assert not len(done_under([batch], "/elsewhere/", clip_settings="A").keys)
+    # without the clips read apart: a clip is judged as a still, by any of its rows
+    assert len(done_under(batches, "/a/").keys) == 7 and not len(done_under(batches, "/a/").redo)
+    assert not len(done_under(batches, "/elsewhere/", clips=clips, clip_settings="A").keys)
 
 
 def test_the_settings_hash_leaves_out_the_frame_cap_only():

@@ -268,7 +268,8 @@ def manifest_progress(m: RunManifest) -> dict[str, Any]:
     c = m.counts
     if m.kind == "reprocess":
         done, total = int(c.get("processed", 0)), int(c.get("to_process", 0))
-        stages = {"plan": {k: c.get(k, 0) for k in ("found", "selected", "already_done", "to_process")},
+        stages = {"plan": {k: c.get(k, 0) for k in ("found", "selected", "already_done", "to_process",
+                                                    "clips_redone")},
                   "detect": {k: c.get(k, 0) for k in ("processed", "ok", "empty", "failed", "raw_detections",
                                                       "detections")},
                   "commit": {k: c.get(k, 0) for k in ("parts", "orphans_removed")}}

@@ -9,6 +9,7 @@ import pytest
 
 from batch.export.camtrap import camtrap_dp
 from batch.export.formats import megadetector
+from batch.jobs.control import manifest_progress
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
@@ -79,6 +80,8 @@ def test_a_folder_of_stills_and_clips_through_the_job(ray_cluster, tmp_path):
     redo = run_reprocess(sparse)
     assert (redo.already_done, redo.clips_redone, redo.processed, redo.clips) == (3, 2, 2, 2), redo.error
     assert "(2 clip(s) redone for new clip settings" in format_report(redo)
+    [manifest] = [m for m in tables.manifests() if m.run_id == redo.run_id]
+    assert manifest_progress(manifest)["stages"]["plan"]["clips_redone"] == 2  # what GET /v1/jobs/{id} says
     current = tables.current_images("trapcam", "1", tset.filters_hash).set_index("rel_path")
     assert len(current) == 5 and current.loc["cam01/visit.mp4", "frames_sampled"] == 4
     assert current.loc["cam01/IMG_0.jpg", "run_id"] == report.run_id  # the stills as they were

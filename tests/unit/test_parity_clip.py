@@ -184,3 +184,16 @@ def test_frame_numbers_on_a_variable_frame_rate_clip_are_decode_order(every):
     got = sampled(VFR, as_trapline(every))
     place = [min(range(len(times)), key=lambda k: abs(times[k] - offset)) for _, offset in got]
     assert [n for n, _ in got] == place
+
+
+@pytest.mark.xfail(strict=True, reason="frame_numbered(n) shows the frame at n / average fps: on a variable frame "
+                   "rate not frame n (the console and report draw frame 45's boxes on frame 51)")
+def test_a_frame_shown_by_its_number_is_the_frame_sampled():
+    """The console and the report show a sampled frame by its number (`ClipReader.frame_numbered`): it must be the
+    frame the detector saw."""
+    with ClipReader(str(clip_path("vfr_clip"))) as reader:
+        seen = {f.number: f.rgb for f in reader.frames(Sampling.parse(f"{STRIDE * 5}f"))}
+    for number, rgb in seen.items():
+        with ClipReader(str(clip_path("vfr_clip"))) as reader:
+            shown = reader.frame_numbered(number, max_side=max(rgb.shape))
+        assert np.array_equal(shown, rgb), f"frame {number}"

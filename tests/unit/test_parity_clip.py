@@ -93,7 +93,7 @@ def test_full_size_frames_give_ultralytics_boxes_exactly(detector):
     """Where the deviation comes from: PyAV's full-size RGB frames are OpenCV's to the pixel (both convert with
     swscale's defaults), and the still path (`cv2.resize` INTER_LINEAR, as Ultralytics) on them gives Ultralytics'
     boxes exactly. What the clip path adds is its scaling inside swscale."""
-    sampling = Sampling.parse(f"{STRIDE}f")
+    sampling = Sampling.parse(f"{2 * STRIDE}f")  # every 6th frame: 12 frames, ~60 boxes (all 72 agree: BENCHMARKS)
     with ClipReader(str(clip_path())) as reader:
         frames = list(reader.frames(sampling))  # no size_for: full size
     capture = cv2.VideoCapture(str(clip_path()))
@@ -106,7 +106,9 @@ def test_full_size_frames_give_ultralytics_boxes_exactly(detector):
     finally:
         capture.release()
     for f in frames:
-        assert np.array_equal(f.rgb, cv2.cvtColor(opencv[f.number], cv2.COLOR_BGR2RGB)), f"frame {f.number}"
+        diff = np.abs(f.rgb.astype(np.int16) - cv2.cvtColor(opencv[f.number], cv2.COLOR_BGR2RGB)).max()
+        assert diff == 0, f"frame {f.number}: PyAV's full-size RGB differs from OpenCV {cv2.__version__}'s by up to " \
+                          f"{diff} grey levels (the fixture's boxes were made from OpenCV's frames)"
     records = detector.predict_batch([f.rgb for f in frames])
     agreed = agreement([(f.number, boxes_of(r)) for f, r in zip(frames, records, strict=True)], reference_frames())
     print(f"\nfull-size frames, still path vs Ultralytics predict: {agreed.summary()}")

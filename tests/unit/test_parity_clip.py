@@ -179,8 +179,6 @@ def test_seconds_on_a_variable_frame_rate_clip_follow_the_clock(every):
     assert md == list(range(0, len(times), max(1, int(step * fps))))  # MegaDetector's rule, on the record
 
 
-@pytest.mark.xfail(strict=True, reason="after a seek ClipReader numbers a frame round(time x average fps): on a "
-                   "variable frame rate not its place (1 s: 0, 15, 21, 32, 43, 54 for 0, 15, 30, 45, 50, 55)")
 @pytest.mark.parametrize("every", [e for e in MEGADETECTOR[VFR]["samplings"] if float(e) < 0])
 def test_frame_numbers_on_a_variable_frame_rate_clip_are_decode_order(every):
     """A sampled frame's number is its place in the clip (what MegaDetector's tools and the export's
@@ -191,8 +189,6 @@ def test_frame_numbers_on_a_variable_frame_rate_clip_are_decode_order(every):
     assert [n for n, _ in got] == place
 
 
-@pytest.mark.xfail(strict=True, reason="frame_numbered(n) shows the frame at n / average fps: on a variable frame "
-                   "rate not frame n (the console and report draw frame 45's boxes on frame 51)")
 def test_a_frame_shown_by_its_number_is_the_frame_sampled():
     """The console and the report show a sampled frame by its number (`ClipReader.frame_numbered`): it must be the
     frame the detector saw."""

@@ -21,10 +21,12 @@ import cv2
 import numpy as np
 import pytest
 
+from batch.views.picture_files import clip_frame
 from model_store import ModelStore
 from model_store.core.agreement import boxes_of
-from model_store.core.clip_sampling import Sampling
+from model_store.core.clip_sampling import Sampling, TimeRange
 from model_store.core.clips import detect_clip
+from model_store.core.imaging import decode_image
 from model_store.core.video import ClipReader
 from tests.fixtures.clip_parity import REFERENCE, agreement, clip_boxes, clip_path, expected, reference_frames
 
@@ -198,3 +200,34 @@ def test_a_frame_shown_by_its_number_is_the_frame_sampled():
         with ClipReader(str(clip_path("vfr_clip"))) as reader:
             shown = reader.frame_numbered(number, max_side=max(rgb.shape))
         assert np.array_equal(shown, rgb), f"frame {number}"
+
+
+@pytest.mark.parametrize("sampling", ["all", "4f"])
+def test_later_time_ranges_number_and_pick_frames_as_the_whole_clip_does(sampling):
+    """A time range that starts from a seek (a long clip cut into ranges, `clip_ranges`) numbers its frames by their
+    place in the clip, and every Nth frame is every Nth of the clip, not of the range: the ranges together give the
+    frames an uncut pass gives, across the clip's change of frame rate (15 fps, then 5 fps from 3 s)."""
+    with ClipReader(str(clip_path("vfr_clip"))) as reader:
+        whole = [(f.number, f.offset_s) for f in reader.frames(Sampling.parse(sampling))]
+    cuts = [0.0, 1.7, 3.1, 4.5, None]  # inside a keyframe interval, at the change, in the 5 fps part
+    parts = []
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        with ClipReader(str(clip_path("vfr_clip"))) as reader:
+            got = reader.frames(Sampling.parse(sampling), span=TimeRange(start, end))
+            parts += [(f.number, f.offset_s) for f in got]
+    assert parts == whole
+    times = expected()["vfr_clip"]["times_s"]
+    step = 1 if sampling == "all" else 4
+    assert [n for n, _ in whole] == list(range(0, len(times), step))
+
+
+def test_the_consoles_frame_of_a_clip_is_the_frame_of_that_number():
+    """The console's strip asks for a clip's frame by its number (`batch.views.picture_files.clip_frame`): on a
+    variable frame rate too the JPEG it serves is that frame (the nearest of all the clip's frames to it), also past
+    the change of rate, where time x average rate lands 6 frames late."""
+    with ClipReader(str(clip_path("vfr_clip"))) as reader:
+        every = [f.rgb.astype(np.int16) for f in reader.frames(Sampling.parse("all"))]
+    for number in (0, 20, 45, 50, 59):
+        shown = decode_image(clip_frame(str(clip_path("vfr_clip")), number, side=max(every[0].shape)))
+        off = [float(np.abs(shown - f).mean()) for f in every]
+        assert int(np.argmin(off)) == number, f"frame {number} shows frame {int(np.argmin(off))}"

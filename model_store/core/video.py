@@ -29,12 +29,13 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
 
+from model_store.core.clip_places import file_key, known_places
 from model_store.core.clip_sampling import ClipInfo, KeyframeGrid, Sampling, TimeRange, describe
 from trapline.errors import TraplineError
 
@@ -165,7 +166,8 @@ class ClipReader:
         self.stream.codec_context.thread_count = max(1, threads)
         self._tb = float(self.stream.time_base) if self.stream.time_base else 0.0
         self._start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
-        self._places: list[int] | None = None  # `places`, once read
+        self._places: Sequence[int] | None = None  # `places`, once read
+        self._file = file_key(source)
 
     def __enter__(self) -> ClipReader:
         return self
@@ -212,22 +214,14 @@ class ClipReader:
         fps = self.info.fps or 0.0  # packets without timestamps: the average rate's grid is all there is
         return self._shown(number / fps if fps else 0.0, None, max_side, max_decoded).rgb
 
-    def places(self) -> list[int]:
+    def places(self) -> Sequence[int]:
         """Every frame's presentation timestamp (in the stream's time base) in order: frame n is at `places()[n]`, so
-        a frame's number is its timestamp's rank. Read once per reader, from the container's packets (demuxing only,
-        no frame decoded; a clip broken halfway gives the frames before the break), then kept. It moves the read
-        position: called before a seek, never mid-decode. Packets the demuxer discards (before an edit list's
-        start) are not frames of the clip. Empty when the packets carry no timestamps."""
+        a frame's number is its timestamp's rank. Read once per reader from the container's packets, demuxing only
+        (`model_store.core.clip_places`: a local file's are kept for its next readers while it is unchanged). It
+        moves the read position: called before a seek, never mid-decode. Empty when the packets carry no
+        timestamps."""
         if self._places is None:
-            import av
-
-            stamps: list[int | None] = []
-            try:
-                self.container.seek(0, backward=True)
-                stamps = [p.pts for p in self.container.demux(self.stream) if p.size and not p.is_discard]
-            except (av.error.FFmpegError, EOFError):
-                pass  # the places up to the break are right: numbers are ranks
-            self._places = [] if None in stamps else sorted(stamps)  # type: ignore[type-var]
+            self._places = known_places(self.container, self.stream, self._file)
         return self._places
 
     def _seek(self, offset_s: float) -> None:

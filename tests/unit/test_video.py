@@ -81,6 +81,21 @@ def test_one_frame_by_offset_or_number_is_the_frame_decoding_through_gives(clips
             reader.frame_numbered(400, max_side=80)
 
 
+def test_readers_of_one_clip_share_its_places_while_the_file_is_unchanged(tmp_path):
+    """The console opens a reader for each frame it shows: the clip's packets are scanned once (the second reader's
+    places are the first's), and a clip written again at the same path is numbered by its new frames."""
+    path = tmp_path / "shown.mp4"
+    write_clip(path, (frame(160, 128, True, i) for i in range(12)), fps=10)
+    with ClipReader(str(path)) as a, ClipReader(str(path)) as b:
+        assert len(a.places()) == 12 and b.places() is a.places()
+    times = [0, 0.1, 0.15, 0.5, 0.9, 1.05, 1.6, 2.0, 2.2, 2.9, 3.1, 3.5, 3.6, 3.7, 4.0, 4.4]
+    write_clip(path, (frame(160, 128, i % 2 == 0, i) for i in range(len(times))), fps=10, times_s=times)
+    with ClipReader(str(path)) as reader:
+        through = [f.rgb for f in reader.frames(Sampling.parse("all"))]
+    with ClipReader(str(path)) as reader:
+        assert len(reader.places()) == 16 and np.array_equal(reader.frame_numbered(14, max_side=160), through[14])
+
+
 @pytest.mark.parametrize("text", ["1", "every:0", "0s", "-2f", "3x"])
 def test_a_bad_sampling_is_refused_with_the_value(text):
     with pytest.raises(ValueError, match="video sampling|greater than"):

@@ -224,11 +224,14 @@ class ClipReader:
             self._places = known_places(self.container, self.stream, self._file)
         return self._places
 
-    def _seek(self, offset_s: float) -> None:
-        """To the last keyframe at or before `offset_s`; the clip's `places` are read first (a seek loses the count)."""
+    def _seek(self, offset_s: float, pts: int | None = None) -> None:
+        """To the last keyframe at or before `offset_s` (or timestamp `pts`: a frame's own, not one tick before it
+        from a float's round trip, which lands a keyframe early); the clip's `places` are read first (a seek loses
+        the count)."""
         self.places()
-        self.container.seek(max(0, int((offset_s + self._start) / self._tb)) if self._tb else 0,
-                            stream=self.stream, backward=True)
+        if pts is None:
+            pts = max(0, round((offset_s + self._start) / self._tb)) if self._tb else 0
+        self.container.seek(pts, stream=self.stream, backward=True)
 
     def _time(self, frame, decoded: int) -> float:
         """A frame's time in seconds from the clip's first frame (without a timestamp: `decoded` x the average rate)."""
@@ -249,7 +252,7 @@ class ClipReader:
         it."""
         import av
 
-        self._seek(offset_s)
+        self._seek(offset_s, pts)
         size = None
         if max_side is not None:
             w, h = self.info.width, self.info.height

@@ -74,6 +74,7 @@ def test_one_frame_by_offset_or_number_is_the_frame_decoding_through_gives(clips
         assert (at.number, at.offset_s) == (57, pytest.approx(5.7)) and np.array_equal(at.rgb, through[57])
         assert np.array_equal(reader.frame_numbered(23, max_side=1000), through[23])
         assert reader.frame_numbered(81, max_side=80).shape == (64, 80, 3)  # scaled to the long side asked for
+        assert np.array_equal(reader.frame_numbered(20, max_side=1000, max_decoded=0), through[20])  # its own keyframe
         with pytest.raises(VideoDecodeError) as far:
             reader.frame_numbered(59, max_side=80, max_decoded=3)  # 9 frames past its keyframe
         assert far.value.reason == "no_frame"

@@ -88,17 +88,18 @@ def clip_ranges(info: ClipInfo, sampling: Sampling, parts: int, min_frames: int)
     """The clip cut into up to `parts` time ranges of at least `min_frames` sampled frames each, so that the ranges
     together sample exactly the frames the whole clip would.
 
-    A clip sampled every N seconds is cut on the sampling's time grid; a clip sampled every frame at its frame times
-    (every frame of a range is taken, whatever range it is in: the clip loop numbers them from their order once all
-    ranges are read). Every-Nth-frame sampling counts frames from the first, which a range that starts from a seek
-    cannot, so it is not cut; nor is a clip of unknown length."""
+    A clip sampled every N seconds is cut on the sampling's time grid; a clip sampled every frame or every Nth frame
+    at frame times of the average rate (a range takes the frames whose time is in it, and every Nth by the frame's
+    place in the clip, which a reader knows after its seek too: `ClipReader.places`; on a variable frame rate the
+    cuts are merely uneven). A clip of unknown length or frame rate is not cut."""
     expected = sampling.expected_frames(info.duration_s, info.fps, info.frame_count)
-    if sampling.mode == "frames" or not expected or parts < 2 or (sampling.mode == "all" and not info.fps):
+    if not expected or parts < 2 or (sampling.mode != "seconds" and not info.fps):
         return [TimeRange()]
     parts = min(parts, expected // max(1, min_frames))
     if parts < 2:
         return [TimeRange()]
-    step = sampling.every_s if sampling.mode == "seconds" else 1 / info.fps  # type: ignore[operator]
+    step = {"seconds": sampling.every_s, "frames": sampling.every_n / info.fps,  # type: ignore[operator]
+            "all": 1 / info.fps}[sampling.mode]  # type: ignore[operator]
     cuts = [round(expected * k / parts) * step for k in range(1, parts)]
     starts = [0.0, *cuts]
     return [TimeRange(s, e) for s, e in zip(starts, [*cuts, None], strict=True)]

@@ -13,23 +13,34 @@ Which frames a sampling takes, and where seeking saves decoding, is the sampling
 (`model_store.core.clip_sampling`); this module opens the clip and follows it. One seek-and-decode path shows or
 crops one frame (`ClipReader.frame_at`; `frame_numbered` is the same by frame number).
 
+A frame's number is its place in the clip: 0-based, in presentation order, as MegaDetector's tools and OpenCV count
+(the MegaDetector export's `frame_number`). Decoding from the first frame counts it; after a seek (sparse sampling,
+a later time range, showing one frame) the count is lost, and time x average frame rate gives it back only when
+the frames sit on a constant grid, which a variable-frame-rate clip's do not (nor can the container vouch for it
+without reading its packets). So a reader that seeks first reads every video packet's timestamp once
+(`ClipReader.places`: demuxing only, no frame decoded; BENCHMARKS.md section 13 gives its cost), and a frame's
+number is its timestamp's rank among them.
+
 Every failure is a `VideoDecodeError` with a `reason` the tables record (`failed` rows), never a crash.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
 
+from model_store.core.clip_places import file_key, known_places
 from model_store.core.clip_sampling import ClipInfo, KeyframeGrid, Sampling, TimeRange, describe
 from trapline.errors import TraplineError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+OFFSET_TOLERANCE_S = 1e-5  # a stored offset is its frame's time rounded to the microsecond; frames are >= 1 ms apart
 SHOW_MAX_DECODED = 600  # frames decoded at most to show one frame (frame_numbered): 20 s at 30 fps past a keyframe
 # The letterbox's resize filters (model_store.core.preprocess.INTERPOLATION) as swscale names them.
 SWS_INTERPOLATION = {"linear": "BILINEAR", "area": "AREA", "nearest": "POINT", "cubic": "BICUBIC"}
@@ -153,6 +164,10 @@ class ClipReader:
         self._reformatter = VideoReformatter()
         self.stream.thread_type = "AUTO"  # frame + slice threads, as many as `threads`
         self.stream.codec_context.thread_count = max(1, threads)
+        self._tb = float(self.stream.time_base) if self.stream.time_base else 0.0
+        self._start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
+        self._places: Sequence[int] | None = None  # `places`, once read
+        self._file = file_key(source)
 
     def __enter__(self) -> ClipReader:
         return self
@@ -178,29 +193,79 @@ class ClipReader:
         yield from self._sampled(sampling, size, SWS_INTERPOLATION[interpolation], span or TimeRange())
 
     def frame_at(self, offset_s: float, max_side: int | None = None, max_decoded: int | None = None) -> Frame:
-        """The frame shown at `offset_s` (a sampled frame's offset: its snips and crops are cut from it): a seek to
-        the keyframe before it, then decoded up to it (at most `max_decoded` frames: a frame further from a
-        keyframe is refused, so showing one frame never decodes a whole clip). Full size, or scaled so its long
-        side is at most `max_side`. Raises VideoDecodeError (no_frame, decode_error) when it cannot be had."""
+        """The frame at `offset_s` (a sampled frame's offset, its time to the microsecond: its snips and crops are cut
+        from it), or the first after it: a seek to the keyframe before it, then decoded up to it (at most
+        `max_decoded` frames: a frame further from a keyframe is refused, so showing one frame never decodes a whole
+        clip). Full size, or scaled so its long side is at most `max_side`. Raises VideoDecodeError (no_frame,
+        decode_error) when it cannot be had."""
+        return self._shown(offset_s, None, max_side, max_decoded)
+
+    def frame_numbered(self, number: int, max_side: int, max_decoded: int = SHOW_MAX_DECODED) -> np.ndarray:
+        """Frame `number` (its place in the clip, as the tables number a sampled frame) as RGB, its long side at most
+        `max_side`: found by its own timestamp (`places`), so on a variable frame rate too it is the frame that was
+        sampled; at most `max_decoded` frames past the keyframe before it."""
+        places = self.places()
+        if number < 0 or (places and number >= len(places)) or (
+                not places and self.info.frame_count and number >= self.info.frame_count):
+            raise VideoDecodeError("no_frame", f"the clip has no frame {number}")
+        if places:
+            pts = places[number]
+            return self._shown(pts * self._tb - self._start, pts, max_side, max_decoded).rgb
+        fps = self.info.fps or 0.0  # packets without timestamps: the average rate's grid is all there is
+        return self._shown(number / fps if fps else 0.0, None, max_side, max_decoded).rgb
+
+    def places(self) -> Sequence[int]:
+        """Every frame's presentation timestamp (in the stream's time base) in order: frame n is at `places()[n]`, so
+        a frame's number is its timestamp's rank. Read once per reader from the container's packets, demuxing only
+        (`model_store.core.clip_places`: a local file's are kept for its next readers while it is unchanged). It
+        moves the read position: called before a seek, never mid-decode. Empty when the packets carry no
+        timestamps."""
+        if self._places is None:
+            self._places = known_places(self.container, self.stream, self._file)
+        return self._places
+
+    def _seek(self, offset_s: float, pts: int | None = None) -> None:
+        """To the last keyframe at or before `offset_s` (or timestamp `pts`: a frame's own, not one tick before it
+        from a float's round trip, which lands a keyframe early); the clip's `places` are read first (a seek loses
+        the count)."""
+        self.places()
+        if pts is None:
+            pts = max(0, round((offset_s + self._start) / self._tb)) if self._tb else 0
+        self.container.seek(pts, stream=self.stream, backward=True)
+
+    def _time(self, frame, decoded: int) -> float:
+        """A frame's time in seconds from the clip's first frame (without a timestamp: `decoded` x the average rate)."""
+        if frame.pts is not None and self._tb:
+            return float(frame.pts) * self._tb - self._start
+        return decoded / self.info.fps if self.info.fps else 0.0
+
+    def _number(self, frame, t: float) -> int:
+        """A frame's place after a seek: its timestamp's rank among the clip's (`places`); its time x the average rate
+        only when the packets carry no timestamps."""
+        places = self.places()
+        if places and frame.pts is not None:
+            return bisect.bisect_left(places, frame.pts)
+        return round(t * self.info.fps) if self.info.fps else 0
+
+    def _shown(self, offset_s: float, pts: int | None, max_side: int | None, max_decoded: int | None) -> Frame:
+        """The frame with timestamp `pts`, or (None) the first at `offset_s` or after it: a seek, then decoded up to
+        it."""
         import av
 
-        fps = self.info.fps or 0.0
-        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
-        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
-        if tb and offset_s > 0:
-            self.container.seek(int((offset_s + start) / tb), stream=self.stream, backward=True)
+        self._seek(offset_s, pts)
         size = None
         if max_side is not None:
             w, h = self.info.width, self.info.height
             scale = min(1.0, max_side / max(w, h, 1))
             size = (max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2))
-        half = 0.5 / fps if fps else 1e-6  # the frame at an offset, or the first after it within half a frame
         try:
             for decoded, frame in enumerate(self.container.decode(self.stream)):
-                t = float(frame.pts) * tb - start if frame.pts is not None and tb else (decoded / fps if fps else 0)
-                if t + half >= offset_s:
-                    return Frame(number=round(t * fps) if fps else decoded, offset_s=round(t, 6),
-                                 rgb=self._rgb(frame, size, SWS_INTERPOLATION["area"]), keyframe=bool(frame.key_frame))
+                t = self._time(frame, decoded)
+                by_pts = pts is not None and frame.pts is not None
+                if (frame.pts >= pts) if by_pts else t + OFFSET_TOLERANCE_S >= offset_s:
+                    rgb = self._rgb(frame, size, SWS_INTERPOLATION["area"])
+                    return Frame(number=self._number(frame, t), offset_s=round(t, 6), rgb=rgb,
+                                 keyframe=bool(frame.key_frame))
                 if max_decoded is not None and decoded >= max_decoded:
                     raise VideoDecodeError("no_frame", f"the frame at {offset_s:g} s is not within {max_decoded} "
                                                        "frames of a keyframe")
@@ -208,27 +273,17 @@ class ClipReader:
             raise VideoDecodeError("decode_error", f"cannot decode the frame at {offset_s:g} s: {_said(exc)}") from None
         raise VideoDecodeError("no_frame", f"the clip has no frame at {offset_s:g} s")
 
-    def frame_numbered(self, number: int, max_side: int, max_decoded: int = SHOW_MAX_DECODED) -> np.ndarray:
-        """Frame `number` (as the tables number a sampled frame: its time x the average rate) as RGB, its long side
-        at most `max_side`: `frame_at` its time, at most `max_decoded` frames past the keyframe before it."""
-        if number < 0 or (self.info.frame_count and number >= self.info.frame_count + 1):
-            raise VideoDecodeError("no_frame", f"the clip has no frame {number}")
-        fps = self.info.fps or 0.0
-        return self.frame_at(number / fps if fps else 0.0, max_side, max_decoded).rgb
-
     def _sampled(self, sampling: Sampling, size: tuple[int, int] | None, interpolation: str,
                  span: TimeRange) -> Iterator[Frame]:
         import av
 
         fps = self.info.fps or 0.0
-        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
-        start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time else 0.0
-        keys = KeyframeGrid(fps) if sampling.mode == "seconds" and tb else None  # None: never seek
+        keys = KeyframeGrid(fps) if sampling.mode == "seconds" and self._tb else None  # None: never seek
         target, index, handed, last_pts, t = span.start_s, -1, 0, None, 0.0  # index: decode order (exact until a seek)
-        estimated = False  # after a seek the frame number is estimated from the time at the average rate
-        if span.start_s > 0:  # a later range of the clip: from the last keyframe before its start
-            self.container.seek(int((span.start_s + start) / tb), stream=self.stream, backward=True)
-            estimated = True
+        seeked = False  # after a seek a frame's number is its rank among the clip's timestamps (`places`)
+        if span.start_s > 0 and self._tb:  # a later range of the clip: from the last keyframe before its start
+            self._seek(span.start_s)
+            seeked = True
         decoded = iter(self.container.decode(self.stream))
         while True:
             try:
@@ -242,7 +297,7 @@ class ClipReader:
                 raise VideoDecodeError("decode_error", f"decoding failed after {handed} sampled frame(s): {_said(exc)}",
                                        handed) from None
             index += 1
-            t = (float(frame.pts) * tb - start) if frame.pts is not None and tb else (index / fps if fps else 0.0)
+            t = self._time(frame, index)
             if keys is not None and frame.key_frame:
                 keys.saw(t)
             if span.end_s is not None and t + 1e-6 >= span.end_s:
@@ -253,13 +308,13 @@ class ClipReader:
                 if keys is not None:
                     keys.landed_behind()  # the keyframes are not where the grid said: decode through from now on
                 continue
-            number = round(t * fps) if estimated and fps else index
+            number = self._number(frame, t) if seeked else index
             if sampling.mode == "seconds":
                 if t + 1e-6 < target:
                     continue
                 # the next target after this frame: the sampled times are a grid, not "this frame + every_s"
                 target = (math.floor((t + 1e-6) / sampling.every_s) + 1) * sampling.every_s
-            elif sampling.mode == "frames" and index % sampling.every_n:
+            elif sampling.mode == "frames" and number % sampling.every_n:  # every Nth of the clip, not of the range
                 continue
             if handed >= sampling.max_frames:
                 raise VideoDecodeError("too_long", f"the clip has more than {sampling.max_frames} sampled frames "
@@ -273,9 +328,9 @@ class ClipReader:
             if sampling.mode == "seconds" and self.info.duration_s and target >= self.info.duration_s:
                 break  # nor in the clip: a seek there would land on its last keyframe and decode its last second
             if keys is not None and keys.worth_seeking(t, target):
-                self.container.seek(int((target + start) / tb), stream=self.stream, backward=True)
+                self._seek(target)
                 decoded = iter(self.container.decode(self.stream))
-                estimated = True
+                seeked = True
         if handed == 0 and span.start_s > 0:
             raise VideoDecodeError("truncated", f"the clip ends before {span.start_s:g} s of the "
                                                 f"{_length(self.info)} its header says")

@@ -74,11 +74,27 @@ def test_one_frame_by_offset_or_number_is_the_frame_decoding_through_gives(clips
         assert (at.number, at.offset_s) == (57, pytest.approx(5.7)) and np.array_equal(at.rgb, through[57])
         assert np.array_equal(reader.frame_numbered(23, max_side=1000), through[23])
         assert reader.frame_numbered(81, max_side=80).shape == (64, 80, 3)  # scaled to the long side asked for
+        assert np.array_equal(reader.frame_numbered(20, max_side=1000, max_decoded=0), through[20])  # its own keyframe
         with pytest.raises(VideoDecodeError) as far:
             reader.frame_numbered(59, max_side=80, max_decoded=3)  # 9 frames past its keyframe
         assert far.value.reason == "no_frame"
         with pytest.raises(VideoDecodeError, match="no frame"):  # past its end
             reader.frame_numbered(400, max_side=80)
+
+
+def test_readers_of_one_clip_share_its_places_while_the_file_is_unchanged(tmp_path):
+    """The console opens a reader for each frame it shows: the clip's packets are scanned once (the second reader's
+    places are the first's), and a clip written again at the same path is numbered by its new frames."""
+    path = tmp_path / "shown.mp4"
+    write_clip(path, (frame(160, 128, True, i) for i in range(12)), fps=10)
+    with ClipReader(str(path)) as a, ClipReader(str(path)) as b:
+        assert len(a.places()) == 12 and b.places() is a.places()
+    times = [0, 0.1, 0.15, 0.5, 0.9, 1.05, 1.6, 2.0, 2.2, 2.9, 3.1, 3.5, 3.6, 3.7, 4.0, 4.4]
+    write_clip(path, (frame(160, 128, i % 2 == 0, i) for i in range(len(times))), fps=10, times_s=times)
+    with ClipReader(str(path)) as reader:
+        through = [f.rgb for f in reader.frames(Sampling.parse("all"))]
+    with ClipReader(str(path)) as reader:
+        assert len(reader.places()) == 16 and np.array_equal(reader.frame_numbered(14, max_side=160), through[14])
 
 
 @pytest.mark.parametrize("text", ["1", "every:0", "0s", "-2f", "3x"])
@@ -238,6 +254,11 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
     assert [r.start_s for r in clip_ranges(whole.info, every, 3, 4)] == pytest.approx([0.0, 4.3, 8.7])
     whole, cut = run(1, sampling=every), run(3, sampling=every)
     assert [n for n, _, _ in cut.frames] == list(range(130)) and record(cut) == record(whole)
+    # every Nth frame: cut at frame times too, each range taking every Nth frame of the clip (by its place)
+    nth = Sampling.parse("3f")
+    assert [r.start_s for r in clip_ranges(whole.info, nth, 3, 4)] == pytest.approx([0.0, 4.5, 8.7])
+    whole, cut = run(1, sampling=nth), run(3, sampling=nth)
+    assert [n for n, _, _ in cut.frames] == list(range(0, 130, 3)) and record(cut) == record(whole)
     # a clip that breaks: the ranges past the break say so, and every frame read before it is kept
     broken = truncate(day_night_clip(tmp_path / "cut.mkv", "D" * 14, fps=10, codec="mpeg4", gop=10), 0.5)
     whole, cut = run(1, broken), run(3, broken)

@@ -1,6 +1,6 @@
 """A clip frame's RGB conversion: speed, and how far the model's input is from the reference, with the detections.
 
-`flock /tmp/trapline-heavy.lock python -m benchmarks.clip_conversion [--dir DIR] [--clips 16]`
+`flock /tmp/trapline-heavy.lock python -m benchmarks.clip_conversion [--dir DIR] [--clips 16] [--store S --ref M]`
 
 The reference is what Ultralytics `predict` does with a video frame and what trapline does with a still: the
 full-size RGB frame resized by OpenCV (the model's interpolation, `INTER_LINEAR` for YOLO configs) into the
@@ -135,11 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=str(DEFAULT_ROOT / "clips"), help="benchmarks.clips' clips (made there)")
     p.add_argument("--clips", type=int, default=16, help="clips of benchmarks.clip_counts (seeds 0..N-1)")
     p.add_argument("--ref", default="demo-detector:2")
+    p.add_argument("--store", default=None, help="the model's store (default: a new one with the demo's models); "
+                   "e.g. the clips benchmark's, for its null model's 640-px input")
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        store = ModelStore(str(Path(tmp) / "store"), cache_dir=str(Path(tmp) / "cache"))
-        publish_demo(store)
+        if args.store:
+            store = ModelStore(args.store)
+        else:
+            store = ModelStore(str(Path(tmp) / "store"), cache_dir=str(Path(tmp) / "cache"))
+            publish_demo(store)
         detector = store.load_detector(args.ref, threads=1)
         counts = [f for seed in range(args.clips) for f in sampled(
             str(write_clip(Path(tmp) / f"c{seed}.mp4", clip_frames(seed, seed % 4), fps=FPS, gop=FPS)), FPS)]

@@ -5,14 +5,17 @@ MegaDetector's own frame extraction on the same clips.
 
 - clips made here (benchmarks/clip_files.py): 2 x 720p and 2 x 1080p, 30 s at 30 fps (H.264, a keyframe a second),
   and 720p at 15 fps, 10 s and 10 minutes long; written once under --dir and reused.
-- decode ceiling: sampled frames/s of PyAV alone (model_store.core.video.ClipReader, frames scaled to the null
-  model's letterbox size as they are converted), 2 processes (the 2 cores), at 1 s sampling and every frame; the
-  best of 1 and 2 decoder threads a process (FFmpeg's frame and slice threads).
+- decode ceiling: sampled frames/s of PyAV alone (model_store.core.video.ClipReader, each frame converted to RGB
+  and resized to the null model's letterbox size as the job does it: full size, then OpenCV's resize; and, for
+  comparison, scaled in swscale's conversion as the job did until 2026-11-27), 2 processes (the 2 cores), at 1 s
+  sampling and every frame; the best of 1 and 2 decoder threads a process (FFmpeg's frame and slice threads).
 - trapline: `trapline reprocess` (run_reprocess, local Ray of 2 CPUs: 2 inference actors of 0.875 CPU and the
   writer's 0.25) with the null model (`bench-null:1`, no inference cost, float32 input made on the host; and
   `bench-null-u8:1`, uint8 input as an accelerator that scales the pixels on the device takes it) on the same
-  clips: sampled frames/s while the job ran, as a ratio of the ceiling. A long clip is cut into time ranges in the
-  job (batch.reprocess.clips.CLIP_PARTS) and the ceiling's processes decode the same ranges.
+  clips: sampled frames/s while the job ran (`processing_s`: from the plan's start, so with the actors' start-up),
+  as a ratio of the ceiling; and the same without the job's start-up (a job of one 10 s clip at 1 s, 10 frames).
+  A long clip is cut into time ranges in the job (batch.reprocess.clips.CLIP_PARTS) and the ceiling's processes
+  decode the same ranges.
 - per-clip cost: one clip through the core's clip loop (detect_clip, null model) in a process of its own, 10 s
   against 10 minutes of the same scene: seconds per sampled frame and the process's peak RSS.
 - peer: MegaDetector's `megadetector.detection.video_utils.run_callback_on_frames` (OpenCV) with a callback that
@@ -58,36 +61,51 @@ def make_clips(root: Path) -> dict[str, list[Path]]:
     return {"set": mixed, "short": [short], "long": [long], "set-1s": sorted(longer.rglob("*.mp4"))}
 
 
-def _decode_one(args: tuple[str, str, str, float, float | None, int]) -> int:
+def _decode_one(args: tuple[str, str, str, float, float | None, int, str]) -> int:
     from model_store import parse_config
     from model_store.core.clip_sampling import Sampling, TimeRange
-    from model_store.core.clips import letterbox_size
+    from model_store.core.preprocess import interpolation_flag, placement, resize
     from model_store.core.video import ClipReader
 
-    path, sampling, config_json, start, end, threads = args
+    path, sampling, config_json, start, end, threads, conversion = args
     config = parse_config(config_json)
+    cfg = config.preprocess
+
+    def size_for(w: int, h: int) -> tuple[int, int]:
+        p = placement(w, h, config.input_size, cfg, config.stride)
+        return p.new_w, p.new_h
+
     with ClipReader(path, threads=threads) as reader:
-        return sum(1 for _ in reader.frames(Sampling.parse(sampling), lambda w, h: letterbox_size(config, w, h),
-                                            config.preprocess.interpolation, TimeRange(start, end)))
+        span = TimeRange(start, end)
+        if conversion == "swscale":  # the job's conversion until 2026-11-27: scaled in swscale's RGB conversion
+            return sum(1 for _ in reader.frames(Sampling.parse(sampling), size_for, cfg.interpolation, span))
+        flag = interpolation_flag(cfg.interpolation)
+        return sum(1 for f in reader.frames(Sampling.parse(sampling), span=span)
+                   if resize(f.rgb, *size_for(f.rgb.shape[1], f.rgb.shape[0]), flag) is not None)
 
 
-def decode_ceiling(clips: list[Path], sampling: str, config_json: str, workers: int = 2) -> dict:
+def decode_ceiling(clips: list[Path], sampling: str, config_json: str, workers: int = 2,
+                   conversion: str = "cv2") -> dict:
     """The best of PyAV alone with 1 and with 2 decoder threads a clip (`decode_alone`)."""
-    runs = [{**decode_alone(clips, sampling, config_json, workers, threads), "threads": threads} for threads in (1, 2)]
-    print(f"decode ceiling at {sampling}: " + ", ".join(f"{r['frames_per_s']} frames/s with {r['threads']} "
-                                                         "thread(s)" for r in runs))
+    runs = [{**decode_alone(clips, sampling, config_json, workers, threads, conversion), "threads": threads}
+            for threads in (1, 2)]
+    print(f"decode ceiling at {sampling} ({conversion}): " + ", ".join(
+        f"{r['frames_per_s']} frames/s with {r['threads']} thread(s)" for r in runs))
     return max(runs, key=lambda r: r["frames_per_s"])
 
 
-def decode_alone(clips: list[Path], sampling: str, config_json: str, workers: int, threads: int) -> dict:
+def decode_alone(clips: list[Path], sampling: str, config_json: str, workers: int, threads: int,
+                 conversion: str = "cv2") -> dict:
     """PyAV alone on `workers` processes, a long clip cut into the time ranges the job cuts it into (so that the
-    ceiling is the decoder's with every core busy, not one core on the longest clip)."""
+    ceiling is the decoder's with every core busy, not one core on the longest clip). Each frame is converted as
+    the job converts it (`conversion` cv2: to RGB at full size, then OpenCV's resize to the letterbox size; swscale:
+    scaled in the RGB conversion, the job's way until 2026-11-27)."""
     from batch.reprocess.clips import CLIP_PARTS
     from model_store.core.clip_sampling import Sampling, clip_ranges
     from model_store.core.clips import MIN_RANGE_FRAMES
     from model_store.core.video import probe_clip
 
-    work = [(str(c), sampling, config_json, r.start_s, r.end_s, threads) for c in clips
+    work = [(str(c), sampling, config_json, r.start_s, r.end_s, threads, conversion) for c in clips
             for r in clip_ranges(probe_clip(str(c)), Sampling.parse(sampling), CLIP_PARTS, MIN_RANGE_FRAMES)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
@@ -180,17 +198,28 @@ def main(argv: list[str] | None = None) -> int:
     clips = make_clips(Path(args.dir))
     cfg = config_json(store.get(ref).config)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # The job's fixed cost: Ray Data's plan, the actors' and the writer's processes (imports), the model: a job of
+    # one 10 s clip at 1 s (10 frames, ~0.3 s of work) is nearly all of it. Measured beside the first jobs, once
+    # Ray's own start-up (its idle workers) is long over, as it is for them.
+    startup: dict[str, float] = {}
     rows = []
     for sampling in SAMPLINGS:
         name = "set-1s" if sampling == "1s" else "set"
         ceiling = decode_ceiling(clips[name], sampling, cfg)
+        before = decode_ceiling(clips[name], sampling, cfg, conversion="swscale")
         md = megadetector_extraction(clips[name], sampling)
         for model in refs:
+            if model not in startup:
+                startup[model] = trapline_job(clips["short"][0].parent, store.root, model, "1s")["processing_s"]
             job = trapline_job(Path(args.dir) / name, store.root, model, sampling)
+            steady = round(job["frames"] / max(job["processing_s"] - startup[model], 1e-3), 1)
             rows.append({"sampling": sampling, "clips": name, "model": model, "frames": ceiling["frames"],
                          "pyav_fps": ceiling["frames_per_s"], "pyav_threads": ceiling["threads"],
+                         "pyav_swscale_fps": before["frames_per_s"],
                          "trapline_fps": job["frames_per_s"], "trapline_frames": job["frames"],
                          "trapline/pyav": ratio(job["frames_per_s"], ceiling["frames_per_s"]),
+                         "startup_s": startup[model], "after_startup_fps": steady,
+                         "after_startup/pyav": ratio(steady, ceiling["frames_per_s"]),
                          "md_fps": md and md["frames_per_s"], "md_frames": md and md["frames"],
                          "trapline/md": md and ratio(job["frames_per_s"], md["frames_per_s"]),
                          "job_wall_s": job["wall_s"]})

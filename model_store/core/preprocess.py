@@ -103,20 +103,19 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, str
 
 
 def letterbox_planar(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConfig, stride: int = 32
-                     ) -> tuple[np.ndarray, LetterboxMeta] | None:
-    """`letterbox` for an image already at the letterbox's resized size (a clip's frame, scaled as it was
-    converted to RGB): the padded input as (3, H, W) uint8 planes in the model's channel order, the layout of
-    the input tensor, so a batch is stacked and scaled without a transpose. Same pixels as `letterbox`.
-    None when the image still needs resizing (then `letterbox` it)."""
+                     ) -> tuple[np.ndarray, LetterboxMeta]:
+    """`letterbox` as (3, H, W) uint8 planes in the model's channel order, the layout of the input tensor, so a
+    batch is stacked and scaled without a transpose (a clip's frames): the same resize, then padded straight into
+    the planes. Same pixels as `letterbox`."""
     h, w = rgb.shape[:2]
     p = placement(w, h, size, cfg, stride)
     if (p.new_w, p.new_h) != (w, h):
-        return None
+        rgb = resize(rgb, p.new_w, p.new_h, interpolation_flag(cfg.interpolation))
     out = np.empty((3, p.out_h, p.out_w), np.uint8)
     order = (2, 1, 0) if cfg.color_order == "bgr" else (0, 1, 2)
     for c, k in enumerate(order):
         out[c] = cfg.pad_rgb[k]
-        out[c, p.top:p.top + h, p.left:p.left + w] = rgb[:, :, k]
+        out[c, p.top:p.top + p.new_h, p.left:p.left + p.new_w] = rgb[:, :, k]
     return out, LetterboxMeta(p.scale_x, p.scale_y, float(p.left), float(p.top), w, h)
 
 
@@ -216,13 +215,9 @@ class Preprocessor:
         return prepared, self._original(meta, original_size)
 
     def prepare_planar(self, rgb: np.ndarray, original_size: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
-        """`prepare` as the input tensor's (3, H, W) uint8 planes (`Detector.run_planar` takes a stack of them): a
-        frame decoded at the letterbox's resized size is padded straight into planes (`letterbox_planar`)."""
-        placed = letterbox_planar(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
-        if placed is None:
-            prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
-            placed = np.ascontiguousarray(prepared.transpose(2, 0, 1)), meta
-        planes, meta = placed
+        """`prepare` as the input tensor's (3, H, W) uint8 planes (`Detector.run_planar` takes a stack of them): the
+        letterbox's resize, then padded straight into planes (`letterbox_planar`)."""
+        planes, meta = letterbox_planar(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
         return planes, self._original(meta, original_size)
 
     def _original(self, meta: LetterboxMeta, original_size: tuple[int, int] | None) -> LetterboxMeta:

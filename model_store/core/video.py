@@ -2,10 +2,11 @@
 
 Decoded with PyAV (FFmpeg's libraries; BENCHMARKS.md, section "Video clips", says why not OpenCV's FFmpeg):
 it opens a path or any file-like object (an S3 object through fsspec streams in ranged reads), reports the
-container's metadata (its creation time), seeks by timestamp, and converts a frame to RGB and scales it down to
-the model's input size in one swscale pass, so a 1080p frame is never held as a full-size RGB array.
+container's metadata (its creation time), seeks by timestamp, and converts a frame to RGB (swscale). The clip loop
+takes frames at full size and letterboxes them with the model's own resize, as a still (`model_store.core.clips`);
+`frames(size_for=...)` can scale in the conversion instead (a frame to show).
 
-Memory is bounded per clip: `ClipReader.frames` is a generator of one reduced RGB frame at a time; the container holds
+Memory is bounded per clip: `ClipReader.frames` is a generator of one RGB frame at a time; the container holds
 a few packets and the decoder its reference frames. A clip whose sampling asks for more than `max_frames` frames is
 refused before any frame is decoded (a 10-hour file by mistake), or stopped there when its length is unknown.
 
@@ -60,7 +61,7 @@ class VideoDecodeError(TraplineError, ValueError):
 
 @dataclass(frozen=True)
 class Frame:
-    """One sampled frame: its number in the clip, its time offset in seconds and its RGB pixels (reduced)."""
+    """One sampled frame: its number in the clip, its time offset in seconds and its RGB pixels."""
 
     number: int
     offset_s: float
@@ -144,7 +145,7 @@ class ClipReader:
 
     Lifecycle: a context manager per clip (it holds the container open); `frames` may be iterated once.
     `size_for(width, height)` gives the (width, height) each frame is scaled to as it is converted to RGB
-    (the model's smallest lossless decode size); None keeps the full size.
+    (a frame to show); None keeps the full size (the clip loop: the letterbox resizes).
     """
 
     def __init__(self, source: str | IO[bytes], threads: int = 1, max_pixels: int | None = None) -> None:
@@ -180,7 +181,7 @@ class ClipReader:
 
     def frames(self, sampling: Sampling, size_for: Callable[[int, int], tuple[int, int]] | None = None,
                interpolation: str = "area", span: TimeRange | None = None) -> Iterator[Frame]:
-        """The sampled frames in time order, one reduced RGB frame at a time; with `span`, only those of that time
+        """The sampled frames in time order, one RGB frame at a time; with `span`, only those of that time
         range (`clip_ranges`: it seeks to its start). Raises VideoDecodeError: too_long (over
         `sampling.max_frames`, before decoding when the length is known), empty (no frame at all), or truncated /
         decode_error after `frames_read` frames were handed out."""
@@ -343,9 +344,8 @@ class ClipReader:
                                                 f"says, after {handed} sampled frame(s)", handed)
 
     def _rgb(self, frame, size: tuple[int, int] | None, interpolation: str) -> np.ndarray:
-        """The frame as RGB, scaled to `size` in the same swscale pass (a 1080p frame never exists as a full-size
-        RGB array). One reformatter a clip: a new one a frame sets its scaler up again each time (BENCHMARKS.md,
-        "Video clips", before and after)."""
+        """The frame as RGB, scaled to `size` in the same swscale pass (None: full size). One reformatter a clip:
+        a new one a frame sets its scaler up again each time (BENCHMARKS.md, "Video clips", before and after)."""
         if size is None or (size[0], size[1]) == (frame.width, frame.height):
             return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         return self._reformatter.reformat(frame, size[0], size[1], format="rgb24",

@@ -63,17 +63,18 @@ def test_bad_preprocessing_is_refused_quoting_it(preprocess, message):
         parse_config(cfg)
 
 
+@pytest.mark.parametrize("size", [(640, 360), (1920, 1080), (700, 401)])
 @pytest.mark.parametrize("kw", [{}, {"color_order": "bgr", "pad_value": (10, 20, 30)},
-                                {"pad_anchor": "top_left", "resize_rounding": "floor"}, {"letterbox": "rect"}])
-def test_a_frame_decoded_at_the_resized_size_is_padded_straight_into_planes(kw):
-    # a clip's frame comes out of swscale at the letterbox's resized size: its planes are the letterbox's pixels
+                                {"pad_anchor": "top_left", "resize_rounding": "floor"}, {"letterbox": "rect"},
+                                {"interpolation": "area"}, {"interpolation": "pil_bicubic"}])
+def test_a_frame_is_letterboxed_straight_into_planes_with_the_still_s_pixels(kw, size):
+    # a clip's frame (full size, or already at the resized size) becomes the letterbox's pixels as (3, H, W) planes
     cfg = PreprocessConfig(**kw)
-    frame = image(640, 360)
+    frame = image(*size)
     want, want_meta = letterbox(frame, (640, 640), cfg)
     planes, meta = letterbox_planar(frame, (640, 640), cfg)
     assert planes.shape == (3, *want.shape[:2]) and meta == want_meta
     assert np.array_equal(planes, want.transpose(2, 0, 1))
-    assert letterbox_planar(image(700, 400), (640, 640), cfg) is None  # still to be resized: `letterbox` it
 
 
 @pytest.mark.parametrize("kw", [{}, {"scale": 1}, {"scale": 0.0037}, {"input_dtype": "float16"},

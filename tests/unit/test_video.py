@@ -334,17 +334,28 @@ def test_a_clip_detected_by_a_deployment_gives_the_record_of_a_local_detector(tm
 
 
 @pytest.mark.parametrize("interpolation", typing.get_args(PreprocessConfig.model_fields["interpolation"].annotation))
-def test_a_clip_runs_with_every_preprocess_interpolation_and_pillows_matches_a_still(tmp_path, interpolation):
-    # MegaDetector's preprocessing (pil_bicubic, the demo model's) has no swscale twin: its frames must still run
+def test_a_clip_frame_s_record_is_the_still_s_with_every_preprocess_interpolation(tmp_path, interpolation):
+    # a clip's frames are converted at full size and letterboxed by the model's own resize (OpenCV's, or Pillow's
+    # bicubic for MegaDetector's preprocessing), as a still is: each frame's record is that frame's as a still
     store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
     cfg = brightness_config(preprocess={"interpolation": interpolation})
     store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", cfg)
     detector = store.load_detector("trapcam:1")
     path = day_night_clip(tmp_path / "visit.mp4", "NDDN", fps=10)
+    inputs, run_planar = [], detector.run_planar
+
+    def seen(planes, metas, filters=None):  # the model's input, as the clip loop hands it over
+        inputs.extend(planes.copy())
+        return run_planar(planes, metas, filters)
+
+    detector.run_planar = seen
     with ClipReader(str(path)) as reader:
         clip = detect_clip(detector, reader, Sampling(), batch_size=4)
     assert clip.reason is None and [n for n, _, _ in clip.frames] == [0, 10, 20, 30] and clip.animals >= 1
-    if interpolation == "pil_bicubic":  # full-size frames, resized by Pillow as a still is: the still's record
-        with ClipReader(str(path)) as reader:
-            stills = [detector.run_prepared(*zip(detector.prepare(f.rgb)))[0] for f in reader.frames(Sampling())]
-        assert [r.detections for _, _, r in clip.frames] == [r.detections for r in stills]
+    with ClipReader(str(path)) as reader:
+        frames = list(reader.frames(Sampling()))
+    assert frames[0].rgb.shape[:2] != tuple(detector.config.input_size)  # the letterbox resizes
+    prepared = [detector.prepare(f.rgb) for f in frames]
+    assert all(np.array_equal(got, image.transpose(2, 0, 1)) for got, (image, _) in zip(inputs, prepared, strict=True))
+    stills = [detector.run_prepared([image], [meta])[0] for image, meta in prepared]
+    assert [r.detections for _, _, r in clip.frames] == [r.detections for r in stills]

@@ -14,8 +14,9 @@ frames; Ultralytics' boxes on every frame with the trained `trained_demo_yolov8.
   with each of swscale's filters.
 
 Cost: ms a frame to decode and prepare every frame (decode, convert, letterbox into planes; no model), the old
-swscale-scaled way and the exact way (full-size conversion, `cv2.resize` to the letterbox size, padded planes), 720p to 320
-(the fixture) and 1080p to 640 (the fixture re-encoded at 1080p, `yolov8n_static.onnx`); best of `--repeats`.
+swscale-scaled way and the exact way (full-size conversion, `cv2.resize` to the letterbox size, padded planes),
+720p to 320 (the fixture) and 1080p to 640 (the fixture re-encoded at 1080p, `yolov8n_static.onnx`);
+best of `--repeats`.
 """
 
 from __future__ import annotations

@@ -15,14 +15,16 @@ from tests.conftest import REPO
 HEAVY = ("pandas", "pyarrow.dataset", "ray", "jinja2", "matplotlib", "onnxruntime", "fastapi", "sklearn", "av")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["models", "list", "--help"], ["export", "--help"]])
-def test_the_command_line_is_built_without_the_heavy_libraries(argv):
-    # A fresh interpreter: the test process has imported everything already.
+def test_the_command_line_is_built_without_the_heavy_libraries():
+    # A fresh interpreter: the test process has imported everything already. Any command line builds the parser of
+    # every command (`trapline --help` lists them); `export --help` also formats the export formats' help.
     code = ("import json, sys\nfrom trapline.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n"
             f"    pass\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
-    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code, "export", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "usage: trapline" in proc.stdout
+    shown = " ".join(proc.stdout.split())
+    assert "usage: trapline export" in shown and "a Camtrap DP 1.0.2 package directory" in shown  # the registry's
     assert json.loads(proc.stdout.splitlines()[-1]) == []
 
 

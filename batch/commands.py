@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,23 +22,40 @@ from typing import Any
 from pydantic import BaseModel
 
 from batch.export.options import EXPORT_FLAGS, ExportOptions
-from batch.export.run import run_export
 from batch.flags import FlagStyle, add_model_arguments
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
 from batch.options import SET_FLAGS, CheckOptions, CompactOptions
-from batch.refilter import postprocess, snips
-from batch.refilter.events import run_events
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
-from batch.reprocess import job as reprocess_job
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
-from batch.review import build_report
-from batch.review.build import result_json
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
-from model_store.tables.maintenance import check, compact
 from trapline.problems import as_flag
 
 Progress = Callable[[str], None]
+
+
+def _later(target: str) -> Callable[..., Any]:
+    """The function `module:name`, imported when first called. The registry holds each command's options models
+    (its flags, help and checks) but not the work: that imports pandas, Ray or the report's plots, which a
+    `trapline` command line (`--help`, `models`, `jobs`) never needs (tests/unit/test_cli_startup.py)."""
+    module, _, name = target.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = target
+    call.target = target  # type: ignore[attr-defined]  # what tests/unit/test_cli_startup.py resolves
+    return call
+
+
+run_reprocess, reprocess_text = _later("batch.reprocess.job:run_reprocess"), _later("batch.reprocess.job:format_report")
+run_export = _later("batch.export.run:run_export")
+run_postprocess = _later("batch.refilter.postprocess:run_postprocess")
+postprocess_text = _later("batch.refilter.postprocess:format_report")
+run_crops, crops_text = _later("batch.refilter.snips:run_crops"), _later("batch.refilter.snips:format_report")
+run_events = _later("batch.refilter.events:run_events")
+build_report, report_json = _later("batch.review.build:build_report"), _later("batch.review.build:result_json")
+compact, check = _later("model_store.tables.maintenance:compact"), _later("model_store.tables.maintenance:check")
 
 
 def _as_json(report: Any) -> str:
@@ -141,14 +159,14 @@ def _report_text(r: Any) -> str:
 
 
 def _postprocess(o: PostprocessOptions, progress: Progress | None) -> Any:
-    return postprocess.run_postprocess(
+    return run_postprocess(
         o.tables, o.filter, o.config, remove=o.remove, model=o.model, source_filters=o.filters_hash,
         cameras=o.cameras, since=o.since, until=o.until, image=o.image, rows_per_file=o.rows_per_file,
         dry_run=o.dry_run, store=o.store, progress=progress, progress_interval=o.progress_interval)
 
 
 def _crops(o: CropsOptions, progress: Progress | None) -> Any:
-    return snips.run_crops(o.tables, o.crop_options(), model=o.model, filters_hash=o.filters_hash, store=o.store,
+    return run_crops(o.tables, o.crop_options(), model=o.model, filters_hash=o.filters_hash, store=o.store,
                            cameras=o.cameras, since=o.since, until=o.until, image=o.image, progress=progress,
                            progress_interval=o.progress_interval)
 
@@ -160,7 +178,7 @@ def _events(o: EventsOptions, progress: Progress | None) -> Any:
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
-            ReprocessOptions, lambda o, progress: reprocess_job.run_reprocess(o), reprocess_job.format_report,
+            ReprocessOptions, lambda o, progress: run_reprocess(o), reprocess_text,
             example="trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
             description="Run a model version over an image archive and write the images/detections tables. "
                         "Reruns skip what is done; a killed run resumes where it stopped.",
@@ -173,7 +191,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             example="trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
                     "--deployments deployments.csv --package-meta meta.yaml"),
     Command("postprocess", "re-apply a post-processing filter to stored detections (no model)",
-            PostprocessOptions, _postprocess, postprocess.format_report,
+            PostprocessOptions, _postprocess, postprocess_text,
             example="trapline postprocess --tables ./detections --filter repeat "
                     "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
             description="Apply a filter to the stored raw detections of one model version and write the result as a "
@@ -192,9 +210,9 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "disk): counts per camera, day and label, score histograms, a gallery per label and score "
                         "band, sampled blanks, filtered-out boxes and failed files; --compare adds what another model "
                         "version found differently.",
-            styles=REVIEW_FLAGS, to_json=result_json),
+            styles=REVIEW_FLAGS, to_json=report_json),
     Command("crops", "JPEG snips of stored kept detections, from the tables (no model)",
-            CropsOptions, _crops, snips.format_report, styles=CROPS_FLAGS,
+            CropsOptions, _crops, crops_text, styles=CROPS_FLAGS,
             example="trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
             description="Cut a JPEG snip of every kept detection of one model version and result set from its source "
                         "image, with the names and snips rows reprocess --crops would write. Reruns write nothing "

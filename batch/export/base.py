@@ -9,7 +9,7 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 import pyarrow.dataset as ds
@@ -86,15 +86,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 class Exporter:
-    """One export format. `check` runs before any table is read (the user's own files, the options this format
-    needs: refuse early, with one line); `write` writes the files and returns (written URLs, notes for the
-    user)."""
-
-    name: ClassVar[str]
-    description: ClassVar[str]
-    # The options of this format, if any: a CommandOptions model whose fields join ExportOptions (names unique
-    # across formats); `check` and `write` read them typed from the options / `job.options`.
-    options: ClassVar[type | None] = None
+    """One export format, registered with its name, description and options in batch/export/registry.py. `check`
+    runs before any table is read (the user's own files, the options this format needs: refuse early, with one
+    line); `write` writes the files and returns (written URLs, notes for the user)."""
 
     def check(self, options: Any) -> Any:
         """`options`: the validated ExportOptions; what it returns is the job's `inputs`."""

@@ -13,18 +13,15 @@ import io
 import json
 import mimetypes
 import posixpath
-import re
 from collections import defaultdict
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import pandas as pd
-from pydantic import AfterValidator, Field
 
 from batch.export.base import Exporter, ExportJob, open_output, write_file
 from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments, table_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, iso_times, scientific_name
-from batch.options import CommandOptions, Location
 from batch.refilter.events import DEFAULT_GAP_S, group_events
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.clock import utc_offset_text
@@ -313,37 +310,9 @@ def _csv_writer(out: io.TextIOBase, fields: list[str]) -> csv.DictWriter:
     return writer
 
 
-def _utc_offset(value: str) -> str:
-    if not re.fullmatch(r"Z|[+-]\d{2}:\d{2}", value):
-        raise ValueError("must be Z or +HH:MM / -HH:MM")
-    return value
-
-
-class CamtrapOptions(CommandOptions):
-    """The Camtrap DP options of `trapline export` (fields of ExportOptions, batch/export/options.py)."""
-
-    timezone: Annotated[str, AfterValidator(_utc_offset)] = Field(
-        "Z", description="Camtrap DP: UTC offset of the cameras' clocks (path / EXIF times; mtimes stay UTC)")
-    observation_level: Literal["media", "event", "both"] = Field(
-        "media", description="Camtrap DP observations per image box (media), per event and label (event), or both")
-    gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
-                                                           "images starts a new event")
-    deployments: Location | None = Field(None, description="Camtrap DP: per camera id its latitude, longitude, "
-                                                           "deploymentStart, deploymentEnd (and optional Camtrap DP "
-                                                           "setup fields), a .csv or .json file")
-    allow_missing_deployments: bool = Field(False, description="Camtrap DP: write cameras missing from --deployments "
-                                                               "without coordinates instead of refusing")
-    package_meta: Location | None = Field(None, description="Camtrap DP: datapackage.json metadata (title, "
-                                                            "contributors, project, licenses, ...), a .yaml or "
-                                                            ".json file")
-
-
 class CamtrapDPExporter(Exporter):
-    name = "camtrap-dp"
-    description = ("a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from --deployments, else "
-                   "the deployments table), "
-                   "media.csv, observations.csv")
-    options = CamtrapOptions
+    """The `camtrap-dp` format (batch/export/registry.py); its options are `CamtrapOptions`
+    (batch/export/camtrap_options.py)."""
 
     def check(self, options: Any) -> Any:
         """The user's deployments and package metadata, read and checked before any table is."""

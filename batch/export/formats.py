@@ -151,8 +151,7 @@ def coco(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet) -> tuple[list
 
 
 class MegaDetectorExporter(Exporter):
-    name = "megadetector"
-    description = "MegaDetector batch output JSON (format 1.4), with detector and classifier metadata in `info`"
+    """The `megadetector` format (batch/export/registry.py)."""
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
         rows = job.whole()  # one JSON document: every row at once
@@ -166,8 +165,7 @@ class MegaDetectorExporter(Exporter):
 
 
 class CocoExporter(Exporter):
-    name = "coco"
-    description = "COCO results JSON (pycocotools' loadRes) and an images index beside it (<out>.images.json)"
+    """The `coco` format (batch/export/registry.py)."""
 
     def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
         rows = job.whole()  # one JSON document: every row at once

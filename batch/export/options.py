@@ -19,7 +19,7 @@ class _CommonExportOptions(ScopedOptions):
     out: Location = Field(..., description="output file (megadetector, coco) or directory (camtrap-dp)")
 
 
-# What every export takes, with the options each registered format declares (`Exporter.options`, beside the format):
+# What every export takes, with the options each registered format declares (`ExportFormat.options`, registry.py):
 # a format's option is one field in its own file, and becomes a flag, a job's JSON Schema and a form input here.
 ExportOptions = type("ExportOptions", (*(e.options for e in EXPORTERS.values() if e.options), _CommonExportOptions),
                      {"__module__": __name__, "__qualname__": "ExportOptions",

@@ -1,13 +1,45 @@
 """The export formats, one registry: `trapline export --format NAME` (and a job's `format`) accepts exactly the
-names here. A new format is a class deriving from `Exporter` (batch/export/base.py) and one line below; options of
-its own are its `options` model beside it (they join `ExportOptions`, batch/export/options.py), read typed from
-`job.options`. `run_export` (batch/export/run.py) takes those options."""
+names here. A new format is a class deriving from `Exporter` (batch/export/base.py) and one entry below naming it;
+options of its own are its `options` model (they join `ExportOptions`, batch/export/options.py), read typed from
+`job.options`. `run_export` (batch/export/run.py) takes those options.
+
+An entry names its exporter's class rather than importing it: the exporters read tables (pandas, pyarrow), which
+the command line's help and option checks do not need (a `trapline` command starts without them)."""
 
 from __future__ import annotations
 
-from batch.export.base import Exporter
-from batch.export.camtrap import CamtrapDPExporter
-from batch.export.formats import CocoExporter, MegaDetectorExporter
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-EXPORTERS: dict[str, Exporter] = {e.name: e for e in (MegaDetectorExporter(), CocoExporter(), CamtrapDPExporter())}
+from batch.export.camtrap_options import CamtrapOptions
+
+if TYPE_CHECKING:
+    from batch.export.base import Exporter
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One format: its name, what `--help` says of it, its own options model (fields of ExportOptions), and its
+    `Exporter` as "module:Class", loaded by `exporter()` when an export runs."""
+
+    name: str
+    description: str
+    implementation: str
+    options: type | None = None
+
+    def exporter(self) -> Exporter:
+        module, _, cls = self.implementation.partition(":")
+        return getattr(importlib.import_module(module), cls)()
+
+
+EXPORTERS: dict[str, ExportFormat] = {f.name: f for f in (
+    ExportFormat("megadetector", "MegaDetector batch output JSON (format 1.4), with detector and classifier metadata "
+                                 "in `info`", "batch.export.formats:MegaDetectorExporter"),
+    ExportFormat("coco", "COCO results JSON (pycocotools' loadRes) and an images index beside it (<out>.images.json)",
+                 "batch.export.formats:CocoExporter"),
+    ExportFormat("camtrap-dp", "a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from "
+                               "--deployments, else the deployments table), media.csv, observations.csv",
+                 "batch.export.camtrap:CamtrapDPExporter", options=CamtrapOptions),
+)}
 FORMATS = tuple(EXPORTERS)

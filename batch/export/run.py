@@ -18,7 +18,7 @@ def run_export(options: ExportOptions, slice_images: int = DEFAULT_SLICE_IMAGES)
 
     The rows are read a slice of whole cameras at a time, of at most `slice_images` image rows
     (model_store/tables/slices.py): a Camtrap DP package is written as they come; the JSON formats gather them."""
-    exporter = EXPORTERS[options.format]
+    exporter = EXPORTERS[options.format].exporter()
     inputs = exporter.check(options)  # the user's own files, before any table is read
     tables = Tables(options.tables)
     tset = resolve_table_set(tables, options.model, options.filters_hash, options.store)

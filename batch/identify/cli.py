@@ -9,9 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from batch.identify.evaluate import evaluate
 from batch.identify.options import IdentifyOptions
-from batch.identify.run import run_identify
 from batch.options import parse_options
 from trapline.errors import UserError
 
@@ -26,6 +24,8 @@ def run(opts: IdentifyOptions, progress: Callable[[str], None] | None = None) ->
     """One identify run (on Ray Data actors with `--ray`)."""
     if not opts.identifier:
         raise UserError("identify needs --identifier NAME[:VERSION|@ALIAS]")
+    from batch.identify.run import run_identify  # late: the command line is built without the tables' pandas
+
     if not opts.ray:
         return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold)
     from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
@@ -53,6 +53,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     if args.action == "evaluate":
         if not args.truth:
             raise UserError("identify evaluate needs --truth CSV (uri or rel_path -> individual)")
+        from batch.identify.evaluate import evaluate  # late: as run_identify in `run`
+
         figures = evaluate(opts.tables, args.truth)
         if args.json_output:
             print(json.dumps(figures))

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.identify.decided import check_decision, constraints
+from batch.identify.options import DEFAULT_THRESHOLD
 from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
 from model_store.core.identify.features import Description
 from model_store.core.identify.gallery import Gallery
@@ -49,9 +50,6 @@ from model_store.tables.reader import Tables, current_kept, resolve_table_set
 from model_store.tables.writer import parquet_bytes, write_file
 from trapline.errors import BatchError, DecisionError, LabelNotCoveredError
 
-# Chosen on the synthetic identity sets (benchmarks/reid_archive.py; 150 x 4 and 120 x 3 sightings, hard views):
-# 0.5 over-split (ARI 0.978, +9 %), 0.3 gave ARI 0.99-0.997 within 3 % of the true count, 0.2 no better.
-DEFAULT_THRESHOLD = 0.3
 IDENTIFY_LEASE = ("identify", "sightings")  # _leases/identify@sightings.json beside the model versions' leases
 
 

@@ -28,14 +28,13 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.refilter import occurrences
+from batch.refilter.options import DEFAULT_GAP_S  # the option's default, where the option is
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.tables.schema import EVENTS, EVENTS_SCHEMA
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 from model_store.tables.writer import parquet_bytes, partition_parts
 from trapline.errors import BatchError
-
-DEFAULT_GAP_S = 60.0
 
 
 @dataclass

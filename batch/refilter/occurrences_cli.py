@@ -9,9 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from batch.refilter import occurrences
-from batch.refilter.determine import key_of
-from model_store.tables.reader import Tables
 from trapline.errors import BatchError
 
 
@@ -43,6 +40,11 @@ def _need(ok: bool, message: str) -> None:
 
 
 def cmd_occurrences(args: argparse.Namespace) -> int:
+    # late (these three): the tables' readers and pandas load when the command runs, not for every command line
+    from batch.refilter import occurrences
+    from batch.refilter.determine import key_of
+    from model_store.tables.reader import Tables
+
     where = (args.model, args.filters_hash)
     if args.action == "review":
         occ = occurrences.load(args.tables, *where)

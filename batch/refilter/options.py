@@ -10,9 +10,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle
 from batch.options import SET_FLAGS, ScopedOptions, TableSetOptions
-from batch.refilter.events import DEFAULT_GAP_S
 from model_store import CropOptions
 from model_store.core.filters import REGISTRY, FilterName, check_filter_config
+
+DEFAULT_GAP_S = 60.0  # events: a gap longer than this between a camera's images starts a new one
 
 
 class PostprocessOptions(ScopedOptions):

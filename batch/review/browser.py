@@ -113,9 +113,28 @@ def stop_chromium(proc: subprocess.Popen, timeout: float = 10.0) -> None:
             os.killpg(proc.pid, signal.SIGKILL)  # the helpers the main process left behind, if any
         except ProcessLookupError:
             break  # the group is empty
+        if not _runs_in_group(proc.pid):
+            break  # only zombies left: dead, waiting for init to reap them (1-2 s in some containers)
         time.sleep(0.05)
     if proc.poll() is None:
         proc.wait()
+
+
+def _runs_in_group(pgid: int) -> bool:
+    """Whether a process of group `pgid` is still running; a zombie is not (it writes nothing any more). Where
+    there is no /proc to tell, any member counts, as `killpg` sees it."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return True
+    for d in proc.iterdir():
+        if d.name.isdigit():
+            try:
+                state, _ppid, pgrp = (d / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue  # ended while we looked
+            if int(pgrp) == pgid and state != "Z":
+                return True
+    return False
 
 
 def _devtools_url(proc: subprocess.Popen, timeout: float) -> str:

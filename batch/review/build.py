@@ -25,6 +25,7 @@ from batch.refilter.people import agreement_with_people
 from batch.review import plots
 from batch.review.animals import set_animals, set_individuals
 from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
+from batch.review.defaults import DEFAULT_EDGES
 from batch.review.digest import Cell, Digest, Flagged
 from batch.review.page import render_page
 from batch.review.species import classifier_names, with_species
@@ -33,7 +34,6 @@ from model_store.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, camera_counts, camera_slices, uri_span
 from trapline.errors import BatchError
 
-DEFAULT_EDGES = (0.2, 0.4, 0.6, 0.8)
 CLIP_STRIP = 8  # a clip card's frames at most (each a thumbnail decoded from the clip)
 ONLY_A, ONLY_B, MATCHED = "#ff7b00", "#00c8ff", "#e0e0e0"
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow.dataset as ds
 
+from batch.review.defaults import DEFAULT_MIN_IOU
 from model_store.core.agreement import Box, match_boxes
 from model_store.tables.reader import Tables, current_kept, resolve_table_set
 from trapline.errors import BatchError
-
-DEFAULT_MIN_IOU = 0.5
 
 
 @dataclass

@@ -3,15 +3,16 @@ validated against it; `report_options()` gives the builder's own `ReportOptions`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
 from batch.flags import FlagStyle
 from batch.options import SET_FLAGS, Location, ScopedOptions, TablesRef
-from batch.review.build import DEFAULT_EDGES, ReportOptions
-from batch.review.compare import DEFAULT_MIN_IOU
-from batch.review.thumbs import DEFAULT_SIDE
+from batch.review.defaults import DEFAULT_EDGES, DEFAULT_MIN_IOU, DEFAULT_SIDE
+
+if TYPE_CHECKING:
+    from batch.review.build import ReportOptions
 
 
 class ReviewOptions(ScopedOptions):
@@ -35,6 +36,8 @@ class ReviewOptions(ScopedOptions):
         return value
 
     def report_options(self) -> ReportOptions:
+        from batch.review.build import ReportOptions  # late: the command line is built without the builder's pandas
+
         return ReportOptions(self.tables, self.out, model=self.model, filters_hash=self.filters_hash,
                              compare=self.compare, compare_filters_hash=self.compare_filters_hash, store=self.store,
                              cameras=self.cameras, since=self.since, until=self.until, edges=self.bands,

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from batch.review.defaults import DEFAULT_SIDE
 from model_store.core.imaging import decode_image_at_least
 from model_store.tables.archive import open_location
 from trapline.storage import Storage
 
 THUMB_DIR = "thumbs"
-DEFAULT_SIDE = 360
 # Colours that stay distinct on day and IR-night frames; a label keeps its colour across the page.
 PALETTE = ["#ffb000", "#00d0ff", "#ff4fd8", "#7dff5a", "#ff5a36", "#b18cff", "#ffffff", "#33ffc4"]
 

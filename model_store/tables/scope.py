@@ -13,11 +13,12 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import pyarrow.dataset as ds
+from typing import TYPE_CHECKING, Any, Literal
 
 from trapline.errors import ScopeError
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 ScopeKind = Literal["table", "camera", "window", "image", "combined"]
 
@@ -69,6 +70,8 @@ class Scope:
         return expr
 
     def _expressions(self) -> list[ds.Expression]:
+        import pyarrow.dataset as ds  # late: options models import Scope, and the CLI's start-up skips pandas with it
+
         out = []
         if self.cameras:
             out.append(ds.field("camera_id").isin(list(self.cameras)))
@@ -96,6 +99,8 @@ class Scope:
 
 
 def time_window(since: dt.datetime | None, until: dt.datetime | None) -> ds.Expression | None:
+    import pyarrow.dataset as ds  # late: see Scope._expressions
+
     expr = None
     if since is not None:
         expr = ds.field("capture_time") >= since

@@ -27,7 +27,6 @@ import pyarrow as pa
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.read import read_and_prepare
-from batch.reprocess.writer import PartWriter
 from model_store.core.clip_settings import ClipSettings
 from model_store.tables.commit import write_results, write_stage_results
 from trapline import env
@@ -242,12 +241,10 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
 
         ds, sink, result_hash = add_stage(ds, spec, remote), write_stage_results, spec.stage.result_hash
     return ds.map_batches(
-        PartWriter, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
-        compute=ray.data.ActorPoolStrategy(size=1),  # one warm writer for the run (writer.py says why)
-        fn_constructor_kwargs={"sink": sink, "out_url": spec.out_url, "model_name": spec.model_name,
-                               "model_version": spec.model_version, "model_sha256": spec.model_sha256,
-                               "filters_hash": result_hash, "run_id": spec.run_id, "metadata": spec.metadata,
-                               "fenced": spec.fenced},
+        sink, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
+        fn_kwargs={"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
+                   "model_sha256": spec.model_sha256, "filters_hash": result_hash, "run_id": spec.run_id,
+                   "metadata": spec.metadata, "fenced": spec.fenced},
     )
 
 

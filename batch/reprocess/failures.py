@@ -32,7 +32,8 @@ def describe_error(exc: BaseException) -> str:
             break
         exc = inner
     text = _ANSI.sub("", str(outer))
-    where = re.search(r"ray::([\w.]+\([\w.]+\))", text)  # e.g. ray::MapBatches(write_results)()
+    # a task's stage, ray::MapBatches(write_results)(); an actor's, ray::MapWorker(MapBatches(DetectorActor)).submit()
+    where = re.search(r"ray::(?:\w+\()?(\w+\([\w.]+\))", text)
     stage = where.group(1) if where else stage
     if _is_wrapper(exc):  # the cause did not survive the trip back: read it off the remote traceback
         for line in text.splitlines():

@@ -308,6 +308,22 @@ def test_run_summary_names_the_code_of_trapline_errors():
     assert describe_error(OSError("disk full")) == "OSError: disk full"
 
 
+def test_a_failed_stage_is_named_whether_a_task_or_an_actor_pool_ran_it():
+    """Ray's remote traceback names a task's stage `ray::MapBatches(f)()` and an actor pool's
+    `ray::MapWorker(MapBatches(Cls)).submit()` (the inference actors); the run's error names either."""
+    from batch.reprocess.failures import describe_error
+
+    class RayTaskError(Exception):  # what describe_error unwraps goes by its type's name, as Ray's does
+        pass
+
+    cause = "botocore.exceptions.ClientError: An error occurred (SlowDown) when calling the PutObject operation"
+    for header, stage in (("ray::MapBatches(write_results)() (pid=1, ip=127.0.0.1)", "MapBatches(write_results)"),
+                          ("ray::MapWorker(MapBatches(DetectorActor)).submit() (pid=2, ip=127.0.0.1, actor_id=0f59)",
+                           "MapBatches(DetectorActor)")):
+        error = describe_error(RayTaskError(f"{header}\n  File \"x.py\", line 1, in f\n{cause}"))
+        assert error == f"{stage}: ClientError: An error occurred (SlowDown) when calling the PutObject operation"
+
+
 def test_workers_get_the_drivers_s3_settings_only_when_there_are_some():
     from batch.reprocess.dataset import worker_env
 

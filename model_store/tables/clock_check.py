@@ -7,8 +7,11 @@ by model_store/tables/clock.py:
 - impossible: a time more than 30 days before the camera's first deployment (without deployments: before 2000), or
   more than a day in the future (a reset clock, a wrong year);
 - jump: the time going back by more than an hour, or forward by more than `jump_days`, from one file to the next
-  (a reset, a battery swap, a clock set by hand), among the camera's own files (times from the path or EXIF: the
-  file name is the camera's counter; an upload's name and an mtime do not give the order the camera took them in);
+  (a reset, a battery swap, a clock set by hand), among the camera's own files (times from the path or EXIF) and
+  only where the file name is the camera's counter: an upload's name, an mtime, and a name the camera made from its
+  own clock (`IMG_20240602_213010.jpg`: sorted, it is the clock's order, not the shutter's) do not give the order
+  the camera took them in. A jump names its suspect side: the file whose time lies farther from the camera's other
+  times (a reset's default date is the odd one out, not the good picture beside it);
 - repeat: one capture time on more than `repeat_frames` files (a clock that stopped: bursts stamp a few);
 - setup/pickup (hints, not problems): the first or last picture of a deployment 5 to 90 minutes from its start or
   end: where people take a picture when they set the camera up and pick it up, that says by how much the clock is
@@ -21,6 +24,7 @@ the correction (`trapline deployments correct-clock`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -37,10 +41,15 @@ FILE_SOURCES = ("path", "exif", "exif_utc")  # times of camera files, named by t
 SLACK = pd.Timedelta(days=30)  # a time this long before the camera's first deployment cannot be of it
 JUMP_DAYS = 60.0  # a quiet spell of weeks is common; two months without a picture is a clock set wrong
 REPEAT_FRAMES = 10
+RESET_WINDOW = pd.Timedelta(days=2)  # a reset camera counts from its default date's midnight
 # A recorded upload is named by its content (serve/recording/uploads.py `archive_path`: the sha256's first 24 hex
 # digits), not by the camera's counter: its place in file order says nothing of when it was taken.
 CONTENT_NAMED = r"(?:^|/)[0-9a-f]{24}\.[A-Za-z0-9]+$"
 EDGE_MIN_S, EDGE_MAX_S = 5 * 60, 90 * 60  # an hour or so: a clock error's size, not a quiet start
+# A file name the camera made from its own clock: YYYYMMDD and HHMMSS, with or without a separator between the parts
+# (`IMG_20240602_213010.jpg`, `2024-06-02 21-30-10.JPG`, `PICT20240602T213010.jpg`).
+TIME_NAMED = re.compile(r"(?<!\d)(19[7-9]\d|20\d\d)[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12]\d|3[01])[-_. T]?"
+                        r"([01]\d|2[0-3])[-_.:]?([0-5]\d)[-_.:]?([0-5]\d)(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -99,26 +108,62 @@ def find_clock_problems(images: pd.DataFrame, book: TimeBook, now: dt.datetime |
             add("outside", prob == NO_DEPLOYMENT, "pictures outside every deployment of the camera")
             add("overlap", prob == OVERLAP, "pictures in two deployments at once")
         earliest = first_start.get(camera, EARLIEST)
-        add("impossible", ((t < earliest) | (t > horizon)).to_numpy(),
-            f"times before {earliest.date()} or in the future")
+        add("impossible", ((t < earliest) | (t > horizon) | _reset_default(t)).to_numpy(),
+            f"times before {earliest.date()}, a camera's default date after a reset, or in the future")
         # in file order only where the name is the camera's counter: an upload's name and a time from an mtime or
         # the time of receipt say nothing of the order the camera took them in
         counted = g["capture_time_source"].isin(FILE_SOURCES).to_numpy() if "capture_time_source" in g else \
             np.ones(len(g), bool)
-        counted = counted & ~g[order].astype(str).str.contains(CONTENT_NAMED, regex=True).to_numpy(bool)
+        names = g[order].astype(str)
+        counted = counted & ~names.str.contains(CONTENT_NAMED, regex=True).to_numpy(bool)
+        counted = counted & ~names.map(lambda n: TIME_NAMED.search(n.rsplit("/", 1)[-1]) is not None).to_numpy(bool)
         step = np.full(len(g), np.nan)
         if counted.any():
             step[counted] = t[counted].diff().dt.total_seconds().to_numpy()
+        ns = t.to_numpy("datetime64[ns]")
         back = np.nan_to_num(step, nan=0.0) < -JUMP_BACK_S
-        add("jump", back, "the time goes back from one file to the next (a reset or a clock set by hand): "
-                          f"first by {_span(-step[np.argmax(back)]) if back.any() else ''}")
+        add("jump", _suspects(ns, back, counted), "the time goes back from one file to the next (a reset or a "
+            f"clock set by hand): first by {_span(-step[np.argmax(back)]) if back.any() else ''}")
         ahead = np.nan_to_num(step, nan=0.0) > jump_days * 86400
-        add("jump", ahead, f"the time leaps ahead by more than {jump_days:g} days between two files: first by "
-                           f"{_span(step[np.argmax(ahead)]) if ahead.any() else ''}")
+        add("jump", _suspects(ns, ahead, counted), f"the time leaps ahead by more than {jump_days:g} days "
+            f"between two files: first by {_span(step[np.argmax(ahead)]) if ahead.any() else ''}")
         counts = t.map(t.value_counts())
         add("repeat", (counts > repeat_frames).to_numpy(),
             f"one capture time on more than {repeat_frames} files (a stopped clock?)")
     out += _edges(placed, book)
+    return out
+
+
+def _reset_default(t: pd.Series) -> pd.Series:
+    """Times in the first two days of a year (a camera's default date after a reset: 2000-01-01 00:00 and its kin)
+    cut off from the camera's other pictures: none in the month after those two days, and the camera's median a
+    year or more later. A deployment that starts on New Year's Day goes on taking pictures; a reset clock's
+    pictures sit alone."""
+    new_year = t.dt.normalize() - pd.to_timedelta(t.dt.dayofyear - 1, unit="D")
+    candidate = ((t - new_year) < RESET_WINDOW) & ((t.median() - t) > pd.Timedelta(days=365))
+    if not candidate.any():
+        return candidate
+    ordered = np.sort(t.dropna().to_numpy("datetime64[ns]"))
+    after = (new_year + RESET_WINDOW).to_numpy("datetime64[ns]")
+    nxt = np.searchsorted(ordered, after, side="left")
+    following = np.where(nxt < len(ordered), ordered[np.minimum(nxt, len(ordered) - 1)], np.datetime64("NaT"))
+    alone = pd.Series(following, index=t.index) - (new_year + RESET_WINDOW) > pd.Timedelta(days=30)
+    return candidate & alone
+
+
+def _suspects(t: np.ndarray, marked: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Of the two files of each marked step (marked on its later file; the earlier is the previous counted file), the
+    one whose time lies farther from the camera's median time: a reset's default date (2000-01-01) or a wrong year
+    sits apart from the camera's other pictures, and the picture beside it is the good one."""
+    out = np.zeros(len(t), bool)
+    order = np.flatnonzero(counted)
+    if not marked.any() or order.size == 0:
+        return out
+    ns = t.astype("int64")
+    median = np.median(ns[counted])
+    for i in np.flatnonzero(marked):
+        j = order[np.searchsorted(order, i) - 1]
+        out[j if abs(ns[j] - median) > abs(ns[i] - median) else i] = True
     return out
 
 

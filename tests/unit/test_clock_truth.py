@@ -275,3 +275,52 @@ def test_file_order_is_judged_only_where_the_name_is_the_cameras_counter():
     assert find_clock_problems(rows(hashed), TimeBook()) == []
     assert find_clock_problems(rows(["c1/IMG_0001.JPG", "c1/IMG_0002.JPG", "c1/IMG_0003.JPG"], "mtime"),
                                TimeBook()) == []
+
+
+def test_a_camera_that_names_files_by_its_clock_is_not_read_in_name_order():
+    """`IMG_20000101_000500.jpg` (a reset) sorts before `IMG_20240602_213010.jpg`: the names are the clock's order,
+    not the shutter's, so there is no jump to report; the reset's default date is the impossible side, never the
+    good picture, and after the correction the check is clean."""
+    from model_store.tables.clock_check import find_clock_problems
+
+    names = ["c1/IMG_20000101_000500.jpg", "c1/IMG_20000101_001500.jpg", "c1/IMG_20240602_213010.jpg",
+             "c1/IMG_20240602_220000.jpg", "c1/IMG_20240603_010000.jpg"]
+    times = pd.to_datetime(["2000-01-01 00:05", "2000-01-01 00:15", "2024-06-02 21:30", "2024-06-02 22:00",
+                            "2024-06-03 01:00"])
+    rows = pd.DataFrame({"uri": [f"/a/{n}" for n in names], "rel_path": names, "camera_id": "c1",
+                         "capture_time": times, "capture_time_source": "path"})
+    found = find_clock_problems(rows, TimeBook(), now=NOW)
+    assert [(f.kind, f.pictures, f.first_uri) for f in found] == [("impossible", 2, "/a/c1/IMG_20000101_000500.jpg")]
+    fixed = rows.assign(capture_time=pd.to_datetime(["2024-06-02 20:05", "2024-06-02 20:15", "2024-06-02 21:30",
+                                                     "2024-06-02 22:00", "2024-06-03 01:00"]))
+    assert find_clock_problems(fixed, TimeBook(), now=NOW) == []
+
+
+def test_a_jump_names_the_file_whose_time_is_apart_from_the_cameras_other_pictures():
+    """A counter-named camera reset mid-deployment: going forward the counter meets the default date (the suspect,
+    named), and where the reset is the first file, the good picture after it is not the one named."""
+    from model_store.tables.clock_check import find_clock_problems
+
+    def rows(times):
+        names = [f"c1/IMG_{i:04d}.JPG" for i in range(1, len(times) + 1)]
+        return pd.DataFrame({"uri": [f"/a/{n}" for n in names], "rel_path": names, "camera_id": "c1",
+                             "capture_time": pd.to_datetime(times), "capture_time_source": "exif"})
+
+    late = find_clock_problems(rows(["2024-06-02 21:00", "2024-06-02 22:00", "2000-01-01 00:05",
+                                     "2000-01-01 01:05"]), TimeBook(), now=NOW)
+    assert {(f.kind, f.first_uri) for f in late} == {("jump", "/a/c1/IMG_0003.JPG"),
+                                                     ("impossible", "/a/c1/IMG_0003.JPG")}
+    first = find_clock_problems(rows(["2000-01-01 00:05", "2024-06-02 21:00", "2024-06-02 22:00",
+                                      "2024-06-02 23:00"]), TimeBook(), now=NOW)
+    assert {(f.kind, f.first_uri) for f in first} == {("jump", "/a/c1/IMG_0001.JPG"),
+                                                      ("impossible", "/a/c1/IMG_0001.JPG")}
+
+
+def test_a_deployment_that_starts_on_new_years_day_is_no_reset():
+    from model_store.tables.clock_check import find_clock_problems
+
+    times = pd.date_range("2023-01-01 00:30", "2025-06-01", periods=400)
+    names = [f"c1/IMG_{i:04d}.JPG" for i in range(len(times))]
+    rows = pd.DataFrame({"uri": names, "rel_path": names, "camera_id": "c1", "capture_time": times,
+                         "capture_time_source": "exif"})
+    assert find_clock_problems(rows, TimeBook(), now=NOW) == []

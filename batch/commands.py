@@ -161,7 +161,8 @@ def _report_text(r: Any) -> str:
 def _postprocess(o: PostprocessOptions, progress: Progress | None) -> Any:
     return run_postprocess(
         o.tables, o.filter, o.config, remove=o.remove, model=o.model, source_filters=o.filters_hash,
-        cameras=o.cameras, since=o.since, until=o.until, image=o.image, rows_per_file=o.rows_per_file,
+        cameras=o.cameras, since=o.since, until=o.until, image=o.image, occurrences=o.occurrences,
+        rows_per_file=o.rows_per_file,
         dry_run=o.dry_run, store=o.store, progress=progress, progress_interval=o.progress_interval)
 
 

@@ -84,7 +84,8 @@ class ScopedOptions(TableSetOptions):
         return self
 
     def scope(self) -> Scope:
-        return Scope.of(self.cameras, self.since, self.until, getattr(self, "image", None))
+        return Scope.of(self.cameras, self.since, self.until, getattr(self, "image", None),
+                        getattr(self, "occurrences", None))
 
 
 class CompactOptions(CommandOptions):

@@ -24,6 +24,8 @@ class PostprocessOptions(ScopedOptions):
                                                             "'{\"min_area_fraction\": 0.001}'")
     remove: bool = Field(False, description="take the filter out of the set")
     image: str | None = Field(None, description="only this image (its URI or archive-relative path)")
+    occurrences: list[str] | None = Field(None, description="only the images of this occurrence (repeatable; its id "
+                                                            "in the set read, as `trapline occurrences list` shows)")
     rows_per_file: int = Field(5000, ge=1, description="images per Parquet part")
     dry_run: bool = Field(False, description="report what would change; write nothing")
     progress_interval: float = Field(5.0, ge=0, description="seconds between progress lines")
@@ -56,7 +58,8 @@ class PostprocessOptions(ScopedOptions):
         return self
 
 
-POSTPROCESS_FLAGS = {**SET_FLAGS, "config": FlagStyle(metavar="JSON"), "image": FlagStyle(metavar="URI")}
+POSTPROCESS_FLAGS = {**SET_FLAGS, "config": FlagStyle(metavar="JSON"), "image": FlagStyle(metavar="URI"),
+                     "occurrences": FlagStyle(flags=("--occurrence",), metavar="ID", repeatable=True)}
 
 
 class EventsOptions(TableSetOptions):

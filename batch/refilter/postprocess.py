@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from batch.refilter.effects import determinations_changed
 from batch.refilter.reclassify import ExtraTables, classifiers_of, new_result_hash
 from batch.refilter.table_filters import Fired, table_level_fired
 from batch.refilter.tracks import TRACK, Linked, link_occurrences
@@ -59,6 +60,8 @@ class PostprocessReport:
     kept_before: int = 0
     kept_after: int = 0
     images_changed: int = 0  # kept set differs from the source filter set
+    # occurrences whose determination differs after the run: renamed, gone or new (batch/refilter/effects.py)
+    determinations_changed: int = 0
     became_empty: int = 0
     became_nonempty: int = 0
     relabelled: int = 0  # classifications whose label the new set changes (classifier filters)
@@ -126,20 +129,23 @@ def _labels(meta_labels: list[str], dets: pa.Table) -> list[str]:
 def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any] | None = None,
                     remove: bool = False, model: str | None = None, source_filters: str | None = None,
                     cameras: list[str] | None = None, since: Any = None, until: Any = None, image: str | None = None,
-                    rows_per_file: int = 5000, dry_run: bool = False, store: str | None = None,
-                    progress: Callable[[str], None] | None = None, progress_interval: float = 5.0) -> PostprocessReport:
+                    occurrences: list[str] | None = None, rows_per_file: int = 5000, dry_run: bool = False,
+                    store: str | None = None, progress: Callable[[str], None] | None = None,
+                    progress_interval: float = 5.0) -> PostprocessReport:
     """Re-filter one model version's stored detections and write the result as a new filter set.
 
-    The scope (cameras, a since/until window or one image; at most one kind) limits the rows
-    rewritten; `progress` receives a short line at each step and every `progress_interval` seconds.
+    The scope (cameras, a since/until window, one image, the images of some occurrences; given together they
+    intersect) limits the rows rewritten; `progress` receives a short line at each step and every
+    `progress_interval` seconds.
     """
     t0 = time.perf_counter()
     log = progress or (lambda line: None)
-    scope = Scope.of(cameras, since, until, image)
+    scope = Scope.of(cameras, since, until, image, occurrences)
     tables = Tables(tables_url)
     tset = resolve_table_set(tables, model, source_filters, store)
     if not tset.metadata:
         raise BatchError(f"cannot find the filter specs of set {tset.filters_hash} in {tables.url}")
+    scope = occurrence_images(tables, tset, scope)
     fs = new_filter_set(tset.filter_specs, filter_name, config, remove, tset.labels)
     set_hash = new_result_hash(fs, tset.metadata)  # covers the source's classifiers, if it has any
     run_id = None if dry_run else new_run_id()
@@ -267,6 +273,10 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     flush()
         if not dry_run:
             flush()
+        if TRACK in fs.names or TRACK in [f.get("name") for f in tset.filter_specs]:
+            after = {r["occurrence_id"]: r for rows in linked.rows.values() for r in rows}.values()
+            report.determinations_changed = determinations_changed(_occurrences_before(tables_url, tset), after,
+                                                                   seen)
         if classifiers_of(tset.metadata):
             report.relabelled = extra.changed
             report.notes.append(f"{extra.changed} classification(s) changed their label")
@@ -287,8 +297,34 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
 
 
 COUNT_FIELDS = ("in_scope", "images", "skipped", "detections_checked", "flagged", "kept_before", "kept_after",
-                "images_changed", "became_empty", "became_nonempty", "detections_linked", "occurrences",
+                "images_changed", "determinations_changed", "became_empty", "became_nonempty", "detections_linked",
+                "occurrences",
                 "frames_per_occurrence", "disagreements")
+
+
+def occurrence_images(tables: Tables, tset: Any, scope: Scope) -> Scope:
+    """The scope with its `--occurrence` ids resolved to their images in the set the run reads (an id the set does not
+    hold is an error naming it, never an empty run)."""
+    if not scope.occurrences:
+        return scope
+    rows = tables.read(DETECTIONS, tset.model_name, tset.model_version, ["uri", "occurrence_id"],
+                       filter=(ds.field("filters_hash") == tset.filters_hash)
+                       & ds.field("occurrence_id").isin(list(scope.occurrences)))
+    found = set(rows["occurrence_id"].to_pylist())
+    missing = [o for o in scope.occurrences if o not in found]
+    if missing:
+        raise ScopeError(f"no occurrence {', '.join(missing)} in {tset.model_name}:{tset.model_version} "
+                         f"[filters {tset.filters_hash}] (an occurrence id from `trapline occurrences list` of that "
+                         "set, or give its --filters-hash)")
+    return scope.with_occurrence_uris(rows["uri"].to_pylist())
+
+
+def _occurrences_before(tables_url: str, tset: Any) -> list[dict[str, Any]]:
+    """The source set's occurrences with today's decisions applied (none: the set was never tracked)."""
+    from batch.refilter.occurrences import load  # late: it reads through pandas, only a tracked set needs it
+
+    rows = load(tables_url, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
+    return [] if rows.empty else rows[["occurrence_id", "label", "detections"]].to_dict("records")
 
 
 def _counts(report: PostprocessReport) -> dict[str, int | float]:
@@ -339,6 +375,8 @@ def format_report(r: PostprocessReport) -> str:
              f"scope     {r.scope.get('description', 'whole table')}: {r.in_scope} image(s)",
              f"images    {r.images} re-filtered, {r.skipped} already in the new set, {r.images_changed} changed "
              f"outcome ({r.became_empty} became empty, {r.became_nonempty} became non-empty)",
+             *([f"determinations {r.determinations_changed} occurrence(s) named differently, gone or new"]
+               if r.occurrences or r.determinations_changed else []),
              f"detections {r.detections_checked} checked, {r.flagged} flagged by the filter, "
              f"kept {r.kept_before} -> {r.kept_after}"]
     if r.occurrences or TRACK in [f["name"] for f in r.filters]:

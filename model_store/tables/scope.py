@@ -1,9 +1,12 @@
-"""Which images a command reads or rewrites: the whole table, some cameras, a capture-time window, one image.
+"""Which images a command reads or rewrites: the whole table, some cameras, a capture-time window, one image, the
+images of some occurrences.
 
-One meaning for `--camera` (repeatable), `--since` / `--until` and `--image` in every command that
-takes them (export, report, postprocess, crops, events): each narrows the set, and given together
-they intersect (camera cam01 *and* captured since May). A run says plainly what it touched
-(`Scope.describe`), and an `--image` that names nothing is an error, never an empty run.
+One meaning for `--camera` (repeatable), `--since` / `--until`, `--image` and `--occurrence` (repeatable; postprocess
+only) in every command that takes them (export, report, postprocess, crops, events): each narrows the set, and given
+together they intersect (camera cam01 *and* captured since May). An occurrence names its images through the
+detections table of the set a run reads: the caller resolves it (`with_occurrence_uris`) before the scope selects
+rows. A run says plainly what it touched (`Scope.describe`), and an `--image` or `--occurrence` that names nothing is
+an error, never an empty run.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from trapline.errors import ScopeError
@@ -20,7 +23,7 @@ from trapline.errors import ScopeError
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
-ScopeKind = Literal["table", "camera", "window", "image", "combined"]
+ScopeKind = Literal["table", "camera", "window", "image", "occurrence", "combined"]
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,12 @@ class Scope:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     image: str | None = None
+    occurrences: tuple[str, ...] = ()
+    occurrence_uris: tuple[str, ...] | None = None  # the images of `occurrences`, once resolved
 
     @classmethod
     def of(cls, cameras: Sequence[str] | None = None, since: Any = None, until: Any = None,
-           image: str | None = None) -> Scope:
+           image: str | None = None, occurrences: Sequence[str] | None = None) -> Scope:
         """Validate the scope options of one run; given together they intersect."""
         try:
             start, end = parse_when(since), parse_when(until, end_of_day=True)
@@ -42,13 +47,20 @@ class Scope:
             raise ScopeError(f"--since {since} is after --until {until}")
         if cameras and any(not c for c in cameras):
             raise ScopeError("--camera needs a camera id")
-        return cls(tuple(cameras or ()), start, end, image or None)
+        if occurrences and any(not o for o in occurrences):
+            raise ScopeError("--occurrence needs an occurrence id")
+        return cls(tuple(cameras or ()), start, end, image or None, tuple(dict.fromkeys(occurrences or ())))
+
+    def with_occurrence_uris(self, uris: Sequence[str]) -> Scope:
+        """This scope with its occurrences' images found (by the caller, in the set it reads)."""
+        return replace(self, occurrence_uris=tuple(sorted(set(uris))))
 
     @property
     def parts(self) -> list[str]:
         """The kinds this scope narrows by (empty: the whole table)."""
         return [k for k, given in (("camera", bool(self.cameras)), ("window", bool(self.since or self.until)),
-                                   ("image", bool(self.image))) if given]
+                                   ("image", bool(self.image)), ("occurrence", bool(self.occurrences)))
+                if given]
 
     @property
     def kind(self) -> ScopeKind:
@@ -80,6 +92,10 @@ class Scope:
         if self.image:
             keys = self.image_keys()
             out.append(ds.field("uri").isin(keys) | ds.field("rel_path").isin(keys))
+        if self.occurrences:
+            if self.occurrence_uris is None:
+                raise ScopeError("the --occurrence scope was not resolved to its images before reading")
+            out.append(ds.field("uri").isin(list(self.occurrence_uris)))
         return out
 
     def describe(self) -> str:
@@ -90,11 +106,14 @@ class Scope:
             said.append(f"captured {self.since or '...'} to {self.until or '...'}")
         if self.image:
             said.append(f"image {self.image}")
+        if self.occurrences:
+            said.append(f"occurrence {', '.join(self.occurrences)}")
         return ", ".join(said) or "whole table"
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "description": self.describe(), "cameras": list(self.cameras) or None,
-                "image": self.image, "since": self.since.isoformat() if self.since else None,
+                "image": self.image, "occurrences": list(self.occurrences) or None,
+                "since": self.since.isoformat() if self.since else None,
                 "until": self.until.isoformat() if self.until else None}
 
 

@@ -135,3 +135,32 @@ def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_jso
                                                      "out": tables + "-coco"}}, job
         errors = [e for e in b.errors() if not re.search(r"status of (422|5\d\d)", e)]
         assert errors == [], errors
+
+
+def test_an_occurrence_page_reruns_post_processing_on_that_occurrence_alone(served):
+    """The occurrence's "Re-run post-processing" opens the form scoped to it: the preview on its first frame, the job
+    sent with `occurrences: [its id]` (the option every door shares: CLI --occurrence, POST /v1/jobs)."""
+    from tests.fixtures.browser import Browser
+
+    url, tables = served
+    first = httpx.get(f"{url}/v1/occurrences", params={"tables": tables}, headers={"Authorization": f"Bearer {ADMIN}"},
+                      timeout=30, trust_env=False).json()["occurrences"][0]["occurrence_id"]
+    with Browser(1280, 900) as b:
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
+                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)});" + RECORD_BODIES)
+        b.navigate(f"{url}/console#/occurrence/{first}")
+        b.wait("document.getElementById('rerun-occurrence') !== null", 30, "the occurrence page's re-run link")
+        b.eval("document.getElementById('rerun-occurrence').click()")
+        b.wait("document.getElementById('scope-occurrence')?.textContent", 30, "the form scoped to the occurrence")
+        assert first in b.eval("document.querySelector('#page h1').textContent")
+        assert b.eval("document.getElementById('image').value") != ""
+        b.eval("""(() => { window.confirm = () => true; const f = document.getElementById('filter');
+            f.value = 'score'; f.dispatchEvent(new Event('change'));
+            document.getElementById('cfg-min_score').value = '0.5'; document.getElementById('preview').click(); })()""")
+        b.wait("document.getElementById('run').disabled === false", 30, "the preview")
+        preview = b.eval("window.sent.filter(([u]) => u.endsWith('/v1/postprocess/preview')).at(-1)[1]")
+        assert "occurrences" not in preview and preview["image"]
+        b.eval("document.getElementById('run').click()")
+        job = b.wait("window.sent.filter(([u]) => u.endsWith('/v1/jobs')).at(-1)?.[1]", 30, "the job's request")
+        assert job["kind"] == "postprocess" and job["options"]["occurrences"] == [first], job
+        assert job["options"]["tables"] == tables and job["options"]["config"] == {"min_score": 0.5}, job

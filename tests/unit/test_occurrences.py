@@ -22,7 +22,7 @@ from model_store.tables.schema import DETECTIONS, OCCURRENCES
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
 from tests.fixtures.review import two_version_tables
 from trapline.cli import main
-from trapline.errors import NotFoundError
+from trapline.errors import NotFoundError, ScopeError
 
 NO_APPEARANCE = {"appearance": "none"}  # geometry alone links the sheet; one test adds the pixels
 
@@ -195,3 +195,40 @@ def test_appearance_comes_from_the_stored_snips_when_every_box_has_one(sheet, tm
     shutil.rmtree(sheet.parent / "archive")  # the frames are gone: only the snips can give the appearance
     report = run_postprocess(str(sheet), "track", {"appearance": "colour"})
     assert report.notes == [] and report.occurrences == 5
+
+
+def test_postprocess_scoped_to_an_occurrence_rewrites_its_images_and_counts_changed_determinations(sheet, capsys):
+    tracked = run_postprocess(str(sheet), "track", NO_APPEARANCE)
+    occ = occurrences.load(str(sheet))
+    deer = occ.rows[occ.rows.camera_id == "burst"].iloc[0]
+    images = {d["uri"] for d in deer["detections"]}
+    with pytest.raises(ScopeError, match="no occurrence occ-nope"):
+        run_postprocess(str(sheet), "score", {"min_score": 0.2}, occurrences=["occ-nope"], dry_run=True)
+    same = run_postprocess(str(sheet), "score", {"min_score": 0.01}, occurrences=[deer["occurrence_id"]],
+                           dry_run=True)
+    assert same.in_scope == len(images) and same.scope["kind"] == "occurrence"
+    assert same.determinations_changed == 0 and same.occurrences == 1
+    # every box of the deer dropped: its determination is gone, and nothing else was touched
+    gone = run_postprocess(str(sheet), "score", {"min_score": 0.999}, occurrences=[deer["occurrence_id"]],
+                           source_filters=tracked.filters_hash)
+    assert gone.images == len(images) and gone.kept_after == 0
+    assert gone.determinations_changed == 1
+    assert set(Tables(str(sheet)).read(DETECTIONS, SHEET_MODEL, "1", ["uri", "filters_hash"]).to_pandas()
+               .query("filters_hash == @gone.filters_hash")["uri"]) == images
+    assert main(["postprocess", "--tables", str(sheet), "--filter", "score", "--config", '{"min_score": 0.5}',
+                 "--occurrence", deer["occurrence_id"], "--filters-hash", tracked.filters_hash, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"occurrence {deer['occurrence_id']}: {len(images)} image(s)" in out and "determinations" in out
+
+
+def test_determinations_changed_counts_renamed_gone_and_new_occurrences():
+    from batch.refilter.effects import determinations_changed
+
+    before = [{"occurrence_id": "a", "label": "moth", "detections": [k("u1"), k("u2")]},
+              {"occurrence_id": "b", "label": "moth", "detections": [k("u3")]},
+              {"occurrence_id": "c", "label": "fox", "detections": [k("u9")]}]
+    after = [{"occurrence_id": "a2", "label": "moth", "detections": [k("u1"), k("u2")]},  # same name, new id
+             {"occurrence_id": "n", "label": "beetle", "detections": [k("u4")]}]  # new
+    assert determinations_changed(before, after, touched={"u1", "u2", "u3", "u4"}) == 2  # b gone, n new
+    renamed = [{"occurrence_id": "a", "label": "beetle", "detections": [k("u1")]}]
+    assert determinations_changed(before, renamed, touched={"u1", "u2"}) == 1

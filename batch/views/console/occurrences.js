@@ -120,7 +120,9 @@ async function occurrencePage(current, id) {
     el("div", {class: "card"}, el("div", {}, `${o.model}, camera ${o.camera_id}, ${o.first_time} to ${o.last_time}, ${o.frames} frame(s)`
                                    + (o.detections > 1 && o.link_confidence !== null ? `, weakest link ${o.link_confidence.toFixed(2)}` : "")),
        el("div", {class: "determination", "data-how": o.determination.how}, determinationText(o.determination)),
-       identifyForm(o, route)),
+       identifyForm(o, route),
+       el("p", {}, el("a", {id: "rerun-occurrence", href: "#/postprocess/" + enc(o.occurrence_id)},
+                      "Re-run post-processing on this occurrence"))),
     el("h2", {}, "Frames"),
     el("div", {class: "scroll"}, el("table", {id: "frames"},
       el("thead", {}, el("tr", {}, ["snip", "captured", "image", "detector", "classifications", "vote", "correct or cut"].map(h => el("th", {}, h)))),

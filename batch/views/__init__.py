@@ -4,6 +4,7 @@ them. Each view is a router module with its bodies in a protocol module beside i
 
     pictures.py     sources, cameras, captures; pictures_protocol.py its bodies, picture_queries.py (which tables)
     picture_files.py  the archive images, snips, thumbnails and clip frames themselves (no router: used by pictures.py)
+    found_tables.py   tables under the jobs' roots shown unconfigured, with the archive their runs record
     occurrences.py  the occurrences: list, show, identify, classify; occurrences_protocol.py
     individuals.py  the individuals: list, show, snips, weekly, people's decisions; individuals_protocol.py
     deployments.py  the deployments, clock decisions and problems, effort, histories; deployments_protocol.py

@@ -56,7 +56,7 @@ class Source:
     """Tables the console shows, and the archive their images came from (the only two places files come from)."""
 
     name: str
-    kind: str  # recording | backfill | configured
+    kind: str  # recording | backfill | configured | found (tables under the roots, batch/views/found_tables.py)
     tables: str
     archive: str
 

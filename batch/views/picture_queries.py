@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from batch.views.found_tables import found_sources
 from batch.views.picture_files import Source
 from model_store.tables import browse
 from model_store.tables.reader import Tables
@@ -14,7 +15,9 @@ from trapline.errors import NotFoundError
 
 
 def sources(config: Any) -> dict[str, Source]:
-    """Every source of pictures the service is configured with: the recording's, each backfill's, `jobs.pictures`."""
+    """Every source of pictures the service knows: the recording's, each backfill's, `jobs.pictures`, then the tables
+    found under the jobs' roots with the archive their own runs record (batch/views/found_tables.py): after
+    `trapline reprocess` and `trapline serve` in one folder the console shows those pictures unconfigured."""
     out: dict[str, Source] = {}
     if config.record is not None:
         out["recording"] = Source("recording", "recording", config.record.tables, config.record.archive)
@@ -26,6 +29,10 @@ def sources(config: Any) -> dict[str, Source]:
                                                _abs(cwd, r["archive"]))
     for p in config.jobs.pictures:
         out[p.name] = Source(p.name, "configured", p.tables, p.archive)
+    known = {os.path.realpath(s.tables) for s in out.values() if "://" not in s.tables}
+    for name, source in found_sources(config.jobs.roots).items():
+        if os.path.realpath(source.tables) not in known and name not in out:
+            out[name] = source
     return out
 
 
@@ -36,8 +43,9 @@ def _abs(cwd: str, location: str) -> str:
 def source_of(config: Any, name: str | None) -> Source:
     found = sources(config)
     if not found:
-        raise NotFoundError("no pictures are configured on this service: record uploads (`record:`), or name "
-                            "tables and their archive in `jobs.pictures` of the serve config", kind="no_sources")
+        raise NotFoundError("no pictures are configured on this service and no tables were found under its jobs' "
+                            "roots: run `trapline reprocess` into a folder under them, record uploads (`record:`), or "
+                            "name tables and their archive in `jobs.pictures` of the serve config", kind="no_sources")
     if name is None:
         return next(iter(found.values()))
     if name not in found:

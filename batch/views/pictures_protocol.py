@@ -17,7 +17,7 @@ class _Out(BaseModel):
 
 class SourceOut(_Out):
     name: str
-    kind: str = Field(description="recording | backfill | configured")
+    kind: str = Field(description="recording | backfill | configured | found (tables under the jobs' roots)")
     tables: str
     archive: str
     served: bool = Field(description="false for s3:// sources: their pictures are not served by this service")

@@ -194,3 +194,28 @@ def test_job_kinds_give_the_forms_their_options(client):
     assert "batch_size" in props and not {"address", "store", "json_output"} & set(props)
     assert kinds["report"]["paths"] == ["tables", "out"] and not kinds["report"]["preview"]
     assert client.get("/v1/job-kinds").status_code == 401
+
+
+def test_tables_under_the_roots_show_their_pictures_unconfigured(site, tmp_path):
+    """After `trapline reprocess` and `trapline serve` in one folder: no `jobs.pictures` block, and the Cameras page
+    still shows the tables' pictures, their archive taken from the reprocess run's own manifest."""
+    from batch.views import found_tables
+    from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
+    from tests.fixtures.pictures import site_config
+    from trapline.storage import Storage
+
+    d = site["dir"]
+    unconfigured = site_config(site["store"].root, [str(d)], [])
+    with TestClient(app_for(unconfigured)) as c:
+        found_tables._cache.clear()
+        assert c.get("/v1/pictures/cameras", headers=AUTH).json()["error"]["kind"] == "no_sources"
+        write_manifest(Storage(str(site["tables"])), RunManifest.start(new_run_id(), "reprocess",
+                                                                       source=str(site["archive"]),
+                                                                       out=str(site["tables"])))
+        found_tables._cache.clear()
+        listed = c.get("/v1/pictures/sources", headers=AUTH).json()
+        assert [(s["name"], s["kind"]) for s in listed["sources"]] == [("tables", "found")], listed
+        page = c.get("/v1/pictures/cameras", headers=AUTH).json()
+        assert page["source"] == "tables" and page["total"] == 3
+        shown = page["cameras"][0]["latest"]["image"]
+        assert c.get(shown["image_url"], headers=AUTH).status_code == 200  # the picture, from its archive

@@ -131,7 +131,8 @@ async function camerasPage(current, arg) {
   if (!sources.length) {
     if (!current()) return false;
     page.replaceChildren(el("h1", {}, "Cameras"), el("p", {class: "empty-state"},
-      "No pictures are configured on this service: record uploads (`trapline serve --record ARCHIVE --tables TABLES`) " +
+      "No pictures on this service yet: run `trapline reprocess` into a folder under its jobs' roots (the folder " +
+      "`trapline serve` started in, by default), record uploads (`trapline serve --record ARCHIVE --tables TABLES`), " +
       "or name tables and their archive in `jobs.pictures` of the serve config."));
     return false;
   }

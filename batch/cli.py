@@ -9,7 +9,7 @@ from functools import partial
 from batch.commands import COMMANDS, GROUPS, Command
 from batch.options import parse_options
 from batch.reprocess.options import load_config_file
-from trapline.ray_output import console
+from trapline.base.ray_output import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -26,10 +26,10 @@ from batch.flags import FlagStyle, add_model_arguments
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
 from batch.options import SET_FLAGS, CheckOptions, CompactOptions
-from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
+from batch.postprocessing.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
-from trapline.problems import as_flag
+from trapline.base.problems import as_flag
 
 Progress = Callable[[str], None]
 
@@ -50,10 +50,11 @@ def _later(target: str) -> Callable[..., Any]:
 
 run_reprocess, reprocess_text = _later("batch.reprocess.job:run_reprocess"), _later("batch.reprocess.job:format_report")
 run_export = _later("batch.export.run:run_export")
-run_postprocess = _later("batch.refilter.postprocess:run_postprocess")
-postprocess_text = _later("batch.refilter.postprocess:format_report")
-run_crops, crops_text = _later("batch.refilter.snips:run_crops"), _later("batch.refilter.snips:format_report")
-run_events = _later("batch.refilter.events:run_events")
+run_postprocess = _later("batch.postprocessing.postprocess:run_postprocess")
+postprocess_text = _later("batch.postprocessing.postprocess:format_report")
+run_crops = _later("batch.postprocessing.snips:run_crops")
+crops_text = _later("batch.postprocessing.snips:format_report")
+run_events = _later("batch.postprocessing.events:run_events")
 build_report, report_json = _later("batch.review.build:build_report"), _later("batch.review.build:result_json")
 compact, check = _later("model_store.tables.maintenance:compact"), _later("model_store.tables.maintenance:check")
 

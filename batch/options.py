@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from batch.flags import FlagStyle
 from model_store.tables.scope import Scope
-from trapline.errors import OptionsError, ScopeError
-from trapline.problems import as_flag, describe, fields, problems
+from trapline.base.errors import OptionsError, ScopeError
+from trapline.base.problems import as_flag, describe, fields, problems
 
 
 class LocationMark:
@@ -110,7 +110,7 @@ SET_FLAGS = {"tables": FlagStyle(metavar="DST"),
 def parse_options(model: type[BaseModel], given: dict[str, Any], command: str,
                   flag_of: Callable[[str], str] = as_flag) -> Any:
     """Validate a command's options (CLI flags given, or a job's JSON) into `model`; OptionsError names every
-    bad field as its flag and quotes the value (trapline/problems.py: the one formatter of every door)."""
+    bad field as its flag and quotes the value (trapline/base/problems.py: the one formatter of every door)."""
     try:
         return model.model_validate(given)
     except ValidationError as exc:

@@ -40,7 +40,7 @@ from benchmarks.common import (
 )
 from benchmarks.images import FULL_HD, ensure_images, make_archive, parse_size
 from model_store import ModelRef
-from trapline import ray_output
+from trapline.base import ray_output
 
 
 class _Tee(io.TextIOBase):

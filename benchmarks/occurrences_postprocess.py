@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from batch.refilter import occurrences
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing import occurrences
+from batch.postprocessing.postprocess import run_postprocess
 from model_store.core.imaging import encode_jpeg
 from model_store.tables.schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA
 from model_store.tables.writer import part_name, write_part
-from trapline.storage import Storage
+from trapline.base.storage import Storage
 
 RUN = "20260101T000000Z-abcdef"
 

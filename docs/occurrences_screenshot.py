@@ -20,8 +20,8 @@ import uvicorn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the fixtures live in tests/
 
-from batch.refilter import occurrences  # noqa: E402 - after the path above
-from batch.refilter.postprocess import run_postprocess  # noqa: E402
+from batch.postprocessing import occurrences  # noqa: E402 - after the path above
+from batch.postprocessing.postprocess import run_postprocess  # noqa: E402
 from serve.ingress import IngressCore, token_digest  # noqa: E402
 from tests.fixtures.browser import Browser  # noqa: E402
 from tests.fixtures.occurrences import write_sheet_tables  # noqa: E402

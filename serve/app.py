@@ -33,7 +33,7 @@ from serve.config import (
 from serve.ingress import Feature, TraplineIngress
 from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
-from trapline.errors import InvalidRefError
+from trapline.base.errors import InvalidRefError
 
 
 def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig) -> int:

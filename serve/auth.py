@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from trapline.errors import ForbiddenError, UnauthorizedError
+from trapline.base.errors import ForbiddenError, UnauthorizedError
 
 
 def token_digest(token: str | None) -> str | None:

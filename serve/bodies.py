@@ -1,6 +1,6 @@
 """The HTTP body helpers every feature's router uses: the error body, the documented error responses and image
 body, a size-bounded read of the body, and the image (raw or a multipart upload) with its form fields. Their own
-module, so a router (serve/router.py, serve/recording/routes.py) imports them without importing another router."""
+module, so a router (serve/routes.py, serve/recording/routes.py) imports them without importing another router."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from model_store.core.clip_sampling import Sampling
 from serve.protocol import ErrorResponse
-from trapline.errors import BadRequestError, InvalidParameterError, PayloadTooLargeError, TraplineError
+from trapline.base.errors import BadRequestError, InvalidParameterError, PayloadTooLargeError, TraplineError
 
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 503)}
 IMAGE_BODY = {"requestBody": {"required": True, "content": {

@@ -25,7 +25,7 @@ from serve.config import ClassifierServeConfig
 from serve.protocol import core_error
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
-from trapline.errors import CropGeometryChangedError, InvalidParameterError, ModelRunError
+from trapline.base.errors import CropGeometryChangedError, InvalidParameterError, ModelRunError
 
 logger = logging.getLogger("ray.serve.trapline")
 

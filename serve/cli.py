@@ -16,9 +16,10 @@ from serve.config import HttpConfig, ServeConfig, parse_serve_config
 from serve.config_files import read_config_file, trapline_app
 from serve.defaults import local_default
 from serve.local import AppBuilder, direct_urls, run_config, run_local
-from trapline import env, services
-from trapline.errors import UserError
-from trapline.ray_output import console
+from trapline.base import env
+from trapline.base import service_records as services
+from trapline.base.errors import UserError
+from trapline.base.ray_output import console
 
 
 def register(sub: argparse._SubParsersAction, builder: AppBuilder | None = None,
@@ -169,7 +170,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _registered(url: str, app_name: str):
-    """While it runs, the service is on record for `trapline reprocess` on this machine (trapline/services.py)."""
+    """While it runs, the service is on record for `trapline reprocess` here (trapline/base/service_records.py)."""
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     import ray
 

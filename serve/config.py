@@ -22,7 +22,7 @@ from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve.jobs_config import JobsConfig, OnPromote
-from trapline.errors import ServeConfigError
+from trapline.base.errors import ServeConfigError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
 # there (typed 503 + Retry-After, before its body is read) instead of waiting in Serve's router:

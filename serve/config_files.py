@@ -10,7 +10,7 @@ import yaml
 
 from serve import APP_IMPORT_PATHS, APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
-from trapline.errors import ServeConfigError
+from trapline.base.errors import ServeConfigError
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

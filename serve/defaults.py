@@ -10,7 +10,7 @@ from typing import Any
 from model_store import ModelStore
 from model_store.core.refs import DEFAULT_ALIAS
 from serve.config import DEFAULT_REPLICAS, JOB_CPUS, HttpConfig, ServeConfig, parse_serve_config
-from trapline.errors import ServeConfigError, TraplineError
+from trapline.base.errors import ServeConfigError, TraplineError
 
 
 def local_default(store: str | None = None, models: list[str] | None = None, cpus: float | None = None,

@@ -1,7 +1,7 @@
 """What every HTTP route needs, defined once: the ingress core from the app's state, the token checks, and a thread
 for the blocking calls (the store, the tables, Ray's job client).
 
-Every feature's router (serve/router.py: detect, models, admin; serve/recording/routes.py; batch/jobs/, batch/views/)
+Every feature's router (serve/routes.py: detect, models, admin; serve/recording/routes.py; batch/jobs/, batch/views/)
 takes its service with `service_of(request)` and its auth with one of the three dependencies below. Auth runs as a
 dependency, i.e. before the query parameters are validated: a caller without the token learns nothing about a route's
 parameters. The checks themselves are the service's (`check_api_token`, `check_admin_token`: constant-time
@@ -21,7 +21,7 @@ from model_store.core.clips import ClipDetections
 from serve.answers import DetectAnswer
 from serve.config import ServeConfig
 from serve.protocol import AliasMoveResponse, ModelsResponse, ReloadResponse
-from trapline.errors import ForbiddenError, UnauthorizedError
+from trapline.base.errors import ForbiddenError, UnauthorizedError
 
 # Shown in /docs as the "Authorize" button; the check itself is the service's check_*_token.
 bearer = HTTPBearer(auto_error=False, description="admin token (admin routes) or API token (when configured)")
@@ -51,7 +51,7 @@ class Service(Protocol):
 
 
 def service_of(request: Request) -> Service:
-    """The ingress core answering this app's routes (set by `serve.router.create_api`)."""
+    """The ingress core answering this app's routes (set by `serve.routes.create_api`)."""
     return request.app.state.service
 
 

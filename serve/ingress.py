@@ -1,6 +1,6 @@
 """The ingress deployment: dispatches HTTP requests to the model deployments and runs the admin actions.
 
-The routes themselves (parsing and encoding) are in serve/router.py; this class holds the
+The routes themselves (parsing and encoding) are in serve/routes.py; this class holds the
 handles, the store and the tokens. The token checks are serve/auth.py's, the mapping of Ray/Serve and
 store failures to typed API errors serve/api_errors.py's, the merge of replicas' status serve/model_status.py's.
 """
@@ -44,8 +44,8 @@ from serve.recording.identify import Sighting, online_identifiers
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.routes import attach_recording
 from serve.recording.uploads import UploadRecord
-from serve.router import create_api
-from trapline.errors import (
+from serve.routes import create_api
+from trapline.base.errors import (
     CropGeometryChangedError,
     InvalidParameterError,
     NotFoundError,
@@ -76,7 +76,7 @@ class IngressCore:
     Lifecycle: `__init__` runs once per ingress replica with the validated config (as a dict),
     one handle per model deployment and the sha256 digests of the admin / API tokens (read
     from the environment by `build_app`, so the tokens never travel in the app config). Serve
-    then calls `__serve_build_asgi_app__` to get the FastAPI app (serve/router.py), whose
+    then calls `__serve_build_asgi_app__` to get the FastAPI app (serve/routes.py), whose
     routes call the async methods below. Nothing here loads a model. With classifiers, `classifiers`
     holds one handle per classifier deployment: detect sends the detector's crops to them and
     attaches the answers (serve/compose.py); the admin and status routes cover them like detectors.

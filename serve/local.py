@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from serve import APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
-from trapline.errors import ServeStartError
-from trapline.ray_runtime import ensure_ray, shutdown_ray
+from trapline.base.errors import ServeStartError
+from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 
 logger = logging.getLogger(__name__)
 

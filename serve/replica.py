@@ -35,7 +35,7 @@ from serve.protocol import core_error
 from serve.render import render_jpeg
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
-from trapline.errors import InvalidParameterError
+from trapline.base.errors import InvalidParameterError
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -25,7 +25,7 @@ from serve.config import ModelRuntimeConfig
 from serve.protocol import core_error
 from serve.telemetry import BatchStats, ReplicaMetrics
 from serve.versions import LoadedVersion, VersionManager, warm_and_check
-from trapline.errors import NotFoundError, OverloadedError
+from trapline.base.errors import NotFoundError, OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
 

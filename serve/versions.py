@@ -18,7 +18,7 @@ from model_store import Detector, ModelRef, ModelStore, NotFoundError
 from model_store.store.store import LATEST
 from serve.config import ModelRuntimeConfig
 from serve.protocol import load_error_kind
-from trapline.errors import ModelUnavailableError, NotReadyError, VersionRefusedError
+from trapline.base.errors import ModelUnavailableError, NotReadyError, VersionRefusedError
 
 # A child of "ray.serve": inside a replica, Serve's handlers add the replica and request id.
 logger = logging.getLogger("ray.serve.trapline")

@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from trapline.entry import add_verbose, run_command
+from trapline.base.entry import add_verbose, run_command
 
 # (module, function) pairs that add subcommands; a module that is missing (an optional part
 # not installed) is skipped so the rest of the CLI still works.
@@ -16,7 +16,7 @@ SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
     ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
     ("batch.cli", "register"),  # every archive command of the registry (batch/commands.py)
-    ("batch.refilter.occurrences_cli", "register"),  # `trapline occurrences`: review and fix tracks
+    ("batch.postprocessing.occurrences_cli", "register"),  # `trapline occurrences`: review and fix tracks
     ("batch.deployments.cli", "register"),  # `trapline deployments`: where and when cameras stood, clocks, effort
     ("batch.jobs.cli", "register"),
 ]

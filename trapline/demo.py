@@ -35,7 +35,7 @@ from model_store.tables.schema import CLASSIFICATIONS
 from serve.defaults import local_default
 from serve.local import run_local
 from trapline import env, ray_output
-from trapline.ray_runtime import ensure_ray, shutdown_ray
+from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 from trapline.service import build_service
 
 

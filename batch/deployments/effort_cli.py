@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batch.deployments import defaults as eff
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 
 @dataclass
@@ -30,7 +30,7 @@ def observed(tables: str, model: str | None = None, filters_hash: str | None = N
     """The deployments, the pictures of a tracked result set and its confirmed occurrences, all with corrected times."""
     import pandas as pd  # late (with the next two): the parser is built for every trapline command
 
-    from batch.refilter import occurrences  # late, as above
+    from batch.postprocessing import occurrences  # late, as above
     from model_store.tables.clock import TimeBook  # late, as above
 
     book = TimeBook.load(tables)

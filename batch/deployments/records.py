@@ -18,7 +18,7 @@ from model_store.tables.decisions import CorrectClock, DecisionsLog, MarkTimesta
 from model_store.tables.deployment_fields import load_deployments, parse_deployments_text, validate_rows
 from model_store.tables.deployments import DeploymentsTable
 from model_store.tables.schema import IMAGES
-from trapline.errors import BatchError, DecisionError
+from trapline.base.errors import BatchError, DecisionError
 
 _SPAN = re.compile(r"^(?P<sign>[+-])?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)?"
                    r"(?:(?P<s>\d+(?:\.\d+)?)s)?$")

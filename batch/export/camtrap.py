@@ -1,7 +1,7 @@
 """Camtrap DP 1.0 media and observations rows from the detection tables (`trapline export --format camtrap-dp`).
 
 Observations at media level (one per kept box; a blank image one `blank` row), at event level
-(one per event and what was seen; batch/refilter/events.py) or both. The first classifier's answer, where
+(one per event and what was seen; batch/postprocessing/events.py) or both. The first classifier's answer, where
 there is one, gives the scientificName.
 """
 
@@ -22,7 +22,7 @@ from batch.export.base import Exporter, ExportJob, open_output, write_file
 from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments, table_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, iso_times, scientific_name
-from batch.refilter.events import DEFAULT_GAP_S, group_events
+from batch.postprocessing.events import DEFAULT_GAP_S, group_events
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.clock import utc_offset_text
 from model_store.tables.reader import TableSet
@@ -66,7 +66,7 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
     """Camtrap DP 1.0 media and observations rows (failed images are left out).
 
     `observation_level` media: one observation per kept box (blank images one `blank` row);
-    event: one per event (batch/refilter/events.py, `gap_s`) and label, `count` the most boxes of that
+    event: one per event (batch/postprocessing/events.py, `gap_s`) and label, `count` the most boxes of that
     label in one image; both: the two, the media-level rows carrying their eventID. With `occurrences` (a tracked
     set) an event's observations are its animals: one per determined label, `count` the confirmed occurrences seen
     in the event (a person's identification is `classificationMethod` human), and each media-level box names its

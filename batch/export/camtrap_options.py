@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from batch.options import CommandOptions, Location
-from batch.refilter.options import DEFAULT_GAP_S
+from batch.postprocessing.options import DEFAULT_GAP_S
 
 
 def _utc_offset(value: str) -> str:

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from batch.export.deployments import Deployment, aware, deployment_rows
 from model_store.tables.reader import TableSet
-from trapline.errors import BatchError
-from trapline.problems import describe, problems
+from trapline.base.errors import BatchError
+from trapline.base.problems import describe, problems
 
 CAMTRAP_DP_VERSION = "1.0.2"
 STANDARD_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}"

@@ -29,7 +29,7 @@ from model_store.tables.deployment_fields import (  # noqa: F401 - the export's 
     aware,
     load_deployments,
 )
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 
 def table_deployments(tables_url: str | None) -> dict[str, Deployment]:

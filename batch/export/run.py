@@ -5,7 +5,7 @@ from __future__ import annotations
 from batch.export.base import ExportJob, ExportReport, export_slices
 from batch.export.options import ExportOptions
 from batch.export.registry import EXPORTERS
-from batch.refilter.events import set_occurrences
+from batch.postprocessing.events import set_occurrences
 from model_store.tables.identities import individual_ids
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES

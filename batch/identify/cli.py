@@ -11,7 +11,7 @@ from typing import Any
 
 from batch.identify.options import IdentifyOptions
 from batch.options import parse_options
-from trapline.errors import UserError
+from trapline.base.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def run(opts: IdentifyOptions, progress: Callable[[str], None] | None = None) ->
     if not opts.ray:
         return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold)
     from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
-    from trapline.ray_runtime import ensure_ray, shutdown_ray  # late: as above
+    from trapline.base.ray_runtime import ensure_ray, shutdown_ray  # late: as above
 
     started = ensure_ray(log_to_driver=False)
     try:

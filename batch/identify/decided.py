@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from model_store.tables.decisions import Decision
 from model_store.tables.identities import Decided, Key
-from trapline.errors import DecisionError
+from trapline.base.errors import DecisionError
 
 
 def check_decision(decision: Decision, known_ids: set[str]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from model_store.tables.identities import SIGHTINGS, read_result
-from trapline.errors import NotFoundError, UserError
+from trapline.base.errors import NotFoundError, UserError
 
 
 def evaluate(tables_url: str, truth_csv: str) -> dict:

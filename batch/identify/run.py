@@ -48,7 +48,7 @@ from model_store.tables.identities import (
 from model_store.tables.lease import RunLease
 from model_store.tables.reader import Tables, current_kept, resolve_table_set
 from model_store.tables.writer import parquet_bytes, write_file
-from trapline.errors import BatchError, DecisionError, LabelNotCoveredError
+from trapline.base.errors import BatchError, DecisionError, LabelNotCoveredError
 
 IDENTIFY_LEASE = ("identify", "sightings")  # _leases/identify@sightings.json beside the model versions' leases
 

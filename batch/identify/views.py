@@ -18,7 +18,7 @@ from batch.identify.run import record_decision
 from model_store.core.imaging import encode_jpeg
 from model_store.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
 from model_store.tables.identities import Current, current, cut_snips, fold, key_of, row_key
-from trapline.errors import DecisionConflictError, DecisionError, NotFoundError
+from trapline.base.errors import DecisionConflictError, DecisionError, NotFoundError
 
 ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from batch.jobs.control import JobControl
 from model_store import ModelStore
-from trapline.errors import DuplicateJobError, TraplineError
+from trapline.base.errors import DuplicateJobError, TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -16,8 +16,8 @@ from typing import Any
 from batch.flags import add_model_arguments
 from batch.jobs.kinds import KINDS, REFUSED
 from batch.reprocess.options import load_config_file
-from trapline import env
-from trapline.errors import ServiceRequestError
+from trapline.base import env
+from trapline.base.errors import ServiceRequestError
 
 DEFAULT_URL = env.URL.default
 

@@ -28,7 +28,7 @@ from model_store.tables.manifest import RunManifest, read_manifests
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.stop import request_stop, stop_requested
 from serve.jobs_config import JobsConfig
-from trapline.errors import (
+from trapline.base.errors import (
     DuplicateJobError,
     InvalidParameterError,
     JobFinishedError,
@@ -277,7 +277,7 @@ def manifest_progress(m: RunManifest) -> dict[str, Any]:
         done, total = int(c.get("images", 0)), int(c.get("in_scope", 0))
         track = ("detections_linked", "occurrences", "frames_per_occurrence", "disagreements")
         stages = {"refilter": {k: v for k, v in c.items() if k not in track}}
-        if c.get("detections_linked"):  # the track filter's own metrics (batch/refilter/tracks.py)
+        if c.get("detections_linked"):  # the track filter's own metrics (batch/postprocessing/tracks.py)
             stages["track"] = {k: c.get(k, 0) for k in track}
     rate = m.images_per_s or 0.0
     eta = round((total - done) / rate, 1) if rate > 0 and total > done and m.status == "running" else None

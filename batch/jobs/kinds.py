@@ -21,8 +21,8 @@ from pydantic import BaseModel, ValidationError
 from batch.commands import COMMANDS, Command
 from batch.flags import FlagStyle, add_model_arguments, base_type
 from batch.options import location_fields
-from trapline.errors import InvalidOptionsError
-from trapline.problems import describe, fields, problems
+from trapline.base.errors import InvalidOptionsError
+from trapline.base.problems import describe, fields, problems
 
 # Options a caller may not set over HTTP: the job runs on this cluster, and prints for its log.
 REFUSED = {"address": "a job runs on the cluster of the service", "json_output": "not an option of the work",

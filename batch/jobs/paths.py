@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 
-from trapline.errors import PathNotAllowedError
+from trapline.base.errors import PathNotAllowedError
 
 SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 

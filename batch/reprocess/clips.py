@@ -21,7 +21,7 @@ from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import detect_clip
 from model_store.core.video import ClipReader, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 __all__ = ["ClipSettings", "clip_rows", "is_clip", "open_clip", "run_clip"]
 

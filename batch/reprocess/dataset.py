@@ -29,8 +29,8 @@ from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.read import read_and_prepare
 from model_store.core.clip_settings import ClipSettings
 from model_store.tables.commit import write_results, write_stage_results
-from trapline import env
-from trapline.errors import StalledError
+from trapline.base import env
+from trapline.base.errors import StalledError
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
 # A --via serve run of at most this many images (and no crop/classify stage) runs in the driver, not as a Ray
@@ -42,7 +42,7 @@ INLINE_PARTS_AT_ONCE = 2
 STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections", "clips", "clips_failed",
                "frames_sampled")
-FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/env.py says why)
+FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/base/env.py says why)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from model_store.core.video import is_clip
 from model_store.tables.codec import failed_fields, result_fields
 from model_store.tables.schema import CLIP_FIELDS, RESULT_SCHEMA
 from serve.protocol import unwrap_error
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 
 def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, message: str) -> None:

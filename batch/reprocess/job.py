@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from batch.refilter.people import against_people, human_truth
+from batch.postprocessing.people import against_people, human_truth
 from batch.reprocess.classify import stage_spec
 from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from batch.reprocess.detect import config_json, preflight_serve
@@ -42,10 +42,10 @@ from model_store.tables.metadata import part_metadata
 from model_store.tables.reader import resolve_table_set
 from model_store.tables.schema import RUNS_DIR
 from model_store.tables.stop import stop_requested
-from trapline.entry import add_verbose, run_command
-from trapline.errors import BatchError, RunStoppedError, TraplineError
-from trapline.ray_output import console, is_quiet
-from trapline.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
+from trapline.base.entry import add_verbose, run_command
+from trapline.base.errors import BatchError, RunStoppedError, TraplineError
+from trapline.base.ray_output import console, is_quiet
+from trapline.base.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 
 # The manifest is rewritten at most this often while parts land: `GET /v1/jobs/{id}` reads progress from it.
 MANIFEST_EVERY_S = 2.0

@@ -28,7 +28,7 @@ from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.video import VIDEO_EXTENSIONS
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from model_store.tables.scope import parse_when
-from trapline.errors import OptionsError
+from trapline.base.errors import OptionsError
 
 
 def parse_concurrency(value: Any) -> int | tuple[int, int] | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from batch.refilter.events import DEFAULT_GAP_S, group_events, period_counts, set_occurrences
+from batch.postprocessing.events import DEFAULT_GAP_S, group_events, period_counts, set_occurrences
 from model_store.tables.reader import TableSet
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from batch.deployments.effort_cli import report_figures
 from batch.export.base import subset_filter
-from batch.refilter.people import agreement_with_people
+from batch.postprocessing.people import agreement_with_people
 from batch.review import plots
 from batch.review.animals import set_animals, set_individuals
 from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
@@ -32,7 +32,7 @@ from batch.review.species import classifier_names, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors, mask_key
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, camera_counts, camera_slices, uri_span
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 CLIP_STRIP = 8  # a clip card's frames at most (each a thumbnail decoded from the clip)
 ONLY_A, ONLY_B, MATCHED = "#ff7b00", "#00c8ff", "#e0e0e0"

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 from batch.review.defaults import DEFAULT_MIN_IOU
 from model_store.core.agreement import Box, match_boxes
 from model_store.tables.reader import Tables, current_kept, resolve_table_set
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 
 @dataclass

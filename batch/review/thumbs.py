@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from batch.review.defaults import DEFAULT_SIDE
 from model_store.core.imaging import decode_image_at_least
 from model_store.tables.archive import open_location
-from trapline.storage import Storage
+from trapline.base.storage import Storage
 
 THUMB_DIR = "thumbs"
 # Colours that stay distinct on day and IR-night frames; a label keeps its colour across the page.

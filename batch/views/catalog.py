@@ -13,13 +13,13 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from batch.export.base import subset_filter
 from batch.jobs.deps import control_of
-from batch.refilter.people import agreement_with_people
+from batch.postprocessing.people import agreement_with_people
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
 from model_store import ModelStore
 from model_store.core.refs import check_segment
 from model_store.tables.reader import Tables, resolve_table_set
 from serve.deps import in_thread, read_auth, service_of
-from trapline.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
+from trapline.base.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 
 router = APIRouter()
 EXAMPLES = 10  # images where the versions disagree, most confident difference first

@@ -25,7 +25,7 @@ from batch.views.deps import TABLES, tables_of
 from model_store.tables.clock_check import check_clock
 from model_store.tables.reader import Tables
 from serve.deps import admin_auth, in_thread, read_auth, service_of
-from trapline.errors import InvalidParameterError, invalid_parameter
+from trapline.base.errors import InvalidParameterError, invalid_parameter
 
 router = APIRouter()
 

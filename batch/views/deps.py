@@ -10,7 +10,7 @@ from fastapi import Query, Request
 from batch.jobs.deps import control_of
 from model_store.tables.scope import parse_when
 from serve.deps import service_of
-from trapline.errors import InvalidParameterError
+from trapline.base.errors import InvalidParameterError
 
 TABLES = Query(None, description="the tables (default: the recorder's tables of the serve config)")
 

@@ -13,7 +13,7 @@ import time
 from batch.jobs.locations import locations
 from batch.views.picture_files import Source
 from model_store.tables.manifest import read_manifests
-from trapline.storage import Storage
+from trapline.base.storage import Storage
 
 TTL_S = 10.0  # a new reprocess's tables show within this
 _cache: dict[tuple[str, ...], tuple[float, dict[str, Source]]] = {}

@@ -24,7 +24,7 @@ from batch.views.individuals_protocol import (
     ReviewPage,
 )
 from serve.deps import admin_auth, in_thread, read_auth
-from trapline.errors import InvalidParameterError
+from trapline.base.errors import InvalidParameterError
 
 router = APIRouter()
 

@@ -2,7 +2,7 @@
 
 Reads need the API token (or the admin token), decisions the admin token. A decision is appended to the tables'
 decisions log (model_store/tables/decisions.py) and the occurrence is answered as it is determined now
-(batch/refilter/occurrences.py applies the log on every read). The tables are the `tables` given (under the
+(batch/postprocessing/occurrences.py applies the log on every read). The tables are the `tables` given (under the
 jobs' allowed roots) or, by default, the recorder's.
 """
 
@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from batch.refilter import occurrences
+from batch.postprocessing import occurrences
 from batch.views.deps import TABLES, tables_of, when_param
 from batch.views.occurrences_protocol import (
     ClassifyRequest,
@@ -30,7 +30,7 @@ from batch.views.occurrences_protocol import (
 from model_store.tables.decisions import DetectionKey
 from model_store.tables.reader import Tables
 from serve.deps import admin_auth, in_thread, read_auth, service_of
-from trapline.errors import invalid_parameter
+from trapline.base.errors import invalid_parameter
 
 router = APIRouter()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from trapline.errors import NotFoundError
+from trapline.base.errors import NotFoundError
 
 router = APIRouter()
 CONSOLE = Path(__file__).with_name("console")

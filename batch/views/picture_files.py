@@ -34,7 +34,7 @@ import cv2
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
 from model_store.tables.archive import DEFAULT_EXTENSIONS
-from trapline.errors import ImageDecodeError, NotFoundError
+from trapline.base.errors import ImageDecodeError, NotFoundError
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",

@@ -11,7 +11,7 @@ from batch.views.found_tables import found_sources
 from batch.views.picture_files import Source
 from model_store.tables import browse
 from model_store.tables.reader import Tables
-from trapline.errors import NotFoundError
+from trapline.base.errors import NotFoundError
 
 
 def sources(config: Any) -> dict[str, Source]:

@@ -30,7 +30,7 @@ from batch.views.pictures_protocol import (
 from model_store.tables import browse
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, service_of
-from trapline.errors import NotFoundError
+from trapline.base.errors import NotFoundError
 
 router = APIRouter(tags=["pictures"])
 # A grant-carrying URL names one file for at most a day: the browser may keep it for the hour it is reused.

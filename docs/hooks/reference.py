@@ -5,8 +5,8 @@
 - reference/config.md  every key of the serve config, a model's config.json, a classifier's, the jobs block
                        and each post-processing filter, from their pydantic models (type, default, description)
 - reference/http.md    every HTTP route, from the ingress app's OpenAPI schema (all features attached)
-- reference/errors.md  every error code with its HTTP status, from the classes in trapline/errors.py
-- reference/env.md     every environment variable, from the registry trapline/env.py
+- reference/errors.md  every error code with its HTTP status, from the classes in trapline/base/errors.py
+- reference/env.md     every environment variable, from the registry trapline/base/env.py
 
 The top-level BENCHMARKS.md, SECURITY.md and RELIABILITY.md (which GitHub shows at the repository's root) are
 copied in as pages. A link from a page to a repository file outside docs/ (cluster.yaml, a test) becomes the
@@ -178,7 +178,7 @@ def http_page() -> str:
 # -- errors and environment ---------------------------------------------------------------------------------------
 
 def error_classes() -> list[type]:
-    from trapline import errors
+    from trapline.base import errors
 
     return [c for _, c in inspect.getmembers(errors, inspect.isclass)
             if issubclass(c, errors.TraplineError) and c.__module__ == errors.__name__]
@@ -199,7 +199,7 @@ def errors_page() -> str:
 
 
 def env_page() -> str:
-    from trapline import env
+    from trapline.base import env
 
     out = ["# Environment variables", "", NOTICE.strip(), "", "| variable | default | meaning |", "|---|---|---|"]
     out += [f"| `{v.name}` | {f'`{v.default}`' if v.default else ''} | {_cell(v.description)} |"

@@ -10,7 +10,7 @@ from model_store.store.derive import PRESETS
 from model_store.store.quantize import quantize_version
 from model_store.store.quantize_report import Gate
 from model_store.store.store import ModelStore, prepare_config
-from trapline.errors import QuantizeRefusedError, UserError
+from trapline.base.errors import QuantizeRefusedError, UserError
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:

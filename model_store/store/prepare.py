@@ -18,7 +18,7 @@ from model_store.core.config import (
 )
 from model_store.core.graph import has_symbolic_outputs, inspect_onnx, probe_outputs
 from model_store.store.derive import complete_config, derive_config, merge_config, preset
-from trapline.errors import ChecksumError, NotFoundError
+from trapline.base.errors import ChecksumError, NotFoundError
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -35,7 +35,7 @@ from model_store.core.records import ModelInfo
 from model_store.core.refs import ModelRef, check_segment
 from model_store.store.quantize_report import Gate, Prepared, QuantizeReport, agree, compare_detectors
 from model_store.store.store import QUANTIZATION_FILE, ModelStore, sha256_file
-from trapline.errors import QuantizeError, QuantizeRefusedError, StoreError
+from trapline.base.errors import QuantizeError, QuantizeRefusedError, StoreError
 
 logger = logging.getLogger("trapline.models")
 

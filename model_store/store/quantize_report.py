@@ -27,7 +27,7 @@ from model_store.core.agreement import Box, boxes_of
 from model_store.core.detector import Detector
 from model_store.core.metrics import IOU_THRESHOLD, average_precision_50, greedy_match
 from model_store.core.preprocess import LetterboxMeta
-from trapline.errors import QuantizeError
+from trapline.base.errors import QuantizeError
 
 Prepared = tuple[np.ndarray, LetterboxMeta]
 

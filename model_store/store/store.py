@@ -30,9 +30,9 @@ from model_store.core.identify.identifier import Identifier
 from model_store.core.records import ModelInfo
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
 from model_store.store.prepare import default_card, prepare_config, sha256_file
-from trapline import env
-from trapline.errors import ChecksumError, NotFoundError, StoreError
-from trapline.storage import Storage
+from trapline.base import env
+from trapline.base.errors import ChecksumError, NotFoundError, StoreError
+from trapline.base.storage import Storage
 
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from trapline.errors import ArchiveError
-from trapline.storage import Storage
+from trapline.base.errors import ArchiveError
+from trapline.base.storage import Storage
 
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 # Junk that copies of SD cards and NAS shares are full of: macOS resource forks ("._IMG.JPG"),

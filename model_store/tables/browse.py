@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 from model_store.tables.camera_summary import camera_summary
 from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, TableSet, resolve_table_set, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
-from trapline.errors import BatchError, NotFoundError
+from trapline.base.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
                  "detection_count", "max_score", "width", "height", "processed_at", "kind", PART_COLUMN]

@@ -26,7 +26,7 @@ from model_store.tables.schema import (
     SNIPS_SCHEMA,
 )
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
-from trapline.storage import Storage
+from trapline.base.storage import Storage
 
 
 def flatten_nested(batch: pa.Table, column: str, schema: pa.Schema, filters_hash: str, run_id: str) -> pa.Table:

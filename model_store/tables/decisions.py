@@ -27,8 +27,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from trapline.errors import DecisionError
-from trapline.storage import Storage
+from trapline.base.errors import DecisionError
+from trapline.base.storage import Storage
 
 DECISIONS_DIR = "_decisions"
 

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model_store.tables.archive import open_location
-from trapline.errors import BatchError, StorageError
+from trapline.base.errors import BatchError, StorageError
 
 FEATURE_TYPES = Literal["roadPaved", "roadDirt", "trailHiking", "trailGame", "roadUnderpass", "roadOverpass",
                         "roadBridge", "culvert", "burrow", "nestSite", "carcass", "waterSource", "fruitingTree"]

@@ -24,8 +24,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from model_store.tables.deployment_fields import Deployment, check_zone, validate_rows
-from trapline.errors import BatchError
-from trapline.storage import Storage
+from trapline.base.errors import BatchError
+from trapline.base.storage import Storage
 
 DEPLOYMENTS_DIR = "_deployments"
 DEFAULT_ZONE = "UTC"

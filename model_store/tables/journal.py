@@ -40,8 +40,8 @@ from model_store.tables.lease import RunLease
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.reader import Tables
 from model_store.tables.schema import STAGE_SCHEMA
-from trapline.errors import LeaseHeldError
-from trapline.storage import Storage
+from trapline.base.errors import LeaseHeldError
+from trapline.base.storage import Storage
 
 State = Literal["pending", "committed"]
 ONLINE_DIR = "_online"

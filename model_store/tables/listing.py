@@ -35,8 +35,8 @@ from model_store.tables.archive import (
 )
 from model_store.tables.cameras import DEFAULT_CAMERA_ID
 from model_store.tables.schema import ENTRY_SCHEMA
-from trapline.errors import ArchiveError
-from trapline.storage import Storage
+from trapline.base.errors import ArchiveError
+from trapline.base.storage import Storage
 
 PAGE_FILES = 10_000  # files per record batch of the listing
 S3_PAGE_KEYS = 1000  # keys per ListObjectsV2 request (S3's own most)

@@ -33,7 +33,7 @@ from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.reader import PART_TABLES, Tables
 from model_store.tables.schema import IMAGES
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, read_metadata, write_file
-from trapline.errors import LeaseHeldError
+from trapline.base.errors import LeaseHeldError
 
 TARGET_ROWS = 100_000  # images rows per merged part (its detections are ~1-10x that)
 

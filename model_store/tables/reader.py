@@ -40,8 +40,8 @@ from model_store.tables.schema import (
     TIME_SOURCES,
 )
 from model_store.tables.writer import partition_parts, read_metadata
-from trapline.errors import BatchError
-from trapline.storage import Storage
+from trapline.base.errors import BatchError
+from trapline.base.storage import Storage
 
 PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-9a-f]+)\.parquet$")
 TMP_MAX_AGE_S = 3600

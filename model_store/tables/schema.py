@@ -91,7 +91,7 @@ snips: one row per JPEG snip written under DST/crops/ (see model_store.core.crop
 A set with the `track` filter (`trapline postprocess --filter track`) has one more file per part:
 
 occurrences: one row per occurrence (one animal's detections linked across frames), keyed by the image of
-its first detection, so the part that commits that image commits the occurrence (batch/refilter/tracks.py).
+its first detection, so the part that commits that image commits the occurrence (batch/postprocessing/tracks.py).
 
     uri, content_id      the first detection's image
     occurrence_id        stable: camera + first detection key + tracker config hash (a rerun gives the same id)
@@ -308,7 +308,7 @@ STAGE_SCHEMA = pa.schema(list(RESULT_SCHEMA) + [pa.field(k, t) for k, t in EXTRA
 
 # -- the tables later tools add beside them ------------------------------------------------------------------
 
-# `trapline events` (batch/refilter/events.py): one row per event of a camera, per filter set
+# `trapline events` (batch/postprocessing/events.py): one row per event of a camera, per filter set
 EVENTS = "events"
 
 EVENTS_SCHEMA = pa.schema([

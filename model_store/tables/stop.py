@@ -12,7 +12,7 @@ import json
 import re
 
 from model_store.tables.schema import RUNS_DIR
-from trapline.storage import Storage
+from trapline.base.storage import Storage
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model_store.tables.schema import DETECTIONS, IMAGES, SCHEMA_VERSION
-from trapline.storage import Storage
+from trapline.base.storage import Storage
 
 METADATA_KEY = b"trapline"
 

@@ -40,7 +40,7 @@ from model_store.tables.metadata import part_metadata
 from model_store.tables.snip_files import write_snips
 from serve.config import RecordConfig
 from serve.recording.uploads import UploadRecord, Uploads, image_id_of
-from trapline.errors import (
+from trapline.base.errors import (
     ImageDecodeError,
     InvalidParameterError,
     LeaseLostError,

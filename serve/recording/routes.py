@@ -20,7 +20,7 @@ from serve.deps import api_auth, service_of
 from serve.recording import queries
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.uploads import UploadRecord
-from trapline.errors import NotFoundError
+from trapline.base.errors import NotFoundError
 
 IMAGE_ID = r"^[0-9a-f]{32}$"
 

@@ -22,8 +22,8 @@ from pydantic import BaseModel, Field
 
 from model_store.tables import journal
 from model_store.tables.archive import content_id_of, open_location, uri_of
-from trapline.errors import ConflictError, StorageError, StorageUnavailableError
-from trapline.storage import Storage
+from trapline.base.errors import ConflictError, StorageError, StorageUnavailableError
+from trapline.base.storage import Storage
 
 KEYS_DIR = "keys"
 # Magic numbers of the formats the decoder takes; anything else is kept as .bin (and fails as a failed row).

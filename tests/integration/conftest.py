@@ -24,7 +24,7 @@ def ray_cluster(s3_server) -> Iterator[None]:
     import ray
 
     from serve.local import free_port
-    from trapline.ray_runtime import ensure_ray
+    from trapline.base.ray_runtime import ensure_ray
 
     # Metrics reach the node's Prometheus endpoint every second, not Ray's default 10 s: the tests that read a
     # counter there (tests/integration/test_serve_http.py) wait for the export, not for the interval.

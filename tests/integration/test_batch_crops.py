@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.refilter.snips import format_report, run_crops
+from batch.postprocessing.snips import format_report, run_crops
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import CropOptions, ModelStore

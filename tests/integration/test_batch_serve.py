@@ -16,7 +16,7 @@ from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.clips import day_night_clip
 from tests.fixtures.serving import QUICK_STOP
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
 pytestmark = pytest.mark.ray

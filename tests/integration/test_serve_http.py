@@ -25,7 +25,7 @@ from tests.fixtures.images import encode, gradient, png_with_declared_size
 from tests.fixtures.onnx_models import EXPECTED_640x480, fixture_config
 from tests.fixtures.parity import IMAGES, image_names, publish_reference
 from tests.fixtures.serving import QUICK_STOP
-from trapline.errors import InvalidParameterError, NotFoundError
+from trapline.base.errors import InvalidParameterError, NotFoundError
 
 pytestmark = pytest.mark.ray
 

@@ -11,9 +11,9 @@ import pytest
 
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
-from batch.refilter.events import group_events, read_events, run_events
+from batch.postprocessing.events import group_events, read_events, run_events
 from tests.fixtures.review import two_version_tables
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 T0 = dt.datetime(2024, 5, 1, 6, 0, 0)
 

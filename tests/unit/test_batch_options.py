@@ -12,7 +12,7 @@ from batch.cli import options
 from batch.commands import COMMANDS
 from batch.export.options import ExportOptions
 from batch.options import parse_options
-from batch.refilter.options import CropsOptions, EventsOptions, PostprocessOptions
+from batch.postprocessing.options import CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import OptionsError, ReprocessOptions, options_from_args
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from batch.review.options import ReviewOptions

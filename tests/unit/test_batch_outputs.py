@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from batch.export.camtrap import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELDS
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.plan import plan_run
 from model_store import FilterConfigError, ModelStore
 from model_store.tables.reader import Tables
@@ -25,7 +25,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 MIN_SIZE = {"min_area_fraction": 0.01}
 

@@ -14,16 +14,16 @@ import pytest
 from batch.deployments import effort as eff
 from batch.deployments import records
 from batch.deployments.effort_cli import observed
-from batch.refilter import occurrences
-from batch.refilter.events import group_events, period_of
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing import occurrences
+from batch.postprocessing.events import group_events, period_of
+from batch.postprocessing.postprocess import run_postprocess
 from benchmarks import clock_archive as truth
 from model_store.tables.clock import TimeBook
 from model_store.tables.clock_check import check_clock
 from model_store.tables.commit import write_results
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
-from trapline.errors import BatchError, DecisionError
+from trapline.base.errors import BatchError, DecisionError
 
 NOW = dt.datetime(2026, 11, 26)
 

@@ -12,7 +12,7 @@ from model_store.tables.decisions import (
     IdentifyOccurrence,
     make,
 )
-from trapline.errors import DecisionError
+from trapline.base.errors import DecisionError
 
 
 def test_identifications_fold_to_the_latest_and_survive_a_new_reader(tmp_path):

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing.postprocess import run_postprocess
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 from trapline.service import service_features

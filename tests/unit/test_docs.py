@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trapline import errors
+from trapline.base import errors
 from trapline.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import trapline.errors
+import trapline.base.errors
 from model_store import (
     ChecksumError,
     ConfigError,
@@ -20,9 +20,9 @@ from model_store.tables.lease import LeaseHeldError
 from serve.local import ServeStartError
 from serve.protocol import core_error, load_error_kind
 from serve.versions import ModelUnavailableError
+from trapline.base.errors import BatchError, StorageError, TraplineError, UserError
+from trapline.base.ray_runtime import RayUnreachableError
 from trapline.cli import main
-from trapline.errors import BatchError, StorageError, TraplineError, UserError
-from trapline.ray_runtime import RayUnreachableError
 
 ALL = [UserError, StoreError, NotFoundError, ChecksumError, StorageError, ConfigError, FilterConfigError,
        InvalidRefError, ImageDecodeError, ModelLoadError, ModelRunError, BatchError, RayUnreachableError,
@@ -30,10 +30,10 @@ ALL = [UserError, StoreError, NotFoundError, ChecksumError, StorageError, Config
 
 
 def test_every_error_a_user_sees_has_a_documented_stable_code():
-    """Defined in trapline/errors.py (the generated error reference lists exactly those classes) with a docstring."""
+    """Defined in trapline/base/errors.py (the generated error reference lists exactly those classes), documented."""
     for cls in ALL:
         assert issubclass(cls, TraplineError) and cls.code != "error", cls
-        assert cls.__module__ == trapline.errors.__name__ and cls.__dict__.get("__doc__"), cls
+        assert cls.__module__ == trapline.base.errors.__name__ and cls.__dict__.get("__doc__"), cls
     assert len({cls.code for cls in ALL}) == len(ALL)
     assert issubclass(LeaseHeldError, BatchError) and issubclass(InvalidRefError, ValueError)  # old catches still work
 
@@ -69,7 +69,7 @@ def _subclasses(cls: type) -> list[type]:
 
 def test_no_http_error_is_a_twin_of_a_core_error():
     """A request-only error never repeats a core error's code: the core error carries its HTTP status itself."""
-    http = {cls.code for cls in _subclasses(trapline.errors.HttpError)}
-    core = {cls.code for cls in _subclasses(TraplineError) if not issubclass(cls, trapline.errors.HttpError)}
+    http = {cls.code for cls in _subclasses(trapline.base.errors.HttpError)}
+    core = {cls.code for cls in _subclasses(TraplineError) if not issubclass(cls, trapline.base.errors.HttpError)}
     assert not http & core, http & core
-    assert trapline.errors.QuantizeRefusedError.__module__ == "trapline.errors"
+    assert trapline.base.errors.QuantizeRefusedError.__module__ == "trapline.base.errors"

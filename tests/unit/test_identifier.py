@@ -13,7 +13,7 @@ from model_store.core.identify.gallery import Gallery
 from model_store.store.store import ModelStore
 from tests.fixtures.identifiers import grid_embedding
 from tests.fixtures.reid_scenes import coat, sightings, view
-from trapline.errors import ConfigError, LabelNotCoveredError
+from trapline.base.errors import ConfigError, LabelNotCoveredError
 
 KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"], "description": "coat keypoints"}
 

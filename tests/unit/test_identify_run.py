@@ -22,8 +22,8 @@ from model_store.tables.decisions import (
 )
 from model_store.tables.identities import INDIVIDUALS, SIGHTINGS, read_result
 from tests.fixtures.reid_tables import write_identity_tables
+from trapline.base.errors import DecisionError, LabelNotCoveredError
 from trapline.cli import main
-from trapline.errors import DecisionError, LabelNotCoveredError
 
 KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"]}
 
@@ -173,7 +173,7 @@ def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
 def test_one_identify_run_at_a_time_per_set_of_tables(archive):
     from model_store.tables.archive import open_location
     from model_store.tables.lease import RunLease
-    from trapline.errors import LeaseHeldError
+    from trapline.base.errors import LeaseHeldError
 
     root, url, store, _ = archive
     before = read_result(url, INDIVIDUALS)

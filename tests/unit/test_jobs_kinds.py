@@ -11,7 +11,7 @@ import pytest
 from batch.jobs.kinds import KINDS, recognise
 from batch.jobs.paths import PathPolicy
 from serve.jobs_config import JobsConfig, OnPromote
-from trapline.errors import InvalidOptionsError, PathNotAllowedError
+from trapline.base.errors import InvalidOptionsError, PathNotAllowedError
 
 HOSTILE = "/data/x; rm -rf / #$(id)`id`'\"\n--model=evil"
 

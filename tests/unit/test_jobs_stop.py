@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from batch.jobs.control import JobControl
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables, resolve_table_set
@@ -25,7 +25,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
-from trapline.errors import DuplicateJobError, InvalidParameterError, RunStoppedError
+from trapline.base.errors import DuplicateJobError, InvalidParameterError, RunStoppedError
 
 
 def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest(tmp_path, monkeypatch):

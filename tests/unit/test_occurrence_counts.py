@@ -10,9 +10,9 @@ import pytest
 
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
-from batch.refilter import occurrences
-from batch.refilter.events import period_of, read_events, run_events
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing import occurrences
+from batch.postprocessing.events import period_of, read_events, run_events
+from batch.postprocessing.postprocess import run_postprocess
 from tests.fixtures.camtrap_dp import META, validate_package
 from tests.fixtures.occurrences import START, write_sheet_tables
 from trapline.cli import main

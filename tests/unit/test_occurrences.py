@@ -11,9 +11,9 @@ import shutil
 import pytest
 
 from batch.jobs.control import manifest_progress
-from batch.refilter import occurrences
-from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, vote
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing import occurrences
+from batch.postprocessing.determine import HUMAN, MODEL, carry_identifications, determine, vote
+from batch.postprocessing.postprocess import run_postprocess
 from model_store import FilterConfigError, FilterSet
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
 from model_store.tables.manifest import read_manifests
@@ -21,8 +21,8 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, OCCURRENCES
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
 from tests.fixtures.review import two_version_tables
+from trapline.base.errors import NotFoundError, ScopeError
 from trapline.cli import main
-from trapline.errors import NotFoundError, ScopeError
 
 NO_APPEARANCE = {"appearance": "none"}  # geometry alone links the sheet; one test adds the pixels
 
@@ -222,7 +222,7 @@ def test_postprocess_scoped_to_an_occurrence_rewrites_its_images_and_counts_chan
 
 
 def test_determinations_changed_counts_renamed_gone_and_new_occurrences():
-    from batch.refilter.effects import determinations_changed
+    from batch.postprocessing.effects import determinations_changed
 
     before = [{"occurrence_id": "a", "label": "moth", "detections": [k("u1"), k("u2")]},
               {"occurrence_id": "b", "label": "moth", "detections": [k("u3")]},

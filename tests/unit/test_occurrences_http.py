@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing.postprocess import run_postprocess
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import FILTERS, write_sheet_tables

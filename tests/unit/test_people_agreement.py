@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from batch.refilter import occurrences
-from batch.refilter.people import agreement_with_people
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing import occurrences
+from batch.postprocessing.people import agreement_with_people
+from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.job import _check_people
 from batch.reprocess.summary import RunReport, format_report
 from model_store.tables.reader import Tables, resolve_table_set

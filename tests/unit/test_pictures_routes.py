@@ -202,7 +202,7 @@ def test_tables_under_the_roots_show_their_pictures_unconfigured(site, tmp_path)
     from batch.views import found_tables
     from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
     from tests.fixtures.pictures import site_config
-    from trapline.storage import Storage
+    from trapline.base.storage import Storage
 
     d = site["dir"]
     unconfigured = site_config(site["store"].root, [str(d)], [])

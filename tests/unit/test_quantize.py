@@ -28,7 +28,7 @@ from model_store.store.quantize import (
 )
 from model_store.store.quantize_report import FAIL, PASS, TOO_FEW, Gate, QuantizeReport, agree
 from tests.fixtures.onnx_models import ultralytics_metadata
-from trapline.errors import QuantizeError, QuantizeRefusedError
+from trapline.base.errors import QuantizeError, QuantizeRefusedError
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 # 4 held-out images hold about a dozen boxes: judged here from 5 (the default, 50, is for real folders; the

@@ -26,7 +26,7 @@ from model_store.tables.schema import DETECTIONS, IMAGES
 from serve.config import RecordConfig
 from serve.recording.recorder import Recorder, Upload, capture_time
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture, process_without_ray
-from trapline.errors import ConflictError, ImageDecodeError, InvalidParameterError, StorageUnavailableError
+from trapline.base.errors import ConflictError, ImageDecodeError, InvalidParameterError, StorageUnavailableError
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from model_store import FilterConfigError, FilterSet

@@ -9,13 +9,13 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
 from batch.review.build import bands
 from batch.review.compare import compare_versions
 from batch.review.digest import band_of
 from tests.fixtures.review import two_version_tables
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 
 class Page(HTMLParser):

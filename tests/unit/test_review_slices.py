@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from batch.identify.run import record_decision, run_identify
-from batch.refilter import occurrences
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing import occurrences
+from batch.postprocessing.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
 from model_store.store.store import ModelStore
 from model_store.tables.commit import write_stage_results

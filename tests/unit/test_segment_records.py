@@ -20,7 +20,7 @@ from model_store.tables.commit import write_results
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES_SCHEMA, RESULT_SCHEMA
 from model_store.tables.writer import write_part
-from trapline.storage import Storage
+from trapline.base.storage import Storage
 
 W, H = 64, 48
 

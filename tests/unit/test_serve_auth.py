@@ -10,7 +10,7 @@ from ray.serve.exceptions import BackPressureError
 
 from serve.api_errors import await_replica, store_call
 from serve.auth import Tokens, bearer_ok, token_digest
-from trapline.errors import (
+from trapline.base.errors import (
     ForbiddenError,
     InvalidParameterError,
     NotReadyError,

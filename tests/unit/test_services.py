@@ -12,7 +12,7 @@ import time
 
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.via import Slots, find_service, weigh
-from trapline import services
+from trapline.base import service_records as services
 
 
 def test_a_record_lives_as_long_as_its_service_and_is_the_users_alone(tmp_path, monkeypatch):

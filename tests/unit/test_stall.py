@@ -9,7 +9,7 @@ import time
 import pytest
 
 from batch.reprocess.dataset import _watched
-from trapline.errors import StalledError
+from trapline.base.errors import StalledError
 
 
 class Plan:

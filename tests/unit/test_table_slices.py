@@ -71,7 +71,7 @@ def test_events_count_an_image_once_when_its_camera_id_changed_between_runs(tmp_
     import datetime as dt
     import time
 
-    from batch.refilter.events import read_events, run_events
+    from batch.postprocessing.events import read_events, run_events
     from model_store.tables.commit import write_results
     from model_store.tables.schema import RESULT_SCHEMA
 

@@ -1,12 +1,12 @@
-"""People's fixes to tracks (batch/refilter/track_edits.py): cut, join and move, folded in the log's order."""
+"""People's fixes to tracks (batch/postprocessing/track_edits.py): cut, join and move, folded in the log's order."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from batch.refilter import occurrences
-from batch.refilter.postprocess import run_postprocess
-from batch.refilter.track_edits import apply_track_edits
+from batch.postprocessing import occurrences
+from batch.postprocessing.postprocess import run_postprocess
+from batch.postprocessing.track_edits import apply_track_edits
 from model_store.tables.decisions import (
     DecisionsLog,
     DetectionKey,

@@ -15,7 +15,7 @@ import pytest
 
 from batch.export.formats import megadetector
 from batch.options import parse_options
-from batch.refilter.postprocess import run_postprocess
+from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ConfigError, ModelStore
 from model_store.core.clip_sampling import Sampling, clip_ranges
@@ -26,7 +26,7 @@ from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
-from trapline.errors import OptionsError
+from trapline.base.errors import OptionsError
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
 

@@ -65,7 +65,7 @@ function comparisonView(c) {
           c.people ? peopleTable(c.people) : ""];
 }
 
-// Each version against the occurrences people identified (batch/refilter/people.py): precision and recall per label.
+// Each version against the occurrences people identified (batch/postprocessing/people.py): precision and recall per label.
 function peopleTable(p) {
   const pct = x => x === null || x === undefined ? "-" : `${Math.round(100 * x)}%`;
   return el("div", {class: "scroll"}, el("h3", {}, `Agreement with people (${p.identifications} identified)`),

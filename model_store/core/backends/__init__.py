@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from model_store.core.backend_specs import BACKENDS
-from trapline.errors import ModelLoadError, ModelRunError, RunInterruptedError
+from trapline.base.errors import ModelLoadError, ModelRunError, RunInterruptedError
 
 if TYPE_CHECKING:  # the configs take their backend names from backend_specs, not from here: no circle
     from model_store.core.config import ModelConfig

@@ -26,8 +26,8 @@ from model_store.core.filters import repeat
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, no_duplicates
-from trapline.errors import FilterConfigError
-from trapline.problems import describe, problems
+from trapline.base.errors import FilterConfigError
+from trapline.base.problems import describe, problems
 
 
 class MinSizeConfig(FilterConfig):
@@ -124,7 +124,7 @@ class RepeatFilter(PostFilter):
 class TrackFilter(PostFilter):
     """Tracking: link the kept detections of a camera's consecutive frames into occurrences (one animal's visit),
     by a cost of IoU, box-size ratio, centre distance and appearance; it drops nothing, it writes the `occurrences`
-    table (`trapline postprocess --filter track`, batch/refilter/tracks.py)."""
+    table (`trapline postprocess --filter track`, batch/postprocessing/tracks.py)."""
 
     name = "track"
     config_model = TrackConfig

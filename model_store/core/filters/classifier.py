@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from model_store.core.filters.types import DetectionArrays, PostFilter, no_duplicates
-from trapline.errors import FilterConfigError
+from trapline.base.errors import FilterConfigError
 
 
 class ClassifierFilterConfig(BaseModel):

@@ -7,7 +7,7 @@ IoU with it is >= `iou`. The comparison ignores labels: the same stump may be ca
 in one frame and a vehicle in the next.
 
 `recurring` is pure numpy over one camera's candidate boxes; `fires_on_table` applies it to table rows (the
-`repeat` filter's table-level predicate). batch/refilter/table_filters.py reads the rows and decides which
+`repeat` filter's table-level predicate). batch/postprocessing/table_filters.py reads the rows and decides which
 images form the context.
 """
 

@@ -15,7 +15,7 @@ from model_store.core.config.identifier import IdentifierConfig
 from model_store.core.identify.calibration import p_same
 from model_store.core.identify.features import Description, describe_keypoints, snip_problem, verified_inliers
 from model_store.core.records import ModelInfo
-from trapline.errors import LabelNotCoveredError
+from trapline.base.errors import LabelNotCoveredError
 
 
 class Identifier:

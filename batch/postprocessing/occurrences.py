@@ -4,7 +4,7 @@ The `occurrences` table holds each occurrence's determination as it was when the
 person decided since (an identification, an edited classification) is applied here, on every read
 (`redetermine`), so an identification or an edited label counts at once, for every reader
 (the HTTP routes, `trapline events`, the report, the exports), and for any later run's tables (the log
-is never tied to one run: batch/refilter/determine.py carries an identification to a new occurrence id).
+is never tied to one run: batch/postprocessing/determine.py carries an identification to a new occurrence id).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.refilter.determine import HUMAN, MODEL, carry_identifications, determine, key_of
-from batch.refilter.snips import read_source
+from batch.postprocessing.determine import HUMAN, MODEL, carry_identifications, determine, key_of
+from batch.postprocessing.snips import read_source
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from model_store.tables.archive import open_location
@@ -33,7 +33,7 @@ from model_store.tables.decisions import (
 )
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
-from trapline.errors import BatchError, DecisionError, NotFoundError
+from trapline.base.errors import BatchError, DecisionError, NotFoundError
 
 DETERMINED_BY = (MODEL, HUMAN)
 DETERMINATION_COLUMNS = ("label", "score", "determined_by", "model_label", "model_score", "identified_by",

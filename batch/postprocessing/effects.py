@@ -3,7 +3,7 @@
 `images_changed` counts images whose kept boxes changed; a reviewer asks a different question: after this run, how
 many of the animals I look at have another name (or are gone, or are new)? An occurrence after the run is matched
 to the occurrence before it that held most of its detections (as identifications are carried,
-batch/refilter/determine.py `carry_identifications`); it counts as changed when it has no such occurrence or its
+batch/postprocessing/determine.py `carry_identifications`); it counts as changed when it has no such occurrence or its
 determined label differs. An occurrence before the run whose images were re-filtered and that no occurrence after it
 matches (every box dropped, or absorbed into another) counts too.
 """

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trapline import ray_output
-from trapline.errors import TraplineError
+from trapline.base import ray_output
+from trapline.base.errors import TraplineError
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Run `args.func(args)` (set by the parser) and turn what a user can act on into a line and an exit code."""
     verbose = vars(args).pop("verbose", False)  # popped: commands see only their own options
-    # Every error a user can act on derives from TraplineError (trapline/errors.py); OS errors on
+    # Every error a user can act on derives from TraplineError (trapline/base/errors.py); OS errors on
     # files the user named are theirs to fix too.
     expected = (TraplineError, FileNotFoundError, PermissionError)
     with ray_output.mode(quiet=not verbose) as release:  # a joined cluster is left at exit, after our last line

@@ -57,7 +57,7 @@ def table_level_fired(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scop
     out: dict[str, Fired] = {}
     for name, config in fs.filters:
         if not REGISTRY[name].table_level or REGISTRY[name].kind != "detection":
-            continue  # the track filter drops nothing: batch/refilter/tracks.py links after these
+            continue  # the track filter drops nothing: batch/postprocessing/tracks.py links after these
         images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash,
                                        evidence(tables, tset, scope, _window(name, config)))
         if not images.empty:

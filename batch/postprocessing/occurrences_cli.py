@@ -1,6 +1,6 @@
 """`trapline occurrences review|split|merge|move`: see the least certain tracks and fix them from the shell.
 
-The same functions as the HTTP routes (batch/refilter/occurrences.py): a fix is a decision in the tables'
+The same functions as the HTTP routes (batch/postprocessing/occurrences.py): a fix is a decision in the tables'
 decisions log, applied by the next `trapline postprocess --filter track` and every run after it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,8 @@ def _need(ok: bool, message: str) -> None:
 
 def cmd_occurrences(args: argparse.Namespace) -> int:
     # late (these three): the tables' readers and pandas load when the command runs, not for every command line
-    from batch.refilter import occurrences
-    from batch.refilter.determine import key_of
+    from batch.postprocessing import occurrences
+    from batch.postprocessing.determine import key_of
     from model_store.tables.reader import Tables
 
     where = (args.model, args.filters_hash)

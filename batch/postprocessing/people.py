@@ -4,7 +4,7 @@ identified (the decisions log), not only against another version.
 Each identification names the detections it was made on and the set they are in (model version, filters hash),
 so its boxes can be read back. A version under test "says" for that occurrence what its own kept boxes in the same
 images, matched by IoU to the person's boxes, vote (their first classifier's label, else the detector's; the vote
-of batch/refilter/determine.py); no matching box is a miss. Per label L over the identified occurrences:
+of batch/postprocessing/determine.py); no matching box is a miss. Per label L over the identified occurrences:
 precision = (person L and version L) / (version L); recall = (person L and version L) / (person L).
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.refilter.determine import vote
+from batch.postprocessing.determine import vote
 from model_store import ModelRef
 from model_store.core.filters.repeat import pairwise_iou
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence

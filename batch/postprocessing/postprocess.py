@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from batch.refilter.effects import determinations_changed
-from batch.refilter.reclassify import ExtraTables, classifiers_of, new_result_hash
-from batch.refilter.table_filters import Fired, table_level_fired
-from batch.refilter.tracks import TRACK, Linked, link_occurrences
+from batch.postprocessing.effects import determinations_changed
+from batch.postprocessing.reclassify import ExtraTables, classifiers_of, new_result_hash
+from batch.postprocessing.table_filters import Fired, table_level_fired
+from batch.postprocessing.tracks import TRACK, Linked, link_occurrences
 from model_store import FilterSet
 from model_store.core.filters import DetectionArrays
 from model_store.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
@@ -40,7 +40,7 @@ from model_store.tables.schema import (
 from model_store.tables.scope import Scope, ScopeError
 from model_store.tables.stop import stop_requested
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
-from trapline.errors import BatchError, RunStoppedError
+from trapline.base.errors import BatchError, RunStoppedError
 
 
 @dataclass
@@ -60,7 +60,7 @@ class PostprocessReport:
     kept_before: int = 0
     kept_after: int = 0
     images_changed: int = 0  # kept set differs from the source filter set
-    # occurrences whose determination differs after the run: renamed, gone or new (batch/refilter/effects.py)
+    # occurrences whose determination differs after the run: renamed, gone or new (batch/postprocessing/effects.py)
     determinations_changed: int = 0
     became_empty: int = 0
     became_nonempty: int = 0
@@ -104,7 +104,7 @@ def refilter_image(image: Mapping[str, Any], dets: pa.Table, fs: FilterSet, labe
                    table_fired: Mapping[str, Fired] | None = None) -> tuple[np.ndarray, list[list[str]]]:
     """(kept mask, flags) for one image's stored raw detections under the filter set `fs`.
 
-    `table_fired` holds what the set's table-level filters decided (see batch/refilter/table_filters.py).
+    `table_fired` holds what the set's table-level filters decided (see batch/postprocessing/table_filters.py).
     """
     w, h = float(image["width"]), float(image["height"])
     bx, by = dets["bbox_x"].to_numpy(), dets["bbox_y"].to_numpy()
@@ -321,7 +321,7 @@ def occurrence_images(tables: Tables, tset: Any, scope: Scope) -> Scope:
 
 def _occurrences_before(tables_url: str, tset: Any) -> list[dict[str, Any]]:
     """The source set's occurrences with today's decisions applied (none: the set was never tracked)."""
-    from batch.refilter.occurrences import load  # late: it reads through pandas, only a tracked set needs it
+    from batch.postprocessing.occurrences import load  # late: it reads through pandas, only a tracked set needs it
 
     rows = load(tables_url, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
     return [] if rows.empty else rows[["occurrence_id", "label", "detections"]].to_dict("records")

@@ -2,13 +2,13 @@
 
 `trapline postprocess --filter track` calls `link_occurrences` once, before it streams the parts: the
 tracker (`model_store.core.filters.tracking.link_camera`) needs every frame of a camera in time order,
-so, like the table-level filters (batch/refilter/table_filters.py), it decides over the evidence first
+so, like the table-level filters (batch/postprocessing/table_filters.py), it decides over the evidence first
 and hands each image its answer. The evidence is the whole history of the scope's cameras (a track may
 last hours, so a window cannot be widened by a fixed margin and give the ids a whole-table run gives).
 
 What it links are the detections the new filter set keeps (its other filters, table-level ones included);
 the track filter itself never drops anything. Each occurrence gets a stable id, its determination (the
-vote of batch/refilter/determine.py, overridden by the decisions log) and a row keyed by its first
+vote of batch/postprocessing/determine.py, overridden by the decisions log) and a row keyed by its first
 detection's image, so the part that commits that image commits the occurrence too.
 """
 
@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.refilter.determine import carry_identifications, determine
-from batch.refilter.reclassify import ExtraTables
-from batch.refilter.snips import read_source
-from batch.refilter.table_filters import Fired
-from batch.refilter.track_edits import apply_track_edits
+from batch.postprocessing.determine import carry_identifications, determine
+from batch.postprocessing.reclassify import ExtraTables
+from batch.postprocessing.snips import read_source
+from batch.postprocessing.table_filters import Fired
+from batch.postprocessing.track_edits import apply_track_edits
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
 from model_store.core.filters.appearance import appearance_descriptor

@@ -12,8 +12,8 @@ never silently applied. An identification names its occurrence by id; when the i
 version, another tracker config) it follows the occurrence that holds most of the detections it was made
 on (`carry_identifications`).
 
-Pure: the tables and the log are read by the callers (batch/refilter/tracks.py when writing, and
-batch/refilter/occurrence_view.py when reading, so that a decision made after a run counts at once).
+Pure: the tables and the log are read by the callers (batch/postprocessing/tracks.py when writing, and
+batch/postprocessing/occurrence_view.py when reading, so that a decision made after a run counts at once).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from trapline import ray_output
-from trapline.env import RAY_ADDRESS
-from trapline.errors import RayUnreachableError
+from trapline.base import ray_output
+from trapline.base.env import RAY_ADDRESS
+from trapline.base.errors import RayUnreachableError
 
 # Seconds to wait for a TCP connection to a given cluster's address before saying it is unreachable.
 PROBE_TIMEOUT_S = 3.0

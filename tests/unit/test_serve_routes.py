@@ -15,9 +15,9 @@ from serve.answers import DetectAnswer
 from serve.config import parse_serve_config
 from serve.ingress import bearer_ok, token_digest
 from serve.protocol import AliasMoveResponse, ModelsResponse, core_error
-from serve.router import create_api
+from serve.routes import create_api
 from tests.fixtures.images import encode, gradient
-from trapline.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from trapline.base.errors import ForbiddenError, NotFoundError, UnauthorizedError
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")

@@ -47,13 +47,13 @@ from serve.protocol import (
     detect_response,
     filter_overrides,
 )
-from trapline.errors import (
+from trapline.base.errors import (
     FilterConfigError,
     InvalidParameterError,
     NotReadyError,
     TraplineError,
 )
-from trapline.problems import Problem, describe, fields, problems
+from trapline.base.problems import Problem, describe, fields, problems
 
 logger = logging.getLogger("ray.serve.trapline")
 

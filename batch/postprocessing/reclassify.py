@@ -20,7 +20,7 @@ from model_store.core.pipeline import config_from_metadata, result_hash
 from model_store.tables.codec import classification_row
 from model_store.tables.schema import CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA, SNIPS, SNIPS_SCHEMA
 from model_store.tables.writer import parquet_bytes, partition_parts, write_file
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 EXTRA = ((CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA), (SNIPS, SNIPS_SCHEMA))
 

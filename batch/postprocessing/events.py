@@ -6,7 +6,7 @@ to the previous image exceeds `gap_s` seconds. An event records its start and en
 and what the detector kept in it: the highest score and, per label, the most boxes of that
 label in any one image (the usual "count" of an event, since the same animal is in every frame).
 
-With occurrences (a set made with the `track` filter, batch/refilter/tracks.py) an event also counts animals:
+With occurrences (a set made with the `track` filter, batch/postprocessing/tracks.py) an event also counts animals:
 the confirmed occurrences seen in it, per determined label (a person's identification wins, as everywhere),
 beside the max-per-frame count, which hides every animal that arrived after the busiest frame. The report
 adds them up per camera and per night or day (`period_of`: a night runs 18:00 to 06:00 on the camera's clock
@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
-from batch.refilter import occurrences
-from batch.refilter.options import DEFAULT_GAP_S  # the option's default, where the option is
+from batch.postprocessing import occurrences
+from batch.postprocessing.options import DEFAULT_GAP_S  # the option's default, where the option is
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables, TableSet, resolve_table_set
 from model_store.tables.schema import EVENTS, EVENTS_SCHEMA
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 from model_store.tables.writer import parquet_bytes, partition_parts
-from trapline.errors import BatchError
+from trapline.base.errors import BatchError
 
 
 @dataclass
@@ -89,7 +89,7 @@ def event_file_name(filters_hash: str, gap_s: float) -> str:
 def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAULT_GAP_S,
                  filters_hash: str = "", occurrences: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per event (EVENTS_SCHEMA columns) from current image rows and their kept detections; with
-    `occurrences` (batch/refilter/occurrences.py rows: determined, confirmed) the animals seen in each."""
+    `occurrences` (batch/postprocessing/occurrences.py rows: determined, confirmed) the animals seen in each."""
     columns = EVENTS_SCHEMA.names
     if images.empty:
         return pd.DataFrame(columns=columns)

@@ -1,0 +1,14 @@
+"""The ground floor: what every room stands on and that imports nothing above it (no door, no store, no CLI).
+
+    errors.py          the typed errors, each knowing its HTTP status and exit code
+    problems.py        a validation error turned into one line a person can act on (flag names, field paths)
+    env.py             every environment variable trapline reads, declared once
+    storage.py         local paths and s3:// alike (fsspec): atomic writes, listings
+    ray_runtime.py     starting or joining Ray, quietly
+    ray_output.py      Ray's own output kept off the user's terminal
+    entry.py           how every entry point runs a command (exit codes, Ctrl-C)
+    service_records.py running `trapline serve` services on record, so later commands find them
+
+The composition root above it, `trapline/` (cli.py, demo.py, service.py), imports everything; nothing here
+imports it (`make lint`'s import contracts).
+"""

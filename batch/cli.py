@@ -7,6 +7,7 @@ import argparse
 from functools import partial
 
 from batch.commands import COMMANDS, GROUPS, Command
+from batch.option_variants import fields_of
 from batch.options import parse_options
 from batch.reprocess.options import load_config_file
 from trapline.base.ray_output import console
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def options(command: Command, args: argparse.Namespace):
     """The command's options model from the flags given (the CLI's flags are generated from the same model), over
     the options of a `--config` file where the command takes one."""
-    given = {k: v for k, v in vars(args).items() if k in command.options.model_fields}
+    given = {k: v for k, v in vars(args).items() if k in fields_of(command.options)}
     if command.config_file and getattr(args, "config", None):
         given = {**load_config_file(args.config), **given}
     return parse_options(command.options, given, command.name, command.flag)

@@ -25,6 +25,7 @@ from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
+from batch.option_variants import fields_of
 from batch.options import SET_FLAGS, CheckOptions, CompactOptions
 from batch.postprocessing.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
@@ -110,7 +111,7 @@ class Command:
             parser.add_argument("--config", default=argparse.SUPPRESS,
                                 help="YAML/JSON file with these options (flags override it)")
         add_model_arguments(parser, self.options, dict(self.styles))
-        if "json_output" not in self.options.model_fields:
+        if "json_output" not in fields_of(self.options):
             # how the result is printed: not an option of the work, so not part of the options model
             parser.add_argument("--json", action="store_true", dest="json_output", help="print the result as JSON")
         if self.arguments is not None:

@@ -3,7 +3,8 @@
 Every field becomes `--field-name` (underscores to dashes) with the field's description as help and
 its default appended from the model itself. Flags that are not given stay unset (argparse.SUPPRESS),
 so the model's defaults and a `--config` file apply. A few fields read better under another flag
-name or as a switch; `FlagStyle` entries say so, beside the model they belong to.
+name or as a switch; `FlagStyle` entries say so, beside the model they belong to. A model with variants
+(batch/option_variants.py) gets every variant's flags, each one's help naming the variants that take it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
+
+from batch.option_variants import fields_of, variants_of
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
     """Add one flag per field of `model` (see the module docstring)."""
     styles = styles or {}
     suppress = argparse.SUPPRESS
-    for name, info in model.model_fields.items():
+    variants = variants_of(model)
+    for name, info in fields_of(model).items():
         if name in skip:
             continue
         style = styles.get(name, FlagStyle())
         flags = list(style.flags) or ["--" + name.replace("_", "-")]
         help_text = (info.description or name.replace("_", " ")).replace("%", "%%")
+        having = variants.having(name) if variants else []
+        if variants and len(having) < len(variants.models):  # the others refuse it
+            help_text = f"[--{variants.key.replace('_', '-')} {', '.join(having)}] {help_text}"
         shown = _default_text(info, style)
         required = info.is_required()
         if required:

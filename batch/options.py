@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from batch.flags import FlagStyle
+from batch.option_variants import fields_of, unwrap, variants_of
 from model_store.tables.scope import Scope
 from trapline.base.errors import OptionsError, ScopeError
 from trapline.base.problems import as_flag, describe, fields, problems
@@ -39,7 +40,8 @@ TablesRef = Annotated[str, ModelRefMark(in_store=False)]
 
 
 def marked_fields(model: type[BaseModel], mark: type) -> dict[str, Any]:
-    """The fields of `model` whose type carries a `mark` instance (also under `| None`), with that instance."""
+    """The fields of `model` (of any of its variants) whose type carries a `mark` instance (also under `| None`),
+    with that instance."""
     def find(annotation: Any) -> Any:
         for m in getattr(annotation, "__metadata__", ()):
             if isinstance(m, mark):
@@ -47,7 +49,7 @@ def marked_fields(model: type[BaseModel], mark: type) -> dict[str, Any]:
         return next((f for f in map(find, typing.get_args(annotation)) if f is not None), None)
 
     found = {name: next((m for m in info.metadata if isinstance(m, mark)), None) or find(info.annotation)
-             for name, info in model.model_fields.items()}
+             for name, info in fields_of(model).items()}
     return {name: m for name, m in found.items() if m is not None}
 
 
@@ -109,10 +111,12 @@ SET_FLAGS = {"tables": FlagStyle(metavar="DST"),
 
 def parse_options(model: type[BaseModel], given: dict[str, Any], command: str,
                   flag_of: Callable[[str], str] = as_flag) -> Any:
-    """Validate a command's options (CLI flags given, or a job's JSON) into `model`; OptionsError names every
-    bad field as its flag and quotes the value (trapline/base/problems.py: the one formatter of every door)."""
+    """Validate a command's options (CLI flags given, or a job's JSON) into `model` (for a model with variants, the
+    chosen variant's options); OptionsError names every bad field as its flag and quotes the value
+    (trapline/base/problems.py: the one formatter of every door)."""
     try:
-        return model.model_validate(given)
+        return unwrap(model.model_validate(given))
     except ValidationError as exc:
-        found = problems(exc)
+        variants = variants_of(model)
+        found = problems(exc, variants.key if variants else None)
         raise OptionsError(f"invalid {command} options: {describe(found, flag_of)}", fields=fields(found)) from None

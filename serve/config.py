@@ -297,7 +297,7 @@ class RecordConfig(_Strict):
     flush_interval_s: float = Field(30.0, gt=0.0, le=3600.0, description="and at least this often")
     crops: CropOptions | None = Field(None, description=(
         "write a JPEG snip of each kept detection beside the tables, as `trapline reprocess --crops` does "
-        "(padding, square, min_size); null: no snips"))
+        "(padding, square, min_side_px); null: no snips"))
     lease_ttl_s: float = Field(60.0, ge=5.0, le=3600.0, description=(
         "a recorder that has not renewed its lease for this long is presumed gone: its answered uploads are "
         "committed by the next replica or reprocess that looks"))

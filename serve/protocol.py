@@ -10,11 +10,13 @@ imports Ray.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from model_store import Classification, Detection, MaskRLE
+from model_store.core.filters import shortcut_overrides
 from serve.answers import BatchingOut, BatchStatsOut, CropOut, DetectAnswer, RefusedVersionOut, ReplicaStatus
 from trapline.base.errors import FilterConfigError, TraplineError
 
@@ -181,9 +183,9 @@ def detect_response(answer: DetectAnswer, timing_ms: dict[str, float], verbose: 
     )
 
 
-def filter_overrides(filters_json: Any, min_score: float | None = None, min_area_fraction: float | None = None,
-                     labels: str | None = None) -> dict[str, Any] | None:
-    """Merge the `filters` JSON query parameter with the convenience parameters (which win)."""
+def filter_overrides(filters_json: Any, shortcuts: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Merge the `filters` JSON query parameter with the shortcut parameters, which win (`SHORTCUTS`, from each
+    filter's own `shortcut` in the registry: model_store/core/filters/)."""
     overrides: dict[str, Any] = {}
     if filters_json is not None:
         if not isinstance(filters_json, dict) or not all(isinstance(k, str) for k in filters_json):
@@ -191,16 +193,9 @@ def filter_overrides(filters_json: Any, min_score: float | None = None, min_area
                 f"filters must be a JSON object {{filter name: config or null}}, got {filters_json!r}")
         overrides.update(filters_json)
 
-    def merge(name: str, field: str, value: Any) -> None:
+    for name, fields in shortcut_overrides(shortcuts or {}).items():
         base = overrides.get(name)
-        overrides[name] = {**(base if isinstance(base, dict) else {}), field: value}
-
-    if min_score is not None:
-        merge("score", "min_score", min_score)
-    if min_area_fraction is not None:
-        merge("min_size", "min_area_fraction", min_area_fraction)
-    if labels is not None:
-        merge("class_mask", "allowed_labels", [x.strip() for x in labels.split(",") if x.strip()])
+        overrides[name] = {**(base if isinstance(base, dict) else {}), **fields}
     return overrides or None
 
 

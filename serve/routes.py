@@ -8,10 +8,12 @@ replica: it sets the state and calls `attach_router(app)`.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, get_origin
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model_store import CropOptions
+from model_store.core.filters import REGISTRY, SHORTCUTS
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.core.video import looks_like_clip
 from serve.bodies import (
@@ -57,27 +60,54 @@ from trapline.base.problems import Problem, describe, fields, problems
 
 logger = logging.getLogger("ray.serve.trapline")
 
-def parse_filters(filters: str | None, min_score: float | None, min_area_fraction: float | None,
-                  labels: str | None) -> dict[str, Any] | None:
+def parse_filters(filters: str | None, shortcuts: dict[str, Any]) -> dict[str, Any] | None:
     parsed = None
     if filters:
         try:
             parsed = json.loads(filters)
         except json.JSONDecodeError as exc:
             raise FilterConfigError(f"filters is not valid JSON: {exc.msg} at {exc.pos} (got {filters!r})") from None
-    return filter_overrides(parsed, min_score, min_area_fraction, labels)
+    return filter_overrides(parsed, shortcuts)
 
 
-def crop_options(crops: bool, render: bool, padding: float, square: bool, min_size: int) -> CropOptions | None:
+def _shortcut_parameters() -> Callable[..., dict[str, Any]]:
+    """A dependency taking the detect route's shortcut query parameters, one per registered filter's `shortcut`
+    (model_store/core/filters/): generated, so a filter's field is named in its filter's module only, and listed in
+    the OpenAPI schema like the route's own parameters."""
+    params = []
+    for param, (name, field) in SHORTCUTS.items():
+        info = REGISTRY[name].config_model.model_fields[field]
+        listed = get_origin(info.annotation) is list
+        text = (f"shortcut for filters={{\"{name}\": {{\"{field}\": ...}}}}"
+                f"{' (comma-separated)' if listed else ''}: {info.description}")
+        params.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=Query(None, description=text),
+                                        annotation=(str if listed else info.annotation) | None))
+
+    def shortcuts(**given: Any) -> dict[str, Any]:
+        return given
+
+    shortcuts.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return shortcuts
+
+
+filter_shortcuts = _shortcut_parameters()
+
+
+# CropOptions' field -> the query parameter giving it (`crop_min_size`: named for the field before it was
+# `min_side_px`, apart from the min_size filter; users type it still)
+CROP_PARAMS = {"padding": "crop_padding", "square": "crop_square", "min_side_px": "crop_min_size"}
+
+
+def crop_options(crops: bool, render: bool, padding: float, square: bool, min_side_px: int) -> CropOptions | None:
     """The snip options of `?crops=true` (None without it), checked as CropOptions checks them."""
     if not crops:
         return None
     if render:
         raise InvalidParameterError("give crops=true or render=true, not both")
     try:
-        return CropOptions(padding=padding, square=square, min_size=min_size)
+        return CropOptions(padding=padding, square=square, min_side_px=min_side_px)
     except ValidationError as exc:
-        found = [Problem(("crop_" + p.path[0], *p.path[1:]) if p.path else (), p.message, p.value, p.missing)
+        found = [Problem((CROP_PARAMS[p.path[0]], *p.path[1:]) if p.path else (), p.message, p.value, p.missing)
                  for p in problems(exc)]
         raise InvalidParameterError(describe(found), fields=fields(found)) from None
 
@@ -164,11 +194,9 @@ async def detect(
     model: str | None = Query(None, description="model name (default: the serve config's default_model)"),
     version: str | None = Query(None, description="pin a version, e.g. 3"),
     alias: str | None = Query(None, description="a served alias (default: the model's first, e.g. production)"),
-    filters: str | None = Query(None, description='JSON overrides, e.g. {"min_size": {"min_area_fraction": 0.01}}'
-                                                  ' ({"name": null} removes a filter)'),
-    min_score: float | None = Query(None, description="shortcut for filters={\"score\": {\"min_score\": ...}}"),
-    min_area_fraction: float | None = Query(None, description="shortcut for the min_size filter"),
-    labels: str | None = Query(None, description="comma-separated labels to keep (class_mask filter)"),
+    filters: str | None = Query(None, description="JSON overrides {filter name: its config fields, or null to remove "
+                                                  "the filter} (GET /v1/filters describes each filter's config)"),
+    shortcuts: dict[str, Any] = Depends(filter_shortcuts),
     render: bool = Query(False, description="return the image as JPEG with the boxes drawn"),
     verbose: bool = Query(False, description="add flags, pixel boxes, dropped detections, classifier scores"),
     classify: bool = Query(True, description="run the model's classifiers on its routed detections"),
@@ -183,7 +211,7 @@ async def detect(
 ) -> Response:
     t0 = time.perf_counter()
     service = service_of(request)
-    overrides = parse_filters(filters, min_score, min_area_fraction, labels)
+    overrides = parse_filters(filters, shortcuts)
     snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
     service.refuse_early(model)
     http = service.config.http

@@ -9,11 +9,12 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 import pyarrow.dataset as ds
 
+from batch.export.common_options import FormatOptions
 from model_store.tables.archive import open_location
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import CLASSIFICATIONS
@@ -43,15 +44,19 @@ class ExportRows:
     occurrences: pd.DataFrame | None = None
 
 
+# A format's options model: `FormatOptions`, or the format's own deriving from it (batch/export/camtrap_options.py)
+Opts = TypeVar("Opts", bound=FormatOptions)
+
+
 @dataclass
-class ExportJob:
-    """One export: where it goes, the options that shape it (the `ExportOptions` fields), and its rows, read a
-    slice of whole cameras at a time (`rows()`: a million images never in memory at once) or all at once
+class ExportJob(Generic[Opts]):
+    """One export: where it goes, the options that shape it (the chosen format's options model), and its rows,
+    read a slice of whole cameras at a time (`rows()`: a million images never in memory at once) or all at once
     (`whole()`, for formats that write one JSON document). Either way the job counts what it read."""
 
     tset: TableSet
     out: str
-    options: Any  # the validated ExportOptions (batch/export/options.py: it imports this module, not the reverse)
+    options: Opts  # validated by the format's own model (batch/export/options.py): no option of another format
     slices: Callable[[], Iterator[ExportRows]]
     inputs: Any = None  # what the exporter's `check` read before the tables (e.g. the user's deployments file)
     # (uri, content_id, detection_index) -> individual id, people's decisions applied (empty: none identified)
@@ -85,16 +90,17 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
-class Exporter:
-    """One export format, registered with its name, description and options in batch/export/registry.py. `check`
-    runs before any table is read (the user's own files, the options this format needs: refuse early, with one
-    line); `write` writes the files and returns (written URLs, notes for the user)."""
+class Exporter(Generic[Opts]):
+    """One export format, registered with its name, description and options model in batch/export/registry.py
+    (`Exporter[ItsOptions]` types `job.options`). `check` runs before any table is read (the user's own files, the
+    options this format needs: refuse early, with one line); `write` writes the files and returns (written URLs,
+    notes for the user)."""
 
-    def check(self, options: Any) -> Any:
-        """`options`: the validated ExportOptions; what it returns is the job's `inputs`."""
+    def check(self, options: Opts) -> Any:
+        """`options`: the format's validated options; what it returns is the job's `inputs`."""
         return None
 
-    def write(self, job: ExportJob) -> tuple[list[str], list[str]]:  # pragma: no cover - interface
+    def write(self, job: ExportJob[Opts]) -> tuple[list[str], list[str]]:  # pragma: no cover - interface
         raise NotImplementedError
 
 

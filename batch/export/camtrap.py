@@ -19,6 +19,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from batch.export.base import Exporter, ExportJob, open_output, write_file
+from batch.export.camtrap_options import CamtrapOptions
 from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments, table_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, iso_times, scientific_name
@@ -310,17 +311,17 @@ def _csv_writer(out: io.TextIOBase, fields: list[str]) -> csv.DictWriter:
     return writer
 
 
-class CamtrapDPExporter(Exporter):
+class CamtrapDPExporter(Exporter[CamtrapOptions]):
     """The `camtrap-dp` format (batch/export/registry.py); its options are `CamtrapOptions`
     (batch/export/camtrap_options.py)."""
 
-    def check(self, options: Any) -> Any:
+    def check(self, options: CamtrapOptions) -> Any:
         """The user's deployments and package metadata, read and checked before any table is."""
         # a one-off file; else the deployments table beside the tables
         given = load_deployments(options.deployments) if options.deployments else table_deployments(options.tables)
         return given, load_package_meta(options.package_meta)
 
-    def write(self, job: ExportJob) -> tuple[list[str], list[str]]:
+    def write(self, job: ExportJob[CamtrapOptions]) -> tuple[list[str], list[str]]:
         """media.csv and observations.csv are written a slice of whole cameras at a time as the rows are read
         (bounded memory at any archive size); deployments.csv and datapackage.json from what they gathered. On an
         error no file of the package is replaced."""

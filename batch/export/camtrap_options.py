@@ -1,5 +1,6 @@
-"""The Camtrap DP options of `trapline export`: fields of ExportOptions (batch/export/options.py), declared apart
-from the exporter (batch/export/camtrap.py) so the command line is built without the tables' readers."""
+"""The Camtrap DP options of `trapline export --format camtrap-dp`: its own options model (refused with another
+format), declared apart from the exporter (batch/export/camtrap.py) so the command line is built without the tables'
+readers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from batch.options import CommandOptions, Location
+from batch.export.common_options import FormatOptions
+from batch.options import Location
 from batch.postprocessing.options import DEFAULT_GAP_S
 
 
@@ -18,20 +20,20 @@ def _utc_offset(value: str) -> str:
     return value
 
 
-class CamtrapOptions(CommandOptions):
-    """The Camtrap DP options of `trapline export` (fields of ExportOptions, batch/export/options.py)."""
+class CamtrapOptions(FormatOptions):
+    """The options of `trapline export --format camtrap-dp`: what every format takes, and these."""
 
     timezone: Annotated[str, AfterValidator(_utc_offset)] = Field(
-        "Z", description="Camtrap DP: UTC offset of the cameras' clocks (path / EXIF times; mtimes stay UTC)")
+        "Z", description="UTC offset of the cameras' clocks (path / EXIF times; mtimes stay UTC)")
     observation_level: Literal["media", "event", "both"] = Field(
-        "media", description="Camtrap DP observations per image box (media), per event and label (event), or both")
+        "media", description="observations per image box (media), per event and label (event), or both")
     gap_s: float = Field(DEFAULT_GAP_S, gt=0, description="a gap longer than this many seconds between a camera's "
                                                            "images starts a new event")
-    deployments: Location | None = Field(None, description="Camtrap DP: per camera id its latitude, longitude, "
+    deployments: Location | None = Field(None, description="per camera id its latitude, longitude, "
                                                            "deploymentStart, deploymentEnd (and optional Camtrap DP "
                                                            "setup fields), a .csv or .json file")
-    allow_missing_deployments: bool = Field(False, description="Camtrap DP: write cameras missing from --deployments "
+    allow_missing_deployments: bool = Field(False, description="write cameras missing from --deployments "
                                                                "without coordinates instead of refusing")
-    package_meta: Location | None = Field(None, description="Camtrap DP: datapackage.json metadata (title, "
+    package_meta: Location | None = Field(None, description="datapackage.json metadata (title, "
                                                             "contributors, project, licenses, ...), a .yaml or "
                                                             ".json file")

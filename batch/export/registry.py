@@ -1,7 +1,8 @@
 """The export formats, one registry: `trapline export --format NAME` (and a job's `format`) accepts exactly the
 names here. A new format is a class deriving from `Exporter` (batch/export/base.py) and one entry below naming it;
-options of its own are its `options` model (they join `ExportOptions`, batch/export/options.py), read typed from
-`job.options`. `run_export` (batch/export/run.py) takes those options.
+options of its own are its `options` model, deriving from `FormatOptions` (batch/export/common_options.py): the
+format's variant of `ExportOptions` (batch/export/options.py), so its options are refused with another format.
+The exporter reads them typed from `job.options`; `run_export` (batch/export/run.py) takes those options.
 
 An entry names its exporter's class rather than importing it: the exporters read tables (pandas, pyarrow), which
 the command line's help and option checks do not need (a `trapline` command starts without them)."""
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from batch.export.camtrap_options import CamtrapOptions
+from batch.export.common_options import FormatOptions
 
 if TYPE_CHECKING:
     from batch.export.base import Exporter
@@ -20,13 +22,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """One format: its name, what `--help` says of it, its own options model (fields of ExportOptions), and its
-    `Exporter` as "module:Class", loaded by `exporter()` when an export runs."""
+    """One format: its name, what `--help` says of it, its options model (what every format takes, and its own),
+    and its `Exporter` as "module:Class", loaded by `exporter()` when an export runs."""
 
     name: str
     description: str
     implementation: str
-    options: type | None = None
+    options: type[FormatOptions] = FormatOptions
 
     def exporter(self) -> Exporter:
         module, _, cls = self.implementation.partition(":")

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from batch.export.base import ExportJob, ExportReport, export_slices
+from batch.export.common_options import FormatOptions
 from batch.export.options import ExportOptions
 from batch.export.registry import EXPORTERS
+from batch.option_variants import unwrap
 from batch.postprocessing.events import set_occurrences
 from model_store.tables.identities import individual_ids
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES
 
 
-def run_export(options: ExportOptions, slice_images: int = DEFAULT_SLICE_IMAGES) -> ExportReport:
+def run_export(options: ExportOptions | FormatOptions, slice_images: int = DEFAULT_SLICE_IMAGES) -> ExportReport:
     """Export `options.tables` as `options.format`; `options.out` is a file (megadetector, coco) or a directory
     (camtrap-dp: a Camtrap DP package, with the `deployments` and `package_meta` files; see
     batch/export/camtrap_package.py). The options were validated where they entered (format, timezone, ...).
 
     The rows are read a slice of whole cameras at a time, of at most `slice_images` image rows
     (model_store/tables/slices.py): a Camtrap DP package is written as they come; the JSON formats gather them."""
+    options = unwrap(options)  # the chosen format's own options
     exporter = EXPORTERS[options.format].exporter()
     inputs = exporter.check(options)  # the user's own files, before any table is read
     tables = Tables(options.tables)

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from batch.jobs.kinds import KINDS, REFUSED, JobKind, recognise
 from batch.jobs.paths import PathPolicy
+from batch.option_variants import fields_of
 from batch.options import ModelRefMark, marked_fields
 from model_store import ModelRef, ModelStore
 from model_store.tables.archive import open_location
@@ -100,7 +101,7 @@ class JobControl:
             raise InvalidParameterError(f"unknown job kind {kind_name!r} (kinds: {', '.join(KINDS)})", field="kind")
         options = kind.validate(raw)
         updates: dict[str, Any] = {}
-        if "store" in kind.options.model_fields and getattr(options, "store", None) is None and self.store_root:
+        if "store" in fields_of(kind.options) and getattr(options, "store", None) is None and self.store_root:
             updates["store"] = self.store_root  # the job resolves models in the service's store
         if not trusted:
             for field in kind.paths:

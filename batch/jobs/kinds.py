@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from batch.commands import COMMANDS, Command
 from batch.flags import FlagStyle, add_model_arguments, base_type
+from batch.option_variants import unwrap, variants_of
 from batch.options import location_fields
 from trapline.base.errors import InvalidOptionsError
 from trapline.base.problems import describe, fields, problems
@@ -71,7 +72,8 @@ class JobKind:
         return p
 
     def validate(self, raw: Any) -> BaseModel:
-        """The options as the command's model validates them; InvalidOptionsError names every bad field."""
+        """The options as the command's model validates them (for a model with variants, the chosen variant's);
+        InvalidOptionsError names every bad field."""
         if not isinstance(raw, dict):
             raise InvalidOptionsError(f"options must be a JSON object of {self.name} options, got "
                                       f"{type(raw).__name__}", fields=["options"])
@@ -80,9 +82,10 @@ class JobKind:
             raise InvalidOptionsError("; ".join(f"{k}: cannot be set over HTTP ({REFUSED[k]})" for k in refused),
                                       fields=refused)
         try:
-            return self.options.model_validate(raw)
+            return unwrap(self.options.model_validate(raw))
         except ValidationError as exc:
-            found = problems(exc)
+            variants = variants_of(self.options)
+            found = problems(exc, variants.key if variants else None)
             raise InvalidOptionsError(f"invalid {self.name} options: {describe(found, self.spec.flag)}",
                                       fields=fields(found)) from None
 
@@ -97,7 +100,7 @@ class JobKind:
         out: list[str] = []
         data = options.model_dump(mode="json", exclude_defaults=True)
         for name, value in data.items():
-            info = self.options.model_fields[name]
+            info = type(options).model_fields[name]
             style = self.styles.get(name, FlagStyle())
             if style.switches:
                 out.append(style.switches[value][0])
@@ -133,7 +136,7 @@ class JobKind:
         if unknown:
             raise ValueError(f"not a {self.name} command line: unknown {' '.join(unknown)}")
         given = {k: v for k, v in vars(ns).items() if k not in ("json_output", "verbose", "config_file")}
-        return self.options.model_validate(given)
+        return unwrap(self.options.model_validate(given))
 
     def command(self, python: str, options: BaseModel) -> list[str]:
         return [python, *self.module, *self.argv(options)]

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from batch.commands import MAIN
 from batch.jobs import locations as locs
 from batch.jobs.kinds import KINDS, REFUSED
-from batch.jobs.launch_protocol import JobKindOut, JobKindsOut, LocationsOut
+from batch.jobs.launch_protocol import JobKindOut, JobKindsOut, LocationsOut, VariantsOut
+from batch.option_variants import form_schema, variants_of
 from serve.deps import in_thread, read_auth, service_of
 
 router = APIRouter(tags=["jobs"])
@@ -21,12 +22,16 @@ HIDDEN = {*REFUSED, "store"}  # a job uses the service's store; the refused ones
 async def job_kinds() -> JobKindsOut:
     out = []
     for kind in KINDS.values():
-        schema = kind.options.model_json_schema()
+        schema = form_schema(kind.options)
         schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k not in HIDDEN}
         required = [r for r in schema.get("required", []) if r not in HIDDEN]
+        variants = variants_of(kind.options)
         out.append(JobKindOut(name=kind.name, help=kind.spec.help, paths=[p for p in kind.paths if p not in HIDDEN],
                               required=required, options_schema=schema, preview="dry_run" in schema["properties"],
-                              main=[n for n in MAIN if n in schema["properties"]], resumes=kind.spec.resumes))
+                              main=[n for n in MAIN if n in schema["properties"]], resumes=kind.spec.resumes,
+                              variants=variants and VariantsOut(key=variants.key, options={
+                                  tag: [n for n in m.model_fields if n not in HIDDEN]
+                                  for tag, m in variants.models.items()})))
     return JobKindsOut(kinds=out)
 
 

@@ -81,7 +81,7 @@ class CropsOptions(ScopedOptions):
         return self
 
     def crop_options(self) -> CropOptions:
-        return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size)
+        return CropOptions(padding=self.crop_padding, square=self.crop_square, min_side_px=self.crop_min_size)
 
 
 CROPS_FLAGS = {**SET_FLAGS, "image": FlagStyle(metavar="URI")}

@@ -129,7 +129,7 @@ def _missing(img: dict, rows: pd.DataFrame, name: str, version: str, set_hash: s
     # All of an image's detections, kept and dropped, in index order: a position is its detection_index,
     # as in the reprocess path (write_snips names snips by position).
     for j, (det, kept) in enumerate(ranked_from_rows(_records(rows), w, h)):
-        if not kept or not big_enough(det.box_px, options.min_size):
+        if not kept or not big_enough(det.box_px, options.min_side_px):
             continue
         report.snips += 1
         parts = snip_path(img.get("rel_path"), img["uri"], img["content_id"], name, version, set_hash, options, j)

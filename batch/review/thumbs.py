@@ -105,7 +105,7 @@ class Thumbnails:
             scale = min(1.0, side / max(w, h, 1))
             return math.ceil(w * scale), math.ceil(h * scale)
 
-        rgb, _ = decode_image_at_least(data, min_size=at_least)  # JPEGs decode at 1/2..1/8 scale: fast
+        rgb, _ = decode_image_at_least(data, at_least=at_least)  # JPEGs decode at 1/2..1/8 scale: fast
         image = Image.fromarray(rgb)
         image.thumbnail((side, side))
         return image

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from model_store.core.imaging import encode_jpeg
 from model_store.core.masks import from_rle
@@ -32,8 +32,10 @@ class CropOptions(BaseModel):
 
     padding: float = Field(0.0, ge=0.0, le=2.0, description="grow the box by this fraction of its size on each side")
     square: bool = Field(False, description="grow the shorter side so the crop is square (clipped at the image edge)")
-    min_size: int = Field(0, ge=0, le=10_000, description="no snip for boxes whose shorter side is under this many "
-                                                          "pixels (in the original image)")
+    # `min_size` is what it was called before: the name of the filter on a box's area fraction (accepted still)
+    min_side_px: int = Field(0, ge=0, le=10_000, validation_alias=AliasChoices("min_side_px", "min_size"),
+                             description="no snip for boxes whose shorter side is under this many pixels (in the "
+                                         "original image)")
     quality: int = Field(90, ge=1, le=100, description="JPEG quality")
     background: Literal["keep", "blank"] = Field(
         "keep", description="blank: a segmentation model's snip shows the detection's mask only, every other pixel "
@@ -43,6 +45,7 @@ class CropOptions(BaseModel):
     def hash(self) -> str:
         """8 hex digits identifying the geometry and encoding; part of every snip's path."""
         spec = self.model_dump(mode="json")
+        spec["min_size"] = spec.pop("min_side_px")  # its name when the hash was first defined: the same paths
         if spec["background"] == "keep":
             del spec["background"]  # options from before the field keep their hash (and their snips' paths)
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
@@ -76,17 +79,17 @@ def crop_box(rgb: np.ndarray, box_px: Sequence[float], padding: float = 0.0, squ
     return np.ascontiguousarray(rgb[y0:y1, x0:x1])
 
 
-def big_enough(box_px: Sequence[float], min_size: int) -> bool:
-    """Whether the box's shorter side reaches `min_size` pixels."""
+def big_enough(box_px: Sequence[float], min_side_px: int) -> bool:
+    """Whether the box's shorter side reaches `min_side_px` pixels."""
     x1, y1, x2, y2 = box_px
-    return min(x2 - x1, y2 - y1) >= min_size
+    return min(x2 - x1, y2 - y1) >= min_side_px
 
 
 def snip_jpeg(rgb: np.ndarray, box_px: Sequence[float], options: CropOptions,
               mask: MaskRLE | None = None) -> bytes | None:
-    """The JPEG snip of one detection, or None when its box is under `options.min_size`. With `background`
-    blank and the detection's `mask` (a segmentation model's), the pixels outside the mask are black."""
-    if not big_enough(box_px, options.min_size):
+    """The JPEG snip of one detection, or None when its box's shorter side is under `options.min_side_px`. With
+    `background` blank and the detection's `mask` (a segmentation model's), the pixels outside the mask are black."""
+    if not big_enough(box_px, options.min_side_px):
         return None
     crop = crop_box(rgb, box_px, options.padding, options.square)
     if options.background == "blank" and mask is not None:

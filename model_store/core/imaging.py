@@ -78,9 +78,9 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str,
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def jpeg_reduction(width: int, height: int, orientation: int, min_size: tuple[int, int]) -> int:
-    """The largest JPEG DCT scale-down (1, 2, 4 or 8) that keeps the upright image >= `min_size`."""
-    need_w, need_h = min_size
+def jpeg_reduction(width: int, height: int, orientation: int, need: tuple[int, int]) -> int:
+    """The largest JPEG DCT scale-down (1, 2, 4 or 8) that keeps the upright image at least `need` (width, height)."""
+    need_w, need_h = need
     if orientation >= 5:  # stored rotated by 90 degrees: the stored width becomes the upright height
         need_w, need_h = need_h, need_w
     for factor in (8, 4, 2):
@@ -100,11 +100,11 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
 
 def decode_image_at_least(
     data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_size: Callable[[int, int], tuple[int, int]] | None = None,
+    at_least: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Like `decode_image`, but a JPEG may be decoded scaled down while it stays >= `min_size(w, h)`.
+    """Like `decode_image`, but a JPEG may be decoded scaled down while it stays at least `at_least(w, h)`.
 
-    `min_size` maps the upright full size (width, height) to the smallest acceptable decoded size.
+    `at_least` maps the upright full size (width, height) to the smallest acceptable decoded size.
 
     libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost (it skips most of the
     inverse DCT), which is the dominant cost of a 1080p frame headed for a 640 px model.
@@ -115,7 +115,7 @@ def decode_image_at_least(
     if _looks_truncated(fmt, data):
         raise ImageDecodeError("truncated", f"truncated {fmt} stream: the end-of-image marker is missing")
     upright = (height, width) if orientation >= 5 else (width, height)
-    factor = jpeg_reduction(width, height, orientation, min_size(*upright)) if (min_size and fmt == "JPEG") else 1
+    factor = jpeg_reduction(width, height, orientation, at_least(*upright)) if (at_least and fmt == "JPEG") else 1
     flag = _REDUCED_FLAGS[factor] if factor > 1 else cv2.IMREAD_COLOR
     buf = np.frombuffer(data, dtype=np.uint8)
     bgr = cv2.imdecode(buf, flag | cv2.IMREAD_IGNORE_ORIENTATION)

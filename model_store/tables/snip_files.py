@@ -25,7 +25,7 @@ def write_snips(storage, rgb, ranked: Sequence[tuple[Detection, bool]], row: dic
     out = []
     h, w = rgb.shape[:2]
     for j, (det, kept) in enumerate(ranked):
-        if not kept or not big_enough(det.box_px, options.min_size):
+        if not kept or not big_enough(det.box_px, options.min_side_px):
             continue
         parts = snip_path(row.get("rel_path"), row["uri"], row["content_id"], model_name, model_version,
                           result_hash, options, j)

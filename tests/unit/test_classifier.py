@@ -100,8 +100,8 @@ def test_crop_region_pads_squares_and_stays_inside() -> None:
     assert crop_box(np.zeros((5, 5, 3), np.uint8), (4.9, 4.9, 5, 5)).shape == (1, 1, 3)
 
 
-def test_snips_have_deterministic_names_and_honour_min_size() -> None:
-    opts = CropOptions(padding=0.1, square=True, min_size=16)
+def test_snips_have_deterministic_names_and_honour_min_side_px() -> None:
+    opts = CropOptions(padding=0.1, square=True, min_side_px=16)
     a = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=1;mtime_us=2", "md", "5", "abc", opts, 3)
     b = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=1;mtime_us=2", "md", "5", "abc", opts, 3)
     c = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=9;mtime_us=2", "md", "5", "abc", opts, 3)

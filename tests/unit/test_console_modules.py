@@ -125,6 +125,17 @@ def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_jso
         assert b.eval("['cfg-tables', 'cfg-model', 'cfg-format'].map(id => document.getElementById(id).tagName)") == [
             "SELECT", "SELECT", "SELECT"]
         assert "sheetcam:1" in b.eval("[...document.querySelectorAll('#cfg-model option')].map(o => o.value)")
+        # the chosen format's options only: Camtrap DP's timezone is shown with camtrap-dp, hidden (and not sent,
+        # though typed in) with coco
+        pick = ("(f => { const s = document.getElementById('cfg-format'); s.value = f; "
+                "s.dispatchEvent(new Event('change')); })")
+        shown = "['cfg-timezone', 'cfg-out'].map(id => !document.getElementById(id).hidden)"
+        b.eval(f"{pick}('camtrap-dp')")
+        assert b.eval(shown) == [True, True]
+        b.eval("document.getElementById('cfg-timezone').value = '+02:00'")
+        b.eval(f"{pick}('coco')")
+        assert b.eval(shown) == [False, True]
+        assert b.eval("document.querySelector('label[for=cfg-timezone]').hidden") is True
         b.eval(f"""(() => {{ window.confirm = () => true;
             const set = (id, v) => {{ document.getElementById(id).value = v; }};
             set('cfg-tables', {json.dumps(tables)}); set('cfg-model', 'sheetcam:1'); set('cfg-format', 'coco');

@@ -83,7 +83,7 @@ def test_reduced_decode_keeps_original_size(orientation):
 
     data = encode(gradient(1920, 1080), "JPEG", orientation=orientation)
     upright = (1080, 1920) if orientation == 6 else (1920, 1080)
-    rgb, size = decode_image_at_least(data, min_size=lambda w, h: (w // 3 + 1, h // 3 + 1))
+    rgb, size = decode_image_at_least(data, at_least=lambda w, h: (w // 3 + 1, h // 3 + 1))
     assert size == upright
     assert (rgb.shape[1], rgb.shape[0]) == (upright[0] // 2, upright[1] // 2)
     full, full_size = decode_image_at_least(data)

@@ -74,7 +74,14 @@ def test_invalid_options_name_the_field_and_refused_ones_are_refused():
      "--filters: blur: Input should be"),
     ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "progress_interval_s": 0}, ["progress_interval_s"],
      "--progress-interval: Input should be greater than 0"),
-    ("export", {"tables": "/t", "format": "csv", "out": "/o"}, ["format"], "--format: Input should be"),
+    ("export", {"tables": "/t", "format": "csv", "out": "/o"}, ["format"], "--format: Input should be one of "
+     "'megadetector', 'coco', 'camtrap-dp' (got 'csv')"),
+    ("export", {"tables": "/t", "out": "/o"}, ["format"], "--format is required"),
+    # an option of another format is refused, naming the option and the format (never accepted and ignored)
+    ("export", {"tables": "/t", "format": "coco", "out": "/o", "timezone": "+02:00"}, ["timezone"],
+     "--timezone: format coco has no such option (got '+02:00')"),
+    ("export", {"tables": "/t", "format": "camtrap-dp", "out": "/o", "timezone": "CET"}, ["timezone"],
+     "--timezone: must be Z or +HH:MM"),
     ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "clip_counting": {"still_confirm_score": 2}},
      ["clip_counting.still_confirm_score"], "--clip-counting: still_confirm_score: Input should be less than or equal"),
 ])

@@ -19,7 +19,7 @@ import pytest
 from model_store import decode_image
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
-from tests.fixtures.pictures import API, app_for, build_site
+from tests.fixtures.pictures import ADMIN, API, app_for, build_site
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -194,6 +194,24 @@ def test_job_kinds_give_the_forms_their_options(client):
     assert "batch_size" in props and not {"address", "store", "json_output"} & set(props)
     assert kinds["report"]["paths"] == ["tables", "out"] and not kinds["report"]["preview"]
     assert client.get("/v1/job-kinds").status_code == 401
+
+    # export: every format's options once in the schema, and per format the ones it takes (the form shows those)
+    export = kinds["export"]
+    assert export["variants"]["key"] == "format" and reprocess["variants"] is None
+    assert export["options_schema"]["properties"]["format"]["enum"] == list(export["variants"]["options"])
+    assert "timezone" in export["variants"]["options"]["camtrap-dp"]
+    assert "timezone" not in export["variants"]["options"]["coco"] and "out" in export["variants"]["options"]["coco"]
+    assert {"tables", "format", "out"} <= set(export["required"])
+    assert "store" not in export["options_schema"]["properties"]
+
+
+def test_an_export_job_with_another_formats_option_is_refused_naming_both(client):
+    r = client.post("/v1/jobs", headers={"Authorization": f"Bearer {ADMIN}"}, json={
+        "kind": "export", "options": {"tables": "t", "format": "megadetector", "out": "o.json", "timezone": "+02:00"}})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"]["fields"] == ["timezone"], body
+    assert "timezone: format megadetector has no such option" in body["error"]["message"], body
 
 
 def test_tables_under_the_roots_show_their_pictures_unconfigured(site, tmp_path):

@@ -107,7 +107,8 @@ def test_a_response_that_breaks_its_declared_schema_is_caught_before_it_is_sent(
 
 def test_filter_overrides_merge_json_and_shortcuts():
     assert filter_overrides(None) is None
-    merged = filter_overrides({"score": {"action": "flag"}, "min_size": None}, min_score=0.5, labels="deer, fox")
+    merged = filter_overrides({"score": {"action": "flag"}, "min_size": None},
+                              {"min_score": 0.5, "labels": "deer, fox", "min_area_fraction": None})
     assert merged == {"score": {"action": "flag", "min_score": 0.5}, "min_size": None,
                       "class_mask": {"allowed_labels": ["deer", "fox"]}}
     with pytest.raises(FilterConfigError):

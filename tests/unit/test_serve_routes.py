@@ -133,6 +133,29 @@ def test_multipart_filters_and_render(client):
     assert r.status_code == 400 and r.json()["error"]["type"] == "bad_request"
 
 
+def test_the_query_shortcuts_are_the_filter_registrys(client):
+    """Each registered filter's `shortcut` is a query parameter of /v1/detect, described from its config field, with
+    no other list of them: serve/ spells no shortcut's config field (the registry's modules do)."""
+    import ast
+    from pathlib import Path
+
+    from model_store.core.filters import REGISTRY, SHORTCUTS
+
+    declared = {f.shortcut.name: (name, f.shortcut.field) for name, f in REGISTRY.items() if f.shortcut}
+    assert SHORTCUTS == declared and {"min_score", "min_area_fraction", "labels"} <= set(declared)
+    params = {p["name"]: p for p in client.get("/openapi.json").json()["paths"]["/v1/detect"]["post"]["parameters"]}
+    for param, (name, field) in SHORTCUTS.items():
+        info = REGISTRY[name].config_model.model_fields[field]
+        assert params[param]["in"] == "query" and info.description in params[param]["description"], param
+    spelled = {field for _, field in SHORTCUTS.values()}
+    serve = Path(__file__).resolve().parents[2] / "serve"
+    found = [(p.name, n.value) for p in serve.rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))
+             if isinstance(n, ast.Constant) and n.value in spelled]
+    assert found == [], found
+    r = client.post("/v1/detect", params={"min_area_fraction": 2}, content=IMAGE, headers=AUTH)
+    assert r.status_code == 422 and "min_area_fraction" in r.json()["error"]["message"], r.text
+
+
 def test_errors_are_json(client):
     assert client.get("/nope").json()["error"]["type"] == "not_found"
     r = client.post("/v1/detect", content=b"", headers=AUTH)

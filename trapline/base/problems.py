@@ -39,13 +39,25 @@ class Problem:
         return f"{where}: {self.message} (got {self.value!r})"
 
 
-def problems(exc: ValidationError | Any) -> list[Problem]:
-    """The problems of `exc` (a pydantic ValidationError, or FastAPI's RequestValidationError: the same errors)."""
+def problems(exc: ValidationError | Any, key: str | None = None) -> list[Problem]:
+    """The problems of `exc` (a pydantic ValidationError, or FastAPI's RequestValidationError: the same errors).
+
+    `key`: the errors are a discriminated union's, keyed by this option (export's `format`, batch/option_variants.py).
+    Pydantic starts each path with the chosen variant's value; that is taken off, an option the variant does not
+    have is named with the variant ("format coco has no such option"), and a missing or unknown value is the key's."""
     out = []
     for e in exc.errors():
         path = tuple(str(p) for p in e["loc"] if p != "[key]")  # a bad dict key: the key is the path
-        out.append(Problem(path, str(e["msg"]).removeprefix("Value error, "),
-                           e.get("input"), e["type"] == "missing"))
+        message, value, missing = str(e["msg"]).removeprefix("Value error, "), e.get("input"), e["type"] == "missing"
+        if key is not None and e["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            ctx = e.get("ctx", {})
+            path, missing = (key,), e["type"] == "union_tag_not_found"
+            message, value = f"Input should be one of {ctx.get('expected_tags', '')}", ctx.get("tag")
+        elif key is not None and path:
+            variant, path = path[0], path[1:]
+            if e["type"] == "extra_forbidden":
+                message = f"{key} {variant} has no such option"
+        out.append(Problem(path, message, value, missing))
     return out
 
 

@@ -38,11 +38,12 @@ export function field(input, kind = "string") {
 }
 
 // The form's fields as the JSON the API takes: numbers as numbers, lists split on commas, a box unticked left out
-// unless the default ticks it; empty fields and values equal to their default left out.
+// unless the default ticks it; empty fields, values equal to their default and disabled fields left out.
 export function formJson(...forms) {
   const out = {};
   for (const form of forms) {
     for (const input of form.querySelectorAll("[data-kind]")) {
+      if (input.disabled) continue;
       const v = fieldValue(input);
       if (v !== undefined && JSON.stringify(v) !== input.dataset.default) out[input.name] = v;
     }

@@ -2,7 +2,8 @@
 // jobs API accepts (GET /v1/job-kinds); its archive and tables picked from those under the service's roots, a
 // model from the served ones or from the versions the picked tables hold (GET /v1/locations, pickers.js). A kind
 // with a dry run (reprocess) runs it first and shows what it would do; then "Confirm and run". POST /v1/jobs
-// validates everything again.
+// validates everything again. A kind whose options depend on one of them (export's format: `variants`) shows the
+// chosen variant's options only; the others are hidden and disabled, so they are neither seen nor sent.
 
 import {api, el, enc, page, say, statusCell} from "./api.js";
 import {fieldFor, formJson, markInvalid} from "./forms.js";
@@ -107,10 +108,28 @@ async function startPage(current, arg) {
   }
   previewButton.addEventListener("click", preview);
   run.addEventListener("click", submit);
+  const moreSummary = el("summary", {}, `more options (${more.length})`);
+  if (chosen.variants) {  // the options only some variants take: shown with the variant that takes them
+    const lists = Object.values(chosen.variants.options);
+    const varying = new Set(lists.flat().filter(n => !lists.every(l => l.includes(n))));
+    const key = form.querySelector(`[name="${chosen.variants.key}"]`);
+    const show = () => {
+      const mine = chosen.variants.options[key.value] || [];
+      for (const input of [...form.querySelectorAll("[data-kind]"), ...extra.querySelectorAll("[data-kind]")]) {
+        if (!varying.has(input.name)) continue;
+        const off = !mine.includes(input.name);
+        input.disabled = off;
+        for (const part of [input, input.previousElementSibling, input.nextElementSibling]) if (part) part.hidden = off;
+      }
+      moreSummary.textContent = `more options (${more.filter(n => !varying.has(n) || mine.includes(n)).length})`;
+    };
+    key.addEventListener("change", show);
+    show();
+  }
   if (!current()) return false;
 
   page.replaceChildren(el("h1", {}, "Start a job"), ...lists, form,
-    more.length ? el("details", {}, el("summary", {}, `more options (${more.length})`), extra) : "",
+    more.length ? el("details", {}, moreSummary, extra) : "",
     el("p", {}, chosen.preview ? previewButton : "", " ", run), result);
   return false;
 }

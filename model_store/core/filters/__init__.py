@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from model_store.core.filters import repeat
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
 from model_store.core.filters.tracking import TrackConfig
-from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, no_duplicates
+from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, QueryShortcut, no_duplicates
 from trapline.base.errors import FilterConfigError
 from trapline.base.problems import describe, problems
 
@@ -61,6 +61,7 @@ class MinSizeFilter(PostFilter):
 
     name = "min_size"
     config_model = MinSizeConfig
+    shortcut = QueryShortcut("min_area_fraction")
 
     @staticmethod
     def fires(config: MinSizeConfig, dets: DetectionArrays) -> np.ndarray:
@@ -75,6 +76,7 @@ class ClassMaskFilter(PostFilter):
 
     name = "class_mask"
     config_model = ClassMaskConfig
+    shortcut = QueryShortcut("allowed_labels", param="labels")
 
     @staticmethod
     def fires(config: ClassMaskConfig, dets: DetectionArrays) -> np.ndarray:
@@ -95,6 +97,7 @@ class ScoreFilter(PostFilter):
 
     name = "score"
     config_model = ScoreConfig
+    shortcut = QueryShortcut("min_score")
 
     @staticmethod
     def fires(config: ScoreConfig, dets: DetectionArrays) -> np.ndarray:
@@ -143,6 +146,27 @@ REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, Clas
 
 # The registered names, for options that name a filter: an unknown name is refused where it enters.
 FilterName = Literal[tuple(REGISTRY)]
+# query parameter -> (filter, its config field): the shortcuts of `POST /v1/detect`, each filter's own `shortcut`
+SHORTCUTS: dict[str, tuple[str, str]] = {f.shortcut.name: (name, f.shortcut.field) for name, f in REGISTRY.items()
+                                         if f.shortcut is not None}
+
+
+def shortcut_overrides(given: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Filter overrides from shortcut query parameters (`SHORTCUTS`; None: not given): `{"min_score": 0.5}` is
+    `{"score": {"min_score": 0.5}}`; a list field's value is split on commas."""
+    out: dict[str, dict[str, Any]] = {}
+    for param, value in given.items():
+        if value is None:
+            continue
+        name, field = SHORTCUTS[param]
+        if _is_list(REGISTRY[name].config_model.model_fields[field].annotation) and isinstance(value, str):
+            value = [x.strip() for x in value.split(",") if x.strip()]
+        out.setdefault(name, {})[field] = value
+    return out
+
+
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) is list
 
 
 def parse_filter_config(name: str, config: Mapping[str, Any] | BaseModel) -> BaseModel:

@@ -26,6 +26,21 @@ def no_duplicates(cls, labels: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class QueryShortcut:
+    """A query parameter of `POST /v1/detect` that sets one field of a filter's config alone: `?min_score=0.5` is
+    `filters={"score": {"min_score": 0.5}}`. Named for the field unless `param` says otherwise; a list field is given
+    comma-separated. The route's parameters are generated from these (serve/routes.py), so a filter's field is
+    spelled in its filter's module only."""
+
+    field: str
+    param: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.param or self.field
+
+
+@dataclass(frozen=True)
 class DetectionArrays:
     """The columns a filter looks at, for one image: boxes in original pixels (x1, y1, x2, y2)."""
 
@@ -46,6 +61,7 @@ class PostFilter:
     # A table-level filter needs boxes of other images (of one camera) to decide: it cannot run in
     # the detector on one image; `FilterSet.apply` takes its result precomputed over the tables.
     table_level: ClassVar[bool] = False
+    shortcut: ClassVar[QueryShortcut | None] = None  # a field `POST /v1/detect` takes as its own query parameter
 
     @staticmethod
     def fires(config: Any, dets: DetectionArrays) -> np.ndarray:  # pragma: no cover - interface

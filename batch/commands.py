@@ -21,13 +21,25 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from batch.deployments import options as dep
 from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
 from batch.option_variants import fields_of
 from batch.options import SET_FLAGS, CheckOptions, CompactOptions
-from batch.postprocessing.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
+from batch.postprocessing.options import (
+    CROPS_FLAGS,
+    OCCURRENCE_FLAGS,
+    POSTPROCESS_FLAGS,
+    CropsOptions,
+    EventsOptions,
+    MergeOptions,
+    MoveOptions,
+    OccurrenceReviewOptions,
+    PostprocessOptions,
+    SplitOptions,
+)
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
 from trapline.base.problems import as_flag
@@ -103,7 +115,10 @@ class Command:
 
     def flag(self, name: str) -> str:
         """The option `name` as the command line names it (`progress_interval_s` -> `--progress-interval`)."""
-        return (self.styles.get(name, FlagStyle()).flags or (as_flag(name),))[0]
+        style = self.styles.get(name, FlagStyle())
+        if style.positional:
+            return style.metavar or name.upper()
+        return (style.flags or (as_flag(name),))[0]
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """The command's flags: its options model's, then `--json` (unless an option) and its own extras."""
@@ -179,6 +194,47 @@ def _events(o: EventsOptions, progress: Progress | None) -> Any:
                       dry_run=o.dry_run)
 
 
+def _printed(r: Any) -> str:
+    return r.text
+
+
+def _people_commands() -> tuple[Command, ...]:
+    """`trapline occurrences ...` and `trapline deployments ...`: people's decisions and what follows from them, on the
+    command line only (the views take the same decisions over HTTP)."""
+    fix, dep_run = "batch.postprocessing.occurrence_fixes:", "batch.deployments.commands:"
+
+    def people(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
+        styles = OCCURRENCE_FLAGS if name.startswith("occurrences") else dep.DEPLOYMENTS_FLAGS
+        return Command(name, help, options, _later(runner), _printed, styles=styles, job=False,
+                       to_json=lambda r: r.json(), description=help[0].upper() + help[1:] + ".", **kw)
+
+    return (
+        people("occurrences review", "occurrences whose weakest link the tracker is least sure of, least certain "
+               "first", OccurrenceReviewOptions, fix + "review",
+               example="trapline occurrences review --tables ./detections --below 0.5"),
+        people("occurrences split", "this frame and the later ones are another animal", SplitOptions, fix + "split",
+               example="trapline occurrences split occ-1a2b3c4d5e6f7a8b --frame 6 --tables ./detections"),
+        people("occurrences merge", "two occurrences are one animal", MergeOptions, fix + "merge"),
+        people("occurrences move", "one frame's detection belongs to another occurrence", MoveOptions, fix + "move"),
+        people("deployments import", "record deployments from a Camtrap DP-shaped CSV or JSON file",
+               dep.ImportOptions, dep_run + "import_deployments",
+               example="trapline deployments import deployments.csv --tables ./detections --timezone "
+                       "Europe/Amsterdam"),
+        people("deployments list", "the deployments, their pictures and the clock corrections in force",
+               dep.ListOptions, dep_run + "list_deployments"),
+        people("deployments correct-clock", "record that a camera's clock was off (or on another zone) for a while",
+               dep.CorrectClockOptions, dep_run + "correct_clock"),
+        people("deployments timestamp-issues", "mark a deployment whose clock cannot be fixed (Camtrap DP "
+               "timestampIssues)", dep.TimestampIssuesOptions, dep_run + "timestamp_issues"),
+        people("deployments revoke", "undo an earlier clock decision (it stays in the log)", dep.RevokeOptions,
+               dep_run + "revoke"),
+        people("deployments effort", "camera-days per deployment, trap rates per species, activity by local hour",
+               dep.EffortOptions, dep_run + "effort"),
+        people("deployments history", "a species' detection history: deployments x occasions, as CSV",
+               dep.HistoryOptions, dep_run + "history"),
+    )
+
+
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
             ReprocessOptions, lambda o, progress: run_reprocess(o), reprocess_text,
@@ -242,8 +298,18 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "`trapline identify evaluate --tables T --truth CSV` compares the newest run with known "
                         "individuals; `trapline identify weekly --tables T` gives per week the individuals seen, the "
                         "new ones, the share of sightings assigned and whether the profiles are ready to be named."),
+    *_people_commands(),
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
 GROUPS = {"tables": ("upkeep of stored tables: compact small parts, check for duplicates",
-                     "Maintenance of the tables runs and the online recorder write (no model).")}
+                     "Maintenance of the tables runs and the online recorder write (no model)."),
+          "occurrences": ("list the least certain occurrences; split, merge or move their detections (the decisions "
+                          "log)", "review: occurrences whose weakest link the tracker is least sure of, least certain "
+                          "first. split OCC --frame N: the N-th frame (0: first, as `review` shows them) and the later "
+                          "ones are another animal. merge OCC OTHER: one animal. move OCC --frame N --to OTHER: that "
+                          "frame's detection belongs to OTHER. Fixes apply at the next `trapline postprocess --filter "
+                          "track`."),
+          "deployments": ("where and when each camera stood; clock corrections; effort",
+                          "Deployments (a camera at a place for a period) and clock corrections, kept beside the "
+                          "tables and applied by every later read, run and export.")}

@@ -31,6 +31,7 @@ class FlagStyle:
     # Literal value -> (its own flag, help): e.g. select=all as --all, select=latest-per-camera as --latest-per-camera
     switches: dict[str, tuple[str, str]] = field(default_factory=dict)
     repeatable: bool = False             # a list field given as the flag once per item
+    positional: bool = False             # given without a flag (`trapline deployments revoke DECISION_ID`)
 
 
 def base_type(annotation: Any) -> Any:
@@ -74,6 +75,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
         elif shown is not None:
             help_text += f" (default {shown})"
         kind = base_type(info.annotation)
+        if style.positional:
+            many = typing.get_origin(kind) is list
+            parser.add_argument(name, metavar=style.metavar or name.upper(), help=help_text,
+                                nargs=("+" if required else "*") if many else (None if required else "?"),
+                                default=suppress, **({"type": kind} if kind in (int, float) else {}))
+            continue
         if style.switches:
             group = parser.add_mutually_exclusive_group()
             for value, (flag, text) in style.switches.items():

@@ -15,9 +15,8 @@ from trapline.base.entry import add_verbose, run_command
 SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
     ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
-    ("batch.cli", "register"),  # every archive command of the registry (batch/commands.py)
-    ("batch.postprocessing.occurrences_cli", "register"),  # `trapline occurrences`: review and fix tracks
-    ("batch.deployments.cli", "register"),  # `trapline deployments`: where and when cameras stood, clocks, effort
+    ("batch.cli", "register"),  # every command of the registry (batch/commands.py): archive, tables, occurrences,
+    # deployments
     ("batch.jobs.cli", "register"),
 ]
 

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle
-from batch.options import SET_FLAGS, ScopedOptions, TableSetOptions
+from batch.options import SET_FLAGS, CommandOptions, Location, ScopedOptions, TableSetOptions, TablesRef
 from model_store import CropOptions
 from model_store.core.filters import REGISTRY, FilterName, check_filter_config
 
@@ -85,3 +85,40 @@ class CropsOptions(ScopedOptions):
 
 
 CROPS_FLAGS = {**SET_FLAGS, "image": FlagStyle(metavar="URI")}
+
+
+# -- `trapline occurrences review | split | merge | move` (batch/postprocessing/occurrence_fixes.py) ------------------
+class OccurrenceSetOptions(CommandOptions):
+    tables: Location = Field(..., description="the detection tables (directory or s3://...)")
+    model: TablesRef | None = Field(None, description="NAME or NAME:VERSION when the tables hold several")
+    filters_hash: str | None = Field(None, description="the result set (default: the newest with occurrences)")
+
+
+class OccurrenceReviewOptions(OccurrenceSetOptions):
+    below: float = Field(1.0, ge=0, le=1, description="link confidence under this")
+    limit: int = Field(20, ge=1, description="how many to list")
+
+
+class OccurrenceFixOptions(OccurrenceSetOptions):
+    occurrence: str = Field(..., min_length=1, description="the occurrence id")
+    who: str = Field("cli", min_length=1, description="the person deciding, as the log keeps it")
+    comment: str | None = Field(None, description="why (kept with the decision)")
+
+
+class SplitOptions(OccurrenceFixOptions):
+    frame: int = Field(..., ge=0, description="this frame (0-based in time order, as `review` shows them) and the "
+                                              "later ones are another animal")
+
+
+class MergeOptions(OccurrenceFixOptions):
+    other: str = Field(..., min_length=1, description="the occurrence that is the same animal")
+
+
+class MoveOptions(OccurrenceFixOptions):
+    frame: int = Field(..., ge=0, description="the frame whose detection moves (0-based in time order)")
+    to: str = Field(..., min_length=1, description="the occurrence the detection belongs to")
+
+
+OCCURRENCE_FLAGS = {"tables": FlagStyle(metavar="DST"), "occurrence": FlagStyle(positional=True, metavar="OCC"),
+                    "other": FlagStyle(positional=True, metavar="OTHER"), "frame": FlagStyle(metavar="N"),
+                    "to": FlagStyle(metavar="OTHER")}

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from batch.deployments.effort_cli import report_figures
+from batch.deployments.observed import report_figures
 from batch.export.base import subset_filter
 from batch.postprocessing.people import agreement_with_people
 from batch.review import plots

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from batch.deployments import defaults, records
 from batch.deployments import effort as eff
-from batch.deployments.effort_cli import observed
+from batch.deployments.observed import observed
 from batch.views.deployments_protocol import (
     ClockCorrectionRequest,
     DeploymentsImportRequest,

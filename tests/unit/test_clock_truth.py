@@ -13,7 +13,7 @@ import pytest
 
 from batch.deployments import effort as eff
 from batch.deployments import records
-from batch.deployments.effort_cli import observed
+from batch.deployments.observed import observed
 from batch.postprocessing import occurrences
 from batch.postprocessing.events import group_events, period_of
 from batch.postprocessing.postprocess import run_postprocess

@@ -1,0 +1,79 @@
+"""`trapline occurrences review | split | merge | move`: see the least certain tracks and fix them from the shell;
+the runners and printers of the registry's `occurrences` commands (batch/commands.py; options: options.py).
+
+The same functions as the HTTP routes (batch/postprocessing/occurrences.py): a fix is a decision in the tables'
+decisions log, applied by the next `trapline postprocess --filter track` and every run after it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from batch.postprocessing import occurrences
+from batch.postprocessing.determine import key_of
+from batch.postprocessing.options import (
+    MergeOptions,
+    MoveOptions,
+    OccurrenceFixOptions,
+    OccurrenceReviewOptions,
+    SplitOptions,
+)
+from model_store.tables.reader import Tables
+from trapline.base.errors import BatchError
+
+APPLIES = "recorded; it applies at the next `trapline postprocess --filter track` over these tables"
+
+
+@dataclass
+class Fixed:
+    """A review listing or a recorded decision: `data` for --json, `text` for people."""
+
+    data: Any
+    text: str
+
+    def json(self) -> str:
+        return json.dumps(self.data, indent=2, default=str)
+
+
+def review(o: OccurrenceReviewOptions, progress: Any = None) -> Fixed:
+    occ = occurrences.load(o.tables, o.model, o.filters_hash)
+    queue = occurrences.review_queue(occ.rows, o.below)
+    lines = [f"{len(queue)} occurrence(s) with a link under {o.below} "
+             f"({occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}])"]
+    listed = []
+    for row in queue.head(o.limit).to_dict("records"):
+        at = [key_of(d) for d in row["detections"]].index(key_of(row["weakest_link"]))
+        listed.append({"occurrence_id": row["occurrence_id"], "link_confidence": row["link_confidence"],
+                       "frames": row["frames"], "label": row["label"], "weakest_frame": at})
+        lines.append(f"  {row['occurrence_id']}  confidence {row['link_confidence']:.2f}  {row['frames']:>4} frame(s)  "
+                     f"{row['label'] or '-'}  weakest link at frame {at}")
+    return Fixed({"below": o.below, "total": len(queue), "occurrences": listed}, "\n".join(lines))
+
+
+def _frame_key(o: OccurrenceFixOptions, frame: int) -> Any:
+    occ = occurrences.load(o.tables, o.model, o.filters_hash)
+    frames = occurrences.frames(Tables(o.tables), occ, occurrences.find(occ, o.occurrence))
+    if not 0 <= frame < len(frames):
+        raise BatchError(f"--frame must be 0..{len(frames) - 1}, got {frame}")
+    return key_of(frames[frame])
+
+
+def _recorded(decision: dict[str, Any]) -> Fixed:
+    return Fixed(decision, f"{json.dumps(decision)}\n{APPLIES}")
+
+
+def split(o: SplitOptions, progress: Any = None) -> Fixed:
+    key = _frame_key(o, o.frame)
+    return _recorded(occurrences.split(o.tables, o.occurrence, key, o.who, o.comment, o.model, o.filters_hash))
+
+
+def merge(o: MergeOptions, progress: Any = None) -> Fixed:
+    return _recorded(occurrences.merge(o.tables, o.occurrence, o.other, o.who, o.comment, o.model, o.filters_hash))
+
+
+def move(o: MoveOptions, progress: Any = None) -> Fixed:
+    key = _frame_key(o, o.frame)
+    return _recorded(occurrences.move(o.tables, o.occurrence, key, o.to, o.who, o.comment, o.model,
+                                      o.filters_hash))

@@ -1,0 +1,42 @@
+"""Every command group is built from the registry's command objects (batch/commands.py): `tables`, `occurrences` and
+`deployments` get their flags, help and checks from their options models, like the archive commands, and nothing
+else registers them (issue 54: one command idiom)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from batch.commands import COMMANDS, GROUPS
+from trapline.cli import SUBCOMMANDS, build_parser, main
+
+
+def leaves(parser: argparse.ArgumentParser, path: list[str]) -> dict[str, argparse.ArgumentParser]:
+    for word in path:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_each_group_is_exactly_its_registered_commands_and_each_flag_is_an_option():
+    parser = build_parser()
+    for group in GROUPS:
+        registered = {c.name.split()[-1]: c for c in COMMANDS.values() if c.name.startswith(group + " ")}
+        shown = leaves(parser, [group])
+        assert set(shown) == set(registered), group
+        for leaf, command in registered.items():
+            dests = {a.dest for a in shown[leaf]._actions} - {"help", "json_output", "verbose", "config"}
+            assert dests == set(command.options.model_fields), f"{group} {leaf}"
+    assert [m for m, _ in SUBCOMMANDS if "occurrence" in m or "deployments" in m] == []  # no hand-made parser
+
+
+def test_positionals_and_renamed_flags_reach_the_options_model(tmp_path, capsys):
+    tables = str(tmp_path / "t")
+    assert main(["deployments", "revoke", "dec-nope", "--tables", tables]) == 2  # through the model, then refused
+    assert "dec-nope" in capsys.readouterr().err
+    assert main(["deployments", "correct-clock", "--tables", tables, "--camera", "c1", "--from",
+                 "2026-01-01T00:00:00"]) == 2
+    err = capsys.readouterr().err
+    assert "--until" in err and "required" in err.lower()  # the missing option named by its flag
+    with pytest.raises(SystemExit):
+        main(["occurrences", "merge", "--tables", tables])  # OCC and OTHER are positional and required

@@ -26,8 +26,9 @@ from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
+from batch.jobs.client_options import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions
 from batch.option_variants import fields_of
-from batch.options import SET_FLAGS, CheckOptions, CompactOptions
+from batch.options import SET_FLAGS, CheckOptions, CommandOptions, CompactOptions
 from batch.postprocessing.options import (
     CROPS_FLAGS,
     OCCURRENCE_FLAGS,
@@ -235,6 +236,30 @@ def _people_commands() -> tuple[Command, ...]:
     )
 
 
+def _jobs_commands() -> tuple[Command, ...]:
+    """`trapline jobs ...`: a client of the service's /v1/jobs (never of Ray); `submit KIND` takes each job kind's
+    own options, from this same registry (batch/jobs/cli.py `add_submit`)."""
+    client = "batch.jobs.cli:"
+
+    def jobs(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
+        return Command(name, help, options, _later(runner), _printed, styles=JOBS_FLAGS, job=False,
+                       to_json=lambda r: r.json(), **kw)
+
+    return (
+        Command("jobs submit", "submit a job: trapline jobs submit KIND --flags of `trapline KIND`", CommandOptions,
+                lambda o, progress: None, str, job=False, arguments=_later(client + "add_submit"),
+                cli=_later(client + "cmd_submit")),
+        jobs("jobs list", "jobs on the cluster, newest first", JobsListOptions, client + "list_jobs",
+             example="trapline jobs list --status running --url http://127.0.0.1:8000"),
+        jobs("jobs show", "one job: status, progress, stage metrics", JobOptions, client + "show_job",
+             example="trapline jobs show raysubmit_XYZ"),
+        jobs("jobs logs", "the tail of a job's log", JobLogsOptions, client + "job_logs",
+             example="trapline jobs logs raysubmit_XYZ --tail 50"),
+        jobs("jobs stop", "stop a job (a reprocess ends at its next part)", JobOptions, client + "stop_job",
+             example="trapline jobs stop raysubmit_XYZ"),
+    )
+
+
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
             ReprocessOptions, lambda o, progress: run_reprocess(o), reprocess_text,
@@ -299,6 +324,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "individuals; `trapline identify weekly --tables T` gives per week the individuals seen, the "
                         "new ones, the share of sightings assigned and whether the profiles are ready to be named."),
     *_people_commands(),
+    *_jobs_commands(),
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
@@ -310,6 +336,10 @@ GROUPS = {"tables": ("upkeep of stored tables: compact small parts, check for du
                           "ones are another animal. merge OCC OTHER: one animal. move OCC --frame N --to OTHER: that "
                           "frame's detection belongs to OTHER. Fixes apply at the next `trapline postprocess --filter "
                           "track`."),
+          "jobs": ("submit, list, follow and stop archive jobs through the service's HTTP API",
+                   "Jobs run on the cluster's job manager; this talks to the service's /v1/jobs (--url, default "
+                   "$TRAPLINE_URL or http://127.0.0.1:8000). Tokens: $TRAPLINE_ADMIN_TOKEN for submit and stop, "
+                   "$TRAPLINE_API_TOKEN (else the admin token) for reads."),
           "deployments": ("where and when each camera stood; clock corrections; effort",
                           "Deployments (a camera at a place for a period) and clock corrections, kept beside the "
                           "tables and applied by every later read, run and export.")}

@@ -16,8 +16,7 @@ SUBCOMMANDS = [
     ("model_store.store.cli", "register"),
     ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
     ("batch.cli", "register"),  # every command of the registry (batch/commands.py): archive, tables, occurrences,
-    # deployments
-    ("batch.jobs.cli", "register"),
+    # deployments, jobs
 ]
 
 # One example per command, shown at the end of its --help. Kept here, beside the overview, so
@@ -35,10 +34,6 @@ EXAMPLES = {
                    "split occ-1a2b3c4d5e6f7a8b --frame 6 --tables ./detections)",
     "deployments": "trapline deployments import deployments.csv --tables ./detections --timezone Europe/Amsterdam",
     "tables": "trapline tables compact --tables ./detections   (or: trapline tables check --tables ./detections)",
-    "jobs list": "trapline jobs list --status running --url http://127.0.0.1:8000",
-    "jobs show": "trapline jobs show raysubmit_XYZ",
-    "jobs logs": "trapline jobs logs raysubmit_XYZ --tail 50",
-    "jobs stop": "trapline jobs stop raysubmit_XYZ",
 }
 
 OVERVIEW_EPILOG = """\

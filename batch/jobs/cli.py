@@ -1,4 +1,5 @@
-"""`trapline jobs submit|list|show|logs|stop`: a client of the service's /v1/jobs routes (never of Ray itself).
+"""`trapline jobs submit|list|show|logs|stop`: a client of the service's /v1/jobs routes (never of Ray itself); the
+runners of the registry's `jobs` commands (batch/commands.py; options: client_options.py).
 
 The submit flags of each kind are generated from the same options models as the command's own (`trapline
 reprocess --help` and `trapline jobs submit reprocess --help` list the same flags); the service validates them
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from dataclasses import dataclass
 from typing import Any
 
 from batch.flags import add_model_arguments
+from batch.jobs.client_options import JobLogsOptions, JobOptions, JobsListOptions
 from batch.jobs.kinds import KINDS, REFUSED
 from batch.reprocess.options import load_config_file
 from trapline.base import env
@@ -22,14 +24,9 @@ from trapline.base.errors import ServiceRequestError
 DEFAULT_URL = env.URL.default
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("jobs", help="submit, list, follow and stop archive jobs through the service's HTTP API",
-                       description="Jobs run on the cluster's job manager; this talks to the service's /v1/jobs "
-                                   "(--url, default $TRAPLINE_URL or " + DEFAULT_URL + ").")
-    jobs = p.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
-
-    s = jobs.add_parser("submit", help="submit a job: trapline jobs submit KIND --flags of `trapline KIND`")
-    kinds = s.add_subparsers(dest="kind", required=True, metavar="KIND")
+def add_submit(parser: argparse.ArgumentParser) -> None:
+    """`trapline jobs submit KIND ...`: one subcommand per job kind, with the flags of `trapline KIND`."""
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind in KINDS.values():
         k = kinds.add_parser(kind.name, help=f"the options of `trapline {kind.name}`")
         add_model_arguments(k, kind.options, kind.styles, skip=tuple(REFUSED))
@@ -40,32 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         _common(k)
         k.set_defaults(func=cmd_submit)
 
-    ls = jobs.add_parser("list", help="jobs on the cluster, newest first")
-    ls.add_argument("--kind", choices=list(KINDS))
-    ls.add_argument("--status", choices=["pending", "running", "succeeded", "failed", "stopped"])
-    ls.add_argument("--model", help="a model name or NAME:VERSION")
-    ls.add_argument("--limit", type=int, default=20)
-    ls.add_argument("--offset", type=int, default=0)
-    _common(ls)
-    ls.set_defaults(func=cmd_list)
-
-    for name, func, text in (("show", cmd_show, "one job: status, progress, stage metrics"),
-                             ("logs", cmd_logs, "the tail of a job's log"),
-                             ("stop", cmd_stop, "stop a job (a reprocess ends at its next part)")):
-        c = jobs.add_parser(name, help=text)
-        c.add_argument("job_id", metavar="JOB_ID")
-        if name == "logs":
-            c.add_argument("--tail", type=int, default=200, help="last lines (0: all; default 200)")
-        _common(c)
-        c.set_defaults(func=func)
-
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=None, help=f"the service (default $TRAPLINE_URL, else {DEFAULT_URL})")
     p.add_argument("--json", action="store_true", dest="json_output", help="print the service's answer as JSON")
 
 
-def request(args: argparse.Namespace, method: str, path: str, admin: bool = False, **kwargs: Any) -> Any:
+def request(args: Any, method: str, path: str, admin: bool = False, **kwargs: Any) -> Any:
+    """`method path` on the service `args.url` names (a parsed command line or a command's options)."""
     # Here, not at the top: `trapline` registers these commands for every command it runs, and httpx costs
     # the others ~0.7 s of start-up they do not need.
     import httpx
@@ -109,25 +88,32 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    params = {k: v for k in ("kind", "status", "model", "limit", "offset") if (v := getattr(args, k)) is not None}
-    page = request(args, "GET", "/v1/jobs", params=params)
-    if args.json_output:
-        print(json.dumps(page, indent=2))
-        return 0
+@dataclass
+class Answer:
+    """What the service answered (`--json` prints it) and its lines for people."""
+
+    data: Any
+    text: str
+
+    def json(self) -> str:
+        return json.dumps(self.data, indent=2)
+
+
+def list_jobs(o: JobsListOptions, progress: Any = None) -> Answer:
+    params = {k: v for k in ("kind", "status", "model", "limit", "offset") if (v := getattr(o, k)) is not None}
+    page = request(o, "GET", "/v1/jobs", params=params)
     if not page["jobs"]:
-        print("no jobs")
-        return 0
-    print(f"{'ID':<34} {'KIND':<11} {'STATUS':<10} {'SUBMITTED':<19} {'ENDED':<19} {'MODEL':<20} IMAGES / NAME")
+        return Answer(page, "no jobs")
+    lines = [f"{'ID':<34} {'KIND':<11} {'STATUS':<10} {'SUBMITTED':<19} {'ENDED':<19} {'MODEL':<20} IMAGES / NAME"]
     for j in page["jobs"]:
         name = f"  {j['name']}" if j.get("name") else ""
-        print(f"{j['id']:<34} {j['kind']:<11} {j['status']:<10} {_when(j['submitted_at']):<19} "
-              f"{_when(j['ended_at']):<19} {j['model'] or '-':<20} "
-              f"{_progress_text(j.get('progress'), j['status'] == 'running') or '-'}{name}")
+        lines.append(f"{j['id']:<34} {j['kind']:<11} {j['status']:<10} {_when(j['submitted_at']):<19} "
+                     f"{_when(j['ended_at']):<19} {j['model'] or '-':<20} "
+                     f"{_progress_text(j.get('progress'), j['status'] == 'running') or '-'}{name}")
     shown = page["offset"] + len(page["jobs"])
     if shown < page["total"]:
-        print(f"({shown} of {page['total']}; --offset {shown} for more)")
-    return 0
+        lines.append(f"({shown} of {page['total']}; --offset {shown} for more)")
+    return Answer(page, "\n".join(lines))
 
 
 def _when(iso: str | None) -> str:
@@ -145,36 +131,28 @@ def _progress_text(p: dict[str, Any] | None, running: bool = True) -> str:
     return text
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    job = request(args, "GET", f"/v1/jobs/{args.job_id}")
-    if args.json_output:
-        print(json.dumps(job, indent=2))
-        return 0
-    print(f"job {job['id']}: {job['kind']} {job['status']} (submitted {job['submitted_at']}, ended "
-          f"{job['ended_at'] or '-'}, by {job['origin']})" + (f": {job['name']}" if job.get("name") else ""))
+def show_job(o: JobOptions, progress: Any = None) -> Answer:
+    job = request(o, "GET", f"/v1/jobs/{o.job_id}")
+    lines = [f"job {job['id']}: {job['kind']} {job['status']} (submitted {job['submitted_at']}, ended "
+             f"{job['ended_at'] or '-'}, by {job['origin']})" + (f": {job['name']}" if job.get("name") else "")]
     if job.get("message"):
-        print(f"  {job['message']}")
+        lines.append(f"  {job['message']}")
     for k, v in sorted((job.get("options") or {}).items()):
-        print(f"  {k} = {json.dumps(v) if isinstance(v, dict | list) else v}")
+        lines.append(f"  {k} = {json.dumps(v) if isinstance(v, dict | list) else v}")
     p = job.get("progress")
     if p:
-        print(f"progress {_progress_text(p)} (run {p['run_id']}, {p['run_status']})")
+        lines.append(f"progress {_progress_text(p)} (run {p['run_id']}, {p['run_status']})")
         for stage, counts in p["stages"].items():
-            print(f"  {stage:<9} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return 0
+            lines.append(f"  {stage:<9} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return Answer(job, "\n".join(lines))
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    logs = request(args, "GET", f"/v1/jobs/{args.job_id}/logs", params={"tail": args.tail})
-    print(json.dumps(logs, indent=2) if args.json_output else "\n".join(logs["lines"]))
-    return 0
+def job_logs(o: JobLogsOptions, progress: Any = None) -> Answer:
+    logs = request(o, "GET", f"/v1/jobs/{o.job_id}/logs", params={"tail": o.tail})
+    return Answer(logs, "\n".join(logs["lines"]))
 
 
-def cmd_stop(args: argparse.Namespace) -> int:
-    job = request(args, "POST", f"/v1/jobs/{args.job_id}/stop", admin=True)
-    if args.json_output:
-        print(json.dumps(job, indent=2))
-    else:
-        how = "at its next part" if job["stop"] == "at_next_part" else "now (signalled)"
-        print(f"job {job['id']} stops {how}", file=sys.stdout)
-    return 0
+def stop_job(o: JobOptions, progress: Any = None) -> Answer:
+    job = request(o, "POST", f"/v1/jobs/{o.job_id}/stop", admin=True)
+    how = "at its next part" if job["stop"] == "at_next_part" else "now (signalled)"
+    return Answer(job, f"job {job['id']} stops {how}")

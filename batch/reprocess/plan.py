@@ -18,8 +18,9 @@ from model_store.core.pipeline import result_hash
 from model_store.tables.archive import PathPattern, open_location, uri_of
 from model_store.tables.done import relative_key
 from model_store.tables.journal import pending_keys
-from model_store.tables.listing import Listing, apply_known_times, list_archive, resolve_capture_times
+from model_store.tables.listing import Listing, apply_known_times, as_table, list_archive, resolve_capture_times
 from model_store.tables.reader import Tables
+from model_store.tables.roots import moved_roots
 from model_store.tables.schema import UPLOAD_TIME_SOURCES
 
 
@@ -36,6 +37,7 @@ class Plan:
     routes: list = dataclasses.field(default_factory=list)  # pinned classifier routes (--classify)
     result_hash: str = ""  # the skip key's set: filters hash, or filters + every classifier version
     clips: ClipSettings = ClipSettings()  # how clips are sampled, tracked and counted: with the set, what a clip's done
+    moved_from: list[str] = dataclasses.field(default_factory=list)  # this archive's earlier roots (tables/roots.py)
 
     def __post_init__(self) -> None:
         self.result_hash = self.result_hash or self.filters.hash
@@ -48,6 +50,7 @@ class Plan:
             found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
             ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips, clips_redone=s.clips_redone,
+            moved_from=list(self.moved_from),
         )
 
 
@@ -81,9 +84,14 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     # A clip is done only with this run's clip settings: one done with others is redone (tables/done.py).
     clips = options.clip_settings(mv.config)
     done_here = tables.done_under(mv.name, mv.version, result, prefix, options.retry_failed, clips.hash)
+    # The same archive processed at another root before (moved, remounted): its done images are done here too.
+    moved = moved_roots(tables, mv.name, mv.version, result, as_table(entries), prefix, done_here.keys)
+    if moved:
+        done_here = tables.done_under(mv.name, mv.version, result, [prefix, *moved], options.retry_failed,
+                                      clips.hash)
     done = pa.chunked_array([*done_here.keys.chunks,
                              relative_key(pa.array([k[0] for k in pending], pa.string()),
                                           pa.array([k[1] for k in pending], pa.string()))], pa.string())
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
                        until=options.until, limit=options.limit, redo=done_here.redo)
-    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips)
+    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved)

@@ -187,7 +187,7 @@ class Tables:
             if batch.num_rows:
                 yield batch
 
-    def done_under(self, model_name: str, model_version: str, filters_hash: str, prefix: str,
+    def done_under(self, model_name: str, model_version: str, filters_hash: str, prefix: str | Sequence[str],
                    retry_failed: bool = False, clip_settings: str | None = None) -> DoneUnder:
         """What a rerun over the archive under `prefix` skips, and the clips it redoes for other settings than
         `clip_settings` (None: a clip is judged as a still), as `done.done_under`."""

@@ -20,8 +20,8 @@ from model_store.tables import lifecycle
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, make
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables, resolve_table_set
-from model_store.tables.sets import format_sets, listed
 from model_store.tables.set_records import read_record
+from model_store.tables.sets import format_sets, listed
 from tests.fixtures.archive import (
     brightness_config,
     brightness_model,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from model_store import ModelStore
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision
 from model_store.tables.reader import PART_RE, PART_TABLES, Tables, resolve_table_set
 from model_store.tables.schema import IMAGES
@@ -195,8 +196,6 @@ def decisions_on(tables: Tables, sets: Iterable[ResultSet]) -> dict[tuple[str, s
 
 def aliases_of(store: str | None, names: Iterable[str]) -> dict[tuple[str, str], list[str]]:
     """(model name, version) -> the store's aliases that point to it; {} when the store cannot be read."""
-    from model_store import ModelStore
-
     out: dict[tuple[str, str], list[str]] = {}
     try:
         ms = ModelStore(store)

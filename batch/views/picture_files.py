@@ -3,7 +3,7 @@
 Confinement: a file is served only when its real path (symlinks resolved, `..` collapsed) lies under the real path of
 its source's archive, or under its tables' `crops/` (the snips), and has a picture's extension. A row made when the
 archive was at another root (moved, or mounted elsewhere) is found by its relative path under the archive as
-configured now (`moved`). Nothing else under
+configured now (model_store/tables/roots.py `relocate`). Nothing else under
 the tables (Parquet, manifests, the decisions log) and nothing of another source is ever served. s3:// sources are not
 served (the console says so).
 
@@ -36,6 +36,7 @@ import cv2
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
 from model_store.tables.archive import DEFAULT_EXTENSIONS
+from model_store.tables.roots import relocate
 from trapline.errors import ImageDecodeError, NotFoundError
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
@@ -50,7 +51,6 @@ THUMB_WORKERS = 2
 THUMBS_DIR = "_thumbs"
 CROPS_DIR = "crops"
 LINK_HOURS = 12
-MOVED_DEPTH = 16  # a moved archive's file is looked for by at most this many trailing components of its old path
 _thumb_slots = threading.BoundedSemaphore(THUMB_WORKERS)
 
 
@@ -76,25 +76,12 @@ def confine(source: Source, uri: str) -> str:
     path = os.path.realpath(uri)
     bases = (os.path.realpath(source.archive), os.path.join(os.path.realpath(source.tables), CROPS_DIR))
     if not any(path.startswith(base.rstrip(os.sep) + os.sep) for base in bases):
-        path = moved(bases[0], uri)
+        path = relocate(bases[0], uri)
         if path is None:
             raise refused
     if os.path.splitext(path)[1].lower() not in PICTURE_EXT | CLIP_EXT or not os.path.isfile(path):
         raise refused
     return path
-
-
-def moved(archive: str, uri: str) -> str | None:
-    """The file of a row made when the archive was at another root (moved, remounted: `/archive` in a container):
-    the longest tail of its recorded path that is a file under the archive as configured now (model_store/tables/
-    roots.py: an archive is a root plus relative paths), confined like any picture; None when there is none."""
-    parts = [p for p in uri.split("/") if p and p not in (".", "..")]
-    base = archive.rstrip(os.sep) + os.sep
-    for start in range(max(0, len(parts) - MOVED_DEPTH), len(parts)):
-        path = os.path.realpath(os.path.join(archive, *parts[start:]))
-        if path.startswith(base) and os.path.isfile(path):
-            return path
-    return None
 
 
 def _signature(key: bytes, source: str, uri: str, size: str, expires: int) -> str:

@@ -17,6 +17,8 @@ at its old place. A local archive copied to S3 (or back) has other content ids a
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -66,3 +68,19 @@ def moved_roots(tables, model_name: str, model_version: str, set_hash: str, entr
                        filter=(ds.field("filters_hash") == set_hash)
                        & ds.field("content_id").isin(probe["content_id"].unique()))
     return sorted(roots_of(rows, probe) - {here})
+
+
+MOVED_DEPTH = 16  # a moved archive's file is looked for by at most this many trailing components of its old path
+
+
+def relocate(archive: str, uri: str) -> str | None:
+    """Where a local file a row recorded (`uri`, at the root its archive had then) is now that the archive is at
+    `archive`: the longest tail of its path that is a file under `archive` (its real path, confined there); None
+    when there is none. Readers of pictures (the console, reports) use it; the rows are not rewritten."""
+    base = os.path.realpath(archive).rstrip(os.sep) + os.sep
+    parts = [p for p in uri.split("/") if p and p not in (".", "..")]
+    for start in range(max(0, len(parts) - MOVED_DEPTH), len(parts)):
+        path = os.path.realpath(os.path.join(base, *parts[start:]))
+        if path.startswith(base) and os.path.isfile(path):
+            return path
+    return None

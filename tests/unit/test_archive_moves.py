@@ -15,6 +15,7 @@ import pytest
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from batch.reprocess.summary import format_report
+from batch.review.thumbs import ThumbJob, Thumbnails
 from batch.views.picture_files import Source, confine
 from model_store.tables.reader import Tables
 from model_store.tables.roots import roots_of, sample
@@ -90,6 +91,11 @@ def test_the_console_serves_a_moved_archives_pictures_from_where_they_are_now(si
             assert full.status_code == 200, full.text
             assert full.content == (moved / image["uri"][len(str(site["archive"])) + 1:]).read_bytes()
             assert client.get(image["thumb_url"]).status_code == 200
+        # a report's thumbnails, told where the archive is now (report --archive), as the console finds them
+        job = ThumbJob(uri=image["uri"], boxes=())
+        (tmp_path / "report" / "thumbs").mkdir(parents=True)
+        assert Thumbnails(tmp_path / "report").render(job) is None  # the recorded path is gone
+        assert Thumbnails(tmp_path / "report", archive=str(moved)).render(job) is not None
         src = Source("site-a", "configured", str(site["tables"]), str(moved))
         outside = tmp_path / "secret.jpg"
         outside.write_bytes(b"x")

@@ -12,6 +12,8 @@ anywhere is finished by running it again:
    never lost), and a rerun finds the copies it already made;
 3. its images files are deleted (each part is then uncommitted: readers join every other file to its images row),
    then its other files (detections, classifications, snips, occurrences);
+   then its snips (`crops/NAME/VERSION/SET/`, unless a snips row of another set names one: postprocess carries
+   snips over with their path);
 4. its record says `purged`, with the bytes reclaimed.
 
 It is refused, before anything is written, for a set an alias of the store serves (the current set of the version
@@ -25,11 +27,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from model_store.core.crops import CROPS_DIR
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision, make
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import new_run_id
 from model_store.tables.reader import PART_TABLES, Tables
-from model_store.tables.schema import IMAGES
+from model_store.tables.schema import IMAGES, SNIPS
 from model_store.tables.set_records import SetRecord, read_record, utcnow_text, write_record
 from model_store.tables.sets import ResultSet, aliases_of, current_sets, decisions_on, scan
 from trapline.errors import BatchError
@@ -96,6 +102,7 @@ class PurgeReport:
     decisions_moved: int = 0
     moved_to: str | None = None
     already_purged: bool = False
+    snips_bytes: int = 0  # the set's JPEG snips under DST/crops/ (unless another set's rows still name them)
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -107,7 +114,8 @@ class PurgeReport:
                  f"to {self.moved_to}" if self.decisions_moved else "")
         return "\n".join([f"{'dry run: ' if self.dry_run else ''}result set {self.set_id}: {verb} {self.files} "
                           f"file(s), {self.images} image row(s), {self.bytes_reclaimed} bytes "
-                          f"({self.bytes_reclaimed / 2**20:.1f} MiB){moved}"
+                          f"({self.bytes_reclaimed / 2**20:.1f} MiB)"
+                          + (f" and {self.snips_bytes} bytes of snips" if self.snips_bytes else "") + moved
                           + ("" if self.dry_run else f" in {self.wall_s:.1f}s"), *(f"note: {n}" for n in self.notes)])
 
 
@@ -145,14 +153,31 @@ def purge(url: str, wanted: str, *, dry_run: bool = False, move_decisions: bool 
             _move(tables, s, decisions, target)
         for table in (IMAGES, *PART_TABLES):  # the images files first: each part is uncommitted before the rest goes
             tables.storage.delete_many([f.parts(s.model_name, s.model_version) for f in s.files if f.table == table])
+        report.snips_bytes = _remove_snips(tables, s)  # last: no row of the set refers to them any more
         record = read_record(tables.storage, s.model_name, s.model_version, s.set_hash) or record
         record.purge, record.purged_at = "purged", utcnow_text()
-        record.bytes_reclaimed = (record.bytes_reclaimed or 0) + s.bytes
+        record.bytes_reclaimed = (record.bytes_reclaimed or 0) + s.bytes + report.snips_bytes
         write_record(tables.storage, record)
     finally:
         lease.release()
     report.wall_s = round(time.perf_counter() - t0, 3)
     return report
+
+
+def _remove_snips(tables: Tables, s: ResultSet) -> int:
+    """Delete the set's snips directory (`crops/NAME/VERSION/SET/`, model_store/core/crops.py) unless a snips row of
+    another set names a file in it (postprocess carries snips over with their path); returns the bytes freed."""
+    parts = (CROPS_DIR, s.model_name, s.model_version, s.set_hash)
+    if not tables.storage.exists(*parts):
+        return 0
+    marker = f"/{CROPS_DIR}/{s.model_name}/{s.model_version}/{s.set_hash}/"
+    rows = tables.read(SNIPS, s.model_name, s.model_version, ["crop_uri"], dedupe=False,
+                       filter=ds.field("filters_hash") != s.set_hash)
+    if rows.num_rows and pc.any(pc.match_substring(rows["crop_uri"], marker)).as_py():
+        return 0
+    size = tables.storage.fs.du(tables.storage.path(*parts))
+    tables.storage.fs.rm(tables.storage.path(*parts), recursive=True)
+    return int(size)
 
 
 def _refuse_served(tables: Tables, s: ResultSet, store: str | None) -> None:

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from batch.jobs.kinds import KINDS
 from batch.reprocess import redo
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
@@ -82,6 +83,11 @@ def test_redo_retire_and_purge_over_an_archives_life(tmp_path, store):
     assert f"redo of {old} (letterbox fix)" in format_report(dry.report(None, "dry-run"))
     with pytest.raises(ValueError, match="--reason goes with --redo"):
         ReprocessOptions(archive=archive, out=out, model="trapcam:1", reason="why")
+    # the job form and POST /v1/jobs take it as the command line does (both come from the options model)
+    job = KINDS["reprocess"].validate({"archive": archive, "out": out, "model": "trapcam:1", "redo": True,
+                                       "reason": "letterbox fix", "redo_if_core_older_than": 2})
+    assert {"--redo", "--reason=letterbox fix", "--redo-if-core-older-than=2"} <= set(
+        KINDS["reprocess"].check_round_trip(job))  # the job's command line gives back the same options
 
     # a redo stopped after 5 images: readers keep the old set; --redo again resumes the same set
     stopped = run(archive, out, store, redo=True, reason="letterbox fix", limit=5)

@@ -64,8 +64,8 @@ def runs(archive: Path, out: Path, store: str, ref: str) -> list[dict[str, Any]]
                      "already_done": r["already_done"], "images_per_s": r["images_per_s"],
                      "steady_images_per_s": r["steady_images_per_s"], "peak_rss_mib": res["peak_rss_mib"],
                      "load": res["load"], "set": r["filters_hash"], "command": res["command"]})
-        print(f"{step}: {rows[-1]['wall_s']} s, {r['processed']} processed, {r['images_per_s']:.1f} images/s "
-              f"(steady {r['steady_images_per_s']:.1f}), load {res['load']:.1f}", flush=True)
+        print(f"{step}: {rows[-1]['wall_s']} s, {r['processed']} processed, {r['images_per_s']} images/s "
+              f"(steady {r['steady_images_per_s']}), status {r['status']}, load {res['load']}", flush=True)
     return rows
 
 

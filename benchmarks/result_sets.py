@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -128,7 +129,7 @@ def purge_steps(archive: Path, out: Path, store: str, ref: str, hashes: list[str
     add("tables sets (before)", res["wall_s"], res["load"], sets=len(res["report"]),
         bytes=sum(s["bytes"] for s in res["report"]))
     wall, chosen, n = readers_s(out, ref)
-    add("readers (before)", wall, set=chosen, images=n)
+    add("readers (before)", wall, os.getloadavg()[0], set=chosen, images=n)
     res = trapline("reprocess", "--archive", str(archive), "--out", str(out), "--model", ref, "--store", store,
                    "--dry-run")
     add("reprocess --dry-run (nothing new, into the newest redo)", res["wall_s"], res["load"],
@@ -141,7 +142,7 @@ def purge_steps(archive: Path, out: Path, store: str, ref: str, hashes: list[str
     add("tables purge", res["wall_s"], res["load"], bytes=res["report"]["bytes_reclaimed"],
         files=res["report"]["files"], images=res["report"]["images"])
     wall, chosen, n = readers_s(out, ref)
-    add("readers (after)", wall, set=chosen, images=n)
+    add("readers (after)", wall, os.getloadavg()[0], set=chosen, images=n)
     res = trapline("tables", "sets", "--tables", str(out), "--store", store)
     add("tables sets (after)", res["wall_s"], res["load"], sets=len(res["report"]),
         bytes=sum(s["bytes"] for s in res["report"]))

@@ -59,9 +59,12 @@ def moved_roots(tables, model_name: str, model_version: str, set_hash: str, entr
     probe = sample(entries)
     if not probe.num_rows:
         return []
-    if len(done):
-        probe = probe.filter(pc.invert(pc.is_in(relative_key(probe["rel_path"], probe["content_id"]),
-                                                value_set=pa.chunked_array(done).combine_chunks())))
+    if len(done):  # the probe's few keys are looked for in the done keys, not a set of a million keys built
+        keys = relative_key(probe["rel_path"], probe["content_id"])
+        chunks = done.chunks if isinstance(done, pa.ChunkedArray) else [done]
+        hit = [c.filter(pc.is_in(c, value_set=keys)) for c in chunks]
+        found = pa.chunked_array(hit, pa.string()).combine_chunks() if hit else pa.array([], pa.string())
+        probe = probe.filter(pc.invert(pc.is_in(keys, value_set=found)))
     if not probe.num_rows:
         return []
     rows = tables.read(IMAGES, model_name, model_version, ["uri", "content_id"], dedupe=False,

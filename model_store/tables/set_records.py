@@ -120,3 +120,9 @@ def hidden_sets(storage: Storage, model_name: str, model_version: str) -> dict[s
 def superseded_sets(storage: Storage, model_name: str, model_version: str) -> set[str]:
     """The sets a whole, visible redo replaced: readers take the redo instead unless asked for them by hash."""
     return {r.redo_of for r in records(storage, model_name, model_version) if r.redo_of and not r.hidden}
+
+
+def hidden_keys(storage: Storage) -> list[str]:
+    """`NAME NUL VERSION NUL SET` of every set hidden from readers, in every model version (for readers that read
+    across sets: the console's newest capture per camera)."""
+    return ["\x00".join((r.model_name, r.model_version, r.set_hash)) for r in records(storage) if r.hidden]

@@ -17,7 +17,7 @@ from batch.reprocess.plan import plan_run
 from batch.reprocess.summary import format_report
 from model_store import ModelStore
 from model_store.core.provenance import CORE_VERSION, core_fingerprint, trapline_version
-from model_store.tables import lifecycle
+from model_store.tables import browse, lifecycle
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, make
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.set_records import read_record
@@ -110,8 +110,11 @@ def test_redo_retire_and_purge_over_an_archives_life(tmp_path, store):
     assert older.result_hash not in (old, new) and len(older.selection.todo) == n
 
     # retire hides a set from every reader, unretire shows it again
+    camera = Tables(out).read("images", columns=["camera_id"])["camera_id"][0].as_py()
+    assert browse.latest(Tables(out), camera)["image"]["filters_hash"] == new  # the console's tile: the newest
     assert "now take trapcam:1/" + old in lifecycle.retire(out, new[:8], "bad").line()
     assert current(out) == old
+    assert browse.latest(Tables(out), camera)["image"]["filters_hash"] == old  # hidden from the console too
     with pytest.raises(BatchError, match="retired"):
         resolve_table_set(Tables(out), "trapcam:1", new)
     assert lifecycle.retire(out, f"trapcam:1/{new}", undo=True).status == "whole" and current(out) == new

@@ -7,8 +7,11 @@ by model_store/tables/clock.py:
 - impossible: a time more than 30 days before the camera's first deployment (without deployments: before 2000), or
   more than a day in the future (a reset clock, a wrong year);
 - jump: the time going back by more than an hour, or forward by more than `jump_days`, from one file to the next
-  (a reset, a battery swap, a clock set by hand), among the camera's own files (times from the path or EXIF: the
-  file name is the camera's counter; an upload's name and an mtime do not give the order the camera took them in);
+  (a reset, a battery swap, a clock set by hand), among the camera's own files whose names are its counter (times
+  from the path or EXIF; not an upload's name, an mtime, nor a name that is itself a time: IMG_20240602_213010.JPG
+  sorts by the clock, right or wrong, so its order says nothing of the order they were taken in). The finding names
+  the side that is wrong: the first file of the jump, or the one before it when that one's time is impossible (a
+  reset's default date);
 - repeat: one capture time on more than `repeat_frames` files (a clock that stopped: bursts stamp a few);
 - setup/pickup (hints, not problems): the first or last picture of a deployment 5 to 90 minutes from its start or
   end: where people take a picture when they set the camera up and pick it up, that says by how much the clock is
@@ -31,7 +34,9 @@ from model_store.tables.clock import NO_DEPLOYMENT, OVERLAP, TimeBook, apply_clo
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 
-EARLIEST = pd.Timestamp("2000-01-01")
+# Without deployments, a time before this cannot be a picture: 2000-01-01 is the default many cameras restart at after
+# a reset (some at 00:00, some run on from there), so that day is the reset's, not a picture's.
+EARLIEST = pd.Timestamp("2000-01-02")
 JUMP_BACK_S = 3600  # a clock set back by minutes (a hand correction, an upload order) is no reset
 FILE_SOURCES = ("path", "exif", "exif_utc")  # times of camera files, named by the camera's counter
 SLACK = pd.Timedelta(days=30)  # a time this long before the camera's first deployment cannot be of it
@@ -40,6 +45,10 @@ REPEAT_FRAMES = 10
 # A recorded upload is named by its content (serve/recording/uploads.py `archive_path`: the sha256's first 24 hex
 # digits), not by the camera's counter: its place in file order says nothing of when it was taken.
 CONTENT_NAMED = r"(?:^|/)[0-9a-f]{24}\.[A-Za-z0-9]+$"
+# A file named by its time (IMG_20240602_213010.JPG, 2024-06-02 21-30-10.jpg): the name is the clock's, not a
+# counter, so its order is the (possibly wrong) times' order and says nothing of the order they were taken in.
+TIME_NAMED = (r"(?:^|/)[^/]*(?:19|20)\d\d[-_.]?(?:0[1-9]|1[0-2])[-_.]?(?:0[1-9]|[12]\d|3[01])[-_T .]?"
+              r"[0-2]\d[-_.:h]?[0-5]\d[-_.:m]?[0-5]\d[^/]*$")
 EDGE_MIN_S, EDGE_MAX_S = 5 * 60, 90 * 60  # an hour or so: a clock error's size, not a quiet start
 
 
@@ -105,21 +114,42 @@ def find_clock_problems(images: pd.DataFrame, book: TimeBook, now: dt.datetime |
         # the time of receipt say nothing of the order the camera took them in
         counted = g["capture_time_source"].isin(FILE_SOURCES).to_numpy() if "capture_time_source" in g else \
             np.ones(len(g), bool)
-        counted = counted & ~g[order].astype(str).str.contains(CONTENT_NAMED, regex=True).to_numpy(bool)
+        names = g[order].astype(str)
+        counted = counted & ~names.str.contains(CONTENT_NAMED, regex=True).to_numpy(bool) \
+            & ~names.str.contains(TIME_NAMED, regex=True).to_numpy(bool)
         step = np.full(len(g), np.nan)
+        previous = np.full(len(g), -1)  # the counted file before each counted file (the other side of a step)
         if counted.any():
             step[counted] = t[counted].diff().dt.total_seconds().to_numpy()
+            at = np.flatnonzero(counted)
+            previous[at[1:]] = at[:-1]
+        bad = ((t < earliest) | (t > horizon)).to_numpy()
         back = np.nan_to_num(step, nan=0.0) < -JUMP_BACK_S
-        add("jump", back, "the time goes back from one file to the next (a reset or a clock set by hand): "
-                          f"first by {_span(-step[np.argmax(back)]) if back.any() else ''}")
         ahead = np.nan_to_num(step, nan=0.0) > jump_days * 86400
-        add("jump", ahead, f"the time leaps ahead by more than {jump_days:g} days between two files: first by "
-                           f"{_span(step[np.argmax(ahead)]) if ahead.any() else ''}")
+        for mask, what, sign in ((back, "the time goes back from one file to the next (a reset or a clock set by "
+                                        "hand)", -1), (ahead, f"the time leaps ahead by more than {jump_days:g} days "
+                                                              "between two files", 1)):
+            if not mask.any():
+                continue
+            i = int(np.argmax(mask))
+            detail = f"{what}: first by {_span(sign * step[i])}"
+            suspect = _suspect(i, int(previous[i]), bad)
+            if suspect != i:  # the earlier side's time is one the camera could not have taken: it is the wrong one
+                detail += f"; the earlier side's time ({t.iloc[suspect]}) is the impossible one"
+            out.append(ClockFinding("jump", camera, None, int(mask.sum()), uris[suspect], detail))
         counts = t.map(t.value_counts())
         add("repeat", (counts > repeat_frames).to_numpy(),
             f"one capture time on more than {repeat_frames} files (a stopped clock?)")
     out += _edges(placed, book)
     return out
+
+
+def _suspect(later: int, earlier: int, impossible: np.ndarray) -> int:
+    """Which side of a jump between two files to name: the later file (the first of the jump), unless the earlier
+    one's time is impossible and the later one's is not (a reset's default date before a good picture)."""
+    if earlier >= 0 and impossible[earlier] and not impossible[later]:
+        return earlier
+    return later
 
 
 def _edges(placed: pd.DataFrame, book: TimeBook) -> list[ClockFinding]:

@@ -30,19 +30,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from batch.reprocess.job import run_metadata
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from benchmarks.bench_model import ensure_null_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, markdown_table, timed_rss
-from benchmarks.planning import build_archive
+from benchmarks.planning import build_archive, empty_results
 from model_store import ModelStore
 from model_store.core.provenance import provenance
 from model_store.tables.commit import write_results
 from model_store.tables.reader import Tables, resolve_table_set
-from model_store.tables.schema import RESULT_SCHEMA
 from model_store.tables.set_records import SetRecord, redo_hash, utcnow_text, write_record
 
 
@@ -80,21 +77,8 @@ def seed_sets(archive: Path, out: Path, store: str, ref: str, sets: int, rows_pe
         meta = run_metadata(plan)
         meta["filters"] = {**meta["filters"], "hash": set_hash}
         for start in range(0, todo.num_rows, rows_per_part):
-            part = todo.slice(start, rows_per_part)
-            n = part.num_rows
-            columns = {
-                **{k: part[k] for k in ("uri", "rel_path", "content_id", "size_bytes", "camera_id",
-                                        "capture_time_source")},
-                "capture_time": part["capture_time_us"].cast(pa.timestamp("us")),
-                "width": pa.array([64] * n, pa.int32()), "height": pa.array([48] * n, pa.int32()),
-                "status": pa.array(["empty"] * n), "detection_count": pa.array([0] * n, pa.int32()),
-                "raw_detection_count": pa.array([0] * n, pa.int32()),
-                "detections": pa.array([[]] * n, RESULT_SCHEMA.field("detections").type),
-            }
-            table = pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in RESULT_SCHEMA},
-                             schema=RESULT_SCHEMA)
-            write_results(table, out_url=str(out), model_name=mv.name, model_version=mv.version,
-                          model_sha256=mv.config.weights.sha256, filters_hash=set_hash,
+            write_results(empty_results(todo.slice(start, rows_per_part)), out_url=str(out), model_name=mv.name,
+                          model_version=mv.version, model_sha256=mv.config.weights.sha256, filters_hash=set_hash,
                           run_id=f"20261127T0{i}0000Z-{i:06x}", metadata=meta)
         if i:
             write_record(Tables(str(out)).storage, SetRecord(

@@ -28,7 +28,15 @@ from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
 from batch.jobs.client_options import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions
 from batch.option_variants import fields_of
-from batch.options import SET_FLAGS, CheckOptions, CommandOptions, CompactOptions
+from batch.options import (
+    SET_FLAGS,
+    CheckOptions,
+    CommandOptions,
+    CompactOptions,
+    PurgeOptions,
+    RetireOptions,
+    SetsOptions,
+)
 from batch.postprocessing.options import (
     CROPS_FLAGS,
     OCCURRENCE_FLAGS,
@@ -71,6 +79,8 @@ crops_text = _later("batch.postprocessing.snips:format_report")
 run_events = _later("batch.postprocessing.events:run_events")
 build_report, report_json = _later("batch.review.build:build_report"), _later("batch.review.build:result_json")
 compact, check = _later("model_store.tables.maintenance:compact"), _later("model_store.tables.maintenance:check")
+list_sets, sets_text = _later("model_store.tables.sets:listed"), _later("model_store.tables.sets:format_sets")
+retire, purge = _later("model_store.tables.lifecycle:retire"), _later("model_store.tables.lifecycle:purge")
 
 
 def _as_json(report: Any) -> str:
@@ -132,6 +142,16 @@ class Command:
             parser.add_argument("--json", action="store_true", dest="json_output", help="print the result as JSON")
         if self.arguments is not None:
             self.arguments(parser)
+
+
+SET_STYLES = {"tables": FlagStyle(metavar="DST"), "result_set": FlagStyle(flags=("--set",), metavar="SET"),
+              "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS")}
+
+
+def _set_argument(parser: argparse.ArgumentParser) -> None:
+    """The set also as the command's one positional argument: `trapline tables purge SET`."""
+    parser.add_argument("result_set", nargs="?", default=argparse.SUPPRESS, metavar="SET",
+                        help="the result set (as --set)")
 
 
 MAIN = ("archive", "tables", "out", "model", "format", "select", "cameras", "since", "until", "limit", "classify",
@@ -312,6 +332,29 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             exit_code=lambda r: 0 if r.clean else 1, job=False,
             description="Read every partition and report rows stored twice, images processed twice in one result "
                         "set, uncommitted part files and unsettled uploads."),
+    Command("tables sets", "list result sets: model version, filters, core version, rows, bytes, what refers to them",
+            SetsOptions, lambda o, progress: list_sets(o.tables, o.model, o.store), sets_text, styles=SET_FLAGS,
+            to_json=lambda sets: json.dumps([s.as_dict() for s in sets], indent=2), job=False,
+            description="Every result set in the tables, from its files' footers (no row is read): its model "
+                        "version and filters, the trapline and core versions that made it, image rows, parts and "
+                        "bytes on disk, when it was made, its state (whole, building, retired, purged) and what "
+                        "refers to it (the aliases that serve it, people's identifications, the redo that replaced "
+                        "it)."),
+    Command("tables retire", "hide a result set from every reader (reversible: tables unretire)",
+            RetireOptions, lambda o, progress: retire(o.tables, o.result_set, o.reason, o.undo), lambda r: r.line(),
+            styles=SET_STYLES, arguments=_set_argument, job=False,
+            description="Hide a result set from every reader (the console, reports, exports, postprocess); its files "
+                        "stay, and `trapline tables unretire SET` shows it again."),
+    Command("tables unretire", "show a retired result set to readers again",
+            RetireOptions, lambda o, progress: retire(o.tables, o.result_set, o.reason, undo=True), lambda r: r.line(),
+            styles=SET_STYLES, arguments=_set_argument, job=False),
+    Command("tables purge", "delete a result set's files (--dry-run first; crash-safe, rerun to finish)",
+            PurgeOptions, lambda o, progress: purge(o.tables, o.result_set, dry_run=o.dry_run,
+                                                    move_decisions=o.move_decisions, store=o.store, wait_s=o.wait_s),
+            lambda r: r.line(), styles=SET_STYLES, arguments=_set_argument, job=False,
+            description="Delete a result set's files, the images files first, so readers stay right if it is killed "
+                        "halfway (a rerun finishes it); refused for a set an alias serves (retire it first) or that "
+                        "people's identifications point to (unless --move-decisions). Reports the bytes reclaimed."),
     Command("identify", "re-identify individuals among stored detections (sightings and individuals tables)",
             IdentifyOptions, identify_cli.run, identify_cli.run_text, styles=IDENTIFY_FLAGS,
             example="trapline identify --tables ./detections --identifier coats@production   (then: trapline "
@@ -328,7 +371,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
-GROUPS = {"tables": ("upkeep of stored tables: compact small parts, check for duplicates",
+GROUPS = {"tables": ("upkeep of stored tables: compact, check, list, retire and purge result sets",
                      "Maintenance of the tables runs and the online recorder write (no model)."),
           "occurrences": ("list the least certain occurrences; split, merge or move their detections (the decisions "
                           "log)", "review: occurrences whose weakest link the tracker is least sure of, least certain "

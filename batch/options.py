@@ -105,6 +105,39 @@ class CheckOptions(CommandOptions):
     tables: Location = Field(..., description="the tables to check")
 
 
+class SetsOptions(CommandOptions):
+    """`trapline tables sets`: every result set with what made it, its size and what refers to it (reads only)."""
+
+    tables: Location = Field(..., description="the tables (a reprocess --out or serve --tables location)")
+    model: str | None = Field(None, description="only this model: NAME or NAME:VERSION")
+    store: Location | None = Field(None, description="model store root, for the aliases that serve a set "
+                                                     "(default $TRAPLINE_MODEL_STORE or ./models)")
+
+
+class RetireOptions(CommandOptions):
+    """`trapline tables retire SET` / `unretire SET`: hide a result set from every reader, or show it again."""
+
+    tables: Location = Field(..., description="the tables")
+    result_set: str = Field(..., min_length=4, max_length=300, description=(
+        "the set: its hash (or a unique prefix), optionally NAME:VERSION/HASH, as `trapline tables sets` lists it"))
+    reason: str | None = Field(None, max_length=500, description="why (kept in the set's record)")
+    undo: bool = Field(False, description="show a retired set again (as `trapline tables unretire`)")
+
+
+class PurgeOptions(CommandOptions):
+    """`trapline tables purge SET`: delete a result set's files (crash-safe; rerun to finish one that stopped)."""
+
+    tables: Location = Field(..., description="the tables")
+    result_set: str = Field(..., min_length=4, max_length=300, description=(
+        "the set: its hash (or a unique prefix), optionally NAME:VERSION/HASH, as `trapline tables sets` lists it"))
+    dry_run: bool = Field(False, description="say what would be deleted and what refers to it; delete nothing")
+    move_decisions: bool = Field(False, description=(
+        "people's identifications that point to the set are first recorded again on the set readers take (the "
+        "originals revoked, both kept in the log); without it such a set is refused"))
+    store: Location | None = Field(None, description="model store root, for the aliases that serve a set")
+    wait_s: float = Field(0.0, ge=0.0, description="wait this long for a running reprocess of the version to end")
+
+
 SET_FLAGS = {"tables": FlagStyle(metavar="DST"),
              "cameras": FlagStyle(flags=("--camera",), metavar="CAMERA", repeatable=True)}
 

@@ -69,27 +69,28 @@ def build_archive(root: Path, count: int, cameras: int) -> Path:
     return root
 
 
+def empty_results(part: pa.Table) -> pa.Table:
+    """An `empty` result (no detection) for every listing entry of `part`, as the detector stage would give it."""
+    n = part.num_rows
+    columns = {
+        **{k: part[k] for k in ("uri", "rel_path", "content_id", "size_bytes", "camera_id", "capture_time_source")},
+        "capture_time": part["capture_time_us"].cast(pa.timestamp("us")),
+        "width": pa.array([64] * n, pa.int32()), "height": pa.array([48] * n, pa.int32()),
+        "status": pa.array(["empty"] * n), "detection_count": pa.array([0] * n, pa.int32()),
+        "raw_detection_count": pa.array([0] * n, pa.int32()),
+        "detections": pa.array([[]] * n, RESULT_SCHEMA.field("detections").type),
+    }
+    return pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in RESULT_SCHEMA}, schema=RESULT_SCHEMA)
+
+
 def seed_done(archive: Path, out: Path, store: str, ref: str, rows_per_part: int = ROWS_PER_PART) -> int:
     """Write an `empty` result row for every file of the archive into `out`, as a finished run would have."""
     plan = plan_run(ReprocessOptions(archive=str(archive), out=str(out), model=ref, store=store))
     todo, mv = plan.selection.todo.table, plan.model
     for start in range(0, todo.num_rows, rows_per_part):
-        part = todo.slice(start, rows_per_part)
-        n = part.num_rows
-        columns = {
-            **{k: part[k] for k in ("uri", "rel_path", "content_id", "size_bytes", "camera_id",
-                                    "capture_time_source")},
-            "capture_time": part["capture_time_us"].cast(pa.timestamp("us")),
-            "width": pa.array([64] * n, pa.int32()), "height": pa.array([48] * n, pa.int32()),
-            "status": pa.array(["empty"] * n), "detection_count": pa.array([0] * n, pa.int32()),
-            "raw_detection_count": pa.array([0] * n, pa.int32()),
-            "detections": pa.array([[]] * n, RESULT_SCHEMA.field("detections").type),
-        }
-        table = pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in RESULT_SCHEMA},
-                         schema=RESULT_SCHEMA)
-        write_results(table, out_url=str(out), model_name=mv.name, model_version=mv.version,
-                      model_sha256=mv.config.weights.sha256, filters_hash=plan.result_hash, run_id="seeded",
-                      metadata=run_metadata(plan))
+        write_results(empty_results(todo.slice(start, rows_per_part)), out_url=str(out), model_name=mv.name,
+                      model_version=mv.version, model_sha256=mv.config.weights.sha256,
+                      filters_hash=plan.result_hash, run_id="seeded", metadata=run_metadata(plan))
     return todo.num_rows
 
 

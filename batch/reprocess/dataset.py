@@ -64,6 +64,7 @@ class PlanSpec:
     filters_hash: str
     run_id: str
     metadata: dict
+    rows_hash: str = ""  # the result set the rows are written to (a redo's is not the filters hash); "": filters_hash
     concurrency: int | tuple[int, int] = 1
     num_cpus: float = 1.0  # per inference actor or client: sized to the cluster (fit_to_free_cpus may shrink it)
     read_cpus: float = 0.5
@@ -235,7 +236,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "max_pixels": spec.max_pixels,
             },
         )
-    sink, result_hash = write_results, spec.filters_hash
+    sink, result_hash = write_results, spec.rows_hash or spec.filters_hash
     if spec.stage is not None:  # --classify / --crops: see batch/reprocess/classify.py
         from batch.reprocess.classify import add_stage
 
@@ -379,8 +380,8 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
         batch = {name: block.column(name).to_numpy(zero_copy_only=False) for name in block.column_names}
         return write_results(client(batch), out_url=spec.out_url, model_name=spec.model_name,
                              model_version=spec.model_version, model_sha256=spec.model_sha256,
-                             filters_hash=spec.filters_hash, run_id=spec.run_id, metadata=spec.metadata,
-                             fenced=spec.fenced).to_pylist()[0]
+                             filters_hash=spec.rows_hash or spec.filters_hash, run_id=spec.run_id,
+                             metadata=spec.metadata, fenced=spec.fenced).to_pylist()[0]
 
     # Two parts at a time: while one part's last images drain and its rows are written, the next one's files
     # are read and sent, so the replicas never wait between parts (one part at a time left every replica but

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from batch.postprocessing.people import against_people, human_truth
+from batch.reprocess import redo
 from batch.reprocess.classify import stage_spec
 from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
 from batch.reprocess.detect import config_json, preflight_serve
@@ -115,7 +116,10 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         metadata = run_metadata(plan)
         manifest = RunManifest.start(
             run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
-            out=plan.tables.url, model=metadata["model"], filters=metadata["filters"])
+            out=plan.tables.url, model=metadata["model"], filters=metadata["filters"],
+            provenance=metadata["provenance"], result_set=plan.result_hash)
+        if plan.target is not None:
+            redo.begin(plan.tables, plan.target, run_id)  # a new redo's record, before its first part
         manifest.counts = report_counts(report)
         write_manifest(plan.tables.storage, manifest)
         report.manifest = plan.tables.storage.url(RUNS_DIR, f"{run_id}.json")
@@ -128,6 +132,9 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
             progress = execute(entries_table(todo), spec, on_part=reporter)
             apply_progress(report, progress)
         report.status = "succeeded"
+        if plan.target is not None and redo.finish(plan.tables, plan.target, whole=not report.held_back
+                                                   and not options.needs_capture_times):
+            log(f"result set {plan.result_hash} is whole: readers take it from now on")
         _check_people(plan, report)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C; `ray job stop` (SIGTERM: Ray's handler exits)
         report.status, report.error = "interrupted", "interrupted"
@@ -313,7 +320,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         options=o, archive_url=open_location(o.archive).url(), out_url=plan.tables.url,
         store_url=ModelStore(o.store).root, model_name=mv.name, model_version=mv.version,
         model_sha256=mv.config.weights.sha256, ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config),
-        filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, run_id=run_id,
+        filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, rows_hash=plan.result_hash, run_id=run_id,
         metadata=run_metadata(plan),
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
         clips=plan.clips,
@@ -362,7 +369,8 @@ def _check_people(plan: Plan, report: RunReport) -> None:
         truth, _ = human_truth(plan.tables)
         if not truth:
             return
-        tset = resolve_table_set(plan.tables, f"{plan.model.name}:{plan.model.version}", plan.result_hash)
+        tset = resolve_table_set(plan.tables, f"{plan.model.name}:{plan.model.version}", plan.result_hash,
+                                 hidden_ok=True)
         seen = against_people(plan.tables, tset, truth)
     except (TraplineError, OSError) as exc:  # the run's parts are committed: a report that cannot be made is a warning
         report.warnings.append(f"could not compare with people's identifications: {exc}")

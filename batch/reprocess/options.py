@@ -88,6 +88,14 @@ class ReprocessOptions(BaseModel):
     crop_square: bool = Field(False, description="snips: make them square")
     crop_min_size: int = Field(0, ge=0, description="snips: none for boxes whose shorter side is under this (px)")
     retry_failed: bool = Field(False, description="process files that failed before again")
+    redo: bool = Field(False, description=(
+        "make a new result set for this model version and filters even where one exists (after a fix in trapline's "
+        "core: `trapline tables sets` shows what made each set); readers keep the old set until the new one is whole, "
+        "and --redo again resumes a redo that stopped"))
+    reason: str | None = Field(None, max_length=500, description="why (--redo): kept in the new set's record")
+    redo_if_core_older_than: int | None = Field(None, ge=1, description=(
+        "as --redo, only when the current set holds rows a detector core older than this version made "
+        "(model_store/core/provenance.py CORE_VERSION; `trapline tables sets` lists each set's)"))
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="refuse images with more pixels than this")
     video_sampling: str | None = Field(None, description=(
         "clips: which frames go through the detector: '1s' (one every N seconds), '5f' (every Nth frame) or "
@@ -205,6 +213,8 @@ class ReprocessOptions(BaseModel):
                 PathPattern(self.path_pattern, self.time_format)
             except ArchiveError as exc:
                 raise ValueError(str(exc)) from None
+        if self.reason and not (self.redo or self.redo_if_core_older_than):
+            raise ValueError("--reason goes with --redo or --redo-if-core-older-than")
         if self.via == "serve" and self.num_gpus:
             raise ValueError("--num-gpus applies to --via actors; Serve replicas bring their own GPUs")
         return self
@@ -254,6 +264,7 @@ FLAG_STYLES = {
     "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
     "progress_interval_s": FlagStyle(flags=("--progress-interval",), metavar="SECONDS"),
     "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS"),
+    "reason": FlagStyle(metavar="TEXT"), "redo_if_core_older_than": FlagStyle(metavar="VERSION"),
     "stall_timeout_s": FlagStyle(flags=("--stall-timeout",), metavar="SECONDS"),
     "json_output": FlagStyle(flags=("--json",)),
     "classify": FlagStyle(metavar="CLS_REF[=LABEL,...]", repeatable=True),

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from batch.reprocess.classify import resolve_stage
 from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.redo import Target, choose_target
 from batch.reprocess.selection import Selection, select
 from batch.reprocess.summary import RunReport
 from model_store import FilterSet, ModelStore, ModelVersion
@@ -18,8 +19,9 @@ from model_store.core.pipeline import result_hash
 from model_store.tables.archive import PathPattern, open_location, uri_of
 from model_store.tables.done import relative_key
 from model_store.tables.journal import pending_keys
-from model_store.tables.listing import Listing, apply_known_times, list_archive, resolve_capture_times
+from model_store.tables.listing import Listing, apply_known_times, as_table, list_archive, resolve_capture_times
 from model_store.tables.reader import Tables
+from model_store.tables.roots import moved_roots
 from model_store.tables.schema import UPLOAD_TIME_SOURCES
 
 
@@ -36,6 +38,8 @@ class Plan:
     routes: list = dataclasses.field(default_factory=list)  # pinned classifier routes (--classify)
     result_hash: str = ""  # the skip key's set: filters hash, or filters + every classifier version
     clips: ClipSettings = ClipSettings()  # how clips are sampled, tracked and counted: with the set, what a clip's done
+    moved_from: list[str] = dataclasses.field(default_factory=list)  # this archive's earlier roots (tables/roots.py)
+    target: Target | None = None  # the result set the run writes: the current one, or a redo's (redo.py)
 
     def __post_init__(self) -> None:
         self.result_hash = self.result_hash or self.filters.hash
@@ -48,6 +52,7 @@ class Plan:
             found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
             ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips, clips_redone=s.clips_redone,
+            moved_from=list(self.moved_from), result_set=self.target.note if self.target else None,
         )
 
 
@@ -62,9 +67,13 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     routes = []
     if options.classify:  # pinned here, once: the run records (and its skip key covers) these versions
         routes = resolve_stage(ModelStore(options.store), options.classify, mv.config.labels, filters)
-    result = result_hash(filters, routes) if routes else filters.hash
+    lineage = result_hash(filters, routes) if routes else filters.hash
     archive = open_location(options.archive)
     tables = Tables(options.out)
+    # The set this run writes and checks done against: the current one, or a redo's new (or resumed) one.
+    target = choose_target(tables, mv.name, mv.version, lineage, redo=options.redo, reason=options.reason,
+                           core_older_than=options.redo_if_core_older_than)
+    result = target.set_hash
     pattern = PathPattern(options.path_pattern, options.time_format) if options.path_pattern else None
     listing = list_archive(archive, options.extensions, pattern)
     entries = listing.entries
@@ -81,9 +90,14 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     # A clip is done only with this run's clip settings: one done with others is redone (tables/done.py).
     clips = options.clip_settings(mv.config)
     done_here = tables.done_under(mv.name, mv.version, result, prefix, options.retry_failed, clips.hash)
+    # The same archive processed at another root before (moved, remounted): its done images are done here too.
+    moved = moved_roots(tables, mv.name, mv.version, result, as_table(entries), prefix, done_here.keys)
+    if moved:
+        done_here = tables.done_under(mv.name, mv.version, result, [prefix, *moved], options.retry_failed,
+                                      clips.hash)
     done = pa.chunked_array([*done_here.keys.chunks,
                              relative_key(pa.array([k[0] for k in pending], pa.string()),
                                           pa.array([k[1] for k in pending], pa.string()))], pa.string())
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
                        until=options.until, limit=options.limit, redo=done_here.redo)
-    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips)
+    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved, target)

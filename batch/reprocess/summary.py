@@ -44,6 +44,9 @@ class RunReport:
     ignored_files: int = 0
     ignored_kinds: dict[str, int] = field(default_factory=dict)  # why they were left out: ".txt": 3, hidden...
     clips_found: int = 0  # of `found`, the video clips (the rest are images)
+    # The roots this archive had when earlier rows were made (it moved, or is mounted elsewhere): done-checked too
+    moved_from: list[str] = field(default_factory=list)
+    result_set: str | None = None  # a redo: what it redoes (or resumes), or why --redo-if-core-older-than made none
     clips_redone: int = 0  # of `to_process`, the clips done before with other sampling, tracking or counting
     clips: int = 0  # of `processed`, the clips; their failed ones, and the frames sampled from them
     clips_failed: int = 0
@@ -93,6 +96,11 @@ def format_report(report: RunReport) -> str:
                  + (f" ({r.clips_redone} clip(s) redone for new clip settings: sampling, tracking or counting)"
                     if r.clips_redone else "")
                  + (f", {r.held_back} left for later by --limit" if r.held_back else ""))
+    if r.result_set:
+        lines.append(f"set       {r.result_set}")
+    if r.moved_from:
+        lines.append(f"moved     the same archive (by relative path and content) was processed at "
+                     f"{', '.join(p.rstrip('/') for p in r.moved_from)}: what was done there counts as done")
     if r.path_pattern_unmatched:
         lines.append(f"warning   {r.path_pattern_unmatched} file(s) did not match --path-pattern")
     if r.status == "dry-run":

@@ -56,6 +56,7 @@ class ReportOptions:
     min_iou: float = DEFAULT_MIN_IOU
     max_failed_listed: int = 1000
     slice_images: int = DEFAULT_SLICE_IMAGES  # image rows read at a time (whole cameras: a larger one alone)
+    archive: str | None = None  # the archive's root now, when it moved since the run (model_store/tables/roots.py)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
         compare_cards = _compare_cards(comparison, opts.per_band * 2, card)
 
     log(f"report: drawing {len(jobs)} thumbnail(s)")
-    thumbs = Thumbnails(out, side=opts.thumb_side)
+    thumbs = Thumbnails(out, side=opts.thumb_side, archive=opts.archive)
     rendered = thumbs.render_all(list(jobs.values()))
     for c in _all_cards(gallery + species_gallery, blanks, flagged, compare_cards):
         c["src"] = rendered.get(c["job"])

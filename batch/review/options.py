@@ -24,6 +24,9 @@ class ReviewOptions(ScopedOptions):
     bands: list[float] = Field(list(DEFAULT_EDGES), description="score-band edges, comma-separated")
     per_band: int = Field(12, ge=1, description="images shown per label and band")
     thumb_size: int = Field(DEFAULT_SIDE, ge=32, le=4096, description="longest thumbnail side in pixels")
+    archive: Location | None = Field(None, description=(
+        "the archive's root now, when it moved since the run (a local directory): pictures whose recorded path is "
+        "gone are found by their relative path under it"))
 
     @field_validator("bands", mode="before")
     @classmethod
@@ -41,7 +44,8 @@ class ReviewOptions(ScopedOptions):
         return ReportOptions(self.tables, self.out, model=self.model, filters_hash=self.filters_hash,
                              compare=self.compare, compare_filters_hash=self.compare_filters_hash, store=self.store,
                              cameras=self.cameras, since=self.since, until=self.until, edges=self.bands,
-                             per_band=self.per_band, thumb_side=self.thumb_size, min_iou=self.min_iou)
+                             per_band=self.per_band, thumb_side=self.thumb_size, min_iou=self.min_iou,
+                             archive=self.archive)
 
 
 REVIEW_FLAGS = {**SET_FLAGS, "bands": FlagStyle(metavar="EDGES", default_text=",".join(map(str, DEFAULT_EDGES))),

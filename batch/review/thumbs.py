@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from batch.review.defaults import DEFAULT_SIDE
 from model_store.core.imaging import decode_image_at_least
 from model_store.tables.archive import open_location
+from model_store.tables.roots import relocate
 from trapline.base.storage import Storage
 
 THUMB_DIR = "thumbs"
@@ -64,6 +65,7 @@ class Thumbnails:
     side: int = DEFAULT_SIDE
     workers: int = 8
     failures: dict[str, str] = field(default_factory=dict)  # uri -> reason
+    archive: str | None = None  # the archive's root now, when it moved since the run: gone local files are found there
     _stores: dict[str, Storage] = field(default_factory=dict)
 
     def render_all(self, jobs: Sequence[ThumbJob]) -> dict[ThumbJob, str | None]:
@@ -97,7 +99,7 @@ class Thumbnails:
             store, key = self._store_for(uri)
             data = store.read_bytes(key)
         else:
-            with open(uri, "rb") as f:
+            with open(self._here(uri), "rb") as f:
                 data = f.read()
         side = self.side
 
@@ -118,8 +120,14 @@ class Thumbnails:
             store, _ = self._store_for(uri)
             with store.fs.open(uri, "rb", block_size=4 * 2**20, cache_type="readahead") as f, ClipReader(f) as r:
                 return Image.fromarray(r.frame_numbered(number, self.side))
-        with ClipReader(uri) as r:
+        with ClipReader(self._here(uri)) as r:
             return Image.fromarray(r.frame_numbered(number, self.side))
+
+    def _here(self, path: str) -> str:
+        """A local file's path now: as recorded, or, when it is gone and the archive moved, under its new root."""
+        if self.archive is None or os.path.exists(path):
+            return path
+        return relocate(self.archive, path) or path
 
     def _store_for(self, uri: str) -> tuple[Storage, str]:
         scheme, _, rest = uri.partition("://")

@@ -1,7 +1,9 @@
 """The pictures the console shows, served by the service: archive images, their snips, and thumbnails.
 
 Confinement: a file is served only when its real path (symlinks resolved, `..` collapsed) lies under the real path of
-its source's archive, or under its tables' `crops/` (the snips), and has a picture's extension. Nothing else under
+its source's archive, or under its tables' `crops/` (the snips), and has a picture's extension. A row made when the
+archive was at another root (moved, or mounted elsewhere) is found by its relative path under the archive as
+configured now (model_store/tables/roots.py `relocate`). Nothing else under
 the tables (Parquet, manifests, the decisions log) and nothing of another source is ever served. s3:// sources are not
 served (the console says so).
 
@@ -34,6 +36,7 @@ import cv2
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
 from model_store.tables.archive import DEFAULT_EXTENSIONS
+from model_store.tables.roots import relocate
 from trapline.base.errors import ImageDecodeError, NotFoundError
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
@@ -73,7 +76,9 @@ def confine(source: Source, uri: str) -> str:
     path = os.path.realpath(uri)
     bases = (os.path.realpath(source.archive), os.path.join(os.path.realpath(source.tables), CROPS_DIR))
     if not any(path.startswith(base.rstrip(os.sep) + os.sep) for base in bases):
-        raise refused
+        path = relocate(bases[0], uri)
+        if path is None:
+            raise refused
     if os.path.splitext(path)[1].lower() not in PICTURE_EXT | CLIP_EXT or not os.path.isfile(path):
         raise refused
     return path

@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 from model_store.tables.camera_summary import camera_summary
 from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, TableSet, resolve_table_set, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
+from model_store.tables.set_records import hidden_keys
 from trapline.base.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
@@ -52,8 +53,9 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     only the chosen rows become Python objects (the page's cameras' rows as pandas took ~1 s at a million)."""
     if not cameras:
         return {}
-    times = tables.read(IMAGES, columns=["camera_id", "capture_time", "model_name"],
-                        filter=ds.field("camera_id").isin(cameras))
+    hidden = hidden_keys(tables.storage)  # sets hidden from readers (retired, purging, a redo not yet whole)
+    times = _visible(tables.read(IMAGES, columns=["camera_id", "capture_time", *PARTITION_KEYS, "filters_hash"],
+                                 filter=ds.field("camera_id").isin(cameras)), hidden)
     if not times.num_rows:
         return {}
     newest_at = _preferred(times, model).group_by("camera_id", use_threads=False).aggregate([("capture_time", "max")])
@@ -62,8 +64,8 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     # The rows at each camera's newest capture, keys and sort columns only; rows stored twice need no dedupe here:
     # the first row of a camera after the sort is the first of its key too.
     keys = [*ROW_KEYS[IMAGES], *PARTITION_KEYS]
-    rows = _preferred(tables.read(IMAGES, columns=["camera_id", "capture_time", "processed_at", *keys], filter=where,
-                                  dedupe=False), model)
+    rows = _preferred(_visible(tables.read(IMAGES, columns=["camera_id", "capture_time", "processed_at", *keys],
+                                           filter=where, dedupe=False), hidden), model)
     rows = rows.append_column("__read", pa.array(np.arange(rows.num_rows)))  # ties: the order read
     rows = rows.sort_by([("capture_time", "descending"), ("processed_at", "descending"),
                          ("model_version", "descending"), ("__read", "ascending")])
@@ -87,6 +89,14 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
                           **clip_frames(top.kind, shown["detections"])},
                 **shown}
     return out
+
+
+def _visible(rows: pa.Table, hidden: list[str]) -> pa.Table:
+    """`rows` without those of sets hidden from readers (`hidden`: set_records.hidden_keys)."""
+    if not hidden or not rows.num_rows:
+        return rows
+    key = pc.binary_join_element_wise(rows["model_name"], rows["model_version"], rows["filters_hash"], "\x00")
+    return rows.filter(pc.invert(pc.is_in(key, value_set=pa.array(hidden, pa.string()))))
 
 
 def _preferred(rows: pa.Table, model: str | None) -> pa.Table:

@@ -35,7 +35,9 @@ from model_store.tables.clock import NO_DEPLOYMENT, OVERLAP, TimeBook, apply_clo
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 
-EARLIEST = pd.Timestamp("2000-01-01")
+# Without deployments, a time before this cannot be a picture: 2000-01-01 is the default many cameras restart at after
+# a reset (some at 00:00, some run on from there), so that day is the reset's, not a picture's.
+EARLIEST = pd.Timestamp("2000-01-02")
 JUMP_BACK_S = 3600  # a clock set back by minutes (a hand correction, an upload order) is no reset
 FILE_SOURCES = ("path", "exif", "exif_utc")  # times of camera files, named by the camera's counter
 SLACK = pd.Timedelta(days=30)  # a time this long before the camera's first deployment cannot be of it
@@ -122,11 +124,19 @@ def find_clock_problems(images: pd.DataFrame, book: TimeBook, now: dt.datetime |
             step[counted] = t[counted].diff().dt.total_seconds().to_numpy()
         ns = t.to_numpy("datetime64[ns]")
         back = np.nan_to_num(step, nan=0.0) < -JUMP_BACK_S
-        add("jump", _suspects(ns, back, counted), "the time goes back from one file to the next (a reset or a "
-            f"clock set by hand): first by {_span(-step[np.argmax(back)]) if back.any() else ''}")
         ahead = np.nan_to_num(step, nan=0.0) > jump_days * 86400
-        add("jump", _suspects(ns, ahead, counted), f"the time leaps ahead by more than {jump_days:g} days "
-            f"between two files: first by {_span(step[np.argmax(ahead)]) if ahead.any() else ''}")
+        for marked, what, sign in ((back, "the time goes back from one file to the next (a reset or a clock set by "
+                                          "hand)", -1),
+                                   (ahead, f"the time leaps ahead by more than {jump_days:g} days between two files",
+                                    1)):
+            if not marked.any():
+                continue
+            named = _suspects(ns, marked, counted)
+            detail = f"{what}: first by {_span(sign * step[np.argmax(marked)])}"
+            first = int(np.argmax(named))
+            if not marked[first]:  # the file before the jump is the odd one out (a reset's default date)
+                detail += f"; the earlier side's time ({t.iloc[first]}) lies apart from the camera's other pictures"
+            add("jump", named, detail)
         counts = t.map(t.value_counts())
         add("repeat", (counts > repeat_frames).to_numpy(),
             f"one capture time on more than {repeat_frames} files (a stopped clock?)")

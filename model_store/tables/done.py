@@ -9,7 +9,7 @@ the old one for every reader; a rerun with the same settings skips it again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -40,29 +40,34 @@ def relative_key(rel_path: pa.Array | pa.ChunkedArray, content_id: pa.Array | pa
     return pc.binary_join_element_wise(rel_path, content_id, "\x00")
 
 
-def done_under(batches: Iterable[pa.RecordBatch], prefix: str, retry_failed: bool = False,
+def done_under(batches: Iterable[pa.RecordBatch], prefix: str | Sequence[str], retry_failed: bool = False,
                clips: pa.Table | None = None, clip_settings: str | None = None) -> DoneUnder:
     """The done keys of the image rows in `batches` (DONE_COLUMNS of one result set) whose uri starts with `prefix`
-    (an archive's root), and the clips to redo for other settings. `clips`: the set's clip rows (CLIP_DONE_COLUMNS),
-    judged against `clip_settings` (then the clip rows of `batches` are left to them); None: a clip is judged as a
-    still.
+    (an archive's root; several: the places the same archive was at before it moved, model_store/tables/roots.py),
+    and the clips to redo for other settings. `clips`: the set's clip rows (CLIP_DONE_COLUMNS), judged against
+    `clip_settings` (then the clip rows of `batches` are left to them); None: a clip is judged as a still.
 
     A record batch at a time, so only the keys are held (a million images: ~45 MB), not the columns read whole
     and joined on their full URIs (~500 MB more at the peak, measured); the clips' rows, read apart (their row
     groups only, by the `kind` column's statistics), are few beside the stills."""
+    prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
     chunks = []
-    for batch in batches:
-        batch = batch.filter(pc.starts_with(batch["uri"], prefix))
-        done = counts_as_done(batch, retry_failed)
-        if clips is not None:
-            done = pc.and_(done, pc.invert(pc.fill_null(pc.equal(batch["kind"], "video"), False)))
-        chunks.append(_keys(batch.filter(done), prefix))
+    for whole in batches:
+        for root in prefixes:
+            batch = whole.filter(pc.starts_with(whole["uri"], root))
+            done = counts_as_done(batch, retry_failed)
+            if clips is not None:
+                done = pc.and_(done, pc.invert(pc.fill_null(pc.equal(batch["kind"], "video"), False)))
+            chunks.append(_keys(batch.filter(done), root))
     redo = pa.chunked_array([], pa.string())
     if clips is not None and clips.num_rows:
-        clips = clips.filter(pc.starts_with(clips["uri"], prefix))
-        done_clips, redo_clips = _clips_done(clips, prefix, retry_failed, clip_settings)
-        chunks.append(done_clips)
-        redo = pa.chunked_array([redo_clips], pa.string())
+        redo_chunks = []
+        for root in prefixes:
+            under = clips.filter(pc.starts_with(clips["uri"], root))
+            done_clips, redo_clips = _clips_done(under, root, retry_failed, clip_settings)
+            chunks.append(done_clips)
+            redo_chunks.append(redo_clips)
+        redo = pa.chunked_array(redo_chunks, pa.string())
     pa.default_memory_pool().release_unused()  # the decoded columns are gone: give their pages back
     return DoneUnder(pa.chunked_array(chunks, pa.string()), redo)
 

@@ -59,6 +59,9 @@ class RunManifest(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     model: dict[str, Any] = Field(default_factory=dict, description="name, version, sha256, ref, labels")
     filters: dict[str, Any] = Field(default_factory=dict, description="hash, specs")
+    provenance: dict[str, Any] = Field(default_factory=dict, description="trapline version, core version and "
+                                       "fingerprint of the code that made the rows (model_store/core/provenance.py)")
+    result_set: str | None = Field(None, description="the result set the run wrote (filters_hash of its rows)")
     source: str | None = None
     out: str | None = None
     counts: dict[str, int | float] = Field(default_factory=dict)

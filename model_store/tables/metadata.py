@@ -9,6 +9,7 @@ from typing import Any
 
 from model_store import FilterSet
 from model_store.core.clip_settings import ClipSettings
+from model_store.core.provenance import provenance
 
 
 def detection_thresholds(config: Any) -> dict[str, float]:
@@ -28,11 +29,12 @@ def part_metadata(name: str, version: str, config: Any, ref: str, filters: Filte
                   clips: ClipSettings | None = None) -> dict[str, Any]:
     """The metadata of a part written by `name:version` (`config` its ModelConfig, `ref` what it was asked as)
     with `filters`; `classifiers` are `routes_metadata` entries, `crops` the snip options when snips were cut,
-    `clips` the settings its clip rows were made with (their `clip_settings` is its hash)."""
+    `clips` the settings its clip rows were made with (their `clip_settings` is its hash). `provenance`: the code that
+    made the rows (model_store/core/provenance.py)."""
     model = {"name": name, "version": version, "sha256": config.weights.sha256, "ref": ref,
              "labels": list(config.labels), **detection_thresholds(config)}
     info: dict[str, Any] = {"hash": result_hash, "specs": filters.as_specs()}
     if classifiers:
         info.update(filters_hash=filters.hash, classifiers=[dict(c) for c in classifiers])
-    return {"model": model, "filters": info, **({"crops": dict(crops)} if crops else {}),
+    return {"model": model, "filters": info, "provenance": provenance(), **({"crops": dict(crops)} if crops else {}),
             **({"clips": {"hash": clips.hash, **clips.as_dict()}} if clips is not None else {})}

@@ -39,6 +39,7 @@ from model_store.tables.schema import (
     SNIPS_SCHEMA,
     TIME_SOURCES,
 )
+from model_store.tables.set_records import hidden_sets, superseded_sets
 from model_store.tables.writer import partition_parts, read_metadata
 from trapline.base.errors import BatchError
 from trapline.base.storage import Storage
@@ -187,7 +188,7 @@ class Tables:
             if batch.num_rows:
                 yield batch
 
-    def done_under(self, model_name: str, model_version: str, filters_hash: str, prefix: str,
+    def done_under(self, model_name: str, model_version: str, filters_hash: str, prefix: str | Sequence[str],
                    retry_failed: bool = False, clip_settings: str | None = None) -> DoneUnder:
         """What a rerun over the archive under `prefix` skips, and the clips it redoes for other settings than
         `clip_settings` (None: a clip is judged as a still), as `done.done_under`."""
@@ -341,11 +342,13 @@ class TableSet:
 
 
 def resolve_table_set(tables: Tables, model: str | None = None, filters_hash: str | None = None,
-                      store: str | None = None) -> TableSet:
+                      store: str | None = None, hidden_ok: bool = False) -> TableSet:
     """Pick the model version (NAME, NAME:VERSION, NAME@ALIAS via the store) and filter set to read.
 
     Without `model` the tables must hold exactly one model version; without `filters_hash` the
-    filter set of the newest row is used.
+    filter set of the newest row is used, leaving out sets hidden from readers (model_store/tables/set_records.py:
+    retired, purged, or a redo not yet whole); a hidden set asked for by its hash is refused unless `hidden_ok`
+    (the run writing it).
     """
 
     available = tables.partitions(IMAGES)
@@ -367,9 +370,20 @@ def resolve_table_set(tables: Tables, model: str | None = None, filters_hash: st
             raise BatchError(f"no rows for {ref.name}:{ref.version} in {tables.url} (available: {choices})")
         name, version = ref.name, ref.version or versions[-1]
     t = tables.read(IMAGES, name, version, ["filters_hash", "processed_at", "run_id"])
+    hidden = {} if hidden_ok else hidden_sets(tables.storage, name, version)
+    if filters_hash is None:  # a set a whole redo replaced is read only when asked for by its hash
+        hidden.update({h: "superseded" for h in superseded_sets(tables.storage, name, version)
+                       if h in set(t["filters_hash"].unique().to_pylist()) - set(hidden)} if t.num_rows else {})
+    if filters_hash in hidden:
+        raise BatchError(f"result set {filters_hash} of {name}:{version} is {hidden[filters_hash]}: readers leave it "
+                         f"out (`trapline tables sets --tables {tables.url}` lists the sets; `trapline tables "
+                         f"unretire` shows a retired one again)")
+    if hidden and t.num_rows:
+        t = t.filter(pc.invert(pc.is_in(t["filters_hash"], pa.array(list(hidden), pa.string()))))
     if filters_hash is None:
         if not t.num_rows:
-            raise BatchError(f"{name}:{version} has no image rows in {tables.url}")
+            what = "no image rows" if not hidden else "no image rows but in sets hidden from readers"
+            raise BatchError(f"{name}:{version} has {what} in {tables.url}")
         newest = t.sort_by([("processed_at", "descending"), ("run_id", "descending")]).slice(0, 1)
         filters_hash = newest["filters_hash"][0].as_py()
     elif filters_hash not in set(t["filters_hash"].to_pylist()):

@@ -259,3 +259,38 @@ def test_two_concurrent_runs_process_every_image_exactly_once(ray_cluster, env, 
     images = image_rows(out)
     assert len(images) == len(spec.images) and images["uri"].is_unique
     assert not (out / "_leases" / "trapcam@1.json").exists()  # released
+
+
+def test_a_redo_through_the_job_is_read_once_whole_and_a_stopped_one_resumes(ray_cluster, env, first_run, tmp_path):
+    """Issue 59: `--redo --reason` makes a new result set of the same version; stopped, readers keep the old set and
+    `--redo` again resumes it; whole, readers take it, and a plain rerun finds nothing new."""
+    from model_store.core.provenance import CORE_VERSION
+    from model_store.tables.reader import resolve_table_set
+    from model_store.tables.set_records import read_record
+
+    out, n = tmp_path / "out", len(env["spec"].images)
+    shutil.copytree(first_run["out"], out)
+    old = first_run["report"].filters_hash
+
+    def current() -> str:
+        return resolve_table_set(Tables(str(out)), "trapcam:1").filters_hash
+
+    def crash(progress):
+        if progress.parts == 2:
+            raise RuntimeError("injected crash after two parts")
+
+    stopped = run_reprocess(options(env, out, redo=True, reason="letterbox fix", rows_per_file=3), on_part=crash)
+    new = stopped.filters_hash
+    assert stopped.status == "failed" and new != old and f"redo of {old} (letterbox fix)" in stopped.result_set
+    manifest = json.loads(Path(stopped.manifest).read_text())
+    assert manifest["result_set"] == new and manifest["provenance"]["core_version"] == CORE_VERSION
+    assert read_record(Tables(str(out)).storage, "trapcam", "1", new).state == "building" and current() == old
+    cpus_back_after_a_failed_run()
+    resumed = run_reprocess(options(env, out, redo=True))
+    assert resumed.status == "succeeded" and resumed.filters_hash == new
+    assert resumed.already_done + resumed.processed == n and "resumes the redo" in resumed.result_set
+    assert current() == new
+    rows = image_rows(out)
+    assert (rows["filters_hash"] == new).sum() == n and rows[rows["filters_hash"] == new]["uri"].is_unique
+    again = run_reprocess(options(env, out))
+    assert (again.filters_hash, again.processed, again.already_done) == (new, 0, n)

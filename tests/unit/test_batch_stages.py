@@ -482,8 +482,9 @@ def test_a_plan_looks_done_images_up_by_keys_relative_to_its_archive(env, tmp_pa
     retried = tables.done_under("trapcam", "1", plan.filters.hash, prefix, retry_failed=True)
     assert len(retried.keys) == len(env["spec"].good)
     assert len(tables.done_under("trapcam", "1", plan.filters.hash, "/elsewhere/").keys) == 0
-    # the same files under another root are another archive: nothing of it is done in these tables
+    # the same files under another root are the same archive, moved (issue 59: model_store/tables/roots.py): done
     copy = tmp_path / "copy"
     shutil.copytree(plan.options.archive, copy)
     other = plan_for({**env, "archive": str(copy)}, tmp_path / "out")
-    assert other.selection.already_done == 0 and len(other.selection.todo) == len(plan.listing.entries)
+    assert other.selection.already_done == len(plan.listing.entries) and len(other.selection.todo) == 0
+    assert other.moved_from == [prefix]

@@ -324,3 +324,30 @@ def test_a_deployment_that_starts_on_new_years_day_is_no_reset():
     rows = pd.DataFrame({"uri": names, "rel_path": names, "camera_id": "c1", "capture_time": times,
                          "capture_time_source": "exif"})
     assert find_clock_problems(rows, TimeBook(), now=NOW) == []
+def test_time_named_files_are_not_a_counter_and_the_reset_side_is_the_suspect():
+    """Issue 59: files named by their time sort by the clock, right or wrong: after a reset (IMG_20000101_000500
+    beside IMG_20240602_213010) the name order is no counter and there is no jump to report, only the impossible
+    time, named; after the correction the check is clean. With a counter, a jump ahead out of a reset's default date
+    names the reset side, not the good picture after it."""
+    from model_store.tables.clock_check import find_clock_problems
+    from model_store.tables.decisions import CorrectClock, make
+
+    def rows(names, times):
+        return pd.DataFrame({"uri": [f"/a/c1/{n}" for n in names], "rel_path": [f"c1/{n}" for n in names],
+                             "camera_id": "c1", "capture_time": pd.to_datetime(times), "capture_time_source": "exif"})
+
+    reset_at, truly = dt.datetime(2000, 1, 1, 0, 5), dt.datetime(2024, 6, 2, 10, 5)
+    named = rows(["IMG_20000101_000500.jpg", "IMG_20240601_100000.jpg", "IMG_20240602_213010.jpg"],
+                 [reset_at, "2024-06-01 10:00", "2024-06-02 21:30:10"])
+    found = find_clock_problems(named, TimeBook(), now=NOW)
+    assert [(f.kind, f.first_uri) for f in found] == [("impossible", "/a/c1/IMG_20000101_000500.jpg")]
+    fix = make(CorrectClock, "ana", camera_id="c1", recorded_from=dt.datetime(2000, 1, 1),
+               recorded_until=dt.datetime(2000, 1, 2), offset_s=(reset_at - truly).total_seconds())
+    assert find_clock_problems(named, TimeBook(corrections=[fix]), now=NOW) == []
+
+    counted = rows(["IMG_0001.JPG", "IMG_0002.JPG", "IMG_0003.JPG"],
+                   ["2024-06-01 10:00", reset_at, "2024-06-02 21:30"])  # reset between 1 and 2, clock set at 3
+    jumps = [f for f in find_clock_problems(counted, TimeBook(), now=NOW) if f.kind == "jump"]
+    assert [f.first_uri for f in jumps] == ["/a/c1/IMG_0002.JPG", "/a/c1/IMG_0002.JPG"]  # both sides: the reset
+    assert "the earlier side's time (2000-01-01 00:05:00) lies apart" in jumps[1].detail
+    assert find_clock_problems(counted, TimeBook(corrections=[fix]), now=NOW) == []

@@ -101,7 +101,7 @@ def test_reprocess_filter_overrides_may_leave_out_what_the_model_config_gives():
 def test_location_fields_are_found_from_the_options_types():
     assert KINDS["reprocess"].paths == ("archive", "out", "store")
     assert KINDS["export"].paths == ("tables", "store", "out", "deployments", "package_meta")
-    assert KINDS["report"].paths == ("tables", "store", "out")
+    assert KINDS["report"].paths == ("tables", "store", "out", "archive")
     assert all(k.paths[:2] == ("tables", "store") for k in KINDS.values() if k.name != "reprocess")
 
 

@@ -192,7 +192,7 @@ def test_job_kinds_give_the_forms_their_options(client):
     assert {"archive", "out", "model"} <= set(reprocess["required"])
     props = reprocess["options_schema"]["properties"]
     assert "batch_size" in props and not {"address", "store", "json_output"} & set(props)
-    assert kinds["report"]["paths"] == ["tables", "out"] and not kinds["report"]["preview"]
+    assert kinds["report"]["paths"] == ["tables", "out", "archive"] and not kinds["report"]["preview"]
     assert client.get("/v1/job-kinds").status_code == 401
 
     # export: every format's options once in the schema, and per format the ones it takes (the form shows those)

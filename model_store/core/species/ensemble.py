@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from model_store.core.species.geofence import Geofence, Location
 from model_store.core.species.taxonomy import ANIMAL, BLANK, HUMAN, NOT_ANIMALS, UNKNOWN, VEHICLE, Taxonomy
 
+Rank = Literal["species", "genus", "family", "order", "class", "kingdom"]
 TOP_K = 5  # SpeciesNet's NUM_CLASSIFICATIONS_FOR_ENSEMBLE: the ensemble looks at the top 5 labels only
 
 
@@ -51,9 +53,9 @@ class EnsembleConfig(BaseModel):
     animal_classifier_mid: float = Field(0.65, ge=0, le=1, description="an animal label above this ...")
     animal_detector_mid: float = Field(0.2, ge=0, le=1, description="... stands on an animal box above this")
     rollup: float = Field(0.65, ge=0, le=1, description="a taxon's summed top-5 score must pass this to be the answer")
-    rollup_ranks: tuple[str, ...] = Field(("genus", "family", "order", "class", "kingdom"),
+    rollup_ranks: tuple[Rank, ...] = Field(("genus", "family", "order", "class", "kingdom"),
                                           description="ranks tried in turn when no label stands")
-    geofence_rollup_ranks: tuple[str, ...] = Field(("family", "order", "class", "kingdom"),
+    geofence_rollup_ranks: tuple[Rank, ...] = Field(("family", "order", "class", "kingdom"),
                                                    description="ranks a blocked label rolls up through")
     animal_detector: float = Field(0.5, ge=0, le=1, description="an animal box above this is 'animal' when nothing "
                                                                 "else holds")

@@ -16,14 +16,35 @@ import csv
 import io
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    field_validator,
+)
 
-from model_store.core.config.common import format_validation_error
 from model_store.core.species.taxonomy import Taxonomy, taxa_of
 from trapline.errors import ConfigError
+from trapline.problems import describe, problems
 
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-RegionCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2}$")]
+
+def _country(value: str) -> str:
+    if len(value) != 3 or not value.isalpha():
+        raise ValueError("a country is an ISO 3166-1 alpha-3 code (3 letters, e.g. 'USA')")
+    return value.upper()
+
+
+def _region(value: str) -> str:
+    if len(value) != 2 or not value.isalnum():
+        raise ValueError("a first-level region is a 2-character code (e.g. the US state 'CA')")
+    return value.upper()
+
+
+CountryCode = Annotated[str, AfterValidator(_country)]
+RegionCode = Annotated[str, AfterValidator(_region)]
 Regions = dict[CountryCode, list[RegionCode]]
 
 
@@ -36,8 +57,8 @@ class Location(BaseModel):
 
     @field_validator("country", "admin1_region", mode="before")
     @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) and value else (value or None)
+    def _empty(cls, value: object) -> object:
+        return value or None  # an empty cell of a deployments table is no location
 
 
 class TaxonRules(BaseModel):
@@ -53,7 +74,7 @@ def _taxon_key(key: str) -> str:
     return key
 
 
-class Geofence(RootModel[dict[Annotated[str, StringConstraints(min_length=4)], TaxonRules]]):
+class Geofence(RootModel[dict[str, TaxonRules]]):
     """The rules by 5-field taxon."""
 
     @field_validator("root")
@@ -69,7 +90,7 @@ class Geofence(RootModel[dict[Annotated[str, StringConstraints(min_length=4)], T
         try:
             return cls.model_validate_json(data)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, source, what="geofence")) from None
+            raise ConfigError(f"invalid geofence {source}: {describe(problems(exc))}") from None
 
     @classmethod
     def from_fixes_csv(cls, text: str, source: str = "geofence fixes") -> Geofence:
@@ -89,7 +110,7 @@ class Geofence(RootModel[dict[Annotated[str, StringConstraints(min_length=4)], T
         try:
             return cls.model_validate(rules)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, source, what="geofence")) from None
+            raise ConfigError(f"invalid geofence {source}: {describe(problems(exc))}") from None
 
     def check_taxa(self, taxonomy: Taxonomy, source: str = "geofence") -> None:
         """ConfigError naming the taxa this geofence has rules for that the taxonomy does not know."""

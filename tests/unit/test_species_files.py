@@ -1,0 +1,129 @@
+"""A classifier's taxonomy and geofence in the model store, the `species_ensemble` filter on real crops (real ONNX
+Runtime), and bad species files refused naming the line or field (issue 57)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_store import FilterSet, ModelStore
+from model_store.core.species.data import SpeciesSources
+from model_store.core.species.geofence import Geofence, Location
+from model_store.core.species.taxonomy import BLANK, Taxonomy
+from tests.fixtures.classifiers import RGB, colour_config
+from trapline.errors import ChecksumError, ConfigError, FilterConfigError
+
+HERE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "speciesnet"
+TAXONOMY = (HERE / "taxonomy.txt").read_bytes()
+GEOFENCE = (HERE / "geofence.json").read_bytes()
+
+
+def label(common: str) -> str:
+    return next(x for x in TAXONOMY.decode().splitlines() if x.endswith(f";{common}"))
+
+
+LION, BROWN_BEAR = label("lion"), label("brown bear")
+SPECIES_LABELS = [LION, BROWN_BEAR, BLANK]  # red, green, blue crops
+
+
+def species_config() -> dict:
+    return colour_config(labels=SPECIES_LABELS, taxonomy={}, taxonomy_ranks=[], top_k=3, applies_to=[])
+
+
+@pytest.fixture
+def store(local_store: ModelStore, colour_onnx) -> ModelStore:
+    local_store.publish(colour_onnx, "species", "1", species_config(), species=SpeciesSources(TAXONOMY, GEOFENCE))
+    return local_store
+
+
+def crop(colour: str) -> np.ndarray:
+    return np.full((40, 40, 3), RGB[colour], np.uint8)
+
+
+def ensemble(**config) -> FilterSet:
+    return FilterSet.from_specs([{"name": "species_ensemble", "config": config}])
+
+
+def test_the_files_live_beside_the_classifier_and_decide_with_it(store: ModelStore) -> None:
+    mv = store.get("species:1")
+    assert mv.config.species is not None and mv.config.species.geofence == "geofence.json"
+    clf = store.load_classifier("species:1")
+    assert clf.species is not None and LION in clf.species.taxonomy.labels
+    # Kenya: the lion stands; Germany: lions are out of place, the answer rolls up to the cat family.
+    [kenya] = clf.classify([crop("red")], ensemble(country="KEN"), detections=[("animal", 0.9)])
+    assert (kenya.label, kenya.source) == (LION, "classifier")
+    assert kenya.taxon_path == ["mammalia", "carnivora", "felidae", "panthera", "Panthera leo"]
+    [germany] = clf.classify([crop("red")], ensemble(country="DEU"), detections=[("animal", 0.9)])
+    assert germany.label.endswith(";mammalia;carnivora;felidae;;;felidae family")
+    assert (germany.source, germany.rank) == ("classifier+geofence+rollup_to_family", "family")
+    assert germany.top[0].label == LION  # the classifier's own answer stays beside the determination
+    # A deployment's location wins over the run's; a person box is a human whatever the crop says.
+    [here] = clf.classify([crop("red")], ensemble(country="KEN"), detections=[("animal", 0.9)],
+                          locations=[Location(country="DEU")])
+    assert here.source == "classifier+geofence+rollup_to_family"
+    [person] = clf.classify([crop("red")], ensemble(), detections=[("person", 0.95)])
+    assert (person.label.split(";")[-1], person.source, person.score) == ("human", "detector", 0.95)
+    # Without the ensemble the classifier answers as before, with no source.
+    [plain] = clf.classify([crop("red")])
+    assert (plain.label, plain.source) == (LION, None)
+
+
+def test_a_changed_species_file_is_refused_like_changed_weights(store: ModelStore) -> None:
+    path = Path(store.storage.local_path("species", "1", "geofence.json"))
+    path.write_bytes(path.read_bytes().replace(b"KEN", b"DEU"))
+    with pytest.raises(ChecksumError, match="sha256 of geofence.json"):
+        store.load_classifier("species:1")
+
+
+def test_the_ensemble_needs_the_taxonomy(local_store: ModelStore, colour_onnx) -> None:
+    local_store.publish(colour_onnx, "species", "2", species_config())
+    clf = local_store.load_classifier("species:2")
+    with pytest.raises(FilterConfigError, match="--taxonomy"):
+        clf.classify([crop("red")], ensemble())
+
+
+@pytest.mark.parametrize(("taxonomy", "geofence", "message"), [
+    (TAXONOMY.replace(LION.encode() + b"\n", b""), GEOFENCE, "labels .*lion.* are not in its taxonomy"),
+    (TAXONOMY + b"abc;mammalia;carnivora\n", GEOFENCE, r"taxonomy.txt line 118: a SpeciesNet label has 7 fields"),
+    (TAXONOMY + b"abc;mammalia;;felidae;;;x\n", GEOFENCE, "line 118: field order is empty under a lower rank"),
+    (TAXONOMY, b'{"aves;x;y;z;w": {"allow": {"USA": []}}}', r"rules for taxa the taxonomy does not have: \['aves;x"),
+    (TAXONOMY, b'{"aves;;;;": {"allow": {"US": []}}}', r"aves;;;;\.allow\.US: a country is an ISO 3166-1 alpha-3"),
+    (TAXONOMY, b'{"aves;;;;": {"block": {"USA": ["NJX"]}}}', r"block\.USA\.0: a first-level region is a 2-char"),
+    (TAXONOMY, b'{"aves;;": {}}', "a geofence key is a 5-field taxon"),
+    (TAXONOMY, b'{"aves;;;;": {"deny": {}}}', r"aves;;;;\.deny: Extra inputs are not permitted"),
+])
+def test_bad_species_files_are_refused_at_publish(local_store: ModelStore, colour_onnx, taxonomy: bytes,
+                                                  geofence: bytes, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        local_store.publish(colour_onnx, "species", "9", species_config(),
+                            species=SpeciesSources(taxonomy, geofence))
+    assert "9" not in local_store.list_versions("species")
+
+
+def test_bad_locations_are_refused_naming_the_field() -> None:
+    with pytest.raises(FilterConfigError, match="country: a country is an ISO 3166-1 alpha-3 code"):
+        ensemble(country="DE")
+    with pytest.raises(FilterConfigError, match="admin1_region: a first-level region is a 2-character code"):
+        ensemble(country="USA", admin1_region="NEW")
+    with pytest.raises(FilterConfigError, match="admin1_region 'NJ' needs a country"):
+        ensemble(admin1_region="NJ")
+    with pytest.raises(FilterConfigError, match="rollup_ranks.0"):
+        ensemble(rollup_ranks=["tribe"])
+    assert ensemble(country="usa", admin1_region="nj").filters[0][1].location == Location(country="USA",
+                                                                                          admin1_region="NJ")
+
+
+def test_speciesnets_geofence_fixes_read_as_a_geofence() -> None:
+    fixes = Geofence.from_fixes_csv((HERE / "geofence_fixes.csv").read_text())
+    dingo = "x;mammalia;chordata;canidae;canis;lupus dingo;dingo"
+    assert fixes.blocks(dingo, Location(country="DEU")) and not fixes.blocks(dingo, Location(country="AUS"))
+    bear = "x;mammalia;carnivora;ursidae;ursus;americanus;american black bear"
+    assert not fixes.blocks(bear, Location(country="USA", admin1_region="NJ"))
+    assert fixes.blocks(bear, Location(country="USA", admin1_region="TX"))
+    assert fixes.blocks(bear, Location(country="CAN"))  # fixes alone: allowed in the USA only
+    assert not fixes.blocks(bear, None)
+    with pytest.raises(ConfigError, match="the header must be"):
+        Geofence.from_fixes_csv("taxon,rule\n")
+    assert Taxonomy.parse(TAXONOMY.decode()).ancestor(LION, "genus").endswith(";panthera;;panthera species")

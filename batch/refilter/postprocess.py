@@ -160,7 +160,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                          f"(give its URI or its path relative to the archive)")
     log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
     table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
-    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata)
+    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata, store)
     linked = link_occurrences(tables, tset, fs, scope, tset.labels, table_fired, extra, log) \
         if TRACK in fs.names else Linked()
     report.detections_linked, report.occurrences = linked.detections_linked, linked.occurrences
@@ -234,7 +234,9 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                 mine = groups.get(src)
                 out_occurrences.extend({**o, "filters_hash": set_hash, "run_id": run_id}
                                        for o in linked.rows.get(src, ()))
-                relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id)
+                boxes = None if mine is None else dict(zip(mine["detection_index"].to_pylist(), zip(
+                    mine["label"].to_pylist(), mine["score"].to_pylist(), strict=True), strict=True))
+                relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id, boxes)
                 if row["status"] == "failed" or mine is None or mine.num_rows == 0:
                     out_images.append(new_row)
                     continue

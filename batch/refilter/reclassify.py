@@ -8,7 +8,7 @@ set as they are (the files do not change with a filter).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -40,14 +40,34 @@ def new_result_hash(fs: FilterSet, metadata: Mapping[str, Any]) -> str:
     return result_hash(fs, classifiers)
 
 
+def species_of(classifiers: Iterable[Mapping[str, Any]], fs: FilterSet, store: str | None) -> dict[str, Any]:
+    """The taxonomy and geofence of each classifier the species ensemble applies to, read from the model store (the
+    tables keep labels, not these files); a BatchError when a version was published without them."""
+    wanted = [c for c in classifiers if any(name == "species_ensemble" for name, _ in fs.classifier_filters(c["name"]))]
+    if not wanted:
+        return {}
+    from model_store import ModelStore
+
+    models = ModelStore(store)
+    out = {}
+    for c in wanted:
+        data = models.species(f"{c['name']}:{c['version']}")
+        if data is None:
+            raise BatchError(f"species_ensemble needs the taxonomy of {c['name']}:{c['version']}: publish the "
+                             "classifier with `trapline models publish ... --taxonomy FILE [--geofence FILE]`")
+        out[c["name"]] = data
+    return out
+
+
 class ExtraTables:
     """The classifications and snips rows of one source part, re-filtered per image and written before the commit."""
 
     def __init__(self, tables, name: str, version: str, source_hash: str, fs: FilterSet,
-                 metadata: Mapping[str, Any]) -> None:
+                 metadata: Mapping[str, Any], store: str | None = None) -> None:
         self.tables, self.name, self.version, self.source_hash, self.fs = tables, name, version, source_hash, fs
         self.classifiers = {c["name"]: c for c in classifiers_of(metadata)}
         self.configs = {n: config_from_metadata(c) for n, c in self.classifiers.items()}
+        self.species = species_of(self.classifiers.values(), fs, store)
         self.groups: dict[str, dict[tuple[str, str, str], list[dict]]] = {}
         self.out: dict[str, list[dict]] = {CLASSIFICATIONS: [], SNIPS: []}
         self.changed = 0
@@ -63,22 +83,24 @@ class ExtraTables:
                     index.setdefault((r["uri"], r["content_id"], r["run_id"]), []).append(r)
             self.groups[table] = index
 
-    def refiltered(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def refiltered(self, row: Mapping[str, Any], box: tuple[str, float] | None = None) -> dict[str, Any]:
         """One stored classification row under the new filter set's classifier filters (as it is without its
-        classifier's metadata or scores)."""
+        classifier's metadata or scores); `box`: its detection's label and score, for the species ensemble."""
         c = self.classifiers.get(row["classifier_name"])
         if c is None or row["scores"] is None:
             return dict(row)
         info = ModelInfo(name=c["name"], version=c["version"], sha256=c["sha256"])
-        answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs)
+        answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs, detection=box,
+                                            species=self.species.get(c["name"]))
         return {**row, **classification_row(row["detection_index"], answer)}
 
-    def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
+    def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str,
+              boxes: Mapping[int, tuple[str, float]] | None = None) -> dict[int, list[dict[str, Any]]]:
         """Re-filter one image's classifications and carry its snips into the new set; the labels that changed, by
-        detection index ({"classifier", "from", "to", "score"})."""
+        detection index ({"classifier", "from", "to", "score"}). `boxes`: the image's detections by index."""
         relabelled: dict[int, list[dict[str, Any]]] = {}
         for row in self.groups.get(CLASSIFICATIONS, {}).get(key, []):
-            new = self.refiltered(row)
+            new = self.refiltered(row, (boxes or {}).get(row["detection_index"]))
             if new["label"] != row["label"]:
                 self.changed += 1
                 relabelled.setdefault(row["detection_index"], []).append(

@@ -127,3 +127,50 @@ def test_speciesnets_geofence_fixes_read_as_a_geofence() -> None:
     with pytest.raises(ConfigError, match="the header must be"):
         Geofence.from_fixes_csv("taxon,rule\n")
     assert Taxonomy.parse(TAXONOMY.decode()).ancestor(LION, "genus").endswith(";panthera;;panthera species")
+
+
+def test_postprocess_applies_the_ensemble_to_stored_classifications(store: ModelStore, tmp_path) -> None:
+    """Over the archive: stored probability vectors, the stored boxes, and the taxonomy and geofence from the store
+    (the tables keep labels, not those files) give the same decisions as live."""
+    import pyarrow.dataset as ds
+
+    from batch.refilter.postprocess import run_postprocess
+    from model_store.tables.commit import write_stage_results
+    from model_store.tables.reader import Tables
+    from model_store.tables.schema import CLASSIFICATIONS, STAGE_SCHEMA
+
+    mv = store.get("species:1")
+    lion, bear, blank = [0.97, 0.02, 0.01], [0.1, 0.6, 0.3], [0.005, 0.005, 0.99]
+    dets = [("animal", 0.9, lion), ("person", 0.95, lion), ("animal", 0.6, bear), ("animal", 0.1, blank)]
+    rows = [{"uri": f"/a/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
+             "camera_id": "cam1", "width": 64, "height": 48, "capture_time": None, "capture_time_source": None,
+             "status": "ok", "error_reason": None, "error": None, "detection_count": 1, "raw_detection_count": 1,
+             "max_score": score,
+             "detections": [{"detection_index": 0, "label": box, "class_id": 0, "score": score, "bbox_x": 0.1,
+                             "bbox_y": 0.1, "bbox_w": 0.3, "bbox_h": 0.3, "kept": True, "flags": []}],
+             "classifications": [{"detection_index": 0, "classifier_name": "species", "classifier_version": "1",
+                                  "classifier_sha256": mv.sha256, "label": SPECIES_LABELS[int(np.argmax(p))],
+                                  "score": max(p), "rank": None, "taxon_path": [], "top_labels": [],
+                                  "top_scores": [], "scores": p, "flags": [], "source": None}], "snips": []}
+            for n, (box, score, p) in enumerate(dets)]
+    out = tmp_path / "tables"
+    classifier = {"name": "species", "version": "1", "sha256": mv.sha256, "labels": [], "min_crop_px": 0,
+                  "labels_out": SPECIES_LABELS, "taxonomy": {}, "taxonomy_ranks": [], "top_k": 3}
+    write_stage_results(pa_table(rows, STAGE_SCHEMA), out_url=str(out), model_name="md", model_version="5",
+                        model_sha256="0" * 64, filters_hash="c1", run_id="20260501T000000Z-c",
+                        metadata={"model": {"labels": ["animal", "person", "vehicle"]},
+                                  "filters": {"hash": "c1", "specs": [], "classifiers": [classifier]}})
+    report = run_postprocess(str(out), "species_ensemble", {"country": "DEU"}, store=store.root)
+    got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
+    decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
+    assert decided == {"0.jpg": ("felidae family", "classifier+geofence+rollup_to_family"),
+                       "1.jpg": ("human", "detector"),
+                       "2.jpg": ("carnivora order", "classifier+rollup_to_order"),  # bear 0.6 + lion 0.1
+                       "3.jpg": ("blank", "classifier")}
+    assert report.relabelled == 3  # the blank stays blank
+
+
+def pa_table(rows: list[dict], schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=schema)

@@ -11,7 +11,7 @@ import pytest
 from model_store import FilterSet, ModelStore
 from model_store.core.species.data import SpeciesSources
 from model_store.core.species.geofence import Geofence, Location
-from model_store.core.species.taxonomy import BLANK, Taxonomy
+from model_store.core.species.taxonomy import ANIMAL, BLANK, Taxonomy
 from tests.fixtures.classifiers import RGB, colour_config
 from trapline.errors import ChecksumError, ConfigError, FilterConfigError
 
@@ -174,3 +174,41 @@ def pa_table(rows: list[dict], schema):
     import pyarrow as pa
 
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def test_a_taxa_list_published_by_name_restricts_and_thresholds(local_store: ModelStore, colour_onnx) -> None:
+    ours = b"latin,common,threshold\nfelidae,cat,0.99\nursus arctos,brown bear,\n"
+    local_store.publish(colour_onnx, "species", "3", species_config(),
+                        species=SpeciesSources(TAXONOMY, GEOFENCE, {"ours": ours}))
+    assert local_store.get("species:3").config.species.taxa_lists["ours"].file == "taxa-ours.csv"
+    clf = local_store.load_classifier("species:3")
+    [cat] = clf.classify([crop("red")], ensemble(country="KEN", taxa_list="ours"), detections=[("animal", 0.9)])
+    # only the family is listed: the lion (0.997) is a cat, under the list's name, clearing the family's 0.99
+    assert cat.label.endswith(";mammalia;carnivora;felidae;;;cat") and cat.source == "classifier+taxa_list"
+    assert cat.score > 0.99 and cat.taxon_path == ["mammalia", "carnivora", "felidae"]
+    # a bear in Kenya is out of place: the geofence rolls it up to its family, which the list allows as it is,
+    # unless the family's one listed line is walked down to the brown bear
+    [bear] = clf.classify([crop("green")], ensemble(country="KEN", taxa_list="ours"), detections=[("animal", 0.9)])
+    assert (bear.label.rsplit(";", 1)[-1], bear.source) == ("ursidae family", "classifier+geofence+rollup_to_family")
+    [walked] = clf.classify([crop("green")], ensemble(country="KEN", taxa_list="ours", allow_walk_down=True),
+                            detections=[("animal", 0.9)])
+    assert (walked.label.rsplit(";", 1)[-1], walked.source) == ("brown bear",
+                                                                "classifier+geofence+rollup_to_family+taxa_list")
+    [strict] = clf.classify([crop("green")], ensemble(country="KEN", taxa_list="ours", default_threshold=1.0),
+                            detections=[("animal", 0.9)])
+    assert (strict.label, strict.source) == (ANIMAL, "classifier+geofence+rollup_to_family+below_threshold")
+    with pytest.raises(FilterConfigError, match=r"no taxa list 'theirs' was published with the classifier"):
+        clf.classify([crop("red")], ensemble(taxa_list="theirs"), detections=[("animal", 0.9)])
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("ours", b"latin,common\npanthera tigris,tiger\n", r"taxa-ours.csv: taxa the classifier's taxonomy does not"),
+    ("ours", b"latin,common,threshold\npanthera leo,lion,2\n", r"taxa-ours.csv line 2: threshold must be"),
+    ("ours", b"name,common\nx,y\n", r"column\(s\) \['latin'\] missing"),
+    ("../x", b"latin,common\npanthera leo,lion\n", "a taxa list's name is letters"),
+])
+def test_bad_taxa_lists_are_refused_at_publish(local_store: ModelStore, colour_onnx, name: str, data: bytes,
+                                               message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        local_store.publish(colour_onnx, "species", "9", species_config(),
+                            species=SpeciesSources(TAXONOMY, GEOFENCE, {name: data}))

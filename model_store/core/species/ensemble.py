@@ -19,7 +19,7 @@ holds the decisions to SpeciesNet's own code on generated inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,10 +67,13 @@ class EnsembleConfig(BaseModel):
 
 @dataclass(frozen=True)
 class SpeciesData:
-    """What the ensemble reads beside the classifier: its taxonomy and geofence (an empty geofence blocks nothing)."""
+    """What the ensemble reads beside the classifier: its taxonomy and geofence (an empty geofence blocks nothing),
+    and the taxa lists published with it, by name (`TaxaList`, model_store/core/species/taxa_list.py)."""
 
     taxonomy: Taxonomy
     geofence: Geofence
+    taxa_lists: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # built restrictions, by their options
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from model_store.core.species.smoothing import level_of
 from model_store.core.species.taxonomy import ANIMAL, HUMAN
@@ -24,9 +24,11 @@ from trapline.errors import ConfigError
 
 @dataclass(frozen=True)
 class TaxaList:
-    """The list's scientific names (lower case) and their common names, first entry of a name kept."""
+    """The list's scientific names (lower case) and their common names, first entry of a name kept; `thresholds`:
+    the optional `threshold` column (trapline's addition: the lowest score a determination of that taxon needs)."""
 
     common: dict[str, str]
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str, source: str = "taxa list") -> TaxaList:
@@ -37,6 +39,7 @@ class TaxaList:
         if missing:
             raise ConfigError(f"{source}: column(s) {missing} missing (a taxa list is CSV with 'latin' and 'common')")
         common: dict[str, str] = {}
+        thresholds: dict[str, float] = {}
         for n, row in enumerate(reader, 2):
             latin = (row.get("latin") or "").strip().lower()
             if not latin:
@@ -46,10 +49,19 @@ class TaxaList:
             name = (row.get("common") or "").strip().lower()
             if (row.get("original_common") or "").strip():
                 name = row["original_common"].strip().lower()
+            if latin not in common and (row.get("threshold") or "").strip():
+                try:
+                    threshold = float(row["threshold"])
+                except ValueError:
+                    threshold = -1.0
+                if not 0.0 <= threshold <= 1.0:
+                    raise ConfigError(f"{source} line {n}: threshold must be a number from 0 to 1, got "
+                                      f"{row['threshold']!r}")
+                thresholds[latin] = threshold
             common.setdefault(latin, name)
         if not common:
             raise ConfigError(f"{source}: no taxa")
-        return cls(common)
+        return cls(common, thresholds)
 
 
 def _latin_of(taxa: list[str]) -> str | None:
@@ -119,6 +131,11 @@ class TaxaRestriction:
                     children.setdefault(parent, set()).add(child)
                 child = parent
         return children
+
+    def threshold(self, taxon: str, default: float) -> float:
+        """The lowest score a determination of `taxon` (5 fields) needs: its list row's, else `default`."""
+        latin = _latin_of(taxon.split(";"))
+        return self.taxa.thresholds.get(latin, default) if latin is not None else default
 
     def target(self, label: str) -> tuple[str, str] | None:
         """(5-field taxon, common name) a taxonomic label becomes; None when it is left alone."""

@@ -1,15 +1,19 @@
-"""The species ensemble's agreement with SpeciesNet and its cost over a million detections (issue 57).
+"""The species ensemble's, smoothing's and taxa lists' agreement with their references and their cost over a
+million detections (issue 57).
 
 `python -m benchmarks.species_ensemble [--count 1000000] [--path-count 100000]`
 
 Agreement: every case of tests/fixtures/reference/speciesnet/ensemble_expected.json.gz (SpeciesNet 5.0.6's
 `combine_predictions` on 3,000 generated detections) decided by trapline's `combine`, counted by source.
 
-Cost, in one process on one core:
+Cost, in one process on one core, as CPU time (`time.process_time`: on a shared, oversubscribed machine the wall
+time says more about the neighbours than about the code):
 - `combine` alone over COUNT detections (the fixture's cases cycled, the geofence on, each with its location);
 - the whole classifier-answer path a reprocess or `trapline postprocess` runs per detection
   (`classification_from_scores`: top-k, the filters, the record), with and without `species_ensemble`, over
   PATH_COUNT probability vectors of 50 labels; the difference is what the ensemble adds per detection.
+- smoothing (MegaDetector's rules, sequence level) over COUNT detections: the smoothing fixture's sequences cycled;
+- a taxa list's restriction (`TaxaRestriction.target`) over COUNT labels.
 The figures are set against a reprocess's time per image (BENCHMARKS.md section 3: ~5 images/s on this machine,
 200 ms per image) at the fixture's detections per image.
 """
@@ -30,6 +34,8 @@ from model_store.core.filters import FilterSet
 from model_store.core.records import ModelInfo
 from model_store.core.species.ensemble import EnsembleConfig, SpeciesData, combine
 from model_store.core.species.geofence import Geofence, Location
+from model_store.core.species.smoothing import Item, SmoothingConfig, smooth
+from model_store.core.species.taxa_list import TaxaList, TaxaRestriction
 from model_store.core.species.taxonomy import Taxonomy
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "speciesnet"
@@ -63,11 +69,11 @@ def time_combine(ref: dict, data: SpeciesData, count: int) -> float:
               Location(country=c, admin1_region=r) if c or r else None)
              for det, conf, idx, scores, c, r, *_ in ref["cases"]]
     config = EnsembleConfig()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for n in range(count):
         det, conf, top, scores, loc = cases[n % len(cases)]
         combine(det, conf, top, scores, data, loc, config)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def time_path(data: SpeciesData, count: int, with_ensemble: bool) -> float:
@@ -79,11 +85,49 @@ def time_path(data: SpeciesData, count: int, with_ensemble: bool) -> float:
     fs = FilterSet.from_specs([{"name": "species_ensemble", "config": {"country": "DEU"}}]) if with_ensemble \
         else FilterSet()
     probs = rng.dirichlet(np.full(len(labels), 0.05), size=min(count, 10_000)).astype(np.float32)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for n in range(count):
         classification_from_scores(info, cfg, probs[n % len(probs)], fs, detection=("animal", 0.8),
                                    species=data if with_ensemble else None)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
+
+
+def smoothing_agreement_and_cost(count: int) -> tuple[int, int, float]:
+    """(labels agreeing, labels compared) on the default variant at sequence level, and seconds for `count`
+    detections smoothed sequence by sequence."""
+    ref = json.loads(gzip.decompress((FIXTURE / "smoothing_expected.json.gz").read_bytes()))
+    labels, names = ref["labels"], {"1": "animal", "2": "person", "3": "vehicle"}
+
+    def fresh() -> list[list[Item]]:
+        return [[Item(names[c], conf, labels[idx[0]] if idx else None, sc[0] if idx else 0.0)
+                 for image in seq for c, conf, idx, sc in image] for seq in ref["sequences"]]
+
+    config, seqs = SmoothingConfig(), fresh()
+    for seq in seqs:
+        smooth(seq, config)
+    got = [labels.index(it.label) if it.label else None for seq in seqs for it in seq]
+    want = [x for image in ref["expected"]["default"]["sequence"] for x in image]
+    agree = sum(a == b for a, b in zip(got, want, strict=True))
+    per_round = sum(len(s) for s in seqs)
+    done, t = 0, 0.0
+    while done < count:
+        seqs = fresh()
+        t0 = time.process_time()
+        for seq in seqs:
+            smooth(seq, config)
+        t += time.process_time() - t0
+        done += per_round
+    return agree, len(want), t / done * count
+
+
+def taxa_cost(data: SpeciesData, count: int) -> float:
+    restriction = TaxaRestriction(TaxaList.parse("latin,common\nfelidae,cat\nursus arctos,brown bear\ncanis,dog\n"),
+                                  data.taxonomy.labels)
+    labels = list(data.taxonomy.labels)
+    t0 = time.process_time()
+    for n in range(count):
+        restriction.target(labels[n % len(labels)])
+    return time.process_time() - t0
 
 
 def main() -> None:
@@ -100,12 +144,20 @@ def main() -> None:
     s = time_combine(ref, data, args.count)
     per = s / args.count * 1e6
     print(f"combine: {args.count:,} detections in {s:.2f} s, {per:.2f} us per detection")
-    plain = time_path(data, args.path_count, False)
-    full = time_path(data, args.path_count, True)
+    # alternated in rounds, so that a change in the machine's load falls on both
+    plain = full = 0.0
+    for _ in range(5):
+        plain += time_path(data, args.path_count // 5, False)
+        full += time_path(data, args.path_count // 5, True)
     added = (full - plain) / args.path_count * 1e6
     print(f"answer path: {plain / args.path_count * 1e6:.1f} us per detection without the ensemble, "
           f"{full / args.path_count * 1e6:.1f} us with it: +{added:.1f} us")
     print(f"over 1,000,000 detections: combine {per:.2f} s, the ensemble in the answer path +{added:.1f} s")
+    agree, compared, smooth_s = smoothing_agreement_and_cost(args.count)
+    print(f"smoothing: {agree}/{compared} labels as MegaDetector's (default options, sequence level); "
+          f"{smooth_s:.2f} s per 1,000,000 detections")
+    taxa_s = taxa_cost(data, args.count)
+    print(f"taxa list: {taxa_s:.2f} s for {args.count:,} labels")
     for per_image in (1, 3):
         share = per_image * added / 1000 / REPROCESS_MS_PER_IMAGE * 100
         print(f"  at {per_image} detection(s) per image: {share:.3f} % of a reprocess's "

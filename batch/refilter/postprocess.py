@@ -219,6 +219,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                                 parts=[part]) if part in det_parts else DETECTIONS_SCHEMA.empty_table())
             groups = _group(dets)
             extra.load_part(part)
+            locations = extra.locations_of(images)  # the species ensemble's: where each camera stood
             labels = _labels(tset.labels, dets)
             for row in images.to_pylist():
                 if row["uri"] in seen:
@@ -236,7 +237,8 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                                        for o in linked.rows.get(src, ()))
                 boxes = None if mine is None else dict(zip(mine["detection_index"].to_pylist(), zip(
                     mine["label"].to_pylist(), mine["score"].to_pylist(), strict=True), strict=True))
-                relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id, boxes)
+                relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id, boxes,
+                                         locations.get(row["uri"]))
                 if row["status"] == "failed" or mine is None or mine.num_rows == 0:
                     out_images.append(new_row)
                     continue

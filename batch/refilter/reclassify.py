@@ -17,6 +17,8 @@ import pyarrow.dataset as ds
 from model_store import FilterSet, ModelInfo
 from model_store.core.classifier import classification_from_scores
 from model_store.core.pipeline import config_from_metadata, result_hash
+from model_store.core.species.geofence import Location
+from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.codec import classification_row
 from model_store.tables.schema import CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA, SNIPS, SNIPS_SCHEMA
 from model_store.tables.writer import parquet_bytes, partition_parts, write_file
@@ -83,24 +85,42 @@ class ExtraTables:
                     index.setdefault((r["uri"], r["content_id"], r["run_id"]), []).append(r)
             self.groups[table] = index
 
-    def refiltered(self, row: Mapping[str, Any], box: tuple[str, float] | None = None) -> dict[str, Any]:
+    def locations_of(self, images: pa.Table) -> dict[str, Location]:
+        """Where each image's camera stood, by uri, from its deployment's `country` / `admin1Region` (the species
+        ensemble's geofence); {} when the ensemble is not applied or no deployment says."""
+        if not self.species:
+            return {}
+        book = TimeBook.load(self.tables.storage)
+        places = {d.deployment_id: Location(country=d.deployment.country, admin1_region=d.deployment.admin1Region)
+                  for d in book.deployments if d.deployment.country}
+        if not places:
+            return {}
+        placed = apply_clock(images.select(["uri", "camera_id", "capture_time", "capture_time_source"]).to_pandas(),
+                             book)
+        return {uri: places[dep] for uri, dep in zip(placed["uri"], placed["deployment_id"], strict=True)
+                if isinstance(dep, str) and dep in places}
+
+    def refiltered(self, row: Mapping[str, Any], box: tuple[str, float] | None = None,
+                   location: Location | None = None) -> dict[str, Any]:
         """One stored classification row under the new filter set's classifier filters (as it is without its
-        classifier's metadata or scores); `box`: its detection's label and score, for the species ensemble."""
+        classifier's metadata or scores); `box`: its detection's label and score, `location`: where its camera stood
+        (the species ensemble reads both)."""
         c = self.classifiers.get(row["classifier_name"])
         if c is None or row["scores"] is None:
             return dict(row)
         info = ModelInfo(name=c["name"], version=c["version"], sha256=c["sha256"])
         answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs, detection=box,
-                                            species=self.species.get(c["name"]))
+                                            location=location, species=self.species.get(c["name"]))
         return {**row, **classification_row(row["detection_index"], answer)}
 
     def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str,
-              boxes: Mapping[int, tuple[str, float]] | None = None) -> dict[int, list[dict[str, Any]]]:
+              boxes: Mapping[int, tuple[str, float]] | None = None,
+              location: Location | None = None) -> dict[int, list[dict[str, Any]]]:
         """Re-filter one image's classifications and carry its snips into the new set; the labels that changed, by
         detection index ({"classifier", "from", "to", "score"}). `boxes`: the image's detections by index."""
         relabelled: dict[int, list[dict[str, Any]]] = {}
         for row in self.groups.get(CLASSIFICATIONS, {}).get(key, []):
-            new = self.refiltered(row, (boxes or {}).get(row["detection_index"]))
+            new = self.refiltered(row, (boxes or {}).get(row["detection_index"]), location)
             if new["label"] != row["label"]:
                 self.changed += 1
                 relabelled.setdefault(row["detection_index"], []).append(

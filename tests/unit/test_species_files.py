@@ -3,6 +3,7 @@ Runtime), and bad species files refused naming the line or field (issue 57)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from model_store.core.species.data import SpeciesSources
 from model_store.core.species.geofence import Geofence, Location
 from model_store.core.species.taxonomy import ANIMAL, BLANK, Taxonomy
 from tests.fixtures.classifiers import RGB, colour_config
-from trapline.errors import ChecksumError, ConfigError, FilterConfigError
+from trapline.errors import BatchError, ChecksumError, ConfigError, FilterConfigError
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "speciesnet"
 TAXONOMY = (HERE / "taxonomy.txt").read_bytes()
@@ -143,7 +144,8 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     lion, bear, blank = [0.97, 0.02, 0.01], [0.1, 0.6, 0.3], [0.005, 0.005, 0.99]
     dets = [("animal", 0.9, lion), ("person", 0.95, lion), ("animal", 0.6, bear), ("animal", 0.1, blank)]
     rows = [{"uri": f"/a/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
-             "camera_id": "cam1", "width": 64, "height": 48, "capture_time": None, "capture_time_source": None,
+             "camera_id": "cam1", "width": 64, "height": 48,
+             "capture_time": dt.datetime(2026, 5, 1, 12 + n), "capture_time_source": "exif",
              "status": "ok", "error_reason": None, "error": None, "detection_count": 1, "raw_detection_count": 1,
              "max_score": score,
              "detections": [{"detection_index": 0, "label": box, "class_id": 0, "score": score, "bbox_x": 0.1,
@@ -168,6 +170,16 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
                        "2.jpg": ("carnivora order", "classifier+rollup_to_order"),  # bear 0.6 + lion 0.1
                        "3.jpg": ("blank", "classifier")}
     assert report.relabelled == 3  # the blank stays blank
+    # The camera's deployment says Kenya: it wins over the run's country, and the lion stands.
+    from batch.deployments.records import import_deployments
+
+    import_deployments(str(out), [{"deploymentID": "cam1-2026", "cameraID": "cam1", "latitude": -1.4,
+                                   "longitude": 35.1, "deploymentStart": "2026-05-01T00:00:00Z",
+                                   "deploymentEnd": "2026-05-02T00:00:00Z", "country": "ken"}], who="test")
+    report = run_postprocess(str(out), "species_ensemble", {"country": "FRA"}, store=store.root)
+    got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
+    decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
+    assert decided["0.jpg"] == ("lion", "classifier")
 
 
 def pa_table(rows: list[dict], schema):
@@ -212,3 +224,15 @@ def test_bad_taxa_lists_are_refused_at_publish(local_store: ModelStore, colour_o
     with pytest.raises(ConfigError, match=message):
         local_store.publish(colour_onnx, "species", "9", species_config(),
                             species=SpeciesSources(TAXONOMY, GEOFENCE, {name: data}))
+
+
+def test_a_deployments_location_is_checked_where_it_enters() -> None:
+    from model_store.tables.deployment_fields import validate_rows
+
+    row = {"deploymentID": "d1", "latitude": 0.0, "longitude": 0.0, "deploymentStart": "2026-05-01T00:00:00Z",
+           "deploymentEnd": "2026-05-02T00:00:00Z"}
+    assert validate_rows([{**row, "country": "usa", "admin1Region": "nj"}], "deployments")["d1"].admin1Region == "NJ"
+    with pytest.raises(BatchError, match="entry 1: country: .*ISO 3166-1 alpha-3"):
+        validate_rows([{**row, "country": "US"}], "deployments")
+    with pytest.raises(BatchError, match="admin1Region 'NJ' needs a country"):
+        validate_rows([{**row, "admin1Region": "NJ"}], "deployments")

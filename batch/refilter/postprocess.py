@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from batch.refilter.reclassify import ExtraTables, classifiers_of, new_result_hash
+from batch.refilter.species_smoothing import smoothed_labels
 from batch.refilter.table_filters import Fired, table_level_fired
 from batch.refilter.tracks import TRACK, Linked, link_occurrences
 from model_store import FilterSet
@@ -161,6 +162,10 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
     log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
     table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
     extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata, store)
+    ensemble = dict(fs.filters).get("species_ensemble")
+    if ensemble is not None and ensemble.smoothing != "off":
+        log(f"smoothing the species determinations per {ensemble.smoothing}")
+        extra.smoothed = smoothed_labels(tables, name, version, tset.filters_hash, expr, extra, ensemble)
     linked = link_occurrences(tables, tset, fs, scope, tset.labels, table_fired, extra, log) \
         if TRACK in fs.names else Linked()
     report.detections_linked, report.occurrences = linked.detections_linked, linked.occurrences

@@ -18,6 +18,7 @@ from model_store import FilterSet, ModelInfo
 from model_store.core.classifier import classification_from_scores
 from model_store.core.pipeline import config_from_metadata, result_hash
 from model_store.core.species.geofence import Location
+from model_store.core.species.taxonomy import rank_of, taxon_path
 from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.codec import classification_row
 from model_store.tables.schema import CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA, SNIPS, SNIPS_SCHEMA
@@ -70,6 +71,7 @@ class ExtraTables:
         self.classifiers = {c["name"]: c for c in classifiers_of(metadata)}
         self.configs = {n: config_from_metadata(c) for n, c in self.classifiers.items()}
         self.species = species_of(self.classifiers.values(), fs, store)
+        self.smoothed: dict[tuple, str] = {}  # a smoothing pass's labels (batch/refilter/species_smoothing.py)
         self.groups: dict[str, dict[tuple[str, str, str], list[dict]]] = {}
         self.out: dict[str, list[dict]] = {CLASSIFICATIONS: [], SNIPS: []}
         self.changed = 0
@@ -121,6 +123,10 @@ class ExtraTables:
         relabelled: dict[int, list[dict[str, Any]]] = {}
         for row in self.groups.get(CLASSIFICATIONS, {}).get(key, []):
             new = self.refiltered(row, (boxes or {}).get(row["detection_index"]), location)
+            smoothed = self.smoothed.get((*key, int(row["detection_index"]), row["classifier_name"]))
+            if smoothed is not None:
+                new |= {"label": smoothed, "source": f"{new['source']}+smoothed", "taxon_path": taxon_path(smoothed),
+                        "rank": rank_of(smoothed), "flags": [*(new["flags"] or []), "smoothed"]}
             if new["label"] != row["label"]:
                 self.changed += 1
                 relabelled.setdefault(row["detection_index"], []).append(

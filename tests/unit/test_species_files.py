@@ -136,32 +136,13 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     import pyarrow.dataset as ds
 
     from batch.refilter.postprocess import run_postprocess
-    from model_store.tables.commit import write_stage_results
     from model_store.tables.reader import Tables
-    from model_store.tables.schema import CLASSIFICATIONS, STAGE_SCHEMA
+    from model_store.tables.schema import CLASSIFICATIONS
 
-    mv = store.get("species:1")
     lion, bear, blank = [0.97, 0.02, 0.01], [0.1, 0.6, 0.3], [0.005, 0.005, 0.99]
-    dets = [("animal", 0.9, lion), ("person", 0.95, lion), ("animal", 0.6, bear), ("animal", 0.1, blank)]
-    rows = [{"uri": f"/a/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
-             "camera_id": "cam1", "width": 64, "height": 48,
-             "capture_time": dt.datetime(2026, 5, 1, 12 + n), "capture_time_source": "exif",
-             "status": "ok", "error_reason": None, "error": None, "detection_count": 1, "raw_detection_count": 1,
-             "max_score": score,
-             "detections": [{"detection_index": 0, "label": box, "class_id": 0, "score": score, "bbox_x": 0.1,
-                             "bbox_y": 0.1, "bbox_w": 0.3, "bbox_h": 0.3, "kept": True, "flags": []}],
-             "classifications": [{"detection_index": 0, "classifier_name": "species", "classifier_version": "1",
-                                  "classifier_sha256": mv.sha256, "label": SPECIES_LABELS[int(np.argmax(p))],
-                                  "score": max(p), "rank": None, "taxon_path": [], "top_labels": [],
-                                  "top_scores": [], "scores": p, "flags": [], "source": None}], "snips": []}
-            for n, (box, score, p) in enumerate(dets)]
-    out = tmp_path / "tables"
-    classifier = {"name": "species", "version": "1", "sha256": mv.sha256, "labels": [], "min_crop_px": 0,
-                  "labels_out": SPECIES_LABELS, "taxonomy": {}, "taxonomy_ranks": [], "top_k": 3}
-    write_stage_results(pa_table(rows, STAGE_SCHEMA), out_url=str(out), model_name="md", model_version="5",
-                        model_sha256="0" * 64, filters_hash="c1", run_id="20260501T000000Z-c",
-                        metadata={"model": {"labels": ["animal", "person", "vehicle"]},
-                                  "filters": {"hash": "c1", "specs": [], "classifiers": [classifier]}})
+    out = write_species_tables(store, tmp_path, [(dt.datetime(2026, 5, 1, 12 + n), box, score, p) for n, (box, score, p)
+                                                 in enumerate([("animal", 0.9, lion), ("person", 0.95, lion),
+                                                               ("animal", 0.6, bear), ("animal", 0.1, blank)])])
     report = run_postprocess(str(out), "species_ensemble", {"country": "DEU"}, store=store.root)
     got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
     decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
@@ -180,6 +161,62 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
     decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
     assert decided["0.jpg"] == ("lion", "classifier")
+
+
+def write_species_tables(store: ModelStore, tmp_path: Path, frames: list) -> Path:
+    """Tables of one camera's frames (capture time, box label, box score, the species classifier's probabilities),
+    one detection each, classified by species:1."""
+    from model_store.tables.commit import write_stage_results
+    from model_store.tables.schema import STAGE_SCHEMA
+
+    mv = store.get("species:1")
+    rows = [{"uri": f"/a/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
+             "camera_id": "cam1", "width": 64, "height": 48, "capture_time": when, "capture_time_source": "exif",
+             "status": "ok", "error_reason": None, "error": None, "detection_count": 1, "raw_detection_count": 1,
+             "max_score": score,
+             "detections": [{"detection_index": 0, "label": box, "class_id": 0, "score": score, "bbox_x": 0.1,
+                             "bbox_y": 0.1, "bbox_w": 0.3, "bbox_h": 0.3, "kept": True, "flags": []}],
+             "classifications": [{"detection_index": 0, "classifier_name": "species", "classifier_version": "1",
+                                  "classifier_sha256": mv.sha256, "label": SPECIES_LABELS[int(np.argmax(p))],
+                                  "score": max(p), "rank": None, "taxon_path": [], "top_labels": [],
+                                  "top_scores": [], "scores": p, "flags": [], "source": None}], "snips": []}
+            for n, (when, box, score, p) in enumerate(frames)]
+    out = tmp_path / "tables"
+    classifier = {"name": "species", "version": "1", "sha256": mv.sha256, "labels": [], "min_crop_px": 0,
+                  "labels_out": SPECIES_LABELS, "taxonomy": {}, "taxonomy_ranks": [], "top_k": 3}
+    write_stage_results(pa_table(rows, STAGE_SCHEMA), out_url=str(out), model_name="md", model_version="5",
+                        model_sha256="0" * 64, filters_hash="c1", run_id="20260501T000000Z-c",
+                        metadata={"model": {"labels": ["animal", "person", "vehicle"]},
+                                  "filters": {"hash": "c1", "specs": [], "classifiers": [classifier]}})
+    return out
+
+
+def test_postprocess_smooths_determinations_over_an_event(store: ModelStore, tmp_path) -> None:
+    """Three frames of a lion and one the ensemble could only call a carnivore, within a minute: over the event,
+    MegaDetector's rules push the carnivore down to the lion; the same frame an hour later stays a carnivore."""
+    import pyarrow.dataset as ds
+
+    from batch.refilter.postprocess import run_postprocess
+    from model_store.tables.reader import Tables
+    from model_store.tables.schema import CLASSIFICATIONS
+
+    lion, unsure = [0.97, 0.02, 0.01], [0.6, 0.3, 0.1]  # unsure: lion 0.6 + bear 0.3 -> carnivora (0.9)
+    t0 = dt.datetime(2026, 5, 1, 12)
+    frames = [(t0 + dt.timedelta(seconds=10 * n), "animal", 0.9, p) for n, p in enumerate([lion, lion, unsure, lion])]
+    out = write_species_tables(store, tmp_path, [*frames, (t0 + dt.timedelta(hours=1), "animal", 0.9, unsure)])
+
+    def decided(config: dict) -> dict[str, tuple[str, str]]:
+        report = run_postprocess(str(out), "species_ensemble", config, store=store.root)
+        got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5",
+                                    filter=ds.field("filters_hash") == report.filters_hash)
+        return {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
+
+    per_image = decided({"country": "KEN", "smoothing": "image"})  # one detection an image: nothing to smooth
+    assert per_image["2.jpg"] == per_image["4.jpg"] == ("carnivora order", "classifier+rollup_to_order")
+    per_event = decided({"country": "KEN", "smoothing": "event"})
+    assert per_event["2.jpg"] == ("lion", "classifier+rollup_to_order+smoothed")
+    assert per_event["4.jpg"] == ("carnivora order", "classifier+rollup_to_order")  # an event of its own
+    assert per_event["0.jpg"] == ("lion", "classifier")
 
 
 def pa_table(rows: list[dict], schema):

@@ -10,6 +10,7 @@ stands — the image's deployment's `country` / `admin1_region` when it has them
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -17,6 +18,7 @@ from pydantic import Field, model_validator
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierFilter, ClassifierFilterConfig
 from model_store.core.species.ensemble import TOP_K, Decision, EnsembleConfig, SpeciesData, combine
 from model_store.core.species.geofence import CountryCode, Location, RegionCode
+from model_store.core.species.smoothing import SmoothingConfig
 from model_store.core.species.taxa_list import TaxaRestriction
 from model_store.core.species.taxonomy import ANIMAL, common_name, rank_of, taxa_of, taxon_path
 from trapline.errors import FilterConfigError
@@ -38,6 +40,12 @@ class SpeciesEnsembleConfig(ClassifierFilterConfig, EnsembleConfig):
     default_threshold: float = Field(0.0, ge=0, le=1, description="the lowest score an animal determination needs "
                                                                   "when the taxa list's threshold column gives none; "
                                                                   "below it the answer is 'animal'")
+    smoothing: Literal["off", "image", "event"] = Field("off", description=(
+        "MegaDetector's smoothing of the determinations over one image's or one event's detections; applied by "
+        "`trapline postprocess` over stored tables (it needs the other detections)"))
+    smoothing_gap_s: float = Field(60.0, gt=0, description="a gap longer than this between a camera's images starts "
+                                                           "a new event")
+    smoothing_options: SmoothingConfig = Field(SmoothingConfig(), description="MegaDetector's smoothing options")
 
     @model_validator(mode="after")
     def _region_needs_country(self) -> SpeciesEnsembleConfig:

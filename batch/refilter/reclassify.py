@@ -62,6 +62,19 @@ def species_of(classifiers: Iterable[Mapping[str, Any]], fs: FilterSet, store: s
     return out
 
 
+def camera_locations(storage, images: pa.Table) -> dict[str, Location]:
+    """Where each image's camera stood, by uri, from the deployment covering it (its `country` / `admin1Region`, for
+    the species ensemble's geofence), the deployments being those beside the tables at `storage`; {} when none says."""
+    book = TimeBook.load(storage)
+    places = {d.deployment_id: Location(country=d.deployment.country, admin1_region=d.deployment.admin1Region)
+              for d in book.deployments if d.deployment.country}
+    if not places:
+        return {}
+    placed = apply_clock(images.select(["uri", "camera_id", "capture_time", "capture_time_source"]).to_pandas(), book)
+    return {uri: places[dep] for uri, dep in zip(placed["uri"], placed["deployment_id"], strict=True)
+            if isinstance(dep, str) and dep in places}
+
+
 class ExtraTables:
     """The classifications and snips rows of one source part, re-filtered per image and written before the commit."""
 
@@ -88,19 +101,8 @@ class ExtraTables:
             self.groups[table] = index
 
     def locations_of(self, images: pa.Table) -> dict[str, Location]:
-        """Where each image's camera stood, by uri, from its deployment's `country` / `admin1Region` (the species
-        ensemble's geofence); {} when the ensemble is not applied or no deployment says."""
-        if not self.species:
-            return {}
-        book = TimeBook.load(self.tables.storage)
-        places = {d.deployment_id: Location(country=d.deployment.country, admin1_region=d.deployment.admin1Region)
-                  for d in book.deployments if d.deployment.country}
-        if not places:
-            return {}
-        placed = apply_clock(images.select(["uri", "camera_id", "capture_time", "capture_time_source"]).to_pandas(),
-                             book)
-        return {uri: places[dep] for uri, dep in zip(placed["uri"], placed["deployment_id"], strict=True)
-                if isinstance(dep, str) and dep in places}
+        """Where each image's camera stood, by uri (`camera_locations`); {} when the ensemble is not applied."""
+        return camera_locations(self.tables.storage, images) if self.species else {}
 
     def refiltered(self, row: Mapping[str, Any], box: tuple[str, float] | None = None,
                    location: Location | None = None) -> dict[str, Any]:

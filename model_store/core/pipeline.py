@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -147,6 +148,7 @@ class CropJob:
     route: int  # position of the classifier in the pipeline
     crop: np.ndarray
     box: tuple[str, float] | None = None  # the detection's label and score (the species ensemble reads them)
+    location: Any = None  # where the camera stood (a species `Location`), when the caller knows
 
 
 def crop_jobs(rgb: np.ndarray, ranked: Sequence[tuple[Detection, bool]],
@@ -184,7 +186,8 @@ def classify_jobs(classifiers: Sequence[Classifier], jobs: Sequence[CropJob],
         mine = [i for i, job in enumerate(jobs) if job.route == k]
         if not mine:
             continue
-        answers = classifier.classify([jobs[i].crop for i in mine], filters, detections=[jobs[i].box for i in mine])
+        answers = classifier.classify([jobs[i].crop for i in mine], filters, detections=[jobs[i].box for i in mine],
+                                      locations=[jobs[i].location for i in mine])
         for i, result in zip(mine, answers, strict=True):
             out[i] = result
     return out  # type: ignore[return-value]

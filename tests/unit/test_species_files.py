@@ -273,3 +273,41 @@ def test_a_deployments_location_is_checked_where_it_enters() -> None:
         validate_rows([{**row, "country": "US"}], "deployments")
     with pytest.raises(BatchError, match="admin1Region 'NJ' needs a country"):
         validate_rows([{**row, "admin1Region": "NJ"}], "deployments")
+
+
+def test_a_reprocess_classify_stage_places_each_camera_by_its_deployment(store: ModelStore, tmp_path) -> None:
+    """The archive door's classify stage (the Ray Data actor, called on a plain batch): each crop gets its box and
+    its camera's deployment location; a camera without one keeps the run's country."""
+    import pyarrow as pa
+    from PIL import Image
+
+    from batch.deployments.records import import_deployments
+    from batch.reprocess.classify import ClassifyActor
+    from model_store.tables.schema import RESULT_SCHEMA
+    from tests.fixtures.classifiers import painted
+
+    archive, out = tmp_path / "archive", tmp_path / "tables"
+    rows = []
+    for camera in ("kenya", "nowhere"):
+        path = archive / camera / "1.png"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(painted(200, 100, [("red", (50, 20, 150, 80))])).save(path)
+        rows.append({"uri": str(path), "rel_path": f"{camera}/1.png", "content_id": camera,
+                     "size_bytes": path.stat().st_size, "camera_id": camera, "kind": "image", "width": 200,
+                     "height": 100, "capture_time": dt.datetime(2026, 5, 1, 12), "capture_time_source": "exif",
+                     "status": "ok", "detection_count": 1, "raw_detection_count": 1, "max_score": 0.9,
+                     "detections": [{"detection_index": 0, "label": "animal", "class_id": 0, "score": 0.9,
+                                     "bbox_x": 0.25, "bbox_y": 0.2, "bbox_w": 0.5, "bbox_h": 0.6, "kept": True,
+                                     "flags": []}]})
+    out.mkdir()
+    import_deployments(str(out), [{"deploymentID": "k1", "cameraID": "kenya", "latitude": -1.4, "longitude": 35.1,
+                                   "deploymentStart": "2026-05-01T00:00:00Z", "deploymentEnd": "2026-05-02T00:00:00Z",
+                                   "country": "KEN"}], who="test")
+    actor = ClassifyActor(store.root, [{"model": "species:1", "labels": ["animal"]}],
+                          [{"name": "species_ensemble", "config": {"country": "DEU"}}], None, str(archive), str(out),
+                          "md", "5", "h")
+    got = actor(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)).to_pylist()
+    decided = {r["camera_id"]: (r["classifications"][0]["label"].rsplit(";", 1)[1], r["classifications"][0]["source"])
+               for r in got}
+    assert decided == {"kenya": ("lion", "classifier"),
+                       "nowhere": ("felidae family", "classifier+geofence+rollup_to_family")}

@@ -311,3 +311,14 @@ def test_a_reprocess_classify_stage_places_each_camera_by_its_deployment(store: 
                for r in got}
     assert decided == {"kenya": ("lion", "classifier"),
                        "nowhere": ("felidae family", "classifier+geofence+rollup_to_family")}
+
+
+def test_the_megadetector_export_names_speciesnet_labels_as_megadetector_does() -> None:
+    """7-field labels: common names as the categories, the labels as their descriptions (what MegaDetector writes for
+    SpeciesNet results, and what its smoothing and taxa-list tools read); other labels as before."""
+    from batch.export.formats import md_categories
+
+    assert md_categories({LION: "1", BLANK: "2"}) == {
+        "classification_categories": {"1": "lion", "2": "blank"},
+        "classification_category_descriptions": {"1": LION, "2": BLANK}}
+    assert md_categories({"red": "1", "green": "2"}) == {"classification_categories": {"1": "red", "2": "green"}}

@@ -322,3 +322,14 @@ def test_the_megadetector_export_names_speciesnet_labels_as_megadetector_does() 
         "classification_categories": {"1": "lion", "2": "blank"},
         "classification_category_descriptions": {"1": LION, "2": BLANK}}
     assert md_categories({"red": "1", "green": "2"}) == {"classification_categories": {"1": "red", "2": "green"}}
+
+
+def test_a_reprocess_refuses_the_ensemble_before_it_starts_when_the_files_are_missing(local_store: ModelStore,
+                                                                                       colour_onnx) -> None:
+    from batch.reprocess.job import preflight_classifier
+
+    local_store.publish(colour_onnx, "species", "2", species_config())
+    ensemble_only = FilterSet.from_specs([{"name": "species_ensemble", "config": {}}])
+    with pytest.raises(BatchError, match="classifier species:2: species_ensemble needs the classifier's taxonomy"):
+        preflight_classifier(local_store.root, "species:2", ensemble_only)
+    preflight_classifier(local_store.root, "species:2", FilterSet())  # without the ensemble it runs

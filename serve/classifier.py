@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
+from model_store.core.filters.species import check_species
 from serve.answers import CropGeometry
 from serve.config import ClassifierServeConfig
 from serve.protocol import core_error
@@ -101,6 +102,7 @@ class ClassifierReplica(VersionedReplica):
                         padding=wanted.padding, square=wanted.square)
                 filters = FilterSet.from_specs(filter_specs or [])
                 filters.check_classifier_labels(self.model, loaded.model.config.labels)
+                check_species(filters.classifier_filters(self.model), loaded.model.species)  # not in the batch
                 if boxes is not None and len(boxes) != len(crops):
                     raise InvalidParameterError(f"boxes must give one detection per crop: {len(boxes)} for "
                                                 f"{len(crops)} crops")

@@ -333,3 +333,16 @@ def test_a_reprocess_refuses_the_ensemble_before_it_starts_when_the_files_are_mi
     with pytest.raises(BatchError, match="classifier species:2: species_ensemble needs the classifier's taxonomy"):
         preflight_classifier(local_store.root, "species:2", ensemble_only)
     preflight_classifier(local_store.root, "species:2", FilterSet())  # without the ensemble it runs
+
+
+def test_the_online_door_checks_the_ensemble_against_the_classifiers_files(store: ModelStore) -> None:
+    """What serve/classifier.py runs before a request joins a batch: a refusal there is the request's alone."""
+    from model_store.core.filters.species import check_species
+
+    species = store.load_classifier("species:1").species
+    check_species(ensemble(country="KEN").classifier_filters("species"), species)
+    with pytest.raises(FilterConfigError, match="needs the classifier's taxonomy"):
+        check_species(ensemble().classifier_filters("species"), None)
+    with pytest.raises(FilterConfigError, match="no taxa list 'park'"):
+        check_species(ensemble(taxa_list="park").classifier_filters("species"), species)
+    check_species(FilterSet().classifier_filters("species"), None)  # no ensemble: nothing to check

@@ -58,6 +58,23 @@ class SpeciesEnsembleConfig(ClassifierFilterConfig, EnsembleConfig):
         return Location(country=self.country, admin1_region=self.admin1_region) if self.country else None
 
 
+def check_species(configs: list[tuple[str, object]], species: SpeciesData | None) -> None:
+    """FilterConfigError when a classifier's filters (`FilterSet.classifier_filters`) hold a species_ensemble its
+    published files cannot serve (no taxonomy, an unknown taxa list): refused at the door, not in a batch."""
+    for name, config in configs:
+        if name != SpeciesEnsembleFilter.name:
+            continue
+        if species is None:
+            raise FilterConfigError(NO_TAXONOMY)
+        if config.taxa_list is not None and config.taxa_list not in species.taxa_lists:  # type: ignore[attr-defined]
+            raise FilterConfigError(f"species_ensemble.taxa_list: no taxa list {config.taxa_list!r} was published "
+                                    f"with the classifier (it has {sorted(species.taxa_lists)})")
+
+
+NO_TAXONOMY = ("species_ensemble needs the classifier's taxonomy: publish the classifier with "
+               "`trapline models publish ... --taxonomy FILE [--geofence FILE]`")
+
+
 def restricted(config: SpeciesEnsembleConfig, species: SpeciesData, decision: Decision) -> Decision:
     """A determination within the config's taxa list, and above its taxon's threshold (else `animal`)."""
     if config.taxa_list not in species.taxa_lists:
@@ -95,8 +112,7 @@ class SpeciesEnsembleFilter(ClassifierFilter):
     @staticmethod
     def transform(config: SpeciesEnsembleConfig, answer: ClassifierAnswer) -> bool:
         if answer.species is None:
-            raise FilterConfigError("species_ensemble needs the classifier's taxonomy: publish the classifier with "
-                                    "`trapline models publish ... --taxonomy FILE [--geofence FILE]`")
+            raise FilterConfigError(NO_TAXONOMY)
         order = np.argsort(-answer.scores, kind="stable")[:TOP_K]
         labels = [answer.labels[i] for i in order]
         scores = [float(answer.scores[i]) for i in order]

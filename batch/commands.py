@@ -26,7 +26,7 @@ from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
-from batch.jobs.client_options import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions
+from batch.jobs_client import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions
 from batch.option_variants import fields_of
 from batch.options import (
     SET_FLAGS,

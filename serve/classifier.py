@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
+from model_store.core.filters.species import check_species
 from serve.answers import CropGeometry
 from serve.config import ClassifierServeConfig
 from serve.protocol import core_error
@@ -39,6 +40,7 @@ class _Crops:
     loaded: LoadedVersion
     crops: list[np.ndarray]
     filters: FilterSet
+    boxes: list[tuple[str, float] | None] | None = None  # each crop's detection (label, score): the species ensemble's
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -78,7 +80,8 @@ class ClassifierReplica(VersionedReplica):
         return geometry_of(loaded.model, loaded.version)
 
     async def classify(self, crops: list[np.ndarray], geometry: CropGeometry, filter_specs: list[dict] | None = None,
-                       ref: str | None = None) -> list[Classification]:
+                       ref: str | None = None, boxes: list[tuple[str, float] | None] | None = None
+                       ) -> list[Classification]:
         """Classify one image's crops (RGB uint8, cut with `geometry`) with the version `ref` resolves to."""
         request_id = current_request_id()
         t0 = time.perf_counter()
@@ -99,7 +102,11 @@ class ClassifierReplica(VersionedReplica):
                         padding=wanted.padding, square=wanted.square)
                 filters = FilterSet.from_specs(filter_specs or [])
                 filters.check_classifier_labels(self.model, loaded.model.config.labels)
-                results = await self.batcher.submit(_Crops(loaded, crops, filters)) if crops else []
+                check_species(filters.classifier_filters(self.model), loaded.model.species)  # not in the batch
+                if boxes is not None and len(boxes) != len(crops):
+                    raise InvalidParameterError(f"boxes must give one detection per crop: {len(boxes)} for "
+                                                f"{len(crops)} crops")
+                results = await self.batcher.submit(_Crops(loaded, crops, filters, boxes)) if crops else []
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         self.metrics.request_ms.observe((time.perf_counter() - t0) * 1000,
@@ -136,6 +143,8 @@ class ClassifierReplica(VersionedReplica):
             start = 0
             for i in idxs:
                 n = len(items[i].crops)
-                outcomes[i] = [clf.answer(row, items[i].filters) for row in probs[start:start + n]]
+                boxes = items[i].boxes or [None] * n
+                outcomes[i] = [clf.answer(row, items[i].filters, detection=boxes[j])
+                               for j, row in enumerate(probs[start:start + n])]
                 start += n
         return outcomes

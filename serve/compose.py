@@ -126,7 +126,8 @@ class Composer:
             routes = self.classifiers_of(model)
             filter_specs = record.filters.configs
             calls = [self._call(self.handles[routes[k].model].classify.remote(
-                [jobs[i].crop for i in idxs], _geometry_of(request.routes[k]), filter_specs))
+                [jobs[i].crop for i in idxs], _geometry_of(request.routes[k]), filter_specs,
+                boxes=[jobs[i].box for i in idxs]))
                 for k, idxs in by_route.items()]
             results: list[Any] = [None] * len(jobs)
             for idxs, answers in zip(by_route.values(), await asyncio.gather(*calls), strict=True):

@@ -137,7 +137,8 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
                 c = d.classifications[0]
                 obs.update(scientificName=scientific_name(c), classificationProbability=round(float(c["score"]), 4),
                            classifiedBy=f"{classified_by} + {c['classifier_name']} {c['classifier_version']}",
-                           observationTags=f"{obs['observationTags']}|classification:{c['label']}")
+                           observationTags=f"{obs['observationTags']}|classification:{c['label']}"
+                                           + (f"|source:{c['source']}" if c.get("source") else ""))
             observations.append(obs)
     if events is not None and occurrences is not None:
         observations += _event_animals(events, occurrences, images, tset, offset)

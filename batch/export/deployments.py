@@ -41,7 +41,8 @@ def table_deployments(tables_url: str | None) -> dict[str, Deployment]:
     out = {}
     for r in book.deployments:
         update = {"deploymentStart": camtrap_time(r.start_utc.astimezone(zoneinfo.ZoneInfo(r.zone))),
-                  "deploymentEnd": camtrap_time(r.end_utc.astimezone(zoneinfo.ZoneInfo(r.zone))), "timezone": None}
+                  "deploymentEnd": camtrap_time(r.end_utc.astimezone(zoneinfo.ZoneInfo(r.zone))), "timezone": None,
+                  "country": None, "admin1Region": None}
         if r.deployment_id in book.issues:
             update["timestampIssues"] = book.issues[r.deployment_id]
         out[r.deployment_id] = r.deployment.model_copy(update=update)

@@ -32,6 +32,16 @@ def classification_categories(tset: TableSet, dets: pd.DataFrame) -> dict[str, s
     return ids
 
 
+def md_categories(ids: dict[str, str]) -> dict[str, dict[str, str]]:
+    """MegaDetector's category tables: id -> label; for SpeciesNet's 7-field labels (`uuid;class;...;common name`) id
+    -> common name beside `classification_category_descriptions` id -> label, as MegaDetector writes SpeciesNet
+    results (its smoothing and taxa-list tools read them)."""
+    if ids and all(label.count(";") == 6 for label in ids):
+        return {"classification_categories": {i: label.rsplit(";", 1)[1] for label, i in ids.items()},
+                "classification_category_descriptions": {i: label for label, i in ids.items()}}
+    return {"classification_categories": {v: k for k, v in ids.items()}}
+
+
 def md_classifications(rows: list[dict], ids: dict[str, str]) -> list[list]:
     """MegaDetector's per-detection `classifications`: the answer first, then the rest of the model's top-k."""
     out = []
@@ -91,7 +101,7 @@ def megadetector(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, store
         out_images.append(entry)
     done = images["processed_at"].max() if not images.empty else None
     completed = pd.Timestamp(done).strftime("%Y-%m-%d %H:%M:%S") if done is not None else ""
-    extra = {"classification_categories": {v: k for k, v in cls_ids.items()}} if tset.classifiers else {}
+    extra = md_categories(cls_ids) if tset.classifiers else {}
     return {
         "info": {
             "format_version": MD_FORMAT_VERSION,

@@ -9,7 +9,7 @@
     report_links.py the signed links to finished report jobs' pages, added to the jobs' listings
     launch.py       what the console's job forms are built from (job kinds, locations); launch_protocol.py its bodies
     locations.py    the archives and tables under the allowed roots, for those forms to pick from
-    cli.py          `trapline jobs submit|list|show|logs|stop`, a client of those routes; client_options.py their options
+    cli.py          `trapline jobs submit|list|show|logs|stop`, a client of those routes
 
 What people look at and decide on in the tables the jobs write (pictures, occurrences, individuals, models,
 deployments, reports, and the console itself) is batch/views/, which reads through this control plane's path

@@ -1,5 +1,5 @@
 """`trapline jobs submit|list|show|logs|stop`: a client of the service's /v1/jobs routes (never of Ray itself); the
-runners of the registry's `jobs` commands (batch/commands.py; options: client_options.py).
+runners of the registry's `jobs` commands (batch/commands.py; options: batch/jobs_client.py).
 
 The submit flags of each kind are generated from the same options models as the command's own (`trapline
 reprocess --help` and `trapline jobs submit reprocess --help` list the same flags); the service validates them
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from batch.flags import add_model_arguments
-from batch.jobs.client_options import JobLogsOptions, JobOptions, JobsListOptions
 from batch.jobs.kinds import KINDS, REFUSED
+from batch.jobs_client import JobLogsOptions, JobOptions, JobsListOptions
 from batch.reprocess.options import load_config_file
 from trapline.base import env
 from trapline.base.errors import ServiceRequestError

@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 
 from batch.postprocessing.effects import determinations_changed
 from batch.postprocessing.reclassify import ExtraTables, classifiers_of, new_result_hash
+from batch.postprocessing.species_smoothing import smoothed_labels
 from batch.postprocessing.table_filters import Fired, table_level_fired
 from batch.postprocessing.tracks import TRACK, Linked, link_occurrences
 from model_store import FilterSet
@@ -166,7 +167,11 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                          f"(give its URI or its path relative to the archive)")
     log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
     table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
-    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata)
+    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata, store)
+    ensemble = dict(fs.filters).get("species_ensemble")
+    if ensemble is not None and ensemble.smoothing != "off":
+        log(f"smoothing the species determinations per {ensemble.smoothing}")
+        extra.smoothed = smoothed_labels(tables, name, version, tset.filters_hash, expr, extra, ensemble)
     linked = link_occurrences(tables, tset, fs, scope, tset.labels, table_fired, extra, log) \
         if TRACK in fs.names else Linked()
     report.detections_linked, report.occurrences = linked.detections_linked, linked.occurrences
@@ -225,6 +230,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                                 parts=[part]) if part in det_parts else DETECTIONS_SCHEMA.empty_table())
             groups = _group(dets)
             extra.load_part(part)
+            locations = extra.locations_of(images)  # the species ensemble's: where each camera stood
             labels = _labels(tset.labels, dets)
             for row in images.to_pylist():
                 if row["uri"] in seen:
@@ -240,7 +246,10 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                 mine = groups.get(src)
                 out_occurrences.extend({**o, "filters_hash": set_hash, "run_id": run_id}
                                        for o in linked.rows.get(src, ()))
-                relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id)
+                boxes = None if mine is None else dict(zip(mine["detection_index"].to_pylist(), zip(
+                    mine["label"].to_pylist(), mine["score"].to_pylist(), strict=True), strict=True))
+                relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id, boxes,
+                                         locations.get(row["uri"]))
                 if row["status"] == "failed" or mine is None or mine.num_rows == 0:
                     out_images.append(new_row)
                     continue

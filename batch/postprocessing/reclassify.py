@@ -8,7 +8,7 @@ set as they are (the files do not change with a filter).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -17,6 +17,9 @@ import pyarrow.dataset as ds
 from model_store import FilterSet, ModelInfo
 from model_store.core.classifier import classification_from_scores
 from model_store.core.pipeline import config_from_metadata, result_hash
+from model_store.core.species.geofence import Location
+from model_store.core.species.taxonomy import rank_of, taxon_path
+from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.codec import classification_row
 from model_store.tables.schema import CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA, SNIPS, SNIPS_SCHEMA
 from model_store.tables.writer import parquet_bytes, partition_parts, write_file
@@ -40,14 +43,48 @@ def new_result_hash(fs: FilterSet, metadata: Mapping[str, Any]) -> str:
     return result_hash(fs, classifiers)
 
 
+def species_of(classifiers: Iterable[Mapping[str, Any]], fs: FilterSet, store: str | None) -> dict[str, Any]:
+    """The taxonomy and geofence of each classifier the species ensemble applies to, read from the model store (the
+    tables keep labels, not these files); a BatchError when a version was published without them."""
+    wanted = [c for c in classifiers if any(name == "species_ensemble" for name, _ in fs.classifier_filters(c["name"]))]
+    if not wanted:
+        return {}
+    from model_store import ModelStore
+
+    models = ModelStore(store)
+    out = {}
+    for c in wanted:
+        data = models.species(f"{c['name']}:{c['version']}")
+        if data is None:
+            raise BatchError(f"species_ensemble needs the taxonomy of {c['name']}:{c['version']}: publish the "
+                             "classifier with `trapline models publish ... --taxonomy FILE [--geofence FILE]`")
+        out[c["name"]] = data
+    return out
+
+
+def camera_locations(storage, images: pa.Table) -> dict[str, Location]:
+    """Where each image's camera stood, by uri, from the deployment covering it (its `country` / `admin1Region`, for
+    the species ensemble's geofence), the deployments being those beside the tables at `storage`; {} when none says."""
+    book = TimeBook.load(storage)
+    places = {d.deployment_id: Location(country=d.deployment.country, admin1_region=d.deployment.admin1Region)
+              for d in book.deployments if d.deployment.country}
+    if not places:
+        return {}
+    placed = apply_clock(images.select(["uri", "camera_id", "capture_time", "capture_time_source"]).to_pandas(), book)
+    return {uri: places[dep] for uri, dep in zip(placed["uri"], placed["deployment_id"], strict=True)
+            if isinstance(dep, str) and dep in places}
+
+
 class ExtraTables:
     """The classifications and snips rows of one source part, re-filtered per image and written before the commit."""
 
     def __init__(self, tables, name: str, version: str, source_hash: str, fs: FilterSet,
-                 metadata: Mapping[str, Any]) -> None:
+                 metadata: Mapping[str, Any], store: str | None = None) -> None:
         self.tables, self.name, self.version, self.source_hash, self.fs = tables, name, version, source_hash, fs
         self.classifiers = {c["name"]: c for c in classifiers_of(metadata)}
         self.configs = {n: config_from_metadata(c) for n, c in self.classifiers.items()}
+        self.species = species_of(self.classifiers.values(), fs, store)
+        self.smoothed: dict[tuple, str] = {}  # a smoothing pass's labels (batch/postprocessing/species_smoothing.py)
         self.groups: dict[str, dict[tuple[str, str, str], list[dict]]] = {}
         self.out: dict[str, list[dict]] = {CLASSIFICATIONS: [], SNIPS: []}
         self.changed = 0
@@ -63,22 +100,35 @@ class ExtraTables:
                     index.setdefault((r["uri"], r["content_id"], r["run_id"]), []).append(r)
             self.groups[table] = index
 
-    def refiltered(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def locations_of(self, images: pa.Table) -> dict[str, Location]:
+        """Where each image's camera stood, by uri (`camera_locations`); {} when the ensemble is not applied."""
+        return camera_locations(self.tables.storage, images) if self.species else {}
+
+    def refiltered(self, row: Mapping[str, Any], box: tuple[str, float] | None = None,
+                   location: Location | None = None) -> dict[str, Any]:
         """One stored classification row under the new filter set's classifier filters (as it is without its
-        classifier's metadata or scores)."""
+        classifier's metadata or scores); `box`: its detection's label and score, `location`: where its camera stood
+        (the species ensemble reads both)."""
         c = self.classifiers.get(row["classifier_name"])
         if c is None or row["scores"] is None:
             return dict(row)
         info = ModelInfo(name=c["name"], version=c["version"], sha256=c["sha256"])
-        answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs)
+        answer = classification_from_scores(info, self.configs[c["name"]], row["scores"], self.fs, detection=box,
+                                            location=location, species=self.species.get(c["name"]))
         return {**row, **classification_row(row["detection_index"], answer)}
 
-    def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
+    def carry(self, key: tuple[str, str, str], new_hash: str, run_id: str,
+              boxes: Mapping[int, tuple[str, float]] | None = None,
+              location: Location | None = None) -> dict[int, list[dict[str, Any]]]:
         """Re-filter one image's classifications and carry its snips into the new set; the labels that changed, by
-        detection index ({"classifier", "from", "to", "score"})."""
+        detection index ({"classifier", "from", "to", "score"}). `boxes`: the image's detections by index."""
         relabelled: dict[int, list[dict[str, Any]]] = {}
         for row in self.groups.get(CLASSIFICATIONS, {}).get(key, []):
-            new = self.refiltered(row)
+            new = self.refiltered(row, (boxes or {}).get(row["detection_index"]), location)
+            smoothed = self.smoothed.get((*key, int(row["detection_index"]), row["classifier_name"]))
+            if smoothed is not None:
+                new |= {"label": smoothed, "source": f"{new['source']}+smoothed", "taxon_path": taxon_path(smoothed),
+                        "rank": rank_of(smoothed), "flags": [*(new["flags"] or []), "smoothed"]}
             if new["label"] != row["label"]:
                 self.changed += 1
                 relabelled.setdefault(row["detection_index"], []).append(

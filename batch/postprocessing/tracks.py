@@ -130,7 +130,7 @@ def _votes(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.DataFr
                                strict=True), strict=True):
         hit = best.get((*k[:3], int(k[3])))
         if hit is not None:
-            row = extra.refiltered(hit[1])
+            row = extra.refiltered(hit[1], (v["label"], v["score"]))  # the box, for the species ensemble
             v.update(label=row["label"], score=float(row["score"]), source=row["classifier_name"])
     return votes
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from batch.postprocessing.reclassify import camera_locations
 from batch.reprocess.clip_crops import best_frames
 from model_store import CropOptions, FilterSet, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
@@ -81,6 +82,8 @@ class ClassifyActor:
         self.crops = CropOptions.model_validate(crops) if crops else None
         self.archive_url, self.out_url, self.max_pixels = archive_url, out_url, max_pixels
         self.model_name, self.model_version, self.result_hash = model_name, model_version, result_hash
+        # the species ensemble's geofence: each image's camera placed by the deployments beside the output tables
+        self.placed = "species_ensemble" in dict(self.filters.filters)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
@@ -100,6 +103,10 @@ class ClassifyActor:
                 _fail(row, "read_error", f"cannot read {row['uri']} again for cropping: {exc}")
                 continue
             jobs += mine
+        if jobs and self.placed:
+            where = camera_locations(cached_location(self.out_url), batch)
+            for job in jobs:
+                job.location = where.get(rows[job.image]["uri"])
         if jobs:
             try:
                 results = classify_jobs(self.pipeline.classifiers, jobs, self.filters)

@@ -32,7 +32,7 @@ from batch.reprocess.plan import Plan, plan_run
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, format_report, report_counts
 from batch.reprocess.via import choose_via, find_service
-from model_store import ModelRunError, ModelStore
+from model_store import FilterSet, ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
 from model_store.tables import journal
 from model_store.tables.archive import open_location
@@ -44,7 +44,7 @@ from model_store.tables.reader import resolve_table_set
 from model_store.tables.schema import RUNS_DIR
 from model_store.tables.stop import stop_requested
 from trapline.base.entry import add_verbose, run_command
-from trapline.base.errors import BatchError, RunStoppedError, TraplineError
+from trapline.base.errors import BatchError, FilterConfigError, RunStoppedError, TraplineError
 from trapline.base.ray_output import console, is_quiet
 from trapline.base.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 
@@ -101,7 +101,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         if options.via == "actors":
             preflight_model(options.store, plan.model.ref)
         for route in plan.routes:  # each classifier loads (sha256) and runs on a blank crop, or the run stops here
-            preflight_classifier(options.store, route.ref)
+            preflight_classifier(options.store, route.ref, plan.filters)
     report = plan.report(run_id, "running")
     manifest: RunManifest | None = None
     started_ray = False
@@ -169,13 +169,21 @@ def preflight_model(store: str | None, ref) -> None:
         raise BatchError(f"cannot run {ref}: {exc}") from None
 
 
-def preflight_classifier(store: str | None, ref: str) -> None:
-    """Load a classifier version here and run one blank crop: BatchError naming it when it cannot."""
+def preflight_classifier(store: str | None, ref: str, filters: FilterSet | None = None) -> None:
+    """Load a classifier version here and run one blank crop, through the run's classifier filters (the species
+    ensemble needs files published with the classifier): BatchError naming it when it cannot."""
+    import numpy as np
+
     classifier = ModelStore(store).load_classifier(ref, threads=1)
     try:
         classifier.warmup()
+        if filters is not None and filters.has_classifier_filters:
+            n = classifier.config.num_classes
+            classifier.answer(np.full(n, 1.0 / n, np.float32), filters, detection=("animal", 0.9))
     except ModelRunError as exc:
         raise BatchError(f"cannot run classifier {ref}: {exc}") from None
+    except FilterConfigError as exc:
+        raise BatchError(f"classifier {ref}: {exc}") from None
 
 
 def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[str], None]) -> tuple[bool, PlanSpec]:

@@ -19,6 +19,8 @@ from model_store.core.filters import FilterSet
 from model_store.core.filters.classifier import ClassifierAnswer
 from model_store.core.preprocess import INTERPOLATION
 from model_store.core.records import Classification, LabelScore, ModelInfo
+from model_store.core.species.ensemble import SpeciesData
+from model_store.core.species.geofence import Location
 
 
 def crop_input(crop: np.ndarray, cfg: ClassifierConfig) -> np.ndarray:
@@ -57,10 +59,11 @@ class Classifier:
     of times; like `Detector`, give each worker its own instance.
     """
 
-    def __init__(self, info: ModelInfo, config: ClassifierConfig, backend) -> None:
+    def __init__(self, info: ModelInfo, config: ClassifierConfig, backend, species: SpeciesData | None = None) -> None:
         self.info = info
         self.config = config
         self.backend = backend
+        self.species = species  # its taxonomy and geofence (the species ensemble's), when published with them
 
     @property
     def ref(self) -> str:
@@ -84,13 +87,20 @@ class Classifier:
         raw = raw.astype(np.float32)
         return softmax(raw) if self.config.output == "logits" else raw
 
-    def answer(self, scores: np.ndarray, filters: FilterSet | None = None, keep_scores: bool = True) -> Classification:
-        """One probability vector -> a `Classification` (top-k, and the classifier filters of `filters` applied)."""
-        return classification_from_scores(self.info, self.config, scores, filters, keep_scores)
+    def answer(self, scores: np.ndarray, filters: FilterSet | None = None, keep_scores: bool = True,
+               detection: tuple[str, float] | None = None, location: Location | None = None) -> Classification:
+        """One probability vector -> a `Classification` (top-k, and the classifier filters of `filters` applied;
+        `detection` (the box's label and score) and `location` are what the species ensemble reads beside it)."""
+        return classification_from_scores(self.info, self.config, scores, filters, keep_scores, detection=detection,
+                                          location=location, species=self.species)
 
-    def classify(self, crops: Sequence[np.ndarray], filters: FilterSet | None = None) -> list[Classification]:
-        """Crops -> one `Classification` each."""
-        return [self.answer(row, filters) for row in self.predict(crops)]
+    def classify(self, crops: Sequence[np.ndarray], filters: FilterSet | None = None,
+                 detections: Sequence[tuple[str, float] | None] | None = None,
+                 locations: Sequence[Location | None] | None = None) -> list[Classification]:
+        """Crops -> one `Classification` each (`detections` / `locations`: one per crop, for the species ensemble)."""
+        probs = self.predict(crops)
+        return [self.answer(row, filters, detection=detections[i] if detections else None,
+                            location=locations[i] if locations else None) for i, row in enumerate(probs)]
 
     def warmup(self) -> None:
         """One blank crop through the whole path, so the first real request pays no allocation cost."""
@@ -99,17 +109,21 @@ class Classifier:
 
 
 def classification_from_scores(info: ModelInfo, config: ClassifierConfig, scores: Sequence[float],
-                               filters: FilterSet | None = None, keep_scores: bool = True) -> Classification:
+                               filters: FilterSet | None = None, keep_scores: bool = True, *,
+                               detection: tuple[str, float] | None = None, location: Location | None = None,
+                               species: SpeciesData | None = None) -> Classification:
     """The one place a probability vector becomes a `Classification`: live, and when stored tables are re-filtered."""
     scores = np.asarray(scores, dtype=np.float64)
     k = min(config.top_k, len(scores))
     order = np.argsort(-scores, kind="stable")[:k]
     answer = ClassifierAnswer.from_scores(scores, config.labels, config.taxonomy, config.taxonomy_ranks)
+    answer.detection, answer.location, answer.species = detection, location, species
     if filters is not None:
         filters.classify(info.name, answer)
     return Classification(
         model=info, label=answer.label, score=round(float(answer.score), 6), rank=answer.rank,
-        taxon_path=answer.taxon_path if config.taxonomy else [],
+        taxon_path=answer.taxon_path if config.taxonomy or answer.source else [],
         top=[LabelScore(label=config.labels[i], score=round(float(scores[i]), 6)) for i in order],
         flags=answer.flags, scores=[round(float(s), 6) for s in scores] if keep_scores else None,
+        source=answer.source,
     )

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,6 +147,8 @@ class CropJob:
     detection: int  # position in the image's `ranked()` list (= detection_index in the tables)
     route: int  # position of the classifier in the pipeline
     crop: np.ndarray
+    box: tuple[str, float] | None = None  # the detection's label and score (the species ensemble reads them)
+    location: Any = None  # where the camera stood (a species `Location`), when the caller knows
 
 
 def crop_jobs(rgb: np.ndarray, ranked: Sequence[tuple[Detection, bool]],
@@ -162,7 +165,8 @@ def crop_jobs(rgb: np.ndarray, ranked: Sequence[tuple[Detection, bool]],
             continue
         for k, spec in enumerate(specs):
             if spec.takes(det.label) and big_enough(det.box_px, spec.min_crop_px):
-                jobs.append(CropJob(image, j, k, crop_box(rgb, det.box_px, spec.padding, spec.square)))
+                jobs.append(CropJob(image, j, k, crop_box(rgb, det.box_px, spec.padding, spec.square),
+                                    (det.label, float(det.score))))
     return jobs
 
 
@@ -182,7 +186,9 @@ def classify_jobs(classifiers: Sequence[Classifier], jobs: Sequence[CropJob],
         mine = [i for i, job in enumerate(jobs) if job.route == k]
         if not mine:
             continue
-        for i, result in zip(mine, classifier.classify([jobs[i].crop for i in mine], filters), strict=True):
+        answers = classifier.classify([jobs[i].crop for i in mine], filters, detections=[jobs[i].box for i in mine],
+                                      locations=[jobs[i].location for i in mine])
+        for i, result in zip(mine, answers, strict=True):
             out[i] = result
     return out  # type: ignore[return-value]
 

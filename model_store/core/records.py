@@ -37,6 +37,8 @@ class Classification(BaseModel):
     top: list[LabelScore] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list, description="classifier filters that changed the answer")
     scores: list[float] | None = None
+    source: str | None = Field(None, description="how the species ensemble reached `label`: detector, classifier, "
+                                                 "classifier+rollup_to_genus, classifier+geofence+rollup_to_family...")
 
 
 class MaskRLE(BaseModel):

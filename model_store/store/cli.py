@@ -6,6 +6,7 @@ import argparse
 import json
 
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef
+from model_store.core.species.data import SpeciesSources
 from model_store.store.derive import PRESETS
 from model_store.store.quantize import quantize_version
 from model_store.store.quantize_report import Gate
@@ -56,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a known model family's configuration (applied before --config)")
     p.add_argument("--dry-run", action="store_true", help="print the config that would be published and stop")
     p.add_argument("--card", default=None, help="README.md model card")
+    p.add_argument("--taxonomy", default=None, help="a classifier's SpeciesNet taxonomy file (7-field labels, one a "
+                                                    "line), published beside it for the species ensemble")
+    p.add_argument("--geofence", default=None, help="a classifier's SpeciesNet geofence file (JSON allow/block "
+                                                    "rules); needs --taxonomy")
+    p.add_argument("--taxa-list", action="append", default=[], metavar="NAME=FILE",
+                   help="a project's taxa list (CSV latin,common[,threshold]) published beside the classifier under "
+                        "NAME, for species_ensemble's taxa_list; repeatable; needs --taxonomy")
     p.set_defaults(func=cmd_publish)
 
     p = msub.add_parser(
@@ -175,6 +183,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def species_sources(taxonomy: str | None, geofence: str | None, taxa_lists: list[str] = ()) -> SpeciesSources | None:
+    """The bytes of `--taxonomy` / `--geofence` / `--taxa-list NAME=FILE`, or None."""
+    from pathlib import Path
+
+    if (geofence or taxa_lists) and not taxonomy:
+        raise UserError("--geofence and --taxa-list need --taxonomy: they name taxa of the classifier's taxonomy")
+    if not taxonomy:
+        return None
+    pairs = [item.partition("=") for item in taxa_lists]
+    bad = [f"{n}{sep}{f}" for n, sep, f in pairs if not (n and sep and f)]
+    if bad:
+        raise UserError(f"--taxa-list takes NAME=FILE, got {bad[0]!r}")
+    try:
+        return SpeciesSources(Path(taxonomy).read_bytes(), Path(geofence).read_bytes() if geofence else None,
+                              {n: Path(f).read_bytes() for n, _, f in pairs})
+    except OSError as exc:
+        raise UserError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     if args.dry_run:
         from pathlib import Path
@@ -185,7 +212,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print("\n" + "\n".join(graph_lines(parsed)))
         return 0
     store = ModelStore(args.store)
-    mv = store.publish(args.weights, args.name, args.version, args.config, args.card, preset=args.preset)
+    mv = store.publish(args.weights, args.name, args.version, args.config, args.card, preset=args.preset,
+                       species=species_sources(args.taxonomy, args.geofence, args.taxa_list))
     cfg = mv.config
     print(f"published {mv.name}:{mv.version} sha256={mv.sha256} at {mv.url}")
     if mv.kind == "identifier":

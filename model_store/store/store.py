@@ -24,11 +24,13 @@ from typing import Any
 from model_store.core.backend_specs import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS
 from model_store.core.backends import ModelLoadError, create_backend
 from model_store.core.classifier import Classifier
-from model_store.core.config import AnyConfig, ConfigError, parse_any_config
+from model_store.core.config import AnyConfig, ClassifierConfig, ConfigError, parse_any_config
 from model_store.core.detector import Detector
 from model_store.core.identify.identifier import Identifier
 from model_store.core.records import ModelInfo
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
+from model_store.core.species.data import SpeciesSources, load_species, species_extras
+from model_store.core.species.ensemble import SpeciesData
 from model_store.store.prepare import default_card, prepare_config, sha256_file
 from trapline.base import env
 from trapline.base.errors import ChecksumError, NotFoundError, StoreError
@@ -252,7 +254,16 @@ class ModelStore:
     def load_classifier(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None):
         """Verify and load a classifier version (backend onnx-classifier) into a ready `Classifier`."""
         mv, path = self._fetch_kind(ref, classifier=True)
-        return Classifier(mv.info, mv.config, self._backend(mv, path, device, threads))
+        return Classifier(mv.info, mv.config, self._backend(mv, path, device, threads), self.species(mv))
+
+    def species(self, ref: ModelRef | str | ModelVersion) -> SpeciesData | None:
+        """A classifier version's taxonomy and geofence (sha256-verified), or None when it was published without."""
+        mv = self._version(ref)
+        files = getattr(mv.config, "species", None)
+        if files is None:
+            return None
+        return load_species(files, lambda file: self.storage.read_bytes(mv.name, mv.version, file),
+                            mv.config.labels, str(mv.ref))
 
     def load_identifier(self, ref: ModelRef | str, device: str = "cpu", threads: int | None = None) -> Identifier:
         """Load an identifier version (keypoints: nothing to fetch; onnx-embedding: weights verified first)."""
@@ -284,19 +295,26 @@ class ModelStore:
     # -- writing -------------------------------------------------------------------------
     def publish(self, weights: str | Path | None, name: str, version: str,
                 config: str | Path | dict[str, Any] | None = None, card: str | Path | None = None,
-                preset: str | None = None, extras: dict[str, bytes] | None = None) -> ModelVersion:
+                preset: str | None = None, extras: dict[str, bytes] | None = None,
+                species: SpeciesSources | None = None) -> ModelVersion:
         """Publish a new version; refuses to overwrite, and leaves nothing behind if it fails.
 
         For ONNX weights the graph is inspected first: the config is derived from it (an
         Ultralytics or YOLOv5 export needs none), `preset` and then `config` override it, and a
         config that contradicts the graph is refused with both values named. `extras` are more files
         of the version (e.g. quantization.json), written before config.json like the rest. `weights` is None
-        for a `keypoints` identifier: its config.json is the whole model.
+        for a `keypoints` identifier: its config.json is the whole model. `species`: a classifier's taxonomy and
+        geofence files (checked against its labels and each other, named with their sha256 in config.json).
         """
         check_segment("model name", name)
         check_segment("version", version)
         weights = Path(weights) if weights is not None else None
         parsed = prepare_config(weights, config, preset, f"config for {name}:{version}")
+        if species is not None:
+            if not isinstance(parsed, ClassifierConfig):
+                raise ConfigError(f"{name}:{version} is not a classifier: only a classifier has taxonomy and geofence")
+            species_files, entry = species_extras(species, parsed.labels, f"{name}:{version}")
+            parsed, extras = parsed.model_copy(update={"species": entry}), {**(extras or {}), **species_files}
         card_text = Path(card).read_text() if card else default_card(name, version, parsed)
         if self.storage.exists(name, version):
             raise StoreError(f"{name}:{version} already exists in {self.root}; versions are immutable, "

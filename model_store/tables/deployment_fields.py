@@ -8,8 +8,10 @@ setup fields, in Camtrap DP's own column names:
 
 as CSV, or JSON (a list of such objects, or an object keyed by deploymentID). `cameraID` is the trapline
 camera id the deployment's pictures carry (default: the deploymentID, one deployment per camera as before).
-`timezone` (an IANA name, trapline's one addition to Camtrap DP's columns) is the zone of the deployment's
+`timezone` (an IANA name, trapline's addition to Camtrap DP's columns) is the zone of the deployment's
 local time: a start, end or capture time without an offset is read in it (daylight saving by `zoneinfo`).
+`country` and `admin1Region` (trapline's too: ISO 3166-1 alpha-3, and a 2-character region such as a US state) say
+where the camera stands, for the species ensemble's geofence (model_store/core/species/).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model_store.core.species.geofence import CountryCode, RegionCode
 from model_store.tables.archive import open_location
 from trapline.base.errors import BatchError, StorageError
 
@@ -68,6 +71,10 @@ class Deployment(BaseModel):
     deploymentTags: str | None = None  # noqa: N815
     deploymentComments: str | None = None  # noqa: N815
     timezone: str | None = Field(None, description="IANA zone of the local times (trapline's addition)")
+    # Where the camera stands for the species ensemble's geofence (trapline's additions; issue 57)
+    country: CountryCode | None = Field(None, description="ISO 3166-1 alpha-3 country (trapline's addition)")
+    admin1Region: RegionCode | None = Field(None, description="first-level region, 2 characters (trapline's "  # noqa: N815
+                                                              "addition)")
 
     @field_validator("deploymentStart", "deploymentEnd")
     @classmethod
@@ -82,6 +89,12 @@ class Deployment(BaseModel):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else check_zone(value)
+
+    @model_validator(mode="after")
+    def _region_in_a_country(self) -> Deployment:
+        if self.admin1Region and not self.country:
+            raise ValueError(f"admin1Region {self.admin1Region!r} needs a country")
+        return self
 
     @model_validator(mode="after")
     def _start_before_end(self) -> Deployment:

@@ -227,6 +227,7 @@ CLASSIFICATION_FIELDS = [
     pa.field("top_scores", pa.list_(pa.float64())),
     pa.field("scores", pa.list_(pa.float32())),
     pa.field("flags", pa.list_(pa.string())),
+    pa.field("source", pa.string()),  # the species ensemble's rule (issue 57); null in parts written before it
 ]
 SNIP_FIELDS = [
     pa.field("detection_index", pa.int32()),

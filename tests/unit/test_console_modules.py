@@ -116,6 +116,10 @@ def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_jso
         assert b.eval("document.getElementById('tables').tagName") == "INPUT"
         body = preview("score", "set('cfg-min_score', '0.5');")
         assert body["tables"] == tables and body["config"] == {"min_score": 0.5}, body
+        # a nested config (species_ensemble's smoothing_options) is a JSON field; the list defaults are left out
+        nested = json.dumps(json.dumps({"min_detections_to_overwrite_other": 3}))
+        body = preview("species_ensemble", f"set('cfg-country', 'DEU'); set('cfg-smoothing_options', {nested});")
+        assert body["config"] == {"country": "DEU", "smoothing_options": {"min_detections_to_overwrite_other": 3}}, body
 
         # Start a job, export: the tables and the model version picked, the format from its registry; the same
         # form-to-JSON builds the job (no cluster here to take it: the request is what is checked)

@@ -26,13 +26,14 @@ class StubClassifier:
     async def _geometry(self) -> CropGeometry:
         return CropGeometry(version="1", padding=0.0, square=False)
 
-    async def _classify(self, crops, geometry, specs) -> list[Classification]:
+    async def _classify(self, crops, geometry, specs, boxes=None) -> list[Classification]:
         self.sent.append((len(crops), geometry, specs))
+        self.boxes = boxes
         return [Classification(model=ModelInfo(name="stub", version="1", sha256="s"),
                                 label=f"{c.shape[1]}x{c.shape[0]}", score=0.5, scores=[0.5, 0.5]) for c in crops]
 
-    def remote(self, *args):
-        return self._classify(*args) if args else self._geometry()
+    def remote(self, *args, **kwargs):
+        return self._classify(*args, **kwargs) if args else self._geometry()
 
 
 async def _call(awaitable):
@@ -57,6 +58,7 @@ def test_classifications_and_snips_land_on_their_detections_of_the_same_record(l
     answer = asyncio.run(run())
     assert answer.record is record and answer.classified and answer.jobs == []  # the crops are not kept
     assert [(n, g.padding, g.square) for n, g, _ in stub.sent] == [(2, 0.0, False)]
+    assert [label for label, _ in stub.boxes] == ["deer", "deer"]  # each crop's box, for the species ensemble
     assert [[c.label for c in d.classifications] for d in record.detections] == [["200x120"], ["80x80"]]
     assert sorted(answer.snips) == [0, 3] and answer.snips_truncated is False
     assert (answer.snips[3].width, answer.snips[3].height) == (80, 80)

@@ -22,6 +22,9 @@ export function fieldFor(name, schema, defs, required) {
   } else if (s.type === "array") {
     input = el("input", {id, name, type: "text", required, placeholder: "comma-separated",
                          value: Array.isArray(def) ? def.join(",") : ""});
+  } else if (s.type === "object") {  // a nested config (e.g. species_ensemble's smoothing_options): as JSON
+    input = el("input", {id, name, type: "text", required, placeholder: "JSON object",
+                         value: def !== undefined && def !== null ? JSON.stringify(def) : ""});
   } else {
     input = el("input", {id, name, type: "text", required, value: def ?? ""});
   }
@@ -57,6 +60,9 @@ function fieldValue(input) {
   if (input.value === "") return undefined;
   if (kind === "number" || kind === "integer") return Number(input.value);
   if (kind === "array") return input.value.split(",").map(v => v.trim()).filter(Boolean);
+  if (kind === "object") {
+    try { return JSON.parse(input.value); } catch { return input.value; }  // not JSON: the service names the field
+  }
   return input.value;
 }
 

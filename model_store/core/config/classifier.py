@@ -15,6 +15,7 @@ from model_store.core.config.common import (
     format_validation_error,
 )
 from model_store.core.graph import GraphFacts, inspect_onnx
+from model_store.core.species.files import SpeciesFiles
 
 
 class ClassifierPreprocess(Strict):
@@ -55,6 +56,7 @@ class ClassifierConfig(VersionConfig):
         "scientific name); rank_rollup and Camtrap DP scientificName use it"))
     taxonomy_ranks: list[str] = Field(default_factory=list, description="names of the path levels, root first")
     preprocess: ClassifierPreprocess = ClassifierPreprocess()
+    species: SpeciesFiles | None = Field(None, description="taxonomy and geofence files for the species ensemble")
     description: str = ""
     graph: GraphFacts | None = Field(None, description="the ONNX graph's inspected facts (filled in by publish)")
 

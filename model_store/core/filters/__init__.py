@@ -5,7 +5,8 @@ marks the detections it fires on; a filter whose `action` is "drop" also removes
 the kept set, one whose action is "flag" only annotates them. Keeping every raw detection is
 what lets a batch job re-filter its stored tables later without running the model again.
 
-Classifier filters (`classifier_mask`, `rank_rollup`; model_store/core/filters/classifier.py) live in
+Classifier filters (`classifier_mask`, `rank_rollup`; model_store/core/filters/classifier.py, and the species
+ensemble `species_ensemble`, model_store/core/filters/species.py) live in
 the same registry and the same `FilterSet` (so its hash covers them) but act on a classifier's
 probability vector instead: they rewrite the answer (label, score, taxon) and never touch the raw
 scores, which tables keep. The base types are in model_store/core/filters/types.py.
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from model_store.core.filters import repeat
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
+from model_store.core.filters.species import SpeciesEnsembleFilter
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, QueryShortcut, no_duplicates
 from trapline.base.errors import FilterConfigError
@@ -141,7 +143,8 @@ class TrackFilter(PostFilter):
 
 
 REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter,
-                                                              ClassifierMaskFilter, RankRollupFilter, TrackFilter)}
+                                                              ClassifierMaskFilter, RankRollupFilter, TrackFilter,
+                                                              SpeciesEnsembleFilter)}
 
 
 # The registered names, for options that name a filter: an unknown name is refused where it enters.

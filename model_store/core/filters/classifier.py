@@ -45,6 +45,11 @@ class ClassifierAnswer:
     taxon_path: list[str] = field(default_factory=list)
     rank: str | None = None
     flags: list[str] = field(default_factory=list)
+    # What the species ensemble (model_store/core/filters/species.py) reads beside the scores, and what it says.
+    detection: tuple[str, float] | None = None  # the detector's label and score for this crop
+    location: Any = None  # the camera's `Location` (model_store/core/species/geofence.py), when known
+    species: Any = None  # the classifier's `SpeciesData` (taxonomy and geofence), when published with them
+    source: str | None = None  # how the answer was reached: detector, classifier, classifier+rollup_to_genus, ...
 
     @classmethod
     def from_scores(cls, scores: np.ndarray, labels: Sequence[str], taxonomy: Mapping[str, Sequence[str]],

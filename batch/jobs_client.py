@@ -1,7 +1,8 @@
 """The options of `trapline jobs list | show | logs | stop`: one pydantic model each, registered in the command
 registry (batch/commands.py) like every other command. Beside the registry, not in batch/jobs/: the registry sits
-below the control plane (the jobs' kinds are built from it), so it may not import that room. `trapline jobs submit KIND` takes each kind's own options
-(batch/jobs/cli.py builds them from the same registry). Light: every command line builds the registry."""
+below the control plane (the jobs' kinds are built from it), so it may not import that room. `trapline jobs submit
+KIND` takes each kind's own options (batch/jobs/cli.py builds them from the same registry). Light: every command
+line builds the registry."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from batch.options import SET_FLAGS, CheckOptions, CompactOptions
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
+from serve.antenna.config import AntennaWorkOptions
 from trapline.problems import as_flag
 
 Progress = Callable[[str], None]
@@ -55,6 +56,7 @@ postprocess_text = _later("batch.refilter.postprocess:format_report")
 run_crops, crops_text = _later("batch.refilter.snips:run_crops"), _later("batch.refilter.snips:format_report")
 run_events = _later("batch.refilter.events:run_events")
 build_report, report_json = _later("batch.review.build:build_report"), _later("batch.review.build:result_json")
+run_antenna, antenna_text = _later("serve.antenna.worker:run_worker"), _later("serve.antenna.worker:format_report")
 compact, check = _later("model_store.tables.maintenance:compact"), _later("model_store.tables.maintenance:check")
 
 
@@ -228,6 +230,15 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             exit_code=lambda r: 0 if r.clean else 1, job=False,
             description="Read every partition and report rows stored twice, images processed twice in one result "
                         "set, uncommitted part files and unsettled uploads."),
+    Command("antenna work", "pull mode: answer an Antenna project's ML jobs through this service's models",
+            AntennaWorkOptions, run_antenna, antenna_text,
+            example="trapline antenna work --api https://antenna.example/api/v2 --project 3 "
+                    "--service http://127.0.0.1:8001   (token in $ANTENNA_TOKEN)",
+            description="Register the pipelines of a running trapline service's Antenna door (the serve config's "
+                        "`antenna:` block) with an Antenna project, then take its async jobs' tasks in batches sized "
+                        "to the detectors and answer each image (its detections, or its error). SIGTERM stops "
+                        "taking tasks and answers the ones held; what is not answered Antenna redelivers.",
+            main_options=("api", "project", "service")),
     Command("identify", "re-identify individuals among stored detections (sightings and individuals tables)",
             IdentifyOptions, identify_cli.run, identify_cli.run_text, styles=IDENTIFY_FLAGS,
             example="trapline identify --tables ./detections --identifier coats@production   (then: trapline "
@@ -242,5 +253,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
-GROUPS = {"tables": ("upkeep of stored tables: compact small parts, check for duplicates",
+GROUPS = {"antenna": ("trapline as an Antenna processing service (pull mode)",
+                       "Antenna (RolnickLab/antenna) processing-service commands; push mode is the serve config's "
+                       "`antenna:` block."),
+          "tables": ("upkeep of stored tables: compact small parts, check for duplicates",
                      "Maintenance of the tables runs and the online recorder write (no model).")}

@@ -55,3 +55,27 @@ class AntennaConfig(_Strict):
 
     def pipeline(self, slug: str) -> AntennaPipelineConfig | None:
         return next((p for p in self.pipelines if p.slug == slug), None)
+
+
+class AntennaWorkOptions(BaseModel):
+    """`trapline antenna work`: pull mode. Registers the door's pipelines with an Antenna project, takes the
+    project's async jobs' tasks in batches and answers them through the door of a running trapline service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api: str = Field(..., pattern=r"^https?://", description="Antenna's API root, e.g. https://antenna.example/api/v2")
+    project: int = Field(..., ge=1, description="the Antenna project to register the pipelines with")
+    token: str | None = Field(None, description=(
+        "Antenna API token (a superuser's at Antenna's current commit); default: the environment variable "
+        "--token-env names, which keeps it out of a job's options"))
+    token_env: str = Field("ANTENNA_TOKEN", description="where the token is read when --token is not given")
+    service: str = Field("http://127.0.0.1:8001", pattern=r"^https?://", description=(
+        "the trapline service's Antenna door (the serve config's antenna.host:port)"))
+    service_name: str = Field("trapline", min_length=1, description="the processing service's name in Antenna")
+    batch_size: int | None = Field(None, ge=1, le=1024, description=(
+        "tasks taken per request (default: what the door's detectors batch at once over all their replicas)"))
+    streams: int = Field(2, ge=1, le=16, description=(
+        "batches in flight at once: while one is detected, the next is taken and the last one's results posted"))
+    poll_interval_s: float = Field(2.0, gt=0.0, le=300.0, description="wait between polls when there is no work")
+    max_seconds: float | None = Field(None, gt=0.0, description="stop after this long (default: until SIGTERM)")
+    exit_when_idle: bool = Field(False, description="stop once no job has work left (after one job or none)")

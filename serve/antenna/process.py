@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from model_store import ImageDetections
 from serve.antenna.answers import image_detections
 from serve.antenna.catalog import Algorithms, Catalog, ServedPipeline
@@ -84,6 +86,35 @@ class Processor:
         outcomes = await self.images(pipeline, request.source_images)
         return results(request.pipeline, [o for o in outcomes if o.error is None], time.perf_counter() - t0,
                        [o.message for o in outcomes if o.error is not None] or None)
+
+    async def process_each(self, request: PipelineRequest) -> ImageResults:
+        """Pull mode: each image answered on its own, as Antenna takes one result per task."""
+        t0 = time.perf_counter()
+        pipeline = await self.resolve(request.pipeline)
+        outcomes = await self.images(pipeline, request.source_images)
+        seconds = (time.perf_counter() - t0) / max(1, len(outcomes))
+        return ImageResults(pipeline=request.pipeline, images=[
+            ImageResult(id=o.image.id, error=ImageError(type=o.error.code, message=o.error.message))
+            if o.error is not None else ImageResult(id=o.image.id, result=results(request.pipeline, [o], seconds))
+            for o in outcomes])
+
+
+class ImageError(BaseModel):
+    type: str
+    message: str
+
+
+class ImageResult(BaseModel):
+    id: str
+    result: PipelineResults | None = None
+    error: ImageError | None = None
+
+
+class ImageResults(BaseModel):
+    """Pull mode's answer: one entry per image, in the request's order."""
+
+    pipeline: str
+    images: list[ImageResult]
 
 
 def results(slug: str, done: list[ImageOutcome], seconds: float, errors: list[str] | None = None) -> PipelineResults:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from serve.antenna.catalog import Catalog
-from serve.antenna.process import Processor
+from serve.antenna.process import ImageResults, Processor
 from serve.antenna.protocol import LiveAnswer, PipelineRequest, PipelineResults, ReadyAnswer, ServiceInfo
 from trapline.errors import NotReadyError, TraplineError
 from trapline.problems import describe, problems
@@ -73,6 +73,11 @@ def create_door_app(door: Door) -> FastAPI:
     @app.post("/process")
     async def process(request: Request, body: PipelineRequest) -> PipelineResults:
         return await _door(request).processor.process(body)
+
+    @app.post("/trapline/process/images")
+    async def process_images(request: Request, body: PipelineRequest) -> ImageResults:
+        """Pull mode: each image's own answer (its PipelineResults, or its typed error), for one task each."""
+        return await _door(request).processor.process_each(body)
 
     @app.get("/trapline/sizing")
     async def sizing(request: Request) -> dict[str, Any]:

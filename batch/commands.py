@@ -29,7 +29,7 @@ from batch.options import SET_FLAGS, CheckOptions, CompactOptions
 from batch.refilter.options import CROPS_FLAGS, POSTPROCESS_FLAGS, CropsOptions, EventsOptions, PostprocessOptions
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
-from serve.antenna.config import AntennaWorkOptions
+from serve.antenna_config import AntennaWorkOptions
 from trapline.problems import as_flag
 
 Progress = Callable[[str], None]

@@ -21,7 +21,7 @@ from model_store.core.config import format_validation_error
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
-from serve.antenna.config import AntennaConfig
+from serve.antenna_config import AntennaConfig
 from serve.jobs_config import JobsConfig, OnPromote
 from trapline.errors import ServeConfigError
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from model_store import ModelRef, ModelStore
 from model_store.store.store import ModelVersion, version_sort_key
-from serve.antenna.config import AntennaConfig, AntennaPipelineConfig
 from serve.antenna.protocol import AlgorithmConfig, CategoryMap, PipelineConfig, ServiceInfo
+from serve.antenna_config import AntennaConfig, AntennaPipelineConfig
 from serve.config import ServeConfig
 from trapline.errors import InvalidParameterError
 

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from serve.antenna.config import FetchConfig
+from serve.antenna_config import FetchConfig
 from trapline.errors import ImageFetchError
 
 

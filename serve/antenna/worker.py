@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from serve.antenna.config import AntennaWorkOptions
 from serve.antenna.protocol import Task, TaskError, TaskResult
+from serve.antenna_config import AntennaWorkOptions
 from trapline.errors import ServiceRequestError, UserError
 
 logger = logging.getLogger(__name__)

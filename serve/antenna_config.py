@@ -1,4 +1,5 @@
-"""The serve config's `antenna:` block: trapline as an Antenna processing service (validated here, without Ray)."""
+"""The serve config's `antenna:` block and `trapline antenna work`'s options: trapline as an Antenna processing service
+(validated here, without Ray or serve/antenna/, as jobs_config.py is for `jobs:`)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[str]:
               "antenna": {"port": port, "pipelines": [{"slug": "trapline-demo", "name": "trapline demo",
                                                        "detector": DEMO_NAME, "classifier": SPECIES_NAME}]}}
     with run_local(config, environ={}):
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", store
 
 
 def run_job(*args: str, **popen) -> subprocess.Popen:
@@ -91,6 +91,7 @@ def assert_saved(result: dict, images: int) -> None:
 
 
 def test_push_and_pull_jobs_through_the_served_models(door):
+    door, store = door
     info = httpx.get(f"{door}/info", timeout=6).json()
     [pipeline] = info["pipelines"]
     assert pipeline["slug"] == "trapline-demo-v1"
@@ -100,8 +101,11 @@ def test_push_and_pull_jobs_through_the_served_models(door):
     assert_saved(push, IMAGES)
     assert push["dispatch_mode"] == "sync_api" and push["pipelines_registered"] == ["trapline-demo-v1"]
 
-    # pull: `trapline antenna work` registers with the project run_job.py made, takes the tasks, answers each once
-    job = run_job("trapline", "--mode", "pull-native", "--images", str(IMAGES), stderr=subprocess.PIPE)
+    # pull: `trapline antenna work` registers with the project run_job.py made, takes the tasks, answers each once;
+    # the detector is promoted once it has registered, before the job: the worker registers the new pipeline
+    # (trapline-demo-v2), and the job Antenna runs on trapline-demo-v1 is answered by version 1 to the end
+    job = run_job("trapline", "--mode", "pull-native", "--images", str(IMAGES), "--pipeline", "trapline-demo-v1",
+                  stderr=subprocess.PIPE)
     given: dict[str, str] = {}
     for line in job.stderr:
         given.update(w.split("=", 1) for w in line.split() if w.startswith("ANTENNA_") and "=" in w)
@@ -113,18 +117,27 @@ def test_push_and_pull_jobs_through_the_served_models(door):
          "--project", given["ANTENNA_PROJECT_ID"], "--service", door, "--poll-interval-s", "0.5", "--json"],
         env={**_env(), "ANTENNA_TOKEN": given["ANTENNA_TOKEN"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
+    for line in worker.stderr:
+        if line.startswith("registered trapline-demo-v1"):
+            break
+    threading.Thread(target=worker.stderr.read, daemon=True).start()
+    store.promote(f"{DEMO_NAME}:2")
     try:
         pull = summary(job)
     finally:
         worker.send_signal(signal.SIGTERM)  # stops taking tasks, answers what it holds, exits
-        out, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0, err[-2000:]
+        out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0
     assert_saved(pull, IMAGES)
     assert pull["dispatch_mode"] == "async_api"
     report = json.loads(out)
     # every task answered exactly once, none left for redelivery
     assert (report["tasks_answered"], report["tasks_failed"], report["tasks_left"]) == (IMAGES, 0, 0)
-    assert report["stopped_by"] == "SIGTERM" and report["pipelines"] == ["trapline-demo-v1"]
+    assert report["stopped_by"] == "SIGTERM"
+    assert report["pipelines"] == ["trapline-demo-v1", "trapline-demo-v2"] and report["registrations"] == 2
+    # every detection Antenna saved is the v1 pipeline's detector's (the job's), though v2 serves by then
+    assert pull["detections_from_pipeline_algorithms"] == pull["detections_saved"]
+    assert httpx.get(f"{door}/info", timeout=6).json()["pipelines"][0]["slug"] == "trapline-demo-v2"
 
 
 @pytest.fixture
@@ -140,6 +153,7 @@ def pictures(tmp_path) -> Iterator[str]:
 
 
 def test_each_image_that_cannot_be_read_is_its_own_typed_error(door, pictures):
+    door, _ = door
     images = [{"id": "1", "url": f"{pictures}/good.jpg"}, {"id": "2", "url": f"{pictures}/missing.jpg"},
               {"id": "3", "url": f"{pictures}/corrupt.jpg"}]
     push = httpx.post(f"{door}/process", json={"pipeline": "trapline-demo-v1", "source_images": images,

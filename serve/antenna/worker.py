@@ -152,9 +152,6 @@ class Worker:
             self._left(len(tasks), f"job {job_id}: the door did not answer ({exc}); "
                                    f"{len(tasks)} task(s) left for redelivery")
             return len(tasks)
-        if self.stopping.is_set() and self.report.stopped_by == "killed":
-            self._left(len(tasks), f"job {job_id}: killed; {len(tasks)} task(s) left for redelivery")
-            return len(tasks)
         by_id = {a["id"]: a for a in answer["images"]}
         results, failed, detections = [], 0, 0
         for t in tasks:
@@ -228,9 +225,7 @@ def run_worker(options: AntennaWorkOptions, progress: Progress | None = None) ->
     worker = Worker(options, progress)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if worker.stopping.is_set():
-            worker.stop("killed")
-            worker.report.stopped_by = "killed"
+        if worker.stopping.is_set():  # the second signal: what is held is left for redelivery
             raise SystemExit(128 + signum)
         worker.stop(signal.Signals(signum).name)
 

@@ -51,6 +51,7 @@ from batch.postprocessing.options import (
 )
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
+from serve.antenna_config import AntennaWorkOptions
 from trapline.base.problems import as_flag
 
 Progress = Callable[[str], None]
@@ -78,6 +79,7 @@ run_crops = _later("batch.postprocessing.snips:run_crops")
 crops_text = _later("batch.postprocessing.snips:format_report")
 run_events = _later("batch.postprocessing.events:run_events")
 build_report, report_json = _later("batch.review.build:build_report"), _later("batch.review.build:result_json")
+run_antenna, antenna_text = _later("serve.antenna.worker:run_worker"), _later("serve.antenna.worker:format_report")
 compact, check = _later("model_store.tables.maintenance:compact"), _later("model_store.tables.maintenance:check")
 list_sets, sets_text = _later("model_store.tables.sets:listed"), _later("model_store.tables.sets:format_sets")
 retire, purge = _later("model_store.tables.lifecycle:retire"), _later("model_store.tables.lifecycle:purge")
@@ -355,6 +357,15 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             description="Delete a result set's files, the images files first, so readers stay right if it is killed "
                         "halfway (a rerun finishes it); refused for a set an alias serves (retire it first) or that "
                         "people's identifications point to (unless --move-decisions). Reports the bytes reclaimed."),
+    Command("antenna work", "pull mode: answer an Antenna project's ML jobs through this service's models",
+            AntennaWorkOptions, run_antenna, antenna_text,
+            example="trapline antenna work --api https://antenna.example/api/v2 --project 3 "
+                    "--service http://127.0.0.1:8001   (token in $ANTENNA_TOKEN)",
+            description="Register the pipelines of a running trapline service's Antenna door (the serve config's "
+                        "`antenna:` block) with an Antenna project, then take its async jobs' tasks in batches sized "
+                        "to the detectors and answer each image (its detections, or its error). SIGTERM stops "
+                        "taking tasks and answers the ones held; what is not answered Antenna redelivers.",
+            main_options=("api", "project", "service")),
     Command("identify", "re-identify individuals among stored detections (sightings and individuals tables)",
             IdentifyOptions, identify_cli.run, identify_cli.run_text, styles=IDENTIFY_FLAGS,
             example="trapline identify --tables ./detections --identifier coats@production   (then: trapline "
@@ -371,7 +382,10 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
-GROUPS = {"tables": ("upkeep of stored tables: compact, check, list, retire and purge result sets",
+GROUPS = {"antenna": ("trapline as an Antenna processing service (pull mode)",
+                       "Antenna (RolnickLab/antenna) processing-service commands; push mode is the serve config's "
+                       "`antenna:` block."),
+          "tables": ("upkeep of stored tables: compact, check, list, retire and purge result sets",
                      "Maintenance of the tables runs and the online recorder write (no model)."),
           "occurrences": ("list the least certain occurrences; split, merge or move their detections (the decisions "
                           "log)", "review: occurrences whose weakest link the tracker is least sure of, least certain "
@@ -386,3 +400,4 @@ GROUPS = {"tables": ("upkeep of stored tables: compact, check, list, retire and 
           "deployments": ("where and when each camera stood; clock corrections; effort",
                           "Deployments (a camera at a place for a period) and clock corrections, kept beside the "
                           "tables and applied by every later read, run and export.")}
+

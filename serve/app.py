@@ -21,6 +21,7 @@ from ray.serve.config import BackpressureConfig
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
 from model_store.core.pipeline import resolve_routes
 from serve import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
+from serve.antenna.door import ANTENNA_DEPLOYMENT_NAME, AntennaDoor
 from serve.auth import token_digest
 from serve.classifier import ClassifierReplica
 from serve.config import (
@@ -175,11 +176,18 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
                                                classifier_deployment_name(c.name))
                    .bind(c.model_dump(mode="json"), store_root, cfg.cache_dir)
                    for c in cfg.classifiers}
-    if cfg.http.one_hop and len(cfg.models) == 1:  # the model's replicas are the ingress (serve/one_hop.py)
+    one_hop = cfg.http.one_hop and len(cfg.models) == 1
+    # Antenna's API on a port of its own (serve/antenna/door.py says why a deployment): bound into the ingress so
+    # Serve deploys it; it calls the ingress's detect by the ingress's deployment name.
+    antenna = None if cfg.antenna is None else serve.deployment(AntennaDoor).options(
+        name=ANTENNA_DEPLOYMENT_NAME, num_replicas=1, max_ongoing_requests=cfg.http.ingress_max_ongoing_requests,
+        ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
+    ).bind(ingress_cfg, detector_deployment_name(cfg.models[0].name) if one_hop else INGRESS_DEPLOYMENT_NAME)
+    if one_hop:  # the model's replicas are the ingress (serve/one_hop.py)
         [m] = cfg.models
         deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, OneHopIngress)
         return deployment.bind(ingress_cfg, replica_args[m.name], *digests,
-                               classifiers=classifiers, features=tuple(features))
+                               classifiers=classifiers, features=tuple(features), antenna=antenna)
     detectors = {m.name: detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s).bind(*replica_args[m.name])
                  for m in cfg.models}
     ingress = serve.deployment(TraplineIngress).options(
@@ -189,7 +197,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
     )
     return ingress.bind(ingress_cfg, detectors, *digests, classifiers=classifiers,
-                        features=tuple(features))
+                        features=tuple(features), antenna=antenna)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

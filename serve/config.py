@@ -21,6 +21,7 @@ from model_store.core.config import format_validation_error
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
+from serve.antenna_config import AntennaConfig
 from serve.jobs_config import JobsConfig, OnPromote
 from trapline.base.errors import ServeConfigError
 
@@ -319,6 +320,8 @@ class ServeConfig(_Strict):
         "env var holding a token that detect/models routes require; when named it must be set"))
     record: RecordConfig | None = Field(None, description=(
         "keep uploads sent to POST /v1/images in an archive and the tables (off when absent: the route answers 404)"))
+    antenna: AntennaConfig | None = Field(None, description=(
+        "serve Antenna's processing-service API on a port of its own (serve/antenna/; off when absent)"))
 
     @field_validator("models")
     @classmethod
@@ -344,6 +347,14 @@ class ServeConfig(_Strict):
             if m.identify is not None and m.identify.tables is None and self.record is None:
                 raise ValueError(f"model {m.name!r} identifies individuals against the recorder's tables, but the "
                                  "service records nothing: add `record` or name the gallery's `identify.tables`")
+        for p in self.antenna.pipelines if self.antenna else ():
+            detector = self.model(p.detector)
+            if detector is None:
+                raise ValueError(f"antenna pipeline {p.slug!r}: detector {p.detector!r} is not one of `models` "
+                                 f"({[m.name for m in self.models]!r})")
+            if p.classifier is not None and p.classifier not in [r.model for r in detector.classify]:
+                raise ValueError(f"antenna pipeline {p.slug!r}: {p.detector!r} does not route to classifier "
+                                 f"{p.classifier!r} (its classify: {[r.model for r in detector.classify]!r})")
         return self
 
     @property

@@ -85,8 +85,10 @@ class IngressCore:
 
     def __init__(self, config: dict[str, Any], detectors: dict[str, DeploymentHandle],
                  admin_token_sha256: str | None = None, api_token_sha256: str | None = None,
-                 classifiers: dict[str, DeploymentHandle] | None = None, features: Sequence[Feature] = ()) -> None:
+                 classifiers: dict[str, DeploymentHandle] | None = None, features: Sequence[Feature] = (),
+                 antenna: DeploymentHandle | None = None) -> None:
         self.config = ServeConfig.model_validate(config)
+        self.antenna = antenna  # the Antenna door (serve/antenna/), bound here so that Serve deploys it
         self.handles = detectors
         self.classifier_handles = dict(classifiers or {})
         self.composer = Composer({m.name: m.classify for m in self.config.models}, self.classifier_handles, self.call)

@@ -35,8 +35,8 @@ class OneHopCore(IngressCore):
 
     def __init__(self, config: dict[str, Any], replica_args: tuple, admin_token_sha256: str | None = None,
                  api_token_sha256: str | None = None, classifiers: dict[str, Any] | None = None,
-                 features: Sequence[Feature] = ()) -> None:
-        super().__init__(config, {}, admin_token_sha256, api_token_sha256, classifiers, features)
+                 features: Sequence[Feature] = (), antenna: Any = None) -> None:
+        super().__init__(config, {}, admin_token_sha256, api_token_sha256, classifiers, features, antenna)
         self.replica = DetectorReplica(*replica_args)
         name = self.replica.model
         try:

@@ -49,7 +49,7 @@ def species_of(classifiers: Iterable[Mapping[str, Any]], fs: FilterSet, store: s
     wanted = [c for c in classifiers if any(name == "species_ensemble" for name, _ in fs.classifier_filters(c["name"]))]
     if not wanted:
         return {}
-    from model_store import ModelStore
+    from model_store import ModelStore  # late: only a set with the species ensemble reads the model store
 
     models = ModelStore(store)
     out = {}

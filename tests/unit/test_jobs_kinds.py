@@ -29,6 +29,8 @@ RICH = {
                "observation_level": "both", "allow_missing_deployments": True},
     "report": {"tables": "/t", "out": "/r", "bands": [0.1, 0.5], "compare": "m:2", "per_band": 3},
     "crops": {"tables": "/t", "crop_square": True, "crop_padding": 0.2, "image": "a b.jpg"},
+    "antenna work": {"api": "https://antenna.example/api/v2", "project": 3, "service": "http://127.0.0.1:8001",
+                     "token_env": "TOK", "batch_size": 8, "streams": 1, "max_seconds": 60.0, "exit_when_idle": True},
     "identify": {"tables": HOSTILE, "identifier": "coats@production", "threshold": 0.6, "model": "m:1"},
 }
 
@@ -102,7 +104,9 @@ def test_location_fields_are_found_from_the_options_types():
     assert KINDS["reprocess"].paths == ("archive", "out", "store")
     assert KINDS["export"].paths == ("tables", "store", "out", "deployments", "package_meta")
     assert KINDS["report"].paths == ("tables", "store", "out", "archive")
-    assert all(k.paths[:2] == ("tables", "store") for k in KINDS.values() if k.name != "reprocess")
+    assert KINDS["antenna work"].paths == ()  # it reads and writes no files: Antenna and the service are URLs
+    assert all(k.paths[:2] == ("tables", "store") for k in KINDS.values() if k.name not in ("reprocess",
+                                                                                           "antenna work"))
 
 
 def test_entry_points_of_jobs_submitted_another_way_are_recognised():

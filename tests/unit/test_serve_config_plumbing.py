@@ -234,6 +234,9 @@ SERVE_CHECKS: dict[str, Check] = {
     "admin_token_env": Check(lambda b, v: bearer_ok(f"Bearer {ENV[v]}", b.ingress.tokens.admin_digest)
                              and b.ingress.tokens.admin_token_env == v),
     "api_token_env": Check(lambda b, v: bearer_ok(f"Bearer {ENV[v]}", b.ingress.tokens.api_digest)),
+    # the Antenna door gets the ingress's config whole (its block read there) and the name of the ingress it calls
+    "antenna": Check(lambda b, v: same(ServeConfig.model_validate(b.deployments["antenna"].init_args[0]).antenna, v)
+                     and b.deployments["antenna"].init_args[1] == b.http.name),
     # the nested models, walked field by field below
     **{f: Check(lambda b, v: True) for f in ("models", "classifiers", "http", "jobs", "record")},
 }
@@ -297,7 +300,8 @@ def samples(site: dict[str, Any]) -> dict[type[BaseModel], dict[str, Any]]:
                      "python": "/usr/bin/python3", "entrypoint_num_cpus": 0.5, "promote_poll_s": 7.0,
                      "pictures": [{"name": "cams", "tables": site["tables"], "archive": site["archive"]}]},
         ServeConfig: {"store": site["store2"], "cache_dir": site["cache"], "admin_token_env": "WALK_ADMIN",
-                      "api_token_env": "WALK_API"},
+                      "api_token_env": "WALK_API",
+                      "antenna": {"port": 18999, "pipelines": [{"slug": "walk", "detector": DET, "classifier": CLF}]}},
     }
 
 

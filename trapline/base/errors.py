@@ -142,6 +142,17 @@ class ImageDecodeError(TraplineError, ValueError):
         return 400 if self.reason == "empty" else 422
 
 
+class ImageFetchError(TraplineError, ValueError):
+    """An image named by URL (an Antenna request or task) that could not be fetched: `reason` is timeout, status,
+    too_large or connection; the message names the URL. Answered per image, never for the whole request."""
+
+    code, status = "image_fetch_failed", 502
+
+    def __init__(self, reason: str, message: str, **extra: Any) -> None:
+        super().__init__(message, reason=reason, **extra)
+        self.reason = reason
+
+
 class ModelLoadError(TraplineError, RuntimeError):
     """Weights that exist and match their checksum but cannot be loaded by the backend."""
 

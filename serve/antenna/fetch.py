@@ -1,0 +1,60 @@
+"""Fetch the images Antenna names by URL: a timeout, a size limit, and one typed error per image that fails."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from serve.antenna_config import FetchConfig
+from trapline.base.errors import ImageFetchError
+
+
+class ImageFetcher:
+    """One pooled HTTP client for the life of the door (or worker). `fetch(url)` returns the body or raises
+    ImageFetchError; `fetch_all` answers each URL with its bytes or its error, at most `concurrency` at once."""
+
+    def __init__(self, config: FetchConfig, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        # trust_env=False: Antenna's media URLs are on its own host; a proxy from the environment must not intercept
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s), follow_redirects=True,
+                                        trust_env=False, transport=transport)
+        self._slots = asyncio.Semaphore(config.concurrency)
+
+    async def fetch(self, url: str) -> bytes:
+        if not url.startswith(("http://", "https://")):
+            raise ImageFetchError("url", f"{url!r} is not an http(s) URL", url=url)
+        limit = self.config.max_bytes
+        try:
+            async with self._slots, self.client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise ImageFetchError("status", f"GET {url} answered HTTP {response.status_code}", url=url,
+                                          http_status=response.status_code)
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise ImageFetchError("too_large", f"{url} is {declared} bytes, over the limit of {limit}",
+                                          url=url)
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ImageFetchError("too_large", f"{url} is over the limit of {limit} bytes", url=url)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.TimeoutException:
+            raise ImageFetchError("timeout", f"GET {url} timed out after {self.config.timeout_s:g} s",
+                                  url=url) from None
+        except httpx.HTTPError as exc:
+            raise ImageFetchError("connection", f"GET {url} failed: {type(exc).__name__}: {exc}", url=url) from None
+
+    async def fetch_all(self, urls: list[str]) -> list[bytes | ImageFetchError]:
+        async def one(url: str) -> bytes | ImageFetchError:
+            try:
+                return await self.fetch(url)
+            except ImageFetchError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(u) for u in urls)))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,123 @@
+"""Antenna's `/process`, independent of how it is reached: fetch each image, run it through the served pipeline
+(the same ingress `detect` as `POST /v1/detect`: detector replicas, batching, classifier routes, hot swap), and
+answer each image with its detections or its typed error. The push door (serve/antenna/door.py) and the pull worker
+(serve/antenna/worker.py, through the door) use it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from model_store import ImageDetections
+from serve.antenna.answers import image_detections
+from serve.antenna.catalog import Algorithms, Catalog, ServedPipeline
+from serve.antenna.fetch import ImageFetcher
+from serve.antenna.protocol import (
+    DetectionResponse,
+    PipelineRequest,
+    PipelineResults,
+    SourceImageRequest,
+    SourceImageResponse,
+)
+from trapline.base.errors import TraplineError
+
+logger = logging.getLogger("ray.serve.trapline")
+
+# (detector name, version, image bytes) -> the image's record, classifications attached (IngressCore.detect's)
+Detect = Callable[[str, str, bytes], Awaitable[ImageDetections]]
+
+
+@dataclass
+class ImageOutcome:
+    image: SourceImageRequest
+    detections: list[DetectionResponse] | None = None
+    error: TraplineError | None = None
+
+    @property
+    def message(self) -> str:
+        assert self.error is not None
+        return f"image {self.image.id}: {self.error.code}: {self.error.message}"
+
+
+class Processor:
+    """Lifecycle: built once per door with the catalog (store reads) and the detect call; `process` per request."""
+
+    def __init__(self, catalog: Catalog, detect: Detect, fetcher: ImageFetcher) -> None:
+        self.catalog = catalog
+        self.algorithms = Algorithms(catalog.store)
+        self.detect = detect
+        self.fetcher = fetcher
+
+    async def resolve(self, slug: str) -> ServedPipeline:
+        return await asyncio.to_thread(self.catalog.resolve, slug)
+
+    async def images(self, pipeline: ServedPipeline, images: list[SourceImageRequest]) -> list[ImageOutcome]:
+        """Each image's detections, or the typed error that stopped it (fetch, decode, the model): never raises for
+        one image."""
+        bodies = await self.fetcher.fetch_all([i.url for i in images])
+        detector = pipeline.detector
+
+        async def one(image: SourceImageRequest, body: bytes | TraplineError) -> ImageOutcome:
+            if isinstance(body, TraplineError):
+                return ImageOutcome(image, error=body)
+            try:
+                record = await self.detect(detector.name, detector.version, body)
+                dets = await asyncio.to_thread(image_detections, image.id, record, self.algorithms.get)
+            except TraplineError as exc:
+                return ImageOutcome(image, error=exc)
+            return ImageOutcome(image, detections=dets)
+
+        outcomes = await asyncio.gather(*(one(i, b) for i, b in zip(images, bodies, strict=True)))
+        for o in outcomes:
+            if o.error is not None:
+                logger.warning("antenna: %s", o.message)
+        return list(outcomes)
+
+    async def process(self, request: PipelineRequest) -> PipelineResults:
+        """Push mode: one answer for the request. An image that failed is left out of `source_images` (so Antenna
+        does not mark it processed) and named in `errors`."""
+        t0 = time.perf_counter()
+        pipeline = await self.resolve(request.pipeline)
+        outcomes = await self.images(pipeline, request.source_images)
+        return results(request.pipeline, [o for o in outcomes if o.error is None], time.perf_counter() - t0,
+                       [o.message for o in outcomes if o.error is not None] or None)
+
+    async def process_each(self, request: PipelineRequest) -> ImageResults:
+        """Pull mode: each image answered on its own, as Antenna takes one result per task."""
+        t0 = time.perf_counter()
+        pipeline = await self.resolve(request.pipeline)
+        outcomes = await self.images(pipeline, request.source_images)
+        seconds = (time.perf_counter() - t0) / max(1, len(outcomes))
+        return ImageResults(pipeline=request.pipeline, images=[
+            ImageResult(id=o.image.id, error=ImageError(type=o.error.code, message=o.error.message))
+            if o.error is not None else ImageResult(id=o.image.id, result=results(request.pipeline, [o], seconds))
+            for o in outcomes])
+
+
+class ImageError(BaseModel):
+    type: str
+    message: str
+
+
+class ImageResult(BaseModel):
+    id: str
+    result: PipelineResults | None = None
+    error: ImageError | None = None
+
+
+class ImageResults(BaseModel):
+    """Pull mode's answer: one entry per image, in the request's order."""
+
+    pipeline: str
+    images: list[ImageResult]
+
+
+def results(slug: str, done: list[ImageOutcome], seconds: float, errors: list[str] | None = None) -> PipelineResults:
+    return PipelineResults(pipeline=slug, total_time=round(seconds, 6),
+                           source_images=[SourceImageResponse(id=o.image.id, url=o.image.url) for o in done],
+                           detections=[d for o in done for d in o.detections or []], errors=errors)

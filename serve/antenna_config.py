@@ -1,0 +1,82 @@
+"""The serve config's `antenna:` block and `trapline antenna work`'s options: trapline as an Antenna processing service
+(validated here, without Ray or serve/antenna/, as jobs_config.py is for `jobs:`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AntennaPipelineConfig(_Strict):
+    """One pipeline Antenna can run: a served detector and, optionally, one of its classifiers."""
+
+    slug: str = Field(..., pattern=SLUG_PATTERN, description=(
+        "the pipeline's slug in Antenna, before the detector's version (`SLUG-vN` is what /info lists: Antenna "
+        "allows one detection algorithm per pipeline, so a promoted detector is a new pipeline)"))
+    name: str | None = Field(None, min_length=1, description="shown in Antenna (default: the slug)")
+    description: str = ""
+    detector: str = Field(..., min_length=1, description="a model of the serve config's `models`")
+    classifier: str | None = Field(None, min_length=1, description=(
+        "a classifier the detector routes to (its `classify`); its labels become the algorithm's category map"))
+
+
+class FetchConfig(_Strict):
+    """How the images Antenna names by URL are fetched."""
+
+    timeout_s: float = Field(20.0, gt=0.0, le=600.0, description="connect + read timeout per image")
+    max_bytes: int = Field(32 * 1024 * 1024, ge=1, description="larger images are a per-image error")
+    concurrency: int = Field(8, ge=1, le=256, description="images fetched at once per request")
+
+
+class AntennaConfig(_Strict):
+    """Serve Antenna's processing-service API (`/livez`, `/readyz`, `/info`, `/process`) at the root of a port of
+    its own (Antenna joins `/process` to the registered URL's root, dropping any path)."""
+
+    host: str = Field("127.0.0.1", description="bind address of the Antenna door")
+    port: int = Field(8001, ge=1, le=65535, description="its port (not Serve's HTTP port)")
+    name: str = Field("trapline", min_length=1, description="the processing service's name in /info")
+    description: str = "trapline: versioned camera-trap detectors and classifiers on Ray Serve"
+    pipelines: list[AntennaPipelineConfig] = Field(..., min_length=1)
+    fetch: FetchConfig = FetchConfig()
+    ready_timeout_s: float = Field(4.0, gt=0.0, le=60.0, description=(
+        "how long /readyz asks the replicas before answering (Antenna's /info limit is 6 s)"))
+
+    @field_validator("pipelines")
+    @classmethod
+    def _unique(cls, pipelines: list[AntennaPipelineConfig]) -> list[AntennaPipelineConfig]:
+        slugs = [p.slug for p in pipelines]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError(f"each pipeline slug may appear once, got {slugs!r}")
+        return pipelines
+
+    def pipeline(self, slug: str) -> AntennaPipelineConfig | None:
+        return next((p for p in self.pipelines if p.slug == slug), None)
+
+
+class AntennaWorkOptions(BaseModel):
+    """`trapline antenna work`: pull mode. Registers the door's pipelines with an Antenna project, takes the
+    project's async jobs' tasks in batches and answers them through the door of a running trapline service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api: str = Field(..., pattern=r"^https?://", description="Antenna's API root, e.g. https://antenna.example/api/v2")
+    project: int = Field(..., ge=1, description="the Antenna project to register the pipelines with")
+    token: str | None = Field(None, description=(
+        "Antenna API token (a superuser's at Antenna's current commit); default: the environment variable "
+        "--token-env names, which keeps it out of a job's options"))
+    token_env: str = Field("ANTENNA_TOKEN", description="where the token is read when --token is not given")
+    service: str = Field("http://127.0.0.1:8001", pattern=r"^https?://", description=(
+        "the trapline service's Antenna door (the serve config's antenna.host:port)"))
+    service_name: str = Field("trapline", min_length=1, description="the processing service's name in Antenna")
+    batch_size: int | None = Field(None, ge=1, le=1024, description=(
+        "tasks taken per request (default: what the door's detectors batch at once over all their replicas)"))
+    streams: int = Field(2, ge=1, le=16, description=(
+        "batches in flight at once: while one is detected, the next is taken and the last one's results posted"))
+    poll_interval_s: float = Field(2.0, gt=0.0, le=300.0, description="wait between polls when there is no work")
+    max_seconds: float | None = Field(None, gt=0.0, description="stop after this long (default: until SIGTERM)")
+    exit_when_idle: bool = Field(False, description="stop once no job has work left (after one job or none)")

@@ -1,0 +1,172 @@
+"""trapline as an Antenna processing service, against the real Antenna (`../shared/antenna/`, beside the repo's
+clone: Django, PostgreSQL, Redis, NATS, Celery; no Docker), driven as a user would by its `run_job.py`: a project,
+captures, the service registered, an ML job, and what Antenna saved counted in its database.
+
+One shared setup: the harness (`setup.sh`: apt packages as root and Antenna's venv the first time, ~2 min; then
+`start.sh`, ~10 s) and one trapline service with the demo detector routed to the demo species classifier and the
+Antenna door on a port of its own. Push mode and pull mode (`trapline antenna work`, SIGTERM at the end) each run
+one job; the door's per-image errors are checked on the same service without Antenna.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from model_store import ModelStore
+from model_store.demo.photos import PHOTOS
+from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_config, publish_demo
+from serve.local import free_port, run_local
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS = Path(os.environ.get("TRAPLINE_ANTENNA_HARNESS", REPO.parent / "shared" / "antenna"))
+IMAGES = 6  # the demo detector was trained on rendered mammals: on Antenna's synthetic moths it finds a few boxes
+SETUP_TIMEOUT_S = 1200
+MOTH_SCORE_THRESHOLD = 0.15
+
+pytestmark = pytest.mark.skipif(not (HARNESS / "run_job.py").exists(),
+                                reason=f"the Antenna harness is not at {HARNESS} (set TRAPLINE_ANTENNA_HARNESS)")
+
+
+def _env() -> dict[str, str]:
+    # this checkout first, for the worker's `python -m trapline.cli`
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(":")}
+
+
+@pytest.fixture(scope="module")
+def antenna() -> Iterator[None]:
+    """The harness set up (idempotent) and started; stopped after only if it was not already running."""
+    home = Path(os.environ.get("ANTENNA_HOME", "/tmp/antenna-harness-home"))
+    pid = home / "run" / "django.pid"
+    running = pid.exists() and subprocess.run(["kill", "-0", pid.read_text().split()[0]],
+                                              capture_output=True).returncode == 0
+    for script, args in (("setup.sh", []), ("start.sh", ["--no-minimal"])):
+        done = subprocess.run(["bash", str(HARNESS / script), *args], capture_output=True, text=True,
+                              timeout=SETUP_TIMEOUT_S)
+        assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    yield
+    if not running:
+        subprocess.run(["bash", str(HARNESS / "stop.sh")], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[str]:
+    store = ModelStore(str(tmp_path_factory.mktemp("antenna") / "store"))
+    for version in ("1", "2"):  # Antenna's synthetic moths are not the rendered mammals the demo detector learnt:
+        # below its default threshold (0.25) it finds a few boxes on every series of them (0.25: on 3 series in 5)
+        store.publish(ASSETS / f"v{version}" / "model.onnx", DEMO_NAME, version,
+                      {**demo_config("onnx-yolo", version), "score_threshold": MOTH_SCORE_THRESHOLD})
+    publish_demo(store)  # the species classifier; demo-detector@production -> 1
+    port = free_port()
+    config = {"store": store.root, "http": {"port": 0, "ingress_num_cpus": 0.1},
+              "models": [{"name": DEMO_NAME, "num_cpus": 0.5, "max_batch_size": 4, "batch_wait_timeout_s": 0.01,
+                          "classify": [{"model": SPECIES_NAME}]}],
+              "classifiers": [{"name": SPECIES_NAME, "num_cpus": 0.25}],
+              "antenna": {"port": port, "pipelines": [{"slug": "trapline-demo", "name": "trapline demo",
+                                                       "detector": DEMO_NAME, "classifier": SPECIES_NAME}]}}
+    with run_local(config, environ={}):
+        yield f"http://127.0.0.1:{port}", store
+
+
+def run_job(*args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(HARNESS / "run_job.py"), *args], text=True,
+                            stdout=subprocess.PIPE, **popen)
+
+
+def summary(proc: subprocess.Popen, timeout_s: float = 600) -> dict:
+    out, _ = proc.communicate(timeout=timeout_s)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def assert_saved(result: dict, images: int) -> None:
+    assert result["ok"], result["errors"]
+    assert result["job_status"] == "SUCCESS" and result["images_with_saved_results"] == images
+    assert result["detections_saved"] >= 1 and result["classifications_saved"] >= 1
+    assert result["detections_from_pipeline_algorithms"] == result["detections_saved"]
+
+
+def test_push_and_pull_jobs_through_the_served_models(door):
+    door, store = door
+    info = httpx.get(f"{door}/info", timeout=6).json()
+    [pipeline] = info["pipelines"]
+    assert pipeline["slug"] == "trapline-demo-v1"
+
+    # push: Antenna's Celery worker POSTs the captures to the door's /process
+    push = summary(run_job(door, "--images", str(IMAGES), "--batch-size", "3"))
+    assert_saved(push, IMAGES)
+    assert push["dispatch_mode"] == "sync_api" and push["pipelines_registered"] == ["trapline-demo-v1"]
+
+    # pull: `trapline antenna work` registers with the project run_job.py made, takes the tasks, answers each once;
+    # the detector is promoted once it has registered, before the job: the worker registers the new pipeline
+    # (trapline-demo-v2), and the job Antenna runs on trapline-demo-v1 is answered by version 1 to the end
+    job = run_job("trapline", "--mode", "pull-native", "--images", str(IMAGES), "--pipeline", "trapline-demo-v1",
+                  stderr=subprocess.PIPE)
+    given: dict[str, str] = {}
+    for line in job.stderr:
+        given.update(w.split("=", 1) for w in line.split() if w.startswith("ANTENNA_") and "=" in w)
+        if "ANTENNA_PROJECT_ID" in given:
+            break
+    threading.Thread(target=job.stderr.read, daemon=True).start()  # drain the rest
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "trapline.cli", "antenna", "work", "--api", given["ANTENNA_API"],
+         "--project", given["ANTENNA_PROJECT_ID"], "--service", door, "--poll-interval-s", "0.5", "--json"],
+        env={**_env(), "ANTENNA_TOKEN": given["ANTENNA_TOKEN"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    for line in worker.stderr:
+        if line.startswith("registered trapline-demo-v1"):
+            break
+    threading.Thread(target=worker.stderr.read, daemon=True).start()
+    store.promote(f"{DEMO_NAME}:2")
+    try:
+        pull = summary(job)
+    finally:
+        worker.send_signal(signal.SIGTERM)  # stops taking tasks, answers what it holds, exits
+        out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    assert_saved(pull, IMAGES)
+    assert pull["dispatch_mode"] == "async_api"
+    report = json.loads(out)
+    # every task answered exactly once, none left for redelivery
+    assert (report["tasks_answered"], report["tasks_failed"], report["tasks_left"]) == (IMAGES, 0, 0)
+    assert report["stopped_by"] == "SIGTERM"
+    assert report["pipelines"] == ["trapline-demo-v1", "trapline-demo-v2"] and report["registrations"] == 2
+    # every detection Antenna saved is the v1 pipeline's detector's (the job's), though v2 serves by then
+    assert pull["detections_from_pipeline_algorithms"] == pull["detections_saved"]
+    assert httpx.get(f"{door}/info", timeout=6).json()["pipelines"][0]["slug"] == "trapline-demo-v2"
+
+
+@pytest.fixture
+def pictures(tmp_path) -> Iterator[str]:
+    """A plain HTTP server with one good JPEG and one corrupt one (the 404 is its own)."""
+    (tmp_path / "good.jpg").write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_each_image_that_cannot_be_read_is_its_own_typed_error(door, pictures):
+    door, _ = door
+    images = [{"id": "1", "url": f"{pictures}/good.jpg"}, {"id": "2", "url": f"{pictures}/missing.jpg"},
+              {"id": "3", "url": f"{pictures}/corrupt.jpg"}]
+    push = httpx.post(f"{door}/process", json={"pipeline": "trapline-demo-v1", "source_images": images,
+                                                "config": {"request_source_image_batch_size": 3}}, timeout=60).json()
+    assert [i["id"] for i in push["source_images"]] == ["1"]  # the others are not marked processed
+    assert [e.split(":")[0:2] for e in push["errors"]] == [["image 2", " image_fetch_failed"],
+                                                          ["image 3", " invalid_image"]]
+    each = httpx.post(f"{door}/trapline/process/images", json={"pipeline": "trapline-demo-v1",
+                                                               "source_images": images}, timeout=60).json()
+    assert [(i["id"], (i["error"] or {}).get("type")) for i in each["images"]] == [
+        ("1", None), ("2", "image_fetch_failed"), ("3", "invalid_image")]

@@ -51,8 +51,8 @@ Opts = TypeVar("Opts", bound=FormatOptions)
 @dataclass
 class ExportJob(Generic[Opts]):
     """One export: where it goes, the options that shape it (the chosen format's options model), and its rows,
-    read a slice of whole cameras at a time (`rows()`: a million images never in memory at once) or all at once
-    (`whole()`, for formats that write one JSON document). Either way the job counts what it read."""
+    read a slice of whole cameras at a time (`rows()`: a million images never in memory at once; every format
+    writes them as they come, a JSON document too). The job counts what it read."""
 
     tset: TableSet
     out: str
@@ -71,23 +71,6 @@ class ExportJob(Generic[Opts]):
             self.failed += int((part.images["status"] == "failed").sum()) if not part.images.empty else 0
             self.detections += len(part.dets)
             yield part
-
-    def whole(self) -> ExportRows:
-        parts = list(self.rows())
-        if not parts:
-            return ExportRows(pd.DataFrame(), pd.DataFrame(), None)
-        occurrences = [p.occurrences for p in parts if p.occurrences is not None]
-        images, dets = _concat([p.images for p in parts]), _concat([p.dets for p in parts])
-        if len(parts) > 1:  # the order one read gives: by uri (slices come camera by camera)
-            images = images.sort_values("uri", kind="stable").reset_index(drop=True)
-            if not dets.empty:
-                dets = dets.sort_values(["uri", "detection_index"], kind="stable").reset_index(drop=True)
-        return ExportRows(images, dets, _concat(occurrences) if occurrences else None)
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if not f.empty] or frames[:1]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
 class Exporter(Generic[Opts]):

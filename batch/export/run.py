@@ -10,16 +10,22 @@ from batch.option_variants import unwrap
 from batch.postprocessing.events import set_occurrences
 from model_store.tables.identities import individual_ids
 from model_store.tables.reader import Tables, resolve_table_set
-from model_store.tables.slices import DEFAULT_SLICE_IMAGES
+from model_store.tables.writer import ROW_GROUP_ROWS
+
+# Image rows per slice of an export: as many as a part's row group, a fifth of the other table tools' 50,000. Every
+# format writes its rows as they come, so its peak is one slice's rows and what it writes of them: with slices of
+# 50,000 the peak at 100,000 images was ~2x the peak at 10,000, that archive held in one slice; with 10,000 both
+# hold one slice's worth (BENCHMARKS.md, "Exports in flat memory").
+EXPORT_SLICE_IMAGES = ROW_GROUP_ROWS
 
 
-def run_export(options: ExportOptions | FormatOptions, slice_images: int = DEFAULT_SLICE_IMAGES) -> ExportReport:
+def run_export(options: ExportOptions | FormatOptions, slice_images: int = EXPORT_SLICE_IMAGES) -> ExportReport:
     """Export `options.tables` as `options.format`; `options.out` is a file (megadetector, coco) or a directory
     (camtrap-dp: a Camtrap DP package, with the `deployments` and `package_meta` files; see
     batch/export/camtrap_package.py). The options were validated where they entered (format, timezone, ...).
 
     The rows are read a slice of whole cameras at a time, of at most `slice_images` image rows
-    (model_store/tables/slices.py): a Camtrap DP package is written as they come; the JSON formats gather them."""
+    (model_store/tables/slices.py), and every format writes them as they come."""
     options = unwrap(options)  # the chosen format's own options
     exporter = EXPORTERS[options.format].exporter()
     inputs = exporter.check(options)  # the user's own files, before any table is read

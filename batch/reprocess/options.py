@@ -231,7 +231,7 @@ class ReprocessOptions(BaseModel):
 
     @property
     def crop_options(self):
-        return CropOptions(padding=self.crop_padding, square=self.crop_square, min_size=self.crop_min_size) \
+        return CropOptions(padding=self.crop_padding, square=self.crop_square, min_side_px=self.crop_min_size) \
             if self.crops else None
 
     @property

@@ -88,6 +88,29 @@ def test_coco_export_has_pixel_boxes_and_an_image_index(env, tmp_path):
     assert first["bbox"] == pytest.approx([55.0, 45.0, 50.0, 30.0], abs=0.01) and first["category_id"] == 1
 
 
+def test_the_json_formats_written_a_camera_at_a_time_are_the_documents_written_at_once(env, tmp_path):
+    """MegaDetector and COCO stream a slice of whole cameras at a time (bounded memory at any archive size): the
+    same document as one read, but for the order of the images (camera by camera) and so COCO's image ids."""
+    def export(fmt, name, slices):
+        run_export(ExportOptions(tables=str(env["out"]), format=fmt, out=str(tmp_path / name)), slice_images=slices)
+        return json.loads((tmp_path / name).read_text())
+
+    whole, sliced = export("megadetector", "md.json", 10_000), export("megadetector", "md-sliced.json", 1)
+    assert {k: v for k, v in sliced.items() if k != "images"} == {k: v for k, v in whole.items() if k != "images"}
+    assert sorted(sliced["images"], key=lambda e: e["file"]) == sorted(whole["images"], key=lambda e: e["file"])
+
+    def by_file(results, index):
+        files = {i["id"]: i["file_name"] for i in index["images"]}
+        assert len(files) == len(index["images"])  # ids stay unique across slices
+        return sorted((files[r["image_id"]], json.dumps({**r, "image_id": None}, sort_keys=True)) for r in results)
+
+    results, results_sliced = export("coco", "c.json", 10_000), export("coco", "c-sliced.json", 1)
+    index, index_sliced = (json.loads((tmp_path / f"{n}.images.json").read_text()) for n in ("c", "c-sliced"))
+    assert by_file(results_sliced, index_sliced) == by_file(results, index) and results
+    assert {k: v for k, v in index_sliced.items() if k != "images"} == {k: v for k, v in index.items() if k != "images"}
+    assert sorted(i["file_name"] for i in index_sliced["images"]) == sorted(i["file_name"] for i in index["images"])
+
+
 def test_camtrap_dp_export(env, tmp_path):
     spec = env["spec"]
     run_export(ExportOptions(tables=str(env["out"]), format="camtrap-dp", out=str(tmp_path / "dp"), timezone="+02:00",

@@ -83,7 +83,9 @@ class LoadWindow:
         if busy0 is None or busy1 is None or elapsed <= 0:
             return {"load1": loadavg(), "machine_cpus": None, "benchmark_cpus": None, "others_cpus": None,
                     "busy": None}
-        own = (_tree_ticks(self.roots) - own0) / _TICK / elapsed
+        # A process of the trees that ended unreaped by them (a Ray worker whose ticks went nowhere we read) takes
+        # its ticks with it: the tree's delta can fall short, even below zero; what it misses shows as others'.
+        own = max(0.0, (_tree_ticks(self.roots) - own0) / _TICK / elapsed)
         machine = (busy1 - busy0) / _TICK / elapsed
         # Ticks are sampled per process and per CPU at slightly different moments: clamp the small negatives.
         others = max(0.0, machine - own)

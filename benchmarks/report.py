@@ -4,7 +4,8 @@
 
 Everything runs on this machine with the same generated 1920x1080 JPEGs and the same model, in
 this order: the raw ceiling and the naive loop (nothing else running), then one local Ray for
-the online service (HTTP, saturation and light load) and the batch job (`--via actors` and
+the online service (HTTP, saturation, light load and a short soak at 80 % of saturation, each window's p99
+beside the machine's load) and the batch job (`--via actors` and
 `--via serve`). Absolute numbers on a shared machine are noisy; the ratios are the claims:
 trapline / ceiling and trapline / naive. A section that fails is recorded as an error and the
 rest still runs. Writes report.json and report.md to `--out`.
@@ -39,14 +40,16 @@ from model_store import ModelRef, ModelStore
 
 LIGHT_LOAD_FRACTION = 0.1  # of the measured saturation throughput
 TARGETS = {"online_vs_ceiling": 0.85, "batch_vs_ceiling": 0.9, "light_p50_over_batch1_ms": 15.0,
-           "rerun_ratio": 0.05, "memory_growth_10x": 0.15}
+           "rerun_ratio": 0.05, "memory_growth_10x": 0.15, "soak_p99_ms": 1000.0}
+SOAK_LOAD = 0.8  # the short soak's rate, a fraction of the measured saturation throughput (as benchmarks.soak)
 PROFILES = {  # quick: `make bench`, <= 5 minutes on 2 cores; tiny: the end-to-end test (no timing value)
     "tiny": {"images": 3, "batch_sizes": "1,2", "procs": "1", "ceiling_s": 0.3, "naive_s": 0.5, "load_s": 1.5,
-             "light_s": 1.5, "batch_images": 4},
+             "light_s": 1.5, "batch_images": 4,
+             "soak_s": 2.0, "soak_window_s": 1.0},
     "quick": {"images": 16, "batch_sizes": "1,4", "procs": "1,2,all", "ceiling_s": 2.0, "naive_s": 8.0, "load_s": 8.0,
-              "light_s": 10.0, "batch_images": 12},
+              "light_s": 10.0, "batch_images": 12, "soak_s": 60.0, "soak_window_s": 15.0},
     "full": {"images": 64, "batch_sizes": "1,2,4,8,16", "procs": "1,2,all", "ceiling_s": 5.0, "naive_s": 20.0,
-             "load_s": 20.0, "light_s": 20.0, "batch_images": 100},
+             "load_s": 20.0, "light_s": 20.0, "batch_images": 100, "soak_s": 120.0, "soak_window_s": 30.0},
 }
 
 
@@ -76,8 +79,13 @@ def serve_settings(ceiling: dict[str, Any], cpus: int, args: argparse.Namespace)
 
 
 def measure_online(store: str, model: str, payloads: list[bytes], settings: dict[str, Any], load_s: float,
-                   light_s: float, batch1_ms: float | None) -> dict[str, Any]:
+                   light_s: float, batch1_ms: float | None, soak_s: float = 0.0,
+                   soak_window_s: float = 30.0) -> dict[str, Any]:
+    """Saturation (closed loop), light load (open loop at a tenth of it) and, with `soak_s`, a short soak at
+    80 % of it in windows, each window's p99 beside the machine's load (benchmarks.soak.soak_windows), so a
+    regression of the tail shows in `make bench`."""
     from benchmarks.serve_load import run_load, serve_config, service
+    from benchmarks.soak import soak_windows
 
     name = ModelRef.parse(model).name
     with service(None, serve_config(store, name, **settings)) as url:
@@ -85,9 +93,15 @@ def measure_online(store: str, model: str, payloads: list[bytes], settings: dict
         sat = run_load(url, name, payloads, "closed", clients, load_s, warmup_s=min(2.0, load_s))
         rate = round(max(0.5, LIGHT_LOAD_FRACTION * (sat["throughput_rps"] or 5.0)), 2)
         light = run_load(url, name, payloads, "open", rate, light_s, warmup_s=0)
+        soak = None
+        if soak_s > 0 and sat["throughput_rps"]:
+            soak = soak_windows(url, name, payloads, SOAK_LOAD * sat["throughput_rps"], minutes=soak_s / 60,
+                                window_s=soak_window_s, p99_target_ms=TARGETS["soak_p99_ms"],
+                                log=lambda m: print(f"   {m.strip()}", flush=True))
     p50 = light["latency"]["p50_ms"]
-    return {"settings": settings, "saturation": sat, "light": light, "images_per_s": sat["throughput_rps"],
-            "light_rate_rps": rate, "light_p50_ms": p50, "batch1_p50_ms": batch1_ms,
+    return {"settings": settings, "saturation": sat, "light": light, "soak": soak,
+            "images_per_s": sat["throughput_rps"], "light_rate_rps": rate, "light_p50_ms": p50,
+            "batch1_p50_ms": batch1_ms,
             "light_p50_over_batch1_ms": round(p50 - batch1_ms, 3) if p50 is not None and batch1_ms else None}
 
 
@@ -126,7 +140,7 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
         batch1 = (ceiling.get("batch1_p50_ms_by_threads") or {}).get(settings["onnx_threads"])
         if "online" not in skip:
             _section(res, "online", measure_online, args.store, args.model, payloads, settings, prof["load_s"],
-                     prof["light_s"], batch1)
+                     prof["light_s"], batch1, prof["soak_s"], prof["soak_window_s"])
         if "batch" not in skip:
             from benchmarks.batch_throughput import measure_batch
 
@@ -159,6 +173,9 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
                      TARGETS["online_vs_ceiling"], ">="),
               _check("online p50 at light load - batch-1 latency (ms)", online.get("light_p50_over_batch1_ms"),
                      TARGETS["light_p50_over_batch1_ms"], "<=")]
+    if soak := online.get("soak"):
+        checks.append(_check(f"online soak at {SOAK_LOAD:g} x saturation: worst window's p99 (ms)",
+                             soak["p99_ms_worst_window"], TARGETS["soak_p99_ms"], "<="))
     for run in batch_runs:
         checks += [_check(f"batch --via {run['via']} / ceiling", ratio(run["images_per_s"], ceiling),
                           TARGETS["batch_vs_ceiling"], ">="),
@@ -189,6 +206,13 @@ def render_markdown(res: dict[str, Any]) -> str:
         lines.append(f"Online settings: {online['settings']}; light load {online['light_rate_rps']} req/s, "
                      f"p50 {online['light_p50_ms']} ms vs batch-1 model p50 {online['batch1_p50_ms']} ms; "
                      f"batches formed at saturation: {(online['saturation'].get('server_batches') or {})}.")
+    if soak := online.get("soak"):
+        lines += ["", f"Soak at {soak['offered_rps']} req/s ({SOAK_LOAD:g} x saturation), {soak['window_s']:g}-s "
+                      f"windows, each beside the machine's load (others = CPUs other programs took, of "
+                      f"{soak['cpus']}); a window over the target while others were busy says the machine, not "
+                      "trapline:", "",
+                  markdown_table(soak["windows"], ["window", "requests", "errors", "p50_ms", "p99_ms", "load1",
+                                                   "others_cpus", "busy"])]
     errors = {k: v["error"] for k, v in res.items() if isinstance(v, dict) and "error" in v}
     if errors:
         lines += ["", "Sections that failed:", *[f"- {k}: {v}" for k, v in errors.items()]]

@@ -231,7 +231,9 @@ async def detect(
         return Response(answer.jpeg, media_type="image/jpeg", headers=headers)
     timing = {**record.timing_ms, "total": round((time.perf_counter() - t0) * 1000, 3)}
     response = detect_response(answer, timing, verbose)
-    return JSONResponse(response.model_dump(mode="json", exclude_none=True), headers=headers)
+    # Serialised by pydantic-core straight to JSON text: 25 us an answer against 111 us through model_dump's dict
+    # and JSONResponse's json.dumps (five detections; BENCHMARKS.md section 2).
+    return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
 
 
 @router.post("/v1/admin/models/{model}/promote", tags=["admin"], dependencies=[Depends(admin_auth)],

@@ -1,12 +1,13 @@
-"""The Ray Data plan: listing -> read + decode + letterbox + detect (actors) -> write parts.
+"""The Ray Data plan: listing -> read + decode + letterbox + detect (actors); the run's writer commits parts.
 
 Only paths travel to the inference actors (`decode="actors"`): each reads, decodes and runs its
 own images. With `decode="tasks"` a stage of read tasks reads, decodes and letterboxes, and the
 actors only infer (many CPUs feeding a GPU).
 
 Streaming end to end: the driver hands Ray the listing (paths only), images are read inside
-the tasks, and what comes back to the driver is one small stats row per written part. Nothing
-is materialised, so memory stays flat however large the archive is.
+the tasks, and what comes back to the driver is the result rows (a few KB an image), which it hands to the
+run's writer actor a part at a time (writer.py). Nothing is materialised, so memory stays flat however large
+the archive is.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import pyarrow as pa
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.read import read_and_prepare
+from batch.reprocess.writer import RunWriter, part_sink
 from model_store.core.clip_settings import ClipSettings
-from model_store.tables.commit import write_results, write_stage_results
+from model_store.tables.commit import write_results
 from trapline.base import env
 from trapline.base.errors import StalledError
 
@@ -236,21 +238,19 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                 "max_pixels": spec.max_pixels,
             },
         )
-    sink, result_hash = write_results, spec.rows_hash or spec.filters_hash
     if spec.stage is not None:  # --classify / --crops: see batch/reprocess/classify.py
         from batch.reprocess.classify import add_stage
 
-        ds, sink, result_hash = add_stage(ds, spec, remote), write_stage_results, spec.stage.result_hash
-    return ds.map_batches(
-        sink, batch_size=spec.rows_per_file, batch_format="pyarrow", num_cpus=spec.write_cpus, **remote,
-        fn_kwargs={"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
-                   "model_sha256": spec.model_sha256, "filters_hash": result_hash, "run_id": spec.run_id,
-                   "metadata": spec.metadata, "fenced": spec.fenced},
-    )
+        ds = add_stage(ds, spec, remote)
+    return ds
 
 
 def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any] | None = None) -> Progress:
-    """Run the plan, streaming; calls `on_part(progress)` after every committed part."""
+    """Run the plan, streaming; calls `on_part(progress)` after every committed part.
+
+    The plan's result rows come back to this process `rows_per_file` at a time (a few KB an image: the images
+    themselves stay in the actors) and go to the run's writer actor (writer.py), which this process kills however
+    the run ends."""
     inline = spec.via == "serve" and spec.stage is None and entries.num_rows <= INLINE_MAX_IMAGES
     actors = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
     progress = Progress(total=entries.num_rows, in_flight=INLINE_PARTS_AT_ONCE if inline else actors)
@@ -258,17 +258,26 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
         return progress
     if inline:
         return _execute_inline(entries, spec, progress, on_part)
+    sink, settings = part_sink(spec)
+    writer = RunWriter(sink, settings, spec.write_cpus, worker_env(), timeout_s=spec.stall_timeout_s)
     ds = build_dataset(entries, spec)
-    batches = iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))
+    batches = iter(ds.iter_batches(batch_size=spec.rows_per_file, batch_format="pyarrow"))
+
+    def count(parts: list[dict[str, Any]]) -> None:
+        for row in parts:
+            progress.add_part(row)
+            if on_part is not None:
+                on_part(progress)
+
     try:
-        for stats in _watched(batches, spec.stall_timeout_s, on_stall=lambda: _stop_executor(ds)):
-            for row in stats.to_pylist():
-                progress.add_part(row)
-                if on_part is not None:
-                    on_part(progress)
+        for rows in _watched(batches, spec.stall_timeout_s, on_stall=lambda: _stop_executor(ds)):
+            count(writer.submit(rows))
+        count(writer.finish())
     except BaseException:  # a stop, a failure, Ctrl-C: no task of the plan may go on writing once the run lets go
+        writer.kill()
         _stop_executor(ds)
         raise
+    writer.kill()
     return progress
 
 

@@ -22,6 +22,13 @@ def describe_error(exc: BaseException) -> str:
     report and manifest get `"<stage>: <Type>: <message>"` instead (e.g. an S3 write that failed
     after its retries), never the traceback.
     """
+    if isinstance(getattr(exc, "stage", None), str) and isinstance(getattr(exc, "cause", None), BaseException):
+        # a stage the driver drives itself (writer.PartWriteError, with Ray's wrapper as its cause): its name, and
+        # the first error of the remote traceback (the root of the chain: botocore's ClientError naming the S3
+        # code, where s3fs re-raised it as an OSError that does not)
+        cause = exc.cause
+        root = _first_error_line(_ANSI.sub("", str(cause))) if _is_wrapper(cause) else None
+        return f"{exc.stage}: {(root or describe_error(cause))[:1000]}"
     outer, stage = exc, None
     for _ in range(8):  # unwrap RayTaskError -> UserCodeException -> the original error, where Ray kept it
         if not _is_wrapper(exc):
@@ -36,13 +43,7 @@ def describe_error(exc: BaseException) -> str:
     where = re.search(r"ray::(?:\w+\()?(\w+\([\w.]+\))", text)
     stage = where.group(1) if where else stage
     if _is_wrapper(exc):  # the cause did not survive the trip back: read it off the remote traceback
-        for line in text.splitlines():
-            m = _ERROR_LINE.match(line)
-            if m and not m.group(1).rsplit(".", 1)[-1].startswith(_WRAPPERS):
-                message = f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2).strip()}"
-                break
-        else:
-            message = f"{type(exc).__name__}: {str(exc).strip()}"
+        message = _first_error_line(text) or f"{type(exc).__name__}: {str(exc).strip()}"
     else:
         lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
         # trapline's own errors say their stable code (trapline/base/errors.py); anything else its type
@@ -50,3 +51,12 @@ def describe_error(exc: BaseException) -> str:
         message = f"{kind}: {lines[0] if lines else ''}"
     message = message[:1000]
     return f"{stage}: {message}" if stage and stage not in message else message
+
+
+def _first_error_line(text: str) -> str | None:
+    """`Type: message` of the first error a remote traceback shows (Python prints a chain's root first)."""
+    for line in text.splitlines():
+        m = _ERROR_LINE.match(line)
+        if m and not m.group(1).rsplit(".", 1)[-1].startswith(_WRAPPERS):
+            return f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2).strip()}"
+    return None

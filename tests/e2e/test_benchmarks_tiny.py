@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -235,3 +236,37 @@ def test_whole_job_times_both_processes_on_one_folder_and_passes_reprocess_args_
     assert whole_job.processed_images("nothing to do") is None
     with pytest.raises(RuntimeError, match="exited 3"):
         whole_job.timed([sys.executable, "-c", "raise SystemExit(3)"], 30)
+
+
+def test_load_window_tells_the_benchmarks_cpu_from_other_programs():
+    """A busy loop outside this process's tree counts as other programs' CPU; one inside it, as the benchmark's."""
+    from benchmarks.machine_load import LoadWindow
+
+    burn = [sys.executable, "-c", "import time\nt = time.time() + 30\nwhile time.time() < t: pass"]
+
+    def cpu_s(pid: int) -> float:
+        with open(f"/proc/{pid}/stat") as f:
+            return sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")
+
+    def measured(pid: int) -> tuple[dict, float]:
+        time.sleep(0.2)  # the interpreter has started
+        window, before, t0 = LoadWindow().start(), cpu_s(pid), time.perf_counter()
+        time.sleep(1.5)
+        return window.stop(), (cpu_s(pid) - before) / (time.perf_counter() - t0)
+
+    # `sh` starts the loop in the background and exits: the loop is re-parented away from this process's tree
+    outside = int(subprocess.run(["sh", "-c", f"{shlex.join(burn)} >/dev/null 2>&1 & echo $!"],
+                                 capture_output=True, text=True, check=True).stdout)
+    try:
+        load, burner = measured(outside)
+    finally:
+        os.kill(outside, 9)
+    assert burner > 0.1, "the loop got no CPU"
+    assert load["others_cpus"] >= 0.8 * burner and load["load1"] is not None and isinstance(load["busy"], bool)
+    inside = subprocess.Popen(burn)
+    try:
+        load, burner = measured(inside.pid)
+    finally:
+        inside.kill()
+        inside.wait()
+    assert burner > 0.1 and load["benchmark_cpus"] >= 0.8 * burner, (load, burner)

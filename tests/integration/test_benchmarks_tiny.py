@@ -39,6 +39,14 @@ def test_report_runs_every_path_and_computes_the_ratios(ray_cluster, local_store
     assert online["light_p50_over_batch1_ms"] == pytest.approx(online["light_p50_ms"] - online["batch1_p50_ms"],
                                                                abs=0.01)
 
+    # the short soak: 80% of saturation in windows, each with its p99 and the machine's load, checked in summary
+    soak = online["soak"]
+    assert len(soak["windows"]) >= 1 and soak["requests"] > 0
+    assert all(w["p99_ms"] is not None and w["load1"] is not None for w in soak["windows"])
+    checks = {c["check"]: c for c in data["summary"]["checks"]}
+    assert checks["online soak at 0.8 x saturation: worst window's p99 (ms)"]["value"] == soak["p99_ms_worst_window"]
+    assert "others_cpus" in (out / "report.md").read_text()
+
     runs = {r["via"]: r for r in data["batch"]["runs"]}
     assert set(runs) == {"actors", "serve"}
     for run in runs.values():

@@ -205,7 +205,7 @@ def test_persistent_s3_errors_end_the_job_clearly_and_a_rerun_completes_it(ray_c
     print(f"\npersistent S3 fault: {dict(proxy.counts)}; job {report.status}: {report.error}")
     assert report.status == "failed"
     # One clear line: the stage and the storage error after its retries, not a remote traceback.
-    assert report.error.startswith("MapBatches(write_results): ") and "SlowDown" in report.error, report.error
+    assert report.error.startswith("PartWriter(write_results): ") and "SlowDown" in report.error, report.error
     assert "\n" not in report.error and "Traceback" not in report.error and len(report.error) < 1000
     manifests = Tables(out).manifests()
     assert [m.status for m in manifests] == ["failed"] and manifests[0].error == report.error

@@ -31,6 +31,12 @@ def test_soak_writes_trend_spike_and_recovery(ray_cluster, local_store, tmp_path
     s = data["soak"]
     assert s["requests"] > 0 and s["requests"] == sum(w["requests"] for w in s["windows"]) and len(s["windows"]) == 2
     assert s["errors"] == 0, s["windows"]  # 80% of capacity is held without an error
+    # each window's p99 beside the machine's load in it: the load average and the CPU of other programs
+    for w in s["windows"]:
+        assert w["p99_ms"] > 0 and w["load1"] is not None and isinstance(w["busy"], bool)
+        assert w["benchmark_cpus"] > 0 and w["others_cpus"] >= 0  # the service and its load generator ran
+    assert s["p99_ms_worst_window"] == max(w["p99_ms"] for w in s["windows"])
+    assert s["windows_over_p99_target"] == sum(w["p99_ms"] > s["p99_target_ms"] for w in s["windows"])
     mem = s["memory"]
     assert mem["samples"] >= 3 and isinstance(mem["slope_mib_per_min"], float)
     assert mem["min_mib"] > 100  # the whole service's tree (Ray, proxy, replicas), not this process alone

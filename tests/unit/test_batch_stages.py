@@ -322,6 +322,12 @@ def test_a_failed_stage_is_named_whether_a_task_or_an_actor_pool_ran_it():
                            "MapBatches(DetectorActor)")):
         error = describe_error(RayTaskError(f"{header}\n  File \"x.py\", line 1, in f\n{cause}"))
         assert error == f"{stage}: ClientError: An error occurred (SlowDown) when calling the PutObject operation"
+    # the run's writer actor, driven by the driver: its own name and the storage error behind Ray's wrapper
+    from batch.reprocess.writer import PartWriteError
+
+    wrapped = RayTaskError(f"ray::PartWriter.write() (pid=3, ip=127.0.0.1)\n  File \"x.py\", line 1, in f\n{cause}")
+    assert describe_error(PartWriteError("PartWriter(write_results)", wrapped)) == (
+        "PartWriter(write_results): ClientError: An error occurred (SlowDown) when calling the PutObject operation")
 
 
 def test_workers_get_the_drivers_s3_settings_only_when_there_are_some():

@@ -1,0 +1,180 @@
+"""The image as a user runs it: built from the Dockerfile with podman, started with compose.yaml (podman-compose),
+on an empty ./models from the host, then a model published and swapped from the host under load, then stopped.
+
+One setup for the module (the build and one container): building costs minutes cold, seconds cached
+(BENCHMARKS.md, "The container image"). Podman, buildah, runc, debootstrap and podman-compose come from Debian
+(`deploy/container/debian-base.sh`, as `.ci/run` would install them); no container registry is reachable here, so the
+Dockerfile's `FROM ${BASE}` is built on a local stand-in for python:3.11-slim-bookworm made from Debian's packages
+(`--build-arg BASE=localhost/debian-python:bookworm --pull=never`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from model_store import ModelStore
+from serve.local import free_port, wait_until
+from tests.fixtures.images import encode, gradient
+from tests.fixtures.load import LoadClient
+from tests.fixtures.onnx_models import fixture_config
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = "localhost/debian-python:bookworm"
+IMAGE = "localhost/trapline:test"
+TOKEN = "container-admin-token"
+CONTAINER_UID = "1000"
+
+
+def _run(*cmd: str, timeout: float = 120, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def _podman_ready() -> str | None:
+    """Install podman & co. and the local base image if missing; None when usable, else why not."""
+    if os.name != "posix" or not Path("/etc/debian_version").exists():
+        return "the container test builds its base image from Debian's packages: needs a Debian host"
+    if os.geteuid() != 0:
+        return "the container test installs podman and builds a base image with debootstrap: needs root"
+    r = subprocess.run(["bash", str(REPO / "deploy/container/debian-base.sh"), BASE], capture_output=True, text=True,
+                       timeout=900)
+    if r.returncode != 0:
+        return f"deploy/container/debian-base.sh failed: {r.stderr[-1500:] or r.stdout[-1500:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    why = _podman_ready()
+    if why:
+        pytest.skip(why)
+    env = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
+    started = time.monotonic()
+    _run("podman", "build", "--format", "docker", "--pull=never", "--build-arg", f"BASE={BASE}",
+         "--build-arg", "VERSION=test", "-t", IMAGE, str(REPO), timeout=1800, env=env)
+    print(f"image built in {time.monotonic() - started:.0f} s")
+    return IMAGE
+
+
+class Compose:
+    """`podman-compose` on the repository's compose.yaml, with a project, a port and a ./models of the test's."""
+
+    def __init__(self, models: Path, port: int) -> None:
+        self.project = f"trapline-test-{uuid.uuid4().hex[:8]}"
+        self.port, self.models = port, models
+        self.env = {**os.environ, "TRAPLINE_IMAGE": IMAGE, "TRAPLINE_PORT": str(port), "TRAPLINE_MODELS": str(models),
+                    "TRAPLINE_ADMIN_TOKEN": TOKEN, "TRAPLINE_SEED_DEMO": "0"}
+
+    def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+        return _run("podman-compose", "-f", str(REPO / "compose.yaml"), "-p", self.project, *args, timeout=timeout,
+                    check=check, env=self.env, cwd=REPO)
+
+    @property
+    def container(self) -> str:
+        return f"{self.project}_trapline_1"
+
+    def inspect(self) -> dict:
+        return json.loads(_run("podman", "inspect", self.container).stdout)[0]
+
+    def logs(self) -> str:
+        r = _run("podman", "logs", self.container, check=False)
+        return r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def compose(image, tmp_path_factory) -> Iterator[Compose]:
+    """The compose file's `trapline` service on an empty ./models (its named volumes are the project's)."""
+    models = tmp_path_factory.mktemp("models")
+    c = Compose(models, free_port())
+    # podman-compose 1.0 (Debian 12) knows no profiles: name the service, as `docker compose up` needs not
+    c("up", "-d", "--no-build", "trapline")
+    try:
+        yield c
+    finally:
+        print(c.logs()[-4000:])
+        c("down", "-v", check=False)
+        _run("podman", "volume", "rm", "-f", f"{c.project}_archive", f"{c.project}_tables", check=False)
+
+
+def _url(c: Compose) -> str:
+    return f"http://127.0.0.1:{c.port}"
+
+
+def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_stops_cleanly(compose, fixture_models):
+    c = compose
+    # An empty ./models: the service says how to publish a model and waits, running, not restarting.
+    wait_until(lambda: "nothing to serve yet" in c.logs(), 120, "the empty-store message")
+    logs = c.logs()
+    assert "trapline models publish WEIGHTS.onnx --name NAME --version 1 --store /models" in logs, logs
+    assert "TRAPLINE_SEED_DEMO=1" in logs
+    state = c.inspect()["State"]
+    started_at = state["StartedAt"]
+    assert state["Running"] and state.get("Restarts", state.get("RestartCount", 0)) == 0
+    # non-root, and the image's labels carry the version it was built with
+    assert _run("podman", "exec", c.container, "id", "-u").stdout.strip() == CONTAINER_UID
+    labels = json.loads(_run("podman", "image", "inspect", IMAGE).stdout)[0]["Config"]["Labels"]
+    assert labels["org.opencontainers.image.version"] == "test"
+
+    # Publish and promote from the host, into the mounted directory: the waiting service starts serving it.
+    store = ModelStore(str(c.models))
+    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
+    store.publish(fixture_models["yolov5"], "fixture", "2", fixture_config("yolov5"))
+    published = time.monotonic()
+    store.promote("fixture:1")
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{_url(c)}/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 180, "the container's /readyz", interval_s=0.5)
+    print(f"promote on the host to ready in the container: {time.monotonic() - published:.1f} s")
+    image = encode(gradient(640, 480))
+    r = httpx.post(f"{_url(c)}/v1/detect", content=image, timeout=60)
+    assert r.status_code == 200 and r.json()["model"] == {**r.json()["model"], "name": "fixture", "version": "1"}
+    assert len(r.json()["detections"]) == 4
+    assert httpx.get(f"{_url(c)}/console", timeout=30).status_code == 200
+
+    # Hot swap from the host under load: the replicas poll the store's alias files (they are the mounted ones).
+    with LoadClient(_url(c), image) as load:
+        store.promote("fixture:2")
+        promoted = time.monotonic()
+        load.wait_for("2", timeout_s=60)
+        swapped_s = time.monotonic() - promoted
+    load.assert_all_ok()
+    print(f"swap in the container: {load.total()} requests, 0 failed, version 2 everywhere {swapped_s:.1f} s after "
+          "the promote")
+    for i in range(len(load.results)):
+        assert load.version_runs(i) == ["1", "2"], load.version_runs(i)
+    assert c.inspect()["State"]["StartedAt"] == started_at  # no restart
+
+    # SIGTERM (podman stop): what is in flight is answered, then the service exits 0.
+    with LoadClient(_url(c), image) as load:
+        stopped = subprocess.Popen(["podman", "stop", "-t", "60", c.container], stdout=subprocess.DEVNULL)
+        assert stopped.wait(90) == 0
+    answered = [s for thread in load.results for s, _ in thread]
+    # requests sent once the proxy has closed are refused (status 0: connection error); none gets a 5xx
+    assert all(s in (200, 0) for s in answered), sorted(set(answered))
+    assert answered.count(200) >= 3
+    state = c.inspect()["State"]
+    assert state["ExitCode"] == 0, c.logs()[-3000:]
+    assert "stopped" in c.logs().splitlines()[-1]
+
+    # Recreated from the image, it loses nothing: ./models is the host's, serving resumes on version 2.
+    c("down")
+    c("up", "-d", "--no-build", "trapline")
+    wait_until(ready, 180, "the recreated container's /readyz", interval_s=0.5)
+    r = httpx.post(f"{_url(c)}/v1/detect", content=image, timeout=60)
+    assert r.status_code == 200 and r.json()["model"]["version"] == "2"

@@ -203,7 +203,7 @@ def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
     if not args.wait_for_models:
         return
     print(f"nothing to serve yet: the store {root} has no model with a production alias. Publish and promote one "
-          f"into it (from the host: into the directory mounted at {root}):\n"
+          f"into it (in a container: into the host directory mounted at {root}, with that directory as --store):\n"
           f"  trapline models publish WEIGHTS.onnx --name NAME --version 1 --store {root}\n"
           f"  trapline models promote NAME:1 --store {root}\n"
           f"or start with {env.SEED_DEMO.name}=1 for the demo models. Waiting for a model "

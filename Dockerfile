@@ -55,7 +55,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 COPY deploy/container/ensure-python.sh /usr/local/bin/ensure-python.sh
 # A fixed uid (1000) so a host directory mounted at /models can be made the container's (`chown 1000 models`);
 # the volumes' directories are its own, so fresh named volumes start writable. wget: KubeRay's pod probes run it.
-RUN sh /usr/local/bin/ensure-python.sh wget \
+RUN sh /usr/local/bin/ensure-python.sh wget && rm -rf /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
     && useradd --uid 1000 --create-home --shell /bin/sh trapline \
     && mkdir -p /models /archive /tables \
     && chown trapline:trapline /models /archive /tables

@@ -191,8 +191,12 @@ def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
     asks, else with --wait-for-models say how to publish one and wait for it. A container on an empty ./models then
     waits (unhealthy, not restarting) instead of exiting into a restart loop; without either, the default's error."""
     root = _absolute_store(args.store or store)
-    if discover_models(root):
-        return
+    try:
+        if discover_models(root):
+            return
+    except PermissionError as exc:  # a container's user (uid 1000) on a host directory only root may read
+        raise UserError(f"the model store {root} is not readable by this user (uid {os.getuid()}): {exc.strerror}. "
+                        f"On the host: chmod 755 the models directory (or chown {os.getuid()} it)") from None
     if env.SEED_DEMO.get() in ("1", "true", "yes"):
         from model_store.demo.publish import publish_demo
 

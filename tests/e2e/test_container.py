@@ -96,6 +96,7 @@ class Compose:
 def compose(image, tmp_path_factory) -> Iterator[Compose]:
     """The compose file's `trapline` service on an empty ./models (its named volumes are the project's)."""
     models = tmp_path_factory.mktemp("models")
+    models.chmod(0o755)  # pytest makes it 0700: the container's user (uid 1000) reads the host's models
     c = Compose(models, free_port())
     # podman-compose 1.0 (Debian 12) knows no profiles: name the service, as `docker compose up` needs not
     c("up", "-d", "--no-build", "trapline")

@@ -109,6 +109,7 @@ def compose(image, tmp_path_factory) -> Iterator[Compose]:
         print(c.logs()[-4000:])
         c("down", "-v", check=False)
         _run("podman", "volume", "rm", "-f", f"{c.project}_archive", f"{c.project}_tables", check=False)
+        _run("podman", "network", "rm", "-f", f"{c.project}_default", check=False)  # podman-compose 1.0 leaves it
 
 
 def _url(c: Compose) -> str:
@@ -150,6 +151,11 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
     assert r.status_code == 200 and r.json()["model"] == {**r.json()["model"], "name": "fixture", "version": "1"}
     assert len(r.json()["detections"]) == 4
     assert httpx.get(f"{_url(c)}/console", timeout=30).status_code == 200
+    # the admin token from the environment (.env) reaches the service, and only that token opens the admin routes
+    reload = f"{_url(c)}/v1/admin/models/fixture/reload"
+    assert httpx.post(reload, headers={"Authorization": "Bearer ${TRAPLINE_ADMIN_TOKEN:-}"}, timeout=60).status_code \
+        in (401, 403)
+    assert httpx.post(reload, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120).status_code == 200
 
     # Hot swap from the host under load: the replicas poll the store's alias files (they are the mounted ones). Each
     # replica (two here, one per core) swaps on its own poll, so for up to one poll interval answers come from both.

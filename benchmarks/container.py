@@ -1,7 +1,8 @@
 """The container image against the host: its size and what takes it, cold start to ready with two models, and the
 same detect load on the container and on the host, one after the other.
 
-`python -m benchmarks.container [--image localhost/trapline:latest] [--seconds 20] [--concurrency 4] [--out FILE]`
+`python -m benchmarks.container [--image localhost/trapline:latest] [--seconds 20] [--concurrency 4] [--host-first]
+[--skip-size] [--out FILE]`
 
 Build the image first (`make image`, or as tests/e2e/test_container.py does). Both services serve the same store
 (the demo models, published without torch as the image's seeding does: demo-detector and demo-species) with the
@@ -51,15 +52,14 @@ def image_size(cli: str, image: str) -> dict[str, Any]:
     """Uncompressed (what `images` shows), gzip'd as a registry stores it, and the biggest packages in the venv."""
     size = int(subprocess.run([cli, "image", "inspect", image, "--format", "{{.Size}}"], capture_output=True,
                               text=True, check=True).stdout.strip())
-    save = subprocess.Popen([cli, "save", image], stdout=subprocess.PIPE)
-    gz = subprocess.run(["gzip", "-1"], stdin=save.stdout, capture_output=True, check=True)
-    save.wait()
+    gz = subprocess.run(["sh", "-c", f"{cli} save {image} | gzip -1 | wc -c"], capture_output=True, text=True,
+                        check=True)
     du = subprocess.run([cli, "run", "--rm", "--entrypoint", "sh", image, "-c",
                          "cd /opt/trapline/lib/python3*/site-packages && du -sm * | sort -n | tail -12 && "
                          "du -sm /opt/trapline | cut -f1"], capture_output=True, text=True, check=True).stdout
     lines = [line for line in du.split("\n") if line.strip()]
     biggest = [{"package": name, "mib": int(mb)} for mb, name in (line.split("\t") for line in lines[:-1])][::-1]
-    return {"uncompressed_mb": round(size / 1e6), "gzip_mb": round(len(gz.stdout) / 1e6), "venv_mib": int(lines[-1]),
+    return {"uncompressed_mb": round(size / 1e6), "gzip_mb": round(int(gz.stdout) / 1e6), "venv_mib": int(lines[-1]),
             "biggest_mib": biggest}
 
 
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", default="localhost/trapline:latest")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--host-first", action="store_true", help="measure the host first (load drifts: run both ways)")
     parser.add_argument("--skip-size", action="store_true", help="skip the size (gzip of the whole image: ~1 min)")
     parser.add_argument("--out", default=str(DEFAULT_ROOT / "container.json"))
     args = parser.parse_args(argv)
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         store = Path(tmp)
         store.chmod(0o755)
         publish_demo(ModelStore(str(store)), with_torch=False)
-        result["container"] = measure("container", container_service(cli, args.image, store), payloads,
-                                      args.seconds, args.concurrency)
-        result["host"] = measure("host", host_service(store), payloads, args.seconds, args.concurrency)
+        runs = {"container": lambda: container_service(cli, args.image, store), "host": lambda: host_service(store)}
+        for name in (["host", "container"] if args.host_first else ["container", "host"]):
+            result[name] = measure(name, runs[name](), payloads, args.seconds, args.concurrency)
     result["container_over_host"] = ratio(result["container"]["rps"], result["host"]["rps"])
     print(f"container / host detect throughput: {result['container_over_host']}")
     print(f"written: {write_json(args.out, result)}")

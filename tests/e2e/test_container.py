@@ -83,9 +83,22 @@ class Compose:
         return _run("podman-compose", "-f", str(REPO / "compose.yaml"), "-p", self.project, *args, timeout=timeout,
                     check=check, env=self.env, cwd=REPO)
 
+    def name(self, service: str) -> str:
+        return f"{self.project}_{service}_1"
+
     @property
     def container(self) -> str:
-        return f"{self.project}_trapline_1"
+        return self.name("trapline")
+
+    def volume(self, name: str) -> Path:
+        """Where a named volume of the project is on the host."""
+        return Path(_run("podman", "volume", "inspect", f"{self.project}_{name}", "--format",
+                         "{{.Mountpoint}}").stdout.strip())
+
+    def down(self) -> None:
+        self("down", "-v", check=False)
+        _run("podman", "volume", "rm", "-f", f"{self.project}_archive", f"{self.project}_tables", check=False)
+        _run("podman", "network", "rm", "-f", f"{self.project}_default", check=False)  # podman-compose 1.0 leaves it
 
     def inspect(self) -> dict:
         return json.loads(_run("podman", "inspect", self.container).stdout)[0]
@@ -107,9 +120,7 @@ def compose(image, tmp_path_factory) -> Iterator[Compose]:
         yield c
     finally:
         print(c.logs()[-4000:])
-        c("down", "-v", check=False)
-        _run("podman", "volume", "rm", "-f", f"{c.project}_archive", f"{c.project}_tables", check=False)
-        _run("podman", "network", "rm", "-f", f"{c.project}_default", check=False)  # podman-compose 1.0 leaves it
+        c.down()
 
 
 def _url(c: Compose) -> str:
@@ -212,8 +223,7 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
     assert state["ExitCode"] == 0, c.logs()[-3000:]
     assert "shutting down..." in lines and "stopped" in lines, c.logs()[-3000:]
     # the recorder committed the upload's row and released its lease on the way out: the host reads the table
-    tables = Path(_run("podman", "volume", "inspect", f"{c.project}_tables", "--format", "{{.Mountpoint}}")
-                  .stdout.strip()) / "uploads"
+    tables = c.volume("tables") / "uploads"
     [row] = Tables(str(tables)).read(IMAGES, "fixture", "2").to_pylist()
     assert row["camera_id"] == "cam-1", row
     assert not list(tables.glob("_leases/*.json")), list(tables.glob("_leases/*"))
@@ -224,3 +234,44 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
     wait_until(ready, 180, "the recreated container's /readyz", interval_s=0.5)
     r = httpx.post(f"{_url(c)}/v1/detect", content=image, timeout=60)
     assert r.status_code == 200 and r.json()["model"]["version"] == "2"
+
+
+def test_the_cluster_profile_reprocesses_the_mounted_archive_through_the_running_deployment(image, tmp_path,
+                                                                                           fixture_models):
+    """Profile `cluster`: a Ray head (the service's driver) and a worker; `ray job submit` in the head sends an archive
+    run through the deployment, its tables land in the `tables` volume and the host reads them."""
+    models = tmp_path / "models"
+    models.mkdir(mode=0o755)
+    store = ModelStore(str(models))
+    store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
+    store.promote("fixture:1")
+    c = Compose(models, free_port())
+    port = free_port()
+    c.env.update(TRAPLINE_CLUSTER_PORT=str(port), RAY_AUTH_TOKEN=uuid.uuid4().hex, RAY_HEAD_CPUS="1")
+    head = c.name("ray-head")
+    try:
+        c("up", "-d", "--no-build", "ray-head", "ray-worker")
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 300, "the cluster's /readyz", interval_s=1)
+        wait_until(lambda: _run("podman", "exec", head, "ray", "status", check=False).stdout.count("node_") >= 2, 120,
+                   "the worker to join the head")
+        archive = tmp_path / "cam-a"
+        archive.mkdir()
+        for i in range(3):
+            (archive / f"{i}.jpg").write_bytes(encode(gradient(320 + 16 * i, 240)))
+        _run("podman", "cp", str(archive), f"{head}:/archive/cam-a")
+        job = _run("podman", "exec", head, "ray", "job", "submit", "--", "trapline", "reprocess", "--archive",
+                   "/archive", "--out", "/tables/detections", "--model", "fixture", "--via", "serve", timeout=600)
+        assert "via serve" in job.stdout and "succeeded" in job.stdout, job.stdout[-3000:]
+        rows = Tables(str(c.volume("tables") / "detections")).read(IMAGES, "fixture", "1").to_pylist()
+        assert sorted(r["uri"] for r in rows) == [f"/archive/cam-a/{i}.jpg" for i in range(3)]
+        assert {r["status"] for r in rows} == {"ok"}
+    finally:
+        print(_run("podman", "logs", head, check=False).stdout[-3000:])
+        c.down()

@@ -8,7 +8,7 @@
 #   BASE     the Python base image (default the public python:3.11-slim-bookworm). Any Debian/Ubuntu image with
 #            python3 >= 3.10 works; one without python3 or its venv module gets them from apt (a CUDA base).
 #   FLAVOUR  cpu (default): plain onnxruntime, the CPU image. gpu: onnxruntime-gpu, for a CUDA 12 + cuDNN 9 base,
-#            e.g. --build-arg FLAVOUR=gpu --build-arg BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+#            e.g. --build-arg FLAVOUR=gpu --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
 #            (written and documented, not built where trapline is tested: no CUDA base image can be fetched there).
 #   VERSION  the version the OCI labels carry (`make image` passes pyproject.toml's).
 # What the image holds and leaves out, and why: docs/guide/container.md.

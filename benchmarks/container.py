@@ -76,7 +76,7 @@ def container_service(cli: str, image: str, store: Path) -> Iterator[tuple[str, 
         yield url, ready - t0
     finally:
         subprocess.run([cli, "stop", "-t", "60", name], capture_output=True)
-        subprocess.run([cli, "rm", "-f", name], capture_output=True)
+        subprocess.run([cli, "rm", "-f", "-v", name], capture_output=True)  # -v: the image's anonymous volumes
 
 
 @contextlib.contextmanager

@@ -198,7 +198,7 @@ def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
         raise UserError(f"the model store {root} is not readable by this user (uid {os.getuid()}): {exc.strerror}. "
                         f"On the host: chmod 755 the models directory (or chown {os.getuid()} it)") from None
     if env.SEED_DEMO.get() in ("1", "true", "yes"):
-        from model_store.demo.publish import publish_demo
+        from model_store.demo.publish import publish_demo  # late: the demo's assets only when seeding is asked for
 
         done = publish_demo(ModelStore(root))
         print(f"{env.SEED_DEMO.name}: published the demo models into {root}: {', '.join(done) or 'none new'}",

@@ -200,7 +200,12 @@ def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
     if env.SEED_DEMO.get() in ("1", "true", "yes"):
         from model_store.demo.publish import publish_demo  # late: the demo's assets only when seeding is asked for
 
-        done = publish_demo(ModelStore(root))
+        try:
+            done = publish_demo(ModelStore(root))
+        except PermissionError as exc:
+            raise UserError(f"{env.SEED_DEMO.name}=1 but the model store {root} is not writable by this user (uid "
+                            f"{os.getuid()}): {exc.strerror}. On the host: chown {os.getuid()} the models "
+                            "directory, or publish the models there yourself") from None
         print(f"{env.SEED_DEMO.name}: published the demo models into {root}: {', '.join(done) or 'none new'}",
               flush=True)
         return

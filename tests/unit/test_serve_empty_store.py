@@ -17,7 +17,7 @@ from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, TORCH_NAME, publis
 from serve import cli as serve_cli
 from serve.defaults import discover_models, local_default
 from tests.fixtures.onnx_models import fixture_config
-from trapline.errors import ServeConfigError
+from trapline.errors import ServeConfigError, UserError
 
 
 def _args(store, wait: bool = False) -> argparse.Namespace:
@@ -86,3 +86,17 @@ def test_a_config_file_naming_no_models_serves_the_stores_as_the_image_does(tmp_
     assert [m.name for m in cfg.models] == ["fixture"] and cfg.store == store.root
     assert cfg.jobs.roots == ["/archive", "/tables"] and not cfg.jobs.working_dir_allowed
     assert cfg.record.archive == "/archive/uploads" and cfg.http.host == "0.0.0.0"
+
+
+def test_seeding_a_store_this_user_cannot_write_says_how_to_fix_it(tmp_path, monkeypatch):
+    """A container's user on a host directory it may read but not write (the suite runs as root, who writes anywhere:
+    the store's refusal is the OS's, stood in for here)."""
+    import model_store.demo.publish as demo_publish
+
+    def refused(store, with_torch=None):
+        raise PermissionError(13, "Permission denied", store.root)
+
+    monkeypatch.setenv("TRAPLINE_SEED_DEMO", "1")
+    monkeypatch.setattr(demo_publish, "publish_demo", refused)
+    with pytest.raises(UserError, match=r"not writable by this user .*chown"):
+        serve_cli._until_models(_args(tmp_path))

@@ -42,6 +42,7 @@ COPY serve ./serve
 COPY batch ./batch
 RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip wheel --no-deps -w /wheels .
 
+# Stage 3: the image: the base, a user, the venv and the wheel; no compiler, no pip cache, no source tree.
 FROM ${BASE}
 ARG FLAVOUR=cpu
 ARG VERSION=0.1.0
@@ -66,8 +67,7 @@ RUN PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/trapline/bin/pip install --no-cache-dir
     && rm -rf /tmp/wheels && /opt/trapline/bin/trapline --help >/dev/null
 ENV PATH=/opt/trapline/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
-    TRAPLINE_MODEL_STORE=/models \
-    TRAPLINE_CONTAINER=1
+    TRAPLINE_MODEL_STORE=/models
 USER trapline
 WORKDIR /home/trapline
 VOLUME ["/models", "/archive", "/tables"]

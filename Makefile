@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.trapline-setup
 
-.PHONY: setup lint docs test test-fast demo bench models report-screenshot screenshots browser clean
+.PHONY: setup lint docs test test-fast demo bench models report-screenshot screenshots browser image clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,18 @@ screenshots: setup browser
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \
 	  echo "chromium could not be installed: the browser test will be skipped"
+
+# The container image (Dockerfile) with podman or docker, whichever is here; `docker compose up` runs it.
+# e.g. make image FLAVOUR=gpu BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04 (docs/guide/container.md)
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+FLAVOUR   ?= cpu
+IMAGE     ?= localhost/trapline
+BASE      ?=
+CONTAINER ?= $(shell command -v podman >/dev/null && echo podman || echo docker)
+image:
+	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),--format docker) \
+	  --build-arg VERSION=$(VERSION) --build-arg FLAVOUR=$(FLAVOUR) $(if $(BASE),--build-arg BASE=$(BASE)) \
+	  -t $(IMAGE):$(VERSION)$(if $(filter gpu,$(FLAVOUR)),-gpu) -t $(IMAGE):latest$(if $(filter gpu,$(FLAVOUR)),-gpu) .
 
 bench: setup
 	$(BIN)/python -m benchmarks.report --quick

@@ -14,12 +14,14 @@ from model_store.store.cli import add_store_argument
 from serve import APP_NAME, ONLINE_IMPORT_PATH
 from serve.config import HttpConfig, ServeConfig, parse_serve_config
 from serve.config_files import read_config_file, trapline_app
-from serve.defaults import local_default
+from serve.defaults import discover_models, local_default
 from serve.local import AppBuilder, direct_urls, run_config, run_local
 from trapline.base import env
 from trapline.base import service_records as services
 from trapline.base.errors import UserError
 from trapline.base.ray_output import console
+
+MODEL_WAIT_POLL_S = 2.0  # --wait-for-models: how often an empty store is looked at again
 
 
 def register(sub: argparse._SubParsersAction, builder: AppBuilder | None = None,
@@ -54,6 +56,9 @@ def register(sub: argparse._SubParsersAction, builder: AppBuilder | None = None,
                         "rows in --tables (with a config file: its `record:` block)")
     p.add_argument("--tables", default=None, metavar="TABLES_URL",
                    help="with --record: the tables the uploads' rows go to (those `trapline reprocess --out` writes)")
+    p.add_argument("--wait-for-models", action="store_true",
+                   help="with no model to serve in the store, say how to publish one and wait for it instead of "
+                        "exiting (the container image's default; $TRAPLINE_SEED_DEMO=1 publishes the demo models)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as a Ray Serve config file (for serve run/deploy) and exit")
     p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path)
@@ -103,14 +108,17 @@ def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeC
     """A ServeConfig from a bare config file, or the embedded default, with the flags applied."""
     http = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if not data:
-        # Replicas sized to fit the CPUs of the local Ray this starts (or of this machine).
-        remote = args.address or env.RAY_ADDRESS.get()
-        cpus = None if remote else (args.num_cpus or os.cpu_count())
-        cfg = local_default(args.store, args.models, cpus, **http)
+        cfg = local_default(args.store, args.models, _local_cpus(args), **http)
         record = _record_block(args, None)
         return cfg if record is None else parse_serve_config({**cfg.model_dump(mode="json"), "record": record},
                                                               "default config")
     data = copy.deepcopy(data)
+    if not data.get("models") and not args.models:
+        # a config file that names no models serves the store's, as the embedded default does (the container's)
+        found = local_default(args.store or data.get("store"), None, _local_cpus(args),
+                              **{**data.get("http", {}), **http})
+        data["models"] = [m.model_dump(mode="json", exclude_none=True) for m in found.models]
+        data["classifiers"] = [c.model_dump(mode="json", exclude_none=True) for c in found.classifiers]
     record = _record_block(args, data.get("record"))
     if record:
         data["record"] = record
@@ -120,6 +128,13 @@ def _from_flags(data: dict[str, Any] | None, args: argparse.Namespace) -> ServeC
         data["models"] = [known.get(name, {"name": name}) for name in args.models]
     data.setdefault("http", {}).update(http)
     return parse_serve_config(data, args.config)
+
+
+def _local_cpus(args: argparse.Namespace) -> int | None:
+    """The CPUs the embedded default sizes replicas for: the local Ray this starts (or this machine); None on a
+    cluster (one replica each, the cluster scales)."""
+    remote = args.address or env.RAY_ADDRESS.get()
+    return None if remote else (args.num_cpus or os.cpu_count())
 
 
 def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: str = "/",
@@ -136,6 +151,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import yaml
 
     raw = read_config_file(args.config) if args.config else None
+    bare = raw or {}
+    if not args.models and not args.print_config and not bare.get("models") and "applications" not in bare:
+        _until_models(args, bare.get("store"))
     if raw is not None and "applications" in raw:
         serve_file, cfg = _from_serve_file(raw, args)
         started = run_config(serve_file, address=args.address, num_cpus=args.num_cpus)
@@ -167,6 +185,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("stopped", file=console(), flush=True)
     return 0
+
+
+def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
+    """A store with nothing to serve (the embedded default's case): publish the demo models when $TRAPLINE_SEED_DEMO
+    asks, else with --wait-for-models say how to publish one and wait for it. A container on an empty ./models then
+    waits (unhealthy, not restarting) instead of exiting into a restart loop; without either, the default's error."""
+    root = _absolute_store(args.store or store)
+    try:
+        if discover_models(root):
+            return
+    except PermissionError as exc:  # a container's user (uid 1000) on a host directory only root may read
+        raise UserError(f"the model store {root} is not readable by this user (uid {os.getuid()}): {exc.strerror}. "
+                        f"On the host: chmod 755 the models directory (or chown {os.getuid()} it)") from None
+    if env.SEED_DEMO.get() in ("1", "true", "yes"):
+        from model_store.demo.publish import publish_demo  # late: the demo's assets only when seeding is asked for
+
+        try:
+            done = publish_demo(ModelStore(root))
+        except PermissionError as exc:
+            raise UserError(f"{env.SEED_DEMO.name}=1 but the model store {root} is not writable by this user (uid "
+                            f"{os.getuid()}): {exc.strerror}. On the host: chown {os.getuid()} the models "
+                            "directory, or publish the models there yourself") from None
+        print(f"{env.SEED_DEMO.name}: published the demo models into {root}: {', '.join(done) or 'none new'}",
+              flush=True)
+        return
+    if not args.wait_for_models:
+        return
+    print(f"nothing to serve yet: the store {root} has no model with a production alias. Publish and promote one "
+          f"into it (in a container: into the host directory mounted at {root}, with that directory as --store):\n"
+          f"  trapline models publish WEIGHTS.onnx --name NAME --version 1 --store {root}\n"
+          f"  trapline models promote NAME:1 --store {root}\n"
+          f"or start with {env.SEED_DEMO.name}=1 for the demo models. Waiting for a model "
+          f"(checking every {MODEL_WAIT_POLL_S:g} s)...", flush=True)
+
+    def _stop(signum, frame):  # as PID 1 of a container, SIGTERM does nothing without a handler
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not discover_models(root):
+            time.sleep(MODEL_WAIT_POLL_S)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"found {', '.join(discover_models(root))} in {root}: starting", flush=True)
 
 
 def _registered(url: str, app_name: str):

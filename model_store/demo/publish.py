@@ -9,11 +9,13 @@ for `--classify demo-species=animal`. Already-published versions are left alone,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import tempfile
 from pathlib import Path
 
 from model_store.demo.scenes import LABELS
+from model_store.demo.species_spec import HELD_OUT_SEED, TAXONOMY, species_config
 from model_store.store.store import ModelStore, NotFoundError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -65,8 +67,6 @@ def model_card(version: str, backend: str) -> str:
 
 def species_card() -> str:
     """README of the demo species classifier, with its held-out top-1 accuracy."""
-    from model_store.demo.species import HELD_OUT_SEED, TAXONOMY  # species.py trains with torch: load it late
-
     info_path = ASSETS / "species" / "training.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     lines = [
@@ -93,10 +93,16 @@ def species_card() -> str:
     return "\n".join(lines) + "\n"
 
 
-def publish_demo(store: ModelStore) -> list[str]:
-    """Publish every demo version not yet in `store`; returns what was published."""
+def publish_demo(store: ModelStore, with_torch: bool | None = None) -> list[str]:
+    """Publish every demo version not yet in `store`; returns what was published.
+
+    The torch.export version only where torch is installed (`with_torch` None: look): without torch (the container
+    image) it could not load, and a production alias on it would keep the service from being ready."""
+    if with_torch is None:
+        with_torch = importlib.util.find_spec("torch") is not None
     published = []
-    targets = [(DEMO_NAME, "1", "onnx-yolo"), (DEMO_NAME, "2", "onnx-yolo"), (TORCH_NAME, "2", "torch-export-yolo")]
+    targets = [(DEMO_NAME, "1", "onnx-yolo"), (DEMO_NAME, "2", "onnx-yolo")]
+    targets += [(TORCH_NAME, "2", "torch-export-yolo")] if with_torch else []
     for name, version, backend in targets:
         if version in store.list_versions(name):
             continue
@@ -107,15 +113,14 @@ def publish_demo(store: ModelStore) -> list[str]:
             store.publish(weights, name, version, demo_config(backend, version), card=card)
         published.append(f"{name}:{version}")
     if "1" not in store.list_versions(SPECIES_NAME):
-        # species.py trains with torch: only publishing the species classifier needs it
-        from model_store.demo.species import species_config
-
         with tempfile.TemporaryDirectory() as tmp:
             card = Path(tmp) / "README.md"
             card.write_text(species_card())
             store.publish(ASSETS / "species" / "model.onnx", SPECIES_NAME, "1", species_config(), card=card)
         published.append(f"{SPECIES_NAME}:1")
     for name, version in ((DEMO_NAME, "1"), (TORCH_NAME, "2"), (SPECIES_NAME, "1")):
+        if version not in store.list_versions(name):
+            continue
         try:
             store.resolve(f"{name}@production")
         except NotFoundError:

@@ -26,34 +26,14 @@ from model_store.core.config import ClassifierConfig
 from model_store.core.crops import crop_box
 from model_store.demo.model import conv
 from model_store.demo.scenes import ANIMAL, KINDS, render_scene_with_kinds
+from model_store.demo.species_spec import HELD_OUT_SEED, INPUT_SIZE, PREPROCESS, TAXONOMY, species_config  # noqa: F401
 
-INPUT_SIZE = 64
-TRAIN_SEED, HELD_OUT_SEED = 7, 54321
+TRAIN_SEED = 7
 TRAIN_CROPS, HELD_OUT_CROPS = 3000, 600
 EPOCHS, BATCH, LR = 10, 64, 4e-3
 # Small scenes keep rendering cheap; animals narrower than this many pixels are not worth a crop.
 SCENE_SIZE, MIN_SIDE = (400, 300), 10
 BOX_JITTER = 0.1  # detector boxes are off by about this fraction of their size
-
-TAXONOMY = {
-    "roe_deer": ["Mammalia", "Cervidae", "Capreolus capreolus"],
-    "wild_boar": ["Mammalia", "Suidae", "Sus scrofa"],
-    "red_fox": ["Mammalia", "Canidae", "Vulpes vulpes"],
-    "grey_wolf": ["Mammalia", "Canidae", "Canis lupus"],
-}
-TAXONOMY_RANKS = ["class", "family", "species"]
-PREPROCESS = {"crop_padding": 0.1, "crop_square": True, "resize": "stretch", "interpolation": "area"}
-
-
-def species_config() -> dict[str, Any]:
-    """config.json of the demo classifier (weights.sha256 and the graph's facts are filled in at publish)."""
-    return {
-        "backend": "onnx-classifier", "weights": {"file": "model.onnx"}, "input_size": INPUT_SIZE,
-        "labels": list(KINDS), "output": "logits", "top_k": len(KINDS), "applies_to": ["animal"],
-        "taxonomy": TAXONOMY, "taxonomy_ranks": TAXONOMY_RANKS, "preprocess": PREPROCESS,
-        "description": "trapline demo species classifier: a small CNN trained on crops of rendered animals.",
-    }
-
 
 def _preprocess_config() -> ClassifierConfig:
     return ClassifierConfig.model_construct(input_size=(INPUT_SIZE, INPUT_SIZE), preprocess=ClassifierConfig

@@ -41,11 +41,13 @@ STATE_DIR = EnvVar("TRAPLINE_STATE_DIR", "Where `trapline serve` notes its runni
                    "reprocess --via auto` finds them); default ~/.trapline.")
 CHROMIUM = EnvVar("TRAPLINE_CHROMIUM", "The Chromium/Chrome binary for the report's and console's screenshots "
                   "(default: the first chromium on PATH).")
+SEED_DEMO = EnvVar("TRAPLINE_SEED_DEMO", "1: `trapline serve` publishes the demo models into a store that has "
+                   "nothing to serve before it starts (the container's first run on an empty ./models).")
 RAY_ADDRESS = EnvVar("RAY_ADDRESS", "Ray's own: the cluster to join (`ray job submit` sets it). Unset, trapline "
                      "starts a private local Ray for the command.")
 
 VARIABLES: tuple[EnvVar, ...] = (MODEL_STORE, MODEL_CACHE, S3_ENDPOINT_URL, ADMIN_TOKEN, API_TOKEN, URL, STATE_DIR,
-                                 CHROMIUM, RAY_ADDRESS)
+                                 CHROMIUM, SEED_DEMO, RAY_ADDRESS)
 
 # Handed by the driver to its Ray tasks as they are (workers of a cluster started before the driver's environment
 # was set, or on other nodes, lack them). With instance roles / IRSA there are no keys to forward.

@@ -1,0 +1,81 @@
+# trapline as one image: the service, the CLI and Ray, without torch, compilers, tests or docs.
+#
+#   make image                                   # or: docker build -t trapline:0.1.0 .
+#   docker compose up                            # the service on :8000 with ./models mounted (compose.yaml)
+#   docker run --rm -p 8000:8000 -v ./models:/models trapline:0.1.0
+#
+# Build arguments:
+#   BASE     the Python base image (default the public python:3.11-slim-bookworm). Any Debian/Ubuntu image with
+#            python3 >= 3.10 works; one without python3 or its venv module gets them from apt (a CUDA base).
+#   FLAVOUR  cpu (default): plain onnxruntime, the CPU image. gpu: onnxruntime-gpu, for a CUDA 12 + cuDNN 9 base,
+#            e.g. --build-arg FLAVOUR=gpu --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
+#            (written and documented, not built where trapline is tested: no CUDA base image can be fetched there).
+#   VERSION  the version the OCI labels carry (`make image` passes pyproject.toml's).
+# What the image holds and leaves out, and why: docs/guide/container.md.
+ARG BASE=python:3.11-slim-bookworm
+
+# Stage 1: the dependencies, in a venv of their own. They are pyproject.toml's runtime dependencies (no extras: no
+# torch, no test or dev tools), pinned by constraints.txt; the cpu flavour takes onnxruntime where pyproject.toml
+# takes onnxruntime-gpu on x86-64 Linux (the GPU build is several times the size). Only pyproject.toml and
+# constraints.txt reach this stage, so a change to trapline's code leaves it (and its copy below) cached.
+FROM ${BASE} AS deps
+ARG FLAVOUR=cpu
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore DEBIAN_FRONTEND=noninteractive
+COPY deploy/container/ensure-python.sh /usr/local/bin/ensure-python.sh
+RUN sh /usr/local/bin/ensure-python.sh && python3 -m venv /opt/trapline
+WORKDIR /src
+COPY pyproject.toml constraints.txt deploy/container/requirements.py ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 requirements.py --flavour "${FLAVOUR}" > requirements.txt \
+    && /opt/trapline/bin/pip install -c constraints.txt -r requirements.txt
+# What the runtime never loads, out of the final image (about 0.23 GB): the dependencies' own test suites and
+# Ray's Java jars.
+COPY deploy/container/slim-venv.sh ./
+RUN sh slim-venv.sh /opt/trapline
+
+# Stage 2: trapline's own wheel (pip wheel: setuptools in an isolated build environment, left behind here).
+FROM deps AS wheel
+COPY README.md ./
+COPY trapline ./trapline
+COPY model_store ./model_store
+COPY serve ./serve
+COPY batch ./batch
+RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip wheel --no-deps -w /wheels .
+
+# Stage 3: the image: the base, a user, the venv and the wheel; no compiler, no pip cache, no source tree.
+FROM ${BASE}
+ARG FLAVOUR=cpu
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="trapline" \
+      org.opencontainers.image.description="Versioned object detectors for camera-trap images: online (Ray Serve) and archive (Ray Data)." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/SET-YOUR-ORG/trapline" \
+      io.trapline.flavour="${FLAVOUR}"
+ENV DEBIAN_FRONTEND=noninteractive
+COPY deploy/container/ensure-python.sh /usr/local/bin/ensure-python.sh
+# A fixed uid (1000) so a host directory mounted at /models can be made the container's (`chown 1000 models`);
+# the volumes' directories are its own, so fresh named volumes start writable. wget: KubeRay's pod probes run it.
+RUN sh /usr/local/bin/ensure-python.sh wget && rm -rf /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
+    && useradd --uid 1000 --create-home --shell /bin/sh trapline \
+    && mkdir -p /models /archive /tables \
+    && chown trapline:trapline /models /archive /tables
+COPY --from=deps /opt/trapline /opt/trapline
+COPY --from=wheel /wheels /tmp/wheels
+COPY deploy/container/serve.yaml /etc/trapline/serve.yaml
+RUN PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/trapline/bin/pip install --no-cache-dir --no-deps /tmp/wheels/trapline-*.whl \
+    && rm -rf /tmp/wheels && /opt/trapline/bin/trapline --help >/dev/null
+ENV PATH=/opt/trapline/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    TRAPLINE_MODEL_STORE=/models
+USER trapline
+WORKDIR /home/trapline
+VOLUME ["/models", "/archive", "/tables"]
+EXPOSE 8000
+# Ready means every served model answers its default alias (GET /readyz); while the store is empty the service
+# waits for a model (it says how to publish one) and stays unhealthy, without exiting.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=90s --retries=3 \
+    CMD ["python3", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4).status != 200)"]
+ENTRYPOINT ["trapline"]
+# The service over the volumes (deploy/container/serve.yaml): every model with a production alias in /models.
+CMD ["serve", "--config", "/etc/trapline/serve.yaml", "--wait-for-models"]

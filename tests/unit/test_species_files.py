@@ -163,14 +163,14 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     assert decided["0.jpg"] == ("lion", "classifier")
 
 
-def write_species_tables(store: ModelStore, tmp_path: Path, frames: list) -> Path:
+def write_species_tables(store: ModelStore, tmp_path: Path, frames: list, archive: str = "/a") -> Path:
     """Tables of one camera's frames (capture time, box label, box score, the species classifier's probabilities),
-    one detection each, classified by species:1."""
+    one detection each, classified by species:1; the pictures named under `archive` (cam1/N.jpg)."""
     from model_store.tables.commit import write_stage_results
     from model_store.tables.schema import STAGE_SCHEMA
 
     mv = store.get("species:1")
-    rows = [{"uri": f"/a/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
+    rows = [{"uri": f"{archive}/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
              "camera_id": "cam1", "width": 64, "height": 48, "capture_time": when, "capture_time_source": "exif",
              "status": "ok", "error_reason": None, "error": None, "detection_count": 1, "raw_detection_count": 1,
              "max_score": score,

@@ -44,6 +44,8 @@ class ClassificationOut(_Out):
     source: str | None = Field(None, description=(
         "which rule decided the label (the species ensemble: e.g. `classifier+geofence+rollup_to_family`); null for "
         "a plain classifier's answer or a part written before the column"))
+    pre_smoothing_description: str | None = Field(None, description=(
+        "where smoothing changed the label: what its image or event held before (e.g. 'red fox (3), animal (1)')"))
 
 
 class Box(_Out):

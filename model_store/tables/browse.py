@@ -245,6 +245,7 @@ def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.
             {"classifier": f"{c.classifier_name}:{c.classifier_version}", "label": c.label, "score": float(c.score),
              "rank": c.rank, "taxon_path": list(c.taxon_path if c.taxon_path is not None else []),
              "source": as_text(getattr(c, "source", None)),
+             "pre_smoothing_description": as_text(getattr(c, "pre_smoothing_description", None)),
              "top": [{"label": lab, "score": float(s)} for lab, s in zip(
                  c.top_labels if c.top_labels is not None else [],
                  c.top_scores if c.top_scores is not None else [], strict=False)]})

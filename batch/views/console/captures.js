@@ -105,6 +105,7 @@ async function capturesPage(current, arg) {
 function classificationRows(d) {
   return (d.classifications || []).map(c => el("div", {class: "help"},
     `${c.classifier}: ${c.label} ${c.score.toFixed(2)}` + (c.rank ? ` (${c.rank})` : "") + decidedBy(c) +
+    (c.pre_smoothing_description ? `; before smoothing: ${c.pre_smoothing_description}` : "") +
     (c.top.length ? `; top ${c.top.map(t => `${t.label} ${t.score.toFixed(2)}`).join(", ")}` : "")));
 }
 

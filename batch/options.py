@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from batch.flags import FlagStyle
 from batch.option_variants import fields_of, unwrap, variants_of
+from model_store.core.species.geofence import CountryCode, RegionCode
 from model_store.tables.scope import Scope
 from trapline.base.errors import OptionsError, ScopeError
 from trapline.base.problems import as_flag, describe, fields, problems
@@ -62,6 +63,36 @@ class CommandOptions(BaseModel):
     """A command's validated options: unknown names are refused, every error names the field."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class RunPlace(BaseModel):
+    """Where a run's cameras stand, for the species_ensemble filter's geofence: written into that filter's
+    `country` / `admin1_region` (its own fallback for an image whose deployment names no country, so the deployment
+    still wins where it says: one path, model_store/core/filters/species.py)."""
+
+    country: CountryCode | None = Field(None, description="ISO 3166-1 alpha-3 country of the cameras (e.g. DEU), "
+                                                          "for the species_ensemble filter where an image's "
+                                                          "deployment names none")
+    admin1: RegionCode | None = Field(None, description="first-level region in --country (2 characters, e.g. the US "
+                                                        "state CA), as SpeciesNet's geofence names them")
+
+    def placed(self, config: dict[str, Any] | None) -> dict[str, Any]:
+        """The species_ensemble's config with this run's place in it; a ValueError when the config says otherwise."""
+        out = dict(config or {})
+        for key, flag, value in (("country", "country", self.country), ("admin1_region", "admin1", self.admin1)):
+            if value is None:
+                continue
+            given = out.get(key)
+            if given is not None and str(given).upper() != value:
+                raise ValueError(f"--{flag} {value} and the species_ensemble config's {key} {given!r} disagree")
+            out[key] = value
+        if out.get("admin1_region") and not out.get("country"):
+            raise ValueError("--admin1 needs --country (the country the region is in)")
+        return out
+
+    @property
+    def has_place(self) -> bool:
+        return self.country is not None or self.admin1 is not None
 
 
 class TableSetOptions(CommandOptions):

@@ -21,6 +21,7 @@ from batch.postprocessing.snips import read_source
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from model_store.tables.archive import open_location
+from model_store.tables.browse import as_text
 from model_store.tables.decisions import (
     ClassifyDetection,
     DecisionsLog,
@@ -207,9 +208,11 @@ def frames(tables: Tables, occ: OccurrenceSet, row: dict[str, Any]) -> list[dict
                     "vote": votes.get(k),
                     "classifications": [] if cls is None else [
                         {"classifier": c["classifier_name"], "version": c["classifier_version"], "label": c["label"],
-                         "score": float(c["score"])} for c in cls.to_dict("records")],
+                         "score": float(c["score"]), "source": as_text(c.get("source"))}
+                        for c in cls.to_dict("records")],
                     "snip": None if snip is None else snip.iloc[0]["crop_uri"]})
     return out
+
 
 
 def history(occ: OccurrenceSet, row: dict[str, Any]) -> list[dict[str, Any]]:

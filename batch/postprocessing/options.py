@@ -9,14 +9,14 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle
-from batch.options import SET_FLAGS, CommandOptions, Location, ScopedOptions, TableSetOptions, TablesRef
+from batch.options import SET_FLAGS, CommandOptions, Location, RunPlace, ScopedOptions, TableSetOptions, TablesRef
 from model_store import CropOptions
 from model_store.core.filters import REGISTRY, FilterName, check_filter_config
 
 DEFAULT_GAP_S = 60.0  # events: a gap longer than this between a camera's images starts a new one
 
 
-class PostprocessOptions(ScopedOptions):
+class PostprocessOptions(ScopedOptions, RunPlace):
     filter: FilterName = Field(..., description="filter name (GET /v1/filters describes each): " + ", ".join(
         name + (" (table-level)" if f.table_level else " (on classifier scores)" if f.kind == "classification" else "")
         for name, f in REGISTRY.items()))
@@ -55,6 +55,12 @@ class PostprocessOptions(ScopedOptions):
     def _config_or_remove(self) -> PostprocessOptions:
         if (self.config is None) == (not self.remove):
             raise ValueError("give the filter's --config, or --remove to take it out of the set (one of them)")
+        if self.has_place:
+            if self.filter != "species_ensemble" or self.remove:
+                raise ValueError("--country / --admin1 place the cameras for the species_ensemble filter: give them "
+                                 "with --filter species_ensemble --config ...")
+            self.config = self.placed(self.config)
+            check_filter_config(self.filter, self.config)
         return self
 
 

@@ -84,7 +84,8 @@ class ExtraTables:
         self.classifiers = {c["name"]: c for c in classifiers_of(metadata)}
         self.configs = {n: config_from_metadata(c) for n, c in self.classifiers.items()}
         self.species = species_of(self.classifiers.values(), fs, store)
-        self.smoothed: dict[tuple, str] = {}  # a smoothing pass's labels (batch/postprocessing/species_smoothing.py)
+        # a smoothing pass's (label, pre_smoothing_description) (batch/postprocessing/species_smoothing.py)
+        self.smoothed: dict[tuple, tuple[str, str]] = {}
         self.groups: dict[str, dict[tuple[str, str, str], list[dict]]] = {}
         self.out: dict[str, list[dict]] = {CLASSIFICATIONS: [], SNIPS: []}
         self.changed = 0
@@ -127,8 +128,10 @@ class ExtraTables:
             new = self.refiltered(row, (boxes or {}).get(row["detection_index"]), location)
             smoothed = self.smoothed.get((*key, int(row["detection_index"]), row["classifier_name"]))
             if smoothed is not None:
-                new |= {"label": smoothed, "source": f"{new['source']}+smoothed", "taxon_path": taxon_path(smoothed),
-                        "rank": rank_of(smoothed), "flags": [*(new["flags"] or []), "smoothed"]}
+                label, before = smoothed
+                new |= {"label": label, "source": f"{new['source']}+smoothed", "taxon_path": taxon_path(label),
+                        "rank": rank_of(label), "flags": [*(new["flags"] or []), "smoothed"],
+                        "pre_smoothing_description": before}
             if new["label"] != row["label"]:
                 self.changed += 1
                 relabelled.setdefault(row["detection_index"], []).append(

@@ -5,7 +5,8 @@ An event is what `trapline events` calls one: a camera's images in capture order
 `smoothing_gap_s` seconds (MegaDetector's sequences). It needs every classification of an event before any image is
 written, so `trapline postprocess` runs this pass first over the source set in scope (each classification under the
 new filter set, as `ExtraTables.refiltered` decides it), and then writes each classification's smoothed label (source
-`...+smoothed`). Each classifier is smoothed on its own.
+`...+smoothed`) and what its image or event held before (`pre_smoothing_description`, as MegaDetector keeps it).
+Each classifier is smoothed on its own.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
-from model_store.core.species.smoothing import Item, smooth
+from model_store.core.species.smoothing import Item, description, smooth
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES
 
 Key = tuple[str, str, str, int, str]  # uri, content_id, run_id, detection_index, classifier
+Smoothed = tuple[str, str]  # the label after smoothing, the group's pre_smoothing_description
 
 
 def groups_of(images: pd.DataFrame, level: str, gap_s: float) -> list[list[tuple[str, str, str]]]:
@@ -38,8 +40,9 @@ def groups_of(images: pd.DataFrame, level: str, gap_s: float) -> list[list[tuple
 
 
 def smoothed_labels(tables, name: str, version: str, source_hash: str, expr: ds.Expression, extra,
-                    config) -> dict[Key, str]:
-    """Each classification's label after smoothing, where smoothing changed it."""
+                    config) -> dict[Key, Smoothed]:
+    """Each classification's label after smoothing, with what its image or event held before (MegaDetector's
+    `pre_smoothing_description`), where smoothing changed it."""
     images = tables.read(IMAGES, name, version, ["uri", "content_id", "run_id", "camera_id", "capture_time",
                                                  "capture_time_source", "status"], filter=expr)
     same = ds.field("filters_hash") == source_hash
@@ -56,7 +59,7 @@ def smoothed_labels(tables, name: str, version: str, source_hash: str, expr: ds.
             continue
         new = extra.refiltered(row, box, locations.get(row["uri"]))
         by_image[(row["uri"], row["content_id"], row["run_id"])].append({**new, "box": box})
-    out: dict[Key, str] = {}
+    out: dict[Key, Smoothed] = {}
     frame = images.to_pandas()
     for group in groups_of(frame, config.smoothing, config.smoothing_gap_s):
         per_classifier: dict[str, list[tuple[Key, Item]]] = defaultdict(list)
@@ -67,6 +70,7 @@ def smoothed_labels(tables, name: str, version: str, source_hash: str, expr: ds.
                     (key, Item(r["box"][0], r["box"][1], r["label"], float(r["score"]))))
         for items in per_classifier.values():
             before = [it.label for _, it in items]
+            said = description([it for _, it in items], config.smoothing_options)  # before smooth() changes them
             smooth([it for _, it in items], config.smoothing_options)
-            out.update({key: it.label for (key, it), old in zip(items, before, strict=True) if it.label != old})
+            out.update({key: (it.label, said) for (key, it), old in zip(items, before, strict=True) if it.label != old})
     return out

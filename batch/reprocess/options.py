@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle, add_model_arguments
-from batch.options import Location, StoreRef, parse_options
+from batch.options import Location, RunPlace, StoreRef, parse_options
 from model_store import CropOptions, ModelRef
 from model_store.core.clip_counting import ClipCountConfig
 from model_store.core.clip_sampling import DEFAULT_MAX_FRAMES, Sampling
@@ -43,7 +43,7 @@ def parse_concurrency(value: Any) -> int | tuple[int, int] | None:
     return int(m.group(1)) if m.group(2) is None else (int(m.group(1)), int(m.group(2)))
 
 
-class ReprocessOptions(BaseModel):
+class ReprocessOptions(RunPlace):
     """Options of `trapline reprocess` / `python -m batch.reprocess`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -217,6 +217,12 @@ class ReprocessOptions(BaseModel):
             raise ValueError("--reason goes with --redo or --redo-if-core-older-than")
         if self.via == "serve" and self.num_gpus:
             raise ValueError("--num-gpus applies to --via actors; Serve replicas bring their own GPUs")
+        if self.has_place:
+            if (self.filters or {}).get("species_ensemble") is None:
+                raise ValueError("--country / --admin1 place the cameras for the species_ensemble filter: name it in "
+                                 "--filters (e.g. '{\"species_ensemble\": {}}')")
+            # into the filter's override, so every path of the run (actors, serve, the recorded filter set) has it
+            self.filters = {**self.filters, "species_ensemble": self.placed(self.filters["species_ensemble"])}
         return self
 
     @field_validator("classify", mode="before")

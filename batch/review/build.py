@@ -256,10 +256,12 @@ def clip_frames(boxes: Any, most: int = CLIP_STRIP) -> tuple[int, list[int]]:
 
 
 def box_caption(d: Any) -> str:
-    """A box's caption: the classifier's species (or rolled-up taxon) and score where it answered, else the label."""
+    """A box's caption: the classifier's species (or rolled-up taxon), score and the rule that decided it (`source`)
+    where it answered, else the label."""
     species = getattr(d, "species", None)
     if isinstance(species, str) and species:
-        return f"{species} {d.species_score:.2f}"
+        source = getattr(d, "species_source", None)  # the rule that decided it, where the table keeps one
+        return f"{species} {d.species_score:.2f}" + (f" ({source})" if isinstance(source, str) and source else "")
     return f"{d.label} {d.score:.2f}"
 
 

@@ -7,14 +7,17 @@ none and keep their detector label.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 import pyarrow.dataset as ds
 
 from batch.export.fields import scientific_name
+from model_store.tables.browse import as_text
 from model_store.tables.reader import Tables, TableSet
 from model_store.tables.schema import CLASSIFICATIONS
 
-SPECIES_COLUMNS = ["species", "species_score", "species_rank", "classifier"]
+SPECIES_COLUMNS = ["species", "species_score", "species_rank", "species_source", "classifier"]
 
 
 def with_species(tables: Tables, tset: TableSet, images: pd.DataFrame, kept: pd.DataFrame,
@@ -33,6 +36,7 @@ def with_species(tables: Tables, tset: TableSet, images: pd.DataFrame, kept: pd.
         species=[scientific_name(a) if a else None for a in answers],
         species_score=[float(a["score"]) if a else None for a in answers],
         species_rank=[a.get("rank") if a else None for a in answers],
+        species_source=[as_text(a.get("source")) if a else None for a in answers],  # the rule that decided it
         classifier=[f"{a['classifier_name']}:{a['classifier_version']}" if a else None for a in answers],
     )
 
@@ -43,11 +47,16 @@ class SpeciesCounts:
 
     def __init__(self) -> None:
         self.table: pd.DataFrame | None = None
+        self.sources: dict[str, Counter[str]] = {}  # per species: how many boxes each rule decided (`source`)
 
     def add(self, kept: pd.DataFrame) -> None:
         answered = kept[kept["species"].notna()] if "species" in kept else kept.iloc[0:0]
         if answered.empty:
             return
+        for name, source in zip(answered["species"], answered.get("species_source", [None] * len(answered)),
+                                strict=True):
+            if isinstance(source, str):
+                self.sources.setdefault(name, Counter())[source] += 1
         answered = answered.assign(order=list(zip(answered["uri"], answered["detection_index"], strict=True)))
         ranked = answered[[isinstance(r, str) for r in answered["species_rank"]]].groupby("species")
         g = answered.groupby("species")
@@ -73,7 +82,8 @@ class SpeciesCounts:
             return []
         table = self.table.sort_index().sort_values(["boxes", "images"], ascending=False, kind="stable")
         return [{"species": name, "boxes": int(r.boxes), "images": int(r.images), "best": round(float(r.best), 2),
-                 "mean": round(float(r["sum"] / r["n"]), 2), "rank": r["rank"] if isinstance(r["rank"], str) else ""}
+                 "mean": round(float(r["sum"] / r["n"]), 2), "rank": r["rank"] if isinstance(r["rank"], str) else "",
+                 "sources": ", ".join(f"{s} ({n})" for s, n in self.sources.get(name, Counter()).most_common())}
                 for name, r in table.iterrows()]
 
 

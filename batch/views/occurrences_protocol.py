@@ -103,6 +103,16 @@ class OccurrencePage(BaseModel):
     occurrences: list[OccurrenceView]
 
 
+class FrameClassification(BaseModel):
+    classifier: str
+    version: str
+    label: str
+    score: float
+    source: str | None = Field(None, description=(
+        "which rule decided the label (the species ensemble: e.g. `classifier+rollup_to_genus`); null for a plain "
+        "classifier's answer or a part written before the column"))
+
+
 class FrameView(BaseModel):
     uri: str
     content_id: str
@@ -112,7 +122,7 @@ class FrameView(BaseModel):
     score: float | None
     bbox: list[float] | None = Field(description="x, y, w, h normalised")
     vote: dict[str, Any] | None
-    classifications: list[dict[str, Any]]
+    classifications: list[FrameClassification]
     snip: str = Field(description="the snip's link (a JPEG, same token)")
 
 

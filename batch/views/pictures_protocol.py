@@ -27,6 +27,27 @@ class SourcesOut(_Out):
     sources: list[SourceOut]
 
 
+class TopLabel(_Out):
+    label: str
+    score: float
+
+
+class ClassificationOut(_Out):
+    """One classifier's answer for a box, as the classifications table keeps it."""
+
+    classifier: str = Field(description="NAME:VERSION")
+    label: str
+    score: float
+    rank: str | None = None
+    taxon_path: list[str] = Field(default_factory=list, description="the label's taxa, root first")
+    top: list[TopLabel] = Field(default_factory=list, description="the classifier's own top labels")
+    source: str | None = Field(None, description=(
+        "which rule decided the label (the species ensemble: e.g. `classifier+geofence+rollup_to_family`); null for "
+        "a plain classifier's answer or a part written before the column"))
+    pre_smoothing_description: str | None = Field(None, description=(
+        "where smoothing changed the label: what its image or event held before (e.g. 'red fox (3), animal (1)')"))
+
+
 class Box(_Out):
     detection_index: int
     label: str
@@ -35,7 +56,7 @@ class Box(_Out):
     kept: bool = True
     flags: list[str] = Field(default_factory=list, description="filters that fired on it")
     species: str | None = Field(None, description="the first classifier's answer, when one classified it")
-    classifications: list[dict[str, Any]] = Field(default_factory=list)
+    classifications: list[ClassificationOut] = Field(default_factory=list)
     outline: list[list[tuple[float, float]]] | None = Field(
         None, description="a segmentation model's mask as polygons of x, y normalised 0..1 (null: boxes only)")
     frame_number: int | None = Field(None, description="a clip's box: the sampled frame it is on")

@@ -214,6 +214,7 @@ def _newest_per_uri(images: pa.Table) -> pa.Table:
     return unique_rows(images, ["uri"])
 
 
+
 def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.DataFrame,
            kept_only: bool) -> dict[str, dict[str, list]]:
     """uri -> its detections (with species and flags) and snips, for the image rows of a page: one filtered read of
@@ -243,6 +244,8 @@ def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.
         species.setdefault((c.uri, int(c.detection_index)), []).append(
             {"classifier": f"{c.classifier_name}:{c.classifier_version}", "label": c.label, "score": float(c.score),
              "rank": c.rank, "taxon_path": list(c.taxon_path if c.taxon_path is not None else []),
+             "source": as_text(getattr(c, "source", None)),
+             "pre_smoothing_description": as_text(getattr(c, "pre_smoothing_description", None)),
              "top": [{"label": lab, "score": float(s)} for lab, s in zip(
                  c.top_labels if c.top_labels is not None else [],
                  c.top_scores if c.top_scores is not None else [], strict=False)]})

@@ -88,4 +88,4 @@ def classification_row(detection_index: int, c: Classification) -> dict[str, Any
             "classifier_version": c.model.version, "classifier_sha256": c.model.sha256, "label": c.label,
             "score": c.score, "rank": c.rank, "taxon_path": c.taxon_path, "top_labels": [t.label for t in c.top],
             "top_scores": [t.score for t in c.top], "scores": c.scores, "flags": c.flags,
-            "source": c.source}
+            "source": c.source, "pre_smoothing_description": None}  # set only by a smoothing pass over tables

@@ -83,6 +83,10 @@ classifications: one row per (kept detection, classifier it was routed to).
     top_labels, top_scores  the model's own top-k
     scores               list<float> the whole probability vector, in the classifier's label order
     flags                list<string> classifier filters that changed the answer
+    source               which rule decided the label (the species ensemble: `classifier+rollup_to_genus`, ...;
+                         null for other classifiers and in parts written before the column)
+    pre_smoothing_description  where smoothing changed the label: what its image or event held before, as
+                         MegaDetector's `pre_smoothing_description` ("red fox (3), animal (1)"); else null
 
 snips: one row per JPEG snip written under DST/crops/ (see model_store.core.crops.snip_path).
 
@@ -228,6 +232,7 @@ CLASSIFICATION_FIELDS = [
     pa.field("scores", pa.list_(pa.float32())),
     pa.field("flags", pa.list_(pa.string())),
     pa.field("source", pa.string()),  # the species ensemble's rule (issue 57); null in parts written before it
+    pa.field("pre_smoothing_description", pa.string()),  # where smoothing changed the label; else null
 ]
 SNIP_FIELDS = [
     pa.field("detection_index", pa.int32()),

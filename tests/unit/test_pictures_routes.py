@@ -192,6 +192,8 @@ def test_job_kinds_give_the_forms_their_options(client):
     assert {"archive", "out", "model"} <= set(reprocess["required"])
     props = reprocess["options_schema"]["properties"]
     assert "batch_size" in props and not {"address", "store", "json_output"} & set(props)
+    # a run's place for the species ensemble, from the options models (reprocess and postprocess alike)
+    assert {"country", "admin1"} <= set(props) & set(kinds["postprocess"]["options_schema"]["properties"])
     assert kinds["report"]["paths"] == ["tables", "out", "archive"] and not kinds["report"]["preview"]
     assert client.get("/v1/job-kinds").status_code == 401
 

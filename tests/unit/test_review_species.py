@@ -22,9 +22,9 @@ class StubTables:
         return self.classifications
 
 
-def cls(uri, index, label, score, path=(), rank=None, name="species", version="2"):
+def cls(uri, index, label, score, path=(), rank=None, name="species", version="2", source=None):
     return {"uri": uri, "detection_index": index, "label": label, "score": score, "taxon_path": list(path),
-            "rank": rank, "classifier_name": name, "classifier_version": version}
+            "rank": rank, "classifier_name": name, "classifier_version": version, "source": source}
 
 
 def test_each_box_gets_its_first_classifiers_answer_and_species_are_counted():
@@ -34,9 +34,10 @@ def test_each_box_gets_its_first_classifiers_answer_and_species_are_counted():
     classifications = pd.DataFrame([
         cls("a", 0, "red_fox", 0.8, ["Mammalia", "Canidae", "Vulpes vulpes"]),
         cls("a", 0, "other", 0.99, name="second"),  # a second classifier: the first one's answer counts
-        cls("a", 1, "Canidae", 0.7, ["Mammalia", "Canidae"], rank="family"),
+        cls("a", 1, "Canidae", 0.7, ["Mammalia", "Canidae"], rank="family", source="classifier+rollup_to_family"),
         cls("b", 0, "red_fox", 0.6, ["Mammalia", "Canidae", "Vulpes vulpes"]),
-        cls("c", 0, "Canidae", 0.65, ["Mammalia", "Canidae"], rank="family"),
+        cls("c", 0, "Canidae", 0.65, ["Mammalia", "Canidae"], rank="family",
+            source="classifier+geofence+rollup_to_family"),
     ])
     tset = SimpleNamespace(model_name="md", model_version="5", filters_hash="h", classifiers=[{"name": "species"}])
     out = with_species(StubTables(classifications), tset, pd.DataFrame(), kept)
@@ -44,13 +45,15 @@ def test_each_box_gets_its_first_classifiers_answer_and_species_are_counted():
     assert species == ["Vulpes vulpes", "Canidae", "Vulpes vulpes", None, "Canidae"]
     assert out["classifier"].iloc[0] == "species:2" and pd.isna(out["species_score"].iloc[3])
     assert species_counts(out) == [
-        {"species": "Canidae", "boxes": 2, "images": 2, "best": 0.7, "mean": 0.68, "rank": "family"},
-        {"species": "Vulpes vulpes", "boxes": 2, "images": 2, "best": 0.8, "mean": 0.7, "rank": ""},
+        {"species": "Canidae", "boxes": 2, "images": 2, "best": 0.7, "mean": 0.68, "rank": "family",
+         "sources": "classifier+rollup_to_family (1), classifier+geofence+rollup_to_family (1)"},
+        {"species": "Vulpes vulpes", "boxes": 2, "images": 2, "best": 0.8, "mean": 0.7, "rank": "", "sources": ""},
     ]
     frame = species_frame(out)
     assert list(frame["label"]) == ["Vulpes vulpes", "Canidae", "Vulpes vulpes", "Canidae"]
     captions = [box_caption(d) for d in out.itertuples(index=False)]
-    assert captions == ["Vulpes vulpes 0.80", "Canidae 0.70", "Vulpes vulpes 0.60", "person 0.90", "Canidae 0.65"]
+    assert captions == ["Vulpes vulpes 0.80", "Canidae 0.70 (classifier+rollup_to_family)", "Vulpes vulpes 0.60",
+                        "person 0.90", "Canidae 0.65 (classifier+geofence+rollup_to_family)"]
 
 
 def test_without_classifiers_nothing_changes():

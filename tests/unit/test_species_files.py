@@ -163,14 +163,14 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     assert decided["0.jpg"] == ("lion", "classifier")
 
 
-def write_species_tables(store: ModelStore, tmp_path: Path, frames: list) -> Path:
+def write_species_tables(store: ModelStore, tmp_path: Path, frames: list, archive: str = "/a") -> Path:
     """Tables of one camera's frames (capture time, box label, box score, the species classifier's probabilities),
-    one detection each, classified by species:1."""
+    one detection each, classified by species:1; the pictures named under `archive` (cam1/N.jpg)."""
     from model_store.tables.commit import write_stage_results
     from model_store.tables.schema import STAGE_SCHEMA
 
     mv = store.get("species:1")
-    rows = [{"uri": f"/a/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
+    rows = [{"uri": f"{archive}/cam1/{n}.jpg", "rel_path": f"cam1/{n}.jpg", "content_id": f"c{n}", "size_bytes": 1,
              "camera_id": "cam1", "width": 64, "height": 48, "capture_time": when, "capture_time_source": "exif",
              "status": "ok", "error_reason": None, "error": None, "detection_count": 1, "raw_detection_count": 1,
              "max_score": score,
@@ -205,11 +205,15 @@ def test_postprocess_smooths_determinations_over_an_event(store: ModelStore, tmp
     frames = [(t0 + dt.timedelta(seconds=10 * n), "animal", 0.9, p) for n, p in enumerate([lion, lion, unsure, lion])]
     out = write_species_tables(store, tmp_path, [*frames, (t0 + dt.timedelta(hours=1), "animal", 0.9, unsure)])
 
+    said: dict[str, str | None] = {}  # each frame's pre_smoothing_description, as the last run wrote it
+
     def decided(config: dict) -> dict[str, tuple[str, str]]:
         report = run_postprocess(str(out), "species_ensemble", config, store=store.root)
         got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5",
-                                    filter=ds.field("filters_hash") == report.filters_hash)
-        return {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
+                                    filter=ds.field("filters_hash") == report.filters_hash).to_pylist()
+        said.clear()
+        said.update({r["uri"].rsplit("/", 1)[1]: r["pre_smoothing_description"] for r in got})
+        return {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got}
 
     per_image = decided({"country": "KEN", "smoothing": "image"})  # one detection an image: nothing to smooth
     assert per_image["2.jpg"] == per_image["4.jpg"] == ("carnivora order", "classifier+rollup_to_order")
@@ -217,6 +221,15 @@ def test_postprocess_smooths_determinations_over_an_event(store: ModelStore, tmp
     assert per_event["2.jpg"] == ("lion", "classifier+rollup_to_order+smoothed")
     assert per_event["4.jpg"] == ("carnivora order", "classifier+rollup_to_order")  # an event of its own
     assert per_event["0.jpg"] == ("lion", "classifier")
+    # what the event held before, kept on the record smoothing changed (MegaDetector's pre_smoothing_description)
+    assert said == {"0.jpg": None, "1.jpg": None, "2.jpg": "lion (3), carnivora order (1)", "3.jpg": None,
+                    "4.jpg": None}
+    from model_store.tables.browse import capture  # what the console's capture view is answered (newest set)
+
+    [box] = capture(Tables(str(out)), "/a/cam1/2.jpg", "md")["detections"]
+    assert box["classifications"][0]["pre_smoothing_description"] == "lion (3), carnivora order (1)"
+    decided({"smoothing": "off"})  # decided again from that set, not smoothed: no description left behind
+    assert set(said.values()) == {None}
 
 
 def pa_table(rows: list[dict], schema):

@@ -164,3 +164,9 @@ async function camerasPage(current, arg) {
 }
 
 export const pages = {cameras: camerasPage};
+
+// Which rule decided a classification (the species ensemble's `source`, e.g. classifier+geofence+rollup_to_family),
+// shown beside its label and score; nothing for a plain classifier's answer.
+export function decidedBy(c) {
+  return c.source ? ` · by ${c.source}` : "";
+}

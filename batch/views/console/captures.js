@@ -4,7 +4,7 @@
 // frames with their boxes. The filters live in the URL (#/captures/<query>).
 
 import {api, el, enc, page} from "./api.js";
-import {boxText, clipBadge, clipStrip, framed, pager, picture, posterBoxes, when} from "./cameras.js";
+import {boxText, clipBadge, clipStrip, decidedBy, framed, pager, picture, posterBoxes, when} from "./cameras.js";
 
 export const nav = [["#/captures", "Captures"]];
 
@@ -104,7 +104,8 @@ async function capturesPage(current, arg) {
 
 function classificationRows(d) {
   return (d.classifications || []).map(c => el("div", {class: "help"},
-    `${c.classifier}: ${c.label} ${c.score.toFixed(2)}` + (c.rank ? ` (${c.rank})` : "") +
+    `${c.classifier}: ${c.label} ${c.score.toFixed(2)}` + (c.rank ? ` (${c.rank})` : "") + decidedBy(c) +
+    (c.pre_smoothing_description ? `; before smoothing: ${c.pre_smoothing_description}` : "") +
     (c.top.length ? `; top ${c.top.map(t => `${t.label} ${t.score.toFixed(2)}`).join(", ")}` : "")));
 }
 

@@ -3,6 +3,7 @@
 // and a control to correct one. Over /v1/occurrences (batch/views/occurrences.py).
 
 import {api, el, enc, page, say} from "./api.js";
+import {decidedBy} from "./cameras.js";
 import {occDecision, occQuery, occTables, orProblem, peopleFilters, snipImage} from "./people.js";
 import {knownLocations, tableModelPicker} from "./pickers.js";
 import {route} from "./router.js";
@@ -113,7 +114,7 @@ async function occurrencePage(current, id) {
   const rows = o.frames_shown.map((f, i) => el("tr", isWeakest(f) ? {class: "weakest-link", title: "the least certain link"} : {},
     el("td", {}, frames[i]), el("td", {}, f.capture_time || "-"), el("td", {class: "wrap"}, f.uri + " #" + f.detection_index),
     el("td", {}, `${f.label} ${f.score === null ? "" : f.score.toFixed(2)}`),
-    el("td", {class: "wrap"}, f.classifications.map(c => `${c.classifier}: ${c.label} ${c.score.toFixed(2)}`).join("; ") || "-"),
+    el("td", {class: "wrap"}, f.classifications.map(c => `${c.classifier}: ${c.label} ${c.score.toFixed(2)}${decidedBy(c)}`).join("; ") || "-"),
     el("td", {}, f.vote ? `${f.vote.label} (${f.vote.source})` : "-"), el("td", {}, classify(f), i ? cut(f) : "")));
   page.replaceChildren(
     el("h1", {}, "Occurrence ", el("span", {id: "occurrence-id"}, o.occurrence_id)),

@@ -63,13 +63,19 @@ def cached_scenes(name: str, build: Callable[[], list[Sequence]]) -> list[dict[s
     return out
 
 
+def animal_of(seq: dict[str, Any]) -> np.ndarray | None:
+    """The sequence's animal descriptors (what stitching compares), or None for scenes cached before them."""
+    animal = seq.get("animal")
+    return animal if animal is not None and animal.size else None
+
+
 def run_trapline(seqs: list[dict[str, Any]], config: TrackConfig) -> tuple[list[np.ndarray], float]:
     """Each sequence's reported ids (detections of unconfirmed tracks: -1) and the total tracking time."""
     out, seconds = [], 0.0
     for s in seqs:
         t0 = time.perf_counter()
         ids = link_camera(s["times_s"], s["frame_ids"], s["boxes"], config, appearance=s["appearance"],
-                          scores=s["scores"])
+                          scores=s["scores"], animal=animal_of(s))
         seconds += time.perf_counter() - t0
         confirmed = confirmed_tracks(ids, config, s["scores"]) if len(ids) else np.zeros(0, dtype=bool)
         out.append(np.where(confirmed[ids], ids, -1) if len(ids) else ids)

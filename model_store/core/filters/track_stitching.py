@@ -21,7 +21,8 @@ box sizes of a's end (or anywhere, for two tracks of `stitch_far_frames` detecti
   distance) of the two calibration sets and a prior for a return estimated from the candidates themselves (EM
   over their distances, near and far candidates apart): a night where nothing comes back estimates a small prior.
 Where the camera's evidence cannot tell its animals apart nothing is stitched: a split is the safe error (a person
-merges two occurrences with one click; a merge hides an animal). Each track joins at most one before and one
+merges two occurrences with one click; a merge hides an animal). Where there is too little to calibrate on (one
+burst, a camera's first animals), only a walker's next step is joined, on its motion (`_continue_walkers`). Each track joins at most one before and one
 after it (one Hungarian assignment, scipy's `linear_sum_assignment`, on -log of the discounted probability), so
 chains form (a moth that flew off twice). Each join's evidence (distance, gap, probability) is returned.
 """
@@ -139,13 +140,77 @@ def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
     return Calibration(np.maximum(different, 0.0), np.maximum(same, 0.0))
 
 
+def _candidates(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections, long: np.ndarray,
+                first_row: np.ndarray, last_row: np.ndarray, within: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (ended track, later track) pair of `long` tracks where the second starts at most `within` frames
+    after the first ended, in its segment and within max_gap_s."""
+    span = int(step_of.max()) + 2
+    seg_step = dets.segment[first_row[long]] * span + step_of[first_row[long]]
+    by_start = long[np.argsort(seg_step, kind="stable")]
+    starts = np.sort(seg_step)
+    end_key = dets.segment[last_row[long]] * span + step_of[last_row[long]]
+    lo = np.searchsorted(starts, end_key, side="right")
+    hi = np.searchsorted(starts, end_key + within + 1, side="right")
+    count = hi - lo
+    a = np.repeat(long, count)
+    b = by_start[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    ra, rb = last_row[a], first_row[b]
+    ok = (dets.segment[ra] == dets.segment[rb]) & (dets.time[rb] - dets.time[ra] <= config.max_gap_s)
+    if not config.cross_label:
+        ok &= dets.labels[ra] == dets.labels[rb]
+    return a[ok], b[ok]
+
+
+def _continue_walkers(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
+                      long: np.ndarray, first_row: np.ndarray, last_row: np.ndarray, hits: np.ndarray,
+                      mean_area: np.ndarray, none: Stitched) -> Stitched:
+    """Where the looks cannot be calibrated (a single burst, a camera's first few animals), join only a walker's
+    next step: a track that moved steadily (at least 2 x sit_speed box sizes a frame over its whole length) and
+    one that starts in the very next frame, of its size, within `stitch_reach` box sizes of where its motion said,
+    the only such pair of both. The evidence is the motion, not the look; a sitter that left and a
+    newcomer that landed are never joined this way. Its evidence has no look distance (NaN: not calibrated), and
+    its probability is how near the prediction it started (1 - off / reach), not a calibrated one."""
+    a, b = _candidates(config, step_of, dets, long, first_row, last_row, 0)
+    if not len(a):
+        return none
+    ra, rb, fa = last_row[a], first_row[b], first_row[a]
+    steps = np.maximum(step_of[ra] - step_of[fa], 1)
+    side = np.sqrt(np.maximum(mean_area[a], 1e-12))
+    pace = (dets.centre[ra] - dets.centre[fa]) / steps[:, None]
+    speed = np.hypot(*pace.T) / side
+    off = np.hypot(*(dets.centre[rb] - dets.centre[ra] - pace).T) / side
+    ratio = np.minimum(mean_area[a], mean_area[b]) / np.maximum(np.maximum(mean_area[a], mean_area[b]), 1e-12)
+    reach = config.stitch_reach
+    ok = (speed >= 2 * config.sit_speed) & (off <= reach) & (ratio >= config.stitch_size_ratio)
+    a, b, rb, off = a[ok], b[ok], rb[ok], off[ok]
+    one = (np.bincount(a, minlength=len(hits))[a] == 1) & (np.bincount(b, minlength=len(hits))[b] == 1)
+    a, b, rb, off = a[one], b[one], rb[one], off[one]
+    if not len(a):
+        return none
+    root = _chains(a, b, step_of, first_row, len(hits))
+    n = len(a)
+    return Stitched(root[track_of], rb, np.clip(1.0 - off / reach, 0.0, 1.0), np.full(n, np.nan),
+                    np.zeros(n, dtype=np.int64))
+
+
+def _chains(before: np.ndarray, after: np.ndarray, step_of: np.ndarray, first_row: np.ndarray, k: int) -> np.ndarray:
+    """Each track's root: joined tracks followed back to the first of their chain."""
+    root = np.arange(k)
+    prev = np.full(k, -1)
+    prev[after] = before
+    for t in after[np.argsort(step_of[first_row[after]], kind="stable")]:
+        if prev[t] >= 0:
+            root[t] = root[prev[t]]
+    return root
+
+
 def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
                   dets: CameraDetections) -> Stitched:
     """Join the tracks this camera's evidence says are one animal (see the module docstring). Rows with
     step_of < 0 (unknown time) are never joined."""
     vec = dets.animal if dets.animal is not None else dets.app
     none = Stitched(track_of, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
-    if config.stitch_gap_frames == 0 or vec is None or not len(track_of):
+    if config.stitch_gap_frames == 0 or not len(track_of):
         return none
     known = np.flatnonzero(step_of >= 0)
     if not len(known):
@@ -160,37 +225,25 @@ def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     first_row, last_row = np.full(k, -1), np.full(k, -1)
     first_row[tracks], last_row[tracks] = order[bounds[:-1]], order[bounds[1:] - 1]
     mean_area = np.bincount(ids, dets.area[known], minlength=k) / np.maximum(hits, 1)
-    mean_vec = np.zeros((k, vec.shape[1]))
-    mean_vec[tracks] = np.add.reduceat(vec[order].astype(np.float64), bounds[:-1], axis=0)
-    mean_vec /= np.maximum(np.linalg.norm(mean_vec, axis=1, keepdims=True), 1e-9)
+    mean_vec = np.zeros((k, vec.shape[1] if vec is not None else 0))
+    if vec is not None:
+        mean_vec[tracks] = np.add.reduceat(vec[order].astype(np.float64), bounds[:-1], axis=0)
+        mean_vec /= np.maximum(np.linalg.norm(mean_vec, axis=1, keepdims=True), 1e-9)
     long = tracks[hits[tracks] >= config.stitch_min_frames]
     if len(long) < 2:
         return none
-    calibration = calibrate(track_of, step_of, dets, vec, mean_vec, hits, config)
-    if not calibration.enough(config):
-        return none  # too few animals seen together, or none seen long: nothing says what a distance means
-    # Each ended track against the tracks that start within stitch_gap_frames after it, in its segment: sorted by
-    # (segment, first step), those are one run of the sorted list.
-    span = int(step_of.max()) + 2
-    seg_step = dets.segment[first_row[long]] * span + step_of[first_row[long]]
-    by_start = long[np.argsort(seg_step, kind="stable")]
-    starts = np.sort(seg_step)
-    end_key = dets.segment[last_row[long]] * span + step_of[last_row[long]]
-    lo = np.searchsorted(starts, end_key, side="right")
-    hi = np.searchsorted(starts, end_key + config.stitch_gap_frames + 1, side="right")
-    count = hi - lo
-    a = np.repeat(long, count)
-    b = by_start[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    calibration = calibrate(track_of, step_of, dets, vec, mean_vec, hits, config) if vec is not None else None
+    if calibration is None or not calibration.enough(config):
+        # Nothing says what a look distance means here: only a walker's next step (below) may be joined.
+        return _continue_walkers(config, track_of, step_of, dets, long, first_row, last_row, hits, mean_area, none)
+    a, b = _candidates(config, step_of, dets, long, first_row, last_row, config.stitch_gap_frames)
     ra, rb = last_row[a], first_row[b]
     gap = step_of[rb] - step_of[ra] - 1
-    ok = (dets.segment[ra] == dets.segment[rb]) & (dets.time[rb] - dets.time[ra] <= config.max_gap_s)
-    if not config.cross_label:
-        ok &= dets.labels[ra] == dets.labels[rb]
     ratio = np.minimum(mean_area[a], mean_area[b]) / np.maximum(np.maximum(mean_area[a], mean_area[b]), 1e-12)
     reach = np.hypot(*(dets.centre[rb] - dets.centre[ra]).T) / np.maximum(np.sqrt(mean_area[a]), 1e-9)
     near = reach <= config.stitch_reach
     far = (hits[a] >= config.stitch_far_frames) & (hits[b] >= config.stitch_far_frames)
-    ok &= (ratio >= config.stitch_size_ratio) & (near | far)
+    ok = (ratio >= config.stitch_size_ratio) & (near | far)
     a, b, rb, gap, near = a[ok], b[ok], rb[ok], gap[ok], near[ok]
     if not len(a):
         return none
@@ -218,12 +271,6 @@ def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     pair = {(int(i), int(j)): n for n, (i, j) in enumerate(zip(ai, bi, strict=True))}
     chosen = np.array([pair[(int(i), int(j))] for i, j in zip(x, y, strict=True)], dtype=np.int64)
     before, after = au[x], bu[y]
-    # Chains: follow each joined track back to the first of its chain.
-    root = np.arange(k)
-    prev = np.full(k, -1)
-    prev[after] = before
-    for t in after[np.argsort(step_of[first_row[after]], kind="stable")]:
-        if prev[t] >= 0:
-            root[t] = root[prev[t]]
+    root = _chains(before, after, step_of, first_row, k)
     return Stitched(root[track_of], first_row[after], np.clip(probability[chosen], 0.0, 1.0), distance[chosen],
                     gap[chosen].astype(np.int64))

@@ -14,8 +14,9 @@ sheet, where a newcomer lands where one just left), unless the frame's edge cuts
 not seen in a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back
 re-links. After the frame-by-frame pass, a short track that lies inside another track's gap, on its spot, is
 given back to it (model_store/core/filters/track_gaps.py: a box its own track refused for a frame), and a track
-that ended is joined to one that starts a few frames later when the whole tracks' mean size and look say they
-are one animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back).
+that ended is joined to one that starts a few frames later when the camera's own evidence says they are one
+animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back; the
+look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined).
 The gates and costs are in track_costs.py, the knobs in track_config.py.
 
 Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
@@ -25,7 +26,8 @@ so only crowded segments go to the Hungarian solver. The result is the same as w
 
 The default appearance is model_store/core/filters/appearance.py's `appearance_descriptor` (a colour and
 texture histogram of the snip); an identifier's embedding can be passed instead. How much it counts is measured
-per camera (`appearance_separation`). `confirmed_tracks` says
+per camera (`appearance_separation`). Stitching compares `animal` vectors when given (`animal_descriptor`: the
+animal's own pixels, tone, extent and shape), else the appearance. `confirmed_tracks` says
 which tracks count as animals (enough frames or one confident detection), so a lone false positive does not.
 
 Pure numpy/scipy/OpenCV: no Ray, no store, no tables (the occurrences filter wires it to those).

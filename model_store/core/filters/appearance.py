@@ -54,6 +54,7 @@ ANIMAL_DESCRIPTOR_LENGTH = HUE_BINS * SAT_BINS + TONE_BINS + ORIENT_BINS + EXTEN
 _BORDER_SPREAD = 14.0  # a border whose colours spread more than this (RGB units) is the animal's coat, not a sheet
 _FOREGROUND_DISTANCE = 30.0  # a pixel this far (RGB) from the border's colour stands out as the animal
 _MIN_EXTENT = 0.03  # fewer standing-out pixels than this share: the animal fills the crop
+ANIMAL_SIDE = 96  # animal_descriptor reads a crop at its own resolution up to this many pixels a side
 
 
 def animal_mask(snip_rgb: np.ndarray) -> np.ndarray:
@@ -61,15 +62,19 @@ def animal_mask(snip_rgb: np.ndarray) -> np.ndarray:
     every pixel when the border is not plain (the animal fills the crop) or nothing stands out."""
     rgb = np.asarray(snip_rgb, dtype=np.float32)
     h, w = rgb.shape[:2]
+    whole = np.ones((h, w), dtype=bool)
+    if h < 4 or w < 4:
+        return whole
     ring = max(1, min(h, w) // 10)
     border = np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3),
                              rgb[:, -ring:].reshape(-1, 3)])
-    ground = np.median(border, axis=0)
-    spread = float(np.median(np.linalg.norm(border - ground, axis=1)))
-    whole = np.ones((h, w), dtype=bool)
-    if spread > _BORDER_SPREAD or h < 4 or w < 4:
+    # The border's mean colour and spread (a median costs twice the whole descriptor; an animal that touches the
+    # border raises the spread, and the crop is then read whole, as it should be)
+    ground = border.mean(axis=0)
+    spread = float(np.sqrt(((border - ground) ** 2).sum(axis=1)).mean())
+    if spread > _BORDER_SPREAD:
         return whole
-    fg = np.linalg.norm(rgb - ground, axis=2) > max(_FOREGROUND_DISTANCE, 3 * spread)
+    fg = ((rgb - ground) ** 2).sum(axis=2) > max(_FOREGROUND_DISTANCE, 3 * spread) ** 2
     return fg if fg.mean() >= _MIN_EXTENT else whole
 
 
@@ -85,16 +90,25 @@ def _soft_bins(value: float, bins: int) -> np.ndarray:
 
 
 def animal_descriptor(snip_rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """The animal in one crop (H, W, 3 uint8 RGB), at the crop's own resolution: float32, L2-normalised, fixed
-    length (ANIMAL_DESCRIPTOR_LENGTH). `mask` (H, W) bool: the model's mask of the animal, else `animal_mask`.
-    Brightness counts here (unlike `appearance_descriptor`): two moths of one hue differ by their tone, and the
-    stitcher calibrates what a distance means on the camera's own animals."""
+    """The animal in one crop (H, W, 3 uint8 RGB), at the crop's own resolution up to ANIMAL_SIDE pixels a side
+    (a larger crop is shrunk to that): float32, L2-normalised, fixed length (ANIMAL_DESCRIPTOR_LENGTH). `mask`
+    (H, W) bool: the model's mask of the animal, else `animal_mask`. Brightness counts here (unlike
+    `appearance_descriptor`): two moths of one hue differ by their tone, and the stitcher calibrates what a
+    distance means on the camera's own animals."""
     snip = np.ascontiguousarray(np.asarray(snip_rgb), dtype=np.uint8)
     if snip.ndim != 3 or snip.shape[2] != 3 or snip.shape[0] < 1 or snip.shape[1] < 1:
         raise ValueError(f"a snip is (H, W, 3) RGB, got shape {snip.shape}")
-    fg = animal_mask(snip) if mask is None else np.asarray(mask, dtype=bool)
-    if fg.shape != snip.shape[:2]:
+    fg = None if mask is None else np.asarray(mask, dtype=bool)
+    if fg is not None and fg.shape != snip.shape[:2]:
         raise ValueError(f"the mask is {fg.shape}, the snip {snip.shape[:2]}")
+    scale = ANIMAL_SIDE / max(snip.shape[:2])
+    if scale < 1:  # the cost grows with the pixels; an insect's crop is mostly smaller than this already
+        size = (max(1, round(snip.shape[1] * scale)), max(1, round(snip.shape[0] * scale)))
+        snip = cv2.resize(snip, size, interpolation=cv2.INTER_AREA)
+        if fg is not None:
+            fg = cv2.resize(fg.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    if fg is None:
+        fg = animal_mask(snip)
     if not fg.any():
         fg = np.ones(snip.shape[:2], dtype=bool)
     m8 = fg.astype(np.uint8)
@@ -103,14 +117,15 @@ def animal_descriptor(snip_rgb: np.ndarray, mask: np.ndarray | None = None) -> n
     tone = cv2.calcHist([hsv], [2], m8, [TONE_BINS], [0, 256]).ravel()
     grey = cv2.cvtColor(snip, cv2.COLOR_RGB2GRAY).astype(np.float32)
     magnitude, angle = cv2.cartToPolar(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    bins = (np.mod(angle[fg], np.pi) / np.pi * ORIENT_BINS).astype(np.int64) % ORIENT_BINS
-    texture = np.bincount(bins, weights=magnitude[fg], minlength=ORIENT_BINS)
+    bins = (np.mod(angle.ravel(), np.pi) / np.pi * ORIENT_BINS).astype(np.int64) % ORIENT_BINS
+    texture = np.bincount(bins, weights=(magnitude * m8).ravel(), minlength=ORIENT_BINS)
     # Extent: the share of the box the animal covers (a fixed-size box hides the animal's size; this does not).
-    # Elongation: the ratio of its second moments' axes (a moth with wings spread vs folded).
-    ys, xs = np.nonzero(fg)
-    cov = np.cov(np.stack([xs / snip.shape[1], ys / snip.shape[0]])) if len(xs) > 2 else np.eye(2)
-    ev = np.sort(np.linalg.eigvalsh(np.atleast_2d(cov)))
-    elongation = float(np.sqrt(max(ev[0], 0.0) / max(ev[-1], 1e-12)))
+    # Elongation: the ratio of its second moments' axes, in the box's own frame (wings spread vs folded).
+    mo = cv2.moments(m8, binaryImage=True)
+    h, w = fg.shape
+    a, c, b = mo["mu20"] / max(w * w, 1), mo["mu02"] / max(h * h, 1), mo["mu11"] / max(w * h, 1)
+    root = np.sqrt(max((a - c) ** 2 + 4 * b * b, 0.0))
+    elongation = float(np.sqrt(max(a + c - root, 0.0) / max(a + c + root, 1e-12)))
     parts = [np.sqrt(colour / max(colour.sum(), 1e-9)), np.sqrt(tone / max(tone.sum(), 1e-9)),
              np.sqrt(texture / max(texture.sum(), 1e-9)), np.sqrt(_soft_bins(np.sqrt(fg.mean()), EXTENT_BINS)),
              np.sqrt(_soft_bins(elongation, ELONGATION_BINS))]

@@ -98,7 +98,7 @@ class TrackConfig(BaseModel):
                                                                       "within this ratio")
     stitch_reach: float = Field(2.5, gt=0.0, description="... and the second starts within this many box sizes "
                                                          "of where the first ended")
-    stitch_far_frames: int = Field(10, ge=1, description="two tracks of at least this many detections each may "
+    stitch_far_frames: int = Field(5, ge=1, description="two tracks of at least this many detections each may "
                                                          "be stitched wherever the second starts")
     stitch_min_pairs: int = Field(20, ge=2, description="a camera stitches only when it has at least this many "
                                                         "certainly-different pairs (two tracks seen in one frame) "

@@ -22,9 +22,10 @@ box sizes of a's end (or anywhere, for two tracks of `stitch_far_frames` detecti
   over their distances, near and far candidates apart): a night where nothing comes back estimates a small prior.
 Where the camera's evidence cannot tell its animals apart nothing is stitched: a split is the safe error (a person
 merges two occurrences with one click; a merge hides an animal). Where there is too little to calibrate on (one
-burst, a camera's first animals), only a walker's next step is joined, on its motion (`_continue_walkers`). Each track joins at most one before and one
-after it (one Hungarian assignment, scipy's `linear_sum_assignment`, on -log of the discounted probability), so
-chains form (a moth that flew off twice). Each join's evidence (distance, gap, probability) is returned.
+burst, a camera's first animals), only a walker's next step is joined, on its motion (`_continue_walkers`).
+Each track joins at most one before and one after it (one Hungarian assignment, scipy's `linear_sum_assignment`,
+on -log of the discounted probability), so chains form (a moth that flew off twice). Each join's evidence
+(distance, gap, probability) is returned.
 """
 
 from __future__ import annotations

@@ -7,7 +7,12 @@ they sit (one frame to the whole night), whether they crawl and how fast, whethe
 one size, one tone: appearance says nothing), how often one lands within a body length of another, how often a
 new arrival takes the spot one has just left, and how often the detector misses an insect or reports a leaf.
 Camera-trap kinds: deer crossing (tests/fixtures/tracking_scenes.py's bursts) and a herd (four to twelve alike
-animals walking together). Issue 32's nights (insects that fly off and come back) are drawn too. Every kind is
+animals walking together). Issue 58's kinds are a sheet that turns over fast with no insect coming back
+(`turnover`, ~11 at once), the same with a detector that draws one fixed-size box around each insect
+(`fixed-boxes`: its snip shows the sheet around the insect), with insects of one hue that differ only in tone and
+size (`one-hue`), all three at once (`field-night`, the issue's night), and a mix where three insects in ten fly
+off once for 1-10 frames and come back among newcomers (`returns-and-newcomers`).
+Issue 32's nights (insects that fly off and come back) are drawn too. Every kind is
 deterministic for a seed; `kind_scenes(seed)` draws `per_kind` sequences of every kind, and the benchmark fits
 on one seed and reports on another.
 

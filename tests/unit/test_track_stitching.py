@@ -4,6 +4,8 @@ the estimated return prior, no join without evidence, and the animal descriptor 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ def returns_night() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def field_night() -> dict[str, np.ndarray]:
-    return night(KIND["field-night"], 58_002).arrays()
+    return night(replace(KIND["field-night"], frames=60), 58_002).arrays()  # fixed boxes render slowly: 20 min
 
 
 def _link(s: dict[str, np.ndarray], config: TrackConfig = CONFIG, animal: np.ndarray | None = None):

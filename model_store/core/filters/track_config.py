@@ -93,7 +93,7 @@ class TrackConfig(BaseModel):
                                                           "(an insect that flew off and came back; "
                                                           "model_store/core/filters/track_stitching.py; 0: no "
                                                           "stitching)")
-    stitch_min_frames: int = Field(3, ge=1, description="both tracks of a stitch have at least this many detections")
+    stitch_min_frames: int = Field(2, ge=1, description="both tracks of a stitch have at least this many detections")
     stitch_size_ratio: float = Field(0.9, gt=0.0, le=1.0, description="a stitch's two tracks' mean box areas are "
                                                                       "within this ratio")
     stitch_reach: float = Field(2.5, gt=0.0, description="... and the second starts within this many box sizes "

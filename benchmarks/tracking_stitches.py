@@ -33,8 +33,10 @@ from model_store.core.filters import tracking
 from model_store.core.filters.track_stitching import Stitched
 from model_store.core.filters.tracking import TrackConfig, link_camera
 
-# issue 48's stitching gates (not knobs of this TrackConfig any more): mean looks within 0.015, or 0.01 anywhere
-ISSUE48_GATES = {"stitch_appearance_distance": 0.015, "stitch_far_distance": 0.01}
+# issue 48's stitching gates and defaults: mean looks within 0.015, or 0.01 anywhere (knobs this TrackConfig has
+# not any more), both tracks of >= 3 detections, >= 10 to be joined anywhere (defaults issue 58 changed)
+ISSUE48_GATES = {"stitch_appearance_distance": 0.015, "stitch_far_distance": 0.01, "stitch_min_frames": 3,
+                 "stitch_far_frames": 10}
 
 
 def use_stitcher(path: str) -> None:

@@ -63,13 +63,19 @@ def cached_scenes(name: str, build: Callable[[], list[Sequence]]) -> list[dict[s
     return out
 
 
+def animal_of(seq: dict[str, Any]) -> np.ndarray | None:
+    """The sequence's animal descriptors (what stitching compares), or None for scenes cached before them."""
+    animal = seq.get("animal")
+    return animal if animal is not None and animal.size else None
+
+
 def run_trapline(seqs: list[dict[str, Any]], config: TrackConfig) -> tuple[list[np.ndarray], float]:
     """Each sequence's reported ids (detections of unconfirmed tracks: -1) and the total tracking time."""
     out, seconds = [], 0.0
     for s in seqs:
         t0 = time.perf_counter()
         ids = link_camera(s["times_s"], s["frame_ids"], s["boxes"], config, appearance=s["appearance"],
-                          scores=s["scores"])
+                          scores=s["scores"], animal=animal_of(s))
         seconds += time.perf_counter() - t0
         confirmed = confirmed_tracks(ids, config, s["scores"]) if len(ids) else np.zeros(0, dtype=bool)
         out.append(np.where(confirmed[ids], ids, -1) if len(ids) else ids)
@@ -174,15 +180,16 @@ def baselines(seqs: list[dict[str, Any]]) -> dict[str, Any]:
 def one_camera(seqs: list[dict[str, Any]], gap_s: float) -> dict[str, np.ndarray]:
     """The sequences one after another on one camera, repeated until >= SPEED_DETECTIONS detections."""
     parts, n, offset_t, offset_f = [], 0, 0.0, 0
+    keys = ("times_s", "frame_ids", "boxes", "appearance", "scores") + (
+        ("animal",) if all(animal_of(s) is not None for s in seqs) else ())
     while n < SPEED_DETECTIONS:
         for s in seqs:
-            parts.append((s["times_s"] + offset_t, s["frame_ids"] + offset_f, s["boxes"], s["appearance"],
-                          s["scores"]))
+            parts.append({**{k: s[k] for k in keys}, "times_s": s["times_s"] + offset_t,
+                          "frame_ids": s["frame_ids"] + offset_f})
             n += len(s["boxes"])
             offset_t += float(np.nanmax(s["times_s"], initial=0.0)) + gap_s
             offset_f += int(s["frame_ids"].max(initial=0)) + 1
-    return {k: np.concatenate([p[i] for p in parts]) for i, k in enumerate(("times_s", "frame_ids", "boxes",
-                                                                           "appearance", "scores"))}
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
 def speed(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[str, Any]:
@@ -195,7 +202,7 @@ def speed(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[str, Any]:
         cam = one_camera(pick, gap)
         t0 = time.perf_counter()
         link_camera(cam["times_s"], cam["frame_ids"], cam["boxes"], config, appearance=cam["appearance"],
-                    scores=cam["scores"])
+                    scores=cam["scores"], animal=animal_of(cam))
         dt = time.perf_counter() - t0
         out[f"{kind}_one_camera"] = {"detections": len(cam["boxes"]), "seconds": round(dt, 2),
                                      "detections_per_s": round(len(cam["boxes"]) / dt)}

@@ -7,7 +7,12 @@ they sit (one frame to the whole night), whether they crawl and how fast, whethe
 one size, one tone: appearance says nothing), how often one lands within a body length of another, how often a
 new arrival takes the spot one has just left, and how often the detector misses an insect or reports a leaf.
 Camera-trap kinds: deer crossing (tests/fixtures/tracking_scenes.py's bursts) and a herd (four to twelve alike
-animals walking together). Issue 32's nights (insects that fly off and come back) are drawn too. Every kind is
+animals walking together). Issue 58's kinds are a sheet that turns over fast with no insect coming back
+(`turnover`, ~11 at once), the same with a detector that draws one fixed-size box around each insect
+(`fixed-boxes`: its snip shows the sheet around the insect), with insects of one hue that differ only in tone and
+size (`one-hue`), all three at once (`field-night`, the issue's night), and a mix where three insects in ten fly
+off once for 1-10 frames and come back among newcomers (`returns-and-newcomers`).
+Issue 32's nights (insects that fly off and come back) are drawn too. Every kind is
 deterministic for a seed; `kind_scenes(seed)` draws `per_kind` sequences of every kind, and the benchmark fits
 on one seed and reports on another.
 
@@ -53,6 +58,9 @@ class NightKind:
     p_miss: float = 0.06  # the detector misses an insect in a frame
     fp_rate: float = 0.05  # false detections per frame (leaves, reflections)
     frames: int = 150  # a frame every 20 s: 50 minutes
+    fixed_box: bool = False  # the detector draws one fixed-size box around each insect (a blob detector)
+    one_hue: bool = False  # the insects share one hue and differ only in brightness (tone) and size
+    returns: float = 0.0  # share of insects that fly off once for 1-10 frames and come back (one animal)
 
 
 NIGHT_KINDS = [
@@ -66,10 +74,21 @@ NIGHT_KINDS = [
     NightKind("neighbours", on_sheet=20, stay_frames=10, neighbour=0.7),
     NightKind("same-spot", on_sheet=15, stay_frames=5, same_spot=0.5),
     NightKind("noisy-detector", on_sheet=15, stay_frames=10, p_miss=0.25, fp_rate=1.0),
+    # Issue 58's kinds: a sheet that turns over fast (~11 insects at once, most arrivals within a few frames of a
+    # departure) where no insect comes back, one thing at a time and all at once (its field night), and a mix of
+    # returns and newcomers.
+    NightKind("turnover", on_sheet=11, stay_frames=25),
+    NightKind("fixed-boxes", on_sheet=11, stay_frames=25, fixed_box=True),
+    NightKind("one-hue", on_sheet=11, stay_frames=25, one_hue=True),
+    NightKind("field-night", on_sheet=11, stay_frames=25, fixed_box=True, one_hue=True),
+    NightKind("returns-and-newcomers", on_sheet=11, stay_frames=25, returns=0.3),
 ]
 # Also drawn: issue 32's nights (tests/fixtures/tracking_scenes.py, one hour), where insects fly off for a few frames
 # and come back about where they were, so that a gate tight enough for turnover does not split those.
 OTHER_KINDS = ["fly-off-and-back", "deer-crossing", "herd"]
+
+
+FIXED_BOX = (0.08, 0.08 * 16 / 9)  # the blob detector's one box size (normalised w, h): every insect fits in it
 
 
 def _size(rng: np.random.Generator, lookalike: bool) -> tuple[float, float]:
@@ -116,12 +135,23 @@ def night(kind: NightKind, seed: int) -> Sequence:
     if kind.lookalike:
         base = random_look(rng, SHEET_LOOKS)
         looks = [Look(**{**base.__dict__, "val": float(base.val + rng.normal(0, 5))}) for _ in range(n)]
+    elif kind.one_hue:  # one hue and saturation, plain: only the tone (and the size, below) differs
+        base = random_look(rng, SHEET_LOOKS)
+        looks = [Look(hue=float(base.hue + rng.normal(0, 2)), sat=float(np.clip(base.sat + rng.normal(0, 10), 0, 255)),
+                      val=float(rng.uniform(70, 230)), pattern=0, period=base.period, angle=base.angle)
+                 for _ in range(n)]
     else:
         looks = [random_look(rng, SHEET_LOOKS) for _ in range(n)]
     coats = {a: coat_texture(looks[a]) for a in range(n)}
     sizes = [_size(rng, kind.lookalike) for _ in range(n)]
     crawl = rng.random(n) < kind.crawlers
     heading = rng.uniform(0, 2 * np.pi, n)
+    away_from, away_until = np.full(n, -1), np.full(n, -1)  # the frames an insect that comes back is off
+    if kind.returns > 0:
+        goes = np.flatnonzero((rng.random(n) < kind.returns) & (stay >= 4))
+        away_from[goes] = arrive[goes] + 1 + (rng.random(len(goes)) * (stay[goes] - 2)).astype(int)
+        away_until[goes] = away_from[goes] + rng.integers(1, 11, len(goes))
+        stay[goes] += away_until[goes] - away_from[goes]  # the time off does not shorten its visit
     seq = Sequence(name=f"{kind.name}-{seed}", kind=kind.name, n_animals=0)
     place: dict[int, np.ndarray] = {}
     left: list[tuple[int, np.ndarray]] = []  # (frame, box) of recent departures
@@ -134,6 +164,13 @@ def night(kind: NightKind, seed: int) -> Sequence:
         visible: dict[int, np.ndarray] = {}
         for a in np.flatnonzero((arrive <= f) & (f < arrive + stay)):
             a = int(a)
+            if away_from[a] <= f < away_until[a]:
+                continue  # off the sheet for a while (it keeps its place in `place` until it lands again)
+            if f == away_until[a] and a in place:  # back: four times in five about where it was, else anywhere
+                place[a] = (_place(rng, sizes[a], None) if rng.random() < 0.2
+                            else shift_box(place[a], rng.normal(0, 0.6, 2)))
+                visible[a] = shift_box(place[a], rng.normal(0, 0.03, 2))
+                continue
             if a not in place:
                 near = None
                 if left and rng.random() < kind.same_spot:  # takes the spot of one that just left
@@ -155,7 +192,12 @@ def night(kind: NightKind, seed: int) -> Sequence:
             elif rng.random() < 0.02:  # a sitter shuffles a little
                 place[a] = shift_box(place[a], rng.normal(0, 0.3, 2))
             visible[a] = shift_box(place[a], rng.normal(0, 0.03, 2))
-        observe(rng, seq, f, t, visible, coats, light, kind.p_miss, kind.fp_rate, SHEET_LOOKS)
+        extents = None
+        if kind.fixed_box:  # the detector's box: one size, centred on the insect; the insect's own size inside it
+            extents = {a: (b[2] - b[0], b[3] - b[1], (b[:2] + b[2:]) / 2) for a, b in visible.items()}
+            visible = {a: np.concatenate([c - np.array(FIXED_BOX) / 2, c + np.array(FIXED_BOX) / 2])
+                       for a, (_, _, c) in extents.items()}
+        observe(rng, seq, f, t, visible, coats, light, kind.p_miss, kind.fp_rate, SHEET_LOOKS, extents)
     seq.n_animals = len(set(seq.gt_id))
     return seq
 

@@ -25,7 +25,17 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import DEFAULT_ROOT, write_json
-from benchmarks.tracking import RULES, baselines, cached_scenes, one_camera, peer_ids, run_peers, run_trapline, score
+from benchmarks.tracking import (
+    RULES,
+    animal_of,
+    baselines,
+    cached_scenes,
+    one_camera,
+    peer_ids,
+    run_peers,
+    run_trapline,
+    score,
+)
 from benchmarks.tracking_kinds import kind_scenes
 from model_store.core.filters.tracking import TrackConfig, link_camera_scored
 
@@ -45,7 +55,7 @@ def confidence_quality(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[
     sure, merged = [], []
     for s in seqs:
         linked = link_camera_scored(s["times_s"], s["frame_ids"], s["boxes"], config, appearance=s["appearance"],
-                                    scores=s["scores"])
+                                    scores=s["scores"], animal=animal_of(s))
         for track in np.unique(linked.ids):
             rows = np.flatnonzero(linked.ids == track)
             if len(rows) < 2:
@@ -74,7 +84,7 @@ def speed(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[str, Any]:
         cam = one_camera(pick, gap)
         t0 = time.perf_counter()
         link_camera_scored(cam["times_s"], cam["frame_ids"], cam["boxes"], config, appearance=cam["appearance"],
-                           scores=cam["scores"])
+                           scores=cam["scores"], animal=animal_of(cam))
         dt = time.perf_counter() - t0
         out[name] = {"detections": len(cam["boxes"]), "seconds": round(dt, 2),
                      "detections_per_s": round(len(cam["boxes"]) / dt)}

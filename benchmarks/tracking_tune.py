@@ -43,10 +43,11 @@ GRID: dict[str, list[Any]] = {
     "stitch_gap_frames": [0, 5, 10, 15],
     "stitch_min_frames": [2, 3, 5],
     "stitch_size_ratio": [0.85, 0.9, 0.95],
-    "stitch_appearance_distance": [0.01, 0.015, 0.02],
     "stitch_reach": [1.5, 2.5, 3.5],
-    "stitch_far_frames": [10, 15, 20],
-    "stitch_far_distance": [0.0, 0.005, 0.01],
+    "stitch_far_frames": [3, 5, 10, 15],
+    "stitch_margin": [0.3, 0.5, 0.7],
+    "stitch_min_probability": [0.8, 0.9, 0.95],
+    "stitch_gap_cost": [0.0, 0.01, 0.03],
 }
 
 

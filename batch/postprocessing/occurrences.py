@@ -164,7 +164,15 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
                      "detection_index": int(row["best_detection_index"])},
             "filters_hash": row["filters_hash"], "run_id": row["run_id"],
             "tracker_hash": _text(row["tracker_hash"]), "link_confidence": _num(row.get("link_confidence")),
-            "weakest_link": _key(row.get("weakest_link"))}
+            "weakest_link": _key(row.get("weakest_link")), "stitches": _stitches(row.get("stitches"))}
+
+
+def _stitches(value: Any) -> list[dict[str, Any]]:
+    """The stitching pass's joins of an occurrence, with their evidence (none for tables written before them)."""
+    if value is None or isinstance(value, float):
+        return []
+    return [{**_key(s), "distance": _num(s.get("distance")), "gap_frames": int(s["gap_frames"]),
+             "probability": _num(s.get("probability"))} for s in value if _key(s) is not None]
 
 
 def _key(value: Any) -> dict[str, Any] | None:

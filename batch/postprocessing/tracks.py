@@ -31,9 +31,10 @@ from batch.postprocessing.table_filters import Fired
 from batch.postprocessing.track_edits import apply_track_edits
 from model_store.core.crops import crop_box
 from model_store.core.filters import DetectionArrays, FilterSet
-from model_store.core.filters.appearance import appearance_descriptor
+from model_store.core.filters.appearance import animal_descriptor, appearance_descriptor
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from model_store.core.masks import from_rle
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.decisions import DecisionsLog
@@ -135,9 +136,17 @@ def _votes(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.DataFr
     return votes
 
 
+def _describe(crop: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A crop's two descriptors: the frame-by-frame pass's look, and the animal stitching compares."""
+    return appearance_descriptor(crop), animal_descriptor(crop, mask)
+
+
 def _from_snips(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.DataFrame) -> list | None:
-    """Each detection's descriptor from its stored snip (a small JPEG: far cheaper than the frame), when every
-    detection has one; else None (the frames are read instead, so that one camera's descriptors are alike)."""
+    """Each detection's descriptors from its stored snip (a small JPEG: far cheaper than the frame), when every
+    detection has one and none has a mask; else None (the frames are read instead, so that one camera's
+    descriptors are alike)."""
+    if "mask" in dets and dets["mask"].notna().any():
+        return None  # a mask is in image pixels: the frame's crop reads the animal's own pixels
     snips = tables.committed_detections(images, tset.model_name, tset.model_version, tset.filters_hash, table=SNIPS)
     if snips.empty:
         return None
@@ -147,23 +156,35 @@ def _from_snips(tables: Tables, tset: TableSet, images: pd.DataFrame, dets: pd.D
     if not all(k in where for k in keys):
         return None
     try:
-        return [appearance_descriptor(decode_image(open_location(where[k].rsplit("/", 1)[0]).fs.cat_file(where[k])))
+        return [_describe(decode_image(open_location(where[k].rsplit("/", 1)[0]).fs.cat_file(where[k])))
                 for k in keys]
     except (OSError, ImageDecodeError):
         return None
 
 
+def _mask_in(rle: object, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray | None:
+    """The detection's stored mask (COCO RLE, image pixels) cut to its crop, or None (a box-only model)."""
+    if not isinstance(rle, dict) or rle.get("counts") is None:
+        return None
+    full = from_rle(rle)
+    if full.shape != shape:
+        return None  # stored at another image size (a resized source): the crop's own pixels are read instead
+    x1, y1, x2, y2 = box
+    return full[y1:y2, x1:x2]
+
+
 def _appearance(config: TrackConfig, tables: Tables, tset: TableSet, dets: pd.DataFrame, images: pd.DataFrame,
-                linked: Linked) -> np.ndarray | None:
-    """The appearance descriptor of each detection (rows of `dets`): from the snips, else cut from its frame;
-    None when off."""
+                linked: Linked) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two descriptors of each detection (rows of `dets`): the look and the animal (`_describe`), from the
+    snips, else cut from its frame (with the model's mask, where it gave one); None when off."""
     if config.appearance == "none" or dets.empty:
         return None
     snipped = _from_snips(tables, tset, images, dets)
     if snipped is not None:
-        return np.stack(snipped).astype(np.float32)
+        return (np.stack([a for a, _ in snipped]).astype(np.float32),
+                np.stack([b for _, b in snipped]).astype(np.float32))
     rows = images.set_index(IMAGE_KEY)
-    out: list[np.ndarray | None] = [None] * len(dets)
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(dets)
     for key, pos in dets.groupby(IMAGE_KEY, sort=False).indices.items():
         try:
             rgb = read_source(rows.loc[key].to_dict() | {"uri": key[0]}, DEFAULT_MAX_PIXELS)
@@ -174,12 +195,19 @@ def _appearance(config: TrackConfig, tables: Tables, tset: TableSet, dets: pd.Da
         for p in pos:
             d = dets.iloc[p]
             box = (d["bbox_x"] * w, d["bbox_y"] * h, (d["bbox_x"] + d["bbox_w"]) * w, (d["bbox_y"] + d["bbox_h"]) * h)
-            out[p] = appearance_descriptor(crop_box(rgb, box))  # the crop code snips use: inside, >= 1x1
-    size = next((len(v) for v in out if v is not None), 0)
-    if not size:
+            crop = crop_box(rgb, box)  # the crop code snips use: inside, >= 1x1
+            mask = None
+            if "mask" in d:
+                x1, y1 = int(np.clip(np.floor(box[0]), 0, w - 1)), int(np.clip(np.floor(box[1]), 0, h - 1))
+                mask = _mask_in(d["mask"], (x1, y1, x1 + crop.shape[1], y1 + crop.shape[0]), (h, w))
+                mask = mask if mask is not None and mask.shape == crop.shape[:2] else None
+            out[p] = _describe(crop, mask)
+    if all(v is None for v in out):
         return None
     # An unreadable image's detections get a zero descriptor: no appearance evidence either way.
-    return np.stack([v if v is not None else np.zeros(size, np.float32) for v in out]).astype(np.float32)
+    blank = next(v for v in out if v is not None)
+    return tuple(np.stack([v[i] if v is not None else np.zeros_like(blank[i]) for v in out]).astype(np.float32)
+                 for i in range(2))
 
 
 def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope, labels: list[str],
@@ -217,19 +245,21 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     dets = dets.sort_values(["camera_key", "t", "uri", "detection_index"], na_position="last", kind="stable")
     dets = dets.reset_index(drop=True)
     votes = _votes(tables, tset, images, dets, extra)
-    appearance = _appearance(config, tables, tset, dets, images, linked)
+    described = _appearance(config, tables, tset, dets, images, linked)
+    appearance, animal = described if described is not None else (None, None)
     track = np.full(len(dets), -1, dtype=np.int64)
     sure = np.ones(len(dets))
+    stitches = np.full((len(dets), 3), np.nan)
     next_id = 0
     for _, pos in dets.groupby("camera_key", sort=False).indices.items():
         sub = dets.iloc[pos]
         boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
                           sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
         # A frame without a capture time links to nothing (the tracker's rule): each of its boxes is one occurrence.
-        ids, sure[pos] = link_camera_scored(sub["t"].to_numpy(np.float64), pd.factorize(sub["frame_key"])[0],
-                                            boxes, config, labels=sub["label"].to_numpy(),
-                                            scores=sub["score"].to_numpy(np.float64),
-                                            appearance=None if appearance is None else appearance[pos])
+        ids, sure[pos], stitches[pos] = link_camera_scored(
+            sub["t"].to_numpy(np.float64), pd.factorize(sub["frame_key"])[0], boxes, config,
+            labels=sub["label"].to_numpy(), scores=sub["score"].to_numpy(np.float64),
+            appearance=None if appearance is None else appearance[pos], animal=None if animal is None else animal[pos])
         track[pos] = next_id + ids
         next_id += int(ids.max()) + 1 if len(ids) else 0
     decisions = DecisionsLog(tables.storage)
@@ -268,7 +298,11 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
             "confirmed": bool(confirmed[track[p0]]), "tracker_hash": config_hash,
             "link_confidence": 1.0 if weakest is None else round(float(sure[weakest]), 4),
             "weakest_link": None if weakest is None else {k: votes[weakest][k] for k in ("uri", "content_id",
-                                                                                          "detection_index")}})
+                                                                                          "detection_index")},
+            "stitches": [{**{k: votes[p][k] for k in ("uri", "content_id", "detection_index")},
+                          "distance": round(float(stitches[p, 0]), 6), "gap_frames": int(stitches[p, 1]),
+                          "probability": round(float(stitches[p, 2]), 4)}
+                         for p in pos[1:] if not np.isnan(stitches[p, 2]) and sure[p] == stitches[p, 2]]})
         for p in pos:
             linked.occurrence_of[(col["uri"][p], col["content_id"][p], col["run_id"][p], int(index[p]))] = oid
         linked.occurrences += 1

@@ -13,6 +13,14 @@ class DetectionRef(BaseModel):
     detection_index: int = Field(ge=0)
 
 
+class StitchView(DetectionRef):
+    """One join of the tracker's stitching pass: the detection it attached and its evidence (issue 58)."""
+
+    distance: float | None = Field(None, description="the look distance between the two joined tracks")
+    gap_frames: int = Field(description="the frames missed between them")
+    probability: float | None = Field(None, description="the calibrated probability that they are one animal")
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tables: str | None = Field(None, description="the tables (default: the recorder's tables of the serve config)")
@@ -92,6 +100,8 @@ class OccurrenceView(BaseModel):
                                                             "link, 0..1 (1: one detection; null: tables written "
                                                             "before it was stored)")
     weakest_link: DetectionRef | None = Field(None, description="the detection that weakest link attached")
+    stitches: list[StitchView] = Field(default_factory=list, description="the joins the tracker's stitching pass "
+                                                                         "made, with their evidence")
 
 
 class OccurrencePage(BaseModel):

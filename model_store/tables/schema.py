@@ -114,6 +114,10 @@ its first detection, so the part that commits that image commits the occurrence 
                                     least certain first
     weakest_link         {uri, content_id, detection_index} the detection that weakest link attached (where a
                                     person would most likely cut the occurrence; null: a single detection)
+    stitches             list<{uri, content_id, detection_index, distance, gap_frames, probability}> each join the
+                                    tracker's stitching pass made (the detection it attached; the look distance,
+                                    frames missed and calibrated probability of one animal, which is also that
+                                    link's confidence); empty: none (null: tables written before issue 58)
 
 When a run classifies, `filters_hash` of its rows identifies the result set: the filter set
 plus every classifier version and route (`model_store.core.pipeline.result_hash`), so the skip key
@@ -252,6 +256,8 @@ DETECTION_KEY = pa.struct([pa.field("uri", pa.string()), pa.field("content_id", 
                            pa.field("detection_index", pa.int32())])
 VOTE = pa.struct([*DETECTION_KEY, pa.field("label", pa.string()), pa.field("score", pa.float64()),
                   pa.field("source", pa.string())])
+STITCH = pa.struct([*DETECTION_KEY, pa.field("distance", pa.float64()), pa.field("gap_frames", pa.int32()),
+                    pa.field("probability", pa.float64())])
 OCCURRENCE_FIELDS = [
     pa.field("occurrence_id", pa.string()),
     pa.field("camera_id", pa.string()),
@@ -274,6 +280,7 @@ OCCURRENCE_FIELDS = [
     pa.field("tracker_hash", pa.string()),
     pa.field("link_confidence", pa.float64()),
     pa.field("weakest_link", DETECTION_KEY),
+    pa.field("stitches", pa.list_(STITCH)),
 ]
 
 CLASSIFICATIONS_SCHEMA = _keyed(CLASSIFICATION_FIELDS)

@@ -120,6 +120,7 @@ def test_the_review_queue_lists_the_least_certain_links_first(app):
     client, tables = app
     every = get(client, "/v1/occurrences", tables=tables).json()["occurrences"]
     assert all(0.0 <= o["link_confidence"] <= 1.0 for o in every)
+    assert all(isinstance(o["stitches"], list) for o in every)  # a stitch's evidence (issue 58); none here
     single = [o for o in every if o["detections"] == 1]
     assert all(o["link_confidence"] == 1.0 and o["weakest_link"] is None for o in single)
     queue = get(client, "/v1/occurrences/review", tables=tables).json()

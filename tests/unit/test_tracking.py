@@ -271,14 +271,16 @@ def _sheet(looks: list[tuple[tuple[int, int, int], bool]], plan: list[tuple[int,
 
 
 def test_an_insect_that_flies_off_for_minutes_and_comes_back_is_stitched_back_to_its_track():
-    # issue 48: six insects of six looks sit on a sheet; the first flies off for eight frames (more than
+    # issue 48: ten insects of ten looks sit on a sheet; the first flies off for eight frames (more than
     # max_gap_frames) and lands back half a body length off; the second leaves and a newcomer of another look
-    # takes its spot
+    # takes its spot. Issue 58: the stitch rests on this camera's own evidence (its insects seen together are
+    # far apart; one insect's halves are close), so the sheet holds enough insects to calibrate on.
     rng = np.random.default_rng(4)
-    looks = [(tuple(int(c) for c in rng.integers(30, 220, 3)), bool(k % 2)) for k in range(7)]
+    looks = [(tuple(int(c) for c in rng.integers(30, 220, 3)), bool(k % 2)) for k in range(11)]
     plan = [(0, [f for f in range(30) if not 10 <= f < 18], (0.2, 0.3)),
             (1, list(range(12)), (0.5, 0.3)), (6, list(range(15, 30)), (0.5, 0.3))]
     plan += [(k, list(range(30)), (0.2 + 0.25 * (k - 2), 0.7)) for k in range(2, 6)]
+    plan += [(k, list(range(30)), (0.15 + 0.2 * (k - 7), 0.5)) for k in range(7, 11)]
     times, frames, boxes, app, truth = _sheet(looks, plan)
     ids = link_camera(times, frames, boxes, CONFIG, appearance=app)
     assert [len(set(ids[truth == a].tolist())) for a in range(len(plan))] == [1] * len(plan)
@@ -287,8 +289,11 @@ def test_an_insect_that_flies_off_for_minutes_and_comes_back_is_stitched_back_to
     assert len(set(unstitched[truth == 0].tolist())) == 2
     linked = link_camera_scored(times, frames, boxes, CONFIG, appearance=app)
     back = np.flatnonzero((truth == 0) & (frames == 18))
-    assert 0.0 < linked.link_confidence[back][0] < 1.0  # the stitch says how far inside its gates it is
+    assert 0.0 < linked.link_confidence[back][0] <= 1.0  # the stitch's calibrated probability
+    distance, gap, probability = linked.stitches[back][0]
+    assert gap == 8 and 0 <= distance < 0.05 and probability == linked.link_confidence[back][0]
+    assert np.isnan(linked.stitches[truth != 0]).all()  # only the stitched detection carries a join's evidence
     # a sheet of one look: appearance cannot tell a return from a newcomer, so nothing is stitched
-    times, frames, boxes, app, truth = _sheet([looks[0]] * 7, plan)
+    times, frames, boxes, app, truth = _sheet([looks[0]] * 11, plan)
     alike = link_camera(times, frames, boxes, CONFIG, appearance=app)
     assert len(set(alike[truth == 0].tolist())) == 2

@@ -89,22 +89,31 @@ class TrackConfig(BaseModel):
                                                        "track's boxes on both sides")
     stitch_gap_frames: int = Field(10, ge=0, description="after the frame-by-frame pass, a track that ended may be "
                                                           "joined to one that starts at most this many frames "
-                                                          "later, when the whole tracks' size and appearance say "
-                                                          "one animal (an insect that flew off and came back; "
-                                                          "only where appearance separates the camera's animals; "
-                                                          "0: no stitching)")
-    stitch_min_frames: int = Field(3, ge=1, description="both tracks of a stitch have at least this many detections")
+                                                          "later, when this camera's own evidence says one animal "
+                                                          "(an insect that flew off and came back; "
+                                                          "model_store/core/filters/track_stitching.py; 0: no "
+                                                          "stitching)")
+    stitch_min_frames: int = Field(2, ge=1, description="both tracks of a stitch have at least this many detections")
     stitch_size_ratio: float = Field(0.9, gt=0.0, le=1.0, description="a stitch's two tracks' mean box areas are "
                                                                       "within this ratio")
-    stitch_appearance_distance: float = Field(0.015, ge=0.0, le=2.0, description="a stitch's two tracks' mean "
-                                                                                 "appearances are within this "
-                                                                                 "distance (1 - cosine)")
     stitch_reach: float = Field(2.5, gt=0.0, description="... and the second starts within this many box sizes "
                                                          "of where the first ended")
-    stitch_far_frames: int = Field(10, ge=1, description="two tracks of at least this many detections each may "
-                                                         "be stitched wherever the second starts ...")
-    stitch_far_distance: float = Field(0.01, ge=0.0, le=2.0, description="... when their mean appearances are "
-                                                                         "within this distance")
+    stitch_far_frames: int = Field(5, ge=1, description="two tracks of at least this many detections each may "
+                                                         "be stitched wherever the second starts")
+    stitch_min_pairs: int = Field(20, ge=2, description="a camera stitches only when it has at least this many "
+                                                        "certainly-different pairs (two tracks seen in one frame) "
+                                                        "to calibrate on (and five tracks long enough to halve)")
+    stitch_floor_quantile: float = Field(0.02, ge=0.0, le=1.0, description="a stitch's look distance is at most "
+                                                                           "stitch_margin times this quantile of "
+                                                                           "the camera's different pairs' "
+                                                                           "distances ...")
+    stitch_margin: float = Field(0.5, ge=0.0, le=1.0, description="... (far below what two animals of the camera "
+                                                                  "show, in absolute terms)")
+    stitch_min_probability: float = Field(0.9, gt=0.0, le=1.0, description="a stitch's calibrated probability of "
+                                                                           "one animal, discounted per missed "
+                                                                           "frame, is at least this")
+    stitch_gap_cost: float = Field(0.01, ge=0.0, description="the discount: the probability times exp(-this x the "
+                                                             "frames missed between the two tracks)")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
                                                  "may call one moth two names across frames)")
     label_penalty: float = Field(0.15, ge=0.0, description="cost added when a linked pair has different labels")

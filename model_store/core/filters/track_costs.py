@@ -75,9 +75,11 @@ class TrackState:
 
 class CameraDetections:
     """One camera's detections with what the cost needs of each, computed once for all frames: the box, its
-    area, side and centre, its frame's time, label code, appearance, and segment (set by link_camera)."""
+    area, side and centre, its frame's time, label code, appearance (and the animal descriptor stitching compares,
+    when given), and segment (set by link_camera)."""
 
-    def __init__(self, boxes: np.ndarray, labels: np.ndarray, app: np.ndarray | None) -> None:
+    def __init__(self, boxes: np.ndarray, labels: np.ndarray, app: np.ndarray | None,
+                 animal: np.ndarray | None = None) -> None:
         self.boxes = boxes
         self.time = np.zeros(len(boxes))
         self.segment = np.zeros(len(boxes), dtype=np.int64)
@@ -86,6 +88,7 @@ class CameraDetections:
         self.centre = (boxes[:, :2] + boxes[:, 2:]) * 0.5
         self.labels = labels
         self.app = app
+        self.animal = animal
 
 
 def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.ndarray, dets: CameraDetections,

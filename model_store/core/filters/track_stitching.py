@@ -1,104 +1,277 @@
 """Stitching: after the frame-by-frame pass, join a track that ended to one that starts a few frames later when
-the two whole tracks say they are one animal (model_store/core/filters/tracking.py).
+this camera's own evidence says the two are one animal (model_store/core/filters/tracking.py).
 
-Frame by frame, a track that vanished for more than `max_gap_frames` is gone, and one that vanished for fewer
-must win against a newcomer on one box's evidence: on a light-trap sheet a newcomer often lands where another
-just left, so the online pass is strict, and an insect that flies off for a few minutes and comes back comes
-back as a second track. A whole track says more than one box: its mean size (the box jitter averages out) and
-its mean appearance. On benchmarks/tracking_kinds.py's nights of seed 7, the mean appearance distance of a true
-return was under 0.01 in most cases while two different insects' was 0.25 or more in nine pairs of ten, and the
-mean areas of one insect were within 10 % of each other where two insects' were mostly not. So a track that
-ended is joined to one that starts in the next frame (an insect that walked further than a sitter's reach) or
-after up to `stitch_gap_frames` missed frames (one that flew off and came back) when both were seen at least
-`stitch_min_frames` times, their mean areas are within `stitch_size_ratio`, their mean appearances within
-`stitch_appearance_distance`, and the newcomer's first box within `stitch_reach` box sizes of the old track's
-last one; two long tracks (`stitch_far_frames`) whose appearance is closer still (`stitch_far_distance`) are
-joined wherever on the picture the second starts (an insect that comes back elsewhere on the sheet). Only where
-appearance separates the camera's animals (`appearance_separation` >= `min_separation`): on a sheet of one
-species nothing is stitched. Each track joins at most one before and one after it (one Hungarian assignment,
-scipy's `linear_sum_assignment`), so chains form (a moth that flew off twice).
+Frame by frame, a track that vanished for more than `max_gap_frames` is gone: an insect that flies off for a few
+minutes and comes back comes back as a second track. Whole tracks say more than one box (their mean size, their
+mean look), but what a distance between two looks means depends on the camera's animals: on a sheet of many
+species two insects are far apart; on a sheet of one hue in fixed-size boxes (issue 58's field night) two
+different insects are as close as one insect's own frames, and a stitcher fitted to the first joins the second's
+newcomers to the insects that just left. So each camera calibrates on its own tracks:
+- certainly different: two tracks seen in the same frame (two animals at once);
+- certainly the same: the first and second half of one track of at least 2 x `stitch_min_frames` detections.
+A track that ended (a) and one that starts up to `stitch_gap_frames` frames later (b), both seen at least
+`stitch_min_frames` times, of about one mean size (`stitch_size_ratio`), and b starting within `stitch_reach`
+box sizes of a's end (or anywhere, for two tracks of `stitch_far_frames` detections), are joined only when:
+- the camera has at least `stitch_min_pairs` different pairs and five same pairs to calibrate on (else nothing
+  is joined);
+- their mean looks' distance is at most `stitch_margin` times the `stitch_floor_quantile` quantile of the
+  different pairs' distances: far below what two animals of this camera show, in absolute terms;
+- the calibrated probability that they are one animal, discounted by `stitch_gap_cost` per missed frame, is at
+  least `stitch_min_probability`. The probability is Bayes' rule on the distance with kernel densities (of log
+  distance) of the two calibration sets and a prior for a return estimated from the candidates themselves (EM
+  over their distances, near and far candidates apart): a night where nothing comes back estimates a small prior.
+Where the camera's evidence cannot tell its animals apart nothing is stitched: a split is the safe error (a person
+merges two occurrences with one click; a merge hides an animal). Where there is too little to calibrate on (one
+burst, a camera's first animals), only a walker's next step is joined, on its motion (`_continue_walkers`).
+Each track joins at most one before and one after it (one Hungarian assignment, scipy's `linear_sum_assignment`,
+on -log of the discounted probability), so chains form (a moth that flew off twice). Each join's evidence
+(distance, gap, probability) is returned.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
 
+_CALIBRATION_FRAMES = 300  # frames sampled for the certainly-different pairs
+_MIN_SAME = 5  # fewer long tracks than this: one animal's own spread is not known
+_LOG_EPS = 1e-4  # distances are compared on log(d + this): a look's distance spans orders of magnitude
+_KERNEL_POINTS = 2000  # a calibration set's density is smoothed from at most this many of its distances
 
-def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
-                  separation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(track ids with stitched tracks joined, the rows that start a joined track, each join's confidence 0..1:
-    how far inside the gates it is). Rows with step_of < 0 (unknown time) are never joined."""
-    none = np.zeros(0, dtype=np.int64)
-    if (config.stitch_gap_frames == 0 or dets.app is None or separation < config.min_separation
-            or not len(track_of)):
-        return track_of, none, np.zeros(0)
+
+class Stitched(NamedTuple):
+    """The stitching pass's result: track ids with the joined tracks merged, and per join (the row that starts
+    the joined track): the calibrated probability, the mean looks' distance and the frames missed between."""
+
+    track_of: np.ndarray
+    rows: np.ndarray
+    probability: np.ndarray
+    distance: np.ndarray
+    gap: np.ndarray
+
+
+class Calibration(NamedTuple):
+    """One camera's look distances between certainly different and certainly same tracks."""
+
+    different: np.ndarray
+    same: np.ndarray
+
+    def enough(self, config: TrackConfig) -> bool:
+        return len(self.different) >= config.stitch_min_pairs and len(self.same) >= _MIN_SAME
+
+    def bar(self, config: TrackConfig) -> float:
+        """The largest distance a join may have: far below the different pairs' low end."""
+        return config.stitch_margin * float(np.quantile(self.different, config.stitch_floor_quantile))
+
+    def likelihoods(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(same, different) densities of log distance: each calibration set smoothed by a Gaussian kernel, so
+        that the different pairs' low tail (two lookalikes among many animals) is what was seen, not a fit's."""
+        x = np.log(d + _LOG_EPS)
+        return tuple(_density(x, np.log(s + _LOG_EPS)) for s in (self.same, self.different))
+
+
+def _density(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """A Gaussian kernel density of `sample` at `x` (Silverman's bandwidth; at most _KERNEL_POINTS points)."""
+    if len(sample) > _KERNEL_POINTS:
+        sample = np.sort(sample)[np.linspace(0, len(sample) - 1, _KERNEL_POINTS).astype(np.int64)]
+    spread = min(float(sample.std()), float(np.subtract(*np.percentile(sample, [75, 25]))) / 1.34 or np.inf)
+    h = max(0.9 * spread * len(sample) ** -0.2, 0.05)
+    out = np.zeros(len(x))
+    for lo in range(0, len(x), 512):  # (512 x 2,000) at a time
+        z = (x[lo:lo + 512, None] - sample[None, :]) / h
+        out[lo:lo + 512] = np.exp(-0.5 * z * z).sum(axis=1)
+    return out / (len(sample) * h) + 1e-12
+
+
+def return_prior(f_same: np.ndarray, f_diff: np.ndarray, iterations: int = 50) -> float:
+    """The share of candidate pairs that are returns, estimated by EM on their likelihoods (mixture weight of
+    two known components), kept within 0.001..0.5."""
+    pi = 0.1
+    for _ in range(iterations):
+        post = pi * f_same / np.maximum(pi * f_same + (1 - pi) * f_diff, 1e-300)
+        pi = float(np.clip(post.mean(), 1e-3, 0.5)) if len(post) else pi
+    return pi
+
+
+def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections, vec: np.ndarray,
+              mean_vec: np.ndarray, hits: np.ndarray, config: TrackConfig) -> Calibration:
+    """The camera's certainly-different pairs (long tracks seen in one frame) and certainly-same pairs (the two
+    halves of one track), as distances between mean looks."""
     known = np.flatnonzero(step_of >= 0)
-    k = int(track_of.max()) + 1
-    ids, steps = track_of[known], step_of[known]
-    hits = np.bincount(ids, minlength=k)
-    # Each track's first and last row (by step), mean area and mean appearance.
-    order = known[np.lexsort((steps, ids))]
-    bounds = np.flatnonzero(np.diff(track_of[order], prepend=-1, append=k + 1))
-    tracks = track_of[order[bounds[:-1]]]
-    first_row, last_row = np.full(k, -1), np.full(k, -1)
-    first_row[tracks], last_row[tracks] = order[bounds[:-1]], order[bounds[1:] - 1]
-    mean_area = np.bincount(ids, dets.area[known], minlength=k) / np.maximum(hits, 1)
-    mean_app = np.zeros((k, dets.app.shape[1]))
-    mean_app[tracks] = np.add.reduceat(dets.app[order].astype(np.float64), bounds[:-1], axis=0)
-    mean_app /= np.maximum(np.linalg.norm(mean_app, axis=1, keepdims=True), 1e-9)
-    # Candidates: a long-enough track that ended (a) and one that starts later in the same segment (b).
-    long = tracks[hits[tracks] >= config.stitch_min_frames]
-    if len(long) < 2:
-        return track_of, none, np.zeros(0)
-    # Each ended track against the tracks that start within stitch_gap_frames after it, in its segment: sorted by
-    # (segment, first step), those are one run of the sorted list.
-    seg_step = dets.segment[first_row[long]] * (int(step_of.max()) + 2) + step_of[first_row[long]]
+    k = len(hits)
+    long = hits >= config.stitch_min_frames
+    rows = known[long[track_of[known]]]
+    frame = dets.segment[rows] * (int(step_of.max()) + 2) + step_of[rows]
+    frames = np.unique(frame)
+    if len(frames) > _CALIBRATION_FRAMES:
+        frames = frames[np.linspace(0, len(frames) - 1, _CALIBRATION_FRAMES).astype(np.int64)]
+    pairs = []
+    order = np.argsort(frame, kind="stable")
+    bounds = np.searchsorted(frame[order], np.r_[frames, frames + 1])
+    for lo, hi in zip(bounds[:len(frames)], bounds[len(frames):], strict=True):
+        here = np.unique(track_of[rows[order[lo:hi]]])
+        if len(here) > 1:
+            i, j = np.triu_indices(len(here), 1)
+            pairs.append(here[i] * k + here[j])
+    different = np.zeros(0)
+    if pairs:
+        uniq = np.unique(np.concatenate(pairs))
+        different = 1.0 - np.einsum("ij,ij->i", mean_vec[uniq // k], mean_vec[uniq % k])
+    # The same animal: the first half of each long track against its second half.
+    whole = hits >= 2 * config.stitch_min_frames
+    rows = known[whole[track_of[known]]]
+    if not len(rows):
+        return Calibration(np.maximum(different, 0.0), np.zeros(0))
+    rows = rows[np.lexsort((step_of[rows], track_of[rows]))]
+    ids = track_of[rows]
+    start = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    position = np.arange(len(rows)) - np.repeat(start, np.diff(np.r_[start, len(rows)]))
+    half = position >= hits[ids] // 2
+    sums = np.zeros((k, 2, vec.shape[1]))
+    np.add.at(sums, (ids, half.astype(np.int64)), vec[rows].astype(np.float64))
+    tracks = np.unique(ids)
+    a, b = sums[tracks, 0], sums[tracks, 1]
+    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-9)
+    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-9)
+    same = 1.0 - np.einsum("ij,ij->i", a, b)
+    return Calibration(np.maximum(different, 0.0), np.maximum(same, 0.0))
+
+
+def _candidates(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections, long: np.ndarray,
+                first_row: np.ndarray, last_row: np.ndarray, within: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (ended track, later track) pair of `long` tracks where the second starts at most `within` frames
+    after the first ended, in its segment and within max_gap_s."""
+    span = int(step_of.max()) + 2
+    seg_step = dets.segment[first_row[long]] * span + step_of[first_row[long]]
     by_start = long[np.argsort(seg_step, kind="stable")]
     starts = np.sort(seg_step)
-    end_key = dets.segment[last_row[long]] * (int(step_of.max()) + 2) + step_of[last_row[long]]
+    end_key = dets.segment[last_row[long]] * span + step_of[last_row[long]]
     lo = np.searchsorted(starts, end_key, side="right")
-    hi = np.searchsorted(starts, end_key + config.stitch_gap_frames + 1, side="right")
+    hi = np.searchsorted(starts, end_key + within + 1, side="right")
     count = hi - lo
     a = np.repeat(long, count)
     b = by_start[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
     ra, rb = last_row[a], first_row[b]
-    gap = step_of[rb] - step_of[ra] - 1
     ok = (dets.segment[ra] == dets.segment[rb]) & (dets.time[rb] - dets.time[ra] <= config.max_gap_s)
     if not config.cross_label:
         ok &= dets.labels[ra] == dets.labels[rb]
-    a, b, ra, rb, gap = a[ok], b[ok], ra[ok], rb[ok], gap[ok]
-    ratio = np.minimum(mean_area[a], mean_area[b]) / np.maximum(np.maximum(mean_area[a], mean_area[b]), 1e-12)
-    look = 1.0 - np.einsum("ij,ij->i", mean_app[a], mean_app[b])
-    reach = np.hypot(*(dets.centre[rb] - dets.centre[ra]).T) / np.maximum(np.sqrt(mean_area[a]), 1e-9)
-    near = (reach <= config.stitch_reach) & (look <= config.stitch_appearance_distance)
-    far = ((look <= config.stitch_far_distance) & (hits[a] >= config.stitch_far_frames)
-           & (hits[b] >= config.stitch_far_frames))
-    ok = (ratio >= config.stitch_size_ratio) & (near | far)
-    if not ok.any():
-        return track_of, none, np.zeros(0)
-    a, b, rb = a[ok], b[ok], rb[ok]
-    # How far inside the gates each join is: 0 at a gate, 1 for the same size and look, no gap, the same spot.
-    cost = np.mean([(1 - ratio[ok]) / (1 - config.stitch_size_ratio),
-                    look[ok] / max(config.stitch_appearance_distance, config.stitch_far_distance),
-                    np.minimum(reach[ok] / config.stitch_reach, 1.0),
-                    gap[ok] / config.stitch_gap_frames], axis=0)
-    from scipy.optimize import linear_sum_assignment  # imported here: see track_costs.assign
+    return a[ok], b[ok]
 
-    au, ai = np.unique(a, return_inverse=True)
-    bu, bi = np.unique(b, return_inverse=True)
-    matrix = np.full((len(au), len(bu)), 2.0)  # 2: not a join (every join costs at most 1)
-    matrix[ai, bi] = cost
-    x, y = linear_sum_assignment(matrix)
-    joined = matrix[x, y] <= 1.0
-    before, after, sure = au[x[joined]], bu[y[joined]], 1.0 - matrix[x[joined], y[joined]]
-    # Chains: follow each joined track back to the first of its chain.
+
+def _continue_walkers(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
+                      long: np.ndarray, first_row: np.ndarray, last_row: np.ndarray, hits: np.ndarray,
+                      mean_area: np.ndarray, none: Stitched) -> Stitched:
+    """Where the looks cannot be calibrated (a single burst, a camera's first few animals), join only a walker's
+    next step: a track that moved steadily (at least 2 x sit_speed box sizes a frame over its whole length) and
+    one that starts in the very next frame, of its size, within `stitch_reach` box sizes of where its motion said,
+    the only such pair of both. The evidence is the motion, not the look; a sitter that left and a
+    newcomer that landed are never joined this way. Its evidence has no look distance (NaN: not calibrated), and
+    its probability is how near the prediction it started (1 - off / reach), not a calibrated one."""
+    a, b = _candidates(config, step_of, dets, long, first_row, last_row, 0)
+    if not len(a):
+        return none
+    ra, rb, fa = last_row[a], first_row[b], first_row[a]
+    steps = np.maximum(step_of[ra] - step_of[fa], 1)
+    side = np.sqrt(np.maximum(mean_area[a], 1e-12))
+    pace = (dets.centre[ra] - dets.centre[fa]) / steps[:, None]
+    speed = np.hypot(*pace.T) / side
+    off = np.hypot(*(dets.centre[rb] - dets.centre[ra] - pace).T) / side
+    ratio = np.minimum(mean_area[a], mean_area[b]) / np.maximum(np.maximum(mean_area[a], mean_area[b]), 1e-12)
+    reach = config.stitch_reach
+    ok = (speed >= 2 * config.sit_speed) & (off <= reach) & (ratio >= config.stitch_size_ratio)
+    a, b, rb, off = a[ok], b[ok], rb[ok], off[ok]
+    one = (np.bincount(a, minlength=len(hits))[a] == 1) & (np.bincount(b, minlength=len(hits))[b] == 1)
+    a, b, rb, off = a[one], b[one], rb[one], off[one]
+    if not len(a):
+        return none
+    root = _chains(a, b, step_of, first_row, len(hits))
+    n = len(a)
+    return Stitched(root[track_of], rb, np.clip(1.0 - off / reach, 0.0, 1.0), np.full(n, np.nan),
+                    np.zeros(n, dtype=np.int64))
+
+
+def _chains(before: np.ndarray, after: np.ndarray, step_of: np.ndarray, first_row: np.ndarray, k: int) -> np.ndarray:
+    """Each track's root: joined tracks followed back to the first of their chain."""
     root = np.arange(k)
     prev = np.full(k, -1)
     prev[after] = before
     for t in after[np.argsort(step_of[first_row[after]], kind="stable")]:
         if prev[t] >= 0:
             root[t] = root[prev[t]]
-    return root[track_of], first_row[after], np.clip(sure, 0.0, 1.0)
+    return root
+
+
+def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
+                  dets: CameraDetections) -> Stitched:
+    """Join the tracks this camera's evidence says are one animal (see the module docstring). Rows with
+    step_of < 0 (unknown time) are never joined."""
+    vec = dets.animal if dets.animal is not None else dets.app
+    none = Stitched(track_of, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+    if config.stitch_gap_frames == 0 or not len(track_of):
+        return none
+    known = np.flatnonzero(step_of >= 0)
+    if not len(known):
+        return none
+    k = int(track_of.max()) + 1
+    ids, steps = track_of[known], step_of[known]
+    hits = np.bincount(ids, minlength=k)
+    # Each track's first and last row (by step), mean area and mean look.
+    order = known[np.lexsort((steps, ids))]
+    bounds = np.flatnonzero(np.diff(track_of[order], prepend=-1, append=k + 1))
+    tracks = track_of[order[bounds[:-1]]]
+    first_row, last_row = np.full(k, -1), np.full(k, -1)
+    first_row[tracks], last_row[tracks] = order[bounds[:-1]], order[bounds[1:] - 1]
+    mean_area = np.bincount(ids, dets.area[known], minlength=k) / np.maximum(hits, 1)
+    mean_vec = np.zeros((k, vec.shape[1] if vec is not None else 0))
+    if vec is not None:
+        mean_vec[tracks] = np.add.reduceat(vec[order].astype(np.float64), bounds[:-1], axis=0)
+        mean_vec /= np.maximum(np.linalg.norm(mean_vec, axis=1, keepdims=True), 1e-9)
+    long = tracks[hits[tracks] >= config.stitch_min_frames]
+    if len(long) < 2:
+        return none
+    calibration = calibrate(track_of, step_of, dets, vec, mean_vec, hits, config) if vec is not None else None
+    if calibration is None or not calibration.enough(config):
+        # Nothing says what a look distance means here: only a walker's next step (below) may be joined.
+        return _continue_walkers(config, track_of, step_of, dets, long, first_row, last_row, hits, mean_area, none)
+    a, b = _candidates(config, step_of, dets, long, first_row, last_row, config.stitch_gap_frames)
+    ra, rb = last_row[a], first_row[b]
+    gap = step_of[rb] - step_of[ra] - 1
+    ratio = np.minimum(mean_area[a], mean_area[b]) / np.maximum(np.maximum(mean_area[a], mean_area[b]), 1e-12)
+    reach = np.hypot(*(dets.centre[rb] - dets.centre[ra]).T) / np.maximum(np.sqrt(mean_area[a]), 1e-9)
+    near = reach <= config.stitch_reach
+    far = (hits[a] >= config.stitch_far_frames) & (hits[b] >= config.stitch_far_frames)
+    ok = (ratio >= config.stitch_size_ratio) & (near | far)
+    a, b, rb, gap, near = a[ok], b[ok], rb[ok], gap[ok], near[ok]
+    if not len(a):
+        return none
+    distance = np.maximum(1.0 - np.einsum("ij,ij->i", mean_vec[a], mean_vec[b]), 0.0)
+    f_same, f_diff = calibration.likelihoods(distance)
+    # The prior for a return, estimated on the candidates (near and far apart: a far newcomer is far more common).
+    prior = np.where(near, return_prior(f_same[near], f_diff[near]), return_prior(f_same[~near], f_diff[~near]))
+    probability = prior * f_same / np.maximum(prior * f_same + (1 - prior) * f_diff, 1e-300)
+    discounted = probability * np.exp(-config.stitch_gap_cost * gap)
+    ok = (distance <= calibration.bar(config)) & (discounted >= config.stitch_min_probability)
+    if not ok.any():
+        return none
+    a, b, rb, gap, distance, probability, discounted = (x[ok] for x in (a, b, rb, gap, distance, probability,
+                                                                         discounted))
+    from scipy.optimize import linear_sum_assignment  # imported here: see track_costs.assign
+
+    au, ai = np.unique(a, return_inverse=True)
+    bu, bi = np.unique(b, return_inverse=True)
+    # -log of the discounted probability: the cost grows with the distance and with the gap; 1e3: not a join.
+    matrix = np.full((len(au), len(bu)), 1e3)
+    matrix[ai, bi] = -np.log(np.maximum(discounted, 1e-12))
+    x, y = linear_sum_assignment(matrix)
+    picked = matrix[x, y] < 1e3
+    x, y = x[picked], y[picked]
+    pair = {(int(i), int(j)): n for n, (i, j) in enumerate(zip(ai, bi, strict=True))}
+    chosen = np.array([pair[(int(i), int(j))] for i, j in zip(x, y, strict=True)], dtype=np.int64)
+    before, after = au[x], bu[y]
+    root = _chains(before, after, step_of, first_row, k)
+    return Stitched(root[track_of], first_row[after], np.clip(probability[chosen], 0.0, 1.0), distance[chosen],
+                    gap[chosen].astype(np.int64))

@@ -14,8 +14,9 @@ sheet, where a newcomer lands where one just left), unless the frame's edge cuts
 not seen in a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back
 re-links. After the frame-by-frame pass, a short track that lies inside another track's gap, on its spot, is
 given back to it (model_store/core/filters/track_gaps.py: a box its own track refused for a frame), and a track
-that ended is joined to one that starts a few frames later when the whole tracks' mean size and look say they
-are one animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back).
+that ended is joined to one that starts a few frames later when the camera's own evidence says they are one
+animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back; the
+look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined).
 The gates and costs are in track_costs.py, the knobs in track_config.py.
 
 Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
@@ -25,7 +26,8 @@ so only crowded segments go to the Hungarian solver. The result is the same as w
 
 The default appearance is model_store/core/filters/appearance.py's `appearance_descriptor` (a colour and
 texture histogram of the snip); an identifier's embedding can be passed instead. How much it counts is measured
-per camera (`appearance_separation`). `confirmed_tracks` says
+per camera (`appearance_separation`). Stitching compares `animal` vectors when given (`animal_descriptor`: the
+animal's own pixels, tone, extent and shape), else the appearance. `confirmed_tracks` says
 which tracks count as animals (enough frames or one confident detection), so a lone false positive does not.
 
 Pure numpy/scipy/OpenCV: no Ray, no store, no tables (the occurrences filter wires it to those).
@@ -46,14 +48,14 @@ from model_store.core.filters.track_stitching import stitch_tracks
 __all__ = ["Linked", "TrackConfig", "confirmed_tracks", "link_camera", "link_camera_scored"]
 
 
-def _validate(times_s, frame_ids, boxes, labels, appearance, scores) -> tuple[np.ndarray, ...]:
+def _validate(times_s, frame_ids, boxes, labels, appearance, scores, animal=None) -> tuple[np.ndarray, ...]:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4))
     n = len(boxes)
     times = np.asarray(times_s, dtype=np.float64).reshape(-1)
     frames = np.asarray(frame_ids).reshape(-1)
     if len(times) != n or len(frames) != n:
         raise ValueError(f"times_s ({len(times)}), frame_ids ({len(frames)}) and boxes ({n}) differ in length")
-    for name, arr in (("labels", labels), ("appearance", appearance), ("scores", scores)):
+    for name, arr in (("labels", labels), ("appearance", appearance), ("scores", scores), ("animal", animal)):
         if arr is not None and len(arr) != n:
             raise ValueError(f"{name} has {len(arr)} rows for {n} detections")
     if not np.isfinite(boxes).all():
@@ -64,32 +66,36 @@ def _validate(times_s, frame_ids, boxes, labels, appearance, scores) -> tuple[np
 class Linked(NamedTuple):
     """What link_camera_scored returns, per detection: its track id (0..K-1, first-seen order) and how sure the
     link that put it on its track is (0..1; 1.0 for a track's first detection). A track's weakest link is the
-    lowest of its detections'."""
+    lowest of its detections'. `stitches` (N, 3): for a detection a stitch attached (the first of a track joined
+    to an earlier one), that join's evidence: look distance, frames missed, calibrated probability (its link
+    confidence); NaN for every other detection."""
 
     ids: np.ndarray
     link_confidence: np.ndarray
+    stitches: np.ndarray
 
 
 def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
                 labels: np.ndarray | None = None, appearance: np.ndarray | None = None,
-                scores: np.ndarray | None = None) -> np.ndarray:
+                scores: np.ndarray | None = None, animal: np.ndarray | None = None) -> np.ndarray:
     """Track ids (N,) int64, 0..K-1, for the N kept detections of ONE camera (any order in, ids in first-seen order).
     times_s (N,) float seconds (NaN: unknown -> such a frame links to nothing across frames),
     frame_ids (N,) int (detections of one frame share it), boxes (N, 4) x1, y1, x2, y2 normalised 0..1,
     appearance (N, D) from appearance_descriptor or an identifier's vectors, or None. labels (N,) any values (with
-    cross_label off, only equal labels link); scores are not used to link (confirmed_tracks uses them)."""
+    cross_label off, only equal labels link); scores are not used to link (confirmed_tracks uses them).
+    animal (N, D2) from animal_descriptor: what the stitching pass compares (None: the appearance)."""
     return link_camera_scored(times_s, frame_ids, boxes, config, labels=labels, appearance=appearance,
-                              scores=scores).ids
+                              scores=scores, animal=animal).ids
 
 
 def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
                        labels: np.ndarray | None = None, appearance: np.ndarray | None = None,
-                       scores: np.ndarray | None = None) -> Linked:
+                       scores: np.ndarray | None = None, animal: np.ndarray | None = None) -> Linked:
     """link_camera's track ids and each detection's link confidence (see Linked)."""
-    times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores)
+    times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores, animal)
     n = len(boxes)
     if n == 0:
-        return Linked(np.zeros(0, dtype=np.int64), np.zeros(0))
+        return Linked(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, 3)))
     label_codes = np.zeros(n, dtype=np.int64)
     if labels is not None:  # as text, so that None and mixed types compare as values
         label_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
@@ -97,7 +103,15 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     if appearance is not None and config.appearance != "none" and config.appearance_weight > 0:
         app = np.asarray(appearance, dtype=np.float32).reshape(n, -1)
         app = app / np.maximum(np.linalg.norm(app, axis=1, keepdims=True), 1e-9)
-    dets = CameraDetections(boxes, label_codes, app)
+    animal_vec = None
+    if animal is not None and config.appearance != "none":
+        animal_vec = np.asarray(animal, dtype=np.float32).reshape(n, -1)
+        animal_vec = animal_vec / np.maximum(np.linalg.norm(animal_vec, axis=1, keepdims=True), 1e-9)
+    elif app is None and appearance is not None and config.appearance != "none":
+        # appearance_weight 0: the frame pass ignores the look, stitching still compares it
+        animal_vec = np.asarray(appearance, dtype=np.float32).reshape(n, -1)
+        animal_vec = animal_vec / np.maximum(np.linalg.norm(animal_vec, axis=1, keepdims=True), 1e-9)
+    dets = CameraDetections(boxes, label_codes, app, animal_vec)
     frame_codes = np.unique(frames, return_inverse=True)[1].reshape(-1)
     n_frames = int(frame_codes.max()) + 1
     # A frame's time is the earliest known time of its detections; a frame with none links to nothing.
@@ -156,9 +170,17 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
         track_of[unknown] = state.start(dets, unknown, -1)
     track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
     confidence[filled] = sure
-    track_of, joined, sure = stitch_tracks(config, track_of, step_of, dets, separation)
-    confidence[joined] = sure
-    return Linked(_first_seen_order(track_of, time_order), confidence)
+    stitched = stitch_tracks(config, track_of, step_of, dets)
+    confidence[stitched.rows] = stitched.probability
+    return Linked(_first_seen_order(stitched.track_of, time_order), confidence, _stitch_evidence(stitched, n))
+
+
+def _stitch_evidence(stitched, n: int) -> np.ndarray:
+    """Per detection (N, 3): the distance, frames missed and calibrated probability of the stitch that attached
+    it (the first detection of a joined track), NaN elsewhere."""
+    out = np.full((n, 3), np.nan)
+    out[stitched.rows] = np.stack([stitched.distance, stitched.gap, stitched.probability], axis=1)
+    return out
 
 
 def _first_seen_order(track_of: np.ndarray, det_order: np.ndarray) -> np.ndarray:

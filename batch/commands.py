@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from batch import models_options as mo
 from batch.deployments import options as dep
 from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle, add_model_arguments
@@ -99,6 +100,7 @@ class Command:
     show: Callable[[Any], str]
     description: str | None = None
     example: str | None = None  # shown at the end of its --help (the top-level commands' are in trapline/cli.py)
+    examples: tuple[str, ...] = ()  # where one example is not enough: shown as `examples:` instead
     styles: Mapping[str, FlagStyle] = field(default_factory=dict)  # flags that read better another way
     to_json: Callable[[Any], str] = _as_json
     exit_code: Callable[[Any], int] = lambda report: 0
@@ -115,6 +117,13 @@ class Command:
     config_file: bool = False  # `--config FILE`: a YAML/JSON file of these options, flags override it
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
     cli: Callable[[argparse.Namespace], int] | None = None  # replaces the run-and-print of `run` and `show`
+
+    @property
+    def epilog(self) -> str | None:
+        """The end of its --help: its example(s)."""
+        if self.examples:
+            return "examples:\n" + "\n".join(f"  {e}" for e in self.examples)
+        return f"example:\n  {self.example}" if self.example else None
 
     @property
     def job_model(self) -> type[BaseModel]:
@@ -280,6 +289,66 @@ def _jobs_commands() -> tuple[Command, ...]:
     )
 
 
+def _models_commands() -> tuple[Command, ...]:
+    """`trapline models ...`: the versioned models in the model store, on the command line only (the service reads
+    the store; it does not change it). Options: batch/models_options.py; the work: model_store/store/cli.py."""
+    store = "model_store.store.cli:"
+
+    def models(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
+        kw.setdefault("styles", mo.MODELS_FLAGS)
+        return Command(name, help, options, _later(store + runner), _printed, job=False, to_json=lambda r: r.json(),
+                       **kw)
+
+    publish = "trapline models publish"
+    return (
+        models("models list", "list models, versions and aliases", mo.ListOptions, "list_models",
+               example="trapline models list --store s3://traps/models"),
+        models("models show", "show one version's config, aliases and model card", mo.ShowOptions, "show",
+               example="trapline models show megadetector@production"),
+        models("models publish", "publish new weights as an immutable version", mo.PublishOptions, "publish",
+               description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics "
+                           "(YOLOv8, YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and "
+                           "layout are read from the file); --preset and then --config override what was derived, "
+                           "and a config that contradicts the graph is refused.",
+               examples=(f"{publish} yolov8n.onnx --name yolov8n --version 1",
+                         f"{publish} md_v5a.onnx --name megadetector --version 5a --preset megadetector-v5",
+                         f"{publish} model.onnx --name moths --version 3 --config overrides.json")),
+        models("models inspect", "show what an ONNX file says about itself and the config publish would derive "
+               "from it", mo.InspectOptions, "inspect",
+               description="Read an ONNX detector's inputs, outputs and producer metadata (Ultralytics: task, "
+                           "end2end, head, names, imgsz, stride) and print the output layout, labels and "
+                           "preprocessing that `trapline models publish` would choose, and why; or the one line "
+                           "saying which config keys to give. Nothing is written.",
+               examples=("trapline models inspect yolo26n.onnx",
+                         "trapline models inspect detr.onnx --config overrides.json")),
+        models("models quantize", "publish an int8 version beside its parent, if it keeps the parent's boxes",
+               mo.QuantizeOptions, "quantize",
+               description="Quantize NAME:VERSION to int8 (ONNX Runtime static quantization: QDQ, per-channel int8 "
+                           "weights) and publish it as NAME:V2 beside its parent, with the parent's config. Images in "
+                           "DIR are split deterministically: activation ranges are calibrated on most of them, and on "
+                           "the held-out rest both versions run through the detector. The parent's boxes are the "
+                           "truth: the report gives the int8 version's recall and precision of them (same class, IoU "
+                           ">= 0.5), per class and overall, mAP@0.5 with the parent as truth, |Δscore| of matched "
+                           "boxes (reported, not judged) and ms/image on one thread; it goes into the new version's "
+                           "model card. Below --min-recall or --min-precision (overall, or for a class with "
+                           "--min-class-boxes boxes) nothing is published (exit 2) unless --force; with fewer than "
+                           "--min-boxes of the parent's boxes on the held-out images the command says there are too "
+                           "few to judge and publishes nothing unless --force. No alias is moved (promote the int8 "
+                           "version to serve it), but the implicit `latest` is the highest version name, which the "
+                           "new one may be.",
+               examples=("trapline models quantize demo-detector:2 --calibrate samples/ --version 2-int8",
+                         "trapline models quantize yolov8n:1 --calibrate /data/traps/sample --version 1-int8 "
+                         "--min-recall 0.95")),
+        models("models promote", "point an alias at a version (verifies it first)", mo.PromoteOptions, "promote",
+               example="trapline models promote megadetector:5 --alias production"),
+        models("models rollback", "return an alias to the version it pointed at before", mo.RollbackOptions,
+               "rollback", styles=mo.ROLLBACK_FLAGS,
+               example="trapline models rollback megadetector --alias production"),
+        models("models verify", "check a version's config and weights checksum", mo.VerifyOptions, "verify",
+               example="trapline models verify megadetector:5"),
+    )
+
+
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
             ReprocessOptions, lambda o, progress: run_reprocess(o), reprocess_text,
@@ -368,10 +437,14 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "new ones, the share of sightings assigned and whether the profiles are ready to be named."),
     *_people_commands(),
     *_jobs_commands(),
+    *_models_commands(),
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
-GROUPS = {"tables": ("upkeep of stored tables: compact, check, list, retire and purge result sets",
+GROUPS = {"models": ("manage versioned models in the model store",
+                     "Publish, inspect and quantize model versions; point aliases (production, ...) at them, roll "
+                     "them back and verify them. The store: --store, default $TRAPLINE_MODEL_STORE or ./models."),
+          "tables": ("upkeep of stored tables: compact, check, list, retire and purge result sets",
                      "Maintenance of the tables runs and the online recorder write (no model)."),
           "occurrences": ("list the least certain occurrences; split, merge or move their detections (the decisions "
                           "log)", "review: occurrences whose weakest link the tracker is least sure of, least certain "

@@ -1,0 +1,110 @@
+"""The options of `trapline models list | show | publish | inspect | quantize | promote | rollback | verify`: one
+pydantic model each, registered in the command registry (batch/commands.py) like every other command, so their
+flags, help and checks come from one definition.
+
+Here in batch/ rather than beside the store: an options model is a `CommandOptions` (unknown names refused, every
+error naming its flag), its paths are `Location`s and its flags' looks are `FlagStyle`s, all of the registry's room;
+the model store sits below batch/ and may not import it, and a second base class in model_store would be a second
+idiom. The work stays with the store: the runners (model_store/store/cli.py) take these options by attribute and
+never import batch/. Light: every command line builds the registry (tests/unit/test_cli_startup.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from batch.flags import FlagStyle
+from batch.options import CommandOptions, Location
+from model_store.core.refs import DEFAULT_ALIAS
+from model_store.store.derive import PRESETS
+from model_store.store.quantize_report import Gate
+
+Preset = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]  # the known families, as --preset's choices
+_GATE = Gate()  # the quantize gate's defaults, stated once (model_store/store/quantize_report.py)
+
+
+class StoreOptions(CommandOptions):
+    store: Location | None = Field(None, description="model store root: a directory or s3://bucket/prefix "
+                                                     "(default: $TRAPLINE_MODEL_STORE or ./models)")
+
+
+class ListOptions(StoreOptions):
+    pass
+
+
+class ShowOptions(StoreOptions):
+    ref: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
+
+
+class VerifyOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS")
+
+
+class PromoteOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION")
+    alias: str = Field(DEFAULT_ALIAS, description="the alias to point at it")
+
+
+class RollbackOptions(StoreOptions):
+    name: str = Field(..., description="the model's name")
+    alias: str = Field(DEFAULT_ALIAS, description="the alias to return to the version it pointed at before")
+
+
+class DerivedOptions(CommandOptions):
+    """What publish and inspect derive a config from: the weights, a family's preset, then a config's fields."""
+
+    config: Location | None = Field(None, description="config.json for this version, whole or only the fields to "
+                                                      "override (weights.sha256 is filled in); optional for ONNX "
+                                                      "exports that carry their class names")
+    preset: Preset | None = Field(None, description="a known model family's configuration (applied before --config)")
+
+
+class InspectOptions(DerivedOptions):
+    weights: Location = Field(..., description="an ONNX file")
+
+
+class PublishOptions(StoreOptions, DerivedOptions):
+    weights: Location | None = Field(None, description="weights file (e.g. model.onnx); none for a keypoints "
+                                                       "identifier (its --config is the model)")
+    name: str = Field(..., description="the model's name")
+    version: str = Field(..., description="the new version (immutable once published)")
+    dry_run: bool = Field(False, description="print the config that would be published and stop")
+    card: Location | None = Field(None, description="README.md model card")
+    taxonomy: Location | None = Field(None, description="a classifier's SpeciesNet taxonomy file (7-field labels, "
+                                                        "one a line), published beside it for the species ensemble")
+    geofence: Location | None = Field(None, description="a classifier's SpeciesNet geofence file (JSON allow/block "
+                                                        "rules); needs --taxonomy")
+    taxa_list: list[str] | None = Field(None, description="a project's taxa list (CSV latin,common[,threshold]) "
+                                                          "published beside the classifier under NAME, for "
+                                                          "species_ensemble's taxa_list; repeatable; needs --taxonomy")
+
+
+class QuantizeOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS of an ONNX model to quantize")
+    calibrate: Location = Field(..., description="directory of representative images (searched recursively); a few "
+                                                 "hundred from the cameras the model serves, most of them with "
+                                                 "objects in them")
+    version: str = Field(..., description="version to publish the int8 model as")
+    holdout_fraction: float = Field(0.3, description="share of the images kept out of calibration to compare the "
+                                                     "versions on")
+    min_recall: float = Field(_GATE.min_recall, description="refuse when the int8 version finds less of the "
+                                                            "parent's boxes, overall or in a judged class")
+    min_precision: float = Field(_GATE.min_precision, description="refuse when fewer of the int8 version's boxes "
+                                                                  "are the parent's, overall or in a judged class")
+    min_boxes: int = Field(_GATE.min_boxes, description="parent boxes on the held-out images needed to judge at "
+                                                        "all; below it nothing is published without --force")
+    min_class_boxes: int = Field(_GATE.min_class_boxes, description="boxes of one class from which that class is "
+                                                                    "judged on its own")
+    min_score: float = Field(_GATE.min_score, description="boxes scoring below this count on neither side")
+    min_match: float | None = Field(None, description="replaced by --min-recall and --min-precision (refused, "
+                                                      "saying so)")
+    force: bool = Field(False, description="publish even when the int8 version is below the gate or there are too "
+                                           "few boxes to judge")
+
+
+_REF = FlagStyle(positional=True, metavar="REF")
+MODELS_FLAGS = {"ref": _REF, "weights": FlagStyle(positional=True, metavar="WEIGHTS"),
+                "taxa_list": FlagStyle(repeatable=True, metavar="NAME=FILE"), "calibrate": FlagStyle(metavar="DIR"),
+                "min_match": FlagStyle(hidden=True)}
+ROLLBACK_FLAGS = {**MODELS_FLAGS, "name": FlagStyle(positional=True, metavar="NAME")}

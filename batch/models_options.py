@@ -64,7 +64,7 @@ class InspectOptions(DerivedOptions):
     weights: Location = Field(..., description="an ONNX file")
 
 
-class PublishOptions(StoreOptions, DerivedOptions):
+class PublishOptions(DerivedOptions, StoreOptions):
     weights: Location | None = Field(None, description="weights file (e.g. model.onnx); none for a keypoints "
                                                        "identifier (its --config is the model)")
     name: str = Field(..., description="the model's name")

@@ -44,3 +44,20 @@ def test_positionals_and_renamed_flags_reach_the_options_model(tmp_path, capsys)
     assert "--until" in err and "required" in err.lower()  # the missing option named by its flag
     with pytest.raises(SystemExit):
         main(["occurrences", "merge", "--tables", tables])  # OCC and OTHER are positional and required
+
+
+def test_models_flags_reach_their_options_model(tmp_path, capsys):
+    """`trapline models ...`: a positional, a repeatable flag and a retired flag (hidden, refused saying why)."""
+    from batch.cli import options
+
+    parser = build_parser()
+    args = parser.parse_args(["models", "publish", "w.onnx", "--name", "n", "--version", "1", "--taxonomy", "t.txt",
+                              "--taxa-list", "eu=eu.csv", "--taxa-list", "de=de.csv"])
+    o = options(COMMANDS["models publish"], args)
+    assert (o.weights, o.name, o.taxa_list, o.store) == ("w.onnx", "n", ["eu=eu.csv", "de=de.csv"], None)
+    assert "--min-match" not in leaves(parser, ["models"])["quantize"].format_help()
+    assert main(["models", "quantize", "x:1", "--calibrate", str(tmp_path), "--version", "2", "--min-match", "0.5",
+                 "--store", str(tmp_path)]) == 2
+    assert "--min-match was replaced by --min-recall and --min-precision" in capsys.readouterr().err
+    assert main(["models", "list", "--json", "--store", str(tmp_path / "empty")]) == 0
+    assert capsys.readouterr().out.strip() == "[]"

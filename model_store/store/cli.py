@@ -1,5 +1,5 @@
 """`trapline models list | show | publish | inspect | quantize | promote | rollback | verify`: the runners and
-printers of the registry's `models` commands (batch/commands.py; their options: batch/models_options.py, which this
+printers of the registry's `models` commands (their entries and options: batch/models_commands.py, which this
 module may not import: the store sits below batch/). Each runner takes the options by attribute and returns a
 `Printed`: its text for people, its data for --json."""
 

@@ -61,3 +61,14 @@ def test_models_flags_reach_their_options_model(tmp_path, capsys):
     assert "--min-match was replaced by --min-recall and --min-precision" in capsys.readouterr().err
     assert main(["models", "list", "--json", "--store", str(tmp_path / "empty")]) == 0
     assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_every_group_runner_resolves():
+    """The groups' runners are named late (`later`), in the registry or beside their options; each name loads."""
+    import importlib
+
+    targets = {c.run.target for c in COMMANDS.values() if hasattr(c.run, "target")}
+    assert {f"model_store.store.cli:{n}" for n in ("list_models", "publish", "quantize", "verify")} <= targets
+    for target in sorted(targets):
+        module, _, name = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), target

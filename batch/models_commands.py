@@ -1,6 +1,6 @@
-"""The options of `trapline models list | show | publish | inspect | quantize | promote | rollback | verify`: one
-pydantic model each, registered in the command registry (batch/commands.py) like every other command, so their
-flags, help and checks come from one definition.
+"""`trapline models list | show | publish | inspect | quantize | promote | rollback | verify`: their entries of the
+command registry (batch/commands.py lists them) and one pydantic options model each, so their flags, help and
+checks come from one definition, like every other command's.
 
 Here in batch/ rather than beside the store: an options model is a `CommandOptions` (unknown names refused, every
 error naming its flag), its paths are `Location`s and its flags' looks are `FlagStyle`s, all of the registry's room;
@@ -10,10 +10,11 @@ never import batch/. Light: every command line builds the registry (tests/unit/t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from batch.command import Command, later, printed
 from batch.flags import FlagStyle
 from batch.options import CommandOptions, Location
 from model_store.core.refs import DEFAULT_ALIAS
@@ -108,3 +109,64 @@ MODELS_FLAGS = {"ref": _REF, "weights": FlagStyle(positional=True, metavar="WEIG
                 "taxa_list": FlagStyle(repeatable=True, metavar="NAME=FILE"), "calibrate": FlagStyle(metavar="DIR"),
                 "min_match": FlagStyle(hidden=True)}
 ROLLBACK_FLAGS = {**MODELS_FLAGS, "name": FlagStyle(positional=True, metavar="NAME")}
+
+
+def _models(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
+    kw.setdefault("styles", MODELS_FLAGS)
+    return Command(name, help, options, later("model_store.store.cli:" + runner), printed, job=False,
+                   to_json=lambda r: r.json(), **kw)
+
+
+_PUBLISH = "trapline models publish"
+MODELS_COMMANDS = (
+    _models("models list", "list models, versions and aliases", ListOptions, "list_models",
+            example="trapline models list --store s3://traps/models"),
+    _models("models show", "show one version's config, aliases and model card", ShowOptions, "show",
+            example="trapline models show megadetector@production"),
+    _models("models publish", "publish new weights as an immutable version", PublishOptions, "publish",
+            description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics "
+                        "(YOLOv8, YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and "
+                        "layout are read from the file); --preset and then --config override what was derived, "
+                        "and a config that contradicts the graph is refused.",
+            examples=(f"{_PUBLISH} yolov8n.onnx --name yolov8n --version 1",
+                      f"{_PUBLISH} md_v5a.onnx --name megadetector --version 5a --preset megadetector-v5",
+                      f"{_PUBLISH} model.onnx --name moths --version 3 --config overrides.json")),
+    _models("models inspect", "show what an ONNX file says about itself and the config publish would derive "
+            "from it", InspectOptions, "inspect",
+            description="Read an ONNX detector's inputs, outputs and producer metadata (Ultralytics: task, "
+                        "end2end, head, names, imgsz, stride) and print the output layout, labels and "
+                        "preprocessing that `trapline models publish` would choose, and why; or the one line "
+                        "saying which config keys to give. Nothing is written.",
+            examples=("trapline models inspect yolo26n.onnx",
+                      "trapline models inspect detr.onnx --config overrides.json")),
+    _models("models quantize", "publish an int8 version beside its parent, if it keeps the parent's boxes",
+            QuantizeOptions, "quantize",
+            description="Quantize NAME:VERSION to int8 (ONNX Runtime static quantization: QDQ, per-channel int8 "
+                        "weights) and publish it as NAME:V2 beside its parent, with the parent's config. Images in "
+                        "DIR are split deterministically: activation ranges are calibrated on most of them, and on "
+                        "the held-out rest both versions run through the detector. The parent's boxes are the "
+                        "truth: the report gives the int8 version's recall and precision of them (same class, IoU "
+                        ">= 0.5), per class and overall, mAP@0.5 with the parent as truth, |Δscore| of matched "
+                        "boxes (reported, not judged) and ms/image on one thread; it goes into the new version's "
+                        "model card. Below --min-recall or --min-precision (overall, or for a class with "
+                        "--min-class-boxes boxes) nothing is published (exit 2) unless --force; with fewer than "
+                        "--min-boxes of the parent's boxes on the held-out images the command says there are too "
+                        "few to judge and publishes nothing unless --force. No alias is moved (promote the int8 "
+                        "version to serve it), but the implicit `latest` is the highest version name, which the "
+                        "new one may be.",
+            examples=("trapline models quantize demo-detector:2 --calibrate samples/ --version 2-int8",
+                      "trapline models quantize yolov8n:1 --calibrate /data/traps/sample --version 1-int8 "
+                      "--min-recall 0.95")),
+    _models("models promote", "point an alias at a version (verifies it first)", PromoteOptions, "promote",
+            example="trapline models promote megadetector:5 --alias production"),
+    _models("models rollback", "return an alias to the version it pointed at before", RollbackOptions,
+            "rollback", styles=ROLLBACK_FLAGS,
+            example="trapline models rollback megadetector --alias production"),
+    _models("models verify", "check a version's config and weights checksum", VerifyOptions, "verify",
+            example="trapline models verify megadetector:5"),
+)
+
+# The group's own help (batch/commands.py `GROUPS`).
+MODELS_GROUP = ("manage versioned models in the model store",
+                "Publish, inspect and quantize model versions; point aliases (production, ...) at them, roll "
+                "them back and verify them. The store: --store, default $TRAPLINE_MODEL_STORE or ./models.")

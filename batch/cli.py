@@ -1,5 +1,6 @@
-"""`trapline reprocess | export | postprocess | events | report | crops | tables | identify`: the archive door's
-commands, each built from its entry in the command registry (batch/commands.py)."""
+"""Every command of the command registry (batch/commands.py) on the command line: the archive door's (`trapline
+reprocess | export | ...`) and the groups (`tables`, `occurrences`, `deployments`, `jobs`, `models`), each built from
+its entry there."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                  required=True)
             parent = groups[group]
         p = parent.add_parser(leaf, help=command.help, description=command.description,
-                              **({"epilog": f"example:\n  {command.example}",
-                                  "formatter_class": argparse.RawDescriptionHelpFormatter} if command.example else {}))
+                              **({"epilog": command.epilog,
+                                  "formatter_class": argparse.RawDescriptionHelpFormatter} if command.epilog else {}))
         command.add_arguments(p)
         p.set_defaults(func=command.cli or partial(run_command, command))
 

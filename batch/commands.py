@@ -4,7 +4,8 @@ options, how its report is printed, and the rules a job of it follows (where its
 resumes). `trapline <command>` (batch/cli.py), the job kinds of `POST /v1/jobs` and `ray job submit -- trapline ...`
 recognition (batch/jobs/kinds.py) and the console's forms (`GET /v1/job-kinds`) are all built from `COMMANDS`.
 
-Adding a command is one entry below (and its options model with its runner, beside the work they do). An option is
+Adding a command is one entry below (and its options model with its runner, beside the work they do); the `models`
+group's entries sit with their options in batch/models_commands.py (`Command` itself: batch/command.py). An option is
 a field of the command's options model: its flag, its JSON Schema and its form input follow; a field naming a path
 is typed `Location` (batch/options.py), so a job's door confines it to the allowed roots without being told.
 """
@@ -13,21 +14,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from batch.command import Command, Progress, printed
+from batch.command import later as _later
 from batch.deployments import options as dep
 from batch.export.options import EXPORT_FLAGS, ExportOptions
-from batch.flags import FlagStyle, add_model_arguments
+from batch.flags import FlagStyle
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
 from batch.jobs_client import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions
-from batch.option_variants import fields_of
+from batch.models_commands import MODELS_COMMANDS, MODELS_GROUP
 from batch.options import (
     SET_FLAGS,
     CheckOptions,
@@ -52,24 +52,6 @@ from batch.postprocessing.options import (
 from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
 from serve.antenna_config import AntennaWorkOptions
-from trapline.base.problems import as_flag
-
-Progress = Callable[[str], None]
-
-
-def _later(target: str) -> Callable[..., Any]:
-    """The function `module:name`, imported when first called. The registry holds each command's options models
-    (its flags, help and checks) but not the work: that imports pandas, Ray or the report's plots, which a
-    `trapline` command line (`--help`, `models`, `jobs`) never needs (tests/unit/test_cli_startup.py)."""
-    module, _, name = target.partition(":")
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = target
-    call.target = target  # type: ignore[attr-defined]  # what tests/unit/test_cli_startup.py resolves
-    return call
-
 
 run_reprocess, reprocess_text = _later("batch.reprocess.job:run_reprocess"), _later("batch.reprocess.job:format_report")
 run_export = _later("batch.export.run:run_export")
@@ -83,67 +65,6 @@ run_antenna, antenna_text = _later("serve.antenna.worker:run_worker"), _later("s
 compact, check = _later("model_store.tables.maintenance:compact"), _later("model_store.tables.maintenance:check")
 list_sets, sets_text = _later("model_store.tables.sets:listed"), _later("model_store.tables.sets:format_sets")
 retire, purge = _later("model_store.tables.lifecycle:retire"), _later("model_store.tables.lifecycle:purge")
-
-
-def _as_json(report: Any) -> str:
-    return json.dumps(dataclasses.asdict(report), indent=2, default=str)
-
-
-@dataclass(frozen=True)
-class Command:
-    """One archive command (see the module docstring). `run(options, progress)` does the work and returns a report;
-    `show(report)` is it for people, `to_json(report)` for `--json`, `exit_code(report)` the command's status."""
-
-    name: str  # "export"; a word before a space groups commands: "tables compact"
-    help: str
-    options: type[BaseModel]
-    run: Callable[[Any, Progress], Any]
-    show: Callable[[Any], str]
-    description: str | None = None
-    example: str | None = None  # shown at the end of its --help (the top-level commands' are in trapline/cli.py)
-    styles: Mapping[str, FlagStyle] = field(default_factory=dict)  # flags that read better another way
-    to_json: Callable[[Any], str] = _as_json
-    exit_code: Callable[[Any], int] = lambda report: 0
-    # -- as a job (`POST /v1/jobs`, `ray job submit`) -------------------------------------------------------------
-    job: bool = True  # False: a command line only
-    job_options: type[BaseModel] | None = None  # what a job must give, where stricter than the command line
-    entry: tuple[str, ...] = ()  # what follows `python` in the job's entry point (default: -m trapline.cli NAME)
-    tables: str = "tables"  # the option naming the tables whose _runs/ holds the run's manifest
-    resumes: bool = False  # a stop ends the run at its next part, and a rerun resumes (the console says Resume)
-    writing: Callable[[Mapping[str, Any]], bool] = lambda progress: progress.get("run_status") == "running"
-    pins_source: bool = False  # a job that names no source filter set gets the newest pinned when submitted
-    main_options: tuple[str, ...] = ()  # shown first in the console's form (besides the required ones)
-    # -- a command line with more than its options (a --config file, a positional action) ---------------------
-    config_file: bool = False  # `--config FILE`: a YAML/JSON file of these options, flags override it
-    arguments: Callable[[argparse.ArgumentParser], None] | None = None
-    cli: Callable[[argparse.Namespace], int] | None = None  # replaces the run-and-print of `run` and `show`
-
-    @property
-    def job_model(self) -> type[BaseModel]:
-        return self.job_options or self.options
-
-    @property
-    def module(self) -> tuple[str, ...]:
-        return self.entry or ("-m", "trapline.cli", *self.name.split())
-
-    def flag(self, name: str) -> str:
-        """The option `name` as the command line names it (`progress_interval_s` -> `--progress-interval`)."""
-        style = self.styles.get(name, FlagStyle())
-        if style.positional:
-            return style.metavar or name.upper()
-        return (style.flags or (as_flag(name),))[0]
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The command's flags: its options model's, then `--json` (unless an option) and its own extras."""
-        if self.config_file:
-            parser.add_argument("--config", default=argparse.SUPPRESS,
-                                help="YAML/JSON file with these options (flags override it)")
-        add_model_arguments(parser, self.options, dict(self.styles))
-        if "json_output" not in fields_of(self.options):
-            # how the result is printed: not an option of the work, so not part of the options model
-            parser.add_argument("--json", action="store_true", dest="json_output", help="print the result as JSON")
-        if self.arguments is not None:
-            self.arguments(parser)
 
 
 SET_STYLES = {"tables": FlagStyle(metavar="DST"), "result_set": FlagStyle(flags=("--set",), metavar="SET"),
@@ -217,10 +138,6 @@ def _events(o: EventsOptions, progress: Progress | None) -> Any:
                       dry_run=o.dry_run)
 
 
-def _printed(r: Any) -> str:
-    return r.text
-
-
 def _people_commands() -> tuple[Command, ...]:
     """`trapline occurrences ...` and `trapline deployments ...`: people's decisions and what follows from them, on the
     command line only (the views take the same decisions over HTTP)."""
@@ -228,7 +145,7 @@ def _people_commands() -> tuple[Command, ...]:
 
     def people(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
         styles = OCCURRENCE_FLAGS if name.startswith("occurrences") else dep.DEPLOYMENTS_FLAGS
-        return Command(name, help, options, _later(runner), _printed, styles=styles, job=False,
+        return Command(name, help, options, _later(runner), printed, styles=styles, job=False,
                        to_json=lambda r: r.json(), description=help[0].upper() + help[1:] + ".", **kw)
 
     return (
@@ -264,7 +181,7 @@ def _jobs_commands() -> tuple[Command, ...]:
     client = "batch.jobs.cli:"
 
     def jobs(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
-        return Command(name, help, options, _later(runner), _printed, styles=JOBS_FLAGS, job=False,
+        return Command(name, help, options, _later(runner), printed, styles=JOBS_FLAGS, job=False,
                        to_json=lambda r: r.json(), **kw)
 
     return (
@@ -379,10 +296,12 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "new ones, the share of sightings assigned and whether the profiles are ready to be named."),
     *_people_commands(),
     *_jobs_commands(),
+    *MODELS_COMMANDS,
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
-GROUPS = {"antenna": ("trapline as an Antenna processing service (pull mode)",
+GROUPS = {"models": MODELS_GROUP,
+          "antenna": ("trapline as an Antenna processing service (pull mode)",
                        "Antenna (RolnickLab/antenna) processing-service commands; push mode is the serve config's "
                        "`antenna:` block."),
           "tables": ("upkeep of stored tables: compact, check, list, retire and purge result sets",

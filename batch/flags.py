@@ -32,6 +32,7 @@ class FlagStyle:
     switches: dict[str, tuple[str, str]] = field(default_factory=dict)
     repeatable: bool = False             # a list field given as the flag once per item
     positional: bool = False             # given without a flag (`trapline deployments revoke DECISION_ID`)
+    hidden: bool = False                 # a retired flag, kept only to say what replaced it: not in --help
 
 
 def base_type(annotation: Any) -> Any:
@@ -75,6 +76,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
         elif shown is not None:
             help_text += f" (default {shown})"
         kind = base_type(info.annotation)
+        if style.hidden:
+            help_text = suppress
         if style.positional:
             many = typing.get_origin(kind) is list
             parser.add_argument(name, metavar=style.metavar or name.upper(), help=help_text,

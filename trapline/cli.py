@@ -13,22 +13,15 @@ from trapline.base.entry import add_verbose, run_command
 # (module, function) pairs that add subcommands; a module that is missing (an optional part
 # not installed) is skipped so the rest of the CLI still works.
 SUBCOMMANDS = [
-    ("model_store.store.cli", "register"),
     ("trapline.service", "register"),  # `trapline serve`: the whole service (serve/ with batch/jobs/)
     ("batch.cli", "register"),  # every command of the registry (batch/commands.py): archive, tables, occurrences,
-    # deployments, jobs
+    # deployments, jobs, models
 ]
 
-# One example per command, shown at the end of its --help. Kept here, beside the overview, so
-# every command's help has one even where the command's module does not set an epilog; the archive
-# commands carry theirs in their registry entry (batch/commands.py `Command.example`).
+# One example per command group and for `trapline serve`, shown at the end of its --help; the registry's commands
+# carry theirs in their entry (batch/commands.py `Command.example`).
 EXAMPLES = {
     "models": "trapline models list",
-    "models list": "trapline models list --store s3://traps/models",
-    "models show": "trapline models show megadetector@production",
-    "models promote": "trapline models promote megadetector:5 --alias production",
-    "models rollback": "trapline models rollback megadetector --alias production",
-    "models verify": "trapline models verify megadetector:5",
     "serve": "trapline serve --store ./models --model megadetector --port 8000",
     "occurrences": "trapline occurrences review --tables ./detections --below 0.5   (then: trapline occurrences "
                    "split occ-1a2b3c4d5e6f7a8b --frame 6 --tables ./detections)",

@@ -7,8 +7,6 @@ the decisions log): every later read, run and export applies them.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from batch.deployments import effort as eff
@@ -23,17 +21,7 @@ from batch.deployments.options import (
     RevokeOptions,
     TimestampIssuesOptions,
 )
-
-
-@dataclass
-class Printed:
-    """A command's result: `data` for --json, `text` for people."""
-
-    data: Any
-    text: str
-
-    def json(self) -> str:
-        return json.dumps(self.data, indent=2, default=str)
+from trapline.base.printed import Printed
 
 
 def import_deployments(o: ImportOptions, progress: Any = None) -> Printed:

@@ -7,6 +7,7 @@
     ray_runtime.py     starting or joining Ray, quietly
     ray_output.py      Ray's own output kept off the user's terminal
     entry.py           how every entry point runs a command (exit codes, Ctrl-C)
+    printed.py         a command's result: its text for people, its data for --json
     service_records.py running `trapline serve` services on record, so later commands find them
 
 The composition root above it, `trapline/` (cli.py, demo.py, service.py), imports everything; nothing here

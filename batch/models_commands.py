@@ -1,0 +1,172 @@
+"""`trapline models list | show | publish | inspect | quantize | promote | rollback | verify`: their entries of the
+command registry (batch/commands.py lists them) and one pydantic options model each, so their flags, help and
+checks come from one definition, like every other command's.
+
+Here in batch/ rather than beside the store: an options model is a `CommandOptions` (unknown names refused, every
+error naming its flag), its paths are `Location`s and its flags' looks are `FlagStyle`s, all of the registry's room;
+the model store sits below batch/ and may not import it, and a second base class in model_store would be a second
+idiom. The work stays with the store: the runners (model_store/store/cli.py) take these options by attribute and
+never import batch/. Light: every command line builds the registry (tests/unit/test_cli_startup.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from batch.command import Command, later, printed
+from batch.flags import FlagStyle
+from batch.options import CommandOptions, Location
+from model_store.core.refs import DEFAULT_ALIAS
+from model_store.store.derive import PRESETS
+from model_store.store.quantize_report import Gate
+
+Preset = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]  # the known families, as --preset's choices
+_GATE = Gate()  # the quantize gate's defaults, stated once (model_store/store/quantize_report.py)
+
+
+class StoreOptions(CommandOptions):
+    store: Location | None = Field(None, description="model store root: a directory or s3://bucket/prefix "
+                                                     "(default: $TRAPLINE_MODEL_STORE or ./models)")
+
+
+class ListOptions(StoreOptions):
+    pass
+
+
+class ShowOptions(StoreOptions):
+    ref: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
+
+
+class VerifyOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS")
+
+
+class PromoteOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION")
+    alias: str = Field(DEFAULT_ALIAS, description="the alias to point at it")
+
+
+class RollbackOptions(StoreOptions):
+    name: str = Field(..., description="the model's name")
+    alias: str = Field(DEFAULT_ALIAS, description="the alias to return to the version it pointed at before")
+
+
+class DerivedOptions(CommandOptions):
+    """What publish and inspect derive a config from: the weights, a family's preset, then a config's fields."""
+
+    config: Location | None = Field(None, description="config.json for this version, whole or only the fields to "
+                                                      "override (weights.sha256 is filled in); optional for ONNX "
+                                                      "exports that carry their class names")
+    preset: Preset | None = Field(None, description="a known model family's configuration (applied before --config)")
+
+
+class InspectOptions(DerivedOptions):
+    weights: Location = Field(..., description="an ONNX file")
+
+
+class PublishOptions(DerivedOptions, StoreOptions):
+    weights: Location | None = Field(None, description="weights file (e.g. model.onnx); none for a keypoints "
+                                                       "identifier (its --config is the model)")
+    name: str = Field(..., description="the model's name")
+    version: str = Field(..., description="the new version (immutable once published)")
+    dry_run: bool = Field(False, description="print the config that would be published and stop")
+    card: Location | None = Field(None, description="README.md model card")
+    taxonomy: Location | None = Field(None, description="a classifier's SpeciesNet taxonomy file (7-field labels, "
+                                                        "one a line), published beside it for the species ensemble")
+    geofence: Location | None = Field(None, description="a classifier's SpeciesNet geofence file (JSON allow/block "
+                                                        "rules); needs --taxonomy")
+    taxa_list: list[str] | None = Field(None, description="a project's taxa list (CSV latin,common[,threshold]) "
+                                                          "published beside the classifier under NAME, for "
+                                                          "species_ensemble's taxa_list; repeatable; needs --taxonomy")
+
+
+class QuantizeOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS of an ONNX model to quantize")
+    calibrate: Location = Field(..., description="directory of representative images (searched recursively); a few "
+                                                 "hundred from the cameras the model serves, most of them with "
+                                                 "objects in them")
+    version: str = Field(..., description="version to publish the int8 model as")
+    holdout_fraction: float = Field(0.3, description="share of the images kept out of calibration to compare the "
+                                                     "versions on")
+    min_recall: float = Field(_GATE.min_recall, description="refuse when the int8 version finds less of the "
+                                                            "parent's boxes, overall or in a judged class")
+    min_precision: float = Field(_GATE.min_precision, description="refuse when fewer of the int8 version's boxes "
+                                                                  "are the parent's, overall or in a judged class")
+    min_boxes: int = Field(_GATE.min_boxes, description="parent boxes on the held-out images needed to judge at "
+                                                        "all; below it nothing is published without --force")
+    min_class_boxes: int = Field(_GATE.min_class_boxes, description="boxes of one class from which that class is "
+                                                                    "judged on its own")
+    min_score: float = Field(_GATE.min_score, description="boxes scoring below this count on neither side")
+    min_match: float | None = Field(None, description="replaced by --min-recall and --min-precision (refused, "
+                                                      "saying so)")
+    force: bool = Field(False, description="publish even when the int8 version is below the gate or there are too "
+                                           "few boxes to judge")
+
+
+_REF = FlagStyle(positional=True, metavar="REF")
+MODELS_FLAGS = {"ref": _REF, "weights": FlagStyle(positional=True, metavar="WEIGHTS"),
+                "taxa_list": FlagStyle(repeatable=True, metavar="NAME=FILE"), "calibrate": FlagStyle(metavar="DIR"),
+                "min_match": FlagStyle(hidden=True)}
+ROLLBACK_FLAGS = {**MODELS_FLAGS, "name": FlagStyle(positional=True, metavar="NAME")}
+
+
+def _models(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
+    kw.setdefault("styles", MODELS_FLAGS)
+    return Command(name, help, options, later("model_store.store.cli:" + runner), printed, job=False,
+                   to_json=lambda r: r.json(), **kw)
+
+
+_PUBLISH = "trapline models publish"
+MODELS_COMMANDS = (
+    _models("models list", "list models, versions and aliases", ListOptions, "list_models",
+            example="trapline models list --store s3://traps/models"),
+    _models("models show", "show one version's config, aliases and model card", ShowOptions, "show",
+            example="trapline models show megadetector@production"),
+    _models("models publish", "publish new weights as an immutable version", PublishOptions, "publish",
+            description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics "
+                        "(YOLOv8, YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and "
+                        "layout are read from the file); --preset and then --config override what was derived, "
+                        "and a config that contradicts the graph is refused.",
+            examples=(f"{_PUBLISH} yolov8n.onnx --name yolov8n --version 1",
+                      f"{_PUBLISH} md_v5a.onnx --name megadetector --version 5a --preset megadetector-v5",
+                      f"{_PUBLISH} model.onnx --name moths --version 3 --config overrides.json")),
+    _models("models inspect", "show what an ONNX file says about itself and the config publish would derive "
+            "from it", InspectOptions, "inspect",
+            description="Read an ONNX detector's inputs, outputs and producer metadata (Ultralytics: task, "
+                        "end2end, head, names, imgsz, stride) and print the output layout, labels and "
+                        "preprocessing that `trapline models publish` would choose, and why; or the one line "
+                        "saying which config keys to give. Nothing is written.",
+            examples=("trapline models inspect yolo26n.onnx",
+                      "trapline models inspect detr.onnx --config overrides.json")),
+    _models("models quantize", "publish an int8 version beside its parent, if it keeps the parent's boxes",
+            QuantizeOptions, "quantize",
+            description="Quantize NAME:VERSION to int8 (ONNX Runtime static quantization: QDQ, per-channel int8 "
+                        "weights) and publish it as NAME:V2 beside its parent, with the parent's config. Images in "
+                        "DIR are split deterministically: activation ranges are calibrated on most of them, and on "
+                        "the held-out rest both versions run through the detector. The parent's boxes are the "
+                        "truth: the report gives the int8 version's recall and precision of them (same class, IoU "
+                        ">= 0.5), per class and overall, mAP@0.5 with the parent as truth, |Δscore| of matched "
+                        "boxes (reported, not judged) and ms/image on one thread; it goes into the new version's "
+                        "model card. Below --min-recall or --min-precision (overall, or for a class with "
+                        "--min-class-boxes boxes) nothing is published (exit 2) unless --force; with fewer than "
+                        "--min-boxes of the parent's boxes on the held-out images the command says there are too "
+                        "few to judge and publishes nothing unless --force. No alias is moved (promote the int8 "
+                        "version to serve it), but the implicit `latest` is the highest version name, which the "
+                        "new one may be.",
+            examples=("trapline models quantize demo-detector:2 --calibrate samples/ --version 2-int8",
+                      "trapline models quantize yolov8n:1 --calibrate /data/traps/sample --version 1-int8 "
+                      "--min-recall 0.95")),
+    _models("models promote", "point an alias at a version (verifies it first)", PromoteOptions, "promote",
+            example="trapline models promote megadetector:5 --alias production"),
+    _models("models rollback", "return an alias to the version it pointed at before", RollbackOptions,
+            "rollback", styles=ROLLBACK_FLAGS,
+            example="trapline models rollback megadetector --alias production"),
+    _models("models verify", "check a version's config and weights checksum", VerifyOptions, "verify",
+            example="trapline models verify megadetector:5"),
+)
+
+# The group's own help (batch/commands.py `GROUPS`).
+MODELS_GROUP = ("manage versioned models in the model store",
+                "Publish, inspect and quantize model versions; point aliases (production, ...) at them, roll "
+                "them back and verify them. The store: --store, default $TRAPLINE_MODEL_STORE or ./models.")

@@ -1,5 +1,5 @@
 """trapline's clip path against Ultralytics' `predict` on the same clip, and what scaling frames in swscale costs and
-buys (issue 46; BENCHMARKS.md section 6).
+buys (issue 46; benchmarks/results/NOTES.md section 6).
 
     flock /tmp/trapline-heavy.lock python -m benchmarks.clip_parity [--out results.json]
 

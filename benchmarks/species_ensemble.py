@@ -14,7 +14,7 @@ time says more about the neighbours than about the code):
   PATH_COUNT probability vectors of 50 labels; the difference is what the ensemble adds per detection.
 - smoothing (MegaDetector's rules, sequence level) over COUNT detections: the smoothing fixture's sequences cycled;
 - a taxa list's restriction (`TaxaRestriction.target`) over COUNT labels.
-The figures are set against a reprocess's time per image (BENCHMARKS.md section 3: ~5 images/s on this machine,
+The figures are set against a reprocess's time per image (benchmarks NOTES.md section 3: ~5 images/s on this machine,
 200 ms per image) at the fixture's detections per image.
 """
 
@@ -39,7 +39,7 @@ from model_store.core.species.taxa_list import TaxaList, TaxaRestriction
 from model_store.core.species.taxonomy import Taxonomy
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "speciesnet"
-REPROCESS_MS_PER_IMAGE = 200.0  # BENCHMARKS.md section 3: the job's own rate, ~5 images/s on 2 cores
+REPROCESS_MS_PER_IMAGE = 200.0  # benchmarks NOTES.md section 3: the job's own rate, ~5 images/s on 2 cores
 
 
 def load() -> tuple[dict, SpeciesData]:

@@ -232,7 +232,7 @@ async def detect(
     timing = {**record.timing_ms, "total": round((time.perf_counter() - t0) * 1000, 3)}
     response = detect_response(answer, timing, verbose)
     # Serialised by pydantic-core straight to JSON text: 25 us an answer against 111 us through model_dump's dict
-    # and JSONResponse's json.dumps (five detections; BENCHMARKS.md section 2).
+    # and JSONResponse's json.dumps (five detections; benchmarks/results/NOTES.md section 2).
     return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
 
 

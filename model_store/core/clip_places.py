@@ -1,7 +1,7 @@
 """Where a clip's frames are: every frame's presentation timestamp, in order, so that a frame's number is its place.
 
 `model_store.core.video.ClipReader.places` asks for them once a reader, when it seeks (its count of frames is lost
-there). They come from the container's packets, demuxed without decoding a frame (BENCHMARKS.md section 13: about
+there). They come from the container's packets, demuxed without decoding a frame (benchmarks NOTES.md section 13: about
 6 us a packet, 55 ms for a 10-minute 720p clip), and a local file's are kept for the next readers of it while the
 file is unchanged: the console and the report open a reader for each frame they show.
 """

@@ -19,7 +19,7 @@ A frame's number is its place in the clip: 0-based, in presentation order, as Me
 a later time range, showing one frame) the count is lost, and time x average frame rate gives it back only when
 the frames sit on a constant grid, which a variable-frame-rate clip's do not (nor can the container vouch for it
 without reading its packets). So a reader that seeks first reads every video packet's timestamp once
-(`ClipReader.places`: demuxing only, no frame decoded; BENCHMARKS.md section 13 gives its cost), and a frame's
+(`ClipReader.places`: demuxing only, no frame decoded; benchmarks NOTES.md section 13 gives its cost), and a frame's
 number is its timestamp's rank among them.
 
 Every failure is a `VideoDecodeError` with a `reason` the tables record (`failed` rows), never a crash.

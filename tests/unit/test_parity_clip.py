@@ -1,4 +1,4 @@
-"""trapline's clip path against the reference libraries on the same clip (issue 46; BENCHMARKS.md section 6).
+"""trapline's clip path against the reference libraries on the same clip (issue 46; benchmarks NOTES.md section 6).
 
 The fixture (`tests/fixtures/reference/build_clip.py`) holds Ultralytics' `predict` on every frame of a 1280x720
 H.264 clip with a trained detector (`trained_demo_yolov8.onnx`, square 320: the frames are scaled down 4x), and
@@ -8,7 +8,7 @@ trapline's clip path does what Ultralytics does to a video frame: the full-size 
 the pixel) resized with `cv2.resize` INTER_LINEAR into the letterbox (`model_store.core.clips`, as a still). So the
 clip path must give Ultralytics' boxes: the bounds below are exact up to float noise. (Until 2026-11-27 swscale
 scaled each frame inside its RGB conversion: 118/123 boxes matched, mean |dscore| 0.067, corners 5.2 px off;
-BENCHMARKS.md section 6.) `test_the_bar_catches_a_channel_swap_and_a_shifted_letterbox` shows the bounds fail on
+benchmarks NOTES.md section 6.) `test_the_bar_catches_a_channel_swap_and_a_shifted_letterbox` shows the bounds fail on
 those two bugs; the figures are in every failure message.
 """
 

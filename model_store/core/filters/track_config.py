@@ -1,5 +1,5 @@
 """The tracker's typed config (model_store/core/filters/tracking.py): every knob of its gates, costs and
-stitching, with defaults fitted across benchmarks/tracking_kinds.py's kinds of night (BENCHMARKS.md §11)."""
+stitching, with defaults fitted across benchmarks/tracking_kinds.py's kinds of night (NOTES.md §11)."""
 
 from __future__ import annotations
 

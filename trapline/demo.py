@@ -34,7 +34,7 @@ from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.schema import CLASSIFICATIONS
 from serve.defaults import local_default
 from serve.local import run_local
-from trapline import env, ray_output
+from trapline.base import env, ray_output
 from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 from trapline.service import build_service
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from batch.flags import add_model_arguments
@@ -20,6 +19,7 @@ from batch.jobs_client import JobLogsOptions, JobOptions, JobsListOptions
 from batch.reprocess.options import load_config_file
 from trapline.base import env
 from trapline.base.errors import ServiceRequestError
+from trapline.base.printed import Printed
 
 DEFAULT_URL = env.URL.default
 
@@ -88,22 +88,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class Answer:
-    """What the service answered (`--json` prints it) and its lines for people."""
-
-    data: Any
-    text: str
-
-    def json(self) -> str:
-        return json.dumps(self.data, indent=2)
-
-
-def list_jobs(o: JobsListOptions, progress: Any = None) -> Answer:
+def list_jobs(o: JobsListOptions, progress: Any = None) -> Printed:
     params = {k: v for k in ("kind", "status", "model", "limit", "offset") if (v := getattr(o, k)) is not None}
     page = request(o, "GET", "/v1/jobs", params=params)
     if not page["jobs"]:
-        return Answer(page, "no jobs")
+        return Printed(page, "no jobs")
     lines = [f"{'ID':<34} {'KIND':<11} {'STATUS':<10} {'SUBMITTED':<19} {'ENDED':<19} {'MODEL':<20} IMAGES / NAME"]
     for j in page["jobs"]:
         name = f"  {j['name']}" if j.get("name") else ""
@@ -113,7 +102,7 @@ def list_jobs(o: JobsListOptions, progress: Any = None) -> Answer:
     shown = page["offset"] + len(page["jobs"])
     if shown < page["total"]:
         lines.append(f"({shown} of {page['total']}; --offset {shown} for more)")
-    return Answer(page, "\n".join(lines))
+    return Printed(page, "\n".join(lines))
 
 
 def _when(iso: str | None) -> str:
@@ -131,7 +120,7 @@ def _progress_text(p: dict[str, Any] | None, running: bool = True) -> str:
     return text
 
 
-def show_job(o: JobOptions, progress: Any = None) -> Answer:
+def show_job(o: JobOptions, progress: Any = None) -> Printed:
     job = request(o, "GET", f"/v1/jobs/{o.job_id}")
     lines = [f"job {job['id']}: {job['kind']} {job['status']} (submitted {job['submitted_at']}, ended "
              f"{job['ended_at'] or '-'}, by {job['origin']})" + (f": {job['name']}" if job.get("name") else "")]
@@ -144,15 +133,15 @@ def show_job(o: JobOptions, progress: Any = None) -> Answer:
         lines.append(f"progress {_progress_text(p)} (run {p['run_id']}, {p['run_status']})")
         for stage, counts in p["stages"].items():
             lines.append(f"  {stage:<9} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return Answer(job, "\n".join(lines))
+    return Printed(job, "\n".join(lines))
 
 
-def job_logs(o: JobLogsOptions, progress: Any = None) -> Answer:
+def job_logs(o: JobLogsOptions, progress: Any = None) -> Printed:
     logs = request(o, "GET", f"/v1/jobs/{o.job_id}/logs", params={"tail": o.tail})
-    return Answer(logs, "\n".join(logs["lines"]))
+    return Printed(logs, "\n".join(logs["lines"]))
 
 
-def stop_job(o: JobOptions, progress: Any = None) -> Answer:
+def stop_job(o: JobOptions, progress: Any = None) -> Printed:
     job = request(o, "POST", f"/v1/jobs/{o.job_id}/stop", admin=True)
     how = "at its next part" if job["stop"] == "at_next_part" else "now (signalled)"
-    return Answer(job, f"job {job['id']} stops {how}")
+    return Printed(job, f"job {job['id']} stops {how}")

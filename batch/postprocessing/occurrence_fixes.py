@@ -8,7 +8,6 @@ decisions log, applied by the next `trapline postprocess --filter track` and eve
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from batch.postprocessing import occurrences
@@ -22,22 +21,12 @@ from batch.postprocessing.options import (
 )
 from model_store.tables.reader import Tables
 from trapline.base.errors import BatchError
+from trapline.base.printed import Printed
 
 APPLIES = "recorded; it applies at the next `trapline postprocess --filter track` over these tables"
 
 
-@dataclass
-class Fixed:
-    """A review listing or a recorded decision: `data` for --json, `text` for people."""
-
-    data: Any
-    text: str
-
-    def json(self) -> str:
-        return json.dumps(self.data, indent=2, default=str)
-
-
-def review(o: OccurrenceReviewOptions, progress: Any = None) -> Fixed:
+def review(o: OccurrenceReviewOptions, progress: Any = None) -> Printed:
     occ = occurrences.load(o.tables, o.model, o.filters_hash)
     queue = occurrences.review_queue(occ.rows, o.below)
     lines = [f"{len(queue)} occurrence(s) with a link under {o.below} "
@@ -49,7 +38,7 @@ def review(o: OccurrenceReviewOptions, progress: Any = None) -> Fixed:
                        "frames": row["frames"], "label": row["label"], "weakest_frame": at})
         lines.append(f"  {row['occurrence_id']}  confidence {row['link_confidence']:.2f}  {row['frames']:>4} frame(s)  "
                      f"{row['label'] or '-'}  weakest link at frame {at}")
-    return Fixed({"below": o.below, "total": len(queue), "occurrences": listed}, "\n".join(lines))
+    return Printed({"below": o.below, "total": len(queue), "occurrences": listed}, "\n".join(lines))
 
 
 def _frame_key(o: OccurrenceFixOptions, frame: int) -> Any:
@@ -60,20 +49,20 @@ def _frame_key(o: OccurrenceFixOptions, frame: int) -> Any:
     return key_of(frames[frame])
 
 
-def _recorded(decision: dict[str, Any]) -> Fixed:
-    return Fixed(decision, f"{json.dumps(decision)}\n{APPLIES}")
+def _recorded(decision: dict[str, Any]) -> Printed:
+    return Printed(decision, f"{json.dumps(decision)}\n{APPLIES}")
 
 
-def split(o: SplitOptions, progress: Any = None) -> Fixed:
+def split(o: SplitOptions, progress: Any = None) -> Printed:
     key = _frame_key(o, o.frame)
     return _recorded(occurrences.split(o.tables, o.occurrence, key, o.who, o.comment, o.model, o.filters_hash))
 
 
-def merge(o: MergeOptions, progress: Any = None) -> Fixed:
+def merge(o: MergeOptions, progress: Any = None) -> Printed:
     return _recorded(occurrences.merge(o.tables, o.occurrence, o.other, o.who, o.comment, o.model, o.filters_hash))
 
 
-def move(o: MoveOptions, progress: Any = None) -> Fixed:
+def move(o: MoveOptions, progress: Any = None) -> Printed:
     key = _frame_key(o, o.frame)
     return _recorded(occurrences.move(o.tables, o.occurrence, key, o.to, o.who, o.comment, o.model,
                                       o.filters_hash))

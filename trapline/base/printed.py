@@ -1,6 +1,6 @@
 """A command's result as both its printers want it: `data` for `--json`, `text` for people. Here, on the ground
-floor, because the runners that return it live in several rooms (batch/deployments/, model_store/store/) and the
-lower of them may not import the higher."""
+floor, because the runners that return it live in several rooms (batch/deployments/, batch/postprocessing/,
+batch/jobs/, model_store/store/) and the lower of them may not import the higher."""
 
 from __future__ import annotations
 

@@ -4,7 +4,12 @@ Runs with the interpreter of a separate virtualenv that has Ultralytics (never t
 
     python3 -m venv /work/refenv
     /work/refenv/bin/pip install --isolated --cert /etc/ssl/certs/ca-certificates.crt \
-        "setuptools<80" ultralytics onnx onnxruntime
+        --extra-index-url file:///opt/pypi/simple --extra-index-url file:///opt/pypi-more/simple \
+        "setuptools<80" torch==2.14.1 torchvision==0.29.1 ultralytics onnx onnxruntime
+
+(torch and torchvision pinned as a pair: `--isolated` skips pip's config, so an unpinned install pairs the
+machine's CPU torch with a CUDA torchvision whose `_C.so` cannot load, and Ultralytics' first prediction fails
+with "operator torchvision::nms does not exist"; the extra indexes are this machine's local ones.)
     /work/refenv/bin/python benchmarks/peer_ultralytics.py --model M.onnx --images DIR [--imgsz 640]
 
 It imports nothing from trapline. `YOLO(model).predict(source=DIR, stream=True)` with the

@@ -97,7 +97,7 @@ def measure_online(store: str, model: str, payloads: list[bytes], settings: dict
         if soak_s > 0 and sat["throughput_rps"]:
             soak = soak_windows(url, name, payloads, SOAK_LOAD * sat["throughput_rps"], minutes=soak_s / 60,
                                 window_s=soak_window_s, p99_target_ms=TARGETS["soak_p99_ms"],
-                                log=lambda m: print(f"   {m.strip()}", flush=True))
+                                capacity=sat["throughput_rps"], log=lambda m: print(f"   {m.strip()}", flush=True))
     p50 = light["latency"]["p50_ms"]
     return {"settings": settings, "saturation": sat, "light": light, "soak": soak,
             "images_per_s": sat["throughput_rps"], "light_rate_rps": rate, "light_p50_ms": p50,
@@ -209,10 +209,11 @@ def render_markdown(res: dict[str, Any]) -> str:
     if soak := online.get("soak"):
         lines += ["", f"Soak at {soak['offered_rps']} req/s ({SOAK_LOAD:g} x saturation), {soak['window_s']:g}-s "
                       f"windows, each beside the machine's load (others = CPUs other programs took, of "
-                      f"{soak['cpus']}); a window over the target while others were busy says the machine, not "
-                      "trapline:", "",
-                  markdown_table(soak["windows"], ["window", "requests", "errors", "p50_ms", "p99_ms", "load1",
-                                                   "others_cpus", "busy"])]
+                      f"{soak['cpus']}) and its queueing floor (the p99 of the same arrivals through an ideal server "
+                      "of the measured capacity); a window over the target while others were busy says the machine, "
+                      "one whose floor is over it says the arrivals' bursts, not trapline:", "",
+                  markdown_table(soak["windows"], ["window", "requests", "errors", "p50_ms", "p99_ms",
+                                                   "floor_p99_ms", "load1", "others_cpus", "busy"])]
     errors = {k: v["error"] for k, v in res.items() if isinstance(v, dict) and "error" in v}
     if errors:
         lines += ["", "Sections that failed:", *[f"- {k}: {v}" for k, v in errors.items()]]

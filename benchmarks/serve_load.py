@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import os
 import socket
 import sys
 import time
@@ -77,24 +78,45 @@ def _client(timeout_s: float) -> httpx.AsyncClient:
                                                                     max_keepalive_connections=256))
 
 
+def arrivals(rate: float, duration_s: float, seed: int = 0, poisson: bool = True) -> list[float]:
+    """The open loop's due times, seconds from its start: Poisson (seeded, so a window's bursts are the same in
+    every run) or fixed gaps."""
+    rng = np.random.default_rng(seed)
+    out, due = [], 0.0
+    while due < duration_s:
+        out.append(due)
+        due += rng.exponential(1.0 / rate) if poisson else 1.0 / rate
+    return out
+
+
+def queueing_floor_p99_ms(due: Sequence[float], capacity: float) -> float | None:
+    """p99 latency of the same arrivals through an ideal server: one FIFO server that takes exactly 1/capacity s an
+    image and costs nothing else. No service of that capacity can do better on those arrivals (c servers of c times
+    the service time do worse), so a window whose floor is over the target is over it because of its bursts."""
+    if not due or capacity <= 0:
+        return None
+    free, lat = 0.0, []
+    for t in due:
+        free = max(t, free) + 1.0 / capacity
+        lat.append(free - t)
+    return round(float(np.percentile(lat, 99)) * 1000, 1)
+
+
 async def open_loop(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float,
                     params: dict | None = None, poisson: bool = True, seed: int = 0,
                     timeout_s: float = 30.0) -> dict[str, Any]:
     """Send at `rate` requests/s for `duration_s`; latency counts from each request's due time."""
-    rng = np.random.default_rng(seed)
     rec, tasks, lags = _Recorder(), [], []
     url = base_url.rstrip("/") + DETECT_PATH
     async with _client(timeout_s) as client:
         t0 = time.perf_counter()
-        due, i = t0, 0
-        while due < t0 + duration_s:
+        for i, offset in enumerate(arrivals(rate, duration_s, seed, poisson)):
+            due = t0 + offset
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             lags.append(time.perf_counter() - due)  # how late the generator itself was
             tasks.append(asyncio.create_task(rec.send(client, url, payloads[i % len(payloads)], params or {}, due)))
-            i += 1
-            due += rng.exponential(1.0 / rate) if poisson else 1.0 / rate
         await asyncio.gather(*tasks)
     out = rec.summary(max(rec.last_done, t0 + duration_s) - t0)
     out.update(mode="open", offered_rps=rate, duration_s=duration_s,
@@ -217,9 +239,27 @@ def add_service_arguments(parser: argparse.ArgumentParser, image_count: int) -> 
     parser.add_argument("--count", type=int, default=image_count)
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--store", default=str(DEFAULT_STORE), help="with --start: the model store")
-    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--max-batch-size", type=int, default=None,
+                        help="with --start: images a forward pass (default: the embedded default's)")
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
-    parser.add_argument("--num-cpus", type=float, default=1.0, help="with --start: CPUs per replica")
+    parser.add_argument("--num-replicas", type=int, default=None,
+                        help="with --start: replicas (default: the embedded default's sizing for this machine)")
+    parser.add_argument("--num-cpus", type=float, default=None,
+                        help="with --start: CPUs per replica (default: the embedded default's sizing)")
+    parser.add_argument("--onnx-threads", type=int, default=None,
+                        help="with --start: ONNX Runtime threads per replica (default: the embedded default's sizing)")
+
+
+def sizing(args: argparse.Namespace) -> dict[str, Any]:
+    """Replicas, CPUs, threads and batch size for `--start`: what `trapline serve` deploys on this machine with no
+    config (serve.defaults.default_sizing: a replica per core, one thread each on a small box, batches of 2), each
+    overridable by its flag. Measuring another sizing than the users' would measure a service nobody runs."""
+    from serve.defaults import default_sizing
+
+    default, _ = default_sizing(len(os.sched_getaffinity(0)), detectors=1, classifiers=0)
+    given = {"num_replicas": args.num_replicas, "num_cpus": args.num_cpus, "onnx_threads": args.onnx_threads,
+             "max_batch_size": args.max_batch_size}
+    return {**default, **{k: v for k, v in given.items() if v is not None}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,7 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixed-interval", action="store_true", help="open loop: fixed gaps instead of Poisson")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level")
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--num-replicas", type=int, default=1)
     parser.add_argument("--num-gpus", type=float, default=0.0)
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
@@ -240,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     config = None
     if args.start:
         ensure_if_bench_model(args.store, args.model)
-        config = serve_config(args.store, args.model, args.max_batch_size, args.batch_wait_timeout_s,
-                              args.num_replicas, args.num_cpus, args.num_gpus)
+        config = serve_config(args.store, args.model, batch_wait_timeout_s=args.batch_wait_timeout_s,
+                              num_gpus=args.num_gpus, **sizing(args))
     levels = parse_list(args.rates, float) if args.mode == "open" else parse_list(args.concurrency)
     params = {"version": args.version} if args.version else {}
     rows = []

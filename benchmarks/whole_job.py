@@ -103,7 +103,17 @@ def running_service(models: list[str], store: str, work: Path, timeout_s: float)
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=service_env(work))
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, timeout_s)
+        # wait_ready with a deadline cut short by the service's own exit (a failed deploy answers nothing)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"trapline serve exited ({proc.returncode}) before it was ready: {tail(work)}")
+            try:
+                wait_ready(url, min(5.0, max(0.1, deadline - time.monotonic())))
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
         info = {"argv": argv[1:], "url": url, "ready_s": round(time.perf_counter() - t0, 1),
                 "load": [round(load, 1), round(os.getloadavg()[0], 1)]}
         print(f"trapline serve ready at {url} after {info['ready_s']} s", flush=True)
@@ -118,6 +128,11 @@ def running_service(models: list[str], store: str, work: Path, timeout_s: float)
             proc.kill()
             proc.wait()
         log.close()
+
+
+def tail(work: Path) -> str:
+    lines = (work / "serve.log").read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "(no output)"
 
 
 def service_env(work: Path) -> dict[str, str]:

@@ -12,6 +12,8 @@ from model_store.core.refs import DEFAULT_ALIAS
 from serve.config import DEFAULT_REPLICAS, JOB_CPUS, HttpConfig, ServeConfig, parse_serve_config
 from trapline.base.errors import ServeConfigError, TraplineError
 
+CPU_MAX_BATCH = 2  # see default_sizing
+
 
 def local_default(store: str | None = None, models: list[str] | None = None, cpus: float | None = None,
                   **http: Any) -> ServeConfig:
@@ -73,7 +75,11 @@ def default_sizing(cpus: float, detectors: int, classifiers: int, ingress: float
     threads = max(1, per_detector // replicas)
     budget = cpus - ingress - JOB_CPUS
     share = max(0.1, min(float(threads), math.floor(100 * budget / (detectors * replicas + classifiers)) / 100))
-    detector = {"num_replicas": replicas, "num_cpus": share, "onnx_threads": threads}
+    # Two images a forward pass, not ServeConfig's 8: on a CPU a batch costs its size (YOLOv8n, 2 x 1 thread: 23.1
+    # images/s at batch 1, 22.8 at 2, 21.9 at 8), so a larger one only makes the requests that arrive while it runs
+    # wait longer: a 10-min soak at 80 % held p99 <= 1 s in 16 of 20 windows at 2 against 12 at 8 (worst 1.6 s
+    # against 2.2; benchmarks/results/NOTES.md section 22). The embedded default is a local Ray's CPUs only.
+    detector = {"num_replicas": replicas, "num_cpus": share, "onnx_threads": threads, "max_batch_size": CPU_MAX_BATCH}
     return detector, {"num_replicas": 1, "num_cpus": min(share, 1.0), "onnx_threads": 1}
 
 

@@ -26,8 +26,9 @@ def test_soak_writes_trend_spike_and_recovery(ray_cluster, local_store, tmp_path
     # this test checks that every phase runs and is reported, the real soak (RELIABILITY.md) holds 0.8.
     argv = ["--start", "--model", "fixture", "--store", local_store.root, "--size", "160x120", "--count", "4",
             "--minutes", "0.06", "--window-s", "1.8", "--capacity-s", "1.5", "--capacity-concurrency", "4",
-            "--spike-s", "1.5", "--recovery-s", "15", "--memory-interval-s", "0.5", "--num-cpus", "0.5",
-            "--max-queued-requests", "32", "--load", "0.6", "--out", str(out)]
+            "--spike-s", "1.5", "--recovery-s", "15", "--memory-interval-s", "0.5",
+            "--num-replicas", "1", "--num-cpus", "0.5", "--max-queued-requests", "32", "--load", "0.6",
+            "--out", str(out)]
     assert soak.main(argv) == 0
     data = json.loads((out / "soak.json").read_text())
     assert data["capacity"]["images_per_s"] > 0

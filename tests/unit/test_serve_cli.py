@@ -60,6 +60,7 @@ def test_the_embedded_default_runs_one_detector_at_the_machines_speed(local_stor
     assert (m.num_replicas, m.effective_onnx_threads) == (replicas, threads)
     assert m.num_replicas <= DEFAULT_REPLICAS and m.num_replicas * m.effective_onnx_threads == cpus
     assert m.num_cpus * m.num_replicas + JOB_CPUS <= cpus  # one hop: no ingress deployment to leave room for
+    assert m.max_batch_size == 2  # a CPU: a batch costs its size, a larger one only lengthens the wait
 
 
 def test_embedded_default_serves_classifiers_as_classifiers(local_store, fixture_models, colour_onnx, capsys):

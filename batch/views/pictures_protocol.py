@@ -109,7 +109,9 @@ class CameraTile(_Out):
 
 
 class CamerasPage(_Out):
-    source: str
+    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
+    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
+                                     "tables that record no archive")
     cameras: list[CameraTile]
     total: int
     limit: int
@@ -132,7 +134,9 @@ class Capture(Pictured):
 
 
 class CapturesPage(_Out):
-    source: str
+    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
+    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
+                                     "tables that record no archive")
     model: dict[str, str]
     filters_hash: str
     total: int
@@ -142,14 +146,16 @@ class CapturesPage(_Out):
 
 
 class CaptureDetail(Capture):
-    source: str
+    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
+    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
+                                     "tables that record no archive")
     error: str | None
     model: dict[str, Any]
     filter_set: dict[str, Any] = Field(description="hash, filter specs, classifiers and routes of the result set")
 
 
 class Facets(_Out):
-    source: str
+    tables: str
     models: list[str]
     model: str | None
     cameras: list[str]
@@ -161,7 +167,8 @@ class CapturesQuery(BaseModel):
     """`GET /v1/pictures/captures`: the filters, all optional; newest first, one bounded page."""
 
     model_config = ConfigDict(extra="forbid")
-    source: str | None = Field(None, pattern=NAME)
+    tables: str | None = Field(None, min_length=1, max_length=4096, description=(
+        "the tables (under the jobs' roots, or a known source's; default: the first source)"))
     camera: str | None = Field(None, pattern=NAME)
     label: str | None = Field(None, min_length=1, max_length=200)
     species: str | None = Field(None, min_length=1, max_length=200)

@@ -31,7 +31,7 @@ from batch.views.pictures_protocol import (
 from model_store.tables import browse
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, service_of
-from trapline.base.errors import InvalidParameterError, NotFoundError
+from trapline.base.errors import InvalidParameterError, NotFoundError, invalid_parameter
 
 
 def renamed_source(request: Request) -> None:
@@ -75,7 +75,8 @@ async def camera_tiles(request: Request, tables: str | None = PICTURES_TABLES,
                        ) -> CamerasPage:
     service = service_of(request)
     src = await in_thread(_pictures, request, tables)
-    page = await in_thread(pq.cameras, src, limit, offset, model or service.config.default_model)
+    with invalid_parameter("tables", "cannot read the pictures"):  # tables picked by path may hold none
+        page = await in_thread(pq.cameras, src, limit, offset, model or service.config.default_model)
     key = service.link_key()
     for cam in page["cameras"]:
         tile = cam["latest"]
@@ -92,8 +93,9 @@ async def camera_tiles(request: Request, tables: str | None = PICTURES_TABLES,
 async def list_captures(request: Request, q: Annotated[CapturesQuery, Query()]) -> CapturesPage:
     service = service_of(request)
     src = await in_thread(_pictures, request, q.tables)
-    page = await in_thread(browse.captures, Tables(src.tables), service.config.default_model,
-                           **q.model_dump(exclude={"tables"}))
+    with invalid_parameter("tables", "cannot read the pictures"):
+        page = await in_thread(browse.captures, Tables(src.tables), service.config.default_model,
+                               **q.model_dump(exclude={"tables"}))
     page.update(tables=src.tables, served=src.local)
     key = service.link_key()
     for c in page["captures"]:
@@ -109,8 +111,9 @@ async def one_capture(request: Request, uri: str = Query(..., min_length=1, max_
                       filters_hash: str | None = Query(None, pattern=r"^[0-9a-f]{4,64}$")) -> CaptureDetail:
     service = service_of(request)
     src = await in_thread(_pictures, request, tables)
-    found = await in_thread(browse.capture, Tables(src.tables), uri, service.config.default_model, model,
-                            filters_hash)
+    with invalid_parameter("tables", "cannot read the pictures"):
+        found = await in_thread(browse.capture, Tables(src.tables), uri, service.config.default_model, model,
+                                filters_hash)
     found.update(tables=src.tables, served=src.local)
     found.update(_urls(service.link_key(), src, uri, found))
     _snip_urls(service.link_key(), src, found["snips"])
@@ -123,7 +126,8 @@ async def capture_facets(request: Request, tables: str | None = PICTURES_TABLES,
                          model: str | None = Query(None, pattern=MODEL)) -> Facets:
     service = service_of(request)
     src = await in_thread(_pictures, request, tables)
-    found = await in_thread(browse.facets, Tables(src.tables), service.config.default_model, model)
+    with invalid_parameter("tables", "cannot read the pictures"):
+        found = await in_thread(browse.facets, Tables(src.tables), service.config.default_model, model)
     return Facets.model_validate({**found, "tables": src.tables})
 
 

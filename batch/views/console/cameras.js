@@ -5,7 +5,7 @@
 // the tables it named.
 
 import {api, el, enc, page, say} from "./api.js";
-import {peopleForm, tablesField} from "./people.js";
+import {tablesField} from "./people.js";
 import {knownLocations} from "./pickers.js";
 import {route} from "./router.js";
 import {chooseTables, chosenTables, tablesQuery} from "./state.js";
@@ -159,9 +159,14 @@ async function camerasPage(current, arg) {
     return false;
   }
   const offset = Number(params.get("offset") || 0);
-  const go = (changes) => { location.hash = "#/cameras/" + enc(new URLSearchParams({offset, ...changes}).toString()); };
+  const go = (changes) => {
+    const hash = "#/cameras/" + enc(new URLSearchParams({offset, ...changes}).toString());
+    if (location.hash === hash) route(); else location.hash = hash;
+  };
   const query = tablesQuery({limit: CAMERAS_PER_PAGE, offset});
-  const tablesForm = el("div", {class: "toolbar"}, peopleForm(null, [], picturesTablesField(where, sources)));
+  const pick = ev => { ev.preventDefault(); chooseTables(new FormData(ev.target).get("tables") || ""); go({offset: 0}); };
+  const tablesForm = el("div", {class: "toolbar"}, el("form", {class: "occ-filters", on: {submit: pick}},
+    picturesTablesField(where, sources), el("button", {type: "submit"}, "Show")));
   let data;
   try { data = await api("GET", "/v1/pictures/cameras?" + query); } catch (e) {
     if (current()) page.replaceChildren(el("h1", {}, "Cameras"), tablesForm, el("p", {class: "empty-state"}, e.message));

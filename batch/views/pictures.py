@@ -19,6 +19,7 @@ from batch.views import picture_files as files
 from batch.views import picture_queries as pq
 from batch.views.pictures_protocol import (
     MODEL,
+    TABLES_HELP,
     CamerasPage,
     CameraTile,
     CaptureDetail,
@@ -50,9 +51,7 @@ router = APIRouter(tags=["pictures"], dependencies=[Depends(renamed_source)])
 # A grant-carrying URL names one file for at most a day: the browser may keep it for the hour it is reused.
 FILE_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": "default-src 'none'", "Referrer-Policy": "no-referrer"}
-PICTURES_TABLES = Query(None, max_length=4096, description=(
-    "the tables (under the jobs' roots, or a known source's; default: the first source, the recording's when there "
-    "is one); their archive is the source's or the one their own newest reprocess recorded"))
+PICTURES_TABLES = Query(None, min_length=1, max_length=4096, description=TABLES_HELP)
 
 
 def _pictures(request: Request, tables: str | None) -> files.Source:

@@ -15,6 +15,19 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# `?tables=` of every pictures route (and `tables` of CapturesQuery)
+TABLES_HELP = ("the tables (under the jobs' roots, or a known source's; default: the first source, the recording's "
+               "when there is one); their archive is the source's or the one their own newest reprocess recorded")
+
+
+class _FromTables(_Out):
+    """What a pictures answer says of the tables it read."""
+
+    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
+    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
+                                     "tables that record no archive")
+
+
 class SourceOut(_Out):
     name: str
     kind: str = Field(description="recording | backfill | configured | found (tables under the jobs' roots)")
@@ -108,10 +121,7 @@ class CameraTile(_Out):
     latest: Tile | None
 
 
-class CamerasPage(_Out):
-    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
-    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
-                                     "tables that record no archive")
+class CamerasPage(_FromTables):
     cameras: list[CameraTile]
     total: int
     limit: int
@@ -133,10 +143,7 @@ class Capture(Pictured):
     snips: list[Snip]
 
 
-class CapturesPage(_Out):
-    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
-    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
-                                     "tables that record no archive")
+class CapturesPage(_FromTables):
     model: dict[str, str]
     filters_hash: str
     total: int
@@ -145,10 +152,7 @@ class CapturesPage(_Out):
     captures: list[Capture]
 
 
-class CaptureDetail(Capture):
-    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
-    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
-                                     "tables that record no archive")
+class CaptureDetail(Capture, _FromTables):
     error: str | None
     model: dict[str, Any]
     filter_set: dict[str, Any] = Field(description="hash, filter specs, classifiers and routes of the result set")
@@ -167,8 +171,7 @@ class CapturesQuery(BaseModel):
     """`GET /v1/pictures/captures`: the filters, all optional; newest first, one bounded page."""
 
     model_config = ConfigDict(extra="forbid")
-    tables: str | None = Field(None, min_length=1, max_length=4096, description=(
-        "the tables (under the jobs' roots, or a known source's; default: the first source)"))
+    tables: str | None = Field(None, min_length=1, max_length=4096, description=TABLES_HELP)
     camera: str | None = Field(None, pattern=NAME)
     label: str | None = Field(None, min_length=1, max_length=200)
     species: str | None = Field(None, min_length=1, max_length=200)

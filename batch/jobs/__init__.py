@@ -12,6 +12,6 @@
     cli.py          `trapline jobs submit|list|show|logs|stop`, a client of those routes
 
 What people look at and decide on in the tables the jobs write (the views, and the console itself) is batch/views/,
-which reads through this control plane's path policy. Only these two sub-packages of batch/ are HTTP routes: serve/ knows neither (trapline/service.py attaches
-both to the ingress).
+which reads through this control plane's path policy. Only these two sub-packages of batch/ are HTTP routes: serve/
+knows neither (trapline/service.py attaches both to the ingress).
 """

@@ -5,6 +5,7 @@ one individual's sightings beside the closest others, a merge, and the review qu
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
@@ -101,4 +102,4 @@ def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(serv
         errors = b.errors()
         assert len(errors) == 5 and all("status of 422" in e for e in errors), errors
         refused = [e.split("?")[0].rsplit("/", 1)[-1] for e in errors]  # individuals twice, occurrences between
-        assert sorted(refused) == ["individuals", "individuals", "occurrences", "weekly", "weekly"], errors
+        assert Counter(refused) == {"individuals": 2, "weekly": 2, "occurrences": 1}, errors

@@ -7,7 +7,6 @@ served by uvicorn in this process (no Ray), the page photographed in headless Ch
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import tempfile
@@ -23,7 +22,7 @@ sys.path.insert(0, str(REPO))  # the fixtures live in tests/
 from batch.postprocessing import occurrences  # noqa: E402 - after the path above
 from batch.postprocessing.postprocess import run_postprocess  # noqa: E402
 from serve.ingress import IngressCore, token_digest  # noqa: E402
-from tests.fixtures.browser import Browser  # noqa: E402
+from tests.fixtures.browser import Browser, console_session, console_url  # noqa: E402
 from tests.fixtures.occurrences import write_sheet_tables  # noqa: E402
 from trapline.service import service_features  # noqa: E402
 
@@ -46,10 +45,8 @@ def main() -> int:
         while not server.started:
             time.sleep(0.05)
         with Browser(1280, 760) as b:
-            b.before_load(f"sessionStorage.setItem('trapline-token', 'a');"
-                          f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(str(tables))});"
-                          "sessionStorage.setItem('trapline-occ-who', 'Ann')")
-            b.navigate(f"http://127.0.0.1:{port}/console#/occurrences")
+            b.before_load(console_session("a", who="Ann"))
+            b.navigate(console_url(f"http://127.0.0.1:{port}", str(tables), "occurrences"))
             b.wait("[...document.querySelectorAll('img.snip')].length > 15 && "
                    "[...document.querySelectorAll('img.snip')].every(i => i.naturalWidth > 0)")
             b.screenshot(REPO / "docs" / "console-occurrences.png")

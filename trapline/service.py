@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 def service_features() -> tuple[Feature, ...]:
     """What the house adds to the online door's ingress: the control plane's routes (jobs, filters, the job forms)
-    with, given on_promote policies, the backfill watcher; then the views (the console, pictures, occurrences,
-    individuals, models, deployments, reports), which read through the control plane's path policy."""
+    with, given on_promote policies, the backfill watcher; then the views (every module of batch/views/ with a
+    `router`, the console's files among them), which read through the control plane's path policy."""
     # late: `trapline --help` imports this module; FastAPI and the routes load once a service is built
     from batch.jobs.routes import attach_jobs
     from batch.views.routes import attach_views

@@ -11,8 +11,7 @@
     locations.py    the archives and tables under the allowed roots, for those forms to pick from
     cli.py          `trapline jobs submit|list|show|logs|stop`, a client of those routes
 
-What people look at and decide on in the tables the jobs write (pictures, occurrences, individuals, models,
-deployments, reports, and the console itself) is batch/views/, which reads through this control plane's path
-policy. Only these two sub-packages of batch/ are HTTP routes: serve/ knows neither (trapline/service.py attaches
-both to the ingress).
+What people look at and decide on in the tables the jobs write (the views, and the console itself) is batch/views/,
+which reads through this control plane's path policy. Only these two sub-packages of batch/ are HTTP routes: serve/
+knows neither (trapline/service.py attaches both to the ingress).
 """

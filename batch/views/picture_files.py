@@ -4,11 +4,11 @@ Confinement: a file is served only when its real path (symlinks resolved, `..` c
 its source's archive, or under its tables' `crops/` (the snips), and has a picture's extension. A row made when the
 archive was at another root (moved, or mounted elsewhere) is found by its relative path under the archive as
 configured now (model_store/tables/roots.py `relocate`). Nothing else under
-the tables (Parquet, manifests, the decisions log) and nothing of another source is ever served. s3:// sources are not
-served (the console says so).
+the tables (Parquet, manifests, the decisions log) and nothing of other tables is ever served. s3:// tables or archives,
+and tables that record no archive, are not served (the console says so).
 
 Rights: a browser's `<img>` sends no `Authorization` header, so the API hands out, only to a caller holding a token,
-URLs that carry their own right (as the report links, batch/views/reports.py): HMAC-SHA256 over source, path and size
+URLs that carry their own right (as the report links, batch/views/reports.py): HMAC-SHA256 over tables, path and size
 with the service's link key, valid for 12 to 13 hours; the expiry is rounded to the hour so that a page reloaded
 within the hour asks for the same URLs and the browser's cache answers. A request with a valid token needs no grant.
 
@@ -61,11 +61,11 @@ class Source:
     name: str
     kind: str  # recording | backfill | configured | found (tables under the roots, batch/views/found_tables.py)
     tables: str
-    archive: str
+    archive: str  # "" when the tables record none: their rows are shown, their pictures are not served
 
     @property
     def local(self) -> bool:
-        return "://" not in self.tables and "://" not in self.archive
+        return bool(self.archive) and "://" not in self.tables and "://" not in self.archive
 
 
 def confine(source: Source, uri: str) -> str:
@@ -84,26 +84,26 @@ def confine(source: Source, uri: str) -> str:
     return path
 
 
-def _signature(key: bytes, source: str, uri: str, size: str, expires: int) -> str:
-    return hmac.new(key, f"picture\n{source}\n{uri}\n{size}\n{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+def _signature(key: bytes, tables: str, uri: str, size: str, expires: int) -> str:
+    return hmac.new(key, f"picture\n{tables}\n{uri}\n{size}\n{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def file_url(key: bytes, source: str, uri: str, size: str, now: float | None = None) -> str:
+def file_url(key: bytes, tables: str, uri: str, size: str, now: float | None = None) -> str:
     """A URL of one picture that carries its own right (see the module docstring)."""
     hour = int((now or time.time()) // 3600)
     expires = (hour + LINK_HOURS + 1) * 3600
-    query = {"source": source, "uri": uri, "size": size, "expires": expires,
-             "sig": _signature(key, source, uri, size, expires)}
+    query = {"tables": tables, "uri": uri, "size": size, "expires": expires,
+             "sig": _signature(key, tables, uri, size, expires)}
     return "/v1/pictures/file?" + urlencode(query)
 
 
-def granted(key: bytes, source: str, uri: str, size: str, expires: int | None, sig: str | None) -> bool:
+def granted(key: bytes, tables: str, uri: str, size: str, expires: int | None, sig: str | None) -> bool:
     if expires is None or not sig:
         return False
     now = time.time()
     if not now <= expires <= now + (LINK_HOURS + 2) * 3600:  # expired, or longer-lived than any URL signed here
         return False
-    return hmac.compare_digest(sig, _signature(key, source, uri, size, expires))
+    return hmac.compare_digest(sig, _signature(key, tables, uri, size, expires))
 
 
 def thumbnail(source: Source, path: str) -> tuple[str | None, bytes | None]:

@@ -1,13 +1,14 @@
-"""Which tables the console's pictures come from (the sources a service is configured with), and a page of cameras
-of one source. The reads are the tables' own (model_store/tables/browse.py); blocking I/O: the routes run these on a
-thread."""
+"""Which tables the console's pictures come from (the sources a service knows, and any tables under the jobs' roots
+picked by `?tables=`), and a page of cameras of one. The reads are the tables' own (model_store/tables/browse.py);
+blocking I/O: the routes run these on a thread."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-from batch.views.found_tables import found_sources
+from batch.views.found_tables import archive_of, found_sources
 from batch.views.picture_files import Source
 from model_store.tables import browse
 from model_store.tables.reader import Tables
@@ -40,17 +41,26 @@ def _abs(cwd: str, location: str) -> str:
     return location if "://" in location else os.path.realpath(os.path.join(cwd, location))
 
 
-def source_of(config: Any, name: str | None) -> Source:
+def pictures_of(config: Any, tables: str | None, confine: Callable[[str, str], str]) -> Source:
+    """The tables a pictures route reads, picked as every view picks them (`?tables=`), with the archive their
+    pictures come from: a known source's (the recording's, a backfill's, `jobs.pictures`) when `tables` is one of
+    theirs, else tables under the jobs' roots (`confine`: the path policy, a 4xx naming `tables` outside them) with the
+    archive their own newest reprocess recorded (found_tables.py; none recorded: rows shown, pictures not served).
+    No `tables`: the first known source (the recording's when there is one, as the other views' default)."""
     found = sources(config)
-    if not found:
-        raise NotFoundError("no pictures are configured on this service and no tables were found under its jobs' "
-                            "roots: run `trapline reprocess` into a folder under them, record uploads (`record:`), or "
-                            "name tables and their archive in `jobs.pictures` of the serve config", kind="no_sources")
-    if name is None:
+    if tables is None:
+        if not found:
+            raise NotFoundError("no pictures are configured on this service and no tables were found under its jobs' "
+                                "roots: run `trapline reprocess` into a folder under them, record uploads (`record:`), "
+                                "or name tables and their archive in `jobs.pictures` of the serve config",
+                                kind="no_sources")
         return next(iter(found.values()))
-    if name not in found:
-        raise NotFoundError(f"no source of pictures {name!r} (configured: {', '.join(found)})", kind="unknown_source")
-    return found[name]
+    for s in found.values():
+        if tables == s.tables or ("://" not in tables and "://" not in s.tables
+                                  and os.path.realpath(tables) == os.path.realpath(s.tables)):
+            return s
+    path = confine("tables", tables)
+    return Source(os.path.basename(path.rstrip("/")) or "tables", "found", path, archive_of(path) or "")
 
 
 # -- cameras -----------------------------------------------------------------------------------------------------

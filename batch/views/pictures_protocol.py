@@ -15,6 +15,19 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# `?tables=` of every pictures route (and `tables` of CapturesQuery)
+TABLES_HELP = ("the tables (under the jobs' roots, or a known source's; default: the first source, the recording's "
+               "when there is one); their archive is the source's or the one their own newest reprocess recorded")
+
+
+class _FromTables(_Out):
+    """What a pictures answer says of the tables it read."""
+
+    tables: str = Field(description="the tables read (as the source names them, or made absolute)")
+    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
+                                     "tables that record no archive")
+
+
 class SourceOut(_Out):
     name: str
     kind: str = Field(description="recording | backfill | configured | found (tables under the jobs' roots)")
@@ -108,8 +121,7 @@ class CameraTile(_Out):
     latest: Tile | None
 
 
-class CamerasPage(_Out):
-    source: str
+class CamerasPage(_FromTables):
     cameras: list[CameraTile]
     total: int
     limit: int
@@ -131,8 +143,7 @@ class Capture(Pictured):
     snips: list[Snip]
 
 
-class CapturesPage(_Out):
-    source: str
+class CapturesPage(_FromTables):
     model: dict[str, str]
     filters_hash: str
     total: int
@@ -141,15 +152,14 @@ class CapturesPage(_Out):
     captures: list[Capture]
 
 
-class CaptureDetail(Capture):
-    source: str
+class CaptureDetail(Capture, _FromTables):
     error: str | None
     model: dict[str, Any]
     filter_set: dict[str, Any] = Field(description="hash, filter specs, classifiers and routes of the result set")
 
 
 class Facets(_Out):
-    source: str
+    tables: str
     models: list[str]
     model: str | None
     cameras: list[str]
@@ -161,7 +171,7 @@ class CapturesQuery(BaseModel):
     """`GET /v1/pictures/captures`: the filters, all optional; newest first, one bounded page."""
 
     model_config = ConfigDict(extra="forbid")
-    source: str | None = Field(None, pattern=NAME)
+    tables: str | None = Field(None, min_length=1, max_length=4096, description=TABLES_HELP)
     camera: str | None = Field(None, pattern=NAME)
     label: str | None = Field(None, min_length=1, max_length=200)
     species: str | None = Field(None, min_length=1, max_length=200)

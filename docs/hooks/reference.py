@@ -7,6 +7,8 @@
 - reference/http.md    every HTTP route, from the ingress app's OpenAPI schema (all features attached)
 - reference/errors.md  every error code with its HTTP status, from the classes in trapline/base/errors.py
 - reference/env.md     every environment variable, from the registry trapline/base/env.py
+- `<!-- views -->`     in a page (architecture.md): the table of the views, from `batch/views/routes.py`
+                       `view_routers()`, each with its routes and the console's page modules that read them
 
 The top-level BENCHMARKS.md, SECURITY.md and RELIABILITY.md (which GitHub shows at the repository's root) are
 copied in as pages. A link from a page to a repository file outside docs/ (cluster.yaml, a test) becomes the
@@ -209,6 +211,31 @@ def env_page() -> str:
     return "\n".join(out)
 
 
+# -- views --------------------------------------------------------------------------------------------------------
+
+VIEWS_MARKER = "<!-- views -->"
+
+
+def views_table() -> str:
+    """Every view (a module of batch/views/ with a `router`), its routes, and the console's page modules reading them:
+    what a hand-written list would say, so that none is written."""
+    from fastapi.routing import APIRoute
+
+    from batch.views.pages import pages_reading
+    from batch.views.routes import view_routers
+
+    out = [NOTICE.strip(), "", "| view | its routes | console pages that read them |", "|---|---|---|"]
+    for name, router in view_routers().items():
+        routes = [r for r in router.routes if isinstance(r, APIRoute)]
+        api = [r for r in routes if r.include_in_schema]
+        listed = "<br>".join(f"`{' '.join(sorted(r.methods))} {r.path}`" for r in api)
+        pages = ", ".join(f"`{p}`" for p in pages_reading(r.path for r in api))
+        if not api:  # the console's own files, a report's pages: pages in themselves
+            listed, pages = "<br>".join(f"`GET {r.path}`" for r in routes), "(serves pages itself)"
+        out.append(f"| `batch/views/{name}.py` | {listed} | {pages} |")
+    return "\n".join(out) + "\n"
+
+
 PAGES = {"cli.md": cli_page, "config.md": config_page, "http.md": http_page, "errors.md": errors_page,
          "env.md": env_page}
 
@@ -258,4 +285,6 @@ def on_pre_build(config, **kwargs) -> None:  # noqa: ARG001 - mkdocs hook signat
 
 
 def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:  # noqa: ARG001
+    if VIEWS_MARKER in markdown:
+        markdown = markdown.replace(VIEWS_MARKER, views_table())
     return repo_links_as_code(markdown, page.file.src_path)

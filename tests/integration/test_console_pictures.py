@@ -117,8 +117,14 @@ def test_cameras_and_captures_pages_in_chromium(site, screenshots):
                "m.textContent.startsWith('picture not available'))", 30, "the moved picture's message")
         go(b, "#/captures/camera%3Dnosuch")
         assert "No camera nosuch" in b.wait("document.querySelector('.empty-state')?.textContent", 30)
+        # an old bookmark naming a source: its tables become the ones every page reads, in the console's URL
         go(b, "#/cameras/source%3Dempty")
         assert "tables are empty" in b.wait("document.querySelector('.empty-state')?.textContent", 30)
+        assert b.eval("new URLSearchParams(location.search).get('tables')").endswith("/empty-tables")
+        # and site-a's picked again in the page's tables field
+        b.eval("(() => { const s = document.querySelector('#tables');"
+               " s.value = [...s.options].find(o => o.value.endsWith('/tables')).value; s.form.requestSubmit(); })()")
+        b.wait("document.querySelectorAll('#camera-tiles .tile').length === 3", 30, "site-a's cameras again")
 
         # one capture, large, with every box where it belongs
         go(b, "#/captures/camera%3Dcam02%26state%3Dnonempty")

@@ -43,13 +43,14 @@ def test_a_clip_shows_as_its_poster_and_a_strip_of_its_frames_with_boxes(site):
     url, config = site
     with TestClient(app_for(config)) as client:
         auth = {"Authorization": f"Bearer {API}"}
-        c = client.get("/v1/pictures/captures", headers=auth).json()["captures"][0]
+        listed = client.get("/v1/pictures/captures", headers=auth).json()
+        c = listed["captures"][0]
         assert c["kind"] == "video" and [f["frame_number"] for f in c["frames"]] == [10, 20]  # the two bright seconds
         assert all(d["frame_number"] in (10, 20) for d in c["detections"])
         poster = client.get(c["thumb_url"])  # the grant in the URL, no token
         assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
         assert poster.content[:2] == b"\xff\xd8"
-        query = {"source": "site-a", "uri": c["uri"]}
+        query = {"tables": listed["tables"], "uri": c["uri"]}
         assert client.get("/v1/pictures/file", params={**query, "size": "frame-99999"}, headers=auth).status_code == 404
         assert client.get("/v1/pictures/file", params={**query, "size": "full"}, headers=auth).status_code == 404
         assert client.get("/v1/pictures/file", params={**query, "size": "frame-x"}, headers=auth).status_code == 422

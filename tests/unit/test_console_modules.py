@@ -37,7 +37,7 @@ def served(tmp_path_factory):
 
 
 def test_one_module_script_loads_every_page_without_an_error(served):
-    from tests.fixtures.browser import Browser
+    from tests.fixtures.browser import Browser, console_session, console_url
 
     url, tables = served
     html = httpx.get(f"{url}/console", timeout=30, trust_env=False).text
@@ -47,9 +47,8 @@ def test_one_module_script_loads_every_page_without_an_error(served):
         r = httpx.get(f"{url}/console/{name}", timeout=30, trust_env=False)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), name
     with Browser(1280, 800) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)})")  # the people pages'
-        b.navigate(f"{url}/console")
+        b.before_load(console_session(ADMIN))
+        b.navigate(console_url(url, tables))  # the tables every page reads, as a link names them
         links = b.wait("document.querySelectorAll('header nav a').length >= 10 && "
                        "[...document.querySelectorAll('header nav a')].map(a => a.getAttribute('href'))", 30,
                        "the nav, built by the page modules")
@@ -62,18 +61,19 @@ def test_one_module_script_loads_every_page_without_an_error(served):
         for name in modules:
             b.eval(f"import('/console/{name}').then(m => Object.keys(m).length)")
         assert b.eval("[...document.scripts].every(s => s.type === 'module')")
-        assert b.eval("['api', 'el', 'route', 'pages', 'fieldFor', 'occQuery', 'framed'].every(n => !(n in window))")
+        assert b.eval("['api', 'el', 'route', 'pages', 'fieldFor', 'tablesQuery', 'chosenTables', 'framed']"
+                      ".every(n => !(n in window))")
         errors = [e for e in b.errors() if not EXPECTED.match(e)]
         assert errors == [], errors
 
 
 def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_json(served):
-    from tests.fixtures.browser import Browser
+    from tests.fixtures.browser import Browser, console_session
 
     url, tables = served
     sent = "window.sent.filter(([u]) => u.endsWith('/v1/postprocess/preview'))"
     with Browser(1280, 900) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});" + RECORD_BODIES)
+        b.before_load(console_session(ADMIN) + RECORD_BODIES)
         b.navigate(f"{url}/console#/postprocess")
         # the tables picked from those the service lists (with the versions each holds), the model from those versions
         b.wait(f"[...document.querySelectorAll('#tables option')].some(o => o.value === {json.dumps(tables)})", 30,
@@ -155,15 +155,14 @@ def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_jso
 def test_an_occurrence_page_reruns_post_processing_on_that_occurrence_alone(served):
     """The occurrence's "Re-run post-processing" opens the form scoped to it: the preview on its first frame, the job
     sent with `occurrences: [its id]` (the option every door shares: CLI --occurrence, POST /v1/jobs)."""
-    from tests.fixtures.browser import Browser
+    from tests.fixtures.browser import Browser, console_session, console_url
 
     url, tables = served
     first = httpx.get(f"{url}/v1/occurrences", params={"tables": tables}, headers={"Authorization": f"Bearer {ADMIN}"},
                       timeout=30, trust_env=False).json()["occurrences"][0]["occurrence_id"]
     with Browser(1280, 900) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)});" + RECORD_BODIES)
-        b.navigate(f"{url}/console#/occurrence/{first}")
+        b.before_load(console_session(ADMIN) + RECORD_BODIES)
+        b.navigate(console_url(url, tables, f"occurrence/{first}"))
         b.wait("document.getElementById('rerun-occurrence') !== null", 30, "the occurrence page's re-run link")
         b.eval("document.getElementById('rerun-occurrence').click()")
         b.wait("document.getElementById('scope-occurrence')?.textContent", 30, "the form scoped to the occurrence")

@@ -30,14 +30,13 @@ def cell(deployment: str, column: str) -> str:
 
 
 def test_a_clock_correction_given_on_the_deployments_page_moves_what_it_lists(served):
-    from tests.fixtures.browser import Browser
+    from tests.fixtures.browser import Browser, console_session
 
     if find_chromium() is None:
         pytest.skip("no Chromium (apt-get install chromium)")
     url, tables = served
     with Browser(1280, 900) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      "sessionStorage.setItem('trapline-occ-who', 'Ann'); window.confirm = () => true;"
+        b.before_load(console_session(ADMIN, who="Ann") + "window.confirm = () => true;"
                       # the detection history handed to the browser as a file: kept here instead of saved
                       "const made = URL.createObjectURL; URL.createObjectURL = b => {"
                       " b.text().then(t => { window.savedCsv = t; }); return made(b); };"

@@ -4,8 +4,6 @@ frames with a corrected classification."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from batch.review.browser import find_chromium
@@ -22,16 +20,14 @@ def served(tmp_path_factory):
 
 
 def test_the_occurrences_page_shows_strips_and_records_an_identification(served):
-    from tests.fixtures.browser import Browser
+    from tests.fixtures.browser import Browser, console_session, console_url
 
     if find_chromium() is None:
         pytest.skip("no Chromium (apt-get install chromium)")
     url, tables = served
     with Browser(1280, 800) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)});"
-                      "sessionStorage.setItem('trapline-occ-who', 'Ann')")  # as typed into the page's name field
-        b.navigate(f"{url}/console#/occurrences")
+        b.before_load(console_session(ADMIN, who="Ann"))  # as typed into the page's name field
+        b.navigate(console_url(url, tables, "occurrences"))
         b.wait("document.querySelectorAll('.card.occurrence').length === 5", what="five occurrence cards")
         # every strip fills with real JPEG snips (cut from the frames), at most six per occurrence
         b.wait("[...document.querySelectorAll('.strip')].every(s => s.children.length > 0) && "
@@ -68,16 +64,14 @@ def test_the_occurrences_page_shows_strips_and_records_an_identification(served)
 
 
 def test_least_certain_first_and_a_cut_marked_on_the_strip(served):
-    from tests.fixtures.browser import Browser
+    from tests.fixtures.browser import Browser, console_session, console_url
 
     if find_chromium() is None:
         pytest.skip("no Chromium (apt-get install chromium)")
     url, tables = served
     with Browser(1280, 800) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(tables)});"
-                      "sessionStorage.setItem('trapline-occ-filters', JSON.stringify({order: 'least_certain'}))")
-        b.navigate(f"{url}/console#/occurrences")
+        b.before_load(console_session(ADMIN, kept={"occurrences": {"order": "least_certain"}}))
+        b.navigate(console_url(url, tables, "occurrences"))
         # moth A, moth B and the walking deer; moth C sat without a pixel's jitter: certain, not in the queue
         b.wait("document.querySelectorAll('.card.occurrence').length === 3", what="the three uncertain occurrences")
         shown = b.eval("[...document.querySelectorAll('.link-confidence')].map(s => parseFloat(s.textContent"

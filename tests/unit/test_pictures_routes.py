@@ -50,8 +50,8 @@ def test_cameras_show_each_newest_capture_with_its_kept_boxes(client, site):
     r = client.get("/v1/pictures/cameras?limit=2", headers=AUTH)
     assert r.status_code == 200, r.text
     page = r.json()
-    assert page["source"] == "site-a" and page["total"] == 3 and [c["camera"] for c in page["cameras"]] == [
-        "cam01", "cam02"]
+    assert os.path.realpath(page["tables"]) == os.path.realpath(site["tables"]) and page["served"]
+    assert page["total"] == 3 and [c["camera"] for c in page["cameras"]] == ["cam01", "cam02"]
     latest = site["spec"].latest_per_camera()
     tables = Tables(str(site["tables"]))
     for cam in page["cameras"]:
@@ -64,7 +64,20 @@ def test_cameras_show_each_newest_capture_with_its_kept_boxes(client, site):
         assert tile["image"]["thumb_url"].startswith("/v1/pictures/file?")
     r = client.get("/v1/pictures/cameras?offset=2", headers=AUTH).json()
     assert [c["camera"] for c in r["cameras"]] == ["cam03"]
-    assert client.get("/v1/pictures/cameras?source=nosuch", headers=AUTH).json()["error"]["kind"] == "unknown_source"
+
+
+def test_the_pictures_take_their_tables_as_every_view_does(client, site):
+    """`?tables=` as on every view: the source's tables by path (the same page as the default), tables outside the jobs'
+    roots refused naming `tables`; the old `?source=` a 422 naming the new parameter, on every pictures route."""
+    default = client.get("/v1/pictures/cameras", headers=AUTH).json()
+    picked = client.get("/v1/pictures/cameras", params={"tables": str(site["tables"])}, headers=AUTH).json()
+    assert picked == default
+    r = client.get("/v1/pictures/captures", params={"tables": "/etc"}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "tables", r.text
+    for path in ("cameras", "captures", "facets"):
+        r = client.get(f"/v1/pictures/{path}", params={"source": "site-a"}, headers=AUTH)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "source", (path, r.text)
+        assert "tables=PATH" in r.json()["error"]["message"]
 
 
 def test_captures_filters_change_what_is_listed(client, site):
@@ -159,17 +172,19 @@ def test_nothing_outside_the_archive_and_the_tables_crops_is_served(client, site
         "file://" + good,
     ]
     for uri in refused:
-        r = client.get("/v1/pictures/file", params={"source": "site-a", "uri": uri}, headers=AUTH)
+        r = client.get("/v1/pictures/file", params={"tables": str(tables), "uri": uri}, headers=AUTH)
         assert r.status_code == 404 and r.json()["error"]["kind"] == "picture_not_found", (uri, r.text)
         assert "passwd" not in r.text and str(d) not in r.json()["error"]["message"]
-    assert client.get("/v1/pictures/file", params={"source": "site-a", "uri": good}, headers=AUTH).status_code == 200
+    assert client.get("/v1/pictures/file", params={"tables": str(tables), "uri": good}, headers=AUTH).status_code == 200
     snip = tables / "crops" / "trapcam" / "1" / "x_000.jpg"  # this source's snips are served
     snip.parent.mkdir(parents=True, exist_ok=True)
     snip.write_bytes(open(good, "rb").read())
-    r = client.get("/v1/pictures/file", params={"source": "site-a", "uri": str(snip)}, headers=AUTH)
+    r = client.get("/v1/pictures/file", params={"tables": str(tables), "uri": str(snip)}, headers=AUTH)
     assert r.status_code == 200 and r.content == snip.read_bytes()
-    assert client.get("/v1/pictures/file", params={"source": "site-a", "uri": good}).status_code == 401
-    assert client.get("/v1/pictures/file", params={"source": "other", "uri": good}, headers=AUTH).status_code == 404
+    assert client.get("/v1/pictures/file", params={"tables": str(tables), "uri": good}).status_code == 401
+    # other tables under the roots, which record no archive: none of this archive's pictures through them
+    other = {"tables": str(d / "other-tables"), "uri": good}
+    assert client.get("/v1/pictures/file", params=other, headers=AUTH).status_code == 404
 
 
 def test_locations_list_the_archives_and_tables_under_the_roots(client, site):
@@ -236,6 +251,7 @@ def test_tables_under_the_roots_show_their_pictures_unconfigured(site, tmp_path)
         listed = c.get("/v1/pictures/sources", headers=AUTH).json()
         assert [(s["name"], s["kind"]) for s in listed["sources"]] == [("tables", "found")], listed
         page = c.get("/v1/pictures/cameras", headers=AUTH).json()
-        assert page["source"] == "tables" and page["total"] == 3
+        assert page["tables"] == os.path.realpath(site["tables"]) and page["total"] == 3
+        assert c.get("/v1/pictures/cameras", params={"tables": str(site["tables"])}, headers=AUTH).json() == page
         shown = page["cameras"][0]["latest"]["image"]
         assert c.get(shown["image_url"], headers=AUTH).status_code == 200  # the picture, from its archive

@@ -41,7 +41,7 @@ def test_the_source_is_shown_beside_label_and_score(store, tmp_path) -> None:  #
     auth = {"Authorization": f"Bearer {API}"}
 
     with TestClient(app_for(config)) as client:
-        r = client.get("/v1/pictures/capture", params={"uri": uri, "source": "site"}, headers=auth)
+        r = client.get("/v1/pictures/capture", params={"uri": uri, "tables": str(out)}, headers=auth)
         assert r.status_code == 200, r.text
         assert r.json()["filter_set"]["hash"] == tracked.filters_hash
         [box] = r.json()["detections"]
@@ -63,11 +63,13 @@ def test_the_source_is_shown_beside_label_and_score(store, tmp_path) -> None:  #
     from tests.fixtures.browser import Browser
 
     with served(config) as url, Browser(1280, 800) as b:
-        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)});"
-                      f"sessionStorage.setItem('trapline-occ-tables', {json.dumps(str(out))})")
+        b.before_load(f"sessionStorage.setItem('trapline-token', {json.dumps(ADMIN)})")
+        # a bookmark from before every page took `tables`: the source's tables become the ones picked, in the URL
         b.navigate(f"{url}/console#/capture/" + urlencode({"source": "site", "uri": uri}).replace("&", "%26")
                    .replace("=", "%3D"))
         b.wait(f"document.querySelector('#page').textContent.includes('by {SOURCE}')", 30, "the capture's source")
+        assert b.eval("new URLSearchParams(location.search).get('tables')") == str(out)
+        assert b.eval("new URLSearchParams(decodeURIComponent(location.hash.split('/')[2])).has('source')") is False
         b.eval(f"location.hash = '#/occurrence/{occ['occurrence_id']}'")
         b.wait(f"document.querySelectorAll('#frames tbody tr').length === 3 && "
                f"document.querySelector('#frames').textContent.split('by {SOURCE}').length === 4", 30,

@@ -17,7 +17,7 @@ from trapline.service import service_features
 def test_every_module_with_a_router_is_a_view_and_nothing_else_is():
     found = view_routers()
     assert list(found) == sorted(found)  # attached in name order, whatever the file system lists
-    assert set(found) == {"catalog", "deployments", "individuals", "occurrences", "pages", "pictures", "reports"}
+    assert found  # which modules they are is read from the files (test_named_once.py), not listed here
     modules = {m.name for m in pkgutil.iter_modules([str(Path(batch.views.__file__).parent)])}
     assert {m for m in modules if m.endswith("_protocol")}.isdisjoint(found)  # bodies, not routes
     assert all(r.routes for r in found.values())

@@ -1,11 +1,12 @@
-// What every page shares: the token, the API client, the DOM builder, and the page's two fixed places (the page
-// and the status line). The console is static files over the service's own API; no build step, nothing from elsewhere.
+// What every page shares: the API client (with the token, state.js), the DOM builder, and the page's two fixed places
+// (the page and the status line). The console is static files over the service's own API; no build step, nothing
+// from elsewhere.
+
+import {token} from "./state.js";
 
 export const page = document.getElementById("page");
 const message = document.getElementById("message");
 export const enc = encodeURIComponent;
-
-export function token() { return sessionStorage.getItem("trapline-token") || ""; }
 
 export function authHeaders() { return token() ? {Authorization: "Bearer " + token()} : {}; }
 

@@ -1,18 +1,22 @@
 // The Cameras page: one tile per camera with its newest capture, the kept boxes drawn over it, their labels,
 // scores and species, the snips beneath, the capture time and counts; paged; refreshed while uploads commit.
 // Also the picture helpers the Captures page uses (a picture with its boxes, a picture that says when it is broken, a
-// clip's poster and strip of frames).
+// clip's poster and strip of frames), the pictures pages' tables field, and the turn of an old `source=` link into
+// the tables it named.
 
-import {api, el, enc, page} from "./api.js";
+import {api, el, enc, page, say} from "./api.js";
+import {tablesField} from "./people.js";
+import {knownLocations} from "./pickers.js";
 import {route} from "./router.js";
+import {chooseTables, chosenTables, tablesQuery} from "./state.js";
 
-export const nav = [["#/cameras", "Cameras"]];
+export const nav = [["#/cameras", "Cameras", 10]];
 
 const CAMERAS_PER_PAGE = 24;
 const PICTURES_REFRESH_MS = 10000;
 
 // A picture that says so when it cannot be shown (a moved file, an expired link), never an empty box.
-export function picture(url, alt, cls = "", missing = "this picture is not served (an s3:// source)") {
+export function picture(url, alt, cls = "", missing = "this picture is not served here (s3:// tables or archive, or no archive recorded for these tables)") {
   if (!url) return el("div", {class: "picture-missing " + cls}, missing);
   const img = el("img", {src: url, alt, class: cls, loading: "lazy", decoding: "async"});
   img.addEventListener("error", () => img.replaceWith(el("div", {class: "picture-missing " + cls}, `picture not available: ${alt}`)));
@@ -89,21 +93,38 @@ export function clipStrip(c) {
 
 export function when(t) { return t ? t.replace("T", " ").slice(0, 19) : "time unknown"; }
 
-function sourcePicker(sources, current, onChange) {
-  if (sources.length < 2) return "";
-  const select = el("select", {id: "source", "aria-label": "source"},
-    sources.map(s => el("option", {value: s.name, selected: s.name === current}, `${s.name} (${s.kind})`)));
-  select.addEventListener("change", () => onChange(select.value));
-  return el("label", {class: "inline"}, "source ", select);
+// What the pictures pages pick from: the tables under the roots (GET /v1/locations) and those the service knows with
+// their pictures (GET /v1/pictures/sources: the recording's, backfills', jobs.pictures), in the one tables field.
+export async function picturesWhere() {
+  const [{sources}, known] = await Promise.all([api("GET", "/v1/pictures/sources"), knownLocations()]);
+  const listed = new Set(known.locations.map(l => l.path));
+  const more = sources.filter(s => !listed.has(s.tables)).map(s => ({kind: "tables", path: s.tables, models: []}));
+  return {sources, where: {...known, locations: [...known.locations, ...more]}};
 }
 
-function cameraTile(cam, source) {
+export function picturesTablesField(where, sources) {
+  return tablesField(where, "tables", null, sources.length ? `the first with pictures (${sources[0].tables})` : "none found");
+}
+
+// An old link (`#/cameras/source=NAME...`, from before every page picked tables): the tables that source names become
+// the tables picked, and the page is shown without it, the old address replaced in the history. A redirect rather
+// than an error: the console knows what the name meant and can show it.
+export async function fromSource(params, name) {
+  const {sources} = await api("GET", "/v1/pictures/sources");
+  const s = sources.find(x => x.name === params.get("source"));
+  if (s) chooseTables(s.tables);
+  else say(`no source ${params.get("source")} on this service any more: pick the tables`);
+  params.delete("source");
+  location.replace("#/" + name + "/" + enc(params.toString()));
+}
+
+function cameraTile(cam) {
   const t = cam.latest;
   const head = el("div", {class: "tile-head"}, el("strong", {}, cam.camera),
     el("span", {class: "help"}, ` ${cam.images} image(s)`));
-  const browse = el("a", {href: "#/captures/" + enc(new URLSearchParams({source, camera: cam.camera}).toString())}, "all captures");
+  const browse = el("a", {href: "#/captures/" + enc(new URLSearchParams({camera: cam.camera}).toString())}, "all captures");
   if (!t) return el("div", {class: "tile card", "data-camera": cam.camera}, head, el("p", {class: "help"}, "no capture yet"), browse);
-  const open = "#/capture/" + enc(new URLSearchParams({source, uri: t.image.uri}).toString());
+  const open = "#/capture/" + enc(new URLSearchParams({uri: t.image.uri}).toString());
   const shown = posterBoxes(t.image, t.detections);  // a clip: its poster frame's
   const labels = shown.length
     ? el("ul", {class: "box-list"}, shown.map(d => el("li", {}, boxText(d))))
@@ -127,8 +148,9 @@ export function pager(total, offset, limit, go) {
 
 async function camerasPage(current, arg) {
   const params = new URLSearchParams(arg || "");
-  const {sources} = await api("GET", "/v1/pictures/sources");
-  if (!sources.length) {
+  if (params.has("source")) { await fromSource(params, "cameras"); return false; }
+  const {sources, where} = await picturesWhere();
+  if (!sources.length && !chosenTables()) {
     if (!current()) return false;
     page.replaceChildren(el("h1", {}, "Cameras"), el("p", {class: "empty-state"},
       "No pictures on this service yet: run `trapline reprocess` into a folder under its jobs' roots (the folder " +
@@ -136,17 +158,26 @@ async function camerasPage(current, arg) {
       "or name tables and their archive in `jobs.pictures` of the serve config."));
     return false;
   }
-  const source = params.get("source") || sources[0].name;
   const offset = Number(params.get("offset") || 0);
-  const go = (changes) => { location.hash = "#/cameras/" + enc(new URLSearchParams({source, offset, ...changes}).toString()); };
-  const query = new URLSearchParams({source, limit: CAMERAS_PER_PAGE, offset});
-  const data = await api("GET", "/v1/pictures/cameras?" + query);
+  const go = (changes) => {
+    const hash = "#/cameras/" + enc(new URLSearchParams({offset, ...changes}).toString());
+    if (location.hash === hash) route(); else location.hash = hash;
+  };
+  const query = tablesQuery({limit: CAMERAS_PER_PAGE, offset});
+  const pick = ev => { ev.preventDefault(); chooseTables(new FormData(ev.target).get("tables") || ""); go({offset: 0}); };
+  const tablesForm = el("div", {class: "toolbar"}, el("form", {class: "occ-filters", on: {submit: pick}},
+    picturesTablesField(where, sources), el("button", {type: "submit"}, "Show")));
+  let data;
+  try { data = await api("GET", "/v1/pictures/cameras?" + query); } catch (e) {
+    if (current()) page.replaceChildren(el("h1", {}, "Cameras"), tablesForm, el("p", {class: "empty-state"}, e.message));
+    return false;
+  }
   if (!current()) return false;
   const signature = JSON.stringify(data.cameras.map(c => [c.camera, c.images, c.latest && c.latest.image.uri]));
-  const grid = data.cameras.length ? el("div", {class: "tiles", id: "camera-tiles"}, data.cameras.map(c => cameraTile(c, source)))
-    : el("p", {class: "empty-state"}, `No captures in ${source} yet: its tables are empty.`);
-  page.replaceChildren(el("h1", {}, `Cameras (${data.total})`),
-    el("div", {class: "toolbar"}, sourcePicker(sources, source, s => go({source: s, offset: 0}))),
+  const grid = data.cameras.length ? el("div", {class: "tiles", id: "camera-tiles"}, data.cameras.map(cameraTile))
+    : el("p", {class: "empty-state"}, `No captures in ${data.tables} yet: its tables are empty.`);
+  page.replaceChildren(el("h1", {}, `Cameras (${data.total})`), tablesForm,
+    el("p", {class: "help", id: "pictures-tables"}, data.tables + (data.served ? "" : ": their pictures are not served here")),
     grid, pager(data.total, offset, CAMERAS_PER_PAGE, o => go({offset: o})));
   // Refreshed as uploads commit: poll quietly, repaint only when a camera's newest capture or count changed.
   const poll = async () => {

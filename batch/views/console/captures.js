@@ -1,27 +1,28 @@
-// The Captures page: captures newest first under filters (source, camera, label, species, score range, dates,
-// empty / non-empty / failed), paged by the service; and one capture large, with every box (dropped ones dashed),
-// its classifications, snips, model version and filter set; a clip as its poster frame and the strip of its sampled
-// frames with their boxes. The filters live in the URL (#/captures/<query>).
+// The Captures page: captures newest first under filters (camera, label, species, score range, dates, empty /
+// non-empty / failed) in the tables picked (state.js, as on every page), paged by the service; and one capture large,
+// with every box (dropped ones dashed), its classifications, snips, model version and filter set; a clip as its poster
+// frame and the strip of its sampled frames with their boxes. The filters live in the URL (#/captures/<query>).
 
 import {api, el, enc, page} from "./api.js";
-import {boxText, clipBadge, clipStrip, decidedBy, framed, pager, picture, posterBoxes, when} from "./cameras.js";
+import {boxText, clipBadge, clipStrip, decidedBy, framed, fromSource, pager, picture, picturesTablesField, picturesWhere,
+        posterBoxes, when} from "./cameras.js";
+import {chooseTables, chosenTables, tablesQuery} from "./state.js";
 
-export const nav = [["#/captures", "Captures"]];
+export const nav = [["#/captures", "Captures", 20]];
 
 const CAPTURES_PER_PAGE = 48;
-const FILTERS = ["source", "camera", "label", "species", "min_score", "max_score", "since", "until", "state", "model"];
+const FILTERS = ["camera", "label", "species", "min_score", "max_score", "since", "until", "state", "model"];
 
 function choice(id, label, values, current, blank = "any") {
   return el("div", {class: "filter"}, el("label", {for: id}, label), el("select", {id, name: id},
     el("option", {value: ""}, blank), values.map(v => el("option", {value: v, selected: v === current}, v))));
 }
 
-function filterForm(params, sources, facets) {
-  const source = params.get("source") || (sources[0] || {}).name || "";
+function filterForm(params, where, sources, facets) {
   const input = (id, label, attrs) => el("div", {class: "filter"}, el("label", {for: id}, label),
     el("input", {id, name: id, value: params.get(id) || "", ...attrs}));
   const form = el("form", {class: "filters", id: "capture-filters"},
-    sources.length > 1 ? choice("source", "source", sources.map(s => s.name), source, sources[0].name) : "",
+    el("div", {class: "filter"}, el("label", {for: "tables"}, "tables"), picturesTablesField(where, sources)),
     choice("camera", "camera", facets.cameras, params.get("camera")),
     choice("label", "label", facets.labels, params.get("label")),
     facets.species.length ? choice("species", "species", facets.species, params.get("species")) : "",
@@ -39,14 +40,14 @@ function filterForm(params, sources, facets) {
       const field = form.elements[name];
       if (field && field.value) q.set(name, field.value);
     }
-    if (!q.get("source") && source) q.set("source", source);
+    chooseTables(new FormData(form).get("tables") || "");
     location.hash = "#/captures/" + enc(q.toString());
   });
   return form;
 }
 
 function apiQuery(params) {
-  const q = new URLSearchParams({limit: CAPTURES_PER_PAGE});
+  const q = tablesQuery({limit: CAPTURES_PER_PAGE});
   for (const name of [...FILTERS, "offset"]) if (params.get(name)) q.set(name, params.get(name));
   // A date picked is a whole day: from its start, until the end of the "until" day.
   if (q.get("since")) q.set("since", q.get("since") + "T00:00:00");
@@ -58,8 +59,8 @@ function apiQuery(params) {
   return q;
 }
 
-function captureCard(c, source) {
-  const open = "#/capture/" + enc(new URLSearchParams({source, uri: c.uri}).toString());
+function captureCard(c) {
+  const open = "#/capture/" + enc(new URLSearchParams({uri: c.uri}).toString());
   const text = c.status === "failed" ? `failed: ${c.error_reason || "unreadable"}`
     : c.detections.length ? c.detections.map(boxText).join(", ") : "nothing detected";
   return el("a", {class: "capture card", href: open, "data-uri": c.uri},
@@ -71,34 +72,33 @@ function captureCard(c, source) {
 
 async function capturesPage(current, arg) {
   const params = new URLSearchParams(arg || "");
-  const {sources} = await api("GET", "/v1/pictures/sources");
-  if (!sources.length) {
+  if (params.has("source")) { await fromSource(params, "captures"); return false; }
+  const {sources, where} = await picturesWhere();
+  if (!sources.length && !chosenTables()) {
     if (!current()) return false;
     page.replaceChildren(el("h1", {}, "Captures"), el("p", {class: "empty-state"},
-      "No pictures are configured on this service (see the Cameras page)."));
+      "No pictures on this service yet (see the Cameras page)."));
     return false;
   }
-  const source = params.get("source") || sources[0].name;
-  params.set("source", source);
   const offset = Number(params.get("offset") || 0);
-  const fq = new URLSearchParams({source});
-  if (params.get("model")) fq.set("model", params.get("model"));
-  const [facets, data] = await Promise.all([api("GET", "/v1/pictures/facets?" + fq),
+  const none = {cameras: [], labels: [], species: [], models: [], model: null};
+  const [facets, data] = await Promise.all([api("GET", "/v1/pictures/facets?" + tablesQuery({model: params.get("model")})).catch(() => none),
                                             api("GET", "/v1/pictures/captures?" + apiQuery(params)).catch(e => ({error: e}))]);
   if (!current()) return false;
+  const shown = data.tables || chosenTables() || "these tables";
   const go = o => { params.set("offset", o); location.hash = "#/captures/" + enc(params.toString()); };
   let body;
   if (data.error) body = el("p", {class: "empty-state"}, data.error.message);
   else if (!data.captures.length) {
     const unknown = params.get("camera") && !facets.cameras.includes(params.get("camera"));
-    body = el("p", {class: "empty-state"}, unknown ? `No camera ${params.get("camera")} in ${source}.`
-      : facets.cameras.length ? "No captures match these filters." : `No captures in ${source} yet: its tables are empty.`);
+    body = el("p", {class: "empty-state"}, unknown ? `No camera ${params.get("camera")} in ${shown}.`
+      : facets.cameras.length ? "No captures match these filters." : `No captures in ${shown} yet: its tables are empty.`);
   } else {
     body = [el("p", {class: "help", id: "captures-count"}, `${data.total} capture(s), ${data.model.name}:${data.model.version}, newest first`),
-            el("div", {class: "captures", id: "captures"}, data.captures.map(c => captureCard(c, source))),
+            el("div", {class: "captures", id: "captures"}, data.captures.map(captureCard)),
             pager(data.total, offset, CAPTURES_PER_PAGE, go)];
   }
-  page.replaceChildren(el("h1", {}, "Captures"), filterForm(params, sources, facets), ...[body].flat().filter(Boolean));
+  page.replaceChildren(el("h1", {}, "Captures"), filterForm(params, where, sources, facets), ...[body].flat().filter(Boolean));
   return false;
 }
 
@@ -111,14 +111,15 @@ function classificationRows(d) {
 
 async function capturePage(current, arg) {
   const params = new URLSearchParams(arg || "");
-  const c = await api("GET", "/v1/pictures/capture?" + params);
+  if (params.has("source")) { await fromSource(params, "capture"); return false; }
+  const c = await api("GET", "/v1/pictures/capture?" + tablesQuery(Object.fromEntries(params)));
   if (!current()) return false;
   const clip = c.kind === "video";
   const rows = c.detections.map(d => el("tr", {class: d.kept ? "" : "dropped"},
     el("td", {}, d.detection_index), clip ? el("td", {}, d.frame_number ?? "-") : "", el("td", {}, d.label), el("td", {}, d.score.toFixed(3)), el("td", {}, d.kept ? "kept" : "dropped"),
     el("td", {class: "wrap"}, d.flags.join(", ")), el("td", {class: "wrap"}, d.species || "", classificationRows(d))));
   const specs = c.filter_set.specs.map(s => el("li", {}, JSON.stringify(s)));
-  const back = "#/captures/" + enc(new URLSearchParams({source: c.source, camera: c.camera}).toString());
+  const back = "#/captures/" + enc(new URLSearchParams({camera: c.camera}).toString());
   page.replaceChildren(
     el("h1", {}, el("a", {href: back}, c.camera), ` · ${when(c.capture_time)}`),
     el("div", {class: "capture-view"},

@@ -1,17 +1,13 @@
-// The trapline console's entry (index.html loads only this, as a module): every page module, in the nav's order.
-// A page of its own is one module (exporting `pages` and, for a link in the nav, `nav`), imported here and named in
-// the list below.
+// The trapline console's entry (index.html loads only this, as a module). It names no page: the service lists the
+// page modules (the console/ files that export `pages`) and the style sheets (GET /console/modules.json,
+// batch/views/pages.py); this loads them all, and router.js orders the nav by each link's own place. A new page is
+// its module and nothing else.
 // Static files over the service's own API (/v1/...): no build step, nothing loaded from elsewhere.
 
-import * as cameras from "./cameras.js";
-import * as captures from "./captures.js";
-import * as deployments from "./deployments.js";
-import * as individuals from "./individuals.js";
-import * as jobs from "./jobs.js";
-import * as launch from "./launch.js";
-import * as models from "./models.js";
-import * as occurrences from "./occurrences.js";
-import * as postprocess from "./postprocess.js";
+import {el} from "./api.js";
 import {start} from "./router.js";
 
-start([cameras, captures, jobs, launch, postprocess, models, occurrences, individuals, deployments], "jobs");
+const listed = await fetch("/console/modules.json").then(r => r.json());
+document.head.append(...listed.styles.filter(name => !document.querySelector(`link[href="/console/${name}"]`))
+  .map(name => el("link", {rel: "stylesheet", href: "/console/" + name})));
+start(await Promise.all(listed.pages.map(name => import("./" + name))));

@@ -1,15 +1,15 @@
 // The Deployments page: the deployments of a tables set with their pictures; a Camtrap DP file to import; the clock
 // corrections in force, a form to give one and a button to revoke one; timestampIssues; the clock problems `trapline
 // tables check` finds; effort, trap rates and the detection-history CSV. Over /v1/deployments
-// (batch/views/deployments.py). The tables picked here are the ones the Occurrences and Individuals pages show
-// (people.js keeps them for the session).
+// (batch/views/deployments.py). The tables picked here are the ones every page shows (state.js keeps them).
 
 import {api, authHeaders, el, enc, page, say} from "./api.js";
-import {occDecision, occQuery, orProblem, peopleForm, tablesField, whoField} from "./people.js";
+import {occDecision, orProblem, peopleForm, tablesField, whoField} from "./people.js";
 import {knownLocations} from "./pickers.js";
 import {route} from "./router.js";
+import {keep, kept, tablesQuery} from "./state.js";
 
-export const nav = [["#/deployments", "Deployments"]];
+export const nav = [["#/deployments", "Deployments", 90]];
 
 const dateTime = iso => iso ? iso.slice(0, 19).replace("T", " ") : "-";
 
@@ -111,7 +111,7 @@ function problemsList(clock) {
 }
 
 // The effort settings (the service's defaults until changed), kept for the session.
-function effortSettings() { return JSON.parse(sessionStorage.getItem("trapline-dep-effort") || "{}"); }
+function effortSettings() { return kept("deployments-effort"); }
 
 function settingsForm(effort) {
   const input = (name, value, label, min) => el("label", {}, label + " ",
@@ -119,7 +119,7 @@ function settingsForm(effort) {
   return el("form", {class: "identify inline", id: "effort-settings", on: {submit: ev => {
     ev.preventDefault();
     const f = new FormData(ev.target);
-    sessionStorage.setItem("trapline-dep-effort", JSON.stringify({gap_days: f.get("gap_days"), independence_min: f.get("independence_min")}));
+    keep("deployments-effort", {gap_days: f.get("gap_days"), independence_min: f.get("independence_min")});
     route();
   }}}, input("gap_days", effort.gap_days, "no effort after days without pictures", "0.01"),
      input("independence_min", effort.independence_min, "independent after minutes", "0"),
@@ -140,7 +140,7 @@ function activityTable(activity) {
 async function downloadHistory(species, occasionDays) {
   try {
     const {gap_days} = effortSettings();
-    const r = await fetch("/v1/deployments/history.csv?" + occQuery({species, occasion_days: occasionDays, gap_days}),
+    const r = await fetch("/v1/deployments/history.csv?" + tablesQuery({species, occasion_days: occasionDays, gap_days}),
                           {headers: authHeaders()});
     if (!r.ok) throw new Error(((await r.json().catch(() => ({}))).error || {}).message || r.statusText);
     const a = el("a", {href: URL.createObjectURL(await r.blob()), download: `detection-history-${species}.csv`});
@@ -174,11 +174,11 @@ function effortView(effort) {
 }
 
 async function deploymentsPage(current = () => true) {
-  const q = occQuery();
+  const q = tablesQuery();
   const [[list, problem], clock, effort, form] = await Promise.all([
     orProblem(api("GET", "/v1/deployments?" + q), {deployments: [], clock_corrections: [], pictures_without_deployment: 0}),
     api("GET", "/v1/deployments/clock-problems?" + q).catch(e => ({error: e.message})),
-    api("GET", "/v1/deployments/effort?" + occQuery(effortSettings())).catch(e => ({error: e.message})),
+    api("GET", "/v1/deployments/effort?" + tablesQuery(effortSettings())).catch(e => ({error: e.message})),
     depTablesForm()]);
   if (!current()) return false;
 

@@ -4,11 +4,12 @@
 // (batch/views/individuals.py).
 
 import {api, el, enc, page, say} from "./api.js";
-import {occDecision, occQuery, orProblem, peopleFilters, snipImage} from "./people.js";
+import {occDecision, orProblem, peopleFilters, snipImage} from "./people.js";
 import {knownLocations} from "./pickers.js";
 import {route} from "./router.js";
+import {kept, tablesQuery} from "./state.js";
 
-export const nav = [["#/individuals", "Individuals"]];
+export const nav = [["#/individuals", "Individuals", 80]];
 
 const IND_STRIP = 6;  // snips shown per individual in the list (each one is a request)
 
@@ -16,7 +17,7 @@ function indName(i) { return i.name ? `${i.name} (${i.individual_id})` : i.indiv
 
 function indStrip(i, count = IND_STRIP) {
   const strip = el("div", {class: "strip"});
-  const link = n => `/v1/individuals/${enc(i.individual_id)}/sightings/${n}/snip?` + occQuery();
+  const link = n => `/v1/individuals/${enc(i.individual_id)}/sightings/${n}/snip?` + tablesQuery();
   Promise.all([...Array(Math.min(i.sightings, count)).keys()].map(n => snipImage(link(n), `sighting ${n + 1}`)))
     .then(imgs => strip.replaceChildren(...imgs));
   return strip;
@@ -62,10 +63,10 @@ function weeklyView(w) {
 }
 
 async function individualsPage(current = () => true) {
-  const filters = JSON.parse(sessionStorage.getItem("trapline-ind-filters") || "{}");
+  const filters = kept("individuals");
   const [[data, problem], weekly, known] = await Promise.all([
-    orProblem(api("GET", "/v1/individuals?" + occQuery({...filters, limit: 24})), {individuals: [], total: 0, run_id: null}),
-    api("GET", "/v1/individuals/weekly?" + occQuery()).catch(() => null),  // the list says why, when it cannot
+    orProblem(api("GET", "/v1/individuals?" + tablesQuery({...filters, limit: 24})), {individuals: [], total: 0, run_id: null}),
+    api("GET", "/v1/individuals/weekly?" + tablesQuery()).catch(() => null),  // the list says why, when it cannot
     knownLocations()]);
   if (!current()) return false;
 
@@ -76,7 +77,7 @@ async function individualsPage(current = () => true) {
     indStrip(i), nameForm(i)));
   const none = data.run_id ? "no individuals match" : "no identify run on these tables yet (trapline identify, or Start a job)";
   page.replaceChildren(el("h1", {}, `Individuals (${data.total})`),
-    peopleFilters(known, "trapline-ind-filters", filters, [confirmed]),
+    peopleFilters(known, "individuals", filters, [confirmed]),
     weeklyView(weekly),
     el("p", {}, el("a", {href: "#/review-individuals"}, "Review uncertain matches")),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || none)]));
@@ -84,7 +85,7 @@ async function individualsPage(current = () => true) {
 }
 
 async function individualPage(current, id) {
-  const i = await api("GET", `/v1/individuals/${enc(id)}?` + occQuery());
+  const i = await api("GET", `/v1/individuals/${enc(id)}?` + tablesQuery());
   const snips = await Promise.all(i.sightings_shown.map(s => snipImage(s.snip, `${s.capture_time} ${s.rel_path || s.uri}`)));
   if (!current()) return false;
 
@@ -120,7 +121,7 @@ async function individualPage(current, id) {
 }
 
 async function reviewIndividualsPage(current) {
-  const q = await api("GET", "/v1/individuals/review?" + occQuery({limit: 20}));
+  const q = await api("GET", "/v1/individuals/review?" + tablesQuery({limit: 20}));
   const snips = await Promise.all(q.sightings.map(s => snipImage(s.snip, `${s.capture_time} ${s.rel_path || s.uri}`)));
   if (!current()) return false;
   const key = s => ({uri: s.uri, content_id: s.content_id, detection_index: s.detection_index});

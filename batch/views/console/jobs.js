@@ -4,7 +4,7 @@
 import {api, el, enc, page, say, statusCell} from "./api.js";
 import {route} from "./router.js";
 
-export const nav = [["#/jobs", "Jobs"]];
+export const nav = [["#/jobs", "Jobs", 30]];
 
 export function bar(p) {
   if (!p || !p.images_total) return "";

@@ -8,8 +8,9 @@
 import {api, el, enc, page, say, statusCell} from "./api.js";
 import {fieldFor, formJson, markInvalid} from "./forms.js";
 import {knownLocations, pathsOf, picker, servedModels, tableModelPicker, tablesPicker} from "./pickers.js";
+import {chosenTables} from "./state.js";
 
-export const nav = [["#/start", "Start a job"]];
+export const nav = [["#/start", "Start a job", 40]];
 
 // Where a job writes: a new folder (the service cannot know its name), suggested beside what is there.
 function outChoices(kind, where) {
@@ -26,7 +27,7 @@ async function startPage(current, arg) {
   const lists = [];
   const roots = where.roots.join(", ") || "an allowed root";
   // The tables' own model versions for `model` and `compare` (report): refilled when the tables change.
-  const firstTables = pathsOf(where, "tables")[0] || "";
+  const firstTables = chosenTables() || pathsOf(where, "tables")[0] || "";
   const versions = Object.fromEntries(["model", "compare"].filter(n => n in props && "tables" in props).map(n =>
     [n, tableModelPicker(where, firstTables, {id: "cfg-" + n, name: n, required: chosen.required.includes(n),
                                                 ...(n === "compare" ? {blank: "none (no comparison)"} : {})})]));

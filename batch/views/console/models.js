@@ -5,7 +5,7 @@ import {api, el, enc, page, say, statusCell} from "./api.js";
 import {knownLocations, tablesPicker} from "./pickers.js";
 import {route} from "./router.js";
 
-export const nav = [["#/models", "Models"], ["#/reports", "Reports"]];
+export const nav = [["#/models", "Models", 60], ["#/reports", "Reports", 61]];
 
 function pct(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }
 

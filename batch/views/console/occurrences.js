@@ -4,15 +4,16 @@
 
 import {api, el, enc, page, say} from "./api.js";
 import {decidedBy} from "./cameras.js";
-import {occDecision, occQuery, occTables, orProblem, peopleFilters, snipImage} from "./people.js";
+import {occDecision, orProblem, peopleFilters, snipImage} from "./people.js";
 import {knownLocations, tableModelPicker} from "./pickers.js";
 import {route} from "./router.js";
+import {chosenTables, kept, tablesQuery} from "./state.js";
 
-export const nav = [["#/occurrences", "Occurrences"]];
+export const nav = [["#/occurrences", "Occurrences", 70]];
 
 const OCC_STRIP = 6;  // snips shown per occurrence in the list (each one is a request)
 
-function occFilters() { return JSON.parse(sessionStorage.getItem("trapline-occ-filters") || "{}"); }
+function occFilters() { return kept("occurrences"); }
 
 // The model version picked among those the tables hold ("": the one they hold), read and decided on throughout.
 function occModel() { return occFilters().model || ""; }
@@ -50,13 +51,13 @@ async function occurrencesPage(current = () => true) {
   const review = filters.order === "least_certain";
   const {order, ...where} = filters;
   const [[data, problem], known] = await Promise.all([
-    orProblem(review ? api("GET", "/v1/occurrences/review?" + occQuery({limit: 20, model: occModel()}))
-                     : api("GET", "/v1/occurrences?" + occQuery({...where, limit: 20})), {occurrences: [], total: 0}),
+    orProblem(review ? api("GET", "/v1/occurrences/review?" + tablesQuery({limit: 20, model: occModel()}))
+                     : api("GET", "/v1/occurrences?" + tablesQuery({...where, limit: 20})), {occurrences: [], total: 0}),
     knownLocations()]);
   if (!current()) return false;
 
   // the table set: the tables (picked in the filters form) and one of the model versions they hold
-  const [model, refillModels] = tableModelPicker(known, occTables(), {name: "model", value: filters.model || ""});
+  const [model, refillModels] = tableModelPicker(known, chosenTables(), {name: "model", value: filters.model || ""});
   const how = el("select", {name: "determined_by", "aria-label": "determined by"},
     ["", "model", "human"].map(v => el("option", {value: v, selected: filters.determined_by === v}, v || "model or human")));
   const sorted = el("select", {name: "order", "aria-label": "order"},
@@ -64,7 +65,7 @@ async function occurrencesPage(current = () => true) {
       el("option", {value: v, selected: (filters.order || "") === v}, text)));
   const cards = data.occurrences.map(o => {
     const strip = el("div", {class: "strip"});
-    const link = n => `/v1/occurrences/${enc(o.occurrence_id)}/snips/${n}?` + occQuery({model: data.model, filters_hash: data.filters_hash});
+    const link = n => `/v1/occurrences/${enc(o.occurrence_id)}/snips/${n}?` + tablesQuery({model: data.model, filters_hash: data.filters_hash});
     Promise.all([...Array(Math.min(o.detections, OCC_STRIP)).keys()].map(n => snipImage(link(n), `frame ${n + 1}`)))
       .then(imgs => strip.replaceChildren(...imgs));
     return el("div", {class: "card occurrence", id: "occ-" + o.occurrence_id},
@@ -77,13 +78,13 @@ async function occurrencesPage(current = () => true) {
       identifyForm(o, route));
   });
   page.replaceChildren(el("h1", {}, `Occurrences (${data.total})` + (data.model ? ` of ${data.model}` : "")),
-    peopleFilters(known, "trapline-occ-filters", filters, [model, how, sorted], refillModels),
+    peopleFilters(known, "occurrences", filters, [model, how, sorted], refillModels),
     ...(cards.length ? cards : [el("p", {class: "problem"}, problem || "no occurrences")]));
   return false;
 }
 
 async function occurrencePage(current, id) {
-  const o = await api("GET", `/v1/occurrences/${enc(id)}?` + occQuery({model: occModel()}));
+  const o = await api("GET", `/v1/occurrences/${enc(id)}?` + tablesQuery({model: occModel()}));
   const frames = await Promise.all(o.frames_shown.map(f => snipImage(f.snip, `${f.capture_time} #${f.detection_index}`)));
   if (!current()) return false;
 

@@ -1,25 +1,14 @@
-// What the pages over people's decisions share (Occurrences, Individuals, Deployments): the tables they read, picked
-// from those the service knows and kept for the session; who decides (the decisions log keeps the name); their
-// filters form; a snip fetched with the token.
+// What the pages over people's decisions share: the tables field (the tables every page reads, state.js), who decides
+// (the decisions log keeps the name), their filters form; a snip fetched with the token.
 
 import {authHeaders, el} from "./api.js";
 import {tablesPicker} from "./pickers.js";
 import {route} from "./router.js";
-
-export function occTables() { return sessionStorage.getItem("trapline-occ-tables") || ""; }
-
-function who() { return sessionStorage.getItem("trapline-occ-who") || ""; }
+import {chooseTables, chosenTables, keep, setWho, who} from "./state.js";
 
 // What every decision sends besides its label: the tables, and who decides (the log keeps the name).
 export function occDecision() {
-  return {...(occTables() ? {tables: occTables()} : {}), ...(who() ? {who: who()} : {})};
-}
-
-export function occQuery(extra = {}) {
-  const q = new URLSearchParams();
-  if (occTables()) q.set("tables", occTables());
-  for (const [k, v] of Object.entries(extra)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
-  return q;
+  return {...(chosenTables() ? {tables: chosenTables()} : {}), ...(who() ? {who: who()} : {})};
 }
 
 // What a people page lists, or (when the tables cannot be read: none named, none there) the empty list and why: the
@@ -28,10 +17,10 @@ export async function orProblem(request, empty) {
   try { return [await request, null]; } catch (e) { return [empty, e.message]; }
 }
 
-// The tables picked from those the service knows (`where`, GET /v1/locations); "" is the recorder's tables of the
-// serve config (the routes' default); a path typed only after "another…".
-export function tablesField(where, id = null, onPick = null) {
-  return tablesPicker(where, {id, name: "tables", value: occTables(), blank: "the recorder's tables (default)", onPick});
+// The tables picked from those the service knows (`where`, GET /v1/locations), the same field on every page; "" is
+// the service's default (`blank` says which); a path typed only after "another…".
+export function tablesField(where, id = null, onPick = null, blank = "the recorder's tables (default)") {
+  return tablesPicker(where, {id, name: "tables", value: chosenTables(), blank, onPick});
 }
 
 export function whoField() {
@@ -39,17 +28,17 @@ export function whoField() {
                       "aria-label": "your name"});
 }
 
-// The tables and the name are shared by the people pages; `keep` names the form's other fields kept under `key`.
-export function peopleForm(key, keep, ...fields) {
+// The tables and the name are shared by every page (state.js); `names` are the form's other fields, kept under `key`.
+export function peopleForm(key, names, ...fields) {
   const apply = ev => {
     ev.preventDefault();
     const f = new FormData(ev.target);
-    sessionStorage.setItem("trapline-occ-tables", f.get("tables") || "");
-    sessionStorage.setItem("trapline-occ-who", f.get("who") || "");
+    chooseTables(f.get("tables") || "");
+    if (f.has("who")) setWho(f.get("who"));
     if (key) {
-      const kept = {};
-      for (const k of keep) if (f.get(k)) kept[k] = f.get(k);
-      sessionStorage.setItem(key, JSON.stringify(kept));
+      const values = {};
+      for (const k of names) if (f.get(k)) values[k] = f.get(k);
+      keep(key, values);
     }
     route();
   };

@@ -6,21 +6,21 @@
 
 import {api, el, enc, page, say} from "./api.js";
 import {field, fieldFor, formJson, markInvalid} from "./forms.js";
-import {occTables} from "./people.js";
 import {knownLocations, pathsOf, tableModelPicker, tablesPicker} from "./pickers.js";
+import {chosenTables, tablesQuery} from "./state.js";
 
-export const nav = [["#/postprocess", "Run post-processing"]];
+export const nav = [["#/postprocess", "Run post-processing", 50]];
 
 async function postprocessPage(current = () => true, occurrence = "") {
   const [{filters}, where] = await Promise.all([api("GET", "/v1/filters"), knownLocations()]);
   const occ = occurrence ? await api("GET", `/v1/occurrences/${enc(occurrence)}?` +
-    new URLSearchParams(occTables() ? {tables: occTables()} : {})) : null;
+    tablesQuery()) : null;
   const select = el("select", {id: "filter"}, filters.map(f => el("option", {value: f.name}, f.name)));
   const configForm = el("form", {class: "grid", id: "config-form"});
   const description = el("p", {id: "filter-description"});
   const result = el("div", {id: "preview-result"});
   const run = el("button", {id: "run", type: "button", disabled: true}, "Confirm and run");
-  const first = (occ && occTables()) || pathsOf(where, "tables")[0] || "";
+  const first = chosenTables() || pathsOf(where, "tables")[0] || "";
   const [model, tablesChanged] = tableModelPicker(where, first, {id: "model", name: "model"});
   const tables = tablesPicker(where, {id: "tables", name: "tables", value: first, required: true, onPick: tablesChanged});
   const scope = el("form", {class: "grid", id: "scope-form"},

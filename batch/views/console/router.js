@@ -1,36 +1,39 @@
-// The pages by their hash (#/NAME/ARG) and the nav built from the page modules main.js hands over: each exports
-// `pages` ({NAME: (current, arg) => Promise<live?>}) and, when it has a link in the nav, `nav` ([[href, label]]).
+// The pages by their hash (#/NAME/ARG) and the nav built from the page modules console.js hands over: each exports
+// `pages` ({NAME: (current, arg) => Promise<live?>}) and, when it has a link in the nav, `nav` ([[href, label, place]]:
+// the links are shown by place, lowest first). The first link is the page shown when the hash names none.
 
 import {el, page} from "./api.js";
+import {setToken} from "./state.js";
 
 const pages = {};
-let fallback = null;
+let first = "";
 let timer = null;
 let shown = 0;  // the newest route() call: an older one still loading must not paint over it
 
 export async function route() {
   clearTimeout(timer);
   const call = ++shown;
-  const hash = location.hash || "#/cameras";  // the pictures first (cameras.js); Jobs is one link away
+  const hash = location.hash.split("/")[1] ? location.hash : first;
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", hash.startsWith(a.getAttribute("href")));
   const [, name, arg] = hash.split("/");
   try {
-    const live = await (pages[name] || fallback)(() => call === shown, decodeURIComponent(arg || ""));
+    if (!pages[name]) throw new Error(`no page ${name} here: pick one above`);
+    const live = await pages[name](() => call === shown, decodeURIComponent(arg || ""));
     if (live && call === shown) timer = setTimeout(route, 2000);  // live progress while something runs
   } catch (e) {
     if (call === shown) page.replaceChildren(el("h1", {}, "trapline"), el("p", {}, e.message));
   }
 }
 
-// The console, once every page module is loaded: the nav in the modules' order, the token form, the first page.
-export function start(modules, otherwise) {
+// The console, once every page module is loaded: the nav by its links' places, the token form, the first page.
+export function start(modules) {
   for (const m of modules) Object.assign(pages, m.pages);
-  fallback = pages[otherwise];
-  document.querySelector("header nav").replaceChildren(
-    ...modules.flatMap(m => m.nav || []).map(([href, label]) => el("a", {href}, label)));
+  const links = modules.flatMap(m => m.nav || []).sort((a, b) => a[2] - b[2] || a[1].localeCompare(b[1]));
+  first = links.length ? links[0][0] : "";
+  document.querySelector("header nav").replaceChildren(...links.map(([href, label]) => el("a", {href}, label)));
   document.getElementById("token-form").addEventListener("submit", ev => {
     ev.preventDefault();
-    sessionStorage.setItem("trapline-token", document.getElementById("token").value);
+    setToken(document.getElementById("token").value);
     document.getElementById("token").value = "";
     route();
   });

@@ -1,6 +1,6 @@
 """Post-processing filters: a small registry of typed, hashable detection filters.
 
-Detection filters (`min_size`, `class_mask`, `score`) never delete raw detections. Each one
+Detection filters (`kind = "detection"`, such as `score`) never delete raw detections. Each one
 marks the detections it fires on; a filter whose `action` is "drop" also removes them from
 the kept set, one whose action is "flag" only annotates them. Keeping every raw detection is
 what lets a batch job re-filter its stored tables later without running the model again.

@@ -16,26 +16,35 @@ ARG BASE=python:3.11-slim-bookworm
 
 # Stage 1: the dependencies, in a venv of their own. They are pyproject.toml's runtime dependencies (no extras: no
 # torch, no test or dev tools), pinned by constraints.txt; the cpu flavour takes onnxruntime where pyproject.toml
-# takes onnxruntime-gpu on x86-64 Linux (the GPU build is several times the size). Only pyproject.toml and
-# constraints.txt reach this stage, so a change to trapline's code leaves it (and its copy below) cached.
-FROM ${BASE} AS deps
-ARG FLAVOUR=cpu
+# takes onnxruntime-gpu on x86-64 Linux (the GPU build is several times the size). Only the list of requirements
+# (stage `requirements`) and constraints.txt reach the install, so a change to trapline's code, or to pyproject.toml's
+# other tables (lint settings, import contracts), leaves it (and its copy below) cached.
+FROM ${BASE} AS python
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore DEBIAN_FRONTEND=noninteractive
 COPY deploy/container/ensure-python.sh /usr/local/bin/ensure-python.sh
 RUN sh /usr/local/bin/ensure-python.sh && python3 -m venv /opt/trapline
 WORKDIR /src
-COPY pyproject.toml constraints.txt deploy/container/requirements.py ./
-RUN --mount=type=cache,target=/root/.cache/pip \
-    python3 requirements.py --flavour "${FLAVOUR}" > requirements.txt \
-    && /opt/trapline/bin/pip install -c constraints.txt -r requirements.txt
-# What the runtime never loads, out of the final image (about 0.23 GB): the dependencies' own test suites and
-# Ray's Java jars.
+
+FROM python AS requirements
+ARG FLAVOUR=cpu
+COPY pyproject.toml deploy/container/requirements.py ./
+RUN python3 requirements.py --flavour "${FLAVOUR}" > requirements.txt
+
+FROM python AS deps
+COPY constraints.txt ./
+COPY --from=requirements /src/requirements.txt ./
+RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip install -c constraints.txt -r requirements.txt
+# What the runtime never loads, out of the final image: the dependencies' test suites, Ray's Java jars, RLlib and
+# dashboard UI, pyarrow's Flight, headers and stubs, and the libraries' symbol tables (binutils' strip, here only).
+# A step of its own after pip: changing it leaves the install above cached.
 COPY deploy/container/slim-venv.sh ./
-RUN sh slim-venv.sh /opt/trapline
+RUN command -v strip >/dev/null || { apt-get update -qq \
+        && apt-get install -y -qq --no-install-recommends binutils >/dev/null; } \
+    && sh slim-venv.sh /opt/trapline
 
 # Stage 2: trapline's own wheel (pip wheel: setuptools in an isolated build environment, left behind here).
 FROM deps AS wheel
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY trapline ./trapline
 COPY model_store ./model_store
 COPY serve ./serve

@@ -4,6 +4,9 @@ same detect load on the container and on the host, one after the other.
 `python -m benchmarks.container [--image localhost/trapline:latest] [--seconds 20] [--concurrency 4] [--host-first]
 [--skip-size] [--out FILE]`
 
+The container's cold start is also split into its phases (Ray's GCS, raylet and dashboard up, Serve's controller up,
+the app deploying, the last replica started, ready), read from the logs Ray writes in the container.
+
 Build the image first (`make image`, or as tests/e2e/test_container.py does). Both services serve the same store
 (the demo models, published without torch as the image's seeding does: demo-detector and demo-species) with the
 embedded default's sizing; the host's is `trapline serve --store`, the container's is the image's own command with
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
+import fnmatch
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,16 +69,60 @@ def image_size(cli: str, image: str) -> dict[str, Any]:
             "biggest_mib": biggest}
 
 
+# Where the seconds of a cold start go, from the logs Ray writes in the container (its clock is the host's): the first
+# line of each, as (phase, file pattern under the session's logs, regex of the line; its timestamp is taken).
+PHASE_LINES = [
+    ("ray: GCS up", "gcs_server.out", r"gcs_server_main"),
+    ("ray: raylet up", "raylet.out", r"."),
+    ("ray: dashboard up", "dashboard.log", r"."),
+    ("serve: controller up", "serve/controller_*.log", r"Controller starting"),
+    ("serve: app deploying", "serve/controller_*.log", r"Deploying new version"),
+    ("serve: last replica started", "serve/controller_*.log", r"started successfully"),
+]
+STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
+
+
+def start_phases(cli: str, name: str, t_run: float) -> dict[str, Any]:
+    """Seconds from `run` to each phase of the container's start (PHASE_LINES), and each replica's own start-up
+    as Serve's controller reports it ("started successfully ... after X s")."""
+    script = ("cd /tmp/ray/session_latest/logs && for f in gcs_server.out raylet.out dashboard.log "
+              "serve/controller_*.log; do echo \"== $f\"; cat \"$f\"; done")
+    out = subprocess.run([cli, "exec", name, "sh", "-c", script], capture_output=True, text=True).stdout
+    files: dict[str, list[str]] = {}
+    current = None
+    for line in out.splitlines():
+        if line.startswith("== "):
+            current = files.setdefault(line[3:], [])
+        elif current is not None:
+            current.append(line)
+    phases: dict[str, Any] = {}
+    for phase, pattern, regex in PHASE_LINES:
+        lines = [x for f, ls in files.items() if fnmatch.fnmatch(f, pattern) for x in ls if re.search(regex, x)]
+        stamps = [m.group(1) for x in lines if (m := STAMP.search(x))]
+        if stamps:
+            when = max(stamps) if phase.startswith("serve: last") else min(stamps)
+            at = dt.datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=dt.timezone.utc).timestamp()
+            phases[phase] = round(at - t_run, 1)
+    replicas = [float(m.group(1)) for ls in files.values() for x in ls
+                if (m := re.search(r"started successfully.* after ([\d.]+) ?s", x))]
+    phases["replica start-ups (s)"] = replicas
+    return phases
+
+
 @contextlib.contextmanager
-def container_service(cli: str, image: str, store: Path) -> Iterator[tuple[str, float]]:
+def container_service(cli: str, image: str, store: Path, phases: dict[str, Any] | None = None
+                      ) -> Iterator[tuple[str, float]]:
     port = free_port()
     name = f"trapline-bench-{port}"
-    t0 = time.monotonic()
+    t0, t_run = time.monotonic(), time.time()
     subprocess.run([cli, "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", "--shm-size", "1g",
                     "-v", f"{store}:/models", image], check=True, capture_output=True)
     url = f"http://127.0.0.1:{port}"
     try:
         ready = _wait_ready(url, 600)
+        if phases is not None:
+            phases.update(start_phases(cli, name, t_run))
+            phases["ready (GET /readyz 200)"] = round(ready - t0, 1)
         yield url, ready - t0
     finally:
         subprocess.run([cli, "stop", "-t", "60", name], capture_output=True)
@@ -127,9 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         store = Path(tmp)
         store.chmod(0o755)
         publish_demo(ModelStore(str(store)), with_torch=False)
-        runs = {"container": lambda: container_service(cli, args.image, store), "host": lambda: host_service(store)}
+        phases: dict[str, Any] = {}
+        runs = {"container": lambda: container_service(cli, args.image, store, phases),
+                "host": lambda: host_service(store)}
         for name in (["host", "container"] if args.host_first else ["container", "host"]):
             result[name] = measure(name, runs[name](), payloads, args.seconds, args.concurrency)
+        result["container"]["start_phases_s"] = phases
+        print(f"container cold start, seconds from `run`: {phases}", flush=True)
     result["container_over_host"] = ratio(result["container"]["rps"], result["host"]["rps"])
     print(f"container / host detect throughput: {result['container_over_host']}")
     print(f"written: {write_json(args.out, result)}")

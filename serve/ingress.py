@@ -30,6 +30,7 @@ from serve.auth import Tokens, bearer_ok, token_digest
 from serve.clip_protocol import clip_response
 from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
+from serve.draining import Gate
 from serve.model_status import merged_status
 from serve.protocol import (
     AliasMoveResponse,
@@ -95,6 +96,7 @@ class IngressCore:
         self.store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
         self.tokens = Tokens(admin_token_sha256, api_token_sha256, self.config.admin_token_env)
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
+        self.gate = Gate(self.config.http.retry_after_s)  # closed by `drain` when the service stops
         self.recorder = Recorder(self.config.record, self.store) if self.config.record else None
         self.identifiers = online_identifiers(self.config)  # detector -> re-identification (loaded lazily)
         self._classifier_versions: dict[str, tuple[float, str]] = {}
@@ -108,7 +110,13 @@ class IngressCore:
         attach_recording(api)
         for attach in self.features:  # /v1/jobs, the console, the views (batch/, via trapline/service.py)
             attach(api, self)
+        self.gate.attach(api)  # last: it stands before every route above
         return api
+
+    async def drain(self, timeout_s: float) -> int:
+        """The service stops (serve/local.py broadcasts this to every replica that handles HTTP): new requests get
+        503 + Retry-After from now on; returns once the requests inside are answered, with how many there were."""
+        return await self.gate.close(timeout_s)
 
     def __del__(self) -> None:
         """Replica shutdown: the recorder commits what it buffered and releases its lease."""

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 AppBuilder = Callable[[ServeConfig, "Mapping[str, str] | None"], Any]
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
 T = TypeVar("T")
+# How long a stopping service waits for the requests its replicas hold (`drain_app`), within the grace period that
+# compose.yaml (stop_grace_period: 60 s) and Kubernetes (30 s by default) give before they kill it.
+DRAIN_TIMEOUT_S = 25.0
 
 
 def wait_until(predicate: Callable[[], T], timeout_s: float, what: str = "condition", interval_s: float = 0.1) -> T:
@@ -100,8 +103,10 @@ def wait_ready(base_url: str, timeout_s: float = 300.0) -> None:
 
 @contextmanager
 def serve_session(host: str, port: int, *, address: str | None = None, num_cpus: int | None = None,
-                  request_timeout_s: float | None = None, direct_ingress: bool = False) -> Iterator[tuple[str, int]]:
-    """Ray + Serve for the duration of the block; yields the (host, port) the HTTP proxies listen on.
+                  request_timeout_s: float | None = None,
+                 direct_ingress: bool = False) -> Iterator[tuple[str, int, bool]]:
+    """Ray + Serve for the duration of the block; yields (host, port, ends_serve): where the HTTP proxies listen,
+    and whether Serve ends with the block (this call started it).
 
     Connects to `address` (or $RAY_ADDRESS), else starts a local Ray on loopback. Starts Serve
     with host/port (port 0: a free one) unless Serve already runs, whose port is then used.
@@ -130,7 +135,7 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
             if port and running != (host, port):
                 logger.warning("Serve already runs on %s:%s; using it instead of %s:%s", *running, host, port)
             host, port = running
-        yield host, port
+        yield host, port, started_serve
     finally:
         if started_serve:
             serve.shutdown()
@@ -193,6 +198,35 @@ def _delete_app(name: str) -> None:
         logger.warning("could not delete Serve app %r: %s", name, exc)
 
 
+def drain_app(name: str, timeout_s: float = DRAIN_TIMEOUT_S) -> int | None:
+    """Close the gate of every replica of trapline app `name` that handles HTTP (serve/draining.py): new requests get
+    503 + Retry-After from now on; returns once the requests they hold are answered (at most `timeout_s`), with how
+    many there were; None when the app could not be reached (best effort: the stop goes on)."""
+    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
+    from ray import serve
+
+    try:
+        held = serve.get_app_handle(name).broadcast("drain", timeout_s).results(timeout_s=timeout_s + 10,
+                                                                               return_exceptions=True)
+    except Exception as exc:  # noqa: BLE001 - best effort: the app may be gone or failing already
+        logger.warning("could not drain Serve app %r: %s", name, exc)
+        return None
+    return sum(n for n in held if isinstance(n, int))
+
+
+def _stop_apps(names: list[str], trapline_apps: list[str], serve_ends: bool) -> None:
+    """The end of a `run_local` / `run_config` block: drain the trapline apps, then delete the apps, unless Serve ends
+    right after (this process started it): then Serve's own shutdown removes them. It stops the proxies first, with
+    the routes still in place, and the replicas after (gracefully, callers first: a recorder commits its rows), so a
+    request that comes in meanwhile gets the draining replica's 503, then no connection; never a 404 for a route
+    that a deleted app took away while the proxy still listened."""
+    for name in trapline_apps:
+        drain_app(name)
+    if not serve_ends:
+        for name in names:
+            _delete_app(name)
+
+
 @contextmanager
 def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = None, num_cpus: int | None = None,
               app_name: str = APP_NAME, route_prefix: str = "/", ready_timeout_s: float = 300.0,
@@ -214,7 +248,8 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
     app = (builder or build_app)(cfg, environ)  # validate and read tokens before starting anything
     with serve_session(cfg.http.host, cfg.http.port, address=address, num_cpus=num_cpus,
                        request_timeout_s=cfg.http.request_timeout_s,
-                       direct_ingress=cfg.http.direct_ingress) as (host, port):
+                       direct_ingress=cfg.http.direct_ingress) as (host, port, serve_ends):
+        up = False
         try:
             # Not serve.run: it waits forever when a replica cannot be scheduled (e.g. more CPUs
             # asked than the machine has); we wait with a timeout and say why.
@@ -223,9 +258,10 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
             wait_app_running(app_name, ready_timeout_s)
             base_url = client_url(host, port, route_prefix)
             wait_ready(base_url, ready_timeout_s)
+            up = True
             yield base_url
         finally:
-            _delete_app(app_name)
+            _stop_apps([app_name], [app_name] if up else [], serve_ends)  # one that never came up has nothing to drain
 
 
 def deploy_config(serve_config: Mapping[str, Any]) -> None:
@@ -279,14 +315,15 @@ def run_config(serve_config: Mapping[str, Any], *, address: str | None = None, n
     direct = bool(((app.get("args") or {}).get("http") or {}).get("direct_ingress"))
     with serve_session(http.get("host", "127.0.0.1"), http.get("port", 8000), address=address,
                        num_cpus=num_cpus, request_timeout_s=http.get("request_timeout_s"),
-                       direct_ingress=direct) as (host, port):
+                       direct_ingress=direct) as (host, port, serve_ends):
+        up = False
         try:
             deploy_config(serve_config)
             for name in names:
                 wait_app_running(name, ready_timeout_s)
             base_url = client_url(host, port, app.get("route_prefix", "/"))
             wait_ready(base_url, ready_timeout_s)
+            up = True
             yield base_url
         finally:
-            for name in names:
-                _delete_app(name)
+            _stop_apps(names, [app.get("name", "default")] if up else [], serve_ends)

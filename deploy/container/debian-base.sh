@@ -3,7 +3,7 @@
 # Debian's mirror and the package index but no container registry (where trapline's container test runs), and
 # make podman/buildah usable in such a sandbox.
 #
-#   deploy/container/debian-base.sh [IMAGE]      default IMAGE: localhost/debian-python:bookworm
+#   deploy/container/debian-base.sh [IMAGE]      default IMAGE: localhost/debian-python:bookworm-slim
 #
 # The image is Debian bookworm (minbase) with python3, python3-venv, pip and CA certificates: a Dockerfile
 # that builds `FROM ${BASE}` with `python3 -m venv` works on it and on the public python:3.11-slim-bookworm alike.
@@ -11,7 +11,7 @@
 # so no daemon and no cgroups are needed). Run with: podman run --runtime runc ...
 # Idempotent: an existing IMAGE is kept. Needs root (as every machine here is). About 1 minute the first time.
 set -euo pipefail
-IMAGE=${1:-localhost/debian-python:bookworm}
+IMAGE=${1:-localhost/debian-python:bookworm-slim}
 if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null || ! command -v runc >/dev/null \
    || ! command -v podman-compose >/dev/null; then
   apt-get update -qq
@@ -35,6 +35,11 @@ mirror=$(cat /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev
 [ -n "$mirror" ] || { echo "no Debian mirror in apt's sources: run on a machine with Debian's packages"; exit 1; }
 root=$(mktemp -d)
 debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates bookworm "$root" "$mirror" >/dev/null
+# What python:3.11-slim-bookworm (on debian:bookworm-slim) leaves out too: the downloaded packages, apt's lists and
+# caches (`apt-get update` fetches them again), documentation, manuals and translations. With them the stand-in
+# weighed 0.30 GB, against about 0.13 GB for the public image.
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
+       "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/*
 # the machine's own CA bundle, so pip inside a build reaches the package index as it does here
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 tar -C "$root" -c . | podman import --change 'CMD ["python3"]' - "$IMAGE" >/dev/null

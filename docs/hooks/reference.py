@@ -146,13 +146,15 @@ def http_schema() -> dict:
     import yaml
 
     from serve.config import parse_serve_config
+    from serve.draining import Gate
     from serve.ingress import IngressCore
     from trapline.service import service_features
 
     args = yaml.safe_load((REPO / "serve.yaml").read_text())["applications"][0]["args"]
     args["record"] = {"archive": "/archive", "tables": "/tables"}
     # routes are only declared, never called
-    stand_in = types.SimpleNamespace(config=parse_serve_config(args), features=service_features())
+    config = parse_serve_config(args)
+    stand_in = types.SimpleNamespace(config=config, features=service_features(), gate=Gate(config.http.retry_after_s))
     return IngressCore.__serve_build_asgi_app__(stand_in).openapi()
 
 

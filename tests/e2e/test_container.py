@@ -1,11 +1,12 @@
 """The image as a user runs it: built from the Dockerfile with podman, started with compose.yaml (podman-compose),
-on an empty ./models from the host, then a model published and swapped from the host under load, then stopped.
+on an empty ./models from the host, then a model published and swapped from the host under load, tables made on the
+host over the archive volume read in the container (and the container's on the host), then stopped.
 
 One setup for the module (the build and one container): building costs minutes cold, seconds cached
 (BENCHMARKS.md, "The container image"). Podman, buildah, runc, debootstrap and podman-compose come from Debian
 (`deploy/container/debian-base.sh`, as `.ci/run` would install them); no container registry is reachable here, so the
 Dockerfile's `FROM ${BASE}` is built on a local stand-in for python:3.11-slim-bookworm made from Debian's packages
-(`--build-arg BASE=localhost/debian-python:bookworm --pull=never`).
+(`--build-arg BASE=localhost/debian-python:bookworm-slim --pull=never`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +26,7 @@ import pytest
 
 from model_store import ModelStore
 from model_store.tables.reader import Tables
+from model_store.tables.roots import relocate
 from model_store.tables.schema import IMAGES
 from serve.local import free_port, wait_until
 from tests.fixtures.images import encode, gradient
@@ -31,7 +34,7 @@ from tests.fixtures.load import LoadClient
 from tests.fixtures.onnx_models import fixture_config
 
 REPO = Path(__file__).resolve().parents[2]
-BASE = "localhost/debian-python:bookworm"
+BASE = "localhost/debian-python:bookworm-slim"
 IMAGE = "localhost/trapline:test"
 TOKEN = "container-admin-token"
 CONTAINER_UID = "1000"
@@ -184,12 +187,15 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
         assert runs[0] == "1" and runs[-1] == "2" and set(runs) == {"1", "2"}, runs
     assert c.inspect()["State"]["StartedAt"] == started_at  # no restart
 
+    _tables_made_on_one_side_are_read_on_the_other(c, image)
+
     # An upload kept (POST /v1/images): its picture goes to the archive volume, its row to the tables volume.
     r = httpx.post(f"{_url(c)}/v1/images", params={"camera": "cam-1"}, content=encode(gradient(320, 240)), timeout=60)
     assert r.status_code == 201 and r.json()["state"] == "pending", r.text  # answered; its row committed later
 
     # SIGTERM (podman stop): what is in flight is answered, then the service exits 0.
-    sent: list[tuple[float, int]] = []  # (when the request was sent, its status; 0: no HTTP answer)
+    # (when the request was sent, its status (0: no HTTP answer), its Retry-After)
+    sent: list[tuple[float, int, str | None]] = []
     stop_load = threading.Event()
 
     def keep_sending() -> None:
@@ -197,10 +203,11 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
             while not stop_load.is_set():
                 t = time.monotonic()
                 try:
-                    status = client.post(f"{_url(c)}/v1/detect", content=image).status_code
+                    r = client.post(f"{_url(c)}/v1/detect", content=image)
+                    sent.append((t, r.status_code, r.headers.get("retry-after")))
                 except httpx.HTTPError:
-                    status = 0
-                sent.append((t, status))
+                    sent.append((t, 0, None))
+                    time.sleep(0.05)
 
     senders = [threading.Thread(target=keep_sending) for _ in range(2)]
     for t in senders:
@@ -211,13 +218,13 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
     stop_load.set()
     for t in senders:
         t.join(60)
-    before = [status for t, status in sent if t < stop_sent]
-    after = [status for t, status in sent if t >= stop_sent]
+    before = [status for t, status, _ in sent if t < stop_sent]
+    after = [(status, retry) for t, status, retry in sent if t >= stop_sent]
     assert before and set(before) == {200}, before  # every request sent before the stop was answered
-    # What came after is refused: no connection once the proxy is gone, before that a 503 from the draining service
-    # or, while `trapline serve` deletes its app ahead of Serve's proxy, Serve's 404 (a wart: it should be a 503);
-    # never a 5xx that says something broke.
-    assert set(after) <= {200, 503, 404, 0}, after
+    # What came after is answered, or refused with the draining service's 503 + Retry-After (retry elsewhere), then
+    # no connection once the proxy is gone: never Serve's 404 (its route gone while its proxy still listened), never
+    # a 5xx that says something broke.
+    assert set(after) <= {(200, None), (503, "1"), (0, None)}, after
     state = c.inspect()["State"]
     lines = [line.strip() for line in c.logs().splitlines()]
     assert state["ExitCode"] == 0, c.logs()[-3000:]
@@ -234,6 +241,50 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
     wait_until(ready, 180, "the recreated container's /readyz", interval_s=0.5)
     r = httpx.post(f"{_url(c)}/v1/detect", content=image, timeout=60)
     assert r.status_code == 200 and r.json()["model"]["version"] == "2"
+
+
+def _tables_made_on_one_side_are_read_on_the_other(c: Compose, image: bytes) -> None:
+    """An archive is a root plus relative paths (model_store/tables/roots.py): the same folder seen at the archive
+    volume's path on the host and at /archive in the container is one archive. Tables the host made over it are read
+    in the container (the console shows their pictures, a rerun there finds nothing new), and rows the container adds
+    are read on the host (a dry run there finds nothing new, the pictures are found)."""
+    archive, tables = c.volume("archive"), c.volume("tables") / "detections"
+    (archive / "cam-h").mkdir()
+    for i in range(3):
+        (archive / "cam-h" / f"{i}.jpg").write_bytes(encode(gradient(320 + 16 * i, 240)))
+    host = [sys.executable, "-m", "trapline.cli", "reprocess", "--archive", str(archive), "--out", str(tables),
+            "--model", "fixture", "--store", str(c.models)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # the host's own local Ray
+    made = _run(*host, "--via", "actors", "--num-cpus", "1", timeout=600, cwd=REPO, env=env)
+    assert "processed 3: ok 3" in made.stdout, made.stdout[-3000:]
+    for path in [tables, *tables.rglob("*")]:  # the container's user (uid 1000) adds to them: its lease, its runs
+        os.chown(path, int(CONTAINER_UID), int(CONTAINER_UID))
+    container = ["podman", "exec", c.container, "trapline", "reprocess", "--archive", "/archive", "--out",
+                 "/tables/detections", "--model", "fixture"]
+    rerun = _run(*container, timeout=300)
+    assert "3 already done (skipped), 0 to process" in rerun.stdout, rerun.stdout[-3000:]
+    assert f"processed at {archive}" in rerun.stdout, rerun.stdout[-3000:]
+    # the console's pictures (source `archive`: /tables/detections over /archive) show the host's captures
+    page = httpx.get(f"{_url(c)}/v1/pictures/captures", params={"source": "archive"},
+                     headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    assert page.status_code == 200 and len(page.json()["captures"]) == 3, page.text
+    for capture in page.json()["captures"]:
+        assert capture["uri"].startswith(str(archive)), capture["uri"]  # as the host wrote it
+        picture = httpx.get(f"{_url(c)}{capture['image_url']}", timeout=60)
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg", picture.text[:300]
+        assert picture.content == Path(capture["uri"].removeprefix("file://")).read_bytes()
+
+    # The reverse: a new camera run in the container (through its service); on the host, nothing is new.
+    (archive / "cam-c").mkdir()
+    for i in range(2):
+        (archive / "cam-c" / f"{i}.jpg").write_bytes(encode(gradient(400, 240 + 16 * i)))
+    run = _run(*container, timeout=600)
+    assert "processed 2: ok 2" in run.stdout, run.stdout[-3000:]
+    dry = _run(*host, "--dry-run", timeout=300, cwd=REPO, env=env)
+    assert "5 already done (skipped), 0 to process" in dry.stdout and "processed at /archive" in dry.stdout, dry.stdout
+    rows = Tables(str(tables)).read(IMAGES, "fixture", "2").to_pylist()
+    inside = sorted(r["uri"] for r in rows if "cam-c" in r["uri"])
+    assert [relocate(str(archive), uri) for uri in inside] == [str(archive / "cam-c" / f"{i}.jpg") for i in range(2)]
 
 
 def test_the_cluster_profile_reprocesses_the_mounted_archive_through_the_running_deployment(image, tmp_path,

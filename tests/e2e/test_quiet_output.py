@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -170,8 +171,10 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
         promote = httpx.post(f"{url}/v1/admin/models/fixture/promote", params={"version": "2"},
                              headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
         after = httpx.post(f"{url}/v1/detect", content=image, timeout=30)
+        stopping = StopWatcher(f"{url}/v1/detect", image)
         proc.send_signal(signal.SIGINT)
         returncode = proc.wait(timeout=120)
+        stopping.join()
         try:
             httpx.get(f"{url}/healthz", timeout=5)
             gone = False
@@ -182,7 +185,38 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
             os.killpg(proc.pid, signal.SIGKILL)  # only the process group this test started
             proc.wait(30)
     return {"port": port, "output": log_path.read_text(), "up_output": up_output, "sockets": sockets,
-            "returncode": returncode, "before": before, "promote": promote, "after": after, "gone": gone}
+            "returncode": returncode, "before": before, "promote": promote, "after": after, "gone": gone,
+            "while_stopping": stopping.answers}
+
+
+class StopWatcher(threading.Thread):
+    """Sends requests one after another while the service stops, until it no longer accepts connections: each
+    answer's status and Retry-After, or "refused"."""
+
+    def __init__(self, url: str, image: bytes) -> None:
+        super().__init__(daemon=True)
+        self.url, self.image, self.answers = url, image, []
+        self.start()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 120
+        with httpx.Client(timeout=30) as client:
+            while time.monotonic() < deadline:
+                try:
+                    r = client.post(self.url, content=self.image)
+                except httpx.HTTPError:
+                    self.answers.append("refused")
+                    if self.answers[-3:] == ["refused"] * 3:
+                        return
+                    time.sleep(0.05)
+                    continue
+                kind = None
+                if r.status_code != 200:
+                    try:
+                        kind = r.json()["error"]["type"]
+                    except (ValueError, KeyError, TypeError):
+                        kind = f"not trapline's: {r.text[:80]}"
+                self.answers.append((r.status_code, r.headers.get("retry-after"), kind))
 
 
 def test_serve_answers_hot_swaps_on_a_promote_and_stops_on_ctrl_c(served):
@@ -196,6 +230,14 @@ def test_serve_answers_hot_swaps_on_a_promote_and_stops_on_ctrl_c(served):
     assert served["returncode"] == 0, served["output"][-3000:]  # Ctrl-C: a clean stop
     assert "stopped" in served["output"]
     assert served["gone"], "the service still answered after Ctrl-C"
+
+
+def test_while_it_stops_a_request_is_answered_or_refused_with_a_typed_503_never_a_404(served):
+    """Ctrl-C (or SIGTERM) closes the replicas' gate first, then Serve's proxy goes with the app's route still in
+    place: a request sent meanwhile gets its answer, a 503 not_ready with Retry-After, or no connection."""
+    answers = served["while_stopping"]
+    assert answers[-1] == "refused" and answers[0] != "refused", answers
+    assert {a for a in answers if a != "refused"} <= {(200, None, None), (503, "1", "not_ready")}, answers
 
 
 def test_serve_starts_its_own_ray_despite_a_stale_record(served, stale_ray_tmpdir):

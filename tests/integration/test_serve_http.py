@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -451,3 +452,34 @@ def test_a_short_clip_answers_per_frame_detections_and_its_summary(url, tmp_path
     assert_error(post(url, content=clip[:12] + b"\0" * 2000), 422, "invalid_clip", reason="truncated")
     big = clip[:12] + b"\0" * (MAX_CLIP + 1)
     assert_error(post(url, content=big, headers={"content-type": "video/mp4"}), 413, "payload_too_large")
+
+
+def test_a_stopping_service_answers_what_it_holds_and_refuses_new_requests_with_a_typed_503(ray_cluster, store):
+    """The end of `run_local` (what SIGTERM runs in `trapline serve`): the replicas that handle HTTP close their gate
+    first, so a request already inside is answered and one that comes after gets 503 + Retry-After (retry elsewhere)
+    until the app is gone. An app of its own on the session's Serve (one replica): `slowbatch` waits out its 1 s
+    batch."""
+    cfg = {"store": store.root, "http": {"port": 0, "ingress_num_cpus": 0.1},
+           "models": [{"name": "slowbatch", "num_cpus": 0.1, "max_batch_size": 16, "batch_wait_timeout_s": 1.0,
+                       "batch_wait_policy": "fixed", "alias_poll_interval_s": 0, **QUICK_STOP}]}
+    session = run_local(cfg, environ={}, app_name="draining", route_prefix="/draining")
+    base = session.__enter__()
+    held: list[httpx.Response] = []
+    inside = threading.Thread(target=lambda: held.append(post(base)))
+    inside.start()
+    time.sleep(0.4)  # the request is in the replica, waiting out its batch
+    stopping = threading.Thread(target=session.__exit__, args=(None, None, None))
+    stopping.start()
+
+    def refused() -> httpx.Response | None:
+        r = httpx.get(f"{base}/healthz", timeout=10)
+        return r if r.status_code != 200 else None
+
+    r = wait_until(refused, 20, "the stopping app to refuse a request", interval_s=0.05)
+    err = assert_error(r, 503, "not_ready")
+    assert r.headers["retry-after"] == "1" and "shutting down" in err["message"], r.text
+    inside.join(30)
+    stopping.join(60)
+    assert not stopping.is_alive()
+    [answer] = held
+    assert answer.status_code == 200 and len(answer.json()["detections"]) == 4, answer.text

@@ -264,8 +264,8 @@ def _tables_made_on_one_side_are_read_on_the_other(c: Compose, image: bytes) -> 
     rerun = _run(*container, timeout=300)
     assert "3 already done (skipped), 0 to process" in rerun.stdout, rerun.stdout[-3000:]
     assert f"processed at {archive}" in rerun.stdout, rerun.stdout[-3000:]
-    # the console's pictures (source `archive`: /tables/detections over /archive) show the host's captures
-    page = httpx.get(f"{_url(c)}/v1/pictures/captures", params={"source": "archive"},
+    # the console's pictures (the tables /tables/detections, over /archive by serve.yaml) show the host's captures
+    page = httpx.get(f"{_url(c)}/v1/pictures/captures", params={"tables": "/tables/detections"},
                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert page.status_code == 200 and len(page.json()["captures"]) == 3, page.text
     for capture in page.json()["captures"]:

@@ -11,6 +11,9 @@ One upload, in order:
    written, and only then is the upload answered;
 5. the flush thread commits the journal's entries in parts of at most `flush_rows`, at least every
    `flush_interval_s`, fenced by this recorder's lease; it also commits what recorders that died left.
+
+An image known by its URL (`record_source`: what the Antenna door answered, serve/antenna/records.py) takes steps 3
+to 5 the same way, its URL as its source (nothing is put in the archive), keyed by the caller's identity.
 """
 
 from __future__ import annotations
@@ -30,16 +33,15 @@ from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDetections
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
-from model_store.core.video import VideoDecodeError, clip_created, looks_like_clip
+from model_store.core.video import VideoDecodeError
 from model_store.tables import journal
-from model_store.tables.archive import HEAD_BYTES, exif_capture
 from model_store.tables.codec import classification_rows, clip_fields, failed_fields, result_fields
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.metadata import part_metadata
 from model_store.tables.snip_files import write_snips
 from serve.config import RecordConfig
-from serve.recording.uploads import StoredImage, UploadRecord, Uploads, image_id_of
+from serve.recording.uploads import StoredImage, UploadRecord, Uploads, capture_time, image_id_of
 from trapline.base.errors import (
     ImageDecodeError,
     InvalidParameterError,
@@ -98,27 +100,6 @@ class _Kept:
 Detect = Callable[[bytes], Awaitable[tuple[ImageDetections | ClipDetections, dict[str, Any]]]]
 # The live version of a classifier deployment (asked when a record has no answer of it to tell).
 ClassifierVersion = Callable[[str], Awaitable[str]]
-
-
-def capture_time(captured_at: str | None, data: bytes, received: dt.datetime) -> tuple[dt.datetime, str]:
-    """(naive time, source): the client's `captured_at` (camera clock; with an offset: UTC), else EXIF
-    DateTimeOriginal (a clip's: its container's creation time), else the time of receipt (UTC)."""
-    if captured_at:
-        try:
-            when = dt.datetime.fromisoformat(captured_at.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidParameterError(f"captured_at: not an ISO 8601 time (got {captured_at!r}), e.g. "
-                                        "2026-05-01T10:15:00 (camera clock) or 2026-05-01T08:15:00Z") from None
-        if when.tzinfo is not None:
-            return when.astimezone(dt.timezone.utc).replace(tzinfo=None), "upload_utc"
-        return when, "upload"
-    exif = exif_capture(data[:HEAD_BYTES])
-    if exif is not None:
-        return exif
-    created = clip_created(data) if looks_like_clip(data) else None
-    if created is not None:
-        return created, "container"
-    return received.replace(tzinfo=None), "received"
 
 
 class Recorder:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -114,10 +114,10 @@ def assert_saved(result: dict, images: int) -> None:
 class Worker:
     """`trapline antenna work` as a subprocess, its progress lines read as they come."""
 
-    def __init__(self, given: dict[str, str], door: str) -> None:
+    def __init__(self, given: dict[str, str], door: str, *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "trapline.cli", "antenna", "work", "--api", given["ANTENNA_API"],
-             "--project", given["ANTENNA_PROJECT_ID"], "--service", door, "--poll-interval-s", "0.5", "--json"],
+             "--project", given["ANTENNA_PROJECT_ID"], "--service", door, "--poll-interval-s", "0.5", "--json", *args],
             env={**_env(), "ANTENNA_TOKEN": given["ANTENNA_TOKEN"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         self.lines: list[str] = []
@@ -134,11 +134,14 @@ class Worker:
             self.done = True
             self._seen.notify_all()
 
-    def wait_for(self, text: str, timeout_s: float = 300) -> None:
+    def wait_until(self, what: str, condition: Callable[[], bool], timeout_s: float = 300) -> None:
         with self._seen:
-            assert self._seen.wait_for(lambda: self.done or any(text in line for line in self.lines), timeout_s), \
-                f"no {text!r} from the worker: {self.lines[-20:]}"
-        assert any(text in line for line in self.lines), f"the worker exited: {self.lines[-20:]}"
+            self._seen.wait_for(lambda: self.done or condition(), timeout_s)
+            assert condition(), f"{what}: not seen from the worker ({'exited' if self.done else 'timed out'}): " \
+                                f"{self.lines[-20:]}"
+
+    def wait_for(self, text: str) -> None:
+        self.wait_until(repr(text), lambda: any(text in line for line in self.lines))
 
     def tasks(self, what: str) -> int:
         """Tasks the progress lines say were `taken` / `answered`."""
@@ -200,12 +203,12 @@ def test_push_and_pull_jobs_through_the_served_models(door):
     # runs on trapline-demo-v1 is answered by version 1 to the end. The worker is killed hard holding tasks and
     # started again: the new one finds the v1 job (the door answers it) and Antenna redelivers what the dead one held.
     job, given = start_pull_job()
-    first = Worker(given, door)
+    first = Worker(given, door, "--batch-size", "2")  # small batches: it is still at work after the promotion
     first.wait_for("registered trapline-demo-v1")
     store.promote(f"{DEMO_NAME}:2")
     first.wait_for("registered trapline-demo-v2")  # a running worker re-registers when /info changes
-    first.wait_for("task(s) taken")
-    first.proc.kill()
+    first.wait_until("a batch taken and not answered yet", lambda: first.tasks("taken") > first.tasks("answered"))
+    first.proc.kill()  # SIGKILL: nothing of what it holds is posted
     first.proc.wait(timeout=30)
     taken, answered = first.tasks("taken"), first.tasks("answered")
     assert taken > answered, first.lines  # it died holding tasks it had not answered

@@ -170,8 +170,8 @@ def recorded(tables: Path, count: int, timeout_s: float = 60) -> list[dict]:
     """The version 1 image rows once `count` are committed (the recorder flushes every second)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = Tables(str(tables)).read(IMAGES_TABLE, DEMO_NAME, "1").to_pylist() \
-            if (tables / IMAGES_TABLE).exists() else []
+        # dedupe off: a row stored twice must show twice (readers otherwise read a row key once)
+        rows = Tables(str(tables)).read(IMAGES_TABLE, DEMO_NAME, "1", dedupe=False).to_pylist()
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.5)

@@ -2,8 +2,8 @@
 store with the demo models, real ONNX detectors, images served over real HTTP, the online door's recorder writing
 local tables. Checked: exactly one row per image URL and detector version however often Antenna sends the image
 (a job run again, a task redelivered), a failed row for an image that cannot be decoded and none for one that could
-not be fetched, camera and capture time from the URL, and `trapline report` and exports over those rows.
-(The same, through a real Antenna's jobs: tests/integration/test_antenna.py.)"""
+not be fetched, camera and capture time from the URL, and `trapline report`, exports and occurrences (the track
+filter) over those rows. (The same, through a real Antenna's jobs: tests/integration/test_antenna.py.)"""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
+from batch.postprocessing.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
 from model_store import ImageDetections, ModelStore, decode_image
 from model_store.demo.photos import PHOTOS
@@ -122,7 +123,7 @@ def test_an_image_answered_again_is_recorded_once_per_detector_version(tmp_path,
     assert (recorder.recorder.counts["recorded"], recorder.recorder.counts["replayed"]) == (4, 6)
 
     tables = Tables(str(tmp_path / "tables"))
-    v1 = tables.read(IMAGES, DEMO_NAME, "1").to_pylist()
+    v1 = tables.read(IMAGES, DEMO_NAME, "1", dedupe=False).to_pylist()  # a row stored twice would show twice
     assert sorted(r["uri"] for r in v1) == sorted([good, other, corrupt])  # once each; the 404 has no row
     by_uri = {r["uri"]: r for r in v1}
     assert by_uri[corrupt]["status"] == "failed" and by_uri[corrupt]["error_reason"]
@@ -131,12 +132,12 @@ def test_an_image_answered_again_is_recorded_once_per_detector_version(tmp_path,
         "12", dt.datetime(2024, 12, 3, 22, 29), "path")
     assert row["rel_path"] == f"{CAPTURES}/20241203222900-snapshot.jpg" and row["content_id"].startswith("sha256=")
     # the tables' kept detections are those Antenna was answered
-    kept = tables.read(DETECTIONS, DEMO_NAME, "1").filter(pc.field("kept")).to_pylist()
+    kept = tables.read(DETECTIONS, DEMO_NAME, "1", dedupe=False).filter(pc.field("kept")).to_pylist()
     assert first.detections
     for image_id, uri in (("1", good), ("2", other)):
         answered = [d.classifications[0].scores[0] for d in first.detections if d.source_image_id == image_id]
         assert sorted(answered) == pytest.approx(sorted(k["score"] for k in kept if k["uri"] == uri))
-    assert [r["uri"] for r in tables.read(IMAGES, DEMO_NAME, "2").to_pylist()] == [good]
+    assert [r["uri"] for r in tables.read(IMAGES, DEMO_NAME, "2", dedupe=False).to_pylist()] == [good]
 
     # what reads the tables reads Antenna's captures: the report (thumbnails fetched from the URLs) and an export
     report = build_report(ReportOptions(str(tmp_path / "tables"), str(tmp_path / "report"), model=f"{DEMO_NAME}:1",
@@ -146,6 +147,9 @@ def test_an_image_answered_again_is_recorded_once_per_detector_version(tmp_path,
                              model=f"{DEMO_NAME}:1"))
     exported = json.loads((tmp_path / "md.json").read_text())["images"]
     assert len(exported) == 3
+    # and occurrences: the tracker links the station's detections across its captures, in the URLs' time order
+    tracked = run_postprocess(str(tmp_path / "tables"), "track", {"appearance": "none"}, model=f"{DEMO_NAME}:1")
+    assert tracked.occurrences >= 1 and tracked.detections_linked == len(kept)
 
 
 def test_identity_camera_and_time_of_a_url():

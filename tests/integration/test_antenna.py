@@ -203,7 +203,9 @@ def test_push_and_pull_jobs_through_the_served_models(door):
     # runs on trapline-demo-v1 is answered by version 1 to the end. The worker is killed hard holding tasks and
     # started again: the new one finds the v1 job (the door answers it) and Antenna redelivers what the dead one held.
     job, given = start_pull_job()
-    first = Worker(given, door, "--batch-size", "2")  # small batches: it is still at work after the promotion
+    # small batches, one at a time: it is still at work after the promotion, and once it has taken a batch it is in
+    # the door's call for it (not posting another batch's results) when it is killed
+    first = Worker(given, door, "--batch-size", "2", "--streams", "1")
     first.wait_for("registered trapline-demo-v1")
     store.promote(f"{DEMO_NAME}:2")
     first.wait_for("registered trapline-demo-v2")  # a running worker re-registers when /info changes

@@ -8,6 +8,13 @@ push (Antenna's Celery worker POSTs to `/process`) and pull (async jobs: NATS ta
 detector routed to the demo species classifier, on a local Ray started here) and with Antenna's minimal service
 (pipeline `constant`, its pull mode through the harness's bundled bridge). Timed: the job alone, from the moment
 `run_job.py` creates it to Antenna's SUCCESS (uploads and registration are not), as `run_job.py` reports it.
+
+Then (unless --no-reprocess) the issue's pull-mode target: the same captures the pull job took from Antenna's queue
+(the files Antenna stored, under $ANTENNA_HOME/antenna/ami/media/example_captures/<station>/) through `trapline
+reprocess` with the same detector and classifier, on a fresh local Ray of the same CPUs once the service is down.
+Printed: pull images/s (images / Antenna's job time) ÷ reprocess images/s, both its own rate while images flowed
+(start-up and listing excluded, as the job time excludes uploads) and over its whole wall time. With few images
+Ray Data's start-up dominates the reprocess: use --images 100 or more for the figure, on a quiet machine (load < 1.5).
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ import tempfile
 import threading
 from pathlib import Path
 
+from benchmarks.batch_throughput import reprocess_argv
+from benchmarks.batch_throughput import run_job as run_reprocess
+from benchmarks.common import local_ray, ratio
 from model_store import ModelStore
 from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_config, publish_demo
 from serve.local import free_port, run_local
@@ -66,11 +76,34 @@ def pull_native(door: str, images: int) -> tuple[dict, dict]:
     return result, json.loads(out)
 
 
+def captures_root() -> Path:
+    """Where Antenna keeps uploaded captures, one directory per station (the harness's MEDIA_ROOT)."""
+    home = Path(os.environ.get("ANTENNA_HOME", "/tmp/antenna-harness-home"))
+    return home / "antenna" / "ami" / "media" / "example_captures"
+
+
+def stations() -> set[Path]:
+    root = captures_root()
+    return {p for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+
+
+def reprocess_same_images(captures: Path, store: str, cpus: int) -> dict:
+    """`trapline reprocess` of the pull job's captures with the service's pipeline (detector -> species)."""
+    out = Path(tempfile.mkdtemp(prefix="bench-antenna-reprocess-"))
+    with local_ray(cpus):
+        return run_reprocess(reprocess_argv(captures, out, DEMO_NAME, store, "actors", None,
+                                            ["--classify", SPECIES_NAME]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=4, help="push: images per /process request")
+    parser.add_argument("--reprocess", action=argparse.BooleanOptionalAction, default=True,
+                        help="then `trapline reprocess` of the pull job's captures: pull mode ÷ reprocess")
+    parser.add_argument("--cpus", type=int, default=2, help="the local Ray's CPUs (service, then reprocess)")
     args = parser.parse_args(argv)
+    print(f"load before: {os.getloadavg()}")
     for script in ("setup.sh", "start.sh"):
         subprocess.run(["bash", str(HARNESS / script)], check=True, capture_output=True)
     store = ModelStore(str(Path(tempfile.mkdtemp(prefix="bench-antenna-")) / "store"))
@@ -87,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "classifier": SPECIES_NAME}]}}
     n, b = str(args.images), str(args.batch_size)
     rows = []
-    with run_local(config, environ={}, num_cpus=2):
+    with run_local(config, environ={}, num_cpus=args.cpus):
         door = f"http://127.0.0.1:{port}"
         for name, proc in (("push, minimal", lambda: run_job(MINIMAL, "--pipeline", "constant", "-n", n,
                                                              "--batch-size", b, "--allow-empty")),
@@ -96,9 +129,12 @@ def main(argv: list[str] | None = None) -> int:
                                                                       "constant", "-n", n, "--allow-empty"))):
             r = finish(proc())
             rows.append((name, r["ok"], r["job_s"], r["detections_saved"], r["classifications_saved"]))
+        before = stations()
         r, report = pull_native(door, args.images)
+        pulled = sorted(stations() - before)  # the station run_job.py made for the pull job: its captures
         rows.append(("pull, trapline antenna work", r["ok"], r["job_s"], r["detections_saved"],
                      r["classifications_saved"]))
+        pull_rate = args.images / r["job_s"]
     print(f"{'job':<30} {'ok':<5} {'job s':>7} {'s/image':>8} {'images/s':>9} {'dets':>5} {'classif':>7}")
     for name, ok, job_s, dets, cls in rows:
         print(f"{name:<30} {ok!s:<5} {job_s:>7.2f} {job_s / args.images:>8.3f} {args.images / job_s:>9.2f} "
@@ -106,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trapline antenna work's own figure: {report['tasks_answered']} tasks, "
           f"{report['tasks_answered'] / report['seconds']:.2f} images/s over its whole run ({report['batches']} "
           "batches; includes its idle polling before and after the job)")
+    if args.reprocess:
+        if len(pulled) != 1 or len(list(pulled[0].glob("*.jpg"))) != args.images:
+            print(f"reprocess: cannot tell the pull job's captures apart (new stations {pulled}); skipped")
+        else:
+            rep = reprocess_same_images(pulled[0], store.root, args.cpus)
+            print(f"same {args.images} images through trapline reprocess ({pulled[0]}): "
+                  f"{rep['job_images_per_s']} images/s while images flowed, {rep['images_per_s']} over "
+                  f"{rep['wall_s']} s wall (planning included, Ray start-up not); processed {rep['processed']}")
+            print(f"pull mode ÷ reprocess: {ratio(pull_rate, rep['job_images_per_s'])} (while flowing), "
+                  f"{ratio(pull_rate, rep['images_per_s'])} (wall); target >= 0.8")
     print(f"load: {os.getloadavg()}")
     return 0
 

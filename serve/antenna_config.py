@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from model_store.tables.archive import PathPattern
+from trapline.base.errors import ArchiveError
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -33,6 +36,36 @@ class FetchConfig(_Strict):
     concurrency: int = Field(8, ge=1, le=256, description="images fetched at once per request")
 
 
+# An Antenna capture's URL as its uploads lay them out (`.../<deployment>/<YYYYmmddHHMMSS>-snapshot.jpg`): the
+# directory holding the file is the camera, a time in the file's name is the capture time.
+DEFAULT_URL_PATTERN = (r"(?P<camera>[^/]+)/[^/]*?(?P<timestamp>\d{8}[-_T]?\d{6}|\d{4}-\d{2}-\d{2}[T _]\d{2}[-:]?"
+                       r"\d{2}[-:]?\d{2})[^/]*$")
+
+
+class AntennaRecordConfig(_Strict):
+    """Also record what the door answers Antenna (push and pull) in the tables of the serve config's `record:`,
+    through the same recorder as `POST /v1/images`: one row per image URL and detector version, the URL as the
+    source (the bytes stay where Antenna keeps them: nothing is copied into the archive)."""
+
+    path_pattern: str = Field(DEFAULT_URL_PATTERN, min_length=1, description=(
+        "a regex searched in the image URL's path, as `trapline reprocess --path-pattern`: its `camera` group names "
+        "the camera (default: the directory holding the file, Antenna's deployment for its uploads), its "
+        "`timestamp` (or year/month/day...) group the capture time; without one, EXIF, else the time received"))
+    time_format: str | None = Field(None, description="strptime format of the `timestamp` group (default: common "
+                                                      "layouts such as 20240501101500 or 2024-05-01T10:15:00)")
+
+    @model_validator(mode="after")
+    def _pattern(self) -> AntennaRecordConfig:
+        try:  # the archive's own rules for a path pattern (groups, dates), with its messages
+            PathPattern(self.path_pattern, self.time_format)
+        except ArchiveError as exc:
+            raise ValueError(str(exc).replace("--path-pattern", "path_pattern")) from None
+        return self
+
+    def pattern(self) -> PathPattern:
+        return PathPattern(self.path_pattern, self.time_format)
+
+
 class AntennaConfig(_Strict):
     """Serve Antenna's processing-service API (`/livez`, `/readyz`, `/info`, `/process`) at the root of a port of
     its own (Antenna joins `/process` to the registered URL's root, dropping any path)."""
@@ -45,6 +78,10 @@ class AntennaConfig(_Strict):
     fetch: FetchConfig = FetchConfig()
     ready_timeout_s: float = Field(4.0, gt=0.0, le=60.0, description=(
         "how long /readyz asks the replicas before answering (Antenna's /info limit is 6 s)"))
+    record: AntennaRecordConfig | None = Field(None, description=(
+        "also write what was answered to trapline's tables (those of the serve config's `record:`, which must be "
+        "set), recorded like uploads, exactly once per image URL and detector version, so `trapline report`, "
+        "exports and occurrences cover Antenna's captures; `{}` takes the defaults; null: not recorded"))
 
     @field_validator("pipelines")
     @classmethod

@@ -347,6 +347,9 @@ class ServeConfig(_Strict):
             if m.identify is not None and m.identify.tables is None and self.record is None:
                 raise ValueError(f"model {m.name!r} identifies individuals against the recorder's tables, but the "
                                  "service records nothing: add `record` or name the gallery's `identify.tables`")
+        if self.antenna is not None and self.antenna.record is not None and self.record is None:
+            raise ValueError("antenna.record writes what the door answers to the tables of `record:`, which is not "
+                             "set: add `record: {archive: ..., tables: ...}` or remove antenna.record")
         for p in self.antenna.pipelines if self.antenna else ():
             detector = self.model(p.detector)
             if detector is None:

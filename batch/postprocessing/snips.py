@@ -28,7 +28,7 @@ import pyarrow as pa
 from model_store import CropOptions
 from model_store.core.crops import CROPS_DIR, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
-from model_store.tables.archive import open_location
+from model_store.tables.archive import is_web, open_location, read_web
 from model_store.tables.codec import ranked_from_rows
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.schema import IMAGES, SNIPS, SNIPS_SCHEMA
@@ -185,7 +185,10 @@ def _source(bucket: str):
 def read_source(img: dict, max_pixels: int):
     """The full-resolution RGB image of a table row (OSError when it is gone or changed since the run)."""
     uri = img["uri"]
-    data = _source(uri.split("/", 3)[2] if uri.startswith("s3://") else "").fs.cat_file(uri)
+    if is_web(uri):  # a source recorded by its URL (an Antenna capture)
+        data = read_web(uri)
+    else:
+        data = _source(uri.split("/", 3)[2] if uri.startswith("s3://") else "").fs.cat_file(uri)
     size = img.get("size_bytes")
     if size is not None and not pd.isna(size) and size >= 0 and len(data) != size:
         raise OSError(f"{uri} changed since the run ({len(data)} bytes, the table has {int(size)})")

@@ -1,4 +1,5 @@
-"""Thumbnails with boxes drawn on them, read from the image URIs the tables store (local or s3://).
+"""Thumbnails with boxes drawn on them, read from the image URIs the tables store (local, s3://, or http(s):// for a
+source recorded by its URL).
 
 A missing or unreadable image never stops a report: `Thumbnails.render` returns None for it and
 records the reason, and the page shows a placeholder and lists it.
@@ -18,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from batch.review.defaults import DEFAULT_SIDE
 from model_store.core.imaging import decode_image_at_least
-from model_store.tables.archive import open_location
+from model_store.tables.archive import is_web, open_location, read_web
 from model_store.tables.roots import relocate
 from trapline.base.storage import Storage
 
@@ -72,7 +73,7 @@ class Thumbnails:
         """Relative path (from the report's index.html) of each job's thumbnail, None if unreadable."""
         (self.out_dir / THUMB_DIR).mkdir(parents=True, exist_ok=True)
         for job in jobs:  # one filesystem object per bucket, made before the threads share it
-            if "://" in job.uri:
+            if "://" in job.uri and not is_web(job.uri):
                 self._store_for(job.uri)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return dict(zip(jobs, pool.map(self.render, jobs), strict=True))
@@ -95,7 +96,9 @@ class Thumbnails:
         return rel
 
     def _load(self, uri: str) -> Image.Image:
-        if "://" in uri:
+        if is_web(uri):  # a source recorded by its URL (an Antenna capture: serve/antenna/records.py)
+            data = read_web(uri)
+        elif "://" in uri:
             store, key = self._store_for(uri)
             data = store.read_bytes(key)
         else:

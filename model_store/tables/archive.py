@@ -193,6 +193,27 @@ def uri_of(storage: Storage, path: str) -> str:
     return path if storage.is_local else f"{storage.url().split('://', 1)[0]}://{path}"
 
 
+WEB_TIMEOUT_S = 30.0
+
+
+def is_web(uri: str) -> bool:
+    """A row's uri that is a URL: an image recorded where it was fetched from (an Antenna capture)."""
+    return uri.startswith(("http://", "https://"))
+
+
+def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S) -> bytes:
+    """The bytes at an http(s) uri; OSError (as for a gone file) when they cannot be had."""
+    import httpx  # late: only tables that recorded URLs need it
+
+    try:
+        response = httpx.get(uri, timeout=timeout_s, follow_redirects=True, trust_env=False)
+    except httpx.HTTPError as exc:
+        raise OSError(f"GET {uri} failed: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise OSError(f"GET {uri} answered HTTP {response.status_code}")
+    return response.content
+
+
 def from_us(value: int) -> dt.datetime | None:
     """Inverse of the listing's int64 microsecond encoding (-1 = unknown); naive."""
     if value is None or value < 0:

@@ -12,9 +12,11 @@ file share one name; the images file is written last and is the commit marker fo
 
 images: one row per image per model version and filter set.
 
-    uri                  string     s3://bucket/key or an absolute local path
-    rel_path             string     path relative to the archive root ("/"-separated)
+    uri                  string     s3://bucket/key or an absolute local path; an http(s) URL for an image recorded
+                                    where it was fetched from (the Antenna door's `antenna.record`)
+    rel_path             string     path relative to the archive root ("/"-separated; a URL's: its path)
     content_id           string     identity of the bytes: "etag=...;size=N" (S3) or "size=N;mtime_us=T"
+                                    ("sha256=...;size=N" for a URL)
     size_bytes           int64
     camera_id            string     from --path-pattern's `camera` group, else the first directory, else "unknown"
     capture_time         timestamp  naive; camera clock for path/EXIF/upload times, UTC for UTC_TIME_SOURCES

@@ -134,6 +134,13 @@ class Catalog:
         return ServiceInfo(name=self.antenna.name, description=self.antenna.description,
                            pipelines=[p.info for p in self.pipelines()])
 
+    def answerable(self) -> list[str]:
+        """Every slug `resolve` answers: each pipeline at each version of its detector in the store (a pull worker
+        started after a promotion still finds the jobs Antenna runs on the earlier slugs)."""
+        return [served_slug(p, antenna_version(self.store, self.store.get(ModelRef(p.detector, version=v))))
+                for p in self.antenna.pipelines for v in sorted(self.store.list_versions(p.detector),
+                                                                 key=version_sort_key)]
+
     def resolve(self, slug: str) -> ServedPipeline:
         """The pipeline a request names: one /info lists now, or `SLUG-vM` of an earlier detector version M (a job
         Antenna started before a promotion), answered by that version."""

@@ -25,6 +25,7 @@ from serve import APP_NAME
 from serve.antenna.catalog import Catalog
 from serve.antenna.fetch import ImageFetcher
 from serve.antenna.process import Processor
+from serve.antenna.records import SourceRecorder
 from serve.antenna.routes import create_door_app
 from serve.api_errors import await_replica
 from serve.config import ServeConfig
@@ -49,8 +50,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class AntennaDoor:
     """Lifecycle: `__init__` runs once per (single) replica with the app's validated config and the name of the
     deployment that handles HTTP; it starts the server as a task on Serve's user-code event loop and returns (no
-    model is loaded here). `check_health` fails once the server has stopped, so Serve replaces the replica;
-    `__del__` stops the server."""
+    model is loaded here; with `antenna.record`, a recorder that takes its lease on the first image). `check_health`
+    fails once the server has stopped, so Serve replaces the replica; `__del__` stops the server and closes the
+    recorder (a last flush)."""
 
     def __init__(self, config: dict[str, Any], ingress_name: str) -> None:
         self.config = ServeConfig.model_validate(config)
@@ -61,8 +63,14 @@ class AntennaDoor:
         except Exception:  # noqa: BLE001 - not inside Serve (unit tests)
             app_name = APP_NAME
         self.ingress = serve.get_deployment_handle(ingress_name, app_name=app_name)
-        self.catalog = Catalog(self.config, ModelStore(self.config.store, cache_dir=self.config.cache_dir))
-        self.processor = Processor(self.catalog, self._detect, ImageFetcher(self.antenna.fetch))
+        store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
+        self.catalog = Catalog(self.config, store)
+        # antenna.record: what is answered goes to the tables of `record:` too, through the online recorder
+        self.recorder = None if self.antenna.record is None or self.config.record is None else SourceRecorder(
+            self.antenna.record, self.config.record, store, {m.name: list(m.classify) for m in self.config.models},
+            self._classifier_version)
+        self.processor = Processor(self.catalog, self._detect, ImageFetcher(self.antenna.fetch),
+                                   self.recorder.record if self.recorder is not None else None)
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
         # At most a batch per replica in flight per detector: a push request (or a pull worker's batch) larger than
         # the online lane admits then waits here instead of being refused image by image.
@@ -101,6 +109,10 @@ class AntennaDoor:
                     await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    async def _classifier_version(self, name: str) -> str:
+        """The version a classifier serves now (the recorder asks for a route no detection of the image took)."""
+        return await await_replica(self.ingress.classifier_version.remote(name), self._retry_after)
+
     async def ready_slugs(self) -> list[str]:
         """The pipelines whose detector (and classifier) serve their default alias now (the ingress's readiness)."""
         try:
@@ -128,6 +140,10 @@ class AntennaDoor:
             raise RuntimeError(f"antenna door's server stopped: {self.task.exception() or 'exited'}")
 
     def __del__(self) -> None:
+        """Replica shutdown: stop the server; the recorder commits what it buffered and releases its lease."""
         server = getattr(self, "server", None)
         if server is not None:
             server.should_exit = True
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.close()

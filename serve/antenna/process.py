@@ -30,6 +30,9 @@ logger = logging.getLogger("ray.serve.trapline")
 
 # (detector name, version, image bytes) -> the image's record, classifications attached (IngressCore.detect's)
 Detect = Callable[[str, str, bytes], Awaitable[ImageDetections]]
+# (url, detector name, version, image bytes, its record or its failure) -> journaled in trapline's tables before it
+# is answered (serve/antenna/records.py `SourceRecorder.record`, when `antenna.record` is set)
+RecordImage = Callable[[str, str, str, bytes, "ImageDetections | TraplineError"], Awaitable[object]]
 
 
 @dataclass
@@ -47,18 +50,21 @@ class ImageOutcome:
 class Processor:
     """Lifecycle: built once per door with the catalog (store reads) and the detect call; `process` per request."""
 
-    def __init__(self, catalog: Catalog, detect: Detect, fetcher: ImageFetcher) -> None:
+    def __init__(self, catalog: Catalog, detect: Detect, fetcher: ImageFetcher,
+                 record: RecordImage | None = None) -> None:
         self.catalog = catalog
         self.algorithms = Algorithms(catalog.store)
         self.detect = detect
         self.fetcher = fetcher
+        self.record = record
 
     async def resolve(self, slug: str) -> ServedPipeline:
         return await asyncio.to_thread(self.catalog.resolve, slug)
 
     async def images(self, pipeline: ServedPipeline, images: list[SourceImageRequest]) -> list[ImageOutcome]:
         """Each image's detections, or the typed error that stopped it (fetch, decode, the model): never raises for
-        one image."""
+        one image. With recording, an image is journaled before it is answered; one that cannot be journaled is
+        answered as that error (Antenna and the tables then agree: neither has it)."""
         bodies = await self.fetcher.fetch_all([i.url for i in images])
         detector = pipeline.detector
 
@@ -66,8 +72,15 @@ class Processor:
             if isinstance(body, TraplineError):
                 return ImageOutcome(image, error=body)
             try:
-                record = await self.detect(detector.name, detector.version, body)
-                dets = await asyncio.to_thread(image_detections, image.id, record, self.algorithms.get)
+                outcome: ImageDetections | TraplineError = await self.detect(detector.name, detector.version, body)
+            except TraplineError as exc:
+                outcome = exc
+            try:
+                if self.record is not None:
+                    await self.record(image.url, detector.name, detector.version, body, outcome)
+                if isinstance(outcome, TraplineError):
+                    return ImageOutcome(image, error=outcome)
+                dets = await asyncio.to_thread(image_detections, image.id, outcome, self.algorithms.get)
             except TraplineError as exc:
                 return ImageOutcome(image, error=exc)
             return ImageOutcome(image, detections=dets)

@@ -2,7 +2,8 @@
 
 Antenna calls `GET /readyz` (timeout 90 s) and `GET /info` (timeout 6 s) when a service is registered, then
 `POST /process` per batch of captures (no timeout); it joins `/process` to the root of the registered URL, so these
-routes live at the root of the door's own port. `GET /trapline/sizing` tells the pull worker how many tasks to take.
+routes live at the root of the door's own port. `GET /trapline/sizing` tells the pull worker how many tasks to take,
+`GET /trapline/slugs` which jobs' pipelines it can answer.
 """
 
 from __future__ import annotations
@@ -82,5 +83,10 @@ def create_door_app(door: Door) -> FastAPI:
     @app.get("/trapline/sizing")
     async def sizing(request: Request) -> dict[str, Any]:
         return _door(request).sizing()
+
+    @app.get("/trapline/slugs")
+    async def slugs(request: Request) -> list[str]:
+        """Every pipeline slug the door answers, earlier detector versions' included (`Catalog.answerable`)."""
+        return await asyncio.to_thread(_door(request).catalog.answerable)
 
     return app

@@ -10,6 +10,9 @@ Exactly once: a batch's results are posted once and never re-posted (a post that
 taken; NATS redelivers what Antenna did not save). On SIGTERM the worker takes no new tasks, finishes the batches it
 holds and posts them, then exits; a second signal exits at once, leaving what it held for redelivery. A door that
 cannot answer (down, 5xx) leaves the batch for redelivery too: only an image's own failure is answered as an error.
+A worker killed hard posts nothing of what it held: Antenna redelivers those tasks after its NATS_TASK_TTR to the next
+worker, which finds the job whichever detector version it runs on (it polls every slug the door answers, earlier
+detector versions' included). An image the door answered twice that way is recorded once (serve/antenna/records.py).
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ class Worker:
         self.report = WorkReport(project=options.project)
         self._lock = threading.Lock()
         self._registered: str | None = None  # the /info pipelines last registered, as JSON
-        self._slugs: list[str] = []  # every slug registered by this run: jobs started before a promotion go on
+        self._slugs: list[str] = []  # the jobs polled for: every slug registered by this run or the door answers
         self._checked = 0.0
         self.batch_size = options.batch_size or int(self.door.call("GET", "/trapline/sizing")["batch_size"])
 
@@ -119,12 +122,15 @@ class Worker:
             seen = json.dumps(pipelines, sort_keys=True)
             if seen == self._registered:
                 return
+            # and the jobs of every slug the door answers: a worker started after a promotion still answers the
+            # jobs Antenna runs on the earlier detector's pipeline (registered by whoever ran before it)
+            answerable = self.door.call("GET", "/trapline/slugs", timeout_s=10.0)
             self.antenna.call("POST", f"/projects/{self.options.project}/pipelines/", {
                 "processing_service_name": self.options.service_name, "pipelines": pipelines,
                 "client_info": self.client_info})
             self._registered = seen
-            self._slugs = list(dict.fromkeys([*self._slugs, *(p["slug"] for p in pipelines)]))
-            self.report.pipelines = list(self._slugs)
+            self.report.pipelines = list(dict.fromkeys([*self.report.pipelines, *(p["slug"] for p in pipelines)]))
+            self._slugs = list(dict.fromkeys([*self.report.pipelines, *answerable]))
             self.report.registrations += 1
         self.progress(f"registered {', '.join(p['slug'] for p in pipelines)} with Antenna project "
                       f"{self.options.project}")
@@ -144,6 +150,7 @@ class Worker:
         tasks = [Task.model_validate(t) for t in body.get("tasks", [])]
         if not tasks:
             return 0
+        self.progress(f"job {job_id} ({slug}): {len(tasks)} task(s) taken")
         t0 = time.perf_counter()
         try:
             answer = self.door.call("POST", "/trapline/process/images", {

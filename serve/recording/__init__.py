@@ -2,7 +2,7 @@
 the same tables an archive run writes, exactly once; `GET /v1/images/{id}`, `/v1/cameras` read them back.
 
     uploads.py    where an upload's bytes go (archive path from camera, capture date, content hash) and what
-                  is remembered of it (the upload record, Idempotency-Keys)
+                  is remembered of it (its capture time, the upload record, Idempotency-Keys)
     recorder.py   the recorder of one replica: run the served pipeline, journal the rows, commit them in parts
     queries.py    the read side, from the tables (never from a replica's memory)
     routes.py     the HTTP routes, attached to the ingress's FastAPI app when recording is configured

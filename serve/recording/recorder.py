@@ -11,6 +11,9 @@ One upload, in order:
    written, and only then is the upload answered;
 5. the flush thread commits the journal's entries in parts of at most `flush_rows`, at least every
    `flush_interval_s`, fenced by this recorder's lease; it also commits what recorders that died left.
+
+An image known by its URL (`record_source`: what the Antenna door answered, serve/antenna/records.py) takes steps 3
+to 5 the same way, its URL as its source (nothing is put in the archive), keyed by the caller's identity.
 """
 
 from __future__ import annotations
@@ -30,16 +33,15 @@ from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDetections
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
-from model_store.core.video import VideoDecodeError, clip_created, looks_like_clip
+from model_store.core.video import VideoDecodeError
 from model_store.tables import journal
-from model_store.tables.archive import HEAD_BYTES, exif_capture
 from model_store.tables.codec import classification_rows, clip_fields, failed_fields, result_fields
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.metadata import part_metadata
 from model_store.tables.snip_files import write_snips
 from serve.config import RecordConfig
-from serve.recording.uploads import UploadRecord, Uploads, image_id_of
+from serve.recording.uploads import StoredImage, UploadRecord, Uploads, capture_time, image_id_of
 from trapline.base.errors import (
     ImageDecodeError,
     InvalidParameterError,
@@ -65,32 +67,39 @@ class Upload:
     model: str | None = None
 
 
+@dataclass(frozen=True)
+class Source:
+    """An image known by where it was fetched from (an Antenna capture's URL, serve/antenna/records.py): recorded
+    with that URL as its source; `image_id` is the caller's identity key, recorded at most once."""
+
+    image_id: str
+    uri: str
+    rel_path: str
+    camera: str
+    data: bytes
+    capture_time: dt.datetime | None = None  # from the URL's path; None: EXIF, else the time received
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """An image whose bytes are kept (archive) or known (a source URL), before the pipeline runs."""
+
+    image_id: str
+    camera: str
+    sha256: str
+    stored: StoredImage
+    capture_time: dt.datetime
+    capture_time_source: str
+    received: dt.datetime
+    data: bytes
+    idempotency_key: str | None
+
+
 # The served pipeline for one image: the ingress's detect, answering the typed record (classifications attached)
 # and the body /v1/detect would answer with.
 Detect = Callable[[bytes], Awaitable[tuple[ImageDetections | ClipDetections, dict[str, Any]]]]
 # The live version of a classifier deployment (asked when a record has no answer of it to tell).
 ClassifierVersion = Callable[[str], Awaitable[str]]
-
-
-def capture_time(captured_at: str | None, data: bytes, received: dt.datetime) -> tuple[dt.datetime, str]:
-    """(naive time, source): the client's `captured_at` (camera clock; with an offset: UTC), else EXIF
-    DateTimeOriginal (a clip's: its container's creation time), else the time of receipt (UTC)."""
-    if captured_at:
-        try:
-            when = dt.datetime.fromisoformat(captured_at.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidParameterError(f"captured_at: not an ISO 8601 time (got {captured_at!r}), e.g. "
-                                        "2026-05-01T10:15:00 (camera clock) or 2026-05-01T08:15:00Z") from None
-        if when.tzinfo is not None:
-            return when.astimezone(dt.timezone.utc).replace(tzinfo=None), "upload_utc"
-        return when, "upload"
-    exif = exif_capture(data[:HEAD_BYTES])
-    if exif is not None:
-        return exif
-    created = clip_created(data) if looks_like_clip(data) else None
-    if created is not None:
-        return created, "container"
-    return received.replace(tzinfo=None), "received"
 
 
 class Recorder:
@@ -242,16 +251,45 @@ class Recorder:
             return existing[0], False
         await asyncio.to_thread(self._start)
         stored = await asyncio.to_thread(self.uploads.store, upload.camera, sha, when.date(), upload.data)
-        base = {"uri": stored.uri, "rel_path": stored.rel_path, "content_id": stored.content_id,
-                "size_bytes": stored.size_bytes, "camera_id": upload.camera, "capture_time": when,
-                "capture_time_source": source}
+        kept = _Kept(image_id, upload.camera, sha, stored, when, source, received, upload.data, upload.idempotency_key)
+        return await self._journal(kept, model, detect, routes, classifier_version)
+
+    async def record_source(self, source: Source, model: str, detect: Detect, routes: list[ClassifierRoute],
+                            classifier_version: ClassifierVersion) -> tuple[UploadRecord, bool]:
+        """Run and journal an image known by its URL (`Source`), exactly once per `source.image_id`: its rows name
+        the URL as their uri, and its bytes are not copied into the archive. `model` is NAME:VERSION."""
+        try:
+            check_segment("camera", source.camera)
+        except ValueError as exc:
+            raise InvalidParameterError(f"camera: {exc}") from None
+        existing = await asyncio.to_thread(self.uploads.read, source.image_id)
+        if existing is not None:  # answered before (a job run again, a task delivered again): the first row stands
+            self.counts["replayed"] += 1
+            return existing[0], False
+        await asyncio.to_thread(self._start)
+        sha = hashlib.sha256(source.data).hexdigest()
+        size = len(source.data)  # the bytes' identity, where a file's would be its size and mtime or ETag
+        stored = StoredImage(uri=source.uri, rel_path=source.rel_path, content_id=f"sha256={sha};size={size}",
+                             size_bytes=size)
+        received = dt.datetime.now(dt.timezone.utc)
+        when, time_source = (source.capture_time, "path") if source.capture_time is not None else \
+            capture_time(None, source.data, received)
+        kept = _Kept(source.image_id, source.camera, sha, stored, when, time_source, received, source.data, None)
+        return await self._journal(kept, model, detect, routes, classifier_version)
+
+    async def _journal(self, kept: _Kept, model: str, detect: Detect, routes: list[ClassifierRoute],
+                       classifier_version: ClassifierVersion) -> tuple[UploadRecord, bool]:
+        """Run the served pipeline on kept bytes and claim their rows in the journal (steps 3 and 4)."""
+        base = {"uri": kept.stored.uri, "rel_path": kept.stored.rel_path, "content_id": kept.stored.content_id,
+                "size_bytes": kept.stored.size_bytes, "camera_id": kept.camera, "capture_time": kept.capture_time,
+                "capture_time_source": kept.capture_time_source}
         clip = None
         try:
-            record, answer = await detect(upload.data)
+            record, answer = await detect(kept.data)
             http_status = 201
             if isinstance(record, ClipDetections):  # a clip: one row for it, its frames' detections nested
                 clip, record = record, None
-                fields = clip_fields(clip, round(when.replace(tzinfo=dt.timezone.utc).timestamp() * 1e6))
+                fields = clip_fields(clip, round(kept.capture_time.replace(tzinfo=dt.timezone.utc).timestamp() * 1e6))
             else:
                 fields = result_fields(record)
         except (ImageDecodeError, VideoDecodeError, ModelRunError) as exc:  # kept, with a failed row saying why
@@ -267,23 +305,24 @@ class Recorder:
         rhash = result_hash(filters, resolved) if resolved else filters.hash
         row = {**base, **fields, "classifications": classification_rows(record) if record else [], "snips": []}
         if record is not None and self.cfg.crops is not None and record.detections:
-            row["snips"] = await asyncio.to_thread(self._snips, upload.data, record, row, rhash)
+            row["snips"] = await asyncio.to_thread(self._snips, kept.data, record, row, rhash)
         config = self._config(info.name, info.version)
         if clip is not None:  # what the clip was made with: a reprocess of the uploads with other settings redoes it
             row["clip_settings"] = ClipSettings.of(clip.sampling, config.clip_tracking, config.clip_counting).hash
         meta = part_metadata(info.name, info.version, config, model, filters, rhash,
                              routes_metadata(resolved), self.cfg.crops.model_dump() if self.cfg.crops else None)
-        doc = UploadRecord(image_id=image_id, camera=upload.camera, sha256=sha, stored=stored, capture_time=when,
-                           capture_time_source=source, received_at=received, status=fields["status"],
-                           http_status=http_status, model={"name": info.name, "version": info.version},
-                           filters_hash=rhash, answer=answer, snips=row["snips"])
-        entry = journal.Recorded(image_id=image_id, writer=self.writer, model_name=info.name,
+        doc = UploadRecord(image_id=kept.image_id, camera=kept.camera, sha256=kept.sha256, stored=kept.stored,
+                           capture_time=kept.capture_time, capture_time_source=kept.capture_time_source,
+                           received_at=kept.received, status=fields["status"], http_status=http_status,
+                           model={"name": info.name, "version": info.version}, filters_hash=rhash, answer=answer,
+                           snips=row["snips"])
+        entry = journal.Recorded(image_id=kept.image_id, writer=self.writer, model_name=info.name,
                                  model_version=info.version, model_sha256=info.sha256, filters_hash=rhash,
                                  metadata=meta, row=row, extra=doc.model_dump(mode="json"))
-        return await asyncio.to_thread(self._claim, entry, doc, upload)
+        return await asyncio.to_thread(self._claim, entry, doc, kept.idempotency_key)
 
-    def _claim(self, entry: journal.Recorded, doc: UploadRecord, upload: Upload) -> tuple[UploadRecord, bool]:
-        """Journal the upload; a twin request (or a retry after a crash) that finds the image recorded answers
+    def _claim(self, entry: journal.Recorded, doc: UploadRecord, key: str | None) -> tuple[UploadRecord, bool]:
+        """Journal the image; a twin request (or a retry after a crash) that finds the image recorded answers
         the first record instead: one row per image, whatever the timing."""
         try:
             if not journal.claim(self.tables, entry):
@@ -293,11 +332,11 @@ class Recorder:
                                                   "read; retry shortly")
                 self.counts["replayed"] += 1
                 return first[0], False
-            if upload.idempotency_key:
-                self.uploads.remember_key(upload.camera, upload.idempotency_key, doc.sha256, doc.image_id)
+            if key:
+                self.uploads.remember_key(doc.camera, key, doc.sha256, doc.image_id)
         except (StorageError, OSError) as exc:
-            raise StorageUnavailableError(f"cannot record the upload in {self.tables.url()}: {exc}; its bytes are "
-                                          "in the archive, a retry records it") from None
+            raise StorageUnavailableError(f"cannot record the image in {self.tables.url()}: {exc}; its bytes are "
+                                          "kept where they came from, a retry records it") from None
         with self._lock:
             self._buffer.append(entry)
             full = len(self._buffer) >= self.cfg.flush_rows

@@ -20,9 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from model_store.core.video import clip_created, looks_like_clip
 from model_store.tables import journal
-from model_store.tables.archive import content_id_of, open_location, uri_of
-from trapline.base.errors import ConflictError, StorageError, StorageUnavailableError
+from model_store.tables.archive import HEAD_BYTES, content_id_of, exif_capture, open_location, uri_of
+from trapline.base.errors import ConflictError, InvalidParameterError, StorageError, StorageUnavailableError
 from trapline.base.storage import Storage
 
 KEYS_DIR = "keys"
@@ -56,6 +57,27 @@ class UploadRecord(BaseModel):
     filters_hash: str
     answer: dict[str, Any] = Field(default_factory=dict, description="the detection answer, or the error body")
     snips: list[dict[str, Any]] = Field(default_factory=list, description="snip rows (crop_uri, sizes)")
+
+
+def capture_time(captured_at: str | None, data: bytes, received: dt.datetime) -> tuple[dt.datetime, str]:
+    """(naive time, source): the client's `captured_at` (camera clock; with an offset: UTC), else EXIF
+    DateTimeOriginal (a clip's: its container's creation time), else the time of receipt (UTC)."""
+    if captured_at:
+        try:
+            when = dt.datetime.fromisoformat(captured_at.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidParameterError(f"captured_at: not an ISO 8601 time (got {captured_at!r}), e.g. "
+                                        "2026-05-01T10:15:00 (camera clock) or 2026-05-01T08:15:00Z") from None
+        if when.tzinfo is not None:
+            return when.astimezone(dt.timezone.utc).replace(tzinfo=None), "upload_utc"
+        return when, "upload"
+    exif = exif_capture(data[:HEAD_BYTES])
+    if exif is not None:
+        return exif
+    created = clip_created(data) if looks_like_clip(data) else None
+    if created is not None:
+        return created, "container"
+    return received.replace(tzinfo=None), "received"
 
 
 def image_id_of(camera: str, sha256: str) -> str:

@@ -4,8 +4,12 @@ captures, the service registered, an ML job, and what Antenna saved counted in i
 
 One shared setup: the harness (`setup.sh`: apt packages as root and Antenna's venv the first time, ~2 min; then
 `start.sh`, ~10 s) and one trapline service with the demo detector routed to the demo species classifier and the
-Antenna door on a port of its own. Push mode and pull mode (`trapline antenna work`, SIGTERM at the end) each run
-one job; the door's per-image errors are checked on the same service without Antenna.
+Antenna door on a port of its own, recording what it answers into trapline's tables (`antenna.record`). Push mode
+and pull mode each run one job; in pull mode the detector is promoted mid-run and `trapline antenna work` is killed
+hard (SIGKILL) holding tasks and started again: Antenna redelivers what it held after its NATS_TASK_TTR, which the
+fixture sets short when it starts Antenna (an Antenna already running keeps its own, 300 s by default: slower, same
+checks). After both jobs the tables hold one row per image URL per detector version, with the detections Antenna
+saved. The door's per-image errors are checked on the same service without Antenna.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,6 +32,8 @@ import pytest
 from model_store import ModelStore
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_config, publish_demo
+from model_store.tables.reader import Tables
+from model_store.tables.schema import IMAGES as IMAGES_TABLE
 from serve.local import free_port, run_local
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +41,10 @@ HARNESS = Path(os.environ.get("TRAPLINE_ANTENNA_HARNESS", REPO.parent / "shared"
 IMAGES = 6  # the demo detector was trained on rendered mammals: on Antenna's synthetic moths it finds a few boxes
 SETUP_TIMEOUT_S = 1200
 MOTH_SCORE_THRESHOLD = 0.15
+# Antenna's time-to-reprocess of a pull task (its NATS_TASK_TTR setting, read from the environment by start.sh's
+# services): a task the killed worker held comes back after this. Long enough for Antenna's single Celery worker to
+# save a batch's results before it would redeliver an answered task.
+TASK_TTR_S = 40
 
 pytestmark = pytest.mark.skipif(not (HARNESS / "run_job.py").exists(),
                                 reason=f"the Antenna harness is not at {HARNESS} (set TRAPLINE_ANTENNA_HARNESS)")
@@ -50,9 +62,10 @@ def antenna() -> Iterator[None]:
     pid = home / "run" / "django.pid"
     running = pid.exists() and subprocess.run(["kill", "-0", pid.read_text().split()[0]],
                                               capture_output=True).returncode == 0
+    env = {**os.environ, "NATS_TASK_TTR": str(TASK_TTR_S)}  # read only by the services start.sh starts
     for script, args in (("setup.sh", []), ("start.sh", ["--no-minimal"])):
         done = subprocess.run(["bash", str(HARNESS / script), *args], capture_output=True, text=True,
-                              timeout=SETUP_TIMEOUT_S)
+                              timeout=SETUP_TIMEOUT_S, env=env)
         assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     yield
     if not running:
@@ -60,8 +73,9 @@ def antenna() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[str]:
-    store = ModelStore(str(tmp_path_factory.mktemp("antenna") / "store"))
+def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[tuple[str, ModelStore, Path]]:
+    root = tmp_path_factory.mktemp("antenna")
+    store = ModelStore(str(root / "store"))
     for version in ("1", "2"):  # Antenna's synthetic moths are not the rendered mammals the demo detector learnt:
         # below its default threshold (0.25) it finds a few boxes on every series of them (0.25: on 3 series in 5)
         store.publish(ASSETS / f"v{version}" / "model.onnx", DEMO_NAME, version,
@@ -72,10 +86,12 @@ def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[str]:
               "models": [{"name": DEMO_NAME, "num_cpus": 0.5, "max_batch_size": 4, "batch_wait_timeout_s": 0.01,
                           "classify": [{"model": SPECIES_NAME}]}],
               "classifiers": [{"name": SPECIES_NAME, "num_cpus": 0.25}],
-              "antenna": {"port": port, "pipelines": [{"slug": "trapline-demo", "name": "trapline demo",
-                                                       "detector": DEMO_NAME, "classifier": SPECIES_NAME}]}}
+              "record": {"archive": str(root / "archive"), "tables": str(root / "tables"), "flush_interval_s": 1},
+              "antenna": {"port": port, "record": {},
+                          "pipelines": [{"slug": "trapline-demo", "name": "trapline demo", "detector": DEMO_NAME,
+                                         "classifier": SPECIES_NAME}]}}
     with run_local(config, environ={}):
-        yield f"http://127.0.0.1:{port}", store
+        yield f"http://127.0.0.1:{port}", store, root / "tables"
 
 
 def run_job(*args: str, **popen) -> subprocess.Popen:
@@ -95,20 +111,50 @@ def assert_saved(result: dict, images: int) -> None:
     assert result["detections_from_pipeline_algorithms"] == result["detections_saved"]
 
 
-def test_push_and_pull_jobs_through_the_served_models(door):
-    door, store = door
-    info = httpx.get(f"{door}/info", timeout=6).json()
-    [pipeline] = info["pipelines"]
-    assert pipeline["slug"] == "trapline-demo-v1"
+class Worker:
+    """`trapline antenna work` as a subprocess, its progress lines read as they come."""
 
-    # push: Antenna's Celery worker POSTs the captures to the door's /process
-    push = summary(run_job(door, "--images", str(IMAGES), "--batch-size", "3"))
-    assert_saved(push, IMAGES)
-    assert push["dispatch_mode"] == "sync_api" and push["pipelines_registered"] == ["trapline-demo-v1"]
+    def __init__(self, given: dict[str, str], door: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trapline.cli", "antenna", "work", "--api", given["ANTENNA_API"],
+             "--project", given["ANTENNA_PROJECT_ID"], "--service", door, "--poll-interval-s", "0.5", "--json", *args],
+            env={**_env(), "ANTENNA_TOKEN": given["ANTENNA_TOKEN"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        self.lines: list[str] = []
+        self.done = False
+        self._seen = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
 
-    # pull: `trapline antenna work` registers with the project run_job.py made, takes the tasks, answers each once;
-    # the detector is promoted once it has registered, before the job: the worker registers the new pipeline
-    # (trapline-demo-v2), and the job Antenna runs on trapline-demo-v1 is answered by version 1 to the end
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self._seen:
+                self.lines.append(line.strip())
+                self._seen.notify_all()
+        with self._seen:  # exited: whoever waits stops waiting
+            self.done = True
+            self._seen.notify_all()
+
+    def wait_until(self, what: str, condition: Callable[[], bool], timeout_s: float = 300) -> None:
+        with self._seen:
+            self._seen.wait_for(lambda: self.done or condition(), timeout_s)
+            assert condition(), f"{what}: not seen from the worker ({'exited' if self.done else 'timed out'}): " \
+                                f"{self.lines[-20:]}"
+
+    def wait_for(self, text: str) -> None:
+        self.wait_until(repr(text), lambda: any(text in line for line in self.lines))
+
+    def tasks(self, what: str) -> int:
+        """Tasks the progress lines say were `taken` / `answered`."""
+        return sum(int(m.group(1)) for line in self.lines if (m := re.search(rf"(\d+) task\(s\) {what}", line)))
+
+    def stop(self) -> dict:
+        self.proc.send_signal(signal.SIGTERM)  # stops taking tasks, answers what it holds, exits
+        out, _ = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, self.lines[-20:]
+        return json.loads(out)
+
+
+def start_pull_job() -> tuple[subprocess.Popen, dict[str, str]]:
     job = run_job("trapline", "--mode", "pull-native", "--images", str(IMAGES), "--pipeline", "trapline-demo-v1",
                   stderr=subprocess.PIPE)
     given: dict[str, str] = {}
@@ -117,32 +163,79 @@ def test_push_and_pull_jobs_through_the_served_models(door):
         if "ANTENNA_PROJECT_ID" in given:
             break
     threading.Thread(target=job.stderr.read, daemon=True).start()  # drain the rest
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "trapline.cli", "antenna", "work", "--api", given["ANTENNA_API"],
-         "--project", given["ANTENNA_PROJECT_ID"], "--service", door, "--poll-interval-s", "0.5", "--json"],
-        env={**_env(), "ANTENNA_TOKEN": given["ANTENNA_TOKEN"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    for line in worker.stderr:
-        if line.startswith("registered trapline-demo-v1"):
-            break
-    threading.Thread(target=worker.stderr.read, daemon=True).start()
+    return job, given
+
+
+def recorded(tables: Path, count: int, timeout_s: float = 60) -> list[dict]:
+    """The version 1 image rows once `count` are committed (the recorder flushes every second)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        # dedupe off: a row stored twice must show twice (readers otherwise read a row key once)
+        rows = Tables(str(tables)).read(IMAGES_TABLE, DEMO_NAME, "1", dedupe=False).to_pylist()
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def assert_recorded_once(rows: list[dict], result: dict) -> None:
+    """One row per image URL of the job's captures (their camera is their Antenna station), with the detections
+    Antenna saved."""
+    assert len(rows) == len({r["uri"] for r in rows}) == IMAGES, [r["uri"] for r in rows]
+    assert {r["status"] for r in rows} <= {"ok", "empty"}
+    assert sum(r["detection_count"] for r in rows) == result["detections_saved"]
+
+
+def test_push_and_pull_jobs_through_the_served_models(door):
+    door, store, tables = door
+    info = httpx.get(f"{door}/info", timeout=6).json()
+    [pipeline] = info["pipelines"]
+    assert pipeline["slug"] == "trapline-demo-v1"
+
+    # push: Antenna's Celery worker POSTs the captures to the door's /process
+    push = summary(run_job(door, "--images", str(IMAGES), "--batch-size", "3"))
+    assert_saved(push, IMAGES)
+    assert push["dispatch_mode"] == "sync_api" and push["pipelines_registered"] == ["trapline-demo-v1"]
+    push_rows = recorded(tables, IMAGES)
+    assert_recorded_once(push_rows, push)
+
+    # pull: `trapline antenna work` registers with the project run_job.py made and takes the tasks; the detector is
+    # promoted once it has registered: the worker registers the new pipeline (trapline-demo-v2), and the job Antenna
+    # runs on trapline-demo-v1 is answered by version 1 to the end. The worker is killed hard holding tasks and
+    # started again: the new one finds the v1 job (the door answers it) and Antenna redelivers what the dead one held.
+    job, given = start_pull_job()
+    # small batches, one at a time: it is still at work after the promotion, and once it has taken a batch it is in
+    # the door's call for it (not posting another batch's results) when it is killed
+    first = Worker(given, door, "--batch-size", "2", "--streams", "1")
+    first.wait_for("registered trapline-demo-v1")
     store.promote(f"{DEMO_NAME}:2")
+    first.wait_for("registered trapline-demo-v2")  # a running worker re-registers when /info changes
+    first.wait_until("a batch taken and not answered yet", lambda: first.tasks("taken") > first.tasks("answered"))
+    first.proc.kill()  # SIGKILL: nothing of what it holds is posted
+    first.proc.wait(timeout=30)
+    taken, answered = first.tasks("taken"), first.tasks("answered")
+    assert taken > answered, first.lines  # it died holding tasks it had not answered
+    second = Worker(given, door)
     try:
         pull = summary(job)
     finally:
-        worker.send_signal(signal.SIGTERM)  # stops taking tasks, answers what it holds, exits
-        out, _ = worker.communicate(timeout=60)
-    assert worker.returncode == 0
+        report = second.stop()
     assert_saved(pull, IMAGES)
     assert pull["dispatch_mode"] == "async_api"
-    report = json.loads(out)
-    # every task answered exactly once, none left for redelivery
-    assert (report["tasks_answered"], report["tasks_failed"], report["tasks_left"]) == (IMAGES, 0, 0)
+    # every task answered exactly once over the two workers: none lost, none answered twice, none failed
+    assert (pull["images_sent"], pull["images_failed"]) == (IMAGES, 0)
+    assert (answered + report["tasks_answered"], report["tasks_failed"], report["tasks_left"]) == (IMAGES, 0, 0)
     assert report["stopped_by"] == "SIGTERM"
-    assert report["pipelines"] == ["trapline-demo-v1", "trapline-demo-v2"] and report["registrations"] == 2
+    assert report["pipelines"] == ["trapline-demo-v2"] and report["registrations"] == 1
     # every detection Antenna saved is the v1 pipeline's detector's (the job's), though v2 serves by then
     assert pull["detections_from_pipeline_algorithms"] == pull["detections_saved"]
     assert httpx.get(f"{door}/info", timeout=6).json()["pipelines"][0]["slug"] == "trapline-demo-v2"
+
+    # the tables: one row per image URL of each job under detector version 1, whichever worker answered (the dead
+    # worker's images were answered by the door twice), with the detections Antenna saved
+    rows = recorded(tables, 2 * IMAGES)
+    push_cameras = {r["camera_id"] for r in push_rows}
+    assert_recorded_once([r for r in rows if r["camera_id"] not in push_cameras], pull)
+    assert len(push_cameras) == 1 and len(rows) == 2 * IMAGES
 
 
 @pytest.fixture
@@ -158,7 +251,7 @@ def pictures(tmp_path) -> Iterator[str]:
 
 
 def test_each_image_that_cannot_be_read_is_its_own_typed_error(door, pictures):
-    door, _ = door
+    door, _, _ = door
     images = [{"id": "1", "url": f"{pictures}/good.jpg"}, {"id": "2", "url": f"{pictures}/missing.jpg"},
               {"id": "3", "url": f"{pictures}/corrupt.jpg"}]
     push = httpx.post(f"{door}/process", json={"pipeline": "trapline-demo-v1", "source_images": images,

@@ -62,6 +62,8 @@ def test_a_promoted_detector_is_a_new_pipeline_and_the_old_slug_keeps_its_versio
     catalog._cached = None  # as CATALOG_TTL_S passing
     [now] = catalog.pipelines()
     assert (now.slug, now.info.version, now.algorithm().key) == ("demo-v2", 2, f"{DEMO_NAME}-2")
+    # a pull worker started now still polls the jobs Antenna runs on the earlier slug: the door answers them
+    assert catalog.answerable() == ["demo-v1", "demo-v2"]
     earlier = catalog.resolve("demo-v1")  # a job Antenna started before the promotion
     assert (earlier.detector.version, earlier.algorithm().key) == ("1", f"{DEMO_NAME}-1")
     with pytest.raises(InvalidParameterError, match="demo-v9"):

@@ -24,7 +24,8 @@ from model_store.tables.maintenance import check, compact
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from serve.config import RecordConfig
-from serve.recording.recorder import Recorder, Upload, capture_time
+from serve.recording.recorder import Recorder, Upload
+from serve.recording.uploads import capture_time
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture, process_without_ray
 from trapline.base.errors import ConflictError, ImageDecodeError, InvalidParameterError, StorageUnavailableError
 

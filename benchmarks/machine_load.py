@@ -33,7 +33,12 @@ def _machine_busy_ticks() -> int | None:
     return sum(fields[:3]) + sum(fields[5:8])
 
 
-def _tree_ticks(root_pids: Iterable[int]) -> int:
+def tree_cpu_s(root_pids: Iterable[int]) -> float:
+    """CPU seconds of every process in the trees (tree_ticks)."""
+    return tree_ticks(root_pids) / _TICK
+
+
+def tree_ticks(root_pids: Iterable[int]) -> int:
     """CPU ticks of every process in the trees, with the children they have reaped (cutime, cstime), so a
     worker that exited during the span still counts for its parent."""
     pids: set[int] = set()
@@ -72,7 +77,7 @@ class LoadWindow:
 
     def start(self) -> LoadWindow:
         busy = _machine_busy_ticks()
-        self._start = (time.perf_counter(), busy, _tree_ticks(self.roots) if busy is not None else 0)
+        self._start = (time.perf_counter(), busy, tree_ticks(self.roots) if busy is not None else 0)
         return self
 
     def stop(self) -> dict[str, Any]:
@@ -85,7 +90,7 @@ class LoadWindow:
                     "busy": None}
         # A process of the trees that ended unreaped by them (a Ray worker whose ticks went nowhere we read) takes
         # its ticks with it: the tree's delta can fall short, even below zero; what it misses shows as others'.
-        own = max(0.0, (_tree_ticks(self.roots) - own0) / _TICK / elapsed)
+        own = max(0.0, (tree_ticks(self.roots) - own0) / _TICK / elapsed)
         machine = (busy1 - busy0) / _TICK / elapsed
         # Ticks are sampled per process and per CPU at slightly different moments: clamp the small negatives.
         others = max(0.0, machine - own)

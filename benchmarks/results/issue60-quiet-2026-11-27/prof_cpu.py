@@ -1,11 +1,11 @@
 """CPU a request at 2 clients with the null model: trapline's replica, Serve's proxy, all of Ray and the load
-generator, against the minimal Serve app, from each process's CPU seconds in /proc over a closed-loop run.
+generator, against the minimal Serve app, from each process's CPU seconds in /proc over a closed-loop run
+(benchmarks.machine_load.tree_cpu_s).
 
     PYTHONPATH=. .venv/bin/python benchmarks/results/issue60-quiet-2026-11-27/prof_cpu.py [SECONDS]
 
 A lab script for benchmarks/results/NOTES.md section 22 (not part of `make bench`)."""
 
-import os
 import subprocess
 import sys
 import time
@@ -15,6 +15,7 @@ from benchmarks.bench_model import ensure_null_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, local_ray
 from benchmarks.http_probes import http_closed
 from benchmarks.images import FULL_HD, ensure_images, load_bytes
+from benchmarks.machine_load import tree_cpu_s
 from benchmarks.minimal_serve import minimal_service
 from benchmarks.serve_load import free_port, serve_config, service
 from model_store import ModelStore
@@ -26,23 +27,12 @@ def pids(pattern: str) -> list[int]:
     return [int(p) for p in subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()]
 
 
-def cpu_s(of: list[int]) -> float:
-    total = 0.0
-    for pid in of:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def measure(name: str, url: str, replica_pattern: str, payloads: list[bytes], seconds: float) -> None:
     http_closed(url, payloads, 2, 3)  # warm-up
     groups = {"replica": pids(replica_pattern), "proxy": pids("ProxyActor"), "all Ray": pids(RAY_PROCESSES)}
-    before, client0 = {k: cpu_s(v) for k, v in groups.items()}, time.process_time()
+    before, client0 = {k: tree_cpu_s(v) for k, v in groups.items()}, time.process_time()
     res = http_closed(url, payloads, 2, seconds)
-    per = {k: round((cpu_s(v) - before[k]) * 1000 / res["requests"], 2) for k, v in groups.items()}
+    per = {k: round((tree_cpu_s(v) - before[k]) * 1000 / res["requests"], 2) for k, v in groups.items()}
     per["load generator"] = round((time.process_time() - client0) * 1000 / res["requests"], 2)
     print(f"{name}: {res['rps']} req/s at 2 clients; CPU ms a request: {per}", flush=True)
 

@@ -30,11 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from benchmarks.common import DEFAULT_ROOT, machine_info, ratio, write_json
 from benchmarks.http_probes import http_closed
 from benchmarks.serve_load import free_port
+from serve.local import wait_ready
 
 PHOTOS = Path(__file__).resolve().parents[1] / "model_store" / "demo" / "assets" / "photos"
 
@@ -43,15 +42,10 @@ def container_cli() -> str:
     return "podman" if shutil.which("podman") else "docker"
 
 
-def _wait_ready(url: str, timeout_s: float, proc_alive=lambda: True) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        assert proc_alive(), "the service exited before it was ready"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2, trust_env=False).status_code == 200:
-                return time.monotonic()
-        time.sleep(0.2)
-    raise TimeoutError(f"{url}/readyz not 200 within {timeout_s:g} s")
+def _wait_ready(url: str, timeout_s: float, alive=None) -> float:
+    """serve.local.wait_ready; the moment /readyz answered 200."""
+    wait_ready(url, timeout_s, alive)
+    return time.monotonic()
 
 
 def image_size(cli: str, image: str) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def free_port() -> int:
 def running_service(models: list[str], store: str, work: Path, timeout_s: float) -> Iterator[dict[str, Any]]:
     """`trapline serve` of `models` in the background, as a user starts it; yields once /readyz answers 200."""
     from serve.local import wait_ready
+    from trapline.base.errors import ServeStartError
 
     port = free_port()
     log = open(work / "serve.log", "w")  # noqa: SIM115 - open for the service's whole life
@@ -103,17 +104,10 @@ def running_service(models: list[str], store: str, work: Path, timeout_s: float)
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=service_env(work))
     try:
         url = f"http://127.0.0.1:{port}"
-        # wait_ready with a deadline cut short by the service's own exit (a failed deploy answers nothing)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"trapline serve exited ({proc.returncode}) before it was ready: {tail(work)}")
-            try:
-                wait_ready(url, min(5.0, max(0.1, deadline - time.monotonic())))
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
+        try:  # a failed deploy exits and answers nothing: stop waiting then, with its last line
+            wait_ready(url, timeout_s, alive=lambda: proc.poll() is None)
+        except ServeStartError as exc:
+            raise RuntimeError(f"trapline serve was not ready ({exc}): {tail(work)}") from None
         info = {"argv": argv[1:], "url": url, "ready_s": round(time.perf_counter() - t0, 1),
                 "load": [round(load, 1), round(os.getloadavg()[0], 1)]}
         print(f"trapline serve ready at {url} after {info['ready_s']} s", flush=True)

@@ -79,14 +79,17 @@ def client_url(host: str, port: int, route_prefix: str = "/") -> str:
     return f"http://{host}:{port}{route_prefix.rstrip('/')}"
 
 
-def wait_ready(base_url: str, timeout_s: float = 300.0) -> None:
-    """Poll GET {base_url}/readyz until it answers 200."""
+def wait_ready(base_url: str, timeout_s: float = 300.0, alive: Callable[[], bool] | None = None) -> None:
+    """Poll GET {base_url}/readyz until it answers 200; with `alive` (e.g. a service process's `poll() is None`),
+    give up at once when it says the service is gone, since a service that exited will never answer."""
     import httpx
 
     last = "no answer"
 
     def ready() -> bool:
         nonlocal last
+        if alive is not None and not alive():
+            raise ServeStartError(f"the service exited before {base_url}/readyz answered 200; last answer: {last}")
         try:
             r = httpx.get(f"{base_url}/readyz", timeout=10.0, trust_env=False)
         except httpx.HTTPError as exc:

@@ -9,15 +9,40 @@ clustering, and the number of individuals found against the true number.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from model_store.tables.identities import SIGHTINGS, read_result
 from trapline.base.errors import NotFoundError, UserError
 
 
-def evaluate(tables_url: str, truth_csv: str) -> dict:
-    from sklearn.metrics import adjusted_rand_score  # imported here: only evaluate needs it
+def adjusted_rand_index(labels_true, labels_pred) -> float:
+    """The adjusted Rand index of two labellings of the same items (1.0: the same partition; ~0: chance).
 
+    Written here rather than imported, so scikit-learn stays out of the container image for one formula. It is
+    scikit-learn's `adjusted_rand_score` (sklearn/metrics/cluster/_supervised.py) over pair counts, in Python
+    integers so large archives do not overflow, with its special case: no pair on which the labellings disagree
+    (no items, one item, or the same partition) is 1.0. tests/unit/test_sklearn_parity.py checks it against
+    scikit-learn's."""
+    _, true_idx = np.unique(np.asarray(labels_true), return_inverse=True)
+    _, pred_idx = np.unique(np.asarray(labels_pred), return_inverse=True)
+    if true_idx.shape != pred_idx.shape or true_idx.ndim != 1:
+        raise ValueError(f"two labellings of the same items needed, got shapes {true_idx.shape} and {pred_idx.shape}")
+
+    def pairs(idx: np.ndarray) -> int:  # pairs of items in the same group, summed over the groups
+        return sum(c * (c - 1) // 2 for c in np.bincount(idx).tolist())
+
+    n = len(true_idx)
+    both = pairs(true_idx * (int(pred_idx.max(initial=0)) + 1) + pred_idx)  # the contingency table's cells
+    same_true, same_pred = pairs(true_idx), pairs(pred_idx)
+    tp, fn, fp = both, same_true - both, same_pred - both  # pairs together in both / only in truth / only predicted
+    tn = n * (n - 1) // 2 - tp - fn - fp
+    if fn == 0 and fp == 0:
+        return 1.0
+    return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
+
+
+def evaluate(tables_url: str, truth_csv: str) -> dict:
     try:
         truth = pd.read_csv(truth_csv)
     except FileNotFoundError:
@@ -41,6 +66,6 @@ def evaluate(tables_url: str, truth_csv: str) -> dict:
             for r in ided.itertuples() if seen[r.individual] > 1]
     return {"sightings": len(rows), "unidentifiable": int((rows["decision"] == "unidentifiable").sum()),
             "top1": sum(hits) / len(hits) if hits else None,
-            "ari": float(adjusted_rand_score(ided["individual"], ided["individual_id"])) if len(ided) else None,
+            "ari": adjusted_rand_index(ided["individual"], ided["individual_id"]) if len(ided) else None,
             "individuals_found": int(ided["individual_id"].nunique()), "individuals_true": int(rows["individual"]
                                                                                              .nunique())}

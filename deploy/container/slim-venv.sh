@@ -41,7 +41,7 @@ for f in $(find "$site" -type f \( -name '*.so' -o -name '*.so.*' -o -path '*/ra
   if strip --strip-unneeded "$f" 2>/dev/null; then stripped=$((stripped + 1)); fi
 done
 "$venv/bin/python" -c "import ray, ray.serve, ray.data, ray.dashboard, pyarrow.dataset, pyarrow.parquet, pyarrow.fs, \
-cv2, av, numpy, pandas, scipy.optimize, sklearn.isotonic, onnxruntime, matplotlib.pyplot, pycocotools.mask, uvloop, \
+cv2, av, numpy, pandas, scipy.optimize, onnxruntime, matplotlib.pyplot, pycocotools.mask, uvloop, \
 PIL.Image, grpc, yaml, pydantic, fastapi, s3fs"
 for bin in "$site"/ray/core/src/ray/gcs/gcs_server "$site"/ray/core/src/ray/raylet/raylet; do
   out=$(timeout 20 "$bin" --help 2>&1 || true)

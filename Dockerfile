@@ -7,8 +7,8 @@
 # Build arguments:
 #   BASE     the Python base image (default the public python:3.11-slim-bookworm). Any Debian/Ubuntu image with
 #            python3 >= 3.10 works; one without python3 or its venv module gets them from apt (a CUDA base).
-#   FLAVOUR  cpu (default): plain onnxruntime, the CPU image. gpu: onnxruntime-gpu, for a CUDA 12 + cuDNN 9 base,
-#            e.g. --build-arg FLAVOUR=gpu --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
+#   FLAVOUR  cpu (default): plain onnxruntime, the CPU image. gpu: onnxruntime-gpu, for a CUDA 13 + cuDNN 9 base,
+#            e.g. --build-arg FLAVOUR=gpu --build-arg BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu22.04
 #            (written and documented, not built where trapline is tested: no CUDA base image can be fetched there).
 #   VERSION  the version the OCI labels carry (`make image` passes pyproject.toml's).
 # What the image holds and leaves out, and why: docs/guide/container.md.
@@ -35,21 +35,31 @@ COPY constraints.txt ./
 COPY --from=requirements /src/requirements.txt ./
 RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip install -c constraints.txt -r requirements.txt
 # What the runtime never loads, out of the final image: the dependencies' test suites, Ray's Java jars, RLlib and
-# dashboard UI, pyarrow's Flight, headers and stubs, and the libraries' symbol tables (binutils' strip, here only).
+# dashboard UI, pyarrow's Flight, botocore's models of services other than S3 and the credential chain's, ONNX
+# Runtime's C API library, headers and stubs, and the symbol tables (binutils' strip, here only).
 # A step of its own after pip: changing it leaves the install above cached.
-COPY deploy/container/slim-venv.sh ./
+COPY deploy/container/slim-venv.sh deploy/container/check-loads.py deploy/container/compile-runtime.py ./
 RUN command -v strip >/dev/null || { apt-get update -qq \
         && apt-get install -y -qq --no-install-recommends binutils >/dev/null; } \
     && sh slim-venv.sh /opt/trapline
 
-# Stage 2: trapline's own wheel (pip wheel: setuptools in an isolated build environment, left behind here).
+# Stage 2: trapline's own wheel (pip wheel: setuptools in an isolated build environment, left behind here), installed
+# under /staging as it will lie in the image's venv, so the last stage needs no pip to put it there.
 FROM deps AS wheel
 COPY pyproject.toml README.md ./
 COPY trapline ./trapline
 COPY model_store ./model_store
 COPY serve ./serve
 COPY batch ./batch
-RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip wheel --no-deps -w /wheels .
+RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip wheel --no-deps -w /wheels . \
+    && /opt/trapline/bin/pip install --no-deps --root /staging /wheels/trapline-*.whl
+
+# The venv as the image holds it: no pip, setuptools or wheel (nothing in the image installs packages: a derived
+# image that wants to gets pip back with `python -m ensurepip`), and .pyc files only for what the runtime imports
+# (compile-runtime.py says why).
+FROM deps AS venv
+RUN /opt/trapline/bin/python -m pip uninstall -y -q pip setuptools \
+    && /opt/trapline/bin/python compile-runtime.py --fresh
 
 # Stage 3: the image: the base, a user, the venv and the wheel; no compiler, no pip cache, no source tree.
 FROM ${BASE}
@@ -69,11 +79,13 @@ RUN sh /usr/local/bin/ensure-python.sh wget && rm -rf /var/cache/apt/*.bin /var/
     && useradd --uid 1000 --create-home --shell /bin/sh trapline \
     && mkdir -p /models /archive /tables \
     && chown trapline:trapline /models /archive /tables
-COPY --from=deps /opt/trapline /opt/trapline
-COPY --from=wheel /wheels /tmp/wheels
+COPY --from=venv /opt/trapline /opt/trapline
+COPY --from=wheel /staging/opt/trapline /opt/trapline
 COPY deploy/container/serve.yaml /etc/trapline/serve.yaml
-RUN PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/trapline/bin/pip install --no-cache-dir --no-deps /tmp/wheels/trapline-*.whl \
-    && rm -rf /tmp/wheels && /opt/trapline/bin/trapline --help >/dev/null
+# The .pyc files of what trapline's own modules import beyond compile-runtime.py's list (a few, in this layer).
+RUN --mount=type=bind,source=deploy/container/compile-runtime.py,target=/tmp/compile-runtime.py \
+    /opt/trapline/bin/python /tmp/compile-runtime.py --packages model_store serve batch trapline 2>/dev/null \
+    && /opt/trapline/bin/trapline --help >/dev/null
 ENV PATH=/opt/trapline/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     TRAPLINE_MODEL_STORE=/models

@@ -55,7 +55,7 @@ browser:
 	  echo "chromium could not be installed: the browser test will be skipped"
 
 # The container image (Dockerfile) with podman or docker, whichever is here; `docker compose up` runs it.
-# e.g. make image FLAVOUR=gpu BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04 (docs/guide/container.md)
+# e.g. make image FLAVOUR=gpu BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu22.04 (docs/guide/container.md)
 VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 FLAVOUR   ?= cpu
 IMAGE     ?= localhost/trapline

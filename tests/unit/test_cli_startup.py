@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import REPO
 
+# matplotlib stays listed though the product never imports it (lint-imports forbids it): the contract sees only the
+# product's own imports, this sees what a dependency pulls in too (it is installed here, for the benchmarks).
 HEAVY = ("pandas", "pyarrow.dataset", "ray", "jinja2", "matplotlib", "onnxruntime", "fastapi", "sklearn", "av")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -52,6 +53,11 @@ def test_report_shows_counts_galleries_blanks_failures_and_what_v1_found_that_v2
     # self-contained: every picture is a file next to index.html, no network, no external script
     assert page.srcs and all(not re.match(r"\w+://|//", s) and (tmp_path / "rep" / s).is_file() for s in page.srcs)
     assert not page.scripts and "http://" not in html.replace("http://www.w3.org", "")
+    charts = [s for s in page.srcs if s.startswith("plots/")]  # SVG files that parse, and load nothing from elsewhere
+    assert {"plots/per_camera.svg", "plots/per_label.svg", "plots/scores.svg"} <= set(charts)
+    for rel in charts:
+        text = (tmp_path / "rep" / rel).read_text()
+        assert ET.fromstring(text).tag == "{http://www.w3.org/2000/svg}svg" and "href" not in text
     assert {"overview", "gallery", "blanks", "compare", "failed", "per-camera", "threshold"} <= page.ids
     assert page.classes.count("band") == 2 * 5  # two labels x five score bands
     ok = [r for r in spec.good if r not in spec.blank]

@@ -36,7 +36,7 @@ ray.data._internal.execution.streaming_executor ray.data._internal.execution.ope
 ray.job_submission ray.scripts.scripts ray.util.state
 pyarrow.dataset pyarrow.parquet pyarrow.fs pyarrow.compute pyarrow.csv pyarrow.json
 numpy pandas scipy.optimize scipy.sparse.csgraph onnxruntime cv2 av av.video.reformatter PIL.Image
-matplotlib.figure matplotlib.backends.backend_agg pycocotools.mask jinja2 yaml pydantic fastapi uvicorn starlette
+pycocotools.mask jinja2 yaml pydantic fastapi uvicorn starlette
 multipart httpx aiohttp uvloop grpc fsspec s3fs botocore.session aiobotocore
 """.split()
 # Packages whose every module a process may load by name (the dashboard walks its modules at start).

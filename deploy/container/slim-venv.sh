@@ -7,7 +7,7 @@ venv=$1
 site=$(echo "$venv"/lib/python3*/site-packages)
 before=$(du -sm "$venv" | cut -f1)
 
-# The dependencies' own test suites (pandas, scipy, numpy, pyarrow, matplotlib ...).
+# The dependencies' own test suites (pandas, scipy, numpy, pyarrow ...).
 find "$site" -depth -type d \( -name tests -o -name test \) -path '*/site-packages/*/*' -exec rm -rf {} +
 rm -f "$site"/pyarrow/_pyarrow_cpp_tests*.so
 
@@ -85,7 +85,7 @@ for size, paths in by_size.items():
 print(f"slim-venv: {saved / 1e6:.1f} MB of identical copies made symlinks")
 PY
 "$venv/bin/python" -c "import ray, ray.serve, ray.data, ray.dashboard, pyarrow.dataset, pyarrow.parquet, pyarrow.fs, \
-cv2, av, av.video.reformatter, numpy, pandas, scipy.optimize, onnxruntime, matplotlib.pyplot, pycocotools.mask, \
+cv2, av, av.video.reformatter, numpy, pandas, scipy.optimize, onnxruntime, pycocotools.mask, \
 uvloop, PIL.Image, grpc, yaml, pydantic, fastapi, s3fs"
 for bin in "$site"/ray/core/src/ray/gcs/gcs_server "$site"/ray/core/src/ray/raylet/raylet; do
   out=$(timeout 20 "$bin" --help 2>&1 || true)

@@ -18,8 +18,10 @@ can stay the dependencies' entry points, which change with Ray's version, not wi
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib
 import pkgutil
+import re
 import shutil
 import site
 import sys
@@ -41,6 +43,13 @@ multipart httpx aiohttp uvloop grpc fsspec s3fs botocore.session aiobotocore
 """.split()
 # Packages whose every module a process may load by name (the dashboard walks its modules at start).
 WALKED = ["ray.dashboard.modules"]
+# Trees compiled whole, because their modules are loaded late, by name or by a process of their own, in ways the
+# imports above do not reach: Ray Data's planner and operators (at a job's first execution), Ray's runtime-env agent
+# (with its vendored aiohttp), Pillow's format plugins (Image.open loads them all), the HTTP servers under Serve's
+# proxy and httpx. Found by running the service, a job through it and a job with its own actors in the image as
+# root and listing the .pyc that appeared. Ray's Tune, Train and LLM libraries stay out: nothing loads them.
+TREES = ["ray", "PIL", "uvicorn", "h11", "httptools", "websockets", "httpcore", "anyio", "fastapi", "fsspec"]
+SKIPPED = re.compile(r"/ray/(tune|train|llm)/")
 
 
 def _import(name: str) -> None:
@@ -73,6 +82,10 @@ def main() -> None:
         _import(name)
     for package in (WALKED if args.fresh else []) + args.packages:
         _walk(package)
+    for tree in TREES if args.fresh else []:
+        for root in site.getsitepackages():
+            if (Path(root) / tree).is_dir():
+                compileall.compile_dir(Path(root) / tree, quiet=1, rx=SKIPPED)
     kept = sum(p.stat().st_size for root in site.getsitepackages() for p in Path(root).rglob("*.pyc"))
     print(f"compile-runtime: {kept / 1e6:.0f} MB of .pyc in site-packages")
 

@@ -178,6 +178,37 @@ def configure_data_context(progress_bars: bool, object_store_bytes: int | None =
         object_store_memory=object_store_bytes if object_store_bytes else limits.object_store_memory)
 
 
+def runs_inline(via: str, has_stage: bool, images: int) -> bool:
+    """Whether a run of `images` goes through the driver (`_execute_inline`) rather than a Ray Data plan."""
+    return via == "serve" and not has_stage and images <= INLINE_MAX_IMAGES
+
+
+def start_data_helpers() -> None:
+    """Start Ray Data's own helper actors now, while the driver still prepares the run (best effort).
+
+    A plan's executor creates three detached actors when it starts (its stats actor, which it waits for before the
+    first task, an autoscaling coordinator and an actor-location tracker), each a new worker process that imports
+    Ray Data (~1 s of CPU) while the inference actors are starting on the same cores: on 2 cores the first batch
+    waited for all of them (NOTES.md, section 22). Made here, right after the run's Ray is up, they start beside the
+    driver's model check instead. They are named and detached (`get_if_exists`): the executor finds these, and a
+    cluster that has them already makes none. Ray Data has no public call for this; with a Ray whose internals
+    differ nothing is started here and the executor makes them as before."""
+    with contextlib.suppress(Exception):
+        from ray.data._internal.stats import get_or_create_stats_actor
+
+        get_or_create_stats_actor()
+    with contextlib.suppress(Exception):
+        from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
+            get_or_create_autoscaling_coordinator,
+        )
+
+        get_or_create_autoscaling_coordinator()
+    with contextlib.suppress(Exception):
+        from ray.data._internal.execution.node_trackers.actor_location import get_or_create_actor_location_tracker
+
+        get_or_create_actor_location_tracker()
+
+
 def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Ray remote args that give every stage the driver's S3 / store settings (none when there are none)."""
     environ = os.environ if environ is None else environ
@@ -251,7 +282,7 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     The plan's result rows come back to this process `rows_per_file` at a time (a few KB an image: the images
     themselves stay in the actors) and go to the run's writer actor (writer.py), which this process kills however
     the run ends."""
-    inline = spec.via == "serve" and spec.stage is None and entries.num_rows <= INLINE_MAX_IMAGES
+    inline = runs_inline(spec.via, spec.stage is not None, entries.num_rows)
     actors = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
     progress = Progress(total=entries.num_rows, in_flight=INLINE_PARTS_AT_ONCE if inline else actors)
     if entries.num_rows == 0:

@@ -24,7 +24,7 @@ def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode:
     return {"model": ref, "via": via, "decode": decode, "images": res["processed"],
             "images_per_s": res["job_images_per_s"] or res["images_per_s"],
             "steady_images_per_s": res["job_steady_images_per_s"], "start_s": _start_s(res),
-            "peak_mib": res["peak_mib"]}
+            "peak_mib": res["peak_mib"], "timeline": res.get("timeline") or {}}
 
 
 def _start_s(res: dict[str, Any]) -> float | None:

@@ -105,7 +105,11 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
     report = plan.report(run_id, "running")
     report.timeline["planned"] = _since(t0)
     if todo:
-        # The detector itself is checked once the run's Ray is up (`_prepare_cluster`), beside Ray Data's start.
+        # Config, weights checksum and one blank forward pass checked here, so a version that cannot
+        # load or run fails with one clear line instead of inside every actor. Through a live deployment
+        # the model is already loaded and is checked there (`preflight_serve`): nothing is loaded here.
+        if options.via == "actors":
+            preflight_model(options.store, plan.model.ref)
         for route in plan.routes:  # each classifier loads (sha256) and runs on a blank crop, or the run stops here
             preflight_classifier(options.store, route.ref, plan.filters)
     manifest: RunManifest | None = None
@@ -206,7 +210,8 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
     except RayUnreachableError as exc:  # the user's address, not a failed run: one line, nothing written
         raise BatchError(str(exc)) from None
     try:
-        if options.via == "auto":
+        started_via_auto = options.via == "auto"
+        if started_via_auto:
             # the pool it is weighed against: in a Ray of its own on this machine when the service is local
             cpus = float(os.cpu_count() or 1) if service else float(ray.cluster_resources().get("CPU", 1))
             via, why = choose_via(plan, service, connected, cpus)
@@ -217,11 +222,8 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
                 {"serve_app": service.app_name} if service is not None and via == "serve" else {})})
             log(why)
         if not runs_inline(options.via, options.has_stage, len(plan.selection.todo)):
-            start_data_helpers()  # their processes start while the model is checked below
-        if options.via == "actors":
-            # Config, weights checksum and one blank forward pass checked here, so a version that cannot load or
-            # run fails with one clear line (and nothing written) instead of inside every actor. Through a live
-            # deployment the model is already loaded and is checked there (`preflight_serve`).
+            start_data_helpers()  # their processes start while the run is sized, checked and its manifest written
+        if options.via == "actors" and started_via_auto:
             preflight_model(options.store, plan.model.ref)
         resources = ray.cluster_resources()
         cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))

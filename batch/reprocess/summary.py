@@ -59,8 +59,8 @@ class RunReport:
     # and how many its own boxes agree with: a person still decides; the summary says where the model differs.
     identified: int = 0
     agrees_with_people: int = 0
-    # Where the run's time went, in seconds from its start: `planned` (lease, listing, done-check), `ray_ready` (Ray
-    # up, the model checked, the plan sized), `plan_started`, `first_part` and `last_part` (committed), `finished`.
+    # Where the run's time went, in seconds from its start: `planned` (lease, listing, done-check), `ray_ready` (the
+    # model checked, Ray up, the plan sized), `plan_started`, `first_part` and `last_part` (committed), `finished`.
     timeline: dict[str, float] = field(default_factory=dict)
 
     @property

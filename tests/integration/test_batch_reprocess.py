@@ -94,12 +94,17 @@ def test_run_writes_one_row_per_image_and_a_rerun_adds_nothing(env, first_run):
     assert manifest["model"]["sha256"] == env["store"].get("trapcam:1").config.weights.sha256
     assert manifest["counts"]["processed"] == len(spec.images) and manifest["filters"]["hash"] == report.filters_hash
     assert manifest["arguments"]["model"] == "trapcam@production" and manifest["ended_at"]
+    # The report says where the run's time went, milestone after milestone, up to its whole wall time.
+    steps = ["planned", "ray_ready", "plan_started", "first_part", "last_part", "finished"]
+    assert list(report.timeline) == steps and report.timeline["finished"] == report.wall_s
+    assert [report.timeline[k] for k in steps] == sorted(report.timeline.values())
 
     before = files_under(out / "images") + files_under(out / "detections")
     again = run_reprocess(options(env, out))
     assert (again.processed, again.already_done, again.status) == (0, len(spec.images), "succeeded")
     assert files_under(out / "images") + files_under(out / "detections") == before
     assert again.wall_s <= 0.05 * report.wall_s  # a rerun only lists and reads the images table: no Ray
+    assert list(again.timeline) == ["planned", "finished"]
 
 
 def test_dry_run_reports_and_writes_nothing(ray_cluster, env, tmp_path):

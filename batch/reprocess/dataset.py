@@ -216,6 +216,24 @@ def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return {"runtime_env": {"env_vars": env}} if env else {}
 
 
+def detector_kwargs(spec: PlanSpec, archive_url: str | None) -> dict[str, Any]:
+    """DetectorActor's arguments for a run (`archive_url` None: the rows come read and prepared by read tasks)."""
+    return {
+        "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
+        "device": "cuda" if spec.num_gpus > 0 else "cpu",
+        "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
+        # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
+        "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
+        "max_pixels": spec.max_pixels, "archive_url": archive_url,
+        "clips_url": spec.archive_url, "clips": spec.clips,
+    }
+
+
+def numpy_batch(block: pa.Table) -> dict[str, Any]:
+    """A slice of the listing as the numpy columns a stage takes (what Ray Data's `batch_format="numpy"` hands it)."""
+    return {name: block.column(name).to_numpy(zero_copy_only=False) for name in block.column_names}
+
+
 def build_dataset(entries: pa.Table, spec: PlanSpec):
     """The lazy Ray Data plan for `entries` (ENTRY_SCHEMA rows); nothing runs until it is iterated."""
     # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
@@ -246,15 +264,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
         ds = ds.map_batches(
             DetectorActor, batch_size=spec.batch_size, batch_format="numpy", compute=pool,
             num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None, **remote,
-            fn_constructor_kwargs={
-                "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
-                "device": "cuda" if spec.num_gpus > 0 else "cpu",
-                "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
-                # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
-                "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
-                "max_pixels": spec.max_pixels, "archive_url": archive_url,
-                "clips_url": spec.archive_url, "clips": spec.clips,
-            },
+            fn_constructor_kwargs=detector_kwargs(spec, archive_url),
         )
     else:
         ds = ds.map_batches(
@@ -289,6 +299,10 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
         return progress
     if inline:
         return _execute_inline(entries, spec, progress, on_part)
+    if spec.options.uses_pool:
+        from batch.reprocess.pool import execute_pool
+
+        return execute_pool(entries, spec, progress, on_part)
     sink, settings = part_sink(spec)
     writer = RunWriter(sink, settings, spec.write_cpus, worker_env(), timeout_s=spec.stall_timeout_s)
     ds = build_dataset(entries, spec)
@@ -416,12 +430,10 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
 
     def run_part(start: int) -> dict[str, Any]:
-        block = entries.slice(start, rows)
-        batch = {name: block.column(name).to_numpy(zero_copy_only=False) for name in block.column_names}
-        return write_results(client(batch), out_url=spec.out_url, model_name=spec.model_name,
-                             model_version=spec.model_version, model_sha256=spec.model_sha256,
-                             filters_hash=spec.rows_hash or spec.filters_hash, run_id=spec.run_id,
-                             metadata=spec.metadata, fenced=spec.fenced).to_pylist()[0]
+        return write_results(client(numpy_batch(entries.slice(start, rows))), out_url=spec.out_url,
+                             model_name=spec.model_name, model_version=spec.model_version,
+                             model_sha256=spec.model_sha256, filters_hash=spec.rows_hash or spec.filters_hash,
+                             run_id=spec.run_id, metadata=spec.metadata, fenced=spec.fenced).to_pylist()[0]
 
     # Two parts at a time: while one part's last images drain and its rows are written, the next one's files
     # are read and sent, so the replicas never wait between parts (one part at a time left every replica but

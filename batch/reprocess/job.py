@@ -221,7 +221,7 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
             plan.options = options = options.model_copy(update={"via": via, **(
                 {"serve_app": service.app_name} if service is not None and via == "serve" else {})})
             log(why)
-        if not runs_inline(options.via, options.has_stage, len(plan.selection.todo)):
+        if not (options.uses_pool or runs_inline(options.via, options.has_stage, len(plan.selection.todo))):
             start_data_helpers()  # their processes start while the run is sized, checked and its manifest written
         if options.via == "actors" and started_via_auto:
             preflight_model(options.store, plan.model.ref)

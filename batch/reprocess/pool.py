@@ -1,0 +1,125 @@
+"""`--executor pool`: a `--via actors` run's inference actors driven by the job itself, without a Ray Data plan.
+
+Why: a Ray Data plan starts three helper actors of its own (stats, autoscaling, actor locations) and each of its
+actors imports Ray Data, every one a new process on the run's cores. On 2 cores the plan's first batch came 2.5-3 s
+after it started, where two plain actors of the same class were ready in under 1 s (notes/issue60-startup.md).
+
+Here the driver starts `concurrency` DetectorActor actors itself (the plan's own stage class and arguments), hands
+each up to WINDOW batches of listing rows at a time (only paths travel; the actor reads, decodes and runs them), and
+hands the result rows to the run's writer actor (writer.py) `rows_per_file` at a time, as the plan's rows are. Every
+guarantee is the writer's and the done-check's, as with the plan: a part is committed by the writer alone, fenced
+by the run's lease; however the run ends the writer and the actors are killed, so nothing of it writes afterwards;
+bad files are failed rows (DetectorActor). What the plan has and this has not: actors restarted after a lost node
+(here an actor that dies fails the run, and a rerun resumes), MIN-MAX pools (the pool is the maximum), read tasks
+and the crop/classify stage (those runs take the plan: `ReprocessOptions.uses_pool`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from batch.reprocess.dataset import PlanSpec, Progress, detector_kwargs, numpy_batch, worker_env
+from batch.reprocess.detect import DetectorActor
+from batch.reprocess.writer import RunWriter, part_sink
+from trapline.base.errors import StalledError
+
+WINDOW = 2  # batches handed to an actor and not yet answered: one running, one waiting, so it never idles
+
+
+class PoolDetector(DetectorActor):
+    """DetectorActor as a plain Ray actor: `run(batch)` is its `__call__`."""
+
+    def run(self, batch: dict[str, Any]) -> pa.Table:
+        return self(batch)
+
+
+def execute_pool(entries: pa.Table, spec: PlanSpec, progress: Progress,
+                 on_part: Callable[[Progress], Any] | None) -> Progress:
+    """Run `entries` through the job's own pool of inference actors; `on_part(progress)` after every committed part."""
+    import ray  # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
+
+    remote = worker_env()
+    size = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
+    # No restarts and no retries: an actor that died fails the run (a rerun resumes) rather than a batch being run
+    # again behind the driver's back.
+    actor_cls = ray.remote(PoolDetector).options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None,
+                                                 max_restarts=0, max_task_retries=0, **remote)
+    actors = [actor_cls.remote(**detector_kwargs(spec, spec.archive_url)) for _ in range(max(1, size))]
+    sink, settings = part_sink(spec)
+    writer = RunWriter(sink, settings, spec.write_cpus, remote, timeout_s=spec.stall_timeout_s)
+
+    def count(parts: list[dict[str, Any]]) -> None:
+        for row in parts:
+            progress.add_part(row)
+            if on_part is not None:
+                on_part(progress)
+
+    try:
+        parts = _Parts(spec.rows_per_file)
+        for table in _results(ray, actors, entries, spec.batch_size, spec.stall_timeout_s):
+            for part in parts.add(table):
+                count(writer.submit(part))
+        last = parts.rest()
+        if last is not None:
+            count(writer.submit(last))
+        count(writer.finish())
+    finally:  # a stop, a failure, Ctrl-C or the end: nothing of the run goes on once the driver lets go
+        writer.kill()
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+    return progress
+
+
+def _results(ray, actors: list, entries: pa.Table, batch_size: int, stall_timeout_s: float):
+    """Each batch's result rows as soon as its actor answers (any order), WINDOW batches in flight per actor."""
+    starts = iter(range(0, entries.num_rows, batch_size))
+    running: dict[Any, int] = {}  # the answer's ref -> its actor
+    busy = [0] * len(actors)
+
+    def hand_out() -> None:
+        while True:
+            i = min(range(len(actors)), key=busy.__getitem__)
+            if busy[i] >= WINDOW:
+                return
+            start = next(starts, None)
+            if start is None:
+                return
+            running[actors[i].run.remote(numpy_batch(entries.slice(start, batch_size)))] = i
+            busy[i] += 1
+
+    hand_out()
+    while running:
+        done, _ = ray.wait(list(running), num_returns=1, timeout=stall_timeout_s or None)
+        if not done:
+            raise StalledError(f"no batch answered for {stall_timeout_s:g} s: the run is stuck; it stops here with "
+                               "its lease released, and a rerun resumes where it stopped (--stall-timeout to wait "
+                               "longer)")
+        busy[running.pop(done[0])] -= 1
+        hand_out()
+        yield ray.get(done[0])  # an actor's error, or its death, ends the run here
+
+
+class _Parts:
+    """Result rows gathered into parts of exactly `rows` rows (the last one: what is left)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows, self.tables, self.held = rows, [], 0
+
+    def add(self, table: pa.Table) -> list[pa.Table]:
+        self.tables.append(table)
+        self.held += table.num_rows
+        out = []
+        while self.held >= self.rows:
+            whole = pa.concat_tables(self.tables)
+            out.append(whole.slice(0, self.rows))
+            rest = whole.slice(self.rows)
+            self.tables, self.held = ([rest] if rest.num_rows else []), rest.num_rows
+        return out
+
+    def rest(self) -> pa.Table | None:
+        return pa.concat_tables(self.tables) if self.held else None

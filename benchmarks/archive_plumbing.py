@@ -1,6 +1,6 @@
 """The archive job's plumbing against its ceiling: `trapline reprocess` with the null model, bracketed by ceilings.
 
-`python -m benchmarks.archive_plumbing [--images 1200] [--repeats 2] [--seconds 10] [--out FILE]`
+`python -m benchmarks.archive_plumbing [--images 1200] [--repeats 2] [--seconds 10] [--executor data|pool] [--out FILE]`
 
 The null model (`bench-null:1`, no inference cost: what a fast accelerator leaves) makes the job's rate its
 plumbing's: reading, decoding, letterboxing, Ray Data, the part writer. Its ceiling is the same decode +
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         before = ceiling()
         for i in range(args.repeats):
             load, window, t0 = loadavg(), LoadWindow().start(), time.perf_counter()
-            job = batch_run(archive, work, store.root, ref, "actors", "actors", cpus)
+            job = batch_run(archive, work, store.root, ref, "actors", "actors", cpus, args.executor)
             job_cpu = cpu_ms_per_image(window.stop(), time.perf_counter() - t0, job["images"])
             after = ceiling()
             mean = (before[0] + after[0]) / 2
@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          "load_at_start": load, "load_after": after[1], **startup(job["timeline"])})
             print(rows[-1], flush=True)
             before = after
-    return {"machine": machine_info(), "cpus": cpus, "images": args.images, "model": ref, "rows": rows}
+    return {"machine": machine_info(), "cpus": cpus, "images": args.images, "model": ref, "executor": args.executor,
+            "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1200, help="archive size (1080p JPEGs, 64 distinct)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seconds", type=float, default=10.0, help="each ceiling run")
+    p.add_argument("--executor", choices=["data", "pool"], default="data",
+                   help="the job's --executor: its Ray Data plan, or its own pool of inference actors")
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--work", default=str(DEFAULT_ROOT))
     p.add_argument("--out", default=str(DEFAULT_ROOT / "archive_plumbing.json"))

@@ -9,9 +9,11 @@ each up to WINDOW batches of listing rows at a time (only paths travel; the acto
 hands the result rows to the run's writer actor (writer.py) `rows_per_file` at a time, as the plan's rows are. Every
 guarantee is the writer's and the done-check's, as with the plan: a part is committed by the writer alone, fenced
 by the run's lease; however the run ends the writer and the actors are killed, so nothing of it writes afterwards;
-bad files are failed rows (DetectorActor). What the plan has and this has not: actors restarted after a lost node
-(here an actor that dies fails the run, and a rerun resumes), MIN-MAX pools (the pool is the maximum), read tasks
-and the crop/classify stage (those runs take the plan: `ReprocessOptions.uses_pool`).
+bad files are failed rows (DetectorActor). An actor that dies is replaced and its unanswered batches handed to the
+new one (nothing of theirs reached the writer, so nothing is written twice), up to REPLACEMENTS times a run; a
+replacement Ray cannot place (a lost node, no room elsewhere) ends the run at the stall timeout. What the plan has
+and this has not: MIN-MAX pools (the pool is the maximum), read tasks and the crop/classify stage (those runs take
+the plan: `ReprocessOptions.uses_pool`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from batch.reprocess.writer import RunWriter, part_sink
 from trapline.base.errors import StalledError
 
 WINDOW = 2  # batches handed to an actor and not yet answered: one running, one waiting, so it never idles
+REPLACEMENTS = 3  # actors that died replaced in a run; one more death fails it (a crash the inputs bring back)
 
 
-class PoolDetector(DetectorActor):
+class PoolDetectorActor(DetectorActor):
     """DetectorActor as a plain Ray actor: `run(batch)` is its `__call__`."""
 
     def run(self, batch: dict[str, Any]) -> pa.Table:
@@ -46,9 +49,9 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, progress: Progress,
     size = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
     # No restarts and no retries: an actor that died fails the run (a rerun resumes) rather than a batch being run
     # again behind the driver's back.
-    actor_cls = ray.remote(PoolDetector).options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None,
+    actor_cls = ray.remote(PoolDetectorActor).options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None,
                                                  max_restarts=0, max_task_retries=0, **remote)
-    actors = [actor_cls.remote(**detector_kwargs(spec, spec.archive_url)) for _ in range(max(1, size))]
+    actors = _Actors(lambda: actor_cls.remote(**detector_kwargs(spec, spec.archive_url)), max(1, size))
     sink, settings = part_sink(spec)
     writer = RunWriter(sink, settings, spec.write_cpus, remote, timeout_s=spec.stall_timeout_s)
 
@@ -69,39 +72,67 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, progress: Progress,
         count(writer.finish())
     finally:  # a stop, a failure, Ctrl-C or the end: nothing of the run goes on once the driver lets go
         writer.kill()
-        for actor in actors:
-            with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
+        actors.kill_all(ray)
     return progress
 
 
-def _results(ray, actors: list, entries: pa.Table, batch_size: int, stall_timeout_s: float):
+class _Actors:
+    """The pool's actors by slot; a slot whose actor died gets a new one (`replace`), REPLACEMENTS times a run."""
+
+    def __init__(self, start: Callable[[], Any], size: int) -> None:
+        self.start, self.slots, self.replaced = start, [start() for _ in range(size)], 0
+
+    def replace(self, ray, slot: int, cause: BaseException) -> None:
+        if self.replaced >= REPLACEMENTS:
+            raise cause
+        self.replaced += 1
+        with contextlib.suppress(Exception):
+            ray.kill(self.slots[slot], no_restart=True)
+        self.slots[slot] = self.start()
+
+    def kill_all(self, ray) -> None:
+        for actor in self.slots:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+
+
+def _results(ray, actors: _Actors, entries: pa.Table, batch_size: int, stall_timeout_s: float):
     """Each batch's result rows as soon as its actor answers (any order), WINDOW batches in flight per actor."""
-    starts = iter(range(0, entries.num_rows, batch_size))
-    running: dict[Any, int] = {}  # the answer's ref -> its actor
-    busy = [0] * len(actors)
+    from ray.exceptions import RayActorError
+
+    todo = list(range(0, entries.num_rows, batch_size))[::-1]  # batch starts, popped from the end
+    running: dict[Any, tuple[int, int]] = {}  # the answer's ref -> (its actor's slot, its batch's start)
+    busy = [0] * len(actors.slots)
 
     def hand_out() -> None:
-        while True:
-            i = min(range(len(actors)), key=busy.__getitem__)
-            if busy[i] >= WINDOW:
+        while todo:
+            slot = min(range(len(busy)), key=busy.__getitem__)
+            if busy[slot] >= WINDOW:
                 return
-            start = next(starts, None)
-            if start is None:
-                return
-            running[actors[i].run.remote(numpy_batch(entries.slice(start, batch_size)))] = i
-            busy[i] += 1
+            start = todo.pop()
+            running[actors.slots[slot].run.remote(numpy_batch(entries.slice(start, batch_size)))] = (slot, start)
+            busy[slot] += 1
 
     hand_out()
     while running:
         done, _ = ray.wait(list(running), num_returns=1, timeout=stall_timeout_s or None)
         if not done:
-            raise StalledError(f"no batch answered for {stall_timeout_s:g} s: the run is stuck; it stops here with "
-                               "its lease released, and a rerun resumes where it stopped (--stall-timeout to wait "
-                               "longer)")
-        busy[running.pop(done[0])] -= 1
+            raise StalledError(f"no batch answered for {stall_timeout_s:g} s: the run is stuck (an actor Ray cannot "
+                               "place?); it stops here with its lease released, and a rerun resumes where it stopped "
+                               "(--stall-timeout to wait longer)")
+        slot, start = running.pop(done[0])
+        busy[slot] -= 1
+        try:
+            table = ray.get(done[0])  # a failing batch (not a bad file: those are failed rows) ends the run here
+        except RayActorError as exc:  # the actor died: its unanswered batches go to a new one
+            lost = [ref for ref, (s, _) in running.items() if s == slot]
+            todo.extend([start, *(running.pop(ref)[1] for ref in lost)])
+            busy[slot] = 0
+            actors.replace(ray, slot, exc)
+            hand_out()
+            continue
         hand_out()
-        yield ray.get(done[0])  # an actor's error, or its death, ends the run here
+        yield table
 
 
 class _Parts:

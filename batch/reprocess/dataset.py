@@ -299,10 +299,6 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
         return progress
     if inline:
         return _execute_inline(entries, spec, progress, on_part)
-    if spec.options.uses_pool:
-        from batch.reprocess.pool import execute_pool
-
-        return execute_pool(entries, spec, progress, on_part)
     sink, settings = part_sink(spec)
     writer = RunWriter(sink, settings, spec.write_cpus, worker_env(), timeout_s=spec.stall_timeout_s)
     ds = build_dataset(entries, spec)

@@ -37,6 +37,7 @@ from batch.reprocess.detect import config_json, preflight_serve
 from batch.reprocess.failures import describe_error
 from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, options_from_args
 from batch.reprocess.plan import Plan, plan_run
+from batch.reprocess.pool import execute_pool
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, format_report, report_counts
 from batch.reprocess.via import choose_via, find_service
@@ -139,7 +140,8 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
             + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
         if spec is not None:
             reporter = _Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
-            progress = execute(entries_table(todo), spec, on_part=reporter)
+            run_plan = execute_pool if options.uses_pool else execute  # the job's own actors, or a Ray Data plan
+            progress = run_plan(entries_table(todo), spec, on_part=reporter)
             apply_progress(report, progress)
             apply_timeline(report, progress, t0)
         report.status = "succeeded"

@@ -40,13 +40,16 @@ class PoolDetectorActor(DetectorActor):
         return self(batch)
 
 
-def execute_pool(entries: pa.Table, spec: PlanSpec, progress: Progress,
-                 on_part: Callable[[Progress], Any] | None) -> Progress:
-    """Run `entries` through the job's own pool of inference actors; `on_part(progress)` after every committed part."""
+def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any] | None = None) -> Progress:
+    """Run `entries` through the job's own pool of inference actors; `on_part(progress)` after every committed part
+    (what `dataset.execute` does with a Ray Data plan)."""
     import ray  # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
 
-    remote = worker_env()
     size = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
+    progress = Progress(total=entries.num_rows, in_flight=max(1, size))
+    if entries.num_rows == 0:
+        return progress
+    remote = worker_env()
     # No restarts and no retries: an actor that died fails the run (a rerun resumes) rather than a batch being run
     # again behind the driver's back.
     actor_cls = ray.remote(PoolDetectorActor).options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None,

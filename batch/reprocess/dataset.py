@@ -13,6 +13,7 @@ the archive is.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 import queue
@@ -44,6 +45,11 @@ INLINE_PARTS_AT_ONCE = 2
 STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections", "clips", "clips_failed",
                "frames_sampled")
+# Ray Data's get-or-create calls for the helper actors its executor makes (start_data_helpers).
+DATA_HELPERS = (("ray.data._internal.stats", "get_or_create_stats_actor"),
+                ("ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator",
+                 "get_or_create_autoscaling_coordinator"),
+                ("ray.data._internal.execution.node_trackers.actor_location", "get_or_create_actor_location_tracker"))
 FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/base/env.py says why)
 
 
@@ -193,20 +199,9 @@ def start_data_helpers() -> None:
     driver's model check instead. They are named and detached (`get_if_exists`): the executor finds these, and a
     cluster that has them already makes none. Ray Data has no public call for this; with a Ray whose internals
     differ nothing is started here and the executor makes them as before."""
-    with contextlib.suppress(Exception):
-        from ray.data._internal.stats import get_or_create_stats_actor
-
-        get_or_create_stats_actor()
-    with contextlib.suppress(Exception):
-        from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
-            get_or_create_autoscaling_coordinator,
-        )
-
-        get_or_create_autoscaling_coordinator()
-    with contextlib.suppress(Exception):
-        from ray.data._internal.execution.node_trackers.actor_location import get_or_create_actor_location_tracker
-
-        get_or_create_actor_location_tracker()
+    for module, name in DATA_HELPERS:  # by name, late: Ray loads when a job runs, and another Ray may lack them
+        with contextlib.suppress(Exception):
+            getattr(importlib.import_module(module), name)()
 
 
 def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:

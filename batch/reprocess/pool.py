@@ -101,7 +101,7 @@ class _Actors:
 
 def _results(ray, actors: _Actors, entries: pa.Table, batch_size: int, stall_timeout_s: float):
     """Each batch's result rows as soon as its actor answers (any order), WINDOW batches in flight per actor."""
-    from ray.exceptions import RayActorError
+    from ray.exceptions import RayActorError  # late: batch.cli imports the job for `trapline --help`
 
     todo = list(range(0, entries.num_rows, batch_size))[::-1]  # batch starts, popped from the end
     running: dict[Any, tuple[int, int]] = {}  # the answer's ref -> (its actor's slot, its batch's start)

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(3.0)  # Ray's idle workers start: not the job's time
         before = ceiling()
         for i in range(args.repeats):
-            load, window, t0 = loadavg(), LoadWindow().start(), time.perf_counter()
+            # followed: the job's actors have exited (killed with the run) before the window closes
+            load, window, t0 = loadavg(), LoadWindow(follow_s=0.25).start(), time.perf_counter()
             job = batch_run(archive, work, store.root, ref, "actors", "actors", cpus, args.executor)
             job_cpu = cpu_ms_per_image(window.stop(), time.perf_counter() - t0, job["images"])
             after = ceiling()

@@ -50,10 +50,12 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress]
     if entries.num_rows == 0:
         return progress
     remote = worker_env()
-    # No restarts and no retries: an actor that died fails the run (a rerun resumes) rather than a batch being run
-    # again behind the driver's back.
+    # Ray restarts and retries nothing: a dead actor is replaced by the job (_Actors), which hands its unanswered
+    # batches to the new one, so no batch runs again behind the driver's back.
     actor_cls = ray.remote(PoolDetectorActor).options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None,
-                                                 max_restarts=0, max_task_retries=0, **remote)
+                                                      max_restarts=0, max_task_retries=0, **remote)
+    # The actors first: they take the workers Ray has started ahead (a new worker process costs ~1 s of CPU on the
+    # run's cores); the writer is needed only when the first part's rows are back.
     actors = _Actors(lambda: actor_cls.remote(**detector_kwargs(spec, spec.archive_url)), max(1, size))
     sink, settings = part_sink(spec)
     writer = RunWriter(sink, settings, spec.write_cpus, remote, timeout_s=spec.stall_timeout_s)

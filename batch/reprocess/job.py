@@ -240,10 +240,11 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         if options.via == "actors":
             spec = dataclasses.replace(spec, read_concurrency=read_tasks(options, concurrency, cpus, actor_cpus))
         spec = fit_to_free_cpus(spec, ray.available_resources(), log)
-        # Ray Data's bars are Ray's output: only with -v (on a terminal) unless asked for.
-        bars = not is_quiet() and sys.stderr.isatty()
-        configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
-                               object_store_budget(spec, plan.model.config.input_size))
+        if not options.uses_pool:  # the job's own pool has no Ray Data plan (nor its ~0.5 s import in the driver)
+            # Ray Data's bars are Ray's output: only with -v (on a terminal) unless asked for.
+            bars = not is_quiet() and sys.stderr.isatty()
+            configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
+                                   object_store_budget(spec, plan.model.config.input_size))
         if options.via == "serve":
             preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
                             {"version": spec.model_version, "sha256": spec.model_sha256,

@@ -1,6 +1,6 @@
 """The archive job's plumbing against its ceiling: `trapline reprocess` with the null model, bracketed by ceilings.
 
-`python -m benchmarks.archive_plumbing [--images 1200] [--repeats 2] [--seconds 10] [--out FILE]`
+`python -m benchmarks.archive_plumbing [--images 1200] [--repeats 2] [--seconds 10] [--executor data|pool] [--out FILE]`
 
 The null model (`bench-null:1`, no inference cost: what a fast accelerator leaves) makes the job's rate its
 plumbing's: reading, decoding, letterboxing, Ray Data, the part writer. Its ceiling is the same decode +
@@ -11,8 +11,10 @@ same machine; the load average (`uptime`) is recorded beside each. Since wall-cl
 move with everyone else's work, each is also given as CPU ms an image: the job's of this process tree
 (machine_load; Ray's processes and the job's start-up included), the ceiling's of its pool (start-up included), and
 `cpu_ceiling_vs_job` divides the ceiling's by the job's: the share of the job's CPU that is the ceiling's work.
-This is the archive section of
-`benchmarks.doors` alone (1-2 minutes rather than 30), for changes to the job's plumbing.
+Where the job's start-up goes comes from its own
+report (RunReport.timeline): `plan_s` listing and done-check, `ray_s` Ray, Ray Data's helper actors and the model
+check, `first_part_s` the plan's start to its first committed part, `tail_s` its last part to the end. This is the
+archive section of `benchmarks.doors` alone (1-2 minutes rather than 30), for changes to the job's plumbing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ def cpu_ms_per_image(load: dict[str, Any], elapsed_s: float, images: float) -> f
     return round(load["benchmark_cpus"] * elapsed_s * 1000 / images, 2)
 
 
+def startup(timeline: dict[str, float]) -> dict[str, float | None]:
+    """The job's own timeline (RunReport.timeline) as the spans the start-up is made of: listing and done-check
+    (`plan_s`), Ray, Ray Data's helpers and the model check (`ray_s`), the plan's start to its first committed part
+    (`first_part_s`), and the tail from the last part to the end (`tail_s`)."""
+    def span(a: str, b: str) -> float | None:
+        return round(timeline[b] - timeline.get(a, 0.0), 2) if b in timeline and (a in timeline or a == "") else None
+
+    return {"plan_s": span("", "planned"), "ray_s": span("planned", "ray_ready"),
+            "first_part_s": span("plan_started", "first_part"), "tail_s": span("last_part", "finished")}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from model_store import ModelStore
 
@@ -68,8 +81,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(3.0)  # Ray's idle workers start: not the job's time
         before = ceiling()
         for i in range(args.repeats):
-            load, window, t0 = loadavg(), LoadWindow().start(), time.perf_counter()
-            job = batch_run(archive, work, store.root, ref, "actors", "actors", cpus)
+            # followed: the job's actors have exited (killed with the run) before the window closes
+            load, window, t0 = loadavg(), LoadWindow(follow_s=0.25).start(), time.perf_counter()
+            job = batch_run(archive, work, store.root, ref, "actors", "actors", cpus, args.executor)
             job_cpu = cpu_ms_per_image(window.stop(), time.perf_counter() - t0, job["images"])
             after = ceiling()
             mean = (before[0] + after[0]) / 2
@@ -82,10 +96,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          "job_cpu_ms": job_cpu,
                          "cpu_ceiling_vs_job": ratio(sum(cpu_ceiling) / len(cpu_ceiling), job_cpu)
                          if cpu_ceiling and job_cpu else None,
-                         "load_at_start": load, "load_after": after[1]})
+                         "load_at_start": load, "load_after": after[1], **startup(job["timeline"])})
             print(rows[-1], flush=True)
             before = after
-    return {"machine": machine_info(), "cpus": cpus, "images": args.images, "model": ref, "rows": rows}
+    return {"machine": machine_info(), "cpus": cpus, "images": args.images, "model": ref, "executor": args.executor,
+            "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1200, help="archive size (1080p JPEGs, 64 distinct)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seconds", type=float, default=10.0, help="each ceiling run")
+    p.add_argument("--executor", choices=["data", "pool"], default="data",
+                   help="the job's --executor: its Ray Data plan, or its own pool of inference actors")
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--work", default=str(DEFAULT_ROOT))
     p.add_argument("--out", default=str(DEFAULT_ROOT / "archive_plumbing.json"))
@@ -101,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(Path(args.out), res)
     print_table(res["rows"], ["repeat", "ceiling_before", "job_images_per_s", "job_steady", "ceiling_after",
                               "whole_vs_ceiling", "steady_vs_ceiling", "ceiling_cpu_ms", "job_cpu_ms",
-                              "cpu_ceiling_vs_job", "start_s", "load_at_start", "load_after"])
+                              "cpu_ceiling_vs_job", "start_s", "plan_s", "ray_s", "first_part_s", "tail_s",
+                              "load_at_start", "load_after"])
     print(f"wrote {args.out}")
     return 0
 

@@ -109,7 +109,7 @@ def run_job(argv: list[str], quiet: bool = True) -> dict[str, Any]:
             "peak_mib": mem.peak_mib, "found": report.get("found"), "processed": processed,
             "already_done": report.get("already_done"), "status": report.get("status"),
             "job_wall_s": report.get("wall_s"), "job_images_per_s": report.get("images_per_s"),
-            "job_steady_images_per_s": report.get("steady_images_per_s")}
+            "job_steady_images_per_s": report.get("steady_images_per_s"), "timeline": report.get("timeline")}
 
 
 def measure_via(via: str, archive_n: Path, archive_10n: Path, work: Path, model: str, store: str,

@@ -9,7 +9,8 @@ from typing import Any
 from benchmarks.batch_throughput import reprocess_argv, run_job
 
 
-def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode: str, cpus: int) -> dict[str, Any]:
+def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode: str, cpus: int,
+              executor: str = "data") -> dict[str, Any]:
     out = work / f"out-{ref.replace(':', '-')}-{via}-{decode}"
     shutil.rmtree(out, ignore_errors=True)
     # Parts of 100 images: the job's steady rate (from its first part to its last) needs several parts.
@@ -18,13 +19,13 @@ def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode:
         extra += ["--num-cpus", "0.25", "--concurrency", "1", "--batch-size", "16"]
     else:  # one actor per CPU, each one ONNX thread, leaving room for a read task and the writer; the product's
         # batch size (16): batches of 8 ran the null model at 66-95 images/s against 96-138 (Ray Data's cost per call)
-        extra += ["--concurrency", str(cpus), "--num-cpus", f"{(cpus - 0.5) / cpus:.2f}"]
+        extra += ["--concurrency", str(cpus), "--num-cpus", f"{(cpus - 0.5) / cpus:.2f}", "--executor", executor]
     res = run_job(reprocess_argv(archive, out, ref, store, via, None, extra))
     shutil.rmtree(out, ignore_errors=True)
     return {"model": ref, "via": via, "decode": decode, "images": res["processed"],
             "images_per_s": res["job_images_per_s"] or res["images_per_s"],
             "steady_images_per_s": res["job_steady_images_per_s"], "start_s": _start_s(res),
-            "peak_mib": res["peak_mib"]}
+            "peak_mib": res["peak_mib"], "timeline": res.get("timeline") or {}}
 
 
 def _start_s(res: dict[str, Any]) -> float | None:

@@ -11,6 +11,7 @@ span). Linux only; elsewhere every figure is None.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -41,18 +42,23 @@ def tree_cpu_s(root_pids: Iterable[int]) -> float:
 def tree_ticks(root_pids: Iterable[int]) -> int:
     """CPU ticks of every process in the trees, with the children they have reaped (cutime, cstime), so a
     worker that exited during the span still counts for its parent."""
+    return sum(ticks_by_process(root_pids).values())
+
+
+def ticks_by_process(root_pids: Iterable[int]) -> dict[tuple[int, int], int]:
+    """CPU ticks (utime stime cutime cstime) of every process in the trees, keyed by (pid, start time)."""
     pids: set[int] = set()
     for root in root_pids:
         pids.update(process_tree(root))
-    total = 0
+    out = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone since the tree was listed
-        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-    return total
+        out[(pid, int(fields[19]))] = sum(int(x) for x in fields[11:15])
+    return out
 
 
 def loadavg() -> float | None:
@@ -70,15 +76,34 @@ class LoadWindow:
     the service as children).
     """
 
-    def __init__(self, roots: Iterable[int | None] = ()) -> None:
+    def __init__(self, roots: Iterable[int | None] = (), follow_s: float | None = None) -> None:
         self.roots = sorted({r for r in roots if r} | {os.getpid()})
         self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self._start: tuple[float, int | None, int] | None = None
+        # `follow_s`: the trees are read every follow_s seconds too, so a process that exits before stop() (Ray's
+        # raylet does not reap its killed workers into its own cutime) still counts with its last reading.
+        self.follow_s, self._seen, self._base = follow_s, {}, {}
+        self._done = threading.Event()
 
     def start(self) -> LoadWindow:
         busy = _machine_busy_ticks()
+        if self.follow_s:
+            self._base = ticks_by_process(self.roots)
+            self._seen = dict(self._base)
+            threading.Thread(target=self._follow, name="load-window", daemon=True).start()
         self._start = (time.perf_counter(), busy, tree_ticks(self.roots) if busy is not None else 0)
         return self
+
+    def _follow(self) -> None:
+        while not self._done.wait(self.follow_s):
+            self._seen.update(ticks_by_process(self.roots))
+
+    def _own_ticks(self, own0: int) -> int:
+        if not self.follow_s:
+            return tree_ticks(self.roots) - own0
+        self._done.set()
+        self._seen.update(ticks_by_process(self.roots))
+        return sum(t - self._base.get(k, 0) for k, t in self._seen.items())
 
     def stop(self) -> dict[str, Any]:
         assert self._start is not None, "start() first"
@@ -90,7 +115,7 @@ class LoadWindow:
                     "busy": None}
         # A process of the trees that ended unreaped by them (a Ray worker whose ticks went nowhere we read) takes
         # its ticks with it: the tree's delta can fall short, even below zero; what it misses shows as others'.
-        own = max(0.0, (tree_ticks(self.roots) - own0) / _TICK / elapsed)
+        own = max(0.0, self._own_ticks(own0) / _TICK / elapsed)
         machine = (busy1 - busy0) / _TICK / elapsed
         # Ticks are sampled per process and per CPU at slightly different moments: clamp the small negatives.
         others = max(0.0, machine - own)

@@ -13,6 +13,7 @@ the archive is.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 import queue
@@ -44,6 +45,11 @@ INLINE_PARTS_AT_ONCE = 2
 STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections", "clips", "clips_failed",
                "frames_sampled")
+# Ray Data's get-or-create calls for the helper actors its executor makes (start_data_helpers).
+DATA_HELPERS = (("ray.data._internal.stats", "get_or_create_stats_actor"),
+                ("ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator",
+                 "get_or_create_autoscaling_coordinator"),
+                ("ray.data._internal.execution.node_trackers.actor_location", "get_or_create_actor_location_tracker"))
 FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/base/env.py says why)
 
 
@@ -178,11 +184,49 @@ def configure_data_context(progress_bars: bool, object_store_bytes: int | None =
         object_store_memory=object_store_bytes if object_store_bytes else limits.object_store_memory)
 
 
+def runs_inline(via: str, has_stage: bool, images: int) -> bool:
+    """Whether a run of `images` goes through the driver (`_execute_inline`) rather than a Ray Data plan."""
+    return via == "serve" and not has_stage and images <= INLINE_MAX_IMAGES
+
+
+def start_data_helpers() -> None:
+    """Start Ray Data's own helper actors now, while the driver still prepares the run (best effort).
+
+    A plan's executor creates three detached actors when it starts (its stats actor, which it waits for before the
+    first task, an autoscaling coordinator and an actor-location tracker), each a new worker process that imports
+    Ray Data (~1 s of CPU) while the inference actors are starting on the same cores: on 2 cores the first batch
+    waited for all of them (NOTES.md, section 22). Made here, right after the run's Ray is up, they start beside the
+    driver's model check instead. They are named and detached (`get_if_exists`): the executor finds these, and a
+    cluster that has them already makes none. Ray Data has no public call for this; with a Ray whose internals
+    differ nothing is started here and the executor makes them as before."""
+    for module, name in DATA_HELPERS:  # by name, late: Ray loads when a job runs, and another Ray may lack them
+        with contextlib.suppress(Exception):
+            getattr(importlib.import_module(module), name)()
+
+
 def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Ray remote args that give every stage the driver's S3 / store settings (none when there are none)."""
     environ = os.environ if environ is None else environ
     env = {k: environ[k] for k in FORWARDED_ENV if environ.get(k)}
     return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def detector_kwargs(spec: PlanSpec, archive_url: str | None) -> dict[str, Any]:
+    """DetectorActor's arguments for a run (`archive_url` None: the rows come read and prepared by read tasks)."""
+    return {
+        "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
+        "device": "cuda" if spec.num_gpus > 0 else "cpu",
+        "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
+        # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
+        "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
+        "max_pixels": spec.max_pixels, "archive_url": archive_url,
+        "clips_url": spec.archive_url, "clips": spec.clips,
+    }
+
+
+def numpy_batch(block: pa.Table) -> dict[str, Any]:
+    """A slice of the listing as the numpy columns a stage takes (what Ray Data's `batch_format="numpy"` hands it)."""
+    return {name: block.column(name).to_numpy(zero_copy_only=False) for name in block.column_names}
 
 
 def build_dataset(entries: pa.Table, spec: PlanSpec):
@@ -215,15 +259,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
         ds = ds.map_batches(
             DetectorActor, batch_size=spec.batch_size, batch_format="numpy", compute=pool,
             num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None, **remote,
-            fn_constructor_kwargs={
-                "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
-                "device": "cuda" if spec.num_gpus > 0 else "cpu",
-                "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
-                # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
-                "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
-                "max_pixels": spec.max_pixels, "archive_url": archive_url,
-                "clips_url": spec.archive_url, "clips": spec.clips,
-            },
+            fn_constructor_kwargs=detector_kwargs(spec, archive_url),
         )
     else:
         ds = ds.map_batches(
@@ -251,7 +287,7 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     The plan's result rows come back to this process `rows_per_file` at a time (a few KB an image: the images
     themselves stay in the actors) and go to the run's writer actor (writer.py), which this process kills however
     the run ends."""
-    inline = spec.via == "serve" and spec.stage is None and entries.num_rows <= INLINE_MAX_IMAGES
+    inline = runs_inline(spec.via, spec.stage is not None, entries.num_rows)
     actors = spec.concurrency[1] if isinstance(spec.concurrency, tuple) else spec.concurrency
     progress = Progress(total=entries.num_rows, in_flight=INLINE_PARTS_AT_ONCE if inline else actors)
     if entries.num_rows == 0:
@@ -385,12 +421,10 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
 
     def run_part(start: int) -> dict[str, Any]:
-        block = entries.slice(start, rows)
-        batch = {name: block.column(name).to_numpy(zero_copy_only=False) for name in block.column_names}
-        return write_results(client(batch), out_url=spec.out_url, model_name=spec.model_name,
-                             model_version=spec.model_version, model_sha256=spec.model_sha256,
-                             filters_hash=spec.rows_hash or spec.filters_hash, run_id=spec.run_id,
-                             metadata=spec.metadata, fenced=spec.fenced).to_pylist()[0]
+        return write_results(client(numpy_batch(entries.slice(start, rows))), out_url=spec.out_url,
+                             model_name=spec.model_name, model_version=spec.model_version,
+                             model_sha256=spec.model_sha256, filters_hash=spec.rows_hash or spec.filters_hash,
+                             run_id=spec.run_id, metadata=spec.metadata, fenced=spec.fenced).to_pylist()[0]
 
     # Two parts at a time: while one part's last images drain and its rows are written, the next one's files
     # are read and sent, so the replicas never wait between parts (one part at a time left every replica but

@@ -24,13 +24,22 @@ from typing import Any
 from batch.postprocessing.people import against_people, human_truth
 from batch.reprocess import redo
 from batch.reprocess.classify import stage_spec
-from batch.reprocess.dataset import PlanSpec, Progress, configure_data_context, execute, object_store_budget
+from batch.reprocess.dataset import (
+    PlanSpec,
+    Progress,
+    configure_data_context,
+    execute,
+    object_store_budget,
+    runs_inline,
+    start_data_helpers,
+)
 from batch.reprocess.detect import config_json, preflight_serve
 from batch.reprocess.failures import describe_error
 from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, options_from_args
 from batch.reprocess.plan import Plan, plan_run
+from batch.reprocess.pool import execute_pool
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
-from batch.reprocess.summary import RunReport, apply_progress, format_report, report_counts
+from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, format_report, report_counts
 from batch.reprocess.via import choose_via, find_service
 from model_store import FilterSet, ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
@@ -94,6 +103,8 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
 def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
                  on_part: Callable[[Progress], Any] | None, log: Callable[[str], None]) -> RunReport:
     todo = plan.selection.todo
+    report = plan.report(run_id, "running")
+    report.timeline["planned"] = _since(t0)
     if todo:
         # Config, weights checksum and one blank forward pass checked here, so a version that cannot
         # load or run fails with one clear line instead of inside every actor. Through a live deployment
@@ -102,13 +113,13 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
             preflight_model(options.store, plan.model.ref)
         for route in plan.routes:  # each classifier loads (sha256) and runs on a blank crop, or the run stops here
             preflight_classifier(options.store, route.ref, plan.filters)
-    report = plan.report(run_id, "running")
     manifest: RunManifest | None = None
     started_ray = False
     try:
         spec = None
         if todo:  # a rerun with nothing new to do starts no Ray at all
             started_ray, spec = _prepare_cluster(plan, run_id, report, log)
+            report.timeline["ray_ready"] = _since(t0)
             options = plan.options  # `auto` resolved to the deployment or the pool
         # Before our own manifest exists: files of runs that died half-way are cleaned up first.
         report.orphans_removed = len(plan.tables.remove_orphans())
@@ -129,8 +140,10 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
             + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
         if spec is not None:
             reporter = _Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
-            progress = execute(entries_table(todo), spec, on_part=reporter)
+            run_plan = execute_pool if options.uses_pool else execute  # the job's own actors, or a Ray Data plan
+            progress = run_plan(entries_table(todo), spec, on_part=reporter)
             apply_progress(report, progress)
+            apply_timeline(report, progress, t0)
         report.status = "succeeded"
         if plan.target is not None and redo.finish(plan.tables, plan.target, whole=not report.held_back
                                                    and not options.needs_capture_times):
@@ -199,7 +212,8 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
     except RayUnreachableError as exc:  # the user's address, not a failed run: one line, nothing written
         raise BatchError(str(exc)) from None
     try:
-        if options.via == "auto":
+        started_via_auto = options.via == "auto"
+        if started_via_auto:
             # the pool it is weighed against: in a Ray of its own on this machine when the service is local
             cpus = float(os.cpu_count() or 1) if service else float(ray.cluster_resources().get("CPU", 1))
             via, why = choose_via(plan, service, connected, cpus)
@@ -209,8 +223,10 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
             plan.options = options = options.model_copy(update={"via": via, **(
                 {"serve_app": service.app_name} if service is not None and via == "serve" else {})})
             log(why)
-            if via == "actors":
-                preflight_model(options.store, plan.model.ref)
+        if not (options.uses_pool or runs_inline(options.via, options.has_stage, len(plan.selection.todo))):
+            start_data_helpers()  # their processes start while the run is sized, checked and its manifest written
+        if options.via == "actors" and started_via_auto:
+            preflight_model(options.store, plan.model.ref)
         resources = ray.cluster_resources()
         cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
         concurrency, actor_cpus = plan_resources(options, cpus, gpus)
@@ -224,10 +240,11 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         if options.via == "actors":
             spec = dataclasses.replace(spec, read_concurrency=read_tasks(options, concurrency, cpus, actor_cpus))
         spec = fit_to_free_cpus(spec, ray.available_resources(), log)
-        # Ray Data's bars are Ray's output: only with -v (on a terminal) unless asked for.
-        bars = not is_quiet() and sys.stderr.isatty()
-        configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
-                               object_store_budget(spec, plan.model.config.input_size))
+        if not options.uses_pool:  # the job's own pool has no Ray Data plan (nor its ~0.5 s import in the driver)
+            # Ray Data's bars are Ray's output: only with -v (on a terminal) unless asked for.
+            bars = not is_quiet() and sys.stderr.isatty()
+            configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
+                                   object_store_budget(spec, plan.model.config.input_size))
         if options.via == "serve":
             preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
                             {"version": spec.model_version, "sha256": spec.model_sha256,
@@ -268,6 +285,7 @@ def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[
 def _close(manifest: RunManifest | None, plan: Plan, report: RunReport, t0: float, status: str,
            error: str | None) -> None:
     report.wall_s = round(time.perf_counter() - t0, 3)
+    report.timeline["finished"] = report.wall_s
     if manifest is None:
         return
     manifest.finish(status, error)  # type: ignore[arg-type]
@@ -333,6 +351,10 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),
         clips=plan.clips,
     )
+
+
+def _since(t0: float) -> float:
+    return round(time.perf_counter() - t0, 3)
 
 
 def _log(message: str) -> None:

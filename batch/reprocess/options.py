@@ -66,6 +66,11 @@ class ReprocessOptions(RunPlace):
     decode: Literal["actors", "tasks"] = Field(
         "actors", description="where images are decoded and letterboxed: in the inference actors (the encoded "
                               "bytes travel, the least copying) or in the read tasks (many CPUs feeding few GPUs)")
+    executor: Literal["data", "pool"] = Field(
+        "data", description="what drives a --via actors run's inference actors: a Ray Data plan (actors restarted "
+                            "after a lost node, MIN-MAX pools), or a plain pool the job starts itself (no Ray Data "
+                            "start-up: its first batch seconds sooner on a few cores; an actor that dies fails the "
+                            "run, a rerun resumes). Runs with --decode tasks, --classify or --crops use the plan")
     rows_per_file: int = Field(1000, ge=1, le=1_000_000, description="images per Parquet part")
     select: Literal["all", "latest-per-camera"] = Field(
         "all", description="which images: the full history, or only the newest capture of each camera")
@@ -229,6 +234,11 @@ class ReprocessOptions(RunPlace):
     @classmethod
     def _classify(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @property
+    def uses_pool(self) -> bool:
+        """Whether the inference actors run as the job's own pool (`executor: pool`) rather than a Ray Data plan."""
+        return self.executor == "pool" and self.via == "actors" and self.decode == "actors" and not self.has_stage
 
     @property
     def has_stage(self) -> bool:

@@ -59,6 +59,9 @@ class RunReport:
     # and how many its own boxes agree with: a person still decides; the summary says where the model differs.
     identified: int = 0
     agrees_with_people: int = 0
+    # Where the run's time went, in seconds from its start: `planned` (lease, listing, done-check), `ray_ready` (the
+    # model checked, Ray up, the plan sized), `plan_started`, `first_part` and `last_part` (committed), `finished`.
+    timeline: dict[str, float] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
@@ -73,6 +76,15 @@ def apply_progress(report: RunReport, progress: Progress) -> None:
     report.processing_s = round(progress.elapsed, 3)
     report.images_per_s = round(progress.rate, 3)
     report.steady_images_per_s = round(progress.steady_rate, 3)
+
+
+def apply_timeline(report: RunReport, progress: Progress, t0: float) -> None:
+    """The plan's milestones in `report.timeline`, as seconds from the run's start (`t0`, a perf_counter)."""
+    began = progress.started - t0
+    report.timeline["plan_started"] = round(began, 3)
+    if progress.first_part is not None:
+        report.timeline["first_part"] = round(began + progress.first_part[0], 3)
+        report.timeline["last_part"] = round(began + progress.last_part_s, 3)
 
 
 def report_counts(report: RunReport) -> dict[str, int | float]:

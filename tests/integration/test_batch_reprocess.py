@@ -20,7 +20,9 @@ from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
+from serve.local import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
+from tests.fixtures.processes import actor_pids
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
@@ -94,12 +96,17 @@ def test_run_writes_one_row_per_image_and_a_rerun_adds_nothing(env, first_run):
     assert manifest["model"]["sha256"] == env["store"].get("trapcam:1").config.weights.sha256
     assert manifest["counts"]["processed"] == len(spec.images) and manifest["filters"]["hash"] == report.filters_hash
     assert manifest["arguments"]["model"] == "trapcam@production" and manifest["ended_at"]
+    # The report says where the run's time went, milestone after milestone, up to its whole wall time.
+    steps = ["planned", "ray_ready", "plan_started", "first_part", "last_part", "finished"]
+    assert list(report.timeline) == steps and report.timeline["finished"] == report.wall_s
+    assert [report.timeline[k] for k in steps] == sorted(report.timeline.values())
 
     before = files_under(out / "images") + files_under(out / "detections")
     again = run_reprocess(options(env, out))
     assert (again.processed, again.already_done, again.status) == (0, len(spec.images), "succeeded")
     assert files_under(out / "images") + files_under(out / "detections") == before
     assert again.wall_s <= 0.05 * report.wall_s  # a rerun only lists and reads the images table: no Ray
+    assert list(again.timeline) == ["planned", "finished"]
 
 
 def test_dry_run_reports_and_writes_nothing(ray_cluster, env, tmp_path):
@@ -294,3 +301,33 @@ def test_a_redo_through_the_job_is_read_once_whole_and_a_stopped_one_resumes(ray
     assert (rows["filters_hash"] == new).sum() == n and rows[rows["filters_hash"] == new]["uri"].is_unique
     again = run_reprocess(options(env, out))
     assert (again.filters_hash, again.processed, again.already_done) == (new, 0, n)
+
+
+def test_own_pool_writes_what_the_plan_writes_stops_with_a_failed_run_and_resumes(ray_cluster, env, first_run,
+                                                                                  tmp_path):
+    """`executor: pool` (the job's own inference actors, no Ray Data plan): the same rows as the plan's run, and the
+    plan's guarantees: a failed run's writes stop with it, and the rerun makes one row per image."""
+    out, n = tmp_path / "out", len(env["spec"].images)
+    seen: list[tuple[int, int]] = []
+
+    def crash(progress):
+        if progress.parts == 2:  # the pool's two actors are there, no Ray Data map worker
+            seen.append((len(actor_pids("PoolDetectorActor")), len(actor_pids("MapWorker"))))
+            raise RuntimeError("injected crash after two parts")
+
+    pool = {"via": "actors", "executor": "pool", "concurrency": 2}
+    failed = run_reprocess(options(env, out, rows_per_file=1, batch_size=1, **pool), on_part=crash)
+    assert failed.status == "failed" and "injected crash" in failed.error and seen == [(2, 0)]
+    wait_until(lambda: not actor_pids("PoolDetectorActor"), 30.0, "the pool's actors to end with the failed run")
+    done = files_under(out / "images")
+    time.sleep(2.0)  # the writer and the actors were killed with the run: nothing lands after it
+    assert files_under(out / "images") == done and 0 < len(image_rows(out)) < n
+    cpus_back_after_a_failed_run()
+    resumed = run_reprocess(options(env, out, **pool))
+    assert resumed.status == "succeeded" and resumed.already_done + resumed.processed == n
+    assert resumed.parts == -(-resumed.processed // SMALL["rows_per_file"])  # full parts, the last one what is left
+    rows, plans = image_rows(out), image_rows(first_run["out"])
+    assert len(rows) == n and rows["uri"].is_unique
+    keep = ["rel_path", "status", "error_reason", "detection_count", "raw_detection_count", "max_score"]
+    assert (rows[keep].sort_values("rel_path").reset_index(drop=True)
+            .equals(plans[keep].sort_values("rel_path").reset_index(drop=True)))

@@ -1,8 +1,9 @@
 """Faults in the archive job: the inference actor is SIGKILLed mid-job; nothing is lost or duplicated.
 
 The job runs in this process on the shared local Ray; its DetectorActor process is found by the
-title Ray gives actor processes (`ray::MapWorker(MapBatches(DetectorActor))...`) and killed from
-the job's own progress callback, after the first part is committed and while images remain.
+title Ray gives actor processes (`ray::MapWorker(MapBatches(DetectorActor))...`, or `ray::PoolDetectorActor` in the
+job's own pool) and killed from the job's own progress callback, after the first part is committed and while images
+remain.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ def assert_exactly_once(out: str, n: int, model: str = "trapcam", version: str =
     assert set(tables.parts(DETECTIONS, model, version)) <= set(tables.parts(IMAGES, model, version))
 
 
-def test_inference_actor_killed_mid_job_the_job_finishes_exactly_once(ray_cluster, tmp_path):
+@pytest.mark.parametrize("executor", ["data", "pool"])  # the Ray Data plan's actor pool, or the job's own pool
+def test_inference_actor_killed_mid_job_the_job_finishes_exactly_once(ray_cluster, tmp_path, executor):
     store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
     store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
     spec = build_archive()
     archive, out, n = write_local(spec, tmp_path / "archive"), tmp_path / "out", len(spec.images)
     opts = ReprocessOptions(archive=str(archive), out=str(out), model="trapcam:1", store=store.root,
-                            path_pattern=PATH_PATTERN, **JOB)
+                            path_pattern=PATH_PATTERN, executor=executor, **JOB)
     killed: list[tuple[int, int]] = []
 
     def kill_actor(progress) -> None:

@@ -69,8 +69,8 @@ class ReprocessOptions(RunPlace):
     executor: Literal["data", "pool"] = Field(
         "data", description="what drives a --via actors run's inference actors: a Ray Data plan (actors restarted "
                             "after a lost node, MIN-MAX pools), or a plain pool the job starts itself (no Ray Data "
-                            "start-up: its first batch seconds sooner on a few cores; an actor that dies fails the "
-                            "run, a rerun resumes). Runs with --decode tasks, --classify or --crops use the plan")
+                            "start-up: its first batch seconds sooner on a few cores; an actor that dies is replaced, "
+                            "3 times a run). Runs with --decode tasks, --classify or --crops use the plan")
     rows_per_file: int = Field(1000, ge=1, le=1_000_000, description="images per Parquet part")
     select: Literal["all", "latest-per-camera"] = Field(
         "all", description="which images: the full history, or only the newest capture of each camera")

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1200, help="archive size (1080p JPEGs, 64 distinct)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seconds", type=float, default=10.0, help="each ceiling run")
-    p.add_argument("--executor", choices=["data", "pool"], default="data",
+    p.add_argument("--executor", choices=["data", "pool"], default="pool",
                    help="the job's --executor: its Ray Data plan, or its own pool of inference actors")
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--work", default=str(DEFAULT_ROOT))

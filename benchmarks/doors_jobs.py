@@ -10,7 +10,7 @@ from benchmarks.batch_throughput import reprocess_argv, run_job
 
 
 def batch_run(archive: Path, work: Path, store: str, ref: str, via: str, decode: str, cpus: int,
-              executor: str = "data") -> dict[str, Any]:
+              executor: str = "pool") -> dict[str, Any]:
     out = work / f"out-{ref.replace(':', '-')}-{via}-{decode}"
     shutil.rmtree(out, ignore_errors=True)
     # Parts of 100 images: the job's steady rate (from its first part to its last) needs several parts.

@@ -348,6 +348,13 @@ def _stop_executor(ds) -> None:
             ray.wait(done, num_returns=len(done), timeout=STOP_WAIT_S)
 
 
+def stalled(stall_timeout_s: float) -> StalledError:
+    """The one error of a run that made no progress for `stall_timeout_s` (the plan's or the job's own pool)."""
+    return StalledError(f"no part committed for {stall_timeout_s:g} s: the run is stuck (a lost node whose actors "
+                        "cannot be placed again?); it stops here with its lease released, and a rerun resumes where "
+                        "it stopped (--stall-timeout to wait longer)")
+
+
 def _watched(batches, stall_timeout_s: float, on_stall=None):
     """The plan's batches, closed however the loop over them ends, and failing with StalledError when none
     arrives for `stall_timeout_s` (0: wait for ever).
@@ -394,10 +401,7 @@ def _watched(batches, stall_timeout_s: float, on_stall=None):
             except queue.Empty:
                 if on_stall is not None:
                     on_stall()
-                raise StalledError(
-                    f"no part committed for {stall_timeout_s:g} s: the run is stuck (a lost node whose actors "
-                    "cannot be placed again?); it stops here with its lease released, and a rerun resumes where "
-                    "it stopped (--stall-timeout to wait longer)") from None
+                raise stalled(stall_timeout_s) from None
             if kind == "done":
                 return
             if kind == "error":

@@ -67,10 +67,10 @@ class ReprocessOptions(RunPlace):
         "actors", description="where images are decoded and letterboxed: in the inference actors (the encoded "
                               "bytes travel, the least copying) or in the read tasks (many CPUs feeding few GPUs)")
     executor: Literal["data", "pool"] = Field(
-        "data", description="what drives a --via actors run's inference actors: a Ray Data plan (actors restarted "
-                            "after a lost node, MIN-MAX pools), or a plain pool the job starts itself (no Ray Data "
-                            "start-up: its first batch seconds sooner on a few cores; an actor that dies is replaced, "
-                            "3 times a run). Runs with --decode tasks, --classify or --crops use the plan")
+        "pool", description="what drives a --via actors run's inference actors: a plain pool the job starts itself "
+                            "(no Ray Data start-up: its first part seconds sooner on a few cores; an actor that dies "
+                            "is replaced, 3 times a run), or a Ray Data plan (an actor that dies is restarted by Ray "
+                            "Data). Runs with --decode tasks, --classify or --crops, and MIN-MAX pools, use the plan")
     rows_per_file: int = Field(1000, ge=1, le=1_000_000, description="images per Parquet part")
     select: Literal["all", "latest-per-camera"] = Field(
         "all", description="which images: the full history, or only the newest capture of each camera")
@@ -238,7 +238,8 @@ class ReprocessOptions(RunPlace):
     @property
     def uses_pool(self) -> bool:
         """Whether the inference actors run as the job's own pool (`executor: pool`) rather than a Ray Data plan."""
-        return self.executor == "pool" and self.via == "actors" and self.decode == "actors" and not self.has_stage
+        return (self.executor == "pool" and self.via == "actors" and self.decode == "actors" and not self.has_stage
+                and not isinstance(self.concurrency, tuple))  # a MIN-MAX pool is Ray Data's autoscaling
 
     @property
     def has_stage(self) -> bool:

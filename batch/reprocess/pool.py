@@ -24,10 +24,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.reprocess.dataset import PlanSpec, Progress, detector_kwargs, numpy_batch, worker_env
+from batch.reprocess.dataset import PlanSpec, Progress, detector_kwargs, numpy_batch, stalled, worker_env
 from batch.reprocess.detect import DetectorActor
 from batch.reprocess.writer import RunWriter, part_sink
-from trapline.base.errors import StalledError
 
 WINDOW = 2  # batches handed to an actor and not yet answered: one running, one waiting, so it never idles
 REPLACEMENTS = 3  # actors that died replaced in a run; one more death fails it (a crash the inputs bring back)
@@ -122,9 +121,7 @@ def _results(ray, actors: _Actors, entries: pa.Table, batch_size: int, stall_tim
     while running:
         done, _ = ray.wait(list(running), num_returns=1, timeout=stall_timeout_s or None)
         if not done:
-            raise StalledError(f"no batch answered for {stall_timeout_s:g} s: the run is stuck (an actor Ray cannot "
-                               "place?); it stops here with its lease released, and a rerun resumes where it stopped "
-                               "(--stall-timeout to wait longer)")
+            raise stalled(stall_timeout_s)  # no answer for that long: no part committed either
         slot, start = running.pop(done[0])
         busy[slot] -= 1
         try:

@@ -53,11 +53,12 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress]
     # batches to the new one, so no batch runs again behind the driver's back.
     actor_cls = ray.remote(PoolDetectorActor).options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None,
                                                       max_restarts=0, max_task_retries=0, **remote)
-    # The actors first: they take the workers Ray has started ahead (a new worker process costs ~1 s of CPU on the
-    # run's cores); the writer is needed only when the first part's rows are back.
-    actors = _Actors(lambda: actor_cls.remote(**detector_kwargs(spec, spec.archive_url)), max(1, size))
+    # The writer first: asked for before the actors, it holds its CPU share even when the actors would fill what
+    # the cluster has free (a Serve replica beside the job holding the rest); an actor Ray cannot place yet is
+    # handed no batch (_results) and the run goes on with those it has, as a Ray Data plan does.
     sink, settings = part_sink(spec)
     writer = RunWriter(sink, settings, spec.write_cpus, remote, timeout_s=spec.stall_timeout_s)
+    actors = _Actors(lambda: actor_cls.remote(**detector_kwargs(spec, spec.archive_url)), max(1, size))
 
     def count(parts: list[dict[str, Any]]) -> None:
         for row in parts:
@@ -101,36 +102,51 @@ class _Actors:
 
 
 def _results(ray, actors: _Actors, entries: pa.Table, batch_size: int, stall_timeout_s: float):
-    """Each batch's result rows as soon as its actor answers (any order), WINDOW batches in flight per actor."""
+    """Each batch's result rows as soon as its actor answers (any order), WINDOW batches in flight per actor, and
+    only to actors that are up: one Ray cannot place yet (no CPU free for it) gets nothing until it is."""
     from ray.exceptions import RayActorError  # late: batch.cli imports the job for `trapline --help`
 
     todo = list(range(0, entries.num_rows, batch_size))[::-1]  # batch starts, popped from the end
     running: dict[Any, tuple[int, int]] = {}  # the answer's ref -> (its actor's slot, its batch's start)
-    busy = [0] * len(actors.slots)
+    starting = {actors.slots[slot].__ray_ready__.remote(): slot for slot in range(len(actors.slots))}
+    busy: dict[int, int] = {}  # slot -> batches in flight, for the slots whose actor is up
 
     def hand_out() -> None:
-        while todo:
-            slot = min(range(len(busy)), key=busy.__getitem__)
+        while todo and busy:
+            slot = min(busy, key=busy.__getitem__)
             if busy[slot] >= WINDOW:
                 return
             start = todo.pop()
             running[actors.slots[slot].run.remote(numpy_batch(entries.slice(start, batch_size)))] = (slot, start)
             busy[slot] += 1
 
-    hand_out()
-    while running:
-        done, _ = ray.wait(list(running), num_returns=1, timeout=stall_timeout_s or None)
+    def lost(slot: int, start: int | None, exc: BaseException) -> None:  # the actor died: its batches to a new one
+        unanswered = [ref for ref, (s, _) in running.items() if s == slot]
+        todo.extend([*([start] if start is not None else []), *(running.pop(ref)[1] for ref in unanswered)])
+        busy.pop(slot, None)
+        actors.replace(ray, slot, exc)
+        starting[actors.slots[slot].__ray_ready__.remote()] = slot
+
+    while running or todo:
+        done, _ = ray.wait([*running, *starting], num_returns=1, timeout=stall_timeout_s or None)
         if not done:
             raise stalled(stall_timeout_s)  # no answer for that long: no part committed either
+        if done[0] in starting:
+            slot = starting.pop(done[0])
+            try:
+                ray.get(done[0])
+            except RayActorError as exc:  # died while starting (its model would not load: that error ends the run)
+                lost(slot, None, exc)
+                continue
+            busy[slot] = 0
+            hand_out()
+            continue
         slot, start = running.pop(done[0])
         busy[slot] -= 1
         try:
             table = ray.get(done[0])  # a failing batch (not a bad file: those are failed rows) ends the run here
-        except RayActorError as exc:  # the actor died: its unanswered batches go to a new one
-            lost = [ref for ref, (s, _) in running.items() if s == slot]
-            todo.extend([start, *(running.pop(ref)[1] for ref in lost)])
-            busy[slot] = 0
-            actors.replace(ray, slot, exc)
+        except RayActorError as exc:
+            lost(slot, start, exc)
             hand_out()
             continue
         hand_out()

@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +138,13 @@ class Progress:
             self.first_part = (self.last_part_s, self.counts["images"])
         if self.parts <= self.in_flight:
             self._started_before = self.counts["images"]
+
+    def add_parts(self, rows: Iterable[dict[str, Any]], on_part: Callable[[Progress], Any] | None) -> None:
+        """Count committed parts' stats rows, telling `on_part` after each (every executor reports this way)."""
+        for row in rows:
+            self.add_part(row)
+            if on_part is not None:
+                on_part(self)
 
     def line(self) -> str:
         done = self.counts["images"]
@@ -299,16 +306,10 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     ds = build_dataset(entries, spec)
     batches = iter(ds.iter_batches(batch_size=spec.rows_per_file, batch_format="pyarrow"))
 
-    def count(parts: list[dict[str, Any]]) -> None:
-        for row in parts:
-            progress.add_part(row)
-            if on_part is not None:
-                on_part(progress)
-
     try:
         for rows in _watched(batches, spec.stall_timeout_s, on_stall=lambda: _stop_executor(ds)):
-            count(writer.submit(rows))
-        count(writer.finish())
+            progress.add_parts(writer.submit(rows), on_part)
+        progress.add_parts(writer.finish(), on_part)
     except BaseException:  # a stop, a failure, Ctrl-C: no task of the plan may go on writing once the run lets go
         writer.kill()
         _stop_executor(ds)
@@ -435,10 +436,7 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     # one idle at each part's end). Parts are reported in order.
     parts = ThreadPoolExecutor(INLINE_PARTS_AT_ONCE, thread_name_prefix="inline-part")
     try:
-        for stats in parts.map(run_part, range(0, entries.num_rows, rows)):
-            progress.add_part(stats)
-            if on_part is not None:
-                on_part(progress)
+        progress.add_parts(parts.map(run_part, range(0, entries.num_rows, rows)), on_part)
     finally:  # a stop or a failure: the parts not yet started are dropped, the running ones end (a rerun resumes)
         parts.shutdown(wait=True, cancel_futures=True)
     return progress

@@ -60,21 +60,15 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress]
     writer = RunWriter(sink, settings, spec.write_cpus, remote, timeout_s=spec.stall_timeout_s)
     actors = _Actors(lambda: actor_cls.remote(**detector_kwargs(spec, spec.archive_url)), max(1, size))
 
-    def count(parts: list[dict[str, Any]]) -> None:
-        for row in parts:
-            progress.add_part(row)
-            if on_part is not None:
-                on_part(progress)
-
     try:
         parts = _Parts(spec.rows_per_file)
         for table in _results(ray, actors, entries, spec.batch_size, spec.stall_timeout_s):
             for part in parts.add(table):
-                count(writer.submit(part))
+                progress.add_parts(writer.submit(part), on_part)
         last = parts.rest()
         if last is not None:
-            count(writer.submit(last))
-        count(writer.finish())
+            progress.add_parts(writer.submit(last), on_part)
+        progress.add_parts(writer.finish(), on_part)
     finally:  # a stop, a failure, Ctrl-C or the end: nothing of the run goes on once the driver lets go
         writer.kill()
         actors.kill_all(ray)

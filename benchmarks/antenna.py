@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "classifier": SPECIES_NAME}]}}
     n, b = str(args.images), str(args.batch_size)
     rows = []
-    with run_local(config, environ={}, num_cpus=args.cpus):
+    with local_ray(args.cpus), run_local(config, environ={}):  # Ray's lines to its log file, as `trapline serve`
         door = f"http://127.0.0.1:{port}"
         for name, proc in (("push, minimal", lambda: run_job(MINIMAL, "--pipeline", "constant", "-n", n,
                                                              "--batch-size", b, "--allow-empty")),

@@ -33,7 +33,7 @@ from batch.reprocess.writer import RunWriter, part_sink
 from model_store.core.clip_settings import ClipSettings
 from model_store.tables.commit import write_results
 from trapline.base import env
-from trapline.base.errors import StalledError
+from trapline.base.errors import RunStoppedError, StalledError
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
 # A --via serve run of at most this many images (and no crop/classify stage) runs in the driver, not as a Ray
@@ -310,12 +310,28 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
         for rows in _watched(batches, spec.stall_timeout_s, on_stall=lambda: _stop_executor(ds)):
             progress.add_parts(writer.submit(rows), on_part)
         progress.add_parts(writer.finish(), on_part)
-    except BaseException:  # a stop, a failure, Ctrl-C: no task of the plan may go on writing once the run lets go
-        writer.kill()
-        _stop_executor(ds)
+    except BaseException as exc:  # a stop, a failure, Ctrl-C: no task of the plan may write once the run lets go
+        try:
+            if isinstance(exc, RunStoppedError):
+                finish_stopped(writer, progress, on_part)
+        finally:
+            writer.kill()
+            _stop_executor(ds)
         raise
     writer.kill()
     return progress
+
+
+def finish_stopped(writer: RunWriter, progress: Progress, on_part: Callable[[Progress], Any] | None) -> None:
+    """A stop asked for between parts (`on_part` raised RunStoppedError): the parts already handed to the writer
+    are written and counted, as a stop at the next part promises, rather than killed half-way (which left a
+    detections file without its images file). `on_part` is told of each; the stop it raises again is the one
+    already on its way."""
+    for row in writer.finish():
+        progress.add_part(row)
+        if on_part is not None:
+            with contextlib.suppress(RunStoppedError):
+                on_part(progress)
 
 
 def _stop_executor(ds) -> None:

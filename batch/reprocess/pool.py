@@ -24,9 +24,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.reprocess.dataset import PlanSpec, Progress, detector_kwargs, numpy_batch, stalled, worker_env
+from batch.reprocess.dataset import (
+    PlanSpec,
+    Progress,
+    detector_kwargs,
+    finish_stopped,
+    numpy_batch,
+    stalled,
+    worker_env,
+)
 from batch.reprocess.detect import DetectorActor
 from batch.reprocess.writer import RunWriter, part_sink
+from trapline.base.errors import RunStoppedError
 
 WINDOW = 2  # batches handed to an actor and not yet answered: one running, one waiting, so it never idles
 REPLACEMENTS = 3  # actors that died replaced in a run; one more death fails it (a crash the inputs bring back)
@@ -69,6 +78,9 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress]
         if last is not None:
             progress.add_parts(writer.submit(last), on_part)
         progress.add_parts(writer.finish(), on_part)
+    except RunStoppedError:
+        finish_stopped(writer, progress, on_part)
+        raise
     finally:  # a stop, a failure, Ctrl-C or the end: nothing of the run goes on once the driver lets go
         writer.kill()
         actors.kill_all(ray)

@@ -24,6 +24,7 @@ import pyarrow as pa
 from model_store.tables.commit import write_results, write_stage_results
 
 WINDOW = 2  # parts handed to the writer and not yet written: one writing, one waiting, so it never idles
+KILL_WAIT_S = 30.0  # how long `kill` waits for the writes in flight to end with the actor
 
 
 def part_sink(spec: Any) -> tuple[Callable[..., pa.Table], dict[str, Any]]:
@@ -88,9 +89,16 @@ class RunWriter:
         return done
 
     def kill(self) -> None:
+        """End the actor, and wait (KILL_WAIT_S at most) for its writes in flight to end with it: `ray.kill` only
+        asks, and a write still running after this returned could leave a file behind whoever sweeps up after the
+        run (a stop's `remove_orphans`)."""
+        pending = list(self._pending)
         self._pending.clear()
         with contextlib.suppress(Exception):
             self._ray.kill(self.actor, no_restart=True)
+        if pending:
+            with contextlib.suppress(Exception):
+                self._ray.wait(pending, num_returns=len(pending), timeout=KILL_WAIT_S)
 
     def _ready(self, ref) -> bool:
         ready, _ = self._ray.wait([ref], timeout=0)

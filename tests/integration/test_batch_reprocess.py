@@ -331,3 +331,35 @@ def test_own_pool_writes_what_the_plan_writes_stops_with_a_failed_run_and_resume
     keep = ["rel_path", "status", "error_reason", "detection_count", "raw_detection_count", "max_score"]
     assert (rows[keep].sort_values("rel_path").reset_index(drop=True)
             .equals(plans[keep].sort_values("rel_path").reset_index(drop=True)))
+
+
+@pytest.mark.parametrize("executor", ["pool", "data"])
+def test_a_stop_at_the_next_part_writes_what_the_writer_holds_and_leaves_nothing_half_written(
+        ray_cluster, env, tmp_path, monkeypatch, executor):
+    """A stop asked for while parts are still on their way to the writer: those parts are written and counted (a
+    stop at the next part, not a kill half-way through a part: that left a detections file without its images
+    file), the manifest's count is what the tables hold, and the rerun does the rest once."""
+    from model_store.tables.manifest import read_manifests
+    from model_store.tables.schema import DETECTIONS
+    from model_store.tables.stop import request_stop
+    from trapline.base.errors import RunStoppedError
+
+    out, n = tmp_path / "out", len(env["spec"].images)
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": "job-stop"}}))
+    tables = Tables(str(out))
+    request_stop(tables.storage, "job-stop", by="test")  # seen after the first committed part
+    small = {"via": "actors", "executor": executor, "concurrency": 2, "rows_per_file": 1, "batch_size": 1}
+    with pytest.raises(RunStoppedError, match="stopped on request"):
+        run_reprocess(options(env, out, **small))
+    [manifest] = read_manifests(tables.storage)
+    committed = len(image_rows(out))
+    assert manifest.status == "interrupted" and 0 < committed < n
+    assert manifest.counts["processed"] == committed  # every part handed to the writer was written and counted
+    assert set(tables.parts(DETECTIONS, "trapcam", "1")) <= set(tables.parts(IMAGES, "trapcam", "1"))
+    assert not [f for f in files_under(out) if ".tmp" in f]
+    cpus_back_after_a_failed_run()
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": "job-again"}}))
+    resumed = run_reprocess(options(env, out, **small))
+    assert resumed.status == "succeeded" and resumed.already_done == committed
+    rows = image_rows(out)
+    assert len(rows) == n and rows["uri"].is_unique

@@ -18,16 +18,16 @@ import math
 import os
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.progress import Progress
 from batch.reprocess.read import read_and_prepare
 from batch.reprocess.writer import RunWriter, part_sink
 from model_store.core.clip_settings import ClipSettings
@@ -43,8 +43,6 @@ INLINE_PART_IMAGES = 100
 INLINE_WINDOW = 16
 INLINE_PARTS_AT_ONCE = 2
 STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
-STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections", "clips", "clips_failed",
-               "frames_sampled")
 # Ray Data's get-or-create calls for the helper actors its executor makes (start_data_helpers).
 DATA_HELPERS = (("ray.data._internal.stats", "get_or_create_stats_actor"),
                 ("ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator",
@@ -92,69 +90,6 @@ class PlanSpec:
     serve_app = property(lambda self: self.options.serve_app)
     filter_overrides = property(lambda self: self.options.filters)
     stall_timeout_s = property(lambda self: self.options.stall_timeout_s)  # no part for this long fails the run
-
-
-@dataclass
-class Progress:
-    """Counts so far; `on_part` callers get one of these after every committed part."""
-
-    total: int
-    in_flight: int = 1  # parts being made at once (the inference actors, or the inline path's parts at once)
-    started: float = field(default_factory=time.perf_counter)
-    parts: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_FIELDS, 0))
-    first_part: tuple[float, int] | None = None  # (seconds since start, images) when the first part landed
-    last_part_s: float = 0.0
-    _started_before: int = 0  # images of the first `in_flight` parts: begun before the first part landed
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    @property
-    def rate(self) -> float:
-        return self.counts["images"] / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def steady_rate(self) -> float:
-        """Images/s from the first committed part to the last: the rate without Ray Data's and the
-        actors' start-up, which a longer archive runs at. Only the images of parts begun after the first part
-        landed count: the `in_flight` parts made alongside it were mostly done by then, and counting them
-        overstated the rate (5.7 images/s against 4.5 measured end to end through a deployment, two parts at
-        once). The overall rate until a part begun later has landed, or when the first part came late (after
-        a quarter of the images: parts landing in a burst at the end say nothing about the rate in between)."""
-        if (self.first_part is None or self.parts <= self.in_flight or self.last_part_s <= self.first_part[0]
-                or self.first_part[1] > self.counts["images"] / 4):
-            return self.rate
-        return (self.counts["images"] - self._started_before) / (self.last_part_s - self.first_part[0])
-
-    def add_part(self, stats: dict[str, Any]) -> None:
-        """Count one committed part's stats row."""
-        self.parts += 1
-        for k in STAT_FIELDS:
-            self.counts[k] += int(stats.get(k) or 0)
-        self.last_part_s = self.elapsed
-        if self.first_part is None:
-            self.first_part = (self.last_part_s, self.counts["images"])
-        if self.parts <= self.in_flight:
-            self._started_before = self.counts["images"]
-
-    def add_parts(self, rows: Iterable[dict[str, Any]], on_part: Callable[[Progress], Any] | None) -> None:
-        """Count committed parts' stats rows, telling `on_part` after each (every executor reports this way)."""
-        for row in rows:
-            self.add_part(row)
-            if on_part is not None:
-                on_part(self)
-
-    def line(self) -> str:
-        done = self.counts["images"]
-        pct = 100.0 * done / self.total if self.total else 100.0
-        rate = self.steady_rate
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
-        c = self.counts
-        return (f"processed {done}/{self.total} ({pct:.0f}%), ok {c['ok']}, empty {c['empty']}, "
-                f"failed {c['failed']}, detections {c['detections']}, {self.rate:.1f} images/s"
-                + (f", ETA {eta:.0f}s" if math.isfinite(eta) and done < self.total else ""))
 
 
 def listing_blocks(entries: pa.Table, read_batch_size: int) -> list[pa.Table]:
@@ -313,25 +248,13 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
     except BaseException as exc:  # a stop, a failure, Ctrl-C: no task of the plan may write once the run lets go
         try:
             if isinstance(exc, RunStoppedError):
-                finish_stopped(writer, progress, on_part)
+                writer.finish_stopped(progress, on_part)
         finally:
             writer.kill()
             _stop_executor(ds)
         raise
     writer.kill()
     return progress
-
-
-def finish_stopped(writer: RunWriter, progress: Progress, on_part: Callable[[Progress], Any] | None) -> None:
-    """A stop asked for between parts (`on_part` raised RunStoppedError): the parts already handed to the writer
-    are written and counted, as a stop at the next part promises, rather than killed half-way (which left a
-    detections file without its images file). `on_part` is told of each; the stop it raises again is the one
-    already on its way."""
-    for row in writer.finish():
-        progress.add_part(row)
-        if on_part is not None:
-            with contextlib.suppress(RunStoppedError):
-                on_part(progress)
 
 
 def _stop_executor(ds) -> None:

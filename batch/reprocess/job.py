@@ -26,7 +26,6 @@ from batch.reprocess import redo
 from batch.reprocess.classify import stage_spec
 from batch.reprocess.dataset import (
     PlanSpec,
-    Progress,
     configure_data_context,
     execute,
     object_store_budget,
@@ -38,6 +37,7 @@ from batch.reprocess.failures import describe_error
 from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, options_from_args
 from batch.reprocess.plan import Plan, plan_run
 from batch.reprocess.pool import execute_pool
+from batch.reprocess.progress import Progress
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, format_report, report_counts
 from batch.reprocess.via import choose_via, find_service

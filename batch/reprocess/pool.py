@@ -26,14 +26,13 @@ import pyarrow as pa
 
 from batch.reprocess.dataset import (
     PlanSpec,
-    Progress,
     detector_kwargs,
-    finish_stopped,
     numpy_batch,
     stalled,
     worker_env,
 )
 from batch.reprocess.detect import DetectorActor
+from batch.reprocess.progress import Progress
 from batch.reprocess.writer import RunWriter, part_sink
 from trapline.base.errors import RunStoppedError
 
@@ -79,7 +78,7 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress]
             progress.add_parts(writer.submit(last), on_part)
         progress.add_parts(writer.finish(), on_part)
     except RunStoppedError:
-        finish_stopped(writer, progress, on_part)
+        writer.finish_stopped(progress, on_part)
         raise
     finally:  # a stop, a failure, Ctrl-C or the end: nothing of the run goes on once the driver lets go
         writer.kill()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from batch.reprocess.dataset import Progress
+from batch.reprocess.progress import Progress
 from model_store.tables.schema import DETECTIONS, IMAGES
 
 COUNT_FIELDS = ("found", "selected", "already_done", "to_process", "held_back", "processed", "ok", "empty",

@@ -21,7 +21,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from batch.reprocess.progress import Progress
 from model_store.tables.commit import write_results, write_stage_results
+from trapline.base.errors import RunStoppedError
 
 WINDOW = 2  # parts handed to the writer and not yet written: one writing, one waiting, so it never idles
 KILL_WAIT_S = 30.0  # how long `kill` waits for the writes in flight to end with the actor
@@ -87,6 +89,17 @@ class RunWriter:
         while self._pending:
             done.append(self._get(self._pending.popleft()))
         return done
+
+    def finish_stopped(self, progress: Progress, on_part: Callable[[Progress], Any] | None) -> None:
+        """A stop asked for between parts (`on_part` raised RunStoppedError): the parts already handed over are
+        written and counted, as a stop at the next part promises, rather than killed half-way (which left a
+        detections file without its images file). `on_part` is told of each; the stop it raises again is the one
+        already on its way."""
+        for row in self.finish():
+            progress.add_part(row)
+            if on_part is not None:
+                with contextlib.suppress(RunStoppedError):
+                    on_part(progress)
 
     def kill(self) -> None:
         """End the actor, and wait (KILL_WAIT_S at most) for its writes in flight to end with it: `ray.kill` only

@@ -428,7 +428,7 @@ def test_a_model_that_fails_on_a_batch_fails_its_rows_with_the_reason_not_the_jo
 
 def test_progress_reports_the_rate_after_the_first_part_and_the_summary_says_it(monkeypatch):
     """Start-up (Ray Data, actors loading the model) counts in the overall rate, not in the steady one."""
-    from batch.reprocess import dataset as pipeline
+    from batch.reprocess import progress as pipeline
     from batch.reprocess.summary import RunReport, apply_progress, format_report
 
     now = [10.0]
@@ -456,7 +456,7 @@ def test_the_steady_rate_leaves_out_the_parts_made_alongside_the_first(monkeypat
     """Two parts at a time (two actors, or the inline path through a deployment), 20 images/s in all: each pair
     lands within a second, so the second part was almost done when the first landed. Counted, it made the rate
     800 / 41 + 100 / 41 (22 images/s); left out, the rate errs low by the part of the second made after 19 s."""
-    from batch.reprocess import dataset as pipeline
+    from batch.reprocess import progress as pipeline
 
     now = [0.0]
     monkeypatch.setattr(pipeline.time, "perf_counter", lambda: now[0])

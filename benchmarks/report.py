@@ -97,7 +97,8 @@ def measure_online(store: str, model: str, payloads: list[bytes], settings: dict
         if soak_s > 0 and sat["throughput_rps"]:
             soak = soak_windows(url, name, payloads, SOAK_LOAD * sat["throughput_rps"], minutes=soak_s / 60,
                                 window_s=soak_window_s, p99_target_ms=TARGETS["soak_p99_ms"],
-                                capacity=sat["throughput_rps"], log=lambda m: print(f"   {m.strip()}", flush=True))
+                                capacity=sat["throughput_rps"], replicas=settings["num_replicas"],
+                                log=lambda m: print(f"   {m.strip()}", flush=True))
     p50 = light["latency"]["p50_ms"]
     return {"settings": settings, "saturation": sat, "light": light, "soak": soak,
             "images_per_s": sat["throughput_rps"], "light_rate_rps": rate, "light_p50_ms": p50,

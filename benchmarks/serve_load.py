@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import heapq
 import os
 import socket
 import sys
@@ -89,16 +90,22 @@ def arrivals(rate: float, duration_s: float, seed: int = 0, poisson: bool = True
     return out
 
 
-def queueing_floor_p99_ms(due: Sequence[float], capacity: float) -> float | None:
+def queueing_floor_p99_ms(due: Sequence[float], capacity: float, servers: int = 1) -> float | None:
     """p99 latency of the same arrivals through an ideal server: one FIFO server that takes exactly 1/capacity s an
     image and costs nothing else. No service of that capacity can do better on those arrivals (c servers of c times
-    the service time do worse), so a window whose floor is over the target is over it because of its bursts."""
-    if not due or capacity <= 0:
+    the service time do worse), so a window whose floor is over the target is over it because of its bursts.
+
+    `servers` > 1: that many ideal servers behind one FIFO queue, each taking servers/capacity s an image (the
+    service's replicas at their best: each replica runs one image at a time at 1/servers of the capacity, and a
+    request waits only while every replica is busy). Not a library call: this is a few lines of an M/D/c queue
+    run on the measured arrivals, which no queueing package does on a given arrival sequence."""
+    if not due or capacity <= 0 or servers < 1:
         return None
-    free, lat = 0.0, []
+    free, lat = [0.0] * servers, []  # when each server is next free: a heap
     for t in due:
-        free = max(t, free) + 1.0 / capacity
-        lat.append(free - t)
+        done = max(t, heapq.heappop(free)) + servers / capacity
+        heapq.heappush(free, done)
+        lat.append(done - t)
     return round(float(np.percentile(lat, 99)) * 1000, 1)
 
 

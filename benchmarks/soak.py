@@ -159,14 +159,17 @@ def _window(result: dict[str, Any], index: int, started: float) -> dict[str, Any
 
 def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: float, *, minutes: float,
                  window_s: float = 30.0, memory_pid: int | None = None, memory_interval_s: float = 2.0,
-                 p99_target_ms: float = P99_TARGET_MS, capacity: float | None = None, log=print) -> dict[str, Any]:
+                 p99_target_ms: float = P99_TARGET_MS, capacity: float | None = None, replicas: int = 1,
+                 log=print) -> dict[str, Any]:
     """Open-loop Poisson arrivals at `rate` for `minutes`, in windows: each window's requests, errors, p50 and
     p99 beside the machine's load in that window (machine_load.LoadWindow: /proc/loadavg, and the CPU other
     programs took), so a window that misses the p99 target on a busy machine is told apart from a slow
     service; and, with `capacity`, beside its queueing floor (serve_load.queueing_floor_p99_ms: the same
     arrivals through an ideal server of that capacity), so a window over the target because of its own bursts
-    is told apart from one the service made slow. The memory of `memory_pid`'s tree is sampled throughout (none
-    without it)."""
+    is told apart from one the service made slow; with `replicas` > 1 also beside that many ideal replicas behind
+    one queue (what the replicas could do at best: a window over the target there is over it because of its
+    bursts and the replica count, not the service's own costs). The memory of `memory_pid`'s tree is sampled
+    throughout (none without it)."""
     params = {"model": model}
     windows: list[dict[str, Any]] = []
     latencies_p50 = []
@@ -179,13 +182,18 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
             meter.start()
             res = asyncio.run(open_loop(base_url, payloads, rate, span, params, seed=len(windows)))
             load = meter.stop()
-            floor = queueing_floor_p99_ms(arrivals(rate, span, len(windows)), capacity) if capacity else None
-            windows.append({**_window(res, len(windows), started), "floor_p99_ms": floor, **load})
+            due = arrivals(rate, span, len(windows))
+            floor = queueing_floor_p99_ms(due, capacity) if capacity else None
+            floor_replicas = queueing_floor_p99_ms(due, capacity, replicas) if capacity and replicas > 1 else floor
+            windows.append({**_window(res, len(windows), started), "floor_p99_ms": floor,
+                            "floor_replicas_p99_ms": floor_replicas, **load})
             if res["latency"]["p50_ms"] is not None:
                 latencies_p50.append(res["latency"]["p50_ms"])
             log(f"  soak window {len(windows)}: {res['requests']} requests, {res['errors']} errors, "
                 f"p50 {res['latency']['p50_ms']} ms, p99 {res['latency']['p99_ms']} ms"
-                f"{'' if floor is None else f' (queueing floor {floor:g} ms)'}; {describe(load, meter.cpus)}")
+                f"{'' if floor is None else f' (queueing floor {floor:g} ms'}"
+                f"{'' if floor is None or replicas < 2 else f', {floor_replicas:g} ms on {replicas} ideal replicas'}"
+                f"{'' if floor is None else ')'}; {describe(load, meter.cpus)}")
     p99s = [w["p99_ms"] for w in windows if w["p99_ms"] is not None]
     missed = [w for w in windows if w["p99_ms"] is None or w["p99_ms"] > p99_target_ms]
     soak = {"offered_rps": round(rate, 2), "minutes": minutes, "window_s": window_s, "windows": windows,
@@ -199,20 +207,27 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
                                                        and w["floor_p99_ms"] <= p99_target_ms for w in missed),
             "windows_floor_over_p99_target": sum(w["floor_p99_ms"] is not None and w["floor_p99_ms"] > p99_target_ms
                                                  for w in windows),
+            # over it although `replicas` ideal replicas of the measured capacity would have met it: the service's own
+            "windows_over_p99_target_replicas_floor_under": sum(w["floor_replicas_p99_ms"] is not None
+                                                                and w["floor_replicas_p99_ms"] <= p99_target_ms
+                                                                for w in missed),
+            "replicas": replicas,
             "windows_on_busy_machine": sum(bool(w.get("busy")) for w in windows), "cpus": meter.cpus,
             "memory": memory.summary()}
     log(f"soak: {soak['requests']} requests, {soak['errors']} errors; p99 over {p99_target_ms:g} ms in "
         f"{len(missed)} of {len(windows)} windows ({soak['windows_over_p99_target_on_busy_machine']} of them while "
         f"other programs were busy), worst {soak['p99_ms_worst_window']} ms"
         + ("" if capacity is None else f"; the arrivals alone put {soak['windows_floor_over_p99_target']} window(s) "
-           f"over it on an ideal server, the service {soak['windows_over_p99_target_floor_under']}"))
+           f"over it on an ideal server, the service {soak['windows_over_p99_target_floor_under']}"
+           + ("" if replicas < 2 else f" ({soak['windows_over_p99_target_replicas_floor_under']} of them under the "
+              f"floor of {replicas} ideal replicas)")))
     return soak
 
 
 def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: float, load: float = 0.8,
              capacity_s: float = 10.0, capacity_concurrency: int = 8, window_s: float = 30.0,
              spike_factor: float = 3.0, spike_s: float = 20.0, recovery_s: float = 30.0,
-             memory_pid: int | None = None, memory_interval_s: float = 2.0,
+             memory_pid: int | None = None, memory_interval_s: float = 2.0, replicas: int = 1,
              log=print) -> dict[str, Any]:
     """Capacity, soak, spike and recovery against a running service; returns the figures."""
     params = {"model": model}
@@ -226,7 +241,7 @@ def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: f
         f"soak at {rate:.2f}/s for {minutes:g} min")
 
     soak = soak_windows(base_url, model, payloads, rate, minutes=minutes, window_s=window_s, memory_pid=memory_pid,
-                        memory_interval_s=memory_interval_s, capacity=capacity, log=log)
+                        memory_interval_s=memory_interval_s, capacity=capacity, replicas=replicas, log=log)
     mem = soak["memory"] or {}
     log(f"soak memory: slope "
         f"{mem.get('slope_mib_per_min')} MiB/min, second half {mem.get('slope_second_half_mib_per_min')} MiB/min "
@@ -274,11 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(DEFAULT_ROOT / "soak"), help="directory for soak.json")
     args = parser.parse_args(argv)
     payloads = load_payloads(args.images, args.count, args.size)
-    config = None
+    config, replicas = None, args.num_replicas or 1
     if args.start:
         ensure_if_bench_model(args.store, args.model)
+        sized = sizing(args)
+        replicas = sized["num_replicas"]
         config = serve_config(args.store, args.model, batch_wait_timeout_s=args.batch_wait_timeout_s,
-                              max_queued_requests=args.max_queued_requests, **sizing(args))
+                              max_queued_requests=args.max_queued_requests, **sized)
     memory_pid = os.getpid() if args.start else args.pid
     t0 = time.perf_counter()
     with service(args.url, config) as url:
@@ -286,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                           capacity_s=args.capacity_s, capacity_concurrency=args.capacity_concurrency,
                           window_s=args.window_s, spike_factor=args.spike_factor, spike_s=args.spike_s,
                           recovery_s=args.recovery_s, memory_pid=memory_pid,
-                          memory_interval_s=args.memory_interval_s, log=lambda m: print(m, flush=True))
+                          memory_interval_s=args.memory_interval_s, replicas=replicas,
+                          log=lambda m: print(m, flush=True))
     result.update(config=config, payload_size=args.size, wall_s=round(time.perf_counter() - t0, 1),
                   machine=machine_info(), argv=sys.argv[1:] if argv is None else list(argv))
     path = write_json(Path(args.out) / "soak.json", result)

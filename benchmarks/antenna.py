@@ -76,10 +76,20 @@ def pull_native(door: str, images: int) -> tuple[dict, dict]:
     return result, json.loads(out)
 
 
+def harness_home() -> Path:
+    return Path(os.environ.get("ANTENNA_HOME", "/tmp/antenna-harness-home"))
+
+
+def harness_running() -> bool:
+    """Whether the harness's Antenna is up (its Django process alive): whoever started it stops it after."""
+    pid = harness_home() / "run" / "django.pid"
+    return pid.exists() and subprocess.run(["kill", "-0", pid.read_text().split()[0]],
+                                           capture_output=True).returncode == 0
+
+
 def captures_root() -> Path:
     """Where Antenna keeps uploaded captures, one directory per station (the harness's MEDIA_ROOT)."""
-    home = Path(os.environ.get("ANTENNA_HOME", "/tmp/antenna-harness-home"))
-    return home / "antenna" / "ami" / "media" / "example_captures"
+    return harness_home() / "antenna" / "ami" / "media" / "example_captures"
 
 
 def stations() -> set[Path]:
@@ -104,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", type=int, default=2, help="the local Ray's CPUs (service, then reprocess)")
     args = parser.parse_args(argv)
     print(f"load before: {os.getloadavg()}")
+    running = harness_running()
+    try:
+        return _run(args)
+    finally:  # left as found: an Antenna started here keeps its slow task redelivery for whoever comes next
+        if not running:
+            subprocess.run(["bash", str(HARNESS / "stop.sh")], capture_output=True, timeout=120)
+
+
+def _run(args: argparse.Namespace) -> int:
     for script in ("setup.sh", "start.sh"):
         subprocess.run(["bash", str(HARNESS / script)], check=True, capture_output=True)
     store = ModelStore(str(Path(tempfile.mkdtemp(prefix="bench-antenna-")) / "store"))

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.antenna import harness_running
 from model_store import ModelStore
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_config, publish_demo
@@ -58,10 +59,7 @@ def _env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def antenna() -> Iterator[None]:
     """The harness set up (idempotent) and started; stopped after only if it was not already running."""
-    home = Path(os.environ.get("ANTENNA_HOME", "/tmp/antenna-harness-home"))
-    pid = home / "run" / "django.pid"
-    running = pid.exists() and subprocess.run(["kill", "-0", pid.read_text().split()[0]],
-                                              capture_output=True).returncode == 0
+    running = harness_running()
     env = {**os.environ, "NATS_TASK_TTR": str(TASK_TTR_S)}  # read only by the services start.sh starts
     for script, args in (("setup.sh", []), ("start.sh", ["--no-minimal"])):
         done = subprocess.run(["bash", str(HARNESS / script), *args], capture_output=True, text=True,

@@ -311,13 +311,15 @@ def test_own_pool_writes_what_the_plan_writes_stops_with_a_failed_run_and_resume
     seen: list[tuple[int, int]] = []
 
     def crash(progress):
-        if progress.parts == 2:  # the pool's two actors are there, no Ray Data map worker
+        if progress.parts == 2:  # the pool's actors are there (the second may still be waiting for a CPU: the
+            # pool goes on with those that are up), no Ray Data map worker
             seen.append((len(actor_pids("PoolDetectorActor")), len(actor_pids("MapWorker"))))
             raise RuntimeError("injected crash after two parts")
 
     pool = {"via": "actors", "executor": "pool", "concurrency": 2}
     failed = run_reprocess(options(env, out, rows_per_file=1, batch_size=1, **pool), on_part=crash)
-    assert failed.status == "failed" and "injected crash" in failed.error and seen == [(2, 0)]
+    assert failed.status == "failed" and "injected crash" in failed.error
+    assert len(seen) == 1 and seen[0][0] in (1, 2) and seen[0][1] == 0, seen
     wait_until(lambda: not actor_pids("PoolDetectorActor"), 30.0, "the pool's actors to end with the failed run")
     done = files_under(out / "images")
     time.sleep(2.0)  # the writer and the actors were killed with the run: nothing lands after it

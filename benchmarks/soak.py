@@ -157,6 +157,13 @@ def _window(result: dict[str, Any], index: int, started: float) -> dict[str, Any
             "p50_ms": result["latency"]["p50_ms"], "p99_ms": result["latency"]["p99_ms"]}
 
 
+def _floors_text(floor: float | None, floor_replicas: float | None, replicas: int) -> str:
+    if floor is None:
+        return ""
+    on_replicas = f", {floor_replicas:g} ms on {replicas} ideal replicas" if replicas > 1 else ""
+    return f" (queueing floor {floor:g} ms{on_replicas})"
+
+
 def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: float, *, minutes: float,
                  window_s: float = 30.0, memory_pid: int | None = None, memory_interval_s: float = 2.0,
                  p99_target_ms: float = P99_TARGET_MS, capacity: float | None = None, replicas: int = 1,
@@ -191,9 +198,7 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
                 latencies_p50.append(res["latency"]["p50_ms"])
             log(f"  soak window {len(windows)}: {res['requests']} requests, {res['errors']} errors, "
                 f"p50 {res['latency']['p50_ms']} ms, p99 {res['latency']['p99_ms']} ms"
-                f"{'' if floor is None else f' (queueing floor {floor:g} ms'}"
-                f"{'' if floor is None or replicas < 2 else f', {floor_replicas:g} ms on {replicas} ideal replicas'}"
-                f"{'' if floor is None else ')'}; {describe(load, meter.cpus)}")
+                f"{_floors_text(floor, floor_replicas, replicas)}; {describe(load, meter.cpus)}")
     p99s = [w["p99_ms"] for w in windows if w["p99_ms"] is not None]
     missed = [w for w in windows if w["p99_ms"] is None or w["p99_ms"] > p99_target_ms]
     soak = {"offered_rps": round(rate, 2), "minutes": minutes, "window_s": window_s, "windows": windows,

@@ -24,13 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.reprocess.dataset import (
-    PlanSpec,
-    detector_kwargs,
-    numpy_batch,
-    stalled,
-    worker_env,
-)
+from batch.reprocess.dataset import PlanSpec, detector_kwargs, numpy_batch, stalled, worker_env
 from batch.reprocess.detect import DetectorActor
 from batch.reprocess.progress import Progress
 from batch.reprocess.writer import RunWriter, part_sink

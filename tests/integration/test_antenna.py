@@ -36,6 +36,7 @@ from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_confi
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES as IMAGES_TABLE
 from serve.local import free_port, run_local, wait_until
+from tests.fixtures.proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = Path(os.environ.get("TRAPLINE_ANTENNA_HARNESS", REPO.parent / "shared" / "antenna"))
@@ -152,65 +153,6 @@ class Worker:
         return json.loads(out)
 
 
-class Gate:
-    """A plain HTTP proxy in front of the door that lets `open(n)` more batch calls through and holds the rest, so
-    that the worker behind it is in the door's call for a batch exactly when the test says: on 2 cores the demo
-    detector answered all six moths before the promotion reached /info, and the worker had nothing left to hold."""
-
-    HELD = "/trapline/process/images"
-
-    def __init__(self, door: str) -> None:
-        self.door, self.allowed, self.closed = door, 0, False
-        self._changed = threading.Condition()
-        gate = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path == gate.HELD and not gate.wait_turn():
-                    self.send_error(503)
-                    return
-                answer = httpx.request(self.command, f"{gate.door}{self.path}", content=body, timeout=120,
-                                       headers={"Content-Type": self.headers.get("Content-Type", "")})
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's names
-                self._forward()
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._forward()
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_turn(self) -> bool:
-        with self._changed:
-            self._changed.wait_for(lambda: self.allowed > 0 or self.closed)
-            if self.closed:
-                return False
-            self.allowed -= 1
-            return True
-
-    def open(self, calls: int) -> None:
-        with self._changed:
-            self.allowed += calls
-            self._changed.notify_all()
-
-    def close(self) -> None:  # held calls are refused (their worker is gone), the server stops
-        with self._changed:
-            self.closed = True
-            self._changed.notify_all()
-        self.server.shutdown()
-
-
 def start_pull_job() -> tuple[subprocess.Popen, dict[str, str]]:
     job = run_job("trapline", "--mode", "pull-native", "--images", str(IMAGES), "--pipeline", "trapline-demo-v1",
                   stderr=subprocess.PIPE)
@@ -263,22 +205,20 @@ def test_push_and_pull_jobs_through_the_served_models(door):
     # small batches, one at a time, through a gate that holds its calls to the door: its first batch is held until
     # the promotion shows in /info; then one call goes through, the worker registers the new pipeline before its
     # next batch, and that batch is held: the worker is killed in the door's call for it
-    gate = Gate(door)
-    try:
+    with FaultProxy(door) as gate:
+        gate.rule = lambda method, path: "hold" if path == "/trapline/process/images" else "pass"
         first = Worker(given, gate.url, "--batch-size", "2", "--streams", "1")
         first.wait_for("registered trapline-demo-v1")
         first.wait_for("task(s) taken")
         store.promote(f"{DEMO_NAME}:2")
         wait_until(lambda: httpx.get(f"{door}/info", timeout=6).json()["pipelines"][0]["slug"] == "trapline-demo-v2",
                    120, "the promotion in the door's /info")
-        gate.open(1)
+        gate.release(1)
         first.wait_for("registered trapline-demo-v2")  # a running worker re-registers when /info changes
         first.wait_until("a second batch taken and held",
                          lambda: (first.tasks("taken"), first.tasks("answered")) == (4, 2))
         first.proc.kill()  # SIGKILL: nothing of what it holds is posted
         first.proc.wait(timeout=30)
-    finally:
-        gate.close()
     taken, answered = first.tasks("taken"), first.tasks("answered")
     assert taken > answered, first.lines  # it died holding tasks it had not answered
     second = Worker(given, door)

@@ -8,15 +8,9 @@ has its connection dropped without an answer.
 
 from __future__ import annotations
 
-import collections
-import http.client
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 import pytest
@@ -27,100 +21,10 @@ from model_store import ModelStore
 from model_store.tables.reader import Tables
 from tests.conftest import free_port
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
+from tests.fixtures.proxy import FaultProxy, Rule
 from tests.integration.test_faults_batch import assert_exactly_once
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
-
-Rule = Callable[[str, str], str]  # (method, path) -> "pass" | "error" | "drop"
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
-SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
-             b"<Message>injected fault: please reduce your request rate</Message></Error>")
-
-
-class FaultProxy:
-    """A loopback HTTP proxy in front of an S3 endpoint that injects faults chosen by `rule`."""
-
-    def __init__(self, upstream: str) -> None:
-        up = urlsplit(upstream)
-        self.upstream = (up.hostname, up.port)
-        self.rule: Rule = lambda method, path: "pass"
-        self.counts: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # keep the test output clean
-                pass
-
-            def _body(self) -> bytes:
-                if self.headers.get("transfer-encoding", "").lower() == "chunked":
-                    chunks = []
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0], 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return b"".join(chunks)
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("content-length") or 0))
-
-            def _relay(self) -> None:
-                body = self._body()
-                action = proxy.decide(self.command, self.path)
-                if action == "drop":  # the server vanishes mid-request: no status line at all
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                if action == "error":
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                    self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                headers["Content-Length"] = str(len(body))
-                conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
-                try:
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                finally:
-                    conn.close()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
-                        self.send_header(k, v)
-                self.send_header("Content-Length", resp.getheader("content-length") if self.command == "HEAD"
-                                 else str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay  # noqa: N815 - http.server's names
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def decide(self, method: str, path: str) -> str:
-        with self._lock:
-            action = self.rule(method, path)
-            self.counts[action] += 1
-            return action
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 def fail_first(n: int, match: Callable[[str, str], bool], action: str) -> Rule:
     """A transient fault: the first `n` matching requests get `action`, then everything passes."""

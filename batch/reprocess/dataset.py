@@ -374,8 +374,17 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     # are read and sent, so the replicas never wait between parts (one part at a time left every replica but
     # one idle at each part's end). Parts are reported in order.
     parts = ThreadPoolExecutor(INLINE_PARTS_AT_ONCE, thread_name_prefix="inline-part")
+    futures = [parts.submit(run_part, start) for start in range(0, entries.num_rows, rows)]
+    counted = 0
     try:
-        progress.add_parts(parts.map(run_part, range(0, entries.num_rows, rows)), on_part)
-    finally:  # a stop or a failure: the parts not yet started are dropped, the running ones end (a rerun resumes)
+        for counted, future in enumerate(futures, 1):
+            progress.add_parts([future.result()], on_part)
+    except RunStoppedError:  # at the next part: the parts not yet started are dropped, the running ones end, counted
+        parts.shutdown(wait=True, cancel_futures=True)
+        ended = [f.result() for f in futures[counted:] if not f.cancelled() and f.exception() is None]
+        with contextlib.suppress(RunStoppedError):
+            progress.add_parts(ended, on_part)
+        raise
+    finally:  # a failure too: nothing of the run goes on once it lets go (a rerun resumes)
         parts.shutdown(wait=True, cancel_futures=True)
     return progress

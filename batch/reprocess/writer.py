@@ -95,11 +95,8 @@ class RunWriter:
         written and counted, as a stop at the next part promises, rather than killed half-way (which left a
         detections file without its images file). `on_part` is told of each; the stop it raises again is the one
         already on its way."""
-        for row in self.finish():
-            progress.add_part(row)
-            if on_part is not None:
-                with contextlib.suppress(RunStoppedError):
-                    on_part(progress)
+        with contextlib.suppress(RunStoppedError):
+            progress.add_parts(self.finish(), on_part)
 
     def kill(self) -> None:
         """End the actor, and wait (KILL_WAIT_S at most) for its writes in flight to end with it: `ray.kill` only

@@ -5,7 +5,8 @@ its source's archive, or under its tables' `crops/` (the snips), and has a pictu
 archive was at another root (moved, or mounted elsewhere) is found by its relative path under the archive as
 configured now (model_store/tables/roots.py `relocate`). Nothing else under
 the tables (Parquet, manifests, the decisions log) and nothing of other tables is ever served. s3:// tables or archives,
-and tables that record no archive, are not served (the console says so).
+and tables that record no archive, are not served (the console says so). A row recorded by its URL (an Antenna
+capture: http(s)://) is fetched from that URL (`web_file`, at most 64 MiB, served only if its bytes are a picture).
 
 Rights: a browser's `<img>` sends no `Authorization` header, so the API hands out, only to a caller holding a token,
 URLs that carry their own right (as the report links, batch/views/reports.py): HMAC-SHA256 over tables, path and size
@@ -25,23 +26,29 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import cv2
+from PIL import Image
 
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
-from model_store.tables.archive import DEFAULT_EXTENSIONS
+from model_store.tables.archive import DEFAULT_EXTENSIONS, read_web
 from model_store.tables.roots import relocate
 from trapline.base.errors import ImageDecodeError, NotFoundError
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
          ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
+# A fetched picture's media type, by the format Pillow reads in its bytes (MPO: a camera's JPEG with a preview)
+FORMAT_MEDIA = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+                "BMP": "image/bmp", "TIFF": "image/tiff"}
 SIZES = ("thumb", "full")
 CLIP_EXT = set(VIDEO_EXTENSIONS)
 THUMB_SIDE = 360
@@ -109,7 +116,35 @@ def granted(key: bytes, tables: str, uri: str, size: str, expires: int | None, s
 def thumbnail(source: Source, path: str) -> tuple[str | None, bytes | None]:
     """(cached file, None) or, when the tables cannot be written, (None, JPEG bytes): the thumbnail of `path`."""
     st = os.stat(path)
-    name = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32] + ".jpg"
+    return _thumbnail(source, f"{path}\0{st.st_size}\0{st.st_mtime_ns}", lambda: _read(path))
+
+
+def web_thumbnail(source: Source, uri: str) -> tuple[str | None, bytes | None]:
+    """As `thumbnail`, of a picture recorded by its URL (fetched only when no thumbnail of it is cached)."""
+    return _thumbnail(source, f"web\0{uri}", lambda: web_file(uri)[0])
+
+
+def web_file(uri: str) -> tuple[bytes, str]:
+    """The bytes of a picture recorded by its URL (an Antenna capture) and their media type, fetched from where it
+    was recorded; NotFoundError when they cannot be had or are no picture (the type is read from the bytes, not
+    from what the other server says)."""
+    unreadable = NotFoundError("this picture cannot be fetched from where it was recorded", kind="picture_unreadable")
+    try:
+        data = read_web(uri)
+    except OSError:
+        raise unreadable from None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            media = FORMAT_MEDIA.get(im.format or "")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise unreadable from None
+    if media is None:
+        raise unreadable
+    return data, media
+
+
+def _thumbnail(source: Source, key: str, read: Callable[[], bytes]) -> tuple[str | None, bytes | None]:
+    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".jpg"
     cache = os.path.join(os.path.realpath(source.tables), THUMBS_DIR, name[:2])
     cached = os.path.join(cache, name)
     if os.path.isfile(cached):
@@ -117,7 +152,7 @@ def thumbnail(source: Source, path: str) -> tuple[str | None, bytes | None]:
     with _thumb_slots:
         if os.path.isfile(cached):  # made by another request while this one waited
             return cached, None
-        data = _make_thumbnail(path)
+        data = _make_thumbnail(read())
         try:
             os.makedirs(cache, exist_ok=True)
             tmp = f"{cached}.tmp-{os.getpid()}-{threading.get_ident()}"
@@ -129,9 +164,12 @@ def thumbnail(source: Source, path: str) -> tuple[str | None, bytes | None]:
     return cached, None
 
 
-def _make_thumbnail(path: str) -> bytes:
+def _read(path: str) -> bytes:
     with open(path, "rb") as f:
-        data = f.read()
+        return f.read()
+
+
+def _make_thumbnail(data: bytes) -> bytes:
     try:
         rgb = decode_image(data, THUMB_MAX_PIXELS)
     except ImageDecodeError as exc:

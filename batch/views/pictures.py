@@ -5,6 +5,8 @@ their archive). Parse, check the token, read in a thread
 
 Reads take the API token (or the admin one), as every read of the operations door. A picture file also opens with
 the grant in its URL, which only a token holder is given (picture_files.py), because an `<img>` sends no header.
+A picture recorded by its URL (an Antenna capture) is fetched from there by the service, and only under a grant: a
+token alone would let a caller make the service fetch any URL; grants are signed for the tables' own rows.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from batch.views.pictures_protocol import (
     SourcesOut,
 )
 from model_store.tables import browse
+from model_store.tables.archive import is_web
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, service_of
 from trapline.base.errors import InvalidParameterError, NotFoundError, invalid_parameter
@@ -139,9 +142,18 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
                        expires: int | None = Query(None, ge=0), sig: str | None = Query(None, max_length=64)
                        ) -> Response:
     service = service_of(request)
-    if not files.granted(service.link_key(), tables, uri, size, expires, sig):
+    grant = files.granted(service.link_key(), tables, uri, size, expires, sig)
+    if not grant:
         await read_auth(request)  # no (valid) grant: the token, as any read
     src = await in_thread(_pictures, request, tables)
+    if is_web(uri):  # fetched from where it was recorded, only under a grant: the service signs its rows' URLs alone
+        if not grant or size not in files.SIZES:
+            raise NotFoundError("no such picture", kind="picture_not_found")
+        if size == "full":
+            data, media = await in_thread(files.web_file, uri)
+            return Response(data, media_type=media, headers=FILE_HEADERS)
+        cached, data = await in_thread(files.web_thumbnail, src, uri)
+        return _thumb_response(cached, data)
     path = await in_thread(files.confine, src, uri)
     if files.is_clip(path):  # a clip is shown by its frames, decoded on request (bounded: picture_files.py)
         if size == "full":
@@ -150,19 +162,24 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
         data = await in_thread(files.clip_frame, path, number)
         return Response(data, media_type="image/jpeg", headers=FILE_HEADERS)
     if size == "thumb":
-        cached, data = await in_thread(files.thumbnail, src, path)
-        if cached is None:
-            return Response(data, media_type="image/jpeg", headers=FILE_HEADERS)
-        return FileResponse(cached, media_type="image/jpeg", headers=FILE_HEADERS)
+        return _thumb_response(*await in_thread(files.thumbnail, src, path))
     media = files.MEDIA[path[path.rfind("."):].lower()]
     return FileResponse(path, media_type=media, headers=FILE_HEADERS)
 
 
+def _thumb_response(cached: str | None, data: bytes | None) -> Response:
+    if cached is None:
+        return Response(data, media_type="image/jpeg", headers=FILE_HEADERS)
+    return FileResponse(cached, media_type="image/jpeg", headers=FILE_HEADERS)
+
+
 def _urls(key: bytes, src: files.Source, uri: str, shown: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The picture's URLs; a clip's (`shown` says: kind, poster_frame, frames) are its frames' and its poster's."""
-    if not src.local:
+    """The picture's URLs; a clip's (`shown` says: kind, poster_frame, frames) are its frames' and its poster's; a
+    picture recorded by its URL is served from there whatever the tables' archive (a clip so recorded is not)."""
+    video = bool(shown and shown.get("kind") == "video")
+    if not (src.local or (is_web(uri) and not video)):
         return {"thumb_url": None, "image_url": None}
-    if shown and shown.get("kind") == "video":
+    if video:
         for f in shown["frames"]:
             f["url"] = files.file_url(key, src.tables, uri, f"frame-{f['frame_number']}")
         poster = files.file_url(key, src.tables, uri, f"frame-{shown['poster_frame']}")

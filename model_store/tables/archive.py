@@ -194,6 +194,7 @@ def uri_of(storage: Storage, path: str) -> str:
 
 
 WEB_TIMEOUT_S = 30.0
+WEB_MAX_BYTES = 64 * 1024 * 1024  # more than this is refused before it is all read: no picture is that large
 
 
 def is_web(uri: str) -> bool:
@@ -201,17 +202,22 @@ def is_web(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S) -> bytes:
-    """The bytes at an http(s) uri; OSError (as for a gone file) when they cannot be had."""
+def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S, max_bytes: int = WEB_MAX_BYTES) -> bytes:
+    """The bytes at an http(s) uri; OSError (as for a gone file) when they cannot be had or pass `max_bytes`."""
     import httpx  # late: only tables that recorded URLs need it
 
     try:
-        response = httpx.get(uri, timeout=timeout_s, follow_redirects=True, trust_env=False)
+        with httpx.stream("GET", uri, timeout=timeout_s, follow_redirects=True, trust_env=False) as response:
+            if response.status_code != 200:
+                raise OSError(f"GET {uri} answered HTTP {response.status_code}")
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise OSError(f"GET {uri}: more than {max_bytes} bytes, not a picture")
     except httpx.HTTPError as exc:
         raise OSError(f"GET {uri} failed: {type(exc).__name__}: {exc}") from None
-    if response.status_code != 200:
-        raise OSError(f"GET {uri} answered HTTP {response.status_code}")
-    return response.content
+    return bytes(data)
 
 
 def from_us(value: int) -> dt.datetime | None:

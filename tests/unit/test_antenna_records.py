@@ -12,7 +12,9 @@ import datetime as dt
 import http.server
 import json
 import threading
+import warnings
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pyarrow.compute as pc
 import pytest
@@ -33,7 +35,14 @@ from serve.antenna.protocol import PipelineRequest
 from serve.antenna.records import DEFAULT_CAMERA, SourceRecorder, source_image_id, url_source
 from serve.antenna_config import AntennaRecordConfig
 from serve.config import ServeConfig, parse_serve_config
+from tests.fixtures.pictures import API, app_for
 from trapline.base.errors import ServeConfigError
+
+with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+AUTH = {"Authorization": f"Bearer {API}"}
 
 CAPTURES = "media/example_captures/12"  # as Antenna's uploads lay them out: <deployment>/<time>-snapshot.jpg
 
@@ -61,13 +70,37 @@ def site(tmp_path) -> Iterator[str]:
     server.shutdown()
 
 
+def config_dict(store: ModelStore, tmp_path) -> dict:
+    return {"store": store.root, "models": [{"name": DEMO_NAME, "classify": [{"model": SPECIES_NAME}]}],
+            "classifiers": [{"name": SPECIES_NAME}],
+            "record": {"archive": str(tmp_path / "archive"), "tables": str(tmp_path / "tables"),
+                       "flush_interval_s": 3600},
+            "antenna": {"pipelines": [{"slug": "demo", "detector": DEMO_NAME, "classifier": SPECIES_NAME}],
+                        "record": {}}}
+
+
 def serve_config(store: ModelStore, tmp_path) -> ServeConfig:
-    return parse_serve_config({
-        "store": store.root, "models": [{"name": DEMO_NAME, "classify": [{"model": SPECIES_NAME}]}],
-        "classifiers": [{"name": SPECIES_NAME}],
-        "record": {"archive": str(tmp_path / "archive"), "tables": str(tmp_path / "tables"), "flush_interval_s": 3600},
-        "antenna": {"pipelines": [{"slug": "demo", "detector": DEMO_NAME, "classifier": SPECIES_NAME}],
-                    "record": {}}})
+    return parse_serve_config(config_dict(store, tmp_path))
+
+
+def record(config: ServeConfig, store: ModelStore, requests: list[PipelineRequest]) -> SourceRecorder:
+    """Answer `requests` as the door does, recording them; the recorder, closed (its last flush done)."""
+    recorder = SourceRecorder(config.antenna.record, config.record, store,
+                              {DEMO_NAME: list(config.model(DEMO_NAME).classify)}, species_version)
+
+    async def go():
+        fetcher = ImageFetcher(config.antenna.fetch)
+        processor = Processor(Catalog(config, store), detect_with(store), fetcher, recorder.record)
+        try:
+            return [await processor.process(r) for r in requests]
+        finally:
+            await fetcher.aclose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        recorder.close()
+    return recorder
 
 
 def detect_with(store: ModelStore):
@@ -152,6 +185,33 @@ def test_an_image_answered_again_is_recorded_once_per_detector_version(tmp_path,
     # and occurrences: the tracker links the station's detections across its captures, in the URLs' time order
     tracked = run_postprocess(str(tmp_path / "tables"), "track", {"appearance": "none"}, model=f"{DEMO_NAME}:1")
     assert tracked.occurrences >= 1 and tracked.detections_linked == len(kept)
+
+
+def test_the_console_shows_recorded_captures_fetched_from_their_urls(tmp_path, store, site):
+    """The console over the recorded tables: a capture recorded by its URL has a picture and a thumbnail, fetched by
+    the service from that URL under the grant its answer carries (the thumbnail made once); a corrupt one is a typed
+    404; a token alone does not make the service fetch a URL, nor does a grant signed for another URL."""
+    good, corrupt = (f"{site}/{CAPTURES}/2024120322{m}900-snapshot.jpg" for m in (2, 4))
+    record(serve_config(store, tmp_path), store, [request("demo-v1", [("1", good), ("3", corrupt)])])
+    tables = str(tmp_path / "tables")
+    with TestClient(app_for(config_dict(store, tmp_path))) as client:
+        shown = client.get("/v1/pictures/capture", params={"uri": good}, headers=AUTH).json()
+        full = client.get(shown["image_url"])  # the grant in the URL, no header: as an <img> asks
+        assert full.status_code == 200 and full.headers["content-type"] == "image/jpeg"
+        assert full.content == sorted(PHOTOS.glob("*.jpg"))[0].read_bytes()
+        thumb = client.get(shown["thumb_url"])
+        assert thumb.status_code == 200 and max(decode_image(thumb.content).shape[:2]) <= 360
+        [made] = (tmp_path / "tables" / "_thumbs").rglob("*.jpg")
+        assert client.get(shown["thumb_url"]).content == made.read_bytes() == thumb.content
+        bad = client.get("/v1/pictures/capture", params={"uri": corrupt}, headers=AUTH).json()
+        r = client.get(bad["image_url"])
+        assert r.status_code == 404 and r.json()["error"]["kind"] == "picture_unreadable", r.text
+        r = client.get("/v1/pictures/file", params={"tables": tables, "uri": good}, headers=AUTH)
+        assert r.status_code == 404 and r.json()["error"]["kind"] == "picture_not_found", r.text
+        grant = {k: v[0] for k, v in parse_qs(urlsplit(shown["image_url"]).query).items()}
+        forged = {**grant, "uri": f"{site}/{CAPTURES}/20241203223900-snapshot.jpg"}
+        assert client.get("/v1/pictures/file", params=forged).status_code == 401
+        assert client.get("/v1/pictures/file", params=forged, headers=AUTH).status_code == 404
 
 
 def test_identity_camera_and_time_of_a_url():

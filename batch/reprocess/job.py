@@ -38,6 +38,7 @@ from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, o
 from batch.reprocess.plan import Plan, plan_run
 from batch.reprocess.pool import execute_pool
 from batch.reprocess.progress import Progress
+from batch.reprocess.reporting import Reporter, close_manifest
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, format_report, report_counts
 from batch.reprocess.via import choose_via, find_service
@@ -56,9 +57,6 @@ from trapline.base.entry import add_verbose, run_command
 from trapline.base.errors import BatchError, FilterConfigError, RunStoppedError, TraplineError
 from trapline.base.ray_output import console, is_quiet
 from trapline.base.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
-
-# The manifest is rewritten at most this often while parts land: `GET /v1/jobs/{id}` reads progress from it.
-MANIFEST_EVERY_S = 2.0
 
 
 def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] | None = None,
@@ -139,7 +137,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
             f"{report.model}{_routes_text(plan)} [filters {plan.result_hash}] -> {plan.tables.url}"
             + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
         if spec is not None:
-            reporter = _Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
+            reporter = Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
             run_plan = execute_pool if options.uses_pool else execute  # the job's own actors, or a Ray Data plan
             progress = run_plan(entries_table(todo), spec, on_part=reporter)
             apply_progress(report, progress)
@@ -151,24 +149,24 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         _check_people(plan, report)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C; `ray job stop` (SIGTERM: Ray's handler exits)
         report.status, report.error = "interrupted", "interrupted"
-        _close(manifest, plan, report, t0, "interrupted", "interrupted")
+        close_manifest(manifest, plan, report, t0, "interrupted", "interrupted")
         raise
     except RunStoppedError as exc:  # at a part boundary, with the plan shut down: remove what it left unfinished
         report.status, report.error = "interrupted", str(exc)
         report.orphans_removed += len(plan.tables.remove_orphans())
-        _close(manifest, plan, report, t0, "interrupted", str(exc))
+        close_manifest(manifest, plan, report, t0, "interrupted", str(exc))
         raise
     except BatchError:
-        _close(manifest, plan, report, t0, "failed", None)
+        close_manifest(manifest, plan, report, t0, "failed", None)
         raise
     except Exception as exc:  # noqa: BLE001 - recorded in the manifest and the report, then reported
         report.status, report.error = "failed", describe_error(exc)
-        _close(manifest, plan, report, t0, "failed", report.error)
+        close_manifest(manifest, plan, report, t0, "failed", report.error)
         return report
     finally:
         if started_ray:
             shutdown_ray()
-    _close(manifest, plan, report, t0, "succeeded", None)
+    close_manifest(manifest, plan, report, t0, "succeeded", None)
     return report
 
 
@@ -280,46 +278,6 @@ def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[
     log(f"fitting the run into {free:g} free CPUs: CPU shares scaled by {f:.2f}")
     return dataclasses.replace(spec, num_cpus=round(spec.num_cpus * f, 3), read_cpus=round(spec.read_cpus * f, 3),
                                write_cpus=round(spec.write_cpus * f, 3))
-
-
-def _close(manifest: RunManifest | None, plan: Plan, report: RunReport, t0: float, status: str,
-           error: str | None) -> None:
-    report.wall_s = round(time.perf_counter() - t0, 3)
-    report.timeline["finished"] = report.wall_s
-    if manifest is None:
-        return
-    manifest.finish(status, error)  # type: ignore[arg-type]
-    manifest.counts = report_counts(report)
-    manifest.wall_s, manifest.images_per_s = report.wall_s, report.images_per_s
-    try:
-        write_manifest(plan.tables.storage, manifest)
-    except OSError:
-        pass  # the destination itself failed; the report still says what happened
-
-
-class _Reporter:
-    """Progress lines every `interval` seconds and a manifest heartbeat every 30 s."""
-
-    def __init__(self, interval: float, log: Callable[[str], None], plan: Plan, manifest: RunManifest,
-                 report: RunReport, on_part: Callable[[Progress], Any] | None) -> None:
-        self.interval, self.log, self.plan, self.manifest, self.report = interval, log, plan, manifest, report
-        self.on_part = on_part
-        self.last_line = self.last_manifest = time.perf_counter()
-
-    def __call__(self, progress: Progress) -> None:
-        apply_progress(self.report, progress)
-        now = time.perf_counter()
-        if now - self.last_line >= self.interval or progress.counts["images"] >= progress.total:
-            self.log(progress.line())
-            self.last_line = now
-        if now - self.last_manifest >= MANIFEST_EVERY_S or progress.parts == 1:
-            self.manifest.counts = report_counts(self.report)
-            self.manifest.images_per_s = self.report.images_per_s
-            self.manifest.touch()
-            write_manifest(self.plan.tables.storage, self.manifest)
-            self.last_manifest = now
-        if self.on_part is not None:
-            self.on_part(progress)
 
 
 def run_metadata(plan: Plan) -> dict[str, Any]:

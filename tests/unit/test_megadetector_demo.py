@@ -44,7 +44,7 @@ def test_no_index_reachable_is_one_line(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("yolox") is None,
-                    reason="the YOLOX package is not installed (make demo installs megadetector-requirements.txt)")
+                    reason="the YOLOX package is not installed (make test installs megadetector-requirements.txt)")
 def test_a_stand_in_wheel_is_converted_published_and_run_over_the_photos(tmp_path, monkeypatch):
     import torch
 

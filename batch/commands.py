@@ -56,7 +56,7 @@ from serve.antenna_config import AntennaWorkOptions
 run_reprocess, reprocess_text = _later("batch.reprocess.job:run_reprocess"), _later("batch.reprocess.job:format_report")
 run_export = _later("batch.export.run:run_export")
 run_postprocess = _later("batch.postprocessing.postprocess:run_postprocess")
-postprocess_text = _later("batch.postprocessing.postprocess:format_report")
+postprocess_text = _later("batch.postprocessing.run_report:format_report")
 run_crops = _later("batch.postprocessing.snips:run_crops")
 crops_text = _later("batch.postprocessing.snips:format_report")
 run_events = _later("batch.postprocessing.events:run_events")

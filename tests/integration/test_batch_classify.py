@@ -141,7 +141,8 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
 
     from batch.export.options import ExportOptions
     from batch.export.run import run_export
-    from batch.postprocessing.postprocess import format_report, run_postprocess
+    from batch.postprocessing.postprocess import run_postprocess
+    from batch.postprocessing.run_report import format_report
 
     # One image first, as the console's preview asks: the blue deer is relabelled, nothing is written.
     preview = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source,

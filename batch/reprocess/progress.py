@@ -9,8 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trapline.base.errors import RunStoppedError
-
 STAT_FIELDS = ("images", "ok", "empty", "failed", "detections", "raw_detections", "clips", "clips_failed",
                "frames_sampled")
 
@@ -63,19 +61,19 @@ class Progress:
     def add_parts(self, rows: Sequence[dict[str, Any]], on_part: Callable[[Progress], Any] | None) -> None:
         """Count committed parts' stats rows, telling `on_part` after each (every executor reports this way).
 
-        A stop `on_part` raises at one part is raised once every row is counted: the writer may answer two parts
-        at once, and the second, already committed, went uncounted (a manifest of 2 images over 3 in the tables).
-        Hence a sequence of parts already written, not an iterator that would go on making them."""
-        stop: RunStoppedError | None = None
+        What `on_part` raises at one part (a stop, a lost lease) is raised once every row is counted: the writer may
+        answer two parts at once, and the second, already committed, went uncounted (a manifest of 2 images over 3
+        in the tables). Hence a sequence of parts already written, not an iterator that would go on making them."""
+        first: Exception | None = None
         for row in rows:
             self.add_part(row)
             if on_part is not None:
                 try:
                     on_part(self)
-                except RunStoppedError as exc:
-                    stop = stop or exc
-        if stop is not None:
-            raise stop
+                except Exception as exc:  # noqa: BLE001 - raised below, once the rest is counted
+                    first = first or exc
+        if first is not None:
+            raise first
 
     def line(self) -> str:
         done = self.counts["images"]

@@ -76,19 +76,29 @@ class RunWriter:
         self.actor = ray.remote(PartWriter).options(num_cpus=num_cpus, max_restarts=0, max_task_retries=0,
                                                     **remote).remote(sink, settings)
         self._pending: collections.deque = collections.deque()
+        self._answered: list[dict[str, Any]] = []  # parts written, not yet handed back to the driver
 
     def submit(self, batch: pa.Table) -> list[dict[str, Any]]:
         self._pending.append(self.actor.write.remote(batch))
-        done = []
         while self._pending and (len(self._pending) > self.window or self._ready(self._pending[0])):
-            done.append(self._get(self._pending.popleft()))
-        return done
+            self._take()
+        return self._handed_back()
 
     def finish(self) -> list[dict[str, Any]]:
-        done = []
         while self._pending:
-            done.append(self._get(self._pending.popleft()))
-        return done
+            self._take()
+        return self._handed_back()
+
+    def _take(self) -> None:
+        """The oldest write's stats row, out of the pending ones only once it is had: a wait cut short (Ctrl-C,
+        `ray job stop`'s SIGTERM, a timeout) leaves it pending, for `kill` to wait out; and rows had before a later
+        wait failed stay answered, for the next `finish` to hand back."""
+        self._answered.append(self._get(self._pending[0]))
+        self._pending.popleft()
+
+    def _handed_back(self) -> list[dict[str, Any]]:
+        rows, self._answered = self._answered, []
+        return rows
 
     def finish_stopped(self, progress: Progress, on_part: Callable[[Progress], Any] | None) -> None:
         """A stop asked for between parts (`on_part` raised RunStoppedError): the parts already handed over are

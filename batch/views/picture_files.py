@@ -4,8 +4,10 @@ Confinement: a file is served only when its real path (symlinks resolved, `..` c
 its source's archive, or under its tables' `crops/` (the snips), and has a picture's extension. A row made when the
 archive was at another root (moved, or mounted elsewhere) is found by its relative path under the archive as
 configured now (model_store/tables/roots.py `relocate`). Nothing else under
-the tables (Parquet, manifests, the decisions log) and nothing of other tables is ever served. s3:// tables or archives,
-and tables that record no archive, are not served (the console says so). A row recorded by its URL (an Antenna
+the tables (Parquet, manifests, the decisions log) and nothing of other tables is ever served. An archive or tables
+in a bucket (s3://) are served the same way: a uri under the archive's URL or the tables' `crops/`, with a picture's
+extension and no empty, `.` or `..` segment, read through the service (clips in a bucket are not served). Tables that
+record no archive are not served (the console says so). A row recorded by its URL (an Antenna
 capture: http(s)://) is fetched from that URL (`web_file`, at most 64 MiB, served only if its bytes are a picture).
 
 Rights: a browser's `<img>` sends no `Authorization` header, so the API hands out, only to a caller holding a token,
@@ -39,9 +41,9 @@ from PIL import Image
 
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
-from model_store.tables.archive import DEFAULT_EXTENSIONS, read_web
+from model_store.tables.archive import DEFAULT_EXTENSIONS, open_location, read_web
 from model_store.tables.roots import relocate
-from trapline.base.errors import ImageDecodeError, NotFoundError
+from trapline.base.errors import ImageDecodeError, NotFoundError, TraplineError
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
@@ -71,24 +73,59 @@ class Source:
     archive: str  # "" when the tables record none: their rows are shown, their pictures are not served
 
     @property
-    def local(self) -> bool:
-        return bool(self.archive) and "://" not in self.tables and "://" not in self.archive
+    def served(self) -> bool:
+        """Whether its pictures are served: those of its archive and its snips, local or in a bucket."""
+        return bool(self.archive)
 
 
 def confine(source: Source, uri: str) -> str:
-    """The real path of `uri` when the service may serve it for `source`, else NotFoundError naming nothing."""
+    """The real path of `uri` (or, in a bucket, the uri itself) when the service may serve it for `source`, else
+    NotFoundError naming nothing."""
     refused = NotFoundError("no such picture", kind="picture_not_found")
-    if not source.local or not uri or "\x00" in uri or "://" in uri or not os.path.isabs(uri):
+    if not source.served or not uri or "\x00" in uri:
+        raise refused
+    if "://" in uri:
+        return _confine_remote(source, uri, refused)
+    local = [b for b in (source.archive, os.path.join(source.tables, CROPS_DIR)) if "://" not in b]
+    if not local or not os.path.isabs(uri):
         raise refused
     path = os.path.realpath(uri)
-    bases = (os.path.realpath(source.archive), os.path.join(os.path.realpath(source.tables), CROPS_DIR))
+    bases = [os.path.realpath(b) for b in local]
     if not any(path.startswith(base.rstrip(os.sep) + os.sep) for base in bases):
-        path = relocate(bases[0], uri)
+        path = relocate(bases[0], uri) if "://" not in source.archive else None
         if path is None:
             raise refused
     if os.path.splitext(path)[1].lower() not in PICTURE_EXT | CLIP_EXT or not os.path.isfile(path):
         raise refused
     return path
+
+
+def _confine_remote(source: Source, uri: str, refused: NotFoundError) -> str:
+    """A bucket's picture (s3://...) under the source's archive, or its tables' snips, when they are in a bucket: a
+    key with an empty, `.` or `..` segment is refused rather than normalised (a bucket has no directories to resolve
+    them against). Clips in a bucket are not served (their frames are decoded from a local file)."""
+    scheme, _, key = uri.partition("://")
+    if scheme in ("http", "https") or any(seg in ("", ".", "..") for seg in key.split("/")):
+        raise refused
+    bases = [b.rstrip("/") + "/" for b in (source.archive, f"{source.tables.rstrip('/')}/{CROPS_DIR}") if "://" in b]
+    if not any(uri.startswith(base) for base in bases) or os.path.splitext(key)[1].lower() not in PICTURE_EXT:
+        raise refused
+    return uri
+
+
+def is_remote(path: str) -> bool:
+    """A confined picture in a bucket (its uri), not a local file."""
+    return "://" in path
+
+
+def read_remote(uri: str) -> tuple[bytes, str]:
+    """A confined bucket picture's bytes and media type; NotFoundError when it is gone or cannot be read."""
+    folder, _, name = uri.rpartition("/")
+    try:
+        data = open_location(folder).read_bytes(name)
+    except (OSError, TraplineError):
+        raise NotFoundError("no such picture", kind="picture_not_found") from None
+    return data, MEDIA[name[name.rfind("."):].lower()]
 
 
 def _signature(key: bytes, tables: str, uri: str, size: str, expires: int) -> str:
@@ -119,6 +156,18 @@ def thumbnail(source: Source, path: str) -> tuple[str | None, bytes | None]:
     return _thumbnail(source, f"{path}\0{st.st_size}\0{st.st_mtime_ns}", lambda: _read(path))
 
 
+def remote_thumbnail(source: Source, uri: str) -> tuple[str | None, bytes | None]:
+    """As `thumbnail`, of a confined bucket picture (its size and ETag name the cached one: one HEAD request)."""
+    folder, _, name = uri.rpartition("/")
+    storage = open_location(folder)
+    try:
+        info = storage.fs.info(storage.path(name))
+    except (OSError, TraplineError):
+        raise NotFoundError("no such picture", kind="picture_not_found") from None
+    version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+    return _thumbnail(source, f"{uri}\0{info.get('size')}\0{version}", lambda: read_remote(uri)[0])
+
+
 def web_thumbnail(source: Source, uri: str) -> tuple[str | None, bytes | None]:
     """As `thumbnail`, of a picture recorded by its URL (fetched only when no thumbnail of it is cached)."""
     return _thumbnail(source, f"web\0{uri}", lambda: web_file(uri)[0])
@@ -144,6 +193,9 @@ def web_file(uri: str) -> tuple[bytes, str]:
 
 
 def _thumbnail(source: Source, key: str, read: Callable[[], bytes]) -> tuple[str | None, bytes | None]:
+    if "://" in source.tables:  # tables in a bucket: thumbnails are made on the fly, not cached beside them
+        with _thumb_slots:
+            return None, _make_thumbnail(read())
     name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".jpg"
     cache = os.path.join(os.path.realpath(source.tables), THUMBS_DIR, name[:2])
     cached = os.path.join(cache, name)

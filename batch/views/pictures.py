@@ -65,7 +65,7 @@ def _pictures(request: Request, tables: str | None) -> files.Source:
             summary="The tables whose pictures the console shows (recording, backfills, jobs.pictures, found)")
 async def list_sources(request: Request) -> SourcesOut:
     found = await in_thread(pq.sources, service_of(request).config)
-    return SourcesOut(sources=[SourceOut(name=s.name, kind=s.kind, tables=s.tables, archive=s.archive, served=s.local)
+    return SourcesOut(sources=[SourceOut(name=s.name, kind=s.kind, tables=s.tables, archive=s.archive, served=s.served)
                                for s in found.values()])
 
 
@@ -85,7 +85,7 @@ async def camera_tiles(request: Request, tables: str | None = PICTURES_TABLES,
         if tile is not None:
             tile["image"].update(_urls(key, src, tile["image"]["uri"], tile["image"]))
             _snip_urls(key, src, tile["snips"])
-    return CamerasPage(tables=src.tables, served=src.local, cameras=[CameraTile.model_validate(c)
+    return CamerasPage(tables=src.tables, served=src.served, cameras=[CameraTile.model_validate(c)
                                                                      for c in page["cameras"]],
                        total=page["total"], limit=limit, offset=offset)
 
@@ -98,7 +98,7 @@ async def list_captures(request: Request, q: Annotated[CapturesQuery, Query()]) 
     with invalid_parameter("tables", "cannot read the pictures"):
         page = await in_thread(browse.captures, Tables(src.tables), service.config.default_model,
                                **q.model_dump(exclude={"tables"}))
-    page.update(tables=src.tables, served=src.local)
+    page.update(tables=src.tables, served=src.served)
     key = service.link_key()
     for c in page["captures"]:
         c.update(_urls(key, src, c["uri"], c))
@@ -116,7 +116,7 @@ async def one_capture(request: Request, uri: str = Query(..., min_length=1, max_
     with invalid_parameter("tables", "cannot read the pictures"):
         found = await in_thread(browse.capture, Tables(src.tables), uri, service.config.default_model, model,
                                 filters_hash)
-    found.update(tables=src.tables, served=src.local)
+    found.update(tables=src.tables, served=src.served)
     found.update(_urls(service.link_key(), src, uri, found))
     _snip_urls(service.link_key(), src, found["snips"])
     return CaptureDetail.model_validate(found)
@@ -155,6 +155,13 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
         cached, data = await in_thread(files.web_thumbnail, src, uri)
         return _thumb_response(cached, data)
     path = await in_thread(files.confine, src, uri)
+    if files.is_remote(path):  # in a bucket: read through the service (a clip there is refused by confine)
+        if size == "thumb":
+            return _thumb_response(*await in_thread(files.remote_thumbnail, src, path))
+        if size != "full":
+            raise NotFoundError("no such picture", kind="picture_not_found")
+        data, media = await in_thread(files.read_remote, path)
+        return Response(data, media_type=media, headers=FILE_HEADERS)
     if files.is_clip(path):  # a clip is shown by its frames, decoded on request (bounded: picture_files.py)
         if size == "full":
             raise NotFoundError("a clip is shown by its frames: size=frame-N", kind="picture_not_found")
@@ -177,7 +184,8 @@ def _urls(key: bytes, src: files.Source, uri: str, shown: dict[str, Any] | None 
     """The picture's URLs; a clip's (`shown` says: kind, poster_frame, frames) are its frames' and its poster's; a
     picture recorded by its URL is served from there whatever the tables' archive (a clip so recorded is not)."""
     video = bool(shown and shown.get("kind") == "video")
-    if not (src.local or (is_web(uri) and not video)):
+    servable = (not video) if is_web(uri) else src.served and not (video and "://" in uri)
+    if not servable:
         return {"thumb_url": None, "image_url": None}
     if video:
         for f in shown["frames"]:
@@ -190,5 +198,5 @@ def _urls(key: bytes, src: files.Source, uri: str, shown: dict[str, Any] | None 
 
 def _snip_urls(key: bytes, src: files.Source, snips: list[dict[str, Any]]) -> None:
     for s in snips:
-        s["url"] = files.file_url(key, src.tables, s["crop_uri"], "full") if src.local else None
+        s["url"] = files.file_url(key, src.tables, s["crop_uri"], "full") if src.served else None
 

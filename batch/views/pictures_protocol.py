@@ -24,8 +24,8 @@ class _FromTables(_Out):
     """What a pictures answer says of the tables it read."""
 
     tables: str = Field(description="the tables read (as the source names them, or made absolute)")
-    served: bool = Field(description="false when their pictures are not served here: s3:// tables or archive, or "
-                                     "tables that record no archive")
+    served: bool = Field(description="false when their pictures are not served here: tables that record no archive "
+                                     "(pictures recorded by their URL are still shown)")
 
 
 class SourceOut(_Out):

@@ -255,3 +255,54 @@ def test_tables_under_the_roots_show_their_pictures_unconfigured(site, tmp_path)
         assert c.get("/v1/pictures/cameras", params={"tables": str(site["tables"])}, headers=AUTH).json() == page
         shown = page["cameras"][0]["latest"]["image"]
         assert c.get(shown["image_url"], headers=AUTH).status_code == 200  # the picture, from its archive
+
+
+@pytest.mark.parametrize("where", ["local tables", "tables in the bucket"])
+def test_an_archive_in_a_bucket_is_served_through_the_service_and_confined_to_it(s3_bucket, tmp_path, where):
+    """An archive in a bucket (its tables local, or beside it in the bucket): the captures' pictures and thumbnails
+    are read through the service (thumbnails cached under local tables, made on the fly for tables in a bucket); a
+    key outside the archive, with a `..` or an empty segment, not a picture, or gone is the same 404."""
+    from model_store import ModelStore
+    from tests.fixtures.archive import (
+        PATH_PATTERN,
+        brightness_config,
+        brightness_model,
+        build_archive,
+        process_without_ray,
+        write_s3,
+    )
+    from tests.fixtures.pictures import site_config
+
+    store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    store.publish(brightness_model(tmp_path / "b.onnx"), "trapcam", "1", brightness_config())
+    store.promote("trapcam:1")
+    spec = build_archive()
+    archive = write_s3(spec, f"{s3_bucket}/archive", os.environ["TRAPLINE_S3_ENDPOINT_URL"])
+    tables = str(tmp_path / "tables") if where == "local tables" else f"{s3_bucket}/tables"
+    process_without_ray(archive, tables, store.root, "trapcam@production", path_pattern=PATH_PATTERN)
+    with TestClient(app_for(site_config(store.root, [str(tmp_path)], [("bucket", tables, archive)]))) as c:
+        page = c.get("/v1/pictures/captures", params={"limit": 50}, headers=AUTH).json()
+        assert page["served"] and page["captures"], page
+        shown = next(x for x in page["captures"] if x["detections"])
+        rel = shown["uri"].removeprefix(archive + "/")
+        full = c.get(shown["image_url"])  # the grant alone, as an <img> asks
+        assert full.status_code == 200 and full.content == spec.files[rel], full.text
+        assert full.headers["content-type"] == files_media(rel)
+        thumb = c.get(shown["thumb_url"])
+        assert thumb.status_code == 200 and max(decode_image(thumb.content).shape[:2]) <= 360
+        cached = list((tmp_path / "tables" / "_thumbs").rglob("*.jpg"))
+        assert len(cached) == (1 if where == "local tables" else 0)
+        assert c.get(shown["thumb_url"]).content == thumb.content
+        refused = [f"{archive}/cam01/../../tables/_runs/x.jpg", f"{archive}/cam01//{rel.split('/')[-1]}",
+                   f"{s3_bucket}/elsewhere/{rel}", f"{archive}/notes/readme.txt", f"{archive}/cam01/gone.jpg",
+                   f"{archive}x/{rel}", "memory://" + shown["uri"].split("://", 1)[1]]
+        for uri in refused:
+            for size in ("full", "thumb"):
+                r = c.get("/v1/pictures/file", params={"tables": tables, "uri": uri, "size": size}, headers=AUTH)
+                assert r.status_code == 404 and r.json()["error"]["kind"] == "picture_not_found", (uri, size, r.text)
+
+
+def files_media(rel: str) -> str:
+    from batch.views.picture_files import MEDIA
+
+    return MEDIA[os.path.splitext(rel)[1].lower()]

@@ -26,6 +26,7 @@ hundred frames decoded), scaled to `FRAME_SIDE` px, under the same bound of `THU
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import io
@@ -34,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import cv2
@@ -41,9 +43,10 @@ from PIL import Image
 
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
-from model_store.tables.archive import DEFAULT_EXTENSIONS, open_location, read_web
+from model_store.tables.archive import DEFAULT_EXTENSIONS, WEB_MAX_BYTES, open_location, read_web
 from model_store.tables.roots import relocate
-from trapline.base.errors import ImageDecodeError, NotFoundError, TraplineError
+from trapline.base.errors import ImageDecodeError, NotFoundError
+from trapline.base.storage import Storage
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
@@ -61,6 +64,8 @@ THUMBS_DIR = "_thumbs"
 CROPS_DIR = "crops"
 LINK_HOURS = 12
 _thumb_slots = threading.BoundedSemaphore(THUMB_WORKERS)
+FETCH_WORKERS = 4  # pictures read from a bucket or fetched from their URL at once (each up to WEB_MAX_BYTES)
+_fetch_slots = threading.BoundedSemaphore(FETCH_WORKERS)
 
 
 @dataclass(frozen=True)
@@ -86,13 +91,14 @@ def confine(source: Source, uri: str) -> str:
         raise refused
     if "://" in uri:
         return _confine_remote(source, uri, refused)
-    local = [b for b in (source.archive, os.path.join(source.tables, CROPS_DIR)) if "://" not in b]
-    if not local or not os.path.isabs(uri):
+    archive = [os.path.realpath(source.archive)] if "://" not in source.archive else []
+    # the tables' real path, then crops/: a `crops` symlink does not take the confinement with it
+    crops = [os.path.join(os.path.realpath(source.tables), CROPS_DIR)] if "://" not in source.tables else []
+    if not (archive or crops) or not os.path.isabs(uri):
         raise refused
     path = os.path.realpath(uri)
-    bases = [os.path.realpath(b) for b in local]
-    if not any(path.startswith(base.rstrip(os.sep) + os.sep) for base in bases):
-        path = relocate(bases[0], uri) if "://" not in source.archive else None
+    if not any(path.startswith(base.rstrip(os.sep) + os.sep) for base in archive + crops):
+        path = relocate(archive[0], uri) if archive else None
         if path is None:
             raise refused
     if os.path.splitext(path)[1].lower() not in PICTURE_EXT | CLIP_EXT or not os.path.isfile(path):
@@ -119,13 +125,35 @@ def is_remote(path: str) -> bool:
 
 
 def read_remote(uri: str) -> tuple[bytes, str]:
-    """A confined bucket picture's bytes and media type; NotFoundError when it is gone or cannot be read."""
-    folder, _, name = uri.rpartition("/")
+    """A confined bucket picture's bytes and media type; NotFoundError when it is gone, cannot be read, or is larger
+    than any picture (its size is checked before a byte is read)."""
+    storage, key, _ = _remote_object(uri)
+    with _fetch_slots:
+        try:
+            data = storage.read_bytes(key)
+        except Exception:  # noqa: BLE001 - gone, unreachable, refused: the same 404 naming nothing
+            raise NotFoundError("no such picture", kind="picture_not_found") from None
+    return data, MEDIA[key[key.rfind("."):].lower()]
+
+
+def _remote_object(uri: str) -> tuple[Storage, str, dict[str, Any]]:
+    """The bucket's Storage (one per bucket, kept: a client per request costs a credential lookup), the key and the
+    object's info, once a HEAD request found it no larger than any picture; else NotFoundError."""
+    scheme, _, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
     try:
-        data = open_location(folder).read_bytes(name)
-    except (OSError, TraplineError):
+        storage = _bucket(f"{scheme}://{bucket}")
+        info = storage.fs.info(storage.path(key))
+    except Exception:  # noqa: BLE001 - gone, unreachable, a scheme this service cannot read: the same bare 404
         raise NotFoundError("no such picture", kind="picture_not_found") from None
-    return data, MEDIA[name[name.rfind("."):].lower()]
+    if int(info.get("size") or 0) > WEB_MAX_BYTES:
+        raise NotFoundError("this picture is too large to show", kind="picture_unreadable")
+    return storage, key, info
+
+
+@functools.lru_cache(maxsize=16)
+def _bucket(root: str) -> Storage:
+    return open_location(root)
 
 
 def _signature(key: bytes, tables: str, uri: str, size: str, expires: int) -> str:
@@ -158,12 +186,7 @@ def thumbnail(source: Source, path: str) -> tuple[str | None, bytes | None]:
 
 def remote_thumbnail(source: Source, uri: str) -> tuple[str | None, bytes | None]:
     """As `thumbnail`, of a confined bucket picture (its size and ETag name the cached one: one HEAD request)."""
-    folder, _, name = uri.rpartition("/")
-    storage = open_location(folder)
-    try:
-        info = storage.fs.info(storage.path(name))
-    except (OSError, TraplineError):
-        raise NotFoundError("no such picture", kind="picture_not_found") from None
+    _, _, info = _remote_object(uri)
     version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
     return _thumbnail(source, f"{uri}\0{info.get('size')}\0{version}", lambda: read_remote(uri)[0])
 
@@ -179,7 +202,8 @@ def web_file(uri: str) -> tuple[bytes, str]:
     from what the other server says)."""
     unreadable = NotFoundError("this picture cannot be fetched from where it was recorded", kind="picture_unreadable")
     try:
-        data = read_web(uri)
+        with _fetch_slots:
+            data = read_web(uri)
     except OSError:
         raise unreadable from None
     try:

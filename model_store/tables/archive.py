@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import os
 import re
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -203,9 +204,12 @@ def is_web(uri: str) -> bool:
 
 
 def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S, max_bytes: int = WEB_MAX_BYTES) -> bytes:
-    """The bytes at an http(s) uri; OSError (as for a gone file) when they cannot be had or pass `max_bytes`."""
+    """The bytes at an http(s) uri; OSError (as for a gone file) when they cannot be had, pass `max_bytes` or take
+    longer than `timeout_s` in all (not only between two reads: a server trickling bytes holds no thread for long).
+    Redirects are followed, as the Antenna door's own fetch does (serve/antenna/fetch.py)."""
     import httpx  # late: only tables that recorded URLs need it
 
+    deadline = time.monotonic() + timeout_s
     try:
         with httpx.stream("GET", uri, timeout=timeout_s, follow_redirects=True, trust_env=False) as response:
             if response.status_code != 200:
@@ -215,7 +219,9 @@ def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S, max_bytes: int = WEB_MA
                 data += chunk
                 if len(data) > max_bytes:
                     raise OSError(f"GET {uri}: more than {max_bytes} bytes, not a picture")
-    except httpx.HTTPError as exc:
+                if time.monotonic() > deadline:
+                    raise OSError(f"GET {uri}: not read within {timeout_s:g} s")
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # InvalidURL is no HTTPError; IDNA a ValueError
         raise OSError(f"GET {uri} failed: {type(exc).__name__}: {exc}") from None
     return bytes(data)
 

@@ -306,3 +306,23 @@ def files_media(rel: str) -> str:
     from batch.views.picture_files import MEDIA
 
     return MEDIA[os.path.splitext(rel)[1].lower()]
+
+
+def test_a_crops_symlink_or_a_malformed_url_serves_nothing(tmp_path):
+    """A `crops` folder that is a symlink out of the tables does not take the confinement with it; a recorded URL
+    that is no URL (a bad port, an IDNA label) is the typed 404 of a picture that cannot be fetched, not a 500."""
+    from batch.views.picture_files import Source, confine, web_file
+    from trapline.base.errors import NotFoundError
+
+    tables, archive, elsewhere = (tmp_path / n for n in ("tables", "archive", "elsewhere"))
+    for d in (tables, archive, elsewhere):
+        d.mkdir()
+    (elsewhere / "x.jpg").write_bytes(b"\xff\xd8 not ours")
+    (tables / "crops").symlink_to(elsewhere)
+    with pytest.raises(NotFoundError) as refused:
+        confine(Source("s", "configured", str(tables), str(archive)), str(tables / "crops" / "x.jpg"))
+    assert refused.value.extra["kind"] == "picture_not_found"
+    for uri in ("http://[::1/x.jpg", "http://xn--/x.jpg"):
+        with pytest.raises(NotFoundError) as unreadable:
+            web_file(uri)
+        assert unreadable.value.extra["kind"] == "picture_unreadable", uri

@@ -247,10 +247,8 @@ def execute(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress], Any
         progress.add_parts(writer.finish(), on_part)
     except BaseException as exc:  # a stop, a failure, Ctrl-C: no task of the plan may write once the run lets go
         try:
-            if isinstance(exc, RunStoppedError):
-                writer.finish_stopped(progress, on_part)
+            writer.end_early(progress, on_part, stopped=isinstance(exc, RunStoppedError))
         finally:
-            writer.kill()
             _stop_executor(ds)
         raise
     writer.kill()
@@ -377,12 +375,16 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     futures = [parts.submit(run_part, start) for start in range(0, entries.num_rows, rows)]
     counted = 0
     try:
-        for counted, future in enumerate(futures, 1):
-            progress.add_parts([future.result()], on_part)
-    except RunStoppedError:  # at the next part: the parts not yet started are dropped, the running ones end, counted
+        for future in futures:
+            row = future.result()
+            counted += 1
+            progress.add_parts([row], on_part)
+    except BaseException:
+        # A stop (at the next part), a failure, Ctrl-C: the parts not yet started are dropped; the running ones end,
+        # and those that were written are counted.
         parts.shutdown(wait=True, cancel_futures=True)
         ended = [f.result() for f in futures[counted:] if not f.cancelled() and f.exception() is None]
-        with contextlib.suppress(RunStoppedError):
+        with contextlib.suppress(Exception):
             progress.add_parts(ended, on_part)
         raise
     finally:  # a failure too: nothing of the run goes on once it lets go (a rerun resumes)

@@ -71,8 +71,8 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress]
         if last is not None:
             progress.add_parts(writer.submit(last), on_part)
         progress.add_parts(writer.finish(), on_part)
-    except RunStoppedError:
-        writer.finish_stopped(progress, on_part)
+    except BaseException as exc:
+        writer.end_early(progress, on_part, stopped=isinstance(exc, RunStoppedError))
         raise
     finally:  # a stop, a failure, Ctrl-C or the end: nothing of the run goes on once the driver lets go
         writer.kill()

@@ -23,7 +23,6 @@ import pyarrow as pa
 
 from batch.reprocess.progress import Progress
 from model_store.tables.commit import write_results, write_stage_results
-from trapline.base.errors import RunStoppedError
 
 WINDOW = 2  # parts handed to the writer and not yet written: one writing, one waiting, so it never idles
 KILL_WAIT_S = 30.0  # how long `kill` waits for the writes in flight to end with the actor
@@ -85,14 +84,17 @@ class RunWriter:
         return self._handed_back()
 
     def finish(self) -> list[dict[str, Any]]:
+        self._wait_all()
+        return self._handed_back()
+
+    def _wait_all(self) -> None:
         while self._pending:
             self._take()
-        return self._handed_back()
 
     def _take(self) -> None:
         """The oldest write's stats row, out of the pending ones only once it is had: a wait cut short (Ctrl-C,
         `ray job stop`'s SIGTERM, a timeout) leaves it pending, for `kill` to wait out; and rows had before a later
-        wait failed stay answered, for the next `finish` to hand back."""
+        wait failed stay answered, for `end_early` to count."""
         self._answered.append(self._get(self._pending[0]))
         self._pending.popleft()
 
@@ -100,18 +102,26 @@ class RunWriter:
         rows, self._answered = self._answered, []
         return rows
 
-    def finish_stopped(self, progress: Progress, on_part: Callable[[Progress], Any] | None) -> None:
-        """A stop asked for between parts (`on_part` raised RunStoppedError): the parts already handed over are
-        written and counted, as a stop at the next part promises, rather than killed half-way (which left a
-        detections file without its images file). `on_part` is told of each; the stop it raises again is the one
-        already on its way."""
-        with contextlib.suppress(RunStoppedError):
-            progress.add_parts(self.finish(), on_part)
+    def end_early(self, progress: Progress, on_part: Callable[[Progress], Any] | None, stopped: bool) -> None:
+        """A run ending before its last part. A stop asked for between parts (`stopped`: `on_part` raised
+        RunStoppedError) has the parts already handed over written, as a stop at the next part promises, rather
+        than killed half-way (which left a detections file without its images file); any other end (a failure,
+        Ctrl-C, SIGTERM) kills the writer first. Either way every part written is counted and `on_part` told of it;
+        what `on_part` raises then is dropped: the run's own end is already on its way."""
+        try:
+            if stopped:
+                with contextlib.suppress(Exception):
+                    self._wait_all()
+        finally:
+            self.kill()
+            with contextlib.suppress(Exception):
+                progress.add_parts(self._handed_back(), on_part)
 
     def kill(self) -> None:
         """End the actor, and wait (KILL_WAIT_S at most) for its writes in flight to end with it: `ray.kill` only
         asks, and a write still running after this returned could leave a file behind whoever sweeps up after the
-        run (a stop's `remove_orphans`)."""
+        run (a stop's `remove_orphans`). A write that had ended before the actor did is answered, for `end_early`
+        to count."""
         pending = list(self._pending)
         self._pending.clear()
         with contextlib.suppress(Exception):
@@ -119,6 +129,9 @@ class RunWriter:
         if pending:
             with contextlib.suppress(Exception):
                 self._ray.wait(pending, num_returns=len(pending), timeout=KILL_WAIT_S)
+            for ref in pending:  # in order; a write killed half-way committed nothing (its images file is last)
+                with contextlib.suppress(Exception):
+                    self._answered.append(self._ray.get(ref, timeout=0))
 
     def _ready(self, ref) -> bool:
         ready, _ = self._ray.wait([ref], timeout=0)

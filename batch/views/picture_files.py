@@ -6,8 +6,8 @@ archive was at another root (moved, or mounted elsewhere) is found by its relati
 configured now (model_store/tables/roots.py `relocate`). Nothing else under
 the tables (Parquet, manifests, the decisions log) and nothing of other tables is ever served. An archive or tables
 in a bucket (s3://) are served the same way: a uri under the archive's URL or the tables' `crops/`, with a picture's
-extension and no empty, `.` or `..` segment, read through the service (clips in a bucket are not served). Tables that
-record no archive are not served (the console says so). A row recorded by its URL (an Antenna
+extension and no empty, `.` or `..` segment, read through the service (a clip's frames streamed from it). Tables
+that record no archive are not served (the console says so). A row recorded by its URL (an Antenna
 capture: http(s)://) is fetched from that URL (`web_file`, at most 64 MiB, served only if its bytes are a picture).
 
 Rights: a browser's `<img>` sends no `Authorization` header, so the API hands out, only to a caller holding a token,
@@ -26,6 +26,7 @@ hundred frames decoded), scaled to `FRAME_SIDE` px, under the same bound of `THU
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -107,14 +108,15 @@ def confine(source: Source, uri: str) -> str:
 
 
 def _confine_remote(source: Source, uri: str, refused: NotFoundError) -> str:
-    """A bucket's picture (s3://...) under the source's archive, or its tables' snips, when they are in a bucket: a
-    key with an empty, `.` or `..` segment is refused rather than normalised (a bucket has no directories to resolve
-    them against). Clips in a bucket are not served (their frames are decoded from a local file)."""
+    """A bucket's picture or clip (s3://...) under the source's archive, or its tables' snips, when they are in a
+    bucket: a key with an empty, `.` or `..` segment is refused rather than normalised (a bucket has no directories
+    to resolve them against)."""
     scheme, _, key = uri.partition("://")
     if scheme in ("http", "https") or any(seg in ("", ".", "..") for seg in key.split("/")):
         raise refused
     bases = [b.rstrip("/") + "/" for b in (source.archive, f"{source.tables.rstrip('/')}/{CROPS_DIR}") if "://" in b]
-    if not any(uri.startswith(base) for base in bases) or os.path.splitext(key)[1].lower() not in PICTURE_EXT:
+    shown = PICTURE_EXT | CLIP_EXT
+    if not any(uri.startswith(base) for base in bases) or os.path.splitext(key)[1].lower() not in shown:
         raise refused
     return uri
 
@@ -136,9 +138,10 @@ def read_remote(uri: str) -> tuple[bytes, str]:
     return data, MEDIA[key[key.rfind("."):].lower()]
 
 
-def _remote_object(uri: str) -> tuple[Storage, str, dict[str, Any]]:
+def _remote_object(uri: str, max_bytes: int | None = WEB_MAX_BYTES) -> tuple[Storage, str, dict[str, Any]]:
     """The bucket's Storage (one per bucket, kept: a client per request costs a credential lookup), the key and the
-    object's info, once a HEAD request found it no larger than any picture; else NotFoundError."""
+    object's info, once a HEAD request found it no larger than `max_bytes` (any picture; None for a clip, which is
+    streamed); else NotFoundError."""
     scheme, _, rest = uri.partition("://")
     bucket, _, key = rest.partition("/")
     try:
@@ -146,7 +149,7 @@ def _remote_object(uri: str) -> tuple[Storage, str, dict[str, Any]]:
         info = storage.fs.info(storage.path(key))
     except Exception:  # noqa: BLE001 - gone, unreachable, a scheme this service cannot read: the same bare 404
         raise NotFoundError("no such picture", kind="picture_not_found") from None
-    if int(info.get("size") or 0) > WEB_MAX_BYTES:
+    if max_bytes is not None and int(info.get("size") or 0) > max_bytes:
         raise NotFoundError("this picture is too large to show", kind="picture_unreadable")
     return storage, key, info
 
@@ -262,9 +265,14 @@ def is_clip(path: str) -> bool:
 
 
 def clip_frame(path: str, number: int, side: int = FRAME_SIDE) -> bytes:
-    """Frame `number` of the clip at `path` as a JPEG, its long side at most `side` px; NotFoundError when the clip
-    cannot give it (no such frame, too far from a keyframe, not decodable)."""
-    with _thumb_slots:
+    """Frame `number` of the clip at `path` (a confined bucket uri: streamed from the bucket, as a reprocess reads
+    it) as a JPEG, its long side at most `side` px; NotFoundError when the clip cannot give it (no such frame, too far
+    from a keyframe, not decodable)."""
+    with _thumb_slots, contextlib.ExitStack() as opened:
+        if is_remote(path):
+            storage, key, _ = _remote_object(path, max_bytes=None)
+            path = opened.enter_context(storage.fs.open(storage.path(key), "rb", block_size=4 * 2**20,
+                                                        cache_type="readahead"))
         try:
             with ClipReader(path) as reader:
                 rgb = reader.frame_numbered(number, side)

@@ -155,19 +155,19 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
         cached, data = await in_thread(files.web_thumbnail, src, uri)
         return _thumb_response(cached, data)
     path = await in_thread(files.confine, src, uri)
-    if files.is_remote(path):  # in a bucket: read through the service (a clip there is refused by confine)
-        if size == "thumb":
-            return _thumb_response(*await in_thread(files.remote_thumbnail, src, path))
-        if size != "full":
-            raise NotFoundError("no such picture", kind="picture_not_found")
-        data, media = await in_thread(files.read_remote, path)
-        return Response(data, media_type=media, headers=FILE_HEADERS)
     if files.is_clip(path):  # a clip is shown by its frames, decoded on request (bounded: picture_files.py)
         if size == "full":
             raise NotFoundError("a clip is shown by its frames: size=frame-N", kind="picture_not_found")
         number = 0 if size == "thumb" else int(size.removeprefix("frame-"))
         data = await in_thread(files.clip_frame, path, number)
         return Response(data, media_type="image/jpeg", headers=FILE_HEADERS)
+    if files.is_remote(path):  # in a bucket: read through the service
+        if size == "thumb":
+            return _thumb_response(*await in_thread(files.remote_thumbnail, src, path))
+        if size != "full":
+            raise NotFoundError("no such picture", kind="picture_not_found")
+        data, media = await in_thread(files.read_remote, path)
+        return Response(data, media_type=media, headers=FILE_HEADERS)
     if size == "thumb":
         return _thumb_response(*await in_thread(files.thumbnail, src, path))
     media = files.MEDIA[path[path.rfind("."):].lower()]
@@ -184,7 +184,7 @@ def _urls(key: bytes, src: files.Source, uri: str, shown: dict[str, Any] | None 
     """The picture's URLs; a clip's (`shown` says: kind, poster_frame, frames) are its frames' and its poster's; a
     picture recorded by its URL is served from there whatever the tables' archive (a clip so recorded is not)."""
     video = bool(shown and shown.get("kind") == "video")
-    servable = (not video) if is_web(uri) else src.served and not (video and "://" in uri)
+    servable = (not video) if is_web(uri) else src.served
     if not servable:
         return {"thumb_url": None, "image_url": None}
     if video:

@@ -300,6 +300,23 @@ def test_an_archive_in_a_bucket_is_served_through_the_service_and_confined_to_it
             for size in ("full", "thumb"):
                 r = c.get("/v1/pictures/file", params={"tables": tables, "uri": uri, "size": size}, headers=AUTH)
                 assert r.status_code == 404 and r.json()["error"]["kind"] == "picture_not_found", (uri, size, r.text)
+        # a clip in the bucket: its frames streamed from it and decoded on request, as a reprocess reads it
+        import boto3
+
+        from tests.fixtures.clips import day_night_clip
+
+        clip = day_night_clip(tmp_path / "clip.mp4", "DN")
+        bucket, _, prefix = archive.removeprefix("s3://").partition("/")
+        boto3.client("s3", endpoint_url=os.environ["TRAPLINE_S3_ENDPOINT_URL"]).put_object(
+            Bucket=bucket, Key=f"{prefix}/cam01/clip.mp4", Body=clip.read_bytes())
+        frames = {size: c.get("/v1/pictures/file", headers=AUTH, params={
+            "tables": tables, "uri": f"{archive}/cam01/clip.mp4", "size": size}) for size in ("frame-0", "frame-15")}
+        assert all(r.status_code == 200 and r.headers["content-type"] == "image/jpeg" for r in frames.values())
+        day, night = (decode_image(r.content).mean() for r in frames.values())
+        assert day > night + 50  # the bright stretch, then the dark one: the frames asked for
+        r = c.get("/v1/pictures/file", params={"tables": tables, "uri": f"{archive}/cam01/clip.mp4", "size": "full"},
+                  headers=AUTH)
+        assert r.status_code == 404 and "size=frame-N" in r.json()["error"]["message"]
 
 
 def files_media(rel: str) -> str:

@@ -16,7 +16,7 @@ const CAMERAS_PER_PAGE = 24;
 const PICTURES_REFRESH_MS = 10000;
 
 // A picture that says so when it cannot be shown (a moved file, an expired link), never an empty box.
-export function picture(url, alt, cls = "", missing = "this picture is not served here (no archive recorded for these tables, or a clip in a bucket)") {
+export function picture(url, alt, cls = "", missing = "this picture is not served here (no archive recorded for these tables)") {
   if (!url) return el("div", {class: "picture-missing " + cls}, missing);
   const img = el("img", {src: url, alt, class: cls, loading: "lazy", decoding: "async"});
   img.addEventListener("error", () => img.replaceWith(el("div", {class: "picture-missing " + cls}, `picture not available: ${alt}`)));

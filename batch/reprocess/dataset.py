@@ -387,6 +387,5 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
         with contextlib.suppress(Exception):
             progress.add_parts(ended, on_part)
         raise
-    finally:  # a failure too: nothing of the run goes on once it lets go (a rerun resumes)
-        parts.shutdown(wait=True, cancel_futures=True)
+    parts.shutdown(wait=True)
     return progress

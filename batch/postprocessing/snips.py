@@ -15,7 +15,6 @@ summary; the command goes on with the others.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,7 +27,7 @@ import pyarrow as pa
 from model_store import CropOptions
 from model_store.core.crops import CROPS_DIR, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
-from model_store.tables.archive import is_web, open_location, read_web
+from model_store.tables.archive import cached_location, is_web, read_web
 from model_store.tables.codec import ranked_from_rows
 from model_store.tables.reader import Tables, resolve_table_set
 from model_store.tables.schema import IMAGES, SNIPS, SNIPS_SCHEMA
@@ -176,10 +175,9 @@ def _parts_of(tables: Tables, name: str, version: str, set_hash: str) -> dict[tu
     return out
 
 
-@functools.lru_cache(maxsize=16)
 def _source(bucket: str):
     """One storage per bucket (or the local file system) for reading source images by their full URI."""
-    return open_location(f"s3://{bucket}" if bucket else "/")
+    return cached_location(f"s3://{bucket}" if bucket else "/")
 
 
 def read_source(img: dict, max_pixels: int):

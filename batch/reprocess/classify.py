@@ -25,13 +25,14 @@ from model_store import CropOptions, FilterSet, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.pipeline import ClassifierRoute, Pipeline, ResolvedRoute, classify_jobs, crop_jobs, resolve_routes
 from model_store.core.video import VideoDecodeError
+from model_store.tables.archive import cached_location
 from model_store.tables.codec import classification_row, ranked_from_rows
 from model_store.tables.schema import (
     CLASSIFICATIONS,
     SNIPS,
     STAGE_SCHEMA,
 )
-from model_store.tables.snip_files import cached_location, read_image, write_snips
+from model_store.tables.snip_files import read_image, write_snips
 
 
 @dataclass(frozen=True)

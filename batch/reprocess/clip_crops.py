@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from batch.reprocess.clips import open_clip
-from batch.reprocess.read import archive_storage
 from model_store import Detection
+from model_store.tables.archive import cached_location
 
 
 def best_frames(row: dict, ranked: Sequence[tuple[Detection, bool]], archive_url: str, max_pixels: int | None
@@ -30,7 +30,7 @@ def best_frames(row: dict, ranked: Sequence[tuple[Detection, bool]], archive_url
             frames[float(d["frame_offset_s"])].add(int(d["detection_index"]))
     if not frames:
         return
-    with open_clip(archive_storage(archive_url), row["uri"], max_pixels) as reader:
+    with open_clip(cached_location(archive_url), row["uri"], max_pixels) as reader:
         for offset in sorted(frames):
             rgb = reader.frame_at(offset).rgb
             yield rgb, [(det, kept and j in frames[offset]) for j, (det, kept) in enumerate(ranked)]

@@ -19,12 +19,13 @@ import numpy as np
 import pyarrow as pa
 
 from batch.reprocess.clips import ClipSettings, clip_rows, run_clip
-from batch.reprocess.read import FAILED, PENDING, archive_storage, decode_and_prepare, meta_of, preparer, read_files
+from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, preparer, read_files
 from batch.reprocess.served_clips import ServedFrames
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
 from model_store.core.video import is_clip
+from model_store.tables.archive import cached_location
 from model_store.tables.codec import failed_fields, result_fields
 from model_store.tables.schema import CLIP_FIELDS, RESULT_SCHEMA
 from serve.protocol import unwrap_error
@@ -140,7 +141,7 @@ class DetectorActor:
     def _clip_storage(self):
         if self.clips_url is None:
             raise BatchError("this inference stage got a clip but has no archive to open it from")
-        return archive_storage(self.clips_url)
+        return cached_location(self.clips_url)
 
     def _inputs(self, batch: dict[str, np.ndarray], todo: list[int]
                 ) -> tuple[list[int], list[np.ndarray], list[LetterboxMeta]]:
@@ -281,7 +282,7 @@ class ServeClient:
             if self.frames is None or self.clips_url is None:
                 raise BatchError("this Serve client got a clip but has no model config or archive to decode it")
             try:
-                results[i] = run_clip(self.frames, None, archive_storage(self.clips_url), batch, i,
+                results[i] = run_clip(self.frames, None, cached_location(self.clips_url), batch, i,
                                       self.clip_settings, self.max_pixels, self.per_call * 2)
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))

@@ -30,7 +30,7 @@ from model_store import parse_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import LetterboxMeta, Preprocessor
 from model_store.core.video import is_clip
-from model_store.tables.archive import exif_capture, open_location
+from model_store.tables.archive import cached_location, exif_capture
 
 PENDING, FAILED = "pending", "failed"
 META_FIELDS = [f.name for f in dataclasses.fields(LetterboxMeta)]  # scale_x, scale_y, pad_x, pad_y, width, height
@@ -42,11 +42,6 @@ PASSTHROUGH = ("uri", "rel_path", "content_id", "size_bytes", "camera_id", "capt
 def preparer(config_json: str) -> Preprocessor:
     """The detector's config-only preprocessing stage (no weights loaded), cached per process."""
     return Preprocessor(parse_config(config_json))
-
-
-@functools.lru_cache(maxsize=8)
-def archive_storage(url: str):
-    return open_location(url)
 
 
 @dataclasses.dataclass
@@ -114,7 +109,7 @@ def read_files(batch: pa.Table | Mapping[str, np.ndarray], *, archive_url: str,
                pool: Executor | None = None) -> dict[str, np.ndarray]:
     """Read each file (on `pool`'s threads when given: object-store reads overlap their latency); the encoded
     bytes travel on in `data` (None for rows that failed to read)."""
-    storage = archive_storage(archive_url)
+    storage = cached_location(archive_url)
     rows = listing_rows(batch)
     one = functools.partial(_read, storage)
     read = list(pool.map(one, rows)) if pool is not None and len(rows) > 1 else [one(row) for row in rows]
@@ -128,7 +123,7 @@ def read_files(batch: pa.Table | Mapping[str, np.ndarray], *, archive_url: str,
 def read_and_prepare(batch: pa.Table, *, archive_url: str, config_json: str,
                      max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
     """Read each file, decode it safely and letterbox it; the model input travels on in `image`."""
-    storage = archive_storage(archive_url)
+    storage = cached_location(archive_url)
     prep = preparer(config_json)
     rows = batch.to_pylist()
     reasons: list[str | None] = []

@@ -27,7 +27,6 @@ hundred frames decoded), scaled to `FRAME_SIDE` px, under the same bound of `THU
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import hmac
 import io
@@ -44,7 +43,7 @@ from PIL import Image
 
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
-from model_store.tables.archive import DEFAULT_EXTENSIONS, WEB_MAX_BYTES, open_location, read_web
+from model_store.tables.archive import DEFAULT_EXTENSIONS, WEB_MAX_BYTES, cached_location, read_web
 from model_store.tables.roots import relocate
 from trapline.base.errors import ImageDecodeError, NotFoundError
 from trapline.base.storage import Storage
@@ -145,18 +144,13 @@ def _remote_object(uri: str, max_bytes: int | None = WEB_MAX_BYTES) -> tuple[Sto
     scheme, _, rest = uri.partition("://")
     bucket, _, key = rest.partition("/")
     try:
-        storage = _bucket(f"{scheme}://{bucket}")
+        storage = cached_location(f"{scheme}://{bucket}")
         info = storage.fs.info(storage.path(key))
     except Exception:  # noqa: BLE001 - gone, unreachable, a scheme this service cannot read: the same bare 404
         raise NotFoundError("no such picture", kind="picture_not_found") from None
     if max_bytes is not None and int(info.get("size") or 0) > max_bytes:
         raise NotFoundError("this picture is too large to show", kind="picture_unreadable")
     return storage, key, info
-
-
-@functools.lru_cache(maxsize=16)
-def _bucket(root: str) -> Storage:
-    return open_location(root)
 
 
 def _signature(key: bytes, tables: str, uri: str, size: str, expires: int) -> str:

@@ -7,6 +7,7 @@ table; image bytes are read later by the pipeline's CPU tasks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import os
 import re
@@ -59,6 +60,12 @@ def open_location(url: str) -> Storage:
     elif not url.startswith(("s3://", "file://", "memory://")):
         raise ArchiveError(f"unsupported location {url!r}: use a local directory or s3://bucket/prefix")
     return Storage(url)
+
+
+@functools.lru_cache(maxsize=16)
+def cached_location(url: str) -> Storage:
+    """`open_location`, one Storage per URL per process: a new one costs a client and its credential lookup."""
+    return open_location(url)
 
 
 class PathPattern:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,12 +10,7 @@ from model_store import CropOptions
 from model_store.core.crops import big_enough, crop_region, snip_jpeg, snip_path
 from model_store.core.imaging import decode_image
 from model_store.core.records import Detection
-from model_store.tables.archive import open_location
-
-
-@functools.lru_cache(maxsize=8)
-def cached_location(url: str):
-    return open_location(url)
+from model_store.tables.archive import cached_location
 
 
 def write_snips(storage, rgb, ranked: Sequence[tuple[Detection, bool]], row: dict, options: CropOptions,

@@ -188,7 +188,7 @@ def test_oversized_files_are_refused_without_reading_them(env, monkeypatch):
     plan = plan_for(env, env["dir"] / "unused")
     table = entries_table([e for e in plan.selection.todo if e.size_bytes > 10][:3])
     monkeypatch.setattr(read, "MAX_FILE_BYTES", 10)
-    monkeypatch.setattr(read.archive_storage(str(env["archive"])).fs, "cat_file",
+    monkeypatch.setattr(read.cached_location(str(env["archive"])).fs, "cat_file",
                         lambda *a, **k: pytest.fail("read an oversized file"))
     out = read_and_prepare(table, archive_url=str(env["archive"]), config_json=_spec(plan, "x", 1).config_json)
     assert set(out["error_reason"]) == {"too_large"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trapline.base.errors import BatchError
+from trapline.base.errors import NotFoundError
 
 
 @dataclass
@@ -32,8 +32,9 @@ def observed(tables: str, model: str | None = None, filters_hash: str | None = N
 
     book = TimeBook.load(tables)
     if not book.deployments:
-        raise BatchError(f"no deployments recorded beside {tables}: `trapline deployments import FILE --tables "
-                         f"{tables}` first")
+        # Not found (404), not a bad parameter: the Deployments page shows it as its empty state, saying what to run.
+        raise NotFoundError(f"no deployments recorded beside {tables}: `trapline deployments import FILE --tables "
+                            f"{tables}` first", kind="no_deployments")
     occ = occurrences.load(tables, model, filters_hash, store)
     images = occ.images
     rows = occ.rows

@@ -2,6 +2,10 @@
 not typed blind), each tables with the model versions it holds (a table set picked, not typed). A bounded walk: two
 levels under each root, at most `MAX_LOCATIONS` entries, hidden and partition directories skipped, symlinks not
 followed (a job's paths are checked again on submit, batch/jobs/paths.py).
+
+The walk goes on below an archive: a project folder holds its photos beside its tables (`./samples` and
+`./out/detections` under the working directory a service starts in), and the console finds tables by this walk
+(batch/views/found_tables.py). Only tables end it: nothing below `images/`'s parent is a location of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ _SAMPLE = 200  # entries looked at in a directory to count its pictures
 
 def locations(roots: list[str]) -> dict[str, Any]:
     """Every directory under `roots` (to DEPTH levels) that is tables (holds `images/`) or an archive (pictures in it
-    or one level down), and the roots themselves."""
+    or one level down), and the roots themselves; below an archive too, since tables may lie beside its pictures."""
     out: list[dict[str, Any]] = []
     truncated = False
     for root in roots:
@@ -35,7 +39,7 @@ def locations(roots: list[str]) -> dict[str, Any]:
             if kind != "directory" or depth == 0:
                 out.append({"path": path, "kind": kind, "images": pictures,
                             "models": _models(path) if kind == "tables" else None})
-            if kind == "directory" and depth < DEPTH:
+            if kind != "tables" and depth < DEPTH:
                 todo += [(c, depth + 1) for c in children]
     return {"roots": list(roots), "locations": out, "truncated": truncated}
 
@@ -55,9 +59,7 @@ def _look(path: str) -> tuple[str, int | None, list[str]]:
             pictures += sum(1 for e in os.scandir(d.path) if os.path.splitext(e.name)[1].lower() in PICTURE_EXT)
         except OSError:
             continue
-    if pictures:
-        return "archive", pictures, []
-    return "directory", None, [d.path for d in dirs]
+    return ("archive" if pictures else "directory"), pictures or None, [d.path for d in dirs]
 
 
 def _models(path: str) -> list[str]:

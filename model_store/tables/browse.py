@@ -19,9 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from model_store.tables.camera_summary import camera_summary
+from model_store.tables.cameras import DEFAULT_CAMERA_ID
 from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, TableSet, resolve_table_set, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from model_store.tables.set_records import hidden_keys
+from model_store.tables.values import records
 from trapline.base.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
@@ -54,8 +56,8 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     if not cameras:
         return {}
     hidden = hidden_keys(tables.storage)  # sets hidden from readers (retired, purging, a redo not yet whole)
-    times = _visible(tables.read(IMAGES, columns=["camera_id", "capture_time", *PARTITION_KEYS, "filters_hash"],
-                                 filter=ds.field("camera_id").isin(cameras)), hidden)
+    times = _visible(_named(tables.read(IMAGES, columns=["camera_id", "capture_time", *PARTITION_KEYS, "filters_hash"],
+                                        filter=_of_cameras(cameras))), hidden)
     if not times.num_rows:
         return {}
     newest_at = _preferred(times, model).group_by("camera_id", use_threads=False).aggregate([("capture_time", "max")])
@@ -64,29 +66,32 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     # The rows at each camera's newest capture, keys and sort columns only; rows stored twice need no dedupe here:
     # the first row of a camera after the sort is the first of its key too.
     keys = [*ROW_KEYS[IMAGES], *PARTITION_KEYS]
-    rows = _preferred(_visible(tables.read(IMAGES, columns=["camera_id", "capture_time", "processed_at", *keys],
-                                           filter=where, dedupe=False), hidden), model)
+    rows = _preferred(_visible(_named(tables.read(IMAGES, columns=["camera_id", "capture_time", "processed_at", *keys],
+                                                  filter=where, dedupe=False)), hidden), model)
     rows = rows.append_column("__read", pa.array(np.arange(rows.num_rows)))  # ties: the order read
     rows = rows.sort_by([("capture_time", "descending"), ("processed_at", "descending"),
                          ("model_version", "descending"), ("__read", "ascending")])
     rows = rows.append_column("__sorted", pa.array(np.arange(rows.num_rows)))
     first = rows.group_by("camera_id", use_threads=False).aggregate([("__sorted", "min")])["__sorted_min"]
     chosen = rows.take(first).select(keys)
-    full = tables.read(IMAGES, columns=[*IMAGES_SCHEMA.names, *PARTITION_KEYS, PART_COLUMN],
-                       filter=ds.field("uri").isin(chosen["uri"]) & ds.field("camera_id").isin(cameras))
-    newest = full.join(chosen, keys=keys, join_type="left semi").to_pandas()
+    full = _named(tables.read(IMAGES, columns=[*IMAGES_SCHEMA.names, *PARTITION_KEYS, PART_COLUMN],
+                              filter=ds.field("uri").isin(chosen["uri"]) & _of_cameras(cameras)))
+    newest = records(full.join(chosen, keys=keys, join_type="left semi"))
+    by_set: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in newest:
+        by_set.setdefault((row["model_name"], row["model_version"], row["filters_hash"]), []).append(row)
     out: dict[str, dict[str, Any]] = {}
-    for (name, version, rhash), group in newest.groupby(["model_name", "model_version", "filters_hash"]):
+    for (name, version, rhash), group in by_set.items():
         boxes = _boxes(tables, name, version, rhash, group, kept_only=True)
-        for top in group.itertuples():
-            shown = boxes.get(top.uri, _NO_BOXES)
-            out[top.camera_id] = {
-                "camera": top.camera_id,
-                "image": {"uri": top.uri, "capture_time": as_time(top.capture_time),
-                          "capture_time_source": as_text(top.capture_time_source), "status": top.status,
-                          "width": as_int(top.width), "height": as_int(top.height),
+        for top in group:
+            shown = boxes.get(top["uri"], _NO_BOXES)
+            out[top["camera_id"]] = {
+                "camera": top["camera_id"],
+                "image": {"uri": top["uri"], "capture_time": as_time(top["capture_time"]),
+                          "capture_time_source": top["capture_time_source"], "status": top["status"],
+                          "width": top["width"], "height": top["height"],
                           "model": {"name": name, "version": version}, "filters_hash": rhash,
-                          **clip_frames(top.kind, shown["detections"])},
+                          **clip_frames(top.get("kind"), shown["detections"])},
                 **shown}
     return out
 
@@ -112,7 +117,20 @@ def _captured_at(camera: str, when: Any) -> ds.Expression:
     """The filter for `camera`'s rows captured at `when` (no capture time when it is missing)."""
     at = ds.field("capture_time").is_null() if when is None else \
         ds.field("capture_time") == pa.scalar(when, IMAGES_SCHEMA.field("capture_time").type)
-    return (ds.field("camera_id") == camera) & at
+    return _of_cameras([camera]) & at
+
+
+def _of_cameras(cameras: list[str]) -> ds.Expression:
+    """The rows of `cameras`, as the Cameras page names them: rows with no camera id are `DEFAULT_CAMERA_ID`'s
+    (camera_summary.py), so that tile shows their newest picture too."""
+    expr = ds.field("camera_id").isin(cameras)
+    return expr | ds.field("camera_id").is_null() if DEFAULT_CAMERA_ID in cameras else expr
+
+
+def _named(rows: pa.Table) -> pa.Table:
+    """`rows` with a missing camera id read as `DEFAULT_CAMERA_ID`, as the Cameras page counts them."""
+    at = rows.schema.get_field_index("camera_id")
+    return rows.set_column(at, "camera_id", pc.coalesce(rows["camera_id"], pa.scalar(DEFAULT_CAMERA_ID)))
 
 
 def as_time(value: Any) -> Any:
@@ -125,13 +143,6 @@ def as_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def as_int(value: Any) -> int | None:
-    """A nullable integer column's value as an int (or None)."""
-    return None if value is None or pd.isna(value) else int(value)
-
-
-def as_float(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)
 
 
 # -- captures ------------------------------------------------------------------------------------------------------
@@ -179,12 +190,12 @@ def captures(tables: Tables, default_model: str | None, *, camera: str | None = 
     # Sorted and paged in Arrow: only the page's rows become Python objects.
     images = images.sort_by([("capture_time", "descending"), ("uri", "ascending")])
     total = images.num_rows
-    page = images.slice(offset, limit).to_pandas()
+    page = records(images.slice(offset, limit))
     boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, page, kept_only=True)
     return {"model": {"name": ts.model_name, "version": ts.model_version},
             "filters_hash": ts.filters_hash, "total": total, "limit": limit, "offset": offset,
             "captures": [_with_clip(r.get("kind"), {**_image(r), **boxes.get(r["uri"], _NO_BOXES)})
-                         for r in page.to_dict("records")]}
+                         for r in page]}
 
 
 def _with_clip(kind: Any, shown: dict[str, Any]) -> dict[str, Any]:
@@ -215,53 +226,53 @@ def _newest_per_uri(images: pa.Table) -> pa.Table:
 
 
 
-def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: pd.DataFrame,
+def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: list[dict[str, Any]],
            kept_only: bool) -> dict[str, dict[str, list]]:
-    """uri -> its detections (with species and flags) and snips, for the image rows of a page: one filtered read of
-    each table for the whole page."""
-    if page.empty:
+    """uri -> its detections (with species and flags) and snips, for the image rows of a page (`records`): one
+    filtered read of each table for the whole page."""
+    if not page:
         return {}
-    uris = list(dict.fromkeys(page["uri"]))
-    keys = page[["uri", "content_id", "run_id"]]
+    uris = list(dict.fromkeys(r["uri"] for r in page))
+    keys = pa.array(["\x00".join(r[k] for k in KEYS) for r in page], pa.string())
     base = ds.field("uri").isin(uris) & (ds.field("filters_hash") == filters_hash)
 
     # Only the parts the page's rows came from (each table's files of a part share its name), when all are there.
-    wanted = {os.path.basename(p) for p in page[PART_COLUMN]} if PART_COLUMN in page.columns else set()
+    wanted = {os.path.basename(r[PART_COLUMN]) for r in page if r.get(PART_COLUMN)}
 
-    def read(table: str, expr: ds.Expression) -> pd.DataFrame:
+    def read(table: str, expr: ds.Expression, order: list[str]) -> list[dict[str, Any]]:
         present = set(tables.parts(table, name, version)) if wanted else set()
         parts = sorted(wanted) if wanted and wanted <= present else None
         if wanted and parts is None and table != DETECTIONS:
             parts = sorted(wanted & present)  # classifications and snips: only parts that made some
-        df = tables.read(table, name, version, filter=expr, parts=parts).to_pandas()
-        return df.merge(keys, on=["uri", "content_id", "run_id"], how="inner") if not df.empty else df
+        rows = tables.read(table, name, version, filter=expr, parts=parts)
+        if not rows.num_rows:
+            return []
+        # the page's rows' own (a row's image key joined in one string: Acero joins no list columns)
+        rows = rows.filter(pc.is_in(pc.binary_join_element_wise(*(rows[k] for k in KEYS), "\x00"), value_set=keys))
+        return records(rows.sort_by([(c, "ascending") for c in order]))
 
-    dets = read(DETECTIONS, base & (ds.field("kept") == True) if kept_only else base)  # noqa: E712
-    classes = read(CLASSIFICATIONS, base)
-    snips = read(SNIPS, base)
+    dets = read(DETECTIONS, base & (ds.field("kept") == True) if kept_only else base,  # noqa: E712
+                ["uri", "detection_index"])
     species: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for c in classes.sort_values(["classifier_name"]).itertuples() if not classes.empty else ():
-        species.setdefault((c.uri, int(c.detection_index)), []).append(
-            {"classifier": f"{c.classifier_name}:{c.classifier_version}", "label": c.label, "score": float(c.score),
-             "rank": c.rank, "taxon_path": list(c.taxon_path if c.taxon_path is not None else []),
-             "source": as_text(getattr(c, "source", None)),
-             "pre_smoothing_description": as_text(getattr(c, "pre_smoothing_description", None)),
-             "top": [{"label": lab, "score": float(s)} for lab, s in zip(
-                 c.top_labels if c.top_labels is not None else [],
-                 c.top_scores if c.top_scores is not None else [], strict=False)]})
+    for c in read(CLASSIFICATIONS, base, ["classifier_name"]):
+        species.setdefault((c["uri"], c["detection_index"]), []).append(
+            {"classifier": f"{c['classifier_name']}:{c['classifier_version']}", "label": c["label"],
+             "score": c["score"], "rank": c["rank"], "taxon_path": c["taxon_path"] or [],
+             "source": c.get("source"), "pre_smoothing_description": c.get("pre_smoothing_description"),
+             "top": [{"label": lab, "score": s} for lab, s in zip(c["top_labels"] or [], c["top_scores"] or [],
+                                                                   strict=False)]})
     out: dict[str, dict[str, list]] = {}
-    for d in dets.sort_values(["uri", "detection_index"]).itertuples() if not dets.empty else ():
-        cls = species.get((d.uri, int(d.detection_index)), [])
-        out.setdefault(d.uri, {"detections": [], "snips": []})["detections"].append(
-            {"detection_index": int(d.detection_index), "label": d.label, "score": float(d.score),
-             "bbox": [float(d.bbox_x), float(d.bbox_y), float(d.bbox_w), float(d.bbox_h)], "kept": bool(d.kept),
-             "flags": list(d.flags if d.flags is not None else []), "species": cls[0]["label"] if cls else None,
-             "classifications": cls, "outline": _outline(getattr(d, "mask", None)),
-             "frame_number": as_int(getattr(d, "frame_number", None)),
-             "frame_offset_s": as_float(getattr(d, "frame_offset_s", None))})
-    for s in snips.sort_values(["uri", "detection_index"]).itertuples() if not snips.empty else ():
-        out.setdefault(s.uri, {"detections": [], "snips": []})["snips"].append(
-            {"detection_index": int(s.detection_index), "crop_uri": s.crop_uri})
+    for d in dets:
+        cls = species.get((d["uri"], d["detection_index"]), [])
+        out.setdefault(d["uri"], {"detections": [], "snips": []})["detections"].append(
+            {"detection_index": d["detection_index"], "label": d["label"], "score": d["score"],
+             "bbox": [d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]], "kept": bool(d["kept"]),
+             "flags": d["flags"] or [], "species": cls[0]["label"] if cls else None,
+             "classifications": cls, "outline": _outline(d.get("mask")),
+             "frame_number": d.get("frame_number"), "frame_offset_s": d.get("frame_offset_s")})
+    for s in read(SNIPS, base, ["uri", "detection_index"]):
+        out.setdefault(s["uri"], {"detections": [], "snips": []})["snips"].append(
+            {"detection_index": s["detection_index"], "crop_uri": s["crop_uri"]})
     return out
 
 
@@ -287,12 +298,10 @@ def clip_frames(kind: Any, detections: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _image(r: dict[str, Any]) -> dict[str, Any]:
-    return {"uri": r["uri"], "rel_path": r.get("rel_path"), "camera": r.get("camera_id") or "unknown",
+    return {"uri": r["uri"], "rel_path": r.get("rel_path"), "camera": r.get("camera_id") or DEFAULT_CAMERA_ID,
             "capture_time": as_time(r.get("capture_time")), "status": r["status"],
-            "error_reason": as_text(r.get("error_reason")),
-            "detection_count": as_int(r.get("detection_count")),
-            "max_score": None if pd.isna(r.get("max_score")) else float(r["max_score"]),
-            "width": as_int(r.get("width")), "height": as_int(r.get("height"))}
+            "error_reason": r.get("error_reason"), "detection_count": r.get("detection_count"),
+            "max_score": r.get("max_score"), "width": r.get("width"), "height": r.get("height")}
 
 
 # -- one capture ---------------------------------------------------------------------------------------------------
@@ -302,15 +311,15 @@ def capture(tables: Tables, uri: str, default_model: str | None, model: str | No
     its snips, the model version and the filter set that made them."""
     ts = table_set(tables, model, filters_hash, default_model)
     expr = (ds.field("uri") == uri) & (ds.field("filters_hash") == ts.filters_hash)
-    rows = _newest_per_uri(tables.read(IMAGES, ts.model_name, ts.model_version, columns=IMAGE_COLUMNS + ["error"],
-                                       filter=expr)).to_pandas()
-    if rows.empty:
+    rows = records(_newest_per_uri(tables.read(IMAGES, ts.model_name, ts.model_version,
+                                               columns=IMAGE_COLUMNS + ["error"], filter=expr)))
+    if not rows:
         raise NotFoundError(f"no capture {uri!r} in {tables.url} for {ts.model_name}:{ts.model_version}",
                             kind="capture_not_found")
-    row = rows.to_dict("records")[0]
+    row = rows[0]
     boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, rows, kept_only=False).get(uri, _NO_BOXES)
     filters = ts.metadata.get("filters", {})
-    return {**_image(row), "error": row.get("error") if isinstance(row.get("error"), str) else None, **boxes,
+    return {**_image(row), "error": row.get("error"), **boxes,
             **clip_frames(row.get("kind"), boxes["detections"]),
             "model": {"name": ts.model_name, "version": ts.model_version,
                       "sha256": ts.metadata.get("model", {}).get("sha256")},

@@ -24,10 +24,10 @@ RECORD_BODIES = ("window.sent = []; const send = window.fetch;"
                  "window.fetch = (url, o) => { if (o && o.body) window.sent.push([String(url), JSON.parse(o.body)]);"
                  " return send(url, o); };")
 # Answers the pages show as their message, which the browser logs too: the Ray jobs and the served models (5xx: no
-# cluster here, no model loaded) and effort (422: no deployments recorded on these tables). The pages must still draw
+# cluster here, no model loaded) and effort (404: no deployments recorded on these tables). The pages must still draw
 # and throw nothing.
 EXPECTED = re.compile(r"^log: Failed to load resource: the server responded with a status of "
-                      r"(5\d\d .*/v1/(jobs|models)|422 .*/v1/deployments/effort)")
+                      r"(5\d\d .*/v1/(jobs|models)|404 .*/v1/deployments/effort)")
 
 
 @pytest.fixture(scope="module")

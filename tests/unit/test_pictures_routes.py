@@ -343,3 +343,29 @@ def test_a_crops_symlink_or_a_malformed_url_serves_nothing(tmp_path):
         with pytest.raises(NotFoundError) as unreadable:
             web_file(uri)
         assert unreadable.value.extra["kind"] == "picture_unreadable", uri
+
+
+def test_tables_beside_pictures_are_found_below_a_folder_that_holds_pictures(site, tmp_path):
+    """A project folder (the checkout the README is followed in) holds photos of its own one level down (./samples,
+    docs/) beside its tables (./out/detections): the walk used to call the folder an archive and stop there."""
+    import shutil
+
+    from batch.jobs.locations import locations
+    from batch.views import found_tables
+
+    project = tmp_path / "project"
+    shutil.copytree(site["archive"], project / "samples")
+    shutil.copytree(site["tables"], project / "out" / "detections")
+    (project / "docs").mkdir()
+    shutil.copy(next(site["archive"].rglob("*.jpg")), project / "docs" / "screenshot.jpg")
+    found = {loc["path"]: loc["kind"] for loc in locations([str(project)])["locations"]}
+    assert found[str(project)] == "archive" and found[str(project / "samples")] == "archive"  # pictures in docs/
+    assert found[str(project / "out" / "detections")] == "tables", found
+    from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
+    from trapline.base.storage import Storage
+
+    write_manifest(Storage(str(project / "out" / "detections")), RunManifest.start(
+        new_run_id(), "reprocess", source=str(project / "samples"), out=str(project / "out" / "detections")))
+    found_tables._cache.clear()
+    shown = found_tables.found_sources([str(project)])  # with the archive their reprocess's manifest names
+    assert [s.tables for s in shown.values()] == [str(project / "out" / "detections")], shown

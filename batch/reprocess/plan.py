@@ -22,7 +22,7 @@ from model_store.tables.journal import pending_keys
 from model_store.tables.listing import Listing, apply_known_times, as_table, list_archive, resolve_capture_times
 from model_store.tables.reader import Tables
 from model_store.tables.roots import moved_roots
-from model_store.tables.schema import UPLOAD_TIME_SOURCES
+from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS, UPLOAD_TIME_SOURCES
 
 
 @dataclass
@@ -53,7 +53,13 @@ class Plan:
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
             ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips, clips_redone=s.clips_redone,
             moved_from=list(self.moved_from), result_set=self.target.note if self.target else None,
+            tables=self.tables_written(),
         )
+
+    def tables_written(self) -> list[str]:
+        """The tables the run writes: images and detections, and its crop/classify stage's own."""
+        stage = [CLASSIFICATIONS] if self.routes else []
+        return [IMAGES, DETECTIONS, *stage, *([SNIPS] if self.options.crops else [])]
 
 
 def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Plan:

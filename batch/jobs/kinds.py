@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from batch.commands import COMMANDS, Command
-from batch.flags import FlagStyle, add_model_arguments, base_type
+from batch.flags import FlagStyle, add_model_arguments, base_type, toggles
 from batch.option_variants import unwrap, variants_of
 from batch.options import location_fields
 from trapline.base.errors import InvalidOptionsError
@@ -107,11 +107,9 @@ class JobKind:
                 continue
             flag = (style.flags or ("--" + name.replace("_", "-"),))[0]
             kind = base_type(info.annotation)
-            if kind is bool and info.default is None:
+            if toggles(info):
                 out.append(flag if value else "--no-" + flag[2:])
-            elif kind is bool:
-                if not value:
-                    raise AssertionError(f"{name}: a switch cannot be turned off")
+            elif kind is bool:  # off by default: only `True` differs from it
                 out.append(flag)
             elif value is None:
                 raise AssertionError(f"{name}: None differs from the default and has no flag")

@@ -112,3 +112,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
                 kw["type"] = kind
             kw["metavar"] = style.metavar or (None if "choices" in kw else name.upper())
         parser.add_argument(*flags, **kw)
+
+
+# -- the flags a command line has besides its options model: declared here once ------------------------------------
+
+def add_config_flag(parser: argparse.ArgumentParser, dest: str = "config") -> None:
+    """`--config FILE`: a YAML/JSON file of the command's options, which its flags override; unset unless given."""
+    parser.add_argument("--config", dest=dest, default=argparse.SUPPRESS,
+                        help="YAML/JSON file with these options (flags override it)")
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str = "the result", default: Any = False) -> None:
+    """`--json`: print `what` as JSON (how a result is printed: not an option of the work, so not in its model)."""
+    parser.add_argument("--json", action="store_true", dest="json_output", default=default,
+                        help=f"print {what} as JSON")

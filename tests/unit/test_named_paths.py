@@ -2,8 +2,9 @@
 and the comments name exists (issue 65). Four had gone (a module renamed, a test merged, a page copied under another
 name) and nothing noticed; a reader who follows one finds nothing.
 
-A path counts when it starts at a top-level folder of the repository (`batch/...`, `docs/guide/...`, `tests/...`) or
-is a Markdown link; it is looked for from the repository root (and, for a link, from the page too). Paths of other
+A path counts when it starts at a top-level folder of the repository (`batch/...`, `docs/guide/...`, `tests/...`),
+at a folder inside a product package (`tables/reader.py`, looked for in every room of that name), or is a Markdown
+link; it is looked for from the repository root (and, for a link, from the page too). Paths of other
 projects (`ray/serve/_private/replica.py`, `speciesnet/...`), placeholders (`OUT/index.html`) and a run's outputs
 (`bench-results/...`) start elsewhere and are not checked. Pages the docs build makes (docs/hooks/reference.py: the
 reference pages, the copied top-level pages) count as existing."""
@@ -23,6 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 # The files a walk-through has its reader write (docs/extending.md): named before they exist, on purpose.
 WALKED_THROUGH = {"batch/export/csv_boxes.py", "batch/export/csv_boxes_options.py", "batch/views/nights.py",
                   "batch/views/nights_protocol.py", "batch/views/console/nights.js"}
+
+# Paths that start like a room's but name another project's file, or a reader's own.
+ELSEWHERE = {"postprocessing/classification_postprocessing.py",  # MegaDetector's
+             "jobs/weekly.yaml"}  # a job file the archive guide has its reader write
+PRODUCT = ("batch", "model_store", "serve", "trapline")
 
 # dir/dir/name.ext or dir/dir/ (a folder), the first part a word; `...`, `<name>` and `*` are not matched as paths.
 _PATH = re.compile(r"""(?<![\w./*<>$-])
@@ -71,20 +77,26 @@ def built_pages() -> tuple[set[Path], set[Path]]:
     return generated | {REPO / "docs" / "reference"}, built - generated
 
 
-def repo_paths(text: str, tops: set[str]) -> Iterator[str]:
-    """The paths in `text` that start at one of the top-level folders `tops`, outputs left out."""
+def repo_paths(text: str, starts: set[str]) -> Iterator[str]:
+    """The paths in `text` whose first folder is one of `starts`, outputs left out."""
     for m in _PATH.finditer(text):
-        if m.group(1).split("/", 1)[0] in tops and not _OUTPUT.search(text[max(0, m.start() - 6):m.start()]):
+        if m.group(1).split("/", 1)[0] in starts and not _OUTPUT.search(text[max(0, m.start() - 6):m.start()]):
             yield m.group(1)
 
 
 def named_paths(files: list[str]) -> Iterator[tuple[str, str, tuple[Path, ...]]]:
     """(file, path as written, where it may be) for every repository path or link the prose of `files` names."""
     tops = {f.split("/", 1)[0] for f in files if "/" in f}
+    # a path from inside a room (`tables/reader.py`: model_store/tables/reader.py), its first folder one of theirs
+    rooms = {Path(f).parent for f in files if f.split("/", 1)[0] in PRODUCT}
+    inside = {room.name for room in rooms} - tops
     for file in files:
         for text in prose(file):
             for path in repo_paths(text, tops):
                 yield file, path, (REPO / path,)
+            for path in repo_paths(text, inside):
+                if path not in ELSEWHERE:
+                    yield file, path, tuple(REPO / room / path for room in rooms)
             if file.endswith(".md"):
                 for target in _LINK.findall(text):
                     if "://" not in target and not target.startswith("mailto:"):

@@ -55,6 +55,27 @@ def test_every_trapline_command_shown_parses(page, line):
             pytest.fail(f"{page}: `{line}` does not parse with today's CLI")
 
 
+def aliases_used_before_promoted() -> list[str]:
+    """`NAME@ALIAS` lines a page shows after publishing NAME but before any `trapline models promote` pointed ALIAS at
+    it: a reader copying the page in order would get `not_found` (only `latest` follows a publish by itself)."""
+    out, published, promoted = [], {}, {}
+    for page, line in shown_commands():  # each page's lines in order
+        words = shlex.split(line)
+        if words[1:3] == ["models", "publish"] and "--name" in words:
+            published.setdefault(page, set()).add(words[words.index("--name") + 1])
+        elif words[1:3] == ["models", "promote"]:
+            alias = words[words.index("--alias") + 1] if "--alias" in words else "production"
+            promoted.setdefault(page, set()).update((w.split(":")[0], alias) for w in words[3:] if ":" in w)
+        for name, alias in re.findall(r"([\w.-]+)@([\w.-]+)", line):
+            if name in published.get(page, ()) and alias != "latest" and (name, alias) not in promoted.get(page, ()):
+                out.append(f"{page}: {name}@{alias} in `{line}`")
+    return out
+
+
+def test_an_alias_a_page_uses_is_promoted_after_the_page_publishes():
+    assert aliases_used_before_promoted() == []
+
+
 def test_every_error_class_says_what_it_is_for():
     classes = [c for c in vars(errors).values()
                if isinstance(c, type) and issubclass(c, errors.TraplineError) and c.__module__ == errors.__name__]
@@ -82,24 +103,3 @@ def test_the_reference_pages_generate_and_name_what_the_code_has(tmp_path, monke
     text = hook.repo_links_as_code("see [the config](../../serve.yaml) and [arch](docs/architecture.md)",
                                    "guide/x.md")
     assert text == "see the config (`serve.yaml`) and [arch](../architecture.md)"
-
-
-def aliases_used_before_promoted() -> list[str]:
-    """`NAME@ALIAS` lines a page shows after publishing NAME but before any `trapline models promote` pointed ALIAS at
-    it: a reader copying the page in order would get `not_found` (only `latest` follows a publish by itself)."""
-    out, published, promoted = [], {}, {}
-    for page, line in shown_commands():  # each page's lines in order
-        words = shlex.split(line)
-        if words[1:3] == ["models", "publish"] and "--name" in words:
-            published.setdefault(page, set()).add(words[words.index("--name") + 1])
-        elif words[1:3] == ["models", "promote"]:
-            alias = words[words.index("--alias") + 1] if "--alias" in words else "production"
-            promoted.setdefault(page, set()).update((w.split(":")[0], alias) for w in words[3:] if ":" in w)
-        for name, alias in re.findall(r"([\w.-]+)@([\w.-]+)", line):
-            if name in published.get(page, ()) and alias != "latest" and (name, alias) not in promoted.get(page, ()):
-                out.append(f"{page}: {name}@{alias} in `{line}`")
-    return out
-
-
-def test_an_alias_a_page_uses_is_promoted_after_the_page_publishes():
-    assert aliases_used_before_promoted() == []

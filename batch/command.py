@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from batch.flags import FlagStyle, add_model_arguments
+from batch.flags import FlagStyle, add_config_flag, add_json_flag, add_model_arguments
 from batch.option_variants import fields_of
 from trapline.base.problems import as_flag
 
@@ -95,12 +95,10 @@ class Command:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """The command's flags: its options model's, then `--json` (unless an option) and its own extras."""
         if self.config_file:
-            parser.add_argument("--config", default=argparse.SUPPRESS,
-                                help="YAML/JSON file with these options (flags override it)")
+            add_config_flag(parser)
         add_model_arguments(parser, self.options, dict(self.styles))
         if "json_output" not in fields_of(self.options):
-            # how the result is printed: not an option of the work, so not part of the options model
-            parser.add_argument("--json", action="store_true", dest="json_output", help="print the result as JSON")
+            add_json_flag(parser)
         if self.arguments is not None:
             self.arguments(parser)
 

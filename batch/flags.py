@@ -4,7 +4,9 @@ Every field becomes `--field-name` (underscores to dashes) with the field's desc
 its default appended from the model itself. Flags that are not given stay unset (argparse.SUPPRESS),
 so the model's defaults and a `--config` file apply. A few fields read better under another flag
 name or as a switch; `FlagStyle` entries say so, beside the model they belong to. A model with variants
-(batch/option_variants.py) gets every variant's flags, each one's help naming the variants that take it.
+(batch/option_variants.py) gets every variant's flags, each one's help naming the variants that take it. A bool
+field off by default is a switch (`--crops`); one on by default, or unset, is a pair (`--progress-bars` /
+`--no-progress-bars`), so that it can be turned off.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ def base_type(annotation: Any) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return annotation
+
+
+def toggles(info: Any) -> bool:
+    """Whether a bool field is a `--x` / `--no-x` pair: unless it is off by default (then `--x` alone turns it on), so
+    an option that is on by default (or unset: the config decides) can be turned off."""
+    return base_type(info.annotation) is bool and info.default is not False
 
 
 def _default_text(info, style: FlagStyle) -> str | None:
@@ -91,7 +99,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
                 group.add_argument(flag, dest=name, action="store_const", const=value, default=suppress, help=label)
             continue
         kw: dict[str, Any] = {"dest": name, "default": suppress, "help": help_text}
-        if kind is bool and info.default is None:
+        if toggles(info):
             kw["action"] = argparse.BooleanOptionalAction
         elif kind is bool:
             kw["action"] = "store_true"
@@ -104,3 +112,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
                 kw["type"] = kind
             kw["metavar"] = style.metavar or (None if "choices" in kw else name.upper())
         parser.add_argument(*flags, **kw)
+
+
+# -- the flags a command line has besides its options model: declared here once ------------------------------------
+
+def add_config_flag(parser: argparse.ArgumentParser, dest: str = "config") -> None:
+    """`--config FILE`: a YAML/JSON file of the command's options, which its flags override; unset unless given."""
+    parser.add_argument("--config", dest=dest, default=argparse.SUPPRESS,
+                        help="YAML/JSON file with these options (flags override it)")
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str = "the result", default: Any = False) -> None:
+    """`--json`: print `what` as JSON (how a result is printed: not an option of the work, so not in its model)."""
+    parser.add_argument("--json", action="store_true", dest="json_output", default=default,
+                        help=f"print {what} as JSON")

@@ -16,18 +16,18 @@ from pydantic import BaseModel, Field
 
 from batch.command import Command, later, printed
 from batch.flags import FlagStyle
-from batch.options import CommandOptions, Location
+from batch.options import CommandOptions, Location, StoreRoot
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.store.derive import PRESETS
 from model_store.store.quantize_report import Gate
+from trapline.base.env import STORE_HELP
 
 Preset = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]  # the known families, as --preset's choices
 _GATE = Gate()  # the quantize gate's defaults, stated once (model_store/store/quantize_report.py)
 
 
 class StoreOptions(CommandOptions):
-    store: Location | None = Field(None, description="model store root: a directory or s3://bucket/prefix "
-                                                     "(default: $TRAPLINE_MODEL_STORE or ./models)")
+    store: StoreRoot = None
 
 
 class ListOptions(StoreOptions):
@@ -169,4 +169,4 @@ MODELS_COMMANDS = (
 # The group's own help (batch/commands.py `GROUPS`).
 MODELS_GROUP = ("manage versioned models in the model store",
                 "Publish, inspect and quantize model versions; point aliases (production, ...) at them, roll "
-                "them back and verify them. The store: --store, default $TRAPLINE_MODEL_STORE or ./models.")
+                f"them back and verify them. --store: the {STORE_HELP}.")

@@ -16,6 +16,7 @@ from batch.flags import FlagStyle
 from batch.option_variants import fields_of, unwrap, variants_of
 from model_store.core.species.geofence import CountryCode, RegionCode
 from model_store.tables.scope import Scope
+from trapline.base.env import STORE_HELP
 from trapline.base.errors import OptionsError, ScopeError
 from trapline.base.problems import as_flag, describe, fields, problems
 
@@ -38,6 +39,11 @@ Location = Annotated[str, LocationMark()]
 # Options naming a model version: the jobs' door looks them up in the store before anything is submitted.
 StoreRef = Annotated[str, ModelRefMark(in_store=True)]
 TablesRef = Annotated[str, ModelRefMark(in_store=False)]
+# The two places most commands are told, each declared (and described) once: a command's model names the type,
+# `tables: TablesLocation` (required) or `store: StoreRoot = None`.
+TablesLocation = Annotated[Location, Field(description="the tables: a directory or s3://bucket/prefix (a reprocess "
+                                                       "--out or serve --tables location)")]
+StoreRoot = Annotated[Location | None, Field(description=STORE_HELP)]
 
 
 def marked_fields(model: type[BaseModel], mark: type) -> dict[str, Any]:
@@ -96,10 +102,10 @@ class RunPlace(BaseModel):
 
 
 class TableSetOptions(CommandOptions):
-    tables: Location = Field(..., description="the reprocess --out location")
+    tables: TablesLocation
     model: TablesRef | None = Field(None, description="NAME, NAME:VERSION or NAME@ALIAS (needed when several are "
                                                       "stored)")
-    store: Location | None = Field(None, description="model store root, to resolve NAME@ALIAS")
+    store: StoreRoot = None
     filters_hash: str | None = Field(None, description="the filter set (default: the newest)")
 
 
@@ -124,7 +130,7 @@ class ScopedOptions(TableSetOptions):
 class CompactOptions(CommandOptions):
     """`trapline tables compact`: merge small parts (online recording writes one per flush) into large ones."""
 
-    tables: Location = Field(..., description="the tables to compact (a reprocess --out or serve --tables location)")
+    tables: TablesLocation
     target_rows: int = Field(100_000, ge=1, description="image rows per merged part")
     wait_s: float = Field(0.0, ge=0.0, description="wait this long for a running reprocess of a version to end "
                                                    "(else that version is left alone this time)")
@@ -133,22 +139,21 @@ class CompactOptions(CommandOptions):
 class CheckOptions(CommandOptions):
     """`trapline tables check`: report duplicate or orphaned rows (reads only; exit 1 when any is found)."""
 
-    tables: Location = Field(..., description="the tables to check")
+    tables: TablesLocation
 
 
 class SetsOptions(CommandOptions):
     """`trapline tables sets`: every result set with what made it, its size and what refers to it (reads only)."""
 
-    tables: Location = Field(..., description="the tables (a reprocess --out or serve --tables location)")
+    tables: TablesLocation
     model: str | None = Field(None, description="only this model: NAME or NAME:VERSION")
-    store: Location | None = Field(None, description="model store root, for the aliases that serve a set "
-                                                     "(default $TRAPLINE_MODEL_STORE or ./models)")
+    store: StoreRoot = None  # for the aliases that serve a set
 
 
 class RetireOptions(CommandOptions):
     """`trapline tables retire SET` / `unretire SET`: hide a result set from every reader, or show it again."""
 
-    tables: Location = Field(..., description="the tables")
+    tables: TablesLocation
     result_set: str = Field(..., min_length=4, max_length=300, description=(
         "the set: its hash (or a unique prefix), optionally NAME:VERSION/HASH, as `trapline tables sets` lists it"))
     reason: str | None = Field(None, max_length=500, description="why (kept in the set's record)")
@@ -158,14 +163,14 @@ class RetireOptions(CommandOptions):
 class PurgeOptions(CommandOptions):
     """`trapline tables purge SET`: delete a result set's files (crash-safe; rerun to finish one that stopped)."""
 
-    tables: Location = Field(..., description="the tables")
+    tables: TablesLocation
     result_set: str = Field(..., min_length=4, max_length=300, description=(
         "the set: its hash (or a unique prefix), optionally NAME:VERSION/HASH, as `trapline tables sets` lists it"))
     dry_run: bool = Field(False, description="say what would be deleted and what refers to it; delete nothing")
     move_decisions: bool = Field(False, description=(
         "people's identifications that point to the set are first recorded again on the set readers take (the "
         "originals revoked, both kept in the log); without it such a set is refused"))
-    store: Location | None = Field(None, description="model store root, for the aliases that serve a set")
+    store: StoreRoot = None  # for the aliases that serve a set
     wait_s: float = Field(0.0, ge=0.0, description="wait this long for a running reprocess of the version to end")
 
 

@@ -23,6 +23,7 @@ from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve.antenna_config import AntennaConfig
 from serve.jobs_config import JobsConfig, OnPromote
+from trapline.base.env import STORE_HELP
 from trapline.base.errors import ServeConfigError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
@@ -307,7 +308,7 @@ class RecordConfig(_Strict):
 class ServeConfig(_Strict):
     """Everything `build_app` needs; the `args:` of the trapline application in a Serve config file."""
 
-    store: str | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
+    store: str | None = Field(None, description=STORE_HELP)
     cache_dir: str | None = Field(None, description="local cache of S3 weights (default: ~/.cache/trapline/models)")
     models: list[ModelServeConfig] = Field(..., min_length=1)
     classifiers: list[ClassifierServeConfig] = Field(default_factory=list, description=(

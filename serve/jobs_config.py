@@ -27,7 +27,7 @@ class PictureSource(_Strict):
 class JobsConfig(_Strict):
     """Jobs over HTTP (`/v1/jobs`): where they may read and write, and how they are started."""
 
-    enabled: bool = Field(True, description="serve /v1/jobs, /v1/filters and /v1/postprocess/preview")
+    enabled: bool = Field(True, description="serve /v1/jobs and /v1/postprocess/preview")
     address: str | None = Field(None, description=(
         "Ray's job server (the dashboard's HTTP address, e.g. http://127.0.0.1:8265); default: the cluster the "
         "service runs on"))

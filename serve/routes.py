@@ -39,6 +39,7 @@ from serve.bodies import (
 )
 from serve.clip_protocol import clip_response
 from serve.deps import Service, admin_auth, api_auth, service_of
+from serve.filter_routes import router as filters_router
 from serve.protocol import (
     AliasMoveResponse,
     DetectResponse,
@@ -130,6 +131,7 @@ def create_api(service: Service) -> FastAPI:
 def attach_router(app: FastAPI) -> None:
     """Add the routes and the error handlers to `app`, whose `state.service` answers them."""
     app.include_router(router)
+    app.include_router(filters_router)
     app.add_exception_handler(TraplineError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

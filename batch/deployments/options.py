@@ -8,11 +8,11 @@ from pydantic import Field
 
 from batch.deployments.defaults import GAP_DAYS, INDEPENDENCE_MIN, OCCASION_DAYS
 from batch.flags import FlagStyle
-from batch.options import CommandOptions, Location, TablesRef
+from batch.options import CommandOptions, Location, StoreRoot, TablesLocation, TablesRef
 
 
 class DeploymentsOptions(CommandOptions):
-    tables: Location = Field(..., description="the tables the deployments explain")
+    tables: TablesLocation
 
 
 class DecidedOptions(DeploymentsOptions):
@@ -55,7 +55,7 @@ class RevokeOptions(DecidedOptions):
 class EffortOptions(DeploymentsOptions):
     model: TablesRef | None = Field(None, description="NAME or NAME:VERSION when the tables hold several")
     filters_hash: str | None = Field(None, description="the tracked result set (default: the newest)")
-    store: Location | None = Field(None, description="the model store (for NAME@ALIAS)")
+    store: StoreRoot = None  # for NAME@ALIAS
     gap_days: float = Field(GAP_DAYS, gt=0, description="a stretch this long without any picture is not effort")
     independence_min: float = Field(INDEPENDENCE_MIN, ge=0, description="minutes between two detections of a "
                                                                         "species at a deployment for both to count")

@@ -11,6 +11,7 @@ from typing import Any
 
 from batch.identify.options import IdentifyOptions
 from batch.options import parse_options
+from model_store.tables.schema import INDIVIDUALS, SIGHTINGS
 from trapline.base.errors import UserError
 
 
@@ -44,7 +45,8 @@ def run_text(r: Any) -> str:
     c = r.changes
     return (f"identified {r.sightings - r.unidentifiable} of {r.sightings} sightings with {r.identifier} "
             f"({r.unidentifiable} unidentifiable): {r.individuals} individuals, run {r.run_id}\n"
-            f"  changed since the last run: {len(c.new)} new, {len(c.merged)} merged, {len(c.split)} split")
+            f"  changed since the last run: {len(c.new)} new, {len(c.merged)} merged, {len(c.split)} split\n"
+            f"  tables    wrote {{{SIGHTINGS},{INDIVIDUALS}}} (run_id={r.run_id})")
 
 
 def cmd_identify(args: argparse.Namespace) -> int:

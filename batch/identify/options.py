@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from batch.flags import FlagStyle
-from batch.options import CommandOptions, Location, StoreRef, TablesRef
+from batch.options import CommandOptions, StoreRef, StoreRoot, TablesLocation, TablesRef
 
 # Chosen on the synthetic identity sets (benchmarks/reid_archive.py; 150 x 4 and 120 x 3 sightings, hard views):
 # 0.5 over-split (ARI 0.978, +9 %), 0.3 gave ARI 0.99-0.997 within 3 % of the true count, 0.2 no better.
@@ -15,9 +15,9 @@ DEFAULT_THRESHOLD = 0.3
 class IdentifyOptions(CommandOptions):
     """Identify individuals among the kept detections of one set of tables (and `evaluate` the newest run)."""
 
-    tables: Location = Field(..., description="the tables directory or s3:// prefix")
+    tables: TablesLocation
     identifier: StoreRef | None = Field(None, description="NAME[:VERSION|@ALIAS] of an identifier in the store (run)")
-    store: Location | None = Field(None, description="model store root (default: $TRAPLINE_MODEL_STORE or ./models)")
+    store: StoreRoot = None
     model: TablesRef | None = Field(None, description="the detector version of the tables to read (when several)")
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0, description=(
         "the mean P(same individual) over every pair of two groups of sightings at which they join (a pair the "

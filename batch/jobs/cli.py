@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import Any
 
-from batch.flags import add_model_arguments
+from batch.flags import add_config_flag, add_json_flag, add_model_arguments
 from batch.jobs.kinds import KINDS, REFUSED
 from batch.jobs_client import JobLogsOptions, JobOptions, JobsListOptions
 from batch.reprocess.options import load_config_file
@@ -31,8 +31,7 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
         k = kinds.add_parser(kind.name, help=f"the options of `trapline {kind.name}`")
         add_model_arguments(k, kind.options, kind.styles, skip=tuple(REFUSED))
         if kind.spec.config_file:
-            k.add_argument("--config", dest="config_file", default=argparse.SUPPRESS,
-                           help="YAML/JSON file with these options (flags override it)")
+            add_config_flag(k, dest="config_file")
         k.add_argument("--name", dest="job_name", default=None, help="a name for people, shown in job lists")
         _common(k)
         k.set_defaults(func=cmd_submit)
@@ -40,7 +39,7 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=None, help=f"the service (default $TRAPLINE_URL, else {DEFAULT_URL})")
-    p.add_argument("--json", action="store_true", dest="json_output", help="print the service's answer as JSON")
+    add_json_flag(p, "the service's answer")
 
 
 def request(args: Any, method: str, path: str, admin: bool = False, **kwargs: Any) -> Any:

@@ -19,9 +19,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from batch.commands import COMMANDS, Command
-from batch.flags import FlagStyle, add_model_arguments, base_type
+from batch.flags import FlagStyle, add_config_flag, add_json_flag, add_model_arguments, base_type, toggles
 from batch.option_variants import unwrap, variants_of
 from batch.options import location_fields
+from trapline.base.entry import add_verbose
 from trapline.base.errors import InvalidOptionsError
 from trapline.base.problems import describe, fields, problems
 
@@ -65,10 +66,10 @@ class JobKind:
         add_model_arguments(p, self.options, self.styles)
         # What the command lines take besides the options (the reprocess model has its own --json)
         if "--json" not in p._option_string_actions:
-            p.add_argument("--json", action="store_true", dest="json_output", default=argparse.SUPPRESS)
-        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+            add_json_flag(p, default=argparse.SUPPRESS)
+        add_verbose(p)
         if "--config" not in p._option_string_actions:  # reprocess: a file of options
-            p.add_argument("--config", dest="config_file", default=argparse.SUPPRESS)
+            add_config_flag(p, dest="config_file")
         return p
 
     def validate(self, raw: Any) -> BaseModel:
@@ -107,11 +108,9 @@ class JobKind:
                 continue
             flag = (style.flags or ("--" + name.replace("_", "-"),))[0]
             kind = base_type(info.annotation)
-            if kind is bool and info.default is None:
+            if toggles(info):
                 out.append(flag if value else "--no-" + flag[2:])
-            elif kind is bool:
-                if not value:
-                    raise AssertionError(f"{name}: a switch cannot be turned off")
+            elif kind is bool:  # off by default: only `True` differs from it
                 out.append(flag)
             elif value is None:
                 raise AssertionError(f"{name}: None differs from the default and has no flag")

@@ -1,4 +1,4 @@
-"""The jobs, filters and preview routes: parse, check the token, call `JobControl` in a thread, answer.
+"""The jobs and preview routes: parse, check the token, call `JobControl` in a thread, answer.
 
 Attached to the ingress's FastAPI app by `attach_jobs(api, service)`, one of the service's features
 (trapline/service.py); the handlers find the control plane and the service on `request.app.state`. Submit and stop
@@ -22,7 +22,7 @@ from batch.jobs.kinds import KINDS
 from batch.jobs.launch import router as launch_router
 from batch.jobs.report_links import with_report_links
 from model_store import ModelStore
-from model_store.core.filters import REGISTRY, FilterName
+from model_store.core.filters import FilterName
 from serve.deps import Service, admin_auth, in_thread, read_auth, service_of
 
 router = APIRouter()
@@ -89,21 +89,6 @@ async def stop_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(await in_thread(control_of(request).stop, job_id), status_code=202)
 
 
-@router.get("/v1/filters", tags=["post-processing"], dependencies=[Depends(read_auth)],
-            summary="Every registered post-processing filter: description, defaults, JSON Schema of its config")
-async def list_filters() -> dict[str, Any]:
-    return {"filters": [filter_info(name, cls) for name, cls in REGISTRY.items()]}
-
-
-def filter_info(name: str, cls: Any) -> dict[str, Any]:
-    model = cls.config_model
-    doc = (cls.__doc__ or model.__doc__ or "").strip()
-    defaults = {k: f.default for k, f in model.model_fields.items() if not f.is_required()}
-    return {"name": name, "kind": cls.kind, "table_level": cls.table_level, "description": doc.split("\n\n")[0],
-            "defaults": defaults, "required": [k for k, f in model.model_fields.items() if f.is_required()],
-            "schema": model.model_json_schema()}
-
-
 @router.post("/v1/postprocess/preview", tags=["post-processing"], dependencies=[Depends(read_auth)],
              summary="What a filter would change on one stored image (kept / dropped / relabelled), without writing")
 async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
@@ -118,7 +103,7 @@ async def preview(request: Request, body: PreviewRequest) -> dict[str, Any]:
 
 
 def attach_jobs(api: FastAPI, service: Service) -> None:
-    """Add the jobs, filters, preview and job-form routes to the ingress's app, and (with on_promote policies)
+    """Add the jobs, preview and job-form routes to the ingress's app, and (with on_promote policies)
     start the backfill watcher when the app starts. The views over the tables are `attach_views`'s."""
     cfg = service.config
     jobs_cfg = cfg.jobs

@@ -13,7 +13,7 @@ version, another tracker config) it follows the occurrence that holds most of th
 on (`carry_identifications`).
 
 Pure: the tables and the log are read by the callers (batch/postprocessing/tracks.py when writing, and
-batch/postprocessing/occurrence_view.py when reading, so that a decision made after a run counts at once).
+batch/postprocessing/occurrences.py when reading, so that a decision made after a run counts at once).
 """
 
 from __future__ import annotations

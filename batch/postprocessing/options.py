@@ -9,7 +9,15 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from batch.flags import FlagStyle
-from batch.options import SET_FLAGS, CommandOptions, Location, RunPlace, ScopedOptions, TableSetOptions, TablesRef
+from batch.options import (
+    SET_FLAGS,
+    CommandOptions,
+    RunPlace,
+    ScopedOptions,
+    TableSetOptions,
+    TablesLocation,
+    TablesRef,
+)
 from model_store import CropOptions
 from model_store.core.filters import REGISTRY, FilterName, check_filter_config
 
@@ -95,7 +103,7 @@ CROPS_FLAGS = {**SET_FLAGS, "image": FlagStyle(metavar="URI")}
 
 # -- `trapline occurrences review | split | merge | move` (batch/postprocessing/occurrence_fixes.py) ------------------
 class OccurrenceSetOptions(CommandOptions):
-    tables: Location = Field(..., description="the detection tables (directory or s3://...)")
+    tables: TablesLocation
     model: TablesRef | None = Field(None, description="NAME or NAME:VERSION when the tables hold several")
     filters_hash: str | None = Field(None, description="the result set (default: the newest with occurrences)")
 

@@ -166,15 +166,17 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
         if not out_images:
             return
         keys = [(r["uri"], r["content_id"]) for r in out_images]
-        extra.flush(tables.storage, part_name(run_id, keys), meta)  # before write_part's commit
+        written = extra.flush(tables.storage, part_name(run_id, keys), meta)  # before write_part's commit
         if out_occurrences:  # likewise: committed by the images file of its first detection
             write_file(tables.storage, parquet_bytes(pa.Table.from_pylist(out_occurrences, schema=OCCURRENCES_SCHEMA),
                                                      meta), OCCURRENCES, *partition_parts(name, version),
                        part_name(run_id, keys))
             out_occurrences.clear()
+            written.append(OCCURRENCES)
         write_part(tables.storage, name, version, part_name(run_id, keys),
                    pa.Table.from_pylist(out_images, schema=IMAGES_SCHEMA),
                    pa.Table.from_pylist(out_dets, schema=DETECTIONS_SCHEMA), meta)
+        report.tables += [t for t in (IMAGES, DETECTIONS, *written) if t not in report.tables]
         out_images.clear()
         out_dets.clear()
         ticker.parts += 1

@@ -142,10 +142,14 @@ class ExtraTables:
             self.out[SNIPS].append({**row, "filters_hash": new_hash, "run_id": run_id})
         return relabelled
 
-    def flush(self, storage, part: str, meta: Mapping[str, Any]) -> None:
+    def flush(self, storage, part: str, meta: Mapping[str, Any]) -> list[str]:
+        """Write the part's rows of each extra table that has any; answers the tables written."""
+        written = []
         for table, schema in EXTRA:
             rows: Sequence[dict] = self.out[table]
             if rows:
                 write_file(storage, parquet_bytes(pa.Table.from_pylist(list(rows), schema=schema), meta), table,
                            *partition_parts(self.name, self.version), part)
+                written.append(table)
             self.out[table] = []
+        return written

@@ -48,6 +48,7 @@ class PostprocessReport:
     disagreements: int = 0
     wall_s: float = 0.0
     manifest: str | None = None
+    tables: list[str] = field(default_factory=list)  # the tables it wrote parts of, in the source tables
     notes: list[str] = field(default_factory=list)
     # One image's preview (`--image` with `--dry-run`): each detection before and after the new filter set.
     changes: list[dict[str, Any]] = field(default_factory=list)
@@ -98,6 +99,8 @@ def format_report(r: PostprocessReport) -> str:
         lines.append(f"occurrences {r.occurrences} from {r.detections_linked} linked detection(s), "
                      f"{r.frames_per_occurrence} frame(s) per occurrence; {r.disagreements} where the model's vote "
                      "disagrees with a person's identification")
+    if r.tables:
+        lines.append(f"tables    wrote {{{','.join(r.tables)}}}")
     lines += [f"note      {n}" for n in r.notes]
     for c in r.changes:  # one image's preview: each detection's fate
         species = "; ".join(f"{x['classifier']}: {x['from']} -> {x['to']}" for x in c["relabelled"])

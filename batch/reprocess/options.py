@@ -16,8 +16,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from batch.flags import FlagStyle, add_model_arguments
-from batch.options import Location, RunPlace, StoreRef, parse_options
+from batch.flags import FlagStyle, add_config_flag, add_model_arguments
+from batch.options import Location, RunPlace, StoreRef, StoreRoot, parse_options
 from model_store import CropOptions, ModelRef
 from model_store.core.clip_counting import ClipCountConfig
 from model_store.core.clip_sampling import DEFAULT_MAX_FRAMES, Sampling
@@ -51,7 +51,7 @@ class ReprocessOptions(RunPlace):
     archive: Location = Field(..., min_length=1, description="image archive: a directory or s3://bucket/prefix")
     out: Location = Field(..., min_length=1, description="destination of the tables: a directory or s3://bucket/prefix")
     model: StoreRef = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
-    store: Location | None = Field(None, description="model store root (default $TRAPLINE_MODEL_STORE or ./models)")
+    store: StoreRoot = None
     via: Literal["auto", "actors", "serve"] = Field(
         "auto", description="auto: the live Serve deployment when a running service serves this model version "
                             "(a `trapline serve` on this machine, or the Serve app on the --address cluster), else "
@@ -310,7 +310,7 @@ def _json_object(value: Any) -> Any:
 
 def add_reprocess_arguments(p: argparse.ArgumentParser) -> None:
     """The reprocess flags, generated from ReprocessOptions; flags not given stay unset."""
-    p.add_argument("--config", default=argparse.SUPPRESS, help="YAML/JSON file with these options (flags override it)")
+    add_config_flag(p)
     add_model_arguments(p, ReprocessOptions, FLAG_STYLES)
 
 

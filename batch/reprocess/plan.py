@@ -22,7 +22,7 @@ from model_store.tables.journal import pending_keys
 from model_store.tables.listing import Listing, apply_known_times, as_table, list_archive, resolve_capture_times
 from model_store.tables.reader import Tables
 from model_store.tables.roots import moved_roots
-from model_store.tables.schema import UPLOAD_TIME_SOURCES
+from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS, UPLOAD_TIME_SOURCES
 
 
 @dataclass
@@ -44,11 +44,17 @@ class Plan:
     def __post_init__(self) -> None:
         self.result_hash = self.result_hash or self.filters.hash
 
+    def tables_written(self) -> list[str]:
+        """The tables the run writes: images and detections, and its crop/classify stage's own."""
+        stage = [CLASSIFICATIONS] if self.routes else []
+        return [IMAGES, DETECTIONS, *stage, *([SNIPS] if self.options.crops else [])]
+
     def report(self, run_id: str | None, status: str) -> RunReport:
         s = self.selection
         return RunReport(
             run_id=run_id, status=status, model=f"{self.model.name}:{self.model.version}",
             filters_hash=self.result_hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
+            tables=self.tables_written(),
             found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
             ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips, clips_redone=s.clips_redone,

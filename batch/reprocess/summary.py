@@ -22,6 +22,7 @@ class RunReport:
     filters_hash: str
     archive: str
     out: str
+    tables: list[str] = field(default_factory=lambda: [IMAGES, DETECTIONS])  # the tables under `out` it writes
     found: int = 0
     selected: int = 0
     already_done: int = 0
@@ -128,7 +129,7 @@ def format_report(report: RunReport) -> str:
             lines.append(f"clips     {r.clips} of them clips ({r.clips_failed} failed): {r.frames_sampled} sampled "
                          f"frame(s) through the detector; images {r.processed - r.clips} "
                          f"({r.failed - r.clips_failed} failed)")
-        lines.append(f"tables    {r.out}/{{{IMAGES},{DETECTIONS}}}")
+        lines.append(f"tables    {r.out}/{{{','.join(r.tables)}}}")
         if r.identified:
             lines.append(f"people    agrees with {r.agrees_with_people} of {r.identified} occurrence(s) people "
                          f"identified; {r.identified - r.agrees_with_people} disagree (their labels still decide)")

@@ -1,6 +1,6 @@
 """Open a page in headless Chromium over the DevTools protocol: console errors, a value from the page, a screenshot.
 
-How the report is checked the way a person sees it (tests/e2e/test_review_report.py) and how the
+How the report is checked the way a person sees it (tests/e2e/test_review_cli.py) and how the
 README's screenshot is made (`make report-screenshot`). Needs a Chromium binary (Debian: `apt-get
 install chromium`) and the `websockets` package; nothing is downloaded.
 """

@@ -1,8 +1,9 @@
 """The individual routes: list, show (sightings, closest others, history), snips, and people's decisions.
 
 Reads need the API token (or the admin token), decisions the admin token. The newest `trapline identify` run is
-shown with every later decision applied (batch/identify/views.py), so a merge, a split or a name shows at once; the
-next run clusters with them. The tables are the `tables` given (under the jobs' allowed roots) or the recorder's.
+shown with every later decision applied (batch/identify/individuals.py), so a merge, a split or a name shows at
+once; the next run clusters with them. The tables are the `tables` given (under the jobs' allowed roots) or the
+recorder's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from batch.identify import views, weekly
+from batch.identify import individuals, weekly
 from batch.views.deps import TABLES, tables_of, when_param
 from batch.views.individuals_protocol import (
     DecisionRequest,
@@ -30,37 +31,37 @@ router = APIRouter()
 
 
 def _page(tables: str, limit: int, offset: int, **where: Any) -> dict[str, Any]:
-    cur = views.current(tables)
-    rows = views.select(cur, **where)
+    cur = individuals.current(tables)
+    rows = individuals.select(cur, **where)
     return {"run_id": cur.run_id, "total": len(rows), "limit": limit, "offset": offset,
-            "individuals": [views.summary(r) for r in rows.iloc[offset:offset + limit].to_dict("records")]}
+            "individuals": [individuals.summary(r) for r in rows.iloc[offset:offset + limit].to_dict("records")]}
 
 
 def _sighting(s: dict[str, Any], n: int, tables: str) -> dict[str, Any]:
     """One sighting as the API shows it; `n`: its place among its individual's sightings (the snip's link)."""
     ident = s["individual_id"]
     return {"uri": s["uri"], "content_id": s["content_id"], "detection_index": int(s["detection_index"]),
-            "rel_path": s["rel_path"], "camera_id": s["camera_id"], "capture_time": views.iso(s["capture_time"]),
+            "rel_path": s["rel_path"], "camera_id": s["camera_id"], "capture_time": individuals.iso(s["capture_time"]),
             "individual_id": ident, "p_same": None if pd.isna(s["p_same"]) else float(s["p_same"]),
             "decision": s["decision"],
             "snip": f"/v1/individuals/{quote(ident)}/sightings/{n}/snip?{urlencode({'tables': tables})}"}
 
 
 def _detail(tables: str, individual_id: str) -> dict[str, Any]:
-    cur = views.current(tables)
-    row = views.find(cur, individual_id)
+    cur = individuals.current(tables)
+    row = individuals.find(cur, individual_id)
     ident = row["individual_id"]
-    shown = [_sighting(s, n, tables) for n, s in enumerate(views.sightings_of(cur, ident).to_dict("records"))]
-    return {**views.summary(row), "run_id": cur.run_id, "sightings_shown": shown,
-            "closest": views.closest(cur, ident), "history": views.history(cur, ident)}
+    shown = [_sighting(s, n, tables) for n, s in enumerate(individuals.sightings_of(cur, ident).to_dict("records"))]
+    return {**individuals.summary(row), "run_id": cur.run_id, "sightings_shown": shown,
+            "closest": individuals.closest(cur, ident), "history": individuals.history(cur, ident)}
 
 
 def _review(tables: str, low: float, high: float, limit: int, offset: int) -> dict[str, Any]:
-    cur = views.current(tables)
-    queue = views.review_queue(cur, low, high)
+    cur = individuals.current(tables)
+    queue = individuals.review_queue(cur, low, high)
     place = {}  # each sighting's place among its individual's sightings: its snip's link
     for ident in set(queue["individual_id"].iloc[offset:offset + limit]):
-        for n, s in enumerate(views.sightings_of(cur, ident).itertuples()):
+        for n, s in enumerate(individuals.sightings_of(cur, ident).itertuples()):
             place[(s.uri, s.content_id, int(s.detection_index))] = n
     shown = [_sighting(s, place[(s["uri"], s["content_id"], int(s["detection_index"]))], tables)
              for s in queue.iloc[offset:offset + limit].to_dict("records")]
@@ -70,13 +71,13 @@ def _review(tables: str, low: float, high: float, limit: int, offset: int) -> di
 
 def _decide(tables: str, body: DecisionRequest) -> dict[str, Any]:
     fields = body.model_dump(exclude={"action", "tables", "who", "comment"})
-    decision = views.decide(tables, body.action, body.who, body.comment, **fields)
+    decision = individuals.decide(tables, body.action, body.who, body.comment, **fields)
     ident = getattr(decision, "individual_id", None)
-    cur = views.current(tables)
+    cur = individuals.current(tables)
     if ident is None:  # new individual: the one its sighting now belongs to
-        ident = views.individual_of(cur, decision.sighting)
+        ident = individuals.individual_of(cur, decision.sighting)
     try:
-        shown = views.summary(views.find(cur, ident)) if ident else None
+        shown = individuals.summary(individuals.find(cur, ident)) if ident else None
     except LookupError:
         shown = None
     return {"decision": decision.model_dump(mode="json"), "individual": shown}
@@ -107,7 +108,7 @@ async def review(request: Request, tables: str | None = TABLES, low: float = Que
 
 
 def _weekly(tables: str, **thresholds: Any) -> dict[str, Any]:
-    weeks = weekly.weekly(views.current(tables).sightings)
+    weeks = weekly.weekly(individuals.current(tables).sightings)
     return {"weeks": weeks.astype(object).where(weeks.notna(), None).to_dict("records"),
             "readiness": weekly.readiness(weeks, **thresholds).as_dict()}
 
@@ -136,7 +137,7 @@ async def show_individual(request: Request, individual_id: str, tables: str | No
             dependencies=[Depends(read_auth)], response_class=Response,
             summary="The JPEG snip of an individual's n-th sighting (oldest first)")
 async def individual_snip(request: Request, individual_id: str, n: int, tables: str | None = TABLES) -> Response:
-    data = await in_thread(views.snip, tables_of(request, tables), individual_id, n)
+    data = await in_thread(individuals.snip, tables_of(request, tables), individual_id, n)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 

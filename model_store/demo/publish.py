@@ -17,6 +17,7 @@ from pathlib import Path
 from model_store.demo.scenes import LABELS
 from model_store.demo.species_spec import HELD_OUT_SEED, TAXONOMY, species_config
 from model_store.store.store import ModelStore, NotFoundError
+from trapline.base.env import STORE_HELP
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_NAME = "demo-detector"
@@ -130,7 +131,7 @@ def publish_demo(store: ModelStore, with_torch: bool | None = None) -> list[str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--store", default=None, help="store root (default $TRAPLINE_MODEL_STORE or ./models)")
+    parser.add_argument("--store", default=None, help=STORE_HELP)
     args = parser.parse_args(argv)
     store = ModelStore(args.store)
     done = publish_demo(store)

@@ -10,10 +10,11 @@ import pytest
 
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
+from batch.reprocess.summary import format_report
 from model_store import ModelStore
 from model_store.core.imaging import decode_image
 from model_store.tables.reader import Tables
-from model_store.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
+from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS
 from tests.fixtures.classifiers import colour_config, painted
 from tests.fixtures.onnx_models import fixture_config
 
@@ -64,6 +65,10 @@ def test_classify_and_crops_write_joined_tables_and_rerun_idempotently(ray_clust
     report = run_reprocess(opts(env, out, crops=True, crop_padding=0.1))
     assert report.status == "succeeded", report.error
     assert (report.ok, report.failed) == (3, 1)
+    # The summary names every table the run wrote, the stage's too (it used to say `{images,detections}`).
+    written = sorted(p.name for p in out.iterdir() if (p / "model_name=fixture").is_dir())
+    assert sorted(report.tables) == written == sorted([IMAGES, DETECTIONS, CLASSIFICATIONS, SNIPS])
+    assert f"tables    {report.out}/{{images,detections,classifications,snips}}" in format_report(report)
     t = Tables(str(out))
     images = t.current_images("fixture", "1", report.filters_hash)
     cls = t.committed_detections(images, "fixture", "1", report.filters_hash, table=CLASSIFICATIONS)

@@ -178,6 +178,7 @@ def test_postprocess_equals_rerunning_the_model_with_that_filter(env, tables_cop
     assert report.images == len(spec.images) and report.detections_checked == 4 * ok
     assert report.flagged == report.kept_before - report.kept_after > 0
     assert report.images_changed == ok and report.became_empty == 0
+    assert report.tables == [IMAGES, DETECTIONS]  # no classifications to re-filter, no occurrences
     # The same filter through the model gives the same rows and the same filters hash.
     direct = tmp_path / "direct"
     process_without_ray(str(env["archive"]), str(direct), env["store"].root, "trapcam:1", path_pattern=PATH_PATTERN,

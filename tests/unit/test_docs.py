@@ -1,6 +1,7 @@
 """The docs cannot drift from the code: every `trapline` command the README and the user guide show parses with
-today's CLI, every error class documents itself (the generated error page lists them all), and the reference pages
-generate. The README's archive commands and the guide's Python blocks run for real in tests/e2e/test_demo.py."""
+today's CLI, a page that publishes a model promotes it before naming it by alias, every error class documents itself
+(the generated error page lists them all), and the reference pages generate. The README's archive commands and the
+guide's Python blocks run for real in tests/e2e/test_demo.py."""
 
 from __future__ import annotations
 
@@ -52,6 +53,27 @@ def test_every_trapline_command_shown_parses(page, line):
     except SystemExit as exc:
         if exc.code != 0:
             pytest.fail(f"{page}: `{line}` does not parse with today's CLI")
+
+
+def aliases_used_before_promoted() -> list[str]:
+    """`NAME@ALIAS` lines a page shows after publishing NAME but before any `trapline models promote` pointed ALIAS at
+    it: a reader copying the page in order would get `not_found` (only `latest` follows a publish by itself)."""
+    out, published, promoted = [], {}, {}
+    for page, line in shown_commands():  # each page's lines in order
+        words = shlex.split(line)
+        if words[1:3] == ["models", "publish"] and "--name" in words:
+            published.setdefault(page, set()).add(words[words.index("--name") + 1])
+        elif words[1:3] == ["models", "promote"]:
+            alias = words[words.index("--alias") + 1] if "--alias" in words else "production"
+            promoted.setdefault(page, set()).update((w.split(":")[0], alias) for w in words[3:] if ":" in w)
+        for name, alias in re.findall(r"([\w.-]+)@([\w.-]+)", line):
+            if name in published.get(page, ()) and alias != "latest" and (name, alias) not in promoted.get(page, ()):
+                out.append(f"{page}: {name}@{alias} in `{line}`")
+    return out
+
+
+def test_an_alias_a_page_uses_is_promoted_after_the_page_publishes():
+    assert aliases_used_before_promoted() == []
 
 
 def test_every_error_class_says_what_it_is_for():

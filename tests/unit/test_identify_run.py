@@ -68,7 +68,9 @@ def _key(row) -> DetectionKey:
 def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archive, capsys):
     root, url, store, truth = archive
     assert main(["identify", "--tables", url, "--identifier", "coats:1", "--store", store]) == 0
-    assert "identified 15 of 16 sightings with coats:1 (1 unidentifiable)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "identified 15 of 16 sightings with coats:1 (1 unidentifiable)" in out
+    assert "tables    wrote {sightings,individuals} (run_id=" in out  # the summary names every table written
     figures = evaluate(url, truth)
     assert figures["top1"] == 1.0 and figures["ari"] == 1.0 and figures["individuals_found"] == 5
     s = read_result(url, SIGHTINGS)

@@ -14,11 +14,12 @@ from batch.jobs.control import manifest_progress
 from batch.postprocessing import occurrences
 from batch.postprocessing.determine import HUMAN, MODEL, carry_identifications, determine, vote
 from batch.postprocessing.postprocess import run_postprocess
+from batch.postprocessing.run_report import format_report
 from model_store import FilterConfigError, FilterSet
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
-from model_store.tables.schema import DETECTIONS, OCCURRENCES
+from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
 from tests.fixtures.review import two_version_tables
 from trapline.base.errors import NotFoundError, ScopeError
@@ -96,6 +97,8 @@ def test_postprocess_track_writes_occurrences_and_links_each_detection(sheet, ap
     assert report.occurrences == 5  # moth A, moth B, the speck, moth C an hour later, the deer
     assert report.frames_per_occurrence == pytest.approx(29 / 5)
     assert any(line.startswith("track: 5 occurrence(s) from 29 detection(s)") for line in lines)
+    assert report.tables == [IMAGES, DETECTIONS, OCCURRENCES]  # the summary names every table it wrote
+    assert "tables    wrote {images,detections,occurrences}" in format_report(report)
     [manifest] = [m for m in read_manifests(Tables(str(sheet)).storage) if m.run_id == report.run_id]
     assert manifest_progress(manifest)["stages"]["track"] == {  # the job's metrics, as GET /v1/jobs/{id} shows them
         "detections_linked": 29, "occurrences": 5, "frames_per_occurrence": pytest.approx(5.8), "disagreements": 0}

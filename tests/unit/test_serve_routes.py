@@ -165,3 +165,19 @@ def test_errors_are_json(client):
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_filter"
     r = client.post("/v1/detect?model=other", content=IMAGE, headers=AUTH)
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
+
+
+def test_the_filters_are_described_on_the_online_door_alone(client):
+    """`GET /v1/filters`, which /v1/detect's `filters` points to, answers on the online door with no jobs feature
+    attached (this app has none): every registered filter with its description, defaults, required fields, schema."""
+    from model_store.core.filters import REGISTRY
+
+    assert client.get("/v1/filters").status_code == 401  # a read: the API (or admin) token
+    filters = client.get("/v1/filters", headers=AUTH).json()["filters"]
+    assert [f["name"] for f in filters] == list(REGISTRY)
+    score = next(f for f in filters if f["name"] == "score")
+    assert score["required"] == ["min_score"] and score["schema"]["properties"]["min_score"]["maximum"] == 1.0
+    assert score["kind"] == REGISTRY["score"].kind and score["table_level"] is False
+    assert all(f["description"] and set(f) == {"name", "kind", "table_level", "description", "defaults", "required",
+                                               "schema"} for f in filters)
+    assert "/v1/jobs" not in client.get("/openapi.json").json()["paths"]

@@ -27,6 +27,9 @@ class EnvVar:
 
 MODEL_STORE = EnvVar("TRAPLINE_MODEL_STORE", "The model store root (a directory or s3://bucket/prefix) every command "
                      "uses when no --store is given.", "./models")
+# Every --store flag's help, so that the default is said in one place.
+STORE_HELP = (f"model store root: a directory or s3://bucket/prefix "
+              f"(default ${MODEL_STORE.name} or {MODEL_STORE.default})")
 MODEL_CACHE = EnvVar("TRAPLINE_MODEL_CACHE", "Where weights from an s3:// store are cached locally "
                      "(default: ~/.cache/trapline/models).")
 S3_ENDPOINT_URL = EnvVar("TRAPLINE_S3_ENDPOINT_URL", "An S3-compatible endpoint (MinIO, moto, Ceph) for every "

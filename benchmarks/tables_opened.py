@@ -1,0 +1,94 @@
+"""How many times one command opens the same tables: `Storage` objects built per run, by the root they open.
+
+    python -m benchmarks.tables_opened [--out bench-results/tables_opened.json]
+
+Issue 65's measure "tables opened per run" (target: once). Small tables written at run time (the identity archive of
+tests/fixtures/reid_tables.py, the light-trap sheet of tests/fixtures/occurrences.py), then the commands a user runs
+on them, in process (`trapline.cli.main`); every `Storage(...)` built meanwhile is counted by its root: the tables,
+the model store, the archive, the output, `/` (a picture read by its absolute path opens the filesystem root), or
+anything else (the default ./models of a command not given --store). It counts how often a location is opened, not
+the time it costs (one local open is cheap; on S3 each builds a client and, off the cache, lists again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from model_store.store.store import ModelStore
+from tests.fixtures.occurrences import SHEET_MODEL, write_sheet_tables
+from tests.fixtures.reid_tables import write_identity_tables
+from trapline.base import storage
+from trapline.cli import main
+
+KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"]}
+
+
+@contextlib.contextmanager
+def counting(roots: dict[str, str]):
+    """Count every Storage built inside the block by the name of the root it opens (`roots`: name -> path)."""
+    counts: collections.Counter = collections.Counter()
+    real = storage.Storage.__init__
+
+    def counted(self, root: str, *args, **kwargs) -> None:
+        where = str(Path(root).resolve()) if "://" not in root else root
+        name = next((n for n, r in roots.items() if where == r or where.startswith(r + "/")),
+                    "pictures by path (root /)" if where == "/" else "other")
+        counts[name] += 1
+        real(self, root, *args, **kwargs)
+
+    storage.Storage.__init__ = counted
+    try:
+        yield counts
+    finally:
+        storage.Storage.__init__ = real
+
+
+def run(argv: list[str], roots: dict[str, str]) -> dict[str, int]:
+    with counting(roots) as counts, contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    if code != 0:
+        raise SystemExit(f"trapline {' '.join(argv)} exited {code}")
+    return dict(counts)
+
+
+def measure(root: Path) -> dict[str, dict[str, int]]:
+    tables, _ = write_identity_tables(root / "reid", individuals=5, views=3)
+    store = str((root / "models").resolve())
+    ModelStore(store).publish(None, "coats", "1", KEYPOINTS)
+    sheet = str(write_sheet_tables(root / "sheet").resolve())
+    reid = {"tables": str(Path(tables).resolve()), "store": store,
+            "archive": str((root / "reid" / "archive").resolve())}
+    trip = {"tables": sheet, "store": store, "archive": str((root / "sheet" / "archive").resolve()),
+            "out": str(root.resolve())}
+    return {
+        "identify": run(["identify", "--tables", tables, "--identifier", "coats:1", "--store", store], reid),
+        "postprocess --filter track": run(["postprocess", "--tables", sheet, "--model", SHEET_MODEL, "--filter",
+                                           "track", "--config", '{"appearance": "none"}'], trip),
+        "occurrences review": run(["occurrences", "review", "--tables", sheet, "--model", SHEET_MODEL], trip),
+        "export --format megadetector": run(["export", "--tables", sheet, "--model", SHEET_MODEL, "--format",
+                                             "megadetector", "--out", str(root / "md.json")], trip),
+    }
+
+
+def main_(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=None, help="also write the counts here as JSON")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = measure(Path(tmp))
+    for command, counts in result.items():
+        print(f"trapline {command:30s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_())

@@ -31,12 +31,11 @@ import pyarrow.dataset as ds
 
 from model_store.tables.archive import cached_location, content_id_of
 from model_store.tables.done import counts_as_done, relative_key
-from model_store.tables.schema import IMAGES
+from model_store.tables.schema import DIGESTS_DIR, DIGESTS_SCHEMA, IMAGES
 from model_store.tables.writer import parquet_bytes
 from trapline.base.storage import Storage
 
-DIGESTS_DIR = "_digests"
-BOOK_SCHEMA = pa.schema([("uri", pa.string()), ("content_id", pa.string()), ("content_digest", pa.string())])
+BOOK_SCHEMA = DIGESTS_SCHEMA
 NOMINEE_COLUMNS = ["uri", "rel_path", "content_id", "size_bytes", "content_digest", "status", "error_reason", "kind"]
 READ_THREADS = 8  # files read at once by a confirmation: hides a bucket's latency, cheap on a disk
 

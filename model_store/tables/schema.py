@@ -376,3 +376,7 @@ INDIVIDUALS_SCHEMA = pa.schema([
     ("first_seen", pa.timestamp("us")), ("last_seen", pa.timestamp("us")), ("cameras", pa.list_(pa.string())),
     ("sightings", pa.int32()), ("confirmed", pa.bool_()), ("run_id", pa.string()),
 ])
+
+# The digest book (model_store/tables/digests.py): what confirming moved files by content learnt, for every model
+DIGESTS_DIR = "_digests"
+DIGESTS_SCHEMA = pa.schema([("uri", pa.string()), ("content_id", pa.string()), ("content_digest", pa.string())])

@@ -141,3 +141,8 @@ def test_an_archive_moved_from_a_disk_to_a_bucket_infers_nothing_twice(first, tm
                         on_plan=_keep_book)
     assert len(Tables(str(tables)).read(IMAGES)) == len(Tables(str(first["dir"] / "tables")).read(IMAGES))
     assert _plan(first, url, str(tables)).confirmation.files_read == 0
+
+    back = tmp_path / "back"  # and from the bucket to a disk again (`aws s3 sync` down: new mtimes)
+    Storage(url).fs.get(url + "/", str(back) + "/", recursive=True)
+    home = _plan(first, str(back), str(tables))
+    assert (len(home.selection.todo), home.confirmation.confirmed) == (0, n)

@@ -153,3 +153,25 @@ def test_the_service_answers_metrics_and_the_health_checks(site):
         assert bad.status_code == 422 and "threshold" in bad.text
         figures = client.get("/v1/season", headers=auth, params={"tables": str(site["tables"])}).json()
         assert figures["up"] and set(figures["cameras"]) == {"cam01", "cam02", "cam03"}
+
+
+def test_a_scrape_during_a_rebuild_sees_the_figures_before_it_whole(site, tmp_path, monkeypatch):
+    tables = _tables(site, tmp_path)
+    season = Season(str(tables))
+    before = season.refresh()
+    for part in (tables / "images").rglob("*.parquet"):  # a purge took the parts away and a new one is coming
+        new = part.with_name("part-rebuilt.parquet")
+        part.rename(new)
+        break
+    seen = []
+    real = Season._read_part
+
+    def slow(self, storage, path, state):  # every part read during the rebuild: what would a scrape see now?
+        seen.append(self.signals())
+        return real(self, storage, path, state)
+
+    monkeypatch.setattr(Season, "_read_part", slow)
+    after = season.refresh()
+    assert len(seen) > 1 and all({k: c.images for k, c in s.cameras.items()} ==
+                                 {k: c.images for k, c in before.cameras.items()} for s in seen)
+    assert {k: c.images for k, c in after.cameras.items()} == {k: c.images for k, c in before.cameras.items()}

@@ -50,7 +50,8 @@ async def season(request: Request, tables: str | None = TABLES) -> dict[str, Any
     out = dataclasses.asdict(s)
     out["runs"] = [{"kind": k, "status": st, "runs": n} for (k, st), n in s.runs.items()]
     out["last_run_s"] = [{"kind": k, "status": st, "at_s": t} for (k, st), t in s.last_run_s.items()]
-    out["table_bytes"] = [{"table": t, "model": m, "version": v, "bytes": n} for (t, m, v), n in s.table_bytes.items()]
+    out["table_bytes"] = [{"table": t, "model": m, "version": v, "set": rs, "bytes": n}
+                          for (t, m, v, rs), n in s.table_bytes.items()]
     out["assignment_rate"] = s.assignment_rate
     return out
 

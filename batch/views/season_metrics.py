@@ -95,8 +95,8 @@ class _Collector:
         review = family("occurrences_to_review", "Occurrences awaiting a person's review (an unsure link, not "
                         "determined by a person).", [])
         clock = family("clock_problems", "Failing clock checks (trapline tables check), by kind.", ["kind"])
-        size = family("table_bytes", "Bytes of the table's committed parts, per model version.",
-                      ["table", "model", "version"])
+        size = family("table_bytes", "Bytes of the table's committed parts, per model version and result set "
+                      "(its filters_hash; `mixed`: a compacted part of several).", ["table", "model", "version", "set"])
         for src, s in self.signals.items():
             up.add_metric([src], 1.0 if s.up else 0.0)
             if s.refreshed_at_s is not None:
@@ -124,8 +124,8 @@ class _Collector:
             review.add_metric([src], s.occurrences_to_review)
             for kind, n in s.clock_problems.items():
                 clock.add_metric([src, kind], n)
-            for (table, model, version), n in s.table_bytes.items():
-                size.add_metric([src, table, model, version], n)
+            for (table, model, version, result_set), n in s.table_bytes.items():
+                size.add_metric([src, table, model, version, result_set], n)
         yield from (up, age, took, capture, committed, images, failed, runs, last_run, running, rate, individuals,
                     new, assigned, review, clock, size)
 

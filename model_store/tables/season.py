@@ -44,7 +44,7 @@ from model_store.tables.schema import (
 )
 
 TABLES = (IMAGES, DETECTIONS, CLASSIFICATIONS, SNIPS, OCCURRENCES)
-IMAGE_COLUMNS = ["camera_id", "capture_time", "status", "processed_at"]
+IMAGE_COLUMNS = ["camera_id", "capture_time", "status", "processed_at", "filters_hash"]
 OCCURRENCE_COLUMNS = ["link_confidence", "determined_by", "frames"]
 FINAL = ("succeeded", "failed", "interrupted", "abandoned")
 EPOCH = dt.datetime(1970, 1, 1)
@@ -80,7 +80,8 @@ class Signals:
     sightings_assigned: int = 0
     occurrences_to_review: int = 0
     clock_problems: Counter = field(default_factory=Counter)  # kind -> findings (hints left out)
-    table_bytes: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (table, model, version) -> bytes
+    # (table, model, version, result set) -> bytes; the set is its filters_hash ("mixed": a compacted part of several)
+    table_bytes: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
 
     @property
     def assignment_rate(self) -> float | None:
@@ -113,6 +114,7 @@ class Season:
 
     def _reset(self) -> None:
         self._parts: dict[str, int] = {}  # image and occurrence parts read -> their size
+        self._set_of: dict[str, str] = {}  # part name -> the result set of its rows (from its images file)
         self._manifests: dict[str, RunManifest] = {}
         self._identify_run: str | None = None
         self._clock_at = 0.0
@@ -153,7 +155,8 @@ class Season:
         listed = self._list(storage)
         state = self._state
         if any(path not in listed for path in self._parts):  # compacted or purged: start over from what is there,
-            self._parts = {}  # into new figures, shown whole when done: a scrape meanwhile sees the old ones
+            self._parts, self._set_of = {}, {}  # into new figures, shown whole when done: a scrape meanwhile
+            # sees the old ones
             state = Signals(self.url, **{k: getattr(self._state, k) for k in (
                 "up", "error", "runs", "last_run_s", "running", "individuals", "new_individuals_last_day", "sightings",
                 "sightings_assigned", "clock_problems")})
@@ -186,18 +189,23 @@ class Season:
                             out[info["name"]] = int(info.get("size") or 0)
         return out
 
-    def _bytes(self, storage, listed: dict[str, int]) -> dict[tuple[str, str, str], int]:
+    def _bytes(self, storage, listed: dict[str, int]) -> dict[tuple[str, str, str, str], int]:
+        """Bytes per table, model version and result set: a part's set is its images file's (the part's other
+        files share its name)."""
         out: Counter = Counter()
         root = storage.path().rstrip("/") + "/"
         for path, size in listed.items():
-            table, name_dir, version_dir = path[len(root):].split("/")[:3]
-            out[(table, name_dir.split("=", 1)[-1], version_dir.split("=", 1)[-1])] += size
+            table, name_dir, version_dir, leaf = path[len(root):].split("/")[:4]
+            out[(table, name_dir.split("=", 1)[-1], version_dir.split("=", 1)[-1],
+                 self._set_of.get(f"{name_dir}/{version_dir}/{leaf}", "unknown"))] += size
         return dict(out)
 
     def _read_part(self, storage, path: str, state: Signals) -> None:
         with storage.fs.open(path, "rb") as f:
             if f"/{IMAGES}/" in path:
                 t = pq.read_table(f, columns=IMAGE_COLUMNS)
+                sets = pc.unique(t["filters_hash"]).to_pylist()
+                self._set_of["/".join(path.rsplit("/", 3)[1:])] = sets[0] if len(sets) == 1 else "mixed"
             else:
                 t = pq.read_table(f, columns=[c for c in OCCURRENCE_COLUMNS if c in pq.read_schema(f).names])
         if f"/{OCCURRENCES}/" in path:

@@ -58,7 +58,7 @@ def test_the_season_metrics_the_rules_read_are_the_ones_the_service_serves():
     s.runs[("reprocess", "failed")] = 1
     s.last_run_s[("reprocess", "failed")] = 1.0
     s.clock_problems["jump"] = 1
-    s.table_bytes[("images", "m", "1")] = 10
+    s.table_bytes[("images", "m", "1", "abc")] = 10
     served = set(re.findall(r"^(trapline_season_\w+)", render({"site": s}).decode(), re.MULTILINE))
     read = {m for r in _rules() for m in re.findall(r"\btrapline_season_\w+", r["expr"])}
     assert read <= served, read - served

@@ -18,6 +18,7 @@ from batch.health_options import HealthOptions, HealthThresholds
 from batch.views.season_metrics import render
 from model_store.tables.manifest import RunManifest, write_manifest
 from model_store.tables.reader import Tables
+from model_store.tables.schema import IMAGES
 from model_store.tables.season import Season
 from tests.fixtures.archive import PATH_PATTERN, encode, picture, process_without_ray
 from tests.fixtures.pictures import API, app_for, build_site, site_config
@@ -54,7 +55,9 @@ def test_per_camera_figures_and_a_commit_adds_only_what_it_brought(site, tmp_pat
     failed = {cam: sum(1 for rel in spec.failed if rel.startswith(cam)) for cam in s.cameras}
     assert {cam: c.failed for cam, c in s.cameras.items()} == failed
     assert s.cameras["cam01"].last_capture_s == (dt.datetime(2024, 5, 2, 12) - dt.datetime(1970, 1, 1)).total_seconds()
-    assert s.table_bytes[("images", "trapcam", "1")] > 0
+    result_set = Tables(str(tables)).read(IMAGES, columns=["filters_hash"])["filters_hash"][0].as_py()
+    assert s.table_bytes[("images", "trapcam", "1", result_set)] > 0
+    assert s.table_bytes[("detections", "trapcam", "1", result_set)] > 0
     read = dict(season._parts)
 
     # one new picture: the refresh reads its part only, and the figures grow by it

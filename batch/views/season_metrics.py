@@ -43,11 +43,11 @@ class Watch:
     def signals(self, sources: dict[str, str]) -> dict[str, Signals]:
         """name -> the figures of each source's tables (waiting up to FIRST_WAIT_S for those never refreshed)."""
         seasons = {name: self.season(tables) for name, tables in sources.items()}
-        deadline = time.monotonic() + FIRST_WAIT_S
         out = {}
         for name, season in seasons.items():
             s = season.signals()
-            while s.refreshed_at_s is None and time.monotonic() < deadline:
+            # only a season just made waits (its first figures); later scrapes answer with what there is
+            while s.refreshed_at_s is None and time.monotonic() < season.created + FIRST_WAIT_S:
                 time.sleep(0.05)
                 s = season.signals()
             out[name] = s

@@ -106,6 +106,7 @@ class Season:
 
     def __init__(self, tables: str, review_below: float = 1.0, clock_every_s: float = 600.0) -> None:
         self.url = tables
+        self.created = time.monotonic()
         self.review_below = review_below
         self.clock_every_s = clock_every_s
         self._lock = threading.Lock()
@@ -120,6 +121,15 @@ class Season:
         self._clock_at = 0.0
         self._images_changed = True
         self._state = Signals(self.url)
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether a refresh (or the clock checks after it) is going on now."""
+        return self._refreshing.locked()
+
+    def recheck_clock(self) -> None:
+        """Run the clock checks at the next refresh, however recent the last (a correction was just recorded)."""
+        self._images_changed, self._clock_at = True, float("-inf")
 
     def signals(self) -> Signals:
         """A copy of the figures as of the last refresh."""
@@ -139,12 +149,15 @@ class Season:
             self._refresh()
             with self._lock:
                 self._state.up, self._state.error = True, None
+                self._state.refreshed_at_s, self._state.refresh_s = time.time(), time.perf_counter() - t0
+            # after the figures are out: a first refresh shows them without waiting for the clock checks
+            if self._images_changed and time.monotonic() - self._clock_at >= self.clock_every_s:
+                self._clock()
         except Exception as exc:  # noqa: BLE001 - a tables location gone or unreadable is a figure, not a failure
             with self._lock:
                 self._state.up, self._state.error = False, f"{type(exc).__name__}: {exc}"
-        finally:
-            with self._lock:
                 self._state.refreshed_at_s, self._state.refresh_s = time.time(), time.perf_counter() - t0
+        finally:
             self._refreshing.release()
         return self.signals()
 
@@ -171,8 +184,6 @@ class Season:
         self._images_changed |= any(f"/{IMAGES}/" in p for p in new)
         self._runs(storage)
         self._identify()
-        if self._images_changed and time.monotonic() - self._clock_at >= self.clock_every_s:
-            self._clock()
 
     def _list(self, storage) -> dict[str, int]:
         """Every committed part of the partitioned tables: path -> size."""

@@ -178,3 +178,15 @@ def test_a_scrape_during_a_rebuild_sees_the_figures_before_it_whole(site, tmp_pa
     assert len(seen) > 1 and all({k: c.images for k, c in s.cameras.items()} ==
                                  {k: c.images for k, c in before.cameras.items()} for s in seen)
     assert {k: c.images for k, c in after.cameras.items()} == {k: c.images for k, c in before.cameras.items()}
+
+
+def test_the_exposition_parses_back_whatever_a_camera_is_called():
+    from model_store.tables.season import Camera, Signals
+
+    odd = 'cam "7"\\north\nside'
+    s = Signals("t", up=True, refreshed_at_s=10.0, cameras={odd: Camera(1.5, 2.0, 3, 1)})
+    found = _metrics(render({"site \"a\"": s}, now_s=12.0))
+    assert found[("trapline_season_camera_images", (("camera", odd), ("source", 'site "a"')))] == 3
+    assert found[("trapline_season_camera_last_capture_timestamp_seconds",
+                  (("camera", odd), ("source", 'site "a"')))] == 1.5
+    assert found[("trapline_season_refresh_age_seconds", (("source", 'site "a"'),))] == 2.0

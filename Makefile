@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.trapline-setup
 
-.PHONY: setup lint docs test test-fast yolox demo bench models report-screenshot screenshots browser image clean
+.PHONY: setup lint docs test test-fast yolox demo bench models report-screenshot screenshots browser promtool image clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ screenshots: setup browser
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \
 	  echo "chromium could not be installed: the browser test will be skipped"
+
+# Debian's Prometheus for promtool: `make test` runs `promtool test rules` on deploy/prometheus/ (tests/unit/
+# test_prometheus_rules.py; skipped, with the reason, where it cannot be installed).
+promtool:
+	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus) || \
+	  echo "prometheus (promtool) could not be installed: the alert rules' tests will be skipped"
 
 # The container image (Dockerfile) with podman or docker, whichever is here; `docker compose up` runs it.
 # e.g. make image FLAVOUR=gpu BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu22.04 (docs/guide/container.md)

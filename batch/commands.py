@@ -24,6 +24,7 @@ from batch.command import later as _later
 from batch.deployments import options as dep
 from batch.export.options import EXPORT_FLAGS, ExportOptions
 from batch.flags import FlagStyle
+from batch.health_options import HealthOptions
 from batch.identify import cli as identify_cli
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyJobOptions, IdentifyOptions
 from batch.jobs_client import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions
@@ -55,6 +56,8 @@ from serve.antenna_config import AntennaWorkOptions
 
 run_reprocess, reprocess_text = _later("batch.reprocess.job:run_reprocess"), _later("batch.reprocess.job:format_report")
 run_export = _later("batch.export.run:run_export")
+run_health, health_text, health_json = (_later(f"batch.health:{n}") for n in ("run_health", "health_text",
+                                                                               "health_json"))
 run_postprocess = _later("batch.postprocessing.postprocess:run_postprocess")
 postprocess_text = _later("batch.postprocessing.run_report:format_report")
 run_crops = _later("batch.postprocessing.snips:run_crops")
@@ -274,6 +277,15 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             description="Delete a result set's files, the images files first, so readers stay right if it is killed "
                         "halfway (a rerun finishes it); refused for a set an alias serves (retire it first) or that "
                         "people's identifications point to (unless --move-decisions). Reports the bytes reclaimed."),
+    Command("health", "the daily check of a season's tables: each signal against its threshold (exit 1: one failed)",
+            HealthOptions, run_health, health_text, to_json=health_json, config_file=True, job=False,
+            exit_code=lambda r: 0 if r.ok else 1,
+            example="trapline health --tables ./detections --silent-days 2   (cron mails what it prints when it fails)",
+            description="Check cameras gone silent, the failed-image share, the archive jobs (the newest failed, or "
+                        "none succeeded lately), the share of sightings assigned to an individual, new individuals on "
+                        "the newest day, occurrences awaiting review, failing clock checks and the tables' size, each "
+                        "against its threshold (flags, or --config FILE); print them as a table (--json: as JSON) and "
+                        "exit 1 when one fails. The service answers the same at GET /v1/season/health."),
     Command("antenna work", "pull mode: answer an Antenna project's ML jobs through this service's models",
             AntennaWorkOptions, run_antenna, antenna_text,
             example="trapline antenna work --api https://antenna.example/api/v2 --project 3 "

@@ -53,6 +53,8 @@ def result_table(batch: Mapping[str, np.ndarray], results: Mapping[int, ImageDet
             v = batch[k][i]
             cols[k].append(v.item() if isinstance(v, np.generic) else v)
         cols["capture_time"].append(int(batch["capture_time_us"][i]))
+        digests = batch.get("content_digest")  # absent where rows were not read here (none is then known)
+        cols["content_digest"].append(None if digests is None else digests[i])
         res = results.get(i)
         if isinstance(res, dict):
             fields = res

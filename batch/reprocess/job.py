@@ -46,6 +46,7 @@ from model_store import FilterSet, ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
 from model_store.tables import journal
 from model_store.tables.archive import open_location
+from model_store.tables.digests import record_book
 from model_store.tables.lease import RunLease
 from model_store.tables.listing import entries_table
 from model_store.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
@@ -127,6 +128,8 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
             run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
             out=plan.tables.url, model=metadata["model"], filters=metadata["filters"],
             provenance=metadata["provenance"], result_set=plan.result_hash)
+        # What confirming the moved files learnt, kept: the next rerun confirms them from the book, reading nothing.
+        record_book(plan.tables.storage, plan.confirmation.learnt)
         if plan.target is not None:
             redo.begin(plan.tables, plan.target, run_id)  # a new redo's record, before its first part
         manifest.counts = report_counts(report)

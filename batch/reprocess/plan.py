@@ -17,6 +17,7 @@ from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.clip_settings import ClipSettings
 from model_store.core.pipeline import result_hash
 from model_store.tables.archive import PathPattern, open_location, uri_of
+from model_store.tables.digests import Confirmation, confirmer
 from model_store.tables.done import relative_key
 from model_store.tables.journal import pending_keys
 from model_store.tables.listing import Listing, apply_known_times, as_table, list_archive, resolve_capture_times
@@ -40,6 +41,8 @@ class Plan:
     clips: ClipSettings = ClipSettings()  # how clips are sampled, tracked and counted: with the set, what a clip's done
     moved_from: list[str] = dataclasses.field(default_factory=list)  # this archive's earlier roots (tables/roots.py)
     target: Target | None = None  # the result set the run writes: the current one, or a redo's (redo.py)
+    # files of the same path and size as done rows whose digest showed them done (a copy, a move): tables/digests.py
+    confirmation: Confirmation = dataclasses.field(default_factory=Confirmation)
 
     def __post_init__(self) -> None:
         self.result_hash = self.result_hash or self.filters.hash
@@ -59,6 +62,8 @@ class Plan:
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
             ignored_kinds=self.listing.ignored_kinds, clips_found=self.listing.clips, clips_redone=s.clips_redone,
             moved_from=list(self.moved_from), result_set=self.target.note if self.target else None,
+            confirmed_by_digest=self.confirmation.confirmed, digest_files_read=self.confirmation.files_read,
+            digest_bytes_read=self.confirmation.bytes_read, digest_differ=self.confirmation.differ,
         )
 
 
@@ -104,6 +109,9 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     done = pa.chunked_array([*done_here.keys.chunks,
                              relative_key(pa.array([k[0] for k in pending], pa.string()),
                                           pa.array([k[1] for k in pending], pa.string()))], pa.string())
+    # What the keys leave to do but a done row of the same path and size may be (mtimes or ETags lost in a copy or
+    # a move): read and confirmed by digest, never inferred twice.
+    confirm, confirmation = confirmer(tables, mv.name, mv.version, result, options.retry_failed)
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
-                       until=options.until, limit=options.limit, redo=done_here.redo)
-    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved, target)
+                       until=options.until, limit=options.limit, redo=done_here.redo, confirm=confirm)
+    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved, target, confirmation)

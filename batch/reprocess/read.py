@@ -31,11 +31,13 @@ from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.preprocess import LetterboxMeta, Preprocessor
 from model_store.core.video import is_clip
 from model_store.tables.archive import cached_location, exif_capture
+from model_store.tables.digests import content_digest
 
 PENDING, FAILED = "pending", "failed"
 META_FIELDS = [f.name for f in dataclasses.fields(LetterboxMeta)]  # scale_x, scale_y, pad_x, pad_y, width, height
 MAX_FILE_BYTES = 512 * 1024 * 1024
-PASSTHROUGH = ("uri", "rel_path", "content_id", "size_bytes", "camera_id", "capture_time_us", "capture_time_source")
+PASSTHROUGH = ("uri", "rel_path", "content_id", "size_bytes", "camera_id", "capture_time_us", "capture_time_source",
+               "content_digest")
 
 
 @functools.lru_cache(maxsize=8)
@@ -66,8 +68,10 @@ def decode_and_prepare(prep: Preprocessor, data: bytes, max_pixels: int) -> Deco
 
 
 def _read(storage, row: dict[str, Any]) -> tuple[bytes | None, str | None, str | None]:
-    """(bytes, failure reason, message) for one listing row; the row's capture time is filled in."""
+    """(bytes, failure reason, message) for one listing row; the row's capture time and content digest are filled
+    in (the digest hashes the bytes read for decoding anyway: ~1 ms per 2 MB, no second read)."""
     data = reason = error = None
+    row["content_digest"] = None
     if is_clip(row["uri"]):  # never read whole: the inference stage streams its sampled frames (clips.py)
         if row["capture_time_us"] < 0:  # the container's creation time replaces it when it has one
             row["capture_time_us"], row["capture_time_source"] = row["mtime_us"], "mtime"
@@ -80,6 +84,8 @@ def _read(storage, row: dict[str, Any]) -> tuple[bytes | None, str | None, str |
             data = storage.fs.cat_file(row["uri"])  # fsspec reads a URL as it reads its bare path
         except Exception as exc:  # noqa: BLE001 - any read failure is recorded on the row
             reason, error = "read_error", f"cannot read {row['uri']}: {type(exc).__name__}: {exc}"
+    if data is not None:
+        row["content_digest"] = content_digest(data)
     if row["capture_time_us"] < 0:  # not given by the path or a probe: EXIF, else mtime
         found = exif_capture(data) if data else None
         row["capture_time_us"] = _us(found[0]) if found else row["mtime_us"]

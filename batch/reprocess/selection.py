@@ -5,7 +5,7 @@ All of it on the listing's columns (Arrow): a million files are chosen from with
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Set
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,14 +85,18 @@ def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table | pa.Chunked
 
 def select(entries, done: Set[tuple[str, str]] | pa.Table | pa.ChunkedArray, *, latest: bool = False,
            since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = None,
-           redo: pa.ChunkedArray | None = None) -> Selection:
+           redo: pa.ChunkedArray | None = None, confirm: Callable[[pa.Table], pa.Table] | None = None) -> Selection:
     """Apply the window, then newest-per-camera, then drop done images, then the limit (in path order). `redo`:
-    the `relative_key`s of clips done with other settings (`Tables.done_under`), counted when they are in `todo`."""
+    the `relative_key`s of clips done with other settings (`Tables.done_under`), counted when they are in `todo`.
+    `confirm`: drops from what is left to do the files a content digest shows done (tables/digests.py), before the
+    limit, so a moved archive's files are read to be confirmed only when the window chose them."""
     table = as_table(entries)
     chosen = _window(table, since, until)
     if latest:
         chosen = latest_per_camera(chosen).table
     todo = not_done(chosen, done)
+    if confirm is not None and todo.num_rows:
+        todo = confirm(todo)
     already = chosen.num_rows - todo.num_rows
     held = 0
     if limit is not None and todo.num_rows > limit:

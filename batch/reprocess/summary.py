@@ -9,7 +9,8 @@ from model_store.tables.schema import DETECTIONS, IMAGES
 
 COUNT_FIELDS = ("found", "selected", "already_done", "to_process", "held_back", "processed", "ok", "empty",
                 "failed", "detections", "raw_detections", "parts", "orphans_removed", "identified",
-                "agrees_with_people", "clips_found", "clips", "clips_failed", "frames_sampled", "clips_redone")
+                "agrees_with_people", "clips_found", "clips", "clips_failed", "frames_sampled", "clips_redone",
+                "confirmed_by_digest", "digest_files_read", "digest_bytes_read", "digest_differ")
 
 
 @dataclass
@@ -47,6 +48,12 @@ class RunReport:
     clips_found: int = 0  # of `found`, the video clips (the rest are images)
     # The roots this archive had when earlier rows were made (it moved, or is mounted elsewhere): done-checked too
     moved_from: list[str] = field(default_factory=list)
+    # Files whose mtime or ETag differ from a done row of the same path and size (a copy, a move to a bucket): read
+    # and confirmed by their sha256 (tables/digests.py), never inferred; `digest_differ` did not match: processed
+    confirmed_by_digest: int = 0
+    digest_files_read: int = 0
+    digest_bytes_read: int = 0
+    digest_differ: int = 0
     result_set: str | None = None  # a redo: what it redoes (or resumes), or why --redo-if-core-older-than made none
     clips_redone: int = 0  # of `to_process`, the clips done before with other sampling, tracking or counting
     clips: int = 0  # of `processed`, the clips; their failed ones, and the frames sampled from them
@@ -114,6 +121,11 @@ def format_report(report: RunReport) -> str:
     if r.moved_from:
         lines.append(f"moved     the same archive (by relative path and content) was processed at "
                      f"{', '.join(p.rstrip('/') for p in r.moved_from)}: what was done there counts as done")
+    if r.confirmed_by_digest or r.digest_differ:
+        lines.append(f"digest    {r.confirmed_by_digest} file(s) with new times or ETags confirmed done by content "
+                     f"({r.digest_files_read} read, {r.digest_bytes_read / 1e6:.1f} MB, none inferred)"
+                     + (f"; {r.digest_differ} of the same path and size hold other bytes: processed again"
+                        if r.digest_differ else ""))
     if r.path_pattern_unmatched:
         lines.append(f"warning   {r.path_pattern_unmatched} file(s) did not match --path-pattern")
     if r.status == "dry-run":

@@ -11,8 +11,8 @@ the same way (by their uri's tail).
 
 What counts as the same file is what the skip key already says: the same relative path and the same content id
 (size and mtime locally, ETag and size on S3). A copy that keeps mtimes (`cp -a`, `rsync -a`, a bind mount, a
-NAS share) is the same archive; a copy that does not (`cp -r` without `-p`) looks like new files, as it would
-at its old place. A local archive copied to S3 (or back) has other content ids and is not recognised.
+NAS share) is the same archive here; a copy that does not (`cp -r` without `-p`) and a local archive copied to S3
+(or back) have other content ids: their files are confirmed by content digest instead (tables/digests.py).
 """
 
 from __future__ import annotations

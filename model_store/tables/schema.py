@@ -47,6 +47,11 @@ images: one row per image per model version and filter set.
                                     settings are in the part's metadata): a rerun with others redoes the clip, and
                                     readers take the newest row (null in files written before: done, whatever the run)
 
+    content_digest       string     sha256 (hex) of the file's bytes, hashed from the bytes read for decoding: what
+                                    confirms a file whose size and path match a done row but whose mtime or ETag do
+                                    not (a copy, a move to a bucket: model_store/tables/digests.py); null for clips
+                                    (never read whole), uploads and rows written before the column
+
     A clip is one row: its capture time is the container's creation_time (source `container`) unless the path
     gave one; its detections are those of every sampled frame, detection_index running across the clip.
 
@@ -188,6 +193,7 @@ IMAGES_SCHEMA = pa.schema([
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("processed_at", pa.timestamp("us", tz="UTC")),
     *CLIP_FIELDS,  # last, so files written before them read with nulls (a null kind is an image)
+    pa.field("content_digest", pa.string()),  # likewise: null in files written before it, and for clips
 ])
 
 DETECTION_FIELDS = [
@@ -370,3 +376,7 @@ INDIVIDUALS_SCHEMA = pa.schema([
     ("first_seen", pa.timestamp("us")), ("last_seen", pa.timestamp("us")), ("cameras", pa.list_(pa.string())),
     ("sightings", pa.int32()), ("confirmed", pa.bool_()), ("run_id", pa.string()),
 ])
+
+# The digest book (model_store/tables/digests.py): what confirming moved files by content learnt, for every model
+DIGESTS_DIR = "_digests"
+DIGESTS_SCHEMA = pa.schema([("uri", pa.string()), ("content_id", pa.string()), ("content_digest", pa.string())])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -106,6 +107,17 @@ def test_run_writes_one_row_per_image_and_a_rerun_adds_nothing(env, first_run):
     assert (again.processed, again.already_done, again.status) == (0, len(spec.images), "succeeded")
     assert files_under(out / "images") + files_under(out / "detections") == before
     assert list(again.timeline) == ["planned", "finished"]  # a rerun only lists and reads the images table: no Ray
+
+    # every row read through the Ray plan records its file's sha256; a `cp -r` copy (new mtimes) is confirmed by it
+    digests = images.set_index("rel_path")["content_digest"].to_dict()
+    assert digests == {rel: hashlib.sha256(spec.files[rel]).hexdigest() for rel in spec.images}
+    copy = out.parent / "copied"
+    shutil.copytree(env["archive"], copy, copy_function=shutil.copyfile)
+    moved = run_reprocess(options(env, out, archive=str(copy)))
+    assert (moved.processed, moved.confirmed_by_digest, moved.digest_files_read) == (0, len(spec.images),
+                                                                                     len(spec.images))
+    assert files_under(out / "images") + files_under(out / "detections") == before
+    assert run_reprocess(options(env, out, archive=str(copy))).digest_files_read == 0  # the job kept the book
 
 
 def test_dry_run_reports_and_writes_nothing(ray_cluster, env, tmp_path):

@@ -55,6 +55,7 @@ def test_serve_and_actors_give_the_same_rows_and_match_http(ray_cluster, tmp_pat
         assert (clip.status, clip.frames_sampled, clip.detection_count) == ("ok", 5, 3 * clip.max_per_frame)
         diff = [(c, a[c][i], b[c][i]) for c in a.columns for i in range(len(a)) if str(a[c][i]) != str(b[c][i])]
         assert a.equals(b), diff[:6]  # the same failure reasons too, decoded in the replica or in the actor
+        assert a[a.kind != "video"].content_digest.str.len().eq(64).all()  # each still's sha256, through both doors
         d_serve, d_actors = rows(tmp_path / "serve", DETECTIONS, ("run_id",)), rows(tmp_path / "actors", DETECTIONS,
                                                                                     ("run_id",))
         assert len(d_serve) == via_serve.raw_detections and d_serve.astype(str).equals(d_actors.astype(str))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from batch.options import TablesLocation
+
 
 class HealthThresholds(BaseModel):
     """What counts as healthy (every field a flag of `trapline health`, and a key of its `--config` file)."""
@@ -26,7 +28,7 @@ class HealthThresholds(BaseModel):
 class HealthOptions(HealthThresholds):
     """`trapline health --tables DST`: the checks of one set of tables."""
 
-    tables: str = Field(description="the tables (a directory or s3://bucket/prefix)")
+    tables: TablesLocation
 
     def thresholds(self) -> HealthThresholds:
         return HealthThresholds(**self.model_dump(exclude={"tables"}))

@@ -143,12 +143,24 @@ class ImageDecodeError(TraplineError, ValueError):
 
 
 class ImageFetchError(TraplineError, ValueError):
-    """An image named by URL (an Antenna request or task) that could not be fetched: `reason` is timeout, status,
-    too_large or connection; the message names the URL. Answered per image, never for the whole request."""
+    """An image named by URL (an Antenna request or task) that could not be fetched: `reason` is refused (the fetch
+    guard: nothing was sent), timeout, status, too_large or connection; the message names the URL. Answered per
+    image, never for the whole request."""
 
     code, status = "image_fetch_failed", 502
 
     def __init__(self, reason: str, message: str, **extra: Any) -> None:
+        super().__init__(message, reason=reason, **extra)
+        self.reason = reason
+
+
+class FetchRefusedError(TraplineError, OSError):
+    """A URL trapline was asked to fetch that its fetch guard refuses (scheme, host, or an address it resolves to):
+    nothing was sent. An OSError too, so a reader that treats an unreadable file as gone treats it the same way."""
+
+    code, status = "fetch_refused", 403
+
+    def __init__(self, reason: str, message: str, **extra: object) -> None:
         super().__init__(message, reason=reason, **extra)
         self.reason = reason
 

@@ -15,17 +15,16 @@ written, so `127.0.0.1` in `private_hosts` does not let `127.1` through.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from trapline.base import env
 from trapline.base.errors import FetchRefusedError
 
 SCHEMES = ("http", "https")
-ALLOWED_HOSTS_ENV = "TRAPLINE_FETCH_ALLOWED_HOSTS"  # batch jobs' guard (comma-separated), the serve config's otherwise
-PRIVATE_HOSTS_ENV = "TRAPLINE_FETCH_PRIVATE_HOSTS"
+PRIVATE_HOSTS_ENV = env.FETCH_PRIVATE_HOSTS.name
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 Resolver = Callable[[str, int], list[str]]
@@ -89,11 +88,11 @@ class FetchGuard:
     def from_env(cls) -> FetchGuard:
         """The guard of a process without a serve config (batch jobs reading recorded URLs): the environment's
         lists, else public addresses only."""
-        def names(var: str) -> list[str] | None:
-            value = os.environ.get(var, "").strip()
+        def names(var: env.EnvVar) -> list[str] | None:
+            value = (var.get() or "").strip()
             return [n for n in (p.strip() for p in value.split(",")) if n] if value else None
 
-        return cls.of(names(ALLOWED_HOSTS_ENV), names(PRIVATE_HOSTS_ENV) or ())
+        return cls.of(names(env.FETCH_ALLOWED_HOSTS), names(env.FETCH_PRIVATE_HOSTS) or ())
 
     def check_url(self, url: str) -> None:
         """Scheme and host of a URL, before anything is resolved (each hop's addresses: `addresses`)."""

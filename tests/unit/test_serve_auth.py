@@ -39,7 +39,7 @@ def test_api_check_passes_either_token_and_admin_check_only_the_admin_token():
     with pytest.raises(UnauthorizedError) as info:
         tokens.check_api("Bearer nope")
     assert info.value.headers == {"WWW-Authenticate": "Bearer"}
-    with pytest.raises(UnauthorizedError):
+    with pytest.raises(ForbiddenError):  # the API token's person is a reader: known, and not allowed
         tokens.check_admin(f"Bearer {API}")
     Tokens(token_digest(ADMIN), None, "X").check_api(None)  # no API token: the door is open
 

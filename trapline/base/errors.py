@@ -284,9 +284,17 @@ class UnauthorizedError(HttpError):
 
 
 class ForbiddenError(HttpError):
-    """A valid token that may not do this: an admin route while the service has no admin token set."""
+    """A valid token that may not do this: a route above its person's role (serve/roles.py), or an admin route while
+    the service has neither an admin token nor anyone registered."""
 
     code, status = "forbidden", 403
+
+
+class NotTheSignerError(HttpError):
+    """A decision whose `who` names someone other than the person whose token sent it (only an admin may decide for
+    someone else, and is then recorded beside them)."""
+
+    code, status = "not_the_signer", 403
 
 
 class PayloadTooLargeError(HttpError):

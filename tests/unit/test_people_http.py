@@ -133,3 +133,25 @@ def test_security_md_carries_the_roles_table_of_the_code():
 
     text = (Path(__file__).resolve().parents[2] / "SECURITY.md").read_text()
     assert with_roles_table(text) == text, "SECURITY.md's role table is stale: run `python -m serve.roles`"
+
+
+def test_a_decision_is_signed_by_the_token_that_sends_it(site):
+    """A reviewer's clock correction is recorded as them; naming someone else is refused (nothing recorded); an admin
+    entering one for someone is recorded as both; the service's own admin token takes `who` as sent, as before."""
+    url, tokens = site["urls"][0], site["tokens"]
+    tables = site["root"] / "tables"
+    tables.mkdir()
+
+    def correct(token: str, **who: str) -> httpx.Response:
+        return call(url, "POST", "/v1/deployments/clock", token, json={
+            "tables": str(tables), "camera_id": "cam1", "recorded_from": "2026-06-01T00:00:00",
+            "recorded_until": "2026-06-02T00:00:00", "offset_s": 60, **who})
+
+    forged = correct(tokens["reviewer"], who="ana")
+    assert forged.status_code == 403 and forged.json()["error"]["type"] == "not_the_signer", forged.text
+    assert correct(tokens["reader"]).status_code == 403  # a reader decides nothing
+    signed = [correct(tokens["reviewer"]), correct(tokens["reviewer"], who="reviewer-person"),
+              correct(tokens["admin"], who="ana"), correct(ADMIN, who="ana"), correct(ADMIN)]
+    assert all(r.status_code == 201 for r in signed), [r.text for r in signed]
+    assert [r.json()["who"] for r in signed] == ["reviewer-person", "reviewer-person",
+                                                 "ana (entered by admin-person)", "ana", "admin"]

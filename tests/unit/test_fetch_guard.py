@@ -1,7 +1,5 @@
-"""The fetch guard over real HTTP: an SSRF corpus against a local server that counts what it receives.
-
-Every URL of the corpus names the counting server (on 127.0.0.1) one way or another, or something it cannot be; a
-guard that let one through would show in the count. Both doors of the guard are tried: the Antenna door's async
+"""The fetch guard over real HTTP: an SSRF corpus against a local server that counts what it receives
+(tests/fixtures/ssrf.py). Both doors of the guard are tried: the Antenna door's async
 fetcher (each image's typed error) and the sync `read_web` of the console and the batch commands (an OSError, the
 service's 404). A host allowed by name reaches the server; its redirect to a private address does not.
 """
@@ -9,9 +7,6 @@ service's 404). A host allowed by name reaches the server; its redirect to a pri
 from __future__ import annotations
 
 import asyncio
-import http.server
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -19,80 +14,15 @@ import pytest
 from model_store.tables.archive import read_web
 from serve.antenna.fetch import ImageFetcher
 from serve.antenna_config import AntennaConfig, FetchConfig
+from tests.fixtures.ssrf import GUARD, Counting, corpus, counting_servers, past_the_guard, resolver
 from trapline.base.errors import FetchRefusedError, ImageFetchError
-from trapline.base.fetch_guard import FetchGuard, address_refusal, system_resolver
-
-NAMES = {  # what the test's resolver answers besides the system's: a name for the server, one for a private net
-    "allowed.test": ["127.0.0.1"],
-    "internal.test": ["10.1.2.3"],
-    "mixed.test": ["93.184.215.14", "127.0.0.1"],  # one public address does not make the name safe
-}
-
-
-def resolver(host: str, port: int) -> list[str]:
-    return NAMES.get(host) or system_resolver(host, port)
-
-
-class Counting(http.server.BaseHTTPRequestHandler):
-    received: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        Counting.received.append(f"{self.server.server_address[1]}{self.path}")
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", self.path.split("to=", 1)[1])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", "4")
-        self.end_headers()
-        self.wfile.write(b"ok!\n")
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def _serve(family: int, host: str) -> http.server.ThreadingHTTPServer:
-    class Server(http.server.ThreadingHTTPServer):
-        address_family = family
-
-    server = Server((host, 0), Counting)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from trapline.base.fetch_guard import FetchGuard, address_refusal
 
 
 @pytest.fixture
 def servers() -> Iterator[tuple[int, int]]:
-    """The counting server on 127.0.0.1 and on ::1 (same handler, same count), emptied for the test."""
-    Counting.received = []
-    v4 = _serve(socket.AF_INET, "127.0.0.1")
-    try:
-        v6 = _serve(socket.AF_INET6, "::1")
-    except OSError:  # no IPv6 loopback here: the [::1] URLs are refused all the same, nothing listens on them
-        v6 = None
-    yield v4.server_port, v6.server_port if v6 else v4.server_port
-    for s in (v4, v6):
-        if s is not None:
-            s.shutdown()
-            s.server_close()
-
-
-def corpus(port: int, port6: int) -> list[str]:
-    """What an attacker may send in place of an image URL; each reaches the counting server if it is let through."""
-    return [f"http://127.0.0.1:{port}/a.jpg", f"http://127.1:{port}/a.jpg", f"http://0.0.0.0:{port}/a.jpg",
-            f"http://[::1]:{port6}/a.jpg", f"http://[::ffff:127.0.0.1]:{port}/a.jpg",
-            f"http://[::ffff:7f00:1]:{port}/a.jpg", "http://169.254.169.254/latest/meta-data/",
-            f"http://2130706433:{port}/a.jpg", f"http://0x7f000001:{port}/a.jpg", f"http://0x7f.1:{port}/a.jpg",
-            f"http://017700000001:{port}/a.jpg", f"http://localhost:{port}/a.jpg", f"http://LOCALHOST.:{port}/a.jpg",
-            f"http://internal.test:{port}/a.jpg", f"http://mixed.test:{port}/a.jpg",
-            f"http://allowed.test:{port}/redirect?to=http://127.0.0.1:{port}/a.jpg",
-            f"http://allowed.test:{port}/redirect?to=http://internal.test:{port}/a.jpg",
-            f"http://allowed.test:{port}/redirect?to=file:///etc/passwd",
-            "file:///etc/passwd", f"gopher://127.0.0.1:{port}/", f"ftp://127.0.0.1:{port}/a.jpg"]
-
-
-GUARD = FetchGuard.of(None, ["allowed.test"], resolver)
+    with counting_servers() as ports:
+        yield ports
 
 
 def test_the_ssrf_corpus_is_refused_by_the_antenna_fetcher_and_nothing_is_received(servers):
@@ -109,6 +39,7 @@ def test_the_ssrf_corpus_is_refused_by_the_antenna_fetcher_and_nothing_is_receiv
     answers = asyncio.run(go())
     redirects = [u for u in urls if "/redirect" in u]
     # the allowed host answered its redirect (3 GETs received); no hop after it reached the server
+    assert not past_the_guard(port)
     assert sorted(Counting.received) == sorted(f"{port}{u.split(str(port), 1)[1]}" for u in redirects)
     assert all(isinstance(a, ImageFetchError) and a.reason == "refused" for a in answers), \
         [(u, a) for u, a in zip(urls, answers, strict=True) if not isinstance(a, ImageFetchError)
@@ -123,7 +54,7 @@ def test_the_ssrf_corpus_is_refused_by_read_web_and_nothing_is_received(servers)
     for url in corpus(port, port6):
         with pytest.raises(FetchRefusedError):
             read_web(url, timeout_s=5, guard=GUARD)
-    assert all("/redirect" in r for r in Counting.received) and len(Counting.received) == 3
+    assert not past_the_guard(port) and len(Counting.received) == 3
 
 
 def test_hosts_allowed_by_name_and_by_list(servers, monkeypatch):

@@ -24,8 +24,8 @@ class Role(IntEnum):
 
 # The table: what each role adds to the one below it.
 ROLES: dict[Role, str] = {
-    Role.reader: "detect; read the models, jobs, views (occurrences, individuals, deployments, pictures), reports' "
-                 "links; upload to the recording (`POST /v1/images`, the cameras' uploaders)",
+    Role.reader: "detect; read the models, the jobs and every view, and open reports' links; upload to the "
+                 "recording (`POST /v1/images`, the cameras' uploaders)",
     Role.reviewer: "people's decisions: identify, classify, split, merge and move occurrences; individuals' "
                    "decisions; deployments, clock corrections and timestamp issues, and revoking such a decision",
     Role.operator: "jobs: submit and stop every job kind (reprocess and backfills, exports, reports, postprocess, "

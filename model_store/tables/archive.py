@@ -217,9 +217,9 @@ def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S, max_bytes: int = WEB_MA
     longer than `timeout_s` in all (not only between two reads: a server trickling bytes holds no thread for long).
     Redirects are followed, each hop under `guard` (default: the environment's, trapline/base/fetch_guard.py
     `from_env`; FetchRefusedError, an OSError, when it refuses: nothing is sent), as the Antenna door's fetch is."""
-    import httpx  # late: only tables that recorded URLs need it
+    import httpx  # late (both): only tables that recorded URLs need httpx
 
-    from trapline.base.guarded_http import guarded_client
+    from trapline.base.guarded_http import guarded_client  # late: imports httpx
 
     guard = guard or FetchGuard.from_env()
     guard.check_url(uri)

@@ -61,6 +61,10 @@ ADMIN_TOKEN = EnvVar("TRAPLINE_ADMIN_TOKEN", "The admin token: the service's adm
 API_TOKEN = EnvVar("TRAPLINE_API_TOKEN", "The API token `trapline jobs` sends for reads (else the admin token). "
                    "The service reads the variable its config's `api_token_env` names. Or from a file: "
                    "`TRAPLINE_API_TOKEN_FILE`.")
+ADMIN_TOKEN_FILE = EnvVar("TRAPLINE_ADMIN_TOKEN_FILE", "A file holding the admin token instead of the variable "
+                          "(compose `secrets:`, a Kubernetes Secret mounted as a file); every token variable NAME is "
+                          "also read from NAME_FILE (one of the two, not both).")
+API_TOKEN_FILE = EnvVar("TRAPLINE_API_TOKEN_FILE", "A file holding the API token instead of the variable.")
 URL = EnvVar("TRAPLINE_URL", "The service `trapline jobs` talks to.", "http://127.0.0.1:8000")
 STATE_DIR = EnvVar("TRAPLINE_STATE_DIR", "Where `trapline serve` notes its running services (so that `trapline "
                    "reprocess --via auto` finds them); default ~/.trapline.")
@@ -78,7 +82,8 @@ FETCH_PRIVATE_HOSTS = EnvVar("TRAPLINE_FETCH_PRIVATE_HOSTS", "Batch commands: ho
                              "that may resolve to loopback, private or link-local addresses (e.g. `127.0.0.1`); "
                              "any other host resolving to one is refused.")
 
-VARIABLES: tuple[EnvVar, ...] = (MODEL_STORE, MODEL_CACHE, S3_ENDPOINT_URL, ADMIN_TOKEN, API_TOKEN, URL, STATE_DIR,
+VARIABLES: tuple[EnvVar, ...] = (MODEL_STORE, MODEL_CACHE, S3_ENDPOINT_URL, ADMIN_TOKEN, ADMIN_TOKEN_FILE, API_TOKEN,
+                                 API_TOKEN_FILE, URL, STATE_DIR,
                                  CHROMIUM, SEED_DEMO, RAY_ADDRESS, FETCH_ALLOWED_HOSTS, FETCH_PRIVATE_HOSTS)
 
 # Handed by the driver to its Ray tasks as they are (workers of a cluster started before the driver's environment

@@ -1,10 +1,13 @@
 """The runners of `trapline people ...` and `trapline audit` (their registry entries: batch/people_commands.py): the
-registry and the audit log, as the admin routes change and read them, each change appended to the log."""
+registry and the audit log, as the admin routes change and read them, each change appended to the log. Also
+`trapline models promote|rollback` as audited actions: the store's own runners (model_store/store/cli.py), each
+outcome appended to the log beside the store (`_people` under it), as the service's admin routes are."""
 
 from __future__ import annotations
 
 import getpass
 import os
+from types import SimpleNamespace
 from typing import Any
 
 from serve.audit import AuditLog
@@ -18,8 +21,32 @@ def location(o: Any) -> str:
     return people_location(o.people, store if "://" in store else os.path.abspath(os.path.expanduser(store)))
 
 
-def _by_hand(o: Any, action: str, **detail: Any) -> None:
-    AuditLog(location(o)).append(f"{getpass.getuser()} (command line)", action, "done", **detail)
+def _by_hand(o: Any, action: str, outcome: str = "done", **detail: Any) -> None:
+    AuditLog(location(o)).append(f"{getpass.getuser()} (command line)", action, outcome, **detail)
+
+
+def _audited(o: Any, action: str, work: Any) -> Printed:
+    """`work(o)` (a store command), its outcome appended to the audit log beside the store."""
+    where = SimpleNamespace(store=o.store, people=None)
+    try:
+        out = work(o)
+    except Exception as exc:
+        _by_hand(where, action, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    _by_hand(where, action, answer=out.data)
+    return out
+
+
+def promote(o: Any, progress: Any = None) -> Printed:
+    from model_store.store import cli as store_cli  # late: the registry names this runner without importing it
+
+    return _audited(o, f"models promote {o.ref} @{o.alias}", store_cli.promote)
+
+
+def rollback(o: Any, progress: Any = None) -> Printed:
+    from model_store.store import cli as store_cli  # late: as above
+
+    return _audited(o, f"models rollback {o.name} @{o.alias}", store_cli.rollback)
 
 
 def add(o: Any, progress: Any = None) -> Printed:

@@ -31,3 +31,22 @@ def test_people_commands_over_a_store(tmp_path, capsys):
     log = json.loads(run(capsys, "audit", "--store", store, "--json"))
     assert [e["action"] for e in log] == ["people revoke ana", "people rotate ana", "people add ana"]
     assert all(e["who"].endswith("(command line)") for e in log) and token not in json.dumps(log)
+
+
+def test_promote_and_rollback_on_the_command_line_are_audited(tmp_path, capsys, fixture_models):
+    from model_store import ModelStore
+    from tests.fixtures.onnx_models import fixture_config
+
+    store = str(tmp_path / "models")
+    for version in ("1", "2"):
+        ModelStore(store).publish(fixture_models["yolov8"], "m", version, fixture_config("yolov8"))
+    run(capsys, "models", "promote", "m:1", "--store", store)
+    run(capsys, "models", "promote", "m:2", "--store", store)
+    run(capsys, "models", "rollback", "m", "--store", store)
+    assert main(["models", "promote", "m:9", "--store", store]) == 2  # no such version: refused, and recorded
+    capsys.readouterr()
+    log = json.loads(run(capsys, "audit", "--store", store, "--json"))
+    assert [(e["action"], e["outcome"]) for e in reversed(log)] == [
+        ("models promote m:1 @production", "done"), ("models promote m:2 @production", "done"),
+        ("models rollback m @production", "done"), ("models promote m:9 @production", "failed")]
+    assert log[1]["answer"]["version"] == "1" and "no version '9'" in log[0]["error"]

@@ -6,7 +6,8 @@ action, created and never rewritten (a directory or S3 alike: appending needs no
 `trapline audit` and `GET /v1/admin/audit` read it, newest first.
 
 Who writes: the service, through `AuditMiddleware`, for every request to a route that needs an operator or above
-(serve/deps.py leaves the route's role and the person on the request's state), refused attempts included; the
+(serve/deps.py leaves the route's role and the person on the request's state), a known person's refused attempts
+included (not a request whose token names nobody: anyone could fill the log with those, and they are 401s); the
 `trapline people` commands for the changes they make on the registry directly.
 """
 
@@ -89,7 +90,9 @@ class AuditMiddleware:
         async def record() -> None:
             state = scope.get("state") or {}
             needed = state.get("needed")
-            if not seen["recorded"] and needed is not None and needed >= Role.operator:
+            # a request whose token names nobody is not recorded: anyone could fill the log with those
+            known = state.get("person") is not None or state.get("refused") is not None
+            if not seen["recorded"] and known and needed is not None and needed >= Role.operator:
                 seen["recorded"] = True
                 await self._record(scope, state, needed, seen)
 
@@ -118,7 +121,7 @@ class AuditMiddleware:
         outcome = "done" if status < 400 else "refused" if status in (401, 403) else "failed"
         action = f"{scope['method']} {scope['path']}"
         try:
-            who = person.name if person else state.get("refused") or "(no valid token)"
+            who = person.name if person else state["refused"]
             await asyncio.to_thread(self.audit.append, who, action,
                                     outcome, status=status, role_needed=needed.name,
                                     via=person.via if person else None,

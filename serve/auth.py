@@ -98,8 +98,10 @@ class Tokens:
     def link_key(self) -> bytes:
         """The key that signs the console's report links: derived from the token digests, so every replica has
         it, and a new admin or API token voids the links signed under the old one. (People's tokens do not enter
-        it: adding or revoking a person voids nobody's links; the registry's secret does, see below.)"""
+        it: adding or revoking a person voids nobody's links.)"""
         material = f"trapline report links\n{self.api_digest or ''}\n{self.admin_digest or ''}".encode()
-        secret = self.people.link_secret if self.people is not None else b""
-        # with no token of its own, a service of people alone keys its links with the registry's secret
-        return hashlib.sha256(material + (b"\n" + secret if secret else b"")).digest()
+        if self.api_digest or self.admin_digest or self.people is None:
+            return hashlib.sha256(material).digest()
+        # no token of its own: a service of people alone keys its links with the registry's secret (the digests of
+        # nothing would be a key anyone could compute)
+        return hashlib.sha256(material + b"\n" + self.people.link_secret()).digest()

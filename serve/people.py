@@ -180,7 +180,7 @@ class PeopleView:
         self._replica = uuid.uuid4().hex[:12]
         self._stop = threading.Event()
         self.refreshed = 0.0  # monotonic time of the last successful look
-        self.link_secret = self._link_secret()
+        self._secret: bytes | None = None
         self.refresh()
         self._thread = threading.Thread(target=self._loop, name="trapline-people", daemon=True)
         self._thread.start()
@@ -196,18 +196,21 @@ class PeopleView:
         self._used[person.name] = _now()
         self._used_dirty = True
 
-    def _link_secret(self) -> bytes:
-        """32 random bytes made once beside the registry, the same for every replica: they key report and picture
-        links where the service has no token of its own to derive a key from. b"" when it can be neither read nor
-        made (a read-only location): links are then keyed by the service's tokens alone, as before."""
+    def link_secret(self) -> bytes:
+        """32 random bytes made once beside the registry (on first need), the same for every replica: they key
+        report and picture links where the service has no token of its own to derive a key from. b"" when they can
+        be neither read nor made (a read-only location), asked again next time."""
+        if self._secret:
+            return self._secret
         storage = self.registry.storage
         try:
             storage.makedirs()
             storage.create_exclusive(secrets.token_bytes(32), LINK_SECRET_FILE)
-            return storage.read_bytes(LINK_SECRET_FILE)
+            self._secret = storage.read_bytes(LINK_SECRET_FILE)
         except Exception as exc:  # noqa: BLE001 - a read-only location is a supported setup
-            logger.info("people registry %s: no link secret (%s)", self.registry.location, exc)
+            logger.warning("people registry %s: no link secret (%s)", self.registry.location, exc)
             return b""
+        return self._secret
 
     def _stamp(self) -> Any:
         storage = self.registry.storage

@@ -98,6 +98,9 @@ def test_a_reviewer_promoting_is_refused_and_the_audit_log_says_so(site):
     made = by_action[("admin-person", "POST /v1/admin/people")]
     assert made["outcome"] == "done" and made["answer"]["token"] == "(shown once, not kept)"
     assert not any(added["token"] in f.read_text() for f in (site["root"] / "people" / "audit").rglob("*.json"))
+    assert call(url, "POST", "/v1/admin/models/det/reload", "nobody's token").status_code == 401
+    assert all(e["who"] for e in AuditLog(str(site["root"] / "people")).read())  # a nameless 401 is not kept
+    assert len(AuditLog(str(site["root"] / "people")).read()) == len(entries)
     listed = call(url, "GET", "/v1/admin/audit", tokens["admin"], params={"who": "reviewer-person"}).json()
     assert [e["action"] for e in listed["entries"]] == ["POST /v1/admin/models/det/promote"]
 

@@ -90,3 +90,30 @@ def test_a_round_of_review_is_signed_and_audited_and_a_revoked_reviewer_is_out(s
         ("bo", "POST /v1/admin/models/fixture/promote", "refused"), ("cy", "POST /v1/admin/people/bo/revoke", "done")]
     listed = {p["name"]: p for p in PeopleRegistry(str(people)).listed(include_revoked=True)}
     assert listed["bo"]["revoked"] and not listed["ana"]["revoked"]
+
+
+def test_the_registry_and_the_audit_log_in_a_bucket(s3_bucket):
+    """On S3 (a real S3-compatible server): the registry is one object replaced whole, each replica's view notices a
+    change by its ETag, a revoked token is refused within the bound, and the audit log is one object per action."""
+    from serve.people import PeopleView, digest
+
+    location = f"{s3_bucket}/people"
+    registry = PeopleRegistry(location)
+    token = registry.add("ana", "reviewer")
+    views = [PeopleView(location, refresh_s=0.5) for _ in range(2)]
+    try:
+        assert all(v.person(digest(token)).name == "ana" for v in views)
+        registry.revoke("ana")
+        t0 = time.monotonic()
+        while any(v.person(digest(token)) for v in views):
+            assert time.monotonic() - t0 < 5, "a view still takes the revoked token"
+            time.sleep(0.05)
+        assert time.monotonic() - t0 <= 0.5 + 1.5
+    finally:
+        for v in views:
+            v.close()
+    log = AuditLog(location)
+    log.append("cy", "POST /v1/admin/people/ana/revoke", "done")
+    log.append("cy", "POST /v1/admin/models/m/promote", "done", answer={"token": "x"})
+    assert [e["action"] for e in log.read()] == ["POST /v1/admin/models/m/promote", "POST /v1/admin/people/ana/revoke"]
+    assert log.read(who="bo") == [] and log.read()[0]["answer"] == {"token": "(shown once, not kept)"}

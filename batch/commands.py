@@ -38,6 +38,7 @@ from batch.options import (
     RetireOptions,
     SetsOptions,
 )
+from batch.people_commands import PEOPLE_COMMANDS, PEOPLE_GROUP
 from batch.postprocessing.options import (
     CROPS_FLAGS,
     OCCURRENCE_FLAGS,
@@ -309,10 +310,11 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     *_people_commands(),
     *_jobs_commands(),
     *MODELS_COMMANDS,
+    *PEOPLE_COMMANDS,
 )}
 
 # Commands grouped under a word ("tables compact", "tables check"): the group's own help.
-GROUPS = {"models": MODELS_GROUP,
+GROUPS = {"models": MODELS_GROUP, "people": PEOPLE_GROUP,
           "antenna": ("trapline as an Antenna processing service (pull mode)",
                        "Antenna (RolnickLab/antenna) processing-service commands; push mode is the serve config's "
                        "`antenna:` block."),

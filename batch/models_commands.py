@@ -113,8 +113,8 @@ ROLLBACK_FLAGS = {**MODELS_FLAGS, "name": FlagStyle(positional=True, metavar="NA
 
 def _models(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
     kw.setdefault("styles", MODELS_FLAGS)
-    return Command(name, help, options, later("model_store.store.cli:" + runner), printed, job=False,
-                   to_json=lambda r: r.json(), **kw)
+    return Command(name, help, options, later(runner if ":" in runner else "model_store.store.cli:" + runner),
+                   printed, job=False, to_json=lambda r: r.json(), **kw)
 
 
 _PUBLISH = "trapline models publish"
@@ -157,10 +157,12 @@ MODELS_COMMANDS = (
             examples=("trapline models quantize demo-detector:2 --calibrate samples/ --version 2-int8",
                       "trapline models quantize yolov8n:1 --calibrate /data/traps/sample --version 1-int8 "
                       "--min-recall 0.95")),
-    _models("models promote", "point an alias at a version (verifies it first)", PromoteOptions, "promote",
+    # promote and rollback: the store's runners, each outcome in the audit log beside the store (serve/audit.py)
+    _models("models promote", "point an alias at a version (verifies it first)", PromoteOptions,
+            "serve.people_cli:promote",
             example="trapline models promote megadetector:5 --alias production"),
     _models("models rollback", "return an alias to the version it pointed at before", RollbackOptions,
-            "rollback", styles=ROLLBACK_FLAGS,
+            "serve.people_cli:rollback", styles=ROLLBACK_FLAGS,
             example="trapline models rollback megadetector --alias production"),
     _models("models verify", "check a version's config and weights checksum", VerifyOptions, "verify",
             example="trapline models verify megadetector:5"),

@@ -135,8 +135,9 @@ def _run(args: argparse.Namespace) -> int:
     config = {"store": store.root, "http": {"port": 0},
               "models": [{"name": DEMO_NAME, "max_batch_size": 4, "classify": [{"model": SPECIES_NAME}]}],
               "classifiers": [{"name": SPECIES_NAME, "num_cpus": 0.5}],
-              "antenna": {"port": port, "pipelines": [{"slug": "trapline-demo", "detector": DEMO_NAME,
-                                                       "classifier": SPECIES_NAME}]}}
+              # the harness's Antenna serves its media on 127.0.0.1: allowed by name (the fetch guard)
+              "antenna": {"port": port, "fetch": {"private_hosts": ["127.0.0.1"]},
+                          "pipelines": [{"slug": "trapline-demo", "detector": DEMO_NAME, "classifier": SPECIES_NAME}]}}
     n, b = str(args.images), str(args.batch_size)
     rows = []
     with local_ray(args.cpus), run_local(config, environ={}):  # Ray's lines to its log file, as `trapline serve`

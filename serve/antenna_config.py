@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from model_store.tables.archive import PathPattern
 from trapline.base.errors import ArchiveError
+from trapline.base.fetch_guard import FetchGuard
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -29,8 +32,16 @@ class AntennaPipelineConfig(_Strict):
 
 
 class FetchConfig(_Strict):
-    """How the images Antenna names by URL are fetched."""
+    """How the images Antenna names by URL are fetched, and from where (trapline/base/fetch_guard.py: http(s) only,
+    every address of every hop checked, nothing sent to a refused one)."""
 
+    allowed_hosts: list[str] | None = Field(None, description=(
+        "the hosts images may be fetched from (exact names, `*.example.org` for its subdomains); default: the host "
+        "of `antenna.api` when it is set, else any host whose addresses are all public"))
+    private_hosts: list[str] = Field(default_factory=list, description=(
+        "hosts, by name as URLs write them, that may resolve to loopback, private or link-local addresses (an "
+        "Antenna or its media store on the same machine or network: `127.0.0.1`, `minio`); allowed hosts too. Any "
+        "other host resolving to such an address is refused"))
     timeout_s: float = Field(20.0, gt=0.0, le=600.0, description="connect + read timeout per image")
     max_bytes: int = Field(32 * 1024 * 1024, ge=1, description="larger images are a per-image error")
     concurrency: int = Field(8, ge=1, le=256, description="images fetched at once per request")
@@ -66,6 +77,10 @@ class AntennaRecordConfig(_Strict):
         return PathPattern(self.path_pattern, self.time_format)
 
 
+def _host_of(url: str | None) -> str | None:
+    return urlsplit(url).hostname if url else None
+
+
 class AntennaConfig(_Strict):
     """Serve Antenna's processing-service API (`/livez`, `/readyz`, `/info`, `/process`) at the root of a port of
     its own (Antenna joins `/process` to the registered URL's root, dropping any path)."""
@@ -75,6 +90,9 @@ class AntennaConfig(_Strict):
     name: str = Field("trapline", min_length=1, description="the processing service's name in /info")
     description: str = "trapline: versioned camera-trap detectors and classifiers on Ray Serve"
     pipelines: list[AntennaPipelineConfig] = Field(..., min_length=1)
+    api: str | None = Field(None, pattern=r"^https?://", description=(
+        "the Antenna API this door serves (e.g. https://antenna.example/api/v2), when known: its host is then the "
+        "one images are fetched from unless `fetch.allowed_hosts` says otherwise"))
     fetch: FetchConfig = FetchConfig()
     ready_timeout_s: float = Field(4.0, gt=0.0, le=60.0, description=(
         "how long /readyz asks the replicas before answering (Antenna's /info limit is 6 s)"))
@@ -93,6 +111,19 @@ class AntennaConfig(_Strict):
 
     def pipeline(self, slug: str) -> AntennaPipelineConfig | None:
         return next((p for p in self.pipelines if p.slug == slug), None)
+
+    def fetch_guard(self) -> FetchGuard:
+        """Where this door (and the console, for the captures it recorded) may fetch images."""
+        allowed = self.fetch.allowed_hosts
+        if allowed is None and self.api:
+            allowed = [_host_of(self.api) or ""]
+        return FetchGuard.of(allowed, self.fetch.private_hosts)
+
+
+def fetch_guard_of(antenna: AntennaConfig | None) -> FetchGuard:
+    """The guard of the fetches a service makes for URLs it was sent or recorded: its Antenna door's, else the
+    environment's (trapline/base/fetch_guard.py `from_env`: public addresses only unless it names hosts)."""
+    return antenna.fetch_guard() if antenna is not None else FetchGuard.from_env()
 
 
 class AntennaWorkOptions(BaseModel):

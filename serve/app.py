@@ -34,6 +34,7 @@ from serve.config import (
 from serve.ingress import Feature, TraplineIngress
 from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
+from trapline.base.env import secret
 from trapline.base.errors import InvalidRefError
 
 
@@ -148,13 +149,15 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     """
     cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
     env = os.environ if environ is None else environ
-    admin_token = env.get(cfg.admin_token_env) or None
-    api_token = None
-    if cfg.api_token_env:
-        api_token = env.get(cfg.api_token_env) or None
-        if api_token is None:
-            raise ServeConfigError(f"api_token_env names ${cfg.api_token_env}, which is not set; refusing to start "
-                                   "an open service (set it, or remove api_token_env)")
+    try:  # each also from the file its NAME_FILE names (compose secrets, Kubernetes Secrets as files)
+        admin_token = secret(cfg.admin_token_env, env)
+        api_token = secret(cfg.api_token_env, env) if cfg.api_token_env else None
+    except ValueError as exc:
+        raise ServeConfigError(str(exc)) from None
+    if cfg.api_token_env and api_token is None:
+        raise ServeConfigError(f"api_token_env names ${cfg.api_token_env}, which is not set (nor "
+                               f"${cfg.api_token_env}_FILE); refusing to start an open service (set it, or remove "
+                               "api_token_env)")
     # Resolve a relative store path where the app is built, not in each replica's working directory.
     store_root = ModelStore(cfg.store).root
     update = {"store": store_root, "jobs": cfg.jobs.resolved()}  # the jobs' roots too: relative to here

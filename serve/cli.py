@@ -251,7 +251,7 @@ def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
     except (httpx.HTTPError, KeyError, ValueError):
         pass  # an API token may be required; the service is up either way
     if admin == "disabled":
-        admin += f" (set ${cfg.admin_token_env} where the app is built to enable them)"
+        admin += f" (set ${cfg.admin_token_env} where the app is built, or `trapline people add` an admin)"
     print(f"trapline is up at {url}  (API docs: {url}/docs, readiness: {url}/readyz); admin routes {admin}")
     if cfg.http.direct_ingress:
         direct = direct_urls(app_name)

@@ -305,6 +305,18 @@ class RecordConfig(_Strict):
         "committed by the next replica or reprocess that looks"))
 
 
+class PeopleConfig(_Strict):
+    """Personal tokens (serve/people.py): where the registry and the audit log are kept, and how soon every replica
+    sees a change."""
+
+    location: str | None = Field(None, description=(
+        "a directory or s3://bucket/prefix every replica reads and may write (last-used times, the audit log); "
+        "default: `_people` under the model store"))
+    refresh_s: float = Field(2.0, gt=0.0, le=300.0, description=(
+        "each replica re-reads the registry this often when it changed: a revoked token is refused everywhere "
+        "within this bound plus one read"))
+
+
 class ServeConfig(_Strict):
     """Everything `build_app` needs; the `args:` of the trapline application in a Serve config file."""
 
@@ -319,6 +331,8 @@ class ServeConfig(_Strict):
         "env var holding the admin token; admin routes answer 403 while it is unset"))
     api_token_env: str | None = Field(None, description=(
         "env var holding a token that detect/models routes require; when named it must be set"))
+    people: PeopleConfig = Field(default_factory=PeopleConfig, description=(
+        "personal tokens with roles (`trapline people add`), beside or instead of the two tokens above"))
     record: RecordConfig | None = Field(None, description=(
         "keep uploads sent to POST /v1/images in an archive and the tables (off when absent: the route answers 404)"))
     antenna: AntennaConfig | None = Field(None, description=(

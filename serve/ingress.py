@@ -26,12 +26,15 @@ from model_store.core.video import looks_like_clip
 from serve import classifier_deployment_name, detector_deployment_name
 from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, ReplicaStatus
 from serve.api_errors import await_replica, store_call
+from serve.audit import AuditLog, AuditMiddleware
 from serve.auth import Tokens, bearer_ok, token_digest
 from serve.clip_protocol import clip_response
 from serve.compose import Composer, CropRequest
 from serve.config import ServeConfig
 from serve.draining import Gate
 from serve.model_status import merged_status
+from serve.people import PeopleView, people_location
+from serve.people_routes import attach_people
 from serve.protocol import (
     AliasMoveResponse,
     ModelsResponse,
@@ -45,6 +48,7 @@ from serve.recording.identify import Sighting, online_identifiers
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.routes import attach_recording
 from serve.recording.uploads import UploadRecord
+from serve.roles import Person, Role
 from serve.routes import create_api
 from trapline.base.errors import (
     CropGeometryChangedError,
@@ -94,7 +98,10 @@ class IngressCore:
         self.classifier_handles = dict(classifiers or {})
         self.composer = Composer({m.name: m.classify for m in self.config.models}, self.classifier_handles, self.call)
         self.store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
-        self.tokens = Tokens(admin_token_sha256, api_token_sha256, self.config.admin_token_env)
+        self.people_location = people_location(self.config.people.location, self.store.root)
+        self.tokens = Tokens(admin_token_sha256, api_token_sha256, self.config.admin_token_env,
+                             PeopleView(self.people_location, self.config.people.refresh_s))
+        self.audit = AuditLog(self.people_location)
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
         self.gate = Gate(self.config.http.retry_after_s)  # closed by `drain` when the service stops
         self.recorder = Recorder(self.config.record, self.store) if self.config.record else None
@@ -108,8 +115,10 @@ class IngressCore:
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = create_api(self)
         attach_recording(api)
+        attach_people(api)
         for attach in self.features:  # /v1/jobs, the console, the views (batch/, via trapline/service.py)
             attach(api, self)
+        api.add_middleware(AuditMiddleware, audit=self.audit)  # every operator's and admin's action
         self.gate.attach(api)  # last: it stands before every route above
         return api
 
@@ -123,8 +132,15 @@ class IngressCore:
         recorder = getattr(self, "recorder", None)
         if recorder is not None:
             recorder.close()
+        tokens = getattr(self, "tokens", None)
+        if tokens is not None and tokens.people is not None:
+            tokens.people.close()
 
     # -- auth ------------------------------------------------------------------------------------
+    def authorize(self, authorization: str | None, role: Role) -> Person:
+        """The person the request's token names, if their role is at least `role` (serve/auth.py)."""
+        return self.tokens.authorize(authorization, role)
+
     def check_api_token(self, authorization: str | None) -> None:
         self.tokens.check_api(authorization)
 

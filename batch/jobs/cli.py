@@ -18,7 +18,7 @@ from batch.jobs.kinds import KINDS, REFUSED
 from batch.jobs_client import JobLogsOptions, JobOptions, JobsListOptions
 from batch.reprocess.options import load_config_file
 from trapline.base import env
-from trapline.base.errors import ServiceRequestError
+from trapline.base.errors import ServiceRequestError, UserError
 from trapline.base.printed import Printed
 
 DEFAULT_URL = env.URL.default
@@ -49,7 +49,10 @@ def request(args: Any, method: str, path: str, admin: bool = False, **kwargs: An
     import httpx
 
     url = (args.url or env.URL.get()).rstrip("/")
-    token = env.ADMIN_TOKEN.get() if admin else (env.API_TOKEN.get() or env.ADMIN_TOKEN.get())
+    try:  # each also from the file NAME_FILE names
+        token = env.ADMIN_TOKEN.secret() if admin else (env.API_TOKEN.secret() or env.ADMIN_TOKEN.secret())
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         r = httpx.request(method, url + path, headers=headers, timeout=60, trust_env=False, **kwargs)

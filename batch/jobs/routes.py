@@ -23,7 +23,7 @@ from batch.jobs.launch import router as launch_router
 from batch.jobs.report_links import with_report_links
 from model_store import ModelStore
 from model_store.core.filters import FilterName
-from serve.deps import Service, admin_auth, in_thread, read_auth, service_of
+from serve.deps import Service, in_thread, operator_auth, read_auth, service_of
 
 router = APIRouter()
 
@@ -52,7 +52,7 @@ class PreviewRequest(BaseModel):
     filters_hash: str | None = None
 
 
-@router.post("/v1/jobs", tags=["jobs"], status_code=201, dependencies=[Depends(admin_auth)],
+@router.post("/v1/jobs", tags=["jobs"], status_code=201, dependencies=[Depends(operator_auth)],
              summary="Submit a job (validated with the command's own options model) to the cluster's job manager")
 async def submit_job(request: Request, body: JobRequest) -> JSONResponse:
     job = await in_thread(control_of(request).submit, body.kind, body.options, name=body.name)
@@ -83,7 +83,7 @@ async def job_logs(request: Request, job_id: str, tail: int = Query(200, ge=0, l
     return await in_thread(control_of(request).logs, job_id, tail)
 
 
-@router.post("/v1/jobs/{job_id}/stop", tags=["jobs"], status_code=202, dependencies=[Depends(admin_auth)],
+@router.post("/v1/jobs/{job_id}/stop", tags=["jobs"], status_code=202, dependencies=[Depends(operator_auth)],
              summary="Stop a job: a reprocess ends at its next part, lease released, nothing half-written")
 async def stop_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(await in_thread(control_of(request).stop, job_id), status_code=202)

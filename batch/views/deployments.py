@@ -24,7 +24,7 @@ from batch.views.deployments_protocol import (
 from batch.views.deps import TABLES, tables_of
 from model_store.tables.clock_check import check_clock
 from model_store.tables.reader import Tables
-from serve.deps import admin_auth, in_thread, read_auth, service_of
+from serve.deps import in_thread, read_auth, reviewer_auth, service_of, signed
 from trapline.base.errors import InvalidParameterError, invalid_parameter
 
 router = APIRouter()
@@ -41,7 +41,7 @@ async def list_deployments(request: Request, tables: str | None = TABLES) -> dic
         return await in_thread(records.list_deployments, _tables(request, tables))
 
 
-@router.post("/v1/deployments", tags=["deployments"], status_code=201, dependencies=[Depends(admin_auth)],
+@router.post("/v1/deployments", tags=["deployments"], status_code=201, dependencies=[Depends(reviewer_auth)],
              summary="Record deployments (Camtrap DP rows); a later record of one deploymentID replaces it")
 async def import_deployments(request: Request, body: DeploymentsImportRequest) -> dict[str, Any]:
     if body.file is not None and body.deployments:
@@ -49,31 +49,32 @@ async def import_deployments(request: Request, body: DeploymentsImportRequest) -
     source = body.deployments if body.file is None else (body.file.name, body.file.text)
     with invalid_parameter("file" if body.file else "deployments", "cannot record the deployments"):
         return await in_thread(records.import_deployments, _tables(request, body.tables), source,
-                               body.who, body.comment, body.timezone, body.removed)
+                               signed(request, body.who), body.comment, body.timezone, body.removed)
 
 
-@router.post("/v1/deployments/clock", tags=["deployments"], status_code=201, dependencies=[Depends(admin_auth)],
+@router.post("/v1/deployments/clock", tags=["deployments"], status_code=201, dependencies=[Depends(reviewer_auth)],
              summary="A camera's clock was off (or on another zone) for a while: a decision every read applies")
 async def correct_clock(request: Request, body: ClockCorrectionRequest) -> dict[str, Any]:
     with invalid_parameter("clock", "cannot record the correction"):
         return await in_thread(records.correct_clock, _tables(request, body.tables), body.camera_id,
-                               body.recorded_from, body.recorded_until, body.offset_s, body.zone, body.who,
-                               body.comment)
+                               body.recorded_from, body.recorded_until, body.offset_s, body.zone,
+                               signed(request, body.who), body.comment)
 
 
 @router.post("/v1/deployments/{deployment_id}/timestamp-issues", tags=["deployments"], status_code=201,
-             dependencies=[Depends(admin_auth)], summary="Mark a deployment whose clock cannot be fixed")
+             dependencies=[Depends(reviewer_auth)], summary="Mark a deployment whose clock cannot be fixed")
 async def timestamp_issues(request: Request, deployment_id: str, body: TimestampIssuesRequest) -> dict[str, Any]:
     with invalid_parameter("deployment_id", "cannot mark the deployment"):
         return await in_thread(records.mark_timestamp_issues, _tables(request, body.tables), deployment_id,
-                               body.issues, body.who, body.comment)
+                               body.issues, signed(request, body.who), body.comment)
 
 
 @router.post("/v1/deployments/decisions/{decision_id}/revoke", tags=["deployments"], status_code=201,
-             dependencies=[Depends(admin_auth)], summary="Undo an earlier clock decision (it stays in the log)")
+             dependencies=[Depends(reviewer_auth)], summary="Undo an earlier clock decision (it stays in the log)")
 async def revoke(request: Request, decision_id: str, body: RevokeRequest) -> dict[str, Any]:
     with invalid_parameter("decision_id", "cannot revoke"):
-        return await in_thread(records.revoke, _tables(request, body.tables), decision_id, body.who, body.comment)
+        return await in_thread(records.revoke, _tables(request, body.tables), decision_id, signed(request, body.who),
+                               body.comment)
 
 
 def _clock_problems(tables: str) -> dict[str, Any]:

@@ -6,14 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-WHO = Field("admin", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
-            description="the person deciding, as the records keep it")
+WHO = Field(None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="the person deciding, as the records keep it: the person whose token sends it (default); "
+                        "only an admin may name someone else, and is then recorded beside them")
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tables: str | None = Field(None, description="the tables (default: the recorder's tables of the serve config)")
-    who: str = WHO
+    who: str | None = WHO
     comment: str | None = Field(None, max_length=2000)
 
 

@@ -24,7 +24,7 @@ from batch.views.individuals_protocol import (
     IndividualPage,
     ReviewPage,
 )
-from serve.deps import admin_auth, in_thread, read_auth
+from serve.deps import in_thread, read_auth, reviewer_auth, signed
 from trapline.base.errors import InvalidParameterError
 
 router = APIRouter()
@@ -141,8 +141,9 @@ async def individual_snip(request: Request, individual_id: str, n: int, tables: 
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
-@router.post("/v1/individuals/decisions", tags=["individuals"], status_code=201, dependencies=[Depends(admin_auth)],
+@router.post("/v1/individuals/decisions", tags=["individuals"], status_code=201, dependencies=[Depends(reviewer_auth)],
              response_model=DecisionView,
              summary="A person's decision about individuals (confirm, reject, merge, split, name, new individual)")
 async def decide(request: Request, body: DecisionRequest) -> dict[str, Any]:
-    return await in_thread(_decide, tables_of(request, body.tables), body)
+    signed_body = body.model_copy(update={"who": signed(request, body.who)})  # the token's person signs it
+    return await in_thread(_decide, tables_of(request, body.tables), signed_body)

@@ -71,8 +71,9 @@ class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["confirm_sighting", "reject_sighting", "merge", "split", "name", "new_individual"]
     tables: str | None = Field(None, description="the tables (default: the recorder's tables of the serve config)")
-    who: str = Field("admin", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
-                     description="the person deciding, as the decisions log keeps it")
+    who: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description=(
+        "the person deciding, as the decisions log keeps it: the person whose token sends it (default); only an "
+        "admin may name someone else, and is then recorded beside them"))
     comment: str | None = Field(None, max_length=2000)
     individual_id: str | None = None
     other_id: str | None = None

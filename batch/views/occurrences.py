@@ -29,7 +29,7 @@ from batch.views.occurrences_protocol import (
 )
 from model_store.tables.decisions import DetectionKey
 from model_store.tables.reader import Tables
-from serve.deps import admin_auth, in_thread, read_auth, service_of
+from serve.deps import in_thread, read_auth, reviewer_auth, service_of, signed
 from trapline.base.errors import invalid_parameter
 
 router = APIRouter()
@@ -116,23 +116,24 @@ async def occurrence_snip(request: Request, occurrence_id: str, n: int, tables: 
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
-@router.post("/v1/occurrences/{occurrence_id}/identify", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+@router.post("/v1/occurrences/{occurrence_id}/identify", tags=["occurrences"], dependencies=[Depends(reviewer_auth)],
              response_model=OccurrenceView, summary="A person's determination of an occurrence (the decisions log)")
 async def identify(request: Request, occurrence_id: str, body: IdentifyRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot identify"):
         return await in_thread(occurrences.identify, tables_of(request, body.tables), occurrence_id, body.label,
-                               body.who, body.comment, body.model, body.filters_hash, service_of(request).config.store)
+                               signed(request, body.who), body.comment, body.model, body.filters_hash,
+                               service_of(request).config.store)
 
 
-@router.post("/v1/occurrences/{occurrence_id}/classify", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+@router.post("/v1/occurrences/{occurrence_id}/classify", tags=["occurrences"], dependencies=[Depends(reviewer_auth)],
              response_model=OccurrenceView,
              summary="A person's label for one detection of the occurrence; the occurrence is re-determined at once")
 async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) -> dict[str, Any]:
     key = DetectionKey(uri=body.uri, content_id=body.content_id, detection_index=body.detection_index)
     with invalid_parameter("tables", "cannot classify"):
-        return await in_thread(occurrences.classify, tables_of(request, body.tables), key, body.label, body.who,
-                               body.comment, body.model, body.filters_hash, service_of(request).config.store,
-                               occurrence_id)
+        return await in_thread(occurrences.classify, tables_of(request, body.tables), key, body.label,
+                               signed(request, body.who), body.comment, body.model, body.filters_hash,
+                               service_of(request).config.store, occurrence_id)
 
 
 APPLIES = "at the next `trapline postprocess --filter track` over these tables, and every one after it"
@@ -142,32 +143,32 @@ def _key(ref: Any) -> DetectionKey:
     return DetectionKey(uri=ref.uri, content_id=ref.content_id, detection_index=ref.detection_index)
 
 
-@router.post("/v1/occurrences/{occurrence_id}/split", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+@router.post("/v1/occurrences/{occurrence_id}/split", tags=["occurrences"], dependencies=[Depends(reviewer_auth)],
              response_model=TrackEditView,
              summary="Cut an occurrence at one of its detections: it and the later ones are another animal")
 async def split(request: Request, occurrence_id: str, body: SplitRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot split"):
         decision = await in_thread(occurrences.split, tables_of(request, body.tables), occurrence_id, _key(body.at),
-                                   body.who, body.comment, body.model, body.filters_hash,
+                                   signed(request, body.who), body.comment, body.model, body.filters_hash,
                                    service_of(request).config.store)
     return {"decision": decision, "applies": APPLIES}
 
 
-@router.post("/v1/occurrences/{occurrence_id}/merge", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+@router.post("/v1/occurrences/{occurrence_id}/merge", tags=["occurrences"], dependencies=[Depends(reviewer_auth)],
              response_model=TrackEditView, summary="Two occurrences are one animal")
 async def merge(request: Request, occurrence_id: str, body: MergeRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot merge"):
         decision = await in_thread(occurrences.merge, tables_of(request, body.tables), occurrence_id, body.other_id,
-                                   body.who, body.comment, body.model, body.filters_hash,
+                                   signed(request, body.who), body.comment, body.model, body.filters_hash,
                                    service_of(request).config.store)
     return {"decision": decision, "applies": APPLIES}
 
 
-@router.post("/v1/occurrences/{occurrence_id}/move", tags=["occurrences"], dependencies=[Depends(admin_auth)],
+@router.post("/v1/occurrences/{occurrence_id}/move", tags=["occurrences"], dependencies=[Depends(reviewer_auth)],
              response_model=TrackEditView, summary="One detection of the occurrence belongs to another occurrence")
 async def move(request: Request, occurrence_id: str, body: MoveRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot move"):
         decision = await in_thread(occurrences.move, tables_of(request, body.tables), occurrence_id,
-                                   _key(body.detection), body.to, body.who, body.comment, body.model,
+                                   _key(body.detection), body.to, signed(request, body.who), body.comment, body.model,
                                    body.filters_hash, service_of(request).config.store)
     return {"decision": decision, "applies": APPLIES}

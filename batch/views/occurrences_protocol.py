@@ -27,8 +27,9 @@ class _Body(BaseModel):
     model: str | None = Field(None, description="NAME or NAME:VERSION when the tables hold several")
     filters_hash: str | None = Field(None, description="the result set (default: the newest with occurrences)")
     comment: str | None = Field(None, max_length=2000)
-    who: str = Field("admin", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
-                     description="the person deciding, as the decisions log keeps it")
+    who: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description=(
+        "the person deciding, as the decisions log keeps it: the person whose token sends it (default); only an "
+        "admin may name someone else, and is then recorded beside them"))
 
 
 class IdentifyRequest(_Body):

@@ -46,6 +46,7 @@ from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeErro
 from model_store.tables.archive import DEFAULT_EXTENSIONS, WEB_MAX_BYTES, cached_location, read_web
 from model_store.tables.roots import relocate
 from trapline.base.errors import ImageDecodeError, NotFoundError
+from trapline.base.fetch_guard import FetchGuard
 from trapline.base.storage import Storage
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
@@ -188,20 +189,20 @@ def remote_thumbnail(source: Source, uri: str) -> tuple[str | None, bytes | None
     return _thumbnail(source, f"{uri}\0{info.get('size')}\0{version}", lambda: read_remote(uri)[0])
 
 
-def web_thumbnail(source: Source, uri: str) -> tuple[str | None, bytes | None]:
+def web_thumbnail(source: Source, uri: str, guard: FetchGuard | None = None) -> tuple[str | None, bytes | None]:
     """As `thumbnail`, of a picture recorded by its URL (fetched only when no thumbnail of it is cached)."""
-    return _thumbnail(source, f"web\0{uri}", lambda: web_file(uri)[0])
+    return _thumbnail(source, f"web\0{uri}", lambda: web_file(uri, guard)[0])
 
 
-def web_file(uri: str) -> tuple[bytes, str]:
+def web_file(uri: str, guard: FetchGuard | None = None) -> tuple[bytes, str]:
     """The bytes of a picture recorded by its URL (an Antenna capture) and their media type, fetched from where it
-    was recorded; NotFoundError when they cannot be had or are no picture (the type is read from the bytes, not
-    from what the other server says)."""
+    was recorded, under the fetch guard (the service's: `guard`); NotFoundError when they cannot be had, are
+    refused or are no picture (the type is read from the bytes, not from what the other server says)."""
     unreadable = NotFoundError("this picture cannot be fetched from where it was recorded", kind="picture_unreadable")
     try:
         with _fetch_slots:
-            data = read_web(uri)
-    except OSError:
+            data = read_web(uri, guard=guard)
+    except OSError:  # FetchRefusedError too: the same 404, naming no address
         raise unreadable from None
     try:
         with Image.open(io.BytesIO(data)) as im:

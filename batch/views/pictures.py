@@ -34,6 +34,7 @@ from batch.views.pictures_protocol import (
 from model_store.tables import browse
 from model_store.tables.archive import is_web
 from model_store.tables.reader import Tables
+from serve.antenna_config import fetch_guard_of
 from serve.deps import in_thread, read_auth, service_of
 from trapline.base.errors import InvalidParameterError, NotFoundError, invalid_parameter
 
@@ -149,10 +150,11 @@ async def picture_file(request: Request, uri: str = Query(..., min_length=1, max
     if is_web(uri):  # fetched from where it was recorded, only under a grant: the service signs its rows' URLs alone
         if not grant or size not in files.SIZES:
             raise NotFoundError("no such picture", kind="picture_not_found")
+        guard = fetch_guard_of(service.config.antenna)  # where its Antenna door fetched them from
         if size == "full":
-            data, media = await in_thread(files.web_file, uri)
+            data, media = await in_thread(files.web_file, uri, guard)
             return Response(data, media_type=media, headers=FILE_HEADERS)
-        cached, data = await in_thread(files.web_thumbnail, src, uri)
+        cached, data = await in_thread(files.web_thumbnail, src, uri, guard)
         return _thumb_response(cached, data)
     path = await in_thread(files.confine, src, uri)
     if files.is_clip(path):  # a clip is shown by its frames, decoded on request (bounded: picture_files.py)

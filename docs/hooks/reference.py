@@ -7,6 +7,7 @@
 - reference/http.md    every HTTP route, from the ingress app's OpenAPI schema (all features attached)
 - reference/errors.md  every error code with its HTTP status, from the classes in trapline/base/errors.py
 - reference/env.md     every environment variable, from the registry trapline/base/env.py
+- reference/roles.md   the roles and the least role of every route, from serve/roles.py and the app's dependencies
 - `<!-- views -->`     in a page (architecture.md): the table of the views, from `batch/views/routes.py`
                        `view_routers()`, each with its routes and the console's page modules that read them
 
@@ -146,16 +147,40 @@ def http_schema() -> dict:
     import yaml
 
     from serve.config import parse_serve_config
-    from serve.draining import Gate
-    from serve.ingress import IngressCore
-    from trapline.service import service_features
 
     args = yaml.safe_load((REPO / "serve.yaml").read_text())["applications"][0]["args"]
     args["record"] = {"archive": "/archive", "tables": "/tables"}
     # routes are only declared, never called
     config = parse_serve_config(args)
-    stand_in = types.SimpleNamespace(config=config, features=service_features(), gate=Gate(config.http.retry_after_s))
-    return IngressCore.__serve_build_asgi_app__(stand_in).openapi()
+    return _app(config).openapi()
+
+
+def _app(config):
+    from serve.draining import Gate
+    from serve.ingress import IngressCore
+    from trapline.service import service_features
+
+    stand_in = types.SimpleNamespace(config=config, features=service_features(), gate=Gate(config.http.retry_after_s),
+                                     audit=None)
+    return IngressCore.__serve_build_asgi_app__(stand_in)
+
+
+def roles_page() -> str:
+    """The roles (serve/roles.py `ROLES`) and every route with the least role it needs, walked from the app."""
+    import yaml
+
+    from serve.config import parse_serve_config
+    from serve.roles import roles_markdown, route_roles
+
+    args = yaml.safe_load((REPO / "serve.yaml").read_text())["applications"][0]["args"]
+    args["record"] = {"archive": "/archive", "tables": "/tables"}
+    out = ["# Roles", "", NOTICE.strip(), "",
+           "Each role may do what the one above it in this table may, and more. A token names a person "
+           "(`trapline people add NAME --role ROLE`); the service's admin token is the person `admin` (admin), its "
+           "API token the person `api` (reader). See [SECURITY.md](../security.md).", "", roles_markdown(), "",
+           "## Every route", "", "| route | least role |", "|---|---|"]
+    out += [f"| `{method} {path}` | {role} |" for method, path, role in route_roles(_app(parse_serve_config(args)))]
+    return "\n".join(out) + "\n"
 
 
 def http_page() -> str:
@@ -239,7 +264,7 @@ def views_table() -> str:
 
 
 PAGES = {"cli.md": cli_page, "config.md": config_page, "http.md": http_page, "errors.md": errors_page,
-         "env.md": env_page}
+         "env.md": env_page, "roles.md": roles_page}
 
 
 def write_generated() -> list[Path]:

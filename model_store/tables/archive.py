@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from trapline.base.errors import ArchiveError
+from trapline.base.fetch_guard import FetchGuard
 from trapline.base.storage import Storage
 
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
@@ -210,15 +211,21 @@ def is_web(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S, max_bytes: int = WEB_MAX_BYTES) -> bytes:
+def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S, max_bytes: int = WEB_MAX_BYTES,
+             guard: FetchGuard | None = None) -> bytes:
     """The bytes at an http(s) uri; OSError (as for a gone file) when they cannot be had, pass `max_bytes` or take
     longer than `timeout_s` in all (not only between two reads: a server trickling bytes holds no thread for long).
-    Redirects are followed, as the Antenna door's own fetch does (serve/antenna/fetch.py)."""
-    import httpx  # late: only tables that recorded URLs need it
+    Redirects are followed, each hop under `guard` (default: the environment's, trapline/base/fetch_guard.py
+    `from_env`; FetchRefusedError, an OSError, when it refuses: nothing is sent), as the Antenna door's fetch is."""
+    import httpx  # late (both): only tables that recorded URLs need httpx
 
+    from trapline.base.guarded_http import guarded_client  # late: imports httpx
+
+    guard = guard or FetchGuard.from_env()
+    guard.check_url(uri)
     deadline = time.monotonic() + timeout_s
     try:
-        with httpx.stream("GET", uri, timeout=timeout_s, follow_redirects=True, trust_env=False) as response:
+        with guarded_client(guard, timeout=timeout_s) as client, client.stream("GET", uri) as response:
             if response.status_code != 200:
                 raise OSError(f"GET {uri} answered HTTP {response.status_code}")
             data = bytearray()

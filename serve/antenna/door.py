@@ -69,7 +69,8 @@ class AntennaDoor:
         self.recorder = None if self.antenna.record is None or self.config.record is None else SourceRecorder(
             self.antenna.record, self.config.record, store, {m.name: list(m.classify) for m in self.config.models},
             self._classifier_version)
-        self.processor = Processor(self.catalog, self._detect, ImageFetcher(self.antenna.fetch),
+        fetcher = ImageFetcher(self.antenna.fetch, self.antenna.fetch_guard())
+        self.processor = Processor(self.catalog, self._detect, fetcher,
                                    self.recorder.record if self.recorder is not None else None)
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
         # At most a batch per replica in flight per detector: a push request (or a pull worker's batch) larger than

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
 import threading
@@ -32,6 +31,7 @@ import httpx
 
 from serve.antenna.protocol import Task, TaskError, TaskResult
 from serve.antenna_config import AntennaWorkOptions
+from trapline.base.env import secret
 from trapline.base.errors import ServiceRequestError, UserError
 
 logger = logging.getLogger(__name__)
@@ -88,9 +88,13 @@ class Worker:
     poll -> reserve -> process -> post until stopped (`stop()`, SIGTERM, `max_seconds`, or idle when asked)."""
 
     def __init__(self, options: AntennaWorkOptions, progress: Progress | None = None) -> None:
-        token = options.token or os.environ.get(options.token_env)
+        try:
+            token = options.token or secret(options.token_env)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         if not token:
-            raise UserError(f"no Antenna token: give --token or set ${options.token_env}")
+            raise UserError(f"no Antenna token: give --token or set ${options.token_env} (or "
+                            f"${options.token_env}_FILE)")
         self.options = options
         self.progress = progress or (lambda line: None)
         self.antenna = _Http(options.api, token)

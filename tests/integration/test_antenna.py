@@ -86,7 +86,7 @@ def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[tuple[str, ModelSto
                           "classify": [{"model": SPECIES_NAME}]}],
               "classifiers": [{"name": SPECIES_NAME, "num_cpus": 0.25}],
               "record": {"archive": str(root / "archive"), "tables": str(root / "tables"), "flush_interval_s": 1},
-              "antenna": {"port": port, "record": {},
+              "antenna": {"port": port, "record": {}, "fetch": {"private_hosts": ["127.0.0.1"]},
                           "pipelines": [{"slug": "trapline-demo", "name": "trapline demo", "detector": DEMO_NAME,
                                          "classifier": SPECIES_NAME}]}}
     with run_local(config, environ={}):

@@ -148,7 +148,7 @@ def test_bad_inputs_get_a_typed_4xx_and_submit_nothing(cluster, url, env, tmp_pa
     cases = [
         ("no token", None, {"kind": "reprocess", "options": reprocess(env, out)}, 401, "unauthorized"),
         ("wrong token", "not-the-token", {"kind": "reprocess", "options": reprocess(env, out)}, 401, "unauthorized"),
-        ("read token", READ, {"kind": "reprocess", "options": reprocess(env, out)}, 401, "unauthorized"),
+        ("read token", READ, {"kind": "reprocess", "options": reprocess(env, out)}, 403, "forbidden"),
         ("unknown kind", ADMIN, {"kind": "reindex", "options": {}}, 422, "invalid_parameter"),
         ("invalid options", ADMIN, {"kind": "reprocess", "options": reprocess(env, out, batch_size=0)}, 422,
          "invalid_options"),

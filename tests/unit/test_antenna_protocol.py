@@ -124,7 +124,7 @@ def test_each_image_gets_its_own_typed_fetch_error():
 
     ok, missing, huge, slow, scheme = asyncio.run(go())
     assert ok == b"jpeg:/ok.jpg"
-    assert [e.reason for e in (missing, huge, slow, scheme)] == ["status", "too_large", "timeout", "url"]
+    assert [e.reason for e in (missing, huge, slow, scheme)] == ["status", "too_large", "timeout", "refused"]
     assert all(isinstance(e, ImageFetchError) for e in (missing, huge, slow, scheme))
     assert missing.extra["http_status"] == 404 and "missing.jpg" in missing.message
 

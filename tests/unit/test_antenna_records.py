@@ -37,6 +37,7 @@ from serve.antenna_config import AntennaRecordConfig
 from serve.config import ServeConfig, parse_serve_config
 from tests.fixtures.pictures import API, app_for
 from trapline.base.errors import ServeConfigError
+from trapline.base.fetch_guard import PRIVATE_HOSTS_ENV
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -55,8 +56,10 @@ def store(tmp_path_factory) -> ModelStore:
 
 
 @pytest.fixture
-def site(tmp_path) -> Iterator[str]:
-    """Antenna's media over plain HTTP: two photos named by their capture time and a corrupt JPEG."""
+def site(tmp_path, monkeypatch) -> Iterator[str]:
+    """Antenna's media over plain HTTP: two photos named by their capture time and a corrupt JPEG. On 127.0.0.1,
+    allowed by name: in the door's config (`fetch.private_hosts`) and, for the batch commands, the environment."""
+    monkeypatch.setenv(PRIVATE_HOSTS_ENV, "127.0.0.1")
     root = tmp_path / "site"
     (root / CAPTURES).mkdir(parents=True)
     photos = sorted(PHOTOS.glob("*.jpg"))
@@ -76,7 +79,7 @@ def config_dict(store: ModelStore, tmp_path) -> dict:
             "record": {"archive": str(tmp_path / "archive"), "tables": str(tmp_path / "tables"),
                        "flush_interval_s": 3600},
             "antenna": {"pipelines": [{"slug": "demo", "detector": DEMO_NAME, "classifier": SPECIES_NAME}],
-                        "record": {}}}
+                        "record": {}, "fetch": {"private_hosts": ["127.0.0.1"]}}}
 
 
 def serve_config(store: ModelStore, tmp_path) -> ServeConfig:
@@ -89,7 +92,7 @@ def record(config: ServeConfig, store: ModelStore, requests: list[PipelineReques
                               {DEMO_NAME: list(config.model(DEMO_NAME).classify)}, species_version)
 
     async def go():
-        fetcher = ImageFetcher(config.antenna.fetch)
+        fetcher = ImageFetcher(config.antenna.fetch, config.antenna.fetch_guard())
         processor = Processor(Catalog(config, store), detect_with(store), fetcher, recorder.record)
         try:
             return [await processor.process(r) for r in requests]
@@ -133,7 +136,7 @@ def test_an_image_answered_again_is_recorded_once_per_detector_version(tmp_path,
     images = [("1", good), ("2", other), ("3", corrupt), ("4", f"{site}/{CAPTURES}/missing.jpg")]
 
     async def go():
-        fetcher = ImageFetcher(config.antenna.fetch)
+        fetcher = ImageFetcher(config.antenna.fetch, config.antenna.fetch_guard())
         processor = Processor(Catalog(config, store), detect_with(store), fetcher, recorder.record)
         try:
             # two requests at once (a push retried while the first is still answered): the journal's claim decides

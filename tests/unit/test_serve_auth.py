@@ -39,7 +39,7 @@ def test_api_check_passes_either_token_and_admin_check_only_the_admin_token():
     with pytest.raises(UnauthorizedError) as info:
         tokens.check_api("Bearer nope")
     assert info.value.headers == {"WWW-Authenticate": "Bearer"}
-    with pytest.raises(UnauthorizedError):
+    with pytest.raises(ForbiddenError):  # the API token's person is a reader: known, and not allowed
         tokens.check_admin(f"Bearer {API}")
     Tokens(token_digest(ADMIN), None, "X").check_api(None)  # no API token: the door is open
 
@@ -92,3 +92,20 @@ def test_store_errors_become_typed_api_errors():
     with pytest.raises(InvalidParameterError, match="not a valid name"):
         asyncio.run(store_call(bad_value))
     assert asyncio.run(store_call(lambda x: x + 1, 1)) == 2
+
+
+def test_a_service_of_people_alone_keys_its_links_with_the_registrys_secret(tmp_path):
+    """Without an admin or API token the digests give no secret: the registry's link secret keys the links, the
+    same for every replica reading that registry, and made only when first needed."""
+    from serve.people import LINK_SECRET_FILE, PeopleView
+
+    views = [PeopleView(str(tmp_path), refresh_s=60) for _ in range(2)]
+    try:
+        assert not (tmp_path / LINK_SECRET_FILE).exists()
+        keys = [Tokens(None, None, "X", v).link_key() for v in views]
+        assert keys[0] == keys[1] != Tokens(None, None, "X").link_key()
+        assert Tokens(token_digest(ADMIN), None, "X", views[0]).link_key() == Tokens(token_digest(ADMIN), None,
+                                                                                     "X").link_key()
+    finally:
+        for v in views:
+            v.close()

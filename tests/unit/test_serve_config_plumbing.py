@@ -31,6 +31,7 @@ from serve.config import (
     IdentifyRoute,
     ModelRuntimeConfig,
     ModelServeConfig,
+    PeopleConfig,
     RecordConfig,
     ServeConfig,
     ServeConfigError,
@@ -226,6 +227,11 @@ JOBS_CHECKS: dict[str, Check] = {  # read by the jobs feature (batch/jobs/) from
     "pictures": Check(lambda b, v: [p.model_dump() for p in b.ingress.config.jobs.pictures] == v),
 }
 
+PEOPLE_CHECKS: dict[str, Check] = {  # the ingress's view of the people registry (serve/people.py)
+    "location": Check(lambda b, v: b.ingress.people_location == v == b.ingress.tokens.people.registry.location),
+    "refresh_s": Check(lambda b, v: b.ingress.tokens.people.refresh_s == v),
+}
+
 SERVE_CHECKS: dict[str, Check] = {
     "store": Check(lambda b, v: b.detector_replica.store.root == v == b.ingress.store.root
                    and b.classifier_replica.store.root == v),
@@ -238,7 +244,7 @@ SERVE_CHECKS: dict[str, Check] = {
     "antenna": Check(lambda b, v: same(ServeConfig.model_validate(b.deployments["antenna"].init_args[0]).antenna, v)
                      and b.deployments["antenna"].init_args[1] == b.http.name),
     # the nested models, walked field by field below
-    **{f: Check(lambda b, v: True) for f in ("models", "classifiers", "http", "jobs", "record")},
+    **{f: Check(lambda b, v: True) for f in ("models", "classifiers", "http", "jobs", "record", "people")},
 }
 
 
@@ -260,7 +266,7 @@ def make_site(root: Any, fixture_models: dict[str, Any], colour_onnx: Any) -> di
             store.promote(f"{name}:1", alias)
     for name in ("demo-detector", "megadetector"):  # the detectors serve.yaml and the RayService serve
         store.publish(fixture_models["yolov8"], name, "1", fixture_config("yolov8"))
-    dirs = {d: os.path.realpath(root / d) for d in ("archive", "tables", "gallery", "work", "cache")}
+    dirs = {d: os.path.realpath(root / d) for d in ("archive", "tables", "gallery", "work", "cache", "people")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
     shutil.copytree(store.root, root / "store2")  # the same models elsewhere: for the `store` sample
@@ -299,6 +305,7 @@ def samples(site: dict[str, Any]) -> dict[type[BaseModel], dict[str, Any]]:
                      "working_dir_allowed": False, "s3_buckets": ["bucket"], "working_dir": site["work"],
                      "python": "/usr/bin/python3", "entrypoint_num_cpus": 0.5, "promote_poll_s": 7.0,
                      "pictures": [{"name": "cams", "tables": site["tables"], "archive": site["archive"]}]},
+        PeopleConfig: {"location": site["people"], "refresh_s": 0.5},
         ServeConfig: {"store": site["store2"], "cache_dir": site["cache"], "admin_token_env": "WALK_ADMIN",
                       "api_token_env": "WALK_API",
                       "antenna": {"port": 18999, "pipelines": [{"slug": "walk", "detector": DET, "classifier": CLF}]}},
@@ -308,7 +315,7 @@ def samples(site: dict[str, Any]) -> dict[type[BaseModel], dict[str, Any]]:
 CHECKS: dict[type[BaseModel], dict[str, Check]] = {
     ModelServeConfig: MODEL_CHECKS, ClassifierServeConfig: CLASSIFIER_CHECKS, ClassifierRoute: ROUTE_CHECKS,
     IdentifyRoute: IDENTIFY_CHECKS, OnPromote: ON_PROMOTE_CHECKS, HttpConfig: HTTP_CHECKS, RecordConfig: RECORD_CHECKS,
-    JobsConfig: JOBS_CHECKS, ServeConfig: SERVE_CHECKS,
+    JobsConfig: JOBS_CHECKS, PeopleConfig: PEOPLE_CHECKS, ServeConfig: SERVE_CHECKS,
 }
 
 
@@ -345,6 +352,7 @@ def with_sample(config: dict[str, Any], model: type[BaseModel], field: str, valu
         HttpConfig: lambda: {**config, "http": set_in(config["http"])},
         RecordConfig: lambda: {**config, "record": set_in(config["record"])},
         JobsConfig: lambda: {**config, "jobs": set_in(config.get("jobs", {}))},
+        PeopleConfig: lambda: {**config, "people": set_in(config.get("people", {}))},
     }
     return place[model]()
 
@@ -364,7 +372,7 @@ def test_every_field_reaches_what_uses_it(site, model):
     unchecked = sorted(set(model.model_fields) - set(checks))
     assert not unchecked, (f"{model.__name__} has fields no check follows through build_app: {unchecked}; add each "
                            "to CHECKS with where the deployment that uses it finds it")
-    assert set(values) | {"models", "classifiers", "http", "jobs", "record"} >= set(model.model_fields)
+    assert set(values) | {"models", "classifiers", "http", "jobs", "record", "people"} >= set(model.model_fields)
     walked = {f: c for f, c in checks.items() if f in values}  # the rest are nested models, walked on their own
     for field in walked:
         default = model.model_fields[field].get_default(call_default_factory=True)

@@ -12,12 +12,12 @@ import pytest
 
 from model_store import decode_image
 from serve.answers import DetectAnswer
+from serve.auth import Tokens, token_digest
 from serve.config import parse_serve_config
-from serve.ingress import bearer_ok, token_digest
 from serve.protocol import AliasMoveResponse, ModelsResponse, core_error
 from serve.routes import create_api
 from tests.fixtures.images import encode, gradient
-from trapline.base.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from trapline.base.errors import NotFoundError
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -36,15 +36,9 @@ class CoreService:
         self.admin = admin
         self.calls: list[tuple] = []
 
-    def check_api_token(self, authorization):
-        if not bearer_ok(authorization, token_digest(API_TOKEN)):
-            raise UnauthorizedError("token needed", headers={"WWW-Authenticate": "Bearer"})
-
-    def check_admin_token(self, authorization):
-        if not self.admin:
-            raise ForbiddenError("admin disabled")
-        if not bearer_ok(authorization, token_digest(ADMIN_TOKEN)):
-            raise UnauthorizedError("admin token needed", headers={"WWW-Authenticate": "Bearer"})
+    def authorize(self, authorization, role):  # the service's two tokens, as serve/auth.py `Tokens` checks them
+        return Tokens(token_digest(ADMIN_TOKEN) if self.admin else None, token_digest(API_TOKEN),
+                      "TRAPLINE_ADMIN_TOKEN").authorize(authorization, role)
 
     def refuse_early(self, model):  # never full here; the one-hop replica's check is in test_serve_burst.py
         pass

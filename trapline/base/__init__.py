@@ -9,6 +9,8 @@
     entry.py           how every entry point runs a command (exit codes, Ctrl-C)
     printed.py         a command's result: its text for people, its data for --json
     service_records.py running `trapline serve` services on record, so later commands find them
+    fetch_guard.py     where a fetch made on someone's behalf may go (SSRF: hosts, every resolved address)
+    guarded_http.py    httpx clients whose every connection passes that guard, to the address it checked
 
 The composition root above it, `trapline/` (cli.py, demo.py, service.py), imports everything; nothing here
 imports it (`make lint`'s import contracts).

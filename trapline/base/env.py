@@ -24,6 +24,29 @@ class EnvVar:
         value = (os.environ if environ is None else environ).get(self.name)
         return value if value else self.default
 
+    def secret(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """As `get`, for a secret: also read from the file `NAME_FILE` names (see `secret`)."""
+        return secret(self.name, environ) or self.default
+
+
+def secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A secret's value: the variable `name`, else the contents of the file `${name}_FILE` names (compose
+    `secrets:`, a Kubernetes Secret mounted as a file), one trailing newline dropped; None when neither is set.
+    ValueError when both are set (which one wins would be a guess) or the file cannot be read."""
+    env = os.environ if environ is None else environ
+    value, path = env.get(name) or None, env.get(f"{name}_FILE") or None
+    if value and path:
+        raise ValueError(f"both ${name} and ${name}_FILE are set: set one")
+    if path is None:
+        return value
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ValueError(f"${name}_FILE names {path}, which cannot be read: {exc.strerror}") from None
+    text = text[:-1] if text.endswith("\n") else text
+    return text.removesuffix("\r") or None
+
 
 MODEL_STORE = EnvVar("TRAPLINE_MODEL_STORE", "The model store root (a directory or s3://bucket/prefix) every command "
                      "uses when no --store is given.", "./models")
@@ -36,9 +59,15 @@ S3_ENDPOINT_URL = EnvVar("TRAPLINE_S3_ENDPOINT_URL", "An S3-compatible endpoint 
                          "s3:// location: stores, archives, tables.")
 ADMIN_TOKEN = EnvVar("TRAPLINE_ADMIN_TOKEN", "The admin token: the service's admin routes (promote, jobs, "
                      "decisions) answer 403 until it is set where the app is built (the serve config's "
-                     "`admin_token_env` can name another variable); `trapline jobs` sends it.")
+                     "`admin_token_env` can name another variable); `trapline jobs` sends it. Like every token "
+                     "variable, it can instead name a file: `TRAPLINE_ADMIN_TOKEN_FILE=/run/secrets/admin`.")
 API_TOKEN = EnvVar("TRAPLINE_API_TOKEN", "The API token `trapline jobs` sends for reads (else the admin token). "
-                   "The service reads the variable its config's `api_token_env` names.")
+                   "The service reads the variable its config's `api_token_env` names. Or from a file: "
+                   "`TRAPLINE_API_TOKEN_FILE`.")
+ADMIN_TOKEN_FILE = EnvVar("TRAPLINE_ADMIN_TOKEN_FILE", "A file holding the admin token instead of the variable "
+                          "(compose `secrets:`, a Kubernetes Secret mounted as a file); every token variable NAME is "
+                          "also read from NAME_FILE (one of the two, not both).")
+API_TOKEN_FILE = EnvVar("TRAPLINE_API_TOKEN_FILE", "A file holding the API token instead of the variable.")
 URL = EnvVar("TRAPLINE_URL", "The service `trapline jobs` talks to.", "http://127.0.0.1:8000")
 STATE_DIR = EnvVar("TRAPLINE_STATE_DIR", "Where `trapline serve` notes its running services (so that `trapline "
                    "reprocess --via auto` finds them); default ~/.trapline.")
@@ -48,9 +77,17 @@ SEED_DEMO = EnvVar("TRAPLINE_SEED_DEMO", "1: `trapline serve` publishes the demo
                    "nothing to serve before it starts (the container's first run on an empty ./models).")
 RAY_ADDRESS = EnvVar("RAY_ADDRESS", "Ray's own: the cluster to join (`ray job submit` sets it). Unset, trapline "
                      "starts a private local Ray for the command.")
+FETCH_ALLOWED_HOSTS = EnvVar("TRAPLINE_FETCH_ALLOWED_HOSTS", "Batch commands reading pictures recorded by their URL "
+                             "(report, snips): the hosts they may fetch from, comma-separated (`*.example.org` for "
+                             "subdomains); default any host whose addresses are public. The service uses its "
+                             "config's `antenna.fetch` instead.")
+FETCH_PRIVATE_HOSTS = EnvVar("TRAPLINE_FETCH_PRIVATE_HOSTS", "Batch commands: hosts, by name as URLs write them, "
+                             "that may resolve to loopback, private or link-local addresses (e.g. `127.0.0.1`); "
+                             "any other host resolving to one is refused.")
 
-VARIABLES: tuple[EnvVar, ...] = (MODEL_STORE, MODEL_CACHE, S3_ENDPOINT_URL, ADMIN_TOKEN, API_TOKEN, URL, STATE_DIR,
-                                 CHROMIUM, SEED_DEMO, RAY_ADDRESS)
+VARIABLES: tuple[EnvVar, ...] = (MODEL_STORE, MODEL_CACHE, S3_ENDPOINT_URL, ADMIN_TOKEN, ADMIN_TOKEN_FILE, API_TOKEN,
+                                 API_TOKEN_FILE, URL, STATE_DIR,
+                                 CHROMIUM, SEED_DEMO, RAY_ADDRESS, FETCH_ALLOWED_HOSTS, FETCH_PRIVATE_HOSTS)
 
 # Handed by the driver to its Ray tasks as they are (workers of a cluster started before the driver's environment
 # was set, or on other nodes, lack them). With instance roles / IRSA there are no keys to forward.

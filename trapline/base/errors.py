@@ -143,12 +143,24 @@ class ImageDecodeError(TraplineError, ValueError):
 
 
 class ImageFetchError(TraplineError, ValueError):
-    """An image named by URL (an Antenna request or task) that could not be fetched: `reason` is timeout, status,
-    too_large or connection; the message names the URL. Answered per image, never for the whole request."""
+    """An image named by URL (an Antenna request or task) that could not be fetched: `reason` is refused (the fetch
+    guard: nothing was sent), timeout, status, too_large or connection; the message names the URL. Answered per
+    image, never for the whole request."""
 
     code, status = "image_fetch_failed", 502
 
     def __init__(self, reason: str, message: str, **extra: Any) -> None:
+        super().__init__(message, reason=reason, **extra)
+        self.reason = reason
+
+
+class FetchRefusedError(TraplineError, OSError):
+    """A URL trapline was asked to fetch that its fetch guard refuses (scheme, host, or an address it resolves to):
+    nothing was sent. An OSError too, so a reader that treats an unreadable file as gone treats it the same way."""
+
+    code, status = "fetch_refused", 403
+
+    def __init__(self, reason: str, message: str, **extra: object) -> None:
         super().__init__(message, reason=reason, **extra)
         self.reason = reason
 
@@ -272,9 +284,17 @@ class UnauthorizedError(HttpError):
 
 
 class ForbiddenError(HttpError):
-    """A valid token that may not do this: an admin route while the service has no admin token set."""
+    """A valid token that may not do this: a route above its person's role (serve/roles.py), or an admin route while
+    the service has neither an admin token nor anyone registered."""
 
     code, status = "forbidden", 403
+
+
+class NotTheSignerError(HttpError):
+    """A decision whose `who` names someone other than the person whose token sent it (only an admin may decide for
+    someone else, and is then recorded beside them)."""
+
+    code, status = "not_the_signer", 403
 
 
 class PayloadTooLargeError(HttpError):

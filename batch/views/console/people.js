@@ -4,7 +4,7 @@
 import {authHeaders, el} from "./api.js";
 import {tablesPicker} from "./pickers.js";
 import {route} from "./router.js";
-import {chooseTables, chosenTables, keep, setWho, who} from "./state.js";
+import {chooseTables, chosenTables, keep, setWho, signedIn, who} from "./state.js";
 
 // What every decision sends besides its label: the tables, and who decides (the log keeps the name).
 export function occDecision() {
@@ -24,6 +24,8 @@ export function tablesField(where, id = null, onPick = null, blank = "the record
 }
 
 export function whoField() {
+  const me = signedIn();
+  if (me?.via === "person") return el("span", {class: "who"}, `deciding as ${me.name}`);  // the token signs
   return el("input", {type: "text", name: "who", placeholder: "your name (for the decisions log)", value: who(),
                       "aria-label": "your name"});
 }

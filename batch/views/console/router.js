@@ -2,8 +2,8 @@
 // `pages` ({NAME: (current, arg) => Promise<live?>}) and, when it has a link in the nav, `nav` ([[href, label, place]]:
 // the links are shown by place, lowest first). The first link is the page shown when the hash names none.
 
-import {el, page} from "./api.js";
-import {setToken} from "./state.js";
+import {authHeaders, el, page} from "./api.js";
+import {setSignedIn, setToken, signedIn} from "./state.js";
 
 const pages = {};
 let first = "";
@@ -25,18 +25,28 @@ export async function route() {
   }
 }
 
+// Who the token names, asked of the service (GET /v1/whoami) and shown beside the token field.
+async function signIn() {
+  const r = await fetch("/v1/whoami", {headers: authHeaders()}).catch(() => null);
+  setSignedIn(r && r.ok ? await r.json() : null);
+  const me = signedIn();
+  document.getElementById("signed-in").textContent = me ? `${me.name} (${me.role})` : "not signed in";
+}
+
 // The console, once every page module is loaded: the nav by its links' places, the token form, the first page.
-export function start(modules) {
+export async function start(modules) {
   for (const m of modules) Object.assign(pages, m.pages);
   const links = modules.flatMap(m => m.nav || []).sort((a, b) => a[2] - b[2] || a[1].localeCompare(b[1]));
   first = links.length ? links[0][0] : "";
   document.querySelector("header nav").replaceChildren(...links.map(([href, label]) => el("a", {href}, label)));
-  document.getElementById("token-form").addEventListener("submit", ev => {
+  document.getElementById("token-form").addEventListener("submit", async ev => {
     ev.preventDefault();
     setToken(document.getElementById("token").value);
     document.getElementById("token").value = "";
+    await signIn();
     route();
   });
   window.addEventListener("hashchange", route);
+  await signIn();
   route();
 }

@@ -8,6 +8,7 @@
 const TOKEN = "trapline-token";
 const TABLES = "trapline-tables";
 const WHO = "trapline-who";
+const PERSON = "trapline-person";  // who the token names (GET /v1/whoami): {name, role, via}
 const KEPT = "trapline-kept-";  // + a page's name: its filters
 
 export function token() { return sessionStorage.getItem(TOKEN) || ""; }
@@ -32,7 +33,13 @@ export function tablesQuery(extra = {}) {
   return q;
 }
 
-export function who() { return sessionStorage.getItem(WHO) || ""; }
+// The name a decision is sent with: none with a personal token (the service signs it with the token's person, and
+// refuses another name from anyone but an admin), else the name typed on the people pages.
+export function who() { return signedIn()?.via === "person" ? "" : sessionStorage.getItem(WHO) || ""; }
+
+export function signedIn() { return JSON.parse(sessionStorage.getItem(PERSON) || "null"); }
+
+export function setSignedIn(person) { sessionStorage.setItem(PERSON, JSON.stringify(person || null)); }
 
 export function setWho(value) { sessionStorage.setItem(WHO, value || ""); }
 

@@ -11,14 +11,13 @@ from pydantic import Field
 
 from batch.command import Command, later, printed
 from batch.flags import FlagStyle
-from batch.options import CommandOptions, Location
+from batch.options import CommandOptions, Location, StoreRoot
 
 RoleName = Literal["reader", "reviewer", "operator", "admin"]
 
 
 class PeopleOptions(CommandOptions):
-    store: Location | None = Field(None, description="the model store the service serves from (the registry is "
-                                                     "`_people` under it; default: $TRAPLINE_MODEL_STORE or ./models)")
+    store: StoreRoot = None  # the one the service serves from: the registry is `_people` under it
     people: Location | None = Field(None, description="the registry's location when the serve config sets "
                                                       "`people.location` (a directory or s3://)")
 

@@ -196,8 +196,9 @@ def console_shows_the_readme_tables(url: str, home: Path) -> None:
         assert console_page_errors(b, "#/captures", "document.querySelector('#captures-count') !== null") == []
         for hash in console_nav(b):
             assert console_page_errors(b, hash) == [], hash
-        # the browser logs every 404 a page shows as its empty state (no occurrences, no deployments yet)
-        assert [e for e in b.errors() if "status of 404" not in e] == [], b.errors()
+        # the browser logs every 404 a page shows as its empty state (no occurrences, no deployments yet) and the 403
+        # of the admin pages (no admin token on this service): those only
+        assert [e for e in b.errors() if not re.search(r"status of 40[34]", e)] == [], b.errors()
 
 
 def detect(url: str, image: Path) -> dict:

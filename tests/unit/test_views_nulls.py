@@ -14,7 +14,7 @@ import pytest
 from batch.postprocessing.postprocess import run_postprocess
 from model_store.tables.commit import write_stage_results
 from model_store.tables.schema import CLASSIFICATION_FIELDS, DETECTION_FIELDS, STAGE_SCHEMA
-from tests.fixtures.pictures import API, app_for, site_config
+from tests.fixtures.pictures import ADMIN, API, app_for, site_config
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -117,7 +117,7 @@ def test_every_console_page_over_them_in_chromium_shows_no_error(tmp_path):
     config = site_config(str(tmp_path / "store"), [str(tmp_path)],
                          [("nulls", tmp_path / "tables", tmp_path / "archive")])
     with served(config) as url, Browser(1280, 900) as b:
-        b.before_load(set_token_script() + COUNT_FETCHES)
+        b.before_load(set_token_script(ADMIN) + COUNT_FETCHES)  # every page, the admin's (audit, people) too
         b.navigate(f"{url}/console")
         assert console_page_errors(b, "#/cameras", "document.querySelectorAll('.tile').length === 4") == []
         assert console_page_errors(b, "#/captures", "document.querySelector('#captures-count') !== null") == []

@@ -73,19 +73,23 @@ def _majority(truth: np.ndarray) -> int:
     return int(np.bincount(real).argmax()) if len(real) else -1
 
 
-def judge_folds(seq: dict[str, Any], ids: np.ndarray, fold_no: np.ndarray) -> tuple[int, int]:
-    """(folds, wrong folds): a fold is wrong when the folded piece's animal (its detections' most frequent true
-    animal) is not the animal of the track it was folded into (its other detections'); a piece of false boxes
-    folded into an animal is not a wrong fold (no animal is lost)."""
-    made = wrong = 0
+def judge_folds(seq: dict[str, Any], ids: np.ndarray, fold_no: np.ndarray) -> tuple[int, int, int]:
+    """(folds, wrong folds, wrong folds that hid an animal): a fold is wrong when the folded piece's animal (its
+    detections' most frequent true animal) is not the animal of the track it was folded into (its other
+    detections'); it hid an animal when that animal has no counted track of its own. A piece of false boxes folded
+    into an animal is not a wrong fold (no animal is lost)."""
+    made = wrong = hidden = 0
     truth = seq["truth"]
+    owners = {_majority(truth[(ids == t) & (fold_no < 0)]) for t in np.unique(ids[ids >= 0])}
     for f in np.unique(fold_no[fold_no >= 0]):
         rows = np.flatnonzero(fold_no == f)
         made += 1
         host = np.flatnonzero((ids == ids[rows[0]]) & (fold_no < 0))
         a, b = _majority(truth[rows]), _majority(truth[host])
-        wrong += int(a >= 0 and b >= 0 and a != b)
-    return made, wrong
+        if a >= 0 and b >= 0 and a != b:
+            wrong += 1
+            hidden += int(a not in owners)
+    return made, wrong, hidden
 
 
 def run(seqs: list[dict[str, Any]], config: TrackConfig, mot: bool) -> dict[str, Any]:
@@ -108,6 +112,7 @@ def run(seqs: list[dict[str, Any]], config: TrackConfig, mot: bool) -> dict[str,
                      "merges_per_100": round(errors[kind]["merges_per_100"], 2),
                      "splits_per_100": round(errors[kind]["splits_per_100"], 2),
                      "folds": sum(f[0] for f in folds), "wrong_folds": sum(f[1] for f in folds),
+                     "wrong_folds_hiding_an_animal": sum(f[2] for f in folds),
                      "static_flags": flagged, "static_flags_on_animals": on_animals}
         if mot:
             out[kind]["id_switches_per_100"] = mot_summary(

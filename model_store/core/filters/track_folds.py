@@ -59,17 +59,24 @@ class Folded(NamedTuple):
     confidence: np.ndarray
 
 
-def _same_frame_pairs(key: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of `rows` that share a frame key (sorted by key first)."""
+def _same_frame_pairs(key: np.ndarray, rows: np.ndarray,
+                      boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of `rows` that share a key (a frame), and whose boxes overlap when `boxes` are given."""
     order = rows[np.argsort(key[rows], kind="stable")]
     k = key[order]
     firsts, seconds = [], []
     for d in range(1, len(order)):
-        same = k[:-d] == k[d:]
-        if not same.any():
+        same = np.flatnonzero(k[:-d] == k[d:])
+        if not len(same):
             break
-        firsts.append(order[:-d][same])
-        seconds.append(order[d:][same])
+        a, b = order[same], order[same + d]
+        if boxes is not None:  # only overlapping pairs are kept: a crowded frame has many pairs, few that touch
+            ba, bb = boxes[a], boxes[b]
+            touch = ((np.minimum(ba[:, 2], bb[:, 2]) > np.maximum(ba[:, 0], bb[:, 0]))
+                     & (np.minimum(ba[:, 3], bb[:, 3]) > np.maximum(ba[:, 1], bb[:, 1])))
+            a, b = a[touch], b[touch]
+        firsts.append(a)
+        seconds.append(b)
     if not firsts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(firsts), np.concatenate(seconds)
@@ -84,18 +91,17 @@ def _contained(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarr
 
 
 def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
-               dets: CameraDetections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               dets: CameraDetections, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(track ids with hand-overs joined, the rows that start a joined track, the share of the frames the two
     shared in which one box lay inside or on the other). A duplicate box takes an animal's track for a frame and
     its own box starts another: the first track ends within `fold_hand_over` frames of the second's start (or
-    later, when they share at most `fold_turn_share` of the frames they overlap: two tracks taking turns on one
-    animal), and in `fold_min_share` of the frames they share one box is inside or on the other; their mean boxes
+    later, when their boxes meet in at most `fold_turn_share` of the frames they overlap: two tracks taking turns on
+    one animal), and in `fold_min_share` of the frames their boxes meet one is inside or on the other; their mean boxes
     are of about one size (`sit_size_ratio`). Each track hands over to at most one, and takes over from at most
     one."""
     none = (track_of, np.zeros(0, dtype=np.int64), np.zeros(0))
     if config.fold_hand_over == 0:
         return none
-    a, b = _same_frame_pairs(key, known)
     differ = track_of[a] != track_of[b]
     a, b = a[differ], b[differ]
     if not len(a):
@@ -154,11 +160,11 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         return none
     span = int(step_of.max()) + 2
     key = dets.segment * span + step_of
-    track_of, handed, handed_share = hand_overs(config, track_of, key, known, dets)
+    a, b = _same_frame_pairs(key, known, dets.boxes)  # the pairs of overlapping boxes of one frame
+    track_of, handed, handed_share = hand_overs(config, track_of, key, known, dets, a, b)
     none = none._replace(track_of=track_of, rows=handed, fold=np.arange(len(handed)), share=handed_share,
                          spread=np.full(len(handed), np.nan), moved=np.full(len(handed), np.nan),
                          confidence=_NO_FOLD * handed_share)
-    a, b = _same_frame_pairs(key, known)
     a, b = a[track_of[a] != track_of[b]], b[track_of[a] != track_of[b]]
     if not len(a):
         return none

@@ -172,7 +172,8 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
                      "detection_index": int(row["best_detection_index"])},
             "filters_hash": row["filters_hash"], "run_id": row["run_id"],
             "tracker_hash": _text(row["tracker_hash"]), "link_confidence": _num(row.get("link_confidence")),
-            "weakest_link": _key(row.get("weakest_link")), "stitches": _stitches(row.get("stitches"))}
+            "weakest_link": _key(row.get("weakest_link")), "stitches": _stitches(row.get("stitches")),
+            "folds": _folds(row.get("folds")), "static": _flag(row.get("static"))}
 
 
 def _stitches(value: Any) -> list[dict[str, Any]]:
@@ -181,6 +182,18 @@ def _stitches(value: Any) -> list[dict[str, Any]]:
         return []
     return [{**_key(s), "distance": _num(s.get("distance")), "gap_frames": int(s["gap_frames"]),
              "probability": _num(s.get("probability"))} for s in value if _key(s) is not None]
+
+
+def _folds(value: Any) -> list[dict[str, Any]]:
+    """The animal's second boxes the tracker folded in, with their evidence (none for tables written before)."""
+    if value is None or isinstance(value, float):
+        return []
+    return [{**_key(f), **{k: _num(f.get(k)) for k in ("share", "spread", "moved")}} for f in value
+            if _key(f) is not None]
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None or (not isinstance(value, bool) and pd.isna(value)) else bool(value)
 
 
 def _key(value: Any) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from batch.postprocessing.determine import carry_identifications, determine
+from batch.postprocessing.determine import HUMAN, carry_identifications, determine
 from batch.postprocessing.reclassify import ExtraTables
 from batch.postprocessing.snips import read_source
 from batch.postprocessing.table_filters import Fired
@@ -250,13 +250,15 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     track = np.full(len(dets), -1, dtype=np.int64)
     sure = np.ones(len(dets))
     stitches = np.full((len(dets), 3), np.nan)
+    folds = np.full((len(dets), 4), np.nan)
+    static = np.zeros(len(dets), dtype=bool)
     next_id = 0
     for _, pos in dets.groupby("camera_key", sort=False).indices.items():
         sub = dets.iloc[pos]
         boxes = np.stack([sub["bbox_x"], sub["bbox_y"], sub["bbox_x"] + sub["bbox_w"],
                           sub["bbox_y"] + sub["bbox_h"]], axis=1).astype(np.float64)
         # A frame without a capture time links to nothing (the tracker's rule): each of its boxes is one occurrence.
-        ids, sure[pos], stitches[pos] = link_camera_scored(
+        ids, sure[pos], stitches[pos], folds[pos], static[pos] = link_camera_scored(
             sub["t"].to_numpy(np.float64), pd.factorize(sub["frame_key"])[0], boxes, config,
             labels=sub["label"].to_numpy(), scores=sub["score"].to_numpy(np.float64),
             appearance=None if appearance is None else appearance[pos], animal=None if animal is None else animal[pos])
@@ -272,7 +274,8 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
     track, sure, linked.track_edits = apply_track_edits(
         track, sure, list(zip(col["uri"], col["content_id"], index.tolist(), strict=True)), decisions.read())
     times = pd.to_datetime(dets["capture_time"]).to_numpy()
-    confirmed = confirmed_tracks(track, config, score)
+    confirmed = confirmed_tracks(track, config, score, static=static)
+    counted_if_moving = confirmed_tracks(track, config, score)  # a person's identification of a flagged track
     order = np.argsort(track, kind="stable")  # within a track: time order (dets are sorted by time)
     members: dict[str, np.ndarray] = {}
     for pos in np.split(order, np.flatnonzero(np.diff(track[order])) + 1):
@@ -287,6 +290,10 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
         known = times[pos][~np.isnat(times[pos])]
         frames = len(set(col["frame_key"][pos]))
         weakest = pos[1:][int(np.argmin(sure[pos[1:]]))] if len(pos) > 1 else None  # pos[0] starts the track
+        flagged = bool(static[pos].all())
+        # A person who identified a flagged occurrence said it is an animal: it counts as it would have.
+        counted = bool(confirmed[track[p0]]) or (flagged and det.determined_by == HUMAN
+                                                 and bool(counted_if_moving[track[p0]]))
         linked.rows.setdefault((col["uri"][p0], col["content_id"][p0], col["run_id"][p0]), []).append({
             "uri": col["uri"][p0], "content_id": col["content_id"][p0], "occurrence_id": oid,
             "camera_id": col["camera_id"][p0], "first_time": pd.Timestamp(known.min()) if len(known) else None,
@@ -295,14 +302,18 @@ def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope
             "best_detection_index": int(index[best]), "label": det.label, "score": det.score,
             "determined_by": det.determined_by, "model_label": det.model_label, "model_score": det.model_score,
             "identified_by": det.identified_by, "decision_id": det.decision_id, "votes": [votes[p] for p in pos],
-            "confirmed": bool(confirmed[track[p0]]), "tracker_hash": config_hash,
+            "confirmed": counted, "tracker_hash": config_hash, "static": flagged,
             "link_confidence": 1.0 if weakest is None else round(float(sure[weakest]), 4),
             "weakest_link": None if weakest is None else {k: votes[weakest][k] for k in ("uri", "content_id",
                                                                                           "detection_index")},
             "stitches": [{**{k: votes[p][k] for k in ("uri", "content_id", "detection_index")},
                           "distance": round(float(stitches[p, 0]), 6), "gap_frames": int(stitches[p, 1]),
                           "probability": round(float(stitches[p, 2]), 4)}
-                         for p in pos[1:] if not np.isnan(stitches[p, 2]) and sure[p] == stitches[p, 2]]})
+                         for p in pos[1:] if not np.isnan(stitches[p, 2]) and sure[p] == stitches[p, 2]],
+            "folds": [{**{k: votes[p][k] for k in ("uri", "content_id", "detection_index")},
+                       **{k: None if np.isnan(folds[p, i]) else round(float(folds[p, i]), 4)
+                          for i, k in ((1, "share"), (2, "spread"), (3, "moved"))}}
+                      for p in pos if not np.isnan(folds[p, 0])]})
         for p in pos:
             linked.occurrence_of[(col["uri"][p], col["content_id"][p], col["run_id"][p], int(index[p]))] = oid
         linked.occurrences += 1

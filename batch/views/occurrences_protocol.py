@@ -21,6 +21,17 @@ class StitchView(DetectionRef):
     probability: float | None = Field(None, description="the calibrated probability that they are one animal")
 
 
+class FoldView(DetectionRef):
+    """One of the animal's second boxes the tracker folded in (a head inside its box, a duplicate beside it:
+    issue 69), with the evidence of its piece."""
+
+    share: float | None = Field(None, description="the share of the piece's frames inside or on the animal's box")
+    spread: float | None = Field(None, description="the spread of its place in the animal's box, in box sizes "
+                                                   "(null: a hand-over, a duplicate that took the track for a frame)")
+    moved: float | None = Field(None, description="how far the animal moved meanwhile, in box sizes (a strong "
+                                                  "fold: it rode along)")
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tables: str | None = Field(None, description="the tables (default: the recorder's tables of the serve config)")
@@ -103,6 +114,11 @@ class OccurrenceView(BaseModel):
     weakest_link: DetectionRef | None = Field(None, description="the detection that weakest link attached")
     stitches: list[StitchView] = Field(default_factory=list, description="the joins the tracker's stitching pass "
                                                                          "made, with their evidence")
+    folds: list[FoldView] = Field(default_factory=list, description="the animal's second boxes the tracker folded "
+                                                                    "in, with their evidence")
+    static: bool | None = Field(None, description="the track never moved (a leaf, a mark on the sheet): not "
+                                                  "counted unless a person identified it (null: tables written "
+                                                  "before it was stored)")
 
 
 class OccurrencePage(BaseModel):

@@ -254,7 +254,9 @@ def link_tracks(clip: ClipDetections, config: TrackConfig, count: ClipCountConfi
     boxes = np.array([_xyxy(d) for _, _, _, d in rows], dtype=np.float64)
     labels = np.array([d.label for _, _, _, d in rows], dtype=object)
     scores = np.array([d.score for _, _, _, d in rows], dtype=np.float64)
-    ids = link_camera(times, frames, boxes, config, labels=labels, scores=scores)
+    # A clip merges its doubles by its own rule (merge_duplicates, the clip counts' duplicate_min_frames), so the
+    # tracker's folding of second boxes (issue 69, for a camera's stills) is left to that rule here.
+    ids = link_camera(times, frames, boxes, config.model_copy(update={"fold": False}), labels=labels, scores=scores)
     ids = merge_duplicates(ids, frames, boxes, scores, labels, count)
     one = best_per_frame(ids, frames, scores)  # a merged track holds a double's boxes: one vote a frame
     confirmed = confirmed_tracks(ids[one], config, scores[one])

@@ -125,6 +125,15 @@ its first detection, so the part that commits that image commits the occurrence 
                                     tracker's stitching pass made (the detection it attached; the look distance,
                                     frames missed and calibrated probability of one animal, which is also that
                                     link's confidence); empty: none (null: tables written before issue 58)
+    folds                list<{uri, content_id, detection_index, share, spread, moved}> the animal's second boxes
+                                    the tracker folded in (a head inside its box, a duplicate beside it): each
+                                    detection folded, the share of its piece's frames inside or on the animal's
+                                    box, the spread of its place there and how far the animal moved meanwhile (box
+                                    sizes; null: a hand-over, where a duplicate took the animal's track for a
+                                    frame); empty: none (null: tables written before issue 69)
+    static               bool       the track never moved (a leaf, a mark on the sheet: the repeat-detection rule's
+                                    thresholds, the tracker's `static_*`): not counted, `confirmed` false, unless a
+                                    person identified it (null: tables written before issue 69)
 
 When a run classifies, `filters_hash` of its rows identifies the result set: the filter set
 plus every classifier version and route (`model_store.core.pipeline.result_hash`), so the skip key
@@ -266,6 +275,8 @@ VOTE = pa.struct([*DETECTION_KEY, pa.field("label", pa.string()), pa.field("scor
                   pa.field("source", pa.string())])
 STITCH = pa.struct([*DETECTION_KEY, pa.field("distance", pa.float64()), pa.field("gap_frames", pa.int32()),
                     pa.field("probability", pa.float64())])
+FOLD = pa.struct([*DETECTION_KEY, pa.field("share", pa.float64()), pa.field("spread", pa.float64()),
+                  pa.field("moved", pa.float64())])
 OCCURRENCE_FIELDS = [
     pa.field("occurrence_id", pa.string()),
     pa.field("camera_id", pa.string()),
@@ -289,6 +300,8 @@ OCCURRENCE_FIELDS = [
     pa.field("link_confidence", pa.float64()),
     pa.field("weakest_link", DETECTION_KEY),
     pa.field("stitches", pa.list_(STITCH)),
+    pa.field("folds", pa.list_(FOLD)),
+    pa.field("static", pa.bool_()),
 ]
 
 CLASSIFICATIONS_SCHEMA = _keyed(CLASSIFICATION_FIELDS)

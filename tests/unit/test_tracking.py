@@ -82,10 +82,17 @@ def test_never_two_detections_of_one_frame_in_one_track():
     n = 400
     frames = rng.integers(0, 40, n)
     boxes = np.array([_box(*rng.uniform(0.3, 0.4, 2), 0.1, 0.1) for _ in range(n)])  # a crowded corner
-    ids = link_camera(frames * 20.0, frames, boxes, CONFIG)
+    ids = link_camera(frames * 20.0, frames, boxes, CONFIG.model_copy(update={"fold": False}))
     pairs = np.unique(np.stack([ids, frames], axis=1), axis=0)
     assert len(pairs) == n
     assert sorted(set(ids.tolist())) == list(range(ids.max() + 1))
+    # Folding (an animal's second box) is the one way two boxes of a frame share a track: one inside the other.
+    ids = link_camera(frames * 20.0, frames, boxes, CONFIG)
+    for i in range(n):
+        for j in np.flatnonzero((ids == ids[i]) & (frames == frames[i]) & (np.arange(n) > i)):
+            a, b = boxes[i], boxes[j]
+            inter = max(min(a[2], b[2]) - max(a[0], b[0]), 0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+            assert inter >= CONFIG.fold_inside * min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2])) - 1e-12
 
 
 def test_ids_are_in_first_seen_order():

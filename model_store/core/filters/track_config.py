@@ -114,6 +114,44 @@ class TrackConfig(BaseModel):
                                                                            "frame, is at least this")
     stitch_gap_cost: float = Field(0.01, ge=0.0, description="the discount: the probability times exp(-this x the "
                                                              "frames missed between the two tracks)")
+    fold: bool = Field(True, description="after the frame-by-frame pass, give a track whose boxes lie inside or on "
+                                         "another track's box of their frames (an animal boxed twice: a head, a "
+                                         "duplicate) to that track, with the evidence (model_store/core/filters/"
+                                         "track_folds.py)")
+    fold_inside: float = Field(0.6, gt=0.0, le=1.0, description="a box is inside or on another when at least this "
+                                                                "share of the smaller one's area is in the larger")
+    fold_min_share: float = Field(0.8, gt=0.0, le=1.0, description="... and a track is folded only when at least "
+                                                                   "this share of its frames has its box inside or "
+                                                                   "on the other track's (one other track only)")
+    fold_spread: float = Field(0.3, gt=0.0, description="... at a steady place of the other's box: the spread of "
+                                                        "its centre's offset, in the other's box sizes, is at most "
+                                                        "this")
+    fold_hand_over: int = Field(2, ge=0, description="a track that ends within this many frames of another's start, "
+                                                      "their boxes inside or on each other in every frame they "
+                                                      "share, is joined to it: a duplicate box took the animal's "
+                                                      "track for a frame (0: never)")
+    fold_turn_share: float = Field(0.7, ge=0.0, le=1.0, description="... or later, when they have a box in at most "
+                                                                   "this share of the frames they overlap: two "
+                                                                   "tracks taking turns on one animal's boxes (two "
+                                                                   "animals side by side are both seen in nearly "
+                                                                   "every frame)")
+    fold_move: float = Field(1.0, ge=0.0, description="a fold is strong when the other track moved at least this "
+                                                      "many box sizes while the piece rode along")
+    fold_sit_density: float = Field(0.4, ge=0.0, le=1.0, description="where it did not, the piece is folded (a weak "
+                                                                     "fold, to the review queue) only when it is "
+                                                                     "seen in at most this share of the other "
+                                                                     "track's frames around it: an animal that sits "
+                                                                     "is detected in nearly every frame, a part box "
+                                                                     "comes and goes")
+    static_min_frames: int = Field(10, ge=0, description="a track is flagged static (a leaf, a mark on the sheet: "
+                                                         "left out of counts) when at least this many of its "
+                                                         "boxes ... (MegaDetector's repeat-detection rule's "
+                                                         "min_images; 0: never flag)")
+    static_iou: float = Field(0.85, gt=0.0, le=1.0, description="... lie at an IoU of at least this with the "
+                                                                "track's median box (the rule's iou) ...")
+    static_share: float = Field(0.95, gt=0.0, le=1.0, description="... and those are at least this share of its "
+                                                                  "boxes: an insect that sits jitters and "
+                                                                  "shuffles, a fixed thing does not")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
                                                  "may call one moth two names across frames)")
     label_penalty: float = Field(0.15, ge=0.0, description="cost added when a linked pair has different labels")

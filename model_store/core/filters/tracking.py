@@ -16,8 +16,11 @@ re-links. After the frame-by-frame pass, a short track that lies inside another 
 given back to it (model_store/core/filters/track_gaps.py: a box its own track refused for a frame), and a track
 that ended is joined to one that starts a few frames later when the camera's own evidence says they are one
 animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back; the
-look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined).
-The gates and costs are in track_costs.py, the knobs in track_config.py.
+look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined). Before
+stitching, a track of an animal's second boxes (a head inside its box, a duplicate beside it) is folded into that
+animal's track, and after it a track that never moved is flagged static (model_store/core/filters/track_folds.py:
+the detector's mistakes; `confirmed_tracks` leaves flagged tracks out). The gates and costs are in
+track_costs.py, the knobs in track_config.py.
 
 Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
 track, so all segments of a camera advance together, one frame each per step, with their pairs scored as flat
@@ -42,6 +45,7 @@ import numpy as np
 from model_store.core.filters.appearance import appearance_separation
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
+from model_store.core.filters.track_folds import fold_parts, static_tracks
 from model_store.core.filters.track_gaps import fill_gaps
 from model_store.core.filters.track_stitching import stitch_tracks
 
@@ -68,11 +72,17 @@ class Linked(NamedTuple):
     link that put it on its track is (0..1; 1.0 for a track's first detection). A track's weakest link is the
     lowest of its detections'. `stitches` (N, 3): for a detection a stitch attached (the first of a track joined
     to an earlier one), that join's evidence: look distance, frames missed, calibrated probability (its link
-    confidence); NaN for every other detection."""
+    confidence); NaN for every other detection. `folds` (N, 4): for a detection folded into its animal's track
+    (a second box of the animal), its fold's number (one per folded piece), the share of the piece's frames inside
+    or on the animal's box, the spread of its place there and how far the animal moved meanwhile (box sizes); NaN
+    elsewhere (its link confidence is the fold's: at most 0.5 for a weak one). `static` (N,): the detection's
+    track never moved (flagged; confirmed_tracks leaves it out when given it)."""
 
     ids: np.ndarray
     link_confidence: np.ndarray
     stitches: np.ndarray
+    folds: np.ndarray
+    static: np.ndarray
 
 
 def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
@@ -95,7 +105,8 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores, animal)
     n = len(boxes)
     if n == 0:
-        return Linked(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, 3)))
+        return Linked(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, 3)), np.zeros((0, 4)),
+                      np.zeros(0, dtype=bool))
     label_codes = np.zeros(n, dtype=np.int64)
     if labels is not None:  # as text, so that None and mixed types compare as values
         label_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
@@ -170,9 +181,17 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
         track_of[unknown] = state.start(dets, unknown, -1)
     track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
     confidence[filled] = sure
-    stitched = stitch_tracks(config, track_of, step_of, dets)
+    folded = fold_parts(config, track_of, step_of, dets)
+    confidence[folded.rows] = folded.confidence
+    stitched = stitch_tracks(config, folded.track_of, step_of, dets)
     confidence[stitched.rows] = stitched.probability
-    return Linked(_first_seen_order(stitched.track_of, time_order), confidence, _stitch_evidence(stitched, n))
+    is_folded = np.zeros(n, dtype=bool)
+    is_folded[folded.rows] = True
+    static = static_tracks(config, stitched.track_of, step_of, dets, is_folded)[stitched.track_of]
+    fold_evidence = np.full((n, 4), np.nan)
+    fold_evidence[folded.rows] = np.stack([folded.fold, folded.share, folded.spread, folded.moved], axis=1)
+    return Linked(_first_seen_order(stitched.track_of, time_order), confidence, _stitch_evidence(stitched, n),
+                  fold_evidence, static)
 
 
 def _stitch_evidence(stitched, n: int) -> np.ndarray:
@@ -192,17 +211,21 @@ def _first_seen_order(track_of: np.ndarray, det_order: np.ndarray) -> np.ndarray
     return rank[track_of]
 
 
-def confirmed_tracks(track_ids: np.ndarray, config: TrackConfig, scores: np.ndarray | None = None) -> np.ndarray:
+def confirmed_tracks(track_ids: np.ndarray, config: TrackConfig, scores: np.ndarray | None = None,
+                     static: np.ndarray | None = None) -> np.ndarray:
     """Per track (K,) bool: does it count as an animal? It has at least `min_frames` detections, or one detection
     scored at least `confirm_score` (scores None: frames only). A lone, unsure box is more likely a false
-    positive than a visit."""
+    positive than a visit. `static` (N,) bool, Linked.static: a track all of whose detections are flagged (it
+    never moved) does not count."""
     ids = np.asarray(track_ids, dtype=np.int64)
     if not len(ids):
         return np.zeros(0, dtype=bool)
     k = int(ids.max()) + 1
     enough = np.bincount(ids, minlength=k) >= config.min_frames
-    if scores is None:
-        return enough
-    best = np.full(k, -np.inf)
-    np.maximum.at(best, ids, np.asarray(scores, dtype=np.float64))
-    return enough | (best >= config.confirm_score)
+    if scores is not None:
+        best = np.full(k, -np.inf)
+        np.maximum.at(best, ids, np.asarray(scores, dtype=np.float64))
+        enough |= best >= config.confirm_score
+    if static is not None:
+        enough &= np.bincount(ids, np.asarray(static, dtype=np.float64), minlength=k) < np.bincount(ids, minlength=k)
+    return enough

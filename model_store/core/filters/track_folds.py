@@ -1,0 +1,330 @@
+"""Folding and static flags: the detector's own mistakes, undone after the frame-by-frame pass
+(model_store/core/filters/tracking.py).
+
+A detector boxes some animals twice: a head or a wing inside the animal's box, a duplicate beside it that NMS
+kept (two labels' boxes). Frame by frame, two boxes of one frame never share a track, so every second box starts
+a track of its own and a night's count doubles or triples (issue 69: 244 occurrences for 87 beetles). Seen whole,
+such a piece says what it is: nearly every box of it lies inside or on one other track's box of its frame, at a
+steady place of that box, and where that track walks it walks along. `fold_parts` gives such a piece to that
+track, its detections kept (an occurrence holds every box of its animal) and each fold's evidence returned:
+- the share of the piece's frames where its box is inside or on the other's (containment of the smaller box,
+  `fold_inside`), at least `fold_min_share`;
+- the spread of its place in the other's box (the offset of the centres, in the other's box sizes);
+- how far the other moved meanwhile, in its box sizes. A piece that rode along `fold_move` box sizes or more
+  with a spread within `fold_spread` is a strong fold.
+Where the animal sits, moving together says nothing: two sitters, one inside the other's box, look the same.
+Then the piece is folded only when it is seen in few of the frames it could be (at most `fold_sit_density` of
+the other's frames from `max_gap_frames` + 1 before its first to as many after its last: a part box comes and
+goes, an animal that sits is detected in nearly every frame) and it comes back (another piece of that track at
+its place and of its size), or it has gaps of its own, or it is one or two boxes in a track seen all around them;
+the fold is weak: its confidence is at most 0.5, so it sorts to the review queue. Two animals are not folded on
+nesting alone: a piece seen in most of the frames it could be, one that drifted in the other's box, or one nested
+in two tracks (unless one of them holds its like), stays a track. A duplicate of about the animal's size can
+also take the animal's track for a frame while the animal's own box starts another (`hand_overs`): two tracks of
+one size, one ending soon after the other starts, nested in the frames they share, are joined first.
+
+A track that never moves is flagged (`static_tracks`): a leaf, a mark on the sheet, a stump (what MegaDetector's
+repeat-detection elimination exists for; model_store/core/filters/repeat.py is that rule over the tables). Its
+thresholds are the rule's: at least `static_min_frames` detections (the rule's min_images) at an IoU of at least
+`static_iou` (its iou) with the track's median box, and those are at least `static_share` of the track's boxes:
+an insect that sits jitters (wings, the detector's own noise) and shuffles now and then, a fixed thing does not.
+Pure numpy: no Ray, no tables.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from model_store.core.filters.track_config import TrackConfig
+from model_store.core.filters.track_costs import CameraDetections
+
+_NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
+_WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
+_SHORT = 0.2  # a piece of one or two frames: its share of the host's frames around it (5 or more of them)
+
+
+class Folded(NamedTuple):
+    """The folding pass's result: track ids with the pieces given to their animals' tracks, and per folded
+    detection (`rows`): its fold's number (0..F-1), the share of the piece inside/on the other's box, the
+    spread of its place there, how far the other moved meanwhile (box sizes), and the fold's confidence."""
+
+    track_of: np.ndarray
+    rows: np.ndarray
+    fold: np.ndarray
+    share: np.ndarray
+    spread: np.ndarray
+    moved: np.ndarray
+    confidence: np.ndarray
+
+
+def _same_frame_pairs(key: np.ndarray, rows: np.ndarray,
+                      boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of `rows` that share a key (a frame), and whose boxes overlap when `boxes` are given."""
+    order = rows[np.argsort(key[rows], kind="stable")]
+    k = key[order]
+    firsts, seconds = [], []
+    for d in range(1, len(order)):
+        same = np.flatnonzero(k[:-d] == k[d:])
+        if not len(same):
+            break
+        a, b = order[same], order[same + d]
+        if boxes is not None:  # only overlapping pairs are kept: a crowded frame has many pairs, few that touch
+            ba, bb = boxes[a], boxes[b]
+            touch = ((np.minimum(ba[:, 2], bb[:, 2]) > np.maximum(ba[:, 0], bb[:, 0]))
+                     & (np.minimum(ba[:, 3], bb[:, 3]) > np.maximum(ba[:, 1], bb[:, 1])))
+            a, b = a[touch], b[touch]
+        firsts.append(a)
+        seconds.append(b)
+    if not firsts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _contained(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarray:
+    """The share of the smaller box's area that lies in the larger, per pair."""
+    ba, bb = dets.boxes[a], dets.boxes[b]
+    inter = (np.maximum(np.minimum(ba[:, 2], bb[:, 2]) - np.maximum(ba[:, 0], bb[:, 0]), 0)
+             * np.maximum(np.minimum(ba[:, 3], bb[:, 3]) - np.maximum(ba[:, 1], bb[:, 1]), 0))
+    return inter / np.maximum(np.minimum(dets.area[a], dets.area[b]), 1e-12)
+
+
+def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
+               dets: CameraDetections, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(track ids with hand-overs joined, the rows that start a joined track, the share of the frames the two
+    shared in which one box lay inside or on the other). A duplicate box takes an animal's track for a frame and
+    its own box starts another: the first track ends within `fold_hand_over` frames of the second's start (or
+    later, when their boxes meet in at most `fold_turn_share` of the frames they overlap: two tracks taking turns on
+    one animal), and in `fold_min_share` of the frames their boxes meet one is inside or on the other; their mean boxes
+    are of about one size (`sit_size_ratio`). Each track hands over to at most one, and takes over from at most
+    one."""
+    none = (track_of, np.zeros(0, dtype=np.int64), np.zeros(0))
+    if config.fold_hand_over == 0:
+        return none
+    differ = track_of[a] != track_of[b]
+    a, b = a[differ], b[differ]
+    if not len(a):
+        return none
+    k = int(track_of.max()) + 1
+    lo, hi = np.minimum(track_of[a], track_of[b]), np.maximum(track_of[a], track_of[b])
+    base = int(key.max()) + 1
+    full = (lo * k + hi) * base + key[a]  # one code per (track pair, frame)
+    code = np.unique(full)
+    nested = np.zeros(len(code), dtype=bool)
+    np.logical_or.at(nested, np.searchsorted(code, full), _contained(a, b, dets) >= config.fold_inside)
+    pairs, inv, common = np.unique(code // base, return_inverse=True, return_counts=True)
+    n_nested = np.bincount(inv, nested.astype(np.int64), minlength=len(pairs))
+    x, y = pairs // k, pairs % k
+    start, end = np.full(k, np.iinfo(np.int64).max), np.full(k, -1)
+    np.minimum.at(start, track_of[known], key[known])
+    np.maximum.at(end, track_of[known], key[known])
+    # One animal's two boxes are of about one size (a duplicate); a part inside is folded, not handed over.
+    area = np.bincount(track_of[known], dets.area[known], minlength=k) / np.maximum(
+        np.bincount(track_of[known], minlength=k), 1)
+    alike = np.minimum(area[x], area[y]) >= config.sit_size_ratio * np.maximum(area[x], area[y])
+    x, y, common, n_nested = x[alike], y[alike], common[alike], n_nested[alike]
+    earlier = start[x] <= start[y]
+    before, after = np.where(earlier, x, y), np.where(earlier, y, x)
+    # Overlapping for a frame or two (a hand-over), or for longer with few shared frames: two tracks taking turns
+    # on one animal's boxes (two animals side by side are both seen in nearly every frame they share).
+    overlap = end[before] - start[after] + 1
+    ok = ((start[before] < start[after]) & (end[before] < end[after])
+          & ((overlap <= config.fold_hand_over) | (common <= config.fold_turn_share * overlap))
+          & (n_nested >= config.fold_min_share * common))
+    before, after, share = before[ok], after[ok], (n_nested / common)[ok]
+    one = (np.bincount(before, minlength=k)[before] == 1) & (np.bincount(after, minlength=k)[after] == 1)
+    before, after, share = before[one], after[one], share[one]
+    if not len(before):
+        return none
+    target = np.arange(k)
+    target[after] = before
+    for _ in range(k):
+        nxt = target[target]
+        if np.array_equal(nxt, target):
+            break
+        target = nxt
+    first_row = np.full(k, -1)
+    by_key = known[np.argsort(key[known], kind="stable")]
+    first_row[track_of[by_key[::-1]]] = by_key[::-1]
+    return target[track_of], first_row[after], share
+
+
+def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections) -> Folded:
+    """Give each piece of an animal's second boxes to its animal's track (see the module docstring), after joining
+    the hand-overs (`hand_overs`). Rows with step_of < 0 (unknown time) are never folded."""
+    empty = np.zeros(0)
+    none = Folded(track_of, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty, empty, empty, empty)
+    known = np.flatnonzero(step_of >= 0)
+    if not config.fold or len(known) < 2:
+        return none
+    span = int(step_of.max()) + 2
+    key = dets.segment * span + step_of
+    a, b = _same_frame_pairs(key, known, dets.boxes)  # the pairs of overlapping boxes of one frame
+    track_of, handed, handed_share = hand_overs(config, track_of, key, known, dets, a, b)
+    none = none._replace(track_of=track_of, rows=handed, fold=np.arange(len(handed)), share=handed_share,
+                         spread=np.full(len(handed), np.nan), moved=np.full(len(handed), np.nan),
+                         confidence=_NO_FOLD * handed_share)
+    a, b = a[track_of[a] != track_of[b]], b[track_of[a] != track_of[b]]
+    if not len(a):
+        return none
+    inside = _contained(a, b, dets) >= config.fold_inside
+    a, b = a[inside], b[inside]
+    if not len(a):
+        return none
+    k = int(track_of.max()) + 1
+    hits = np.bincount(track_of[known], minlength=k)
+    # The piece is the track of fewer detections (ties: the later id); the other is its animal's.
+    ta, tb = track_of[a], track_of[b]
+    a_piece = (hits[ta] < hits[tb]) | ((hits[ta] == hits[tb]) & (ta > tb))
+    piece_row, host_row = np.where(a_piece, a, b), np.where(a_piece, b, a)
+    piece, host = track_of[piece_row], track_of[host_row]
+    # One nested frame counts once per (piece, host); the piece's frames nested in each host.
+    pair = piece * k + host
+    _, first = np.unique(pair * span * (int(dets.segment.max()) + 1) + key[piece_row], return_index=True)
+    piece_row, host_row, piece, host, pair = (x[first] for x in (piece_row, host_row, piece, host, pair))
+    frames_of = _distinct_frames(track_of, key, known, k)
+    uniq, inv, nested = np.unique(pair, return_inverse=True, return_counts=True)
+    p_of, h_of = uniq // k, uniq % k
+    share = nested / np.maximum(frames_of[p_of], 1)
+    ok = share >= config.fold_min_share
+    # Where it sits in the host's box, frame by frame (in the host's box sizes), and how far the host moved.
+    side = np.maximum(dets.side[host_row], 1e-9)
+    off = (dets.centre[piece_row] - dets.centre[host_row]) / side[:, None]
+    n = np.bincount(inv, minlength=len(uniq))
+    mean = np.stack([np.bincount(inv, off[:, i], minlength=len(uniq)) for i in range(2)], axis=1) / n[:, None]
+    var = np.bincount(inv, ((off - mean[inv]) ** 2).sum(axis=1), minlength=len(uniq)) / n
+    spread = np.sqrt(var)
+    ok &= spread <= config.fold_spread
+    moved = _host_travel(inv, len(uniq), step_of, host_row, dets)
+    strong = ok & (n >= 2) & (moved >= config.fold_move)
+    # A sitter's part box comes and goes: it is seen in few of its host's frames around it (an animal that sits
+    # is seen in nearly all of them), and it comes back, at its place and of its size. So a weak fold needs few
+    # frames around it (fold_sit_density of the host's, max_gap_frames + 1 either side) and one of: another piece of
+    # the same host at its place (within fold_spread) and of its size (within 1.5 x); three frames or more with
+    # gaps over its own span (_WITHIN); one or two frames in a host seen all around them (_SHORT): a visitor that
+    # sits on a sitter for a few frames is seen in all of them.
+    density = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k, config.max_gap_frames + 1)
+    within = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k)
+    rel = np.bincount(inv, dets.area[piece_row] / np.maximum(dets.area[host_row], 1e-12), minlength=len(uniq)) / n
+    corroborated = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq))
+    weak = ok & ~strong & (density <= config.fold_sit_density) & (corroborated | ((n >= 3) & (within <= _WITHIN))
+                                                                   | (n <= 2) & (density <= _SHORT))
+    # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
+    # belongs (two sitters side by side), else it says nothing of which one it belongs to.
+    fold = strong | weak
+    several = np.bincount(p_of[fold], minlength=k)[p_of] > 1
+    fold &= ~several | corroborated
+    fold &= np.bincount(p_of[fold], minlength=k)[p_of] == 1
+    strong &= fold
+    if not fold.any():
+        return none
+    # A host that is itself folded gives its pieces on to its own host (chains end at an unfolded track).
+    target = np.arange(k)
+    target[p_of[fold]] = h_of[fold]
+    for _ in range(k):
+        nxt = target[target]
+        if np.array_equal(nxt, target):
+            break
+        target = nxt
+    sure = np.where(strong, _NO_FOLD + _NO_FOLD * (1 - spread / config.fold_spread),
+                    _NO_FOLD * (1 - density / max(config.fold_sit_density, 1e-9)))
+    number = np.full(k, -1)
+    number[p_of[fold]] = len(handed) + np.arange(int(fold.sum()))
+    rows = np.flatnonzero(number[track_of] >= 0)
+    idx = np.full(k, -1)
+    idx[p_of[fold]] = np.flatnonzero(fold)
+    which = idx[track_of[rows]]
+    return Folded(target[track_of], np.r_[none.rows, rows], np.r_[none.fold, number[track_of[rows]]],
+                  np.r_[none.share, share[which]], np.r_[none.spread, spread[which]],
+                  np.r_[none.moved, moved[which]], np.clip(np.r_[none.confidence, sure[which]], 0.0, 1.0))
+
+
+def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.ndarray, reach: float,
+                  n: int) -> np.ndarray:
+    """Per (piece, host) pair (n,): is another candidate piece of the same host at about its place and size?"""
+    out = np.zeros(n, dtype=bool)
+    if len(cand) < 2:
+        return out
+    i, j = _same_frame_pairs(host, cand)
+    close = (np.hypot(*(place[i] - place[j]).T) <= reach) & (np.maximum(rel[i], rel[j]) <= 1.5 * np.minimum(rel[i],
+                                                                                                           rel[j]))
+    out[i[close]] = True
+    out[j[close]] = True
+    return out
+
+
+def _distinct_frames(track_of: np.ndarray, key: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:
+    """Per track, the number of distinct frames it has a detection in."""
+    codes = np.unique(track_of[known] * (int(key.max()) + 1) + key[known])
+    return np.bincount(codes // (int(key.max()) + 1), minlength=k)
+
+
+def _host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndarray,
+                 dets: CameraDetections) -> np.ndarray:
+    """Per (piece, host) pair: how far the host's box moved between the first and last frame the piece was
+    nested in it, in the host's mean box size."""
+    order = np.lexsort((step_of[host_row], inv))
+    g = inv[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    ends = np.r_[starts[1:] - 1, len(order) - 1]
+    r0, r1 = host_row[order[starts]], host_row[order[ends]]
+    travel = np.hypot(*(dets.centre[r1] - dets.centre[r0]).T) / np.maximum((dets.side[r0] + dets.side[r1]) / 2, 1e-9)
+    out = np.zeros(n)
+    out[g[starts]] = travel
+    return out
+
+
+def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
+             key: np.ndarray, known: np.ndarray, hits: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
+    """Per (piece, host): the piece's frames over the host's frames from `pad` frames before the piece's first to
+    as many after its last."""
+    first = np.full(k, np.iinfo(np.int64).max)
+    last = np.full(k, -1)
+    np.minimum.at(first, track_of[known], key[known])
+    np.maximum.at(last, track_of[known], key[known])
+    # The host's distinct frame keys, sorted per host: count those in the piece's padded window.
+    codes = np.unique(track_of[known] * (int(key.max()) + pad + 2) + key[known])
+    base = int(key.max()) + pad + 2
+    lo = np.searchsorted(codes, h_of * base + np.maximum(first[p_of] - pad, 0), side="left")
+    hi = np.searchsorted(codes, h_of * base + last[p_of] + pad, side="right")
+    piece_frames = _distinct_frames(track_of, key, known, k)[p_of]
+    return piece_frames / np.maximum(hi - lo, 1)
+
+
+def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
+                  folded: np.ndarray) -> np.ndarray:
+    """Per track (K,) bool: it never moved (see the module docstring). `folded` (N,) bool: detections folded into
+    their track (its animal's second boxes), left out of the judgement."""
+    k = int(track_of.max()) + 1 if len(track_of) else 0
+    out = np.zeros(k, dtype=bool)
+    if config.static_min_frames == 0 or not k:
+        return out
+    own = np.flatnonzero((step_of >= 0) & ~folded)
+    hits = np.bincount(track_of[own], minlength=k)
+    long = hits >= config.static_min_frames
+    rows = own[long[track_of[own]]]
+    if not len(rows):
+        return out
+    rows = rows[np.argsort(track_of[rows], kind="stable")]
+    ids = track_of[rows]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    bounds = np.r_[starts, len(rows)]
+    boxes = dets.boxes[rows]
+    # Each track's median box: per coordinate, over its own rows (sorted within each track).
+    med = np.empty((len(starts), 4))
+    for c in range(4):
+        v = boxes[:, c]
+        order = np.lexsort((v, ids))
+        sv = v[order]
+        lo, hi = bounds[:-1], bounds[1:] - 1
+        med[:, c] = (sv[lo + (hi - lo) // 2] + sv[lo + (hi - lo + 1) // 2]) / 2
+    m = med[np.repeat(np.arange(len(starts)), np.diff(bounds))]
+    inter = (np.maximum(np.minimum(boxes[:, 2], m[:, 2]) - np.maximum(boxes[:, 0], m[:, 0]), 0)
+             * np.maximum(np.minimum(boxes[:, 3], m[:, 3]) - np.maximum(boxes[:, 1], m[:, 1]), 0))
+    area_m = (m[:, 2] - m[:, 0]) * (m[:, 3] - m[:, 1])
+    iou = inter / np.maximum(dets.area[rows] + area_m - inter, 1e-12)
+    still = np.add.reduceat((iou >= config.static_iou).astype(np.int64), starts)
+    tracks = ids[starts]
+    out[tracks] = (still >= config.static_min_frames) & (still >= config.static_share * np.diff(bounds))
+    return out

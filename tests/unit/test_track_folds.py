@@ -1,0 +1,145 @@
+"""Folding an animal's second boxes, flagging what never moves, and flicker (issue 69), on small constructed
+scenes: the tracker alone, no Ray, no tables."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
+
+CONFIG = TrackConfig()
+
+
+def _box(cx: float, cy: float, w: float, h: float) -> list[float]:
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+class Scene:
+    """One camera's detections, frame by frame, with each one's true animal."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+        self.boxes: list[list[float]] = []
+        self.truth: list[int] = []
+        self.scores: list[float] = []
+
+    def add(self, frame: int, box: list[float], animal: int, score: float = 0.8) -> None:
+        self.frames.append(frame)
+        self.boxes.append(box)
+        self.truth.append(animal)
+        self.scores.append(score)
+
+    def link(self, config: TrackConfig = CONFIG, seconds_per_frame: float = 20.0):
+        frames = np.array(self.frames)
+        scores = np.array(self.scores)
+        linked = link_camera_scored(frames * seconds_per_frame, frames, np.array(self.boxes), config, scores=scores)
+        counted = confirmed_tracks(linked.ids, config, scores, static=linked.static)
+        return linked, counted
+
+
+def _sitter(scene: Scene, animal: int, cx: float, cy: float, w: float, h: float, frames: range,
+            rng: np.random.Generator, jitter: float = 0.05) -> None:
+    for f in frames:
+        scene.add(f, _box(cx + rng.normal(0, jitter) * w, cy + rng.normal(0, jitter) * h, w, h), animal)
+
+
+def test_a_walking_animals_head_box_is_folded_into_its_track_with_the_evidence():
+    rng = np.random.default_rng(1)
+    scene = Scene()
+    heads = [f for f in range(20) if f % 5 != 4]  # a beetle walks; its head is boxed apart in most frames
+    for f in range(20):
+        cx = 0.1 + 0.01 * f
+        scene.add(f, _box(cx, 0.5, 0.08, 0.06), 0)
+        if f in heads:
+            scene.add(f, _box(cx + 0.025 + rng.normal(0, 0.001), 0.5, 0.025, 0.03), 0, score=0.7)
+    linked, counted = scene.link()
+    assert counted.sum() == 1 and len(np.unique(linked.ids)) == 1
+    folded = ~np.isnan(linked.folds[:, 0])
+    assert folded.sum() == len(heads) and (np.array(scene.boxes)[folded, 2] - np.array(scene.boxes)[folded, 0]
+                                           < 0.03).all()  # the head boxes, each kept, none of the body's
+    share, spread, moved = linked.folds[folded, 1:].T
+    assert (share == 1.0).all() and (spread < 0.1).all() and (moved >= CONFIG.fold_move).all()
+    assert (linked.link_confidence[folded] > 0.5).all()  # rode along: a strong fold, not for the review queue
+    # Without folding, the head boxes are a track of their own: the count doubles.
+    _, before = scene.link(CONFIG.model_copy(update={"fold": False}))
+    assert before.sum() == 2
+
+
+def test_a_head_box_now_and_then_is_folded_too():
+    scene = Scene()
+    for f in range(20):  # the head boxed apart in every third frame only: each box a piece of its own
+        cx = 0.1 + 0.03 * f
+        scene.add(f, _box(cx, 0.5, 0.08, 0.06), 0)
+        if f % 3 == 0:
+            scene.add(f, _box(cx + 0.025, 0.5, 0.025, 0.03), 0, score=0.7)
+    linked, counted = scene.link()
+    assert counted.sum() == 1 and (~np.isnan(linked.folds[:, 0])).sum() == 7
+
+
+def test_a_sitters_part_box_is_a_weak_fold_and_sorts_to_the_review_queue():
+    rng = np.random.default_rng(2)
+    scene = Scene()
+    _sitter(scene, 0, 0.4, 0.4, 0.06, 0.1, range(40), rng)
+    for f in range(40):  # its head boxed apart now and then, always at the top of its box
+        if rng.random() < 0.2:
+            scene.add(f, _box(0.4 + rng.normal(0, 0.002), 0.37, 0.03, 0.03), 0, score=0.65)
+    linked, counted = scene.link()
+    assert counted.sum() == 1
+    folded = ~np.isnan(linked.folds[:, 0])
+    assert folded.any() and (linked.link_confidence[folded] <= 0.5).all()
+
+
+def test_two_sitters_one_inside_the_others_box_stay_two_animals():
+    rng = np.random.default_rng(3)
+    scene = Scene()
+    _sitter(scene, 0, 0.5, 0.5, 0.12, 0.2, range(30), rng)  # a large moth
+    _sitter(scene, 1, 0.52, 0.48, 0.03, 0.05, range(8, 25), rng)  # a small one that lands on it and stays
+    linked, counted = scene.link()
+    assert counted.sum() == 2
+    assert np.isnan(linked.folds[:, 0]).all()
+    truth = np.array(scene.truth)
+    assert len(np.unique(linked.ids[truth == 1])) == 1 and not set(linked.ids[truth == 1]) & set(linked.ids[truth == 0])
+
+
+def test_two_animals_walking_side_by_side_are_not_folded():
+    scene = Scene()
+    for f in range(15):  # two deer, one a little ahead, boxes overlapping but neither inside the other
+        scene.add(f, _box(0.1 + 0.04 * f, 0.5, 0.15, 0.2), 0, score=0.9)
+        scene.add(f, _box(0.2 + 0.04 * f, 0.55, 0.15, 0.2), 1, score=0.9)
+    linked, counted = scene.link(seconds_per_frame=1.0)
+    assert counted.sum() == 2 and np.isnan(linked.folds[:, 0]).all()
+
+
+def test_a_box_that_never_moves_is_flagged_and_not_counted():
+    rng = np.random.default_rng(4)
+    scene = Scene()
+    for f in range(30):  # a mark on the sheet: the detector's box moves by a pixel or two
+        scene.add(f, _box(0.7 + rng.normal(0, 0.0005), 0.2 + rng.normal(0, 0.0005), 0.05, 0.08), -1, score=0.6)
+    _sitter(scene, 0, 0.3, 0.6, 0.05, 0.08, range(30), rng)  # a moth sits as long, wings and antennae moving
+    linked, counted = scene.link()
+    truth = np.array(scene.truth)
+    assert linked.static[truth == -1].all() and not linked.static[truth == 0].any()
+    assert counted.sum() == 1 and counted[linked.ids[truth == 0][0]]
+    # The rule's thresholds are the user's: fewer frames than static_min_frames, or 0, flags nothing.
+    assert not scene.link(CONFIG.model_copy(update={"static_min_frames": 31}))[0].static.any()
+    assert not scene.link(CONFIG.model_copy(update={"static_min_frames": 0}))[0].static.any()
+
+
+def test_flicker_of_up_to_three_frames_does_not_split_a_track():
+    rng = np.random.default_rng(5)
+    scene = Scene()
+    gone = {5, 6, 7, 15, 16, 24}
+    _sitter(scene, 0, 0.3, 0.3, 0.05, 0.08, [f for f in range(30) if f not in gone], rng)
+    for f in (f for f in range(30) if f not in {10, 11, 12}):  # a crawler missed for three frames
+        scene.add(f, _box(0.1 + 0.01 * f, 0.8, 0.04, 0.06), 1)
+    linked, counted = scene.link()
+    truth = np.array(scene.truth)
+    assert counted.sum() == 2
+    assert len(np.unique(linked.ids[truth == 0])) == 1 and len(np.unique(linked.ids[truth == 1])) == 1
+
+
+def test_confirmed_tracks_leaves_out_only_wholly_flagged_tracks():
+    ids = np.array([0, 0, 0, 1, 1, 1])
+    static = np.array([True, True, True, True, False, False])
+    assert confirmed_tracks(ids, CONFIG, static=static).tolist() == [False, True]
+    assert confirmed_tracks(ids, CONFIG).tolist() == [True, True]

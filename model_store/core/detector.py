@@ -178,15 +178,17 @@ class Detector:
 
     def tiled_boxes(self, raws: Sequence[Raw], meta: TiledMeta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One tiled image's boxes in original pixels: each input decoded (NMS within it, as a plain image's), mapped
-        back and shifted by its tile's origin, all merged by the tiling's rule, slivers under `min_box_px` dropped,
-        at most `max_detections` kept (best first)."""
+        back and shifted by its tile's origin, all merged by the tiling's rule, slivers under `min_box_px` dropped;
+        best first. `max_detections` bounds each input, not the image: a light-trap sheet may hold more moths."""
         parts = []
         for raw_one, lb, (ox, oy) in zip(raws, meta.metas, meta.origins, strict=True):
             dets = self.decode(raw_one)
             boxes = unletterbox(dets.boxes_xyxy, lb)
+            # A box the tile's edge clipped to nothing (it lay in the padding) says nothing; SAHI's models drop it.
+            real = (boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3])
             boxes[:, [0, 2]] += ox
             boxes[:, [1, 3]] += oy
-            parts.append((boxes, dets.scores, dets.class_ids))
+            parts.append((boxes[real], dets.scores[real], dets.class_ids[real]))
         t = meta.tiling
         boxes, scores, class_ids = merge_boxes(np.concatenate([p[0] for p in parts]),
                                                np.concatenate([p[1] for p in parts]),
@@ -195,8 +197,7 @@ class Detector:
         if t.min_box_px:
             big = ((boxes[:, 2] - boxes[:, 0]) >= t.min_box_px) & ((boxes[:, 3] - boxes[:, 1]) >= t.min_box_px)
             boxes, scores, class_ids = boxes[big], scores[big], class_ids[big]
-        n = self.config.max_detections
-        return boxes[:n], scores[:n], class_ids[:n]
+        return boxes, scores, class_ids
 
     def run_prepared(
         self, prepared: Sequence[np.ndarray], metas: Sequence[LetterboxMeta],

@@ -51,4 +51,5 @@ def test_tiled_boxes_equal_sahis_sliced_prediction(detector, setting, image):
     ours = [Box(d.class_id, d.score, d.box_px) for d in [*record.detections, *record.dropped]]
     agreement = compare(reference, ours, f"{setting} {image}", min_iou=0.9, max_dscore=0.01, max_dpx=0.0)
     assert agreement.reference > 0
-    assert agreement.matched == agreement.reference and not agreement.extras, agreement.misses[:3] + agreement.extras[:3]
+    assert agreement.matched == agreement.reference and not agreement.extras, [*agreement.misses[:3],
+                                                                                *agreement.extras[:3]]

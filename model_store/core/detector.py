@@ -69,6 +69,12 @@ class Detector:
         TilingConfigError (422 at the doors) when it cannot run on this model."""
         return resolve_tiling(self.config.tiling, override, self.config.input_size, self.config.task)
 
+    def use_tiling(self, tiling: TilingConfig | None) -> None:
+        """Run every later call tiled with `tiling` (None: plain) unless told otherwise: a batch job's actors
+        (the run's `--tiling` over the model's)."""
+        self.config = self.config.model_copy(update={"tiling": tiling})
+        self.preprocessor = Preprocessor(self.config)
+
     def prepare(self, rgb: np.ndarray, tiling: TilingConfig | None | str = "model"
                 ) -> tuple[np.ndarray, LetterboxMeta]:
         """Letterbox one RGB image into an HWC uint8 model input plus the metadata to map boxes back (with

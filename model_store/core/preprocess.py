@@ -263,7 +263,9 @@ class Preprocessor:
         return meta
 
     def accepts(self, prepared: np.ndarray) -> bool:
-        """Whether `prepared` is an input this config's letterbox could have produced."""
+        """Whether `prepared` is an input this config's letterbox could have produced (each of a `TiledInput`'s)."""
+        if isinstance(prepared, TiledInput):
+            return bool(prepared.inputs) and all(self.accepts(p) for p in prepared.inputs)
         if not isinstance(prepared, np.ndarray) or prepared.dtype != np.uint8 or prepared.ndim != 3 \
                 or prepared.shape[2] != 3:
             return False

@@ -75,6 +75,14 @@ class TilingConfig(BaseModel):
         return {**self.model_dump(mode="json"), "tile_size": list(self.tile_wh(input_size))}
 
 
+PER_IMAGE = ("tiles", "whole_image_run")  # what a record's `tiling` says of its own image, beyond the settings
+
+
+def tiling_settings(record_tiling: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The settings of a record's `tiling` (what a result set is made with), without its image's own counts."""
+    return {k: v for k, v in record_tiling.items() if k not in PER_IMAGE} if record_tiling else None
+
+
 def check_fits(tiling: TilingConfig, input_size: tuple[int, int], task: str = "detect") -> None:
     """TilingConfigError when `tiling` cannot run on a model of `input_size` (width, height) and `task`."""
     tw, th = tiling.tile_wh(input_size)
@@ -123,9 +131,9 @@ def parse_tiling_option(text: str | None) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        raise TilingConfigError(f"--tiling must be on, off or a JSON object of settings, got {text!r}") from None
+        raise TilingConfigError(f"tiling must be on, off or a JSON object of settings, got {text!r}") from None
     if not isinstance(value, dict):
-        raise TilingConfigError(f"--tiling must be on, off or a JSON object of settings, got {text!r}")
+        raise TilingConfigError(f"tiling must be on, off or a JSON object of settings, got {text!r}")
     return value
 
 

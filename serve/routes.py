@@ -211,7 +211,7 @@ async def detect(
                                                    "serve config's http.clip_sampling)"),
     tiling: str | None = Query(None, description="tiled inference for small animals: on, off, or a JSON object of "
                                                  "settings over the model's (tile_size, overlap, whole_image, merge, "
-                                                 "match_metric, match_threshold, min_box_px...; docs/tiling.md); "
+                                                 "match_metric, match_threshold, min_box_px...; docs/guide/tiling.md); "
                                                  "default: the model's config"),
 ) -> Response:
     t0 = time.perf_counter()

@@ -149,3 +149,14 @@ def test_too_many_tiles_is_a_typed_failure_of_that_image(store):
     with pytest.raises(ImageDecodeError) as caught:
         det.prepare_bytes(data, DEFAULT_MAX_PIXELS)
     assert caught.value.reason == "too_many_tiles" and "max_tiles 4" in str(caught.value)
+
+
+def test_a_runs_tiling_option_is_checked_field_by_field_at_the_door():
+    from batch.reprocess.options import ReprocessOptions
+
+    base = {"archive": "/tmp/a", "model": "m:1", "store": "/tmp/s", "out": "/tmp/o"}
+    assert ReprocessOptions(**base, tiling="on").tiling == "on"
+    assert ReprocessOptions(**base, tiling='{"overlap": 0.3}').tiling == {"overlap": 0.3}
+    for bad, words in (('{"overlap": 1}', "tiling.overlap"), ("sideways", "tiling must be"), ('[1]', "tiling must be")):
+        with pytest.raises(Exception, match=words):
+            ReprocessOptions(**base, tiling=bad)

@@ -1,7 +1,8 @@
 """What tiling costs (issue 70): tiles/s of the tiled path against images/s of the plain path at the same batch, and a
 whole tiled job against SAHI's own `predict` over the same folder.
 
-    flock /tmp/trapline-bench.lock python -m benchmarks.tiling --seconds 20 [--sahi-python /work/peer-venv-sahi/bin/python]
+    flock /tmp/trapline-bench.lock python -m benchmarks.tiling --seconds 20 \
+        [--sahi-python /work/peer-venv-sahi/bin/python]
 
 1. Throughput, library path (bytes -> record: decode, letterbox or cut, forward passes, decode, NMS, merge), one
    ONNX Runtime session of `yolov8n_dynamic` (the reference export, 640): plain = `--batch` copies of a 1000x1000

@@ -115,9 +115,9 @@ class ReprocessOptions(RunPlace):
         'clips: fields of how a clip\'s frames are linked into tracks (the track filter\'s config), over the '
         'model\'s `clip_tracking`, e.g. {"max_cost": 0.4}'))
     tiling: str | dict[str, Any] | None = Field(None, description=(
-        'tiled inference for small animals (docs/guide/tiling.md): on, off, or settings over the model\'s `tiling`, e.g. '
-        '{"overlap": 0.25, "merge": "nms"}; default the model\'s (none: one whole-image pass). A tiled run writes '
-        'its own result set'))
+        'tiled inference for small animals (docs/guide/tiling.md): on, off, or settings over the model\'s '
+        '`tiling`, e.g. {"overlap": 0.25, "merge": "nms"}; default the model\'s (none: one whole-image pass). A '
+        'tiled run writes its own result set'))
     address: str | None = Field(None, description="Ray cluster address")
     serve_app: str = Field("trapline", description="Serve application name for --via serve")
     progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")

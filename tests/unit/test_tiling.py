@@ -160,3 +160,18 @@ def test_a_runs_tiling_option_is_checked_field_by_field_at_the_door():
     for bad, words in (('{"overlap": 1}', "tiling.overlap"), ("sideways", "tiling must be"), ('[1]', "tiling must be")):
         with pytest.raises(Exception, match=words):
             ReprocessOptions(**base, tiling=bad)
+
+
+def test_a_models_own_tiling_runs_by_default_and_is_listed_where_it_is_served(store, tmp_path):
+    from serve.versions import LoadedVersion
+
+    constant_model(yolov8_output(), tmp_path / "tiled.onnx")
+    store.publish(tmp_path / "tiled.onnx", "tiled", "1", fixture_config("yolov8", tiling={"tile_size": 160,
+                                                                                          "overlap": 0.3}))
+    det = store.load_detector("tiled:1")
+    [record] = det.predict_batch([np.zeros((480, 640, 3), np.uint8)])
+    assert record.tiling["overlap"] == 0.3 and record.tiling["tiles"] == 6 * 4  # a step of 112 px
+    [plain] = det.predict_batch([np.zeros((480, 640, 3), np.uint8)], tiling="off")
+    assert plain.tiling is None
+    info = LoadedVersion("1", det, 0.0, 0.0).info()
+    assert info["tiling"]["tile_size"] == [160, 160] and info["tiling"]["merge"] == "greedy_nmm"

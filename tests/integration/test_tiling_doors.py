@@ -84,5 +84,9 @@ def test_tiling_on_every_door(ray_cluster, tmp_path):
                            headers={"content-type": "image/jpeg"}, timeout=60, trust_env=False)
             assert r.status_code == 422 and words in r.json()["error"]["message"], r.text
             assert r.json()["error"]["type"] == "invalid_tiling"
+        clip_bytes = (archive / "cam01" / "IMG_20240501_090000.mp4").read_bytes()  # a clip's frames, tiled too
+        r = httpx.post(f"{url}/v1/detect", content=clip_bytes, params={"tiling": json.dumps(TILING)}, timeout=60,
+                       trust_env=False)
+        assert r.status_code == 200 and r.json()["clip"]["frames_sampled"] == 3, r.text
         models = httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).json()
         assert [v.get("tiling") for m in models["models"] for v in m["versions"]] == [None]  # none by default

@@ -175,3 +175,19 @@ def test_a_models_own_tiling_runs_by_default_and_is_listed_where_it_is_served(st
     assert plain.tiling is None
     info = LoadedVersion("1", det, 0.0, 0.0).info()
     assert info["tiling"]["tile_size"] == [160, 160] and info["tiling"]["merge"] == "greedy_nmm"
+
+
+def test_a_tiled_result_set_is_its_own_and_a_record_says_which():
+    from model_store import FilterSet
+    from model_store.core.pipeline import result_hash
+    from model_store.core.tiling import tiling_settings
+
+    fs = FilterSet.from_specs([])
+    tiling = TilingConfig(overlap=0.3)
+    settings = tiling.describe((640, 640))
+    assert result_hash(fs, []) == result_hash(fs, [], None) == fs.hash  # plain sets keep their keys
+    assert result_hash(fs, [], settings) != fs.hash
+    assert result_hash(fs, [], settings) == result_hash(fs, [], tiling.describe((640, 640)))
+    assert result_hash(fs, [], settings) != result_hash(fs, [], TilingConfig(overlap=0.2).describe((640, 640)))
+    meta = TiledMeta(100, 100, (), (), tiling, (640, 640))
+    assert tiling_settings(meta.provenance()) == settings  # what the recorder hashes is what a run hashes

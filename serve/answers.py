@@ -65,6 +65,8 @@ class VersionInfo(BaseModel):
     device: str
     loaded_at: float = Field(description="when it was loaded (Unix time)")
     load_s: float = Field(description="how long loading, verifying and warming took")
+    tiling: dict | None = Field(None, description="a detector's default tiled inference (its config.json `tiling`, "
+                                                  "tile size resolved); a request's `tiling` overrides it")
 
 
 class PreloadedVersion(VersionInfo):

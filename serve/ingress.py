@@ -191,7 +191,7 @@ class IngressCore:
 
     async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
                      filters: dict[str, Any] | None, render: bool, classify: bool = True,
-                     crops: CropOptions | None = None) -> DetectAnswer:
+                     crops: CropOptions | None = None, tiling: Any = None) -> DetectAnswer:
         """Detect, then classify the routed detections (unless `classify` is false or `render`) and add snips.
 
         The answer's `.record` is the image's typed `ImageDetections`, classifications attached; the router
@@ -202,7 +202,8 @@ class IngressCore:
         for attempt in range(2):
             request = None if render else await self.composer.crop_request(name, classify, crops,
                                                                            self.config.http.max_crops)
-            answer: DetectAnswer = await self.call(self.detect_on(name, handle, data, ref, filters, render, request))
+            answer: DetectAnswer = await self.call(self.detect_on(name, handle, data, ref, filters, render, request,
+                                                                  tiling=tiling))
             try:
                 answer = await self.composer.finish(name, answer, request)
                 break
@@ -219,15 +220,18 @@ class IngressCore:
         return answer
 
     async def detect_clip(self, model: str | None, version: str | None, alias: str | None, data: bytes,
-                          filters: dict[str, Any] | None, sampling: dict[str, Any]) -> ClipDetections:
+                          filters: dict[str, Any] | None, sampling: dict[str, Any],
+                          tiling: Any = None) -> ClipDetections:
         """A short clip through the model's replica: its sampled frames' detections and its tracks."""
         name, handle = self.handle(model)
-        return await self.call(self.clip_on(name, handle, data, self.ref(name, version, alias), filters, sampling))
+        return await self.call(self.clip_on(name, handle, data, self.ref(name, version, alias), filters, sampling,
+                                            tiling=tiling))
 
     def clip_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
-                filters: dict[str, Any] | None, sampling: dict[str, Any]) -> Awaitable[ClipDetections]:
+                filters: dict[str, Any] | None, sampling: dict[str, Any],
+                tiling: Any = None) -> Awaitable[ClipDetections]:
         """The replica's clip call (OneHopCore runs it in process)."""
-        return handle.detect_clip.remote(data, ref, filters, sampling)
+        return handle.detect_clip.remote(data, ref, filters, sampling, tiling=tiling)
 
     async def record(self, recorder: Recorder, upload: Upload) -> tuple[UploadRecord, bool]:
         """`POST /v1/images`: the recorder keeps the upload and journals what this service's detect answers."""
@@ -265,9 +269,9 @@ class IngressCore:
 
     def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
                   filters: dict[str, Any] | None, render: bool,
-                  request: CropRequest | None) -> Awaitable[DetectAnswer]:
+                  request: CropRequest | None, tiling: Any = None) -> Awaitable[DetectAnswer]:
         """The detector call (OneHopCore runs it in process)."""
-        return handle.detect.remote(data, ref, filters, render, request)
+        return handle.detect.remote(data, ref, filters, render, request, tiling=tiling)
 
     async def _broadcast(self, name: str, method: str, *args: Any, timeout_s: float) -> list[Any]:
         """Call `method` on every running replica of a model; exceptions come back in the list."""

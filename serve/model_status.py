@@ -27,7 +27,7 @@ def merged_status(name: str, kind: Literal["detector", "classifier"], deployment
     for rep in replicas:
         for v in rep.versions:
             merged = versions.setdefault(v.version, LoadedVersionOut(
-                version=v.version, sha256=v.sha256, device=v.device, pinned=v.pinned))
+                version=v.version, sha256=v.sha256, device=v.device, pinned=v.pinned, tiling=v.tiling))
             merged.aliases = sorted({*merged.aliases, *v.aliases})
         for e in rep.errors:
             errors[(e.version, e.type)] = e

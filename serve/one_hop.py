@@ -54,13 +54,13 @@ class OneHopCore(IngressCore):
             self.replica.refuse_if_full("online")
 
     def clip_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
-                sampling: dict[str, Any]) -> Coroutine[Any, Any, Any]:
-        return self.replica.detect_clip(data, ref, filters, sampling)  # in process, as detect_on
+                sampling: dict[str, Any], tiling: Any = None) -> Coroutine[Any, Any, Any]:
+        return self.replica.detect_clip(data, ref, filters, sampling, tiling=tiling)  # in process, as detect_on
 
     def detect_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
-                  render: bool, request: CropRequest | None) -> Coroutine[Any, Any, DetectAnswer]:
+                  render: bool, request: CropRequest | None, tiling: Any = None) -> Coroutine[Any, Any, DetectAnswer]:
         # In process: the crops the replica cuts stay in this actor until they go to the classifiers.
-        return self.replica.detect(data, ref, filters, render, request)
+        return self.replica.detect(data, ref, filters, render, request, tiling=tiling)
 
 
 # What the broadcasts (status, refresh, preload) and batch jobs (detect_bytes, detect_prepared, one image or _many)

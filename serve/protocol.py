@@ -129,6 +129,7 @@ class DetectResponse(BaseModel):
     image: ImageOut
     detections: list[DetectionOut]
     filters: FiltersOut
+    tiling: dict | None = Field(None, description="when the image was tiled: the settings and its tile count")
     timing_ms: dict[str, float]
     dropped: list[DetectionOut] | None = Field(None, description="only with verbose=true: boxes a filter dropped")
     crops_truncated: bool | None = Field(None, description="only with crops=true: more snips than http.max_crops")
@@ -177,6 +178,7 @@ def detect_response(answer: DetectAnswer, timing_ms: dict[str, float], verbose: 
         detections=[detection_out(d, verbose, answer.classified, crop, individuals.get(i))
                     for i, (d, crop) in enumerate(zip(record.detections, crops, strict=True))],
         filters=FiltersOut.model_validate(record.filters, from_attributes=True),
+        tiling=record.tiling,
         timing_ms=timing_ms,
         dropped=[detection_out(d, True, False) for d in record.dropped] if verbose else None,
         crops_truncated=answer.snips_truncated,
@@ -209,6 +211,8 @@ class LoadedVersionOut(BaseModel):
     device: str
     pinned: bool = False
     aliases: list[str] = Field(default_factory=list)
+    tiling: dict | None = Field(None, description="the version's default tiled inference (config.json `tiling`); "
+                                                  "null: one whole-image pass unless a request asks for tiles")
 
 
 class ModelStatusOut(BaseModel):

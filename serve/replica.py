@@ -27,6 +27,7 @@ from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections, detect_clip_bytes
 from model_store.core.imaging import decode_image_at_least
 from model_store.core.preprocess import LetterboxMeta
+from model_store.core.tiling import TiledInput, TiledMeta
 from serve.answers import DetectAnswer
 from serve.batcher import Lane
 from serve.compose import CropRequest, cut_crops
@@ -38,6 +39,9 @@ from serve.versions import LoadedVersion
 from trapline.base.errors import InvalidParameterError
 
 logger = logging.getLogger("ray.serve.trapline")
+
+
+CLIP_BATCH = 8  # a clip's frames per forward pass (detect_clip_bytes' default)
 
 
 def _ms(seconds: float) -> float:
@@ -132,15 +136,15 @@ class DetectorReplica(VersionedReplica):
                                    threads=self.onnx_threads)
 
     async def detect(self, data: bytes, ref: str | None = None, filters: dict[str, Any] | None = None,
-                     render: bool = False, crops: CropRequest | None = None) -> DetectAnswer:
+                     render: bool = False, crops: CropRequest | None = None, tiling: Any = None) -> DetectAnswer:
         """Detect objects in encoded image bytes (an HTTP request, in the online lane); the answer holds the
         `ImageDetections` record as it is, the annotated JPEG with `render`, and the classifier crops and
-        snips asked for by `crops` (serve/compose.py)."""
+        snips asked for by `crops` (serve/compose.py). `tiling` overrides the model's (`Detector.tiling`)."""
         t0 = time.perf_counter()
         request_id = current_request_id()
         keep_rgb = render or (crops is not None and crops.needs_image)
         try:
-            loaded, record, rgb = await self._detect_encoded("online", data, ref, filters, keep_rgb)
+            loaded, record, rgb = await self._detect_encoded("online", data, ref, filters, keep_rgb, tiling)
             answer = DetectAnswer(record)
             if render:
                 answer.jpeg = await self._in_pool(self._decode_pool, render_jpeg, rgb, record.detections)
@@ -162,7 +166,7 @@ class DetectorReplica(VersionedReplica):
         return answer
 
     async def detect_clip(self, data: bytes, ref: str | None = None, filters: dict[str, Any] | None = None,
-                          sampling: dict[str, Any] | None = None) -> ClipDetections:
+                          sampling: dict[str, Any] | None = None, tiling: Any = None) -> ClipDetections:
         """A short clip (`POST /v1/detect` with a video): its sampled frames through this version's detector, a
         batch of frames at a time on an online decode thread (beside the batcher, so stills are not held behind
         it), and its tracks. Admitted as one online request."""
@@ -172,7 +176,8 @@ class DetectorReplica(VersionedReplica):
                 loaded = await self._resolve(ref)
                 filterset = loaded.detector.filters(filters)
                 clip = await self._in_pool(self._decode_pool, detect_clip_bytes, loaded.detector, data,
-                                           Sampling(**(sampling or {})), filterset, self.runtime.max_pixels)
+                                           Sampling(**(sampling or {})), filterset, self.runtime.max_pixels,
+                                           CLIP_BATCH, loaded.detector.tiling(tiling))
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         logger.debug("detect clip request_id=%s model=%s:%s frames=%d animals=%d status=%s", request_id, self.model,
@@ -180,7 +185,7 @@ class DetectorReplica(VersionedReplica):
         return clip
 
     async def detect_bytes(self, data: bytes, ref: str | None = None,
-                           filters: dict[str, Any] | None = None) -> ImageDetections:
+                           filters: dict[str, Any] | None = None, tiling: Any = None) -> ImageDetections:
         """The batch-job entry point (`--via serve`): one encoded image of an archive, in the bulk lane.
 
         Decoded and letterboxed here like an HTTP request, so only the file's bytes travel; returns
@@ -190,7 +195,7 @@ class DetectorReplica(VersionedReplica):
         request_id = current_request_id()
         t0 = time.perf_counter()
         try:
-            loaded, record, _ = await self._detect_encoded("bulk", data, ref, filters, keep_rgb=False)
+            loaded, record, _ = await self._detect_encoded("bulk", data, ref, filters, keep_rgb=False, tiling=tiling)
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         return self._archive_answer(loaded, record, t0)
@@ -218,16 +223,20 @@ class DetectorReplica(VersionedReplica):
                     raise InvalidParameterError(
                         f"prepared must be a uint8 (H, W, 3) array from Detector.prepare of {self.model}:"
                         f"{loaded.version} (letterbox {det.config.preprocess.letterbox}, input {w}x{h}), got {got}")
-                if not isinstance(meta, LetterboxMeta):
+                tiled = isinstance(prepared, TiledInput)
+                if not isinstance(meta, TiledMeta if tiled else LetterboxMeta) or \
+                        (tiled and len(meta.metas) != len(prepared)):
                     raise InvalidParameterError(
-                        f"meta must be the LetterboxMeta from Detector.prepare, got {type(meta)}")
+                        f"meta must be the {'TiledMeta' if tiled else 'LetterboxMeta'} from Detector.prepare of the "
+                        f"same image, got {type(meta)}")
                 record = await self._run(_Item(loaded, prepared, meta, det.filters(filters)), "bulk")
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         return self._archive_answer(loaded, record, t0)
 
     async def detect_bytes_many(self, images: list[bytes], ref: str | None = None,
-                                filters: dict[str, Any] | None = None) -> list[ImageDetections | BaseException]:
+                                filters: dict[str, Any] | None = None,
+                                tiling: Any = None) -> list[ImageDetections | BaseException]:
         """Several encoded archive images in one call: what the batch job's `--via serve` client sends.
 
         Each image is admitted, decoded and batched as `detect_bytes` would be, so the bulk lane's bound
@@ -236,7 +245,7 @@ class DetectorReplica(VersionedReplica):
         refused that image alone (an `OverloadedError` when the lane was full: send that image again).
         An error that is not the image's (a bug) fails the whole call, as it would fail `detect_bytes`.
         """
-        return await self._each([self.detect_bytes(data, ref, filters) for data in images])
+        return await self._each([self.detect_bytes(data, ref, filters, tiling) for data in images])
 
     async def detect_prepared_many(self, prepared: list[np.ndarray], metas: list[LetterboxMeta],
                                    ref: str | None = None, filters: dict[str, Any] | None = None,
@@ -257,14 +266,18 @@ class DetectorReplica(VersionedReplica):
         return answers
 
     async def _detect_encoded(self, lane: Lane, data: bytes, ref: str | None, filters: dict[str, Any] | None,
-                              keep_rgb: bool) -> tuple[LoadedVersion, ImageDetections, np.ndarray | None]:
-        """Admit, resolve the version, decode + letterbox on the lane's decode threads, and run in the lane's
-        batches; returns the version, its record and (when `keep_rgb`) the full-resolution image."""
+                              keep_rgb: bool, tiling: Any = None
+                              ) -> tuple[LoadedVersion, ImageDetections, np.ndarray | None]:
+        """Admit, resolve the version, decode + letterbox (or cut into tiles) on the lane's decode threads, and run
+        in the lane's batches (a tiled image's tiles as one item); returns the version, its record and (when
+        `keep_rgb`) the full-resolution image."""
         pool = self._decode_pool if lane == "online" else self._bulk_decode_pool
         with self._admit(lane):
             loaded = await self._resolve(ref)
             filterset = loaded.detector.filters(filters)
-            rgb, prepared, meta, timing = await self._in_pool(pool, self._decode_prepare, loaded, data, keep_rgb)
+            tiled = loaded.detector.tiling(tiling)
+            rgb, prepared, meta, timing = await self._in_pool(pool, self._decode_prepare, loaded, data, keep_rgb,
+                                                              tiled)
             record = await self._run(_Item(loaded, prepared, meta, filterset, timing), lane)
         return loaded, record, rgb
 
@@ -272,17 +285,19 @@ class DetectorReplica(VersionedReplica):
         self.metrics.result(loaded.version, [d.label for d in record.detections], (time.perf_counter() - t0) * 1000)
         return record
 
-    def _decode_prepare(self, loaded: LoadedVersion, data: bytes, keep_rgb: bool):
+    def _decode_prepare(self, loaded: LoadedVersion, data: bytes, keep_rgb: bool, tiling: Any = None):
         """Decode (pixel cap checked on the header first) and letterbox; the full-size image is kept
         only when it will be drawn on, so a waiting request holds just the small model input."""
         t0 = time.perf_counter()
         prep = loaded.detector.preprocessor
         # Drawing needs the full-resolution image; otherwise a JPEG may be decoded scaled down to
         # no less than the model needs (the same path batch jobs take, so results match).
-        reduce = prep.min_decode_size if (prep.config.preprocess.reduced_decode and not keep_rgb) else None
+        # A tiled image is decoded whole: its tiles are cut from the full-resolution pixels.
+        reduce = prep.min_decode_size if (prep.config.preprocess.reduced_decode and not keep_rgb
+                                          and tiling is None) else None
         rgb, size = decode_image_at_least(data, self.runtime.max_pixels, reduce)
         t1 = time.perf_counter()
-        prepared, meta = prep.prepare(rgb, size)
+        prepared, meta = prep.prepare(rgb, size, tiling=tiling)
         timing = {"decode": _ms(t1 - t0), "preprocess": _ms(time.perf_counter() - t1)}
         return (rgb if keep_rgb else None), prepared, meta, timing
 

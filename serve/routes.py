@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from model_store import CropOptions
 from model_store.core.filters import REGISTRY, SHORTCUTS
 from model_store.core.refs import DEFAULT_ALIAS
+from model_store.core.tiling import parse_tiling_option
 from model_store.core.video import looks_like_clip
 from serve.bodies import (
     ERRORS,
@@ -210,22 +211,29 @@ async def detect(
     sampling: str | None = Query(None, description="a clip: which frames go through the detector, '1s' (one every "
                                                    "N seconds), '5f' (every Nth frame) or 'all' (default: the "
                                                    "serve config's http.clip_sampling)"),
+    tiling: str | None = Query(None, description="tiled inference for small animals: on, off, or a JSON object of "
+                                                 "settings over the model's (tile_size, overlap, whole_image, merge, "
+                                                 "match_metric, match_threshold, min_box_px...; docs/guide/tiling.md); "
+                                                 "default: the model's config"),
 ) -> Response:
     t0 = time.perf_counter()
     service = service_of(request)
     overrides = parse_filters(filters, shortcuts)
+    tiles = parse_tiling_option(tiling)
     snips = crop_options(crops, render, crop_padding, crop_square, crop_min_size)
     service.refuse_early(model)
     http = service.config.http
     data = await image_bytes(request, await read_body(request, body_limit(request, http)))
     if looks_like_clip(data):
         check_clip_size(data, http)
-        clip = await service.detect_clip(model, version, alias, data, overrides, clip_sampling(http, sampling))
+        clip = await service.detect_clip(model, version, alias, data, overrides, clip_sampling(http, sampling),
+                                         tiling=tiles)
         body_out = clip_response(clip, verbose)
         body_out.timing_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)
         return JSONResponse(body_out.model_dump(mode="json", exclude_none=True),
                             headers={"X-Model": f"{clip.model.name}:{clip.model.version}"})
-    answer = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips)
+    answer = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips,
+                                  tiling=tiles)
     record = answer.record
     headers = {"X-Model": f"{record.model.name}:{record.model.version}"}
     if render:

@@ -41,8 +41,12 @@ class LoadedVersion:
         return self.model
 
     def info(self) -> dict[str, Any]:
-        return {"version": self.version, "sha256": self.model.info.sha256, "device": self.model.device,
-                "loaded_at": round(self.loaded_at, 3), "load_s": round(self.load_s, 3)}
+        out = {"version": self.version, "sha256": self.model.info.sha256, "device": self.model.device,
+               "loaded_at": round(self.loaded_at, 3), "load_s": round(self.load_s, 3)}
+        config = self.model.config
+        if getattr(config, "tiling", None) is not None:  # a detector tiling by default says how (a classifier: no)
+            out["tiling"] = config.tiling.describe(config.input_size)
+        return out
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def new_result_hash(fs: FilterSet, metadata: Mapping[str, Any]) -> str:
         raise BatchError("these tables have no classifications: classifier filters need a run with --classify")
     for c in classifiers:
         fs.check_classifier_labels(c["name"], c["labels_out"])
-    return result_hash(fs, classifiers)
+    return result_hash(fs, classifiers, metadata.get("tiling"))  # a tiled set's re-filtered set stays tiled
 
 
 def species_of(classifiers: Iterable[Mapping[str, Any]], fs: FilterSet, store: str | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import math
 import os
 import queue
@@ -89,6 +90,7 @@ class PlanSpec:
     max_pixels = property(lambda self: self.options.max_pixels)
     serve_app = property(lambda self: self.options.serve_app)
     filter_overrides = property(lambda self: self.options.filters)
+    tiling = property(lambda self: json.loads(self.config_json).get("tiling"))  # the run's, resolved at plan
     stall_timeout_s = property(lambda self: self.options.stall_timeout_s)  # no part for this long fails the run
 
 
@@ -162,7 +164,7 @@ def detector_kwargs(spec: PlanSpec, archive_url: str | None) -> dict[str, Any]:
         # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
         "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
         "max_pixels": spec.max_pixels, "archive_url": archive_url,
-        "clips_url": spec.archive_url, "clips": spec.clips,
+        "clips_url": spec.archive_url, "clips": spec.clips, "tiling": spec.tiling,
     }
 
 
@@ -213,7 +215,7 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
                              "filters_hash": spec.filters_hash},
                 "app_name": spec.serve_app, "archive_url": archive_url,
                 "clips_url": spec.archive_url, "clips": spec.clips, "config_json": spec.config_json,
-                "max_pixels": spec.max_pixels,
+                "max_pixels": spec.max_pixels, "tiling": spec.tiling,
             },
         )
     if spec.stage is not None:  # --classify / --crops: see batch/reprocess/classify.py
@@ -359,7 +361,7 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     expected = {"version": spec.model_version, "sha256": spec.model_sha256, "filters_hash": spec.filters_hash}
     client = ServeClient(spec.model_name, spec.ref, spec.filter_overrides, expected, app_name=spec.serve_app,
                          archive_url=spec.archive_url, window=INLINE_WINDOW, clips=spec.clips,
-                         config_json=spec.config_json, max_pixels=spec.max_pixels)
+                         config_json=spec.config_json, max_pixels=spec.max_pixels, tiling=spec.tiling)
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
 
     def run_part(start: int) -> dict[str, Any]:

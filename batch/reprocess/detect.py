@@ -125,8 +125,10 @@ class DetectorActor:
     def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
                  threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
                  archive_url: str | None = None, clips_url: str | None = None, clips: ClipSettings | None = None,
-                 clip_batch_size: int = 8) -> None:
+                 clip_batch_size: int = 8, tiling: dict | None = None) -> None:
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
+        if tiling is not None or self.detector.config.tiling is not None:  # the run's; None: plain, whatever the model
+            self.detector.use_tiling(self.detector.tiling(tiling or False))
         self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
         # One blank pass here, while the plan's first files are still being read: the first real batch then
         # runs at the steady rate (one pass warms every batch size: see Detector.warmup).
@@ -240,7 +242,7 @@ class ServeClient:
                  app_name: str = "trapline", attempts: int = 3, window: int = 8, per_call: int = 4,
                  overload_wait_s: float = 600.0, archive_url: str | None = None, clips_url: str | None = None,
                  clips: ClipSettings | None = None, config_json: str | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, tiling: dict | None = None) -> None:
         self.handle = detector_handle(model_name, app_name)
         # clips are decoded and letterboxed here and only their frames go to the deployment (served_clips.py)
         self.clips_url, self.max_pixels = clips_url or archive_url, max_pixels
@@ -252,6 +254,7 @@ class ServeClient:
         self.reader = FileReader(archive_url)
         self.ref = ref
         self.filter_overrides = filter_overrides or None
+        self.tiling = tiling if tiling is not None else False  # the run's, resolved at plan; False: plain
         self.expected = expected
         self.attempts = attempts
         self.window = window
@@ -261,7 +264,7 @@ class ServeClient:
     def _send(self, batch: dict[str, np.ndarray], rows: list[int]):
         if "data" in batch:
             return self.handle.detect_bytes_many.remote([batch["data"][i] for i in rows], self.ref,
-                                                        self.filter_overrides)
+                                                        self.filter_overrides, tiling=self.tiling)
         return self.handle.detect_prepared_many.remote([batch["image"][i] for i in rows],
                                                        [meta_of(batch, i) for i in rows], self.ref,
                                                        self.filter_overrides)

@@ -286,8 +286,9 @@ def fit_to_free_cpus(spec: PlanSpec, available: dict[str, float], log: Callable[
 def run_metadata(plan: Plan) -> dict[str, Any]:
     """The trapline metadata of the run's parts (tables/metadata.py), also what its manifest records."""
     mv, o = plan.model, plan.options
-    return part_metadata(mv.name, mv.version, mv.config, o.model, plan.filters, plan.result_hash,
+    meta = part_metadata(mv.name, mv.version, mv.config, o.model, plan.filters, plan.result_hash,
                          routes_metadata(plan.routes), o.crop_options.model_dump() if o.crops else None, plan.clips)
+    return {**meta, "tiling": plan.tiling_settings} if plan.tiling is not None else meta
 
 
 def _routes_text(plan: Plan) -> str:
@@ -306,7 +307,7 @@ def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpu
     return PlanSpec(
         options=o, archive_url=open_location(o.archive).url(), out_url=plan.tables.url,
         store_url=ModelStore(o.store).root, model_name=mv.name, model_version=mv.version,
-        model_sha256=mv.config.weights.sha256, ref=f"{mv.name}:{mv.version}", config_json=config_json(mv.config),
+        model_sha256=mv.config.weights.sha256, ref=f"{mv.name}:{mv.version}", config_json=config_json(plan.run_config),
         filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, rows_hash=plan.result_hash, run_id=run_id,
         metadata=run_metadata(plan),
         concurrency=concurrency, num_cpus=actor_cpus or o.actor_cpus, read_cpus=o.read_cpus, stage=_stage(plan),

@@ -25,6 +25,7 @@ from model_store.core.clip_settings import ClipSettings
 from model_store.core.filters import FilterName, check_filter_config
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
+from model_store.core.tiling import parse_tiling_option, resolve_tiling
 from model_store.core.video import VIDEO_EXTENSIONS
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from model_store.tables.scope import parse_when
@@ -113,6 +114,10 @@ class ReprocessOptions(RunPlace):
     clip_tracking: dict[str, Any] | None = Field(None, description=(
         'clips: fields of how a clip\'s frames are linked into tracks (the track filter\'s config), over the '
         'model\'s `clip_tracking`, e.g. {"max_cost": 0.4}'))
+    tiling: str | dict[str, Any] | None = Field(None, description=(
+        'tiled inference for small animals (docs/guide/tiling.md): on, off, or settings over the model\'s '
+        '`tiling`, e.g. {"overlap": 0.25, "merge": "nms"}; default the model\'s (none: one whole-image pass). A '
+        'tiled run writes its own result set'))
     address: str | None = Field(None, description="Ray cluster address")
     serve_app: str = Field("trapline", description="Serve application name for --via serve")
     progress_interval_s: float = Field(10.0, gt=0, description="seconds between progress lines")
@@ -192,6 +197,17 @@ class ReprocessOptions(RunPlace):
     @classmethod
     def _json_objects(cls, value: Any) -> Any:
         return _json_object(value)
+
+    @field_validator("tiling", mode="before")
+    @classmethod
+    def _tiling(cls, value: Any) -> Any:
+        """on / off / a JSON object of settings, each checked here (whether the tile fits the model: at plan)."""
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        value = parse_tiling_option(value) if isinstance(value, str) else value
+        if isinstance(value, dict):
+            resolve_tiling(None, value, (8192, 8192))  # field by field: TilingConfigError names tiling.FIELD
+        return value
 
     @field_validator("filters")
     @classmethod

@@ -16,6 +16,7 @@ from batch.reprocess.summary import RunReport
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.clip_settings import ClipSettings
 from model_store.core.pipeline import result_hash
+from model_store.core.tiling import TilingConfig, resolve_tiling
 from model_store.tables.archive import PathPattern, open_location, uri_of
 from model_store.tables.digests import Confirmation, confirmer
 from model_store.tables.done import relative_key
@@ -24,6 +25,7 @@ from model_store.tables.listing import Listing, apply_known_times, as_table, lis
 from model_store.tables.reader import Tables
 from model_store.tables.roots import moved_roots
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS, UPLOAD_TIME_SOURCES
+from trapline.base.errors import OptionsError
 
 
 @dataclass
@@ -37,12 +39,23 @@ class Plan:
     listing: Listing
     selection: Selection
     routes: list = dataclasses.field(default_factory=list)  # pinned classifier routes (--classify)
-    result_hash: str = ""  # the skip key's set: filters hash, or filters + every classifier version
+    result_hash: str = ""  # the skip key's set: filters hash, or filters + every classifier version (+ tiling)
     clips: ClipSettings = ClipSettings()  # how clips are sampled, tracked and counted: with the set, what a clip's done
     moved_from: list[str] = dataclasses.field(default_factory=list)  # this archive's earlier roots (tables/roots.py)
     target: Target | None = None  # the result set the run writes: the current one, or a redo's (redo.py)
     # files of the same path and size as done rows whose digest showed them done (a copy, a move): tables/digests.py
     confirmation: Confirmation = dataclasses.field(default_factory=Confirmation)
+    tiling: TilingConfig | None = None  # the run's tiled inference (the model's, with --tiling over it)
+
+    @property
+    def tiling_settings(self) -> dict | None:
+        """What the rows were tiled with (`TilingConfig.describe`), as the parts' metadata and the set's hash say."""
+        return self.tiling.describe(self.model.config.input_size) if self.tiling is not None else None
+
+    @property
+    def run_config(self):
+        """The model's config as this run runs it: its tiling the run's (what the actors and clients are given)."""
+        return self.model.config.model_copy(update={"tiling": self.tiling})
 
     def __post_init__(self) -> None:
         self.result_hash = self.result_hash or self.filters.hash
@@ -78,7 +91,11 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     routes = []
     if options.classify:  # pinned here, once: the run records (and its skip key covers) these versions
         routes = resolve_stage(ModelStore(options.store), options.classify, mv.config.labels, filters)
-    lineage = result_hash(filters, routes) if routes else filters.hash
+    tiling = resolve_tiling(mv.config.tiling, options.tiling, mv.config.input_size, mv.config.task)
+    if tiling is not None and options.decode == "tasks":  # read tasks hand on one letterboxed input per row
+        raise OptionsError("--tiling needs --decode actors (the default): a tiled image is many inputs, cut where "
+                           "it is run")
+    lineage = result_hash(filters, routes, tiling.describe(mv.config.input_size) if tiling else None)
     archive = open_location(options.archive)
     tables = Tables(options.out)
     # The set this run writes and checks done against: the current one, or a redo's new (or resumed) one.
@@ -114,4 +131,5 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     confirm, confirmation = confirmer(tables, mv.name, mv.version, result, options.retry_failed)
     selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
                        until=options.until, limit=options.limit, redo=done_here.redo, confirm=confirm)
-    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved, target, confirmation)
+    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved, target, confirmation,
+                tiling)

@@ -28,6 +28,7 @@ class ServedFrames:
     def __init__(self, preprocessor: Preprocessor, send: Callable, check: Callable[[ImageDetections], None],
                  retry_in: Callable[[BaseException, object], float | None], tries: Callable[[], object]) -> None:
         self.preprocessor = preprocessor
+        self.config = preprocessor.config  # the run's: its tiling cuts the frames here, the deployment runs the tiles
         self.info = None  # the version is checked on every answer (`check`)
         self.default_filters = None  # the deployment applies the run's filters
         self._send, self._check, self._retry_in, self._tries = send, check, retry_in, tries

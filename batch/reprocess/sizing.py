@@ -97,7 +97,7 @@ def sample_estimate(plan: Plan, concurrency: int) -> tuple[float | None, str | N
         det = ModelStore(plan.options.store).load_detector(plan.model.ref, threads=math.ceil(plan.options.actor_cpus))
     except Exception as exc:  # noqa: BLE001 - an estimate must never fail a dry run
         return None, f"no estimate ({type(exc).__name__}: {exc})"
-    prep = preparer(config_json(plan.model.config))
+    prep = preparer(config_json(plan.run_config))  # timed as the run runs: tiled when it is
     times = []
     for entry in plan.selection.todo[: SAMPLE_IMAGES + 1]:
         t0 = time.perf_counter()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
                 track_config: TrackConfig | None = None,
                 reopen: Callable[[], AbstractContextManager[ClipReader]] | None = None,
                 parts: int = 1, min_range_frames: int = MIN_RANGE_FRAMES,
-                count_config: ClipCountConfig | None = None) -> ClipDetections:
+                count_config: ClipCountConfig | None = None, tiling: Any = "model") -> ClipDetections:
     """Run the detector on the clip's sampled frames, `batch_size` at a time, then link its tracks.
 
     With `reopen` (another reader of the same clip) and `parts` > 1, a long clip is cut into up to `parts` time
@@ -114,9 +115,13 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     batches as they come, and the records are put back in frame order, so the result is the one an uncut pass
     gives.
 
+    With `tiling` (a `TilingConfig`; "model": the detector config's) each frame is cut into tiles as a still is,
+    and a batch's frames' tiles share its forward passes (`Detector.run_prepared`).
+
     Never raises for a bad clip: a VideoDecodeError ends the loop and is recorded on the result (with the frames
     read until then); a failing forward pass raises the detector's ModelRunError, as for stills."""
     info = reader.info
+    tiling = detector.config.tiling if tiling == "model" else tiling
     fs = filters if filters is not None else detector.default_filters
     out = ClipDetections(info=info, sampling=sampling, model=detector.info,  # (None: a deployment's, --via serve)
                          filters=FiltersApplied(names=fs.names, hash=fs.hash, configs=fs.as_specs()) if fs else None)
@@ -128,7 +133,10 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
     def flush() -> None:
         nonlocal infer_s
         t1 = time.perf_counter()
-        records = detector.run_planar(np.stack([p.image for p in pending]), [p.meta for p in pending], filters)
+        if tiling is not None:
+            records = detector.run_prepared([p.image for p in pending], [p.meta for p in pending], filters)
+        else:
+            records = detector.run_planar(np.stack([p.image for p in pending]), [p.meta for p in pending], filters)
         infer_s += time.perf_counter() - t1
         for p, record in zip(pending, records, strict=True):
             if isinstance(record, Exception):  # one frame's postprocessing failed: the clip says so
@@ -137,8 +145,8 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
             out.frames.append((p.number, p.offset_s, record))
         pending.clear()
 
-    prepared = (_prepared_frames(detector.preprocessor, reader, sampling) if len(ranges) == 1 else
-                _prepared_in_ranges(detector.preprocessor, reader, reopen, sampling, ranges, 2 * batch_size))
+    prepared = (_prepared_frames(detector.preprocessor, reader, sampling, tiling=tiling) if len(ranges) == 1 else
+                _prepared_in_ranges(detector.preprocessor, reader, reopen, sampling, ranges, 2 * batch_size, tiling))
     try:
         with contextlib.closing(prepared):  # a model error stops the range threads at once
             for p in prepared:
@@ -165,23 +173,26 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
 class _Prepared:
     number: int
     offset_s: float
-    image: np.ndarray  # letterboxed model input, (3, H, W) uint8 planes (Preprocessor.prepare_planar)
+    image: Any  # letterboxed model input, (3, H, W) uint8 planes (Preprocessor.prepare_planar), or a TiledInput
     meta: object
 
 
-def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRange | None = None
+def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRange | None = None, tiling=None
                      ) -> Iterator[_Prepared]:
     """The sampled frames of `span`, converted to RGB at full size and letterboxed by the model's own resize into
     the input's planes, as a still is: the model sees the input it was validated on (BENCHMARKS.md, "Video clips":
     swscale scaling in the conversion was slower, and its bilinear is not OpenCV's, up to 130 grey levels off)."""
     info = reader.info
     for frame in reader.frames(sampling, span=span):
-        image, meta = prep.prepare_planar(frame.rgb, (info.width, info.height))
+        if tiling is not None:  # tiles are views: of a copy, as the reader may reuse its frame's memory
+            image, meta = prep.prepare(frame.rgb.copy(), (info.width, info.height), tiling=tiling)
+        else:
+            image, meta = prep.prepare_planar(frame.rgb, (info.width, info.height))
         yield _Prepared(frame.number, frame.offset_s, image, meta)
 
 
 def _prepared_in_ranges(prep, reader: ClipReader, reopen, sampling: Sampling, ranges: list[TimeRange],
-                        queued: int) -> Iterator[_Prepared]:
+                        queued: int, tiling=None) -> Iterator[_Prepared]:
     """The prepared frames of all `ranges` as their threads make them (at most `queued` waiting: memory stays a few
     batches). A range's VideoDecodeError is raised once every range is done, the earliest range's first, so the
     frames the others read are kept."""
@@ -202,7 +213,7 @@ def _prepared_in_ranges(prep, reader: ClipReader, reopen, sampling: Sampling, ra
     def run(k: int, span: TimeRange) -> None:
         try:
             with contextlib.nullcontext(reader) if k == 0 else reopen() as r:
-                for p in _prepared_frames(prep, r, sampling, span):
+                for p in _prepared_frames(prep, r, sampling, span, tiling):
                     if not put(p):
                         return
         except VideoDecodeError as exc:
@@ -233,12 +244,12 @@ def _prepared_in_ranges(prep, reader: ClipReader, reopen, sampling: Sampling, ra
 
 
 def detect_clip_bytes(detector, data: bytes, sampling: Sampling, filters=None, max_pixels: int | None = None,
-                      batch_size: int = 8) -> ClipDetections:
+                      batch_size: int = 8, tiling: Any = "model") -> ClipDetections:
     """A clip uploaded whole (the online door's short clips): opened from memory, else as `detect_clip`. Raises
     VideoDecodeError when it cannot be opened at all (not a clip, an unknown codec, over `max_pixels`)."""
     with ClipReader(io.BytesIO(data), threads=1, max_pixels=max_pixels) as reader:
         return detect_clip(detector, reader, sampling, filters, batch_size, detector.config.clip_tracking,
-                           count_config=detector.config.clip_counting)
+                           count_config=detector.config.clip_counting, tiling=tiling)
 
 
 def link_tracks(clip: ClipDetections, config: TrackConfig, count: ClipCountConfig | None = None) -> None:

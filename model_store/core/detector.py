@@ -25,6 +25,8 @@ from model_store.core.preprocess import (
     unletterbox,
 )
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
+from model_store.core.tile_merge import merge_boxes
+from model_store.core.tiling import TiledInput, TiledMeta, TilingConfig, resolve_tiling
 
 FilterOverrides = Mapping[str, Mapping[str, Any] | None]
 
@@ -62,9 +64,22 @@ class Detector:
         fs.check_labels(self.config.labels)
         return fs
 
-    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, LetterboxMeta]:
-        """Letterbox one RGB image into an HWC uint8 model input plus the metadata to map boxes back."""
-        return self.preprocessor.prepare(rgb)
+    def tiling(self, override: Any = None) -> TilingConfig | None:
+        """The tiling a call runs with: the config's, with a call's override (see `resolve_tiling`); None: off.
+        TilingConfigError (422 at the doors) when it cannot run on this model."""
+        return resolve_tiling(self.config.tiling, override, self.config.input_size, self.config.task)
+
+    def use_tiling(self, tiling: TilingConfig | None) -> None:
+        """Run every later call tiled with `tiling` (None: plain) unless told otherwise: a batch job's actors
+        (the run's `--tiling` over the model's)."""
+        self.config = self.config.model_copy(update={"tiling": tiling})
+        self.preprocessor = Preprocessor(self.config)
+
+    def prepare(self, rgb: np.ndarray, tiling: TilingConfig | None | str = "model"
+                ) -> tuple[np.ndarray, LetterboxMeta]:
+        """Letterbox one RGB image into an HWC uint8 model input plus the metadata to map boxes back (with
+        tiling, "model" meaning the config's: a `TiledInput` and its `TiledMeta`)."""
+        return self.preprocessor.prepare(rgb, tiling=tiling)
 
     def prepare_bytes(self, data: bytes, max_pixels: int) -> tuple[np.ndarray, LetterboxMeta]:
         """Decode image bytes (JPEGs scaled down where that loses nothing) and letterbox them."""
@@ -89,16 +104,31 @@ class Detector:
         size, the last one padded. Raises ModelRunError naming the model, input and expectation,
         or RunInterruptedError when `interrupt` was requested (from another thread) before the passes finished.
         """
+        flat, owners, bound = [], [], 0
+        for i, item in enumerate(prepared):  # a tiled image's inputs join the batch one by one (tiling.py)
+            inputs = item.inputs if isinstance(item, TiledInput) else (item,)
+            flat += inputs
+            owners += [i] * len(inputs)
+            if isinstance(item, TiledInput) and item.batch_tiles:
+                bound = min(bound or item.batch_tiles, item.batch_tiles)
         groups: dict[tuple[int, ...], list[int]] = {}
-        for i, item in enumerate(prepared):
+        for i, item in enumerate(flat):
             groups.setdefault(item.shape, []).append(i)
-        out: list[Raw] = [None] * len(prepared)  # type: ignore[list-item]
+        out: list[Raw] = [None] * len(flat)  # type: ignore[list-item]
         for idxs in groups.values():
-            raw = self.run_tensor(to_tensor([prepared[i] for i in idxs], self.config.preprocess, self.tensors),
-                                  interrupt)
-            for j, i in enumerate(idxs):
-                out[i] = _one(raw, j)
-        return out
+            step = bound or len(idxs)  # tiles bound the pass: an 8K frame's 135 never make one tensor
+            for start in range(0, len(idxs), step):
+                part = idxs[start:start + step]
+                raw = self.run_tensor(to_tensor([flat[i] for i in part], self.config.preprocess, self.tensors),
+                                      interrupt)
+                for j, i in enumerate(part):
+                    out[i] = _one(raw, j)
+        if not bound and not any(isinstance(item, TiledInput) for item in prepared):
+            return out
+        per_item: list[Raw] = [[] for _ in prepared]  # type: ignore[misc]
+        for i, raw_one in zip(owners, out, strict=True):
+            per_item[i].append(raw_one)  # type: ignore[union-attr]
+        return [p if isinstance(item, TiledInput) else p[0] for p, item in zip(per_item, prepared, strict=True)]
 
     def run_tensor(self, tensor: np.ndarray, interrupt: Interrupt | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run a ready NCHW input tensor in the batch sizes the graph accepts; returns the stacked raw output
@@ -121,22 +151,25 @@ class Detector:
     ) -> ImageDetections:
         """Decode one image's raw output into an ImageDetections record."""
         filters = self.default_filters if filters is None else filters
-        dets = self.decode(raw_one)
-        protos = self.head.prototypes(raw_one)
         masks: list[dict] | None = None
-        if protos is not None:  # a segmentation head: the masks of the boxes kept after NMS, and only those
-            dets, masks = detection_masks(protos, dets, meta)
-        boxes = unletterbox(dets.boxes_xyxy, meta)
-        arrays = DetectionArrays(boxes, dets.scores, dets.class_ids, self.config.labels, meta.width, meta.height)
+        if isinstance(meta, TiledMeta):
+            boxes, scores, class_ids = self.tiled_boxes(raw_one, meta)  # type: ignore[arg-type]
+        else:
+            dets = self.decode(raw_one)
+            protos = self.head.prototypes(raw_one)
+            if protos is not None:  # a segmentation head: the masks of the boxes kept after NMS, and only those
+                dets, masks = detection_masks(protos, dets, meta)
+            boxes, scores, class_ids = unletterbox(dets.boxes_xyxy, meta), dets.scores, dets.class_ids
+        arrays = DetectionArrays(boxes, scores, class_ids, self.config.labels, meta.width, meta.height)
         kept, flags = filters.apply(arrays)
         kept_list, dropped = [], []
         w, h = float(meta.width), float(meta.height)
-        for i in range(len(dets.scores)):
+        for i in range(len(scores)):
             x1, y1, x2, y2 = (float(v) for v in boxes[i])
             det = Detection(
-                label=self.config.labels[int(dets.class_ids[i])],
-                class_id=int(dets.class_ids[i]),
-                score=round(float(dets.scores[i]), 6),
+                label=self.config.labels[int(class_ids[i])],
+                class_id=int(class_ids[i]),
+                score=round(float(scores[i]), 6),
                 bbox=(x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h),
                 box_px=(x1, y1, x2, y2),
                 flags=flags[i],
@@ -146,8 +179,31 @@ class Detector:
         return ImageDetections(
             model=self.info, width=meta.width, height=meta.height, detections=kept_list, dropped=dropped,
             filters=FiltersApplied(names=filters.names, hash=filters.hash, configs=filters.as_specs()),
-            timing_ms=timing_ms or {},
+            tiling=meta.provenance() if isinstance(meta, TiledMeta) else None, timing_ms=timing_ms or {},
         )
+
+    def tiled_boxes(self, raws: Sequence[Raw], meta: TiledMeta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One tiled image's boxes in original pixels: each input decoded (NMS within it, as a plain image's), mapped
+        back and shifted by its tile's origin, all merged by the tiling's rule, slivers under `min_box_px` dropped;
+        best first. `max_detections` bounds each input, not the image: a light-trap sheet may hold more moths."""
+        parts = []
+        for raw_one, lb, (ox, oy) in zip(raws, meta.metas, meta.origins, strict=True):
+            dets = self.decode(raw_one)
+            boxes = unletterbox(dets.boxes_xyxy, lb)
+            # A box the tile's edge clipped to nothing (it lay in the padding) says nothing; SAHI's models drop it.
+            real = (boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3])
+            boxes[:, [0, 2]] += ox
+            boxes[:, [1, 3]] += oy
+            parts.append((boxes[real], dets.scores[real], dets.class_ids[real]))
+        t = meta.tiling
+        boxes, scores, class_ids = merge_boxes(np.concatenate([p[0] for p in parts]),
+                                               np.concatenate([p[1] for p in parts]),
+                                               np.concatenate([p[2] for p in parts]),
+                                               t.merge, t.match_metric, t.match_threshold, t.class_agnostic)
+        if t.min_box_px:
+            big = ((boxes[:, 2] - boxes[:, 0]) >= t.min_box_px) & ((boxes[:, 3] - boxes[:, 1]) >= t.min_box_px)
+            boxes, scores, class_ids = boxes[big], scores[big], class_ids[big]
+        return boxes, scores, class_ids
 
     def run_prepared(
         self, prepared: Sequence[np.ndarray], metas: Sequence[LetterboxMeta],
@@ -196,14 +252,17 @@ class Detector:
         return out
 
     def predict_batch(
-        self, images: Sequence[np.ndarray], filters: FilterOverrides | FilterSet | None = None
+        self, images: Sequence[np.ndarray], filters: FilterOverrides | FilterSet | None = None,
+        tiling: Any = "model",
     ) -> list[ImageDetections]:
-        """Detect objects in a batch of RGB uint8 images (any sizes)."""
+        """Detect objects in a batch of RGB uint8 images (any sizes); `tiling` overrides the config's (see
+        `Detector.tiling`: false / "off", true / "on", or settings)."""
         if not images:
             return []
         fs = self.filters(filters)
         t0 = time.perf_counter()
-        prepared = [self.prepare(img) for img in images]
+        tiling = self.config.tiling if tiling == "model" else self.tiling(tiling)
+        prepared = [self.prepare(img, tiling) for img in images]
         preprocess_ms = _ms((time.perf_counter() - t0) / len(images))
         results = []
         for res in self.run_prepared([p for p, _ in prepared], [m for _, m in prepared], fs):

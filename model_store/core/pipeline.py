@@ -127,15 +127,20 @@ def resolve_routes(store, routes: Sequence[ClassifierRoute | str], detector_labe
 IDENTITY_KEYS = ("name", "version", "sha256", "labels", "min_crop_px")
 
 
-def result_hash(filters: FilterSet, routes: Sequence[ResolvedRoute | Mapping]) -> str:
-    """The identity of a result set: the filter set's hash alone without classifiers (so detector-only
-    tables keep their keys), else a hash of the filters and every classifier version and route.
+def result_hash(filters: FilterSet, routes: Sequence[ResolvedRoute | Mapping],
+                tiling: Mapping[str, Any] | None = None) -> str:
+    """The identity of a result set: the filter set's hash alone without classifiers or tiling (so detector-only
+    tables keep their keys), else a hash of the filters, every classifier version and route, and the tiling
+    settings (`TilingConfig.describe`: tiled boxes are other boxes).
 
     `routes` are resolved routes, or their `routes_metadata` entries as stored tables record them."""
-    if not routes:
+    if not routes and not tiling:
         return filters.hash
     ids = [r.identity() if isinstance(r, ResolvedRoute) else {k: r[k] for k in IDENTITY_KEYS} for r in routes]
-    canonical = json.dumps({"filters": filters.as_specs(), "classifiers": ids}, sort_keys=True, separators=(",", ":"))
+    identity: dict[str, Any] = {"filters": filters.as_specs(), "classifiers": ids}
+    if tiling:
+        identity["tiling"] = dict(tiling)
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

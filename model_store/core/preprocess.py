@@ -12,6 +12,7 @@ import numpy as np
 
 from model_store.core.config import ModelConfig, PreprocessConfig
 from model_store.core.imaging import decode_image_at_least
+from model_store.core.tiling import TiledInput, TiledMeta, TilingConfig, tile_origins
 
 
 @dataclass(frozen=True)
@@ -202,17 +203,50 @@ class Preprocessor:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
 
-    def prepare(self, rgb: np.ndarray, original_size: tuple[int, int] | None = None
-                ) -> tuple[np.ndarray, LetterboxMeta]:
+    def prepare(self, rgb: np.ndarray, original_size: tuple[int, int] | None = None,
+                tiling: TilingConfig | None | str = "model") -> tuple[np.ndarray, LetterboxMeta]:
         """Letterbox one RGB uint8 image; returns HWC uint8 input and the metadata to map boxes back.
 
         `original_size` (width, height) is the full-resolution size when `rgb` was decoded scaled
-        down: boxes are then mapped back to the original pixels, not the reduced ones.
+        down: boxes are then mapped back to the original pixels, not the reduced ones. With `tiling`
+        ("model": the config's; None: none) the input is a `TiledInput` and the meta a `TiledMeta`.
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        tiling = self.config.tiling if tiling == "model" else tiling
+        if tiling is not None:
+            return self.prepare_tiled(rgb, original_size, tiling)  # type: ignore[return-value]
         prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
         return prepared, self._original(meta, original_size)
+
+    def prepare_tiled(self, rgb: np.ndarray, original_size: tuple[int, int] | None, tiling: TilingConfig
+                      ) -> tuple[TiledInput, TiledMeta]:
+        """Each tile of `rgb` letterboxed (SAHI's slices, `tile_origins`), then the whole image when `tiling` asks
+        and there is more than one tile. ImageDecodeError `too_many_tiles` past `tiling.max_tiles`."""
+        h, w = rgb.shape[:2]
+        ow, oh = original_size or (w, h)
+        fx, fy = ow / w, oh / h
+        tw, th = tiling.tile_wh(self.config.input_size)
+        cut = tile_origins(w, h, tw, th, tiling.overlap)
+        if len(cut) > tiling.max_tiles:
+            from trapline.base.errors import ImageDecodeError
+
+            raise ImageDecodeError("too_many_tiles", f"a {w}x{h} image is {len(cut)} tiles of {tw}x{th} at overlap "
+                                                     f"{tiling.overlap}, over tiling.max_tiles {tiling.max_tiles}")
+        inputs, metas, origins = [], [], []
+        for x1, y1, x2, y2 in cut:
+            tile = rgb[y1:y2, x1:x2]
+            prepared, meta = letterbox(tile, self.config.input_size, self.config.preprocess, self.config.stride)
+            inputs.append(prepared)
+            metas.append(self._original(meta, (round((x2 - x1) * fx), round((y2 - y1) * fy))))
+            origins.append((x1 * fx, y1 * fy))
+        if tiling.whole_image and len(cut) > 1:
+            prepared, meta = letterbox(rgb, self.config.input_size, self.config.preprocess, self.config.stride)
+            inputs.append(prepared)
+            metas.append(self._original(meta, (ow, oh)))
+            origins.append((0.0, 0.0))
+        meta = TiledMeta(ow, oh, tuple(metas), tuple(origins), tiling, (tw, th))
+        return TiledInput(tuple(inputs), tiling.batch_tiles), meta
 
     def prepare_planar(self, rgb: np.ndarray, original_size: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
         """`prepare` as the input tensor's (3, H, W) uint8 planes (`Detector.run_planar` takes a stack of them): the
@@ -229,7 +263,9 @@ class Preprocessor:
         return meta
 
     def accepts(self, prepared: np.ndarray) -> bool:
-        """Whether `prepared` is an input this config's letterbox could have produced."""
+        """Whether `prepared` is an input this config's letterbox could have produced (each of a `TiledInput`'s)."""
+        if isinstance(prepared, TiledInput):
+            return bool(prepared.inputs) and all(self.accepts(p) for p in prepared.inputs)
         if not isinstance(prepared, np.ndarray) or prepared.dtype != np.uint8 or prepared.ndim != 3 \
                 or prepared.shape[2] != 3:
             return False
@@ -250,6 +286,7 @@ class Preprocessor:
     def prepare_bytes(self, data: bytes, max_pixels: int) -> tuple[np.ndarray, LetterboxMeta]:
         """Decode (scaled down where that loses nothing) and letterbox: the path of served and batch images."""
 
-        reduce = self.min_decode_size if self.config.preprocess.reduced_decode else None
+        # A tiled image is decoded whole: its tiles are cut from the full-resolution pixels.
+        reduce = self.min_decode_size if self.config.preprocess.reduced_decode and self.config.tiling is None else None
         rgb, size = decode_image_at_least(data, max_pixels, reduce)
         return self.prepare(rgb, size)

@@ -27,7 +27,8 @@ from typing import Any
 CORE_VERSION = 1
 # Modules and packages of model_store/core whose code decides the numbers in a row.
 SHAPING = ("imaging.py", "preprocess.py", "detector.py", "masks.py", "heads", "filters", "video.py",
-           "clip_sampling.py", "clips.py", "clip_counting.py", "crops.py", "classifier.py", "pipeline.py")
+           "clip_sampling.py", "clips.py", "clip_counting.py", "crops.py", "classifier.py", "pipeline.py", "tiling.py",
+           "tile_merge.py")
 
 
 @functools.lru_cache(maxsize=1)

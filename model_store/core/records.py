@@ -85,6 +85,9 @@ class ImageDetections(BaseModel):
     detections: list[Detection]
     dropped: list[Detection] = Field(default_factory=list)
     filters: FiltersApplied
+    tiling: dict | None = Field(None, description="the tiled inference that made these boxes (model_store/core/"
+                                                  "tiling.py): its settings and this image's tile count; null: one "
+                                                  "whole-image pass")
     timing_ms: dict[str, float] = Field(default_factory=dict)
 
     def ranked(self) -> list[tuple[Detection, bool]]:

@@ -33,6 +33,7 @@ from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDetections
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
+from model_store.core.tiling import tiling_settings
 from model_store.core.video import VideoDecodeError
 from model_store.tables import journal
 from model_store.tables.codec import classification_rows, clip_fields, failed_fields, result_fields
@@ -302,7 +303,7 @@ class Recorder:
         filters, resolved = await self._result_set(info, record, routes, classifier_version)
         if clip is not None:
             filters = FilterSet.from_specs(clip.filters.configs)
-        rhash = result_hash(filters, resolved) if resolved else filters.hash
+        rhash = result_hash(filters, resolved, tiling_settings(record.tiling) if record is not None else None)
         row = {**base, **fields, "classifications": classification_rows(record) if record else [], "snips": []}
         if record is not None and self.cfg.crops is not None and record.detections:
             row["snips"] = await asyncio.to_thread(self._snips, kept.data, record, row, rhash)

@@ -221,7 +221,7 @@ class _FakeDeployment:
         self.calls: list[int] = []  # images per call
         self.detect_bytes_many = self
 
-    def remote(self, images, ref, filters):
+    def remote(self, images, ref, filters, tiling=None):
         self.in_flight += len(images)
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         self.calls.append(len(images))

@@ -127,6 +127,13 @@ class FilterConfigError(TraplineError, ValueError):
     code, status = "invalid_filter", 422
 
 
+class TilingConfigError(TraplineError, ValueError):
+    """A tiling setting that cannot run (overlap of 1 or more, a tile larger than the model's input, an unknown
+    merge rule, ...); the message names the field and quotes the value."""
+
+    code, status = "invalid_tiling", 422
+
+
 class ImageDecodeError(TraplineError, ValueError):
     """An input that is not a usable image; `reason` is a stable code, the message says why. An empty body
     is a malformed request (400); bytes that do not decode are unprocessable (422)."""

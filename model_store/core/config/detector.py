@@ -29,6 +29,7 @@ from model_store.core.heads import (
     layouts_table,
     shapes_str,
 )
+from model_store.core.tiling import TilingConfig, check_fits
 
 
 class PreprocessConfig(Strict):
@@ -132,6 +133,9 @@ class ModelConfig(VersionConfig):
         "exports fall back to score_threshold"))
     conservative_detection_threshold: float | None = Field(None, ge=0.0, le=1.0, description=(
         "a lower score, for when a missed animal costs more than a false box"))
+    tiling: TilingConfig | None = Field(None, description=(
+        "tiled inference for small animals (model_store/core/tiling.py): the image cut into overlapping tiles at "
+        "the input size, each run, their boxes merged; a request's or a job's `tiling` overrides fields of it"))
     description: str = ""
     graph: GraphFacts | None = Field(None, description="the ONNX graph's inspected facts (filled in by publish)")
 
@@ -169,6 +173,12 @@ class ModelConfig(VersionConfig):
         problem = graph_contradiction(self)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _tiling_fits(self) -> ModelConfig:
+        if self.tiling is not None:
+            check_fits(self.tiling, self.input_size, self.task)
         return self
 
     def default_filters(self) -> FilterSet:

@@ -1,0 +1,117 @@
+"""What tiling costs (issue 70): tiles/s of the tiled path against images/s of the plain path at the same batch, and a
+whole tiled job against SAHI's own `predict` over the same folder.
+
+    flock /tmp/trapline-bench.lock python -m benchmarks.tiling --seconds 20 \
+        [--sahi-python /work/peer-venv-sahi/bin/python]
+
+1. Throughput, library path (bytes -> record: decode, letterbox or cut, forward passes, decode, NMS, merge), one
+   ONNX Runtime session of `yolov8n_dynamic` (the reference export, 640): plain = `--batch` copies of a 1000x1000
+   photo (one 640x640 input each) per `run_prepared`; tiled = the 1920x1080 photo cut into 8 tiles of 640 at 0.2
+   overlap plus its whole-image pass, `batch_tiles` = `--batch`, so each forward pass holds as many 640x640 inputs
+   as the plain one. The ratio is (inputs/s tiled) / (images/s plain): 1.0 means a tile costs what an image does.
+2. A folder of `--folder-images` copies of the 1920x1080 photo through `trapline reprocess --tiling on` (the job's
+   own actors on this machine, start-up included) against `sahi.predict.predict` (its CLI's function, the same
+   ONNX export through build_sahi.py's ONNX Runtime model, slices of 640 at 0.2, GREEDYNMM/IOS, novisual) in the
+   peer venv, wall time each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import machine_info, print_table, ratio, write_json
+from model_store import ModelStore
+from model_store.core.imaging import DEFAULT_MAX_PIXELS
+from tests.fixtures.parity import REFERENCE, publish_reference
+
+WIDE, SQUARE = REFERENCE / "images" / "wide_1920x1080.jpg", REFERENCE / "images" / "square_1000x1000.jpg"
+SAHI_SCRIPT = """
+import sys, time
+sys.path.insert(0, {ref!r})
+import json
+from pathlib import Path
+from build_sahi import OnnxYoloV8, HERE
+from sahi.predict import predict
+spec = json.loads((HERE / "expected.json").read_text())["models"]["yolov8n_dynamic"]
+model = OnnxYoloV8(HERE / spec["file"], spec["predict"], spec["labels"])
+t0 = time.perf_counter()
+predict(detection_model=model, source={folder!r}, slice_height=640, slice_width=640, overlap_height_ratio=0.2,
+        overlap_width_ratio=0.2, novisual=True, project={project!r}, verbose=0)
+print(time.perf_counter() - t0)
+"""
+
+
+def throughput(det, batch: int, seconds: float) -> dict[str, float]:
+    """Plain images/s and tiled inputs/s, alternating rounds until `seconds` have passed on each."""
+    square, wide = SQUARE.read_bytes(), WIDE.read_bytes()
+    tiling = det.tiling({"batch_tiles": batch})
+    plain_t = tiled_t = 0.0
+    plain_n = tiled_n = 0
+    while plain_t < seconds or tiled_t < seconds:
+        t0 = time.perf_counter()
+        pairs = [det.prepare_bytes(square, DEFAULT_MAX_PIXELS) for _ in range(batch)]
+        det.run_prepared([p for p, _ in pairs], [m for _, m in pairs])
+        t1 = time.perf_counter()
+        det.use_tiling(tiling)
+        prepared, meta = det.prepare_bytes(wide, DEFAULT_MAX_PIXELS)
+        det.run_prepared([prepared], [meta])
+        det.use_tiling(None)
+        t2 = time.perf_counter()
+        plain_t, plain_n = plain_t + t1 - t0, plain_n + batch
+        tiled_t, tiled_n = tiled_t + t2 - t1, tiled_n + len(meta.metas)
+    plain, tiled = plain_n / plain_t, tiled_n / tiled_t
+    return {"batch": batch, "plain_images_s": round(plain, 2), "tiled_inputs_s": round(tiled, 2),
+            "inputs_per_image": len(meta.metas), "ratio": ratio(tiled, plain)}
+
+
+def whole_jobs(store: ModelStore, n: int, sahi_python: str | None, work: Path) -> dict[str, float | None]:
+    from batch.reprocess.job import run_reprocess
+    from batch.reprocess.options import ReprocessOptions
+
+    folder = work / "folder"
+    folder.mkdir()
+    for i in range(n):
+        shutil.copy(WIDE, folder / f"wide_{i:03d}.jpg")
+    t0 = time.perf_counter()
+    report = run_reprocess(ReprocessOptions(archive=str(folder), model="yolov8n_dynamic:1", store=store.root,
+                                            out=str(work / "tables"), tiling="on", via="actors"))
+    ours = time.perf_counter() - t0
+    assert report.status == "succeeded" and report.processed == n, report.error
+    theirs = None
+    if sahi_python:
+        script = SAHI_SCRIPT.format(ref=str(REFERENCE), folder=str(folder), project=str(work / "sahi"))
+        out = subprocess.run([sahi_python, "-c", script], check=True, capture_output=True, text=True)
+        theirs = float(out.stdout.strip().splitlines()[-1])
+    return {"images": n, "trapline_job_s": round(ours, 2), "sahi_predict_s": theirs and round(theirs, 2),
+            "speedup": ratio(theirs, ours)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--folder-images", type=int, default=24)
+    parser.add_argument("--sahi-python", default=None, help="the peer venv's python (build_sahi.py's)")
+    parser.add_argument("--out", default="benchmarks/results/tiling.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        store = ModelStore(str(work / "store"), cache_dir=str(work / "cache"))
+        publish_reference(store, "yolov8n_dynamic")
+        det = store.load_detector("yolov8n_dynamic:1", threads=2)
+        det.warmup()
+        rows = [throughput(det, int(b), args.seconds) for b in args.batches.split(",")]
+        print_table(rows, ["batch", "plain_images_s", "tiled_inputs_s", "inputs_per_image", "ratio"])
+        job = whole_jobs(store, args.folder_images, args.sahi_python, work)
+        print_table([job], ["images", "trapline_job_s", "sahi_predict_s", "speedup"])
+    write_json(args.out, {"machine": machine_info(), "throughput": rows, "job": job, "argv": sys.argv[1:]})
+
+
+if __name__ == "__main__":
+    main()

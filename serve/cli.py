@@ -15,7 +15,7 @@ from serve import APP_NAME, ONLINE_IMPORT_PATH
 from serve.config import HttpConfig, ServeConfig, parse_serve_config
 from serve.config_files import read_config_file, trapline_app
 from serve.defaults import discover_models, local_default
-from serve.local import AppBuilder, direct_urls, run_config, run_local
+from serve.local import AppBuilder, client_url, direct_urls, run_config, run_local
 from trapline.base import env
 from trapline.base import service_records as services
 from trapline.base.errors import UserError
@@ -250,20 +250,35 @@ def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
         admin = body["admin_routes"]
     except (httpx.HTTPError, KeyError, ValueError):
         pass  # an API token may be required; the service is up either way
+    direct = direct_urls(app_name) if cfg.http.direct_ingress else []
+    for line in door_lines(url, cfg, admin, direct):
+        print(line)
+    if cfg.http.direct_ingress and not direct:
+        print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (set it "
+              "where `ray start` runs): only the proxy answers", file=console())
+    print("Ctrl-C to stop", flush=True)
+
+
+def door_lines(url: str, cfg: ServeConfig, admin: str, direct: list[str]) -> list[str]:
+    """The start-up lines that name every door the service opened, each with the address a client uses: the HTTP
+    API, the direct-ingress ports, the Antenna door, the recording route."""
     if admin == "disabled":
         admin += f" (set ${cfg.admin_token_env} where the app is built to enable them)"
-    print(f"trapline is up at {url}  (API docs: {url}/docs, readiness: {url}/readyz); admin routes {admin}")
-    if cfg.http.direct_ingress:
-        direct = direct_urls(app_name)
-        if direct:
-            print(f"direct ingress, no proxy hop ({len(direct)} replica(s); a balancer goes in front of several): "
-                  + " ".join(direct))
-        else:
-            print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 "
-                  "(set it where `ray start` runs): only the proxy answers", file=console())
-    print("archive jobs on this machine run through it: trapline reprocess --model MODEL ... (--via actors for a "
-          "pool of their own)")
+    lines = [f"trapline is up at {url}  (API docs: {url}/docs, readiness: {url}/readyz); admin routes {admin}"]
+    if direct:
+        lines.append(f"direct ingress, no proxy hop ({len(direct)} replica(s); a balancer goes in front of several): "
+                     + " ".join(direct))
+    if cfg.antenna is not None:
+        door = client_url(cfg.antenna.host, cfg.antenna.port)
+        bound = f", bound on {cfg.antenna.host}" if door != f"http://{cfg.antenna.host}:{cfg.antenna.port}" else ""
+        slugs = ", ".join(p.slug for p in cfg.antenna.pipelines)
+        lines.append(f"antenna door: Antenna's processing-service API at {door}{bound} (pipelines {slugs}; register "
+                     f"it as the processing service's endpoint_url, or pull: trapline antenna work --service {door})")
+    lines.append("archive jobs on this machine run through it: trapline reprocess --model MODEL ... (--via actors "
+                 "for a pool of their own)")
     if cfg.record is not None:
-        print(f"recording: POST {url}/v1/images?camera=ID keeps each upload in {cfg.record.archive} and its rows in "
-              f"{cfg.record.tables} (committed at least every {cfg.record.flush_interval_s:g} s)")
-    print("Ctrl-C to stop", flush=True)
+        lines.append(f"recording: POST {url}/v1/images?camera=ID keeps each upload in {cfg.record.archive} and its "
+                     f"rows in {cfg.record.tables} (committed at least every {cfg.record.flush_interval_s:g} s)"
+                     + ("; the antenna door's answers too (antenna.record)" if cfg.antenna is not None
+                        and cfg.antenna.record is not None else ""))
+    return lines

@@ -202,15 +202,22 @@ def _delete_app(name: str) -> None:
 
 
 def drain_app(name: str, timeout_s: float = DRAIN_TIMEOUT_S) -> int | None:
-    """Close the gate of every replica of trapline app `name` that handles HTTP (serve/draining.py): new requests get
-    503 + Retry-After from now on; returns once the requests they hold are answered (at most `timeout_s`), with how
-    many there were; None when the app could not be reached (best effort: the stop goes on)."""
+    """Close the gate of every replica of trapline app `name` that handles HTTP (serve/draining.py): the ingress's and
+    the Antenna door's, at once: new requests get 503 + Retry-After from now on; returns once the requests they hold
+    are answered (at most `timeout_s`), with how many there were; None when the app could not be reached (best
+    effort: the stop goes on)."""
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
+    from serve.antenna.door import ANTENNA_DEPLOYMENT_NAME
+
     try:
-        held = serve.get_app_handle(name).broadcast("drain", timeout_s).results(timeout_s=timeout_s + 10,
-                                                                               return_exceptions=True)
+        handles = [serve.get_app_handle(name)]
+        app = serve.status().applications.get(name)
+        if app is not None and ANTENNA_DEPLOYMENT_NAME in app.deployments:
+            handles.append(serve.get_deployment_handle(ANTENNA_DEPLOYMENT_NAME, app_name=name))
+        calls = [handle.broadcast("drain", timeout_s) for handle in handles]  # all sent before any is waited on
+        held = [n for call in calls for n in call.results(timeout_s=timeout_s + 10, return_exceptions=True)]
     except Exception as exc:  # noqa: BLE001 - best effort: the app may be gone or failing already
         logger.warning("could not drain Serve app %r: %s", name, exc)
         return None

@@ -29,6 +29,7 @@ from serve.antenna.records import SourceRecorder
 from serve.antenna.routes import create_door_app
 from serve.api_errors import await_replica
 from serve.config import ServeConfig
+from serve.draining import Gate
 from trapline.base.errors import OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
@@ -72,11 +73,14 @@ class AntennaDoor:
         self.processor = Processor(self.catalog, self._detect, ImageFetcher(self.antenna.fetch),
                                    self.recorder.record if self.recorder is not None else None)
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
+        self.gate = Gate(self.config.http.retry_after_s)  # closed by `drain` when the service stops, as the ingress's
         # At most a batch per replica in flight per detector: a push request (or a pull worker's batch) larger than
         # the online lane admits then waits here instead of being refused image by image.
         self._slots = {p.detector: asyncio.Semaphore(self.sizing()["pipelines"][p.slug]["batch_size"])
                        for p in self.antenna.pipelines}
-        self.server = uvicorn.Server(uvicorn.Config(create_door_app(self), log_level="warning", lifespan="off",
+        door_app = create_door_app(self)
+        self.gate.attach(door_app)  # last: it stands before every route
+        self.server = uvicorn.Server(uvicorn.Config(door_app, log_level="warning", lifespan="off",
                                                     access_log=False))
         self.task = asyncio.get_running_loop().create_task(self._serve())
 
@@ -134,6 +138,12 @@ class AntennaDoor:
             m = self.config.model(p.detector)
             out[p.slug] = {"detector": p.detector, "batch_size": m.max_batch_size * m.max_replicas}
         return {"pipelines": out, "batch_size": max(v["batch_size"] for v in out.values())}
+
+    async def drain(self, timeout_s: float) -> int:
+        """The service stops (serve/local.py `drain_app`): new requests get 503 + Retry-After from now on, as at the
+        main door (a push batch is retried by Antenna, a pull worker leaves its batch for redelivery); returns once the
+        requests inside are answered, with how many there were."""
+        return await self.gate.close(timeout_s)
 
     async def check_health(self) -> None:
         if self.task.done():

@@ -16,6 +16,7 @@ from serve.config import HttpConfig, ServeConfig, parse_serve_config
 from serve.config_files import read_config_file, trapline_app
 from serve.defaults import discover_models, local_default
 from serve.local import AppBuilder, client_url, direct_urls, run_config, run_local
+from serve.placement import local_cpus
 from trapline.base import env
 from trapline.base import service_records as services
 from trapline.base.errors import UserError
@@ -134,7 +135,7 @@ def _local_cpus(args: argparse.Namespace) -> int | None:
     """The CPUs the embedded default sizes replicas for: the local Ray this starts (or this machine); None on a
     cluster (one replica each, the cluster scales)."""
     remote = args.address or env.RAY_ADDRESS.get()
-    return None if remote else (args.num_cpus or os.cpu_count())
+    return None if remote and remote != "local" else local_cpus(args.num_cpus)  # Ray's own count, as the check's
 
 
 def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: str = "/",
@@ -156,12 +157,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _until_models(args, bare.get("store"))
     if raw is not None and "applications" in raw:
         serve_file, cfg = _from_serve_file(raw, args)
-        started = run_config(serve_file, address=args.address, num_cpus=args.num_cpus)
+        started = run_config(serve_file, address=args.address, num_cpus=args.num_cpus, on_unplaced=_unplaced)
     else:
         cfg = _from_flags(raw, args)
         serve_file = serve_config_file(cfg, args.app_name or APP_NAME, import_path=args.import_path)
         started = run_local(cfg, address=args.address, num_cpus=args.num_cpus, app_name=args.app_name or APP_NAME,
-                            builder=args.app_builder)
+                            builder=args.app_builder, on_unplaced=_unplaced)
     if args.print_config:
         print(yaml.safe_dump(serve_file, sort_keys=False), end="")
         return 0
@@ -185,6 +186,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("stopped", file=console(), flush=True)
     return 0
+
+
+def _unplaced(reason: str) -> None:
+    """A replica the cluster cannot place (serve/placement.py): said at once; the service keeps waiting, since a
+    cluster may scale up to make room."""
+    print(f"error: {reason} (still waiting: a cluster that scales may make room)", file=console(), flush=True)
 
 
 def _until_models(args: argparse.Namespace, store: str | None = None) -> None:

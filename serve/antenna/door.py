@@ -21,7 +21,6 @@ import uvicorn
 from ray import serve
 
 from model_store import ImageDetections, ModelStore
-from serve import APP_NAME
 from serve.antenna.catalog import Catalog
 from serve.antenna.fetch import ImageFetcher
 from serve.antenna.process import Processor
@@ -30,11 +29,11 @@ from serve.antenna.routes import create_door_app
 from serve.api_errors import await_replica
 from serve.config import ServeConfig
 from serve.draining import Gate
+from serve.placement import PlacementWatch, replica_app_name
 from trapline.base.errors import OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
 
-ANTENNA_DEPLOYMENT_NAME = "antenna"
 OVERLOAD_RETRIES = 10
 BIND_RETRY_S = 60.0  # a rolling update starts the new replica while the old one may still hold the port
 
@@ -59,10 +58,7 @@ class AntennaDoor:
         self.config = ServeConfig.model_validate(config)
         assert self.config.antenna is not None
         self.antenna = self.config.antenna
-        try:
-            app_name = serve.get_replica_context().app_name
-        except Exception:  # noqa: BLE001 - not inside Serve (unit tests)
-            app_name = APP_NAME
+        app_name = replica_app_name()
         self.ingress = serve.get_deployment_handle(ingress_name, app_name=app_name)
         store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
         self.catalog = Catalog(self.config, store)
@@ -82,6 +78,7 @@ class AntennaDoor:
         self.gate.attach(door_app)  # last: it stands before every route
         self.server = uvicorn.Server(uvicorn.Config(door_app, log_level="warning", lifespan="off",
                                                     access_log=False))
+        self.placement = PlacementWatch(app_name, self.config)
         self.task = asyncio.get_running_loop().create_task(self._serve())
 
     async def _serve(self) -> None:
@@ -130,6 +127,10 @@ class AntennaDoor:
             return name is None or bool(detail.get(name, {}).get("ready"))
 
         return [p.slug for p in pipelines if ready(p.config.detector) and ready(p.config.classifier)]
+
+    async def unplaced(self) -> list[str]:
+        """Why Ray cannot place replicas of this app (serve/placement.py): what /readyz says when nothing is ready."""
+        return list((await asyncio.to_thread(self.placement.check)).values())
 
     def sizing(self) -> dict[str, Any]:
         """Images the pipelines' detectors batch at once over all their replicas: what a pull worker takes."""

@@ -31,6 +31,7 @@ class Door(Protocol):
     processor: Processor
 
     async def ready_slugs(self) -> list[str]: ...
+    async def unplaced(self) -> list[str]: ...
     def sizing(self) -> dict[str, Any]: ...
 
 
@@ -59,8 +60,9 @@ def create_door_app(door: Door) -> FastAPI:
     @app.get("/readyz", responses={503: {}})
     async def readyz(request: Request) -> ReadyAnswer:
         slugs = await _door(request).ready_slugs()
-        if not slugs:
-            raise NotReadyError("no pipeline's models serve yet", status=[])
+        if not slugs:  # with the reason a replica cannot be placed, when that is why (serve/placement.py)
+            unplaced = await _door(request).unplaced()
+            raise NotReadyError("no pipeline's models serve yet" + "".join(f"; {r}" for r in unplaced), status=[])
         return ReadyAnswer(status=slugs)
 
     @app.get("/info")

@@ -1,34 +1,135 @@
-"""The Antenna door's own lifecycle on the session's Serve, without Antenna: a stopping service drains it like the
-main door (a request inside is answered, a new one gets 503 + Retry-After). Antenna itself is in test_antenna.py."""
+"""The Antenna door's own lifecycle on the session's Serve, without Antenna (Antenna itself: test_antenna.py): the
+Antenna guide's config runs as written; a replica the cluster cannot place is said with its reason, on the waiting
+side and in both doors' /readyz; a stopping service drains the door like the main door (a request inside is
+answered, a new one gets 503 + Retry-After). One service, the guide's, for the last two."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
+import yaml
 
-from serve.local import free_port, run_local, wait_until
+from model_store import ModelStore
+from model_store.demo.publish import publish_demo
+from serve.local import client_url, free_port, run_local, running_http_options, wait_until
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "antenna.md"
 
 
-def test_a_stopping_service_drains_the_antenna_door_like_the_main_door(ray_cluster, promoted_store):
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory) -> ModelStore:
+    store = ModelStore(str(tmp_path_factory.mktemp("antenna-door") / "store"))
+    publish_demo(store)
+    return store
+
+
+def guide_config() -> dict:
+    """The serve config the Antenna guide shows (its first YAML block), as written."""
+    block = re.search(r"^```yaml\n(.*?)^```", GUIDE.read_text(), re.S | re.M).group(1)
+    return yaml.safe_load(block)
+
+
+class StartEndedError(Exception):
+    pass
+
+
+def test_a_replica_the_cluster_cannot_place_is_said_with_its_reason_within_30_s(ray_cluster, demo_store):
+    """A detector asking 3 CPUs of the session's 2-CPU Ray: the start says which deployment, what it asks, what the
+    cluster has and the fix within 30 s, and both doors' /readyz answer it in their body meanwhile."""
+    port = free_port()
+    cfg = {"store": demo_store.root, "http": {"port": 0, "one_hop": False, "ingress_num_cpus": 0.1},
+           "models": [{"name": "demo-detector", "num_cpus": 3}],
+           "antenna": {"port": port, "pipelines": [{"slug": "unplaced", "detector": "demo-detector"}]}}
+    told: list[tuple[float, str]] = []
+    said, checked = threading.Event(), threading.Event()
+    ended: list[BaseException] = []
+
+    def on_unplaced(reason: str) -> None:
+        told.append((time.monotonic(), reason))
+        said.set()
+        checked.wait(120)
+        raise StartEndedError  # ends the start: run_local deletes the app
+
+    def start() -> None:
+        try:
+            with run_local(cfg, environ={}, app_name="unplaced", route_prefix="/unplaced", ready_timeout_s=120,
+                           on_unplaced=on_unplaced):
+                pass
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            ended.append(exc)
+
+    began = time.monotonic()
+    thread = threading.Thread(target=start)
+    thread.start()
+    try:
+        assert said.wait(60), "nothing said about the replica that cannot be placed"
+        [(at, reason)] = told
+        assert at - began <= 30, f"said after {at - began:.0f} s"
+        assert "deployment 'detector-demo-detector' (model 'demo-detector') of app 'unplaced'" in reason, reason
+        assert "each asks CPU 3" in reason and "the cluster has CPU" in reason and "free of CPU 2" in reason, reason
+        assert "a smaller `num_cpus` for model 'demo-detector'" in reason and "bigger node" in reason, reason
+
+        def unready_body(url: str) -> str | None:
+            try:
+                r = httpx.get(url, timeout=30)
+            except httpx.ConnectError:  # the door's server is starting
+                return None
+            return r.text if r.status_code == 503 and "cannot be placed" in r.text else None
+
+        door = wait_until(lambda: unready_body(f"http://127.0.0.1:{port}/readyz"), 30, "the door's reason")
+        assert "no pipeline's models serve yet; deployment 'detector-demo-detector'" in door
+        main = wait_until(lambda: unready_body(f"{client_url(*running_http_options(), '/unplaced')}/readyz"), 30,
+                          "the main door's reason")
+        assert "each asks CPU 3" in main and "demo-detector" in main
+    finally:
+        checked.set()
+        thread.join(60)
+    assert [type(e) for e in ended] == [StartEndedError]
+
+
+@pytest.fixture(scope="module")
+def guide_service(ray_cluster, demo_store, tmp_path_factory) -> Iterator[tuple[object, str]]:
+    """The Antenna guide's config as written (its port and paths made this test's), started on the session's Serve:
+    (the run_local block, not yet left, the door's URL)."""
+    root = tmp_path_factory.mktemp("antenna-guide")
+    cfg = guide_config()
+    cfg["store"] = demo_store.root
+    cfg["http"] = {"port": 0}
+    cfg["antenna"]["port"] = free_port()
+    cfg["record"] = {**cfg["record"], "archive": str(root / "uploads"), "tables": str(root / "detections")}
+    session = run_local(cfg, environ={}, app_name="antenna-guide", route_prefix="/antenna-guide", ready_timeout_s=120)
+    session.__enter__()
+    door = f"http://127.0.0.1:{cfg['antenna']['port']}"
+    try:
+        yield session, door
+    finally:
+        session.__exit__(None, None, None)  # a second leave is harmless: the app is gone after the first
+
+
+def test_the_antenna_guides_config_runs_as_written_on_two_cores(guide_service):
+    _, door = guide_service
+    ready = wait_until(lambda: (r := httpx.get(f"{door}/readyz", timeout=30)).status_code == 200 and r, 60, "door")
+    assert ready.json() == {"status": ["trapline-demo-v1"]}
+    info = httpx.get(f"{door}/info", timeout=30).json()
+    assert [p["slug"] for p in info["pipelines"]] == ["trapline-demo-v1"]
+
+
+def test_a_stopping_service_drains_the_antenna_door_like_the_main_door(guide_service):
     """The end of `run_local` (what SIGTERM runs in `trapline serve`) closes the Antenna door's gate with the
     ingress's: a /process whose request is inside (here: its body still arriving) is answered, a request that
     comes after gets the typed 503 + Retry-After, not a closed connection."""
-    store = promoted_store("antenna-door")
-    port = free_port()
-    cfg = {"store": store.root, "http": {"port": 0, "ingress_num_cpus": 0.1, "retry_after_s": 2},
-           "models": [{"name": "fixture", "num_cpus": 0.1, "graceful_shutdown_wait_loop_s": 0.2}],
-           "antenna": {"port": port, "pipelines": [{"slug": "fixture-pipeline", "detector": "fixture"}]}}
-    session = run_local(cfg, environ={}, app_name="antenna-door", route_prefix="/antenna-door")
-    session.__enter__()
-    door = f"http://127.0.0.1:{port}"
+    session, door = guide_service
     wait_until(lambda: httpx.get(f"{door}/readyz", timeout=10).status_code == 200, 60, "the Antenna door")
     first_part, release = threading.Event(), threading.Event()
 
     def body() -> Iterator[bytes]:
-        yield b'{"pipeline": "fixture-pipeline-v1", '
+        yield b'{"pipeline": "trapline-demo-v1", '
         first_part.set()
         release.wait(60)
         yield b'"source_images": []}'
@@ -47,11 +148,11 @@ def test_a_stopping_service_drains_the_antenna_door_like_the_main_door(ray_clust
         return r if r.status_code != 200 else None
 
     r = wait_until(refused, 20, "the stopping Antenna door to refuse a request", interval_s=0.05)
-    assert r.status_code == 503 and r.headers["retry-after"] == "2", r.text
+    assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
     assert r.json()["error"]["type"] == "not_ready" and "shutting down" in r.json()["error"]["message"]
     release.set()
     inside.join(30)
     stopping.join(60)
     assert not stopping.is_alive()
     [answer] = held
-    assert answer.status_code == 200 and answer.json()["pipeline"] == "fixture-pipeline-v1", answer.text
+    assert answer.status_code == 200 and answer.json()["pipeline"] == "trapline-demo-v1", answer.text

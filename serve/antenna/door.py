@@ -67,7 +67,8 @@ class AntennaDoor:
             self.antenna.record, self.config.record, store, {m.name: list(m.classify) for m in self.config.models},
             self._classifier_version)
         self.processor = Processor(self.catalog, self._detect, ImageFetcher(self.antenna.fetch),
-                                   self.recorder.record if self.recorder is not None else None)
+                                   self.recorder.record if self.recorder is not None else None,
+                                   fail_request=self.antenna.push_failures == "fail_request")
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
         self.gate = Gate(self.config.http.retry_after_s)  # closed by `drain` when the service stops, as the ingress's
         # At most a batch per replica in flight per detector: a push request (or a pull worker's batch) larger than

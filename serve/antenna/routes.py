@@ -46,7 +46,8 @@ def create_door_app(door: Door) -> FastAPI:
 
     @app.exception_handler(TraplineError)
     async def _error(request: Request, exc: TraplineError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status or 500, headers=exc.headers)
+        # `detail` too: what Antenna puts in the job's log for an error answer (FastAPI's key, which it reads first)
+        return JSONResponse({**exc.body(), "detail": exc.message}, status_code=exc.status or 500, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

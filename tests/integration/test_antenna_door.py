@@ -5,6 +5,7 @@ answered, a new one gets 503 + Retry-After). One service, the guide's, for the l
 
 from __future__ import annotations
 
+import http.server
 import re
 import threading
 import time
@@ -16,8 +17,10 @@ import pytest
 import yaml
 
 from model_store import ModelStore
+from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import publish_demo
 from serve.local import client_url, free_port, run_local, running_http_options, wait_until
+from tests.fixtures.images import garbage_after_header
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "antenna.md"
 
@@ -94,9 +97,9 @@ def test_a_replica_the_cluster_cannot_place_is_said_with_its_reason_within_30_s(
 
 
 @pytest.fixture(scope="module")
-def guide_service(ray_cluster, demo_store, tmp_path_factory) -> Iterator[tuple[object, str]]:
+def guide_service(ray_cluster, demo_store, tmp_path_factory) -> Iterator[tuple[object, str, str]]:
     """The Antenna guide's config as written (its port and paths made this test's), started on the session's Serve:
-    (the run_local block, not yet left, the door's URL)."""
+    (the run_local block, not yet left, the door's URL, the main door's URL)."""
     root = tmp_path_factory.mktemp("antenna-guide")
     cfg = guide_config()
     cfg["store"] = demo_store.root
@@ -104,27 +107,69 @@ def guide_service(ray_cluster, demo_store, tmp_path_factory) -> Iterator[tuple[o
     cfg["antenna"]["port"] = free_port()
     cfg["record"] = {**cfg["record"], "archive": str(root / "uploads"), "tables": str(root / "detections")}
     session = run_local(cfg, environ={}, app_name="antenna-guide", route_prefix="/antenna-guide", ready_timeout_s=120)
-    session.__enter__()
+    base = session.__enter__()
     door = f"http://127.0.0.1:{cfg['antenna']['port']}"
     try:
-        yield session, door
+        yield session, door, base
     finally:
         session.__exit__(None, None, None)  # a second leave is harmless: the app is gone after the first
 
 
 def test_the_antenna_guides_config_runs_as_written_on_two_cores(guide_service):
-    _, door = guide_service
+    _, door, _ = guide_service
     ready = wait_until(lambda: (r := httpx.get(f"{door}/readyz", timeout=30)).status_code == 200 and r, 60, "door")
     assert ready.json() == {"status": ["trapline-demo-v1"]}
     info = httpx.get(f"{door}/info", timeout=30).json()
     assert [p["slug"] for p in info["pipelines"]] == ["trapline-demo-v1"]
 
 
+@pytest.fixture
+def pictures(tmp_path) -> Iterator[str]:
+    """A plain HTTP server with a good JPEG and one whose data is garbage after a valid header (the 404 is its own)."""
+    (tmp_path / "good.jpg").write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
+    (tmp_path / "garbage.jpg").write_bytes(garbage_after_header())
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_failures_reach_antenna_and_a_corrupt_jpeg_is_no_empty_image(guide_service, pictures):
+    """Push mode: a request none of whose images can be read is answered with one error naming each (Antenna logs
+    an error answer's `detail` and counts the images failed; a 200's `errors` reach neither). A JPEG whose data is
+    garbage after its header is the typed `corrupt` error on every door, not an image with no animal."""
+    _, door, base = guide_service
+    garbage = {"id": "7", "url": f"{pictures}/garbage.jpg"}
+    missing = {"id": "8", "url": f"{pictures}/missing.jpg"}
+    push = httpx.post(f"{door}/process", json={"pipeline": "trapline-demo-v1", "source_images": [garbage, missing]},
+                      timeout=60)
+    assert push.status_code == 422, push.text
+    body = push.json()
+    assert body["error"]["type"] == "images_failed" and body["detail"] == body["error"]["message"]
+    assert "2 of 2 images could not be answered" in body["detail"] and "image 7: invalid_image: corrupt JPEG" in \
+        body["detail"] and "image 8: image_fetch_failed" in body["detail"]
+    assert [(i["id"], i["reason"]) for i in body["error"]["images"]] == [("7", "corrupt"), ("8", "status")]
+    mixed = httpx.post(f"{door}/process", json={"pipeline": "trapline-demo-v1", "source_images": [
+        {"id": "1", "url": f"{pictures}/good.jpg"}, garbage]}, timeout=60).json()  # the default: the rest answered
+    assert [i["id"] for i in mixed["source_images"]] == ["1"] and "image 7: invalid_image" in mixed["errors"][0]
+    each = httpx.post(f"{door}/trapline/process/images", json={"pipeline": "trapline-demo-v1",
+                                                               "source_images": [garbage]}, timeout=60).json()
+    assert each["images"][0]["error"]["type"] == "invalid_image" and "corrupt JPEG" in each["images"][0]["error"][
+        "message"]
+    detect = httpx.post(f"{base}/v1/detect", content=garbage_bytes(pictures), timeout=60)
+    assert detect.status_code == 422 and detect.json()["error"]["reason"] == "corrupt", detect.text
+
+
+def garbage_bytes(pictures: str) -> bytes:
+    return httpx.get(f"{pictures}/garbage.jpg", timeout=10).content
+
+
 def test_a_stopping_service_drains_the_antenna_door_like_the_main_door(guide_service):
     """The end of `run_local` (what SIGTERM runs in `trapline serve`) closes the Antenna door's gate with the
     ingress's: a /process whose request is inside (here: its body still arriving) is answered, a request that
     comes after gets the typed 503 + Retry-After, not a closed connection."""
-    session, door = guide_service
+    session, door, _ = guide_service
     wait_until(lambda: httpx.get(f"{door}/readyz", timeout=10).status_code == 200, 60, "the Antenna door")
     first_part, release = threading.Event(), threading.Event()
 

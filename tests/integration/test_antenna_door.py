@@ -5,7 +5,6 @@ answered, a new one gets 503 + Retry-After). One service, the guide's, for the l
 
 from __future__ import annotations
 
-import http.server
 import re
 import threading
 import time
@@ -20,6 +19,7 @@ from model_store import ModelStore
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import publish_demo
 from serve.local import client_url, free_port, run_local, running_http_options, wait_until
+from tests.fixtures.files_server import serving_directory
 from tests.fixtures.images import garbage_after_header
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "antenna.md"
@@ -128,11 +128,8 @@ def pictures(tmp_path) -> Iterator[str]:
     """A plain HTTP server with a good JPEG and one whose data is garbage after a valid header (the 404 is its own)."""
     (tmp_path / "good.jpg").write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
     (tmp_path / "garbage.jpg").write_bytes(garbage_after_header())
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving_directory(tmp_path) as url:
+        yield url
 
 
 def test_failures_reach_antenna_and_a_corrupt_jpeg_is_no_empty_image(guide_service, pictures):

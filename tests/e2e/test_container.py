@@ -290,8 +290,8 @@ def _tables_made_on_one_side_are_read_on_the_other(c: Compose, image: bytes) -> 
 
 def test_the_cluster_file_reprocesses_the_mounted_archive_through_the_running_deployment(image, tmp_path,
                                                                                         fixture_models):
-    """compose.cluster.yaml: a Ray head (the service's driver) and a worker; `ray job submit` in the head sends an archive
-    run through the deployment, its tables land in the `tables` volume and the host reads them."""
+    """compose.cluster.yaml: a Ray head (the service's driver) and a worker; `ray job submit` in the head sends an
+    archive run through the deployment, its tables land in the `tables` volume and the host reads them."""
     models = tmp_path / "models"
     models.mkdir(mode=0o755)
     store = ModelStore(str(models))

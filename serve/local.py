@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from serve import ANTENNA_DEPLOYMENT_NAME, APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
-from serve.placement import PlacementWatch, config_asks, fit_error, local_cpus, with_overrides
+from serve.placement import Ask, PlacementWatch, config_asks, fit_error, local_cpus, with_overrides
 from trapline.base.env import RAY_ADDRESS
 from trapline.base.errors import ServeConfigError, ServeStartError
 from trapline.base.ray_runtime import ensure_ray, shutdown_ray
@@ -158,7 +158,7 @@ def starts_local_ray(address: str | None) -> bool:
     return not ray.is_initialized() and (not address or address == "local")
 
 
-def check_fits(asks: list, address: str | None, num_cpus: int | None) -> bool:
+def check_fits(asks: list[Ask], address: str | None, num_cpus: int | None) -> bool:
     """Refuse, before Ray starts, a config whose replicas cannot fit the local Ray it would start (serve/placement.py);
     returns whether a local Ray will be started."""
     local = starts_local_ray(address)

@@ -1,4 +1,4 @@
-"""What the JPEG structure check costs next to the decode it guards (issue 67): `_jpeg_corruption` (a marker walk and
+"""What the JPEG structure check costs next to the decode it guards (issue 67): `jpeg_corruption` (a marker walk and
 a C-speed search through the compressed data, which refuses a body that is garbage after a valid header) and the
 full decode, per generated camera-trap JPEG (benchmarks/images.py).
 
@@ -12,7 +12,7 @@ import time
 
 from benchmarks.common import print_table
 from benchmarks.images import FULL_HD, ensure_images, load_bytes, parse_size
-from model_store.core.imaging import _jpeg_corruption, decode_image
+from model_store.core.imaging import decode_image, jpeg_corruption
 
 
 def _ms_per_image(fn, images: list[bytes], repeat: int) -> float:
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args(argv)
     images = load_bytes(ensure_images(args.count, args.size))
-    assert not any(_jpeg_corruption(d) for d in images)
-    check = _ms_per_image(_jpeg_corruption, images, args.repeat)
+    assert not any(jpeg_corruption(d) for d in images)
+    check = _ms_per_image(jpeg_corruption, images, args.repeat)
     decode = _ms_per_image(decode_image, images, args.repeat)
     mb = sum(map(len, images)) / len(images) / 1e6
     print_table([{"size": "x".join(map(str, args.size)), "mean MB": round(mb, 2), "check ms": round(check, 3),

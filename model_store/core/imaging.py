@@ -48,7 +48,7 @@ _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _AFTER_SCAN = {0xD9, 0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)}
 
 
-def _jpeg_corruption(data: bytes) -> str | None:
+def jpeg_corruption(data: bytes) -> str | None:
     """Where a JPEG's compressed data breaks the format (None when it does not): a body that is garbage after a valid
     header. libjpeg decodes such a stream anyway, with a "Corrupt JPEG data" warning on stderr and grey or smeared
     pixels past the damage, which would silently score as an empty image, so the structure is checked here (the
@@ -149,7 +149,7 @@ def decode_image_at_least(
     fmt, width, height, orientation = probe_image(data, max_pixels)
     if _looks_truncated(fmt, data):
         raise ImageDecodeError("truncated", f"truncated {fmt} stream: the end-of-image marker is missing")
-    if fmt == "JPEG" and (corruption := _jpeg_corruption(data)):
+    if fmt == "JPEG" and (corruption := jpeg_corruption(data)):
         raise ImageDecodeError("corrupt", corruption)
     upright = (height, width) if orientation >= 5 else (width, height)
     factor = jpeg_reduction(width, height, orientation, at_least(*upright)) if (at_least and fmt == "JPEG") else 1

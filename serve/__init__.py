@@ -24,6 +24,7 @@ APP_NAME = "trapline"
 DETECTOR_DEPLOYMENT_PREFIX = "detector-"
 CLASSIFIER_DEPLOYMENT_PREFIX = "classifier-"
 INGRESS_DEPLOYMENT_NAME = "ingress"
+ANTENNA_DEPLOYMENT_NAME = "antenna"  # the Antenna door (serve/antenna/door.py)
 # How a Ray Serve config file names a trapline app: the whole service (the online door with the jobs and the console,
 # composed in trapline/service.py, above both doors) or the online door alone (serve/app.py). Config files, the
 # KubeRay manifests and `trapline serve --print-config` use the first.
@@ -55,6 +56,6 @@ def get_detector_handle(model_name: str, app_name: str = APP_NAME) -> Deployment
     return serve.get_deployment_handle(detector_deployment_name(model_name), app_name=app_name)
 
 
-__all__ = ["APP_IMPORT_PATHS", "APP_NAME", "CLASSIFIER_DEPLOYMENT_PREFIX", "DETECTOR_DEPLOYMENT_PREFIX",
-           "INGRESS_DEPLOYMENT_NAME", "ONLINE_IMPORT_PATH", "SERVICE_IMPORT_PATH", "classifier_deployment_name",
-           "detector_deployment_name", "get_detector_handle", "is_trapline_app"]
+__all__ = ["ANTENNA_DEPLOYMENT_NAME", "APP_IMPORT_PATHS", "APP_NAME", "CLASSIFIER_DEPLOYMENT_PREFIX",
+           "DETECTOR_DEPLOYMENT_PREFIX", "INGRESS_DEPLOYMENT_NAME", "ONLINE_IMPORT_PATH", "SERVICE_IMPORT_PATH",
+           "classifier_deployment_name", "detector_deployment_name", "get_detector_handle", "is_trapline_app"]

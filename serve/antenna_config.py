@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -94,6 +95,12 @@ class AntennaConfig(_Strict):
         "the Antenna API this door serves (e.g. https://antenna.example/api/v2), when known: its host is then the "
         "one images are fetched from unless `fetch.allowed_hosts` says otherwise"))
     fetch: FetchConfig = FetchConfig()
+    push_failures: Literal["answer_rest", "fail_request"] = Field("answer_rest", description=(
+        "push mode, a request in which some images fail and others are answered: `answer_rest` answers the others "
+        "(the failed ones are left unprocessed, named in `errors`, which Antenna does not show); `fail_request` "
+        "answers the whole request with the error naming each failed image, which Antenna logs in the job's log and "
+        "counts (all of the request's images failed, the good ones' results not saved). A request in which every "
+        "image fails is answered with that error either way"))
     ready_timeout_s: float = Field(4.0, gt=0.0, le=60.0, description=(
         "how long /readyz asks the replicas before answering (Antenna's /info limit is 6 s)"))
     record: AntennaRecordConfig | None = Field(None, description=(

@@ -20,8 +20,13 @@ from ray.serve.config import BackpressureConfig
 
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
 from model_store.core.pipeline import resolve_routes
-from serve import INGRESS_DEPLOYMENT_NAME, classifier_deployment_name, detector_deployment_name
-from serve.antenna.door import ANTENNA_DEPLOYMENT_NAME, AntennaDoor
+from serve import (
+    ANTENNA_DEPLOYMENT_NAME,
+    INGRESS_DEPLOYMENT_NAME,
+    classifier_deployment_name,
+    detector_deployment_name,
+)
+from serve.antenna.door import AntennaDoor
 from serve.auth import token_digest
 from serve.classifier import ClassifierReplica
 from serve.config import (

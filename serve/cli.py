@@ -15,7 +15,8 @@ from serve import APP_NAME, ONLINE_IMPORT_PATH
 from serve.config import HttpConfig, ServeConfig, parse_serve_config
 from serve.config_files import read_config_file, trapline_app
 from serve.defaults import discover_models, local_default
-from serve.local import AppBuilder, direct_urls, run_config, run_local
+from serve.local import AppBuilder, client_url, direct_urls, run_config, run_local
+from serve.placement import local_cpus
 from trapline.base import env
 from trapline.base import service_records as services
 from trapline.base.errors import UserError
@@ -134,7 +135,7 @@ def _local_cpus(args: argparse.Namespace) -> int | None:
     """The CPUs the embedded default sizes replicas for: the local Ray this starts (or this machine); None on a
     cluster (one replica each, the cluster scales)."""
     remote = args.address or env.RAY_ADDRESS.get()
-    return None if remote else (args.num_cpus or os.cpu_count())
+    return None if remote and remote != "local" else local_cpus(args.num_cpus)  # Ray's own count, as the check's
 
 
 def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: str = "/",
@@ -156,12 +157,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _until_models(args, bare.get("store"))
     if raw is not None and "applications" in raw:
         serve_file, cfg = _from_serve_file(raw, args)
-        started = run_config(serve_file, address=args.address, num_cpus=args.num_cpus)
+        started = run_config(serve_file, address=args.address, num_cpus=args.num_cpus, on_unplaced=_unplaced)
     else:
         cfg = _from_flags(raw, args)
         serve_file = serve_config_file(cfg, args.app_name or APP_NAME, import_path=args.import_path)
         started = run_local(cfg, address=args.address, num_cpus=args.num_cpus, app_name=args.app_name or APP_NAME,
-                            builder=args.app_builder)
+                            builder=args.app_builder, on_unplaced=_unplaced)
     if args.print_config:
         print(yaml.safe_dump(serve_file, sort_keys=False), end="")
         return 0
@@ -185,6 +186,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("stopped", file=console(), flush=True)
     return 0
+
+
+def _unplaced(reason: str) -> None:
+    """A replica the cluster cannot place (serve/placement.py): said at once; the service keeps waiting, since a
+    cluster may scale up to make room."""
+    print(f"error: {reason} (still waiting: a cluster that scales may make room)", file=console(), flush=True)
 
 
 def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
@@ -250,20 +257,35 @@ def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
         admin = body["admin_routes"]
     except (httpx.HTTPError, KeyError, ValueError):
         pass  # an API token may be required; the service is up either way
+    direct = direct_urls(app_name) if cfg.http.direct_ingress else []
+    for line in door_lines(url, cfg, admin, direct):
+        print(line)
+    if cfg.http.direct_ingress and not direct:
+        print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (set it "
+              "where `ray start` runs): only the proxy answers", file=console())
+    print("Ctrl-C to stop", flush=True)
+
+
+def door_lines(url: str, cfg: ServeConfig, admin: str, direct: list[str]) -> list[str]:
+    """The start-up lines that name every door the service opened, each with the address a client uses: the HTTP
+    API, the direct-ingress ports, the Antenna door, the recording route."""
     if admin == "disabled":
         admin += f" (set ${cfg.admin_token_env} where the app is built, or `trapline people add` an admin)"
-    print(f"trapline is up at {url}  (API docs: {url}/docs, readiness: {url}/readyz); admin routes {admin}")
-    if cfg.http.direct_ingress:
-        direct = direct_urls(app_name)
-        if direct:
-            print(f"direct ingress, no proxy hop ({len(direct)} replica(s); a balancer goes in front of several): "
-                  + " ".join(direct))
-        else:
-            print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 "
-                  "(set it where `ray start` runs): only the proxy answers", file=console())
-    print("archive jobs on this machine run through it: trapline reprocess --model MODEL ... (--via actors for a "
-          "pool of their own)")
+    lines = [f"trapline is up at {url}  (API docs: {url}/docs, readiness: {url}/readyz); admin routes {admin}"]
+    if direct:
+        lines.append(f"direct ingress, no proxy hop ({len(direct)} replica(s); a balancer goes in front of several): "
+                     + " ".join(direct))
+    if cfg.antenna is not None:
+        door = client_url(cfg.antenna.host, cfg.antenna.port)
+        bound = f", bound on {cfg.antenna.host}" if door != f"http://{cfg.antenna.host}:{cfg.antenna.port}" else ""
+        slugs = ", ".join(p.slug for p in cfg.antenna.pipelines)
+        lines.append(f"antenna door: Antenna's processing-service API at {door}{bound} (pipelines {slugs}; register "
+                     f"it as the processing service's endpoint_url, or pull: trapline antenna work --service {door})")
+    lines.append("archive jobs on this machine run through it: trapline reprocess --model MODEL ... (--via actors "
+                 "for a pool of their own)")
     if cfg.record is not None:
-        print(f"recording: POST {url}/v1/images?camera=ID keeps each upload in {cfg.record.archive} and its rows in "
-              f"{cfg.record.tables} (committed at least every {cfg.record.flush_interval_s:g} s)")
-    print("Ctrl-C to stop", flush=True)
+        lines.append(f"recording: POST {url}/v1/images?camera=ID keeps each upload in {cfg.record.archive} and its "
+                     f"rows in {cfg.record.tables} (committed at least every {cfg.record.flush_interval_s:g} s)"
+                     + ("; the antenna door's answers too (antenna.record)" if cfg.antenna is not None
+                        and cfg.antenna.record is not None else ""))
+    return lines

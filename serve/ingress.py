@@ -35,6 +35,7 @@ from serve.draining import Gate
 from serve.model_status import merged_status
 from serve.people import PeopleView, people_location
 from serve.people_routes import attach_people
+from serve.placement import PlacementWatch, replica_app_name
 from serve.protocol import (
     AliasMoveResponse,
     ModelsResponse,
@@ -108,6 +109,7 @@ class IngressCore:
         self.identifiers = online_identifiers(self.config)  # detector -> re-identification (loaded lazily)
         self._classifier_versions: dict[str, tuple[float, str]] = {}
         self.features = tuple(features)
+        self.placement: PlacementWatch | None = None  # made on the first not-ready /readyz
         if not admin_token_sha256:
             logger.info("admin routes are disabled: $%s was not set when the app was built",
                         self.config.admin_token_env)
@@ -310,7 +312,20 @@ class IngressCore:
                 continue
             reason = None if status.ready else "no replica has loaded the default alias yet"
             detail[name] = {"ready": status.ready, "aliases": status.aliases, "reason": reason}
-        return all(d["ready"] for d in detail.values()), detail
+        ready = all(d["ready"] for d in detail.values())
+        unplaced = {} if ready else await self.unplaced()
+        for name, d in detail.items():  # a replica that cannot be placed is the reason, with its fix
+            why = unplaced.get(classifier_deployment_name(name) if name in self.classifier_handles
+                               else detector_deployment_name(name))
+            if why and not d["ready"]:
+                d["reason"] = why
+        return ready, detail
+
+    async def unplaced(self) -> dict[str, str]:
+        """Deployment -> why Ray cannot place its replicas (serve/placement.py), for this replica's app."""
+        if self.placement is None:
+            self.placement = PlacementWatch(replica_app_name(), self.config)
+        return await asyncio.to_thread(self.placement.check)
 
     # -- admin -----------------------------------------------------------------------------------
     async def _preload_everywhere(self, name: str, version: str) -> list[PreloadedVersion]:

@@ -15,16 +15,20 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from serve import APP_NAME, is_trapline_app
+from serve import ANTENNA_DEPLOYMENT_NAME, APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
-from trapline.base.errors import ServeStartError
+from serve.placement import Ask, PlacementWatch, config_asks, fit_error, local_cpus, with_overrides
+from trapline.base.env import RAY_ADDRESS
+from trapline.base.errors import ServeConfigError, ServeStartError
 from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 
 logger = logging.getLogger(__name__)
 
 # Builds a Serve application from a validated config and the environment its tokens are read from.
 AppBuilder = Callable[[ServeConfig, "Mapping[str, str] | None"], Any]
+# Told each reason a replica cannot be placed, once, while a service waits to be ready (`trapline serve` prints it).
+Unplaced = Callable[[str], None]
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
 T = TypeVar("T")
 # How long a stopping service waits for the requests its replicas hold (`drain_app`), within the grace period that
@@ -146,6 +150,23 @@ def serve_session(host: str, port: int, *, address: str | None = None, num_cpus:
             shutdown_ray()
 
 
+def starts_local_ray(address: str | None) -> bool:
+    """Whether `serve_session(address=...)` starts a local Ray (rather than joining a running one)."""
+    import ray  # late: the CLI imports this module for `trapline --help`
+
+    address = address or RAY_ADDRESS.get()
+    return not ray.is_initialized() and (not address or address == "local")
+
+
+def check_fits(asks: list[Ask], address: str | None, num_cpus: int | None) -> bool:
+    """Refuse, before Ray starts, a config whose replicas cannot fit the local Ray it would start (serve/placement.py);
+    returns whether a local Ray will be started."""
+    local = starts_local_ray(address)
+    if local and (reason := fit_error(asks, local_cpus(num_cpus))):
+        raise ServeConfigError(reason)
+    return local
+
+
 def direct_ingress_env() -> dict[str, str]:
     """What a local Ray needs for Serve's direct ingress (read by Serve's controller and replicas when they
     start). A replica that stops waits for balancers to take it out of rotation first, 30 s by default;
@@ -202,15 +223,20 @@ def _delete_app(name: str) -> None:
 
 
 def drain_app(name: str, timeout_s: float = DRAIN_TIMEOUT_S) -> int | None:
-    """Close the gate of every replica of trapline app `name` that handles HTTP (serve/draining.py): new requests get
-    503 + Retry-After from now on; returns once the requests they hold are answered (at most `timeout_s`), with how
-    many there were; None when the app could not be reached (best effort: the stop goes on)."""
+    """Close the gate of every replica of trapline app `name` that handles HTTP (serve/draining.py): the ingress's and
+    the Antenna door's, at once: new requests get 503 + Retry-After from now on; returns once the requests they hold
+    are answered (at most `timeout_s`), with how many there were; None when the app could not be reached (best
+    effort: the stop goes on)."""
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
     try:
-        held = serve.get_app_handle(name).broadcast("drain", timeout_s).results(timeout_s=timeout_s + 10,
-                                                                               return_exceptions=True)
+        handles = [serve.get_app_handle(name)]
+        app = serve.status().applications.get(name)
+        if app is not None and ANTENNA_DEPLOYMENT_NAME in app.deployments:
+            handles.append(serve.get_deployment_handle(ANTENNA_DEPLOYMENT_NAME, app_name=name))
+        calls = [handle.broadcast("drain", timeout_s) for handle in handles]  # all sent before any is waited on
+        held = [n for call in calls for n in call.results(timeout_s=timeout_s + 10, return_exceptions=True)]
     except Exception as exc:  # noqa: BLE001 - best effort: the app may be gone or failing already
         logger.warning("could not drain Serve app %r: %s", name, exc)
         return None
@@ -233,13 +259,17 @@ def _stop_apps(names: list[str], trapline_apps: list[str], serve_ends: bool) -> 
 @contextmanager
 def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = None, num_cpus: int | None = None,
               app_name: str = APP_NAME, route_prefix: str = "/", ready_timeout_s: float = 300.0,
-              environ: Mapping[str, str] | None = None, builder: AppBuilder | None = None) -> Iterator[str]:
+              environ: Mapping[str, str] | None = None, builder: AppBuilder | None = None,
+              on_unplaced: Unplaced | None = None) -> Iterator[str]:
     """Deploy a trapline app from a ServeConfig and yield its base URL once /readyz is 200.
 
     Ray and Serve are started as in `serve_session` (and stopped after if this call started
     them); the app is deleted on exit. `environ` is where the tokens are read (default os.environ).
     `builder(config, environ)` builds the app: by default the online door alone (serve.app.build_app); the whole
     service, with the jobs and the console, is trapline.service.build_service (what `trapline serve` runs).
+    A config that cannot fit the local Ray this call would start is refused before it starts (ServeConfigError);
+    a replica that cannot be placed is told to `on_unplaced` (and logged) within ~15 s, and fails the start at once
+    on a local Ray (nothing will make room there), else after `ready_timeout_s` with its reason.
     """
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
@@ -249,6 +279,7 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
 
     cfg = parse_serve_config(dict(config) if isinstance(config, Mapping) else config)
     app = (builder or build_app)(cfg, environ)  # validate and read tokens before starting anything
+    local = check_fits(config_asks(cfg), address, num_cpus)
     with serve_session(cfg.http.host, cfg.http.port, address=address, num_cpus=num_cpus,
                        request_timeout_s=cfg.http.request_timeout_s,
                        direct_ingress=cfg.http.direct_ingress) as (host, port, serve_ends):
@@ -258,7 +289,7 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
             # asked than the machine has); we wait with a timeout and say why.
             serve.run_many([serve.RunTarget(target=app, name=app_name, route_prefix=route_prefix)],
                            wait_for_applications_running=False)
-            wait_app_running(app_name, ready_timeout_s)
+            wait_app_running(app_name, ready_timeout_s, cfg, on_unplaced, fail_unplaced=local)
             base_url = client_url(host, port, route_prefix)
             wait_ready(base_url, ready_timeout_s)
             up = True
@@ -284,20 +315,36 @@ def deploy_config(serve_config: Mapping[str, Any]) -> None:
     _get_global_client().deploy_apps(ServeDeploySchema.model_validate(dict(serve_config)))
 
 
-def wait_app_running(name: str, timeout_s: float = 300.0) -> None:
-    """Wait until the Serve app is RUNNING; raise ServeStartError with Serve's reasons if it fails or times out."""
+def wait_app_running(name: str, timeout_s: float = 300.0, cfg: ServeConfig | None = None,
+                     on_unplaced: Unplaced | None = None, fail_unplaced: bool = False) -> None:
+    """Wait until the Serve app is RUNNING; raise ServeStartError with Serve's reasons if it fails or times out.
+
+    Replicas Ray cannot place (serve/placement.py) are told to `on_unplaced` once each, within ~15 s; with
+    `fail_unplaced` (a local Ray, where nothing will make room) they fail the start at once."""
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
+
+    watch, told = PlacementWatch(name, cfg), set()
 
     def running() -> bool:
         app = serve.status().applications.get(name)
         if app is not None and app.status in ("DEPLOY_FAILED", "UNHEALTHY"):
             raise ServeStartError(deploy_failure(name) or f"Serve app {name!r} is {app.status}: {app.message}")
-        return app is not None and app.status == "RUNNING"
+        if app is not None and app.status == "RUNNING":
+            return True
+        for reason in watch.check().values():
+            if fail_unplaced:
+                raise ServeStartError(reason)
+            if reason not in told and on_unplaced is not None:
+                on_unplaced(reason)
+            told.add(reason)
+        return False
 
     try:
         wait_until(running, timeout_s, f"Serve app {name!r} to be RUNNING", interval_s=0.2)
     except TimeoutError as exc:
+        if watch.reasons:
+            raise ServeStartError(f"{exc}: " + "; ".join(watch.reasons.values())) from None
         app = serve.status().applications.get(name)
         waiting = [f"{dep_name}: {dep.status} {dep.message}".strip() for dep_name, dep in
                    (app.deployments.items() if app else []) if dep.status != "HEALTHY"]
@@ -306,7 +353,7 @@ def wait_app_running(name: str, timeout_s: float = 300.0) -> None:
 
 @contextmanager
 def run_config(serve_config: Mapping[str, Any], *, address: str | None = None, num_cpus: int | None = None,
-               ready_timeout_s: float = 300.0) -> Iterator[str]:
+               ready_timeout_s: float = 300.0, on_unplaced: Unplaced | None = None) -> Iterator[str]:
     """Deploy a whole Ray Serve config (what `serve run serve.yaml` does) and yield the trapline app's URL.
 
     Honours everything in the file (deployments overrides, runtime_env, other apps); the
@@ -316,6 +363,8 @@ def run_config(serve_config: Mapping[str, Any], *, address: str | None = None, n
     http = dict(serve_config.get("http_options") or {})
     names = [a.get("name", "default") for a in serve_config["applications"]]
     direct = bool(((app.get("args") or {}).get("http") or {}).get("direct_ingress"))
+    cfg = parse_serve_config(app.get("args") or {}, f"application {app.get('name')!r}")
+    local = check_fits(with_overrides(config_asks(cfg), app.get("deployments")), address, num_cpus)
     with serve_session(http.get("host", "127.0.0.1"), http.get("port", 8000), address=address,
                        num_cpus=num_cpus, request_timeout_s=http.get("request_timeout_s"),
                        direct_ingress=direct) as (host, port, serve_ends):
@@ -323,7 +372,8 @@ def run_config(serve_config: Mapping[str, Any], *, address: str | None = None, n
         try:
             deploy_config(serve_config)
             for name in names:
-                wait_app_running(name, ready_timeout_s)
+                wait_app_running(name, ready_timeout_s, cfg if name == app.get("name", "default") else None,
+                                 on_unplaced, fail_unplaced=local)
             base_url = client_url(host, port, app.get("route_prefix", "/"))
             wait_ready(base_url, ready_timeout_s)
             up = True

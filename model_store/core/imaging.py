@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import warnings
 from collections.abc import Callable
 from typing import Literal
@@ -16,7 +17,7 @@ from trapline.base.errors import ImageDecodeError
 
 DEFAULT_MAX_PIXELS = 50_000_000  # ~ a 8660x5773 photo: above every camera trap, below a bomb
 
-DecodeReason = Literal["empty", "not_image", "truncated", "too_large", "unsupported"]
+DecodeReason = Literal["empty", "not_image", "truncated", "corrupt", "too_large", "unsupported"]
 
 # EXIF orientation -> operations that bring the stored pixels upright (see the EXIF 2.32 spec).
 _ORIENT_OPS = {
@@ -39,6 +40,40 @@ def _looks_truncated(fmt: str | None, data: bytes) -> bool:
     if fmt == "PNG":
         return b"IEND" not in tail[-12:]
     return False
+
+
+# In a JPEG's compressed data a 0xFF byte is followed by 0x00 (a stuffed byte), a restart marker (D0-D7) or more fill;
+# the first other marker ends the scan, and only these may come after one (EOI, tables, the next scan, comments).
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_AFTER_SCAN = {0xD9, 0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)}
+
+
+def jpeg_corruption(data: bytes) -> str | None:
+    """Where a JPEG's compressed data breaks the format (None when it does not): a body that is garbage after a valid
+    header. libjpeg decodes such a stream anyway, with a "Corrupt JPEG data" warning on stderr and grey or smeared
+    pixels past the damage, which would silently score as an empty image, so the structure is checked here (the
+    marker walk, then a C-speed search through each scan: a few ms for a 5 MB photo)."""
+    i, n = 2, len(data)  # after SOI
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return f"corrupt JPEG data: byte 0x{data[i]:02X} where a marker belongs, at byte {i} of {n}"
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill before a marker
+            i += 1
+            continue
+        if marker == 0xD9:
+            return None
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")  # a segment: its length counts its own two bytes
+        if marker != 0xDA:
+            continue
+        end = _SCAN_END.search(data, i)  # the scan's compressed data runs to the next marker
+        if end is None:
+            return None  # no end-of-image marker: _looks_truncated's case
+        i = end.start()
+        if data[i + 1] not in _AFTER_SCAN:
+            return (f"corrupt JPEG data: marker 0xFF{data[i + 1]:02X} inside the compressed data at byte {i} of {n} "
+                    "(libjpeg would fill the rest of the image with grey)")
+    return None
 
 
 def _orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
@@ -114,6 +149,8 @@ def decode_image_at_least(
     fmt, width, height, orientation = probe_image(data, max_pixels)
     if _looks_truncated(fmt, data):
         raise ImageDecodeError("truncated", f"truncated {fmt} stream: the end-of-image marker is missing")
+    if fmt == "JPEG" and (corruption := jpeg_corruption(data)):
+        raise ImageDecodeError("corrupt", corruption)
     upright = (height, width) if orientation >= 5 else (width, height)
     factor = jpeg_reduction(width, height, orientation, at_least(*upright)) if (at_least and fmt == "JPEG") else 1
     flag = _REDUCED_FLAGS[factor] if factor > 1 else cv2.IMREAD_COLOR

@@ -21,7 +21,6 @@ import uvicorn
 from ray import serve
 
 from model_store import ImageDetections, ModelStore
-from serve import APP_NAME
 from serve.antenna.catalog import Catalog
 from serve.antenna.fetch import ImageFetcher
 from serve.antenna.process import Processor
@@ -29,11 +28,12 @@ from serve.antenna.records import SourceRecorder
 from serve.antenna.routes import create_door_app
 from serve.api_errors import await_replica
 from serve.config import ServeConfig
+from serve.draining import Gate
+from serve.placement import PlacementWatch, replica_app_name
 from trapline.base.errors import OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
 
-ANTENNA_DEPLOYMENT_NAME = "antenna"
 OVERLOAD_RETRIES = 10
 BIND_RETRY_S = 60.0  # a rolling update starts the new replica while the old one may still hold the port
 
@@ -58,10 +58,7 @@ class AntennaDoor:
         self.config = ServeConfig.model_validate(config)
         assert self.config.antenna is not None
         self.antenna = self.config.antenna
-        try:
-            app_name = serve.get_replica_context().app_name
-        except Exception:  # noqa: BLE001 - not inside Serve (unit tests)
-            app_name = APP_NAME
+        app_name = replica_app_name()
         self.ingress = serve.get_deployment_handle(ingress_name, app_name=app_name)
         store = ModelStore(self.config.store, cache_dir=self.config.cache_dir)
         self.catalog = Catalog(self.config, store)
@@ -71,14 +68,19 @@ class AntennaDoor:
             self._classifier_version)
         fetcher = ImageFetcher(self.antenna.fetch, self.antenna.fetch_guard())
         self.processor = Processor(self.catalog, self._detect, fetcher,
-                                   self.recorder.record if self.recorder is not None else None)
+                                   self.recorder.record if self.recorder is not None else None,
+                                   fail_request=self.antenna.push_failures == "fail_request")
         self._retry_after = {"Retry-After": str(self.config.http.retry_after_s)}
+        self.gate = Gate(self.config.http.retry_after_s)  # closed by `drain` when the service stops, as the ingress's
         # At most a batch per replica in flight per detector: a push request (or a pull worker's batch) larger than
         # the online lane admits then waits here instead of being refused image by image.
         self._slots = {p.detector: asyncio.Semaphore(self.sizing()["pipelines"][p.slug]["batch_size"])
                        for p in self.antenna.pipelines}
-        self.server = uvicorn.Server(uvicorn.Config(create_door_app(self), log_level="warning", lifespan="off",
+        door_app = create_door_app(self)
+        self.gate.attach(door_app)  # last: it stands before every route
+        self.server = uvicorn.Server(uvicorn.Config(door_app, log_level="warning", lifespan="off",
                                                     access_log=False))
+        self.placement = PlacementWatch(app_name, self.config)
         self.task = asyncio.get_running_loop().create_task(self._serve())
 
     async def _serve(self) -> None:
@@ -128,6 +130,10 @@ class AntennaDoor:
 
         return [p.slug for p in pipelines if ready(p.config.detector) and ready(p.config.classifier)]
 
+    async def unplaced(self) -> list[str]:
+        """Why Ray cannot place replicas of this app (serve/placement.py): what /readyz says when nothing is ready."""
+        return list((await asyncio.to_thread(self.placement.check)).values())
+
     def sizing(self) -> dict[str, Any]:
         """Images the pipelines' detectors batch at once over all their replicas: what a pull worker takes."""
         out = {}
@@ -135,6 +141,12 @@ class AntennaDoor:
             m = self.config.model(p.detector)
             out[p.slug] = {"detector": p.detector, "batch_size": m.max_batch_size * m.max_replicas}
         return {"pipelines": out, "batch_size": max(v["batch_size"] for v in out.values())}
+
+    async def drain(self, timeout_s: float) -> int:
+        """The service stops (serve/local.py `drain_app`): new requests get 503 + Retry-After from now on, as at the
+        main door (a push batch is retried by Antenna, a pull worker leaves its batch for redelivery); returns once the
+        requests inside are answered, with how many there were."""
+        return await self.gate.close(timeout_s)
 
     async def check_health(self) -> None:
         if self.task.done():

@@ -24,7 +24,7 @@ from serve.antenna.protocol import (
     SourceImageRequest,
     SourceImageResponse,
 )
-from trapline.base.errors import TraplineError
+from trapline.base.errors import ImagesFailedError, TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -51,8 +51,9 @@ class Processor:
     """Lifecycle: built once per door with the catalog (store reads) and the detect call; `process` per request."""
 
     def __init__(self, catalog: Catalog, detect: Detect, fetcher: ImageFetcher,
-                 record: RecordImage | None = None) -> None:
+                 record: RecordImage | None = None, fail_request: bool = False) -> None:
         self.catalog = catalog
+        self.fail_request = fail_request  # antenna.push_failures: fail_request
         self.algorithms = Algorithms(catalog.store)
         self.detect = detect
         self.fetcher = fetcher
@@ -93,10 +94,19 @@ class Processor:
 
     async def process(self, request: PipelineRequest) -> PipelineResults:
         """Push mode: one answer for the request. An image that failed is left out of `source_images` (so Antenna
-        does not mark it processed) and named in `errors`."""
+        does not mark it processed) and named in `errors`; when none was answered (or any failed, with
+        `fail_request`), the request is answered with ImagesFailedError naming each one: the only answer whose
+        message reaches Antenna's job log and failed count."""
         t0 = time.perf_counter()
         pipeline = await self.resolve(request.pipeline)
         outcomes = await self.images(pipeline, request.source_images)
+        failed = [o for o in outcomes if o.error is not None]
+        if failed and (self.fail_request or len(failed) == len(outcomes)):
+            raise ImagesFailedError(f"{len(failed)} of {len(outcomes)} images could not be answered: "
+                                    + "; ".join(f"{o.message} ({o.image.url})" for o in failed),
+                                    images=[{"id": o.image.id, "url": o.image.url, "type": o.error.code,
+                                             "reason": getattr(o.error, "reason", None), "message": o.error.message}
+                                            for o in failed if o.error is not None])
         return results(request.pipeline, [o for o in outcomes if o.error is None], time.perf_counter() - t0,
                        [o.message for o in outcomes if o.error is not None] or None)
 

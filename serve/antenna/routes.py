@@ -31,6 +31,7 @@ class Door(Protocol):
     processor: Processor
 
     async def ready_slugs(self) -> list[str]: ...
+    async def unplaced(self) -> list[str]: ...
     def sizing(self) -> dict[str, Any]: ...
 
 
@@ -45,7 +46,8 @@ def create_door_app(door: Door) -> FastAPI:
 
     @app.exception_handler(TraplineError)
     async def _error(request: Request, exc: TraplineError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status or 500, headers=exc.headers)
+        # `detail` too: what Antenna puts in the job's log for an error answer (FastAPI's key, which it reads first)
+        return JSONResponse({**exc.body(), "detail": exc.message}, status_code=exc.status or 500, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,8 +61,9 @@ def create_door_app(door: Door) -> FastAPI:
     @app.get("/readyz", responses={503: {}})
     async def readyz(request: Request) -> ReadyAnswer:
         slugs = await _door(request).ready_slugs()
-        if not slugs:
-            raise NotReadyError("no pipeline's models serve yet", status=[])
+        if not slugs:  # with the reason a replica cannot be placed, when that is why (serve/placement.py)
+            unplaced = await _door(request).unplaced()
+            raise NotReadyError("no pipeline's models serve yet" + "".join(f"; {r}" for r in unplaced), status=[])
         return ReadyAnswer(status=slugs)
 
     @app.get("/info")

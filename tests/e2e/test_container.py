@@ -76,14 +76,15 @@ def image() -> str:
 class Compose:
     """`podman-compose` on the repository's compose.yaml, with a project, a port and a ./models of the test's."""
 
-    def __init__(self, models: Path, port: int) -> None:
+    def __init__(self, models: Path, port: int, files: tuple[str, ...] = ("compose.yaml",)) -> None:
         self.project = f"trapline-test-{uuid.uuid4().hex[:8]}"
+        self.files = [a for f in files for a in ("-f", str(REPO / f))]
         self.port, self.models = port, models
         self.env = {**os.environ, "TRAPLINE_IMAGE": IMAGE, "TRAPLINE_PORT": str(port), "TRAPLINE_MODELS": str(models),
                     "TRAPLINE_ADMIN_TOKEN": TOKEN, "TRAPLINE_SEED_DEMO": "0"}
 
     def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        return _run("podman-compose", "-f", str(REPO / "compose.yaml"), "-p", self.project, *args, timeout=timeout,
+        return _run("podman-compose", *self.files, "-p", self.project, *args, timeout=timeout,
                     check=check, env=self.env, cwd=REPO)
 
     def name(self, service: str) -> str:
@@ -117,7 +118,7 @@ def compose(image, tmp_path_factory) -> Iterator[Compose]:
     models = tmp_path_factory.mktemp("models")
     models.chmod(0o755)  # pytest makes it 0700: the container's user (uid 1000) reads the host's models
     c = Compose(models, free_port())
-    # podman-compose 1.0 (Debian 12) knows no profiles: name the service, as `docker compose up` needs not
+    # the service alone: compose.yaml holds nothing else (the cluster is compose.cluster.yaml)
     c("up", "-d", "--no-build", "trapline")
     try:
         yield c
@@ -287,16 +288,16 @@ def _tables_made_on_one_side_are_read_on_the_other(c: Compose, image: bytes) -> 
     assert [relocate(str(archive), uri) for uri in inside] == [str(archive / "cam-c" / f"{i}.jpg") for i in range(2)]
 
 
-def test_the_cluster_profile_reprocesses_the_mounted_archive_through_the_running_deployment(image, tmp_path,
-                                                                                           fixture_models):
-    """Profile `cluster`: a Ray head (the service's driver) and a worker; `ray job submit` in the head sends an archive
-    run through the deployment, its tables land in the `tables` volume and the host reads them."""
+def test_the_cluster_file_reprocesses_the_mounted_archive_through_the_running_deployment(image, tmp_path,
+                                                                                        fixture_models):
+    """compose.cluster.yaml: a Ray head (the service's driver) and a worker; `ray job submit` in the head sends an
+    archive run through the deployment, its tables land in the `tables` volume and the host reads them."""
     models = tmp_path / "models"
     models.mkdir(mode=0o755)
     store = ModelStore(str(models))
     store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
     store.promote("fixture:1")
-    c = Compose(models, free_port())
+    c = Compose(models, free_port(), ("compose.yaml", "compose.cluster.yaml"))
     port = free_port()
     c.env.update(TRAPLINE_CLUSTER_PORT=str(port), RAY_AUTH_TOKEN=uuid.uuid4().hex, RAY_HEAD_CPUS="1")
     head = c.name("ray-head")

@@ -14,7 +14,6 @@ saved. The door's per-image errors are checked on the same service without Anten
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_confi
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES as IMAGES_TABLE
 from serve.local import free_port, run_local, wait_until
+from tests.fixtures.files_server import serving_directory
 from tests.fixtures.proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -250,11 +250,8 @@ def pictures(tmp_path) -> Iterator[str]:
     """A plain HTTP server with one good JPEG and one corrupt one (the 404 is its own)."""
     (tmp_path / "good.jpg").write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
     (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving_directory(tmp_path) as url:
+        yield url
 
 
 def test_each_image_that_cannot_be_read_is_its_own_typed_error(door, pictures):

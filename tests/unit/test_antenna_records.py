@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import http.server
 import json
-import threading
 import warnings
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +33,7 @@ from serve.antenna.protocol import PipelineRequest
 from serve.antenna.records import DEFAULT_CAMERA, SourceRecorder, source_image_id, url_source
 from serve.antenna_config import AntennaRecordConfig
 from serve.config import ServeConfig, parse_serve_config
+from tests.fixtures.files_server import serving_directory
 from tests.fixtures.pictures import API, app_for
 from trapline.base.errors import ServeConfigError
 from trapline.base.fetch_guard import PRIVATE_HOSTS_ENV
@@ -66,11 +65,8 @@ def site(tmp_path, monkeypatch) -> Iterator[str]:
     (root / CAPTURES / "20241203222900-snapshot.jpg").write_bytes(photos[0].read_bytes())
     (root / CAPTURES / "20241203223900-snapshot.jpg").write_bytes(photos[1].read_bytes())
     (root / CAPTURES / "20241203224900-snapshot.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving_directory(root) as url:
+        yield url
 
 
 def config_dict(store: ModelStore, tmp_path) -> dict:

@@ -4,9 +4,14 @@ and volumes, and the one place deploy/ names the image. The image itself runs in
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
+import subprocess
+import uuid
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,27 +41,71 @@ def test_the_cpu_image_takes_onnxruntime_where_pyproject_takes_the_gpu_build_and
     assert req_310.dependencies(text) == deps
 
 
-def test_compose_serves_on_8000_with_the_three_volumes_and_the_cluster_services_only_in_their_profile():
+def test_compose_serves_on_8000_with_the_three_volumes_and_the_cluster_services_in_a_file_of_their_own():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     services = compose["services"]
+    assert set(services) == {"trapline"}  # a compose that ignores `profiles:` starts nothing else
     service = services["trapline"]
-    assert "profiles" not in service  # `docker compose up` starts it
     assert service["ports"] == ["${TRAPLINE_BIND:-127.0.0.1}:${TRAPLINE_PORT:-8000}:8000"]
     assert {v.rsplit(":", 1)[1] for v in service["volumes"]} == {"/models", "/archive", "/tables"}
     assert "${TRAPLINE_MODELS:-./models}:/models" in service["volumes"]
     assert set(compose["volumes"]) == {"archive", "tables"}
-    assert {name for name, s in services.items() if s.get("profiles") == ["cluster"]} == {"ray-head", "ray-worker"}
-    for name in ("ray-head", "ray-worker"):
-        assert services[name]["environment"]["RAY_AUTH_MODE"] == "token"
-        assert services[name]["volumes"] == service["volumes"]  # a job's tasks on either node see the same files
-    # .env holds secrets and stays out of git; its example is committed with every value compose.yaml reads
+    cluster = yaml.safe_load((REPO / "compose.cluster.yaml").read_text())
+    assert set(cluster["services"]) == {"ray-head", "ray-worker"} and set(cluster["volumes"]) == {"archive", "tables"}
+    for name, s in cluster["services"].items():
+        assert s["environment"]["RAY_AUTH_MODE"] == "token"
+        assert s["environment"]["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # compose refuses without it
+        assert s["volumes"] == service["volumes"]  # a job's tasks on either node see the same files
+        assert s["restart"] == "on-failure"  # a container without its token stops (exit 0) instead of looping
+    # .env holds secrets and stays out of git; its example is committed with every value the compose files read
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
     example = {line.split("=")[0] for line in (REPO / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")}
-    # podman-compose 1.0 (Debian 12) leaves `${X:-}` as it is: an unset token would be that literal text
-    assert ":-}" not in (REPO / "compose.yaml").read_text()
-    used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", (REPO / "compose.yaml").read_text()))  # $${X}: the container's
-    assert used - {"TRAPLINE_VERSION"} <= example, used - example
+    for path in ("compose.yaml", "compose.cluster.yaml"):
+        text = (REPO / path).read_text()
+        # podman-compose 1.0 (Debian 12) leaves `${X:-}` as it is: an unset token would be that literal text
+        assert ":-}" not in text
+        used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", text))  # $${X}: the container's
+        assert used - {"TRAPLINE_VERSION"} <= example, (path, used - example)
+
+
+@pytest.mark.parametrize("service", ["ray-head", "ray-worker"])
+def test_a_ray_container_without_its_token_says_so_once_and_stops(service):
+    """The container's own command (as compose hands it to the shell, `$$` unescaped) with an empty token: one line
+    on stderr, exit 0, which `restart: on-failure` leaves stopped; nothing of Ray is run."""
+    [command] = yaml.safe_load((REPO / "compose.cluster.yaml").read_text())["services"][service]["command"]
+    done = subprocess.run(["/bin/sh", "-c", command.replace("$$", "$")], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/nonexistent", "RAY_AUTH_TOKEN": ""})
+    assert done.returncode == 0 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: RAY_AUTH_TOKEN is empty: set it in .env")
+
+
+@pytest.mark.skipif(shutil.which("podman-compose") is None, reason="Debian's podman-compose is not installed")
+def test_debians_podman_compose_starts_only_the_service_and_the_cluster_file_only_with_its_token(tmp_path):
+    """podman-compose 1.0.3 (Debian 12's `podman compose`), which ignores `profiles:`, asked what `up -d` would run
+    (--dry-run: the podman commands, none run; it still creates the project's volumes and network, removed after)."""
+    project = f"tl-dry-{uuid.uuid4().hex[:8]}"
+
+    def dry_run(*files: str, services: tuple[str, ...] = (), token: str | None = None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"} | (
+            {"RAY_AUTH_TOKEN": token} if token is not None else {})
+        args = [a for f in files for a in ("-f", str(REPO / f))]
+        return subprocess.run(["podman-compose", *args, "-p", project, "--dry-run", "up", "-d", *services],
+                              capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+
+    def started(done: subprocess.CompletedProcess) -> list[str]:
+        return re.findall(rf"^podman run --name={project}_([\w-]+)_1", done.stdout, re.M)
+
+    try:
+        assert started(dry_run("compose.yaml")) == ["trapline"]
+        both = ("compose.yaml", "compose.cluster.yaml")
+        assert started(dry_run(*both, services=("ray-head", "ray-worker"), token="t")) == ["ray-head", "ray-worker"]
+        refused = dry_run(*both, services=("ray-head",))
+        assert refused.returncode != 0 and "set RAY_AUTH_TOKEN in .env" in refused.stderr and not started(refused)
+    finally:
+        subprocess.run(["podman", "volume", "rm", "-f", f"{project}_archive", f"{project}_tables"], capture_output=True,
+                       timeout=60)
+        subprocess.run(["podman", "network", "rm", "-f", f"{project}_default"], capture_output=True, timeout=60)
 
 
 def _containers(node):

@@ -27,7 +27,7 @@ def _check(data: bytes) -> None:
     try:
         out = decode_image(data, max_pixels=MAX_PIXELS)
     except ImageDecodeError as exc:
-        assert exc.reason in {"empty", "not_image", "truncated", "too_large", "unsupported"}
+        assert exc.reason in {"empty", "not_image", "truncated", "corrupt", "too_large", "unsupported"}
         assert str(exc)
         return
     assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
@@ -88,6 +88,8 @@ def test_each_way_of_being_bad_has_its_own_reason():
     assert reason(b"") == "empty"
     assert reason(b"hello, this is not an image at all") == "not_image"
     assert reason(jpeg[: len(jpeg) // 2]) == "truncated"
+    scan = jpeg.index(b"\xff\xda") + 20  # a marker libjpeg would hit in the compressed data, end marker kept
+    assert reason(jpeg[:scan] + b"\xff\x18 garbage" + jpeg[scan + 10:]) == "corrupt"
     # a PNG whose IHDR declares 100,000 x 100,000 pixels: refused from the header, never decoded
     bomb = bytearray(png)
     bomb[16:24] = struct.pack(">II", 100_000, 100_000)

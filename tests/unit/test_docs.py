@@ -103,3 +103,29 @@ def test_the_reference_pages_generate_and_name_what_the_code_has(tmp_path, monke
     text = hook.repo_links_as_code("see [the config](../../serve.yaml) and [arch](docs/architecture.md)",
                                    "guide/x.md")
     assert text == "see the config (`serve.yaml`) and [arch](../architecture.md)"
+
+
+def guide_serve_configs() -> list[tuple[str, dict]]:
+    """(page, config) for every serve config (a YAML block with `models:`) the README and the guides show."""
+    import yaml
+
+    out = []
+    for path in HAND_WRITTEN:
+        for block in code_blocks(path, ("yaml", "yml")):
+            data = yaml.safe_load(block)
+            if isinstance(data, dict) and "models" in data:
+                out.append((path.relative_to(REPO).as_posix(), data))
+    return out
+
+
+def test_every_serve_config_the_guides_show_fits_a_two_core_machine():
+    """As written, each parses and its replicas fit the local Ray `trapline serve` starts on 2 cores (else it is
+    refused before Ray starts: serve/placement.py). The Antenna guide's runs for real in
+    tests/integration/test_antenna_door.py."""
+    from serve.config import parse_serve_config
+    from serve.placement import config_asks, fit_error
+
+    shown = guide_serve_configs()
+    assert {"docs/guide/antenna.md", "docs/guide/serving.md"} <= {page for page, _ in shown}
+    for page, data in shown:
+        assert fit_error(config_asks(parse_serve_config(data, page)), cpus=2) is None, page

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from model_store.core.imaging import ImageDecodeError, decode_image, probe_image
-from tests.fixtures.images import encode, gradient, png_with_declared_size
+from tests.fixtures.images import encode, garbage_after_header, gradient, png_with_declared_size
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF"])
@@ -88,3 +88,22 @@ def test_reduced_decode_keeps_original_size(orientation):
     assert (rgb.shape[1], rgb.shape[0]) == (upright[0] // 2, upright[1] // 2)
     full, full_size = decode_image_at_least(data)
     assert full_size == upright and (full.shape[1], full.shape[0]) == upright
+
+
+def test_a_jpeg_whose_data_is_garbage_after_its_header_is_corrupt_not_an_empty_image():
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(garbage_after_header())
+    assert err.value.reason == "corrupt" and err.value.status == 422
+    assert "corrupt JPEG data: marker 0xFF" in err.value.message and "inside the compressed data" in err.value.message
+
+
+@pytest.mark.parametrize("options", [{"progressive": True}, {"progressive": True, "optimize": True},
+                                     {"restart_marker_blocks": 4}, {"quality": 95, "subsampling": 0}])
+def test_sound_jpeg_layouts_are_not_taken_for_corrupt(options):
+    """Progressive scans (tables between scans), restart markers and stuffed bytes are the format's own."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(
+        buf, "JPEG", **options)
+    assert decode_image(buf.getvalue()).shape == (240, 320, 3)

@@ -123,3 +123,24 @@ def test_local_helpers_report_a_busy_port_and_build_client_urls():
             check_port_free("127.0.0.1", busy.getsockname()[1])
     assert client_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
     assert client_url("127.0.0.1", 8123, "/trap/") == "http://127.0.0.1:8123/trap"
+
+
+def test_start_up_lines_name_every_door_with_its_address():
+    """`trapline serve` says where each door it opened answers: HTTP, direct ingress, the Antenna door, recording."""
+    from serve.cli import door_lines
+
+    cfg = parse_serve_config({
+        "store": "/tmp/models", "models": [{"name": "demo-detector"}],
+        "record": {"archive": "/tmp/up", "tables": "/tmp/tables"},
+        "antenna": {"host": "0.0.0.0", "port": 8101, "record": {},
+                    "pipelines": [{"slug": "trapline-demo", "detector": "demo-detector"}]}})
+    lines = door_lines("http://127.0.0.1:8000", cfg, "enabled", ["http://127.0.0.1:40001"])
+    text = "\n".join(lines)
+    assert lines[0].startswith("trapline is up at http://127.0.0.1:8000")
+    assert "direct ingress, no proxy hop (1 replica(s)" in text and "http://127.0.0.1:40001" in text
+    [antenna] = [line for line in lines if line.startswith("antenna door:")]
+    assert "http://127.0.0.1:8101, bound on 0.0.0.0" in antenna and "trapline-demo" in antenna
+    [recording] = [line for line in lines if line.startswith("recording:")]
+    assert "http://127.0.0.1:8000/v1/images" in recording and "antenna door's answers too" in recording
+    plain = door_lines("http://127.0.0.1:8000", parse_serve_config({"models": [{"name": "m"}]}), "disabled", [])
+    assert not any(line.startswith(("antenna door", "recording", "direct ingress")) for line in plain)

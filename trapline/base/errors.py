@@ -172,6 +172,15 @@ class FetchRefusedError(TraplineError, OSError):
         self.reason = reason
 
 
+class ImagesFailedError(TraplineError):
+    """A push request to the Antenna door whose images could not be answered: none of them (or, with
+    `antenna.push_failures: fail_request`, any of them) was fetched, decoded and detected. Answered as one error that
+    names each image and its error: at Antenna's commit a 2xx answer's `errors` reach neither the job's log nor its
+    failed count, an error answer reaches both (the request's images counted failed, its message logged)."""
+
+    code, status = "images_failed", 422
+
+
 class ModelLoadError(TraplineError, RuntimeError):
     """Weights that exist and match their checksum but cannot be loaded by the backend."""
 

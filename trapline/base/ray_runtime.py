@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -12,9 +13,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from trapline.base import ray_output
+from trapline.base import ray_leftovers, ray_output
 from trapline.base.env import RAY_ADDRESS
 from trapline.base.errors import RayUnreachableError
+
+logger = logging.getLogger(__name__)
 
 # Seconds to wait for a TCP connection to a given cluster's address before saying it is unreachable.
 PROBE_TIMEOUT_S = 3.0
@@ -68,10 +71,24 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
                          dashboard_host="127.0.0.1", include_dashboard=include_dashboard, **dashboard,
                          **kwargs)
     except BaseException:
+        if not address:  # a start cut short (Ctrl-C, SIGTERM, a failure): what it started goes with it
+            _stop_partial_start()
         ray_output.release()
         raise
     ray_output.capture_attach(_logs_dir())
     return not address
+
+
+def _stop_partial_start() -> None:
+    """Stop what a local Ray's start that did not finish had started (its GCS, raylet, dashboard, agents)."""
+    import ray  # late: as ensure_ray's, which alone calls this
+
+    leftovers = ray_leftovers.ray_processes()
+    try:
+        ray.shutdown()
+    except Exception as exc:  # noqa: BLE001 - half-started: what Ray cannot stop, reap below ends
+        logger.debug("ray.shutdown after a cut-short start: %s", exc)
+    ray_leftovers.end_leftovers(leftovers)
 
 
 def local_ray_env(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -199,14 +216,17 @@ def _free_port() -> int:
 
 
 def shutdown_ray() -> None:
-    """Stop the Ray this process started (or leave the cluster it joined) and give stderr back."""
+    """Stop the Ray this process started (or leave the cluster it joined) and give stderr back; what of a local Ray
+    outlives its shutdown (its agents) is ended (trapline/base/ray_leftovers.py), so every stop leaves nothing."""
     # Ray loads on first use: every CLI command imports this module, most never start Ray
     import ray
 
+    leftovers = ray_leftovers.ray_processes()  # before: once the raylet is gone, its agents are PID 1's
     try:
         ray.shutdown()
     finally:
         ray_output.release()
+        ray_leftovers.end_leftovers(leftovers)
 
 
 def check_reachable(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:

@@ -12,6 +12,7 @@ The modules that are not views:
     picture_queries.py  which tables the pictures view reads (`?tables=`, or a known source), with their archive
     picture_files.py  the archive images, snips, thumbnails and clip frames themselves (no router)
     found_tables.py   tables under the jobs' roots shown unconfigured, with the archive their runs record
+    season_metrics.py the season's signals as Prometheus metrics (GET /metrics), rendered, never read per scrape
 
 Why a room of its own: the jobs (batch/jobs/) are what runs; these are what is read and decided afterwards. The
 views import the control plane (its path policy, a finished job's output) and never the other way round.

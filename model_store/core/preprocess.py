@@ -13,6 +13,7 @@ import numpy as np
 from model_store.core.config import ModelConfig, PreprocessConfig
 from model_store.core.imaging import decode_image_at_least
 from model_store.core.tiling import TiledInput, TiledMeta, TilingConfig, tile_origins
+from trapline.base.errors import ImageDecodeError
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,6 @@ class Preprocessor:
         tw, th = tiling.tile_wh(self.config.input_size)
         cut = tile_origins(w, h, tw, th, tiling.overlap)
         if len(cut) > tiling.max_tiles:
-            from trapline.base.errors import ImageDecodeError
-
             raise ImageDecodeError("too_many_tiles", f"a {w}x{h} image is {len(cut)} tiles of {tw}x{th} at overlap "
                                                      f"{tiling.overlap}, over tiling.max_tiles {tiling.max_tiles}")
         inputs, metas, origins = [], [], []

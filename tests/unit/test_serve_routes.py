@@ -43,7 +43,7 @@ class CoreService:
     def refuse_early(self, model):  # never full here; the one-hop replica's check is in test_serve_burst.py
         pass
 
-    async def detect(self, model, version, alias, data, filters, render, classify=True, crops=None):
+    async def detect(self, model, version, alias, data, filters, render, classify=True, crops=None, tiling=None):
         self.calls.append((model, version, alias, len(data), filters, render))
         if model not in (None, "fixture"):
             raise NotFoundError(f"model {model!r} is not served here")

@@ -6,6 +6,7 @@
     storage.py         local paths and s3:// alike (fsspec): atomic writes, listings
     ray_runtime.py     starting or joining Ray, quietly
     ray_output.py      Ray's own output kept off the user's terminal
+    ray_leftovers.py   what a local Ray leaves behind when it stops, found and ended
     entry.py           how every entry point runs a command (exit codes, Ctrl-C)
     printed.py         a command's result: its text for people, its data for --json
     service_records.py running `trapline serve` services on record, so later commands find them

@@ -26,7 +26,7 @@ from batch.export.fields import box_of, capture_offset, iso_time, iso_times, sci
 from batch.postprocessing.events import DEFAULT_GAP_S, group_events
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.clock import utc_offset_text
-from model_store.tables.reader import TableSet
+from model_store.tables.table_set import TableSet
 
 ObservationLevel = Literal["media", "event", "both"]
 HUMAN_LABELS = {"person", "people", "human", "humans", "hiker"}

@@ -46,7 +46,8 @@ from model_store.tables.identities import (
     summarise_individuals,
 )
 from model_store.tables.lease import RunLease
-from model_store.tables.reader import Tables, current_kept, resolve_table_set
+from model_store.tables.reader import Tables
+from model_store.tables.table_set import current_kept, resolve_table_set
 from model_store.tables.writer import parquet_bytes, write_file
 from trapline.base.errors import BatchError, DecisionError, LabelNotCoveredError
 

@@ -14,8 +14,9 @@ from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
 from model_store import ModelStore
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
+from model_store.tables.table_set import TableSet
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture
 from tests.fixtures.clips import day_night_clip, truncate
 

@@ -106,6 +106,8 @@ class Tables:
              columns: list[str] | None = None, filter: ds.Expression | None = None,
              parts: Iterable[str] | None = None, dedupe: bool = True) -> pa.Table:
         """Rows of `table` (optionally one partition or some of its parts) as Arrow, partition keys included.
+        Seven parameters: the one read every table goes through, each a narrowing pyarrow applies (no command's
+        options reach this far down).
 
         `dedupe`: a row stored twice (the same row key in two files: a `trapline tables compact` between
         writing its merged part and removing the parts it merged, or one interrupted there) is read once,

@@ -22,9 +22,9 @@ import pyarrow as pa
 from batch.postprocessing import occurrences
 from batch.postprocessing.postprocess import run_postprocess
 from model_store.core.imaging import encode_jpeg
+from model_store.tables.locations import open_location
 from model_store.tables.schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA
 from model_store.tables.writer import part_name, write_part
-from trapline.base.storage import Storage
 
 RUN = "20260101T000000Z-abcdef"
 
@@ -60,7 +60,7 @@ def write_tables(root: Path, detections: int, cameras: int, pixels: bool, seed: 
                              "bbox_h": 0.04, "kept": True, "flags": [], "filters_hash": "0" * 16, "run_id": RUN})
     meta = {"model": {"name": "bench", "version": "1", "labels": ["moth"]}, "filters": {"hash": "0" * 16, "specs": []}}
     tables = root / "tables"
-    write_part(Storage(str(tables)), "bench", "1", part_name(RUN, [(r["uri"], r["content_id"]) for r in images]),
+    write_part(open_location(str(tables)), "bench", "1", part_name(RUN, [(r["uri"], r["content_id"]) for r in images]),
                pa.Table.from_pylist(images, schema=IMAGES_SCHEMA), pa.Table.from_pylist(dets, schema=DETECTIONS_SCHEMA),
                meta)
     return tables, len(dets)

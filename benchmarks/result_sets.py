@@ -39,8 +39,9 @@ from benchmarks.planning import build_archive, empty_results
 from model_store import ModelStore
 from model_store.core.provenance import provenance
 from model_store.tables.commit import write_results
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.set_records import SetRecord, redo_hash, utcnow_text, write_record
+from model_store.tables.table_set import resolve_table_set
 
 
 def trapline(*args: str) -> dict[str, Any]:

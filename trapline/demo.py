@@ -30,8 +30,9 @@ from model_store.demo.megadetector import ZAMBA_VERSION, UnavailableError, publi
 from model_store.demo.photos import PHOTOS, run_photos
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS
+from model_store.tables.table_set import resolve_table_set
 from serve.defaults import local_default
 from serve.local import run_local
 from trapline.base import env, ray_output

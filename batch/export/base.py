@@ -16,10 +16,11 @@ import pyarrow.dataset as ds
 
 from batch.export.common_options import FormatOptions
 from model_store.tables.archive import open_location
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS
 from model_store.tables.scope import Scope
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
+from model_store.tables.table_set import TableSet
 
 
 @dataclass

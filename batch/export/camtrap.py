@@ -14,21 +14,20 @@ import json
 import mimetypes
 import posixpath
 from collections import defaultdict
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-from batch.export.base import Exporter, ExportJob, open_output, write_file
+from batch.export.base import Exporter, ExportJob, ExportRows, open_output, write_file
 from batch.export.camtrap_options import CamtrapOptions
 from batch.export.camtrap_package import PackageFacts, camtrap_package, load_package_meta
 from batch.export.deployments import CAMTRAP_DEPLOYMENT_FIELDS, load_deployments, table_deployments
 from batch.export.fields import box_of, capture_offset, iso_time, iso_times, scientific_name
-from batch.postprocessing.events import DEFAULT_GAP_S, group_events
+from batch.postprocessing.events import group_events
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.clock import utc_offset_text
-from model_store.tables.reader import TableSet
+from model_store.tables.table_set import TableSet
 
-ObservationLevel = Literal["media", "event", "both"]
 HUMAN_LABELS = {"person", "people", "human", "humans", "hiker"}
 VEHICLE_LABELS = {"vehicle", "car", "truck", "bus", "motorcycle", "bicycle"}
 BLANK_LABELS = {"blank", "empty"}
@@ -60,11 +59,11 @@ def media_id(uri: str, content_id: str) -> str:
     return hashlib.sha1(f"{uri}\0{content_id}".encode()).hexdigest()[:16]
 
 
-def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset: str = "Z",
-               observation_level: ObservationLevel = "media", gap_s: float = DEFAULT_GAP_S,
-               occurrences: pd.DataFrame | None = None, individuals: dict | None = None
+def camtrap_dp(rows: ExportRows, tset: TableSet, options: CamtrapOptions, individuals: dict | None = None
                ) -> tuple[list[dict], list[dict]]:
-    """Camtrap DP 1.0 media and observations rows (failed images are left out).
+    """Camtrap DP 1.0 media and observations rows of one slice of `rows` (failed images are left out), shaped
+    by the command's options whole (`timezone`, `observation_level`, `gap_s`: a new option is read here, not
+    threaded through as one more argument).
 
     `observation_level` media: one observation per kept box (blank images one `blank` row);
     event: one per event (batch/postprocessing/events.py, `gap_s`) and label, `count` the most boxes of that
@@ -74,6 +73,8 @@ def camtrap_dp(images: pd.DataFrame, dets: pd.DataFrame, tset: TableSet, offset:
     occurrence in its tags. With `individuals` ((uri, content_id, detection_index) -> id, from `trapline
     identify` with people's decisions applied) each media-level box of an identified animal has its individualID.
     """
+    images, dets, occurrences = rows.images, rows.dets, rows.occurrences
+    offset, observation_level, gap_s = options.timezone, options.observation_level, options.gap_s
     individuals = individuals or {}
     by_uri = detections_by_uri(dets)
     classified_by = f"{tset.model_name} {tset.model_version}"
@@ -336,8 +337,7 @@ class CamtrapDPExporter(Exporter[CamtrapOptions]):
             media_csv = _csv_writer(media_file, CAMTRAP_MEDIA_FIELDS)
             obs_csv = _csv_writer(obs_file, CAMTRAP_OBSERVATION_FIELDS)
             for rows in job.rows():
-                media, observations = camtrap_dp(rows.images, rows.dets, job.tset, timezone, level,
-                                                 o.gap_s, rows.occurrences, job.individuals)
+                media, observations = camtrap_dp(rows, job.tset, o, job.individuals)
                 facts.add(media, observations)
                 media_csv.writerows(media)
                 obs_csv.writerows(observations)

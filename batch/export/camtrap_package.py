@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from batch.export.deployments import Deployment, aware, deployment_rows
-from model_store.tables.reader import TableSet
+from model_store.tables.table_set import TableSet
 from trapline.base.errors import BatchError
 from trapline.base.problems import describe, problems
 

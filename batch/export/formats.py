@@ -15,7 +15,7 @@ import pandas as pd
 from batch.export.base import Exporter, ExportJob, open_output
 from batch.export.fields import box_of
 from batch.export.md_metadata import classifier_info, detector_metadata
-from model_store.tables.reader import TableSet
+from model_store.tables.table_set import TableSet
 
 MD_FORMAT_VERSION = "1.4"
 

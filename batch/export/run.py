@@ -9,7 +9,8 @@ from batch.export.registry import EXPORTERS
 from batch.option_variants import unwrap
 from batch.postprocessing.events import set_occurrences
 from model_store.tables.identities import individual_ids
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
+from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import ROW_GROUP_ROWS
 
 # Image rows per slice of an export: as many as a part's row group, a fifth of the other table tools' 50,000. Every

@@ -46,9 +46,11 @@ from model_store.tables.identities import (
     summarise_individuals,
 )
 from model_store.tables.lease import RunLease
-from model_store.tables.reader import Tables, current_kept, resolve_table_set
+from model_store.tables.reader import Tables
+from model_store.tables.table_set import current_kept, resolve_table_set
 from model_store.tables.writer import parquet_bytes, write_file
 from trapline.base.errors import BatchError, DecisionError, LabelNotCoveredError
+from trapline.base.storage import Storage
 
 IDENTIFY_LEASE = ("identify", "sightings")  # _leases/identify@sightings.json beside the model versions' leases
 
@@ -111,18 +113,19 @@ def run_identify(tables_url: str, identifier: str, store: str | None = None, mod
     if not 0.0 < threshold < 1.0:
         raise BatchError(f"--threshold is a P(same individual) between 0 and 1, got {threshold}")
     run_id = new_identify_run_id()
-    lease = RunLease(open_location(tables_url), *IDENTIFY_LEASE, run_id).acquire(wait_s)
+    storage = open_location(tables_url)  # opened once here; what follows takes the opened thing
+    lease = RunLease(storage, *IDENTIFY_LEASE, run_id).acquire(wait_s)
     try:
         lease.start_heartbeat()
-        return _identify(tables_url, identifier, store, model, threshold, run_id, lease.check, workers)
+        return _identify(storage, identifier, store, model, threshold, run_id, lease.check, workers)
     finally:
         lease.release()
 
 
-def _identify(tables_url: str, identifier: str, store: str | None, model: str | None, threshold: float,
+def _identify(storage: Storage, identifier: str, store: str | None, model: str | None, threshold: float,
               run_id: str, fence, workers=None) -> IdentifyReport:
     ident = ModelStore(store).load_identifier(identifier)
-    tables = Tables(tables_url)
+    tables = Tables(storage)
     rows = covered_detections(tables, ident, model, store)
     keys: list[Key] = [(r.uri, r.content_id, int(r.detection_index)) for r in rows.itertuples()]
     workers = workers or LocalWorkers(ident)
@@ -133,10 +136,10 @@ def _identify(tables_url: str, identifier: str, store: str | None, model: str | 
         pairs += [(g, c.index, c.p_same) for c in found]
         if found:
             nearest[g] = found[0]
-    prev = read_result(tables_url, SIGHTINGS)
+    prev = read_result(storage, SIGHTINGS)
     previous = {(r.uri, r.content_id, int(r.detection_index)): r.individual_id for r in prev.itertuples()
                 if r.individual_id is not None}
-    decided = fold(DecisionsLog(tables_url).read(), previous)
+    decided = fold(DecisionsLog(storage).read(), previous)
     ok_keys = [keys[i] for i in ok]
     must, cannot, pinned = constraints(ok_keys, decided, previous)
     labels = cluster(len(ok), pairs, threshold, must, cannot)
@@ -155,7 +158,6 @@ def _identify(tables_url: str, identifier: str, store: str | None, model: str | 
     sightings = _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, ident, run_id)
     individuals = summarise_individuals(sightings, decided, run_id)
     report.individuals = len(individuals)
-    storage = open_location(tables_url)
     meta = {"identifier": ident.info.model_dump(), "threshold": threshold, "run_id": run_id}
     fence()  # before the first file and at the commit: a run that lost its lease writes nothing more
     write_file(storage, parquet_bytes(pa.Table.from_pandas(sightings, SIGHTINGS_SCHEMA, preserve_index=False), meta),
@@ -210,7 +212,8 @@ def _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, id
 def record_decision(tables_url: str, decision):
     """Append a person's decision about individuals after checking that what it names exists in the newest
     run (an unknown individual or sighting is a DecisionError and nothing is written)."""
-    sightings = read_result(tables_url, SIGHTINGS)
+    storage = open_location(tables_url)
+    sightings = read_result(storage, SIGHTINGS)
     known = set(sightings["individual_id"].dropna())
     check_decision(decision, known)
     keys = {(r.uri, r.content_id, int(r.detection_index)) for r in sightings.itertuples()}
@@ -219,4 +222,4 @@ def record_decision(tables_url: str, decision):
         if key_of(k) not in keys:
             raise DecisionError(f"unknown sighting {k.uri} #{k.detection_index}: not in the newest identify run "
                                 f"of {tables_url}", field="sighting")
-    return DecisionsLog(tables_url).append(decision)
+    return DecisionsLog(storage).append(decision)

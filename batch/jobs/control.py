@@ -26,8 +26,9 @@ from batch.options import ModelRefMark, marked_fields
 from model_store import ModelRef, ModelStore
 from model_store.tables.archive import open_location
 from model_store.tables.manifest import RunManifest, read_manifests
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.stop import request_stop, stop_requested
+from model_store.tables.table_set import resolve_table_set
 from serve.jobs_config import JobsConfig
 from trapline.base.errors import (
     DuplicateJobError,

@@ -23,8 +23,9 @@ from batch.postprocessing.determine import vote
 from model_store import ModelRef
 from model_store.core.filters.repeat import pairwise_iou
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS
+from model_store.tables.table_set import TableSet
 
 
 @dataclass(frozen=True)

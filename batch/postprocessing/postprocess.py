@@ -29,7 +29,7 @@ from batch.postprocessing.tracks import TRACK, Linked, link_occurrences
 from model_store import FilterSet
 from model_store.core.filters import DetectionArrays
 from model_store.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.schema import (
     DETECTIONS,
     DETECTIONS_SCHEMA,
@@ -40,6 +40,7 @@ from model_store.tables.schema import (
 )
 from model_store.tables.scope import Scope, ScopeError
 from model_store.tables.stop import stop_requested
+from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
 from trapline.base.errors import BatchError, RunStoppedError
 

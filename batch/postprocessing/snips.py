@@ -29,10 +29,11 @@ from model_store.core.crops import CROPS_DIR, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from model_store.tables.archive import cached_location, is_web, read_web
 from model_store.tables.codec import ranked_from_rows
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES, SNIPS, SNIPS_SCHEMA
 from model_store.tables.scope import Scope
 from model_store.tables.snip_files import write_snips
+from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import parquet_bytes, partition_parts, write_file
 
 KEY = ["uri", "content_id", "run_id"]

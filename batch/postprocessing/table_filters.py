@@ -18,9 +18,10 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from model_store.core.filters import REGISTRY, FilterConfig, FilterSet
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from model_store.tables.scope import Scope, time_window
+from model_store.tables.table_set import TableSet
 
 # (uri, content_id, run_id) of an image row -> detection_index values the filter fired on
 Fired = dict[tuple[str, str, str], set[int]]

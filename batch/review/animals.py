@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from batch.postprocessing.events import DEFAULT_GAP_S, group_events, period_counts, set_occurrences
-from model_store.tables.reader import TableSet
+from model_store.tables.table_set import TableSet
 
 
 class Animals:

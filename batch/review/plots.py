@@ -39,6 +39,7 @@ def _text(x: float, y: float, text: object, size: int = FONT, anchor: str = "mid
 
 
 def _rect(x: float, y: float, w: float, h: float, fill: str, cls: str, extra: str = "") -> str:
+    """An SVG rect. Seven parameters: the element's own attributes, one to one."""
     return f'<rect class="{cls}" x="{x:.2f}" y="{y:.2f}" width="{w:.2f}" height="{h:.2f}" fill="{_esc(fill)}"{extra}/>'
 
 

@@ -14,8 +14,9 @@ import pyarrow.dataset as ds
 
 from batch.export.fields import scientific_name
 from model_store.tables.browse import as_text
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS
+from model_store.tables.table_set import TableSet
 
 SPECIES_COLUMNS = ["species", "species_score", "species_rank", "species_source", "classifier"]
 

@@ -17,7 +17,8 @@ from batch.postprocessing.people import agreement_with_people
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
 from model_store import ModelStore
 from model_store.core.refs import check_segment
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
+from model_store.tables.table_set import resolve_table_set
 from serve.deps import in_thread, read_auth, service_of
 from trapline.base.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 

@@ -12,8 +12,9 @@ import time
 
 from batch.jobs.locations import locations
 from batch.views.picture_files import Source
+from model_store.tables.locations import storage_for
 from model_store.tables.manifest import read_manifests
-from trapline.base.storage import Storage
+from trapline.base.errors import ArchiveError
 
 TTL_S = 10.0  # a new reprocess's tables show within this
 _cache: dict[tuple[str, ...], tuple[float, dict[str, Source]]] = {}
@@ -44,8 +45,8 @@ def found_sources(roots: list[str]) -> dict[str, Source]:
 def archive_of(tables: str) -> str | None:
     """The local archive the newest reprocess into `tables` read, when it is still there."""
     try:
-        runs = read_manifests(Storage(tables))
-    except OSError:
+        runs = read_manifests(storage_for(tables))
+    except (OSError, ArchiveError):  # gone, or not a location trapline opens
         return None
     for m in reversed(runs):
         if m.kind != "reprocess" or not m.source:

@@ -125,7 +125,9 @@ def _animal(
     canvas: np.ndarray, x: float, y: float, w: float, h: float, c: Colour, rng: np.random.Generator,
     kind: str | None = None,
 ) -> None:
-    """Quadruped: horizontal body ellipse, head circle on one end, four legs, a tail (and a kind's extras)."""
+    """Quadruped: horizontal body ellipse, head circle on one end, four legs, a tail (and a kind's extras).
+
+    Eight parameters: a drawing primitive's box (x, y, w, h), colour and random source, as plain values."""
     s = ANIMAL_SHAPES[kind]
     face = 1 if rng.random() < 0.5 else -1
     leg_h = h * rng.uniform(*s.legs)
@@ -169,7 +171,9 @@ def _animal(
 def _person(
     canvas: np.ndarray, x: float, y: float, w: float, h: float, c: Colour, rng: np.random.Generator
 ) -> None:
-    """Upright figure: head circle, torso rectangle, two legs and two arms."""
+    """Upright figure: head circle, torso rectangle, two legs and two arms.
+
+    Seven parameters: a drawing primitive's box (x, y, w, h), colour and random source, as plain values."""
     cx = x + w / 2
     head_r = min(w * 0.3, h * 0.09)
     torso_w, top, bot = w * rng.uniform(0.4, 0.55), y + 2 * head_r, y + h * rng.uniform(0.5, 0.58)
@@ -187,7 +191,9 @@ def _person(
 def _vehicle(
     canvas: np.ndarray, x: float, y: float, w: float, h: float, c: Colour, rng: np.random.Generator
 ) -> None:
-    """Wide body rectangle with a cabin on top, windows and two dark wheels."""
+    """Wide body rectangle with a cabin on top, windows and two dark wheels.
+
+    Seven parameters: a drawing primitive's box (x, y, w, h), colour and random source, as plain values."""
     wheel_r = h * rng.uniform(0.2, 0.27)
     body_top, body_bot = y + h * rng.uniform(0.35, 0.5), y + h - wheel_r
     cab_l, cab_r = x + w * rng.uniform(0.1, 0.35), x + w * rng.uniform(0.6, 0.85)

@@ -20,9 +20,10 @@ import pyarrow.dataset as ds
 
 from model_store.tables.camera_summary import camera_summary
 from model_store.tables.cameras import DEFAULT_CAMERA_ID
-from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, TableSet, resolve_table_set, unique_rows
+from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from model_store.tables.set_records import hidden_keys
+from model_store.tables.table_set import TableSet, resolve_table_set
 from model_store.tables.values import records
 from trapline.base.errors import BatchError, NotFoundError
 

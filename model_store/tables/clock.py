@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from model_store.tables.decisions import DECISIONS_DIR, CorrectClock, DecisionsLog, MarkTimestampIssues
 from model_store.tables.deployments import DEPLOYMENTS_DIR, DeploymentRecord, DeploymentsTable
+from model_store.tables.locations import storage_for
 from model_store.tables.schema import UTC_TIME_SOURCES
 from trapline.base.storage import Storage
 
@@ -50,7 +51,7 @@ class TimeBook:
         """The deployments and clock decisions beside the tables at `tables`. Their files are created once and never
         rewritten, so the same names mean the same book: it is read again only when a file came or went (every
         read of the tables calls this; an export calls it per slice)."""
-        storage = tables if isinstance(tables, Storage) else Storage(tables)
+        storage = storage_for(tables)
         names = tuple(tuple(sorted(storage.listdir(d))) if storage.exists(d) else () for d in (DEPLOYMENTS_DIR,
                                                                                              DECISIONS_DIR))
         key = storage.url()

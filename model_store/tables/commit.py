@@ -47,6 +47,8 @@ def write_results(batch: pa.Table, *, out_url: str, model_name: str, model_versi
                   filters_hash: str, run_id: str, metadata: dict, fenced: bool = False,
                   lease: tuple[str, str] | None = None) -> pa.Table:
     """The sink: split one batch of results into an images part and a detections part, write both.
+    Ten parameters: the batch and a Ray Data sink's settings, keyword-only plain values a stage pickles
+    (batch/reprocess/writer.py's PartWriter holds them), not a command's options model.
 
     `fenced`: commit only while `run_id` holds the run lease (tables/lease.py), as a reprocess run does:
     the model version's lease, or the one `lease` names (the online recorder's own, `lease_parts` keys).
@@ -92,6 +94,7 @@ def write_stage_results(batch: pa.Table, *, out_url: str, model_name: str, model
                         filters_hash: str, run_id: str, metadata: dict, fenced: bool = False,
                         lease: tuple[str, str] | None = None) -> pa.Table:
     """The sink of a run with a crop/classify stage: its two extra files, then the part as `write_results` does.
+    Ten parameters: those of `write_results`, for the same reason.
 
     Fenced before the first file, before the detections file and at the commit (the images file)."""
     storage = open_location(out_url)

@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from model_store.tables.locations import storage_for
 from trapline.base.errors import DecisionError
 from trapline.base.storage import Storage
 
@@ -238,7 +239,7 @@ class DecisionsLog:
     """The append-only log beside one set of tables (`tables` is their root URL or a Storage on it)."""
 
     def __init__(self, tables: str | Storage) -> None:
-        self.storage = tables if isinstance(tables, Storage) else Storage(tables)
+        self.storage = storage_for(tables)
 
     def append(self, decision: Decision) -> Decision:
         """Record `decision` once; its id is new, so a clash means a bug, and it is refused, not overwritten."""

@@ -24,6 +24,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from model_store.tables.deployment_fields import Deployment, check_zone, validate_rows
+from model_store.tables.locations import storage_for
 from trapline.base.errors import BatchError
 from trapline.base.storage import Storage
 
@@ -85,7 +86,7 @@ class DeploymentsTable:
     Lifecycle: cheap to construct; `records()` reads the imports afresh each call (a few small files)."""
 
     def __init__(self, tables: str | Storage) -> None:
-        self.storage = tables if isinstance(tables, Storage) else Storage(tables)
+        self.storage = storage_for(tables)
 
     def add(self, rows: list[dict] | dict[str, Deployment], who: str, comment: str | None = None,
             default_zone: str | None = None, removed: list[str] | None = None) -> DeploymentsImport:

@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 
 from model_store.core.crops import crop_box
 from model_store.core.imaging import decode_image
-from model_store.tables.archive import open_location
 from model_store.tables.decisions import (
     INDIVIDUAL_DECISIONS,
     ConfirmSighting,
@@ -39,7 +38,9 @@ from model_store.tables.decisions import (
     RejectSighting,
     SplitIndividual,
 )
+from model_store.tables.locations import cached_location, storage_for
 from model_store.tables.schema import INDIVIDUALS, INDIVIDUALS_SCHEMA, SIGHTINGS, SIGHTINGS_SCHEMA
+from trapline.base.storage import Storage
 
 Key = tuple[str, str, int]  # (uri, content_id, detection_index)
 
@@ -80,21 +81,21 @@ def _run_order(run_id: str) -> str:
     return stamp if len(stamp) > 15 else stamp + "000000"
 
 
-def latest_run(tables_url: str) -> str | None:
+def latest_run(tables: str | Storage) -> str | None:
     """The newest committed identify run (one whose individuals file exists), or None."""
-    storage = open_location(tables_url)
+    storage = storage_for(tables)
     runs = [d.removeprefix("run_id=") for d in storage.listdir(INDIVIDUALS) if d.startswith("run_id=")]
     done = [r for r in runs if storage.exists(INDIVIDUALS, f"run_id={r}", "part-0.parquet")]
     return max(done, key=lambda r: (_run_order(r), r)) if done else None
 
 
-def read_result(tables_url: str, table: str, run_id: str | None = None) -> pd.DataFrame:
+def read_result(tables: str | Storage, table: str, run_id: str | None = None) -> pd.DataFrame:
     """One table (sightings or individuals) of a committed run (default: the newest); empty when none."""
-    run_id = run_id or latest_run(tables_url)
+    storage = storage_for(tables)
+    run_id = run_id or latest_run(storage)
     schema = SIGHTINGS_SCHEMA if table == SIGHTINGS else INDIVIDUALS_SCHEMA
     if run_id is None:
         return schema.empty_table().to_pandas()
-    storage = open_location(tables_url)
     return pq.read_table(pa.BufferReader(storage.read_bytes(table, f"run_id={run_id}", "part-0.parquet"))).to_pandas()
 
 
@@ -104,7 +105,7 @@ def cut_snips(rows: pd.DataFrame) -> list[np.ndarray | None]:
     for uri, group in rows.groupby("uri", sort=False):
         bucket = uri.split("/", 3)[2] if uri.startswith("s3://") else ""
         try:
-            rgb = decode_image(open_location(f"s3://{bucket}" if bucket else "/").fs.cat_file(uri))
+            rgb = decode_image(cached_location(f"s3://{bucket}" if bucket else "/").fs.cat_file(uri))
         except Exception:  # noqa: BLE001 - gone, changed or undecodable: those sightings are unidentifiable
             continue
         h, w = rgb.shape[:2]
@@ -195,12 +196,13 @@ def row_key(row: Any) -> Key:
     return (row.uri, row.content_id, int(row.detection_index))
 
 
-def current(tables_url: str) -> Current:
-    """The newest committed identify run of `tables_url` with the decisions log applied (empty when none ran)."""
-    sightings = read_result(tables_url, SIGHTINGS)
+def current(tables: str | Storage) -> Current:
+    """The newest committed identify run of `tables` with the decisions log applied (empty when none ran)."""
+    tables = storage_for(tables)
+    sightings = read_result(tables, SIGHTINGS)
     run_id = sightings["run_id"].iloc[0] if len(sightings) else None
     previous = {row_key(r): r.individual_id for r in sightings.itertuples() if not pd.isna(r.individual_id)}
-    decisions = DecisionsLog(tables_url).read()
+    decisions = DecisionsLog(tables).read()
     decided = fold(decisions, previous)
     ids, how = [], []
     for r in sightings.itertuples():
@@ -222,10 +224,10 @@ def current(tables_url: str) -> Current:
                    previous)
 
 
-def individual_ids(tables_url: str, model_name: str, model_version: str, filters_hash: str) -> dict[Key, str]:
+def individual_ids(tables: str | Storage, model_name: str, model_version: str, filters_hash: str) -> dict[Key, str]:
     """(uri, content_id, detection_index) -> individual id now, for the sightings of one result set (detection
     indices are indices within it): what exports write as Camtrap DP's individualID. Empty when none ran."""
-    cur = current(tables_url)
+    cur = current(tables)
     s = cur.sightings
     if s.empty or "filters_hash" not in s.columns:  # no run, or one made before sightings named their result set
         return {}

@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 
 from model_store import ModelStore
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision
-from model_store.tables.reader import PART_RE, PART_TABLES, Tables, resolve_table_set
+from model_store.tables.reader import PART_RE, PART_TABLES, Tables
 from model_store.tables.schema import IMAGES
 from model_store.tables.set_records import SetRecord, records
+from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import METADATA_KEY, partition_parts
 from trapline.base.errors import BatchError
 

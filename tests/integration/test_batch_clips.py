@@ -7,15 +7,18 @@ import datetime as dt
 
 import pytest
 
+from batch.export.base import ExportRows
 from batch.export.camtrap import camtrap_dp
+from batch.export.camtrap_options import CamtrapOptions
 from batch.export.formats import megadetector
 from batch.jobs.control import manifest_progress
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
 from model_store import ModelStore
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
+from model_store.tables.table_set import TableSet
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture
 from tests.fixtures.clips import day_night_clip, truncate
 
@@ -64,7 +67,8 @@ def test_a_folder_of_stills_and_clips_through_the_job(ray_cluster, tmp_path):
     assert entry["frame_rate"] == 10.0 and {d["frame_number"] for d in entry["detections"]} == {20, 30, 40, 50}
 
     # Camtrap DP: the clip is a video/mp4 media row; its animals one event-level observation over the clip's span
-    media, observations = camtrap_dp(images, dets[dets["kept"]], tset)
+    options = CamtrapOptions(tables=str(out), out=str(out / "dp"), format="camtrap-dp")
+    media, observations = camtrap_dp(ExportRows(images, dets[dets["kept"]]), tset, options)
     clip_media = next(m for m in media if m["fileName"] == "visit.mp4")
     assert clip_media["fileMediatype"] == "video/mp4" and clip_media["timestamp"].startswith("2024-06-01T21:30:00")
     seen = [o for o in observations if o["eventID"] == f"clip_{clip_media['mediaID']}"]

@@ -286,8 +286,8 @@ def test_a_redo_through_the_job_is_read_once_whole_and_a_stopped_one_resumes(ray
     """Issue 59: `--redo --reason` makes a new result set of the same version; stopped, readers keep the old set and
     `--redo` again resumes it; whole, readers take it, and a plain rerun finds nothing new."""
     from model_store.core.provenance import CORE_VERSION
-    from model_store.tables.reader import resolve_table_set
     from model_store.tables.set_records import read_record
+    from model_store.tables.table_set import resolve_table_set
 
     out, n = tmp_path / "out", len(env["spec"].images)
     shutil.copytree(first_run["out"], out)

@@ -99,7 +99,9 @@ def test_camtrap_dp_event_level_observations(env, tmp_path):
 def test_event_level_observations_carry_the_species_when_a_classifier_ran():
     from types import SimpleNamespace
 
+    from batch.export.base import ExportRows
     from batch.export.camtrap import camtrap_dp
+    from batch.export.camtrap_options import CamtrapOptions
 
     def cls(label, score, path):
         return {"label": label, "score": score, "taxon_path": path, "classifier_name": "species",
@@ -116,7 +118,8 @@ def test_event_level_observations_carry_the_species_when_a_classifier_ran():
         {"uri": "f2", "label": "person", "score": 0.5, **box, "classifications": []},
     ])
     tset = SimpleNamespace(model_name="md", model_version="5", filters_hash="h", labels=["animal", "person"])
-    _, rows = camtrap_dp(images, dets, tset, observation_level="event", gap_s=60)
+    options = CamtrapOptions(tables="t", out="o", format="camtrap-dp", observation_level="event", gap_s=60)
+    _, rows = camtrap_dp(ExportRows(images, dets), tset, options)
     by_name = {(r.get("scientificName", ""), r["observationTags"].split("|")[0]): r for r in rows}
     assert set(by_name) == {("Capreolus capreolus", "label:animal"), ("fox", "label:animal"), ("", "label:person")}
     roe = by_name[("Capreolus capreolus", "label:animal")]

@@ -13,9 +13,10 @@ from batch.jobs.control import JobControl
 from batch.postprocessing.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.tables.manifest import read_manifests
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from model_store.tables.stop import request_stop, stop_requested
+from model_store.tables.table_set import resolve_table_set
 from serve.jobs_config import JobsConfig
 from tests.fixtures.archive import (
     PATH_PATTERN,

@@ -13,7 +13,8 @@ from batch.postprocessing.people import agreement_with_people
 from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.job import _check_people
 from batch.reprocess.summary import RunReport, format_report
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
+from model_store.tables.table_set import resolve_table_set
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
 from trapline.cli import main

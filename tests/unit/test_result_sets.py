@@ -19,9 +19,10 @@ from model_store import ModelStore
 from model_store.core.provenance import CORE_VERSION, core_fingerprint, trapline_version
 from model_store.tables import browse, lifecycle
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, make
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.set_records import read_record
 from model_store.tables.sets import format_sets, listed
+from model_store.tables.table_set import resolve_table_set
 from tests.fixtures.archive import (
     brightness_config,
     brightness_model,

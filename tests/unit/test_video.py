@@ -22,8 +22,9 @@ from model_store.core.clip_sampling import Sampling, clip_ranges
 from model_store.core.clips import detect_clip
 from model_store.core.config.detector import PreprocessConfig
 from model_store.core.video import ClipReader, VideoDecodeError, probe_clip
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
+from model_store.tables.table_set import TableSet
 from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
 from trapline.base.errors import OptionsError

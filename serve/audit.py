@@ -20,8 +20,8 @@ import logging
 import uuid
 from typing import Any
 
+from model_store.tables.locations import storage_for
 from serve.roles import Role
-from trapline.base.storage import Storage
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -43,7 +43,7 @@ class AuditLog:
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self.storage = Storage(location)
+        self.storage = storage_for(location)
 
     def append(self, who: str, action: str, outcome: str, **detail: Any) -> dict[str, Any]:
         now = dt.datetime.now(dt.timezone.utc)

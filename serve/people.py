@@ -31,9 +31,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from model_store.tables.locations import storage_for
 from serve.roles import ROLE_NAMES, Person, Role
 from trapline.base.errors import InvalidParameterError, NotFoundError
-from trapline.base.storage import Storage
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -83,7 +83,7 @@ class PeopleRegistry:
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self.storage = Storage(location)
+        self.storage = storage_for(location)
 
     def entries(self) -> dict[str, dict[str, Any]]:
         try:

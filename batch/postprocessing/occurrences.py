@@ -32,8 +32,9 @@ from model_store.tables.decisions import (
     SplitOccurrence,
     make,
 )
-from model_store.tables.reader import Tables, TableSet, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
+from model_store.tables.table_set import TableSet, resolve_table_set
 from trapline.base.errors import BatchError, DecisionError, NotFoundError
 
 DETERMINED_BY = (MODEL, HUMAN)

@@ -38,9 +38,10 @@ from model_store.core.masks import from_rle
 from model_store.tables.archive import open_location
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.decisions import DecisionsLog
-from model_store.tables.reader import Tables, TableSet
+from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
 from model_store.tables.scope import Scope
+from model_store.tables.table_set import TableSet
 
 TRACK = "track"
 IMAGE_KEY = ["uri", "content_id", "run_id"]

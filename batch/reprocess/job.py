@@ -51,9 +51,9 @@ from model_store.tables.lease import RunLease
 from model_store.tables.listing import entries_table
 from model_store.tables.manifest import RunManifest, close_abandoned, new_run_id, submission_id, write_manifest
 from model_store.tables.metadata import part_metadata
-from model_store.tables.reader import resolve_table_set
 from model_store.tables.schema import RUNS_DIR
 from model_store.tables.stop import stop_requested
+from model_store.tables.table_set import resolve_table_set
 from trapline.base.entry import add_verbose, run_command
 from trapline.base.errors import BatchError, FilterConfigError, RunStoppedError, TraplineError
 from trapline.base.ray_output import console, is_quiet

@@ -8,7 +8,6 @@ counts only if its image row (same uri, content_id, filters_hash, run_id) exists
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -314,16 +313,3 @@ def unique_rows(table: pa.Table, key: Sequence[str]) -> pa.Table:
 def _empty(schema: pa.Schema, columns: list[str] | None) -> pa.Table:
     t = schema.empty_table()
     return t.select(columns) if columns else t
-
-
-# For the call sites still to move to model_store.tables.table_set (files other work had open when the names moved):
-# batch/postprocessing/occurrences.py, batch/postprocessing/tracks.py, batch/reprocess/job.py,
-# tests/integration/test_jobs_http.py. Loaded on first use (PEP 562): table_set imports Tables from here, and an
-# import at the top would be a circle. Once those four import from table_set, this goes.
-_MOVED_TO_TABLE_SET = ("TableSet", "current_kept", "resolve_table_set")
-
-
-def __getattr__(name: str):
-    if name not in _MOVED_TO_TABLE_SET:
-        raise AttributeError(f"module 'model_store.tables.reader' has no attribute {name!r}")
-    return getattr(importlib.import_module("model_store.tables.table_set"), name)

@@ -26,8 +26,9 @@ from batch.jobs.backfill import BackfillWatcher, backfill_id
 from batch.jobs.control import JobControl
 from model_store import ModelStore
 from model_store.tables.manifest import read_manifests
-from model_store.tables.reader import Tables, resolve_table_set
+from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
+from model_store.tables.table_set import resolve_table_set
 from serve.jobs_config import JobsConfig
 from serve.local import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local

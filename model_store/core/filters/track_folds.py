@@ -90,6 +90,15 @@ def _contained(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarr
     return inter / np.maximum(np.minimum(dets.area[a], dets.area[b]), 1e-12)
 
 
+def _look_apart(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarray | None:
+    """Per pair of rows, the appearance distance (1 - cosine) of their boxes; None without appearances."""
+    if dets.app is None or not len(dets.app):
+        return None
+    u, v = dets.app[a], dets.app[b]
+    cos = (u * v).sum(axis=1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-12)
+    return 1.0 - cos
+
+
 def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
                dets: CameraDetections, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(track ids with hand-overs joined, the rows that start a joined track, the share of the frames the two
@@ -115,6 +124,13 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     np.logical_or.at(nested, np.searchsorted(code, full), _contained(a, b, dets) >= config.fold_inside)
     pairs, inv, common = np.unique(code // base, return_inverse=True, return_counts=True)
     n_nested = np.bincount(inv, nested.astype(np.int64), minlength=len(pairs))
+    # One animal's two boxes look alike; two animals handing over a spot need not (fold_look).
+    apart = _look_apart(a, b, dets)
+    looks_one = np.ones(len(pairs), dtype=bool)
+    if apart is not None:
+        per = np.searchsorted(pairs, full // base)
+        looks_one = (np.bincount(per, apart, minlength=len(pairs))
+                     / np.maximum(np.bincount(per, minlength=len(pairs)), 1)) <= config.fold_look
     x, y = pairs // k, pairs % k
     start, end = np.full(k, np.iinfo(np.int64).max), np.full(k, -1)
     np.minimum.at(start, track_of[known], key[known])
@@ -123,6 +139,7 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     area = np.bincount(track_of[known], dets.area[known], minlength=k) / np.maximum(
         np.bincount(track_of[known], minlength=k), 1)
     alike = np.minimum(area[x], area[y]) >= config.sit_size_ratio * np.maximum(area[x], area[y])
+    alike &= looks_one
     x, y, common, n_nested = x[alike], y[alike], common[alike], n_nested[alike]
     earlier = start[x] <= start[y]
     before, after = np.where(earlier, x, y), np.where(earlier, y, x)
@@ -207,9 +224,16 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     density = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k, config.max_gap_frames + 1)
     within = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k)
     rel = np.bincount(inv, dets.area[piece_row] / np.maximum(dets.area[host_row], 1e-12), minlength=len(uniq)) / n
+    # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
+    # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
+    apart = _look_apart(piece_row, host_row, dets)
+    if apart is not None:
+        ok &= np.bincount(inv, apart, minlength=len(uniq)) / n <= config.fold_look
+        strong &= ok
+    whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
     corroborated = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq))
-    weak = ok & ~strong & (density <= config.fold_sit_density) & (corroborated | ((n >= 3) & (within <= _WITHIN))
-                                                                   | (n <= 2) & (density <= _SHORT))
+    weak = ok & ~strong & ~whole & (density <= config.fold_sit_density) & (
+        corroborated | ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (density <= _SHORT))
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak
@@ -302,7 +326,17 @@ def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
         return out
     own = np.flatnonzero((step_of >= 0) & ~folded)
     hits = np.bincount(track_of[own], minlength=k)
-    long = hits >= config.static_min_frames
+    need = np.full(k, config.static_min_frames)
+    if config.static_burst_share > 0 and len(own):
+        # A burst of 10 frames holds at most 10 boxes of a leaf: in a run shorter than static_min_frames, a box
+        # there in static_burst_share of the run's frames (and static_min_burst or more) is enough.
+        span = int(step_of.max()) + 1
+        frames = np.bincount(np.unique(dets.segment[own] * span + step_of[own]) // span)
+        seg = np.zeros(k, dtype=np.int64)
+        seg[track_of[own]] = dets.segment[own]
+        short = np.maximum(np.ceil(config.static_burst_share * frames[seg]), config.static_min_burst)
+        need = np.minimum(need, short).astype(np.int64)
+    long = hits >= need
     rows = own[long[track_of[own]]]
     if not len(rows):
         return out
@@ -326,5 +360,5 @@ def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     iou = inter / np.maximum(dets.area[rows] + area_m - inter, 1e-12)
     still = np.add.reduceat((iou >= config.static_iou).astype(np.int64), starts)
     tracks = ids[starts]
-    out[tracks] = (still >= config.static_min_frames) & (still >= config.static_share * np.diff(bounds))
+    out[tracks] = (still >= need[tracks]) & (still >= config.static_share * np.diff(bounds))
     return out

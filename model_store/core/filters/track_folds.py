@@ -19,7 +19,12 @@ goes, an animal that sits is detected in nearly every frame) and it comes back (
 its place and of its size), or it has gaps of its own, or it is one or two boxes in a track seen all around them;
 the fold is weak: its confidence is at most 0.5, so it sorts to the review queue. Two animals are not folded on
 nesting alone: a piece seen in most of the frames it could be, one that drifted in the other's box, or one nested
-in two tracks (unless one of them holds its like), stays a track. A duplicate of about the animal's size can
+in two tracks (unless one of them holds its like), stays a track. Every fold (and hand-over) also needs the piece
+to look like the other track where boxes have an appearance (mean distance at most `fold_look`): an animal's second
+box shows that animal, a neighbour's box or a visitor on a sitter shows another (without this, 137 folds on
+nights with no second box, 76 hiding an animal; issue 69). Without an appearance, a piece over `fold_part_area` of
+the other's area (itself a plausible whole animal) is folded only on a strong fold. A duplicate of about the
+animal's size can
 also take the animal's track for a frame while the animal's own box starts another (`hand_overs`): two tracks of
 one size, one ending soon after the other starts, nested in the frames they share, are joined first.
 
@@ -28,6 +33,8 @@ repeat-detection elimination exists for; model_store/core/filters/repeat.py is t
 thresholds are the rule's: at least `static_min_frames` detections (the rule's min_images) at an IoU of at least
 `static_iou` (its iou) with the track's median box, and those are at least `static_share` of the track's boxes:
 an insect that sits jitters (wings, the detector's own noise) and shuffles now and then, a fixed thing does not.
+A burst of ten frames holds at most ten boxes of a leaf, so in a run of frames shorter than `static_min_frames`
+the bar is `static_burst_share` of the run's frames (at least `static_min_burst` boxes).
 Pure numpy: no Ray, no tables.
 """
 

@@ -49,6 +49,7 @@ from model_store.core.filters.track_costs import CameraDetections
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
+_PRESENT = 0.5  # a piece's host is seen in at least this share of the piece's frames
 _SHORT = 0.2  # a piece of one or two frames: its share of the host's frames around it (5 or more of them)
 
 
@@ -210,8 +211,12 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     frames_of = _distinct_frames(track_of, key, known, k)
     uniq, inv, nested = np.unique(pair, return_inverse=True, return_counts=True)
     p_of, h_of = uniq // k, uniq % k
-    share = nested / np.maximum(frames_of[p_of], 1)
-    ok = share >= config.fold_min_share
+    # The share is over the frames the host is seen in (where it was missed, the piece may have taken the
+    # animal's own box), and the host is seen in at least _PRESENT of the piece's frames: a track mostly on its own
+    # is an animal of its own.
+    present = _co_frames(p_of, h_of, track_of, key, known)
+    share = nested / np.maximum(present, 1)
+    ok = (share >= config.fold_min_share) & (present >= _PRESENT * frames_of[p_of])
     # Where it sits in the host's box, frame by frame (in the host's box sizes), and how far the host moved.
     side = np.maximum(dets.side[host_row], 1e-9)
     off = (dets.centre[piece_row] - dets.centre[host_row]) / side[:, None]
@@ -283,6 +288,20 @@ def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np
     out[i[close]] = True
     out[j[close]] = True
     return out
+
+
+def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray,
+               known: np.ndarray) -> np.ndarray:
+    """Per (piece, host): the number of the piece's frames in which the host has a box too."""
+    base = int(key.max()) + 1
+    codes = np.unique(track_of[known] * base + key[known])  # each track's distinct frames, sorted
+    lo = np.searchsorted(codes, p_of * base)
+    hi = np.searchsorted(codes, (p_of + 1) * base)
+    pair = np.repeat(np.arange(len(p_of)), hi - lo)
+    at = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if len(p_of) else np.zeros(0, int)
+    probe = h_of[pair] * base + codes[at] % base
+    found = codes[np.minimum(np.searchsorted(codes, probe), len(codes) - 1)] == probe
+    return np.bincount(pair, found.astype(np.int64), minlength=len(p_of))
 
 
 def _distinct_frames(track_of: np.ndarray, key: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:

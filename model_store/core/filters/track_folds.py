@@ -8,7 +8,9 @@ such a piece says what it is: nearly every box of it lies inside or on one other
 steady place of that box, and where that track walks it walks along. `fold_parts` gives such a piece to that
 track, its detections kept (an occurrence holds every box of its animal) and each fold's evidence returned:
 - the share of the piece's frames where its box is inside or on the other's (containment of the smaller box,
-  `fold_inside`), at least `fold_min_share`;
+  `fold_inside`), at least `fold_min_share`, counted over the frames the other is seen in (where it was missed,
+  the piece may have taken the animal's own box), and the other is seen in at least half the piece's frames (a
+  track mostly on its own is an animal of its own);
 - the spread of its place in the other's box (the offset of the centres, in the other's box sizes);
 - how far the other moved meanwhile, in its box sizes. A piece that rode along `fold_move` box sizes or more
   with a spread within `fold_spread` is a strong fold.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_store.core.filters.track_folds import _co_frames
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
 
 CONFIG = TrackConfig()
@@ -23,7 +24,12 @@ class Scene:
         self.truth: list[int] = []
         self.scores: list[float] = []
 
-    def add(self, frame: int, box: list[float], animal: int, score: float = 0.8) -> None:
+    def add(self, frame: int, box: list[float], animal: int, score: float = 0.8, look: int | None = None) -> None:
+        """`look`: the box's appearance, one of a few colours (None: the scene has no appearances)."""
+        if look is not None:
+            self.looks = getattr(self, "looks", [0] * len(self.frames))
+        if hasattr(self, "looks"):
+            self.looks.append(look or 0)
         self.frames.append(frame)
         self.boxes.append(box)
         self.truth.append(animal)
@@ -32,7 +38,9 @@ class Scene:
     def link(self, config: TrackConfig = CONFIG, seconds_per_frame: float = 20.0):
         frames = np.array(self.frames)
         scores = np.array(self.scores)
-        linked = link_camera_scored(frames * seconds_per_frame, frames, np.array(self.boxes), config, scores=scores)
+        app = np.eye(4)[self.looks] + 0.1 if hasattr(self, "looks") else None
+        linked = link_camera_scored(frames * seconds_per_frame, frames, np.array(self.boxes), config, scores=scores,
+                                    appearance=app)
         counted = confirmed_tracks(linked.ids, config, scores, static=linked.static)
         return linked, counted
 
@@ -120,8 +128,10 @@ def test_a_box_that_never_moves_is_flagged_and_not_counted():
     truth = np.array(scene.truth)
     assert linked.static[truth == -1].all() and not linked.static[truth == 0].any()
     assert counted.sum() == 1 and counted[linked.ids[truth == 0][0]]
-    # The rule's thresholds are the user's: fewer frames than static_min_frames, or 0, flags nothing.
-    assert not scene.link(CONFIG.model_copy(update={"static_min_frames": 31}))[0].static.any()
+    # The rule's thresholds are the user's: fewer frames than static_min_frames (short runs off), or 0, flags
+    # nothing.
+    long_only = CONFIG.model_copy(update={"static_min_frames": 31, "static_burst_share": 0.0})
+    assert not scene.link(long_only)[0].static.any()
     assert not scene.link(CONFIG.model_copy(update={"static_min_frames": 0}))[0].static.any()
 
 
@@ -143,3 +153,41 @@ def test_confirmed_tracks_leaves_out_only_wholly_flagged_tracks():
     static = np.array([True, True, True, True, False, False])
     assert confirmed_tracks(ids, CONFIG, static=static).tolist() == [False, True]
     assert confirmed_tracks(ids, CONFIG).tolist() == [True, True]
+
+
+def test_a_box_that_never_moves_in_a_short_burst_is_flagged_and_a_walking_animal_is_not():
+    rng = np.random.default_rng(9)
+    scene = Scene()
+    for f in range(8):  # a burst of 8 frames, 1 s apart: a stump boxed in 7 of them, a deer walking past
+        if f != 3:
+            scene.add(f, _box(0.7 + rng.normal(0, 0.0005), 0.2 + rng.normal(0, 0.0005), 0.1, 0.15), -1, score=0.7)
+        scene.add(f, _box(0.1 + 0.05 * f, 0.6, 0.15, 0.2), 0, score=0.9)
+    linked, counted = scene.link(seconds_per_frame=1.0)
+    truth = np.array(scene.truth)
+    assert linked.static[truth == -1].all() and not linked.static[truth == 0].any()
+    assert counted.sum() == 1
+    # Below static_min_burst boxes, or with short runs off, nothing is flagged.
+    assert not scene.link(CONFIG.model_copy(update={"static_min_burst": 8}), seconds_per_frame=1.0)[0].static.any()
+    assert not scene.link(CONFIG.model_copy(update={"static_burst_share": 0.0}),
+                          seconds_per_frame=1.0)[0].static.any()
+
+
+def test_a_neighbour_that_looks_different_is_not_folded_into_a_sitter():
+    rng = np.random.default_rng(11)
+    scene = Scene()
+    _sitter(scene, 0, 0.4, 0.4, 0.12, 0.16, range(20), rng)
+    for f in (6, 7):  # a small visitor of another look lands on the sitter's box for two frames
+        scene.add(f, _box(0.42, 0.42, 0.04, 0.05), 1, score=0.9, look=1)
+    linked, counted = scene.link()
+    truth = np.array(scene.truth)
+    assert np.isnan(linked.folds[truth == 1, 0]).all()
+    assert not set(linked.ids[truth == 1]) & set(linked.ids[truth == 0])
+
+
+def test_a_pieces_share_counts_only_the_frames_its_host_is_seen_in():
+    # Track 0 (a host) in frames 0-9 but 4-5; track 1 (a piece) in frames 2-7; track 2 alone in frames 20-23.
+    track_of = np.array([0] * 8 + [1] * 6 + [2] * 4)
+    key = np.array([0, 1, 2, 3, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 20, 21, 22, 23])
+    known = np.arange(len(key))
+    got = _co_frames(np.array([1, 2, 1]), np.array([0, 0, 2]), track_of, key, known)
+    assert got.tolist() == [4, 0, 0]

@@ -143,6 +143,16 @@ class TrackConfig(BaseModel):
                                                                      "track's frames around it: an animal that sits "
                                                                      "is detected in nearly every frame, a part box "
                                                                      "comes and goes")
+    fold_look: float = Field(0.2, ge=0.0, le=2.0, description="where the boxes have an appearance, a piece (or a "
+                                                             "hand-over) is folded only when it looks like the "
+                                                             "other track (the mean appearance distance, 1 - cosine, "
+                                                             "of their boxes in the frames they nest) at most this "
+                                                             "much: an animal's second box shows the same animal, a "
+                                                             "neighbour's box another")
+    fold_part_area: float = Field(0.5, gt=0.0, le=1.0, description="a piece whose mean box is over this share of "
+                                                                   "the other's area could itself be a whole "
+                                                                   "animal: without an appearance it is folded "
+                                                                   "only on a strong fold (it rode along)")
     static_min_frames: int = Field(10, ge=0, description="a track is flagged static (a leaf, a mark on the sheet: "
                                                          "left out of counts) when at least this many of its "
                                                          "boxes ... (MegaDetector's repeat-detection rule's "
@@ -152,6 +162,12 @@ class TrackConfig(BaseModel):
     static_share: float = Field(0.95, gt=0.0, le=1.0, description="... and those are at least this share of its "
                                                                   "boxes: an insect that sits jitters and "
                                                                   "shuffles, a fixed thing does not")
+    static_burst_share: float = Field(0.8, ge=0.0, le=1.0, description="in a run of frames (a burst) shorter "
+                                                                       "than static_min_frames, a track is judged "
+                                                                       "on at least this share of the run's "
+                                                                       "frames instead (0: never in short runs)")
+    static_min_burst: int = Field(5, ge=1, description="... and at least this many boxes: a still animal in a "
+                                                       "burst of three frames says nothing")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "
                                                  "may call one moth two names across frames)")
     label_penalty: float = Field(0.15, ge=0.0, description="cost added when a linked pair has different labels")

@@ -8,7 +8,9 @@ such a piece says what it is: nearly every box of it lies inside or on one other
 steady place of that box, and where that track walks it walks along. `fold_parts` gives such a piece to that
 track, its detections kept (an occurrence holds every box of its animal) and each fold's evidence returned:
 - the share of the piece's frames where its box is inside or on the other's (containment of the smaller box,
-  `fold_inside`), at least `fold_min_share`;
+  `fold_inside`), at least `fold_min_share`, counted over the frames the other is seen in (where it was missed,
+  the piece may have taken the animal's own box), and the other is seen in at least half the piece's frames (a
+  track mostly on its own is an animal of its own);
 - the spread of its place in the other's box (the offset of the centres, in the other's box sizes);
 - how far the other moved meanwhile, in its box sizes. A piece that rode along `fold_move` box sizes or more
   with a spread within `fold_spread` is a strong fold.
@@ -19,7 +21,12 @@ goes, an animal that sits is detected in nearly every frame) and it comes back (
 its place and of its size), or it has gaps of its own, or it is one or two boxes in a track seen all around them;
 the fold is weak: its confidence is at most 0.5, so it sorts to the review queue. Two animals are not folded on
 nesting alone: a piece seen in most of the frames it could be, one that drifted in the other's box, or one nested
-in two tracks (unless one of them holds its like), stays a track. A duplicate of about the animal's size can
+in two tracks (unless one of them holds its like), stays a track. Every fold (and hand-over) also needs the piece
+to look like the other track where boxes have an appearance (mean distance at most `fold_look`): an animal's second
+box shows that animal, a neighbour's box or a visitor on a sitter shows another (without this, 137 folds on
+nights with no second box, 76 hiding an animal; issue 69). Without an appearance, a piece over `fold_part_area` of
+the other's area (itself a plausible whole animal) is folded only on a strong fold. A duplicate of about the
+animal's size can
 also take the animal's track for a frame while the animal's own box starts another (`hand_overs`): two tracks of
 one size, one ending soon after the other starts, nested in the frames they share, are joined first.
 
@@ -28,6 +35,8 @@ repeat-detection elimination exists for; model_store/core/filters/repeat.py is t
 thresholds are the rule's: at least `static_min_frames` detections (the rule's min_images) at an IoU of at least
 `static_iou` (its iou) with the track's median box, and those are at least `static_share` of the track's boxes:
 an insect that sits jitters (wings, the detector's own noise) and shuffles now and then, a fixed thing does not.
+A burst of ten frames holds at most ten boxes of a leaf, so in a run of frames shorter than `static_min_frames`
+the bar is `static_burst_share` of the run's frames (at least `static_min_burst` boxes).
 Pure numpy: no Ray, no tables.
 """
 
@@ -42,6 +51,7 @@ from model_store.core.filters.track_costs import CameraDetections
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
+_PRESENT = 0.5  # a piece's host is seen in at least this share of the piece's frames
 _SHORT = 0.2  # a piece of one or two frames: its share of the host's frames around it (5 or more of them)
 
 
@@ -90,6 +100,15 @@ def _contained(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarr
     return inter / np.maximum(np.minimum(dets.area[a], dets.area[b]), 1e-12)
 
 
+def _look_apart(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarray | None:
+    """Per pair of rows, the appearance distance (1 - cosine) of their boxes; None without appearances."""
+    if dets.app is None or not len(dets.app):
+        return None
+    u, v = dets.app[a], dets.app[b]
+    cos = (u * v).sum(axis=1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-12)
+    return 1.0 - cos
+
+
 def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
                dets: CameraDetections, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(track ids with hand-overs joined, the rows that start a joined track, the share of the frames the two
@@ -115,6 +134,13 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     np.logical_or.at(nested, np.searchsorted(code, full), _contained(a, b, dets) >= config.fold_inside)
     pairs, inv, common = np.unique(code // base, return_inverse=True, return_counts=True)
     n_nested = np.bincount(inv, nested.astype(np.int64), minlength=len(pairs))
+    # One animal's two boxes look alike; two animals handing over a spot need not (fold_look).
+    apart = _look_apart(a, b, dets)
+    looks_one = np.ones(len(pairs), dtype=bool)
+    if apart is not None:
+        per = np.searchsorted(pairs, full // base)
+        looks_one = (np.bincount(per, apart, minlength=len(pairs))
+                     / np.maximum(np.bincount(per, minlength=len(pairs)), 1)) <= config.fold_look
     x, y = pairs // k, pairs % k
     start, end = np.full(k, np.iinfo(np.int64).max), np.full(k, -1)
     np.minimum.at(start, track_of[known], key[known])
@@ -123,6 +149,7 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     area = np.bincount(track_of[known], dets.area[known], minlength=k) / np.maximum(
         np.bincount(track_of[known], minlength=k), 1)
     alike = np.minimum(area[x], area[y]) >= config.sit_size_ratio * np.maximum(area[x], area[y])
+    alike &= looks_one
     x, y, common, n_nested = x[alike], y[alike], common[alike], n_nested[alike]
     earlier = start[x] <= start[y]
     before, after = np.where(earlier, x, y), np.where(earlier, y, x)
@@ -186,8 +213,12 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     frames_of = _distinct_frames(track_of, key, known, k)
     uniq, inv, nested = np.unique(pair, return_inverse=True, return_counts=True)
     p_of, h_of = uniq // k, uniq % k
-    share = nested / np.maximum(frames_of[p_of], 1)
-    ok = share >= config.fold_min_share
+    # The share is over the frames the host is seen in (where it was missed, the piece may have taken the
+    # animal's own box), and the host is seen in at least _PRESENT of the piece's frames: a track mostly on its own
+    # is an animal of its own.
+    present = _co_frames(p_of, h_of, track_of, key, known)
+    share = nested / np.maximum(present, 1)
+    ok = (share >= config.fold_min_share) & (present >= _PRESENT * frames_of[p_of])
     # Where it sits in the host's box, frame by frame (in the host's box sizes), and how far the host moved.
     side = np.maximum(dets.side[host_row], 1e-9)
     off = (dets.centre[piece_row] - dets.centre[host_row]) / side[:, None]
@@ -207,9 +238,16 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     density = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k, config.max_gap_frames + 1)
     within = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k)
     rel = np.bincount(inv, dets.area[piece_row] / np.maximum(dets.area[host_row], 1e-12), minlength=len(uniq)) / n
+    # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
+    # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
+    apart = _look_apart(piece_row, host_row, dets)
+    if apart is not None:
+        ok &= np.bincount(inv, apart, minlength=len(uniq)) / n <= config.fold_look
+        strong &= ok
+    whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
     corroborated = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq))
-    weak = ok & ~strong & (density <= config.fold_sit_density) & (corroborated | ((n >= 3) & (within <= _WITHIN))
-                                                                   | (n <= 2) & (density <= _SHORT))
+    weak = ok & ~strong & ~whole & (density <= config.fold_sit_density) & (
+        corroborated | ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (density <= _SHORT))
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak
@@ -252,6 +290,20 @@ def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np
     out[i[close]] = True
     out[j[close]] = True
     return out
+
+
+def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray,
+               known: np.ndarray) -> np.ndarray:
+    """Per (piece, host): the number of the piece's frames in which the host has a box too."""
+    base = int(key.max()) + 1
+    codes = np.unique(track_of[known] * base + key[known])  # each track's distinct frames, sorted
+    lo = np.searchsorted(codes, p_of * base)
+    hi = np.searchsorted(codes, (p_of + 1) * base)
+    pair = np.repeat(np.arange(len(p_of)), hi - lo)
+    at = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if len(p_of) else np.zeros(0, int)
+    probe = h_of[pair] * base + codes[at] % base
+    found = codes[np.minimum(np.searchsorted(codes, probe), len(codes) - 1)] == probe
+    return np.bincount(pair, found.astype(np.int64), minlength=len(p_of))
 
 
 def _distinct_frames(track_of: np.ndarray, key: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:
@@ -302,7 +354,17 @@ def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
         return out
     own = np.flatnonzero((step_of >= 0) & ~folded)
     hits = np.bincount(track_of[own], minlength=k)
-    long = hits >= config.static_min_frames
+    need = np.full(k, config.static_min_frames)
+    if config.static_burst_share > 0 and len(own):
+        # A burst of 10 frames holds at most 10 boxes of a leaf: in a run shorter than static_min_frames, a box
+        # there in static_burst_share of the run's frames (and static_min_burst or more) is enough.
+        span = int(step_of.max()) + 1
+        frames = np.bincount(np.unique(dets.segment[own] * span + step_of[own]) // span)
+        seg = np.zeros(k, dtype=np.int64)
+        seg[track_of[own]] = dets.segment[own]
+        short = np.maximum(np.ceil(config.static_burst_share * frames[seg]), config.static_min_burst)
+        need = np.minimum(need, short).astype(np.int64)
+    long = hits >= need
     rows = own[long[track_of[own]]]
     if not len(rows):
         return out
@@ -326,5 +388,5 @@ def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     iou = inter / np.maximum(dets.area[rows] + area_m - inter, 1e-12)
     still = np.add.reduceat((iou >= config.static_iou).astype(np.int64), starts)
     tracks = ids[starts]
-    out[tracks] = (still >= config.static_min_frames) & (still >= config.static_share * np.diff(bounds))
+    out[tracks] = (still >= need[tracks]) & (still >= config.static_share * np.diff(bounds))
     return out

@@ -105,6 +105,9 @@ def guide_service(ray_cluster, demo_store, tmp_path_factory) -> Iterator[tuple[o
     cfg["store"] = demo_store.root
     cfg["http"] = {"port": 0}
     cfg["antenna"]["port"] = free_port()
+    # this test's pictures are served on 127.0.0.1, not from the guide's Antenna host: allowed by name (fetch guard)
+    local = ["127.0.0.1"]
+    cfg["antenna"]["fetch"] = {**cfg["antenna"]["fetch"], "allowed_hosts": local, "private_hosts": local}
     cfg["record"] = {**cfg["record"], "archive": str(root / "uploads"), "tables": str(root / "detections")}
     session = run_local(cfg, environ={}, app_name="antenna-guide", route_prefix="/antenna-guide", ready_timeout_s=120)
     base = session.__enter__()

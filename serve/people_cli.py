@@ -13,6 +13,7 @@ from typing import Any
 from serve.audit import AuditLog
 from serve.people import PeopleRegistry, people_location
 from trapline.base import env
+from trapline.base.errors import InvalidRefError
 from trapline.base.printed import Printed
 
 
@@ -30,6 +31,8 @@ def _audited(o: Any, action: str, work: Any) -> Printed:
     where = SimpleNamespace(store=o.store, people=None)
     try:
         out = work(o)
+    except InvalidRefError:
+        raise  # a name that is not a safe path segment: nothing was tried, and nothing is written beside the store
     except Exception as exc:
         _by_hand(where, action, "failed", error=f"{type(exc).__name__}: {exc}")
         raise

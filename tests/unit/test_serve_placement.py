@@ -3,11 +3,14 @@ starts when the local Ray's CPUs are known; the running check is in tests/integr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import yaml
 
 from serve.config import JOB_CPUS, parse_serve_config
 from serve.placement import config_asks, fit_error, with_overrides
-from trapline.cli import main
 
 GUIDE_DEFAULTS = {"models": [{"name": "demo-detector", "classify": [{"model": "demo-species"}]}],
                   "classifiers": [{"name": "demo-species"}],
@@ -46,14 +49,17 @@ def test_a_config_that_cannot_fit_says_what_asks_what_the_machine_has_and_the_fi
     assert "ask 3 CPUs" in alone and "num_cpus: 1.5" in alone
 
 
-def test_trapline_serve_refuses_a_config_that_cannot_fit_before_ray_starts(local_store, tmp_path, capsys):
-    import ray
-
+def test_trapline_serve_refuses_a_config_that_cannot_fit_before_ray_starts(local_store, tmp_path):
+    """In a process of its own, as a user runs it: in the suite's process a session Ray may be up already, which
+    `trapline serve` would join instead of starting one."""
     local_store.promote("fixture:1")
     config = tmp_path / "serve.yaml"
     config.write_text(yaml.safe_dump({"store": local_store.root, "models": [{"name": "fixture", "num_cpus": 1.5}],
                                       "classifiers": [], "http": {"one_hop": False}}))
-    assert main(["serve", "--config", str(config), "--num-cpus", "1", "--port", "0"]) == 2
-    err = capsys.readouterr().err
-    assert "does not fit the local Ray it would start (1 CPU)" in err and "model 'fixture' 1 x 1.5 CPUs" in err
-    assert not ray.is_initialized()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    proc = subprocess.run([sys.executable, "-m", "trapline.cli", "serve", "--config", str(config), "--num-cpus", "1",
+                           "--port", "0"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "does not fit the local Ray it would start (1 CPU)" in proc.stderr, proc.stderr
+    assert "model 'fixture' 1 x 1.5 CPUs" in proc.stderr
+    assert "Ray logs" not in proc.stdout + proc.stderr  # refused before a Ray was started

@@ -30,15 +30,11 @@ from trapline.base.errors import InvalidParameterError, invalid_parameter
 router = APIRouter()
 
 
-def _tables(request: Request, tables: str | None) -> str:
-    return tables_of(request, tables)
-
-
 @router.get("/v1/deployments", tags=["deployments"], dependencies=[Depends(read_auth)],
             summary="The deployments with their pictures, and the clock corrections in force")
 async def list_deployments(request: Request, tables: str | None = TABLES) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot read the deployments"):
-        return await in_thread(records.list_deployments, _tables(request, tables))
+        return await in_thread(records.list_deployments, await tables_of(request, tables))
 
 
 @router.post("/v1/deployments", tags=["deployments"], status_code=201, dependencies=[Depends(reviewer_auth)],
@@ -48,7 +44,7 @@ async def import_deployments(request: Request, body: DeploymentsImportRequest) -
         raise InvalidParameterError("give deployments rows or a file, not both", field="file")
     source = body.deployments if body.file is None else (body.file.name, body.file.text)
     with invalid_parameter("file" if body.file else "deployments", "cannot record the deployments"):
-        return await in_thread(records.import_deployments, _tables(request, body.tables), source,
+        return await in_thread(records.import_deployments, await tables_of(request, body.tables), source,
                                signed(request, body.who), body.comment, body.timezone, body.removed)
 
 
@@ -56,7 +52,7 @@ async def import_deployments(request: Request, body: DeploymentsImportRequest) -
              summary="A camera's clock was off (or on another zone) for a while: a decision every read applies")
 async def correct_clock(request: Request, body: ClockCorrectionRequest) -> dict[str, Any]:
     with invalid_parameter("clock", "cannot record the correction"):
-        return await in_thread(records.correct_clock, _tables(request, body.tables), body.camera_id,
+        return await in_thread(records.correct_clock, await tables_of(request, body.tables), body.camera_id,
                                body.recorded_from, body.recorded_until, body.offset_s, body.zone,
                                signed(request, body.who), body.comment)
 
@@ -65,7 +61,7 @@ async def correct_clock(request: Request, body: ClockCorrectionRequest) -> dict[
              dependencies=[Depends(reviewer_auth)], summary="Mark a deployment whose clock cannot be fixed")
 async def timestamp_issues(request: Request, deployment_id: str, body: TimestampIssuesRequest) -> dict[str, Any]:
     with invalid_parameter("deployment_id", "cannot mark the deployment"):
-        return await in_thread(records.mark_timestamp_issues, _tables(request, body.tables), deployment_id,
+        return await in_thread(records.mark_timestamp_issues, await tables_of(request, body.tables), deployment_id,
                                body.issues, signed(request, body.who), body.comment)
 
 
@@ -73,8 +69,8 @@ async def timestamp_issues(request: Request, deployment_id: str, body: Timestamp
              dependencies=[Depends(reviewer_auth)], summary="Undo an earlier clock decision (it stays in the log)")
 async def revoke(request: Request, decision_id: str, body: RevokeRequest) -> dict[str, Any]:
     with invalid_parameter("decision_id", "cannot revoke"):
-        return await in_thread(records.revoke, _tables(request, body.tables), decision_id, signed(request, body.who),
-                               body.comment)
+        return await in_thread(records.revoke, await tables_of(request, body.tables), decision_id,
+                               signed(request, body.who), body.comment)
 
 
 def _clock_problems(tables: str) -> dict[str, Any]:
@@ -86,7 +82,7 @@ def _clock_problems(tables: str) -> dict[str, Any]:
             summary="Pictures outside their deployment, time jumps and resets, impossible dates, repeated times")
 async def clock_problems(request: Request, tables: str | None = TABLES) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot check the clocks"):
-        return await in_thread(_clock_problems, _tables(request, tables))
+        return await in_thread(_clock_problems, await tables_of(request, tables))
 
 
 def _effort(tables: str, model: str | None, filters_hash: str | None, store: str | None, gap_days: float,
@@ -109,7 +105,7 @@ async def effort(request: Request, tables: str | None = TABLES, model: str | Non
                                                                               "is not effort"),
                  independence_min: float = Query(defaults.INDEPENDENCE_MIN, ge=0)) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot compute the effort"):
-        return await in_thread(_effort, _tables(request, tables), model, filters_hash,
+        return await in_thread(_effort, await tables_of(request, tables), model, filters_hash,
                                service_of(request).config.store, gap_days, independence_min)
 
 
@@ -128,6 +124,6 @@ async def history(request: Request, species: str = Query(..., min_length=1), tab
                   occasion_days: int = Query(defaults.OCCASION_DAYS, ge=1, le=366),
                   gap_days: float = Query(defaults.GAP_DAYS, gt=0)) -> Response:
     with invalid_parameter("tables", "cannot compute the detection history"):
-        text = await in_thread(_history, _tables(request, tables), model, filters_hash,
+        text = await in_thread(_history, await tables_of(request, tables), model, filters_hash,
                                service_of(request).config.store, species, occasion_days, gap_days)
     return Response(text, media_type="text/csv")

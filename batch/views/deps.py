@@ -10,14 +10,14 @@ from fastapi import Query, Request
 from batch.jobs.deps import control_of
 from batch.views.picture_queries import sources
 from model_store.tables.scope import parse_when
-from serve.deps import service_of
+from serve.deps import in_thread, service_of
 from trapline.base.errors import InvalidParameterError
 
 TABLES = Query(None, description="the tables (default: the recorder's tables of the serve config, else the first "
                                   "tables the pictures views show: GET /v1/pictures/sources)")
 
 
-def tables_of(request: Request, tables: str | None) -> str:
+async def tables_of(request: Request, tables: str | None) -> str:
     """The tables a route reads: `tables` (under the jobs' allowed roots) or, by default, the pictures views' own (the
     recorder's, else the first source: batch/views/picture_queries.py), so every page of the console opens on the
     same tables, the ones `trapline reprocess` wrote beside a service that records nothing included."""
@@ -26,7 +26,7 @@ def tables_of(request: Request, tables: str | None) -> str:
     config = service_of(request).config
     if config.record is not None:
         return config.record.tables
-    found = sources(config)
+    found = await in_thread(sources, config)  # a walk of the jobs' roots (cached a few seconds): off the event loop
     if not found:
         raise InvalidParameterError("name the tables: the service records no uploads and found no tables under its "
                                     "jobs' roots whose tables would be the default", field="tables")

@@ -93,7 +93,7 @@ async def list_individuals(request: Request, tables: str | None = TABLES, label:
                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
     where = {"label": label, "camera": camera, "since": when_param("since", since),
              "until": when_param("until", until, True), "confirmed": confirmed}
-    return await in_thread(_page, tables_of(request, tables), limit, offset, **where)
+    return await in_thread(_page, await tables_of(request, tables), limit, offset, **where)
 
 
 @router.get("/v1/individuals/review", tags=["individuals"], dependencies=[Depends(read_auth)],
@@ -104,7 +104,7 @@ async def review(request: Request, tables: str | None = TABLES, low: float = Que
                  offset: int = Query(0, ge=0)) -> dict[str, Any]:
     if low > high:
         raise InvalidParameterError(f"low ({low}) is above high ({high})", field="low")
-    return await in_thread(_review, tables_of(request, tables), low, high, limit, offset)
+    return await in_thread(_review, await tables_of(request, tables), low, high, limit, offset)
 
 
 def _weekly(tables: str, **thresholds: Any) -> dict[str, Any]:
@@ -121,7 +121,7 @@ async def individuals_weekly(request: Request, tables: str | None = TABLES,
                              stable_weeks: int = Query(weekly.STABLE_WEEKS, ge=1, le=52),
                              min_assigned_share: float = Query(weekly.MIN_ASSIGNED_SHARE, ge=0.0, le=1.0)
                              ) -> dict[str, Any]:
-    return await in_thread(_weekly, tables_of(request, tables), max_profiles=max_profiles,
+    return await in_thread(_weekly, await tables_of(request, tables), max_profiles=max_profiles,
                            max_new_share=max_new_share, stable_weeks=stable_weeks,
                            min_assigned_share=min_assigned_share)
 
@@ -130,14 +130,14 @@ async def individuals_weekly(request: Request, tables: str | None = TABLES,
             response_model=IndividualDetail,
             summary="One individual: its sightings with snip links, the closest other individuals, its history")
 async def show_individual(request: Request, individual_id: str, tables: str | None = TABLES) -> dict[str, Any]:
-    return await in_thread(_detail, tables_of(request, tables), individual_id)
+    return await in_thread(_detail, await tables_of(request, tables), individual_id)
 
 
 @router.get("/v1/individuals/{individual_id}/sightings/{n}/snip", tags=["individuals"],
             dependencies=[Depends(read_auth)], response_class=Response,
             summary="The JPEG snip of an individual's n-th sighting (oldest first)")
 async def individual_snip(request: Request, individual_id: str, n: int, tables: str | None = TABLES) -> Response:
-    data = await in_thread(individuals.snip, tables_of(request, tables), individual_id, n)
+    data = await in_thread(individuals.snip, await tables_of(request, tables), individual_id, n)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
@@ -146,4 +146,4 @@ async def individual_snip(request: Request, individual_id: str, n: int, tables: 
              summary="A person's decision about individuals (confirm, reject, merge, split, name, new individual)")
 async def decide(request: Request, body: DecisionRequest) -> dict[str, Any]:
     signed_body = body.model_copy(update={"who": signed(request, body.who)})  # the token's person signs it
-    return await in_thread(_decide, tables_of(request, body.tables), signed_body)
+    return await in_thread(_decide, await tables_of(request, body.tables), signed_body)

@@ -83,8 +83,8 @@ async def list_occurrences(request: Request, tables: str | None = TABLES, model:
                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
     where = {"camera": camera, "label": label, "since": when_param("since", since),
              "until": when_param("until", until, True), "determined_by": determined_by}
-    return await in_thread(_page, tables_of(request, tables), model, filters_hash, service_of(request).config.store,
-                           limit, offset, **where)
+    return await in_thread(_page, await tables_of(request, tables), model, filters_hash,
+                           service_of(request).config.store, limit, offset, **where)
 
 
 @router.get("/v1/occurrences/review", tags=["occurrences"], dependencies=[Depends(read_auth)],
@@ -94,7 +94,7 @@ async def review_occurrences(request: Request, tables: str | None = TABLES, mode
                              filters_hash: str | None = None,
                              below: float = Query(1.0, ge=0.0, le=1.0, description="link confidence under this"),
                              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-    return await in_thread(_review, tables_of(request, tables), model, filters_hash,
+    return await in_thread(_review, await tables_of(request, tables), model, filters_hash,
                            service_of(request).config.store, below, limit, offset)
 
 
@@ -102,7 +102,7 @@ async def review_occurrences(request: Request, tables: str | None = TABLES, mode
             response_model=OccurrenceDetail, summary="One occurrence: its frames with snip links and its history")
 async def show_occurrence(request: Request, occurrence_id: str, tables: str | None = TABLES,
                           model: str | None = None, filters_hash: str | None = None) -> dict[str, Any]:
-    return await in_thread(_detail, tables_of(request, tables), occurrence_id, model, filters_hash,
+    return await in_thread(_detail, await tables_of(request, tables), occurrence_id, model, filters_hash,
                            service_of(request).config.store)
 
 
@@ -111,8 +111,8 @@ async def show_occurrence(request: Request, occurrence_id: str, tables: str | No
 async def occurrence_snip(request: Request, occurrence_id: str, n: int, tables: str | None = TABLES,
                           model: str | None = None, filters_hash: str | None = None) -> Response:
     with invalid_parameter("tables", "cannot read occurrences"):
-        data = await in_thread(occurrences.snip, tables_of(request, tables), occurrence_id, n, model, filters_hash,
-                               service_of(request).config.store)
+        data = await in_thread(occurrences.snip, await tables_of(request, tables), occurrence_id, n, model,
+                               filters_hash, service_of(request).config.store)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
@@ -120,7 +120,7 @@ async def occurrence_snip(request: Request, occurrence_id: str, n: int, tables: 
              response_model=OccurrenceView, summary="A person's determination of an occurrence (the decisions log)")
 async def identify(request: Request, occurrence_id: str, body: IdentifyRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot identify"):
-        return await in_thread(occurrences.identify, tables_of(request, body.tables), occurrence_id, body.label,
+        return await in_thread(occurrences.identify, await tables_of(request, body.tables), occurrence_id, body.label,
                                signed(request, body.who), body.comment, body.model, body.filters_hash,
                                service_of(request).config.store)
 
@@ -131,7 +131,7 @@ async def identify(request: Request, occurrence_id: str, body: IdentifyRequest) 
 async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) -> dict[str, Any]:
     key = DetectionKey(uri=body.uri, content_id=body.content_id, detection_index=body.detection_index)
     with invalid_parameter("tables", "cannot classify"):
-        return await in_thread(occurrences.classify, tables_of(request, body.tables), key, body.label,
+        return await in_thread(occurrences.classify, await tables_of(request, body.tables), key, body.label,
                                signed(request, body.who), body.comment, body.model, body.filters_hash,
                                service_of(request).config.store, occurrence_id)
 
@@ -148,9 +148,9 @@ def _key(ref: Any) -> DetectionKey:
              summary="Cut an occurrence at one of its detections: it and the later ones are another animal")
 async def split(request: Request, occurrence_id: str, body: SplitRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot split"):
-        decision = await in_thread(occurrences.split, tables_of(request, body.tables), occurrence_id, _key(body.at),
-                                   signed(request, body.who), body.comment, body.model, body.filters_hash,
-                                   service_of(request).config.store)
+        decision = await in_thread(occurrences.split, await tables_of(request, body.tables), occurrence_id,
+                                   _key(body.at), signed(request, body.who), body.comment, body.model,
+                                   body.filters_hash, service_of(request).config.store)
     return {"decision": decision, "applies": APPLIES}
 
 
@@ -158,9 +158,9 @@ async def split(request: Request, occurrence_id: str, body: SplitRequest) -> dic
              response_model=TrackEditView, summary="Two occurrences are one animal")
 async def merge(request: Request, occurrence_id: str, body: MergeRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot merge"):
-        decision = await in_thread(occurrences.merge, tables_of(request, body.tables), occurrence_id, body.other_id,
-                                   signed(request, body.who), body.comment, body.model, body.filters_hash,
-                                   service_of(request).config.store)
+        decision = await in_thread(occurrences.merge, await tables_of(request, body.tables), occurrence_id,
+                                   body.other_id, signed(request, body.who), body.comment, body.model,
+                                   body.filters_hash, service_of(request).config.store)
     return {"decision": decision, "applies": APPLIES}
 
 
@@ -168,7 +168,7 @@ async def merge(request: Request, occurrence_id: str, body: MergeRequest) -> dic
              response_model=TrackEditView, summary="One detection of the occurrence belongs to another occurrence")
 async def move(request: Request, occurrence_id: str, body: MoveRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot move"):
-        decision = await in_thread(occurrences.move, tables_of(request, body.tables), occurrence_id,
+        decision = await in_thread(occurrences.move, await tables_of(request, body.tables), occurrence_id,
                                    _key(body.detection), body.to, signed(request, body.who), body.comment, body.model,
                                    body.filters_hash, service_of(request).config.store)
     return {"decision": decision, "applies": APPLIES}

@@ -39,14 +39,14 @@ async def metrics(request: Request) -> Response:
     return Response(render(found), media_type=CONTENT_TYPE_LATEST)
 
 
-def _one(request: Request, tables: str | None):
-    return WATCH.signals({"tables": tables_of(request, tables)})["tables"]
+def _one(tables: str):
+    return WATCH.signals({"tables": tables})["tables"]
 
 
 @router.get("/v1/season", tags=["season"], dependencies=[Depends(read_auth)],
             summary="The season's figures of one set of tables (what /metrics shows of it)")
 async def season(request: Request, tables: str | None = TABLES) -> dict[str, Any]:
-    s = await in_thread(_one, request, tables)
+    s = await in_thread(_one, await tables_of(request, tables))
     out = dataclasses.asdict(s)
     out["runs"] = [{"kind": k, "status": st, "runs": n} for (k, st), n in s.runs.items()]
     out["last_run_s"] = [{"kind": k, "status": st, "at_s": t} for (k, st), t in s.last_run_s.items()]
@@ -65,6 +65,6 @@ async def health(request: Request, tables: str | None = TABLES) -> JSONResponse:
         thresholds = HealthThresholds.model_validate(given)
     except ValueError as exc:
         raise InvalidParameterError(f"a threshold is not valid: {exc}") from None
-    report = judge(await in_thread(_one, request, tables), thresholds)
+    report = judge(await in_thread(_one, await tables_of(request, tables)), thresholds)
     return JSONResponse({"tables": report.tables, "ok": report.ok,
                          "checks": [dataclasses.asdict(c) for c in report.checks]})

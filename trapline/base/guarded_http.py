@@ -33,8 +33,15 @@ def _ssl_context() -> ssl.SSLContext:  # the default CA bundle, loaded once (~0.
     return httpx.create_ssl_context()
 
 
-def _unreachable(exc: OSError) -> httpcore.ConnectError:
-    return httpcore.ConnectError(str(exc))
+def _checked(guard: FetchGuard, host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, every one passed by `guard` (a refusal raised as it is); a name that does
+    not resolve is httpcore's ConnectError, as an unreachable host is."""
+    try:
+        return guard.addresses(host, port)
+    except FetchRefusedError:
+        raise
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from None
 
 
 class _GuardedBackend(httpcore.NetworkBackend):
@@ -44,14 +51,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        try:
-            addresses = self.guard.addresses(host, port)
-        except FetchRefusedError:
-            raise
-        except OSError as exc:
-            raise _unreachable(exc) from None
         last: Exception | None = None
-        for address in addresses:
+        for address in _checked(self.guard, host, port):
             try:
                 return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
@@ -73,12 +74,8 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: Any = None) -> httpcore.AsyncNetworkStream:
-        try:  # the resolver blocks (getaddrinfo): in a thread, as asyncio's own getaddrinfo does
-            addresses = await anyio.to_thread.run_sync(self.guard.addresses, host, port)
-        except FetchRefusedError:
-            raise
-        except OSError as exc:
-            raise _unreachable(exc) from None
+        # the resolver blocks (getaddrinfo): in a thread, as asyncio's own getaddrinfo does
+        addresses = await anyio.to_thread.run_sync(_checked, self.guard, host, port)
         last: Exception | None = None
         for address in addresses:
             try:

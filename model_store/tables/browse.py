@@ -2,7 +2,11 @@
 (newest first, one bounded page), one capture in full, and what the filters can choose from. Each read names one
 model version's partition and pushes its filters into the Parquet scan (pyarrow dataset expressions), then joins the
 few rows of a page to their detections, classifications and snips in one filtered read of each table. The online
-door's `/v1/cameras` and the console's pictures routes both read through here."""
+door's `/v1/cameras` and the console's pictures routes both read through here.
+
+Rows become Python values by Arrow's `to_pylist`, never through pandas: pandas 3 reads a missing string as NaN (its
+`str` dtype) and an integer column with a null as floats, and a NaN that reaches a typed answer was the Cameras
+page's 500 on a classification with no rank (issue 71); Arrow keeps a null None in every column."""
 
 from __future__ import annotations
 
@@ -24,7 +28,6 @@ from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from model_store.tables.set_records import hidden_keys
 from model_store.tables.table_set import TableSet, resolve_table_set
-from model_store.tables.values import records
 from trapline.base.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
@@ -77,7 +80,7 @@ def latest_many(tables: Tables, cameras: list[str], model: str | None = None) ->
     chosen = rows.take(first).select(keys)
     full = _named(tables.read(IMAGES, columns=[*IMAGES_SCHEMA.names, *PARTITION_KEYS, PART_COLUMN],
                               filter=ds.field("uri").isin(chosen["uri"]) & _of_cameras(cameras)))
-    newest = records(full.join(chosen, keys=keys, join_type="left semi"))
+    newest = full.join(chosen, keys=keys, join_type="left semi").to_pylist()
     by_set: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in newest:
         by_set.setdefault((row["model_name"], row["model_version"], row["filters_hash"]), []).append(row)
@@ -191,7 +194,7 @@ def captures(tables: Tables, default_model: str | None, *, camera: str | None = 
     # Sorted and paged in Arrow: only the page's rows become Python objects.
     images = images.sort_by([("capture_time", "descending"), ("uri", "ascending")])
     total = images.num_rows
-    page = records(images.slice(offset, limit))
+    page = images.slice(offset, limit).to_pylist()
     boxes = _boxes(tables, ts.model_name, ts.model_version, ts.filters_hash, page, kept_only=True)
     return {"model": {"name": ts.model_name, "version": ts.model_version},
             "filters_hash": ts.filters_hash, "total": total, "limit": limit, "offset": offset,
@@ -229,7 +232,7 @@ def _newest_per_uri(images: pa.Table) -> pa.Table:
 
 def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: list[dict[str, Any]],
            kept_only: bool) -> dict[str, dict[str, list]]:
-    """uri -> its detections (with species and flags) and snips, for the image rows of a page (`records`): one
+    """uri -> its detections (with species and flags) and snips, for the image rows of a page (dicts): one
     filtered read of each table for the whole page."""
     if not page:
         return {}
@@ -250,7 +253,7 @@ def _boxes(tables: Tables, name: str, version: str, filters_hash: str, page: lis
             return []
         # the page's rows' own (a row's image key joined in one string: Acero joins no list columns)
         rows = rows.filter(pc.is_in(pc.binary_join_element_wise(*(rows[k] for k in KEYS), "\x00"), value_set=keys))
-        return records(rows.sort_by([(c, "ascending") for c in order]))
+        return rows.sort_by([(c, "ascending") for c in order]).to_pylist()
 
     dets = read(DETECTIONS, base & (ds.field("kept") == True) if kept_only else base,  # noqa: E712
                 ["uri", "detection_index"])
@@ -312,8 +315,8 @@ def capture(tables: Tables, uri: str, default_model: str | None, model: str | No
     its snips, the model version and the filter set that made them."""
     ts = table_set(tables, model, filters_hash, default_model)
     expr = (ds.field("uri") == uri) & (ds.field("filters_hash") == ts.filters_hash)
-    rows = records(_newest_per_uri(tables.read(IMAGES, ts.model_name, ts.model_version,
-                                               columns=IMAGE_COLUMNS + ["error"], filter=expr)))
+    rows = _newest_per_uri(tables.read(IMAGES, ts.model_name, ts.model_version, columns=IMAGE_COLUMNS + ["error"],
+                                       filter=expr)).to_pylist()
     if not rows:
         raise NotFoundError(f"no capture {uri!r} in {tables.url} for {ts.model_name}:{ts.model_version}",
                             kind="capture_not_found")

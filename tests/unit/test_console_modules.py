@@ -53,6 +53,7 @@ def test_one_module_script_loads_every_page_without_an_error(served):
                        "[...document.querySelectorAll('header nav a')].map(a => a.getAttribute('href'))", 30,
                        "the nav, built by the page modules")
         assert links[:3] == ["#/cameras", "#/captures", "#/jobs"] and "#/deployments" in links, links
+        assert {"#/audit", "#/start", "#/postprocess"} <= set(links), links  # the admin's: every page
         for href in links:
             b.eval(f"document.querySelector('#page').replaceChildren(); location.hash = {json.dumps(href)}")
             b.wait("document.querySelector('#page h1') !== null", 30, f"the page {href}")
@@ -65,6 +66,12 @@ def test_one_module_script_loads_every_page_without_an_error(served):
                       ".every(n => !(n in window))")
         errors = [e for e in b.errors() if not EXPECTED.match(e)]
         assert errors == [], errors
+        # Signed out (this service's reads are open: a reader), the pages that would only answer 403 leave the nav
+        b.eval("document.getElementById('token').value = ''; "
+               "document.getElementById('token-form').requestSubmit()")
+        b.wait("document.getElementById('signed-in').textContent.includes('(reader)')", 30, "the reader signed in")
+        reader = b.eval("[...document.querySelectorAll('header nav a')].map(a => a.getAttribute('href'))")
+        assert set(links) - set(reader) == {"#/audit", "#/start", "#/postprocess"}, reader
 
 
 def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_json(served):

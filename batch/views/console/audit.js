@@ -5,7 +5,7 @@ import {api, el, page} from "./api.js";
 import {route} from "./router.js";
 import {kept, keep} from "./state.js";
 
-export const nav = [["#/audit", "Audit", 95]];
+export const nav = [["#/audit", "Audit", 95, "admin"]];
 
 async function auditPage(current) {
   const f = kept("audit");

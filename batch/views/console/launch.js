@@ -10,7 +10,7 @@ import {fieldFor, formJson, markInvalid} from "./forms.js";
 import {knownLocations, pathsOf, picker, servedModels, tableModelPicker, tablesPicker} from "./pickers.js";
 import {chosenTables} from "./state.js";
 
-export const nav = [["#/start", "Start a job", 40]];
+export const nav = [["#/start", "Start a job", 40, "operator"]];
 
 // Where a job writes: a new folder (the service cannot know its name), suggested beside what is there.
 function outChoices(kind, where) {

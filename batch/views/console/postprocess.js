@@ -9,7 +9,7 @@ import {field, fieldFor, formJson, markInvalid} from "./forms.js";
 import {knownLocations, pathsOf, tableModelPicker, tablesPicker} from "./pickers.js";
 import {chosenTables, tablesQuery} from "./state.js";
 
-export const nav = [["#/postprocess", "Run post-processing", 50]];
+export const nav = [["#/postprocess", "Run post-processing", 50, "operator"]];
 
 async function postprocessPage(current = () => true, occurrence = "") {
   const [{filters}, where] = await Promise.all([api("GET", "/v1/filters"), knownLocations()]);

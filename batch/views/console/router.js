@@ -1,11 +1,15 @@
 // The pages by their hash (#/NAME/ARG) and the nav built from the page modules console.js hands over: each exports
-// `pages` ({NAME: (current, arg) => Promise<live?>}) and, when it has a link in the nav, `nav` ([[href, label, place]]:
-// the links are shown by place, lowest first). The first link is the page shown when the hash names none.
+// `pages` ({NAME: (current, arg) => Promise<live?>}) and, when it has a link in the nav, `nav` ([[href, label, place,
+// role?]]: the links are shown by place, lowest first; a link naming a role is shown only to a person with that role
+// or above, as serve/roles.py ranks them, since its page would only answer 403 to anyone else). The first link is the
+// page shown when the hash names none.
 
 import {authHeaders, el, page} from "./api.js";
 import {setSignedIn, setToken, signedIn} from "./state.js";
 
 const pages = {};
+const RANKS = ["reader", "reviewer", "operator", "admin"];  // serve/roles.py's Role, lowest first
+let links = [];
 let first = "";
 let timer = null;
 let shown = 0;  // the newest route() call: an older one still loading must not paint over it
@@ -31,14 +35,21 @@ async function signIn() {
   setSignedIn(r && r.ok ? await r.json() : null);
   const me = signedIn();
   document.getElementById("signed-in").textContent = me ? `${me.name} (${me.role})` : "not signed in";
+  showNav(me);
+}
+
+// The nav links `me` may follow (no one signed in: those that need no role).
+function showNav(me) {
+  const rank = me ? RANKS.indexOf(me.role) : -1;
+  const shown = links.filter(([, , , role]) => !role || rank >= RANKS.indexOf(role));
+  first = shown.length ? shown[0][0] : "";
+  document.querySelector("header nav").replaceChildren(...shown.map(([href, label]) => el("a", {href}, label)));
 }
 
 // The console, once every page module is loaded: the nav by its links' places, the token form, the first page.
 export async function start(modules) {
   for (const m of modules) Object.assign(pages, m.pages);
-  const links = modules.flatMap(m => m.nav || []).sort((a, b) => a[2] - b[2] || a[1].localeCompare(b[1]));
-  first = links.length ? links[0][0] : "";
-  document.querySelector("header nav").replaceChildren(...links.map(([href, label]) => el("a", {href}, label)));
+  links = modules.flatMap(m => m.nav || []).sort((a, b) => a[2] - b[2] || a[1].localeCompare(b[1]));
   document.getElementById("token-form").addEventListener("submit", async ev => {
     ev.preventDefault();
     setToken(document.getElementById("token").value);

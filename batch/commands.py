@@ -55,7 +55,7 @@ from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
 from serve.antenna_config import AntennaWorkOptions
 
-run_reprocess, reprocess_text = _later("batch.reprocess.job:run_reprocess"), _later("batch.reprocess.job:format_report")
+run_reprocess, reprocess_text = _later("batch.reprocess.job:run_job"), _later("batch.reprocess.summary:format_report")
 run_export = _later("batch.export.run:run_export")
 run_health, health_text, health_json = (_later(f"batch.health:{n}") for n in ("run_health", "health_text",
                                                                                "health_json"))
@@ -205,7 +205,7 @@ def _jobs_commands() -> tuple[Command, ...]:
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
-            ReprocessOptions, lambda o, progress: run_reprocess(o), reprocess_text,
+            ReprocessOptions, run_reprocess, reprocess_text,
             example="trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
             description="Run a model version over an image archive and write the images/detections tables. "
                         "Reruns skip what is done; a killed run resumes where it stopped.",

@@ -16,7 +16,7 @@ from typing import Any
 from batch.flags import add_config_flag, add_json_flag, add_model_arguments
 from batch.jobs.kinds import KINDS, REFUSED
 from batch.jobs_client import JobLogsOptions, JobOptions, JobsListOptions
-from batch.reprocess.options import load_config_file
+from batch.options import load_config_file
 from trapline.base import env
 from trapline.base.errors import ServiceRequestError, UserError
 from trapline.base.printed import Printed

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from batch.command import Command, Progress, printed
+from batch.command import Command, printed
 from batch.command import later as _later
 from batch.deployments import options as dep
 from batch.export.options import EXPORT_FLAGS, ExportOptions
@@ -123,25 +123,6 @@ def _report_text(r: Any) -> str:
     return "\n".join(lines)
 
 
-def _postprocess(o: PostprocessOptions, progress: Progress | None) -> Any:
-    return run_postprocess(
-        o.tables, o.filter, o.config, remove=o.remove, model=o.model, source_filters=o.filters_hash,
-        cameras=o.cameras, since=o.since, until=o.until, image=o.image, occurrences=o.occurrences,
-        rows_per_file=o.rows_per_file,
-        dry_run=o.dry_run, store=o.store, progress=progress, progress_interval=o.progress_interval)
-
-
-def _crops(o: CropsOptions, progress: Progress | None) -> Any:
-    return run_crops(o.tables, o.crop_options(), model=o.model, filters_hash=o.filters_hash, store=o.store,
-                           cameras=o.cameras, since=o.since, until=o.until, image=o.image, progress=progress,
-                           progress_interval=o.progress_interval)
-
-
-def _events(o: EventsOptions, progress: Progress | None) -> Any:
-    return run_events(o.tables, gap_s=o.gap_s, model=o.model, filters_hash=o.filters_hash, store=o.store,
-                      dry_run=o.dry_run)
-
-
 def _people_commands() -> tuple[Command, ...]:
     """`trapline occurrences ...` and `trapline deployments ...`: people's decisions and what follows from them, on the
     command line only (the views take the same decisions over HTTP)."""
@@ -218,7 +199,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             example="trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
                     "--deployments deployments.csv --package-meta meta.yaml"),
     Command("postprocess", "re-apply a post-processing filter to stored detections (no model)",
-            PostprocessOptions, _postprocess, postprocess_text,
+            PostprocessOptions, run_postprocess, postprocess_text,
             example="trapline postprocess --tables ./detections --filter repeat "
                     "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
             description="Apply a filter to the stored raw detections of one model version and write the result as a "
@@ -226,7 +207,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "takes them.",
             styles=POSTPROCESS_FLAGS, resumes=True, pins_source=True),
     Command("events", "group each camera's images into events (visits) by capture-time gap",
-            EventsOptions, _events, _events_text, styles=SET_FLAGS,
+            EventsOptions, lambda o, progress: run_events(o), _events_text, styles=SET_FLAGS,
             example="trapline events --tables ./detections --gap-s 60",
             description="Group each camera's images into events by capture-time gap and write the `events` table "
                         "next to images/detections (rerunning replaces it)."),
@@ -239,7 +220,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "version found differently.",
             styles=REVIEW_FLAGS, to_json=report_json),
     Command("crops", "JPEG snips of stored kept detections, from the tables (no model)",
-            CropsOptions, _crops, crops_text, styles=CROPS_FLAGS,
+            CropsOptions, run_crops, crops_text, styles=CROPS_FLAGS,
             example="trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
             description="Cut a JPEG snip of every kept detection of one model version and result set from its source "
                         "image, with the names and snips rows reprocess --crops would write. Reruns write nothing "

@@ -28,14 +28,13 @@ def run(opts: IdentifyOptions, progress: Callable[[str], None] | None = None) ->
     from batch.identify.run import run_identify  # late: the command line is built without the tables' pandas
 
     if not opts.ray:
-        return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold)
+        return run_identify(opts)
     from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
     from trapline.base.ray_runtime import ensure_ray, shutdown_ray  # late: as above
 
     started = ensure_ray(log_to_driver=False)
     try:
-        return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold,
-                            workers=RayWorkers(opts.identifier, opts.store))
+        return run_identify(opts, workers=RayWorkers(opts.identifier, opts.store))
     finally:
         if started:
             shutdown_ray()

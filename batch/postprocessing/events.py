@@ -35,6 +35,7 @@ from model_store.tables.schema import EVENTS, EVENTS_SCHEMA
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 from model_store.tables.table_set import TableSet, resolve_table_set
 from model_store.tables.writer import parquet_bytes, partition_parts
+from trapline.base.storage import Storage
 
 
 @dataclass
@@ -147,7 +148,7 @@ def run_events(opts: EventsOptions, slice_images: int = DEFAULT_SLICE_IMAGES) ->
     gap_s = opts.gap_s
     tables = Tables(opts.tables)
     tset = resolve_table_set(tables, opts.model, opts.filters_hash, opts.store)
-    occ = set_occurrences(opts.tables, tset, opts.store)
+    occ = set_occurrences(tables.storage, tset, opts.store)  # the tables opened above
     found, failed, without_time = [], 0, 0
     # a slice of whole cameras at a time (an event never spans cameras): memory bounded at any archive size
     for part in iter_camera_slices(tables, tset.model_name, tset.model_version, tset.filters_hash,
@@ -175,11 +176,11 @@ def run_events(opts: EventsOptions, slice_images: int = DEFAULT_SLICE_IMAGES) ->
     return report
 
 
-def set_occurrences(tables_url: str, tset: TableSet, store: str | None = None) -> pd.DataFrame | None:
+def set_occurrences(tables: str | Storage, tset: TableSet, store: str | None = None) -> pd.DataFrame | None:
     """The set's occurrences, determined now (the decisions log applied), or None when the set was not tracked."""
     if "track" not in [s.get("name") for s in tset.filter_specs]:
         return None
-    return occurrences.load(tables_url, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, store).rows
+    return occurrences.load(tables, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, store).rows
 
 
 def period_counts(events: pd.DataFrame, occ: pd.DataFrame) -> list[dict]:

@@ -36,6 +36,7 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
 from model_store.tables.table_set import TableSet, resolve_table_set
 from trapline.base.errors import BatchError, DecisionError, NotFoundError
+from trapline.base.storage import Storage
 
 DETERMINED_BY = (MODEL, HUMAN)
 DETERMINATION_COLUMNS = ("label", "score", "determined_by", "model_label", "model_score", "identified_by",
@@ -93,9 +94,10 @@ def redetermine(rows: pd.DataFrame, log: DecisionsLog) -> pd.DataFrame:
     return rows.assign(**{c: fresh[c] for c in (*DETERMINATION_COLUMNS, "comment")})
 
 
-def load(tables_url: str, model: str | None = None, filters_hash: str | None = None,
+def load(tables_url: str | Storage, model: str | None = None, filters_hash: str | None = None,
          store: str | None = None, camera: str | None = None) -> OccurrenceSet:
-    """Every occurrence of a set (of one camera's images, when given: only those are read), the decisions applied."""
+    """Every occurrence of a set (of one camera's images, when given: only those are read), the decisions applied
+    (`tables_url`: a location, or the Storage a run opened already)."""
     tables = Tables(tables_url)
     tset = occurrence_table_set(tables, model, filters_hash, store)
     images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash,

@@ -249,7 +249,7 @@ def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | 
             flush()
         if TRACK in fs.names or TRACK in [f.get("name") for f in tset.filter_specs]:
             after = {r["occurrence_id"]: r for rows in linked.rows.values() for r in rows}.values()
-            report.determinations_changed = determinations_changed(_occurrences_before(opts.tables, tset), after,
+            report.determinations_changed = determinations_changed(_occurrences_before(tables, tset), after,
                                                                    seen)
         if classifiers_of(tset.metadata):
             report.relabelled = extra.changed
@@ -287,11 +287,12 @@ def occurrence_images(tables: Tables, tset: Any, scope: Scope) -> Scope:
     return scope.with_occurrence_uris(rows["uri"].to_pylist())
 
 
-def _occurrences_before(tables_url: str, tset: Any) -> list[dict[str, Any]]:
-    """The source set's occurrences with today's decisions applied (none: the set was never tracked)."""
+def _occurrences_before(tables: Tables, tset: Any) -> list[dict[str, Any]]:
+    """The source set's occurrences with today's decisions applied (none: the set was never tracked), read through
+    the run's opened tables."""
     from batch.postprocessing.occurrences import load  # late: it reads through pandas, only a tracked set needs it
 
-    rows = load(tables_url, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
+    rows = load(tables.storage, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
     return [] if rows.empty else rows[["occurrence_id", "label", "detections"]].to_dict("records")
 
 

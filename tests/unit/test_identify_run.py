@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from batch.identify.evaluate import evaluate
 from batch.identify.options import IdentifyOptions
 from batch.identify.run import record_decision, run_identify
 from model_store.core.identify.cluster import cluster, stable_ids
@@ -72,8 +71,14 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
     out = capsys.readouterr().out
     assert "identified 15 of 16 sightings with coats:1 (1 unidentifiable)" in out
     assert "tables    wrote {sightings,individuals} (run_id=" in out  # the summary names every table written
-    figures = evaluate(url, truth)
+    # the action and --truth are flags generated from their model (IdentifyAction), checked as every option is
+    assert main(["identify", "evaluate", "--tables", url, "--truth", str(truth), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
     assert figures["top1"] == 1.0 and figures["ari"] == 1.0 and figures["individuals_found"] == 5
+    assert main(["identify", "evaluate", "--tables", url]) == 2
+    assert "identify evaluate needs --truth CSV" in capsys.readouterr().err
+    assert main(["identify", "nope", "--tables", url]) == 2
+    assert "'run', 'evaluate' or 'weekly'" in capsys.readouterr().err
     s = read_result(url, SIGHTINGS)
     tiny = s[s["decision"] == "unidentifiable"]
     assert list(tiny["reason"]) == ["snip 12x10 px is smaller than 24 px on its shorter side"]

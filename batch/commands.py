@@ -12,7 +12,6 @@ is typed `Location` (batch/options.py), so a job's door confines it to the allow
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from typing import Any
@@ -71,14 +70,9 @@ list_sets, sets_text = _later("model_store.tables.sets:listed"), _later("model_s
 retire, purge = _later("model_store.tables.lifecycle:retire"), _later("model_store.tables.lifecycle:purge")
 
 
-SET_STYLES = {"tables": FlagStyle(metavar="DST"), "result_set": FlagStyle(flags=("--set",), metavar="SET"),
+SET_STYLES = {"tables": FlagStyle(metavar="DST"),
+              "result_set": FlagStyle(flags=("--set",), metavar="SET", also_positional=True),
               "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS")}
-
-
-def _set_argument(parser: argparse.ArgumentParser) -> None:
-    """The set also as the command's one positional argument: `trapline tables purge SET`."""
-    parser.add_argument("result_set", nargs="?", default=argparse.SUPPRESS, metavar="SET",
-                        help="the result set (as --set)")
 
 
 MAIN = ("archive", "tables", "out", "model", "format", "select", "cameras", "since", "until", "limit", "classify",
@@ -246,16 +240,16 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "it)."),
     Command("tables retire", "hide a result set from every reader (reversible: tables unretire)",
             RetireOptions, lambda o, progress: retire(o.tables, o.result_set, o.reason, o.undo), lambda r: r.line(),
-            styles=SET_STYLES, arguments=_set_argument, job=False,
+            styles=SET_STYLES, job=False,
             description="Hide a result set from every reader (the console, reports, exports, postprocess); its files "
                         "stay, and `trapline tables unretire SET` shows it again."),
     Command("tables unretire", "show a retired result set to readers again",
             RetireOptions, lambda o, progress: retire(o.tables, o.result_set, o.reason, undo=True), lambda r: r.line(),
-            styles=SET_STYLES, arguments=_set_argument, job=False),
+            styles=SET_STYLES, job=False),
     Command("tables purge", "delete a result set's files (--dry-run first; crash-safe, rerun to finish)",
             PurgeOptions, lambda o, progress: purge(o.tables, o.result_set, dry_run=o.dry_run,
                                                     move_decisions=o.move_decisions, store=o.store, wait_s=o.wait_s),
-            lambda r: r.line(), styles=SET_STYLES, arguments=_set_argument, job=False,
+            lambda r: r.line(), styles=SET_STYLES, job=False,
             description="Delete a result set's files, the images files first, so readers stay right if it is killed "
                         "halfway (a rerun finishes it); refused for a set an alias serves (retire it first) or that "
                         "people's identifications point to (unless --move-decisions). Reports the bytes reclaimed."),

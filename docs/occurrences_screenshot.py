@@ -33,7 +33,7 @@ def main() -> int:
         tables = write_sheet_tables(root / "sheet")
         postprocess(str(tables), "track", {})
         deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]["occurrence_id"]
-        occurrences.identify(str(tables), deer, "Capreolus capreolus", "Ann", "white rump patch")
+        occurrences.identify(occurrences.SetPlace(str(tables)), deer, "Capreolus capreolus", "Ann", "white rump patch")
         core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
                             "jobs": {"roots": [str(root)]}}, {}, token_digest("a"), features=service_features())
         with socket.socket() as s:

@@ -24,7 +24,7 @@ def sheet(tmp_path_factory):
     tables = write_sheet_tables(tmp_path_factory.mktemp("counts") / "sheet")
     postprocess(str(tables), "track", {})
     deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]
-    occurrences.identify(str(tables), deer["occurrence_id"], "Capreolus capreolus", "ann")
+    occurrences.identify(occurrences.SetPlace(str(tables)), deer["occurrence_id"], "Capreolus capreolus", "ann")
     return tables
 
 

@@ -21,7 +21,8 @@ def test_a_flagged_occurrence_is_not_counted_until_a_person_identifies_it(tmp_pa
     assert rows[rows.filters_hash == first.filters_hash]["confirmed"].sum() == 3  # moth B, moth C, the deer
     shown = occurrences.summary(occurrences.find(occurrences.load(str(sheet)), flagged.iloc[0]["occurrence_id"]))
     assert shown["static"] is True and shown["folds"] == []
-    occurrences.identify(str(sheet), flagged.iloc[0]["occurrence_id"], "moth", "ann", "it flew off at dawn")
+    occurrences.identify(occurrences.SetPlace(str(sheet)), flagged.iloc[0]["occurrence_id"], "moth", "ann",
+                         "it flew off at dawn")
     later = postprocess(str(sheet), "score", {"min_score": 0.2})  # a later run keeps the person's word
     rows = Tables(str(sheet)).read(OCCURRENCES, SHEET_MODEL, "1").to_pandas()
     mine = rows[(rows.filters_hash == later.filters_hash) & rows["static"].astype(bool)]

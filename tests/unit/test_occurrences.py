@@ -141,11 +141,11 @@ def test_a_person_wins_over_every_later_run_and_the_disagreement_is_counted(shee
     postprocess(str(sheet), "track", NO_APPEARANCE)
     occ = occurrences.load(str(sheet))
     deer = occ.rows[occ.rows.camera_id == "burst"].iloc[0]
-    shown = occurrences.identify(str(sheet), deer["occurrence_id"], "roe deer", "ann", "antlers")
+    shown = occurrences.identify(occurrences.SetPlace(str(sheet)), deer["occurrence_id"], "roe deer", "ann", "antlers")
     assert shown["determination"] == {**shown["determination"], "label": "roe deer", "how": HUMAN,
                                       "model_label": "deer", "identified_by": "ann", "comment": "antlers"}
     with pytest.raises(NotFoundError, match="no occurrence"):
-        occurrences.identify(str(sheet), "occ-nope", "fox", "ann")
+        occurrences.identify(occurrences.SetPlace(str(sheet)), "occ-nope", "fox", "ann")
     # a later run (another filter set on top) keeps the person's determination and counts the disagreement
     later = postprocess(str(sheet), "score", {"min_score": 0.2})
     assert later.occurrences == 4 and later.disagreements == 1
@@ -165,13 +165,14 @@ def test_editing_a_classification_redetermines_its_occurrence_at_once(sheet):
     deer = occurrences.find(occ, occ.rows[occ.rows.camera_id == "burst"].iloc[0]["occurrence_id"])
     keys = [DetectionKey(**d) for d in deer["detections"]]
     for key in keys[:2]:
-        shown = occurrences.classify(str(sheet), key, "fox", "bob")
+        shown = occurrences.classify(occurrences.SetPlace(str(sheet)), key, "fox", "bob")
     assert shown["determination"]["label"] == "deer"  # 2 x 1.0 fox against 3 x 0.9 deer
-    shown = occurrences.classify(str(sheet), keys[2], "fox", "bob")
+    shown = occurrences.classify(occurrences.SetPlace(str(sheet)), keys[2], "fox", "bob")
     assert shown["determination"]["label"] == "fox" and shown["determination"]["how"] == MODEL
     assert len(DecisionsLog(str(sheet)).latest_classifications()) == 3
     with pytest.raises(NotFoundError, match="not in any occurrence"):
-        occurrences.classify(str(sheet), DetectionKey(uri="/nope", content_id="x", detection_index=0), "fox", "bob")
+        occurrences.classify(occurrences.SetPlace(str(sheet)), DetectionKey(uri="/nope", content_id="x",
+                                                                            detection_index=0), "fox", "bob")
 
 
 def test_the_cli_links_the_fixture_archive_with_appearance_and_a_dry_run_previews_an_image(tmp_path, capsys):

@@ -36,7 +36,7 @@ def tables(tmp_path_factory):
     moth_a = occ[(occ.camera_id == "sheet") & (occ.frames == 12)].iloc[0]["occurrence_id"]
     moth_c = occ[(occ.camera_id == "sheet") & (occ.frames == 3)].iloc[0]["occurrence_id"]
     for oid, label in ((deer, "deer"), (moth_a, "moth"), (moth_c, "beetle")):
-        occurrences.identify(str(out), oid, label, "ann", model="sheetcam:1")
+        occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), oid, label, "ann")
     return out
 
 

@@ -58,8 +58,8 @@ def tracked(d: Path) -> Path:
     occ = occurrences.load(str(out), "sheetcam:1").rows
     deer = occ[occ.camera_id == "burst"].iloc[0]["occurrence_id"]
     moth = occ[(occ.camera_id == "sheet") & (occ.frames == 3)].iloc[0]["occurrence_id"]
-    occurrences.identify(str(out), deer, "Capreolus capreolus", "ann", model="sheetcam:1")
-    occurrences.identify(str(out), moth, "beetle", "ann", model="sheetcam:1")
+    occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), deer, "Capreolus capreolus", "ann")
+    occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), moth, "beetle", "ann")
     return out
 
 

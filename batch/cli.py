@@ -9,8 +9,7 @@ from functools import partial
 
 from batch.commands import COMMANDS, GROUPS, Command
 from batch.option_variants import fields_of
-from batch.options import parse_options
-from batch.reprocess.options import load_config_file
+from batch.options import load_config_file, parse_options
 from trapline.base.ray_output import console
 
 

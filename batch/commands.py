@@ -12,14 +12,13 @@ is typed `Location` (batch/options.py), so a job's door confines it to the allow
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from typing import Any
 
 from pydantic import BaseModel
 
-from batch.command import Command, Progress, printed
+from batch.command import Command, printed
 from batch.command import later as _later
 from batch.deployments import options as dep
 from batch.export.options import EXPORT_FLAGS, ExportOptions
@@ -55,7 +54,7 @@ from batch.reprocess.options import FLAG_STYLES, ReprocessOptions
 from batch.review.options import REVIEW_FLAGS, ReviewOptions
 from serve.antenna_config import AntennaWorkOptions
 
-run_reprocess, reprocess_text = _later("batch.reprocess.job:run_reprocess"), _later("batch.reprocess.job:format_report")
+run_reprocess, reprocess_text = _later("batch.reprocess.job:run_job"), _later("batch.reprocess.summary:format_report")
 run_export = _later("batch.export.run:run_export")
 run_health, health_text, health_json = (_later(f"batch.health:{n}") for n in ("run_health", "health_text",
                                                                                "health_json"))
@@ -71,14 +70,9 @@ list_sets, sets_text = _later("model_store.tables.sets:listed"), _later("model_s
 retire, purge = _later("model_store.tables.lifecycle:retire"), _later("model_store.tables.lifecycle:purge")
 
 
-SET_STYLES = {"tables": FlagStyle(metavar="DST"), "result_set": FlagStyle(flags=("--set",), metavar="SET"),
+SET_STYLES = {"tables": FlagStyle(metavar="DST"),
+              "result_set": FlagStyle(flags=("--set",), metavar="SET", also_positional=True),
               "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS")}
-
-
-def _set_argument(parser: argparse.ArgumentParser) -> None:
-    """The set also as the command's one positional argument: `trapline tables purge SET`."""
-    parser.add_argument("result_set", nargs="?", default=argparse.SUPPRESS, metavar="SET",
-                        help="the result set (as --set)")
 
 
 MAIN = ("archive", "tables", "out", "model", "format", "select", "cameras", "since", "until", "limit", "classify",
@@ -121,25 +115,6 @@ def _report_text(r: Any) -> str:
         lines.append(f"warning: {r.unreadable} image(s) could not be read (listed in the report)")
     lines.append(f"  open {r.index}")
     return "\n".join(lines)
-
-
-def _postprocess(o: PostprocessOptions, progress: Progress | None) -> Any:
-    return run_postprocess(
-        o.tables, o.filter, o.config, remove=o.remove, model=o.model, source_filters=o.filters_hash,
-        cameras=o.cameras, since=o.since, until=o.until, image=o.image, occurrences=o.occurrences,
-        rows_per_file=o.rows_per_file,
-        dry_run=o.dry_run, store=o.store, progress=progress, progress_interval=o.progress_interval)
-
-
-def _crops(o: CropsOptions, progress: Progress | None) -> Any:
-    return run_crops(o.tables, o.crop_options(), model=o.model, filters_hash=o.filters_hash, store=o.store,
-                           cameras=o.cameras, since=o.since, until=o.until, image=o.image, progress=progress,
-                           progress_interval=o.progress_interval)
-
-
-def _events(o: EventsOptions, progress: Progress | None) -> Any:
-    return run_events(o.tables, gap_s=o.gap_s, model=o.model, filters_hash=o.filters_hash, store=o.store,
-                      dry_run=o.dry_run)
 
 
 def _people_commands() -> tuple[Command, ...]:
@@ -205,7 +180,7 @@ def _jobs_commands() -> tuple[Command, ...]:
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("reprocess", "run a model over an image archive (Ray Data) into Parquet detection tables",
-            ReprocessOptions, lambda o, progress: run_reprocess(o), reprocess_text,
+            ReprocessOptions, run_reprocess, reprocess_text,
             example="trapline reprocess --archive /data/traps --out ./detections --model megadetector@production",
             description="Run a model version over an image archive and write the images/detections tables. "
                         "Reruns skip what is done; a killed run resumes where it stopped.",
@@ -218,7 +193,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             example="trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
                     "--deployments deployments.csv --package-meta meta.yaml"),
     Command("postprocess", "re-apply a post-processing filter to stored detections (no model)",
-            PostprocessOptions, _postprocess, postprocess_text,
+            PostprocessOptions, run_postprocess, postprocess_text,
             example="trapline postprocess --tables ./detections --filter repeat "
                     "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
             description="Apply a filter to the stored raw detections of one model version and write the result as a "
@@ -226,7 +201,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "takes them.",
             styles=POSTPROCESS_FLAGS, resumes=True, pins_source=True),
     Command("events", "group each camera's images into events (visits) by capture-time gap",
-            EventsOptions, _events, _events_text, styles=SET_FLAGS,
+            EventsOptions, lambda o, progress: run_events(o), _events_text, styles=SET_FLAGS,
             example="trapline events --tables ./detections --gap-s 60",
             description="Group each camera's images into events by capture-time gap and write the `events` table "
                         "next to images/detections (rerunning replaces it)."),
@@ -239,7 +214,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "version found differently.",
             styles=REVIEW_FLAGS, to_json=report_json),
     Command("crops", "JPEG snips of stored kept detections, from the tables (no model)",
-            CropsOptions, _crops, crops_text, styles=CROPS_FLAGS,
+            CropsOptions, run_crops, crops_text, styles=CROPS_FLAGS,
             example="trapline crops --tables ./detections --crop-padding 0.1 --crop-square --camera cam07",
             description="Cut a JPEG snip of every kept detection of one model version and result set from its source "
                         "image, with the names and snips rows reprocess --crops would write. Reruns write nothing "
@@ -265,16 +240,16 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                         "it)."),
     Command("tables retire", "hide a result set from every reader (reversible: tables unretire)",
             RetireOptions, lambda o, progress: retire(o.tables, o.result_set, o.reason, o.undo), lambda r: r.line(),
-            styles=SET_STYLES, arguments=_set_argument, job=False,
+            styles=SET_STYLES, job=False,
             description="Hide a result set from every reader (the console, reports, exports, postprocess); its files "
                         "stay, and `trapline tables unretire SET` shows it again."),
     Command("tables unretire", "show a retired result set to readers again",
             RetireOptions, lambda o, progress: retire(o.tables, o.result_set, o.reason, undo=True), lambda r: r.line(),
-            styles=SET_STYLES, arguments=_set_argument, job=False),
+            styles=SET_STYLES, job=False),
     Command("tables purge", "delete a result set's files (--dry-run first; crash-safe, rerun to finish)",
             PurgeOptions, lambda o, progress: purge(o.tables, o.result_set, dry_run=o.dry_run,
                                                     move_decisions=o.move_decisions, store=o.store, wait_s=o.wait_s),
-            lambda r: r.line(), styles=SET_STYLES, arguments=_set_argument, job=False,
+            lambda r: r.line(), styles=SET_STYLES, job=False,
             description="Delete a result set's files, the images files first, so readers stay right if it is killed "
                         "halfway (a rerun finishes it); refused for a set an alias serves (retire it first) or that "
                         "people's identifications point to (unless --move-decisions). Reports the bytes reclaimed."),

@@ -34,6 +34,7 @@ class FlagStyle:
     switches: dict[str, tuple[str, str]] = field(default_factory=dict)
     repeatable: bool = False             # a list field given as the flag once per item
     positional: bool = False             # given without a flag (`trapline deployments revoke DECISION_ID`)
+    also_positional: bool = False        # given either way: `trapline tables purge SET` = `... --set SET`
     hidden: bool = False                 # a retired flag, kept only to say what replaced it: not in --help
 
 
@@ -112,6 +113,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
                 kw["type"] = kind
             kw["metavar"] = style.metavar or (None if "choices" in kw else name.upper())
         parser.add_argument(*flags, **kw)
+        if style.also_positional:  # the same option once more without its flag (only one may be given)
+            parser.add_argument(name, nargs="?", default=suppress, metavar=kw.get("metavar") or name.upper(),
+                                help=f"as {flags[0]}")
 
 
 # -- the flags a command line has besides its options model: declared here once ------------------------------------

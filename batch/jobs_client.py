@@ -21,6 +21,12 @@ class ServiceOptions(CommandOptions):
     url: str | None = Field(None, description=f"the service (default $TRAPLINE_URL, else {env.URL.default})")
 
 
+class SubmitOptions(ServiceOptions):
+    """What `trapline jobs submit KIND` takes besides the kind's own options (which it sends)."""
+
+    job_name: str | None = Field(None, description="a name for people, shown in job lists")
+
+
 class JobsListOptions(ServiceOptions):
     kind: str | None = Field(None, description="only jobs of this kind (reprocess, export, ...)")
     status: JobStatus | None = Field(None, description="only jobs in this state")
@@ -37,4 +43,4 @@ class JobLogsOptions(JobOptions):
     tail: int = Field(200, ge=0, description="last lines (0: all)")
 
 
-JOBS_FLAGS = {"job_id": FlagStyle(positional=True, metavar="JOB_ID")}
+JOBS_FLAGS = {"job_id": FlagStyle(positional=True, metavar="JOB_ID"), "job_name": FlagStyle(flags=("--name",))}

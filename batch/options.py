@@ -8,8 +8,10 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from batch.flags import FlagStyle
@@ -189,3 +191,18 @@ def parse_options(model: type[BaseModel], given: dict[str, Any], command: str,
         variants = variants_of(model)
         found = problems(exc, variants.key if variants else None)
         raise OptionsError(f"invalid {command} options: {describe(found, flag_of)}", fields=fields(found)) from None
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """The options of a `--config FILE` (YAML, or JSON as YAML's subset), keys as field names (`rows-per-file` =
+    `rows_per_file`); the flags given override them (batch/cli.py `options`, `trapline jobs submit`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise OptionsError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise OptionsError(f"{path} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise OptionsError(f"{path} must hold a mapping of options")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -2,7 +2,7 @@
 
 `python -m benchmarks.batch_throughput --model bench-yolov8n:1 --images 40 [--via serve,actors] [--concurrency 1]`
 
-For each `--via` it runs `batch.reprocess.job` (the same entry point as `python -m batch.reprocess`)
+For each `--via` it runs `trapline reprocess` (the same command as `python -m batch.reprocess`)
 on a generated archive of N images, reruns it over the finished output (everything should be
 skipped), then runs it on a 10 x N archive into a fresh output. Ray (and for `--via serve` the
 Serve app) is started once by this script, so Ray's start-up is not timed; listing and planning
@@ -86,24 +86,24 @@ def parse_report(text: str) -> dict[str, Any]:
 
 
 def run_job(argv: list[str], quiet: bool = True) -> dict[str, Any]:
-    """Run batch.reprocess.job in this process (Ray already up): wall time, peak memory and the job's report.
+    """Run `trapline reprocess` in this process (Ray already up): wall time, peak memory and the job's report.
 
     `wall_s` is measured here around the whole job (listing and planning included, Ray start-up
     not); `job_wall_s` and `job_images_per_s` are the job's own numbers, which start after planning.
     """
-    entry = importlib.import_module("batch.reprocess.job")
+    entry = importlib.import_module("trapline.cli")  # what `python -m batch.reprocess` runs
     captured = io.StringIO()
     stream = captured if quiet else _Tee(captured, sys.stdout)
     with MemorySampler() as mem, contextlib.redirect_stdout(stream):
         t0 = time.perf_counter()
-        code = entry.main([*argv, "--json"])
+        code = entry.main(["reprocess", *argv, "--json"])
         wall = time.perf_counter() - t0
     report = parse_report(captured.getvalue())
     if not report:
         report = latest_manifest(Path(argv[argv.index("--out") + 1])) or {}
         report.update(report.get("counts") or {})
     if code not in (0, None):
-        raise RuntimeError(f"batch.reprocess.job {' '.join(argv)} exited with {code}: {captured.getvalue()[-800:]}")
+        raise RuntimeError(f"trapline reprocess {' '.join(argv)} exited with {code}: {captured.getvalue()[-800:]}")
     processed = int(report.get("processed") or 0)
     return {"wall_s": round(wall, 3), "images_per_s": round(processed / wall, 3) if wall > 0 else None,
             "peak_mib": mem.peak_mib, "found": report.get("found"), "processed": processed,
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=40, help="N: images in the archive (the 10x run uses 10 N)")
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--via", default="serve,actors")
-    parser.add_argument("--concurrency", type=int, default=None, help="passed to batch.reprocess.job")
+    parser.add_argument("--concurrency", type=int, default=None, help="passed to trapline reprocess")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--max-batch-size", type=int, default=8, help="--via serve: the Serve app's batch size")
     parser.add_argument("--num-replicas", type=int, default=1, help="--via serve: replicas")
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "--via serve: Ray CPUs per replica; leave room for the job's client actor, read and write tasks"))
     parser.add_argument("--serve-threads", type=int, default=None, help="--via serve: ONNX Runtime threads per replica")
     parser.add_argument("--work", default=str(DEFAULT_ROOT / "batch"), help="archives and outputs go here")
-    parser.add_argument("--extra", default="", help="more batch.reprocess.job arguments, quoted")
+    parser.add_argument("--extra", default="", help="more trapline reprocess arguments, quoted")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the job's own output and Ray's (default: Ray's goes to its session's log directory)")
     parser.add_argument("--out", default=None, help="write the result JSON here")

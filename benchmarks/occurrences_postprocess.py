@@ -20,11 +20,11 @@ import numpy as np
 import pyarrow as pa
 
 from batch.postprocessing import occurrences
-from batch.postprocessing.postprocess import run_postprocess
 from model_store.core.imaging import encode_jpeg
 from model_store.tables.locations import open_location
 from model_store.tables.schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA
 from model_store.tables.writer import part_name, write_part
+from tests.fixtures.postprocess import postprocess
 
 RUN = "20260101T000000Z-abcdef"
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         tables, n = write_tables(Path(d), args.detections, args.cameras, args.appearance == "colour")
         lines: list[str] = []
         t0 = time.perf_counter()
-        report = run_postprocess(str(tables), "track", {"appearance": args.appearance}, progress=lines.append,
+        report = postprocess(str(tables), "track", {"appearance": args.appearance}, progress=lines.append,
                                  progress_interval=1e9)
         wall = time.perf_counter() - t0
         t1 = time.perf_counter()

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import record_decision, run_identify
 from model_store.store.store import ModelStore
 from model_store.tables.decisions import ConfirmSighting, DetectionKey, NameIndividual, RejectSighting, make
@@ -54,7 +55,7 @@ def run(individuals: int, views: int, share: float, root: Path) -> dict:
     ModelStore(store).publish(None, "coats", "2", {**KEYPOINTS, "keypoints": {"ratio": 0.75}})
 
     t = time.perf_counter()
-    run_identify(tables, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
     first_s = time.perf_counter() - t
     s, ari, found = _scores(tables, truth)
     out = {"sightings": len(rows), "true_individuals": individuals, "identify_s": round(first_s, 1),
@@ -80,7 +81,7 @@ def run(individuals: int, views: int, share: float, root: Path) -> dict:
     before = dict(zip(s["uri"], s["individual_id"], strict=True))
 
     t = time.perf_counter()
-    run_identify(tables, "coats:2", store, threshold=RERUN_THRESHOLD)
+    run_identify(IdentifyOptions(tables=str(tables), identifier="coats:2", store=str(store), threshold=RERUN_THRESHOLD))
     rerun_s = time.perf_counter() - t
     after, ari2, found2 = _scores(tables, truth)
     now = dict(zip(after["uri"], after["individual_id"], strict=True))

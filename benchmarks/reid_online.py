@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from model_store.core.imaging import decode_image
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
@@ -50,7 +51,7 @@ def measure(size: int, queries: int, root: Path) -> dict:
     store = str(root / "models")
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
     t = time.perf_counter()
-    run_identify(tables, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
     identify_s = time.perf_counter() - t
     by_uri = {t["uri"]: t["individual"] for t in truth}
     id_of = {by_uri[r.uri]: r.individual_id for r in read_result(tables, SIGHTINGS).itertuples()}

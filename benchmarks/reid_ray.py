@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from batch.identify.distributed import RayWorkers
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from benchmarks.common import local_ray
 from model_store.store.store import ModelStore
@@ -35,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         store = str(Path(d) / "models")
         ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
         t = time.perf_counter()
-        local = run_identify(tables, "coats:1", store)
+        local = run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
         local_s = time.perf_counter() - t
         first = read_result(tables, SIGHTINGS).set_index("uri")["individual_id"]
         with local_ray():
             workers = RayWorkers("coats:1", store)
             t = time.perf_counter()
-            run_identify(tables, "coats:1", store, workers=workers)
+            run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)), workers=workers)
             ray_s = time.perf_counter() - t
         same = read_result(tables, SIGHTINGS).set_index("uri")["individual_id"].equals(first)
     n = local.sightings

@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the fixtures live in tests/
 
 from batch.postprocessing import occurrences  # noqa: E402 - after the path above
-from batch.postprocessing.postprocess import run_postprocess  # noqa: E402
 from serve.ingress import IngressCore, token_digest  # noqa: E402
 from tests.fixtures.browser import Browser, console_session, console_url  # noqa: E402
 from tests.fixtures.occurrences import write_sheet_tables  # noqa: E402
+from tests.fixtures.postprocess import postprocess  # noqa: E402
 from trapline.service import service_features  # noqa: E402
 
 
@@ -31,9 +31,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         tables = write_sheet_tables(root / "sheet")
-        run_postprocess(str(tables), "track", {})
+        postprocess(str(tables), "track", {})
         deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]["occurrence_id"]
-        occurrences.identify(str(tables), deer, "Capreolus capreolus", "Ann", "white rump patch")
+        occurrences.identify(occurrences.SetPlace(str(tables)), deer, "Capreolus capreolus", "Ann", "white rump patch")
         core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
                             "jobs": {"roots": [str(root)]}}, {}, token_digest("a"), features=service_features())
         with socket.socket() as s:

@@ -7,10 +7,12 @@ import copy
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from model_store import ModelStore
-from model_store.store.cli import add_store_argument
 from serve import APP_NAME, ONLINE_IMPORT_PATH
 from serve.config import HttpConfig, ServeConfig, parse_serve_config
 from serve.config_files import read_config_file, trapline_app
@@ -25,44 +27,62 @@ from trapline.base.ray_output import console
 MODEL_WAIT_POLL_S = 2.0  # --wait-for-models: how often an empty store is looked at again
 
 
-def register(sub: argparse._SubParsersAction, builder: AppBuilder | None = None,
-             import_path: str = ONLINE_IMPORT_PATH) -> None:
-    """Add `trapline serve`. What it runs is the caller's: the house registers it from trapline/service.py with the
-    whole service (`build_service`, `trapline.service:app_builder`); alone, it runs the online door."""
-    # The defaults the help states are the config model's own, so the two cannot drift.
-    host, port = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
+_HOST, _PORT = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
+
+
+class ServeOptions(BaseModel):
+    """`trapline serve`'s flags, one field each: the command line is generated from this model by the one flag
+    generator (batch/flags.py), where the house registers the command (trapline/service.py); the defaults the help
+    states are the config model's own, so the two cannot drift."""
+
+    config: str | None = Field(None, description=(
+        "a Ray Serve config file (e.g. serve.yaml; --print-config writes one) or a YAML file holding just the "
+        "trapline ServeConfig"))
+    store: str | None = Field(None, description=env.STORE_HELP)
+    models: list[str] | None = Field(None, description=(
+        "serve this model (repeatable; default: the config's models, else every model in the store that has a "
+        "production alias)"))
+    host: str | None = Field(None, description=(
+        f"HTTP bind address (default {_HOST}: reachable from this machine only; 0.0.0.0 exposes the HTTP port, and "
+        "only it)"))
+    port: int | None = Field(None, description=f"HTTP port (default {_PORT}; 0 picks a free one)")
+    address: str | None = Field(None, description=(
+        "Ray cluster to deploy to, e.g. auto for the one `ray start` runs on this machine (default: $RAY_ADDRESS, "
+        "else start a local Ray for the lifetime of this command)"))
+    num_cpus: int | None = Field(None, description="CPUs of the local Ray it starts (default: all)")
+    app_name: str | None = Field(None, description=(
+        f"Serve application name (default {APP_NAME}; with --config: which trapline app of the file)"))
+    record: str | None = Field(None, description=(
+        "keep what POST /v1/images receives: the bytes in this archive (directory or s3://), the rows in --tables "
+        "(with a config file: its `record:` block)"))
+    tables: str | None = Field(None, description=(
+        "with --record: the tables the uploads' rows go to (those `trapline reprocess --out` writes)"))
+    wait_for_models: bool = Field(False, description=(
+        "with no model to serve in the store, say how to publish one and wait for it instead of exiting (the "
+        "container image's default; $TRAPLINE_SEED_DEMO=1 publishes the demo models)"))
+    print_config: bool = Field(False, description=(
+        "print the resolved config as a Ray Serve config file (for serve run/deploy) and exit"))
+
+
+# How some flags read (the names of batch/flags.py's FlagStyle, which serve/ may not import)
+SERVE_FLAG_STYLES = {"models": {"flags": ("--model",), "metavar": "NAME", "repeatable": True},
+                     "record": {"metavar": "ARCHIVE_URL"}, "tables": {"metavar": "TABLES_URL"}}
+
+
+def register(sub: argparse._SubParsersAction, add_flags: Callable[[argparse.ArgumentParser], None],
+             builder: AppBuilder | None = None, import_path: str = ONLINE_IMPORT_PATH) -> None:
+    """Add `trapline serve`, its flags made by `add_flags` from `ServeOptions`. What it runs is the caller's: the house
+    registers it from trapline/service.py with the whole service (`build_service`, `trapline.service:app_builder`);
+    alone, it runs the online door."""
     p = sub.add_parser(
         "serve", help="run the detection service (Ray Serve + HTTP) until Ctrl-C",
         description=f"Start a local Ray (or use --address / $RAY_ADDRESS), deploy the trapline Serve app and serve "
-                    f"HTTP on {host}:{port} until Ctrl-C. A Ray Serve config file (serve.yaml) is deployed as "
+                    f"HTTP on {_HOST}:{_PORT} until Ctrl-C. A Ray Serve config file (serve.yaml) is deployed as "
                     "`serve run` would; for a long-lived deployment on a cluster use `serve deploy serve.yaml`.")
-    p.add_argument("--config", default=None,
-                   help=f"a Ray Serve config file (e.g. serve.yaml, import_path {import_path}) "
-                        "or a YAML file holding just the trapline ServeConfig")
-    add_store_argument(p)
-    p.add_argument("--model", action="append", dest="models", metavar="NAME",
-                   help="serve this model (repeatable; default: the config's models, else every model in the "
-                        "store that has a production alias)")
-    p.add_argument("--host", default=None, help=f"HTTP bind address (default {host}: reachable from this machine "
-                                                "only; 0.0.0.0 exposes the HTTP port, and only it)")
-    p.add_argument("--port", type=int, default=None, help=f"HTTP port (default {port}; 0 picks a free one)")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster to deploy to, e.g. auto for the one `ray start` runs on this machine "
-                        "(default: $RAY_ADDRESS, else start a local Ray for the lifetime of this command)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray it starts (default: all)")
-    p.add_argument("--app-name", default=None,
-                   help=f"Serve application name (default {APP_NAME}; with --config: which trapline app of the file)")
-    p.add_argument("--record", default=None, metavar="ARCHIVE_URL",
-                   help="keep what POST /v1/images receives: the bytes in this archive (directory or s3://), the "
-                        "rows in --tables (with a config file: its `record:` block)")
-    p.add_argument("--tables", default=None, metavar="TABLES_URL",
-                   help="with --record: the tables the uploads' rows go to (those `trapline reprocess --out` writes)")
-    p.add_argument("--wait-for-models", action="store_true",
-                   help="with no model to serve in the store, say how to publish one and wait for it instead of "
-                        "exiting (the container image's default; $TRAPLINE_SEED_DEMO=1 publishes the demo models)")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config as a Ray Serve config file (for serve run/deploy) and exit")
-    p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path)
+    add_flags(p)
+    # every option in the namespace, given or not (the generated flags leave the ones not given out)
+    p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path,
+                   **{name: info.default for name, info in ServeOptions.model_fields.items()})
 
 
 def _record_block(args: argparse.Namespace, current: dict[str, Any] | None) -> dict[str, Any] | None:

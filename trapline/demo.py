@@ -20,7 +20,10 @@ import time
 from pathlib import Path
 
 import httpx
+from pydantic import Field
 
+from batch.flags import add_model_arguments
+from batch.options import CommandOptions, Location, StoreRoot, parse_options
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
@@ -36,6 +39,7 @@ from model_store.tables.table_set import resolve_table_set
 from serve.defaults import local_default
 from serve.local import run_local
 from trapline.base import env, ray_output
+from trapline.base.entry import add_verbose
 from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 from trapline.service import build_service
 
@@ -146,16 +150,23 @@ def _print_species(out: Path, truth: dict) -> None:
               f"[{' > '.join(r.taxon_path)}]  drawn here: {', '.join(drawn) or '-'}")
 
 
+class DemoOptions(CommandOptions):
+    """Where `make demo` keeps its models, its sample archive and its tables."""
+
+    store: StoreRoot = None
+    samples: Location = Field("./samples", description="the sample archive (written when missing)")
+    out: Location = Field("./out/detections", description="the demo's tables")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", default=env.MODEL_STORE.get())
-    parser.add_argument("--samples", type=Path, default=Path("./samples"))
-    parser.add_argument("--out", type=Path, default=Path("./out/detections"))
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show Ray's own log lines too (default: they go to the log file the output names)")
-    args = parser.parse_args(argv)
-    with ray_output.mode(quiet=not args.verbose):  # a caller in the same process (a test) gets its mode back
-        return run(args.store, args.samples, args.out)
+    add_model_arguments(parser, DemoOptions)  # the flags from the model, as every command's (batch/flags.py)
+    add_verbose(parser)
+    args = vars(parser.parse_args(argv))
+    verbose = args.pop("verbose", False)
+    o = parse_options(DemoOptions, args, "demo")
+    with ray_output.mode(quiet=not verbose):  # a caller in the same process (a test) gets its mode back
+        return run(o.store or env.MODEL_STORE.get(), Path(o.samples), Path(o.out))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from batch.flags import FlagStyle, add_model_arguments
 from serve import SERVICE_IMPORT_PATH
 from serve import cli as serve_cli
 
@@ -55,5 +56,7 @@ def app_builder(args: dict[str, Any]) -> Application:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """`trapline serve`, running the whole service."""
-    serve_cli.register(sub, build_service, SERVICE_IMPORT_PATH)
+    """`trapline serve`, running the whole service; its flags from `ServeOptions` by the one flag generator."""
+    styles = {name: FlagStyle(**style) for name, style in serve_cli.SERVE_FLAG_STYLES.items()}
+    serve_cli.register(sub, lambda p: add_model_arguments(p, serve_cli.ServeOptions, styles), build_service,
+                       SERVICE_IMPORT_PATH)

@@ -32,11 +32,11 @@ def run_export(options: ExportOptions | FormatOptions, slice_images: int = EXPOR
     inputs = exporter.check(options)  # the user's own files, before any table is read
     tables = Tables(options.tables)
     tset = resolve_table_set(tables, options.model, options.filters_hash, options.store)
-    occurrences = set_occurrences(options.tables, tset, options.store)
+    occurrences = set_occurrences(tables.storage, tset, options.store)  # the tables opened above, not again
     subset = options.scope().expression()
     job = ExportJob(tset, options.out, options,
                     lambda: export_slices(tables, tset, subset, occurrences, slice_images), inputs,
-                    individual_ids(options.tables, tset.model_name, tset.model_version, tset.filters_hash))
+                    individual_ids(tables.storage, tset.model_name, tset.model_version, tset.filters_hash))
     written, notes = exporter.write(job)
     return ExportReport(options.format, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, job.images,
                         job.failed, job.detections, written, notes)

@@ -9,16 +9,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from batch.identify.options import IdentifyOptions
+from batch.flags import add_model_arguments
+from batch.identify.options import IDENTIFY_FLAGS, IdentifyAction, IdentifyOptions
 from batch.options import parse_options
 from model_store.tables.schema import INDIVIDUALS, SIGHTINGS
 from trapline.base.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """What `trapline identify` takes besides its options."""
-    p.add_argument("action", nargs="?", choices=["run", "evaluate", "weekly"], default="run")
-    p.add_argument("--truth", default=None, help="evaluate: CSV of uri or rel_path -> individual")
+    """What `trapline identify` takes besides its options: the action and --truth, flags generated from their model."""
+    add_model_arguments(p, IdentifyAction, IDENTIFY_FLAGS)
 
 
 def run(opts: IdentifyOptions, progress: Callable[[str], None] | None = None) -> Any:
@@ -28,14 +28,13 @@ def run(opts: IdentifyOptions, progress: Callable[[str], None] | None = None) ->
     from batch.identify.run import run_identify  # late: the command line is built without the tables' pandas
 
     if not opts.ray:
-        return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold)
+        return run_identify(opts)
     from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
     from trapline.base.ray_runtime import ensure_ray, shutdown_ray  # late: as above
 
     started = ensure_ray(log_to_driver=False)
     try:
-        return run_identify(opts.tables, opts.identifier, opts.store, opts.model, opts.threshold,
-                            workers=RayWorkers(opts.identifier, opts.store))
+        return run_identify(opts, workers=RayWorkers(opts.identifier, opts.store))
     finally:
         if started:
             shutdown_ray()
@@ -52,12 +51,14 @@ def run_text(r: Any) -> str:
 def cmd_identify(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in IdentifyOptions.model_fields}
     opts = parse_options(IdentifyOptions, given, "identify")
-    if args.action == "evaluate":
-        if not args.truth:
+    what = parse_options(IdentifyAction, {k: v for k, v in vars(args).items() if k in IdentifyAction.model_fields},
+                         "identify")
+    if what.action == "evaluate":
+        if not what.truth:
             raise UserError("identify evaluate needs --truth CSV (uri or rel_path -> individual)")
         from batch.identify.evaluate import evaluate  # late: as run_identify in `run`
 
-        figures = evaluate(opts.tables, args.truth)
+        figures = evaluate(opts.tables, what.truth)
         if args.json_output:
             print(json.dumps(figures))
         else:
@@ -67,7 +68,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
                   f"top-1 {top1}, adjusted Rand index {ari}, individuals found {figures['individuals_found']} "
                   f"of {figures['individuals_true']}")
         return 0
-    if args.action == "weekly":
+    if what.action == "weekly":
         return _weekly(opts.tables, args.json_output)
     print(run_text(run(opts)))
     return 0

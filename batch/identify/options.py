@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from batch.flags import FlagStyle
-from batch.options import CommandOptions, StoreRef, StoreRoot, TablesLocation, TablesRef
+from batch.options import CommandOptions, Location, StoreRef, StoreRoot, TablesLocation, TablesRef
 
 # Chosen on the synthetic identity sets (benchmarks/reid_archive.py; 150 x 4 and 120 x 3 sightings, hard views):
 # 0.5 over-split (ARI 0.978, +9 %), 0.3 gave ARI 0.99-0.997 within 3 % of the true count, 0.2 no better.
@@ -34,4 +36,14 @@ class IdentifyJobOptions(IdentifyOptions):
     identifier: StoreRef = Field(..., min_length=1, description="NAME[:VERSION|@ALIAS] of an identifier in the store")
 
 
-IDENTIFY_FLAGS = {"tables": FlagStyle(metavar="DST"), "identifier": FlagStyle(metavar="REF")}
+class IdentifyAction(CommandOptions):
+    """What `trapline identify` does besides its options (a command line only: a job is always `run`)."""
+
+    action: Literal["run", "evaluate", "weekly"] = Field("run", description=(
+        "run: identify; evaluate: compare the newest run with known individuals (--truth); weekly: the individuals "
+        "seen each week"))
+    truth: Location | None = Field(None, description="evaluate: CSV of uri or rel_path -> individual")
+
+
+IDENTIFY_FLAGS = {"tables": FlagStyle(metavar="DST"), "identifier": FlagStyle(metavar="REF"),
+                  "action": FlagStyle(positional=True, metavar="{run,evaluate,weekly}")}

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.identify.decided import check_decision, constraints
-from batch.identify.options import DEFAULT_THRESHOLD
+from batch.identify.options import IdentifyOptions
 from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
 from model_store.core.identify.features import Description
 from model_store.core.identify.gallery import Gallery
@@ -103,30 +103,27 @@ def _new_id(members: list[Key]) -> str:
     return "ind-" + hashlib.sha1(repr(min(members)).encode()).hexdigest()[:10]
 
 
-def run_identify(tables_url: str, identifier: str, store: str | None = None, model: str | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, wait_s: float = 0.0, workers=None) -> IdentifyReport:
-    """Identify every covered kept detection; write and commit the sightings and individuals tables.
+def run_identify(opts: IdentifyOptions, workers=None, wait_s: float = 0.0) -> IdentifyReport:
+    """Identify every covered kept detection of `opts.tables` with `opts.identifier`; write and commit the sightings
+    and individuals tables.
 
     One identify run at a time per set of tables (a lease, as a reprocess run holds one per model version;
     `wait_s` waits for a running one); a run that lost its lease commits nothing. `workers` describe and match
     (default: this process, `LocalWorkers`; batch/identify/distributed.py spreads both over Ray Data)."""
-    if not 0.0 < threshold < 1.0:
-        raise BatchError(f"--threshold is a P(same individual) between 0 and 1, got {threshold}")
     run_id = new_identify_run_id()
-    storage = open_location(tables_url)  # opened once here; what follows takes the opened thing
+    storage = open_location(opts.tables)  # opened once here; what follows takes the opened thing
     lease = RunLease(storage, *IDENTIFY_LEASE, run_id).acquire(wait_s)
     try:
         lease.start_heartbeat()
-        return _identify(storage, identifier, store, model, threshold, run_id, lease.check, workers)
+        return _identify(storage, opts, run_id, lease.check, workers)
     finally:
         lease.release()
 
 
-def _identify(storage: Storage, identifier: str, store: str | None, model: str | None, threshold: float,
-              run_id: str, fence, workers=None) -> IdentifyReport:
-    ident = ModelStore(store).load_identifier(identifier)
+def _identify(storage: Storage, opts: IdentifyOptions, run_id: str, fence, workers=None) -> IdentifyReport:
+    ident = ModelStore(opts.store).load_identifier(opts.identifier)
     tables = Tables(storage)
-    rows = covered_detections(tables, ident, model, store)
+    rows = covered_detections(tables, ident, opts.model, opts.store)
     keys: list[Key] = [(r.uri, r.content_id, int(r.detection_index)) for r in rows.itertuples()]
     workers = workers or LocalWorkers(ident)
     descs = workers.describe(rows)
@@ -142,7 +139,7 @@ def _identify(storage: Storage, identifier: str, store: str | None, model: str |
     decided = fold(DecisionsLog(storage).read(), previous)
     ok_keys = [keys[i] for i in ok]
     must, cannot, pinned = constraints(ok_keys, decided, previous)
-    labels = cluster(len(ok), pairs, threshold, must, cannot)
+    labels = cluster(len(ok), pairs, opts.threshold, must, cannot)
     members: dict[int, list[Key]] = {}
     for g, lab in enumerate(labels):
         members.setdefault(int(lab), []).append(ok_keys[g])
@@ -158,7 +155,7 @@ def _identify(storage: Storage, identifier: str, store: str | None, model: str |
     sightings = _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, ident, run_id)
     individuals = summarise_individuals(sightings, decided, run_id)
     report.individuals = len(individuals)
-    meta = {"identifier": ident.info.model_dump(), "threshold": threshold, "run_id": run_id}
+    meta = {"identifier": ident.info.model_dump(), "threshold": opts.threshold, "run_id": run_id}
     fence()  # before the first file and at the commit: a run that lost its lease writes nothing more
     write_file(storage, parquet_bytes(pa.Table.from_pandas(sightings, SIGHTINGS_SCHEMA, preserve_index=False), meta),
                SIGHTINGS, f"run_id={run_id}", "part-0.parquet")

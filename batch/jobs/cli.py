@@ -15,13 +15,11 @@ from typing import Any
 
 from batch.flags import add_config_flag, add_json_flag, add_model_arguments
 from batch.jobs.kinds import KINDS, REFUSED
-from batch.jobs_client import JobLogsOptions, JobOptions, JobsListOptions
-from batch.reprocess.options import load_config_file
+from batch.jobs_client import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions, SubmitOptions
+from batch.options import load_config_file
 from trapline.base import env
 from trapline.base.errors import ServiceRequestError, UserError
 from trapline.base.printed import Printed
-
-DEFAULT_URL = env.URL.default
 
 
 def add_submit(parser: argparse.ArgumentParser) -> None:
@@ -32,14 +30,9 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
         add_model_arguments(k, kind.options, kind.styles, skip=tuple(REFUSED))
         if kind.spec.config_file:
             add_config_flag(k, dest="config_file")
-        k.add_argument("--name", dest="job_name", default=None, help="a name for people, shown in job lists")
-        _common(k)
+        add_model_arguments(k, SubmitOptions, JOBS_FLAGS)  # --url, --name
+        add_json_flag(k, "the service's answer")
         k.set_defaults(func=cmd_submit)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=None, help=f"the service (default $TRAPLINE_URL, else {DEFAULT_URL})")
-    add_json_flag(p, "the service's answer")
 
 
 def request(args: Any, method: str, path: str, admin: bool = False, **kwargs: Any) -> Any:
@@ -48,7 +41,7 @@ def request(args: Any, method: str, path: str, admin: bool = False, **kwargs: An
     # the others ~0.7 s of start-up they do not need.
     import httpx
 
-    url = (args.url or env.URL.get()).rstrip("/")
+    url = (getattr(args, "url", None) or env.URL.get()).rstrip("/")  # a flag not given is not in the namespace
     try:  # each also from the file NAME_FILE names
         token = env.ADMIN_TOKEN.secret() if admin else (env.API_TOKEN.secret() or env.ADMIN_TOKEN.secret())
     except ValueError as exc:
@@ -79,7 +72,7 @@ def submitted_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     body = {"kind": args.kind, "options": submitted_options(args)}
-    if args.job_name:
+    if getattr(args, "job_name", None):
         body["name"] = args.job_name
     job = request(args, "POST", "/v1/jobs", admin=True, json=body)
     if args.json_output:

@@ -28,14 +28,14 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.postprocessing import occurrences
-from batch.postprocessing.options import DEFAULT_GAP_S  # the option's default, where the option is
+from batch.postprocessing.options import DEFAULT_GAP_S, EventsOptions  # the option's default, where the option is
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables
 from model_store.tables.schema import EVENTS, EVENTS_SCHEMA
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 from model_store.tables.table_set import TableSet, resolve_table_set
 from model_store.tables.writer import parquet_bytes, partition_parts
-from trapline.base.errors import BatchError
+from trapline.base.storage import Storage
 
 
 @dataclass
@@ -142,16 +142,13 @@ def group_events(images: pd.DataFrame, dets: pd.DataFrame, gap_s: float = DEFAUL
     return pd.DataFrame(rows, columns=columns)
 
 
-def run_events(tables_url: str, gap_s: float = DEFAULT_GAP_S, model: str | None = None,
-               filters_hash: str | None = None, store: str | None = None, dry_run: bool = False,
-               slice_images: int = DEFAULT_SLICE_IMAGES) -> EventsReport:
-    """Group one model version and filter set into events and write the `events` table file for it, reading a
-    slice of whole cameras (at most `slice_images` image rows) at a time."""
-    if not gap_s > 0:
-        raise BatchError(f"--gap-s must be a positive number of seconds, got {gap_s!r}")
-    tables = Tables(tables_url)
-    tset = resolve_table_set(tables, model, filters_hash, store)
-    occ = set_occurrences(tables_url, tset, store)
+def run_events(opts: EventsOptions, slice_images: int = DEFAULT_SLICE_IMAGES) -> EventsReport:
+    """Group one model version and filter set into events and write the `events` table file for it (`opts`:
+    `trapline events`' options), reading a slice of whole cameras (at most `slice_images` image rows) at a time."""
+    gap_s = opts.gap_s
+    tables = Tables(opts.tables)
+    tset = resolve_table_set(tables, opts.model, opts.filters_hash, opts.store)
+    occ = set_occurrences(tables.storage, tset, opts.store)  # the tables opened above
     found, failed, without_time = [], 0, 0
     # a slice of whole cameras at a time (an event never spans cameras): memory bounded at any archive size
     for part in iter_camera_slices(tables, tset.model_name, tset.model_version, tset.filters_hash,
@@ -174,16 +171,16 @@ def run_events(tables_url: str, gap_s: float = DEFAULT_GAP_S, model: str | None 
         counted = occ[occ["confirmed"].astype(bool) & occ["uri"].isin(grouped)]
         report.occurrences = len(counted)
         report.periods = period_counts(events, counted)
-    if not dry_run:
+    if not opts.dry_run:
         report.written = write_events(tables, tset, events, gap_s)
     return report
 
 
-def set_occurrences(tables_url: str, tset: TableSet, store: str | None = None) -> pd.DataFrame | None:
+def set_occurrences(tables: str | Storage, tset: TableSet, store: str | None = None) -> pd.DataFrame | None:
     """The set's occurrences, determined now (the decisions log applied), or None when the set was not tracked."""
     if "track" not in [s.get("name") for s in tset.filter_specs]:
         return None
-    return occurrences.load(tables_url, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, store).rows
+    return occurrences.load(tables, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, store).rows
 
 
 def period_counts(events: pd.DataFrame, occ: pd.DataFrame) -> list[dict]:

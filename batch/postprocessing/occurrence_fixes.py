@@ -49,20 +49,23 @@ def _frame_key(o: OccurrenceFixOptions, frame: int) -> Any:
     return key_of(frames[frame])
 
 
+def _place(o: OccurrenceFixOptions) -> occurrences.SetPlace:
+    return occurrences.SetPlace(o.tables, o.model, o.filters_hash)
+
+
 def _recorded(decision: dict[str, Any]) -> Printed:
     return Printed(decision, f"{json.dumps(decision)}\n{APPLIES}")
 
 
 def split(o: SplitOptions, progress: Any = None) -> Printed:
     key = _frame_key(o, o.frame)
-    return _recorded(occurrences.split(o.tables, o.occurrence, key, o.who, o.comment, o.model, o.filters_hash))
+    return _recorded(occurrences.split(_place(o), o.occurrence, key, o.who, o.comment))
 
 
 def merge(o: MergeOptions, progress: Any = None) -> Printed:
-    return _recorded(occurrences.merge(o.tables, o.occurrence, o.other, o.who, o.comment, o.model, o.filters_hash))
+    return _recorded(occurrences.merge(_place(o), o.occurrence, o.other, o.who, o.comment))
 
 
 def move(o: MoveOptions, progress: Any = None) -> Printed:
     key = _frame_key(o, o.frame)
-    return _recorded(occurrences.move(o.tables, o.occurrence, key, o.to, o.who, o.comment, o.model,
-                                      o.filters_hash))
+    return _recorded(occurrences.move(_place(o), o.occurrence, key, o.to, o.who, o.comment))

@@ -36,6 +36,7 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
 from model_store.tables.table_set import TableSet, resolve_table_set
 from trapline.base.errors import BatchError, DecisionError, NotFoundError
+from trapline.base.storage import Storage
 
 DETERMINED_BY = (MODEL, HUMAN)
 DETERMINATION_COLUMNS = ("label", "score", "determined_by", "model_label", "model_score", "identified_by",
@@ -50,6 +51,22 @@ class OccurrenceSet:
     images: pd.DataFrame  # the set's current image rows
     rows: pd.DataFrame
     log: DecisionsLog
+
+
+@dataclass(frozen=True)
+class SetPlace:
+    """Which set's occurrences a person's decision is about: the tables (a location, or the Storage opened at the
+    door), the model version and result set (None: as `occurrence_table_set` chooses) and the store for an alias.
+    One value, so the decisions below take it whole instead of the same four-argument tail each."""
+
+    tables: str | Storage
+    model: str | None = None
+    filters_hash: str | None = None
+    store: str | None = None
+
+    def load(self, filters_hash: str | None = None) -> OccurrenceSet:
+        """The set's occurrences now (`filters_hash`: the set a first load resolved, so a re-read sees the same)."""
+        return load(self.tables, self.model, filters_hash or self.filters_hash, self.store)
 
 
 def occurrence_table_set(tables: Tables, model: str | None = None, filters_hash: str | None = None,
@@ -93,9 +110,10 @@ def redetermine(rows: pd.DataFrame, log: DecisionsLog) -> pd.DataFrame:
     return rows.assign(**{c: fresh[c] for c in (*DETERMINATION_COLUMNS, "comment")})
 
 
-def load(tables_url: str, model: str | None = None, filters_hash: str | None = None,
+def load(tables_url: str | Storage, model: str | None = None, filters_hash: str | None = None,
          store: str | None = None, camera: str | None = None) -> OccurrenceSet:
-    """Every occurrence of a set (of one camera's images, when given: only those are read), the decisions applied."""
+    """Every occurrence of a set (of one camera's images, when given: only those are read), the decisions applied
+    (`tables_url`: a location, or the Storage a run opened already)."""
     tables = Tables(tables_url)
     tset = occurrence_table_set(tables, model, filters_hash, store)
     images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash,
@@ -261,25 +279,23 @@ def history(occ: OccurrenceSet, row: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def identify(tables_url: str, occurrence_id: str, label: str, who: str, comment: str | None = None,
-             model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
+def identify(where: SetPlace, occurrence_id: str, label: str, who: str, comment: str | None = None) -> dict[str, Any]:
     """Record a person's identification of an occurrence; the occurrence as it is now determined."""
-    occ = load(tables_url, model, filters_hash, store)
+    occ = where.load()
     row = find(occ, occurrence_id)
     detections = [DetectionKey(uri=d["uri"], content_id=d["content_id"], detection_index=int(d["detection_index"]))
                   for d in row["detections"]]
     occ.log.append(make(IdentifyOccurrence, who, comment, occurrence_id=occurrence_id, label=label,
                         detections=detections, model=f"{occ.tset.model_name}:{occ.tset.model_version}",
                         filters_hash=occ.tset.filters_hash))
-    return summary(find(load(tables_url, model, occ.tset.filters_hash, store), occurrence_id))
+    return summary(find(where.load(occ.tset.filters_hash), occurrence_id))
 
 
-def classify(tables_url: str, key: DetectionKey, label: str, who: str, comment: str | None = None,
-             model: str | None = None, filters_hash: str | None = None, store: str | None = None,
+def classify(where: SetPlace, key: DetectionKey, label: str, who: str, comment: str | None = None,
              occurrence_id: str | None = None) -> dict[str, Any]:
     """Record a person's label for one detection (of `occurrence_id`, when given); its occurrence re-determined
     at once."""
-    occ = load(tables_url, model, filters_hash, store)
+    occ = where.load()
     rows = [find(occ, occurrence_id)] if occurrence_id is not None else occ.rows.to_dict("records")
     hit = [r for r in rows if key in {key_of(d) for d in r["detections"]}]
     if not hit:
@@ -287,14 +303,14 @@ def classify(tables_url: str, key: DetectionKey, label: str, who: str, comment: 
         raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not in {where} of "
                             f"{occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}]")
     occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label))
-    return summary(find(load(tables_url, model, occ.tset.filters_hash, store), hit[0]["occurrence_id"]))
+    return summary(find(where.load(occ.tset.filters_hash), hit[0]["occurrence_id"]))
 
 
-def split(tables_url: str, occurrence_id: str, at: DetectionKey, who: str, comment: str | None = None,
-          model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
+def split(where: SetPlace, occurrence_id: str, at: DetectionKey, who: str,
+          comment: str | None = None) -> dict[str, Any]:
     """Record a person's cut of an occurrence at one of its detections (not its first): it and the ones after it
     are another animal from the next track run on. The decision, as logged."""
-    occ = load(tables_url, model, filters_hash, store)
+    occ = where.load()
     keys = [key_of(d) for d in find(occ, occurrence_id)["detections"]]
     if at not in keys:
         raise NotFoundError(f"detection {at.uri}#{at.detection_index} is not in occurrence {occurrence_id}")
@@ -304,10 +320,9 @@ def split(tables_url: str, occurrence_id: str, at: DetectionKey, who: str, comme
         mode="json")
 
 
-def merge(tables_url: str, occurrence_id: str, other_id: str, who: str, comment: str | None = None,
-          model: str | None = None, filters_hash: str | None = None, store: str | None = None) -> dict[str, Any]:
+def merge(where: SetPlace, occurrence_id: str, other_id: str, who: str, comment: str | None = None) -> dict[str, Any]:
     """Record that two occurrences are one animal, from the next track run on. The decision, as logged."""
-    occ = load(tables_url, model, filters_hash, store)
+    occ = where.load()
     if other_id == occurrence_id:
         raise DecisionError(f"cannot merge occurrence {occurrence_id!r} into itself", field="other_id")
     firsts = [key_of(find(occ, o)["detections"][0]) for o in (occurrence_id, other_id)]
@@ -315,11 +330,10 @@ def merge(tables_url: str, occurrence_id: str, other_id: str, who: str, comment:
                                occurrence_ids=[occurrence_id, other_id])).model_dump(mode="json")
 
 
-def move(tables_url: str, occurrence_id: str, detection: DetectionKey, to_id: str, who: str,
-         comment: str | None = None, model: str | None = None, filters_hash: str | None = None,
-         store: str | None = None) -> dict[str, Any]:
+def move(where: SetPlace, occurrence_id: str, detection: DetectionKey, to_id: str, who: str,
+         comment: str | None = None) -> dict[str, Any]:
     """Record that one detection of an occurrence belongs to another, from the next track run on. The decision."""
-    occ = load(tables_url, model, filters_hash, store)
+    occ = where.load()
     if detection not in [key_of(d) for d in find(occ, occurrence_id)["detections"]]:
         raise NotFoundError(f"detection {detection.uri}#{detection.detection_index} is not in occurrence "
                             f"{occurrence_id}")

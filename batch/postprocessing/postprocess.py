@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from batch.postprocessing.effects import determinations_changed
+from batch.postprocessing.options import PostprocessOptions
 from batch.postprocessing.reclassify import ExtraTables, classifiers_of, new_result_hash
 from batch.postprocessing.run_report import PostprocessReport, Ticker, report_counts
 from batch.postprocessing.species_smoothing import smoothed_labels
@@ -93,36 +94,32 @@ def _labels(meta_labels: list[str], dets: pa.Table) -> list[str]:
     return [seen.get(i, f"class_{i}") for i in range(max(seen, default=-1) + 1)]
 
 
-def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any] | None = None,
-                    remove: bool = False, model: str | None = None, source_filters: str | None = None,
-                    cameras: list[str] | None = None, since: Any = None, until: Any = None, image: str | None = None,
-                    occurrences: list[str] | None = None, rows_per_file: int = 5000, dry_run: bool = False,
-                    store: str | None = None, progress: Callable[[str], None] | None = None,
-                    progress_interval: float = 5.0) -> PostprocessReport:
-    """Re-filter one model version's stored detections and write the result as a new filter set.
+def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | None = None) -> PostprocessReport:
+    """Re-filter one model version's stored detections and write the result as a new filter set (`opts`:
+    `trapline postprocess`' options).
 
     The scope (cameras, a since/until window, one image, the images of some occurrences; given together they
     intersect) limits the rows rewritten; `progress` receives a short line at each step and every
-    `progress_interval` seconds.
+    `opts.progress_interval` seconds.
     """
     t0 = time.perf_counter()
     log = progress or (lambda line: None)
-    scope = Scope.of(cameras, since, until, image, occurrences)
-    tables = Tables(tables_url)
-    tset = resolve_table_set(tables, model, source_filters, store)
+    scope = opts.scope()
+    tables = Tables(opts.tables)
+    tset = resolve_table_set(tables, opts.model, opts.filters_hash, opts.store)
     if not tset.metadata:
         raise BatchError(f"cannot find the filter specs of set {tset.filters_hash} in {tables.url}")
     scope = occurrence_images(tables, tset, scope)
-    fs = new_filter_set(tset.filter_specs, filter_name, config, remove, tset.labels)
+    fs = new_filter_set(tset.filter_specs, opts.filter, opts.config, opts.remove, tset.labels)
     set_hash = new_result_hash(fs, tset.metadata)  # covers the source's classifiers, if it has any
-    run_id = None if dry_run else new_run_id()
+    run_id = None if opts.dry_run else new_run_id()
     report = PostprocessReport(run_id, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, set_hash,
-                               fs.as_specs(), dry_run=dry_run, scope=scope.as_dict())
+                               fs.as_specs(), dry_run=opts.dry_run, scope=scope.as_dict())
     if set_hash == tset.filters_hash:
         report.notes.append("the new filter set equals the source set; nothing to do")
         return report
     name, version = tset.model_name, tset.model_version
-    done = set() if dry_run else tables.done_keys(name, version, set_hash, retry_failed=False)
+    done = set() if opts.dry_run else tables.done_keys(name, version, set_hash, retry_failed=False)
     expr = ds.field("filters_hash") == tset.filters_hash
     if scope.expression() is not None:
         expr = expr & scope.expression()
@@ -133,7 +130,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                          f"(give its URI or its path relative to the archive)")
     log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
     table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
-    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata, store)
+    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata, opts.store)
     ensemble = dict(fs.filters).get("species_ensemble")
     if ensemble is not None and ensemble.smoothing != "off":
         log(f"smoothing the species determinations per {ensemble.smoothing}")
@@ -151,9 +148,9 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
     if classifiers_of(tset.metadata):
         meta["filters"]["filters_hash"] = fs.hash
     manifest = None
-    if not dry_run:
-        arguments = {"filter": filter_name, "config": dict(config or {}), "remove": remove, "model": model,
-                     "source_filters": tset.filters_hash, "scope": scope.as_dict()}
+    if not opts.dry_run:
+        arguments = {"filter": opts.filter, "config": dict(opts.config or {}), "remove": opts.remove,
+                     "model": opts.model, "source_filters": tset.filters_hash, "scope": scope.as_dict()}
         manifest = RunManifest.start(run_id, "postprocess", out=tables.url, model=meta["model"],
                                      filters=meta["filters"], arguments=arguments)
         write_manifest(tables.storage, manifest)
@@ -161,7 +158,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
     out_dets: list[dict] = []
     out_occurrences: list[dict] = []
     seen: set[str] = set()
-    ticker = Ticker(report, manifest, tables, log, progress_interval)
+    ticker = Ticker(report, manifest, tables, log, opts.progress_interval)
 
     def flush() -> None:
         if not out_images:
@@ -212,8 +209,8 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                 new_row = {**row, "filters_hash": set_hash, "run_id": run_id, "processed_at": now}
                 src = (row["uri"], row["content_id"], row["run_id"])
                 mine = groups.get(src)
-                out_occurrences.extend({**o, "filters_hash": set_hash, "run_id": run_id}
-                                       for o in linked.rows.get(src, ()))
+                out_occurrences.extend({**occ, "filters_hash": set_hash, "run_id": run_id}
+                                       for occ in linked.rows.get(src, ()))
                 boxes = None if mine is None else dict(zip(mine["detection_index"].to_pylist(), zip(
                     mine["label"].to_pylist(), mine["score"].to_pylist(), strict=True), strict=True))
                 relabelled = extra.carry((row["uri"], row["content_id"], row["run_id"]), set_hash, run_id, boxes,
@@ -226,7 +223,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                 old_kept = np.asarray(mine["kept"].to_pylist(), dtype=bool)
                 n_kept = int(kept.sum())
                 report.detections_checked += len(kept)
-                report.flagged += sum(filter_name in f for f in flags)
+                report.flagged += sum(opts.filter in f for f in flags)
                 report.kept_before += int(old_kept.sum())
                 report.kept_after += n_kept
                 if not np.array_equal(kept, old_kept):
@@ -235,7 +232,7 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                     report.became_nonempty += bool(kept.any() and not old_kept.any())
                 occurrence = [linked.occurrence_of.get((*src, i)) if k else None
                               for i, k in zip(mine["detection_index"].to_pylist(), kept, strict=True)]
-                if dry_run and scope.image:
+                if opts.dry_run and scope.image:
                     report.changes += [preview_change(d, o, k, f, relabelled.get(d["detection_index"], []), oc)
                                        for d, o, k, f, oc in zip(mine.to_pylist(), old_kept, kept, flags, occurrence,
                                                                  strict=True)]
@@ -246,13 +243,13 @@ def run_postprocess(tables_url: str, filter_name: str, config: Mapping[str, Any]
                 for d, k, f, oc in zip(mine.to_pylist(), kept, flags, occurrence, strict=True):
                     out_dets.append({**d, "kept": bool(k), "flags": f, "filters_hash": set_hash, "run_id": run_id,
                                      "occurrence_id": oc})
-                if len(out_images) >= rows_per_file and not dry_run:
+                if len(out_images) >= opts.rows_per_file and not opts.dry_run:
                     flush()
-        if not dry_run:
+        if not opts.dry_run:
             flush()
         if TRACK in fs.names or TRACK in [f.get("name") for f in tset.filter_specs]:
             after = {r["occurrence_id"]: r for rows in linked.rows.values() for r in rows}.values()
-            report.determinations_changed = determinations_changed(_occurrences_before(tables_url, tset), after,
+            report.determinations_changed = determinations_changed(_occurrences_before(tables, tset), after,
                                                                    seen)
         if classifiers_of(tset.metadata):
             report.relabelled = extra.changed
@@ -290,11 +287,12 @@ def occurrence_images(tables: Tables, tset: Any, scope: Scope) -> Scope:
     return scope.with_occurrence_uris(rows["uri"].to_pylist())
 
 
-def _occurrences_before(tables_url: str, tset: Any) -> list[dict[str, Any]]:
-    """The source set's occurrences with today's decisions applied (none: the set was never tracked)."""
+def _occurrences_before(tables: Tables, tset: Any) -> list[dict[str, Any]]:
+    """The source set's occurrences with today's decisions applied (none: the set was never tracked), read through
+    the run's opened tables."""
     from batch.postprocessing.occurrences import load  # late: it reads through pandas, only a tracked set needs it
 
-    rows = load(tables_url, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
+    rows = load(tables.storage, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
     return [] if rows.empty else rows[["occurrence_id", "label", "detections"]].to_dict("records")
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from batch.postprocessing.options import CropsOptions
 from model_store import CropOptions
 from model_store.core.crops import CROPS_DIR, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
@@ -31,7 +32,6 @@ from model_store.tables.archive import cached_location, is_web, read_web
 from model_store.tables.codec import ranked_from_rows
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES, SNIPS, SNIPS_SCHEMA
-from model_store.tables.scope import Scope
 from model_store.tables.snip_files import write_snips
 from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import parquet_bytes, partition_parts, write_file
@@ -56,16 +56,16 @@ class CropsReport:
     destination: str = ""
 
 
-def run_crops(tables_url: str, options: CropOptions, model: str | None = None, filters_hash: str | None = None,
-              store: str | None = None, cameras: list[str] | None = None, since: Any = None, until: Any = None,
-              image: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-              progress: Callable[[str], None] | None = None, progress_interval: float = 5.0) -> CropsReport:
-    """Write the missing snips (and their rows) of one result set's kept detections; see the module docstring."""
+def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> CropsReport:
+    """Write the missing snips (and their rows) of one result set's kept detections (`o`: `trapline crops`' options);
+    see the module docstring."""
     t0 = time.perf_counter()
     log = progress or (lambda line: None)
-    scope = Scope.of(cameras, since, until, image)
-    tables = Tables(tables_url)
-    tset = resolve_table_set(tables, model, filters_hash, store)
+    options, progress_interval = o.crop_options(), o.progress_interval
+    scope = o.scope()
+    tables = Tables(o.tables)
+    tset = resolve_table_set(tables, o.model, o.filters_hash, o.store)
     name, version, set_hash = tset.model_name, tset.model_version, tset.filters_hash
     report = CropsReport(f"{name}:{version}", set_hash, options.model_dump(), scope.as_dict(),
                          destination=tables.storage.url(CROPS_DIR, name, version, set_hash, options.hash))

@@ -1,5 +1,8 @@
-"""`python -m batch.reprocess ...`: what `ray job submit` runs on a cluster (the flags of `trapline reprocess`)."""
+"""`python -m batch.reprocess ...`: `trapline reprocess ...` under the name `ray job submit` runs (and jobs already
+submitted with it, docs/guide/archive.md's cron and RayJob specs): the registry's one command, its one parser."""
 
-from batch.reprocess.job import main
+import sys
 
-raise SystemExit(main())
+from trapline.cli import main
+
+raise SystemExit(main(["reprocess", *sys.argv[1:]]))

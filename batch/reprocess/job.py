@@ -1,4 +1,5 @@
-"""The reprocessing job: `python -m batch.reprocess ...` (for `ray job submit`) and `trapline reprocess ...`.
+"""The reprocessing job: `trapline reprocess ...`, and `python -m batch.reprocess ...` (for `ray job submit`), both
+the registry's command (batch/commands.py, batch/reprocess/__main__.py).
 
     ray job submit --working-dir . -- python -m batch.reprocess \\
         --archive s3://traps/archive --out s3://traps/detections --model demo-detector@production
@@ -10,15 +11,13 @@ a summary. A rerun picks up where an earlier (even killed) run stopped.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from batch.postprocessing.people import against_people, human_truth
@@ -34,13 +33,13 @@ from batch.reprocess.dataset import (
 )
 from batch.reprocess.detect import config_json, preflight_serve
 from batch.reprocess.failures import describe_error
-from batch.reprocess.options import ReprocessOptions, add_reprocess_arguments, options_from_args
+from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import Plan, plan_run
 from batch.reprocess.pool import execute_pool
 from batch.reprocess.progress import Progress
 from batch.reprocess.reporting import Reporter, close_manifest
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
-from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, format_report, report_counts
+from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, report_counts
 from batch.reprocess.via import choose_via, find_service
 from model_store import FilterSet, ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
@@ -54,7 +53,6 @@ from model_store.tables.metadata import part_metadata
 from model_store.tables.schema import RUNS_DIR
 from model_store.tables.stop import stop_requested
 from model_store.tables.table_set import resolve_table_set
-from trapline.base.entry import add_verbose, run_command
 from trapline.base.errors import BatchError, FilterConfigError, RunStoppedError, TraplineError
 from trapline.base.ray_output import console, is_quiet
 from trapline.base.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
@@ -323,35 +321,22 @@ def _log(message: str) -> None:
     print(message, file=console(), flush=True)  # the terminal, also while Ray's output goes to its log file
 
 
-def cmd_reprocess(args: argparse.Namespace) -> int:
-    """CLI handler shared by `trapline reprocess` and `python -m batch.reprocess`."""
-    options = options_from_args(args)
-    report = run_reprocess(options)
-    if options.json_output:
-        print(json.dumps({**dataclasses.asdict(report), "skipped": report.skipped}, indent=2, default=str))
-    else:
-        print(format_report(report))
-    return 0 if report.status in ("succeeded", "dry-run") else 1
+def run_job(options: ReprocessOptions, progress: Callable[[str], None] | None = None) -> RunReport:
+    """The registry's reprocess command (batch/commands.py): what `trapline reprocess`, `python -m batch.reprocess`
+    and a job run. `ray job stop` sends SIGTERM: while the run lasts it ends like Ctrl-C, so the manifest says
+    "interrupted"."""
+    try:
+        before = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (called from another program): leave its signal handling alone
+        return run_reprocess(options, log=progress)
+    try:
+        return run_reprocess(options, log=progress)
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    # `ray job stop` sends SIGTERM: finish like Ctrl-C so the manifest says "interrupted".
     raise KeyboardInterrupt
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m batch.reprocess` (what `ray job submit` runs): the options of `trapline reprocess`."""
-    parser = argparse.ArgumentParser(prog="python -m batch.reprocess",
-                                     description="run a model over an image archive (Ray Data) into Parquet "
-                                                 "detection tables; the same options as `trapline reprocess`")
-    add_reprocess_arguments(parser)
-    add_verbose(parser)
-    parser.set_defaults(func=cmd_reprocess)
-    try:
-        signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:
-        pass  # not the main thread (called from another program): leave its signal handling alone
-    return run_command(parser.parse_args(argv))
 
 
 def _check_people(plan: Plan, report: RunReport) -> None:
@@ -369,6 +354,3 @@ def _check_people(plan: Plan, report: RunReport) -> None:
         return
     report.identified, report.agrees_with_people = seen["identified"], seen["agreed"]
 
-
-if __name__ == "__main__":
-    sys.exit(main())

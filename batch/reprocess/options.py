@@ -1,4 +1,5 @@
-"""The reprocess job's options: one pydantic model, filled from a config file and/or command-line flags.
+"""The reprocess job's options: one pydantic model, filled from a config file and/or command-line flags by the
+registry's `reprocess` command (batch/commands.py; its parser and `--config` merge: batch/cli.py).
 
 Flags and file keys are the same names (`--rows-per-file` = `rows_per_file`); flags win. A YAML
 or JSON file (`--config job.yaml`) suits cron and KubeRay RayJob specs.
@@ -6,18 +7,15 @@ or JSON file (`--config job.yaml`) suits cron and KubeRay RayJob specs.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import re
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from batch.flags import FlagStyle, add_config_flag, add_model_arguments
-from batch.options import Location, RunPlace, StoreRef, StoreRoot, parse_options
+from batch.flags import FlagStyle
+from batch.options import Location, RunPlace, StoreRef, StoreRoot
 from model_store import CropOptions, ModelRef
 from model_store.core.clip_counting import ClipCountConfig
 from model_store.core.clip_sampling import DEFAULT_MAX_FRAMES, Sampling
@@ -29,7 +27,6 @@ from model_store.core.tiling import parse_tiling_option, resolve_tiling
 from model_store.core.video import VIDEO_EXTENSIONS
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from model_store.tables.scope import parse_when
-from trapline.base.errors import OptionsError
 
 
 def parse_concurrency(value: Any) -> int | tuple[int, int] | None:
@@ -45,7 +42,7 @@ def parse_concurrency(value: Any) -> int | tuple[int, int] | None:
 
 
 class ReprocessOptions(RunPlace):
-    """Options of `trapline reprocess` / `python -m batch.reprocess`."""
+    """Options of `trapline reprocess` (also run as `python -m batch.reprocess`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -128,7 +125,6 @@ class ReprocessOptions(RunPlace):
     wait_s: float = Field(0.0, ge=0, description="when another run holds this table for this model version: "
                                                    "wait up to this long for it to finish, else refuse")
     progress_bars: bool | None = Field(None, description="Ray Data progress bars (default: with -v, on a terminal)")
-    json_output: bool = Field(False, description="print the summary as JSON")
 
     @field_validator("since", mode="before")
     @classmethod
@@ -299,7 +295,6 @@ FLAG_STYLES = {
     "wait_s": FlagStyle(flags=("--wait",), metavar="SECONDS"),
     "reason": FlagStyle(metavar="TEXT"), "redo_if_core_older_than": FlagStyle(metavar="VERSION"),
     "stall_timeout_s": FlagStyle(flags=("--stall-timeout",), metavar="SECONDS"),
-    "json_output": FlagStyle(flags=("--json",)),
     "classify": FlagStyle(metavar="CLS_REF[=LABEL,...]", repeatable=True),
 }
 
@@ -322,29 +317,3 @@ def _json_object(value: Any) -> Any:
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc}): {value!r}") from None
     return value
-
-
-def add_reprocess_arguments(p: argparse.ArgumentParser) -> None:
-    """The reprocess flags, generated from ReprocessOptions; flags not given stay unset."""
-    add_config_flag(p)
-    add_model_arguments(p, ReprocessOptions, FLAG_STYLES)
-
-
-def load_config_file(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise OptionsError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(p.read_text())  # YAML is a superset of JSON
-    except yaml.YAMLError as exc:
-        raise OptionsError(f"{path} is not valid YAML/JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise OptionsError(f"{path} must hold a mapping of options")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-def options_from_args(args: argparse.Namespace) -> ReprocessOptions:
-    """Merge the config file (if any) with the flags given, and validate."""
-    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
-    merged = {**(load_config_file(args.config) if getattr(args, "config", None) else {}), **given}
-    return parse_options(ReprocessOptions, merged, "reprocess")

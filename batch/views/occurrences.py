@@ -120,9 +120,8 @@ async def occurrence_snip(request: Request, occurrence_id: str, n: int, tables: 
              response_model=OccurrenceView, summary="A person's determination of an occurrence (the decisions log)")
 async def identify(request: Request, occurrence_id: str, body: IdentifyRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot identify"):
-        return await in_thread(occurrences.identify, await tables_of(request, body.tables), occurrence_id, body.label,
-                               signed(request, body.who), body.comment, body.model, body.filters_hash,
-                               service_of(request).config.store)
+        return await in_thread(occurrences.identify, await _place(request, body), occurrence_id, body.label,
+                               signed(request, body.who), body.comment)
 
 
 @router.post("/v1/occurrences/{occurrence_id}/classify", tags=["occurrences"], dependencies=[Depends(reviewer_auth)],
@@ -131,9 +130,14 @@ async def identify(request: Request, occurrence_id: str, body: IdentifyRequest) 
 async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) -> dict[str, Any]:
     key = DetectionKey(uri=body.uri, content_id=body.content_id, detection_index=body.detection_index)
     with invalid_parameter("tables", "cannot classify"):
-        return await in_thread(occurrences.classify, await tables_of(request, body.tables), key, body.label,
-                               signed(request, body.who), body.comment, body.model, body.filters_hash,
-                               service_of(request).config.store, occurrence_id)
+        return await in_thread(occurrences.classify, await _place(request, body), key, body.label,
+                               signed(request, body.who), body.comment, occurrence_id)
+
+
+async def _place(request: Request, body: Any) -> occurrences.SetPlace:
+    """The set a decision's body names, its tables found (or defaulted) as every view finds them."""
+    return occurrences.SetPlace(await tables_of(request, body.tables), body.model, body.filters_hash,
+                                service_of(request).config.store)
 
 
 APPLIES = "at the next `trapline postprocess --filter track` over these tables, and every one after it"
@@ -148,9 +152,8 @@ def _key(ref: Any) -> DetectionKey:
              summary="Cut an occurrence at one of its detections: it and the later ones are another animal")
 async def split(request: Request, occurrence_id: str, body: SplitRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot split"):
-        decision = await in_thread(occurrences.split, await tables_of(request, body.tables), occurrence_id,
-                                   _key(body.at), signed(request, body.who), body.comment, body.model,
-                                   body.filters_hash, service_of(request).config.store)
+        decision = await in_thread(occurrences.split, await _place(request, body), occurrence_id, _key(body.at),
+                                   signed(request, body.who), body.comment)
     return {"decision": decision, "applies": APPLIES}
 
 
@@ -158,9 +161,8 @@ async def split(request: Request, occurrence_id: str, body: SplitRequest) -> dic
              response_model=TrackEditView, summary="Two occurrences are one animal")
 async def merge(request: Request, occurrence_id: str, body: MergeRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot merge"):
-        decision = await in_thread(occurrences.merge, await tables_of(request, body.tables), occurrence_id,
-                                   body.other_id, signed(request, body.who), body.comment, body.model,
-                                   body.filters_hash, service_of(request).config.store)
+        decision = await in_thread(occurrences.merge, await _place(request, body), occurrence_id, body.other_id,
+                                   signed(request, body.who), body.comment)
     return {"decision": decision, "applies": APPLIES}
 
 
@@ -168,7 +170,6 @@ async def merge(request: Request, occurrence_id: str, body: MergeRequest) -> dic
              response_model=TrackEditView, summary="One detection of the occurrence belongs to another occurrence")
 async def move(request: Request, occurrence_id: str, body: MoveRequest) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot move"):
-        decision = await in_thread(occurrences.move, await tables_of(request, body.tables), occurrence_id,
-                                   _key(body.detection), body.to, signed(request, body.who), body.comment, body.model,
-                                   body.filters_hash, service_of(request).config.store)
+        decision = await in_thread(occurrences.move, await _place(request, body), occurrence_id,
+                                   _key(body.detection), body.to, signed(request, body.who), body.comment)
     return {"decision": decision, "applies": APPLIES}

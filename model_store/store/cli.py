@@ -5,7 +5,6 @@ module may not import: the store sits below batch/). Each runner takes the optio
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
@@ -14,13 +13,8 @@ from model_store.core.species.data import SpeciesSources
 from model_store.store.quantize import quantize_version
 from model_store.store.quantize_report import Gate
 from model_store.store.store import ModelStore, prepare_config
-from trapline.base.env import STORE_HELP
 from trapline.base.errors import QuantizeRefusedError, UserError
 from trapline.base.printed import Printed
-
-
-def add_store_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=None, help=STORE_HELP)
 
 
 def list_models(o: Any, progress: Any = None) -> Printed:

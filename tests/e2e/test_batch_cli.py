@@ -53,7 +53,7 @@ def test_reprocess_export_postprocess_from_the_command_line(setup):
     assert summary["failed"] == len(spec.failed) and summary["empty"] == len(spec.blank)
     assert "processed 27/27 (100%)" in first.stderr  # the progress line
 
-    again = run(sys.executable, "-m", "batch.reprocess.job", *job)
+    again = run(sys.executable, "-m", "batch.reprocess", *job)  # what `ray job submit` runs: trapline reprocess
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{len(spec.images)} already done (skipped), 0 to process" in again.stdout
 

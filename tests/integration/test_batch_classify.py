@@ -146,18 +146,18 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
 
     from batch.export.options import ExportOptions
     from batch.export.run import run_export
-    from batch.postprocessing.postprocess import run_postprocess
     from batch.postprocessing.run_report import format_report
+    from tests.fixtures.postprocess import postprocess
 
     # One image first, as the console's preview asks: the blue deer is relabelled, nothing is written.
-    preview = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source,
+    preview = postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, filters_hash=source,
                               image="cam1/a.jpg", dry_run=True)
     relabelled = [c for c in preview.changes if c["change"] == "relabelled"]
     assert preview.relabelled == len(relabelled) >= 1 and relabelled[0]["kept_after"], preview.changes
     [what] = relabelled[0]["relabelled"]
     assert what["from"] == "blue" and what["to"] in ("red", "green") and what["classifier"] == "colour"
     assert f"blue -> {what['to']}" in format_report(preview)
-    masked = run_postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, source_filters=source)
+    masked = postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, filters_hash=source)
     assert masked.filters_hash != source and masked.images == 4
     assert "2 classification(s) changed their label" in masked.notes  # the two blue deer
     t = Tables(str(out))
@@ -165,7 +165,7 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     cls = t.committed_detections(images, "fixture", "1", masked.filters_hash, table=CLASSIFICATIONS)
     assert len(cls) == 6 and "blue" not in set(cls["label"])
     assert len(t.committed_detections(images, "fixture", "1", masked.filters_hash, table=SNIPS)) == 12
-    rolled = run_postprocess(str(out), "rank_rollup", {"threshold": 0.99}, source_filters=masked.filters_hash)
+    rolled = postprocess(str(out), "rank_rollup", {"threshold": 0.99}, filters_hash=masked.filters_hash)
     cls = t.committed_detections(t.current_images("fixture", "1", rolled.filters_hash), "fixture", "1",
                                  rolled.filters_hash, table=CLASSIFICATIONS)
     assert set(cls["rank"].dropna()) <= {"temperature", "root"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from batch.postprocessing.options import CropsOptions
 from batch.postprocessing.snips import format_report, run_crops
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
@@ -20,6 +21,12 @@ from tests.integration.test_batch_classify import IMAGES_DRAWN, SMALL, jpeg
 pytestmark = pytest.mark.ray
 GEOMETRY = {"crop_padding": 0.1, "crop_square": True}
 OPTIONS = CropOptions(padding=0.1, square=True)
+
+
+def snips_of(tables, **scope) -> object:
+    """`trapline crops --tables TABLES --crop-padding 0.1 --crop-square`, as its options model."""
+    return run_crops(CropsOptions(tables=str(tables), crop_padding=OPTIONS.padding, crop_square=OPTIONS.square,
+                                  **scope))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +70,7 @@ def test_same_snips_as_reprocess_and_a_rerun_writes_nothing(ray_cluster, env, tm
     expected = snip_rows(str(with_crops), made.filters_hash)
     n = len(expected)
     assert n >= 6  # both painted boxes of each image, at least
-    report = run_crops(str(later), OPTIONS)
+    report = snips_of(str(later))
     assert report.failed == [] and report.images == 3 and report.written == report.snips == n
     assert report.rows_added == n and report.images_read == 3
     assert snip_rows(str(later), plain.filters_hash) == expected
@@ -72,7 +79,7 @@ def test_same_snips_as_reprocess_and_a_rerun_writes_nothing(ray_cluster, env, tm
     assert decode_image(snip.read_bytes()).ndim == 3
 
     before = files(later)
-    again = run_crops(str(later), OPTIONS)
+    again = snips_of(str(later))
     assert (again.written, again.rows_added, again.images_read, again.already) == (0, 0, 0, n)
     assert files(later) == before
     # A later reprocess --crops skips these images as done: still one row per snip, none missing.
@@ -87,7 +94,7 @@ def test_missing_image_is_listed_and_the_rest_are_cut(ray_cluster, env, tmp_path
     shutil.copytree(env["archive"], archive)
     report = reprocess(env, archive, out)
     (archive / "cam1" / "b.jpg").unlink()
-    crops = run_crops(str(out), OPTIONS, cameras=["cam1"])
+    crops = snips_of(str(out), cameras=["cam1"])
     assert [f["uri"] for f in crops.failed] == [str(archive / "cam1" / "b.jpg")]
     assert crops.images == 2 and crops.images_read == 1 and crops.written == crops.rows_added > 0
     assert {p.name.split("_")[0] for p in (out / "crops").rglob("*.jpg")} == {"a"}
@@ -103,11 +110,11 @@ def test_tables_and_archive_on_s3(ray_cluster, env, s3_bucket):
         fs.pipe(f"{s3_bucket}/raw/{p.relative_to(env['archive']).as_posix()}".removeprefix("s3://"), p.read_bytes())
     out = f"{s3_bucket}/det"
     report = reprocess(env, f"{s3_bucket}/raw", out)
-    crops = run_crops(out, OPTIONS)
+    crops = snips_of(out)
     assert crops.failed == [] and crops.written == crops.rows_added == crops.snips >= 6
     rows = snip_rows(out, report.filters_hash)
     assert len(rows) == crops.written and all(path.startswith("fixture/1/") for _, path, _, _ in rows)
     first = sorted(rows)[0][1]
     assert decode_image(fs.cat_file(f"{s3_bucket}/det/crops/{first}".removeprefix("s3://"))).ndim == 3
-    again = run_crops(out, OPTIONS)
+    again = snips_of(out)
     assert (again.written, again.rows_added, again.already) == (0, 0, crops.written)

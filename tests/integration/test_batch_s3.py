@@ -10,13 +10,13 @@ import s3fs
 
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
-from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
+from tests.fixtures.postprocess import postprocess
 from trapline.base.errors import BatchError
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
@@ -65,5 +65,5 @@ def test_s3_archive_to_s3_tables_resume_and_export(ray_cluster, s3_server, s3_bu
     with pytest.raises(BatchError, match="no deployment for camera"):  # refused after its first slice's upload
         run_export(ExportOptions(tables=out, format="camtrap-dp", out=f"{s3_bucket}/exports/refused"), slice_images=1)
     assert not fs.exists(f"{s3_bucket}/exports/refused/media.csv")  # the multipart upload was aborted
-    refilter = run_postprocess(out, "score", {"min_score": 0.95})
+    refilter = postprocess(out, "score", {"min_score": 0.95})
     assert refilter.became_empty == len(spec.good) - len(spec.blank)

@@ -19,7 +19,6 @@ import pytest
 
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
-from batch.postprocessing.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
 from model_store import ImageDetections, ModelStore, decode_image
 from model_store.demo.photos import PHOTOS
@@ -35,6 +34,7 @@ from serve.antenna_config import AntennaRecordConfig
 from serve.config import ServeConfig, parse_serve_config
 from tests.fixtures.files_server import serving_directory
 from tests.fixtures.pictures import API, app_for
+from tests.fixtures.postprocess import postprocess
 from trapline.base.errors import ServeConfigError
 from trapline.base.fetch_guard import PRIVATE_HOSTS_ENV
 
@@ -182,7 +182,7 @@ def test_an_image_answered_again_is_recorded_once_per_detector_version(tmp_path,
     exported = json.loads((tmp_path / "md.json").read_text())["images"]
     assert len(exported) == 3
     # and occurrences: the tracker links the station's detections across its captures, in the URLs' time order
-    tracked = run_postprocess(str(tmp_path / "tables"), "track", {"appearance": "none"}, model=f"{DEMO_NAME}:1")
+    tracked = postprocess(str(tmp_path / "tables"), "track", {"appearance": "none"}, model=f"{DEMO_NAME}:1")
     assert tracked.occurrences >= 1 and tracked.detections_linked == len(kept)
 
 

@@ -11,9 +11,11 @@ import pytest
 
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
+from batch.options import parse_options
 from batch.postprocessing.events import group_events, read_events, run_events
+from batch.postprocessing.options import EventsOptions
 from tests.fixtures.review import two_version_tables
-from trapline.base.errors import BatchError
+from trapline.base.errors import OptionsError
 
 T0 = dt.datetime(2024, 5, 1, 6, 0, 0)
 
@@ -57,25 +59,26 @@ def env(tmp_path_factory):
 
 def test_events_table_is_written_next_to_the_others_and_rerun_replaces_it(env):
     spec, out = env["spec"], env["out"]
-    report = run_events(str(out), gap_s=3 * 3600, model="trapcam:1")
+    report = run_events(EventsOptions(tables=str(out), gap_s=3 * 3600, model="trapcam:1"))
     # cam01 frames 2 h apart on 2024-05-01 (+ one on 05-02); cam02 hourly; cam03 daily
     assert report.events == 1 + 1 + 1 + 8 and report.failed == len(spec.failed)
     assert report.images == len(spec.good) and report.without_time == 0
     path = report.written
     assert path.startswith(str(out / "events" / "model_name=trapcam" / "model_version=1"))
     first = read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600)
-    again = run_events(str(out), gap_s=3 * 3600, model="trapcam:1")
+    again = run_events(EventsOptions(tables=str(out), gap_s=3 * 3600, model="trapcam:1"))
     assert again.written == path and len(os.listdir(os.path.dirname(path))) == 1  # replaced, not added
     second = read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600)
     assert first.astype(str).equals(second.astype(str))
-    sliced = run_events(str(out), gap_s=3 * 3600, model="trapcam:1", slice_images=1)  # a camera at a time
+    # a camera at a time
+    sliced = run_events(EventsOptions(tables=str(out), gap_s=3 * 3600, model="trapcam:1"), slice_images=1)
     assert (sliced.events, sliced.images, sliced.failed, sliced.without_time) == \
         (report.events, report.images, report.failed, report.without_time)
     assert read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600).astype(str).equals(first.astype(str))
     frame = pd.read_parquet(out / "events")  # hive-partitioned like images/detections
     assert set(frame["model_version"].astype(str)) == {"1"} and len(frame) == report.events
-    with pytest.raises(BatchError, match="gap-s"):
-        run_events(str(out), gap_s=0, model="trapcam:1")
+    with pytest.raises(OptionsError, match="--gap-s: .*greater than 0"):  # at the door, before any table is read
+        parse_options(EventsOptions, {"tables": str(out), "gap_s": 0}, "events")
 
 
 def test_camtrap_dp_event_level_observations(env, tmp_path):
@@ -84,7 +87,7 @@ def test_camtrap_dp_event_level_observations(env, tmp_path):
                              observation_level="event", gap_s=3 * 3600, allow_missing_deployments=True))
     rows = list(csv.DictReader(open(tmp_path / "ev" / "observations.csv")))
     assert rows and {r["observationLevel"] for r in rows} == {"event"} and all(r["mediaID"] == "" for r in rows)
-    events = run_events(str(out), gap_s=3 * 3600, model="trapcam:1", dry_run=True)
+    events = run_events(EventsOptions(tables=str(out), gap_s=3 * 3600, model="trapcam:1", dry_run=True))
     assert len({r["eventID"] for r in rows}) == events.events
     deer = [r for r in rows if r["observationTags"].startswith("label:deer")]
     assert deer and all(int(r["count"]) == 2 and r["eventStart"] <= r["eventEnd"] for r in deer)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -13,25 +15,27 @@ from batch.commands import COMMANDS
 from batch.export.options import ExportOptions
 from batch.options import parse_options
 from batch.postprocessing.options import CropsOptions, EventsOptions, PostprocessOptions
-from batch.reprocess.options import OptionsError, ReprocessOptions, options_from_args
+from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from batch.review.options import ReviewOptions
+from tests.conftest import REPO
+from trapline.base.errors import OptionsError
 from trapline.cli import build_parser, main
 
 BASE = ["reprocess", "--archive", "/data/traps", "--out", "/data/tables", "--model", "demo-detector@production"]
 
 
 def parse(*extra: str) -> ReprocessOptions:
-    return options_from_args(build_parser().parse_args([*BASE, *extra]))
+    return options(COMMANDS["reprocess"], build_parser().parse_args([*BASE, *extra]))
 
 
 def test_flags_map_onto_the_options_model():
     o = parse("--latest-per-camera", "--since", "2024-05-01", "--until", "2024-05-31", "--limit", "10",
               "--concurrency", "2-4", "--filters", '{"min_size": {"min_area_fraction": 0.001}}',
-              "--extensions", "jpg,.PNG", "--dry-run", "--json")
+              "--extensions", "jpg,.PNG", "--dry-run")
     assert o.select == "latest-per-camera" and o.latest_per_camera and o.needs_capture_times
     assert o.since == dt.datetime(2024, 5, 1) and o.until == dt.datetime(2024, 5, 31, 23, 59, 59, 999999)
-    assert (o.limit, o.concurrency, o.dry_run, o.json_output) == (10, (2, 4), True, True)
+    assert (o.limit, o.concurrency, o.dry_run) == (10, (2, 4), True)
     assert o.filters == {"min_size": {"min_area_fraction": 0.001}} and o.extensions == [".jpg", ".PNG"]
     defaults = parse()
     assert (defaults.select, defaults.via, defaults.actor_cpus, defaults.rows_per_file) == ("all", "auto", 1.0, 1000)
@@ -42,7 +46,8 @@ def test_config_file_with_flags_overriding(tmp_path):
     cfg = tmp_path / "job.yaml"
     cfg.write_text("archive: s3://traps/archive\nout: s3://traps/tables\nmodel: demo-detector@production\n"
                    "rows-per-file: 500\nselect: latest-per-camera\nfilters:\n  score: {min_score: 0.3}\n")
-    o = options_from_args(build_parser().parse_args(["reprocess", "--config", str(cfg), "--rows-per-file", "50"]))
+    o = options(COMMANDS["reprocess"], build_parser().parse_args(["reprocess", "--config", str(cfg), "--rows-per-file",
+                                                                   "50"]))
     assert (o.archive, o.rows_per_file, o.select) == ("s3://traps/archive", 50, "latest-per-camera")
     assert o.filters == {"score": {"min_score": 0.3}}
 
@@ -66,6 +71,24 @@ def test_missing_and_invalid_model(capsys):
     assert "--model is required" in capsys.readouterr().err
     with pytest.raises(OptionsError, match="--model: invalid model name"):
         parse("--model", "../etc")
+
+
+def test_the_module_entry_is_the_registrys_reprocess(tmp_path, capsys):
+    """`python -m batch.reprocess` (what `ray job submit` and cron run) is `trapline reprocess`: one parser, one
+    `--config` merge, the same help and errors; it is not a second command line."""
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"archive: {tmp_path / 'missing'}\nout: {tmp_path / 't'}\nmodel: m:1\nstore: {tmp_path}\n")
+    runs = [subprocess.run([sys.executable, *entry, "--config", str(cfg), "--dry-run", *extra], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+            for entry in (("-m", "batch.reprocess"), ("-m", "trapline.cli", "reprocess"))
+            for extra in ((), ("--help",), ("--limit", "0"))]
+    half = len(runs) // 2
+    for module, cli in zip(runs[:half], runs[half:], strict=True):
+        assert (module.returncode, module.stdout, module.stderr) == (cli.returncode, cli.stdout, cli.stderr)
+    missing, helped, refused = runs[:half]  # the file's store and model were read
+    assert missing.returncode == 2 and missing.stderr == "error: no version '1' of model 'm' (versions: none)\n"
+    assert helped.returncode == 0 and "--config CONFIG" in helped.stdout and "--json" in helped.stdout
+    assert refused.returncode == 2 and "--limit" in refused.stderr
 
 
 def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from batch.export.camtrap import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELDS
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
-from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.plan import plan_run
 from model_store import FilterConfigError, ModelStore
 from model_store.tables.reader import Tables
@@ -25,7 +24,8 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
-from trapline.base.errors import BatchError
+from tests.fixtures.postprocess import postprocess
+from trapline.base.errors import BatchError, OptionsError
 
 MIN_SIZE = {"min_area_fraction": 0.01}
 
@@ -173,7 +173,7 @@ def tables_copy(env, tmp_path):
 
 def test_postprocess_equals_rerunning_the_model_with_that_filter(env, tables_copy, tmp_path):
     spec = env["spec"]
-    report = run_postprocess(str(tables_copy), "min_size", MIN_SIZE)
+    report = postprocess(str(tables_copy), "min_size", MIN_SIZE)
     ok = len(spec.good) - len(spec.blank)
     assert report.images == len(spec.images) and report.detections_checked == 4 * ok
     assert report.flagged == report.kept_before - report.kept_after > 0
@@ -196,7 +196,7 @@ def test_postprocess_equals_rerunning_the_model_with_that_filter(env, tables_cop
     # A reprocess asking for that filter set finds everything done already.
     plan = plan_run_with(env, tables_copy, filters={"min_size": MIN_SIZE})
     assert plan.selection.todo == []
-    again = run_postprocess(str(tables_copy), "min_size", MIN_SIZE, source_filters=report.source_filters_hash)
+    again = postprocess(str(tables_copy), "min_size", MIN_SIZE, filters_hash=report.source_filters_hash)
     assert (again.images, again.skipped) == (0, len(spec.images))
 
 
@@ -208,7 +208,7 @@ def plan_run_with(env, out, **kw):
 
 
 def test_postprocess_score_filter_empties_images_and_camera_subset(env, tables_copy):
-    report = run_postprocess(str(tables_copy), "score", {"min_score": 0.95}, cameras=["cam01"])
+    report = postprocess(str(tables_copy), "score", {"min_score": 0.95}, cameras=["cam01"])
     cam01_ok = [r for r in env["spec"].good if r.startswith("cam01/") and r not in env["spec"].blank]
     assert report.became_empty == report.images_changed == len(cam01_ok)
     assert report.images == sum(r.startswith("cam01/") for r in env["spec"].images)
@@ -218,13 +218,13 @@ def test_postprocess_score_filter_empties_images_and_camera_subset(env, tables_c
 
 def test_postprocess_validates_before_writing_and_dry_run_writes_nothing(env, tables_copy):
     before = listing(tables_copy)
-    with pytest.raises(FilterConfigError, match="min_area_fraction"):
-        run_postprocess(str(tables_copy), "min_size", {"min_area_fraction": 2})
+    with pytest.raises(OptionsError, match="min_area_fraction"):  # at the door: the options model's check
+        postprocess(str(tables_copy), "min_size", {"min_area_fraction": 2})
     with pytest.raises(FilterConfigError, match="unknown labels"):
-        run_postprocess(str(tables_copy), "class_mask", {"allowed_labels": ["moose"]})
-    with pytest.raises(FilterConfigError, match="unknown filter"):
-        run_postprocess(str(tables_copy), "blur", {})
-    report = run_postprocess(str(tables_copy), "class_mask", {"allowed_labels": ["deer"]}, dry_run=True)
+        postprocess(str(tables_copy), "class_mask", {"allowed_labels": ["moose"]})
+    with pytest.raises(OptionsError, match="--filter"):
+        postprocess(str(tables_copy), "blur", {})
+    report = postprocess(str(tables_copy), "class_mask", {"allowed_labels": ["deer"]}, dry_run=True)
     assert report.flagged > 0 and report.run_id is None
     assert listing(tables_copy) == before
     assert len(Tables(str(tables_copy)).parts(IMAGES, "trapcam", "1")) == len(before) // 2

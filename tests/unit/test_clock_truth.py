@@ -16,13 +16,13 @@ from batch.deployments import records
 from batch.deployments.observed import observed
 from batch.postprocessing import occurrences
 from batch.postprocessing.events import group_events, period_of
-from batch.postprocessing.postprocess import run_postprocess
 from benchmarks import clock_archive as truth
 from model_store.tables.clock import TimeBook
 from model_store.tables.clock_check import check_clock
 from model_store.tables.commit import write_results
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
+from tests.fixtures.postprocess import postprocess
 from trapline.base.errors import BatchError, DecisionError
 
 NOW = dt.datetime(2026, 11, 26)
@@ -92,7 +92,7 @@ def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
 
     # occurrences (the tracker over the corrected times) and trap rates from them
     def occurrences_and_rates(out):
-        run_postprocess(str(out), "track", {})
+        postprocess(str(out), "track", {})
         obs = observed(str(out))
         occ = occurrences.load(str(out)).rows
         keys = ["occurrence_id", "camera_id", "first_time", "last_time", "frames", "label", "confirmed"]

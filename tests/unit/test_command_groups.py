@@ -44,6 +44,11 @@ def test_positionals_and_renamed_flags_reach_the_options_model(tmp_path, capsys)
     assert "--until" in err and "required" in err.lower()  # the missing option named by its flag
     with pytest.raises(SystemExit):
         main(["occurrences", "merge", "--tables", tables])  # OCC and OTHER are positional and required
+    from batch.cli import options
+
+    for argv in (["abc123"], ["--set", "abc123"]):  # a set by its flag or alone (FlagStyle.also_positional)
+        given = build_parser().parse_args(["tables", "purge", *argv, "--tables", tables])
+        assert options(COMMANDS["tables purge"], given).result_set == "abc123"
 
 
 def test_models_flags_reach_their_options_model(tmp_path, capsys):

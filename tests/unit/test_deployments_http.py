@@ -8,9 +8,9 @@ import warnings
 
 import pytest
 
-from batch.postprocessing.postprocess import run_postprocess
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
+from tests.fixtures.postprocess import postprocess
 from trapline.service import service_features
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
@@ -28,7 +28,7 @@ ROWS = [{"deploymentID": "sheet-a", "cameraID": "sheet", "latitude": 52.0, "long
 def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("dep-http")
     tables = write_sheet_tables(root / "sheet")
-    run_postprocess(str(tables), "track", {})
+    postprocess(str(tables), "track", {})
     core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
                         "jobs": {"roots": [str(root)], "working_dir_allowed": False}},
                        {}, token_digest(ADMIN), token_digest(READ), features=service_features())

@@ -14,7 +14,6 @@ from batch.commands import COMMANDS
 from batch.flags import add_model_arguments, toggles
 from batch.jobs.kinds import JobKind
 from batch.option_variants import fields_of
-from batch.reprocess.options import add_reprocess_arguments
 from trapline.cli import build_parser
 
 
@@ -55,11 +54,9 @@ def walk(p: argparse.ArgumentParser, name: str):
 
 
 def test_every_flag_on_by_default_turns_its_option_off():
-    """Every command's flags (and `python -m batch.reprocess`'s): a flag whose help says `(default True)` is a
-    `--x` / `--no-x` pair, and `--no-x` sets its option False."""
-    reprocess = argparse.ArgumentParser()
-    add_reprocess_arguments(reprocess)
-    parsers = [*walk(build_parser(), "trapline"), *walk(reprocess, "python -m batch.reprocess")]
+    """Every command's flags (`python -m batch.reprocess` is `trapline reprocess`): a flag whose help says
+    `(default True)` is a `--x` / `--no-x` pair, and `--no-x` sets its option False."""
+    parsers = list(walk(build_parser(), "trapline"))
     flags = [(command, action) for command, p in parsers for action in p._actions if action.option_strings]
     assert len(flags) > 300
     on = [(command, action) for command, action in flags if "(default True)" in (action.help or "")]

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
@@ -60,7 +61,7 @@ def served(tmp_path_factory):
     tables, truth = write_identity_tables(root, individuals=4, views=3)
     store = str(root / "models")
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
-    run_identify(tables, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
     core = BoxesIngress({"models": [{"name": "det", "identify": {"identifier": "coats:1", "tables": tables}}],
                          "store": store, "api_token_env": "X"}, {"det": None}, None, token_digest(API))
     with TestClient(core.__serve_build_asgi_app__()) as client:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from batch.identify.evaluate import evaluate
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import record_decision, run_identify
 from model_store.core.identify.cluster import cluster, stable_ids
 from model_store.store.store import ModelStore
@@ -71,8 +71,14 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
     out = capsys.readouterr().out
     assert "identified 15 of 16 sightings with coats:1 (1 unidentifiable)" in out
     assert "tables    wrote {sightings,individuals} (run_id=" in out  # the summary names every table written
-    figures = evaluate(url, truth)
+    # the action and --truth are flags generated from their model (IdentifyAction), checked as every option is
+    assert main(["identify", "evaluate", "--tables", url, "--truth", str(truth), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
     assert figures["top1"] == 1.0 and figures["ari"] == 1.0 and figures["individuals_found"] == 5
+    assert main(["identify", "evaluate", "--tables", url]) == 2
+    assert "identify evaluate needs --truth CSV" in capsys.readouterr().err
+    assert main(["identify", "nope", "--tables", url]) == 2
+    assert "'run', 'evaluate' or 'weekly'" in capsys.readouterr().err
     s = read_result(url, SIGHTINGS)
     tiny = s[s["decision"] == "unidentifiable"]
     assert list(tiny["reason"]) == ["snip 12x10 px is smaller than 24 px on its shorter side"]
@@ -93,7 +99,7 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
     record_decision(url, make(ConfirmSighting, "ana", sighting=_key(first_b), individual_id=a))
 
     # a new identifier version and another threshold: every decision kept, the other ids unchanged
-    report = run_identify(url, "coats:2", store, threshold=0.6)
+    report = run_identify(IdentifyOptions(tables=str(url), identifier="coats:2", store=str(store), threshold=0.6))
     s2 = read_result(url, SIGHTINGS)
     by_key = {(r.uri, r.detection_index): r for r in s2.itertuples()}
     assert by_key[(first_a.uri, first_a.detection_index)].individual_id == a
@@ -110,7 +116,7 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
 def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
     root, url, store, _ = archive
     if read_result(url, SIGHTINGS).empty:
-        run_identify(url, "coats:1", store)
+        run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     before = len(DecisionsLog(url).read())
     with pytest.raises(DecisionError, match="cannot merge individual 'x' into itself") as err:
         make(MergeIndividuals, "ana", individual_id="x", other_id="x")
@@ -124,7 +130,7 @@ def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
     assert len(DecisionsLog(url).read()) == before  # nothing half-written
     ModelStore(store).publish(None, "deer-coats", "1", {"backend": "keypoints", "applies_to": ["deer"]})
     with pytest.raises(LabelNotCoveredError, match="identifies deer, but the kept detections of det:1 are zebra"):
-        run_identify(url, "deer-coats:1", store)
+        run_identify(IdentifyOptions(tables=str(url), identifier="deer-coats:1", store=str(store)))
 
 
 def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
@@ -137,7 +143,7 @@ def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
     deployments = tmp_path / "deployments.csv"
     deployments.write_text("deploymentID,latitude,longitude,deploymentStart,deploymentEnd\n" + "".join(
         f"cam{c},51.0,4.0,2026-04-30T00:00:00Z,2026-06-01T00:00:00Z\n" for c in (0, 1, 2, 9)))
-    run_identify(url, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     now = current(url).sightings.dropna(subset=["individual_id"])
     meta = tmp_path / "meta.yaml"
     meta.write_text(META)
@@ -156,7 +162,7 @@ def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
 
 def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
     root, url, store, _ = archive
-    run_identify(url, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     some = read_result(url, SIGHTINGS)["individual_id"].dropna().iloc[-1]
     record_decision(url, make(NameIndividual, "ana", individual_id=some, name="Zed"))
     assert main(["report", "--tables", url, "--out", str(tmp_path / "r")]) == 0
@@ -182,11 +188,12 @@ def test_one_identify_run_at_a_time_per_set_of_tables(archive):
     other = RunLease(open_location(url), "identify", "sightings", "20260101T000000Z-other").acquire()
     try:
         with pytest.raises(LeaseHeldError, match="another run holds"):
-            run_identify(url, "coats:1", store)
+            run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     finally:
         other.release()
     assert read_result(url, INDIVIDUALS).equals(before)  # the refused run wrote nothing
-    run_identify(url, "coats:1", store)  # released: the next one runs
+    # released: the next one runs
+    run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
 
 
 def test_the_newest_run_wins_even_within_one_second(tmp_path):

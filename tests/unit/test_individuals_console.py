@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from batch.review.browser import find_chromium
 from model_store.store.store import ModelStore
@@ -28,7 +29,7 @@ def served(tmp_path_factory):
     tables, _ = write_identity_tables(root, individuals=4, views=3)
     store = str(root / "models")
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
-    run_identify(tables, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
     core = IngressCore({"models": [{"name": "det"}], "store": store,
                         "jobs": {"roots": [str(root)], "working_dir_allowed": False}}, {}, token_digest(ADMIN),
                         features=service_features())

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from model_store.store.store import ModelStore
 from model_store.tables.decisions import DecisionsLog
@@ -50,7 +51,7 @@ def test_individuals_are_listed_shown_and_decided_on_over_http(app):
     empty = get(client, "/v1/individuals", tables=tables).json()
     assert empty == {"run_id": None, "total": 0, "limit": 50, "offset": 0, "individuals": []}
     assert get(client, "/v1/individuals/ind-nope", tables=tables).json()["error"]["type"] == "not_found"
-    run_identify(tables, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
 
     page = get(client, "/v1/individuals", tables=tables).json()
     assert page["run_id"] and page["total"] == 4 and all(i["sightings"] == 3 for i in page["individuals"])
@@ -131,6 +132,6 @@ def test_individuals_are_listed_shown_and_decided_on_over_http(app):
     assert len(DecisionsLog(tables).read()) == before
 
     # the next run clusters with every decision: the name, the merge and the split are kept
-    run_identify(tables, "coats:1", store, threshold=0.6)
+    run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store), threshold=0.6))
     final = {i["individual_id"]: i for i in get(client, "/v1/individuals", tables=tables).json()["individuals"]}
     assert final[a]["name"] == "Stripey" and final[a]["sightings"] == 5 and final[new_id]["sightings"] == 1

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 
 from batch.jobs.control import JobControl
-from batch.postprocessing.postprocess import run_postprocess
 from model_store import ModelStore
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
@@ -26,6 +25,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
+from tests.fixtures.postprocess import postprocess
 from trapline.base.errors import DuplicateJobError, InvalidParameterError, RunStoppedError
 
 
@@ -41,7 +41,7 @@ def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": "job-1"}}))
     request_stop(tables.storage, "job-1", by="test")
     with pytest.raises(RunStoppedError, match="stopped on request .* a rerun with --filters-hash"):
-        run_postprocess(str(out), "score", {"min_score": 0.5}, rows_per_file=5)
+        postprocess(str(out), "score", {"min_score": 0.5}, rows_per_file=5)
     [manifest] = read_manifests(tables.storage)
     assert manifest.status == "interrupted" and manifest.ray_job_id == "job-1"
     new_set = manifest.filters["hash"]
@@ -52,7 +52,7 @@ def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest
 
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": "job-2"}}))
     source = manifest.filters["source_hash"]  # the newest set is now the partial one: name the source
-    report = run_postprocess(str(out), "score", {"min_score": 0.5}, rows_per_file=5, source_filters=source)
+    report = postprocess(str(out), "score", {"min_score": 0.5}, rows_per_file=5, filters_hash=source)
     assert report.skipped == 5 and report.images == len(spec.images) - 5
     rows = tables.read(IMAGES, "trapcam", "1", ["uri", "filters_hash"]).to_pandas()
     mine = rows[rows["filters_hash"] == new_set]["uri"]
@@ -98,7 +98,7 @@ def test_a_postprocess_submitted_over_http_pins_its_source_so_that_resume_contin
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": job["id"]}}))
     request_stop(Tables(out).storage, job["id"], by="test")
     with pytest.raises(RunStoppedError):
-        run_postprocess(out, "score", {"min_score": 0.5}, rows_per_file=5, source_filters=source)
+        postprocess(out, "score", {"min_score": 0.5}, rows_per_file=5, filters_hash=source)
     assert resolve_table_set(Tables(out)).filters_hash != source  # the newest set is now the partial one
     # The same request while the first still runs: a duplicate, though "the newest set" has moved.
     with pytest.raises(DuplicateJobError) as dup:
@@ -110,7 +110,7 @@ def test_a_postprocess_submitted_over_http_pins_its_source_so_that_resume_contin
     again = control.submit(shown["kind"], shown["options"])
     assert again["options"]["filters_hash"] == source and again["id"] != job["id"]
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": again["id"]}}))
-    report = run_postprocess(out, "score", {"min_score": 0.5}, rows_per_file=5, source_filters=source)
+    report = postprocess(out, "score", {"min_score": 0.5}, rows_per_file=5, filters_hash=source)
     assert report.skipped == 5 and report.images == len(spec.images) - 5
     # Nothing to post-process: refused at submit, nothing submitted.
     with pytest.raises(InvalidParameterError, match="tables: no images table"):

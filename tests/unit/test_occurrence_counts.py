@@ -12,18 +12,19 @@ from batch.export.options import ExportOptions
 from batch.export.run import run_export
 from batch.postprocessing import occurrences
 from batch.postprocessing.events import period_of, read_events, run_events
-from batch.postprocessing.postprocess import run_postprocess
+from batch.postprocessing.options import EventsOptions
 from tests.fixtures.camtrap_dp import META, validate_package
 from tests.fixtures.occurrences import START, write_sheet_tables
+from tests.fixtures.postprocess import postprocess
 from trapline.cli import main
 
 
 @pytest.fixture(scope="module")
 def sheet(tmp_path_factory):
     tables = write_sheet_tables(tmp_path_factory.mktemp("counts") / "sheet")
-    run_postprocess(str(tables), "track", {})
+    postprocess(str(tables), "track", {})
     deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]
-    occurrences.identify(str(tables), deer["occurrence_id"], "Capreolus capreolus", "ann")
+    occurrences.identify(occurrences.SetPlace(str(tables)), deer["occurrence_id"], "Capreolus capreolus", "ann")
     return tables
 
 
@@ -34,9 +35,10 @@ def test_nights_are_named_by_their_evening():
 
 
 def test_events_count_occurrences_beside_the_max_per_frame_count(sheet, capsys):
-    report = run_events(str(sheet), gap_s=60)
+    report = run_events(EventsOptions(tables=str(sheet), gap_s=60))
     assert report.occurrences == 4  # moths A, B, C and the deer; the lone speck is not an animal
-    sliced = run_events(str(sheet), gap_s=60, dry_run=True, slice_images=1)  # each camera with its own animals
+    # each camera with its own animals
+    sliced = run_events(EventsOptions(tables=str(sheet), gap_s=60, dry_run=True), slice_images=1)
     assert (sliced.occurrences, sliced.periods, sliced.events) == (report.occurrences, report.periods, report.events)
     assert report.periods == [
         {"camera_id": "burst", "period": "night 2026-06-01", "events": 1, "max_per_frame": 1, "occurrences": 1,

@@ -13,7 +13,6 @@ import pytest
 from batch.jobs.control import manifest_progress
 from batch.postprocessing import occurrences
 from batch.postprocessing.determine import HUMAN, MODEL, carry_identifications, determine, vote
-from batch.postprocessing.postprocess import run_postprocess
 from batch.postprocessing.run_report import format_report
 from model_store import FilterConfigError, FilterSet
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
@@ -21,6 +20,7 @@ from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
+from tests.fixtures.postprocess import postprocess
 from tests.fixtures.review import two_version_tables
 from trapline.base.errors import NotFoundError, ScopeError
 from trapline.cli import main
@@ -90,7 +90,7 @@ def sheet(tmp_path):
 @pytest.mark.parametrize("appearance", ["none", "colour"])
 def test_postprocess_track_writes_occurrences_and_links_each_detection(sheet, appearance):
     lines: list[str] = []
-    report = run_postprocess(str(sheet), "track", {"appearance": appearance}, progress=lines.append,
+    report = postprocess(str(sheet), "track", {"appearance": appearance}, progress=lines.append,
                              progress_interval=0)
     assert not report.notes  # with appearance on, every frame's pixels were read
     assert report.detections_linked == 12 + 8 + 1 + 3 + 5
@@ -127,27 +127,27 @@ def test_postprocess_track_writes_occurrences_and_links_each_detection(sheet, ap
 def test_ids_are_stable_across_reruns_and_a_camera_scope_gives_the_same_ones(sheet, tmp_path):
     again = tmp_path / "again"
     shutil.copytree(sheet, again)  # the same tables, the same archive
-    whole = run_postprocess(str(sheet), "track", NO_APPEARANCE)
+    whole = postprocess(str(sheet), "track", NO_APPEARANCE)
     ids = set(Tables(str(sheet)).read(OCCURRENCES, SHEET_MODEL, "1")["occurrence_id"].to_pylist())
-    run_postprocess(str(again), "track", NO_APPEARANCE, cameras=["burst"])
+    postprocess(str(again), "track", NO_APPEARANCE, cameras=["burst"])
     burst = Tables(str(again)).read(OCCURRENCES, SHEET_MODEL, "1").to_pandas()
     assert set(burst["camera_id"]) == {"burst"} and set(burst["occurrence_id"]) <= ids
-    rest = run_postprocess(str(again), "track", NO_APPEARANCE, cameras=["sheet"], source_filters=FILTERS)
+    rest = postprocess(str(again), "track", NO_APPEARANCE, cameras=["sheet"], filters_hash=FILTERS)
     assert rest.filters_hash == whole.filters_hash and rest.occurrences == 4
     assert set(Tables(str(again)).read(OCCURRENCES, SHEET_MODEL, "1")["occurrence_id"].to_pylist()) == ids
 
 
 def test_a_person_wins_over_every_later_run_and_the_disagreement_is_counted(sheet):
-    run_postprocess(str(sheet), "track", NO_APPEARANCE)
+    postprocess(str(sheet), "track", NO_APPEARANCE)
     occ = occurrences.load(str(sheet))
     deer = occ.rows[occ.rows.camera_id == "burst"].iloc[0]
-    shown = occurrences.identify(str(sheet), deer["occurrence_id"], "roe deer", "ann", "antlers")
+    shown = occurrences.identify(occurrences.SetPlace(str(sheet)), deer["occurrence_id"], "roe deer", "ann", "antlers")
     assert shown["determination"] == {**shown["determination"], "label": "roe deer", "how": HUMAN,
                                       "model_label": "deer", "identified_by": "ann", "comment": "antlers"}
     with pytest.raises(NotFoundError, match="no occurrence"):
-        occurrences.identify(str(sheet), "occ-nope", "fox", "ann")
+        occurrences.identify(occurrences.SetPlace(str(sheet)), "occ-nope", "fox", "ann")
     # a later run (another filter set on top) keeps the person's determination and counts the disagreement
-    later = run_postprocess(str(sheet), "score", {"min_score": 0.2})
+    later = postprocess(str(sheet), "score", {"min_score": 0.2})
     assert later.occurrences == 4 and later.disagreements == 1
     rows = Tables(str(sheet)).read(OCCURRENCES, SHEET_MODEL, "1").to_pandas()
     mine = rows[(rows.filters_hash == later.filters_hash) & (rows.camera_id == "burst")].iloc[0]
@@ -160,18 +160,19 @@ def test_a_person_wins_over_every_later_run_and_the_disagreement_is_counted(shee
 
 
 def test_editing_a_classification_redetermines_its_occurrence_at_once(sheet):
-    run_postprocess(str(sheet), "track", NO_APPEARANCE)
+    postprocess(str(sheet), "track", NO_APPEARANCE)
     occ = occurrences.load(str(sheet))
     deer = occurrences.find(occ, occ.rows[occ.rows.camera_id == "burst"].iloc[0]["occurrence_id"])
     keys = [DetectionKey(**d) for d in deer["detections"]]
     for key in keys[:2]:
-        shown = occurrences.classify(str(sheet), key, "fox", "bob")
+        shown = occurrences.classify(occurrences.SetPlace(str(sheet)), key, "fox", "bob")
     assert shown["determination"]["label"] == "deer"  # 2 x 1.0 fox against 3 x 0.9 deer
-    shown = occurrences.classify(str(sheet), keys[2], "fox", "bob")
+    shown = occurrences.classify(occurrences.SetPlace(str(sheet)), keys[2], "fox", "bob")
     assert shown["determination"]["label"] == "fox" and shown["determination"]["how"] == MODEL
     assert len(DecisionsLog(str(sheet)).latest_classifications()) == 3
     with pytest.raises(NotFoundError, match="not in any occurrence"):
-        occurrences.classify(str(sheet), DetectionKey(uri="/nope", content_id="x", detection_index=0), "fox", "bob")
+        occurrences.classify(occurrences.SetPlace(str(sheet)), DetectionKey(uri="/nope", content_id="x",
+                                                                            detection_index=0), "fox", "bob")
 
 
 def test_the_cli_links_the_fixture_archive_with_appearance_and_a_dry_run_previews_an_image(tmp_path, capsys):
@@ -196,24 +197,24 @@ def test_the_cli_links_the_fixture_archive_with_appearance_and_a_dry_run_preview
 def test_appearance_comes_from_the_stored_snips_when_every_box_has_one(sheet, tmp_path):
     assert main(["crops", "--tables", str(sheet)]) == 0
     shutil.rmtree(sheet.parent / "archive")  # the frames are gone: only the snips can give the appearance
-    report = run_postprocess(str(sheet), "track", {"appearance": "colour"})
+    report = postprocess(str(sheet), "track", {"appearance": "colour"})
     assert report.notes == [] and report.occurrences == 5
 
 
 def test_postprocess_scoped_to_an_occurrence_rewrites_its_images_and_counts_changed_determinations(sheet, capsys):
-    tracked = run_postprocess(str(sheet), "track", NO_APPEARANCE)
+    tracked = postprocess(str(sheet), "track", NO_APPEARANCE)
     occ = occurrences.load(str(sheet))
     deer = occ.rows[occ.rows.camera_id == "burst"].iloc[0]
     images = {d["uri"] for d in deer["detections"]}
     with pytest.raises(ScopeError, match="no occurrence occ-nope"):
-        run_postprocess(str(sheet), "score", {"min_score": 0.2}, occurrences=["occ-nope"], dry_run=True)
-    same = run_postprocess(str(sheet), "score", {"min_score": 0.01}, occurrences=[deer["occurrence_id"]],
+        postprocess(str(sheet), "score", {"min_score": 0.2}, occurrences=["occ-nope"], dry_run=True)
+    same = postprocess(str(sheet), "score", {"min_score": 0.01}, occurrences=[deer["occurrence_id"]],
                            dry_run=True)
     assert same.in_scope == len(images) and same.scope["kind"] == "occurrence"
     assert same.determinations_changed == 0 and same.occurrences == 1
     # every box of the deer dropped: its determination is gone, and nothing else was touched
-    gone = run_postprocess(str(sheet), "score", {"min_score": 0.999}, occurrences=[deer["occurrence_id"]],
-                           source_filters=tracked.filters_hash)
+    gone = postprocess(str(sheet), "score", {"min_score": 0.999}, occurrences=[deer["occurrence_id"]],
+                           filters_hash=tracked.filters_hash)
     assert gone.images == len(images) and gone.kept_after == 0
     assert gone.determinations_changed == 1
     assert set(Tables(str(sheet)).read(DETECTIONS, SHEET_MODEL, "1", ["uri", "filters_hash"]).to_pandas()

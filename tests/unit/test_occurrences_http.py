@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from batch.postprocessing.postprocess import run_postprocess
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import FILTERS, write_sheet_tables
+from tests.fixtures.postprocess import postprocess
 from trapline.service import service_features
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
@@ -25,7 +25,7 @@ ADMIN, READ = "occ-admin", "occ-read"
 def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("occ-http")
     tables = write_sheet_tables(root / "sheet")
-    run_postprocess(str(tables), "track", {})
+    postprocess(str(tables), "track", {})
     core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
                         "jobs": {"roots": [str(root)], "working_dir_allowed": False}},
                        {}, token_digest(ADMIN), token_digest(READ), features=service_features())
@@ -162,8 +162,8 @@ def test_people_cut_join_and_move_tracks_and_every_later_run_honours_it(app):
                 {"tables": tables, "other_id": b["occurrence_id"]}).status_code == 422
     # the next runs link as the tracker says, then apply the people's edits in order: another tracker config
     # over the source set, then a score filter on top of that (the speck goes)
-    runs = [run_postprocess(tables, "track", {"min_frames": 2}, source_filters=FILTERS)]
-    runs.append(run_postprocess(tables, "score", {"min_score": 0.2}, source_filters=runs[0].filters_hash))
+    runs = [postprocess(tables, "track", {"min_frames": 2}, filters_hash=FILTERS)]
+    runs.append(postprocess(tables, "score", {"min_score": 0.2}, filters_hash=runs[0].filters_hash))
     for report, speck in zip(runs, ([1], []), strict=True):
         assert report.occurrences == 4 + len(speck)  # A cut in two (+1), B joined with C (-1), the deer
         rows = get(client, "/v1/occurrences", tables=tables, camera="sheet", filters_hash=report.filters_hash,

@@ -10,13 +10,13 @@ import pytest
 
 from batch.postprocessing import occurrences
 from batch.postprocessing.people import agreement_with_people
-from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.job import _check_people
 from batch.reprocess.summary import RunReport, format_report
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import resolve_table_set
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.occurrences import write_sheet_tables
+from tests.fixtures.postprocess import postprocess
 from trapline.cli import main
 from trapline.service import service_features
 
@@ -30,13 +30,13 @@ def tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("people") / "sheet"
     write_sheet_tables(root)
     out = write_sheet_tables(root, version="2", relabel={"deer": "moth"})  # version 2 calls the deer a moth
-    run_postprocess(str(out), "track", {}, model="sheetcam:1")
+    postprocess(str(out), "track", {}, model="sheetcam:1")
     occ = occurrences.load(str(out), "sheetcam:1").rows
     deer = occ[occ.camera_id == "burst"].iloc[0]["occurrence_id"]
     moth_a = occ[(occ.camera_id == "sheet") & (occ.frames == 12)].iloc[0]["occurrence_id"]
     moth_c = occ[(occ.camera_id == "sheet") & (occ.frames == 3)].iloc[0]["occurrence_id"]
     for oid, label in ((deer, "deer"), (moth_a, "moth"), (moth_c, "beetle")):
-        occurrences.identify(str(out), oid, label, "ann", model="sheetcam:1")
+        occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), oid, label, "ann")
     return out
 
 

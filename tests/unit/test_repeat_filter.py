@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 
-from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from model_store import FilterConfigError, FilterSet
@@ -18,6 +17,7 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS
 from model_store.tables.scope import Scope, ScopeError
 from tests.fixtures.archive import PATH_PATTERN
+from tests.fixtures.postprocess import postprocess
 from tests.fixtures.review import two_version_tables
 from trapline.cli import main
 
@@ -98,7 +98,7 @@ def flags_by_uri(out, filters_hash, name="repeat"):
 
 def test_postprocess_repeat_drops_recurring_boxes_and_reports_stage_metrics(env, tables):
     lines = []
-    report = run_postprocess(str(tables), "repeat", {"min_images": 3, "min_score": 0.5}, model="trapcam:1",
+    report = postprocess(str(tables), "repeat", {"min_images": 3, "min_score": 0.5}, model="trapcam:1",
                              progress=lines.append, progress_interval=0)
     ok = [r for r in env["spec"].good if r not in env["spec"].blank]
     # Every landscape day frame holds the same three boxes scoring >= 0.5 at the same normalised place:
@@ -121,7 +121,7 @@ def test_postprocess_repeat_drops_recurring_boxes_and_reports_stage_metrics(env,
 
 def test_scoped_runs_flag_what_a_whole_table_run_flags(env, tables):
     config = {"min_images": 3, "window_hours": 5}  # cam01 frames are 2 h apart: 3 frames within +-5 h
-    whole = run_postprocess(str(tables), "repeat", config, model="trapcam:1", dry_run=False)
+    whole = postprocess(str(tables), "repeat", config, model="trapcam:1", dry_run=False)
     expected = flags_by_uri(tables, whole.filters_hash)
     cam01 = sorted(u for u in expected if "/cam01/" in u)
     # A window holding just the first cam01 frame: its evidence is widened by the filter's window.
@@ -130,7 +130,7 @@ def test_scoped_runs_flag_what_a_whole_table_run_flags(env, tables):
                {"cameras": ["cam01"]}):
         fresh = tables.parent / f"scoped-{len(kw)}-{sorted(kw)[0]}"
         shutil.copytree(env["out"], fresh)
-        report = run_postprocess(str(fresh), "repeat", config, model="trapcam:1", **kw)
+        report = postprocess(str(fresh), "repeat", config, model="trapcam:1", **kw)
         got = flags_by_uri(fresh, report.filters_hash)
         assert any(got.values()) and all(got[u] == expected[u] for u in got), kw
         if "image" in kw:
@@ -141,7 +141,7 @@ def test_scoped_runs_flag_what_a_whole_table_run_flags(env, tables):
 
 def test_scope_flags_intersect_and_an_unknown_image_is_an_error(env, tables, capsys):
     """--camera, --since/--until and --image mean the same in every command: given together they intersect."""
-    both = run_postprocess(str(tables), "score", {"min_score": 0.5}, model="trapcam:1", cameras=["cam01"],
+    both = postprocess(str(tables), "score", {"min_score": 0.5}, model="trapcam:1", cameras=["cam01"],
                            since="2024-05-01T07:00", dry_run=True)
     cam01 = [r for r in env["spec"].images if r.startswith("cam01/")]
     later = [r for r in cam01 if r.startswith("cam01/2024-05-01/") and r.split("_")[-1][:4] >= "0700"]
@@ -149,7 +149,7 @@ def test_scope_flags_intersect_and_an_unknown_image_is_an_error(env, tables, cap
     assert both.in_scope >= len(later)
     assert Scope.of(["cam01"], "2024-05-01").describe().startswith("camera cam01, captured 2024-05-01")
     with pytest.raises(ScopeError, match="no image"):
-        run_postprocess(str(tables), "score", {"min_score": 0.5}, model="trapcam:1", image="cam09/nope.jpg")
+        postprocess(str(tables), "score", {"min_score": 0.5}, model="trapcam:1", image="cam09/nope.jpg")
     with pytest.raises(ScopeError, match="after --until"):
         Scope.of(since="2024-05-02", until="2024-05-01")
     code = main(["postprocess", "--tables", str(tables), "--model", "trapcam:1", "--filter", "score", "--config",

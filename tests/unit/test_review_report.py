@@ -10,11 +10,11 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from batch.postprocessing.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
 from batch.review.build import bands
 from batch.review.compare import compare_versions
 from batch.review.digest import band_of
+from tests.fixtures.postprocess import postprocess
 from tests.fixtures.review import two_version_tables
 from trapline.base.errors import BatchError
 
@@ -97,7 +97,7 @@ def test_a_missing_image_becomes_a_placeholder_and_is_listed(env, tmp_path):
 def test_filtered_out_boxes_get_their_own_section(env, tmp_path):
     tables = tmp_path / "tables"
     shutil.copytree(env["out"], tables)
-    run_postprocess(str(tables), "repeat", {"min_images": 3, "min_score": 0.5}, model="trapcam:1")
+    postprocess(str(tables), "repeat", {"min_images": 3, "min_score": 0.5}, model="trapcam:1")
     build_report(ReportOptions(str(tables), str(tmp_path / "rep"), model="trapcam:1"))
     html = (tmp_path / "rep" / "index.html").read_text()
     assert 'id="flagged"' in html and re.search(r"<h3>repeat <span class=\"muted\">\(\d+ boxes in \d+ images\)", html)

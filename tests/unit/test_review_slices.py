@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 import pytest
 from PIL import Image
 
+from batch.identify.options import IdentifyOptions
 from batch.identify.run import record_decision, run_identify
 from batch.postprocessing import occurrences
-from batch.postprocessing.postprocess import run_postprocess
 from batch.review import ReportOptions, build_report
 from model_store.store.store import ModelStore
 from model_store.tables.commit import write_stage_results
@@ -25,6 +25,7 @@ from model_store.tables.decisions import NameIndividual, make
 from model_store.tables.identities import SIGHTINGS, read_result
 from model_store.tables.schema import STAGE_SCHEMA
 from tests.fixtures.occurrences import write_sheet_tables
+from tests.fixtures.postprocess import postprocess
 from tests.fixtures.reid_tables import write_identity_tables
 from tests.fixtures.review import two_version_tables
 
@@ -32,7 +33,7 @@ from tests.fixtures.review import two_version_tables
 def two_versions(d: Path) -> Path:
     """trapcam:1 and :2 over the fixture archive, a repeat filter run on :1 (boxes filtered out)."""
     _, _, out, _ = two_version_tables(d)
-    run_postprocess(str(out), "repeat", {"min_images": 3, "min_score": 0.5}, model="trapcam:1")
+    postprocess(str(out), "repeat", {"min_images": 3, "min_score": 0.5}, model="trapcam:1")
     return out
 
 
@@ -53,12 +54,12 @@ def tracked(d: Path) -> Path:
     root = d / "sheet"
     write_sheet_tables(root)
     out = write_sheet_tables(root, version="2", relabel={"deer": "moth"})
-    run_postprocess(str(out), "track", {}, model="sheetcam:1")
+    postprocess(str(out), "track", {}, model="sheetcam:1")
     occ = occurrences.load(str(out), "sheetcam:1").rows
     deer = occ[occ.camera_id == "burst"].iloc[0]["occurrence_id"]
     moth = occ[(occ.camera_id == "sheet") & (occ.frames == 3)].iloc[0]["occurrence_id"]
-    occurrences.identify(str(out), deer, "Capreolus capreolus", "ann", model="sheetcam:1")
-    occurrences.identify(str(out), moth, "beetle", "ann", model="sheetcam:1")
+    occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), deer, "Capreolus capreolus", "ann")
+    occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), moth, "beetle", "ann")
     return out
 
 
@@ -67,7 +68,7 @@ def identified(d: Path) -> Path:
     url, _ = write_identity_tables(d / "reid", individuals=5, views=3, tiny=True)
     store = str(d / "models")
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
-    run_identify(url, "coats:1", store)
+    run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     some = read_result(url, SIGHTINGS)["individual_id"].dropna().iloc[-1]
     record_decision(url, make(NameIndividual, "ana", individual_id=some, name="Zed"))
     return Path(url)

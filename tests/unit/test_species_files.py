@@ -135,15 +135,15 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     (the tables keep labels, not those files) give the same decisions as live."""
     import pyarrow.dataset as ds
 
-    from batch.postprocessing.postprocess import run_postprocess
     from model_store.tables.reader import Tables
     from model_store.tables.schema import CLASSIFICATIONS
+    from tests.fixtures.postprocess import postprocess
 
     lion, bear, blank = [0.97, 0.02, 0.01], [0.1, 0.6, 0.3], [0.005, 0.005, 0.99]
     out = write_species_tables(store, tmp_path, [(dt.datetime(2026, 5, 1, 12 + n), box, score, p) for n, (box, score, p)
                                                  in enumerate([("animal", 0.9, lion), ("person", 0.95, lion),
                                                                ("animal", 0.6, bear), ("animal", 0.1, blank)])])
-    report = run_postprocess(str(out), "species_ensemble", {"country": "DEU"}, store=store.root)
+    report = postprocess(str(out), "species_ensemble", {"country": "DEU"}, store=store.root)
     got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
     decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
     assert decided == {"0.jpg": ("felidae family", "classifier+geofence+rollup_to_family"),
@@ -157,7 +157,7 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     import_deployments(str(out), [{"deploymentID": "cam1-2026", "cameraID": "cam1", "latitude": -1.4,
                                    "longitude": 35.1, "deploymentStart": "2026-05-01T00:00:00Z",
                                    "deploymentEnd": "2026-05-02T00:00:00Z", "country": "ken"}], who="test")
-    report = run_postprocess(str(out), "species_ensemble", {"country": "FRA"}, store=store.root)
+    report = postprocess(str(out), "species_ensemble", {"country": "FRA"}, store=store.root)
     got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
     decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
     assert decided["0.jpg"] == ("lion", "classifier")
@@ -196,9 +196,9 @@ def test_postprocess_smooths_determinations_over_an_event(store: ModelStore, tmp
     MegaDetector's rules push the carnivore down to the lion; the same frame an hour later stays a carnivore."""
     import pyarrow.dataset as ds
 
-    from batch.postprocessing.postprocess import run_postprocess
     from model_store.tables.reader import Tables
     from model_store.tables.schema import CLASSIFICATIONS
+    from tests.fixtures.postprocess import postprocess
 
     lion, unsure = [0.97, 0.02, 0.01], [0.6, 0.3, 0.1]  # unsure: lion 0.6 + bear 0.3 -> carnivora (0.9)
     t0 = dt.datetime(2026, 5, 1, 12)
@@ -208,7 +208,7 @@ def test_postprocess_smooths_determinations_over_an_event(store: ModelStore, tmp
     said: dict[str, str | None] = {}  # each frame's pre_smoothing_description, as the last run wrote it
 
     def decided(config: dict) -> dict[str, tuple[str, str]]:
-        report = run_postprocess(str(out), "species_ensemble", config, store=store.root)
+        report = postprocess(str(out), "species_ensemble", config, store=store.root)
         got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5",
                                     filter=ds.field("filters_hash") == report.filters_hash).to_pylist()
         said.clear()

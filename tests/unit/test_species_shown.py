@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from batch.postprocessing.postprocess import run_postprocess
 from batch.review.browser import find_chromium
 from batch.review.build import ReportOptions, build_report
 from tests.fixtures.pictures import ADMIN, API, app_for, served, site_config
+from tests.fixtures.postprocess import postprocess
 from tests.unit.test_species_files import store, write_species_tables  # noqa: F401 (a fixture)
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
@@ -34,8 +34,8 @@ def test_the_source_is_shown_beside_label_and_score(store, tmp_path) -> None:  #
     lion = [0.97, 0.02, 0.01]
     out = write_species_tables(store, tmp_path, [(dt.datetime(2026, 5, 1, 12, 0, n), "animal", 0.9, lion)
                                                  for n in range(3)], archive=str(archive))
-    decided = run_postprocess(str(out), "species_ensemble", {"country": "DEU"}, store=store.root)
-    tracked = run_postprocess(str(out), "track", {}, source_filters=decided.filters_hash, store=store.root)
+    decided = postprocess(str(out), "species_ensemble", {"country": "DEU"}, store=store.root)
+    tracked = postprocess(str(out), "track", {}, filters_hash=decided.filters_hash, store=store.root)
     config = {**site_config(store.root, [str(tmp_path)], [("site", out, archive)]), "models": [{"name": "md"}]}
     uri = f"{archive}/cam1/0.jpg"
     auth = {"Authorization": f"Bearer {API}"}

@@ -72,6 +72,7 @@ def test_events_count_an_image_once_when_its_camera_id_changed_between_runs(tmp_
     import time
 
     from batch.postprocessing.events import read_events, run_events
+    from batch.postprocessing.options import EventsOptions
     from model_store.tables.commit import write_results
     from model_store.tables.schema import RESULT_SCHEMA
 
@@ -90,9 +91,9 @@ def test_events_count_an_image_once_when_its_camera_id_changed_between_runs(tmp_
     time.sleep(0.01)  # the second run's rows are newer
     run(["cam-x"] * 3 + ["cam-y"] * 3, "20260502T000000Z-after")
 
-    whole = run_events(str(tmp_path), gap_s=60, model="m:1")
+    whole = run_events(EventsOptions(tables=str(tmp_path), gap_s=60, model="m:1"))
     whole_events = read_events(str(tmp_path), "m", "1", "f", 60).reset_index(drop=True)
-    sliced = run_events(str(tmp_path), gap_s=60, model="m:1", slice_images=1)
+    sliced = run_events(EventsOptions(tables=str(tmp_path), gap_s=60, model="m:1"), slice_images=1)
     sliced_events = read_events(str(tmp_path), "m", "1", "f", 60).reset_index(drop=True)
     assert whole.images == sliced.images == 6  # not 12: the rows without a camera id are older
     assert sorted(whole_events["camera_id"]) == ["cam-x", "cam-y"]

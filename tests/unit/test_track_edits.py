@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from batch.postprocessing import occurrences
-from batch.postprocessing.postprocess import run_postprocess
 from batch.postprocessing.track_edits import apply_track_edits
 from model_store.tables.decisions import (
     DecisionsLog,
@@ -16,6 +15,7 @@ from model_store.tables.decisions import (
     make,
 )
 from tests.fixtures.occurrences import write_sheet_tables
+from tests.fixtures.postprocess import postprocess
 from trapline.cli import main
 
 KEYS = [("a.jpg", "c", i) for i in range(8)]
@@ -47,7 +47,7 @@ def test_no_edits_leave_the_tracks_as_linked():
 
 def test_the_cli_lists_the_least_certain_and_records_a_cut(tmp_path, capsys):
     tables = str(write_sheet_tables(tmp_path / "sheet"))
-    run_postprocess(tables, "track", {})
+    postprocess(tables, "track", {})
     assert main(["occurrences", "review", "--tables", tables]) == 0
     listed = capsys.readouterr().out
     assert "occurrence(s) with a link under 1.0" in listed

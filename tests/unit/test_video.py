@@ -15,7 +15,6 @@ import pytest
 
 from batch.export.formats import megadetector
 from batch.options import parse_options
-from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ConfigError, ModelStore
 from model_store.core.clip_sampling import Sampling, clip_ranges
@@ -27,6 +26,7 @@ from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from model_store.tables.table_set import TableSet
 from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
+from tests.fixtures.postprocess import postprocess
 from trapline.base.errors import OptionsError
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
@@ -181,7 +181,7 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     assert {d["frame_number"] for d in md["cam01/visit.mp4"]["detections"]} == {10, 20, 30}
 
     # the occurrences post-processing takes a clip's sampled frames as frames of its camera: the same animals
-    run_postprocess(str(out), "track", {})
+    postprocess(str(out), "track", {})
     occ = Tables(str(out)).read(OCCURRENCES).to_pylist()
     mine = [o for o in occ if o["uri"] == visit["uri"] and o["confirmed"]]
     assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}

@@ -11,10 +11,10 @@ import warnings
 import pyarrow as pa
 import pytest
 
-from batch.postprocessing.postprocess import run_postprocess
 from model_store.tables.commit import write_stage_results
 from model_store.tables.schema import CLASSIFICATION_FIELDS, DETECTION_FIELDS, STAGE_SCHEMA
 from tests.fixtures.pictures import ADMIN, API, app_for, site_config
+from tests.fixtures.postprocess import postprocess
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")
@@ -61,7 +61,7 @@ def null_tables(out: str, n: int = 6) -> None:
 def client(tmp_path_factory):
     d = tmp_path_factory.mktemp("nulls")
     null_tables(str(d / "tables"))
-    run_postprocess(str(d / "tables"), "track", {})  # occurrences over them, for the occurrences views
+    postprocess(str(d / "tables"), "track", {})  # occurrences over them, for the occurrences views
     (d / "archive").mkdir()
     config = site_config(str(d / "store"), [str(d)], [("nulls", d / "tables", d / "archive")])
     with TestClient(app_for(config)) as c:
@@ -112,7 +112,7 @@ def test_every_console_page_over_them_in_chromium_shows_no_error(tmp_path):
     from tests.fixtures.pictures import served, set_token_script
 
     null_tables(str(tmp_path / "tables"))
-    run_postprocess(str(tmp_path / "tables"), "track", {})
+    postprocess(str(tmp_path / "tables"), "track", {})
     (tmp_path / "archive").mkdir()
     config = site_config(str(tmp_path / "store"), [str(tmp_path)],
                          [("nulls", tmp_path / "tables", tmp_path / "archive")])

@@ -1,8 +1,8 @@
 """How every entry point runs a command: Ray's own output quiet unless -v, an error a user can act on
 printed as `error: ...` (exit 2), Ctrl-C as `interrupted` (exit 130).
 
-Shared by `trapline` (trapline/cli.py) and the module entry points that `ray job submit` runs
-(`python -m batch.reprocess`), so those need not import the whole CLI.
+Used by `trapline` (trapline/cli.py), which `python -m batch.reprocess` (what `ray job submit` runs) also is; a
+job kind's parser takes `-v` from here too (batch/jobs/kinds.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from trapline.base.errors import TraplineError
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
     # No default: the flag is in the namespace only when given, so code that turns a command's
-    # namespace into its options (batch.reprocess.options) never sees it.
+    # namespace into its options (batch/cli.py `options`) never sees it.
     parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="show Ray's own log lines on the console (default: they go to a log file)")
 

@@ -4,7 +4,8 @@ its own input, their boxes shifted back and merged (model_store/core/tile_merge.
 A detector sees an image squeezed to its input size, so a 60-px moth on a 4,000-px sheet becomes 10 px and is
 lost. Tiling is the field's answer (SAHI's `get_sliced_prediction`, MegaDetector's `run_tiled_inference`); the
 geometry, the optional whole-image pass and the merge rules follow SAHI's so the answers can be compared box for
-box (tests/fixtures/reference/build_sahi.py). Set per model (`config.json` `tiling`) or per call (a request's or
+box (tests/fixtures/reference/build_sahi.py); `tiling: "megadetector"` is MegaDetector's geometry, settings and
+de-duplication instead (MEGADETECTOR; tests/fixtures/reference/build_megadetector_tiled.py). Set per model (`config.json` `tiling`) or per call (a request's or
 a job's `tiling`, overriding fields of the model's); what ran is in every record (`ImageDetections.tiling`).
 
 Memory: the tiles of one image are views of its decoded pixels (a tile at the model's input size is neither
@@ -157,9 +158,10 @@ def parse_tiling_option(text: str | None) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        raise TilingConfigError(f"tiling must be on, off or a JSON object of settings, got {text!r}") from None
+        raise TilingConfigError(f"tiling must be on, off, megadetector or a JSON object of settings, got "
+                                f"{text!r}") from None
     if not isinstance(value, dict):
-        raise TilingConfigError(f"tiling must be on, off or a JSON object of settings, got {text!r}")
+        raise TilingConfigError(f"tiling must be on, off, megadetector or a JSON object of settings, got {text!r}")
     return value
 
 

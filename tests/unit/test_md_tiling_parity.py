@@ -24,31 +24,19 @@ written losslessly; MegaDetector's own JPEG tiles (quality 95) change the random
 
 from __future__ import annotations
 
-import json
 import os
-from functools import cache
 
 import numpy as np
 import pytest
 
 from model_store import ModelStore
-from model_store.core.agreement import Box, compare, iou, match_boxes
-from model_store.core.imaging import decode_image
 from model_store.core.tile_merge import merge_boxes
 from model_store.core.tiling import parse_tiling_option, resolve_tiling, tile_origins
-from tests.fixtures.parity import REFERENCE, publish_reference
+from tests.fixtures.md_tiled import judge, reference
+from tests.fixtures.parity import publish_reference
 from trapline.base.errors import TilingConfigError
 
-ROOT = REFERENCE.parents[2]
-# Whole-pixel boxes on both sides: a coordinate torch and ONNX Runtime compute ~0.5 px apart (up to 0.9 on this random
-# model) can round a pixel apart; MegaDetector's 4-digit fractions of the image add up to 0.2 px.
-MAX_DPX = 1.5
 SLOW = set() if os.environ.get("TRAPLINE_SLOW_PARITY") else {"tests/fixtures/reference/images/photo_4000x3000.jpg"}
-
-
-@cache
-def reference() -> dict:
-    return json.loads((REFERENCE / "megadetector_tiled_expected.json").read_text())
 
 
 def cases() -> list[tuple[str, str]]:
@@ -63,43 +51,17 @@ def detector(tmp_path_factory):
     return store.load_detector(publish_reference(store, "mdv5_style_dynamic"))
 
 
-def has_area(box: Box) -> bool:
-    return box.xyxy[2] > box.xyxy[0] and box.xyxy[3] > box.xyxy[1]
-
-
-def unpaired(misses: list[Box], extras: list[Box]) -> tuple[list[Box], list[Box]]:
-    """The misses and extras left once each miss is paired with a distinct extra that NMS weighs against it as an
-    equal score (of any class: at a saturated anchor the classes tie too, and which one `argmax` reports is the
-    arithmetic's last bit)."""
-    left, free = [], list(extras)
-    for miss in misses:
-        partner = next((e for e in free if abs(e.score - miss.score) <= 0.002 and iou(e.xyxy, miss.xyxy) > 0.45), None)
-        if partner is None:
-            left.append(miss)
-        else:
-            free.remove(partner)
-    return left, free
-
-
 @pytest.mark.parametrize(("setting", "image"), cases())
 def test_tiled_boxes_equal_megadetectors_run_tiled_inference(detector, setting, image):
-    tiling = {"preset": "megadetector", **reference()["settings"][setting]["trapline"]}
-    [record] = detector.predict_batch([decode_image((ROOT / image).read_bytes())], tiling=tiling)
-    assert record.tiling["merge"] == "megadetector" and not record.tiling["whole_image_run"]
-    refs = [b for r in reference()["runs"]["lossless"][setting][image] if has_area(b := Box(r[0], r[1], tuple(r[2:])))]
-    ours = [b for d in [*record.detections, *record.dropped] if has_area(b := Box(d.class_id, d.score, d.box_px))]
-    a = compare(refs, ours, f"{setting} {image}", min_iou=0.9, max_dscore=0.01, max_dpx=MAX_DPX)
-    matches = match_boxes(refs, ours, 0.9, 0.01, MAX_DPX)
-    missed = [refs[m.reference] for m in matches if m.candidate is None and refs[m.reference].score >= 0.3]
-    used = {m.candidate for m in matches}
-    extra = [b for k, b in enumerate(ours) if k not in used and b.score >= 0.3]
-    left_missed, left_extra = unpaired(missed, extra)
+    j = judge(detector, "lossless", setting, image)
+    a = j.agreement
+    assert j.tiling["merge"] == "megadetector" and not j.tiling["whole_image_run"]
     assert a.reference > 0 and a.matched >= 0.99 * a.reference, a.misses[:3]
-    assert len(missed) - len(left_missed) <= 0.01 * a.reference, a.misses[:3]
-    if any(b.score >= 1.0 for b in refs):  # saturated: an equal-score choice also changes what that box suppressed
-        assert len(left_extra) <= 0.01 * a.reference, [str(b) for b in left_extra]
+    assert j.pairs <= 0.01 * a.reference, a.misses[:3]
+    if j.saturated:  # an equal-score choice also changes what that box suppressed and which 300 boxes a tile keeps
+        assert len(j.left_extra) <= 0.01 * a.reference, [str(b) for b in j.left_extra]
     else:
-        assert not left_missed and not left_extra, [*a.misses[:3], *a.extras[:3]]
+        assert not j.left_missed and not j.left_extra, [*a.misses[:3], *a.extras[:3]]
 
 
 def test_the_megadetector_geometry_is_get_patch_boundaries():

@@ -5,8 +5,9 @@ A detector sees an image squeezed to its input size, so a 60-px moth on a 4,000-
 lost. Tiling is the field's answer (SAHI's `get_sliced_prediction`, MegaDetector's `run_tiled_inference`); the
 geometry, the optional whole-image pass and the merge rules follow SAHI's so the answers can be compared box for
 box (tests/fixtures/reference/build_sahi.py); `tiling: "megadetector"` is MegaDetector's geometry, settings and
-de-duplication instead (MEGADETECTOR; tests/fixtures/reference/build_megadetector_tiled.py). Set per model (`config.json` `tiling`) or per call (a request's or
-a job's `tiling`, overriding fields of the model's); what ran is in every record (`ImageDetections.tiling`).
+de-duplication instead (MEGADETECTOR; tests/fixtures/reference/build_megadetector_tiled.py). Set per model
+(`config.json` `tiling`) or per call (a request's, a job's or an Antenna pipeline's `tiling`, overriding fields of
+the model's); what ran is in every record (`ImageDetections.tiling`).
 
 Memory: the tiles of one image are views of its decoded pixels (a tile at the model's input size is neither
 resized nor copied); only `batch_tiles` of them at a time become the float input tensor. An 8K frame (7680x4320,

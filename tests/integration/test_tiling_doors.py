@@ -33,6 +33,13 @@ def rows(out, table: str, drop: tuple[str, ...], set_hash: str):
     return df.sort_values(keys).reset_index(drop=True)
 
 
+def door_ready(door: str) -> bool:
+    try:  # the door binds its port a moment after the ingress answers
+        return httpx.get(f"{door}/readyz", timeout=10, trust_env=False).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def test_tiling_on_every_door(ray_cluster, tmp_path):
     store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
     store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
@@ -98,8 +105,7 @@ def test_tiling_on_every_door(ray_cluster, tmp_path):
 
         # The Antenna door: the pipeline's own tiling reaches the replica (the model itself does not tile).
         door = f"http://127.0.0.1:{door_port}"
-        serve_local.wait_until(lambda: httpx.get(f"{door}/readyz", timeout=10, trust_env=False).status_code == 200,
-                               60, "the Antenna door")
+        serve_local.wait_until(lambda: door_ready(door), 60, "the Antenna door")
         r = httpx.post(f"{door}/process", json={"pipeline": "tiled-v1", "source_images": [
             {"id": "1", "url": f"{files}/{rel}"}]}, timeout=60, trust_env=False)
         assert r.status_code == 200, r.text

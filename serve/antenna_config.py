@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from model_store.core.tiling import check_tiling_option
 from model_store.tables.archive import PathPattern
-from trapline.base.errors import ArchiveError
+from trapline.base.errors import ArchiveError, TilingConfigError
 from trapline.base.fetch_guard import FetchGuard
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -30,6 +31,20 @@ class AntennaPipelineConfig(_Strict):
     detector: str = Field(..., min_length=1, description="a model of the serve config's `models`")
     classifier: str | None = Field(None, min_length=1, description=(
         "a classifier the detector routes to (its `classify`); its labels become the algorithm's category map"))
+    tiling: bool | Literal["on", "off", "megadetector"] | dict[str, Any] | None = Field(None, description=(
+        "tiled inference for this pipeline's images, as a /v1/detect request's `tiling` (docs/guide/tiling.md): "
+        "true / \"on\" (the detector's tiling or the defaults), false / \"off\" (plain even if the detector "
+        "tiles), \"megadetector\" (MegaDetector's run_tiled_inference settings) or an object of settings over the "
+        "detector's; default: the detector's own (its config.json `tiling`)"))
+
+    @field_validator("tiling")
+    @classmethod
+    def _tiling(cls, value: Any) -> Any:
+        try:  # the settings themselves; whether a tile fits the detector's input is checked per image, typed
+            check_tiling_option(value)
+        except TilingConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
 
 class FetchConfig(_Strict):

@@ -211,7 +211,8 @@ async def detect(
     sampling: str | None = Query(None, description="a clip: which frames go through the detector, '1s' (one every "
                                                    "N seconds), '5f' (every Nth frame) or 'all' (default: the "
                                                    "serve config's http.clip_sampling)"),
-    tiling: str | None = Query(None, description="tiled inference for small animals: on, off, or a JSON object of "
+    tiling: str | None = Query(None, description="tiled inference for small animals: on, off, megadetector "
+                                                 "(MegaDetector's run_tiled_inference), or a JSON object of "
                                                  "settings over the model's (tile_size, overlap, whole_image, merge, "
                                                  "match_metric, match_threshold, min_box_px...; docs/guide/tiling.md); "
                                                  "default: the model's config"),

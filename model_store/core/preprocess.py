@@ -228,7 +228,7 @@ class Preprocessor:
         ow, oh = original_size or (w, h)
         fx, fy = ow / w, oh / h
         tw, th = tiling.tile_wh(self.config.input_size)
-        cut = tile_origins(w, h, tw, th, tiling.overlap)
+        cut = tile_origins(w, h, tw, th, tiling.overlap, tiling.geometry)
         if len(cut) > tiling.max_tiles:
             raise ImageDecodeError("too_many_tiles", f"a {w}x{h} image is {len(cut)} tiles of {tw}x{th} at overlap "
                                                      f"{tiling.overlap}, over tiling.max_tiles {tiling.max_tiles}")

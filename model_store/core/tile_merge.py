@@ -7,6 +7,14 @@ union of the boxes it matched, with the best score and its label. Matching is by
 sahi 0.12's numpy backend (sahi/postprocess/_numpy_backend.py, combine.py `_apply_merge`): best score first, ties
 broken by x1, y1, x2, y2; a float32 matrix of pairwise overlaps; a merged box re-checked against each box it
 claimed as it grows. So the answers equal SAHI's box for box (tests/unit/test_tiling_parity.py).
+
+`megadetector` is MegaDetector's `run_tiled_inference` de-duplication (megadetector 10.0, detection/
+run_tiled_inference.py `in_place_nms`): one `torchvision.ops.nms` over all tiles' boxes, which suppresses a box whose
+IoU with a kept one is *above* the threshold, computed in float32. What it sees is what MegaDetector's detector wrote:
+boxes in whole pixels of their tile (PTDetector rounds them) and scores cut to 3 decimals, in the order the tiles and
+each tile's boxes (lowest score first) were listed; torchvision's sort is stable, so equal cut scores keep that order.
+The rule sees the same (`_md_order`), so it keeps the box MegaDetector keeps (tests/unit/test_md_tiling_parity.py);
+the boxes it returns are the whole-pixel ones, the scores trapline's own.
 """
 
 from __future__ import annotations
@@ -91,19 +99,46 @@ def _nmm(boxes: np.ndarray, scores: np.ndarray, metric: str, threshold: float) -
     return merges
 
 
-RULES = {"nms": _nms, "nmm": _nmm, "greedy_nmm": _greedy_nmm}
+def _md_order(scores: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+    """MegaDetector's order: score cut to 3 decimals (its CONF_DIGITS, truncated), best first; ties by tile, then
+    within a tile lowest score first (its detector lists a tile's boxes reversed)."""
+    cut = np.floor(scores * 1000 + 1e-9) / 1000
+    return np.lexsort((scores, tiles, -cut))
+
+
+def _md_nms(boxes: np.ndarray, scores: np.ndarray, tiles: np.ndarray, metric: str, threshold: float) -> list[int]:
+    """torchvision's nms in MegaDetector's order: keep the first box, drop every box overlapping it above
+    `threshold` (float32, as the tensor holds it), go on with the next box not dropped."""
+    keep, suppressed = [], np.zeros(len(boxes), bool)
+    b32 = boxes.astype(np.float32)
+    for idx in _md_order(scores, tiles):
+        if not suppressed[idx]:
+            keep.append(int(idx))
+            suppressed |= overlap_row(b32, idx, metric) > np.float32(threshold)
+    return keep
+
+
+RULES = {"nms": _nms, "nmm": _nmm, "greedy_nmm": _greedy_nmm, "megadetector": _md_nms}
 
 
 def merge_boxes(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, rule: str, metric: str,
-                threshold: float, class_agnostic: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                threshold: float, class_agnostic: bool, tiles: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The tiles' boxes (original pixels) merged by `rule`, within each label unless `class_agnostic`; returns
-    boxes (float32), scores and class ids, best first."""
+    boxes (float32), scores and class ids, best first. `tiles` (the input each box came from, in order) is what
+    the `megadetector` rule orders ties by; its boxes are first rounded to whole pixels, as MegaDetector's are."""
+    if rule == "megadetector":
+        boxes = np.round(boxes)
+        tiles = np.zeros(len(scores), np.intp) if tiles is None else tiles
     if len(scores) < 2:
         return boxes.astype(np.float32), scores, classes
     fn = RULES[rule]
     b64, s64 = boxes.astype(np.float64), scores.astype(np.float64)
     groups = [np.arange(len(scores))] if class_agnostic else [np.flatnonzero(classes == c) for c in np.unique(classes)]
-    if rule == "nms":
+    if rule == "megadetector":
+        keep = [int(g[k]) for g in groups for k in _md_nms(b64[g], s64[g], tiles[g], metric, threshold)]
+        out_b, out_s, out_c = b64[keep], s64[keep], classes[keep]
+    elif rule == "nms":
         keep = [int(g[k]) for g in groups for k in fn(b64[g], s64[g], metric, threshold)]
         out_b, out_s, out_c = b64[keep], s64[keep], classes[keep]
     else:

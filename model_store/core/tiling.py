@@ -4,8 +4,10 @@ its own input, their boxes shifted back and merged (model_store/core/tile_merge.
 A detector sees an image squeezed to its input size, so a 60-px moth on a 4,000-px sheet becomes 10 px and is
 lost. Tiling is the field's answer (SAHI's `get_sliced_prediction`, MegaDetector's `run_tiled_inference`); the
 geometry, the optional whole-image pass and the merge rules follow SAHI's so the answers can be compared box for
-box (tests/fixtures/reference/build_sahi.py). Set per model (`config.json` `tiling`) or per call (a request's or
-a job's `tiling`, overriding fields of the model's); what ran is in every record (`ImageDetections.tiling`).
+box (tests/fixtures/reference/build_sahi.py); `tiling: "megadetector"` is MegaDetector's geometry, settings and
+de-duplication instead (MEGADETECTOR; tests/fixtures/reference/build_megadetector_tiled.py). Set per model
+(`config.json` `tiling`) or per call (a request's, a job's or an Antenna pipeline's `tiling`, overriding fields of
+the model's); what ran is in every record (`ImageDetections.tiling`).
 
 Memory: the tiles of one image are views of its decoded pixels (a tile at the model's input size is neither
 resized nor copied); only `batch_tiles` of them at a time become the float input tensor. An 8K frame (7680x4320,
@@ -25,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trapline.base.errors import TilingConfigError
 from trapline.base.problems import describe, problems
 
-MERGES = ("nms", "nmm", "greedy_nmm")
+MERGES = ("nms", "nmm", "greedy_nmm", "megadetector")
+GEOMETRIES = ("sahi", "megadetector")
 
 
 class TilingConfig(BaseModel):
@@ -43,7 +46,11 @@ class TilingConfig(BaseModel):
                                                 "than a tile (SAHI's perform_standard_pred)")
     merge: Literal[MERGES] = Field(
         "greedy_nmm", description="how the tiles' boxes of one animal become one: nms keeps the best box; nmm and "
-                                  "greedy_nmm merge matched boxes into their union (SAHI's postprocess_type)")
+                                  "greedy_nmm merge matched boxes into their union (SAHI's postprocess_type); "
+                                  "megadetector is run_tiled_inference's NMS (whole-pixel boxes, its order)")
+    geometry: Literal[GEOMETRIES] = Field(
+        "sahi", description="how far apart tiles start: sahi, tile - int(overlap x tile); megadetector, "
+                            "round(tile x (1 - overlap)); they differ only where overlap x tile is not whole")
     match_metric: Literal["ios", "iou"] = Field(
         "ios", description="overlap measure for matching: intersection over the smaller box (ios) or over the union")
     match_threshold: float = Field(0.5, gt=0.0, le=1.0, description="boxes overlapping at least this much match")
@@ -78,6 +85,12 @@ class TilingConfig(BaseModel):
 PER_IMAGE = ("tiles", "whole_image_run")  # what a record's `tiling` says of its own image, beyond the settings
 
 
+# MegaDetector's run_tiled_inference as it runs by default: tiles at the detector's input (1280 for MDv5) overlapping
+# by half, no whole-image pass (its docstring leaves that to a separate plain run), one class-agnostic NMS at 0.45.
+MEGADETECTOR = {"overlap": 0.5, "whole_image": False, "merge": "megadetector", "match_metric": "iou",
+                "match_threshold": 0.45, "class_agnostic": True, "geometry": "megadetector"}
+
+
 def tiling_settings(record_tiling: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The settings of a record's `tiling` (what a result set is made with), without its image's own counts."""
     return {k: v for k, v in record_tiling.items() if k not in PER_IMAGE} if record_tiling else None
@@ -99,13 +112,21 @@ def resolve_tiling(base: TilingConfig | None, override: Any, input_size: tuple[i
                    task: str = "detect") -> TilingConfig | None:
     """The tiling a call runs with: the model's `base` (None: off) and a call's `override` (None: the model's;
     false / "off": none; true / "on": the model's or the defaults; an object: fields over the model's or the
-    defaults). TilingConfigError naming the field and value when it cannot run."""
+    defaults; "megadetector": MegaDetector's run_tiled_inference settings, or an object of settings over them
+    with `"preset": "megadetector"`). TilingConfigError naming the field and value when it cannot run."""
     if override is None:
         tiling = base
     elif override is False or override == "off":
         return None
     elif override is True or override == "on":
         tiling = base or TilingConfig()
+    elif override == "megadetector":
+        tiling = TilingConfig(**MEGADETECTOR)
+    elif isinstance(override, Mapping) and "preset" in override:
+        if override["preset"] != "megadetector":
+            raise TilingConfigError(f"tiling.preset must be \"megadetector\", got {override['preset']!r}")
+        rest = {k: v for k, v in override.items() if k != "preset"}
+        return resolve_tiling(None, {**MEGADETECTOR, **rest}, input_size, task)
     elif isinstance(override, Mapping):
         merged = {**(base.model_dump(exclude_unset=True) if base else {}), **override}
         try:
@@ -115,34 +136,47 @@ def resolve_tiling(base: TilingConfig | None, override: Any, input_size: tuple[i
     elif isinstance(override, TilingConfig):
         tiling = override
     else:
-        raise TilingConfigError(f"tiling must be an object of settings, true, false, \"on\" or \"off\"; got "
-                                f"{override!r}")
+        raise TilingConfigError(f"tiling must be an object of settings, true, false, \"on\", \"off\" or "
+                                f"\"megadetector\"; got {override!r}")
     if tiling is not None:
         check_fits(tiling, input_size, task)
     return tiling
 
 
+def check_tiling_option(override: Any) -> None:
+    """TilingConfigError when `override` is no tiling any call could ask for (a bad field or value); whether it fits
+    a given model (tile within its input, a box model) is `resolve_tiling`'s, where the model is known. For configs
+    read before their models load (an Antenna pipeline's `tiling`): 8192 px is the largest tile there is."""
+    resolve_tiling(None, override, (8192, 8192))
+
+
 def parse_tiling_option(text: str | None) -> Any:
-    """A command line's `--tiling`: on, off, or a JSON object of settings (None: the model's)."""
-    if text is None or text in ("on", "off"):
+    """A command line's `--tiling`: on, off, megadetector, or a JSON object of settings (None: the model's)."""
+    if text is None or text in ("on", "off", "megadetector"):
         return text
     import json
 
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        raise TilingConfigError(f"tiling must be on, off or a JSON object of settings, got {text!r}") from None
+        raise TilingConfigError(f"tiling must be on, off, megadetector or a JSON object of settings, got "
+                                f"{text!r}") from None
     if not isinstance(value, dict):
-        raise TilingConfigError(f"tiling must be on, off or a JSON object of settings, got {text!r}")
+        raise TilingConfigError(f"tiling must be on, off, megadetector or a JSON object of settings, got {text!r}")
     return value
 
 
-def tile_origins(width: int, height: int, tile_w: int, tile_h: int, overlap: float) -> list[tuple[int, int, int, int]]:
+def tile_origins(width: int, height: int, tile_w: int, tile_h: int, overlap: float,
+                 geometry: str = "sahi") -> list[tuple[int, int, int, int]]:
     """The tiles of a (width, height) image as x1, y1, x2, y2, row by row: SAHI's `get_slice_bboxes` (a step of
     the tile less int(overlap x tile); the last row and column shifted back inside the image, so every tile is
-    full-size unless the image is smaller than a tile)."""
+    full-size unless the image is smaller than a tile). MegaDetector's `get_patch_boundaries` walks the same way
+    with a step of round(tile x (1 - overlap))."""
     boxes = []
-    step_x, step_y = tile_w - int(overlap * tile_w), tile_h - int(overlap * tile_h)
+    if geometry == "megadetector":
+        step_x, step_y = max(1, round(tile_w * (1.0 - overlap))), max(1, round(tile_h * (1.0 - overlap)))
+    else:
+        step_x, step_y = tile_w - int(overlap * tile_w), tile_h - int(overlap * tile_h)
     y_min = y_max = 0
     while y_max < height:
         x_min = x_max = 0

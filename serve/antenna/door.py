@@ -99,12 +99,12 @@ class AntennaDoor:
         logger.info("antenna door: Antenna's processing-service API on http://%s:%d", host, port)
         await self.server.serve(sockets=[sock])
 
-    async def _detect(self, model: str, version: str, data: bytes) -> ImageDetections:
+    async def _detect(self, model: str, version: str, data: bytes, tiling: Any = None) -> ImageDetections:
         async with self._slots[model]:
             for attempt in range(OVERLOAD_RETRIES + 1):
-                try:
-                    answer = await await_replica(self.ingress.detect.remote(model, version, None, data, None, False),
-                                                 self._retry_after)
+                try:  # `tiling`: the pipeline's (None: the detector's own), resolved by the replica as /v1/detect's
+                    answer = await await_replica(self.ingress.detect.remote(model, version, None, data, None, False,
+                                                                            tiling=tiling), self._retry_after)
                     return answer.record
                 except OverloadedError:  # the lane is shared with /v1/detect clients: wait for a place
                     if attempt == OVERLOAD_RETRIES:

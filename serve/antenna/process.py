@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -28,8 +29,9 @@ from trapline.base.errors import ImagesFailedError, TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 
-# (detector name, version, image bytes) -> the image's record, classifications attached (IngressCore.detect's)
-Detect = Callable[[str, str, bytes], Awaitable[ImageDetections]]
+# (detector name, version, image bytes, the pipeline's `tiling`) -> the image's record, classifications attached
+# (IngressCore.detect's)
+Detect = Callable[[str, str, bytes, Any], Awaitable[ImageDetections]]
 # (url, detector name, version, image bytes, its record or its failure) -> journaled in trapline's tables before it
 # is answered (serve/antenna/records.py `SourceRecorder.record`, when `antenna.record` is set)
 RecordImage = Callable[[str, str, str, bytes, "ImageDetections | TraplineError"], Awaitable[object]]
@@ -73,7 +75,8 @@ class Processor:
             if isinstance(body, TraplineError):
                 return ImageOutcome(image, error=body)
             try:
-                outcome: ImageDetections | TraplineError = await self.detect(detector.name, detector.version, body)
+                outcome: ImageDetections | TraplineError = await self.detect(detector.name, detector.version, body,
+                                                                             pipeline.config.tiling)
             except TraplineError as exc:
                 outcome = exc
             try:

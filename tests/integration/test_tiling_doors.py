@@ -1,6 +1,7 @@
 """Tiled inference on every door (issue 70): `trapline reprocess --tiling` through the job's own actors and through the
 live deployment (`--via serve`), stills and a clip, write the same rows, in a result set of their own; /v1/detect's
-`tiling` answers the library's tiled boxes, and a bad setting is a typed 422."""
+`tiling` answers the library's tiled boxes, and a bad setting is a typed 422; an Antenna pipeline with its own
+`tiling` answers Antenna the same tiled boxes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.clips import day_night_clip
+from tests.fixtures.files_server import serving_directory
 from tests.fixtures.serving import QUICK_STOP
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
@@ -31,6 +33,13 @@ def rows(out, table: str, drop: tuple[str, ...], set_hash: str):
     return df.sort_values(keys).reset_index(drop=True)
 
 
+def door_ready(door: str) -> bool:
+    try:  # the door binds its port a moment after the ingress answers
+        return httpx.get(f"{door}/readyz", timeout=10, trust_env=False).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def test_tiling_on_every_door(ray_cluster, tmp_path):
     store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
     store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
@@ -40,10 +49,13 @@ def test_tiling_on_every_door(ray_cluster, tmp_path):
     day_night_clip(archive / "cam01" / "IMG_20240501_090000.mp4", "DDN", fps=10)
     base = {"archive": str(archive), "model": "trapcam@production", "store": store.root, "path_pattern": PATH_PATTERN,
             "read_cpus": 0.25, "rows_per_file": 10, "batch_size": 8}
+    door_port = serve_local.free_port()
     config = {"store": store.root, "cache_dir": str(tmp_path / "serve-cache"), "http": {"port": 0},
               "models": [{"name": "trapcam", "num_cpus": 0.5, "max_batch_size": 8, "alias_poll_interval_s": 0,
-                          **QUICK_STOP}]}
-    with serve_local.run_local(config) as url:
+                          **QUICK_STOP}],
+              "antenna": {"port": door_port, "pipelines": [{"slug": "tiled", "detector": "trapcam", "tiling": TILING}],
+                          "fetch": {"private_hosts": ["127.0.0.1"]}}}
+    with serve_local.run_local(config) as url, serving_directory(archive) as files:
         via_serve = run_reprocess(ReprocessOptions(**base, out=str(tmp_path / "serve"), via="serve", tiling=TILING))
         via_actors = run_reprocess(ReprocessOptions(**base, out=str(tmp_path / "actors"), via="actors", num_cpus=0.5,
                                                     tiling=TILING))
@@ -90,3 +102,14 @@ def test_tiling_on_every_door(ray_cluster, tmp_path):
         assert r.status_code == 200 and r.json()["clip"]["frames_sampled"] == 3, r.text
         models = httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).json()
         assert [v.get("tiling") for m in models["models"] for v in m["versions"]] == [None]  # none by default
+
+        # The Antenna door: the pipeline's own tiling reaches the replica (the model itself does not tile).
+        door = f"http://127.0.0.1:{door_port}"
+        serve_local.wait_until(lambda: door_ready(door), 60, "the Antenna door")
+        r = httpx.post(f"{door}/process", json={"pipeline": "tiled-v1", "source_images": [
+            {"id": "1", "url": f"{files}/{rel}"}]}, timeout=60, trust_env=False)
+        assert r.status_code == 200, r.text
+        assert sorted((round(d["bbox"]["x1"], 3), round(d["bbox"]["y2"], 3)) for d in r.json()["detections"]) == \
+            sorted((round(d.box_px[0], 3), round(d.box_px[3], 3)) for d in mine.detections)
+        [plain] = det.predict_batch([decode_image(spec.files[rel])])
+        assert len(plain.detections) != len(mine.detections)  # so the comparison above tells tiled from plain

@@ -133,7 +133,7 @@ def test_process_answers_what_it_could_and_names_what_it_could_not(store):
     record = _record(store)
     seen = []
 
-    async def detect(model: str, version: str, data: bytes) -> ImageDetections:
+    async def detect(model: str, version: str, data: bytes, tiling=None) -> ImageDetections:
         seen.append((model, version, data))
         return record
 

@@ -106,10 +106,10 @@ def detect_with(store: ModelStore):
     """The served detector of each pinned version (no classifier answers: the recorder asks the live version)."""
     detectors = {}
 
-    async def detect(model: str, version: str, data: bytes) -> ImageDetections:
+    async def detect(model: str, version: str, data: bytes, tiling=None) -> ImageDetections:
         key = f"{model}:{version}"
         detectors.setdefault(key, store.load_detector(key))
-        [record] = detectors[key].predict_batch([decode_image(data)])
+        [record] = detectors[key].predict_batch([decode_image(data)], tiling=tiling)
         return record
 
     return detect

@@ -191,3 +191,7 @@ def test_a_tiled_result_set_is_its_own_and_a_record_says_which():
     assert result_hash(fs, [], settings) != result_hash(fs, [], TilingConfig(overlap=0.2).describe((640, 640)))
     meta = TiledMeta(100, 100, (), (), tiling, (640, 640))
     assert tiling_settings(meta.provenance()) == settings  # what the recorder hashes is what a run hashes
+    # sets tiled before `geometry` existed (SAHI's, the only one then) keep their keys; MegaDetector's is another set
+    before = {k: v for k, v in settings.items() if k != "geometry"}
+    assert result_hash(fs, [], before) == result_hash(fs, [], settings)
+    assert result_hash(fs, [], {**settings, "geometry": "megadetector"}) != result_hash(fs, [], settings)

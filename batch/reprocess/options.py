@@ -23,7 +23,7 @@ from model_store.core.clip_settings import ClipSettings
 from model_store.core.filters import FilterName, check_filter_config
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
-from model_store.core.tiling import parse_tiling_option, resolve_tiling
+from model_store.core.tiling import check_tiling_option, parse_tiling_option
 from model_store.core.video import VIDEO_EXTENSIONS
 from model_store.tables.archive import DEFAULT_EXTENSIONS, ArchiveError, PathPattern
 from model_store.tables.scope import parse_when
@@ -202,7 +202,7 @@ class ReprocessOptions(RunPlace):
             value = "on" if value else "off"
         value = parse_tiling_option(value) if isinstance(value, str) else value
         if isinstance(value, dict):
-            resolve_tiling(None, value, (8192, 8192))  # field by field: TilingConfigError names tiling.FIELD
+            check_tiling_option(value)  # field by field: TilingConfigError names tiling.FIELD
         return value
 
     @field_validator("filters")

@@ -21,6 +21,7 @@ whole tiled job against SAHI's own `predict` over the same folder.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,27 @@ def throughput(det, batch: int, seconds: float) -> dict[str, float]:
             "inputs_per_image": len(meta.metas), "ratio": ratio(tiled, plain)}
 
 
+def pass_times(det_path: str, runs: int = 5) -> dict[str, float]:
+    """Seconds a forward pass of one 640x640 input on one ONNX Runtime thread and on two: what the job's one-thread
+    actors (one per CPU) and SAHI's one session on every core each get from the same file."""
+    import numpy as np
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).random((1, 3, 640, 640), dtype=np.float32)
+    out = {}
+    for threads in (1, 2):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(det_path, opts, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: x}
+        session.run(None, feed)
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            session.run(None, feed)
+        out[f"pass_s_{threads}_thread"] = round((time.perf_counter() - t0) / runs, 3)
+    return out
+
+
 def whole_jobs(store: ModelStore, ref: str, n: int, sahi_python: str | None, work: Path,
                batch_sizes: list[int]) -> list[dict[str, float | None]]:
     """The folder through `trapline reprocess --tiling on` once per `--batch-size` in `batch_sizes` (the job's own
@@ -91,8 +113,9 @@ def whole_jobs(store: ModelStore, ref: str, n: int, sahi_python: str | None, wor
                                                 batch_size=batch_size))
         ours = time.perf_counter() - t0
         assert report.status == "succeeded" and report.processed == n, report.error
-        rows.append({"images": n, "batch_size": batch_size, "trapline_job_s": round(ours, 2)})
-    theirs = None
+        rows.append({"images": n, "batch_size": batch_size, "trapline_job_s": round(ours, 2),
+                     "load_after": round(os.getloadavg()[0], 1)})
+    theirs = sahi_load = None
     if sahi_python:
         cfg = store.get(ref).config
         script = SAHI_SCRIPT.format(ref=str(REFERENCE), folder=str(folder), project=str(work / "sahi"),
@@ -101,8 +124,10 @@ def whole_jobs(store: ModelStore, ref: str, n: int, sahi_python: str | None, wor
                                              "imgsz": cfg.input_size[0]})
         out = subprocess.run([sahi_python, "-c", script], check=True, capture_output=True, text=True)
         theirs = float(out.stdout.strip().splitlines()[-1])
+        sahi_load = round(os.getloadavg()[0], 1)
     for row in rows:
-        row.update(sahi_predict_s=theirs and round(theirs, 2), speedup=ratio(theirs, row["trapline_job_s"]))
+        row.update(sahi_predict_s=theirs and round(theirs, 2), sahi_load_after=sahi_load,
+                   speedup=ratio(theirs, row["trapline_job_s"]))
     return rows
 
 
@@ -132,11 +157,15 @@ def main() -> None:
             det.warmup()
             rows = [throughput(det, int(b), args.seconds) for b in args.batches.split(",")]
             print_table(rows, ["batch", "plain_images_s", "tiled_inputs_s", "inputs_per_image", "ratio"])
+        passes = pass_times(str(store.fetch(ref)[1]))
+        print(passes)
         jobs = whole_jobs(store, ref, args.folder_images, args.sahi_python, work,
-                          [int(b) for b in args.job_batch_sizes.split(",")])
-        print_table(jobs, ["images", "batch_size", "trapline_job_s", "sahi_predict_s", "speedup"])
+                          [int(b) for b in args.job_batch_sizes.split(",")]) if args.job_batch_sizes else []
+        if jobs:
+            print_table(jobs, ["images", "batch_size", "trapline_job_s", "load_after", "sahi_predict_s",
+                               "sahi_load_after", "speedup"])
     write_json(args.out, {"machine": machine_info(), "model": args.onnx or "yolov8n_dynamic", "throughput": rows,
-                          "jobs": jobs, "argv": sys.argv[1:]})
+                          "passes": passes, "jobs": jobs, "argv": sys.argv[1:]})
 
 
 if __name__ == "__main__":

@@ -51,10 +51,12 @@ def bucket(box: np.ndarray) -> int:
     return next(i for i, (lo, hi) in enumerate(BUCKETS) if lo <= side < hi)
 
 
-def score(records, truths) -> dict[str, list[float]]:
+def score(records, truths, agnostic: bool = False) -> dict[str, list[float]]:
+    """Recall, truth boxes and false boxes an image per bucket; `agnostic`: any label finds a truth box (class 0)."""
     found, total, false = np.zeros(len(BUCKETS)), np.zeros(len(BUCKETS)), np.zeros(len(BUCKETS))
     for record, truth in zip(records, truths, strict=True):
-        preds = np.array([[*d.box_px, d.class_id, d.score] for d in record.detections]).reshape(-1, 6)
+        preds = np.array([[*d.box_px, 0 if agnostic else d.class_id, d.score]
+                          for d in record.detections]).reshape(-1, 6)
         for t in truth:
             total[bucket(t)] += 1
         for c in np.unique(np.concatenate([truth[:, 4], preds[:, 4]])):

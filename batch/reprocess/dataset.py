@@ -43,6 +43,11 @@ INLINE_MAX_IMAGES = 1000
 INLINE_PART_IMAGES = 100
 INLINE_WINDOW = 16
 INLINE_PARTS_AT_ONCE = 2
+# A tiled still is many model inputs (a 1080p frame at 640 px: 8 tiles and the whole-image pass), so a tiled run's
+# actors take `--batch-size` / TILED_INPUTS images a call: about the forward inputs of a plain call, and a folder's
+# last calls short, so the actors finish together (16 tiled images a call left one of two actors idle for most of a
+# 36-image run: BENCHMARKS.md, tiled job against SAHI).
+TILED_INPUTS = 8
 STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
 # Ray Data's get-or-create calls for the helper actors its executor makes (start_data_helpers).
 DATA_HELPERS = (("ray.data._internal.stats", "get_or_create_stats_actor"),
@@ -84,7 +89,7 @@ class PlanSpec:
     via = property(lambda self: self.options.via)
     decode = property(lambda self: self.options.decode)  # where images are decoded: the actors or read tasks
     num_gpus = property(lambda self: self.options.num_gpus)
-    batch_size = property(lambda self: self.options.batch_size)
+    batch_size = property(lambda self: images_per_call(self.options, self.tiling is not None))
     read_batch_size = property(lambda self: self.options.read_batch_size)
     rows_per_file = property(lambda self: self.options.rows_per_file)
     max_pixels = property(lambda self: self.options.max_pixels)
@@ -92,6 +97,14 @@ class PlanSpec:
     filter_overrides = property(lambda self: self.options.filters)
     tiling = property(lambda self: json.loads(self.config_json).get("tiling"))  # the run's, resolved at plan
     stall_timeout_s = property(lambda self: self.options.stall_timeout_s)  # no part for this long fails the run
+
+
+def images_per_call(options: ReprocessOptions, tiled: bool) -> int:
+    """Images an inference actor takes a call: `--batch-size`, a tiled run's divided by TILED_INPUTS (at least 1).
+    Through a deployment the replicas batch the tiles themselves, so a client's calls stay `--batch-size`."""
+    if tiled and options.via != "serve":
+        return max(1, options.batch_size // TILED_INPUTS)
+    return options.batch_size
 
 
 def listing_blocks(entries: pa.Table, read_batch_size: int) -> list[pa.Table]:

@@ -27,6 +27,7 @@ from batch.reprocess.dataset import (
     PlanSpec,
     configure_data_context,
     execute,
+    images_per_call,
     object_store_budget,
     runs_inline,
     start_data_helpers,
@@ -230,7 +231,8 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
         concurrency, actor_cpus = plan_resources(options, cpus, gpus)
         if isinstance(concurrency, int):  # more actors than batches would only load the model for nothing
-            concurrency = max(1, min(concurrency, math.ceil(len(plan.selection.todo) / options.batch_size)))
+            per_call = images_per_call(options, plan.tiling is not None)
+            concurrency = max(1, min(concurrency, math.ceil(len(plan.selection.todo) / per_call)))
         warning = check_cpu_budget(options, concurrency, cpus, actor_cpus)
         if warning:
             report.warnings.append(warning)

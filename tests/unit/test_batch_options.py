@@ -15,6 +15,7 @@ from batch.commands import COMMANDS
 from batch.export.options import ExportOptions
 from batch.options import parse_options
 from batch.postprocessing.options import CropsOptions, EventsOptions, PostprocessOptions
+from batch.reprocess.dataset import images_per_call
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from batch.review.options import ReviewOptions
@@ -169,6 +170,15 @@ def test_cpu_budget_defaults_never_starve_the_read_write_or_classify_tasks():
     assert read_tasks(tasks, *plan_resources(tasks, 2, 0)[:1], 2, 0.62) == 1  # 2 - 1.24 - 0.25 = 0.51 -> one of 0.5
     assert read_tasks(parse("--decode", "tasks", "--read-cpus", "0.25"), 2, 2, 0.75) == 1
     assert read_tasks(parse("--decode", "tasks", "--read-cpus", "0.25"), 4, 16, 2.0) == 31
+
+
+def test_a_tiled_run_hands_its_actors_fewer_images_a_call():
+    # A tiled still is ~9 inputs: 16 a call left one of two actors idle for most of a 36-image run.
+    assert images_per_call(parse(), tiled=False) == 16
+    assert images_per_call(parse(), tiled=True) == 2
+    assert images_per_call(parse("--batch-size", "4"), tiled=True) == 1  # never none
+    assert images_per_call(parse("--batch-size", "64"), tiled=True) == 8
+    assert images_per_call(parse("--via", "serve"), tiled=True) == 16  # the replicas batch the tiles themselves
 
 
 def test_every_option_has_a_flag_whose_help_states_the_models_default():

@@ -25,8 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.postprocessing.options import CropsOptions
-from model_store import CropOptions
-from model_store.core.crops import CROPS_DIR, SnipSet, big_enough, crop_region, snip_path
+from model_store.core.crops import SnipSet, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from model_store.tables.archive import cached_location, is_web, read_web
 from model_store.tables.codec import ranked_from_rows
@@ -79,7 +78,7 @@ def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
     dets = tables.committed_detections(images, name, version, set_hash)
     existing = tables.committed_detections(images, name, version, set_hash, table=SNIPS)
     have_rows = set(existing["crop_uri"]) if not existing.empty else set()
-    have_files = _existing_files(tables, name, version, set_hash, options)
+    have_files = _existing_files(tables, snips)
     part_of = _parts_of(tables, name, version, set_hash)
     log(f"{len(images)} image(s) with kept detections in {report.model} [filters {set_hash}] "
         f"({scope.describe()}); snips under {report.destination}")
@@ -154,9 +153,9 @@ def _records(rows: pd.DataFrame) -> list[dict]:
     return [{**r, "flags": list(r["flags"]) if r["flags"] is not None else []} for r in rows.to_dict("records")]
 
 
-def _existing_files(tables: Tables, name: str, version: str, set_hash: str, options: CropOptions) -> set[str]:
+def _existing_files(tables: Tables, snips: SnipSet) -> set[str]:
     """Paths of the snip files already under this set and geometry: one listing, not one request per snip."""
-    root = tables.storage.path(CROPS_DIR, name, version, set_hash, options.hash)
+    root = tables.storage.path(*snips.folder)
     try:
         return {_strip(p) for p in tables.storage.fs.find(root)}
     except FileNotFoundError:

@@ -168,3 +168,6 @@ def test_the_consoles_nav_ranks_the_roles_as_the_role_table():
     ranks = re.search(r"const RANKS = \[([^\]]*)\]", router)
     assert ranks is not None and tuple(re.findall(r'"(\w+)"', ranks.group(1))) == ROLE_NAMES
     assert list(ROLE_NAMES) == [r.name for r in sorted(Role)]
+    named = {m for f in (REPO / "batch/views/console").glob("*.js")
+             for m in re.findall(r'\["#/[^"]*", "[^"]*", \d+, "([^"]*)"\]', f.read_text())}
+    assert named and named <= set(ROLE_NAMES), named  # a misspelt role would hide its link from everyone

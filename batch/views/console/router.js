@@ -41,7 +41,7 @@ async function signIn() {
 // The nav links `me` may follow (no one signed in: those that need no role).
 function showNav(me) {
   const rank = me ? RANKS.indexOf(me.role) : -1;
-  const allowed = links.filter(([, , , role]) => !role || rank >= RANKS.indexOf(role));
+  const allowed = links.filter(([, , , role]) => !role || (RANKS.includes(role) && rank >= RANKS.indexOf(role)));
   first = allowed.length ? allowed[0][0] : "";
   document.querySelector("header nav").replaceChildren(...allowed.map(([href, label]) => el("a", {href}, label)));
 }

@@ -50,7 +50,7 @@ def run_text(r: Any) -> str:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in IdentifyOptions.model_fields}
-    opts = parse_options(IdentifyOptions, given, "identify")
+    opts = parse_options(IdentifyOptions, given, "identify", flag_of(IDENTIFY_FLAGS))
     what = parse_options(IdentifyAction, {k: v for k, v in vars(args).items() if k in IdentifyAction.model_fields},
                          "identify", flag_of(IDENTIFY_FLAGS))  # the action named as it is given: no flag
     if what.action == "evaluate":

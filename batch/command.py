@@ -15,9 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from batch.flags import FlagStyle, add_config_flag, add_json_flag, add_model_arguments
+from batch.flags import FlagStyle, add_config_flag, add_json_flag, add_model_arguments, flag_of
 from batch.option_variants import fields_of
-from trapline.base.problems import as_flag
 
 Progress = Callable[[str], None]
 
@@ -87,10 +86,7 @@ class Command:
 
     def flag(self, name: str) -> str:
         """The option `name` as the command line names it (`progress_interval_s` -> `--progress-interval`)."""
-        style = self.styles.get(name, FlagStyle())
-        if style.positional:
-            return style.metavar or name.upper()
-        return (style.flags or (as_flag(name),))[0]
+        return flag_of(self.styles)(name)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """The command's flags: its options model's, then `--json` (unless an option) and its own extras."""

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from batch.option_variants import fields_of, variants_of
+from trapline.base.problems import as_flag
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,17 @@ class FlagStyle:
     positional: bool = False             # given without a flag (`trapline deployments revoke DECISION_ID`)
     also_positional: bool = False        # given either way: `trapline tables purge SET` = `... --set SET`
     hidden: bool = False                 # a retired flag, kept only to say what replaced it: not in --help
+
+
+def flag_of(styles: typing.Mapping[str, FlagStyle]) -> typing.Callable[[str], str]:
+    """How a command line with these styles names an option (`progress_interval_s` -> `--progress-interval`; a
+    positional by its metavar), for the errors that quote it."""
+    def flag(name: str) -> str:
+        style = styles.get(name, FlagStyle())
+        if style.positional:
+            return style.metavar or name.upper()
+        return (style.flags or (as_flag(name),))[0]
+    return flag
 
 
 def base_type(annotation: Any) -> Any:
@@ -113,9 +125,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
                 kw["type"] = kind
             kw["metavar"] = style.metavar or (None if "choices" in kw else name.upper())
         parser.add_argument(*flags, **kw)
-        if style.also_positional:  # the same option once more without its flag (only one may be given)
+        if style.also_positional:  # the same option once more without its flag
             parser.add_argument(name, nargs="?", default=suppress, metavar=kw.get("metavar") or name.upper(),
-                                help=f"as {flags[0]}")
+                                help=f"the {name.replace('_', ' ')} (as {flags[0]})")
 
 
 # -- the flags a command line has besides its options model: declared here once ------------------------------------

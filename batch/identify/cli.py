@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from batch.flags import add_model_arguments
+from batch.flags import add_model_arguments, flag_of
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyAction, IdentifyOptions
 from batch.options import parse_options
 from model_store.tables.schema import INDIVIDUALS, SIGHTINGS
@@ -50,9 +50,9 @@ def run_text(r: Any) -> str:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in IdentifyOptions.model_fields}
-    opts = parse_options(IdentifyOptions, given, "identify")
+    opts = parse_options(IdentifyOptions, given, "identify", flag_of(IDENTIFY_FLAGS))
     what = parse_options(IdentifyAction, {k: v for k, v in vars(args).items() if k in IdentifyAction.model_fields},
-                         "identify")
+                         "identify", flag_of(IDENTIFY_FLAGS))  # the action named as it is given: no flag
     if what.action == "evaluate":
         if not what.truth:
             raise UserError("identify evaluate needs --truth CSV (uri or rel_path -> individual)")

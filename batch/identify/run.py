@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,21 +126,14 @@ def _identify(storage: Storage, opts: IdentifyOptions, run_id: str, fence, worke
     tables = Tables(storage)
     rows = covered_detections(tables, ident, opts.model, opts.store)
     keys: list[Key] = [(r.uri, r.content_id, int(r.detection_index)) for r in rows.itertuples()]
-    workers = workers or LocalWorkers(ident)
-    descs = workers.describe(rows)
-    ok = [i for i, d in enumerate(descs) if isinstance(d, Description)]
-    pairs, nearest = [], {}
-    for g, found in enumerate(workers.match([descs[i] for i in ok])):
-        pairs += [(g, c.index, c.p_same) for c in found]
-        if found:
-            nearest[g] = found[0]
+    m = _match(rows, keys, workers or LocalWorkers(ident))
+    ok, ok_keys = m.ok, m.ok_keys
     prev = read_result(storage, SIGHTINGS)
     previous = {(r.uri, r.content_id, int(r.detection_index)): r.individual_id for r in prev.itertuples()
                 if r.individual_id is not None}
     decided = fold(DecisionsLog(storage).read(), previous)
-    ok_keys = [keys[i] for i in ok]
     must, cannot, pinned = constraints(ok_keys, decided, previous)
-    labels = cluster(len(ok), pairs, opts.threshold, must, cannot)
+    labels = cluster(len(ok), m.pairs, opts.threshold, must, cannot)
     members: dict[int, list[Key]] = {}
     for g, lab in enumerate(labels):
         members.setdefault(int(lab), []).append(ok_keys[g])
@@ -152,7 +146,7 @@ def _identify(storage: Storage, opts: IdentifyOptions, run_id: str, fence, worke
             ids = [new if labels[j] == lab else ids[j] for j in range(len(ids))]
     report = IdentifyReport(run_id, ident.ref, sightings=len(rows), unidentifiable=len(rows) - len(ok),
                             changes=changes)
-    sightings = _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, ident, run_id)
+    sightings = _sightings(m, labels, ids, pinned, ident, run_id)
     individuals = summarise_individuals(sightings, decided, run_id)
     report.individuals = len(individuals)
     meta = {"identifier": ident.info.model_dump(), "threshold": opts.threshold, "run_id": run_id}
@@ -165,11 +159,40 @@ def _identify(storage: Storage, opts: IdentifyOptions, run_id: str, fence, worke
     return report
 
 
-def _sightings(rows, descs, ok, ids, labels, pinned, pairs, nearest, ok_keys, ident, run_id) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Matched:
+    """What describing and matching found, in two numberings: `rows` (every covered detection, i) and the ones
+    described (g: `ok[g]` is their row, `ok_keys[g]` their key); `pairs` (g, g', P(same)) and `nearest` (g -> its best
+    candidate) are in the second."""
+
+    rows: pd.DataFrame
+    descs: list[Any]  # a Description, or why the row could not be described
+    ok: list[int]
+    ok_keys: list[Key]
+    pairs: list[tuple[int, int, float]]
+    nearest: dict[int, Any]
+
+
+def _match(rows: pd.DataFrame, keys: list[Key], workers: Any) -> _Matched:
+    """Describe every row and match the described ones (`workers`: this process or Ray Data actors)."""
+    descs = workers.describe(rows)
+    ok = [i for i, d in enumerate(descs) if isinstance(d, Description)]
+    pairs, nearest = [], {}
+    for g, found in enumerate(workers.match([descs[i] for i in ok])):
+        pairs += [(g, c.index, c.p_same) for c in found]
+        if found:
+            nearest[g] = found[0]
+    return _Matched(rows, descs, ok, [keys[i] for i in ok], pairs, nearest)
+
+
+def _sightings(m: _Matched, labels, ids: list[str], pinned, ident, run_id: str) -> pd.DataFrame:
+    """One sightings row per covered detection: its individual (`ids`, by cluster `labels`), the decision and the
+    evidence (its best match inside and outside its individual)."""
+    rows, descs, ok, ok_keys, nearest = m.rows, m.descs, m.ok, m.ok_keys, m.nearest
     size = np.bincount(labels) if len(labels) else np.zeros(0, int)
     best_in: dict[int, float] = {}
     best_out: dict[int, tuple[float, int]] = {}  # sighting -> (P(same), sighting) of its best match elsewhere
-    for a, b, p in pairs:
+    for a, b, p in m.pairs:
         if labels[a] == labels[b]:
             best_in[a] = max(best_in.get(a, 0.0), p)
             best_in[b] = max(best_in.get(b, 0.0), p)

@@ -299,8 +299,8 @@ def classify(where: SetPlace, key: DetectionKey, label: str, who: str, comment: 
     rows = [find(occ, occurrence_id)] if occurrence_id is not None else occ.rows.to_dict("records")
     hit = [r for r in rows if key in {key_of(d) for d in r["detections"]}]
     if not hit:
-        where = f"occurrence {occurrence_id}" if occurrence_id else "any occurrence"
-        raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not in {where} of "
+        looked = f"occurrence {occurrence_id}" if occurrence_id else "any occurrence"  # `where` is the set
+        raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not in {looked} of "
                             f"{occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}]")
     occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label))
     return summary(find(where.load(occ.tset.filters_hash), hit[0]["occurrence_id"]))

@@ -25,8 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.postprocessing.options import CropsOptions
-from model_store import CropOptions
-from model_store.core.crops import CROPS_DIR, big_enough, crop_region, snip_path
+from model_store.core.crops import SnipSet, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from model_store.tables.archive import cached_location, is_web, read_web
 from model_store.tables.codec import ranked_from_rows
@@ -67,8 +66,9 @@ def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
     tables = Tables(o.tables)
     tset = resolve_table_set(tables, o.model, o.filters_hash, o.store)
     name, version, set_hash = tset.model_name, tset.model_version, tset.filters_hash
+    snips = SnipSet(name, version, set_hash, options)
     report = CropsReport(f"{name}:{version}", set_hash, options.model_dump(), scope.as_dict(),
-                         destination=tables.storage.url(CROPS_DIR, name, version, set_hash, options.hash))
+                         destination=tables.storage.url(*snips.folder))
     images = tables.current_images(name, version, set_hash, filter=scope.expression())
     images = images[images["status"] == "ok"] if not images.empty else images
     if images.empty:
@@ -78,7 +78,7 @@ def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
     dets = tables.committed_detections(images, name, version, set_hash)
     existing = tables.committed_detections(images, name, version, set_hash, table=SNIPS)
     have_rows = set(existing["crop_uri"]) if not existing.empty else set()
-    have_files = _existing_files(tables, name, version, set_hash, options)
+    have_files = _existing_files(tables, snips)
     part_of = _parts_of(tables, name, version, set_hash)
     log(f"{len(images)} image(s) with kept detections in {report.model} [filters {set_hash}] "
         f"({scope.describe()}); snips under {report.destination}")
@@ -91,8 +91,7 @@ def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
         if rows is None:
             continue
         report.images += 1
-        missing_files, missing_rows = _missing(img, rows, name, version, set_hash, options, tables,
-                                               have_rows, have_files, report)
+        missing_files, missing_rows = _missing(img, rows, snips, tables, have_rows, have_files, report)
         if missing_files:
             try:
                 rgb = read_source(img, max_pixels)
@@ -103,7 +102,7 @@ def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
             report.images_read += 1
             ranked = [(d, kept and j in missing_files)
                       for j, (d, kept) in enumerate(ranked_from_rows(_records(rows), img["width"], img["height"]))]
-            written = write_snips(tables.storage, rgb, ranked, img, options, name, version, set_hash)
+            written = write_snips(tables.storage, rgb, ranked, img, snips)
             report.written += len(written)
             missing_rows += [r for r in written if r["crop_uri"] not in have_rows]
         for r in missing_rows:
@@ -119,10 +118,13 @@ def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
     return report
 
 
-def _missing(img: dict, rows: pd.DataFrame, name: str, version: str, set_hash: str, options: CropOptions,
-             tables: Tables, have_rows: set[str], have_files: set[str],
-             report: CropsReport) -> tuple[set[int], list[dict]]:
-    """(detection indices whose file is missing, snips rows to add for files already there)."""
+def _missing(img: dict, rows: pd.DataFrame, snips: SnipSet, tables: Tables, have_rows: set[str],
+             have_files: set[str], report: CropsReport) -> tuple[set[int], list[dict]]:
+    """(detection indices whose file is missing, snips rows to add for files already there).
+
+    Seven parameters: the image and its detection rows, whose snips, where (tables), what is there already (rows and
+    files) and the report it counts into."""
+    options = snips.options
     missing_files: set[int] = set()
     rows_only: list[dict] = []
     w, h = int(img["width"]), int(img["height"])
@@ -132,7 +134,7 @@ def _missing(img: dict, rows: pd.DataFrame, name: str, version: str, set_hash: s
         if not kept or not big_enough(det.box_px, options.min_side_px):
             continue
         report.snips += 1
-        parts = snip_path(img.get("rel_path"), img["uri"], img["content_id"], name, version, set_hash, options, j)
+        parts = snip_path(img.get("rel_path"), img["uri"], img["content_id"], snips, j)
         uri = tables.storage.url(*parts)
         on_disk = tables.storage.path(*parts) in have_files
         if on_disk and uri in have_rows:
@@ -151,9 +153,9 @@ def _records(rows: pd.DataFrame) -> list[dict]:
     return [{**r, "flags": list(r["flags"]) if r["flags"] is not None else []} for r in rows.to_dict("records")]
 
 
-def _existing_files(tables: Tables, name: str, version: str, set_hash: str, options: CropOptions) -> set[str]:
+def _existing_files(tables: Tables, snips: SnipSet) -> set[str]:
     """Paths of the snip files already under this set and geometry: one listing, not one request per snip."""
-    root = tables.storage.path(CROPS_DIR, name, version, set_hash, options.hash)
+    root = tables.storage.path(*snips.folder)
     try:
         return {_strip(p) for p in tables.storage.fs.find(root)}
     except FileNotFoundError:

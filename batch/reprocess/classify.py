@@ -22,6 +22,7 @@ import pyarrow as pa
 from batch.postprocessing.reclassify import camera_locations
 from batch.reprocess.clip_crops import best_frames
 from model_store import CropOptions, FilterSet, ModelRunError, ModelStore
+from model_store.core.crops import SnipSet
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
 from model_store.core.pipeline import ClassifierRoute, Pipeline, ResolvedRoute, classify_jobs, crop_jobs, resolve_routes
 from model_store.core.video import VideoDecodeError
@@ -97,8 +98,9 @@ class ClassifyActor:
             try:
                 for rgb, ranked in self._pictures(row):
                     if self.crops is not None:
-                        row[SNIPS] += write_snips(cached_location(self.out_url), rgb, ranked, row, self.crops,
-                                                  self.model_name, self.model_version, self.result_hash)
+                        row[SNIPS] += write_snips(cached_location(self.out_url), rgb, ranked, row,
+                                                  SnipSet(self.model_name, self.model_version, self.result_hash,
+                                                          self.crops))
                     mine += crop_jobs(rgb, ranked, self.pipeline.routes, i)
             except (OSError, ImageDecodeError, VideoDecodeError) as exc:
                 _fail(row, "read_error", f"cannot read {row['uri']} again for cropping: {exc}")

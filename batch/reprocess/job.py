@@ -356,3 +356,7 @@ def _check_people(plan: Plan, report: RunReport) -> None:
         return
     report.identified, report.agrees_with_people = seen["identified"], seen["agreed"]
 
+
+if __name__ == "__main__":  # the module ran a job before issue 65; without this it would exit 0 having run nothing
+    sys.exit("python -m batch.reprocess.job is gone: run `python -m batch.reprocess` (= trapline reprocess) with the "
+             "same flags")

@@ -112,8 +112,9 @@ class ReprocessOptions(RunPlace):
         'clips: fields of how a clip\'s frames are linked into tracks (the track filter\'s config), over the '
         'model\'s `clip_tracking`, e.g. {"max_cost": 0.4}'))
     tiling: str | dict[str, Any] | None = Field(None, description=(
-        'tiled inference for small animals (docs/guide/tiling.md): on, off, or settings over the model\'s '
-        '`tiling`, e.g. {"overlap": 0.25, "merge": "nms"}; default the model\'s (none: one whole-image pass). A '
+        'tiled inference for small animals (docs/guide/tiling.md): on, off, megadetector (MegaDetector\'s '
+        'run_tiled_inference), or settings over the model\'s `tiling`, e.g. {"overlap": 0.25, "merge": "nms"}; '
+        'default the model\'s (none: one whole-image pass). A '
         'tiled run writes its own result set'))
     address: str | None = Field(None, description="Ray cluster address")
     serve_app: str = Field("trapline", description="Serve application name for --via serve")
@@ -197,7 +198,8 @@ class ReprocessOptions(RunPlace):
     @field_validator("tiling", mode="before")
     @classmethod
     def _tiling(cls, value: Any) -> Any:
-        """on / off / a JSON object of settings, each checked here (whether the tile fits the model: at plan)."""
+        """on / off / megadetector / a JSON object of settings, each checked here (whether the tile fits the model:
+        at plan)."""
         if isinstance(value, bool):
             value = "on" if value else "off"
         value = parse_tiling_option(value) if isinstance(value, str) else value

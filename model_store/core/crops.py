@@ -12,6 +12,7 @@ import json
 import posixpath
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -101,8 +102,23 @@ def snip_jpeg(rgb: np.ndarray, box_px: Sequence[float], options: CropOptions,
     return encode_jpeg(crop, options.quality)
 
 
-def snip_path(rel_path: str | None, uri: str, content_id: str, model_name: str, model_version: str,
-              filters_hash: str, options: CropOptions, detection_index: int) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class SnipSet:
+    """Whose snips and how cut: one model version's result set and the crop options, which name the folder its snips
+    live in (`crops/NAME/VERSION/RESULT_HASH/CROP_HASH/`). One value, so what names and writes snips takes it whole."""
+
+    model_name: str
+    model_version: str
+    result_hash: str
+    options: CropOptions
+
+    @property
+    def folder(self) -> tuple[str, ...]:
+        return (CROPS_DIR, self.model_name, self.model_version, self.result_hash, self.options.hash)
+
+
+def snip_path(rel_path: str | None, uri: str, content_id: str, snips: SnipSet,
+              detection_index: int) -> tuple[str, ...]:
     """Path parts of a snip under the destination: one name per image version, model, set, geometry and index.
 
     `crops/NAME/VERSION/FILTERS_HASH/CROP_HASH/<dirs of rel_path>/<stem>_<id>_<index>.jpg`, where
@@ -113,5 +129,4 @@ def snip_path(rel_path: str | None, uri: str, content_id: str, model_name: str, 
     rel = (rel_path or posixpath.basename(uri)).replace("\\", "/")
     dirs = [_UNSAFE.sub("_", d).lstrip(".") or "_" for d in posixpath.dirname(rel).split("/") if d]
     stem = _UNSAFE.sub("_", posixpath.splitext(posixpath.basename(rel))[0]).lstrip(".") or "image"
-    return (CROPS_DIR, model_name, model_version, filters_hash, options.hash, *dirs,
-            f"{stem}_{ident}_{detection_index:03d}.jpg")
+    return (*snips.folder, *dirs, f"{stem}_{ident}_{detection_index:03d}.jpg")

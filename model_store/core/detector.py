@@ -199,8 +199,7 @@ class Detector:
         boxes, scores, class_ids = merge_boxes(np.concatenate([p[0] for p in parts]),
                                                np.concatenate([p[1] for p in parts]),
                                                np.concatenate([p[2] for p in parts]),
-                                               t.merge, t.match_metric, t.match_threshold, t.class_agnostic,
-                                               np.concatenate([np.full(len(p[1]), i) for i, p in enumerate(parts)]))
+                                               t, np.concatenate([np.full(len(p[1]), i) for i, p in enumerate(parts)]))
         if t.min_box_px:
             big = ((boxes[:, 2] - boxes[:, 0]) >= t.min_box_px) & ((boxes[:, 3] - boxes[:, 1]) >= t.min_box_px)
             boxes, scores, class_ids = boxes[big], scores[big], class_ids[big]

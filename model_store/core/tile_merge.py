@@ -19,7 +19,12 @@ the boxes it returns are the whole-pixel ones, the scores trapline's own.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # the settings' model; at run time only its fields are read
+    from model_store.core.tiling import TilingConfig
 
 
 def _ratio(inter: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -121,12 +126,13 @@ def _md_nms(boxes: np.ndarray, scores: np.ndarray, tiles: np.ndarray, metric: st
 RULES = {"nms": _nms, "nmm": _nmm, "greedy_nmm": _greedy_nmm, "megadetector": _md_nms}
 
 
-def merge_boxes(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, rule: str, metric: str,
-                threshold: float, class_agnostic: bool, tiles: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The tiles' boxes (original pixels) merged by `rule`, within each label unless `class_agnostic`; returns
-    boxes (float32), scores and class ids, best first. `tiles` (the input each box came from, in order) is what
-    the `megadetector` rule orders ties by; its boxes are first rounded to whole pixels, as MegaDetector's are."""
+def merge_boxes(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, how: TilingConfig,
+                tiles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tiles' boxes (original pixels) merged as `how` says (its `merge` rule, `match_metric` and
+    `match_threshold`), within each label unless `how.class_agnostic`; returns boxes (float32), scores and class ids,
+    best first. `tiles` (the input each box came from, in order) is what the `megadetector` rule orders ties by; its
+    boxes are first rounded to whole pixels, as MegaDetector's are."""
+    rule, metric, threshold, class_agnostic = how.merge, how.match_metric, how.match_threshold, how.class_agnostic
     if rule == "megadetector":
         boxes = np.round(boxes)
         tiles = np.zeros(len(scores), np.intp) if tiles is None else tiles

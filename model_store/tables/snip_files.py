@@ -6,23 +6,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from model_store import CropOptions
-from model_store.core.crops import big_enough, crop_region, snip_jpeg, snip_path
+from model_store.core.crops import SnipSet, big_enough, crop_region, snip_jpeg, snip_path
 from model_store.core.imaging import decode_image
 from model_store.core.records import Detection
 from model_store.tables.archive import cached_location
 
 
-def write_snips(storage, rgb, ranked: Sequence[tuple[Detection, bool]], row: dict, options: CropOptions,
-                model_name: str, model_version: str, result_hash: str) -> list[dict[str, Any]]:
-    """Write the JPEG snip of each kept detection (deterministic names: a rerun overwrites); returns snip rows."""
+def write_snips(storage, rgb, ranked: Sequence[tuple[Detection, bool]], row: dict,
+                snips: SnipSet) -> list[dict[str, Any]]:
+    """Write the JPEG snip of each kept detection of one image (its `row`, its `ranked` detections) into `snips`'
+    folder (deterministic names: a rerun overwrites); returns snip rows."""
     out = []
     h, w = rgb.shape[:2]
+    options = snips.options
     for j, (det, kept) in enumerate(ranked):
         if not kept or not big_enough(det.box_px, options.min_side_px):
             continue
-        parts = snip_path(row.get("rel_path"), row["uri"], row["content_id"], model_name, model_version,
-                          result_hash, options, j)
+        parts = snip_path(row.get("rel_path"), row["uri"], row["content_id"], snips, j)
         storage.write_atomic(snip_jpeg(rgb, det.box_px, options, det.mask), *parts)
         x0, y0, x1, y1 = crop_region(det.box_px, w, h, options.padding, options.square)
         out.append({"detection_index": j, "crop_uri": storage.url(*parts), "crop_width": x1 - x0,

@@ -9,17 +9,19 @@ new algorithm to the same pipeline; a promoted detector is a new pipeline, `SLUG
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from dataclasses import dataclass
 
 from model_store import ModelRef, ModelStore
+from model_store.core.tiling import resolve_tiling
 from model_store.store.store import ModelVersion, version_sort_key
-from serve.antenna.protocol import AlgorithmConfig, CategoryMap, PipelineConfig, ServiceInfo
+from serve.antenna.protocol import AlgorithmConfig, CategoryMap, PipelineConfig, PipelineStage, ServiceInfo
 from serve.antenna_config import AntennaConfig, AntennaPipelineConfig
 from serve.config import ServeConfig
-from trapline.base.errors import InvalidParameterError
+from trapline.base.errors import InvalidParameterError, TilingConfigError
 
 CATALOG_TTL_S = 2.0  # as often as replicas re-read their aliases (alias_poll_interval_s)
 _NOT_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
@@ -67,6 +69,21 @@ def _detector_algorithm(store: ModelStore, mv: ModelVersion) -> AlgorithmConfig:
         description=f"trapline detector {mv.name}:{mv.version} (sha256 {mv.sha256[:12]})",
         category_map=CategoryMap(labels=labels, data=[{"index": i, "label": x} for i, x in enumerate(labels)],
                                  version=mv.version))
+
+
+def tiling_stages(pipeline: AntennaPipelineConfig, mv: ModelVersion) -> list[PipelineStage]:
+    """The pipeline's tiled inference as /info's one place for it, a stage (none: its images run plain): the settings
+    that run (its `tiling` over the detector's, as /v1/models and every record say them), or why each image is
+    refused (a tile that does not fit this detector)."""
+    cfg = mv.config
+    try:
+        tiling = resolve_tiling(cfg.tiling, pipeline.tiling, cfg.input_size, cfg.task)
+    except TilingConfigError as exc:
+        return [PipelineStage(key="tiling", name="tiled inference", description=f"each image refused: {exc.message}")]
+    if tiling is None:
+        return []
+    return [PipelineStage(key="tiling", name="tiled inference",
+                          description=json.dumps(tiling.describe(cfg.input_size), separators=(", ", ": ")))]
 
 
 def classifier_labels(mv: ModelVersion) -> list[str]:
@@ -119,7 +136,8 @@ class Catalog:
             algorithms.append(_classifier_algorithm(self.store, classifier))
         version = algorithms[0].version
         info = PipelineConfig(name=p.name or p.slug, slug=served_slug(p, version), version=version,
-                              description=p.description or None, algorithms=algorithms)
+                              description=p.description or None, algorithms=algorithms,
+                              stages=tiling_stages(p, detector))
         return ServedPipeline(p, detector, classifier, info)
 
     def pipelines(self) -> list[ServedPipeline]:

@@ -43,13 +43,23 @@ class AlgorithmConfig(_Answer):
     category_map: CategoryMap | None = None
 
 
+class PipelineStage(_Answer):
+    """A stage of a pipeline, "mainly for display" in Antenna (its `PipelineStage`: params name configurable keys and
+    carry no values, so what a stage runs with is said in its description)."""
+
+    key: str
+    name: str
+    params: list[dict[str, Any]] = Field(default_factory=list)
+    description: str | None = None
+
+
 class PipelineConfig(_Answer):
     name: str
     slug: str
     version: int
     description: str | None = None
     algorithms: list[AlgorithmConfig]
-    stages: list[dict[str, Any]] = Field(default_factory=list)
+    stages: list[PipelineStage] = Field(default_factory=list)
 
 
 class ServiceInfo(_Answer):

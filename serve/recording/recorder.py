@@ -31,6 +31,7 @@ from typing import Any
 from model_store import FilterSet, ImageDetections, ModelStore, decode_image
 from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDetections
+from model_store.core.crops import SnipSet
 from model_store.core.pipeline import ClassifierRoute, ResolvedRoute, result_hash, routes_metadata
 from model_store.core.refs import check_segment
 from model_store.core.tiling import tiling_settings
@@ -348,8 +349,8 @@ class Recorder:
 
     def _snips(self, data: bytes, record: ImageDetections, row: dict[str, Any], rhash: str) -> list[dict[str, Any]]:
         rgb = decode_image(data)
-        return write_snips(self.tables, rgb, record.ranked(), row, self.cfg.crops, record.model.name,
-                           record.model.version, rhash)
+        return write_snips(self.tables, rgb, record.ranked(), row,
+                           SnipSet(record.model.name, record.model.version, rhash, self.cfg.crops))
 
     # -- what the rows are keyed by ---------------------------------------------------------------------
     def _config(self, name: str, version: str) -> Any:

@@ -97,6 +97,18 @@ def test_a_tile_larger_than_the_detectors_input_is_each_images_typed_error(store
     assert [(i.id, i.error.type) for i in each.images] == [("1", "invalid_tiling"), ("2", "invalid_tiling")]
 
 
+def test_info_says_each_pipelines_tiling_as_a_stage(store):
+    """/info has one place for what a pipeline runs beyond its algorithms, Antenna's `stages` (mainly for display):
+    a tiling pipeline lists its settings there, as its records say them; a plain one lists none."""
+    info = Catalog(config(store, PIPELINES), store).info().model_dump(mode="json")
+    stages = {p["slug"]: p["stages"] for p in info["pipelines"]}
+    assert stages["plain-v1"] == []
+    [tiled] = stages["tiled-v1"]
+    assert (tiled["key"], tiled["params"]) == ("tiling", []) and '"tile_size": [256, 256]' in tiled["description"]
+    assert '"merge": "megadetector"' in stages["md-v1"][0]["description"]
+    assert "each image refused" in stages["too-big-v1"][0]["description"]  # as /process answers each image
+
+
 @pytest.mark.parametrize(("tiling", "said"), [
     ({"overlap": 1.0}, "tiling.overlap"),
     ({"tile": 256}, "tiling.tile"),

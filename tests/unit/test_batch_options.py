@@ -90,6 +90,9 @@ def test_the_module_entry_is_the_registrys_reprocess(tmp_path, capsys):
     assert missing.returncode == 2 and missing.stderr == "error: no version '1' of model 'm' (versions: none)\n"
     assert helped.returncode == 0 and "--config CONFIG" in helped.stdout and "--json" in helped.stdout
     assert refused.returncode == 2 and "--limit" in refused.stderr
+    old = subprocess.run([sys.executable, "-m", "batch.reprocess.job", "--config", str(cfg)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)  # the entry before it: refused, not a silent 0
+    assert old.returncode == 1 and "python -m batch.reprocess" in old.stderr
 
 
 def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):

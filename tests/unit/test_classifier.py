@@ -7,7 +7,7 @@ import pytest
 
 from model_store import ClassifierConfig, ConfigError, CropOptions, FilterSet, ModelStore, Pipeline
 from model_store.core.classifier import crop_input
-from model_store.core.crops import crop_box, crop_region, snip_jpeg, snip_path
+from model_store.core.crops import SnipSet, crop_box, crop_region, snip_jpeg, snip_path
 from model_store.core.imaging import decode_image
 from model_store.core.pipeline import ClassifierRoute, resolve_routes, result_hash
 from tests.fixtures.classifiers import COLOUR_LABELS, colour_classifier, colour_config, painted
@@ -102,9 +102,10 @@ def test_crop_region_pads_squares_and_stays_inside() -> None:
 
 def test_snips_have_deterministic_names_and_honour_min_side_px() -> None:
     opts = CropOptions(padding=0.1, square=True, min_side_px=16)
-    a = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=1;mtime_us=2", "md", "5", "abc", opts, 3)
-    b = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=1;mtime_us=2", "md", "5", "abc", opts, 3)
-    c = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=9;mtime_us=2", "md", "5", "abc", opts, 3)
+    snips = SnipSet("md", "5", "abc", opts)
+    a = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=1;mtime_us=2", snips, 3)
+    b = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=1;mtime_us=2", snips, 3)
+    c = snip_path("cam1/2024/IMG 1.JPG", "/data/cam1/2024/IMG 1.JPG", "size=9;mtime_us=2", snips, 3)
     assert a == b and a != c
     assert a[:6] == ("crops", "md", "5", "abc", opts.hash, "cam1") and a[-1].startswith("IMG_1_")
     assert a[-1].endswith("_003.jpg")

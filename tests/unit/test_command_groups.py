@@ -49,6 +49,7 @@ def test_positionals_and_renamed_flags_reach_the_options_model(tmp_path, capsys)
     for argv in (["abc123"], ["--set", "abc123"]):  # a set by its flag or alone (FlagStyle.also_positional)
         given = build_parser().parse_args(["tables", "purge", *argv, "--tables", tables])
         assert options(COMMANDS["tables purge"], given).result_set == "abc123"
+    assert "the result set (as --set)" in leaves(build_parser(), ["tables"])["purge"].format_help()
 
 
 def test_models_flags_reach_their_options_model(tmp_path, capsys):

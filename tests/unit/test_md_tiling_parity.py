@@ -31,10 +31,12 @@ import pytest
 
 from model_store import ModelStore
 from model_store.core.tile_merge import merge_boxes
-from model_store.core.tiling import parse_tiling_option, resolve_tiling, tile_origins
+from model_store.core.tiling import MEGADETECTOR, TilingConfig, parse_tiling_option, resolve_tiling, tile_origins
 from tests.fixtures.md_tiled import judge, reference
 from tests.fixtures.parity import publish_reference
 from trapline.base.errors import TilingConfigError
+
+MD_MERGE = TilingConfig(**MEGADETECTOR)  # its merge rule, IoU, 0.45, across labels
 
 SLOW = set() if os.environ.get("TRAPLINE_SLOW_PARITY") else {"tests/fixtures/reference/images/photo_4000x3000.jpg"}
 
@@ -96,7 +98,7 @@ def test_the_megadetector_rule_keeps_what_megadetectors_nms_keeps():
     scores = np.array([0.9999, 0.9991, 0.8, 0.7])
 
     def kept(tiles):
-        b, s, _ = merge_boxes(boxes, scores, np.zeros(4, int), "megadetector", "iou", 0.45, True, np.array(tiles))
+        b, s, _ = merge_boxes(boxes, scores, np.zeros(4, int), MD_MERGE, np.array(tiles))
         return sorted(zip(s.tolist(), b.tolist()))
 
     # box 3 overlaps box 2 by 55 / 145 = 0.379: kept either way; boxes 0 and 1 overlap by 0.81
@@ -104,9 +106,8 @@ def test_the_megadetector_rule_keeps_what_megadetectors_nms_keeps():
                                   (0.9991, [10, 0, 110, 100])]  # both cut to 0.999: tile 0's first
     assert kept([0, 0, 0, 0])[-1] == (0.9991, [10, 0, 110, 100])  # one tile: the lower score first
     assert kept([0, 1, 0, 0])[-1] == (0.9999, [0, 0, 100, 100])
-    nms, _, _ = merge_boxes(boxes, scores, np.zeros(4, int), "nms", "iou", 0.45, True)
+    nms, _, _ = merge_boxes(boxes, scores, np.zeros(4, int), MD_MERGE.model_copy(update={"merge": "nms"}))
     assert nms[0].tolist() == [0, 0, 100, 100]  # plain NMS: the best score, whatever its tile
     touching = np.array([[0, 0, 100, 100], [0, 0, 100, 45]], float)  # IoU 0.45 exactly
-    b, _, _ = merge_boxes(touching, np.array([0.9, 0.8]), np.zeros(2, int), "megadetector", "iou", 0.45, True,
-                          np.zeros(2, int))
+    b, _, _ = merge_boxes(touching, np.array([0.9, 0.8]), np.zeros(2, int), MD_MERGE, np.zeros(2, int))
     assert len(b) == 2

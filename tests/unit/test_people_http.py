@@ -16,6 +16,7 @@ from serve.audit import AuditLog
 from serve.ingress import IngressCore, token_digest
 from serve.people import PeopleRegistry
 from serve.roles import OWN_CHECKS, ROLE_NAMES, Role, route_roles, with_roles_table
+from tests.conftest import REPO
 from tests.fixtures.pictures import serve_asgi
 from trapline.service import service_features
 
@@ -158,3 +159,15 @@ def test_a_decision_is_signed_by_the_token_that_sends_it(site):
     assert all(r.status_code == 201 for r in signed), [r.text for r in signed]
     assert [r.json()["who"] for r in signed] == ["reviewer-person", "reviewer-person",
                                                  "ana (entered by admin-person)", "ana", "admin"]
+
+
+def test_the_consoles_nav_ranks_the_roles_as_the_role_table():
+    """The console hides a nav link from a person below its role (batch/views/console/router.js): its ranks are the
+    role table's, in its order, so a new role cannot show a page to someone it would only answer 403."""
+    router = (REPO / "batch/views/console/router.js").read_text()
+    ranks = re.search(r"const RANKS = \[([^\]]*)\]", router)
+    assert ranks is not None and tuple(re.findall(r'"(\w+)"', ranks.group(1))) == ROLE_NAMES
+    assert list(ROLE_NAMES) == [r.name for r in sorted(Role)]
+    named = {m for f in (REPO / "batch/views/console").glob("*.js")
+             for m in re.findall(r'\["#/[^"]*", "[^"]*", \d+, "([^"]*)"\]', f.read_text())}
+    assert named and named <= set(ROLE_NAMES), named  # a misspelt role would hide its link from everyone

@@ -85,7 +85,7 @@ def _sahi_case():
 
 
 def test_greedy_nmm_grows_the_best_box_by_the_boxes_inside_it_within_a_label():
-    b, s, c = merge_boxes(*_sahi_case(), "greedy_nmm", "ios", 0.5, class_agnostic=False)
+    b, s, c = merge_boxes(*_sahi_case(), TilingConfig(merge="greedy_nmm", match_metric="ios", match_threshold=0.5))
     assert b.tolist()[0] == [100, 98, 262, 182] and s.tolist()[0] == pytest.approx(0.8) and c[0] == 0
     # The fox is its own label and the sliver stays; the right half matched only the whole box, which the left half
     # had claimed: SAHI's greedy rule matches against the keeper's own box, not the grown one, so it stays too.
@@ -93,9 +93,10 @@ def test_greedy_nmm_grows_the_best_box_by_the_boxes_inside_it_within_a_label():
 
 
 def test_nms_keeps_the_best_box_and_class_agnostic_matching_takes_the_fox_too():
-    b, s, c = merge_boxes(*_sahi_case(), "nms", "ios", 0.5, class_agnostic=True)
+    b, s, c = merge_boxes(*_sahi_case(), TilingConfig(merge="nms", match_metric="ios", match_threshold=0.5,
+                                                       class_agnostic=True))
     assert b.tolist()[0] == [100, 100, 200, 180] and s.tolist() == pytest.approx([0.8, 0.6, 0.4])  # fox suppressed
-    b, s, c = merge_boxes(*_sahi_case(), "nmm", "iou", 0.5, class_agnostic=False)
+    b, s, c = merge_boxes(*_sahi_case(), TilingConfig(merge="nmm", match_metric="iou", match_threshold=0.5))
     assert len(s) == 4  # iou: the cut halves do not match the whole box
 
 

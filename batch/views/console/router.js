@@ -8,7 +8,7 @@ import {authHeaders, el, page} from "./api.js";
 import {setSignedIn, setToken, signedIn} from "./state.js";
 
 const pages = {};
-const RANKS = ["reader", "reviewer", "operator", "admin"];  // serve/roles.py's Role, lowest first
+const RANKS = ["reader", "reviewer", "operator", "admin"];  // serve/roles.py's Role, lowest first (a test checks)
 let links = [];
 let first = "";
 let timer = null;
@@ -41,9 +41,9 @@ async function signIn() {
 // The nav links `me` may follow (no one signed in: those that need no role).
 function showNav(me) {
   const rank = me ? RANKS.indexOf(me.role) : -1;
-  const shown = links.filter(([, , , role]) => !role || rank >= RANKS.indexOf(role));
-  first = shown.length ? shown[0][0] : "";
-  document.querySelector("header nav").replaceChildren(...shown.map(([href, label]) => el("a", {href}, label)));
+  const allowed = links.filter(([, , , role]) => !role || (RANKS.includes(role) && rank >= RANKS.indexOf(role)));
+  first = allowed.length ? allowed[0][0] : "";
+  document.querySelector("header nav").replaceChildren(...allowed.map(([href, label]) => el("a", {href}, label)));
 }
 
 // The console, once every page module is loaded: the nav by its links' places, the token form, the first page.

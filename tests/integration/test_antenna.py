@@ -44,9 +44,10 @@ IMAGES = 6  # the demo detector was trained on rendered mammals: on Antenna's sy
 SETUP_TIMEOUT_S = 1200
 MOTH_SCORE_THRESHOLD = 0.15
 # Antenna's time-to-reprocess of a pull task (its NATS_TASK_TTR setting, read from the environment by start.sh's
-# services): a task the killed worker held comes back after this. Long enough for Antenna's single Celery worker to
-# save a batch's results before it would redeliver an answered task.
-TASK_TTR_S = 40
+# services): a task the killed worker held comes back after this, and the second worker waits it out. Long enough
+# for Antenna's single Celery worker to save a batch's results before it would redeliver an answered task: a batch
+# is held ~5 s at the gate and saved in ~1 s a result (celeryworker.log), so 20 s keeps ~3x over it.
+TASK_TTR_S = 20
 
 pytestmark = pytest.mark.skipif(not (HARNESS / "run_job.py").exists(),
                                 reason=f"the Antenna harness is not at {HARNESS} (set TRAPLINE_ANTENNA_HARNESS)")
@@ -153,16 +154,22 @@ class Worker:
         return json.loads(out)
 
 
-def start_pull_job() -> tuple[subprocess.Popen, dict[str, str]]:
-    job = run_job("trapline", "--mode", "pull-native", "--images", str(IMAGES), "--pipeline", "trapline-demo-v1",
-                  stderr=subprocess.PIPE)
+def start_pull_job() -> subprocess.Popen:
+    """run_job.py in pull mode: it makes its project and captures, prints what a worker needs (`pull_job_given`)
+    and waits for a worker to register before it creates the job, so it can start while the push job runs."""
+    return run_job("trapline", "--mode", "pull-native", "--images", str(IMAGES), "--pipeline", "trapline-demo-v1",
+                   stderr=subprocess.PIPE)
+
+
+def pull_job_given(job: subprocess.Popen) -> dict[str, str]:
+    """The ANTENNA_* values the pull job printed for its worker."""
     given: dict[str, str] = {}
     for line in job.stderr:
         given.update(w.split("=", 1) for w in line.split() if w.startswith("ANTENNA_") and "=" in w)
         if "ANTENNA_PROJECT_ID" in given:
             break
     threading.Thread(target=job.stderr.read, daemon=True).start()  # drain the rest
-    return job, given
+    return given
 
 
 def recorded(tables: Path, count: int, timeout_s: float = 60) -> list[dict]:
@@ -184,12 +191,15 @@ def assert_recorded_once(rows: list[dict], result: dict) -> None:
     assert sum(r["detection_count"] for r in rows) == result["detections_saved"]
 
 
-def test_push_and_pull_jobs_through_the_served_models(door):
+def test_push_and_pull_jobs_through_the_served_models(door, request):
     door, store, tables = door
     info = httpx.get(f"{door}/info", timeout=6).json()
     [pipeline] = info["pipelines"]
     assert pipeline["slug"] == "trapline-demo-v1"
 
+    # the pull job's project and captures are made while the push job runs (its job waits for a worker)
+    job = start_pull_job()
+    request.addfinalizer(lambda: job.poll() is None and job.kill())  # a check failed before its worker came
     # push: Antenna's Celery worker POSTs the captures to the door's /process
     push = summary(run_job(door, "--images", str(IMAGES), "--batch-size", "3"))
     assert_saved(push, IMAGES)
@@ -201,7 +211,7 @@ def test_push_and_pull_jobs_through_the_served_models(door):
     # promoted once it has registered: the worker registers the new pipeline (trapline-demo-v2), and the job Antenna
     # runs on trapline-demo-v1 is answered by version 1 to the end. The worker is killed hard holding tasks and
     # started again: the new one finds the v1 job (the door answers it) and Antenna redelivers what the dead one held.
-    job, given = start_pull_job()
+    given = pull_job_given(job)
     # small batches, one at a time, through a gate that holds its calls to the door: its first batch is held until
     # the promotion shows in /info; then one call goes through, the worker registers the new pipeline before its
     # next batch, and that batch is held: the worker is killed in the door's call for it

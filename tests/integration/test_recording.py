@@ -2,8 +2,8 @@
 
 One service for the module (one detector `det`, recording into s3://BUCKET/archive and s3://BUCKET/tables,
 flushed every second). In order:
-1. four clients send 110 uploads: 95 distinct images, 10 retries of some of them, 5 corrupt files ->
-   exactly 100 image rows (95 ok/empty, 5 failed) and 100 archive objects, more than one flush of rows; the
+1. four clients send 55 uploads: 45 distinct images, 5 retries of some of them, 5 corrupt files ->
+   exactly 50 image rows (45 ok/empty, 5 failed) and 50 archive objects, more than one flush of rows; the
    cameras read back;
 2. the replica is SIGKILLed during a stream of uploads; clients retry what got no 2xx; after the restart every
    2xx-answered image has exactly one row (what the dead replica answered is committed by its successor);
@@ -47,7 +47,7 @@ from tests.fixtures.serving import QUICK_STOP
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
 
 CLIENT_TIMEOUT_S = 60.0
-DISTINCT, RETRIES, CORRUPT = 95, 10, 5  # 100 rows: more than one flush of `flush_rows` 64
+DISTINCT, RETRIES, CORRUPT = 45, 5, 5  # 50 rows: more than one flush of `flush_rows` 32
 RECORDED = DISTINCT + CORRUPT
 T0 = dt.datetime(2026, 5, 1, 6, 0)
 
@@ -80,7 +80,7 @@ def url(ray_cluster, store, bucket) -> Iterator[str]:
     config = {"store": store.root, "http": {"port": 0},
               "models": [{"name": "det", "num_cpus": 0.5, "max_batch_size": 4, "health_check_period_s": 1.0,
                           "alias_poll_interval_s": 0.5, **QUICK_STOP}],
-              "record": {"archive": f"{bucket}/archive", "tables": f"{bucket}/tables", "flush_rows": 64,
+              "record": {"archive": f"{bucket}/archive", "tables": f"{bucket}/tables", "flush_rows": 32,
                          "flush_interval_s": 1.0}}
     with run_local(config, environ={}) as base_url:
         yield base_url
@@ -127,7 +127,7 @@ def rows_per_image(bucket: str, version: str = "1") -> collections.Counter:
     return collections.Counter(images["uri"].to_pylist())
 
 
-def test_four_clients_110_uploads_give_100_rows_and_100_objects(url, bucket, s3_server):
+def test_four_clients_55_uploads_give_50_rows_and_50_objects(url, bucket, s3_server):
     distinct = [(f"cam{i % 4 + 1:02d}", image(i)) for i in range(DISTINCT)]
     corrupt = [("cam01", b"\xff\xd8\xff\xe0" + random.Random(i).randbytes(300)) for i in range(CORRUPT)]
     retries = random.Random(1).sample(distinct, RETRIES)

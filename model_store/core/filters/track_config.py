@@ -166,6 +166,12 @@ class TrackConfig(BaseModel):
                                                                        "than static_min_frames, a track is judged "
                                                                        "on at least this share of the run's "
                                                                        "frames instead (0: never in short runs)")
+    static_run_share: float = Field(0.5, ge=0.0, le=1.0, description="... and in any run of frames, a track is "
+                                                                   "flagged only when it has a box in at least "
+                                                                   "this share of the run's frames: a leaf or a "
+                                                                   "mark on the sheet is there all night, an "
+                                                                   "insect that sits still for an hour is not "
+                                                                   "(0: no such bar)")
     static_min_burst: int = Field(5, ge=1, description="... and at least this many boxes: a still animal in a "
                                                        "burst of three frames says nothing")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "

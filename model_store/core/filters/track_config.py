@@ -137,7 +137,7 @@ class TrackConfig(BaseModel):
                                                                    "every frame)")
     fold_move: float = Field(1.0, ge=0.0, description="a fold is strong when the other track moved at least this "
                                                       "many box sizes while the piece rode along")
-    fold_sit_density: float = Field(0.4, ge=0.0, le=1.0, description="where it did not, the piece is folded (a weak "
+    fold_sit_density: float = Field(0.55, ge=0.0, le=1.0, description="where it did not, the piece is folded (a weak "
                                                                      "fold, to the review queue) only when it is "
                                                                      "seen in at most this share of the other "
                                                                      "track's frames around it: an animal that sits "

@@ -118,6 +118,14 @@ class TrackConfig(BaseModel):
                                          "another track's box of their frames (an animal boxed twice: a head, a "
                                          "duplicate) to that track, with the evidence (model_store/core/filters/"
                                          "track_folds.py)")
+    fold_set_aside: float = Field(0.5, ge=0.0, le=1.0, description="before the frame-by-frame pass, of two boxes of "
+                                                                   "one frame that look alike and overlap at an "
+                                                                   "IoU of at least this, the second (the smaller, "
+                                                                   "else the less confident) is set aside: linked "
+                                                                   "after the other boxes and folded back like any "
+                                                                   "piece, it cannot take the animal's track (0: "
+                                                                   "never; model_store/core/filters/"
+                                                                   "track_seconds.py)")
     fold_inside: float = Field(0.6, gt=0.0, le=1.0, description="a box is inside or on another when at least this "
                                                                 "share of the smaller one's area is in the larger")
     fold_min_share: float = Field(0.8, gt=0.0, le=1.0, description="... and a track is folded only when at least "

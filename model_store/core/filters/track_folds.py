@@ -249,7 +249,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
     corroborated = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq))
     weak = ok & ~strong & ~whole & (density <= config.fold_sit_density) & (
-        corroborated | ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (density <= _SHORT))
+        ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (corroborated | (density <= _SHORT)))
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak

@@ -73,13 +73,16 @@ def _majority(truth: np.ndarray) -> int:
     return int(np.bincount(real).argmax()) if len(real) else -1
 
 
-def judge_folds(seq: dict[str, Any], ids: np.ndarray, fold_no: np.ndarray) -> tuple[int, int, int]:
-    """(folds, wrong folds, wrong folds that hid an animal): a fold is wrong when the folded piece's animal (its
-    detections' most frequent true animal) is not the animal of the track it was folded into (its other
-    detections'); it hid an animal when that animal has no counted track of its own. A piece of false boxes folded
-    into an animal is not a wrong fold (no animal is lost)."""
-    made = wrong = hidden = 0
-    truth = seq["truth"]
+def judge_folds(seq: dict[str, Any], ids: np.ndarray, fold_no: np.ndarray) -> tuple[int, int, int, int]:
+    """(folds, wrong folds, wrong folds that hid an animal, wrong where folded): a fold is wrong when the folded
+    piece's animal (its detections' most frequent true animal) is not the animal of the track it was folded into
+    (its other detections'); it hid an animal when that animal has no counted track of its own. It is wrong where
+    folded when the piece's animal is not the animal of the track's own boxes in the piece's frames either: a
+    piece folded into its own animal's box on a track that the frame pass had switched to another animal (an ID
+    switch, counted as such) is wrong by the first measure, right by this one. A piece of false boxes folded into
+    an animal is not a wrong fold (no animal is lost)."""
+    made = wrong = hidden = at_frames = 0
+    truth, frames = seq["truth"], seq["frame_ids"]
     owners = {_majority(truth[(ids == t) & (fold_no < 0)]) for t in np.unique(ids[ids >= 0])}
     for f in np.unique(fold_no[fold_no >= 0]):
         rows = np.flatnonzero(fold_no == f)
@@ -89,7 +92,10 @@ def judge_folds(seq: dict[str, Any], ids: np.ndarray, fold_no: np.ndarray) -> tu
         if a >= 0 and b >= 0 and a != b:
             wrong += 1
             hidden += int(a not in owners)
-    return made, wrong, hidden
+            near = host[np.isin(frames[host], frames[rows])]
+            there = _majority(truth[near]) if len(near) else b
+            at_frames += int(there >= 0 and there != a)
+    return made, wrong, hidden, at_frames
 
 
 def run(seqs: list[dict[str, Any]], config: TrackConfig, mot: bool) -> dict[str, Any]:
@@ -113,6 +119,7 @@ def run(seqs: list[dict[str, Any]], config: TrackConfig, mot: bool) -> dict[str,
                      "splits_per_100": round(errors[kind]["splits_per_100"], 2),
                      "folds": sum(f[0] for f in folds), "wrong_folds": sum(f[1] for f in folds),
                      "wrong_folds_hiding_an_animal": sum(f[2] for f in folds),
+                     "wrong_folds_where_folded": sum(f[3] for f in folds),
                      "static_flags": flagged, "static_flags_on_animals": on_animals}
         if mot:
             out[kind]["id_switches_per_100"] = mot_summary(
@@ -167,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         result["results"][name] = {"max_per_frame_count_error_pct": mpf, **got}
         print(f"\n### {name}\n")
         print("| kind | max-per-frame | " + " | ".join(f"{t}: count error / merges / splits / ID sw. / folds "
-                                                       f"(wrong) / static flags (on animals)" for t in got) + " |")
+                                                       f"(wrong; where folded) / static flags (on animals)"
+                                                       for t in got) + " |")
         print("|---|---|" + "---|" * len(got))
         for kind in mpf:
             cells = []
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = got[t][kind]
                 cells.append(f"{r['count_error_mean_pct']:.1f} % / {r['merges_per_100']:.1f} / "
                              f"{r['splits_per_100']:.1f} / {r.get('id_switches_per_100', float('nan')):.2f} / "
-                             f"{r['folds']} ({r['wrong_folds']}) / "
+                             f"{r['folds']} ({r['wrong_folds']}; {r['wrong_folds_where_folded']}) / "
                              f"{r['static_flags']} ({r['static_flags_on_animals']})")
             print(f"| {kind} | {mpf[kind]:.1f} % | " + " | ".join(cells) + " |", flush=True)
         means = {t: round(float(np.mean([got[t][k]["count_error_mean_pct"] for k in mpf])), 2) for t in got}

@@ -191,3 +191,51 @@ def test_a_pieces_share_counts_only_the_frames_its_host_is_seen_in():
     known = np.arange(len(key))
     got = _co_frames(np.array([1, 2, 1]), np.array([0, 0, 2]), track_of, key, known)
     assert got.tolist() == [4, 0, 0]
+
+
+def test_a_duplicate_that_takes_turns_with_the_animals_own_box_is_folded():
+    rng = np.random.default_rng(12)
+    scene = Scene()
+    for f in range(30):  # a sitter; in every other frame NMS keeps a second box of it, shifted a fifth of a side
+        cx, cy = 0.4 + rng.normal(0, 0.004), 0.4 + rng.normal(0, 0.005)  # its wings and antennae move
+        scene.add(f, _box(cx, cy, 0.08, 0.1), 0, score=0.8, look=0)
+        if f % 2:
+            scene.add(f, _box(cx + 0.016 * rng.choice([-1, 1]), cy + 0.02 * rng.choice([-1, 1]), 0.08, 0.1), 0,
+                      score=0.65, look=0)
+    linked, counted = scene.link()
+    truth = np.array(scene.truth)
+    assert counted.sum() == 1 and len(np.unique(linked.ids[truth == 0])) == 1
+    folded = ~np.isnan(linked.folds[:, 0])
+    assert folded.sum() == 15 and (np.array(scene.scores)[folded] < 0.8).all()  # the duplicates, kept and linked
+    # With nothing set aside and no folding, the duplicates are animals of their own.
+    _, before = scene.link(CONFIG.model_copy(update={"fold": False}))
+    assert before.sum() > 1
+
+
+def test_two_lookalike_sitters_whose_boxes_overlap_stay_two_animals():
+    rng = np.random.default_rng(13)
+    scene = Scene()
+    # Two moths of one look side by side, their boxes overlapping (IoU about 0.3) in every frame: neither is set
+    # aside or folded. (Pressed together at an IoU of fold_set_aside or more, lookalikes are taken for a duplicate
+    # in those frames: docs/guide/fixing-tracks.md.)
+    _sitter(scene, 0, 0.40, 0.40, 0.08, 0.1, range(30), rng)
+    _sitter(scene, 1, 0.43, 0.42, 0.08, 0.1, range(30), rng)
+    scene.looks = [0] * len(scene.frames)
+    linked, counted = scene.link()
+    truth = np.array(scene.truth)
+    assert counted.sum() == 2 and np.isnan(linked.folds[:, 0]).all()
+    assert len(np.unique(linked.ids[truth == 1])) == 1 and not set(linked.ids[truth == 1]) & set(linked.ids[truth == 0])
+
+
+def test_a_box_still_for_part_of_the_night_is_not_flagged_and_one_there_all_night_is():
+    scene = Scene()
+    for f in range(60):  # a mark on the sheet, all night; a blob detector's fixed box on a moth for 15 frames
+        scene.add(f, _box(0.7, 0.2, 0.05, 0.08), -1, score=0.6)
+        if 20 <= f < 35:
+            scene.add(f, _box(0.3, 0.6, 0.05, 0.08), 0)
+    linked, counted = scene.link()
+    truth = np.array(scene.truth)
+    assert linked.static[truth == -1].all() and not linked.static[truth == 0].any()
+    assert counted.sum() == 1
+    # static_run_share is the user's: 0 flags the still moth too.
+    assert scene.link(CONFIG.model_copy(update={"static_run_share": 0.0}))[0].static[truth == 0].all()

@@ -118,6 +118,14 @@ class TrackConfig(BaseModel):
                                          "another track's box of their frames (an animal boxed twice: a head, a "
                                          "duplicate) to that track, with the evidence (model_store/core/filters/"
                                          "track_folds.py)")
+    fold_set_aside: float = Field(0.5, ge=0.0, le=1.0, description="before the frame-by-frame pass, of two boxes of "
+                                                                   "one frame that look alike and overlap at an "
+                                                                   "IoU of at least this, the second (the smaller, "
+                                                                   "else the less confident) is set aside: linked "
+                                                                   "after the other boxes and folded back like any "
+                                                                   "piece, it cannot take the animal's track (0: "
+                                                                   "never; model_store/core/filters/"
+                                                                   "track_seconds.py)")
     fold_inside: float = Field(0.6, gt=0.0, le=1.0, description="a box is inside or on another when at least this "
                                                                 "share of the smaller one's area is in the larger")
     fold_min_share: float = Field(0.8, gt=0.0, le=1.0, description="... and a track is folded only when at least "
@@ -137,7 +145,7 @@ class TrackConfig(BaseModel):
                                                                    "every frame)")
     fold_move: float = Field(1.0, ge=0.0, description="a fold is strong when the other track moved at least this "
                                                       "many box sizes while the piece rode along")
-    fold_sit_density: float = Field(0.4, ge=0.0, le=1.0, description="where it did not, the piece is folded (a weak "
+    fold_sit_density: float = Field(0.55, ge=0.0, le=1.0, description="where it did not, the piece is folded (a weak "
                                                                      "fold, to the review queue) only when it is "
                                                                      "seen in at most this share of the other "
                                                                      "track's frames around it: an animal that sits "
@@ -166,6 +174,12 @@ class TrackConfig(BaseModel):
                                                                        "than static_min_frames, a track is judged "
                                                                        "on at least this share of the run's "
                                                                        "frames instead (0: never in short runs)")
+    static_run_share: float = Field(0.5, ge=0.0, le=1.0, description="... and in any run of frames, a track is "
+                                                                   "flagged only when it has a box in at least "
+                                                                   "this share of the run's frames: a leaf or a "
+                                                                   "mark on the sheet is there all night, an "
+                                                                   "insect that sits still for an hour is not "
+                                                                   "(0: no such bar)")
     static_min_burst: int = Field(5, ge=1, description="... and at least this many boxes: a still animal in a "
                                                        "burst of three frames says nothing")
     cross_label: bool = Field(True, description="whether detections of different labels may link (a classifier "

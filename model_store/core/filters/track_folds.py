@@ -52,7 +52,7 @@ from model_store.core.filters.track_costs import CameraDetections
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
 _PRESENT = 0.5  # a piece's host is seen in at least this share of the piece's frames
-_SHORT = 0.2  # a piece of one or two frames: its share of the host's frames around it (5 or more of them)
+_SHORT = 0.4  # a piece of one or two frames: its share of the host's frames around it (5 or more of them)
 
 
 class Folded(NamedTuple):
@@ -226,7 +226,10 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     mean = np.stack([np.bincount(inv, off[:, i], minlength=len(uniq)) for i in range(2)], axis=1) / n[:, None]
     var = np.bincount(inv, ((off - mean[inv]) ** 2).sum(axis=1), minlength=len(uniq)) / n
     spread = np.sqrt(var)
-    ok &= spread <= config.fold_spread
+    rel = np.bincount(inv, dets.area[piece_row] / np.maximum(dets.area[host_row], 1e-12), minlength=len(uniq)) / n
+    # A part keeps its place in the animal's box; a duplicate of about its size falls anywhere on it (NMS kept it
+    # for a shifted box): lying on the box in fold_min_share of the frames is its steadiness.
+    ok &= (spread <= config.fold_spread) | (rel >= config.sit_size_ratio)
     moved = _host_travel(inv, len(uniq), step_of, host_row, dets)
     strong = ok & (n >= 2) & (moved >= config.fold_move)
     # A sitter's part box comes and goes: it is seen in few of its host's frames around it (an animal that sits
@@ -237,7 +240,6 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # sits on a sitter for a few frames is seen in all of them.
     density = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k, config.max_gap_frames + 1)
     within = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k)
-    rel = np.bincount(inv, dets.area[piece_row] / np.maximum(dets.area[host_row], 1e-12), minlength=len(uniq)) / n
     # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
     # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
     apart = _look_apart(piece_row, host_row, dets)
@@ -247,7 +249,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
     corroborated = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq))
     weak = ok & ~strong & ~whole & (density <= config.fold_sit_density) & (
-        corroborated | ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (density <= _SHORT))
+        ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (corroborated | (density <= _SHORT)))
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak
@@ -355,15 +357,18 @@ def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     own = np.flatnonzero((step_of >= 0) & ~folded)
     hits = np.bincount(track_of[own], minlength=k)
     need = np.full(k, config.static_min_frames)
-    if config.static_burst_share > 0 and len(own):
-        # A burst of 10 frames holds at most 10 boxes of a leaf: in a run shorter than static_min_frames, a box
-        # there in static_burst_share of the run's frames (and static_min_burst or more) is enough.
+    if len(own):
         span = int(step_of.max()) + 1
         frames = np.bincount(np.unique(dets.segment[own] * span + step_of[own]) // span)
         seg = np.zeros(k, dtype=np.int64)
         seg[track_of[own]] = dets.segment[own]
-        short = np.maximum(np.ceil(config.static_burst_share * frames[seg]), config.static_min_burst)
-        need = np.minimum(need, short).astype(np.int64)
+        if config.static_burst_share > 0:
+            # A burst of 10 frames holds at most 10 boxes of a leaf: in a run shorter than static_min_frames, a
+            # box there in static_burst_share of the run's frames (and static_min_burst or more) is enough.
+            short = np.maximum(np.ceil(config.static_burst_share * frames[seg]), config.static_min_burst)
+            need = np.minimum(need, short).astype(np.int64)
+        # A leaf or a mark is there all night; an insect that sits still for an hour of it is not.
+        need = np.maximum(need, np.ceil(config.static_run_share * frames[seg])).astype(np.int64)
     long = hits >= need
     rows = own[long[track_of[own]]]
     if not len(rows):

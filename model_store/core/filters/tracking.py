@@ -47,6 +47,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
 from model_store.core.filters.track_folds import fold_parts, static_tracks
 from model_store.core.filters.track_gaps import fill_gaps
+from model_store.core.filters.track_seconds import second_boxes
 from model_store.core.filters.track_stitching import stitch_tracks
 
 __all__ = ["Linked", "TrackConfig", "confirmed_tracks", "link_camera", "link_camera_scored"]
@@ -149,11 +150,39 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     confidence = np.ones(n)
     unknown = np.flatnonzero(step_of < 0)  # unknown time: every detection is a track of its own
     known_rows = np.flatnonzero(step_of >= 0)
-    by_step = known_rows[np.lexsort((dets.segment[known_rows], step_of[known_rows]))]
-    n_steps = int(step_of.max()) + 1
+    # An animal's second boxes (a duplicate, a part) are kept out of the frame pass, so they cannot take its
+    # track; they are linked among themselves after it and folded back (track_seconds.py, track_folds.py).
+    second = second_boxes(config, step_of, dets, scores)
+    for rows in (known_rows[~second[known_rows]], known_rows[second[known_rows]]):
+        _frame_pass(config, state, dets, rows, step_of, separation, track_of, confidence)
+    if len(unknown):
+        track_of[unknown] = state.start(dets, unknown, -1)
+    track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
+    confidence[filled] = sure
+    folded = fold_parts(config, track_of, step_of, dets)
+    confidence[folded.rows] = folded.confidence
+    stitched = stitch_tracks(config, folded.track_of, step_of, dets)
+    confidence[stitched.rows] = stitched.probability
+    is_folded = np.zeros(n, dtype=bool)
+    is_folded[folded.rows] = True
+    static = static_tracks(config, stitched.track_of, step_of, dets, is_folded)[stitched.track_of]
+    fold_evidence = np.full((n, 4), np.nan)
+    fold_evidence[folded.rows] = np.stack([folded.fold, folded.share, folded.spread, folded.moved], axis=1)
+    return Linked(_first_seen_order(stitched.track_of, time_order), confidence, _stitch_evidence(stitched, n),
+                  fold_evidence, static)
+
+
+
+def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, rows_in: np.ndarray,
+                step_of: np.ndarray, separation: float, track_of: np.ndarray, confidence: np.ndarray) -> None:
+    """Link `rows_in` (known times) frame by frame into new tracks of `state`, writing track_of and confidence."""
+    if not len(rows_in):
+        return
+    by_step = rows_in[np.lexsort((dets.segment[rows_in], step_of[rows_in]))]
+    n_steps = int(step_of[rows_in].max()) + 1
     bounds = np.searchsorted(step_of[by_step], np.arange(n_steps + 1)).tolist()
     live = np.zeros(0, dtype=np.int64)
-    now, seen = np.full(len(known), np.nan), np.zeros(0, dtype=np.int64)
+    now, seen = np.full(int(dets.segment.max()) + 1, np.nan), np.zeros(0, dtype=np.int64)
     for step in range(n_steps):
         rows = by_step[bounds[step]:bounds[step + 1]]  # this step's detections, by segment
         now[seen] = np.nan
@@ -177,21 +206,6 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
             new = state.start(dets, fresh, step)
             track_of[fresh] = new
             live = np.concatenate([live, new])
-    if len(unknown):
-        track_of[unknown] = state.start(dets, unknown, -1)
-    track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
-    confidence[filled] = sure
-    folded = fold_parts(config, track_of, step_of, dets)
-    confidence[folded.rows] = folded.confidence
-    stitched = stitch_tracks(config, folded.track_of, step_of, dets)
-    confidence[stitched.rows] = stitched.probability
-    is_folded = np.zeros(n, dtype=bool)
-    is_folded[folded.rows] = True
-    static = static_tracks(config, stitched.track_of, step_of, dets, is_folded)[stitched.track_of]
-    fold_evidence = np.full((n, 4), np.nan)
-    fold_evidence[folded.rows] = np.stack([folded.fold, folded.share, folded.spread, folded.moved], axis=1)
-    return Linked(_first_seen_order(stitched.track_of, time_order), confidence, _stitch_evidence(stitched, n),
-                  fold_evidence, static)
 
 
 def _stitch_evidence(stitched, n: int) -> np.ndarray:

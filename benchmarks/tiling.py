@@ -3,7 +3,7 @@ whole tiled job against SAHI's own `predict` over the same folder.
 
     flock /tmp/trapline-bench.lock python -m benchmarks.tiling --seconds 20 \
         [--onnx bench-results/yolov8s/yolov8s.onnx] [--job-batch-sizes 128,16] \
-        [--sahi-python /work/peer-venv-sahi/bin/python]
+        [--sahi-python /work/peer-venv-sahi/bin/python] [--null]
 
 1. Throughput, library path (bytes -> record: decode, letterbox or cut, forward passes, decode, NMS, merge), one
    ONNX Runtime session of the model (default `yolov8n_dynamic`, the reference export, 640): plain = `--batch`
@@ -16,6 +16,9 @@ whole tiled job against SAHI's own `predict` over the same folder.
    (its CLI's function, the same ONNX file through build_sahi.py's ONNX Runtime model with the published config's
    score threshold and NMS IoU, slices of the model's input at 0.2, GREEDYNMM/IOS, novisual) in the peer venv,
    wall time each, both writing their results.
+3. With `--null` both sides run bench_model's null detector (constant output, no inference cost): the forward passes
+   leave the comparison and what remains is each side's plumbing (decode, slicing, letterbox, merge, writing), what
+   a fast accelerator would leave of a run. Without it, a model's forward passes bound both sides alike on a CPU.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bench_model import ensure_null_model
 from benchmarks.common import machine_info, print_table, ratio, write_json
 from model_store import ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
@@ -140,13 +144,17 @@ def main() -> None:
                                                                 "tiled images a call, as before the change)")
     parser.add_argument("--onnx", default=None, help="a detector to time instead of the reference yolov8n_dynamic "
                                                      "(e.g. benchmarks/peers/build_yolov8s.py's export)")
+    parser.add_argument("--null", action="store_true", help="both sides run bench_model's null detector (no inference "
+                                                            "cost): the plumbing a fast accelerator would leave")
     parser.add_argument("--sahi-python", default=None, help="the peer venv's python (build_sahi.py's)")
     parser.add_argument("--out", default="benchmarks/results/tiling.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         store = ModelStore(str(work / "store"), cache_dir=str(work / "cache"))
-        if args.onnx:
+        if args.null:
+            ref = ensure_null_model(store)
+        elif args.onnx:
             store.publish(args.onnx, "bench", "1")
             ref = "bench:1"
         else:
@@ -164,7 +172,7 @@ def main() -> None:
         if jobs:
             print_table(jobs, ["images", "batch_size", "trapline_job_s", "load_after", "sahi_predict_s",
                                "sahi_load_after", "speedup"])
-    write_json(args.out, {"machine": machine_info(), "model": args.onnx or "yolov8n_dynamic", "throughput": rows,
+    write_json(args.out, {"machine": machine_info(), "model": "null" if args.null else args.onnx or "yolov8n_dynamic", "throughput": rows,
                           "passes": passes, "jobs": jobs, "argv": sys.argv[1:]})
 
 

@@ -30,6 +30,7 @@ from batch.reprocess.dataset import (
     images_per_call,
     object_store_budget,
     runs_inline,
+    spread_calls,
     start_data_helpers,
 )
 from batch.reprocess.detect import config_json, preflight_serve
@@ -137,7 +138,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         redone = f", {report.clips_redone} clip(s) redone for new clip settings" if report.clips_redone else ""
         log(f"run {run_id}: {report.to_process} image(s) to process ({report.already_done} already done{redone}) with "
             f"{report.model}{_routes_text(plan)} [filters {plan.result_hash}] -> {plan.tables.url}"
-            + (f" via {options.via} (concurrency {spec.concurrency})" if spec else ""))
+            + (f" via {options.via} (concurrency {spec.concurrency}, {spec.batch_size} image(s) a call)" if spec else ""))
         if spec is not None:
             reporter = Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
             run_plan = execute_pool if options.uses_pool else execute  # the job's own actors, or a Ray Data plan
@@ -230,14 +231,15 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         resources = ray.cluster_resources()
         cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
         concurrency, actor_cpus = plan_resources(options, cpus, gpus)
+        per_call = images_per_call(options, plan.tiling is not None)
         if isinstance(concurrency, int):  # more actors than batches would only load the model for nothing
-            per_call = images_per_call(options, plan.tiling is not None)
             concurrency = max(1, min(concurrency, math.ceil(len(plan.selection.todo) / per_call)))
+            per_call = spread_calls(per_call, len(plan.selection.todo), concurrency)
         warning = check_cpu_budget(options, concurrency, cpus, actor_cpus)
         if warning:
             report.warnings.append(warning)
             log(f"warning: {warning}")
-        spec = _spec(plan, run_id, concurrency, actor_cpus)
+        spec = dataclasses.replace(_spec(plan, run_id, concurrency, actor_cpus), per_call=per_call)
         if options.via == "actors":
             spec = dataclasses.replace(spec, read_concurrency=read_tasks(options, concurrency, cpus, actor_cpus))
         spec = fit_to_free_cpus(spec, ray.available_resources(), log)

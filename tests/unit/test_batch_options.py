@@ -15,7 +15,7 @@ from batch.commands import COMMANDS
 from batch.export.options import ExportOptions
 from batch.options import parse_options
 from batch.postprocessing.options import CropsOptions, EventsOptions, PostprocessOptions
-from batch.reprocess.dataset import images_per_call
+from batch.reprocess.dataset import CALLS_PER_ACTOR, images_per_call, spread_calls
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from batch.review.options import ReviewOptions
@@ -182,6 +182,18 @@ def test_a_tiled_run_hands_its_actors_fewer_images_a_call():
     assert images_per_call(parse("--batch-size", "4"), tiled=True) == 1  # never none
     assert images_per_call(parse("--batch-size", "64"), tiled=True) == 8
     assert images_per_call(parse("--via", "serve"), tiled=True) == 16  # the replicas batch the tiles themselves
+
+
+def test_a_small_run_is_spread_so_every_actor_gets_calls():
+    # 48 tiled images at 16 a call on 2 actors: 3 calls, one actor idle for a third of the run. Spread: 12 a call.
+    assert spread_calls(16, 48, 2) == 12
+    assert spread_calls(16, 20, 2) == 5
+    assert spread_calls(16, 3, 2) == 1  # never none
+    assert spread_calls(16, 100_000, 2) == 16  # a big run keeps the user's batch size
+    assert spread_calls(16, 48, 0) == 16  # no actors counted: as if one
+    for images, per_call, actors in ((48, 16, 2), (20, 16, 2), (100, 8, 3), (7, 64, 4)):
+        calls = -(-images // spread_calls(per_call, images, actors))
+        assert calls >= min(images, actors * CALLS_PER_ACTOR) or spread_calls(per_call, images, actors) == per_call
 
 
 def test_every_option_has_a_flag_whose_help_states_the_models_default():

@@ -5,7 +5,9 @@ tests/fixtures/reference/build_segment.py exported YOLOv8-seg, YOLO11-seg and YO
 and masks (COCO RLE, image pixels). Each export is published with no config, as a user would, and run
 through the bytes -> record path both doors take. The bar (issue 45): every reference box >= 0.3 matched
 by a same-class box at IoU >= 0.9 with |score difference| <= 0.01, no extra box, and the masks of matched
-pairs at a median IoU >= 0.95 (the mask arithmetic is Ultralytics' own, so in practice they are ~1.0).
+pairs at a median IoU >= 0.95 (the mask arithmetic is Ultralytics' own, so in practice they are ~1.0). The
+fixtures were made on another CPU: where an anchor's two best classes are within CPU_TIE_EPS, either is the
+reference's answer (tests/fixtures/parity.py says why; any other class change still fails).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pycocotools import mask as mask_utils
 from model_store import ModelStore
 from model_store.core.agreement import Box, compare, match_boxes
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
-from tests.fixtures.parity import REFERENCE
+from tests.fixtures.parity import CPU_TIE_EPS, REFERENCE, class_ties, tie_classes
 from tests.fixtures.segment_parity import expected, image_path
 
 MIN_SCORE, MIN_IOU, MAX_DSCORE = 0.3, 0.9, 0.01
@@ -36,11 +38,12 @@ def _rle(m: dict) -> dict:
     return {"size": list(m["size"]), "counts": m["counts"].encode()}
 
 
-def mask_ious(reference: list[dict], record) -> tuple[list[float], object]:
-    """Box agreement of one image, and the mask IoU of every matched pair (reference >= 0.3)."""
+def mask_ious(reference: list[dict], record, ties: list = ()) -> tuple[list[float], object]:
+    """Box agreement of one image, and the mask IoU of every matched pair (reference >= 0.3). With `ties`
+    (class_ties of the image), a box at an anchor whose best classes tie may carry the reference's class."""
     refs = [Box(b["class_id"], b["score"], tuple(b["xyxy"])) for b in reference]
     dets = record.detections
-    cands = [Box(d.class_id, d.score, d.box_px) for d in dets]
+    cands = tie_classes(refs, [Box(d.class_id, d.score, d.box_px) for d in dets], ties)
     agreement = compare(refs, cands, min_score=MIN_SCORE, min_iou=MIN_IOU, max_dscore=MAX_DSCORE, max_dpx=0.0)
     ious = []
     for m in match_boxes(refs, cands, MIN_IOU, MAX_DSCORE, 0.0):
@@ -83,7 +86,8 @@ def test_boxes_and_masks_match_ultralytics(store, name):
         [raw] = det.infer([prepared])
         record = det.postprocess(raw, meta)
         assert all(d.mask is not None and d.mask.size == (meta.height, meta.width) for d in record.detections)
-        got, agreement = mask_ious(ref["boxes"], record)
+        data = image_path(image).read_bytes()
+        got, agreement = mask_ious(ref["boxes"], record, class_ties(det, data, CPU_TIE_EPS))
         ious += got
         matched, total, extras = matched + agreement.matched, total + agreement.reference, extras + agreement.extras
         dscores += agreement.dscores

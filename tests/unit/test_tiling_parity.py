@@ -4,7 +4,9 @@ tests/fixtures/reference/build_sahi.py ran SAHI 0.12 in a peer virtualenv with t
 library's own prediction settings and the same slices, whole-image pass and merge rule; sahi_expected.json holds its
 boxes. The bar: every reference box (score >= 0.3) has a same-class box at IoU >= 0.9 within 0.01 of its score, and
 no extra box >= 0.3. (The issue asks >= 99 %; the fixtures reach 100 %.) The 4000x3000 photo (48 tiles, ~25 s here)
-runs only with TRAPLINE_SLOW_PARITY=1 (it matched 705/705 boxes on 2026-11-28); the others take seconds.
+runs only with TRAPLINE_SLOW_PARITY=1 (it matched 705/705 boxes on 2026-11-28); the others take seconds. An image
+where the random model saturates is judged only on the CPU kernels the fixture was made with (see
+tests/fixtures/reference/machine.py): elsewhere it is skipped, saying so, and the others still run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from model_store import ModelStore
 from model_store.core.agreement import Box, compare
 from model_store.core.imaging import decode_image
-from tests.fixtures.parity import REFERENCE, publish_reference
+from tests.fixtures.parity import REFERENCE, publish_reference, skip_saturated_on_other_kernels
 
 ROOT = REFERENCE.parents[2]
 SLOW = set() if os.environ.get("TRAPLINE_SLOW_PARITY") else {"tests/fixtures/reference/images/photo_4000x3000.jpg"}
@@ -49,6 +51,7 @@ def test_tiled_boxes_equal_sahis_sliced_prediction(detector, setting, image):
     tiling = sahi()["settings"][setting]["trapline"] or True
     [record] = detector.predict_batch([decode_image((ROOT / image).read_bytes())], tiling=tiling)
     reference = [Box(b[0], b[1], tuple(b[2:])) for b in sahi()["models"]["yolov8n_static"][setting][image]]
+    skip_saturated_on_other_kernels(sahi(), reference)
     ours = [Box(d.class_id, d.score, d.box_px) for d in [*record.detections, *record.dropped]]
     agreement = compare(reference, ours, f"{setting} {image}", min_iou=0.9, max_dscore=0.01, max_dpx=0.0)
     assert agreement.reference > 0

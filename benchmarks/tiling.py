@@ -172,7 +172,8 @@ def main() -> None:
         if jobs:
             print_table(jobs, ["images", "batch_size", "trapline_job_s", "load_after", "sahi_predict_s",
                                "sahi_load_after", "speedup"])
-    write_json(args.out, {"machine": machine_info(), "model": "null" if args.null else args.onnx or "yolov8n_dynamic", "throughput": rows,
+    model = "null" if args.null else args.onnx or "yolov8n_dynamic"
+    write_json(args.out, {"machine": machine_info(), "model": model, "throughput": rows,
                           "passes": passes, "jobs": jobs, "argv": sys.argv[1:]})
 
 

@@ -138,7 +138,8 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         redone = f", {report.clips_redone} clip(s) redone for new clip settings" if report.clips_redone else ""
         log(f"run {run_id}: {report.to_process} image(s) to process ({report.already_done} already done{redone}) with "
             f"{report.model}{_routes_text(plan)} [filters {plan.result_hash}] -> {plan.tables.url}"
-            + (f" via {options.via} (concurrency {spec.concurrency}, {spec.batch_size} image(s) a call)" if spec else ""))
+            + (f" via {options.via} (concurrency {spec.concurrency}, {spec.batch_size} image(s) a call)"
+               if spec else ""))
         if spec is not None:
             reporter = Reporter(options.progress_interval_s, log, plan, manifest, report, on_part)
             run_plan = execute_pool if options.uses_pool else execute  # the job's own actors, or a Ray Data plan

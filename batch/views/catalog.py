@@ -110,6 +110,10 @@ async def compare(request: Request, model: str,
                                                                       "work on a large archive"),
                   since: str | None = Query(None, description="captured at or after (YYYY-MM-DD or ISO time)"),
                   until: str | None = Query(None, description="captured at or before")) -> dict[str, Any]:
+    # "\f" keeps the reason out of the OpenAPI page: FastAPI cuts a route's docstring there
+    """
+    \fNine parameters: FastAPI reads each as a path or query parameter of the route (their names and help are
+    the HTTP API), the request itself for the service's config."""
     service = service_of(request)
     if tables is None:
         policy = backfill_policy(service.config, model)

@@ -8,10 +8,10 @@ import datetime as dt
 import pyarrow.dataset as ds
 import pytest
 
-from batch.commands import _postprocess
 from batch.deployments.records import import_deployments
 from batch.options import parse_options
 from batch.postprocessing.options import PostprocessOptions
+from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS
@@ -71,7 +71,7 @@ def test_postprocess_country_is_where_the_deployment_says_nothing(store, tmp_pat
         given = {"tables": str(out), "store": str(store.root), "filter": "species_ensemble", "config": "{}",
                  "country": country}
         o = parse_options(PostprocessOptions, given, "postprocess")
-        report = _postprocess(o, None)
+        report = run_postprocess(o)
         [row] = Tables(str(out)).read(CLASSIFICATIONS, "md", "5",
                                       filter=ds.field("filters_hash") == report.filters_hash).to_pylist()
         return row["label"].rsplit(";", 1)[1], row["source"]

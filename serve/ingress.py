@@ -93,6 +93,8 @@ class IngressCore:
                  admin_token_sha256: str | None = None, api_token_sha256: str | None = None,
                  classifiers: dict[str, DeploymentHandle] | None = None, features: Sequence[Feature] = (),
                  antenna: DeploymentHandle | None = None) -> None:
+        """Seven parameters: Serve passes the `.bind(...)` arguments of `serve/app.py` to the replica's constructor, so
+        they are plain picklable values, one per piece the deployment graph binds (config, handles, digests)."""
         self.config = ServeConfig.model_validate(config)
         self.antenna = antenna  # the Antenna door (serve/antenna/), bound here so that Serve deploys it
         self.handles = detectors

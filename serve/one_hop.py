@@ -36,6 +36,8 @@ class OneHopCore(IngressCore):
     def __init__(self, config: dict[str, Any], replica_args: tuple, admin_token_sha256: str | None = None,
                  api_token_sha256: str | None = None, classifiers: dict[str, Any] | None = None,
                  features: Sequence[Feature] = (), antenna: Any = None) -> None:
+        """Seven parameters: as `IngressCore.__init__`, Serve passes the `.bind(...)` arguments of `serve/app.py`; here
+        the detector replica's own arguments come as one tuple (`replica_args`)."""
         super().__init__(config, {}, admin_token_sha256, api_token_sha256, classifiers, features, antenna)
         self.replica = DetectorReplica(*replica_args)
         name = self.replica.model

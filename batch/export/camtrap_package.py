@@ -165,9 +165,9 @@ def package_name(model_name: str, model_version: str) -> str:
 
 
 def descriptor(meta: PackageMeta, deployments: list[dict], facts: PackageFacts, observation_levels: list[str],
-               classifiers: list[dict], model: tuple[str, str], created: dt.datetime | None = None
-               ) -> tuple[dict, list[str]]:
-    """(datapackage.json, the required fields it lacks) for the three tables written beside it."""
+               tset: TableSet, created: dt.datetime | None = None) -> tuple[dict, list[str]]:
+    """(datapackage.json, the required fields it lacks) for the three tables written beside it (`tset`: the result
+    set exported, for its model version and classifiers)."""
     from importlib.metadata import PackageNotFoundError, version
 
     created = created or dt.datetime.now(dt.timezone.utc)
@@ -178,10 +178,10 @@ def descriptor(meta: PackageMeta, deployments: list[dict], facts: PackageFacts, 
         trapline_version = "unknown"
     out: dict[str, Any] = {
         "profile": PROFILE_URL,
-        "name": given.pop("name", package_name(*model)),
+        "name": given.pop("name", package_name(tset.model_name, tset.model_version)),
         **({"id": given.pop("id")} if "id" in given else {}),
         "created": created.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "title": given.pop("title", f"Camera-trap detections by {model[0]} {model[1]} (trapline)"),
+        "title": given.pop("title", f"Camera-trap detections by {tset.model_name} {tset.model_version} (trapline)"),
         "contributors": given.pop("contributors", []),
         **given,
         "sources": [{"title": "trapline", "version": trapline_version}],
@@ -198,7 +198,7 @@ def descriptor(meta: PackageMeta, deployments: list[dict], facts: PackageFacts, 
         out["spatial"] = where
     if facts.dates is not None:  # first and last capture date (the media timestamps' own calendar dates)
         out["temporal"] = {"start": facts.dates[0], "end": facts.dates[1]}
-    out["taxonomic"] = taxonomic(facts.names, classifiers)
+    out["taxonomic"] = taxonomic(facts.names, tset.classifiers)
     missing = [name for name, ok in (
         ("contributors", bool(out["contributors"])),
         ("project.title", "title" in project),
@@ -271,7 +271,7 @@ def camtrap_package(facts: PackageFacts, tset: TableSet, meta: PackageMeta, obse
             notes.append(f"deployments.csv: {outside} image(s) of {camera} lie outside its deploymentStart "
                          f"{dep.deploymentStart} .. deploymentEnd {dep.deploymentEnd}")
     levels = ["media", "event"] if observation_level == "both" else [observation_level]
-    desc, lacking = descriptor(meta, rows, facts, levels, tset.classifiers, (tset.model_name, tset.model_version))
+    desc, lacking = descriptor(meta, rows, facts, levels, tset)
     if lacking:
         notes.append(f"datapackage.json lacks {', '.join(lacking)}: give them in --package-meta; "
                      "a Camtrap DP reader refuses the package until then")

@@ -134,7 +134,7 @@ def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | 
     ensemble = dict(fs.filters).get("species_ensemble")
     if ensemble is not None and ensemble.smoothing != "off":
         log(f"smoothing the species determinations per {ensemble.smoothing}")
-        extra.smoothed = smoothed_labels(tables, name, version, tset.filters_hash, expr, extra, ensemble)
+        extra.smoothed = smoothed_labels(extra, expr, ensemble)
     linked = link_occurrences(tables, tset, fs, scope, tset.labels, table_fired, extra, log) \
         if TRACK in fs.names else Linked()
     report.detections_linked, report.occurrences = linked.detections_linked, linked.occurrences

@@ -39,10 +39,11 @@ def groups_of(images: pd.DataFrame, level: str, gap_s: float) -> list[list[tuple
     return out + [[k] for k in imgs[imgs["capture_time"].isna()]["key"]]
 
 
-def smoothed_labels(tables, name: str, version: str, source_hash: str, expr: ds.Expression, extra,
-                    config) -> dict[Key, Smoothed]:
+def smoothed_labels(extra, expr: ds.Expression, config) -> dict[Key, Smoothed]:
     """Each classification's label after smoothing, with what its image or event held before (MegaDetector's
-    `pre_smoothing_description`), where smoothing changed it."""
+    `pre_smoothing_description`), where smoothing changed it (the set read is `extra`'s: its tables, model version
+    and source result set; `expr` the images in scope)."""
+    tables, name, version, source_hash = extra.tables, extra.name, extra.version, extra.source_hash
     images = tables.read(IMAGES, name, version, ["uri", "content_id", "run_id", "camera_id", "capture_time",
                                                  "capture_time_source", "status"], filter=expr)
     same = ds.field("filters_hash") == source_hash

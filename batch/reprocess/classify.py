@@ -76,6 +76,8 @@ class ClassifyActor:
     def __init__(self, store_url: str, routes: list[dict], filter_specs: list[dict], crops: dict | None,
                  archive_url: str, out_url: str, model_name: str, model_version: str, result_hash: str,
                  max_pixels: int = DEFAULT_MAX_PIXELS, threads: int = 1) -> None:
+        """Eleven parameters: Ray Data builds each actor of the pool from `fn_constructor_kwargs` (`add_stage`), so
+        these are the plain picklable values one actor needs, not the run's options model."""
         store = ModelStore(store_url)
         self.filters = FilterSet.from_specs(filter_specs)
         # The driver checked the routes against the detector's labels; here they are only pinned and loaded.

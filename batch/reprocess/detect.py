@@ -126,6 +126,8 @@ class DetectorActor:
                  threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
                  archive_url: str | None = None, clips_url: str | None = None, clips: ClipSettings | None = None,
                  clip_batch_size: int = 8, tiling: dict | None = None) -> None:
+        """Twelve parameters: Ray Data builds each actor of the pool from `fn_constructor_kwargs`
+        (batch/reprocess/dataset.py `detector_kwargs`), so these are the plain picklable values one actor needs."""
         self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
         if tiling is not None or self.detector.config.tiling is not None:  # the run's; None: plain, whatever the model
             self.detector.use_tiling(self.detector.tiling(tiling or False))
@@ -243,6 +245,8 @@ class ServeClient:
                  overload_wait_s: float = 600.0, archive_url: str | None = None, clips_url: str | None = None,
                  clips: ClipSettings | None = None, config_json: str | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, tiling: dict | None = None) -> None:
+        """Fifteen parameters: Ray Data builds each actor of the pool from `fn_constructor_kwargs`
+        (batch/reprocess/dataset.py), so these are the plain picklable values one client needs."""
         self.handle = detector_handle(model_name, app_name)
         # clips are decoded and letterboxed here and only their frames go to the deployment (served_clips.py)
         self.clips_url, self.max_pixels = clips_url or archive_url, max_pixels

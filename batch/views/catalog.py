@@ -7,7 +7,7 @@ versions no replica has loaded yet (the candidates an operator is about to promo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -21,6 +21,9 @@ from model_store.tables.reader import Tables
 from model_store.tables.table_set import resolve_table_set
 from serve.deps import in_thread, read_auth, service_of
 from trapline.base.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 router = APIRouter()
 EXAMPLES = 10  # images where the versions disagree, most confident difference first
@@ -62,18 +65,12 @@ def model_catalog(store: ModelStore, name: str, backfill: dict[str, Any] | None)
             "refused": [r for r in refused if r.get("version") not in versions], "backfill": backfill}
 
 
-def version_comparison(tables: str, name: str, a: str, b: str, store: str | None, min_iou: float,
-                       cameras: list[str] | None = None, since: str | None = None,
-                       until: str | None = None) -> dict[str, Any]:
-    """What version `b` finds that `a` does not, and the reverse, over the images both processed in `tables`
-    (those of `cameras`, captured between `since` and `until`, when given)."""
-    refs = [v if ("@" in v or ":" in v) else f"{name}:{v}" for v in (a, b)]
-    try:
-        subset = subset_filter(cameras, since, until)
-    except ScopeError as exc:
-        raise InvalidParameterError(f"cannot compare: {exc}", field="since" if since or until else "cameras") from None
+def version_comparison(tables: str, a: str, b: str, store: str | None, min_iou: float,
+                       subset: ds.Expression | None = None) -> dict[str, Any]:
+    """What version `b` finds that `a` does not (both refs, `name:version` or `name@alias`), and the reverse, over
+    the images both processed in `tables` (those `subset` keeps, when given: `subset_filter`'s expression)."""
     with invalid_parameter("tables", "cannot compare"):  # no rows for a version, no tables there
-        c, (filters_a, filters_b) = compare_in_tables(Tables(tables), refs[0], refs[1], store, min_iou, subset)
+        c, (filters_a, filters_b) = compare_in_tables(Tables(tables), a, b, store, min_iou, subset)
         people = agreement_with_people(Tables(tables), [resolve_table_set(Tables(tables), ref, f, store)
                                                         for ref, f in ((c.a, filters_a), (c.b, filters_b))], min_iou)
     labels = [{"label": label, **{k: int(v) for k, v in row.items()}} for label, row in c.per_label.iterrows()]
@@ -110,6 +107,10 @@ async def compare(request: Request, model: str,
                                                                       "work on a large archive"),
                   since: str | None = Query(None, description="captured at or after (YYYY-MM-DD or ISO time)"),
                   until: str | None = Query(None, description="captured at or before")) -> dict[str, Any]:
+    # "\f" keeps the reason out of the OpenAPI page: FastAPI cuts a route's docstring there
+    """
+    \fNine parameters: FastAPI reads each as a path or query parameter of the route (their names and help are
+    the HTTP API), the request itself for the service's config."""
     service = service_of(request)
     if tables is None:
         policy = backfill_policy(service.config, model)
@@ -119,5 +120,9 @@ async def compare(request: Request, model: str,
         tables = policy["out"]
     else:
         tables = control_of(request).paths.check("tables", tables)
-    return await in_thread(version_comparison, tables, model, a, b, service.config.store, min_iou, cameras, since,
-                           until)
+    refs = [v if ("@" in v or ":" in v) else f"{model}:{v}" for v in (a, b)]
+    try:
+        subset = subset_filter(cameras, since, until)
+    except ScopeError as exc:
+        raise InvalidParameterError(f"cannot compare: {exc}", field="since" if since or until else "cameras") from None
+    return await in_thread(version_comparison, tables, refs[0], refs[1], service.config.store, min_iou, subset)

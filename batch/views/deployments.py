@@ -15,16 +15,17 @@ from fastapi.responses import Response
 from batch.deployments import defaults, records
 from batch.deployments import effort as eff
 from batch.deployments.observed import observed
+from batch.postprocessing.occurrences import SetPlace
 from batch.views.deployments_protocol import (
     ClockCorrectionRequest,
     DeploymentsImportRequest,
     RevokeRequest,
     TimestampIssuesRequest,
 )
-from batch.views.deps import TABLES, tables_of
+from batch.views.deps import TABLES, set_place, tables_of
 from model_store.tables.clock_check import check_clock
 from model_store.tables.reader import Tables
-from serve.deps import in_thread, read_auth, reviewer_auth, service_of, signed
+from serve.deps import in_thread, read_auth, reviewer_auth, signed
 from trapline.base.errors import InvalidParameterError, invalid_parameter
 
 router = APIRouter()
@@ -85,9 +86,8 @@ async def clock_problems(request: Request, tables: str | None = TABLES) -> dict[
         return await in_thread(_clock_problems, await tables_of(request, tables))
 
 
-def _effort(tables: str, model: str | None, filters_hash: str | None, store: str | None, gap_days: float,
-            independence_min: float) -> dict[str, Any]:
-    obs = observed(tables, model, filters_hash, store)
+def _effort(place: SetPlace, gap_days: float, independence_min: float) -> dict[str, Any]:
+    obs = observed(place.tables, place.model, place.filters_hash, place.store)
     effort = eff.efforts(obs.book, obs.pictures, gap_days)
     rates = eff.trap_rates(obs.book, effort, obs.detections, independence_min)
     hours = eff.activity(obs.detections, independence_min)
@@ -99,19 +99,16 @@ def _effort(tables: str, model: str | None, filters_hash: str | None, store: str
 
 @router.get("/v1/deployments/effort", tags=["deployments"], dependencies=[Depends(read_auth)],
             summary="Camera-days per deployment, trap rates per species, activity by local hour")
-async def effort(request: Request, tables: str | None = TABLES, model: str | None = None,
-                 filters_hash: str | None = None,
+async def effort(place: SetPlace = Depends(set_place),
                  gap_days: float = Query(defaults.GAP_DAYS, gt=0, description="a longer stretch without pictures "
                                                                               "is not effort"),
                  independence_min: float = Query(defaults.INDEPENDENCE_MIN, ge=0)) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot compute the effort"):
-        return await in_thread(_effort, await tables_of(request, tables), model, filters_hash,
-                               service_of(request).config.store, gap_days, independence_min)
+        return await in_thread(_effort, place, gap_days, independence_min)
 
 
-def _history(tables: str, model: str | None, filters_hash: str | None, store: str | None, species: str,
-             occasion_days: int, gap_days: float) -> str:
-    obs = observed(tables, model, filters_hash, store)
+def _history(place: SetPlace, species: str, occasion_days: int, gap_days: float) -> str:
+    obs = observed(place.tables, place.model, place.filters_hash, place.store)
     matrix = eff.detection_history(obs.book, eff.efforts(obs.book, obs.pictures, gap_days), obs.detections, species,
                                    occasion_days)
     return matrix.to_csv(na_rep="NA")
@@ -119,11 +116,9 @@ def _history(tables: str, model: str | None, filters_hash: str | None, store: st
 
 @router.get("/v1/deployments/history.csv", tags=["deployments"], dependencies=[Depends(read_auth)],
             response_class=Response, summary="A species' detection history: deployments x occasions (1, 0, NA)")
-async def history(request: Request, species: str = Query(..., min_length=1), tables: str | None = TABLES,
-                  model: str | None = None, filters_hash: str | None = None,
+async def history(species: str = Query(..., min_length=1), place: SetPlace = Depends(set_place),
                   occasion_days: int = Query(defaults.OCCASION_DAYS, ge=1, le=366),
                   gap_days: float = Query(defaults.GAP_DAYS, gt=0)) -> Response:
     with invalid_parameter("tables", "cannot compute the detection history"):
-        text = await in_thread(_history, await tables_of(request, tables), model, filters_hash,
-                               service_of(request).config.store, species, occasion_days, gap_days)
+        text = await in_thread(_history, place, species, occasion_days, gap_days)
     return Response(text, media_type="text/csv")

@@ -8,6 +8,7 @@ import datetime as dt
 from fastapi import Query, Request
 
 from batch.jobs.deps import control_of
+from batch.postprocessing.occurrences import SetPlace
 from batch.views.picture_queries import sources
 from model_store.tables.scope import parse_when
 from serve.deps import in_thread, service_of
@@ -31,6 +32,13 @@ async def tables_of(request: Request, tables: str | None) -> str:
         raise InvalidParameterError("name the tables: the service records no uploads and found no tables under its "
                                     "jobs' roots whose tables would be the default", field="tables")
     return next(iter(found.values())).tables
+
+
+async def set_place(request: Request, tables: str | None = TABLES, model: str | None = None,
+                    filters_hash: str | None = None) -> SetPlace:
+    """The result set a view reads, from its `tables`, `model` and `filters_hash` query parameters (the tables found
+    or defaulted as `tables_of` does, the store the service's): a route takes it whole as a dependency."""
+    return SetPlace(await tables_of(request, tables), model, filters_hash, service_of(request).config.store)
 
 
 def when_param(field: str, value: str | None, end_of_day: bool = False) -> dt.datetime | None:

@@ -91,6 +91,10 @@ async def list_individuals(request: Request, tables: str | None = TABLES, label:
                            until: str | None = Query(None, description="seen at or before"),
                            confirmed: bool | None = Query(None, description="a person confirmed it (or not)"),
                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    # "\f" keeps the reason out of the OpenAPI page: FastAPI cuts a route's docstring there
+    """
+    \fNine parameters: FastAPI reads each as a query parameter of the route (their names and help are the HTTP
+    API), the request itself for the default tables."""
     where = {"label": label, "camera": camera, "since": when_param("since", since),
              "until": when_param("until", until, True), "confirmed": confirmed}
     return await in_thread(_page, await tables_of(request, tables), limit, offset, **where)

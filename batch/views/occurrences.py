@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from batch.postprocessing import occurrences
-from batch.views.deps import TABLES, tables_of, when_param
+from batch.views.deps import TABLES, set_place, tables_of, when_param
 from batch.views.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,
@@ -35,10 +35,9 @@ from trapline.base.errors import invalid_parameter
 router = APIRouter()
 
 
-def _page(tables: str, model: str | None, filters_hash: str | None, store: str | None, limit: int, offset: int,
-          **where: Any) -> dict[str, Any]:
+def _page(place: occurrences.SetPlace, limit: int, offset: int, **where: Any) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot read occurrences"):
-        occ = occurrences.load(tables, model, filters_hash, store, where.get("camera"))
+        occ = occurrences.load(place.tables, place.model, place.filters_hash, place.store, where.get("camera"))
         rows = occurrences.select(occ.rows, **where)
     return _listing(occ, rows, limit, offset)
 
@@ -50,10 +49,9 @@ def _listing(occ: occurrences.OccurrenceSet, rows: Any, limit: int, offset: int)
             "occurrences": [occurrences.summary(r) for r in shown]}
 
 
-def _review(tables: str, model: str | None, filters_hash: str | None, store: str | None, below: float,
-            limit: int, offset: int) -> dict[str, Any]:
+def _review(place: occurrences.SetPlace, below: float, limit: int, offset: int) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot read occurrences"):
-        occ = occurrences.load(tables, model, filters_hash, store)
+        occ = place.load()
         rows = occurrences.review_queue(occ.rows, below)
     return _listing(occ, rows, limit, offset)
 
@@ -74,28 +72,28 @@ def _detail(tables: str, occurrence_id: str, model: str | None, filters_hash: st
 
 @router.get("/v1/occurrences", tags=["occurrences"], dependencies=[Depends(read_auth)], response_model=OccurrencePage,
             summary="Occurrences (one animal's detections across frames), newest first, with their determination")
-async def list_occurrences(request: Request, tables: str | None = TABLES, model: str | None = None,
-                           filters_hash: str | None = None, camera: str | None = None,
+async def list_occurrences(place: occurrences.SetPlace = Depends(set_place), camera: str | None = None,
                            label: str | None = Query(None, description="the determination's label"),
                            since: str | None = Query(None, description="seen at or after (YYYY-MM-DD or ISO time)"),
                            until: str | None = Query(None, description="seen at or before"),
                            determined_by: str | None = Query(None, pattern="^(model|human)$"),
                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    # "\f" keeps the reason out of the OpenAPI page: FastAPI cuts a route's docstring there
+    """
+    \fEight parameters: FastAPI reads each as a query parameter of the route (the set's `tables`, `model` and
+    `filters_hash` already come whole, as one `SetPlace` dependency)."""
     where = {"camera": camera, "label": label, "since": when_param("since", since),
              "until": when_param("until", until, True), "determined_by": determined_by}
-    return await in_thread(_page, await tables_of(request, tables), model, filters_hash,
-                           service_of(request).config.store, limit, offset, **where)
+    return await in_thread(_page, place, limit, offset, **where)
 
 
 @router.get("/v1/occurrences/review", tags=["occurrences"], dependencies=[Depends(read_auth)],
             response_model=OccurrencePage,
             summary="Occurrences whose weakest link the tracker is least sure of, least certain first")
-async def review_occurrences(request: Request, tables: str | None = TABLES, model: str | None = None,
-                             filters_hash: str | None = None,
+async def review_occurrences(place: occurrences.SetPlace = Depends(set_place),
                              below: float = Query(1.0, ge=0.0, le=1.0, description="link confidence under this"),
                              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-    return await in_thread(_review, await tables_of(request, tables), model, filters_hash,
-                           service_of(request).config.store, below, limit, offset)
+    return await in_thread(_review, place, below, limit, offset)
 
 
 @router.get("/v1/occurrences/{occurrence_id}", tags=["occurrences"], dependencies=[Depends(read_auth)],

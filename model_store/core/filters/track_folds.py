@@ -247,9 +247,14 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         ok &= np.bincount(inv, apart, minlength=len(uniq)) / n <= config.fold_look
         strong &= ok
     whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
-    corroborated = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq))
+    corroborated, group = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq),
+                                        _group_span(p_of, h_of, track_of, key, known, frames_of, k))
+    # A piece of three frames or more with no gaps of its own is folded where its corroborating pieces and it, all
+    # told, are seen in few of the host's frames over their span (a part box comes and goes all night; a lookalike
+    # sitter set aside frame by frame, broken into pieces, is seen in nearly every frame).
     weak = ok & ~strong & ~whole & (density <= config.fold_sit_density) & (
-        ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (corroborated | (density <= _SHORT)))
+        ((n >= 3) & ((within <= _WITHIN) | (corroborated & (group <= _SHORT))))
+        | (n <= 2) & (corroborated | (density <= _SHORT)))
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak
@@ -281,17 +286,47 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
 
 
 def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.ndarray, reach: float,
-                  n: int) -> np.ndarray:
-    """Per (piece, host) pair (n,): is another candidate piece of the same host at about its place and size?"""
+                  n: int, span: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per (piece, host) pair (n,): is another candidate piece of the same host at about its place and size? And
+    the frames of the piece and those pieces over the host's frames from their first to their last (1.0 where
+    none): `span` is `_group_span`'s (per pair: its piece's frames, first and last frame, and the host's frame
+    keys with the function that counts them in a window)."""
     out = np.zeros(n, dtype=bool)
+    group = np.ones(n)
     if len(cand) < 2:
-        return out
+        return out, group
     i, j = _same_frame_pairs(host, cand)
     close = (np.hypot(*(place[i] - place[j]).T) <= reach) & (np.maximum(rel[i], rel[j]) <= 1.5 * np.minimum(rel[i],
                                                                                                            rel[j]))
-    out[i[close]] = True
-    out[j[close]] = True
-    return out
+    i, j = i[close], j[close]
+    out[i] = True
+    out[j] = True
+    frames, first, last, host_frames = span
+    seen, lo, hi = frames.astype(np.float64), first.copy(), last.copy()
+    for x, y in ((i, j), (j, i)):  # each piece with every piece that corroborates it
+        np.add.at(seen, x, frames[y])
+        np.minimum.at(lo, x, first[y])
+        np.maximum.at(hi, x, last[y])
+    group[out] = seen[out] / np.maximum(host_frames(np.flatnonzero(out), lo[out], hi[out]), 1)
+    return out, group
+
+
+def _group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
+                frames_of: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Per (piece, host): the piece's distinct frames, its first and last frame key, and a function counting the
+    host's distinct frames between two keys (inclusive) for given pairs."""
+    first = np.full(k, np.iinfo(np.int64).max)
+    last = np.full(k, -1)
+    np.minimum.at(first, track_of[known], key[known])
+    np.maximum.at(last, track_of[known], key[known])
+    base = int(key.max()) + 2
+    codes = np.unique(track_of[known] * base + key[known])
+
+    def host_frames(pairs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return (np.searchsorted(codes, h_of[pairs] * base + hi, side="right")
+                - np.searchsorted(codes, h_of[pairs] * base + lo, side="left"))
+
+    return frames_of[p_of], first[p_of], last[p_of], host_frames
 
 
 def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray,

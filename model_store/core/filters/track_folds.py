@@ -252,8 +252,8 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         ok &= np.bincount(inv, apart, minlength=len(uniq)) / n <= config.fold_look
         strong &= ok
     whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
-    corroborated, group = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq),
-                                        _group_span(p_of, h_of, track_of, key, known, frames_of, k))
+    corroborated, group = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread,
+                                        _group_span(p_of, h_of, track_of, key, known, frames_of))
     # A piece of three frames or more with no gaps of its own is folded where its corroborating pieces and it, all
     # told, are seen in few of the host's frames over their span (a part box comes and goes all night; a lookalike
     # sitter set aside frame by frame, broken into pieces, is seen in nearly every frame).
@@ -291,11 +291,12 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
 
 
 def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.ndarray, reach: float,
-                  n: int, span: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Per (piece, host) pair (n,): is another candidate piece of the same host at about its place and size? And
+                  span: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per (piece, host) pair (as many as `host`): is another candidate piece of the same host at about its place and size? And
     the frames of the piece and those pieces over the host's frames from their first to their last (1.0 where
     none): `span` is `_group_span`'s (per pair: its piece's frames, first and last frame, and the host's frame
     keys with the function that counts them in a window)."""
+    n = len(host)
     out = np.zeros(n, dtype=bool)
     group = np.ones(n)
     if len(cand) < 2:
@@ -317,9 +318,10 @@ def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np
 
 
 def _group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
-                frames_of: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
-    """Per (piece, host): the piece's distinct frames, its first and last frame key, and a function counting the
+                frames_of: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per (piece, host): the piece's distinct frames (`frames_of`: per track), its first and last frame key, and a function counting the
     host's distinct frames between two keys (inclusive) for given pairs."""
+    k = len(frames_of)
     first = np.full(k, np.iinfo(np.int64).max)
     last = np.full(k, -1)
     np.minimum.at(first, track_of[known], key[known])

@@ -292,9 +292,9 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
 
 def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.ndarray, reach: float,
                   span: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Per (piece, host) pair (as many as `host`): is another candidate piece of the same host at about its place and size? And
-    the frames of the piece and those pieces over the host's frames from their first to their last (1.0 where
-    none): `span` is `_group_span`'s (per pair: its piece's frames, first and last frame, and the host's frame
+    """Per (piece, host) pair (as many as `host`): is another candidate piece of the same host at about its place
+    and size? And the frames of the piece and those pieces over the host's frames from their first to their last
+    (1.0 where none): `span` is `_group_span`'s (per pair: its piece's frames, first and last frame, and the host's frame
     keys with the function that counts them in a window)."""
     n = len(host)
     out = np.zeros(n, dtype=bool)
@@ -319,8 +319,8 @@ def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np
 
 def _group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
                 frames_of: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per (piece, host): the piece's distinct frames (`frames_of`: per track), its first and last frame key, and a function counting the
-    host's distinct frames between two keys (inclusive) for given pairs."""
+    """Per (piece, host): the piece's distinct frames (`frames_of`: per track), its first and last frame key, and a
+    function counting the host's distinct frames between two keys (inclusive) for given pairs."""
     k = len(frames_of)
     first = np.full(k, np.iinfo(np.int64).max)
     last = np.full(k, -1)

@@ -294,8 +294,8 @@ def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np
                   span: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Per (piece, host) pair (as many as `host`): is another candidate piece of the same host at about its place
     and size? And the frames of the piece and those pieces over the host's frames from their first to their last
-    (1.0 where none): `span` is `_group_span`'s (per pair: its piece's frames, first and last frame, and the host's frame
-    keys with the function that counts them in a window)."""
+    (1.0 where none). `span` is `_group_span`'s: per pair, its piece's frames, first and last frame, and what
+    counts the host's frames in a window."""
     n = len(host)
     out = np.zeros(n, dtype=bool)
     group = np.ones(n)

@@ -239,3 +239,18 @@ def test_a_box_still_for_part_of_the_night_is_not_flagged_and_one_there_all_nigh
     assert counted.sum() == 1
     # static_run_share is the user's: 0 flags the still moth too.
     assert scene.link(CONFIG.model_copy(update={"static_run_share": 0.0}))[0].static[truth == 0].all()
+
+
+def test_a_sitters_part_box_seen_in_short_runs_is_folded_where_its_runs_agree():
+    rng = np.random.default_rng(21)
+    scene = Scene()
+    _sitter(scene, 0, 0.4, 0.4, 0.06, 0.1, range(60), rng)
+    # Its head boxed apart in runs of 3-4 frames with no gap of their own, far apart (each run a track of its own),
+    # always at the top of its box: each run alone is a sitter's run, together they come and go (issue 69).
+    runs = [range(5, 9), range(24, 27), range(44, 48)]
+    for f in (f for run in runs for f in run):
+        scene.add(f, _box(0.4 + rng.normal(0, 0.002), 0.37, 0.03, 0.03), 0, score=0.65)
+    linked, counted = scene.link()
+    folded = ~np.isnan(linked.folds[:, 0])
+    assert counted.sum() == 1 and folded.sum() == sum(len(run) for run in runs)
+    assert (linked.link_confidence[folded] <= 0.5).all()  # weak folds: to the review queue

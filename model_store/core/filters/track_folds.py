@@ -17,8 +17,11 @@ track, its detections kept (an occurrence holds every box of its animal) and eac
 Where the animal sits, moving together says nothing: two sitters, one inside the other's box, look the same.
 Then the piece is folded only when it is seen in few of the frames it could be (at most `fold_sit_density` of
 the other's frames from `max_gap_frames` + 1 before its first to as many after its last: a part box comes and
-goes, an animal that sits is detected in nearly every frame) and it comes back (another piece of that track at
-its place and of its size), or it has gaps of its own, or it is one or two boxes in a track seen all around them;
+goes, an animal that sits is detected in nearly every frame) and it has gaps of its own, or it comes back (another
+piece of that track at its place and of its size; for a piece of three frames or more in a row, those pieces and it
+seen in at most 0.4 of the host's frames from the first to the last of them: a part box's runs come and go, a
+lookalike sitter set aside frame by frame and broken into pieces is seen in nearly every frame), or it is one or
+two boxes in a track seen all around them;
 the fold is weak: its confidence is at most 0.5, so it sorts to the review queue. Two animals are not folded on
 nesting alone: a piece seen in most of the frames it could be, one that drifted in the other's box, or one nested
 in two tracks (unless one of them holds its like), stays a track. Every fold (and hand-over) also needs the piece
@@ -52,7 +55,8 @@ from model_store.core.filters.track_costs import CameraDetections
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
 _PRESENT = 0.5  # a piece's host is seen in at least this share of the piece's frames
-_SHORT = 0.4  # a piece of one or two frames: its share of the host's frames around it (5 or more of them)
+_SHORT = 0.4  # a piece of one or two frames: its share of the host's frames around it (5 or more of them); a run
+# of three or more with the pieces that corroborate it: their share of the host's frames over their span
 
 
 class Folded(NamedTuple):
@@ -234,10 +238,11 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     strong = ok & (n >= 2) & (moved >= config.fold_move)
     # A sitter's part box comes and goes: it is seen in few of its host's frames around it (an animal that sits
     # is seen in nearly all of them), and it comes back, at its place and of its size. So a weak fold needs few
-    # frames around it (fold_sit_density of the host's, max_gap_frames + 1 either side) and one of: another piece of
-    # the same host at its place (within fold_spread) and of its size (within 1.5 x); three frames or more with
-    # gaps over its own span (_WITHIN); one or two frames in a host seen all around them (_SHORT): a visitor that
-    # sits on a sitter for a few frames is seen in all of them.
+    # frames around it (fold_sit_density of the host's, max_gap_frames + 1 either side) and one of: three frames or
+    # more with gaps over its own span (_WITHIN), or in a row with other pieces of the same host at its place (within
+    # fold_spread) and of its size (within 1.5 x), all of them in at most _SHORT of the host's frames over their span;
+    # one or two frames with such a piece, or in a host seen all around them (_SHORT): a visitor that sits on a
+    # sitter for a few frames is seen in all of them.
     density = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k, config.max_gap_frames + 1)
     within = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k)
     # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
@@ -247,9 +252,14 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         ok &= np.bincount(inv, apart, minlength=len(uniq)) / n <= config.fold_look
         strong &= ok
     whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
-    corroborated = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread, len(uniq))
+    corroborated, group = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread,
+                                        _group_span(p_of, h_of, track_of, key, known, frames_of))
+    # A piece of three frames or more with no gaps of its own is folded where its corroborating pieces and it, all
+    # told, are seen in few of the host's frames over their span (a part box comes and goes all night; a lookalike
+    # sitter set aside frame by frame, broken into pieces, is seen in nearly every frame).
     weak = ok & ~strong & ~whole & (density <= config.fold_sit_density) & (
-        ((n >= 3) & (within <= _WITHIN)) | (n <= 2) & (corroborated | (density <= _SHORT)))
+        ((n >= 3) & ((within <= _WITHIN) | (corroborated & (group <= _SHORT))))
+        | (n <= 2) & (corroborated | (density <= _SHORT)))
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak
@@ -281,17 +291,49 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
 
 
 def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.ndarray, reach: float,
-                  n: int) -> np.ndarray:
-    """Per (piece, host) pair (n,): is another candidate piece of the same host at about its place and size?"""
+                  span: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per (piece, host) pair (as many as `host`): is another candidate piece of the same host at about its place
+    and size? And the frames of the piece and those pieces over the host's frames from their first to their last
+    (1.0 where none). `span` is `_group_span`'s: per pair, its piece's frames, first and last frame, and what
+    counts the host's frames in a window."""
+    n = len(host)
     out = np.zeros(n, dtype=bool)
+    group = np.ones(n)
     if len(cand) < 2:
-        return out
+        return out, group
     i, j = _same_frame_pairs(host, cand)
     close = (np.hypot(*(place[i] - place[j]).T) <= reach) & (np.maximum(rel[i], rel[j]) <= 1.5 * np.minimum(rel[i],
                                                                                                            rel[j]))
-    out[i[close]] = True
-    out[j[close]] = True
-    return out
+    i, j = i[close], j[close]
+    out[i] = True
+    out[j] = True
+    frames, first, last, host_frames = span
+    seen, lo, hi = frames.astype(np.float64), first.copy(), last.copy()
+    for x, y in ((i, j), (j, i)):  # each piece with every piece that corroborates it
+        np.add.at(seen, x, frames[y])
+        np.minimum.at(lo, x, first[y])
+        np.maximum.at(hi, x, last[y])
+    group[out] = seen[out] / np.maximum(host_frames(np.flatnonzero(out), lo[out], hi[out]), 1)
+    return out, group
+
+
+def _group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
+                frames_of: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per (piece, host): the piece's distinct frames (`frames_of`: per track), its first and last frame key, and a
+    function counting the host's distinct frames between two keys (inclusive) for given pairs."""
+    k = len(frames_of)
+    first = np.full(k, np.iinfo(np.int64).max)
+    last = np.full(k, -1)
+    np.minimum.at(first, track_of[known], key[known])
+    np.maximum.at(last, track_of[known], key[known])
+    base = int(key.max()) + 2
+    codes = np.unique(track_of[known] * base + key[known])
+
+    def host_frames(pairs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return (np.searchsorted(codes, h_of[pairs] * base + hi, side="right")
+                - np.searchsorted(codes, h_of[pairs] * base + lo, side="left"))
+
+    return frames_of[p_of], first[p_of], last[p_of], host_frames
 
 
 def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray,

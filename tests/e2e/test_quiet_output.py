@@ -172,6 +172,9 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
                              headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
         after = httpx.post(f"{url}/v1/detect", content=image, timeout=30)
         stopping = StopWatcher(f"{url}/v1/detect", image)
+        # The watcher has had an answer before Ctrl-C: on a loaded machine its thread and client could start after
+        # the proxy had gone, and every request it sent was refused (seen in CI on 2026-11-28).
+        wait_until(lambda: stopping.answers, 30, "the watcher's first answer", interval_s=0.05)
         proc.send_signal(signal.SIGINT)
         returncode = proc.wait(timeout=120)
         stopping.join()

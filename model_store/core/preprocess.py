@@ -122,19 +122,23 @@ def letterbox_planar(rgb: np.ndarray, size: tuple[int, int], cfg: PreprocessConf
 
 
 class TensorBuffers:
-    """Reusable float32 storage for input tensors, one per thread. A new array each batch pays its page faults
+    """Reusable storage for input tensors, one per thread and dtype. A new array each batch pays its page faults
     when it is first written: filling a fresh (8, 3, 640, 640) tensor took 11.0 ms here, a reused one 2.2 ms
-    (BENCHMARKS.md, "Video clips"). A tensor made in it lives until the same thread makes the next one, so it is
-    for a forward pass that ends before then (`Detector`); the storage grows to the largest batch seen."""
+    (BENCHMARKS.md, "Video clips"); the uint8 planes a batch is transposed into likewise (a fresh 32-tile batch
+    cost 3.2 ms a tile to make, a reused one 1.9 ms: NOTES §29e). A tensor made in it lives until the same thread
+    makes the next one of its dtype, so it is for a forward pass that ends before then (`Detector`); the storage
+    grows to the largest batch seen."""
 
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def get(self, shape: tuple[int, ...]) -> np.ndarray:
+    def get(self, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
         n = math.prod(shape)
-        buf = getattr(self._local, "buf", None)
+        key = f"buf_{np.dtype(dtype).name}"
+        buf = getattr(self._local, key, None)
         if buf is None or buf.size < n:
-            buf = self._local.buf = np.empty(n, np.float32)
+            buf = np.empty(n, dtype)
+            setattr(self._local, key, buf)
         return buf[:n].reshape(shape)
 
 
@@ -144,7 +148,8 @@ def to_tensor(images: Sequence[np.ndarray], cfg: PreprocessConfig, buffers: Tens
     if len({img.shape for img in images}) != 1:
         raise ValueError(f"a batch of inputs of different sizes: {sorted({img.shape for img in images})}")
     h, w, c = images[0].shape
-    planes = np.empty((len(images), c, h, w), np.uint8)
+    shape = (len(images), c, h, w)
+    planes = buffers.get(shape, np.uint8) if buffers is not None else np.empty(shape, np.uint8)
     for i, img in enumerate(images):
         planes[i] = img.transpose(2, 0, 1)  # a uint8 transpose is cheap; the float pass then reads in order
     return scaled_tensor(planes, cfg, buffers)

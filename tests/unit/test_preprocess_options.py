@@ -104,3 +104,17 @@ def test_a_reused_tensor_buffer_gives_the_fresh_tensor_and_each_thread_its_own()
     worker.start()
     worker.join()
     assert np.array_equal(seen[0], to_tensor(big, cfg)) and not np.shares_memory(seen[0], again)
+
+
+def test_the_uint8_planes_are_reused_storage_too():
+    """The planes a batch is transposed into come from the buffers (a fresh 32-tile array paid its page faults on
+    every pass); a uint8-input model's tensor is those planes, with the float tensor's lifetime."""
+    cfg, buffers = PreprocessConfig(input_dtype="uint8"), TensorBuffers()
+    a, b = [image(64, 48)], [image(64, 48)[::-1].copy()]
+    first = to_tensor(a, cfg, buffers)
+    assert np.array_equal(first, to_tensor(a, cfg))
+    second = to_tensor(b, cfg, buffers)
+    assert np.shares_memory(first, second) and np.array_equal(second, to_tensor(b, cfg))
+    floats = to_tensor(a, PreprocessConfig(), buffers)  # a float pass: the planes' storage again, its own tensor
+    assert floats.dtype == np.float32 and not np.shares_memory(floats, second)
+    assert np.array_equal(floats, to_tensor(a, PreprocessConfig()))

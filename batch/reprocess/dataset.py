@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from batch.reprocess.calls import images_per_call
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.progress import Progress
@@ -43,11 +44,6 @@ INLINE_MAX_IMAGES = 1000
 INLINE_PART_IMAGES = 100
 INLINE_WINDOW = 16
 INLINE_PARTS_AT_ONCE = 2
-# A tiled still is many model inputs (a 1080p frame at 640 px: 8 tiles and the whole-image pass), so a tiled run's
-# actors take `--batch-size` / TILED_INPUTS images a call: about the forward inputs of a plain call, and a folder's
-# last calls short, so the actors finish together (16 tiled images a call left one of two actors idle for most of a
-# 36-image run: BENCHMARKS.md, tiled job against SAHI).
-TILED_INPUTS = 8
 STOP_WAIT_S = 30.0  # how long a stopped or failed plan waits for its killed tasks to end
 # Ray Data's get-or-create calls for the helper actors its executor makes (start_data_helpers).
 DATA_HELPERS = (("ray.data._internal.stats", "get_or_create_stats_actor"),
@@ -98,24 +94,6 @@ class PlanSpec:
     filter_overrides = property(lambda self: self.options.filters)
     tiling = property(lambda self: json.loads(self.config_json).get("tiling"))  # the run's, resolved at plan
     stall_timeout_s = property(lambda self: self.options.stall_timeout_s)  # no part for this long fails the run
-
-
-CALLS_PER_ACTOR = 2  # a small run's images are split so that each actor gets at least this many calls
-
-
-def images_per_call(options: ReprocessOptions, tiled: bool) -> int:
-    """Images an inference actor takes a call: `--batch-size`, a tiled run's divided by TILED_INPUTS (at least 1).
-    Through a deployment the replicas batch the tiles themselves, so a client's calls stay `--batch-size`."""
-    if tiled and options.via != "serve":
-        return max(1, options.batch_size // TILED_INPUTS)
-    return options.batch_size
-
-
-def spread_calls(per_call: int, images: int, actors: int) -> int:
-    """Images a call, lowered for a small run so that every actor gets CALLS_PER_ACTOR calls or more: 48 images at
-    16 a call on 2 actors would be 3 calls, one actor doing two while the other waits (a third of the run on one
-    core; measured 135 s against 98 s for the same tiled job, NOTES §29d). A big run keeps `per_call`."""
-    return max(1, min(per_call, math.ceil(images / (max(1, actors) * CALLS_PER_ACTOR))))
 
 
 def listing_blocks(entries: pa.Table, read_batch_size: int) -> list[pa.Table]:

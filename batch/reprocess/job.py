@@ -22,15 +22,14 @@ from typing import Any
 
 from batch.postprocessing.people import against_people, human_truth
 from batch.reprocess import redo
+from batch.reprocess.calls import images_per_call, spread_calls
 from batch.reprocess.classify import stage_spec
 from batch.reprocess.dataset import (
     PlanSpec,
     configure_data_context,
     execute,
-    images_per_call,
     object_store_budget,
     runs_inline,
-    spread_calls,
     start_data_helpers,
 )
 from batch.reprocess.detect import config_json, preflight_serve

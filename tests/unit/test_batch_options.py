@@ -15,7 +15,7 @@ from batch.commands import COMMANDS
 from batch.export.options import ExportOptions
 from batch.options import parse_options
 from batch.postprocessing.options import CropsOptions, EventsOptions, PostprocessOptions
-from batch.reprocess.dataset import CALLS_PER_ACTOR, images_per_call, spread_calls
+from batch.reprocess.calls import CALLS_PER_ACTOR, images_per_call, spread_calls
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from batch.review.options import ReviewOptions

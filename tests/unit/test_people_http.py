@@ -44,7 +44,9 @@ def site(tmp_path):
         c.tokens.people.close()
 
 
-CLIENT = httpx.Client(timeout=30, trust_env=False)  # one pool: the walk makes some 400 requests
+# one pool: the walk makes some 400 requests. 90 s each: a route answering an empty request can still do work (a
+# listing, a store read) and under a full suite on 2 cores one went past 30 s.
+CLIENT = httpx.Client(timeout=90, trust_env=False)
 
 
 def call(url: str, method: str, path: str, token: str | None, **kw) -> httpx.Response:

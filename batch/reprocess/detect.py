@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from batch.reprocess.clips import ClipSettings, clip_rows, run_clip
+from batch.reprocess.clips import ClipReading, ClipSettings, clip_rows, run_clip
 from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, preparer, read_files
 from batch.reprocess.served_clips import ServedFrames
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
@@ -175,8 +175,8 @@ class DetectorActor:
         results: dict[int, ImageDetections | dict] = {}
         for i in clips:  # each clip streams its sampled frames through the detector on its own
             try:
-                results[i] = run_clip(self.detector, self.filters, self._clip_storage(), batch, i,
-                                      self.clip_settings, self.max_pixels, self.clip_batch_size)
+                results[i] = run_clip(self.detector, self.filters, batch, i, self.clip_settings,
+                                      ClipReading(self._clip_storage(), self.max_pixels, self.clip_batch_size))
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         if todo:
@@ -291,8 +291,8 @@ class ServeClient:
             if self.frames is None or self.clips_url is None:
                 raise BatchError("this Serve client got a clip but has no model config or archive to decode it")
             try:
-                results[i] = run_clip(self.frames, None, cached_location(self.clips_url), batch, i,
-                                      self.clip_settings, self.max_pixels, self.per_call * 2)
+                results[i] = run_clip(self.frames, None, batch, i, self.clip_settings,
+                                      ClipReading(cached_location(self.clips_url), self.max_pixels, self.per_call * 2))
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         tries: dict[int, _Tries] = collections.defaultdict(_Tries)

@@ -33,9 +33,9 @@ REASON = re.compile(r"\b(\d+|" + "|".join(NUMBERS) + r") parameters:", re.IGNORE
 # reprocess plan's steps took what they read whole (preflight_serve the Plan, choose_target the ReprocessOptions,
 # select one Window); 13 once correct_clock took the decision's fields as CorrectClock checks them (as `make`); 10
 # once ExtraTables took its source set (TableSet) whole, link_occurrences read its tables, set and filters from it,
-# and clip_observations derived its classifiedBy from the set.
+# and clip_observations derived its classifiedBy from the set; 9 once compare_versions took its two sides (Side).
 # Lower it as they go.
-UNEXPLAINED_CEILING = 10
+UNEXPLAINED_CEILING = 9
 
 
 def _count(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:

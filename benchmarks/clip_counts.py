@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.clip_files import write_clip
 from benchmarks.common import print_table
 from model_store import ModelStore
-from model_store.core.clip_sampling import Sampling
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import detect_clip
 from model_store.core.video import ClipReader
 from model_store.demo import scenes
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             truth = seed % 4
             path = write_clip(Path(tmp) / f"c{seed}.mp4", clip_frames(seed, truth), fps=FPS, gop=FPS)
             with ClipReader(str(path)) as reader:
-                clip = detect_clip(detector, reader, Sampling(), batch_size=8)
+                clip = detect_clip(detector, reader, ClipSettings())
             animals = sum(t.confirmed and t.label == "animal" for t in clip.tracks)
             per_frame = max((sum(d.label == "animal" for d in r.detections) for _, _, r in clip.frames), default=0)
             rows.append({"clip": seed, "truth": truth, "animals": animals, "max_per_frame": per_frame,

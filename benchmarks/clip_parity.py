@@ -36,6 +36,7 @@ from benchmarks.common import print_table, write_json
 from model_store import ModelStore
 from model_store.core.agreement import boxes_of
 from model_store.core.clip_sampling import Sampling
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import detect_clip
 from model_store.core.preprocess import INTERPOLATION
 from model_store.core.video import ClipReader
@@ -88,7 +89,7 @@ def agreement_rows(det) -> list[dict]:
     for sampling in ("3f", "all"):
         with ClipReader(str(clip_path())) as reader:
             rows.append(row(f"clip path ({sampling})", agreement(clip_boxes(detect_clip(det, reader,
-                                                                 Sampling.parse(sampling))), ref)))
+                                                                 ClipSettings(Sampling.parse(sampling)))), ref)))
     with ClipReader(str(clip_path())) as reader:
         frames = list(reader.frames(Sampling.parse("all")))
     records = det.predict_batch([f.rgb for f in frames])

@@ -157,6 +157,7 @@ def megadetector_extraction(clips: list[Path], sampling: str) -> dict | None:
 def one_clip(path: str, store: str, ref: str, sampling: str) -> None:
     """(in a process of its own) one clip through the core's clip loop; prints frames and seconds as JSON."""
     from model_store.core.clip_sampling import Sampling
+    from model_store.core.clip_settings import ClipSettings
     from model_store.core.clips import detect_clip
     from model_store.core.video import ClipReader
 
@@ -164,7 +165,7 @@ def one_clip(path: str, store: str, ref: str, sampling: str) -> None:
     detector.warmup()
     t0 = time.perf_counter()
     with ClipReader(path) as reader:
-        clip = detect_clip(detector, reader, Sampling.parse(sampling, max_frames=100_000), batch_size=8)
+        clip = detect_clip(detector, reader, ClipSettings(Sampling.parse(sampling, max_frames=100_000)))
     print(json.dumps({"frames": len(clip.frames), "seconds": time.perf_counter() - t0, "reason": clip.reason}))
 
 

@@ -70,8 +70,8 @@ def record_book(out: Path, cameras: int) -> None:
                          "longitude": 5.0, "deploymentStart": start, "deploymentEnd": end})
     records.import_deployments(str(out), rows, "bench", timezone="Europe/Amsterdam")
     for c in range(0, cameras, 2):
-        records.correct_clock(str(out), f"cam{c:03d}", "2025-03-01T00:00:00", "2025-09-01T00:00:00",
-                              offset_s=3780, who="bench")
+        records.correct_clock(str(out), "bench", camera_id=f"cam{c:03d}", recorded_from="2025-03-01T00:00:00",
+                              recorded_until="2025-09-01T00:00:00", offset_s=3780)
 
 
 def timed(fn) -> tuple[float, object]:

@@ -1,5 +1,8 @@
-"""What the deployments answer each other through Serve handles: declared types, pickled once by Ray.
+"""What the deployments ask and answer each other through Serve handles: declared types, pickled once by Ray.
 
+A request's settings, parsed at its door (`POST /v1/detect`, the Antenna door, the recorder), travel whole as one
+`DetectAsk` (an image) or `ClipAsk` (a clip) to the detector call, so a new setting is one field here, not an edit
+in every signature on the way.
 A detector replica answers an HTTP request with a `DetectAnswer` (the typed `ImageDetections` record, the
 crops its classifiers need, the snips asked for, the rendered JPEG when asked); the ingress core attaches
 the classifier answers to that same record and the router builds the response body from it once
@@ -15,8 +18,37 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from model_store import ImageDetections
+from model_store import CropOptions, ImageDetections
 from model_store.core.pipeline import CropJob
+
+
+@dataclass(frozen=True)
+class DetectAsk:
+    """One image's detect request as its door parsed it: which model (None: the default) and version or alias,
+    the filter overrides ({filter name: config or None}), `render` (the annotated JPEG instead of JSON), whether
+    the model's classifiers run, the snips asked for, and the tiling (None: the model's config)."""
+
+    model: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    filters: dict[str, Any] | None = None
+    render: bool = False
+    classify: bool = True
+    crops: CropOptions | None = None
+    tiling: Any = None
+
+
+@dataclass(frozen=True)
+class ClipAsk:
+    """One clip's detect request as its door parsed it: the model, version or alias, filter overrides and tiling
+    as `DetectAsk`'s, and the frame sampling (model_store/core/clip_sampling.py `Sampling`, dumped)."""
+
+    model: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    filters: dict[str, Any] | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    tiling: Any = None
 
 
 class CropOut(BaseModel):

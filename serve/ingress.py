@@ -18,13 +18,13 @@ from ray import serve
 from ray.serve.exceptions import DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from model_store import CropOptions, ImageDetections, ModelRef, ModelStore
+from model_store import ImageDetections, ModelRef, ModelStore
 from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from model_store.core.video import looks_like_clip
 from serve import classifier_deployment_name, detector_deployment_name
-from serve.answers import CropGeometry, DetectAnswer, PreloadedVersion, ReplicaStatus
+from serve.answers import ClipAsk, CropGeometry, DetectAnswer, DetectAsk, PreloadedVersion, ReplicaStatus
 from serve.api_errors import await_replica, store_call
 from serve.audit import AuditLog, AuditMiddleware
 from serve.auth import Tokens, bearer_ok, token_digest
@@ -193,21 +193,18 @@ class IngressCore:
     def refuse_early(self, model: str | None) -> None:
         """Called before the body is read; with a separate ingress the model's replica decides (nothing here)."""
 
-    async def detect(self, model: str | None, version: str | None, alias: str | None, data: bytes,
-                     filters: dict[str, Any] | None, render: bool, classify: bool = True,
-                     crops: CropOptions | None = None, tiling: Any = None) -> DetectAnswer:
-        """Detect, then classify the routed detections (unless `classify` is false or `render`) and add snips.
+    async def detect(self, ask: DetectAsk, data: bytes) -> DetectAnswer:
+        """Detect, then classify the routed detections (unless `ask.classify` is false or `ask.render`) and add snips.
 
         The answer's `.record` is the image's typed `ImageDetections`, classifications attached; the router
         builds the HTTP body from it, and whatever else wants the request's result (a recorder) reads it there.
         """
-        name, handle = self.handle(model)
-        ref = self.ref(name, version, alias)
+        name, handle = self.handle(ask.model)
+        ref = self.ref(name, ask.version, ask.alias)
         for attempt in range(2):
-            request = None if render else await self.composer.crop_request(name, classify, crops,
-                                                                           self.config.http.max_crops)
-            answer: DetectAnswer = await self.call(self.detect_on(name, handle, data, ref, filters, render, request,
-                                                                  tiling=tiling))
+            request = None if ask.render else await self.composer.crop_request(name, ask.classify, ask.crops,
+                                                                               self.config.http.max_crops)
+            answer: DetectAnswer = await self.call(self.detect_on(name, handle, data, ref, ask, request))
             try:
                 answer = await self.composer.finish(name, answer, request)
                 break
@@ -217,25 +214,21 @@ class IngressCore:
                 self.composer.learn(exc.extra["classifier"], CropGeometry(
                     version=exc.extra.get("version"), padding=exc.extra["padding"], square=exc.extra["square"]))
         identifier = self.identifiers.get(name)
-        if identifier is not None and not render and answer.record.detections:
+        if identifier is not None and not ask.render and answer.record.detections:
             t0 = time.perf_counter()
             answer.sightings = await asyncio.to_thread(identifier.identify_upload, data, answer.record)  # CPU work
             answer.record.timing_ms["identify"] = round((time.perf_counter() - t0) * 1000, 3)
         return answer
 
-    async def detect_clip(self, model: str | None, version: str | None, alias: str | None, data: bytes,
-                          filters: dict[str, Any] | None, sampling: dict[str, Any],
-                          tiling: Any = None) -> ClipDetections:
+    async def detect_clip(self, ask: ClipAsk, data: bytes) -> ClipDetections:
         """A short clip through the model's replica: its sampled frames' detections and its tracks."""
-        name, handle = self.handle(model)
-        return await self.call(self.clip_on(name, handle, data, self.ref(name, version, alias), filters, sampling,
-                                            tiling=tiling))
+        name, handle = self.handle(ask.model)
+        return await self.call(self.clip_on(name, handle, data, self.ref(name, ask.version, ask.alias), ask))
 
     def clip_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
-                filters: dict[str, Any] | None, sampling: dict[str, Any],
-                tiling: Any = None) -> Awaitable[ClipDetections]:
+                ask: ClipAsk) -> Awaitable[ClipDetections]:
         """The replica's clip call (OneHopCore runs it in process)."""
-        return handle.detect_clip.remote(data, ref, filters, sampling, tiling=tiling)
+        return handle.detect_clip.remote(data, ref, ask.filters, ask.sampling, tiling=ask.tiling)
 
     async def record(self, recorder: Recorder, upload: Upload) -> tuple[UploadRecord, bool]:
         """`POST /v1/images`: the recorder keeps the upload and journals what this service's detect answers."""
@@ -248,10 +241,10 @@ class IngressCore:
         async def detect(data: bytes) -> tuple[ImageDetections | ClipDetections, dict[str, Any]]:
             if looks_like_clip(data):  # a clip is recorded as one row, like the archive's clips
                 http = self.config.http
-                clip = await self.detect_clip(name, None, None, data, None,
-                                              Sampling.parse(http.clip_sampling, http.clip_max_frames).model_dump())
+                sampling = Sampling.parse(http.clip_sampling, http.clip_max_frames).model_dump()
+                clip = await self.detect_clip(ClipAsk(model=name, sampling=sampling), data)
                 return clip, clip_response(clip).model_dump(mode="json", exclude_none=True)
-            answer = await self.detect(name, None, None, data, None, False)
+            answer = await self.detect(DetectAsk(model=name), data)
             sightings.extend(answer.sightings)
             body = detect_response(answer, dict(answer.record.timing_ms)).model_dump(mode="json", exclude_none=True)
             return answer.record, body
@@ -271,11 +264,10 @@ class IngressCore:
             cached = self._classifier_versions[name] = (now, str(answer.version))
         return cached[1]
 
-    def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None,
-                  filters: dict[str, Any] | None, render: bool,
-                  request: CropRequest | None, tiling: Any = None) -> Awaitable[DetectAnswer]:
+    def detect_on(self, name: str, handle: DeploymentHandle, data: bytes, ref: str | None, ask: DetectAsk,
+                  request: CropRequest | None) -> Awaitable[DetectAnswer]:
         """The detector call (OneHopCore runs it in process)."""
-        return handle.detect.remote(data, ref, filters, render, request, tiling=tiling)
+        return handle.detect.remote(data, ref, ask.filters, ask.render, request, tiling=ask.tiling)
 
     async def _broadcast(self, name: str, method: str, *args: Any, timeout_s: float) -> list[Any]:
         """Call `method` on every running replica of a model; exceptions come back in the list."""

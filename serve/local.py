@@ -270,6 +270,12 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
     A config that cannot fit the local Ray this call would start is refused before it starts (ServeConfigError);
     a replica that cannot be placed is told to `on_unplaced` (and logged) within ~15 s, and fails the start at once
     on a local Ray (nothing will make room there), else after `ready_timeout_s` with its reason.
+
+    Nine parameters: the config, then eight keyword-only settings of the same kind as `serve.run`'s (which Ray
+    Serve also takes as keywords): where Ray is (`address`, `num_cpus`), how the app is named and mounted
+    (`app_name`, `route_prefix`, `builder`), how long and how loudly to wait (`ready_timeout_s`, `on_unplaced`) and
+    where the tokens are (`environ`). Each caller (the CLI, the demo, the benchmarks, the tests) sets one or two of
+    them and leaves the rest to their defaults; a bundle would only be built to be unpacked here.
     """
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve

@@ -17,7 +17,7 @@ from typing import Any
 from ray import serve
 
 from serve import APP_NAME, detector_deployment_name
-from serve.answers import DetectAnswer
+from serve.answers import ClipAsk, DetectAnswer, DetectAsk
 from serve.compose import CropRequest
 from serve.ingress import Feature, IngressCore
 from serve.replica import DetectorReplica
@@ -55,14 +55,14 @@ class OneHopCore(IngressCore):
         if model is None or model == self.replica.model:
             self.replica.refuse_if_full("online")
 
-    def clip_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
-                sampling: dict[str, Any], tiling: Any = None) -> Coroutine[Any, Any, Any]:
-        return self.replica.detect_clip(data, ref, filters, sampling, tiling=tiling)  # in process, as detect_on
+    def clip_on(self, name: str, handle: Any, data: bytes, ref: str | None, ask: ClipAsk) -> Coroutine[Any, Any, Any]:
+        # in process, as detect_on
+        return self.replica.detect_clip(data, ref, ask.filters, ask.sampling, tiling=ask.tiling)
 
-    def detect_on(self, name: str, handle: Any, data: bytes, ref: str | None, filters: dict[str, Any] | None,
-                  render: bool, request: CropRequest | None, tiling: Any = None) -> Coroutine[Any, Any, DetectAnswer]:
+    def detect_on(self, name: str, handle: Any, data: bytes, ref: str | None, ask: DetectAsk,
+                  request: CropRequest | None) -> Coroutine[Any, Any, DetectAnswer]:
         # In process: the crops the replica cuts stay in this actor until they go to the classifiers.
-        return self.replica.detect(data, ref, filters, render, request, tiling=tiling)
+        return self.replica.detect(data, ref, ask.filters, ask.render, request, tiling=ask.tiling)
 
 
 # What the broadcasts (status, refresh, preload) and batch jobs (detect_bytes, detect_prepared, one image or _many)

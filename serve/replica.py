@@ -41,7 +41,6 @@ from trapline.base.errors import InvalidParameterError
 logger = logging.getLogger("ray.serve.trapline")
 
 
-CLIP_BATCH = 8  # a clip's frames per forward pass (detect_clip_bytes' default)
 
 
 def _ms(seconds: float) -> float:
@@ -177,7 +176,7 @@ class DetectorReplica(VersionedReplica):
                 filterset = loaded.detector.filters(filters)
                 clip = await self._in_pool(self._decode_pool, detect_clip_bytes, loaded.detector, data,
                                            Sampling(**(sampling or {})), filterset, self.runtime.max_pixels,
-                                           CLIP_BATCH, loaded.detector.tiling(tiling))
+                                           loaded.detector.tiling(tiling))
         except Exception as exc:
             raise self._refused(exc, request_id, ref) from None
         logger.debug("detect clip request_id=%s model=%s:%s frames=%d animals=%d status=%s", request_id, self.model,

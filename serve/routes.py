@@ -27,6 +27,7 @@ from model_store.core.filters import REGISTRY, SHORTCUTS
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.core.tiling import parse_tiling_option
 from model_store.core.video import looks_like_clip
+from serve.answers import ClipAsk, DetectAsk
 from serve.bodies import (
     ERRORS,
     IMAGE_BODY,
@@ -231,14 +232,15 @@ async def detect(
     data = await image_bytes(request, await read_body(request, body_limit(request, http)))
     if looks_like_clip(data):
         check_clip_size(data, http)
-        clip = await service.detect_clip(model, version, alias, data, overrides, clip_sampling(http, sampling),
-                                         tiling=tiles)
+        ask = ClipAsk(model=model, version=version, alias=alias, filters=overrides,
+                      sampling=clip_sampling(http, sampling), tiling=tiles)
+        clip = await service.detect_clip(ask, data)
         body_out = clip_response(clip, verbose)
         body_out.timing_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)
         return JSONResponse(body_out.model_dump(mode="json", exclude_none=True),
                             headers={"X-Model": f"{clip.model.name}:{clip.model.version}"})
-    answer = await service.detect(model, version, alias, data, overrides, render, classify=classify, crops=snips,
-                                  tiling=tiles)
+    answer = await service.detect(DetectAsk(model=model, version=version, alias=alias, filters=overrides, render=render,
+                                            classify=classify, crops=snips, tiling=tiles), data)
     record = answer.record
     headers = {"X-Model": f"{record.model.name}:{record.model.version}"}
     if render:

@@ -51,8 +51,8 @@ def list_deployments(o: ListOptions, progress: Any = None) -> Printed:
 
 
 def correct_clock(o: CorrectClockOptions, progress: Any = None) -> Printed:
-    out = records.correct_clock(o.tables, o.camera, o.recorded_from, o.recorded_until,
-                                records.parse_offset(o.offset), o.zone, o.who, o.comment)
+    out = records.correct_clock(o.tables, o.who, o.comment, camera_id=o.camera, recorded_from=o.recorded_from,
+                                recorded_until=o.recorded_until, offset_s=records.parse_offset(o.offset), zone=o.zone)
     return Printed(out, f"recorded clock correction {out['decision_id']} for camera {o.camera}: every later read, "
                         "run and export applies it")
 

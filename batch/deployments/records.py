@@ -6,7 +6,6 @@ deployments.py, the decisions log), and every reader applies them (model_store/t
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -92,12 +91,11 @@ def list_deployments(tables: str, with_pictures: bool = True) -> dict[str, Any]:
     return {"deployments": rows, "clock_corrections": corrections, "pictures_without_deployment": unplaced}
 
 
-def correct_clock(tables: str, camera_id: str, recorded_from: dt.datetime | str, recorded_until: dt.datetime | str,
-                  offset_s: float = 0.0, zone: str | None = None, who: str = "cli",
-                  comment: str | None = None) -> dict[str, Any]:
-    """Append a `correct_clock` decision; every later read applies it."""
-    d = make(CorrectClock, who, comment, camera_id=camera_id, recorded_from=recorded_from,
-             recorded_until=recorded_until, offset_s=offset_s, zone=zone)
+def correct_clock(tables: str, who: str = "cli", comment: str | None = None, **correction: Any) -> dict[str, Any]:
+    """Append a `correct_clock` decision; every later read applies it. `correction` holds the fields of the decision
+    (model_store/tables/decisions.py `CorrectClock`: camera_id, recorded_from, recorded_until, offset_s, zone), checked
+    by that model (a DecisionError names a bad one)."""
+    d = make(CorrectClock, who, comment, **correction)
     return DecisionsLog(open_location(tables)).append(d).model_dump(mode="json")
 
 

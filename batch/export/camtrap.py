@@ -77,7 +77,7 @@ def camtrap_dp(rows: ExportRows, tset: TableSet, options: CamtrapOptions, indivi
     offset, observation_level, gap_s = options.timezone, options.observation_level, options.gap_s
     individuals = individuals or {}
     by_uri = detections_by_uri(dets)
-    classified_by = f"{tset.model_name} {tset.model_version}"
+    classified_by = machine(tset)
     media, observations = [], []
     events = group_events(images, dets, gap_s, tset.filters_hash, occurrences) if observation_level != "media" \
         else None
@@ -106,8 +106,7 @@ def camtrap_dp(rows: ExportRows, tset: TableSet, options: CamtrapOptions, indivi
             "exifData": "", "favorite": "", "mediaComments": "",
         })
         if clip_of.get(uri) is not None:  # a clip: its animals at event level, over the clip's span
-            observations += clip_observations(clip_of[uri], mid, deployment, when, classified_by, classified_at,
-                                              tset)
+            observations += clip_observations(clip_of[uri], mid, deployment, when, classified_at, tset)
             continue
         ev = event_of.get(uri)
         base = {"deploymentID": deployment, "mediaID": mid, "eventID": ev.event_id if ev else "",
@@ -157,7 +156,12 @@ def _deployments(images: pd.DataFrame) -> list[str]:
     return [d if isinstance(d, str) else c for d, c in zip(images["deployment_id"], cameras, strict=True)]
 
 
-def clip_observations(clip: Any, mid: str, deployment: str, start: str, classified_by: str, classified_at: str,
+def machine(tset: TableSet) -> str:
+    """Camtrap DP's `classifiedBy` of a machine observation: the model version that made the set."""
+    return f"{tset.model_name} {tset.model_version}"
+
+
+def clip_observations(clip: Any, mid: str, deployment: str, start: str, classified_at: str,
                       tset: TableSet) -> list[dict]:
     """A clip's observations, at event level as Camtrap DP has it for videos: one per label of its confirmed tracks
     (its animals, linked across its sampled frames), `count` how many; a clip without one is one `blank` row. The
@@ -169,7 +173,7 @@ def clip_observations(clip: Any, mid: str, deployment: str, start: str, classifi
         end = stamp.strftime("%Y-%m-%dT%H:%M:%S") + start[19:]
     base = {"deploymentID": deployment, "mediaID": "", "eventID": f"clip_{mid}", "eventStart": start,
             "eventEnd": end, "observationLevel": "event", "classificationMethod": "machine",
-            "classifiedBy": classified_by, "classificationTimestamp": classified_at}
+            "classifiedBy": machine(tset), "classificationTimestamp": classified_at}
     tags = f"clip:{mid}|frames:{int(clip.frames_sampled or 0)}|filters:{tset.filters_hash}"
     if not tracks:
         return [{**base, "observationID": f"clip_{mid}_blank", "observationType": "blank", "observationTags": tags}]
@@ -264,7 +268,7 @@ def _event_observations(events: pd.DataFrame, by_uri: dict[str, list[Any]], imag
     as at media level): `count` is the most such boxes in one image of the event (the same animal is
     in every frame), `classificationProbability` the highest score among them.
     """
-    classified_by = f"{tset.model_name} {tset.model_version}"
+    classified_by = machine(tset)
     facts = _ImageFacts(images)
     rows = []
     for ev in events.itertuples(index=False):

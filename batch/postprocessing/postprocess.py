@@ -130,12 +130,12 @@ def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | 
                          f"(give its URI or its path relative to the archive)")
     log(f"scope: {scope.describe()}: {report.in_scope} image(s) of {report.model} [filters {tset.filters_hash}]")
     table_fired = table_level_fired(tables, tset, fs, scope, log) if fs.table_level else {}
-    extra = ExtraTables(tables, name, version, tset.filters_hash, fs, tset.metadata, opts.store)
+    extra = ExtraTables(tables, tset, fs, opts.store)
     ensemble = dict(fs.filters).get("species_ensemble")
     if ensemble is not None and ensemble.smoothing != "off":
         log(f"smoothing the species determinations per {ensemble.smoothing}")
         extra.smoothed = smoothed_labels(extra, expr, ensemble)
-    linked = link_occurrences(tables, tset, fs, scope, tset.labels, table_fired, extra, log) \
+    linked = link_occurrences(extra, scope, table_fired, log) \
         if TRACK in fs.names else Linked()
     report.detections_linked, report.occurrences = linked.detections_linked, linked.occurrences
     report.frames_per_occurrence, report.disagreements = linked.frames_per_occurrence, linked.disagreements

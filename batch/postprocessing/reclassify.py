@@ -22,6 +22,7 @@ from model_store.core.species.taxonomy import rank_of, taxon_path
 from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.codec import classification_row
 from model_store.tables.schema import CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA, SNIPS, SNIPS_SCHEMA
+from model_store.tables.table_set import TableSet
 from model_store.tables.writer import parquet_bytes, partition_parts, write_file
 from trapline.base.errors import BatchError
 
@@ -78,10 +79,11 @@ def camera_locations(storage, images: pa.Table) -> dict[str, Location]:
 class ExtraTables:
     """The classifications and snips rows of one source part, re-filtered per image and written before the commit."""
 
-    def __init__(self, tables, name: str, version: str, source_hash: str, fs: FilterSet,
-                 metadata: Mapping[str, Any], store: str | None = None) -> None:
-        self.tables, self.name, self.version, self.source_hash, self.fs = tables, name, version, source_hash, fs
-        self.classifiers = {c["name"]: c for c in classifiers_of(metadata)}
+    def __init__(self, tables, tset: TableSet, fs: FilterSet, store: str | None = None) -> None:
+        """`tset` is the source set (its model version, filters hash and metadata), `fs` the filters applied now."""
+        self.tables, self.tset, self.fs = tables, tset, fs
+        self.name, self.version, self.source_hash = tset.model_name, tset.model_version, tset.filters_hash
+        self.classifiers = {c["name"]: c for c in classifiers_of(tset.metadata)}
         self.configs = {n: config_from_metadata(c) for n, c in self.classifiers.items()}
         self.species = species_of(self.classifiers.values(), fs, store)
         # a smoothing pass's (label, pre_smoothing_description) (batch/postprocessing/species_smoothing.py)

@@ -211,10 +211,11 @@ def _appearance(config: TrackConfig, tables: Tables, tset: TableSet, dets: pd.Da
                  for i in range(2))
 
 
-def link_occurrences(tables: Tables, tset: TableSet, fs: FilterSet, scope: Scope, labels: list[str],
-                     table_fired: Mapping[str, Fired], extra: ExtraTables,
+def link_occurrences(extra: ExtraTables, scope: Scope, table_fired: Mapping[str, Fired],
                      log: Callable[[str], None] = lambda line: None) -> Linked:
-    """Link the kept detections of the scope's cameras into occurrences, determined and keyed for the commit."""
+    """Link the kept detections of the scope's cameras into occurrences, determined and keyed for the commit. The
+    tables, the source set and the filters are `extra`'s (the classifications it re-filters are this set's)."""
+    tables, tset, fs, labels = extra.tables, extra.tset, extra.fs, extra.tset.labels
     config = dict(fs.filters)[TRACK]
     config_hash = tracker_hash(config)
     linked = Linked()

@@ -12,18 +12,19 @@ import contextlib
 import datetime as dt
 import functools
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from model_store import ModelRunError
 from model_store.core.clip_settings import ClipSettings
-from model_store.core.clips import detect_clip
+from model_store.core.clips import ClipDecoding, detect_clip
 from model_store.core.video import ClipReader, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
 from trapline.base.errors import BatchError
 
-__all__ = ["ClipSettings", "clip_rows", "is_clip", "open_clip", "run_clip"]
+__all__ = ["ClipReading", "ClipSettings", "clip_rows", "is_clip", "open_clip", "run_clip"]
 
 CLIP_PARTS = 2  # time ranges of a long clip decoded at once: the cores of the machines this runs on (2 here)
 
@@ -47,19 +48,30 @@ def open_clip(storage, uri: str, max_pixels: int | None) -> Iterator[ClipReader]
         yield reader
 
 
-def run_clip(detector, filters, storage, batch: dict[str, np.ndarray], i: int, settings: ClipSettings,
-             max_pixels: int | None, batch_size: int, parts: int = CLIP_PARTS) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ClipReading:
+    """Where and how a run's actor reads its clips: the storage they lie in, the pixel cap, frames per forward pass,
+    and time ranges of a long clip decoded at once."""
+
+    storage: Any
+    max_pixels: int | None
+    batch_size: int
+    parts: int = CLIP_PARTS
+
+
+def run_clip(detector, filters, batch: dict[str, np.ndarray], i: int, settings: ClipSettings,
+             reading: ClipReading) -> dict[str, Any]:
     """The result-row fields of clip row `i` (its capture time columns are updated in `batch` when the container
-    dates the clip and the path did not). A long clip is decoded in up to `parts` time ranges at once
+    dates the clip and the path did not). A long clip is decoded in up to `reading.parts` time ranges at once
     (`detect_clip`): one clip is often a job's longest row, and it would otherwise keep one core busy while the
     other actors have nothing left to do."""
     uri = str(batch["uri"][i])
-    reopen = functools.partial(open_clip, storage, uri, max_pixels)
+    reopen = functools.partial(open_clip, reading.storage, uri, reading.max_pixels)
     try:
         with reopen() as reader:
             _date(batch, i, reader.info.created)
-            clip = detect_clip(detector, reader, settings.sampling, filters, batch_size, settings.tracking, reopen,
-                               parts, count_config=settings.counting)
+            clip = detect_clip(detector, reader, settings, filters,
+                               ClipDecoding(batch_size=reading.batch_size, reopen=reopen, parts=reading.parts))
     except VideoDecodeError as exc:
         return {**failed_fields(exc.reason, str(exc)), "kind": "video", "frames_sampled": exc.frames_read}
     except OSError as exc:

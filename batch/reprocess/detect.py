@@ -13,12 +13,12 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from batch.reprocess.clips import ClipSettings, clip_rows, run_clip
+from batch.reprocess.clips import ClipReading, ClipSettings, clip_rows, run_clip
 from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, preparer, read_files
 from batch.reprocess.served_clips import ServedFrames
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
@@ -30,6 +30,9 @@ from model_store.tables.codec import failed_fields, result_fields
 from model_store.tables.schema import CLIP_FIELDS, RESULT_SCHEMA
 from serve.protocol import unwrap_error
 from trapline.base.errors import BatchError
+
+if TYPE_CHECKING:  # the driver's plan; the actors this module ships to Ray never import it
+    from batch.reprocess.plan import Plan
 
 
 def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, message: str) -> None:
@@ -175,8 +178,8 @@ class DetectorActor:
         results: dict[int, ImageDetections | dict] = {}
         for i in clips:  # each clip streams its sampled frames through the detector on its own
             try:
-                results[i] = run_clip(self.detector, self.filters, self._clip_storage(), batch, i,
-                                      self.clip_settings, self.max_pixels, self.clip_batch_size)
+                results[i] = run_clip(self.detector, self.filters, batch, i, self.clip_settings,
+                                      ClipReading(self._clip_storage(), self.max_pixels, self.clip_batch_size))
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         if todo:
@@ -291,8 +294,8 @@ class ServeClient:
             if self.frames is None or self.clips_url is None:
                 raise BatchError("this Serve client got a clip but has no model config or archive to decode it")
             try:
-                results[i] = run_clip(self.frames, None, cached_location(self.clips_url), batch, i,
-                                      self.clip_settings, self.max_pixels, self.per_call * 2)
+                results[i] = run_clip(self.frames, None, batch, i, self.clip_settings,
+                                      ClipReading(cached_location(self.clips_url), self.max_pixels, self.per_call * 2))
             except ModelRunError as exc:
                 fail_rows(batch, [i], "model_error", str(exc))
         tries: dict[int, _Tries] = collections.defaultdict(_Tries)
@@ -374,16 +377,19 @@ def served_refusal(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def preflight_serve(model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
-                    input_size: tuple[int, int], app_name: str, pad_value: int) -> None:
-    """One blank image through the deployment before the job starts: fails fast with a clear message."""
+def preflight_serve(plan: Plan, app_name: str) -> None:
+    """One blank image through the deployment before the job starts, with the plan's filter overrides, checked
+    against the plan's model version and filter set: fails fast with a clear message."""
+    mv = plan.model
+    model_name, ref, config = mv.name, f"{mv.name}:{mv.version}", mv.config
+    expected = {"version": mv.version, "sha256": config.weights.sha256, "filters_hash": plan.filters.hash}
     try:
         handle = detector_handle(model_name, app_name)
-        w, h = input_size
-        blank = np.full((h, w, 3), pad_value, np.uint8)
+        w, h = config.input_size
+        blank = np.full((h, w, 3), config.preprocess.pad_value, np.uint8)
         meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
         # the call the job makes: a deployment of a trapline without it fails here, with the message below
-        [record] = handle.detect_prepared_many.remote([blank], [meta], ref, filter_overrides or None).result()
+        [record] = handle.detect_prepared_many.remote([blank], [meta], ref, plan.options.filters or None).result()
         if isinstance(record, BaseException):
             raise record
     except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message

@@ -249,11 +249,7 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
             configure_data_context(options.progress_bars if options.progress_bars is not None else bars,
                                    object_store_budget(spec, plan.model.config.input_size))
         if options.via == "serve":
-            preflight_serve(spec.model_name, spec.ref, spec.filter_overrides,
-                            {"version": spec.model_version, "sha256": spec.model_sha256,
-                             "filters_hash": spec.filters_hash},
-                            plan.model.config.input_size, options.serve_app,
-                            plan.model.config.preprocess.pad_value)
+            preflight_serve(plan, options.serve_app)
     except BaseException:
         if started:
             shutdown_ray()

@@ -11,7 +11,7 @@ import pyarrow as pa
 from batch.reprocess.classify import resolve_stage
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.redo import Target, choose_target
-from batch.reprocess.selection import Selection, select
+from batch.reprocess.selection import Selection, Window, select
 from batch.reprocess.summary import RunReport
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.clip_settings import ClipSettings
@@ -99,8 +99,7 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     archive = open_location(options.archive)
     tables = Tables(options.out)
     # The set this run writes and checks done against: the current one, or a redo's new (or resumed) one.
-    target = choose_target(tables, mv.name, mv.version, lineage, redo=options.redo, reason=options.reason,
-                           core_older_than=options.redo_if_core_older_than)
+    target = choose_target(tables, mv.name, mv.version, lineage, options)
     result = target.set_hash
     pattern = PathPattern(options.path_pattern, options.time_format) if options.path_pattern else None
     listing = list_archive(archive, options.extensions, pattern)
@@ -129,7 +128,7 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     # What the keys leave to do but a done row of the same path and size may be (mtimes or ETags lost in a copy or
     # a move): read and confirmed by digest, never inferred twice.
     confirm, confirmation = confirmer(tables, mv.name, mv.version, result, options.retry_failed)
-    selection = select(entries, done, latest=options.latest_per_camera, since=options.since,
-                       until=options.until, limit=options.limit, redo=done_here.redo, confirm=confirm)
+    window = Window(since=options.since, until=options.until, latest=options.latest_per_camera, limit=options.limit)
+    selection = select(entries, done, window, redo=done_here.redo, confirm=confirm)
     return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved, target, confirmation,
                 tiling)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from batch.reprocess.options import ReprocessOptions
 from model_store.core.provenance import provenance
 from model_store.tables.reader import Tables
 from model_store.tables.set_records import SetRecord, read_record, records, redo_hash, utcnow_text, write_record
@@ -38,9 +39,11 @@ def core_versions(tables: Tables, model_name: str, model_version: str, set_hash:
                 [])
 
 
-def choose_target(tables: Tables, model_name: str, model_version: str, lineage: str, *, redo: bool = False,
-                  reason: str | None = None, core_older_than: int | None = None) -> Target:
-    """The set this run writes (see the module docstring). Reads only."""
+def choose_target(tables: Tables, model_name: str, model_version: str, lineage: str,
+                  options: ReprocessOptions) -> Target:
+    """The set this run writes (see the module docstring), by the run's `redo`, `reason` and
+    `redo_if_core_older_than`. Reads only."""
+    redo, reason, core_older_than = options.redo, options.reason, options.redo_if_core_older_than
     mine = [r for r in records(tables.storage, model_name, model_version) if r.lineage == lineage]
     live = [r for r in mine if r.retired_at is None and r.purge is None]
     building = [r for r in live if r.state == "building"]

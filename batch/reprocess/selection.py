@@ -83,16 +83,26 @@ def not_done(table: pa.Table, done: Set[tuple[str, str]] | pa.Table | pa.Chunked
     return table.take(rows.take(pc.sort_indices(rows)))  # a join keeps no order: back to path order
 
 
-def select(entries, done: Set[tuple[str, str]] | pa.Table | pa.ChunkedArray, *, latest: bool = False,
-           since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = None,
+@dataclass(frozen=True)
+class Window:
+    """Which listed images a run takes: those captured in [since, until] (None: open), only each camera's newest
+    (`latest`), and at most `limit` of what is left to do."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    latest: bool = False
+    limit: int | None = None
+
+
+def select(entries, done: Set[tuple[str, str]] | pa.Table | pa.ChunkedArray, window: Window = Window(), *,
            redo: pa.ChunkedArray | None = None, confirm: Callable[[pa.Table], pa.Table] | None = None) -> Selection:
     """Apply the window, then newest-per-camera, then drop done images, then the limit (in path order). `redo`:
     the `relative_key`s of clips done with other settings (`Tables.done_under`), counted when they are in `todo`.
     `confirm`: drops from what is left to do the files a content digest shows done (tables/digests.py), before the
     limit, so a moved archive's files are read to be confirmed only when the window chose them."""
     table = as_table(entries)
-    chosen = _window(table, since, until)
-    if latest:
+    chosen, limit = _window(table, window.since, window.until), window.limit
+    if window.latest:
         chosen = latest_per_camera(chosen).table
     todo = not_done(chosen, done)
     if confirm is not None and todo.num_rows:

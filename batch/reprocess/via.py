@@ -123,9 +123,7 @@ def choose_via(plan: Plan, service: ServiceRecord | None, connected: bool, cpus:
     app = service.app_name if service else options.serve_app
     try:
         t0 = time.perf_counter()
-        preflight_serve(mv.name, ref, options.filters, {"version": mv.version, "sha256": mv.config.weights.sha256,
-                                                       "filters_hash": plan.filters.hash},
-                        mv.config.input_size, app, mv.config.preprocess.pad_value)
+        preflight_serve(plan, app)
         image_s = time.perf_counter() - t0
         served = deployment_slots(mv.name, app)
     except BatchError as exc:

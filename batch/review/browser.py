@@ -78,7 +78,12 @@ class _Cdp:
 
 def visit(path: str | Path, evaluate: str = "null", chromium: str | None = None, width: int = 1280,
           height: int = 900, max_height: int = 6000, timeout: float = 60.0) -> PageVisit:
-    """Load a local HTML file, wait for its load event, evaluate `evaluate`, take a full-page PNG."""
+    """Load a local HTML file, wait for its load event, evaluate `evaluate`, take a full-page PNG.
+
+    Seven parameters: the page and the script to evaluate, then five keyword defaults of the headless browser: which
+    Chromium, the window's width and height, the cap on a full-page height and the timeout; each caller sets at most
+    one (the e2e review test none, docs/report_screenshot.py the height cap), so a settings object would be built
+    only to carry one value."""
     binary = chromium or find_chromium()
     if binary is None:
         raise FileNotFoundError("no Chromium found (install Debian's `chromium` or set TRAPLINE_CHROMIUM)")

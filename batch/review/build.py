@@ -24,7 +24,7 @@ from batch.export.base import subset_filter
 from batch.postprocessing.people import agreement_with_people
 from batch.review import plots
 from batch.review.animals import set_animals, set_individuals
-from batch.review.compare import DEFAULT_MIN_IOU, Comparison, compare_versions
+from batch.review.compare import DEFAULT_MIN_IOU, Comparison, Side, compare_versions
 from batch.review.defaults import DEFAULT_EDGES
 from batch.review.digest import Cell, Digest, Flagged
 from batch.review.page import render_page
@@ -223,8 +223,9 @@ def _read(tables: Tables, tset: TableSet, other: TableSet | None, opts: ReportOp
             kept_b = tables.committed_detections(images_b, other.model_name, other.model_version, other.filters_hash,
                                                  kept_only=True, filter=uri_span(images_b)) \
                 if not images_b.empty else pd.DataFrame()
-            comparison = compare_versions(images, kept, images_b, kept_b, f"{tset.model_name}:{tset.model_version}",
-                                          f"{other.model_name}:{other.model_version}", opts.min_iou)
+            comparison = compare_versions(Side(f"{tset.model_name}:{tset.model_version}", images, kept),
+                                          Side(f"{other.model_name}:{other.model_version}", images_b, kept_b),
+                                          opts.min_iou)
         if not images.empty:
             digest.add(images, kept, dropped, comparison)
         elif comparison is not None:  # cameras only the other set has images of

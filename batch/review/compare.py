@@ -8,6 +8,7 @@ score the same animal differently. A box of A with no partner in B is "only in A
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow.dataset as ds
@@ -63,10 +64,18 @@ def _boxes(dets: pd.DataFrame, width: float, height: float, ids: dict[str, int])
                                                 (d.bbox_y + d.bbox_h) * height)) for d in dets.itertuples(index=False)]
 
 
-def compare_versions(images_a: pd.DataFrame, kept_a: pd.DataFrame, images_b: pd.DataFrame, kept_b: pd.DataFrame,
-                     a: str, b: str, min_iou: float = DEFAULT_MIN_IOU) -> Comparison:
+class Side(NamedTuple):
+    """One version's side of a comparison: its name (NAME:VERSION), its current image rows and their kept boxes."""
+
+    name: str
+    images: pd.DataFrame
+    kept: pd.DataFrame
+
+
+def compare_versions(a: Side, b: Side, min_iou: float = DEFAULT_MIN_IOU) -> Comparison:
     """Match the kept boxes of the images both versions processed (and count the ones only one did)."""
-    out = Comparison(a, b, min_iou)
+    out = Comparison(a.name, b.name, min_iou)
+    images_a, kept_a, images_b, kept_b = a.images, a.kept, b.images, b.kept
     ok_a = images_a[images_a["status"] != "failed"] if not images_a.empty else images_a
     ok_b = images_b[images_b["status"] != "failed"] if not images_b.empty else images_b
     uris_a = set(ok_a["uri"]) if not ok_a.empty else set()
@@ -119,8 +128,8 @@ def compare_in_tables(tables: Tables, a: str, b: str, store: str | None = None, 
     for ref in (a, b):
         tset = resolve_table_set(tables, ref, None, store)
         images, kept = current_kept(tables, tset, subset)
-        sides.append((f"{tset.model_name}:{tset.model_version}", images, kept, tset.filters_hash))
-    (name_a, images_a, kept_a, set_a), (name_b, images_b, kept_b, set_b) = sides
-    if name_a == name_b:
-        raise BatchError(f"{a} and {b} are the same version ({name_a}); name two versions to compare")
-    return compare_versions(images_a, kept_a, images_b, kept_b, name_a, name_b, min_iou), (set_a, set_b)
+        sides.append((Side(f"{tset.model_name}:{tset.model_version}", images, kept), tset.filters_hash))
+    (side_a, set_a), (side_b, set_b) = sides
+    if side_a.name == side_b.name:
+        raise BatchError(f"{a} and {b} are the same version ({side_a.name}); name two versions to compare")
+    return compare_versions(side_a, side_b, min_iou), (set_a, set_b)

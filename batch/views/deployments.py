@@ -53,9 +53,9 @@ async def import_deployments(request: Request, body: DeploymentsImportRequest) -
              summary="A camera's clock was off (or on another zone) for a while: a decision every read applies")
 async def correct_clock(request: Request, body: ClockCorrectionRequest) -> dict[str, Any]:
     with invalid_parameter("clock", "cannot record the correction"):
-        return await in_thread(records.correct_clock, await tables_of(request, body.tables), body.camera_id,
-                               body.recorded_from, body.recorded_until, body.offset_s, body.zone,
-                               signed(request, body.who), body.comment)
+        return await in_thread(records.correct_clock, await tables_of(request, body.tables), signed(request, body.who),
+                               body.comment, camera_id=body.camera_id, recorded_from=body.recorded_from,
+                               recorded_until=body.recorded_until, offset_s=body.offset_s, zone=body.zone)
 
 
 @router.post("/v1/deployments/{deployment_id}/timestamp-issues", tags=["deployments"], status_code=201,

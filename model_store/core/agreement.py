@@ -112,7 +112,11 @@ def match_boxes(reference: Sequence[Box], candidate: Sequence[Box], min_iou: flo
 
 def compare(reference: Iterable[Box], candidate: Iterable[Box], where: str = "", min_score: float = MIN_SCORE,
             min_iou: float = MIN_IOU, max_dscore: float = MAX_DSCORE, max_dpx: float = MAX_DPX) -> Agreement:
-    """Match `candidate` boxes against `reference` boxes of one image (see the module docstring)."""
+    """Match `candidate` boxes against `reference` boxes of one image (see the module docstring).
+
+    Seven parameters: the two box lists and the text that names a miss, then the four tolerances (min_score, min_iou,
+    max_dscore, max_dpx) as keyword defaults, the module's constants; each parity check overrides the one or two its
+    reference needs (a model's score floor, the tiled reference's looser IoU), as match_boxes takes them."""
     out = Agreement()
     refs, cands = list(reference), list(candidate)
     matches = match_boxes(refs, cands, min_iou, max_dscore, max_dpx)

@@ -112,7 +112,12 @@ def classification_from_scores(info: ModelInfo, config: ClassifierConfig, scores
                                filters: FilterSet | None = None, keep_scores: bool = True, *,
                                detection: tuple[str, float] | None = None, location: Location | None = None,
                                species: SpeciesData | None = None) -> Classification:
-    """The one place a probability vector becomes a `Classification`: live, and when stored tables are re-filtered."""
+    """The one place a probability vector becomes a `Classification`: live, and when stored tables are re-filtered.
+
+    Eight parameters: the classifier's identity and config, the probability vector, and how it is kept (filters,
+    keep_scores), then, keyword-only, the box's context the species filter reads (detection, location, species); the
+    live classifier and the stored-table re-classification hold these in different places, so each passes its own,
+    and a context object would be built only for this call."""
     scores = np.asarray(scores, dtype=np.float64)
     k = min(config.top_k, len(scores))
     order = np.argsort(-scores, kind="stable")[:k]

@@ -28,6 +28,7 @@ import numpy as np
 
 from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
 from model_store.core.clip_sampling import Sampling, TimeRange, clip_ranges
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.core.video import ClipInfo, ClipReader, VideoDecodeError
@@ -102,17 +103,27 @@ class ClipDetections:
 MIN_RANGE_FRAMES = 60  # a clip is cut into time ranges only when each gets at least this many sampled frames
 
 
-def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, batch_size: int = 8,
-                track_config: TrackConfig | None = None,
-                reopen: Callable[[], AbstractContextManager[ClipReader]] | None = None,
-                parts: int = 1, min_range_frames: int = MIN_RANGE_FRAMES,
-                count_config: ClipCountConfig | None = None, tiling: Any = "model") -> ClipDetections:
-    """Run the detector on the clip's sampled frames, `batch_size` at a time, then link its tracks.
+@dataclass(frozen=True)
+class ClipDecoding:
+    """How a clip's frames are read and batched: `batch_size` frames per forward pass; with `reopen` (another reader
+    of the same clip) and `parts` > 1, a long clip is cut into up to `parts` time ranges, each of at least
+    `min_range_frames` sampled frames, decoded at once."""
 
-    With `reopen` (another reader of the same clip) and `parts` > 1, a long clip is cut into up to `parts` time
-    ranges (`clip_ranges`) decoded at once on threads of their own, each from a seek to its start: one clip then
-    keeps more than one core busy (PyAV, swscale and the letterbox release the GIL). Their frames meet in the
-    batches as they come, and the records are put back in frame order, so the result is the one an uncut pass
+    batch_size: int = 8
+    reopen: Callable[[], AbstractContextManager[ClipReader]] | None = None
+    parts: int = 1
+    min_range_frames: int = MIN_RANGE_FRAMES
+
+
+def detect_clip(detector, reader: ClipReader, settings: ClipSettings, filters=None,
+                decoding: ClipDecoding = ClipDecoding(), tiling: Any = "model") -> ClipDetections:
+    """Run the detector on the clip's sampled frames (`settings.sampling`), `decoding.batch_size` at a time, then link
+    its tracks (`settings.tracking`) and count them (`settings.counting`).
+
+    With `decoding.reopen` (another reader of the same clip) and `decoding.parts` > 1, a long clip is cut into up to
+    `parts` time ranges (`clip_ranges`) decoded at once on threads of their own, each from a seek to its start: one
+    clip then keeps more than one core busy (PyAV, swscale and the letterbox release the GIL). Their frames meet in
+    the batches as they come, and the records are put back in frame order, so the result is the one an uncut pass
     gives.
 
     With `tiling` (a `TilingConfig`; "model": the detector config's) each frame is cut into tiles as a still is,
@@ -120,12 +131,13 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
 
     Never raises for a bad clip: a VideoDecodeError ends the loop and is recorded on the result (with the frames
     read until then); a failing forward pass raises the detector's ModelRunError, as for stills."""
-    info = reader.info
+    info, sampling, batch_size = reader.info, settings.sampling, decoding.batch_size
     tiling = detector.config.tiling if tiling == "model" else tiling
     fs = filters if filters is not None else detector.default_filters
     out = ClipDetections(info=info, sampling=sampling, model=detector.info,  # (None: a deployment's, --via serve)
                          filters=FiltersApplied(names=fs.names, hash=fs.hash, configs=fs.as_specs()) if fs else None)
-    ranges = clip_ranges(info, sampling, parts, min_range_frames) if reopen is not None else [TimeRange()]
+    ranges = (clip_ranges(info, sampling, decoding.parts, decoding.min_range_frames) if decoding.reopen is not None
+              else [TimeRange()])
     pending: list[_Prepared] = []
     t0 = time.perf_counter()
     infer_s = 0.0
@@ -146,7 +158,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
         pending.clear()
 
     prepared = (_prepared_frames(detector.preprocessor, reader, sampling, tiling=tiling) if len(ranges) == 1 else
-                _prepared_in_ranges(detector.preprocessor, reader, reopen, sampling, ranges, 2 * batch_size, tiling))
+                _prepared_in_ranges(detector.preprocessor, reader, sampling, ranges, decoding, tiling))
     try:
         with contextlib.closing(prepared):  # a model error stops the range threads at once
             for p in prepared:
@@ -165,7 +177,7 @@ def detect_clip(detector, reader: ClipReader, sampling: Sampling, filters=None, 
         # every frame of the clip was read, in order, so its number is its place
         out.frames = [(k, offset, record) for k, (_, offset, record) in enumerate(out.frames)]
     out.timing_ms = {"total": round((time.perf_counter() - t0) * 1000, 3), "inference": round(infer_s * 1000, 3)}
-    link_tracks(out, track_config or TrackConfig(), count_config or ClipCountConfig())
+    link_tracks(out, settings.tracking, settings.counting)
     return out
 
 
@@ -191,13 +203,13 @@ def _prepared_frames(prep, reader: ClipReader, sampling: Sampling, span: TimeRan
         yield _Prepared(frame.number, frame.offset_s, image, meta)
 
 
-def _prepared_in_ranges(prep, reader: ClipReader, reopen, sampling: Sampling, ranges: list[TimeRange],
-                        queued: int, tiling=None) -> Iterator[_Prepared]:
-    """The prepared frames of all `ranges` as their threads make them (at most `queued` waiting: memory stays a few
-    batches). A range's VideoDecodeError is raised once every range is done, the earliest range's first, so the
-    frames the others read are kept."""
+def _prepared_in_ranges(prep, reader: ClipReader, sampling: Sampling, ranges: list[TimeRange],
+                        decoding: ClipDecoding, tiling=None) -> Iterator[_Prepared]:
+    """The prepared frames of all `ranges` as their threads make them, each range after the first from its own
+    reader (`decoding.reopen`; at most two batches waiting: memory stays a few batches). A range's VideoDecodeError
+    is raised once every range is done, the earliest range's first, so the frames the others read are kept."""
     done = object()
-    out: queue.Queue = queue.Queue(maxsize=queued)
+    out: queue.Queue = queue.Queue(maxsize=2 * decoding.batch_size)
     stop = threading.Event()
     errors: dict[int, VideoDecodeError] = {}
 
@@ -212,7 +224,7 @@ def _prepared_in_ranges(prep, reader: ClipReader, reopen, sampling: Sampling, ra
 
     def run(k: int, span: TimeRange) -> None:
         try:
-            with contextlib.nullcontext(reader) if k == 0 else reopen() as r:
+            with contextlib.nullcontext(reader) if k == 0 else decoding.reopen() as r:
                 for p in _prepared_frames(prep, r, sampling, span, tiling):
                     if not put(p):
                         return
@@ -244,12 +256,13 @@ def _prepared_in_ranges(prep, reader: ClipReader, reopen, sampling: Sampling, ra
 
 
 def detect_clip_bytes(detector, data: bytes, sampling: Sampling, filters=None, max_pixels: int | None = None,
-                      batch_size: int = 8, tiling: Any = "model") -> ClipDetections:
-    """A clip uploaded whole (the online door's short clips): opened from memory, else as `detect_clip`. Raises
-    VideoDecodeError when it cannot be opened at all (not a clip, an unknown codec, over `max_pixels`)."""
+                      tiling: Any = "model") -> ClipDetections:
+    """A clip uploaded whole (the online door's short clips): opened from memory, else as `detect_clip` (one range,
+    `ClipDecoding`'s batch of frames), tracked and counted by the detector config's settings. Raises VideoDecodeError
+    when it cannot be opened at all (not a clip, an unknown codec, over `max_pixels`)."""
+    settings = ClipSettings.of(sampling, detector.config.clip_tracking, detector.config.clip_counting)
     with ClipReader(io.BytesIO(data), threads=1, max_pixels=max_pixels) as reader:
-        return detect_clip(detector, reader, sampling, filters, batch_size, detector.config.clip_tracking,
-                           count_config=detector.config.clip_counting, tiling=tiling)
+        return detect_clip(detector, reader, settings, filters, tiling=tiling)
 
 
 def link_tracks(clip: ClipDetections, config: TrackConfig, count: ClipCountConfig | None = None) -> None:

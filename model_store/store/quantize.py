@@ -180,7 +180,11 @@ def quantize_version(store: ModelStore, ref: ModelRef | str, calibrate_dir: str 
 
     Raises QuantizeRefusedError (nothing published) when the verdict is not a pass (below the gate, or
     too few boxes to judge) and `force` is false. Aliases are never moved.
-    """
+
+    Eight parameters: the store, the parent, the calibration images and the new version, then four keyword defaults
+    (holdout_fraction, gate, force, timing_repeats); the CLI sets the first three from its QuantizeOptions
+    (batch/models_commands.py, a layer above model_store, which cannot import it), the tests and a benchmark the one
+    or two they need (a small gate, force, one timing repeat)."""
     gate = gate or Gate()
     parent_mv = store.get(ref)
     name = parent_mv.name
@@ -261,7 +265,10 @@ def _detector(weights: Path, parent, name: str, version: str):
 
 def _command(parent_ref: str, calibrate_dir: str | Path, version: str, holdout_fraction: float,
              gate: Gate, force: bool, store: ModelStore) -> str:
-    """The command that reproduces this run, with every option spelled out and absolute paths."""
+    """The command that reproduces this run, with every option spelled out and absolute paths.
+
+    Seven parameters: one per part of the command it spells out (the parent ref, --calibrate, --version,
+    --holdout-fraction, the gate's flags, --force, --store), as quantize_version received them."""
     args = ["trapline", "models", "quantize", parent_ref, "--calibrate", str(Path(calibrate_dir).resolve()),
             "--version", version, "--holdout-fraction", f"{holdout_fraction:g}", *gate.flags(),
             *(["--force"] if force else []), "--store", store.root]

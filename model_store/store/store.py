@@ -305,7 +305,11 @@ class ModelStore:
         of the version (e.g. quantization.json), written before config.json like the rest. `weights` is None
         for a `keypoints` identifier: its config.json is the whole model. `species`: a classifier's taxonomy and
         geofence files (checked against its labels and each other, named with their sha256 in config.json).
-        """
+
+        Eight parameters: the new version's own parts, each an input the caller has or has not: the weights file
+        (None for a keypoints identifier), the name and version, the config (a file, a dict, or None: derived from
+        the graph), the model card, a preset, extra files, and a classifier's species files; some 200 calls (the CLI,
+        the demo, quantize, the tests) pass the first three and one or two of the others by keyword."""
         check_segment("model name", name)
         check_segment("version", version)
         weights = Path(weights) if weights is not None else None

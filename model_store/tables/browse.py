@@ -166,7 +166,12 @@ def captures(tables: Tables, default_model: str | None, *, camera: str | None = 
              since: dt.datetime | None = None, until: dt.datetime | None = None, state: str | None = None,
              model: str | None = None, filters_hash: str | None = None, limit: int = 48,
              offset: int = 0) -> dict[str, Any]:
-    """A page of captures, newest first, under the filters; each with its kept boxes, species and snips."""
+    """A page of captures, newest first, under the filters; each with its kept boxes, species and snips.
+
+    Fourteen parameters: the tables and the served model, then twelve keyword-only filters that are the query of GET
+    /v1/pictures/captures: batch/views/pictures_protocol.py CapturesQuery validates them at the door (with the
+    patterns and bounds its OpenAPI page shows) and passes them here as keywords; model_store may not import that
+    door's model, and a copy of its twelve fields here would be a second place to forget one."""
     ts = table_set(tables, model, filters_hash, default_model)
     expr = ds.field("filters_hash") == ts.filters_hash
     if camera:

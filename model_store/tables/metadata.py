@@ -30,7 +30,12 @@ def part_metadata(name: str, version: str, config: Any, ref: str, filters: Filte
     """The metadata of a part written by `name:version` (`config` its ModelConfig, `ref` what it was asked as)
     with `filters`; `classifiers` are `routes_metadata` entries, `crops` the snip options when snips were cut,
     `clips` the settings its clip rows were made with (their `clip_settings` is its hash). `provenance`: the code that
-    made the rows (model_store/core/provenance.py)."""
+    made the rows (model_store/core/provenance.py).
+
+    Nine parameters: each is one fact a part's metadata records, and its two writers (the reprocess job's
+    run_metadata, the online recorder) hold them in different places: the model's name, version and config and the
+    ref it was asked as, the filter set and the result hash, then the classifier routes, the snip options and the
+    clip settings as defaults (a recorder has no clip settings of a run)."""
     model = {"name": name, "version": version, "sha256": config.weights.sha256, "ref": ref,
              "labels": list(config.labels), **detection_thresholds(config)}
     info: dict[str, Any] = {"hash": result_hash, "specs": filters.as_specs()}

@@ -233,7 +233,12 @@ class Tables:
                              ) -> pd.DataFrame:
         """Rows of `table` (detections, classifications, snips, occurrences) that belong to the given image rows
         (join on uri, content_id, run_id); `filter` narrows the read (e.g. to a few uris); `columns` reads only
-        those besides the row key (a detection's box, classifications and snips cost memory a count never uses)."""
+        those besides the row key (a detection's box, classifications and snips cost memory a count never uses).
+
+        Eight parameters: the image rows and the result set they belong to (the model name and version, as the
+        reader's other methods take them, and the filters hash), then four keyword defaults that narrow the read
+        (kept_only, table, filter, columns); its 32 calls (product, tests, benchmarks) each set the few they need,
+        so it keeps the reader's shape rather than a grouping every call would build to be taken apart here."""
         expr = ds.field("filters_hash") == filters_hash
         if filter is not None:
             expr = expr & filter

@@ -55,7 +55,11 @@ def roots_of(found: pa.Table, probe: pa.Table) -> set[str]:
 def moved_roots(tables, model_name: str, model_version: str, set_hash: str, entries: pa.Table, here: str,
                 done: pa.ChunkedArray | pa.Array) -> list[str]:
     """The other roots (prefixes ending in "/") this archive, now at `here`, had when rows of the result set were
-    made: [] when every sampled file is done under `here` already (the usual rerun: one small check, no read)."""
+    made: [] when every sampled file is done under `here` already (the usual rerun: one small check, no read).
+
+    Seven parameters: the tables and the result set checked (model name, version, set hash, as the tables' readers
+    take it), the archive's listing and where it is now (entries, here), and the keys already done there, which its
+    one caller (batch/reprocess/plan.py) has computed for the run and passes so that nothing is read twice."""
     probe = sample(entries)
     if not probe.num_rows:
         return []

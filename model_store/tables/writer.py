@@ -68,7 +68,12 @@ def write_part(storage: Storage, model_name: str, model_version: str, name: str,
 
     `fence` (the run lease's check) runs right before the images file: the commit itself is fenced,
     not only the start of the part, so a writer that lost its lease while the detections file was
-    uploading commits nothing (what it left is an uncommitted file the next clean-up removes)."""
+    uploading commits nothing (what it left is an uncommitted file the next clean-up removes).
+
+    Eight parameters: where the part goes (storage, model name and version, file name), its two tables (images,
+    detections), the metadata written into both, and the lease's fence run before the commit; its writers (the job's
+    commit, postprocess, the fixtures and a benchmark) each build these differently, and nothing else travels with
+    them."""
     parts = partition_parts(model_name, model_version)
     images_bytes = parquet_bytes(images, metadata)
     if detections.num_rows:

@@ -21,6 +21,7 @@ import uvicorn
 from ray import serve
 
 from model_store import ImageDetections, ModelStore
+from serve.answers import DetectAsk
 from serve.antenna.catalog import Catalog
 from serve.antenna.fetch import ImageFetcher
 from serve.antenna.process import Processor
@@ -103,8 +104,8 @@ class AntennaDoor:
         async with self._slots[model]:
             for attempt in range(OVERLOAD_RETRIES + 1):
                 try:  # `tiling`: the pipeline's (None: the detector's own), resolved by the replica as /v1/detect's
-                    answer = await await_replica(self.ingress.detect.remote(model, version, None, data, None, False,
-                                                                            tiling=tiling), self._retry_after)
+                    ask = DetectAsk(model=model, version=version, tiling=tiling)
+                    answer = await await_replica(self.ingress.detect.remote(ask, data), self._retry_after)
                     return answer.record
                 except OverloadedError:  # the lane is shared with /v1/detect clients: wait for a place
                     if attempt == OVERLOAD_RETRIES:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from batch.reprocess.selection import latest_per_camera, select
+from batch.reprocess.selection import Window, latest_per_camera, select
 from model_store.tables.archive import ArchiveError, PathPattern, exif_capture_time, open_location
 from model_store.tables.listing import list_archive, resolve_capture_times
 from tests.fixtures.archive import PATH_PATTERN, build_archive, encode, picture, write_local
@@ -102,14 +102,15 @@ def test_selection_window_latest_done_and_limit(archive):
     latest = {e.camera_id: e.rel_path for e in latest_per_camera(entries)}
     assert latest == spec.latest_per_camera()
 
-    day = select(entries, set(), since=dt.datetime(2024, 5, 1), until=dt.datetime(2024, 5, 1, 23, 59, 59, 999999))
+    day = select(entries, set(), Window(since=dt.datetime(2024, 5, 1),
+                                         until=dt.datetime(2024, 5, 1, 23, 59, 59, 999999)))
     assert {e.rel_path for e in day.todo} == {r for r, t in spec.times.items() if t.date() == dt.date(2024, 5, 1)}
     assert (day.found, day.selected) == (len(spec.images), 8)  # 7 cam01 pictures + the text file's mtime
 
     done = {(e.uri, e.content_id) for e in entries[:10]}
-    sel = select(entries, done, limit=5)
+    sel = select(entries, done, Window(limit=5))
     assert (sel.already_done, len(sel.todo), sel.held_back) == (10, 5, len(entries) - 15)
     assert [e.rel_path for e in sel.todo] == [e.rel_path for e in entries[10:15]]
 
-    sel = select(entries, {(e.uri, e.content_id) for e in entries}, latest=True)
+    sel = select(entries, {(e.uri, e.content_id) for e in entries}, Window(latest=True))
     assert (sel.selected, sel.already_done, sel.todo) == (3, 3, [])

@@ -8,7 +8,7 @@ import os
 import pyarrow as pa
 import pytest
 
-from batch.reprocess.selection import select
+from batch.reprocess.selection import Window, select
 from batch.reprocess.summary import RunReport, format_report
 from model_store.tables import listing as listing_module
 from model_store.tables.archive import ArchiveError, PathPattern, content_id_of, open_location
@@ -72,7 +72,7 @@ def test_what_is_done_is_looked_up_by_key_and_the_rest_keeps_path_order(archive)
     picked = [entries[i] for i in range(0, len(entries), 3)]
     keys = {(e.uri, e.content_id) for e in picked}
     table = pa.table({"uri": [k[0] for k in keys] * 2, "content_id": [k[1] for k in keys] * 2})  # a key twice
-    by_table, by_set = select(entries, table, limit=4), select(entries, keys, limit=4)
+    by_table, by_set = select(entries, table, Window(limit=4)), select(entries, keys, Window(limit=4))
     assert by_table == by_set
     assert by_table.already_done == len(picked) and by_table.held_back == len(entries) - len(picked) - 4
     assert [e.rel_path for e in by_table.todo] == [e.rel_path for e in entries if e not in picked][:4]

@@ -133,9 +133,11 @@ def test_a_camera_moved_without_its_second_deployment_is_reported_not_guessed(tm
 
 def test_clock_decisions_are_checked_before_they_are_kept(tmp_path):
     with pytest.raises(DecisionError, match="needs an offset"):
-        records.correct_clock(str(tmp_path), "cam01", "2026-01-01T00:00:00", "2026-02-01T00:00:00")
+        records.correct_clock(str(tmp_path), camera_id="cam01", recorded_from="2026-01-01T00:00:00",
+                              recorded_until="2026-02-01T00:00:00")
     with pytest.raises(DecisionError, match="before recorded_from"):
-        records.correct_clock(str(tmp_path), "cam01", "2026-02-01T00:00:00", "2026-01-01T00:00:00", offset_s=5)
+        records.correct_clock(str(tmp_path), camera_id="cam01", recorded_from="2026-02-01T00:00:00",
+                              recorded_until="2026-01-01T00:00:00", offset_s=5)
     with pytest.raises(DecisionError, match="no clock decision"):
         records.revoke(str(tmp_path), "nope")
     assert records.parse_offset("+1h03m") == 3780 and records.parse_offset("-30s") == -30

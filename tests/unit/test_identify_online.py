@@ -45,7 +45,7 @@ class BoxesIngress(IngressCore):
 
     boxes: dict[str, list[tuple[str, tuple[float, float, float, float]]]] = {}
 
-    def detect_on(self, name, handle, data, ref, filters, render, request, tiling=None):
+    def detect_on(self, name, handle, data, ref, ask, request):
         async def answer() -> DetectAnswer:
             dets = [Detection(label=label, class_id=0, score=0.9, box_px=box,
                               bbox=(box[0] / W, box[1] / H, (box[2] - box[0]) / W, (box[3] - box[1]) / H))

@@ -24,6 +24,7 @@ from batch.views.picture_files import clip_frame
 from model_store import ModelStore
 from model_store.core.agreement import boxes_of
 from model_store.core.clip_sampling import Sampling, TimeRange
+from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import detect_clip
 from model_store.core.imaging import decode_image
 from model_store.core.video import ClipReader
@@ -54,7 +55,7 @@ def detector(tmp_path_factory):
 
 def run_clip(detector, sampling: str):
     with ClipReader(str(clip_path())) as reader:
-        clip = detect_clip(detector, reader, Sampling.parse(sampling))
+        clip = detect_clip(detector, reader, ClipSettings(Sampling.parse(sampling)))
     assert clip.reason is None, clip.error
     return clip
 

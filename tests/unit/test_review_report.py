@@ -12,7 +12,7 @@ import pytest
 
 from batch.review import ReportOptions, build_report
 from batch.review.build import bands
-from batch.review.compare import compare_versions
+from batch.review.compare import Side, compare_versions
 from batch.review.digest import band_of
 from tests.fixtures.postprocess import postprocess
 from tests.fixtures.review import two_version_tables
@@ -123,8 +123,9 @@ def test_compare_matches_by_iou_and_label():
     images = pd.DataFrame([{"uri": "u", "status": "ok", "width": 100, "height": 100}])
     a = rows(("deer", 0.9, 0.10), ("deer", 0.8, 0.60), ("fox", 0.7, 0.30))
     b = rows(("deer", 0.4, 0.12), ("person", 0.7, 0.30))  # deer moved a little: IoU ~0.82; fox -> person
-    c = compare_versions(images, a, images, b, "m:1", "m:2", min_iou=0.5)
+    a, b = Side("m:1", images, a), Side("m:2", images, b)
+    c = compare_versions(a, b, min_iou=0.5)
     assert c.per_label.loc["deer"].tolist() == [1, 1, 0]
     assert c.per_label.loc["fox"].tolist() == [0, 1, 0] and c.per_label.loc["person"].tolist() == [0, 0, 1]
     assert len(c.diffs) == 1 and c.diffs[0].top_unmatched == 0.8
-    assert compare_versions(images, a, images, b, "m:1", "m:2", min_iou=0.9).per_label.loc["deer"].tolist() == [0, 2, 1]
+    assert compare_versions(a, b, min_iou=0.9).per_label.loc["deer"].tolist() == [0, 2, 1]

@@ -43,15 +43,15 @@ class CoreService:
     def refuse_early(self, model):  # never full here; the one-hop replica's check is in test_serve_burst.py
         pass
 
-    async def detect(self, model, version, alias, data, filters, render, classify=True, crops=None, tiling=None):
-        self.calls.append((model, version, alias, len(data), filters, render))
-        if model not in (None, "fixture"):
-            raise NotFoundError(f"model {model!r} is not served here")
+    async def detect(self, ask, data):
+        self.calls.append((ask.model, ask.version, ask.alias, len(data), ask.filters, ask.render))
+        if ask.model not in (None, "fixture"):
+            raise NotFoundError(f"model {ask.model!r} is not served here")
         try:
-            [rec] = self.detector.predict_batch([decode_image(data)], filters=filters)
+            [rec] = self.detector.predict_batch([decode_image(data)], filters=ask.filters)
         except Exception as exc:
             raise (core_error(exc) or exc) from None
-        return DetectAnswer(rec, jpeg=b"\xff\xd8jpeg" if render else None)
+        return DetectAnswer(rec, jpeg=b"\xff\xd8jpeg" if ask.render else None)
 
     async def models(self):
         return ModelsResponse(models=[], admin_routes="enabled")

@@ -18,7 +18,8 @@ from batch.options import parse_options
 from batch.reprocess.options import ReprocessOptions
 from model_store import ConfigError, ModelStore
 from model_store.core.clip_sampling import Sampling, clip_ranges
-from model_store.core.clips import detect_clip
+from model_store.core.clip_settings import ClipSettings
+from model_store.core.clips import ClipDecoding, detect_clip
 from model_store.core.config.detector import PreprocessConfig
 from model_store.core.video import ClipReader, VideoDecodeError, probe_clip
 from model_store.tables.reader import Tables
@@ -239,8 +240,8 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
     def run(parts: int, clip=path, sampling=Sampling()):
         reopen = functools.partial(ClipReader, str(clip))
         with reopen() as reader:
-            return detect_clip(detector, reader, sampling, batch_size=4, reopen=reopen, parts=parts,
-                               min_range_frames=4)
+            return detect_clip(detector, reader, ClipSettings(sampling),
+                               decoding=ClipDecoding(batch_size=4, reopen=reopen, parts=parts, min_range_frames=4))
 
     def record(c):
         frames = [(n, o, [(d.label, d.bbox, d.score) for d in r.detections]) for n, o, r in c.frames]
@@ -327,8 +328,9 @@ def test_a_clip_detected_by_a_deployment_gives_the_record_of_a_local_detector(tm
 
     served = ServedFrames(detector.preprocessor, Answer, lambda record: None, lambda exc, tries: 0.0, object)
     with ClipReader(str(path)) as a, ClipReader(str(path)) as b:
-        local, remote = detect_clip(detector, a, Sampling(), batch_size=4), detect_clip(served, b, Sampling(),
-                                                                                        batch_size=4)
+        four = ClipDecoding(batch_size=4)
+        local, remote = detect_clip(detector, a, ClipSettings(), decoding=four), detect_clip(served, b, ClipSettings(),
+                                                                                             decoding=four)
     assert calls == [4, 4, 1] and remote.reason is None and remote.filters is None
     assert [(n, o, r.detections) for n, o, r in remote.frames] == [(n, o, r.detections) for n, o, r in local.frames]
     assert remote.tracks == local.tracks and remote.animals >= 1
@@ -351,7 +353,7 @@ def test_a_clip_frame_s_record_is_the_still_s_with_every_preprocess_interpolatio
 
     detector.run_planar = seen
     with ClipReader(str(path)) as reader:
-        clip = detect_clip(detector, reader, Sampling(), batch_size=4)
+        clip = detect_clip(detector, reader, ClipSettings(), decoding=ClipDecoding(batch_size=4))
     assert clip.reason is None and [n for n, _, _ in clip.frames] == [0, 10, 20, 30] and clip.animals >= 1
     with ClipReader(str(path)) as reader:
         frames = list(reader.frames(Sampling()))

@@ -208,14 +208,15 @@ def graph_contradiction(cfg: ModelConfig) -> str | None:
     given = ", ".join(o.describe() for o in g.outputs)
     if g.probed_outputs:
         given += f" (on a blank input: {shapes_str(g.probed_outputs)})"
-    return layout_contradiction(cfg.output_layout, g.output_shapes(), cfg.num_classes, cfg.preprocess.letterbox, given,
-                                cfg.task, g.static_hw)
+    return layout_contradiction(cfg, g.output_shapes(), given, g.static_hw)
 
 
-def layout_contradiction(layout: str, shapes: list, nc: int, letterbox: str, given: str, task: str = "detect",
+def layout_contradiction(cfg: ModelConfig, shapes: list, given: str,
                          input_wh: tuple[int, int] | None = None) -> str | None:
-    """Why `layout` cannot decode outputs of `shapes` for `nc` labels (None when it can): one line naming the
-    layout's shape, what the graph gave, and the layouts that do fit (or every layout there is)."""
+    """Why the config's `output_layout` cannot decode outputs of `shapes` for its `num_classes` labels (None when it
+    can): one line naming the layout's shape, what the graph gave, and the layouts that do fit (or every layout
+    there is)."""
+    layout, nc, letterbox, task = cfg.output_layout, cfg.num_classes, cfg.preprocess.letterbox, cfg.task
     head = head_for(layout, task)
     if head.normalised and letterbox == "rect":
         return (f"output_layout {layout} gives boxes normalised to the input, which a rect letterbox makes vary per "

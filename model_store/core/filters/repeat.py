@@ -83,7 +83,11 @@ def recurring(boxes: np.ndarray, image_ids: np.ndarray, times_s: np.ndarray | No
 
 def _distinct_matches(rows: np.ndarray, row_t: np.ndarray, cols: np.ndarray, col_t: np.ndarray,
                       col_images: np.ndarray, iou: float, window: float) -> np.ndarray:
-    """For each row box, the number of distinct images among the column boxes it matches."""
+    """For each row box, the number of distinct images among the column boxes it matches.
+
+    Seven parameters: the inner kernel of one camera's repeat test over flat arrays: the row boxes and their times, the
+    column boxes, their times and their images, and the two thresholds (IoU, time window) of the RepeatConfig; its
+    caller slices the arrays per camera, so the arrays are the natural arguments."""
     match = pairwise_iou(rows, cols) >= iou
     if np.isfinite(window):
         match &= np.abs(row_t[:, None] - col_t[None, :]) <= window

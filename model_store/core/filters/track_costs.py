@@ -94,7 +94,12 @@ class CameraDetections:
 def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.ndarray, dets: CameraDetections,
                    rows: np.ndarray, reach: np.ndarray) -> np.ndarray:
     """Weighted geometric cost of each track box `tb` (P, 4) (areas `ta`, sides `ts`) against the detection of
-    the same pair, `rows` (P,); inf where a gate (IoU, size ratio, centre distance up to `reach` sides) fails."""
+    the same pair, `rows` (P,); inf where a gate (IoU, size ratio, centre distance up to `reach` sides) fails.
+
+    Seven parameters: the hot path of every step's pair scoring, over flat arrays of the P candidate pairs: the config's
+    weights, the track side's box, area and side (tb, ta, ts, gathered once by assign), the camera's detections and the
+    pairs' rows in them, and each pair's reach; bundling the per-pair arrays would add an object per step of the loop
+    and gain nothing."""
     db, da = dets.boxes[rows], dets.area[rows]
     ix = np.minimum(tb[:, 2], db[:, 2]) - np.maximum(tb[:, 0], db[:, 0])
     iy = np.minimum(tb[:, 3], db[:, 3]) - np.maximum(tb[:, 1], db[:, 1])
@@ -128,7 +133,11 @@ def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarra
 def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: CameraDetections, rows: np.ndarray,
             step: int, separation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Hungarian assignment per segment of this step's detections to the live tracks of their segment:
-    (track ids, positions in `rows`, each link's confidence)."""
+    (track ids, positions in `rows`, each link's confidence).
+
+    Seven parameters: one step of the frame pass over the camera's arrays: the config, the tracks (state) and those
+    alive (live), the detections and this step's rows, the step number (how long each track has been unseen) and the
+    camera's measured appearance separation; all are the frame pass's loop state, not options a caller chooses."""
     empty = np.zeros(0, dtype=np.int64)
     li, ri = _pairs(state.segment[live], dets.segment[rows])
     if not len(li):

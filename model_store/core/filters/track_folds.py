@@ -121,7 +121,11 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     later, when their boxes meet in at most `fold_turn_share` of the frames they overlap: two tracks taking turns on
     one animal), and in `fold_min_share` of the frames their boxes meet one is inside or on the other; their mean boxes
     are of about one size (`sit_size_ratio`). Each track hands over to at most one, and takes over from at most
-    one."""
+    one.
+
+    Seven parameters: the fold pass's arrays, computed once by fold_parts and shared by its tests: the config, each
+    row's track, its frame key and whether its time is known, the detections, and the candidate pairs of rows (a, b)
+    whose boxes meet; the pairs are this test's input, the rest the camera's columns."""
     none = (track_of, np.zeros(0, dtype=np.int64), np.zeros(0))
     if config.fold_hand_over == 0:
         return none
@@ -374,7 +378,12 @@ def _host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndar
 def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
              key: np.ndarray, known: np.ndarray, hits: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
     """Per (piece, host): the piece's frames over the host's frames from `pad` frames before the piece's first to
-    as many after its last."""
+    as many after its last.
+
+    Ten parameters: a vectorised count over the fold pass's arrays, all made once by its caller: the config, each
+    (piece, host) pair's tracks (p_of, h_of), each row's track, step, frame key and known-time mask, each track's hits,
+    the number of tracks k, and the padding in frames; they are the camera's columns and the pairs under test, used
+    together only here."""
     first = np.full(k, np.iinfo(np.int64).max)
     last = np.full(k, -1)
     np.minimum.at(first, track_of[known], key[known])

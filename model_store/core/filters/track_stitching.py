@@ -100,7 +100,11 @@ def return_prior(f_same: np.ndarray, f_diff: np.ndarray, iterations: int = 50) -
 def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections, vec: np.ndarray,
               mean_vec: np.ndarray, hits: np.ndarray, config: TrackConfig) -> Calibration:
     """The camera's certainly-different pairs (long tracks seen in one frame) and certainly-same pairs (the two
-    halves of one track), as distances between mean looks."""
+    halves of one track), as distances between mean looks.
+
+    Seven parameters: the stitching pass's arrays, made once by stitch_tracks and shared with its other steps: each
+    row's track and step, the detections, each row's look vector and each track's mean look, each track's hits, and the
+    config; the calibration is measured on the camera's own tracks, so it takes the camera's columns."""
     known = np.flatnonzero(step_of >= 0)
     k = len(hits)
     long = hits >= config.stitch_min_frames
@@ -144,7 +148,11 @@ def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
 def _candidates(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections, long: np.ndarray,
                 first_row: np.ndarray, last_row: np.ndarray, within: int) -> tuple[np.ndarray, np.ndarray]:
     """Every (ended track, later track) pair of `long` tracks where the second starts at most `within` frames
-    after the first ended, in its segment and within max_gap_s."""
+    after the first ended, in its segment and within max_gap_s.
+
+    Seven parameters: the config, each row's step, the detections, the long tracks, each track's first and last row, and
+    how many frames later a second may start (0: the very next, for walkers); the arrays are stitch_tracks' columns,
+    shared by its steps."""
     span = int(step_of.max()) + 2
     seg_step = dets.segment[first_row[long]] * span + step_of[first_row[long]]
     by_start = long[np.argsort(seg_step, kind="stable")]
@@ -170,7 +178,12 @@ def _continue_walkers(config: TrackConfig, track_of: np.ndarray, step_of: np.nda
     one that starts in the very next frame, of its size, within `stitch_reach` box sizes of where its motion said,
     the only such pair of both. The evidence is the motion, not the look; a sitter that left and a
     newcomer that landed are never joined this way. Its evidence has no look distance (NaN: not calibrated), and
-    its probability is how near the prediction it started (1 - off / reach), not a calibrated one."""
+    its probability is how near the prediction it started (1 - off / reach), not a calibrated one.
+
+    Ten parameters: stitch_tracks' fallback step, taking the same arrays its calibrated step takes: the config, each
+    row's track and step, the detections, the long tracks, each track's first and last row, hits and mean area, and the
+    empty answer to return (none); they are computed once per camera by stitch_tracks, and a bundle would only carry
+    them one call down."""
     a, b = _candidates(config, step_of, dets, long, first_row, last_row, 0)
     if not len(a):
         return none

@@ -54,6 +54,9 @@ __all__ = ["Linked", "TrackConfig", "confirmed_tracks", "link_camera", "link_cam
 
 
 def _validate(times_s, frame_ids, boxes, labels, appearance, scores, animal=None) -> tuple[np.ndarray, ...]:
+    """Seven parameters: link_camera_scored's own detection columns (times_s, frame_ids, boxes and the optional labels,
+    appearance, scores, animal), checked here for one length and finite boxes before any is used; it is that
+    function's argument check, so it takes what that function took."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4))
     n = len(boxes)
     times = np.asarray(times_s, dtype=np.float64).reshape(-1)
@@ -94,7 +97,12 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
     frame_ids (N,) int (detections of one frame share it), boxes (N, 4) x1, y1, x2, y2 normalised 0..1,
     appearance (N, D) from appearance_descriptor or an identifier's vectors, or None. labels (N,) any values (with
     cross_label off, only equal labels link); scores are not used to link (confirmed_tracks uses them).
-    animal (N, D2) from animal_descriptor: what the stitching pass compares (None: the appearance)."""
+    animal (N, D2) from animal_descriptor: what the stitching pass compares (None: the appearance).
+
+    Eight parameters: the config and the N detections as parallel column arrays, three required (times_s, frame_ids,
+    boxes) and four optional ones keyword-only (labels, appearance, scores, animal); each is a column the caller already
+    holds (a clip's rows, a camera's rows of the tables: some 50 calls in the product, tests and benchmarks), and an
+    object around them would be built only to be taken apart in _validate."""
     return link_camera_scored(times_s, frame_ids, boxes, config, labels=labels, appearance=appearance,
                               scores=scores, animal=animal).ids
 
@@ -102,7 +110,10 @@ def link_camera(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, c
 def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.ndarray, config: TrackConfig, *,
                        labels: np.ndarray | None = None, appearance: np.ndarray | None = None,
                        scores: np.ndarray | None = None, animal: np.ndarray | None = None) -> Linked:
-    """link_camera's track ids and each detection's link confidence (see Linked)."""
+    """link_camera's track ids and each detection's link confidence (see Linked).
+
+    Eight parameters: link_camera's, for the same reason (the detections' parallel columns, the optional ones
+    keyword-only)."""
     times, frames, boxes = _validate(times_s, frame_ids, boxes, labels, appearance, scores, animal)
     n = len(boxes)
     if n == 0:
@@ -175,7 +186,13 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
 
 def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, rows_in: np.ndarray,
                 step_of: np.ndarray, separation: float, track_of: np.ndarray, confidence: np.ndarray) -> None:
-    """Link `rows_in` (known times) frame by frame into new tracks of `state`, writing track_of and confidence."""
+    """Link `rows_in` (known times) frame by frame into new tracks of `state`, writing track_of and confidence.
+
+    Eight parameters: the per-camera state of link_camera_scored's one pass, made there once and shared with the later
+    passes (gaps, folds, stitching): the config, the tracks grown so far (state), the camera's detections, the rows to
+    link now, each row's step, the camera's measured appearance separation, and the two output arrays written in place
+    (track_of, confidence); it is called twice per camera (first and second boxes), so the state stays with the
+    caller."""
     if not len(rows_in):
         return
     by_step = rows_in[np.lexsort((dets.segment[rows_in], step_of[rows_in]))]

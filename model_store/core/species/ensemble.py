@@ -86,7 +86,12 @@ class Decision:
 def rollup(labels: Sequence[str], scores: Sequence[float], ranks: Sequence[str], threshold: float,
            data: SpeciesData, location: Location | None, geofence: bool) -> Decision | None:
     """The first rank whose best unblocked taxon's summed score passes `threshold` (SpeciesNet's
-    `roll_up_labels_to_first_matching_level`), or None."""
+    `roll_up_labels_to_first_matching_level`), or None.
+
+    Seven parameters: SpeciesNet's roll-up function's own arguments (labels, scores, target_taxonomy_levels,
+    non_blank_threshold, enable_geofence, as ranks, threshold, geofence here), with its taxonomy and geofence maps as
+    one SpeciesData and its country and admin1 region as one Location; keeping its shape keeps each call site
+    comparable line by line with the code tests/unit/test_species_reference.py holds it to."""
     for rank in ranks:
         sums: dict[str, float] = {}
         for label, score in zip(labels, scores, strict=True):
@@ -116,7 +121,12 @@ def geofenced(labels: Sequence[str], scores: Sequence[float], data: SpeciesData,
 def combine(detector_label: str, detector_score: float, labels: Sequence[str], scores: Sequence[float],
             data: SpeciesData, location: Location | None = None,
             config: EnsembleConfig = EnsembleConfig()) -> Decision:  # noqa: B008 - frozen, shared default
-    """One detection's determination from its box and its classifier's labels and scores, best first."""
+    """One detection's determination from its box and its classifier's labels and scores, best first.
+
+    Seven parameters: one detection's four inputs as SpeciesNet's combine_predictions reads them per box (the
+    detector's label and score, the classifier's labels and scores), then the species data, the camera's location and
+    the thresholds (EnsembleConfig); the first four are plain values from two different models' answers, with no
+    object of their own in the species filter that calls this."""
     labels, scores = list(labels[:TOP_K]), [float(s) for s in scores[:TOP_K]]
     c = config
     top, top_score = labels[0], scores[0]

@@ -1,4 +1,4 @@
-"""Folding and static flags: the detector's own mistakes, undone after the frame-by-frame pass
+"""Folding: an animal's second boxes, given back to its track after the frame-by-frame pass
 (model_store/core/filters/tracking.py).
 
 A detector boxes some animals twice: a head or a wing inside the animal's box, a duplicate beside it that NMS
@@ -24,22 +24,18 @@ lookalike sitter set aside frame by frame and broken into pieces is seen in near
 two boxes in a track seen all around them;
 the fold is weak: its confidence is at most 0.5, so it sorts to the review queue. Two animals are not folded on
 nesting alone: a piece seen in most of the frames it could be, one that drifted in the other's box, or one nested
-in two tracks (unless one of them holds its like), stays a track. Every fold (and hand-over) also needs the piece
-to look like the other track where boxes have an appearance (mean distance at most `fold_look`): an animal's second
-box shows that animal, a neighbour's box or a visitor on a sitter shows another (without this, 137 folds on
+in two tracks (unless one of them holds its like, or it looks clearly more like one of them, at most `_CLEAR`
+times the other's distance, and overlaps that one's boxes most: a herd pressed together), stays a track. Every
+fold (and hand-over) also needs the piece to look like the other track where boxes have an appearance (mean
+distance at most `fold_look`): an animal's second box shows that animal, a neighbour's box or a visitor on a
+sitter shows another (without this, 137 folds on
 nights with no second box, 76 hiding an animal; issue 69). Without an appearance, a piece over `fold_part_area` of
 the other's area (itself a plausible whole animal) is folded only on a strong fold. A duplicate of about the
 animal's size can
 also take the animal's track for a frame while the animal's own box starts another (`hand_overs`): two tracks of
 one size, one ending soon after the other starts, nested in the frames they share, are joined first.
 
-A track that never moves is flagged (`static_tracks`): a leaf, a mark on the sheet, a stump (what MegaDetector's
-repeat-detection elimination exists for; model_store/core/filters/repeat.py is that rule over the tables). Its
-thresholds are the rule's: at least `static_min_frames` detections (the rule's min_images) at an IoU of at least
-`static_iou` (its iou) with the track's median box, and those are at least `static_share` of the track's boxes:
-an insect that sits jitters (wings, the detector's own noise) and shuffles now and then, a fixed thing does not.
-A burst of ten frames holds at most ten boxes of a leaf, so in a run of frames shorter than `static_min_frames`
-the bar is `static_burst_share` of the run's frames (at least `static_min_burst` boxes).
+A track that never moves is flagged in model_store/core/filters/track_static.py.
 Pure numpy: no Ray, no tables.
 """
 
@@ -51,10 +47,13 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
+from model_store.core.filters.track_pairs import contained, iou, look_apart, same_frame_pairs
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
 _PRESENT = 0.5  # a piece's host is seen in at least this share of the piece's frames
+_CLEAR = 0.5  # a piece inside two tracks' boxes goes to the one it looks like at most this x the other's distance
+# (and overlaps most)
 _SHORT = 0.4  # a piece of one or two frames: its share of the host's frames around it (5 or more of them); a run
 # of three or more with the pieces that corroborate it: their share of the host's frames over their span
 
@@ -71,46 +70,6 @@ class Folded(NamedTuple):
     spread: np.ndarray
     moved: np.ndarray
     confidence: np.ndarray
-
-
-def _same_frame_pairs(key: np.ndarray, rows: np.ndarray,
-                      boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of `rows` that share a key (a frame), and whose boxes overlap when `boxes` are given."""
-    order = rows[np.argsort(key[rows], kind="stable")]
-    k = key[order]
-    firsts, seconds = [], []
-    for d in range(1, len(order)):
-        same = np.flatnonzero(k[:-d] == k[d:])
-        if not len(same):
-            break
-        a, b = order[same], order[same + d]
-        if boxes is not None:  # only overlapping pairs are kept: a crowded frame has many pairs, few that touch
-            ba, bb = boxes[a], boxes[b]
-            touch = ((np.minimum(ba[:, 2], bb[:, 2]) > np.maximum(ba[:, 0], bb[:, 0]))
-                     & (np.minimum(ba[:, 3], bb[:, 3]) > np.maximum(ba[:, 1], bb[:, 1])))
-            a, b = a[touch], b[touch]
-        firsts.append(a)
-        seconds.append(b)
-    if not firsts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(firsts), np.concatenate(seconds)
-
-
-def _contained(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarray:
-    """The share of the smaller box's area that lies in the larger, per pair."""
-    ba, bb = dets.boxes[a], dets.boxes[b]
-    inter = (np.maximum(np.minimum(ba[:, 2], bb[:, 2]) - np.maximum(ba[:, 0], bb[:, 0]), 0)
-             * np.maximum(np.minimum(ba[:, 3], bb[:, 3]) - np.maximum(ba[:, 1], bb[:, 1]), 0))
-    return inter / np.maximum(np.minimum(dets.area[a], dets.area[b]), 1e-12)
-
-
-def _look_apart(a: np.ndarray, b: np.ndarray, dets: CameraDetections) -> np.ndarray | None:
-    """Per pair of rows, the appearance distance (1 - cosine) of their boxes; None without appearances."""
-    if dets.app is None or not len(dets.app):
-        return None
-    u, v = dets.app[a], dets.app[b]
-    cos = (u * v).sum(axis=1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-12)
-    return 1.0 - cos
 
 
 def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
@@ -139,11 +98,11 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     full = (lo * k + hi) * base + key[a]  # one code per (track pair, frame)
     code = np.unique(full)
     nested = np.zeros(len(code), dtype=bool)
-    np.logical_or.at(nested, np.searchsorted(code, full), _contained(a, b, dets) >= config.fold_inside)
+    np.logical_or.at(nested, np.searchsorted(code, full), contained(a, b, dets) >= config.fold_inside)
     pairs, inv, common = np.unique(code // base, return_inverse=True, return_counts=True)
     n_nested = np.bincount(inv, nested.astype(np.int64), minlength=len(pairs))
     # One animal's two boxes look alike; two animals handing over a spot need not (fold_look).
-    apart = _look_apart(a, b, dets)
+    apart = look_apart(a, b, dets)
     looks_one = np.ones(len(pairs), dtype=bool)
     if apart is not None:
         per = np.searchsorted(pairs, full // base)
@@ -195,7 +154,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         return none
     span = int(step_of.max()) + 2
     key = dets.segment * span + step_of
-    a, b = _same_frame_pairs(key, known, dets.boxes)  # the pairs of overlapping boxes of one frame
+    a, b = same_frame_pairs(key, known, dets.boxes)  # the pairs of overlapping boxes of one frame
     track_of, handed, handed_share = hand_overs(config, track_of, key, known, dets, a, b)
     none = none._replace(track_of=track_of, rows=handed, fold=np.arange(len(handed)), share=handed_share,
                          spread=np.full(len(handed), np.nan), moved=np.full(len(handed), np.nan),
@@ -203,7 +162,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     a, b = a[track_of[a] != track_of[b]], b[track_of[a] != track_of[b]]
     if not len(a):
         return none
-    inside = _contained(a, b, dets) >= config.fold_inside
+    inside = contained(a, b, dets) >= config.fold_inside
     a, b = a[inside], b[inside]
     if not len(a):
         return none
@@ -251,7 +210,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     within = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k)
     # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
     # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
-    apart = _look_apart(piece_row, host_row, dets)
+    apart = look_apart(piece_row, host_row, dets)
     if apart is not None:
         ok &= np.bincount(inv, apart, minlength=len(uniq)) / n <= config.fold_look
         strong &= ok
@@ -267,6 +226,9 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak
+    if apart is not None:  # inside two animals' boxes (a herd pressed together): the one it is clearly of
+        overlap = np.bincount(inv, iou(piece_row, host_row, dets), minlength=len(uniq)) / n
+        fold &= _clear_host(fold, p_of, np.bincount(inv, apart, minlength=len(uniq)) / n, overlap, k)
     several = np.bincount(p_of[fold], minlength=k)[p_of] > 1
     fold &= ~several | corroborated
     fold &= np.bincount(p_of[fold], minlength=k)[p_of] == 1
@@ -305,7 +267,7 @@ def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np
     group = np.ones(n)
     if len(cand) < 2:
         return out, group
-    i, j = _same_frame_pairs(host, cand)
+    i, j = same_frame_pairs(host, cand)
     close = (np.hypot(*(place[i] - place[j]).T) <= reach) & (np.maximum(rel[i], rel[j]) <= 1.5 * np.minimum(rel[i],
                                                                                                            rel[j]))
     i, j = i[close], j[close]
@@ -375,6 +337,29 @@ def _host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndar
     return out
 
 
+def _clear_host(fold: np.ndarray, p_of: np.ndarray, look: np.ndarray, overlap: np.ndarray, k: int) -> np.ndarray:
+    """Per (piece, host) bool: False for the rival hosts of a piece that is clearly another host's: it looks like
+    that host at most _CLEAR x the distance to the next nearest, and its boxes overlap that host's most (mean IoU).
+    A piece with one host, or with the look and the overlap not agreeing, keeps all its hosts."""
+    keep = np.ones(len(p_of), dtype=bool)
+    cand = np.flatnonzero(fold)
+    if len(cand) < 2:
+        return keep
+    cand = cand[np.lexsort((look[cand], p_of[cand]))]
+    piece = p_of[cand]
+    head = np.r_[True, piece[1:] != piece[:-1]]  # each piece's nearest host first, then the next nearest
+    best = np.full(k, -1)
+    best[piece[head]] = cand[head]
+    second = np.full(k, np.inf)
+    runner = np.flatnonzero(~head & np.r_[False, head[:-1]])
+    second[piece[runner]] = look[cand[runner]]
+    most = np.full(k, -np.inf)
+    np.maximum.at(most, piece, overlap[cand])
+    clear = (look[best[piece]] <= _CLEAR * second[piece]) & (overlap[best[piece]] >= most[piece])
+    keep[cand[clear & (cand != best[piece])]] = False
+    return keep
+
+
 def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
              key: np.ndarray, known: np.ndarray, hits: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
     """Per (piece, host): the piece's frames over the host's frames from `pad` frames before the piece's first to
@@ -395,54 +380,3 @@ def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: 
     hi = np.searchsorted(codes, h_of * base + last[p_of] + pad, side="right")
     piece_frames = _distinct_frames(track_of, key, known, k)[p_of]
     return piece_frames / np.maximum(hi - lo, 1)
-
-
-def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
-                  folded: np.ndarray) -> np.ndarray:
-    """Per track (K,) bool: it never moved (see the module docstring). `folded` (N,) bool: detections folded into
-    their track (its animal's second boxes), left out of the judgement."""
-    k = int(track_of.max()) + 1 if len(track_of) else 0
-    out = np.zeros(k, dtype=bool)
-    if config.static_min_frames == 0 or not k:
-        return out
-    own = np.flatnonzero((step_of >= 0) & ~folded)
-    hits = np.bincount(track_of[own], minlength=k)
-    need = np.full(k, config.static_min_frames)
-    if len(own):
-        span = int(step_of.max()) + 1
-        frames = np.bincount(np.unique(dets.segment[own] * span + step_of[own]) // span)
-        seg = np.zeros(k, dtype=np.int64)
-        seg[track_of[own]] = dets.segment[own]
-        if config.static_burst_share > 0:
-            # A burst of 10 frames holds at most 10 boxes of a leaf: in a run shorter than static_min_frames, a
-            # box there in static_burst_share of the run's frames (and static_min_burst or more) is enough.
-            short = np.maximum(np.ceil(config.static_burst_share * frames[seg]), config.static_min_burst)
-            need = np.minimum(need, short).astype(np.int64)
-        # A leaf or a mark is there all night; an insect that sits still for an hour of it is not.
-        need = np.maximum(need, np.ceil(config.static_run_share * frames[seg])).astype(np.int64)
-    long = hits >= need
-    rows = own[long[track_of[own]]]
-    if not len(rows):
-        return out
-    rows = rows[np.argsort(track_of[rows], kind="stable")]
-    ids = track_of[rows]
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    bounds = np.r_[starts, len(rows)]
-    boxes = dets.boxes[rows]
-    # Each track's median box: per coordinate, over its own rows (sorted within each track).
-    med = np.empty((len(starts), 4))
-    for c in range(4):
-        v = boxes[:, c]
-        order = np.lexsort((v, ids))
-        sv = v[order]
-        lo, hi = bounds[:-1], bounds[1:] - 1
-        med[:, c] = (sv[lo + (hi - lo) // 2] + sv[lo + (hi - lo + 1) // 2]) / 2
-    m = med[np.repeat(np.arange(len(starts)), np.diff(bounds))]
-    inter = (np.maximum(np.minimum(boxes[:, 2], m[:, 2]) - np.maximum(boxes[:, 0], m[:, 0]), 0)
-             * np.maximum(np.minimum(boxes[:, 3], m[:, 3]) - np.maximum(boxes[:, 1], m[:, 1]), 0))
-    area_m = (m[:, 2] - m[:, 0]) * (m[:, 3] - m[:, 1])
-    iou = inter / np.maximum(dets.area[rows] + area_m - inter, 1e-12)
-    still = np.add.reduceat((iou >= config.static_iou).astype(np.int64), starts)
-    tracks = ids[starts]
-    out[tracks] = (still >= need[tracks]) & (still >= config.static_share * np.diff(bounds))
-    return out

@@ -9,6 +9,14 @@ right before and right after B, B's boxes lie within `fill_reach` box sizes of A
 seen while B was. No appearance is needed, so it works on a sheet of lookalikes too. A newcomer that lands
 beside a sitter which the detector missed for a frame is further off than a sitter's jitter; and where two tracks
 could take the short one, or two short ones one gap, nothing is joined (an ambiguity is left as it is).
+
+A walker's first box can be lost the same way (`fill_ends`): a track of one box has no pace yet, so when the
+detector then misses the walker for a frame or two (flicker), the walker is a box size or more away when it is
+seen again and starts a track of its own; the lone box, confident, is counted as a second animal (a herd's
+walkers, issue 69). Seen whole, the walker's own pace says where it was: a short track that ends at most
+`max_gap_frames` frames before a walker's first box (or starts as long after its last), within `fill_reach` box
+sizes of where the walker's pace puts it in that frame, and of a size the frame pass would link, is given to the
+walker; only where one walker and one short track are each other's only candidate.
 """
 
 from __future__ import annotations
@@ -76,17 +84,82 @@ def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     keep = np.isin(b * k + a, pair[0][one] * k + pair[1][one])
     keep &= ~np.isin(a, b)  # a track given to another takes none itself (no chains of gaps)
     b, a, reach = b[keep], a[keep], reach[keep]
-    if not len(b):
-        return track_of, none, np.zeros(0)
-    target = np.arange(k)
-    target[b] = a
-    joined = np.flatnonzero(np.isin(track_of, b))
-    sure = np.zeros(k)
-    sure[b] = 1.0 - reach / config.fill_reach
-    out = target[track_of]
-    return out, joined, np.clip(sure[track_of[joined]], 0.0, 1.0)
+    return _give(track_of, b, a, 1.0 - reach / config.fill_reach)
 
 
 def _distance(dets: CameraDetections, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
     """Centre distance of rows r1 and r2 in their mean box side."""
     return np.hypot(*(dets.centre[r1] - dets.centre[r2]).T) / np.maximum((dets.side[r1] + dets.side[r2]) / 2, 1e-9)
+
+
+def fill_ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
+              dets: CameraDetections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(track ids with the short tracks given to the walker whose path they lie on just before its start or
+    just after its end, their rows, each join's confidence 0..1: how far inside the reach it is). See the module
+    docstring. Rows with step_of < 0 (unknown time) are never joined."""
+    none = np.zeros(0, dtype=np.int64)
+    known = np.flatnonzero(step_of >= 0)
+    if config.fill_max_frames == 0 or len(known) < 4:
+        return track_of, none, np.zeros(0)
+    k = int(track_of.max()) + 1
+    order = known[np.lexsort((step_of[known], track_of[known]))]
+    starts = np.flatnonzero(np.r_[True, track_of[order[1:]] != track_of[order[:-1]]])
+    ends = np.r_[starts[1:] - 1, len(order) - 1]
+    tracks = track_of[order[starts]]
+    first_row, last_row, hits = np.full(k, -1), np.full(k, -1), np.zeros(k, dtype=np.int64)
+    first_row[tracks], last_row[tracks], hits[tracks] = order[starts], order[ends], ends - starts + 1
+    # A walker: three boxes or more, moving steadily (its pace over its whole length, as stitching's walkers).
+    # Its pace is per second: a frame where the detector saw nothing at all is not a row, so steps undercount.
+    travel = dets.centre[last_row] - dets.centre[first_row]
+    steps = np.maximum(step_of[last_row] - step_of[first_row], 1)
+    pace = travel / np.maximum(dets.time[last_row] - dets.time[first_row], 1e-9)[:, None]
+    side = np.maximum(np.sqrt(np.bincount(track_of[known], dets.area[known], minlength=k) / np.maximum(hits, 1)),
+                      1e-9)
+    walker = np.flatnonzero((hits >= 3) & (np.hypot(*travel.T) / steps / side >= 2 * config.sit_speed)
+                            & (dets.time[last_row] > dets.time[first_row]))
+    short = np.flatnonzero((hits >= 1) & (hits <= config.fill_max_frames))
+    if not len(walker) or not len(short):
+        return track_of, none, np.zeros(0)
+    span = int(step_of.max()) + 2
+    key = dets.segment * span + step_of
+    pairs = []  # (short, walker, the short's row next to the walker, the walker's row next to it)
+    for w_row, s_row, after in ((first_row, last_row, 1), (last_row, first_row, -1)):
+        # Walkers sorted by the key of their end here; shorts whose own end lies 1..max_gap_frames + 1 away.
+        by = walker[np.argsort(key[w_row[walker]], kind="stable")]
+        wk = key[w_row[by]]
+        sk = key[s_row[short]]
+        lo = np.searchsorted(wk, sk + 1 if after > 0 else sk - config.max_gap_frames - 1, side="left")
+        hi = np.searchsorted(wk, sk + config.max_gap_frames + 1 if after > 0 else sk - 1, side="right")
+        count = hi - lo
+        s = np.repeat(short, count)
+        w = by[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+        pairs.append((s, w, s_row[s], w_row[w]))
+    s, w, rs, rw = (np.concatenate(x) for x in zip(*pairs, strict=True))
+    ok = (s != w) & (dets.segment[rs] == dets.segment[rw])
+    if not config.cross_label:
+        ok &= dets.labels[rs] == dets.labels[rw]
+    s, w, rs, rw = s[ok], w[ok], rs[ok], rw[ok]
+    # Where the walker's pace puts it in the short track's frame, and how far the short track's box is from it.
+    predicted = dets.centre[rw] + pace[w] * (dets.time[rs] - dets.time[rw])[:, None]
+    off = np.hypot(*(dets.centre[rs] - predicted).T) / side[w]
+    ratio = np.minimum(dets.area[rs], dets.area[rw]) / np.maximum(np.maximum(dets.area[rs], dets.area[rw]), 1e-12)
+    ok = (off <= config.fill_reach) & (ratio >= config.min_size_ratio)
+    s, w, rs, rw, off = s[ok], w[ok], rs[ok], rw[ok], off[ok]
+    # Only where it is unambiguous: one walker for the short track, one short track for each end of the walker.
+    end = w * 2 + (step_of[rs] > step_of[rw])
+    one = (np.bincount(s, minlength=k)[s] == 1) & (np.bincount(end, minlength=2 * k)[end] == 1)
+    return _give(track_of, s[one], w[one], 1.0 - off[one] / config.fill_reach)
+
+
+def _give(track_of: np.ndarray, short: np.ndarray, to: np.ndarray,
+          sure: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(track ids with each `short` track given to `to`, the rows given, each one's confidence: its join's `sure`)."""
+    if not len(short):
+        return track_of, np.zeros(0, dtype=np.int64), np.zeros(0)
+    k = int(track_of.max()) + 1
+    target = np.arange(k)
+    target[short] = to
+    joined = np.flatnonzero(np.isin(track_of, short))
+    per_track = np.zeros(k)
+    per_track[short] = sure
+    return target[track_of], joined, np.clip(per_track[track_of[joined]], 0.0, 1.0)

@@ -20,7 +20,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_folds import _contained, _look_apart, _same_frame_pairs
+from model_store.core.filters.track_pairs import contained, look_apart, same_frame_pairs
 
 
 def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections,
@@ -31,14 +31,14 @@ def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetection
     if not config.fold or config.fold_set_aside == 0 or len(known) < 2:
         return out
     key = dets.segment * (int(step_of.max()) + 2) + step_of
-    a, b = _same_frame_pairs(key, known, dets.boxes)
+    a, b = same_frame_pairs(key, known, dets.boxes)
     if not len(a):
         return out
-    cont = _contained(a, b, dets)
+    cont = contained(a, b, dets)
     ratio = np.minimum(dets.area[a], dets.area[b]) / np.maximum(np.maximum(dets.area[a], dets.area[b]), 1e-12)
     iou = cont * ratio / np.maximum(1 + ratio - cont * ratio, 1e-12)  # inter / union, from the smaller's share
     ok = iou >= config.fold_set_aside
-    apart = _look_apart(a, b, dets)
+    apart = look_apart(a, b, dets)
     if apart is None:
         return out
     ok &= apart <= config.fold_look

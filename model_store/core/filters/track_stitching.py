@@ -219,13 +219,17 @@ def _chains(before: np.ndarray, after: np.ndarray, step_of: np.ndarray, first_ro
 
 
 def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
-                  dets: CameraDetections) -> Stitched:
+                  dets: CameraDetections, folded: np.ndarray | None = None) -> Stitched:
     """Join the tracks this camera's evidence says are one animal (see the module docstring). Rows with
-    step_of < 0 (unknown time) are never joined."""
+    step_of < 0 (unknown time) are never joined. `folded` (N,) bool: an animal's second boxes folded into its
+    track; they move with it but say nothing of it (a head's box would shrink its mean size and blur its look,
+    and a return would miss the size and look bars)."""
     vec = dets.animal if dets.animal is not None else dets.app
     none = Stitched(track_of, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
     if config.stitch_gap_frames == 0 or not len(track_of):
         return none
+    if folded is not None and folded.any():
+        step_of = np.where(folded, -1, step_of)  # left out of every mean, end and calibration below
     known = np.flatnonzero(step_of >= 0)
     if not len(known):
         return none

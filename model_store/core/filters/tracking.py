@@ -13,13 +13,15 @@ size: a box much smaller or larger than its mean, on its spot, is another insect
 sheet, where a newcomer lands where one just left), unless the frame's edge cuts either box. Tracks that were
 not seen in a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back
 re-links. After the frame-by-frame pass, a short track that lies inside another track's gap, on its spot, is
-given back to it (model_store/core/filters/track_gaps.py: a box its own track refused for a frame), and a track
+given back to it (model_store/core/filters/track_gaps.py: a box its own track refused for a frame; also a walker's
+first or last box cut off by a flicker, where the walker's pace puts it), and a track
 that ended is joined to one that starts a few frames later when the camera's own evidence says they are one
 animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back; the
 look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined). Before
 stitching, a track of an animal's second boxes (a head inside its box, a duplicate beside it) is folded into that
-animal's track, and after it a track that never moved is flagged static (model_store/core/filters/track_folds.py:
-the detector's mistakes; `confirmed_tracks` leaves flagged tracks out). The gates and costs are in
+animal's track (model_store/core/filters/track_folds.py; stitching then judges a track on its own boxes), and
+after it a track that never moved is flagged static (model_store/core/filters/track_static.py; both the
+detector's mistakes; `confirmed_tracks` leaves flagged tracks out). The gates and costs are in
 track_costs.py, the knobs in track_config.py.
 
 Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
@@ -45,9 +47,10 @@ import numpy as np
 from model_store.core.filters.appearance import appearance_separation
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
-from model_store.core.filters.track_folds import fold_parts, static_tracks
-from model_store.core.filters.track_gaps import fill_gaps
+from model_store.core.filters.track_folds import fold_parts
+from model_store.core.filters.track_gaps import fill_ends, fill_gaps
 from model_store.core.filters.track_seconds import second_boxes
+from model_store.core.filters.track_static import static_tracks
 from model_store.core.filters.track_stitching import stitch_tracks
 
 __all__ = ["Linked", "TrackConfig", "confirmed_tracks", "link_camera", "link_camera_scored"]
@@ -170,12 +173,14 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
         track_of[unknown] = state.start(dets, unknown, -1)
     track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
     confidence[filled] = sure
+    track_of, filled, sure = fill_ends(config, track_of, step_of, dets)
+    confidence[filled] = sure
     folded = fold_parts(config, track_of, step_of, dets)
     confidence[folded.rows] = folded.confidence
-    stitched = stitch_tracks(config, folded.track_of, step_of, dets)
-    confidence[stitched.rows] = stitched.probability
     is_folded = np.zeros(n, dtype=bool)
     is_folded[folded.rows] = True
+    stitched = stitch_tracks(config, folded.track_of, step_of, dets, is_folded)
+    confidence[stitched.rows] = stitched.probability
     static = static_tracks(config, stitched.track_of, step_of, dets, is_folded)[stitched.track_of]
     fold_evidence = np.full((n, 4), np.nan)
     fold_evidence[folded.rows] = np.stack([folded.fold, folded.share, folded.spread, folded.moved], axis=1)

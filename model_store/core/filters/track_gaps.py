@@ -25,6 +25,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
+from model_store.core.filters.track_rows import spans, track_ends
 
 
 def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
@@ -37,15 +38,11 @@ def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
         return track_of, none, np.zeros(0)
     k = int(track_of.max()) + 1
     # Every known row in (track, step) order, with the next row of its track (-1: its track's last).
-    order = known[np.lexsort((step_of[known], track_of[known]))]
+    order, _, _, first_row, last_row = track_ends(track_of, step_of, known, k)
     same = track_of[order[1:]] == track_of[order[:-1]]
     next_row = np.full(len(track_of), -1)
     next_row[order[:-1][same]] = order[1:][same]
     hits = np.bincount(track_of[known], minlength=k)
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))
-    first_row, last_row = np.full(k, -1), np.full(k, -1)
-    first_row[track_of[order[starts]]] = order[starts]
-    last_row[track_of[order[np.r_[starts[1:] - 1, len(order) - 1]]]] = order[np.r_[starts[1:] - 1, len(order) - 1]]
     short = np.flatnonzero((hits >= 1) & (hits <= config.fill_max_frames) & (first_row >= 0))
     if not len(short):
         return track_of, none, np.zeros(0)
@@ -57,9 +54,8 @@ def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     fb = first_row[short]
     lo = np.searchsorted(sorted_key, key[fb] - config.max_gap_frames - 1, side="left")
     hi = np.searchsorted(sorted_key, key[fb], side="left")
-    count = hi - lo
-    b = np.repeat(short, count)
-    before = by_key[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    owner, at = spans(lo, hi)
+    b, before = short[owner], by_key[at]
     after = next_row[before]
     ok = (after >= 0) & (track_of[before] != b)
     b, before, after = b[ok], before[ok], after[ok]
@@ -102,12 +98,8 @@ def fill_ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     if config.fill_max_frames == 0 or len(known) < 4:
         return track_of, none, np.zeros(0)
     k = int(track_of.max()) + 1
-    order = known[np.lexsort((step_of[known], track_of[known]))]
-    starts = np.flatnonzero(np.r_[True, track_of[order[1:]] != track_of[order[:-1]]])
-    ends = np.r_[starts[1:] - 1, len(order) - 1]
-    tracks = track_of[order[starts]]
-    first_row, last_row, hits = np.full(k, -1), np.full(k, -1), np.zeros(k, dtype=np.int64)
-    first_row[tracks], last_row[tracks], hits[tracks] = order[starts], order[ends], ends - starts + 1
+    _, _, _, first_row, last_row = track_ends(track_of, step_of, known, k)
+    hits = np.bincount(track_of[known], minlength=k)
     # A walker: three boxes or more, moving steadily (its pace over its whole length, as stitching's walkers).
     # Its pace is per second: a frame where the detector saw nothing at all is not a row, so steps undercount.
     travel = dets.centre[last_row] - dets.centre[first_row]
@@ -130,9 +122,8 @@ def fill_ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
         sk = key[s_row[short]]
         lo = np.searchsorted(wk, sk + 1 if after > 0 else sk - config.max_gap_frames - 1, side="left")
         hi = np.searchsorted(wk, sk + config.max_gap_frames + 1 if after > 0 else sk - 1, side="right")
-        count = hi - lo
-        s = np.repeat(short, count)
-        w = by[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+        owner, at = spans(lo, hi)
+        s, w = short[owner], by[at]
         pairs.append((s, w, s_row[s], w_row[w]))
     s, w, rs, rw = (np.concatenate(x) for x in zip(*pairs, strict=True))
     ok = (s != w) & (dets.segment[rs] == dets.segment[rw])

@@ -36,6 +36,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
+from model_store.core.filters.track_rows import spans, track_ends
 
 _CALIBRATION_FRAMES = 300  # frames sampled for the certainly-different pairs
 _MIN_SAME = 5  # fewer long tracks than this: one animal's own spread is not known
@@ -160,9 +161,8 @@ def _candidates(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections
     end_key = dets.segment[last_row[long]] * span + step_of[last_row[long]]
     lo = np.searchsorted(starts, end_key, side="right")
     hi = np.searchsorted(starts, end_key + within + 1, side="right")
-    count = hi - lo
-    a = np.repeat(long, count)
-    b = by_start[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    owner, at = spans(lo, hi)
+    a, b = long[owner], by_start[at]
     ra, rb = last_row[a], first_row[b]
     ok = (dets.segment[ra] == dets.segment[rb]) & (dets.time[rb] - dets.time[ra] <= config.max_gap_s)
     if not config.cross_label:
@@ -234,14 +234,10 @@ def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     if not len(known):
         return none
     k = int(track_of.max()) + 1
-    ids, steps = track_of[known], step_of[known]
+    ids = track_of[known]
     hits = np.bincount(ids, minlength=k)
     # Each track's first and last row (by step), mean area and mean look.
-    order = known[np.lexsort((steps, ids))]
-    bounds = np.flatnonzero(np.diff(track_of[order], prepend=-1, append=k + 1))
-    tracks = track_of[order[bounds[:-1]]]
-    first_row, last_row = np.full(k, -1), np.full(k, -1)
-    first_row[tracks], last_row[tracks] = order[bounds[:-1]], order[bounds[1:] - 1]
+    order, bounds, tracks, first_row, last_row = track_ends(track_of, step_of, known, k)
     mean_area = np.bincount(ids, dets.area[known], minlength=k) / np.maximum(hits, 1)
     mean_vec = np.zeros((k, vec.shape[1] if vec is not None else 0))
     if vec is not None:

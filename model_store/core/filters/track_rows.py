@@ -1,0 +1,38 @@
+"""A camera's rows grouped by track, and runs of a sorted key: the index arithmetic the tracker's whole-track passes
+(gap filling, stitching) share. Pure numpy.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class TrackEnds(NamedTuple):
+    """The `known` rows in (track, step) order; where each track's run starts in that order (and, last, its length);
+    the tracks seen; each track's first and last row by step (-1 for a track with no known row)."""
+
+    order: np.ndarray
+    bounds: np.ndarray
+    tracks: np.ndarray
+    first_row: np.ndarray
+    last_row: np.ndarray
+
+
+def track_ends(track_of: np.ndarray, step_of: np.ndarray, known: np.ndarray, k: int) -> TrackEnds:
+    """Each of the `k` tracks' first and last of the `known` rows, by step."""
+    order = known[np.lexsort((step_of[known], track_of[known]))]
+    bounds = np.flatnonzero(np.diff(track_of[order], prepend=-1, append=k + 1))
+    tracks = track_of[order[bounds[:-1]]]
+    first_row, last_row = np.full(k, -1), np.full(k, -1)
+    first_row[tracks], last_row[tracks] = order[bounds[:-1]], order[bounds[1:] - 1]
+    return TrackEnds(order, bounds, tracks, first_row, last_row)
+
+
+def spans(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(for each position, the index i of its span; the positions lo[i] .. hi[i] - 1 of every span, in order): the
+    candidates `np.searchsorted` found in a sorted array, one row per (query, candidate) pair."""
+    count = hi - lo
+    owner = np.repeat(np.arange(len(lo)), count)
+    return owner, np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)

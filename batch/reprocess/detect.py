@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,9 +30,6 @@ from model_store.tables.codec import failed_fields, result_fields
 from model_store.tables.schema import CLIP_FIELDS, RESULT_SCHEMA
 from serve.protocol import unwrap_error
 from trapline.base.errors import BatchError
-
-if TYPE_CHECKING:  # the driver's plan; the actors this module ships to Ray never import it
-    from batch.reprocess.plan import Plan
 
 
 def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, message: str) -> None:
@@ -375,29 +372,6 @@ def served_refusal(exc: BaseException) -> tuple[str, str] | None:
         reason = getattr(exc, "extra", {}).get("reason")
         return (reason if isinstance(reason, str) else kind), str(exc)
     return None
-
-
-def preflight_serve(plan: Plan, app_name: str) -> None:
-    """One blank image through the deployment before the job starts, with the plan's filter overrides, checked
-    against the plan's model version and filter set: fails fast with a clear message."""
-    mv = plan.model
-    model_name, ref, config = mv.name, f"{mv.name}:{mv.version}", mv.config
-    expected = {"version": mv.version, "sha256": config.weights.sha256, "filters_hash": plan.filters.hash}
-    try:
-        handle = detector_handle(model_name, app_name)
-        w, h = config.input_size
-        blank = np.full((h, w, 3), config.preprocess.pad_value, np.uint8)
-        meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
-        # the call the job makes: a deployment of a trapline without it fails here, with the message below
-        [record] = handle.detect_prepared_many.remote([blank], [meta], ref, plan.options.filters or None).result()
-        if isinstance(record, BaseException):
-            raise record
-    except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message
-        raise BatchError(
-            f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "
-            f"{type(exc).__name__}: {exc}. Start the service on this cluster (and pass --address) "
-            "or use --via actors") from None
-    check_served(ImageDetections.model_validate(record), expected)
 
 
 def config_json(config: Any) -> str:

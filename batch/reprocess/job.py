@@ -32,7 +32,7 @@ from batch.reprocess.dataset import (
     runs_inline,
     start_data_helpers,
 )
-from batch.reprocess.detect import config_json, preflight_serve
+from batch.reprocess.detect import config_json
 from batch.reprocess.failures import describe_error
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import Plan, plan_run
@@ -41,7 +41,7 @@ from batch.reprocess.progress import Progress
 from batch.reprocess.reporting import Reporter, close_manifest
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, report_counts
-from batch.reprocess.via import choose_via, find_service
+from batch.reprocess.via import choose_via, find_service, preflight_serve
 from model_store import FilterSet, ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
 from model_store.tables import journal

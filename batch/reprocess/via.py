@@ -6,6 +6,8 @@ time as it has actors (one forward pass each). The deployment is taken when it r
 a time as that pool would; when it runs fewer (a service sized by hand, or on a smaller share of the
 machine), the two are weighed on this job's size, timed with the blank image the check sends through
 the deployment anyway. The line `choose_via` returns says which, and why, with both sides' figures.
+`preflight_serve` is that check, also made by every `--via serve` run before it starts: the driver's, so the
+actors' module (detect.py) does not carry it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from batch.reprocess.detect import detector_handle, preflight_serve
+import numpy as np
+
+from batch.reprocess.detect import check_served, detector_handle
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import Plan
 from batch.reprocess.sizing import plan_resources
+from model_store import ImageDetections
+from model_store.core.preprocess import LetterboxMeta
 from trapline.base import env
 from trapline.base import service_records as services
 from trapline.base.errors import BatchError
@@ -134,3 +140,26 @@ def choose_via(plan: Plan, service: ServiceRecord | None, connected: bool, cpus:
         return "actors", f"{ref}: an actor pool of its own ({where} would be slower: {figures}; --via serve to use it)"
     return "serve", (f"{ref} through {where}: already loaded there, {figures}, no model to load "
                      "(--via actors for a pool of its own)")
+
+
+def preflight_serve(plan: Plan, app_name: str) -> None:
+    """One blank image through the deployment before the job starts, with the plan's filter overrides, checked
+    against the plan's model version and filter set: fails fast with a clear message."""
+    mv = plan.model
+    model_name, ref, config = mv.name, f"{mv.name}:{mv.version}", mv.config
+    expected = {"version": mv.version, "sha256": config.weights.sha256, "filters_hash": plan.filters.hash}
+    try:
+        handle = detector_handle(model_name, app_name)
+        w, h = config.input_size
+        blank = np.full((h, w, 3), config.preprocess.pad_value, np.uint8)
+        meta = LetterboxMeta(1.0, 1.0, 0.0, 0.0, w, h)
+        # the call the job makes: a deployment of a trapline without it fails here, with the message below
+        [record] = handle.detect_prepared_many.remote([blank], [meta], ref, plan.options.filters or None).result()
+        if isinstance(record, BaseException):
+            raise record
+    except Exception as exc:  # noqa: BLE001 - turn Ray/Serve lookup errors into one actionable message
+        raise BatchError(
+            f"cannot reach Serve deployment 'detector-{model_name}' of app {app_name!r} for {ref}: "
+            f"{type(exc).__name__}: {exc}. Start the service on this cluster (and pass --address) "
+            "or use --via actors") from None
+    check_served(ImageDetections.model_validate(record), expected)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and for the import contra
     from model_store.core.pipeline import ClassifierRoute, Pipeline
     from model_store.core.records import Classification, Detection, ImageDetections, MaskRLE, ModelInfo
     from model_store.core.refs import InvalidRefError, ModelRef
-    from model_store.store.store import ChecksumError, ModelStore, ModelVersion, NotFoundError, StoreError
+    from model_store.store.store import ChecksumError, ModelStore, NotFoundError, StoreError
+    from model_store.store.versions import ModelVersion
 
 _WHERE = {
     "model_store.core.backends": ("Interrupt", "ModelLoadError", "ModelRunError", "RunInterruptedError"),
@@ -32,7 +33,8 @@ _WHERE = {
     "model_store.core.pipeline": ("ClassifierRoute", "Pipeline"),
     "model_store.core.records": ("Classification", "Detection", "ImageDetections", "MaskRLE", "ModelInfo"),
     "model_store.core.refs": ("InvalidRefError", "ModelRef"),
-    "model_store.store.store": ("ChecksumError", "ModelStore", "ModelVersion", "NotFoundError", "StoreError"),
+    "model_store.store.store": ("ChecksumError", "ModelStore", "NotFoundError", "StoreError"),
+    "model_store.store.versions": ("ModelVersion",),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 

@@ -12,26 +12,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_store.core.backend_specs import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS
 from model_store.core.backends import ModelLoadError, create_backend
 from model_store.core.classifier import Classifier
-from model_store.core.config import AnyConfig, ClassifierConfig, ConfigError, parse_any_config
+from model_store.core.config import ClassifierConfig, ConfigError, parse_any_config
 from model_store.core.detector import Detector
 from model_store.core.identify.identifier import Identifier
-from model_store.core.records import ModelInfo
 from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
 from model_store.core.species.data import SpeciesSources, load_species, species_extras
 from model_store.core.species.ensemble import SpeciesData
 from model_store.store.prepare import default_card, prepare_config, sha256_file
+from model_store.store.versions import AliasRecord, ModelVersion, version_sort_key
 from trapline.base import env
 from trapline.base.errors import ChecksumError, NotFoundError, StoreError
 from trapline.base.storage import Storage
@@ -42,54 +39,6 @@ ALIASES_DIR = "_aliases"
 REFUSED_DIR = "_refused"
 QUANTIZATION_FILE = "quantization.json"
 LATEST = "latest"
-
-
-def version_sort_key(version: str) -> tuple:
-    """Natural order: "2" < "10", "1.2" < "1.10"; purely numeric parts sort before text."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[._-]", version))
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One published version: its config and where it lives."""
-
-    name: str
-    version: str
-    config: AnyConfig
-    url: str
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.config.backend in CLASSIFIER_BACKENDS
-
-    @property
-    def kind(self) -> str:
-        """detector, classifier or identifier (from the config's backend)."""
-        if self.config.backend in IDENTIFIER_BACKENDS:
-            return "identifier"
-        return "classifier" if self.is_classifier else "detector"
-
-    @property
-    def sha256(self) -> str:
-        """The weights' sha256 (a keypoints identifier, which has none: its canonical config's)."""
-        return self.config.sha256 if self.kind == "identifier" else self.config.weights.sha256
-
-    @property
-    def info(self) -> ModelInfo:
-        return ModelInfo(name=self.name, version=self.version, sha256=self.sha256)
-
-    @property
-    def ref(self) -> ModelRef:
-        return ModelRef(self.name, version=self.version)
-
-
-@dataclass(frozen=True)
-class AliasRecord:
-    """Where an alias points now, and the versions it pointed at before (oldest first)."""
-
-    version: str
-    history: tuple[str, ...] = ()
-    updated_at: str = ""
 
 
 class ModelStore:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from model_store import ImageDetections
 from model_store.core.records import Classification, Detection
-from model_store.store.store import ModelVersion
+from model_store.store.versions import ModelVersion
 from serve.antenna.catalog import classifier_labels
 from serve.antenna.protocol import (
     AlgorithmConfig,

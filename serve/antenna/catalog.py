@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from model_store import ModelRef, ModelStore
 from model_store.core.tiling import resolve_tiling
-from model_store.store.store import ModelVersion, version_sort_key
+from model_store.store.versions import ModelVersion, version_sort_key
 from serve.antenna.protocol import AlgorithmConfig, CategoryMap, PipelineConfig, PipelineStage, ServiceInfo
 from serve.antenna_config import AntennaConfig, AntennaPipelineConfig
 from serve.config import ServeConfig

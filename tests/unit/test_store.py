@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from model_store import ChecksumError, ConfigError, InvalidRefError, ModelRef, ModelStore, NotFoundError, StoreError
-from model_store.store.store import version_sort_key
+from model_store.store.versions import version_sort_key
 from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
 
 

@@ -3,14 +3,13 @@ clone: Django, PostgreSQL, Redis, NATS, Celery; no Docker), driven as a user wou
 captures, the service registered, an ML job, and what Antenna saved counted in its database.
 
 One shared setup: the harness (`setup.sh`: apt packages as root and Antenna's venv the first time, ~2 min; then
-`start.sh`, ~10 s) and, started while it starts, one trapline service with the demo detector routed to the demo
-species classifier and the Antenna door on a port of its own, recording what it answers into trapline's tables
-(`antenna.record`). Push mode and pull mode each run one job; in pull mode the detector is promoted mid-run and
-`trapline antenna work` is killed hard (SIGKILL) holding tasks and started again: Antenna redelivers what it held
-after its NATS_TASK_TTR, which the fixture sets short when it starts Antenna (an Antenna already running keeps its
-own, 300 s by default: slower, same checks). After both jobs the tables hold one row per image URL per detector
-version, with the detections Antenna saved. The door's per-image errors are checked on the same service without
-Antenna.
+`start.sh`, ~10 s) and one trapline service with the demo detector routed to the demo species classifier and the
+Antenna door on a port of its own, recording what it answers into trapline's tables (`antenna.record`). Push mode
+and pull mode each run one job; in pull mode the detector is promoted mid-run and `trapline antenna work` is killed
+hard (SIGKILL) holding tasks and started again: Antenna redelivers what it held after its NATS_TASK_TTR, which the
+fixture sets short when it starts Antenna (an Antenna already running keeps its own, 300 s by default: slower, same
+checks). After both jobs the tables hold one row per image URL per detector version, with the detections Antenna
+saved. The door's per-image errors are checked on the same service without Antenna.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import httpx
@@ -61,30 +59,21 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def antenna() -> Iterator[Callable[[], None]]:
-    """The harness set up (idempotent) and started in the background, while the trapline service (`door`) starts:
-    neither needs the other to start, and each spends much of its start waiting on processes of its own.
-    `antenna()` waits until it is up. Stopped after only if it was not already running."""
+def antenna() -> Iterator[None]:
+    """The harness set up (idempotent) and started; stopped after only if it was not already running."""
     running = harness_running()
     env = {**os.environ, "NATS_TASK_TTR": str(TASK_TTR_S)}  # read only by the services start.sh starts
-
-    def start() -> None:
-        for script, args in (("setup.sh", []), ("start.sh", ["--no-minimal"])):
-            done = subprocess.run(["bash", str(HARNESS / script), *args], capture_output=True, text=True,
-                                  timeout=SETUP_TIMEOUT_S, env=env)
-            assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-
-    with ThreadPoolExecutor(1) as pool:
-        started = pool.submit(start)
-        yield lambda: started.result(timeout=2 * SETUP_TIMEOUT_S)
-        wait([started])  # a test that failed before it waited: stop.sh only once start.sh is done
+    for script, args in (("setup.sh", []), ("start.sh", ["--no-minimal"])):
+        done = subprocess.run(["bash", str(HARNESS / script), *args], capture_output=True, text=True,
+                              timeout=SETUP_TIMEOUT_S, env=env)
+        assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    yield
     if not running:
         subprocess.run(["bash", str(HARNESS / "stop.sh")], capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[tuple[str, ModelStore, Path]]:
-    """The trapline service, started while the harness starts (after `antenna`, which only sets it going)."""
     root = tmp_path_factory.mktemp("antenna")
     store = ModelStore(str(root / "store"))
     for version in ("1", "2"):  # Antenna's synthetic moths are not the rendered mammals the demo detector learnt:
@@ -202,9 +191,8 @@ def assert_recorded_once(rows: list[dict], result: dict) -> None:
     assert sum(r["detection_count"] for r in rows) == result["detections_saved"]
 
 
-def test_push_and_pull_jobs_through_the_served_models(door, antenna, request):
+def test_push_and_pull_jobs_through_the_served_models(door, request):
     door, store, tables = door
-    antenna()
     info = httpx.get(f"{door}/info", timeout=6).json()
     [pipeline] = info["pipelines"]
     assert pipeline["slug"] == "trapline-demo-v1"

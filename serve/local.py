@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 from serve import ANTENNA_DEPLOYMENT_NAME, APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
-from serve.placement import Ask, PlacementWatch, config_asks, fit_error, local_cpus, with_overrides
+from serve.placement import (
+    Ask,
+    PlacementWatch,
+    config_asks,
+    end_pending_replicas,
+    fit_error,
+    local_cpus,
+    with_overrides,
+)
 from trapline.base.env import RAY_ADDRESS
 from trapline.base.errors import ServeConfigError, ServeStartError
 from trapline.base.ray_runtime import ensure_ray, shutdown_ray
@@ -212,12 +220,18 @@ def deploy_failure(app_name: str) -> str | None:
     return f"Serve app {app_name!r} failed to deploy: " + "; ".join(reasons) if reasons else None
 
 
-def _delete_app(name: str) -> None:
+def _delete_app(name: str, never_up: bool = False) -> None:
+    """Delete Serve app `name` (best effort); one that `never_up` is not waited for, its replicas Ray never placed
+    killed (end_pending_replicas says why): Serve's shutdown, or a delete after, waits for the rest."""
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
     try:
-        serve.delete(name)
+        serve.delete(name, _blocking=not never_up)
+        if never_up:  # once Serve deletes it: before, it would replace a replica killed
+            wait_until(lambda: getattr(serve.status().applications.get(name), "status", "DELETING") == "DELETING",
+                       30, f"Serve to delete app {name!r}")
+            end_pending_replicas(name)
     except Exception as exc:  # noqa: BLE001 - best effort: Serve may already be gone
         logger.warning("could not delete Serve app %r: %s", name, exc)
 
@@ -248,9 +262,13 @@ def _stop_apps(names: list[str], trapline_apps: list[str], serve_ends: bool) -> 
     right after (this process started it): then Serve's own shutdown removes them. It stops the proxies first, with
     the routes still in place, and the replicas after (gracefully, callers first: a recorder commits its rows), so a
     request that comes in meanwhile gets the draining replica's 503, then no connection; never a 404 for a route
-    that a deleted app took away while the proxy still listened."""
+    that a deleted app took away while the proxy still listened. Apps that never came up (no `trapline_apps`) are
+    deleted at once, without waiting out Serve's graceful stop of replicas Ray never placed."""
     for name in trapline_apps:
         drain_app(name)
+    if not trapline_apps:
+        for name in names:
+            _delete_app(name, never_up=True)
     if not serve_ends:
         for name in names:
             _delete_app(name)

@@ -10,6 +10,9 @@ why only in its controller's log after 30 s. trapline says it in two places:
   `PLACEMENT_GRACE_S` (at once when they ask more than any node has), read from Ray's actor table
   against `ray.available_resources()` and the nodes' totals (`ray.nodes()`); `trapline serve` prints it, the
   ingress's and the Antenna door's `/readyz` answer it in their body, and the replicas log it.
+
+An app that never came up is deleted without waiting out Serve's graceful stop of the replicas it never placed
+(`end_pending_replicas`).
 """
 
 from __future__ import annotations
@@ -207,6 +210,30 @@ def pending_replicas(app_name: str) -> dict[str, str]:
     Read from the GCS's actor table (`ray._private.state.actors`, Ray's developer API for it): the state API's
     `list_actors` would give each one's required resources too, but it needs the dashboard, which a cluster (and the
     tests' Ray) may run without; what each replica asks is the config's (`config_asks`)."""
+    return {actor_id: deployment for actor_id, (_, deployment) in _pending_replica_actors(app_name).items()}
+
+
+def end_pending_replicas(app_name: str) -> int:
+    """Kill the replicas of `app_name` that Ray has not created yet, for an app that never came up and is being
+    deleted; returns how many. Serve stops a replica with a graceful-shutdown call and kills it only when no answer
+    came within its graceful_shutdown_timeout_s (20 s by default): a replica never placed cannot answer, so the
+    stop would wait that out for one that never held a request (`trapline serve` exiting 20 s after it said why)."""
+    # late: the CLI imports this module for `trapline serve`'s checks; Ray loads once a service runs
+    import ray
+    from ray.serve._private.constants import SERVE_NAMESPACE
+
+    ended = 0
+    for name, _ in _pending_replica_actors(app_name).values():
+        try:
+            ray.kill(ray.get_actor(name, namespace=SERVE_NAMESPACE), no_restart=True)
+            ended += 1
+        except ValueError:  # gone meanwhile
+            continue
+    return ended
+
+
+def _pending_replica_actors(app_name: str) -> dict[str, tuple[str, str]]:
+    """Replica actors of `app_name` in PENDING_CREATION: actor id -> (actor name, deployment)."""
     # late: the CLI imports this module for `trapline serve`'s checks; Ray loads once a service runs
     from ray._private.state import actors
 
@@ -218,7 +245,7 @@ def pending_replicas(app_name: str) -> dict[str, str]:
         app, _, rest = name[len(REPLICA_ACTOR_PREFIX):].partition("#")
         deployment = rest.split("#", 1)[0]
         if app == app_name and deployment:
-            out[actor_id] = deployment
+            out[actor_id] = (name, deployment)
     return out
 
 

@@ -44,7 +44,8 @@ class StartEndedError(Exception):
 
 def test_a_replica_the_cluster_cannot_place_is_said_with_its_reason_within_30_s(ray_cluster, demo_store):
     """A detector asking 3 CPUs of the session's 2-CPU Ray: the start says which deployment, what it asks, what the
-    cluster has and the fix within 30 s, and both doors' /readyz answer it in their body meanwhile."""
+    cluster has and the fix within 30 s, and both doors' /readyz answer it in their body meanwhile; once it ends, the
+    app is gone in seconds."""
     port = free_port()
     cfg = {"store": demo_store.root, "http": {"port": 0, "one_hop": False, "ingress_num_cpus": 0.1},
            "models": [{"name": "demo-detector", "num_cpus": 3}],
@@ -92,8 +93,11 @@ def test_a_replica_the_cluster_cannot_place_is_said_with_its_reason_within_30_s(
         assert "each asks CPU 3" in main and "demo-detector" in main
     finally:
         checked.set()
+        stopping = time.monotonic()
         thread.join(60)
     assert [type(e) for e in ended] == [StartEndedError]
+    # the app deleted without Serve's 20 s grace for a replica that was never placed (serve/placement.py)
+    assert time.monotonic() - stopping < 15, f"the start ended {time.monotonic() - stopping:.0f} s after"
 
 
 @pytest.fixture(scope="module")

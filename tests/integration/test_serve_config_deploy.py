@@ -15,6 +15,7 @@ from model_store import ModelStore
 from serve.local import deploy_config, run_config, wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
+from tests.fixtures.serving import QUICK_STOP
 
 pytestmark = pytest.mark.ray
 
@@ -24,7 +25,8 @@ IMAGE = encode(gradient(320, 240))
 def serve_file(store_root: str, user_config: dict | None = None) -> dict:
     app = {"name": "trapline", "route_prefix": "/", "import_path": "trapline.service:app_builder", "args": {
         "store": store_root, "http": {"ingress_num_cpus": 0.1},
-        "models": [{"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.01}]}}
+        "models": [{"name": "fixture", "num_cpus": 0.25, "max_batch_size": 4, "batch_wait_timeout_s": 0.01,
+                    **QUICK_STOP}]}}
     if user_config is not None:
         app["deployments"] = [{"name": "detector-fixture", "user_config": user_config}]
     return {"http_options": {"host": "127.0.0.1", "port": 0}, "applications": [app]}

@@ -206,8 +206,9 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # fold_spread) and of its size (within 1.5 x), all of them in at most _SHORT of the host's frames over their span;
     # one or two frames with such a piece, or in a host seen all around them (_SHORT): a visitor that sits on a
     # sitter for a few frames is seen in all of them.
-    density = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k, config.max_gap_frames + 1)
-    within = _density(config, p_of, h_of, track_of, step_of, key, known, hits, k)
+    density = _density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k,
+                       config.max_gap_frames + 1)
+    within = _density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k)
     # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
     # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
     apart = look_apart(piece_row, host_row, dets)
@@ -361,14 +362,14 @@ def _clear_host(fold: np.ndarray, p_of: np.ndarray, look: np.ndarray, overlap: n
 
 
 def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
-             key: np.ndarray, known: np.ndarray, hits: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
+             key: np.ndarray, known: np.ndarray, frames_of: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
     """Per (piece, host): the piece's frames over the host's frames from `pad` frames before the piece's first to
     as many after its last.
 
     Ten parameters: a vectorised count over the fold pass's arrays, all made once by its caller: the config, each
-    (piece, host) pair's tracks (p_of, h_of), each row's track, step, frame key and known-time mask, each track's hits,
-    the number of tracks k, and the padding in frames; they are the camera's columns and the pairs under test, used
-    together only here."""
+    (piece, host) pair's tracks (p_of, h_of), each row's track, step, frame key and known-time mask, each track's
+    distinct frames, the number of tracks k, and the padding in frames; they are the camera's columns and the pairs
+    under test, used together only here."""
     first = np.full(k, np.iinfo(np.int64).max)
     last = np.full(k, -1)
     np.minimum.at(first, track_of[known], key[known])
@@ -378,5 +379,5 @@ def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: 
     base = int(key.max()) + pad + 2
     lo = np.searchsorted(codes, h_of * base + np.maximum(first[p_of] - pad, 0), side="left")
     hi = np.searchsorted(codes, h_of * base + last[p_of] + pad, side="right")
-    piece_frames = _distinct_frames(track_of, key, known, k)[p_of]
+    piece_frames = frames_of[p_of]
     return piece_frames / np.maximum(hi - lo, 1)

@@ -19,7 +19,8 @@ that ended is joined to one that starts a few frames later when the camera's own
 animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back; the
 look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined). Before
 stitching, a track of an animal's second boxes (a head inside its box, a duplicate beside it) is folded into that
-animal's track (model_store/core/filters/track_folds.py; stitching then judges a track on its own boxes), and
+animal's track (model_store/core/filters/track_folds.py; a track of set-aside boxes it left whole is cut by the
+boxes they were set aside for and folded again: track_seconds.py; stitching then judges a track on its own boxes), and
 after it a track that never moved is flagged static (model_store/core/filters/track_static.py; both the
 detector's mistakes; `confirmed_tracks` leaves flagged tracks out). The gates and costs are in
 track_costs.py, the knobs in track_config.py.
@@ -49,7 +50,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
 from model_store.core.filters.track_folds import fold_parts
 from model_store.core.filters.track_gaps import fill_ends, fill_gaps
-from model_store.core.filters.track_seconds import second_boxes
+from model_store.core.filters.track_seconds import second_boxes, split_by_partner
 from model_store.core.filters.track_static import static_tracks
 from model_store.core.filters.track_stitching import stitch_tracks
 
@@ -166,7 +167,8 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     known_rows = np.flatnonzero(step_of >= 0)
     # An animal's second boxes (a duplicate, a part) are kept out of the frame pass, so they cannot take its
     # track; they are linked among themselves after it and folded back (track_seconds.py, track_folds.py).
-    second = second_boxes(config, step_of, dets, scores)
+    partner = second_boxes(config, step_of, dets, scores)
+    second = partner >= 0
     for rows in (known_rows[~second[known_rows]], known_rows[second[known_rows]]):
         _frame_pass(config, state, dets, rows, step_of, separation, track_of, confidence)
     if len(unknown):
@@ -175,7 +177,7 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     confidence[filled] = sure
     track_of, filled, sure = fill_ends(config, track_of, step_of, dets)
     confidence[filled] = sure
-    folded = fold_parts(config, track_of, step_of, dets)
+    folded = _fold(config, track_of, step_of, dets, partner)
     confidence[folded.rows] = folded.confidence
     is_folded = np.zeros(n, dtype=bool)
     is_folded[folded.rows] = True
@@ -228,6 +230,27 @@ def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, 
             new = state.start(dets, fresh, step)
             track_of[fresh] = new
             live = np.concatenate([live, new])
+
+
+def _fold(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
+          partner: np.ndarray):
+    """fold_parts, and where it left a track of set-aside boxes unfolded (none of its boxes folded, nothing folded
+    into it), that track cut by its boxes' partners (track_seconds.py `split_by_partner`: the set-aside boxes of
+    two neighbours linked into one track) and folded again, all at once."""
+    folded = fold_parts(config, track_of, step_of, dets)
+    aside = partner >= 0
+    if not aside.any():
+        return folded
+    k = int(track_of.max()) + 1
+    touched = np.zeros(k, dtype=bool)
+    touched[track_of[folded.rows]] = True  # a piece folded, or
+    touched[folded.track_of[folded.rows]] = True  # a host
+    left = np.unique(track_of[aside])
+    left = left[~touched[left]]
+    if not len(left):
+        return folded
+    split = split_by_partner(track_of, partner, dets.segment * (int(step_of.max()) + 2) + step_of, left)
+    return folded if split is track_of else fold_parts(config, split, step_of, dets)
 
 
 def _stitch_evidence(stitched, n: int) -> np.ndarray:

@@ -115,10 +115,12 @@ def test_replica_killed_under_load_is_replaced_and_in_flight_requests_fail_fast(
     print(f"\nreplica kill: {len(before)} ok before, {len(after_kill)} requests after the kill, errors {dict(errors)}, "
           f"replacement serving after {recovered_at - killed_at:.1f} s, readiness answers {dict(readiness)}")
     assert all(status == "200" for _, _, status in before)
-    # Fail fast: no request (answered or failed) came near the client timeout, and none hung. Requests
-    # that arrive while no replica lives wait for the replacement (found by the 1 s health check).
+    # Fail fast: a failed request came nowhere near the client timeout, and none hung. Requests that arrive
+    # while no replica lives wait for the replacement (found by the 1 s health check), so no answer took longer
+    # than the replacement did, with a request's own time on top (a loaded CI machine took 9.2 s to replace it).
     assert "client_timeout" not in errors
-    assert max(dur for _, dur, _ in load.results) < CLIENT_TIMEOUT_S / 2
+    assert max((dur for _, dur, status in after_kill if status != "200"), default=0) < CLIENT_TIMEOUT_S / 2
+    assert max(dur for _, dur, _ in load.results) < min(recovered_at - killed_at + 3, CLIENT_TIMEOUT_S)
     # The request that was on the dying replica is a typed 503 with Retry-After: retry, not a server bug.
     assert set(errors) <= {"503:not_ready"}, errors
     # Back to full service: the last requests all succeeded, on the new replica.

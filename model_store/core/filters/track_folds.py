@@ -24,8 +24,8 @@ lookalike sitter set aside frame by frame and broken into pieces is seen in near
 two boxes in a track seen all around them;
 the fold is weak: its confidence is at most 0.5, so it sorts to the review queue. Two animals are not folded on
 nesting alone: a piece seen in most of the frames it could be, one that drifted in the other's box, or one nested
-in two tracks (unless one of them holds its like, or it looks clearly more like one of them, at most `_CLEAR`
-times the other's distance, and overlaps that one's boxes most: a herd pressed together), stays a track. Every
+in two tracks (unless one of them holds its like, or it is clearly one of them's: track_hosts.py, a herd pressed
+together), stays a track. Every
 fold (and hand-over) also needs the piece to look like the other track where boxes have an appearance (mean
 distance at most `fold_look`): an animal's second box shows that animal, a neighbour's box or a visitor on a
 sitter shows another (without this, 137 folds on
@@ -47,13 +47,12 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
+from model_store.core.filters.track_hosts import clear_host
 from model_store.core.filters.track_pairs import contained, iou, look_apart, same_frame_pairs
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
 _PRESENT = 0.5  # a piece's host is seen in at least this share of the piece's frames
-_CLEAR = 0.5  # a piece inside two tracks' boxes goes to the one it looks like at most this x the other's distance
-# (and overlaps most)
 _SHORT = 0.4  # a piece of one or two frames: its share of the host's frames around it (5 or more of them); a run
 # of three or more with the pieces that corroborate it: their share of the host's frames over their span
 
@@ -229,7 +228,8 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     fold = strong | weak
     if apart is not None:  # inside two animals' boxes (a herd pressed together): the one it is clearly of
         overlap = np.bincount(inv, iou(piece_row, host_row, dets), minlength=len(uniq)) / n
-        fold &= _clear_host(fold, p_of, np.bincount(inv, apart, minlength=len(uniq)) / n, overlap, k)
+        fold &= clear_host(fold, p_of, np.bincount(inv, apart, minlength=len(uniq)) / n, overlap, k,
+                           frames_of[p_of] <= 2)
     several = np.bincount(p_of[fold], minlength=k)[p_of] > 1
     fold &= ~several | corroborated
     fold &= np.bincount(p_of[fold], minlength=k)[p_of] == 1
@@ -336,29 +336,6 @@ def _host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndar
     out = np.zeros(n)
     out[g[starts]] = travel
     return out
-
-
-def _clear_host(fold: np.ndarray, p_of: np.ndarray, look: np.ndarray, overlap: np.ndarray, k: int) -> np.ndarray:
-    """Per (piece, host) bool: False for the rival hosts of a piece that is clearly another host's: it looks like
-    that host at most _CLEAR x the distance to the next nearest, and its boxes overlap that host's most (mean IoU).
-    A piece with one host, or with the look and the overlap not agreeing, keeps all its hosts."""
-    keep = np.ones(len(p_of), dtype=bool)
-    cand = np.flatnonzero(fold)
-    if len(cand) < 2:
-        return keep
-    cand = cand[np.lexsort((look[cand], p_of[cand]))]
-    piece = p_of[cand]
-    head = np.r_[True, piece[1:] != piece[:-1]]  # each piece's nearest host first, then the next nearest
-    best = np.full(k, -1)
-    best[piece[head]] = cand[head]
-    second = np.full(k, np.inf)
-    runner = np.flatnonzero(~head & np.r_[False, head[:-1]])
-    second[piece[runner]] = look[cand[runner]]
-    most = np.full(k, -np.inf)
-    np.maximum.at(most, piece, overlap[cand])
-    clear = (look[best[piece]] <= _CLEAR * second[piece]) & (overlap[best[piece]] >= most[piece])
-    keep[cand[clear & (cand != best[piece])]] = False
-    return keep
 
 
 def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,

@@ -25,7 +25,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_rows import spans, track_ends
+from model_store.core.filters.track_rows import frame_key, spans, track_ends
 
 
 def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
@@ -47,8 +47,7 @@ def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     if not len(short):
         return track_of, none, np.zeros(0)
     # A's row just before B starts: any row of the same segment up to max_gap_frames + 1 steps before B's first.
-    span = int(step_of.max()) + 2
-    key = dets.segment * span + step_of
+    key = frame_key(dets.segment, step_of)
     by_key = known[np.argsort(key[known], kind="stable")]
     sorted_key = key[by_key]
     fb = first_row[short]
@@ -112,8 +111,7 @@ def fill_ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     short = np.flatnonzero((hits >= 1) & (hits <= config.fill_max_frames))
     if not len(walker) or not len(short):
         return track_of, none, np.zeros(0)
-    span = int(step_of.max()) + 2
-    key = dets.segment * span + step_of
+    key = frame_key(dets.segment, step_of)
     pairs = []  # (short, walker, the short's row next to the walker, the walker's row next to it)
     for w_row, s_row, after in ((first_row, last_row, 1), (last_row, first_row, -1)):
         # Walkers sorted by the key of their end here; shorts whose own end lies 1..max_gap_frames + 1 away.

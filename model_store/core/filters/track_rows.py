@@ -36,3 +36,9 @@ def spans(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     count = hi - lo
     owner = np.repeat(np.arange(len(lo)), count)
     return owner, np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+
+
+def frame_key(segment: np.ndarray, step_of: np.ndarray) -> np.ndarray:
+    """Per row, its frame as one int: the segment (a burst, a night) times a span past any step, plus the step, so
+    rows of one frame share a key and keys sort by segment, then step."""
+    return segment * (int(step_of.max()) + 2) + step_of

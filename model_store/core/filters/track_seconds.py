@@ -29,6 +29,7 @@ import numpy as np
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
 from model_store.core.filters.track_pairs import contained, look_apart, same_frame_pairs
+from model_store.core.filters.track_rows import frame_key
 
 
 def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections,
@@ -39,7 +40,7 @@ def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetection
     known = np.flatnonzero(step_of >= 0)
     if not config.fold or config.fold_set_aside == 0 or len(known) < 2:
         return out
-    key = dets.segment * (int(step_of.max()) + 2) + step_of
+    key = frame_key(dets.segment, step_of)
     a, b = same_frame_pairs(key, known, dets.boxes)
     if not len(a):
         return out

@@ -50,6 +50,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
 from model_store.core.filters.track_folds import fold_parts
 from model_store.core.filters.track_gaps import fill_ends, fill_gaps
+from model_store.core.filters.track_rows import frame_key
 from model_store.core.filters.track_seconds import second_boxes, split_by_partner
 from model_store.core.filters.track_static import static_tracks
 from model_store.core.filters.track_stitching import stitch_tracks
@@ -249,7 +250,7 @@ def _fold(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: 
     left = left[~touched[left]]
     if not len(left):
         return folded
-    split = split_by_partner(track_of, partner, dets.segment * (int(step_of.max()) + 2) + step_of, left)
+    split = split_by_partner(track_of, partner, frame_key(dets.segment, step_of), left)
     return folded if split is track_of else fold_parts(config, split, step_of, dets)
 
 

@@ -304,3 +304,19 @@ def test_an_insect_that_flies_off_for_minutes_and_comes_back_is_stitched_back_to
     times, frames, boxes, app, truth = _sheet([looks[0]] * 11, plan)
     alike = link_camera(times, frames, boxes, CONFIG, appearance=app)
     assert len(set(alike[truth == 0].tolist())) == 2
+
+
+def test_sitters_side_by_side_are_linked_with_the_margin_they_have():
+    # three sitters whose boxes overlap: each frame's links go to the Hungarian solver together. Each link is its
+    # track's and its box's cheapest pair by far, so none is unsure; the link cost read back from the solver's
+    # matrix ((cost - max_cost) + max_cost) rounded above the cost and made some of them 0 (the review queue's top)
+    rng = np.random.default_rng(3)
+    boxes, frames = [], []
+    for f in range(10):
+        for x in (0.40, 0.43, 0.46):
+            boxes.append(_box(x + rng.normal(0, 0.002), 0.5 + rng.normal(0, 0.002), 0.05, 0.05))
+            frames.append(f)
+    frames = np.array(frames)
+    linked = link_camera_scored(frames * 20.0, frames, np.array(boxes), CONFIG)
+    assert linked.ids.reshape(10, 3).T.tolist() == [[0] * 10, [1] * 10, [2] * 10]
+    assert (linked.link_confidence[3:] > 0.4).all()

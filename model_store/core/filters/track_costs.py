@@ -205,34 +205,67 @@ def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: Camer
     # A pair that is the only candidate of its track and of its detection is in every optimal assignment:
     # only the rest (a crowded segment) goes to the Hungarian solver.
     alone = (np.bincount(li, minlength=len(live))[li] == 1) & (np.bincount(ri, minlength=len(rows))[ri] == 1)
-    out_l, out_r, out_c = [li[alone]], [ri[alone]], [cost[alone]]
+    parts = [(li[alone], ri[alone], cost[alone])]
     rest = np.flatnonzero(~alone)
     if len(rest):
-        # Imported here: scipy.optimize costs ~0.3-1 s to import, and every process that imports model_store (each
-        # Ray worker of a reprocess, each CLI command) imported it through the filters for this one call.
-        from scipy.optimize import linear_sum_assignment
-
-        seg = dets.segment[rows[ri[rest]]]
-        order = rest[np.argsort(seg, kind="stable")]
-        cuts = np.flatnonzero(np.diff(np.sort(seg))) + 1
-        for part in np.split(order, cuts):
-            lu, lpos = np.unique(li[part], return_inverse=True)
-            ru, rpos = np.unique(ri[part], return_inverse=True)
-            # Each link saves (max_cost - cost) over starting a new track; the assignment maximises the saving,
-            # so it never forces a poor link for the sake of linking more pairs (0: not a link).
-            matrix = np.zeros((len(lu), len(ru)))
-            matrix[lpos, rpos] = cost[part] - config.max_cost
-            a, b = linear_sum_assignment(matrix)
-            linked = matrix[a, b] < 0
-            out_l.append(lu[a[linked]])
-            out_r.append(ru[b[linked]])
-            out_c.append(matrix[a[linked], b[linked]] + config.max_cost)
-    picked_l, picked_r, picked_c = np.concatenate(out_l), np.concatenate(out_r), np.concatenate(out_c)
+        parts += _crowded(li[rest], ri[rest], cost[rest], dets.segment[rows[ri[rest]]], config.max_cost)
+    picked_l, picked_r, picked_c = (np.concatenate(column) for column in zip(*parts))
     alt = np.minimum(_runner_up(li, cost, picked_l, picked_c), _runner_up(ri, cost, picked_r, picked_c))
     # How sure each link is, 0..1: its margin over the best alternative (starting a new track, or the next
     # candidate of its track or of its detection), as a share of max_cost.
     confidence = np.clip((np.minimum(alt, config.max_cost) - picked_c) / config.max_cost, 0.0, 1.0)
     return live[picked_l], picked_r, confidence
+
+
+def _crowded(li: np.ndarray, ri: np.ndarray, cost: np.ndarray, seg: np.ndarray,
+             max_cost: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The links of the contested pairs (track position li, detection position ri, cost, segment), one optimal
+    assignment per segment, as (track positions, detection positions, costs) pieces.
+
+    A segment with one track or one detection takes its cheapest pair, all such segments at once; the others go
+    to scipy's Hungarian solver one by one. Each segment's positions in its matrix are found for all segments at
+    once (np.unique per segment was half of this step's time on a crowded camera: thousands of small segments)."""
+    order = np.lexsort((ri, li, seg))
+    li, ri, cost, seg = li[order], ri[order], cost[order], seg[order]
+    starts = np.flatnonzero(np.concatenate([[True], seg[1:] != seg[:-1]]))
+    ends = np.append(starts[1:], len(seg))
+    part = np.repeat(np.arange(len(starts)), ends - starts)
+    # Each pair's row and column in its segment's matrix: the rank of its track (detection) among the segment's.
+    l_new = np.concatenate([[True], (seg[1:] != seg[:-1]) | (li[1:] != li[:-1])])
+    n_l = np.add.reduceat(l_new, starts)
+    lpos = np.cumsum(l_new) - 1 - (np.cumsum(n_l) - n_l)[part]
+    by_r = np.lexsort((ri, seg))
+    r_new = np.concatenate([[True], (seg[by_r][1:] != seg[by_r][:-1]) | (ri[by_r][1:] != ri[by_r][:-1])])
+    n_r = np.add.reduceat(r_new, starts)
+    rpos = np.empty(len(ri), dtype=np.int64)
+    rpos[by_r] = np.cumsum(r_new) - 1 - (np.cumsum(n_r) - n_r)[part[by_r]]
+    out = []
+    # One track or one detection: its cheapest pair (the first of equal ones, in (track, detection) order).
+    single = (n_l == 1) | (n_r == 1)
+    if single.any():
+        is_single = single[part]
+        keys = np.flatnonzero(is_single)
+        best = keys[np.lexsort((keys, cost[keys], part[keys]))]
+        best = best[np.concatenate([[True], part[best][1:] != part[best][:-1]])]
+        out.append((li[best], ri[best], cost[best]))
+    if not single.all():
+        # Imported here: scipy.optimize costs ~0.3-1 s to import, and every process that imports model_store (each
+        # Ray worker of a reprocess, each CLI command) imported it through the filters for this one call.
+        from scipy.optimize import linear_sum_assignment
+
+        for p in np.flatnonzero(~single).tolist():
+            lo, hi = starts[p], ends[p]
+            # Each link saves (max_cost - cost) over starting a new track; the assignment maximises the saving,
+            # so it never forces a poor link for the sake of linking more pairs (0: not a link).
+            matrix, pair = np.zeros((n_l[p], n_r[p])), np.full((n_l[p], n_r[p]), -1)
+            matrix[lpos[lo:hi], rpos[lo:hi]] = cost[lo:hi] - max_cost
+            pair[lpos[lo:hi], rpos[lo:hi]] = np.arange(lo, hi)
+            a, b = linear_sum_assignment(matrix)
+            linked = pair[a, b][matrix[a, b] < 0]
+            # The pair's own cost, not the matrix's (cost - max_cost) + max_cost: rounded, that could come out
+            # above the cost itself, and the link's runner-up (_runner_up) would then be the link itself.
+            out.append((li[linked], ri[linked], cost[linked]))
+    return out
 
 
 def _runner_up(group: np.ndarray, cost: np.ndarray, picked: np.ndarray, picked_cost: np.ndarray) -> np.ndarray:

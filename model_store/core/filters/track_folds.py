@@ -49,7 +49,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
 from model_store.core.filters.track_hosts import clear_host
 from model_store.core.filters.track_pairs import contained, iou, look_apart, same_frame_pairs
-from model_store.core.filters.track_rows import frame_key
+from model_store.core.filters.track_rows import distinct, frame_key
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
@@ -96,7 +96,7 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     lo, hi = np.minimum(track_of[a], track_of[b]), np.maximum(track_of[a], track_of[b])
     base = int(key.max()) + 1
     full = (lo * k + hi) * base + key[a]  # one code per (track pair, frame)
-    code = np.unique(full)
+    code = distinct(full)
     nested = np.zeros(len(code), dtype=bool)
     np.logical_or.at(nested, np.searchsorted(code, full), contained(a, b, dets) >= config.fold_inside)
     pairs, inv, common = np.unique(code // base, return_inverse=True, return_counts=True)
@@ -295,7 +295,7 @@ def _group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: n
     np.minimum.at(first, track_of[known], key[known])
     np.maximum.at(last, track_of[known], key[known])
     base = int(key.max()) + 2
-    codes = np.unique(track_of[known] * base + key[known])
+    codes = distinct(track_of[known] * base + key[known])
 
     def host_frames(pairs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         return (np.searchsorted(codes, h_of[pairs] * base + hi, side="right")
@@ -308,7 +308,7 @@ def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np
                known: np.ndarray) -> np.ndarray:
     """Per (piece, host): the number of the piece's frames in which the host has a box too."""
     base = int(key.max()) + 1
-    codes = np.unique(track_of[known] * base + key[known])  # each track's distinct frames, sorted
+    codes = distinct(track_of[known] * base + key[known])  # each track's distinct frames, sorted
     lo = np.searchsorted(codes, p_of * base)
     hi = np.searchsorted(codes, (p_of + 1) * base)
     pair = np.repeat(np.arange(len(p_of)), hi - lo)
@@ -320,7 +320,7 @@ def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np
 
 def _distinct_frames(track_of: np.ndarray, key: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:
     """Per track, the number of distinct frames it has a detection in."""
-    codes = np.unique(track_of[known] * (int(key.max()) + 1) + key[known])
+    codes = distinct(track_of[known] * (int(key.max()) + 1) + key[known])
     return np.bincount(codes // (int(key.max()) + 1), minlength=k)
 
 
@@ -353,7 +353,7 @@ def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: 
     np.minimum.at(first, track_of[known], key[known])
     np.maximum.at(last, track_of[known], key[known])
     # The host's distinct frame keys, sorted per host: count those in the piece's padded window.
-    codes = np.unique(track_of[known] * (int(key.max()) + pad + 2) + key[known])
+    codes = distinct(track_of[known] * (int(key.max()) + pad + 2) + key[known])
     base = int(key.max()) + pad + 2
     lo = np.searchsorted(codes, h_of * base + np.maximum(first[p_of] - pad, 0), side="left")
     hi = np.searchsorted(codes, h_of * base + last[p_of] + pad, side="right")

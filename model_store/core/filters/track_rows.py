@@ -30,6 +30,16 @@ def track_ends(track_of: np.ndarray, step_of: np.ndarray, known: np.ndarray, k: 
     return TrackEnds(order, bounds, tracks, first_row, last_row)
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of an integer array: np.unique without its index outputs, by sorting.
+
+    Not np.unique: from numpy 2.3 it hashes when no indices are asked for, and on a camera's frame and track codes
+    (~200,000 distinct int64s) that measured 30x slower than a sort here (0.12 s against 0.004 s; numpy 2.4.6), a
+    tenth of the tracker's time over its dozen such calls."""
+    out = np.sort(values, axis=None)
+    return out[np.concatenate([[True], out[1:] != out[:-1]])] if len(out) else out
+
+
 def spans(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(for each position, the index i of its span; the positions lo[i] .. hi[i] - 1 of every span, in order): the
     candidates `np.searchsorted` found in a sorted array, one row per (query, candidate) pair."""

@@ -29,7 +29,7 @@ import numpy as np
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
 from model_store.core.filters.track_pairs import contained, look_apart, same_frame_pairs
-from model_store.core.filters.track_rows import frame_key
+from model_store.core.filters.track_rows import distinct, frame_key
 
 
 def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections,
@@ -81,7 +81,7 @@ def split_by_partner(track_of: np.ndarray, partner: np.ndarray, key: np.ndarray,
     group = np.zeros(len(pairs), dtype=np.int64)  # per (set-aside track, partner's track): its group in the track
     if len(several):
         involved = np.isin(pairs // k, several)
-        frames_of = _frames_by_track(track_of, key, np.unique(pairs[involved] % k))
+        frames_of = _frames_by_track(track_of, key, distinct(pairs[involved] % k))
         for t in several:
             mine = np.flatnonzero(pairs // k == t)
             groups: list[set] = []

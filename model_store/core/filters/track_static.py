@@ -17,6 +17,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
+from model_store.core.filters.track_rows import distinct
 
 
 def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
@@ -32,7 +33,7 @@ def static_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     need = np.full(k, config.static_min_frames)
     if len(own):
         span = int(step_of.max()) + 1
-        frames = np.bincount(np.unique(dets.segment[own] * span + step_of[own]) // span)
+        frames = np.bincount(distinct(dets.segment[own] * span + step_of[own]) // span)
         seg = np.zeros(k, dtype=np.int64)
         seg[track_of[own]] = dets.segment[own]
         if config.static_burst_share > 0:

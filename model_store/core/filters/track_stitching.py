@@ -36,7 +36,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_rows import spans, track_ends
+from model_store.core.filters.track_rows import distinct, spans, track_ends
 
 _CALIBRATION_FRAMES = 300  # frames sampled for the certainly-different pairs
 _MIN_SAME = 5  # fewer long tracks than this: one animal's own spread is not known
@@ -111,20 +111,20 @@ def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
     long = hits >= config.stitch_min_frames
     rows = known[long[track_of[known]]]
     frame = dets.segment[rows] * (int(step_of.max()) + 2) + step_of[rows]
-    frames = np.unique(frame)
+    frames = distinct(frame)
     if len(frames) > _CALIBRATION_FRAMES:
         frames = frames[np.linspace(0, len(frames) - 1, _CALIBRATION_FRAMES).astype(np.int64)]
     pairs = []
     order = np.argsort(frame, kind="stable")
     bounds = np.searchsorted(frame[order], np.r_[frames, frames + 1])
     for lo, hi in zip(bounds[:len(frames)], bounds[len(frames):], strict=True):
-        here = np.unique(track_of[rows[order[lo:hi]]])
+        here = distinct(track_of[rows[order[lo:hi]]])
         if len(here) > 1:
             i, j = np.triu_indices(len(here), 1)
             pairs.append(here[i] * k + here[j])
     different = np.zeros(0)
     if pairs:
-        uniq = np.unique(np.concatenate(pairs))
+        uniq = distinct(np.concatenate(pairs))
         different = 1.0 - np.einsum("ij,ij->i", mean_vec[uniq // k], mean_vec[uniq % k])
     # The same animal: the first half of each long track against its second half.
     whole = hits >= 2 * config.stitch_min_frames
@@ -138,7 +138,7 @@ def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
     half = position >= hits[ids] // 2
     sums = np.zeros((k, 2, vec.shape[1]))
     np.add.at(sums, (ids, half.astype(np.int64)), vec[rows].astype(np.float64))
-    tracks = np.unique(ids)
+    tracks = distinct(ids)
     a, b = sums[tracks, 0], sums[tracks, 1]
     a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-9)
     b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-9)

@@ -50,7 +50,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
 from model_store.core.filters.track_folds import fold_parts
 from model_store.core.filters.track_gaps import fill_ends, fill_gaps
-from model_store.core.filters.track_rows import frame_key
+from model_store.core.filters.track_rows import distinct, frame_key
 from model_store.core.filters.track_seconds import second_boxes, split_by_partner
 from model_store.core.filters.track_static import static_tracks
 from model_store.core.filters.track_stitching import stitch_tracks
@@ -246,7 +246,7 @@ def _fold(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: 
     touched = np.zeros(k, dtype=bool)
     touched[track_of[folded.rows]] = True  # a piece folded, or
     touched[folded.track_of[folded.rows]] = True  # a host
-    left = np.unique(track_of[aside])
+    left = distinct(track_of[aside])
     left = left[~touched[left]]
     if not len(left):
         return folded

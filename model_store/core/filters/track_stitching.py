@@ -36,7 +36,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_rows import distinct, spans, track_ends
+from model_store.core.filters.track_rows import distinct, frame_key, spans, track_ends
 
 _CALIBRATION_FRAMES = 300  # frames sampled for the certainly-different pairs
 _MIN_SAME = 5  # fewer long tracks than this: one animal's own spread is not known
@@ -114,7 +114,7 @@ def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
     k = len(hits)
     long = hits >= config.stitch_min_frames
     rows = known[long[track_of[known]]]
-    frame = dets.segment[rows] * (int(step_of.max()) + 2) + step_of[rows]
+    frame = frame_key(dets.segment, step_of)[rows]
     frames = distinct(frame)
     if len(frames) > _CALIBRATION_FRAMES:
         frames = frames[np.linspace(0, len(frames) - 1, _CALIBRATION_FRAMES).astype(np.int64)]

@@ -352,19 +352,3 @@ def test_clear_host_keeps_both_hosts_of_a_long_piece_that_neither_look_nor_overl
     keep = clear_host(np.array([True, True]), np.array([2, 2]), np.array([0.03, 0.05]), np.array([0.09, 0.09]), 3,
                       np.array([False, False]))
     assert keep.tolist() == [True, True]
-
-
-def test_a_part_box_of_an_animal_seen_in_one_frame_only_is_folded_into_it():
-    rng = np.random.default_rng(43)
-    scene = Scene()
-    # An insect on the sheet in the camera's first frame only, its head boxed apart (confidently) in that frame;
-    # a sitter elsewhere all along. With no frames around them, the head box cannot be judged by how often it is
-    # seen; inside the insect's box, of a part's size, alike, it is folded (weakly: the review queue).
-    scene.add(0, _box(0.6, 0.6, 0.08, 0.12), 0, score=0.7, look=0)
-    scene.add(0, _box(0.61, 0.57, 0.03, 0.04), 0, score=0.72, look=0)
-    for f in range(20):
-        scene.add(f, _box(0.2 + 0.003 * f + rng.normal(0, 0.002), 0.3, 0.08, 0.1), 1, look=1)
-    linked, counted = scene.link()
-    assert counted.sum() == 2
-    assert linked.ids[0] == linked.ids[1] and not np.isnan(linked.folds[1, 0])
-    assert linked.link_confidence[1] <= 0.5

@@ -21,9 +21,7 @@ goes, an animal that sits is detected in nearly every frame) and it has gaps of 
 piece of that track at its place and of its size; for a piece of three frames or more in a row, those pieces and it
 seen in at most 0.4 of the host's frames from the first to the last of them: a part box's runs come and go, a
 lookalike sitter set aside frame by frame and broken into pieces is seen in nearly every frame), or it is one or
-two boxes in a track seen all around them, or one or two boxes of a part's size (at most `fold_part_area` of the
-other's area) in a track seen no more often than it (an animal seen in a frame or two only, its part boxed apart
-there: no frames around them to judge by);
+two boxes in a track seen all around them;
 the fold is weak: its confidence is at most 0.5, so it sorts to the review queue. Two animals are not folded on
 nesting alone: a piece seen in most of the frames it could be, one that drifted in the other's box, or one nested
 in two tracks (unless one of them holds its like, or it is clearly one of them's: track_hosts.py, a herd pressed
@@ -226,9 +224,6 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     weak = ok & ~strong & ~whole & (density <= config.fold_sit_density) & (
         ((n >= 3) & ((within <= _WITHIN) | (corroborated & (group <= _SHORT))))
         | (n <= 2) & (corroborated | (density <= _SHORT)))
-    # An animal seen in a frame or two only, its part boxed apart there (a host seen no more often than the piece,
-    # the piece of a part's size): no frames around them to judge by; folded weakly (the review queue).
-    weak |= ok & ~strong & ~whole & (n <= 2) & (frames_of[h_of] <= frames_of[p_of]) & (rel <= config.fold_part_area)
     # One host only: a piece inside two animals' boxes is folded only where the host's other pieces say it
     # belongs (two sitters side by side), else it says nothing of which one it belongs to.
     fold = strong | weak

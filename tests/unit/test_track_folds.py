@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from model_store.core.filters.track_folds import _co_frames
+from model_store.core.filters.track_hosts import clear_host
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
 
 CONFIG = TrackConfig()
@@ -315,3 +316,39 @@ def test_a_lone_part_box_inside_two_lookalike_walkers_goes_to_the_tighter_box():
     assert counted.sum() == 2
     assert set(linked.ids[truth_a == 0]) == {linked.ids[0]} and (~np.isnan(linked.folds[:, 0])).sum() == 1
     assert linked.link_confidence[~np.isnan(linked.folds[:, 0])][0] <= 0.5  # a weak fold: to the review queue
+
+
+def test_part_boxes_of_two_neighbours_linked_into_one_track_go_each_to_its_own_animal():
+    # Two moths of close looks pressed together under a blob detector's one-size boxes, creeping along; the
+    # detector boxes a part of each now and then, in the overlap of their boxes: of the first in frames 4 and 8, of
+    # the second in frame 6. Parts are not set aside (track_seconds.py): the three link into one track, nested in
+    # each moth's box, so no moth holds it in fold_min_share of its frames as its own part (issue 69, fixed-boxes:
+    # NOTES.md §28h). Cut by the boxes they lie in, each part goes to the moth it looks like.
+    frames, boxes, looks, truth = [], [], [], []
+    look = {0: [1.0, 0.3, 0.0, 0.0], 1: [1.0, 0.0, 0.3, 0.0]}  # 1 - cosine 0.08 apart: both within fold_look
+    for f in range(30):
+        x = 0.003 * f
+        for animal, cx in ((0, 0.30), (1, 0.36)):
+            frames.append(f), boxes.append(_box(x + cx, 0.4, 0.1, 0.1))
+            looks.append(look[animal]), truth.append(animal)
+        if f in (4, 6, 8):
+            animal = int(f == 6)
+            frames.append(f), boxes.append(_box(x + 0.30 + 0.05 * animal, 0.41, 0.05, 0.05))
+            looks.append(look[animal]), truth.append(animal)
+    frames_a, truth_a, scores = np.array(frames), np.array(truth), np.full(len(frames), 0.8)
+    part = np.array([i > 0 and frames[i] == frames[i - 2] for i in range(len(frames))])
+    linked = link_camera_scored(frames_a * 20.0, frames_a, np.array(boxes), CONFIG, appearance=np.array(looks),
+                                scores=scores)
+    counted = confirmed_tracks(linked.ids, CONFIG, scores, static=linked.static)
+    assert counted.sum() == 2
+    for animal in (0, 1):  # each part folded into its own moth's track
+        assert len(np.unique(linked.ids[truth_a == animal])) == 1
+    assert (~np.isnan(linked.folds[:, 0]))[part].all() and part.sum() == 3
+
+
+def test_clear_host_keeps_both_hosts_of_a_long_piece_that_neither_look_nor_overlap_places():
+    # A piece of three boxes or more in two hosts (none short): the overlap rule is for lone boxes only, and with
+    # no short piece it has nothing to rank (it raised an IndexError on an empty candidate list).
+    keep = clear_host(np.array([True, True]), np.array([2, 2]), np.array([0.03, 0.05]), np.array([0.09, 0.09]), 3,
+                      np.array([False, False]))
+    assert keep.tolist() == [True, True]

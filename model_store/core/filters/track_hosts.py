@@ -53,6 +53,8 @@ def _tightest_host(cand: np.ndarray, p_of: np.ndarray, look: np.ndarray, overlap
     of a short piece's hosts, all but the one it overlaps at least _TIGHT x every other and looks like at most
     1 / _CLEAR x the nearest's distance."""
     cand = cand[short[cand]]
+    if not len(cand):  # no short piece among them
+        return cand
     cand = cand[np.lexsort((-overlap[cand], p_of[cand]))]  # each piece's hosts, the largest overlap first
     piece = p_of[cand]
     head = np.r_[True, piece[1:] != piece[:-1]]

@@ -19,7 +19,10 @@ host holds it in `fold_min_share` of them: not folded, counted (issue 69, NOTES.
 that folding left whole (tracking.py `_fold`) is cut by `split_by_partner` by the track of the box each of its
 boxes was set aside for (its partner, the one it overlaps most), where those tracks are seen together (two
 animals): a second box goes with the box it doubles, and each part is folded, or not, on its own evidence.
-Pure numpy.
+Part boxes (not set aside) chain the same way: a head of one insect, frames later a head of the one pressed
+beside it. A track left whole every box of which lies inside another box of its frame (`fold_inside`), of a part's
+size (at most `fold_part_area` of its area) and alike (`fold_look`), is cut by those boxes' tracks as well
+(`nested_partner`: of the boxes it lies in, the one it overlaps most; NOTES.md §28h). Pure numpy.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_pairs import contained, look_apart, same_frame_pairs
+from model_store.core.filters.track_pairs import contained, iou, look_apart, same_frame_pairs
 from model_store.core.filters.track_rows import distinct, frame_key
 
 
@@ -60,6 +63,30 @@ def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetection
     by_overlap = np.lexsort((-iou, second))  # each second box's pairs, the largest overlap first
     rows, pick = np.unique(second[by_overlap], return_index=True)
     out[rows] = first[by_overlap[pick]]
+    return out
+
+
+def nested_partner(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections) -> np.ndarray:
+    """Per detection (N,) int: the row of the box of its frame it lies inside or on (containment of at least
+    `fold_inside`, the other box the larger; of those, the one it overlaps most), -1 where it lies in none. A part
+    box's partner: the box of the animal it is a part of, or of a neighbour pressed on it."""
+    out = np.full(len(step_of), -1, dtype=np.int64)
+    known = np.flatnonzero(step_of >= 0)
+    if len(known) < 2:
+        return out
+    a, b = same_frame_pairs(frame_key(dets.segment, step_of), known, dets.boxes)
+    a_small = dets.area[a] < dets.area[b]
+    small, large = np.where(a_small, a, b), np.where(a_small, b, a)
+    # a part: inside the other, of a part's size (at most fold_part_area of its area), looking like it
+    ok = (contained(small, large, dets) >= config.fold_inside) & (
+        dets.area[small] <= config.fold_part_area * dets.area[large])
+    apart = look_apart(small, large, dets)
+    if apart is not None:
+        ok &= apart <= config.fold_look
+    small, large = small[ok], large[ok]
+    by_overlap = np.lexsort((-iou(small, large, dets), small))  # each small box's pairs, the largest overlap first
+    rows, pick = np.unique(small[by_overlap], return_index=True)
+    out[rows] = large[by_overlap[pick]]
     return out
 
 

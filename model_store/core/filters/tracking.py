@@ -20,10 +20,10 @@ animal (model_store/core/filters/track_stitching.py: an insect that flew off for
 look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined). Before
 stitching, a track of an animal's second boxes (a head inside its box, a duplicate beside it) is folded into that
 animal's track (model_store/core/filters/track_folds.py; a track of set-aside boxes it left whole is cut by the
-boxes they were set aside for and folded again: track_seconds.py; stitching then judges a track on its own boxes), and
-after it a track that never moved is flagged static (model_store/core/filters/track_static.py; both the
-detector's mistakes; `confirmed_tracks` leaves flagged tracks out). The gates and costs are in
-track_costs.py, the knobs in track_config.py.
+boxes they were set aside for, a track of part boxes by the boxes they lie in, and folded again:
+track_seconds.py; stitching then judges a track on its own boxes), and after it a track that never moved is
+flagged static (model_store/core/filters/track_static.py; both the detector's mistakes; `confirmed_tracks`
+leaves flagged tracks out). The gates and costs are in track_costs.py, the knobs in track_config.py.
 
 Speed: runs of frames that no gap longer than `max_gap_s` interrupts (segments: a burst, a night) share no
 track, so all segments of a camera advance together, one frame each per step, with their pairs scored as flat
@@ -51,7 +51,7 @@ from model_store.core.filters.track_costs import CameraDetections, TrackState, a
 from model_store.core.filters.track_folds import fold_parts
 from model_store.core.filters.track_gaps import fill_ends, fill_gaps
 from model_store.core.filters.track_rows import distinct, frame_key
-from model_store.core.filters.track_seconds import second_boxes, split_by_partner
+from model_store.core.filters.track_seconds import nested_partner, second_boxes, split_by_partner
 from model_store.core.filters.track_static import static_tracks
 from model_store.core.filters.track_stitching import stitch_tracks
 
@@ -237,16 +237,23 @@ def _fold(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: 
           partner: np.ndarray):
     """fold_parts, and where it left a track of set-aside boxes unfolded (none of its boxes folded, nothing folded
     into it), that track cut by its boxes' partners (track_seconds.py `split_by_partner`: the set-aside boxes of
-    two neighbours linked into one track) and folded again, all at once."""
+    two neighbours linked into one track) and folded again, all at once. A track every box of which is a part box
+    (inside another box of its frame, of a part's size, alike: `nested_partner`; parts are not set aside) is cut
+    the same way, by the boxes its boxes lie in: the part boxes of two neighbours linked into one track."""
     folded = fold_parts(config, track_of, step_of, dets)
-    aside = partner >= 0
-    if not aside.any():
+    if not config.fold:
         return folded
     k = int(track_of.max()) + 1
+    aside = partner >= 0
+    # A track all of whose boxes lie inside others' (parts are not set aside) is cut by those boxes too.
+    nested = nested_partner(config, step_of, dets)
+    every = np.bincount(track_of, nested >= 0, minlength=k) == np.bincount(track_of, minlength=k)
+    every[track_of[aside]] = False
+    partner = np.where(every[track_of], nested, partner)
     touched = np.zeros(k, dtype=bool)
     touched[track_of[folded.rows]] = True  # a piece folded, or
     touched[folded.track_of[folded.rows]] = True  # a host
-    left = distinct(track_of[aside])
+    left = distinct(track_of[partner >= 0])
     left = left[~touched[left]]
     if not len(left):
         return folded

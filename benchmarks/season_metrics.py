@@ -45,7 +45,8 @@ from model_store.tables.schema import RESULT_SCHEMA
 from model_store.tables.season import Season
 from serve.ingress import IngressCore, token_digest
 from serve.jobs_config import JobsConfig
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from trapline.service import service_features
 
 PART_ROWS = 50_000

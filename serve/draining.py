@@ -1,7 +1,7 @@
 """The graceful stop of an HTTP replica: from the stop on, every new request gets the typed 503 + Retry-After that
 says "retry shortly" (a client or a balancer retries it elsewhere), while the requests already inside are answered.
 
-`trapline serve` closes the gate of every replica that handles HTTP (serve/local.py, `drain_app`) before Serve's
+`trapline serve` closes the gate of every replica that handles HTTP (serve/stopping.py, `drain_app`) before Serve's
 proxy goes: without it, a request that came in between the app's removal and the proxy's end got Serve's own
 404 ("Path not found"), which a client takes for a wrong URL, not for a service on its way out.
 """

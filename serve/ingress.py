@@ -127,7 +127,7 @@ class IngressCore:
         return api
 
     async def drain(self, timeout_s: float) -> int:
-        """The service stops (serve/local.py broadcasts this to every replica that handles HTTP): new requests get
+        """The service stops (serve/stopping.py broadcasts this to every replica that handles HTTP): new requests get
         503 + Retry-After from now on; returns once the requests inside are answered, with how many there were."""
         return await self.gate.close(timeout_s)
 

@@ -10,23 +10,23 @@ import logging
 import os
 import re
 import socket
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-from serve import ANTENNA_DEPLOYMENT_NAME, APP_NAME, is_trapline_app
+from serve import APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
 from serve.placement import (
     Ask,
     PlacementWatch,
     config_asks,
-    end_pending_replicas,
     fit_error,
     local_cpus,
     with_overrides,
 )
+from serve.polling import wait_until
+from serve.stopping import stop_apps
 from trapline.base.env import RAY_ADDRESS
 from trapline.base.errors import ServeConfigError, ServeStartError
 from trapline.base.ray_runtime import ensure_ray, shutdown_ray
@@ -38,22 +38,6 @@ AppBuilder = Callable[[ServeConfig, "Mapping[str, str] | None"], Any]
 # Told each reason a replica cannot be placed, once, while a service waits to be ready (`trapline serve` prints it).
 Unplaced = Callable[[str], None]
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
-T = TypeVar("T")
-# How long a stopping service waits for the requests its replicas hold (`drain_app`), within the grace period that
-# compose.yaml (stop_grace_period: 60 s) and Kubernetes (30 s by default) give before they kill it.
-DRAIN_TIMEOUT_S = 25.0
-
-
-def wait_until(predicate: Callable[[], T], timeout_s: float, what: str = "condition", interval_s: float = 0.1) -> T:
-    """Poll `predicate` until it returns something truthy; raise TimeoutError after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -220,60 +204,6 @@ def deploy_failure(app_name: str) -> str | None:
     return f"Serve app {app_name!r} failed to deploy: " + "; ".join(reasons) if reasons else None
 
 
-def _delete_app(name: str, never_up: bool = False) -> None:
-    """Delete Serve app `name` (best effort); one that `never_up` is not waited for, its replicas Ray never placed
-    killed (end_pending_replicas says why): Serve's shutdown, or a delete after, waits for the rest."""
-    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
-    from ray import serve
-
-    try:
-        serve.delete(name, _blocking=not never_up)
-        if never_up:  # once Serve deletes it: before, it would replace a replica killed
-            wait_until(lambda: getattr(serve.status().applications.get(name), "status", "DELETING") == "DELETING",
-                       30, f"Serve to delete app {name!r}")
-            end_pending_replicas(name)
-    except Exception as exc:  # noqa: BLE001 - best effort: Serve may already be gone
-        logger.warning("could not delete Serve app %r: %s", name, exc)
-
-
-def drain_app(name: str, timeout_s: float = DRAIN_TIMEOUT_S) -> int | None:
-    """Close the gate of every replica of trapline app `name` that handles HTTP (serve/draining.py): the ingress's and
-    the Antenna door's, at once: new requests get 503 + Retry-After from now on; returns once the requests they hold
-    are answered (at most `timeout_s`), with how many there were; None when the app could not be reached (best
-    effort: the stop goes on)."""
-    # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
-    from ray import serve
-
-    try:
-        handles = [serve.get_app_handle(name)]
-        app = serve.status().applications.get(name)
-        if app is not None and ANTENNA_DEPLOYMENT_NAME in app.deployments:
-            handles.append(serve.get_deployment_handle(ANTENNA_DEPLOYMENT_NAME, app_name=name))
-        calls = [handle.broadcast("drain", timeout_s) for handle in handles]  # all sent before any is waited on
-        held = [n for call in calls for n in call.results(timeout_s=timeout_s + 10, return_exceptions=True)]
-    except Exception as exc:  # noqa: BLE001 - best effort: the app may be gone or failing already
-        logger.warning("could not drain Serve app %r: %s", name, exc)
-        return None
-    return sum(n for n in held if isinstance(n, int))
-
-
-def _stop_apps(names: list[str], trapline_apps: list[str], serve_ends: bool) -> None:
-    """The end of a `run_local` / `run_config` block: drain the trapline apps, then delete the apps, unless Serve ends
-    right after (this process started it): then Serve's own shutdown removes them. It stops the proxies first, with
-    the routes still in place, and the replicas after (gracefully, callers first: a recorder commits its rows), so a
-    request that comes in meanwhile gets the draining replica's 503, then no connection; never a 404 for a route
-    that a deleted app took away while the proxy still listened. Apps that never came up (no `trapline_apps`) are
-    deleted at once, without waiting out Serve's graceful stop of replicas Ray never placed."""
-    for name in trapline_apps:
-        drain_app(name)
-    if not trapline_apps:
-        for name in names:
-            _delete_app(name, never_up=True)
-    if not serve_ends:
-        for name in names:
-            _delete_app(name)
-
-
 @contextmanager
 def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = None, num_cpus: int | None = None,
               app_name: str = APP_NAME, route_prefix: str = "/", ready_timeout_s: float = 300.0,
@@ -319,7 +249,7 @@ def run_local(config: ServeConfig | Mapping[str, Any], *, address: str | None = 
             up = True
             yield base_url
         finally:
-            _stop_apps([app_name], [app_name] if up else [], serve_ends)  # one that never came up has nothing to drain
+            stop_apps([app_name], app_name, up, serve_ends)
 
 
 def deploy_config(serve_config: Mapping[str, Any]) -> None:
@@ -403,4 +333,4 @@ def run_config(serve_config: Mapping[str, Any], *, address: str | None = None, n
             up = True
             yield base_url
         finally:
-            _stop_apps(names, [app.get("name", "default")] if up else [], serve_ends)
+            stop_apps(names, app.get("name", "default"), up, serve_ends)

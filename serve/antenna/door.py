@@ -144,7 +144,7 @@ class AntennaDoor:
         return {"pipelines": out, "batch_size": max(v["batch_size"] for v in out.values())}
 
     async def drain(self, timeout_s: float) -> int:
-        """The service stops (serve/local.py `drain_app`): new requests get 503 + Retry-After from now on, as at the
+        """The service stops (serve/stopping.py `drain_app`): new requests get 503 + Retry-After from now on, as at the
         main door (a push batch is retried by Antenna, a pull worker leaves its batch for redelivery); returns once the
         requests inside are answered, with how many there were."""
         return await self.gate.close(timeout_s)

@@ -28,7 +28,8 @@ from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.roots import relocate
 from model_store.tables.schema import IMAGES
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.load import LoadClient
 from tests.fixtures.onnx_models import fixture_config

@@ -25,7 +25,8 @@ import pyarrow.dataset as pads
 import pytest
 
 from model_store.demo.scenes import KINDS
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from tests.e2e.test_quiet_output import named_logs_dir, ray_lines
 from tests.unit.test_docs import code_blocks
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from model_store import ModelStore
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 
 pytestmark = pytest.mark.ray

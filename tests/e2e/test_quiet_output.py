@@ -1,7 +1,9 @@
 """`trapline reprocess` and `trapline serve --config serve.yaml` as a user runs them on the embedded default: only
 trapline's own lines on the console, Ray's in the log file the output names; a stale `ray start` record on the
 machine is ignored; every port the serving process tree listens on is a loopback one; the service answers, hot-swaps
-on a promote and stops on Ctrl-C."""
+on a promote and stops on SIGTERM (what systemd, `docker stop` and Kubernetes send) without leaving a process or a port
+behind (issue 67; the stops while it starts and when it cannot be placed: tests/e2e/test_serve_stops_clean.py). Ctrl-C
+on a ready service: tests/e2e/test_serve_cli.py, tests/e2e/test_serve_identify.py."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -22,10 +25,12 @@ import pytest
 import yaml
 
 from model_store import ModelStore
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from tests.fixtures.archive import brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
+from tests.fixtures.processes import MARK, listening, marked
 
 pytestmark = pytest.mark.ray
 
@@ -139,7 +144,7 @@ def listening_sockets(root: int) -> list[tuple[str, str, int]]:
 def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
     """Run `trapline serve` (embedded default) once, from the repo's serve.yaml (sized for a 2-core test machine;
     --store/--model/--port override it): its console output, listening sockets, answers before and after a promote,
-    and exit status after Ctrl-C."""
+    and exit status and what it left behind after SIGTERM."""
     d = tmp_path_factory.mktemp("quiet-serve")
     store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
     store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
@@ -150,14 +155,14 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
     args["http"]["ingress_num_cpus"] = 0.1
     args["models"][0].update(num_cpus=0.25, alias_poll_interval_s=0.5)
     (d / "serve.yaml").write_text(yaml.safe_dump(config))
-    port, log_path = free_port(), d / "serve.log"
+    port, log_path, mark = free_port(), d / "serve.log", uuid.uuid4().hex
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "trapline.cli", "serve", "--config", str(d / "serve.yaml"), "--store", store.root,
              "--model", "fixture", "--port", str(port), "--num-cpus", "2"],
-            stdout=log, stderr=subprocess.STDOUT, env=user_env(stale_ray_tmpdir) | {"TRAPLINE_ADMIN_TOKEN": TOKEN},
-            cwd=d, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, cwd=d, start_new_session=True,
+            env=user_env(stale_ray_tmpdir) | {"TRAPLINE_ADMIN_TOKEN": TOKEN, MARK: mark})
     try:
         def up() -> bool:
             assert proc.poll() is None, log_path.read_text()[-3000:]
@@ -166,6 +171,8 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
         wait_until(up, 240, "trapline serve to come up", interval_s=0.5)
         up_output = log_path.read_text()
         sockets = listening_sockets(proc.pid)
+        running = marked(mark)
+        running_ports = listening(set(running))
         image = encode(gradient(640, 480))
         before = httpx.post(f"{url}/v1/detect", content=image, timeout=30)
         promote = httpx.post(f"{url}/v1/admin/models/fixture/promote", params={"version": "2"},
@@ -175,8 +182,9 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
         # The watcher has had an answer before Ctrl-C: on a loaded machine its thread and client could start after
         # the proxy had gone, and every request it sent was refused (seen in CI on 2026-11-28).
         wait_until(lambda: stopping.answers, 30, "the watcher's first answer", interval_s=0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         returncode = proc.wait(timeout=120)
+        leftovers = marked(mark)  # at once: the stop ends what outlived Ray's shutdown before it exits
         stopping.join()
         try:
             httpx.get(f"{url}/healthz", timeout=5)
@@ -187,9 +195,12 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # only the process group this test started
             proc.wait(30)
+        for pid in marked(mark):  # what a failed stop leaves is this test's own
+            os.kill(pid, signal.SIGKILL)
     return {"port": port, "output": log_path.read_text(), "up_output": up_output, "sockets": sockets,
             "returncode": returncode, "before": before, "promote": promote, "after": after, "gone": gone,
-            "while_stopping": stopping.answers}
+            "while_stopping": stopping.answers,
+            "running": running, "running_ports": running_ports, "leftovers": leftovers}
 
 
 class StopWatcher(threading.Thread):
@@ -222,7 +233,7 @@ class StopWatcher(threading.Thread):
                 self.answers.append((r.status_code, r.headers.get("retry-after"), kind))
 
 
-def test_serve_answers_hot_swaps_on_a_promote_and_stops_on_ctrl_c(served):
+def test_serve_answers_hot_swaps_on_a_promote_and_stops_on_sigterm(served):
     out = served["up_output"]
     assert f"trapline is up at http://127.0.0.1:{served['port']}" in out and "serving fixture: production -> 1" in out
     assert "admin routes enabled" in out
@@ -230,13 +241,23 @@ def test_serve_answers_hot_swaps_on_a_promote_and_stops_on_ctrl_c(served):
     assert r.status_code == 200 and r.json()["model"]["version"] == "1" and len(r.json()["detections"]) == 4
     assert served["promote"].status_code == 200, served["promote"].text
     assert served["after"].json()["model"]["version"] == "2"
-    assert served["returncode"] == 0, served["output"][-3000:]  # Ctrl-C: a clean stop
+    assert served["returncode"] == 0, served["output"][-3000:]  # SIGTERM: a clean stop
     assert "stopped" in served["output"]
-    assert served["gone"], "the service still answered after Ctrl-C"
+    assert served["gone"], "the service still answered after SIGTERM"
+
+
+def test_a_stopped_service_leaves_no_process_and_no_port(served):
+    """Ray's processes (GCS, raylet, dashboard and its agents, replicas) are counted while the service runs and right
+    after it exited: none is left, and so no port."""
+    running, ports, leftovers = served["running"], served["running_ports"], served["leftovers"]
+    assert len(running) >= 4 and len(ports) >= 2, (running, ports)  # GCS, raylet, dashboard, agents...
+    assert served["returncode"] == 0, served["output"][-3000:]
+    assert leftovers == {} and listening(set(leftovers)) == set(), "\n".join(
+        [f"{pid}: {cmd[:300]}" for pid, cmd in leftovers.items()] + [served["output"][-2000:]])
 
 
 def test_while_it_stops_a_request_is_answered_or_refused_with_a_typed_503_never_a_404(served):
-    """Ctrl-C (or SIGTERM) closes the replicas' gate first, then Serve's proxy goes with the app's route still in
+    """SIGTERM (or Ctrl-C) closes the replicas' gate first, then Serve's proxy goes with the app's route still in
     place: a request sent meanwhile gets its answer, a 503 not_ready with Retry-After, or no connection."""
     answers = served["while_stopping"]
     assert answers[-1] == "refused" and answers[0] != "refused", answers

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from model_store import ModelStore
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
 

@@ -16,7 +16,8 @@ import sys
 import pytest
 import yaml
 
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from tests.fixtures.reid_tables import identified_site, identify_online
 
 pytestmark = pytest.mark.ray

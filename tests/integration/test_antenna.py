@@ -34,7 +34,8 @@ from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_config, publish_demo
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES as IMAGES_TABLE
-from serve.local import free_port, run_local, wait_until
+from serve.local import free_port, run_local
+from serve.polling import wait_until
 from tests.fixtures.files_server import serving_directory
 from tests.fixtures.proxy import FaultProxy
 

@@ -18,7 +18,8 @@ import yaml
 from model_store import ModelStore
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import publish_demo
-from serve.local import client_url, free_port, run_local, running_http_options, wait_until
+from serve.local import client_url, free_port, run_local, running_http_options
+from serve.polling import wait_until
 from tests.fixtures.files_server import serving_directory
 from tests.fixtures.images import garbage_after_header
 

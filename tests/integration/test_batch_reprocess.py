@@ -21,7 +21,7 @@ from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
-from serve.local import wait_until
+from serve.polling import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.processes import actor_pids
 
@@ -173,7 +173,7 @@ def cpus_back_after_a_failed_run(timeout_s: float = 30.0) -> None:
     """A run that stopped half-way has given its actors' CPUs back (else the next run would wait for them)."""
     import ray
 
-    from serve.local import wait_until
+    from serve.polling import wait_until
 
     total = ray.cluster_resources()["CPU"]
     wait_until(lambda: ray.available_resources().get("CPU", 0.0) >= total - 1e-6, timeout_s,

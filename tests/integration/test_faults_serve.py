@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from model_store import ModelStore
-from serve.local import run_local, wait_until
+from serve.local import run_local
+from serve.polling import wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
 from tests.fixtures.processes import replica_pid

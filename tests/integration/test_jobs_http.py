@@ -30,7 +30,7 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from model_store.tables.table_set import resolve_table_set
 from serve.jobs_config import JobsConfig
-from serve.local import wait_until
+from serve.polling import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local
 from tests.fixtures.multinode import REPO, MultiNodeCluster, slow_brightness_model
 

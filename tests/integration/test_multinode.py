@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from model_store import ModelStore
-from serve.local import wait_until
+from serve.polling import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local
 from tests.fixtures.images import encode as encode_image
 from tests.fixtures.images import gradient

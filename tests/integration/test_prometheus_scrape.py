@@ -24,7 +24,8 @@ from model_store.tables.commit import write_results
 from model_store.tables.manifest import RunManifest, write_manifest
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
-from serve.local import free_port, wait_until
+from serve.local import free_port
+from serve.polling import wait_until
 from tests.fixtures.pictures import API, build_site, served, site_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -39,7 +39,8 @@ from model_store.tables.archive import open_location
 from model_store.tables.maintenance import check, compact
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
-from serve.local import run_local, wait_until
+from serve.local import run_local
+from serve.polling import wait_until
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture
 from tests.fixtures.processes import replica_pid
 from tests.fixtures.serving import QUICK_STOP

@@ -21,7 +21,8 @@ from model_store.core.crops import snip_jpeg
 from model_store.core.imaging import decode_image
 from model_store.core.pipeline import resolve_routes
 from serve.config import ServeConfigError
-from serve.local import run_local, wait_until
+from serve.local import run_local
+from serve.polling import wait_until
 from tests.fixtures.classifiers import colour_config, painted
 from tests.fixtures.images import encode
 from tests.fixtures.load import LoadClient

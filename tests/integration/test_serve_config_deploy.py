@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from model_store import ModelStore
-from serve.local import deploy_config, run_config, wait_until
+from serve.local import deploy_config, run_config
+from serve.polling import wait_until
 from tests.fixtures.images import encode, gradient
 from tests.fixtures.onnx_models import fixture_config
 from tests.fixtures.serving import QUICK_STOP

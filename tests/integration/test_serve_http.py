@@ -20,7 +20,8 @@ import pytest
 from model_store import ImageDetections, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, decode_image
 from serve import get_detector_handle
-from serve.local import run_local, wait_until
+from serve.local import run_local
+from serve.polling import wait_until
 from serve.protocol import unwrap_error
 from tests.fixtures.images import encode, gradient, png_with_declared_size
 from tests.fixtures.onnx_models import EXPECTED_640x480, fixture_config

@@ -89,6 +89,7 @@ class CameraDetections:
         self.labels = labels
         self.app = app
         self.animal = animal
+        self.overlaps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # track_pairs.overlapping_pairs's
 
 
 def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.ndarray, dets: CameraDetections,

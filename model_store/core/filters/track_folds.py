@@ -48,7 +48,7 @@ import numpy as np
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
 from model_store.core.filters.track_hosts import clear_host
-from model_store.core.filters.track_pairs import contained, iou, look_apart, same_frame_pairs
+from model_store.core.filters.track_pairs import contained, iou, look_apart, overlapping_pairs, same_frame_pairs
 from model_store.core.filters.track_rows import distinct, frame_key
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
@@ -154,7 +154,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         return none
     span = int(step_of.max()) + 2
     key = frame_key(dets.segment, step_of)
-    a, b = same_frame_pairs(key, known, dets.boxes)  # the pairs of overlapping boxes of one frame
+    a, b = overlapping_pairs(dets, step_of)  # the pairs of overlapping boxes of one frame
     track_of, handed, handed_share = hand_overs(config, track_of, key, known, dets, a, b)
     none = none._replace(track_of=track_of, rows=handed, fold=np.arange(len(handed)), share=handed_share,
                          spread=np.full(len(handed), np.nan), moved=np.full(len(handed), np.nan),

@@ -31,8 +31,8 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_pairs import contained, iou, look_apart, same_frame_pairs
-from model_store.core.filters.track_rows import distinct, frame_key
+from model_store.core.filters.track_pairs import contained, iou, look_apart, overlapping_pairs
+from model_store.core.filters.track_rows import distinct
 
 
 def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections,
@@ -43,8 +43,7 @@ def second_boxes(config: TrackConfig, step_of: np.ndarray, dets: CameraDetection
     known = np.flatnonzero(step_of >= 0)
     if not config.fold or config.fold_set_aside == 0 or len(known) < 2:
         return out
-    key = frame_key(dets.segment, step_of)
-    a, b = same_frame_pairs(key, known, dets.boxes)
+    a, b = overlapping_pairs(dets, step_of)
     if not len(a):
         return out
     cont = contained(a, b, dets)
@@ -74,7 +73,7 @@ def nested_partner(config: TrackConfig, step_of: np.ndarray, dets: CameraDetecti
     known = np.flatnonzero(step_of >= 0)
     if len(known) < 2:
         return out
-    a, b = same_frame_pairs(frame_key(dets.segment, step_of), known, dets.boxes)
+    a, b = overlapping_pairs(dets, step_of)
     a_small = dets.area[a] < dets.area[b]
     small, large = np.where(a_small, a, b), np.where(a_small, b, a)
     # a part: inside the other, of a part's size (at most fold_part_area of its area), looking like it

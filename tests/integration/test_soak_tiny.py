@@ -54,4 +54,12 @@ def test_soak_writes_trend_spike_and_recovery(ray_cluster, local_store, tmp_path
                      if k not in ("200", "503_retry_after") and not k.startswith("client_")}
     assert server_errors == {}, sp["outcomes"]
     assert sp["rejected_503_retry_after"] > 0, sp["outcomes"]  # back-pressure engaged
-    assert data["recovery"]["recovered"], data["recovery"]
+    rec = data["recovery"]
+    # Recovered: a window without errors whose p50 is back under the bar, or over it only while other programs
+    # took the CPU and the service spent no more CPU per answer than in the soak (soak.recover): a fresh-clone CI
+    # run once held the rate with 0 errors for 15 s at 2.5-3 x the soak's p50, and a one-core busy loop beside the
+    # test does that to the windows with or without a spike before them. Each window says which it was.
+    for w in rec["windows"]:
+        assert w["others_cpus"] is not None and isinstance(w["waited_for_cpu"], bool), w
+    assert rec["recovered"], rec
+    assert rec["latency_judged"] == (rec["windows"][-1]["p50_ms"] <= rec["latency_ok_below_ms"])

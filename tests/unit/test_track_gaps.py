@@ -1,4 +1,5 @@
-"""Gap filling (model_store/core/filters/track_gaps.py): a walker's first box, lost to a flicker, given back."""
+"""Gap filling (model_store/core/filters/track_gaps.py): a walker's first box, lost to a flicker, given back; a walker
+lost every few frames joined from its chain of lone boxes."""
 
 from __future__ import annotations
 
@@ -29,3 +30,38 @@ def test_a_box_off_the_walkers_path_stays_its_own_track():
     times, frames, boxes = _walker((0.2, 0.62))  # 1.5 box sizes off where the walker's pace puts it
     ids = link_camera(times, frames, boxes, TrackConfig())
     assert ids[0] != ids[1] and len(set(ids[1:].tolist())) == 1
+
+
+def _lost_walker(sizes: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sitter seen in frames 0-10 and a walker at two thirds of a box size a frame, seen only in frames 0, 3, 6
+    and 8 (each time two box sizes on: past what the frame pass links after a miss); the walker's box in those
+    four frames scaled in area by `sizes`."""
+    sitter = [(f, _box(0.8, 0.2)) for f in range(11)]
+    walker = [(f, _box(0.1 + 0.06 * f, 0.5, 0.1 * s ** 0.5, 0.08 * s ** 0.5))
+              for f, s in zip((0, 3, 6, 8), sizes, strict=True)]
+    rows = sorted(sitter + walker, key=lambda r: r[0])
+    frames = np.array([f for f, _ in rows])
+    return frames.astype(np.float64), frames, np.array([b for _, b in rows])
+
+
+def _walker_ids(times: np.ndarray, frames: np.ndarray, boxes: np.ndarray, config: TrackConfig,
+                appearance: np.ndarray | None = None) -> set[int]:
+    ids = link_camera(times, frames, boxes, config, appearance=appearance)
+    return set(ids[boxes[:, 1] > 0.4].tolist())
+
+
+def test_a_walker_lost_every_few_frames_is_one_track_not_a_chain_of_lone_boxes():
+    times, frames, boxes = _lost_walker()
+    assert len(_walker_ids(times, frames, boxes, TrackConfig(fill_max_frames=0))) == 4  # before: four "animals"
+    assert len(_walker_ids(times, frames, boxes, TrackConfig())) == 1
+
+
+def test_lone_boxes_on_a_line_of_other_sizes_or_looks_stay_apart():
+    times, frames, boxes = _lost_walker(sizes=(1.0, 0.5, 1.0, 0.5))  # each half or twice the next one's area
+    assert len(_walker_ids(times, frames, boxes, TrackConfig())) == 4
+    times, frames, boxes = _lost_walker()
+    looks = np.zeros((len(boxes), 4))
+    looks[:, 0] = 1.0  # the sitter and the walker's first and third boxes alike, its second and fourth another
+    walker = np.flatnonzero(boxes[:, 1] > 0.4)
+    looks[walker[[1, 3]]] = [0.0, 1.0, 0.0, 0.0]
+    assert len(_walker_ids(times, frames, boxes, TrackConfig(), appearance=looks)) == 4

@@ -87,6 +87,13 @@ class TrackConfig(BaseModel):
                                                        "back to it: a box its own track refused (0: never)")
     fill_reach: float = Field(0.3, gt=0.0, description="... when its boxes are within this many box sizes of the "
                                                        "track's boxes on both sides")
+    chain_size_ratio: float = Field(0.7, gt=0.0, le=1.0, description="three short tracks (at most "
+                                                                     "fill_max_frames boxes each) on one steady "
+                                                                     "pace, one after another, are one walker the "
+                                                                     "detector kept losing (track_gaps.py "
+                                                                     "fill_chains) only when each one's box is "
+                                                                     "within this area ratio of the next's: a "
+                                                                     "walker keeps its size")
     stitch_gap_frames: int = Field(10, ge=0, description="after the frame-by-frame pass, a track that ended may be "
                                                           "joined to one that starts at most this many frames "
                                                           "later, when this camera's own evidence says one animal "
@@ -170,10 +177,12 @@ class TrackConfig(BaseModel):
     static_share: float = Field(0.95, gt=0.0, le=1.0, description="... and those are at least this share of its "
                                                                   "boxes: an insect that sits jitters and "
                                                                   "shuffles, a fixed thing does not")
-    static_burst_share: float = Field(0.8, ge=0.0, le=1.0, description="in a run of frames (a burst) shorter "
+    static_burst_share: float = Field(0.7, ge=0.0, le=1.0, description="in a run of frames (a burst) shorter "
                                                                        "than static_min_frames, a track is judged "
                                                                        "on at least this share of the run's "
-                                                                       "frames instead (0: never in short runs)")
+                                                                       "frames instead (a leaf the detector "
+                                                                       "misses in 3 of a burst's 10 frames is "
+                                                                       "still a leaf; 0: never in short runs)")
     static_run_share: float = Field(0.5, ge=0.0, le=1.0, description="... and in any run of frames, a track is "
                                                                    "flagged only when it has a box in at least "
                                                                    "this share of the run's frames: a leaf or a "

@@ -17,6 +17,17 @@ walkers, issue 69). Seen whole, the walker's own pace says where it was: a short
 `max_gap_frames` frames before a walker's first box (or starts as long after its last), within `fill_reach` box
 sizes of where the walker's pace puts it in that frame, and of a size the frame pass would link, is given to the
 walker; only where one walker and one short track are each other's only candidate.
+
+A fast walker that the detector keeps losing can leave no walker at all (`fill_chains`): missed for two to four
+frames at a time, it is a box size or more further on each time it is seen again, past what the frame pass links
+after a gap, so it is a chain of short tracks of one or two boxes, each confident and counted. No one of them has a
+pace; three in a row do. Of short tracks A, B, C (each at most `fill_max_frames` boxes, each starting at most
+`max_gap_frames` frames after the one before ends, within the frame pass's widest reach of it, of about its size
+(`chain_size_ratio`: a walker keeps its size) and, where the boxes have an appearance, looking no further apart
+than `max_appearance_distance`), where B lies within `fill_reach` box sizes of where a steady pace from A to C puts
+it then, moving at least 2 x `sit_speed` box sizes a frame (a walker, as `fill_ends`'s), the three are one walker;
+only where each has one such successor and one such predecessor (a link past a track of such a triple, A to C, is
+none). An animal's second boxes (set aside before the frame pass) are no link of a chain.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_rows import frame_key, spans, track_ends
+from model_store.core.filters.track_rows import distinct, frame_key, spans, track_ends
 
 
 def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
@@ -93,12 +104,10 @@ def fill_ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     just after its end, their rows, each join's confidence 0..1: how far inside the reach it is). See the module
     docstring. Rows with step_of < 0 (unknown time) are never joined."""
     none = np.zeros(0, dtype=np.int64)
-    known = np.flatnonzero(step_of >= 0)
-    if config.fill_max_frames == 0 or len(known) < 4:
+    ends = _ends(config, track_of, step_of, 4)
+    if ends is None:
         return track_of, none, np.zeros(0)
-    k = int(track_of.max()) + 1
-    _, _, _, first_row, last_row = track_ends(track_of, step_of, known, k)
-    hits = np.bincount(track_of[known], minlength=k)
+    known, k, first_row, last_row, hits = ends
     # A walker: three boxes or more, moving steadily (its pace over its whole length, as stitching's walkers).
     # Its pace is per second: a frame where the detector saw nothing at all is not a row, so steps undercount.
     travel = dets.centre[last_row] - dets.centre[first_row]
@@ -138,6 +147,96 @@ def fill_ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     end = w * 2 + (step_of[rs] > step_of[rw])
     one = (np.bincount(s, minlength=k)[s] == 1) & (np.bincount(end, minlength=2 * k)[end] == 1)
     return _give(track_of, s[one], w[one], 1.0 - off[one] / config.fill_reach)
+
+
+def fill_chains(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
+                second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(track ids with each chain of short tracks on one walker's steady pace joined, their rows, each join's
+    confidence 0..1: how far inside the reach its worst step is). See the module docstring. `second` (N,) bool: the
+    animal's second boxes set aside before the frame pass; a track of them is no link. Rows with step_of < 0
+    (unknown time) are never joined."""
+    none = np.zeros(0, dtype=np.int64)
+    ends = _ends(config, track_of, step_of, 3)
+    if ends is None:
+        return track_of, none, np.zeros(0)
+    known, k, first_row, last_row, hits = ends
+    own = np.bincount(track_of[known], ~second[known], minlength=k)
+    short = np.flatnonzero((hits >= 1) & (hits <= config.fill_max_frames) & (own == hits))
+    if len(short) < 3:
+        return track_of, none, np.zeros(0)
+    # Links A -> B: B starts 1..max_gap_frames + 1 frames after A ends, of one segment.
+    key = frame_key(dets.segment, step_of)
+    by = short[np.argsort(key[first_row[short]], kind="stable")]
+    start_key = key[first_row[by]]
+    end_key = key[last_row[short]]
+    owner, at = spans(np.searchsorted(start_key, end_key + 1, side="left"),
+                      np.searchsorted(start_key, end_key + config.max_gap_frames + 1, side="right"))
+    a, b = short[owner], by[at]
+    ra, rb = last_row[a], first_row[b]
+    missed = step_of[rb] - step_of[ra] - 1
+    ratio = np.minimum(dets.area[ra], dets.area[rb]) / np.maximum(np.maximum(dets.area[ra], dets.area[rb]), 1e-12)
+    reach = config.max_centre_distance * np.sqrt(1 + config.gap_distance_growth * missed)
+    ok = ((dets.segment[ra] == dets.segment[rb]) & (dets.time[rb] > dets.time[ra])
+          & (_distance(dets, ra, rb) <= reach) & (ratio >= config.chain_size_ratio))
+    if not config.cross_label:
+        ok &= dets.labels[ra] == dets.labels[rb]
+    if dets.app is not None:  # a link's two boxes show one animal: never further apart than a frame-pass link
+        ok &= 1.0 - np.einsum("ij,ij->i", dets.app[ra], dets.app[rb]) <= config.max_appearance_distance
+    a, b, ra, rb = a[ok], b[ok], ra[ok], rb[ok]
+    if not len(a):
+        return track_of, none, np.zeros(0)
+    # Triples A -> B -> C (link i: A -> B, link j: B -> C): where does A-to-C's steady pace put B's first box?
+    # Between two boxes, not beyond them: one box's jitter moves an extrapolated place by the gap's ratio.
+    by_src = np.argsort(a, kind="stable")
+    src = a[by_src]
+    i, j = spans(np.searchsorted(src, b, side="left"), np.searchsorted(src, b, side="right"))
+    j = by_src[j]
+    r0, r1, r2 = ra[i], rb[i], rb[j]
+    share = ((dets.time[r1] - dets.time[r0]) / np.maximum(dets.time[r2] - dets.time[r0], 1e-9))[:, None]
+    predicted = dets.centre[r0] + share * (dets.centre[r2] - dets.centre[r0])
+    off = np.hypot(*(dets.centre[r1] - predicted).T) / np.maximum(dets.side[r1], 1e-9)
+    travel = np.hypot(*(dets.centre[r2] - dets.centre[r0]).T) / np.maximum(step_of[r2] - step_of[r0], 1)
+    ok = (off <= config.fill_reach) & (travel / np.maximum(dets.side[r0], 1e-9) >= 2 * config.sit_speed)
+    i, j, off = i[ok], j[ok], off[ok]
+    # A link that skips a track of a kept triple (A -> C past B) is no link of the chain: A -> B -> C is.
+    skipped = np.isin(a * k + b, a[i] * k + b[j])
+    ok = ~skipped[i] & ~skipped[j]
+    i, j, off = i[ok], j[ok], off[ok]
+    # Only where it is unambiguous: each track has one successor and one predecessor over the kept triples.
+    links = distinct(np.concatenate([i, j]))
+    succ = np.bincount(a[links], minlength=k)
+    pred = np.bincount(b[links], minlength=k)
+    keep = ((succ[a[i]] == 1) & (succ[a[j]] == 1) & (pred[b[i]] == 1) & (pred[b[j]] == 1))
+    i, j, off = i[keep], j[keep], off[keep]
+    if not len(i):
+        return track_of, none, np.zeros(0)
+    # Each chain's tracks to its first: follow the predecessors (a chain has no branches now).
+    target = np.arange(k)
+    target[b[i]], target[b[j]] = a[i], a[j]
+    for _ in range(k):
+        nxt = target[target]
+        if (nxt == target).all():
+            break
+        target = nxt
+    sure = np.ones(k)
+    np.minimum.at(sure, b[i], 1.0 - off / config.fill_reach)
+    np.minimum.at(sure, b[j], 1.0 - off / config.fill_reach)
+    joined = np.flatnonzero(target[track_of] != track_of)
+    worst = np.ones(k)
+    np.minimum.at(worst, target, sure)
+    return target[track_of], joined, np.clip(worst[target[track_of[joined]]], 0.0, 1.0)
+
+
+def _ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
+          least: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(known rows, number of tracks, each track's first and last known row, its known rows), or None when filling
+    is off or fewer than `least` rows have a known time."""
+    known = np.flatnonzero(step_of >= 0)
+    if config.fill_max_frames == 0 or len(known) < least:
+        return None
+    k = int(track_of.max()) + 1
+    _, _, _, first_row, last_row = track_ends(track_of, step_of, known, k)
+    return known, k, first_row, last_row, np.bincount(track_of[known], minlength=k)
 
 
 def _give(track_of: np.ndarray, short: np.ndarray, to: np.ndarray,

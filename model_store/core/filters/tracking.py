@@ -14,7 +14,8 @@ sheet, where a newcomer lands where one just left), unless the frame's edge cuts
 not seen in a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back
 re-links. After the frame-by-frame pass, a short track that lies inside another track's gap, on its spot, is
 given back to it (model_store/core/filters/track_gaps.py: a box its own track refused for a frame; also a walker's
-first or last box cut off by a flicker, where the walker's pace puts it), and a track
+first or last box cut off by a flicker, where the walker's pace puts it, and a walker the detector kept losing, seen
+as a chain of short tracks on one steady pace), and a track
 that ended is joined to one that starts a few frames later when the camera's own evidence says they are one
 animal (model_store/core/filters/track_stitching.py: an insect that flew off for minutes and came back; the
 look distance is calibrated on the camera's own tracks, and where it tells nothing, nothing is joined). Before
@@ -49,7 +50,7 @@ from model_store.core.filters.appearance import appearance_separation
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
 from model_store.core.filters.track_folds import fold_parts
-from model_store.core.filters.track_gaps import fill_ends, fill_gaps
+from model_store.core.filters.track_gaps import fill_chains, fill_ends, fill_gaps
 from model_store.core.filters.track_rows import distinct, frame_key
 from model_store.core.filters.track_seconds import nested_partner, second_boxes, split_by_partner
 from model_store.core.filters.track_static import static_tracks
@@ -175,6 +176,8 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     if len(unknown):
         track_of[unknown] = state.start(dets, unknown, -1)
     track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
+    confidence[filled] = sure
+    track_of, filled, sure = fill_chains(config, track_of, step_of, dets, second)
     confidence[filled] = sure
     track_of, filled, sure = fill_ends(config, track_of, step_of, dets)
     confidence[filled] = sure

@@ -155,11 +155,21 @@ async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_
             "latency_ok": latency_summary(latencies), "latency_503": latency_summary(refusal_latencies)}
 
 
-def _window(result: dict[str, Any], index: int, started: float) -> dict[str, Any]:
-    return {"window": index, "t_s": round(time.perf_counter() - started, 1), "requests": result["requests"],
-            "errors": result["errors"], "statuses": result["statuses"], "rps": result["throughput_rps"],
-            "p50_ms": result["latency"]["p50_ms"], "p99_ms": result["latency"]["p99_ms"],
-            "generator_lag_p99_ms": result.get("generator_lag_p99_ms")}
+def _measured_window(meter: LoadWindow, base_url: str, payloads: Sequence[bytes], rate: float, span: float,
+                     params: dict, seed: int, index: int,
+                     started: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One open-loop window at `rate` for `span` s beside the machine's load (the soak's and the recovery's
+    windows alike): (the open loop's result, the load, the window's record: its figures, the load and the CPU
+    the benchmark spent per answer)."""
+    meter.start()
+    result = asyncio.run(open_loop(base_url, payloads, rate, span, params, seed=seed))
+    load = meter.stop()
+    record = {"window": index, "t_s": round(time.perf_counter() - started, 1), "requests": result["requests"],
+              "errors": result["errors"], "statuses": result["statuses"], "rps": result["throughput_rps"],
+              "p50_ms": result["latency"]["p50_ms"], "p99_ms": result["latency"]["p99_ms"],
+              "generator_lag_p99_ms": result.get("generator_lag_p99_ms"), **load,
+              "cpu_ms_per_answer": _cpu_ms_per_answer(load, result)}
+    return result, load, record
 
 
 def _floors_text(floor: float | None, floor_replicas: float | None, replicas: int) -> str:
@@ -191,15 +201,12 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
     with MemoryTrend(memory_pid, memory_interval_s) as memory:
         while time.perf_counter() - started < soak_s - 0.5:
             span = min(window_s, soak_s - (time.perf_counter() - started))
-            meter.start()
-            res = asyncio.run(open_loop(base_url, payloads, rate, span, params, seed=len(windows)))
-            load = meter.stop()
+            res, load, record = _measured_window(meter, base_url, payloads, rate, span, params, len(windows),
+                                                 len(windows), started)
             due = arrivals(rate, span, len(windows))
             floor = queueing_floor_p99_ms(due, capacity) if capacity else None
             floor_replicas = queueing_floor_p99_ms(due, capacity, replicas) if capacity and replicas > 1 else floor
-            windows.append({**_window(res, len(windows), started), "floor_p99_ms": floor,
-                            "floor_replicas_p99_ms": floor_replicas, **load,
-                            "cpu_ms_per_answer": _cpu_ms_per_answer(load, res)})
+            windows.append({**record, "floor_p99_ms": floor, "floor_replicas_p99_ms": floor_replicas})
             if res["latency"]["p50_ms"] is not None:
                 latencies_p50.append(res["latency"]["p50_ms"])
             log(f"  soak window {len(windows)}: {res['requests']} requests, {res['errors']} errors, "
@@ -296,13 +303,11 @@ def recover(base_url: str, payloads: Sequence[bytes], rate: float, params: dict,
     step = max(1.0, min(5.0, recovery_s / 3))
     meter = LoadWindow([memory_pid])
     while time.perf_counter() - spike_end < recovery_s:
-        meter.start()
-        res = asyncio.run(open_loop(base_url, payloads, rate, step, params, seed=1000 + len(after)))
-        load = meter.stop()
-        cost = _cpu_ms_per_answer(load, res)
+        res, load, record = _measured_window(meter, base_url, payloads, rate, step, params, 1000 + len(after),
+                                             len(after), spike_end)
+        cost = record["cpu_ms_per_answer"]
         waited = bool(load["busy"]) and cost is not None and usual_cost is not None and cost <= COST_SLACK * usual_cost
-        after.append({**_window(res, len(after), spike_end), **load, "cpu_ms_per_answer": cost,
-                      "waited_for_cpu": waited})
+        after.append({**record, "waited_for_cpu": waited})
         p50 = res["latency"]["p50_ms"]
         log(f"  recovery window {len(after)}: {res['requests']} requests, {res['errors']} errors, p50 {p50} ms, "
             f"p99 {res['latency']['p99_ms']} ms, generator lag p99 {res.get('generator_lag_p99_ms')} ms; "

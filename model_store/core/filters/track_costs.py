@@ -117,6 +117,13 @@ def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.n
 
 
 
+def gap_growth(config: TrackConfig, missed: np.ndarray) -> np.ndarray:
+    """How much further than `max_centre_distance` an animal unseen for `missed` frames may have gone, like a
+    random walk: sqrt(1 + gap_distance_growth * missed). The frame pass and the chain join share it; a negative
+    gap (rows of another segment, refused by the caller) counts as none."""
+    return np.sqrt(1 + config.gap_distance_growth * np.maximum(missed, 0))
+
+
 def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every (live track, detection) pair of one segment, as positions into `live` and into the detections
     (which are sorted by segment)."""
@@ -150,7 +157,7 @@ def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: Camer
     hits = state.hits[t]
     reach = np.where(hits > 1, np.clip(config.sit_reach + config.wander_gain * state.wander[t], config.sit_reach,
                                        config.max_centre_distance), config.first_reach)
-    reach = np.minimum(reach, config.max_centre_distance) * np.sqrt(1 + config.gap_distance_growth * missed)
+    reach = np.minimum(reach, config.max_centre_distance) * gap_growth(config, missed)
     # The distance gate first, on centres alone (from the last box or the predicted one): on a crowded sheet
     # most pairs are far apart, and only the near ones need the whole cost.
     shift = np.zeros((len(t), 2))

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
-from model_store.core.filters.track_costs import CameraDetections
+from model_store.core.filters.track_costs import CameraDetections, gap_growth
 from model_store.core.filters.track_rows import distinct, frame_key, spans, track_ends
 
 
@@ -175,7 +175,7 @@ def fill_chains(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, 
     ra, rb = last_row[a], first_row[b]
     missed = step_of[rb] - step_of[ra] - 1
     ratio = np.minimum(dets.area[ra], dets.area[rb]) / np.maximum(np.maximum(dets.area[ra], dets.area[rb]), 1e-12)
-    reach = config.max_centre_distance * np.sqrt(1 + config.gap_distance_growth * missed)
+    reach = config.max_centre_distance * gap_growth(config, missed)
     ok = ((dets.segment[ra] == dets.segment[rb]) & (dets.time[rb] > dets.time[ra])
           & (_distance(dets, ra, rb) <= reach) & (ratio >= config.chain_size_ratio))
     if not config.cross_label:

@@ -105,7 +105,7 @@ class TrackConfig(BaseModel):
                                                                       "within this ratio")
     stitch_reach: float = Field(2.5, gt=0.0, description="... and the second starts within this many box sizes "
                                                          "of where the first ended")
-    stitch_far_frames: int = Field(5, ge=1, description="two tracks of at least this many detections each may "
+    stitch_far_frames: int = Field(2, ge=1, description="two tracks of at least this many detections each may "
                                                          "be stitched wherever the second starts")
     stitch_min_pairs: int = Field(20, ge=2, description="a camera stitches only when it has at least this many "
                                                         "certainly-different pairs (two tracks seen in one frame) "
@@ -119,7 +119,7 @@ class TrackConfig(BaseModel):
     stitch_min_probability: float = Field(0.9, gt=0.0, le=1.0, description="a stitch's calibrated probability of "
                                                                            "one animal, discounted per missed "
                                                                            "frame, is at least this")
-    stitch_gap_cost: float = Field(0.01, ge=0.0, description="the discount: the probability times exp(-this x the "
+    stitch_gap_cost: float = Field(0.005, ge=0.0, description="the discount: the probability times exp(-this x the "
                                                              "frames missed between the two tracks)")
     fold: bool = Field(True, description="after the frame-by-frame pass, give a track whose boxes lie inside or on "
                                          "another track's box of their frames (an animal boxed twice: a head, a "

@@ -45,11 +45,12 @@ def tree_ticks(root_pids: Iterable[int]) -> int:
     return sum(ticks_by_process(root_pids).values())
 
 
-def ticks_by_process(root_pids: Iterable[int]) -> dict[tuple[int, int], int]:
-    """CPU ticks (utime stime cutime cstime) of every process in the trees, keyed by (pid, start time)."""
+def ticks_by_process(root_pids: Iterable[int], trees: bool = True) -> dict[tuple[int, int], int]:
+    """CPU ticks (utime stime cutime cstime) of every process in the trees (`trees` False: of the roots alone),
+    keyed by (pid, start time)."""
     pids: set[int] = set()
     for root in root_pids:
-        pids.update(process_tree(root))
+        pids.update(process_tree(root) if trees else [root])
     out = {}
     for pid in pids:
         try:
@@ -58,6 +59,27 @@ def ticks_by_process(root_pids: Iterable[int]) -> dict[tuple[int, int], int]:
         except OSError:
             continue  # gone since the tree was listed
         out[(pid, int(fields[19]))] = sum(int(x) for x in fields[11:15])
+    return out
+
+
+# The processes that answer a Serve request: Ray titles an actor's worker `ray::<class>` (ServeReplica:<app>:<name>).
+_SERVE_TITLES = (b"ray::ServeReplica:", b"ray::ProxyActor", b"ray::ServeController")
+
+
+def serve_processes(root_pid: int) -> list[int]:
+    """The Serve replicas, proxies and controller in `root_pid`'s tree (a driver that started Ray and Serve).
+
+    Counted alone with the load generator, they are the benchmark: the rest of that Ray (its raylet and GCS,
+    actors an earlier test left running) is then another program's load, as it is to the service's latency."""
+    out = []
+    for pid in process_tree(root_pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+        except OSError:
+            continue
+        if title.startswith(_SERVE_TITLES):
+            out.append(pid)
     return out
 
 
@@ -73,11 +95,13 @@ class LoadWindow:
     """Measures one span: `start()`, then `stop()` returns the figures.
 
     `roots` are the benchmark's own process trees (default: this process, which with `--start` holds Ray and
-    the service as children).
+    the service as children); with `trees` False, the roots alone (this process and the service's own
+    processes, `serve_processes`: the rest of the Ray it started counts as others').
     """
 
-    def __init__(self, roots: Iterable[int | None] = (), follow_s: float | None = None) -> None:
+    def __init__(self, roots: Iterable[int | None] = (), follow_s: float | None = None, trees: bool = True) -> None:
         self.roots = sorted({r for r in roots if r} | {os.getpid()})
+        self.trees = trees
         self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self._start: tuple[float, int | None, int] | None = None
         # `follow_s`: the trees are read every follow_s seconds too, so a process that exits before stop() (Ray's
@@ -88,21 +112,24 @@ class LoadWindow:
     def start(self) -> LoadWindow:
         busy = _machine_busy_ticks()
         if self.follow_s:
-            self._base = ticks_by_process(self.roots)
+            self._base = ticks_by_process(self.roots, self.trees)
             self._seen = dict(self._base)
             threading.Thread(target=self._follow, name="load-window", daemon=True).start()
-        self._start = (time.perf_counter(), busy, tree_ticks(self.roots) if busy is not None else 0)
+        self._start = (time.perf_counter(), busy, self._ticks() if busy is not None else 0)
         return self
 
     def _follow(self) -> None:
         while not self._done.wait(self.follow_s):
-            self._seen.update(ticks_by_process(self.roots))
+            self._seen.update(ticks_by_process(self.roots, self.trees))
+
+    def _ticks(self) -> int:
+        return sum(ticks_by_process(self.roots, self.trees).values())
 
     def _own_ticks(self, own0: int) -> int:
         if not self.follow_s:
-            return tree_ticks(self.roots) - own0
+            return self._ticks() - own0
         self._done.set()
-        self._seen.update(ticks_by_process(self.roots))
+        self._seen.update(ticks_by_process(self.roots, self.trees))
         return sum(t - self._base.get(k, 0) for k, t in self._seen.items())
 
     def stop(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import numpy as np
 
 from benchmarks.bench_model import ensure_if_bench_model
 from benchmarks.common import DEFAULT_ROOT, latency_summary, machine_info, tree_memory, write_json
-from benchmarks.machine_load import LoadWindow, describe
+from benchmarks.machine_load import LoadWindow, describe, serve_processes
 from benchmarks.serve_load import (
     DETECT_PATH,
     add_service_arguments,
@@ -182,7 +182,7 @@ def _floors_text(floor: float | None, floor_replicas: float | None, replicas: in
 def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: float, *, minutes: float,
                  window_s: float = 30.0, memory_pid: int | None = None, memory_interval_s: float = 2.0,
                  p99_target_ms: float = P99_TARGET_MS, capacity: float | None = None, replicas: int = 1,
-                 log=print) -> dict[str, Any]:
+                 service_pids: Sequence[int] = (), log=print) -> dict[str, Any]:
     """Open-loop Poisson arrivals at `rate` for `minutes`, in windows: each window's requests, errors, p50 and
     p99 beside the machine's load in that window (machine_load.LoadWindow: /proc/loadavg, and the CPU other
     programs took), so a window that misses the p99 target on a busy machine is told apart from a slow
@@ -191,13 +191,14 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
     is told apart from one the service made slow; with `replicas` > 1 also beside that many ideal replicas behind
     one queue (what the replicas could do at best: a window over the target there is over it because of its
     bursts and the replica count, not the service's own costs). The memory of `memory_pid`'s tree is sampled
-    throughout (none without it)."""
+    throughout (none without it). `service_pids` (the Serve processes of a service this benchmark started): the
+    benchmark's CPU is theirs and this process's alone (`_meter`)."""
     params = {"model": model}
     windows: list[dict[str, Any]] = []
     latencies_p50 = []
     started = time.perf_counter()
     soak_s = minutes * 60
-    meter = LoadWindow([memory_pid])
+    meter = _meter(memory_pid, service_pids)
     with MemoryTrend(memory_pid, memory_interval_s) as memory:
         while time.perf_counter() - started < soak_s - 0.5:
             span = min(window_s, soak_s - (time.perf_counter() - started))
@@ -246,7 +247,7 @@ def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: f
              capacity_s: float = 10.0, capacity_concurrency: int = 8, window_s: float = 30.0,
              spike_factor: float = 3.0, spike_s: float = 20.0, recovery_s: float = 30.0,
              memory_pid: int | None = None, memory_interval_s: float = 2.0, replicas: int = 1,
-             log=print) -> dict[str, Any]:
+             service_pids: Sequence[int] = (), log=print) -> dict[str, Any]:
     """Capacity, soak, spike and recovery against a running service; returns the figures."""
     params = {"model": model}
     asyncio.run(closed_loop(base_url, payloads, 2, min(2.0, capacity_s), params))  # warm-up
@@ -259,7 +260,8 @@ def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: f
         f"soak at {rate:.2f}/s for {minutes:g} min")
 
     soak = soak_windows(base_url, model, payloads, rate, minutes=minutes, window_s=window_s, memory_pid=memory_pid,
-                        memory_interval_s=memory_interval_s, capacity=capacity, replicas=replicas, log=log)
+                        memory_interval_s=memory_interval_s, capacity=capacity, replicas=replicas,
+                        service_pids=service_pids, log=log)
     mem = soak["memory"] or {}
     log(f"soak memory: slope "
         f"{mem.get('slope_mib_per_min')} MiB/min, second half {mem.get('slope_second_half_mib_per_min')} MiB/min "
@@ -271,9 +273,17 @@ def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: f
     log(f"spike at {spike_factor:g}x ({spike_res['offered_rps']}/s, {spike_s:g} s): {spike_res['ok']} ok, "
         f"{spike_res['rejected_503_retry_after']} 503 + Retry-After, {spike_res['other_errors']} other errors")
 
-    recovery = recover(base_url, payloads, rate, params, soak, spike_end, recovery_s, memory_pid, log)
+    recovery = recover(base_url, payloads, rate, params, soak, spike_end, recovery_s,
+                       _meter(memory_pid, service_pids), log)
     return {"capacity": {"images_per_s": capacity, "run": cap_run}, "soak": soak, "spike": spike_res,
             "recovery": recovery}
+
+
+def _meter(memory_pid: int | None, service_pids: Sequence[int]) -> LoadWindow:
+    """The windows' load meter. The benchmark is `service_pids` and this process alone where given (a service
+    started in this process's Ray: its raylet, GCS and whatever else that Ray runs, another test's leftovers, are
+    others' load, as they are to the service's latency), else `memory_pid`'s tree and this process's."""
+    return LoadWindow(service_pids, trees=False) if service_pids else LoadWindow([memory_pid])
 
 
 def _cpu_ms_per_answer(load: dict[str, Any], result: dict[str, Any]) -> float | None:
@@ -284,7 +294,7 @@ def _cpu_ms_per_answer(load: dict[str, Any], result: dict[str, Any]) -> float | 
 
 
 def recover(base_url: str, payloads: Sequence[bytes], rate: float, params: dict, soak: dict[str, Any],
-            spike_end: float, recovery_s: float, memory_pid: int | None, log=print) -> dict[str, Any]:
+            spike_end: float, recovery_s: float, meter: LoadWindow, log=print) -> dict[str, Any]:
     """Back to the soak's rate in windows until one is clean: no error, and a p50 back near the soak's
     (under max(2 x, + 50 ms) its median window) or over it only because the service waited for the CPU.
 
@@ -301,7 +311,6 @@ def recover(base_url: str, payloads: Sequence[bytes], rate: float, params: dict,
     usual_cost = float(np.median(costs)) if costs else None
     after, recovered_at, judged = [], None, True
     step = max(1.0, min(5.0, recovery_s / 3))
-    meter = LoadWindow([memory_pid])
     while time.perf_counter() - spike_end < recovery_s:
         res, load, record = _measured_window(meter, base_url, payloads, rate, step, params, 1000 + len(after),
                                              len(after), spike_end)
@@ -351,12 +360,14 @@ def main(argv: list[str] | None = None) -> int:
     memory_pid = os.getpid() if args.start else args.pid
     t0 = time.perf_counter()
     with service(args.url, config) as url:
+        # A service started here lives in this process's Ray: its own processes are the benchmark (`_meter`).
+        service_pids = serve_processes(os.getpid()) if args.start else ()
         result = run_soak(url, args.model, payloads, minutes=args.minutes, load=args.load,
                           capacity_s=args.capacity_s, capacity_concurrency=args.capacity_concurrency,
                           window_s=args.window_s, spike_factor=args.spike_factor, spike_s=args.spike_s,
                           recovery_s=args.recovery_s, memory_pid=memory_pid,
                           memory_interval_s=args.memory_interval_s, replicas=replicas,
-                          log=lambda m: print(m, flush=True))
+                          service_pids=service_pids, log=lambda m: print(m, flush=True))
     result.update(config=config, payload_size=args.size, wall_s=round(time.perf_counter() - t0, 1),
                   machine=machine_info(), argv=sys.argv[1:] if argv is None else list(argv))
     path = write_json(Path(args.out) / "soak.json", result)

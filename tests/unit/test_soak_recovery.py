@@ -1,10 +1,16 @@
-"""The soak's recovery judgement (benchmarks.soak.recover) on scripted windows: no service, no Ray."""
+"""The soak's recovery judgement (benchmarks.soak.recover) on scripted windows, and what its load meter counts as
+the benchmark: no service, no Ray."""
 
+import os
+import subprocess
+import sys
+import time
 import types
 
 import pytest
 
 from benchmarks import soak
+from benchmarks.machine_load import LoadWindow, serve_processes
 
 SOAK = {"p50_ms_median_window": 45.0,  # the bar: max(2 x 45, 45 + 50) = 95 ms
         "windows": [{"cpu_ms_per_answer": 36.0}, {"cpu_ms_per_answer": 38.0}]}
@@ -26,9 +32,6 @@ def _run(monkeypatch, windows):
     class Meter:
         cpus = 2
 
-        def __init__(self, roots):
-            pass
-
         def start(self):
             return self
 
@@ -37,9 +40,8 @@ def _run(monkeypatch, windows):
                     "others_cpus": current["others"], "busy": current["others"] > 0.5}
 
     monkeypatch.setattr(soak, "open_loop", open_loop)
-    monkeypatch.setattr(soak, "LoadWindow", Meter)
     monkeypatch.setattr(soak, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
-    return soak.recover("http://x", [b""], 33.0, {}, SOAK, 0.0, 15.0, None, log=lambda m: None)
+    return soak.recover("http://x", [b""], 33.0, {}, SOAK, 0.0, 15.0, Meter(), log=lambda m: None)
 
 
 def test_a_window_back_under_the_bar_is_recovery(monkeypatch):
@@ -70,3 +72,21 @@ def test_slow_on_a_busy_machine_while_doing_more_work_an_answer_is_not_recovery(
 def test_errors_are_never_recovery_however_busy_the_machine(monkeypatch):
     r = _run(monkeypatch, [(5, 60.0, 1.0, 1.2)] * 3)
     assert not r["recovered"]
+
+
+def test_the_benchmark_is_the_service_and_the_generator_not_the_ray_around_them():
+    """A service started in this process's Ray: a busy process elsewhere in the tree (another test's leftover
+    actor) is others' load, not the benchmark's; the serve processes alone, without their children, are."""
+    # A child of this process that burns a core, as a leftover actor of the session's Ray would.
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert serve_processes(os.getpid()) == []  # no process titled as a Serve actor here
+        alone, tree = LoadWindow([], trees=False).start(), LoadWindow([]).start()
+        time.sleep(1.0)
+        alone, tree = alone.stop(), tree.stop()
+    finally:
+        spin.kill()
+        spin.wait()
+    assert tree["benchmark_cpus"] > 0.5  # the tree holds the spinner
+    assert alone["benchmark_cpus"] < 0.3 and alone["others_cpus"] > 0.5  # alone, it is someone else's

@@ -2,7 +2,7 @@
 and static flagging off ("old", the tracker before issue 69) and on ("new").
 
 `flock /tmp/trapline-bench.lock .venv/bin/python -m benchmarks.tracking_mistakes [--seed 48] [--per-kind 2]
- [--bursts 20] [--mistakes NAME ...] [--no-mot] [--speed] [--out FILE]`
+ [--bursts 20] [--mistakes NAME ...] [--no-mot] [--speed] [--draws N] [--out FILE]`
 
 The scenes are benchmarks/tracking_kinds.py's clean ones (cached, as benchmarks.tracking_nights loads them), with
 tests/fixtures/detector_mistakes.py's mistakes laid over them, each sequence from its own seed. The defaults were
@@ -11,7 +11,10 @@ animals| / animals of the confirmed, unflagged tracks), merges and splits per 10
 animal), ID switches per 100 true tracks (motmetrics; a folded box is not the animal's box, so it is scored as
 not reported), the folds made and the wrong ones (a folded piece whose animal is not its track's), and the tracks
 flagged static that held an animal. `--speed`: detections/s of link_camera_scored on one camera of >= 100,000
-detections with every mistake of the target row on.
+detections with every mistake of the target row on. `--draws N`: each mistake set laid over the same scenes N
+times, independently (draw 0 is the report's row): a kind's count error on two nights moves by several points
+from one draw of the mistakes to another, so "over 10 %" is judged on the mean over draws. A scene's mistakes
+are the same with or without `--kinds`.
 """
 
 from __future__ import annotations
@@ -139,6 +142,24 @@ def speed(seqs: list[dict[str, Any]], config: TrackConfig) -> dict[str, Any]:
     return {"detections": len(cam["boxes"]), "seconds": round(dt, 2), "detections_per_s": round(len(cam["boxes"]) / dt)}
 
 
+# Draw d > 0 of a scene's mistakes takes the seed of draw 0 plus d times this (no two scenes' draws share a seed).
+_DRAW_STRIDE = 1_000_003
+
+
+def mistaken(clean: list[tuple[int, dict[str, Any]]], mistakes: Mistakes, seed: int,
+             draw: int = 0) -> list[dict[str, Any]]:
+    """The scenes (each with its index in the whole set) with `mistakes` laid over them, each from its own seed:
+    draw 0 is the one every report so far was made on."""
+    return [with_mistakes(s, mistakes, seed=seed * 100_003 + i + draw * _DRAW_STRIDE) for i, s in clean]
+
+
+def _draws_text(draws: list[float] | None) -> str:
+    """` [draws a, b, c: mean m]` after a row's cells, or nothing for one draw."""
+    if not draws:
+        return ""
+    return f" [draws {', '.join(f'{d:.1f}' for d in draws)}: mean {np.mean(draws):.1f} %]"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=REPORT_SEED)
@@ -150,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["old", "new"], help="run one tracker only")
     parser.add_argument("--no-mot", action="store_true", help="skip the ID switches (motmetrics: slow)")
     parser.add_argument("--speed", action="store_true", help="also the speed at >= 100,000 detections")
+    parser.add_argument("--draws", type=int, default=1,
+                        help="lay each mistake set over the scenes this many times (independent draws); per kind "
+                             "the count error of each draw and their mean are reported beside the first draw's row")
     parser.add_argument("--out", default=str(DEFAULT_ROOT / "tracking" / "tracking-mistakes.json"))
     args = parser.parse_args(argv)
     import json
@@ -158,19 +182,26 @@ def main(argv: list[str] | None = None) -> int:
     trackers = {"old": new.model_copy(update=OLD), "new": new}
     if args.only:
         trackers = {args.only: trackers[args.only]}
-    clean = load_kinds(args.seed, args.per_kind, args.bursts)
+    # Each scene keeps its index in the whole set: its mistakes are the same with or without --kinds.
+    clean = list(enumerate(load_kinds(args.seed, args.per_kind, args.bursts)))
     if args.kinds:
-        clean = [s for s in clean if s["kind"] in args.kinds]
+        clean = [(i, s) for i, s in clean if s["kind"] in args.kinds]
     result: dict[str, Any] = {"command": " ".join(["python -m benchmarks.tracking_mistakes",
                                                    *(argv if argv is not None else sys.argv[1:])]),
                               "load_before": os.getloadavg(), "config": new.model_dump(),
                               "mistakes": {k: MISTAKES[k].__dict__ for k in args.mistakes}, "results": {}}
     for name in args.mistakes:
-        seqs = [with_mistakes(s, MISTAKES[name], seed=args.seed * 100_003 + i) for i, s in enumerate(clean)]
+        seqs = mistaken(clean, MISTAKES[name], args.seed)
         mpf = {k: round(100 * float(count_errors([max_per_frame(s) for s in seqs if s["kind"] == k],
                                                  [s["n_animals"] for s in seqs if s["kind"] == k]).mean()), 1)
                for k in sorted({s["kind"] for s in seqs})}
         got = {label: run(seqs, cfg, not args.no_mot) for label, cfg in trackers.items()}
+        for draw in range(1, args.draws):
+            again = mistaken(clean, MISTAKES[name], args.seed, draw)
+            for label, cfg in trackers.items():
+                for kind, row in run(again, cfg, False).items():
+                    got[label][kind].setdefault("count_error_draws_pct", [got[label][kind]["count_error_mean_pct"]])
+                    got[label][kind]["count_error_draws_pct"].append(row["count_error_mean_pct"])
         result["results"][name] = {"max_per_frame_count_error_pct": mpf, **got}
         print(f"\n### {name}\n")
         print("| kind | max-per-frame | " + " | ".join(f"{t}: count error / merges / splits / ID sw. / folds "
@@ -184,15 +215,24 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{r['count_error_mean_pct']:.1f} % / {r['merges_per_100']:.1f} / "
                              f"{r['splits_per_100']:.1f} / {r.get('id_switches_per_100', float('nan')):.2f} / "
                              f"{r['folds']} ({r['wrong_folds']}; {r['wrong_folds_where_folded']}) / "
-                             f"{r['static_flags']} ({r['static_flags_on_animals']})")
+                             f"{r['static_flags']} ({r['static_flags_on_animals']})"
+                             + _draws_text(r.get("count_error_draws_pct")))
             print(f"| {kind} | {mpf[kind]:.1f} % | " + " | ".join(cells) + " |", flush=True)
         means = {t: round(float(np.mean([got[t][k]["count_error_mean_pct"] for k in mpf])), 2) for t in got}
         worst = {t: max(mpf, key=lambda k, t=t: got[t][k]["count_error_mean_pct"]) for t in got}
         print("mean count error: " + ", ".join(f"{t} {means[t]:.2f} % (worst {worst[t]} "
                                                f"{got[t][worst[t]]['count_error_mean_pct']:.1f} %)" for t in got))
         result["results"][name]["mean_count_error_pct"] = means
+        if args.draws > 1:
+            over = {t: {k: float(np.mean(got[t][k]["count_error_draws_pct"])) for k in mpf} for t in got}
+            print(f"over {args.draws} draws: " + ", ".join(
+                f"{t} mean {np.mean(list(over[t].values())):.2f} %, kinds over 10 %: "
+                + (", ".join(f"{k} {v:.1f}" for k, v in sorted(over[t].items(), key=lambda kv: -kv[1]) if v > 10)
+                   or "none") for t in got))
+            result["results"][name]["mean_count_error_over_draws_pct"] = {
+                t: round(float(np.mean(list(over[t].values()))), 2) for t in got}
     if args.speed:
-        seqs = [with_mistakes(s, TARGET, seed=args.seed * 100_003 + i) for i, s in enumerate(clean)]
+        seqs = mistaken(clean, TARGET, args.seed)
         result["speed"] = {t: speed(seqs, cfg) for t, cfg in trackers.items()}
         print("speed, one camera:", result["speed"])
     result["load_after"] = os.getloadavg()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.tracking_mistakes import TARGET, mistaken
 from model_store.core.filters.appearance import animal_descriptor, appearance_descriptor
 from tests.fixtures.detector_mistakes import Mistakes, with_mistakes
 
@@ -68,3 +69,15 @@ def test_merged_boxes_cover_both_touching_animals():
     out = with_mistakes(scene, Mistakes(merge_share=1.0), seed=5)
     assert len(out["boxes"]) == 40  # every frame's two touching animals became one box over both
     assert np.allclose(out["boxes"][:, [0, 2]], [0.2, 0.32])
+
+
+def test_a_scenes_mistakes_follow_its_index_in_the_whole_set_and_each_draw_is_its_own():
+    """benchmarks.tracking_mistakes.mistaken: a scene picked out with --kinds gets the mistakes it gets in the
+    whole set (its index, not its place in the pick), and another draw lays other mistakes over it."""
+    scenes = list(enumerate([_scene(), {**_scene(), "kind": "other"}]))
+    whole = mistaken(scenes, TARGET, seed=3)
+    picked = mistaken([scenes[1]], TARGET, seed=3)
+    assert np.array_equal(picked[0]["boxes"], whole[1]["boxes"])
+    assert not np.array_equal(whole[0]["boxes"], whole[1]["boxes"])  # two scenes, two seeds
+    again = mistaken([scenes[1]], TARGET, seed=3, draw=1)
+    assert not np.array_equal(again[0]["boxes"], whole[1]["boxes"])

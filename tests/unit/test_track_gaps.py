@@ -1,10 +1,12 @@
 """Gap filling (model_store/core/filters/track_gaps.py): a walker's first box, lost to a flicker, given back; a walker
-lost every few frames joined from its chain of lone boxes."""
+lost every few frames joined from its chain of lone boxes; an animal's box and its second box in a sitter's hole."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from model_store.core.filters.track_costs import CameraDetections
+from model_store.core.filters.track_gaps import fill_gaps
 from model_store.core.filters.tracking import TrackConfig, link_camera
 
 
@@ -65,3 +67,27 @@ def test_lone_boxes_on_a_line_of_other_sizes_or_looks_stay_apart():
     walker = np.flatnonzero(boxes[:, 1] > 0.4)
     looks[walker[[1, 3]]] = [0.0, 1.0, 0.0, 0.0]
     assert len(_walker_ids(times, frames, boxes, TrackConfig(), appearance=looks)) == 4
+
+
+def _sitter_with_a_hole(extra: list[tuple[int, float, float]]) -> tuple[np.ndarray, ...]:
+    """fill_gaps' inputs: a sitter at (0.5, 0.5) seen in frames 0-4 and 7-10 (track 0), and one short track per
+    `extra` (frame, x, y) box in its hole, tracks 1, 2, ..."""
+    frames = [*range(5), *range(7, 11)]
+    rows = [(f, 0.5, 0.5, 0) for f in frames] + [(f, x, y, i + 1) for i, (f, x, y) in enumerate(extra)]
+    boxes = np.array([_box(x, y) for _, x, y, _ in rows])
+    dets = CameraDetections(boxes, np.zeros(len(rows), dtype=np.int64), None, None)
+    step = np.array([f for f, *_ in rows])
+    dets.time, dets.segment = step.astype(np.float64), np.zeros(len(rows), dtype=np.int64)
+    return np.array([t for *_, t in rows]), step, dets
+
+
+def test_an_animal_and_its_second_box_in_a_sitters_hole_give_the_nearer_back_and_leave_the_other_to_fold():
+    # Frame 5: the sitter's own box, and a duplicate beside it (two short tracks for one gap, in the same frame).
+    track_of, step, dets = _sitter_with_a_hole([(5, 0.51, 0.5), (5, 0.525, 0.5)])
+    joined, rows, sure = fill_gaps(TrackConfig(), track_of, step, dets)
+    assert joined[-2] == 0 and joined[-1] == 2 and rows.tolist() == [len(track_of) - 2]
+    assert 0 < sure[0] <= 1
+    # Two short tracks in different frames of the hole: which is the sitter's is not said; nothing is joined.
+    track_of, step, dets = _sitter_with_a_hole([(5, 0.51, 0.5), (6, 0.52, 0.5)])
+    joined, rows, _ = fill_gaps(TrackConfig(), track_of, step, dets)
+    assert joined.tolist() == track_of.tolist() and not len(rows)

@@ -8,7 +8,10 @@ one animal counted twice and two ID switches (A, B, A). Seen whole, the pattern 
 right before and right after B, B's boxes lie within `fill_reach` box sizes of A's on both sides, and A was not
 seen while B was. No appearance is needed, so it works on a sheet of lookalikes too. A newcomer that lands
 beside a sitter which the detector missed for a frame is further off than a sitter's jitter; and where two tracks
-could take the short one, or two short ones one gap, nothing is joined (an ambiguity is left as it is).
+could take the short one, or two short ones of different frames one gap, nothing is joined (an ambiguity is left
+as it is). Two or more short ones in the very same frames of the gap are the animal's box and its second box (a
+duplicate NMS kept, a part): the nearest is given back and the others, lying on it, are left for folding
+(track_folds.py; issue 69: before, neither was joined, and both were counted).
 
 A walker's first box can be lost the same way (`fill_ends`): a track of one box has no pace yet, so when the
 detector then misses the walker for a frame or two (flicker), the walker is a box size or more away when it is
@@ -84,13 +87,34 @@ def fill_gaps(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     if not config.cross_label:
         ok &= (dets.labels[before] == dets.labels[start]) & (dets.labels[after] == dets.labels[start])
     b, a, reach = b[ok], track_of[before[ok]], reach[ok]
-    # Only where it is unambiguous: one track for the short one, one short one for the track's gap.
-    pair = np.unique(np.stack([b, a]), axis=1)
-    one = (np.bincount(pair[0], minlength=k)[pair[0]] == 1) & (np.bincount(pair[1], minlength=k)[pair[1]] == 1)
-    keep = np.isin(b * k + a, pair[0][one] * k + pair[1][one])
+    _, once = np.unique(b * k + a, return_index=True)  # one candidate per (short track, track)
+    b, a, reach = b[once], a[once], reach[once]
+    # Only where it is unambiguous: one track for the short one, and one short one for the track's gap, or
+    # several in the very same frames (the animal's box and its second box, a duplicate that NMS kept): the
+    # nearest is given, and the others lie on it, for folding.
+    keep = (np.bincount(b, minlength=k)[b] == 1) & _nearest_of_one_span(a, b, reach, key[first_row[b]],
+                                                                        key[last_row[b]], k)
     keep &= ~np.isin(a, b)  # a track given to another takes none itself (no chains of gaps)
     b, a, reach = b[keep], a[keep], reach[keep]
     return _give(track_of, b, a, 1.0 - reach / config.fill_reach)
+
+
+def _nearest_of_one_span(a: np.ndarray, b: np.ndarray, reach: np.ndarray, first: np.ndarray, last: np.ndarray,
+                         k: int) -> np.ndarray:
+    """Per candidate (short track b for track a's gap, at `reach`, spanning frame keys first..last): is it a's only
+    candidate, or the nearest of candidates that all span the same frames (ties: the lower id)?"""
+    out = np.zeros(len(a), dtype=bool)
+    if not len(a):
+        return out
+    order = np.lexsort((b, reach, a))
+    head = np.concatenate([[True], a[order][1:] != a[order][:-1]])
+    # One span: every candidate of a track starts and ends where its nearest does.
+    lead = np.full(k, -1)
+    lead[a[order][head]] = order[head]
+    same = (first == first[lead[a]]) & (last == last[lead[a]])
+    one_span = np.bincount(a, ~same, minlength=k) == 0
+    out[order[head]] = one_span[a[order][head]]
+    return out
 
 
 def _distance(dets: CameraDetections, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:

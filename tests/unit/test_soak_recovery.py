@@ -76,17 +76,22 @@ def test_errors_are_never_recovery_however_busy_the_machine(monkeypatch):
 
 def test_the_benchmark_is_the_service_and_the_generator_not_the_ray_around_them():
     """A service started in this process's Ray: a busy process elsewhere in the tree (another test's leftover
-    actor) is others' load, not the benchmark's; the serve processes alone, without their children, are."""
-    # A child of this process that burns a core, as a leftover actor of the session's Ray would.
+    actor) is others' load, not the benchmark's; the serve processes, found by their Ray titles, alone (without
+    their children) are."""
+    # A child of this process that burns a core, as a leftover actor of the session's Ray would, and one titled
+    # as Ray titles a Serve replica's worker.
     spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    replica = subprocess.Popen(["bash", "-c", "exec -a ray::ServeReplica:app:fixture sleep 30"])
     try:
         time.sleep(0.3)
-        assert serve_processes(os.getpid()) == []  # no process titled as a Serve actor here
-        alone, tree = LoadWindow([], trees=False).start(), LoadWindow([]).start()
+        found = serve_processes(os.getpid())
+        assert replica.pid in found and spin.pid not in found
+        alone, tree = LoadWindow([replica.pid], trees=False).start(), LoadWindow([]).start()
         time.sleep(1.0)
         alone, tree = alone.stop(), tree.stop()
     finally:
-        spin.kill()
-        spin.wait()
+        for child in (spin, replica):
+            child.kill()
+            child.wait()
     assert tree["benchmark_cpus"] > 0.5  # the tree holds the spinner
     assert alone["benchmark_cpus"] < 0.3 and alone["others_cpus"] > 0.5  # alone, it is someone else's

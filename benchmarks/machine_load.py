@@ -112,7 +112,7 @@ class LoadWindow:
     def start(self) -> LoadWindow:
         busy = _machine_busy_ticks()
         if self.follow_s:
-            self._base = ticks_by_process(self.roots, self.trees)
+            self._base = self._by_process()
             self._seen = dict(self._base)
             threading.Thread(target=self._follow, name="load-window", daemon=True).start()
         self._start = (time.perf_counter(), busy, self._ticks() if busy is not None else 0)
@@ -120,16 +120,19 @@ class LoadWindow:
 
     def _follow(self) -> None:
         while not self._done.wait(self.follow_s):
-            self._seen.update(ticks_by_process(self.roots, self.trees))
+            self._seen.update(self._by_process())
+
+    def _by_process(self) -> dict[tuple[int, int], int]:
+        return ticks_by_process(self.roots, self.trees)
 
     def _ticks(self) -> int:
-        return sum(ticks_by_process(self.roots, self.trees).values())
+        return sum(self._by_process().values())
 
     def _own_ticks(self, own0: int) -> int:
         if not self.follow_s:
             return self._ticks() - own0
         self._done.set()
-        self._seen.update(ticks_by_process(self.roots, self.trees))
+        self._seen.update(self._by_process())
         return sum(t - self._base.get(k, 0) for k, t in self._seen.items())
 
     def stop(self) -> dict[str, Any]:

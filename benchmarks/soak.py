@@ -157,10 +157,10 @@ async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_
 
 def _measured_window(meter: LoadWindow, base_url: str, payloads: Sequence[bytes], rate: float, span: float,
                      params: dict, seed: int, index: int,
-                     started: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+                     started: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """One open-loop window at `rate` for `span` s beside the machine's load (the soak's and the recovery's
-    windows alike): (the open loop's result, the load, the window's record: its figures, the load and the CPU
-    the benchmark spent per answer)."""
+    windows alike): (the open loop's result, the window's record: its figures, the load (LoadWindow.stop's
+    fields) and the CPU the benchmark spent per answer)."""
     meter.start()
     result = asyncio.run(open_loop(base_url, payloads, rate, span, params, seed=seed))
     load = meter.stop()
@@ -169,7 +169,7 @@ def _measured_window(meter: LoadWindow, base_url: str, payloads: Sequence[bytes]
               "p50_ms": result["latency"]["p50_ms"], "p99_ms": result["latency"]["p99_ms"],
               "generator_lag_p99_ms": result.get("generator_lag_p99_ms"), **load,
               "cpu_ms_per_answer": _cpu_ms_per_answer(load, result)}
-    return result, load, record
+    return result, record
 
 
 def _floors_text(floor: float | None, floor_replicas: float | None, replicas: int) -> str:
@@ -202,8 +202,8 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
     with MemoryTrend(memory_pid, memory_interval_s) as memory:
         while time.perf_counter() - started < soak_s - 0.5:
             span = min(window_s, soak_s - (time.perf_counter() - started))
-            res, load, record = _measured_window(meter, base_url, payloads, rate, span, params, len(windows),
-                                                 len(windows), started)
+            res, record = _measured_window(meter, base_url, payloads, rate, span, params, len(windows),
+                                           len(windows), started)
             due = arrivals(rate, span, len(windows))
             floor = queueing_floor_p99_ms(due, capacity) if capacity else None
             floor_replicas = queueing_floor_p99_ms(due, capacity, replicas) if capacity and replicas > 1 else floor
@@ -212,7 +212,7 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
                 latencies_p50.append(res["latency"]["p50_ms"])
             log(f"  soak window {len(windows)}: {res['requests']} requests, {res['errors']} errors, "
                 f"p50 {res['latency']['p50_ms']} ms, p99 {res['latency']['p99_ms']} ms"
-                f"{_floors_text(floor, floor_replicas, replicas)}; {describe(load, meter.cpus)}")
+                f"{_floors_text(floor, floor_replicas, replicas)}; {describe(record, meter.cpus)}")
     p99s = [w["p99_ms"] for w in windows if w["p99_ms"] is not None]
     missed = [w for w in windows if w["p99_ms"] is None or w["p99_ms"] > p99_target_ms]
     soak = {"offered_rps": round(rate, 2), "minutes": minutes, "window_s": window_s, "windows": windows,
@@ -312,15 +312,16 @@ def recover(base_url: str, payloads: Sequence[bytes], rate: float, params: dict,
     after, recovered_at, judged = [], None, True
     step = max(1.0, min(5.0, recovery_s / 3))
     while time.perf_counter() - spike_end < recovery_s:
-        res, load, record = _measured_window(meter, base_url, payloads, rate, step, params, 1000 + len(after),
-                                             len(after), spike_end)
+        res, record = _measured_window(meter, base_url, payloads, rate, step, params, 1000 + len(after),
+                                       len(after), spike_end)
         cost = record["cpu_ms_per_answer"]
-        waited = bool(load["busy"]) and cost is not None and usual_cost is not None and cost <= COST_SLACK * usual_cost
+        waited = (bool(record["busy"]) and cost is not None and usual_cost is not None
+                  and cost <= COST_SLACK * usual_cost)
         after.append({**record, "waited_for_cpu": waited})
         p50 = res["latency"]["p50_ms"]
         log(f"  recovery window {len(after)}: {res['requests']} requests, {res['errors']} errors, p50 {p50} ms, "
             f"p99 {res['latency']['p99_ms']} ms, generator lag p99 {res.get('generator_lag_p99_ms')} ms; "
-            f"{describe(load, meter.cpus)}; {cost} CPU-ms an answer (soak {usual_cost})")
+            f"{describe(record, meter.cpus)}; {cost} CPU-ms an answer (soak {usual_cost})")
         if res["errors"] == 0 and p50 is not None and (p50 <= latency_ok or waited):
             recovered_at, judged = time.perf_counter(), p50 <= latency_ok
             break

@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the count error of each draw and their mean are reported beside the first draw's row")
     parser.add_argument("--out", default=str(DEFAULT_ROOT / "tracking" / "tracking-mistakes.json"))
     args = parser.parse_args(argv)
+    if args.draws < 1:
+        parser.error(f"--draws must be at least 1, got {args.draws}")
     import json
 
     new = TrackConfig(**json.loads(args.config))

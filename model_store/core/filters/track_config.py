@@ -79,6 +79,11 @@ class TrackConfig(BaseModel):
                                                                     "share of the old one is kept at each link (an "
                                                                     "alpha-beta filter, the steady state of a "
                                                                     "constant-velocity Kalman filter)")
+    herd_min_walkers: int = Field(3, ge=0, description="a segment (a burst) at least this many of whose tracks of "
+                                                      "three or more boxes walk, at least half of them, two thirds "
+                                                      "of those one way at about one pace, is a herd: it is linked "
+                                                      "again with that pace as a second guess of where a track seen "
+                                                      "once went (track_herd.py; 0: never)")
     gap_penalty: float = Field(0.08, ge=0.0, description="cost added per frame a track was missed, so the most "
                                                          "recently seen of two similar tracks wins")
     fill_max_frames: int = Field(2, ge=0, description="after the frame-by-frame pass, a track of at most this many "

@@ -3,7 +3,8 @@ frame's assignment of detections to them.
 
 Each (live track, detection) pair of a segment is gated on centre distance first (a sitter's reach, a crawler's
 own wander, a track seen once; wider after a gap), then costed from IoU, box-size ratio and centre distance
-against the track's last box or the box its velocity predicts, whichever is nearer; a sitter keeps its size;
+against the track's last box or the box its velocity predicts (a track seen once: its herd's pace, if any),
+whichever is nearer; a sitter keeps its size;
 appearance counts as far as it separates the camera's animals; a track missed for a while costs more to link.
 A pair that is the only candidate of its track and its detection is linked at once; the rest go to one
 Hungarian assignment per segment, where each link must save against starting a new track (`max_cost`).
@@ -139,13 +140,16 @@ def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarra
 
 
 def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: CameraDetections, rows: np.ndarray,
-            step: int, separation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            step: int, separation: float, herd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Hungarian assignment per segment of this step's detections to the live tracks of their segment:
     (track ids, positions in `rows`, each link's confidence).
 
-    Seven parameters: one step of the frame pass over the camera's arrays: the config, the tracks (state) and those
-    alive (live), the detections and this step's rows, the step number (how long each track has been unseen) and the
-    camera's measured appearance separation; all are the frame pass's loop state, not options a caller chooses."""
+    Eight parameters: one step of the frame pass over the camera's arrays: the config, the tracks (state) and those
+    alive (live), the detections and this step's rows, the step number (how long each track has been unseen), the
+    camera's measured appearance separation and its segments' herd paces; all are the frame pass's loop state, not
+    options a caller chooses.
+    `herd` (segments, 2): per segment the pace its herd walks at (track_herd.py; NaN: none), a track seen once's
+    predicted motion."""
     empty = np.zeros(0, dtype=np.int64)
     li, ri = _pairs(state.segment[live], dets.segment[rows])
     if not len(li):
@@ -162,7 +166,12 @@ def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: Camer
     # most pairs are far apart, and only the near ones need the whole cost.
     shift = np.zeros((len(t), 2))
     if config.predict_motion:
-        shift = state.velocity[t] * (dets.time[r] - state.time[t])[:, None] * (hits > 1)[:, None]
+        velocity = state.velocity[t]
+        if herd is not None:  # a track seen once walks at its herd's pace, if any (else it has no motion)
+            velocity = np.where((hits > 1)[:, None], velocity, np.nan_to_num(herd[state.segment[t]]))
+        else:
+            velocity = velocity * (hits > 1)[:, None]
+        shift = velocity * (dets.time[r] - state.time[t])[:, None]
     centre = (state.box[t, :2] + state.box[t, 2:]) * 0.5
     limit = reach * (state.side[t] + dets.side[r]) * 0.5
     gap = dets.centre[r] - centre

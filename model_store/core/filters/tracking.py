@@ -8,7 +8,9 @@ detections, from IoU, box-size ratio, centre distance (in box sizes) and appeara
 solves it with one Hungarian assignment (scipy's `linear_sum_assignment`); a detection left unassigned starts
 a new track. One assignment per frame means two detections of one frame never share a track. Geometry is
 compared with the track's last box and with the box its velocity predicts, whichever is nearer, so a sitting
-moth (jitter, no motion) and a walking deer (steady motion) are both followed. A track that sits keeps its
+moth (jitter, no motion) and a walking deer (steady motion) are both followed; a run of frames whose tracks walk
+one way at one pace (a herd) is linked again with that pace as the velocity of a track seen once
+(model_store/core/filters/track_herd.py). A track that sits keeps its
 size: a box much smaller or larger than its mean, on its spot, is another insect (the turnover of a light-trap
 sheet, where a newcomer lands where one just left), unless the frame's edge cuts either box. Tracks that were
 not seen in a frame stay alive for the gap, so a missed detection or an insect that flies off and comes back
@@ -51,6 +53,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
 from model_store.core.filters.track_folds import fold_parts
 from model_store.core.filters.track_gaps import fill_chains, fill_ends, fill_gaps
+from model_store.core.filters.track_herd import herd_pace
 from model_store.core.filters.track_rows import distinct, frame_key
 from model_store.core.filters.track_seconds import nested_partner, second_boxes, split_by_partner
 from model_store.core.filters.track_static import static_tracks
@@ -171,8 +174,10 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     # track; they are linked among themselves after it and folded back (track_seconds.py, track_folds.py).
     partner = second_boxes(config, step_of, dets, scores)
     second = partner >= 0
-    for rows in (known_rows[~second[known_rows]], known_rows[second[known_rows]]):
-        _frame_pass(config, state, dets, rows, step_of, separation, track_of, confidence)
+    first = known_rows[~second[known_rows]]
+    _frame_pass(config, state, dets, first, step_of, separation, track_of, confidence)
+    state = _herd_pass(config, state, dets, first, step_of, separation, track_of, confidence)
+    _frame_pass(config, state, dets, known_rows[second[known_rows]], step_of, separation, track_of, confidence)
     if len(unknown):
         track_of[unknown] = state.start(dets, unknown, -1)
     track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
@@ -195,14 +200,40 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
 
 
 
+def _herd_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, rows_in: np.ndarray,
+               step_of: np.ndarray, separation: float, track_of: np.ndarray, confidence: np.ndarray) -> TrackState:
+    """The segments of `rows_in` (linked by the first frame pass) whose tracks walk one way at one pace (a herd:
+    track_herd.py) linked again, with that pace as a one-box track's motion; the other segments' tracks kept,
+    numbered 0..K-1 in a new state (only its count is read later: no track outlives its segment). `state` itself
+    when no segment is a herd.
+
+    Eight parameters: _frame_pass's, for the same reason (the camera's one pass state, shared with the caller)."""
+    if not len(rows_in):
+        return state
+    pace = herd_pace(config, state, int(dets.segment.max()) + 1)
+    again = np.isfinite(pace[dets.segment[rows_in], 0])
+    if not again.any():
+        return state
+    kept = rows_in[~again]
+    fresh = TrackState(len(state.box), state.app.shape[1])
+    if len(kept):
+        distinct_ids, track_of[kept] = np.unique(track_of[kept], return_inverse=True)
+        fresh.count = len(distinct_ids)
+    confidence[rows_in[again]] = 1.0  # a track's first detection's, where the second pass starts one
+    _frame_pass(config, fresh, dets, rows_in[again], step_of, separation, track_of, confidence, pace)
+    return fresh
+
+
 def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, rows_in: np.ndarray,
-                step_of: np.ndarray, separation: float, track_of: np.ndarray, confidence: np.ndarray) -> None:
+                step_of: np.ndarray, separation: float, track_of: np.ndarray, confidence: np.ndarray,
+                herd: np.ndarray | None = None) -> None:
     """Link `rows_in` (known times) frame by frame into new tracks of `state`, writing track_of and confidence.
 
-    Eight parameters: the per-camera state of link_camera_scored's one pass, made there once and shared with the later
+    Nine parameters: the per-camera state of link_camera_scored's one pass, made there once and shared with the later
     passes (gaps, folds, stitching): the config, the tracks grown so far (state), the camera's detections, the rows to
-    link now, each row's step, the camera's measured appearance separation, and the two output arrays written in place
-    (track_of, confidence); it is called twice per camera (first and second boxes), so the state stays with the
+    link now, each row's step, the camera's measured appearance separation, the two output arrays written in place
+    (track_of, confidence), and per segment its herd's pace (assign's `herd`; None on the first pass); it is called
+    up to three times per camera (first boxes, a herd's segments again, second boxes), so the state stays with the
     caller."""
     if not len(rows_in):
         return
@@ -222,7 +253,7 @@ def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, 
                         & (now[state.segment[live]] - state.time[live] <= config.max_gap_s)]
         fresh = rows
         if len(live) and len(rows):
-            tracks, picked, sure = assign(config, state, live, dets, rows, step, separation)
+            tracks, picked, sure = assign(config, state, live, dets, rows, step, separation, herd)
             if len(picked):
                 track_of[rows[picked]] = tracks
                 confidence[rows[picked]] = sure

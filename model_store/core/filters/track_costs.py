@@ -4,8 +4,8 @@ frame's assignment of detections to them.
 Each (live track, detection) pair of a segment is gated on centre distance first (a sitter's reach, a crawler's
 own wander, a track seen once; wider after a gap), then costed from IoU, box-size ratio and centre distance
 against the track's last box or the box its velocity predicts (a track seen once: its herd's pace, if any),
-whichever is nearer; a sitter keeps its size;
-appearance counts as far as it separates the camera's animals; a track missed for a while costs more to link.
+whichever is nearer; a sitter keeps its size; appearance counts as far as it separates the camera's animals; a
+track missed for a while costs more to link.
 A pair that is the only candidate of its track and its detection is linked at once; the rest go to one
 Hungarian assignment per segment, where each link must save against starting a new track (`max_cost`).
 """

@@ -66,3 +66,23 @@ def test_a_grazer_in_a_herd_still_links_where_it_stands():
     assert len(_tracks_of(ids, animal, 5)) == 1
     assert len(np.unique(ids)) == 6
 
+
+
+def _walkers_at(paces: list[float]):
+    """A TrackState of one segment whose tracks of five boxes walk at these x paces (box sizes 0.01, a second a frame)."""
+    from model_store.core.filters.track_costs import TrackState
+
+    state = TrackState(len(paces), 1)
+    state.count = len(paces)
+    state.hits[:], state.interval[:], state.side[:] = 5, 1.0, 0.01
+    state.velocity[:, 0] = paces
+    return state
+
+
+def test_a_herd_and_its_mirror_image_are_judged_alike_on_the_median_pace():
+    from model_store.core.filters.track_herd import herd_pace
+
+    for paces in ([1.0, 1.4, 2.6, 3.0], [1.0, 1.0, 3.0, 3.0]):
+        right = herd_pace(CONFIG, _walkers_at(paces), 1)[0]
+        left = herd_pace(CONFIG, _walkers_at([-p for p in paces]), 1)[0]
+        assert right.tolist() == [2.0, 0.0] and left.tolist() == [-2.0, 0.0]  # the mean of the middle two

@@ -39,14 +39,16 @@ def herd_pace(config: TrackConfig, state: TrackState, n_segments: int) -> np.nda
     if not len(pick):
         return pace
     seg, velocity = seg[pick], velocity[pick]
-    # Each segment's median, per axis: the middle one of its walkers sorted by the segment, then the axis.
+    # Each segment's median, per axis: its walkers sorted by the segment, then the axis; the middle one, or the
+    # mean of the middle two (an even count), so a herd walking left is judged as its mirror image walking right.
     median = np.full((n_segments, 2), np.nan)
     for axis in range(2):
         by = np.lexsort((velocity[:, axis], seg))
         first = np.concatenate([[True], seg[by][1:] != seg[by][:-1]])
         within = np.arange(len(by)) - np.maximum.accumulate(np.where(first, np.arange(len(by)), 0))
-        at_middle = by[within == walkers[seg[by]] // 2]
-        median[seg[at_middle], axis] = velocity[at_middle, axis]
+        n = walkers[seg[by]]
+        low, high = by[within == (n - 1) // 2], by[within == n // 2]  # one of each per segment, in segment order
+        median[seg[low], axis] = 0.5 * (velocity[low, axis] + velocity[high, axis])
     off = np.hypot(*(velocity - median[seg]).T)
     agree = np.bincount(seg, off <= 0.5 * np.hypot(*median[seg].T), minlength=n_segments)
     herd = candidate & (3 * agree >= 2 * walkers)

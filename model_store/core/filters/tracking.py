@@ -208,7 +208,7 @@ def _herd_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, r
     when no segment is a herd.
 
     Eight parameters: _frame_pass's, for the same reason (the camera's one pass state, shared with the caller)."""
-    if not len(rows_in):
+    if not len(rows_in) or not config.predict_motion:  # without motion a pace changes no cost: nothing to redo
         return state
     pace = herd_pace(config, state, int(dets.segment.max()) + 1)
     again = np.isfinite(pace[dets.segment[rows_in], 0])
@@ -232,9 +232,9 @@ def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, 
     Nine parameters: the per-camera state of link_camera_scored's one pass, made there once and shared with the later
     passes (gaps, folds, stitching): the config, the tracks grown so far (state), the camera's detections, the rows to
     link now, each row's step, the camera's measured appearance separation, the two output arrays written in place
-    (track_of, confidence), and per segment its herd's pace (assign's `herd`; None on the first pass); it is called
-    up to three times per camera (first boxes, a herd's segments again, second boxes), so the state stays with the
-    caller."""
+    (track_of, confidence), and per segment its herd's pace (assign's `herd`; None on the first boxes' and the second
+    boxes' passes); it is called up to three times per camera (first boxes, a herd's segments again, second boxes), so
+    the state stays with the caller."""
     if not len(rows_in):
         return
     by_step = rows_in[np.lexsort((dets.segment[rows_in], step_of[rows_in]))]

@@ -69,7 +69,7 @@ def test_a_grazer_in_a_herd_still_links_where_it_stands():
 
 
 def _walkers_at(paces: list[float]):
-    """A TrackState of one segment whose tracks of five boxes walk at these x paces (box sizes 0.01, a second a frame)."""
+    """A TrackState of one segment whose tracks of five boxes walk at these x paces (box 0.01, a second a frame)."""
     from model_store.core.filters.track_costs import TrackState
 
     state = TrackState(len(paces), 1)

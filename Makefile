@@ -25,11 +25,15 @@ lint: setup
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The unit tests (no Ray) run on up to UNIT_WORKERS processes (pytest-xdist; `auto`: one per core); the Ray, Serve,
+# container and Antenna tests share one Ray per session, so they run in one process after them.
+UNIT_WORKERS ?= auto
 test: setup lint docs yolox
-	$(BIN)/python -m pytest --durations=30
+	$(BIN)/python -m pytest tests/unit -n $(UNIT_WORKERS) --maxprocesses 4 --durations=10
+	$(BIN)/python -m pytest tests/integration tests/e2e --durations=30
 
 test-fast: setup
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q -n $(UNIT_WORKERS) --maxprocesses 4
 
 # The YOLOX package converts zamba's MegadetectorLite for the demo (and its test); without it the demo says so and
 # goes on, and that test is skipped.

@@ -91,3 +91,18 @@ def test_an_animal_and_its_second_box_in_a_sitters_hole_give_the_nearer_back_and
     track_of, step, dets = _sitter_with_a_hole([(5, 0.51, 0.5), (6, 0.52, 0.5)])
     joined, rows, _ = fill_gaps(TrackConfig(), track_of, step, dets)
     assert joined.tolist() == track_of.tolist() and not len(rows)
+
+
+def test_boxes_of_unknown_time_beside_a_walker_are_linked_without_a_numpy_warning():
+    """A picture without a capture time is a track of its own; gap filling left its track's ends unread but
+    computed them, and numpy printed "invalid value encountered in subtract" to the user's console."""
+    import warnings
+
+    times, frames, boxes = _walker((0.2, 0.5))
+    times = np.concatenate([times, [np.nan, np.nan]])
+    frames = np.concatenate([frames, [200, 201]])
+    boxes = np.concatenate([boxes, [_box(0.5, 0.5), _box(0.5, 0.5)]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ids = link_camera(times, frames, boxes, TrackConfig())
+    assert ids[:9].tolist() == [0] * 9 and len({*ids[9:].tolist()} - {0}) == 2

@@ -136,7 +136,10 @@ def fill_ends(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
     # Its pace is per second: a frame where the detector saw nothing at all is not a row, so steps undercount.
     travel = dets.centre[last_row] - dets.centre[first_row]
     steps = np.maximum(step_of[last_row] - step_of[first_row], 1)
-    pace = travel / np.maximum(dets.time[last_row] - dets.time[first_row], 1e-9)[:, None]
+    # A track of unknown-time rows alone has no ends (-1: the camera's last row, whose time may be inf) and no
+    # known hits, so it is neither a walker nor short below: its NaN pace is never read, and not warned about.
+    with np.errstate(invalid="ignore"):
+        pace = travel / np.maximum(dets.time[last_row] - dets.time[first_row], 1e-9)[:, None]
     side = np.maximum(np.sqrt(np.bincount(track_of[known], dets.area[known], minlength=k) / np.maximum(hits, 1)),
                       1e-9)
     walker = np.flatnonzero((hits >= 3) & (np.hypot(*travel.T) / steps / side >= 2 * config.sit_speed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_store.core.filters.track_costs import TrackState
+from model_store.core.filters.track_herd import herd_pace
 from model_store.core.filters.tracking import TrackConfig, link_camera
 
 CONFIG = TrackConfig()
@@ -67,11 +69,8 @@ def test_a_grazer_in_a_herd_still_links_where_it_stands():
     assert len(np.unique(ids)) == 6
 
 
-
 def _walkers_at(paces: list[float]):
     """A TrackState of one segment whose tracks of five boxes walk at these x paces (box 0.01, a second a frame)."""
-    from model_store.core.filters.track_costs import TrackState
-
     state = TrackState(len(paces), 1)
     state.count = len(paces)
     state.hits[:], state.interval[:], state.side[:] = 5, 1.0, 0.01
@@ -80,8 +79,6 @@ def _walkers_at(paces: list[float]):
 
 
 def test_a_herd_and_its_mirror_image_are_judged_alike_on_the_median_pace():
-    from model_store.core.filters.track_herd import herd_pace
-
     for paces in ([1.0, 1.4, 2.6, 3.0], [1.0, 1.0, 3.0, 3.0]):
         right = herd_pace(CONFIG, _walkers_at(paces), 1)[0]
         left = herd_pace(CONFIG, _walkers_at([-p for p in paces]), 1)[0]

@@ -166,11 +166,9 @@ def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: Camer
     # most pairs are far apart, and only the near ones need the whole cost.
     shift = np.zeros((len(t), 2))
     if config.predict_motion:
-        velocity = state.velocity[t]
-        if herd is not None:  # a track seen once walks at its herd's pace, if any (else it has no motion)
-            velocity = np.where((hits > 1)[:, None], velocity, np.nan_to_num(herd[state.segment[t]]))
-        else:
-            velocity = velocity * (hits > 1)[:, None]
+        # A track seen once has no motion of its own: it walks at its herd's pace, if any, else it stands.
+        once = np.zeros(2) if herd is None else np.nan_to_num(herd[state.segment[t]])
+        velocity = np.where((hits > 1)[:, None], state.velocity[t], once)
         shift = velocity * (dets.time[r] - state.time[t])[:, None]
     centre = (state.box[t, :2] + state.box[t, 2:]) * 0.5
     limit = reach * (state.side[t] + dets.side[r]) * 0.5

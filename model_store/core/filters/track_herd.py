@@ -41,12 +41,14 @@ def herd_pace(config: TrackConfig, state: TrackState, n_segments: int) -> np.nda
     seg, velocity = seg[pick], velocity[pick]
     # Each segment's median, per axis: its walkers sorted by the segment, then the axis; the middle one, or the
     # mean of the middle two (an even count), so a herd walking left is judged as its mirror image walking right.
+    # Sorted by the segment first, every axis's order has the same segment runs: each position's rank in its run.
+    by_segment = np.sort(seg)
+    first = np.concatenate([[True], by_segment[1:] != by_segment[:-1]])
+    within = np.arange(len(seg)) - np.maximum.accumulate(np.where(first, np.arange(len(seg)), 0))
+    n = walkers[by_segment]
     median = np.full((n_segments, 2), np.nan)
     for axis in range(2):
         by = np.lexsort((velocity[:, axis], seg))
-        first = np.concatenate([[True], seg[by][1:] != seg[by][:-1]])
-        within = np.arange(len(by)) - np.maximum.accumulate(np.where(first, np.arange(len(by)), 0))
-        n = walkers[seg[by]]
         low, high = by[within == (n - 1) // 2], by[within == n // 2]  # one of each per segment, in segment order
         median[seg[low], axis] = 0.5 * (velocity[low, axis] + velocity[high, axis])
     off = np.hypot(*(velocity - median[seg]).T)

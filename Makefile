@@ -28,12 +28,13 @@ docs: setup
 # The unit tests (no Ray) run on up to UNIT_WORKERS processes (pytest-xdist; `auto`: one per core); the Ray, Serve,
 # container and Antenna tests share one Ray per session, so they run in one process after them.
 UNIT_WORKERS ?= auto
+UNIT_TESTS = $(BIN)/python -m pytest tests/unit -n $(UNIT_WORKERS) --maxprocesses 4
 test: setup lint docs yolox
-	$(BIN)/python -m pytest tests/unit -n $(UNIT_WORKERS) --maxprocesses 4 --durations=10
+	$(UNIT_TESTS) --durations=10
 	$(BIN)/python -m pytest tests/integration tests/e2e --durations=30
 
 test-fast: setup
-	$(BIN)/python -m pytest tests/unit -q -n $(UNIT_WORKERS) --maxprocesses 4
+	$(UNIT_TESTS) -q
 
 # The YOLOX package converts zamba's MegadetectorLite for the demo (and its test); without it the demo says so and
 # goes on, and that test is skipped.

@@ -15,10 +15,11 @@
 ARG BASE=python:3.11-slim-bookworm
 
 # Stage 1: the dependencies, in a venv of their own. They are pyproject.toml's runtime dependencies (no extras: no
-# torch, no test or dev tools), pinned by constraints.txt; the cpu flavour takes onnxruntime where pyproject.toml
-# takes onnxruntime-gpu on x86-64 Linux (the GPU build is several times the size). Only the list of requirements
-# (stage `requirements`) and constraints.txt reach the install, so a change to trapline's code, or to pyproject.toml's
-# other tables (lint settings, import contracts), leaves it (and its copy below) cached.
+# torch, no test or dev tools), pinned by constraints-runtime.txt; the cpu flavour takes onnxruntime where
+# pyproject.toml takes onnxruntime-gpu on x86-64 Linux (the GPU build is several times the size). Only the list of
+# requirements (stage `requirements`) and the runtime pins reach the install, so a change to trapline's code, to
+# pyproject.toml's other tables (lint settings, import contracts) or to a test or dev pin (constraints.txt) leaves it
+# (and its copy below) cached.
 FROM ${BASE} AS python
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore DEBIAN_FRONTEND=noninteractive
 COPY deploy/container/ensure-python.sh /usr/local/bin/ensure-python.sh
@@ -31,9 +32,9 @@ COPY pyproject.toml deploy/container/requirements.py ./
 RUN python3 requirements.py --flavour "${FLAVOUR}" > requirements.txt
 
 FROM python AS deps
-COPY constraints.txt ./
+COPY constraints-runtime.txt ./
 COPY --from=requirements /src/requirements.txt ./
-RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip install -c constraints.txt -r requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip install -c constraints-runtime.txt -r requirements.txt
 # What the runtime never loads, out of the final image: the dependencies' test suites, Ray's Java jars, RLlib and
 # dashboard UI, pyarrow's Flight, botocore's models of services other than S3 and the credential chain's, ONNX
 # Runtime's C API library, headers and stubs, and the symbol tables (binutils' strip, here only).

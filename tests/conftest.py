@@ -27,6 +27,10 @@ def pytest_configure(config) -> None:
     import tempfile
 
     os.environ["TRAPLINE_STATE_DIR"] = tempfile.mkdtemp(prefix="trapline-state-")
+    # The slowest steps' allowances (tests/budget.yaml): a step far over its own is named in the run's summary.
+    from tests.budget import register
+
+    register(config)
 
 
 def free_port() -> int:

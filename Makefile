@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.trapline-setup
 
-.PHONY: setup lint docs test test-fast yolox demo bench models report-screenshot screenshots browser promtool image clean
+.PHONY: setup lint docs test test-fast test-room yolox demo bench models report-screenshot screenshots browser promtool image clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,12 @@ test: setup lint docs yolox
 
 test-fast: setup
 	$(UNIT_TESTS) -q
+
+# Only the tests of one room (serve, batch, model_store, trapline, benchmarks), or of a changed file's:
+# `make test-room ROOM=serve`, `make test-room ROOM=batch/jobs/control.py` (tests/rooms.py says which files).
+test-room: setup
+	@test -n "$(ROOM)" || { echo "error: say the room: make test-room ROOM=serve (or a file under one)"; exit 2; }
+	$(BIN)/python -m tests.rooms "$(ROOM)" --workers $(UNIT_WORKERS) -q
 
 # The YOLOX package converts zamba's MegadetectorLite for the demo (and its test); without it the demo says so and
 # goes on, and that test is skipped.

@@ -1,4 +1,5 @@
-"""One real local Ray cluster per test session (start-up costs ~5 s), on loopback, 2 CPUs, with one Serve."""
+"""One real local Ray cluster per test session (start-up costs ~5 s), on loopback, 2 CPUs, with one Serve; one
+Antenna harness per session (tests/fixtures/antenna.py), for the tests that need it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
+from tests.fixtures.antenna import Harness
 
 RAY_TEST_CPUS = int(os.environ.get("TRAPLINE_TEST_RAY_CPUS", "2"))
 
@@ -45,3 +48,15 @@ def ray_cluster(s3_server) -> Iterator[None]:
             except Exception:  # noqa: BLE001 - Serve may never have started
                 pass
             ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def antenna() -> Iterator[Harness]:
+    """The Antenna harness, set up and started in the background when a test first asks for it (its own service
+    starts meanwhile); `antenna.wait()` before the first call to Antenna. One for the session, stopped at its end
+    (only if it was not already running)."""
+    harness = Harness()
+    try:
+        yield harness
+    finally:
+        harness.stop()

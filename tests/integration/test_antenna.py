@@ -2,12 +2,13 @@
 clone: Django, PostgreSQL, Redis, NATS, Celery; no Docker), driven as a user would by its `run_job.py`: a project,
 captures, the service registered, an ML job, and what Antenna saved counted in its database.
 
-One shared setup: the harness (`setup.sh`: apt packages as root and Antenna's venv the first time, ~2 min; then
-`start.sh`, ~10 s) and one trapline service with the demo detector routed to the demo species classifier and the
+One shared setup: the session's harness (tests/fixtures/antenna.py: `setup.sh`, apt packages as root and Antenna's
+venv the first time, ~2 min, then `start.sh`, ~10 s, in the background while the service starts) and one trapline
+service with the demo detector routed to the demo species classifier and the
 Antenna door on a port of its own, recording what it answers into trapline's tables (`antenna.record`). Push mode
 and pull mode each run one job; in pull mode the detector is promoted mid-run and `trapline antenna work` is killed
 hard (SIGKILL) holding tasks and started again: Antenna redelivers what it held after its NATS_TASK_TTR, which the
-fixture sets short when it starts Antenna (an Antenna already running keeps its own, 300 s by default: slower, same
+harness sets short when it starts Antenna (an Antenna already running keeps its own, 300 s by default: slower, same
 checks). After both jobs the tables hold one row per image URL per detector version, with the detections Antenna
 saved. The door's per-image errors are checked on the same service without Antenna.
 """
@@ -28,7 +29,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.antenna import harness_running
 from model_store import ModelStore
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_config, publish_demo
@@ -36,19 +36,12 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES as IMAGES_TABLE
 from serve.local import free_port, run_local
 from serve.polling import wait_until
+from tests.fixtures.antenna import HARNESS, REPO
 from tests.fixtures.files_server import serving_directory
 from tests.fixtures.proxy import FaultProxy
 
-REPO = Path(__file__).resolve().parents[2]
-HARNESS = Path(os.environ.get("TRAPLINE_ANTENNA_HARNESS", REPO.parent / "shared" / "antenna"))
 IMAGES = 6  # the demo detector was trained on rendered mammals: on Antenna's synthetic moths it finds a few boxes
-SETUP_TIMEOUT_S = 1200
 MOTH_SCORE_THRESHOLD = 0.15
-# Antenna's time-to-reprocess of a pull task (its NATS_TASK_TTR setting, read from the environment by start.sh's
-# services): a task the killed worker held comes back after this, and the second worker waits it out. Long enough
-# for Antenna's single Celery worker to save a batch's results before it would redeliver an answered task: a batch
-# is held ~5 s at the gate and saved in ~1 s a result (celeryworker.log), so 20 s keeps ~3x over it.
-TASK_TTR_S = 20
 
 pytestmark = pytest.mark.skipif(not (HARNESS / "run_job.py").exists(),
                                 reason=f"the Antenna harness is not at {HARNESS} (set TRAPLINE_ANTENNA_HARNESS)")
@@ -60,21 +53,7 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def antenna() -> Iterator[None]:
-    """The harness set up (idempotent) and started; stopped after only if it was not already running."""
-    running = harness_running()
-    env = {**os.environ, "NATS_TASK_TTR": str(TASK_TTR_S)}  # read only by the services start.sh starts
-    for script, args in (("setup.sh", []), ("start.sh", ["--no-minimal"])):
-        done = subprocess.run(["bash", str(HARNESS / script), *args], capture_output=True, text=True,
-                              timeout=SETUP_TIMEOUT_S, env=env)
-        assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    yield
-    if not running:
-        subprocess.run(["bash", str(HARNESS / "stop.sh")], capture_output=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[tuple[str, ModelStore, Path]]:
+def door(antenna, ray_cluster, tmp_path_factory) -> Iterator[tuple[str, ModelStore, Path]]:
     root = tmp_path_factory.mktemp("antenna")
     store = ModelStore(str(root / "store"))
     for version in ("1", "2"):  # Antenna's synthetic moths are not the rendered mammals the demo detector learnt:
@@ -92,6 +71,7 @@ def door(ray_cluster, antenna, tmp_path_factory) -> Iterator[tuple[str, ModelSto
                           "pipelines": [{"slug": "trapline-demo", "name": "trapline demo", "detector": DEMO_NAME,
                                          "classifier": SPECIES_NAME}]}}
     with run_local(config, environ={}):
+        antenna.wait()  # the harness started in the background while the service started
         yield f"http://127.0.0.1:{port}", store, root / "tables"
 
 

@@ -50,13 +50,25 @@ def ray_cluster(s3_server) -> Iterator[None]:
             ray.shutdown()
 
 
+_harnesses: list[Harness] = []
+
+
 @pytest.fixture(scope="session")
 def antenna() -> Iterator[Harness]:
     """The Antenna harness, set up and started in the background when a test first asks for it (its own service
-    starts meanwhile); `antenna.wait()` before the first call to Antenna. One for the session, stopped at its end
-    (only if it was not already running)."""
+    starts meanwhile); `antenna.wait()` before the first call to Antenna. One for the session, stopped after the last
+    test that asks for it (Antenna's services idle through no other test), and only if it was not already running."""
     harness = Harness()
+    _harnesses.append(harness)
     try:
         yield harness
     finally:
         harness.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem) -> None:
+    if _harnesses and "antenna" in item.fixturenames:
+        later = item.session.items[item.session.items.index(item) + 1:]
+        if not any("antenna" in getattr(other, "fixturenames", ()) for other in later):
+            _harnesses[-1].stop()

@@ -74,6 +74,8 @@ def summarise(rows: list[dict], draws: int) -> list[dict]:
     out = []
     for kind in KINDS:
         mine = [r for r in rows if r["kind"] == kind]
+        if not mine:
+            continue
         per_draw = [float(count_errors([r["count"] for r in mine if r["draw"] == d],
                                        [r["visits"] for r in mine if r["draw"] == d]).mean()) for d in range(draws)]
         count, visits = sum(r["count"] for r in mine), sum(r["visits"] for r in mine)

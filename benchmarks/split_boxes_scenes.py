@@ -157,8 +157,10 @@ def _heading(rng: np.random.Generator, cam: Camera, aspect_frame: float) -> np.n
 
 def _in_view(c: np.ndarray, wh: np.ndarray) -> bool:
     """At least half the box inside the frame."""
-    lo, hi = np.clip(c - wh / 2, 0, 1), np.clip(c + wh / 2, 0, 1)
-    return float(np.prod(np.maximum(hi - lo, 0))) >= 0.5 * float(np.prod(wh))
+    (x, y), (w, h) = c.tolist(), wh.tolist()
+    seen_w = max(min(x + w / 2, 1.0) - max(x - w / 2, 0.0), 0.0)
+    seen_h = max(min(y + h / 2, 1.0) - max(y - h / 2, 0.0), 0.0)
+    return seen_w * seen_h >= 0.5 * w * h
 
 
 def _path(rng: np.random.Generator, cam: Camera, n: int, wh: np.ndarray) -> np.ndarray:

@@ -148,6 +148,42 @@ def tree_memory(root_pid: int) -> int:
     return sum(process_memory(pid) for pid in process_tree(root_pid))
 
 
+def process_title(pid: int) -> str | None:
+    """What a person calls the process: Ray's title for its workers (`ray::ServeReplica:app:name`,
+    `ray::ProxyActor`, `ray::ServeController`, `ray::IDLE`; without the method a busy one adds), else the
+    program (`raylet`, `gcs_server`) or, for a Python process, its script or `-m` module
+    (`dashboard/agent.py` -> `agent.py`). None once it has ended."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return None
+    if not argv:
+        return None
+    if argv[0].startswith("ray::"):
+        # a worker running a task is titled `ray::<actor>.<method>` meanwhile: the process is the actor
+        head, _, last = argv[0].strip().rpartition(":")
+        return head + ":" + last.split(".", 1)[0]
+    program = os.path.basename(argv[0].split()[0])
+    if program.startswith("python"):
+        for i, arg in enumerate(argv[1:], 1):
+            if arg == "-m" and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.endswith(".py"):
+                return os.path.basename(arg)
+    return program
+
+
+def tree_memory_by_process(root_pid: int) -> dict[int, tuple[str, int]]:
+    """pid -> (title, PSS bytes) for `root_pid` and its descendants (processes that ended meanwhile left out)."""
+    out = {}
+    for pid in process_tree(root_pid):
+        title = process_title(pid)
+        if title is not None:
+            out[pid] = (title, process_memory(pid))
+    return out
+
+
 class MemorySampler:
     """Samples the memory of a process tree in a background thread; `peak_bytes` after exit.
 

@@ -44,6 +44,11 @@ def test_soak_writes_trend_spike_and_recovery(ray_cluster, local_store, tmp_path
     mem = s["memory"]
     assert mem["samples"] >= 3 and isinstance(mem["slope_mib_per_min"], float)
     assert mem["min_mib"] > 100  # the whole service's tree (Ray, proxy, replicas), not this process alone
+    # ... and each of its processes by title, so a rise is put on the one that makes it (issue 87)
+    titles = {p["title"] for p in mem["processes"]}
+    assert {"ray::ProxyActor", "ray::ServeController", "raylet"} <= titles, titles
+    assert any(t.startswith("ray::ServeReplica:") for t in titles) and any(t.startswith("driver (") for t in titles)
+    assert all(p["start_mib"] > 0 and p["end_mib"] > 0 for p in mem["processes"])
     sp = data["spike"]
     assert sp["requests"] == sp["ok"] + sp["rejected_503_retry_after"] + sp["other_errors"] > 0
     # The server answers overload with 503 + Retry-After and nothing else. With the constant fixture

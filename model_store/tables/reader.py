@@ -69,9 +69,10 @@ class Tables:
         self.url = self.storage.url()
 
     # -- layout --------------------------------------------------------------------------
-    def partitions(self, table: str = IMAGES) -> list[tuple[str, str]]:
+    def partitions(self, table: str = IMAGES, empty: bool = False) -> list[tuple[str, str]]:
         """(model_name, model_version) pairs that have part files in `table`: a partition directory left empty (by a
-        purge of an older trapline, which kept them) is none."""
+        purge of an older trapline, which kept them) is none, unless `empty` (the clean-up of a crashed run's temp
+        files)."""
         out = []
         for name_dir in self.storage.listdir(table):
             if not name_dir.startswith("model_name="):
@@ -79,7 +80,7 @@ class Tables:
             for version_dir in self.storage.listdir(table, name_dir):
                 if version_dir.startswith("model_version="):
                     key = (name_dir.split("=", 1)[1], version_dir.split("=", 1)[1])
-                    if self.parts(table, *key):
+                    if empty or self.parts(table, *key):
                         out.append(key)
         return sorted(out)
 
@@ -296,7 +297,7 @@ class Tables:
 
         removed = []
         for table in PART_TABLES:
-            for model_name, model_version in self.partitions(table):
+            for model_name, model_version in self.partitions(table, empty=True):
                 committed = set(self.parts(IMAGES, model_name, model_version))
                 for name in self.parts(table, model_name, model_version):
                     m = PART_RE.match(name)

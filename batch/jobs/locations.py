@@ -63,8 +63,9 @@ def _look(path: str) -> tuple[str, int | None, list[str]]:
 
 
 def _models(path: str) -> list[str]:
-    """The model versions (NAME:VERSION) the tables hold, from their partition names (a listing, no file read)."""
+    """The model versions (NAME:VERSION) the tables hold for readers (`Tables.versions`: a listing, and a count of
+    the sets' rows only for a version with retired or purged sets)."""
     try:
-        return [f"{name}:{version}" for name, version in Tables(path).partitions()]
+        return [f"{name}:{version}" for name, version in Tables(path).versions()]
     except OSError:
         return []

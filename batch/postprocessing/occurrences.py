@@ -74,7 +74,7 @@ def occurrence_table_set(tables: Tables, model: str | None = None, filters_hash:
     """The model version (as `resolve_table_set`) and its newest set with occurrences, unless one is named. No model
     named over tables of several versions: the one version with occurrences, when only one has some (a reprocess with
     another version beside a tracked one, as `make demo` leaves them, opens on the tracked one)."""
-    if model is None and len(versions := tables.partitions(IMAGES)) > 1:
+    if model is None and len(versions := tables.versions()) > 1:
         tracked = [f"{n}:{v}" for n, v in versions if tables.parts(OCCURRENCES, n, v)]
         model = tracked[0] if len(tracked) == 1 else None
         if not tracked:

@@ -152,7 +152,7 @@ def as_text(value: Any) -> str | None:
 # -- captures ------------------------------------------------------------------------------------------------------
 def table_set(tables: Tables, model: str | None, filters_hash: str | None, default_model: str | None) -> TableSet:
     """The model version and filter set to browse: the one named, else the served default model's newest."""
-    names = {n for n, _ in tables.partitions(IMAGES)}
+    names = {n for n, _ in tables.versions()}
     if model is None and names:
         model = default_model if default_model in names else sorted(names)[0]
     try:
@@ -339,7 +339,7 @@ def capture(tables: Tables, uri: str, default_model: str | None, model: str | No
 # -- facets: what the filters can choose from ----------------------------------------------------------------------
 def facets(tables: Tables, default_model: str | None, model: str | None = None) -> dict[str, Any]:
     """Cameras, labels and species present in the browsed set, and the model versions the tables hold."""
-    versions = [f"{n}:{v}" for n, v in tables.partitions(IMAGES)]
+    versions = [f"{n}:{v}" for n, v in tables.versions()]
     if not versions:
         return {"models": [], "model": None, "cameras": [], "labels": [], "species": []}
     ts = table_set(tables, model, None, default_model)

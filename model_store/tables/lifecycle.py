@@ -11,10 +11,12 @@ anywhere is finished by running it again:
    again pointing to the set readers now take, then the original is revoked; the log keeps both (decisions are
    never lost), and a rerun finds the copies it already made;
 3. its images files are deleted (each part is then uncommitted: readers join every other file to its images row),
-   then its other files (detections, classifications, snips, occurrences);
+   then its other files (detections, classifications, snips, occurrences, its `trapline events` files), and the
+   version's partition directories its files were the last of (a version purged to nothing is in no listing);
    then its snips (`crops/NAME/VERSION/SET/`, unless a snips row of another set names one: postprocess carries
    snips over with their path);
-4. its record says `purged`, with the bytes reclaimed.
+4. its record says `purged`, with the bytes reclaimed (the record stays under `_sets/`: `trapline tables sets`
+   lists the set as purged, and a rerun says there is nothing left).
 
 It is refused, before anything is written, for a set an alias of the store serves (the current set of the version
 the alias points to: retire it first, so readers take another set, or move the alias) and for one that people's
@@ -34,10 +36,11 @@ from model_store.core.crops import CROPS_DIR
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision, make
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import new_run_id
-from model_store.tables.reader import PART_TABLES, Tables
-from model_store.tables.schema import IMAGES, SNIPS
+from model_store.tables.reader import Tables
+from model_store.tables.schema import SNIPS
 from model_store.tables.set_records import SetRecord, read_record, utcnow_text, write_record
-from model_store.tables.sets import ResultSet, aliases_of, current_sets, decisions_on, scan
+from model_store.tables.sets import SET_TABLES, ResultSet, aliases_of, current_sets, decisions_on, scan
+from model_store.tables.writer import partition_parts
 from trapline.base.errors import BatchError
 
 MOVED = "moved from decision {id} by the purge of result set {set}"
@@ -128,6 +131,7 @@ def purge(url: str, wanted: str, *, dry_run: bool = False, move_decisions: bool 
     record = _record(s)
     report = PurgeReport(s.set_id, dry_run, files=len(s.files), bytes_reclaimed=s.bytes, images=s.images)
     if record.purge == "purged" and not s.files:
+        _remove_emptied(tables, s)  # what an older trapline left: the directories of a version purged to nothing
         report.already_purged = True
         return report
     resuming = record.purge == "purging"  # its checks were passed when it began; readers already leave it out
@@ -151,8 +155,9 @@ def purge(url: str, wanted: str, *, dry_run: bool = False, move_decisions: bool 
             write_record(tables.storage, record)
         if decisions:
             _move(tables, s, decisions, target)
-        for table in (IMAGES, *PART_TABLES):  # the images files first: each part is uncommitted before the rest goes
+        for table in SET_TABLES:  # the images files first: each part is uncommitted before the rest goes
             tables.storage.delete_many([f.parts(s.model_name, s.model_version) for f in s.files if f.table == table])
+        _remove_emptied(tables, s)
         report.snips_bytes = _remove_snips(tables, s)  # last: no row of the set refers to them any more
         record = read_record(tables.storage, s.model_name, s.model_version, s.set_hash) or record
         record.purge, record.purged_at = "purged", utcnow_text()
@@ -162,6 +167,15 @@ def purge(url: str, wanted: str, *, dry_run: bool = False, move_decisions: bool 
         lease.release()
     report.wall_s = round(time.perf_counter() - t0, 3)
     return report
+
+
+def _remove_emptied(tables: Tables, s: ResultSet) -> None:
+    """Remove the partitions of the set's model version that its files were the last of, in every table: a version
+    left without files is gone from every listing (readers would skip its empty directories anyway)."""
+    name_dir, version_dir = partition_parts(s.model_name, s.model_version)
+    for table in SET_TABLES:
+        tables.storage.remove_empty_dir(table, name_dir, version_dir)
+        tables.storage.remove_empty_dir(table, name_dir)
 
 
 def _remove_snips(tables: Tables, s: ResultSet) -> int:
@@ -177,6 +191,8 @@ def _remove_snips(tables: Tables, s: ResultSet) -> int:
         return 0
     size = tables.storage.fs.du(tables.storage.path(*parts))
     tables.storage.fs.rm(tables.storage.path(*parts), recursive=True)
+    tables.storage.remove_empty_dir(*parts[:-1])
+    tables.storage.remove_empty_dir(*parts[:-2])
     return int(size)
 
 

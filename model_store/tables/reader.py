@@ -36,6 +36,7 @@ from model_store.tables.schema import (
     SNIPS_SCHEMA,
     TIME_SOURCES,
 )
+from model_store.tables.set_records import hidden_sets
 from model_store.tables.writer import partition_parts, read_metadata
 from trapline.base.storage import Storage
 
@@ -68,16 +69,39 @@ class Tables:
         self.url = self.storage.url()
 
     # -- layout --------------------------------------------------------------------------
-    def partitions(self, table: str = IMAGES) -> list[tuple[str, str]]:
-        """(model_name, model_version) pairs that have files in `table`."""
+    def partitions(self, table: str = IMAGES, empty: bool = False) -> list[tuple[str, str]]:
+        """(model_name, model_version) pairs that have part files in `table`: a partition directory left empty (by a
+        purge of an older trapline, which kept them) is none, unless `empty` (the clean-up of a crashed run's temp
+        files)."""
         out = []
         for name_dir in self.storage.listdir(table):
             if not name_dir.startswith("model_name="):
                 continue
             for version_dir in self.storage.listdir(table, name_dir):
                 if version_dir.startswith("model_version="):
-                    out.append((name_dir.split("=", 1)[1], version_dir.split("=", 1)[1]))
+                    key = (name_dir.split("=", 1)[1], version_dir.split("=", 1)[1])
+                    if empty or self.parts(table, *key):
+                        out.append(key)
         return sorted(out)
+
+    def versions(self) -> list[tuple[str, str]]:
+        """The model versions the tables hold for readers: those with committed image rows in a result set no record
+        hides (model_store/tables/set_records.py). A version whose every set is retired, purged or a redo not yet
+        whole is left out, so that a command with no --model, the console's pickers and the job forms take the one
+        version left. Only a version with hidden sets has its `filters_hash` column counted (row-group statistics
+        skip most of it)."""
+        out = []
+        for name, version in self.partitions(IMAGES):
+            hidden = hidden_sets(self.storage, name, version)
+            if not hidden or self._visible_rows(name, version, ~ds.field("filters_hash").isin(sorted(hidden))):
+                out.append((name, version))
+        return out
+
+    def _visible_rows(self, name: str, version: str, visible: ds.Expression) -> int:
+        try:
+            return self._dataset(IMAGES, name, version).count_rows(filter=visible)
+        except FileNotFoundError:  # purged meanwhile
+            return 0
 
     def parts(self, table: str, model_name: str, model_version: str) -> list[str]:
         """Committed-looking part file names in one partition (hidden temp files excluded)."""
@@ -118,10 +142,8 @@ class Tables:
               filter: ds.Expression | None, parts: Iterable[str] | None) -> pa.Table:
         schema = SCHEMAS[table]
         if model_name is not None and model_version is not None:
-            base = self.storage.path(table, *partition_parts(model_name, model_version))
-            paths = [f"{base}/{p}" for p in parts] if parts is not None else base
             try:
-                dataset = ds.dataset(paths, filesystem=self.storage.fs, format="parquet", schema=schema)
+                dataset = self._dataset(table, model_name, model_version, parts)
             except FileNotFoundError:
                 return _empty(schema, columns)
             wanted = columns or schema.names
@@ -140,6 +162,13 @@ class Tables:
             name_filter = ds.field("model_name") == model_name
             filter = name_filter if filter is None else filter & name_filter
         return dataset.to_table(columns=columns, filter=filter)
+
+    def _dataset(self, table: str, model_name: str, model_version: str, parts: Iterable[str] | None = None
+                 ) -> ds.Dataset:
+        """One partition of `table` (or some of its parts) as a dataset; FileNotFoundError when it has none."""
+        base = self.storage.path(table, *partition_parts(model_name, model_version))
+        paths = [f"{base}/{p}" for p in parts] if parts is not None else base
+        return ds.dataset(paths, filesystem=self.storage.fs, format="parquet", schema=SCHEMAS[table])
 
     def dataset(self, table: str) -> ds.Dataset | None:
         """Every partition of `table` as one dataset, the partition keys as string columns; None without files."""
@@ -173,12 +202,11 @@ class Tables:
         """One partition's rows of `table` (or of some of its parts), `columns` only, a non-empty record batch at a
         time, rows stored twice included: one file and two batches in flight, where the default readahead
         (4 files, 16 batches) held ~200 MB more."""
-        base = self.storage.path(table, *partition_parts(model_name, model_version))
-        paths = [f"{base}/{p}" for p in parts] if parts is not None else base
-        if parts is not None and not paths:
+        parts = None if parts is None else list(parts)
+        if parts is not None and not parts:
             return
         try:
-            dataset = ds.dataset(paths, filesystem=self.storage.fs, format="parquet", schema=SCHEMAS[table])
+            dataset = self._dataset(table, model_name, model_version, parts)
         except FileNotFoundError:
             return
         for batch in dataset.to_batches(columns=columns, filter=filter, batch_readahead=2, fragment_readahead=1):
@@ -269,7 +297,7 @@ class Tables:
 
         removed = []
         for table in PART_TABLES:
-            for model_name, model_version in self.partitions(table):
+            for model_name, model_version in self.partitions(table, empty=True):
                 committed = set(self.parts(IMAGES, model_name, model_version))
                 for name in self.parts(table, model_name, model_version):
                     m = PART_RE.match(name)

@@ -71,6 +71,10 @@ class SetRecord(BaseModel):
     def set_id(self) -> str:
         return f"{self.model_name}:{self.model_version}/{self.set_hash}"
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.model_name, self.model_version
+
 
 def redo_hash(lineage: str) -> str:
     """A new set's hash for a redo of `lineage`: 16 hex digits like every filters hash, unique per redo."""

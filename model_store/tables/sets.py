@@ -18,11 +18,15 @@ import pyarrow.parquet as pq
 from model_store import ModelStore
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision
 from model_store.tables.reader import PART_RE, PART_TABLES, Tables
-from model_store.tables.schema import IMAGES
+from model_store.tables.schema import EVENTS, IMAGES
 from model_store.tables.set_records import SetRecord, records
 from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import METADATA_KEY, partition_parts
 from trapline.base.errors import BatchError
+
+# The tables a result set has files in, each partitioned by model version: the images (whose files commit a part),
+# the part's other files, and `trapline events`' file per set and gap (batch/postprocessing/events.py).
+SET_TABLES = (IMAGES, *PART_TABLES, EVENTS)
 
 
 @dataclass
@@ -128,14 +132,15 @@ def _listing(tables: Tables, table: str, name: str, version: str) -> list[tuple[
 
 def scan(tables: Tables, model: str | None = None) -> list[ResultSet]:
     """Every result set (of model `NAME` or `NAME:VERSION` when given) with its files and what made it."""
-    versions = sorted(set(tables.partitions(IMAGES)) | {p for t in PART_TABLES for p in tables.partitions(t)})
+    kept = records(tables.storage)  # a version purged to nothing is in no partition, its purged sets here
+    versions = sorted({p for t in SET_TABLES for p in tables.partitions(t)} | {r.key for r in kept})
     if model:
         name, _, version = model.partition(":")
         versions = [(n, v) for n, v in versions if n == name and (not version or v == version)]
     found: dict[tuple[str, str, str], ResultSet] = {}
     for name, version in versions:
         by_part: dict[str, str] = {}
-        for table in (IMAGES, *PART_TABLES):  # images first: the other files of a part are named by it
+        for table in SET_TABLES:  # images first: the other files of a part are named by it
             for part, size in _listing(tables, table, name, version):
                 set_hash = by_part.get(part)
                 meta = None
@@ -150,7 +155,7 @@ def scan(tables: Tables, model: str | None = None) -> list[ResultSet]:
                 if table == IMAGES and meta is not None:
                     by_part[part] = set_hash
                     _add_images_part(rs, part, meta)
-        for record in records(tables.storage, name, version):
+        for record in (r for r in kept if r.key == (name, version)):
             rs = found.setdefault((name, version, record.set_hash), ResultSet(name, version, record.set_hash))
             rs.record = record
     return [found[k] for k in sorted(found)]

@@ -49,29 +49,32 @@ def resolve_table_set(tables: Tables, model: str | None = None, filters_hash: st
                       store: str | None = None, hidden_ok: bool = False) -> TableSet:
     """Pick the model version (NAME, NAME:VERSION, NAME@ALIAS via the store) and filter set to read.
 
-    Without `model` the tables must hold exactly one model version; without `filters_hash` the
+    Without `model` the tables must hold exactly one model version (`Tables.versions`: a version whose every set is
+    retired or purged is none), a NAME alone takes its newest such version; without `filters_hash` the
     filter set of the newest row is used, leaving out sets hidden from readers (model_store/tables/set_records.py:
     retired, purged, or a redo not yet whole); a hidden set asked for by its hash is refused unless `hidden_ok`
     (the run writing it).
     """
 
-    available = tables.partitions(IMAGES)
-    if not available:
+    stored = tables.partitions(IMAGES)
+    if not stored:
         raise BatchError(f"no images table under {tables.url} (run `trapline reprocess` first)")
-    choices = ", ".join(f"{n}:{v}" for n, v in available)
-    if model is None:
-        if len(available) > 1:
-            raise BatchError(f"the tables hold several model versions ({choices}); choose one with --model")
-        name, version = available[0]
+    ref = None if model is None else ModelRef.parse(model)
+    if ref is not None and ref.alias is not None:
+        ref = ModelStore(store).resolve(ref)
+    # a version named in full is read even when every set of it is hidden: the sets say why below
+    named = stored if ref is not None and ref.version is not None else tables.versions()
+    if ref is None:
+        if len(named) != 1:
+            raise BatchError(f"the tables hold several model versions ({_choices(named)}); choose one with --model"
+                             if named else f"no model version in {tables.url} has a result set readers take (every "
+                             f"set is retired or purged: `trapline tables sets --tables {tables.url}` lists them)")
+        name, version = named[0]
     else:
-        ref = ModelRef.parse(model)
-        if ref.alias is not None:
-            ref = ModelStore(store).resolve(ref)
-        versions = sorted((v for n, v in available if n == ref.name), key=version_sort_key)
-        if not versions:
-            raise BatchError(f"no rows for model {ref.name!r} in {tables.url} (available: {choices})")
-        if ref.version is not None and ref.version not in versions:
-            raise BatchError(f"no rows for {ref.name}:{ref.version} in {tables.url} (available: {choices})")
+        versions = sorted((v for n, v in named if n == ref.name), key=version_sort_key)
+        if not versions or (ref.version is not None and ref.version not in versions):
+            what = f"model {ref.name!r}" if ref.version is None else f"{ref.name}:{ref.version}"
+            raise BatchError(f"no rows for {what} in {tables.url} (available: {_choices(tables.versions())})")
         name, version = ref.name, ref.version or versions[-1]
     t = tables.read(IMAGES, name, version, ["filters_hash", "processed_at", "run_id"])
     hidden = {} if hidden_ok else hidden_sets(tables.storage, name, version)
@@ -94,6 +97,10 @@ def resolve_table_set(tables: Tables, model: str | None = None, filters_hash: st
         known = sorted(set(t["filters_hash"].to_pylist()))
         raise BatchError(f"{name}:{version} has no rows with filters hash {filters_hash!r} (known: {known})")
     return TableSet(name, version, filters_hash, tables.filter_set_metadata(name, version, filters_hash))
+
+
+def _choices(versions: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{n}:{v}" for n, v in versions) or "none readers take: every result set is retired or purged"
 
 
 def current_kept(tables: Tables, tset: TableSet, subset: ds.Expression | None = None

@@ -82,7 +82,18 @@ def demo(home) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=420)
 
 
-def test_1_demo_end_to_end(demo, home):
+@pytest.fixture(scope="module")
+def demo_left(demo, home, tmp_path_factory) -> Path:
+    """A directory holding what `make demo` left (its tables, store and samples), copied before the later steps
+    add to them (test_1 asks for it, so it is made right after the demo)."""
+    left = tmp_path_factory.mktemp("demo-left")
+    for name in ("out", "models", "samples"):
+        if (home / name).is_dir():  # a demo that failed left less: test_1 says why
+            shutil.copytree(home / name, left / name, symlinks=True)
+    return left
+
+
+def test_1_demo_end_to_end(demo, home, demo_left):
     proc, out = demo, home / "out" / "detections"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
@@ -202,6 +213,12 @@ def console_shows_the_readme_tables(url: str, home: Path) -> None:
         assert [e for e in b.errors() if not re.search(r"status of 40[34]", e)] == [], b.errors()
 
 
+def versions(user: Path) -> set[str]:
+    """The model versions of demo-detector in the user's ./out/detections, as the files say."""
+    images = pads.dataset(user / "out" / "detections" / "images", partitioning="hive").to_table(["model_version"])
+    return {str(v) for v in images["model_version"].to_pylist()}
+
+
 def detect(url: str, image: Path) -> dict:
     """POST the image as the README's curl line does (curl itself where the machine has it)."""
     if shutil.which("curl"):
@@ -253,18 +270,40 @@ def test_4_reprocess_report_export_on_the_demo_tables(demo, home):
     assert {r["name"] for r in package["resources"]} == {"deployments", "media", "observations"}
 
 
-def test_5_the_readme_archive_block_and_the_guide_python_run_as_shown(demo, home):
-    """The README's "Run a whole archive" commands, verbatim and in order, then the user guide's Python block
-    (models.md), in the demo's directory: what a reader copies works."""
+def test_5_the_readme_archive_block_and_the_guide_python_run_as_shown(demo, home, demo_left):
+    """The README's "Run a whole archive" commands, verbatim and in order, on the tables `make demo` left (as a new
+    user meets them: the demo's demo-detector:2 alone), then what the README says of them: a second version beside
+    the demo's, commands without --model refused until one version's set is retired and purged. Then the user
+    guide's Python block (models.md), in the demo's directory: what a reader copies works."""
+    user = demo_left
+    assert versions(user) == {"2"}  # the demo's own run
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Run a whole archive"):]
+    section = readme[readme.index("## Run a whole archive"):readme.index("## Look at it")]
     block = section[section.index("```bash\n") + 8:section.index("\n```", section.index("```bash"))]
     commands = [line.split(" #", 1)[0].split() for line in block.splitlines() if line.startswith("trapline ")]
     assert [c[1] for c in commands] == ["reprocess", "report", "export"]
     for command in commands:
-        trapline(home, *command[1:])
-    assert (home / "out" / "report" / "index.html").exists()
-    assert len(json.loads((home / "out" / "md.json").read_text())["images"]) == 8
+        trapline(user, *command[1:])
+        if command[1] == "reprocess":
+            assert versions(user) == {"1", "2"}  # production is 1 again after the demo's roll-back
+    assert (user / "out" / "report" / "index.html").exists()
+    assert len(json.loads((user / "out" / "md.json").read_text())["images"]) == 8
+
+    # what the README says after the block: without --model the commands are refused, as it quotes them ...
+    said = re.search(r"\(without it they answer `([^`]+)`\)", " ".join(section.split())).group(1)
+    unnamed = ("export", "--tables", "./out/detections", "--format", "megadetector", "--out", "./out/one.json")
+    refused = start(user, *unnamed)
+    out, err = refused.communicate(timeout=300)
+    assert refused.returncode == 2 and f"error: {said}" in err, out + err
+    # ... until the second version's set is retired and purged: one version is left, and --model is not needed
+    sets = json.loads(trapline(user, "tables", "sets", "--tables", "./out/detections", "--json").stdout)
+    [second] = [s["set"] for s in sets if s["model"] == "demo-detector:1"]
+    trapline(user, "tables", "retire", second, "--tables", "./out/detections")
+    assert "deleted" in trapline(user, "tables", "purge", second, "--tables", "./out/detections").stdout
+    assert versions(user) == {"2"} and not (user / "out" / "detections" / "images" / "model_name=demo-detector" /
+                                            "model_version=1").exists()
+    trapline(user, *unnamed)
+    assert json.loads((user / "out" / "one.json").read_text())["info"]["detector_metadata"]["model_version"] == "2"
 
     [python] = code_blocks(REPO / "docs" / "guide" / "models.md", ("python",))
     proc = subprocess.run([sys.executable, "-c", python], cwd=home, env=user_env(home), capture_output=True,

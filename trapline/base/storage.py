@@ -242,6 +242,20 @@ class Storage:
         if self.fs.exists(p):
             self.fs.rm(p, recursive=True)
 
+    @_reachable
+    def remove_empty_dir(self, *parts: str) -> None:
+        """Remove a directory that holds nothing: locally an rmdir (which leaves one that holds anything, a file
+        written meanwhile too); on S3, where a prefix goes with its last key, the zero-byte marker key some tools
+        leave for it."""
+        p = self.path(*parts)
+        if self.is_local:
+            with contextlib.suppress(OSError):
+                os.rmdir(p)
+            return
+        if not self.listdir(*parts):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(p + "/")
+
     def makedirs(self, *parts: str) -> None:
         if self.is_local:
             self.fs.makedirs(self.path(*parts), exist_ok=True)

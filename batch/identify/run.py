@@ -127,6 +127,8 @@ def run_identify(opts: IdentifyOptions, workers=None, wait_s: float = 0.0) -> Id
 
 def _identify(storage: Storage, opts: IdentifyOptions, run_id: str, fence, ident: Identifier, rows: pd.DataFrame,
               workers=None) -> IdentifyReport:
+    """The run under its lease. Seven parameters: the run's own four (storage, options, id, lease check), what
+    `run_identify` checked before taking the lease (the identifier, its covered detections), and the workers."""
     keys: list[Key] = [(r.uri, r.content_id, int(r.detection_index)) for r in rows.itertuples()]
     m = _match(rows, keys, workers or LocalWorkers(ident))
     ok, ok_keys = m.ok, m.ok_keys

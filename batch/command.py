@@ -62,6 +62,9 @@ class Command:
     tables: str = "tables"  # the option naming the tables whose _runs/ holds the run's manifest
     resumes: bool = False  # a stop ends the run at its next part, and a rerun resumes (the console says Resume)
     writing: Callable[[Mapping[str, Any]], bool] = lambda progress: progress.get("run_status") == "running"
+    # the options checked against the store and the tables (a model's input size, labels, classifiers), reading only:
+    # `jobs submit` runs it before submitting (batch/jobs/control.py `prepare`), the runner itself before it writes
+    check: Callable[[Any], None] | None = None
     pins_source: bool = False  # a job that names no source filter set gets the newest pinned when submitted
     main_options: tuple[str, ...] = ()  # shown first in the console's form (besides the required ones)
     # -- a command line with more than its options (a --config file, a positional action) ---------------------

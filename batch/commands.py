@@ -185,6 +185,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             description="Run a model version over an image archive and write the images/detections tables. "
                         "Reruns skip what is done; a killed run resumes where it stopped.",
             styles=FLAG_STYLES, config_file=True, entry=("-m", "batch.reprocess"), tables="out", resumes=True,
+            check=_later("batch.reprocess.plan:check_options"),
             writing=lambda progress: bool(progress.get("images_done")),
             to_json=lambda r: json.dumps({**dataclasses.asdict(r), "skipped": r.skipped}, indent=2, default=str),
             exit_code=lambda r: 0 if r.status in ("succeeded", "dry-run") else 1),
@@ -194,6 +195,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                     "--deployments deployments.csv --package-meta meta.yaml"),
     Command("postprocess", "re-apply a post-processing filter to stored detections (no model)",
             PostprocessOptions, run_postprocess, postprocess_text,
+            check=_later("batch.postprocessing.postprocess:check_options"),
             example="trapline postprocess --tables ./detections --filter repeat "
                     "--config '{\"iou\": 0.85, \"min_images\": 10}' --camera cam07",
             description="Apply a filter to the stored raw detections of one model version and write the result as a "

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from model_store.core.tiling import check_tiling_option
 from model_store.tables.archive import PathPattern
+from trapline.base.env import ANTENNA_SECRET
 from trapline.base.errors import ArchiveError, TilingConfigError
 from trapline.base.fetch_guard import FetchGuard
 
@@ -101,8 +102,14 @@ class AntennaConfig(_Strict):
     """Serve Antenna's processing-service API (`/livez`, `/readyz`, `/info`, `/process`) at the root of a port of
     its own (Antenna joins `/process` to the registered URL's root, dropping any path)."""
 
-    host: str = Field("127.0.0.1", description="bind address of the Antenna door")
+    host: str = Field("127.0.0.1", description=(
+        "bind address of the Antenna door; 127.0.0.1 (the default, as the main door's) keeps it on this machine"))
     port: int = Field(8001, ge=1, le=65535, description="its port (not Serve's HTTP port)")
+    secret_env: str | None = Field(None, description=(
+        "env var (or NAME_FILE) holding a shared secret the door then requires on every route but /livez and "
+        "/readyz: `Authorization: Basic` with it as the password (what Antenna sends for an endpoint_url "
+        "`http://antenna:SECRET@HOST:PORT`) or `Authorization: Bearer SECRET` (`trapline antenna work` reads it "
+        "from --service-secret-env); when named it must be set. Unset: the door answers whoever reaches its port"))
     name: str = Field("trapline", min_length=1, description="the processing service's name in /info")
     description: str = "trapline: versioned camera-trap detectors and classifiers on Ray Serve"
     pipelines: list[AntennaPipelineConfig] = Field(..., min_length=1)
@@ -162,6 +169,9 @@ class AntennaWorkOptions(BaseModel):
     token_env: str = Field("ANTENNA_TOKEN", description="where the token is read when --token is not given")
     service: str = Field("http://127.0.0.1:8001", pattern=r"^https?://", description=(
         "the trapline service's Antenna door (the serve config's antenna.host:port)"))
+    service_secret_env: str = Field(ANTENNA_SECRET.name, description=(
+        "where the door's shared secret (its config's antenna.secret_env) is read, sent to the door as "
+        "`Authorization: Bearer`; nothing is sent while it is unset"))
     service_name: str = Field("trapline", min_length=1, description="the processing service's name in Antenna")
     batch_size: int | None = Field(None, ge=1, le=1024, description=(
         "tasks taken per request (default: what the door's detectors batch at once over all their replicas)"))

@@ -138,6 +138,22 @@ def check_identify(store: ModelStore, cfg: ServeConfig) -> None:
                                    f"{m.name} detects (its labels: {labels}); name an identifier for its species")
 
 
+def antenna_secret_of(cfg: ServeConfig, env: Mapping[str, str]) -> str | None:
+    """The Antenna door's shared secret (`antenna.secret_env`), refused when named and unset (an open door by
+    mistake); None when the config names none."""
+    name = cfg.antenna.secret_env if cfg.antenna is not None else None
+    if name is None:
+        return None
+    try:
+        value = secret(name, env)
+    except ValueError as exc:
+        raise ServeConfigError(str(exc)) from None
+    if value is None:
+        raise ServeConfigError(f"antenna.secret_env names ${name}, which is not set (nor ${name}_FILE); refusing to "
+                               "start an open Antenna door (set it, or remove antenna.secret_env)")
+    return value
+
+
 def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str] | None = None,
               features: Sequence[Feature] = ()) -> Application:
     """The online door: one `detector-<model>` deployment per model behind one FastAPI ingress,
@@ -163,6 +179,7 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
         raise ServeConfigError(f"api_token_env names ${cfg.api_token_env}, which is not set (nor "
                                f"${cfg.api_token_env}_FILE); refusing to start an open service (set it, or remove "
                                "api_token_env)")
+    antenna_secret = antenna_secret_of(cfg, env)
     # Resolve a relative store path where the app is built, not in each replica's working directory.
     store_root = ModelStore(cfg.store).root
     update = {"store": store_root, "jobs": cfg.jobs.resolved()}  # the jobs' roots too: relative to here
@@ -190,7 +207,8 @@ def build_app(config: ServeConfig | Mapping[str, Any], environ: Mapping[str, str
     antenna = None if cfg.antenna is None else serve.deployment(AntennaDoor).options(
         name=ANTENNA_DEPLOYMENT_NAME, num_replicas=1, max_ongoing_requests=cfg.http.ingress_max_ongoing_requests,
         ray_actor_options={"num_cpus": cfg.http.ingress_num_cpus},
-    ).bind(ingress_cfg, detector_deployment_name(cfg.models[0].name) if one_hop else INGRESS_DEPLOYMENT_NAME)
+    ).bind(ingress_cfg, detector_deployment_name(cfg.models[0].name) if one_hop else INGRESS_DEPLOYMENT_NAME,
+           token_digest(antenna_secret))
     if one_hop:  # the model's replicas are the ingress (serve/one_hop.py)
         [m] = cfg.models
         deployment = detector_deployment(m, cfg.http.max_pixels, cfg.http.retry_after_s, OneHopIngress)

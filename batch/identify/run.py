@@ -113,18 +113,22 @@ def run_identify(opts: IdentifyOptions, workers=None, wait_s: float = 0.0) -> Id
     (default: this process, `LocalWorkers`; batch/identify/distributed.py spreads both over Ray Data)."""
     run_id = new_identify_run_id()
     storage = open_location(opts.tables)  # opened once here; what follows takes the opened thing
+    # The options checked before the lease, so a refused one writes nothing: the identifier, the tables' model
+    # version and its labels (the detections an identify run reads are not what another identify run writes).
+    ident = ModelStore(opts.store).load_identifier(opts.identifier)
+    rows = covered_detections(Tables(storage), ident, opts.model, opts.store)
     lease = RunLease(storage, *IDENTIFY_LEASE, run_id).acquire(wait_s)
     try:
         lease.start_heartbeat()
-        return _identify(storage, opts, run_id, lease.check, workers)
+        return _identify(storage, opts, run_id, lease.check, ident, rows, workers)
     finally:
         lease.release()
 
 
-def _identify(storage: Storage, opts: IdentifyOptions, run_id: str, fence, workers=None) -> IdentifyReport:
-    ident = ModelStore(opts.store).load_identifier(opts.identifier)
-    tables = Tables(storage)
-    rows = covered_detections(tables, ident, opts.model, opts.store)
+def _identify(storage: Storage, opts: IdentifyOptions, run_id: str, fence, ident: Identifier, rows: pd.DataFrame,
+              workers=None) -> IdentifyReport:
+    """The run under its lease. Seven parameters: the run's own four (storage, options, id, lease check), what
+    `run_identify` checked before taking the lease (the identifier, its covered detections), and the workers."""
     keys: list[Key] = [(r.uri, r.content_id, int(r.detection_index)) for r in rows.itertuples()]
     m = _match(rows, keys, workers or LocalWorkers(ident))
     ok, ok_keys = m.ok, m.ok_keys

@@ -116,6 +116,9 @@ class JobControl:
             if ref and (mark.in_store or "@" in ref or ":" not in ref):
                 with invalid_parameter(field, field):
                     ModelStore(getattr(options, "store", None) or self.store_root).get(ModelRef.parse(ref))
+        if kind.spec.check is not None:  # against the store and the tables: the model's input size, its labels...
+            with invalid_parameter("options", kind.name):
+                kind.spec.check(options)
         kind.check_round_trip(options)
         return kind, options
 

@@ -43,7 +43,7 @@ from model_store.tables.scope import Scope, ScopeError
 from model_store.tables.stop import stop_requested
 from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
-from trapline.base.errors import BatchError, RunStoppedError
+from trapline.base.errors import BatchError, RunStoppedError, invalid_parameter
 
 
 def preview_change(det: Mapping[str, Any], kept_before: bool, kept_after: bool, flags: list[str],
@@ -92,6 +92,14 @@ def _labels(meta_labels: list[str], dets: pa.Table) -> list[str]:
         return meta_labels
     seen = dict(zip(dets["class_id"].to_pylist(), dets["label"].to_pylist(), strict=True))
     return [seen.get(i, f"class_{i}") for i in range(max(seen, default=-1) + 1)]
+
+
+def check_options(opts: PostprocessOptions) -> None:
+    """The filter change against the source set's labels, reading only: what `jobs submit postprocess` checks before
+    it submits (the run checks the same before its manifest, with its scope and table-level filters)."""
+    with invalid_parameter("tables", "tables"):  # nothing there to post-process
+        tset = resolve_table_set(Tables(opts.tables), opts.model, opts.filters_hash, opts.store)
+    new_filter_set(tset.filter_specs, opts.filter, opts.config, opts.remove, tset.labels)
 
 
 def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | None = None) -> PostprocessReport:

@@ -35,7 +35,7 @@ from batch.reprocess.dataset import (
 from batch.reprocess.detect import config_json
 from batch.reprocess.failures import describe_error
 from batch.reprocess.options import ReprocessOptions
-from batch.reprocess.plan import Plan, plan_run
+from batch.reprocess.plan import Plan, plan_run, resolve_options
 from batch.reprocess.pool import execute_pool
 from batch.reprocess.progress import Progress
 from batch.reprocess.reporting import Reporter, close_manifest
@@ -73,6 +73,7 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
     # One run at a time per table and model version, taken before planning so that a run that
     # waited sees what the one before it wrote.
     mv = ModelStore(options.store).get(options.model)
+    resolved = resolve_options(options, mv)  # every option checked before the lease: a refused one writes nothing
     out = open_location(options.out)
     lease = RunLease(out, mv.name, mv.version, run_id).acquire(options.wait_s)
     job_id = submission_id()
@@ -93,7 +94,7 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
                 on_part(progress)
 
         # The version the lease covers: resolved once, so an alias moved meanwhile cannot split them.
-        return _run_planned(options, plan_run(options, mv), run_id, t0, on_part_held, log)
+        return _run_planned(options, plan_run(options, mv, resolved), run_id, t0, on_part_held, log)
     finally:
         lease.release()
 

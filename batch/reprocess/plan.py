@@ -80,11 +80,20 @@ class Plan:
         )
 
 
-def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Plan:
-    """Resolve model (unless given already resolved) and filters, list the archive and choose what to process.
+@dataclass(frozen=True)
+class Resolved:
+    """The options a run checks against its model, resolved: filters, classify routes, tiling, clip settings."""
 
-    Reads only."""
-    mv = model or ModelStore(options.store).get(options.model)
+    filters: FilterSet
+    routes: list
+    tiling: TilingConfig | None
+    clips: ClipSettings
+
+
+def resolve_options(options: ReprocessOptions, mv: ModelVersion) -> Resolved:
+    """Every option checked against the model version (and the classifiers it names): a typed error for a filter,
+    route, tiling or clip setting the run cannot use. Reads only: `run_reprocess` calls it before the run's lease,
+    so a refused option leaves the output as it was."""
     filters = mv.config.default_filters().with_overrides(options.filters)
     filters.require_per_image()
     filters.check_labels(mv.config.labels)  # every filter config is validated before anything runs
@@ -95,6 +104,21 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     if tiling is not None and options.decode == "tasks":  # read tasks hand on one letterboxed input per row
         raise OptionsError("--tiling needs --decode actors (the default): a tiled image is many inputs, cut where "
                            "it is run")
+    # A clip is done only with this run's clip settings: one done with others is redone (tables/done.py).
+    return Resolved(filters, routes, tiling, options.clip_settings(mv.config))
+
+
+def check_options(options: ReprocessOptions) -> None:
+    """`resolve_options` against the version `--model` names: what `jobs submit reprocess` checks first."""
+    resolve_options(options, ModelStore(options.store).get(options.model))
+
+
+def plan_run(options: ReprocessOptions, model: ModelVersion | None = None, resolved: Resolved | None = None) -> Plan:
+    """Resolve model (unless given already resolved) and options (likewise), list the archive and choose what to
+    process. Reads only."""
+    mv = model or ModelStore(options.store).get(options.model)
+    r = resolved or resolve_options(options, mv)
+    filters, routes, tiling, clips = r.filters, r.routes, r.tiling, r.clips
     lineage = result_hash(filters, routes, tiling.describe(mv.config.input_size) if tiling else None)
     archive = open_location(options.archive)
     tables = Tables(options.out)
@@ -114,8 +138,6 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None) -> Pl
     prefix = uri_of(archive, archive.root.rstrip("/")) + "/"
     pending = [(uri[len(prefix):], cid) for uri, cid in pending_keys(tables.storage, mv.name, mv.version, result)
                if uri.startswith(prefix)]
-    # A clip is done only with this run's clip settings: one done with others is redone (tables/done.py).
-    clips = options.clip_settings(mv.config)
     done_here = tables.done_under(mv.name, mv.version, result, prefix, options.retry_failed, clips.hash)
     # The same archive processed at another root before (moved, remounted): its done images are done here too.
     moved = moved_roots(tables, mv.name, mv.version, result, as_table(entries), prefix, done_here.keys)

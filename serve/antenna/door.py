@@ -13,6 +13,7 @@ One replica: a second one on the same node could not bind the port.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from typing import Any
@@ -27,6 +28,7 @@ from serve.antenna.fetch import ImageFetcher
 from serve.antenna.process import Processor
 from serve.antenna.records import SourceRecorder
 from serve.antenna.routes import create_door_app
+from serve.antenna.secret import require_secret
 from serve.api_errors import await_replica
 from serve.config import ServeConfig
 from serve.draining import Gate
@@ -48,14 +50,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class AntennaDoor:
     """Lifecycle: `__init__` runs once per (single) replica with the app's validated config and the name of the
     deployment that handles HTTP; it starts the server as a task on Serve's user-code event loop and returns (no
-    model is loaded here; with `antenna.record`, a recorder that takes its lease on the first image). `check_health`
+    model is loaded here; with `antenna.record`, a recorder that takes its lease on the first image). `secret_digest`:
+    the sha256 of `antenna.secret_env`'s secret, which every route but the probes then requires (serve/antenna/
+    secret.py); None: the door is open to whoever reaches its port. `check_health`
     fails once the server has stopped, so Serve replaces the replica; `__del__` stops the server and closes the
     recorder (a last flush)."""
 
-    def __init__(self, config: dict[str, Any], ingress_name: str) -> None:
+    def __init__(self, config: dict[str, Any], ingress_name: str, secret_digest: str | None = None) -> None:
         self.config = ServeConfig.model_validate(config)
         assert self.config.antenna is not None
         self.antenna = self.config.antenna
@@ -78,6 +89,8 @@ class AntennaDoor:
         self._slots = {p.detector: asyncio.Semaphore(self.sizing()["pipelines"][p.slug]["batch_size"])
                        for p in self.antenna.pipelines}
         door_app = create_door_app(self)
+        require_secret(door_app, secret_digest)  # before any route: a request without it fetches and records nothing
+        self.open = secret_digest is None
         self.gate.attach(door_app)  # last: it stands before every route
         self.server = uvicorn.Server(uvicorn.Config(door_app, log_level="warning", lifespan="off",
                                                     access_log=False))
@@ -98,6 +111,9 @@ class AntennaDoor:
         else:
             raise RuntimeError(f"antenna door: could not bind {host}:{port} within {BIND_RETRY_S:.0f} s")
         logger.info("antenna door: Antenna's processing-service API on http://%s:%d", host, port)
+        if self.open and not _loopback(host):
+            logger.warning("antenna door: bound on %s without antenna.secret_env: anyone who reaches port %d can "
+                           "have images fetched, detected and recorded (SECURITY.md)", host, port)
         await self.server.serve(sockets=[sock])
 
     async def _detect(self, model: str, version: str, data: bytes, tiling: Any = None) -> ImageDetections:

@@ -67,10 +67,10 @@ def format_report(r: WorkReport) -> str:
 
 
 class _Http:
-    def __init__(self, base: str, token: str | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(self, base: str, authorization: str | None = None, timeout_s: float = 60.0) -> None:
         headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Token {token}"
+        if authorization:
+            headers["Authorization"] = authorization
         # trust_env=False: both ends are named explicitly; a proxy from the environment must not intercept them
         self.client = httpx.Client(base_url=base.rstrip("/"), headers=headers, timeout=timeout_s, trust_env=False)
 
@@ -90,6 +90,7 @@ class Worker:
     def __init__(self, options: AntennaWorkOptions, progress: Progress | None = None) -> None:
         try:
             token = options.token or secret(options.token_env)
+            door_secret = secret(options.service_secret_env)  # the door's antenna.secret_env, when it has one
         except ValueError as exc:
             raise UserError(str(exc)) from None
         if not token:
@@ -97,8 +98,8 @@ class Worker:
                             f"${options.token_env}_FILE)")
         self.options = options
         self.progress = progress or (lambda line: None)
-        self.antenna = _Http(options.api, token)
-        self.door = _Http(options.service, timeout_s=600.0)
+        self.antenna = _Http(options.api, f"Token {token}")
+        self.door = _Http(options.service, f"Bearer {door_secret}" if door_secret else None, timeout_s=600.0)
         self.client_info = {"hostname": socket.gethostname(), "software": "trapline", "version": "1",
                             "service": options.service}
         self.stopping = threading.Event()  # take no new tasks

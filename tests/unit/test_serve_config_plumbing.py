@@ -44,7 +44,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 DET, CLF = "det", "species"
 LAYOUTS = ("one_hop", "two_hops")
-ENV = {"TRAPLINE_ADMIN_TOKEN": "admin-secret", "WALK_ADMIN": "walk-admin", "WALK_API": "walk-api"}
+ENV = {"TRAPLINE_ADMIN_TOKEN": "admin-secret", "WALK_ADMIN": "walk-admin", "WALK_API": "walk-api",
+       "WALK_ANTENNA": "walk-antenna"}
 
 
 @dataclass
@@ -240,9 +241,11 @@ SERVE_CHECKS: dict[str, Check] = {
     "admin_token_env": Check(lambda b, v: bearer_ok(f"Bearer {ENV[v]}", b.ingress.tokens.admin_digest)
                              and b.ingress.tokens.admin_token_env == v),
     "api_token_env": Check(lambda b, v: bearer_ok(f"Bearer {ENV[v]}", b.ingress.tokens.api_digest)),
-    # the Antenna door gets the ingress's config whole (its block read there) and the name of the ingress it calls
+    # the Antenna door gets the ingress's config whole (its block read there), the name of the ingress it calls and
+    # the digest of its shared secret (antenna.secret_env, read where the app is built)
     "antenna": Check(lambda b, v: same(ServeConfig.model_validate(b.deployments["antenna"].init_args[0]).antenna, v)
-                     and b.deployments["antenna"].init_args[1] == b.http.name),
+                     and b.deployments["antenna"].init_args[1] == b.http.name
+                     and bearer_ok(f"Bearer {ENV[v['secret_env']]}", b.deployments["antenna"].init_args[2])),
     # the nested models, walked field by field below
     **{f: Check(lambda b, v: True) for f in ("models", "classifiers", "http", "jobs", "record", "people")},
 }
@@ -308,7 +311,8 @@ def samples(site: dict[str, Any]) -> dict[type[BaseModel], dict[str, Any]]:
         PeopleConfig: {"location": site["people"], "refresh_s": 0.5},
         ServeConfig: {"store": site["store2"], "cache_dir": site["cache"], "admin_token_env": "WALK_ADMIN",
                       "api_token_env": "WALK_API",
-                      "antenna": {"port": 18999, "pipelines": [{"slug": "walk", "detector": DET, "classifier": CLF}]}},
+                      "antenna": {"port": 18999, "secret_env": "WALK_ANTENNA",
+                                  "pipelines": [{"slug": "walk", "detector": DET, "classifier": CLF}]}},
     }
 
 

@@ -85,9 +85,15 @@ FETCH_PRIVATE_HOSTS = EnvVar("TRAPLINE_FETCH_PRIVATE_HOSTS", "Batch commands: ho
                              "that may resolve to loopback, private or link-local addresses (e.g. `127.0.0.1`); "
                              "any other host resolving to one is refused.")
 
+ANTENNA_SECRET = EnvVar("TRAPLINE_ANTENNA_SECRET", "The Antenna door's shared secret, where the serve config's "
+                        "`antenna.secret_env` names it (this name in the Antenna guide); `trapline antenna work` "
+                        "sends it to the door as `Authorization: Bearer` (`--service-secret-env` names another). "
+                        "Like a token, also read from the file its NAME_FILE names.")
+
 VARIABLES: tuple[EnvVar, ...] = (MODEL_STORE, MODEL_CACHE, S3_ENDPOINT_URL, ADMIN_TOKEN, ADMIN_TOKEN_FILE, API_TOKEN,
                                  API_TOKEN_FILE, URL, STATE_DIR,
-                                 CHROMIUM, SEED_DEMO, RAY_ADDRESS, FETCH_ALLOWED_HOSTS, FETCH_PRIVATE_HOSTS)
+                                 CHROMIUM, SEED_DEMO, RAY_ADDRESS, FETCH_ALLOWED_HOSTS, FETCH_PRIVATE_HOSTS,
+                                 ANTENNA_SECRET)
 
 # Handed by the driver to its Ray tasks as they are (workers of a cluster started before the driver's environment
 # was set, or on other nodes, lack them). With instance roles / IRSA there are no keys to forward.

@@ -87,6 +87,16 @@ class Reviewing:
         if rows.empty or image.content_id not in set(rows["content_id"]):
             raise NotFoundError(f"no image {image.uri} (content {image.content_id}) in {self._where()}")
 
+    def image_named(self, text: str) -> ImageKey:
+        """The set's current image whose URI or archive path is `text`."""
+        images = self.tables.current_images(self.tset.model_name, self.tset.model_version, self.tset.filters_hash,
+                                            (ds.field("uri") == text) | (ds.field("rel_path") == text))
+        if images.empty:
+            raise NotFoundError(f"no image {text!r} (a URI or a path in the archive) in {self._where()}")
+        if len(images) > 1:
+            raise NotFoundError(f"{text!r} names {len(images)} images in {self._where()}: give the URI")
+        return ImageKey(uri=images["uri"].iloc[0], content_id=images["content_id"].iloc[0])
+
     def record(self, action: type, who: str, comment: str | None, **fields: Any) -> dict[str, Any]:
         decision = make(action, who, comment, model=self.model, filters_hash=self.tset.filters_hash, **fields)
         return self.log.append(decision).model_dump(mode="json")

@@ -18,13 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.dataset as ds
-
 from batch.postprocessing.accuracy_stats import CONFIDENCE, NONE, detection_scores, rate, scores
 from batch.postprocessing.detection_review import Reviewing, said_label
 from batch.postprocessing.determine import key_of
 from batch.postprocessing.occurrences import SetPlace
-from batch.postprocessing.people import kept_with_classifications
 from model_store.tables.decisions import MarkEmpty, RejectDetection
 from model_store.tables.verdicts import VERDICT_ACTIONS, PersonVerdicts
 
@@ -63,8 +60,7 @@ def gather(r: Reviewing) -> tuple[list[Evidence], dict[str, Any]]:
     looked = sorted(i for i in verdicts.images() if i in current)
     out: list[Evidence] = []
     if looked:
-        _, dets = kept_with_classifications(r.tables, r.tset, ds.field("uri").isin(sorted({u for u, _ in looked})))
-        for row in dets.to_dict("records"):
+        for row in r.kept_boxes_in([u for u, _ in looked]).to_dict("records"):
             key = key_of(row)
             v = verdicts.get(key)
             if v is None or (key.uri, key.content_id) not in current:

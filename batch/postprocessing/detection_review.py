@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
+from batch.postprocessing.determine import key_of
 from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.people import kept_with_classifications
 from model_store.tables.decisions import (
@@ -32,6 +33,7 @@ from model_store.tables.decisions import (
 )
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import TableSet, resolve_table_set
+from model_store.tables.verdicts import VERDICT_ACTIONS, PersonVerdicts
 from trapline.base.errors import NotFoundError
 
 APPLIES = ("recorded: the occurrences' vote honours it at once, `trapline models accuracy` counts it, and so does "
@@ -69,7 +71,11 @@ class Reviewing:
 
     def kept_boxes(self, uri: str) -> pd.DataFrame:
         """The set's kept boxes in one image (with their classifications)."""
-        return kept_with_classifications(self.tables, self.tset, ds.field("uri") == uri)[1]
+        return self.kept_boxes_in([uri])
+
+    def kept_boxes_in(self, uris: list[str]) -> pd.DataFrame:
+        """The set's kept boxes in these images (with their classifications)."""
+        return kept_with_classifications(self.tables, self.tset, ds.field("uri").isin(sorted(set(uris))))[1]
 
     def detection(self, key: DetectionKey) -> dict[str, Any]:
         """The kept detection `key` of the set; NotFoundError when there is none."""
@@ -138,3 +144,40 @@ def add_box(where: SetPlace, image: ImageKey, bbox: tuple[float, float, float, f
     r = Reviewing.open(where)
     r.image(image)
     return r.record(AddMissedBox, who, comment, image=image, bbox=tuple(bbox), label=label)
+
+
+def listing(where: SetPlace, camera: str | None = None, todo: bool = True, limit: int = 20,
+            offset: int = 0) -> dict[str, Any]:
+    """A page of the set's images to review (`todo`: those nobody reviewed yet), each with its kept boxes, what the
+    version says of each, the verdict in force and the boxes people added: what the console's Review page shows."""
+    r = Reviewing.open(where)
+    images = r.tables.current_images(r.tset.model_name, r.tset.model_version, r.tset.filters_hash,
+                                     None if camera is None else ds.field("camera_id") == camera)
+    verdicts = PersonVerdicts(r.log.read(VERDICT_ACTIONS), r.model)
+    if not images.empty:
+        if todo:
+            looked = verdicts.images()
+            images = images[[(u, c) not in looked for u, c in zip(images["uri"], images["content_id"], strict=True)]]
+        images = images.sort_values(["camera_id", "capture_time", "uri"], na_position="last", kind="stable")
+    shown = images.iloc[offset:offset + limit]
+    dets = r.kept_boxes_in(list(shown["uri"])) if not shown.empty else pd.DataFrame()
+    by_image = {k: g for k, g in dets.groupby(["uri", "content_id"], sort=False)} if not dets.empty else {}
+    out = []
+    for row in shown.to_dict("records"):
+        image = (row["uri"], row["content_id"])
+        boxes = []
+        g = by_image.get(image)
+        for d in ([] if g is None else g.to_dict("records")):
+            v = verdicts.get(key_of(d))
+            boxes.append({"uri": d["uri"], "content_id": d["content_id"], "detection_index": int(d["detection_index"]),
+                          "label": said_label(d), "score": float(d["score"]),
+                          "bbox": [float(d[c]) for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")],
+                          "verdict": None if v is None else v.label or "(none)",
+                          "decided": None if v is None else v.decision.action})
+        when = row.get("capture_time")
+        out.append({"uri": row["uri"], "content_id": row["content_id"], "camera_id": row.get("camera_id"),
+                    "capture_time": None if when is None or pd.isna(when) else pd.Timestamp(when).isoformat(),
+                    "empty": image in verdicts.empty and not verdicts.added.get(image), "boxes": boxes,
+                    "added": [b.model_dump(mode="json") for b in verdicts.added.get(image, ())]})
+    return {"model": r.model, "filters_hash": r.tset.filters_hash, "total": len(images), "limit": limit,
+            "offset": offset, "images": out}

@@ -12,12 +12,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from batch.jobs.deps import control_of
 from batch.postprocessing import detection_review as review
 from batch.postprocessing.accuracy import measure
 from batch.postprocessing.occurrences import SetPlace
 from batch.views.deps import TABLES, set_place, tables_of
 from batch.views.occurrences_protocol import TrackEditView as DecisionView
 from batch.views.picture_files import file_url
+from batch.views.picture_queries import pictures_of
 from batch.views.review_protocol import (
     AddBoxRequest,
     ConfirmRequest,
@@ -27,6 +29,7 @@ from batch.views.review_protocol import (
     ReviewPage,
 )
 from model_store.core.refs import check_segment
+from model_store.tables.archive import is_web
 from model_store.tables.decisions import DetectionKey, ImageKey
 from serve.deps import in_thread, read_auth, reviewer_auth, service_of, signed
 from trapline.base.errors import NotFoundError, invalid_parameter
@@ -84,12 +87,17 @@ async def add_box(request: Request, body: AddBoxRequest) -> dict[str, Any]:
     return await _decide(request, body, review.add_box, _image(body), body.bbox, body.label)
 
 
-def _listing(place: SetPlace, link_key: bytes, camera: str | None, todo: bool, limit: int,
+def _listing(request: Request, place: SetPlace, camera: str | None, todo: bool, limit: int,
              offset: int) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot list images to review"):
         out = review.listing(place, camera, todo, limit, offset)
-    for image in out["images"]:  # a link the page's <img> can open without the token
-        image["picture"] = file_url(link_key, str(place.tables), image["uri"], "full")
+        # the pictures as the pictures views serve them: a link the page's <img> opens without the token, where the
+        # tables' archive is known (else the boxes are shown without their picture)
+        src = pictures_of(service_of(request).config, str(place.tables), control_of(request).paths.check)
+    for image in out["images"]:
+        served = src.served or is_web(image["uri"])
+        image["picture"] = file_url(service_of(request).link_key(), src.tables, image["uri"], "full") if served \
+            else None
     return out
 
 
@@ -98,7 +106,7 @@ def _listing(place: SetPlace, link_key: bytes, camera: str | None, todo: bool, l
 async def images(request: Request, place: SetPlace = Depends(set_place), camera: str | None = None,
                  todo: bool = Query(True, description="only the images nobody reviewed yet"),
                  limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-    return await in_thread(_listing, place, service_of(request).link_key(), camera, todo, limit, offset)
+    return await in_thread(_listing, request, place, camera, todo, limit, offset)
 
 
 def _accuracy(place: SetPlace) -> dict[str, Any]:

@@ -67,7 +67,8 @@ class ReviewImage(BaseModel):
     content_id: str
     camera_id: str | None
     capture_time: str | None
-    picture: str = Field(description="the picture's link (GET, same token)")
+    picture: str | None = Field(description="the picture's link, carrying its own grant (null: the tables record "
+                                            "no archive the service may serve)")
     empty: bool = Field(description="people marked it empty")
     boxes: list[ReviewBox]
     added: list[dict[str, Any]] = Field(description="boxes people added (the decisions)")

@@ -180,8 +180,8 @@ def test_review_verbs_and_the_versions_accuracy_over_http(app):
     client, sheet = app
     tables = str(write_sheet_tables(Path(sheet).parents[1] / "review-sheet"))
     page = get(client, "/v1/review/images", tables=tables, camera="burst").json()
-    assert page["model"] == "sheetcam:1" and page["total"] == 5 and page["images"][0]["picture"].startswith(
-        "/v1/pictures/file?")
+    assert page["model"] == "sheetcam:1" and page["total"] == 5
+    assert page["images"][0]["picture"] is None  # written without a reprocess: no archive recorded, none served
     first, second = page["images"][0], page["images"][1]
     box = {k: first["boxes"][0][k] for k in ("uri", "content_id", "detection_index")}
     assert first["boxes"][0]["label"] == "deer" and first["boxes"][0]["verdict"] is None

@@ -118,3 +118,21 @@ def test_another_version_has_no_evidence_from_this_ones_review(reviewed, tmp_pat
     a = measure(SetPlace(tables, "sheetcam:2"))
     assert a["model"] == "sheetcam:2" and a["coverage"]["reviewed_images"]["k"] == 0
     assert a["detection"]["precision"]["value"] is None and a["per_label"] == []
+
+
+def test_the_model_card_carries_the_accuracy_when_tables_are_given(reviewed, fixture_models, tmp_path):
+    from batch.models_commands import AccuracyOptions, ShowOptions
+    from batch.postprocessing.review_cli import accuracy, show
+    from model_store import ModelStore
+    from tests.fixtures.onnx_models import fixture_config
+
+    store = str(tmp_path / "store")
+    ModelStore(store).publish(fixture_models["yolov8"], "sheetcam", "1", fixture_config("yolov8"))
+    plain = show(ShowOptions(ref="sheetcam:1", store=store))
+    assert "accuracy" not in plain.data and "accuracy of" not in plain.text
+    card = show(ShowOptions(ref="sheetcam:1", store=store, tables=reviewed.tables))
+    assert card.data["name"] == "sheetcam" and card.data["accuracy"] == measure(reviewed)
+    assert card.text.startswith(plain.text)
+    assert "precision 0.50 (0.27-0.73, 7/14)" in card.text and "reviewed: 0.60 (0.39-0.78, 12/20) images" in card.text
+    printed = accuracy(AccuracyOptions(ref="sheetcam:1", tables=reviewed.tables))
+    assert printed.text in card.text and printed.data["detection"]["tp"] == 7

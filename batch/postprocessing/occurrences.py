@@ -304,7 +304,8 @@ def classify(where: SetPlace, key: DetectionKey, label: str, who: str, comment: 
         looked = f"occurrence {occurrence_id}" if occurrence_id else "any occurrence"  # `where` is the set
         raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not in {looked} of "
                             f"{occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}]")
-    occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label))
+    occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label,
+                        model=f"{occ.tset.model_name}:{occ.tset.model_version}", filters_hash=occ.tset.filters_hash))
     return summary(find(where.load(occ.tset.filters_hash), hit[0]["occurrence_id"]))
 
 

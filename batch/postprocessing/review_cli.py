@@ -21,6 +21,7 @@ from batch.postprocessing.review_options import (
     RelabelOptions,
     VerdictOptions,
 )
+from model_store.store.cli import show as card
 from model_store.tables.decisions import DetectionKey, ImageKey
 from trapline.base.printed import Printed
 
@@ -101,8 +102,6 @@ def accuracy(o: Any, progress: Any = None) -> Printed:
 
 def show(o: Any, progress: Any = None) -> Printed:
     """`trapline models show`: the store's card, and with --tables the version's accuracy from people's decisions."""
-    from model_store.store.cli import show as card
-
     out = card(o)
     if o.tables is None:
         return out

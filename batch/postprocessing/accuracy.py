@@ -6,19 +6,20 @@ detection is a true positive with the model's label right; a relabelled one (`cl
 the set no longer says) a true positive whose label is off the diagonal; a rejected one, or one in an image marked
 empty, a false positive; a box people added a false negative. A kept detection of a reviewed image that nobody
 judged is no evidence either way. The figures (batch/postprocessing/accuracy_stats.py) are given overall, per label
-and per camera, with the confusion table, each rate with its Wilson 95 % interval and its k of n.
+and per camera (and per label within each camera), with the confusion table, each rate with its Wilson 95 % interval
+and its k of n.
 
-Used by `trapline models accuracy` and `trapline models show --tables` (batch/postprocessing/accuracy_cli.py) and
+Used by `trapline models accuracy` and `trapline models show --tables` (batch/postprocessing/review_cli.py) and
 `GET /v1/models/{name}/{version}/accuracy` (batch/views/review.py).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from batch.postprocessing.accuracy_stats import CONFIDENCE, NONE, detection_scores, rate, scores
+from batch.postprocessing.accuracy_stats import CONFIDENCE, NONE, detection_scores, label_scores, rate, scores
 from batch.postprocessing.detection_review import Reviewing, said_label
 from batch.postprocessing.determine import key_of
 from batch.postprocessing.occurrences import SetPlace
@@ -57,6 +58,7 @@ def gather(r: Reviewing) -> tuple[list[Evidence], dict[str, Any]]:
     total_boxes = int(images["detection_count"].fillna(0).sum()) if total_images else 0
     current = {} if images.empty else dict(zip(zip(images["uri"], images["content_id"], strict=True),
                                                images["camera_id"], strict=True))
+    camera_of = {uri: camera for (uri, _), camera in current.items()}
     looked = sorted(i for i in verdicts.images() if i in current)
     out: list[Evidence] = []
     if looked:
@@ -78,7 +80,8 @@ def gather(r: Reviewing) -> tuple[list[Evidence], dict[str, Any]]:
                 "detections": total_boxes, "reviewed_detections": rate(boxes, total_boxes),
                 "added_boxes": sum(e.kind == "missed" for e in out),
                 "kinds": {k: sum(e.kind == k for e in out) for k in ("confirmed", "relabelled", "rejected", "empty",
-                                                                       "missed")}}
+                                                                       "missed")},
+                "reviewed_per_camera": dict(Counter(camera_of[u] for u in reviewed))}
     return out, coverage
 
 
@@ -89,8 +92,9 @@ def accuracy_of(r: Reviewing) -> dict[str, Any]:
     by_camera: dict[str | None, list[Evidence]] = defaultdict(list)
     for e in evidence:
         by_camera[e.camera_id].append(e)
-    per_camera = [{"camera_id": cam, "reviewed_images": len({e.uri for e in group}),
-                   **detection_scores([(e.people, e.model) for e in group])}
+    per_camera = [{"camera_id": cam, "reviewed_images": coverage["reviewed_per_camera"].get(cam, 0),
+                   **detection_scores([(e.people, e.model) for e in group]),
+                   "per_label": label_scores([(e.people, e.model) for e in group])}
                   for cam, group in sorted(by_camera.items(), key=lambda kv: str(kv[0]))]
     return {"model": r.model, "filters_hash": r.tset.filters_hash, "tables": r.tables.url,
             "confidence": CONFIDENCE, "interval": "wilson", "definitions": DEFINITIONS, "coverage": coverage,

@@ -77,6 +77,9 @@ def test_accuracy_from_known_decisions(reviewed):
     assert (cams["sheet"]["tp"], cams["sheet"]["fp"], cams["sheet"]["fn"]) == (4, 7, 2)
     assert (cams["burst"]["tp"], cams["burst"]["fp"], cams["burst"]["fn"]) == (3, 0, 0)
     assert cams["burst"]["reviewed_images"] == 3 and cams["burst"]["label_agreement"] == rate(2, 3)
+    assert cams["sheet"]["reviewed_images"] == 9 and cov["reviewed_per_camera"] == {"sheet": 9, "burst": 3}
+    burst_labels = {r["label"]: r for r in cams["burst"]["per_label"]}
+    assert burst_labels["deer"]["precision"] == rate(2, 3) and burst_labels["roe deer"]["recall"] == rate(0, 1)
     conf = a["confusion"]
     assert conf["labels"][-1] == NONE
     at = {(t, s): conf["counts"][i][j] for i, t in enumerate(conf["labels"]) for j, s in enumerate(conf["labels"])}
@@ -107,17 +110,16 @@ def test_the_figures_are_scikit_learns_on_the_same_decisions(reviewed):
 def test_another_version_has_no_evidence_from_this_ones_review(reviewed, tmp_path):
     import shutil
 
-    from tests.fixtures.occurrences import write_sheet_tables as write
-
-    tables = reviewed.tables
-    two = write(tmp_path / "two", version="2")  # the same images under sheetcam:2, beside version 1's review
-    shutil.copytree(two / "detections" / "model_name=sheetcam" / "model_version=2",
-                    f"{tables}/detections/model_name=sheetcam/model_version=2")
-    shutil.copytree(two / "images" / "model_name=sheetcam" / "model_version=2",
-                    f"{tables}/images/model_name=sheetcam/model_version=2")
-    a = measure(SetPlace(tables, "sheetcam:2"))
+    tables = tmp_path / "tables"
+    shutil.copytree(reviewed.tables, tables)  # the review's tables, with their log, left as they are for the others
+    two = write_sheet_tables(tmp_path / "two", version="2")  # the same images under sheetcam:2
+    for table in ("detections", "images"):
+        shutil.copytree(two / table / "model_name=sheetcam" / "model_version=2",
+                        tables / table / "model_name=sheetcam" / "model_version=2")
+    a = measure(SetPlace(str(tables), "sheetcam:2"))
     assert a["model"] == "sheetcam:2" and a["coverage"]["reviewed_images"]["k"] == 0
     assert a["detection"]["precision"]["value"] is None and a["per_label"] == []
+    assert measure(SetPlace(str(tables), "sheetcam:1"))["detection"]["tp"] == 7  # version 1's review still counts
 
 
 def test_the_model_card_carries_the_accuracy_when_tables_are_given(reviewed, fixture_models, tmp_path):

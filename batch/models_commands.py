@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from batch.command import Command, later, printed
 from batch.flags import FlagStyle
-from batch.options import CommandOptions, Location, StoreRoot, TablesLocation
+from batch.options import TABLES_HELP, CommandOptions, Location, StoreRoot, TablesLocation
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.store.derive import PRESETS
 from model_store.store.quantize_report import Gate
@@ -36,8 +36,7 @@ class ListOptions(StoreOptions):
 
 class ShowOptions(StoreOptions):
     ref: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
-    tables: Location | None = Field(None, description="tables this version ran into: the card adds its accuracy "
-                                                      "from people's decisions there (`trapline models accuracy`)")
+    tables: Location | None = Field(None, description=TABLES_HELP)  # the card adds the version's accuracy there
     filters_hash: str | None = Field(None, description="with --tables: the result set (default: the newest)")
 
 

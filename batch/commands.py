@@ -38,6 +38,7 @@ from batch.options import (
     SetsOptions,
 )
 from batch.people_commands import PEOPLE_COMMANDS, PEOPLE_GROUP
+from batch.postprocessing import review_options as review
 from batch.postprocessing.options import (
     CROPS_FLAGS,
     OCCURRENCE_FLAGS,
@@ -121,9 +122,11 @@ def _people_commands() -> tuple[Command, ...]:
     """`trapline occurrences ...` and `trapline deployments ...`: people's decisions and what follows from them, on the
     command line only (the views take the same decisions over HTTP)."""
     fix, dep_run = "batch.postprocessing.occurrence_fixes:", "batch.deployments.commands:"
+    rev = "batch.postprocessing.review_cli:"
 
     def people(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
-        styles = OCCURRENCE_FLAGS if name.startswith("occurrences") else dep.DEPLOYMENTS_FLAGS
+        styles = {"occurrences": OCCURRENCE_FLAGS, "review": review.VERDICT_FLAGS}.get(name.split()[0],
+                                                                                        dep.DEPLOYMENTS_FLAGS)
         return Command(name, help, options, _later(runner), printed, styles=styles, job=False,
                        to_json=lambda r: r.json(), description=help[0].upper() + help[1:] + ".", **kw)
 
@@ -135,6 +138,17 @@ def _people_commands() -> tuple[Command, ...]:
                example="trapline occurrences split occ-1a2b3c4d5e6f7a8b --frame 6 --tables ./detections"),
         people("occurrences merge", "two occurrences are one animal", MergeOptions, fix + "merge"),
         people("occurrences move", "one frame's detection belongs to another occurrence", MoveOptions, fix + "move"),
+        people("review confirm", "this detection's box and label are right", review.ConfirmOptions, rev + "confirm",
+               example="trapline review confirm cam1/0001.jpg --detection 0 --tables ./detections --who ana"),
+        people("review reject", "this detection is not an animal (or its box is wrong)", review.RejectOptions,
+               rev + "reject", example="trapline review reject cam1/0001.jpg --detection 1 --tables ./detections"),
+        people("review relabel", "this detection's box is right and its label is another", review.RelabelOptions,
+               rev + "relabel", example="trapline review relabel cam1/0001.jpg --detection 0 --label fox "
+                                        "--tables ./detections"),
+        people("review empty", "no animal in this image", review.EmptyOptions, rev + "empty",
+               example="trapline review empty cam1/0002.jpg --tables ./detections"),
+        people("review add", "an animal the model missed: its box and label", review.AddBoxOptions, rev + "add_box",
+               example="trapline review add cam1/0003.jpg --box 0.41,0.3,0.2,0.25 --label fox --tables ./detections"),
         people("deployments import", "record deployments from a Camtrap DP-shaped CSV or JSON file",
                dep.ImportOptions, dep_run + "import_deployments",
                example="trapline deployments import deployments.csv --tables ./detections --timezone "
@@ -307,6 +321,10 @@ GROUPS = {"models": MODELS_GROUP, "people": PEOPLE_GROUP,
                    "Jobs run on the cluster's job manager; this talks to the service's /v1/jobs (--url, default "
                    "$TRAPLINE_URL or http://127.0.0.1:8000). Tokens: $TRAPLINE_ADMIN_TOKEN for submit and stop, "
                    "$TRAPLINE_API_TOKEN (else the admin token) for reads."),
+          "review": ("confirm, reject or relabel a detection, mark an image empty, add a missed box (decisions log)",
+                     "What people verified about one model version's detections: every later read honours it (a "
+                     "rejected detection gives its occurrence no vote) and `trapline models accuracy` measures the "
+                     "version from it. IMAGE: its URI or path in the archive; --detection N: its detection_index."),
           "deployments": ("where and when each camera stood; clock corrections; effort",
                           "Deployments (a camera at a place for a period) and clock corrections, kept beside the "
                           "tables and applied by every later read, run and export.")}

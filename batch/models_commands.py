@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from batch.command import Command, later, printed
 from batch.flags import FlagStyle
-from batch.options import CommandOptions, Location, StoreRoot
+from batch.options import TABLES_HELP, CommandOptions, Location, StoreRoot, TablesLocation
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.store.derive import PRESETS
 from model_store.store.quantize_report import Gate
@@ -36,6 +36,14 @@ class ListOptions(StoreOptions):
 
 class ShowOptions(StoreOptions):
     ref: str = Field(..., description="NAME, NAME:VERSION or NAME@ALIAS (a bare NAME means @production)")
+    tables: Location | None = Field(None, description=TABLES_HELP)  # the card adds the version's accuracy there
+    filters_hash: str | None = Field(None, description="with --tables: the result set (default: the newest)")
+
+
+class AccuracyOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS (NAME: its newest version in the tables)")
+    tables: TablesLocation
+    filters_hash: str | None = Field(None, description="the result set (default: the version's newest)")
 
 
 class VerifyOptions(StoreOptions):
@@ -121,8 +129,18 @@ _PUBLISH = "trapline models publish"
 MODELS_COMMANDS = (
     _models("models list", "list models, versions and aliases", ListOptions, "list_models",
             example="trapline models list --store s3://traps/models"),
-    _models("models show", "show one version's config, aliases and model card", ShowOptions, "show",
-            example="trapline models show megadetector@production"),
+    _models("models show", "show one version's config, aliases and model card (--tables: and its accuracy)",
+            ShowOptions, "batch.postprocessing.review_cli:show",
+            example="trapline models show megadetector@production --tables ./detections"),
+    _models("models accuracy", "a version's precision, recall, F1 and confusion table from people's decisions",
+            AccuracyOptions, "batch.postprocessing.review_cli:accuracy",
+            description="Measure NAME:VERSION against what people decided about its detections in --tables "
+                        "(`trapline review ...`, the console's Review page): a confirmed detection is a true "
+                        "positive, a relabelled one a true positive off the confusion table's diagonal, a rejected "
+                        "one or one in an image marked empty a false positive, an added box a false negative. "
+                        "Only over what people looked at, saying how much that is; overall, per label and per "
+                        "camera, each rate with its Wilson 95 % interval and its evidence (k/n).",
+            example="trapline models accuracy megadetector:5 --tables ./detections"),
     _models("models publish", "publish new weights as an immutable version", PublishOptions, "publish",
             description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics "
                         "(YOLOv8, YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and "

@@ -43,8 +43,8 @@ StoreRef = Annotated[str, ModelRefMark(in_store=True)]
 TablesRef = Annotated[str, ModelRefMark(in_store=False)]
 # The two places most commands are told, each declared (and described) once: a command's model names the type,
 # `tables: TablesLocation` (required) or `store: StoreRoot = None`.
-TablesLocation = Annotated[Location, Field(description="the tables: a directory or s3://bucket/prefix (a reprocess "
-                                                       "--out or serve --tables location)")]
+TABLES_HELP = "the tables: a directory or s3://bucket/prefix (a reprocess --out or serve --tables location)"
+TablesLocation = Annotated[Location, Field(description=TABLES_HELP)]
 StoreRoot = Annotated[Location | None, Field(description=STORE_HELP)]
 
 

@@ -26,7 +26,8 @@ class Role(IntEnum):
 ROLES: dict[Role, str] = {
     Role.reader: "detect; read the models, the jobs and every view, and open reports' links; upload to the "
                  "recording (`POST /v1/images`, the cameras' uploaders)",
-    Role.reviewer: "people's decisions: identify, classify, split, merge and move occurrences; individuals' "
+    Role.reviewer: "people's decisions: identify, classify, split, merge and move occurrences; confirm, reject and "
+                   "relabel detections, mark images empty and add missed boxes; individuals' "
                    "decisions; deployments, clock corrections and timestamp issues, and revoking such a decision",
     Role.operator: "jobs: submit and stop every job kind (reprocess and backfills, exports, reports, postprocess, "
                    "events, snips, identify, antenna work)",

@@ -2,9 +2,10 @@
 
 The vote: each detection of the occurrence gives one vote (its first classifier's label and score, or
 the detector's when the set has no classifications); a person's label for a detection (`ClassifyDetection`
-in the decisions log) replaces that detection's vote, with score 1. The label with the highest summed
-score wins (ties: the label first in alphabetical order, so a rerun gives the same answer); its score is
-that sum over the number of votes (1.0: every frame agreed with full confidence).
+in the decisions log, or a `ConfirmDetection` of its label) replaces that detection's vote, with score 1, and a
+detection a person rejected (or whose image they marked empty) gives no vote (model_store/tables/verdicts.py). The
+label with the highest summed score wins (ties: the label first in alphabetical order, so a rerun gives the same
+answer); its score is that sum over the number of votes (1.0: every frame agreed with full confidence).
 
 A person's identification (`IdentifyOccurrence`) overrides the vote: the determination is `human`, and
 the vote stays beside it as `model_label`, so a model that disagrees with a person is visible and counted,
@@ -21,9 +22,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from model_store.tables.decisions import ClassifyDetection, DetectionKey, IdentifyOccurrence
+from model_store.tables.decisions import DetectionKey, IdentifyOccurrence
+
+
+class PersonLabel(Protocol):
+    label: str | None  # None: not an animal
+
+
+class PersonLabels(Protocol):
+    """What people said of each detection: an edited classification's mapping, or model_store/tables/verdicts.py
+    `PersonVerdicts`."""
+
+    def get(self, key: DetectionKey, default: Any = None) -> PersonLabel | None: ...
 
 MODEL, HUMAN = "model", "human"
 
@@ -52,13 +64,16 @@ def key_of(vote: Mapping[str, Any]) -> DetectionKey:
     return DetectionKey(uri=vote["uri"], content_id=vote["content_id"], detection_index=int(vote["detection_index"]))
 
 
-def with_classifications(votes: Sequence[Mapping[str, Any]],
-                         classified: Mapping[DetectionKey, ClassifyDetection]) -> list[dict[str, Any]]:
-    """The votes with each person-labelled detection's vote replaced by the person's label (score 1)."""
+def with_classifications(votes: Sequence[Mapping[str, Any]], classified: PersonLabels | None) -> list[dict[str, Any]]:
+    """The votes with each person-labelled detection's vote replaced by the person's label (score 1), and those of
+    detections a person said are not an animal left out."""
     out = []
     for v in votes:
         edit = classified.get(key_of(v)) if classified else None
-        out.append({**v, "label": edit.label, "score": 1.0, "source": HUMAN} if edit is not None else dict(v))
+        if edit is None:
+            out.append(dict(v))
+        elif edit.label is not None:
+            out.append({**v, "label": edit.label, "score": 1.0, "source": HUMAN})
     return out
 
 
@@ -77,7 +92,7 @@ def vote(votes: Iterable[Mapping[str, Any]]) -> tuple[str | None, float | None]:
 
 
 def determine(votes: Sequence[Mapping[str, Any]], identification: IdentifyOccurrence | None = None,
-              classified: Mapping[DetectionKey, ClassifyDetection] | None = None) -> Determination:
+              classified: PersonLabels | None = None) -> Determination:
     """The determination of one occurrence from its votes and the decisions that concern it."""
     model_label, model_score = vote(with_classifications(votes, classified or {}))
     if identification is None:

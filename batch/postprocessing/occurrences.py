@@ -35,6 +35,7 @@ from model_store.tables.decisions import (
 from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
 from model_store.tables.table_set import TableSet, resolve_table_set
+from model_store.tables.verdicts import PersonVerdicts
 from trapline.base.errors import BatchError, DecisionError, NotFoundError
 from trapline.base.storage import Storage
 
@@ -95,12 +96,13 @@ def occurrence_table_set(tables: Tables, model: str | None = None, filters_hash:
     return resolve_table_set(tables, f"{tset.model_name}:{tset.model_version}", newest, store)
 
 
-def redetermine(rows: pd.DataFrame, log: DecisionsLog) -> pd.DataFrame:
-    """The rows with each determination recomputed from its votes and the decisions log as it is now."""
+def redetermine(rows: pd.DataFrame, log: DecisionsLog, model: str | None = None) -> pd.DataFrame:
+    """The rows with each determination recomputed from its votes and the decisions log as it is now (the review
+    decisions made on `model`, NAME:VERSION, and the edited classifications)."""
     if rows.empty:
         return rows.assign(comment=pd.Series(dtype=object))
     decisions = log.read()
-    classified = {d.detection: d for d in decisions if isinstance(d, ClassifyDetection)}
+    classified = PersonVerdicts(decisions, model)
     identifications = {d.occurrence_id: d for d in decisions if isinstance(d, IdentifyOccurrence)}
     identified = carry_identifications(dict(zip(rows["occurrence_id"], rows["detections"], strict=True)),
                                        identifications)
@@ -125,7 +127,7 @@ def load(tables_url: str | Storage, model: str | None = None, filters_hash: str 
         rows = rows.sort_values(["first_time", "occurrence_id"], ascending=[False, True], na_position="last")
         rows = rows.drop_duplicates("occurrence_id").reset_index(drop=True)
     log = DecisionsLog(tables.storage)
-    return OccurrenceSet(tset, images, redetermine(rows, log), log)
+    return OccurrenceSet(tset, images, redetermine(rows, log, f"{tset.model_name}:{tset.model_version}"), log)
 
 
 def retime(rows: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
@@ -302,7 +304,8 @@ def classify(where: SetPlace, key: DetectionKey, label: str, who: str, comment: 
         looked = f"occurrence {occurrence_id}" if occurrence_id else "any occurrence"  # `where` is the set
         raise NotFoundError(f"detection {key.uri}#{key.detection_index} is not in {looked} of "
                             f"{occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}]")
-    occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label))
+    occ.log.append(make(ClassifyDetection, who, comment, detection=key, label=label,
+                        model=f"{occ.tset.model_name}:{occ.tset.model_version}", filters_hash=occ.tset.filters_hash))
     return summary(find(where.load(occ.tset.filters_hash), hit[0]["occurrence_id"]))
 
 

@@ -42,6 +42,7 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, IMAGES, SNIPS
 from model_store.tables.scope import Scope
 from model_store.tables.table_set import TableSet
+from model_store.tables.verdicts import VERDICT_ACTIONS, PersonVerdicts
 
 TRACK = "track"
 IMAGE_KEY = ["uri", "content_id", "run_id"]
@@ -267,7 +268,7 @@ def link_occurrences(extra: ExtraTables, scope: Scope, table_fired: Mapping[str,
         track[pos] = next_id + ids
         next_id += int(ids.max()) + 1 if len(ids) else 0
     decisions = DecisionsLog(tables.storage)
-    classified = decisions.latest_classifications()
+    classified = PersonVerdicts(decisions.read(VERDICT_ACTIONS), f"{name}:{version}")
     # Plain arrays once: row access through pandas (Arrow-backed strings) would cost more than the tracking.
     col = {c: dets[c].to_numpy(dtype=object) for c in ("uri", "content_id", "run_id", "camera_id", "camera_key",
                                                         "frame_key")}

@@ -1,6 +1,7 @@
 """The decisions log: what people decided about the tables, kept apart from what models produced.
 
-A person's identification of an occurrence, a corrected classification, a track cut or joined or a detection
+A person's identification of an occurrence, a corrected classification, a detection confirmed or rejected, an image
+marked empty, a box the model missed, a track cut or joined or a detection
 moved to another occurrence, a confirmed or rejected re-identification, a merge, a split or a name: each is
 one small JSON file under ``DST/_decisions/``, created once and never rewritten (``Storage.create_exclusive``:
 a hard link locally, a PUT with ``If-None-Match`` on S3), so the log is append-only on both backends and two
@@ -66,11 +67,72 @@ class IdentifyOccurrence(_DecisionBase):
 
 
 class ClassifyDetection(_DecisionBase):
-    """A person's label for one detection (an edited classification); its occurrence is re-determined."""
+    """A person's label for one detection (an edited classification, a relabel): the box is right, the label is this;
+    its occurrence is re-determined."""
 
     action: Literal["classify"] = "classify"
     detection: DetectionKey
     label: str = Field(min_length=1, max_length=200)
+    model: str | None = Field(default=None, description="NAME:VERSION whose detection it is (None: made before "
+                                                        "decisions named it; applies to any version's key)")
+    filters_hash: str | None = Field(default=None, description="the result set it was shown in (a record only)")
+
+
+class ImageKey(BaseModel):
+    """One image row, keyed as in the images table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str
+    content_id: str
+
+
+class _Reviewed(_DecisionBase):
+    """A review of one model version's output (model_store/tables/verdicts.py reads them into true and false
+    positives and misses): the version and the result set it was shown in."""
+
+    model: str = Field(min_length=1, max_length=400, description="NAME:VERSION whose detections were reviewed")
+    filters_hash: str = Field(min_length=1, max_length=64, description="the result set shown (a record only)")
+
+
+class ConfirmDetection(_Reviewed):
+    """This detection's box and label are right (a true positive of its version); its vote is the person's."""
+
+    action: Literal["confirm_detection"] = "confirm_detection"
+    detection: DetectionKey
+    label: str = Field(min_length=1, max_length=200, description="the label confirmed (the one the person saw)")
+
+
+class RejectDetection(_Reviewed):
+    """This detection is not an animal, or its box is wrong (a false positive of its version): it gives no vote."""
+
+    action: Literal["reject_detection"] = "reject_detection"
+    detection: DetectionKey
+    reason: Literal["not_animal", "wrong_box"] = "not_animal"
+
+
+class MarkEmpty(_Reviewed):
+    """No animal in this image: every detection of its version there is a false positive (unless a later decision
+    about one of them says otherwise), and a box added before it no longer stands."""
+
+    action: Literal["mark_empty"] = "mark_empty"
+    image: ImageKey
+
+
+class AddMissedBox(_Reviewed):
+    """An animal the version missed, with its box and label (a false negative of the version)."""
+
+    action: Literal["add_box"] = "add_box"
+    image: ImageKey
+    bbox: tuple[float, float, float, float] = Field(description="x, y, w, h normalised to the image (0..1)")
+    label: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _inside(self) -> AddMissedBox:
+        x, y, w, h = self.bbox
+        if not (w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= 1 + 1e-6 and y + h <= 1 + 1e-6):
+            raise ValueError(f"bbox {list(self.bbox)} is not a box inside the image (x, y, w, h in 0..1, w and h > 0)")
+        return self
 
 
 class SplitOccurrence(_DecisionBase):
@@ -211,10 +273,12 @@ class RevokeDecision(_DecisionBase):
     revoked_id: str = Field(min_length=1, max_length=200)
 
 
-Decision = Annotated[IdentifyOccurrence | ClassifyDetection | ConfirmSighting | RejectSighting | MergeIndividuals
+Decision = Annotated[IdentifyOccurrence | ClassifyDetection | ConfirmDetection | RejectDetection | MarkEmpty
+                     | AddMissedBox | ConfirmSighting | RejectSighting | MergeIndividuals
                      | SplitIndividual | NameIndividual | NewIndividual | SplitOccurrence | MergeOccurrences
                      | MoveDetection | CorrectClock | MarkTimestampIssues | RevokeDecision,
                      Field(discriminator="action")]
+REVIEW_DECISIONS = (ConfirmDetection, RejectDetection, MarkEmpty, AddMissedBox)
 INDIVIDUAL_DECISIONS = (ConfirmSighting, RejectSighting, MergeIndividuals, SplitIndividual, NameIndividual,
                         NewIndividual)
 _DECISION = TypeAdapter(Decision)

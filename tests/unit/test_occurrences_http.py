@@ -171,3 +171,47 @@ def test_people_cut_join_and_move_tracks_and_every_later_run_honours_it(app):
         # A cut at frame 6: 6-11 (6 frames); 0-5 + B's last, moved to A (7); B's 4-10 joined with C's 3 (10)
         assert sorted(o["frames"] for o in rows) == [*speck, 6, 7, 10]
         assert all(0.0 <= o["link_confidence"] <= 1.0 for o in rows)
+
+
+def test_review_verbs_and_the_versions_accuracy_over_http(app):
+    """The review verbs on the same app (fresh tables beside the fixture's, so the occurrences above keep theirs):
+    signed by the token's person, refused to a reader, checked against the set, honoured by the listing and counted
+    by the version's accuracy (the figures' own test: tests/unit/test_accuracy.py)."""
+    client, sheet = app
+    tables = str(write_sheet_tables(Path(sheet).parents[1] / "review-sheet"))
+    page = get(client, "/v1/review/images", tables=tables, camera="burst").json()
+    assert page["model"] == "sheetcam:1" and page["total"] == 5
+    assert page["images"][0]["picture"] is None  # written without a reprocess: no archive recorded, none served
+    first, second = page["images"][0], page["images"][1]
+    box = {k: first["boxes"][0][k] for k in ("uri", "content_id", "detection_index")}
+    assert first["boxes"][0]["label"] == "deer" and first["boxes"][0]["verdict"] is None
+    assert post(client, "/v1/review/confirm", {"tables": tables, **box}, READ).status_code in (401, 403)
+    said = post(client, "/v1/review/confirm", {"tables": tables, "who": "ann", **box})
+    assert said.status_code == 201, said.text
+    assert said.json()["decision"] == {**said.json()["decision"], "action": "confirm_detection", "who": "ann",
+                                       "label": "deer", "model": "sheetcam:1"}
+    other = {k: second["boxes"][0][k] for k in ("uri", "content_id", "detection_index")}
+    assert post(client, "/v1/review/relabel", {"tables": tables, "label": "roe deer", **other}).status_code == 201
+    image = {"uri": page["images"][2]["uri"], "content_id": page["images"][2]["content_id"]}
+    assert post(client, "/v1/review/empty", {"tables": tables, **image}).status_code == 201
+    assert post(client, "/v1/review/add", {"tables": tables, "bbox": [0.7, 0.1, 0.2, 0.2], "label": "deer",
+                                           **image}).status_code == 201
+    # bad input: typed errors, nothing written
+    assert post(client, "/v1/review/reject", {"tables": tables, **box, "detection_index": 7}).status_code == 404
+    assert post(client, "/v1/review/reject", {"tables": tables, **box, "reason": "ugly"}).status_code == 422
+    bad = post(client, "/v1/review/add", {"tables": tables, "bbox": [0.9, 0.1, 0.2, 0.2], "label": "deer", **image})
+    assert bad.status_code == 422 and "bbox" in bad.text
+    assert post(client, "/v1/review/empty", {"tables": "/etc", **image}).status_code in (403, 422)
+    assert len(DecisionsLog(tables).read()) == 4
+    # honoured by the next read: those three images are reviewed, two remain; their verdicts are shown
+    assert get(client, "/v1/review/images", tables=tables, camera="burst").json()["total"] == 2
+    shown = get(client, "/v1/review/images", tables=tables, camera="burst", todo="false").json()["images"]
+    assert [i["boxes"][0]["verdict"] for i in shown[:3]] == ["deer", "roe deer", "(none)"]
+    assert shown[2]["added"][0]["label"] == "deer" and not shown[2]["empty"]  # a box added after the mark
+    acc = get(client, "/v1/models/sheetcam/1/accuracy", tables=tables)
+    assert acc.status_code == 200, acc.text
+    d = acc.json()["detection"]
+    assert (d["tp"], d["fp"], d["fn"]) == (2, 1, 1) and d["label_agreement"]["k"] == 1
+    assert acc.json()["coverage"]["reviewed_images"]["k"] == 3 and acc.json()["coverage"]["images"] == 20
+    assert get(client, "/v1/models/sheetcam/9/accuracy", tables=tables).status_code == 422  # no such version there
+    assert get(client, "/v1/models/sheetcam/1/accuracy", token=None, tables=tables).status_code == 401

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -81,7 +80,7 @@ def register(sub: argparse._SubParsersAction, add_flags: Callable[[argparse.Argu
                     "`serve run` would; for a long-lived deployment on a cluster use `serve deploy serve.yaml`.")
     add_flags(p)
     # every option in the namespace, given or not (the generated flags leave the ones not given out)
-    p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path,
+    p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path, stop_exit=0,
                    **{name: info.default for name, info in ServeOptions.model_fields.items()})
 
 
@@ -169,6 +168,10 @@ def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM (trapline/base/stops.py raises either as a KeyboardInterrupt). Once ready, the
+    stop is said (`shutting down...`) and run here; before (waiting for a model, Ray or Serve starting, replicas
+    starting) what had started is stopped on the way out (`run_local`'s and `ensure_ray`'s clean-up) and the entry
+    says `stopped` (its `stop_exit`). Either way exit 0 (docs/guide/serving.md)."""
     import yaml
 
     raw = read_config_file(args.config) if args.config else None
@@ -186,24 +189,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(serve_file, sort_keys=False), end="")
         return 0
-
-    def _terminate(signum, frame):  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        with started as url, _registered(url, args.app_name or APP_NAME):
-            # again: ray.init put its own SIGTERM handler in place (sys.exit), which skipped the clean shutdown and
-            # left the process to abort in Ray's teardown (exit 134)
-            signal.signal(signal.SIGTERM, _terminate)
-            _announce(url, cfg, args.app_name or APP_NAME)
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                print("shutting down...", file=console(), flush=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with started as url, _registered(url, args.app_name or APP_NAME):
+        _announce(url, cfg, args.app_name or APP_NAME)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("shutting down...", file=console(), flush=True)
     print("stopped", file=console(), flush=True)
     return 0
 
@@ -246,15 +238,8 @@ def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
           f"or start with {env.SEED_DEMO.name}=1 for the demo models. Waiting for a model "
           f"(checking every {MODEL_WAIT_POLL_S:g} s)...", flush=True)
 
-    def _stop(signum, frame):  # as PID 1 of a container, SIGTERM does nothing without a handler
-        raise SystemExit(0)
-
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        while not discover_models(root):
-            time.sleep(MODEL_WAIT_POLL_S)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    while not discover_models(root):  # SIGTERM (a container's stop) ends the wait as Ctrl-C does (exit 0)
+        time.sleep(MODEL_WAIT_POLL_S)
     print(f"found {', '.join(discover_models(root))} in {root}: starting", flush=True)
 
 

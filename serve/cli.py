@@ -7,7 +7,7 @@ import copy
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -23,7 +23,11 @@ from trapline.base import service_records as services
 from trapline.base.errors import UserError
 from trapline.base.ray_output import console
 
+if TYPE_CHECKING:
+    from serve.protocol import ModelsResponse
+
 MODEL_WAIT_POLL_S = 2.0  # --wait-for-models: how often an empty store is looked at again
+STATE_TIMEOUT_S = 60.0  # the start-up lines' question to the ingress (each model's replicas answer it in turn)
 
 
 _HOST, _PORT = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
@@ -252,23 +256,29 @@ def _registered(url: str, app_name: str):
 
 
 def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
-    import httpx
-
-    admin = "?"
-    try:
-        body = httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).json()
-        for m in body["models"]:
-            print(f"serving {m['name']}: " + ", ".join(f"{a} -> {v}" for a, v in m["aliases"].items()))
-        admin = body["admin_routes"]
-    except (httpx.HTTPError, KeyError, ValueError):
-        pass  # an API token may be required; the service is up either way
-    direct = direct_urls(app_name) if cfg.http.direct_ingress else []
-    for line in door_lines(url, cfg, admin, direct):
+    for line in startup_lines(url, cfg, app_name):
         print(line)
-    if cfg.http.direct_ingress and not direct:
+    if cfg.http.direct_ingress and not direct_urls(app_name):
         print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (set it "
               "where `ray start` runs): only the proxy answers", file=console())
     print("Ctrl-C to stop", flush=True)
+
+
+def startup_lines(url: str, cfg: ServeConfig, app_name: str) -> list[str]:
+    """What a service that came up says: each served model with its aliases, then its doors (`door_lines`). Read
+    from the service's own state, its ingress's `models()` through a Serve handle, not over HTTP, where an API token
+    or people's tokens would refuse the call (the lines are the same whichever tokens the service asks for)."""
+    state = _service_state(app_name)
+    lines = [f"serving {m.name}: " + ", ".join(f"{a} -> {v}" for a, v in m.aliases.items()) for m in state.models]
+    direct = direct_urls(app_name) if cfg.http.direct_ingress else []
+    return lines + door_lines(url, cfg, state.admin_routes, direct)
+
+
+def _service_state(app_name: str) -> ModelsResponse:
+    """The models and admin routes of the running app, as its ingress (serve/ingress.py `models`) has them."""
+    from ray import serve  # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
+
+    return serve.get_app_handle(app_name).models.remote().result(timeout_s=STATE_TIMEOUT_S)
 
 
 def door_lines(url: str, cfg: ServeConfig, admin: str, direct: list[str]) -> list[str]:

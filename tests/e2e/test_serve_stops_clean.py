@@ -126,16 +126,6 @@ def test_serve_stopped_while_it_starts_exits_0_and_leaves_nothing(run, tmp_path,
     serve.stop(signal.SIGTERM, 0, "stopped")
 
 
-def test_serve_refuses_a_replica_that_cannot_be_placed_and_leaves_nothing(run, tmp_path, store):
-    (tmp_path / "serve.yaml").write_text(yaml.safe_dump({"store": store.root, "models": [
-        {"name": "fixture", "num_cpus": 0.25, "num_gpus": 1}]}))
-    serve = run("serve", "--config", str(tmp_path / "serve.yaml"), "--port", str(free_port()), "--num-cpus", "2")
-    assert serve.proc.wait(120) == 2, serve.text()[-3000:]
-    text = serve.text()
-    assert "cannot be placed" in text and "each asks CPU 0.25, GPU 1" in text, text[-3000:]
-    assert marked(serve.mark) == {}
-
-
 # -- trapline reprocess ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def archive(tmp_path) -> Path:

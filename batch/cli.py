@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                               **({"epilog": command.epilog,
                                   "formatter_class": argparse.RawDescriptionHelpFormatter} if command.epilog else {}))
         command.add_arguments(p)
-        p.set_defaults(func=command.cli or partial(run_command, command))
+        p.set_defaults(func=command.cli or partial(run_command, command),
+                       **({"stop_exit": command.stop_exit} if command.stop_exit is not None else {}))
 
 
 def options(command: Command, args: argparse.Namespace):

@@ -55,6 +55,7 @@ class Command:
     styles: Mapping[str, FlagStyle] = field(default_factory=dict)  # flags that read better another way
     to_json: Callable[[Any], str] = _as_json
     exit_code: Callable[[Any], int] = lambda report: 0
+    stop_exit: int | None = None  # a stop by SIGTERM or Ctrl-C is how it ends: `stopped`, this code (else 128 + signal)
     # -- as a job (`POST /v1/jobs`, `ray job submit`) -------------------------------------------------------------
     job: bool = True  # False: a command line only
     job_options: type[BaseModel] | None = None  # what a job must give, where stricter than the command line

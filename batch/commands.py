@@ -284,9 +284,10 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                     "--service http://127.0.0.1:8001   (token in $ANTENNA_TOKEN)",
             description="Register the pipelines of a running trapline service's Antenna door (the serve config's "
                         "`antenna:` block) with an Antenna project, then take its async jobs' tasks in batches sized "
-                        "to the detectors and answer each image (its detections, or its error). SIGTERM stops "
-                        "taking tasks and answers the ones held; what is not answered Antenna redelivers.",
-            main_options=("api", "project", "service")),
+                        "to the detectors and answer each image (its detections, or its error). SIGTERM (or "
+                        "Ctrl-C) stops taking tasks and answers the ones held, then exits 0; a second one exits at "
+                        "once (143, 130); what is not answered Antenna redelivers.",
+            main_options=("api", "project", "service"), stop_exit=0),
     Command("identify", "re-identify individuals among stored detections (sightings and individuals tables)",
             IdentifyOptions, identify_cli.run, identify_cli.run_text, styles=IDENTIFY_FLAGS,
             example="trapline identify --tables ./detections --identifier coats@production   (then: trapline "

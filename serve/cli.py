@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -24,7 +23,11 @@ from trapline.base import service_records as services
 from trapline.base.errors import UserError
 from trapline.base.ray_output import console
 
+if TYPE_CHECKING:
+    from serve.protocol import ModelsResponse
+
 MODEL_WAIT_POLL_S = 2.0  # --wait-for-models: how often an empty store is looked at again
+STATE_TIMEOUT_S = 60.0  # the start-up lines' question to the ingress (each model's replicas answer it in turn)
 
 
 _HOST, _PORT = HttpConfig.model_fields["host"].default, HttpConfig.model_fields["port"].default
@@ -81,7 +84,7 @@ def register(sub: argparse._SubParsersAction, add_flags: Callable[[argparse.Argu
                     "`serve run` would; for a long-lived deployment on a cluster use `serve deploy serve.yaml`.")
     add_flags(p)
     # every option in the namespace, given or not (the generated flags leave the ones not given out)
-    p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path,
+    p.set_defaults(func=cmd_serve, app_builder=builder, import_path=import_path, stop_exit=0,
                    **{name: info.default for name, info in ServeOptions.model_fields.items()})
 
 
@@ -169,6 +172,10 @@ def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM (trapline/base/stops.py raises either as a KeyboardInterrupt). Once ready, the
+    stop is said (`shutting down...`) and run here; before (waiting for a model, Ray or Serve starting, replicas
+    starting) what had started is stopped on the way out (`run_local`'s and `ensure_ray`'s clean-up) and the entry
+    says `stopped` (its `stop_exit`). Either way exit 0 (docs/guide/serving.md)."""
     import yaml
 
     raw = read_config_file(args.config) if args.config else None
@@ -186,24 +193,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(serve_file, sort_keys=False), end="")
         return 0
-
-    def _terminate(signum, frame):  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        with started as url, _registered(url, args.app_name or APP_NAME):
-            # again: ray.init put its own SIGTERM handler in place (sys.exit), which skipped the clean shutdown and
-            # left the process to abort in Ray's teardown (exit 134)
-            signal.signal(signal.SIGTERM, _terminate)
-            _announce(url, cfg, args.app_name or APP_NAME)
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                print("shutting down...", file=console(), flush=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with started as url, _registered(url, args.app_name or APP_NAME):
+        _announce(url, cfg, args.app_name or APP_NAME)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("shutting down...", file=console(), flush=True)
     print("stopped", file=console(), flush=True)
     return 0
 
@@ -246,15 +242,8 @@ def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
           f"or start with {env.SEED_DEMO.name}=1 for the demo models. Waiting for a model "
           f"(checking every {MODEL_WAIT_POLL_S:g} s)...", flush=True)
 
-    def _stop(signum, frame):  # as PID 1 of a container, SIGTERM does nothing without a handler
-        raise SystemExit(0)
-
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        while not discover_models(root):
-            time.sleep(MODEL_WAIT_POLL_S)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    while not discover_models(root):  # SIGTERM (a container's stop) ends the wait as Ctrl-C does (exit 0)
+        time.sleep(MODEL_WAIT_POLL_S)
     print(f"found {', '.join(discover_models(root))} in {root}: starting", flush=True)
 
 
@@ -267,23 +256,29 @@ def _registered(url: str, app_name: str):
 
 
 def _announce(url: str, cfg: ServeConfig, app_name: str) -> None:
-    import httpx
-
-    admin = "?"
-    try:
-        body = httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).json()
-        for m in body["models"]:
-            print(f"serving {m['name']}: " + ", ".join(f"{a} -> {v}" for a, v in m["aliases"].items()))
-        admin = body["admin_routes"]
-    except (httpx.HTTPError, KeyError, ValueError):
-        pass  # an API token may be required; the service is up either way
-    direct = direct_urls(app_name) if cfg.http.direct_ingress else []
-    for line in door_lines(url, cfg, admin, direct):
+    for line in startup_lines(url, cfg, app_name):
         print(line)
-    if cfg.http.direct_ingress and not direct:
+    if cfg.http.direct_ingress and not direct_urls(app_name):
         print("http.direct_ingress is set but this Ray cluster runs without RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (set it "
               "where `ray start` runs): only the proxy answers", file=console())
     print("Ctrl-C to stop", flush=True)
+
+
+def startup_lines(url: str, cfg: ServeConfig, app_name: str) -> list[str]:
+    """What a service that came up says: each served model with its aliases, then its doors (`door_lines`). Read
+    from the service's own state, its ingress's `models()` through a Serve handle, not over HTTP, where an API token
+    or people's tokens would refuse the call (the lines are the same whichever tokens the service asks for)."""
+    state = _service_state(app_name)
+    lines = [f"serving {m.name}: " + ", ".join(f"{a} -> {v}" for a, v in m.aliases.items()) for m in state.models]
+    direct = direct_urls(app_name) if cfg.http.direct_ingress else []
+    return lines + door_lines(url, cfg, state.admin_routes, direct)
+
+
+def _service_state(app_name: str) -> ModelsResponse:
+    """The models and admin routes of the running app, as its ingress (serve/ingress.py `models`) has them."""
+    from ray import serve  # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
+
+    return serve.get_app_handle(app_name).models.remote().result(timeout_s=STATE_TIMEOUT_S)
 
 
 def door_lines(url: str, cfg: ServeConfig, admin: str, direct: list[str]) -> list[str]:

@@ -17,14 +17,8 @@ from typing import Any
 from serve import APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
-from serve.placement import (
-    Ask,
-    PlacementWatch,
-    config_asks,
-    fit_error,
-    local_cpus,
-    with_overrides,
-)
+from serve.fit import fit_error, local_node
+from serve.placement import Ask, PlacementWatch, config_asks, with_overrides
 from serve.polling import wait_until
 from serve.stopping import stop_apps
 from trapline.base.env import RAY_ADDRESS
@@ -151,10 +145,10 @@ def starts_local_ray(address: str | None) -> bool:
 
 
 def check_fits(asks: list[Ask], address: str | None, num_cpus: int | None) -> bool:
-    """Refuse, before Ray starts, a config whose replicas cannot fit the local Ray it would start (serve/placement.py);
-    returns whether a local Ray will be started."""
+    """Refuse, before Ray starts, a config whose replicas cannot fit the local Ray it would start (serve/fit.py: CPUs,
+    GPUs, memory, custom resources); returns whether a local Ray will be started."""
     local = starts_local_ray(address)
-    if local and (reason := fit_error(asks, local_cpus(num_cpus))):
+    if local and (reason := fit_error(asks, local_node(num_cpus))):
         raise ServeConfigError(reason)
     return local
 

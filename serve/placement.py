@@ -4,8 +4,9 @@ the cluster has, and the fix.
 Ray Serve waits for a replica the cluster has no room for as long as one lets it (a cluster may autoscale), and says
 why only in its controller's log after 30 s. trapline says it in two places:
 
-- before Ray starts (`fit_error`): a local Ray that `trapline serve` starts has the CPUs it is given (or the
-  machine's), and the config's asks are known, so a config that cannot fit is refused before anything runs;
+- before Ray starts (serve/fit.py): a local Ray that `trapline serve` starts has the resources Ray finds on the
+  machine (the CPUs it is given), and the config's asks are known, so a config that cannot fit is refused before
+  anything runs;
 - while a service waits (`PlacementWatch`): replicas of the app that Ray still holds in PENDING_CREATION after
   `PLACEMENT_GRACE_S` (at once when they ask more than any node has), read from Ray's actor table
   against `ray.available_resources()` and the nodes' totals (`ray.nodes()`); `trapline serve` prints it, the
@@ -18,10 +19,10 @@ An app that never came up is deleted without waiting out Serve's graceful stop o
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from serve import (
@@ -31,7 +32,7 @@ from serve import (
     classifier_deployment_name,
     detector_deployment_name,
 )
-from serve.config import JOB_CPUS, DeploymentServeConfig, ServeConfig
+from serve.config import DeploymentServeConfig, ServeConfig
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -48,7 +49,8 @@ BIGGER = "or a bigger node (a local Ray: more cores, `--num-cpus` counts only wh
 
 @dataclass(frozen=True)
 class Ask:
-    """What one deployment of a trapline app asks Ray for: `replicas` replicas of `cpus` CPUs (and `gpus` GPUs)."""
+    """What one deployment of a trapline app asks Ray for: `replicas` replicas of `cpus` CPUs, `gpus` GPUs, `memory`
+    bytes (a scheduling reservation) and custom resources (`custom`: a Serve config file's `ray_actor_options`)."""
 
     deployment: str
     what: str  # how the config names it: "model 'x'", "classifier 'y'", "the ingress", "the Antenna door"
@@ -56,10 +58,24 @@ class Ask:
     cpus: float
     gpus: float = 0.0
     knob: str = "num_cpus"  # the config key that sets `cpus`
+    memory: float = 0.0
+    custom: Mapping[str, float] = field(default_factory=dict)
+    overridden: frozenset[str] = frozenset()  # the resources a Serve config file's `deployments:` entry sets
 
     def resources(self) -> dict[str, float]:
         """What one replica asks, as Ray names the resources."""
-        return {"CPU": self.cpus, **({"GPU": self.gpus} if self.gpus else {})}
+        return {"CPU": self.cpus, **({"GPU": self.gpus} if self.gpus else {}),
+                **({"memory": self.memory} if self.memory else {}), **{k: v for k, v in self.custom.items() if v}}
+
+    def setting(self, resource: str) -> str:
+        """The setting that makes this deployment ask `resource`, as the config (or the Serve config file) names it."""
+        if resource in self.overridden or resource not in ("CPU", "GPU", "memory"):
+            key = OPTION_OF.get(resource, f"resources: {{{resource}: ...}}")
+            return f"`ray_actor_options` `{key}` of `{self.deployment}` under the file's `deployments:`"
+        return f"`{ {'CPU': self.knob, 'GPU': 'num_gpus', 'memory': 'memory_bytes'}[resource] }`"
+
+
+OPTION_OF = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}  # ray_actor_options' names
 
 
 def _replicas(m: DeploymentServeConfig) -> int:
@@ -74,10 +90,10 @@ def config_asks(cfg: ServeConfig) -> list[Ask]:
     """Every deployment of the app serve/app.py builds from `cfg`, with what its replicas ask (serve/app.py's
     `detector_deployment` and `build_app`: one-hop serves a single model's replicas as the ingress)."""
     one_hop = cfg.http.one_hop and len(cfg.models) == 1
-    asks = [Ask(detector_deployment_name(m.name), f"model {m.name!r}", _replicas(m), m.num_cpus, m.num_gpus)
-            for m in cfg.models]
-    asks += [Ask(classifier_deployment_name(c.name), f"classifier {c.name!r}", _replicas(c), c.num_cpus, c.num_gpus)
-             for c in cfg.classifiers]
+    asks = [Ask(detector_deployment_name(m.name), f"model {m.name!r}", _replicas(m), m.num_cpus, m.num_gpus,
+                memory=float(m.memory_bytes or 0)) for m in cfg.models]
+    asks += [Ask(classifier_deployment_name(c.name), f"classifier {c.name!r}", _replicas(c), c.num_cpus, c.num_gpus,
+                 memory=float(c.memory_bytes or 0)) for c in cfg.classifiers]
     if not one_hop:
         asks.append(Ask(INGRESS_DEPLOYMENT_NAME, "the ingress", cfg.http.ingress_num_replicas,
                         cfg.http.ingress_num_cpus, knob="http.ingress_num_cpus"))
@@ -87,41 +103,25 @@ def config_asks(cfg: ServeConfig) -> list[Ask]:
     return asks
 
 
-def _cpus(value: float) -> str:
+def cpus_text(value: float) -> str:
     return f"{value:g} CPU" if value == 1 else f"{value:g} CPUs"
 
 
 def with_overrides(asks: list[Ask], deployments: list[dict[str, Any]] | None) -> list[Ask]:
     """The asks with a Ray Serve config file's `deployments:` overrides of the app applied (num_replicas,
-    ray_actor_options' num_cpus / num_gpus)."""
+    ray_actor_options' num_cpus, num_gpus, memory and resources)."""
     by_name = {d.get("name"): d for d in deployments or []}
     out = []
     for a in asks:
         o = by_name.get(a.deployment) or {}
         options = o.get("ray_actor_options") or {}
         replicas = o.get("num_replicas") if isinstance(o.get("num_replicas"), int) else a.replicas
+        custom = {str(k): float(v) for k, v in (options.get("resources") or {}).items()}
+        overridden = frozenset({r for r, key in OPTION_OF.items() if key in options} | set(custom))
         out.append(Ask(a.deployment, a.what, replicas, float(options.get("num_cpus", a.cpus)),
-                       float(options.get("num_gpus", a.gpus)), a.knob))
+                       float(options.get("num_gpus", a.gpus)), a.knob, float(options.get("memory") or a.memory),
+                       custom or a.custom, overridden))
     return out
-
-
-def fit_error(asks: list[Ask], cpus: float) -> str | None:
-    """Why the deployments asking `asks` cannot be placed on one node of `cpus` CPUs (a local Ray), with the fix;
-    None when they fit."""
-    total = sum(a.replicas * a.cpus for a in asks)
-    if total <= cpus + 1e-9:  # one node: the replicas fit together or not at all
-        return None
-    parts = ", ".join(f"{a.what} {a.replicas} x {_cpus(a.cpus)}" for a in asks)
-    fixed = sum(a.replicas * a.cpus for a in asks if a.knob != "num_cpus")
-    model_replicas = sum(a.replicas for a in asks if a.knob == "num_cpus")
-    # what each model replica may ask so that all of them, the ingress's share and an archive job fit
-    share = math.floor(100 * (cpus - fixed - JOB_CPUS) / max(1, model_replicas)) / 100
-    example = (f"e.g. `num_cpus: {share:g}` for each of the {model_replicas} replica(s) of models: and "
-               "classifiers: leaves room for the ingress and an archive job" if share >= 0.1 else
-               "this many replicas do not fit even so")
-    return (f"this config does not fit the local Ray it would start ({_cpus(cpus)}): its replicas ask "
-            f"{_cpus(round(total, 3))} in all ({parts}), and Ray would wait for room forever. Fix: a smaller "
-            f"`num_cpus` per model ({example}), fewer replicas (`num_replicas`), {BIGGER}")
 
 
 def local_cpus(num_cpus: int | None) -> float:
@@ -136,8 +136,8 @@ def local_cpus(num_cpus: int | None) -> float:
         return float(os.cpu_count() or 1)
 
 
-def _resources(values: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in values.items())
+def resources_text(values: Mapping[str, float]) -> str:
+    return ", ".join(f"memory {v / 2**30:.3g} GiB" if k == "memory" else f"{k} {v:g}" for k, v in values.items())
 
 
 class PlacementWatch:
@@ -191,15 +191,19 @@ class PlacementWatch:
         ask = self.asks.get(deployment)
         free = ray.available_resources()
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-        total = {k: sum(n.get(k, 0.0) for n in nodes) for k in ("CPU", "GPU")}
+        asked = ask.resources() if ask else {"CPU": 1.0}
+        kinds = list(dict.fromkeys(["CPU", "GPU", *asked]))
+        shown = [k for k in kinds if k == "CPU" or asked.get(k) or any(n.get(k) for n in nodes)]
+        total = {k: sum(n.get(k, 0.0) for n in nodes) for k in shown}
         largest = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
-        shown = [k for k in ("CPU", "GPU") if total[k] or k == "CPU" or (ask and ask.resources().get(k))]
-        what, asks = (f" ({ask.what})", _resources(ask.resources())) if ask else ("", "what its options say")
-        fix = (f"a smaller `{ask.knob}` for {ask.what}" if ask else "a smaller `num_cpus` per replica") + \
-            f", fewer replicas, {BIGGER}"
+        what, asks = (f" ({ask.what})", resources_text(ask.resources())) if ask else ("", "what its options say")
+        # the resource no node has enough of for one replica (a GPU on a cluster without one), else the CPUs
+        short = next((k for k, v in asked.items() if not any(n.get(k, 0.0) + 1e-9 >= v for n in nodes)), "CPU")
+        fix = (f"a smaller {ask.setting(short)} for {ask.what}" if ask else "a smaller `num_cpus` per replica") + \
+            (" (0: it runs on the CPU)" if short == "GPU" else "") + f", fewer replicas, {BIGGER}"
+        has = f"{resources_text({k: free.get(k, 0.0) for k in shown})} free of {resources_text(total)}"
         return (f"deployment {deployment!r}{what} of app {self.app_name!r}: {count} replica(s) cannot be placed: "
-                f"each asks {asks}, the cluster has {_resources({k: free.get(k, 0.0) for k in shown})} free of "
-                f"{_resources({k: total[k] for k in shown})} ({len(nodes)} node(s), the largest {_cpus(largest)}). "
+                f"each asks {asks}, the cluster has {has} ({len(nodes)} node(s), the largest {cpus_text(largest)}). "
                 f"Fix: {fix}")
 
 

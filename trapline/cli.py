@@ -8,6 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from trapline.base import stops
 from trapline.base.entry import add_verbose, run_command
 
 # (module, function) pairs that add subcommands; a module that is missing (an optional part
@@ -77,7 +78,8 @@ def _finish_help(sub: argparse._SubParsersAction, prefix: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    with stops.handled():  # SIGTERM and SIGINT from here to the end (trapline/base/stops.py)
+        return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -151,7 +150,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
                                                    and not options.needs_capture_times):
             log(f"result set {plan.result_hash} is whole: readers take it from now on")
         _check_people(plan, report)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; `ray job stop` (SIGTERM: Ray's handler exits)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM (`ray job stop`): trapline/base/stops.py
         report.status, report.error = "interrupted", "interrupted"
         close_manifest(manifest, plan, report, t0, "interrupted", "interrupted")
         raise
@@ -324,20 +323,9 @@ def _log(message: str) -> None:
 
 def run_job(options: ReprocessOptions, progress: Callable[[str], None] | None = None) -> RunReport:
     """The registry's reprocess command (batch/commands.py): what `trapline reprocess`, `python -m batch.reprocess`
-    and a job run. `ray job stop` sends SIGTERM: while the run lasts it ends like Ctrl-C, so the manifest says
-    "interrupted"."""
-    try:
-        before = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (called from another program): leave its signal handling alone
-        return run_reprocess(options, log=progress)
-    try:
-        return run_reprocess(options, log=progress)
-    finally:
-        signal.signal(signal.SIGTERM, before)
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    and a job run. `ray job stop` sends SIGTERM, which `trapline`'s main raises as Ctrl-C (trapline/base/stops.py):
+    the run ends as interrupted, its manifest says so and its lease is released."""
+    return run_reprocess(options, log=progress)
 
 
 def _check_people(plan: Plan, report: RunReport) -> None:

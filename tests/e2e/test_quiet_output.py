@@ -144,7 +144,7 @@ def listening_sockets(root: int) -> list[tuple[str, str, int]]:
 def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
     """Run `trapline serve` (embedded default) once, from the repo's serve.yaml (sized for a 2-core test machine;
     --store/--model/--port override it): its console output, listening sockets, answers before and after a promote,
-    and exit status and what it left behind after SIGTERM."""
+    and exit status and what it left behind after SIGTERM (and a second one while it drains)."""
     d = tmp_path_factory.mktemp("quiet-serve")
     store = ModelStore(str(d / "store"), cache_dir=str(d / "cache"))
     store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
@@ -183,6 +183,11 @@ def served(tmp_path_factory, fixture_models, stale_ray_tmpdir):
         # the proxy had gone, and every request it sent was refused (seen in CI on 2026-11-28).
         wait_until(lambda: stopping.answers, 30, "the watcher's first answer", interval_s=0.05)
         proc.send_signal(signal.SIGTERM)
+        # and again while it drains (a second `docker stop`, an impatient Ctrl-C): ignored, the stop goes on whole
+        wait_until(lambda: "shutting down..." in log_path.read_text() or proc.poll() is not None, 60,
+                   "the stop to begin", interval_s=0.05)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         returncode = proc.wait(timeout=120)
         leftovers = marked(mark)  # at once: the stop ends what outlived Ray's shutdown before it exits
         stopping.join()

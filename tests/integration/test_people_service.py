@@ -5,21 +5,34 @@ changed what, and a revoked reviewer is refused by every replica within the regi
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from model_store import ModelStore
 from model_store.tables.decisions import DecisionsLog
+from serve import APP_NAME
 from serve.audit import AuditLog
+from serve.cli import startup_lines
+from serve.config import parse_serve_config
 from serve.local import run_local
 from serve.people import PeopleRegistry
+from serve.polling import wait_until
 from tests.fixtures.onnx_models import fixture_config
 from trapline.service import build_service
 
 ADMIN = "people-service-admin"
 REFRESH_S = 1.0
 CALLS = 12  # through Serve's proxy: enough to land on both ingress replicas many times
+
+
+def service_config(store: str, people: Path) -> dict:
+    """Two ingress replicas behind Serve's proxy, the people registry in `people`."""
+    return {"store": store, "http": {"port": 0, "one_hop": False, "ingress_num_replicas": 2, "ingress_num_cpus": 0.1},
+            "models": [{"name": "fixture", "num_cpus": 0.25}],
+            "jobs": {"roots": [str(people.parent)], "working_dir_allowed": False},
+            "people": {"location": str(people), "refresh_s": REFRESH_S}}
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +42,7 @@ def service(ray_cluster, fixture_models, tmp_path_factory):
     store.publish(fixture_models["yolov8"], "fixture", "1", fixture_config("yolov8"))
     store.promote("fixture:1")
     people = root / "people"
-    config = {"store": store.root, "http": {"port": 0, "one_hop": False, "ingress_num_replicas": 2,
-                                            "ingress_num_cpus": 0.1},
-              "models": [{"name": "fixture", "num_cpus": 0.25}],
-              "jobs": {"roots": [str(root)], "working_dir_allowed": False},
-              "people": {"location": str(people), "refresh_s": REFRESH_S}}
+    config = service_config(store.root, people)
     with run_local(config, environ={"TRAPLINE_ADMIN_TOKEN": ADMIN}, builder=build_service) as url:
         yield url, root, people
 
@@ -41,6 +50,25 @@ def service(ray_cluster, fixture_models, tmp_path_factory):
 def call(url: str, method: str, path: str, token: str, **kw) -> httpx.Response:
     return httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}"}, timeout=60,
                          trust_env=False, **kw)
+
+
+def test_the_start_up_lines_are_the_same_when_reads_need_a_personal_token(service):
+    """`trapline serve`'s lines once up (serve/cli.py `startup_lines`) with reads open and with a person registered,
+    when /v1/models without a token is refused: the same lines, each model with its aliases and the admin routes."""
+    url, root, people = service
+    cfg = parse_serve_config(service_config(str(root / "store"), people))
+    open_lines = startup_lines(url, cfg, APP_NAME)
+    assert open_lines[0] == "serving fixture: production -> 1" and "admin routes enabled" in open_lines[1], open_lines
+    registry = PeopleRegistry(str(people))
+    registry.add("eve", "reader")
+    try:
+        wait_until(lambda: httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).status_code == 401,
+                   5 * REFRESH_S + 10, "reads to need a token")
+        assert startup_lines(url, cfg, APP_NAME) == open_lines
+    finally:
+        registry.revoke("eve")  # reads open again, as the next test begins
+        wait_until(lambda: httpx.get(f"{url}/v1/models", timeout=30, trust_env=False).status_code == 200,
+                   5 * REFRESH_S + 10, "reads to be open again")
 
 
 def test_a_round_of_review_is_signed_and_audited_and_a_revoked_reviewer_is_out(service):

@@ -123,9 +123,10 @@ def test_every_serve_config_the_guides_show_fits_a_two_core_machine():
     refused before Ray starts: serve/placement.py). The Antenna guide's runs for real in
     tests/integration/test_antenna_door.py."""
     from serve.config import parse_serve_config
-    from serve.placement import config_asks, fit_error
+    from serve.fit import fit_error
+    from serve.placement import config_asks
 
     shown = guide_serve_configs()
     assert {"docs/guide/antenna.md", "docs/guide/serving.md"} <= {page for page, _ in shown}
     for page, data in shown:
-        assert fit_error(config_asks(parse_serve_config(data, page)), cpus=2) is None, page
+        assert fit_error(config_asks(parse_serve_config(data, page)), {"CPU": 2.0}) is None, page

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from trapline.base import ray_leftovers, ray_output
+from trapline.base import ray_leftovers, ray_output, stops
 from trapline.base.env import RAY_ADDRESS
 from trapline.base.errors import RayUnreachableError
 
@@ -61,12 +61,13 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env: Map
         if address:
             if loopback:
                 _present_token()
-            with _loopback_only() if loopback else contextlib.nullcontext():
+            with _loopback_only() if loopback else contextlib.nullcontext(), stops.ray_start():
                 _connect(address, **kwargs)
         else:
             secure_token_file()  # before ray.init, which would write a new token world-readable
             ports = _dashboard_ports() if include_dashboard else contextlib.nullcontext({})
-            with _loopback_only(), _interruptible_children(), _environ(local_ray_env(env)), ports as dashboard:
+            with (_loopback_only(), _interruptible_children(), _environ(local_ray_env(env)), ports as dashboard,
+                  stops.ray_start()):
                 ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1",
                          dashboard_host="127.0.0.1", include_dashboard=include_dashboard, **dashboard,
                          **kwargs)

@@ -1,7 +1,7 @@
 """The docs cannot drift from the code: every `trapline` command the README and every docs page show (shell and
-console blocks, cron lines, inline code) parses with today's CLI, a page that publishes a model promotes it before naming it by alias, every error class documents itself
-(the generated error page lists them all), and the reference pages generate. The README's archive commands and the
-guide's Python blocks run for real in tests/e2e/test_demo.py."""
+console blocks, cron lines, inline code) parses with today's CLI, a page that publishes a model promotes it before
+naming it by alias, every error class documents itself (the generated error page lists them all), and the reference
+pages generate. The README's archive commands and the guide's Python blocks run for real in tests/e2e/test_demo.py."""
 
 from __future__ import annotations
 

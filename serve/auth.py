@@ -79,10 +79,10 @@ class Tokens:
             if role > Role.reader and not self.admin_enabled:
                 raise ForbiddenError(f"{role.name} routes are disabled: set ${self.admin_token_env} where the app is "
                                      "built, or register people (`trapline people add`)")
-            raise UnauthorizedError(f"this route needs `Authorization: Bearer <token>` of a {role.name} or above",
+            raise UnauthorizedError(f"this route needs `Authorization: Bearer <token>` of {role.a} or above",
                                     headers=_CHALLENGE)
         if person.role < role:
-            raise ForbiddenError(f"{person.name} is a {person.role.name}; this needs a {role.name} or above",
+            raise ForbiddenError(f"{person.name} is {person.role.a}; this needs {role.a} or above",
                                  person=person.name, role=person.role.name, needed=role.name)
         if self.people is not None and person.personal:
             self.people.touch(person)

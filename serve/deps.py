@@ -69,7 +69,7 @@ def _needs(role: Role):
 
     auth.role = role  # type: ignore[attr-defined]  # what serve/roles.py `route_roles` reads
     auth.__name__ = auth.__qualname__ = f"{role.name}_auth"
-    auth.__doc__ = f"The token of a {role.name} or above (serve/roles.py)."
+    auth.__doc__ = f"The token of {role.a} or above (serve/roles.py)."
     return auth
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from model_store.tables.locations import storage_for
 from serve.roles import ROLE_NAMES, Person, Role
 from trapline.base.errors import InvalidParameterError, NotFoundError
+from trapline.base.every import Every
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -176,10 +177,10 @@ class PeopleView:
         self._version: Any = None
         self._used: dict[str, str] = {}
         self._used_dirty = False
-        self._used_written = time.monotonic()
+        self._used_every = Every(LAST_USED_EVERY_S)
         self._replica = uuid.uuid4().hex[:12]
         self._stop = threading.Event()
-        self.refreshed = 0.0  # monotonic time of the last successful look
+        self.refreshed: float | None = None  # monotonic time of the last successful look
         self._secret: bytes | None = None
         self.refresh()
         self._thread = threading.Thread(target=self._loop, name="trapline-people", daemon=True)
@@ -234,9 +235,9 @@ class PeopleView:
             logger.warning("people registry %s could not be read: %s", self.registry.location, exc)
 
     def _write_used(self) -> None:
-        if not self._used_dirty or time.monotonic() - self._used_written < LAST_USED_EVERY_S:
+        if not self._used_dirty or not self._used_every.take():
             return
-        self._used_dirty, self._used_written = False, time.monotonic()
+        self._used_dirty = False
         try:
             self.registry.storage.makedirs(LAST_USED_DIR)
             self.registry.storage.write_atomic(json.dumps(self._used).encode(), LAST_USED_DIR,
@@ -251,5 +252,5 @@ class PeopleView:
 
     def close(self) -> None:
         self._stop.set()
-        self._used_written = 0.0
+        self._used_every.reset()  # what was used since the last write is written now, however recent that was
         self._write_used()

@@ -33,6 +33,7 @@ from serve import (
     detector_deployment_name,
 )
 from serve.config import DeploymentServeConfig, ServeConfig
+from trapline.base.every import Every
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -151,17 +152,16 @@ class PlacementWatch:
         self.asks = {a.deployment: a for a in config_asks(cfg)} if cfg is not None else {}
         self.first_seen: dict[str, float] = {}
         self.reasons: dict[str, str] = {}
-        self.checked = -PLACEMENT_POLL_S
+        self.polls = Every(PLACEMENT_POLL_S)
         self.logged: set[str] = set()
 
     def check(self) -> dict[str, str]:
         # late: the CLI imports this module for `trapline serve`'s checks; Ray loads once a service runs
         import ray
 
-        now = time.monotonic()
-        if now - self.checked < PLACEMENT_POLL_S:
+        if not self.polls.take():
             return self.reasons
-        self.checked = now
+        now = time.monotonic()
         try:
             pending = pending_replicas(self.app_name)
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] if pending else []

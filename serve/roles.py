@@ -21,6 +21,11 @@ class Role(IntEnum):
     operator = 3
     admin = 4
 
+    @property
+    def a(self) -> str:
+        """The role with its article, for sentences: "a reader", "an operator", "an admin"."""
+        return f"{'an' if self.name[0] in 'aeiou' else 'a'} {self.name}"
+
 
 # The table: what each role adds to the one below it.
 ROLES: dict[Role, str] = {

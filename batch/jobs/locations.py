@@ -14,16 +14,25 @@ import os
 from typing import Any
 
 from model_store.tables.archive import DEFAULT_EXTENSIONS as PICTURE_EXT  # what a reprocess would read
+from model_store.tables.decisions import DECISIONS_DIR
+from model_store.tables.deployments import DEPLOYMENTS_DIR
+from model_store.tables.journal import ONLINE_DIR
+from model_store.tables.lease import LEASES_DIR
 from model_store.tables.reader import Tables
+from model_store.tables.schema import IMAGES, RUNS_DIR
 
 MAX_LOCATIONS = 300
 DEPTH = 2
 _SAMPLE = 200  # entries looked at in a directory to count its pictures
+# What only trapline writes beside `images/`: a run's manifest, a lease, the online journal, people's decisions. A
+# directory with `images/` and none of these (nor a model's partition in `images/`) is a website's or a benchmark's.
+_TABLES_MARKS = (RUNS_DIR, LEASES_DIR, ONLINE_DIR, DECISIONS_DIR, DEPLOYMENTS_DIR)
 
 
 def locations(roots: list[str]) -> dict[str, Any]:
-    """Every directory under `roots` (to DEPTH levels) that is tables (holds `images/`) or an archive (pictures in it
-    or one level down), and the roots themselves; below an archive too, since tables may lie beside its pictures."""
+    """Every directory under `roots` (to DEPTH levels) that is tables (trapline's `images/`: `_is_tables`) or an
+    archive (pictures in it or one level down), and the roots themselves; below an archive too, since tables may lie
+    beside its pictures."""
     out: list[dict[str, Any]] = []
     truncated = False
     for root in roots:
@@ -51,7 +60,7 @@ def _look(path: str) -> tuple[str, int | None, list[str]]:
         return "directory", None, []
     dirs = [e for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith((".", "_"))
             and "=" not in e.name]
-    if any(d.name == "images" for d in dirs) and os.path.isdir(os.path.join(path, "images")):
+    if any(d.name == IMAGES for d in dirs) and _is_tables(path, {e.name for e in entries}):
         return "tables", None, []
     pictures = sum(1 for e in entries if e.is_file() and os.path.splitext(e.name)[1].lower() in PICTURE_EXT)
     for d in dirs[:20]:
@@ -60,6 +69,18 @@ def _look(path: str) -> tuple[str, int | None, list[str]]:
         except OSError:
             continue
     return ("archive" if pictures else "directory"), pictures or None, [d.path for d in dirs]
+
+
+def _is_tables(path: str, names: set[str]) -> bool:
+    """Whether a directory holding `images/` is trapline tables: a model's partition in `images/`, or a mark of
+    trapline's beside it (tables a run started and has not committed to yet)."""
+    if names & set(_TABLES_MARKS):
+        return True
+    try:
+        return any(e.name.startswith("model_name=") and e.is_dir(follow_symlinks=False)
+                   for e in os.scandir(os.path.join(path, IMAGES)))
+    except OSError:
+        return False
 
 
 def _models(path: str) -> list[str]:

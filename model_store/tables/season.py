@@ -42,6 +42,7 @@ from model_store.tables.schema import (
     SIGHTINGS,
     SNIPS,
 )
+from trapline.base.every import Every
 
 TABLES = (IMAGES, DETECTIONS, CLASSIFICATIONS, SNIPS, OCCURRENCES)
 IMAGE_COLUMNS = ["camera_id", "capture_time", "status", "processed_at", "filters_hash"]
@@ -118,7 +119,7 @@ class Season:
         self._set_of: dict[str, str] = {}  # part name -> the result set of its rows (from its images file)
         self._manifests: dict[str, RunManifest] = {}
         self._identify_run: str | None = None
-        self._clock_at = 0.0
+        self._clock_checks = Every(self.clock_every_s)
         self._images_changed = True
         self._state = Signals(self.url)
 
@@ -129,7 +130,8 @@ class Season:
 
     def recheck_clock(self) -> None:
         """Run the clock checks at the next refresh, however recent the last (a correction was just recorded)."""
-        self._images_changed, self._clock_at = True, float("-inf")
+        self._images_changed = True
+        self._clock_checks.reset()
 
     def signals(self) -> Signals:
         """A copy of the figures as of the last refresh."""
@@ -151,8 +153,8 @@ class Season:
                 self._state.up, self._state.error = True, None
                 self._state.refreshed_at_s, self._state.refresh_s = time.time(), time.perf_counter() - t0
             # after the figures are out: a first refresh shows them without waiting for the clock checks
-            if self._images_changed and time.monotonic() - self._clock_at >= self.clock_every_s:
-                self._clock()
+            if self._images_changed and self._clock_checks.due():
+                self._check_clock()
         except Exception as exc:  # noqa: BLE001 - a tables location gone or unreadable is a figure, not a failure
             with self._lock:
                 self._state.up, self._state.error = False, f"{type(exc).__name__}: {exc}"
@@ -287,9 +289,9 @@ class Season:
             self._state.sightings_assigned = assigned
         self._identify_run = run
 
-    def _clock(self) -> None:
+    def _check_clock(self) -> None:
         found = Counter(f.kind for f in check_clock(Tables(self.url)) if not f.hint)
         with self._lock:
             self._state.clock_problems = found
-        self._clock_at = time.monotonic()
+        self._clock_checks.done()  # after the checks: one that raised is tried again at the next refresh
         self._images_changed = False

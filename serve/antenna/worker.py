@@ -33,6 +33,7 @@ from serve.antenna.protocol import Task, TaskError, TaskResult
 from serve.antenna_config import AntennaWorkOptions
 from trapline.base.env import secret
 from trapline.base.errors import ServiceRequestError, UserError
+from trapline.base.every import Every
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -107,7 +108,7 @@ class Worker:
         self._lock = threading.Lock()
         self._registered: str | None = None  # the /info pipelines last registered, as JSON
         self._slugs: list[str] = []  # the jobs polled for: every slug registered by this run or the door answers
-        self._checked = 0.0
+        self._registration_check = Every(options.poll_interval_s)
         self.batch_size = options.batch_size or int(self.door.call("GET", "/trapline/sizing")["batch_size"])
 
     def stop(self, reason: str = "stopped") -> None:
@@ -119,10 +120,10 @@ class Worker:
     def register(self, force: bool = False) -> None:
         """Register the door's /info pipelines when they changed (a promotion: new algorithm versions)."""
         with self._lock:
-            now = time.monotonic()
-            if not force and now - self._checked < self.options.poll_interval_s:
+            if force:
+                self._registration_check.reset()
+            if not self._registration_check.take():
                 return
-            self._checked = now
             pipelines = self.door.call("GET", "/info", timeout_s=10.0)["pipelines"]
             seen = json.dumps(pipelines, sort_keys=True)
             if seen == self._registered:

@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +51,7 @@ from trapline.base.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from trapline.base.every import Every
 
 logger = logging.getLogger("ray.serve.trapline")
 
@@ -177,16 +177,16 @@ class Recorder:
             write_manifest(self.tables, self._manifest)
 
     def _run(self) -> None:
-        next_recovery = 0.0
+        recovery = Every(RECOVER_EVERY_S)
         while not self._stop.is_set():
             self._wake.wait(self.cfg.flush_interval_s)
             self._wake.clear()
             try:
                 self.flush_all()
-                if time.monotonic() >= next_recovery:
+                if recovery.due():
                     self.counts["recovered"] += journal.recover(self.tables, exclude=self.writer,
                                                                 ttl_s=self.cfg.lease_ttl_s)
-                    next_recovery = time.monotonic() + RECOVER_EVERY_S
+                    recovery.done()
                 self._finish("running")
             except Exception as exc:  # noqa: BLE001 - the entries stay in the journal; the next pass retries
                 self.counts["flush_errors"] += 1

@@ -77,16 +77,16 @@ def test_reprocess_prints_only_trapline_lines(tmp_path, stale_ray_tmpdir):
     store = ModelStore(str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
     store.publish(brightness_model(tmp_path / "m.onnx"), "trapcam", "1", brightness_config())
     archive = write_local(build_archive(), tmp_path / "archive")
-    t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "trapline.cli", "reprocess", "--archive", str(archive), "--out", str(tmp_path / "out"),
          "--model", "trapcam:1", "--store", store.root, "--limit", "6"],
         cwd=REPO, env=user_env(stale_ray_tmpdir), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert time.monotonic() - t0 < 240  # its own Ray: the dead cluster on record was never dialled
     assert "processed 6:" in proc.stdout and "processed 6/6 (100%)" in proc.stderr
     assert ray_lines(proc.stdout + proc.stderr) == []
     logs = named_logs_dir(proc.stderr)
+    # its own Ray, started under the stale temp dir: the dead cluster on record was passed over, not waited for (a
+    # wait would be Ray's minutes of retries: the run's own timeout above, not a time of this machine, bounds it)
     assert logs.is_relative_to(stale_ray_tmpdir)
     [driver_log] = logs.glob("trapline_driver_*.err")
     assert "Started a local Ray instance" in driver_log.read_text()

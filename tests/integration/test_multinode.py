@@ -403,7 +403,8 @@ def test_batch_node_loss_with_no_room_left_fails_after_the_stall_timeout(cluster
     if m := re.search(r"processed (\d+)/.* ([0-9.]+) images/s", first):  # the run's clock: the stall window's
         print(f"the first part committed about {int(m[1]) / float(m[2]):.0f} s into the run ({first!r})")
     print(f"no room after node loss: the job ended {ended['status']} {took:.1f} s after the kill")
-    assert ended["status"] == "FAILED" and took < 150, logs[-3000:]
+    # ended by the stall check (its error below), not by wait_job's timeout: no time of this machine decides
+    assert ended["status"] == "FAILED", logs[-3000:]
     errors = [line for line in logs.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"no part committed for {STALL_TIMEOUT_S:g} s" in errors[0], logs[-3000:]
     assert "Traceback" not in logs, logs[-3000:]

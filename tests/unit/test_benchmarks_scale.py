@@ -20,9 +20,10 @@ def test_a_step_reports_its_own_peak_memory_and_output():
 
 
 def test_a_step_over_the_cap_is_killed_and_marked_not_bounded():
-    row = timed_rss([sys.executable, "-c", HOLD.format(mib=300, s=30)], cap_mib=150)
+    step_s = 60
+    row = timed_rss([sys.executable, "-c", HOLD.format(mib=300, s=step_s)], cap_mib=150)
     assert row["over_cap"] is True and row["peak_rss_mib"] == "> 150"
-    assert row["wall_s"] < 20  # killed, not waited for
+    assert row["wall_s"] < step_s  # killed, not waited for: it did not live out its own sleep
 
 
 def test_one_percent_new_files_go_to_a_camera_folder_of_their_own(tmp_path):
@@ -74,7 +75,8 @@ def test_the_s3_mode_serves_the_archive_from_a_moto_server_of_its_own(tmp_path):
         assert sorted(fs.find(f"{S3_BUCKET}/archive-3")) == [f"{S3_BUCKET}/archive-3/{n}" for n in (
             "cam-new/NEW_0.jpg", "cam000/IMG_0.jpg", "cam000/IMG_1.jpg")]
         assert fs.cat_file(f"{S3_BUCKET}/archive-3/cam000/IMG_1.jpg") == b"\xff\xd8cam000/IMG_1.jpg"
-        assert server.cpu_since_last() > 0 and server.cpu_since_last() < 1  # the server's own CPU, step by step
+        spent = server.cpu_since_last()  # the server's own CPU, step by step: a reading right after counts from it
+        assert spent > 0 and server.cpu_since_last() < spent
     assert os.environ.get("TRAPLINE_S3_ENDPOINT_URL") == before  # the environment as it was
 
 

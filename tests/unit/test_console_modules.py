@@ -88,6 +88,10 @@ def test_the_post_processing_and_job_forms_pick_the_table_set_and_send_typed_jso
         assert b.eval("[document.getElementById('tables').tagName, document.getElementById('model').tagName]") == [
             "SELECT", "SELECT"]
         assert "sheetcam:1" in b.eval("[...document.querySelectorAll('#model option')].map(o => o.value)")
+        # every option's value is printable (a NUL one is invalid HTML, and makes tools read the page as binary)
+        assert b.eval("[...document.querySelectorAll('option')].filter(o => /[\\x00-\\x1f]/.test(o.value)).length") == 0
+        assert b.eval("document.getElementById('tables').options[document.getElementById('tables').options.length - 1]"
+                      ".textContent") == "another… (type it)"
 
         def preview(filter_name: str, fields: str) -> dict:
             before = b.eval(f"{sent}.length")

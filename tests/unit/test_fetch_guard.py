@@ -86,6 +86,31 @@ def test_hosts_allowed_by_name_and_by_list(servers, monkeypatch):
     assert len(Counting.received) == 4
 
 
+def test_urls_the_client_cannot_read_are_refused_and_say_why():
+    """Even on the allowlist: `0177.0.0.1` (an IPv4 address the HTTP client will not read) and a URL with white space
+    around it are refusals that say what is wrong, not connection failures."""
+    config = FetchConfig(allowed_hosts=["0177.0.0.1", "1.2.3.256", "127.0.0.1"], timeout_s=5)
+
+    async def go(urls):
+        fetcher = ImageFetcher(config)
+        try:
+            return await fetcher.fetch_all(urls)
+        finally:
+            await fetcher.aclose()
+
+    urls = ["http://0177.0.0.1:9/a.jpg", "http://1.2.3.256/a.jpg", " http://127.0.0.1:9/a.jpg",
+            "http://127.0.0.1:9/a.jpg\n"]
+    answers = asyncio.run(go(urls))
+    assert [a.reason for a in answers] == ["refused"] * 4, answers
+    assert "Invalid IPv4 address" in answers[0].message and "Invalid IPv4 address" in answers[1].message
+    assert all("starts or ends with white space" in a.message for a in answers[2:])
+    guard = FetchGuard.of(config.allowed_hosts)
+    for url in urls:
+        with pytest.raises(FetchRefusedError) as refused:
+            read_web(url, timeout_s=5, guard=guard)
+        assert refused.value.reason == "url"
+
+
 @pytest.mark.parametrize(("address", "why"), [
     ("127.0.0.1", "loopback"), ("0.0.0.0", "unspecified"), ("10.0.0.1", "private"), ("192.168.1.1", "private"),
     ("172.16.0.1", "private"), ("100.64.0.1", "not public"), ("169.254.169.254", "link-local"),

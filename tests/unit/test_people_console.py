@@ -46,7 +46,7 @@ def test_a_reviewer_signs_in_decides_as_themself_and_the_admin_reads_the_audit(s
         assert isinstance(ident, IdentifyOccurrence) and ident.who == "rita"
         b.eval("location.hash = '#/audit'")  # the same page: a hash change, no load
         b.wait("document.getElementById('page').textContent.includes('forbidden') || "
-               "document.getElementById('page').textContent.includes('needs a admin')", what="the audit refused")
+               "document.getElementById('page').textContent.includes('needs an admin')", what="the audit refused")
         # an admin's action, then the admin reads it on the Audit page
         added = httpx.post(f"{url}/v1/admin/people", json={"name": "otto", "role": "operator"},
                            headers={"Authorization": f"Bearer {tokens['ada']}"}, trust_env=False)

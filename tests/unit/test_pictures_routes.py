@@ -345,6 +345,29 @@ def test_a_crops_symlink_or_a_malformed_url_serves_nothing(tmp_path):
         assert unreadable.value.extra["kind"] == "picture_unreadable", uri
 
 
+def test_only_trapline_tables_are_tables_not_any_folder_with_images(site, tmp_path):
+    """A checkout holds `site/assets/images` (the docs site) and `bench-results/images` (plots): folders with an
+    `images/` that trapline did not write are not offered as tables "(no model yet)"; tables a run has started (its
+    manifest, no rows yet) are."""
+    import shutil
+
+    from batch.jobs.locations import locations
+    from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
+    from trapline.base.storage import Storage
+
+    checkout = tmp_path / "checkout"
+    for web in ("site/assets/images", "bench-results/images"):
+        (checkout / web).mkdir(parents=True)
+        (checkout / web / "favicon.png").write_bytes(b"png")
+    shutil.copytree(site["tables"], checkout / "out" / "detections")
+    started = checkout / "out" / "started"
+    (started / "images").mkdir(parents=True)
+    write_manifest(Storage(str(started)), RunManifest.start(new_run_id(), "reprocess", out=str(started)))
+    found = {loc["path"]: (loc["kind"], loc["models"]) for loc in locations([str(checkout)])["locations"]}
+    tables = {path: models for path, (kind, models) in found.items() if kind == "tables"}
+    assert tables == {str(checkout / "out" / "detections"): ["trapcam:1"], str(started): []}, found
+
+
 def test_tables_beside_pictures_are_found_below_a_folder_that_holds_pictures(site, tmp_path):
     """A project folder (the checkout the README is followed in) holds photos of its own one level down (./samples,
     docs/) beside its tables (./out/detections): the walk used to call the folder an archive and stop there."""
@@ -369,3 +392,15 @@ def test_tables_beside_pictures_are_found_below_a_folder_that_holds_pictures(sit
     found_tables._cache.clear()
     shown = found_tables.found_sources([str(project)])  # with the archive their reprocess's manifest names
     assert [s.tables for s in shown.values()] == [str(project / "out" / "detections")], shown
+
+
+def test_no_console_file_writes_a_control_character_into_the_page():
+    """The tables picker's "another…" once had the value NUL (`\\u0000other`): invalid in HTML, and tools then read the
+    page as binary. No console file holds one, written or escaped (the browser test checks the drawn options)."""
+    import re
+
+    from batch.views.pages import CONSOLE
+
+    written = {p.name for p in CONSOLE.iterdir() if p.is_file() and re.search(
+        r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\\u00[01][0-9a-fA-F]|\\x[01][0-9a-fA-F]|\\0(?![0-9])", p.read_text())}
+    assert written == set()

@@ -37,10 +37,12 @@ def test_one_holder_at_a_time_and_the_refusal_names_it(out_url):
 
 def test_a_waiting_run_gets_the_lease_when_the_holder_finishes(out_url):
     first = lease(out_url, "run-a").acquire()
-    threading.Timer(1.0, first.release).start()
-    t0 = time.monotonic()
+    released: list[float] = []
+    threading.Timer(1.0, lambda: (released.append(time.monotonic()), first.release())).start()
     second = lease(out_url, "run-b").acquire(wait_s=30, poll_s=0.2)
-    assert 0.8 < time.monotonic() - t0 < 20
+    taken = time.monotonic()
+    # it waited for the holder (not a time: the order of the release and the take, both seen in this run)
+    assert released and released[0] <= taken
     second.release()
 
 
@@ -119,15 +121,20 @@ def test_a_holder_that_stalled_past_the_ttl_loses_the_lease_and_stops(out_url):
 def test_a_lease_taken_after_a_long_wait_is_fresh_not_stale(out_url):
     first = lease(out_url, "run-a", ttl_s=60, heartbeat_s=0.1).acquire()
     first.start_heartbeat()  # fresh all along, even by a 2 s ttl
-    # A 2 s ttl, not less: on a loaded 2-core box a moto round trip alone took over 0.5 s, and a 0.5 s
-    # ttl let run-c find the waiter's brand-new lease stale.
-    timer = threading.Timer(3.0, first.release)
-    timer.start()
+    # A 2 s ttl, not less: on a loaded 2-core box a moto round trip alone took over 0.5 s.
+    released: list[float] = []
+    timer = threading.Timer(3.0, lambda: (released.append(time.monotonic()), first.release()))
     t0 = time.monotonic()
+    timer.start()
     waiter = lease(out_url, "run-b", ttl_s=2.0).acquire(wait_s=30, poll_s=0.1)
-    assert time.monotonic() - t0 > 2.5  # it waited longer than its ttl
+    taken = time.monotonic()
     timer.join()
-    with pytest.raises(LeaseHeldError):  # its lease was written with this moment's heartbeat
-        lease(out_url, "run-c", ttl_s=2.0).acquire()
+    # it took the lease after the release, which the timer makes at least 3 s in: longer than its own 2 s ttl (a
+    # lower bound a busy machine can only lengthen)
+    assert released and t0 + waiter.ttl_s < released[0] <= taken
+    # its lease was written with the take's heartbeat, not the wait's start: by a ttl as long as the wait (3 s or
+    # more, measured in this run) it is fresh, where a heartbeat from the wait's start would be older than that
+    with pytest.raises(LeaseHeldError):
+        lease(out_url, "run-c", ttl_s=taken - t0).acquire()
     assert waiter.refresh() and waiter.lost is None
     waiter.release()

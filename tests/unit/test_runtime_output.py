@@ -20,16 +20,17 @@ from trapline.base.ray_runtime import RayUnreachableError, _dial_target, check_r
 
 def test_a_closed_port_is_unreachable_at_once():
     port = free_port()
-    t0 = time.monotonic()
     with pytest.raises(RayUnreachableError) as info:
         check_reachable(f"ray://127.0.0.1:{port}")
-    assert time.monotonic() - t0 < 2
+    # at once: refused by the port, not given up on after the probe's timeout (its message says "within")
+    assert "Connection refused" in str(info.value) and "within" not in str(info.value)
     assert str(info.value).startswith(f"cannot reach the Ray cluster at ray://127.0.0.1:{port}: ")
     assert "\n" not in str(info.value)
 
 
-def _server(reply: bytes | None) -> tuple[socket.socket, threading.Thread]:
-    """A loopback server that accepts one connection and answers `reply` (None: says nothing)."""
+def _server(reply: bytes | None, until: threading.Event | None = None) -> tuple[socket.socket, threading.Thread]:
+    """A loopback server that accepts one connection and answers `reply` (None: says nothing), then holds the
+    connection for a second, or until `until` is set."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen()
@@ -40,7 +41,10 @@ def _server(reply: bytes | None) -> tuple[socket.socket, threading.Thread]:
             conn.recv(64)
             if reply is not None:
                 conn.sendall(reply)
-            time.sleep(1)
+            if until is None:
+                time.sleep(1)
+            else:
+                until.wait(60)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -55,12 +59,14 @@ def test_a_grpc_server_is_reachable():
 
 
 def test_a_port_that_accepts_but_never_answers_is_unreachable():
-    srv, thread = _server(None)
+    held = threading.Event()
+    srv, thread = _server(None, until=held)
     with srv:
-        t0 = time.monotonic()
         with pytest.raises(RayUnreachableError, match="no Ray \\(gRPC\\) answer"):
             check_reachable(f"ray://127.0.0.1:{srv.getsockname()[1]}", timeout_s=0.5)
-        assert time.monotonic() - t0 < 1.5
+        # it gave up on its own timeout while the server still held the connection open (not when it closed)
+        assert not held.is_set() and thread.is_alive()
+        held.set()
         thread.join()
 
 

@@ -109,3 +109,22 @@ def test_a_service_of_people_alone_keys_its_links_with_the_registrys_secret(tmp_
     finally:
         for v in views:
             v.close()
+
+
+def test_refusals_name_each_role_with_its_article(tmp_path):
+    """403: "ana is an operator; this needs an admin or above" (not "a operator", "a admin"); 401 likewise."""
+    from serve.people import PeopleRegistry, PeopleView
+    from serve.roles import Role
+
+    assert [r.a for r in Role] == ["a reader", "a reviewer", "an operator", "an admin"]
+    token = PeopleRegistry(str(tmp_path)).add("ana", "operator")
+    view = PeopleView(str(tmp_path), refresh_s=60)
+    try:
+        tokens = Tokens(token_digest(ADMIN), None, "TRAPLINE_ADMIN_TOKEN", view)
+        with pytest.raises(ForbiddenError) as refused:
+            tokens.authorize(f"Bearer {token}", Role.admin)
+        assert refused.value.message.startswith("ana is an operator; this needs an admin or above")
+        with pytest.raises(UnauthorizedError, match="of an operator or above"):
+            tokens.authorize(None, Role.operator)
+    finally:
+        view.close()

@@ -87,11 +87,24 @@ def test_the_benchmark_is_the_service_and_the_generator_not_the_ray_around_them(
         found = serve_processes(os.getpid())
         assert replica.pid in found and spin.pid not in found
         alone, tree = LoadWindow([replica.pid], trees=False).start(), LoadWindow([]).start()
+        before, t0 = _cpu_s(spin.pid), time.perf_counter()
         time.sleep(1.0)
+        spinner = (_cpu_s(spin.pid) - before) / (time.perf_counter() - t0)
         alone, tree = alone.stop(), tree.stop()
     finally:
         for child in (spin, replica):
             child.kill()
             child.wait()
-    assert tree["benchmark_cpus"] > 0.5  # the tree holds the spinner
-    assert alone["benchmark_cpus"] < 0.3 and alone["others_cpus"] > 0.5  # alone, it is someone else's
+    # The yardstick is the spinner's own share in the same window, read from its /proc entry: a busy machine gives
+    # it less (0.48 of a core once), and the split under test is the same. Margin: 20 % of that share for the windows'
+    # reads being a few milliseconds apart and ticks of 10 ms.
+    assert spinner > 0, "the spinner got no CPU at all"
+    assert tree["benchmark_cpus"] >= 0.8 * spinner, (tree, spinner)  # the tree holds the spinner
+    assert alone["others_cpus"] >= 0.8 * spinner, (alone, spinner)  # alone, it is someone else's
+    assert alone["benchmark_cpus"] <= 0.5 * spinner, (alone, spinner)  # a sleeping replica and this test, not it
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds a process has used (utime + stime from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")

@@ -34,7 +34,8 @@ def test_a_stuck_plan_fails_after_the_timeout_with_one_line():
     with pytest.raises(StalledError, match=r"no part committed for 0.5 s.*rerun resumes"):
         for part in _watched(iter(plan), 0.5):
             got.append(part)
-    assert got == [0, 1] and 0.4 < time.monotonic() - t0 < 10
+    # not before its 0.5 s (a lower bound load only lengthens), and without waiting for the stuck call to return
+    assert got == [0, 1] and time.monotonic() - t0 >= 0.5 * 0.8 and not plan.closed.is_set()
     plan.release.set()  # when the stuck call returns, the helper thread closes the plan
     assert plan.closed.wait(5)
 

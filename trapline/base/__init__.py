@@ -9,6 +9,7 @@
     ray_leftovers.py   what a local Ray leaves behind when it stops, found and ended
     entry.py           how every entry point runs a command (exit codes, Ctrl-C)
     stops.py           SIGTERM and Ctrl-C from main's first line to its last: held, raised once, kept through ray.init
+    every.py           a job run at most every N seconds, and at its first chance even just after boot
     printed.py         a command's result: its text for people, its data for --json
     service_records.py running `trapline serve` services on record, so later commands find them
     fetch_guard.py     where a fetch made on someone's behalf may go (SSRF: hosts, every resolved address)

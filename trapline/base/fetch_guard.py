@@ -9,7 +9,9 @@ the name again), so a name cannot resolve to a public address for the check and 
 
 Numeric forms (`127.1`, `2130706433`, `0x7f000001`, `[::ffff:127.0.0.1]`) need no rule of their own: they are names
 the resolver turns into addresses, and the addresses are what is checked; a name allowed "by name" is matched as
-written, so `127.0.0.1` in `private_hosts` does not let `127.1` through.
+written, so `127.0.0.1` in `private_hosts` does not let `127.1` through. A form the HTTP client itself cannot
+parse (`0177.0.0.1`, `1.2.3.256`: an IPv4 address with a leading zero or a part over 255) is refused as a URL, like
+one with white space around it.
 """
 
 from __future__ import annotations
@@ -96,11 +98,18 @@ class FetchGuard:
 
     def check_url(self, url: str) -> None:
         """Scheme and host of a URL, before anything is resolved (each hop's addresses: `addresses`)."""
+        # late: httpx is loaded where something is fetched, not by every importer of the policy
+        import httpx
+
+        if url != url.strip():  # the client would read ' http://h/x' as a path on no host: say what is wrong
+            raise FetchRefusedError("url", f"{url!r} starts or ends with white space: give the URL without it",
+                                    url=url)
         try:
             parts = urlsplit(url)
             host = parts.hostname
             parts.port  # noqa: B018 - a malformed port raises here, not later in the client
-        except ValueError as exc:
+            httpx.URL(url)  # the client's own parser: what it cannot connect to (`0177.0.0.1`) is a refusal
+        except (ValueError, httpx.InvalidURL) as exc:
             raise FetchRefusedError("url", f"{url!r} is not a URL trapline fetches: {exc}", url=url) from None
         if parts.scheme.lower() not in SCHEMES:
             raise FetchRefusedError("scheme", f"{url!r}: only http(s) URLs are fetched", url=url)

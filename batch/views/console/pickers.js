@@ -6,7 +6,9 @@
 import {api, el} from "./api.js";
 import {field} from "./forms.js";
 
-const OTHER = "\u0000other";
+// The "another…" option's value: printable (a NUL is invalid in HTML, and tools then read the page as binary), and
+// no path or model version (those start with "/", "s3://" or a name).
+const OTHER = "?another";
 const NOWHERE = {roots: [], locations: [], truncated: false};
 
 // Fetched for each form drawn: a job may have written new tables since the last one.

@@ -20,7 +20,13 @@ from trapline.cli import build_parser
 REPO = Path(__file__).resolve().parents[2]
 HAND_WRITTEN = [REPO / "README.md", *sorted((REPO / "docs" / "guide").glob("*.md")), REPO / "docs" / "architecture.md",
                 REPO / "docs" / "extending.md", REPO / "SECURITY.md", REPO / "RELIABILITY.md"]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), REPO / "SECURITY.md", REPO / "RELIABILITY.md"]
+# What a docs build writes (docs/hooks/reference.py; .gitignore's list) is left out: the reference pages print the
+# parser's own usage lines, and the rest are copies of README.md, SECURITY.md, RELIABILITY.md and BENCHMARKS.md.
+GENERATED = {"index.md", "benchmarks.md", "security.md", "reliability.md"}
+DOCS = [REPO / "README.md",
+        *sorted(p for p in (REPO / "docs").rglob("*.md")
+                if not (p.parent == REPO / "docs" and p.name in GENERATED) and "reference" not in p.parts[-2:-1]),
+        REPO / "SECURITY.md", REPO / "RELIABILITY.md"]
 
 
 def code_blocks(path: Path, languages: tuple[str, ...]) -> list[str]:

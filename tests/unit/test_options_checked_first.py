@@ -77,7 +77,7 @@ IDENTIFY = {
     "an identifier not in the store": (["--identifier", "nope@production"], "no model 'nope'"),
     "an identifier of labels the tables lack": (["--identifier", "zebra-coats:1"], "identifies zebra"),
     "a model version not in the tables": (["--identifier", "zebra-coats:1", "--model", "nope:1"],
-                                          "no rows for model 'nope'"),
+                                          "no rows for nope:1"),
     "a threshold out of range": (["--identifier", "zebra-coats:1", "--threshold", "7"], "--threshold"),
 }
 

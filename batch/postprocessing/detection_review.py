@@ -11,10 +11,11 @@ each checks that what it names is in the set (a kept detection, a current image)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from batch.postprocessing.determine import key_of
@@ -32,6 +33,7 @@ from model_store.tables.decisions import (
     make,
 )
 from model_store.tables.reader import Tables
+from model_store.tables.schema import IMAGES
 from model_store.tables.table_set import TableSet, resolve_table_set
 from model_store.tables.verdicts import VERDICT_ACTIONS, PersonVerdicts
 from trapline.base.errors import NotFoundError
@@ -146,11 +148,28 @@ def add_box(where: SetPlace, image: ImageKey, bbox: tuple[float, float, float, f
     return r.record(AddMissedBox, who, comment, image=image, bbox=tuple(bbox), label=label)
 
 
+def _newest_written(where: SetPlace) -> str | None:
+    """Over tables of several versions and none named, the version whose newest image row is the latest: a person
+    opening the Review page reviews what the last run found (the page names it, and its picker takes another). The
+    verbs still take the version from the page (`model` in each decision), never this default."""
+    tables = Tables(where.tables)
+    versions = tables.versions()
+    if len(versions) < 2:
+        return None  # one version (or none: resolve_table_set says why)
+
+    def written(nv: tuple[str, str]) -> tuple:
+        newest = pc.max(tables.read(IMAGES, *nv, ["processed_at"])["processed_at"]).as_py()
+        return (newest.timestamp() if newest else float("-inf")), nv
+
+    name, version = max(versions, key=written)
+    return f"{name}:{version}"
+
+
 def listing(where: SetPlace, camera: str | None = None, todo: bool = True, limit: int = 20,
             offset: int = 0) -> dict[str, Any]:
     """A page of the set's images to review (`todo`: those nobody reviewed yet), each with its kept boxes, what the
     version says of each, the verdict in force and the boxes people added: what the console's Review page shows."""
-    r = Reviewing.open(where)
+    r = Reviewing.open(where if where.model is not None else replace(where, model=_newest_written(where)))
     images = r.tables.current_images(r.tset.model_name, r.tset.model_version, r.tset.filters_hash,
                                      None if camera is None else ds.field("camera_id") == camera)
     verdicts = PersonVerdicts(r.log.read(VERDICT_ACTIONS), r.model)

@@ -3,6 +3,7 @@ started: these routes read the tables and the decisions log only), with httpx th
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from pathlib import Path
 
@@ -213,5 +214,11 @@ def test_review_verbs_and_the_versions_accuracy_over_http(app):
     d = acc.json()["detection"]
     assert (d["tp"], d["fp"], d["fn"]) == (2, 1, 1) and d["label_agreement"]["k"] == 1
     assert acc.json()["coverage"]["reviewed_images"]["k"] == 3 and acc.json()["coverage"]["images"] == 20
+    # a later run of another version beside it: the page opens on the newest written (as the console shows it after
+    # the README's reprocess), names it, and still lists the first when asked; the decisions above stay the first's
+    write_sheet_tables(Path(tables).parent, "2", written=dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc))
+    newest = get(client, "/v1/review/images", tables=tables, camera="burst").json()
+    assert newest["model"] == "sheetcam:2" and newest["total"] == 5
+    assert get(client, "/v1/review/images", tables=tables, camera="burst", model="sheetcam:1").json()["total"] == 2
     assert get(client, "/v1/models/sheetcam/9/accuracy", tables=tables).status_code == 422  # no such version there
     assert get(client, "/v1/models/sheetcam/1/accuracy", token=None, tables=tables).status_code == 401

@@ -31,7 +31,6 @@ import asyncio
 import collections
 import os
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +40,7 @@ import httpx
 import numpy as np
 
 from benchmarks.bench_model import ensure_if_bench_model
-from benchmarks.common import DEFAULT_ROOT, latency_summary, machine_info, tree_memory_by_process, write_json
+from benchmarks.common import DEFAULT_ROOT, latency_summary, machine_info, write_json
 from benchmarks.machine_load import LoadWindow, describe, serve_processes
 from benchmarks.serve_load import (
     DETECT_PATH,
@@ -55,120 +54,12 @@ from benchmarks.serve_load import (
     service,
     sizing,
 )
+from benchmarks.soak_memory import MemoryTrend, memory_table
 
 # A recovery window whose service spent up to this many times the soak's CPU per answer did the soak's work
 # (30-38 CPU-ms an answer across the tiny soak's soak and recovery windows at one rate on a shared 2-core box).
 COST_SLACK = 1.5
 P99_TARGET_MS = 1000.0  # issue 60: p99 <= 1 s in every 30-s window at 80 % of capacity, on a quiet machine
-
-
-class MemoryTrend:
-    """Samples the memory of a process tree every `interval_s` in a thread: the tree's total and each process's,
-    by Ray's titles (each replica, the proxy, the controller, raylet, GCS, the driver), so a rise is put on the
-    process that makes it."""
-
-    def __init__(self, root_pid: int | None, interval_s: float = 2.0) -> None:
-        self.root_pid, self.interval_s = root_pid, interval_s
-        self.samples: list[tuple[float, int]] = []
-        self.by_process: dict[int, tuple[str, list[tuple[float, int]]]] = {}  # pid -> (title, samples)
-        self._t0 = time.perf_counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memory-trend", daemon=True)
-
-    def sample(self) -> None:
-        if not (self.root_pid and os.path.isdir("/proc")):
-            return
-        at = time.perf_counter() - self._t0
-        now = tree_memory_by_process(self.root_pid)
-        self.samples.append((at, sum(b for _, b in now.values())))
-        for pid, (title, used) in now.items():
-            if pid == self.root_pid:
-                title = f"driver ({title})"
-            self.by_process.setdefault(pid, (title, []))[1].append((at, used))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sample()
-
-    def __enter__(self) -> MemoryTrend:
-        self._t0 = time.perf_counter()
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
-
-    def summary(self) -> dict[str, Any] | None:
-        """The tree's slope (MiB/min, least squares), first/last third means and the samples themselves; and per
-        process (largest first) its first and last MiB and its slope over the second half of the run."""
-        if len(self.samples) < 2:
-            return None
-        t, mib = _minutes_and_mib(self.samples)
-        slope = _slope(t, mib)
-        third = max(1, len(mib) // 3)
-        # The first minutes include warm-up (allocator arenas, caches); a leak keeps growing after it.
-        late_slope = _slope(*_second_half(t, mib, t[-1]))
-        processes = [_process_trend(pid, title, samples, t[-1]) for pid, (title, samples) in self.by_process.items()
-                     if len(samples) >= 2]
-        processes.sort(key=lambda p: -p["end_mib"])
-        return {"samples": len(mib), "slope_mib_per_min": round(slope, 3) if slope is not None else None,
-                "slope_second_half_mib_per_min": round(late_slope, 3) if late_slope is not None else None,
-                "first_third_mean_mib": round(float(mib[:third].mean()), 1),
-                "last_third_mean_mib": round(float(mib[-third:].mean()), 1),
-                "min_mib": round(float(mib.min()), 1), "max_mib": round(float(mib.max()), 1),
-                "processes": processes,
-                "series": [[round(float(a) * 60, 1), round(float(b), 1)] for a, b in zip(t, mib, strict=True)]}
-
-
-def _minutes_and_mib(samples: Sequence[tuple[float, int]]) -> tuple[np.ndarray, np.ndarray]:
-    return np.array([s[0] for s in samples]) / 60.0, np.array([s[1] for s in samples]) / 2**20
-
-
-def _slope(t: np.ndarray, mib: np.ndarray) -> float | None:
-    """Least-squares MiB/min, None on fewer than two samples or no time between them."""
-    return float(np.polyfit(t, mib, 1)[0]) if len(t) >= 2 and np.ptp(t) > 0 else None
-
-
-def _second_half(t: np.ndarray, mib: np.ndarray, end: float) -> tuple[np.ndarray, np.ndarray]:
-    """The samples in the second half of the whole run (0..end minutes): after the warm-up."""
-    late = t >= end / 2
-    return t[late], mib[late]
-
-
-def _process_trend(pid: int, title: str, samples: Sequence[tuple[float, int]], end: float) -> dict[str, Any]:
-    """One process's first and last MiB and second-half slope (None for one that lived through too little of it)."""
-    t, mib = _minutes_and_mib(samples)
-    late = _slope(*_second_half(t, mib, end))
-    return {"title": title, "pid": pid, "samples": len(mib), "start_mib": round(float(mib[0]), 1),
-            "end_mib": round(float(mib[-1]), 1),
-            "slope_second_half_mib_per_min": round(late, 3) if late is not None else None}
-
-
-def memory_table(memory: dict[str, Any] | None, min_mib: float = 20.0) -> list[str]:
-    """Lines for people: each process of at least `min_mib` (the rest summed), start -> end MiB and the second
-    half's slope; the process with the steepest second-half slope named."""
-    if not memory or not memory.get("processes"):
-        return []
-    shown = [p for p in memory["processes"] if p["end_mib"] >= min_mib]
-    rest = [p for p in memory["processes"] if p["end_mib"] < min_mib]
-    width = max(len(p["title"]) for p in shown) if shown else 10
-    lines = [f"  {'process':<{width}}  {'pid':>7}  {'start MiB':>9}  {'end MiB':>8}  {'2nd-half MiB/min':>16}"]
-    for p in shown:
-        late = p["slope_second_half_mib_per_min"]
-        lines.append(f"  {p['title']:<{width}}  {p['pid']:>7}  {p['start_mib']:>9.1f}  {p['end_mib']:>8.1f}  "
-                     f"{'-' if late is None else f'{late:+.3f}':>16}")
-    if rest:
-        lines.append(f"  {len(rest)} smaller process(es) under {min_mib:g} MiB: "
-                     f"{sum(p['end_mib'] for p in rest):.1f} MiB at the end")
-    sloped = [p for p in memory["processes"] if p["slope_second_half_mib_per_min"] is not None]
-    if sloped:
-        worst = max(sloped, key=lambda p: p["slope_second_half_mib_per_min"])
-        lines.append(f"  steepest in the second half: {worst['title']} (pid {worst['pid']}), "
-                     f"{worst['slope_second_half_mib_per_min']:+.3f} MiB/min")
-    return lines
 
 
 async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float, params: dict,

@@ -6,7 +6,7 @@ import sys
 import time
 
 from benchmarks.common import process_title
-from benchmarks.soak import MemoryTrend, memory_table
+from benchmarks.soak_memory import MemoryTrend, memory_table
 
 # A child that holds 8 MiB more each time it reads a line, and says so.
 _GROWER = """

@@ -2,7 +2,9 @@
 
     python -m benchmarks.tables_opened [--out bench-results/tables_opened.json]
 
-Issue 65's measure "tables opened per run" (target: once). Small tables written at run time (the identity archive of
+Issue 65's measure "tables opened per run" (target: once), with issue 83's reprocess: the archive, the output tables and
+the model store opened once at its door (batch/reprocess/plan.py `RunPlaces`); tests/unit/test_opened_once.py holds
+every command at one. Small tables written at run time (the identity archive of
 tests/fixtures/reid_tables.py, the light-trap sheet of tests/fixtures/occurrences.py), then the commands a user runs
 on them, in process (`trapline.cli.main`); every `Storage(...)` built meanwhile is counted by its root: the tables,
 the model store, the archive, the output, `/` (a picture read by its absolute path opens the filesystem root), or
@@ -21,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from model_store.store.store import ModelStore
+from tests.fixtures.archive import brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.occurrences import SHEET_MODEL, write_sheet_tables
 from tests.fixtures.reid_tables import write_identity_tables
 from trapline.base import storage
@@ -66,7 +69,12 @@ def measure(root: Path) -> dict[str, dict[str, int]]:
             "archive": str((root / "reid" / "archive").resolve())}
     trip = {"tables": sheet, "store": store, "archive": str((root / "sheet" / "archive").resolve()),
             "out": str(root.resolve())}
+    archive = write_local(build_archive(), root / "traps")
+    ModelStore(store).publish(brightness_model(root / "bright.onnx"), "trapcam", "1", brightness_config())
+    run_at = {"archive": str(archive.resolve()), "out": str((root / "detections").resolve()), "store": store}
     return {
+        "reprocess --dry-run": run(["reprocess", "--archive", str(archive), "--out", str(root / "detections"),
+                                    "--model", "trapcam:1", "--store", store, "--dry-run"], run_at),
         "identify": run(["identify", "--tables", tables, "--identifier", "coats:1", "--store", store], reid),
         "postprocess --filter track": run(["postprocess", "--tables", sheet, "--model", SHEET_MODEL, "--filter",
                                            "track", "--config", '{"appearance": "none"}'], trip),

@@ -34,7 +34,7 @@ from batch.reprocess.dataset import (
 from batch.reprocess.detect import config_json
 from batch.reprocess.failures import describe_error
 from batch.reprocess.options import ReprocessOptions
-from batch.reprocess.plan import Plan, plan_run, resolve_options
+from batch.reprocess.plan import Plan, RunPlaces, plan_run, resolve_options
 from batch.reprocess.pool import execute_pool
 from batch.reprocess.progress import Progress
 from batch.reprocess.reporting import Reporter, close_manifest
@@ -44,7 +44,6 @@ from batch.reprocess.via import choose_via, find_service, preflight_serve
 from model_store import FilterSet, ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
 from model_store.tables import journal
-from model_store.tables.archive import open_location
 from model_store.tables.digests import record_book
 from model_store.tables.lease import RunLease
 from model_store.tables.listing import entries_table
@@ -63,17 +62,18 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
     """Plan and (unless dry-run) run a reprocessing job; returns its report. Starts/stops local Ray if needed."""
     log = log or _log
     t0 = time.perf_counter()
+    places = RunPlaces.open(options)  # the archive, the output tables and the store: opened once, handed down
     if options.dry_run:
-        plan = plan_run(options)
+        plan = plan_run(options, places)
         report = plan.report(None, "dry-run")
         report.estimate_s, report.estimate_basis = estimate(plan, local_concurrency(options))
         return report
     run_id = new_run_id()
     # One run at a time per table and model version, taken before planning so that a run that
     # waited sees what the one before it wrote.
-    mv = ModelStore(options.store).get(options.model)
-    resolved = resolve_options(options, mv)  # every option checked before the lease: a refused one writes nothing
-    out = open_location(options.out)
+    mv = places.store.get(options.model)
+    resolved = resolve_options(options, mv, places.store)  # every option checked before the lease: a refused one
+    out = places.out.storage                                # writes nothing
     lease = RunLease(out, mv.name, mv.version, run_id).acquire(options.wait_s)
     job_id = submission_id()
     try:
@@ -93,7 +93,7 @@ def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] 
                 on_part(progress)
 
         # The version the lease covers: resolved once, so an alias moved meanwhile cannot split them.
-        return _run_planned(options, plan_run(options, mv, resolved), run_id, t0, on_part_held, log)
+        return _run_planned(options, plan_run(options, places, mv, resolved), run_id, t0, on_part_held, log)
     finally:
         lease.release()
 
@@ -108,9 +108,9 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         # load or run fails with one clear line instead of inside every actor. Through a live deployment
         # the model is already loaded and is checked there (`preflight_serve`): nothing is loaded here.
         if options.via == "actors":
-            preflight_model(options.store, plan.model.ref)
+            preflight_model(plan.places.store, plan.model.ref)
         for route in plan.routes:  # each classifier loads (sha256) and runs on a blank crop, or the run stops here
-            preflight_classifier(options.store, route.ref, plan.filters)
+            preflight_classifier(plan.places.store, route.ref, plan.filters)
     manifest: RunManifest | None = None
     started_ray = False
     try:
@@ -124,7 +124,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
         close_abandoned(plan.tables.storage, run_id)
         metadata = run_metadata(plan)
         manifest = RunManifest.start(
-            run_id, "reprocess", arguments=options.model_dump(mode="json"), source=open_location(options.archive).url(),
+            run_id, "reprocess", arguments=options.model_dump(mode="json"), source=plan.places.archive.url(),
             out=plan.tables.url, model=metadata["model"], filters=metadata["filters"],
             provenance=metadata["provenance"], result_set=plan.result_hash)
         # What confirming the moved files learnt, kept: the next rerun confirms them from the book, reading nothing.
@@ -173,22 +173,22 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
     return report
 
 
-def preflight_model(store: str | None, ref) -> None:
+def preflight_model(store: ModelStore, ref) -> None:
     """Load the version on this machine's CPU (a load failure is a ModelLoadError naming the version) and run one
     blank input: BatchError naming model, input and graph."""
-    detector = ModelStore(store).load_detector(ref, threads=1)
+    detector = store.load_detector(ref, threads=1)
     try:
         detector.warmup()
     except ModelRunError as exc:
         raise BatchError(f"cannot run {ref}: {exc}") from None
 
 
-def preflight_classifier(store: str | None, ref: str, filters: FilterSet | None = None) -> None:
+def preflight_classifier(store: ModelStore, ref: str, filters: FilterSet | None = None) -> None:
     """Load a classifier version here and run one blank crop, through the run's classifier filters (the species
     ensemble needs files published with the classifier): BatchError naming it when it cannot."""
     import numpy as np
 
-    classifier = ModelStore(store).load_classifier(ref, threads=1)
+    classifier = store.load_classifier(ref, threads=1)
     try:
         classifier.warmup()
         if filters is not None and filters.has_classifier_filters:
@@ -227,7 +227,7 @@ def _prepare_cluster(plan: Plan, run_id: str, report: RunReport, log: Callable[[
         if not (options.uses_pool or runs_inline(options.via, options.has_stage, len(plan.selection.todo))):
             start_data_helpers()  # their processes start while the run is sized, checked and its manifest written
         if options.via == "actors" and started_via_auto:
-            preflight_model(options.store, plan.model.ref)
+            preflight_model(plan.places.store, plan.model.ref)
         resources = ray.cluster_resources()
         cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
         concurrency, actor_cpus = plan_resources(options, cpus, gpus)
@@ -303,8 +303,8 @@ def _stage(plan: Plan):
 def _spec(plan: Plan, run_id: str, concurrency: int | tuple[int, int], actor_cpus: float | None = None) -> PlanSpec:
     o, mv = plan.options, plan.model
     return PlanSpec(
-        options=o, archive_url=open_location(o.archive).url(), out_url=plan.tables.url,
-        store_url=ModelStore(o.store).root, model_name=mv.name, model_version=mv.version,
+        options=o, archive_url=plan.places.archive.url(), out_url=plan.tables.url,
+        store_url=plan.places.store.root, model_name=mv.name, model_version=mv.version,
         model_sha256=mv.config.weights.sha256, ref=f"{mv.name}:{mv.version}", config_json=config_json(plan.run_config),
         filter_specs=plan.filters.as_specs(), filters_hash=plan.filters.hash, rows_hash=plan.result_hash, run_id=run_id,
         metadata=run_metadata(plan),

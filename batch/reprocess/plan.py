@@ -26,6 +26,21 @@ from model_store.tables.reader import Tables
 from model_store.tables.roots import moved_roots
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS, UPLOAD_TIME_SOURCES
 from trapline.base.errors import OptionsError
+from trapline.base.storage import Storage
+
+
+@dataclass(frozen=True)
+class RunPlaces:
+    """What one run reads and writes, opened once at its door (`run_reprocess`, `check_options`) and handed down:
+    the archive, the output tables and the model store. Nothing below opens them again (issue 83)."""
+
+    archive: Storage
+    out: Tables
+    store: ModelStore
+
+    @classmethod
+    def open(cls, options: ReprocessOptions) -> RunPlaces:
+        return cls(open_location(options.archive), Tables(open_location(options.out)), ModelStore(options.store))
 
 
 @dataclass
@@ -33,9 +48,9 @@ class Plan:
     """A run's resolved inputs: pinned model, validated filters, the listing and what to process."""
 
     options: ReprocessOptions
+    places: RunPlaces
     model: ModelVersion
     filters: FilterSet
-    tables: Tables
     listing: Listing
     selection: Selection
     routes: list = dataclasses.field(default_factory=list)  # pinned classifier routes (--classify)
@@ -60,6 +75,11 @@ class Plan:
     def __post_init__(self) -> None:
         self.result_hash = self.result_hash or self.filters.hash
 
+    @property
+    def tables(self) -> Tables:
+        """The output tables the run writes (opened once, with the archive and the store: `places`)."""
+        return self.places.out
+
     def tables_written(self) -> list[str]:
         """The tables the run writes: images and detections, and its crop/classify stage's own."""
         stage = [CLASSIFICATIONS] if self.routes else []
@@ -69,7 +89,7 @@ class Plan:
         s = self.selection
         return RunReport(
             run_id=run_id, status=status, model=f"{self.model.name}:{self.model.version}",
-            filters_hash=self.result_hash, archive=open_location(self.options.archive).url(), out=self.tables.url,
+            filters_hash=self.result_hash, archive=self.places.archive.url(), out=self.tables.url,
             tables=self.tables_written(),
             found=s.found, selected=s.selected, already_done=s.already_done, to_process=len(s.todo),
             held_back=s.held_back, path_pattern_unmatched=self.listing.unmatched, ignored_files=self.listing.ignored,
@@ -90,7 +110,7 @@ class Resolved:
     clips: ClipSettings
 
 
-def resolve_options(options: ReprocessOptions, mv: ModelVersion) -> Resolved:
+def resolve_options(options: ReprocessOptions, mv: ModelVersion, store: ModelStore) -> Resolved:
     """Every option checked against the model version (and the classifiers it names): a typed error for a filter,
     route, tiling or clip setting the run cannot use. Reads only: `run_reprocess` calls it before the run's lease,
     so a refused option leaves the output as it was."""
@@ -99,7 +119,7 @@ def resolve_options(options: ReprocessOptions, mv: ModelVersion) -> Resolved:
     filters.check_labels(mv.config.labels)  # every filter config is validated before anything runs
     routes = []
     if options.classify:  # pinned here, once: the run records (and its skip key covers) these versions
-        routes = resolve_stage(ModelStore(options.store), options.classify, mv.config.labels, filters)
+        routes = resolve_stage(store, options.classify, mv.config.labels, filters)
     tiling = resolve_tiling(mv.config.tiling, options.tiling, mv.config.input_size, mv.config.task)
     if tiling is not None and options.decode == "tasks":  # read tasks hand on one letterboxed input per row
         raise OptionsError("--tiling needs --decode actors (the default): a tiled image is many inputs, cut where "
@@ -110,18 +130,20 @@ def resolve_options(options: ReprocessOptions, mv: ModelVersion) -> Resolved:
 
 def check_options(options: ReprocessOptions) -> None:
     """`resolve_options` against the version `--model` names: what `jobs submit reprocess` checks first."""
-    resolve_options(options, ModelStore(options.store).get(options.model))
+    store = ModelStore(options.store)
+    resolve_options(options, store.get(options.model), store)
 
 
-def plan_run(options: ReprocessOptions, model: ModelVersion | None = None, resolved: Resolved | None = None) -> Plan:
+def plan_run(options: ReprocessOptions, places: RunPlaces | None = None, model: ModelVersion | None = None,
+             resolved: Resolved | None = None) -> Plan:
     """Resolve model (unless given already resolved) and options (likewise), list the archive and choose what to
-    process. Reads only."""
-    mv = model or ModelStore(options.store).get(options.model)
-    r = resolved or resolve_options(options, mv)
+    process, in the places the door opened (opened here when called alone: a test, a benchmark). Reads only."""
+    places = places or RunPlaces.open(options)
+    mv = model or places.store.get(options.model)
+    r = resolved or resolve_options(options, mv, places.store)
     filters, routes, tiling, clips = r.filters, r.routes, r.tiling, r.clips
     lineage = result_hash(filters, routes, tiling.describe(mv.config.input_size) if tiling else None)
-    archive = open_location(options.archive)
-    tables = Tables(options.out)
+    archive, tables = places.archive, places.out
     # The set this run writes and checks done against: the current one, or a redo's new (or resumed) one.
     target = choose_target(tables, mv.name, mv.version, lineage, options)
     result = target.set_hash
@@ -152,5 +174,5 @@ def plan_run(options: ReprocessOptions, model: ModelVersion | None = None, resol
     confirm, confirmation = confirmer(tables, mv.name, mv.version, result, options.retry_failed)
     window = Window(since=options.since, until=options.until, latest=options.latest_per_camera, limit=options.limit)
     selection = select(entries, done, window, redo=done_here.redo, confirm=confirm)
-    return Plan(options, mv, filters, tables, listing, selection, routes, result, clips, moved, target, confirmation,
+    return Plan(options, places, mv, filters, listing, selection, routes, result, clips, moved, target, confirmation,
                 tiling)

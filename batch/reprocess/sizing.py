@@ -11,8 +11,6 @@ from batch.reprocess.detect import config_json
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import Plan
 from batch.reprocess.read import preparer
-from model_store import ModelStore
-from model_store.tables.archive import open_location
 
 SAMPLE_IMAGES = 4
 READ_SHARE = 0.2  # of the CPUs, kept for read + decode tasks when inference runs on CPU
@@ -92,9 +90,9 @@ def estimate(plan: Plan, concurrency: int) -> tuple[float | None, str | None]:
 
 
 def sample_estimate(plan: Plan, concurrency: int) -> tuple[float | None, str | None]:
-    archive = open_location(plan.options.archive)
+    archive = plan.places.archive
     try:
-        det = ModelStore(plan.options.store).load_detector(plan.model.ref, threads=math.ceil(plan.options.actor_cpus))
+        det = plan.places.store.load_detector(plan.model.ref, threads=math.ceil(plan.options.actor_cpus))
     except Exception as exc:  # noqa: BLE001 - an estimate must never fail a dry run
         return None, f"no estimate ({type(exc).__name__}: {exc})"
     prep = preparer(config_json(plan.run_config))  # timed as the run runs: tiled when it is

@@ -344,8 +344,8 @@ def test_a_reprocess_refuses_the_ensemble_before_it_starts_when_the_files_are_mi
     local_store.publish(colour_onnx, "species", "2", species_config())
     ensemble_only = FilterSet.from_specs([{"name": "species_ensemble", "config": {}}])
     with pytest.raises(BatchError, match="classifier species:2: species_ensemble needs the classifier's taxonomy"):
-        preflight_classifier(local_store.root, "species:2", ensemble_only)
-    preflight_classifier(local_store.root, "species:2", FilterSet())  # without the ensemble it runs
+        preflight_classifier(local_store, "species:2", ensemble_only)
+    preflight_classifier(local_store, "species:2", FilterSet())  # without the ensemble it runs
 
 
 def test_the_online_door_checks_the_ensemble_against_the_classifiers_files(store: ModelStore) -> None:

@@ -31,6 +31,7 @@ from sklearn.metrics import adjusted_rand_score
 from batch.identify.options import IdentifyOptions
 from batch.identify.run import record_decision, run_identify
 from model_store.store.store import ModelStore
+from model_store.tables.archive import open_location
 from model_store.tables.decisions import ConfirmSighting, DetectionKey, NameIndividual, RejectSighting, make
 from model_store.tables.identities import current
 
@@ -66,18 +67,19 @@ def run(individuals: int, views: int, share: float, root: Path) -> dict:
     majority = s.groupby("individual_id")["truth"].agg(lambda v: v.mode().iloc[0])
     picked = s.sample(frac=share, random_state=0)
     confirmed, rejected = [], []
+    opened = open_location(tables)
     for r in picked.itertuples():
         key = DetectionKey(uri=r.uri, content_id=r.content_id, detection_index=int(r.detection_index))
         if majority[r.individual_id] == r.truth:
-            record_decision(tables, make(ConfirmSighting, "bench", sighting=key, individual_id=r.individual_id))
+            record_decision(opened, make(ConfirmSighting, "bench", sighting=key, individual_id=r.individual_id))
             confirmed.append((r.uri, r.individual_id))
         else:
-            record_decision(tables, make(RejectSighting, "bench", sighting=key, individual_id=r.individual_id))
+            record_decision(opened, make(RejectSighting, "bench", sighting=key, individual_id=r.individual_id))
             rejected.append((r.uri, r.individual_id))
     ids = sorted(s["individual_id"].unique())
     names = {i: f"animal-{n}" for n, i in enumerate(ids) if n % 10 == 0}
     for ident, name in names.items():
-        record_decision(tables, make(NameIndividual, "bench", individual_id=ident, name=name))
+        record_decision(opened, make(NameIndividual, "bench", individual_id=ident, name=name))
     before = dict(zip(s["uri"], s["individual_id"], strict=True))
 
     t = time.perf_counter()

@@ -19,6 +19,7 @@ from model_store.core.imaging import encode_jpeg
 from model_store.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
 from model_store.tables.identities import Current, current, cut_snips, fold, key_of, row_key
 from trapline.base.errors import DecisionConflictError, DecisionError, NotFoundError
+from trapline.base.storage import Storage
 
 ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}
 
@@ -127,14 +128,15 @@ def snip(tables_url: str, individual_id: str, n: int) -> bytes:
     return encode_jpeg(crop)
 
 
-def decide(tables_url: str, action: str, who: str, comment: str | None, **fields: Any) -> Decision:
-    """Record a person's decision about individuals: a DecisionError (422) for a bad or unknown field, a
-    DecisionConflictError (409) when it contradicts what people decided before; nothing is written then."""
+def decide(tables: Storage, action: str, who: str, comment: str | None, **fields: Any) -> Decision:
+    """Record a person's decision about individuals in the tables opened at the door: a DecisionError (422) for a
+    bad or unknown field, a DecisionConflictError (409) when it contradicts what people decided before; nothing is
+    written then."""
     if action not in ACTIONS:
         raise DecisionError(f"action: one of {', '.join(ACTIONS)}, got {action!r}", field="action")
     cls = ACTIONS[action]
     decision = make(cls, who, comment, **{k: v for k, v in fields.items() if v is not None and k in cls.model_fields})
-    cur = current(tables_url)
+    cur = current(tables)
     if isinstance(decision, MergeIndividuals) and \
             cur.decided.canonical(decision.individual_id) == cur.decided.canonical(decision.other_id):
         raise DecisionConflictError(f"{decision.individual_id} and {decision.other_id} are one individual already "
@@ -146,7 +148,7 @@ def decide(tables_url: str, action: str, who: str, comment: str | None, **fields
         raise DecisionConflictError(
             f"this would put sighting {uri} #{index} in an individual a person said it is not "
             f"({after.pinned[clash[0]]}); confirm it there first if that was wrong", field="action")
-    return record_decision(tables_url, decision)
+    return record_decision(tables, decision)
 
 
 def review_queue(cur: Current, low: float, high: float) -> pd.DataFrame:

@@ -233,10 +233,9 @@ def _sightings(m: _Matched, labels, ids: list[str], pinned, ident, run_id: str) 
     return pd.DataFrame(out, columns=SIGHTINGS_SCHEMA.names)
 
 
-def record_decision(tables_url: str, decision):
-    """Append a person's decision about individuals after checking that what it names exists in the newest
-    run (an unknown individual or sighting is a DecisionError and nothing is written)."""
-    storage = open_location(tables_url)
+def record_decision(storage: Storage, decision):
+    """Append a person's decision about individuals to the tables opened at the door, after checking that what it
+    names exists in the newest run (an unknown individual or sighting is a DecisionError and nothing is written)."""
     sightings = read_result(storage, SIGHTINGS)
     known = set(sightings["individual_id"].dropna())
     check_decision(decision, known)
@@ -245,5 +244,5 @@ def record_decision(tables_url: str, decision):
     for k in named:
         if key_of(k) not in keys:
             raise DecisionError(f"unknown sighting {k.uri} #{k.detection_index}: not in the newest identify run "
-                                f"of {tables_url}", field="sighting")
+                                f"of {storage.url()}", field="sighting")
     return DecisionsLog(storage).append(decision)

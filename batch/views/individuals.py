@@ -24,6 +24,7 @@ from batch.views.individuals_protocol import (
     IndividualPage,
     ReviewPage,
 )
+from model_store.tables.archive import open_location
 from serve.deps import in_thread, read_auth, reviewer_auth, signed
 from trapline.base.errors import InvalidParameterError
 
@@ -69,7 +70,8 @@ def _review(tables: str, low: float, high: float, limit: int, offset: int) -> di
             "sightings": shown}
 
 
-def _decide(tables: str, body: DecisionRequest) -> dict[str, Any]:
+def _decide(tables_url: str, body: DecisionRequest) -> dict[str, Any]:
+    tables = open_location(tables_url)  # opened once for the check, the write and the answer
     fields = body.model_dump(exclude={"action", "tables", "who", "comment"})
     decision = individuals.decide(tables, body.action, body.who, body.comment, **fields)
     ident = getattr(decision, "individual_id", None)

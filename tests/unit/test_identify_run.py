@@ -11,6 +11,7 @@ from batch.identify.options import IdentifyOptions
 from batch.identify.run import record_decision, run_identify
 from model_store.core.identify.cluster import cluster, stable_ids
 from model_store.store.store import ModelStore
+from model_store.tables.archive import open_location
 from model_store.tables.decisions import (
     ConfirmSighting,
     DecisionsLog,
@@ -92,12 +93,12 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
     a, b = ids[0], ids[1]
     first_a = next(s[s["individual_id"] == a].itertuples())
     first_b = next(s[s["individual_id"] == b].itertuples())
-    record_decision(url, make(NameIndividual, "ana", individual_id=a, name="Stripey"))
-    record_decision(url, make(MergeIndividuals, "ana", individual_id=a, other_id=b))
+    record_decision(open_location(url), make(NameIndividual, "ana", individual_id=a, name="Stripey"))
+    record_decision(open_location(url), make(MergeIndividuals, "ana", individual_id=a, other_id=b))
     other = ids[2]
     lone = next(s[s["individual_id"] == other].itertuples())
-    record_decision(url, make(RejectSighting, "ana", sighting=_key(lone), individual_id=other))
-    record_decision(url, make(ConfirmSighting, "ana", sighting=_key(first_b), individual_id=a))
+    record_decision(open_location(url), make(RejectSighting, "ana", sighting=_key(lone), individual_id=other))
+    record_decision(open_location(url), make(ConfirmSighting, "ana", sighting=_key(first_b), individual_id=a))
 
     # a new identifier version and another threshold: every decision kept, the other ids unchanged
     report = run_identify(IdentifyOptions(tables=str(url), identifier="coats:2", store=str(store), threshold=0.6))
@@ -123,11 +124,11 @@ def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
         make(MergeIndividuals, "ana", individual_id="x", other_id="x")
     assert err.value.status == 422
     with pytest.raises(DecisionError, match="unknown individual 'nobody'"):
-        record_decision(url, make(NameIndividual, "ana", individual_id="nobody", name="N"))
+        record_decision(open_location(url), make(NameIndividual, "ana", individual_id="nobody", name="N"))
     ghost = DetectionKey(uri="/nowhere.png", content_id="size=1", detection_index=0)
     some = read_result(url, SIGHTINGS)["individual_id"].iloc[0]
     with pytest.raises(DecisionError, match="unknown sighting /nowhere.png"):
-        record_decision(url, make(ConfirmSighting, "ana", sighting=ghost, individual_id=some))
+        record_decision(open_location(url), make(ConfirmSighting, "ana", sighting=ghost, individual_id=some))
     assert len(DecisionsLog(url).read()) == before  # nothing half-written
     ModelStore(store).publish(None, "deer-coats", "1", {"backend": "keypoints", "applies_to": ["deer"]})
     with pytest.raises(LabelNotCoveredError, match="identifies deer, but the kept detections of det:1 are zebra"):
@@ -165,7 +166,7 @@ def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
     root, url, store, _ = archive
     run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     some = read_result(url, SIGHTINGS)["individual_id"].dropna().iloc[-1]
-    record_decision(url, make(NameIndividual, "ana", individual_id=some, name="Zed"))
+    record_decision(open_location(url), make(NameIndividual, "ana", individual_id=some, name="Zed"))
     assert main(["report", "--tables", url, "--out", str(tmp_path / "r")]) == 0
     html = (tmp_path / "r" / "index.html").read_text()
     assert 'id="individuals"' in html

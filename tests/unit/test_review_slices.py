@@ -20,6 +20,7 @@ from batch.identify.run import record_decision, run_identify
 from batch.postprocessing import occurrences
 from batch.review import ReportOptions, build_report
 from model_store.store.store import ModelStore
+from model_store.tables.archive import open_location
 from model_store.tables.commit import write_stage_results
 from model_store.tables.decisions import NameIndividual, make
 from model_store.tables.identities import SIGHTINGS, read_result
@@ -70,7 +71,7 @@ def identified(d: Path) -> Path:
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
     run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     some = read_result(url, SIGHTINGS)["individual_id"].dropna().iloc[-1]
-    record_decision(url, make(NameIndividual, "ana", individual_id=some, name="Zed"))
+    record_decision(open_location(url), make(NameIndividual, "ana", individual_id=some, name="Zed"))
     return Path(url)
 
 

@@ -117,7 +117,10 @@ class Season:
     def _reset(self) -> None:
         self._parts: dict[str, int] = {}  # image and occurrence parts read -> their size
         self._set_of: dict[str, str] = {}  # part name -> the result set of its rows (from its images file)
-        self._manifests: dict[str, RunManifest] = {}
+        self._manifests: dict[str, RunManifest] = {}  # runs not finished: read again at each refresh
+        # a finished run's manifest no longer changes: only what the figures need of it is kept (kind, status, end),
+        # so a season of runs costs the watcher a small tuple each, not each run's whole manifest
+        self._finished: dict[str, tuple[str, str, float | None]] = {}
         self._identify_run: str | None = None
         self._clock_checks = Every(self.clock_every_s)
         self._images_changed = True
@@ -249,15 +252,17 @@ class Season:
     def _runs(self, storage) -> None:
         names = [n for n in storage.listdir(RUNS_DIR) if n.endswith(".json")]
         for name in names:
-            known = self._manifests.get(name)
-            if known is not None and known.status in FINAL:
-                continue  # a finished run's manifest no longer changes
+            if name in self._finished:
+                continue
             try:
-                self._manifests[name] = RunManifest.model_validate_json(storage.read_bytes(RUNS_DIR, name))
+                m = RunManifest.model_validate_json(storage.read_bytes(RUNS_DIR, name))
             except (OSError, ValueError):
                 continue
-        runs: Counter = Counter()
-        last: dict[tuple[str, str], float] = {}
+            if m.status in FINAL:
+                self._manifests.pop(name, None)
+                self._finished[name] = (m.kind, m.status, _seconds(m.ended_at or m.updated_at))
+            else:
+                self._manifests[name] = m
         running = []
         for m in self._manifests.values():
             if m.status == "running":
@@ -267,10 +272,14 @@ class Season:
                 running.append({"run_id": m.run_id, "kind": m.kind, "processed": done,
                                 "failed": int(c.get("failed", 0)), "to_process": int(c.get("to_process", 0)),
                                 "images_per_s": done / elapsed if elapsed > 0 else 0.0})
-            runs[(m.kind, m.status)] += 1
-            when = _seconds(m.ended_at or m.updated_at)
-            if when is not None and when > last.get((m.kind, m.status), 0.0):
-                last[(m.kind, m.status)] = when
+        runs: Counter = Counter()
+        last: dict[tuple[str, str], float] = {}
+        for kind, status, when in [*self._finished.values(),
+                                   *((m.kind, m.status, _seconds(m.ended_at or m.updated_at))
+                                     for m in self._manifests.values())]:
+            runs[(kind, status)] += 1
+            if when is not None and when > last.get((kind, status), 0.0):
+                last[(kind, status)] = when
         with self._lock:
             self._state.runs, self._state.last_run_s, self._state.running = runs, last, running
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.bench_model import ensure_if_bench_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, parse_list, write_json
-from benchmarks.serve_load import closed_loop, load_payloads, serve_config, service
+from benchmarks.serve_load import Door, closed_loop, load_payloads, serve_config, service
 from benchmarks.soak import spike
 from serve.config import DeploymentServeConfig
 
@@ -45,13 +45,13 @@ def plus4(model: str) -> int:
 def run_sizing(args: argparse.Namespace, payloads: list[bytes], extra: dict[str, Any]) -> dict[str, Any]:
     cfg = serve_config(args.store, args.model, MAX_BATCH, 0.005, num_cpus=args.num_cpus,
                        max_queued_requests=MAX_QUEUED, **extra)
-    params = {"model": args.model}
+    door = Door(args.model)
     out: dict[str, Any] = {"extra": extra, "bursts": []}
     with service(None, cfg, num_cpus=args.ray_cpus) as url:
-        asyncio.run(closed_loop(url, payloads, 2, 2.0, params))  # warm-up
-        out["capacity_rps"] = capacity = asyncio.run(closed_loop(url, payloads, 4, 3.0, params))["throughput_rps"]
+        asyncio.run(closed_loop(url, payloads, 2, 2.0, door))  # warm-up
+        out["capacity_rps"] = capacity = asyncio.run(closed_loop(url, payloads, 4, 3.0, door))["throughput_rps"]
         for factor in args.factors:
-            res = asyncio.run(spike(url, payloads, factor * capacity, args.spike_s, params))
+            res = asyncio.run(spike(url, payloads, factor * capacity, args.spike_s, door))
             res["factor"] = factor
             out["bursts"].append(res)
             print(f"  {factor:g} x {capacity:.1f}/s for {args.spike_s:g} s: {res['requests']} requests answered in "

@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.serve_load import closed_loop, open_loop
+from benchmarks.serve_load import Door, closed_loop, open_loop
 
 
 def http_closed(url: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
-    res = asyncio.run(closed_loop(url, payloads, concurrency, seconds))
+    res = asyncio.run(closed_loop(url, payloads, concurrency, seconds, Door()))
     return {"concurrency": concurrency, "rps": res["throughput_rps"], "p50_ms": res["latency"]["p50_ms"],
             "statuses": res["statuses"], "requests": res["requests"]}
 
@@ -53,7 +53,7 @@ def refused_latency(url: str, payloads: list[bytes], concurrency: int, seconds: 
 
 
 def light_load(url: str, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
-    res = asyncio.run(open_loop(url, payloads, rate, seconds))
+    res = asyncio.run(open_loop(url, payloads, rate, seconds, Door()))
     return {"rate": rate, "p50_ms": res["latency"]["p50_ms"], "p95_ms": res["latency"]["p95_ms"],
             "statuses": res["statuses"]}
 

@@ -84,7 +84,7 @@ def measure_online(store: str, model: str, payloads: list[bytes], settings: dict
     """Saturation (closed loop), light load (open loop at a tenth of it) and, with `soak_s`, a short soak at
     80 % of it in windows, each window's p99 beside the machine's load (benchmarks.soak.soak_windows), so a
     regression of the tail shows in `make bench`."""
-    from benchmarks.serve_load import run_load, serve_config, service
+    from benchmarks.serve_load import Door, run_load, serve_config, service
     from benchmarks.soak import soak_windows
 
     name = ModelRef.parse(model).name
@@ -95,7 +95,7 @@ def measure_online(store: str, model: str, payloads: list[bytes], settings: dict
         light = run_load(url, name, payloads, "open", rate, light_s, warmup_s=0)
         soak = None
         if soak_s > 0 and sat["throughput_rps"]:
-            soak = soak_windows(url, name, payloads, SOAK_LOAD * sat["throughput_rps"], minutes=soak_s / 60,
+            soak = soak_windows(url, Door(name), payloads, SOAK_LOAD * sat["throughput_rps"], minutes=soak_s / 60,
                                 window_s=soak_window_s, p99_target_ms=TARGETS["soak_p99_ms"],
                                 capacity=sat["throughput_rps"], replicas=settings["num_replicas"],
                                 log=lambda m: print(f"   {m.strip()}", flush=True))

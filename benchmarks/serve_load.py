@@ -18,11 +18,13 @@ import asyncio
 import collections
 import contextlib
 import heapq
+import itertools
 import os
 import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,37 @@ from benchmarks.bench_model import ensure_if_bench_model
 from benchmarks.common import DEFAULT_STORE, latency_summary, local_ray, parse_list, print_table, write_json
 
 DETECT_PATH = "/v1/detect"
+RECORD_PATH = "/v1/images"  # the recording door: answered as /v1/detect, and each upload kept (serve/recording/)
+
+
+@dataclass(frozen=True)
+class Door:
+    """Where and how the load's requests go: the model asked for, the path (/v1/detect, or /v1/images where the
+    service records what it answers) and the bearer token (a person's from the people registry, or none)."""
+
+    model: str | None = None  # None: the service's default model
+    path: str = DETECT_PATH
+    token: str | None = None
+    version: str | None = None  # a pinned version (query parameter `version`)
+    _sent: Iterator[int] = field(default_factory=itertools.count, compare=False, repr=False)
+
+    def body(self, payload: bytes) -> bytes:
+        """What is sent for `payload`: itself, or through the recording door a picture of its own (a JPEG comment
+        numbering it), since the door keeps an upload once by its content and answers a repeat with the first
+        record: a season's uploads are each new."""
+        if self.path != RECORD_PATH or not payload.startswith(b"\xff\xd8"):
+            return payload
+        note = f"trapline soak {next(self._sent)}".encode()
+        return payload[:2] + b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note + payload[2:]
+
+    @property
+    def params(self) -> dict[str, str]:
+        recorded = {"camera": "soak"} if self.path == RECORD_PATH else {}  # an upload is kept under its camera
+        return {**recorded, **{k: v for k, v in (("model", self.model), ("version", self.version)) if v is not None}}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"content-type": "image/jpeg", **({"authorization": f"Bearer {self.token}"} if self.token else {})}
 
 
 class _Recorder:
@@ -45,24 +78,25 @@ class _Recorder:
         self.versions: collections.Counter[str] = collections.Counter()
         self.last_done = 0.0
 
-    async def send(self, client: httpx.AsyncClient, url: str, body: bytes, params: dict, started: float) -> None:
+    async def send(self, client: httpx.AsyncClient, base_url: str, body: bytes, door: Door, started: float) -> None:
         try:
-            resp = await client.post(url, content=body, params=params, headers={"content-type": "image/jpeg"})
+            resp = await client.post(base_url + door.path, content=door.body(body), params=door.params,
+                                     headers=door.headers)
             status = str(resp.status_code)
-            if resp.status_code == 200:
+            if resp.is_success:  # 200; the recording door's 201 (kept) too
                 data = resp.json()
                 self.batch_sizes[int(data.get("timing_ms", {}).get("batch_size", 0))] += 1
                 self.versions[str(data.get("model", {}).get("version"))] += 1
         except httpx.HTTPError as exc:
             status = type(exc).__name__
         self.last_done = time.perf_counter()
-        if status == "200":
+        if status.startswith("2"):
             self.latencies.append(self.last_done - started)
         self.statuses[status] += 1
 
     def summary(self, elapsed: float) -> dict[str, Any]:
         total = sum(self.statuses.values())
-        ok = self.statuses.get("200", 0)
+        ok = sum(n for status, n in self.statuses.items() if status.startswith("2"))
         sizes = {k: v for k, v in sorted(self.batch_sizes.items()) if k > 0}
         mean_bs = sum(k * v for k, v in sizes.items()) / max(1, sum(sizes.values())) if sizes else None
         return {"requests": total, "ok": ok, "errors": total - ok, "error_rate": round((total - ok) / total, 4)
@@ -109,12 +143,11 @@ def queueing_floor_p99_ms(due: Sequence[float], capacity: float, servers: int = 
     return round(float(np.percentile(lat, 99)) * 1000, 1)
 
 
-async def open_loop(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float,
-                    params: dict | None = None, poisson: bool = True, seed: int = 0,
-                    timeout_s: float = 30.0) -> dict[str, Any]:
-    """Send at `rate` requests/s for `duration_s`; latency counts from each request's due time."""
+async def open_loop(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float, door: Door,
+                    poisson: bool = True, seed: int = 0, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send at `rate` requests/s for `duration_s` through `door`; latency counts from each request's due time."""
     rec, tasks, lags = _Recorder(), [], []
-    url = base_url.rstrip("/") + DETECT_PATH
+    url = base_url.rstrip("/")
     async with _client(timeout_s) as client:
         t0 = time.perf_counter()
         for i, offset in enumerate(arrivals(rate, duration_s, seed, poisson)):
@@ -123,7 +156,7 @@ async def open_loop(base_url: str, payloads: Sequence[bytes], rate: float, durat
             if delay > 0:
                 await asyncio.sleep(delay)
             lags.append(time.perf_counter() - due)  # how late the generator itself was
-            tasks.append(asyncio.create_task(rec.send(client, url, payloads[i % len(payloads)], params or {}, due)))
+            tasks.append(asyncio.create_task(rec.send(client, url, payloads[i % len(payloads)], door, due)))
         await asyncio.gather(*tasks)
     out = rec.summary(max(rec.last_done, t0 + duration_s) - t0)
     out.update(mode="open", offered_rps=rate, duration_s=duration_s,
@@ -131,16 +164,16 @@ async def open_loop(base_url: str, payloads: Sequence[bytes], rate: float, durat
     return out
 
 
-async def closed_loop(base_url: str, payloads: Sequence[bytes], concurrency: int, duration_s: float,
-                      params: dict | None = None, timeout_s: float = 30.0) -> dict[str, Any]:
-    """`concurrency` clients each send, wait for the answer, and send again, for `duration_s`."""
+async def closed_loop(base_url: str, payloads: Sequence[bytes], concurrency: int, duration_s: float, door: Door,
+                      timeout_s: float = 30.0) -> dict[str, Any]:
+    """`concurrency` clients each send through `door`, wait for the answer, and send again, for `duration_s`."""
     rec = _Recorder()
-    url = base_url.rstrip("/") + DETECT_PATH
+    url = base_url.rstrip("/")
 
     async def client_loop(client: httpx.AsyncClient, k: int, deadline: float) -> None:
         i = k
         while time.perf_counter() < deadline:
-            await rec.send(client, url, payloads[i % len(payloads)], params or {}, time.perf_counter())
+            await rec.send(client, url, payloads[i % len(payloads)], door, time.perf_counter())
             i += concurrency
 
     async with _client(timeout_s) as client:
@@ -178,16 +211,16 @@ def stats_delta(before: dict | None, after: dict | None) -> dict[str, Any] | Non
 
 
 def run_load(base_url: str, model: str, payloads: Sequence[bytes], mode: str, level: float, duration_s: float,
-             params: dict | None = None, warmup_s: float = 1.0, poisson: bool = True) -> dict[str, Any]:
+             version: str | None = None, warmup_s: float = 1.0, poisson: bool = True) -> dict[str, Any]:
     """One measured run (after a short closed-loop warm-up), with the batch sizes the server formed."""
-    params = {"model": model, **(params or {})}
+    door = Door(model, version=version)
     if warmup_s > 0:
-        asyncio.run(closed_loop(base_url, payloads, 2, warmup_s, params))
+        asyncio.run(closed_loop(base_url, payloads, 2, warmup_s, door))
     before = model_stats(base_url, model)
     if mode == "open":
-        result = asyncio.run(open_loop(base_url, payloads, level, duration_s, params, poisson))
+        result = asyncio.run(open_loop(base_url, payloads, level, duration_s, door, poisson))
     else:
-        result = asyncio.run(closed_loop(base_url, payloads, int(level), duration_s, params))
+        result = asyncio.run(closed_loop(base_url, payloads, int(level), duration_s, door))
     result["server_batches"] = stats_delta(before, model_stats(base_url, model))
     return result
 
@@ -289,11 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         config = serve_config(args.store, args.model, batch_wait_timeout_s=args.batch_wait_timeout_s,
                               num_gpus=args.num_gpus, **sizing(args))
     levels = parse_list(args.rates, float) if args.mode == "open" else parse_list(args.concurrency)
-    params = {"version": args.version} if args.version else {}
     rows = []
     with service(args.url, config) as url:
         for level in levels:
-            r = run_load(url, args.model, payloads, args.mode, level, args.duration, params, args.warmup,
+            r = run_load(url, args.model, payloads, args.mode, level, args.duration, args.version, args.warmup,
                          poisson=not args.fixed_interval)
             rows.append(r)
     table = [{"level": r.get("offered_rps", r.get("concurrency")), "rps": r["throughput_rps"],

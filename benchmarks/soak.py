@@ -2,8 +2,10 @@
 
 `python -m benchmarks.soak --start --minutes 10 --out bench-results/soak`
 `python -m benchmarks.soak --url http://127.0.0.1:8000 --model demo-detector --pid <ray head pid> --minutes 30`
-The season mode, an hour: `python -m benchmarks.soak --start --minutes 60 --memory-interval-s 5 --out
-bench-results/soak-hour` (ten minutes cannot tell a leak from a warm-up; the second half's slope can).
+The season mode, an hour: `python -m benchmarks.soak --start --minutes 60 --memory-interval-s 5 --people 3 --record
+--out bench-results/soak-hour` (ten minutes cannot tell a leak from a warm-up; the second half's slope can): every
+request with a person's token while one person more is added a minute (each replica re-reads the registry), through
+the recording door (POST /v1/images: each upload a picture of its own, kept with its rows).
 
 1. capacity: a short closed-loop run (serve_load.closed_loop) gives the saturation throughput;
 2. soak: open loop (serve_load.open_loop, Poisson arrivals) at `--load` x capacity for `--minutes`, in
@@ -29,10 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
+import shutil
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +49,8 @@ from benchmarks.bench_model import ensure_if_bench_model
 from benchmarks.common import DEFAULT_ROOT, latency_summary, machine_info, write_json
 from benchmarks.machine_load import LoadWindow, describe, serve_processes
 from benchmarks.serve_load import (
-    DETECT_PATH,
+    RECORD_PATH,
+    Door,
     add_service_arguments,
     arrivals,
     closed_loop,
@@ -55,6 +62,7 @@ from benchmarks.serve_load import (
     sizing,
 )
 from benchmarks.soak_memory import MemoryTrend, memory_table
+from serve.people import PeopleRegistry
 
 # A recovery window whose service spent up to this many times the soak's CPU per answer did the soak's work
 # (30-38 CPU-ms an answer across the tiny soak's soak and recovery windows at one rate on a shared 2-core box).
@@ -62,12 +70,12 @@ COST_SLACK = 1.5
 P99_TARGET_MS = 1000.0  # issue 60: p99 <= 1 s in every 30-s window at 80 % of capacity, on a quiet machine
 
 
-async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float, params: dict,
+async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_s: float, door: Door,
                 timeout_s: float = 30.0) -> dict[str, Any]:
     """Send at a fixed `rate` for `duration_s` whatever the server does; classify every answer. A 503
     with Retry-After counts as `503_retry_after`; `typed_503` says how many of them had trapline's JSON
     error body (the replica's refusal) rather than Serve's proxy's plain text."""
-    url = base_url.rstrip("/") + DETECT_PATH
+    url = base_url.rstrip("/") + door.path
     outcomes: collections.Counter[str] = collections.Counter()
     latencies: list[float] = []
     refusal_latencies: list[float] = []
@@ -77,11 +85,11 @@ async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_
         nonlocal typed
         t0 = time.perf_counter()
         try:
-            r = await client.post(url, content=body, params=params, headers={"content-type": "image/jpeg"})
+            r = await client.post(url, content=door.body(body), params=door.params, headers=door.headers)
         except httpx.HTTPError as exc:
             outcomes[f"client_{type(exc).__name__}"] += 1
             return
-        if r.status_code == 200:
+        if r.is_success:  # 200; the recording door's 201 (kept) too
             outcomes["200"] += 1
             latencies.append(time.perf_counter() - t0)
         elif r.status_code == 503 and r.headers.get("retry-after"):
@@ -112,13 +120,13 @@ async def spike(base_url: str, payloads: Sequence[bytes], rate: float, duration_
 
 
 def _measured_window(meter: LoadWindow, base_url: str, payloads: Sequence[bytes], rate: float, span: float,
-                     params: dict, seed: int, index: int,
+                     door: Door, seed: int, index: int,
                      started: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """One open-loop window at `rate` for `span` s beside the machine's load (the soak's and the recovery's
     windows alike): (the open loop's result, the window's record: its figures, the load (LoadWindow.stop's
     fields) and the CPU the benchmark spent per answer)."""
     meter.start()
-    result = asyncio.run(open_loop(base_url, payloads, rate, span, params, seed=seed))
+    result = asyncio.run(open_loop(base_url, payloads, rate, span, door, seed=seed))
     load = meter.stop()
     record = {"window": index, "t_s": round(time.perf_counter() - started, 1), "requests": result["requests"],
               "errors": result["errors"], "statuses": result["statuses"], "rps": result["throughput_rps"],
@@ -135,7 +143,7 @@ def _floors_text(floor: float | None, floor_replicas: float | None, replicas: in
     return f" (queueing floor {floor:g} ms{on_replicas})"
 
 
-def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: float, *, minutes: float,
+def soak_windows(base_url: str, door: Door, payloads: Sequence[bytes], rate: float, *, minutes: float,
                  window_s: float = 30.0, memory_pid: int | None = None, memory_interval_s: float = 2.0,
                  p99_target_ms: float = P99_TARGET_MS, capacity: float | None = None, replicas: int = 1,
                  service_pids: Sequence[int] = (), log=print) -> dict[str, Any]:
@@ -149,7 +157,6 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
     bursts and the replica count, not the service's own costs). The memory of `memory_pid`'s tree is sampled
     throughout (none without it). `service_pids` (the Serve processes of a service this benchmark started): the
     benchmark's CPU is theirs and this process's alone (`_meter`)."""
-    params = {"model": model}
     windows: list[dict[str, Any]] = []
     latencies_p50 = []
     started = time.perf_counter()
@@ -158,7 +165,7 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
     with MemoryTrend(memory_pid, memory_interval_s) as memory:
         while time.perf_counter() - started < soak_s - 0.5:
             span = min(window_s, soak_s - (time.perf_counter() - started))
-            res, record = _measured_window(meter, base_url, payloads, rate, span, params, len(windows),
+            res, record = _measured_window(meter, base_url, payloads, rate, span, door, len(windows),
                                            len(windows), started)
             due = arrivals(rate, span, len(windows))
             floor = queueing_floor_p99_ms(due, capacity) if capacity else None
@@ -199,15 +206,15 @@ def soak_windows(base_url: str, model: str, payloads: Sequence[bytes], rate: flo
     return soak
 
 
-def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: float, load: float = 0.8,
+def run_soak(base_url: str, door: Door, payloads: Sequence[bytes], *, minutes: float, load: float = 0.8,
              capacity_s: float = 10.0, capacity_concurrency: int = 8, window_s: float = 30.0,
              spike_factor: float = 3.0, spike_s: float = 20.0, recovery_s: float = 30.0,
              memory_pid: int | None = None, memory_interval_s: float = 2.0, replicas: int = 1,
              service_pids: Sequence[int] = (), log=print) -> dict[str, Any]:
-    """Capacity, soak, spike and recovery against a running service; returns the figures."""
-    params = {"model": model}
-    asyncio.run(closed_loop(base_url, payloads, 2, min(2.0, capacity_s), params))  # warm-up
-    cap_run = asyncio.run(closed_loop(base_url, payloads, capacity_concurrency, capacity_s, params))
+    """Capacity, soak, spike and recovery against a running service, every request through `door`; returns the
+    figures."""
+    asyncio.run(closed_loop(base_url, payloads, 2, min(2.0, capacity_s), door))  # warm-up
+    cap_run = asyncio.run(closed_loop(base_url, payloads, capacity_concurrency, capacity_s, door))
     capacity = cap_run["throughput_rps"] or 0.0
     if capacity <= 0:
         raise RuntimeError(f"the capacity run had no successful request: {cap_run['statuses']}")
@@ -215,7 +222,7 @@ def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: f
     log(f"capacity {capacity:.2f} images/s (closed loop, {capacity_concurrency} clients, {capacity_s:g} s); "
         f"soak at {rate:.2f}/s for {minutes:g} min")
 
-    soak = soak_windows(base_url, model, payloads, rate, minutes=minutes, window_s=window_s, memory_pid=memory_pid,
+    soak = soak_windows(base_url, door, payloads, rate, minutes=minutes, window_s=window_s, memory_pid=memory_pid,
                         memory_interval_s=memory_interval_s, capacity=capacity, replicas=replicas,
                         service_pids=service_pids, log=log)
     mem = soak["memory"] or {}
@@ -226,12 +233,12 @@ def run_soak(base_url: str, model: str, payloads: Sequence[bytes], *, minutes: f
     for line in memory_table(mem):
         log(line)
 
-    spike_res = asyncio.run(spike(base_url, payloads, spike_factor * capacity, spike_s, params))
+    spike_res = asyncio.run(spike(base_url, payloads, spike_factor * capacity, spike_s, door))
     spike_end = time.perf_counter()
     log(f"spike at {spike_factor:g}x ({spike_res['offered_rps']}/s, {spike_s:g} s): {spike_res['ok']} ok, "
         f"{spike_res['rejected_503_retry_after']} 503 + Retry-After, {spike_res['other_errors']} other errors")
 
-    recovery = recover(base_url, payloads, rate, params, soak, spike_end, recovery_s,
+    recovery = recover(base_url, payloads, rate, door, soak, spike_end, recovery_s,
                        _meter(memory_pid, service_pids), log)
     return {"capacity": {"images_per_s": capacity, "run": cap_run}, "soak": soak, "spike": spike_res,
             "recovery": recovery}
@@ -251,7 +258,7 @@ def _cpu_ms_per_answer(load: dict[str, Any], result: dict[str, Any]) -> float | 
     return round(load["benchmark_cpus"] * result["elapsed_s"] * 1000 / result["ok"], 2)
 
 
-def recover(base_url: str, payloads: Sequence[bytes], rate: float, params: dict, soak: dict[str, Any],
+def recover(base_url: str, payloads: Sequence[bytes], rate: float, door: Door, soak: dict[str, Any],
             spike_end: float, recovery_s: float, meter: LoadWindow, log=print) -> dict[str, Any]:
     """Back to the soak's rate in windows until one is clean: no error, and a p50 back near the soak's
     (under max(2 x, + 50 ms) its median window) or over it only because the service waited for the CPU.
@@ -270,7 +277,7 @@ def recover(base_url: str, payloads: Sequence[bytes], rate: float, params: dict,
     after, recovered_at, judged = [], None, True
     step = max(1.0, min(5.0, recovery_s / 3))
     while time.perf_counter() - spike_end < recovery_s:
-        res, record = _measured_window(meter, base_url, payloads, rate, step, params, 1000 + len(after),
+        res, record = _measured_window(meter, base_url, payloads, rate, step, door, 1000 + len(after),
                                        len(after), spike_end)
         cost = record["cpu_ms_per_answer"]
         waited = (bool(record["busy"]) and cost is not None and usual_cost is not None
@@ -292,6 +299,36 @@ def recover(base_url: str, payloads: Sequence[bytes], rate: float, params: dict,
     return recovery
 
 
+def people_tokens(location: Path, n: int) -> list[str]:
+    """A fresh people registry at `location` with `n` readers; their tokens (shown once, as `trapline people add`)."""
+    shutil.rmtree(location, ignore_errors=True)
+    registry = PeopleRegistry(str(location))
+    return [registry.add(f"soak-{i}", "reader") for i in range(n)]
+
+
+class PeopleChanging:
+    """Adds one person to the registry every `every_s` while the soak runs: each replica's PeopleView sees the
+    document change and re-reads it (what a season of `trapline people add` and rotations does)."""
+
+    def __init__(self, location: Path, every_s: float) -> None:
+        self.registry, self.every_s, self.added = PeopleRegistry(str(location)), every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="people-changing", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.registry.add(f"added-{self.added}", "reader")
+            self.added += 1
+
+    def __enter__(self) -> PeopleChanging:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_service_arguments(parser, image_count=16)
@@ -307,7 +344,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-interval-s", type=float, default=2.0)
     parser.add_argument("--max-queued-requests", type=int, default=64, help="with --start: the 503 threshold")
     parser.add_argument("--out", default=str(DEFAULT_ROOT / "soak"), help="directory for soak.json")
+    parser.add_argument("--people", type=int, default=0, help=(
+        "with --start: a people registry of this many personal tokens (in --out/people); every request carries "
+        "the first one's, and one person more is added every --people-change-s, so each replica re-reads it"))
+    parser.add_argument("--people-change-s", type=float, default=60.0)
+    parser.add_argument("--record", action="store_true", help=(
+        "with --start: the service records what it answers (uploads to --out/record/archive, rows to "
+        "--out/record/tables) and the load goes to POST /v1/images"))
+    parser.add_argument("--token", default=None, help="with --url: the bearer token to send")
     args = parser.parse_args(argv)
+    if (args.people or args.record) and not args.start:
+        parser.error("--people and --record set up the service: they need --start (with --url, pass --token)")
     payloads = load_payloads(args.images, args.count, args.size)
     config, replicas = None, args.num_replicas or 1
     if args.start:
@@ -316,18 +363,30 @@ def main(argv: list[str] | None = None) -> int:
         replicas = sized["num_replicas"]
         config = serve_config(args.store, args.model, batch_wait_timeout_s=args.batch_wait_timeout_s,
                               max_queued_requests=args.max_queued_requests, **sized)
+    door = Door(args.model, token=args.token)
+    out = Path(args.out)
+    if args.record:
+        config["record"] = {"archive": str(out / "record" / "archive"), "tables": str(out / "record" / "tables")}
+        door = replace(door, path=RECORD_PATH)
+    changing = contextlib.nullcontext()
+    if args.people:
+        config["people"] = {"location": str(out / "people")}
+        door = replace(door, token=people_tokens(out / "people", args.people)[0])
+        changing = PeopleChanging(out / "people", args.people_change_s)
     memory_pid = os.getpid() if args.start else args.pid
     t0 = time.perf_counter()
-    with service(args.url, config) as url:
+    with service(args.url, config) as url, changing:
         # A service started here lives in this process's Ray: its own processes are the benchmark (`_meter`).
         service_pids = serve_processes(os.getpid()) if args.start else ()
-        result = run_soak(url, args.model, payloads, minutes=args.minutes, load=args.load,
+        result = run_soak(url, door, payloads, minutes=args.minutes, load=args.load,
                           capacity_s=args.capacity_s, capacity_concurrency=args.capacity_concurrency,
                           window_s=args.window_s, spike_factor=args.spike_factor, spike_s=args.spike_s,
                           recovery_s=args.recovery_s, memory_pid=memory_pid,
                           memory_interval_s=args.memory_interval_s, replicas=replicas,
                           service_pids=service_pids, log=lambda m: print(m, flush=True))
     result.update(config=config, payload_size=args.size, wall_s=round(time.perf_counter() - t0, 1),
+                  door={"path": door.path, "personal_token": bool(args.people),
+                        "people_added": getattr(changing, "added", 0)},
                   machine=machine_info(), argv=sys.argv[1:] if argv is None else list(argv))
     path = write_json(Path(args.out) / "soak.json", result)
     print(f"wrote {path}")

@@ -28,10 +28,14 @@ def test_soak_writes_trend_spike_and_recovery(ray_cluster, local_store, tmp_path
             "--minutes", "0.06", "--window-s", "1.8", "--capacity-s", "1.5", "--capacity-concurrency", "4",
             "--spike-s", "1.5", "--recovery-s", "15", "--memory-interval-s", "0.5",
             "--num-replicas", "1", "--num-cpus", "0.5", "--max-queued-requests", "32", "--load", "0.6",
-            "--out", str(out)]
+            "--people", "2", "--people-change-s", "1", "--out", str(out)]
     assert soak.main(argv) == 0
     data = json.loads((out / "soak.json").read_text())
     assert data["capacity"]["images_per_s"] > 0
+    # the season's mode (issue 87): every request carried a person's token while the registry changed under the
+    # replicas (an error below would show a replica that refused it); `--record` is the hour's soak's
+    assert data["door"] == {**data["door"], "path": "/v1/detect", "personal_token": True}
+    assert data["door"]["people_added"] >= 3
     s = data["soak"]
     assert s["requests"] > 0 and s["requests"] == sum(w["requests"] for w in s["windows"]) and len(s["windows"]) == 2
     assert s["errors"] == 0, s["windows"]  # the soak's rate is held without an error

@@ -33,8 +33,7 @@ class HealthReport:
 def judge(s: Signals, t: HealthThresholds, now_s: float | None = None) -> HealthReport:
     """Each check of `s` against `t`: one per season signal that has a threshold (batch/season_signals.py)."""
     now_s = time.time() if now_s is None else now_s
-    return HealthReport(s.tables, [th.judge(th, s, None if th.option is None else getattr(t, th.option), now_s)
-                                   for th in thresholds()])
+    return HealthReport(s.tables, [th.of(s, t, now_s) for th in thresholds()])
 
 
 def run_health(options: HealthOptions, progress=None) -> HealthReport:

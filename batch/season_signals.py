@@ -67,6 +67,10 @@ class Threshold:
     ge: float | None = None
     le: float | None = None
 
+    def of(self, s: Signals, limits, now_s: float) -> Check:
+        """The check of the figures `s` against this threshold's limit in `limits` (a `HealthThresholds`)."""
+        return self.judge(self, s, None if self.option is None else getattr(limits, self.option), now_s)
+
     def bounds(self) -> dict[str, float]:
         return {k: v for k, v in (("gt", self.gt), ("ge", self.ge), ("le", self.le)) if v is not None}
 

@@ -98,7 +98,7 @@ class TrainingSetExporter(Exporter[TrainingSetOptions]):
             raise BatchError(f"no reviewed image to put in a training set of {where} ("
                              + ("; ".join(left_out_notes(found, self.whole_only)) or "no image in scope")
                              + "): review some first (trapline review, or the console's Review page)")
-        split(items, job.options.fractions(), job.options.seed)
+        split(items, job.options.fractions(), job.options.seed, found.sites)
         name_pictures(items)
         labels = labels_of(items)
         final = local_path(job.out)

@@ -13,8 +13,10 @@ The rules (the review verdicts folded by model_store/tables/verdicts.py, for the
   since an unjudged animal would teach "background"; crops take its verified boxes, each judged on its own.
 
 The split puts whole cameras in one split (so no camera is in two splits, and every frame of an occurrence, which
-lies in one camera, is in one split; an occurrence id met in two cameras joins them), drawn by `seed`: the cameras
-are shuffled, then each goes to the split furthest below its share of images.
+lies in one camera, is in one split; an occurrence id met in two cameras joins them). Where the tables know
+deployments (model_store/tables/deployments.py), cameras that stood at one site (its locationID, else its
+locationName, else its coordinates to 4 decimals) join too: a site's background is in one split. The draw is by
+`seed`: the groups are shuffled, then each goes to the split furthest below its share of images.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from batch.export.base import ExportJob
 from batch.export.training_options import SPLITS, TrainingSetOptions
 from batch.postprocessing.determine import key_of
 from model_store.tables.decisions import DecisionsLog
+from model_store.tables.deployments import DeploymentsTable
 from model_store.tables.reader import Tables
 from model_store.tables.verdicts import VERDICT_ACTIONS, PersonVerdicts
 
-SPLIT_RULE = ("whole cameras per split (an occurrence met in two cameras joins them), cameras shuffled by the seed, "
-              "each put in the split furthest below its share of images")
+SPLIT_RULE = ("whole cameras per split (cameras that share an occurrence or a deployment site join), the groups "
+              "shuffled by the seed, each put in the split furthest below its share of images")
 UNKNOWN_CAMERA = "unknown"
 
 
@@ -78,6 +81,7 @@ class Gathered:
     items: list[Item]
     left_out: Counter
     rejected: int
+    sites: dict[str, set[str]] = field(default_factory=dict)  # camera -> the deployment sites it stood at
 
 
 def _clip(bbox: Iterable[float]) -> tuple[float, float, float, float] | None:
@@ -144,7 +148,7 @@ def gather(job: ExportJob[TrainingSetOptions]) -> Gathered:
     verdicts = PersonVerdicts(DecisionsLog(Tables(job.options.tables).storage).read(VERDICT_ACTIONS),
                               f"{job.tset.model_name}:{job.tset.model_version}")
     looked = verdicts.images()
-    out = Gathered([], Counter(), 0)
+    out = Gathered([], Counter(), 0, camera_sites(DeploymentsTable(Tables(job.options.tables).storage)))
     for rows in job.rows():
         by_image: dict[tuple[str, str], list[dict]] = {}
         for d in _said(rows.dets) if not rows.dets.empty else []:
@@ -167,8 +171,19 @@ def gather(job: ExportJob[TrainingSetOptions]) -> Gathered:
     return out
 
 
-def _groups(items: list[Item]) -> dict[str, str]:
-    """camera -> its group: cameras joined when an occurrence id is met in both (union-find)."""
+def camera_sites(deployments: DeploymentsTable) -> dict[str, set[str]]:
+    """camera -> the sites its deployments stood at: locationID, else locationName, else the coordinates."""
+    out: dict[str, set[str]] = {}
+    for r in deployments.records():
+        d = r.deployment
+        out.setdefault(r.camera_id, set()).add(d.locationID or d.locationName
+                                               or f"{d.latitude:.4f},{d.longitude:.4f}")
+    return out
+
+
+def _groups(items: list[Item], sites: dict[str, set[str]]) -> dict[str, str]:
+    """camera -> its group: cameras joined when an occurrence id is met in both, or they stood at one site
+    (union-find)."""
     parent: dict[str, str] = {}
 
     def root(c: str) -> str:
@@ -179,16 +194,19 @@ def _groups(items: list[Item]) -> dict[str, str]:
     first: dict[str, str] = {}
     for it in items:
         root(it.camera_id)
-        for oid in it.occurrences:
-            a, b = root(first.setdefault(oid, it.camera_id)), root(it.camera_id)
+        for link in (*(f"occurrence:{o}" for o in it.occurrences),
+                     *(f"site:{s}" for s in sites.get(it.camera_id, ()))):
+            a, b = root(first.setdefault(link, it.camera_id)), root(it.camera_id)
             if a != b:
                 parent[max(a, b)] = min(a, b)
     return {c: root(c) for c in parent}
 
 
-def split(items: list[Item], fractions: dict[str, float], seed: int) -> None:
-    """Set each item's `split`: whole camera groups, shuffled by `seed`, each to the split furthest below its share."""
-    group_of = _groups(items)
+def split(items: list[Item], fractions: dict[str, float], seed: int, sites: dict[str, set[str]] | None = None
+          ) -> None:
+    """Set each item's `split`: whole camera groups (`sites`: camera -> its deployment sites), shuffled by `seed`,
+    each to the split furthest below its share."""
+    group_of = _groups(items, sites or {})
     sizes = Counter(group_of[it.camera_id] for it in items)
     order = sorted(sizes)
     random.Random(seed).shuffle(order)

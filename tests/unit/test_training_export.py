@@ -17,9 +17,10 @@ from batch.export import training_formats
 from batch.export.training_set import Box, Item, split
 from batch.postprocessing import detection_review as review
 from batch.postprocessing.occurrences import SetPlace
+from model_store.tables.deployments import DeploymentsTable
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.unit.test_accuracy import decide
-from tests.unit.test_review_verbs import img
+from tests.unit.test_review_verbs import det, img
 from trapline.cli import main
 
 IMG_SUFFIXES = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}  # Ultralytics'
@@ -162,6 +163,25 @@ def test_no_camera_is_in_two_splits_and_the_seed_decides(reviewed, tmp_path):
     assert cams[0] == cams[2]
 
 
+def test_cameras_that_stood_at_one_deployment_site_share_a_split(tmp_path):
+    place = SetPlace(str(write_sheet_tables(tmp_path / "t")))
+    archive = tmp_path / "t" / "archive"
+    for rel in ("burst/0.jpg", "sheet/000.jpg"):
+        review.confirm(place, det(archive, rel), "ann")
+    halves = ["--train-fraction", "0.5", "--val-fraction", "0.5", "--test-fraction", "0"]
+    assert export(place, tmp_path / "apart", "yolo", *halves) == 0
+    apart = json.loads((tmp_path / "apart" / "manifest.json").read_text())["splits"]
+    assert (apart["train"]["cameras"], apart["val"]["cameras"]) in ((["burst"], ["sheet"]), (["sheet"], ["burst"]))
+    DeploymentsTable(place.tables).add([
+        {"deploymentID": f"{cam}-2026", "cameraID": cam, "latitude": 51.05 + i * 1e-3, "longitude": 4.35,
+         "deploymentStart": "2026-05-01T00:00:00Z", "deploymentEnd": "2026-07-01T00:00:00Z", "locationID": "ridge"}
+        for i, cam in enumerate(("sheet", "burst"))], "ann")
+    assert export(place, tmp_path / "joined", "yolo", *halves) == 0
+    joined = json.loads((tmp_path / "joined" / "manifest.json").read_text())["splits"]
+    assert sorted(c for s in joined.values() for c in s["cameras"]) == ["burst", "sheet"]
+    assert {len(s["cameras"]) for s in joined.values()} == {0, 2}  # one site: one split
+
+
 def items(cameras: dict[str, int], occurrences: dict[str, list[str]] | None = None) -> list[Item]:
     """`n` reviewed images per camera; `occurrences`: id -> the cameras it was seen in."""
     out = []
@@ -188,6 +208,10 @@ def test_the_split_keeps_whole_cameras_and_occurrences_and_is_drawn_by_the_seed(
         assert all(abs(share[s] / len(found) - f) < 0.06 for s, f in fractions.items()), share
         draws.append(per_camera)
     assert draws[0] == draws[1] and draws[0] != draws[2]
+    for seed in range(5):  # a deployment site seen by two cameras: one split
+        found = items(cameras)
+        split(found, fractions, seed, {"cam05": {"ridge"}, "cam22": {"ridge", "pond"}, "cam09": {"pond"}})
+        assert len({it.split for it in found if it.camera_id in ("cam05", "cam22", "cam09")}) == 1
 
 
 @pytest.mark.parametrize(("flags", "message"), [
@@ -249,8 +273,7 @@ def test_a_picture_gone_from_the_archive_is_left_out_and_named(tmp_path, capsys)
     place = SetPlace(str(write_sheet_tables(tmp_path / "t")))
     archive = tmp_path / "t" / "archive"
     for rel in ("burst/0.jpg", "burst/1.jpg"):
-        review.confirm(place, review.DetectionKey(uri=str(archive / rel), content_id=f"size={len(rel)}",
-                                                  detection_index=0), "ann")
+        review.confirm(place, det(archive, rel), "ann")
     (archive / "burst" / "1.jpg").unlink()
     assert export(place, tmp_path / "set", "yolo") == 0
     assert f"left out {archive / 'burst' / '1.jpg'}" in capsys.readouterr().out

@@ -208,7 +208,8 @@ def label_dirs(labels: list[str]) -> dict[str, str]:
 
 
 class CropsExporter(TrainingSetExporter):
-    """`--format crops`: crops/{split}/{label}/STEM_K.jpg, cut from the original pictures with `--margin` around each
+    """`--format crops`: crops/{split}/{label}/STEM_dN.jpg (N: the detection's index; STEM_addedK.jpg a box people
+    added), cut from the original pictures with `--margin` around each
     verified box (partly reviewed images give their verified boxes; negatives give none)."""
 
     whole_only = False
@@ -228,12 +229,13 @@ class CropsExporter(TrainingSetExporter):
                 notes.append(f"left out {it.uri}: {exc}")
                 continue
             h, w = rgb.shape[:2]
-            for k, b in enumerate(it.boxes):
+            for k, b in enumerate(it.boxes):  # named by the detection's index, or as the k-th box of the image
                 x, y, bw, bh = b.bbox
                 x0, y0, x1, y1 = crop_region((x * w, y * h, (x + bw) * w, (y + bh) * h), w, h, margin)
                 folder = os.path.join(root, "crops", it.split, dirs[b.label])
                 os.makedirs(folder, exist_ok=True)
-                with open(os.path.join(folder, f"{_stem(it.name)}_{k}.jpg"), "wb") as f:
+                tag = f"d{b.detection_index}" if b.detection_index is not None else f"added{k}"
+                with open(os.path.join(folder, f"{_stem(it.name)}_{tag}.jpg"), "wb") as f:
                     f.write(encode_jpeg(rgb[y0:y1, x0:x1]))
             written.append(it)
         negatives = sum(it.negative for it in items)

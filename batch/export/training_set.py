@@ -52,6 +52,8 @@ class Box:
     label: str
     bbox: tuple[float, float, float, float]
     kind: str  # confirmed | relabelled | added
+    detection_index: int | None = None  # the version's detection it is (None: a box people added)
+    occurrence_id: str | None = None  # a tracked set's occurrence the detection belongs to
 
 
 @dataclass
@@ -110,7 +112,7 @@ def _item(img: dict, dets: list[dict], verdicts: PersonVerdicts) -> tuple[Item |
         box = _clip((d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]))
         if box is not None:
             kind = "relabelled" if v.decision.action == "classify" or v.label != d.get("said") else "confirmed"
-            boxes.append(Box(v.label, box, kind))
+            boxes.append(Box(v.label, box, kind, int(d["detection_index"]), oid if isinstance(oid, str) else None))
     for added in verdicts.added.get(image, ()):
         decisions.add(added.decision_id)
         box = _clip(added.bbox)
@@ -242,13 +244,15 @@ def labels_of(items: list[Item]) -> list[str]:
 
 
 def split_counts(items: list[Item], whole_only: bool) -> dict[str, dict[str, Any]]:
-    """Per split: images, negatives, boxes per label and the cameras in it."""
+    """Per split: images, negatives, boxes per label, the cameras in it and the occurrences (a tracked set's) its
+    boxes belong to."""
     out = {}
     for s in SPLITS:
         mine = [it for it in items if it.split == s and (it.whole or not whole_only)]
         out[s] = {"images": len(mine), "negatives": sum(it.negative for it in mine),
                   "boxes": dict(sorted(Counter(b.label for it in mine for b in it.boxes).items())),
-                  "cameras": sorted({it.camera_id for it in mine})}
+                  "cameras": sorted({it.camera_id for it in mine}),
+                  "occurrences": len({b.occurrence_id for it in mine for b in it.boxes if b.occurrence_id})}
     return out
 
 

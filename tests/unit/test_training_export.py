@@ -145,7 +145,7 @@ def test_crops_are_an_image_folder_of_verified_boxes_with_their_margin(reviewed,
     assert sum(found.values()) == 9 and ("noctua" in {d for _, d in found})
     assert sum(c["negatives"] for c in m["splits"].values()) == 0
     split_of_sheet = next(s for s, c in m["splits"].items() if "sheet" in c["cameras"])
-    added = cv2.imread(str(out / "crops" / split_of_sheet / "moth" / "sheet__late1_0.jpg"))
+    added = cv2.imread(str(out / "crops" / split_of_sheet / "moth" / "sheet__late1_added0.jpg"))
     assert added.shape[:2] == (96, 128)  # a 64x48 box with half its size more on each side
 
 
@@ -180,6 +180,35 @@ def test_cameras_that_stood_at_one_deployment_site_share_a_split(tmp_path):
     joined = json.loads((tmp_path / "joined" / "manifest.json").read_text())["splits"]
     assert sorted(c for s in joined.values() for c in s["cameras"]) == ["burst", "sheet"]
     assert {len(s["cameras"]) for s in joined.values()} == {0, 2}  # one site: one split
+
+
+def test_a_tracked_sets_occurrences_each_lie_in_one_split(tmp_path):
+    import pyarrow.dataset as ds
+
+    from model_store.tables.reader import Tables
+    from model_store.tables.schema import DETECTIONS
+    from tests.fixtures.postprocess import postprocess
+
+    tables = write_sheet_tables(tmp_path / "t")
+    tracked = postprocess(tables, "track", {"appearance": "none"})
+    place = SetPlace(str(tables), filters_hash=tracked.filters_hash)
+    decide(place, tmp_path / "t" / "archive")
+    out = tmp_path / "set"
+    assert export(place, out, "crops", "--filters-hash", tracked.filters_hash, "--seed", "4") == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["filters_hash"] == tracked.filters_hash
+    rows = Tables(str(tables)).read(DETECTIONS, "sheetcam", "1", ["uri", "detection_index", "occurrence_id"],
+                                    filter=ds.field("filters_hash") == tracked.filters_hash).to_pylist()
+    occurrence = {(Path(r["uri"]).parent.name + "__" + Path(r["uri"]).stem, r["detection_index"]): r["occurrence_id"]
+                  for r in rows}
+    split_of: dict[str, set[str]] = {}
+    for f in (out / "crops").glob("*/*/*.jpg"):
+        stem, _, tag = f.stem.rpartition("_")
+        if tag.startswith("added"):  # a box people added has no occurrence
+            continue
+        split_of.setdefault(occurrence[(stem, int(tag.removeprefix("d")))], set()).add(f.parent.parent.name)
+    assert len(split_of) >= 3 and all(len(s) == 1 for s in split_of.values())
+    assert sum(s["occurrences"] for s in m["splits"].values()) == len(split_of)
 
 
 def items(cameras: dict[str, int], occurrences: dict[str, list[str]] | None = None) -> list[Item]:

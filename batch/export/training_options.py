@@ -30,8 +30,7 @@ class TrainingSetOptions(FormatOptions):
     def _fractions(self) -> TrainingSetOptions:
         total = self.train_fraction + self.val_fraction + self.test_fraction
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"--train-fraction, --val-fraction and --test-fraction must add up to 1 (they add up "
-                             f"to {total:g})")
+            raise ValueError(f"the train, val and test fractions must add up to 1 (they add up to {total:g})")
         if self.train_fraction <= 0:
             raise ValueError("--train-fraction must be above 0")
         return self

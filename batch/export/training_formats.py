@@ -30,7 +30,6 @@ from batch.export.training_set import (
     manifest,
     name_pictures,
     split,
-    split_counts,
 )
 from batch.postprocessing.snips import source_bytes
 from model_store.core.crops import crop_region
@@ -87,9 +86,6 @@ class TrainingSetExporter(Exporter[TrainingSetOptions]):
         """Write the format's files under `root` (to be renamed `final`): (items written, notes, manifest keys)."""
         raise NotImplementedError
 
-    def counts(self, written: list[Item]) -> dict[str, Any]:
-        return split_counts(written, self.whole_only)
-
     def write(self, job: ExportJob[TrainingSetOptions]) -> tuple[list[str], list[str]]:
         found: Gathered = gather(job)
         items = [it for it in found.items if it.whole or not self.whole_only]
@@ -106,8 +102,8 @@ class TrainingSetExporter(Exporter[TrainingSetOptions]):
         root = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.partial-", dir=os.path.dirname(final))
         try:
             written, notes, extra = self.fill(root, final, items, labels, job)
-            counts = self.counts(written)
-            doc = manifest(job, found, written, counts, labels, self.whole_only, extra)
+            doc = manifest(job, found, written, labels, self.whole_only, extra)
+            counts = doc["splits"]
             with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as f:
                 json.dump(doc, f, indent=1)
             if os.path.isdir(final):
@@ -213,9 +209,6 @@ class CropsExporter(TrainingSetExporter):
     verified box (partly reviewed images give their verified boxes; negatives give none)."""
 
     whole_only = False
-
-    def counts(self, written: list[Item]) -> dict[str, Any]:
-        return split_counts([it for it in written if it.boxes], whole_only=False)
 
     def fill(self, root: str, final: str, items: list[Item], labels: list[str], job: ExportJob[CropsSetOptions]
              ) -> tuple[list[Item], list[str], dict[str, Any]]:

@@ -243,12 +243,12 @@ def labels_of(items: list[Item]) -> list[str]:
     return sorted({b.label for it in items for b in it.boxes})
 
 
-def split_counts(items: list[Item], whole_only: bool) -> dict[str, dict[str, Any]]:
+def split_counts(items: list[Item]) -> dict[str, dict[str, Any]]:
     """Per split: images, negatives, boxes per label, the cameras in it and the occurrences (a tracked set's) its
     boxes belong to."""
     out = {}
     for s in SPLITS:
-        mine = [it for it in items if it.split == s and (it.whole or not whole_only)]
+        mine = [it for it in items if it.split == s]
         out[s] = {"images": len(mine), "negatives": sum(it.negative for it in mine),
                   "boxes": dict(sorted(Counter(b.label for it in mine for b in it.boxes).items())),
                   "cameras": sorted({it.camera_id for it in mine}),
@@ -256,10 +256,10 @@ def split_counts(items: list[Item], whole_only: bool) -> dict[str, dict[str, Any
     return out
 
 
-def manifest(job: ExportJob[TrainingSetOptions], found: Gathered, used: list[Item], counts: dict[str, Any],
-             labels: list[str], partly_out: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the set was made of: the decisions (ids, count, digest), the tables, the versions, the seed, the split
-    rule and its counts, and what was left out."""
+def manifest(job: ExportJob[TrainingSetOptions], found: Gathered, used: list[Item], labels: list[str],
+             partly_out: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the set made of the images `used` was made of: the decisions (ids, count, digest), the tables, the
+    versions, the seed, the split rule and its counts, and what was left out."""
     o, tset = job.options, job.tset
     ids = sorted({d for it in used for d in it.decisions})
     return {
@@ -270,7 +270,7 @@ def manifest(job: ExportJob[TrainingSetOptions], found: Gathered, used: list[Ite
         "scope": o.scope().as_dict(),
         "decisions": {"count": len(ids), "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(), "ids": ids},
         "seed": o.seed, "split": {"rule": SPLIT_RULE, "fractions": o.fractions()},
-        "labels": labels, "splits": counts, "rejected_boxes": found.rejected,
+        "labels": labels, "splits": split_counts(used), "rejected_boxes": found.rejected,
         "left_out": left_out(found, partly_out), "pictures": o.pictures, **(extra or {}),
     }
 

@@ -203,7 +203,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             writing=lambda progress: bool(progress.get("images_done")),
             to_json=lambda r: json.dumps({**dataclasses.asdict(r), "skipped": r.skipped}, indent=2, default=str),
             exit_code=lambda r: 0 if r.status in ("succeeded", "dry-run") else 1),
-    Command("export", "export detection tables as MegaDetector JSON, COCO results or Camtrap DP",
+    Command("export", "export detection tables as MegaDetector JSON, COCO results or Camtrap DP, or people's "
+                      "verified boxes as a training set (YOLO, COCO dataset, crops)",
             ExportOptions, lambda o, progress: run_export(o), _export_text, styles=EXPORT_FLAGS,
             example="trapline export --tables ./detections --format camtrap-dp --out ./camtrap-package "
                     "--deployments deployments.csv --package-meta meta.yaml"),

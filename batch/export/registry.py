@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from batch.export.camtrap_options import CamtrapOptions
 from batch.export.common_options import FormatOptions
+from batch.export.training_options import CropsSetOptions, TrainingSetOptions
 
 if TYPE_CHECKING:
     from batch.export.base import Exporter
@@ -43,5 +44,14 @@ EXPORTERS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("camtrap-dp", "a Camtrap DP 1.0.2 package directory: datapackage.json, deployments.csv (from "
                                "--deployments, else the deployments table), media.csv, observations.csv",
                  "batch.export.camtrap:CamtrapDPExporter", options=CamtrapOptions),
+    ExportFormat("yolo", "a training set of people's verified boxes (docs/guide/exports.md): images/ and labels/ per "
+                         "split, data.yaml for Ultralytics, manifest.json",
+                 "batch.export.training_formats:YoloExporter", options=TrainingSetOptions),
+    ExportFormat("coco-dataset", "a training set of people's verified boxes as COCO datasets: annotations/{split}.json "
+                                 "(pycocotools' COCO), images/ per split, manifest.json",
+                 "batch.export.training_formats:CocoDatasetExporter", options=TrainingSetOptions),
+    ExportFormat("crops", "a training set of people's verified boxes as crops/{split}/{label}/*.jpg (torchvision's "
+                          "ImageFolder), manifest.json", "batch.export.training_formats:CropsExporter",
+                 options=CropsSetOptions),
 )}
 FORMATS = tuple(EXPORTERS)

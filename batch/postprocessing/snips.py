@@ -183,8 +183,8 @@ def _source(bucket: str):
     return cached_location(f"s3://{bucket}" if bucket else "/")
 
 
-def read_source(img: dict, max_pixels: int):
-    """The full-resolution RGB image of a table row (OSError when it is gone or changed since the run)."""
+def source_bytes(img: dict) -> bytes:
+    """The file of a table row, as it is in the archive (OSError when it is gone or changed since the run)."""
     uri = img["uri"]
     if is_web(uri):  # a source recorded by its URL (an Antenna capture)
         data = read_web(uri)
@@ -193,7 +193,12 @@ def read_source(img: dict, max_pixels: int):
     size = img.get("size_bytes")
     if size is not None and not pd.isna(size) and size >= 0 and len(data) != size:
         raise OSError(f"{uri} changed since the run ({len(data)} bytes, the table has {int(size)})")
-    return decode_image(data, max_pixels)
+    return data
+
+
+def read_source(img: dict, max_pixels: int):
+    """The full-resolution RGB image of a table row (OSError when it is gone or changed since the run)."""
+    return decode_image(source_bytes(img), max_pixels)
 
 
 def _append_rows(tables: Tables, name: str, version: str, part: str, rows: list[dict], metadata: dict) -> None:

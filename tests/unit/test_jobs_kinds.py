@@ -77,7 +77,7 @@ def test_invalid_options_name_the_field_and_refused_ones_are_refused():
     ("reprocess", {"archive": "/a", "out": "/b", "model": "m", "progress_interval_s": 0}, ["progress_interval_s"],
      "--progress-interval: Input should be greater than 0"),
     ("export", {"tables": "/t", "format": "csv", "out": "/o"}, ["format"], "--format: Input should be one of "
-     "'megadetector', 'coco', 'camtrap-dp' (got 'csv')"),
+     "'megadetector', 'coco', 'camtrap-dp', 'yolo', 'coco-dataset', 'crops' (got 'csv')"),
     ("export", {"tables": "/t", "out": "/o"}, ["format"], "--format is required"),
     # an option of another format is refused, naming the option and the format (never accepted and ignored)
     ("export", {"tables": "/t", "format": "coco", "out": "/o", "timezone": "+02:00"}, ["timezone"],

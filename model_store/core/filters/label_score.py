@@ -21,8 +21,8 @@ Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class LabelScoreConfig(FilterConfig):
-    min_scores: dict[str, Threshold] = Field(default_factory=dict, description="label -> lowest score kept")
-    cameras: dict[str, dict[str, Threshold]] = Field(default_factory=dict, description=(
+    min_scores: dict[str, Threshold] = Field({}, description="label -> lowest score kept")
+    cameras: dict[str, dict[str, Threshold]] = Field({}, description=(
         "camera id -> label -> lowest score kept there (over the label's own)"))
 
     def threshold(self, label: str, camera: str | None) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from batch.postprocessing import detection_review as review
@@ -91,8 +92,6 @@ def test_a_label_that_cannot_reach_the_target_gets_no_threshold_and_says_why():
 
 
 def test_the_label_score_filter_uses_the_cameras_threshold_where_it_has_one():
-    import numpy as np
-
     from model_store.core.filters import DetectionArrays
 
     fs = FilterSet.from_specs([{"name": "label_score", "config": {"min_scores": {"deer": 0.5},
@@ -157,6 +156,13 @@ def test_the_command_proposes_publishes_and_postprocess_applies_it(reviewed, cap
     assert provenance["source"] == "sheetcam:1" and provenance["target_precision"] == 0.95
     assert provenance["decisions"]["count"] == 30 and provenance["tables"] == Tables(tables).url
     assert "30 decision(s)" in models.card("sheetcam:1-t95")
+
+    # served: the new version's detector applies the thresholds itself (what `models promote` swaps in)
+    blank = np.zeros((480, 640, 3), np.uint8)
+    said = {v: [(d.label, round(d.score, 2)) for d in models.load_detector(f"sheetcam:{v}").predict_batch([blank])[0]
+                .detections] for v in ("1", "1-t95")}
+    assert said["1"] == [("moth", 0.9), ("deer", 0.7), ("deer", 0.6), ("moth", 0.3)]
+    assert said["1-t95"] == [("moth", 0.9)]
 
     report = postprocess(tables, "label_score", None, config_from="sheetcam:1-t95", store=store)
     kept = Tables(tables).read(DETECTIONS, "sheetcam", "1").to_pandas()

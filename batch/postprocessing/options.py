@@ -65,8 +65,8 @@ class PostprocessOptions(ScopedOptions, RunPlace):
     @model_validator(mode="after")
     def _config_or_remove(self) -> PostprocessOptions:
         if (self.config is not None) + self.remove + (self.config_from is not None) != 1:
-            raise ValueError("give the filter's --config, --config-from a model version that has it, or --remove to "
-                             "take it out of the set (one of them)")
+            raise ValueError("give the filter's --config (or --config-from a version whose config has it), or "
+                             "--remove to take it out of the set (one of them)")
         if self.has_place:
             if self.filter != "species_ensemble" or self.remove:
                 raise ValueError("--country / --admin1 place the cameras for the species_ensemble filter: give them "

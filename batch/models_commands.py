@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from batch.command import Command, later, printed
 from batch.flags import FlagStyle
 from batch.options import TABLES_HELP, CommandOptions, Location, StoreRoot, TablesLocation
+from batch.postprocessing.thresholds_rule import MIN_CAMERA, MIN_LABEL, TARGET
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.store.derive import PRESETS
 from model_store.store.quantize_report import Gate
@@ -44,6 +45,25 @@ class AccuracyOptions(StoreOptions):
     ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS (NAME: its newest version in the tables)")
     tables: TablesLocation
     filters_hash: str | None = Field(None, description="the result set (default: the version's newest)")
+
+
+class ThresholdsOptions(AccuracyOptions):
+    target_precision: float = Field(TARGET, gt=0.0, le=1.0, description="the precision each label's threshold "
+                                                                          "must reach on the reviewed detections")
+    min_label_evidence: int = Field(MIN_LABEL, ge=1, description="reviewed detections of a label needed to propose "
+                                                                 "a threshold for it")
+    min_camera_evidence: int = Field(MIN_CAMERA, ge=1, description="reviewed detections of a label at one camera "
+                                                                   "for that camera to get its own threshold")
+    publish: bool = Field(False, description="publish the thresholds as a new config-only version (same weights)")
+    version: str | None = Field(None, description="with --publish: the new version's name")
+
+    @model_validator(mode="after")
+    def _version_with_publish(self) -> ThresholdsOptions:
+        if self.publish and not self.version:
+            raise ValueError("--publish needs --version, the new version's name")
+        if self.version and not self.publish:
+            raise ValueError("--version names the version --publish makes: give --publish too")
+        return self
 
 
 class VerifyOptions(StoreOptions):
@@ -141,6 +161,23 @@ MODELS_COMMANDS = (
                         "Only over what people looked at, saying how much that is; overall, per label and per "
                         "camera, each rate with its Wilson 95 % interval and its evidence (k/n).",
             example="trapline models accuracy megadetector:5 --tables ./detections"),
+    _models("models thresholds", "per-label score thresholds reaching a target precision on people's reviews "
+            "(--publish: as a new config-only version)", ThresholdsOptions,
+            "batch.postprocessing.thresholds_cli:thresholds",
+            description="Propose, per label of NAME:VERSION, the lowest score at which its detections people "
+                        "reviewed in --tables reach --target-precision (a confirmed detection is right; a "
+                        "relabelled or rejected one, or one in an image marked empty, wrong; a box people added, or "
+                        "one below the threshold, a miss), with the recall kept there, each with its Wilson 95 % "
+                        "interval and its evidence (k/n). A label needs --min-label-evidence reviewed detections; a "
+                        "camera with --min-camera-evidence of a label gets its own threshold where it reaches the "
+                        "target, else the label's applies. A label that cannot reach the target gets none, and the "
+                        "line says why. --publish --version V publishes NAME:V: the same weights, the thresholds "
+                        "as its label_score filter, and thresholds.json naming the decisions, tables, source and "
+                        "target. Promote it to serve it; `trapline postprocess --filter label_score --config-from "
+                        "NAME:V` applies it to the tables without inference.",
+            examples=("trapline models thresholds megadetector:5 --tables ./detections",
+                      "trapline models thresholds megadetector:5 --tables ./detections --target-precision 0.9 "
+                      "--publish --version 5-t90")),
     _models("models publish", "publish new weights as an immutable version", PublishOptions, "publish",
             description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics "
                         "(YOLOv8, YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and "

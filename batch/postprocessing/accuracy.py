@@ -40,6 +40,7 @@ class Evidence:
     model: str
     uri: str
     decision_id: str
+    score: float | None = None  # the version's score of the box (None: a box people added)
 
 
 def _kind(verdict: Any, said: str) -> str:
@@ -69,7 +70,7 @@ def gather(r: Reviewing) -> tuple[list[Evidence], dict[str, Any]]:
                 continue
             said = said_label(row)
             out.append(Evidence(_kind(v, said), current[(key.uri, key.content_id)], v.label or NONE, said, key.uri,
-                                v.decision.decision_id))
+                                v.decision.decision_id, float(row["score"])))
         for image in looked:
             for box in verdicts.added.get(image, ()):
                 out.append(Evidence("missed", current[image], box.label, NONE, image[0], box.decision_id))

@@ -31,6 +31,9 @@ class PostprocessOptions(ScopedOptions, RunPlace):
     config: dict[str, Any] | None = Field(None, description="the filter's config as JSON, e.g. "
                                                             "'{\"min_area_fraction\": 0.001}'")
     remove: bool = Field(False, description="take the filter out of the set")
+    config_from: str | None = Field(None, description="take the filter's config from this model version's own "
+                                                      "filters (NAME:VERSION or NAME@ALIAS), e.g. the version "
+                                                      "`trapline models thresholds --publish` made")
     image: str | None = Field(None, description="only this image (its URI or archive-relative path)")
     occurrences: list[str] | None = Field(None, description="only the images of this occurrence (repeatable; its id "
                                                             "in the set read, as `trapline occurrences list` shows)")
@@ -61,8 +64,9 @@ class PostprocessOptions(ScopedOptions, RunPlace):
 
     @model_validator(mode="after")
     def _config_or_remove(self) -> PostprocessOptions:
-        if (self.config is None) == (not self.remove):
-            raise ValueError("give the filter's --config, or --remove to take it out of the set (one of them)")
+        if (self.config is not None) + self.remove + (self.config_from is not None) != 1:
+            raise ValueError("give the filter's --config (or --config-from a version whose config has it), or "
+                             "--remove to take it out of the set (one of them)")
         if self.has_place:
             if self.filter != "species_ensemble" or self.remove:
                 raise ValueError("--country / --admin1 place the cameras for the species_ensemble filter: give them "

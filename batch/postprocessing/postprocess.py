@@ -27,7 +27,7 @@ from batch.postprocessing.run_report import PostprocessReport, Ticker, report_co
 from batch.postprocessing.species_smoothing import smoothed_labels
 from batch.postprocessing.table_filters import Fired, table_level_fired
 from batch.postprocessing.tracks import TRACK, Linked, link_occurrences
-from model_store import FilterSet
+from model_store import FilterSet, ModelStore
 from model_store.core.filters import DetectionArrays
 from model_store.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
 from model_store.tables.reader import Tables
@@ -79,7 +79,8 @@ def refilter_image(image: Mapping[str, Any], dets: pa.Table, fs: FilterSet, labe
     bw, bh = dets["bbox_w"].to_numpy(), dets["bbox_h"].to_numpy()
     boxes = np.stack([bx * w, by * h, (bx + bw) * w, (by + bh) * h], axis=1).astype(np.float64)
     arrays = DetectionArrays(boxes, dets["score"].to_numpy().astype(np.float64),
-                             dets["class_id"].to_numpy().astype(np.int64), labels, int(w), int(h))
+                             dets["class_id"].to_numpy().astype(np.int64), labels, int(w), int(h),
+                             image.get("camera_id"))
     key = (image["uri"], image["content_id"], image["run_id"])
     indices = dets["detection_index"].to_pylist()
     precomputed = {name: np.array([i in fired.get(key, ()) for i in indices], dtype=bool)
@@ -94,12 +95,23 @@ def _labels(meta_labels: list[str], dets: pa.Table) -> list[str]:
     return [seen.get(i, f"class_{i}") for i in range(max(seen, default=-1) + 1)]
 
 
+def filter_config(opts: PostprocessOptions) -> Mapping[str, Any] | None:
+    """The filter's config: --config, or the one the --config-from version's config.json carries."""
+    if opts.config_from is None:
+        return opts.config
+    mv = ModelStore(opts.store).get(opts.config_from)
+    own = {f["name"]: f.get("config", {}) for f in getattr(mv.config, "filters", [])}
+    if opts.filter not in own:
+        raise BatchError(f"{mv.ref} has no {opts.filter} filter in its config (its filters: {sorted(own) or 'none'})")
+    return own[opts.filter]
+
+
 def check_options(opts: PostprocessOptions) -> None:
     """The filter change against the source set's labels, reading only: what `jobs submit postprocess` checks before
     it submits (the run checks the same before its manifest, with its scope and table-level filters)."""
     with invalid_parameter("tables", "tables"):  # nothing there to post-process
         tset = resolve_table_set(Tables(opts.tables), opts.model, opts.filters_hash, opts.store)
-    new_filter_set(tset.filter_specs, opts.filter, opts.config, opts.remove, tset.labels)
+    new_filter_set(tset.filter_specs, opts.filter, filter_config(opts), opts.remove, tset.labels)
 
 
 def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | None = None) -> PostprocessReport:
@@ -118,7 +130,8 @@ def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | 
     if not tset.metadata:
         raise BatchError(f"cannot find the filter specs of set {tset.filters_hash} in {tables.url}")
     scope = occurrence_images(tables, tset, scope)
-    fs = new_filter_set(tset.filter_specs, opts.filter, opts.config, opts.remove, tset.labels)
+    config = filter_config(opts)
+    fs = new_filter_set(tset.filter_specs, opts.filter, config, opts.remove, tset.labels)
     set_hash = new_result_hash(fs, tset.metadata)  # covers the source's classifiers, if it has any
     run_id = None if opts.dry_run else new_run_id()
     report = PostprocessReport(run_id, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, set_hash,
@@ -157,7 +170,8 @@ def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | 
         meta["filters"]["filters_hash"] = fs.hash
     manifest = None
     if not opts.dry_run:
-        arguments = {"filter": opts.filter, "config": dict(opts.config or {}), "remove": opts.remove,
+        arguments = {"filter": opts.filter, "config": dict(config or {}), "config_from": opts.config_from,
+                     "remove": opts.remove,
                      "model": opts.model, "source_filters": tset.filters_hash, "scope": scope.as_dict()}
         manifest = RunManifest.start(run_id, "postprocess", out=tables.url, model=meta["model"],
                                      filters=meta["filters"], arguments=arguments)

@@ -1,5 +1,6 @@
 """The review routes: a page of a version's images to review, the verbs that make its accuracy measurable (confirm,
-reject, relabel, mark empty, add a missed box), and the version's accuracy from people's decisions.
+reject, relabel, mark empty, add a missed box), and the version's accuracy and score thresholds from people's
+decisions.
 
 Reads need a reader's token, decisions a reviewer's (signed by the token's person: serve/deps.py `signed`). A decision
 is appended to the tables' decisions log (batch/postprocessing/detection_review.py checks first that what it names is
@@ -16,6 +17,8 @@ from batch.jobs.deps import control_of
 from batch.postprocessing import detection_review as review
 from batch.postprocessing.accuracy import measure
 from batch.postprocessing.occurrences import SetPlace
+from batch.postprocessing.thresholds import proposal
+from batch.postprocessing.thresholds_rule import MIN_CAMERA, MIN_LABEL, TARGET
 from batch.views.deps import TABLES, set_place, tables_of
 from batch.views.occurrences_protocol import TrackEditView as DecisionView
 from batch.views.picture_files import file_url
@@ -114,15 +117,36 @@ def _accuracy(place: SetPlace) -> dict[str, Any]:
         return measure(place)
 
 
-@router.get("/v1/models/{name}/{version}/accuracy", tags=["models"], dependencies=[Depends(read_auth)],
-            summary="A version's precision, recall, F1 and confusion table from people's decisions in the tables")
-async def accuracy(request: Request, name: str, version: str, tables: str | None = TABLES,
-                   filters_hash: str | None = None) -> dict[str, Any]:
+async def _version_place(request: Request, name: str, version: str, tables: str | None,
+                         filters_hash: str | None) -> SetPlace:
     try:
         check_segment("model name", name)
         check_segment("version", version)
     except ValueError as exc:
         raise NotFoundError(f"no model version {name}:{version}: {exc}") from None
-    place = SetPlace(await tables_of(request, tables), f"{name}:{version}", filters_hash,
-                     service_of(request).config.store)
-    return await in_thread(_accuracy, place)
+    return SetPlace(await tables_of(request, tables), f"{name}:{version}", filters_hash,
+                    service_of(request).config.store)
+
+
+@router.get("/v1/models/{name}/{version}/accuracy", tags=["models"], dependencies=[Depends(read_auth)],
+            summary="A version's precision, recall, F1 and confusion table from people's decisions in the tables")
+async def accuracy(request: Request, name: str, version: str, tables: str | None = TABLES,
+                   filters_hash: str | None = None) -> dict[str, Any]:
+    return await in_thread(_accuracy, await _version_place(request, name, version, tables, filters_hash))
+
+
+def _thresholds(place: SetPlace, target: float, min_label: int, min_camera: int) -> dict[str, Any]:
+    with invalid_parameter("tables", "cannot propose thresholds"):
+        return proposal(place, target, min_label, min_camera)
+
+
+@router.get("/v1/models/{name}/{version}/thresholds", tags=["models"], dependencies=[Depends(read_auth)],
+            summary="Per-label score thresholds reaching a target precision on people's reviews in the tables "
+                    "(as `trapline models thresholds` proposes them)")
+async def thresholds(request: Request, name: str, version: str, tables: str | None = TABLES,
+                     filters_hash: str | None = None,
+                     target_precision: float = Query(TARGET, gt=0.0, le=1.0),
+                     min_label_evidence: int = Query(MIN_LABEL, ge=1),
+                     min_camera_evidence: int = Query(MIN_CAMERA, ge=1)) -> dict[str, Any]:
+    place = await _version_place(request, name, version, tables, filters_hash)
+    return await in_thread(_thresholds, place, target_precision, min_label_evidence, min_camera_evidence)

@@ -111,7 +111,7 @@ def test_export_and_postprocess_are_registered(capsys):
     opts = options(COMMANDS["postprocess"], args)  # the flags are the options model's fields
     assert opts.config == {"min_area_fraction": 0.001} and opts.scope().describe() == "camera c1, c2"
     bad = build_parser().parse_args(["postprocess", "--tables", "t", "--filter", "min_size"])
-    with pytest.raises(OptionsError, match="--config, or --remove"):
+    with pytest.raises(OptionsError, match=r"--config \(or --config-from .*\), or --remove"):
         options(COMMANDS["postprocess"], bad)
     ok = json.dumps({"min_score": 0.5})
     for flags, problem in ((["--config", "{nope"], "--config: not valid JSON"),

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from model_store.core.filters import repeat
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
+from model_store.core.filters.label_score import LabelScoreFilter
 from model_store.core.filters.species import SpeciesEnsembleFilter
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, QueryShortcut, no_duplicates
@@ -144,7 +145,7 @@ class TrackFilter(PostFilter):
 
 REGISTRY: dict[str, type[PostFilter]] = {f.name: f for f in (MinSizeFilter, ClassMaskFilter, ScoreFilter, RepeatFilter,
                                                               ClassifierMaskFilter, RankRollupFilter, TrackFilter,
-                                                              SpeciesEnsembleFilter)}
+                                                              SpeciesEnsembleFilter, LabelScoreFilter)}
 
 
 # The registered names, for options that name a filter: an unknown name is refused where it enters.

@@ -50,6 +50,7 @@ class DetectionArrays:
     labels: Sequence[str]
     image_width: int
     image_height: int
+    camera_id: str | None = None  # known over stored tables (`trapline postprocess`), not in a request
 
 
 class PostFilter:

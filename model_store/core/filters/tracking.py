@@ -56,6 +56,7 @@ from model_store.core.filters.track_gaps import fill_chains, fill_ends, fill_gap
 from model_store.core.filters.track_herd import herd_pace
 from model_store.core.filters.track_rows import distinct, frame_key
 from model_store.core.filters.track_seconds import nested_partner, second_boxes, split_by_partner
+from model_store.core.filters.track_sides import fold_sides
 from model_store.core.filters.track_static import static_tracks
 from model_store.core.filters.track_stitching import stitch_tracks
 
@@ -186,7 +187,7 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     confidence[filled] = sure
     track_of, filled, sure = fill_ends(config, track_of, step_of, dets)
     confidence[filled] = sure
-    folded = _fold(config, track_of, step_of, dets, partner)
+    folded = fold_sides(config, _fold(config, track_of, step_of, dets, partner), step_of, dets)
     confidence[folded.rows] = folded.confidence
     is_folded = np.zeros(n, dtype=bool)
     is_folded[folded.rows] = True

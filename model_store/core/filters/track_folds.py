@@ -206,9 +206,9 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # fold_spread) and of its size (within 1.5 x), all of them in at most _SHORT of the host's frames over their span;
     # one or two frames with such a piece, or in a host seen all around them (_SHORT): a visitor that sits on a
     # sitter for a few frames is seen in all of them.
-    density = _density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k,
+    density = piece_density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k,
                        config.max_gap_frames + 1)
-    within = _density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k)
+    within = piece_density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k)
     # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
     # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
     apart = look_apart(piece_row, host_row, dets)
@@ -339,7 +339,7 @@ def host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndarr
     return out
 
 
-def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
+def piece_density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
              key: np.ndarray, known: np.ndarray, frames_of: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
     """Per (piece, host): the piece's frames over the host's frames from `pad` frames before the piece's first to
     as many after its last.

@@ -28,7 +28,7 @@ import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_folds import Folded, corroborate, group_span, host_travel
+from model_store.core.filters.track_folds import Folded, corroborate, group_span, host_travel, piece_density
 from model_store.core.filters.track_pairs import contained, look_apart, same_frame_pairs
 from model_store.core.filters.track_rows import distinct, frame_key
 
@@ -91,7 +91,7 @@ def fold_sides(config: TrackConfig, folded: Folded, step_of: np.ndarray, dets: C
     # It comes and goes: seen in at most side_density of the host's frames over its span, or, a piece that comes
     # back (others of the host at its offset and size: track_folds.py's `corroborate`), it and those pieces over
     # theirs. A piece of one or two frames that does not come back says nothing.
-    within = _within(p_of, h_of, track_of, rows, key, codes, base, frames_of, k)
+    within = piece_density(config, p_of, h_of, track_of, step_of, key, rows, frames_of, k)
     again, group = corroborate(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread,
                                group_span(p_of, h_of, track_of, key, rows, frames_of))
     density = np.where(again, np.minimum(group, within), within)
@@ -120,18 +120,3 @@ def fold_sides(config: TrackConfig, folded: Folded, step_of: np.ndarray, dets: C
     return Folded(target[track_of], np.r_[folded.rows, new_rows], np.r_[folded.fold, number[track_of[new_rows]]],
                   np.r_[folded.share, share[which]], np.r_[folded.spread, spread[which]],
                   np.r_[folded.moved, moved[which]], np.r_[folded.confidence, np.clip(sure[which], 0.0, 1.0)])
-
-
-def _within(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, rows: np.ndarray, key: np.ndarray,
-            codes: np.ndarray, base: int, frames_of: np.ndarray, k: int) -> np.ndarray:
-    """Per (piece, host): the piece's frames over the host's frames from the piece's first frame to its last
-    (`codes`: each track's distinct frames as track * base + key, sorted).
-
-    Nine parameters: a vectorised count over fold_sides's arrays, all made once there."""
-    first = np.full(k, np.iinfo(np.int64).max)
-    last = np.full(k, -1)
-    np.minimum.at(first, track_of[rows], key[rows])
-    np.maximum.at(last, track_of[rows], key[rows])
-    lo = np.searchsorted(codes, h_of * base + first[p_of], side="left")
-    hi = np.searchsorted(codes, h_of * base + last[p_of], side="right")
-    return frames_of[p_of] / np.maximum(hi - lo, 1)

@@ -2,7 +2,7 @@
 and static flagging off ("old", the tracker before issue 69) and on ("new").
 
 `flock /tmp/trapline-bench.lock .venv/bin/python -m benchmarks.tracking_mistakes [--seed 48] [--per-kind 2]
- [--bursts 20] [--mistakes NAME ...] [--no-mot] [--speed] [--draws N] [--out FILE]`
+ [--bursts 20] [--mistakes NAME ...] [--twins] [--no-mot] [--speed] [--draws N] [--out FILE]`
 
 The scenes are benchmarks/tracking_kinds.py's clean ones (cached, as benchmarks.tracking_nights loads them), with
 tests/fixtures/detector_mistakes.py's mistakes laid over them, each sequence from its own seed. The defaults were
@@ -14,7 +14,9 @@ flagged static that held an animal. `--speed`: detections/s of link_camera_score
 detections with every mistake of the target row on. `--draws N`: each mistake set laid over the same scenes N
 times, independently (draw 0 is the report's row): a kind's count error on two nights moves by several points
 from one draw of the mistakes to another, so "over 10 %" is judged on the mean over draws. A scene's mistakes
-are the same with or without `--kinds`.
+are the same with or without `--kinds`. `split` (issue 84): a fifth of the animals boxed as two boxes side by side;
+`--twins` adds benchmarks/tracking_twins.py's bursts (two animals side by side, a mother with its young), which must
+stay two, after the kinds (the kinds' mistakes are the same with or without it).
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import DEFAULT_ROOT, write_json
-from benchmarks.tracking import animal_of, one_camera
+from benchmarks.tracking import animal_of, cached_scenes, one_camera
 from benchmarks.tracking_metrics import count_errors, max_per_frame, mot_accumulator, mot_summary, n_tracks
 from benchmarks.tracking_nights import REPORT_SEED, load_kinds
 from benchmarks.tracking_tune import link_errors
+from benchmarks.tracking_twins import twin_scenes
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
 from tests.fixtures.detector_mistakes import Mistakes, with_mistakes
 
 # The issue's target row: part boxes in 20 % of an animal's frames, flicker of up to 3 frames, one static box.
 TARGET = Mistakes(part_share=0.2, part_nested=0.5, flicker_rate=0.05, flicker_frames=3, static_boxes=1)
+SPLIT = Mistakes(split_share=0.2, split_frames=0.4)
 MISTAKES = {
     "clean": Mistakes(),
     "part-boxes": Mistakes(part_share=0.2, part_nested=1.0),
@@ -45,6 +49,8 @@ MISTAKES = {
     "static-box": Mistakes(static_boxes=1),
     "merged": Mistakes(merge_share=0.3),
     "jitter": Mistakes(jitter=0.06),
+    # Issue 84: a fifth of the animals boxed as two boxes side by side, the second in about 40 % of their frames.
+    "split": SPLIT,
     "target": TARGET,
 }
 # The tracker before issue 69: no folding, no static flag (the rest of the tracker is this checkout's).
@@ -167,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bursts", type=int, default=20)
     parser.add_argument("--mistakes", nargs="*", default=list(MISTAKES), choices=list(MISTAKES))
     parser.add_argument("--kinds", nargs="*", help="only these kinds")
+    parser.add_argument("--twins", action="store_true",
+                        help="also issue 84's twins (two animals side by side, a mother with its young: "
+                             "benchmarks/tracking_twins.py), after the kinds (their mistakes are their own)")
     parser.add_argument("--config", default="{}", help="TrackConfig fields for the new tracker, as JSON")
     parser.add_argument("--only", choices=["old", "new"], help="run one tracker only")
     parser.add_argument("--no-mot", action="store_true", help="skip the ID switches (motmetrics: slow)")
@@ -186,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         trackers = {args.only: trackers[args.only]}
     # Each scene keeps its index in the whole set: its mistakes are the same with or without --kinds.
     clean = list(enumerate(load_kinds(args.seed, args.per_kind, args.bursts)))
+    if args.twins:
+        twins = cached_scenes(f"twins-{args.seed}-{args.bursts}", lambda: twin_scenes(args.seed, args.bursts))
+        clean += list(enumerate(twins, start=len(clean)))
     if args.kinds:
         clean = [(i, s) for i, s in clean if s["kind"] in args.kinds]
     result: dict[str, Any] = {"command": " ".join(["python -m benchmarks.tracking_mistakes",

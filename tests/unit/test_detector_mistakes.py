@@ -81,3 +81,24 @@ def test_a_scenes_mistakes_follow_its_index_in_the_whole_set_and_each_draw_is_it
     assert not np.array_equal(whole[0]["boxes"], whole[1]["boxes"])  # two scenes, two seeds
     again = mistaken([scenes[1]], TARGET, seed=3, draw=1)
     assert not np.array_equal(again[0]["boxes"], whole[1]["boxes"])
+
+
+def test_split_boxes_lie_beside_their_animals_box_of_about_its_size_in_some_frames():
+    scene = _scene(200)
+    out = with_mistakes(scene, Mistakes(split_share=1.0, split_frames=0.4, split_gap=0.1, split_overlap=0.1,
+                                        split_ratio=0.7), seed=3)
+    n = len(scene["boxes"])
+    extra, truth = out["boxes"][n:], out["truth"][n:]
+    assert np.array_equal(out["boxes"][:n], scene["boxes"]) and out["n_animals"] == 2
+    for animal in (0, 1):
+        mine = extra[truth == animal]
+        assert 0.15 * 200 <= len(mine) <= 0.65 * 200  # in some of its frames only
+        own = scene["boxes"][scene["truth"] == animal][0]
+        w, h = own[2] - own[0], own[3] - own[1]
+        sides = np.stack([mine[:, 2] - mine[:, 0], mine[:, 3] - mine[:, 1]], axis=1) / [w, h]
+        assert (sides >= 0.7 - 1e-9).all() and (sides <= 1.0 + 1e-9).all()  # about its size
+        assert not any(_inside(b, own) for b in mine)  # beside it, never inside it
+        centre = (mine[:, :2] + mine[:, 2:]) / 2 - (own[:2] + own[2:]) / 2
+        along = np.abs(centre / [w, h]).max(axis=1)
+        assert (along >= 0.7 - 0.1 - 0.2).all() and (along <= 1.0 + 0.1 + 0.2).all()  # one side, a small gap
+        assert len({tuple(np.sign(np.round(c / [w, h]))) for c in centre}) == 1  # the same side every frame

@@ -173,6 +173,19 @@ class TrackConfig(BaseModel):
                                                                    "the other's area could itself be a whole "
                                                                    "animal: without an appearance it is folded "
                                                                    "only on a strong fold (it rode along)")
+    side_density: float = Field(0.6, ge=0.0, le=1.0, description="a track that keeps beside another track's box "
+                                                                 "(not inside it), of about its size, at a kept "
+                                                                 "offset, alike, is folded into it (one animal "
+                                                                 "boxed as two boxes side by side: a head and a "
+                                                                 "body; issue 84) only when it is seen in at most "
+                                                                 "this share of the other's frames around it: two "
+                                                                 "animals side by side are both seen in nearly "
+                                                                 "every frame, a second box comes and goes (0: "
+                                                                 "never; model_store/core/filters/track_sides.py)")
+    side_gap: float = Field(0.3, ge=0.0, description="... beside: its box within this many box sides of the other's")
+    side_area: float = Field(0.4, gt=0.0, le=1.0, description="... about its size: its mean box at least this share "
+                                                             "of the other's area (a young beside its mother is "
+                                                             "smaller)")
     static_min_frames: int = Field(10, ge=0, description="a track is flagged static (a leaf, a mark on the sheet: "
                                                          "left out of counts) when at least this many of its "
                                                          "boxes ... (MegaDetector's repeat-detection rule's "

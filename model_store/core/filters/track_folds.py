@@ -197,7 +197,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # A part keeps its place in the animal's box; a duplicate of about its size falls anywhere on it (NMS kept it
     # for a shifted box): lying on the box in fold_min_share of the frames is its steadiness.
     ok &= (spread <= config.fold_spread) | (rel >= config.sit_size_ratio)
-    moved = _host_travel(inv, len(uniq), step_of, host_row, dets)
+    moved = host_travel(inv, len(uniq), step_of, host_row, dets)
     strong = ok & (n >= 2) & (moved >= config.fold_move)
     # A sitter's part box comes and goes: it is seen in few of its host's frames around it (an animal that sits
     # is seen in nearly all of them), and it comes back, at its place and of its size. So a weak fold needs few
@@ -206,9 +206,9 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # fold_spread) and of its size (within 1.5 x), all of them in at most _SHORT of the host's frames over their span;
     # one or two frames with such a piece, or in a host seen all around them (_SHORT): a visitor that sits on a
     # sitter for a few frames is seen in all of them.
-    density = _density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k,
+    density = piece_density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k,
                        config.max_gap_frames + 1)
-    within = _density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k)
+    within = piece_density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k)
     # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
     # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
     apart = look_apart(piece_row, host_row, dets)
@@ -216,8 +216,8 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         ok &= np.bincount(inv, apart, minlength=len(uniq)) / n <= config.fold_look
         strong &= ok
     whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
-    corroborated, group = _corroborated(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread,
-                                        _group_span(p_of, h_of, track_of, key, known, frames_of))
+    corroborated, group = corroborate(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread,
+                                        group_span(p_of, h_of, track_of, key, known, frames_of))
     # A piece of three frames or more with no gaps of its own is folded where its corroborating pieces and it, all
     # told, are seen in few of the host's frames over their span (a part box comes and goes all night; a lookalike
     # sitter set aside frame by frame, broken into pieces, is seen in nearly every frame).
@@ -258,11 +258,11 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
                   np.r_[none.moved, moved[which]], np.clip(np.r_[none.confidence, sure[which]], 0.0, 1.0))
 
 
-def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.ndarray, reach: float,
+def corroborate(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.ndarray, reach: float,
                   span: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Per (piece, host) pair (as many as `host`): is another candidate piece of the same host at about its place
     and size? And the frames of the piece and those pieces over the host's frames from their first to their last
-    (1.0 where none). `span` is `_group_span`'s: per pair, its piece's frames, first and last frame, and what
+    (1.0 where none). `span` is `group_span`'s: per pair, its piece's frames, first and last frame, and what
     counts the host's frames in a window."""
     n = len(host)
     out = np.zeros(n, dtype=bool)
@@ -285,7 +285,7 @@ def _corroborated(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np
     return out, group
 
 
-def _group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
+def group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
                 frames_of: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per (piece, host): the piece's distinct frames (`frames_of`: per track), its first and last frame key, and a
     function counting the host's distinct frames between two keys (inclusive) for given pairs."""
@@ -324,7 +324,7 @@ def _distinct_frames(track_of: np.ndarray, key: np.ndarray, known: np.ndarray, k
     return np.bincount(codes // (int(key.max()) + 1), minlength=k)
 
 
-def _host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndarray,
+def host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndarray,
                  dets: CameraDetections) -> np.ndarray:
     """Per (piece, host) pair: how far the host's box moved between the first and last frame the piece was
     nested in it, in the host's mean box size."""
@@ -339,7 +339,7 @@ def _host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndar
     return out
 
 
-def _density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
+def piece_density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
              key: np.ndarray, known: np.ndarray, frames_of: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
     """Per (piece, host): the piece's frames over the host's frames from `pad` frames before the piece's first to
     as many after its last.

@@ -24,7 +24,8 @@ look distance is calibrated on the camera's own tracks, and where it tells nothi
 stitching, a track of an animal's second boxes (a head inside its box, a duplicate beside it) is folded into that
 animal's track (model_store/core/filters/track_folds.py; a track of set-aside boxes it left whole is cut by the
 boxes they were set aside for, a track of part boxes by the boxes they lie in, and folded again:
-track_seconds.py; stitching then judges a track on its own boxes), and after it a track that never moved is
+track_seconds.py; then a second box of about the animal's size that keeps beside its box and comes and goes is
+folded too: track_sides.py; stitching then judges a track on its own boxes), and after it a track that never moved is
 flagged static (model_store/core/filters/track_static.py; both the detector's mistakes; `confirmed_tracks`
 leaves flagged tracks out). The gates and costs are in track_costs.py, the knobs in track_config.py.
 
@@ -56,6 +57,7 @@ from model_store.core.filters.track_gaps import fill_chains, fill_ends, fill_gap
 from model_store.core.filters.track_herd import herd_pace
 from model_store.core.filters.track_rows import distinct, frame_key
 from model_store.core.filters.track_seconds import nested_partner, second_boxes, split_by_partner
+from model_store.core.filters.track_sides import fold_sides
 from model_store.core.filters.track_static import static_tracks
 from model_store.core.filters.track_stitching import stitch_tracks
 
@@ -186,7 +188,7 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     confidence[filled] = sure
     track_of, filled, sure = fill_ends(config, track_of, step_of, dets)
     confidence[filled] = sure
-    folded = _fold(config, track_of, step_of, dets, partner)
+    folded = fold_sides(config, _fold(config, track_of, step_of, dets, partner), step_of, dets)
     confidence[folded.rows] = folded.confidence
     is_folded = np.zeros(n, dtype=bool)
     is_folded[folded.rows] = True

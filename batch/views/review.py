@@ -9,7 +9,7 @@ in the set); the accuracy is batch/postprocessing/accuracy.py's, as `trapline mo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -18,7 +18,6 @@ from batch.postprocessing import detection_review as review
 from batch.postprocessing.accuracy import measure
 from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.thresholds import proposal
-from batch.postprocessing.thresholds_rule import MIN_CAMERA, MIN_LABEL, TARGET
 from batch.views.deps import TABLES, set_place, tables_of
 from batch.views.occurrences_protocol import TrackEditView as DecisionView
 from batch.views.picture_files import file_url
@@ -30,6 +29,7 @@ from batch.views.review_protocol import (
     RejectRequest,
     RelabelRequest,
     ReviewPage,
+    ThresholdsQuery,
 )
 from model_store.core.refs import check_segment
 from model_store.tables.archive import is_web
@@ -143,10 +143,7 @@ def _thresholds(place: SetPlace, target: float, min_label: int, min_camera: int)
 @router.get("/v1/models/{name}/{version}/thresholds", tags=["models"], dependencies=[Depends(read_auth)],
             summary="Per-label score thresholds reaching a target precision on people's reviews in the tables "
                     "(as `trapline models thresholds` proposes them)")
-async def thresholds(request: Request, name: str, version: str, tables: str | None = TABLES,
-                     filters_hash: str | None = None,
-                     target_precision: float = Query(TARGET, gt=0.0, le=1.0),
-                     min_label_evidence: int = Query(MIN_LABEL, ge=1),
-                     min_camera_evidence: int = Query(MIN_CAMERA, ge=1)) -> dict[str, Any]:
-    place = await _version_place(request, name, version, tables, filters_hash)
-    return await in_thread(_thresholds, place, target_precision, min_label_evidence, min_camera_evidence)
+async def thresholds(request: Request, name: str, version: str,
+                     q: Annotated[ThresholdsQuery, Query()]) -> dict[str, Any]:
+    place = await _version_place(request, name, version, q.tables, q.filters_hash)
+    return await in_thread(_thresholds, place, q.target_precision, q.min_label_evidence, q.min_camera_evidence)

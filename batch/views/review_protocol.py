@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from batch.postprocessing.thresholds_rule import MIN_CAMERA, MIN_LABEL, TARGET
 from batch.views.occurrences_protocol import DetectionRef
 from batch.views.occurrences_protocol import _Body as DecisionBody
 
@@ -81,3 +82,18 @@ class ReviewPage(BaseModel):
     limit: int
     offset: int
     images: list[ReviewImage]
+
+
+class ThresholdsQuery(BaseModel):
+    """`GET /v1/models/{name}/{version}/thresholds`: where the reviews are and the rule's settings, as `trapline
+    models thresholds` takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+    tables: str | None = Field(None, min_length=1, max_length=4096, description=(
+        "the tables (default: the recorder's tables of the serve config, else the first tables the pictures views "
+        "show: GET /v1/pictures/sources)"))
+    filters_hash: str | None = Field(None, min_length=1, max_length=64, description="the result set (default: newest)")
+    target_precision: float = Field(TARGET, gt=0.0, le=1.0, description="the precision each threshold must reach")
+    min_label_evidence: int = Field(MIN_LABEL, ge=1, description="reviewed detections a label needs for a threshold")
+    min_camera_evidence: int = Field(MIN_CAMERA, ge=1, description=(
+        "reviewed detections of a label a camera needs for a threshold of its own"))

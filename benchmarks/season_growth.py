@@ -123,10 +123,10 @@ def measure_book(root: Path, n: dict[str, int]) -> dict[str, Any]:
     return {"retained_bytes": mem["retained"], "peak_bytes": mem["peak"], "found": len(found)}
 
 
-ITEMS = {"season watcher (parts, manifests, decisions)": ("parts", "runs", "decisions"),
-         "people view (last_used files)": ("last_used_files",), "digest book (100 files asked)": ("book_rows",)}
-READERS = {"season watcher (parts, manifests, decisions)": measure_season,
-           "people view (last_used files)": measure_people, "digest book (100 files asked)": measure_book}
+# each reader, how it is measured and the stores whose growth it is judged against
+READERS = {"season watcher (parts, manifests, decisions)": (measure_season, ("parts", "runs", "decisions")),
+           "people view (last_used files)": (measure_people, ("last_used_files",)),
+           "digest book (100 files asked)": (measure_book, ("book_rows",))}
 
 
 def follows(base: int, grown: int, scale: int) -> bool:
@@ -142,17 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     grown = {k: v * args.scale for k, v in BASE.items()}
     result: dict[str, Any] = {"machine": machine_info(), "base": BASE, "scale": args.scale, "readers": {}}
     failed = []
-    for name, measure in READERS.items():
+    for name, (measure, stores) in READERS.items():
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             small, large = measure(Path(a), BASE), measure(Path(b), grown)
         grew = follows(small["retained_bytes"], large["retained_bytes"], args.scale)
-        items = sum(grown[k] - BASE[k] for k in ITEMS[name])
+        items = sum(grown[k] - BASE[k] for k in stores)
         per_item = (large["retained_bytes"] - small["retained_bytes"]) / items
         result["readers"][name] = {"base": small, "grown": large, "follows": grew,
                                    "retained_bytes_per_added_item": round(per_item, 1)}
         print(f"{name}: retained {small['retained_bytes'] / 1024:.1f} KiB -> {large['retained_bytes'] / 1024:.1f} KiB "
               f"at {args.scale}x (peak of a refresh {small['peak_bytes'] / MIB:.1f} -> "
-              f"{large['peak_bytes'] / MIB:.1f} MiB), {per_item:+.0f} B kept per added {'/'.join(ITEMS[name])} item"
+              f"{large['peak_bytes'] / MIB:.1f} MiB), {per_item:+.0f} B kept per added {'/'.join(stores)} item"
               f"{'  FOLLOWS the growth' if grew else ''}")
         for key in ("gauge_series", "images"):
             if key in small:

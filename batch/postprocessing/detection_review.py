@@ -11,7 +11,7 @@ each checks that what it names is in the set (a kept detection, a current image)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -56,9 +56,12 @@ class Reviewing:
     tset: TableSet
 
     @classmethod
-    def open(cls, where: SetPlace) -> Reviewing:
+    def open(cls, where: SetPlace, newest: bool = False) -> Reviewing:
+        """The set `where` names; with `newest`, over tables of several versions and none named, the version
+        written last (`_newest_written`) instead of a refusal. The tables are opened once for both."""
         tables = Tables(where.tables)
-        return cls(tables, resolve_table_set(tables, where.model, where.filters_hash, where.store))
+        model = _newest_written(tables) if newest and where.model is None else where.model
+        return cls(tables, resolve_table_set(tables, model, where.filters_hash, where.store))
 
     @property
     def model(self) -> str:
@@ -148,11 +151,10 @@ def add_box(where: SetPlace, image: ImageKey, bbox: tuple[float, float, float, f
     return r.record(AddMissedBox, who, comment, image=image, bbox=tuple(bbox), label=label)
 
 
-def _newest_written(where: SetPlace) -> str | None:
+def _newest_written(tables: Tables) -> str | None:
     """Over tables of several versions and none named, the version whose newest image row is the latest: a person
     opening the Review page reviews what the last run found (the page names it, and its picker takes another). The
     verbs still take the version from the page (`model` in each decision), never this default."""
-    tables = Tables(where.tables)
     versions = tables.versions()
     if len(versions) < 2:
         return None  # one version (or none: resolve_table_set says why)
@@ -169,7 +171,7 @@ def listing(where: SetPlace, camera: str | None = None, todo: bool = True, limit
             offset: int = 0) -> dict[str, Any]:
     """A page of the set's images to review (`todo`: those nobody reviewed yet), each with its kept boxes, what the
     version says of each, the verdict in force and the boxes people added: what the console's Review page shows."""
-    r = Reviewing.open(where if where.model is not None else replace(where, model=_newest_written(where)))
+    r = Reviewing.open(where, newest=True)
     images = r.tables.current_images(r.tset.model_name, r.tset.model_version, r.tset.filters_hash,
                                      None if camera is None else ds.field("camera_id") == camera)
     verdicts = PersonVerdicts(r.log.read(VERDICT_ACTIONS), r.model)

@@ -31,8 +31,8 @@ def stop_apps(names: list[str], trapline_app: str, up: bool, serve_ends: bool) -
     if up:
         drain_app(trapline_app)
     else:  # every app's delete begun before any is waited for, as Serve's shutdown would
-        for name in names:
-            _end_never_up(name)
+        begun = [name for name in names if _begin_delete(name)]
+        _end_pending_until_gone(begun)
     if not serve_ends:  # Serve outlives the block: the apps are deleted, and gone, before it returns
         for name in names:
             _delete_app(name)
@@ -59,24 +59,43 @@ def drain_app(name: str, timeout_s: float = DRAIN_TIMEOUT_S) -> int | None:
     return sum(n for n in held if isinstance(n, int))
 
 
-def _end_never_up(name: str) -> None:
-    """Begin deleting Serve app `name`, which never came up, and kill its replicas Ray never placed
-    (end_pending_replicas says why); best effort. Serve's shutdown, or a delete after, waits for the rest."""
+def _begin_delete(name: str) -> bool:
+    """Begin deleting Serve app `name`, which never came up; True once Serve says DELETING (best effort)."""
     # late: the CLI imports serve.local for `trapline --help`; Ray loads once a service runs
     from ray import serve
 
     try:
         serve.delete(name, _blocking=False)
-        # once Serve deletes it: before, it would replace a replica killed
         wait_until(lambda: getattr(serve.status().applications.get(name), "status", "DELETING") == "DELETING",
                    30, f"Serve to delete app {name!r}")
-        end_pending_replicas(name)
+        return True
     except Exception as exc:  # noqa: BLE001 - best effort: Serve may already be gone
         logger.warning("could not delete Serve app %r: %s", name, exc)
+        return False
+
+
+def _end_pending_until_gone(names: list[str], timeout_s: float = 30.0) -> None:
+    """Kill the replicas of the apps `names` (being deleted) that Ray never placed, again and again until the apps
+    are gone (end_pending_replicas says why). Once is not enough: the app reads DELETING before its controller
+    loop has marked the deployments deleted, and a replica killed in between is replaced by a new one, which
+    Serve's graceful stop then waits 20 s for (a CI run's start ended 21 s after it was told to). Best effort."""
+    # late: the CLI imports serve.local for `trapline --help`; Ray loads once a service runs
+    from ray import serve
+
+    def all_gone() -> bool:
+        left = [name for name in names if name in serve.status().applications]
+        for name in left:
+            end_pending_replicas(name)
+        return not left
+
+    try:
+        wait_until(all_gone, timeout_s, f"Serve to delete {names}", interval_s=0.25)
+    except Exception as exc:  # noqa: BLE001 - best effort: Serve may already be gone, or still deleting
+        logger.warning("Serve apps %s not deleted yet: %s", names, exc)
 
 
 def _delete_app(name: str) -> None:
-    """Delete Serve app `name` and wait until it is gone (best effort). For an app whose delete `_end_never_up` began,
+    """Delete Serve app `name` and wait until it is gone (best effort). For an app whose delete `_begin_delete` began,
     Serve takes the second delete as a no-op and only waits."""
     # late: the CLI imports serve.local for `trapline --help`; Ray loads once a service runs
     from ray import serve

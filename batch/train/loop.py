@@ -92,7 +92,7 @@ def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
     n, batch = len(y_all), min(config["batch_size"], len(y_all))
     steps = max(1, n // batch)
     device = next(model.parameters()).device
-    seconds = 0.0
+    seconds, trained = 0.0, 0
     for epoch in range(start, config["epochs"] + 1):
         _maybe_fail(config["fault"], epoch, rank)
         began = time.perf_counter()
@@ -111,7 +111,7 @@ def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
             opt.step()
             losses.append(float(loss))
         took = time.perf_counter() - began
-        seconds += took
+        seconds, trained = seconds + took, trained + steps * batch
         metrics = {"epoch": epoch, "loss": float(np.mean(losses)), "crops": steps * batch, "seconds": took,
                    "crops_per_s": steps * batch / took if took > 0 else None, "resumed_from": resumed}
         unwrapped = model.module if hasattr(model, "module") else model
@@ -125,5 +125,5 @@ def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
         if rank == 0:
             print(f"epoch {epoch}/{config['epochs']}: loss {metrics['loss']:.4f}, {metrics['crops']} crops in "
                   f"{took:.1f} s", flush=True)
-    return {"epochs_run": config["epochs"] - start + 1, "resumed_from": resumed, "seconds": seconds,
-            "workers": world}
+    return {"epochs_run": config["epochs"] - start + 1, "resumed_from": resumed, "seconds": round(seconds, 3),
+            "crops_per_s": round(trained / seconds, 1) if seconds > 0 else None, "workers": world}

@@ -60,6 +60,7 @@ def _card(name: str, version: str, t: dict[str, Any]) -> str:
               f"- {r['epochs']} epoch(s), {r['workers']} worker(s) x {r['cpus_per_worker']:g} CPU"
               + (" + 1 GPU" if r["gpu"] else "") + f", batch {r['batch_size']}, lr {r['lr']:g}, seed {r['seed']}",
               f"- final loss {r['final_loss']:.4f}" if r.get("final_loss") is not None else "- final loss: -",
+              f"- {r.get('crops_per_s')} crops/s in the training loop (its last attempt)",
               f"- resumed from the checkpoint of epoch(s) {r['resumed_from']}" if r.get("resumed_from")
               else "- no restart"]
     return "\n".join(lines) + "\n"

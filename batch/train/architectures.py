@@ -10,7 +10,7 @@ from trapline.base.errors import BatchError
 
 
 def _demo_tiny_classifier(labels: list[str]) -> Any:
-    from model_store.demo.species import TinyClassifier
+    from model_store.demo.species import TinyClassifier  # torch, loaded late: models publish lists these names
 
     return TinyClassifier(num_classes=len(labels))
 

@@ -53,7 +53,7 @@ def _maybe_fail(fault: dict[str, Any] | None, epoch: int, rank: int) -> None:
     marker = Path(fault["marker"])
     if marker.exists():
         return
-    import ray.train
+    import ray.train  # the worker's own Ray Train session (this runs only inside a worker)
 
     # Killed once the last epoch's checkpoint is registered (a report is processed by Ray Train's controller after
     # the call returns): the test sees the resume from it, not a race with its bookkeeping.
@@ -64,6 +64,7 @@ def _maybe_fail(fault: dict[str, Any] | None, epoch: int, rank: int) -> None:
 
 def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
     """One worker's part of the run (see the module docstring); rank 0 returns the run's summary."""
+    # Imported in the worker: the module is pickled by reference, and the CLI imports it without starting Ray
     import numpy as np
     import ray
     import ray.train
@@ -72,7 +73,7 @@ def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
     from ray.train import Checkpoint
     from ray.train.torch import prepare_model
 
-    from batch.train.architectures import build
+    from batch.train.architectures import build  # torch behind it: in the worker, as above
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()

@@ -29,7 +29,7 @@ PROVENANCE_FILE = "training.json"
 
 def top1(onnx_path: Path, x: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """Top-1 on (x, y), overall and per label (of the crops people gave that label), each a `rate`."""
-    from model_store.demo.species import run_onnx
+    from model_store.demo.species import run_onnx  # onnxruntime, loaded late as every backend loads it
 
     right = run_onnx(onnx_path, x).argmax(axis=1) == y if len(y) else np.zeros(0, bool)
     per = {label: rate(int(right[y == i].sum()), int((y == i).sum())) for i, label in enumerate(labels)
@@ -69,7 +69,7 @@ def _card(name: str, version: str, t: dict[str, Any]) -> str:
 def publish_fine_tuned(p: dict[str, Any], version: str, state: dict[str, Any], run: dict[str, Any]
                        ) -> dict[str, Any]:
     """Publish the fine-tuned `state` as `version` of the plan's source classifier (batch/train/run.py `plan`)."""
-    from model_store.demo.species import export
+    from model_store.demo.species import export  # torch, loaded late: the registry imports this room light
 
     models, source, trainable, crops = p["models"], p["source"], p["trainable"], p["crops"]
     labels = list(source.config.labels)

@@ -84,6 +84,7 @@ def plan(o: Any) -> dict[str, Any]:
 
 def run_trainer(p: dict[str, Any], o: Any, storage: str, name: str) -> Any:
     """The Ray Train run (Ray already connected): its Result."""
+    # Ray and Ray Train load on first use: `trapline models train --help` and its checks never need them
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer

@@ -18,11 +18,13 @@ from batch.command import Command, later, printed
 from batch.flags import FlagStyle
 from batch.options import TABLES_HELP, CommandOptions, Location, StoreRoot, TablesLocation
 from batch.postprocessing.thresholds_rule import MIN_CAMERA, MIN_LABEL, TARGET
+from batch.train.architectures import ARCHITECTURES
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.store.derive import PRESETS
 from model_store.store.quantize_report import Gate
 from trapline.base.env import STORE_HELP
 
+Architecture = Literal[tuple(sorted(ARCHITECTURES))]  # type: ignore[valid-type]  # what models train can build
 Preset = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]  # the known families, as --preset's choices
 _GATE = Gate()  # the quantize gate's defaults, stated once (model_store/store/quantize_report.py)
 
@@ -66,6 +68,30 @@ class ThresholdsOptions(AccuracyOptions):
         return self
 
 
+class TrainOptions(StoreOptions):
+    ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS of a classifier published with its trainable "
+                                      "weights (trainable.pt beside its ONNX)")
+    crops: Location = Field(..., description="a `trapline export --format crops` directory (its manifest.json and "
+                                             "crops/{train,val,test}/LABEL/): the train split trains, the test "
+                                             "split measures")
+    version: str = Field(..., description="the new version's name (immutable once published)")
+    epochs: int = Field(5, ge=1, le=1000, description="passes over the train split; a checkpoint after each")
+    workers: int = Field(1, ge=1, le=256, description="Ray Train workers (data-parallel: each takes its share of "
+                                                      "every batch)")
+    cpus_per_worker: float = Field(1.0, gt=0, le=256, description="CPUs each worker reserves (fractions share a "
+                                                                  "core, e.g. 0.5)")
+    gpu: bool = Field(False, description="one GPU per worker (else CPU)")
+    batch_size: int = Field(64, ge=1, le=65536, description="crops per step, over all workers")
+    lr: float = Field(1e-3, gt=0, lt=1, description="AdamW learning rate")
+    seed: int = Field(0, ge=0, description="the shuffling and augmentation seed")
+    max_failures: int = Field(2, ge=0, le=100, description="worker failures to recover from (each restarts the "
+                                                           "workers from the last epoch's checkpoint)")
+    address: str | None = Field(None, description="Ray cluster address")
+    checkpoints: Location | None = Field(None, description="where Ray Train keeps the run's checkpoints (RunConfig "
+                                                           "storage_path; on a cluster, storage every node reaches, "
+                                                           "e.g. s3://); deleted once the version is published")
+
+
 class VerifyOptions(StoreOptions):
     ref: str = Field(..., description="NAME:VERSION or NAME@ALIAS")
 
@@ -107,6 +133,16 @@ class PublishOptions(DerivedOptions, StoreOptions):
     taxa_list: list[str] | None = Field(None, description="a project's taxa list (CSV latin,common[,threshold]) "
                                                           "published beside the classifier under NAME, for "
                                                           "species_ensemble's taxa_list; repeatable; needs --taxonomy")
+    trainable: Location | None = Field(None, description="a classifier's torch weights (a state_dict, as torch.save "
+                                                         "writes it) published beside its ONNX, so that `trapline "
+                                                         "models train` can fine-tune it; needs --architecture")
+    architecture: Architecture | None = Field(None, description="with --trainable: the network those weights fit")
+
+    @model_validator(mode="after")
+    def _trainable_with_architecture(self) -> PublishOptions:
+        if (self.trainable is None) != (self.architecture is None):
+            raise ValueError("--trainable and --architecture go together: the weights and the network they fit")
+        return self
 
 
 class QuantizeOptions(StoreOptions):
@@ -135,7 +171,9 @@ class QuantizeOptions(StoreOptions):
 _REF = FlagStyle(positional=True, metavar="REF")
 MODELS_FLAGS = {"ref": _REF, "weights": FlagStyle(positional=True, metavar="WEIGHTS"),
                 "taxa_list": FlagStyle(repeatable=True, metavar="NAME=FILE"), "calibrate": FlagStyle(metavar="DIR"),
-                "min_match": FlagStyle(hidden=True)}
+                "min_match": FlagStyle(hidden=True), "crops": FlagStyle(metavar="DIR"),
+                "address": FlagStyle(default_text="$RAY_ADDRESS, else a local Ray"),
+                "checkpoints": FlagStyle(metavar="DIR", default_text="~/.cache/trapline/train")}
 ROLLBACK_FLAGS = {**MODELS_FLAGS, "name": FlagStyle(positional=True, metavar="NAME")}
 
 
@@ -178,6 +216,21 @@ MODELS_COMMANDS = (
             examples=("trapline models thresholds megadetector:5 --tables ./detections",
                       "trapline models thresholds megadetector:5 --tables ./detections --target-precision 0.9 "
                       "--publish --version 5-t90")),
+    _models("models train", "fine-tune a classifier on a crops export with Ray Train and publish the result",
+            TrainOptions, "batch.train.run:train",
+            description="Fine-tune NAME:VERSION, a classifier published with its trainable weights, on the train "
+                        "split of a `trapline export --format crops` set, as a Ray Train TorchTrainer job on a "
+                        "private local Ray (or the cluster --address names): --workers data-parallel workers of "
+                        "--cpus-per-worker CPUs (or one GPU each with --gpu), a checkpoint after every epoch, and a "
+                        "killed worker restarting the workers from the last checkpoint (--max-failures times). The "
+                        "result is published as NAME:--version: its ONNX export, its own trainable weights, and "
+                        "training.json and a model card naming the set's manifest (its sha256, decisions, tables, "
+                        "versions) and the held-out top-1 on the set's test split, with the source version's on the "
+                        "same crops (Wilson 95 % intervals). No alias moves: promote it to serve it. A version "
+                        "published as ONNX only has no trainable weights: exit 2, saying so.",
+            examples=("trapline models train species:3 --crops ./set --version 4",
+                      "trapline models train species:3 --crops ./set --version 4 --workers 2 --cpus-per-worker 0.5 "
+                      "--epochs 10")),
     _models("models publish", "publish new weights as an immutable version", PublishOptions, "publish",
             description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics "
                         "(YOLOv8, YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and "
@@ -185,7 +238,9 @@ MODELS_COMMANDS = (
                         "and a config that contradicts the graph is refused.",
             examples=(f"{_PUBLISH} yolov8n.onnx --name yolov8n --version 1",
                       f"{_PUBLISH} md_v5a.onnx --name megadetector --version 5a --preset megadetector-v5",
-                      f"{_PUBLISH} model.onnx --name moths --version 3 --config overrides.json")),
+                      f"{_PUBLISH} model.onnx --name moths --version 3 --config overrides.json",
+                      f"{_PUBLISH} model.onnx --name demo-species --version 2 --config config.json --trainable "
+                      "weights.pt --architecture demo-tiny-classifier")),
     _models("models inspect", "show what an ONNX file says about itself and the config publish would derive "
             "from it", InspectOptions, "inspect",
             description="Read an ONNX detector's inputs, outputs and producer metadata (Ultralytics: task, "

@@ -78,7 +78,8 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train(out_dir: Path, seed: int = TRAIN_SEED) -> dict[str, Any]:
-    """Render, train, export `out_dir/model.onnx` (checked with onnxruntime) and return training info."""
+    """Render, train, export `out_dir/model.onnx` (checked with onnxruntime) and its state_dict `weights.pt`, and
+    return training info."""
     torch.set_num_threads(2)
     torch.manual_seed(seed)
     start = time.perf_counter()
@@ -108,6 +109,7 @@ def train(out_dir: Path, seed: int = TRAIN_SEED) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
     export(model, onnx_path)
+    torch.save(model.state_dict(), out_dir / "weights.pt")  # trainable weights: `models publish --trainable`
     x_test, y_test = render_crops(HELD_OUT_SEED, HELD_OUT_CROPS, jitter=BOX_JITTER)
     top1 = accuracy(run_onnx(onnx_path, x_test), y_test)
     return {"seed": seed, "train_crops": int(len(y_all)), "epochs": EPOCHS, "input_size": INPUT_SIZE,
@@ -117,9 +119,10 @@ def train(out_dir: Path, seed: int = TRAIN_SEED) -> dict[str, Any]:
             "labels": list(KINDS)}
 
 
-def export(model: nn.Module, path: Path) -> None:
-    """ONNX with a dynamic batch, output `logits` [N, len(KINDS)]."""
-    x = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
+def export(model: nn.Module, path: Path, input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)) -> None:
+    """ONNX with a dynamic batch, input `images` [N, 3, H, W] (`input_size` is W, H), output `logits` [N, labels];
+    checked against the torch model with onnxruntime."""
+    x = torch.zeros(2, 3, input_size[1], input_size[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (x,), str(path), input_names=["images"], output_names=["logits"], opset_version=17,
@@ -139,11 +142,13 @@ def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="directory for model.onnx and training.json")
+    parser.add_argument("--out", type=Path, required=True, help="directory for model.onnx, weights.pt (its "
+                        "trainable weights), config.json and training.json")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED)
     args = parser.parse_args(argv)
     info = train(args.out, args.seed)
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    (args.out / "config.json").write_text(json.dumps(species_config(), indent=2) + "\n")
     print(json.dumps(info, indent=2))
     return 0
 

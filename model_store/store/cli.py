@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from model_store.core.backend_specs import CLASSIFIER_BACKENDS
 from model_store.core.refs import ModelRef
 from model_store.core.species.data import SpeciesSources
 from model_store.store.quantize import quantize_version
 from model_store.store.quantize_report import Gate
 from model_store.store.store import ModelStore, prepare_config
+from model_store.store.trainable import trainable_extras
 from trapline.base.errors import QuantizeRefusedError, UserError
 from trapline.base.printed import Printed
 
@@ -46,6 +48,23 @@ def show(o: Any, progress: Any = None) -> Printed:
     return Printed(out, "\n".join(lines))
 
 
+def trainable_of(o: Any) -> dict[str, bytes] | None:
+    """`--trainable FILE --architecture NAME`: the extra files that make a classifier version trainable."""
+    if not getattr(o, "trainable", None):
+        return None
+    from pathlib import Path
+
+    parsed = prepare_config(Path(o.weights) if o.weights else None, o.config, o.preset, f"config for {o.name}")
+    if parsed.backend not in CLASSIFIER_BACKENDS:
+        raise UserError(f"--trainable: {o.name}:{o.version} is not a classifier (backend {parsed.backend}); "
+                        "trapline fine-tunes classifiers")
+    try:
+        state = Path(o.trainable).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read --trainable {o.trainable}: {exc.strerror}") from None
+    return trainable_extras(o.architecture, state, list(parsed.labels))
+
+
 def species_sources(taxonomy: str | None, geofence: str | None, taxa_lists: list[str] = ()) -> SpeciesSources | None:
     """The bytes of `--taxonomy` / `--geofence` / `--taxa-list NAME=FILE`, or None."""
     from pathlib import Path
@@ -76,7 +95,7 @@ def publish(o: Any, progress: Any = None) -> Printed:
                        json.dumps(config, indent=2) + "\n\n" + "\n".join(graph_lines(parsed)))
     store = ModelStore(o.store)
     mv = store.publish(o.weights, o.name, o.version, o.config, o.card, preset=o.preset,
-                       species=species_sources(o.taxonomy, o.geofence, o.taxa_list or []))
+                       species=species_sources(o.taxonomy, o.geofence, o.taxa_list or []), extras=trainable_of(o))
     cfg = mv.config
     data = {"name": mv.name, "version": mv.version, "sha256": mv.sha256, "url": mv.url,
             "config": cfg.model_dump(mode="json")}

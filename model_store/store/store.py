@@ -28,6 +28,7 @@ from model_store.core.refs import DEFAULT_ALIAS, ModelRef, check_segment
 from model_store.core.species.data import SpeciesSources, load_species, species_extras
 from model_store.core.species.ensemble import SpeciesData
 from model_store.store.prepare import default_card, prepare_config, sha256_file
+from model_store.store.trainable import Trainable, read_trainable
 from model_store.store.versions import AliasRecord, ModelVersion, version_sort_key
 from trapline.base import env
 from trapline.base.errors import ChecksumError, NotFoundError, StoreError
@@ -141,6 +142,12 @@ class ModelStore:
             return json.loads(self.storage.read_bytes(mv.name, mv.version, QUANTIZATION_FILE))
         except (FileNotFoundError, json.JSONDecodeError):
             return None  # the card holds the same figures as text
+
+    def trainable(self, ref: ModelRef | str | ModelVersion) -> tuple[Trainable, bytes]:
+        """The version's trainable weights (model_store/store/trainable.py): their record and verified bytes;
+        NotFoundError when it was published without (ONNX only)."""
+        mv = self._version(ref)
+        return read_trainable(lambda file: self.storage.read_bytes(mv.name, mv.version, file), mv.ref, mv.kind)
 
     def refusals(self, name: str) -> list[dict[str, Any]]:
         """The int8 versions of `name` the quantization gate refused, newest first, each with its report."""

@@ -89,11 +89,15 @@ ANTENNA_SECRET = EnvVar("TRAPLINE_ANTENNA_SECRET", "The Antenna door's shared se
                         "`antenna.secret_env` names it (this name in the Antenna guide); `trapline antenna work` "
                         "sends it to the door as `Authorization: Bearer` (`--service-secret-env` names another). "
                         "Like a token, also read from the file its NAME_FILE names.")
+TRAIN_FAULT = EnvVar("TRAPLINE_TRAIN_FAULT", "Testing only: `EPOCH:MARKER` makes `trapline models train`'s first "
+                     "Ray Train worker exit at the start of that epoch, once (it creates the file MARKER first and "
+                     "does not exit while it exists): how the tests kill a worker mid-run and see it resume from its "
+                     "checkpoint.")
 
 VARIABLES: tuple[EnvVar, ...] = (MODEL_STORE, MODEL_CACHE, S3_ENDPOINT_URL, ADMIN_TOKEN, ADMIN_TOKEN_FILE, API_TOKEN,
                                  API_TOKEN_FILE, URL, STATE_DIR,
                                  CHROMIUM, SEED_DEMO, RAY_ADDRESS, FETCH_ALLOWED_HOSTS, FETCH_PRIVATE_HOSTS,
-                                 ANTENNA_SECRET)
+                                 ANTENNA_SECRET, TRAIN_FAULT)
 
 # Handed by the driver to its Ray tasks as they are (workers of a cluster started before the driver's environment
 # was set, or on other nodes, lack them). With instance roles / IRSA there are no keys to forward.

@@ -25,7 +25,7 @@ from trapline.base.env import STORE_HELP
 
 Preset = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]  # the known families, as --preset's choices
 _GATE = Gate()  # the quantize gate's defaults, stated once (model_store/store/quantize_report.py)
-GATE_MIN_BOXES = 10  # batch/postprocessing/promote_gate.py MIN_BOXES (not imported: the registry stays light)
+GATE_MIN_BOXES = 10  # batch/review/promote_gate.py MIN_BOXES (not imported: the registry stays light)
 
 
 class StoreOptions(CommandOptions):
@@ -221,7 +221,7 @@ MODELS_COMMANDS = (
                       "--min-recall 0.95")),
     # promote and rollback: the store's runners, each outcome in the audit log beside the store (serve/audit.py)
     _models("models promote", "point an alias at a version (verifies it first)", PromoteOptions,
-            "batch.postprocessing.promote_gate_cli:promote",
+            "batch.promote_gate_cli:promote",
             description="Point --alias at NAME:VERSION (verified first). With --tables, the gate first compares it "
                         "with the alias's current version on people's verified held-out data (the test cameras of "
                         "the training-set split by --seed), both versions run over the same pictures; a candidate "

@@ -1,8 +1,9 @@
 """The gate before promote (issue 82, item 6): a candidate version is judged against the alias's current one on what
 people verified in the held-out cameras, and refused when it is worse beyond the intervals.
 
-- The evidence: the current version's reviewed set in `tables` (its people's decisions, folded as a training set
-  folds them, batch/export/training_set.py): confirmed and relabelled boxes with the person's label, boxes people
+- The evidence: the current version's reviewed set in `tables`, else (the current version never ran over them) the
+  newest set of the model there: people's decisions, folded as a training set folds them
+  (batch/export/training_set.py): confirmed and relabelled boxes with the person's label, boxes people
   added, images marked empty as negatives; only whole-reviewed images (a box nobody judged could be an animal either
   version rightly finds).
 - Held out: the `test` split of the same split a training set draws (whole cameras, the seed, the default fractions
@@ -40,6 +41,8 @@ from model_store import ModelStore
 from model_store.core.imaging import decode_image
 from model_store.core.metrics import greedy_match
 from model_store.core.pipeline import ClassifierRoute, Pipeline, resolve_routes
+from model_store.core.refs import ModelRef
+from model_store.store.store import NotFoundError
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import resolve_table_set
 from trapline.base.errors import TraplineError
@@ -71,9 +74,13 @@ class HeldOut:
 
 
 def held_out(tables: str, evidence: str, store: str | None, seed: int = 0) -> HeldOut:
-    """The test split of `evidence`'s reviewed set in `tables` (see the module docstring)."""
+    """The test split of `evidence`'s reviewed set in `tables`, else of the newest set of its model there (people's
+    verified boxes are the truth whichever version they reviewed)."""
     t = Tables(tables)
-    tset = resolve_table_set(t, evidence, None, store)
+    try:
+        tset = resolve_table_set(t, evidence, None, store)
+    except TraplineError:  # the current version never ran over these tables: the model's newest set that did
+        tset = resolve_table_set(t, evidence.partition(":")[0], None, store)
     occurrences = set_occurrences(t.storage, tset, store)
     job = ExportJob(tset, "", SimpleNamespace(tables=tables),  # type: ignore[arg-type]
                     lambda: export_slices(t, tset, None, occurrences))
@@ -201,3 +208,40 @@ def table(c: dict[str, Any]) -> str:
     lines.append(f"  verdict: {c['verdict']}" + (f" ({c['reason']})" if c.get("reason") else ""))
     lines.append(f"  rule: {c['rule']}")
     return "\n".join(lines)
+
+
+NO_TABLES = ("no tables of people's reviews named (--tables; over HTTP `tables`, else the model's on_promote backfill "
+             "tables or the recorder's): the gate compares versions on people's verified held-out data, and none "
+             "was given")
+
+
+def gate(store: str | None, ref: str, alias: str, tables: str | None, seed: int = 0,
+         min_boxes: int = MIN_BOXES) -> dict[str, Any]:
+    """The comparison of `ref` with the version `alias` points at now (or why the gate was not run)."""
+    models = ModelStore(store)
+    mv = models.get(ModelRef.parse(ref))
+    candidate = f"{mv.name}:{mv.version}"
+    try:
+        now = models.resolve(ModelRef(mv.name, alias=alias))
+    except NotFoundError:
+        return not_run(f"{mv.name}@{alias} points at no version yet: nothing to compare against", None, candidate)
+    current = f"{now.name}:{now.version}"
+    if current == candidate:
+        return not_run(f"{mv.name}@{alias} is {candidate} already", current, candidate)
+    if mv.kind != "detector":
+        return not_run(f"{candidate} is a {mv.kind}: the gate judges detectors' boxes (a classifier's top-1 on the "
+                       "held-out crops is not measured yet)", current, candidate)
+    if not tables:
+        return not_run(NO_TABLES, current, candidate)
+    return compare(tables, current, candidate, store, seed, min_boxes)
+
+
+def decide(c: dict[str, Any], force: bool, reason: str | None) -> dict[str, Any]:
+    """What goes into the answer and the audit: the verdict, whether the promote was forced, and why."""
+    out = {"ran": c["ran"], "verdict": c.get("verdict"), "reason": c.get("reason"),
+           "forced": bool(force and c["refused"]), "why": reason}
+    if c["refused"] and not force:
+        raise PromoteRefusedError(
+            f"promote refused: {c['candidate']} against {c['current']} on people's verified held-out data: "
+            f"{c['verdict']} ({c['rule']}); --force (HTTP: force=true) promotes it all the same, audited", comparison=c)
+    return out

@@ -200,10 +200,10 @@ def table(c: dict[str, Any]) -> str:
              f"split (seed {c['seed']}) of {c['evidence']}'s reviews in {c['tables']}: {h['images']} image(s), "
              f"{h['boxes']} box(es), {h['negatives']} empty, camera(s) {', '.join(h['cameras']) or '-'}"]
     if "figures" in c:
-        lines.append(f"  {'version':<28} {'precision (95 % Wilson, k/n)':<30} {'recall':<30} F1")
+        lines.append(f"  {'version':<36} {'precision (95 % Wilson, k/n)':<30} {'recall':<30} F1")
         for who in ("current", "candidate"):
             f = c["figures"][who]
-            lines.append(f"  {who + ' ' + c[who]:<28} {shown(f['precision']):<30} {shown(f['recall']):<30} "
+            lines.append(f"  {who + ' ' + c[who]:<36} {shown(f['precision']):<30} {shown(f['recall']):<30} "
                          f"{'-' if f['f1'] is None else format(f['f1'], '.2f')}")
     lines.append(f"  verdict: {c['verdict']}" + (f" ({c['reason']})" if c.get("reason") else ""))
     lines.append(f"  rule: {c['rule']}")

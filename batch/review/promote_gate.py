@@ -16,7 +16,10 @@ people verified in the held-out cameras, and refused when it is worse beyond the
   overlaps most if the IoU is at least 0.5 (one-to-one, greedy by score: model_store/core/metrics.py). A claimed box
   is a true positive, an unclaimed kept box a false positive, an unclaimed verified box a false negative.
 - The figures: detection precision and recall (box and label right) with Wilson 95 % intervals and their k of n,
-  and F1 (no interval of its own).
+  and F1 (no interval of its own). A classifier (two versions of one, e.g. a fine-tuned one against the served one)
+  is judged by its top-1 on the crops of the held-out verified boxes whose person's label either version knows (every
+  reviewed image of the test cameras, each box judged on its own, as `--format crops` takes them), cut as its config
+  cuts them; the evidence is a set in `tables` that ran it (`--classify`).
 - The rule (RULE): the candidate is worse beyond the intervals when its precision's or its recall's upper Wilson
   bound is below the current's point estimate; better when neither is worse and one's lower bound is above the
   current's point estimate; else no worse within the intervals. Fewer than `min_boxes` verified boxes in the
@@ -38,20 +41,22 @@ from batch.postprocessing.accuracy_stats import CONFIDENCE, f1, rate, shown
 from batch.postprocessing.events import set_occurrences
 from batch.postprocessing.snips import source_bytes
 from model_store import ModelStore
+from model_store.core.crops import crop_box
 from model_store.core.imaging import decode_image
 from model_store.core.metrics import greedy_match
 from model_store.core.pipeline import ClassifierRoute, Pipeline, resolve_routes
 from model_store.core.refs import ModelRef
 from model_store.store.store import NotFoundError
 from model_store.tables.reader import Tables
-from model_store.tables.table_set import resolve_table_set
+from model_store.tables.table_set import TableSet, resolve_table_set
 from trapline.base.errors import TraplineError
 
 IOU = 0.5
 MIN_BOXES = 10  # also batch/models_commands.py GATE_MIN_BOXES, the flag's default
 HELD_OUT = "test"
-RULE = ("worse beyond the intervals: the candidate's precision or recall has its upper Wilson 95 % bound below the "
-        "current's point estimate; better: neither worse, and one with its lower bound above the current's")
+RULE = ("worse beyond the intervals: the candidate's upper Wilson 95 % bound of a judged rate (a detector's precision "
+        "or recall, a classifier's top-1) below the current's point estimate; better: none worse, and one with its "
+        "lower bound above the current's")
 VERDICTS = ("better", "no worse within the intervals", "worse beyond the intervals", "not enough evidence")
 
 
@@ -73,22 +78,34 @@ class HeldOut:
     reviewed_images: int  # whole-reviewed images in every split
 
 
-def held_out(tables: str, evidence: str, store: str | None, seed: int = 0) -> HeldOut:
-    """The test split of `evidence`'s reviewed set in `tables`, else of the newest set of its model there (people's
-    verified boxes are the truth whichever version they reviewed)."""
-    t = Tables(tables)
+def _evidence_set(t: Tables, evidence: str, store: str | None) -> TableSet:
+    """`evidence`'s set in `t`; else (it never ran over these tables) the newest set of a version of the same model,
+    or, for a classifier, of a detector whose sets ran it."""
     try:
-        tset = resolve_table_set(t, evidence, None, store)
-    except TraplineError:  # the current version never ran over these tables: the model's newest set that did
-        tset = resolve_table_set(t, evidence.partition(":")[0], None, store)
+        return resolve_table_set(t, evidence, None, store)
+    except TraplineError:
+        name = evidence.partition(":")[0]
+        sets = [resolve_table_set(t, f"{n}:{v}", None, store) for n, v in t.versions()]
+        mine = [s for s in sets if s.model_name == name or any(c["name"] == name for c in s.classifiers)]
+        if not mine:
+            raise
+        return max(mine, key=lambda s: (s.model_name == name, s.model_version))
+
+
+def held_out(tables: str, evidence: str, store: str | None, seed: int = 0, whole: bool = True) -> HeldOut:
+    """The test split of `evidence`'s reviewed set in `tables` (else as `_evidence_set` finds one: people's verified
+    boxes are the truth whichever version they reviewed). `whole`: only images every box of which was judged (boxes
+    are counted against the whole image); a classifier takes every verified box, each judged on its own."""
+    t = Tables(tables)
+    tset = _evidence_set(t, evidence, store)
     occurrences = set_occurrences(t.storage, tset, store)
     job = ExportJob(tset, "", SimpleNamespace(tables=tables),  # type: ignore[arg-type]
                     lambda: export_slices(t, tset, None, occurrences))
     found = gather(job)  # type: ignore[arg-type]
     split(found.items, TrainingSetOptions.model_construct().fractions(), seed, found.sites)
-    items = [it for it in found.items if it.whole and it.split == HELD_OUT]
+    items = [it for it in found.items if (it.whole or not whole) and it.split == HELD_OUT]
     return HeldOut(items, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, tset.classifiers,
-                   sorted({it.camera_id for it in items}), sum(it.whole for it in found.items))
+                   sorted({it.camera_id for it in items}), sum(it.whole or not whole for it in found.items))
 
 
 class Runner:
@@ -143,6 +160,28 @@ def judge(runners: dict[str, Runner], items: list[Item]) -> dict[str, dict[str, 
     return {ref: figures(*t) for ref, t in totals.items()}
 
 
+def judge_classifiers(models: ModelStore, refs: tuple[str, str], items: list[Item]) -> dict[str, dict[str, Any]]:
+    """Each classifier's top-1 over the same crops: every verified box whose person's label one of them knows, cut
+    as the classifier's config cuts its crops; right where its top answer is the person's label."""
+    loaded = {ref: models.load_classifier(ref, threads=1) for ref in refs}
+    known = set().union(*(c.config.labels for c in loaded.values()))
+    totals = dict.fromkeys(refs, 0)
+    n = 0
+    for it in items:
+        boxes = [b for b in it.boxes if b.label in known]
+        if not boxes:
+            continue
+        rgb = decode_image(source_bytes({"uri": it.uri, "size_bytes": it.size_bytes}))
+        h, w = rgb.shape[:2]
+        px = [(x * w, y * h, (x + bw) * w, (y + bh) * h) for x, y, bw, bh in (b.bbox for b in boxes)]
+        n += len(boxes)
+        for ref, clf in loaded.items():
+            p = clf.config.preprocess
+            said = clf.classify([crop_box(rgb, box, p.crop_padding, p.crop_square) for box in px])
+            totals[ref] += sum(a.label == b.label for a, b in zip(said, boxes, strict=True))
+    return {ref: {"top1": rate(k, n)} for ref, k in totals.items()}
+
+
 def _worse(cand: dict[str, Any], cur: dict[str, Any]) -> bool:
     return cand["high"] is not None and cur["value"] is not None and cand["high"] < cur["value"]
 
@@ -151,9 +190,9 @@ def _better(cand: dict[str, Any], cur: dict[str, Any]) -> bool:
     return cand["low"] is not None and cur["value"] is not None and cand["low"] > cur["value"]
 
 
-def verdict(candidate: dict[str, Any], current: dict[str, Any]) -> str:
-    """RULE, over precision and recall."""
-    keys = ("precision", "recall")
+def verdict(candidate: dict[str, Any], current: dict[str, Any], keys: tuple[str, ...] = ("precision", "recall")
+            ) -> str:
+    """RULE, over `keys` (a detector's precision and recall, a classifier's top-1)."""
     if any(_worse(candidate[k], current[k]) for k in keys):
         return VERDICTS[2]
     if any(_better(candidate[k], current[k]) for k in keys):
@@ -161,28 +200,36 @@ def verdict(candidate: dict[str, Any], current: dict[str, Any]) -> str:
     return VERDICTS[1]
 
 
+METRICS = {"detector": ("detection precision and recall (box IoU >= 0.5 and label right)", ("precision", "recall")),
+           "classifier": ("classifier top-1 on the crops of verified boxes whose label either version knows",
+                          ("top1",))}
+
+
 def compare(tables: str, current: str, candidate: str, store: str | None = None, seed: int = 0,
             min_boxes: int = MIN_BOXES) -> dict[str, Any]:
-    """The comparison the gate prints and decides on (`current`, `candidate`: NAME:VERSION)."""
+    """The comparison the gate prints and decides on (`current`, `candidate`: NAME:VERSION of two detectors or two
+    classifiers)."""
     models = ModelStore(store)
-    h = held_out(tables, current, store, seed)
-    boxes = sum(len(it.boxes) for it in h.items)
-    out: dict[str, Any] = {"ran": True, "tables": Tables(tables).url, "evidence": h.evidence,
+    kind = "classifier" if models.get(candidate).is_classifier else "detector"
+    metric, keys = METRICS[kind]
+    h = held_out(tables, current, store, seed, whole=kind == "detector")
+    got = judge_classifiers(models, (current, candidate), h.items) if kind == "classifier" else None
+    boxes = got[current]["top1"]["n"] if got else sum(len(it.boxes) for it in h.items)
+    out: dict[str, Any] = {"ran": True, "kind": kind, "tables": Tables(tables).url, "evidence": h.evidence,
                            "filters_hash": h.filters_hash, "seed": seed, "split": HELD_OUT,
                            "held_out": {"cameras": h.cameras, "images": len(h.items), "boxes": boxes,
                                         "negatives": sum(it.negative for it in h.items),
                                         "reviewed_images": h.reviewed_images},
-                           "metric": "detection precision and recall (box IoU >= 0.5 and label right)",
-                           "confidence": CONFIDENCE, "interval": "wilson", "rule": RULE,
+                           "metric": metric, "confidence": CONFIDENCE, "interval": "wilson", "rule": RULE,
                            "current": current, "candidate": candidate}
     if boxes < min_boxes:
         out |= {"verdict": VERDICTS[3], "refused": False,
                 "reason": f"{boxes} verified box(es) in the held-out cameras, fewer than {min_boxes}: review more "
                           "of the season (or lower --min-boxes)"}
         return out
-    runners = {ref: Runner(models, ref, h.classifiers) for ref in (current, candidate)}
-    got = judge(runners, h.items)
-    v = verdict(got[candidate], got[current])
+    if got is None:
+        got = judge({ref: Runner(models, ref, h.classifiers) for ref in (current, candidate)}, h.items)
+    v = verdict(got[candidate], got[current], keys)
     return out | {"figures": {"current": got[current], "candidate": got[candidate]}, "verdict": v,
                   "refused": v == VERDICTS[2]}
 
@@ -200,11 +247,13 @@ def table(c: dict[str, Any]) -> str:
              f"split (seed {c['seed']}) of {c['evidence']}'s reviews in {c['tables']}: {h['images']} image(s), "
              f"{h['boxes']} box(es), {h['negatives']} empty, camera(s) {', '.join(h['cameras']) or '-'}"]
     if "figures" in c:
-        lines.append(f"  {'version':<36} {'precision (95 % Wilson, k/n)':<30} {'recall':<30} F1")
+        keys = METRICS[c["kind"]][1]
+        heads = ["precision (95 % Wilson, k/n)", "recall"] if c["kind"] == "detector" else ["top-1 (95 % Wilson, k/n)"]
+        lines.append(f"  {'version':<36} " + " ".join(f"{x:<30}" for x in heads) + (" F1" if len(keys) > 1 else ""))
         for who in ("current", "candidate"):
             f = c["figures"][who]
-            lines.append(f"  {who + ' ' + c[who]:<36} {shown(f['precision']):<30} {shown(f['recall']):<30} "
-                         f"{'-' if f['f1'] is None else format(f['f1'], '.2f')}")
+            f1_ = "" if "f1" not in f else " -" if f["f1"] is None else f" {f['f1']:.2f}"
+            lines.append(f"  {who + ' ' + c[who]:<36} " + " ".join(f"{shown(f[k]):<30}" for k in keys) + f1_)
     lines.append(f"  verdict: {c['verdict']}" + (f" ({c['reason']})" if c.get("reason") else ""))
     lines.append(f"  rule: {c['rule']}")
     return "\n".join(lines)
@@ -228,9 +277,8 @@ def gate(store: str | None, ref: str, alias: str, tables: str | None, seed: int 
     current = f"{now.name}:{now.version}"
     if current == candidate:
         return not_run(f"{mv.name}@{alias} is {candidate} already", current, candidate)
-    if mv.kind != "detector":
-        return not_run(f"{candidate} is a {mv.kind}: the gate judges detectors' boxes (a classifier's top-1 on the "
-                       "held-out crops is not measured yet)", current, candidate)
+    if mv.kind not in ("detector", "classifier"):
+        return not_run(f"{candidate} is a {mv.kind}: the gate judges detectors and classifiers", current, candidate)
     if not tables:
         return not_run(NO_TABLES, current, candidate)
     return compare(tables, current, candidate, store, seed, min_boxes)

@@ -11,10 +11,11 @@ import warnings
 
 import pytest
 
+from batch.review import promote_gate as pg
 from batch.review.promote_gate import VERDICTS, count, figures, held_out, verdict
 from model_store import ModelStore
 from model_store.demo.publish import publish_demo
-from tests.fixtures.gate_season import publish_threshold, write_season
+from tests.fixtures.gate_season import publish_shuffled, publish_threshold, write_season
 from trapline.cli import main
 
 DEMO = "demo-detector"
@@ -142,6 +143,22 @@ def test_too_little_evidence_or_no_tables_is_said_not_pretended(season, capsys):
                            str(season[2] / "nothing-here"))
     assert code == 2 and err.startswith("error:")  # named tables that hold nothing are an error, not a pass
     assert alias_of(store, "few") == "2-never"
+
+
+def test_a_classifier_is_judged_by_its_top1_on_the_held_out_crops(season, capsys):
+    store, _, root = season
+    models = ModelStore(store)
+    shuffled = publish_shuffled(models, "demo-species:1", "1-shuffled")
+    tables = write_season(root / "kinds", models, f"{DEMO}:2", per_camera=20, kinds=True)
+    code, out, err = promote(capsys, shuffled, "--store", store, "--tables", tables)
+    assert code == 2 and "worse beyond the intervals" in err
+    assert "top-1 (95 % Wilson, k/n)" in out and "current demo-species:1" in out
+    c = pg.compare(tables, "demo-species:1", shuffled, store)
+    now, cand = c["figures"]["current"]["top1"], c["figures"]["candidate"]["top1"]
+    assert c["kind"] == "classifier" and now["n"] == cand["n"] >= 10 and cand["high"] < now["value"]
+    assert models.resolve("demo-species@production").version == "1"
+    same = pg.compare(tables, "demo-species:1", "demo-species:1", store)
+    assert same["verdict"] == VERDICTS[1] and same["figures"]["current"] == same["figures"]["candidate"]
 
 
 def test_over_http_a_refusal_is_a_409_with_the_comparison(season, tmp_path_factory):

@@ -2,7 +2,7 @@
 people verified in the held-out cameras, and refused when it is worse beyond the intervals.
 
 - The evidence: the current version's reviewed set in `tables`, else (the current version never ran over them) the
-  newest set of the model there: people's decisions, folded as a training set folds them
+  set of the model's highest version there: people's decisions, folded as a training set folds them
   (batch/export/training_set.py): confirmed and relabelled boxes with the person's label, boxes people
   added, images marked empty as negatives; only whole-reviewed images (a box nobody judged could be an animal either
   version rightly finds).
@@ -20,10 +20,10 @@ people verified in the held-out cameras, and refused when it is worse beyond the
   is judged by its top-1 on the crops of the held-out verified boxes whose person's label either version knows (every
   reviewed image of the test cameras, each box judged on its own, as `--format crops` takes them), cut as its config
   cuts them; the evidence is a set in `tables` that ran it (`--classify`).
-- The rule (RULE): the candidate is worse beyond the intervals when its precision's or its recall's upper Wilson
-  bound is below the current's point estimate; better when neither is worse and one's lower bound is above the
-  current's point estimate; else no worse within the intervals. Fewer than `min_boxes` verified boxes in the
-  held-out images: not enough evidence (and the gate lets the promote through, saying so).
+- The rule (RULE): the candidate is worse beyond the intervals when its precision's or its recall's (a classifier:
+  its top-1's) upper Wilson bound is below the current's point estimate; better when none is worse and one's lower
+  bound is above the current's point estimate; else no worse within the intervals. Fewer than `min_boxes` verified
+  boxes in the held-out images: not enough evidence (and the gate lets the promote through, saying so).
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ class HeldOut:
 
 
 def _evidence_set(t: Tables, evidence: str, store: str | None) -> TableSet:
-    """`evidence`'s set in `t`; else (it never ran over these tables) the newest set of a version of the same model,
-    or, for a classifier, of a detector whose sets ran it."""
+    """`evidence`'s set in `t`; else (it never ran over these tables) the set of the highest version of the same
+    model there, or, for a classifier, of a detector version whose set ran it."""
     try:
         return resolve_table_set(t, evidence, None, store)
     except TraplineError:

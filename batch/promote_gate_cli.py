@@ -21,7 +21,7 @@ def promote(o: Any, progress: Any = None) -> Printed:
     """`trapline models promote`: the gate, its comparison printed either way, then the promote; the outcome (a
     refusal, a forced promote with who and why) in the audit log beside the store."""
     from model_store.store import cli as store_cli  # late: the registry names this runner without importing it
-    from serve import people_cli
+    from serve import people_cli  # late: as above
 
     def work(o: Any) -> Printed:
         c = gate(o.store, o.ref, o.alias, o.tables, o.seed, o.min_boxes)

@@ -45,7 +45,7 @@ from model_store.core.crops import crop_box
 from model_store.core.imaging import decode_image
 from model_store.core.metrics import greedy_match
 from model_store.core.pipeline import ClassifierRoute, Pipeline, resolve_routes
-from model_store.core.refs import ModelRef
+from model_store.core.refs import ModelRef, check_segment
 from model_store.store.store import NotFoundError
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import TableSet, resolve_table_set
@@ -267,6 +267,7 @@ NO_TABLES = ("no tables of people's reviews named (--tables; over HTTP `tables`,
 def gate(store: str | None, ref: str, alias: str, tables: str | None, seed: int = 0,
          min_boxes: int = MIN_BOXES) -> dict[str, Any]:
     """The comparison of `ref` with the version `alias` points at now (or why the gate was not run)."""
+    check_segment("alias", alias)  # as the store's promote does, before anything is read
     models = ModelStore(store)
     mv = models.get(ModelRef.parse(ref))
     candidate = f"{mv.name}:{mv.version}"

@@ -74,8 +74,7 @@ class VerifyOptions(StoreOptions):
 class PromoteOptions(StoreOptions):
     ref: str = Field(..., description="NAME:VERSION")
     alias: str = Field(DEFAULT_ALIAS, description="the alias to point at it")
-    tables: Location | None = Field(None, description="the gate: tables with people's reviews of the alias's "
-                                                      "current version (without: the gate is not run, and says so)")
+    tables: Location | None = Field(None, description=TABLES_HELP)  # the gate's evidence: people's reviews there
     force: bool = Field(False, description="promote a candidate the gate finds worse beyond the intervals (audited)")
     reason: str | None = Field(None, description="why (kept in the audit log with a forced promote)")
     seed: int = Field(0, description="the gate: the training-set split's seed whose test cameras are held out")

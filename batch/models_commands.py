@@ -27,6 +27,7 @@ from trapline.base.env import STORE_HELP
 Architecture = Literal[tuple(sorted(ARCHITECTURES))]  # type: ignore[valid-type]  # what models train can build
 Preset = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]  # the known families, as --preset's choices
 _GATE = Gate()  # the quantize gate's defaults, stated once (model_store/store/quantize_report.py)
+GATE_MIN_BOXES = 10  # batch/review/promote_gate.py MIN_BOXES (not imported: the registry stays light)
 
 
 class StoreOptions(CommandOptions):
@@ -99,6 +100,11 @@ class VerifyOptions(StoreOptions):
 class PromoteOptions(StoreOptions):
     ref: str = Field(..., description="NAME:VERSION")
     alias: str = Field(DEFAULT_ALIAS, description="the alias to point at it")
+    tables: Location | None = Field(None, description=TABLES_HELP)  # the gate's evidence: people's reviews there
+    force: bool = Field(False, description="promote a candidate the gate finds worse beyond the intervals (audited)")
+    reason: str | None = Field(None, description="why (kept in the audit log with a forced promote)")
+    seed: int = Field(0, description="the gate: the training-set split's seed whose test cameras are held out")
+    min_boxes: int = Field(GATE_MIN_BOXES, ge=1, description="the gate: verified held-out boxes needed to judge")
 
 
 class RollbackOptions(StoreOptions):
@@ -269,8 +275,16 @@ MODELS_COMMANDS = (
                       "--min-recall 0.95")),
     # promote and rollback: the store's runners, each outcome in the audit log beside the store (serve/audit.py)
     _models("models promote", "point an alias at a version (verifies it first)", PromoteOptions,
-            "serve.people_cli:promote",
-            example="trapline models promote megadetector:5 --alias production"),
+            "batch.promote_gate_cli:promote",
+            description="Point --alias at NAME:VERSION (verified first). With --tables, the gate first compares it "
+                        "with the alias's current version on people's verified held-out data (the test cameras of "
+                        "the training-set split by --seed), both versions run over the same pictures; a candidate "
+                        "worse beyond the Wilson 95 % intervals is refused (exit 2) unless --force (audited, with "
+                        "--reason). The comparison is printed either way. docs/guide/review.md, \"The gate before "
+                        "promote\".",
+            examples=("trapline models promote megadetector:5 --alias production",
+                      "trapline models promote demo-detector:2 --tables ./detections",
+                      "trapline models promote demo-detector:3 --tables ./detections --force --reason 'night fix'")),
     _models("models rollback", "return an alias to the version it pointed at before", RollbackOptions,
             "serve.people_cli:rollback", styles=ROLLBACK_FLAGS,
             example="trapline models rollback megadetector --alias production"),

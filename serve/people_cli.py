@@ -26,7 +26,7 @@ def _by_hand(o: Any, action: str, outcome: str = "done", **detail: Any) -> None:
     AuditLog(location(o)).append(f"{getpass.getuser()} (command line)", action, outcome, **detail)
 
 
-def _audited(o: Any, action: str, work: Any) -> Printed:
+def audited(o: Any, action: str, work: Any) -> Printed:
     """`work(o)` (a store command), its outcome appended to the audit log beside the store."""
     where = SimpleNamespace(store=o.store, people=None)
     try:
@@ -43,13 +43,13 @@ def _audited(o: Any, action: str, work: Any) -> Printed:
 def promote(o: Any, progress: Any = None) -> Printed:
     from model_store.store import cli as store_cli  # late: the registry names this runner without importing it
 
-    return _audited(o, f"models promote {o.ref} @{o.alias}", store_cli.promote)
+    return audited(o, f"models promote {o.ref} @{o.alias}", store_cli.promote)
 
 
 def rollback(o: Any, progress: Any = None) -> Printed:
     from model_store.store import cli as store_cli  # late: as above
 
-    return _audited(o, f"models rollback {o.name} @{o.alias}", store_cli.rollback)
+    return audited(o, f"models rollback {o.name} @{o.alias}", store_cli.rollback)
 
 
 def add(o: Any, progress: Any = None) -> Printed:

@@ -262,6 +262,20 @@ class AliasMoveResponse(BaseModel):
     version: str
     previous: str | None
     serving: list[dict[str, str | None]] = Field(description="each replica's aliases -> versions")
+    gate: dict[str, Any] | None = Field(None, description=(
+        "promote: the gate before it (ran, verdict, reason, forced, comparison: both versions' precision and recall "
+        "with Wilson 95 % intervals on people's verified held-out data); null on rollback"))
+
+
+class PromoteGateQuery(BaseModel):
+    """`POST /v1/admin/models/{model}/promote`: the gate's settings, as `trapline models promote` takes them."""
+
+    tables: str | None = Field(None, min_length=1, max_length=4096, description=(
+        "tables with people's reviews of the alias's current version (default: the model's on_promote backfill "
+        "tables, else the recorder's; none: the gate is not run and the answer says why)"))
+    force: bool = Field(False, description="promote a candidate the gate finds worse beyond the intervals (audited)")
+    reason: str | None = Field(None, max_length=1000, description="why (kept in the audit log with a forced promote)")
+    seed: int = Field(0, description="the training-set split's seed whose test cameras are held out")
 
 
 class ReloadResponse(BaseModel):

@@ -13,6 +13,7 @@ The modules that are not views:
     picture_files.py  the archive images, snips, thumbnails and clip frames themselves (no router)
     found_tables.py   tables under the jobs' roots shown unconfigured, with the archive their runs record
     season_metrics.py the season's signals as Prometheus metrics (GET /metrics), rendered, never read per scrape
+    promote_gate.py   the gate before the admin promote route (serve/routes.py calls it; batch/review/promote_gate.py)
 
 Why a room of its own: the jobs (batch/jobs/) are what runs; these are what is read and decided afterwards. The
 views import the control plane (its path policy, a finished job's output) and never the other way round.

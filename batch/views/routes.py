@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
+from batch.views.promote_gate import promote_gate
 from serve.deps import Service
 
 
@@ -38,3 +39,4 @@ def attach_views(api: FastAPI, service: Service) -> None:
         return
     for router in view_routers().values():
         api.include_router(router)
+    api.state.trapline_promote_gate = promote_gate  # the gate before promote (serve/routes.py)

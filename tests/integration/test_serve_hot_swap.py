@@ -79,8 +79,9 @@ def test_promote_and_rollback_through_the_admin_route_under_load(url, store, pro
     with LoadClient(url) as load:
         r = httpx.post(f"{url}/v1/admin/models/fixture/promote", params={"version": "2"}, headers=AUTH, timeout=120)
         assert r.status_code == 200, r.text
-        assert r.json() | {"serving": None} == {"model": "fixture", "alias": "production", "version": "2",
-                                                 "previous": "1", "serving": None}
+        assert r.json() | {"serving": None, "gate": None} == {"model": "fixture", "alias": "production", "version": "2",
+                                                               "previous": "1", "serving": None, "gate": None}
+        assert r.json()["gate"]["ran"] is False  # no tables of people's reviews here: the gate says it did not run
         assert r.json()["serving"] == [{"production": "2"}]  # every replica switched before the answer
         assert version_of(url) == "2" and store.resolve("fixture").version == "2"
         r = httpx.post(f"{url}/v1/admin/models/fixture/rollback", headers=AUTH, timeout=120)

@@ -90,7 +90,9 @@ def test_admin_token_and_parameters(client):
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_parameter"  # version is required
     r = client.post("/v1/admin/models/fixture/promote?version=2", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.json() == {"model": "fixture", "alias": "production", "version": "2", "previous": "1",
-                        "serving": [{"production": "2"}]}
+                        "serving": [{"production": "2"}],
+                        "gate": {"ran": False, "forced": False, "reason": "this service has no views over tables "
+                                 "(the online door alone): the gate was not run"}}
     schema = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/models", "/readyz", "/v1/admin/models/{model}/promote", "/v1/admin/models/{model}/reload"):
         method = "get" if path in ("/v1/models", "/readyz") else "post"  # every body is a declared model

@@ -1,0 +1,37 @@
+"""The gate before `POST /v1/admin/models/{model}/promote` (serve/routes.py calls it where `attach_views`,
+batch/views/routes.py, put it on the app): the gate of `trapline models promote` (batch/review/promote_gate.py), its
+tables the `tables` parameter (under the jobs' allowed roots), else the model's on_promote backfill tables, else the
+recorder's; with none, the gate is not run and the answer says so. A refusal is a 409 whose body holds the
+comparison."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from batch.jobs.deps import control_of
+from batch.review.promote_gate import decide, gate
+from batch.views.catalog import backfill_policy
+from serve.deps import in_thread, service_of
+
+
+def default_tables(config: Any, model: str) -> str | None:
+    """Where people's decisions about `model` live when the request names no tables."""
+    policy = backfill_policy(config, model)
+    if policy is not None:
+        return policy["out"]
+    return config.record.tables if config.record is not None else None
+
+
+async def promote_gate(request: Request, model: str, version: str, alias: str, q: Any) -> dict[str, Any]:
+    """The gate's outcome with its comparison (raises PromoteRefusedError, 409, on a refusal)."""
+    service = service_of(request)
+    tables = control_of(request).paths.check("tables", q.tables) if q.tables else default_tables(service.config,
+                                                                                                    model)
+    c = await in_thread(gate, service.config.store, f"{model}:{version}", alias, tables, q.seed)
+    outcome = decide(c, q.force, q.reason)
+    if outcome["forced"]:
+        person = getattr(request.state, "person", None)
+        outcome["who"] = person.name if person else None
+    return {**outcome, "comparison": c}

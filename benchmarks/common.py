@@ -174,13 +174,25 @@ def process_title(pid: int) -> str | None:
     return program
 
 
-def tree_memory_by_process(root_pid: int) -> dict[int, tuple[str, int]]:
-    """pid -> (title, PSS bytes) for `root_pid` and its descendants (processes that ended meanwhile left out)."""
+def process_rss(pid: int) -> int:
+    """Resident set size in bytes, shared pages counted whole: unlike PSS (and USS) it does not change when another
+    process that shared this one's pages ends, so a process's own growth reads as growth, not as its neighbours'
+    exits (an hour's soak on a shared machine: every process's PSS, gcs_server's too, stepped up together when other
+    programs' Rays ended)."""
+    kib = _proc_kib_field(f"/proc/{pid}/smaps_rollup", "Rss:")
+    if kib is None:
+        kib = _proc_kib_field(f"/proc/{pid}/status", "VmRSS:")
+    return (kib or 0) * 1024
+
+
+def tree_memory_by_process(root_pid: int) -> dict[int, tuple[str, int, int]]:
+    """pid -> (title, PSS bytes, RSS bytes) for `root_pid` and its descendants (processes that ended meanwhile left
+    out): the PSS adds up to the tree's memory, the RSS tells a process's own growth (process_rss says why)."""
     out = {}
     for pid in process_tree(root_pid):
         title = process_title(pid)
         if title is not None:
-            out[pid] = (title, process_memory(pid))
+            out[pid] = (title, process_memory(pid), process_rss(pid))
     return out
 
 

@@ -11,7 +11,8 @@ the recording door (POST /v1/images: each upload a picture of its own, kept with
 2. soak: open loop (serve_load.open_loop, Poisson arrivals) at `--load` x capacity for `--minutes`, in
    windows, while the memory (PSS) of the service's process tree is sampled: reports the trend as a
    least-squares slope in MiB/min, the tree's and each process's by Ray's titles (every replica, the proxy,
-   the controller, raylet, GCS, the driver) over the run's second half, and each window's errors, p50 and p99
+   the controller, raylet, GCS, the driver) over the run's second half (each process's RSS slope too, which
+   another program's exit does not move: benchmarks.common.process_rss), and each window's errors, p50 and p99
    beside the machine's load in that window (/proc/loadavg and the CPU other programs took:
    benchmarks/machine_load.py), so a window over the p99 target on a busy machine is told apart from a slow
    service;

@@ -23,7 +23,8 @@ class MemoryTrend:
     def __init__(self, root_pid: int | None, interval_s: float = 2.0) -> None:
         self.root_pid, self.interval_s = root_pid, interval_s
         self.samples: list[tuple[float, int]] = []
-        self.by_process: dict[int, tuple[str, list[tuple[float, int]]]] = {}  # pid -> (title, samples)
+        # pid -> (title, [(at, PSS bytes, RSS bytes)])
+        self.by_process: dict[int, tuple[str, list[tuple[float, int, int]]]] = {}
         self._t0 = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-trend", daemon=True)
@@ -33,11 +34,11 @@ class MemoryTrend:
             return
         at = time.perf_counter() - self._t0
         now = tree_memory_by_process(self.root_pid)
-        self.samples.append((at, sum(b for _, b in now.values())))
-        for pid, (title, used) in now.items():
+        self.samples.append((at, sum(pss for _, pss, _ in now.values())))
+        for pid, (title, pss, rss) in now.items():
             if pid == self.root_pid:
                 title = f"driver ({title})"
-            self.by_process.setdefault(pid, (title, []))[1].append((at, used))
+            self.by_process.setdefault(pid, (title, []))[1].append((at, pss, rss))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -91,34 +92,42 @@ def _second_half(t: np.ndarray, mib: np.ndarray, end: float) -> tuple[np.ndarray
     return t[late], mib[late]
 
 
-def _process_trend(pid: int, title: str, samples: Sequence[tuple[float, int]], end: float) -> dict[str, Any]:
-    """One process's first and last MiB and second-half slope (None for one that lived through too little of it)."""
-    t, mib = _minutes_and_mib(samples)
-    late = _slope(*_second_half(t, mib, end))
+def _process_trend(pid: int, title: str, samples: Sequence[tuple[float, int, int]], end: float) -> dict[str, Any]:
+    """One process's first and last MiB (PSS) and second-half slopes of its PSS and of its RSS (None for one that
+    lived through too little of it). The RSS slope judges the process: its PSS also rises when another process that
+    shared its pages ends (benchmarks.common.process_rss)."""
+    t, mib = _minutes_and_mib([(at, pss) for at, pss, _ in samples])
+    _, rss = _minutes_and_mib([(at, rss) for at, _, rss in samples])
+    late, late_rss = _slope(*_second_half(t, mib, end)), _slope(*_second_half(t, rss, end))
     return {"title": title, "pid": pid, "samples": len(mib), "start_mib": round(float(mib[0]), 1),
             "end_mib": round(float(mib[-1]), 1),
-            "slope_second_half_mib_per_min": round(late, 3) if late is not None else None}
+            "slope_second_half_mib_per_min": round(late, 3) if late is not None else None,
+            "rss_start_mib": round(float(rss[0]), 1), "rss_end_mib": round(float(rss[-1]), 1),
+            "rss_slope_second_half_mib_per_min": round(late_rss, 3) if late_rss is not None else None}
 
 
 def memory_table(memory: dict[str, Any] | None, min_mib: float = 20.0) -> list[str]:
-    """Lines for people: each process of at least `min_mib` (the rest summed), start -> end MiB and the second
-    half's slope; the process with the steepest second-half slope named."""
+    """Lines for people: each process of at least `min_mib` (the rest summed), start -> end MiB (PSS) and the second
+    half's slopes of its PSS and its RSS; the process with the steepest second-half RSS slope named (its own growth:
+    a PSS also rises when a neighbour that shared its pages ends)."""
     if not memory or not memory.get("processes"):
         return []
     shown = [p for p in memory["processes"] if p["end_mib"] >= min_mib]
     rest = [p for p in memory["processes"] if p["end_mib"] < min_mib]
     width = max(len(p["title"]) for p in shown) if shown else 10
-    lines = [f"  {'process':<{width}}  {'pid':>7}  {'start MiB':>9}  {'end MiB':>8}  {'2nd-half MiB/min':>16}"]
+    lines = [f"  {'process':<{width}}  {'pid':>7}  {'start MiB':>9}  {'end MiB':>8}  {'2nd-half MiB/min':>16}  "
+             f"{'RSS 2nd-half MiB/min':>20}"]
     for p in shown:
-        late = p["slope_second_half_mib_per_min"]
+        late, late_rss = p["slope_second_half_mib_per_min"], p.get("rss_slope_second_half_mib_per_min")
         lines.append(f"  {p['title']:<{width}}  {p['pid']:>7}  {p['start_mib']:>9.1f}  {p['end_mib']:>8.1f}  "
-                     f"{'-' if late is None else f'{late:+.3f}':>16}")
+                     f"{'-' if late is None else f'{late:+.3f}':>16}  "
+                     f"{'-' if late_rss is None else f'{late_rss:+.3f}':>20}")
     if rest:
         lines.append(f"  {len(rest)} smaller process(es) under {min_mib:g} MiB: "
                      f"{sum(p['end_mib'] for p in rest):.1f} MiB at the end")
-    sloped = [p for p in memory["processes"] if p["slope_second_half_mib_per_min"] is not None]
+    sloped = [p for p in memory["processes"] if p.get("rss_slope_second_half_mib_per_min") is not None]
     if sloped:
-        worst = max(sloped, key=lambda p: p["slope_second_half_mib_per_min"])
+        worst = max(sloped, key=lambda p: p["rss_slope_second_half_mib_per_min"])
         lines.append(f"  steepest in the second half: {worst['title']} (pid {worst['pid']}), "
-                     f"{worst['slope_second_half_mib_per_min']:+.3f} MiB/min")
+                     f"{worst['rss_slope_second_half_mib_per_min']:+.3f} MiB/min of its RSS")
     return lines

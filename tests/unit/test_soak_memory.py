@@ -44,8 +44,49 @@ def test_each_process_has_its_own_start_end_and_second_half_slope_and_the_grower
     assert grower["slope_second_half_mib_per_min"] > 0
     assert abs(driver["end_mib"] - driver["start_mib"]) < grower["end_mib"] - grower["start_mib"]
     lines = memory_table(summary, min_mib=0)
+    assert grower["rss_end_mib"] - grower["rss_start_mib"] >= 40 and grower["rss_slope_second_half_mib_per_min"] > 0
     assert f"steepest in the second half: {grower['title']} (pid {child.pid})" in lines[-1]
     assert summary["samples"] == 7 and len(summary["series"]) == 7
+
+
+# A process whose 64 MiB are shared with a forked sibling until the sibling ends (a line on stdin ends it).
+_SHARER = """
+import os, sys
+held = bytearray(64 * 2**20)
+for i in range(0, len(held), 4096):
+    held[i] = 1
+r, w = os.pipe()
+if os.fork() == 0:
+    os.read(r, 1)  # the sibling: holds the shared pages until told to end
+    os._exit(0)
+print("forked", flush=True)
+sys.stdin.readline()
+os.write(w, b"x")
+os.wait()
+print("ended", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_neighbours_exit_moves_a_process_pss_but_not_its_rss():
+    # On a shared machine every process's PSS stepped up when other programs' Rays ended: the RSS tells growth apart.
+    child = subprocess.Popen([sys.executable, "-c", _SHARER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "forked"
+        trend = MemoryTrend(os.getpid())
+        trend.sample()
+        child.stdin.write("end\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "ended"
+        trend.sample()
+        summary = trend.summary()
+    finally:
+        child.kill()
+        child.wait()
+    sharer = {p["pid"]: p for p in summary["processes"]}[child.pid]
+    assert sharer["end_mib"] - sharer["start_mib"] >= 24  # its half of the 64 MiB became its own
+    assert abs(sharer["rss_end_mib"] - sharer["rss_start_mib"]) < 4
 
 
 def _title_when(pid: int, expected: str, timeout_s: float = 10.0) -> str | None:

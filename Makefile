@@ -25,19 +25,13 @@ lint: setup
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-# The unit tests (no Ray) run on up to UNIT_WORKERS processes (pytest-xdist; `auto`: one per core). The Ray, Serve,
-# container and Antenna tests run after them on RAY_WORKERS processes, each with its own Ray and Serve (one per
-# process: tests/integration/conftest.py), handed out a file at a time (a module's service, the image, the Antenna
-# harness stay in one process), the files with the slowest steps first (tests/budget.py). Most of their time is
-# waiting on services that start and stop, so two processes finish sooner even on 2 cores; RAY_WORKERS=1 runs them
-# in one process as before.
+# The unit tests (no Ray) run on up to UNIT_WORKERS processes (pytest-xdist; `auto`: one per core); the Ray, Serve,
+# container and Antenna tests share one Ray per session, so they run in one process after them.
 UNIT_WORKERS ?= auto
-RAY_WORKERS ?= 2
 UNIT_TESTS = $(BIN)/python -m pytest tests/unit -n $(UNIT_WORKERS) --maxprocesses 4
-RAY_TESTS = $(BIN)/python -m pytest tests/integration tests/e2e -n $(RAY_WORKERS) --dist loadfile --no-loadscope-reorder
 test: setup lint docs yolox
 	$(UNIT_TESTS) --durations=10
-	$(RAY_TESTS) --durations=30
+	$(BIN)/python -m pytest tests/integration tests/e2e --durations=30
 
 test-fast: setup
 	$(UNIT_TESTS) -q

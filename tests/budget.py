@@ -64,34 +64,7 @@ class Budget:
             terminalreporter.write_line(f"OVER BUDGET {test_id}: {seconds:.1f} s, allowance {allowance:g} s")
 
 
-def slowest_files_first(items: list, budget: dict[str, float]) -> None:
-    """Reorder `items` in place: the files whose budgeted steps add up to the most seconds first (then the rest, as
-    collected), each file's tests in their own order. With the Ray phase's files spread over processes
-    (`--dist loadfile`, Makefile), a process takes the next file when it is done with one: the longest first, so the
-    run does not end waiting on one long file that started last (longest-processing-time-first)."""
-    seconds: dict[str, float] = defaultdict(float)
-    for test_id, allowance in budget.items():
-        seconds[test_id.split("::", 1)[0]] += allowance
-    order = {path: -total for path, total in seconds.items()}
-    items.sort(key=lambda item: order.get(item.nodeid.split("::", 1)[0], 0.0))  # stable: a file's order kept
-
-
-class FileOrder:
-    """The plugin that orders the files when they are handed out by file (`--dist loadfile`), on every process
-    alike: pytest-xdist checks that its workers collected the same list."""
-
-    def __init__(self, budget: dict[str, float]):
-        self.budget = budget
-
-    def pytest_collection_modifyitems(self, session, config, items) -> None:
-        if config.getoption("dist", "no") == "loadfile":
-            slowest_files_first(items, self.budget)
-
-
 def register(config) -> None:
-    """Registers the plugins on the run: the file order everywhere, the budget's summary not on an xdist worker
-    (the controller gets the workers' reports)."""
-    budget = read_budget()
-    config.pluginmanager.register(FileOrder(budget), "trapline-file-order")
+    """Registers the plugin on the run (not on an xdist worker: the controller gets the workers' reports)."""
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(Budget(budget), "trapline-budget")
+        config.pluginmanager.register(Budget(read_budget()), "trapline-budget")

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.budget import BUDGET, Budget, over_budget, read_budget, slowest_files_first
+from tests.budget import BUDGET, Budget, over_budget, read_budget
 
 pytest_plugins = ["pytester"]
 
@@ -21,15 +21,6 @@ def test_over_budget_names_only_steps_over_their_allowance_by_more_than_half():
     budget = {"a": 10.0, "b": 10.0, "c": 10.0, "d": 4.0}
     took = {"a": 15.0, "b": 15.1, "c": 40.0, "e": 100.0}  # a: exactly +50 %; d did not run; e has no allowance
     assert over_budget(took, budget) == [("c", 40.0, 10.0), ("b", 15.1, 10.0)]
-
-
-def test_the_files_with_the_slowest_budgeted_steps_come_first_each_in_its_own_order():
-    budget = {"t/b.py::x": 30.0, "t/c.py::x": 20.0, "t/c.py::y": 20.0, "t/gone.py::x": 99.0}
-    ids = ["t/a.py::1", "t/a.py::2", "t/b.py::x", "t/c.py::y", "t/c.py::x", "t/d.py::1"]
-    items = [SimpleNamespace(nodeid=i) for i in ids]
-    slowest_files_first(items, budget)
-    # c (40 s) before b (30 s); the files with no budgeted step after, as collected; a file's tests keep their order
-    assert [i.nodeid for i in items] == ["t/c.py::y", "t/c.py::x", "t/b.py::x", "t/a.py::1", "t/a.py::2", "t/d.py::1"]
 
 
 @pytest.mark.parametrize("text, error", [

@@ -2,7 +2,8 @@
 batch/views/routes.py, put it on the app): the gate of `trapline models promote` (batch/review/promote_gate.py), its
 tables the `tables` parameter (under the jobs' allowed roots), else the model's on_promote backfill tables, else the
 recorder's; with none, the gate is not run and the answer says so. A refusal is a 409 whose body holds the
-comparison."""
+comparison. Named tables that hold nothing to judge by are a 422; default ones that hold nothing yet (a backfill that
+never ran, a recorder that kept nothing) do not stop the promote: the gate is not run, and the answer says why."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any
 from fastapi import Request
 
 from batch.jobs.deps import control_of
-from batch.review.promote_gate import decide, gate
+from batch.review.promote_gate import decide, gate, not_run
 from batch.views.catalog import backfill_policy
 from serve.deps import in_thread, service_of
+from trapline.base.errors import BatchError, InvalidParameterError
 
 
 def default_tables(config: Any, model: str) -> str | None:
@@ -29,7 +31,13 @@ async def promote_gate(request: Request, model: str, version: str, alias: str, q
     service = service_of(request)
     tables = control_of(request).paths.check("tables", q.tables) if q.tables else default_tables(service.config,
                                                                                                     model)
-    c = await in_thread(gate, service.config.store, f"{model}:{version}", alias, tables, q.seed)
+    try:
+        c = await in_thread(gate, service.config.store, f"{model}:{version}", alias, tables, q.seed)
+    except BatchError as exc:  # the tables hold nothing to judge by (no images table, no rows of the model)
+        if q.tables:
+            raise InvalidParameterError(f"tables: {exc}", field="tables") from exc
+        c = not_run(f"the default tables {tables} (the model's on_promote backfill, else the recorder's) hold nothing "
+                    f"to judge by yet: {exc}", None, f"{model}:{version}")
     outcome = decide(c, q.force, q.reason)
     if outcome["forced"]:
         person = getattr(request.state, "person", None)

@@ -196,5 +196,44 @@ def test_over_http_a_refusal_is_a_409_with_the_comparison(season, tmp_path_facto
         assert r.status_code == 200 and r.json()["gate"]["ran"] is False and "no tables" in r.json()["gate"]["reason"]
         r = client.post(url, params={"version": "2", "alias": "web", "tables": "/etc"}, headers=auth)
         assert r.status_code == 422 and alias_of(store, "web") == "1"
+        empty = root / "no-tables-yet"
+        empty.mkdir()
+        r = client.post(url, params={"version": "2", "alias": "web", "tables": str(empty)}, headers=auth)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "tables", r.text
+        assert "no images table" in r.json()["error"]["message"] and alias_of(store, "web") == "1"
     forced = [e for e in core.audit.read() if "forced past the gate" in e["action"]]
     assert forced and forced[0]["who"] == "admin" and forced[0]["reason"] == "night"
+
+
+def test_over_http_default_tables_with_nothing_yet_do_not_stop_a_promote(season):
+    """The model's on_promote backfill tables are the gate's default: before the first backfill ran they hold
+    nothing, and the promote (which starts that backfill) goes ahead with the gate not run, saying why."""
+    from serve.ingress import IngressCore, token_digest
+    from trapline.service import service_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    store, _, root = season
+    ModelStore(store).promote(f"{DEMO}:1", "backfilled")
+    archive = root / "archive-of-backfill"
+    archive.mkdir()
+    policy = {"reprocess": {"archive": str(archive), "out": str(root / "backfill-never-ran")}}
+    core = IngressCore({"models": [{"name": DEMO, "on_promote": policy}], "store": store,
+                        "jobs": {"roots": [str(root)], "working_dir_allowed": False}},
+                       {DEMO: None}, token_digest("gate-admin"), features=service_features())
+
+    async def nothing(*args):
+        return []
+
+    core._preload_everywhere = nothing
+    core._refresh_everywhere = nothing
+    with TestClient(core.__serve_build_asgi_app__()) as client:
+        r = client.post(f"/v1/admin/models/{DEMO}/promote", params={"version": "2", "alias": "backfilled"},
+                        headers={"Authorization": "Bearer gate-admin"})
+    assert r.status_code == 200, r.text
+    gate = r.json()["gate"]
+    assert gate["ran"] is False and "backfill-never-ran" in gate["reason"], gate
+    assert "nothing to judge by yet" in gate["reason"]
+    assert alias_of(store, "backfilled") == "2"

@@ -22,7 +22,8 @@ NONE = "(none)"  # people: not an animal; the model: no box
 CONFIDENCE = 0.95
 # The Wilson score interval, written here: statsmodels (`proportion_confint(method="wilson")`, the usual reference)
 # is not a dependency of the product, and the interval is three lines; tests/unit/test_accuracy.py checks it against
-# published values (Wilson 1927; Newcombe 1998, Table I).
+# published values (Wilson 1927; Newcombe 1998, Table I) and against statsmodels' on the same decisions (a dev
+# dependency).
 _Z = NormalDist().inv_cdf(1 - (1 - CONFIDENCE) / 2)
 
 

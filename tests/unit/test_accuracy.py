@@ -107,6 +107,25 @@ def test_the_figures_are_scikit_learns_on_the_same_decisions(reviewed):
     assert np.array_equal(confusion_matrix(y_true, y_pred, labels=conf["labels"]), np.array(conf["counts"]))
 
 
+def test_every_interval_is_statsmodels_wilson_on_the_same_decisions(reviewed):
+    from statsmodels.stats.proportion import proportion_confint
+
+    a = measure(reviewed)
+    rates = [a["detection"]["precision"], a["detection"]["recall"]]
+    rates += [row[key] for row in a["per_label"] for key in ("precision", "recall")]
+    checked = 0
+    for r in rates:
+        if not r["n"]:
+            assert r["low"] is None and r["high"] is None
+            continue
+        low, high = proportion_confint(r["k"], r["n"], alpha=0.05, method="wilson")
+        assert (r["low"], r["high"]) == pytest.approx((low, high), abs=1e-6), r
+        checked += 1
+    assert checked >= 6
+    for k, n in ((0, 10), (10, 10), (3, 7), (1, 1000), (999, 1000), (1, 1)):  # the edges, beside the fixture's
+        assert wilson(k, n) == pytest.approx(proportion_confint(k, n, alpha=0.05, method="wilson"), abs=1e-12)
+
+
 def test_another_version_has_no_evidence_from_this_ones_review(reviewed, tmp_path):
     import shutil
 

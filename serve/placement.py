@@ -8,8 +8,8 @@ why only in its controller's log after 30 s. trapline says it in two places:
   machine (the CPUs it is given), and the config's asks are known, so a config that cannot fit is refused before
   anything runs;
 - while a service waits (`PlacementWatch`): replicas of the app that Ray still holds in PENDING_CREATION after
-  `PLACEMENT_GRACE_S` (at once when they ask more than any node has), read from Ray's actor table
-  against `ray.available_resources()` and the nodes' totals (`ray.nodes()`); `trapline serve` prints it, the
+  `PLACEMENT_GRACE_S` with no room free for one on any node (at once when they ask more than any node has), read
+  from Ray's actor table against each node's free resources and totals (`ray.nodes()`); `trapline serve` prints it, the
   ingress's and the Antenna door's `/readyz` answer it in their body, and the replicas log it.
 
 An app that never came up is deleted without waiting out Serve's graceful stop of the replicas it never placed
@@ -144,8 +144,9 @@ def resources_text(values: Mapping[str, float]) -> str:
 class PlacementWatch:
     """Tells the replicas of app `app_name` that Ray cannot place. `check()` answers deployment -> reason, asked of
     Ray at most every PLACEMENT_POLL_S: a replica counts once it was seen pending in two checks and asks more than any
-    node has, or once it was seen pending for PLACEMENT_GRACE_S (no room free now, room split over nodes, a resource
-    no node has). Each reason is logged once per watch."""
+    node has, or once it was seen pending for PLACEMENT_GRACE_S while no node has room free for it (no room free now,
+    room split over nodes, a resource no node has): a replica pending while a node has room for it is one placed whose
+    worker is still starting. Each reason is logged once per watch."""
 
     def __init__(self, app_name: str, cfg: ServeConfig | None = None) -> None:
         self.app_name = app_name
@@ -165,6 +166,7 @@ class PlacementWatch:
         try:
             pending = pending_replicas(self.app_name)
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] if pending else []
+            free = list(_free_per_node().values()) if pending else []
         except Exception as exc:  # noqa: BLE001 - best effort: the answer is only what a waiting service says
             logger.debug("placement: could not list pending replicas: %s", exc)
             return self.reasons
@@ -173,9 +175,11 @@ class PlacementWatch:
         for actor, deployment in pending.items():
             seen = now - self.first_seen[actor]
             ask = self.asks.get(deployment)
-            never = ask is not None and not any(all(v <= n.get(k, 0.0) + 1e-9 for k, v in ask.resources().items())
-                                                for n in nodes)
-            if seen >= PLACEMENT_GRACE_S or (seen > 0 and never):
+            never = ask is not None and not any(_fits(ask, n) for n in nodes)
+            # Pending with room free for it on a node: placed, its worker still starting (on a busy 2-core machine
+            # that took over 20 s and `trapline serve` gave up on a replica that would have come up), not unplaced.
+            room = ask is not None and any(_fits(ask, f) for f in free)
+            if (seen >= PLACEMENT_GRACE_S and not room) or (seen > 0 and never):
                 late[deployment] = late.get(deployment, 0) + 1
         self.reasons = {d: self.reason(d, n) for d, n in sorted(late.items())}
         for reason in self.reasons.values():
@@ -205,6 +209,19 @@ class PlacementWatch:
         return (f"deployment {deployment!r}{what} of app {self.app_name!r}: {count} replica(s) cannot be placed: "
                 f"each asks {asks}, the cluster has {has} ({len(nodes)} node(s), the largest {cpus_text(largest)}). "
                 f"Fix: {fix}")
+
+
+def _fits(ask: Ask, resources: Mapping[str, float]) -> bool:
+    """One replica of `ask` fits in `resources` (a node's total, or what it has free)."""
+    return all(v <= resources.get(k, 0.0) + 1e-9 for k, v in ask.resources().items())
+
+
+def _free_per_node() -> dict[str, dict[str, float]]:
+    """Each live node's free resources (Ray's developer API for it, `ray._private.state`, as `pending_replicas`)."""
+    # late: the CLI imports this module for `trapline serve`'s checks; Ray loads once a service runs
+    from ray._private.state import available_resources_per_node
+
+    return available_resources_per_node()
 
 
 def pending_replicas(app_name: str) -> dict[str, str]:

@@ -147,8 +147,8 @@ def run(a: argparse.Namespace, tmp: Path) -> dict:
                           scenes=scenes, classifier=f"{NAME}:1", label_error=a.label_error, share=a.share)
     animals = sum(len(s[1]) for s in scenes)
     print(f"season: {len(scenes)} pictures ({a.cameras} cameras x {a.per_camera}, look {a.look!r}, seed {a.seed}), "
-          f"{animals} animals, through {DEMO_NAME}:2; {a.share:g} of the pictures reviewed, kinds named wrongly "
-          f"{a.label_error:g} of the time; {time.perf_counter() - t0:.0f} s")
+          f"{animals} animals ({animals / a.cameras:.1f} a camera), through {DEMO_NAME}:2; {a.share:g} of the "
+          f"pictures reviewed, kinds named wrongly {a.label_error:g} of the time; {time.perf_counter() - t0:.0f} s")
 
     crops = tmp / "set"
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 crops set, fine-tuned with `trapline models train`, and judged on held-out cameras by the gate before promote.
 
 `python -m benchmarks.finetune_shift [--seed 7] [--cameras 24] [--per-camera 30] [--look stretch]
-[--label-error 0.05] [--share 0.8] [--epochs 10] [--base DIR]`
+[--label-error 0.05] [--share 0.8] [--epochs 20] [--lr 0.003] [--base DIR]`
 
 1. The base: the demo species classifier as `python -m model_store.demo.species --out DIR` trains it (the shipped
    demo-species 1's recipe: 3,000 crops of rendered animals of four kinds, 10 epochs), published with its trainable
@@ -120,7 +120,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--look", choices=sorted(LOOKS), default="stretch", help="the season's shift")
     ap.add_argument("--label-error", type=float, default=0.05, help="share of reviewed animals named a wrong kind")
     ap.add_argument("--share", type=float, default=0.8, help="share of the pictures people review")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=0.003, help="models train --lr")
     ap.add_argument("--base", type=Path, help="a directory `python -m model_store.demo.species --out` wrote (reused; "
                     "written there when it has no weights.pt)")
     a = ap.parse_args(argv)
@@ -161,8 +162,8 @@ def run(a: argparse.Namespace, tmp: Path) -> dict:
 
     t0 = time.perf_counter()
     said = must("models", "train", f"{NAME}:1", "--crops", str(crops), "--version", "2", "--workers", "1",
-                "--epochs", str(a.epochs), "--seed", "0", "--checkpoints", str(tmp / "ckpt"), "--store", store,
-                "--json")
+                "--epochs", str(a.epochs), "--lr", str(a.lr), "--seed", "0", "--checkpoints", str(tmp / "ckpt"),
+                "--store", store, "--json")
     trained = json.loads(said[said.index("{\n"):])  # after any line Ray printed
     train_s = time.perf_counter() - t0
     heldout = trained["training"]["heldout"]

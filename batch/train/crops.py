@@ -1,6 +1,7 @@
 """The crops a fine-tune reads: a `trapline export --format crops` set (crops/{split}/{label dir}/*.jpg beside its
 manifest.json), checked against the classifier and cut into the classifier's input as it sees crops in use
-(`crop_input`: its resize, colour order, mean and std).
+(`crop_input`: its resize, colour order, mean and std; a classifier that crops square gets each crop padded to a
+square first, `squared`).
 
 The manifest is the set's identity: its sha256 (`id`) and what it names (the decisions, the tables, the versions,
 the seed, the split) go into the fine-tuned version's provenance. The train split trains; the test split, cameras the
@@ -79,6 +80,17 @@ def open_crops(root: str, labels: list[str]) -> CropsSet:
     return CropsSet(base, manifest, hashlib.sha256(raw).hexdigest(), files)
 
 
+def squared(rgb: np.ndarray, cfg: Any) -> np.ndarray:
+    """A crop as the classifier sees its crops in use: a classifier that crops square (`crop_square`) gets the export's
+    box-shaped crop padded to a square about its centre (edge pixels repeated), so an animal keeps its proportions
+    through the resize instead of being squeezed into the input as it never is when serving."""
+    h, w = rgb.shape[:2]
+    if not getattr(cfg.preprocess, "crop_square", False) or h == w:
+        return rgb
+    dx, dy = max(h - w, 0), max(w - h, 0)
+    return cv2.copyMakeBorder(rgb, dy // 2, dy - dy // 2, dx // 2, dx - dx // 2, cv2.BORDER_REPLICATE)
+
+
 def split_inputs(crops: CropsSet, split: str, cfg: Any) -> tuple[np.ndarray, np.ndarray]:
     """The split's crops as the classifier's inputs [N, 3, H, W] float32 and their label indices [N] int64."""
     xs, ys = [], []
@@ -86,7 +98,7 @@ def split_inputs(crops: CropsSet, split: str, cfg: Any) -> tuple[np.ndarray, np.
         bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if bgr is None:
             raise BatchError(f"--crops: {f} is not a readable image")
-        xs.append(crop_input(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cfg))
+        xs.append(crop_input(squared(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cfg), cfg))
         ys.append(y)
     if not xs:
         w, h = cfg.input_size

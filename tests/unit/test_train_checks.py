@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from batch.train.architectures import build
-from batch.train.crops import open_crops, split_inputs
+from batch.train.crops import open_crops, split_inputs, squared
 from batch.train.loop import load_state
 from batch.train.run import fault_hook
 from model_store import ModelStore
@@ -149,3 +150,17 @@ def test_trainable_weights_publish_from_the_command_line_and_must_fit_their_netw
     assert main(["models", "train", "cli-species:2", "--crops", str(root / "set"), "--version", "3",
                  "--store", str(tmp_path / "models")]) == 2
     assert "its trainable weights do not fit a demo-tiny-classifier network" in capsys.readouterr().err
+
+
+def test_a_square_cropping_classifier_trains_on_crops_padded_square(place):
+    """The export cuts a crop to its box (and margin); a classifier that crops square in use sees the animal's
+    proportions kept, so the fine-tune sees them kept too: the crop is padded to a square, not stretched into one."""
+    cfg = place[1].get("species:1").config
+    assert cfg.preprocess.crop_square
+    wide = np.zeros((10, 30, 3), np.uint8)
+    wide[:, 10:20] = 255  # a white bar in the middle third
+    sq = squared(wide, cfg)
+    assert sq.shape == (30, 30, 3) and np.array_equal(sq[10:20], wide)
+    assert squared(wide, cfg.model_copy(update={"preprocess": cfg.preprocess.model_copy(
+        update={"crop_square": False})})) is wide
+    assert squared(np.zeros((9, 4, 3), np.uint8), cfg).shape == (9, 9, 3)

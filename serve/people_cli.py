@@ -1,7 +1,8 @@
 """The runners of `trapline people ...` and `trapline audit` (their registry entries: batch/people_commands.py): the
 registry and the audit log, as the admin routes change and read them, each change appended to the log. Also
-`trapline models promote|rollback` as audited actions: the store's own runners (model_store/store/cli.py), each
-outcome appended to the log beside the store (`_people` under it), as the service's admin routes are."""
+`trapline models rollback` as an audited action (and `audited`, which `trapline models promote` goes through after
+its gate, batch/promote_gate_cli.py): the store's own runners (model_store/store/cli.py), each outcome appended to the
+log beside the store (`_people` under it), as the service's admin routes are."""
 
 from __future__ import annotations
 
@@ -40,14 +41,9 @@ def audited(o: Any, action: str, work: Any) -> Printed:
     return out
 
 
-def promote(o: Any, progress: Any = None) -> Printed:
-    from model_store.store import cli as store_cli  # late: the registry names this runner without importing it
-
-    return audited(o, f"models promote {o.ref} @{o.alias}", store_cli.promote)
-
-
 def rollback(o: Any, progress: Any = None) -> Printed:
-    from model_store.store import cli as store_cli  # late: as above
+    # late: the registry names this runner without importing it (promote's, with its gate: batch/promote_gate_cli.py)
+    from model_store.store import cli as store_cli
 
     return audited(o, f"models rollback {o.name} @{o.alias}", store_cli.rollback)
 

@@ -11,8 +11,9 @@ import warnings
 
 import pytest
 
+from batch.models_commands import GATE_MIN_BOXES
 from batch.review import promote_gate as pg
-from batch.review.promote_gate import VERDICTS, count, figures, held_out, verdict
+from batch.review.promote_gate import MIN_BOXES, VERDICTS, count, figures, held_out, verdict
 from model_store import ModelStore
 from model_store.demo.publish import publish_demo
 from tests.fixtures.gate_season import publish_shuffled, publish_threshold, write_season
@@ -203,6 +204,10 @@ def test_over_http_a_refusal_is_a_409_with_the_comparison(season, tmp_path_facto
         assert "no images table" in r.json()["error"]["message"] and alias_of(store, "web") == "1"
     forced = [e for e in core.audit.read() if "forced past the gate" in e["action"]]
     assert forced and forced[0]["who"] == "admin" and forced[0]["reason"] == "night"
+
+
+def test_the_flag_default_is_the_gates_own():
+    assert GATE_MIN_BOXES == MIN_BOXES  # stated twice so that the command registry does not import the gate
 
 
 def test_over_http_default_tables_with_nothing_yet_do_not_stop_a_promote(season):

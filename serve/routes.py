@@ -270,8 +270,7 @@ async def promote(request: Request, model: str, gate: Annotated[PromoteGateQuery
     service = service_of(request)
     moved = await service.promote(model, version, alias)
     if outcome.get("forced"):  # the middleware's entry keeps only the answer's start: who, why and the figures here
-        person = getattr(request.state, "person", None)
-        await in_thread(service.audit.append, person.name if person else "?", f"promote {model}:{version} "
+        await in_thread(service.audit.append, outcome.get("who") or "?", f"promote {model}:{version} "
                         f"@{alias} forced past the gate", "done", reason=gate.reason, gate=outcome)
     return moved.model_copy(update={"gate": outcome})
 

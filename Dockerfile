@@ -52,6 +52,7 @@ COPY trapline ./trapline
 COPY model_store ./model_store
 COPY serve ./serve
 COPY batch ./batch
+COPY ground ./ground
 RUN --mount=type=cache,target=/root/.cache/pip /opt/trapline/bin/pip wheel --no-deps -w /wheels . \
     && /opt/trapline/bin/pip install --no-deps --root /staging /wheels/trapline-*.whl
 
@@ -85,7 +86,7 @@ COPY --from=wheel /staging/opt/trapline /opt/trapline
 COPY deploy/container/serve.yaml /etc/trapline/serve.yaml
 # The .pyc files of what trapline's own modules import beyond compile-runtime.py's list (a few, in this layer).
 RUN --mount=type=bind,source=deploy/container/compile-runtime.py,target=/tmp/compile-runtime.py \
-    /opt/trapline/bin/python /tmp/compile-runtime.py --packages model_store serve batch trapline 2>/dev/null \
+    /opt/trapline/bin/python /tmp/compile-runtime.py --packages model_store serve batch trapline ground 2>/dev/null \
     && /opt/trapline/bin/trapline --help >/dev/null
 ENV PATH=/opt/trapline/bin:${PATH} \
     PYTHONUNBUFFERED=1 \

@@ -10,7 +10,7 @@ from functools import partial
 from batch.commands import COMMANDS, GROUPS, Command
 from batch.option_variants import fields_of
 from batch.options import load_config_file, parse_options
-from trapline.base.ray_output import console
+from ground.ray_output import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -104,7 +104,7 @@ class Command:
 
 
 def printed(r: Any) -> str:
-    """A `Printed` result for people (trapline/base/printed.py)."""
+    """A `Printed` result for people (ground/printed.py)."""
     return r.text
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from batch.option_variants import fields_of, variants_of
-from trapline.base.problems import as_flag
+from ground.problems import as_flag
 
 
 @dataclass(frozen=True)

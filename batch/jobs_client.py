@@ -12,7 +12,7 @@ from pydantic import Field
 
 from batch.flags import FlagStyle
 from batch.options import CommandOptions
-from trapline.base import env
+from ground import env
 
 JobStatus = Literal["pending", "running", "succeeded", "failed", "stopped"]
 

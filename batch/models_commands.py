@@ -19,10 +19,10 @@ from batch.flags import FlagStyle
 from batch.options import TABLES_HELP, CommandOptions, Location, StoreRoot, TablesLocation
 from batch.postprocessing.thresholds_rule import MIN_CAMERA, MIN_LABEL, TARGET
 from batch.train.architectures import ARCHITECTURES
+from ground.env import STORE_HELP
 from model_store.core.refs import DEFAULT_ALIAS
 from model_store.store.derive import PRESETS
 from model_store.store.quantize_report import Gate
-from trapline.base.env import STORE_HELP
 
 Architecture = Literal[tuple(sorted(ARCHITECTURES))]  # type: ignore[valid-type]  # what models train can build
 Preset = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]  # the known families, as --preset's choices

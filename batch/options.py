@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from batch.flags import FlagStyle
 from batch.option_variants import fields_of, unwrap, variants_of
+from ground.env import STORE_HELP
+from ground.errors import OptionsError, ScopeError
+from ground.problems import as_flag, describe, fields, problems
 from model_store.core.species.geofence import CountryCode, RegionCode
 from model_store.tables.scope import Scope
-from trapline.base.env import STORE_HELP
-from trapline.base.errors import OptionsError, ScopeError
-from trapline.base.problems import as_flag, describe, fields, problems
 
 
 class LocationMark:
@@ -184,7 +184,7 @@ def parse_options(model: type[BaseModel], given: dict[str, Any], command: str,
                   flag_of: Callable[[str], str] = as_flag) -> Any:
     """Validate a command's options (CLI flags given, or a job's JSON) into `model` (for a model with variants, the
     chosen variant's options); OptionsError names every bad field as its flag and quotes the value
-    (trapline/base/problems.py: the one formatter of every door)."""
+    (ground/problems.py: the one formatter of every door)."""
     try:
         return unwrap(model.model_validate(given))
     except ValidationError as exc:

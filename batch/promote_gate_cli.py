@@ -14,7 +14,7 @@ import getpass
 from typing import Any
 
 from batch.review.promote_gate import PromoteRefusedError, decide, gate, table
-from trapline.base.printed import Printed
+from ground.printed import Printed
 
 
 def promote(o: Any, progress: Any = None) -> Printed:

@@ -39,8 +39,8 @@ from benchmarks.common import (
     write_json,
 )
 from benchmarks.images import FULL_HD, ensure_images, make_archive, parse_size
+from ground import ray_output
 from model_store import ModelRef
-from trapline.base import ray_output
 
 
 class _Tee(io.TextIOBase):

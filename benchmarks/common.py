@@ -28,14 +28,14 @@ DEFAULT_MODEL = "bench-yolov8n:1"
 def local_ray(num_cpus: int | None = None, env: dict[str, str] | None = None, verbose: bool = False
               ) -> Iterator[bool]:
     """A local Ray for a benchmark's runs (unless one is up already: then it is used, and left as it is), as quiet as
-    `trapline`'s own commands keep theirs (trapline/base/entry.py, ray_output.py): Ray's console output (its
+    `trapline`'s own commands keep theirs (ground/entry.py, ray_output.py): Ray's console output (its
     INFO lines, its workers', Serve's, Ray Data's) goes to a file in the session's log directory, named on one line,
     and the benchmark prints only its own lines. `verbose`, or a caller's `ray_output.mode(quiet=False)` (a
     benchmark's -v): Ray's output on the console, as Ray prints it. `env` is for the local Ray's processes. Serve
     and Ray are stopped at the end if started here, and stderr given back after them, so their shutdown lines stay
     in the file too. Yields whether it started Ray."""
-    from trapline.base import ray_output
-    from trapline.base.ray_runtime import ensure_ray, shutdown_ray
+    from ground import ray_output
+    from ground.ray_runtime import ensure_ray, shutdown_ray
 
     outer = ray_output.chosen()
     with ray_output.mode(quiet=outer if outer is not None else not verbose):

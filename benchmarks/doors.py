@@ -71,7 +71,7 @@ from benchmarks.images import FULL_HD, ensure_images, load_bytes, make_archive
 from benchmarks.minimal_serve import minimal_service
 from benchmarks.model_ceiling import measure_ceiling
 from benchmarks.serve_load import free_port, serve_config, service
-from trapline.base import ray_output
+from ground import ray_output
 
 
 def _plumbing_worker(args: tuple) -> tuple[int, float]:

@@ -39,7 +39,7 @@ from tests.fixtures.reid_tables import write_identity_tables
 from trapline.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = ("batch", "model_store", "serve", "trapline")
+PRODUCT = ("batch", "model_store", "serve", "trapline", "ground")
 
 
 def room(module: str) -> str:

@@ -22,13 +22,13 @@ import statistics
 import tempfile
 import time
 
+from ground.errors import FetchRefusedError, ImageFetchError
 from serve.antenna.fetch import ImageFetcher
 from serve.antenna_config import FetchConfig
 from serve.auth import Tokens, token_digest
 from serve.people import PeopleRegistry, PeopleView, digest
 from serve.roles import ROLE_NAMES, Role
 from tests.fixtures.ssrf import GUARD, Counting, corpus, counting_servers, past_the_guard
-from trapline.base.errors import FetchRefusedError, ImageFetchError
 
 ADMIN = "bench-admin-token"
 

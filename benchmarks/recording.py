@@ -28,7 +28,7 @@ from benchmarks.bench_model import ensure_if_bench_model
 from benchmarks.common import DEFAULT_ROOT, DEFAULT_STORE, machine_info, ratio, write_json
 from benchmarks.images import FULL_HD, ensure_images, load_bytes
 from benchmarks.serve_load import serve_config, service
-from trapline.base.ray_output import mode
+from ground.ray_output import mode
 
 
 async def closed(url: str, path: str, payloads: list[bytes], clients: int, seconds: float,

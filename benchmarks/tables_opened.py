@@ -22,11 +22,11 @@ import json
 import tempfile
 from pathlib import Path
 
+from ground import storage
 from model_store.store.store import ModelStore
 from tests.fixtures.archive import brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.occurrences import SHEET_MODEL, write_sheet_tables
 from tests.fixtures.reid_tables import write_identity_tables
-from trapline.base import storage
 from trapline.cli import main
 
 KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"]}

@@ -93,8 +93,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_service(models: list[str], store: str, work: Path, timeout_s: float) -> Iterator[dict[str, Any]]:
     """`trapline serve` of `models` in the background, as a user starts it; yields once /readyz answers 200."""
+    from ground.errors import ServeStartError
     from serve.local import wait_ready
-    from trapline.base.errors import ServeStartError
 
     port = free_port()
     log = open(work / "serve.log", "w")  # noqa: SIM115 - open for the service's whole life

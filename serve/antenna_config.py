@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ground.env import ANTENNA_SECRET
+from ground.errors import ArchiveError, TilingConfigError
+from ground.fetch_guard import FetchGuard
 from model_store.core.tiling import check_tiling_option
 from model_store.tables.archive import PathPattern
-from trapline.base.env import ANTENNA_SECRET
-from trapline.base.errors import ArchiveError, TilingConfigError
-from trapline.base.fetch_guard import FetchGuard
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -49,7 +49,7 @@ class AntennaPipelineConfig(_Strict):
 
 
 class FetchConfig(_Strict):
-    """How the images Antenna names by URL are fetched, and from where (trapline/base/fetch_guard.py: http(s) only,
+    """How the images Antenna names by URL are fetched, and from where (ground/fetch_guard.py: http(s) only,
     every address of every hop checked, nothing sent to a refused one)."""
 
     allowed_hosts: list[str] | None = Field(None, description=(
@@ -151,7 +151,7 @@ class AntennaConfig(_Strict):
 
 def fetch_guard_of(antenna: AntennaConfig | None) -> FetchGuard:
     """The guard of the fetches a service makes for URLs it was sent or recorded: its Antenna door's, else the
-    environment's (trapline/base/fetch_guard.py `from_env`: public addresses only unless it names hosts)."""
+    environment's (ground/fetch_guard.py `from_env`: public addresses only unless it names hosts)."""
     return antenna.fetch_guard() if antenna is not None else FetchGuard.from_env()
 
 

@@ -1,4 +1,4 @@
-"""Failures of the replicas and the store, as typed API errors (each carries its HTTP status, trapline/base/errors.py).
+"""Failures of the replicas and the store, as typed API errors (each carries its HTTP status, ground/errors.py).
 
 The ingress core (serve/ingress.py) awaits every handle call through `await_replica` and runs every blocking store
 call through `store_call`, so a route never sees a Ray or Serve exception.
@@ -14,14 +14,14 @@ from typing import Any, TypeVar
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from serve.protocol import core_error, load_error_kind, unwrap_error
-from trapline.base.errors import (
+from ground.errors import (
     InvalidParameterError,
     NotReadyError,
     OverloadedError,
     TraplineError,
     VersionRefusedError,
 )
+from serve.protocol import core_error, load_error_kind, unwrap_error
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -18,6 +18,8 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.config import BackpressureConfig
 
+from ground.env import secret
+from ground.errors import InvalidRefError
 from model_store import ConfigError, ModelRef, ModelStore, NotFoundError
 from model_store.core.pipeline import resolve_routes
 from serve import (
@@ -39,8 +41,6 @@ from serve.config import (
 from serve.ingress import Feature, TraplineIngress
 from serve.one_hop import OneHopIngress
 from serve.replica import DetectorReplica
-from trapline.base.env import secret
-from trapline.base.errors import InvalidRefError
 
 
 def proxy_queue_limit(model: DeploymentServeConfig, runtime: ModelRuntimeConfig) -> int:

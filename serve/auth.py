@@ -13,9 +13,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from ground.errors import ForbiddenError, UnauthorizedError
 from serve.people import PeopleView
 from serve.roles import ADMIN_TOKEN_PERSON, API_TOKEN_PERSON, OPEN, Person, Role
-from trapline.base.errors import ForbiddenError, UnauthorizedError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 

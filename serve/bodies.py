@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from ground.errors import BadRequestError, InvalidParameterError, PayloadTooLargeError, TraplineError
 from model_store.core.clip_sampling import Sampling
 from serve.protocol import ErrorResponse
-from trapline.base.errors import BadRequestError, InvalidParameterError, PayloadTooLargeError, TraplineError
 
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 503)}
 IMAGE_BODY = {"requestBody": {"required": True, "content": {

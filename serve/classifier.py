@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ground.errors import CropGeometryChangedError, InvalidParameterError, ModelRunError
 from model_store import Classification, Classifier, FilterSet, Interrupt, ModelRef, ModelStore
 from model_store.core.filters.species import check_species
 from serve.answers import CropGeometry
@@ -26,7 +27,6 @@ from serve.config import ClassifierServeConfig
 from serve.protocol import core_error
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
-from trapline.base.errors import CropGeometryChangedError, InvalidParameterError, ModelRunError
 
 logger = logging.getLogger("ray.serve.trapline")
 

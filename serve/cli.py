@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from ground import env
+from ground import service_records as services
+from ground.errors import UserError
+from ground.ray_output import console
 from model_store import ModelStore
 from serve import APP_NAME, ONLINE_IMPORT_PATH
 from serve.config import HttpConfig, ServeConfig, parse_serve_config
@@ -18,10 +22,6 @@ from serve.config_files import read_config_file, trapline_app
 from serve.defaults import discover_models, local_default
 from serve.local import AppBuilder, client_url, direct_urls, run_config, run_local
 from serve.placement import local_cpus
-from trapline.base import env
-from trapline.base import service_records as services
-from trapline.base.errors import UserError
-from trapline.base.ray_output import console
 
 if TYPE_CHECKING:
     from serve.protocol import ModelsResponse
@@ -172,7 +172,7 @@ def serve_config_file(cfg: ServeConfig, app_name: str = APP_NAME, route_prefix: 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C or SIGTERM (trapline/base/stops.py raises either as a KeyboardInterrupt). Once ready, the
+    """Serve until Ctrl-C or SIGTERM (ground/stops.py raises either as a KeyboardInterrupt). Once ready, the
     stop is said (`shutting down...`) and run here; before (waiting for a model, Ray or Serve starting, replicas
     starting) what had started is stopped on the way out (`run_local`'s and `ensure_ray`'s clean-up) and the entry
     says `stopped` (its `stop_exit`). Either way exit 0 (docs/guide/serving.md)."""
@@ -248,7 +248,7 @@ def _until_models(args: argparse.Namespace, store: str | None = None) -> None:
 
 
 def _registered(url: str, app_name: str):
-    """While it runs, the service is on record for `trapline reprocess` here (trapline/base/service_records.py)."""
+    """While it runs, the service is on record for `trapline reprocess` here (ground/service_records.py)."""
     # late: the CLI imports this module for `trapline --help`; Ray loads once a service runs
     import ray
 

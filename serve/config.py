@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ground.env import STORE_HELP
+from ground.errors import ServeConfigError
 from model_store import CropOptions
 from model_store.core.config import format_validation_error
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
@@ -23,8 +25,6 @@ from model_store.core.pipeline import ClassifierRoute
 from model_store.core.refs import DEFAULT_ALIAS, check_segment
 from serve.antenna_config import AntennaConfig
 from serve.jobs_config import JobsConfig, OnPromote
-from trapline.base.env import STORE_HELP
-from trapline.base.errors import ServeConfigError
 
 # Slots a replica keeps beyond what it admits, so that a burst reaches the replica and is refused
 # there (typed 503 + Retry-After, before its body is read) instead of waiting in Serve's router:

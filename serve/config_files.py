@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
+from ground.errors import ServeConfigError
 from serve import APP_IMPORT_PATHS, APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
-from trapline.base.errors import ServeConfigError
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

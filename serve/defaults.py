@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ground.errors import ServeConfigError, TraplineError
 from model_store import ModelStore
 from model_store.core.refs import DEFAULT_ALIAS
 from serve.config import DEFAULT_REPLICAS, JOB_CPUS, HttpConfig, ServeConfig, parse_serve_config
-from trapline.base.errors import ServeConfigError, TraplineError
 
 CPU_MAX_BATCH = 2  # see default_sizing
 

@@ -18,12 +18,12 @@ from typing import Any, Protocol
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from ground.errors import ForbiddenError, NotTheSignerError
 from model_store.core.clips import ClipDetections
 from serve.answers import ClipAsk, DetectAnswer, DetectAsk
 from serve.config import ServeConfig
 from serve.protocol import AliasMoveResponse, ModelsResponse, ReloadResponse
 from serve.roles import Person, Role
-from trapline.base.errors import ForbiddenError, NotTheSignerError
 
 # Shown in /docs as the "Authorize" button; the check itself is the service's check_*_token.
 bearer = HTTPBearer(auto_error=False, description="a personal token (`trapline people add`), or the service's admin "

@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from ground.errors import NotReadyError
 from serve.bodies import error_response
-from trapline.base.errors import NotReadyError
 
 DRAIN_POLL_S = 0.05
 

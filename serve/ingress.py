@@ -18,6 +18,13 @@ from ray import serve
 from ray.serve.exceptions import DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
+from ground.errors import (
+    CropGeometryChangedError,
+    InvalidParameterError,
+    NotFoundError,
+    NotReadyError,
+    TraplineError,
+)
 from model_store import ImageDetections, ModelRef, ModelStore
 from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections
@@ -51,13 +58,6 @@ from serve.recording.routes import attach_recording
 from serve.recording.uploads import UploadRecord
 from serve.roles import Person, Role
 from serve.routes import create_api
-from trapline.base.errors import (
-    CropGeometryChangedError,
-    InvalidParameterError,
-    NotFoundError,
-    NotReadyError,
-    TraplineError,
-)
 
 # Importable from here too, where the app builder and the tests have always found them.
 __all__ = ["ADMIN_TIMEOUT_S", "CLASSIFIER_VERSION_TTL_S", "CONTROL_TIMEOUT_S", "Feature", "IngressCore",

@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from ground.env import RAY_ADDRESS
+from ground.errors import ServeConfigError, ServeStartError
+from ground.ray_runtime import ensure_ray, shutdown_ray
 from serve import APP_NAME, is_trapline_app
 from serve.config import ServeConfig, parse_serve_config
 from serve.config_files import trapline_app
@@ -21,9 +24,6 @@ from serve.fit import fit_error, local_node
 from serve.placement import Ask, PlacementWatch, config_asks, with_overrides
 from serve.polling import wait_until
 from serve.stopping import stop_apps
-from trapline.base.env import RAY_ADDRESS
-from trapline.base.errors import ServeConfigError, ServeStartError
-from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 
 logger = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from ground.errors import InvalidParameterError, NotFoundError
+from ground.every import Every
 from model_store.tables.locations import storage_for
 from serve.roles import ROLE_NAMES, Person, Role
-from trapline.base.errors import InvalidParameterError, NotFoundError
-from trapline.base.every import Every
 
 logger = logging.getLogger("ray.serve.trapline")
 

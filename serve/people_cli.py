@@ -11,11 +11,11 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
+from ground import env
+from ground.errors import InvalidRefError
+from ground.printed import Printed
 from serve.audit import AuditLog
 from serve.people import PeopleRegistry, people_location
-from trapline.base import env
-from trapline.base.errors import InvalidRefError
-from trapline.base.printed import Printed
 
 
 def location(o: Any) -> str:

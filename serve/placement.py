@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ground.every import Every
 from serve import (
     ANTENNA_DEPLOYMENT_NAME,
     APP_NAME,
@@ -33,7 +34,6 @@ from serve import (
     detector_deployment_name,
 )
 from serve.config import DeploymentServeConfig, ServeConfig
-from trapline.base.every import Every
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -1,6 +1,6 @@
 """The HTTP protocol: which errors the door answers, and the response shapes.
 
-Every error class, with its HTTP status, is in trapline/base/errors.py, and serve/ imports them from there:
+Every error class, with its HTTP status, is in ground/errors.py, and serve/ imports them from there:
 the core's own errors (a bad image, an unknown model or version, a filter that does not validate, a
 model that failed) and the few only a request as such can meet (`HttpError` subclasses: auth, size,
 parameters, capacity). They cross the Ray boundary intact (`unwrap_error`) and the router renders every
@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ground.errors import FilterConfigError, TraplineError
 from model_store import Classification, Detection, MaskRLE
 from model_store.core.filters import shortcut_overrides
 from serve.answers import BatchingOut, BatchStatsOut, CropOut, DetectAnswer, RefusedVersionOut, ReplicaStatus
-from trapline.base.errors import FilterConfigError, TraplineError
 
 # Why a version could not be loaded, as /v1/models and the refusal metric report it.
 LOAD_FAILURE_KINDS = {"checksum_mismatch": "checksum_mismatch", "invalid_config": "invalid_config",

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ground.errors import InvalidParameterError
 from model_store import Detector, FilterSet, ImageDetections, Interrupt, ModelRef, ModelStore, RunInterruptedError
 from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections, detect_clip_bytes
@@ -36,7 +37,6 @@ from serve.protocol import core_error
 from serve.render import render_jpeg
 from serve.versioned import VersionedReplica, current_request_id
 from serve.versions import LoadedVersion
-from trapline.base.errors import InvalidParameterError
 
 logger = logging.getLogger("ray.serve.trapline")
 

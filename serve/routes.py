@@ -22,6 +22,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ground.errors import (
+    FilterConfigError,
+    InvalidParameterError,
+    NotReadyError,
+    TraplineError,
+)
+from ground.problems import Problem, describe, fields, problems
 from model_store import CropOptions
 from model_store.core.filters import REGISTRY, SHORTCUTS
 from model_store.core.refs import DEFAULT_ALIAS
@@ -54,13 +61,6 @@ from serve.protocol import (
     detect_response,
     filter_overrides,
 )
-from trapline.base.errors import (
-    FilterConfigError,
-    InvalidParameterError,
-    NotReadyError,
-    TraplineError,
-)
-from trapline.base.problems import Problem, describe, fields, problems
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ray import serve
 
+from ground.errors import NotFoundError, OverloadedError
 from model_store import Interrupt, ModelRef, ModelStore
 from serve.answers import BatchingOut, PreloadedVersion, ReplicaStatus
 from serve.batcher import Lane, PriorityBatcher
@@ -25,7 +26,6 @@ from serve.config import ModelRuntimeConfig
 from serve.protocol import core_error
 from serve.telemetry import BatchStats, ReplicaMetrics
 from serve.versions import LoadedVersion, VersionManager, warm_and_check
-from trapline.base.errors import NotFoundError, OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -14,11 +14,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from ground.errors import ModelUnavailableError, NotReadyError, VersionRefusedError
 from model_store import Detector, ModelRef, ModelStore, NotFoundError
 from model_store.store.store import LATEST
 from serve.config import ModelRuntimeConfig
 from serve.protocol import load_error_kind
-from trapline.base.errors import ModelUnavailableError, NotReadyError, VersionRefusedError
 
 # A child of "ray.serve": inside a replica, Serve's handlers add the replica and request id.
 logger = logging.getLogger("ray.serve.trapline")

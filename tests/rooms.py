@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
-ROOMS = ("serve", "batch", "model_store", "trapline", "benchmarks")
+ROOMS = ("serve", "batch", "model_store", "trapline", "ground", "benchmarks")
 
 
 def room_of(arg: str) -> str:

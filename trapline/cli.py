@@ -8,8 +8,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from trapline.base import stops
-from trapline.base.entry import add_verbose, run_command
+from ground import stops
+from ground.entry import add_verbose, run_command
 
 # (module, function) pairs that add subcommands; a module that is missing (an optional part
 # not installed) is skipped so the rest of the CLI still works.
@@ -78,7 +78,7 @@ def _finish_help(sub: argparse._SubParsersAction, prefix: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with stops.handled():  # SIGTERM and SIGINT from here to the end (trapline/base/stops.py)
+    with stops.handled():  # SIGTERM and SIGINT from here to the end (ground/stops.py)
         return run_command(build_parser().parse_args(argv))
 
 

@@ -27,6 +27,9 @@ from batch.options import CommandOptions, Location, StoreRoot, parse_options
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
+from ground import env, ray_output
+from ground.entry import add_verbose
+from ground.ray_runtime import ensure_ray, shutdown_ray
 from model_store import ModelStore
 from model_store.demo.megadetector import NAME as MD_NAME
 from model_store.demo.megadetector import ZAMBA_VERSION, UnavailableError, publish_megadetector
@@ -38,9 +41,6 @@ from model_store.tables.schema import CLASSIFICATIONS
 from model_store.tables.table_set import resolve_table_set
 from serve.defaults import local_default
 from serve.local import run_local
-from trapline.base import env, ray_output
-from trapline.base.entry import add_verbose
-from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 from trapline.service import build_service
 
 

@@ -21,7 +21,7 @@ from batch.deployments.options import (
     RevokeOptions,
     TimestampIssuesOptions,
 )
-from trapline.base.printed import Printed
+from ground.printed import Printed
 
 
 def import_deployments(o: ImportOptions, progress: Any = None) -> Printed:

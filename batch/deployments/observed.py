@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trapline.base.errors import NotFoundError
+from ground.errors import NotFoundError
 
 
 @dataclass

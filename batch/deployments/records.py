@@ -11,13 +11,13 @@ from typing import Any
 
 import pandas as pd
 
+from ground.errors import BatchError, DecisionError
 from model_store.tables.archive import open_location
 from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.decisions import CorrectClock, DecisionsLog, MarkTimestampIssues, RevokeDecision, make
 from model_store.tables.deployment_fields import load_deployments, parse_deployments_text, validate_rows
 from model_store.tables.deployments import DeploymentsTable
 from model_store.tables.schema import IMAGES
-from trapline.base.errors import BatchError, DecisionError
 
 _SPAN = re.compile(r"^(?P<sign>[+-])?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)?"
                    r"(?:(?P<s>\d+(?:\.\d+)?)s)?$")

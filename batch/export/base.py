@@ -144,7 +144,7 @@ def write_file(url: str, data: bytes) -> str:
 @contextlib.contextmanager
 def open_output(url: str) -> Iterator[tuple[io.TextIOWrapper, str]]:
     """(a text file, its URL) to write one large output file into a piece at a time (local or s3://); it is put in
-    place whole when the block ends, and not at all if the block raises (trapline/base/storage.py's `open_atomic`)."""
+    place whole when the block ends, and not at all if the block raises (ground/storage.py's `open_atomic`)."""
     parent, name = _split(url)
     storage = open_location(parent)
     made = storage.is_local and not os.path.isdir(parent)

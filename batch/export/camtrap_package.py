@@ -24,9 +24,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from batch.export.deployments import Deployment, aware, deployment_rows
+from ground.errors import BatchError
+from ground.problems import describe, problems
 from model_store.tables.table_set import TableSet
-from trapline.base.errors import BatchError
-from trapline.base.problems import describe, problems
 
 CAMTRAP_DP_VERSION = "1.0.2"
 STANDARD_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}"

@@ -21,6 +21,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
+from ground.errors import BatchError
 from model_store.tables.archive import open_location
 from model_store.tables.clock import TimeBook
 from model_store.tables.deployment_fields import (  # noqa: F401 - the export's names for them
@@ -29,7 +30,6 @@ from model_store.tables.deployment_fields import (  # noqa: F401 - the export's 
     aware,
     load_deployments,
 )
-from trapline.base.errors import BatchError
 
 
 def table_deployments(tables_url: str | None) -> dict[str, Deployment]:

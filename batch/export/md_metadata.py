@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ground.errors import StoreError
 from model_store import ModelStore
 from model_store.tables.metadata import detection_thresholds
 from model_store.tables.table_set import TableSet
-from trapline.base.errors import StoreError
 
 THRESHOLD_KEYS = ("typical_detection_threshold", "conservative_detection_threshold")
 

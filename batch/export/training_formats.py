@@ -32,10 +32,10 @@ from batch.export.training_set import (
     split,
 )
 from batch.postprocessing.snips import source_bytes
+from ground.errors import BatchError
 from model_store.core.crops import crop_region
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, encode_jpeg
 from model_store.tables.archive import is_web
-from trapline.base.errors import BatchError
 
 
 def place_picture(it: Item, dest: str, how: str) -> None:

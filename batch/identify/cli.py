@@ -12,8 +12,8 @@ from typing import Any
 from batch.flags import add_model_arguments, flag_of
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyAction, IdentifyOptions
 from batch.options import parse_options
+from ground.errors import UserError
 from model_store.tables.schema import INDIVIDUALS, SIGHTINGS
-from trapline.base.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def run(opts: IdentifyOptions, progress: Callable[[str], None] | None = None) ->
     if not opts.ray:
         return run_identify(opts)
     from batch.identify.distributed import RayWorkers  # late (with the next line): Ray loads only for --ray
-    from trapline.base.ray_runtime import ensure_ray, shutdown_ray  # late: as above
+    from ground.ray_runtime import ensure_ray, shutdown_ray  # late: as above
 
     started = ensure_ray(log_to_driver=False)
     try:

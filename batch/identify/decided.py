@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ground.errors import DecisionError
 from model_store.tables.decisions import Decision
 from model_store.tables.identities import Decided, Key
-from trapline.base.errors import DecisionError
 
 
 def check_decision(decision: Decision, known_ids: set[str]) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ground.errors import NotFoundError, UserError
 from model_store.tables.identities import SIGHTINGS, read_result
-from trapline.base.errors import NotFoundError, UserError
 
 
 def adjusted_rand_index(labels_true, labels_pred) -> float:

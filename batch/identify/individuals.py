@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 
 from batch.identify.run import record_decision
+from ground.errors import DecisionConflictError, DecisionError, NotFoundError
+from ground.storage import Storage
 from model_store.core.imaging import encode_jpeg
 from model_store.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
 from model_store.tables.identities import Current, current, cut_snips, fold, key_of, row_key
-from trapline.base.errors import DecisionConflictError, DecisionError, NotFoundError
-from trapline.base.storage import Storage
 
 ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}
 

@@ -26,6 +26,8 @@ import pyarrow as pa
 
 from batch.identify.decided import check_decision, constraints
 from batch.identify.options import IdentifyOptions
+from ground.errors import BatchError, DecisionError, LabelNotCoveredError
+from ground.storage import Storage
 from model_store.core.identify.cluster import IdChanges, cluster, stable_ids
 from model_store.core.identify.features import Description
 from model_store.core.identify.gallery import Gallery
@@ -50,8 +52,6 @@ from model_store.tables.lease import RunLease
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import current_kept, resolve_table_set
 from model_store.tables.writer import parquet_bytes, write_file
-from trapline.base.errors import BatchError, DecisionError, LabelNotCoveredError
-from trapline.base.storage import Storage
 
 IDENTIFY_LEASE = ("identify", "sightings")  # _leases/identify@sightings.json beside the model versions' leases
 

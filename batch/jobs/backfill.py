@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 from batch.jobs.control import JobControl
+from ground.errors import DuplicateJobError, TraplineError
 from model_store import ModelStore
-from trapline.base.errors import DuplicateJobError, TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 

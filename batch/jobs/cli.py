@@ -17,9 +17,9 @@ from batch.flags import add_config_flag, add_json_flag, add_model_arguments
 from batch.jobs.kinds import KINDS, REFUSED
 from batch.jobs_client import JOBS_FLAGS, JobLogsOptions, JobOptions, JobsListOptions, SubmitOptions
 from batch.options import load_config_file
-from trapline.base import env
-from trapline.base.errors import ServiceRequestError, UserError
-from trapline.base.printed import Printed
+from ground import env
+from ground.errors import ServiceRequestError, UserError
+from ground.printed import Printed
 
 
 def add_submit(parser: argparse.ArgumentParser) -> None:

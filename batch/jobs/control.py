@@ -23,14 +23,7 @@ from batch.jobs.kinds import KINDS, REFUSED, JobKind, recognise
 from batch.jobs.paths import PathPolicy
 from batch.option_variants import fields_of
 from batch.options import ModelRefMark, marked_fields
-from model_store import ModelRef, ModelStore
-from model_store.tables.archive import open_location
-from model_store.tables.manifest import RunManifest, read_manifests
-from model_store.tables.reader import Tables
-from model_store.tables.stop import request_stop, stop_requested
-from model_store.tables.table_set import resolve_table_set
-from serve.jobs_config import JobsConfig
-from trapline.base.errors import (
+from ground.errors import (
     DuplicateJobError,
     InvalidParameterError,
     JobFinishedError,
@@ -39,6 +32,13 @@ from trapline.base.errors import (
     TraplineError,
     invalid_parameter,
 )
+from model_store import ModelRef, ModelStore
+from model_store.tables.archive import open_location
+from model_store.tables.manifest import RunManifest, read_manifests
+from model_store.tables.reader import Tables
+from model_store.tables.stop import request_stop, stop_requested
+from model_store.tables.table_set import resolve_table_set
+from serve.jobs_config import JobsConfig
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -22,9 +22,9 @@ from batch.commands import COMMANDS, Command
 from batch.flags import FlagStyle, add_config_flag, add_json_flag, add_model_arguments, base_type, toggles
 from batch.option_variants import unwrap, variants_of
 from batch.options import location_fields
-from trapline.base.entry import add_verbose
-from trapline.base.errors import InvalidOptionsError
-from trapline.base.problems import describe, fields, problems
+from ground.entry import add_verbose
+from ground.errors import InvalidOptionsError
+from ground.problems import describe, fields, problems
 
 # Options a caller may not set over HTTP: the job runs on this cluster, and prints for its log.
 REFUSED = {"address": "a job runs on the cluster of the service", "json_output": "not an option of the work",

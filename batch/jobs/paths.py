@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 
-from trapline.base.errors import PathNotAllowedError
+from ground.errors import PathNotAllowedError
 
 SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 

@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 from batch.postprocessing.determine import key_of
 from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.people import kept_with_classifications
+from ground.errors import NotFoundError
 from model_store.tables.decisions import (
     AddMissedBox,
     ClassifyDetection,
@@ -36,7 +37,6 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from model_store.tables.table_set import TableSet, resolve_table_set
 from model_store.tables.verdicts import VERDICT_ACTIONS, PersonVerdicts
-from trapline.base.errors import NotFoundError
 
 APPLIES = ("recorded: the occurrences' vote honours it at once, `trapline models accuracy` counts it, and so does "
            "every later run over these tables")

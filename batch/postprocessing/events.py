@@ -29,13 +29,13 @@ import pyarrow as pa
 
 from batch.postprocessing import occurrences
 from batch.postprocessing.options import DEFAULT_GAP_S, EventsOptions  # the option's default, where the option is
+from ground.storage import Storage
 from model_store.tables.cameras import camera_or_default
 from model_store.tables.reader import Tables
 from model_store.tables.schema import EVENTS, EVENTS_SCHEMA
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
 from model_store.tables.table_set import TableSet, resolve_table_set
 from model_store.tables.writer import parquet_bytes, partition_parts
-from trapline.base.storage import Storage
 
 
 @dataclass

@@ -19,9 +19,9 @@ from batch.postprocessing.options import (
     OccurrenceReviewOptions,
     SplitOptions,
 )
+from ground.errors import BatchError
+from ground.printed import Printed
 from model_store.tables.reader import Tables
-from trapline.base.errors import BatchError
-from trapline.base.printed import Printed
 
 APPLIES = "recorded; it applies at the next `trapline postprocess --filter track` over these tables"
 

@@ -18,6 +18,8 @@ import pyarrow.dataset as ds
 
 from batch.postprocessing.determine import HUMAN, MODEL, carry_identifications, determine, key_of
 from batch.postprocessing.snips import read_source
+from ground.errors import BatchError, DecisionError, NotFoundError
+from ground.storage import Storage
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from model_store.tables.archive import open_location
@@ -36,8 +38,6 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, OCCURRENCES, SNIPS
 from model_store.tables.table_set import TableSet, resolve_table_set
 from model_store.tables.verdicts import PersonVerdicts
-from trapline.base.errors import BatchError, DecisionError, NotFoundError
-from trapline.base.storage import Storage
 
 DETERMINED_BY = (MODEL, HUMAN)
 DETERMINATION_COLUMNS = ("label", "score", "determined_by", "model_label", "model_score", "identified_by",

@@ -27,6 +27,7 @@ from batch.postprocessing.run_report import PostprocessReport, Ticker, report_co
 from batch.postprocessing.species_smoothing import smoothed_labels
 from batch.postprocessing.table_filters import Fired, table_level_fired
 from batch.postprocessing.tracks import TRACK, Linked, link_occurrences
+from ground.errors import BatchError, RunStoppedError, invalid_parameter
 from model_store import FilterSet, ModelStore
 from model_store.core.filters import DetectionArrays
 from model_store.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
@@ -43,7 +44,6 @@ from model_store.tables.scope import Scope, ScopeError
 from model_store.tables.stop import stop_requested
 from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
-from trapline.base.errors import BatchError, RunStoppedError, invalid_parameter
 
 
 def preview_change(det: Mapping[str, Any], kept_before: bool, kept_after: bool, flags: list[str],

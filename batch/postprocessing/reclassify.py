@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from ground.errors import BatchError
 from model_store import FilterSet, ModelInfo
 from model_store.core.classifier import classification_from_scores
 from model_store.core.pipeline import config_from_metadata, result_hash
@@ -24,7 +25,6 @@ from model_store.tables.codec import classification_row
 from model_store.tables.schema import CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA, SNIPS, SNIPS_SCHEMA
 from model_store.tables.table_set import TableSet
 from model_store.tables.writer import parquet_bytes, partition_parts, write_file
-from trapline.base.errors import BatchError
 
 EXTRA = ((CLASSIFICATIONS, CLASSIFICATIONS_SCHEMA), (SNIPS, SNIPS_SCHEMA))
 

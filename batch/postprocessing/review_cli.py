@@ -21,9 +21,9 @@ from batch.postprocessing.review_options import (
     RelabelOptions,
     VerdictOptions,
 )
+from ground.printed import Printed
 from model_store.store.cli import show as card
 from model_store.tables.decisions import DetectionKey, ImageKey
-from trapline.base.printed import Printed
 
 
 def _place(o: Any) -> SetPlace:

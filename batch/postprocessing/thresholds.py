@@ -27,7 +27,7 @@ from batch.postprocessing.accuracy_stats import CONFIDENCE, NONE, rate
 from batch.postprocessing.detection_review import Reviewing
 from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.thresholds_rule import FILTER, MIN_CAMERA, MIN_LABEL, TARGET, rule
-from trapline.base.errors import BatchError
+from ground.errors import BatchError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from batch.postprocessing.accuracy_stats import shown
 from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.thresholds import proposal
 from batch.postprocessing.thresholds_publish import publish_thresholds
-from trapline.base.printed import Printed
+from ground.printed import Printed
 
 
 def thresholds_lines(p: dict[str, Any]) -> list[str]:

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ground.errors import BatchError
 from model_store import ModelStore
-from trapline.base.errors import BatchError
 
 PROVENANCE_FILE = "thresholds.json"
 

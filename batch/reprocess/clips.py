@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ground.errors import BatchError
 from model_store import ModelRunError
 from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDecoding, detect_clip
 from model_store.core.video import ClipReader, VideoDecodeError, is_clip
 from model_store.tables.codec import clip_fields, failed_fields
-from trapline.base.errors import BatchError
 
 __all__ = ["ClipReading", "ClipSettings", "clip_rows", "is_clip", "open_clip", "run_clip"]
 

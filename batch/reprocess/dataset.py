@@ -32,10 +32,10 @@ from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.progress import Progress
 from batch.reprocess.read import read_and_prepare
 from batch.reprocess.writer import RunWriter, part_sink
+from ground import env
+from ground.errors import RunStoppedError, StalledError
 from model_store.core.clip_settings import ClipSettings
 from model_store.tables.commit import write_results
-from trapline.base import env
-from trapline.base.errors import RunStoppedError, StalledError
 
 WRITE_CPUS = 0.25  # the writer only serialises and uploads
 # A --via serve run of at most this many images (and no crop/classify stage) runs in the driver, not as a Ray
@@ -50,7 +50,7 @@ DATA_HELPERS = (("ray.data._internal.stats", "get_or_create_stats_actor"),
                 ("ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator",
                  "get_or_create_autoscaling_coordinator"),
                 ("ray.data._internal.execution.node_trackers.actor_location", "get_or_create_actor_location_tracker"))
-FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (trapline/base/env.py says why)
+FORWARDED_ENV = env.FORWARDED  # what the driver hands its tasks (ground/env.py says why)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pyarrow as pa
 from batch.reprocess.clips import ClipReading, ClipSettings, clip_rows, run_clip
 from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, preparer, read_files
 from batch.reprocess.served_clips import ServedFrames
+from ground.errors import BatchError
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
@@ -29,7 +30,6 @@ from model_store.tables.archive import cached_location
 from model_store.tables.codec import failed_fields, result_fields
 from model_store.tables.schema import CLIP_FIELDS, RESULT_SCHEMA
 from serve.protocol import unwrap_error
-from trapline.base.errors import BatchError
 
 
 def fail_rows(batch: dict[str, np.ndarray], rows: list[int], reason: str, message: str) -> None:

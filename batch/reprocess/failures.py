@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from trapline.base.errors import TraplineError
+from ground.errors import TraplineError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
@@ -46,7 +46,7 @@ def describe_error(exc: BaseException) -> str:
         message = _first_error_line(text) or f"{type(exc).__name__}: {str(exc).strip()}"
     else:
         lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
-        # trapline's own errors say their stable code (trapline/base/errors.py); anything else its type
+        # trapline's own errors say their stable code (ground/errors.py); anything else its type
         kind = exc.code if isinstance(exc, TraplineError) else type(exc).__name__
         message = f"{kind}: {lines[0] if lines else ''}"
     message = message[:1000]

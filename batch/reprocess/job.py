@@ -41,6 +41,9 @@ from batch.reprocess.reporting import Reporter, close_manifest
 from batch.reprocess.sizing import check_cpu_budget, estimate, local_concurrency, plan_resources, read_tasks
 from batch.reprocess.summary import RunReport, apply_progress, apply_timeline, report_counts
 from batch.reprocess.via import choose_via, find_service, preflight_serve
+from ground.errors import BatchError, FilterConfigError, RunStoppedError, TraplineError
+from ground.ray_output import console, is_quiet
+from ground.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 from model_store import FilterSet, ModelRunError, ModelStore
 from model_store.core.pipeline import routes_metadata
 from model_store.tables import journal
@@ -52,9 +55,6 @@ from model_store.tables.metadata import part_metadata
 from model_store.tables.schema import RUNS_DIR
 from model_store.tables.stop import stop_requested
 from model_store.tables.table_set import resolve_table_set
-from trapline.base.errors import BatchError, FilterConfigError, RunStoppedError, TraplineError
-from trapline.base.ray_output import console, is_quiet
-from trapline.base.ray_runtime import RayUnreachableError, ensure_ray, shutdown_ray
 
 
 def run_reprocess(options: ReprocessOptions, on_part: Callable[[Progress], Any] | None = None,
@@ -150,7 +150,7 @@ def _run_planned(options: ReprocessOptions, plan: Plan, run_id: str, t0: float,
                                                    and not options.needs_capture_times):
             log(f"result set {plan.result_hash} is whole: readers take it from now on")
         _check_people(plan, report)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM (`ray job stop`): trapline/base/stops.py
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM (`ray job stop`): ground/stops.py
         report.status, report.error = "interrupted", "interrupted"
         close_manifest(manifest, plan, report, t0, "interrupted", "interrupted")
         raise
@@ -323,7 +323,7 @@ def _log(message: str) -> None:
 
 def run_job(options: ReprocessOptions, progress: Callable[[str], None] | None = None) -> RunReport:
     """The registry's reprocess command (batch/commands.py): what `trapline reprocess`, `python -m batch.reprocess`
-    and a job run. `ray job stop` sends SIGTERM, which `trapline`'s main raises as Ctrl-C (trapline/base/stops.py):
+    and a job run. `ray job stop` sends SIGTERM, which `trapline`'s main raises as Ctrl-C (ground/stops.py):
     the run ends as interrupted, its manifest says so and its lease is released."""
     return run_reprocess(options, log=progress)
 

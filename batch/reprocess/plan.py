@@ -13,6 +13,8 @@ from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.redo import Target, choose_target
 from batch.reprocess.selection import Selection, Window, select
 from batch.reprocess.summary import RunReport
+from ground.errors import OptionsError
+from ground.storage import Storage
 from model_store import FilterSet, ModelStore, ModelVersion
 from model_store.core.clip_settings import ClipSettings
 from model_store.core.pipeline import result_hash
@@ -25,8 +27,6 @@ from model_store.tables.listing import Listing, apply_known_times, as_table, lis
 from model_store.tables.reader import Tables
 from model_store.tables.roots import moved_roots
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS, UPLOAD_TIME_SOURCES
-from trapline.base.errors import OptionsError
-from trapline.base.storage import Storage
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from batch.reprocess.dataset import PlanSpec, detector_kwargs, numpy_batch, stal
 from batch.reprocess.detect import DetectorActor
 from batch.reprocess.progress import Progress
 from batch.reprocess.writer import RunWriter, part_sink
-from trapline.base.errors import RunStoppedError
+from ground.errors import RunStoppedError
 
 WINDOW = 2  # batches handed to an actor and not yet answered: one running, one waiting, so it never idles
 REPLACEMENTS = 3  # actors that died replaced in a run; one more death fails it (a crash the inputs bring back)

@@ -23,13 +23,13 @@ from batch.reprocess.detect import check_served, detector_handle
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import Plan
 from batch.reprocess.sizing import plan_resources
+from ground import env
+from ground import service_records as services
+from ground.errors import BatchError
+from ground.ray_runtime import RayUnreachableError, check_reachable
+from ground.service_records import ServiceRecord
 from model_store import ImageDetections
 from model_store.core.preprocess import LetterboxMeta
-from trapline.base import env
-from trapline.base import service_records as services
-from trapline.base.errors import BatchError
-from trapline.base.ray_runtime import RayUnreachableError, check_reachable
-from trapline.base.service_records import ServiceRecord
 
 # What a pool of the job's own pays before its first image, at the least (Ray Data's start, each actor loading
 # and warming the model; 12-65 s measured on 2 cores, BENCHMARKS.md "The whole job"): taken low, so that the
@@ -57,7 +57,7 @@ class Slots:
 def find_service(options: ReprocessOptions, log: Callable[[str], None]) -> ServiceRecord | None:
     """A running `trapline serve` on this machine that an `auto` run may send its images through: only when no
     cluster is named (--address, $RAY_ADDRESS) and this process is not already connected to one. A record whose
-    process died is dropped and one whose Ray does not answer skipped, in seconds (trapline/base/service_records.py)."""
+    process died is dropped and one whose Ray does not answer skipped, in seconds (ground/service_records.py)."""
     # late: batch.cli imports the job for `trapline --help`; Ray loads when a job runs
     import ray
 

@@ -30,10 +30,10 @@ from batch.review.digest import Cell, Digest, Flagged
 from batch.review.page import render_page
 from batch.review.species import classifier_names, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors, mask_key
+from ground.errors import BatchError
 from model_store.tables.reader import Tables
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, camera_counts, camera_slices, uri_span
 from model_store.tables.table_set import TableSet, resolve_table_set
-from trapline.base.errors import BatchError
 
 CLIP_STRIP = 8  # a clip card's frames at most (each a thumbnail decoded from the clip)
 ONLY_A, ONLY_B, MATCHED = "#ff7b00", "#00c8ff", "#e0e0e0"

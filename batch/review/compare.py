@@ -14,10 +14,10 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from batch.review.defaults import DEFAULT_MIN_IOU
+from ground.errors import BatchError
 from model_store.core.agreement import Box, match_boxes
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import current_kept, resolve_table_set
-from trapline.base.errors import BatchError
 
 
 @dataclass

@@ -40,6 +40,7 @@ from batch.export.training_set import Item, gather, split
 from batch.postprocessing.accuracy_stats import CONFIDENCE, f1, rate, shown
 from batch.postprocessing.events import set_occurrences
 from batch.postprocessing.snips import source_bytes
+from ground.errors import TraplineError
 from model_store import ModelStore
 from model_store.core.crops import crop_box
 from model_store.core.imaging import decode_image
@@ -49,7 +50,6 @@ from model_store.core.refs import ModelRef, check_segment
 from model_store.store.store import NotFoundError
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import TableSet, resolve_table_set
-from trapline.base.errors import TraplineError
 
 IOU = 0.5
 MIN_BOXES = 10  # also batch/models_commands.py GATE_MIN_BOXES, the flag's default

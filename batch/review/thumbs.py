@@ -18,10 +18,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from batch.review.defaults import DEFAULT_SIDE
+from ground.storage import Storage
 from model_store.core.imaging import decode_image_at_least
 from model_store.tables.archive import is_web, open_location, read_web
 from model_store.tables.roots import relocate
-from trapline.base.storage import Storage
 
 THUMB_DIR = "thumbs"
 # Colours that stay distinct on day and IR-night frames; a label keeps its colour across the page.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from trapline.base.errors import BatchError
+from ground.errors import BatchError
 
 
 def _demo_tiny_classifier(labels: list[str]) -> Any:

@@ -19,8 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ground.errors import BatchError
 from model_store.core.classifier import crop_input
-from trapline.base.errors import BatchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

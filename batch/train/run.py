@@ -24,11 +24,11 @@ from batch.train.architectures import build
 from batch.train.crops import open_crops, split_inputs
 from batch.train.loop import fine_tune, load_state, read_checkpoint
 from batch.train.publish import publish_fine_tuned
+from ground import env
+from ground.errors import BatchError
+from ground.printed import Printed
+from ground.ray_runtime import ensure_ray, shutdown_ray
 from model_store import ModelStore
-from trapline.base import env
-from trapline.base.errors import BatchError
-from trapline.base.printed import Printed
-from trapline.base.ray_runtime import ensure_ray, shutdown_ray
 
 
 def fault_hook() -> dict[str, Any] | None:

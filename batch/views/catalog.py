@@ -15,12 +15,12 @@ from batch.export.base import subset_filter
 from batch.jobs.deps import control_of
 from batch.postprocessing.people import agreement_with_people
 from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
+from ground.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 from model_store import ModelStore
 from model_store.core.refs import check_segment
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import resolve_table_set
 from serve.deps import in_thread, read_auth, service_of
-from trapline.base.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds

@@ -23,10 +23,10 @@ from batch.views.deployments_protocol import (
     TimestampIssuesRequest,
 )
 from batch.views.deps import TABLES, set_place, tables_of
+from ground.errors import InvalidParameterError, invalid_parameter
 from model_store.tables.clock_check import check_clock
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, reviewer_auth, signed
-from trapline.base.errors import InvalidParameterError, invalid_parameter
 
 router = APIRouter()
 

@@ -10,9 +10,9 @@ from fastapi import Query, Request
 from batch.jobs.deps import control_of
 from batch.postprocessing.occurrences import SetPlace
 from batch.views.picture_queries import sources
+from ground.errors import InvalidParameterError
 from model_store.tables.scope import parse_when
 from serve.deps import in_thread, service_of
-from trapline.base.errors import InvalidParameterError
 
 TABLES = Query(None, description="the tables (default: the recorder's tables of the serve config, else the first "
                                   "tables the pictures views show: GET /v1/pictures/sources)")

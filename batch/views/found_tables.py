@@ -12,9 +12,9 @@ import time
 
 from batch.jobs.locations import locations
 from batch.views.picture_files import Source
+from ground.errors import ArchiveError
 from model_store.tables.locations import storage_for
 from model_store.tables.manifest import read_manifests
-from trapline.base.errors import ArchiveError
 
 TTL_S = 10.0  # a new reprocess's tables show within this
 _cache: dict[tuple[str, ...], tuple[float, dict[str, Source]]] = {}

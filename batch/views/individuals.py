@@ -24,9 +24,9 @@ from batch.views.individuals_protocol import (
     IndividualPage,
     ReviewPage,
 )
+from ground.errors import InvalidParameterError
 from model_store.tables.archive import open_location
 from serve.deps import in_thread, read_auth, reviewer_auth, signed
-from trapline.base.errors import InvalidParameterError
 
 router = APIRouter()
 

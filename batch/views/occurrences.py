@@ -27,10 +27,10 @@ from batch.views.occurrences_protocol import (
     SplitRequest,
     TrackEditView,
 )
+from ground.errors import invalid_parameter
 from model_store.tables.decisions import DetectionKey
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, reviewer_auth, service_of, signed
-from trapline.base.errors import invalid_parameter
 
 router = APIRouter()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse
 
-from trapline.base.errors import NotFoundError
+from ground.errors import NotFoundError
 
 router = APIRouter()
 CONSOLE = Path(__file__).with_name("console")

@@ -41,13 +41,13 @@ from urllib.parse import urlencode
 import cv2
 from PIL import Image
 
+from ground.errors import ImageDecodeError, NotFoundError
+from ground.fetch_guard import FetchGuard
+from ground.storage import Storage
 from model_store.core.imaging import decode_image
 from model_store.core.video import VIDEO_EXTENSIONS, ClipReader, VideoDecodeError
 from model_store.tables.archive import DEFAULT_EXTENSIONS, WEB_MAX_BYTES, cached_location, read_web
 from model_store.tables.roots import relocate
-from trapline.base.errors import ImageDecodeError, NotFoundError
-from trapline.base.fetch_guard import FetchGuard
-from trapline.base.storage import Storage
 
 PICTURE_EXT = frozenset(DEFAULT_EXTENSIONS)  # what a reprocess reads is what the console shows
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",

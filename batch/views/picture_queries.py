@@ -10,9 +10,9 @@ from typing import Any
 
 from batch.views.found_tables import archive_of, found_sources
 from batch.views.picture_files import Source
+from ground.errors import NotFoundError
 from model_store.tables import browse
 from model_store.tables.reader import Tables
-from trapline.base.errors import NotFoundError
 
 
 def sources(config: Any) -> dict[str, Source]:

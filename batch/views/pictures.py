@@ -31,12 +31,12 @@ from batch.views.pictures_protocol import (
     SourceOut,
     SourcesOut,
 )
+from ground.errors import InvalidParameterError, NotFoundError, invalid_parameter
 from model_store.tables import browse
 from model_store.tables.archive import is_web
 from model_store.tables.reader import Tables
 from serve.antenna_config import fetch_guard_of
 from serve.deps import in_thread, read_auth, service_of
-from trapline.base.errors import InvalidParameterError, NotFoundError, invalid_parameter
 
 
 def renamed_source(request: Request) -> None:

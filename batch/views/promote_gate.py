@@ -14,8 +14,8 @@ from fastapi import Request
 from batch.jobs.deps import control_of
 from batch.review.promote_gate import decide, gate, not_run
 from batch.views.catalog import backfill_policy
+from ground.errors import BatchError, InvalidParameterError
 from serve.deps import in_thread, service_of
-from trapline.base.errors import BatchError, InvalidParameterError
 
 
 def default_tables(config: Any, model: str) -> str | None:

@@ -18,8 +18,8 @@ from fastapi.responses import FileResponse
 
 from batch.jobs.deps import control_of
 from batch.jobs.report_links import servable, valid_grant
+from ground.errors import JobNotFoundError, NotFoundError
 from serve.deps import in_thread, service_of
-from trapline.base.errors import JobNotFoundError, NotFoundError
 
 router = APIRouter()
 # The report's own inline script (the threshold slider) and styles run; nothing is loaded from elsewhere.

@@ -31,11 +31,11 @@ from batch.views.review_protocol import (
     ReviewPage,
     ThresholdsQuery,
 )
+from ground.errors import NotFoundError, invalid_parameter
 from model_store.core.refs import check_segment
 from model_store.tables.archive import is_web
 from model_store.tables.decisions import DetectionKey, ImageKey
 from serve.deps import in_thread, read_auth, reviewer_auth, service_of, signed
-from trapline.base.errors import NotFoundError, invalid_parameter
 
 router = APIRouter()
 

@@ -21,8 +21,8 @@ from batch.health_options import HealthThresholds
 from batch.views.deps import TABLES, tables_of
 from batch.views.picture_queries import sources
 from batch.views.season_metrics import Watch, render
+from ground.errors import InvalidParameterError
 from serve.deps import in_thread, read_auth, service_of
-from trapline.base.errors import InvalidParameterError
 
 router = APIRouter()
 WATCH = Watch()  # one per ingress replica: its thread starts at the first request that needs it

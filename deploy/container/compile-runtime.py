@@ -1,7 +1,7 @@
 """Keep compiled bytecode (.pyc) only for the modules trapline's processes import.
 
     python compile-runtime.py --fresh          # deps stage: drop every __pycache__, compile what the runtime imports
-    python compile-runtime.py --packages model_store serve batch trapline   # last stage: and what trapline imports
+    python compile-runtime.py --packages model_store serve batch trapline ground  # last stage: what trapline imports
 
 pip compiles every module it installs: 133 MB of .pyc in the image, most of it for modules no trapline process ever
 imports (Ray's Tune, Train and LLM libraries, most of scipy and pandas, ...). The .pyc of what is imported must stay:

@@ -5,8 +5,8 @@
 - reference/config.md  every key of the serve config, a model's config.json, a classifier's, the jobs block
                        and each post-processing filter, from their pydantic models (type, default, description)
 - reference/http.md    every HTTP route, from the ingress app's OpenAPI schema (all features attached)
-- reference/errors.md  every error code with its HTTP status, from the classes in trapline/base/errors.py
-- reference/env.md     every environment variable, from the registry trapline/base/env.py
+- reference/errors.md  every error code with its HTTP status, from the classes in ground/errors.py
+- reference/env.md     every environment variable, from the registry ground/env.py
 - reference/roles.md   the roles and the least role of every route, from serve/roles.py and the app's dependencies
 - `<!-- views -->`     in a page (architecture.md): the table of the views, from `batch/views/routes.py`
                        `view_routers()`, each with its routes and the console's page modules that read them
@@ -207,7 +207,7 @@ def http_page() -> str:
 # -- errors and environment ---------------------------------------------------------------------------------------
 
 def error_classes() -> list[type]:
-    from trapline.base import errors
+    from ground import errors
 
     return [c for _, c in inspect.getmembers(errors, inspect.isclass)
             if issubclass(c, errors.TraplineError) and c.__module__ == errors.__name__]
@@ -228,7 +228,7 @@ def errors_page() -> str:
 
 
 def env_page() -> str:
-    from trapline.base import env
+    from ground import env
 
     out = ["# Environment variables", "", NOTICE.strip(), "", "| variable | default | meaning |", "|---|---|---|"]
     out += [f"| `{v.name}` | {f'`{v.default}`' if v.default else ''} | {_cell(v.description)} |"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trapline.base.errors import ModelLoadError
+from ground.errors import ModelLoadError
 
 Dim = int | str  # a fixed size, or the symbolic name of a dynamic one
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from trapline.base.errors import ImageDecodeError
+from ground.errors import ImageDecodeError
 
 DEFAULT_MAX_PIXELS = 50_000_000  # ~ a 8660x5773 photo: above every camera trap, below a bomb
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ground.errors import ImageDecodeError
 from model_store.core.config import ModelConfig, PreprocessConfig
 from model_store.core.imaging import decode_image_at_least
 from model_store.core.tiling import TiledInput, TiledMeta, TilingConfig, tile_origins
-from trapline.base.errors import ImageDecodeError
 
 
 @dataclass(frozen=True)

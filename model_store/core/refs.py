@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trapline.base.errors import InvalidRefError
+from ground.errors import InvalidRefError
 
 # Names, versions and aliases become path segments (local or S3 keys), so the pattern forbids
 # separators, "..", leading dots and anything a shell or URL would treat specially.

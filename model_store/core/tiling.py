@@ -24,8 +24,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trapline.base.errors import TilingConfigError
-from trapline.base.problems import describe, problems
+from ground.errors import TilingConfigError
+from ground.problems import describe, problems
 
 MERGES = ("nms", "nmm", "greedy_nmm", "megadetector")
 GEOMETRIES = ("sahi", "megadetector")

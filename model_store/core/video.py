@@ -36,9 +36,9 @@ from typing import IO
 
 import numpy as np
 
+from ground.errors import TraplineError
 from model_store.core.clip_places import file_key, known_places
 from model_store.core.clip_sampling import ClipInfo, KeyframeGrid, Sampling, TimeRange, describe
-from trapline.base.errors import TraplineError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 OFFSET_TOLERANCE_S = 1e-5  # a stored offset is its frame's time rounded to the microsecond; frames are >= 1 ms apart

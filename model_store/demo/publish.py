@@ -14,10 +14,10 @@ import json
 import tempfile
 from pathlib import Path
 
+from ground.env import STORE_HELP
 from model_store.demo.scenes import LABELS
 from model_store.demo.species_spec import HELD_OUT_SEED, TAXONOMY, species_config
 from model_store.store.store import ModelStore, NotFoundError
-from trapline.base.env import STORE_HELP
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_NAME = "demo-detector"

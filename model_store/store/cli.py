@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ground.errors import QuantizeRefusedError, UserError
+from ground.printed import Printed
 from model_store.core.backend_specs import CLASSIFIER_BACKENDS
 from model_store.core.refs import ModelRef
 from model_store.core.species.data import SpeciesSources
@@ -15,8 +17,6 @@ from model_store.store.quantize import quantize_version
 from model_store.store.quantize_report import Gate
 from model_store.store.store import ModelStore, prepare_config
 from model_store.store.trainable import trainable_extras
-from trapline.base.errors import QuantizeRefusedError, UserError
-from trapline.base.printed import Printed
 
 
 def list_models(o: Any, progress: Any = None) -> Printed:

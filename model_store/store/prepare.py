@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ground.errors import ChecksumError, NotFoundError
 from model_store.core.backend_specs import CLASSIFIER_BACKENDS, IDENTIFIER_BACKENDS, WEIGHTS_FILES
 from model_store.core.config import (
     AnyConfig,
@@ -18,7 +19,6 @@ from model_store.core.config import (
 )
 from model_store.core.graph import has_symbolic_outputs, inspect_onnx, probe_outputs
 from model_store.store.derive import complete_config, derive_config, merge_config, preset
-from trapline.base.errors import ChecksumError, NotFoundError
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ground.errors import QuantizeError, QuantizeRefusedError, StoreError
 from model_store.core.backends import create_backend
 from model_store.core.config import WeightsConfig
 from model_store.core.detector import Detector
@@ -35,7 +36,6 @@ from model_store.core.records import ModelInfo
 from model_store.core.refs import ModelRef, check_segment
 from model_store.store.quantize_report import Gate, Prepared, QuantizeReport, agree, compare_detectors
 from model_store.store.store import QUANTIZATION_FILE, ModelStore, sha256_file
-from trapline.base.errors import QuantizeError, QuantizeRefusedError, StoreError
 
 logger = logging.getLogger("trapline.models")
 

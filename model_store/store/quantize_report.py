@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ground.errors import QuantizeError
 from model_store.core.agreement import Box, boxes_of
 from model_store.core.detector import Detector
 from model_store.core.metrics import IOU_THRESHOLD, average_precision_50, greedy_match
 from model_store.core.preprocess import LetterboxMeta
-from trapline.base.errors import QuantizeError
 
 Prepared = tuple[np.ndarray, LetterboxMeta]
 

@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ground import env
+from ground.errors import ChecksumError, NotFoundError, StoreError
+from ground.storage import Storage
 from model_store.core.backends import ModelLoadError, create_backend
 from model_store.core.classifier import Classifier
 from model_store.core.config import ClassifierConfig, ConfigError, parse_any_config
@@ -30,9 +33,6 @@ from model_store.core.species.ensemble import SpeciesData
 from model_store.store.prepare import default_card, prepare_config, sha256_file
 from model_store.store.trainable import Trainable, read_trainable
 from model_store.store.versions import AliasRecord, ModelVersion, version_sort_key
-from trapline.base import env
-from trapline.base.errors import ChecksumError, NotFoundError, StoreError
-from trapline.base.storage import Storage
 
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"

@@ -19,8 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ground.errors import ChecksumError, NotFoundError, StoreError
 from model_store.core.refs import ModelRef
-from trapline.base.errors import ChecksumError, NotFoundError, StoreError
 
 TRAINABLE_FILE = "trainable.pt"
 TRAINABLE_RECORD = "trainable.json"

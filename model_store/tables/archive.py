@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from trapline.base.errors import ArchiveError
-from trapline.base.fetch_guard import FetchGuard
-from trapline.base.storage import Storage
+from ground.errors import ArchiveError
+from ground.fetch_guard import FetchGuard
+from ground.storage import Storage
 
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 # Junk that copies of SD cards and NAS shares are full of: macOS resource forks ("._IMG.JPG"),
@@ -215,11 +215,11 @@ def read_web(uri: str, timeout_s: float = WEB_TIMEOUT_S, max_bytes: int = WEB_MA
              guard: FetchGuard | None = None) -> bytes:
     """The bytes at an http(s) uri; OSError (as for a gone file) when they cannot be had, pass `max_bytes` or take
     longer than `timeout_s` in all (not only between two reads: a server trickling bytes holds no thread for long).
-    Redirects are followed, each hop under `guard` (default: the environment's, trapline/base/fetch_guard.py
+    Redirects are followed, each hop under `guard` (default: the environment's, ground/fetch_guard.py
     `from_env`; FetchRefusedError, an OSError, when it refuses: nothing is sent), as the Antenna door's fetch is."""
     import httpx  # late (both): only tables that recorded URLs need httpx
 
-    from trapline.base.guarded_http import guarded_client  # late: imports httpx
+    from ground.guarded_http import guarded_client  # late: imports httpx
 
     guard = guard or FetchGuard.from_env()
     guard.check_url(uri)

@@ -22,13 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ground.errors import BatchError, NotFoundError
 from model_store.tables.camera_summary import camera_summary
 from model_store.tables.cameras import DEFAULT_CAMERA_ID
 from model_store.tables.reader import PART_COLUMN, ROW_KEYS, Tables, unique_rows
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, IMAGES_SCHEMA, PARTITION_KEYS, SNIPS
 from model_store.tables.set_records import hidden_keys
 from model_store.tables.table_set import TableSet, resolve_table_set
-from trapline.base.errors import BatchError, NotFoundError
 
 IMAGE_COLUMNS = ["uri", "content_id", "run_id", "rel_path", "camera_id", "capture_time", "status", "error_reason",
                  "detection_count", "max_score", "width", "height", "processed_at", "kind", PART_COLUMN]

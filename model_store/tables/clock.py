@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ground.storage import Storage
 from model_store.tables.decisions import DECISIONS_DIR, CorrectClock, DecisionsLog, MarkTimestampIssues
 from model_store.tables.deployments import DEPLOYMENTS_DIR, DeploymentRecord, DeploymentsTable
 from model_store.tables.locations import storage_for
 from model_store.tables.schema import UTC_TIME_SOURCES
-from trapline.base.storage import Storage
 
 NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 NO_DEPLOYMENT, OVERLAP = "none", "overlap"

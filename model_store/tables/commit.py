@@ -13,6 +13,7 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ground.storage import Storage
 from model_store.tables.archive import open_location
 from model_store.tables.lease import check_held
 from model_store.tables.schema import (
@@ -26,7 +27,6 @@ from model_store.tables.schema import (
     SNIPS_SCHEMA,
 )
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, write_file, write_part
-from trapline.base.storage import Storage
 
 
 def flatten_nested(batch: pa.Table, column: str, schema: pa.Schema, filters_hash: str, run_id: str) -> pa.Table:

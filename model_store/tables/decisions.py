@@ -28,9 +28,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from ground.errors import DecisionError
+from ground.storage import Storage
 from model_store.tables.locations import storage_for
-from trapline.base.errors import DecisionError
-from trapline.base.storage import Storage
 
 DECISIONS_DIR = "_decisions"
 

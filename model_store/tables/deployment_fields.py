@@ -25,9 +25,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ground.errors import BatchError, StorageError
 from model_store.core.species.geofence import CountryCode, RegionCode
 from model_store.tables.archive import open_location
-from trapline.base.errors import BatchError, StorageError
 
 FEATURE_TYPES = Literal["roadPaved", "roadDirt", "trailHiking", "trailGame", "roadUnderpass", "roadOverpass",
                         "roadBridge", "culvert", "burrow", "nestSite", "carcass", "waterSource", "fruitingTree"]

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from ground.errors import BatchError
+from ground.storage import Storage
 from model_store.tables.deployment_fields import Deployment, check_zone, validate_rows
 from model_store.tables.locations import storage_for
-from trapline.base.errors import BatchError
-from trapline.base.storage import Storage
 
 DEPLOYMENTS_DIR = "_deployments"
 DEFAULT_ZONE = "UTC"

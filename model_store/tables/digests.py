@@ -29,11 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ground.storage import Storage
 from model_store.tables.archive import cached_location, content_id_of
 from model_store.tables.done import counts_as_done, relative_key
 from model_store.tables.schema import DIGESTS_DIR, DIGESTS_SCHEMA, IMAGES
 from model_store.tables.writer import parquet_bytes
-from trapline.base.storage import Storage
 
 BOOK_SCHEMA = DIGESTS_SCHEMA
 NOMINEE_COLUMNS = ["uri", "rel_path", "content_id", "size_bytes", "content_digest", "status", "error_reason", "kind"]

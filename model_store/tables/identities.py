@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ground.storage import Storage
 from model_store.core.crops import crop_box
 from model_store.core.imaging import decode_image
 from model_store.tables.decisions import (
@@ -40,7 +41,6 @@ from model_store.tables.decisions import (
 )
 from model_store.tables.locations import cached_location, storage_for
 from model_store.tables.schema import INDIVIDUALS, INDIVIDUALS_SCHEMA, SIGHTINGS, SIGHTINGS_SCHEMA
-from trapline.base.storage import Storage
 
 Key = tuple[str, str, int]  # (uri, content_id, detection_index)
 

@@ -35,13 +35,13 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from ground.errors import LeaseHeldError
+from ground.storage import Storage
 from model_store.tables.commit import write_stage_results
 from model_store.tables.lease import RunLease
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.reader import Tables
 from model_store.tables.schema import STAGE_SCHEMA
-from trapline.base.errors import LeaseHeldError
-from trapline.base.storage import Storage
 
 State = Literal["pending", "committed"]
 ONLINE_DIR = "_online"

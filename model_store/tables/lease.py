@@ -31,8 +31,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from trapline.base.errors import LeaseHeldError, LeaseLostError
-from trapline.base.storage import Storage, conditional_conflict, precondition_failed
+from ground.errors import LeaseHeldError, LeaseLostError
+from ground.storage import Storage, conditional_conflict, precondition_failed
 
 LEASES_DIR = "_leases"
 CONFLICT_RETRIES = 5

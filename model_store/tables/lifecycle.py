@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ground.errors import BatchError
 from model_store.core.crops import CROPS_DIR
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision, make
 from model_store.tables.lease import RunLease
@@ -41,7 +42,6 @@ from model_store.tables.schema import SNIPS
 from model_store.tables.set_records import SetRecord, read_record, utcnow_text, write_record
 from model_store.tables.sets import SET_TABLES, ResultSet, aliases_of, current_sets, decisions_on, scan
 from model_store.tables.writer import partition_parts
-from trapline.base.errors import BatchError
 
 MOVED = "moved from decision {id} by the purge of result set {set}"
 

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fsspec.asyn import sync
 
+from ground.errors import ArchiveError
+from ground.storage import Storage
 from model_store.core.video import is_clip
 from model_store.tables.archive import (
     DEFAULT_EXTENSIONS,
@@ -35,8 +37,6 @@ from model_store.tables.archive import (
 )
 from model_store.tables.cameras import DEFAULT_CAMERA_ID
 from model_store.tables.schema import ENTRY_SCHEMA
-from trapline.base.errors import ArchiveError
-from trapline.base.storage import Storage
 
 PAGE_FILES = 10_000  # files per record batch of the listing
 S3_PAGE_KEYS = 1000  # keys per ListObjectsV2 request (S3's own most)

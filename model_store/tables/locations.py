@@ -14,8 +14,8 @@ model store is the one exception: `ModelStore` builds its own, with the storage 
 
 from __future__ import annotations
 
+from ground.storage import Storage
 from model_store.tables.archive import cached_location, open_location
-from trapline.base.storage import Storage
 
 __all__ = ["cached_location", "open_location", "storage_for"]
 

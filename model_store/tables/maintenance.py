@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ground.errors import LeaseHeldError
 from model_store.tables import journal
 from model_store.tables.archive import open_location
 from model_store.tables.clock_check import ClockFinding, check_clock
@@ -33,7 +34,6 @@ from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.reader import PART_TABLES, Tables
 from model_store.tables.schema import IMAGES
 from model_store.tables.writer import parquet_bytes, part_name, partition_parts, read_metadata, write_file
-from trapline.base.errors import LeaseHeldError
 
 TARGET_ROWS = 100_000  # images rows per merged part (its detections are ~1-10x that)
 

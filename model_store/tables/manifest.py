@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ground.storage import Storage
 from model_store.tables.schema import RUNS_DIR
-from trapline.base.storage import Storage
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 # A run whose heartbeat is older than this is presumed dead when we cannot check its process.

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ground.storage import Storage
 from model_store.tables.cameras import fill_camera_ids
 from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.done import CLIP_DONE_COLUMNS, DONE_COLUMNS, DoneUnder, counts_as_done, done_under
@@ -38,7 +39,6 @@ from model_store.tables.schema import (
 )
 from model_store.tables.set_records import hidden_sets
 from model_store.tables.writer import partition_parts, read_metadata
-from trapline.base.storage import Storage
 
 PART_RE = re.compile(r"^part-(?P<run_id>\d{8}T\d{6}Z-[0-9a-f]{6})-(?P<digest>[0-9a-f]+)\.parquet$")
 TMP_MAX_AGE_S = 3600

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from trapline.base.errors import ScopeError
+from ground.errors import ScopeError
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds

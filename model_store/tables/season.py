@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ground.every import Every
 from model_store.tables.archive import open_location
 from model_store.tables.clock_check import check_clock
 from model_store.tables.identities import latest_run, read_result
@@ -42,7 +43,6 @@ from model_store.tables.schema import (
     SIGHTINGS,
     SNIPS,
 )
-from trapline.base.every import Every
 
 TABLES = (IMAGES, DETECTIONS, CLASSIFICATIONS, SNIPS, OCCURRENCES)
 IMAGE_COLUMNS = ["camera_id", "capture_time", "status", "processed_at", "filters_hash"]

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from trapline.base.storage import Storage
+from ground.storage import Storage
 
 SETS_DIR = "_sets"
 

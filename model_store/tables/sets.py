@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision
 from model_store.tables.reader import PART_RE, PART_TABLES, Tables
@@ -22,7 +23,6 @@ from model_store.tables.schema import EVENTS, IMAGES
 from model_store.tables.set_records import SetRecord, records
 from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import METADATA_KEY, partition_parts
-from trapline.base.errors import BatchError
 
 # The tables a result set has files in, each partitioned by model version: the images (whose files commit a part),
 # the part's other files, and `trapline events`' file per set and gap (batch/postprocessing/events.py).

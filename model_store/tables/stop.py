@@ -11,8 +11,8 @@ import datetime as dt
 import json
 import re
 
+from ground.storage import Storage
 from model_store.tables.schema import RUNS_DIR
-from trapline.base.storage import Storage
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 

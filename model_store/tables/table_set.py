@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ground.errors import BatchError
 from model_store import ModelRef, ModelStore
 from model_store.store.versions import version_sort_key
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from model_store.tables.set_records import hidden_sets, superseded_sets
-from trapline.base.errors import BatchError
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ground.storage import Storage
 from model_store.tables.schema import DETECTIONS, IMAGES, SCHEMA_VERSION
-from trapline.base.storage import Storage
 
 METADATA_KEY = b"trapline"
 

@@ -15,13 +15,13 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ground.errors import InvalidParameterError, TilingConfigError
 from model_store import ModelRef, ModelStore
 from model_store.core.tiling import resolve_tiling
 from model_store.store.versions import ModelVersion, version_sort_key
 from serve.antenna.protocol import AlgorithmConfig, CategoryMap, PipelineConfig, PipelineStage, ServiceInfo
 from serve.antenna_config import AntennaConfig, AntennaPipelineConfig
 from serve.config import ServeConfig
-from trapline.base.errors import InvalidParameterError, TilingConfigError
 
 CATALOG_TTL_S = 2.0  # as often as replicas re-read their aliases (alias_poll_interval_s)
 _NOT_SLUG = re.compile(r"[^A-Za-z0-9_-]+")

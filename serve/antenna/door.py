@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 from ray import serve
 
+from ground.errors import OverloadedError
 from model_store import ImageDetections, ModelStore
 from serve.answers import DetectAsk
 from serve.antenna.catalog import Catalog
@@ -33,7 +34,6 @@ from serve.api_errors import await_replica
 from serve.config import ServeConfig
 from serve.draining import Gate
 from serve.placement import PlacementWatch, replica_app_name
-from trapline.base.errors import OverloadedError
 
 logger = logging.getLogger("ray.serve.trapline")
 

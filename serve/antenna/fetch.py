@@ -1,5 +1,5 @@
 """Fetch the images Antenna names by URL: a timeout, a size limit, the fetch guard on every hop (only where the
-config allows: trapline/base/fetch_guard.py), and one typed error per image that fails."""
+config allows: ground/fetch_guard.py), and one typed error per image that fails."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import asyncio
 
 import httpx
 
+from ground.errors import FetchRefusedError, ImageFetchError
+from ground.fetch_guard import FetchGuard
+from ground.guarded_http import guarded_async_client
 from serve.antenna_config import FetchConfig
-from trapline.base.errors import FetchRefusedError, ImageFetchError
-from trapline.base.fetch_guard import FetchGuard
-from trapline.base.guarded_http import guarded_async_client
 
 
 class ImageFetcher:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ground.errors import ImagesFailedError, TraplineError
 from model_store import ImageDetections
 from serve.antenna.answers import image_detections
 from serve.antenna.catalog import Algorithms, Catalog, ServedPipeline
@@ -25,7 +26,6 @@ from serve.antenna.protocol import (
     SourceImageRequest,
     SourceImageResponse,
 )
-from trapline.base.errors import ImagesFailedError, TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 

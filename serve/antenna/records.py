@@ -20,6 +20,7 @@ import hashlib
 import logging
 from urllib.parse import unquote, urlsplit
 
+from ground.errors import ImageDecodeError, ModelRunError, TraplineError
 from model_store import ImageDetections, ModelStore
 from model_store.core.refs import check_segment
 from model_store.core.video import VideoDecodeError
@@ -27,7 +28,6 @@ from serve.antenna_config import AntennaRecordConfig
 from serve.config import RecordConfig
 from serve.recording.recorder import ClassifierVersion, Recorder, Source
 from serve.recording.uploads import UploadRecord
-from trapline.base.errors import ImageDecodeError, ModelRunError, TraplineError
 
 logger = logging.getLogger("ray.serve.trapline")
 

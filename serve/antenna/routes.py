@@ -15,11 +15,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ground.errors import NotReadyError, TraplineError
+from ground.problems import describe, problems
 from serve.antenna.catalog import Catalog
 from serve.antenna.process import ImageResults, Processor
 from serve.antenna.protocol import LiveAnswer, PipelineRequest, PipelineResults, ReadyAnswer, ServiceInfo
-from trapline.base.errors import NotReadyError, TraplineError
-from trapline.base.problems import describe, problems
 
 INFO_TIMEOUT_S = 5.0  # Antenna gives /info 6 s
 

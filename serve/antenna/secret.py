@@ -19,8 +19,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from ground.errors import UnauthorizedError
 from serve.auth import bearer_token, token_digest
-from trapline.base.errors import UnauthorizedError
 
 OPEN_PATHS = frozenset({"/livez", "/readyz"})  # probes (an orchestrator's, a balancer's): they say nothing private
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="trapline antenna door"'}

@@ -29,11 +29,11 @@ from typing import Any
 
 import httpx
 
+from ground.env import secret
+from ground.errors import ServiceRequestError, UserError
+from ground.every import Every
 from serve.antenna.protocol import Task, TaskError, TaskResult
 from serve.antenna_config import AntennaWorkOptions
-from trapline.base.env import secret
-from trapline.base.errors import ServiceRequestError, UserError
-from trapline.base.every import Every
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]

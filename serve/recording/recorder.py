@@ -27,6 +27,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ground.errors import (
+    ImageDecodeError,
+    InvalidParameterError,
+    LeaseLostError,
+    ModelRunError,
+    StorageError,
+    StorageUnavailableError,
+)
+from ground.every import Every
 from model_store import FilterSet, ImageDetections, ModelStore, decode_image
 from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDetections
@@ -43,15 +52,6 @@ from model_store.tables.metadata import part_metadata
 from model_store.tables.snip_files import write_snips
 from serve.config import RecordConfig
 from serve.recording.uploads import StoredImage, UploadRecord, Uploads, capture_time, image_id_of
-from trapline.base.errors import (
-    ImageDecodeError,
-    InvalidParameterError,
-    LeaseLostError,
-    ModelRunError,
-    StorageError,
-    StorageUnavailableError,
-)
-from trapline.base.every import Every
 
 logger = logging.getLogger("ray.serve.trapline")
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ground.errors import NotFoundError
 from model_store.core.video import looks_like_clip
 from model_store.tables.reader import Tables
 from serve.bodies import ERRORS, IMAGE_BODY, body_limit, check_clip_size, image_and_fields, read_body
@@ -20,7 +21,6 @@ from serve.deps import api_auth, service_of
 from serve.recording import queries
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.uploads import UploadRecord
-from trapline.base.errors import NotFoundError
 
 IMAGE_ID = r"^[0-9a-f]{32}$"
 

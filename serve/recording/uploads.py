@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ground.errors import ConflictError, InvalidParameterError, StorageError, StorageUnavailableError
+from ground.storage import Storage
 from model_store.core.video import clip_created, looks_like_clip
 from model_store.tables import journal
 from model_store.tables.archive import HEAD_BYTES, content_id_of, exif_capture, open_location, uri_of
-from trapline.base.errors import ConflictError, InvalidParameterError, StorageError, StorageUnavailableError
-from trapline.base.storage import Storage
 
 KEYS_DIR = "keys"
 # Magic numbers of the formats the decoder takes; anything else is kept as .bin (and fails as a failed row).

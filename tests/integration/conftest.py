@@ -26,8 +26,8 @@ def ray_cluster(s3_server) -> Iterator[None]:
     twenty of them in the suite)."""
     import ray
 
+    from ground.ray_runtime import ensure_ray
     from serve.local import free_port
-    from trapline.base.ray_runtime import ensure_ray
 
     # Metrics reach the node's Prometheus endpoint every second, not Ray's default 10 s: the tests that read a
     # counter there (tests/integration/test_serve_http.py) wait for the export, not for the interval.

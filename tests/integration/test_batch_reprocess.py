@@ -355,10 +355,10 @@ def test_a_stop_at_the_next_part_writes_what_the_writer_holds_and_leaves_nothing
     """A stop asked for while parts are still on their way to the writer: those parts are written and counted (a
     stop at the next part, not a kill half-way through a part: that left a detections file without its images
     file), the manifest's count is what the tables hold, and the rerun does the rest once."""
+    from ground.errors import RunStoppedError
     from model_store.tables.manifest import read_manifests
     from model_store.tables.schema import DETECTIONS
     from model_store.tables.stop import request_stop
-    from trapline.base.errors import RunStoppedError
 
     out, n = tmp_path / "out", len(env["spec"].images)
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": "job-stop"}}))

@@ -12,12 +12,12 @@ from batch.export.options import ExportOptions
 from batch.export.run import run_export
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
 from tests.fixtures.postprocess import postprocess
-from trapline.base.errors import BatchError
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
 

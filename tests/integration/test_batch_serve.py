@@ -10,13 +10,13 @@ import pytest
 
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
 from tests.fixtures.clips import day_night_clip
 from tests.fixtures.serving import QUICK_STOP
-from trapline.base.errors import BatchError
 
 serve_local = pytest.importorskip("serve.local", reason="serve/ (the online door) is not in this checkout")
 pytestmark = pytest.mark.ray

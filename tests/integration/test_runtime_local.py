@@ -51,7 +51,7 @@ CANCEL_SCRIPT = """
 import signal, sys, time
 sys.path.insert(0, sys.argv[1])
 import ray
-from trapline.base.ray_runtime import ensure_ray, shutdown_ray
+from ground.ray_runtime import ensure_ray, shutdown_ray
 
 ensure_ray(num_cpus=1)
 

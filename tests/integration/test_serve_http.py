@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
+from ground.errors import InvalidParameterError, NotFoundError
 from model_store import ImageDetections, ModelStore
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, decode_image
 from serve import get_detector_handle
@@ -27,7 +28,6 @@ from tests.fixtures.images import encode, gradient, png_with_declared_size
 from tests.fixtures.onnx_models import EXPECTED_640x480, fixture_config
 from tests.fixtures.parity import IMAGES, image_names, publish_reference
 from tests.fixtures.serving import QUICK_STOP
-from trapline.base.errors import InvalidParameterError, NotFoundError
 
 pytestmark = pytest.mark.ray
 

@@ -8,6 +8,7 @@ import asyncio
 import httpx
 import pytest
 
+from ground.errors import ImageFetchError, InvalidParameterError, ServeConfigError
 from model_store import ModelStore
 from model_store.core.records import Classification, Detection, FiltersApplied, ImageDetections, LabelScore, ModelInfo
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
@@ -19,7 +20,6 @@ from serve.antenna.process import Processor
 from serve.antenna.protocol import PipelineRequest, PipelineResults, ServiceInfo
 from serve.antenna_config import FetchConfig
 from serve.config import ServeConfig, parse_serve_config
-from trapline.base.errors import ImageFetchError, InvalidParameterError, ServeConfigError
 
 PIPELINE = {"slug": "demo", "name": "trapline demo", "detector": DEMO_NAME, "classifier": SPECIES_NAME}
 

@@ -20,6 +20,8 @@ import pytest
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
 from batch.review import ReportOptions, build_report
+from ground.errors import ServeConfigError
+from ground.fetch_guard import PRIVATE_HOSTS_ENV
 from model_store import ImageDetections, ModelStore, decode_image
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
@@ -35,8 +37,6 @@ from serve.config import ServeConfig, parse_serve_config
 from tests.fixtures.files_server import serving_directory
 from tests.fixtures.pictures import API, app_for
 from tests.fixtures.postprocess import postprocess
-from trapline.base.errors import ServeConfigError
-from trapline.base.fetch_guard import PRIVATE_HOSTS_ENV
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ground.errors import ImagesFailedError, ServeConfigError
 from model_store import ImageDetections, ModelStore, decode_image
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import DEMO_NAME, publish_demo
@@ -20,7 +21,6 @@ from serve.antenna.process import Processor
 from serve.antenna.protocol import PipelineRequest
 from serve.config import parse_serve_config
 from tests.fixtures.files_server import serving_directory
-from trapline.base.errors import ImagesFailedError, ServeConfigError
 
 PIPELINES = [{"slug": "plain", "detector": DEMO_NAME},
              {"slug": "tiled", "detector": DEMO_NAME, "tiling": {"tile_size": 256, "overlap": 0.25, "merge": "nms"}},

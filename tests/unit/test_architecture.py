@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 ROOMS = ("model_store", "batch")
-PRODUCT = ("trapline", "model_store", "serve", "batch")
+PRODUCT = ("trapline", "model_store", "serve", "batch", "ground")
 
 
 def packages() -> set[str]:
@@ -89,8 +89,8 @@ def test_imports_sit_at_the_top_unless_a_comment_says_why():
 
 
 def test_environment_variables_are_read_only_through_the_registry():
-    """Every TRAPLINE_* (and RAY_ADDRESS) read goes through trapline/base/env.py, so its generated docs page is all."""
-    from trapline.base import env
+    """Every TRAPLINE_* (and RAY_ADDRESS) read goes through ground/env.py, so its generated docs page is all."""
+    from ground import env
 
     declared = {v.name for v in env.VARIABLES} | set(env.FORWARDED)
     pattern = re.compile(r"""(?:environ\.get|getenv|environ\[)\(?\s*["'](TRAPLINE_[A-Z_]+|RAY_ADDRESS)["']""")
@@ -101,8 +101,8 @@ def test_environment_variables_are_read_only_through_the_registry():
             named |= set(re.findall(r"\bTRAPLINE_[A-Z_]+\b", text))
             if path.name != "env.py" and pattern.search(text):
                 offenders.append(path.relative_to(REPO).as_posix())
-    assert offenders == [], f"read these through trapline.base.env: {offenders}"
-    assert named - declared == set(), f"named in the code, not declared in trapline/base/env.py: {named - declared}"
+    assert offenders == [], f"read these through ground.env: {offenders}"
+    assert named - declared == set(), f"named in the code, not declared in ground/env.py: {named - declared}"
 
 
 def _room(module: str) -> str:

@@ -128,7 +128,7 @@ def test_rows_written_before_the_digest_are_confirmed_by_their_own_file_while_it
 
 
 def test_an_archive_moved_from_a_disk_to_a_bucket_infers_nothing_twice(first, tmp_path, s3_bucket):
-    from trapline.base.storage import Storage
+    from ground.storage import Storage
 
     tables = tmp_path / "tables"
     shutil.copytree(first["dir"] / "tables", tables)

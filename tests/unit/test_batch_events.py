@@ -14,8 +14,8 @@ from batch.export.run import run_export
 from batch.options import parse_options
 from batch.postprocessing.events import group_events, read_events, run_events
 from batch.postprocessing.options import EventsOptions
+from ground.errors import OptionsError
 from tests.fixtures.review import two_version_tables
-from trapline.base.errors import OptionsError
 
 T0 = dt.datetime(2024, 5, 1, 6, 0, 0)
 

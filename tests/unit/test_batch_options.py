@@ -19,8 +19,8 @@ from batch.reprocess.calls import CALLS_PER_ACTOR, images_per_call, spread_calls
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.sizing import check_cpu_budget, plan_resources, read_tasks
 from batch.review.options import ReviewOptions
+from ground.errors import OptionsError
 from tests.conftest import REPO
-from trapline.base.errors import OptionsError
 from trapline.cli import build_parser, main
 
 BASE = ["reprocess", "--archive", "/data/traps", "--out", "/data/tables", "--model", "demo-detector@production"]

@@ -13,6 +13,7 @@ from batch.export.camtrap import CAMTRAP_MEDIA_FIELDS, CAMTRAP_OBSERVATION_FIELD
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
 from batch.reprocess.plan import plan_run
+from ground.errors import BatchError, OptionsError
 from model_store import FilterConfigError, ModelStore
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
@@ -25,7 +26,6 @@ from tests.fixtures.archive import (
     write_local,
 )
 from tests.fixtures.postprocess import postprocess
-from trapline.base.errors import BatchError, OptionsError
 
 MIN_SIZE = {"min_area_fraction": 0.01}
 

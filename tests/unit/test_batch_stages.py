@@ -14,6 +14,7 @@ from batch.reprocess.job import _spec
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from batch.reprocess.read import read_and_prepare, read_files
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables.commit import write_results
 from model_store.tables.listing import entries_table
@@ -22,7 +23,6 @@ from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
 from model_store.tables.writer import METADATA_KEY, part_name
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
-from trapline.base.errors import BatchError
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +198,8 @@ def test_oversized_files_are_refused_without_reading_them(env, monkeypatch):
 
 def test_serve_answers_from_another_version_or_filter_set_are_refused():
     from batch.reprocess.detect import check_served
+    from ground.errors import BatchError
     from model_store import ImageDetections
-    from trapline.base.errors import BatchError
 
     res = ImageDetections.model_validate({"model": {"name": "m", "version": "2", "sha256": "a" * 64}, "width": 1,
                                           "height": 1, "detections": [],
@@ -250,7 +250,7 @@ class _FakeResponse:
 
 def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(monkeypatch):
     import batch.reprocess.detect as inference
-    from trapline.base.errors import ImageDecodeError, OverloadedError
+    from ground.errors import ImageDecodeError, OverloadedError
 
     monkeypatch.setattr(inference.time, "sleep", lambda s: None)
     fake = _FakeDeployment({b"busy": [OverloadedError("full")] * 5,
@@ -282,7 +282,7 @@ def test_serve_client_retries_a_dead_replica_but_not_a_bug(monkeypatch):
     from ray.exceptions import ActorDiedError
 
     import batch.reprocess.detect as inference
-    from trapline.base.errors import NotReadyError
+    from ground.errors import NotReadyError
 
     monkeypatch.setattr(inference.time, "sleep", lambda s: None)
     expected = {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"}
@@ -375,7 +375,7 @@ def test_serve_run_fits_into_free_cpus():
     """--via serve on a cluster whose replicas hold most CPUs: shares shrink instead of stalling."""
     from batch.reprocess.dataset import PlanSpec
     from batch.reprocess.job import fit_to_free_cpus
-    from trapline.base.errors import BatchError
+    from ground.errors import BatchError
 
     options = ReprocessOptions(archive="a", out="o", model="m:1", via="serve", decode="tasks")
     spec = PlanSpec(options=options, archive_url="a", out_url="o", store_url="s", model_name="m", model_version="1",
@@ -475,7 +475,7 @@ def test_a_stop_at_one_part_counts_the_parts_the_writer_answered_with_it():
     """The writer answers the parts it has written so far, two at once when the driver was slow; a stop seen at
     the first is raised only once the second, committed too, is counted (CI: a manifest of 2 over 3 committed)."""
     from batch.reprocess.progress import Progress
-    from trapline.base.errors import RunStoppedError
+    from ground.errors import RunStoppedError
 
     progress, told = Progress(total=10), []
 

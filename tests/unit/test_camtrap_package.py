@@ -15,6 +15,7 @@ from batch.export.camtrap_package import PROFILE_URL, taxonomic
 from batch.export.options import ExportOptions
 from batch.export.run import run_export
 from batch.postprocessing.events import event_id, group_events
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables.cameras import DEFAULT_CAMERA_ID
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES
@@ -27,7 +28,6 @@ from tests.fixtures.archive import (
     write_local,
 )
 from tests.fixtures.camtrap_dp import DEPLOYMENTS, META, validate_package
-from trapline.base.errors import BatchError
 
 
 @pytest.fixture(scope="module")

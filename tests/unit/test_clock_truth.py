@@ -17,13 +17,13 @@ from batch.deployments.observed import observed
 from batch.postprocessing import occurrences
 from batch.postprocessing.events import group_events, period_of
 from benchmarks import clock_archive as truth
+from ground.errors import BatchError, DecisionError
 from model_store.tables.clock import TimeBook
 from model_store.tables.clock_check import check_clock
 from model_store.tables.commit import write_results
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
 from tests.fixtures.postprocess import postprocess
-from trapline.base.errors import BatchError, DecisionError
 
 NOW = dt.datetime(2026, 11, 26)
 

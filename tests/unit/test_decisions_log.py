@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ground.errors import DecisionError
 from model_store.tables.decisions import (
     DECISIONS_DIR,
     ClassifyDetection,
@@ -12,7 +13,6 @@ from model_store.tables.decisions import (
     IdentifyOccurrence,
     make,
 )
-from trapline.base.errors import DecisionError
 
 
 def test_identifications_fold_to_the_latest_and_survive_a_new_reader(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trapline.base import errors
+from ground import errors
 from trapline.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]

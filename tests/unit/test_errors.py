@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import trapline.base.errors
+import ground.errors
+from ground.errors import BatchError, StorageError, TraplineError, UserError
+from ground.ray_runtime import RayUnreachableError
 from model_store import (
     ChecksumError,
     ConfigError,
@@ -20,8 +22,6 @@ from model_store.tables.lease import LeaseHeldError
 from serve.local import ServeStartError
 from serve.protocol import core_error, load_error_kind
 from serve.versions import ModelUnavailableError
-from trapline.base.errors import BatchError, StorageError, TraplineError, UserError
-from trapline.base.ray_runtime import RayUnreachableError
 from trapline.cli import main
 
 ALL = [UserError, StoreError, NotFoundError, ChecksumError, StorageError, ConfigError, FilterConfigError,
@@ -30,10 +30,10 @@ ALL = [UserError, StoreError, NotFoundError, ChecksumError, StorageError, Config
 
 
 def test_every_error_a_user_sees_has_a_documented_stable_code():
-    """Defined in trapline/base/errors.py (the generated error reference lists exactly those classes), documented."""
+    """Defined in ground/errors.py (the generated error reference lists exactly those classes), documented."""
     for cls in ALL:
         assert issubclass(cls, TraplineError) and cls.code != "error", cls
-        assert cls.__module__ == trapline.base.errors.__name__ and cls.__dict__.get("__doc__"), cls
+        assert cls.__module__ == ground.errors.__name__ and cls.__dict__.get("__doc__"), cls
     assert len({cls.code for cls in ALL}) == len(ALL)
     assert issubclass(LeaseHeldError, BatchError) and issubclass(InvalidRefError, ValueError)  # old catches still work
 
@@ -69,7 +69,7 @@ def _subclasses(cls: type) -> list[type]:
 
 def test_no_http_error_is_a_twin_of_a_core_error():
     """A request-only error never repeats a core error's code: the core error carries its HTTP status itself."""
-    http = {cls.code for cls in _subclasses(trapline.base.errors.HttpError)}
-    core = {cls.code for cls in _subclasses(TraplineError) if not issubclass(cls, trapline.base.errors.HttpError)}
+    http = {cls.code for cls in _subclasses(ground.errors.HttpError)}
+    core = {cls.code for cls in _subclasses(TraplineError) if not issubclass(cls, ground.errors.HttpError)}
     assert not http & core, http & core
-    assert trapline.base.errors.QuantizeRefusedError.__module__ == "trapline.base.errors"
+    assert ground.errors.QuantizeRefusedError.__module__ == "ground.errors"

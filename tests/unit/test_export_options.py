@@ -18,7 +18,7 @@ from batch.export.registry import EXPORTERS, ExportFormat
 from batch.flags import add_model_arguments
 from batch.option_variants import fields_of, form_schema, unwrap, variants_of
 from batch.options import location_fields, parse_options
-from trapline.base.errors import OptionsError
+from ground.errors import OptionsError
 from trapline.cli import main
 
 

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from ground.errors import FetchRefusedError, ImageFetchError
+from ground.fetch_guard import FetchGuard, address_refusal
 from model_store.tables.archive import read_web
 from serve.antenna.fetch import ImageFetcher
 from serve.antenna_config import AntennaConfig, FetchConfig
 from tests.fixtures.ssrf import GUARD, Counting, corpus, counting_servers, past_the_guard, resolver
-from trapline.base.errors import FetchRefusedError, ImageFetchError
-from trapline.base.fetch_guard import FetchGuard, address_refusal
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 
+from ground.errors import ConfigError, LabelNotCoveredError
 from model_store.core.config import Calibration, parse_any_config
 from model_store.core.identify.calibration import fit_calibration, p_same
 from model_store.core.identify.gallery import Gallery
 from model_store.store.store import ModelStore
 from tests.fixtures.identifiers import grid_embedding
 from tests.fixtures.reid_scenes import coat, sightings, view
-from trapline.base.errors import ConfigError, LabelNotCoveredError
 
 KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"], "description": "coat keypoints"}
 

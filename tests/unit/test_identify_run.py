@@ -9,6 +9,7 @@ import pytest
 
 from batch.identify.options import IdentifyOptions
 from batch.identify.run import record_decision, run_identify
+from ground.errors import DecisionError, LabelNotCoveredError
 from model_store.core.identify.cluster import cluster, stable_ids
 from model_store.store.store import ModelStore
 from model_store.tables.archive import open_location
@@ -23,7 +24,6 @@ from model_store.tables.decisions import (
 )
 from model_store.tables.identities import INDIVIDUALS, SIGHTINGS, read_result
 from tests.fixtures.reid_tables import write_identity_tables
-from trapline.base.errors import DecisionError, LabelNotCoveredError
 from trapline.cli import main
 
 KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"]}
@@ -181,9 +181,9 @@ def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
 
 
 def test_one_identify_run_at_a_time_per_set_of_tables(archive):
+    from ground.errors import LeaseHeldError
     from model_store.tables.archive import open_location
     from model_store.tables.lease import RunLease
-    from trapline.base.errors import LeaseHeldError
 
     root, url, store, _ = archive
     before = read_result(url, INDIVIDUALS)

@@ -10,8 +10,8 @@ import pytest
 
 from batch.jobs.kinds import KINDS, recognise
 from batch.jobs.paths import PathPolicy
+from ground.errors import InvalidOptionsError, PathNotAllowedError
 from serve.jobs_config import JobsConfig, OnPromote
-from trapline.base.errors import InvalidOptionsError, PathNotAllowedError
 
 HOSTILE = "/data/x; rm -rf / #$(id)`id`'\"\n--model=evil"
 

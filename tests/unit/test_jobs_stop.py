@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from batch.jobs.control import JobControl
+from ground.errors import DuplicateJobError, InvalidParameterError, RunStoppedError
 from model_store import ModelStore
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
@@ -26,7 +27,6 @@ from tests.fixtures.archive import (
     write_local,
 )
 from tests.fixtures.postprocess import postprocess
-from trapline.base.errors import DuplicateJobError, InvalidParameterError, RunStoppedError
 
 
 def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest(tmp_path, monkeypatch):

@@ -30,13 +30,13 @@ import os
 import numpy as np
 import pytest
 
+from ground.errors import TilingConfigError
 from model_store import ModelStore
 from model_store.core.agreement import Box
 from model_store.core.tile_merge import merge_boxes
 from model_store.core.tiling import MEGADETECTOR, TilingConfig, parse_tiling_option, resolve_tiling, tile_origins
 from tests.fixtures.md_tiled import judge, reference
 from tests.fixtures.parity import publish_reference, skip_saturated_on_other_kernels
-from trapline.base.errors import TilingConfigError
 
 MD_MERGE = TilingConfig(**MEGADETECTOR)  # its merge rule, IoU, 0.45, across labels
 

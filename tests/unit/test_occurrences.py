@@ -14,6 +14,7 @@ from batch.jobs.control import manifest_progress
 from batch.postprocessing import occurrences
 from batch.postprocessing.determine import HUMAN, MODEL, carry_identifications, determine, vote
 from batch.postprocessing.run_report import format_report
+from ground.errors import NotFoundError, ScopeError
 from model_store import FilterConfigError, FilterSet
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
 from model_store.tables.manifest import read_manifests
@@ -22,7 +23,6 @@ from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from tests.fixtures.occurrences import FILTERS, SHEET_MODEL, write_sheet_tables
 from tests.fixtures.postprocess import postprocess
 from tests.fixtures.review import two_version_tables
-from trapline.base.errors import NotFoundError, ScopeError
 from trapline.cli import main
 
 NO_APPEARANCE = {"appearance": "none"}  # geometry alone links the sheet; one test adds the pixels

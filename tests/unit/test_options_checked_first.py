@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from batch.jobs.control import JobControl
+from ground.errors import TraplineError
 from model_store import ModelStore
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import publish_demo
 from serve.jobs_config import JobsConfig
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.unit.test_jobs_stop import JobManager
-from trapline.base.errors import TraplineError
 from trapline.cli import main
 
 

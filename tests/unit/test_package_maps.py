@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("trapline", "model_store", "serve", "batch")
+PACKAGES = ("trapline", "model_store", "serve", "batch", "ground")
 # A map line: indented, then a file or folder name (`kinds.py`, `console/`), then what it holds.
 ENTRY = re.compile(r"^\s+([A-Za-z_]\w*(?:\.py|/))\s")
 

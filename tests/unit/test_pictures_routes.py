@@ -235,9 +235,9 @@ def test_tables_under_the_roots_show_their_pictures_unconfigured(site, tmp_path)
     """After `trapline reprocess` and `trapline serve` in one folder: no `jobs.pictures` block, and the Cameras page
     still shows the tables' pictures, their archive taken from the reprocess run's own manifest."""
     from batch.views import found_tables
+    from ground.storage import Storage
     from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
     from tests.fixtures.pictures import site_config
-    from trapline.base.storage import Storage
 
     d = site["dir"]
     unconfigured = site_config(site["store"].root, [str(d)], [])
@@ -329,7 +329,7 @@ def test_a_crops_symlink_or_a_malformed_url_serves_nothing(tmp_path):
     """A `crops` folder that is a symlink out of the tables does not take the confinement with it; a recorded URL
     that is no URL (a bad port, an IDNA label) is the typed 404 of a picture that cannot be fetched, not a 500."""
     from batch.views.picture_files import Source, confine, web_file
-    from trapline.base.errors import NotFoundError
+    from ground.errors import NotFoundError
 
     tables, archive, elsewhere = (tmp_path / n for n in ("tables", "archive", "elsewhere"))
     for d in (tables, archive, elsewhere):
@@ -352,8 +352,8 @@ def test_only_trapline_tables_are_tables_not_any_folder_with_images(site, tmp_pa
     import shutil
 
     from batch.jobs.locations import locations
+    from ground.storage import Storage
     from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
-    from trapline.base.storage import Storage
 
     checkout = tmp_path / "checkout"
     for web in ("site/assets/images", "bench-results/images"):
@@ -384,8 +384,8 @@ def test_tables_beside_pictures_are_found_below_a_folder_that_holds_pictures(sit
     found = {loc["path"]: loc["kind"] for loc in locations([str(project)])["locations"]}
     assert found[str(project)] == "archive" and found[str(project / "samples")] == "archive"  # pictures in docs/
     assert found[str(project / "out" / "detections")] == "tables", found
+    from ground.storage import Storage
     from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
-    from trapline.base.storage import Storage
 
     write_manifest(Storage(str(project / "out" / "detections")), RunManifest.start(
         new_run_id(), "reprocess", source=str(project / "samples"), out=str(project / "out" / "detections")))

@@ -17,6 +17,7 @@ from batch.health_options import HealthOptions
 from batch.jobs.locations import locations
 from batch.postprocessing.occurrences import occurrence_table_set
 from batch.views.season_metrics import render
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables import browse, lifecycle
 from model_store.tables.reader import Tables
@@ -25,7 +26,6 @@ from model_store.tables.set_records import read_record
 from model_store.tables.sets import SET_TABLES, listed
 from model_store.tables.table_set import resolve_table_set
 from tests.fixtures.review import two_version_tables
-from trapline.base.errors import BatchError
 from trapline.cli import main
 
 V1 = ("model_name=trapcam", "model_version=1")

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
+from ground.errors import QuantizeError, QuantizeRefusedError
 from model_store import ModelStore
 from model_store.core.agreement import Box
 from model_store.core.imaging import encode_jpeg
@@ -28,7 +29,6 @@ from model_store.store.quantize import (
 )
 from model_store.store.quantize_report import FAIL, PASS, TOO_FEW, Gate, QuantizeReport, agree
 from tests.fixtures.onnx_models import ultralytics_metadata
-from trapline.base.errors import QuantizeError, QuantizeRefusedError
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 # 4 held-out images hold about a dozen boxes: judged here from 5 (the default, 50, is for real folders; the

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import QuantizeRefusedError
 from model_store import ModelStore
 from model_store.core.imaging import encode_jpeg
 from model_store.demo.scenes import LABELS, render_dataset
 from model_store.store.quantize import quantize_version
 from model_store.store.quantize_report import FAIL, PASS, TOO_FEW, Gate
-from trapline.base.errors import QuantizeRefusedError
 
 TRAINED = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "trained_demo_yolov8.onnx"
 NAME = "trained-demo"

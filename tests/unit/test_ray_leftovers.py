@@ -1,4 +1,4 @@
-"""What outlives a local Ray's shutdown is found and ended (trapline/base/ray_leftovers.py), on real processes: one
+"""What outlives a local Ray's shutdown is found and ended (ground/ray_leftovers.py), on real processes: one
 that ignores SIGTERM, as Ray's orphaned agents did (issue 67), is killed after the grace; one named for this driver's
 Ray session is found wherever its parent is."""
 
@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from trapline.base import ray_leftovers
+from ground import ray_leftovers
 
 DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
 

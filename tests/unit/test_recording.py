@@ -18,6 +18,7 @@ import pytest
 
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
+from ground.errors import ConflictError, ImageDecodeError, InvalidParameterError, StorageUnavailableError
 from model_store import ModelStore, decode_image
 from model_store.tables import journal, writer
 from model_store.tables.maintenance import check, compact
@@ -27,7 +28,6 @@ from serve.config import RecordConfig
 from serve.recording.recorder import Recorder, Upload
 from serve.recording.uploads import capture_time
 from tests.fixtures.archive import brightness_config, brightness_model, encode, picture, process_without_ray
-from trapline.base.errors import ConflictError, ImageDecodeError, InvalidParameterError, StorageUnavailableError
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from batch.reprocess import redo
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.plan import plan_run
 from batch.reprocess.summary import format_report
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.core.provenance import CORE_VERSION, core_fingerprint, trapline_version
 from model_store.tables import browse, lifecycle
@@ -30,7 +31,6 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
-from trapline.base.errors import BatchError
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from batch.review import ReportOptions, build_report
 from batch.review.build import bands
 from batch.review.compare import Side, compare_versions
 from batch.review.digest import band_of
+from ground.errors import BatchError
 from tests.fixtures.postprocess import postprocess
 from tests.fixtures.review import two_version_tables
-from trapline.base.errors import BatchError
 
 
 class Page(HTMLParser):

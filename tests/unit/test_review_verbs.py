@@ -10,6 +10,7 @@ import pytest
 from batch.postprocessing import detection_review as review
 from batch.postprocessing.determine import determine
 from batch.postprocessing.occurrences import SetPlace
+from ground.errors import DecisionError, NotFoundError
 from model_store.tables.decisions import (
     AddMissedBox,
     ClassifyDetection,
@@ -24,7 +25,6 @@ from model_store.tables.decisions import (
 )
 from model_store.tables.verdicts import PersonVerdicts
 from tests.fixtures.occurrences import write_sheet_tables
-from trapline.base.errors import DecisionError, NotFoundError
 
 
 @pytest.fixture

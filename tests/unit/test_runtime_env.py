@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from trapline.base.ray_runtime import LOCAL_RAY_ENV, _environ, local_ray_env
+from ground.ray_runtime import LOCAL_RAY_ENV, _environ, local_ray_env
 
 KEEP_IDLE = "RAY_idle_worker_killing_time_threshold_ms"
 

@@ -12,10 +12,10 @@ import time
 import pytest
 
 from batch.commands import COMMANDS
+from ground import ray_output
+from ground.ray_runtime import RayUnreachableError, _dial_target, check_reachable
 from tests.conftest import free_port
 from trapline import cli
-from trapline.base import ray_output
-from trapline.base.ray_runtime import RayUnreachableError, _dial_target, check_reachable
 
 
 def test_a_closed_port_is_unreachable_at_once():
@@ -153,8 +153,8 @@ def test_a_command_run_inside_a_callers_capture_leaves_it_in_place(tmp_path, cap
     after the job returns, also when the job fails with an error a user can act on."""
     import argparse
 
-    from trapline.base.entry import run_command
-    from trapline.base.errors import TraplineError
+    from ground.entry import run_command
+    from ground.errors import TraplineError
 
     def fails(args):
         raise TraplineError("no such archive")
@@ -179,7 +179,7 @@ def test_a_command_run_inside_a_callers_capture_leaves_it_in_place(tmp_path, cap
 def test_a_command_of_its_own_gives_fd2_and_the_mode_back(capfd):
     import argparse
 
-    from trapline.base.entry import run_command
+    from ground.entry import run_command
 
     def starts_a_capture(args):
         assert ray_output.is_quiet()  # quiet while it runs (no -v)

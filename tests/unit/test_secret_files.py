@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ground import env
+from ground.errors import ServeConfigError, UserError
 from serve.auth import token_digest
-from trapline.base import env
-from trapline.base.errors import ServeConfigError, UserError
 
 
 def test_a_token_from_its_file(tmp_path):

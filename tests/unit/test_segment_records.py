@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
+from ground.storage import Storage
 from model_store.core.crops import CropOptions, snip_jpeg
 from model_store.core.masks import MaskWindow, from_rle, to_rle
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, MaskRLE, ModelInfo
@@ -20,7 +21,6 @@ from model_store.tables.commit import write_results
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES_SCHEMA, RESULT_SCHEMA
 from model_store.tables.writer import write_part
-from trapline.base.storage import Storage
 
 W, H = 64, 48
 

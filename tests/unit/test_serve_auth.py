@@ -8,9 +8,7 @@ import pytest
 from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 
-from serve.api_errors import await_replica, store_call
-from serve.auth import Tokens, bearer_ok, token_digest
-from trapline.base.errors import (
+from ground.errors import (
     ForbiddenError,
     InvalidParameterError,
     NotReadyError,
@@ -18,6 +16,8 @@ from trapline.base.errors import (
     UnauthorizedError,
     VersionRefusedError,
 )
+from serve.api_errors import await_replica, store_call
+from serve.auth import Tokens, bearer_ok, token_digest
 
 ADMIN, API = "admin-secret", "api-secret"
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ServeConfigError, UserError
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, TORCH_NAME, publish_demo
 from serve import cli as serve_cli
 from serve.defaults import discover_models, local_default
 from tests.fixtures.onnx_models import fixture_config
-from trapline.base.errors import ServeConfigError, UserError
 
 
 def _args(store, wait: bool = False) -> argparse.Namespace:

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ground.errors import HttpError, OverloadedError
 from model_store import (
     ChecksumError,
     ConfigError,
@@ -25,7 +26,6 @@ from serve.answers import CropOut, DetectAnswer
 from serve.protocol import core_error, detect_response, filter_overrides, load_error_kind
 from serve.render import render_jpeg
 from tests.fixtures.onnx_models import EXPECTED_640x480
-from trapline.base.errors import HttpError, OverloadedError
 
 
 def test_api_errors_survive_pickling_with_their_type_headers_and_fields():
@@ -45,7 +45,7 @@ def test_api_errors_survive_pickling_with_their_type_headers_and_fields():
     (NotFoundError("no such version"), "not_found", 404),
 ])
 def test_core_errors_carry_their_http_status(exc, kind, status):
-    """No table between the core's errors and HTTP: each class carries its status (trapline/base/errors.py)."""
+    """No table between the core's errors and HTTP: each class carries its status (ground/errors.py)."""
     api = core_error(exc)
     assert api is exc and api.status == status and api.body()["error"]["type"] == kind
     if isinstance(exc, ImageDecodeError):

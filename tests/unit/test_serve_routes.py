@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 
+from ground.errors import NotFoundError
 from model_store import decode_image
 from serve.answers import DetectAnswer
 from serve.auth import Tokens, token_digest
@@ -17,7 +18,6 @@ from serve.config import parse_serve_config
 from serve.protocol import AliasMoveResponse, ModelsResponse, core_error
 from serve.routes import create_api
 from tests.fixtures.images import encode, gradient
-from trapline.base.errors import NotFoundError
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx; it is still what FastAPI ships
     warnings.simplefilter("ignore")

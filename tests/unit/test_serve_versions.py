@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
+from ground.errors import NotFoundError, NotReadyError, VersionRefusedError
 from model_store import ModelRef
 from serve.config import ModelRuntimeConfig
 from serve.versions import ModelUnavailableError, VersionManager
 from tests.fixtures.onnx_models import fixture_config, plant_corrupt_version
-from trapline.base.errors import NotFoundError, NotReadyError, VersionRefusedError
 
 
 class CountingLoader:

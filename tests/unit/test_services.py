@@ -12,7 +12,7 @@ import time
 
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.via import Slots, find_service, weigh
-from trapline.base import service_records as services
+from ground import service_records as services
 
 
 def test_a_record_lives_as_long_as_its_service_and_is_the_users_alone(tmp_path, monkeypatch):
@@ -51,7 +51,7 @@ def test_reprocess_looks_for_a_service_only_when_it_may_use_one(tmp_path, monkey
     monkeypatch.setattr("ray.is_initialized", lambda: False)
     opts = ReprocessOptions(archive="a", out="o", model="m:1")
     from batch.reprocess import via
-    from trapline.base.ray_runtime import RayUnreachableError
+    from ground.ray_runtime import RayUnreachableError
 
     probes: list[tuple[str, float, str]] = []
 

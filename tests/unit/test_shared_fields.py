@@ -1,7 +1,7 @@
 """The options most commands share are declared once (issue 65): every registry command's `tables` is
 `TablesLocation` and its `store` is `StoreRoot` (batch/options.py), so they read the same in every `--help` and
-the store's default is said by trapline/base/env.py alone; `--config`, `--json` and `-v` beside a command's options
-come from one declaration each (batch/flags.py, trapline/base/entry.py)."""
+the store's default is said by ground/env.py alone; `--config`, `--json` and `-v` beside a command's options
+come from one declaration each (batch/flags.py, ground/entry.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from batch.commands import COMMANDS
 from batch.jobs.kinds import KINDS
 from batch.option_variants import fields_of
 from batch.options import StoreRoot, TablesLocation, location_fields
+from ground.env import MODEL_STORE, STORE_HELP
 from tests.unit.test_flag_toggles import walk
-from trapline.base.env import MODEL_STORE, STORE_HELP
 from trapline.cli import build_parser
 
 

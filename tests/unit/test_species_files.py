@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ground.errors import BatchError, ChecksumError, ConfigError, FilterConfigError
 from model_store import FilterSet, ModelStore
 from model_store.core.species.data import SpeciesSources
 from model_store.core.species.geofence import Geofence, Location
 from model_store.core.species.taxonomy import ANIMAL, BLANK, Taxonomy
 from tests.fixtures.classifiers import RGB, colour_config
-from trapline.base.errors import BatchError, ChecksumError, ConfigError, FilterConfigError
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "speciesnet"
 TAXONOMY = (HERE / "taxonomy.txt").read_bytes()

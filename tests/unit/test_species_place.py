@@ -13,10 +13,10 @@ from batch.options import parse_options
 from batch.postprocessing.options import PostprocessOptions
 from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
+from ground.errors import OptionsError
 from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS
 from tests.unit.test_species_files import store, write_species_tables  # noqa: F401 (a fixture)
-from trapline.base.errors import OptionsError
 from trapline.cli import main
 
 RUN = {"archive": "/a", "out": "/o", "model": "md"}

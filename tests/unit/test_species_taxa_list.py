@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ConfigError
 from model_store.core.species.taxa_list import TaxaList, TaxaRestriction
-from trapline.base.errors import ConfigError
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "speciesnet"
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from batch.reprocess.dataset import _watched
-from trapline.base.errors import StalledError
+from ground.errors import StalledError
 
 
 class Plan:

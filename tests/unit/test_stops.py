@@ -1,6 +1,6 @@
-"""trapline/base/stops.py with real signals sent to this process: a signal held while the command line is parsed stops
+"""ground/stops.py with real signals sent to this process: a signal held while the command line is parsed stops
 the command when it starts, the first one later stops it at once, a second one is ignored while the stop runs, and
-the exit code and last line are the command's (trapline/base/entry.py). The commands themselves, stopped in each phase
+the exit code and last line are the command's (ground/entry.py). The commands themselves, stopped in each phase
 as subprocesses: tests/e2e/test_serve_stops_clean.py."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from trapline.base import stops
-from trapline.base.entry import run_command
+from ground import stops
+from ground.entry import run_command
 
 
 def _deliver(signum: int) -> None:

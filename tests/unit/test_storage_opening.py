@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ArchiveError
+from ground.storage import Storage
 from model_store.tables.decisions import DecisionsLog
 from model_store.tables.deployments import DeploymentsTable
 from model_store.tables.locations import storage_for
 from model_store.tables.reader import Tables
-from trapline.base.errors import ArchiveError
-from trapline.base.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where `Storage(...)` is built on purpose: the one opener, the class itself, and the model store (its own options).
-BUILDS_STORAGE = {"model_store/tables/archive.py", "trapline/base/storage.py", "model_store/store/store.py"}
+BUILDS_STORAGE = {"model_store/tables/archive.py", "ground/storage.py", "model_store/store/store.py"}
 
 
 def test_a_url_is_opened_with_the_checks_and_a_storage_travels_as_it_is(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from batch.postprocessing import detection_review as review
 from batch.postprocessing.accuracy_stats import NONE, rate
 from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.thresholds import Judged, lowest, proposal, propose
+from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.core.filters import FilterSet
 from model_store.tables.reader import Tables
@@ -23,7 +24,6 @@ from tests.fixtures.onnx_models import fixture_config
 from tests.fixtures.postprocess import postprocess
 from tests.fixtures.threshold_reviews import season
 from tests.unit.test_review_verbs import det, img
-from trapline.base.errors import BatchError
 from trapline.cli import main
 
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ground.errors import ConfigError, ImageDecodeError, TilingConfigError
 from model_store import ModelStore
 from model_store.core.config import parse_config
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, decode_image
@@ -17,7 +18,6 @@ from model_store.core.tile_merge import merge_boxes
 from model_store.core.tiling import TiledInput, TiledMeta, TilingConfig, resolve_tiling, tile_origins
 from tests.fixtures.onnx_models import constant_model, fixture_config, yolov8_output
 from tests.fixtures.parity import IMAGES, publish_reference
-from trapline.base.errors import ConfigError, ImageDecodeError, TilingConfigError
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ machine's first N seconds — a fresh VM, pod or container host, where services 
 the monotonic clock reading a just-booted 5 s (and moving on from there), and must run at once.
 
 Also a check of the class: no module of the product measures an interval from a number it starts at (`x = 0.0`, then
-`time.monotonic() - x`); they all go through `trapline.base.every.Every`, where "never ran" is None.
+`time.monotonic() - x`); they all go through `ground.every.Every`, where "never ran" is None.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 from batch.health import judge
 from batch.health_options import HealthThresholds
+from ground.every import Every
 from model_store.tables import journal
 from model_store.tables.reader import Tables
 from model_store.tables.season import Season
@@ -32,7 +33,6 @@ from serve.recording.recorder import Recorder, Upload
 from tests.fixtures.pictures import API, app_for, build_site, site_config
 from tests.unit.test_recording import day, make_recorder, record
 from tests.unit.test_recording import store as store  # noqa: F401 - the fixture, used by name
-from trapline.base.every import Every
 from trapline.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,4 +252,4 @@ def test_the_check_finds_the_timers_issue_81_found():
 def test_no_module_of_the_product_measures_an_interval_from_zero():
     found = {str(path.relative_to(REPO)): hits for package in ("trapline", "model_store", "serve", "batch")
              for path in sorted((REPO / package).rglob("*.py")) if (hits := timers_from_zero(path.read_text()))}
-    assert found == {}, f"use trapline.base.every.Every (None: never ran) for these timers: {found}"
+    assert found == {}, f"use ground.every.Every (None: never ran) for these timers: {found}"

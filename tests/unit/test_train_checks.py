@@ -14,12 +14,12 @@ from batch.train.architectures import build
 from batch.train.crops import open_crops, split_inputs, squared
 from batch.train.loop import load_state
 from batch.train.run import fault_hook
+from ground.errors import BatchError, ChecksumError, NotFoundError, StoreError
 from model_store import ModelStore
 from model_store.demo.publish import publish_demo
 from model_store.demo.scenes import KINDS
 from model_store.store.trainable import TRAINABLE_FILE, TRAINABLE_RECORD
 from tests.fixtures.crops_sets import publish_trainable, write_crops_set
-from trapline.base.errors import BatchError, ChecksumError, NotFoundError, StoreError
 from trapline.cli import main
 
 

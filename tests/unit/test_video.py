@@ -16,6 +16,7 @@ import pytest
 from batch.export.formats import megadetector
 from batch.options import parse_options
 from batch.reprocess.options import ReprocessOptions
+from ground.errors import OptionsError
 from model_store import ConfigError, ModelStore
 from model_store.core.clip_sampling import Sampling, clip_ranges
 from model_store.core.clip_settings import ClipSettings
@@ -28,7 +29,6 @@ from model_store.tables.table_set import TableSet
 from tests.fixtures.archive import LABELS, brightness_config, brightness_model, process_without_ray
 from tests.fixtures.clips import day_night_clip, frame, truncate, write_clip
 from tests.fixtures.postprocess import postprocess
-from trapline.base.errors import OptionsError
 
 CREATED = dt.datetime(2024, 6, 1, 21, 30, 0)
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from ground.errors import ServeStartError
 from serve.local import free_port, wait_ready
-from trapline.base.errors import ServeStartError
 
 
 def test_a_service_that_exited_is_not_waited_for():

@@ -67,7 +67,7 @@ function fieldValue(input) {
 }
 
 // Mark the fields a refused request named: `fields` are the paths the service's one formatter gives
-// (trapline/base/problems.py); `under` picks those inside one option (`config.` for a filter's own config form).
+// (ground/problems.py); `under` picks those inside one option (`config.` for a filter's own config form).
 export function markInvalid(form, fields, under = "") {
   const named = new Set((fields || []).filter(f => f.startsWith(under)).map(f => f.slice(under.length).split(".")[0]));
   for (const input of form.querySelectorAll("[data-kind]")) {

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from ground.errors import ModelLoadError, ModelRunError, RunInterruptedError
 from model_store.core.backend_specs import BACKENDS
-from trapline.base.errors import ModelLoadError, ModelRunError, RunInterruptedError
 
 if TYPE_CHECKING:  # the configs take their backend names from backend_specs, not from here: no circle
     from model_store.core.config import ModelConfig

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ground.errors import ConfigError
+from ground.problems import describe, problems
 from model_store.core.refs import SAFE_SEGMENT
-from trapline.base.errors import ConfigError
-from trapline.base.problems import describe, problems
 
 __all__ = ["ConfigError", "Strict", "VersionConfig", "WeightsConfig", "format_validation_error", "size_in_range",
            "square_size", "unique_labels"]
@@ -51,7 +51,7 @@ def unique_labels(cls, labels: list[str]) -> list[str]:
 
 
 def format_validation_error(exc: ValidationError, source: str, what: str = "model config") -> str:
-    """One line per problem: `field: message (got value)` (trapline/base/problems.py, as at every door)."""
+    """One line per problem: `field: message (got value)` (ground/problems.py, as at every door)."""
     return f"invalid {what + ' ' if what else ''}{source}: " + describe(problems(exc))
 
 

@@ -23,14 +23,14 @@ from typing import Any, Literal, get_origin
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from ground.errors import FilterConfigError
+from ground.problems import describe, problems
 from model_store.core.filters import repeat
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierMaskFilter, RankRollupFilter
 from model_store.core.filters.label_score import LabelScoreFilter
 from model_store.core.filters.species import SpeciesEnsembleFilter
 from model_store.core.filters.tracking import TrackConfig
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter, QueryShortcut, no_duplicates
-from trapline.base.errors import FilterConfigError
-from trapline.base.problems import describe, problems
 
 
 class MinSizeConfig(FilterConfig):

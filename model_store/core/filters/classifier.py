@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ground.errors import FilterConfigError
 from model_store.core.filters.types import DetectionArrays, PostFilter, no_duplicates
-from trapline.base.errors import FilterConfigError
 
 
 class ClassifierFilterConfig(BaseModel):

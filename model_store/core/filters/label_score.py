@@ -14,8 +14,8 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
+from ground.errors import FilterConfigError
 from model_store.core.filters.types import DetectionArrays, FilterConfig, PostFilter
-from trapline.base.errors import FilterConfigError
 
 Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
 

@@ -15,13 +15,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from ground.errors import FilterConfigError
 from model_store.core.filters.classifier import ClassifierAnswer, ClassifierFilter, ClassifierFilterConfig
 from model_store.core.species.ensemble import TOP_K, Decision, EnsembleConfig, SpeciesData, combine
 from model_store.core.species.geofence import CountryCode, Location, RegionCode
 from model_store.core.species.smoothing import SmoothingConfig
 from model_store.core.species.taxa_list import TaxaRestriction
 from model_store.core.species.taxonomy import ANIMAL, common_name, rank_of, taxa_of, taxon_path
-from trapline.base.errors import FilterConfigError
 
 NO_BOX = ("animal", 0.0)  # SpeciesNet's stand-in when a crop has no detection (its whole-image case)
 

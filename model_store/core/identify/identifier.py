@@ -9,13 +9,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ground.errors import LabelNotCoveredError
 from model_store.core.backends import Backend, run_chunked
 from model_store.core.classifier import crop_input
 from model_store.core.config.identifier import IdentifierConfig
 from model_store.core.identify.calibration import p_same
 from model_store.core.identify.features import Description, describe_keypoints, snip_problem, verified_inliers
 from model_store.core.records import ModelInfo
-from trapline.base.errors import LabelNotCoveredError
 
 
 class Identifier:

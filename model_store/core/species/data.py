@@ -14,12 +14,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ground.errors import ChecksumError, ConfigError
 from model_store.core.species.ensemble import SpeciesData
 from model_store.core.species.files import GEOFENCE_FILE, TAXONOMY_FILE, SpeciesFiles, TaxaListFile
 from model_store.core.species.geofence import Geofence
 from model_store.core.species.taxa_list import TaxaList, TaxaRestriction
 from model_store.core.species.taxonomy import Taxonomy
-from trapline.base.errors import ChecksumError, ConfigError
 
 
 @dataclass(frozen=True)

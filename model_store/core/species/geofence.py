@@ -26,9 +26,9 @@ from pydantic import (
     field_validator,
 )
 
+from ground.errors import ConfigError
+from ground.problems import describe, problems
 from model_store.core.species.taxonomy import Taxonomy, taxa_of
-from trapline.base.errors import ConfigError
-from trapline.base.problems import describe, problems
 
 
 def _country(value: str) -> str:

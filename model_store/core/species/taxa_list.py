@@ -17,9 +17,9 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ground.errors import ConfigError
 from model_store.core.species.smoothing import level_of
 from model_store.core.species.taxonomy import ANIMAL, HUMAN
-from trapline.base.errors import ConfigError
 
 
 @dataclass(frozen=True)

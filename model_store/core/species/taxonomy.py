@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from trapline.base.errors import ConfigError
+from ground.errors import ConfigError
 
 # SpeciesNet's special labels (speciesnet/constants.py `Classification`): their uuids are part of the label.
 BLANK = "f1856211-cfb7-4a5b-9158-c0f72fd09ee6;;;;;;blank"

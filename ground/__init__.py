@@ -15,6 +15,7 @@
     fetch_guard.py     where a fetch made on someone's behalf may go (SSRF: hosts, every resolved address)
     guarded_http.py    httpx clients whose every connection passes that guard, to the address it checked
 
-The composition root above it, `trapline/` (cli.py, demo.py, service.py), imports everything; nothing here
-imports it (`make lint`'s import contracts).
+Its own package, below the composition root `trapline/` (cli.py, demo.py, service.py), which imports everything;
+nothing here imports `trapline` or a room (`make lint`'s import contracts), and no room imports `trapline` but
+`python -m batch.reprocess`, a name for the CLI.
 """

@@ -1,7 +1,7 @@
 """Quiet output: while trapline's commands run Ray, Ray's own console output goes to a file.
 
 The `trapline` command and `make demo` call `set_quiet(True)` unless `-v` was given. Then a
-Ray session started by `trapline.base.ray_runtime.ensure_ray` writes everything Ray prints on
+Ray session started by `ground.ray_runtime.ensure_ray` writes everything Ray prints on
 stderr to `<session>/logs/trapline_driver_<pid>.err`, one line names that directory, and the
 user sees only what trapline itself prints through `console()`. Library callers (tests,
 benchmarks, notebooks) keep Ray's usual console output: nothing changes unless asked for.

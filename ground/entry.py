@@ -1,7 +1,7 @@
 """How every entry point runs a command: Ray's own output quiet unless -v, an error a user can act on
 printed as `error: ...` (exit 2), a stop by a signal as `interrupted` (Ctrl-C, exit 130) or `terminated` (SIGTERM,
 exit 143) unless the command ends a stop itself (`trapline serve`, `trapline antenna work`: exit 0;
-trapline/base/stops.py).
+ground/stops.py).
 
 Used by `trapline` (trapline/cli.py), which `python -m batch.reprocess` (what `ray job submit` runs) also is; a
 job kind's parser takes `-v` from here too (batch/jobs/kinds.py).
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trapline.base import ray_output, stops
-from trapline.base.errors import TraplineError
+from ground import ray_output, stops
+from ground.errors import TraplineError
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run `args.func(args)` (set by the parser) and turn what a user can act on into a line and an exit code."""
     verbose = vars(args).pop("verbose", False)  # popped: commands see only their own options
     stop_exit = vars(args).pop("stop_exit", None)  # a command whose normal end is a stop (serve, antenna work)
-    # Every error a user can act on derives from TraplineError (trapline/base/errors.py); OS errors on
+    # Every error a user can act on derives from TraplineError (ground/errors.py); OS errors on
     # files the user named are theirs to fix too.
     expected = (TraplineError, FileNotFoundError, PermissionError)
     with ray_output.mode(quiet=not verbose) as release:  # a joined cluster is left at exit, after our last line

@@ -4,7 +4,7 @@ OWASP's SSRF prevention, as a policy object: http(s) only; the host on an allowl
 address the host resolves to checked, on every hop (a redirect is a new hop) — loopback, private, link-local,
 multicast, unspecified, reserved and the IPv6 forms of each (IPv4-mapped, NAT64, 6to4) refused unless the host is
 allowed to reach them *by name* (`private_hosts`, e.g. an Antenna on the same machine). A refusal is raised before a
-byte is sent. The addresses checked are the ones connected to (trapline/base/guarded_http.py connects to them, not to
+byte is sent. The addresses checked are the ones connected to (ground/guarded_http.py connects to them, not to
 the name again), so a name cannot resolve to a public address for the check and a private one for the connection.
 
 Numeric forms (`127.1`, `2130706433`, `0x7f000001`, `[::ffff:127.0.0.1]`) need no rule of their own: they are names
@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from trapline.base import env
-from trapline.base.errors import FetchRefusedError
+from ground import env
+from ground.errors import FetchRefusedError
 
 SCHEMES = ("http", "https")
 PRIVATE_HOSTS_ENV = env.FETCH_PRIVATE_HOSTS.name

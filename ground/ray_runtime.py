@@ -13,9 +13,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from trapline.base import ray_leftovers, ray_output, stops
-from trapline.base.env import RAY_ADDRESS
-from trapline.base.errors import RayUnreachableError
+from ground import ray_leftovers, ray_output, stops
+from ground.env import RAY_ADDRESS
+from ground.errors import RayUnreachableError
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def _free_port() -> int:
 
 def shutdown_ray() -> None:
     """Stop the Ray this process started (or leave the cluster it joined) and give stderr back; what of a local Ray
-    outlives its shutdown (its agents) is ended (trapline/base/ray_leftovers.py), so every stop leaves nothing."""
+    outlives its shutdown (its agents) is ended (ground/ray_leftovers.py), so every stop leaves nothing."""
     # Ray loads on first use: every CLI command imports this module, most never start Ray
     import ray
 

@@ -1,4 +1,4 @@
-"""httpx clients whose every connection passes a FetchGuard (trapline/base/fetch_guard.py): the fetches trapline makes
+"""httpx clients whose every connection passes a FetchGuard (ground/fetch_guard.py): the fetches trapline makes
 on someone's behalf (an Antenna door's images, the console's recorded-URL captures, a report's or a snip's source).
 
 How: httpcore, under httpx, opens each TCP connection through a network backend's `connect_tcp(host, port)` — once per
@@ -24,8 +24,8 @@ import anyio
 import httpcore
 import httpx
 
-from trapline.base.errors import FetchRefusedError
-from trapline.base.fetch_guard import FetchGuard
+from ground.errors import FetchRefusedError
+from ground.fetch_guard import FetchGuard
 
 
 @functools.cache

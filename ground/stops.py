@@ -14,7 +14,7 @@ which Ray's teardown aborted the process: exit 134); `ray_start` keeps ours thro
 
 How a stop ends is the command's: `trapline serve` and `trapline antenna work` exit 0 (a stop is how they end), the
 others 128 + the signal, as a shell reports a command a signal ended: 130 for Ctrl-C, 143 for SIGTERM
-(trapline/base/entry.py).
+(ground/entry.py).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any, BinaryIO, TypeVar
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from trapline.base import env
-from trapline.base.errors import StorageError
+from ground import env
+from ground.errors import StorageError
 
 T = TypeVar("T")
 _TRANSPORT_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3")

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from trapline.base import env
+from ground import env
 
 
 @dataclass(frozen=True)

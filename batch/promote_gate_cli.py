@@ -15,6 +15,9 @@ from typing import Any
 
 from batch.review.promote_gate import PromoteRefusedError, decide, gate, table
 from ground.printed import Printed
+from model_store.store.store import ModelStore
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 
 
 def promote(o: Any, progress: Any = None) -> Printed:
@@ -24,7 +27,8 @@ def promote(o: Any, progress: Any = None) -> Printed:
     from serve import people_cli  # late: as above
 
     def work(o: Any) -> Printed:
-        c = gate(o.store, o.ref, o.alias, o.tables, o.seed, o.min_boxes)
+        models = ModelStore(o.store)  # opened once: the gate and the promote both use it, as the tables
+        c = gate(models, o.ref, o.alias, Tables(open_location(o.tables)) if o.tables else None, o.seed, o.min_boxes)
         try:
             outcome = decide(c, o.force, o.reason)
         except PromoteRefusedError:
@@ -32,7 +36,7 @@ def promote(o: Any, progress: Any = None) -> Printed:
             raise
         if outcome["forced"]:
             outcome["who"] = getpass.getuser()
-        done = store_cli.promote(o)
+        done = store_cli.promoted(models, o)
         return Printed({**done.data, "gate": outcome, "comparison": c},
                        f"{table(c)}\n{done.text}" + (" (forced past the gate)" if outcome["forced"] else ""))
 

@@ -30,6 +30,7 @@ from batch.deployments import records
 from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.clock_check import check_clock
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
 
@@ -97,19 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):  # one frame alive at a time: the last one's memory is not in the next read
             frame = out = None
             gc.collect()
-            t, frame = timed(lambda: Tables(str(plain)).current_images("bench", "1", "f"))
+            t, frame = timed(lambda: Tables(open_location(str(plain))).current_images("bench", "1", "f"))
             without.append(t)
             del frame
             gc.collect()
-            t, out = timed(lambda: Tables(str(placed)).current_images("bench", "1", "f"))
+            t, out = timed(lambda: Tables(open_location(str(placed))).current_images("bench", "1", "f"))
             with_.append(t)
         del out
         gc.collect()
-        frame = Tables(str(plain)).current_images("bench", "1", "f")
-        book = TimeBook.load(str(placed))
+        frame = Tables(open_location(str(plain))).current_images("bench", "1", "f")
+        book = TimeBook.load(open_location(str(placed)))
         t_apply, placed_frame = timed(lambda: apply_clock(frame, book))
         assert placed_frame["deployment_id"].notna().all(), "every picture has a deployment"
-        t_check, found = timed(lambda: check_clock(Tables(str(placed))))
+        t_check, found = timed(lambda: check_clock(Tables(open_location(str(placed)))))
         result = {"images": args.count, "cameras": args.cameras, "deployments": len(book.deployments),
                   "corrections": len(book.corrections), "read_without_s": statistics.median(without),
                   "read_with_s": statistics.median(with_), "runs_without": without, "runs_with": with_,

@@ -45,6 +45,8 @@ from batch.review.promote_gate import compare, table
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, publish_demo
 from model_store.demo.scenes import render_scene_with_kinds
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.gate_season import HEIGHT, WIDTH, publish_shuffled, write_season
 from trapline.cli import main as trapline
 
@@ -170,7 +172,7 @@ def run(a: argparse.Namespace, tmp: Path) -> dict:
     print(f"models train: {counts['train']} crops x {a.epochs} epochs, 1 Ray Train worker, {train_s:.0f} s; the set's "
           f"test split: source top-1 {heldout['source_top1']['value']:.2f}, fine-tuned {heldout['top1']['value']:.2f}")
 
-    c = compare(tables, f"{NAME}:1", f"{NAME}:2", store)
+    c = compare(Tables(open_location(tables)), f"{NAME}:1", f"{NAME}:2", models)
     print(f"\n{table(c)}\n")
     shuffled = publish_shuffled(models, f"{NAME}:2", "2-shuffled")
     promotes = {}

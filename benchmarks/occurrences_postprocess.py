@@ -22,6 +22,7 @@ import pyarrow as pa
 from batch.postprocessing import occurrences
 from model_store.core.imaging import encode_jpeg
 from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS_SCHEMA, IMAGES_SCHEMA
 from model_store.tables.writer import part_name, write_part
 from tests.fixtures.postprocess import postprocess
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                  progress_interval=1e9)
         wall = time.perf_counter() - t0
         t1 = time.perf_counter()
-        shown = occurrences.load(str(tables))
+        shown = occurrences.load(Tables(open_location(str(tables))))
         read_s = time.perf_counter() - t1
     print(json.dumps({"detections": n, "cameras": args.cameras, "appearance": args.appearance,
                       "occurrences": report.occurrences, "frames_per_occurrence": report.frames_per_occurrence,

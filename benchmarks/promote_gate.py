@@ -23,6 +23,8 @@ from pathlib import Path
 from batch.review.promote_gate import compare, table
 from model_store import ModelStore
 from model_store.demo.publish import DEMO_NAME, publish_demo
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.gate_season import publish_threshold, write_season
 
 
@@ -48,7 +50,7 @@ def main() -> None:
         verdicts = {}
         for candidate in (f"{DEMO_NAME}:2", absurd):
             t0 = time.perf_counter()
-            c = compare(tables, f"{DEMO_NAME}:1", candidate, store)
+            c = compare(Tables(open_location(tables)), f"{DEMO_NAME}:1", candidate, models)
             verdicts[candidate] = c["verdict"]
             print(f"{table(c)}\n  ({time.perf_counter() - t0:.1f} s; refused: {c['refused']})\n")
         print("; ".join(f"{k}: {v}" for k, v in verdicts.items()))

@@ -40,7 +40,7 @@ KEYPOINTS = {"backend": "keypoints", "applies_to": ["zebra"]}
 
 
 def _scores(tables: str, truth: dict[str, str]) -> tuple[pd.DataFrame, float, int]:
-    s = current(tables).sightings.dropna(subset=["individual_id"])
+    s = current(open_location(tables)).sightings.dropna(subset=["individual_id"])
     s = s.assign(truth=s["uri"].map(truth))
     return s, float(adjusted_rand_score(s["truth"], s["individual_id"])), int(s["individual_id"].nunique())
 
@@ -87,7 +87,7 @@ def run(individuals: int, views: int, share: float, root: Path) -> dict:
     rerun_s = time.perf_counter() - t
     after, ari2, found2 = _scores(tables, truth)
     now = dict(zip(after["uri"], after["individual_id"], strict=True))
-    cur = current(tables)
+    cur = current(open_location(tables))
     canonical = cur.decided.canonical
     named_now = {r.individual_id: r.name for r in cur.individuals.itertuples() if isinstance(r.name, str)}
     kept = sum(now.get(u) == canonical(i) for u, i in confirmed) + sum(now.get(u) != canonical(i) for u, i in rejected)

@@ -28,6 +28,7 @@ from model_store.core.imaging import decode_image
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
+from model_store.tables.locations import open_location
 from serve.config import IdentifyRoute
 from serve.recording.identify import OnlineIdentifier
 from tests.fixtures.reid_scenes import sightings
@@ -54,7 +55,7 @@ def measure(size: int, queries: int, root: Path) -> dict:
     run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
     identify_s = time.perf_counter() - t
     by_uri = {t["uri"]: t["individual"] for t in truth}
-    id_of = {by_uri[r.uri]: r.individual_id for r in read_result(tables, SIGHTINGS).itertuples()}
+    id_of = {by_uri[r.uri]: r.individual_id for r in read_result(open_location(tables), SIGHTINGS).itertuples()}
     online = OnlineIdentifier(IdentifyRoute(identifier="coats:1", tables=tables), store)
     t = time.perf_counter()
     online.identify(np.zeros((H, W, 3), np.uint8), ImageDetections(  # the first request loads the gallery

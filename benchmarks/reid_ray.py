@@ -21,6 +21,7 @@ from batch.identify.run import run_identify
 from benchmarks.common import local_ray
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
+from model_store.tables.locations import open_location
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         local = run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
         local_s = time.perf_counter() - t
-        first = read_result(tables, SIGHTINGS).set_index("uri")["individual_id"]
+        first = read_result(open_location(tables), SIGHTINGS).set_index("uri")["individual_id"]
         with local_ray():
             workers = RayWorkers("coats:1", store)
             t = time.perf_counter()
             run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)), workers=workers)
             ray_s = time.perf_counter() - t
-        same = read_result(tables, SIGHTINGS).set_index("uri")["individual_id"].equals(first)
+        same = read_result(open_location(tables), SIGHTINGS).set_index("uri")["individual_id"].equals(first)
     n = local.sightings
     print(f"{n} sightings: one process {local_s:.1f} s ({n / local_s:.1f}/s); on Ray ({workers.concurrency} actors) "
           f"{ray_s:.1f} s ({n / ray_s:.1f}/s, {local_s / ray_s:.2f}x); same individuals: {same}")

@@ -39,6 +39,7 @@ from benchmarks.planning import build_archive, empty_results
 from model_store import ModelStore
 from model_store.core.provenance import provenance
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.set_records import SetRecord, redo_hash, utcnow_text, write_record
 from model_store.tables.table_set import resolve_table_set
@@ -82,7 +83,7 @@ def seed_sets(archive: Path, out: Path, store: str, ref: str, sets: int, rows_pe
                           model_version=mv.version, model_sha256=mv.config.weights.sha256, filters_hash=set_hash,
                           run_id=f"20261127T0{i}0000Z-{i:06x}", metadata=meta)
         if i:
-            write_record(Tables(str(out)).storage, SetRecord(
+            write_record(Tables(open_location(str(out))).storage, SetRecord(
                 model_name=mv.name, model_version=mv.version, set_hash=set_hash, lineage=lineage, redo_of=previous,
                 reason=f"bench redo {i}", provenance=provenance(), state="whole", whole_at=utcnow_text()))
         hashes.append(set_hash)
@@ -96,7 +97,7 @@ def readers_s(out: Path, ref: str) -> tuple[float, str, int]:
     best, chosen, rows = float("inf"), "", 0
     for _ in range(3):
         t0 = time.perf_counter()
-        tables = Tables(str(out))
+        tables = Tables(open_location(str(out)))
         tset = resolve_table_set(tables, ref)
         rows = len(tables.current_images(tset.model_name, tset.model_version, tset.filters_hash))
         best, chosen = min(best, time.perf_counter() - t0), tset.filters_hash

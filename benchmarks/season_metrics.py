@@ -40,6 +40,7 @@ from batch.views import season as season_view
 from benchmarks.common import DEFAULT_ROOT, machine_info, markdown_table, timed_rss, write_json
 from model_store.tables.clock_check import check_clock
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
 from model_store.tables.season import Season
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results(rows(args.rows, 1000, args.cameras), out_url=str(tables), model_name="bench", model_version="1",
                   model_sha256="0" * 64, filters_hash="f" * 16, run_id="onepart", metadata={})
     part_s, _ = timed(season.refresh)
-    clock_s, found = timed(lambda: check_clock(Tables(str(tables))))
+    clock_s, found = timed(lambda: check_clock(Tables(open_location(str(tables)))))
     refresh = {"first_refresh_s": first_s, "refresh_nothing_new_s": idle_s, "refresh_one_part_s": part_s,
                "clock_checks_s": clock_s, "clock_findings": len(found),
                "gauges_per_image_ms": round(part_s * 1e3 / 1000, 4),

@@ -17,6 +17,7 @@ from PIL import Image
 
 from batch.review import ReportOptions, build_report
 from batch.review.browser import visit
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 
@@ -30,10 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", default="docs/report.png")
     parser.add_argument("--height", type=int, default=2000, help="how much of the page to keep, in pixels")
     args = parser.parse_args(argv)
-    if not Tables(args.tables).partitions(IMAGES):
+    tables = Tables(open_location(args.tables))
+    if not tables.partitions(IMAGES):
         print(f"no tables under {args.tables}: run `make demo` first", file=sys.stderr)
         return 2
-    if ("demo-detector", "1") not in Tables(args.tables).partitions(IMAGES):
+    if ("demo-detector", "1") not in tables.partitions(IMAGES):
         subprocess.run([str(Path(sys.executable).parent / "trapline"), "reprocess", "--archive", args.samples,
                         "--out", args.tables, "--model", "demo-detector:1", "--store", args.store], check=True)
     result = build_report(ReportOptions(args.tables, args.report, model="demo-detector:2", compare="demo-detector:1",

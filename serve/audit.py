@@ -20,7 +20,7 @@ import logging
 import uuid
 from typing import Any
 
-from model_store.tables.locations import storage_for
+from model_store.tables.locations import open_location
 from serve.roles import Role
 
 logger = logging.getLogger("ray.serve.trapline")
@@ -43,7 +43,7 @@ class AuditLog:
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self.storage = storage_for(location)
+        self.storage = open_location(location)
 
     def append(self, who: str, action: str, outcome: str, **detail: Any) -> dict[str, Any]:
         now = dt.datetime.now(dt.timezone.utc)

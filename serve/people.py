@@ -33,7 +33,7 @@ from typing import Any
 
 from ground.errors import InvalidParameterError, NotFoundError
 from ground.every import Every
-from model_store.tables.locations import storage_for
+from model_store.tables.locations import open_location
 from serve.roles import ROLE_NAMES, Person, Role
 
 logger = logging.getLogger("ray.serve.trapline")
@@ -84,7 +84,7 @@ class PeopleRegistry:
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self.storage = storage_for(location)
+        self.storage = open_location(location)
 
     def entries(self) -> dict[str, dict[str, Any]]:
         try:

@@ -36,6 +36,7 @@ from model_store.demo.megadetector import ZAMBA_VERSION, UnavailableError, publi
 from model_store.demo.photos import PHOTOS, run_photos
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
 from model_store.demo.scenes import write_samples
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS
 from model_store.tables.table_set import resolve_table_set
@@ -132,7 +133,7 @@ SHOW_MIN_SCORE = 0.5
 
 def _print_species(out: Path, truth: dict) -> None:
     """One line per classified detection of the reprocess tables: box, detector score, species and score."""
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     tset = resolve_table_set(tables, f"{DEMO_NAME}:2")
     name, version, set_hash = tset.model_name, tset.model_version, tset.filters_hash
     images = tables.current_images(name, version, set_hash)

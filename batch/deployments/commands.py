@@ -22,6 +22,8 @@ from batch.deployments.options import (
     TimestampIssuesOptions,
 )
 from ground.printed import Printed
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 
 
 def import_deployments(o: ImportOptions, progress: Any = None) -> Printed:
@@ -69,7 +71,7 @@ def revoke(o: RevokeOptions, progress: Any = None) -> Printed:
 
 
 def effort(o: EffortOptions, progress: Any = None) -> Printed:
-    obs = observed(o.tables, o.model, o.filters_hash, o.store)
+    obs = observed(Tables(open_location(o.tables)), o.model, o.filters_hash, o.store)
     effort = eff.efforts(obs.book, obs.pictures, o.gap_days)
     rates = eff.trap_rates(obs.book, effort, obs.detections, o.independence_min)
     hours = eff.activity(obs.detections, o.independence_min)
@@ -84,7 +86,7 @@ def effort(o: EffortOptions, progress: Any = None) -> Printed:
 
 
 def history(o: HistoryOptions, progress: Any = None) -> Printed:
-    obs = observed(o.tables, o.model, o.filters_hash, o.store)
+    obs = observed(Tables(open_location(o.tables)), o.model, o.filters_hash, o.store)
     effort = eff.efforts(obs.book, obs.pictures, o.gap_days)
     matrix = eff.detection_history(obs.book, effort, obs.detections, o.species, o.occasion_days)
     text = matrix.to_csv(na_rep="NA")

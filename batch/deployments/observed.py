@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ground.errors import NotFoundError
+from model_store.tables.reader import Tables
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Observed:
     detections: Any  # pd.DataFrame: deployment_id, label, capture_time (UTC), capture_time_local
 
 
-def observed(tables: str, model: str | None = None, filters_hash: str | None = None,
+def observed(tables: Tables, model: str | None = None, filters_hash: str | None = None,
              store: str | None = None) -> Observed:
     """The deployments, the pictures of a tracked result set and its confirmed occurrences, all with corrected times."""
     import pandas as pd  # late (with the next two): the parser is built for every trapline command
@@ -30,11 +31,11 @@ def observed(tables: str, model: str | None = None, filters_hash: str | None = N
     from batch.postprocessing import occurrences  # late, as above
     from model_store.tables.clock import TimeBook  # late, as above
 
-    book = TimeBook.load(tables)
+    book = TimeBook.load(tables.storage)
     if not book.deployments:
         # Not found (404), not a bad parameter: the Deployments page shows it as its empty state, saying what to run.
-        raise NotFoundError(f"no deployments recorded beside {tables}: `trapline deployments import FILE --tables "
-                            f"{tables}` first", kind="no_deployments")
+        raise NotFoundError(f"no deployments recorded beside {tables.url}: `trapline deployments import FILE --tables "
+                            f"{tables.url}` first", kind="no_deployments")
     occ = occurrences.load(tables, model, filters_hash, store)
     images = occ.images
     rows = occ.rows
@@ -50,12 +51,12 @@ def observed(tables: str, model: str | None = None, filters_hash: str | None = N
     return Observed(book, images, detections)
 
 
-def report_figures(tables: str, tset: Any, store: str | None = None) -> dict[str, Any] | None:
+def report_figures(tables: Tables, tset: Any, store: str | None = None) -> dict[str, Any] | None:
     """The report's effort section: camera-days, trap rates and activity of a tracked set, with the default
     settings; None without deployments or occurrences."""
     from model_store.tables.clock import TimeBook  # late: pandas only when asked
 
-    if "track" not in [s.get("name") for s in tset.filter_specs] or not TimeBook.load(tables).deployments:
+    if "track" not in [s.get("name") for s in tset.filter_specs] or not TimeBook.load(tables.storage).deployments:
         return None
     eff = _effort()
     obs = observed(tables, f"{tset.model_name}:{tset.model_version}", tset.filters_hash, store)

@@ -56,7 +56,7 @@ def import_deployments(tables: str, source: str | list[dict] | tuple[str, str], 
 def _pictures(tables: str) -> pd.DataFrame:
     from model_store.tables.reader import Tables  # the reader is heavy; only listing needs it
 
-    t = Tables(tables)
+    t = Tables(open_location(tables))
     dataset = t.dataset(IMAGES)
     if dataset is None:
         return pd.DataFrame(columns=["uri", "camera_id", "capture_time", "capture_time_source"])

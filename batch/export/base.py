@@ -55,6 +55,7 @@ class ExportJob(Generic[Opts]):
     read a slice of whole cameras at a time (`rows()`: a million images never in memory at once; every format
     writes them as they come, a JSON document too). The job counts what it read."""
 
+    tables: Tables  # opened at the door (batch/export/run.py), read through by every part of the export
     tset: TableSet
     out: str
     options: Opts  # validated by the format's own model (batch/export/options.py): no option of another format

@@ -9,6 +9,7 @@ from batch.export.registry import EXPORTERS
 from batch.option_variants import unwrap
 from batch.postprocessing.events import set_occurrences
 from model_store.tables.identities import individual_ids
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import resolve_table_set
 from model_store.tables.writer import ROW_GROUP_ROWS
@@ -30,11 +31,11 @@ def run_export(options: ExportOptions | FormatOptions, slice_images: int = EXPOR
     options = unwrap(options)  # the chosen format's own options
     exporter = EXPORTERS[options.format].exporter()
     inputs = exporter.check(options)  # the user's own files, before any table is read
-    tables = Tables(options.tables)
+    tables = Tables(open_location(options.tables))
     tset = resolve_table_set(tables, options.model, options.filters_hash, options.store)
-    occurrences = set_occurrences(tables.storage, tset, options.store)  # the tables opened above, not again
+    occurrences = set_occurrences(tables, tset, options.store)  # the tables opened above, not again
     subset = options.scope().expression()
-    job = ExportJob(tset, options.out, options,
+    job = ExportJob(tables, tset, options.out, options,
                     lambda: export_slices(tables, tset, subset, occurrences, slice_images), inputs,
                     individual_ids(tables.storage, tset.model_name, tset.model_version, tset.filters_hash))
     written, notes = exporter.write(job)

@@ -37,7 +37,6 @@ from batch.export.training_options import SPLITS, TrainingSetOptions
 from batch.postprocessing.determine import key_of
 from model_store.tables.decisions import DecisionsLog
 from model_store.tables.deployments import DeploymentsTable
-from model_store.tables.reader import Tables
 from model_store.tables.verdicts import VERDICT_ACTIONS, PersonVerdicts
 
 SPLIT_RULE = ("whole cameras per split (cameras that share an occurrence or a deployment site join), the groups "
@@ -147,10 +146,11 @@ def _said(dets: pd.DataFrame) -> list[dict]:
 
 def gather(job: ExportJob[TrainingSetOptions]) -> Gathered:
     """The set's reviewed images (one slice of whole cameras at a time), with what people verified in each."""
-    verdicts = PersonVerdicts(DecisionsLog(Tables(job.options.tables).storage).read(VERDICT_ACTIONS),
+    storage = job.tables.storage
+    verdicts = PersonVerdicts(DecisionsLog(storage).read(VERDICT_ACTIONS),
                               f"{job.tset.model_name}:{job.tset.model_version}")
     looked = verdicts.images()
-    out = Gathered([], Counter(), 0, camera_sites(DeploymentsTable(Tables(job.options.tables).storage)))
+    out = Gathered([], Counter(), 0, camera_sites(DeploymentsTable(storage)))
     for rows in job.rows():
         by_image: dict[tuple[str, str], list[dict]] = {}
         for d in _said(rows.dets) if not rows.dets.empty else []:

@@ -13,6 +13,7 @@ from batch.flags import add_model_arguments, flag_of
 from batch.identify.options import IDENTIFY_FLAGS, IdentifyAction, IdentifyOptions
 from batch.options import parse_options
 from ground.errors import UserError
+from model_store.tables.locations import open_location
 from model_store.tables.schema import INDIVIDUALS, SIGHTINGS
 
 
@@ -80,7 +81,7 @@ def _weekly(tables: str, json_output: bool) -> int:
     from batch.identify import weekly  # late (with the next line): the tables are read only for this action
     from model_store.tables.identities import current  # late: as above
 
-    weeks = weekly.weekly(current(tables).sightings)
+    weeks = weekly.weekly(current(open_location(tables)).sightings)
     ready = weekly.readiness(weeks)
     if json_output:
         print(json.dumps({"weeks": weeks.astype(object).where(weeks.notna(), None).to_dict("records"),

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ground.errors import NotFoundError, UserError
 from model_store.tables.identities import SIGHTINGS, read_result
+from model_store.tables.locations import open_location
 
 
 def adjusted_rand_index(labels_true, labels_pred) -> float:
@@ -51,7 +52,7 @@ def evaluate(tables_url: str, truth_csv: str) -> dict:
     if on is None or "individual" not in truth.columns:
         raise UserError(f"{truth_csv} needs a uri or rel_path column and an individual column "
                         f"(it has {', '.join(truth.columns)})")
-    sightings = read_result(tables_url, SIGHTINGS)
+    sightings = read_result(open_location(tables_url), SIGHTINGS)
     if sightings.empty:
         raise UserError(f"no identify run in {tables_url} (run `trapline identify` first)")
     keys = [on] + (["detection_index"] if "detection_index" in truth.columns else [])

@@ -20,6 +20,7 @@ from ground.storage import Storage
 from model_store.core.imaging import encode_jpeg
 from model_store.tables.decisions import INDIVIDUAL_DECISIONS, Decision, DetectionKey, MergeIndividuals, make
 from model_store.tables.identities import Current, current, cut_snips, fold, key_of, row_key
+from model_store.tables.locations import open_location
 
 ACTIONS: dict[str, type] = {c.model_fields["action"].default: c for c in INDIVIDUAL_DECISIONS}
 
@@ -114,7 +115,7 @@ def history(cur: Current, individual_id: str) -> list[dict[str, Any]]:
 
 def snip(tables_url: str, individual_id: str, n: int) -> bytes:
     """The JPEG of the individual's `n`-th sighting, cut from its archive image with the shared crop code."""
-    cur = current(tables_url)
+    cur = current(open_location(tables_url))
     shown = sightings_of(cur, find(cur, individual_id)["individual_id"])  # find answers the canonical id
     if not 0 <= n < len(shown):
         raise NotFoundError(f"individual {individual_id} has {len(shown)} sighting(s); no sighting {n}")

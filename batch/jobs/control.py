@@ -153,7 +153,7 @@ class JobControl:
         if not kind.spec.pins_source or options.filters_hash is not None:
             return options
         with invalid_parameter("tables", "tables"):  # nothing there to post-process: refused before anything runs
-            tset = resolve_table_set(Tables(options.tables), options.model, None, options.store)
+            tset = resolve_table_set(Tables(open_location(options.tables)), options.model, None, options.store)
         pinned = {"filters_hash": tset.filters_hash, "model": f"{tset.model_name}:{tset.model_version}"}
         return kind.validate({**options.model_dump(exclude_unset=True), **pinned})
 

@@ -18,6 +18,7 @@ from model_store.tables.decisions import DECISIONS_DIR
 from model_store.tables.deployments import DEPLOYMENTS_DIR
 from model_store.tables.journal import ONLINE_DIR
 from model_store.tables.lease import LEASES_DIR
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES, RUNS_DIR
 
@@ -87,6 +88,6 @@ def _models(path: str) -> list[str]:
     """The model versions (NAME:VERSION) the tables hold for readers (`Tables.versions`: a listing, and a count of
     the sets' rows only for a version with retired or purged sets)."""
     try:
-        return [f"{name}:{version}" for name, version in Tables(path).versions()]
+        return [f"{name}:{version}" for name, version in Tables(open_location(path)).versions()]
     except OSError:
         return []

@@ -59,7 +59,7 @@ class Reviewing:
     def open(cls, where: SetPlace, newest: bool = False) -> Reviewing:
         """The set `where` names; with `newest`, over tables of several versions and none named, the version
         written last (`_newest_written`) instead of a refusal. The tables are opened once for both."""
-        tables = Tables(where.tables)
+        tables = where.tables
         model = _newest_written(tables) if newest and where.model is None else where.model
         return cls(tables, resolve_table_set(tables, model, where.filters_hash, where.store))
 

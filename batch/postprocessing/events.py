@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from batch.postprocessing import occurrences
 from batch.postprocessing.options import DEFAULT_GAP_S, EventsOptions  # the option's default, where the option is
-from ground.storage import Storage
 from model_store.tables.cameras import camera_or_default
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import EVENTS, EVENTS_SCHEMA
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, iter_camera_slices, uri_span
@@ -146,9 +146,9 @@ def run_events(opts: EventsOptions, slice_images: int = DEFAULT_SLICE_IMAGES) ->
     """Group one model version and filter set into events and write the `events` table file for it (`opts`:
     `trapline events`' options), reading a slice of whole cameras (at most `slice_images` image rows) at a time."""
     gap_s = opts.gap_s
-    tables = Tables(opts.tables)
+    tables = Tables(open_location(opts.tables))
     tset = resolve_table_set(tables, opts.model, opts.filters_hash, opts.store)
-    occ = set_occurrences(tables.storage, tset, opts.store)  # the tables opened above
+    occ = set_occurrences(tables, tset, opts.store)  # the tables opened above
     found, failed, without_time = [], 0, 0
     # a slice of whole cameras at a time (an event never spans cameras): memory bounded at any archive size
     for part in iter_camera_slices(tables, tset.model_name, tset.model_version, tset.filters_hash,
@@ -176,7 +176,7 @@ def run_events(opts: EventsOptions, slice_images: int = DEFAULT_SLICE_IMAGES) ->
     return report
 
 
-def set_occurrences(tables: str | Storage, tset: TableSet, store: str | None = None) -> pd.DataFrame | None:
+def set_occurrences(tables: Tables, tset: TableSet, store: str | None = None) -> pd.DataFrame | None:
     """The set's occurrences, determined now (the decisions log applied), or None when the set was not tracked."""
     if "track" not in [s.get("name") for s in tset.filter_specs]:
         return None
@@ -211,12 +211,11 @@ def write_events(tables: Tables, tset: TableSet, events: pd.DataFrame, gap_s: fl
     return tables.storage.url(*parts)
 
 
-def read_events(tables_url: str, model_name: str, model_version: str, filters_hash: str,
+def read_events(tables: Tables, model_name: str, model_version: str, filters_hash: str,
                 gap_s: float = DEFAULT_GAP_S) -> pd.DataFrame:
     """The events file written by `run_events` for one set and gap (empty frame if none)."""
     import pyarrow.parquet as pq
 
-    tables = Tables(tables_url)
     parts = (EVENTS, *partition_parts(model_name, model_version), event_file_name(filters_hash, gap_s))
     if not tables.storage.exists(*parts):
         return pd.DataFrame(columns=EVENTS_SCHEMA.names)

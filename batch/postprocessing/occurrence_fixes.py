@@ -21,13 +21,14 @@ from batch.postprocessing.options import (
 )
 from ground.errors import BatchError
 from ground.printed import Printed
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 
 APPLIES = "recorded; it applies at the next `trapline postprocess --filter track` over these tables"
 
 
 def review(o: OccurrenceReviewOptions, progress: Any = None) -> Printed:
-    occ = occurrences.load(o.tables, o.model, o.filters_hash)
+    occ = occurrences.load(Tables(open_location(o.tables)), o.model, o.filters_hash)
     queue = occurrences.review_queue(occ.rows, o.below)
     lines = [f"{len(queue)} occurrence(s) with a link under {o.below} "
              f"({occ.tset.model_name}:{occ.tset.model_version} [filters {occ.tset.filters_hash}])"]
@@ -42,15 +43,16 @@ def review(o: OccurrenceReviewOptions, progress: Any = None) -> Printed:
 
 
 def _frame_key(o: OccurrenceFixOptions, frame: int) -> Any:
-    occ = occurrences.load(o.tables, o.model, o.filters_hash)
-    frames = occurrences.frames(Tables(o.tables), occ, occurrences.find(occ, o.occurrence))
+    tables = Tables(open_location(o.tables))
+    occ = occurrences.load(tables, o.model, o.filters_hash)
+    frames = occurrences.frames(tables, occ, occurrences.find(occ, o.occurrence))
     if not 0 <= frame < len(frames):
         raise BatchError(f"--frame must be 0..{len(frames) - 1}, got {frame}")
     return key_of(frames[frame])
 
 
 def _place(o: OccurrenceFixOptions) -> occurrences.SetPlace:
-    return occurrences.SetPlace(o.tables, o.model, o.filters_hash)
+    return occurrences.SetPlace(Tables(open_location(o.tables)), o.model, o.filters_hash)
 
 
 def _recorded(decision: dict[str, Any]) -> Printed:

@@ -19,7 +19,6 @@ import pyarrow.dataset as ds
 from batch.postprocessing.determine import HUMAN, MODEL, carry_identifications, determine, key_of
 from batch.postprocessing.snips import read_source
 from ground.errors import BatchError, DecisionError, NotFoundError
-from ground.storage import Storage
 from model_store.core.crops import crop_box
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, encode_jpeg
 from model_store.tables.archive import open_location
@@ -56,11 +55,11 @@ class OccurrenceSet:
 
 @dataclass(frozen=True)
 class SetPlace:
-    """Which set's occurrences a person's decision is about: the tables (a location, or the Storage opened at the
-    door), the model version and result set (None: as `occurrence_table_set` chooses) and the store for an alias.
-    One value, so the decisions below take it whole instead of the same four-argument tail each."""
+    """Which set's occurrences a person's decision is about: the tables (opened at the door), the model version and
+    result set (None: as `occurrence_table_set` chooses) and the store for an alias. One value, so the decisions
+    below take it whole instead of the same four-argument tail each."""
 
-    tables: str | Storage
+    tables: Tables
     model: str | None = None
     filters_hash: str | None = None
     store: str | None = None
@@ -112,11 +111,9 @@ def redetermine(rows: pd.DataFrame, log: DecisionsLog, model: str | None = None)
     return rows.assign(**{c: fresh[c] for c in (*DETERMINATION_COLUMNS, "comment")})
 
 
-def load(tables_url: str | Storage, model: str | None = None, filters_hash: str | None = None,
+def load(tables: Tables, model: str | None = None, filters_hash: str | None = None,
          store: str | None = None, camera: str | None = None) -> OccurrenceSet:
-    """Every occurrence of a set (of one camera's images, when given: only those are read), the decisions applied
-    (`tables_url`: a location, or the Storage a run opened already)."""
-    tables = Tables(tables_url)
+    """Every occurrence of a set (of one camera's images, when given: only those are read), the decisions applied."""
     tset = occurrence_table_set(tables, model, filters_hash, store)
     images = tables.current_images(tset.model_name, tset.model_version, tset.filters_hash,
                                    None if camera is None else ds.field("camera_id") == camera)
@@ -347,12 +344,11 @@ def move(where: SetPlace, occurrence_id: str, detection: DetectionKey, to_id: st
                                occurrence_id=to_id)).model_dump(mode="json")
 
 
-def snip(tables_url: str, occurrence_id: str, n: int, model: str | None = None, filters_hash: str | None = None,
+def snip(tables: Tables, occurrence_id: str, n: int, model: str | None = None, filters_hash: str | None = None,
          store: str | None = None) -> bytes:
     """The JPEG snip of the occurrence's `n`-th frame: the stored snip when the set has one, else cut now from the
     source image with the shared crop code."""
-    tables = Tables(tables_url)
-    occ = load(tables_url, model, filters_hash, store)
+    occ = load(tables, model, filters_hash, store)
     row = find(occ, occurrence_id)
     shown = frames(tables, occ, row)
     if not 0 <= n < len(shown):

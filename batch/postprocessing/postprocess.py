@@ -30,6 +30,7 @@ from batch.postprocessing.tracks import TRACK, Linked, link_occurrences
 from ground.errors import BatchError, RunStoppedError, invalid_parameter
 from model_store import FilterSet, ModelStore
 from model_store.core.filters import DetectionArrays
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import RunManifest, new_run_id, submission_id, write_manifest
 from model_store.tables.reader import Tables
 from model_store.tables.schema import (
@@ -110,7 +111,7 @@ def check_options(opts: PostprocessOptions) -> None:
     """The filter change against the source set's labels, reading only: what `jobs submit postprocess` checks before
     it submits (the run checks the same before its manifest, with its scope and table-level filters)."""
     with invalid_parameter("tables", "tables"):  # nothing there to post-process
-        tset = resolve_table_set(Tables(opts.tables), opts.model, opts.filters_hash, opts.store)
+        tset = resolve_table_set(Tables(open_location(opts.tables)), opts.model, opts.filters_hash, opts.store)
     new_filter_set(tset.filter_specs, opts.filter, filter_config(opts), opts.remove, tset.labels)
 
 
@@ -125,7 +126,7 @@ def run_postprocess(opts: PostprocessOptions, progress: Callable[[str], None] | 
     t0 = time.perf_counter()
     log = progress or (lambda line: None)
     scope = opts.scope()
-    tables = Tables(opts.tables)
+    tables = Tables(open_location(opts.tables))
     tset = resolve_table_set(tables, opts.model, opts.filters_hash, opts.store)
     if not tset.metadata:
         raise BatchError(f"cannot find the filter specs of set {tset.filters_hash} in {tables.url}")
@@ -314,7 +315,7 @@ def _occurrences_before(tables: Tables, tset: Any) -> list[dict[str, Any]]:
     the run's opened tables."""
     from batch.postprocessing.occurrences import load  # late: it reads through pandas, only a tracked set needs it
 
-    rows = load(tables.storage, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
+    rows = load(tables, f"{tset.model_name}:{tset.model_version}", tset.filters_hash).rows
     return [] if rows.empty else rows[["occurrence_id", "label", "detections"]].to_dict("records")
 
 

@@ -24,10 +24,12 @@ from batch.postprocessing.review_options import (
 from ground.printed import Printed
 from model_store.store.cli import show as card
 from model_store.tables.decisions import DetectionKey, ImageKey
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 
 
 def _place(o: Any) -> SetPlace:
-    return SetPlace(o.tables, o.model, o.filters_hash, o.store)
+    return SetPlace(Tables(open_location(o.tables)), o.model, o.filters_hash, o.store)
 
 
 def _image(o: VerdictOptions) -> ImageKey:
@@ -96,7 +98,7 @@ def accuracy_lines(a: dict[str, Any]) -> list[str]:
 
 
 def accuracy(o: Any, progress: Any = None) -> Printed:
-    a = measure(SetPlace(o.tables, o.ref, o.filters_hash, o.store))
+    a = measure(SetPlace(Tables(open_location(o.tables)), o.ref, o.filters_hash, o.store))
     return Printed(a, "\n".join(accuracy_lines(a)))
 
 
@@ -105,5 +107,6 @@ def show(o: Any, progress: Any = None) -> Printed:
     out = card(o)
     if o.tables is None:
         return out
-    a = measure(SetPlace(o.tables, f"{out.data['name']}:{out.data['version']}", o.filters_hash, o.store))
+    ref = f"{out.data['name']}:{out.data['version']}"
+    a = measure(SetPlace(Tables(open_location(o.tables)), ref, o.filters_hash, o.store))
     return Printed({**out.data, "accuracy": a}, "\n".join([out.text, "", *accuracy_lines(a)]))

@@ -29,6 +29,7 @@ from model_store.core.crops import SnipSet, big_enough, crop_region, snip_path
 from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from model_store.tables.archive import cached_location, is_web, read_web
 from model_store.tables.codec import ranked_from_rows
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES, SNIPS, SNIPS_SCHEMA
 from model_store.tables.snip_files import write_snips
@@ -63,7 +64,7 @@ def run_crops(o: CropsOptions, progress: Callable[[str], None] | None = None,
     log = progress or (lambda line: None)
     options, progress_interval = o.crop_options(), o.progress_interval
     scope = o.scope()
-    tables = Tables(o.tables)
+    tables = Tables(open_location(o.tables))
     tset = resolve_table_set(tables, o.model, o.filters_hash, o.store)
     name, version, set_hash = tset.model_name, tset.model_version, tset.filters_hash
     snips = SnipSet(name, version, set_hash, options)

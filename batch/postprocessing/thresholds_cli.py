@@ -10,6 +10,8 @@ from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.thresholds import proposal
 from batch.postprocessing.thresholds_publish import publish_thresholds
 from ground.printed import Printed
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 
 
 def thresholds_lines(p: dict[str, Any]) -> list[str]:
@@ -31,8 +33,8 @@ def thresholds_lines(p: dict[str, Any]) -> list[str]:
 
 
 def thresholds(o: Any, progress: Any = None) -> Printed:
-    p = proposal(SetPlace(o.tables, o.ref, o.filters_hash, o.store), o.target_precision, o.min_label_evidence,
-                 o.min_camera_evidence)
+    place = SetPlace(Tables(open_location(o.tables)), o.ref, o.filters_hash, o.store)
+    p = proposal(place, o.target_precision, o.min_label_evidence, o.min_camera_evidence)
     lines = thresholds_lines(p)
     if o.publish:
         done = publish_thresholds(p, o.version, o.store)

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 
 from batch.postprocessing.events import DEFAULT_GAP_S, group_events, period_counts, set_occurrences
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from model_store.tables.table_set import TableSet
 
 
@@ -52,7 +54,7 @@ class Animals:
 def set_animals(tables_url: str, tset: TableSet, store: str | None = None,
                 gap_s: float = DEFAULT_GAP_S) -> Animals | None:
     """None when the set was not tracked; else its occurrences (read once) to count slices of images against."""
-    occ = set_occurrences(tables_url, tset, store)
+    occ = set_occurrences(Tables(open_location(tables_url)), tset, store)
     return None if occ is None else Animals(occ.reset_index(drop=True), tset, gap_s)
 
 
@@ -88,7 +90,7 @@ def set_individuals(tables_url: str, tset: TableSet) -> Individuals | None:
     slices of images against."""
     from model_store.tables.identities import current  # late: most reports have no identify run to read
 
-    cur = current(tables_url)
+    cur = current(open_location(tables_url))
     s = cur.sightings
     if s.empty or "filters_hash" not in s.columns:
         return None

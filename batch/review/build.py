@@ -31,6 +31,7 @@ from batch.review.page import render_page
 from batch.review.species import classifier_names, with_species
 from batch.review.thumbs import DEFAULT_SIDE, DrawBox, ThumbJob, Thumbnails, label_colors, mask_key
 from ground.errors import BatchError
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.slices import DEFAULT_SLICE_IMAGES, camera_counts, camera_slices, uri_span
 from model_store.tables.table_set import TableSet, resolve_table_set
@@ -96,7 +97,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     all_bands = bands(opts.edges)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    tables = Tables(opts.tables)
+    tables = Tables(open_location(opts.tables))
     tset = resolve_table_set(tables, opts.model, opts.filters_hash, opts.store)
     other = _other(tables, tset, opts)
     digest = _read(tables, tset, other, opts, all_bands, log)
@@ -154,7 +155,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = lambda line: 
     counted = digest.animals.result() if digest.animals is not None else None
     seen = digest.individuals.result() if digest.individuals is not None else None
     people = agreement_with_people(tables, [tset, *([other] if other is not None else [])], opts.min_iou)
-    effort = report_figures(tables.url, tset, opts.store)
+    effort = report_figures(tables, tset, opts.store)
     context = {
         "animals": counted, "effort": effort, "people": people, "individuals": seen,
         "title": f"{tset.model_name}:{tset.model_version} — trapline report",

@@ -92,15 +92,14 @@ def _evidence_set(t: Tables, evidence: str, store: str | None) -> TableSet:
         return max(mine, key=lambda s: (s.model_name == name, s.model_version))
 
 
-def held_out(tables: str, evidence: str, store: str | None, seed: int = 0, whole: bool = True) -> HeldOut:
+def held_out(tables: Tables, evidence: str, store: str | None, seed: int = 0, whole: bool = True) -> HeldOut:
     """The test split of `evidence`'s reviewed set in `tables` (else as `_evidence_set` finds one: people's verified
     boxes are the truth whichever version they reviewed). `whole`: only images every box of which was judged (boxes
     are counted against the whole image); a classifier takes every verified box, each judged on its own."""
-    t = Tables(tables)
-    tset = _evidence_set(t, evidence, store)
-    occurrences = set_occurrences(t.storage, tset, store)
-    job = ExportJob(tset, "", SimpleNamespace(tables=tables),  # type: ignore[arg-type]
-                    lambda: export_slices(t, tset, None, occurrences))
+    tset = _evidence_set(tables, evidence, store)
+    occurrences = set_occurrences(tables, tset, store)
+    job = ExportJob(tables, tset, "", SimpleNamespace(),  # type: ignore[arg-type]
+                    lambda: export_slices(tables, tset, None, occurrences))
     found = gather(job)  # type: ignore[arg-type]
     split(found.items, TrainingSetOptions.model_construct().fractions(), seed, found.sites)
     items = [it for it in found.items if (it.whole or not whole) and it.split == HELD_OUT]
@@ -205,17 +204,16 @@ METRICS = {"detector": ("detection precision and recall (box IoU >= 0.5 and labe
                           ("top1",))}
 
 
-def compare(tables: str, current: str, candidate: str, store: str | None = None, seed: int = 0,
+def compare(tables: Tables, current: str, candidate: str, models: ModelStore, seed: int = 0,
             min_boxes: int = MIN_BOXES) -> dict[str, Any]:
     """The comparison the gate prints and decides on (`current`, `candidate`: NAME:VERSION of two detectors or two
-    classifiers)."""
-    models = ModelStore(store)
+    classifiers), over the tables and the model store the door opened."""
     kind = "classifier" if models.get(candidate).is_classifier else "detector"
     metric, keys = METRICS[kind]
-    h = held_out(tables, current, store, seed, whole=kind == "detector")
+    h = held_out(tables, current, models.root, seed, whole=kind == "detector")
     got = judge_classifiers(models, (current, candidate), h.items) if kind == "classifier" else None
     boxes = got[current]["top1"]["n"] if got else sum(len(it.boxes) for it in h.items)
-    out: dict[str, Any] = {"ran": True, "kind": kind, "tables": Tables(tables).url, "evidence": h.evidence,
+    out: dict[str, Any] = {"ran": True, "kind": kind, "tables": tables.url, "evidence": h.evidence,
                            "filters_hash": h.filters_hash, "seed": seed, "split": HELD_OUT,
                            "held_out": {"cameras": h.cameras, "images": len(h.items), "boxes": boxes,
                                         "negatives": sum(it.negative for it in h.items),
@@ -264,11 +262,11 @@ NO_TABLES = ("no tables of people's reviews named (--tables; over HTTP `tables`,
              "was given")
 
 
-def gate(store: str | None, ref: str, alias: str, tables: str | None, seed: int = 0,
+def gate(models: ModelStore, ref: str, alias: str, tables: Tables | None, seed: int = 0,
          min_boxes: int = MIN_BOXES) -> dict[str, Any]:
-    """The comparison of `ref` with the version `alias` points at now (or why the gate was not run)."""
+    """The comparison of `ref` with the version `alias` points at now (or why the gate was not run), over the tables
+    and the model store the door opened (`tables`: None when no tables hold people's decisions)."""
     check_segment("alias", alias)  # as the store's promote does, before anything is read
-    models = ModelStore(store)
     mv = models.get(ModelRef.parse(ref))
     candidate = f"{mv.name}:{mv.version}"
     try:
@@ -280,9 +278,9 @@ def gate(store: str | None, ref: str, alias: str, tables: str | None, seed: int 
         return not_run(f"{mv.name}@{alias} is {candidate} already", current, candidate)
     if mv.kind not in ("detector", "classifier"):
         return not_run(f"{candidate} is a {mv.kind}: the gate judges detectors and classifiers", current, candidate)
-    if not tables:
+    if tables is None:
         return not_run(NO_TABLES, current, candidate)
-    return compare(tables, current, candidate, store, seed, min_boxes)
+    return compare(tables, current, candidate, models, seed, min_boxes)
 
 
 def decide(c: dict[str, Any], force: bool, reason: str | None) -> dict[str, Any]:

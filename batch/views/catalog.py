@@ -18,6 +18,7 @@ from batch.review.compare import DEFAULT_MIN_IOU, compare_in_tables
 from ground.errors import InvalidParameterError, NotFoundError, ScopeError, TraplineError, invalid_parameter
 from model_store import ModelStore
 from model_store.core.refs import check_segment
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import resolve_table_set
 from serve.deps import in_thread, read_auth, service_of
@@ -70,8 +71,9 @@ def version_comparison(tables: str, a: str, b: str, store: str | None, min_iou: 
     """What version `b` finds that `a` does not (both refs, `name:version` or `name@alias`), and the reverse, over
     the images both processed in `tables` (those `subset` keeps, when given: `subset_filter`'s expression)."""
     with invalid_parameter("tables", "cannot compare"):  # no rows for a version, no tables there
-        c, (filters_a, filters_b) = compare_in_tables(Tables(tables), a, b, store, min_iou, subset)
-        people = agreement_with_people(Tables(tables), [resolve_table_set(Tables(tables), ref, f, store)
+        opened = Tables(open_location(tables))
+        c, (filters_a, filters_b) = compare_in_tables(opened, a, b, store, min_iou, subset)
+        people = agreement_with_people(opened, [resolve_table_set(opened, ref, f, store)
                                                         for ref, f in ((c.a, filters_a), (c.b, filters_b))], min_iou)
     labels = [{"label": label, **{k: int(v) for k, v in row.items()}} for label, row in c.per_label.iterrows()]
     return {"a": c.a, "b": c.b, "filters": {"a": filters_a, "b": filters_b}, "tables": tables, "min_iou": c.min_iou,

@@ -25,6 +25,7 @@ from batch.views.deployments_protocol import (
 from batch.views.deps import TABLES, set_place, tables_of
 from ground.errors import InvalidParameterError, invalid_parameter
 from model_store.tables.clock_check import check_clock
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, reviewer_auth, signed
 
@@ -75,7 +76,7 @@ async def revoke(request: Request, decision_id: str, body: RevokeRequest) -> dic
 
 
 def _clock_problems(tables: str) -> dict[str, Any]:
-    found = check_clock(Tables(tables))
+    found = check_clock(Tables(open_location(tables)))
     return {"clean": all(f.hint for f in found), "problems": [{**f.as_dict(), "hint": f.hint} for f in found]}
 
 

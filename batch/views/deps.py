@@ -11,6 +11,8 @@ from batch.jobs.deps import control_of
 from batch.postprocessing.occurrences import SetPlace
 from batch.views.picture_queries import sources
 from ground.errors import InvalidParameterError
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from model_store.tables.scope import parse_when
 from serve.deps import in_thread, service_of
 
@@ -34,11 +36,16 @@ async def tables_of(request: Request, tables: str | None) -> str:
     return next(iter(found.values())).tables
 
 
+async def opened_tables(request: Request, tables: str | None) -> Tables:
+    """The tables a route reads (found as `tables_of` finds them), opened: what the route hands down."""
+    return Tables(open_location(await tables_of(request, tables)))
+
+
 async def set_place(request: Request, tables: str | None = TABLES, model: str | None = None,
                     filters_hash: str | None = None) -> SetPlace:
     """The result set a view reads, from its `tables`, `model` and `filters_hash` query parameters (the tables found
     or defaulted as `tables_of` does, the store the service's): a route takes it whole as a dependency."""
-    return SetPlace(await tables_of(request, tables), model, filters_hash, service_of(request).config.store)
+    return SetPlace(await opened_tables(request, tables), model, filters_hash, service_of(request).config.store)
 
 
 def when_param(field: str, value: str | None, end_of_day: bool = False) -> dt.datetime | None:

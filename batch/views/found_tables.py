@@ -13,7 +13,7 @@ import time
 from batch.jobs.locations import locations
 from batch.views.picture_files import Source
 from ground.errors import ArchiveError
-from model_store.tables.locations import storage_for
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import read_manifests
 
 TTL_S = 10.0  # a new reprocess's tables show within this
@@ -45,7 +45,7 @@ def found_sources(roots: list[str]) -> dict[str, Source]:
 def archive_of(tables: str) -> str | None:
     """The local archive the newest reprocess into `tables` read, when it is still there."""
     try:
-        runs = read_manifests(storage_for(tables))
+        runs = read_manifests(open_location(tables))
     except (OSError, ArchiveError):  # gone, or not a location trapline opens
         return None
     for m in reversed(runs):

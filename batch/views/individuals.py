@@ -32,7 +32,7 @@ router = APIRouter()
 
 
 def _page(tables: str, limit: int, offset: int, **where: Any) -> dict[str, Any]:
-    cur = individuals.current(tables)
+    cur = individuals.current(open_location(tables))
     rows = individuals.select(cur, **where)
     return {"run_id": cur.run_id, "total": len(rows), "limit": limit, "offset": offset,
             "individuals": [individuals.summary(r) for r in rows.iloc[offset:offset + limit].to_dict("records")]}
@@ -49,7 +49,7 @@ def _sighting(s: dict[str, Any], n: int, tables: str) -> dict[str, Any]:
 
 
 def _detail(tables: str, individual_id: str) -> dict[str, Any]:
-    cur = individuals.current(tables)
+    cur = individuals.current(open_location(tables))
     row = individuals.find(cur, individual_id)
     ident = row["individual_id"]
     shown = [_sighting(s, n, tables) for n, s in enumerate(individuals.sightings_of(cur, ident).to_dict("records"))]
@@ -58,7 +58,7 @@ def _detail(tables: str, individual_id: str) -> dict[str, Any]:
 
 
 def _review(tables: str, low: float, high: float, limit: int, offset: int) -> dict[str, Any]:
-    cur = individuals.current(tables)
+    cur = individuals.current(open_location(tables))
     queue = individuals.review_queue(cur, low, high)
     place = {}  # each sighting's place among its individual's sightings: its snip's link
     for ident in set(queue["individual_id"].iloc[offset:offset + limit]):
@@ -114,7 +114,7 @@ async def review(request: Request, tables: str | None = TABLES, low: float = Que
 
 
 def _weekly(tables: str, **thresholds: Any) -> dict[str, Any]:
-    weeks = weekly.weekly(individuals.current(tables).sightings)
+    weeks = weekly.weekly(individuals.current(open_location(tables)).sightings)
     return {"weeks": weeks.astype(object).where(weeks.notna(), None).to_dict("records"),
             "readiness": weekly.readiness(weeks, **thresholds).as_dict()}
 

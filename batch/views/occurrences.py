@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from batch.postprocessing import occurrences
-from batch.views.deps import TABLES, set_place, tables_of, when_param
+from batch.views.deps import TABLES, opened_tables, set_place, tables_of, when_param
 from batch.views.occurrences_protocol import (
     ClassifyRequest,
     IdentifyRequest,
@@ -29,6 +29,7 @@ from batch.views.occurrences_protocol import (
 )
 from ground.errors import invalid_parameter
 from model_store.tables.decisions import DetectionKey
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from serve.deps import in_thread, read_auth, reviewer_auth, service_of, signed
 
@@ -59,9 +60,10 @@ def _review(place: occurrences.SetPlace, below: float, limit: int, offset: int) 
 def _detail(tables: str, occurrence_id: str, model: str | None, filters_hash: str | None,
             store: str | None) -> dict[str, Any]:
     with invalid_parameter("tables", "cannot read occurrences"):
-        occ = occurrences.load(tables, model, filters_hash, store)
+        opened = Tables(open_location(tables))
+        occ = occurrences.load(opened, model, filters_hash, store)
         row = occurrences.find(occ, occurrence_id)
-        frames = occurrences.frames(Tables(tables), occ, row)
+        frames = occurrences.frames(opened, occ, row)
     query = urlencode({"tables": tables, "model": f"{occ.tset.model_name}:{occ.tset.model_version}",
                        "filters_hash": occ.tset.filters_hash})
     for n, f in enumerate(frames):
@@ -109,7 +111,7 @@ async def show_occurrence(request: Request, occurrence_id: str, tables: str | No
 async def occurrence_snip(request: Request, occurrence_id: str, n: int, tables: str | None = TABLES,
                           model: str | None = None, filters_hash: str | None = None) -> Response:
     with invalid_parameter("tables", "cannot read occurrences"):
-        data = await in_thread(occurrences.snip, await tables_of(request, tables), occurrence_id, n, model,
+        data = await in_thread(occurrences.snip, await opened_tables(request, tables), occurrence_id, n, model,
                                filters_hash, service_of(request).config.store)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
@@ -134,7 +136,7 @@ async def classify(request: Request, occurrence_id: str, body: ClassifyRequest) 
 
 async def _place(request: Request, body: Any) -> occurrences.SetPlace:
     """The set a decision's body names, its tables found (or defaulted) as every view finds them."""
-    return occurrences.SetPlace(await tables_of(request, body.tables), body.model, body.filters_hash,
+    return occurrences.SetPlace(await opened_tables(request, body.tables), body.model, body.filters_hash,
                                 service_of(request).config.store)
 
 

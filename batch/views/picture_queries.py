@@ -12,6 +12,7 @@ from batch.views.found_tables import archive_of, found_sources
 from batch.views.picture_files import Source
 from ground.errors import NotFoundError
 from model_store.tables import browse
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 
 
@@ -66,7 +67,7 @@ def pictures_of(config: Any, tables: str | None, confine: Callable[[str, str], s
 # -- cameras -----------------------------------------------------------------------------------------------------
 def cameras(source: Source, limit: int, offset: int, model: str | None) -> dict[str, Any]:
     """A page of cameras (by id) with counts and, for each, its newest capture with its kept boxes and snips."""
-    tables = Tables(source.tables)
+    tables = Tables(open_location(source.tables))
     page = browse.cameras(tables, limit, offset)
     tiles = browse.latest_many(tables, [c["camera"] for c in page["cameras"]], model)
     page["cameras"] = [{**c, "latest": tiles.get(c["camera"])} for c in page["cameras"]]

@@ -33,7 +33,7 @@ from batch.views.pictures_protocol import (
 )
 from ground.errors import InvalidParameterError, NotFoundError, invalid_parameter
 from model_store.tables import browse
-from model_store.tables.archive import is_web
+from model_store.tables.archive import is_web, open_location
 from model_store.tables.reader import Tables
 from serve.antenna_config import fetch_guard_of
 from serve.deps import in_thread, read_auth, service_of
@@ -97,7 +97,7 @@ async def list_captures(request: Request, q: Annotated[CapturesQuery, Query()]) 
     service = service_of(request)
     src = await in_thread(_pictures, request, q.tables)
     with invalid_parameter("tables", "cannot read the pictures"):
-        page = await in_thread(browse.captures, Tables(src.tables), service.config.default_model,
+        page = await in_thread(browse.captures, Tables(open_location(src.tables)), service.config.default_model,
                                **q.model_dump(exclude={"tables"}))
     page.update(tables=src.tables, served=src.served)
     key = service.link_key()
@@ -115,8 +115,9 @@ async def one_capture(request: Request, uri: str = Query(..., min_length=1, max_
     service = service_of(request)
     src = await in_thread(_pictures, request, tables)
     with invalid_parameter("tables", "cannot read the pictures"):
-        found = await in_thread(browse.capture, Tables(src.tables), uri, service.config.default_model, model,
-                                filters_hash)
+        found = await in_thread(
+            browse.capture, Tables(open_location(src.tables)), uri, service.config.default_model, model, filters_hash
+        )
     found.update(tables=src.tables, served=src.served)
     found.update(_urls(service.link_key(), src, uri, found))
     _snip_urls(service.link_key(), src, found["snips"])
@@ -130,7 +131,7 @@ async def capture_facets(request: Request, tables: str | None = PICTURES_TABLES,
     service = service_of(request)
     src = await in_thread(_pictures, request, tables)
     with invalid_parameter("tables", "cannot read the pictures"):
-        found = await in_thread(browse.facets, Tables(src.tables), service.config.default_model, model)
+        found = await in_thread(browse.facets, Tables(open_location(src.tables)), service.config.default_model, model)
     return Facets.model_validate({**found, "tables": src.tables})
 
 

@@ -15,6 +15,9 @@ from batch.jobs.deps import control_of
 from batch.review.promote_gate import decide, gate, not_run
 from batch.views.catalog import backfill_policy
 from ground.errors import BatchError, InvalidParameterError
+from model_store.store.store import ModelStore
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from serve.deps import in_thread, service_of
 
 
@@ -32,7 +35,8 @@ async def promote_gate(request: Request, model: str, version: str, alias: str, q
     tables = control_of(request).paths.check("tables", q.tables) if q.tables else default_tables(service.config,
                                                                                                     model)
     try:
-        c = await in_thread(gate, service.config.store, f"{model}:{version}", alias, tables, q.seed)
+        opened = Tables(open_location(tables)) if tables else None
+        c = await in_thread(gate, ModelStore(service.config.store), f"{model}:{version}", alias, opened, q.seed)
     except BatchError as exc:  # the tables hold nothing to judge by (no images table, no rows of the model)
         if q.tables:
             raise InvalidParameterError(f"tables: {exc}", field="tables") from exc

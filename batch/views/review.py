@@ -18,7 +18,7 @@ from batch.postprocessing import detection_review as review
 from batch.postprocessing.accuracy import measure
 from batch.postprocessing.occurrences import SetPlace
 from batch.postprocessing.thresholds import proposal
-from batch.views.deps import TABLES, set_place, tables_of
+from batch.views.deps import TABLES, opened_tables, set_place
 from batch.views.occurrences_protocol import TrackEditView as DecisionView
 from batch.views.picture_files import file_url
 from batch.views.picture_queries import pictures_of
@@ -41,7 +41,7 @@ router = APIRouter()
 
 
 async def _place(request: Request, body: Any) -> SetPlace:
-    return SetPlace(await tables_of(request, body.tables), body.model, body.filters_hash,
+    return SetPlace(await opened_tables(request, body.tables), body.model, body.filters_hash,
                     service_of(request).config.store)
 
 
@@ -96,7 +96,7 @@ def _listing(request: Request, place: SetPlace, camera: str | None, todo: bool, 
         out = review.listing(place, camera, todo, limit, offset)
         # the pictures as the pictures views serve them: a link the page's <img> opens without the token, where the
         # tables' archive is known (else the boxes are shown without their picture)
-        src = pictures_of(service_of(request).config, str(place.tables), control_of(request).paths.check)
+        src = pictures_of(service_of(request).config, place.tables.url, control_of(request).paths.check)
     for image in out["images"]:
         served = src.served or is_web(image["uri"])
         image["picture"] = file_url(service_of(request).link_key(), src.tables, image["uri"], "full") if served \
@@ -124,7 +124,7 @@ async def _version_place(request: Request, name: str, version: str, tables: str 
         check_segment("version", version)
     except ValueError as exc:
         raise NotFoundError(f"no model version {name}:{version}: {exc}") from None
-    return SetPlace(await tables_of(request, tables), f"{name}:{version}", filters_hash,
+    return SetPlace(await opened_tables(request, tables), f"{name}:{version}", filters_hash,
                     service_of(request).config.store)
 
 

@@ -210,7 +210,11 @@ def quantize(o: Any, progress: Any = None) -> Printed:
 
 
 def promote(o: Any, progress: Any = None) -> Printed:
-    store = ModelStore(o.store)
+    return promoted(ModelStore(o.store), o)
+
+
+def promoted(store: ModelStore, o: Any) -> Printed:
+    """`o.ref` promoted to `o.alias` in the store a door opened (`trapline models promote` opens it for its gate)."""
     ref = ModelRef.parse(o.ref)
     record = store.promote(ref, o.alias)
     before = record.history[-1] if record.history else None

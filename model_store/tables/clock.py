@@ -28,7 +28,7 @@ import pyarrow as pa
 from ground.storage import Storage
 from model_store.tables.decisions import DECISIONS_DIR, CorrectClock, DecisionsLog, MarkTimestampIssues
 from model_store.tables.deployments import DEPLOYMENTS_DIR, DeploymentRecord, DeploymentsTable
-from model_store.tables.locations import storage_for
+from model_store.tables.locations import opened
 from model_store.tables.schema import UTC_TIME_SOURCES
 
 NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
@@ -47,11 +47,11 @@ class TimeBook:
     issues: dict[str, bool] = field(default_factory=dict)  # deployment id -> marked with timestampIssues
 
     @classmethod
-    def load(cls, tables: str | Storage) -> TimeBook:
-        """The deployments and clock decisions beside the tables at `tables`. Their files are created once and never
+    def load(cls, storage: Storage) -> TimeBook:
+        """The deployments and clock decisions beside the tables at `storage`. Their files are created once and never
         rewritten, so the same names mean the same book: it is read again only when a file came or went (every
         read of the tables calls this; an export calls it per slice)."""
-        storage = storage_for(tables)
+        opened(storage, "TimeBook.load")
         names = tuple(tuple(sorted(storage.listdir(d))) if storage.exists(d) else () for d in (DEPLOYMENTS_DIR,
                                                                                              DECISIONS_DIR))
         key = storage.url()

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from ground.errors import DecisionError
 from ground.storage import Storage
-from model_store.tables.locations import storage_for
+from model_store.tables.locations import opened
 
 DECISIONS_DIR = "_decisions"
 
@@ -300,10 +300,10 @@ def make(action: type[_DecisionBase], who: str, comment: str | None = None, **fi
 
 
 class DecisionsLog:
-    """The append-only log beside one set of tables (`tables` is their root URL or a Storage on it)."""
+    """The append-only log beside one set of tables (`storage`: their root, opened at the door)."""
 
-    def __init__(self, tables: str | Storage) -> None:
-        self.storage = storage_for(tables)
+    def __init__(self, storage: Storage) -> None:
+        self.storage = opened(storage, "DecisionsLog")
 
     def append(self, decision: Decision) -> Decision:
         """Record `decision` once; its id is new, so a clash means a bug, and it is refused, not overwritten."""

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ground.errors import BatchError
 from ground.storage import Storage
 from model_store.tables.deployment_fields import Deployment, check_zone, validate_rows
-from model_store.tables.locations import storage_for
+from model_store.tables.locations import opened
 
 DEPLOYMENTS_DIR = "_deployments"
 DEFAULT_ZONE = "UTC"
@@ -81,12 +81,12 @@ def record_of(dep: Deployment, default_zone: str, import_id: str = "") -> Deploy
 
 
 class DeploymentsTable:
-    """The deployments beside one set of tables (`tables` is their root URL or a Storage on it).
+    """The deployments beside one set of tables (`storage`: their root, opened at the door).
 
     Lifecycle: cheap to construct; `records()` reads the imports afresh each call (a few small files)."""
 
-    def __init__(self, tables: str | Storage) -> None:
-        self.storage = storage_for(tables)
+    def __init__(self, storage: Storage) -> None:
+        self.storage = opened(storage, "DeploymentsTable")
 
     def add(self, rows: list[dict] | dict[str, Deployment], who: str, comment: str | None = None,
             default_zone: str | None = None, removed: list[str] | None = None) -> DeploymentsImport:

@@ -39,7 +39,7 @@ from model_store.tables.decisions import (
     RejectSighting,
     SplitIndividual,
 )
-from model_store.tables.locations import cached_location, storage_for
+from model_store.tables.locations import cached_location
 from model_store.tables.schema import INDIVIDUALS, INDIVIDUALS_SCHEMA, SIGHTINGS, SIGHTINGS_SCHEMA
 
 Key = tuple[str, str, int]  # (uri, content_id, detection_index)
@@ -81,17 +81,15 @@ def _run_order(run_id: str) -> str:
     return stamp if len(stamp) > 15 else stamp + "000000"
 
 
-def latest_run(tables: str | Storage) -> str | None:
+def latest_run(storage: Storage) -> str | None:
     """The newest committed identify run (one whose individuals file exists), or None."""
-    storage = storage_for(tables)
     runs = [d.removeprefix("run_id=") for d in storage.listdir(INDIVIDUALS) if d.startswith("run_id=")]
     done = [r for r in runs if storage.exists(INDIVIDUALS, f"run_id={r}", "part-0.parquet")]
     return max(done, key=lambda r: (_run_order(r), r)) if done else None
 
 
-def read_result(tables: str | Storage, table: str, run_id: str | None = None) -> pd.DataFrame:
+def read_result(storage: Storage, table: str, run_id: str | None = None) -> pd.DataFrame:
     """One table (sightings or individuals) of a committed run (default: the newest); empty when none."""
-    storage = storage_for(tables)
     run_id = run_id or latest_run(storage)
     schema = SIGHTINGS_SCHEMA if table == SIGHTINGS else INDIVIDUALS_SCHEMA
     if run_id is None:
@@ -196,9 +194,8 @@ def row_key(row: Any) -> Key:
     return (row.uri, row.content_id, int(row.detection_index))
 
 
-def current(tables: str | Storage) -> Current:
+def current(tables: Storage) -> Current:
     """The newest committed identify run of `tables` with the decisions log applied (empty when none ran)."""
-    tables = storage_for(tables)
     sightings = read_result(tables, SIGHTINGS)
     run_id = sightings["run_id"].iloc[0] if len(sightings) else None
     previous = {row_key(r): r.individual_id for r in sightings.itertuples() if not pd.isna(r.individual_id)}
@@ -224,7 +221,7 @@ def current(tables: str | Storage) -> Current:
                    previous)
 
 
-def individual_ids(tables: str | Storage, model_name: str, model_version: str, filters_hash: str) -> dict[Key, str]:
+def individual_ids(tables: Storage, model_name: str, model_version: str, filters_hash: str) -> dict[Key, str]:
     """(uri, content_id, detection_index) -> individual id now, for the sightings of one result set (detection
     indices are indices within it): what exports write as Camtrap DP's individualID. Empty when none ran."""
     cur = current(tables)

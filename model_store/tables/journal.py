@@ -197,7 +197,7 @@ def recover(storage: Storage, *, exclude: str | None = None, ttl_s: float = 60.0
 
 def _recover_writer(storage: Storage, writer: str, found: dict[str, dict], run_id: str, ttl_s: float) -> int:
     todo, settled, done = [], [], {}
-    tables = Tables(storage.url(), storage)
+    tables = Tables(storage)
     for image_id in found:
         rec = read(storage, image_id)
         if rec is None or rec.writer != writer:  # never answered by it (the crash came first), or a twin won

@@ -36,6 +36,7 @@ from ground.errors import BatchError
 from model_store.core.crops import CROPS_DIR
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision, make
 from model_store.tables.lease import RunLease
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import new_run_id
 from model_store.tables.reader import Tables
 from model_store.tables.schema import SNIPS
@@ -80,7 +81,7 @@ class RetireReport:
 
 def retire(url: str, wanted: str, reason: str | None = None, undo: bool = False) -> RetireReport:
     """Hide a set from every reader (`undo`: show it again); reversible, and writes nothing but its record."""
-    tables = Tables(url)
+    tables = Tables(open_location(url))
     s = find_set(tables, wanted)
     record = _record(s)
     if record.purge:
@@ -126,7 +127,7 @@ def purge(url: str, wanted: str, *, dry_run: bool = False, move_decisions: bool 
           wait_s: float = 0.0) -> PurgeReport:
     """Delete a result set's files, crash-safe (see the module docstring); `dry_run` says what would go."""
     t0 = time.perf_counter()
-    tables = Tables(url)
+    tables = Tables(open_location(url))
     s = find_set(tables, wanted)
     record = _record(s)
     report = PurgeReport(s.set_id, dry_run, files=len(s.files), bytes_reclaimed=s.bytes, images=s.images)

@@ -58,7 +58,7 @@ def compact(url: str, *, target_rows: int = TARGET_ROWS, wait_s: float = 0.0,
     """Merge each model version's committed parts into parts of up to `target_rows` images (see the module
     docstring). Idempotent; a version whose lease a run holds is skipped (or waited for up to `wait_s`)."""
     storage = open_location(url)
-    tables = Tables(url, storage)
+    tables = Tables(storage)
     run_id = new_run_id()
     report = CompactReport(tables.url)
     manifest = RunManifest.start(run_id, "compact", out=tables.url)
@@ -196,7 +196,7 @@ def check(url: str) -> CheckReport:
     """Report duplicate and orphaned rows (see the module docstring); reads only, a record batch at a time, holding
     16 bytes per image row (its keys' hashes) rather than the keys."""
     storage = open_location(url)
-    tables = Tables(url, storage)
+    tables = Tables(storage)
     report = CheckReport(tables.url)
     for name, version in tables.partitions(IMAGES):
         rows, images = [], []  # each image row's key hash, and that of its key without the run

@@ -20,7 +20,7 @@ from ground.storage import Storage
 from model_store.tables.cameras import fill_camera_ids
 from model_store.tables.clock import TimeBook, apply_clock
 from model_store.tables.done import CLIP_DONE_COLUMNS, DONE_COLUMNS, DoneUnder, counts_as_done, done_under
-from model_store.tables.locations import storage_for
+from model_store.tables.locations import opened
 from model_store.tables.manifest import RunManifest, is_live, read_manifests
 from model_store.tables.schema import (
     CLASSIFICATIONS,
@@ -64,8 +64,9 @@ class Tables:
     sees parts that a running job committed a moment ago.
     """
 
-    def __init__(self, tables: str | Storage, storage: Storage | None = None) -> None:
-        self.storage = storage or storage_for(tables)  # a Storage opened at the door is used as it is
+    def __init__(self, storage: Storage) -> None:
+        """The one constructor: the location the door opened (`open_location(url)`), used as it is."""
+        self.storage = opened(storage, "Tables")
         self.url = self.storage.url()
 
     # -- layout --------------------------------------------------------------------------

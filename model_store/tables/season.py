@@ -284,11 +284,12 @@ class Season:
             self._state.runs, self._state.last_run_s, self._state.running = runs, last, running
 
     def _identify(self) -> None:
-        run = latest_run(self.url)
+        storage = open_location(self.url)
+        run = latest_run(storage)
         if run is None or run == self._identify_run:
             return
-        individuals = read_result(self.url, INDIVIDUALS, run)
-        sightings = read_result(self.url, SIGHTINGS, run)
+        individuals = read_result(storage, INDIVIDUALS, run)
+        sightings = read_result(storage, SIGHTINGS, run)
         assigned = int(sightings["individual_id"].notna().sum()) if "individual_id" in sightings else 0
         days = individuals["first_seen"].dropna().dt.date if len(individuals) else None
         newest = int((days == days.max()).sum()) if days is not None and len(days) else 0
@@ -299,7 +300,7 @@ class Season:
         self._identify_run = run
 
     def _check_clock(self) -> None:
-        found = Counter(f.kind for f in check_clock(Tables(self.url)) if not f.hint)
+        found = Counter(f.kind for f in check_clock(Tables(open_location(self.url))) if not f.hint)
         with self._lock:
             self._state.clock_problems = found
         self._clock_checks.done()  # after the checks: one that raised is tried again at the next refresh

@@ -224,9 +224,8 @@ def current_sets(tables: Tables, versions: Iterable[tuple[str, str]]) -> dict[tu
     return out
 
 
-def listed(tables: Tables | str, model: str | None = None, store: str | None = None) -> list[ResultSet]:
+def listed(tables: Tables, model: str | None = None, store: str | None = None) -> list[ResultSet]:
     """`scan` with the readers' current set of each version and what refers to each set filled in."""
-    tables = Tables(tables) if isinstance(tables, str) else tables
     sets = scan(tables, model)
     versions = {(s.model_name, s.model_version) for s in sets}
     current = current_sets(tables, versions)

@@ -27,6 +27,7 @@ from model_store.core.identify.identifier import Identifier
 from model_store.core.imaging import decode_image
 from model_store.core.records import ImageDetections
 from model_store.tables.identities import current, cut_snips
+from model_store.tables.locations import open_location
 
 if TYPE_CHECKING:
     from serve.config import IdentifyRoute, ServeConfig
@@ -63,7 +64,7 @@ class OnlineIdentifier:
 
     def _load(self) -> None:
         ident = ModelStore(self.store).load_identifier(self.route.identifier)
-        cur = current(self.route.tables)
+        cur = current(open_location(self.route.tables))
         rows = cur.sightings.dropna(subset=["individual_id"]).reset_index(drop=True)
         gallery, owners = Gallery(ident), []
         if len(rows) and "bbox_x" in rows.columns:

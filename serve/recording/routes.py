@@ -88,7 +88,7 @@ def recorder_of(request: Request) -> Recorder:
 
 def tables_of(request: Request) -> Tables:
     recorder = recorder_of(request)
-    return Tables(recorder.cfg.tables, recorder.tables)
+    return Tables(recorder.tables)
 
 
 @router.post("/v1/images", status_code=201, openapi_extra=IMAGE_BODY, response_model=UploadOut,

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.roots import relocate
 from model_store.tables.schema import IMAGES
@@ -233,7 +234,7 @@ def test_the_image_serves_a_model_published_from_the_host_swaps_under_load_and_s
     assert "shutting down..." in lines and "stopped" in lines, c.logs()[-3000:]
     # the recorder committed the upload's row and released its lease on the way out: the host reads the table
     tables = c.volume("tables") / "uploads"
-    [row] = Tables(str(tables)).read(IMAGES, "fixture", "2").to_pylist()
+    [row] = Tables(open_location(str(tables))).read(IMAGES, "fixture", "2").to_pylist()
     assert row["camera_id"] == "cam-1", row
     assert not list(tables.glob("_leases/*.json")), list(tables.glob("_leases/*"))
 
@@ -284,7 +285,7 @@ def _tables_made_on_one_side_are_read_on_the_other(c: Compose, image: bytes) -> 
     assert "processed 2: ok 2" in run.stdout, run.stdout[-3000:]
     dry = _run(*host, "--dry-run", timeout=300, cwd=REPO, env=env)
     assert "5 already done (skipped), 0 to process" in dry.stdout and "processed at /archive" in dry.stdout, dry.stdout
-    rows = Tables(str(tables)).read(IMAGES, "fixture", "2").to_pylist()
+    rows = Tables(open_location(str(tables))).read(IMAGES, "fixture", "2").to_pylist()
     inside = sorted(r["uri"] for r in rows if "cam-c" in r["uri"])
     assert [relocate(str(archive), uri) for uri in inside] == [str(archive / "cam-c" / f"{i}.jpg") for i in range(2)]
 
@@ -322,7 +323,7 @@ def test_the_cluster_file_reprocesses_the_mounted_archive_through_the_running_de
         job = _run("podman", "exec", head, "ray", "job", "submit", "--", "trapline", "reprocess", "--archive",
                    "/archive", "--out", "/tables/detections", "--model", "fixture", "--via", "serve", timeout=600)
         assert "via serve" in job.stdout and "succeeded" in job.stdout, job.stdout[-3000:]
-        rows = Tables(str(c.volume("tables") / "detections")).read(IMAGES, "fixture", "1").to_pylist()
+        rows = Tables(open_location(str(c.volume("tables") / "detections"))).read(IMAGES, "fixture", "1").to_pylist()
         assert sorted(r["uri"] for r in rows) == [f"/archive/cam-a/{i}.jpg" for i in range(3)]
         assert {r["status"] for r in rows} == {"ok"}
     finally:

@@ -32,6 +32,7 @@ import pytest
 from model_store import ModelStore
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import ASSETS, DEMO_NAME, SPECIES_NAME, demo_config, publish_demo
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES as IMAGES_TABLE
 from serve.local import free_port, run_local
@@ -158,7 +159,7 @@ def recorded(tables: Path, count: int, timeout_s: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while True:
         # dedupe off: a row stored twice must show twice (readers otherwise read a row key once)
-        rows = Tables(str(tables)).read(IMAGES_TABLE, DEMO_NAME, "1", dedupe=False).to_pylist()
+        rows = Tables(open_location(str(tables))).read(IMAGES_TABLE, DEMO_NAME, "1", dedupe=False).to_pylist()
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.5)

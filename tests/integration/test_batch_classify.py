@@ -13,6 +13,7 @@ from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
 from model_store import ModelStore
 from model_store.core.imaging import decode_image
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS, DETECTIONS, IMAGES, SNIPS
 from tests.fixtures.classifiers import colour_config, painted
@@ -69,7 +70,7 @@ def test_classify_and_crops_write_joined_tables_and_rerun_idempotently(ray_clust
     written = sorted(p.name for p in out.iterdir() if (p / "model_name=fixture").is_dir())
     assert sorted(report.tables) == written == sorted([IMAGES, DETECTIONS, CLASSIFICATIONS, SNIPS])
     assert f"tables    {report.out}/{{images,detections,classifications,snips}}" in format_report(report)
-    t = Tables(str(out))
+    t = Tables(open_location(str(out)))
     images = t.current_images("fixture", "1", report.filters_hash)
     cls = t.committed_detections(images, "fixture", "1", report.filters_hash, table=CLASSIFICATIONS)
     dets = t.committed_detections(images, "fixture", "1", report.filters_hash)
@@ -129,7 +130,7 @@ def test_classify_over_s3_with_snips(ray_cluster, env, s3_bucket):
                                             store=env["store"].root, classify=["colour:1=deer"], crops=True,
                                             **SMALL))
     assert report.status == "succeeded", report.error
-    t = Tables(out)
+    t = Tables(open_location(out))
     images = t.current_images("fixture", "1", report.filters_hash)
     cls = t.committed_detections(images, "fixture", "1", report.filters_hash, table=CLASSIFICATIONS)
     snips = t.committed_detections(images, "fixture", "1", report.filters_hash, table=SNIPS)
@@ -160,7 +161,7 @@ def check_postprocess_and_exports(out: Path, source: str, archive: Path, tmp_pat
     masked = postprocess(str(out), "classifier_mask", {"allowed_labels": ["red", "green"]}, filters_hash=source)
     assert masked.filters_hash != source and masked.images == 4
     assert "2 classification(s) changed their label" in masked.notes  # the two blue deer
-    t = Tables(str(out))
+    t = Tables(open_location(str(out)))
     images = t.current_images("fixture", "1", masked.filters_hash)
     cls = t.committed_detections(images, "fixture", "1", masked.filters_hash, table=CLASSIFICATIONS)
     assert len(cls) == 6 and "blue" not in set(cls["label"])

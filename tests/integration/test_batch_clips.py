@@ -16,6 +16,7 @@ from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from batch.reprocess.summary import format_report
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from model_store.tables.table_set import TableSet
@@ -45,7 +46,7 @@ def test_a_folder_of_stills_and_clips_through_the_job(ray_cluster, tmp_path):
     text = format_report(report)
     assert "found 3 image(s), 2 clip(s)" in text and "2 of them clips (1 failed)" in text
 
-    rows = {r["rel_path"]: r for r in Tables(str(out)).read(IMAGES).to_pylist()}
+    rows = {r["rel_path"]: r for r in Tables(open_location(str(out))).read(IMAGES).to_pylist()}
     visit, cut = rows["cam01/visit.mp4"], rows["cam01/cut.mkv"]
     # the run's --video-sampling (1 s) over the model's default (2 s): 8 frames of the 8 s clip
     assert (visit["status"], visit["kind"], visit["frames_sampled"]) == ("ok", "video", 8)
@@ -55,12 +56,12 @@ def test_a_folder_of_stills_and_clips_through_the_job(ray_cluster, tmp_path):
     assert 0 < cut["frames_sampled"] < 8 and "ends at" in cut["error"]
     assert {rows[k]["kind"] for k in rows if k.endswith(".jpg")} == {"image"}
 
-    dets = Tables(str(out)).read(DETECTIONS).to_pandas()
+    dets = Tables(open_location(str(out))).read(DETECTIONS).to_pandas()
     visit_dets = dets[(dets["uri"] == visit["uri"]) & dets["kept"]]
     assert sorted(set(visit_dets["frame_number"])) == [20, 30, 40, 50]
 
     # the MegaDetector format's video convention: one entry per clip, each detection with its frame_number
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     tset = TableSet("trapcam", "1", dets["filters_hash"].iloc[0], tables.metadata("trapcam", "1"))
     images = tables.read(IMAGES).to_pandas()
     entry = next(e for e in megadetector(images, dets[dets["kept"]], tset)["images"] if e["file"] == "cam01/visit.mp4")

@@ -13,6 +13,7 @@ from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import CropOptions, ModelStore
 from model_store.core.imaging import decode_image
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import SNIPS
 from tests.fixtures.onnx_models import fixture_config
@@ -50,7 +51,7 @@ def reprocess(env, archive, out, **kw):
 
 def snip_rows(out: str, filters_hash: str) -> set[tuple]:
     """(detection_index, crop path below DST, width, height) of the committed snips rows."""
-    t = Tables(out)
+    t = Tables(open_location(out))
     images = t.current_images("fixture", "1", filters_hash)
     rows = t.committed_detections(images, "fixture", "1", filters_hash, table=SNIPS)
     return {(int(r.detection_index), r.crop_uri.split("/crops/", 1)[1], int(r.crop_width), int(r.crop_height))

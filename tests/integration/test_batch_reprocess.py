@@ -19,6 +19,7 @@ import pytest
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from serve.polling import wait_until
@@ -55,7 +56,7 @@ def files_under(path: Path) -> list[str]:
 
 
 def image_rows(out: Path, version: str = "1") -> pd.DataFrame:
-    return Tables(str(out)).read(IMAGES, "trapcam", version).to_pandas()
+    return Tables(open_location(str(out))).read(IMAGES, "trapcam", version).to_pandas()
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ def test_killed_driver_resumes_with_exactly_one_row_per_image(ray_cluster, env, 
         time.sleep(0.1)
     done_at_kill = len(image_rows(out))
     assert 0 < done_at_kill < n, f"the job was not interrupted half-way ({done_at_kill}/{n} done)"
-    killed = Tables(str(out)).manifests()[0]
+    killed = Tables(open_location(str(out))).manifests()[0]
     assert killed.status == "running"  # nobody could close it
 
     resumed = run_reprocess(options(env, out, model="trapcam:1"))
@@ -244,7 +245,7 @@ def test_killed_driver_resumes_with_exactly_one_row_per_image(ray_cluster, env, 
     dets = duckdb.sql(f"SELECT uri, detection_index, count(*) c FROM read_parquet('{out}/detections/**/*.parquet') "
                       "GROUP BY ALL HAVING c > 1").fetchall()
     assert dets == []
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     assert set(tables.parts("detections", "trapcam", "1")) <= set(tables.parts(IMAGES, "trapcam", "1"))
     manifests = {m.run_id: m for m in tables.manifests()}
     assert manifests[killed.run_id].status == "failed" and "abandoned" in manifests[killed.run_id].error
@@ -294,7 +295,7 @@ def test_a_redo_through_the_job_is_read_once_whole_and_a_stopped_one_resumes(ray
     old = first_run["report"].filters_hash
 
     def current() -> str:
-        return resolve_table_set(Tables(str(out)), "trapcam:1").filters_hash
+        return resolve_table_set(Tables(open_location(str(out))), "trapcam:1").filters_hash
 
     def crash(progress):
         if progress.parts == 2:
@@ -305,7 +306,10 @@ def test_a_redo_through_the_job_is_read_once_whole_and_a_stopped_one_resumes(ray
     assert stopped.status == "failed" and new != old and f"redo of {old} (letterbox fix)" in stopped.result_set
     manifest = json.loads(Path(stopped.manifest).read_text())
     assert manifest["result_set"] == new and manifest["provenance"]["core_version"] == CORE_VERSION
-    assert read_record(Tables(str(out)).storage, "trapcam", "1", new).state == "building" and current() == old
+    assert (
+        read_record(Tables(open_location(str(out))).storage, "trapcam", "1", new).state == "building"
+        and current() == old
+    )
     cpus_back_after_a_failed_run()
     resumed = run_reprocess(options(env, out, redo=True))
     assert resumed.status == "succeeded" and resumed.filters_hash == new
@@ -362,7 +366,7 @@ def test_a_stop_at_the_next_part_writes_what_the_writer_holds_and_leaves_nothing
 
     out, n = tmp_path / "out", len(env["spec"].images)
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": "job-stop"}}))
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     request_stop(tables.storage, "job-stop", by="test")  # seen after the first committed part
     small = {"via": "actors", "executor": executor, "concurrency": 2, "rows_per_file": 1, "batch_size": 1}
     with pytest.raises(RunStoppedError, match="stopped on request"):

@@ -14,6 +14,7 @@ from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from ground.errors import BatchError
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
@@ -38,7 +39,7 @@ def test_s3_archive_to_s3_tables_resume_and_export(ray_cluster, s3_server, s3_bu
     assert (rest.already_done, rest.processed) == (20, len(spec.images) - 20)
     assert run_reprocess(ReprocessOptions(**opts)).processed == 0
 
-    images = Tables(out).read(IMAGES, "trapcam", "1").to_pandas()
+    images = Tables(open_location(out)).read(IMAGES, "trapcam", "1").to_pandas()
     assert len(images) == len(spec.images) and images["uri"].is_unique
     assert all(u.startswith(f"{archive}/") for u in images["uri"])
     assert all(c.startswith("etag=") for c in images["content_id"])  # S3 identity: ETag + size

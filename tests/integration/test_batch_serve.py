@@ -12,6 +12,7 @@ from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from ground.errors import BatchError
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
@@ -24,7 +25,7 @@ FILTERS = {"min_size": {"min_area_fraction": 0.01}}
 
 
 def rows(out, table: str, drop: tuple[str, ...]):
-    df = Tables(str(out)).read(table, "trapcam", "1").to_pandas().drop(columns=list(drop))
+    df = Tables(open_location(str(out))).read(table, "trapcam", "1").to_pandas().drop(columns=list(drop))
     keys = ["uri", "detection_index"] if table == DETECTIONS else ["uri"]
     return df.sort_values(keys).reset_index(drop=True)
 

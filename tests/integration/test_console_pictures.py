@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from batch.review.browser import find_chromium
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS
 from tests.fixtures.pictures import build_site, served, set_token_script, site_config
@@ -49,7 +50,7 @@ def go(b, hash: str) -> None:
 
 
 def kept_boxes(site: dict, uri: str) -> dict[int, list[float]]:
-    dets = Tables(str(site["tables"])).read(DETECTIONS, "trapcam", "1").to_pandas()
+    dets = Tables(open_location(str(site["tables"]))).read(DETECTIONS, "trapcam", "1").to_pandas()
     dets = dets[(dets["uri"] == uri) & dets["kept"]]
     return {int(d.detection_index): [d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h] for d in dets.itertuples()}
 
@@ -132,7 +133,7 @@ def test_cameras_and_captures_pages_in_chromium(site, screenshots):
         first = b.eval("document.querySelector('#captures .capture').dataset.uri")
         b.eval("document.querySelector('#captures .capture').click()")
         placed = b.wait(BOX_PLACES % ".framed.large", 30, "the large capture's boxes")
-        dets = Tables(str(site["tables"])).read(DETECTIONS, "trapcam", "1").to_pandas()
+        dets = Tables(open_location(str(site["tables"]))).read(DETECTIONS, "trapcam", "1").to_pandas()
         every = {int(d.detection_index): [d.bbox_x, d.bbox_y, d.bbox_w, d.bbox_h]
                  for d in dets[dets["uri"] == first].itertuples()}
         assert_boxes_placed(placed, every)  # kept and dropped

@@ -17,6 +17,7 @@ import pytest
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
@@ -34,7 +35,7 @@ def assert_exactly_once(out: str, n: int, model: str = "trapcam", version: str =
 
     Works on local and S3 tables alike: the rows are read with pyarrow (Tables), counted with DuckDB.
     """
-    tables = Tables(out)
+    tables = Tables(open_location(out))
     images = tables.read(IMAGES, model, version)  # noqa: F841 - queried by name below
     dets = tables.read(DETECTIONS, model, version)  # noqa: F841
     [(total, distinct)] = duckdb.sql("SELECT count(*), count(DISTINCT uri) FROM images").fetchall()

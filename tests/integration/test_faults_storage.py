@@ -18,6 +18,7 @@ import pytest
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from tests.conftest import free_port
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_s3
@@ -65,7 +66,7 @@ def faulty_s3(s3_server, s3_bucket, tmp_path, monkeypatch) -> Iterator[dict]:
 
 def parquet_files_are_whole(out: str) -> int:
     """Every Parquet object under `out` opens and reads in full; returns how many there are."""
-    storage = Tables(out).storage
+    storage = Tables(open_location(out)).storage
     paths = [p for p in storage.fs.find(storage.path()) if p.endswith(".parquet")]
     for p in paths:
         with storage.fs.open(p, "rb") as f:
@@ -111,10 +112,10 @@ def test_persistent_s3_errors_end_the_job_clearly_and_a_rerun_completes_it(ray_c
     # One clear line: the stage and the storage error after its retries, not a remote traceback.
     assert report.error.startswith("PartWriter(write_results): ") and "SlowDown" in report.error, report.error
     assert "\n" not in report.error and "Traceback" not in report.error and len(report.error) < 1000
-    manifests = Tables(out).manifests()
+    manifests = Tables(open_location(out)).manifests()
     assert [m.status for m in manifests] == ["failed"] and manifests[0].error == report.error
     parquet_files_are_whole(out)
-    done = Tables(out).read("images", "trapcam", "1").num_rows
+    done = Tables(open_location(out)).read("images", "trapcam", "1").num_rows
     assert done < n  # what is committed is whole; a detections file without its images file is a stray
 
     # The failed run's writes stopped with it (their tasks were cancelled, uploads and retries included):

@@ -10,6 +10,7 @@ from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
+from model_store.tables.locations import open_location
 from tests.fixtures.reid_tables import write_identity_tables
 
 pytestmark = pytest.mark.ray
@@ -20,11 +21,11 @@ def test_identify_on_ray_finds_what_the_local_run_finds(ray_cluster, tmp_path):
     store = str(tmp_path / "models")
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
     local = run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)))
-    by_local = read_result(tables, SIGHTINGS).set_index("uri")
+    by_local = read_result(open_location(tables), SIGHTINGS).set_index("uri")
     workers = RayWorkers("coats:1", store, batch_size=4)
     assert workers.concurrency >= 1
     on_ray = run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store)), workers=workers)
-    s = read_result(tables, SIGHTINGS).set_index("uri")
+    s = read_result(open_location(tables), SIGHTINGS).set_index("uri")
     assert (on_ray.sightings, on_ray.unidentifiable, on_ray.individuals) == \
         (local.sightings, local.unidentifiable, local.individuals) == (16, 1, 5)
     assert on_ray.run_id != local.run_id and s["run_id"].eq(on_ray.run_id).all()

@@ -25,6 +25,7 @@ import yaml
 from batch.jobs.backfill import BackfillWatcher, backfill_id
 from batch.jobs.control import JobControl
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
@@ -139,7 +140,7 @@ def wait_ended(url: str, job_id: str, timeout_s: float = 240) -> dict:
 
 
 def no_orphans(out: str) -> None:
-    tables = Tables(out)
+    tables = Tables(open_location(out))
     assert set(tables.parts(DETECTIONS, "trapcam", "1")) <= set(tables.parts(IMAGES, "trapcam", "1"))
 
 
@@ -311,7 +312,7 @@ def stopped_run(cluster, url, env, watched_run) -> dict:
     final = wait_ended(url, job["id"])
     print(f"stop at the next part: the job ended {time.perf_counter() - t0:.1f} s after POST .../stop "
           f"({(final.get('progress') or {}).get('images_done')} of {env['n']} images done)")
-    tables = Tables(out)
+    tables = Tables(open_location(out))
     stopped = {"parts": (set(tables.parts(DETECTIONS, "trapcam", "2")), set(tables.parts(IMAGES, "trapcam", "2"))),
                "manifests": read_manifests(tables.storage)}
     again = call("POST", f"{url}/v1/jobs", json={"kind": final["kind"], "options": final["options"]})
@@ -338,7 +339,7 @@ def test_stop_ends_the_run_at_a_part_with_nothing_half_written(cluster, url, env
     again = stopped_run["again"]
     assert again.status_code == 201, again.text
     assert stopped_run["resumed"]["status"] == "succeeded"
-    rows = Tables(out).read(IMAGES, "trapcam", "2", ["uri"])["uri"].to_pylist()
+    rows = Tables(open_location(out)).read(IMAGES, "trapcam", "2", ["uri"])["uri"].to_pylist()
     assert len(rows) == len(set(rows)) == env["n"]
     # Stopped before its first part: the job manager stops it (SIGTERM, closed as Ctrl-C), nothing written.
     early_out = str(env["dir"] / "stopped-early")
@@ -559,10 +560,10 @@ def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_g
         job = wait_ended(url, reprocess_id)
         assert job["status"] == "succeeded" and job["kind"] == "reprocess", job
         assert job["options"]["archive"] == os.path.realpath(env["archive"]) and not job["options"].get("dry_run")
-        t = Tables(out).read(IMAGES, "trapcam", "1")
+        t = Tables(open_location(out)).read(IMAGES, "trapcam", "1")
         assert len(set(t["uri"].to_pylist())) == env["n"]
 
-        source = resolve_table_set(Tables(out), "trapcam:1")
+        source = resolve_table_set(Tables(open_location(out)), "trapcam:1")
         b.eval("location.hash = '#/postprocess'")
         b.wait("document.querySelectorAll('#filter option').length > 0")
         # the new tables among those the form picks from, with the model version they hold

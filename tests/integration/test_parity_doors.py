@@ -18,6 +18,7 @@ import pytest
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.parity import (
@@ -95,9 +96,9 @@ def test_http_matches_the_reference_predictions(url, ties, name):
 
 
 def table_boxes(out, name: str) -> dict[str, list[Box]]:
-    images = Tables(str(out)).read(IMAGES, name, "1").to_pandas()
+    images = Tables(open_location(str(out))).read(IMAGES, name, "1").to_pandas()
     assert set(images.status) <= {"ok", "empty"}, images[["rel_path", "status", "error"]].to_dict("records")
-    dets = Tables(str(out)).read(DETECTIONS, name, "1").to_pandas()
+    dets = Tables(open_location(str(out))).read(DETECTIONS, name, "1").to_pandas()
     size = {r.uri: (r.width, r.height) for r in images.itertuples()}
     boxes: dict[str, list[Box]] = {r.rel_path: [] for r in images.itertuples()}
     rel = {r.uri: r.rel_path for r in images.itertuples()}
@@ -146,7 +147,10 @@ def exported_megadetector_disagreements(out, name: str, tmp_path, ties) -> list[
     run_export(ExportOptions(tables=str(out), format="megadetector", out=str(path), model=f"{name}:1"))
     md = json.loads(path.read_text())
     assert md["detection_categories"] == {"1": "animal", "2": "person", "3": "vehicle"}
-    sizes = {r.rel_path: (r.width, r.height) for r in Tables(str(out)).read(IMAGES, name, "1").to_pandas().itertuples()}
+    sizes = {
+        r.rel_path: (r.width, r.height)
+        for r in Tables(open_location(str(out))).read(IMAGES, name, "1").to_pandas().itertuples()
+    }
     assert sorted(entry["file"] for entry in md["images"]) == sorted(image_names())  # every image, none twice
     assert sum(len(entry["detections"]) for entry in md["images"]) > 0
     problems = []

@@ -12,6 +12,7 @@ import pytest
 
 from model_store import ModelStore
 from model_store.tables.decisions import DecisionsLog
+from model_store.tables.locations import open_location
 from serve import APP_NAME
 from serve.audit import AuditLog
 from serve.cli import startup_lines
@@ -111,7 +112,7 @@ def test_a_round_of_review_is_signed_and_audited_and_a_revoked_reviewer_is_out(s
     assert call(url, "GET", "/v1/whoami", made["ana"]).json()["name"] == "ana"
 
     # afterwards: the decisions log and the audit log say who did what
-    who = [d.who for d in DecisionsLog(str(tables)).read()]
+    who = [d.who for d in DecisionsLog(open_location(str(tables))).read()]
     assert who == ["ana", "bo", "dee (entered by cy)"]
     audit = [(e["who"], e["action"], e["outcome"]) for e in reversed(AuditLog(str(people)).read())]
     assert audit == [("admin", "POST /v1/admin/people", "done")] * 3 + [

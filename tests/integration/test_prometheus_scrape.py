@@ -21,6 +21,7 @@ import yaml
 from batch.views import season as season_view
 from batch.views.season_metrics import Watch
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import RunManifest, write_manifest
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
@@ -102,7 +103,7 @@ def _commit(tables: Path, camera: str, n: int, failed: bool, when: dt.datetime, 
 def test_alerts_fire_when_their_condition_is_made_true_and_resolve_when_it_is_cleared(prometheus):
     site, alerts = prometheus
     tables = site["tables"]
-    storage = Tables(str(tables)).storage
+    storage = Tables(open_location(str(tables))).storage
 
     # the fixture's pictures were taken in 2024: every camera is silent; one that sends again resolves
     wait_until(lambda: {("TraplineCameraSilent", c) for c in ("cam01", "cam02", "cam03")} <= alerts(), 60,

@@ -124,7 +124,7 @@ def wait_committed(url: str, image_ids: set[str], timeout_s: float = 60) -> None
 
 
 def rows_per_image(bucket: str, version: str = "1") -> collections.Counter:
-    images = Tables(f"{bucket}/tables").read(IMAGES, "det", version, dedupe=False)
+    images = Tables(open_location(f"{bucket}/tables")).read(IMAGES, "det", version, dedupe=False)
     return collections.Counter(images["uri"].to_pylist())
 
 
@@ -149,7 +149,7 @@ def test_four_clients_55_uploads_give_50_rows_and_50_objects(url, bucket, s3_ser
     wait_committed(url, ids)
     per_image = rows_per_image(bucket)
     assert len(per_image) == RECORDED and set(per_image.values()) == {1}  # exactly one row each
-    images = Tables(f"{bucket}/tables").read(IMAGES, "det", "1")
+    images = Tables(open_location(f"{bucket}/tables")).read(IMAGES, "det", "1")
     assert collections.Counter(images["status"].to_pylist())["failed"] == CORRUPT
     assert pc.sum(pc.equal(images["capture_time_source"], "exif")).as_py() == DISTINCT
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_server})
@@ -241,7 +241,7 @@ def test_reprocess_skips_recorded_uploads_then_a_new_version_covers_them_and_com
     assert (v2.found, v2.processed) == (found, found)
     assert set(rows_per_image(bucket, "2").values()) == {1} and len(rows_per_image(bucket, "2")) == found
 
-    t = Tables(tables)
+    t = Tables(open_location(tables))
     before = {(v, tb): sorted(map(str, t.read(tb, "det", v).to_pylist())) for v in ("1", "2")
               for tb in (IMAGES, DETECTIONS)}
     parts = len(t.parts(IMAGES, "det", "1"))
@@ -262,11 +262,11 @@ def test_a_recorded_clip_is_one_row_with_its_frames_detections(url, bucket, tmp_
     assert got["uri"].endswith(".mp4") and (got["capture_time_source"], got["status"]) == ("container", "ok")
     wait_committed(url, {got["image_id"]})
     version = got["model"]["version"]  # the one that answered: an earlier test of this module promotes det:2
-    [row] = [x for x in Tables(f"{bucket}/tables").read(IMAGES, "det", version).to_pylist()
+    [row] = [x for x in Tables(open_location(f"{bucket}/tables")).read(IMAGES, "det", version).to_pylist()
              if x["camera_id"] == "clipcam"]
     assert (row["kind"], row["frames_sampled"], row["capture_time"]) == ("video", 5, T0)
     assert row["max_per_frame"] >= 3 and row["detection_count"] == 3 * row["max_per_frame"]
     assert row["clip_animals"] == 2  # tracks, not 3x; a double is one animal, an unsure still box none
     assert row["clip_settings"] == ClipSettings.of().hash  # 1 s, the model's tracking: a reprocess at those skips it
-    dets = Tables(f"{bucket}/tables").read(DETECTIONS, "det", version).to_pandas()
+    dets = Tables(open_location(f"{bucket}/tables")).read(DETECTIONS, "det", version).to_pandas()
     assert sorted(set(dets[(dets["uri"] == row["uri"]) & dets["kept"]]["frame_number"])) == [10, 20, 30]

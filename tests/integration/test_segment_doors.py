@@ -11,6 +11,7 @@ import pytest
 from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.segment_parity import SEG, expected, image_path
@@ -49,7 +50,7 @@ def test_served_and_archive_masks_are_the_same(ray_cluster, tmp_path):
                                             via="actors", num_cpus=0.5, read_cpus=0.2, batch_size=4,
                                             read_batch_size=2))
     assert report.status == "succeeded" and report.failed == 0, report.error
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     rel = {r.uri: r.rel_path for r in tables.read(IMAGES, MODEL, "1").to_pandas().itertuples()}
     archived: dict[str, list[tuple]] = {name: [] for name in images}
     for d in tables.read(DETECTIONS, MODEL, "1").to_pylist():

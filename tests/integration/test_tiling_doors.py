@@ -14,6 +14,7 @@ from batch.reprocess.job import run_reprocess
 from batch.reprocess.options import ReprocessOptions
 from model_store import ModelStore
 from model_store.core.imaging import decode_image
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, brightness_model, build_archive, write_local
@@ -27,7 +28,7 @@ TILING = {"tile_size": 96, "overlap": 0.25, "merge": "nms", "match_metric": "iou
 
 
 def rows(out, table: str, drop: tuple[str, ...], set_hash: str):
-    df = Tables(str(out)).read(table, "trapcam", "1").to_pandas()
+    df = Tables(open_location(str(out))).read(table, "trapcam", "1").to_pandas()
     df = df[df.filters_hash == set_hash].drop(columns=list(drop))
     keys = ["uri", "detection_index"] if table == DETECTIONS else ["uri"]
     return df.sort_values(keys).reset_index(drop=True)

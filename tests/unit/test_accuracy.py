@@ -14,6 +14,8 @@ from batch.postprocessing.accuracy_stats import NONE, rate, wilson
 from batch.postprocessing.detection_review import Reviewing
 from batch.postprocessing.occurrences import SetPlace
 from model_store.tables.decisions import DecisionsLog, RevokeDecision, make
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.unit.test_review_verbs import det, img
 
@@ -37,7 +39,7 @@ def decide(place: SetPlace, archive) -> None:
     review.reject(place, det(archive, "burst/2.jpg"), "bo")
     review.confirm(place, det(archive, "burst/2.jpg"), "ann")  # later: stands
     gone = review.reject(place, det(archive, "burst/3.jpg"), "bo")
-    DecisionsLog(place.tables).append(make(RevokeDecision, "bo", revoked_id=gone["decision_id"]))
+    DecisionsLog(place.tables.storage).append(make(RevokeDecision, "bo", revoked_id=gone["decision_id"]))
     review.mark_empty(place, img(archive, "sheet/late0.jpg"), "bo")
     review.add_box(place, img(archive, "sheet/001.jpg"), (0.6, 0.55, 0.04, 0.05), "moth", "ann")
     review.mark_empty(place, img(archive, "sheet/late1.jpg"), "bo")
@@ -51,7 +53,7 @@ def decide(place: SetPlace, archive) -> None:
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory):
     root = tmp_path_factory.mktemp("accuracy")
-    place = SetPlace(str(write_sheet_tables(root / "sheet")))
+    place = SetPlace(Tables(open_location(str(write_sheet_tables(root / "sheet")))))
     decide(place, root / "sheet" / "archive")
     return place
 
@@ -130,15 +132,17 @@ def test_another_version_has_no_evidence_from_this_ones_review(reviewed, tmp_pat
     import shutil
 
     tables = tmp_path / "tables"
-    shutil.copytree(reviewed.tables, tables)  # the review's tables, with their log, left as they are for the others
+    shutil.copytree(reviewed.tables.url, tables)  # the review's tables, with their log, left as they are for the others
     two = write_sheet_tables(tmp_path / "two", version="2")  # the same images under sheetcam:2
     for table in ("detections", "images"):
         shutil.copytree(two / table / "model_name=sheetcam" / "model_version=2",
                         tables / table / "model_name=sheetcam" / "model_version=2")
-    a = measure(SetPlace(str(tables), "sheetcam:2"))
+    a = measure(SetPlace(Tables(open_location(str(tables))), "sheetcam:2"))
     assert a["model"] == "sheetcam:2" and a["coverage"]["reviewed_images"]["k"] == 0
     assert a["detection"]["precision"]["value"] is None and a["per_label"] == []
-    assert measure(SetPlace(str(tables), "sheetcam:1"))["detection"]["tp"] == 7  # version 1's review still counts
+    assert (
+        measure(SetPlace(Tables(open_location(str(tables))), "sheetcam:1"))["detection"]["tp"] == 7
+    )  # version 1's review still counts
 
 
 def test_the_model_card_carries_the_accuracy_when_tables_are_given(reviewed, fixture_models, tmp_path):
@@ -151,9 +155,9 @@ def test_the_model_card_carries_the_accuracy_when_tables_are_given(reviewed, fix
     ModelStore(store).publish(fixture_models["yolov8"], "sheetcam", "1", fixture_config("yolov8"))
     plain = show(ShowOptions(ref="sheetcam:1", store=store))
     assert "accuracy" not in plain.data and "accuracy of" not in plain.text
-    card = show(ShowOptions(ref="sheetcam:1", store=store, tables=reviewed.tables))
+    card = show(ShowOptions(ref="sheetcam:1", store=store, tables=reviewed.tables.url))
     assert card.data["name"] == "sheetcam" and card.data["accuracy"] == measure(reviewed)
     assert card.text.startswith(plain.text)
     assert "precision 0.50 (0.27-0.73, 7/14)" in card.text and "reviewed: 0.60 (0.39-0.78, 12/20) images" in card.text
-    printed = accuracy(AccuracyOptions(ref="sheetcam:1", tables=reviewed.tables))
+    printed = accuracy(AccuracyOptions(ref="sheetcam:1", tables=reviewed.tables.url))
     assert printed.text in card.text and printed.data["detection"]["tp"] == 7

@@ -25,6 +25,7 @@ from ground.fetch_guard import PRIVATE_HOSTS_ENV
 from model_store import ImageDetections, ModelStore, decode_image
 from model_store.demo.photos import PHOTOS
 from model_store.demo.publish import DEMO_NAME, SPECIES_NAME, publish_demo
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from serve.antenna.catalog import Catalog
@@ -156,7 +157,7 @@ def test_an_image_answered_again_is_recorded_once_per_detector_version(tmp_path,
     # 3 images of version 1 and 1 of version 2 recorded; every other answer found its record
     assert (recorder.recorder.counts["recorded"], recorder.recorder.counts["replayed"]) == (4, 9)
 
-    tables = Tables(str(tmp_path / "tables"))
+    tables = Tables(open_location(str(tmp_path / "tables")))
     v1 = tables.read(IMAGES, DEMO_NAME, "1", dedupe=False).to_pylist()  # a row stored twice would show twice
     assert sorted(r["uri"] for r in v1) == sorted([good, other, corrupt])  # once each; the 404 has no row
     by_uri = {r["uri"]: r for r in v1}

@@ -16,6 +16,7 @@ from batch.reprocess.plan import plan_run
 from batch.reprocess.summary import format_report
 from model_store import ModelStore
 from model_store.tables.digests import DIGESTS_DIR, content_digest, record_book
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
 from tests.fixtures.archive import (
@@ -71,7 +72,7 @@ def _plan(first, archive: str, tables: str):
 
 
 def test_every_image_row_records_the_sha256_of_the_bytes_it_was_read_from(first):
-    rows = Tables(str(first["dir"] / "tables")).read(IMAGES, columns=["rel_path", "content_digest"])
+    rows = Tables(open_location(str(first["dir"] / "tables"))).read(IMAGES, columns=["rel_path", "content_digest"])
     digests = dict(zip(rows["rel_path"].to_pylist(), rows["content_digest"].to_pylist(), strict=True))
     images = {rel: data for rel, data in first["spec"].files.items() if rel not in first["spec"].ignored}
     assert digests == {rel: content_digest(data) for rel, data in images.items()}  # failed ones too (empty, broken)
@@ -87,9 +88,9 @@ def test_a_copy_without_its_times_infers_nothing_twice_and_its_next_rerun_reads_
     assert c.bytes_read == sum(len(d) for r, d in first["spec"].files.items() if r not in first["spec"].ignored)
     assert f"{n} file(s) with new times or ETags confirmed done by content" in format_report(plan.report(None, "x"))
 
-    rows = len(Tables(tables).read(IMAGES))
+    rows = len(Tables(open_location(tables)).read(IMAGES))
     process_without_ray(copy, tables, first["store"], "trapcam:1", path_pattern=PATH_PATTERN, on_plan=_keep_book)
-    assert len(Tables(tables).read(IMAGES)) == rows  # nothing inferred, nothing stored twice
+    assert len(Tables(open_location(tables)).read(IMAGES)) == rows  # nothing inferred, nothing stored twice
     again = _plan(first, copy, tables)  # the book knows the copy's files now: confirmed without a byte read
     assert (len(again.selection.todo), again.confirmation.confirmed, again.confirmation.files_read) == (0, n, 0)
 
@@ -115,7 +116,7 @@ def test_rows_written_before_the_digest_are_confirmed_by_their_own_file_while_it
     assert (len(plan.selection.todo), plan.confirmation.confirmed) == (0, n)
     assert plan.confirmation.files_read == 2 * n  # each old file and its copy, once
     assert len(plan.confirmation.learnt) == 2 * n  # both kept in the book: the next rerun reads nothing
-    record_book(Tables(tables).storage, plan.confirmation.learnt)
+    record_book(Tables(open_location(tables)).storage, plan.confirmation.learnt)
     assert _plan(first, copy, tables).confirmation.files_read == 0
 
     # another copy, with the old files changed since their rows: nothing left to confirm by, processed again
@@ -139,7 +140,9 @@ def test_an_archive_moved_from_a_disk_to_a_bucket_infers_nothing_twice(first, tm
     assert (len(plan.selection.todo), plan.selection.already_done, plan.confirmation.confirmed) == (0, n, n)
     process_without_ray(url, str(tables), first["store"], "trapcam:1", path_pattern=PATH_PATTERN,
                         on_plan=_keep_book)
-    assert len(Tables(str(tables)).read(IMAGES)) == len(Tables(str(first["dir"] / "tables")).read(IMAGES))
+    assert len(Tables(open_location(str(tables))).read(IMAGES)) == len(
+        Tables(open_location(str(first["dir"] / "tables"))).read(IMAGES)
+    )
     assert _plan(first, url, str(tables)).confirmation.files_read == 0
 
     back = tmp_path / "back"  # and from the bucket to a disk again (`aws s3 sync` down: new mtimes)

@@ -17,6 +17,7 @@ from batch.reprocess.plan import plan_run
 from batch.reprocess.summary import format_report
 from batch.review.thumbs import ThumbJob, Thumbnails
 from batch.views.picture_files import Source, confine
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.roots import roots_of, sample
 from model_store.tables.schema import IMAGES
@@ -63,9 +64,11 @@ def test_a_copied_archive_is_the_same_archive_and_a_new_file_there_is_all_that_i
     (copy / "cam01" / "IMG_20240601_120000.jpg").write_bytes(encode(picture(64, 48, night=False, seed=7)))
     grown = _plan(site, copy)
     assert [e.rel_path for e in grown.selection.todo] == ["cam01/IMG_20240601_120000.jpg"]
-    rows = len(Tables(str(site["tables"])).read(IMAGES))
+    rows = len(Tables(open_location(str(site["tables"]))).read(IMAGES))
     process_without_ray(str(copy), str(site["tables"]), site["store"].root, "trapcam:1", path_pattern=PATH_PATTERN)
-    assert len(Tables(str(site["tables"])).read(IMAGES)) == rows + 1  # the new file only: nothing stored twice
+    assert (
+        len(Tables(open_location(str(site["tables"]))).read(IMAGES)) == rows + 1
+    )  # the new file only: nothing stored twice
     assert len(_plan(site, copy).selection.todo) == 0
 
     # a file changed in place at the new root (other bytes, other mtime) is new there, as it would be at the old one;

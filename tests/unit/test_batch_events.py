@@ -15,6 +15,8 @@ from batch.options import parse_options
 from batch.postprocessing.events import group_events, read_events, run_events
 from batch.postprocessing.options import EventsOptions
 from ground.errors import OptionsError
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.review import two_version_tables
 
 T0 = dt.datetime(2024, 5, 1, 6, 0, 0)
@@ -65,16 +67,20 @@ def test_events_table_is_written_next_to_the_others_and_rerun_replaces_it(env):
     assert report.images == len(spec.good) and report.without_time == 0
     path = report.written
     assert path.startswith(str(out / "events" / "model_name=trapcam" / "model_version=1"))
-    first = read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600)
+    first = read_events(Tables(open_location(str(out))), "trapcam", "1", report.filters_hash, 3 * 3600)
     again = run_events(EventsOptions(tables=str(out), gap_s=3 * 3600, model="trapcam:1"))
     assert again.written == path and len(os.listdir(os.path.dirname(path))) == 1  # replaced, not added
-    second = read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600)
+    second = read_events(Tables(open_location(str(out))), "trapcam", "1", report.filters_hash, 3 * 3600)
     assert first.astype(str).equals(second.astype(str))
     # a camera at a time
     sliced = run_events(EventsOptions(tables=str(out), gap_s=3 * 3600, model="trapcam:1"), slice_images=1)
     assert (sliced.events, sliced.images, sliced.failed, sliced.without_time) == \
         (report.events, report.images, report.failed, report.without_time)
-    assert read_events(str(out), "trapcam", "1", report.filters_hash, 3 * 3600).astype(str).equals(first.astype(str))
+    assert (
+        read_events(Tables(open_location(str(out))), "trapcam", "1", report.filters_hash, 3 * 3600)
+        .astype(str)
+        .equals(first.astype(str))
+    )
     frame = pd.read_parquet(out / "events")  # hive-partitioned like images/detections
     assert set(frame["model_version"].astype(str)) == {"1"} and len(frame) == report.events
     with pytest.raises(OptionsError, match="--gap-s: .*greater than 0"):  # at the door, before any table is read

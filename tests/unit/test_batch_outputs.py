@@ -15,6 +15,7 @@ from batch.export.run import run_export
 from batch.reprocess.plan import plan_run
 from ground.errors import BatchError, OptionsError
 from model_store import FilterConfigError, ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.archive import (
@@ -184,12 +185,12 @@ def test_postprocess_equals_rerunning_the_model_with_that_filter(env, tables_cop
     process_without_ray(str(env["archive"]), str(direct), env["store"].root, "trapcam:1", path_pattern=PATH_PATTERN,
                         filters={"min_size": MIN_SIZE})
     cols = ["uri", "status", "detection_count", "raw_detection_count", "filters_hash"]
-    refiltered = Tables(str(tables_copy)).current_images("trapcam", "1", report.filters_hash)[cols]
-    rerun = Tables(str(direct)).current_images("trapcam", "1", report.filters_hash)[cols]
+    refiltered = Tables(open_location(str(tables_copy))).current_images("trapcam", "1", report.filters_hash)[cols]
+    rerun = Tables(open_location(str(direct))).current_images("trapcam", "1", report.filters_hash)[cols]
     assert refiltered.equals(rerun)
     dcols = ["uri", "detection_index", "label", "kept", "flags"]
-    a = Tables(str(tables_copy)).read(DETECTIONS, "trapcam", "1").to_pandas()
-    b = Tables(str(direct)).read(DETECTIONS, "trapcam", "1").to_pandas()
+    a = Tables(open_location(str(tables_copy))).read(DETECTIONS, "trapcam", "1").to_pandas()
+    b = Tables(open_location(str(direct))).read(DETECTIONS, "trapcam", "1").to_pandas()
     a = a[a.filters_hash == report.filters_hash][dcols].sort_values(["uri", "detection_index"]).reset_index(drop=True)
     b = b[dcols].sort_values(["uri", "detection_index"]).reset_index(drop=True)
     assert a.astype(str).equals(b.astype(str))
@@ -212,7 +213,7 @@ def test_postprocess_score_filter_empties_images_and_camera_subset(env, tables_c
     cam01_ok = [r for r in env["spec"].good if r.startswith("cam01/") and r not in env["spec"].blank]
     assert report.became_empty == report.images_changed == len(cam01_ok)
     assert report.images == sum(r.startswith("cam01/") for r in env["spec"].images)
-    rows = Tables(str(tables_copy)).current_images("trapcam", "1", report.filters_hash)
+    rows = Tables(open_location(str(tables_copy))).current_images("trapcam", "1", report.filters_hash)
     assert set(rows["status"]) == {"empty", "failed"} and set(rows["camera_id"]) == {"cam01"}
 
 
@@ -227,4 +228,4 @@ def test_postprocess_validates_before_writing_and_dry_run_writes_nothing(env, ta
     report = postprocess(str(tables_copy), "class_mask", {"allowed_labels": ["deer"]}, dry_run=True)
     assert report.flagged > 0 and report.run_id is None
     assert listing(tables_copy) == before
-    assert len(Tables(str(tables_copy)).parts(IMAGES, "trapcam", "1")) == len(before) // 2
+    assert len(Tables(open_location(str(tables_copy))).parts(IMAGES, "trapcam", "1")) == len(before) // 2

@@ -18,6 +18,7 @@ from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables.commit import write_results
 from model_store.tables.listing import entries_table
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import RunManifest, is_live, new_run_id, read_manifests, write_manifest
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES, IMAGES_SCHEMA, RESULT_SCHEMA
@@ -129,7 +130,7 @@ def test_stages_write_both_tables_with_documented_schemas(env, tmp_path):
     plan = plan_for(env, tmp_path / "out")
     run_id, stats = run_stages(plan)
     assert sum(s["images"][0].as_py() for s in stats) == len(spec.images)
-    tables = Tables(str(tmp_path / "out"))
+    tables = Tables(open_location(str(tmp_path / "out")))
     images = tables.read(IMAGES, "trapcam", "1")
     assert images.schema.equals(IMAGES_SCHEMA, check_metadata=False)
     rows = {r["rel_path"]: r for r in images.to_pylist()}
@@ -151,7 +152,7 @@ def test_stages_write_both_tables_with_documented_schemas(env, tmp_path):
 def test_done_keys_skip_failed_but_retry_read_errors(env, tmp_path):
     plan = plan_for(env, tmp_path / "out")
     run_stages(plan)
-    tables = Tables(str(tmp_path / "out"))
+    tables = Tables(open_location(str(tmp_path / "out")))
     done = tables.done_keys("trapcam", "1", plan.filters.hash)
     assert len(done) == len(env["spec"].images)
     assert tables.done_keys("trapcam", "1", "another-filter-set") == set()
@@ -164,7 +165,7 @@ def test_orphaned_detections_are_ignored_by_readers_and_removed_when_their_run_i
     out = tmp_path / "out"
     plan = plan_for(env, out)
     run_id, _ = run_stages(plan, rows_per_file=100)
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     part = tables.parts(IMAGES, "trapcam", "1")[0]
     # A crash between the two writes: the detections part exists, its images part does not.
     os.remove(out / IMAGES / "model_name=trapcam" / "model_version=1" / part)
@@ -358,7 +359,7 @@ def test_result_table_for_an_all_failed_batch_keeps_schema():
 
 
 def test_manifests_round_trip_and_liveness(tmp_path):
-    tables = Tables(str(tmp_path))
+    tables = Tables(open_location(str(tmp_path)))
     m = RunManifest.start(new_run_id(), "reprocess", counts={"found": 3})
     m.pid = 2 ** 22 + 12345  # no such process
     write_manifest(tables.storage, m)
@@ -496,7 +497,7 @@ def test_a_plan_looks_done_images_up_by_keys_relative_to_its_archive(env, tmp_pa
 
     plan = plan_for(env, tmp_path / "out")
     run_stages(plan)
-    tables = Tables(str(tmp_path / "out"))
+    tables = Tables(open_location(str(tmp_path / "out")))
     root = plan.listing.entries.table["uri"][0].as_py()
     prefix = root[:len(root) - len(plan.listing.entries.table["rel_path"][0].as_py())]
     keys = tables.done_under("trapcam", "1", plan.filters.hash, prefix).keys

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from model_store.tables import browse, writer
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
 
@@ -28,14 +29,14 @@ def test_cameras_count_distinct_files_across_models_and_take_the_newest_time(tmp
                                  ("b", "/b/2", None)])
     write(tmp_path, "det", "2", [("a", "/a/1", 1), ("a", "/a/3", 9), (None, "/x/2", 4)])  # /a/1 again: one file
     write(tmp_path, "other", "1", [("b", "/b/1", 2), ("c", "/c/1", 5)])
-    page = browse.cameras(Tables(str(tmp_path)), limit=10, offset=0)
+    page = browse.cameras(Tables(open_location(str(tmp_path))), limit=10, offset=0)
     assert page["total"] == 4
     assert [(c["camera"], c["images"], c["newest_capture_time"]) for c in page["cameras"]] == [
         ("a", 3, dt.datetime(2026, 5, 9)), ("b", 2, dt.datetime(2026, 5, 2)), ("c", 1, dt.datetime(2026, 5, 5)),
         ("unknown", 2, dt.datetime(2026, 5, 4))]
-    paged = browse.cameras(Tables(str(tmp_path)), limit=2, offset=1)
+    paged = browse.cameras(Tables(open_location(str(tmp_path))), limit=2, offset=1)
     assert [c["camera"] for c in paged["cameras"]] == ["b", "c"] and paged["total"] == 4
-    assert browse.cameras(Tables(str(tmp_path / "none")), limit=2, offset=0) == {
+    assert browse.cameras(Tables(open_location(str(tmp_path / "none"))), limit=2, offset=0) == {
         "cameras": [], "total": 0, "limit": 2, "offset": 0}
 
 
@@ -44,7 +45,7 @@ def test_each_cameras_latest_is_its_newest_capture_preferring_the_models_rows(tm
                                  ("d", "/d/1", None)])
     write(tmp_path, "det", "2", [("a", "/a/3", 9)])
     write(tmp_path, "other", "1", [("b", "/b/1", 2), ("a", "/a/0", 1)])
-    tables = Tables(str(tmp_path))
+    tables = Tables(open_location(str(tmp_path)))
 
     def tiles(model=None):
         found = browse.latest_many(tables, ["a", "b", "d", "nosuch"], model)
@@ -59,7 +60,7 @@ def test_each_cameras_latest_is_its_newest_capture_preferring_the_models_rows(tm
 
 def test_at_the_same_capture_time_the_newest_processing_wins_then_the_row_read_first(tmp_path):
     write(tmp_path, "det", "1", [("a", "/a/1", 3), ("a", "/a/2", 3), ("b", "/b/1", None)])
-    tables = Tables(str(tmp_path))
+    tables = Tables(open_location(str(tmp_path)))
     assert browse.latest(tables, "a")["image"]["uri"] == "/a/1"  # a tie in one part: the row read first
     assert browse.latest(tables, "b")["image"]["uri"] == "/b/1"  # no capture time at all: still a tile
     write(tmp_path, "det", "1", [("a", "/a/2", 3)], run="b")  # processed again, later: it is the newest now

@@ -10,6 +10,7 @@ import pyarrow as pa
 from batch.views.pictures_protocol import CameraTile
 from model_store.tables import browse
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
 
@@ -23,7 +24,7 @@ def test_cameras_page_answers_null_text_columns_as_null(tmp_path):
                       for f in RESULT_SCHEMA}, schema=RESULT_SCHEMA)  # capture_time_source: null
     write_results(table, out_url=str(tmp_path), model_name="m", model_version="1", model_sha256="s",
                   filters_hash="f", run_id="r", metadata={})
-    tables = Tables(str(tmp_path))
+    tables = Tables(open_location(str(tmp_path)))
     page = browse.cameras(tables, limit=10, offset=0)  # as batch/views/picture_queries.py composes the page
     latest = browse.latest_many(tables, [c["camera"] for c in page["cameras"]])
     [tile] = [CameraTile.model_validate({**c, "latest": latest.get(c["camera"])}) for c in page["cameras"]]

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 
 from model_store.tables import browse, camera_summary
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from tests.unit.test_browse_cameras import write
 
@@ -18,9 +19,11 @@ def figures(tables: Tables) -> list[tuple]:
 
 def test_the_summary_is_kept_while_the_files_are_the_same_and_a_new_part_recomputes_it(tmp_path):
     write(tmp_path, "det", "1", [("a", "/a/1", 1), ("b", "/b/1", 2)])
-    tables = Tables(str(tmp_path))
+    tables = Tables(open_location(str(tmp_path)))
     first = camera_summary.camera_summary(tables)
-    assert camera_summary.camera_summary(Tables(str(tmp_path))) is first  # a new Tables, the same files: reused
+    assert (
+        camera_summary.camera_summary(Tables(open_location(str(tmp_path)))) is first
+    )  # a new Tables, the same files: reused
     assert figures(tables) == [("a", 1, dt.datetime(2026, 5, 1)), ("b", 1, dt.datetime(2026, 5, 2))]
 
     write(tmp_path, "det", "2", [("a", "/a/1", 1), ("a", "/a/2", 7), ("c", "/c/1", None)])  # a new part
@@ -33,10 +36,10 @@ def test_the_summary_is_kept_while_the_files_are_the_same_and_a_new_part_recompu
 
 
 def test_the_state_names_every_file_with_its_size_and_an_empty_location_has_none(tmp_path):
-    assert camera_summary.files_state(Tables(str(tmp_path / "none"))) == ()
-    assert camera_summary.camera_summary(Tables(str(tmp_path / "none"))).num_rows == 0
+    assert camera_summary.files_state(Tables(open_location(str(tmp_path / "none")))) == ()
+    assert camera_summary.camera_summary(Tables(open_location(str(tmp_path / "none")))).num_rows == 0
     write(tmp_path, "det", "1", [("a", "/a/1", 1)])
-    state = camera_summary.files_state(Tables(str(tmp_path)))
+    state = camera_summary.files_state(Tables(open_location(str(tmp_path))))
     assert [os.path.basename(name) for name, _, _ in state] == sorted(
         os.listdir(tmp_path / "images" / "model_name=det" / "model_version=1"))
     assert all(size > 0 for _, size, _ in state)

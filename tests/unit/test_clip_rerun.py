@@ -16,6 +16,7 @@ from model_store import ModelStore
 from model_store.core.clip_sampling import Sampling
 from model_store.core.clip_settings import ClipSettings
 from model_store.tables.done import CLIP_DONE_COLUMNS, DONE_COLUMNS, done_under
+from model_store.tables.locations import open_location
 from model_store.tables.maintenance import check
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
@@ -74,7 +75,7 @@ def test_a_rerun_with_other_clip_settings_redoes_the_clips_and_only_them(tmp_pat
     (cam / "IMG_0.jpg").write_bytes(encode(picture(320, 240, night=False, seed=0)))
     day_night_clip(cam / "visit.mp4", "NDDDN", fps=10)  # 5 s: 5 frames at 1 s, 3 at 2 s
     archive, out = str(tmp_path / "archive"), str(tmp_path / "out")
-    tables = Tables(out)
+    tables = Tables(open_location(out))
 
     def plan(**options):
         return plan_run(ReprocessOptions(archive=archive, out=out, model="trapcam:1", store=store.root, **options))

@@ -21,6 +21,7 @@ from ground.errors import BatchError, DecisionError
 from model_store.tables.clock import TimeBook
 from model_store.tables.clock_check import check_clock
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import RESULT_SCHEMA
 from tests.fixtures.postprocess import postprocess
@@ -46,7 +47,7 @@ def write_archive(out, frame: pd.DataFrame) -> None:
 
 
 def placed(out) -> pd.DataFrame:
-    return Tables(str(out)).current_images("m", "1", "f")
+    return Tables(open_location(str(out))).current_images("m", "1", "f")
 
 
 def kinds(findings) -> set[tuple[str, str]]:
@@ -65,11 +66,11 @@ def archives(tmp_path_factory):
 def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
     broken, clean = archives
     frame = truth.archive().set_index("uri")
-    found = check_clock(Tables(str(broken)))
+    found = check_clock(Tables(open_location(str(broken))))
     assert kinds(found) == {("outside", "cam02"), ("setup", "cam02"), ("outside", "cam03"), ("impossible", "cam03"),
                             ("jump", "cam03"), ("pickup", "cam04")}
     assert next(f for f in found if f.kind == "setup").detail == "first picture 1 h 03 min after the start"
-    assert check_clock(Tables(str(clean))) == []
+    assert check_clock(Tables(open_location(str(clean)))) == []
 
     ids = [records.correct_clock(str(broken), who="ana", **c)["decision_id"] for c in truth.corrections()]
     images = placed(broken).set_index("uri").loc[frame.index]
@@ -77,7 +78,7 @@ def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
     assert error.max() == 0  # 0 s on every picture, the DST change and the reset included
     assert (images["deployment_id"] == frame["true_deployment"]).all()  # the moved camera: two places
     assert (images["capture_time_recorded"] == frame["capture_time"]).all()  # what the camera said is kept
-    assert check_clock(Tables(str(broken))) == []
+    assert check_clock(Tables(open_location(str(broken)))) == []
 
     # events, trap rates and nights equal those of the archive with right clocks
     fixed, right = placed(broken), placed(clean)
@@ -93,8 +94,8 @@ def test_the_broken_archive_is_found_out_then_put_right_by_decisions(archives):
     # occurrences (the tracker over the corrected times) and trap rates from them
     def occurrences_and_rates(out):
         postprocess(str(out), "track", {})
-        obs = observed(str(out))
-        occ = occurrences.load(str(out)).rows
+        obs = observed(Tables(open_location(str(out))))
+        occ = occurrences.load(Tables(open_location(str(out)))).rows
         keys = ["occurrence_id", "camera_id", "first_time", "last_time", "frames", "label", "confirmed"]
         effort = eff.efforts(obs.book, obs.pictures)
         return (set(occ[keys].itertuples(index=False)), eff.trap_rates(obs.book, effort, obs.detections),
@@ -123,7 +124,7 @@ def test_a_camera_moved_without_its_second_deployment_is_reported_not_guessed(tm
     images = placed(tmp_path)
     later = images[images["rel_path"].str.startswith("cam01/") & images["deployment_id"].isna()]
     assert len(later) > 50 and set(later["deployment_problem"]) == {"none"}
-    assert ("outside", "cam01") in kinds(check_clock(Tables(str(tmp_path))))
+    assert ("outside", "cam01") in kinds(check_clock(Tables(open_location(str(tmp_path)))))
     with pytest.raises(BatchError, match="overlap"):
         records.import_deployments(str(tmp_path), [{**truth.deployment_rows()[1], "deploymentID": "x",
                                                     "deploymentStart": "2026-04-01T00:00:00"}], "field team")

@@ -11,6 +11,7 @@ import pytest
 
 from batch.review.browser import find_chromium
 from model_store.tables.decisions import CorrectClock, DecisionsLog, RevokeDecision
+from model_store.tables.locations import open_location
 from tests.fixtures.occurrences import serve_tracked_sheet
 
 ADMIN = "dep-console-admin"
@@ -84,7 +85,7 @@ def test_a_clock_correction_given_on_the_deployments_page_moves_what_it_lists(se
         assert b.eval("document.getElementById('unplaced').textContent").startswith("5 picture(s) without a deployment")
         problems = b.eval("document.getElementById('clock-problems').textContent")
         assert "outside burst: pictures outside every deployment" in problems
-        fix = DecisionsLog(tables).read()[-1]
+        fix = DecisionsLog(open_location(tables)).read()[-1]
         assert isinstance(fix, CorrectClock) and (fix.camera_id, fix.offset_s, fix.who) == ("burst", 3600, "Ann")
         assert fix.comment == "an hour fast"
 
@@ -92,14 +93,14 @@ def test_a_clock_correction_given_on_the_deployments_page_moves_what_it_lists(se
         b.wait("document.querySelectorAll('#corrections tr[data-decision]').length === 0", what="the revoke")
         assert b.eval(cell("burst-a", "first")) == "2026-06-01 20:00:00" and b.eval(cell("burst-a", "pictures")) == "5"
         assert b.eval("document.getElementById('unplaced')") is None
-        undo = DecisionsLog(tables).read()[-1]
+        undo = DecisionsLog(open_location(tables)).read()[-1]
         assert isinstance(undo, RevokeDecision) and undo.revoked_id == fix.decision_id
 
         # a clock nobody can fix: marked, listed so, and the mark is a decision too
         b.eval("document.querySelector('#deployments tr[data-deployment=sheet-a] button.mark-issues').click()")
         b.wait("!!document.querySelector('#deployments tr[data-deployment=sheet-a] button.clear-issues')",
                what="timestampIssues marked")
-        assert DecisionsLog(tables).read()[-1].action == "timestamp_issues"
+        assert DecisionsLog(open_location(tables)).read()[-1].action == "timestamp_issues"
         # the deer's detection history by 1-day occasions, as the service computes it, saved as a file
         b.eval("(() => { document.getElementById('history-species').value = 'deer';"
                "document.querySelector('#history-download').form.querySelector('input[type=number]').value = '1';"

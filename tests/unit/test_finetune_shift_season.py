@@ -13,6 +13,7 @@ from model_store import ModelStore
 from model_store.demo.publish import publish_demo
 from model_store.demo.scenes import KINDS
 from model_store.tables.decisions import DecisionsLog
+from model_store.tables.locations import open_location
 from tests.fixtures.gate_season import HEIGHT, WIDTH, _named, write_season
 
 
@@ -54,6 +55,6 @@ def test_only_the_share_of_pictures_is_reviewed(tmp_path):
     scenes = season_scenes(5, 20, "none")
     tables = write_season(tmp_path / "s", models, "demo-detector:2", 2, 10, 5, kinds=True, scenes=scenes,
                           classifier="species:1", share=0.5)
-    said = DecisionsLog(tables).read()
+    said = DecisionsLog(open_location(tables)).read()
     images = {d.detection.uri if hasattr(d, "detection") else d.image.uri for d in said}
     assert 4 <= len(images) <= 16  # about half of the 20 pictures

@@ -16,6 +16,7 @@ from batch.identify.run import run_identify
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, ModelInfo
 from model_store.store.store import ModelStore
 from model_store.tables.identities import SIGHTINGS, read_result
+from model_store.tables.locations import open_location
 from serve.answers import DetectAnswer
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.reid_scenes import sightings
@@ -78,7 +79,7 @@ def detect(client, core, data, boxes):
 
 def test_detect_answers_which_individual_each_covered_animal_is(served):
     client, core, tables, truth = served
-    s = read_result(tables, SIGHTINGS)
+    s = read_result(open_location(tables), SIGHTINGS)
     id_of_truth = {truth[r.uri]: r.individual_id for r in s.itertuples()}
 
     # a fourth view of each known individual, never in the gallery: matched to the right id

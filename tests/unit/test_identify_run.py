@@ -81,13 +81,13 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
     assert main(["identify", "nope", "--tables", url]) == 2
     err = capsys.readouterr().err  # named as it is given (a positional), not as a --action flag there is not
     assert "{run,evaluate,weekly}: Input should be 'run', 'evaluate' or 'weekly'" in err and "--action" not in err
-    s = read_result(url, SIGHTINGS)
+    s = read_result(open_location(url), SIGHTINGS)
     tiny = s[s["decision"] == "unidentifiable"]
     assert list(tiny["reason"]) == ["snip 12x10 px is smaller than 24 px on its shorter side"]
     assert tiny["individual_id"].isna().all()
     s = s[s["decision"] != "unidentifiable"]
     assert set(s["decision"]) <= {"matched", "new"} and s["identifier_version"].eq("1").all()
-    assert len(read_result(url, INDIVIDUALS)) == 5
+    assert len(read_result(open_location(url), INDIVIDUALS)) == 5
 
     ids = sorted(s["individual_id"].unique())
     a, b = ids[0], ids[1]
@@ -102,7 +102,7 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
 
     # a new identifier version and another threshold: every decision kept, the other ids unchanged
     report = run_identify(IdentifyOptions(tables=str(url), identifier="coats:2", store=str(store), threshold=0.6))
-    s2 = read_result(url, SIGHTINGS)
+    s2 = read_result(open_location(url), SIGHTINGS)
     by_key = {(r.uri, r.detection_index): r for r in s2.itertuples()}
     assert by_key[(first_a.uri, first_a.detection_index)].individual_id == a
     assert by_key[(first_b.uri, first_b.detection_index)].individual_id == a  # merged into a, confirmed there
@@ -110,26 +110,26 @@ def test_identify_finds_the_individuals_and_a_rerun_honours_every_decision(archi
     assert by_key[(lone.uri, lone.detection_index)].individual_id != other  # the rejected link is not remade
     for i in ids[3:]:
         assert set(s2[s2["individual_id"] == i]["uri"]) == set(s[s["individual_id"] == i]["uri"])
-    ind = read_result(url, INDIVIDUALS).set_index("individual_id")
+    ind = read_result(open_location(url), INDIVIDUALS).set_index("individual_id")
     assert ind.loc[a, "name"] == "Stripey" and bool(ind.loc[a, "confirmed"]) and ind.loc[a, "sightings"] == 6
     assert b not in ind.index and report.individuals == len(ind)
 
 
 def test_bad_decisions_and_uncovered_labels_are_refused(archive, tmp_path):
     root, url, store, _ = archive
-    if read_result(url, SIGHTINGS).empty:
+    if read_result(open_location(url), SIGHTINGS).empty:
         run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
-    before = len(DecisionsLog(url).read())
+    before = len(DecisionsLog(open_location(url)).read())
     with pytest.raises(DecisionError, match="cannot merge individual 'x' into itself") as err:
         make(MergeIndividuals, "ana", individual_id="x", other_id="x")
     assert err.value.status == 422
     with pytest.raises(DecisionError, match="unknown individual 'nobody'"):
         record_decision(open_location(url), make(NameIndividual, "ana", individual_id="nobody", name="N"))
     ghost = DetectionKey(uri="/nowhere.png", content_id="size=1", detection_index=0)
-    some = read_result(url, SIGHTINGS)["individual_id"].iloc[0]
+    some = read_result(open_location(url), SIGHTINGS)["individual_id"].iloc[0]
     with pytest.raises(DecisionError, match="unknown sighting /nowhere.png"):
         record_decision(open_location(url), make(ConfirmSighting, "ana", sighting=ghost, individual_id=some))
-    assert len(DecisionsLog(url).read()) == before  # nothing half-written
+    assert len(DecisionsLog(open_location(url)).read()) == before  # nothing half-written
     ModelStore(store).publish(None, "deer-coats", "1", {"backend": "keypoints", "applies_to": ["deer"]})
     with pytest.raises(LabelNotCoveredError, match="identifies deer, but the kept detections of det:1 are zebra"):
         run_identify(IdentifyOptions(tables=str(url), identifier="deer-coats:1", store=str(store)))
@@ -146,7 +146,7 @@ def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
     deployments.write_text("deploymentID,latitude,longitude,deploymentStart,deploymentEnd\n" + "".join(
         f"cam{c},51.0,4.0,2026-04-30T00:00:00Z,2026-06-01T00:00:00Z\n" for c in (0, 1, 2, 9)))
     run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
-    now = current(url).sightings.dropna(subset=["individual_id"])
+    now = current(open_location(url)).sightings.dropna(subset=["individual_id"])
     meta = tmp_path / "meta.yaml"
     meta.write_text(META)
     report = run_export(ExportOptions(tables=url, format="camtrap-dp", out=str(tmp_path / "dp"),
@@ -165,14 +165,14 @@ def test_camtrap_dp_export_names_each_identified_animal(archive, tmp_path):
 def test_the_report_shows_individuals_per_camera(archive, tmp_path, capsys):
     root, url, store, _ = archive
     run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
-    some = read_result(url, SIGHTINGS)["individual_id"].dropna().iloc[-1]
+    some = read_result(open_location(url), SIGHTINGS)["individual_id"].dropna().iloc[-1]
     record_decision(open_location(url), make(NameIndividual, "ana", individual_id=some, name="Zed"))
     assert main(["report", "--tables", url, "--out", str(tmp_path / "r")]) == 0
     html = (tmp_path / "r" / "index.html").read_text()
     assert 'id="individuals"' in html
     from model_store.tables.identities import current
 
-    now = current(url)
+    now = current(open_location(url))
     seen = now.sightings.dropna(subset=["individual_id"])
     for camera, g in seen.groupby("camera_id"):  # one row per camera: its individuals and sightings
         assert f"<td>{camera}</td><td class=\"num\">{g['individual_id'].nunique()}</td>" \
@@ -186,14 +186,14 @@ def test_one_identify_run_at_a_time_per_set_of_tables(archive):
     from model_store.tables.lease import RunLease
 
     root, url, store, _ = archive
-    before = read_result(url, INDIVIDUALS)
+    before = read_result(open_location(url), INDIVIDUALS)
     other = RunLease(open_location(url), "identify", "sightings", "20260101T000000Z-other").acquire()
     try:
         with pytest.raises(LeaseHeldError, match="another run holds"):
             run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
     finally:
         other.release()
-    assert read_result(url, INDIVIDUALS).equals(before)  # the refused run wrote nothing
+    assert read_result(open_location(url), INDIVIDUALS).equals(before)  # the refused run wrote nothing
     # released: the next one runs
     run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
 
@@ -207,4 +207,4 @@ def test_the_newest_run_wins_even_within_one_second(tmp_path):
         d.mkdir(parents=True)
         if run != "20260101T000001000000Z-000000":  # begun, never committed: not in force
             (d / "part-0.parquet").write_bytes(b"")
-    assert latest_run(str(tmp_path)) == "20260101T000000000002Z-aaaaaa"
+    assert latest_run(open_location(str(tmp_path))) == "20260101T000000000002Z-aaaaaa"

@@ -14,6 +14,7 @@ from batch.identify.run import run_identify
 from batch.review.browser import find_chromium
 from model_store.store.store import ModelStore
 from model_store.tables.decisions import DecisionsLog, MergeIndividuals, NameIndividual
+from model_store.tables.locations import open_location
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.browser import console_session, console_url
 from tests.fixtures.pictures import serve_asgi
@@ -61,7 +62,7 @@ def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(serv
                "f.querySelector('input').value = 'Stripey'; f.requestSubmit(); })()")
         b.wait(f"(document.getElementById('ind-{first}') || {{textContent: ''}}).textContent.includes('Stripey')",
                what="the name shown")
-        [named] = DecisionsLog(tables).read()
+        [named] = DecisionsLog(open_location(tables)).read()
         assert isinstance(named, NameIndividual) and named.name == "Stripey" and named.who == "Ann"
 
         # one individual: its sightings, the closest others; merge the first candidate into it
@@ -72,7 +73,7 @@ def test_the_individuals_pages_show_sightings_and_record_a_name_and_a_merge(serv
         other = b.eval("document.querySelector('.card.candidate').id").removeprefix("cand-")
         b.eval("document.querySelector('.card.candidate button.merge').click()")
         b.wait("document.querySelectorAll('#sightings tbody tr').length === 6", what="the merged sightings")
-        merge = DecisionsLog(tables).read()[-1]
+        merge = DecisionsLog(open_location(tables)).read()[-1]
         assert isinstance(merge, MergeIndividuals) and (merge.individual_id, merge.other_id) == (first, other)
         assert b.eval("document.querySelectorAll('#history li').length") == 2
 

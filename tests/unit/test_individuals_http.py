@@ -13,6 +13,7 @@ from batch.identify.options import IdentifyOptions
 from batch.identify.run import run_identify
 from model_store.store.store import ModelStore
 from model_store.tables.decisions import DecisionsLog
+from model_store.tables.locations import open_location
 from serve.ingress import IngressCore, token_digest
 from tests.fixtures.reid_tables import write_identity_tables
 from trapline.service import service_features
@@ -108,7 +109,7 @@ def test_individuals_are_listed_shown_and_decided_on_over_http(app):
     assert new_id not in (a, b)
 
     # bad input: typed errors, nothing written
-    before = len(DecisionsLog(tables).read())
+    before = len(DecisionsLog(open_location(tables)).read())
     cases = [
         ({"action": "merge", "individual_id": a, "other_id": a}, 422, "bad_decision", "into itself"),
         ({"action": "merge", "individual_id": a, "other_id": b}, 409, "decision_conflict", "one individual already"),
@@ -129,7 +130,7 @@ def test_individuals_are_listed_shown_and_decided_on_over_http(app):
     assert get(client, "/v1/individuals", token=None, tables=tables).status_code == 401
     assert get(client, "/v1/individuals", tables="/etc").json()["error"]["type"] == "path_not_allowed"
     assert get(client, "/v1/individuals", tables=tables, since="yesterday").json()["error"]["field"] == "since"
-    assert len(DecisionsLog(tables).read()) == before
+    assert len(DecisionsLog(open_location(tables)).read()) == before
 
     # the next run clusters with every decision: the name, the merge and the split are kept
     run_identify(IdentifyOptions(tables=str(tables), identifier="coats:1", store=str(store), threshold=0.6))

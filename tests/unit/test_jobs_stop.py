@@ -12,6 +12,7 @@ import pytest
 from batch.jobs.control import JobControl
 from ground.errors import DuplicateJobError, InvalidParameterError, RunStoppedError
 from model_store import ModelStore
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
@@ -36,7 +37,7 @@ def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest
     out = tmp_path / "tables"
     process_without_ray(str(write_local(spec, tmp_path / "archive")), str(out), store.root, "trapcam:1",
                         path_pattern=PATH_PATTERN)
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     # What the job supervisor hands a submitted job's driver: its submission id.
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": "job-1"}}))
     request_stop(tables.storage, "job-1", by="test")
@@ -87,7 +88,7 @@ def test_a_postprocess_submitted_over_http_pins_its_source_so_that_resume_contin
     out = str(tmp_path / "tables")
     process_without_ray(str(write_local(spec, tmp_path / "archive")), out, store.root, "trapcam:1",
                         path_pattern=PATH_PATTERN)
-    source = resolve_table_set(Tables(out)).filters_hash
+    source = resolve_table_set(Tables(open_location(out))).filters_hash
     manager = JobManager()
     control = JobControl(JobsConfig(roots=[str(tmp_path)]).resolved(str(tmp_path)), store.root, client=manager)
     asked = {"tables": out, "filter": "score", "config": {"min_score": 0.5}, "rows_per_file": 5}
@@ -96,10 +97,10 @@ def test_a_postprocess_submitted_over_http_pins_its_source_so_that_resume_contin
     assert job["options"]["model"] == "trapcam:1"  # and the version: an alias may move before a Resume
     # The job runs (here: the driver it would start) and is stopped after its first part.
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"metadata": {"job_submission_id": job["id"]}}))
-    request_stop(Tables(out).storage, job["id"], by="test")
+    request_stop(Tables(open_location(out)).storage, job["id"], by="test")
     with pytest.raises(RunStoppedError):
         postprocess(out, "score", {"min_score": 0.5}, rows_per_file=5, filters_hash=source)
-    assert resolve_table_set(Tables(out)).filters_hash != source  # the newest set is now the partial one
+    assert resolve_table_set(Tables(open_location(out))).filters_hash != source  # the newest set is now the partial one
     # The same request while the first still runs: a duplicate, though "the newest set" has moved.
     with pytest.raises(DuplicateJobError) as dup:
         control.submit("postprocess", asked)

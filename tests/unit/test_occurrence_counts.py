@@ -13,6 +13,8 @@ from batch.export.run import run_export
 from batch.postprocessing import occurrences
 from batch.postprocessing.events import period_of, read_events, run_events
 from batch.postprocessing.options import EventsOptions
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.camtrap_dp import META, validate_package
 from tests.fixtures.occurrences import START, write_sheet_tables
 from tests.fixtures.postprocess import postprocess
@@ -23,8 +25,10 @@ from trapline.cli import main
 def sheet(tmp_path_factory):
     tables = write_sheet_tables(tmp_path_factory.mktemp("counts") / "sheet")
     postprocess(str(tables), "track", {})
-    deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]
-    occurrences.identify(occurrences.SetPlace(str(tables)), deer["occurrence_id"], "Capreolus capreolus", "ann")
+    deer = occurrences.load(Tables(open_location(str(tables)))).rows.query("camera_id == 'burst'").iloc[0]
+    occurrences.identify(
+        occurrences.SetPlace(Tables(open_location(str(tables)))), deer["occurrence_id"], "Capreolus capreolus", "ann"
+    )
     return tables
 
 
@@ -41,11 +45,26 @@ def test_events_count_occurrences_beside_the_max_per_frame_count(sheet, capsys):
     sliced = run_events(EventsOptions(tables=str(sheet), gap_s=60, dry_run=True), slice_images=1)
     assert (sliced.occurrences, sliced.periods, sliced.events) == (report.occurrences, report.periods, report.events)
     assert report.periods == [
-        {"camera_id": "burst", "period": "night 2026-06-01", "events": 1, "max_per_frame": 1, "occurrences": 1,
-         "labels": {"Capreolus capreolus": 1}},
-        {"camera_id": "sheet", "period": "night 2026-06-01", "events": 2, "max_per_frame": 3 + 1, "occurrences": 3,
-         "labels": {"moth": 3}}]
-    events = read_events(str(sheet), "sheetcam", "1", report.filters_hash, 60).set_index("camera_id")
+        {
+            "camera_id": "burst",
+            "period": "night 2026-06-01",
+            "events": 1,
+            "max_per_frame": 1,
+            "occurrences": 1,
+            "labels": {"Capreolus capreolus": 1},
+        },
+        {
+            "camera_id": "sheet",
+            "period": "night 2026-06-01",
+            "events": 2,
+            "max_per_frame": 3 + 1,
+            "occurrences": 3,
+            "labels": {"moth": 3},
+        },
+    ]
+    events = read_events(Tables(open_location(str(sheet))), "sheetcam", "1", report.filters_hash, 60).set_index(
+        "camera_id"
+    )
     first = events.loc["sheet"].sort_values("start").iloc[0]
     assert list(first["label_counts"]) == [3] and first["occurrences"] == 2  # the speck is a box, not an animal
     assert list(first["occurrence_labels"]) == ["moth"] and first["period"] == "night 2026-06-01"

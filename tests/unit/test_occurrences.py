@@ -17,6 +17,7 @@ from batch.postprocessing.run_report import format_report
 from ground.errors import NotFoundError, ScopeError
 from model_store import FilterConfigError, FilterSet
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, DetectionKey, IdentifyOccurrence, make
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import read_manifests
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
@@ -99,10 +100,10 @@ def test_postprocess_track_writes_occurrences_and_links_each_detection(sheet, ap
     assert any(line.startswith("track: 5 occurrence(s) from 29 detection(s)") for line in lines)
     assert report.tables == [IMAGES, DETECTIONS, OCCURRENCES]  # the summary names every table it wrote
     assert "tables    wrote {images,detections,occurrences}" in format_report(report)
-    [manifest] = [m for m in read_manifests(Tables(str(sheet)).storage) if m.run_id == report.run_id]
+    [manifest] = [m for m in read_manifests(Tables(open_location(str(sheet))).storage) if m.run_id == report.run_id]
     assert manifest_progress(manifest)["stages"]["track"] == {  # the job's metrics, as GET /v1/jobs/{id} shows them
         "detections_linked": 29, "occurrences": 5, "frames_per_occurrence": pytest.approx(5.8), "disagreements": 0}
-    tables = Tables(str(sheet))
+    tables = Tables(open_location(str(sheet)))
     occ = tables.read(OCCURRENCES, SHEET_MODEL, "1").to_pandas().set_index("occurrence_id")
     assert (occ["filters_hash"] == report.filters_hash).all() and (occ["run_id"] == report.run_id).all()
     by_frames = occ.sort_values("frames")["frames"].tolist()
@@ -128,31 +129,35 @@ def test_ids_are_stable_across_reruns_and_a_camera_scope_gives_the_same_ones(she
     again = tmp_path / "again"
     shutil.copytree(sheet, again)  # the same tables, the same archive
     whole = postprocess(str(sheet), "track", NO_APPEARANCE)
-    ids = set(Tables(str(sheet)).read(OCCURRENCES, SHEET_MODEL, "1")["occurrence_id"].to_pylist())
+    ids = set(Tables(open_location(str(sheet))).read(OCCURRENCES, SHEET_MODEL, "1")["occurrence_id"].to_pylist())
     postprocess(str(again), "track", NO_APPEARANCE, cameras=["burst"])
-    burst = Tables(str(again)).read(OCCURRENCES, SHEET_MODEL, "1").to_pandas()
+    burst = Tables(open_location(str(again))).read(OCCURRENCES, SHEET_MODEL, "1").to_pandas()
     assert set(burst["camera_id"]) == {"burst"} and set(burst["occurrence_id"]) <= ids
     rest = postprocess(str(again), "track", NO_APPEARANCE, cameras=["sheet"], filters_hash=FILTERS)
     assert rest.filters_hash == whole.filters_hash and rest.occurrences == 4
-    assert set(Tables(str(again)).read(OCCURRENCES, SHEET_MODEL, "1")["occurrence_id"].to_pylist()) == ids
+    assert (
+        set(Tables(open_location(str(again))).read(OCCURRENCES, SHEET_MODEL, "1")["occurrence_id"].to_pylist()) == ids
+    )
 
 
 def test_a_person_wins_over_every_later_run_and_the_disagreement_is_counted(sheet):
     postprocess(str(sheet), "track", NO_APPEARANCE)
-    occ = occurrences.load(str(sheet))
+    occ = occurrences.load(Tables(open_location(str(sheet))))
     deer = occ.rows[occ.rows.camera_id == "burst"].iloc[0]
-    shown = occurrences.identify(occurrences.SetPlace(str(sheet)), deer["occurrence_id"], "roe deer", "ann", "antlers")
+    shown = occurrences.identify(
+        occurrences.SetPlace(Tables(open_location(str(sheet)))), deer["occurrence_id"], "roe deer", "ann", "antlers"
+    )
     assert shown["determination"] == {**shown["determination"], "label": "roe deer", "how": HUMAN,
                                       "model_label": "deer", "identified_by": "ann", "comment": "antlers"}
     with pytest.raises(NotFoundError, match="no occurrence"):
-        occurrences.identify(occurrences.SetPlace(str(sheet)), "occ-nope", "fox", "ann")
+        occurrences.identify(occurrences.SetPlace(Tables(open_location(str(sheet)))), "occ-nope", "fox", "ann")
     # a later run (another filter set on top) keeps the person's determination and counts the disagreement
     later = postprocess(str(sheet), "score", {"min_score": 0.2})
     assert later.occurrences == 4 and later.disagreements == 1
-    rows = Tables(str(sheet)).read(OCCURRENCES, SHEET_MODEL, "1").to_pandas()
+    rows = Tables(open_location(str(sheet))).read(OCCURRENCES, SHEET_MODEL, "1").to_pandas()
     mine = rows[(rows.filters_hash == later.filters_hash) & (rows.camera_id == "burst")].iloc[0]
     assert (mine["label"], mine["determined_by"], mine["model_label"]) == ("roe deer", HUMAN, "deer")
-    now = occurrences.load(str(sheet))
+    now = occurrences.load(Tables(open_location(str(sheet))))
     assert set(occurrences.select(now.rows, determined_by=HUMAN)["label"]) == {"roe deer"}
     assert len(occurrences.select(now.rows, camera="sheet", label="moth")) == 3
     history = occurrences.history(now, occurrences.find(now, mine["occurrence_id"]))
@@ -161,18 +166,22 @@ def test_a_person_wins_over_every_later_run_and_the_disagreement_is_counted(shee
 
 def test_editing_a_classification_redetermines_its_occurrence_at_once(sheet):
     postprocess(str(sheet), "track", NO_APPEARANCE)
-    occ = occurrences.load(str(sheet))
+    occ = occurrences.load(Tables(open_location(str(sheet))))
     deer = occurrences.find(occ, occ.rows[occ.rows.camera_id == "burst"].iloc[0]["occurrence_id"])
     keys = [DetectionKey(**d) for d in deer["detections"]]
     for key in keys[:2]:
-        shown = occurrences.classify(occurrences.SetPlace(str(sheet)), key, "fox", "bob")
+        shown = occurrences.classify(occurrences.SetPlace(Tables(open_location(str(sheet)))), key, "fox", "bob")
     assert shown["determination"]["label"] == "deer"  # 2 x 1.0 fox against 3 x 0.9 deer
-    shown = occurrences.classify(occurrences.SetPlace(str(sheet)), keys[2], "fox", "bob")
+    shown = occurrences.classify(occurrences.SetPlace(Tables(open_location(str(sheet)))), keys[2], "fox", "bob")
     assert shown["determination"]["label"] == "fox" and shown["determination"]["how"] == MODEL
-    assert len(DecisionsLog(str(sheet)).latest_classifications()) == 3
+    assert len(DecisionsLog(open_location(str(sheet))).latest_classifications()) == 3
     with pytest.raises(NotFoundError, match="not in any occurrence"):
-        occurrences.classify(occurrences.SetPlace(str(sheet)), DetectionKey(uri="/nope", content_id="x",
-                                                                            detection_index=0), "fox", "bob")
+        occurrences.classify(
+            occurrences.SetPlace(Tables(open_location(str(sheet)))),
+            DetectionKey(uri="/nope", content_id="x", detection_index=0),
+            "fox",
+            "bob",
+        )
 
 
 def test_the_cli_links_the_fixture_archive_with_appearance_and_a_dry_run_previews_an_image(tmp_path, capsys):
@@ -188,9 +197,9 @@ def test_the_cli_links_the_fixture_archive_with_appearance_and_a_dry_run_preview
                  '{"max_gap_s": 100000}'])
     said = capsys.readouterr().out
     assert code == 0 and "occurrences " in said, said
-    rows = Tables(str(tables)).read(OCCURRENCES, "trapcam", "1").to_pandas()
+    rows = Tables(open_location(str(tables))).read(OCCURRENCES, "trapcam", "1").to_pandas()
     # every camera's frames hold the same boxes at the same places: one occurrence per place and camera run
-    assert 0 < len(rows) < Tables(str(tables)).read(DETECTIONS, "trapcam", "1").to_pandas()["kept"].sum()
+    assert 0 < len(rows) < Tables(open_location(str(tables))).read(DETECTIONS, "trapcam", "1").to_pandas()["kept"].sum()
     assert rows["frames"].max() >= 5
 
 
@@ -203,7 +212,7 @@ def test_appearance_comes_from_the_stored_snips_when_every_box_has_one(sheet, tm
 
 def test_postprocess_scoped_to_an_occurrence_rewrites_its_images_and_counts_changed_determinations(sheet, capsys):
     tracked = postprocess(str(sheet), "track", NO_APPEARANCE)
-    occ = occurrences.load(str(sheet))
+    occ = occurrences.load(Tables(open_location(str(sheet))))
     deer = occ.rows[occ.rows.camera_id == "burst"].iloc[0]
     images = {d["uri"] for d in deer["detections"]}
     with pytest.raises(ScopeError, match="no occurrence occ-nope"):
@@ -217,7 +226,7 @@ def test_postprocess_scoped_to_an_occurrence_rewrites_its_images_and_counts_chan
                            filters_hash=tracked.filters_hash)
     assert gone.images == len(images) and gone.kept_after == 0
     assert gone.determinations_changed == 1
-    assert set(Tables(str(sheet)).read(DETECTIONS, SHEET_MODEL, "1", ["uri", "filters_hash"]).to_pandas()
+    assert set(Tables(open_location(str(sheet))).read(DETECTIONS, SHEET_MODEL, "1", ["uri", "filters_hash"]).to_pandas()
                .query("filters_hash == @gone.filters_hash")["uri"]) == images
     assert main(["postprocess", "--tables", str(sheet), "--filter", "score", "--config", '{"min_score": 0.5}',
                  "--occurrence", deer["occurrence_id"], "--filters-hash", tracked.filters_hash, "--dry-run"]) == 0

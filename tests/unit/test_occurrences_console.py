@@ -8,6 +8,7 @@ import pytest
 
 from batch.review.browser import find_chromium
 from model_store.tables.decisions import ClassifyDetection, DecisionsLog, IdentifyOccurrence, SplitOccurrence
+from model_store.tables.locations import open_location
 from tests.fixtures.occurrences import serve_tracked_sheet
 
 ADMIN = "occ-console-admin"
@@ -50,7 +51,7 @@ def test_the_occurrences_page_shows_strips_and_records_an_identification(served)
                ".querySelector('.determination').dataset.how === 'human'", what="the human determination")
         text = b.eval(f"document.getElementById('{deer}').querySelector('.determination').textContent")
         assert "Capreolus capreolus" in text and "the model says deer" in text
-        [ident] = DecisionsLog(tables).read()
+        [ident] = DecisionsLog(open_location(tables)).read()
         assert isinstance(ident, IdentifyOccurrence) and ident.label == "Capreolus capreolus" and ident.who == "Ann"
         # click through to its frames and correct one detection's label
         b.eval(f"document.getElementById('{deer}').querySelector('a').click()")
@@ -59,7 +60,7 @@ def test_the_occurrences_page_shows_strips_and_records_an_identification(served)
         b.eval("(() => { const f = document.querySelector('#frames form.classify');"
                "f.querySelector('input').value = 'Cervus elaphus'; f.requestSubmit(); })()")
         b.wait("document.querySelectorAll('#history li').length === 2", what="the history")
-        assert isinstance(DecisionsLog(tables).read()[-1], ClassifyDetection)
+        assert isinstance(DecisionsLog(open_location(tables)).read()[-1], ClassifyDetection)
         assert b.errors() == []
 
 
@@ -82,5 +83,5 @@ def test_least_certain_first_and_a_cut_marked_on_the_strip(served):
         b.eval("document.querySelector('#frames tr.weakest-link button.cut').click()")
         b.wait("[...document.querySelectorAll('#history li')].some(li => li.textContent.includes('split_occurrence'))",
                what="the cut in the history")
-        assert isinstance(DecisionsLog(tables).read()[-1], SplitOccurrence)
+        assert isinstance(DecisionsLog(open_location(tables)).read()[-1], SplitOccurrence)
         assert b.errors() == []

@@ -12,6 +12,7 @@ from batch.postprocessing import occurrences
 from batch.postprocessing.people import agreement_with_people
 from batch.reprocess.job import _check_people
 from batch.reprocess.summary import RunReport, format_report
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import resolve_table_set
 from serve.ingress import IngressCore, token_digest
@@ -31,12 +32,14 @@ def tables(tmp_path_factory):
     write_sheet_tables(root)
     out = write_sheet_tables(root, version="2", relabel={"deer": "moth"})  # version 2 calls the deer a moth
     postprocess(str(out), "track", {}, model="sheetcam:1")
-    occ = occurrences.load(str(out), "sheetcam:1").rows
+    occ = occurrences.load(Tables(open_location(str(out))), "sheetcam:1").rows
     deer = occ[occ.camera_id == "burst"].iloc[0]["occurrence_id"]
     moth_a = occ[(occ.camera_id == "sheet") & (occ.frames == 12)].iloc[0]["occurrence_id"]
     moth_c = occ[(occ.camera_id == "sheet") & (occ.frames == 3)].iloc[0]["occurrence_id"]
     for oid, label in ((deer, "deer"), (moth_a, "moth"), (moth_c, "beetle")):
-        occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), oid, label, "ann")
+        occurrences.identify(
+            occurrences.SetPlace(Tables(open_location(str(out))), model="sheetcam:1"), oid, label, "ann"
+        )
     return out
 
 
@@ -45,7 +48,7 @@ def by_label(version: dict) -> dict[str, tuple]:
 
 
 def test_each_version_is_measured_against_the_identifications(tables):
-    t = Tables(str(tables))
+    t = Tables(open_location(str(tables)))
     sets = [resolve_table_set(t, f"sheetcam:{v}", "0000000000000000") for v in ("1", "2")]
     people = agreement_with_people(t, sets)
     assert people["identifications"] == 3 and people["unplaced"] == 0
@@ -78,8 +81,11 @@ def test_the_report_and_the_comparison_beside_promote_show_it(tables, tmp_path, 
 
 def test_a_reprocess_summary_says_where_the_new_version_disagrees_with_people(tables):
     # the step a reprocess (or a backfill on promote) runs after its last part, on the plan's own tables and set
-    plan = SimpleNamespace(tables=Tables(str(tables)), model=SimpleNamespace(name="sheetcam", version="2"),
-                           result_hash="0000000000000000")
+    plan = SimpleNamespace(
+        tables=Tables(open_location(str(tables))),
+        model=SimpleNamespace(name="sheetcam", version="2"),
+        result_hash="0000000000000000",
+    )
     report = RunReport(run_id="r", status="succeeded", model="sheetcam:2", filters_hash="0000000000000000",
                        archive="a", out=str(tables))
     _check_people(plan, report)
@@ -90,7 +96,9 @@ def test_a_reprocess_summary_says_where_the_new_version_disagrees_with_people(ta
 def test_a_log_that_cannot_be_read_is_a_warning_not_a_failed_run(tmp_path):
     (tmp_path / "_decisions").mkdir()
     (tmp_path / "_decisions" / "x.json").write_text('{"action": "explode"}')
-    plan = SimpleNamespace(tables=Tables(str(tmp_path)), model=SimpleNamespace(name="m", version="1"), result_hash="h")
+    plan = SimpleNamespace(
+        tables=Tables(open_location(str(tmp_path))), model=SimpleNamespace(name="m", version="1"), result_hash="h"
+    )
     report = RunReport(run_id="r", status="succeeded", model="m:1", filters_hash="h", archive="a", out=str(tmp_path))
     _check_people(plan, report)
     assert report.status == "succeeded" and report.identified == 0

@@ -9,6 +9,7 @@ import pytest
 
 from batch.review.browser import find_chromium
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence
+from model_store.tables.locations import open_location
 from serve.people import PeopleRegistry
 from tests.fixtures.occurrences import serve_tracked_sheet
 
@@ -42,7 +43,7 @@ def test_a_reviewer_signs_in_decides_as_themself_and_the_admin_reads_the_audit(s
                "f.querySelector('.identify-label').value = 'Meles meles'; f.requestSubmit(); })()")
         b.wait(f"document.getElementById('{card}').querySelector('.determination').dataset.how === 'human'",
                what="the human determination")
-        [ident] = DecisionsLog(tables).read()
+        [ident] = DecisionsLog(open_location(tables)).read()
         assert isinstance(ident, IdentifyOccurrence) and ident.who == "rita"
         b.eval("location.hash = '#/audit'")  # the same page: a hash change, no load
         b.wait("document.getElementById('page').textContent.includes('forbidden') || "

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from model_store import decode_image
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
 from tests.fixtures.pictures import ADMIN, API, app_for, build_site
@@ -53,7 +54,7 @@ def test_cameras_show_each_newest_capture_with_its_kept_boxes(client, site):
     assert os.path.realpath(page["tables"]) == os.path.realpath(site["tables"]) and page["served"]
     assert page["total"] == 3 and [c["camera"] for c in page["cameras"]] == ["cam01", "cam02"]
     latest = site["spec"].latest_per_camera()
-    tables = Tables(str(site["tables"]))
+    tables = Tables(open_location(str(site["tables"])))
     for cam in page["cameras"]:
         tile = cam["latest"]
         assert tile["image"]["uri"] == str(site["archive"] / latest[cam["camera"]])
@@ -126,10 +127,10 @@ def test_one_capture_has_every_box_its_model_and_filter_set(client, site):
     r = client.get("/v1/pictures/capture", params={"uri": uri}, headers=AUTH)
     assert r.status_code == 200, r.text
     c = r.json()
-    raw = Tables(str(site["tables"])).read(DETECTIONS, "trapcam", "1").to_pandas()
+    raw = Tables(open_location(str(site["tables"]))).read(DETECTIONS, "trapcam", "1").to_pandas()
     assert len(c["detections"]) == int((raw["uri"] == uri).sum())  # kept and dropped
     assert c["model"]["name"] == "trapcam" and c["model"]["version"] == "1" and c["model"]["sha256"]
-    rows = Tables(str(site["tables"])).read(IMAGES, "trapcam", "1")
+    rows = Tables(open_location(str(site["tables"]))).read(IMAGES, "trapcam", "1")
     assert c["filter_set"]["hash"] == rows["filters_hash"][0].as_py()
     r = client.get("/v1/pictures/capture", params={"uri": "/nowhere.jpg"}, headers=AUTH)
     assert r.status_code == 404 and r.json()["error"]["kind"] == "capture_not_found"

@@ -16,6 +16,8 @@ from batch.review import promote_gate as pg
 from batch.review.promote_gate import MIN_BOXES, VERDICTS, count, figures, held_out, verdict
 from model_store import ModelStore
 from model_store.demo.publish import publish_demo
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.gate_season import publish_shuffled, publish_threshold, write_season
 from trapline.cli import main
 
@@ -74,10 +76,10 @@ def test_the_rule_names_worse_better_and_no_worse():
 
 def test_the_held_out_images_are_the_training_splits_test_cameras(season):
     store, tables, _ = season
-    h = held_out(tables, f"{DEMO}:1", store, seed=0)
+    h = held_out(Tables(open_location(tables)), f"{DEMO}:1", store, seed=0)
     assert h.items and {it.split for it in h.items} == {"test"} and all(it.whole for it in h.items)
     assert set(h.cameras) == {it.camera_id for it in h.items} and len(h.cameras) < 6
-    other = held_out(tables, f"{DEMO}:1", store, seed=5)
+    other = held_out(Tables(open_location(tables)), f"{DEMO}:1", store, seed=5)
     assert h.reviewed_images == other.reviewed_images  # another seed, another draw of the same reviewed images
 
 
@@ -154,11 +156,11 @@ def test_a_classifier_is_judged_by_its_top1_on_the_held_out_crops(season, capsys
     code, out, err = promote(capsys, shuffled, "--store", store, "--tables", tables)
     assert code == 2 and "worse beyond the intervals" in err
     assert "top-1 (95 % Wilson, k/n)" in out and "current demo-species:1" in out
-    c = pg.compare(tables, "demo-species:1", shuffled, store)
+    c = pg.compare(Tables(open_location(tables)), "demo-species:1", shuffled, models)
     now, cand = c["figures"]["current"]["top1"], c["figures"]["candidate"]["top1"]
     assert c["kind"] == "classifier" and now["n"] == cand["n"] >= 10 and cand["high"] < now["value"]
     assert models.resolve("demo-species@production").version == "1"
-    same = pg.compare(tables, "demo-species:1", "demo-species:1", store)
+    same = pg.compare(Tables(open_location(tables)), "demo-species:1", "demo-species:1", models)
     assert same["verdict"] == VERDICTS[1] and same["figures"]["current"] == same["figures"]["candidate"]
 
 

@@ -21,6 +21,7 @@ from batch.reprocess.plan import plan_run
 from ground.errors import ConflictError, ImageDecodeError, InvalidParameterError, StorageUnavailableError
 from model_store import ModelStore, decode_image
 from model_store.tables import journal, writer
+from model_store.tables.locations import open_location
 from model_store.tables.maintenance import check, compact
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES
@@ -83,7 +84,7 @@ def test_uploads_are_kept_once_and_recorded_once(tmp_path, store):
     finally:
         rec.close()
 
-    tables = Tables(str(tmp_path / "tables"))
+    tables = Tables(open_location(str(tmp_path / "tables")))
     images = tables.read(IMAGES, "det", "1")
     assert images.num_rows == 4  # one row per distinct upload
     assert sorted(images["status"].to_pylist()) == ["empty", "failed", "ok", "ok"]
@@ -125,7 +126,7 @@ def test_idempotency_keys_and_bad_input(tmp_path, store):
         rec.close()
     # nothing of the refused requests was kept: one object, one row
     assert len([p for p in (tmp_path / "archive").rglob("*") if p.is_file()]) == 1
-    assert Tables(str(tmp_path / "tables")).read(IMAGES).num_rows == 1
+    assert Tables(open_location(str(tmp_path / "tables"))).read(IMAGES).num_rows == 1
 
 
 def test_capture_time_sources():
@@ -144,7 +145,7 @@ def test_answered_uploads_of_a_dead_recorder_are_committed_once(tmp_path, store)
     docs = [record(dead, store, Upload("cam01", day(i)))[0] for i in range(3)]
     dead._stop.set()  # it dies: no flush, no release, heartbeat stopped
     dead._lease._stop.set()
-    tables = Tables(str(tmp_path / "tables"))
+    tables = Tables(open_location(str(tmp_path / "tables")))
     assert set(journal.markers(tables.storage, dead.writer)) == {d.image_id for d in docs}
     options = ReprocessOptions(archive=str(tmp_path / "archive"), out=str(tmp_path / "tables"), model="det",
                                store=store.root)
@@ -181,7 +182,7 @@ def test_compact_keeps_the_rows_and_check_finds_copies_and_orphans(tmp_path, sto
             rec.flush()  # as many small parts as online recording makes between compactions
     finally:
         rec.close()
-    tables = Tables(str(tmp_path / "tables"))
+    tables = Tables(open_location(str(tmp_path / "tables")))
     before = {t: _rows(tables, t) for t in (IMAGES, DETECTIONS)}
     assert len(tables.parts(IMAGES, "det", "1")) == 10
     assert check(str(tmp_path / "tables")).clean
@@ -224,7 +225,7 @@ def test_a_new_version_keeps_the_capture_time_only_the_upload_said(tmp_path, sto
     store.publish(tmp_path / "b.onnx", "det", "2", brightness_config(score_threshold=0.3))
     store.promote("det:2")
     process_without_ray(str(tmp_path / "archive"), str(tmp_path / "tables"), store.root, "det")
-    v2 = {r["uri"]: r for r in Tables(str(tmp_path / "tables")).read(IMAGES, "det", "2").to_pylist()}
+    v2 = {r["uri"]: r for r in Tables(open_location(str(tmp_path / "tables"))).read(IMAGES, "det", "2").to_pylist()}
     assert (v2[given.stored.uri]["capture_time"], v2[given.stored.uri]["capture_time_source"]) == (
         dt.datetime(2024, 5, 1, 6, 30), "upload")
     assert (v2[received.stored.uri]["capture_time"], v2[received.stored.uri]["capture_time_source"]) == (
@@ -240,7 +241,7 @@ def test_snips_of_recorded_uploads_are_written_and_rowed_like_reprocess_crops(tm
         rec.close()
     kept = doc.answer["detections"]
     assert kept and len(doc.snips) == len(kept)
-    tables = Tables(str(tmp_path / "tables"))
+    tables = Tables(open_location(str(tmp_path / "tables")))
     snips = tables.read("snips", "det", "1").to_pylist()
     assert sorted(s["crop_uri"] for s in snips) == sorted(s["crop_uri"] for s in doc.snips)
     for s in snips:
@@ -260,7 +261,7 @@ def test_an_archive_that_cannot_be_written_answers_503_and_keeps_nothing(tmp_pat
         assert info.value.status == 503
     finally:
         rec.close()
-    tables = Tables(str(tmp_path / "tables"))
+    tables = Tables(open_location(str(tmp_path / "tables")))
     assert tables.read(IMAGES).num_rows == 0
     assert all(not journal.markers(tables.storage, w) for w in journal.writers(tables.storage))
     assert not (tmp_path / "tables" / "_online" / "images").exists()

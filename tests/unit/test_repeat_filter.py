@@ -13,6 +13,7 @@ from batch.reprocess.plan import plan_run
 from model_store import FilterConfigError, FilterSet
 from model_store.core.filters import DetectionArrays
 from model_store.core.filters.repeat import recurring
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS
 from model_store.tables.scope import Scope, ScopeError
@@ -90,7 +91,7 @@ def tables(env, tmp_path):
 
 
 def flags_by_uri(out, filters_hash, name="repeat"):
-    det = Tables(str(out)).read(DETECTIONS, "trapcam", "1").to_pandas()
+    det = Tables(open_location(str(out))).read(DETECTIONS, "trapcam", "1").to_pandas()
     det = det[det.filters_hash == filters_hash]
     return {u: tuple(sorted(int(i) for i, f in zip(g["detection_index"], g["flags"], strict=True) if name in list(f)))
             for u, g in det.groupby("uri")}

@@ -24,6 +24,7 @@ from model_store.tables.archive import open_location
 from model_store.tables.commit import write_stage_results
 from model_store.tables.decisions import NameIndividual, make
 from model_store.tables.identities import SIGHTINGS, read_result
+from model_store.tables.reader import Tables
 from model_store.tables.schema import STAGE_SCHEMA
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.fixtures.postprocess import postprocess
@@ -56,11 +57,15 @@ def tracked(d: Path) -> Path:
     write_sheet_tables(root)
     out = write_sheet_tables(root, version="2", relabel={"deer": "moth"})
     postprocess(str(out), "track", {}, model="sheetcam:1")
-    occ = occurrences.load(str(out), "sheetcam:1").rows
+    occ = occurrences.load(Tables(open_location(str(out))), "sheetcam:1").rows
     deer = occ[occ.camera_id == "burst"].iloc[0]["occurrence_id"]
     moth = occ[(occ.camera_id == "sheet") & (occ.frames == 3)].iloc[0]["occurrence_id"]
-    occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), deer, "Capreolus capreolus", "ann")
-    occurrences.identify(occurrences.SetPlace(str(out), model="sheetcam:1"), moth, "beetle", "ann")
+    occurrences.identify(
+        occurrences.SetPlace(Tables(open_location(str(out))), model="sheetcam:1"), deer, "Capreolus capreolus", "ann"
+    )
+    occurrences.identify(
+        occurrences.SetPlace(Tables(open_location(str(out))), model="sheetcam:1"), moth, "beetle", "ann"
+    )
     return out
 
 
@@ -70,7 +75,7 @@ def identified(d: Path) -> Path:
     store = str(d / "models")
     ModelStore(store).publish(None, "coats", "1", {"backend": "keypoints", "applies_to": ["zebra"]})
     run_identify(IdentifyOptions(tables=str(url), identifier="coats:1", store=str(store)))
-    some = read_result(url, SIGHTINGS)["individual_id"].dropna().iloc[-1]
+    some = read_result(open_location(url), SIGHTINGS)["individual_id"].dropna().iloc[-1]
     record_decision(open_location(url), make(NameIndividual, "ana", individual_id=some, name="Zed"))
     return Path(url)
 

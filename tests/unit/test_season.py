@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from batch.health import judge, run_health
 from batch.health_options import HealthOptions, HealthThresholds
 from batch.views.season_metrics import render
+from model_store.tables.locations import open_location
 from model_store.tables.manifest import RunManifest, write_manifest
 from model_store.tables.reader import Tables
 from model_store.tables.schema import IMAGES
@@ -55,7 +56,7 @@ def test_per_camera_figures_and_a_commit_adds_only_what_it_brought(site, tmp_pat
     failed = {cam: sum(1 for rel in spec.failed if rel.startswith(cam)) for cam in s.cameras}
     assert {cam: c.failed for cam, c in s.cameras.items()} == failed
     assert s.cameras["cam01"].last_capture_s == (dt.datetime(2024, 5, 2, 12) - dt.datetime(1970, 1, 1)).total_seconds()
-    result_set = Tables(str(tables)).read(IMAGES, columns=["filters_hash"])["filters_hash"][0].as_py()
+    result_set = Tables(open_location(str(tables))).read(IMAGES, columns=["filters_hash"])["filters_hash"][0].as_py()
     assert s.table_bytes[("images", "trapcam", "1", result_set)] > 0
     assert s.table_bytes[("detections", "trapcam", "1", result_set)] > 0
     read = dict(season._parts)
@@ -92,7 +93,7 @@ def test_per_camera_figures_and_a_commit_adds_only_what_it_brought(site, tmp_pat
 
 def test_runs_from_the_manifests_and_health_fails_on_a_failed_job_and_a_silent_camera(site, tmp_path):
     tables = _tables(site, tmp_path)
-    storage = Tables(str(tables)).storage
+    storage = Tables(open_location(str(tables))).storage
     ok = RunManifest.start("20260101T000000Z-ok", "reprocess")
     ok.finish("succeeded")
     ok.ended_at = "2026-01-01T01:00:00+00:00"  # last week's run

@@ -18,6 +18,7 @@ from model_store.core.masks import MaskWindow, from_rle, to_rle
 from model_store.core.records import Detection, FiltersApplied, ImageDetections, MaskRLE, ModelInfo
 from model_store.tables.codec import ranked_from_rows, result_fields
 from model_store.tables.commit import write_results
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, DETECTIONS_SCHEMA, IMAGES_SCHEMA, RESULT_SCHEMA
 from model_store.tables.writer import write_part
@@ -58,7 +59,7 @@ def test_the_mask_column_holds_the_rle_and_is_null_for_boxes_and_in_older_tables
              "run_id": "20261126T110000Z-abcdef"}
     write_part(Storage(out), "seg", "1", "part-20261126T110000Z-abcdef-0.parquet",
                pa.Table.from_pylist([image], schema=IMAGES_SCHEMA), pa.Table.from_pylist([row], schema=old), {})
-    rows = {r["uri"]: r for r in Tables(out).read(DETECTIONS, "seg", "1").to_pylist()}
+    rows = {r["uri"]: r for r in Tables(open_location(out)).read(DETECTIONS, "seg", "1").to_pylist()}
     assert rows["/a/seg.jpg"]["mask"] == {"size": [H, W], "counts": mask.counts}
     assert rows["/a/box.jpg"]["mask"] is None and rows["/a/old.jpg"]["mask"] is None
     [(det, kept)] = ranked_from_rows([rows["/a/seg.jpg"]], W, H)

@@ -14,6 +14,7 @@ from model_store import FilterSet, ModelStore
 from model_store.core.species.data import SpeciesSources
 from model_store.core.species.geofence import Geofence, Location
 from model_store.core.species.taxonomy import ANIMAL, BLANK, Taxonomy
+from model_store.tables.locations import open_location
 from tests.fixtures.classifiers import RGB, colour_config
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "speciesnet"
@@ -144,7 +145,9 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
                                                  in enumerate([("animal", 0.9, lion), ("person", 0.95, lion),
                                                                ("animal", 0.6, bear), ("animal", 0.1, blank)])])
     report = postprocess(str(out), "species_ensemble", {"country": "DEU"}, store=store.root)
-    got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
+    got = Tables(open_location(str(out))).read(
+        CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash
+    )
     decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
     assert decided == {"0.jpg": ("felidae family", "classifier+geofence+rollup_to_family"),
                        "1.jpg": ("human", "detector"),
@@ -154,11 +157,25 @@ def test_postprocess_applies_the_ensemble_to_stored_classifications(store: Model
     # The camera's deployment says Kenya: it wins over the run's country, and the lion stands.
     from batch.deployments.records import import_deployments
 
-    import_deployments(str(out), [{"deploymentID": "cam1-2026", "cameraID": "cam1", "latitude": -1.4,
-                                   "longitude": 35.1, "deploymentStart": "2026-05-01T00:00:00Z",
-                                   "deploymentEnd": "2026-05-02T00:00:00Z", "country": "ken"}], who="test")
+    import_deployments(
+        str(out),
+        [
+            {
+                "deploymentID": "cam1-2026",
+                "cameraID": "cam1",
+                "latitude": -1.4,
+                "longitude": 35.1,
+                "deploymentStart": "2026-05-01T00:00:00Z",
+                "deploymentEnd": "2026-05-02T00:00:00Z",
+                "country": "ken",
+            }
+        ],
+        who="test",
+    )
     report = postprocess(str(out), "species_ensemble", {"country": "FRA"}, store=store.root)
-    got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash)
+    got = Tables(open_location(str(out))).read(
+        CLASSIFICATIONS, "md", "5", filter=ds.field("filters_hash") == report.filters_hash
+    )
     decided = {r["uri"].rsplit("/", 1)[1]: (r["label"].rsplit(";", 1)[1], r["source"]) for r in got.to_pylist()}
     assert decided["0.jpg"] == ("lion", "classifier")
 
@@ -209,7 +226,7 @@ def test_postprocess_smooths_determinations_over_an_event(store: ModelStore, tmp
 
     def decided(config: dict) -> dict[str, tuple[str, str]]:
         report = postprocess(str(out), "species_ensemble", config, store=store.root)
-        got = Tables(str(out)).read(CLASSIFICATIONS, "md", "5",
+        got = Tables(open_location(str(out))).read(CLASSIFICATIONS, "md", "5",
                                     filter=ds.field("filters_hash") == report.filters_hash).to_pylist()
         said.clear()
         said.update({r["uri"].rsplit("/", 1)[1]: r["pre_smoothing_description"] for r in got})
@@ -226,7 +243,7 @@ def test_postprocess_smooths_determinations_over_an_event(store: ModelStore, tmp
                     "4.jpg": None}
     from model_store.tables.browse import capture  # what the console's capture view is answered (newest set)
 
-    [box] = capture(Tables(str(out)), "/a/cam1/2.jpg", "md")["detections"]
+    [box] = capture(Tables(open_location(str(out))), "/a/cam1/2.jpg", "md")["detections"]
     assert box["classifications"][0]["pre_smoothing_description"] == "lion (3), carnivora order (1)"
     decided({"smoothing": "off"})  # decided again from that set, not smoothed: no description left behind
     assert set(said.values()) == {None}

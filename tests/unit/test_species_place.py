@@ -14,6 +14,7 @@ from batch.postprocessing.options import PostprocessOptions
 from batch.postprocessing.postprocess import run_postprocess
 from batch.reprocess.options import ReprocessOptions
 from ground.errors import OptionsError
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import CLASSIFICATIONS
 from tests.unit.test_species_files import store, write_species_tables  # noqa: F401 (a fixture)
@@ -72,7 +73,7 @@ def test_postprocess_country_is_where_the_deployment_says_nothing(store, tmp_pat
                  "country": country}
         o = parse_options(PostprocessOptions, given, "postprocess")
         report = run_postprocess(o)
-        [row] = Tables(str(out)).read(CLASSIFICATIONS, "md", "5",
+        [row] = Tables(open_location(str(out))).read(CLASSIFICATIONS, "md", "5",
                                       filter=ds.field("filters_hash") == report.filters_hash).to_pylist()
         return row["label"].rsplit(";", 1)[1], row["source"]
 

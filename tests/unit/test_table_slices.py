@@ -7,6 +7,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from model_store.tables.cameras import DEFAULT_CAMERA_ID
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from model_store.tables.slices import CameraCounts, CameraSlice, camera_slices
 
 
@@ -92,9 +94,9 @@ def test_events_count_an_image_once_when_its_camera_id_changed_between_runs(tmp_
     run(["cam-x"] * 3 + ["cam-y"] * 3, "20260502T000000Z-after")
 
     whole = run_events(EventsOptions(tables=str(tmp_path), gap_s=60, model="m:1"))
-    whole_events = read_events(str(tmp_path), "m", "1", "f", 60).reset_index(drop=True)
+    whole_events = read_events(Tables(open_location(str(tmp_path))), "m", "1", "f", 60).reset_index(drop=True)
     sliced = run_events(EventsOptions(tables=str(tmp_path), gap_s=60, model="m:1"), slice_images=1)
-    sliced_events = read_events(str(tmp_path), "m", "1", "f", 60).reset_index(drop=True)
+    sliced_events = read_events(Tables(open_location(str(tmp_path))), "m", "1", "f", 60).reset_index(drop=True)
     assert whole.images == sliced.images == 6  # not 12: the rows without a camera id are older
     assert sorted(whole_events["camera_id"]) == ["cam-x", "cam-y"]
     assert whole_events.astype(str).equals(sliced_events.astype(str))

@@ -17,6 +17,7 @@ from batch.postprocessing.thresholds import Judged, lowest, proposal, propose
 from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.core.filters import FilterSet
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS
 from tests.fixtures.occurrences import write_sheet_tables
@@ -111,7 +112,7 @@ def reviewed(tmp_path, fixture_models):
     """The sheet's tables with moths reviewed: the 0.9 and 0.8 boxes right, the 0.7 and 0.1 ones not; the five deer
     confirmed. And sheetcam:1 in a store."""
     tables = write_sheet_tables(tmp_path / "sheet")
-    archive, place = tmp_path / "sheet" / "archive", SetPlace(str(tables))
+    archive, place = tmp_path / "sheet" / "archive", SetPlace(Tables(open_location(str(tables))))
     for i in range(12):
         review.confirm(place, det(archive, f"sheet/{i:03d}.jpg", 0), "ann")
         if i >= 4:
@@ -136,7 +137,7 @@ def cli(capsys, *argv):
 
 def test_the_command_proposes_publishes_and_postprocess_applies_it(reviewed, capsys):
     tables, store = reviewed
-    p = proposal(SetPlace(tables, "sheetcam:1"))
+    p = proposal(SetPlace(Tables(open_location(tables)), "sheetcam:1"))
     moth, deer = {e["label"]: e for e in p["labels"]}["moth"], {e["label"]: e for e in p["labels"]}["deer"]
     assert moth["threshold"] == 0.8 and moth["precision"] == rate(15, 15) and moth["recall"] == rate(15, 16)
     assert deer["threshold"] is None and "5 reviewed detection(s) labelled deer" in deer["reason"]
@@ -154,7 +155,7 @@ def test_the_command_proposes_publishes_and_postprocess_applies_it(reviewed, cap
                                                                         "cameras": {}}}
     provenance = json.loads(models.storage.read_bytes("sheetcam", "1-t95", "thresholds.json"))
     assert provenance["source"] == "sheetcam:1" and provenance["target_precision"] == 0.95
-    assert provenance["decisions"]["count"] == 30 and provenance["tables"] == Tables(tables).url
+    assert provenance["decisions"]["count"] == 30 and provenance["tables"] == Tables(open_location(tables)).url
     assert "30 decision(s)" in models.card("sheetcam:1-t95")
 
     # served: the new version's detector applies the thresholds itself (what `models promote` swaps in)
@@ -165,7 +166,7 @@ def test_the_command_proposes_publishes_and_postprocess_applies_it(reviewed, cap
     assert said["1-t95"] == [("moth", 0.9)]
 
     report = postprocess(tables, "label_score", None, config_from="sheetcam:1-t95", store=store)
-    kept = Tables(tables).read(DETECTIONS, "sheetcam", "1").to_pandas()
+    kept = Tables(open_location(tables)).read(DETECTIONS, "sheetcam", "1").to_pandas()
     kept = kept[(kept["filters_hash"] == report.filters_hash) & kept["kept"]]
     assert sorted(kept["score"].round(2).unique()) == [0.8, 0.9]  # the 0.7 and 0.1 moths dropped, no inference
     assert report.kept_before == 29 and report.kept_after == 20
@@ -217,7 +218,7 @@ def test_the_proposal_over_http(reviewed, tmp_path):
 
         said = get("/v1/models/sheetcam/1/thresholds", tables=tables, target_precision=0.95)
         assert said.status_code == 200, said.text
-        assert said.json() == proposal(SetPlace(tables, "sheetcam:1"))
+        assert said.json() == proposal(SetPlace(Tables(open_location(tables)), "sheetcam:1"))
         five = get("/v1/models/sheetcam/1/thresholds", tables=tables, min_label_evidence=5).json()
         assert five["filter"]["config"]["min_scores"] == {"deer": 0.9, "moth": 0.8}
         for bad in (0, 1.5, "x"):

@@ -22,6 +22,7 @@ from batch.health import judge
 from batch.health_options import HealthThresholds
 from ground.every import Every
 from model_store.tables import journal
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.season import Season
 from serve.antenna.worker import Worker
@@ -180,7 +181,7 @@ def test_the_recorder_recovers_a_dead_recorders_uploads_at_its_first_pass(booted
         assert live.counts["recovered"] == len(docs)
     finally:
         live.close()
-    assert journal.markers(Tables(str(tmp_path / "tables")).storage, dead.writer) == {}
+    assert journal.markers(Tables(open_location(str(tmp_path / "tables"))).storage, dead.writer) == {}
 
 
 # -- the class: no interval measured from a number a timer starts at ------------------------------------------------

@@ -14,6 +14,8 @@ from model_store.tables.decisions import (
     SplitOccurrence,
     make,
 )
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.fixtures.postprocess import postprocess
 from trapline.cli import main
@@ -51,11 +53,11 @@ def test_the_cli_lists_the_least_certain_and_records_a_cut(tmp_path, capsys):
     assert main(["occurrences", "review", "--tables", tables]) == 0
     listed = capsys.readouterr().out
     assert "occurrence(s) with a link under 1.0" in listed
-    moth_a = occurrences.select(occurrences.load(tables).rows, camera="sheet")
+    moth_a = occurrences.select(occurrences.load(Tables(open_location(tables))).rows, camera="sheet")
     oid = moth_a.sort_values("frames").iloc[-1]["occurrence_id"]
     assert main(["occurrences", "split", oid, "--frame", "6", "--tables", tables, "--who", "ann"]) == 0
     assert "split_occurrence" in capsys.readouterr().out
-    [cut] = DecisionsLog(tables).read()
+    [cut] = DecisionsLog(open_location(tables)).read()
     assert isinstance(cut, SplitOccurrence) and cut.who == "ann" and cut.occurrence_id == oid
     assert main(["occurrences", "split", oid, "--frame", "99", "--tables", tables]) != 0
     assert "--frame must be 0..11" in capsys.readouterr().err

@@ -18,6 +18,8 @@ from batch.export.training_set import Box, Item, split
 from batch.postprocessing import detection_review as review
 from batch.postprocessing.occurrences import SetPlace
 from model_store.tables.deployments import DeploymentsTable
+from model_store.tables.locations import open_location
+from model_store.tables.reader import Tables
 from tests.fixtures.occurrences import write_sheet_tables
 from tests.unit.test_accuracy import decide
 from tests.unit.test_review_verbs import det, img
@@ -29,13 +31,13 @@ IMG_SUFFIXES = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory):
     root = tmp_path_factory.mktemp("training")
-    place = SetPlace(str(write_sheet_tables(root / "sheet")))
+    place = SetPlace(Tables(open_location(str(write_sheet_tables(root / "sheet")))))
     decide(place, root / "sheet" / "archive")
     return place, root
 
 
 def export(place: SetPlace, out: Path, fmt: str, *flags: str) -> int:
-    return main(["export", "--tables", place.tables, "--format", fmt, "--out", str(out), *flags])
+    return main(["export", "--tables", place.tables.url, "--format", fmt, "--out", str(out), *flags])
 
 
 def yolo_labels(out: Path) -> dict[str, tuple[str, list[list[str]]]]:
@@ -164,7 +166,7 @@ def test_no_camera_is_in_two_splits_and_the_seed_decides(reviewed, tmp_path):
 
 
 def test_cameras_that_stood_at_one_deployment_site_share_a_split(tmp_path):
-    place = SetPlace(str(write_sheet_tables(tmp_path / "t")))
+    place = SetPlace(Tables(open_location(str(write_sheet_tables(tmp_path / "t")))))
     archive = tmp_path / "t" / "archive"
     for rel in ("burst/0.jpg", "sheet/000.jpg"):
         review.confirm(place, det(archive, rel), "ann")
@@ -172,7 +174,7 @@ def test_cameras_that_stood_at_one_deployment_site_share_a_split(tmp_path):
     assert export(place, tmp_path / "apart", "yolo", *halves) == 0
     apart = json.loads((tmp_path / "apart" / "manifest.json").read_text())["splits"]
     assert (apart["train"]["cameras"], apart["val"]["cameras"]) in ((["burst"], ["sheet"]), (["sheet"], ["burst"]))
-    DeploymentsTable(place.tables).add([
+    DeploymentsTable(place.tables.storage).add([
         {"deploymentID": f"{cam}-2026", "cameraID": cam, "latitude": 51.05 + i * 1e-3, "longitude": 4.35,
          "deploymentStart": "2026-05-01T00:00:00Z", "deploymentEnd": "2026-07-01T00:00:00Z", "locationID": "ridge"}
         for i, cam in enumerate(("sheet", "burst"))], "ann")
@@ -191,14 +193,23 @@ def test_a_tracked_sets_occurrences_each_lie_in_one_split(tmp_path):
 
     tables = write_sheet_tables(tmp_path / "t")
     tracked = postprocess(tables, "track", {"appearance": "none"})
-    place = SetPlace(str(tables), filters_hash=tracked.filters_hash)
+    place = SetPlace(Tables(open_location(str(tables))), filters_hash=tracked.filters_hash)
     decide(place, tmp_path / "t" / "archive")
     out = tmp_path / "set"
     assert export(place, out, "crops", "--filters-hash", tracked.filters_hash, "--seed", "4") == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["filters_hash"] == tracked.filters_hash
-    rows = Tables(str(tables)).read(DETECTIONS, "sheetcam", "1", ["uri", "detection_index", "occurrence_id"],
-                                    filter=ds.field("filters_hash") == tracked.filters_hash).to_pylist()
+    rows = (
+        Tables(open_location(str(tables)))
+        .read(
+            DETECTIONS,
+            "sheetcam",
+            "1",
+            ["uri", "detection_index", "occurrence_id"],
+            filter=ds.field("filters_hash") == tracked.filters_hash,
+        )
+        .to_pylist()
+    )
     occurrence = {(Path(r["uri"]).parent.name + "__" + Path(r["uri"]).stem, r["detection_index"]): r["occurrence_id"]
                   for r in rows}
     split_of: dict[str, set[str]] = {}
@@ -265,14 +276,14 @@ def test_an_out_that_holds_files_or_is_remote_is_refused(reviewed, tmp_path, cap
     assert export(place, tmp_path / "full", "crops") == 2
     assert "exists and is not an empty directory" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
-    assert main(["export", "--tables", place.tables, "--format", "yolo", "--out", "s3://bucket/set"]) == 2
+    assert main(["export", "--tables", place.tables.url, "--format", "yolo", "--out", "s3://bucket/set"]) == 2
     assert "writes a local directory" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert export(place, tmp_path / "empty", "yolo") == 0 and (tmp_path / "empty" / "manifest.json").is_file()
 
 
 def test_tables_nobody_reviewed_give_a_clear_error_and_no_directory(tmp_path, capsys):
-    place = SetPlace(str(write_sheet_tables(tmp_path / "fresh")))
+    place = SetPlace(Tables(open_location(str(write_sheet_tables(tmp_path / "fresh")))))
     assert export(place, tmp_path / "set", "coco-dataset") == 2
     err = capsys.readouterr().err
     assert "no reviewed image" in err and "left out 20 image(s): nobody reviewed" in err
@@ -299,7 +310,7 @@ def test_a_failure_part_way_leaves_nothing_that_looks_like_a_set(reviewed, tmp_p
 
 
 def test_a_picture_gone_from_the_archive_is_left_out_and_named(tmp_path, capsys):
-    place = SetPlace(str(write_sheet_tables(tmp_path / "t")))
+    place = SetPlace(Tables(open_location(str(write_sheet_tables(tmp_path / "t")))))
     archive = tmp_path / "t" / "archive"
     for rel in ("burst/0.jpg", "burst/1.jpg"):
         review.confirm(place, det(archive, rel), "ann")

@@ -23,6 +23,7 @@ from model_store.core.clip_settings import ClipSettings
 from model_store.core.clips import ClipDecoding, detect_clip
 from model_store.core.config.detector import PreprocessConfig
 from model_store.core.video import ClipReader, VideoDecodeError, probe_clip
+from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.schema import DETECTIONS, IMAGES, OCCURRENCES
 from model_store.tables.table_set import TableSet
@@ -149,7 +150,7 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     out = tmp_path / "out"
     _, plan = process_without_ray(str(tmp_path / "archive"), str(out), store.root, "trapcam:1")
     assert plan.listing.clips == 3
-    images = {r["rel_path"]: r for r in Tables(str(out)).read(IMAGES).to_pylist()}
+    images = {r["rel_path"]: r for r in Tables(open_location(str(out))).read(IMAGES).to_pylist()}
     visit, night, broken = images["cam01/visit.mp4"], images["cam01/night.avi"], images["cam01/broken.mov"]
     assert visit["kind"] == "video" and visit["status"] == "ok" and visit["frames_sampled"] == 5
     assert visit["capture_time"] == CREATED and visit["capture_time_source"] == "container"
@@ -164,7 +165,11 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
     assert visit["clip_animals"] == 2 and visit["clip_label"] == "deer"
     assert (night["status"], night["kind"], night["frames_sampled"]) == ("empty", "video", 2)
     assert (broken["status"], broken["error_reason"]) == ("failed", "not_video")
-    dets = [d for d in Tables(str(out)).read(DETECTIONS).to_pylist() if d["uri"] == visit["uri"] and d["kept"]]
+    dets = [
+        d
+        for d in Tables(open_location(str(out))).read(DETECTIONS).to_pylist()
+        if d["uri"] == visit["uri"] and d["kept"]
+    ]
     assert sorted({d["frame_number"] for d in dets}) == [10, 20, 30]
     assert {d["frame_time"] - CREATED for d in dets} == {dt.timedelta(seconds=s) for s in (1, 2, 3)}
     assert len({d["detection_index"] for d in dets}) == len(dets)  # keyed by clip and index, like a still's
@@ -172,7 +177,7 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
 
     # MegaDetector's video convention, as its validator checks it: every clip entry has a frame rate (-1 when the
     # clip could not be read, with its failure) and each of its detections a frame_number
-    tables = Tables(str(out))
+    tables = Tables(open_location(str(out)))
     all_dets = tables.read(DETECTIONS).to_pandas()
     tset = TableSet("trapcam", "1", all_dets["filters_hash"].iloc[0], tables.metadata("trapcam", "1"))
     md = {e["file"]: e for e in megadetector(tables.read(IMAGES).to_pandas(), all_dets[all_dets["kept"]],
@@ -183,7 +188,7 @@ def test_an_archive_of_images_and_clips_gives_one_row_per_clip(tmp_path, clips):
 
     # the occurrences post-processing takes a clip's sampled frames as frames of its camera: the same animals
     postprocess(str(out), "track", {})
-    occ = Tables(str(out)).read(OCCURRENCES).to_pylist()
+    occ = Tables(open_location(str(out))).read(OCCURRENCES).to_pylist()
     mine = [o for o in occ if o["uri"] == visit["uri"] and o["confirmed"]]
     assert len(mine) == per_frame and {o["frames"] for o in mine} == {3}
 
@@ -209,7 +214,7 @@ def test_how_a_clip_is_counted_and_tracked_comes_from_the_model_then_the_run(tmp
 
     def animals(out: str, **options) -> int:
         process_without_ray(str(tmp_path / "archive"), str(tmp_path / out), store.root, "trapcam:1", **options)
-        [row] = Tables(str(tmp_path / out)).read(IMAGES).to_pylist()
+        [row] = Tables(open_location(str(tmp_path / out))).read(IMAGES).to_pylist()
         return row["clip_animals"]
 
     assert animals("model") == by_model

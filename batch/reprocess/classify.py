@@ -67,10 +67,10 @@ def stage_spec(routes: Sequence[ResolvedRoute], crops: CropOptions | None, resul
 class ClassifyActor:
     """Crops and classifies the kept detections of a batch of results (`--classify`, `--crops`).
 
-    Lifecycle: Ray Data starts a small pool; `__init__` loads each pinned classifier once
-    (sha256-verified); `__call__` then runs per batch of detector results (RESULT_SCHEMA rows)
-    and returns them with `classifications` and `snips` columns added. An image whose file
-    cannot be read again becomes a failed row (`read_error`, retried by the next run); a
+    Lifecycle: Ray Data starts a small pool, each from the run's one `ClassifySettings` (actor_settings.py);
+    `__init__` loads each pinned classifier once (sha256-verified); `__call__` then runs per batch of detector
+    results (RESULT_SCHEMA rows) and returns them with `classifications` and `snips` columns added. An image whose
+    file cannot be read again becomes a failed row (`read_error`, retried by the next run); a
     classifier that fails turns its images into failed rows (`model_error`). The job goes on.
     """
 

@@ -113,12 +113,13 @@ class FileReader:
 class DetectorActor:
     """Inference through a dedicated Ray Data actor pool (`--via actors`).
 
-    Lifecycle: Ray Data starts `--concurrency` of these; `__init__` runs once per actor and
-    loads the pinned model version (sha256-verified by the store) onto the actor's device and runs
-    one blank forward pass (`Detector.warmup`); `__call__` then runs once per batch: with `--decode actors`
-    it reads the listed files itself (`archive_url`; only paths reach it) and decodes and letterboxes them
-    on `decode_threads` threads; with `--decode tasks` it takes the images the read tasks prepared (`image` column).
-    Then it runs the core's `run_prepared` (batched forward pass, decode boxes, NMS, filters).
+    Lifecycle: Ray Data starts `--concurrency` of these, each from the run's one `DetectorSettings`
+    (actor_settings.py); `__init__` runs once per actor and loads the pinned model version (sha256-verified by
+    the store) onto the actor's device and runs one blank forward pass (`Detector.warmup`); `__call__` then runs
+    once per batch: with `--decode actors` it reads the listed files itself (`archive_url`; only paths reach it)
+    and decodes and letterboxes them on `decode_threads` threads; with `--decode tasks` it takes the images the
+    read tasks prepared (`image` column). Then it runs the core's `run_prepared` (batched forward pass, decode
+    boxes, NMS, filters).
     Failed rows pass straight through.
     """
 
@@ -225,7 +226,8 @@ class _Tries:
 class ServeClient:
     """Inference through the live Serve deployment's handle (`--via serve`).
 
-    Lifecycle: a small pool of light actors; `__init__` looks up the handle once; `__call__`
+    Lifecycle: a small pool of light actors, each from the run's one `ClientSettings` (actor_settings.py);
+    `__init__` looks up the handle once; `__call__`
     reads the listed files (`archive_url`, `--decode actors`), then keeps up to `window` images
     of its batch in flight (so the deployment's batcher can group them with other clients'
     images), `per_call` images to a call: the encoded files (`detect_bytes_many`, decoded in the

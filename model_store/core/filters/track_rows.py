@@ -29,14 +29,18 @@ class TrackRows:
 
     @classmethod
     def of(cls, dets: CameraDetections, track_of: np.ndarray, step_of: np.ndarray) -> TrackRows:
+        """Every row of known step, read by the pass."""
         key = frame_key(dets.segment, step_of) if len(step_of) else np.zeros(0, dtype=np.int64)
-        return cls(dets, track_of, step_of, key, np.flatnonzero(step_of >= 0), int(track_of.max()) + 1 if len(track_of)
-                   else 0)
+        return cls(dets, track_of, step_of, key, np.flatnonzero(step_of >= 0), _tracks(track_of))
 
     def retracked(self, track_of: np.ndarray) -> TrackRows:
         """The same rows with new track ids (a pass that joined tracks)."""
-        return TrackRows(self.dets, track_of, self.step_of, self.key, self.known,
-                         int(track_of.max()) + 1 if len(track_of) else 0)
+        return TrackRows(self.dets, track_of, self.step_of, self.key, self.known, _tracks(track_of))
+
+
+def _tracks(track_of: np.ndarray) -> int:
+    """The number of tracks: the largest id + 1 (0 for no rows)."""
+    return int(track_of.max()) + 1 if len(track_of) else 0
 
 
 class TrackEnds(NamedTuple):

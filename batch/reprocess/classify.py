@@ -20,10 +20,11 @@ from typing import Any
 import pyarrow as pa
 
 from batch.postprocessing.reclassify import camera_locations
+from batch.reprocess.actor_settings import ClassifySettings
 from batch.reprocess.clip_crops import best_frames
 from model_store import CropOptions, FilterSet, ModelRunError, ModelStore
 from model_store.core.crops import SnipSet
-from model_store.core.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError
+from model_store.core.imaging import ImageDecodeError
 from model_store.core.pipeline import ClassifierRoute, Pipeline, ResolvedRoute, classify_jobs, crop_jobs, resolve_routes
 from model_store.core.video import VideoDecodeError
 from model_store.tables.archive import cached_location
@@ -66,26 +67,23 @@ def stage_spec(routes: Sequence[ResolvedRoute], crops: CropOptions | None, resul
 class ClassifyActor:
     """Crops and classifies the kept detections of a batch of results (`--classify`, `--crops`).
 
-    Lifecycle: Ray Data starts a small pool; `__init__` loads each pinned classifier once
-    (sha256-verified); `__call__` then runs per batch of detector results (RESULT_SCHEMA rows)
-    and returns them with `classifications` and `snips` columns added. An image whose file
-    cannot be read again becomes a failed row (`read_error`, retried by the next run); a
+    Lifecycle: Ray Data starts a small pool, each from the run's one `ClassifySettings` (actor_settings.py);
+    `__init__` loads each pinned classifier once (sha256-verified); `__call__` then runs per batch of detector
+    results (RESULT_SCHEMA rows) and returns them with `classifications` and `snips` columns added. An image whose
+    file cannot be read again becomes a failed row (`read_error`, retried by the next run); a
     classifier that fails turns its images into failed rows (`model_error`). The job goes on.
     """
 
-    def __init__(self, store_url: str, routes: list[dict], filter_specs: list[dict], crops: dict | None,
-                 archive_url: str, out_url: str, model_name: str, model_version: str, result_hash: str,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, threads: int = 1) -> None:
-        """Eleven parameters: Ray Data builds each actor of the pool from `fn_constructor_kwargs` (`add_stage`), so
-        these are the plain picklable values one actor needs, not the run's options model."""
-        store = ModelStore(store_url)
-        self.filters = FilterSet.from_specs(filter_specs)
+    def __init__(self, settings: ClassifySettings) -> None:
+        s = settings
+        store = ModelStore(s.store_url)
+        self.filters = FilterSet.from_specs(s.filter_specs)
         # The driver checked the routes against the detector's labels; here they are only pinned and loaded.
-        resolved = resolve_routes(store, [ClassifierRoute.model_validate(r) for r in routes], None)
-        self.pipeline = Pipeline.load(store, resolved, threads=threads)
-        self.crops = CropOptions.model_validate(crops) if crops else None
-        self.archive_url, self.out_url, self.max_pixels = archive_url, out_url, max_pixels
-        self.model_name, self.model_version, self.result_hash = model_name, model_version, result_hash
+        resolved = resolve_routes(store, [ClassifierRoute.model_validate(r) for r in s.routes], None)
+        self.pipeline = Pipeline.load(store, resolved, threads=s.threads)
+        self.crops = CropOptions.model_validate(s.crops) if s.crops else None
+        self.archive_url, self.out_url, self.max_pixels = s.archive_url, s.out_url, s.max_pixels
+        self.model_name, self.model_version, self.result_hash = s.model_name, s.model_version, s.result_hash
         # the species ensemble's geofence: each image's camera placed by the deployments beside the output tables
         self.placed = "species_ensemble" in dict(self.filters.filters)
 
@@ -150,12 +148,9 @@ def add_stage(ds, spec, remote: dict[str, Any]):
     return ds.map_batches(
         ClassifyActor, batch_size=spec.batch_size, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=stage.concurrency), num_cpus=stage.num_cpus, **remote,
-        fn_constructor_kwargs={
-            "store_url": spec.store_url, "routes": stage.routes, "filter_specs": spec.filter_specs,
-            "crops": stage.crops, "archive_url": spec.archive_url, "out_url": spec.out_url,
-            "model_name": spec.model_name, "model_version": spec.model_version, "result_hash": stage.result_hash,
-            "max_pixels": spec.max_pixels, "threads": max(1, round(stage.num_cpus)),
-        },
+        fn_constructor_kwargs={"settings": ClassifySettings(
+            store_url=spec.store_url, routes=stage.routes, filter_specs=spec.filter_specs, crops=stage.crops,
+            archive_url=spec.archive_url, out_url=spec.out_url, model_name=spec.model_name,
+            model_version=spec.model_version, result_hash=stage.result_hash, max_pixels=spec.max_pixels,
+            threads=max(1, round(stage.num_cpus)))},
     )
-
-

@@ -21,11 +21,12 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 
+from batch.reprocess.actor_settings import ClientSettings, DetectorSettings
 from batch.reprocess.calls import images_per_call
 from batch.reprocess.detect import DetectorActor, ServeClient
 from batch.reprocess.options import ReprocessOptions
@@ -157,17 +158,27 @@ def worker_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return {"runtime_env": {"env_vars": env}} if env else {}
 
 
-def detector_kwargs(spec: PlanSpec, archive_url: str | None) -> dict[str, Any]:
-    """DetectorActor's arguments for a run (`archive_url` None: the rows come read and prepared by read tasks)."""
-    return {
-        "store_url": spec.store_url, "ref": spec.ref, "filter_specs": spec.filter_specs,
-        "device": "cuda" if spec.num_gpus > 0 else "cpu",
-        "threads": max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
+def detector_settings(spec: PlanSpec, archive_url: str | None) -> DetectorSettings:
+    """DetectorActor's settings for a run (`archive_url` None: the rows come read and prepared by read tasks)."""
+    return DetectorSettings(
+        store_url=spec.store_url, ref=spec.ref, filter_specs=spec.filter_specs,
+        device="cuda" if spec.num_gpus > 0 else "cpu",
+        threads=max(1, round(spec.num_cpus)),  # one ONNX thread per whole CPU reserved
         # GPU actors decode on the CPUs they hold; a CPU actor decodes inline between batches
-        "decode_threads": max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
-        "max_pixels": spec.max_pixels, "archive_url": archive_url,
-        "clips_url": spec.archive_url, "clips": spec.clips, "tiling": spec.tiling,
-    }
+        decode_threads=max(1, round(spec.num_cpus)) if spec.num_gpus > 0 else 1,
+        max_pixels=spec.max_pixels, archive_url=archive_url,
+        clips_url=spec.archive_url, clips=spec.clips, tiling=spec.tiling,
+    )
+
+
+def client_settings(spec: PlanSpec, archive_url: str | None) -> ClientSettings:
+    """ServeClient's settings for a run (`archive_url` None: the rows come read and prepared by read tasks)."""
+    return ClientSettings(
+        model_name=spec.model_name, ref=spec.ref, filter_overrides=spec.filter_overrides,
+        expected={"version": spec.model_version, "sha256": spec.model_sha256, "filters_hash": spec.filters_hash},
+        app_name=spec.serve_app, archive_url=archive_url, clips_url=spec.archive_url, clips=spec.clips,
+        config_json=spec.config_json, max_pixels=spec.max_pixels, tiling=spec.tiling,
+    )
 
 
 def numpy_batch(block: pa.Table) -> dict[str, Any]:
@@ -205,20 +216,13 @@ def build_dataset(entries: pa.Table, spec: PlanSpec):
         ds = ds.map_batches(
             DetectorActor, batch_size=spec.batch_size, batch_format="numpy", compute=pool,
             num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None, **remote,
-            fn_constructor_kwargs=detector_kwargs(spec, archive_url),
+            fn_constructor_kwargs={"settings": detector_settings(spec, archive_url)},
         )
     else:
         ds = ds.map_batches(
             ServeClient, batch_size=spec.batch_size, batch_format="numpy", compute=pool, num_cpus=spec.num_cpus,
             **remote,
-            fn_constructor_kwargs={
-                "model_name": spec.model_name, "ref": spec.ref, "filter_overrides": spec.filter_overrides,
-                "expected": {"version": spec.model_version, "sha256": spec.model_sha256,
-                             "filters_hash": spec.filters_hash},
-                "app_name": spec.serve_app, "archive_url": archive_url,
-                "clips_url": spec.archive_url, "clips": spec.clips, "config_json": spec.config_json,
-                "max_pixels": spec.max_pixels, "tiling": spec.tiling,
-            },
+            fn_constructor_kwargs={"settings": client_settings(spec, archive_url)},
         )
     if spec.stage is not None:  # --classify / --crops: see batch/reprocess/classify.py
         from batch.reprocess.classify import add_stage
@@ -360,10 +364,7 @@ def _execute_inline(entries: pa.Table, spec: PlanSpec, progress: Progress,
     without a Ray Data plan. For a card of a few hundred images the plan's start-up (its stats and autoscaling
     actors, a client actor, the first blocks) cost more than the images themselves; the replicas do the work
     either way, and a larger archive gets the streaming plan."""
-    expected = {"version": spec.model_version, "sha256": spec.model_sha256, "filters_hash": spec.filters_hash}
-    client = ServeClient(spec.model_name, spec.ref, spec.filter_overrides, expected, app_name=spec.serve_app,
-                         archive_url=spec.archive_url, window=INLINE_WINDOW, clips=spec.clips,
-                         config_json=spec.config_json, max_pixels=spec.max_pixels, tiling=spec.tiling)
+    client = ServeClient(replace(client_settings(spec, spec.archive_url), window=INLINE_WINDOW))
     rows = min(spec.rows_per_file, INLINE_PART_IMAGES)
 
     def run_part(start: int) -> dict[str, Any]:

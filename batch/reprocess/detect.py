@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from batch.reprocess.clips import ClipReading, ClipSettings, clip_rows, run_clip
+from batch.reprocess.actor_settings import ClientSettings, DetectorSettings
+from batch.reprocess.clips import ClipReading, clip_rows, run_clip
 from batch.reprocess.read import FAILED, PENDING, decode_and_prepare, meta_of, preparer, read_files
 from batch.reprocess.served_clips import ServedFrames
 from ground.errors import BatchError
 from model_store import FilterSet, ImageDetections, ModelRunError, ModelStore
-from model_store.core.imaging import DEFAULT_MAX_PIXELS
 from model_store.core.preprocess import LetterboxMeta
 from model_store.core.video import is_clip
 from model_store.tables.archive import cached_location
@@ -113,36 +113,35 @@ class FileReader:
 class DetectorActor:
     """Inference through a dedicated Ray Data actor pool (`--via actors`).
 
-    Lifecycle: Ray Data starts `--concurrency` of these; `__init__` runs once per actor and
-    loads the pinned model version (sha256-verified by the store) onto the actor's device and runs
-    one blank forward pass (`Detector.warmup`); `__call__` then runs once per batch: with `--decode actors`
-    it reads the listed files itself (`archive_url`; only paths reach it) and decodes and letterboxes them
-    on `decode_threads` threads; with `--decode tasks` it takes the images the read tasks prepared (`image` column).
-    Then it runs the core's `run_prepared` (batched forward pass, decode boxes, NMS, filters).
+    Lifecycle: Ray Data starts `--concurrency` of these, each from the run's one `DetectorSettings`
+    (actor_settings.py); `__init__` runs once per actor and loads the pinned model version (sha256-verified by
+    the store) onto the actor's device and runs one blank forward pass (`Detector.warmup`); `__call__` then runs
+    once per batch: with `--decode actors` it reads the listed files itself (`archive_url`; only paths reach it)
+    and decodes and letterboxes them on `decode_threads` threads; with `--decode tasks` it takes the images the
+    read tasks prepared (`image` column). Then it runs the core's `run_prepared` (batched forward pass, decode
+    boxes, NMS, filters).
     Failed rows pass straight through.
     """
 
-    def __init__(self, store_url: str, ref: str, filter_specs: list[dict], device: str = "cpu",
-                 threads: int | None = None, decode_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 archive_url: str | None = None, clips_url: str | None = None, clips: ClipSettings | None = None,
-                 clip_batch_size: int = 8, tiling: dict | None = None) -> None:
-        """Twelve parameters: Ray Data builds each actor of the pool from `fn_constructor_kwargs`
-        (batch/reprocess/dataset.py `detector_kwargs`), so these are the plain picklable values one actor needs."""
-        self.detector = ModelStore(store_url).load_detector(ref, device=device, threads=threads)
-        if tiling is not None or self.detector.config.tiling is not None:  # the run's; None: plain, whatever the model
-            self.detector.use_tiling(self.detector.tiling(tiling or False))
-        self.filters = self.detector.filters(FilterSet.from_specs(filter_specs))
+    def __init__(self, settings: DetectorSettings) -> None:
+        s = settings
+        self.detector = ModelStore(s.store_url).load_detector(s.ref, device=s.device, threads=s.threads)
+        # the run's tiling; None: plain, whatever the model's config says
+        if s.tiling is not None or self.detector.config.tiling is not None:
+            self.detector.use_tiling(self.detector.tiling(s.tiling or False))
+        self.filters = self.detector.filters(FilterSet.from_specs(s.filter_specs))
         # One blank pass here, while the plan's first files are still being read: the first real batch then
         # runs at the steady rate (one pass warms every batch size: see Detector.warmup).
         self.detector.warmup()
-        self.max_pixels = max_pixels
-        self.reader = FileReader(archive_url)
-        self.clips_url = clips_url or archive_url  # clips are opened where they lie, whatever --decode says
-        self.clip_settings = clips or ClipSettings()
-        self.clip_batch_size = clip_batch_size
+        self.max_pixels = s.max_pixels
+        self.reader = FileReader(s.archive_url)
+        self.clips_url = s.clips_url or s.archive_url  # clips are opened where they lie, whatever --decode says
+        self.clip_settings = s.clips
+        self.clip_batch_size = s.clip_batch_size
         # cv2 releases the GIL while decoding, so threads decode in parallel (a GPU actor holding
         # several CPUs); one thread decodes inline.
-        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") if decode_threads > 1 else None
+        self._pool = (ThreadPoolExecutor(s.decode_threads, thread_name_prefix="decode") if s.decode_threads > 1
+                      else None)
 
     def _clip_storage(self):
         if self.clips_url is None:
@@ -227,7 +226,8 @@ class _Tries:
 class ServeClient:
     """Inference through the live Serve deployment's handle (`--via serve`).
 
-    Lifecycle: a small pool of light actors; `__init__` looks up the handle once; `__call__`
+    Lifecycle: a small pool of light actors, each from the run's one `ClientSettings` (actor_settings.py);
+    `__init__` looks up the handle once; `__call__`
     reads the listed files (`archive_url`, `--decode actors`), then keeps up to `window` images
     of its batch in flight (so the deployment's batcher can group them with other clients'
     images), `per_call` images to a call: the encoded files (`detect_bytes_many`, decoded in the
@@ -240,30 +240,25 @@ class ServeClient:
     `overload_wait_s`; a replica that died or is not ready is tried `attempts` times.
     """
 
-    def __init__(self, model_name: str, ref: str, filter_overrides: dict | None, expected: dict[str, str],
-                 app_name: str = "trapline", attempts: int = 3, window: int = 8, per_call: int = 4,
-                 overload_wait_s: float = 600.0, archive_url: str | None = None, clips_url: str | None = None,
-                 clips: ClipSettings | None = None, config_json: str | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, tiling: dict | None = None) -> None:
-        """Fifteen parameters: Ray Data builds each actor of the pool from `fn_constructor_kwargs`
-        (batch/reprocess/dataset.py), so these are the plain picklable values one client needs."""
-        self.handle = detector_handle(model_name, app_name)
+    def __init__(self, settings: ClientSettings) -> None:
+        s = settings
+        self.handle = detector_handle(s.model_name, s.app_name)
         # clips are decoded and letterboxed here and only their frames go to the deployment (served_clips.py)
-        self.clips_url, self.max_pixels = clips_url or archive_url, max_pixels
-        self.clip_settings = clips or ClipSettings()
+        self.clips_url, self.max_pixels = s.clips_url or s.archive_url, s.max_pixels
+        self.clip_settings = s.clips
         self.frames = ServedFrames(
-            preparer(config_json), lambda images, metas: self.handle.detect_prepared_many.remote(
+            preparer(s.config_json), lambda images, metas: self.handle.detect_prepared_many.remote(
                 images, metas, self.ref, self.filter_overrides),
-            lambda record: check_served(record, self.expected), self._frame_retry_in, _Tries) if config_json else None
-        self.reader = FileReader(archive_url)
-        self.ref = ref
-        self.filter_overrides = filter_overrides or None
-        self.tiling = tiling if tiling is not None else False  # the run's, resolved at plan; False: plain
-        self.expected = expected
-        self.attempts = attempts
-        self.window = window
-        self.per_call = max(1, min(per_call, window))
-        self.overload_wait_s = overload_wait_s
+            lambda record: check_served(record, self.expected), self._frame_retry_in, _Tries) if s.config_json else None
+        self.reader = FileReader(s.archive_url)
+        self.ref = s.ref
+        self.filter_overrides = s.filter_overrides or None
+        self.tiling = s.tiling if s.tiling is not None else False  # the run's, resolved at plan; False: plain
+        self.expected = s.expected
+        self.attempts = s.attempts
+        self.window = s.window
+        self.per_call = max(1, min(s.per_call, s.window))
+        self.overload_wait_s = s.overload_wait_s
 
     def _send(self, batch: dict[str, np.ndarray], rows: list[int]):
         if "data" in batch:

@@ -4,7 +4,7 @@ Why: a Ray Data plan starts three helper actors of its own (stats, autoscaling, 
 actors imports Ray Data, every one a new process on the run's cores. On 2 cores the plan's first batch came 2.5-3 s
 after it started, where two plain actors of the same class were ready in under 1 s (notes/issue60-startup.md).
 
-Here the driver starts `concurrency` DetectorActor actors itself (the plan's own stage class and arguments), hands
+Here the driver starts `concurrency` DetectorActor actors itself (the plan's own stage class and settings), hands
 each up to WINDOW batches of listing rows at a time (only paths travel; the actor reads, decodes and runs them), and
 hands the result rows to the run's writer actor (writer.py) `rows_per_file` at a time, as the plan's rows are. Every
 guarantee is the writer's and the done-check's, as with the plan: a part is committed by the writer alone, fenced
@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.reprocess.dataset import PlanSpec, detector_kwargs, numpy_batch, stalled, worker_env
+from batch.reprocess.dataset import PlanSpec, detector_settings, numpy_batch, stalled, worker_env
 from batch.reprocess.detect import DetectorActor
 from batch.reprocess.progress import Progress
 from batch.reprocess.writer import RunWriter, part_sink
@@ -60,7 +60,7 @@ def execute_pool(entries: pa.Table, spec: PlanSpec, on_part: Callable[[Progress]
     # handed no batch (_results) and the run goes on with those it has, as a Ray Data plan does.
     sink, settings = part_sink(spec)
     writer = RunWriter(sink, settings, spec.write_cpus, remote, timeout_s=spec.stall_timeout_s)
-    actors = _Actors(lambda: actor_cls.remote(**detector_kwargs(spec, spec.archive_url)), max(1, size))
+    actors = _Actors(lambda: actor_cls.remote(detector_settings(spec, spec.archive_url)), max(1, size))
 
     try:
         parts = _Parts(spec.rows_per_file)

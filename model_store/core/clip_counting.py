@@ -20,8 +20,20 @@ Pure numpy over one clip's kept detections; `model_store.core.clips.link_tracks`
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class ClipRows(NamedTuple):
+    """A clip's kept detections as its count reads them, made once by `link_tracks` (N each): the frame number, the
+    box (x1, y1, x2, y2), the score and the label."""
+
+    frames: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
 
 
 class ClipCountConfig(BaseModel):
@@ -45,33 +57,33 @@ class ClipCountConfig(BaseModel):
                                                                         "this")
 
 
-def merge_duplicates(track_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-                     labels: np.ndarray, config: ClipCountConfig) -> np.ndarray:
+def merge_duplicates(track_ids: np.ndarray, rows: ClipRows, config: ClipCountConfig) -> np.ndarray:
     """The track of each detection after doubles are merged (N,): a double's detections take the id of the track
-    it doubles (the one with more detections, then the higher best score). Boxes x1, y1, x2, y2."""
+    it doubles (the one with more detections, then the higher best score)."""
     ids = np.asarray(track_ids, dtype=np.int64).copy()
     if not len(ids):
         return ids
     while True:
-        pair = _a_double(ids, frames, boxes, scores, labels, config)
+        pair = _a_double(ids, rows, config)
         if pair is None:
             return ids
         weak, strong = pair
         ids[ids == weak] = strong
 
 
-def _a_double(ids, frames, boxes, scores, labels, config) -> tuple[int, int] | None:
+def _a_double(ids: np.ndarray, rows: ClipRows, config: ClipCountConfig) -> tuple[int, int] | None:
     """One (weaker, stronger) pair of tracks that are one animal, or None. Only boxes of one frame are compared,
     so the cost is the frames' detections squared, not the clip's."""
+    frames, boxes, scores, labels = rows
     best: dict[tuple[int, int], dict[int, float]] = {}  # (a, b) -> frame -> the most of one inside the other
     for f in np.unique(frames):
-        rows = np.flatnonzero(frames == f)
-        if len(rows) < 2:
+        here = np.flatnonzero(frames == f)
+        if len(here) < 2:
             continue
-        inside = _inside(boxes[rows])
-        for i in range(len(rows)):
-            for j in range(i + 1, len(rows)):
-                a, b = sorted((int(ids[rows[i]]), int(ids[rows[j]])))
+        inside = _inside(boxes[here])
+        for i in range(len(here)):
+            for j in range(i + 1, len(here)):
+                a, b = sorted((int(ids[here[i]]), int(ids[here[j]])))
                 if a != b:
                     seen = best.setdefault((a, b), {})
                     seen[int(f)] = max(seen.get(int(f), 0.0), float(inside[i, j]))
@@ -111,21 +123,20 @@ def _inside(boxes: np.ndarray) -> np.ndarray:
     return np.divide(ix * iy, smaller, out=np.zeros_like(smaller), where=smaller > 0)
 
 
-def still_tracks(track_ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray, config: ClipCountConfig
-                 ) -> set[int]:
+def still_tracks(track_ids: np.ndarray, rows: ClipRows, config: ClipCountConfig) -> set[int]:
     """The tracks that are still background: they never move and the detector is not sure of them."""
     if config.still_motion <= 0:
         return set()
-    ids = np.asarray(track_ids, dtype=np.int64)
-    b = np.asarray(boxes, dtype=np.float64)
+    ids, scores = np.asarray(track_ids, dtype=np.int64), rows.scores
+    b = np.asarray(rows.boxes, dtype=np.float64)
     centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
     sides = ((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2
     out = set()
     for t in np.unique(ids):
-        rows = ids == t
-        if rows.sum() < config.still_min_frames or scores[rows].max() >= config.still_confirm_score:
+        mine = ids == t
+        if mine.sum() < config.still_min_frames or scores[mine].max() >= config.still_confirm_score:
             continue
-        drift = np.linalg.norm(centres[rows] - centres[rows].mean(axis=0), axis=1).max()
-        if drift <= config.still_motion * max(float(sides[rows].mean()), 1e-9):
+        drift = np.linalg.norm(centres[mine] - centres[mine].mean(axis=0), axis=1).max()
+        if drift <= config.still_motion * max(float(sides[mine].mean()), 1e-9):
             out.add(int(t))
     return out

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
+from model_store.core.clip_counting import ClipCountConfig, ClipRows, best_per_frame, merge_duplicates, still_tracks
 from model_store.core.clip_sampling import Sampling, TimeRange, clip_ranges
 from model_store.core.clip_settings import ClipSettings
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera
@@ -281,10 +281,11 @@ def link_tracks(clip: ClipDetections, config: TrackConfig, count: ClipCountConfi
     # A clip merges its doubles by its own rule (merge_duplicates, the clip counts' duplicate_min_frames), so the
     # tracker's folding of second boxes (issue 69, for a camera's stills) is left to that rule here.
     ids = link_camera(times, frames, boxes, config.model_copy(update={"fold": False}), labels=labels, scores=scores)
-    ids = merge_duplicates(ids, frames, boxes, scores, labels, count)
+    kept = ClipRows(frames, boxes, scores, labels)
+    ids = merge_duplicates(ids, kept, count)
     one = best_per_frame(ids, frames, scores)  # a merged track holds a double's boxes: one vote a frame
     confirmed = confirmed_tracks(ids[one], config, scores[one])
-    for t in still_tracks(ids, boxes, scores, count):
+    for t in still_tracks(ids, kept, count):
         confirmed[t] = False
     members: dict[int, list[int]] = collections.defaultdict(list)
     for j, t in enumerate(ids.tolist()):

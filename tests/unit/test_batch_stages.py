@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from batch.reprocess.actor_settings import ClientSettings, DetectorSettings
+from batch.reprocess.dataset import client_settings, detector_settings
 from batch.reprocess.detect import DetectorActor, result_table
 from batch.reprocess.job import _spec
 from batch.reprocess.options import ReprocessOptions
@@ -45,7 +48,7 @@ def run_stages(plan, rows_per_file=7):
     """What the Ray Data plan does, stage by stage, in this process."""
     run_id = new_run_id()
     spec = _spec(plan, run_id, 1)
-    actor = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)
+    actor = DetectorActor(DetectorSettings(spec.store_url, spec.ref, spec.filter_specs))
     table = entries_table(plan.selection.todo)
     stats = []
     for start in range(0, table.num_rows, rows_per_file):
@@ -67,7 +70,7 @@ def test_a_fenced_write_commits_only_while_its_run_holds_the_lease(env, tmp_path
     run_id = new_run_id()
     spec = _spec(plan, run_id, 1)
     table = entries_table(plan.selection.todo).slice(0, 3)
-    results = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)(
+    results = DetectorActor(DetectorSettings(spec.store_url, spec.ref, spec.filter_specs))(
         read_and_prepare(table, archive_url=spec.archive_url, config_json=spec.config_json))
     kw = {"out_url": spec.out_url, "model_name": spec.model_name, "model_version": spec.model_version,
           "model_sha256": spec.model_sha256, "filters_hash": spec.filters_hash, "metadata": spec.metadata,
@@ -109,8 +112,9 @@ def test_decode_in_the_actors_gives_the_rows_decode_in_the_read_tasks_gives(env)
     assert "image" not in files and files["data"].dtype == object
     pending = [i for i, s in enumerate(files["status"]) if s == "pending"]
     assert pending and all(len(files["data"][i]) == files["size_bytes"][i] for i in pending)  # the file, not pixels
-    fused = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, decode_threads=2)(files).to_pylist()
-    staged = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)(
+    two_threads = DetectorSettings(spec.store_url, spec.ref, spec.filter_specs, decode_threads=2)
+    fused = DetectorActor(two_threads)(files).to_pylist()
+    staged = DetectorActor(DetectorSettings(spec.store_url, spec.ref, spec.filter_specs))(
         read_and_prepare(table, archive_url=spec.archive_url, config_json=spec.config_json)).to_pylist()
     assert fused == staged
     reasons = {r["rel_path"]: r["error_reason"] for r in fused if r["status"] == "failed"}
@@ -119,10 +123,33 @@ def test_decode_in_the_actors_gives_the_rows_decode_in_the_read_tasks_gives(env)
     # What the plan sends by default: listing rows only (numpy columns, as Ray Data hands them); the actor
     # reads the files on its I/O threads, EXIF capture times included.
     listing = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
-    reading = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, archive_url=spec.archive_url)
+    reading = DetectorActor(DetectorSettings(spec.store_url, spec.ref, spec.filter_specs, archive_url=spec.archive_url))
     assert reading(listing).to_pylist() == staged
     with pytest.raises(BatchError, match="no archive"):
-        DetectorActor(spec.store_url, spec.ref, spec.filter_specs)(listing)
+        DetectorActor(DetectorSettings(spec.store_url, spec.ref, spec.filter_specs))(listing)
+
+
+def test_each_actor_is_built_from_one_frozen_value_that_crosses_ray_pickled(env):
+    """Issue 83: the plan hands each actor of a pool one settings value (`fn_constructor_kwargs`), made from the run's
+    PlanSpec; Ray pickles it to every actor, and an actor built from the copy runs as one built from the original."""
+    plan = plan_for(env, env["dir"] / "unused")
+    spec = _spec(plan, "x", 1)
+    table = entries_table(plan.selection.todo)
+    listing = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
+    settings = detector_settings(spec, spec.archive_url)
+    assert (settings.ref, settings.archive_url, settings.clips_url, settings.clips) == (
+        spec.ref, spec.archive_url, spec.archive_url, spec.clips)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.ref = "other:1"
+    sent = pickle.loads(pickle.dumps(settings))  # what each actor of the pool is handed
+    assert sent == settings
+    assert DetectorActor(sent)(listing).to_pylist() == DetectorActor(settings)(listing).to_pylist()
+    client = client_settings(spec, None)  # --decode tasks: the rows come read; clips are still opened in the archive
+    assert pickle.loads(pickle.dumps(client)) == client
+    assert (client.ref, client.archive_url, client.clips_url, client.config_json) == (
+        spec.ref, None, spec.archive_url, spec.config_json)
+    assert client.expected == {"version": spec.model_version, "sha256": spec.model_sha256,
+                               "filters_hash": spec.filters_hash}
 
 
 def test_stages_write_both_tables_with_documented_schemas(env, tmp_path):
@@ -257,8 +284,8 @@ def test_serve_client_waits_out_overload_keeps_a_window_and_records_refusals(mon
     fake = _FakeDeployment({b"busy": [OverloadedError("full")] * 5,
                             b"junk": [ImageDecodeError("not_image", "not an image")]})
     monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
-    client = inference.ServeClient("m", "m:1", None, {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"},
-                                   window=3)
+    client = inference.ServeClient(ClientSettings("m", "m:1", None, {"version": "1", "sha256": "a" * 64,
+                                                                   "filters_hash": "f1"}, window=3))
     rows = client(_bytes_batch([b"ok%d" % i for i in range(6)] + [b"busy", b"junk"])).to_pylist()
     assert [r["status"] for r in rows] == ["empty"] * 7 + ["failed"]  # five 503s waited out, not failed
     assert rows[-1]["error_reason"] == "not_image"  # the decoder's reason, as a read task would record it
@@ -289,14 +316,15 @@ def test_serve_client_retries_a_dead_replica_but_not_a_bug(monkeypatch):
     expected = {"version": "1", "sha256": "a" * 64, "filters_hash": "f1"}
     fake = _FakeDeployment({b"restart": [ActorDiedError(), NotReadyError("warming up")]})
     monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
-    rows = inference.ServeClient("m", "m:1", None, expected)(_bytes_batch([b"restart", b"ok"])).to_pylist()
+    client = inference.ServeClient(ClientSettings("m", "m:1", None, expected))
+    rows = client(_bytes_batch([b"restart", b"ok"])).to_pylist()
     assert [r["status"] for r in rows] == ["empty", "empty"] and fake.script[b"restart"] == []
 
     bug = KeyError("detections")
     fake = _FakeDeployment({b"bug": [bug, bug, bug]})
     monkeypatch.setattr(inference, "detector_handle", lambda *a: fake)
     with pytest.raises(KeyError):
-        inference.ServeClient("m", "m:1", None, expected)(_bytes_batch([b"bug"]))
+        inference.ServeClient(ClientSettings("m", "m:1", None, expected))(_bytes_batch([b"bug"]))
     assert len(fake.script[b"bug"]) == 2  # tried once, not three times
 
 
@@ -412,7 +440,7 @@ class _RefusingBackend:
 def test_a_model_that_fails_on_a_batch_fails_its_rows_with_the_reason_not_the_job(env):
     plan = plan_for(env, env["dir"] / "unused")
     spec = _spec(plan, "x", 1)
-    actor = DetectorActor(spec.store_url, spec.ref, spec.filter_specs)
+    actor = DetectorActor(DetectorSettings(spec.store_url, spec.ref, spec.filter_specs))
     actor.detector.backend = _RefusingBackend()
     prepared = read_and_prepare(entries_table(plan.selection.todo), archive_url=spec.archive_url,
                                 config_json=spec.config_json)

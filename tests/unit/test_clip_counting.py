@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from model_store.core.clip_counting import ClipCountConfig, best_per_frame, merge_duplicates, still_tracks
+from model_store.core.clip_counting import ClipCountConfig, ClipRows, best_per_frame, merge_duplicates, still_tracks
 from model_store.core.clip_sampling import Sampling
 from model_store.core.clips import ClipDetections, link_tracks
 from model_store.core.filters.tracking import TrackConfig
@@ -91,8 +91,9 @@ def test_best_per_frame_is_one_row_per_track_and_frame():
 
 def test_rules_on_no_detections_and_bad_settings():
     empty = np.zeros(0)
-    assert merge_duplicates(empty, empty, np.zeros((0, 4)), empty, empty, ClipCountConfig()).tolist() == []
-    assert still_tracks(empty, np.zeros((0, 4)), empty, ClipCountConfig()) == set()
+    none = ClipRows(empty, np.zeros((0, 4)), empty, empty)
+    assert merge_duplicates(empty, none, ClipCountConfig()).tolist() == []
+    assert still_tracks(empty, none, ClipCountConfig()) == set()
     with pytest.raises(ValidationError, match="duplicate_inside"):
         ClipCountConfig(duplicate_inside=1.5)
     with pytest.raises(ValidationError, match="extra"):

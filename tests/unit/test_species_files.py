@@ -312,6 +312,7 @@ def test_a_reprocess_classify_stage_places_each_camera_by_its_deployment(store: 
     from PIL import Image
 
     from batch.deployments.records import import_deployments
+    from batch.reprocess.actor_settings import ClassifySettings
     from batch.reprocess.classify import ClassifyActor
     from model_store.tables.schema import RESULT_SCHEMA
     from tests.fixtures.classifiers import painted
@@ -333,9 +334,9 @@ def test_a_reprocess_classify_stage_places_each_camera_by_its_deployment(store: 
     import_deployments(str(out), [{"deploymentID": "k1", "cameraID": "kenya", "latitude": -1.4, "longitude": 35.1,
                                    "deploymentStart": "2026-05-01T00:00:00Z", "deploymentEnd": "2026-05-02T00:00:00Z",
                                    "country": "KEN"}], who="test")
-    actor = ClassifyActor(store.root, [{"model": "species:1", "labels": ["animal"]}],
-                          [{"name": "species_ensemble", "config": {"country": "DEU"}}], None, str(archive), str(out),
-                          "md", "5", "h")
+    actor = ClassifyActor(ClassifySettings(store.root, [{"model": "species:1", "labels": ["animal"]}],
+                                           [{"name": "species_ensemble", "config": {"country": "DEU"}}], None,
+                                           str(archive), str(out), "md", "5", "h"))
     got = actor(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)).to_pylist()
     decided = {r["camera_id"]: (r["classifications"][0]["label"].rsplit(";", 1)[1], r["classifications"][0]["source"])
                for r in got}

@@ -7,6 +7,7 @@ import numpy as np
 
 from model_store.core.filters.track_folds import _co_frames
 from model_store.core.filters.track_hosts import clear_host
+from model_store.core.filters.track_rows import TrackRows
 from model_store.core.filters.tracking import TrackConfig, confirmed_tracks, link_camera_scored
 
 CONFIG = TrackConfig()
@@ -199,8 +200,8 @@ def test_a_pieces_share_counts_only_the_frames_its_host_is_seen_in():
     # Track 0 (a host) in frames 0-9 but 4-5; track 1 (a piece) in frames 2-7; track 2 alone in frames 20-23.
     track_of = np.array([0] * 8 + [1] * 6 + [2] * 4)
     key = np.array([0, 1, 2, 3, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 20, 21, 22, 23])
-    known = np.arange(len(key))
-    got = _co_frames(np.array([1, 2, 1]), np.array([0, 0, 2]), track_of, key, known)
+    rows = TrackRows(None, track_of, key, key, np.arange(len(key)), 3)  # the frame keys are the steps (one segment)
+    got = _co_frames(rows, np.array([1, 2, 1]), np.array([0, 0, 2]))
     assert got.tolist() == [4, 0, 0]
 
 

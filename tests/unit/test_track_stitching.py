@@ -13,7 +13,7 @@ import pytest
 from benchmarks.tracking_kinds import NIGHT_KINDS, night
 from model_store.core.filters.appearance import ANIMAL_DESCRIPTOR_LENGTH, animal_descriptor, animal_mask
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_stitching import calibrate, return_prior
+from model_store.core.filters.track_stitching import calibrate, return_prior, stitch_pass
 from model_store.core.filters.tracking import TrackConfig, link_camera, link_camera_scored
 
 CONFIG = TrackConfig()
@@ -52,13 +52,9 @@ def test_the_calibration_reads_the_camera_own_tracks(returns_night):
     pieces = link_camera(s["times_s"], s["frame_ids"], s["boxes"], TrackConfig(stitch_gap_frames=0),
                          appearance=s["appearance"])
     vec = s["animal"] / np.linalg.norm(s["animal"], axis=1, keepdims=True)
-    hits = np.bincount(pieces)
-    mean = np.zeros((len(hits), vec.shape[1]))
-    np.add.at(mean, pieces, vec)
-    mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-9)
     dets = CameraDetections(s["boxes"], np.zeros(len(pieces), dtype=np.int64), None, vec)
     step = np.unique(s["frame_ids"], return_inverse=True)[1]
-    cal = calibrate(pieces, step, dets, vec, mean, hits, CONFIG)
+    cal = calibrate(CONFIG, stitch_pass(CONFIG, pieces, step, dets))
     assert cal.enough(CONFIG)
     # two insects seen at once are far apart; one insect's two halves are close
     assert np.median(cal.different) > 10 * np.median(cal.same)

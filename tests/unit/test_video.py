@@ -273,6 +273,7 @@ def test_a_clip_cut_into_time_ranges_gives_the_record_of_an_uncut_pass(tmp_path)
 
 
 def test_a_clip_snips_and_classifies_the_best_frame_of_each_track(tmp_path, colour_onnx):
+    from batch.reprocess.actor_settings import ClassifySettings, DetectorSettings
     from batch.reprocess.classify import ClassifyActor
     from batch.reprocess.detect import DetectorActor
     from batch.reprocess.job import _spec
@@ -290,11 +291,12 @@ def test_a_clip_snips_and_classifies_the_best_frame_of_each_track(tmp_path, colo
     plan = plan_run(ReprocessOptions(archive=str(tmp_path / "archive"), out=str(tmp_path / "out"), model="trapcam:1",
                                      store=store.root, crops=True, classify=["colour:1"]))
     spec = _spec(plan, "run", 1)
-    detect = DetectorActor(spec.store_url, spec.ref, spec.filter_specs, clips_url=spec.archive_url, clips=spec.clips)
+    detect = DetectorActor(DetectorSettings(spec.store_url, spec.ref, spec.filter_specs, clips_url=spec.archive_url,
+                                            clips=spec.clips))
     results = detect(read_and_prepare(entries_table(plan.selection.todo), archive_url=spec.archive_url,
                                       config_json=spec.config_json))
-    crop = ClassifyActor(spec.store_url, spec.stage.routes, spec.filter_specs, spec.stage.crops, spec.archive_url,
-                         spec.out_url, "trapcam", "1", spec.stage.result_hash)
+    crop = ClassifyActor(ClassifySettings(spec.store_url, spec.stage.routes, spec.filter_specs, spec.stage.crops,
+                                          spec.archive_url, spec.out_url, "trapcam", "1", spec.stage.result_hash))
     [row] = crop(results).to_pylist()
     tracks = json.loads(row["clip_tracks"])
     best = sorted(t["best_detection_index"] for t in tracks)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from batch.reprocess.actor_settings import DetectorSettings
 from batch.reprocess.detect import DetectorActor
 from model_store import ModelRef, ModelStore
 from model_store.core.backends.onnx_runtime import OnnxBackend
@@ -62,5 +63,5 @@ def test_a_replica_warms_a_version_with_one_pass_whatever_its_batch_sizes(store,
 
 @pytest.mark.parametrize("name", ["static1", "dynamic"])
 def test_a_batch_actor_warms_once_when_it_starts(store, passes, name):
-    DetectorActor(store.root, f"{name}:1", [], threads=1)  # was: no pass (the first real batch paid it)
+    DetectorActor(DetectorSettings(store.root, f"{name}:1", [], threads=1))  # was: no pass (the first batch paid it)
     assert passes == [WARM_SHAPES[name]]

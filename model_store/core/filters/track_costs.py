@@ -12,6 +12,9 @@ Hungarian assignment per segment, where each link must save against starting a n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
@@ -93,15 +96,36 @@ class CameraDetections:
         self.overlaps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # track_pairs.overlapping_pairs's
 
 
-def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.ndarray, dets: CameraDetections,
-                   rows: np.ndarray, reach: np.ndarray) -> np.ndarray:
-    """Weighted geometric cost of each track box `tb` (P, 4) (areas `ta`, sides `ts`) against the detection of
-    the same pair, `rows` (P,); inf where a gate (IoU, size ratio, centre distance up to `reach` sides) fails.
+@dataclass(frozen=True, slots=True)
+class FramePass:
+    """One camera's frame pass (tracking.py), made once by link_camera_scored and read by every step of it: the tracks
+    grown so far (`state`; the herd pass links its segments again into a new one), the camera's detections, each
+    row's step (-1: unknown time), the camera's measured appearance separation, and the two outputs the steps write
+    in place: each row's track and the confidence of the link that put it there."""
 
-    Seven parameters: the hot path of every step's pair scoring, over flat arrays of the P candidate pairs: the config's
-    weights, the track side's box, area and side (tb, ta, ts, gathered once by assign), the camera's detections and the
-    pairs' rows in them, and each pair's reach; bundling the per-pair arrays would add an object per step of the loop
-    and gain nothing."""
+    state: TrackState
+    dets: CameraDetections
+    step_of: np.ndarray
+    separation: float
+    track_of: np.ndarray
+    confidence: np.ndarray
+
+
+class Pairs(NamedTuple):
+    """The P candidate (track, detection) pairs one geometric cost is taken over: the track side's box (P, 4), area
+    and side, the detection's row in the camera's detections, and how far (in box sizes) the pair may lie apart."""
+
+    box: np.ndarray
+    area: np.ndarray
+    side: np.ndarray
+    rows: np.ndarray
+    reach: np.ndarray
+
+
+def _geometry_cost(config: TrackConfig, dets: CameraDetections, pairs: Pairs) -> np.ndarray:
+    """Weighted geometric cost of each pair's track box against its detection; inf where a gate (IoU, size ratio,
+    centre distance up to the pair's `reach` sides) fails."""
+    tb, ta, ts, rows, reach = pairs
     db, da = dets.boxes[rows], dets.area[rows]
     ix = np.minimum(tb[:, 2], db[:, 2]) - np.maximum(tb[:, 0], db[:, 0])
     iy = np.minimum(tb[:, 3], db[:, 3]) - np.maximum(tb[:, 1], db[:, 1])
@@ -115,7 +139,6 @@ def _geometry_cost(config: TrackConfig, tb: np.ndarray, ta: np.ndarray, ts: np.n
             + config.distance_weight * np.minimum(dist / reach, 1.0))
     cost[(iou < config.min_iou) | (ratio < config.min_size_ratio) | (dist > reach)] = np.inf
     return cost
-
 
 
 def gap_growth(config: TrackConfig, missed: np.ndarray) -> np.ndarray:
@@ -139,17 +162,13 @@ def _pairs(live_segment: np.ndarray, row_segment: np.ndarray) -> tuple[np.ndarra
             (np.cumsum(mc) - mc)[pair_seg] + within % per_row)
 
 
-def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: CameraDetections, rows: np.ndarray,
-            step: int, separation: float, herd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One Hungarian assignment per segment of this step's detections to the live tracks of their segment:
-    (track ids, positions in `rows`, each link's confidence).
-
-    Eight parameters: one step of the frame pass over the camera's arrays: the config, the tracks (state) and those
-    alive (live), the detections and this step's rows, the step number (how long each track has been unseen), the
-    camera's measured appearance separation and its segments' herd paces; all are the frame pass's loop state, not
-    options a caller chooses.
+def assign(config: TrackConfig, frame_pass: FramePass, live: np.ndarray, rows: np.ndarray, step: int,
+           herd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Hungarian assignment per segment of this step's detections (`rows`) to the live tracks of their segment:
+    (track ids, positions in `rows`, each link's confidence). `step` says how long each track has been unseen;
     `herd` (segments, 2): per segment the pace its herd walks at (track_herd.py; NaN: none), a track seen once's
     predicted motion."""
+    state, dets, separation = frame_pass.state, frame_pass.dets, frame_pass.separation
     empty = np.zeros(0, dtype=np.int64)
     li, ri = _pairs(state.segment[live], dets.segment[rows])
     if not len(li):
@@ -181,14 +200,14 @@ def assign(config: TrackConfig, state: TrackState, live: np.ndarray, dets: Camer
     if not len(li):
         return empty, empty, np.zeros(0)
     tb, ta, ts = state.box[t], state.area[t], state.side[t]
-    cost = _geometry_cost(config, tb, ta, ts, dets, r, reach)
+    cost = _geometry_cost(config, dets, Pairs(tb, ta, ts, r, reach))
     if config.predict_motion:
         # The box the velocity predicts is a second hypothesis of where a moving track is; the nearer counts.
         moving = np.flatnonzero(np.abs(shift).sum(axis=1) > 0)
         if len(moving):
             predicted = tb[moving] + np.concatenate([shift[moving], shift[moving]], axis=1)
-            cost[moving] = np.minimum(cost[moving], _geometry_cost(config, predicted, ta[moving], ts[moving], dets,
-                                                                   r[moving], reach[moving]))
+            cost[moving] = np.minimum(cost[moving], _geometry_cost(
+                config, dets, Pairs(predicted, ta[moving], ts[moving], r[moving], reach[moving])))
     if config.sit_size_ratio > config.min_size_ratio:
         # A sitter keeps its size: a box of another size on its spot is another insect (against its mean area,
         # which the box jitter does not move much).

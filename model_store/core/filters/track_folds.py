@@ -49,7 +49,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
 from model_store.core.filters.track_hosts import clear_host
 from model_store.core.filters.track_pairs import contained, iou, look_apart, overlapping_pairs, same_frame_pairs
-from model_store.core.filters.track_rows import distinct, frame_key
+from model_store.core.filters.track_rows import TrackRows, distinct
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (below the review queue's usual bars)
 _WITHIN = 0.9  # a piece of three frames or more is seen in at most this share of its host's frames over its span
@@ -72,19 +72,17 @@ class Folded(NamedTuple):
     confidence: np.ndarray
 
 
-def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
-               dets: CameraDetections, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hand_overs(config: TrackConfig, rows: TrackRows, a: np.ndarray,
+               b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(track ids with hand-overs joined, the rows that start a joined track, the share of the frames the two
-    shared in which one box lay inside or on the other). A duplicate box takes an animal's track for a frame and
+    shared in which one box lay inside or on the other), over the fold pass's rows and the candidate pairs of rows
+    (a, b) whose boxes meet. A duplicate box takes an animal's track for a frame and
     its own box starts another: the first track ends within `fold_hand_over` frames of the second's start (or
     later, when their boxes meet in at most `fold_turn_share` of the frames they overlap: two tracks taking turns on
     one animal), and in `fold_min_share` of the frames their boxes meet one is inside or on the other; their mean boxes
     are of about one size (`sit_size_ratio`). Each track hands over to at most one, and takes over from at most
-    one.
-
-    Seven parameters: the fold pass's arrays, computed once by fold_parts and shared by its tests: the config, each
-    row's track, its frame key and whether its time is known, the detections, and the candidate pairs of rows (a, b)
-    whose boxes meet; the pairs are this test's input, the rest the camera's columns."""
+    one."""
+    track_of, key, known, dets, k = rows.track_of, rows.key, rows.known, rows.dets, rows.k
     none = (track_of, np.zeros(0, dtype=np.int64), np.zeros(0))
     if config.fold_hand_over == 0:
         return none
@@ -92,7 +90,6 @@ def hand_overs(config: TrackConfig, track_of: np.ndarray, key: np.ndarray, known
     a, b = a[differ], b[differ]
     if not len(a):
         return none
-    k = int(track_of.max()) + 1
     lo, hi = np.minimum(track_of[a], track_of[b]), np.maximum(track_of[a], track_of[b])
     base = int(key.max()) + 1
     full = (lo * k + hi) * base + key[a]  # one code per (track pair, frame)
@@ -149,13 +146,16 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     the hand-overs (`hand_overs`). Rows with step_of < 0 (unknown time) are never folded."""
     empty = np.zeros(0)
     none = Folded(track_of, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty, empty, empty, empty)
-    known = np.flatnonzero(step_of >= 0)
-    if not config.fold or len(known) < 2:
+    if not config.fold:
+        return none
+    rows = TrackRows.of(dets, track_of, step_of)
+    if len(rows.known) < 2:
         return none
     span = int(step_of.max()) + 2
-    key = frame_key(dets.segment, step_of)
     a, b = overlapping_pairs(dets, step_of)  # the pairs of overlapping boxes of one frame
-    track_of, handed, handed_share = hand_overs(config, track_of, key, known, dets, a, b)
+    track_of, handed, handed_share = hand_overs(config, rows, a, b)
+    rows = rows.retracked(track_of)
+    key, known = rows.key, rows.known
     none = none._replace(track_of=track_of, rows=handed, fold=np.arange(len(handed)), share=handed_share,
                          spread=np.full(len(handed), np.nan), moved=np.full(len(handed), np.nan),
                          confidence=_NO_FOLD * handed_share)
@@ -166,7 +166,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     a, b = a[inside], b[inside]
     if not len(a):
         return none
-    k = int(track_of.max()) + 1
+    k = rows.k
     hits = np.bincount(track_of[known], minlength=k)
     # The piece is the track of fewer detections (ties: the later id); the other is its animal's.
     ta, tb = track_of[a], track_of[b]
@@ -177,13 +177,13 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     pair = piece * k + host
     _, first = np.unique(pair * span * (int(dets.segment.max()) + 1) + key[piece_row], return_index=True)
     piece_row, host_row, piece, host, pair = (x[first] for x in (piece_row, host_row, piece, host, pair))
-    frames_of = _distinct_frames(track_of, key, known, k)
+    frames_of = _distinct_frames(rows)
     uniq, inv, nested = np.unique(pair, return_inverse=True, return_counts=True)
     p_of, h_of = uniq // k, uniq % k
     # The share is over the frames the host is seen in (where it was missed, the piece may have taken the
     # animal's own box), and the host is seen in at least _PRESENT of the piece's frames: a track mostly on its own
     # is an animal of its own.
-    present = _co_frames(p_of, h_of, track_of, key, known)
+    present = _co_frames(rows, p_of, h_of)
     share = nested / np.maximum(present, 1)
     ok = (share >= config.fold_min_share) & (present >= _PRESENT * frames_of[p_of])
     # Where it sits in the host's box, frame by frame (in the host's box sizes), and how far the host moved.
@@ -197,7 +197,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # A part keeps its place in the animal's box; a duplicate of about its size falls anywhere on it (NMS kept it
     # for a shifted box): lying on the box in fold_min_share of the frames is its steadiness.
     ok &= (spread <= config.fold_spread) | (rel >= config.sit_size_ratio)
-    moved = host_travel(inv, len(uniq), step_of, host_row, dets)
+    moved = host_travel(rows, inv, len(uniq), host_row)
     strong = ok & (n >= 2) & (moved >= config.fold_move)
     # A sitter's part box comes and goes: it is seen in few of its host's frames around it (an animal that sits
     # is seen in nearly all of them), and it comes back, at its place and of its size. So a weak fold needs few
@@ -206,9 +206,8 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
     # fold_spread) and of its size (within 1.5 x), all of them in at most _SHORT of the host's frames over their span;
     # one or two frames with such a piece, or in a host seen all around them (_SHORT): a visitor that sits on a
     # sitter for a few frames is seen in all of them.
-    density = piece_density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k,
-                       config.max_gap_frames + 1)
-    within = piece_density(config, p_of, h_of, track_of, step_of, key, known, frames_of, k)
+    density = piece_density(rows, p_of, h_of, frames_of, config.max_gap_frames + 1)
+    within = piece_density(rows, p_of, h_of, frames_of)
     # Evidence that the piece is this animal's and not a whole animal of its own: it looks like its host (where
     # boxes have an appearance); without one, a piece about the host's size is folded only when it rode along.
     apart = look_apart(piece_row, host_row, dets)
@@ -217,7 +216,7 @@ def fold_parts(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, d
         strong &= ok
     whole = rel > config.fold_part_area if apart is None else np.zeros(len(uniq), dtype=bool)
     corroborated, group = corroborate(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread,
-                                        group_span(p_of, h_of, track_of, key, known, frames_of))
+                                        group_span(rows, p_of, h_of, frames_of))
     # A piece of three frames or more with no gaps of its own is folded where its corroborating pieces and it, all
     # told, are seen in few of the host's frames over their span (a part box comes and goes all night; a lookalike
     # sitter set aside frame by frame, broken into pieces, is seen in nearly every frame).
@@ -285,10 +284,10 @@ def corroborate(cand: np.ndarray, host: np.ndarray, place: np.ndarray, rel: np.n
     return out, group
 
 
-def group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray, known: np.ndarray,
-                frames_of: np.ndarray) -> tuple[np.ndarray, ...]:
+def group_span(rows: TrackRows, p_of: np.ndarray, h_of: np.ndarray, frames_of: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per (piece, host): the piece's distinct frames (`frames_of`: per track), its first and last frame key, and a
     function counting the host's distinct frames between two keys (inclusive) for given pairs."""
+    track_of, key, known = rows.track_of, rows.key, rows.known
     k = len(frames_of)
     first = np.full(k, np.iinfo(np.int64).max)
     last = np.full(k, -1)
@@ -304,9 +303,9 @@ def group_span(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np
     return frames_of[p_of], first[p_of], last[p_of], host_frames
 
 
-def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np.ndarray,
-               known: np.ndarray) -> np.ndarray:
+def _co_frames(rows: TrackRows, p_of: np.ndarray, h_of: np.ndarray) -> np.ndarray:
     """Per (piece, host): the number of the piece's frames in which the host has a box too."""
+    track_of, key, known = rows.track_of, rows.key, rows.known
     base = int(key.max()) + 1
     codes = distinct(track_of[known] * base + key[known])  # each track's distinct frames, sorted
     lo = np.searchsorted(codes, p_of * base)
@@ -318,16 +317,17 @@ def _co_frames(p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, key: np
     return np.bincount(pair, found.astype(np.int64), minlength=len(p_of))
 
 
-def _distinct_frames(track_of: np.ndarray, key: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:
+def _distinct_frames(rows: TrackRows) -> np.ndarray:
     """Per track, the number of distinct frames it has a detection in."""
-    codes = distinct(track_of[known] * (int(key.max()) + 1) + key[known])
-    return np.bincount(codes // (int(key.max()) + 1), minlength=k)
+    key = rows.key
+    codes = distinct(rows.track_of[rows.known] * (int(key.max()) + 1) + key[rows.known])
+    return np.bincount(codes // (int(key.max()) + 1), minlength=rows.k)
 
 
-def host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndarray,
-                 dets: CameraDetections) -> np.ndarray:
-    """Per (piece, host) pair: how far the host's box moved between the first and last frame the piece was
-    nested in it, in the host's mean box size."""
+def host_travel(rows: TrackRows, inv: np.ndarray, n: int, host_row: np.ndarray) -> np.ndarray:
+    """Per (piece, host) pair (`inv`: each nested frame's pair, of `n`): how far the host's box moved between the
+    first and last frame the piece was nested in it, in the host's mean box size."""
+    step_of, dets = rows.step_of, rows.dets
     order = np.lexsort((step_of[host_row], inv))
     g = inv[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
@@ -339,15 +339,11 @@ def host_travel(inv: np.ndarray, n: int, step_of: np.ndarray, host_row: np.ndarr
     return out
 
 
-def piece_density(config: TrackConfig, p_of: np.ndarray, h_of: np.ndarray, track_of: np.ndarray, step_of: np.ndarray,
-             key: np.ndarray, known: np.ndarray, frames_of: np.ndarray, k: int, pad: int = 0) -> np.ndarray:
-    """Per (piece, host): the piece's frames over the host's frames from `pad` frames before the piece's first to
-    as many after its last.
-
-    Ten parameters: a vectorised count over the fold pass's arrays, all made once by its caller: the config, each
-    (piece, host) pair's tracks (p_of, h_of), each row's track, step, frame key and known-time mask, each track's
-    distinct frames, the number of tracks k, and the padding in frames; they are the camera's columns and the pairs
-    under test, used together only here."""
+def piece_density(rows: TrackRows, p_of: np.ndarray, h_of: np.ndarray, frames_of: np.ndarray,
+                  pad: int = 0) -> np.ndarray:
+    """Per (piece, host) pair (p_of, h_of): the piece's frames (`frames_of`: per track) over the host's frames from
+    `pad` frames before the piece's first to as many after its last."""
+    track_of, key, known, k = rows.track_of, rows.key, rows.known, rows.k
     first = np.full(k, np.iinfo(np.int64).max)
     last = np.full(k, -1)
     np.minimum.at(first, track_of[known], key[known])

@@ -1,12 +1,46 @@
 """A camera's rows grouped by track, and runs of a sorted key: the index arithmetic the tracker's whole-track passes
-(gap filling, stitching) share. Pure numpy.
+(gap filling, folding, stitching) share, and the one value such a pass reads its rows from (`TrackRows`). Pure numpy.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from model_store.core.filters.track_costs import CameraDetections
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRows:
+    """A whole-track pass's view of one camera's rows, made once per pass and read by its steps: the detections,
+    each row's track and step (-1: unknown time, or left out of the pass), its frame key (`frame_key`), the rows the
+    pass reads (`of`: every row of known step; the side folds leave the folded ones out), and the number of tracks
+    (the largest id + 1)."""
+
+    dets: CameraDetections
+    track_of: np.ndarray
+    step_of: np.ndarray
+    key: np.ndarray
+    known: np.ndarray
+    k: int
+
+    @classmethod
+    def of(cls, dets: CameraDetections, track_of: np.ndarray, step_of: np.ndarray) -> TrackRows:
+        """Every row of known step, read by the pass."""
+        key = frame_key(dets.segment, step_of) if len(step_of) else np.zeros(0, dtype=np.int64)
+        return cls(dets, track_of, step_of, key, np.flatnonzero(step_of >= 0), _tracks(track_of))
+
+    def retracked(self, track_of: np.ndarray) -> TrackRows:
+        """The same rows with new track ids (a pass that joined tracks)."""
+        return TrackRows(self.dets, track_of, self.step_of, self.key, self.known, _tracks(track_of))
+
+
+def _tracks(track_of: np.ndarray) -> int:
+    """The number of tracks: the largest id + 1 (0 for no rows)."""
+    return int(track_of.max()) + 1 if len(track_of) else 0
 
 
 class TrackEnds(NamedTuple):

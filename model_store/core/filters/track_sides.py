@@ -30,7 +30,7 @@ from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
 from model_store.core.filters.track_folds import Folded, corroborate, group_span, host_travel, piece_density
 from model_store.core.filters.track_pairs import contained, look_apart, same_frame_pairs
-from model_store.core.filters.track_rows import distinct, frame_key
+from model_store.core.filters.track_rows import TrackRows, distinct, frame_key
 
 _NO_FOLD = 0.5  # a weak fold's confidence is at most this (track_folds.py's bar)
 
@@ -91,9 +91,10 @@ def fold_sides(config: TrackConfig, folded: Folded, step_of: np.ndarray, dets: C
     # It comes and goes: seen in at most side_density of the host's frames over its span, or, a piece that comes
     # back (others of the host at its offset and size: track_folds.py's `corroborate`), it and those pieces over
     # theirs. A piece of one or two frames that does not come back says nothing.
-    within = piece_density(config, p_of, h_of, track_of, step_of, key, rows, frames_of, k)
+    unfolded = TrackRows(dets, track_of, step_of, key, rows, k)  # the rows no fold took yet
+    within = piece_density(unfolded, p_of, h_of, frames_of)
     again, group = corroborate(np.flatnonzero(ok), h_of, mean, rel, config.fold_spread,
-                               group_span(p_of, h_of, track_of, key, rows, frames_of))
+                               group_span(unfolded, p_of, h_of, frames_of))
     density = np.where(again, np.minimum(group, within), within)
     ok &= (again | (frames_of[p_of] >= 3)) & (density <= config.side_density)
     # A piece beside two tracks is folded into neither; a host is not itself folded here.
@@ -103,7 +104,7 @@ def fold_sides(config: TrackConfig, folded: Folded, step_of: np.ndarray, dets: C
     ok &= ~hosts[p_of]
     if not ok.any():
         return folded
-    moved = host_travel(inv, len(pairs), step_of, host_row, dets)
+    moved = host_travel(unfolded, inv, len(pairs), host_row)
     strong = ok & (beside >= 3) & (moved >= config.fold_move)
     sure = np.where(strong, _NO_FOLD + _NO_FOLD * (1 - spread / config.fold_spread),
                     _NO_FOLD * (1 - density / max(config.side_density, 1e-9)))

@@ -30,13 +30,14 @@ on -log of the discounted probability), so chains form (a moth that flew off twi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from model_store.core.filters.track_config import TrackConfig
 from model_store.core.filters.track_costs import CameraDetections
-from model_store.core.filters.track_rows import distinct, frame_key, spans, track_ends
+from model_store.core.filters.track_rows import TrackRows, distinct, spans, track_ends
 
 _CALIBRATION_FRAMES = 300  # frames sampled for the certainly-different pairs
 _MIN_SAME = 5  # fewer long tracks than this: one animal's own spread is not known
@@ -53,6 +54,22 @@ class Stitched(NamedTuple):
     probability: np.ndarray
     distance: np.ndarray
     gap: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class StitchPass:
+    """What stitch_tracks reads of one camera, made once and shared by its steps: the pass's rows (TrackRows; folded
+    rows are of unknown step here), each row's look vector (None: no look), and per track its hits, first and last
+    row (by step), mean area and mean look; and the long tracks (`stitch_min_frames` hits or more)."""
+
+    rows: TrackRows
+    vec: np.ndarray | None
+    hits: np.ndarray
+    first_row: np.ndarray
+    last_row: np.ndarray
+    mean_area: np.ndarray
+    mean_vec: np.ndarray
+    long: np.ndarray
 
 
 class Calibration(NamedTuple):
@@ -102,19 +119,15 @@ def return_prior(f_same: np.ndarray, f_diff: np.ndarray, iterations: int = 50) -
     return pi
 
 
-def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections, vec: np.ndarray,
-              mean_vec: np.ndarray, hits: np.ndarray, config: TrackConfig) -> Calibration:
+def calibrate(config: TrackConfig, p: StitchPass) -> Calibration:
     """The camera's certainly-different pairs (long tracks seen in one frame) and certainly-same pairs (the two
-    halves of one track), as distances between mean looks.
-
-    Seven parameters: the stitching pass's arrays, made once by stitch_tracks and shared with its other steps: each
-    row's track and step, the detections, each row's look vector and each track's mean look, each track's hits, and the
-    config; the calibration is measured on the camera's own tracks, so it takes the camera's columns."""
-    known = np.flatnonzero(step_of >= 0)
+    halves of one track), as distances between mean looks (the pass's `vec` is not None)."""
+    track_of, step_of, known = p.rows.track_of, p.rows.step_of, p.rows.known
+    vec, mean_vec, hits = p.vec, p.mean_vec, p.hits
     k = len(hits)
     long = hits >= config.stitch_min_frames
     rows = known[long[track_of[known]]]
-    frame = frame_key(dets.segment, step_of)[rows]
+    frame = p.rows.key[rows]
     frames = distinct(frame)
     if len(frames) > _CALIBRATION_FRAMES:
         frames = frames[np.linspace(0, len(frames) - 1, _CALIBRATION_FRAMES).astype(np.int64)]
@@ -150,14 +163,10 @@ def calibrate(track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
     return Calibration(np.maximum(different, 0.0), np.maximum(same, 0.0))
 
 
-def _candidates(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections, long: np.ndarray,
-                first_row: np.ndarray, last_row: np.ndarray, within: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (ended track, later track) pair of `long` tracks where the second starts at most `within` frames
-    after the first ended, in its segment and within max_gap_s.
-
-    Seven parameters: the config, each row's step, the detections, the long tracks, each track's first and last row, and
-    how many frames later a second may start (0: the very next, for walkers); the arrays are stitch_tracks' columns,
-    shared by its steps."""
+def _candidates(config: TrackConfig, p: StitchPass, within: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (ended track, later track) pair of the long tracks where the second starts at most `within` frames
+    after the first ended (0: the very next, for walkers), in its segment and within max_gap_s."""
+    step_of, dets, long, first_row, last_row = p.rows.step_of, p.rows.dets, p.long, p.first_row, p.last_row
     span = int(step_of.max()) + 2
     seg_step = dets.segment[first_row[long]] * span + step_of[first_row[long]]
     by_start = long[np.argsort(seg_step, kind="stable")]
@@ -174,21 +183,17 @@ def _candidates(config: TrackConfig, step_of: np.ndarray, dets: CameraDetections
     return a[ok], b[ok]
 
 
-def _continue_walkers(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections,
-                      long: np.ndarray, first_row: np.ndarray, last_row: np.ndarray, hits: np.ndarray,
-                      mean_area: np.ndarray, none: Stitched) -> Stitched:
+def _continue_walkers(config: TrackConfig, p: StitchPass, none: Stitched) -> Stitched:
     """Where the looks cannot be calibrated (a single burst, a camera's first few animals), join only a walker's
     next step: a track that moved steadily (at least 2 x sit_speed box sizes a frame over its whole length) and
     one that starts in the very next frame, of its size, within `stitch_reach` box sizes of where its motion said,
     the only such pair of both. The evidence is the motion, not the look; a sitter that left and a
     newcomer that landed are never joined this way. Its evidence has no look distance (NaN: not calibrated), and
-    its probability is how near the prediction it started (1 - off / reach), not a calibrated one.
-
-    Ten parameters: stitch_tracks' fallback step, taking the same arrays its calibrated step takes: the config, each
-    row's track and step, the detections, the long tracks, each track's first and last row, hits and mean area, and the
-    empty answer to return (none); they are computed once per camera by stitch_tracks, and a bundle would only carry
-    them one call down."""
-    a, b = _candidates(config, step_of, dets, long, first_row, last_row, 0)
+    its probability is how near the prediction it started (1 - off / reach), not a calibrated one; `none` (no join)
+    when there is no such pair."""
+    step_of, dets, first_row, last_row = p.rows.step_of, p.rows.dets, p.first_row, p.last_row
+    mean_area, hits = p.mean_area, p.hits
+    a, b = _candidates(config, p, 0)
     if not len(a):
         return none
     ra, rb, fa = last_row[a], first_row[b], first_row[a]
@@ -205,14 +210,15 @@ def _continue_walkers(config: TrackConfig, track_of: np.ndarray, step_of: np.nda
     a, b, rb, off = a[one], b[one], rb[one], off[one]
     if not len(a):
         return none
-    root = _chains(a, b, step_of, first_row, len(hits))
+    root = _chains(p, a, b)
     n = len(a)
-    return Stitched(root[track_of], rb, np.clip(1.0 - off / reach, 0.0, 1.0), np.full(n, np.nan),
+    return Stitched(root[p.rows.track_of], rb, np.clip(1.0 - off / reach, 0.0, 1.0), np.full(n, np.nan),
                     np.zeros(n, dtype=np.int64))
 
 
-def _chains(before: np.ndarray, after: np.ndarray, step_of: np.ndarray, first_row: np.ndarray, k: int) -> np.ndarray:
+def _chains(p: StitchPass, before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Each track's root: joined tracks followed back to the first of their chain."""
+    step_of, first_row, k = p.rows.step_of, p.first_row, len(p.hits)
     root = np.arange(k)
     prev = np.full(k, -1)
     prev[after] = before
@@ -222,22 +228,11 @@ def _chains(before: np.ndarray, after: np.ndarray, step_of: np.ndarray, first_ro
     return root
 
 
-def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
-                  dets: CameraDetections, folded: np.ndarray | None = None) -> Stitched:
-    """Join the tracks this camera's evidence says are one animal (see the module docstring). Rows with
-    step_of < 0 (unknown time) are never joined. `folded` (N,) bool: an animal's second boxes folded into its
-    track; they move with it but say nothing of it (a head's box would shrink its mean size and blur its look,
-    and a return would miss the size and look bars)."""
+def stitch_pass(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray, dets: CameraDetections) -> StitchPass:
+    """The stitching pass's per-camera values (StitchPass) over the rows of known step (at least one)."""
     vec = dets.animal if dets.animal is not None else dets.app
-    none = Stitched(track_of, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
-    if config.stitch_gap_frames == 0 or not len(track_of):
-        return none
-    if folded is not None and folded.any():
-        step_of = np.where(folded, -1, step_of)  # left out of every mean, end and calibration below
-    known = np.flatnonzero(step_of >= 0)
-    if not len(known):
-        return none
-    k = int(track_of.max()) + 1
+    rows = TrackRows.of(dets, track_of, step_of)
+    known, k = rows.known, rows.k
     ids = track_of[known]
     hits = np.bincount(ids, minlength=k)
     # Each track's first and last row (by step), mean area and mean look.
@@ -248,13 +243,32 @@ def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
         mean_vec[tracks] = np.add.reduceat(vec[order].astype(np.float64), bounds[:-1], axis=0)
         mean_vec /= np.maximum(np.linalg.norm(mean_vec, axis=1, keepdims=True), 1e-9)
     long = tracks[hits[tracks] >= config.stitch_min_frames]
-    if len(long) < 2:
+    return StitchPass(rows, vec, hits, first_row, last_row, mean_area, mean_vec, long)
+
+
+def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray,
+                  dets: CameraDetections, folded: np.ndarray | None = None) -> Stitched:
+    """Join the tracks this camera's evidence says are one animal (see the module docstring). Rows with
+    step_of < 0 (unknown time) are never joined. `folded` (N,) bool: an animal's second boxes folded into its
+    track; they move with it but say nothing of it (a head's box would shrink its mean size and blur its look,
+    and a return would miss the size and look bars)."""
+    none = Stitched(track_of, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+    if config.stitch_gap_frames == 0 or not len(track_of):
         return none
-    calibration = calibrate(track_of, step_of, dets, vec, mean_vec, hits, config) if vec is not None else None
+    if folded is not None and folded.any():
+        step_of = np.where(folded, -1, step_of)  # left out of every mean, end and calibration below
+    known = np.flatnonzero(step_of >= 0)
+    if not len(known):
+        return none
+    p = stitch_pass(config, track_of, step_of, dets)
+    if len(p.long) < 2:
+        return none
+    hits, first_row, last_row, mean_area, mean_vec = p.hits, p.first_row, p.last_row, p.mean_area, p.mean_vec
+    calibration = calibrate(config, p) if p.vec is not None else None
     if calibration is None or not calibration.enough(config):
         # Nothing says what a look distance means here: only a walker's next step (below) may be joined.
-        return _continue_walkers(config, track_of, step_of, dets, long, first_row, last_row, hits, mean_area, none)
-    a, b = _candidates(config, step_of, dets, long, first_row, last_row, config.stitch_gap_frames)
+        return _continue_walkers(config, p, none)
+    a, b = _candidates(config, p, config.stitch_gap_frames)
     ra, rb = last_row[a], first_row[b]
     gap = step_of[rb] - step_of[ra] - 1
     ratio = np.minimum(mean_area[a], mean_area[b]) / np.maximum(np.maximum(mean_area[a], mean_area[b]), 1e-12)
@@ -289,6 +303,6 @@ def stitch_tracks(config: TrackConfig, track_of: np.ndarray, step_of: np.ndarray
     pair = {(int(i), int(j)): n for n, (i, j) in enumerate(zip(ai, bi, strict=True))}
     chosen = np.array([pair[(int(i), int(j))] for i, j in zip(x, y, strict=True)], dtype=np.int64)
     before, after = au[x], bu[y]
-    root = _chains(before, after, step_of, first_row, k)
+    root = _chains(p, before, after)
     return Stitched(root[track_of], first_row[after], np.clip(probability[chosen], 0.0, 1.0), distance[chosen],
                     gap[chosen].astype(np.int64))

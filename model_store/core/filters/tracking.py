@@ -45,13 +45,14 @@ Pure numpy/scipy/OpenCV: no Ray, no store, no tables (the occurrences filter wir
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 
 from model_store.core.filters.appearance import appearance_separation
 from model_store.core.filters.track_config import TrackConfig
-from model_store.core.filters.track_costs import CameraDetections, TrackState, assign
+from model_store.core.filters.track_costs import CameraDetections, FramePass, TrackState, assign
 from model_store.core.filters.track_folds import fold_parts
 from model_store.core.filters.track_gaps import fill_chains, fill_ends, fill_gaps
 from model_store.core.filters.track_herd import herd_pace
@@ -167,9 +168,9 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     step_of = frame_step[frame_codes]
 
     separation = appearance_separation(app, frame_rank[frame_codes], boxes) if app is not None else 0.0
-    state = TrackState(n, app.shape[1] if app is not None else 0)
-    track_of = np.empty(n, dtype=np.int64)
-    confidence = np.ones(n)
+    frame_pass = FramePass(TrackState(n, app.shape[1] if app is not None else 0), dets, step_of, separation,
+                           np.empty(n, dtype=np.int64), np.ones(n))
+    track_of, confidence = frame_pass.track_of, frame_pass.confidence
     unknown = np.flatnonzero(step_of < 0)  # unknown time: every detection is a track of its own
     known_rows = np.flatnonzero(step_of >= 0)
     # An animal's second boxes (a duplicate, a part) are kept out of the frame pass, so they cannot take its
@@ -177,9 +178,10 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
     partner = second_boxes(config, step_of, dets, scores)
     second = partner >= 0
     first = known_rows[~second[known_rows]]
-    _frame_pass(config, state, dets, first, step_of, separation, track_of, confidence)
-    state = _herd_pass(config, state, dets, first, step_of, separation, track_of, confidence)
-    _frame_pass(config, state, dets, known_rows[second[known_rows]], step_of, separation, track_of, confidence)
+    _frame_pass(config, frame_pass, first)
+    frame_pass = _herd_pass(config, frame_pass, first)
+    _frame_pass(config, frame_pass, known_rows[second[known_rows]])
+    state = frame_pass.state
     if len(unknown):
         track_of[unknown] = state.start(dets, unknown, -1)
     track_of, filled, sure = fill_gaps(config, track_of, step_of, dets)
@@ -201,44 +203,39 @@ def link_camera_scored(times_s: np.ndarray, frame_ids: np.ndarray, boxes: np.nda
                   fold_evidence, static)
 
 
-
-def _herd_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, rows_in: np.ndarray,
-               step_of: np.ndarray, separation: float, track_of: np.ndarray, confidence: np.ndarray) -> TrackState:
+def _herd_pass(config: TrackConfig, frame_pass: FramePass, rows_in: np.ndarray) -> FramePass:
     """The segments of `rows_in` (linked by the first frame pass) whose tracks walk one way at one pace (a herd:
     track_herd.py) linked again, with that pace as a one-box track's motion; the other segments' tracks kept,
-    numbered 0..K-1 in a new state (only its count is read later: no track outlives its segment). `state` itself
-    when no segment is a herd.
-
-    Eight parameters: _frame_pass's, for the same reason (the camera's one pass state, shared with the caller)."""
+    numbered 0..K-1 in a new state (only its count is read later: no track outlives its segment). The pass with that
+    new state, or `frame_pass` itself when no segment is a herd."""
+    state, dets, track_of = frame_pass.state, frame_pass.dets, frame_pass.track_of
     if not len(rows_in) or not config.predict_motion:  # without motion a pace changes no cost: nothing to redo
-        return state
+        return frame_pass
     pace = herd_pace(config, state, int(dets.segment.max()) + 1)
     again = np.isfinite(pace[dets.segment[rows_in], 0])
     if not again.any():
-        return state
+        return frame_pass
     kept = rows_in[~again]
     fresh = TrackState(len(state.box), state.app.shape[1])
     if len(kept):
         distinct_ids, track_of[kept] = np.unique(track_of[kept], return_inverse=True)
         fresh.count = len(distinct_ids)
-    confidence[rows_in[again]] = 1.0  # a track's first detection's, where the second pass starts one
-    _frame_pass(config, fresh, dets, rows_in[again], step_of, separation, track_of, confidence, pace)
-    return fresh
+    frame_pass.confidence[rows_in[again]] = 1.0  # a track's first detection's, where the second pass starts one
+    frame_pass = dataclasses.replace(frame_pass, state=fresh)
+    _frame_pass(config, frame_pass, rows_in[again], pace)
+    return frame_pass
 
 
-def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, rows_in: np.ndarray,
-                step_of: np.ndarray, separation: float, track_of: np.ndarray, confidence: np.ndarray,
+def _frame_pass(config: TrackConfig, frame_pass: FramePass, rows_in: np.ndarray,
                 herd: np.ndarray | None = None) -> None:
-    """Link `rows_in` (known times) frame by frame into new tracks of `state`, writing track_of and confidence.
-
-    Nine parameters: the per-camera state of link_camera_scored's one pass, made there once and shared with the later
-    passes (gaps, folds, stitching): the config, the tracks grown so far (state), the camera's detections, the rows to
-    link now, each row's step, the camera's measured appearance separation, the two output arrays written in place
-    (track_of, confidence), and per segment its herd's pace (assign's `herd`; None on the first boxes' and the second
-    boxes' passes); it is called up to three times per camera (first boxes, a herd's segments again, second boxes), so
-    the state stays with the caller."""
+    """Link `rows_in` (known times) frame by frame into new tracks of the pass's state, writing its track_of and
+    confidence. It is called up to three times per camera (first boxes, a herd's segments again, second boxes), so
+    the pass (FramePass) stays with the caller; `herd` is per segment its herd's pace (assign's; None on the first
+    boxes' and the second boxes' passes)."""
     if not len(rows_in):
         return
+    state, dets, step_of = frame_pass.state, frame_pass.dets, frame_pass.step_of
+    track_of, confidence = frame_pass.track_of, frame_pass.confidence
     by_step = rows_in[np.lexsort((dets.segment[rows_in], step_of[rows_in]))]
     n_steps = int(step_of[rows_in].max()) + 1
     bounds = np.searchsorted(step_of[by_step], np.arange(n_steps + 1)).tolist()
@@ -255,7 +252,7 @@ def _frame_pass(config: TrackConfig, state: TrackState, dets: CameraDetections, 
                         & (now[state.segment[live]] - state.time[live] <= config.max_gap_s)]
         fresh = rows
         if len(live) and len(rows):
-            tracks, picked, sure = assign(config, state, live, dets, rows, step, separation, herd)
+            tracks, picked, sure = assign(config, frame_pass, live, rows, step, herd)
             if len(picked):
                 track_of[rows[picked]] = tracks
                 confidence[rows[picked]] = sure

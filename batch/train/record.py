@@ -14,14 +14,16 @@ manifest names them (`record_tables`, the kind's `fill`), those the console's us
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from model_store.tables.archive import open_location
 from model_store.tables.manifest import RunManifest, new_run_id, write_manifest
 from model_store.tables.schema import RUNS_DIR
-from trapline.base.errors import BatchError
+from trapline.base.errors import BatchError, TraplineError
 
+logger = logging.getLogger(__name__)
 EPOCH_KEYS = ("epoch", "loss", "val_top1", "val_crops", "crops_per_s")  # what each epoch's report adds
 
 
@@ -43,9 +45,15 @@ def record_tables(o: Any) -> dict[str, Any]:
 
 
 def write_epoch(tables: str, manifest: RunManifest, metrics: dict[str, Any]) -> None:
+    """One epoch into the record; a record that cannot be written is logged, not the run's failure (its checkpoint
+    is kept, and the end writes the record again)."""
     manifest.counts.update({k: metrics[k] for k in EPOCH_KEYS if metrics.get(k) is not None})
     manifest.touch()
-    write_manifest(open_location(tables), manifest)
+    try:
+        write_manifest(open_location(tables), manifest)
+    except (OSError, TraplineError) as exc:
+        logger.warning("train: the record in %s could not be written after epoch %s: %s", tables,
+                       metrics.get("epoch"), exc)
 
 
 def epoch_callback(tables: str, manifest: RunManifest) -> Any:

@@ -91,10 +91,8 @@ class TrainOptions(StoreOptions):
     checkpoints: Location | None = Field(None, description="where Ray Train keeps the run's checkpoints (RunConfig "
                                                            "storage_path; on a cluster, storage every node reaches, "
                                                            "e.g. s3://); deleted once the version is published")
-    tables: Location | None = Field(None, description="tables whose _runs/ gets the run's record (status, epoch k "
-                                                      "of n, loss, validation top-1, the version published), as "
-                                                      "`trapline jobs show` follows it; a job submitted without it "
-                                                      "records into the tables the crops were exported from")
+    # where the run's record goes (its _runs/: batch/train/record.py); a job without it: the crops' own tables
+    tables: Location | None = Field(None, description=TABLES_HELP)
 
 
 class VerifyOptions(StoreOptions):

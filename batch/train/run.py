@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,24 @@ def check_options(o: Any) -> dict[str, Any]:
     crops = open_crops(o.crops, labels)
     if crops.count("train") < o.workers:
         raise BatchError(f"--crops has {crops.count('train')} train crop(s), fewer than --workers {o.workers}")
+    check_fits_cluster(o)
     return {"models": models, "source": source, "trainable": trainable, "state": state, "crops": crops}
+
+
+def check_fits_cluster(o: Any) -> None:
+    """On a connected Ray (a job's door: the service's replica), the workers fit the cluster's CPUs and GPUs at all;
+    Ray Train would otherwise wait for them forever. What the replicas and other jobs hold now is not counted: they
+    end, and the job waits its turn."""
+    ray = sys.modules.get("ray")  # not imported here: the command line checks before any Ray
+    if ray is None or not ray.is_initialized():
+        return
+    total = ray.cluster_resources()
+    cpus, gpus = o.workers * o.cpus_per_worker, o.workers * (1 if o.gpu else 0)
+    if cpus > total.get("CPU", 0) + 1e-9:
+        raise BatchError(f"--workers {o.workers} x --cpus-per-worker {o.cpus_per_worker:g} is {cpus:g} CPUs, more "
+                         f"than the cluster's {total.get('CPU', 0):g}: give a fraction (e.g. --cpus-per-worker 0.25)")
+    if gpus > total.get("GPU", 0):
+        raise BatchError(f"--gpu: {gpus} GPU(s) for --workers {o.workers}, the cluster has {total.get('GPU', 0):g}")
 
 
 def plan(o: Any) -> dict[str, Any]:

@@ -6,7 +6,10 @@ top-1, the version published). The run itself on a real service's Ray: tests/int
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -128,3 +131,20 @@ def test_the_record_in_the_tables_is_the_jobs_progress_epoch_by_epoch_and_names_
     assert _progress_text(p) == "epoch 1 of 3, loss 1.2500, val top-1 0.500, published species:4"
     [m] = [m for m in read_manifests(open_location(options.tables)) if m.ray_job_id == job["id"]]
     assert m.kind == "train" and m.model["ref"] == "species:1" and m.source == str(root / "set")
+
+
+def test_workers_that_the_clusters_cpus_cannot_hold_are_refused_at_the_door(place, monkeypatch):
+    """At the door (a replica, connected to its Ray) the workers must fit the cluster at all: Ray Train would wait
+    for them forever. Ray's answer stands in here (no Ray in unit tests): two CPUs, no GPU."""
+    root, _ = place
+    cluster = SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 2.0})
+    monkeypatch.setitem(sys.modules, "ray", cluster)
+    control, manager = control_of(place)
+    for extra, says in (({"workers": 3, "cpus_per_worker": 1}, "is 3 CPUs, more than the cluster's 2: give a "
+                                                               "fraction"),
+                        ({"gpu": True}, "--gpu: 1 GPU(s) for --workers 1, the cluster has 0")):
+        with pytest.raises(InvalidParameterError, match=re.escape(says)):
+            control.submit("train", asked(root, **extra))
+    assert not manager.jobs
+    job = control.submit("train", asked(root, workers=4, cpus_per_worker=0.5))  # 2 CPUs: fits
+    assert job["options"]["workers"] == 4

@@ -58,6 +58,7 @@ class Command:
     stop_exit: int | None = None  # a stop by SIGTERM or Ctrl-C is how it ends: `stopped`, this code (else 128 + signal)
     # -- as a job (`POST /v1/jobs`, `ray job submit`) -------------------------------------------------------------
     job: bool = True  # False: a command line only
+    job_kind: str | None = None  # its kind over HTTP and in `jobs submit`, when not its name (models train: train)
     job_options: type[BaseModel] | None = None  # what a job must give, where stricter than the command line
     entry: tuple[str, ...] = ()  # what follows `python` in the job's entry point (default: -m trapline.cli NAME)
     tables: str = "tables"  # the option naming the tables whose _runs/ holds the run's manifest
@@ -67,6 +68,9 @@ class Command:
     # `jobs submit` runs it before submitting (batch/jobs/control.py `prepare`), the runner itself before it writes
     check: Callable[[Any], None] | None = None
     pins_source: bool = False  # a job that names no source filter set gets the newest pinned when submitted
+    # options a job fixes when it is submitted, from what its other options name (train: the tables its record goes
+    # to, from the crops' manifest): {field: value}, checked as a caller's value would be
+    fill: Callable[[Any], dict[str, Any]] | None = None
     main_options: tuple[str, ...] = ()  # shown first in the console's form (besides the required ones)
     # -- a command line with more than its options (a --config file, a positional action) ---------------------
     config_file: bool = False  # `--config FILE`: a YAML/JSON file of these options, flags override it

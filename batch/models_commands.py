@@ -91,6 +91,8 @@ class TrainOptions(StoreOptions):
     checkpoints: Location | None = Field(None, description="where Ray Train keeps the run's checkpoints (RunConfig "
                                                            "storage_path; on a cluster, storage every node reaches, "
                                                            "e.g. s3://); deleted once the version is published")
+    # where the run's record goes (its _runs/: batch/train/record.py); a job without it: the crops' own tables
+    tables: Location | None = Field(None, description=TABLES_HELP)
 
 
 class VerifyOptions(StoreOptions):
@@ -185,8 +187,9 @@ ROLLBACK_FLAGS = {**MODELS_FLAGS, "name": FlagStyle(positional=True, metavar="NA
 
 def _models(name: str, help: str, options: type[BaseModel], runner: str, **kw: Any) -> Command:
     kw.setdefault("styles", MODELS_FLAGS)
+    kw.setdefault("job", False)
     return Command(name, help, options, later(runner if ":" in runner else "model_store.store.cli:" + runner),
-                   printed, job=False, to_json=lambda r: r.json(), **kw)
+                   printed, to_json=lambda r: r.json(), **kw)
 
 
 _PUBLISH = "trapline models publish"
@@ -233,10 +236,16 @@ MODELS_COMMANDS = (
                         "training.json and a model card naming the set's manifest (its sha256, decisions, tables, "
                         "versions) and the held-out top-1 on the set's test split, with the source version's on the "
                         "same crops (Wilson 95 % intervals). No alias moves: promote it to serve it. A version "
-                        "published as ONNX only has no trainable weights: exit 2, saying so.",
+                        "published as ONNX only has no trainable weights: exit 2, saying so. --tables records the "
+                        "run (epoch k of n, loss, validation top-1) in those tables' _runs/; as a job (`trapline "
+                        "jobs submit train`, POST /v1/jobs kind `train`) it runs on the service's Ray "
+                        "and records into the tables the crops came from unless --tables names others.",
             examples=("trapline models train species:3 --crops ./set --version 4",
                       "trapline models train species:3 --crops ./set --version 4 --workers 2 --cpus-per-worker 0.5 "
-                      "--epochs 10")),
+                      "--epochs 10",
+                      "trapline jobs submit train species:3 --crops ./set --version 4 --cpus-per-worker 0.5"),
+            job=True, job_kind="train", check=later("batch.train.run:check_options"),
+            fill=later("batch.train.record:record_tables")),
     _models("models publish", "publish new weights as an immutable version", PublishOptions, "publish",
             description="Publish weights as NAME:VERSION. An ONNX file is inspected first: an Ultralytics "
                         "(YOLOv8, YOLO11, ...) or YOLOv5 export needs no config (labels, input size, stride and "

@@ -26,7 +26,7 @@ def add_submit(parser: argparse.ArgumentParser) -> None:
     """`trapline jobs submit KIND ...`: one subcommand per job kind, with the flags of `trapline KIND`."""
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind in KINDS.values():
-        k = kinds.add_parser(kind.name, help=f"the options of `trapline {kind.name}`")
+        k = kinds.add_parser(kind.name, help=f"the options of `trapline {kind.spec.name}`")
         add_model_arguments(k, kind.options, kind.styles, skip=tuple(REFUSED))
         if kind.spec.config_file:
             add_config_flag(k, dest="config_file")
@@ -107,6 +107,13 @@ def _when(iso: str | None) -> str:
 def _progress_text(p: dict[str, Any] | None, running: bool = True) -> str:
     if not p:
         return ""
+    if p.get("unit") == "epochs":  # a fine-tune (batch/jobs/control.py `train_progress`)
+        text = f"epoch {p['epoch']} of {p['epochs']}"
+        if p.get("loss") is not None:
+            text += f", loss {p['loss']:.4f}"
+        if p.get("val_top1") is not None:
+            text += f", val top-1 {p['val_top1']:.3f}"
+        return text + (f", published {p['published']}" if p.get("published") else "")
     text = f"{p['images_done']}/{p['images_total']}"
     if running and p.get("images_per_s"):
         text += f", {p['images_per_s']:.1f} images/s"

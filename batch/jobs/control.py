@@ -29,6 +29,7 @@ from ground.errors import (
     JobFinishedError,
     JobNotFoundError,
     JobsUnavailableError,
+    PathNotAllowedError,
     TraplineError,
     invalid_parameter,
 )
@@ -111,6 +112,7 @@ class JobControl:
                     updates[field] = self.paths.check(field, value)
         if updates:
             options = kind.validate({**options.model_dump(exclude_unset=True), **updates})
+        options = self._fill(kind, options, trusted)
         for field, mark in marked_fields(kind.options, ModelRefMark).items():  # the versions it names exist
             ref = getattr(options, field)
             if ref and (mark.in_store or "@" in ref or ":" not in ref):
@@ -144,6 +146,22 @@ class JobControl:
                             entrypoint_num_cpus=self.config.entrypoint_num_cpus or None)
         logger.info("jobs: submitted %s job %s (%s)", kind.name, job_id, origin)
         return self.show(job_id, progress=False)
+
+    def _fill(self, kind: JobKind, options: BaseModel, trusted: bool) -> BaseModel:
+        """The options the kind fixes at submit from its others (train: the tables its record goes to, from the
+        crops' manifest), each location checked as a caller's would be, saying where it came from."""
+        if kind.spec.fill is None:
+            return options
+        with invalid_parameter("options", kind.name):
+            filled = kind.spec.fill(options)
+        for field, value in filled.items():
+            if field in kind.paths and not trusted:
+                try:
+                    filled[field] = self.paths.check(field, value)
+                except PathNotAllowedError as exc:
+                    raise PathNotAllowedError(f"{exc} (taken from the crops' manifest: give {field} to record the "
+                                              "job elsewhere)", field=field, fields=[field]) from None
+        return kind.validate({**options.model_dump(exclude_unset=True), **filled}) if filled else options
 
     def _pin_source(self, kind: JobKind, options: BaseModel) -> BaseModel:
         """A job whose command pins its source (postprocess) and that names no source set gets the newest one now,
@@ -237,7 +255,8 @@ class JobControl:
             status = "stopped"
         return {"id": job_id, "name": meta.get("name") or None, "kind": kind.name, "status": status, "origin": origin,
                 "resumes": kind.spec.resumes,
-                "model": getattr(options, "model", None) if options is not None else meta.get("model") or None,
+                "model": (getattr(options, "model", None) or getattr(options, "ref", None)) if options is not None
+                else meta.get("model") or None,
                 "options": opts, "digest": options_digest(kind.name, options) if options is not None else None,
                 "request_digest": meta.get("request_digest") or None,
                 "submitted_at": _ms(details.start_time), "ended_at": _ms(details.end_time),
@@ -271,6 +290,8 @@ class JobControl:
 
 def manifest_progress(m: RunManifest) -> dict[str, Any]:
     c = m.counts
+    if m.kind == "train":
+        return train_progress(m)
     if m.kind == "reprocess":
         done, total = int(c.get("processed", 0)), int(c.get("to_process", 0))
         stages = {"plan": {k: c.get(k, 0) for k in ("found", "selected", "already_done", "to_process",
@@ -290,6 +311,20 @@ def manifest_progress(m: RunManifest) -> dict[str, Any]:
             "fraction": round(done / total, 4) if total else None, "images_per_s": rate, "eta_s": eta,
             "started_at": m.started_at, "updated_at": m.updated_at, "ended_at": m.ended_at, "error": m.error,
             "stages": stages}
+
+
+def train_progress(m: RunManifest) -> dict[str, Any]:
+    """A fine-tune's record (batch/train/record.py) as progress: epochs done of n, the last epoch's train loss and
+    validation top-1, and the version it published; `unit` says the counts are epochs, not images."""
+    c = m.counts
+    done, total = int(c.get("epoch", 0)), int(c.get("epochs", 0))
+    return {"run_id": m.run_id, "run_status": m.status, "unit": "epochs", "images_done": done, "images_total": total,
+            "fraction": round(done / total, 4) if total else None, "images_per_s": None, "eta_s": None,
+            "epoch": done, "epochs": total, "loss": c.get("loss"), "val_top1": c.get("val_top1"),
+            "published": m.published, "started_at": m.started_at, "updated_at": m.updated_at, "ended_at": m.ended_at,
+            "error": m.error, "stages": {"train": {k: c[k] for k in ("epoch", "epochs", "loss", "val_top1",
+                                                                    "val_crops", "train_crops", "crops_per_s")
+                                                  if k in c}}}
 
 
 def _stopped_on_request(tables: str, job_id: str) -> bool:

@@ -39,7 +39,7 @@ class JobKind:
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self.spec.job_kind or self.spec.name
 
     @property
     def options(self) -> type[BaseModel]:
@@ -103,6 +103,11 @@ class JobKind:
         for name, value in data.items():
             info = type(options).model_fields[name]
             style = self.styles.get(name, FlagStyle())
+            if style.positional:  # first, bare: a value that could pass for a flag is refused
+                if not isinstance(value, str) or value.startswith("-"):
+                    raise InvalidOptionsError(f"{name}: {value!r} is not a {name}", fields=[name])
+                out.insert(0, value)
+                continue
             if style.switches:
                 out.append(style.switches[value][0])
                 continue
@@ -149,9 +154,11 @@ class JobKind:
         return argv
 
 
-KINDS: dict[str, JobKind] = {name: JobKind(c) for name, c in COMMANDS.items() if c.job}
+KINDS: dict[str, JobKind] = {k.name: k for k in (JobKind(c) for c in COMMANDS.values() if c.job)}
 # `python -m MODULE ...` entry points that run one command (`python -m batch.reprocess`)
 _MODULES = {k.module[1]: k for k in KINDS.values() if len(k.module) == 2}
+# `trapline COMMAND ...`: the kind of each command (`models train` is the kind `train`)
+_COMMANDS = {k.spec.name: k for k in KINDS.values()}
 
 
 def recognise(entrypoint: str) -> tuple[JobKind, BaseModel | None] | None:
@@ -167,12 +174,14 @@ def recognise(entrypoint: str) -> tuple[JobKind, BaseModel | None] | None:
             kind, rest = _MODULES[words[i + 1]], words[i + 2:]
         elif (word == "-m" and words[i + 1:i + 2] == ["trapline.cli"]) or word.rsplit("/", 1)[-1] == "trapline":
             j = i + 2 if word == "-m" else i + 1
-            args = [w for w in words[j:] if not w.startswith("-")][:1]
-            if not args or args[0] not in KINDS:
+            args = [w for w in words[j:] if not w.startswith("-")][:2]
+            named = next((args[:n] for n in (2, 1) if " ".join(args[:n]) in _COMMANDS), None)
+            if named is None:
                 return None
             rest = words[j:]
-            rest.pop(rest.index(args[0]))
-            kind = KINDS[args[0]]
+            for w in named:
+                rest.pop(rest.index(w))
+            kind = _COMMANDS[" ".join(named)]
         if rest is not None:
             try:
                 return kind, kind.parse(rest)

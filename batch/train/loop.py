@@ -6,7 +6,8 @@ so that a killed worker costs at most the epoch it was in.
 
 The config (plain values and object refs, as `train_loop_config`):
 `architecture`, `labels`, `initial` (ref: the trainable state_dict's bytes), `x`, `y` (refs: the train split's
-inputs and labels), `epochs`, `batch_size`, `lr`, `seed`, `threads`, `fault` ({"epoch", "marker"} or None: the test
+inputs and labels), `val` ([x, y] refs of the val split, whose top-1 rank 0 measures after each epoch, or None),
+`epochs`, `batch_size`, `lr`, `seed`, `threads`, `fault` ({"epoch", "marker"} or None: the test
 hook of `TRAPLINE_TRAIN_FAULT`).
 """
 
@@ -62,6 +63,17 @@ def _maybe_fail(fault: dict[str, Any] | None, epoch: int, rank: int) -> None:
     os._exit(1)
 
 
+def val_top1(model: Any, x: Any, y: Any, device: Any, batch: int = 256) -> dict[str, Any]:
+    """Top-1 of `model` on the val split's inputs `x` and labels `y` (torch tensors)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        right = sum(int((model(x[i:i + batch].to(device)).argmax(1).cpu() == y[i:i + batch]).sum())
+                    for i in range(0, len(y), batch))
+    return {"val_top1": right / len(y) if len(y) else None, "val_crops": int(len(y))}
+
+
 def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
     """One worker's part of the run (see the module docstring); rank 0 returns the run's summary."""
     # Imported in the worker: the module is pickled by reference, and the CLI imports it without starting Ray
@@ -90,6 +102,7 @@ def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
     start = saved["epoch"] + 1 if saved else 1
     resumed = [*saved["resumed_from"], saved["epoch"]] if saved else []
     x_all, y_all = torch.from_numpy(ray.get(config["x"])), torch.from_numpy(ray.get(config["y"]))
+    val = [torch.from_numpy(ray.get(r)) for r in config["val"]] if config.get("val") and rank == 0 else None
     n, batch = len(y_all), min(config["batch_size"], len(y_all))
     steps = max(1, n // batch)
     device = next(model.parameters()).device
@@ -116,6 +129,8 @@ def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
         metrics = {"epoch": epoch, "loss": float(np.mean(losses)), "crops": steps * batch, "seconds": took,
                    "crops_per_s": steps * batch / took if took > 0 else None, "resumed_from": resumed}
         unwrapped = model.module if hasattr(model, "module") else model
+        if val is not None:
+            metrics.update(val_top1(unwrapped, *val, device))
         if rank == 0:
             with tempfile.TemporaryDirectory() as d:
                 torch.save({"model": unwrapped.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
@@ -124,7 +139,8 @@ def fine_tune(config: dict[str, Any]) -> dict[str, Any]:
         else:
             ray.train.report(metrics)
         if rank == 0:
-            print(f"epoch {epoch}/{config['epochs']}: loss {metrics['loss']:.4f}, {metrics['crops']} crops in "
-                  f"{took:.1f} s", flush=True)
+            val_text = f", val top-1 {metrics['val_top1']:.3f}" if metrics.get("val_top1") is not None else ""
+            print(f"epoch {epoch}/{config['epochs']}: loss {metrics['loss']:.4f}{val_text}, {metrics['crops']} crops "
+                  f"in {took:.1f} s", flush=True)
     return {"epochs_run": config["epochs"] - start + 1, "resumed_from": resumed, "seconds": round(seconds, 3),
             "crops_per_s": round(trained / seconds, 1) if seconds > 0 else None, "workers": world}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from batch.train.architectures import build
 from batch.train.crops import open_crops, split_inputs
 from batch.train.loop import fine_tune, load_state, read_checkpoint
 from batch.train.publish import publish_fine_tuned
+from batch.train.record import RunRecord
 from ground import env
 from ground.errors import BatchError
 from ground.printed import Printed
@@ -60,8 +62,9 @@ def check_fits(trainable: Any, state: bytes, where: str) -> None:
                          "re-publish them") from None
 
 
-def plan(o: Any) -> dict[str, Any]:
-    """Everything checked before Ray starts: the source version, its trainable weights, the crops (as inputs)."""
+def check_options(o: Any) -> dict[str, Any]:
+    """Everything checked before Ray starts (and before a job of it is submitted: the kind's `check`): the source
+    version, its trainable weights, the crops; a BatchError (exit 2, a 422 over HTTP) names what is wrong."""
     models = ModelStore(o.store)
     source = models.get(o.ref)
     if source.kind != "classifier":
@@ -77,12 +80,37 @@ def plan(o: Any) -> dict[str, Any]:
     crops = open_crops(o.crops, labels)
     if crops.count("train") < o.workers:
         raise BatchError(f"--crops has {crops.count('train')} train crop(s), fewer than --workers {o.workers}")
-    x, y = split_inputs(crops, "train", source.config)
-    return {"models": models, "source": source, "trainable": trainable, "state": state, "crops": crops, "x": x,
-            "y": y}
+    check_fits_cluster(o)
+    return {"models": models, "source": source, "trainable": trainable, "state": state, "crops": crops}
 
 
-def run_trainer(p: dict[str, Any], o: Any, storage: str, name: str) -> Any:
+def check_fits_cluster(o: Any) -> None:
+    """On a connected Ray (a job's door: the service's replica), the workers fit the cluster's CPUs and GPUs at all;
+    Ray Train would otherwise wait for them forever. What the replicas and other jobs hold now is not counted: they
+    end, and the job waits its turn."""
+    ray = sys.modules.get("ray")  # not imported here: the command line checks before any Ray
+    if ray is None or not ray.is_initialized():
+        return
+    total = ray.cluster_resources()
+    cpus, gpus = o.workers * o.cpus_per_worker, o.workers * (1 if o.gpu else 0)
+    if cpus > total.get("CPU", 0) + 1e-9:
+        raise BatchError(f"--workers {o.workers} x --cpus-per-worker {o.cpus_per_worker:g} is {cpus:g} CPUs, more "
+                         f"than the cluster's {total.get('CPU', 0):g}: give a fraction (e.g. --cpus-per-worker 0.25)")
+    if gpus > total.get("GPU", 0):
+        raise BatchError(f"--gpu: {gpus} GPU(s) for --workers {o.workers}, the cluster has {total.get('GPU', 0):g}")
+
+
+def plan(o: Any) -> dict[str, Any]:
+    """The checks, and the crops as the classifier's inputs: the train split, and the val split that measures each
+    epoch (None when the set has none)."""
+    p = check_options(o)
+    crops, cfg = p["crops"], p["source"].config
+    x, y = split_inputs(crops, "train", cfg)
+    val = split_inputs(crops, "val", cfg) if crops.count("val") else None
+    return {**p, "x": x, "y": y, "val": val}
+
+
+def run_trainer(p: dict[str, Any], o: Any, storage: str, name: str, callbacks: list[Any] | None = None) -> Any:
     """The Ray Train run (Ray already connected): its Result."""
     # Ray and Ray Train load on first use: `trapline models train --help` and its checks never need them
     import ray
@@ -91,7 +119,8 @@ def run_trainer(p: dict[str, Any], o: Any, storage: str, name: str) -> Any:
 
     per_worker = {"GPU": 1.0, "CPU": o.cpus_per_worker} if o.gpu else {"CPU": o.cpus_per_worker}
     config = {"architecture": p["trainable"].architecture, "labels": list(p["trainable"].labels),
-              "initial": ray.put(p["state"]), "x": ray.put(p["x"]), "y": ray.put(p["y"]), "epochs": o.epochs,
+              "initial": ray.put(p["state"]), "x": ray.put(p["x"]), "y": ray.put(p["y"]),
+              "val": [ray.put(a) for a in p["val"]] if p["val"] is not None else None, "epochs": o.epochs,
               "batch_size": o.batch_size, "lr": o.lr, "seed": o.seed, "threads": max(1, int(o.cpus_per_worker)),
               "fault": fault_hook()}
     trainer = TorchTrainer(
@@ -99,7 +128,7 @@ def run_trainer(p: dict[str, Any], o: Any, storage: str, name: str) -> Any:
         scaling_config=ScalingConfig(num_workers=o.workers, use_gpu=o.gpu, resources_per_worker=per_worker),
         run_config=RunConfig(name=name, storage_path=storage,
                              failure_config=FailureConfig(max_failures=o.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+                             checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks or None))
     try:
         return trainer.fit()
     except Exception as exc:  # TrainingFailedError: the workers failed more often than --max-failures allows
@@ -115,19 +144,35 @@ def train(o: Any, progress: Any = None) -> Printed:
     say(f"fine-tuning {source.ref} on {crops.count('train')} crop(s) of {crops.root} with {o.workers} Ray Train "
         f"worker(s), {o.epochs} epoch(s)")
     storage, name = checkpoints_root(o.checkpoints), f"{source.name}-{o.version}-{uuid.uuid4().hex[:8]}"
+    record = RunRecord(o.tables, o, p) if o.tables else None
+    try:
+        done = fit_and_publish(p, o, storage, name, [record.callback()] if record else [])
+    except BaseException as exc:
+        if record:
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+            record.end("interrupted" if interrupted else "failed", str(exc) or type(exc).__name__)
+        raise
+    if record:
+        record.end("succeeded", published=done["published"])
+    if "://" not in storage:
+        shutil.rmtree(os.path.join(storage, name), ignore_errors=True)  # published: the checkpoints are spent
+    return Printed(done, "\n".join(done["lines"]))
+
+
+def fit_and_publish(p: dict[str, Any], o: Any, storage: str, name: str, callbacks: list[Any]) -> dict[str, Any]:
+    """The Ray Train run on the same Ray (the job's cluster: $RAY_ADDRESS; else --address or a private local one),
+    then the new version published from its last checkpoint."""
     started = ensure_ray(o.address)
     try:
-        result = run_trainer(p, o, storage, name)
+        result = run_trainer(p, o, storage, name, callbacks)
     finally:
         if started:
             shutdown_ray()
     if result.checkpoint is None:
-        raise BatchError(f"the training run of {source.ref} ended without a checkpoint (no epoch finished)")
+        raise BatchError(f"the training run of {p['source'].ref} ended without a checkpoint (no epoch finished)")
     state = read_checkpoint(result.checkpoint)["model"]
-    summary = {**(result.return_value or {}), "final_loss": result.metrics.get("loss"), "epochs": o.epochs,
-               "workers": o.workers, "cpus_per_worker": o.cpus_per_worker, "gpu": o.gpu, "batch_size": o.batch_size,
-               "lr": o.lr, "seed": o.seed, "max_failures": o.max_failures, "train_crops": int(len(p["y"]))}
-    done = publish_fine_tuned(p, o.version, state, summary)
-    if "://" not in storage:
-        shutil.rmtree(os.path.join(storage, name), ignore_errors=True)  # published: the checkpoints are spent
-    return Printed(done, "\n".join(done["lines"]))
+    summary = {**(result.return_value or {}), "final_loss": result.metrics.get("loss"),
+               "final_val_top1": result.metrics.get("val_top1"), "epochs": o.epochs, "workers": o.workers,
+               "cpus_per_worker": o.cpus_per_worker, "gpu": o.gpu, "batch_size": o.batch_size, "lr": o.lr,
+               "seed": o.seed, "max_failures": o.max_failures, "train_crops": int(len(p["y"]))}
+    return publish_fine_tuned(p, o.version, state, summary)

@@ -47,8 +47,9 @@ class RunManifest(BaseModel):
     """What one reprocess or postprocess run did."""
 
     run_id: str
-    # record: the online door's recorder (tables/journal.py); compact: `trapline tables compact`
-    kind: Literal["reprocess", "postprocess", "record", "compact"]
+    # record: the online door's recorder (tables/journal.py); compact: `trapline tables compact`; train: `trapline
+    # models train --tables` (batch/train/record.py)
+    kind: Literal["reprocess", "postprocess", "record", "compact", "train"]
     status: RunStatus = "running"
     started_at: str
     updated_at: str
@@ -68,6 +69,7 @@ class RunManifest(BaseModel):
     wall_s: float | None = None
     images_per_s: float | None = None
     error: str | None = None
+    published: str | None = Field(None, description="train: the version it published (NAME:VERSION)")
 
     @classmethod
     def start(cls, run_id: str, kind: str, **fields: Any) -> RunManifest:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from model_store.tables.table_set import resolve_table_set
 from serve.jobs_config import JobsConfig
 from serve.polling import wait_until
 from tests.fixtures.archive import PATH_PATTERN, brightness_config, build_archive, encode, picture, write_local
+from tests.fixtures.crops_sets import publish_trainable, write_crops_set
 from tests.fixtures.multinode import REPO, MultiNodeCluster, slow_brightness_model
 
 pytestmark = pytest.mark.ray
@@ -630,3 +632,60 @@ def test_console_starts_a_reprocess_follows_it_and_runs_a_postprocess_from_the_g
             assert width <= 392, f"{page} is {width}px wide on a 390px phone"
         errors = b.errors()
         assert errors == [], errors
+
+
+def test_a_train_job_over_http_shows_its_epochs_and_publishes_the_new_version(cluster, url, env):
+    """`POST /v1/jobs` kind `train`: `trapline models train` as a Ray job on the service's own Ray (one Ray Train
+    worker of a quarter CPU beside the replicas), its record in the tables the crops came from followed epoch by epoch,
+    the new version published in the service's store; a bad one refused at the door (the CLI: exit 2)."""
+    d, store = env["dir"], env["store"]
+    publish_trainable(store, "jobspecies", "1")
+    manifest = write_crops_set(d / "train-set", {"train": 24, "val": 8, "test": 8})
+    tables = d / "train-tables"  # the tables the set was exported from (the fixture's own name s3://traps/tables)
+    (d / "train-set" / "manifest.json").write_text(json.dumps({**manifest, "tables": str(tables)}))
+    options = {"ref": "jobspecies:1", "crops": str(d / "train-set"), "version": "2", "epochs": 2, "batch_size": 8,
+               "cpus_per_worker": 0.25, "checkpoints": str(d / "train-checkpoints")}
+    before = ray_jobs(cluster)
+    run_cli = {**os.environ, "PYTHONPATH": str(REPO), "TRAPLINE_URL": url, "TRAPLINE_ADMIN_TOKEN": ADMIN,
+               "TRAPLINE_API_TOKEN": READ}
+    refused = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "submit", "train", "jobspecies:1",
+                              "--crops", str(d / "train-set"), "--version", "1"], env=run_cli, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "jobspecies:1 already exists" in refused.stderr, refused.stderr
+    r = call("POST", f"{url}/v1/jobs", json={"kind": "train", "options": {**options, "crops": str(d / "archive")}})
+    assert r.status_code == 422 and "no manifest.json" in r.json()["error"]["message"], r.text
+    assert ray_jobs(cluster) == before, "a refused train job was submitted"
+
+    r = call("POST", f"{url}/v1/jobs", json={"kind": "train", "options": options, "name": "fine-tune"})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["kind"] == "train" and job["model"] == "jobspecies:1" and job["options"]["tables"] == str(tables)
+    seen = []
+
+    def progressed():
+        shown = call("GET", f"{url}/v1/jobs/{job['id']}", READ).json()
+        if shown["status"] == "running" and shown.get("progress"):
+            seen.append(shown["progress"])
+        return shown["status"] not in ("pending", "running")
+
+    t0 = time.perf_counter()
+    wait_for(progressed, 360, "the train job to end", interval_s=0.5)
+    final = wait_ended(url, job["id"])
+    logs = call("GET", f"{url}/v1/jobs/{job['id']}/logs", READ).json()["lines"]
+    print(f"train job over HTTP: {final['status']} {time.perf_counter() - t0:.1f} s after the submit answered; "
+          f"progress seen {len(seen)} time(s) while it ran: {[p['epoch'] for p in seen]}")
+    assert final["status"] == "succeeded", "\n".join(logs[-40:])
+    p = final["progress"]
+    assert (p["unit"], p["run_status"], p["epoch"], p["epochs"], p["published"]) == (
+        "epochs", "succeeded", 2, 2, "jobspecies:2")
+    assert p["loss"] > 0 and 0 <= p["val_top1"] <= 1 and p["stages"]["train"]["val_crops"] == 8
+    # while Ray still says running: the record's epochs, never back (its end may land before the job's own status)
+    assert [s["epoch"] for s in seen] == sorted(s["epoch"] for s in seen) and all(s["epoch"] <= 2 for s in seen)
+    assert store.list_versions("jobspecies") == ["1", "2"]  # published once, in the service's store
+    training = json.loads((Path(store.root) / "jobspecies" / "2" / "training.json").read_text())
+    assert training["run"]["workers"] == 1 and training["run"]["cpus_per_worker"] == 0.25
+    assert training["run"]["final_val_top1"] == p["val_top1"]
+    shown = subprocess.run([sys.executable, "-m", "trapline.cli", "jobs", "show", job["id"]], env=run_cli,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and f"job {job['id']}: train succeeded" in shown.stdout
+    assert "epoch 2 of 2, loss" in shown.stdout and "published jobspecies:2" in shown.stdout, shown.stdout

@@ -2,7 +2,7 @@
 fine-tunes a trainable classifier on a crops set made at test time; its first worker is killed at the start of epoch
 2 (`TRAPLINE_TRAIN_FAULT`), Ray Train restarts the workers from epoch 1's checkpoint, and the result is published
 once, as a version that serves (ONNX), is itself trainable, and whose card and training.json carry the set's manifest
-and its held-out top-1 with its Wilson interval."""
+and its held-out top-1 with its Wilson interval; the run's record in --tables says so too."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from batch.train.crops import open_crops, split_inputs
 from batch.train.loop import load_state
 from model_store import ModelStore
 from model_store.demo.species import run_onnx
+from model_store.tables.archive import open_location
+from model_store.tables.manifest import read_manifests
 from tests.fixtures.crops_sets import publish_trainable, write_crops_set
 from trapline.cli import main
 
@@ -32,7 +34,8 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_the_result_is_published
     monkeypatch.setenv("TRAPLINE_TRAIN_FAULT", f"2:{marker}")
     code = main(["models", "train", "species:1", "--crops", str(tmp_path / "set"), "--version", "2",
                  "--workers", "2", "--cpus-per-worker", "0.5", "--epochs", "2", "--batch-size", "32",
-                 "--checkpoints", str(checkpoints), "--store", str(store.root), "--json"])
+                 "--checkpoints", str(checkpoints), "--store", str(store.root), "--tables", str(tmp_path / "tables"),
+                 "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
     done = json.loads(out.out[out.out.index("{\n"):])  # after any line Ray's raylet printed about the killed worker
@@ -43,6 +46,11 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_the_result_is_published
     run = training["run"]
     assert run["resumed_from"] == [1] and run["epochs_run"] == 1 and run["workers"] == 2  # epoch 2 only, again
     assert not any(checkpoints.iterdir())  # published: the run's checkpoints are gone
+    # --tables: the run's record, written after each epoch (epoch 2 again after the restart) and at its end
+    [record] = read_manifests(open_location(str(tmp_path / "tables")))
+    assert (record.kind, record.status, record.published, record.error) == ("train", "succeeded", "species:2", None)
+    assert record.counts["epoch"] == record.counts["epochs"] == 2 and record.counts["loss"] == run["final_loss"]
+    assert "val_top1" not in record.counts  # the set has no val split
 
     # the card carries the set's manifest and the held-out accuracy, measured on the test split's 48 crops
     manifest_id = hashlib.sha256((tmp_path / "set" / "manifest.json").read_bytes()).hexdigest()

@@ -32,6 +32,9 @@ RICH = {
     "antenna work": {"api": "https://antenna.example/api/v2", "project": 3, "service": "http://127.0.0.1:8001",
                      "token_env": "TOK", "batch_size": 8, "streams": 1, "max_seconds": 60.0, "exit_when_idle": True},
     "identify": {"tables": HOSTILE, "identifier": "coats@production", "threshold": 0.6, "model": "m:1"},
+    "train": {"ref": "species@production", "crops": HOSTILE, "version": "2-ft", "epochs": 3, "workers": 2,
+              "cpus_per_worker": 0.25, "gpu": True, "batch_size": 16, "lr": 0.01, "seed": 4, "max_failures": 0,
+              "checkpoints": "-c", "tables": "/t"},
 }
 
 
@@ -40,7 +43,9 @@ def test_argv_parses_back_to_the_same_options(name):
     kind = KINDS[name]
     options = kind.validate(RICH[name])
     argv = kind.check_round_trip(options)
-    assert all(a.startswith("--") for a in argv)  # one word per option: no value can pass for a flag
+    bare = [getattr(options, n) for n, style in kind.styles.items() if style.positional and hasattr(options, n)]
+    assert argv[:len(bare)] == bare and not any(a.startswith("-") for a in bare)  # train's REF, first
+    assert all(a.startswith("--") for a in argv[len(bare):])  # one word per option: no value can pass for a flag
     command = shlex.join(kind.command("python", options))
     assert shlex.split(command)[:2] == ["python", "-m"]
     assert kind.parse(shlex.split(command)[len(kind.module) + 1:]) == options
@@ -105,8 +110,9 @@ def test_location_fields_are_found_from_the_options_types():
     assert KINDS["export"].paths == ("tables", "store", "out", "deployments", "package_meta")
     assert KINDS["report"].paths == ("tables", "store", "out", "archive")
     assert KINDS["antenna work"].paths == ()  # it reads and writes no files: Antenna and the service are URLs
+    assert KINDS["train"].paths == ("store", "crops", "checkpoints", "tables")
     assert all(k.paths[:2] == ("tables", "store") for k in KINDS.values() if k.name not in ("reprocess",
-                                                                                           "antenna work"))
+                                                                                           "antenna work", "train"))
 
 
 def test_entry_points_of_jobs_submitted_another_way_are_recognised():
@@ -122,6 +128,14 @@ def test_entry_points_of_jobs_submitted_another_way_are_recognised():
         KINDS["identify"].validate({"tables": "/t"})
     assert err.value.extra["fields"] == ["identifier"]
     assert recognise("python train.py --epochs 3") is None
+    # a command of a group: `models train` is the kind `train`, its REF positional
+    kind, options = recognise("trapline models train species:1 --crops /c --version 2 --cpus-per-worker 0.5")
+    assert kind.name == "train" and options.ref == "species:1" and options.cpus_per_worker == 0.5
+    assert recognise("python -m trapline.cli models train species:1 --crops=/c --version=2")[0].name == "train"
+    assert recognise("trapline models list") is None
+    with pytest.raises(InvalidOptionsError) as err:  # a REF that could pass for a flag never reaches a command line
+        KINDS["train"].argv(KINDS["train"].validate({"ref": "--store=/elsewhere", "crops": "/c", "version": "2"}))
+    assert err.value.extra["fields"] == ["ref"]
     assert recognise("trapline serve --port 1") is None
 
 

@@ -5,7 +5,6 @@ Resume does the same. (The reprocess side runs on a real Ray job manager: tests/
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
+from tests.fixtures.job_manager import JobManager
 from tests.fixtures.postprocess import postprocess
 
 
@@ -58,27 +58,6 @@ def test_a_stopped_postprocess_ends_after_a_whole_part_and_a_rerun_does_the_rest
     rows = tables.read(IMAGES, "trapcam", "1", ["uri", "filters_hash"]).to_pandas()
     mine = rows[rows["filters_hash"] == new_set]["uri"]
     assert len(mine) == mine.nunique() == len(spec.images)
-
-
-class JobManager:
-    """Ray's job manager as JobControl sees it (submit, list, info), in memory: the job manager is not under test
-    here (tests/integration/test_jobs_http.py runs the real one); what JobControl asks of it is."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, SimpleNamespace] = {}
-
-    def submit_job(self, entrypoint: str, submission_id: str | None, metadata: dict, **_: object) -> str:
-        job_id = submission_id or f"raysubmit_{len(self.jobs)}"
-        self.jobs[job_id] = SimpleNamespace(submission_id=job_id, job_id=None, entrypoint=entrypoint,
-                                            metadata=metadata, status="RUNNING", start_time=len(self.jobs) + 1,
-                                            end_time=None, message=None)
-        return job_id
-
-    def list_jobs(self) -> list[SimpleNamespace]:
-        return list(self.jobs.values())
-
-    def get_job_info(self, job_id: str) -> SimpleNamespace:
-        return self.jobs[job_id]
 
 
 def test_a_postprocess_submitted_over_http_pins_its_source_so_that_resume_continues_it(tmp_path, monkeypatch):

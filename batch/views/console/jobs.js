@@ -16,6 +16,12 @@ export function bar(p) {
 
 function progressText(p) {
   if (!p) return "";
+  if (p.unit === "epochs") {  // a fine-tune: epoch k of n, its loss and validation top-1, the version published
+    let e = `epoch ${p.images_done} of ${p.images_total}`;
+    if (p.loss !== null && p.loss !== undefined) e += `, loss ${p.loss.toFixed(4)}`;
+    if (p.val_top1 !== null && p.val_top1 !== undefined) e += `, val top-1 ${p.val_top1.toFixed(3)}`;
+    return p.published ? `${e}, published ${p.published}` : e;
+  }
   let t = `${p.images_done}/${p.images_total}`;
   if (p.images_per_s) t += `, ${p.images_per_s.toFixed(1)} images/s`;
   if (p.eta_s !== null && p.eta_s !== undefined) t += `, ETA ${Math.round(p.eta_s)} s`;
@@ -31,7 +37,7 @@ async function jobsPage(current = () => true) {
     el("td", {}, j.kind), el("td", {}, statusCell(j.status)), el("td", {}, j.model || "-"),
     el("td", {}, when(j.submitted_at)), el("td", {}, when(j.ended_at)),
     el("td", {class: "progress"}, j.status === "running" ? bar(j.progress) : "",
-       progressText(j.status === "running" ? j.progress : j.progress && {images_done: j.progress.images_done, images_total: j.progress.images_total}))));
+       progressText(j.status === "running" || (j.progress && j.progress.unit) ? j.progress : j.progress && {images_done: j.progress.images_done, images_total: j.progress.images_total}))));
   if (!current()) return false;
 
   page.replaceChildren(el("h1", {}, `Jobs (${data.total})`),

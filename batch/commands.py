@@ -67,7 +67,7 @@ run_events = _later("batch.postprocessing.events:run_events")
 build_report, report_json = _later("batch.review.build:build_report"), _later("batch.review.build:result_json")
 run_antenna, antenna_text = _later("serve.antenna.worker:run_worker"), _later("serve.antenna.worker:format_report")
 compact, check = _later("model_store.tables.maintenance:compact"), _later("model_store.tables.maintenance:check")
-list_sets, sets_text = _later("model_store.tables.sets:listed"), _later("model_store.tables.sets:format_sets")
+list_sets, sets_text = _later("model_store.tables.sets:list_sets"), _later("model_store.tables.sets:format_sets")
 retire, purge = _later("model_store.tables.lifecycle:retire"), _later("model_store.tables.lifecycle:purge")
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from ground.errors import BatchError
 from model_store import ModelStore
 from model_store.tables.decisions import DecisionsLog, IdentifyOccurrence, RevokeDecision
+from model_store.tables.locations import open_location
 from model_store.tables.reader import PART_RE, PART_TABLES, Tables
 from model_store.tables.schema import EVENTS, IMAGES
 from model_store.tables.set_records import SetRecord, records
@@ -222,6 +223,11 @@ def current_sets(tables: Tables, versions: Iterable[tuple[str, str]]) -> dict[tu
         except BatchError:
             continue  # no visible rows
     return out
+
+
+def list_sets(url: str, model: str | None = None, store: str | None = None) -> list[ResultSet]:
+    """`trapline tables sets`: the tables at `url` opened here, at the command's door, and listed."""
+    return listed(Tables(open_location(url)), model, store)
 
 
 def listed(tables: Tables, model: str | None = None, store: str | None = None) -> list[ResultSet]:

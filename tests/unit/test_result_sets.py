@@ -32,6 +32,7 @@ from tests.fixtures.archive import (
     process_without_ray,
     write_local,
 )
+from trapline.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def current(out: str) -> str:
     return resolve_table_set(Tables(open_location(out)), "trapcam:1").filters_hash
 
 
-def test_redo_retire_and_purge_over_an_archives_life(tmp_path, store):
+def test_redo_retire_and_purge_over_an_archives_life(tmp_path, store, capsys):
     spec = build_archive()
     archive, out = str(write_local(spec, tmp_path / "archive")), str(tmp_path / "tables")
     n = len(spec.images)
@@ -73,6 +74,10 @@ def test_redo_retire_and_purge_over_an_archives_life(tmp_path, store):
     [s] = listed(Tables(open_location(out)), store=store.root)
     assert (s.set_hash, s.images, s.core_versions, s.fingerprints, s.trapline_versions) == (
         old, n, [CORE_VERSION], [core_fingerprint()], [trapline_version()])
+    # the command opens the tables at its door and lists the same
+    assert cli_main(["tables", "sets", "--tables", out, "--store", store.root, "--json"]) == 0
+    [said] = json.loads(capsys.readouterr().out)
+    assert said["set_hash"] == old and said["images"] == n
     assert s.bytes > 0 and s.current and s.status == "whole"
     assert s.filters == [f["name"] for f in first.filters.as_specs()]
     assert "alias production" in s.referred_by

@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the fixtures live in tests/
 
 from batch.postprocessing import occurrences  # noqa: E402 - after the path above
+from model_store.tables.locations import open_location  # noqa: E402
+from model_store.tables.reader import Tables  # noqa: E402
 from serve.ingress import IngressCore, token_digest  # noqa: E402
 from tests.fixtures.browser import Browser, console_session, console_url  # noqa: E402
 from tests.fixtures.occurrences import write_sheet_tables  # noqa: E402
@@ -32,8 +34,9 @@ def main() -> int:
         root = Path(d)
         tables = write_sheet_tables(root / "sheet")
         postprocess(str(tables), "track", {})
-        deer = occurrences.load(str(tables)).rows.query("camera_id == 'burst'").iloc[0]["occurrence_id"]
-        occurrences.identify(occurrences.SetPlace(str(tables)), deer, "Capreolus capreolus", "Ann", "white rump patch")
+        opened = Tables(open_location(str(tables)))
+        deer = occurrences.load(opened).rows.query("camera_id == 'burst'").iloc[0]["occurrence_id"]
+        occurrences.identify(occurrences.SetPlace(opened), deer, "Capreolus capreolus", "Ann", "white rump patch")
         core = IngressCore({"models": [{"name": "sheetcam"}], "store": str(root / "store"),
                             "jobs": {"roots": [str(root)]}}, {}, token_digest("a"), features=service_features())
         with socket.socket() as s:

@@ -264,7 +264,7 @@ def manifest(job: ExportJob[TrainingSetOptions], found: Gathered, used: list[Ite
     ids = sorted({d for it in used for d in it.decisions})
     return {
         "format": o.format, "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "tables": o.tables, "model": f"{tset.model_name}:{tset.model_version}", "filters_hash": tset.filters_hash,
+        "tables": job.tables.url, "model": f"{tset.model_name}:{tset.model_version}", "filters_hash": tset.filters_hash,
         "model_sha256": tset.metadata.get("model", {}).get("sha256"),
         "classifiers": [f"{c['name']}:{c['version']}" for c in tset.classifiers],
         "scope": o.scope().as_dict(),

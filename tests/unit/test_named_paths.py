@@ -28,7 +28,7 @@ WALKED_THROUGH = {"batch/export/csv_boxes.py", "batch/export/csv_boxes_options.p
 # Paths that start like a room's but name another project's file, or a reader's own.
 ELSEWHERE = {"postprocessing/classification_postprocessing.py",  # MegaDetector's
              "jobs/weekly.yaml"}  # a job file the archive guide has its reader write
-PRODUCT = ("batch", "model_store", "serve", "trapline")
+PRODUCT = ("batch", "model_store", "serve", "trapline", "ground")
 
 # dir/dir/name.ext or dir/dir/ (a folder), the first part a word; `...`, `<name>` and `*` are not matched as paths.
 _PATH = re.compile(r"""(?<![\w./*<>$-])

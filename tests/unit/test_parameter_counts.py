@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("batch", "model_store", "serve", "trapline")
+PACKAGES = ("batch", "model_store", "serve", "trapline", "ground")
 MAX_PARAMETERS = 6
 NUMBERS = {"seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
            "fourteen": 14, "fifteen": 15, "sixteen": 16}

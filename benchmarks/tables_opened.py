@@ -92,6 +92,7 @@ def measure(root: Path) -> dict[str, dict[str, int]]:
         "occurrences review": run(["occurrences", "review", "--tables", sheet, "--model", SHEET_MODEL], trip),
         "export --format megadetector": run(["export", "--tables", sheet, "--model", SHEET_MODEL, "--format",
                                              "megadetector", "--out", str(root / "md.json")], trip),
+        "report": run(["report", "--tables", sheet, "--model", SHEET_MODEL, "--out", str(root / "report")], trip),
         "models promote (gated)": run(["models", "promote", f"{DEMO_NAME}:2", "--store", gated,
                                        "--tables", season], promote_at),
     }

@@ -11,7 +11,6 @@ from typing import Any
 import pandas as pd
 
 from batch.postprocessing.events import DEFAULT_GAP_S, group_events, period_counts, set_occurrences
-from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 from model_store.tables.table_set import TableSet
 
@@ -51,10 +50,10 @@ class Animals:
                 "disagreements": [d for _, d in sorted(self.disagreements, key=lambda d: d[0])]}
 
 
-def set_animals(tables_url: str, tset: TableSet, store: str | None = None,
+def set_animals(tables: Tables, tset: TableSet, store: str | None = None,
                 gap_s: float = DEFAULT_GAP_S) -> Animals | None:
     """None when the set was not tracked; else its occurrences (read once) to count slices of images against."""
-    occ = set_occurrences(Tables(open_location(tables_url)), tset, store)
+    occ = set_occurrences(tables, tset, store)
     return None if occ is None else Animals(occ.reset_index(drop=True), tset, gap_s)
 
 
@@ -85,12 +84,12 @@ class Individuals:
         return {"individuals": len(self.ids), "sightings": self.seen, "run_id": self.run_id, "per_camera": per_camera}
 
 
-def set_individuals(tables_url: str, tset: TableSet) -> Individuals | None:
+def set_individuals(tables: Tables, tset: TableSet) -> Individuals | None:
     """None when `trapline identify` has not run on this result set; else its sightings (read once) to count
     slices of images against."""
     from model_store.tables.identities import current  # late: most reports have no identify run to read
 
-    cur = current(open_location(tables_url))
+    cur = current(tables.storage)
     s = cur.sightings
     if s.empty or "filters_hash" not in s.columns:
         return None

@@ -211,8 +211,8 @@ def _read(tables: Tables, tset: TableSet, other: TableSet | None, opts: ReportOp
         raise BatchError(f"no image rows for {tset.model_name}:{tset.model_version} in {tables.url} with these options")
     if other is not None:
         counts = counts + camera_counts(tables, other.model_name, other.model_version, other.filters_hash, subset)
-    digest = Digest(all_bands, opts.per_band, opts.max_failed_listed, set_animals(opts.tables, tset, opts.store),
-                    set_individuals(opts.tables, tset))
+    digest = Digest(all_bands, opts.per_band, opts.max_failed_listed, set_animals(tables, tset, opts.store),
+                    set_individuals(tables, tset))
     slices = camera_slices(counts, opts.slice_images)
     for n, part in enumerate(slices, 1):
         expr = part.expression(subset)

@@ -79,18 +79,18 @@ class RunRecord:
             model={"name": source.name, "version": source.version, "ref": str(source.ref), "sha256": source.sha256},
             source=str(crops.root), counts={"epoch": 0, "epochs": o.epochs, "train_crops": crops.count("train"),
                                             "val_crops": crops.count("val")})
-        write_manifest(open_location(tables), self.manifest)
+        self.storage = open_location(tables)  # the driver's: opened once for the start and the end
+        write_manifest(self.storage, self.manifest)
 
     def callback(self) -> Any:
         return epoch_callback(self.tables, self.manifest)
 
     def end(self, status: str, error: str | None = None, published: str | None = None) -> None:
         """The run's end, over the newest epoch the callback wrote."""
-        storage = open_location(self.tables)
         try:
-            m = RunManifest.model_validate_json(storage.read_bytes(RUNS_DIR, f"{self.manifest.run_id}.json"))
+            m = RunManifest.model_validate_json(self.storage.read_bytes(RUNS_DIR, f"{self.manifest.run_id}.json"))
         except (OSError, ValueError):
             m = self.manifest
         m.published = published
         m.finish(status, error)  # type: ignore[arg-type]
-        write_manifest(storage, m)
+        write_manifest(self.storage, m)

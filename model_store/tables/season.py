@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ground.every import Every
+from ground.storage import Storage
 from model_store.tables.archive import open_location
 from model_store.tables.clock_check import check_clock
 from model_store.tables.identities import latest_run, read_result
@@ -188,7 +189,7 @@ class Season:
             self._state = state
         self._images_changed |= any(f"/{IMAGES}/" in p for p in new)
         self._runs(storage)
-        self._identify()
+        self._identify(storage)
 
     def _list(self, storage) -> dict[str, int]:
         """Every committed part of the partitioned tables: path -> size."""
@@ -283,8 +284,7 @@ class Season:
         with self._lock:
             self._state.runs, self._state.last_run_s, self._state.running = runs, last, running
 
-    def _identify(self) -> None:
-        storage = open_location(self.url)
+    def _identify(self, storage: Storage) -> None:
         run = latest_run(storage)
         if run is None or run == self._identify_run:
             return

@@ -96,7 +96,9 @@ def _listing(request: Request, place: SetPlace, camera: str | None, todo: bool, 
         out = review.listing(place, camera, todo, limit, offset)
         # the pictures as the pictures views serve them: a link the page's <img> opens without the token, where the
         # tables' archive is known (else the boxes are shown without their picture)
-        src = pictures_of(service_of(request).config, place.tables.url, control_of(request).paths.check)
+        # the location as the request (or the default) named it, as the other views hand it to pictures_of: a
+        # configured source is found by it (`url` drops a trailing slash and a file:// scheme)
+        src = pictures_of(service_of(request).config, place.tables.storage.root_url, control_of(request).paths.check)
     for image in out["images"]:
         served = src.served or is_web(image["uri"])
         image["picture"] = file_url(service_of(request).link_key(), src.tables, image["uri"], "full") if served \

@@ -39,7 +39,7 @@ from model_store.tables.decisions import (
     RejectSighting,
     SplitIndividual,
 )
-from model_store.tables.locations import cached_location
+from model_store.tables.locations import cached_location, opened
 from model_store.tables.schema import INDIVIDUALS, INDIVIDUALS_SCHEMA, SIGHTINGS, SIGHTINGS_SCHEMA
 
 Key = tuple[str, str, int]  # (uri, content_id, detection_index)
@@ -83,14 +83,15 @@ def _run_order(run_id: str) -> str:
 
 def latest_run(storage: Storage) -> str | None:
     """The newest committed identify run (one whose individuals file exists), or None."""
-    runs = [d.removeprefix("run_id=") for d in storage.listdir(INDIVIDUALS) if d.startswith("run_id=")]
+    listed = opened(storage, "latest_run").listdir(INDIVIDUALS)
+    runs = [d.removeprefix("run_id=") for d in listed if d.startswith("run_id=")]
     done = [r for r in runs if storage.exists(INDIVIDUALS, f"run_id={r}", "part-0.parquet")]
     return max(done, key=lambda r: (_run_order(r), r)) if done else None
 
 
 def read_result(storage: Storage, table: str, run_id: str | None = None) -> pd.DataFrame:
     """One table (sightings or individuals) of a committed run (default: the newest); empty when none."""
-    run_id = run_id or latest_run(storage)
+    run_id = run_id or latest_run(opened(storage, "read_result"))
     schema = SIGHTINGS_SCHEMA if table == SIGHTINGS else INDIVIDUALS_SCHEMA
     if run_id is None:
         return schema.empty_table().to_pandas()

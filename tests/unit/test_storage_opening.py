@@ -15,6 +15,7 @@ from ground.storage import Storage
 from model_store.tables.clock import TimeBook
 from model_store.tables.decisions import DecisionsLog
 from model_store.tables.deployments import DeploymentsTable
+from model_store.tables.identities import SIGHTINGS, current, latest_run, read_result
 from model_store.tables.locations import open_location
 from model_store.tables.reader import Tables
 
@@ -31,8 +32,9 @@ def test_a_url_is_opened_with_the_checks_and_the_opened_location_travels_as_it_i
         assert holder(opened).storage is opened
         with pytest.raises(TypeError, match="takes the location the door opened"):
             holder("tables")  # one constructor: a URL below the door is a programming error, said at once
-    with pytest.raises(TypeError, match="takes the location the door opened"):
-        TimeBook.load("tables")
+    for reader in (TimeBook.load, latest_run, lambda where: read_result(where, SIGHTINGS), current):
+        with pytest.raises(TypeError, match="takes the location the door opened"):
+            reader("tables")
     with pytest.raises(ArchiveError, match="unsupported location"):
         open_location("ftp://example.org/tables")  # once built with Storage(tables), past the checks
 

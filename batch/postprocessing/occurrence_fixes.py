@@ -42,10 +42,9 @@ def review(o: OccurrenceReviewOptions, progress: Any = None) -> Printed:
     return Printed({"below": o.below, "total": len(queue), "occurrences": listed}, "\n".join(lines))
 
 
-def _frame_key(o: OccurrenceFixOptions, frame: int) -> Any:
-    tables = Tables(open_location(o.tables))
-    occ = occurrences.load(tables, o.model, o.filters_hash)
-    frames = occurrences.frames(tables, occ, occurrences.find(occ, o.occurrence))
+def _frame_key(place: occurrences.SetPlace, o: OccurrenceFixOptions, frame: int) -> Any:
+    occ = place.load()
+    frames = occurrences.frames(place.tables, occ, occurrences.find(occ, o.occurrence))
     if not 0 <= frame < len(frames):
         raise BatchError(f"--frame must be 0..{len(frames) - 1}, got {frame}")
     return key_of(frames[frame])
@@ -60,8 +59,8 @@ def _recorded(decision: dict[str, Any]) -> Printed:
 
 
 def split(o: SplitOptions, progress: Any = None) -> Printed:
-    key = _frame_key(o, o.frame)
-    return _recorded(occurrences.split(_place(o), o.occurrence, key, o.who, o.comment))
+    place = _place(o)  # the tables opened once: the frame's key and the decision read through them
+    return _recorded(occurrences.split(place, o.occurrence, _frame_key(place, o, o.frame), o.who, o.comment))
 
 
 def merge(o: MergeOptions, progress: Any = None) -> Printed:
@@ -69,5 +68,5 @@ def merge(o: MergeOptions, progress: Any = None) -> Printed:
 
 
 def move(o: MoveOptions, progress: Any = None) -> Printed:
-    key = _frame_key(o, o.frame)
-    return _recorded(occurrences.move(_place(o), o.occurrence, key, o.to, o.who, o.comment))
+    place = _place(o)  # as split
+    return _recorded(occurrences.move(place, o.occurrence, _frame_key(place, o, o.frame), o.to, o.who, o.comment))
